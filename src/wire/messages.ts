@@ -1,0 +1,138 @@
+/**
+ * Every message the engines exchange, as in-memory values.
+ *
+ * This file is the contract between the engines (src/raft, src/bully), the wire
+ * codec (src/wire/codec.ts) and the runtimes. Engines produce and consume these
+ * objects; only the codec knows their bytes. The envelope fields that protect a
+ * frame on the wire (cluster, bootId, seq, tag) are added by the codec, not here.
+ *
+ * Wire layout (DESIGN §2): one CBOR array
+ *   [version, type, cluster, from, to, term, bootId, seq, ...body]
+ * followed by a 16-byte truncated HMAC-SHA256 tag.
+ */
+import type { Index, NodeId, Term } from '../types.ts';
+
+export enum MsgType {
+  // Raft
+  PreVote = 1,
+  PreVoteReply = 2,
+  Vote = 3,
+  VoteReply = 4,
+  Append = 5,
+  AppendReply = 6,
+  Heartbeat = 7,
+  HeartbeatReply = 8,
+  Snapshot = 9,
+  SnapshotReply = 10,
+  TimeoutNow = 11,
+  ReadIndex = 12,
+  ReadIndexReply = 13,
+  // Bully
+  BullyElection = 20,
+  BullyAnswer = 21,
+  BullyCoordinator = 22,
+  // Client requests forwarded from a follower to the leader, and the answers.
+  ClientRequest = 30,
+  ClientReply = 31,
+}
+
+export enum EntryType {
+  /** Application command for the replicated state machine. */
+  Normal = 0,
+  /** Empty entry a new leader appends to commit entries of earlier terms. */
+  Noop = 1,
+  /** Membership change (data = encoded configuration change). */
+  Config = 2,
+}
+
+export interface Entry {
+  term: Term;
+  index: Index;
+  type: EntryType;
+  data: Uint8Array;
+}
+
+interface Base {
+  from: NodeId;
+  to: NodeId;
+  term: Term;
+}
+
+export interface PreVote extends Base { type: MsgType.PreVote; lastIndex: Index; lastTerm: Term }
+export interface PreVoteReply extends Base { type: MsgType.PreVoteReply; granted: boolean }
+export interface Vote extends Base {
+  type: MsgType.Vote;
+  lastIndex: Index;
+  lastTerm: Term;
+  /** Set when campaigning because of TimeoutNow: voters skip the leader-stickiness check. */
+  transfer: boolean;
+}
+export interface VoteReply extends Base { type: MsgType.VoteReply; granted: boolean }
+
+export interface Append extends Base {
+  type: MsgType.Append;
+  prevIndex: Index;
+  prevTerm: Term;
+  entries: Entry[];
+  commit: Index;
+}
+export interface AppendReply extends Base {
+  type: MsgType.AppendReply;
+  success: boolean;
+  /** On success: the follower's last matching index. On reject: the rejected prevIndex. */
+  index: Index;
+  /** Conflict hints for fast backtracking (0 when absent). */
+  conflictTerm: Term;
+  conflictIndex: Index;
+}
+export interface Heartbeat extends Base {
+  type: MsgType.Heartbeat;
+  /** Leader commit (min with the follower's match); omitted on the wire when the follower is known to have it. */
+  commit: Index | undefined;
+  /** ReadIndex round context; 0 when none. */
+  ctx: number;
+}
+export interface HeartbeatReply extends Base { type: MsgType.HeartbeatReply; ctx: number }
+
+export interface Snapshot extends Base {
+  type: MsgType.Snapshot;
+  lastIndex: Index;
+  lastTerm: Term;
+  /** Byte offset of this chunk in the snapshot. */
+  offset: number;
+  /** Total snapshot size in bytes. */
+  total: number;
+  data: Uint8Array;
+  done: boolean;
+}
+export interface SnapshotReply extends Base {
+  type: MsgType.SnapshotReply;
+  lastIndex: Index;
+  /** Next offset the follower expects; equals total when installed. */
+  next: number;
+  /** False if the follower rejected the chunk (wrong offset/snapshot); leader restarts from `next`. */
+  ok: boolean;
+}
+export interface TimeoutNow extends Base { type: MsgType.TimeoutNow }
+export interface ReadIndex extends Base { type: MsgType.ReadIndex; ctx: number }
+export interface ReadIndexReply extends Base { type: MsgType.ReadIndexReply; ctx: number; index: Index; ok: boolean }
+
+export interface BullyElection extends Base { type: MsgType.BullyElection; priority: number }
+export interface BullyAnswer extends Base { type: MsgType.BullyAnswer; priority: number }
+export interface BullyCoordinator extends Base { type: MsgType.BullyCoordinator; priority: number }
+
+export interface ClientRequest extends Base { type: MsgType.ClientRequest; reqId: number; body: Uint8Array }
+export interface ClientReply extends Base {
+  type: MsgType.ClientReply;
+  reqId: number;
+  /** HTTP-like status of the forwarded request (200, 409, 503, 504, ...). */
+  status: number;
+  body: Uint8Array;
+}
+
+export type Message =
+  | PreVote | PreVoteReply | Vote | VoteReply
+  | Append | AppendReply | Heartbeat | HeartbeatReply
+  | Snapshot | SnapshotReply | TimeoutNow | ReadIndex | ReadIndexReply
+  | BullyElection | BullyAnswer | BullyCoordinator
+  | ClientRequest | ClientReply;
