@@ -92,7 +92,16 @@ export interface Heartbeat extends Base {
   /** ReadIndex round context; 0 when none. */
   ctx: number;
 }
-export interface HeartbeatReply extends Base { type: MsgType.HeartbeatReply; ctx: number }
+export interface HeartbeatReply extends Base {
+  type: MsgType.HeartbeatReply;
+  ctx: number;
+  /**
+   * The follower's commit index, present only when the heartbeat carried a commit
+   * (so that idle replies stay small). Lets the leader know the follower has it and
+   * omit commit from later heartbeats (added by the Raft engine).
+   */
+  commit?: Index | undefined;
+}
 
 export interface Snapshot extends Base {
   type: MsgType.Snapshot;
@@ -104,6 +113,22 @@ export interface Snapshot extends Base {
   total: number;
   data: Uint8Array;
   done: boolean;
+  /**
+   * Cluster membership as of `lastIndex` (a follower installing the snapshot learns
+   * the configuration from it; thesis §5.1). Sent on every chunk; a few bytes.
+   */
+  config: MemberConfig;
+}
+
+/**
+ * Cluster membership (Raft thesis §4.1). `voters` and `witnesses` vote and count
+ * toward quorums; witnesses keep only log metadata and never lead; learners receive
+ * the log but do not vote. A node id appears in at most one list.
+ */
+export interface MemberConfig {
+  voters: NodeId[];
+  learners: NodeId[];
+  witnesses: NodeId[];
 }
 export interface SnapshotReply extends Base {
   type: MsgType.SnapshotReply;
