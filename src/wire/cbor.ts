@@ -1,0 +1,287 @@
+/**
+ * A small, strict, bounded CBOR (RFC 8949) writer and reader for exactly the subset
+ * the wire format emits:
+ *   - unsigned integers (major type 0) up to Number.MAX_SAFE_INTEGER, in the
+ *     shortest form (RFC 8949 §4.2.1 "preferred serialization");
+ *   - byte strings (major type 2) of definite length;
+ *   - arrays (major type 4) of definite length;
+ *   - the simple values false, true, null, undefined (0xf4..0xf7).
+ * Everything else (negative integers, text strings, maps, tags, floats,
+ * indefinite lengths, non-shortest heads) is rejected as malformed.
+ *
+ * Why not cbor-x for decoding: a 5-byte head can claim a 4-GiB byte string or an
+ * array of 2^32 elements, and cbor-x 1.6 preallocates arrays up to 112,810,000
+ * elements from the head alone before it notices the input is short (checked
+ * with `9a 00100000`: "Unexpected end of CBOR data" after the allocation). Here no
+ * length from a head is trusted: a byte string must fit in the remaining input and
+ * an array may claim at most one element per remaining byte, and arrays are grown
+ * element by element, so a decode allocates O(input size). cbor-x also encodes a
+ * Uint8Array as tag 64 (typed array), 2 bytes more than a plain byte string.
+ * The output of this writer is ordinary CBOR; a test checks that cbor-x decodes it.
+ *
+ * The Reader throws only CborError (callers catch it); `readCbor` returns a result.
+ */
+
+export type CborValue = number | boolean | null | undefined | Uint8Array | CborValue[];
+
+/** Why a byte sequence is not a value of the subset. */
+export type CborFailure = 'truncated' | 'malformed';
+
+export type CborRead =
+  | { ok: true; value: CborValue; end: number }
+  | { ok: false; reason: CborFailure; detail: string };
+
+/**
+ * Nesting limit. The wire format nests three deep (frame → entries → entry); the
+ * limit keeps recursion (and thus the stack) bounded for hostile input.
+ */
+export const MAX_CBOR_DEPTH = 4;
+
+/**
+ * Instrumentation for the allocation-bound test: the largest byte string or array
+ * length the reader materialized, and the total of those lengths. Optional; pass an
+ * object to `readCbor` to have it filled in.
+ */
+export interface CborReadStats {
+  maxMaterialized: number;
+  totalMaterialized: number;
+}
+
+/** Thrown by Reader methods; `readCbor` and the frame decoder turn it into a result. */
+export class CborError extends Error {
+  constructor(
+    readonly reason: CborFailure,
+    detail: string,
+  ) {
+    super(detail);
+  }
+}
+
+/** Appends CBOR items to a growing buffer. */
+export class CborWriter {
+  private buf: Uint8Array;
+  private len = 0;
+
+  constructor(initial = 64) {
+    this.buf = new Uint8Array(Math.max(16, initial));
+  }
+
+  private ensure(extra: number): void {
+    if (this.len + extra <= this.buf.length) return;
+    let cap = this.buf.length * 2;
+    while (cap < this.len + extra) cap *= 2;
+    const next = new Uint8Array(cap);
+    next.set(this.buf.subarray(0, this.len));
+    this.buf = next;
+  }
+
+  private head(major: number, n: number): void {
+    if (!Number.isSafeInteger(n) || n < 0) {
+      throw new RangeError(`CBOR head: expected a non-negative safe integer, got ${String(n)}`);
+    }
+    const m = major << 5;
+    this.ensure(9);
+    const b = this.buf;
+    if (n < 24) {
+      b[this.len++] = m | n;
+    } else if (n < 0x100) {
+      b[this.len++] = m | 24;
+      b[this.len++] = n;
+    } else if (n < 0x10000) {
+      b[this.len++] = m | 25;
+      b[this.len++] = n >>> 8;
+      b[this.len++] = n & 0xff;
+    } else if (n < 0x100000000) {
+      b[this.len++] = m | 26;
+      b[this.len++] = n >>> 24;
+      b[this.len++] = (n >>> 16) & 0xff;
+      b[this.len++] = (n >>> 8) & 0xff;
+      b[this.len++] = n & 0xff;
+    } else {
+      const hi = Math.floor(n / 0x100000000);
+      const lo = n >>> 0;
+      b[this.len++] = m | 27;
+      for (const w of [hi, lo]) {
+        b[this.len++] = w >>> 24;
+        b[this.len++] = (w >>> 16) & 0xff;
+        b[this.len++] = (w >>> 8) & 0xff;
+        b[this.len++] = w & 0xff;
+      }
+    }
+  }
+
+  uint(n: number): this {
+    this.head(0, n);
+    return this;
+  }
+
+  bytes(data: Uint8Array): this {
+    this.head(2, data.length);
+    this.ensure(data.length);
+    this.buf.set(data, this.len);
+    this.len += data.length;
+    return this;
+  }
+
+  /** Writes an array head; the caller then writes exactly `n` items. */
+  array(n: number): this {
+    this.head(4, n);
+    return this;
+  }
+
+  bool(v: boolean): this {
+    this.ensure(1);
+    this.buf[this.len++] = v ? 0xf5 : 0xf4;
+    return this;
+  }
+
+  /** The bytes written so far (a copy sized exactly). */
+  finish(): Uint8Array {
+    return this.buf.slice(0, this.len);
+  }
+}
+
+/** Size in bytes of the head encoding `n` (shortest form). */
+export function headSize(n: number): number {
+  return n < 24 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : n < 0x100000000 ? 5 : 9;
+}
+
+/**
+ * Reads one CBOR value starting at `start` from `data[start, limit)`.
+ * Never throws; never reads beyond `limit`; never allocates more than the input
+ * allows (see the module comment). The result's `end` is the offset after the value.
+ */
+export function readCbor(data: Uint8Array, start = 0, limit = data.length, stats?: CborReadStats): CborRead {
+  const r = new Reader(data, start, limit, stats);
+  try {
+    const value = r.value(0);
+    return { ok: true, value, end: r.pos };
+  } catch (e) {
+    if (e instanceof CborError) return { ok: false, reason: e.reason, detail: e.message };
+    return { ok: false, reason: 'malformed', detail: `internal decoder error: ${String(e)}` };
+  }
+}
+
+/** Incremental access for callers that want to look at an array head before its items. */
+export class Reader {
+  pos: number;
+
+  constructor(
+    private readonly data: Uint8Array,
+    start: number,
+    private readonly limit: number,
+    private readonly stats?: CborReadStats,
+  ) {
+    this.pos = start;
+  }
+
+  get remaining(): number {
+    return this.limit - this.pos;
+  }
+
+  private byte(what: string): number {
+    if (this.pos >= this.limit) throw new CborError('truncated', `input ends inside ${what} at byte ${this.pos}`);
+    return this.data[this.pos++]!;
+  }
+
+  /** Reads an item head: returns [major, argument]; simple values come back as major 7. */
+  private head(): [number, number] {
+    const at = this.pos;
+    const ib = this.byte('an item head');
+    const major = ib >>> 5;
+    const info = ib & 0x1f;
+    if (major === 7) return [7, info];
+    if (info < 24) return [major, info];
+    let n: number;
+    let min: number;
+    if (info === 24) {
+      n = this.byte('a 1-byte argument');
+      min = 24;
+    } else if (info === 25) {
+      n = (this.byte('a 2-byte argument') << 8) | this.byte('a 2-byte argument');
+      min = 0x100;
+    } else if (info === 26) {
+      n = 0;
+      for (let i = 0; i < 4; i++) n = n * 256 + this.byte('a 4-byte argument');
+      min = 0x10000;
+    } else if (info === 27) {
+      let hi = 0;
+      let lo = 0;
+      for (let i = 0; i < 4; i++) hi = hi * 256 + this.byte('an 8-byte argument');
+      for (let i = 0; i < 4; i++) lo = lo * 256 + this.byte('an 8-byte argument');
+      if (hi >= 0x200000) {
+        throw new CborError('malformed', `integer at byte ${at} exceeds 2^53-1 (not a safe JavaScript integer)`);
+      }
+      n = hi * 0x100000000 + lo;
+      min = 0x100000000;
+    } else if (info === 31) {
+      throw new CborError('malformed', `indefinite-length item at byte ${at} (only definite lengths are accepted)`);
+    } else {
+      throw new CborError('malformed', `reserved additional information ${info} at byte ${at}`);
+    }
+    if (n < min) throw new CborError('malformed', `non-shortest encoding of ${n} at byte ${at}`);
+    return [major, n];
+  }
+
+  private note(n: number): void {
+    if (!this.stats) return;
+    if (n > this.stats.maxMaterialized) this.stats.maxMaterialized = n;
+    this.stats.totalMaterialized += n;
+  }
+
+  /** Reads an array head and returns its length, bounded by the remaining input. */
+  arrayHead(): number {
+    const at = this.pos;
+    const [major, n] = this.head();
+    if (major !== 4) throw new CborError('malformed', `expected an array at byte ${at}, found major type ${major}`);
+    // Every item takes at least one byte: a longer claim cannot be satisfied.
+    if (n > this.remaining) {
+      throw new CborError('truncated', `array at byte ${at} claims ${n} items but only ${this.remaining} bytes remain`);
+    }
+    return n;
+  }
+
+  value(depth: number): CborValue {
+    const at = this.pos;
+    const [major, n] = this.head();
+    switch (major) {
+      case 0:
+        return n;
+      case 2: {
+        if (n > this.remaining) {
+          throw new CborError('truncated', `byte string at byte ${at} claims ${n} bytes but only ${this.remaining} remain`);
+        }
+        this.note(n);
+        const out = this.data.slice(this.pos, this.pos + n);
+        this.pos += n;
+        return out;
+      }
+      case 4: {
+        if (depth + 1 >= MAX_CBOR_DEPTH) {
+          throw new CborError('malformed', `arrays nested deeper than ${MAX_CBOR_DEPTH} at byte ${at}`);
+        }
+        if (n > this.remaining) {
+          throw new CborError('truncated', `array at byte ${at} claims ${n} items but only ${this.remaining} bytes remain`);
+        }
+        this.note(n);
+        const out: CborValue[] = [];
+        for (let i = 0; i < n; i++) out.push(this.value(depth + 1));
+        return out;
+      }
+      case 7:
+        if (n === 20) return false;
+        if (n === 21) return true;
+        if (n === 22) return null;
+        if (n === 23) return undefined;
+        throw new CborError('malformed', `unsupported simple value or float (0x${(0xe0 | n).toString(16)}) at byte ${at}`);
+      case 1:
+        throw new CborError('malformed', `negative integer at byte ${at} (not used by the wire format)`);
+      case 3:
+        throw new CborError('malformed', `text string at byte ${at} (not used by the wire format)`);
+      case 5:
+        throw new CborError('malformed', `map at byte ${at} (not used by the wire format)`);
+      default:
+        throw new CborError('malformed', `tag at byte ${at} (not used by the wire format)`);
+    }
+  }
+}

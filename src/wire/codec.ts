@@ -1,0 +1,395 @@
+/**
+ * The wire codec: Message ⇄ frame bytes (DESIGN §2, docs/wire.md).
+ *
+ * A frame is one CBOR array followed by the raw 16-byte tag:
+ *
+ *   [version, type, cluster, from, to, term, bootId, seq, ...body] ‖ tag
+ *
+ * The body of each type is listed in BODY_LAYOUT, in wire order. An Append's
+ * entries travel as [term, type, data]; the index of entry i is prevIndex+1+i.
+ * Heartbeat.commit is the only optional field: it is omitted (the array is one
+ * shorter) when undefined, which keeps an idle heartbeat within 32 bytes.
+ *
+ * Encoding checks the message with the same rules as decoding, so a message the
+ * engine builds wrongly fails loudly at the sender (WireEncodeError) instead of
+ * being dropped silently by every receiver.
+ */
+import { CborError, CborWriter, Reader, type CborReadStats, type CborValue } from './cbor.ts';
+import { EntryType, MsgType, type Entry, type Message } from './messages.ts';
+import { checkKeyring, computeTag, TAG_BYTES, verifyTag, type Keyring } from './tag.ts';
+import { MAX_NODE_ID } from '../types.ts';
+
+export const WIRE_VERSION = 1;
+/** Items before the body: version, type, cluster, from, to, term, bootId, seq. */
+export const ENVELOPE_ITEMS = 8;
+export const MAX_CLUSTER = 0xffff;
+/** bootId and seq are 16-bit: see docs/wire.md "seq and bootId" and auth.ts Sender. */
+export const MAX_BOOT_ID = 0xffff;
+export const MAX_SEQ = 0xffff;
+/** Default largest frame (tag included) accepted on MQTT (DESIGN §2: 64 KiB). */
+export const DEFAULT_MAX_FRAME = 65536;
+/** Largest frame on a serial link (DESIGN §2: 1 KiB): keeps a frame under ~0.1 s at 115200 baud. */
+export const SERIAL_MAX_FRAME = 1024;
+/** Smallest possible frame: a CBOR array head + 8 one-byte items + tag. */
+export const MIN_FRAME = 1 + ENVELOPE_ITEMS + TAG_BYTES;
+
+/** Why a frame was dropped. Closed set: metrics have one counter per reason. */
+export const DROP_REASONS = [
+  'too-large', // longer than maxFrame, rejected before any parsing
+  'truncated', // input ended inside the CBOR value, or shorter than value + tag
+  'malformed', // not the CBOR subset, not an array, trailing bytes, too few items
+  'bad-version', // version item is not WIRE_VERSION
+  'unknown-type', // type item is not a MsgType
+  'bad-field', // a field has the wrong CBOR type, is out of range, or fields contradict
+  'unknown-cluster', // cluster id is not ours
+  'bad-tag', // HMAC does not match the current or previous key
+  'replay', // (from, bootId, seq) already seen or older than the replay window
+  'stale-boot', // bootId older than the newest seen from that sender
+  'not-for-me', // addressed to another node
+] as const;
+export type DropReason = (typeof DROP_REASONS)[number];
+
+/** One counter per drop reason; the receive path increments, the daemon exports them. */
+export type DropCounters = Record<DropReason, number>;
+export function newDropCounters(): DropCounters {
+  const c = {} as DropCounters;
+  for (const r of DROP_REASONS) c[r] = 0;
+  return c;
+}
+
+/** The per-frame protection the codec adds around a Message. */
+export interface Envelope {
+  cluster: number;
+  bootId: number;
+  seq: number;
+}
+
+export class WireEncodeError extends Error {
+  override name = 'WireEncodeError';
+}
+
+type Kind = 'uint' | 'bool' | 'bytes' | 'status' | 'entries' | 'opt-uint';
+type Common = 'type' | 'from' | 'to' | 'term';
+type FieldSpec<M> = readonly { name: Exclude<keyof M, Common> & string; kind: Kind }[];
+
+const u = <N extends string>(name: N) => ({ name, kind: 'uint' as const });
+const b = <N extends string>(name: N) => ({ name, kind: 'bool' as const });
+const bytes = <N extends string>(name: N) => ({ name, kind: 'bytes' as const });
+
+/**
+ * Body items of every message type, in wire order. The mapped type makes a MsgType
+ * without a layout a compile error; encode() refuses a message that carries a field
+ * not listed here, so a field added to messages.ts cannot be dropped silently.
+ */
+export const BODY_LAYOUT: { readonly [T in MsgType]: FieldSpec<Extract<Message, { type: T }>> } = {
+  [MsgType.PreVote]: [u('lastIndex'), u('lastTerm')],
+  [MsgType.PreVoteReply]: [b('granted')],
+  [MsgType.Vote]: [u('lastIndex'), u('lastTerm'), b('transfer')],
+  [MsgType.VoteReply]: [b('granted')],
+  [MsgType.Append]: [u('prevIndex'), u('prevTerm'), u('commit'), { name: 'entries', kind: 'entries' }],
+  [MsgType.AppendReply]: [b('success'), u('index'), u('conflictTerm'), u('conflictIndex')],
+  [MsgType.Heartbeat]: [u('ctx'), { name: 'commit', kind: 'opt-uint' }],
+  [MsgType.HeartbeatReply]: [u('ctx')],
+  [MsgType.Snapshot]: [u('lastIndex'), u('lastTerm'), u('offset'), u('total'), bytes('data'), b('done')],
+  [MsgType.SnapshotReply]: [u('lastIndex'), u('next'), b('ok')],
+  [MsgType.TimeoutNow]: [],
+  [MsgType.ReadIndex]: [u('ctx')],
+  [MsgType.ReadIndexReply]: [u('ctx'), u('index'), b('ok')],
+  [MsgType.BullyElection]: [u('priority')],
+  [MsgType.BullyAnswer]: [u('priority')],
+  [MsgType.BullyCoordinator]: [u('priority')],
+  [MsgType.ClientRequest]: [u('reqId'), bytes('body')],
+  [MsgType.ClientReply]: [u('reqId'), { name: 'status', kind: 'status' }, bytes('body')],
+};
+
+type AnyField = { name: string; kind: Kind };
+function layoutOf(type: number): readonly AnyField[] | undefined {
+  return Object.prototype.hasOwnProperty.call(BODY_LAYOUT, type)
+    ? (BODY_LAYOUT as unknown as Record<number, readonly AnyField[]>)[type]
+    : undefined;
+}
+
+/** Every MsgType value (numeric enum members only). */
+export const MSG_TYPES: readonly MsgType[] = Object.values(MsgType).filter((v): v is MsgType => typeof v === 'number');
+const ENTRY_TYPES = new Set<number>(Object.values(EntryType).filter((v): v is number => typeof v === 'number'));
+
+const isUint = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+const show = (v: unknown): string =>
+  v instanceof Uint8Array ? `${v.length}-byte string` : Array.isArray(v) ? `array(${v.length})` : typeof v === 'number' ? String(v) : `${typeof v} ${String(v)}`;
+
+function checkRange(v: unknown, name: string, lo: number, hi: number): string | null {
+  if (!isUint(v) || v < lo || v > hi) return `${name}: expected an integer ${lo}..${hi}, got ${show(v)}`;
+  return null;
+}
+
+function checkField(kind: Kind, v: unknown, name: string): string | null {
+  switch (kind) {
+    case 'uint':
+      return isUint(v) ? null : `${name}: expected an integer 0..2^53-1, got ${show(v)}`;
+    case 'opt-uint':
+      return v === undefined || isUint(v) ? null : `${name}: expected an integer 0..2^53-1 or absent, got ${show(v)}`;
+    case 'bool':
+      return typeof v === 'boolean' ? null : `${name}: expected a boolean, got ${show(v)}`;
+    case 'bytes':
+      return v instanceof Uint8Array ? null : `${name}: expected a byte string, got ${show(v)}`;
+    case 'status':
+      return checkRange(v, name, 100, 599);
+    case 'entries':
+      return Array.isArray(v) ? null : `${name}: expected an array of entries, got ${show(v)}`;
+  }
+}
+
+function checkEntries(m: Extract<Message, { type: MsgType.Append }>): string | null {
+  let last = m.prevTerm;
+  for (let i = 0; i < m.entries.length; i++) {
+    const e = m.entries[i] as Entry | undefined;
+    const at = `entries[${i}]`;
+    if (e === null || typeof e !== 'object') return `${at}: expected an entry, got ${show(e)}`;
+    const p = checkField('uint', e.term, `${at}.term`) ?? checkField('bytes', e.data, `${at}.data`);
+    if (p) return p;
+    if (!ENTRY_TYPES.has(e.type)) return `${at}.type: expected an EntryType (${[...ENTRY_TYPES].join(', ')}), got ${show(e.type)}`;
+    if (e.index !== m.prevIndex + 1 + i) return `${at}.index: expected prevIndex+1+${i} = ${m.prevIndex + 1 + i}, got ${show(e.index)}`;
+    // Raft log terms never decrease along the log and never exceed the leader's term.
+    if (e.term < last) return `${at}.term: ${e.term} is below the previous term ${last} (log terms never decrease)`;
+    if (e.term > m.term) return `${at}.term: ${e.term} exceeds the leader's term ${m.term}`;
+    last = e.term;
+  }
+  if (m.prevIndex + m.entries.length > Number.MAX_SAFE_INTEGER) return 'entries: last index exceeds 2^53-1';
+  return null;
+}
+
+/**
+ * Checks a message object against the wire rules; returns what is wrong, or null.
+ * Used by both the encoder (sender-side bug → exception) and the decoder (→ bad-field).
+ */
+export function checkMessage(msg: unknown): string | null {
+  if (msg === null || typeof msg !== 'object') return `message: expected an object, got ${show(msg)}`;
+  const m = msg as Record<string, unknown>;
+  const layout = layoutOf(m.type as number);
+  if (!layout) return `type: expected a MsgType (${MSG_TYPES.join(', ')}), got ${show(m.type)}`;
+  const p =
+    checkRange(m.from, 'from', 1, MAX_NODE_ID) ??
+    checkRange(m.to, 'to', 1, MAX_NODE_ID) ??
+    checkField('uint', m.term, 'term');
+  if (p) return p;
+  const known = new Set(['type', 'from', 'to', 'term']);
+  for (const f of layout) {
+    known.add(f.name);
+    const q = checkField(f.kind, m[f.name], f.name);
+    if (q) return q;
+  }
+  for (const k of Object.keys(m)) {
+    if (!known.has(k)) return `${k}: field has no wire encoding for MsgType ${MsgType[m.type as MsgType]} (add it to BODY_LAYOUT)`;
+  }
+  const x = msg as Message;
+  switch (x.type) {
+    case MsgType.PreVote:
+    case MsgType.Vote:
+      if (x.lastTerm > x.term) return `lastTerm: ${x.lastTerm} exceeds term ${x.term}`;
+      return null;
+    case MsgType.Append:
+      if (x.prevTerm > x.term) return `prevTerm: ${x.prevTerm} exceeds term ${x.term}`;
+      return checkEntries(x);
+    case MsgType.Snapshot: {
+      if (x.lastTerm > x.term) return `lastTerm: ${x.lastTerm} exceeds term ${x.term}`;
+      const end = x.offset + x.data.length;
+      if (end > x.total) return `data: chunk ends at ${end}, beyond total ${x.total}`;
+      if (x.done && end !== x.total) return `done: last chunk ends at ${end}, expected total ${x.total}`;
+      return null;
+    }
+    default:
+      return null;
+  }
+}
+
+function checkEnvelope(env: Envelope): string | null {
+  if (env === null || typeof env !== 'object') return `envelope: expected {cluster, bootId, seq}, got ${show(env)}`;
+  return (
+    checkRange(env.cluster, 'cluster', 0, MAX_CLUSTER) ??
+    checkRange(env.bootId, 'bootId', 0, MAX_BOOT_ID) ??
+    checkRange(env.seq, 'seq', 0, MAX_SEQ)
+  );
+}
+
+/** The CBOR bytes of a message (no tag). Throws WireEncodeError naming the bad field. */
+export function encodeMessage(msg: Message, env: Envelope): Uint8Array {
+  const problem = checkMessage(msg) ?? checkEnvelope(env);
+  if (problem) throw new WireEncodeError(`cannot encode ${MsgType[msg?.type] ?? 'message'}: ${problem}`);
+  const layout = layoutOf(msg.type)!;
+  const m = msg as unknown as Record<string, unknown>;
+  let n = layout.length;
+  const lastField = layout[n - 1];
+  if (lastField?.kind === 'opt-uint' && m[lastField.name] === undefined) n--;
+  const w = new CborWriter(64);
+  w.array(ENVELOPE_ITEMS + n)
+    .uint(WIRE_VERSION)
+    .uint(msg.type)
+    .uint(env.cluster)
+    .uint(msg.from)
+    .uint(msg.to)
+    .uint(msg.term)
+    .uint(env.bootId)
+    .uint(env.seq);
+  for (let i = 0; i < n; i++) {
+    const f = layout[i]!;
+    const v = m[f.name];
+    switch (f.kind) {
+      case 'uint':
+      case 'opt-uint':
+      case 'status':
+        w.uint(v as number);
+        break;
+      case 'bool':
+        w.bool(v as boolean);
+        break;
+      case 'bytes':
+        w.bytes(v as Uint8Array);
+        break;
+      case 'entries': {
+        const es = v as Entry[];
+        w.array(es.length);
+        for (const e of es) w.array(3).uint(e.term).uint(e.type).bytes(e.data);
+        break;
+      }
+    }
+  }
+  return w.finish();
+}
+
+/** encodeMessage followed by the tag under `key`. */
+export function encodeFrame(msg: Message, env: Envelope, key: Uint8Array): Uint8Array {
+  const body = encodeMessage(msg, env);
+  const frame = new Uint8Array(body.length + TAG_BYTES);
+  frame.set(body);
+  frame.set(computeTag(key, body), body.length);
+  return frame;
+}
+
+export interface DecodeOptions {
+  /** Our cluster id; a frame for another cluster is `unknown-cluster`. */
+  cluster: number;
+  keyring: Keyring;
+  /** Largest accepted frame, tag included. Default DEFAULT_MAX_FRAME (64 KiB); use SERIAL_MAX_FRAME on serial. */
+  maxFrame?: number;
+  /** If set, a frame whose `to` differs is `not-for-me`. */
+  self?: number;
+  /** Test instrumentation: filled with the largest lengths the CBOR reader materialized. */
+  stats?: CborReadStats;
+}
+
+export type DecodeResult =
+  | { ok: true; msg: Message; env: Envelope; keyUsed: 'current' | 'previous' }
+  | { ok: false; reason: DropReason; detail: string };
+
+const fail = (reason: DropReason, detail: string): DecodeResult => ({ ok: false, reason, detail });
+
+/** Throws a clear error for unusable decoder options (a start-up/config bug, never a frame problem). */
+export function checkDecodeOptions(opts: DecodeOptions): void {
+  if (opts === null || typeof opts !== 'object') throw new TypeError('decode options: expected an object');
+  const p = checkRange(opts.cluster, 'decode options: cluster', 0, MAX_CLUSTER);
+  if (p) throw new RangeError(p);
+  checkKeyring(opts.keyring, 'decode options: keyring');
+  if (opts.maxFrame !== undefined) {
+    const q = checkRange(opts.maxFrame, 'decode options: maxFrame', MIN_FRAME, 16 * 1024 * 1024);
+    if (q) throw new RangeError(q);
+  }
+  if (opts.self !== undefined) {
+    const q = checkRange(opts.self, 'decode options: self', 1, MAX_NODE_ID);
+    if (q) throw new RangeError(q);
+  }
+}
+
+/**
+ * Validates and authenticates one frame. Never throws for any input bytes (it throws
+ * only for invalid options, see checkDecodeOptions); reads and allocates O(frame
+ * length). Order: size → CBOR structure and version → type → cluster → tag → fields
+ * → destination. Fields are interpreted only after the tag matched.
+ * Replay protection is stateful and lives in FrameOpener/ReplayGuard (auth.ts).
+ */
+export function decodeFrame(bytes: Uint8Array, opts: DecodeOptions): DecodeResult {
+  checkDecodeOptions(opts);
+  try {
+    return decodeChecked(bytes, opts);
+  } catch (e) {
+    // Defensive: decodeChecked is written not to throw; if it ever does, the frame is dropped, not the node.
+    return fail('malformed', `internal decoder error: ${e instanceof Error ? e.message : String(e)}`);
+  }
+}
+
+/** The items of the frame's top-level array, or why they cannot be read. */
+function parseItems(bytes: Uint8Array, bodyEnd: number, stats: CborReadStats | undefined): CborValue[] | DecodeResult {
+  const r = new Reader(bytes, 0, bodyEnd, stats);
+  try {
+    const count = r.arrayHead();
+    if (count < ENVELOPE_ITEMS) return fail('malformed', `frame: array of ${count} items, expected at least ${ENVELOPE_ITEMS}`);
+    // The version is checked before the rest is parsed: a future version may use other CBOR.
+    const version = r.value(1);
+    if (version !== WIRE_VERSION) return fail('bad-version', `version: expected ${WIRE_VERSION}, got ${show(version)}`);
+    const items: CborValue[] = [version];
+    for (let i = 1; i < count; i++) items.push(r.value(1));
+    if (r.pos !== bodyEnd) return fail('malformed', `frame: ${bodyEnd - r.pos} unexpected bytes between the CBOR value and the tag`);
+    return items;
+  } catch (e) {
+    if (e instanceof CborError) return fail(e.reason, e.message);
+    throw e;
+  }
+}
+
+function decodeChecked(bytes: Uint8Array, opts: DecodeOptions): DecodeResult {
+  if (!(bytes instanceof Uint8Array)) return fail('malformed', `frame: expected a Uint8Array, got ${show(bytes)}`);
+  const maxFrame = opts.maxFrame ?? DEFAULT_MAX_FRAME;
+  if (bytes.length > maxFrame) return fail('too-large', `frame: ${bytes.length} bytes exceeds maxFrame ${maxFrame}`);
+  if (bytes.length < MIN_FRAME) return fail('truncated', `frame: ${bytes.length} bytes is shorter than the minimum ${MIN_FRAME}`);
+
+  const bodyEnd = bytes.length - TAG_BYTES;
+  const items = parseItems(bytes, bodyEnd, opts.stats);
+  if (!Array.isArray(items)) return items;
+
+  const [, type, cluster, from, to, term, bootId, seq] = items;
+  const layout = layoutOf(type as number);
+  if (!isUint(type) || !layout) return fail('unknown-type', `type: expected a MsgType (${MSG_TYPES.join(', ')}), got ${show(type)}`);
+  const cp = checkRange(cluster, 'cluster', 0, MAX_CLUSTER);
+  if (cp) return fail('bad-field', cp);
+  if (cluster !== opts.cluster) return fail('unknown-cluster', `cluster: ${show(cluster)}, expected ${opts.cluster}`);
+
+  const keyUsed = verifyTag(opts.keyring, bytes.subarray(0, bodyEnd), bytes.subarray(bodyEnd));
+  if (!keyUsed) return fail('bad-tag', 'tag: does not match the current or previous cluster key');
+
+  const ep = checkRange(bootId, 'bootId', 0, MAX_BOOT_ID) ?? checkRange(seq, 'seq', 0, MAX_SEQ);
+  if (ep) return fail('bad-field', ep);
+
+  const body = items.slice(ENVELOPE_ITEMS);
+  const required = layout.filter((f) => f.kind !== 'opt-uint').length;
+  if (body.length < required || body.length > layout.length) {
+    const want = required === layout.length ? `${required}` : `${required}..${layout.length}`;
+    return fail('bad-field', `body: ${MsgType[type]} has ${want} items, got ${body.length}`);
+  }
+  const m: Record<string, unknown> = { type, from, to, term };
+  for (let i = 0; i < layout.length; i++) {
+    const f = layout[i]!;
+    const v = body[i];
+    if (f.kind === 'opt-uint' && i < body.length && v === undefined) {
+      return fail('bad-field', `${f.name}: present but undefined; an absent value is encoded by omitting the item`);
+    }
+    if (f.kind !== 'entries') {
+      m[f.name] = v;
+      continue;
+    }
+    const problem = checkField('entries', v, f.name);
+    if (problem) return fail('bad-field', problem);
+    const prevIndex = m.prevIndex;
+    if (!isUint(prevIndex)) return fail('bad-field', checkField('uint', prevIndex, 'prevIndex')!);
+    const list = v as CborValue[];
+    const entries: Entry[] = [];
+    for (let j = 0; j < list.length; j++) {
+      const e = list[j];
+      if (!Array.isArray(e) || e.length !== 3) return fail('bad-field', `entries[${j}]: expected [term, type, data], got ${show(e)}`);
+      entries.push({ term: e[0] as number, index: prevIndex + 1 + j, type: e[1] as EntryType, data: e[2] as Uint8Array });
+    }
+    m[f.name] = entries;
+  }
+  const problem = checkMessage(m);
+  if (problem) return fail('bad-field', problem);
+  if (opts.self !== undefined && to !== opts.self) return fail('not-for-me', `to: ${show(to)}, this node is ${opts.self}`);
+  return { ok: true, msg: m as unknown as Message, env: { cluster: cluster as number, bootId: bootId as number, seq: seq as number }, keyUsed };
+}
