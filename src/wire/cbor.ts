@@ -135,6 +135,21 @@ export class CborWriter {
     return this;
   }
 
+  /** Any value of the subset (used by tests to build hostile-but-well-formed frames). */
+  value(v: CborValue): this {
+    if (typeof v === 'number') return this.uint(v);
+    if (typeof v === 'boolean') return this.bool(v);
+    if (v instanceof Uint8Array) return this.bytes(v);
+    if (Array.isArray(v)) {
+      this.array(v.length);
+      for (const x of v) this.value(x);
+      return this;
+    }
+    this.ensure(1);
+    this.buf[this.len++] = v === null ? 0xf6 : 0xf7;
+    return this;
+  }
+
   /** The bytes written so far (a copy sized exactly). */
   finish(): Uint8Array {
     return this.buf.slice(0, this.len);

@@ -15,7 +15,7 @@
  * being dropped silently by every receiver.
  */
 import { CborError, CborWriter, Reader, type CborReadStats, type CborValue } from './cbor.ts';
-import { EntryType, MsgType, type Entry, type Message } from './messages.ts';
+import { EntryType, MsgType, type Entry, type MemberConfig, type Message } from './messages.ts';
 import { checkKeyring, computeTag, TAG_BYTES, verifyTag, type Keyring } from './tag.ts';
 import { MAX_NODE_ID } from '../types.ts';
 
@@ -68,7 +68,13 @@ export class WireEncodeError extends Error {
   override name = 'WireEncodeError';
 }
 
-type Kind = 'uint' | 'bool' | 'bytes' | 'status' | 'entries' | 'opt-uint';
+/**
+ * How a field travels: uint = CBOR unsigned 0..2^53-1; bool = CBOR true/false (1 byte,
+ * as small as 0/1 and unambiguous); bytes = CBOR byte string; status = uint 100..599;
+ * entries = array of [term, type, data]; opt-uint = uint or omitted (last field only);
+ * config = [[voters], [learners], [witnesses]] of node ids.
+ */
+type Kind = 'uint' | 'bool' | 'bytes' | 'status' | 'entries' | 'opt-uint' | 'config';
 type Common = 'type' | 'from' | 'to' | 'term';
 type FieldSpec<M> = readonly { name: Exclude<keyof M, Common> & string; kind: Kind }[];
 
@@ -81,7 +87,7 @@ const bytes = <N extends string>(name: N) => ({ name, kind: 'bytes' as const });
  * without a layout a compile error; encode() refuses a message that carries a field
  * not listed here, so a field added to messages.ts cannot be dropped silently.
  */
-export const BODY_LAYOUT: { readonly [T in MsgType]: FieldSpec<Extract<Message, { type: T }>> } = {
+export const BODY_LAYOUT = {
   [MsgType.PreVote]: [u('lastIndex'), u('lastTerm')],
   [MsgType.PreVoteReply]: [b('granted')],
   [MsgType.Vote]: [u('lastIndex'), u('lastTerm'), b('transfer')],
@@ -89,8 +95,16 @@ export const BODY_LAYOUT: { readonly [T in MsgType]: FieldSpec<Extract<Message, 
   [MsgType.Append]: [u('prevIndex'), u('prevTerm'), u('commit'), { name: 'entries', kind: 'entries' }],
   [MsgType.AppendReply]: [b('success'), u('index'), u('conflictTerm'), u('conflictIndex')],
   [MsgType.Heartbeat]: [u('ctx'), { name: 'commit', kind: 'opt-uint' }],
-  [MsgType.HeartbeatReply]: [u('ctx')],
-  [MsgType.Snapshot]: [u('lastIndex'), u('lastTerm'), u('offset'), u('total'), bytes('data'), b('done')],
+  [MsgType.HeartbeatReply]: [u('ctx'), { name: 'commit', kind: 'opt-uint' }],
+  [MsgType.Snapshot]: [
+    u('lastIndex'),
+    u('lastTerm'),
+    u('offset'),
+    u('total'),
+    bytes('data'),
+    b('done'),
+    { name: 'config', kind: 'config' },
+  ],
   [MsgType.SnapshotReply]: [u('lastIndex'), u('next'), b('ok')],
   [MsgType.TimeoutNow]: [],
   [MsgType.ReadIndex]: [u('ctx')],
@@ -100,7 +114,14 @@ export const BODY_LAYOUT: { readonly [T in MsgType]: FieldSpec<Extract<Message, 
   [MsgType.BullyCoordinator]: [u('priority')],
   [MsgType.ClientRequest]: [u('reqId'), bytes('body')],
   [MsgType.ClientReply]: [u('reqId'), { name: 'status', kind: 'status' }, bytes('body')],
-};
+} as const satisfies { readonly [T in MsgType]: FieldSpec<Extract<Message, { type: T }>> };
+
+// Compile-time completeness: a field added to a message in messages.ts but missing
+// from BODY_LAYOUT makes this line a type error naming the field.
+type LayoutNames<T extends MsgType> = (typeof BODY_LAYOUT)[T][number] extends { name: infer N } ? N : never;
+type UnencodedFields = { [T in MsgType]: Exclude<keyof Extract<Message, { type: T }>, Common | LayoutNames<T>> }[MsgType];
+const everyFieldHasALayout: [UnencodedFields] extends [never] ? true : { missing: UnencodedFields } = true;
+void everyFieldHasALayout;
 
 type AnyField = { name: string; kind: Kind };
 function layoutOf(type: number): readonly AnyField[] | undefined {
@@ -136,7 +157,32 @@ function checkField(kind: Kind, v: unknown, name: string): string | null {
       return checkRange(v, name, 100, 599);
     case 'entries':
       return Array.isArray(v) ? null : `${name}: expected an array of entries, got ${show(v)}`;
+    case 'config':
+      return checkConfig(v, name);
   }
+}
+
+const CONFIG_LISTS = ['voters', 'learners', 'witnesses'] as const;
+
+/** A MemberConfig: three lists of node ids 1..254, each id in at most one list, at most once. */
+function checkConfig(v: unknown, name: string): string | null {
+  if (v === null || typeof v !== 'object') return `${name}: expected {voters, learners, witnesses}, got ${show(v)}`;
+  const c = v as Record<string, unknown>;
+  const seen = new Set<number>();
+  for (const list of CONFIG_LISTS) {
+    const ids = c[list];
+    if (!Array.isArray(ids)) return `${name}.${list}: expected an array of node ids, got ${show(ids)}`;
+    for (let i = 0; i < ids.length; i++) {
+      const p = checkRange(ids[i], `${name}.${list}[${i}]`, 1, MAX_NODE_ID);
+      if (p) return p;
+      if (seen.has(ids[i] as number)) return `${name}.${list}[${i}]: node ${ids[i]} appears twice in the configuration`;
+      seen.add(ids[i] as number);
+    }
+  }
+  for (const k of Object.keys(c)) {
+    if (!(CONFIG_LISTS as readonly string[]).includes(k)) return `${name}.${k}: field has no wire encoding`;
+  }
+  return null;
 }
 
 function checkEntries(m: Extract<Message, { type: MsgType.Append }>): string | null {
@@ -249,6 +295,15 @@ export function encodeMessage(msg: Message, env: Envelope): Uint8Array {
         const es = v as Entry[];
         w.array(es.length);
         for (const e of es) w.array(3).uint(e.term).uint(e.type).bytes(e.data);
+        break;
+      }
+      case 'config': {
+        const c = v as MemberConfig;
+        w.array(CONFIG_LISTS.length);
+        for (const list of CONFIG_LISTS) {
+          w.array(c[list].length);
+          for (const id of c[list]) w.uint(id);
+        }
         break;
       }
     }
@@ -370,6 +425,15 @@ function decodeChecked(bytes: Uint8Array, opts: DecodeOptions): DecodeResult {
     const v = body[i];
     if (f.kind === 'opt-uint' && i < body.length && v === undefined) {
       return fail('bad-field', `${f.name}: present but undefined; an absent value is encoded by omitting the item`);
+    }
+    if (f.kind === 'config') {
+      if (!Array.isArray(v) || v.length !== CONFIG_LISTS.length) {
+        return fail('bad-field', `${f.name}: expected [voters, learners, witnesses], got ${show(v)}`);
+      }
+      const c: Record<string, unknown> = {};
+      CONFIG_LISTS.forEach((list, k) => (c[list] = v[k]));
+      m[f.name] = c;
+      continue;
     }
     if (f.kind !== 'entries') {
       m[f.name] = v;
