@@ -1,0 +1,211 @@
+/**
+ * The strict CBOR (RFC 8949) subset that the state machine's commands and snapshots
+ * use: unsigned integers up to Number.MAX_SAFE_INTEGER, byte strings, UTF-8 text
+ * strings and arrays, all of definite length and in preferred (shortest) form
+ * (RFC 8949 §4.2.1), plus null. Output is ordinary CBOR that any decoder (cbor-x
+ * included) reads.
+ *
+ * Why not cbor-x here: commands are read back from the replicated log, where a
+ * corrupted or hostile entry must become a counted no-op, never a crash or a huge
+ * allocation. cbor-x trusts length heads (an array head can make it preallocate
+ * a very large array before noticing the input is short), and it writes Uint8Array
+ * as tag 64. This reader trusts no length: a string must fit in the remaining
+ * input, an array may claim at most one element per remaining byte, and arrays grow
+ * element by element, so decoding allocates O(input size). The nesting depth is
+ * bounded, so recursion is too.
+ *
+ * Determinism: the writer always picks the shortest head, so equal values give equal
+ * bytes — the snapshot relies on it.
+ */
+
+export type Cbor = number | string | Uint8Array | null | Cbor[];
+
+/** Deepest nesting a reader accepts (snapshot: root → table → row = 3). */
+export const MAX_DEPTH = 4;
+
+export class CborWriter {
+  private buf: Uint8Array;
+  private len = 0;
+
+  constructor(initial = 64) {
+    this.buf = new Uint8Array(Math.max(16, initial));
+  }
+
+  private ensure(extra: number): void {
+    if (this.len + extra <= this.buf.length) return;
+    let cap = this.buf.length * 2;
+    while (cap < this.len + extra) cap *= 2;
+    const next = new Uint8Array(cap);
+    next.set(this.buf.subarray(0, this.len));
+    this.buf = next;
+  }
+
+  private head(major: number, n: number): void {
+    if (!Number.isSafeInteger(n) || n < 0) {
+      throw new RangeError(`CBOR head: expected a non-negative safe integer, got ${String(n)}`);
+    }
+    this.ensure(9);
+    const m = major << 5;
+    if (n < 24) {
+      this.buf[this.len++] = m | n;
+    } else if (n < 0x100) {
+      this.buf[this.len++] = m | 24;
+      this.buf[this.len++] = n;
+    } else if (n < 0x10000) {
+      this.buf[this.len++] = m | 25;
+      this.buf[this.len++] = n >>> 8;
+      this.buf[this.len++] = n & 0xff;
+    } else if (n < 0x100000000) {
+      this.buf[this.len++] = m | 26;
+      for (let s = 24; s >= 0; s -= 8) this.buf[this.len++] = (n >>> s) & 0xff;
+    } else {
+      this.buf[this.len++] = m | 27;
+      const hi = Math.floor(n / 0x100000000);
+      const lo = n >>> 0;
+      for (let s = 24; s >= 0; s -= 8) this.buf[this.len++] = (hi >>> s) & 0xff;
+      for (let s = 24; s >= 0; s -= 8) this.buf[this.len++] = (lo >>> s) & 0xff;
+    }
+  }
+
+  uint(n: number): this {
+    this.head(0, n);
+    return this;
+  }
+
+  bytes(data: Uint8Array): this {
+    this.head(2, data.length);
+    this.ensure(data.length);
+    this.buf.set(data, this.len);
+    this.len += data.length;
+    return this;
+  }
+
+  /** Writes `utf8` (already-encoded UTF-8 bytes) as a text string. */
+  textUtf8(utf8: Uint8Array): this {
+    this.head(3, utf8.length);
+    this.ensure(utf8.length);
+    this.buf.set(utf8, this.len);
+    this.len += utf8.length;
+    return this;
+  }
+
+  text(s: string): this {
+    return this.textUtf8(utf8Encoder.encode(s));
+  }
+
+  array(n: number): this {
+    this.head(4, n);
+    return this;
+  }
+
+  null(): this {
+    this.ensure(1);
+    this.buf[this.len++] = 0xf6;
+    return this;
+  }
+
+  /** A fresh copy of the bytes written so far. */
+  finish(): Uint8Array {
+    return this.buf.slice(0, this.len);
+  }
+}
+
+export const utf8Encoder = new TextEncoder();
+const utf8Decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+export type CborResult = { ok: true; value: Cbor } | { ok: false; error: string };
+
+class Malformed extends Error {}
+
+/**
+ * Decodes exactly one item that must span all of `data`. Never throws: every
+ * problem (truncation, trailing bytes, unsupported type, non-shortest head, bad
+ * UTF-8, too deep) comes back as `{ok: false, error}` naming the byte offset.
+ */
+export function readCbor(data: Uint8Array): CborResult {
+  let pos = 0;
+  const need = (n: number, what: string): void => {
+    if (n > data.length - pos) throw new Malformed(`truncated ${what} at byte ${pos}: needs ${n} bytes, ${data.length - pos} left`);
+  };
+  const head = (): [number, number] => {
+    need(1, 'item head');
+    const start = pos;
+    const b = data[pos++]!;
+    const major = b >> 5;
+    const info = b & 0x1f;
+    if (major === 7) {
+      if (info === 22) return [7, 22];
+      throw new Malformed(`unsupported simple/float value 0x${b.toString(16)} at byte ${start}`);
+    }
+    let n: number;
+    if (info < 24) n = info;
+    else if (info === 24) {
+      need(1, 'head argument');
+      n = data[pos++]!;
+      if (n < 24) throw new Malformed(`non-shortest head at byte ${start}`);
+    } else if (info === 25) {
+      need(2, 'head argument');
+      n = (data[pos]! << 8) | data[pos + 1]!;
+      pos += 2;
+      if (n < 0x100) throw new Malformed(`non-shortest head at byte ${start}`);
+    } else if (info === 26) {
+      need(4, 'head argument');
+      n = ((data[pos]! << 24) >>> 0) + (data[pos + 1]! << 16) + (data[pos + 2]! << 8) + data[pos + 3]!;
+      pos += 4;
+      if (n < 0x10000) throw new Malformed(`non-shortest head at byte ${start}`);
+    } else if (info === 27) {
+      need(8, 'head argument');
+      let hi = 0;
+      let lo = 0;
+      for (let i = 0; i < 4; i++) hi = hi * 256 + data[pos + i]!;
+      for (let i = 4; i < 8; i++) lo = lo * 256 + data[pos + i]!;
+      pos += 8;
+      n = hi * 0x100000000 + lo;
+      if (hi >= 0x200000) throw new Malformed(`integer at byte ${start} exceeds 2^53-1`);
+      if (n < 0x100000000) throw new Malformed(`non-shortest head at byte ${start}`);
+    } else {
+      throw new Malformed(`indefinite length or reserved head 0x${b.toString(16)} at byte ${start}`);
+    }
+    return [major, n];
+  };
+  const item = (depth: number): Cbor => {
+    const start = pos;
+    const [major, n] = head();
+    switch (major) {
+      case 0:
+        return n;
+      case 2:
+        need(n, 'byte string');
+        pos += n;
+        return data.slice(pos - n, pos);
+      case 3: {
+        need(n, 'text string');
+        pos += n;
+        try {
+          return utf8Decoder.decode(data.subarray(pos - n, pos));
+        } catch {
+          throw new Malformed(`invalid UTF-8 in text string at byte ${start}`);
+        }
+      }
+      case 4: {
+        if (depth >= MAX_DEPTH) throw new Malformed(`nesting deeper than ${MAX_DEPTH} at byte ${start}`);
+        if (n > data.length - pos) throw new Malformed(`array at byte ${start} claims ${n} items, only ${data.length - pos} bytes left`);
+        const out: Cbor[] = [];
+        for (let i = 0; i < n; i++) out.push(item(depth + 1));
+        return out;
+      }
+      case 7:
+        return null;
+      default:
+        throw new Malformed(`unsupported major type ${major} at byte ${start}`);
+    }
+  };
+  try {
+    const value = item(0);
+    if (pos !== data.length) return { ok: false, error: `${data.length - pos} trailing bytes after the item (ends at byte ${pos})` };
+    return { ok: true, value };
+  } catch (e) {
+    if (e instanceof Malformed) return { ok: false, error: e.message };
+    return { ok: false, error: `unexpected decoder failure: ${String(e)}` };
+  }
+}

@@ -1,0 +1,261 @@
+/**
+ * Commands of the replicated key-value state machine (DESIGN §6): their in-memory
+ * shape, their limits, validation, and their compact CBOR encoding in the log.
+ *
+ * Encoding: one CBOR array whose first element is the op code (small integer),
+ * then positional fields; optional trailing fields are simply absent:
+ *   put           [1, key, value(bytes)]            or [1, key, value, cas]
+ *   del           [2, key]                          or [2, key, cas]
+ *   lock.acquire  [3, name, owner, ttlMs, now]
+ *   lock.renew    [4, name, token, now]
+ *   lock.release  [5, name, token]
+ * Keys, names and owners are CBOR text strings. A put of a 64-KiB value costs 1 + 3
+ * + key + 5 bytes of framing.
+ *
+ * Op codes are part of the log format: never renumber them; a new command gets a
+ * new code (job claims, planned, will be 6).
+ */
+import { CborWriter, readCbor, utf8Encoder, type Cbor } from './cbor.ts';
+
+/** Longest key (and lock name, and lock owner), in UTF-8 bytes. */
+export const MAX_KEY_BYTES = 256;
+
+/**
+ * Largest value, in bytes. The default maximum frame is 64 KiB (DESIGN §2) and a
+ * put travels inside one Append message as one entry: 1 KiB is reserved for the
+ * message envelope (version, type, cluster, ids, term, bootId, seq, prevIndex,
+ * prevTerm, commit: < 64 bytes), the entry header (term, index, type: < 20 bytes),
+ * the command framing with a maximal key (< 270 bytes) and the 16-byte tag, with
+ * room to spare. The Raft engine must send an entry this large alone in its Append.
+ */
+export const MAX_VALUE_BYTES = 64 * 1024 - 1024;
+
+/**
+ * Largest encoded command the decoder looks at: a maximal put plus its framing.
+ * Anything longer in the log is rejected before parsing.
+ */
+export const MAX_COMMAND_BYTES = MAX_VALUE_BYTES + MAX_KEY_BYTES + 32;
+
+/** Shortest lock TTL: 1 ms (shorter is meaningless for a lease). */
+export const MIN_TTL_MS = 1;
+/**
+ * Longest lock TTL: one day. A holder that dies blocks its lock for at most its
+ * TTL, so an unbounded TTL would make a crashed client block a lock forever.
+ */
+export const MAX_TTL_MS = 24 * 60 * 60 * 1000;
+
+/**
+ * Largest `now` a lock command may carry, so that `now + ttlMs` stays a safe
+ * integer (2^53 ms is 285,000 years; any real time line fits).
+ */
+export const MAX_NOW_MS = Number.MAX_SAFE_INTEGER - MAX_TTL_MS;
+
+export const OpCode = {
+  Put: 1,
+  Del: 2,
+  LockAcquire: 3,
+  LockRenew: 4,
+  LockRelease: 5,
+} as const;
+
+/**
+ * `cas` is the expected modify index of the key: the command applies only if the
+ * key's current modify index equals it; `cas: 0` means "the key must not exist"
+ * (create-only put; for del: succeed only as a no-op on an absent key).
+ */
+export interface PutCommand { op: 'put'; key: string; value: Uint8Array; cas?: number }
+export interface DelCommand { op: 'del'; key: string; cas?: number }
+/**
+ * `now` is the leader's time stamp in milliseconds on the cluster's time line
+ * (the leader stamps it when it proposes; the state machine never reads a clock).
+ */
+export interface LockAcquireCommand { op: 'lock.acquire'; name: string; owner: string; ttlMs: number; now: number }
+export interface LockRenewCommand { op: 'lock.renew'; name: string; token: number; now: number }
+export interface LockReleaseCommand { op: 'lock.release'; name: string; token: number }
+
+export type Command = PutCommand | DelCommand | LockAcquireCommand | LockRenewCommand | LockReleaseCommand;
+
+export type KvErrorCode =
+  | 'bad-command' // not an object / unknown op / undecodable bytes
+  | 'bad-key' // missing, not a string, empty, not well-formed Unicode
+  | 'key-too-long'
+  | 'bad-value' // not bytes
+  | 'value-too-large'
+  | 'bad-cas'
+  | 'bad-owner'
+  | 'bad-ttl'
+  | 'bad-now'
+  | 'bad-token'
+  | 'bad-snapshot'
+  | 'apply-order';
+
+/**
+ * A typed error naming the offending input (`field`) and what was expected.
+ * `httpStatus` is the answer the HTTP API should give (400 bad input, 413 too large).
+ */
+export class KvError extends Error {
+  override readonly name = 'KvError';
+  constructor(
+    readonly code: KvErrorCode,
+    readonly field: string,
+    message: string,
+  ) {
+    super(message);
+  }
+
+  get httpStatus(): number {
+    return this.code === 'value-too-large' ? 413 : 400;
+  }
+}
+
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (v instanceof Uint8Array) return `${v.length} bytes`;
+  if (Array.isArray(v)) return 'an array';
+  if (typeof v === 'string') return JSON.stringify(v.length > 40 ? v.slice(0, 40) + '…' : v);
+  return typeof v === 'number' ? String(v) : typeof v;
+}
+
+/** Checks a key-like string (key, lock name, owner); returns the error or null. */
+export function checkKeyLike(v: unknown, field: string, code: 'bad-key' | 'bad-owner' = 'bad-key'): KvError | null {
+  if (typeof v !== 'string') return new KvError(code, field, `${field}: expected a string, got ${describe(v)}`);
+  if (v.length === 0) return new KvError(code, field, `${field}: expected a non-empty string`);
+  if (LONE_SURROGATE.test(v)) return new KvError(code, field, `${field}: expected well-formed Unicode (has a lone surrogate)`);
+  // A UTF-16 code unit is at most 3 UTF-8 bytes, so short strings need no encoding.
+  if (v.length * 3 > MAX_KEY_BYTES) {
+    const n = utf8Encoder.encode(v).length;
+    if (n > MAX_KEY_BYTES) return new KvError(code === 'bad-key' ? 'key-too-long' : code, field, `${field}: ${n} UTF-8 bytes, at most ${MAX_KEY_BYTES} allowed`);
+  }
+  return null;
+}
+
+function checkIndexLike(v: unknown, field: string, code: KvErrorCode, min: number, max = Number.MAX_SAFE_INTEGER): KvError | null {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max) {
+    return new KvError(code, field, `${field}: expected an integer in [${min}, ${max}], got ${describe(v)}`);
+  }
+  return null;
+}
+
+/** Validates an in-memory command (e.g. built from an HTTP request). Returns null when valid. */
+export function validateCommand(cmd: unknown): KvError | null {
+  if (typeof cmd !== 'object' || cmd === null || Array.isArray(cmd)) {
+    return new KvError('bad-command', 'command', `command: expected an object, got ${describe(cmd)}`);
+  }
+  const c = cmd as Record<string, unknown>;
+  switch (c.op) {
+    case 'put': {
+      const e = checkKeyLike(c.key, 'key');
+      if (e) return e;
+      if (!(c.value instanceof Uint8Array)) return new KvError('bad-value', 'value', `value: expected bytes (Uint8Array), got ${describe(c.value)}`);
+      if (c.value.length > MAX_VALUE_BYTES) return new KvError('value-too-large', 'value', `value: ${c.value.length} bytes, at most ${MAX_VALUE_BYTES} allowed`);
+      if (c.cas !== undefined) return checkIndexLike(c.cas, 'cas', 'bad-cas', 0);
+      return null;
+    }
+    case 'del': {
+      const e = checkKeyLike(c.key, 'key');
+      if (e) return e;
+      if (c.cas !== undefined) return checkIndexLike(c.cas, 'cas', 'bad-cas', 0);
+      return null;
+    }
+    case 'lock.acquire': {
+      const e = checkKeyLike(c.name, 'name') ?? checkKeyLike(c.owner, 'owner', 'bad-owner');
+      if (e) return e;
+      if (typeof c.ttlMs !== 'number' || !Number.isSafeInteger(c.ttlMs) || c.ttlMs < MIN_TTL_MS || c.ttlMs > MAX_TTL_MS) {
+        return new KvError('bad-ttl', 'ttlMs', `ttlMs: expected an integer in [${MIN_TTL_MS}, ${MAX_TTL_MS}], got ${describe(c.ttlMs)}`);
+      }
+      return checkIndexLike(c.now, 'now', 'bad-now', 0, MAX_NOW_MS);
+    }
+    case 'lock.renew':
+      return checkKeyLike(c.name, 'name') ?? checkIndexLike(c.token, 'token', 'bad-token', 1) ?? checkIndexLike(c.now, 'now', 'bad-now', 0, MAX_NOW_MS);
+    case 'lock.release':
+      return checkKeyLike(c.name, 'name') ?? checkIndexLike(c.token, 'token', 'bad-token', 1);
+    default:
+      return new KvError('bad-command', 'op', `op: expected put, del, lock.acquire, lock.renew or lock.release, got ${describe(c.op)}`);
+  }
+}
+
+/** Encodes a command for the log, or returns the validation error (never throws). */
+export function encodeCommand(cmd: Command): Uint8Array | KvError {
+  const err = validateCommand(cmd);
+  if (err) return err;
+  const w = new CborWriter(32);
+  switch (cmd.op) {
+    case 'put':
+      w.array(cmd.cas === undefined ? 3 : 4).uint(OpCode.Put).text(cmd.key).bytes(cmd.value);
+      if (cmd.cas !== undefined) w.uint(cmd.cas);
+      break;
+    case 'del':
+      w.array(cmd.cas === undefined ? 2 : 3).uint(OpCode.Del).text(cmd.key);
+      if (cmd.cas !== undefined) w.uint(cmd.cas);
+      break;
+    case 'lock.acquire':
+      w.array(5).uint(OpCode.LockAcquire).text(cmd.name).text(cmd.owner).uint(cmd.ttlMs).uint(cmd.now);
+      break;
+    case 'lock.renew':
+      w.array(4).uint(OpCode.LockRenew).text(cmd.name).uint(cmd.token).uint(cmd.now);
+      break;
+    case 'lock.release':
+      w.array(3).uint(OpCode.LockRelease).text(cmd.name).uint(cmd.token);
+      break;
+  }
+  return w.finish();
+}
+
+/**
+ * Decodes and validates a command from the log. Never throws: undecodable or
+ * invalid bytes give a KvError with code 'bad-command' (or the field's code).
+ */
+export function decodeCommand(data: Uint8Array): Command | KvError {
+  if (!(data instanceof Uint8Array)) return new KvError('bad-command', 'data', `command bytes: expected a Uint8Array, got ${describe(data)}`);
+  if (data.length > MAX_COMMAND_BYTES) {
+    return new KvError('bad-command', 'data', `command bytes: ${data.length} bytes, at most ${MAX_COMMAND_BYTES} expected`);
+  }
+  const r = readCbor(data);
+  if (!r.ok) return new KvError('bad-command', 'data', `command bytes: not valid CBOR: ${r.error}`);
+  const a = r.value;
+  if (!Array.isArray(a) || a.length === 0) return new KvError('bad-command', 'data', `command bytes: expected a non-empty CBOR array`);
+  const arity = (lo: number, hi: number, what: string): KvError | null =>
+    a.length < lo || a.length > hi ? new KvError('bad-command', 'data', `${what} command: expected ${lo === hi ? lo : `${lo}..${hi}`} elements, got ${a.length}`) : null;
+  let cmd: Command;
+  const f = (i: number): Cbor | undefined => a[i];
+  switch (a[0]) {
+    case OpCode.Put: {
+      const e = arity(3, 4, 'put');
+      if (e) return e;
+      cmd = { op: 'put', key: f(1) as string, value: f(2) as Uint8Array };
+      if (a.length === 4) cmd.cas = f(3) as number;
+      break;
+    }
+    case OpCode.Del: {
+      const e = arity(2, 3, 'del');
+      if (e) return e;
+      cmd = { op: 'del', key: f(1) as string };
+      if (a.length === 3) cmd.cas = f(2) as number;
+      break;
+    }
+    case OpCode.LockAcquire: {
+      const e = arity(5, 5, 'lock.acquire');
+      if (e) return e;
+      cmd = { op: 'lock.acquire', name: f(1) as string, owner: f(2) as string, ttlMs: f(3) as number, now: f(4) as number };
+      break;
+    }
+    case OpCode.LockRenew: {
+      const e = arity(4, 4, 'lock.renew');
+      if (e) return e;
+      cmd = { op: 'lock.renew', name: f(1) as string, token: f(2) as number, now: f(3) as number };
+      break;
+    }
+    case OpCode.LockRelease: {
+      const e = arity(3, 3, 'lock.release');
+      if (e) return e;
+      cmd = { op: 'lock.release', name: f(1) as string, token: f(2) as number };
+      break;
+    }
+    default:
+      return new KvError('bad-command', 'op', `command bytes: unknown op code ${describe(a[0])}`);
+  }
+  // The casts above are checked here: validateCommand looks at every field's type.
+  return validateCommand(cmd) ?? cmd;
+}
