@@ -1,0 +1,105 @@
+/**
+ * Keeps docs/wire.md honest: the layout table and the size table in the doc are
+ * generated here from BODY_LAYOUT and real encodings, and the test fails when the doc
+ * differs. To refresh the doc after a deliberate change:
+ *   WIRE_DOC_UPDATE=1 npx vitest run test/src/wire/sizes.test.ts
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { BODY_LAYOUT, encodeFrame, MSG_TYPES } from '../../../src/wire/codec.ts';
+import { EntryType, MsgType, type Message } from '../../../src/wire/messages.ts';
+import { KEY_A } from './arbitraries.ts';
+
+const DOC = join(import.meta.dirname, '..', '..', '..', 'docs', 'wire.md');
+
+const bytes = (n: number, seed: number) => Uint8Array.from({ length: n }, (_, i) => (i * 31 + seed) & 0xff);
+/** A KV put as the state machine might log it: ~40 bytes. */
+const cmd = (i: number) => bytes(40, i);
+const config = { voters: [1, 2, 3, 4, 5], learners: [], witnesses: [] };
+const b = { from: 1, to: 3, term: 1234 };
+
+/** Representative content: a five-node cluster some months into its life. */
+export const SAMPLES: { [T in MsgType]: Extract<Message, { type: T }> } = {
+  [MsgType.PreVote]: { ...b, type: MsgType.PreVote, term: 1235, lastIndex: 123456, lastTerm: 1234 },
+  [MsgType.PreVoteReply]: { ...b, type: MsgType.PreVoteReply, granted: true },
+  [MsgType.Vote]: { ...b, type: MsgType.Vote, term: 1235, lastIndex: 123456, lastTerm: 1234, transfer: false },
+  [MsgType.VoteReply]: { ...b, type: MsgType.VoteReply, granted: true },
+  [MsgType.Append]: {
+    ...b,
+    type: MsgType.Append,
+    prevIndex: 123456,
+    prevTerm: 1234,
+    commit: 123455,
+    entries: [0, 1, 2].map((i) => ({ term: 1234, index: 123457 + i, type: EntryType.Normal, data: cmd(i) })),
+  },
+  [MsgType.AppendReply]: { ...b, type: MsgType.AppendReply, success: true, index: 123459, conflictTerm: 0, conflictIndex: 0 },
+  [MsgType.Heartbeat]: { ...b, type: MsgType.Heartbeat, commit: undefined, ctx: 0 },
+  [MsgType.HeartbeatReply]: { ...b, type: MsgType.HeartbeatReply, ctx: 0 },
+  [MsgType.Snapshot]: {
+    ...b,
+    type: MsgType.Snapshot,
+    lastIndex: 120000,
+    lastTerm: 1200,
+    offset: 4096,
+    total: 20000,
+    data: bytes(512, 9),
+    done: false,
+    config,
+  },
+  [MsgType.SnapshotReply]: { ...b, type: MsgType.SnapshotReply, lastIndex: 120000, next: 4608, ok: true },
+  [MsgType.TimeoutNow]: { ...b, type: MsgType.TimeoutNow },
+  [MsgType.ReadIndex]: { ...b, type: MsgType.ReadIndex, ctx: 4711 },
+  [MsgType.ReadIndexReply]: { ...b, type: MsgType.ReadIndexReply, ctx: 4711, index: 123459, ok: true },
+  [MsgType.BullyElection]: { ...b, type: MsgType.BullyElection, term: 17, priority: 200 },
+  [MsgType.BullyAnswer]: { ...b, type: MsgType.BullyAnswer, term: 17, priority: 300 },
+  [MsgType.BullyCoordinator]: { ...b, type: MsgType.BullyCoordinator, term: 17, priority: 300 },
+  [MsgType.ClientRequest]: { ...b, type: MsgType.ClientRequest, reqId: 98765, body: bytes(60, 1) },
+  [MsgType.ClientReply]: { ...b, type: MsgType.ClientReply, reqId: 98765, status: 200, body: bytes(16, 2) },
+};
+const ENV = { cluster: 1, bootId: 300, seq: 1000 };
+
+const json = (m: Message) =>
+  Buffer.byteLength(JSON.stringify(m, (_k, v: unknown) => (v instanceof Uint8Array ? Buffer.from(v).toString('base64') : v)));
+
+function layoutTable(): string {
+  const rows = MSG_TYPES.map((t) => {
+    const body = (BODY_LAYOUT[t] as readonly { name: string; kind: string }[]).map((f) => (f.kind === 'opt-uint' ? `${f.name}?` : f.name));
+    return `| ${t} | ${MsgType[t]} | ${body.length ? body.join(', ') : '—'} |`;
+  });
+  return ['| type | name | body items after the 8 envelope items |', '|---:|---|---|', ...rows].join('\n');
+}
+
+function sizeTable(): string {
+  const rows = MSG_TYPES.map((t) => {
+    const m = SAMPLES[t] as Message;
+    const wire = encodeFrame(m, ENV, KEY_A).length;
+    const j = json(m);
+    return `| ${MsgType[t]} | ${wire} | ${j} | ${(wire / j).toFixed(2)} |`;
+  });
+  return ['| message | frame bytes (tag incl.) | JSON bytes | ratio |', '|---|---:|---:|---:|', ...rows].join('\n');
+}
+
+function replaceBlock(doc: string, name: string, content: string): string {
+  const begin = `<!-- generated:${name}:begin -->`;
+  const end = `<!-- generated:${name}:end -->`;
+  const a = doc.indexOf(begin);
+  const z = doc.indexOf(end);
+  if (a < 0 || z < a) throw new Error(`docs/wire.md: markers ${begin} … ${end} not found`);
+  return doc.slice(0, a + begin.length) + '\n' + content + '\n' + doc.slice(z);
+}
+
+describe('docs/wire.md tables', () => {
+  it('match the codec (set WIRE_DOC_UPDATE=1 to regenerate)', () => {
+    const doc = readFileSync(DOC, 'utf8');
+    const want = replaceBlock(replaceBlock(doc, 'layout', layoutTable()), 'sizes', sizeTable());
+    if (process.env.WIRE_DOC_UPDATE === '1' && want !== doc) writeFileSync(DOC, want);
+    else expect(doc).toBe(want);
+  });
+  it('every sample is smaller on the wire than as JSON', () => {
+    for (const t of MSG_TYPES) {
+      const m = SAMPLES[t] as Message;
+      expect(encodeFrame(m, ENV, KEY_A).length, MsgType[t]).toBeLessThan(json(m));
+    }
+  });
+});
