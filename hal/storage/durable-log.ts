@@ -1,0 +1,613 @@
+/**
+ * The durable log: Raft's write-ahead log, hard state and snapshots on a `Storage`.
+ *
+ * The runtime hands every Raft `Ready` to `persist(batch, done)` and sends the
+ * Ready's messages only when `done(null)` fired (DESIGN §1, §3: persist before send).
+ *
+ * Group commit: a persist that arrives while a flush is in flight waits; when the
+ * flush ends, everything that waited is written with one append and made durable
+ * with one fsync (plus the rename dance when the hard state's term or vote changed,
+ * and one more when a snapshot arrived). So a busy leader pays one fsync per batch
+ * of Readys, not per Ready, and an idle node writes nothing (no timers here at all).
+ *
+ * What goes where, and why:
+ *   - entries, commit advances, snapshot marks → the WAL (appends; one fsync);
+ *   - term, vote, bootId, metadata → the `hardstate` file, replaced atomically
+ *     (write tmp, fsync, rename, fsync dir). Term and vote change only at elections,
+ *     so the expensive replace is rare; the commit index advances on nearly every
+ *     Ready and rides along in the WAL as a tiny record instead. (Raft keeps commit
+ *     volatile anyway — Raft paper Fig. 2 — storing it only saves re-learning it.)
+ *     The commit written into `hardstate` is always one already durable in the WAL,
+ *     so a crash can never leave a commit index pointing past the durable log;
+ *   - snapshots → their own file (same atomic replace); then a mark in the WAL; then
+ *     WAL segments wholly below the snapshot are removed. The previous snapshot file
+ *     is removed only after the new one's rename is durable.
+ *
+ * Failure: after any I/O error the log is failed for good (a failed fsync leaves the
+ * file's state unknown) and every later persist gets the error; restart and recover.
+ */
+import { encode as cborEncode } from 'cbor-x';
+import { EntryType, type Entry } from '../../src/wire/messages.ts';
+import { MAX_NODE_ID } from '../../src/types.ts';
+import type { Done, DoneWith, Storage } from '../interfaces.ts';
+import { StorageInputError, StorageIoError } from './errors.ts';
+import {
+  HARDSTATE_FILE,
+  type HardState,
+  type HardStateFile,
+  MAX_META_BYTES,
+  type SnapshotRecord,
+  TMP_SUFFIX,
+  encodeCommit,
+  encodeEntry,
+  encodeHardState,
+  encodeMark,
+  encodeSegmentHeader,
+  encodeSnapshot,
+  parseSnapshotName,
+  segmentName,
+  snapshotName,
+} from './format.ts';
+import { RECORD_HEADER } from './records.ts';
+import { type Recovered, type RecoveryPlan, type SegmentInfo, recover } from './recover.ts';
+
+export interface DurableLogOptions {
+  /**
+   * Start a new WAL segment once the current one holds at least this many bytes.
+   * Default 4 MiB: small enough that compaction frees space soon after a snapshot,
+   * large enough that rolling (one extra directory fsync) is rare. A batch is never
+   * split across segments, so a segment may exceed this by one batch.
+   */
+  segmentBytes?: number;
+  /**
+   * Largest single WAL record (one entry) in bytes, when writing and when reading.
+   * Default 16 MiB: far above any sane entry (frames are ≤ 64 KiB), and low enough
+   * that a garbage length field is recognised as garbage.
+   */
+  maxRecordBytes?: number;
+  /** Largest snapshot file in bytes. Default 512 MiB (a Pi's state machine is far smaller). */
+  maxSnapshotBytes?: number;
+}
+
+const DEFAULTS: Required<DurableLogOptions> = {
+  segmentBytes: 4 << 20,
+  maxRecordBytes: 16 << 20,
+  maxSnapshotBytes: 512 << 20,
+};
+
+/** One Raft Ready's durable part. Applied in the order snapshot → entries → hard state. */
+export interface PersistBatch {
+  /** New hard state; `commit` may only grow (a lower value is ignored) and must be ≤ the last index. */
+  hardState?: HardState;
+  /**
+   * Entries to append, contiguous. If `entries[0].index ≤ lastIndex`, the log is first
+   * truncated from there (suffix overwrite). Overwriting a committed entry is refused.
+   */
+  entries?: Entry[];
+  /**
+   * A snapshot to install (newer than the current one). Entries ≤ its index are
+   * dropped; later entries are kept iff the log has the snapshot's term at its index
+   * (Raft paper §7, Fig. 13 step 6), else the whole log is discarded.
+   */
+  snapshot?: SnapshotRecord;
+  /** Replace the small runtime metadata stored with the hard state (≤ 4 KiB). */
+  meta?: Uint8Array;
+}
+
+/** Counters for metrics (SD-card wear, fsync rate). */
+export interface StorageStats {
+  /** persist() calls accepted. */
+  persists: number;
+  /** Flushes; each makes a whole group of persists durable. */
+  groups: number;
+  /** Bytes handed to write/append (WAL, hard state, snapshots). */
+  bytesWritten: number;
+  /** fsyncs of files. */
+  fileSyncs: number;
+  /** fsyncs of the directory. */
+  dirSyncs: number;
+  /** fileSyncs + dirSyncs. */
+  syncs: number;
+  /** Live WAL segments. */
+  segments: number;
+}
+
+export interface Opened {
+  log: DurableLog;
+  /** The recovered state; `bootId` is the new one, already durable. */
+  state: Recovered;
+}
+
+interface Pending {
+  records: Uint8Array[];
+  snapshot?: SnapshotRecord;
+  done: Done;
+}
+
+function once(fn: Done): Done {
+  let called = false;
+  return (err) => {
+    if (called) return;
+    called = true;
+    fn(err);
+  };
+}
+
+/** Calls `done` once `n` parts finished, with the first error. */
+function join(n: number, done: Done): Done {
+  let left = n;
+  let failed = false;
+  if (n === 0) done(null);
+  return (err) => {
+    if (failed) return;
+    if (err) {
+      failed = true;
+      done(err);
+      return;
+    }
+    if (--left === 0) done(null);
+  };
+}
+
+function isBytes(v: unknown): v is Uint8Array {
+  return v instanceof Uint8Array;
+}
+function isIndex(v: unknown, min: number): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= min;
+}
+
+/**
+ * Opens (or creates) the durable log: recovers, repairs a torn tail, removes
+ * leftovers, makes the next bootId durable, then calls back. `err` is a
+ * `StorageCorruptError` when the node must not start, or a `StorageIoError`.
+ */
+export function openDurableLog(storage: Storage, options: DurableLogOptions, done: DoneWith<Opened>): void {
+  const opts = { ...DEFAULTS };
+  for (const k of Object.keys(DEFAULTS) as Array<keyof DurableLogOptions>) {
+    const v = options[k];
+    if (v === undefined) continue;
+    if (!isIndex(v, RECORD_HEADER + 64)) {
+      done(new StorageInputError(`durable log option ${k}: expected an integer ≥ ${RECORD_HEADER + 64}, got ${String(v)}`));
+      return;
+    }
+    opts[k] = v;
+  }
+  let plan: RecoveryPlan;
+  try {
+    plan = recover(storage, opts);
+  } catch (e) {
+    done(e as Error);
+    return;
+  }
+  const log = new DurableLog(storage, opts, plan);
+  log.start((err) => {
+    if (err) return done(err);
+    const state: Recovered = {
+      hardState: plan.hardState,
+      bootId: log.bootId,
+      meta: plan.meta,
+      entries: plan.entries,
+      warnings: plan.warnings,
+    };
+    if (plan.snapshot) state.snapshot = plan.snapshot;
+    done(null, { log, state });
+  });
+}
+
+export class DurableLog {
+  private readonly opts: Required<DurableLogOptions>;
+  // Accepted state: what the log will be once everything handed to persist() is durable.
+  private term: number;
+  private vote: number;
+  private commit: number;
+  private meta: Uint8Array;
+  private snapIndex: number;
+  private snapTerm: number;
+  /** Index before terms[0]; terms[i] is the term of entry base + 1 + i. */
+  private base: number;
+  private terms: number[];
+  // Durable state.
+  private durable: HardStateFile;
+  private walCommit: number;
+  private segments: SegmentInfo[];
+  private nextSeq: number;
+  private boot: number;
+  // Group commit.
+  private pending: Pending[] = [];
+  private flushing = false;
+  private draining = false;
+  private failure: Error | undefined;
+  private closed = false;
+  private readonly counters = { persists: 0, groups: 0, bytesWritten: 0, fileSyncs: 0, dirSyncs: 0 };
+
+  /** Use openDurableLog(). */
+  constructor(
+    private readonly storage: Storage,
+    opts: Required<DurableLogOptions>,
+    private readonly plan: RecoveryPlan,
+  ) {
+    this.opts = opts;
+    this.term = plan.hardState.term;
+    this.vote = plan.hardState.vote;
+    this.commit = plan.hardState.commit;
+    this.meta = plan.meta;
+    this.snapIndex = plan.snapshot?.index ?? 0;
+    this.snapTerm = plan.snapshot?.term ?? 0;
+    this.base = this.snapIndex;
+    this.terms = plan.entries.map((e) => e.term);
+    this.walCommit = plan.hardState.commit;
+    this.segments = plan.segments.slice();
+    this.nextSeq = (this.segments[this.segments.length - 1]?.seq ?? 0) + 1;
+    this.boot = plan.bootId + 1;
+    this.durable = { term: this.term, vote: this.vote, commit: this.commit, bootId: plan.bootId, meta: this.meta };
+  }
+
+  /** @internal Applies the recovery repairs and makes the new bootId durable. */
+  start(done: Done): void {
+    const cb = once(done);
+    try {
+      for (const n of this.plan.remove) this.storage.remove(n);
+      const t = this.plan.truncate;
+      const j = join(t ? 2 : 1, cb);
+      if (t) {
+        this.storage.truncate(t.name, t.size);
+        this.sync(t.name, j);
+      }
+      this.replaceHardState({ ...this.durable, bootId: this.boot }, j);
+    } catch (e) {
+      cb(this.fail(e));
+    }
+  }
+
+  /** This boot's id (stored bootId + 1, durable before openDurableLog called back). */
+  get bootId(): number {
+    return this.boot;
+  }
+  /** Last index of the accepted log (including persists not yet durable). */
+  get lastIndex(): number {
+    return this.base + this.terms.length;
+  }
+  /** Index of the snapshot the log starts after (0 = none). */
+  get snapshotIndex(): number {
+    return this.snapIndex;
+  }
+  /** Term of the entry at `index` in the accepted log, or undefined if unknown (compacted or beyond the end). */
+  termAt(index: number): number | undefined {
+    if (index === 0) return 0;
+    if (index === this.snapIndex) return this.snapTerm;
+    if (index > this.base && index <= this.lastIndex) return this.terms[index - this.base - 1];
+    return undefined;
+  }
+
+  stats(): StorageStats {
+    const c = this.counters;
+    return { ...c, syncs: c.fileSyncs + c.dirSyncs, segments: this.segments.length };
+  }
+
+  /** Refuses further persists. Flushes already in progress still complete and call back. */
+  close(): void {
+    this.closed = true;
+  }
+
+  /**
+   * Makes `batch` durable and then calls `done(null)`. Invalid input (an engine bug)
+   * calls `done` with a `StorageInputError` at once and writes nothing. Batches
+   * become durable in call order; `done`s fire in call order.
+   */
+  persist(batch: PersistBatch, done: Done): void {
+    if (typeof done !== 'function') throw new StorageInputError('persist: done must be a function');
+    if (this.failure) return done(this.failure);
+    if (this.closed) return done(new StorageInputError('persist: the durable log is closed'));
+    let item: Pending;
+    try {
+      item = this.accept(batch, done);
+    } catch (e) {
+      return done(e as Error);
+    }
+    this.counters.persists++;
+    this.pending.push(item);
+    this.drain();
+  }
+
+  /** Validates a batch against the accepted state, then applies it; throws StorageInputError. */
+  private accept(batch: PersistBatch, done: Done): Pending {
+    const bad = (msg: string): never => {
+      throw new StorageInputError(`persist: ${msg}`);
+    };
+    if (typeof batch !== 'object' || batch === null) bad('batch must be an object');
+    const { hardState: hs, entries = [], snapshot: snap, meta } = batch;
+    // --- validation (no mutation) ---
+    let snapKeep = false;
+    let lastAfterSnap = this.lastIndex;
+    let commitAfterSnap = this.commit;
+    const newTerm = hs ? hs.term : this.term;
+    if (hs !== undefined) {
+      if (typeof hs !== 'object' || hs === null) bad('hardState must be an object {term, vote, commit}');
+      if (!isIndex(hs.term, 0)) bad(`hardState.term must be a non-negative safe integer, got ${String(hs.term)}`);
+      if (hs.term < this.term) bad(`hardState.term ${hs.term} is below the current term ${this.term}`);
+      if (!isIndex(hs.vote, 0) || hs.vote > MAX_NODE_ID) bad(`hardState.vote must be a node id 0..${MAX_NODE_ID}, got ${String(hs.vote)}`);
+      if (hs.term === this.term && this.vote !== 0 && hs.vote !== this.vote) {
+        bad(`hardState.vote ${hs.vote} would change the vote already cast for ${this.vote} in term ${this.term}`);
+      }
+      if (!isIndex(hs.commit, 0)) bad(`hardState.commit must be a non-negative safe integer, got ${String(hs.commit)}`);
+    }
+    if (snap !== undefined) {
+      if (typeof snap !== 'object' || snap === null) bad('snapshot must be an object {index, term, config, data}');
+      if (!isIndex(snap.index, 1)) bad(`snapshot.index must be a positive safe integer, got ${String(snap.index)}`);
+      if (!isIndex(snap.term, 1)) bad(`snapshot.term must be a positive safe integer, got ${String(snap.term)}`);
+      if (!isBytes(snap.data)) bad('snapshot.data must be a Uint8Array');
+      if (snap.index <= this.snapIndex) bad(`snapshot.index ${snap.index} is not newer than the current snapshot ${this.snapIndex}`);
+      if (snap.term > newTerm) bad(`snapshot.term ${snap.term} is above the current term ${newTerm}`);
+      if (snap.data.length > this.opts.maxSnapshotBytes - 1024) bad(`snapshot of ${snap.data.length} bytes exceeds maxSnapshotBytes`);
+      try {
+        cborEncode(snap.config);
+      } catch (e) {
+        bad(`snapshot.config is not CBOR-encodable: ${(e as Error).message}`);
+      }
+      snapKeep = this.termAt(snap.index) === snap.term;
+      lastAfterSnap = snapKeep ? this.lastIndex : snap.index;
+      commitAfterSnap = Math.max(this.commit, snap.index);
+    }
+    const termBefore = (i: number): number | undefined => {
+      if (snap && i === snap.index) return snap.term;
+      if (snap && i < snap.index) return undefined;
+      return this.termAt(i);
+    };
+    if (!Array.isArray(entries)) bad('entries must be an array');
+    let prevTerm = 0;
+    for (let i = 0; i < entries.length; i++) {
+      const e = entries[i] as Entry | undefined;
+      if (typeof e !== 'object' || e === null) bad(`entries[${i}] must be an object {term, index, type, data}`);
+      const en = e as Entry;
+      if (!isIndex(en.index, 1)) bad(`entries[${i}].index must be a positive safe integer, got ${String(en.index)}`);
+      if (!isIndex(en.term, 1)) bad(`entries[${i}].term must be a positive safe integer, got ${String(en.term)}`);
+      if (en.type !== EntryType.Normal && en.type !== EntryType.Noop && en.type !== EntryType.Config) {
+        bad(`entries[${i}].type must be an EntryType (0, 1, 2), got ${String(en.type)}`);
+      }
+      if (!isBytes(en.data)) bad(`entries[${i}].data must be a Uint8Array`);
+      if (en.data.length + 32 > this.opts.maxRecordBytes) bad(`entries[${i}] of ${en.data.length} bytes exceeds maxRecordBytes`);
+      if (en.term > newTerm) bad(`entries[${i}].term ${en.term} is above the current term ${newTerm}`);
+      if (i === 0) {
+        const floor = snap ? snap.index : this.snapIndex;
+        if (en.index <= floor) bad(`entries[0].index ${en.index} is covered by the snapshot at ${floor}`);
+        if (en.index > lastAfterSnap + 1) bad(`entries[0].index ${en.index} leaves a gap after the last index ${lastAfterSnap}`);
+        if (en.index <= commitAfterSnap) bad(`entries[0].index ${en.index} would overwrite committed entries (commit ${commitAfterSnap})`);
+        const t = termBefore(en.index - 1);
+        if (t !== undefined && en.term < t) bad(`entries[0].term ${en.term} is below the term ${t} of the entry before it`);
+      } else {
+        if (en.index !== entries[i - 1]!.index + 1) bad(`entries[${i}].index ${en.index} does not follow ${entries[i - 1]!.index}`);
+        if (en.term < prevTerm) bad(`entries[${i}].term ${en.term} is below the previous entry's term ${prevTerm}`);
+      }
+      prevTerm = en.term;
+    }
+    const lastAfter = entries.length > 0 ? entries[entries.length - 1]!.index : lastAfterSnap;
+    if (hs && hs.commit > lastAfter) bad(`hardState.commit ${hs.commit} is beyond the last index ${lastAfter}`);
+    if (meta !== undefined) {
+      if (!isBytes(meta)) bad('meta must be a Uint8Array');
+      if (meta.length > MAX_META_BYTES) bad(`meta of ${meta.length} bytes exceeds ${MAX_META_BYTES}`);
+    }
+    // --- apply ---
+    const records: Uint8Array[] = [];
+    if (snap) {
+      if (snapKeep) this.terms = this.terms.slice(snap.index - this.base);
+      else this.terms = [];
+      this.base = snap.index;
+      this.snapIndex = snap.index;
+      this.snapTerm = snap.term;
+      this.commit = commitAfterSnap;
+      records.push(encodeMark({ index: snap.index, term: snap.term, keep: snapKeep }));
+    }
+    if (entries.length > 0) {
+      this.terms.length = entries[0]!.index - this.base - 1;
+      for (const e of entries) {
+        this.terms.push(e.term);
+        records.push(encodeEntry(e));
+      }
+    }
+    if (hs) {
+      this.term = hs.term;
+      this.vote = hs.vote;
+      this.commit = Math.max(this.commit, hs.commit);
+    }
+    if (meta) this.meta = meta.slice();
+    const item: Pending = { records, done };
+    if (snap) item.snapshot = snap;
+    return item;
+  }
+
+  /** Starts flushes while there is work and none is in flight; loops instead of recursing when I/O calls back synchronously. */
+  private drain(): void {
+    if (this.draining) return;
+    this.draining = true;
+    try {
+      while (!this.flushing && this.pending.length > 0) {
+        const group = this.pending.splice(0);
+        this.flushing = true;
+        this.counters.groups++;
+        this.flushGroup(group, (err) => {
+          this.flushing = false;
+          for (const p of group) p.done(err);
+          if (!this.draining) this.drain();
+        });
+      }
+    } finally {
+      this.draining = false;
+    }
+  }
+
+  private fail(e: unknown): Error {
+    if (!this.failure) {
+      this.failure = e instanceof StorageIoError ? e : new StorageIoError(`storage I/O failed: ${(e as Error)?.message ?? String(e)}`, e);
+    }
+    return this.failure;
+  }
+
+  private flushGroup(group: Pending[], done: Done): void {
+    const cb = once((err) => done(err ? this.fail(err) : null));
+    if (this.failure) return cb(this.failure);
+    // Everything accepted is in this group (all pending were taken): the accepted state is the target.
+    let snap: SnapshotRecord | undefined;
+    const parts: Uint8Array[] = [];
+    for (const p of group) {
+      if (p.snapshot) snap = p.snapshot;
+      parts.push(...p.records);
+    }
+    const groupCommit = this.commit;
+    if (groupCommit > this.walCommit) parts.push(encodeCommit(groupCommit));
+    const target: HardStateFile = { term: this.term, vote: this.vote, commit: this.durable.commit, bootId: this.boot, meta: this.meta };
+    const hsChanged =
+      target.term !== this.durable.term ||
+      target.vote !== this.durable.vote ||
+      target.bootId !== this.durable.bootId ||
+      !sameBytes(target.meta, this.durable.meta);
+    const afterSnapshot = (err: Error | null) => {
+      if (err) return cb(err);
+      try {
+        this.writeWalAndHardState(parts, hsChanged ? target : undefined, (err2) => {
+          if (err2) return cb(err2);
+          this.walCommit = Math.max(this.walCommit, groupCommit);
+          this.durable = { ...target, commit: this.walCommit };
+          if (snap) this.compact(snap.index);
+          cb(null);
+        });
+      } catch (e) {
+        cb(this.fail(e));
+      }
+    };
+    try {
+      if (snap) this.writeSnapshot(snap, afterSnapshot);
+      else afterSnapshot(null);
+    } catch (e) {
+      cb(this.fail(e));
+    }
+  }
+
+  /** Snapshot file: write tmp, fsync, rename, fsync dir; then drop older snapshot files. */
+  private writeSnapshot(snap: SnapshotRecord, done: Done): void {
+    const name = snapshotName(snap.index);
+    const tmp = name + TMP_SUFFIX;
+    this.write(tmp, encodeSnapshot(snap));
+    this.sync(tmp, (err) => {
+      if (err) return done(err);
+      try {
+        this.storage.rename(tmp, name);
+        this.syncDir((err2) => {
+          if (err2) return done(err2);
+          try {
+            for (const n of this.storage.list()) {
+              const i = parseSnapshotName(n);
+              if (i !== undefined && i < snap.index) this.storage.remove(n);
+            }
+          } catch (e) {
+            return done(e as Error);
+          }
+          done(null);
+        });
+      } catch (e) {
+        done(e as Error);
+      }
+    });
+  }
+
+  /** One append + one fsync for the WAL; the hard-state replace in parallel when term/vote/meta changed. */
+  private writeWalAndHardState(parts: Uint8Array[], hs: HardStateFile | undefined, done: Done): void {
+    let dirSyncNeeded = false;
+    let walName: string | undefined;
+    if (parts.length > 0) {
+      let cur = this.segments[this.segments.length - 1];
+      let bytes = concat(parts);
+      if (!cur || cur.size >= this.opts.segmentBytes) {
+        // Roll. The previous segment is entirely durable (every flush fsyncs it before
+        // the next starts), so only this one can ever hold a torn tail.
+        const seq = this.nextSeq++;
+        const head = [encodeSegmentHeader(seq)];
+        if (this.walCommit > 0) head.push(encodeCommit(this.walCommit));
+        bytes = concat([...head, bytes]);
+        cur = { name: segmentName(seq), seq, size: 0, maxIndex: 0 };
+        this.write(cur.name, bytes);
+        this.segments.push(cur);
+        dirSyncNeeded = true;
+      } else {
+        this.append(cur.name, bytes);
+      }
+      cur.size += bytes.length;
+      for (const p of parts) {
+        if (p[8] === 2 /* Kind.Entry */) {
+          const dv = new DataView(p.buffer, p.byteOffset, p.byteLength);
+          cur.maxIndex = Math.max(cur.maxIndex, dv.getUint32(17, true) + dv.getUint32(21, true) * 0x100000000);
+        }
+      }
+      walName = cur.name;
+    }
+    const j = join((walName ? 1 : 0) + (hs || dirSyncNeeded ? 1 : 0), done);
+    if (walName) this.sync(walName, j);
+    if (hs) this.replaceHardState(hs, j); // its directory fsync also covers a new segment's entry
+    else if (dirSyncNeeded) this.syncDir(j);
+  }
+
+  /** Atomic replace of the hard-state file (write tmp, fsync, rename, fsync dir). */
+  private replaceHardState(hs: HardStateFile, done: Done): void {
+    const tmp = HARDSTATE_FILE + TMP_SUFFIX;
+    this.write(tmp, encodeHardState(hs));
+    this.sync(tmp, (err) => {
+      if (err) return done(err);
+      try {
+        this.storage.rename(tmp, HARDSTATE_FILE);
+      } catch (e) {
+        return done(e as Error);
+      }
+      this.syncDir((err2) => {
+        if (!err2) this.durable = { ...hs };
+        done(err2);
+      });
+    });
+  }
+
+  /**
+   * Removes WAL segments wholly below a durable snapshot whose mark is in the current
+   * segment. Not fsynced here: if a removal is lost in a crash, recovery sees a stale
+   * segment covered by the snapshot and removes it again.
+   */
+  private compact(snapIndex: number): void {
+    let n = 0;
+    while (n < this.segments.length - 1 && this.segments[n]!.maxIndex <= snapIndex) n++;
+    for (const s of this.segments.splice(0, n)) this.storage.remove(s.name);
+  }
+
+  // Counted storage calls.
+  private write(name: string, data: Uint8Array): void {
+    this.storage.write(name, data);
+    this.counters.bytesWritten += data.length;
+  }
+  private append(name: string, data: Uint8Array): void {
+    this.storage.append(name, data);
+    this.counters.bytesWritten += data.length;
+  }
+  private sync(name: string, done: Done): void {
+    this.counters.fileSyncs++;
+    this.storage.sync(name, once(done));
+  }
+  private syncDir(done: Done): void {
+    this.counters.dirSyncs++;
+    this.storage.syncDir(once(done));
+  }
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  if (parts.length === 1) return parts[0]!;
+  let n = 0;
+  for (const p of parts) n += p.length;
+  const out = new Uint8Array(n);
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}

@@ -1,0 +1,164 @@
+/**
+ * Byte layout of every durable record (WAL records, the hard-state file, snapshot files).
+ *
+ *   offset 0  u32 LE  len   = 1 + payload length (kind byte included)
+ *   offset 4  u32 LE  crc   = CRC-32 (zlib.crc32) over bytes [0,4) ‖ [8, 8+len)
+ *   offset 8  u8      kind
+ *   offset 9  payload (len - 1 bytes)
+ *
+ * The CRC covers the length field too, so a flipped length bit is caught by the CRC
+ * rather than silently re-framing the rest of the file. Integers up to 2^53 are
+ * stored as u64 LE (two u32 halves); values outside the safe range are refused.
+ */
+import { crc32 } from 'node:zlib';
+
+export const RECORD_HEADER = 8;
+
+/** Record kinds. Values are part of the on-disk format: never renumber. */
+export const Kind = {
+  /** First record of every WAL segment: format version and segment sequence number. */
+  SegmentHeader: 1,
+  /** One log entry: truncates the log from its index, then appends it (suffix overwrite). */
+  Entry: 2,
+  /** The commit index became at least this value (written after the entries it covers). */
+  Commit: 3,
+  /** A snapshot at (index, term) became durable; entries ≤ index dropped, later ones kept iff `keep`. */
+  SnapshotMark: 4,
+  /** The hard-state file's single record. */
+  HardState: 16,
+  /** A snapshot file's single record. */
+  Snapshot: 17,
+} as const;
+export type KindValue = (typeof Kind)[keyof typeof Kind];
+const KNOWN = new Set<number>(Object.values(Kind));
+
+export function isKnownKind(k: number): boolean {
+  return KNOWN.has(k);
+}
+
+/** Encodes one record with its CRC. */
+export function encodeRecord(kind: number, payload: Uint8Array): Uint8Array {
+  const len = 1 + payload.length;
+  const out = new Uint8Array(RECORD_HEADER + len);
+  const dv = new DataView(out.buffer, out.byteOffset, out.byteLength);
+  dv.setUint32(0, len, true);
+  out[8] = kind;
+  out.set(payload, 9);
+  const crc = crc32(out.subarray(8), crc32(out.subarray(0, 4)));
+  dv.setUint32(4, crc, true);
+  return out;
+}
+
+export type ParseResult =
+  | { ok: true; kind: number; payload: Uint8Array; next: number }
+  /** `partial`: the bytes end before the record does (a torn write looks like this). */
+  | { ok: false; partial: boolean; reason: string };
+
+/**
+ * Parses the record starting at `off`. Never throws; `maxLen` bounds the length
+ * field so that garbage cannot make us treat the rest of the file as one record.
+ */
+export function parseRecord(buf: Uint8Array, off: number, maxLen: number): ParseResult {
+  const left = buf.length - off;
+  if (left < RECORD_HEADER) return { ok: false, partial: true, reason: `only ${left} bytes left, a record header needs ${RECORD_HEADER}` };
+  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  const len = dv.getUint32(off, true);
+  if (len < 1 || len > maxLen) return { ok: false, partial: false, reason: `record length ${len} outside 1..${maxLen}` };
+  if (left < RECORD_HEADER + len) {
+    return { ok: false, partial: true, reason: `record of ${len} bytes runs past the end of the file (${left - RECORD_HEADER} bytes present)` };
+  }
+  const want = dv.getUint32(off + 4, true);
+  const got = crc32(buf.subarray(off + 8, off + 8 + len), crc32(buf.subarray(off, off + 4)));
+  if (want !== got) return { ok: false, partial: false, reason: `CRC mismatch (stored ${hex(want)}, computed ${hex(got)})` };
+  const kind = buf[off + 8]!;
+  if (!KNOWN.has(kind)) return { ok: false, partial: false, reason: `unknown record kind ${kind}` };
+  return { ok: true, kind, payload: buf.subarray(off + 9, off + 8 + len), next: off + 8 + len };
+}
+
+function hex(n: number): string {
+  return '0x' + n.toString(16).padStart(8, '0');
+}
+
+/** Little helper to build payloads of fixed-width fields. */
+export class Writer {
+  private parts: Uint8Array[] = [];
+  private size = 0;
+  u8(v: number): this {
+    this.parts.push(Uint8Array.of(v & 0xff));
+    this.size += 1;
+    return this;
+  }
+  u32(v: number): this {
+    const b = new Uint8Array(4);
+    new DataView(b.buffer).setUint32(0, v >>> 0, true);
+    this.parts.push(b);
+    this.size += 4;
+    return this;
+  }
+  u64(v: number, what: string): this {
+    if (!Number.isSafeInteger(v) || v < 0) throw new RangeError(`${what} must be a non-negative safe integer, got ${v}`);
+    this.u32(v % 0x100000000);
+    this.u32(Math.floor(v / 0x100000000));
+    return this;
+  }
+  /** u32 length then the bytes. */
+  bytes(b: Uint8Array): this {
+    this.u32(b.length);
+    this.parts.push(b);
+    this.size += b.length;
+    return this;
+  }
+  finish(): Uint8Array {
+    const out = new Uint8Array(this.size);
+    let o = 0;
+    for (const p of this.parts) {
+      out.set(p, o);
+      o += p.length;
+    }
+    return out;
+  }
+}
+
+/** Reads fixed-width fields; throws `RangeError` on short input (callers turn it into a typed error). */
+export class Reader {
+  private off = 0;
+  private dv: DataView;
+  constructor(private buf: Uint8Array) {
+    this.dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  }
+  private need(n: number, what: string): void {
+    if (this.off + n > this.buf.length) throw new RangeError(`payload too short for ${what}`);
+  }
+  u8(what: string): number {
+    this.need(1, what);
+    return this.buf[this.off++]!;
+  }
+  u32(what: string): number {
+    this.need(4, what);
+    const v = this.dv.getUint32(this.off, true);
+    this.off += 4;
+    return v;
+  }
+  u64(what: string): number {
+    const lo = this.u32(what);
+    const hi = this.u32(what);
+    const v = hi * 0x100000000 + lo;
+    if (!Number.isSafeInteger(v)) throw new RangeError(`${what} ${v} exceeds 2^53`);
+    return v;
+  }
+  bytes(what: string): Uint8Array {
+    const n = this.u32(what);
+    this.need(n, what);
+    const b = this.buf.slice(this.off, this.off + n);
+    this.off += n;
+    return b;
+  }
+  rest(): Uint8Array {
+    const b = this.buf.slice(this.off);
+    this.off = this.buf.length;
+    return b;
+  }
+  end(what: string): void {
+    if (this.off !== this.buf.length) throw new RangeError(`${this.buf.length - this.off} unexpected trailing bytes in ${what}`);
+  }
+}
