@@ -1,0 +1,373 @@
+/**
+ * The deterministic scheduler and the trace: the heart of the simulator (DESIGN §7).
+ *
+ * Virtual time is an integer number of microseconds since the start of the world.
+ * Events are ordered by (time, insertion sequence) in a binary min-heap, so two
+ * events scheduled for the same microsecond fire in the order they were scheduled:
+ * the run is a pure function of the seed and the code.
+ *
+ * Speed matters (the cluster simulation must run a loaded 5-node cluster far faster
+ * than real time), so:
+ *   - an event is one small object; a callback may take one argument (`at(t, fn, arg)`)
+ *     so that hot paths pass a long-lived method plus a record instead of allocating
+ *     a closure per event;
+ *   - cancellation is lazy (the event is marked and skipped when it reaches the top);
+ *     the heap is compacted when cancelled events outnumber live ones;
+ *   - no Promises anywhere: everything runs in one synchronous loop.
+ */
+import { createHash, type Hash } from 'node:crypto';
+
+/** A scheduled callback. `cancel()` is idempotent and harmless after the event fired. */
+export class SimEvent {
+  /** @internal */ fn: ((arg: any) => void) | null;
+  /** @internal */ arg: unknown;
+  /** @internal */ sched: Scheduler | null;
+  constructor(
+    /** Virtual time (µs) at which the event fires. */
+    readonly t: number,
+    /** Insertion sequence: breaks ties between events at the same time. */
+    readonly seq: number,
+    fn: (arg: any) => void,
+    arg: unknown,
+    sched: Scheduler,
+  ) {
+    this.fn = fn;
+    this.arg = arg;
+    this.sched = sched;
+  }
+
+  /** True once cancelled or fired. */
+  get done(): boolean {
+    return this.fn === null;
+  }
+
+  /** Prevents the event from firing. Twice, or after it fired, is harmless. */
+  cancel(): void {
+    if (this.fn === null) return;
+    this.fn = null;
+    this.arg = undefined;
+    this.sched?.noteCancelled();
+    this.sched = null;
+  }
+}
+
+/** Why `runWhile` stopped. */
+export type RunStop = 'predicate' | 'idle' | 'time' | 'max-events';
+
+export interface RunResult {
+  stop: RunStop;
+  /** Events fired during this call. */
+  events: number;
+}
+
+/**
+ * Incremental SHA-256 over every event description of a run, so that two runs can be
+ * compared by one hex string (`quorumd sim` prints it as `trace=<sha256>`).
+ *
+ * Lines are buffered and fed to the hash in 16 KiB chunks (hashing each line separately
+ * costs more than the rest of the simulator). Optionally the last `keepLast` lines are
+ * kept in a ring for debugging a failing seed.
+ */
+export class Trace {
+  private readonly hash: Hash = createHash('sha256');
+  private buf = '';
+  private readonly ring: string[];
+  private ringPos = 0;
+  private readonly keepLast: number;
+  /** Number of lines recorded so far. */
+  lines = 0;
+  /** A cheap 32-bit fold of every fired event's (time, seq), mixed into the digest. */
+  private eventFold = 0x811c9dc5;
+  private eventsFolded = 0;
+
+  /**
+   * @param opts.keepLast how many of the most recent lines to keep for `last()`
+   *   (default 0: none; keeping lines costs memory and a little time).
+   */
+  constructor(opts: { keepLast?: number } = {}) {
+    const keepLast = opts.keepLast ?? 0;
+    if (!Number.isInteger(keepLast) || keepLast < 0) {
+      throw new RangeError(`Trace: keepLast must be a non-negative integer, got ${String(opts.keepLast)}`);
+    }
+    this.keepLast = keepLast;
+    this.ring = [];
+  }
+
+  /** Records one line (no newline inside, by convention `<µs> <what>`). */
+  add(line: string): void {
+    this.lines++;
+    this.buf += line;
+    this.buf += '\n';
+    if (this.buf.length > 16384) {
+      this.hash.update(this.buf);
+      this.buf = '';
+    }
+    if (this.keepLast > 0) {
+      if (this.ring.length < this.keepLast) this.ring.push(line);
+      else this.ring[this.ringPos] = line;
+      this.ringPos = (this.ringPos + 1) % this.keepLast;
+    }
+  }
+
+  /** @internal Called by the scheduler for every fired event. */
+  foldEvent(t: number, seq: number): void {
+    let h = this.eventFold;
+    h = Math.imul(h ^ (t & 0xffffffff), 0x01000193);
+    h = Math.imul(h ^ Math.floor(t / 4294967296), 0x01000193);
+    h = Math.imul(h ^ seq, 0x01000193);
+    this.eventFold = h;
+    this.eventsFolded++;
+  }
+
+  /** Hex SHA-256 of everything recorded so far. The trace can keep recording afterwards. */
+  digest(): string {
+    if (this.buf.length > 0) {
+      this.hash.update(this.buf);
+      this.buf = '';
+    }
+    const h = this.hash.copy();
+    h.update(`events=${this.eventsFolded} fold=${(this.eventFold >>> 0).toString(16)}\n`);
+    return h.digest('hex');
+  }
+
+  /** The last `keepLast` lines, oldest first. */
+  last(): string[] {
+    if (this.ring.length < this.keepLast) return this.ring.slice();
+    return [...this.ring.slice(this.ringPos), ...this.ring.slice(0, this.ringPos)];
+  }
+}
+
+function checkTime(what: string, v: number): void {
+  if (typeof v !== 'number' || !Number.isFinite(v) || !Number.isInteger(v)) {
+    throw new RangeError(`Scheduler.${what}: expected an integer number of microseconds, got ${String(v)}`);
+  }
+}
+
+/**
+ * Virtual time and the event queue.
+ *
+ *   const s = new Scheduler(trace);
+ *   s.after(1000, () => ...);          // 1 ms from now
+ *   s.at(5_000, onTick, record);       // at t = 5 ms, calls onTick(record)
+ *   s.run(1_000_000);                  // runs every event up to t = 1 s, then now = 1 s
+ */
+export class Scheduler {
+  private heap: SimEvent[] = [];
+  private seq = 0;
+  private nowUs = 0;
+  private cancelled = 0;
+  /** Total events fired since creation. */
+  fired = 0;
+
+  /** @param trace if given, every fired event's (time, seq) is folded into its digest. */
+  constructor(readonly trace?: Trace) {}
+
+  /** Current virtual time in µs. */
+  get now(): number {
+    return this.nowUs;
+  }
+
+  /** Live (not cancelled) events waiting. */
+  get pending(): number {
+    return this.heap.length - this.cancelled;
+  }
+
+  /** Time of the next live event, or undefined when idle. */
+  peekTime(): number | undefined {
+    this.dropCancelledTop();
+    return this.heap[0]?.t;
+  }
+
+  /** Schedules `fn(arg)` at absolute virtual time `t` µs (t ≥ now, integer). */
+  at<A>(t: number, fn: (arg: A) => void, arg?: A): SimEvent {
+    checkTime('at', t);
+    if (t < this.nowUs) throw new RangeError(`Scheduler.at: time ${t} µs is in the past (now ${this.nowUs} µs)`);
+    if (typeof fn !== 'function') throw new TypeError('Scheduler.at: expected a function');
+    const ev = new SimEvent(t, this.seq++, fn, arg, this);
+    this.push(ev);
+    return ev;
+  }
+
+  /** Schedules `fn(arg)` after `dt` µs (integer ≥ 0). */
+  after<A>(dt: number, fn: (arg: A) => void, arg?: A): SimEvent {
+    checkTime('after', dt);
+    if (dt < 0) throw new RangeError(`Scheduler.after: delay must be ≥ 0 µs, got ${dt}`);
+    return this.at(this.nowUs + dt, fn, arg);
+  }
+
+  /** Fires the next live event, advancing time to it. Returns false when idle. */
+  step(): boolean {
+    const ev = this.pop();
+    if (ev === undefined) return false;
+    this.fire(ev);
+    return true;
+  }
+
+  /**
+   * Fires every event with time ≤ `untilUs`, then sets now = untilUs (if later than now).
+   * Returns the number of events fired. Bounded by construction as long as events do
+   * not keep scheduling at the same instant forever; `maxEvents` (default 1e9) guards that.
+   */
+  run(untilUs: number, maxEvents = 1e9): number {
+    checkTime('run', untilUs);
+    let n = 0;
+    const heap = this.heap;
+    while (heap.length > 0) {
+      const top = heap[0]!;
+      if (top.fn === null) {
+        this.popTop();
+        this.cancelled--;
+        continue;
+      }
+      if (top.t > untilUs) break;
+      if (n >= maxEvents) throw new Error(`Scheduler.run: more than ${maxEvents} events before t=${untilUs} µs (livelock?)`);
+      this.popTop();
+      this.fire(top);
+      n++;
+    }
+    if (untilUs > this.nowUs) this.nowUs = untilUs;
+    return n;
+  }
+
+  /**
+   * Runs while `pred()` holds (checked before each event), bounded by `untilUs` and
+   * `maxEvents`. Time is left at the last fired event (not advanced to `untilUs`),
+   * except that it is advanced to `untilUs` when the queue runs dry or only later
+   * events remain.
+   */
+  runWhile(pred: () => boolean, opts: { untilUs: number; maxEvents?: number }): RunResult {
+    checkTime('runWhile', opts.untilUs);
+    const maxEvents = opts.maxEvents ?? 10_000_000;
+    let events = 0;
+    for (;;) {
+      if (!pred()) return { stop: 'predicate', events };
+      if (events >= maxEvents) return { stop: 'max-events', events };
+      const t = this.peekTime();
+      if (t === undefined) {
+        if (opts.untilUs > this.nowUs) this.nowUs = opts.untilUs;
+        return { stop: 'idle', events };
+      }
+      if (t > opts.untilUs) {
+        if (opts.untilUs > this.nowUs) this.nowUs = opts.untilUs;
+        return { stop: 'time', events };
+      }
+      this.step();
+      events++;
+    }
+  }
+
+  /** @internal */
+  noteCancelled(): void {
+    this.cancelled++;
+    // Lazy deletion keeps cancel O(1); rebuild when the dead outnumber the living so
+    // that a node that re-arms its election timer on every heartbeat cannot grow the heap.
+    if (this.cancelled > 1024 && this.cancelled * 2 > this.heap.length) this.compact();
+  }
+
+  private fire(ev: SimEvent): void {
+    this.nowUs = ev.t;
+    const fn = ev.fn!;
+    const arg = ev.arg;
+    ev.fn = null;
+    ev.arg = undefined;
+    ev.sched = null;
+    this.fired++;
+    this.trace?.foldEvent(ev.t, ev.seq);
+    fn(arg);
+  }
+
+  private dropCancelledTop(): void {
+    while (this.heap.length > 0 && this.heap[0]!.fn === null) {
+      this.popTop();
+      this.cancelled--;
+    }
+  }
+
+  private pop(): SimEvent | undefined {
+    this.dropCancelledTop();
+    if (this.heap.length === 0) return undefined;
+    const ev = this.heap[0]!;
+    this.popTop();
+    return ev;
+  }
+
+  private compact(): void {
+    // In place: run() holds a reference to the array.
+    const heap = this.heap;
+    let w = 0;
+    for (let r = 0; r < heap.length; r++) {
+      const e = heap[r]!;
+      if (e.fn !== null) heap[w++] = e;
+    }
+    heap.length = w;
+    this.cancelled = 0;
+    for (let i = (w >> 1) - 1; i >= 0; i--) this.siftDown(i);
+  }
+
+  private push(ev: SimEvent): void {
+    const heap = this.heap;
+    let i = heap.length;
+    heap.push(ev);
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      const pe = heap[p]!;
+      if (pe.t < ev.t || (pe.t === ev.t && pe.seq < ev.seq)) break;
+      heap[i] = pe;
+      i = p;
+    }
+    heap[i] = ev;
+  }
+
+  private popTop(): void {
+    const heap = this.heap;
+    const last = heap.pop()!;
+    if (heap.length > 0) {
+      heap[0] = last;
+      this.siftDown(0);
+    }
+  }
+
+  private siftDown(i: number): void {
+    const heap = this.heap;
+    const n = heap.length;
+    const ev = heap[i]!;
+    for (;;) {
+      let c = 2 * i + 1;
+      if (c >= n) break;
+      let ce = heap[c]!;
+      const r = c + 1;
+      if (r < n) {
+        const re = heap[r]!;
+        if (re.t < ce.t || (re.t === ce.t && re.seq < ce.seq)) {
+          c = r;
+          ce = re;
+        }
+      }
+      if (ev.t < ce.t || (ev.t === ce.t && ev.seq < ce.seq)) break;
+      heap[i] = ce;
+      i = c;
+    }
+    heap[i] = ev;
+  }
+}
+
+/** Milliseconds (may be fractional) to whole virtual microseconds, rounding up. */
+export function msToUs(ms: number): number {
+  return Math.ceil(ms * 1000);
+}
+
+/**
+ * What every simulated component gets: the scheduler and the trace, plus `log` that
+ * stamps a line with the current virtual time before adding it to the trace.
+ */
+export class SimContext {
+  constructor(
+    readonly sched: Scheduler,
+    readonly trace: Trace,
+  ) {}
+
+  /** Records `<now µs> <line>` in the trace. */
+  log(line: string): void {
+    this.trace.add(`${this.sched.now} ${line}`);
+  }
+}
