@@ -1,0 +1,3 @@
+/** Linearizability checking of client histories (DESIGN §7). */
+export * from './history.ts';
+export * from './check.ts';
