@@ -1,0 +1,1241 @@
+/**
+ * The Raft engine: a pure, deterministic state machine in the style of etcd-io/raft's
+ * Step/Ready/Advance. Rules from Ongaro & Ousterhout, "In Search of an Understandable
+ * Consensus Algorithm" (2014, "paper") and Ongaro's dissertation (2014, "thesis").
+ *
+ * Inputs: `tick()` (the runtime calls it every `tickMs`), `step(msg)`, `propose(data)`,
+ * `readIndex(ctx)`, `transferLeadership(to)`, `proposeConfChange(change)`,
+ * `campaign()`, `compact(index, data)`. No timers, no I/O; randomness comes from the
+ * injected Rng (election timeouts only).
+ *
+ * Output: `ready()` returns a Ready, or undefined when there is nothing to do. The
+ * runtime handles one Ready at a time, in this order:
+ *
+ *   1. persist `snapshot` (if any): the runtime stores it, drops its durable log up to
+ *      snapshot.meta.index, and restores its state machine from snapshot.data;
+ *   2. persist `entries`: entries[0].index may be at or below the durable last
+ *      index, in which case the durable log is truncated from entries[0].index first
+ *      (a suffix is overwritten), then the entries are appended;
+ *   3. persist `hardState` (term, vote, commit) — after the entries, since commit may
+ *      refer to them;
+ *   4. make 1–3 durable (fsync) — only then
+ *   5. send `messages` (votes, append acks and snapshot acks depend on 1–3; the rest
+ *      — heartbeats, appends of a leader — need nothing but go out in the same batch
+ *      for simplicity);
+ *   6. apply `committed` to the state machine, in order, each exactly once (they are
+ *      always durable already); serve `readStates` once the applied index reaches
+ *      their index; answer `failedReads` with a definite "no leader" (503);
+ *   7. call `advance(ready)`.
+ *
+ * `advance(ready)` acknowledges that everything in that Ready is durable, sent and
+ * applied: the engine only then counts its own log as stable (a leader counts its own
+ * match toward commit only after this, as etcd does) and its applied index moves.
+ * `ready()` may not be called again before `advance()`; tick/step/propose may be
+ * called in between (their output goes into the next Ready). Messages created at any
+ * time are sent only after every entry that was in the log at their creation is
+ * durable, so an acknowledgement never runs ahead of the disk.
+ *
+ * Restart: construct a new RaftNode from exactly what was persisted (hard state,
+ * snapshot, entries). The state machine is expected to be restored from the
+ * snapshot; `applied` (default: the snapshot index) says where it stands.
+ */
+import type { Rng } from '../rng.ts';
+import { NO_NODE, type Index, type NodeId, type Term } from '../types.ts';
+import { EntryType, MsgType, type Append, type AppendReply, type Entry, type Heartbeat, type HeartbeatReply, type Message, type ReadIndexReply, type Snapshot, type SnapshotReply } from '../wire/messages.ts';
+import {
+  applyConfChange, copyConfig, decodeConfig, encodeConfig, ENTRY_OVERHEAD_BYTES, MSG_OVERHEAD_BYTES, quorumSize,
+  resolveOptions, validateConfig, votingMembers, allMembers,
+  type ConfChange, type MemberConfig, type RaftOptions, type SnapshotMeta, type Ticks,
+} from './config.ts';
+import { RaftLog } from './log.ts';
+
+export type Role = 'follower' | 'pre-candidate' | 'candidate' | 'leader';
+
+export interface HardState { term: Term; vote: NodeId; commit: Index }
+export interface SoftState { role: Role; leader: NodeId; term: Term }
+/** A confirmed ReadIndex: serve the read once the applied index is >= index. */
+export interface ReadState { ctx: number; index: Index }
+export interface SnapshotData { meta: SnapshotMeta; data: Uint8Array }
+
+export interface Ready {
+  /** Present when term, vote or commit changed since the last advanced Ready. */
+  hardState?: HardState;
+  /** Entries to append to stable storage; may overwrite a suffix (see header). */
+  entries: Entry[];
+  /** A snapshot received from the leader: persist first, restore the state machine from it. */
+  snapshot?: SnapshotData;
+  /** To send only after snapshot, entries and hardState are durable. */
+  messages: Message[];
+  /** Committed entries to apply, in order, exactly once. */
+  committed: Entry[];
+  readStates: ReadState[];
+  /** ReadIndex contexts that can no longer be served here (leadership lost, no leader): answer 503. */
+  failedReads: number[];
+  /** Present when role, leader or term changed. */
+  softState?: SoftState;
+}
+
+export type RejectCode =
+  | 'not-leader' | 'transfer-in-progress' | 'too-large' | 'conf-pending' | 'not-caught-up'
+  | 'bad-request' | 'no-leader' | 'not-voter' | 'term-not-committed';
+
+export type Result<T = { index: Index; term: Term }> =
+  | ({ ok: true } & T)
+  | { ok: false; code: RejectCode; reason: string };
+
+export interface RaftInit {
+  id: NodeId;
+  /** Bootstrap membership; a snapshot's config and config entries in the log override it. */
+  config: MemberConfig;
+  hardState?: HardState;
+  snapshot?: SnapshotData;
+  /** Durable log entries after the snapshot, contiguous. */
+  entries?: Entry[];
+  /** Index the state machine has applied (default: the snapshot index, or 0). */
+  applied?: Index;
+  options?: Partial<RaftOptions>;
+  rng: Rng;
+}
+
+export type ProgressState = 'probe' | 'replicate' | 'snapshot';
+
+/** The leader's view of one follower (etcd's Progress; thesis §3.5 nextIndex/matchIndex). */
+interface Progress {
+  id: NodeId;
+  match: Index;
+  next: Index;
+  state: ProgressState;
+  /** Probe: one Append in flight; cleared on a reply and at every heartbeat round. */
+  probeSent: boolean;
+  /** Replicate: last indexes of Appends in flight (bounded by maxInflight). */
+  inflight: Index[];
+  /** Heard from since the last check-quorum round. */
+  active: boolean;
+  /** Highest commit index the follower told us it has (lets heartbeats omit commit). */
+  knownCommit: Index;
+  /** Highest heartbeat round (ctx) it acknowledged in this term. */
+  ackedRound: number;
+  /** Heartbeat rounds in a row without progress while data is in flight. */
+  stall: number;
+  matchAtLastRound: Index;
+  snap?: OutgoingSnapshot;
+  timeoutNowSent: boolean;
+}
+
+interface OutgoingSnapshot {
+  meta: SnapshotMeta;
+  data: Uint8Array;
+  chunks: number;
+  sentChunks: number;
+  ackedChunks: number;
+}
+
+export interface ProgressView {
+  id: NodeId;
+  match: Index;
+  next: Index;
+  state: ProgressState;
+  inflight: number;
+  knownCommit: Index;
+}
+
+export interface RaftStatus {
+  id: NodeId;
+  role: Role;
+  term: Term;
+  vote: NodeId;
+  leader: NodeId;
+  commitIndex: Index;
+  /** Applied index as acknowledged through advance(). */
+  appliedIndex: Index;
+  lastIndex: Index;
+  lastTerm: Term;
+  /** Last log index known durable (acknowledged through advance()). */
+  stableIndex: Index;
+  snapshotIndex: Index;
+  snapshotTerm: Term;
+  config: MemberConfig;
+  isWitness: boolean;
+  transferee: NodeId;
+  /** Leader only: one row per other member. */
+  progress: ProgressView[];
+}
+
+interface PendingRead { ctx: number; from: NodeId; index: Index; round: number }
+
+const RAFT_TYPES = new Set<MsgType>([
+  MsgType.PreVote, MsgType.PreVoteReply, MsgType.Vote, MsgType.VoteReply, MsgType.Append, MsgType.AppendReply,
+  MsgType.Heartbeat, MsgType.HeartbeatReply, MsgType.Snapshot, MsgType.SnapshotReply, MsgType.TimeoutNow,
+  MsgType.ReadIndex, MsgType.ReadIndexReply,
+]);
+
+const isNat = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0;
+
+export class RaftNode {
+  readonly id: NodeId;
+  readonly options: Readonly<RaftOptions>;
+  private readonly ticks: Ticks;
+  private readonly rng: Rng;
+
+  private term: Term = 0;
+  private vote: NodeId = NO_NODE;
+  private leader: NodeId = NO_NODE;
+  private role: Role = 'follower';
+  private readonly log: RaftLog;
+  private commit: Index = 0;
+  private applied: Index = 0;
+  private stableIndex: Index = 0;
+  /** First log index not yet handed out in a Ready. */
+  private unstableFrom: Index = 1;
+  private truncatedSinceReady: Index | undefined;
+  private prevHard: HardState;
+  private prevSoft: SoftState;
+
+  private config: MemberConfig;
+  /** Configurations by the index where they took effect; [0] is the snapshot's. */
+  private confHistory: Array<{ index: Index; config: MemberConfig }>;
+  private snapshot: SnapshotData | undefined;
+  /** A snapshot received from the leader, to hand out in the next Ready. */
+  private installing: SnapshotData | undefined;
+  private incoming: { from: NodeId; term: Term; lastIndex: Index; lastTerm: Term; total: number; parts: Uint8Array[]; received: number; nackedAt?: number } | undefined;
+
+  private msgs: Message[] = [];
+  private readStates: ReadState[] = [];
+  private failedReads: number[] = [];
+  private outstanding: { rd: Ready; committedTo: Index } | undefined;
+
+  private electionElapsed = 0;
+  private heartbeatElapsed = 0;
+  private randomizedTimeout = 0;
+  /** Counts ticks since construction (leases are measured in it). */
+  private now = 0;
+  private votes = new Map<NodeId, boolean>();
+  private progress = new Map<NodeId, Progress>();
+  private transferee: NodeId = NO_NODE;
+  private transferElapsed = 0;
+  private pendingConfIndex: Index = 0;
+  private needBcast = false;
+
+  private readRound = 0;
+  private readRoundWanted = false;
+  private roundSentAt = new Map<number, number>();
+  private pendingReads: PendingRead[] = [];
+  /** Reads that arrived before this leader committed an entry of its term (thesis §6.4 step 1). */
+  private waitingReads: Array<{ ctx: number; from: NodeId }> = [];
+
+  /** Messages ignored because they were for another node or from a stale term. */
+  dropped = 0;
+
+  constructor(init: RaftInit) {
+    if (typeof init !== 'object' || init === null) throw new TypeError('RaftNode: expected an init object {id, config, rng, ...}');
+    if (!isNat(init.id) || init.id < 1 || init.id > 254) throw new RangeError(`RaftNode: id must be a node id 1..254, got ${String(init.id)}`);
+    if (!init.rng || typeof init.rng.int !== 'function') throw new TypeError('RaftNode: rng must be an Rng (src/rng.ts)');
+    this.id = init.id;
+    this.rng = init.rng;
+    const { opts, ticks } = resolveOptions(init.options);
+    this.options = Object.freeze(opts);
+    this.ticks = ticks;
+
+    let snapIndex = 0;
+    let snapTerm = 0;
+    let baseConfig = validateConfig(init.config, 'RaftNode config');
+    if (init.snapshot !== undefined) {
+      const s = init.snapshot;
+      if (!s || !s.meta || !isNat(s.meta.index) || !isNat(s.meta.term)) throw new TypeError('RaftNode snapshot: expected {meta: {index, term, config}, data}');
+      if (!(s.data instanceof Uint8Array)) throw new TypeError('RaftNode snapshot.data: expected a Uint8Array');
+      snapIndex = s.meta.index;
+      snapTerm = s.meta.term;
+      baseConfig = validateConfig(s.meta.config, 'RaftNode snapshot.meta.config');
+      this.snapshot = { meta: { index: snapIndex, term: snapTerm, config: copyConfig(baseConfig) }, data: s.data };
+    }
+    const entries = init.entries ?? [];
+    if (!Array.isArray(entries)) throw new TypeError('RaftNode entries: expected an array of Entry');
+    entries.forEach((e, k) => {
+      if (!e || !isNat(e.term) || !isNat(e.index) || !(e.data instanceof Uint8Array) || !(e.type in EntryType)) {
+        throw new TypeError(`RaftNode entries[${k}]: expected {term, index, type, data: Uint8Array}`);
+      }
+    });
+    this.log = new RaftLog(snapIndex, snapTerm, entries);
+    this.confHistory = [{ index: snapIndex, config: baseConfig }];
+    for (const e of entries) if (e.type === EntryType.Config) this.confHistory.push({ index: e.index, config: decodeConfig(e.data, `RaftNode entries[index ${e.index}]`) });
+    this.config = this.confHistory[this.confHistory.length - 1]!.config;
+
+    const hs = init.hardState ?? { term: 0, vote: NO_NODE, commit: 0 };
+    if (!isNat(hs.term) || !isNat(hs.vote) || !isNat(hs.commit)) throw new TypeError('RaftNode hardState: expected {term, vote, commit} of non-negative integers');
+    if (hs.term < this.log.lastTerm) throw new RangeError(`RaftNode hardState.term ${hs.term} is below the last log term ${this.log.lastTerm}`);
+    if (hs.commit > this.log.lastIndex) {
+      throw new RangeError(`RaftNode hardState.commit ${hs.commit} is beyond the last durable log index ${this.log.lastIndex}: committed entries are missing from storage`);
+    }
+    this.term = hs.term;
+    this.vote = hs.vote;
+    this.commit = Math.max(hs.commit, snapIndex);
+    this.applied = init.applied ?? snapIndex;
+    if (!isNat(this.applied) || this.applied < snapIndex || this.applied > this.commit) {
+      throw new RangeError(`RaftNode applied ${String(init.applied)} must be within [snapshot index ${snapIndex}, commit ${this.commit}]`);
+    }
+    this.stableIndex = this.log.lastIndex;
+    this.unstableFrom = this.log.lastIndex + 1;
+    this.prevHard = { term: this.term, vote: this.vote, commit: this.commit };
+    this.becomeFollower(this.term, NO_NODE);
+    this.prevSoft = this.softState();
+  }
+
+  // -------------------------------------------------------------------------
+  // Inspection (read-only; for invariant checks and the status API)
+
+  status(): RaftStatus {
+    return {
+      id: this.id, role: this.role, term: this.term, vote: this.vote, leader: this.leader,
+      commitIndex: this.commit, appliedIndex: this.applied, lastIndex: this.log.lastIndex, lastTerm: this.log.lastTerm,
+      stableIndex: this.stableIndex, snapshotIndex: this.log.snapIndex, snapshotTerm: this.log.snapTerm,
+      config: copyConfig(this.config), isWitness: this.isWitness(), transferee: this.transferee,
+      progress: [...this.progress.values()].map((p) => ({ id: p.id, match: p.match, next: p.next, state: p.state, inflight: p.inflight.length, knownCommit: p.knownCommit })),
+    };
+  }
+
+  /** Term of the entry at `i` (the snapshot's at its index); undefined if compacted or absent. */
+  termAt(i: Index): Term | undefined {
+    return this.log.term(i);
+  }
+
+  entryAt(i: Index): Entry | undefined {
+    return this.log.entry(i);
+  }
+
+  /** Entries lo..hi inclusive that are in memory. */
+  entries(lo: Index, hi: Index): Entry[] {
+    return this.log.slice(lo, hi);
+  }
+
+  /** The latest snapshot this node holds (taken by compact() or installed from a leader). */
+  latestSnapshot(): SnapshotData | undefined {
+    return this.snapshot;
+  }
+
+  get isLeader(): boolean {
+    return this.role === 'leader';
+  }
+
+  // -------------------------------------------------------------------------
+  // Inputs
+
+  tick(): void {
+    this.now++;
+    if (this.role === 'leader') this.tickLeader();
+    else this.tickElection();
+  }
+
+  /** Starts an election now (pre-vote first when enabled), e.g. when the link reports the leader gone. */
+  campaign(): Result<{ term: Term }> {
+    if (!this.promotable()) return { ok: false, code: 'not-voter', reason: `node ${this.id} is not a voter (learner, witness or not a member) and never campaigns` };
+    if (this.role === 'leader') return { ok: true, term: this.term };
+    this.startCampaign(false);
+    return { ok: true, term: this.term };
+  }
+
+  propose(data: Uint8Array): Result {
+    if (!(data instanceof Uint8Array)) return { ok: false, code: 'bad-request', reason: `propose: data must be a Uint8Array, got ${typeof data}` };
+    if (data.length > this.ticks.maxEntryBytes) {
+      return { ok: false, code: 'too-large', reason: `propose: ${data.length} bytes exceed the ${this.ticks.maxEntryBytes}-byte limit of one entry (maxMsgBytes ${this.options.maxMsgBytes})` };
+    }
+    const rej = this.leaderCheck();
+    if (rej) return rej;
+    return this.appendOwn(EntryType.Normal, data);
+  }
+
+  proposeConfChange(change: ConfChange): Result {
+    const rej = this.leaderCheck();
+    if (rej) return rej;
+    if (this.pendingConfIndex > this.commit) {
+      return { ok: false, code: 'conf-pending', reason: `a configuration change (index ${this.pendingConfIndex}) is not committed yet; one change at a time (thesis §4.1)` };
+    }
+    // A leader must commit an entry of its own term before changing the membership
+    // (Ongaro, raft-dev 2015, the single-server change bug fix).
+    if (this.log.term(this.commit) !== this.term) {
+      return { ok: false, code: 'term-not-committed', reason: 'the leader has not committed an entry of its term yet; retry shortly' };
+    }
+    let next: MemberConfig;
+    try {
+      next = applyConfChange(this.config, change);
+    } catch (e) {
+      return { ok: false, code: 'bad-request', reason: (e as Error).message };
+    }
+    if (change.op === 'promote') {
+      const pr = this.progress.get(change.node);
+      if (!pr || pr.match < this.commit) {
+        return { ok: false, code: 'not-caught-up', reason: `learner ${change.node} has match ${pr?.match ?? 0} < commit ${this.commit}; it becomes a voter only once caught up (thesis §4.2.1)` };
+      }
+    }
+    return this.appendOwn(EntryType.Config, encodeConfig(next));
+  }
+
+  transferLeadership(to: NodeId): Result<{ term: Term }> {
+    if (this.role !== 'leader') return { ok: false, code: 'not-leader', reason: `node ${this.id} is not the leader (leader: ${this.leader})` };
+    if (to === this.id) return { ok: true, term: this.term };
+    if (!this.config.voters.includes(to)) return { ok: false, code: 'not-voter', reason: `transfer target ${to} is not a voter (witnesses and learners never lead)` };
+    if (this.transferee === to) return { ok: true, term: this.term };
+    const pr = this.progress.get(to);
+    if (!pr) return { ok: false, code: 'not-voter', reason: `no replication progress for ${to}` };
+    this.transferee = to;
+    this.transferElapsed = 0;
+    pr.timeoutNowSent = false;
+    if (pr.match === this.log.lastIndex) this.sendTimeoutNow(pr);
+    else this.sendAppends(pr);
+    return { ok: true, term: this.term };
+  }
+
+  /**
+   * ReadIndex (thesis §6.4). `ctx` (integer >= 1) identifies the request; the answer is
+   * a ReadState {ctx, index} or a failedReads entry in a later Ready. On a follower
+   * the request is forwarded to the leader.
+   */
+  readIndex(ctx: number): Result<{ term: Term }> {
+    if (!Number.isInteger(ctx) || ctx < 1 || ctx > 0xffffffff) return { ok: false, code: 'bad-request', reason: `readIndex: ctx must be an integer 1..2^32-1, got ${String(ctx)}` };
+    if (this.role !== 'leader') {
+      if (this.leader === NO_NODE) return { ok: false, code: 'no-leader', reason: 'no leader known' };
+      this.send({ type: MsgType.ReadIndex, from: this.id, to: this.leader, term: this.term, ctx });
+      return { ok: true, term: this.term };
+    }
+    this.leaderRead(ctx, this.id);
+    return { ok: true, term: this.term };
+  }
+
+  /**
+   * The application has durably stored a snapshot of its state at `index` (<= applied).
+   * The engine drops log entries up to `index` and keeps `data` to send to followers
+   * that fall behind. Returns the metadata to store with the snapshot; the runtime may
+   * then drop durable log entries up to `index`.
+   */
+  compact(index: Index, data: Uint8Array): Result<{ meta: SnapshotMeta }> {
+    if (!isNat(index)) return { ok: false, code: 'bad-request', reason: `compact: index must be a non-negative integer, got ${String(index)}` };
+    if (!(data instanceof Uint8Array)) return { ok: false, code: 'bad-request', reason: 'compact: data must be a Uint8Array' };
+    if (index > this.applied) return { ok: false, code: 'bad-request', reason: `compact: index ${index} is beyond the applied index ${this.applied}` };
+    if (index <= this.log.snapIndex) return { ok: false, code: 'bad-request', reason: `compact: index ${index} is not after the current snapshot ${this.log.snapIndex}` };
+    const meta: SnapshotMeta = { index, term: this.log.term(index)!, config: copyConfig(this.configAt(index)) };
+    this.log.compactTo(index);
+    let k = 0;
+    while (k + 1 < this.confHistory.length && this.confHistory[k + 1]!.index <= index) k++;
+    this.confHistory = [{ index, config: this.confHistory[k]!.config }, ...this.confHistory.slice(k + 1)];
+    this.snapshot = { meta, data: this.isWitness() ? new Uint8Array(0) : data };
+    return { ok: true, meta };
+  }
+
+  step(m: Message): void {
+    if (typeof m !== 'object' || m === null) throw new TypeError(`raft step: expected a Message object, got ${String(m)}`);
+    if (!RAFT_TYPES.has(m.type)) throw new TypeError(`raft step: message type ${String(m.type)} is not a Raft message`);
+    if (!isNat(m.term) || !isNat(m.from) || !isNat(m.to)) throw new TypeError(`raft step: term, from and to must be non-negative integers (type ${MsgType[m.type]})`);
+    if (m.to !== this.id || m.from === this.id) {
+      this.dropped++;
+      return;
+    }
+    if (m.term > this.term) {
+      if (m.type === MsgType.PreVote || m.type === MsgType.Vote) {
+        const force = m.type === MsgType.Vote && m.transfer;
+        // Leader stickiness (thesis §4.2.3): a node that heard from a leader within the
+        // minimum election timeout ignores vote requests, unless it is a transfer.
+        if (!force && this.inLease()) {
+          this.dropped++;
+          return;
+        }
+      }
+      if (m.type === MsgType.PreVote || (m.type === MsgType.PreVoteReply && m.granted)) {
+        // A pre-vote never changes terms (thesis §9.6); a granted reply carries the
+        // candidate's prospective term.
+      } else if (m.type === MsgType.Append || m.type === MsgType.Heartbeat || m.type === MsgType.Snapshot) {
+        this.becomeFollower(m.term, m.from);
+      } else {
+        this.becomeFollower(m.term, NO_NODE);
+      }
+    } else if (m.term < this.term) {
+      if ((this.options.checkQuorum || this.options.preVote) && (m.type === MsgType.Append || m.type === MsgType.Heartbeat)) {
+        // A stale leader (e.g. back from a partition) learns our term and steps down;
+        // with pre-vote we never bump terms to tell it otherwise.
+        this.send({ type: MsgType.AppendReply, from: this.id, to: m.from, term: this.term, success: false, index: 0, conflictTerm: 0, conflictIndex: 0 });
+      } else if (m.type === MsgType.PreVote) {
+        this.send({ type: MsgType.PreVoteReply, from: this.id, to: m.from, term: this.term, granted: false });
+      } else if (m.type === MsgType.ReadIndex) {
+        this.send({ type: MsgType.ReadIndexReply, from: this.id, to: m.from, term: this.term, ctx: m.ctx, index: 0, ok: false });
+      } else {
+        this.dropped++;
+      }
+      return;
+    }
+
+    switch (m.type) {
+      case MsgType.PreVote: {
+        // Granted for a term above ours when the candidate's log is up to date (§5.4.1).
+        const grant = m.term > this.term && this.log.isUpToDate(m.lastIndex, m.lastTerm);
+        this.send({ type: MsgType.PreVoteReply, from: this.id, to: m.from, term: grant ? m.term : this.term, granted: grant });
+        return;
+      }
+      case MsgType.Vote: {
+        const canVote = this.vote === m.from || (this.vote === NO_NODE && this.leader === NO_NODE);
+        const grant = canVote && this.log.isUpToDate(m.lastIndex, m.lastTerm);
+        if (grant) {
+          this.vote = m.from;
+          this.electionElapsed = 0;
+        }
+        // Sent only after the Ready holding the vote is durable (Raft §5.2 / Figure 2).
+        this.send({ type: MsgType.VoteReply, from: this.id, to: m.from, term: this.term, granted: grant });
+        return;
+      }
+      case MsgType.PreVoteReply:
+        if (this.role === 'pre-candidate' && m.term === this.term + 1) this.poll(m.from, m.granted);
+        else if (this.role === 'pre-candidate' && !m.granted && m.term === this.term) this.poll(m.from, false);
+        return;
+      case MsgType.VoteReply:
+        if (this.role === 'candidate') this.poll(m.from, m.granted);
+        return;
+      case MsgType.Append:
+      case MsgType.Heartbeat:
+      case MsgType.Snapshot:
+        if (this.role === 'leader') {
+          this.dropped++; // impossible by election safety; never act on it
+          return;
+        }
+        if (this.role !== 'follower' || this.leader !== m.from) this.becomeFollower(this.term, m.from);
+        this.electionElapsed = 0;
+        if (m.type === MsgType.Append) this.handleAppend(m);
+        else if (m.type === MsgType.Heartbeat) this.handleHeartbeat(m);
+        else this.handleSnapshot(m);
+        return;
+      case MsgType.TimeoutNow:
+        // Thesis §3.10: the target starts an election at once, skipping pre-vote, and
+        // its Vote carries `transfer` so that voters ignore their leader lease.
+        if (this.role !== 'leader' && this.promotable()) this.startCampaign(true);
+        else this.dropped++;
+        return;
+      case MsgType.ReadIndex:
+        if (this.role === 'leader') this.leaderRead(m.ctx, m.from);
+        else this.send({ type: MsgType.ReadIndexReply, from: this.id, to: m.from, term: this.term, ctx: m.ctx, index: 0, ok: false });
+        return;
+      case MsgType.ReadIndexReply:
+        if (m.ok) this.readStates.push({ ctx: m.ctx, index: m.index });
+        else this.failedReads.push(m.ctx);
+        return;
+      case MsgType.AppendReply:
+      case MsgType.HeartbeatReply:
+      case MsgType.SnapshotReply: {
+        if (this.role !== 'leader') {
+          this.dropped++;
+          return;
+        }
+        const pr = this.progress.get(m.from);
+        if (!pr) {
+          this.dropped++;
+          return;
+        }
+        pr.active = true;
+        if (m.type === MsgType.AppendReply) this.handleAppendReply(pr, m);
+        else if (m.type === MsgType.HeartbeatReply) this.handleHeartbeatReply(pr, m);
+        else this.handleSnapshotReply(pr, m);
+        return;
+      }
+      default:
+        this.dropped++;
+    }
+  }
+
+  // -------------------------------------------------------------------------
+  // Ready / advance
+
+  ready(): Ready | undefined {
+    if (this.outstanding) throw new Error('raft ready(): the previous Ready has not been advanced yet; call advance(ready) first');
+    this.flush();
+    const rd: Ready = { entries: [], messages: [], committed: [], readStates: [], failedReads: [] };
+    const hs = { term: this.term, vote: this.vote, commit: this.commit };
+    if (hs.term !== this.prevHard.term || hs.vote !== this.prevHard.vote || hs.commit !== this.prevHard.commit) rd.hardState = hs;
+    const ss = this.softState();
+    if (ss.role !== this.prevSoft.role || ss.leader !== this.prevSoft.leader || ss.term !== this.prevSoft.term) rd.softState = ss;
+    if (this.installing) rd.snapshot = this.installing;
+    if (this.unstableFrom <= this.log.lastIndex) rd.entries = this.log.slice(this.unstableFrom, this.log.lastIndex);
+    rd.messages = this.msgs;
+    rd.readStates = this.readStates;
+    rd.failedReads = this.failedReads;
+    let committedTo = this.applied;
+    if (!this.installing && this.applied >= this.log.snapIndex) {
+      const hi = Math.min(this.commit, this.stableIndex);
+      if (hi > this.applied) {
+        rd.committed = this.log.slice(this.applied + 1, hi);
+        committedTo = hi;
+      }
+    }
+    const empty = !rd.hardState && !rd.softState && !rd.snapshot && rd.entries.length === 0 && rd.messages.length === 0 &&
+      rd.committed.length === 0 && rd.readStates.length === 0 && rd.failedReads.length === 0;
+    if (empty) return undefined;
+    this.msgs = [];
+    this.readStates = [];
+    this.failedReads = [];
+    this.installing = undefined;
+    this.unstableFrom = this.log.lastIndex + 1;
+    this.truncatedSinceReady = undefined;
+    this.outstanding = { rd, committedTo };
+    return rd;
+  }
+
+  /** Whether ready() would return a Ready (without flushing pending leader work). */
+  hasReady(): boolean {
+    return this.needBcast || this.readRoundWanted || this.msgs.length > 0 || this.readStates.length > 0 || this.failedReads.length > 0 ||
+      this.installing !== undefined || this.unstableFrom <= this.log.lastIndex || Math.min(this.commit, this.stableIndex) > this.applied ||
+      this.term !== this.prevHard.term || this.vote !== this.prevHard.vote || this.commit !== this.prevHard.commit ||
+      this.role !== this.prevSoft.role || this.leader !== this.prevSoft.leader || this.term !== this.prevSoft.term;
+  }
+
+  advance(rd: Ready): void {
+    if (!this.outstanding || this.outstanding.rd !== rd) throw new Error('raft advance(): argument is not the Ready last returned by ready()');
+    const { committedTo } = this.outstanding;
+    this.outstanding = undefined;
+    if (rd.hardState) this.prevHard = { ...rd.hardState };
+    if (rd.softState) this.prevSoft = { ...rd.softState };
+    if (rd.snapshot) {
+      this.stableIndex = Math.max(this.stableIndex, rd.snapshot.meta.index);
+      this.applied = Math.max(this.applied, rd.snapshot.meta.index);
+    }
+    if (rd.entries.length > 0) {
+      let s = rd.entries[rd.entries.length - 1]!.index;
+      if (this.truncatedSinceReady !== undefined) s = Math.min(s, this.truncatedSinceReady - 1);
+      this.stableIndex = Math.max(this.stableIndex, Math.min(s, this.log.lastIndex));
+    }
+    this.applied = Math.max(this.applied, committedTo);
+    if (this.role === 'leader') this.maybeCommit();
+  }
+
+  // -------------------------------------------------------------------------
+  // Roles
+
+  private softState(): SoftState {
+    return { role: this.role, leader: this.leader, term: this.term };
+  }
+
+  private isWitness(): boolean {
+    return this.config.witnesses.includes(this.id);
+  }
+
+  /** Only full voters campaign: witnesses, learners and non-members never do. */
+  private promotable(): boolean {
+    return this.config.voters.includes(this.id);
+  }
+
+  /**
+   * Leader stickiness. Tied to checkQuorum as in etcd: only then does a node with a
+   * higher term (which we would ignore) learn of, and end, a live leader through the
+   * stale-term AppendReply in step(); without it a rejoining node could stay locked out.
+   */
+  private inLease(): boolean {
+    return this.options.checkQuorum && this.leader !== NO_NODE && this.electionElapsed < this.ticks.electionMin;
+  }
+
+  private resetTimers(): void {
+    this.electionElapsed = 0;
+    this.heartbeatElapsed = 0;
+    this.randomizedTimeout = this.rng.int(this.ticks.electionMin, this.ticks.electionMax - 1);
+  }
+
+  private becomeFollower(term: Term, leader: NodeId): void {
+    const wasLeader = this.role === 'leader';
+    if (term > this.term) {
+      this.term = term;
+      this.vote = NO_NODE;
+    }
+    this.role = 'follower';
+    this.leader = leader;
+    this.resetTimers();
+    this.votes.clear();
+    if (wasLeader) this.loseLeadership();
+  }
+
+  private loseLeadership(): void {
+    this.progress.clear();
+    this.transferee = NO_NODE;
+    this.needBcast = false;
+    this.readRoundWanted = false;
+    this.roundSentAt.clear();
+    for (const r of [...this.pendingReads, ...this.waitingReads]) this.failRead(r.ctx, r.from);
+    this.pendingReads = [];
+    this.waitingReads = [];
+  }
+
+  private failRead(ctx: number, from: NodeId): void {
+    if (from === this.id) this.failedReads.push(ctx);
+    else this.send({ type: MsgType.ReadIndexReply, from: this.id, to: from, term: this.term, ctx, index: 0, ok: false });
+  }
+
+  private startCampaign(transfer: boolean): void {
+    if (this.options.preVote && !transfer) {
+      this.role = 'pre-candidate';
+      this.leader = NO_NODE;
+      this.resetTimers();
+      this.votes.clear();
+      // Counting our own pre-vote needs no persistence: a pre-vote changes nothing.
+      this.votes.set(this.id, true);
+      if (this.tally() === 'won') return this.becomeCandidate(false);
+      for (const to of votingMembers(this.config)) {
+        if (to !== this.id) this.send({ type: MsgType.PreVote, from: this.id, to, term: this.term + 1, lastIndex: this.log.lastIndex, lastTerm: this.log.lastTerm });
+      }
+      return;
+    }
+    this.becomeCandidate(transfer);
+  }
+
+  private becomeCandidate(transfer: boolean): void {
+    this.role = 'candidate';
+    this.term += 1;
+    this.vote = this.id;
+    this.leader = NO_NODE;
+    this.resetTimers();
+    this.votes.clear();
+    // Our own vote counts at once: the Vote requests leave only after the Ready that
+    // holds (term, vote) is durable, and a single-node leader commits nothing before
+    // advance() confirms its own log.
+    this.votes.set(this.id, true);
+    if (this.tally() === 'won') return this.becomeLeader();
+    for (const to of votingMembers(this.config)) {
+      if (to !== this.id) this.send({ type: MsgType.Vote, from: this.id, to, term: this.term, lastIndex: this.log.lastIndex, lastTerm: this.log.lastTerm, transfer });
+    }
+  }
+
+  private poll(from: NodeId, granted: boolean): void {
+    if (!votingMembers(this.config).includes(from)) return;
+    if (!this.votes.has(from)) this.votes.set(from, granted);
+    const r = this.tally();
+    if (r === 'won') {
+      if (this.role === 'pre-candidate') this.becomeCandidate(false);
+      else this.becomeLeader();
+    } else if (r === 'lost') {
+      this.becomeFollower(this.term, NO_NODE);
+    }
+  }
+
+  private tally(): 'won' | 'lost' | 'pending' {
+    const members = votingMembers(this.config);
+    const q = quorumSize(this.config);
+    let yes = 0;
+    let no = 0;
+    for (const id of members) {
+      const v = this.votes.get(id);
+      if (v === true) yes++;
+      else if (v === false) no++;
+    }
+    if (yes >= q) return 'won';
+    if (no > members.length - q) return 'lost';
+    return 'pending';
+  }
+
+  private becomeLeader(): void {
+    this.role = 'leader';
+    this.leader = this.id;
+    this.resetTimers();
+    this.votes.clear();
+    this.progress.clear();
+    this.transferee = NO_NODE;
+    this.readRound = 0;
+    this.roundSentAt.clear();
+    for (const id of allMembers(this.config)) if (id !== this.id) this.progress.set(id, this.newProgress(id));
+    // Conservative: no config change until everything in our log so far is committed.
+    this.pendingConfIndex = this.log.lastIndex;
+    // Raft §5.4.2 / §8: a new leader appends an empty entry of its term; committing it
+    // commits everything before it and lets ReadIndex start (thesis §6.4).
+    this.appendOwn(EntryType.Noop, new Uint8Array(0));
+  }
+
+  private newProgress(id: NodeId): Progress {
+    return {
+      id, match: 0, next: this.log.lastIndex + 1, state: 'probe', probeSent: false, inflight: [], active: false,
+      knownCommit: 0, ackedRound: 0, stall: 0, matchAtLastRound: 0, timeoutNowSent: false,
+    };
+  }
+
+  private leaderCheck(): Result | undefined {
+    if (this.role !== 'leader') return { ok: false, code: 'not-leader', reason: `node ${this.id} is not the leader (leader: ${this.leader || 'unknown'})` };
+    if (this.transferee !== NO_NODE) return { ok: false, code: 'transfer-in-progress', reason: `leadership is being transferred to ${this.transferee}` };
+    return undefined;
+  }
+
+  private appendOwn(type: EntryType, data: Uint8Array): Result {
+    const e: Entry = { term: this.term, index: this.log.lastIndex + 1, type, data };
+    this.log.append(e);
+    if (type === EntryType.Config) {
+      this.pendingConfIndex = e.index;
+      this.confHistory.push({ index: e.index, config: decodeConfig(data, `own config entry ${e.index}`) });
+      this.setConfig(this.confHistory[this.confHistory.length - 1]!.config);
+    }
+    this.needBcast = true;
+    return { ok: true, index: e.index, term: e.term };
+  }
+
+  // -------------------------------------------------------------------------
+  // Ticks
+
+  private tickElection(): void {
+    this.electionElapsed++;
+    if (this.promotable() && this.electionElapsed >= this.randomizedTimeout) this.startCampaign(false);
+  }
+
+  private tickLeader(): void {
+    this.heartbeatElapsed++;
+    this.electionElapsed++;
+    if (this.transferee !== NO_NODE && ++this.transferElapsed >= this.ticks.electionMin) {
+      this.transferee = NO_NODE; // thesis §3.10: abort a transfer that did not finish within an election timeout
+    }
+    if (this.electionElapsed >= this.ticks.electionMin) {
+      this.electionElapsed = 0;
+      if (this.options.checkQuorum) {
+        // Thesis §6.2: step down when no majority was heard from within an election timeout.
+        const voting = votingMembers(this.config);
+        let active = voting.includes(this.id) ? 1 : 0;
+        for (const id of voting) if (id !== this.id && this.progress.get(id)?.active) active++;
+        for (const pr of this.progress.values()) pr.active = false;
+        if (active < quorumSize(this.config)) {
+          this.becomeFollower(this.term, NO_NODE);
+          return;
+        }
+      }
+    }
+    if (this.heartbeatElapsed >= this.ticks.heartbeat) {
+      for (const pr of this.progress.values()) this.checkStall(pr);
+      this.bcastHeartbeat(this.leaseOrReadCtx());
+    }
+  }
+
+  /** Called once per heartbeat round: recovers from lost Appends / snapshot chunks. */
+  private checkStall(pr: Progress): void {
+    if (pr.state === 'probe') {
+      pr.probeSent = false;
+    } else if (pr.state === 'replicate') {
+      if (pr.inflight.length > 0 && pr.match === pr.matchAtLastRound) {
+        if (++pr.stall >= 2) this.becomeProbe(pr, pr.match + 1);
+      } else {
+        pr.stall = 0;
+      }
+    } else if (pr.snap) {
+      if (pr.snap.sentChunks > pr.snap.ackedChunks && ++pr.stall >= 2) {
+        pr.stall = 0;
+        pr.snap.sentChunks = pr.snap.ackedChunks; // resend from the last acknowledged chunk
+      }
+    }
+    pr.matchAtLastRound = pr.match;
+  }
+
+  private leaseOrReadCtx(): number {
+    if (this.readRoundWanted || this.options.leaseRead) {
+      this.readRoundWanted = false;
+      this.readRound++;
+      this.roundSentAt.set(this.readRound, this.now);
+      this.roundSentAt.delete(this.readRound - 64); // rounds that old cannot hold a lease any more
+      return this.readRound;
+    }
+    return 0;
+  }
+
+  private bcastHeartbeat(ctx: number): void {
+    this.heartbeatElapsed = 0;
+    for (const pr of this.progress.values()) {
+      const c = Math.min(pr.match, this.commit);
+      const hb: Heartbeat = { type: MsgType.Heartbeat, from: this.id, to: pr.id, term: this.term, commit: c > pr.knownCommit ? c : undefined, ctx };
+      this.send(hb);
+    }
+    if (ctx !== 0) this.checkReads();
+  }
+
+  // -------------------------------------------------------------------------
+  // Replication (leader)
+
+  /** Sends what proposals and read requests accumulated since the last ready(). */
+  private flush(): void {
+    if (this.role !== 'leader') return;
+    if (this.readRoundWanted) this.bcastHeartbeat(this.leaseOrReadCtx());
+    if (this.needBcast) {
+      this.needBcast = false;
+      for (const pr of this.progress.values()) this.sendAppends(pr);
+      this.maybeCommit(); // a single voter commits on its own
+    }
+  }
+
+  /** Sends as many Appends as the follower's state allows (bounded by maxInflight). */
+  private sendAppends(pr: Progress): void {
+    for (let i = 0; i <= this.options.maxInflight; i++) if (!this.maybeSendAppend(pr)) break;
+  }
+
+  /** Returns true when another Append could follow at once (replicate state, data sent). */
+  private maybeSendAppend(pr: Progress): boolean {
+    if (pr.state === 'snapshot') {
+      this.sendSnapshotChunks(pr);
+      return false;
+    }
+    if (pr.state === 'probe' && pr.probeSent) return false;
+    if (pr.state === 'replicate' && pr.inflight.length >= this.options.maxInflight) return false;
+    const prevIndex = pr.next - 1;
+    const prevTerm = this.log.term(prevIndex);
+    if (prevTerm === undefined) {
+      this.startSnapshot(pr);
+      return false;
+    }
+    const witness = this.config.witnesses.includes(pr.id);
+    const entries: Entry[] = [];
+    let budget = this.options.maxMsgBytes - MSG_OVERHEAD_BYTES;
+    for (let i = pr.next; i <= this.log.lastIndex && entries.length < this.options.maxEntriesPerMsg; i++) {
+      let e = this.log.entry(i)!;
+      // Witnesses keep log metadata only (DESIGN §5): Normal entries go without data.
+      if (witness && e.type === EntryType.Normal && e.data.length > 0) e = { ...e, data: new Uint8Array(0) };
+      const size = e.data.length + ENTRY_OVERHEAD_BYTES;
+      if (size > budget && entries.length > 0) break;
+      budget -= size;
+      entries.push(e);
+    }
+    if (entries.length === 0 && pr.state === 'replicate') return false;
+    const m: Append = { type: MsgType.Append, from: this.id, to: pr.id, term: this.term, prevIndex, prevTerm, entries, commit: this.commit };
+    this.send(m);
+    if (pr.state === 'probe') {
+      pr.probeSent = true;
+      return false;
+    }
+    const last = entries[entries.length - 1]!.index;
+    pr.next = last + 1;
+    pr.inflight.push(last);
+    return true;
+  }
+
+  private becomeProbe(pr: Progress, next: Index): void {
+    pr.state = 'probe';
+    pr.next = Math.max(pr.match + 1, next);
+    pr.probeSent = false;
+    pr.inflight = [];
+    pr.stall = 0;
+    pr.snap = undefined;
+  }
+
+  private becomeReplicate(pr: Progress): void {
+    pr.state = 'replicate';
+    pr.next = pr.match + 1;
+    pr.inflight = [];
+    pr.stall = 0;
+    pr.snap = undefined;
+  }
+
+  private handleAppendReply(pr: Progress, m: AppendReply): void {
+    if (!m.success) {
+      // Stale rejections (for an Append we already moved past) are ignored.
+      if (m.index <= pr.match) return;
+      if (pr.state === 'probe' && m.index !== pr.next - 1) return;
+      if (pr.state === 'snapshot') return;
+      // Fast backtracking (thesis §5.3 / etcd): the follower's hint (conflictIndex,
+      // conflictTerm) is its last entry at or below the rejected index whose term is
+      // <= the leader's prevTerm. We skip every one of our entries above the hint with
+      // a term above conflictTerm: one round trip per term, not per entry.
+      const next = this.log.lastIndexWithTermAtMost(Math.min(m.conflictIndex, m.index), m.conflictTerm).index + 1;
+      this.becomeProbe(pr, Math.min(next, m.index));
+      this.sendAppends(pr);
+      return;
+    }
+    pr.inflight = pr.inflight.filter((x) => x > m.index);
+    if (m.index > pr.match) {
+      pr.match = m.index;
+      if (pr.next <= pr.match) pr.next = pr.match + 1;
+      if (pr.state === 'probe') this.becomeReplicate(pr);
+      else if (pr.state === 'snapshot' && pr.snap && pr.match >= pr.snap.meta.index) this.becomeReplicate(pr);
+      this.maybeCommit();
+    } else if (pr.state === 'probe' && m.index === pr.next - 1) {
+      this.becomeReplicate(pr); // probe answered: the follower matches up to next-1
+    }
+    if (this.role !== 'leader') return; // maybeCommit may have made us step down
+    if (pr.id === this.transferee && pr.match === this.log.lastIndex) this.sendTimeoutNow(pr);
+    this.sendAppends(pr);
+  }
+
+  private handleHeartbeatReply(pr: Progress, m: HeartbeatReply): void {
+    if (m.commit !== undefined && m.commit > pr.knownCommit) pr.knownCommit = m.commit;
+    if (m.ctx > pr.ackedRound) {
+      pr.ackedRound = m.ctx;
+      this.checkReads();
+    }
+    if (pr.match < this.log.lastIndex || pr.state === 'snapshot') this.sendAppends(pr);
+  }
+
+  private sendTimeoutNow(pr: Progress): void {
+    if (pr.timeoutNowSent) return;
+    pr.timeoutNowSent = true;
+    this.send({ type: MsgType.TimeoutNow, from: this.id, to: pr.id, term: this.term });
+  }
+
+  /** Raft §5.3/§5.4.2: commit the highest index stored on a quorum, if it is of the current term. */
+  private maybeCommit(): void {
+    if (this.role !== 'leader') return;
+    const matches: Index[] = [];
+    for (const id of votingMembers(this.config)) {
+      if (id === this.id) matches.push(this.stableIndex); // own log counts only once durable
+      else matches.push(this.progress.get(id)?.match ?? 0);
+    }
+    matches.sort((a, b) => b - a);
+    const q = quorumSize(this.config);
+    const mci = matches[q - 1] ?? 0;
+    // Figure 8: only entries of the current term are committed by counting.
+    if (mci > this.commit && this.log.term(mci) === this.term) {
+      this.commit = mci;
+      this.onCommitAdvanced();
+    }
+  }
+
+  private onCommitAdvanced(): void {
+    if (this.waitingReads.length > 0 && this.log.term(this.commit) === this.term) {
+      const w = this.waitingReads;
+      this.waitingReads = [];
+      for (const r of w) this.leaderRead(r.ctx, r.from);
+    }
+    // Thesis §4.2.2: a leader that removed itself steps down once that config is committed.
+    if (!votingMembers(this.config).includes(this.id) && this.commit >= this.confHistory[this.confHistory.length - 1]!.index) {
+      this.becomeFollower(this.term, NO_NODE);
+    }
+  }
+
+  // -------------------------------------------------------------------------
+  // Snapshots (leader side)
+
+  private startSnapshot(pr: Progress): void {
+    if (!this.snapshot) throw new Error(`raft: follower ${pr.id} needs entries before ${this.log.firstIndex} but this node holds no snapshot`);
+    const witness = this.config.witnesses.includes(pr.id);
+    const data = witness ? new Uint8Array(0) : this.snapshot.data;
+    pr.state = 'snapshot';
+    pr.inflight = [];
+    pr.stall = 0;
+    pr.snap = { meta: this.snapshot.meta, data, chunks: Math.max(1, Math.ceil(data.length / this.ticks.chunkBytes)), sentChunks: 0, ackedChunks: 0 };
+    this.sendSnapshotChunks(pr);
+  }
+
+  private sendSnapshotChunks(pr: Progress): void {
+    const s = pr.snap;
+    if (!s) return;
+    const cb = this.ticks.chunkBytes;
+    while (s.sentChunks < s.chunks && s.sentChunks - s.ackedChunks < this.options.maxInflight) {
+      const off = s.sentChunks * cb;
+      const end = Math.min(off + cb, s.data.length);
+      const m: Snapshot = {
+        type: MsgType.Snapshot, from: this.id, to: pr.id, term: this.term, lastIndex: s.meta.index, lastTerm: s.meta.term,
+        offset: off, total: s.data.length, data: s.data.subarray(off, end), done: s.sentChunks === s.chunks - 1, config: copyConfig(s.meta.config),
+      };
+      this.send(m);
+      s.sentChunks++;
+    }
+  }
+
+  private handleSnapshotReply(pr: Progress, m: SnapshotReply): void {
+    const s = pr.snap;
+    if (pr.state !== 'snapshot' || !s || m.lastIndex !== s.meta.index) return;
+    const cb = this.ticks.chunkBytes;
+    pr.stall = 0;
+    if (!m.ok) {
+      // The follower lost a chunk: go back to the first byte it is missing.
+      s.ackedChunks = Math.min(Math.floor(m.next / cb), s.chunks - 1);
+      s.sentChunks = s.ackedChunks;
+    } else if (m.next === s.data.length) {
+      // Installed (and durable: the reply left after the follower's Ready was persisted).
+      pr.match = Math.max(pr.match, s.meta.index);
+      this.becomeReplicate(pr);
+      this.maybeCommit();
+      if (this.role !== 'leader') return;
+    } else {
+      s.ackedChunks = Math.max(s.ackedChunks, Math.floor(m.next / cb));
+    }
+    this.sendAppends(pr);
+  }
+
+  // -------------------------------------------------------------------------
+  // Follower side
+
+  private handleAppend(m: Append): void {
+    const reply = (success: boolean, index: Index, conflictIndex = 0, conflictTerm = 0) =>
+      this.send({ type: MsgType.AppendReply, from: this.id, to: m.from, term: this.term, success, index, conflictIndex, conflictTerm });
+    if (m.prevIndex < this.commit) {
+      // Everything up to commit already matches the leader (committed entries never change).
+      const lastNew = m.prevIndex + m.entries.length;
+      if (lastNew <= this.commit) return reply(true, this.commit);
+      // Keep only the part above our commit.
+      const skip = this.commit - m.prevIndex;
+      return this.handleAppend({ ...m, prevIndex: this.commit, prevTerm: m.entries[skip - 1]!.term, entries: m.entries.slice(skip) });
+    }
+    if (!this.log.matchTerm(m.prevIndex, m.prevTerm)) {
+      const hintFrom = Math.min(m.prevIndex, this.log.lastIndex);
+      const h = this.log.lastIndexWithTermAtMost(hintFrom, m.prevTerm);
+      return reply(false, m.prevIndex, h.index, h.term);
+    }
+    let i = 0;
+    for (; i < m.entries.length; i++) {
+      const e = m.entries[i]!;
+      const want = m.prevIndex + 1 + i;
+      if (e.index !== want) throw new TypeError(`raft step: Append from ${m.from} has entries[${i}].index ${e.index}, expected ${want}`);
+      const t = this.log.term(e.index);
+      if (t === undefined) break;
+      if (t !== e.term) {
+        // Conflict: drop it and everything after (Raft §5.3).
+        if (e.index <= this.commit) throw new Error(`raft: leader ${m.from} conflicts with committed entry ${e.index}`);
+        this.truncate(e.index);
+        break;
+      }
+    }
+    for (; i < m.entries.length; i++) {
+      let e = m.entries[i]!;
+      if (this.isWitness() && e.type === EntryType.Normal && e.data.length > 0) e = { ...e, data: new Uint8Array(0) };
+      this.log.append(e);
+      if (e.type === EntryType.Config) {
+        this.confHistory.push({ index: e.index, config: decodeConfig(e.data, `config entry ${e.index} from ${m.from}`) });
+        this.setConfig(this.confHistory[this.confHistory.length - 1]!.config);
+      }
+    }
+    const lastNew = m.prevIndex + m.entries.length;
+    const c = Math.min(m.commit, lastNew);
+    if (c > this.commit) this.commit = c;
+    reply(true, lastNew);
+  }
+
+  private truncate(from: Index): void {
+    this.log.truncateFrom(from);
+    this.stableIndex = Math.min(this.stableIndex, from - 1);
+    this.unstableFrom = Math.min(this.unstableFrom, from);
+    this.truncatedSinceReady = Math.min(this.truncatedSinceReady ?? from, from);
+    // An acknowledgement not yet sent must not claim entries we just dropped.
+    this.msgs = this.msgs.filter((x) => !(x.type === MsgType.AppendReply && x.success && x.index >= from));
+    let changed = false;
+    while (this.confHistory.length > 1 && this.confHistory[this.confHistory.length - 1]!.index >= from) {
+      this.confHistory.pop();
+      changed = true;
+    }
+    if (changed) this.setConfig(this.confHistory[this.confHistory.length - 1]!.config);
+  }
+
+  private handleHeartbeat(m: Heartbeat): void {
+    if (m.commit !== undefined) {
+      const c = Math.min(m.commit, this.log.lastIndex);
+      if (c > this.commit) this.commit = c;
+    }
+    const r: HeartbeatReply = { type: MsgType.HeartbeatReply, from: this.id, to: m.from, term: this.term, ctx: m.ctx };
+    if (m.commit !== undefined) r.commit = this.commit;
+    this.send(r);
+  }
+
+  private handleSnapshot(m: Snapshot): void {
+    const reply = (next: number, ok: boolean) =>
+      this.send({ type: MsgType.SnapshotReply, from: this.id, to: m.from, term: this.term, lastIndex: m.lastIndex, next, ok });
+    if (m.lastIndex <= this.commit) {
+      // Nothing to install: we have it all (committed). Report installed.
+      this.incoming = undefined;
+      return reply(m.total, true);
+    }
+    let inc = this.incoming;
+    if (m.offset === 0 && (!inc || inc.lastIndex !== m.lastIndex || inc.term !== m.term || inc.from !== m.from)) {
+      inc = this.incoming = { from: m.from, term: m.term, lastIndex: m.lastIndex, lastTerm: m.lastTerm, total: m.total, parts: [], received: 0 };
+    }
+    if (!inc || inc.lastIndex !== m.lastIndex || inc.term !== m.term || inc.from !== m.from || inc.total !== m.total) {
+      return reply(0, false);
+    }
+    if (m.offset < inc.received) return reply(inc.received, true); // duplicate chunk
+    if (m.offset > inc.received) {
+      // A chunk was lost; ask once per gap (the window's later chunks say the same),
+      // the leader's stall detection covers a lost request.
+      if (inc.nackedAt === inc.received) return;
+      inc.nackedAt = inc.received;
+      return reply(inc.received, false);
+    }
+    if (m.offset + m.data.length > m.total) return reply(inc.received, false);
+    inc.parts.push(m.data.slice());
+    inc.received += m.data.length;
+    if (!m.done) return reply(inc.received, true);
+    if (inc.received !== inc.total) return reply(inc.received, false);
+    // Install (Raft §7): discard the whole log, take the snapshot's config and commit.
+    const data = new Uint8Array(inc.total);
+    let p = 0;
+    for (const part of inc.parts) {
+      data.set(part, p);
+      p += part.length;
+    }
+    this.incoming = undefined;
+    const config = validateConfig(m.config, `snapshot config from ${m.from}`);
+    const meta: SnapshotMeta = { index: m.lastIndex, term: m.lastTerm, config };
+    const snap: SnapshotData = { meta, data: this.config.witnesses.includes(this.id) ? new Uint8Array(0) : data };
+    this.msgs = this.msgs.filter((x) => !(x.type === MsgType.AppendReply && x.success));
+    this.log.reset(m.lastIndex, m.lastTerm);
+    this.stableIndex = Math.min(this.stableIndex, m.lastIndex);
+    this.unstableFrom = m.lastIndex + 1;
+    this.truncatedSinceReady = undefined;
+    this.commit = m.lastIndex;
+    this.confHistory = [{ index: m.lastIndex, config }];
+    this.setConfig(config);
+    this.snapshot = snap;
+    this.installing = snap;
+    reply(inc.total, true);
+  }
+
+  // -------------------------------------------------------------------------
+  // Membership
+
+  private configAt(index: Index): MemberConfig {
+    let c = this.confHistory[0]!.config;
+    for (const h of this.confHistory) if (h.index <= index) c = h.config;
+    return c;
+  }
+
+  /** Thesis §4.1: a configuration takes effect as soon as its entry is in the log. */
+  private setConfig(c: MemberConfig): void {
+    this.config = c;
+    if (this.role !== 'leader') return;
+    const members = new Set(allMembers(c));
+    for (const id of [...this.progress.keys()]) if (!members.has(id)) this.progress.delete(id);
+    for (const id of members) if (id !== this.id && !this.progress.has(id)) this.progress.set(id, this.newProgress(id));
+    if (this.transferee !== NO_NODE && !c.voters.includes(this.transferee)) this.transferee = NO_NODE;
+    this.maybeCommit();
+    this.checkReads();
+  }
+
+  // -------------------------------------------------------------------------
+  // Reads (thesis §6.4)
+
+  private leaderRead(ctx: number, from: NodeId): void {
+    if (this.log.term(this.commit) !== this.term) {
+      this.waitingReads.push({ ctx, from });
+      return;
+    }
+    if (this.leaseValid()) return this.serveRead(ctx, from, this.commit);
+    this.pendingReads.push({ ctx, from, index: this.commit, round: this.readRound + 1 });
+    this.readRoundWanted = true;
+    this.checkReads();
+  }
+
+  private serveRead(ctx: number, from: NodeId, index: Index): void {
+    if (from === this.id) this.readStates.push({ ctx, index });
+    else this.send({ type: MsgType.ReadIndexReply, from: this.id, to: from, term: this.term, ctx, index, ok: true });
+  }
+
+  /** Releases reads whose heartbeat round a quorum (counting us) acknowledged. */
+  private checkReads(): void {
+    if (this.role !== 'leader') return;
+    const voting = votingMembers(this.config);
+    const q = quorumSize(this.config);
+    const acked: number[] = voting.map((id) => (id === this.id ? Number.MAX_SAFE_INTEGER : this.progress.get(id)?.ackedRound ?? 0));
+    acked.sort((a, b) => b - a);
+    const confirmed = acked[q - 1] ?? 0;
+    let k = 0;
+    while (k < this.pendingReads.length && this.pendingReads[k]!.round <= Math.min(confirmed, this.readRound)) {
+      const r = this.pendingReads[k]!;
+      this.serveRead(r.ctx, r.from, r.index);
+      k++;
+    }
+    if (k > 0) this.pendingReads = this.pendingReads.slice(k);
+  }
+
+  /**
+   * Lease read (thesis §6.4.1): valid while a quorum acknowledged a heartbeat round sent
+   * less than electionMin × (1 − maxClockDriftRatio) ticks ago — those followers ignore
+   * vote requests until electionMin of their own ticks after receiving it. Never during
+   * a transfer (TimeoutNow votes bypass the lease).
+   */
+  private leaseValid(): boolean {
+    if (!this.options.leaseRead || this.transferee !== NO_NODE) return false;
+    const voting = votingMembers(this.config);
+    const sent = voting.map((id) => (id === this.id ? this.now : this.roundSentAt.get(this.progress.get(id)?.ackedRound ?? 0) ?? -Infinity));
+    sent.sort((a, b) => b - a);
+    const start = sent[quorumSize(this.config) - 1] ?? -Infinity;
+    return this.now < start + Math.floor(this.ticks.electionMin * (1 - this.options.maxClockDriftRatio)) - 1;
+  }
+
+  private send(m: Message): void {
+    this.msgs.push(m);
+  }
+}
