@@ -244,18 +244,20 @@ export class DurableLog {
 
   /** @internal Applies the recovery repairs and makes the new bootId durable. */
   start(done: Done): void {
-    const cb = once(done);
+    const cb = once((err) => done(err ? this.fail(err) : null));
     try {
       for (const n of this.plan.remove) this.storage.remove(n);
       const t = this.plan.truncate;
-      const j = join(t ? 2 : 1, cb);
-      if (t) {
-        this.storage.truncate(t.name, t.size);
-        this.sync(t.name, j);
-      }
-      this.replaceHardState({ ...this.durable, bootId: this.boot }, j);
+      if (t) this.storage.truncate(t.name, t.size);
+      // A snapshot applied at recovery without its WAL mark gets the mark now, before
+      // any new entry, so that the next recovery replays the same log.
+      const parts = this.plan.missingMark ? [encodeMark(this.plan.missingMark)] : [];
+      const truncatedElsewhere = t && (parts.length === 0 || this.segments[this.segments.length - 1]?.size! >= this.opts.segmentBytes);
+      const j = join(truncatedElsewhere ? 2 : 1, cb);
+      if (truncatedElsewhere) this.sync(t.name, j);
+      this.writeWalAndHardState(parts, { ...this.durable, bootId: this.boot }, j);
     } catch (e) {
-      cb(this.fail(e));
+      cb(e as Error);
     }
   }
 

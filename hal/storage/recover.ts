@@ -17,6 +17,7 @@ import {
   HARDSTATE_FILE,
   type HardState,
   type HardStateFile,
+  type SnapshotMark,
   type SnapshotRecord,
   TMP_SUFFIX,
   decodeCommit,
@@ -69,6 +70,8 @@ export interface RecoveryPlan extends Recovered {
   segments: SegmentInfo[];
   /** Cut this segment to this size (torn tail). */
   truncate?: { name: string; size: number };
+  /** The snapshot's WAL mark was lost in a crash and must be written before new entries. */
+  missingMark?: SnapshotMark;
   /** Files to delete: *.tmp leftovers, older snapshots, stale segments, an empty torn last segment. */
   remove: string[];
 }
@@ -308,8 +311,13 @@ export function recover(storage: Storage, opts: RecoverOptions): RecoveryPlan {
             throw corrupt(s.name, r.offset, 'bad snapshot mark', err);
           }
           if (base === undefined) {
-            base = m.index;
-            entries = [];
+            // Nothing known yet (earlier segments were compacted away). A keeping mark
+            // says nothing about the entries after it, which may sit in removed
+            // segments below an older snapshot; a discarding mark empties the log.
+            if (!m.keep) {
+              base = m.index;
+              entries = [];
+            }
           } else if (!m.keep || m.index >= base + entries.length) {
             base = m.index;
             entries = [];
@@ -335,6 +343,7 @@ export function recover(storage: Storage, opts: RecoverOptions): RecoveryPlan {
       `${lastMark.file} records a durable snapshot at index ${lastMark.index}, but the newest snapshot file is ${snapshot ? `at ${snapshot.index}` : 'missing'}`,
     );
   }
+  let missingMark: SnapshotMark | undefined;
   if (snapshot && (!lastMark || lastMark.index < snapshot.index)) {
     // The snapshot file became durable but its WAL mark did not (crash in between):
     // apply the mark's rule now (Raft paper Fig. 13 step 6).
@@ -354,6 +363,7 @@ export function recover(storage: Storage, opts: RecoverOptions): RecoveryPlan {
       entries = at.term === snapshot.term ? entries.slice(S - base) : [];
     }
     base = S;
+    missingMark = { index: S, term: snapshot.term, keep: entries.length > 0 };
     warnings.push(`snapshot at ${S} was durable without its WAL mark; applied it (entries after it ${entries.length ? 'kept' : 'dropped'})`);
   }
   if (base === undefined) base = snapIndex;
@@ -375,11 +385,23 @@ export function recover(storage: Storage, opts: RecoverOptions): RecoveryPlan {
       `commit index ${commit} is beyond the last durable entry ${lastIndex}: committed entries are missing`,
     );
   }
+  // WAL and hard state are made durable in parallel, so a crash can leave entries (or
+  // a snapshot) of a newer term than the durable hard state. Nothing of that newer
+  // term was acknowledged (no done fired), in particular no vote was sent in it: adopt
+  // the term with no vote, as a node that saw the term and has not voted yet.
+  let term = hs.term;
+  let vote = hs.vote;
+  const seenTerm = Math.max(entries[entries.length - 1]?.term ?? 0, snapshot?.term ?? 0);
+  if (seenTerm > term) {
+    warnings.push(`the log holds term ${seenTerm} but the hard state only term ${term} (crash between the two): adopting term ${seenTerm} with no vote`);
+    term = seenTerm;
+    vote = 0;
+  }
   const lastSeg = live[live.length - 1];
   const truncate = lastSeg && (lastSeg as { torn?: boolean }).torn ? { name: lastSeg.name, size: lastSeg.size } : undefined;
   const out: RecoveryPlan = {
     fresh: false,
-    hardState: { term: hs.term, vote: hs.vote, commit },
+    hardState: { term, vote, commit },
     bootId: hs.bootId,
     meta: hs.meta,
     entries,
@@ -389,5 +411,6 @@ export function recover(storage: Storage, opts: RecoverOptions): RecoveryPlan {
   };
   if (snapshot) out.snapshot = snapshot;
   if (truncate) out.truncate = truncate;
+  if (missingMark) out.missingMark = missingMark;
   return out;
 }
