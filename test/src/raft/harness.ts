@@ -66,6 +66,10 @@ export interface ClusterOptions {
   check?: boolean;
   /** Encode every sent message with the real wire codec (checks validity and sizes). */
   wire?: boolean;
+  /** Persisted state to start some nodes from (as if restarted from disk). */
+  persisted?: Record<NodeId, { hardState: HardState; entries: Entry[] }>;
+  /** Nodes that start crashed. */
+  down?: NodeId[];
 }
 
 export class Cluster {
@@ -104,10 +108,15 @@ export class Cluster {
     const config: MemberConfig = { voters: o.voters, learners: o.learners ?? [], witnesses: o.witnesses ?? [] };
     for (const id of [...config.voters, ...config.learners, ...config.witnesses]) {
       const n = new SimNode(id, config);
+      const p = o.persisted?.[id];
+      if (p) n.store = { hardState: { ...p.hardState }, snapshot: undefined, entries: p.entries.map((e) => ({ ...e })) };
       this.nodes.set(id, n);
-      this.start(n);
+      if (!o.down?.includes(id)) this.start(n);
     }
   }
+
+  /** Applied at send time: returns the message to deliver (possibly altered) or undefined to drop it. */
+  filter: ((m: Message) => Message | undefined) | undefined;
 
   node(id: NodeId): SimNode {
     const n = this.nodes.get(id);
@@ -183,6 +192,11 @@ export class Cluster {
     if (this.wire) {
       const f = encodeFrame(m, { cluster: 0xffff, bootId: 0xffff, seq: 0xffff }, new Uint8Array(32));
       this.maxFrame.set(name, Math.max(this.maxFrame.get(name) ?? 0, f.length));
+    }
+    if (this.filter) {
+      const f = this.filter(m);
+      if (!f) return;
+      m = f;
     }
     if (this.net.drop > 0 && this.netRng.chance(this.net.drop)) return;
     const delay = this.net.maxDelay > this.net.minDelay ? this.netRng.int(this.net.minDelay, this.net.maxDelay) : this.net.minDelay;
