@@ -1,0 +1,119 @@
+/**
+ * Cuts at every I/O step of the two atomic replaces (hard state, snapshot): the
+ * result is always the old or the new version, never a mix, never a fatal error.
+ */
+import { describe, expect, it } from 'vitest';
+import { Rng } from '../../../src/rng.ts';
+import { ent, ents, openNow, show } from './helpers.ts';
+import { PowerLossStorage } from './power-loss-storage.ts';
+
+function stepsOf(run: (st: PowerLossStorage) => void): number {
+  const st = new PowerLossStorage({ auto: false });
+  run(st);
+  let n = 0;
+  while (st.step()) n++;
+  return n;
+}
+
+describe('atomic replace under power cuts at every step', () => {
+  it('hard state: old or new (term and vote together), for every cut point and tear', () => {
+    const setup = (st: PowerLossStorage) => {
+      const { log } = openNow(st, {}, () => st.runAll());
+      let ok = false;
+      log.persist({ hardState: { term: 3, vote: 2, commit: 0 }, entries: ents(1, 3, 3) }, (e) => (ok = e === null));
+      st.runAll();
+      expect(ok).toBe(true);
+      return log;
+    };
+    const total = stepsOf((st) => setup(st).persist({ hardState: { term: 4, vote: 1, commit: 2 } }, () => {}));
+    expect(total).toBeGreaterThanOrEqual(3); // WAL fsync (commit record), tmp fsync, dir fsync
+    const seen = new Set<string>();
+    for (let k = 0; k <= total; k++) {
+      for (let seed = 1; seed <= 8; seed++) {
+        const st = new PowerLossStorage({ auto: false });
+        const log = setup(st);
+        let acked = false;
+        log.persist({ hardState: { term: 4, vote: 1, commit: 2 } }, (e) => (acked = e === null));
+        for (let i = 0; i < k; i++) st.step();
+        st.powerCut(new Rng(seed), seed % 2 ? 'garbage' : 'cut');
+        const r = openNow(st, {}, () => st.runAll());
+        const hs = r.state.hardState;
+        const tv = `${hs.term}/${hs.vote}`;
+        expect(['3/2', '4/1']).toContain(tv);
+        if (acked) expect(tv).toBe('4/1');
+        expect(show(r.state.entries)).toEqual(show(ents(1, 3, 3)));
+        seen.add(tv);
+      }
+    }
+    expect(seen).toEqual(new Set(['3/2', '4/1']));
+  });
+
+  it('snapshot install: old or new snapshot with a consistent log, for every cut point', () => {
+    const setup = (st: PowerLossStorage) => {
+      const { log } = openNow(st, { segmentBytes: 256 }, () => st.runAll());
+      for (let i = 1; i <= 20; i++) {
+        log.persist({ hardState: { term: 1, vote: 1, commit: i - 1 }, entries: [ent(i, 1, 'q'.repeat(40))] }, () => {});
+        st.runAll();
+      }
+      log.persist({ snapshot: { index: 5, term: 1, config: ['a'], data: Uint8Array.of(5) } }, () => {});
+      st.runAll();
+      return log;
+    };
+    const snap = { index: 15, term: 1, config: ['b'], data: Uint8Array.of(15) };
+    const total = stepsOf((st) => setup(st).persist({ snapshot: snap }, () => {}));
+    expect(total).toBeGreaterThanOrEqual(3);
+    const seen = new Set<number>();
+    for (let k = 0; k <= total; k++) {
+      for (let seed = 1; seed <= 6; seed++) {
+        const st = new PowerLossStorage({ auto: false });
+        const log = setup(st);
+        const segsBefore = st.list().filter((n) => n.startsWith('wal-')).length;
+        let acked = false;
+        log.persist({ snapshot: snap }, (e) => (acked = e === null));
+        for (let i = 0; i < k; i++) st.step();
+        if (acked) expect(st.list().filter((n) => n.startsWith('wal-')).length).toBeLessThan(segsBefore);
+        st.powerCut(new Rng(seed), 'cut');
+        const r = openNow(st, { segmentBytes: 256 }, () => st.runAll());
+        const si = r.state.snapshot!.index;
+        expect([5, 15]).toContain(si);
+        if (acked) expect(si).toBe(15);
+        expect(r.state.snapshot!.config).toEqual(si === 5 ? ['a'] : ['b']);
+        expect(r.state.entries.map((e) => e.index)).toEqual(Array.from({ length: 20 - si }, (_, i) => si + 1 + i));
+        seen.add(si);
+        // and the log goes on
+        const again = openNow(st, { segmentBytes: 256 }, () => st.runAll());
+        expect(again.state.snapshot!.index).toBe(si);
+      }
+    }
+    expect(seen).toEqual(new Set([5, 15]));
+  });
+
+  it('a snapshot that discards a conflicting log (install from a leader) survives every cut', () => {
+    const setup = (st: PowerLossStorage) => {
+      const { log } = openNow(st, {}, () => st.runAll());
+      log.persist({ hardState: { term: 2, vote: 0, commit: 2 }, entries: [...ents(1, 4, 1), ...ents(5, 8, 2)] }, () => {});
+      st.runAll();
+      return log;
+    };
+    // Leader's snapshot at 6 has term 3: the local entry 6 (term 2) conflicts, so 7..8 go too.
+    const batch = { hardState: { term: 3, vote: 0, commit: 6 }, snapshot: { index: 6, term: 3, config: null, data: new Uint8Array() }, entries: [ent(7, 3)] };
+    const total = stepsOf((st) => setup(st).persist(batch, () => {}));
+    for (let k = 0; k <= total; k++) {
+      const st = new PowerLossStorage({ auto: false });
+      const log = setup(st);
+      let acked = false;
+      log.persist(batch, (e) => (acked = e === null));
+      for (let i = 0; i < k; i++) st.step();
+      st.powerCut(new Rng(k), 'cut');
+      const r = openNow(st, {}, () => st.runAll());
+      const got = `${r.state.snapshot?.index ?? 0}:${show(r.state.entries).join(',')}`;
+      const old = `0:${show([...ents(1, 4, 1), ...ents(5, 8, 2)]).join(',')}`;
+      const snapOnly = `6:`;
+      const full = `6:${show([ent(7, 3)]).join(',')}`;
+      expect([old, snapOnly, full]).toContain(got);
+      if (acked) expect(got).toBe(full);
+      expect(r.state.hardState.term).toBeGreaterThanOrEqual(2);
+      if (r.state.snapshot) expect(r.state.hardState.term).toBe(3);
+    }
+  });
+});
