@@ -1,0 +1,70 @@
+/**
+ * Randomized runs: safety invariants (Raft Figure 3) checked after every delivery and
+ * tick, under loss, long reordering, partitions, crashes and restarts.
+ */
+import { describe, expect, it } from 'vitest';
+import { Cluster } from './harness.ts';
+import { Rng } from '../../../src/rng.ts';
+
+function chaos(seed: number, ticks: number, opts: { nodes: number; witness?: boolean; snapshots?: boolean; preVote?: boolean }) {
+  const voters = Array.from({ length: opts.nodes }, (_, i) => i + 1);
+  const witnesses = opts.witness ? [voters.pop()!] : [];
+  const c = new Cluster({ seed, voters, witnesses, net: { drop: 0.05, minDelay: 0, maxDelay: 6 }, options: { preVote: opts.preVote ?? true } });
+  const rng = new Rng(seed).fork('chaos');
+  let proposed = 0;
+  const all = [...voters, ...witnesses];
+  for (let t = 0; t < ticks; t++) {
+    const r = rng.float();
+    if (r < 0.3) {
+      if (c.propose(`s${seed}-${proposed}`) !== undefined) proposed++;
+    } else if (r < 0.31) {
+      const down = c.up().length;
+      const id = rng.pick(all);
+      if (c.node(id).up && down > 1) c.crash(id);
+    } else if (r < 0.33) {
+      const id = rng.pick(all);
+      if (!c.node(id).up) c.restart(id);
+    } else if (r < 0.34) {
+      const shuffled = all.slice().sort(() => rng.float() - 0.5);
+      const k = rng.int(1, all.length - 1);
+      c.heal();
+      c.partition(shuffled.slice(0, k), shuffled.slice(k));
+    } else if (r < 0.36) {
+      c.heal();
+    } else if (opts.snapshots && r < 0.365) {
+      const n = rng.pick(c.up());
+      if (n.applied > (n.r.status().snapshotIndex) && !n.r.status().isWitness) c.compact(n.id);
+    }
+    c.tick();
+  }
+  // Heal everything; the cluster must converge.
+  c.heal();
+  c.net = { drop: 0, minDelay: 0, maxDelay: 1 };
+  for (const id of all) if (!c.node(id).up) c.restart(id);
+  c.waitLeader(500);
+  c.propose('final');
+  c.runUntil(() => c.up().every((n) => n.r.status().isWitness || c.appliedData(n.id).at(-1) === 'final'), 500, 'convergence');
+  const ref = c.appliedData(voters[0]!);
+  for (const id of voters) expect(c.appliedData(id)).toEqual(ref);
+  return { c, proposed, applied: ref.length };
+}
+
+describe('raft randomized safety', () => {
+  it('50 seeds, 5 nodes, loss + reordering + partitions + crashes: invariants hold, all converge', () => {
+    let applied = 0;
+    for (let seed = 1; seed <= 50; seed++) applied += chaos(seed, 400, { nodes: 5 }).applied;
+    expect(applied).toBeGreaterThan(50 * 20); // progress was made, not just safety by doing nothing
+  });
+
+  it('20 seeds with snapshots (compaction at random) and 3 nodes', () => {
+    for (let seed = 100; seed < 120; seed++) chaos(seed, 400, { nodes: 3, snapshots: true });
+  });
+
+  it('15 seeds without pre-vote (the Vote rules alone must keep leaders complete)', () => {
+    for (let seed = 300; seed < 315; seed++) chaos(seed, 400, { nodes: 5, preVote: false });
+  });
+
+  it('20 seeds, 2 nodes + witness', () => {
+    for (let seed = 200; seed < 220; seed++) chaos(seed, 400, { nodes: 3, witness: true, snapshots: true });
+  });
+});
