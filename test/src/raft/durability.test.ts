@@ -1,0 +1,102 @@
+/**
+ * The Ready/advance contract (etcd's model; Raft Figure 2 "persist before responding").
+ */
+import { describe, expect, it } from 'vitest';
+import { RaftNode } from '../../../src/raft/index.ts';
+import { Rng } from '../../../src/rng.ts';
+import { EntryType, MsgType } from '../../../src/wire/messages.ts';
+import { Cluster, text } from './harness.ts';
+
+const solo = () => new RaftNode({ id: 1, config: { voters: [1], learners: [], witnesses: [] }, rng: new Rng(1) });
+
+describe('raft durability contract', () => {
+  it('a single-node leader commits its own entries only after advance() confirms them durable', () => {
+    const r = solo();
+    r.campaign();
+    const rd1 = r.ready()!;
+    expect(rd1.hardState).toEqual({ term: 1, vote: 1, commit: 0 });
+    expect(rd1.entries.map((e) => e.type)).toEqual([EntryType.Noop]);
+    expect(rd1.softState?.role).toBe('leader');
+    expect(rd1.committed).toEqual([]);
+    expect(r.status().commitIndex).toBe(0);
+    r.propose(text('a')); // between ready and advance: goes to the next Ready
+    r.advance(rd1);
+    expect(r.status().commitIndex).toBe(1); // the Noop: stable now
+    const rd2 = r.ready()!;
+    expect(rd2.entries.map((e) => e.index)).toEqual([2]);
+    expect(rd2.committed.map((e) => e.index)).toEqual([1]);
+    expect(rd2.hardState?.commit).toBe(1);
+    r.advance(rd2);
+    const rd3 = r.ready()!;
+    expect(rd3.committed.map((e) => e.index)).toEqual([2]);
+    r.advance(rd3);
+    expect(r.ready()).toBeUndefined();
+    expect(r.status().appliedIndex).toBe(2);
+  });
+
+  it('a vote and an append ack leave in the same Ready as the state they depend on', () => {
+    const r = new RaftNode({ id: 2, config: { voters: [1, 2, 3], learners: [], witnesses: [] }, rng: new Rng(2) });
+    r.step({ type: MsgType.Vote, from: 1, to: 2, term: 1, lastIndex: 0, lastTerm: 0, transfer: false });
+    const rd = r.ready()!;
+    expect(rd.hardState).toEqual({ term: 1, vote: 1, commit: 0 });
+    expect(rd.messages).toEqual([expect.objectContaining({ type: MsgType.VoteReply, granted: true })]);
+    r.advance(rd);
+    r.step({ type: MsgType.Append, from: 1, to: 2, term: 1, prevIndex: 0, prevTerm: 0, commit: 0, entries: [{ term: 1, index: 1, type: EntryType.Noop, data: new Uint8Array(0) }] });
+    const rd2 = r.ready()!;
+    expect(rd2.entries).toHaveLength(1);
+    expect(rd2.messages).toEqual([expect.objectContaining({ type: MsgType.AppendReply, success: true, index: 1 })]);
+    r.advance(rd2);
+  });
+
+  it('a node that crashes before persisting its Ready never acknowledged anything', () => {
+    const c = new Cluster({ seed: 31, voters: [1, 2, 3] });
+    const l = c.waitLeader();
+    c.run(10);
+    const [a, b] = [1, 2, 3].filter((x) => x !== l.id);
+    const match0 = l.r.status().progress.find((p) => p.id === a)!.match;
+    c.crash(b!); // only `a` can form a majority with the leader
+    // Deliver the Append to `a` by hand and crash `a` with its Ready unpersisted.
+    c.record = true;
+    l.r.propose(text('w'));
+    c.process(l);
+    const app = c.log.find((m) => m.type === MsgType.Append && m.to === a)!;
+    const na = c.node(a!);
+    na.r.step(app);
+    const rd = na.r.ready()!;
+    expect(rd.messages.some((m) => m.type === MsgType.AppendReply)).toBe(true);
+    c.crash(a!); // power lost before the fsync: the ack never leaves
+    c.restart(a!);
+    expect(na.r.status().lastIndex).toBe(match0);
+    expect(l.r.status().commitIndex).toBeLessThan(match0 + 1);
+    c.run(30); // the leader retries; now it commits
+    expect(c.appliedData(a!)).toEqual(['w']);
+  });
+
+  it('ready() twice without advance() is refused clearly; advance() of a foreign Ready too', () => {
+    const r = solo();
+    r.campaign();
+    const rd = r.ready()!;
+    expect(() => r.ready()).toThrow(/advance/);
+    expect(() => r.advance({ ...rd })).toThrow(/not the Ready/);
+  });
+
+  it('bad restart state is refused with a clear error', () => {
+    const cfg = { voters: [1], learners: [], witnesses: [] };
+    expect(() => new RaftNode({ id: 1, config: cfg, rng: new Rng(1), hardState: { term: 1, vote: 0, commit: 5 } })).toThrow(/commit 5 is beyond/);
+    expect(() => new RaftNode({ id: 1, config: cfg, rng: new Rng(1), entries: [{ index: 2, term: 1, type: EntryType.Normal, data: new Uint8Array() }] })).toThrow(/contiguous/);
+    expect(() => new RaftNode({ id: 0, config: cfg, rng: new Rng(1) })).toThrow(/id must be/);
+    expect(() => new RaftNode({ id: 1, config: { voters: [], learners: [], witnesses: [] }, rng: new Rng(1) })).toThrow(/at least one voter/);
+    expect(() => new RaftNode({ id: 1, config: cfg, rng: new Rng(1), options: { heartbeatMs: 500 } })).toThrow(/heartbeatMs/);
+    expect(() => new RaftNode({ id: 1, config: cfg, rng: new Rng(1), options: { leaseRead: true, checkQuorum: false } })).toThrow(/leaseRead requires checkQuorum/);
+    expect(() => new RaftNode({ id: 1, config: cfg, rng: new Rng(1), options: { bogus: 1 } as never })).toThrow(/unknown option "bogus"/);
+  });
+
+  it('malformed messages are refused by step() with a clear error; misaddressed ones are dropped', () => {
+    const r = solo();
+    expect(() => r.step({ type: 99, from: 2, to: 1, term: 1 } as never)).toThrow(/not a Raft message/);
+    expect(() => r.step({ type: MsgType.Heartbeat, from: 2, to: 1, term: -1, commit: 0, ctx: 0 })).toThrow(/non-negative integers/);
+    r.step({ type: MsgType.Heartbeat, from: 2, to: 7, term: 1, commit: 0, ctx: 0 });
+    expect(r.dropped).toBe(1);
+    expect(r.status().term).toBe(0);
+  });
+});

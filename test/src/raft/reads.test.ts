@@ -1,0 +1,99 @@
+/**
+ * Reads: ReadIndex (thesis §6.4) and lease reads (§6.4.1).
+ */
+import { describe, expect, it } from 'vitest';
+import { MsgType } from '../../../src/wire/messages.ts';
+import { Cluster } from './harness.ts';
+
+describe('raft reads', () => {
+  it('ReadIndex on the leader: one heartbeat round, index = commit at request time', () => {
+    const c = new Cluster({ seed: 41, voters: [1, 2, 3] });
+    const l = c.waitLeader();
+    const w = c.propose('x')!;
+    c.run(10);
+    c.record = true;
+    expect(l.r.readIndex(7).ok).toBe(true);
+    c.process(l);
+    c.run(1);
+    expect(l.reads).toEqual([{ ctx: 7, index: l.r.status().commitIndex }]);
+    expect(l.reads[0]!.index).toBeGreaterThanOrEqual(w);
+    const rounds = c.log.filter((m) => m.type === MsgType.Heartbeat && m.ctx > 0);
+    expect(rounds).toHaveLength(2); // one per follower
+  });
+
+  it('reads arriving together share one heartbeat round', () => {
+    const c = new Cluster({ seed: 42, voters: [1, 2, 3] });
+    const l = c.waitLeader();
+    c.run(10);
+    c.record = true;
+    for (let i = 1; i <= 10; i++) l.r.readIndex(i);
+    c.process(l);
+    c.run(1);
+    expect(l.reads.map((r) => r.ctx)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    expect(c.log.filter((m) => m.type === MsgType.Heartbeat).length).toBe(2);
+  });
+
+  it('a follower forwards ReadIndex to the leader and gets the read state', () => {
+    const c = new Cluster({ seed: 43, voters: [1, 2, 3] });
+    const l = c.waitLeader();
+    c.propose('y');
+    c.run(10);
+    const f = c.up().find((n) => n.id !== l.id)!;
+    expect(f.r.readIndex(5).ok).toBe(true);
+    c.process(f);
+    c.run(2);
+    expect(f.reads).toEqual([{ ctx: 5, index: l.r.status().commitIndex }]);
+  });
+
+  it('a new leader serves no read before it has committed an entry of its term', () => {
+    const c = new Cluster({ seed: 44, voters: [1, 2, 3] });
+    // Appends are lost until we allow them: the new leader's Noop cannot commit.
+    c.filter = (m) => (m.type === MsgType.Append ? undefined : m);
+    const l = c.waitLeader();
+    expect(l.r.readIndex(9).ok).toBe(true);
+    c.process(l);
+    c.run(10);
+    expect(l.reads).toEqual([]);
+    c.filter = undefined;
+    c.run(20);
+    expect(l.reads).toEqual([{ ctx: 9, index: l.r.status().commitIndex }]);
+  });
+
+  it('a cut-off leader serves no read and fails it when it steps down', () => {
+    const c = new Cluster({ seed: 45, voters: [1, 2, 3] });
+    const l = c.waitLeader();
+    c.run(10);
+    c.isolate(l.id);
+    l.r.readIndex(3);
+    c.process(l);
+    c.run(10);
+    expect(l.reads).toEqual([]);
+    c.run(30); // check-quorum: it steps down
+    expect(l.r.status().role).not.toBe('leader');
+    expect(l.failedReads).toEqual([3]);
+  });
+
+  it('lease reads: served without a round while the lease holds, never once it lapsed', () => {
+    const c = new Cluster({ seed: 46, voters: [1, 2, 3], options: { leaseRead: true } });
+    const l = c.waitLeader();
+    c.run(20);
+    c.record = true;
+    l.r.readIndex(1);
+    c.process(l);
+    expect(l.reads).toEqual([{ ctx: 1, index: l.r.status().commitIndex }]); // at once, no messages
+    expect(c.log).toEqual([]);
+    c.isolate(l.id);
+    c.run(14); // electionMin (15) x (1 - 0.05) rounds down: the lease lapses before followers may vote
+    l.r.readIndex(2);
+    c.process(l);
+    c.run(1);
+    expect(l.reads.map((r) => r.ctx)).toEqual([1]);
+  });
+
+  it('readIndex input is validated', () => {
+    const c = new Cluster({ seed: 47, voters: [1] });
+    const l = c.waitLeader();
+    expect(l.r.readIndex(0).ok).toBe(false);
+    expect(l.r.readIndex(1.5).ok).toBe(false);
+  });
+});
