@@ -5,3 +5,4 @@ export { recover } from './recover.ts';
 export type { Recovered, RecoveryPlan, RecoverOptions } from './recover.ts';
 export type { HardState, HardStateFile, SnapshotRecord } from './format.ts';
 export { StorageCorruptError, StorageInputError, StorageIoError } from './errors.ts';
+export { batchFromReady, initFromRecovered } from './raft-adapter.ts';
