@@ -129,7 +129,8 @@ export class World {
 
   /**
    * Puts a relay driven by a GPIO of `from` into the supply of `to` (STONITH).
-   * Links added to a board after it booted reach its processes from the next boot on.
+   * Like every piece of wiring (relays, senses, wires), it appears in the HAL of
+   * processes booted after this call: wire the world before running it.
    */
   wireRelay(from: NodeId, to: NodeId, opts?: RelayOptions): RelayHw {
     const a = this.board(from);
@@ -151,7 +152,7 @@ export class World {
     return s;
   }
 
-  /** A serial cable between boards `a` and `b`. */
+  /** A serial cable between boards `a` and `b` (each board's HAL gets a 'serial' Link with `peer`). */
   serialWire(a: NodeId, b: NodeId, opts?: SerialOptions): SerialWire {
     const ba = this.board(a);
     const bb = this.board(b);
