@@ -1,0 +1,66 @@
+/**
+ * Snapshots (Raft §7, thesis §5): compaction, chunked install to lagging followers.
+ */
+import { describe, expect, it } from 'vitest';
+import { MsgType, type Snapshot } from '../../../src/wire/messages.ts';
+import { Cluster } from './harness.ts';
+
+const SERIAL = 1024;
+
+function lagged(seed: number, how: 'crash' | 'partition', drop = 0) {
+  const c = new Cluster({ seed, voters: [1, 2, 3], options: { maxMsgBytes: SERIAL }, wire: true });
+  const l = c.waitLeader();
+  const f = [1, 2, 3].find((x) => x !== l.id)!;
+  if (how === 'crash') c.crash(f);
+  else c.isolate(f);
+  for (let i = 0; i < 60; i++) c.propose(`k${i}`);
+  c.run(20);
+  c.compact(l.id, 6000); // a snapshot of ~7 KB: several serial frames
+  const snapIndex = l.r.status().snapshotIndex;
+  expect(snapIndex).toBeGreaterThan(60);
+  c.record = true;
+  c.net.drop = drop;
+  if (how === 'crash') c.restart(f);
+  else c.heal();
+  c.runUntil(() => c.appliedData(f).length === 60, 800, 'follower caught up');
+  return { c, l, f, snapIndex };
+}
+
+describe('raft snapshots', () => {
+  it('a crashed follower that fell behind the leader’s log gets the snapshot in frames that fit 1 KiB', () => {
+    const { c, f, snapIndex } = lagged(51, 'crash');
+    const chunks = c.log.filter((m): m is Snapshot => m.type === MsgType.Snapshot && m.to === f);
+    expect(chunks.length).toBeGreaterThanOrEqual(7);
+    expect(c.maxFrame.get('Snapshot')!).toBeLessThanOrEqual(SERIAL);
+    expect(c.node(f).store.snapshot?.meta.index).toBe(snapIndex);
+    expect(c.node(f).r.status().snapshotIndex).toBe(snapIndex);
+    // replication resumes after the snapshot
+    c.propose('after');
+    c.run(20);
+    expect(c.appliedData(f).at(-1)).toBe('after');
+    // and it restarts from its own snapshot
+    c.crash(f);
+    c.restart(f);
+    expect(c.node(f).applied).toBe(snapIndex);
+    c.run(20);
+    expect(c.appliedData(f)).toHaveLength(61);
+  });
+
+  it('a partitioned (live) follower gets the snapshot too, despite 20% chunk loss', () => {
+    const { c, f } = lagged(52, 'partition', 0.2);
+    expect(c.maxFrame.get('Snapshot')!).toBeLessThanOrEqual(SERIAL);
+    expect(c.appliedData(f)).toEqual(Array.from({ length: 60 }, (_, i) => `k${i}`));
+  });
+
+  it('compaction input is validated', () => {
+    const c = new Cluster({ seed: 53, voters: [1] });
+    const l = c.waitLeader();
+    c.propose('a');
+    c.run(2);
+    expect(l.r.compact(99, new Uint8Array()).ok).toBe(false); // beyond applied
+    expect(l.r.compact(-1, new Uint8Array()).ok).toBe(false);
+    expect(l.r.compact(1, 'x' as never).ok).toBe(false);
+    expect(l.r.compact(l.applied, new Uint8Array([1])).ok).toBe(true);
+    expect(l.r.compact(l.applied, new Uint8Array([1])).ok).toBe(false); // not after the current snapshot
+  });
+});
