@@ -1,0 +1,36 @@
+/**
+ * `npm run bench`: runs every benchmark in bench/ in turn, each in its own process
+ * (so one benchmark's heap and JIT state do not colour the next), and prints their
+ * numbers. `npm run bench -- NAME...` runs only the named ones (file name without .ts).
+ * Benchmarks print numbers; they never pass or fail on them.
+ */
+import { spawnSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+const dir = import.meta.dirname;
+const wanted = process.argv.slice(2);
+const all = readdirSync(dir)
+  .filter((f) => f.endsWith('.ts') && f !== 'run.ts' && !f.startsWith('_'))
+  .map((f) => f.slice(0, -3))
+  .sort();
+const unknown = wanted.filter((w) => !all.includes(w));
+if (unknown.length > 0) {
+  console.error(`bench: unknown benchmark(s) ${unknown.join(', ')}; expected one of: ${all.join(', ')}`);
+  process.exit(2);
+}
+const chosen = wanted.length > 0 ? wanted : all;
+let failed = 0;
+for (const name of chosen) {
+  console.log(`\n=== ${name} ===`);
+  const started = performance.now();
+  const r = spawnSync(process.execPath, ['--import', 'tsx', join(dir, `${name}.ts`)], { stdio: 'inherit', timeout: 20 * 60_000 });
+  const secs = ((performance.now() - started) / 1000).toFixed(1);
+  if (r.status !== 0) {
+    failed++;
+    console.log(`=== ${name}: exited with ${r.status ?? r.signal} after ${secs} s ===`);
+  } else {
+    console.log(`=== ${name}: done in ${secs} s ===`);
+  }
+}
+process.exitCode = failed > 0 ? 1 : 0;
