@@ -12,8 +12,8 @@
  *     operation to the register, and unlinks its events; reaching a return whose
  *     operation is not yet linearized means backtracking. Lowe's memoization
  *     prunes a branch whose (set of linearized operations, register value) was seen
- *     before: the rest of the search depends only on that pair. The set is a bitset
- *     with an incrementally maintained Zobrist hash.
+ *     before: the rest of the search depends only on that pair. The set is encoded
+ *     compactly (see `search`), with a symmetry reduction for pending operations.
  *   - Operations that never returned (ret: null) have no return event: they can be
  *     linearized anywhere after their call, or never. The search succeeds once every
  *     completed operation is linearized. A pending get carries no information and is
@@ -30,14 +30,14 @@
  * remaining completed operations are a sound core: they cannot be ordered even if
  * every other write of that key may or may not have happened.
  */
-import { Rng } from '../rng.ts';
 import { canonicalJson, describeOp, validateOp, type HistoryOp } from './history.ts';
 
 export interface CheckOptions {
   /**
    * Most memoized (linearized set, value) pairs per key before giving up with
-   * 'unknown'. Each costs about (ops of that key)/8 bytes plus ~80 bytes, so the
-   * default 250,000 stays within tens of MB for keys with a few thousand ops.
+   * 'unknown'. Each is a short string (≈ 60–150 bytes with its set entry), so the
+   * default 1,000,000 stays around 100 MB in the worst case; a 10k-op key with
+   * a dozen concurrent clients needs a few hundred thousand.
    */
   maxStates?: number;
   /** Most search steps per key (default 100 × maxStates): bounds time when memoization hits often. */
@@ -59,7 +59,7 @@ export type CheckResult =
     }
   | { ok: 'unknown'; reason: 'search budget exceeded'; key: string };
 
-const DEFAULT_MAX_STATES = 250_000;
+const DEFAULT_MAX_STATES = 1_000_000;
 
 const enum Kind {
   Put,
@@ -105,14 +105,6 @@ function step(op: KOp, state: number): number {
   }
 }
 
-/** Zobrist keys for the bitset hash; fixed seed so runs are reproducible. */
-function zobrist(n: number): Int32Array {
-  const rng = new Rng('lin-zobrist');
-  const z = new Int32Array(n);
-  for (let i = 0; i < n; i++) z[i] = rng.u32() | 0;
-  return z;
-}
-
 /** WGL search with memoization over one key's operations. */
 function search(ops: readonly KOp[], maxStates: number, maxSteps: number): SearchResult {
   const n = ops.length;
@@ -153,39 +145,92 @@ function search(ops: readonly KOp[], maxStates: number, maxSteps: number): Searc
     prev[next[k]!] = k;
   };
 
-  const words = (n + 31) >>> 5;
-  const bits = new Uint32Array(words);
-  const z = zobrist(n);
-  let hash = 0;
-  const cache = new Map<number, Array<{ bits: Uint32Array; state: number }>>();
+  // Memo key of (linearized set, value), kept short so that memory does not grow
+  // with the length of the history:
+  //   - completed ops, ranked by call time: the lowest unlinearized rank `low`,
+  //     then the linearized ranks above it (a window about as wide as the
+  //     concurrency);
+  //   - ops that never returned: identical ones (same kind and values) are
+  //     interchangeable and the earliest-called one can stand wherever a later
+  //     one can, so they are linearized in call order and a count per class
+  //     describes which are done (a symmetry reduction; it also keeps `low` from
+  //     sticking at the first pending op forever).
+  const rank = new Int32Array(n).fill(-1);
+  const cls = new Int32Array(n).fill(-1);
+  const done: number[] = [];
+  const classOf = new Map<string, number>();
+  const classMembers: number[][] = [];
+  for (let i = 0; i < n; i++) {
+    const op = ops[i]!;
+    if (op.ret !== null) {
+      done.push(i);
+      continue;
+    }
+    const ck = `${op.kind}:${op.a}:${op.b}`;
+    let c = classOf.get(ck);
+    if (c === undefined) {
+      c = classMembers.length;
+      classOf.set(ck, c);
+      classMembers.push([]);
+    }
+    cls[i] = c;
+    classMembers[c]!.push(i);
+  }
+  const byCall = (x: number, y: number) => ops[x]!.call - ops[y]!.call || x - y;
+  done.sort(byCall).forEach((i, r) => (rank[i] = r));
+  for (const m of classMembers) m.sort(byCall).forEach((i, r) => (rank[i] = r));
+  const flags = new Uint8Array(done.length);
+  let low = 0;
+  let high = -1;
+  const count = new Int32Array(classMembers.length);
+  const mark = (i: number) => {
+    if (cls[i]! >= 0) {
+      count[cls[i]!]!++;
+      return;
+    }
+    const r = rank[i]!;
+    flags[r] = 1;
+    if (r > high) high = r;
+    while (low < flags.length && flags[low]) low++;
+  };
+  const unmark = (i: number) => {
+    if (cls[i]! >= 0) {
+      count[cls[i]!]!--;
+      return;
+    }
+    const r = rank[i]!;
+    flags[r] = 0;
+    if (r < low) low = r;
+    while (high >= 0 && !flags[high]) high--;
+  };
+  const seen = new Set<string>();
   let states = 0;
   const remember = (state: number): boolean => {
-    const h = (hash ^ Math.imul(state + 1, 0x9e3779b1)) | 0;
-    let bucket = cache.get(h);
-    if (bucket) {
-      outer: for (const c of bucket) {
-        if (c.state !== state) continue;
-        for (let w = 0; w < words; w++) if (c.bits[w] !== bits[w]) continue outer;
-        return false;
-      }
-    } else {
-      bucket = [];
-      cache.set(h, bucket);
-    }
-    bucket.push({ bits: bits.slice(), state });
+    let k = `${state}/${low}`;
+    for (let r = low + 1; r <= high; r++) if (flags[r]) k += `,${r - low}`;
+    if (count.length > 0) k += `/${count.join(',')}`;
+    if (seen.has(k)) return false;
+    seen.add(k);
     states++;
     return true;
   };
-  const flip = (i: number) => {
-    bits[i >>> 5]! ^= 1 << (i & 31);
-    hash ^= z[i]!;
-  };
+  /** A pending op may go only after every earlier-called op of its class. */
+  const eligible = (i: number) => cls[i]! < 0 || count[cls[i]!] === rank[i];
 
+  // Reads first (a partial-order reduction): a get or failed cas that can take
+  // effect now leaves the value unchanged, and every op that had to precede it is
+  // already linearized, so any linearization from here can be rearranged to take
+  // it now. Hence in each configuration the search first looks for such a read
+  // (phase 0) and commits to it: if its branch fails (or was seen before and
+  // failed), the whole configuration fails and the search backs up past it.
+  // Only when no read can go does it branch over writes (phase 1).
+  const readOnly = (op: KOp) => (op.kind === Kind.Get || op.kind === Kind.CasFail) && !op.optional;
   const stackOp: number[] = [];
   const stackState: number[] = [];
   const stackAlt: number[] = [];
   let state = 0;
   let entry = next[0]!;
+  let phase = 0;
   // Alternatives at a call: 0 = take effect; 1 = leave out (optional ops only).
   let alt = 0;
   let deepest = 0; // latest return node at which the search had to stop
@@ -193,41 +238,72 @@ function search(ops: readonly KOp[], maxStates: number, maxSteps: number): Searc
   search: for (;;) {
     if (++steps > maxSteps || states > maxStates) return { verdict: 'budget', states };
     if (entry === TAIL) return { verdict: 'ok', states };
+    let backtrack = false;
     if (!isRet[entry]) {
       const i = evOp[entry]!;
       const op = ops[i]!;
-      for (let a = alt; a <= (op.optional ? 1 : 0); a++) {
-        const s2 = a === 0 ? step(op, state) : state;
-        if (s2 < 0) continue;
-        flip(i);
-        if (remember(s2)) {
-          stackOp.push(i);
-          stackState.push(state);
-          stackAlt.push(a);
-          state = s2;
-          unlink(callNode[i]!);
-          if (retNode[i]! >= 0) unlink(retNode[i]!);
-          entry = next[0]!;
-          alt = 0;
-          continue search;
+      const ro = readOnly(op);
+      if (phase === 0 && ro) {
+        if (step(op, state) >= 0) {
+          mark(i);
+          if (remember(state)) {
+            stackOp.push(i);
+            stackState.push(state);
+            stackAlt.push(0);
+            unlink(callNode[i]!);
+            unlink(retNode[i]!);
+            entry = next[0]!;
+            continue search;
+          }
+          unmark(i);
+          backtrack = true; // seen before, and it failed then
         }
-        flip(i);
+      } else if (phase === 1 && !ro) {
+        for (let a = alt; a <= (op.optional ? 1 : 0) && eligible(i); a++) {
+          const s2 = a === 0 ? step(op, state) : state;
+          if (s2 < 0) continue;
+          mark(i);
+          if (remember(s2)) {
+            stackOp.push(i);
+            stackState.push(state);
+            stackAlt.push(a);
+            state = s2;
+            unlink(callNode[i]!);
+            if (retNode[i]! >= 0) unlink(retNode[i]!);
+            entry = next[0]!;
+            alt = 0;
+            phase = 0;
+            continue search;
+          }
+          unmark(i);
+        }
+        alt = 0;
       }
-      alt = 0;
-      entry = next[entry]!;
-    } else {
-      if (entry > deepest) deepest = entry;
-      if (stackOp.length === 0) break;
+      if (!backtrack) {
+        entry = next[entry]!;
+        continue;
+      }
+    } else if (phase === 0) {
+      phase = 1;
+      entry = next[0]!;
+      continue;
+    } else if (entry > deepest) deepest = entry;
+    // Back up: undo the latest choice; a committed read fails its parent too.
+    for (;;) {
+      if (stackOp.length === 0) break search;
       const i = stackOp.pop()!;
       state = stackState.pop()!;
       const a = stackAlt.pop()!;
-      flip(i);
+      unmark(i);
       if (retNode[i]! >= 0) relink(retNode[i]!);
       relink(callNode[i]!);
+      if (readOnly(ops[i]!)) continue;
+      phase = 1;
       if (a === 0 && ops[i]!.optional) {
         entry = callNode[i]!; // try leaving it out
         alt = 1;
       } else entry = next[callNode[i]!]!;
+      break;
     }
   }
   // The cut at the latest return reached: node positions are time order.
