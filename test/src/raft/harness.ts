@@ -79,7 +79,8 @@ export class Cluster {
   net: NetOptions;
   now = 0;
   private seq = 0;
-  private queue: Array<{ at: number; seq: number; m: Message }> = [];
+  /** Messages in flight, by delivery tick, in send order. */
+  private queue = new Map<number, Message[]>();
   private blocked = new Set<string>();
   readonly options: Partial<RaftOptions>;
   check: boolean;
@@ -95,6 +96,8 @@ export class Cluster {
   private leaderOfTerm = new Map<Term, NodeId>();
   /** Committed entries seen anywhere: index -> [entry term, term of the node that saw it committed]. */
   private committed = new Map<Index, [Term, Term]>();
+  private committedList: Index[] = [];
+  private completenessDone = new Map<string, number>();
   private appliedAt = new Map<Index, string>();
   deliveries = 0;
 
@@ -200,7 +203,11 @@ export class Cluster {
     }
     if (this.net.drop > 0 && this.netRng.chance(this.net.drop)) return;
     const delay = this.net.maxDelay > this.net.minDelay ? this.netRng.int(this.net.minDelay, this.net.maxDelay) : this.net.minDelay;
-    this.queue.push({ at: this.now + delay, seq: this.seq++, m });
+    const at = this.now + delay;
+    const b = this.queue.get(at);
+    if (b) b.push(m);
+    else this.queue.set(at, [m]);
+    this.seq++;
   }
 
   private deliver(m: Message): void {
@@ -233,19 +240,19 @@ export class Cluster {
     }
     if (rd.entries.length > 0) {
       const first = rd.entries[0]!.index;
-      s.entries = s.entries.filter((e) => e.index < first).concat(rd.entries.map((e) => ({ ...e })));
       const base = s.snapshot?.meta.index ?? 0;
-      s.entries.forEach((e, k) => {
-        if (e.index !== base + 1 + k) throw new Error(`node ${n.id}: persisted log not contiguous at ${e.index}`);
-      });
+      const keep = first - base - 1;
+      if (keep < 0 || keep > s.entries.length) throw new Error(`node ${n.id}: Ready entries start at ${first}, persisted log is [${base + 1}, ${base + s.entries.length}]`);
+      s.entries.length = keep; // overwrite a suffix
+      for (const e of rd.entries) s.entries.push({ ...e });
     }
     if (rd.hardState) s.hardState = { ...rd.hardState };
     for (const m of rd.messages) this.enqueue(m);
+    const witness = rd.committed.length > 0 && n.r.status().isWitness;
     for (const e of rd.committed) {
       if (e.index !== n.applied + 1) throw new Error(`node ${n.id}: applying ${e.index} after ${n.applied} (out of order or twice)`);
       n.applied = e.index;
       if (e.type === EntryType.Normal) n.sm.push(dec.decode(e.data));
-      const witness = n.r.status().isWitness;
       if (!witness) {
         const key = `${e.term}/${e.type}/${dec.decode(e.data)}`;
         const prev = this.appliedAt.get(e.index);
@@ -270,15 +277,14 @@ export class Cluster {
 
   private deliverDue(): void {
     for (let guard = 0; guard < 100000; guard++) {
-      let best = -1;
-      for (let i = 0; i < this.queue.length; i++) {
-        const q = this.queue[i]!;
-        if (q.at > this.now) continue;
-        if (best < 0 || q.at < this.queue[best]!.at || (q.at === this.queue[best]!.at && q.seq < this.queue[best]!.seq)) best = i;
-      }
-      if (best < 0) return;
-      const [q] = this.queue.splice(best, 1);
-      this.deliver(q!.m);
+      // Earliest due bucket first (messages sent between ticks are due at the tick they were sent in).
+      let at: number | undefined;
+      for (const k of this.queue.keys()) if (k <= this.now && (at === undefined || k < at)) at = k;
+      if (at === undefined) return;
+      const b = this.queue.get(at)!;
+      const m = b.shift();
+      if (b.length === 0) this.queue.delete(at);
+      if (m) this.deliver(m);
     }
     throw new Error('deliverDue: more than 100000 deliveries in one tick');
   }
@@ -356,20 +362,29 @@ export class Cluster {
       for (let i = Math.max(st.snapshotIndex + 1, n.checkedCommit + 1); i <= st.commitIndex; i++) {
         const t = n.r.termAt(i)!;
         const prev = this.committed.get(i);
-        if (prev === undefined) this.committed.set(i, [t, st.term]);
+        if (prev === undefined) {
+          this.committed.set(i, [t, st.term]);
+          this.committedList.push(i);
+        }
         else if (prev[0] !== t) throw new Error(`committed entry ${i} has term ${t} on node ${n.id} but ${prev[0]} elsewhere`);
       }
       n.checkedCommit = Math.max(n.checkedCommit, st.commitIndex);
     }
     // Leader completeness: a leader holds every entry committed in an earlier term
     // (a stale leader of an older term, cut off, may of course lack newer ones).
+    // Incremental: a leader never loses entries, so each (leader, term) is checked
+    // against the committed entries it has not been checked against yet.
     for (const n of up) {
       const st = n.r.status();
       if (st.role !== 'leader') continue;
-      for (const [i, [t, seenIn]] of this.committed) {
+      const key = `${n.id}/${n.incarnation}/${st.term}`;
+      for (let k = this.completenessDone.get(key) ?? 0; k < this.committedList.length; k++) {
+        const i = this.committedList[k]!;
+        const [t, seenIn] = this.committed.get(i)!;
         if (i <= st.snapshotIndex || seenIn >= st.term) continue;
         if (n.r.termAt(i) !== t) throw new Error(`leader completeness: leader ${n.id} (term ${st.term}) lacks committed entry ${i}/${t}`);
       }
+      this.completenessDone.set(key, this.committedList.length);
     }
     // Log matching: same index and term => identical up to there.
     for (let a = 0; a < up.length; a++) {
@@ -388,11 +403,18 @@ export class Cluster {
     for (; i >= lo; i--) {
       const ea = a.r.entryAt(i)!;
       const eb = b.r.entryAt(i)!;
-      if (ea.term !== eb.term || ea.type !== eb.type || (dataToo && dec.decode(ea.data) !== dec.decode(eb.data))) {
+      if (ea === eb) continue; // the same object, passed along by messages
+      if (ea.term !== eb.term || ea.type !== eb.type || (dataToo && !sameBytes(ea.data, eb.data))) {
         throw new Error(`log matching: nodes ${a.id} and ${b.id} differ at ${i} below a common entry`);
       }
     }
   }
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 export const text = (s: string): Uint8Array => enc.encode(s);

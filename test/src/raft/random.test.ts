@@ -68,3 +68,48 @@ describe('raft randomized safety', () => {
     for (let seed = 200; seed < 220; seed++) chaos(seed, 400, { nodes: 3, witness: true, snapshots: true });
   });
 });
+
+describe('raft under harsh schedules', () => {
+  it('long reordering (delays up to 300 ms, beyond the election timeout) keeps safety and makes progress', () => {
+    for (let seed = 400; seed < 405; seed++) {
+      const c = new Cluster({ seed, voters: [1, 2, 3, 4, 5], net: { drop: 0.02, minDelay: 0, maxDelay: 30 } });
+      let ok = 0;
+      for (let t = 0; t < 600; t++) {
+        if (t % 3 === 0 && c.propose(`r${t}`) !== undefined) ok++;
+        c.tick();
+      }
+      c.net = { drop: 0, minDelay: 0, maxDelay: 0 };
+      c.run(300);
+      const l = c.waitLeader(300);
+      expect(c.appliedData(l.id).length).toBeGreaterThan(0);
+      for (const n of c.up()) expect(c.appliedData(n.id)).toEqual(c.appliedData(l.id));
+      expect(ok).toBeGreaterThan(0);
+    }
+  });
+
+  it('churn: a node crashes every 200-300 ms and restarts shortly after; the cluster keeps committing', () => {
+    for (let seed = 500; seed < 505; seed++) {
+      const c = new Cluster({ seed, voters: [1, 2, 3, 4, 5], net: { drop: 0.01, minDelay: 0, maxDelay: 2 } });
+      const rng = new Rng(seed).fork('churn');
+      let next = 20;
+      let victim: number | undefined;
+      for (let t = 0; t < 1500; t++) {
+        if (t === next) {
+          if (victim !== undefined) c.restart(victim);
+          victim = rng.int(1, 5);
+          c.crash(victim);
+          next = t + rng.int(20, 30);
+        }
+        if (t % 2 === 0) c.propose(`c${seed}-${t}`);
+        c.tick();
+      }
+      if (victim !== undefined) c.restart(victim);
+      c.run(200);
+      const l = c.waitLeader();
+      c.run(100);
+      const applied = c.appliedData(l.id);
+      expect(applied.length).toBeGreaterThan(100); // it kept committing through the churn
+      for (const n of c.up()) expect(c.appliedData(n.id)).toEqual(applied);
+    }
+  });
+});
