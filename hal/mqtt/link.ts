@@ -1,0 +1,719 @@
+/**
+ * The real MQTT link (mqtt.js 5, MQTT 3.1.1): implements `Link` (hal/interfaces.ts)
+ * over one or more brokers. docs/mqtt.md explains topics, QoS, presence and TLS.
+ *
+ * - Frames to node N are one PUBLISH each on `quorumd/<cluster>/to/N`, QoS 0. A node
+ *   subscribes to its own inbox only (and to presence).
+ * - Several brokers: the link keeps a connection to each and sends every frame through
+ *   every connected one. Receivers get duplicates; the FrameOpener's replay window
+ *   (src/wire/auth.ts) drops them by (from, bootId, seq). Losing a broker loses no
+ *   frame as long as another one carries it.
+ * - Presence: each connection has a Last Will `{state:"offline",reason:"lost"}` on
+ *   `quorumd/<cluster>/presence/<self>` and publishes `{state:"online"}` retained
+ *   when it connects; close() publishes `{state:"offline",reason:"closed"}` then
+ *   DISCONNECTs (so the broker discards the will). A will arriving live (not replayed
+ *   from the retained store) for a peer that no other connected broker still sees
+ *   online is reported as `{kind:'peer-gone'}`; an orderly close is not a crash and is
+ *   reported only through onPresence ('offline').
+ * - Events: 'up' when the first broker connection is ready (subscribed), 'down' when
+ *   the last one is lost after having been up.
+ * - Reconnect: each broker connection retries on its own with exponential backoff and
+ *   "equal jitter" (AWS Architecture Blog, "Exponential Backoff And Jitter", 2015):
+ *   delay = d/2 + U(0, d/2) with d = min(maxMs, initialMs · 2^attempt).
+ * - Clean sessions only: a reconnect starts empty, so no stale RPC is queued at the
+ *   broker across a disconnect (Raft retransmits what still matters).
+ * - Sockets are created with TCP_NODELAY: with Nagle on, a QoS 1 round trip through
+ *   mosquitto stalls ~88 ms on Linux (Nagle waiting for a delayed ACK).
+ */
+import { randomBytes } from 'node:crypto';
+import net from 'node:net';
+import tls from 'node:tls';
+import type { Duplex } from 'node:stream';
+import { MqttClient, type IClientOptions } from 'mqtt';
+import type { Done, Link, LinkEvent } from '../interfaces.ts';
+import type { NodeId } from '../../src/types.ts';
+import { DEFAULT_MAX_FRAME } from '../../src/wire/codec.ts';
+import {
+  checkCluster,
+  checkNodeId,
+  decodePresence,
+  encodePresence,
+  inboxTopic,
+  leaderTopic,
+  parseTopic,
+  presenceFilter,
+  presenceTopic,
+  type Presence,
+} from './topics.ts';
+
+/** TLS material: PEM strings or buffers (read the files before constructing the link). */
+export interface MqttTlsOptions {
+  /** CA certificate(s) the broker certificate must chain to. Default: Node's built-in roots. */
+  ca?: string | Buffer | Array<string | Buffer>;
+  /** Client certificate for mutual TLS. Default: none. */
+  cert?: string | Buffer;
+  /** Private key of the client certificate. Default: none. */
+  key?: string | Buffer;
+  /** Default true. Turn off only for a lab broker with a throwaway certificate. */
+  rejectUnauthorized?: boolean;
+  /** Name the broker certificate must carry (SNI and identity check). Default: the URL's host. */
+  servername?: string;
+}
+
+/** One broker. `url` is `mqtt://host[:1883]` or `mqtts://host[:8883]`. */
+export interface MqttBrokerOptions {
+  url: string;
+  /** Overrides the link-wide username/password for this broker. */
+  username?: string;
+  password?: string;
+  /** Overrides the link-wide TLS options for this broker (mqtts:// only). */
+  tls?: MqttTlsOptions;
+}
+
+export interface MqttReconnectOptions {
+  /** First retry delay (ms). Default 250: a broker restart on the LAN is back within a second. */
+  initialMs?: number;
+  /** Largest retry delay (ms). Default 10000: a node notices a recovered broker within ~10 s without hammering a dead one. */
+  maxMs?: number;
+}
+
+export interface MqttLinkOptions {
+  /** Wire cluster id (0..65535), the `<cluster>` topic segment. */
+  cluster: number;
+  /** This node's id (1..254): its inbox and presence topics. */
+  self: NodeId;
+  /** One or more brokers; each frame goes through every connected one. */
+  brokers: Array<string | MqttBrokerOptions>;
+  /** Link name for status pages and logs. Default `mqtt`. */
+  name?: string;
+  /** Default credentials for every broker. Default: none (anonymous). */
+  username?: string;
+  password?: string;
+  /** Default TLS options for every mqtts:// broker. */
+  tls?: MqttTlsOptions;
+  /**
+   * MQTT keepalive in seconds (integer 1..65535). Default 5. The broker publishes the
+   * will of a silently dead node (power cut, cable pulled) after 1.5 × keepalive
+   * (MQTT 3.1.1 §3.1.2.10), i.e. 7.5 s; a crashed process is noticed at once because
+   * its kernel closes the socket. Shorter detects faster but false-alarms on Wi-Fi.
+   */
+  keepaliveSec?: number;
+  /** Time allowed for TCP + TLS + CONNACK (ms). Default 5000. */
+  connectTimeoutMs?: number;
+  reconnect?: MqttReconnectOptions;
+  /** Largest frame carried (bytes). Default 65536 (DESIGN §2). Larger ones are refused at send and dropped at receive, and counted. */
+  maxFrame?: number;
+  /**
+   * Bytes that may wait in one socket's send buffer before send() drops frames for that
+   * broker (counted). Default 1 MiB. Keeps a stalled broker from growing memory without
+   * bound; Raft retransmits what is dropped.
+   */
+  maxBufferedBytes?: number;
+  /** Uniform [0,1) source for backoff jitter. Default Math.random (tests may inject a seeded one). */
+  random?: () => number;
+}
+
+/** Counters for metrics and tests. Every dropped or ignored input is counted here. */
+export interface MqttLinkStats {
+  /** PUBLISHes of frames handed to a broker connection (one per frame per broker). */
+  framesSent: number;
+  /** Frames delivered to onFrame (duplicates through several brokers included). */
+  framesReceived: number;
+  /** send() with a frame above maxFrame. */
+  refusedTooLarge: number;
+  /** Frames received above maxFrame. */
+  droppedTooLarge: number;
+  /** send() while no broker was connected (frame lost). */
+  droppedDisconnected: number;
+  /** Per-broker sends skipped because that socket's send buffer exceeded maxBufferedBytes. */
+  droppedBackpressure: number;
+  /** send() after close(). */
+  droppedClosed: number;
+  /** Messages on a topic this link did not expect (ignored). */
+  unexpectedTopic: number;
+  /** Presence messages that did not parse or did not match their topic (ignored). */
+  badPresence: number;
+  /** Wills of an older connection that arrived after a newer one said online (ignored). */
+  staleWills: number;
+  /** peer-gone events emitted. */
+  peerGone: number;
+  /** Connection attempts and successful connections over all brokers. */
+  connectAttempts: number;
+  connects: number;
+}
+
+export type PeerState = 'online' | 'offline' | 'gone';
+
+/** Presence change as this link sees it; 'gone' = crashed (will), 'offline' = orderly close. */
+export interface PresenceEvent {
+  peer: NodeId;
+  state: PeerState;
+  /** Index of the broker (in options.brokers) the news came through. */
+  broker: number;
+}
+
+export interface LeaderInfo {
+  /** Leader node id, 0 when none is known. */
+  leader: NodeId;
+  term: number;
+  /** Fencing token of the leadership epoch (DESIGN §5). */
+  token: number | bigint;
+}
+
+export interface BrokerStatus {
+  url: string;
+  connected: boolean;
+  /** Failed attempts since the last successful connection. */
+  attempts: number;
+  lastError: string | undefined;
+}
+
+interface Endpoint {
+  url: string;
+  secure: boolean;
+  host: string;
+  port: number;
+  username: string | undefined;
+  password: string | undefined;
+  tls: MqttTlsOptions;
+}
+
+interface Conn {
+  index: number;
+  ep: Endpoint;
+  client: MqttClient | undefined;
+  /** The TCP socket under the MQTT stream (under TLS when secure). */
+  socket: net.Socket | undefined;
+  /** Ready = CONNACK received and subscriptions granted. */
+  ready: boolean;
+  /** Bumped for every new client: events of an older client are ignored. */
+  gen: number;
+  /** Incarnation string of the current connection (presence `inc`). */
+  inc: string;
+  attempts: number;
+  timer: NodeJS.Timeout | undefined;
+  lastError: string | undefined;
+  /** What this broker says about each peer: latest presence seen on it. */
+  presence: Map<NodeId, Presence>;
+}
+
+const DEFAULTS = {
+  keepaliveSec: 5,
+  connectTimeoutMs: 5000,
+  initialMs: 250,
+  maxMs: 10_000,
+  maxBufferedBytes: 1 << 20,
+} as const;
+
+function parseEndpoint(b: string | MqttBrokerOptions, i: number, o: MqttLinkOptions): Endpoint {
+  const spec = typeof b === 'string' ? { url: b } : b;
+  if (typeof spec !== 'object' || spec === null || typeof spec.url !== 'string') {
+    throw new TypeError(`MqttLink: brokers[${i}] must be a URL string or {url, ...}, got ${JSON.stringify(b)}`);
+  }
+  let u: URL;
+  try {
+    u = new URL(spec.url);
+  } catch {
+    throw new TypeError(`MqttLink: brokers[${i}] "${spec.url}" is not a URL (expected mqtt://host:port or mqtts://host:port)`);
+  }
+  const secure = u.protocol === 'mqtts:';
+  if (!secure && u.protocol !== 'mqtt:') {
+    throw new TypeError(`MqttLink: brokers[${i}] "${spec.url}" has protocol ${u.protocol}, expected mqtt: or mqtts:`);
+  }
+  if (u.username || u.password) {
+    throw new TypeError(`MqttLink: brokers[${i}] "${spec.url}": put credentials in username/password options, not in the URL`);
+  }
+  const port = u.port ? Number(u.port) : secure ? 8883 : 1883;
+  const host = u.hostname.replace(/^\[(.*)\]$/, '$1');
+  if (!host) throw new TypeError(`MqttLink: brokers[${i}] "${spec.url}" has no host`);
+  const username = spec.username ?? o.username;
+  const password = spec.password ?? o.password;
+  if (username !== undefined && typeof username !== 'string') throw new TypeError(`MqttLink: brokers[${i}] username must be a string`);
+  if (password !== undefined && typeof password !== 'string') throw new TypeError(`MqttLink: brokers[${i}] password must be a string`);
+  const tlsOpts = spec.tls ?? o.tls ?? {};
+  if (!secure && (spec.tls !== undefined)) {
+    throw new TypeError(`MqttLink: brokers[${i}] "${spec.url}" has TLS options but is not mqtts://`);
+  }
+  return { url: spec.url, secure, host, port, username, password, tls: tlsOpts };
+}
+
+function positiveInt(v: unknown, what: string, lo: number, hi: number): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < lo || v > hi) {
+    throw new RangeError(`MqttLink: ${what} must be an integer ${lo}..${hi}, got ${String(v)}`);
+  }
+  return v;
+}
+
+export class MqttLink implements Link {
+  readonly name: string;
+  readonly maxFrame: number;
+  readonly stats: MqttLinkStats = {
+    framesSent: 0,
+    framesReceived: 0,
+    refusedTooLarge: 0,
+    droppedTooLarge: 0,
+    droppedDisconnected: 0,
+    droppedBackpressure: 0,
+    droppedClosed: 0,
+    unexpectedTopic: 0,
+    badPresence: 0,
+    staleWills: 0,
+    peerGone: 0,
+    connectAttempts: 0,
+    connects: 0,
+  };
+
+  private readonly cluster: number;
+  private readonly self: NodeId;
+  private readonly conns: Conn[];
+  private readonly keepaliveSec: number;
+  private readonly connectTimeoutMs: number;
+  private readonly initialMs: number;
+  private readonly maxMs: number;
+  private readonly maxBuffered: number;
+  private readonly random: () => number;
+  private readonly inbox: string;
+  /** Random per link instance: distinguishes this process's connections from a previous run's. */
+  private readonly boot = randomBytes(4).toString('hex');
+  private connSeq = 0;
+  private frameHandler: ((frame: Uint8Array) => void) | undefined;
+  private eventHandler: ((ev: LinkEvent) => void) | undefined;
+  private presenceHandler: ((ev: PresenceEvent) => void) | undefined;
+  private up = false;
+  private closing = false;
+  private closed = false;
+  /** Peers reported gone and not seen online since (peer-gone is emitted once per death). */
+  private readonly gone = new Set<NodeId>();
+
+  constructor(opts: MqttLinkOptions) {
+    if (typeof opts !== 'object' || opts === null) throw new TypeError('MqttLink: options object expected');
+    this.cluster = checkCluster(opts.cluster, 'MqttLink');
+    this.self = checkNodeId(opts.self, 'MqttLink self');
+    if (!Array.isArray(opts.brokers) || opts.brokers.length === 0) {
+      throw new TypeError('MqttLink: brokers must be a non-empty list of broker URLs');
+    }
+    if (opts.brokers.length > 8) throw new RangeError(`MqttLink: at most 8 brokers, got ${opts.brokers.length}`);
+    this.name = opts.name ?? 'mqtt';
+    this.maxFrame = positiveInt(opts.maxFrame ?? DEFAULT_MAX_FRAME, 'maxFrame', 1, 256 * 1024 * 1024);
+    this.keepaliveSec = positiveInt(opts.keepaliveSec ?? DEFAULTS.keepaliveSec, 'keepaliveSec', 1, 65535);
+    this.connectTimeoutMs = positiveInt(opts.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs, 'connectTimeoutMs', 1, 600_000);
+    this.initialMs = positiveInt(opts.reconnect?.initialMs ?? DEFAULTS.initialMs, 'reconnect.initialMs', 1, 600_000);
+    this.maxMs = positiveInt(opts.reconnect?.maxMs ?? DEFAULTS.maxMs, 'reconnect.maxMs', this.initialMs, 3_600_000);
+    this.maxBuffered = positiveInt(opts.maxBufferedBytes ?? DEFAULTS.maxBufferedBytes, 'maxBufferedBytes', 0, 2 ** 31);
+    this.random = opts.random ?? Math.random;
+    this.inbox = inboxTopic(this.cluster, this.self);
+    const eps = opts.brokers.map((b, i) => parseEndpoint(b, i, opts));
+    this.conns = eps.map((ep, index) => ({
+      index,
+      ep,
+      client: undefined,
+      socket: undefined,
+      ready: false,
+      gen: 0,
+      inc: '',
+      attempts: 0,
+      timer: undefined,
+      lastError: undefined,
+      presence: new Map(),
+    }));
+    for (const c of this.conns) this.connect(c);
+  }
+
+  // ---- Link -------------------------------------------------------------------
+
+  send(to: NodeId, frame: Uint8Array): void {
+    checkNodeId(to, 'MqttLink.send destination');
+    if (!(frame instanceof Uint8Array)) throw new TypeError('MqttLink.send: frame must be a Uint8Array');
+    if (this.closing || this.closed) {
+      this.stats.droppedClosed++;
+      return;
+    }
+    if (frame.length > this.maxFrame) {
+      this.stats.refusedTooLarge++;
+      return;
+    }
+    const payload = Buffer.from(frame.buffer, frame.byteOffset, frame.length);
+    const topic = inboxTopic(this.cluster, to);
+    let any = false;
+    for (const c of this.conns) {
+      if (!c.ready || !c.client) continue;
+      any = true;
+      if (c.socket && c.socket.writableLength > this.maxBuffered) {
+        this.stats.droppedBackpressure++;
+        continue;
+      }
+      this.stats.framesSent++;
+      // QoS 0: a lost frame is retransmitted by Raft; no broker-side queue, no PUBACK.
+      c.client.publish(topic, payload, { qos: 0, retain: false }, () => {});
+    }
+    if (!any) this.stats.droppedDisconnected++;
+  }
+
+  onFrame(handler: (frame: Uint8Array) => void): void {
+    this.frameHandler = handler;
+  }
+
+  onEvent(handler: (ev: LinkEvent) => void): void {
+    this.eventHandler = handler;
+  }
+
+  /**
+   * Orderly shutdown: on every connected broker publish `offline/closed` (QoS 1,
+   * retained), wait for its PUBACK (at most connectTimeoutMs), then DISCONNECT so the
+   * broker discards the will. No callback fires after close() (Link contract).
+   */
+  close(done?: Done): void {
+    if (this.closing) {
+      if (done) this.whenClosed.push(done);
+      return;
+    }
+    this.closing = true;
+    if (done) this.whenClosed.push(done);
+    let pending = this.conns.length;
+    const one = () => {
+      if (--pending === 0) {
+        this.closed = true;
+        const cbs = this.whenClosed.splice(0);
+        for (const cb of cbs) cb(null);
+      }
+    };
+    for (const c of this.conns) {
+      if (c.timer) clearTimeout(c.timer);
+      c.timer = undefined;
+      const client = c.client;
+      if (!client) {
+        one();
+        continue;
+      }
+      const finish = (force: boolean) => {
+        let called = false;
+        const cb = () => {
+          if (called) return;
+          called = true;
+          clearTimeout(guard);
+          one();
+        };
+        // end() calls back once the stream closed; the guard bounds a broker that never answers.
+        const guard = setTimeout(() => {
+          client.end(true, {}, () => {});
+          cb();
+        }, this.connectTimeoutMs);
+        client.end(force, {}, cb);
+      };
+      if (c.ready) {
+        c.ready = false;
+        let sent = false;
+        const t = setTimeout(() => {
+          if (!sent) {
+            sent = true;
+            finish(true);
+          }
+        }, this.connectTimeoutMs);
+        client.publish(
+          presenceTopic(this.cluster, this.self),
+          encodePresence({ node: this.self, state: 'offline', reason: 'closed', inc: c.inc }),
+          { qos: 1, retain: true },
+          () => {
+            if (sent) return;
+            sent = true;
+            clearTimeout(t);
+            finish(false);
+          },
+        );
+      } else {
+        finish(true);
+      }
+    }
+  }
+
+  private readonly whenClosed: Done[] = [];
+
+  // ---- beyond Link ------------------------------------------------------------
+
+  /** Presence changes as seen through the brokers ('gone' also raises peer-gone on onEvent). */
+  onPresence(handler: (ev: PresenceEvent) => void): void {
+    this.presenceHandler = handler;
+  }
+
+  /**
+   * Publishes the retained leader record `{leader, term, token}` (QoS 1) on every
+   * connected broker, for dashboards and `quorumd status`. `done(null)` once at least
+   * one broker acknowledged; an error if none is connected or none acknowledged.
+   * Not republished automatically on reconnect: a deposed leader must not overwrite a
+   * newer record, so the runtime calls this again (on 'up') only while it leads.
+   */
+  publishLeader(info: LeaderInfo, done?: Done): void {
+    const cb = done ?? (() => {});
+    if (typeof info !== 'object' || info === null) throw new TypeError('MqttLink.publishLeader: {leader, term, token} expected');
+    const { leader, term, token } = info;
+    if (!Number.isInteger(leader) || leader < 0 || leader > 254) {
+      throw new RangeError(`MqttLink.publishLeader: leader must be 0 (none) or a node id 1..254, got ${String(leader)}`);
+    }
+    if (!Number.isSafeInteger(term) || term < 0) throw new RangeError(`MqttLink.publishLeader: term must be a non-negative safe integer, got ${String(term)}`);
+    const tokenOk =
+      (typeof token === 'bigint' && token >= 0n) || (typeof token === 'number' && Number.isSafeInteger(token) && token >= 0);
+    if (!tokenOk) throw new RangeError(`MqttLink.publishLeader: token must be a non-negative safe integer or bigint, got ${String(token)}`);
+    if (this.closing || this.closed) {
+      cb(new Error('MqttLink.publishLeader: link is closed'));
+      return;
+    }
+    // Tokens beyond 2^53 travel as decimal strings so that JSON readers do not round them.
+    const tok = typeof token === 'bigint' ? (token <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(token) : token.toString()) : token;
+    const payload = Buffer.from(JSON.stringify({ leader, term, token: tok }));
+    const ready = this.conns.filter((c) => c.ready && c.client);
+    if (ready.length === 0) {
+      cb(new Error('MqttLink.publishLeader: no broker connected'));
+      return;
+    }
+    let pending = ready.length;
+    let ok = false;
+    let lastErr: Error | undefined;
+    for (const c of ready) {
+      c.client!.publish(leaderTopic(this.cluster), payload, { qos: 1, retain: true }, (err) => {
+        if (err) lastErr = err;
+        else ok = true;
+        if (--pending === 0 && !this.closed) cb(ok ? null : (lastErr ?? new Error('publishLeader failed')));
+      });
+    }
+  }
+
+  /** What the brokers say about a peer now (undefined = never heard of). */
+  peerState(peer: NodeId): PeerState | undefined {
+    if (this.gone.has(peer)) return 'gone';
+    let seen = false;
+    for (const c of this.conns) {
+      const p = c.presence.get(peer);
+      if (!p) continue;
+      seen = true;
+      if (c.ready && p.state === 'online') return 'online';
+    }
+    return seen ? 'offline' : undefined;
+  }
+
+  /** Per-broker connection state, in options order. */
+  status(): BrokerStatus[] {
+    return this.conns.map((c) => ({ url: c.ep.url, connected: c.ready, attempts: c.attempts, lastError: c.lastError }));
+  }
+
+  /** Number of brokers currently connected and subscribed. */
+  connectedCount(): number {
+    return this.conns.filter((c) => c.ready).length;
+  }
+
+  /** The TCP socket under broker `i` (diagnostics and tests: noDelay, fault injection). */
+  socketOf(i: number): net.Socket | undefined {
+    return this.conns[i]?.socket;
+  }
+
+  // ---- connection management --------------------------------------------------
+
+  private connect(c: Conn): void {
+    if (this.closing) return;
+    c.timer = undefined;
+    const gen = ++c.gen;
+    c.inc = `${this.boot}.${++this.connSeq}`;
+    c.ready = false;
+    c.presence.clear();
+    this.stats.connectAttempts++;
+    const ep = c.ep;
+    const builder = (): Duplex => {
+      // TCP_NODELAY from the first byte (Node applies it when the socket connects).
+      const sock = net.createConnection({ host: ep.host, port: ep.port, noDelay: true });
+      c.socket = sock;
+      if (!ep.secure) return sock;
+      const servername = ep.tls.servername ?? (net.isIP(ep.host) ? undefined : ep.host);
+      const t = tls.connect({
+        socket: sock,
+        host: ep.host,
+        ...(servername !== undefined ? { servername } : {}),
+        ca: ep.tls.ca,
+        cert: ep.tls.cert,
+        key: ep.tls.key,
+        rejectUnauthorized: ep.tls.rejectUnauthorized !== false,
+      });
+      // Errors of the raw socket (ECONNREFUSED) must surface on the stream mqtt.js watches.
+      sock.on('error', (err) => t.destroy(err));
+      return t;
+    };
+    const options: IClientOptions = {
+      protocolVersion: 4,
+      clean: true,
+      clientId: `quorumd-${this.cluster}-${this.self}`,
+      keepalive: this.keepaliveSec,
+      connectTimeout: this.connectTimeoutMs,
+      reconnectPeriod: 0, // our own backoff below
+      resubscribe: false,
+      queueQoSZero: false, // never queue frames while offline: they would be stale
+      will: {
+        topic: presenceTopic(this.cluster, this.self),
+        payload: encodePresence({ node: this.self, state: 'offline', reason: 'lost', inc: c.inc }),
+        qos: 1,
+        retain: true,
+      },
+      ...(ep.username !== undefined ? { username: ep.username } : {}),
+      ...(ep.password !== undefined ? { password: ep.password } : {}),
+    };
+    let client: MqttClient;
+    try {
+      client = new MqttClient(builder as never, options);
+    } catch (err) {
+      c.lastError = `cannot create client: ${(err as Error).message}`;
+      this.scheduleReconnect(c);
+      return;
+    }
+    c.client = client;
+    const live = () => c.gen === gen && !this.closing;
+    client.on('connect', () => {
+      if (!live()) return;
+      client.subscribe(
+        { [this.inbox]: { qos: 0 }, [presenceFilter(this.cluster)]: { qos: 1 } },
+        (err, granted) => {
+          if (!live()) return;
+          const refused = granted?.find((g) => g.qos === 128);
+          if (err || refused) {
+            c.lastError = err ? `subscribe failed: ${err.message}` : `broker refused subscription to ${refused!.topic}`;
+            this.drop(c, gen);
+            return;
+          }
+          this.publishOnline(c);
+          c.ready = true;
+          c.attempts = 0;
+          c.lastError = undefined;
+          this.stats.connects++;
+          if (!this.up) {
+            this.up = true;
+            this.emit({ kind: 'up' });
+          }
+        },
+      );
+    });
+    client.on('message', (topic, payload, packet) => {
+      if (!live()) return;
+      this.onMessage(c, topic, payload, packet.retain === true);
+    });
+    client.on('error', (err) => {
+      if (!live()) return;
+      c.lastError = err.message;
+      this.drop(c, gen);
+    });
+    client.on('close', () => {
+      if (!live()) return;
+      c.lastError ??= 'connection closed';
+      this.drop(c, gen);
+    });
+  }
+
+  /** Tears down connection `gen` of `c` (once) and schedules the next attempt. */
+  private drop(c: Conn, gen: number): void {
+    if (c.gen !== gen || this.closing) return;
+    c.gen++; // later events of this client are stale
+    const client = c.client;
+    c.client = undefined;
+    c.socket = undefined;
+    const wasReady = c.ready;
+    c.ready = false;
+    if (client) client.end(true, {}, () => {});
+    if (wasReady) {
+      c.attempts = 0;
+      if (this.up && !this.conns.some((x) => x.ready)) {
+        this.up = false;
+        this.emit({ kind: 'down', reason: `${c.ep.url}: ${c.lastError ?? 'connection lost'}` });
+      }
+    } else {
+      c.attempts++;
+    }
+    this.scheduleReconnect(c);
+  }
+
+  private scheduleReconnect(c: Conn): void {
+    if (this.closing || c.timer) return;
+    c.timer = setTimeout(() => this.connect(c), this.backoffMs(c.attempts));
+  }
+
+  /** Equal-jitter exponential backoff: d/2 + U(0, d/2), d = min(max, initial · 2^attempts). */
+  backoffMs(attempts: number): number {
+    const d = Math.min(this.maxMs, this.initialMs * 2 ** Math.min(attempts, 30));
+    return Math.round(d / 2 + this.random() * (d / 2));
+  }
+
+  private publishOnline(c: Conn): void {
+    c.client?.publish(
+      presenceTopic(this.cluster, this.self),
+      encodePresence({ node: this.self, state: 'online', inc: c.inc }),
+      { qos: 1, retain: true },
+      () => {},
+    );
+  }
+
+  // ---- receive path -----------------------------------------------------------
+
+  private onMessage(c: Conn, topic: string, payload: Buffer, retained: boolean): void {
+    if (topic === this.inbox) {
+      if (payload.length > this.maxFrame) {
+        this.stats.droppedTooLarge++;
+        return;
+      }
+      this.stats.framesReceived++;
+      const h = this.frameHandler;
+      if (!h) return;
+      try {
+        h(new Uint8Array(payload.buffer, payload.byteOffset, payload.length));
+      } catch (err) {
+        // A bug above the link must not corrupt mqtt.js's parser state: rethrow outside it.
+        process.nextTick(() => {
+          throw err;
+        });
+      }
+      return;
+    }
+    const t = parseTopic(topic);
+    if (!t || t.kind !== 'presence' || t.cluster !== this.cluster) {
+      this.stats.unexpectedTopic++;
+      return;
+    }
+    const p = decodePresence(payload);
+    if (typeof p === 'string' || p.node !== t.node) {
+      this.stats.badPresence++;
+      return;
+    }
+    if (p.node === this.self) {
+      // A late will of one of our own older connections overwrote the retained
+      // "online" on this broker: say online again.
+      if (p.state === 'offline' && p.inc !== c.inc && c.ready) this.publishOnline(c);
+      return;
+    }
+    const prev = c.presence.get(p.node);
+    if (p.state === 'offline' && prev && prev.state === 'online' && prev.inc !== p.inc) {
+      this.stats.staleWills++;
+      return;
+    }
+    c.presence.set(p.node, p);
+    if (p.state === 'online') {
+      const wasGone = this.gone.delete(p.node);
+      if (wasGone || prev?.state !== 'online') this.emitPresence({ peer: p.node, state: 'online', broker: c.index });
+      return;
+    }
+    if (p.reason === 'closed') {
+      this.emitPresence({ peer: p.node, state: 'offline', broker: c.index });
+      return;
+    }
+    // A will. Replayed from the retained store at subscribe time it is old news;
+    // live, it is a death — unless another connected broker still sees the peer online
+    // (its connection to this broker alone died).
+    if (retained || this.gone.has(p.node)) return;
+    const stillOnline = this.conns.some((x) => x !== c && x.ready && x.presence.get(p.node)?.state === 'online');
+    if (stillOnline) return;
+    this.gone.add(p.node);
+    this.stats.peerGone++;
+    this.emitPresence({ peer: p.node, state: 'gone', broker: c.index });
+    this.emit({ kind: 'peer-gone', peer: p.node });
+  }
+
+  private emit(ev: LinkEvent): void {
+    if (!this.closed && !this.closing) this.eventHandler?.(ev);
+  }
+
+  private emitPresence(ev: PresenceEvent): void {
+    if (!this.closed && !this.closing) this.presenceHandler?.(ev);
+  }
+}
