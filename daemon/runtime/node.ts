@@ -1,0 +1,806 @@
+/**
+ * The node runtime: one Raft engine wired to one board's HAL (Clock, Storage, Link[]).
+ * The simulator (`quorumd sim`) and the real daemon (`quorumd start`) run this same
+ * code; only the HAL behind it differs.
+ *
+ * Life cycle
+ *   start()  open the durable log (recovery warnings are logged), take its new bootId
+ *            (already durable) for the wire stamps, rebuild the RaftNode from exactly
+ *            what was persisted, restore the KV state machine from the snapshot, then
+ *            tick every `tickMs` of monotonic time and listen on every link.
+ *   stop()   stop ticking, close the log, answer every pending request (504 for writes
+ *            that may have been proposed, 503 for the rest).
+ *   fatal    a storage error (the durable log is failed for good after one) stops the
+ *            node and calls `onFatal`: the supervisor restarts the process, which
+ *            recovers from disk (systemd Restart= on a board, crashProcess in the sim).
+ *
+ * The Ready loop follows the contract in src/raft/raft.ts exactly, one Ready at a time:
+ *   persist snapshot + entries + hard state as ONE batch (the durable log group-commits
+ *   it with one fsync) → when durable: restore the state machine from a received
+ *   snapshot → send the messages, sealed once and put on every link (the receiver's
+ *   replay window drops the copies) → apply committed entries → serve read states
+ *   whose index is applied, fail failed reads → advance. A Ready with nothing to
+ *   persist is handled at once. Proposals, ticks and messages that arrive meanwhile go
+ *   into the next Ready: that is the batching (one fsync for everything that queued up
+ *   during the previous one).
+ *
+ * Client API (callback style; a callback may fire synchronously): put, del, get,
+ * lockAcquire/Renew/Release, with the status rule of results.ts (503 = definitely not
+ * applied, 504 = unknown). Any node answers: a follower forwards writes to the leader
+ * (ClientRequest/ClientReply) and relays the answer; linearizable reads use ReadIndex
+ * (Raft thesis §6.4) from any node and are served locally once applied ≥ read index.
+ */
+import { KvError, KvStateMachine, encodeCommand, decodeCommand, type ApplyResult, type Command } from '../../src/kv/index.ts';
+import { RaftNode, type RaftOptions, type Ready, type MemberConfig, type RaftStatus, type Result } from '../../src/raft/index.ts';
+import { FrameOpener, FrameSealer, Sender, type Keyring } from '../../src/wire/auth.ts';
+import { DEFAULT_MAX_FRAME, newDropCounters, type DropCounters } from '../../src/wire/codec.ts';
+import { EntryType, MsgType, type ClientReply, type ClientRequest, type Entry, type Message } from '../../src/wire/messages.ts';
+import { NO_NODE, type Index, type NodeId, type Term } from '../../src/types.ts';
+import type { Rng } from '../../src/rng.ts';
+import type { Cancel, Clock, Link, LinkEvent, Storage } from '../../hal/interfaces.ts';
+import { openDurableLog, type DurableLog, type DurableLogOptions, type PersistBatch, type Recovered, type StorageStats } from '../../hal/storage/index.ts';
+import { decodeReplyBody, encodeReplyBody } from './forward.ts';
+import { nullLogger, type Logger } from './logger.ts';
+import { Status, unavailable, unknownOutcome, type ClientCallback, type ClientResult } from './results.ts';
+
+/** Hooks for whoever watches the node from outside (the simulator's invariant checker). */
+export interface RuntimeObserver {
+  /** The node finished booting: engine and state machine rebuilt from disk. */
+  booted?(rt: NodeRuntime): void;
+  /** After every input the engine took (a message, a tick, a proposal, a campaign). */
+  afterStep?(rt: NodeRuntime): void;
+  /** A Ready's snapshot, entries and hard state are durable; its messages are not sent yet. */
+  persisted?(rt: NodeRuntime, rd: Ready): void;
+  /** A committed entry was applied to the state machine (result undefined for no-ops and config entries). */
+  applied?(rt: NodeRuntime, e: Entry, result: ApplyResult | undefined): void;
+  /** The engine threw: always a bug or a safety problem, never a bad frame. */
+  engineError?(rt: NodeRuntime, err: Error): void;
+}
+
+export interface NodeRuntimeOptions {
+  id: NodeId;
+  /** Bootstrap membership (a snapshot's or the log's configuration overrides it). */
+  config: MemberConfig;
+  /** Cluster id on the wire (0..65535). */
+  cluster: number;
+  keyring: Keyring;
+  clock: Clock;
+  storage: Storage;
+  /** Every link; messages go out on all of them (multi-link redundancy). */
+  links: Link[];
+  /** Election timeouts only (src/raft); the simulator passes a fork of the board's seed. */
+  rng: Rng;
+  /** Raft engine options (src/raft/config.ts documents each, with defaults). maxMsgBytes defaults to the smallest link's maxFrame. */
+  raft?: Partial<RaftOptions>;
+  /**
+   * How long a client request may wait for its outcome, ms. Default 2000: ten
+   * election timeouts, enough to ride out one leader change; after it a write that
+   * was proposed or forwarded answers 504 (unknown), anything else 503.
+   */
+  requestTimeoutMs?: number;
+  /**
+   * Take a state-machine snapshot and compact the log once this many entries were
+   * applied since the last snapshot. Default 1000: a few hundred KiB of log at most
+   * on the SD card, and a follower that falls further behind gets a snapshot.
+   */
+  snapshotEntries?: number;
+  /**
+   * Batching (default true): every proposal that arrives while an fsync is in flight
+   * rides in the next Ready. false proposes at most one client command per Ready
+   * (one fsync per write) — only for measuring what batching buys (bench/).
+   */
+  batching?: boolean;
+  /** Options of the durable log (hal/storage). */
+  storageOptions?: DurableLogOptions;
+  logger?: Logger;
+  observer?: RuntimeObserver;
+  /** Called once when the node stops itself on a fatal error (storage failure); the supervisor restarts it. */
+  onFatal?: (err: Error) => void;
+}
+
+export type RuntimeState = 'new' | 'booting' | 'running' | 'stopped';
+
+export interface NodeStatus {
+  id: NodeId;
+  state: RuntimeState;
+  role: string;
+  term: Term;
+  leader: NodeId;
+  commitIndex: Index;
+  appliedIndex: Index;
+  lastIndex: Index;
+  snapshotIndex: Index;
+  isWitness: boolean;
+  /** This boot's wire bootId (16-bit). */
+  bootId: number;
+  /** Frames accepted, and dropped by reason (bad tag, replay, ...). */
+  framesAccepted: number;
+  drops: DropCounters;
+  /** Messages of types this runtime does not handle (e.g. bully on a Raft node). */
+  unsupported: number;
+  pending: { writes: number; reads: number; forwarded: number };
+  storage: StorageStats | undefined;
+}
+
+interface PendingWrite {
+  term: Term;
+  reply: ClientCallback;
+  deadline: number;
+}
+interface PendingRead {
+  key: string;
+  cb: ClientCallback;
+  deadline: number;
+  /** Set when the read index is confirmed; served once applied ≥ it. */
+  index?: Index;
+}
+interface Forwarded {
+  reply: ClientCallback;
+  deadline: number;
+}
+
+const RAFT_TYPES = new Set<MsgType>([
+  MsgType.PreVote, MsgType.PreVoteReply, MsgType.Vote, MsgType.VoteReply, MsgType.Append, MsgType.AppendReply,
+  MsgType.Heartbeat, MsgType.HeartbeatReply, MsgType.Snapshot, MsgType.SnapshotReply, MsgType.TimeoutNow,
+  MsgType.ReadIndex, MsgType.ReadIndexReply,
+]);
+
+/** Most Readys handled back to back without yielding (each synchronous persist loops). */
+const MAX_READY_LOOP = 256;
+
+function posInt(v: unknown, what: string, min: number): number {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min) throw new RangeError(`NodeRuntime: ${what} must be an integer ≥ ${min}, got ${String(v)}`);
+  return v;
+}
+
+export class NodeRuntime {
+  readonly id: NodeId;
+  private readonly opts: NodeRuntimeOptions;
+  private readonly log: Logger;
+  private readonly tickMs: number;
+  private readonly timeoutMs: number;
+  private readonly snapshotEntries: number;
+  private readonly batching: boolean;
+  private readonly maxFrame: number;
+
+  private stateValue: RuntimeState = 'new';
+  private raft: RaftNode | undefined;
+  private kv = new KvStateMachine();
+  private dlog: DurableLog | undefined;
+  private sealer: FrameSealer | undefined;
+  private opener: FrameOpener | undefined;
+  private wireBoot = 0;
+  private bootCounter = 0;
+  private cancelTick: Cancel | undefined;
+  private busy = false;
+  private holding: Array<{ to: NodeId; frame: Uint8Array }> | undefined;
+  private unsupported = 0;
+  private ids = 0;
+  private lockClockOffset = 0;
+  private wasLeader = false;
+
+  private readonly pendingWrites = new Map<Index, PendingWrite>();
+  private readonly pendingReads = new Map<number, PendingRead>();
+  private readonly forwarded = new Map<number, Forwarded>();
+  /** batching off: commands waiting for their own Ready. */
+  private readonly queue: Array<{ cmd: Command; reply: ClientCallback; local: boolean }> = [];
+
+  constructor(opts: NodeRuntimeOptions) {
+    if (typeof opts !== 'object' || opts === null) throw new TypeError('NodeRuntime: expected an options object');
+    this.id = posInt(opts.id, 'id', 1);
+    if (this.id > 254) throw new RangeError(`NodeRuntime: id must be a node id 1..254, got ${this.id}`);
+    if (!opts.clock || typeof opts.clock.setTimer !== 'function') throw new TypeError('NodeRuntime: clock must be a HAL Clock');
+    if (!opts.storage || typeof opts.storage.sync !== 'function') throw new TypeError('NodeRuntime: storage must be a HAL Storage');
+    if (!Array.isArray(opts.links)) throw new TypeError('NodeRuntime: links must be an array of HAL Links');
+    opts.links.forEach((l, i) => {
+      if (!l || typeof l.send !== 'function' || typeof l.onFrame !== 'function') throw new TypeError(`NodeRuntime: links[${i}] is not a HAL Link`);
+    });
+    if (!opts.rng || typeof opts.rng.int !== 'function') throw new TypeError('NodeRuntime: rng must be an Rng (src/rng.ts)');
+    this.opts = opts;
+    this.log = opts.logger ?? nullLogger;
+    this.timeoutMs = posInt(opts.requestTimeoutMs ?? 2000, 'requestTimeoutMs', 1);
+    this.snapshotEntries = posInt(opts.snapshotEntries ?? 1000, 'snapshotEntries', 1);
+    if (opts.batching !== undefined && typeof opts.batching !== 'boolean') throw new TypeError(`NodeRuntime: batching must be a boolean, got ${String(opts.batching)}`);
+    this.batching = opts.batching ?? true;
+    this.tickMs = posInt(opts.raft?.tickMs ?? 10, 'raft.tickMs', 1);
+    this.maxFrame = Math.min(DEFAULT_MAX_FRAME, ...opts.links.map((l) => l.maxFrame));
+  }
+
+  // ---------------------------------------------------------------------------
+  // Read-only views (status API, invariant checks). Do not mutate what they return.
+
+  get state(): RuntimeState {
+    return this.stateValue;
+  }
+  /** The engine (undefined until booted). */
+  get engine(): RaftNode | undefined {
+    return this.raft;
+  }
+  /** The replicated state machine as applied on this node. */
+  get stateMachine(): KvStateMachine {
+    return this.kv;
+  }
+  get isLeader(): boolean {
+    return this.stateValue === 'running' && this.raft !== undefined && this.raft.isLeader;
+  }
+
+  status(): NodeStatus {
+    const s: RaftStatus | undefined = this.raft?.status();
+    return {
+      id: this.id,
+      state: this.stateValue,
+      role: s?.role ?? 'down',
+      term: s?.term ?? 0,
+      leader: s?.leader ?? NO_NODE,
+      commitIndex: s?.commitIndex ?? 0,
+      appliedIndex: this.kv.appliedIndex,
+      lastIndex: s?.lastIndex ?? 0,
+      snapshotIndex: s?.snapshotIndex ?? 0,
+      isWitness: s?.isWitness ?? false,
+      bootId: this.wireBoot,
+      framesAccepted: this.opener?.accepted ?? 0,
+      drops: this.opener ? { ...this.opener.drops } : newDropCounters(),
+      unsupported: this.unsupported,
+      pending: { writes: this.pendingWrites.size, reads: this.pendingReads.size, forwarded: this.forwarded.size },
+      storage: this.dlog?.stats(),
+    };
+  }
+
+  // ---------------------------------------------------------------------------
+  // Life cycle
+
+  start(): void {
+    if (this.stateValue !== 'new') throw new Error(`NodeRuntime ${this.id}: start() called twice (state ${this.stateValue})`);
+    this.stateValue = 'booting';
+    openDurableLog(this.opts.storage, this.opts.storageOptions ?? {}, (err, opened) => {
+      if (this.stateValue !== 'booting') return;
+      if (err || !opened) return this.fatal(err ?? new Error('openDurableLog returned nothing'));
+      try {
+        this.boot(opened.log, opened.state);
+      } catch (e) {
+        this.fatal(e as Error);
+      }
+    });
+  }
+
+  private boot(dlog: DurableLog, st: Recovered): void {
+    this.dlog = dlog;
+    for (const w of st.warnings) this.log('warn', 'storage recovery', { node: this.id, warning: w });
+    // Wire bootId: the durable log's counter grows at every open and is durable
+    // before we get here. A seq wrap moves the stamp's bootId forward inside a boot;
+    // that counter is kept in the log's metadata (persisted before such a frame goes
+    // out), so the next boot starts above both.
+    const metaBoot = decodeMetaBoot(st.meta);
+    this.bootCounter = Math.max(st.bootId, metaBoot + 1);
+    this.wireBoot = this.bootCounter & 0xffff;
+    const snap = st.snapshot;
+    let config = this.opts.config;
+    if (snap) config = snap.config as MemberConfig;
+    this.raft = new RaftNode({
+      id: this.id,
+      config: this.opts.config,
+      hardState: st.hardState,
+      ...(snap ? { snapshot: { meta: { index: snap.index, term: snap.term, config }, data: snap.data } } : {}),
+      entries: st.entries,
+      options: { maxMsgBytes: this.maxFrame, ...this.opts.raft },
+      rng: this.opts.rng,
+    });
+    this.kv = new KvStateMachine();
+    if (snap) this.restoreStateMachine(snap.index, snap.data);
+    this.sealer = new FrameSealer({ cluster: this.opts.cluster, keyring: this.opts.keyring, sender: new Sender(this.wireBoot), maxFrame: this.maxFrame });
+    this.opener = new FrameOpener({ cluster: this.opts.cluster, keyring: this.opts.keyring, self: this.id, maxFrame: this.maxFrame });
+    for (const link of this.opts.links) {
+      link.onFrame((f) => this.onFrame(f));
+      link.onEvent((ev) => this.onLinkEvent(link, ev));
+    }
+    this.stateValue = 'running';
+    const s = this.raft.status();
+    this.log('info', 'booted', { node: this.id, term: s.term, commit: s.commitIndex, last: s.lastIndex, snapshot: s.snapshotIndex, bootId: this.wireBoot });
+    this.opts.observer?.booted?.(this);
+    this.armTick();
+    this.pump();
+  }
+
+  private restoreStateMachine(index: Index, data: Uint8Array): void {
+    if (data.length === 0) {
+      // A witness keeps no data (DESIGN §5): an empty state machine at the snapshot's index.
+      this.kv = new KvStateMachine();
+      if (index > 0) this.kv.applyNoop(index);
+      return;
+    }
+    const r = KvStateMachine.restore(data);
+    if (r instanceof KvError) throw new Error(`node ${this.id}: snapshot at index ${index} does not restore: ${r.message}`);
+    if (r.appliedIndex !== index) throw new Error(`node ${this.id}: snapshot at index ${index} holds a state machine at index ${r.appliedIndex}`);
+    this.kv = r;
+  }
+
+  stop(): void {
+    if (this.stateValue === 'stopped') return;
+    this.stateValue = 'stopped';
+    this.cancelTick?.();
+    this.dlog?.close();
+    this.failAll('node stopped');
+    for (const l of this.opts.links) l.close();
+  }
+
+  private fatal(err: Error): void {
+    if (this.stateValue === 'stopped') return;
+    this.log('error', 'fatal: node stops', { node: this.id, error: err.message, kind: err.name });
+    this.stateValue = 'stopped';
+    this.cancelTick?.();
+    this.dlog?.close();
+    this.failAll(`node stopped: ${err.message}`);
+    this.opts.onFatal?.(err);
+  }
+
+  private failAll(why: string): void {
+    const writes = [...this.pendingWrites.values()];
+    const fw = [...this.forwarded.values()];
+    const reads = [...this.pendingReads.values()];
+    const queued = this.queue.splice(0);
+    this.pendingWrites.clear();
+    this.forwarded.clear();
+    this.pendingReads.clear();
+    for (const w of writes) w.reply(unknownOutcome(`${why}; the write was proposed and may or may not be applied`));
+    for (const f of fw) f.reply(unknownOutcome(`${why}; the write was forwarded to the leader and may or may not be applied`));
+    for (const r of reads) r.cb(unavailable(why));
+    for (const q of queued) q.reply(unavailable(`${why}; the write was not proposed`));
+  }
+
+  private armTick(): void {
+    this.cancelTick = this.opts.clock.setTimer(this.tickMs, () => {
+      if (this.stateValue !== 'running') return;
+      this.armTick();
+      this.raft!.tick();
+      this.expire();
+      this.afterStep();
+      this.pump();
+    });
+  }
+
+  private afterStep(): void {
+    const raft = this.raft!;
+    const leader = raft.isLeader;
+    if (leader && !this.wasLeader) {
+      // Lock time line: a new leader continues from the state machine's clock, so the
+      // time stamped into lock commands never runs backwards across leaders.
+      this.lockClockOffset = Math.max(0, this.kv.clockMs - this.opts.clock.monotonicMs());
+    }
+    this.wasLeader = leader;
+    this.opts.observer?.afterStep?.(this);
+  }
+
+  // ---------------------------------------------------------------------------
+  // The Ready loop
+
+  private pump(): void {
+    for (let n = 0; n < MAX_READY_LOOP; n++) {
+      if (this.busy || this.stateValue !== 'running') return;
+      if (!this.batching && this.queue.length > 0) this.proposeQueued();
+      const rd = this.raft!.ready();
+      if (!rd) return;
+      const batch: PersistBatch = {};
+      if (rd.snapshot) batch.snapshot = { index: rd.snapshot.meta.index, term: rd.snapshot.meta.term, config: rd.snapshot.meta.config, data: rd.snapshot.data };
+      if (rd.entries.length > 0) batch.entries = rd.entries;
+      if (rd.hardState) batch.hardState = rd.hardState;
+      if (!batch.snapshot && !batch.entries && !batch.hardState) {
+        this.handleDurable(rd);
+        continue;
+      }
+      this.busy = true;
+      let sync = true;
+      let doneSync = false;
+      this.dlog!.persist(batch, (err) => {
+        if (this.stateValue !== 'running') return;
+        if (err) return this.fatal(err);
+        if (sync) {
+          doneSync = true;
+          return;
+        }
+        this.busy = false;
+        this.handleDurable(rd);
+        this.pump();
+      });
+      sync = false;
+      if (!doneSync) return;
+      this.busy = false;
+      this.handleDurable(rd);
+    }
+    // Bounded: yield to the event loop and continue.
+    if (this.stateValue === 'running') this.opts.clock.setTimer(0, () => this.pump());
+  }
+
+  private handleDurable(rd: Ready): void {
+    const raft = this.raft!;
+    this.opts.observer?.persisted?.(this, rd);
+    if (rd.snapshot) {
+      const idx = rd.snapshot.meta.index;
+      try {
+        this.restoreStateMachine(idx, rd.snapshot.data);
+      } catch (e) {
+        return this.fatal(e as Error);
+      }
+      this.log('info', 'snapshot installed', { node: this.id, index: idx, term: rd.snapshot.meta.term });
+      for (const [i, w] of this.pendingWrites) {
+        if (i <= idx) {
+          this.pendingWrites.delete(i);
+          w.reply(unknownOutcome(`a snapshot up to index ${idx} replaced the log; the outcome of the write at index ${i} is not known here`));
+        }
+      }
+    }
+    for (const m of rd.messages) this.send(m);
+    if (rd.committed.length > 0) {
+      const witness = raft.status().isWitness;
+      for (const e of rd.committed) this.applyEntry(e, witness);
+    }
+    for (const rs of rd.readStates) {
+      const p = this.pendingReads.get(rs.ctx);
+      if (p) p.index = rs.index;
+    }
+    for (const ctx of rd.failedReads) {
+      const p = this.pendingReads.get(ctx);
+      if (p) {
+        this.pendingReads.delete(ctx);
+        p.cb(unavailable('the read could not be confirmed by a leader (leadership lost or no leader)'));
+      }
+    }
+    if (rd.softState) {
+      this.log('info', 'role', { node: this.id, role: rd.softState.role, term: rd.softState.term, leader: rd.softState.leader });
+    }
+    raft.advance(rd);
+    this.serveReads();
+    this.maybeCompact();
+  }
+
+  private applyEntry(e: Entry, witness: boolean): void {
+    let result: ApplyResult | undefined;
+    if (e.type === EntryType.Normal && !witness) {
+      result = this.kv.apply(e.index, e.data);
+    } else {
+      const err = this.kv.applyNoop(e.index);
+      if (err) this.log('error', 'apply order', { node: this.id, index: e.index, error: err.message });
+    }
+    if (result && result.op === 'error' && result.error.code === 'apply-order') {
+      this.log('error', 'apply order', { node: this.id, index: e.index, error: result.error.message });
+    }
+    this.opts.observer?.applied?.(this, e, result);
+    const w = this.pendingWrites.get(e.index);
+    if (!w) return;
+    this.pendingWrites.delete(e.index);
+    if (w.term !== e.term) {
+      w.reply(unavailable(`another entry (term ${e.term}) was committed at index ${e.index}: the write was not applied`));
+      return;
+    }
+    w.reply(resultToClient(result));
+  }
+
+  private serveReads(): void {
+    const applied = this.kv.appliedIndex;
+    for (const [ctx, p] of this.pendingReads) {
+      if (p.index === undefined || p.index > applied) continue;
+      this.pendingReads.delete(ctx);
+      p.cb(this.localGet(p.key));
+    }
+  }
+
+  private maybeCompact(): void {
+    const raft = this.raft!;
+    const s = raft.status();
+    if (s.appliedIndex - s.snapshotIndex < this.snapshotEntries || this.kv.appliedIndex !== s.appliedIndex) return;
+    const data = this.kv.snapshot();
+    const r = raft.compact(s.appliedIndex, data);
+    if (!r.ok) {
+      this.log('warn', 'compaction refused', { node: this.id, reason: r.reason });
+      return;
+    }
+    const snap = raft.latestSnapshot()!;
+    this.dlog!.persist({ snapshot: { index: r.meta.index, term: r.meta.term, config: r.meta.config, data: snap.data } }, (err) => {
+      if (this.stateValue !== 'running') return;
+      if (err) return this.fatal(err);
+      this.log('debug', 'snapshot taken', { node: this.id, index: r.meta.index });
+    });
+  }
+
+  // ---------------------------------------------------------------------------
+  // Wire
+
+  private send(m: Message): void {
+    let sealed;
+    try {
+      sealed = this.sealer!.seal(m);
+    } catch (e) {
+      this.log('error', 'cannot seal message', { node: this.id, type: MsgType[m.type], to: m.to, error: (e as Error).message });
+      return;
+    }
+    if (sealed.persistBootId) {
+      // seq wrapped: the new bootId must be durable before any frame stamped with it leaves.
+      this.bootCounter++;
+      this.wireBoot = sealed.env.bootId;
+      this.holding ??= [];
+      const meta = encodeMetaBoot(this.bootCounter);
+      this.dlog!.persist({ meta }, (err) => {
+        if (this.stateValue !== 'running') return;
+        if (err) return this.fatal(err);
+        const held = this.holding ?? [];
+        this.holding = undefined;
+        for (const h of held) this.transmit(h.to, h.frame);
+      });
+    }
+    if (this.holding) this.holding.push({ to: m.to, frame: sealed.frame });
+    else this.transmit(m.to, sealed.frame);
+  }
+
+  private transmit(to: NodeId, frame: Uint8Array): void {
+    for (const link of this.opts.links) {
+      // A point-to-point link (serial wire) reaches only its peer.
+      const peer = (link as { peer?: unknown }).peer;
+      if (typeof peer === 'number' && peer !== to) continue;
+      if (frame.length > link.maxFrame) continue;
+      link.send(to, frame);
+    }
+  }
+
+  private onFrame(frame: Uint8Array): void {
+    if (this.stateValue !== 'running') return;
+    const r = this.opener!.open(frame);
+    if (!r.ok) {
+      if (r.reason !== 'replay') this.log('debug', 'frame dropped', { node: this.id, reason: r.reason, detail: r.detail });
+      return;
+    }
+    const m = r.msg;
+    if (RAFT_TYPES.has(m.type)) {
+      try {
+        this.raft!.step(m);
+      } catch (e) {
+        this.log('error', 'engine rejected a message', { node: this.id, type: MsgType[m.type], from: m.from, error: (e as Error).message });
+        this.opts.observer?.engineError?.(this, e as Error);
+      }
+      this.afterStep();
+    } else if (m.type === MsgType.ClientRequest) {
+      this.onClientRequest(m);
+    } else if (m.type === MsgType.ClientReply) {
+      this.onClientReply(m);
+    } else {
+      this.unsupported++;
+      return;
+    }
+    this.pump();
+  }
+
+  private onLinkEvent(link: Link, ev: LinkEvent): void {
+    if (this.stateValue !== 'running') return;
+    if (ev.kind === 'peer-gone') {
+      const leader = this.raft!.status().leader;
+      this.log('info', 'peer gone', { node: this.id, link: link.name, peer: ev.peer, leader });
+      if (ev.peer === leader && ev.peer !== this.id) {
+        // The leader's connection died (MQTT Last Will): campaign now instead of
+        // waiting for the election timeout. Pre-vote keeps this safe if it is wrong.
+        this.raft!.campaign();
+        this.afterStep();
+        this.pump();
+      }
+    } else {
+      this.log('info', `link ${ev.kind}`, { node: this.id, link: link.name, ...(ev.kind === 'down' ? { reason: ev.reason } : {}) });
+    }
+  }
+
+  // ---------------------------------------------------------------------------
+  // Client API
+
+  put(key: string, value: Uint8Array, opts: { cas?: number }, cb: ClientCallback): void {
+    const cmd: Command = { op: 'put', key, value };
+    if (opts?.cas !== undefined) cmd.cas = opts.cas;
+    this.write(cmd, cb);
+  }
+
+  del(key: string, opts: { cas?: number }, cb: ClientCallback): void {
+    const cmd: Command = { op: 'del', key };
+    if (opts?.cas !== undefined) cmd.cas = opts.cas;
+    this.write(cmd, cb);
+  }
+
+  lockAcquire(name: string, owner: string, ttlMs: number, cb: ClientCallback): void {
+    this.write({ op: 'lock.acquire', name, owner, ttlMs, now: 0 }, cb);
+  }
+
+  lockRenew(name: string, token: number, cb: ClientCallback): void {
+    this.write({ op: 'lock.renew', name, token, now: 0 }, cb);
+  }
+
+  lockRelease(name: string, token: number, cb: ClientCallback): void {
+    this.write({ op: 'lock.release', name, token }, cb);
+  }
+
+  /** Linearizable by default (ReadIndex); `stale: true` reads this node's state as is. */
+  get(key: string, opts: { stale?: boolean }, cb: ClientCallback): void {
+    if (typeof cb !== 'function') throw new TypeError('NodeRuntime.get: cb must be a function');
+    const bad = checkKey(key);
+    if (bad) return cb(bad);
+    if (this.stateValue !== 'running') return cb(unavailable(`node ${this.id} is not running (${this.stateValue})`));
+    const raft = this.raft!;
+    if (raft.status().isWitness) return cb(unavailable(`node ${this.id} is a witness and holds no data; ask a data node`));
+    if (opts?.stale) return cb(this.localGet(key));
+    const ctx = this.nextId();
+    const r = raft.readIndex(ctx);
+    this.afterStep();
+    if (!r.ok) return cb(unavailable(`read not possible: ${r.reason}`));
+    this.pendingReads.set(ctx, { key, cb, deadline: this.opts.clock.monotonicMs() + this.timeoutMs });
+    this.pump();
+  }
+
+  campaign(): Result<{ term: Term }> {
+    if (this.stateValue !== 'running') return { ok: false, code: 'no-leader', reason: `node ${this.id} is not running` };
+    const r = this.raft!.campaign();
+    this.afterStep();
+    this.pump();
+    return r;
+  }
+
+  transferLeadership(to: NodeId): Result<{ term: Term }> {
+    if (this.stateValue !== 'running') return { ok: false, code: 'not-leader', reason: `node ${this.id} is not running` };
+    const r = this.raft!.transferLeadership(to);
+    this.afterStep();
+    this.pump();
+    return r;
+  }
+
+  private localGet(key: string): ClientResult {
+    const e = this.kv.get(key);
+    if (!e) return { status: Status.NOT_FOUND, index: 0, error: `key ${JSON.stringify(key)} not found` };
+    return { status: Status.OK, value: e.value, index: e.modIndex };
+  }
+
+  private write(cmd: Command, cb: ClientCallback): void {
+    if (typeof cb !== 'function') throw new TypeError(`NodeRuntime.${cmd.op}: cb must be a function`);
+    const enc = encodeCommand(cmd);
+    if (enc instanceof KvError) return cb({ status: enc.httpStatus, error: enc.message });
+    if (this.stateValue !== 'running') return cb(unavailable(`node ${this.id} is not running (${this.stateValue})`));
+    if (!this.batching) {
+      this.queue.push({ cmd, reply: cb, local: true });
+      this.pump();
+      return;
+    }
+    this.proposeOrForward(cmd, cb, true);
+    this.pump();
+  }
+
+  private proposeQueued(): void {
+    const q = this.queue.shift()!;
+    this.proposeOrForward(q.cmd, q.reply, q.local);
+  }
+
+  /**
+   * Proposes on the leader; a follower forwards (only requests from local clients:
+   * a forwarded request is never forwarded again, so there are no loops).
+   */
+  private proposeOrForward(cmd: Command, reply: ClientCallback, local: boolean): void {
+    const raft = this.raft!;
+    if (raft.isLeader) {
+      if (cmd.op === 'lock.acquire' || cmd.op === 'lock.renew') cmd = { ...cmd, now: this.lockNow() };
+      const data = encodeCommand(cmd);
+      if (data instanceof KvError) return reply({ status: data.httpStatus, error: data.message });
+      const r = raft.propose(data);
+      this.afterStep();
+      if (r.ok) {
+        this.pendingWrites.set(r.index, { term: r.term, reply, deadline: this.opts.clock.monotonicMs() + this.timeoutMs });
+        return;
+      }
+      if (r.code === 'too-large') return reply({ status: Status.TOO_LARGE, error: r.reason });
+      if (r.code === 'bad-request') return reply({ status: Status.BAD_REQUEST, error: r.reason });
+      return reply(unavailable(`not proposed: ${r.reason}`));
+    }
+    const leader = raft.status().leader;
+    if (!local) return reply(unavailable(`node ${this.id} is not the leader (leader: ${leader || 'unknown'}); not proposed`));
+    if (leader === NO_NODE || leader === this.id) return reply(unavailable('no leader known; not proposed'));
+    const data = encodeCommand(cmd);
+    if (data instanceof KvError) return reply({ status: data.httpStatus, error: data.message });
+    const reqId = this.nextId();
+    this.forwarded.set(reqId, { reply, deadline: this.opts.clock.monotonicMs() + this.timeoutMs });
+    const m: ClientRequest = { type: MsgType.ClientRequest, from: this.id, to: leader, term: raft.status().term, reqId, body: data };
+    this.send(m);
+  }
+
+  private onClientRequest(m: ClientRequest): void {
+    const answer = (res: ClientResult) => {
+      if (this.stateValue !== 'running') return;
+      const rep: ClientReply = { type: MsgType.ClientReply, from: this.id, to: m.from, term: this.raft!.status().term, reqId: m.reqId, status: res.status, body: encodeReplyBody(res) };
+      this.send(rep);
+    };
+    const cmd = decodeCommand(m.body);
+    if (cmd instanceof KvError) return answer({ status: cmd.httpStatus, error: `forwarded command: ${cmd.message}` });
+    if (!this.batching) {
+      this.queue.push({ cmd, reply: answer, local: false });
+      return;
+    }
+    this.proposeOrForward(cmd, answer, false);
+  }
+
+  private onClientReply(m: ClientReply): void {
+    const f = this.forwarded.get(m.reqId);
+    if (!f) return; // late (we already answered 504) or from before a restart
+    this.forwarded.delete(m.reqId);
+    const res = decodeReplyBody(m.status, m.body);
+    if (res instanceof Error) {
+      this.log('warn', 'bad ClientReply', { node: this.id, from: m.from, error: res.message });
+      return f.reply(unknownOutcome(`the leader's answer was unreadable (${res.message}); the write may or may not be applied`));
+    }
+    f.reply(res);
+  }
+
+  /** Times out requests (called every tick). */
+  private expire(): void {
+    const now = this.opts.clock.monotonicMs();
+    for (const [i, w] of this.pendingWrites) {
+      if (w.deadline <= now) {
+        this.pendingWrites.delete(i);
+        w.reply(unknownOutcome(`no outcome within ${this.timeoutMs} ms for the write proposed at index ${i}; it may or may not be applied`));
+      }
+    }
+    for (const [id, f] of this.forwarded) {
+      if (f.deadline <= now) {
+        this.forwarded.delete(id);
+        f.reply(unknownOutcome(`no answer from the leader within ${this.timeoutMs} ms; the forwarded write may or may not be applied`));
+      }
+    }
+    for (const [ctx, r] of this.pendingReads) {
+      if (r.deadline <= now) {
+        this.pendingReads.delete(ctx);
+        r.cb(unavailable(`the read was not confirmed within ${this.timeoutMs} ms`));
+      }
+    }
+  }
+
+  private lockNow(): number {
+    return Math.max(this.kv.clockMs, Math.floor(this.opts.clock.monotonicMs()) + this.lockClockOffset);
+  }
+
+  /**
+   * Request ids and read contexts: 12 bits of this boot's id, 20 bits of counter, so
+   * that an answer to a request of an earlier incarnation (still in flight when we
+   * restarted) never matches a request of this one.
+   */
+  private nextId(): number {
+    this.ids = (this.ids + 1) & 0xfffff;
+    if (this.ids === 0) this.ids = 1;
+    return (((this.bootCounter & 0xfff) << 20) | this.ids) >>> 0 || 1;
+  }
+}
+
+function checkKey(key: unknown): ClientResult | undefined {
+  if (typeof key !== 'string' || key.length === 0) return { status: Status.BAD_REQUEST, error: `key: expected a non-empty string, got ${typeof key}` };
+  return undefined;
+}
+
+/** Maps the state machine's result of an applied write to the client's answer. */
+export function resultToClient(r: ApplyResult | undefined): ClientResult {
+  if (!r) return { status: Status.OK };
+  switch (r.op) {
+    case 'put':
+    case 'del':
+      return r.ok ? { status: Status.OK, index: r.index } : { status: Status.CONFLICT, index: r.index, error: `cas failed: the key's modify index is ${r.index}` };
+    case 'lock.acquire':
+      return r.ok
+        ? { status: Status.OK, token: r.token, ttlMs: r.ttlMs, expiresAt: r.expiresAt }
+        : { status: Status.CONFLICT, holder: r.holder, token: r.token, expiresAt: r.expiresAt, error: `lock held by ${r.holder}` };
+    case 'lock.renew':
+      return r.ok ? { status: Status.OK, token: r.token, expiresAt: r.expiresAt } : { status: Status.CONFLICT, error: `renew refused: ${r.reason}` };
+    case 'lock.release':
+      return r.ok ? { status: Status.OK } : { status: Status.CONFLICT, error: 'release refused: not the holder' };
+    case 'error':
+      // Applied as a no-op (the index is consumed): definite, and the input was bad.
+      return { status: Status.BAD_REQUEST, error: r.error.message };
+  }
+}
+
+/** Runtime metadata kept with the hard state: [magic 'q', version 1, u32 wire boot counter]. */
+function encodeMetaBoot(counter: number): Uint8Array {
+  const b = new Uint8Array(6);
+  b[0] = 0x71;
+  b[1] = 1;
+  new DataView(b.buffer).setUint32(2, counter >>> 0);
+  return b;
+}
+function decodeMetaBoot(meta: Uint8Array): number {
+  if (meta.length !== 6 || meta[0] !== 0x71 || meta[1] !== 1) return -1;
+  return new DataView(meta.buffer, meta.byteOffset, meta.byteLength).getUint32(2);
+}
