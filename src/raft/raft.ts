@@ -213,6 +213,7 @@ export class RaftNode {
   private progress = new Map<NodeId, Progress>();
   private transferee: NodeId = NO_NODE;
   private transferElapsed = 0;
+  private leaseBlockedUntil = 0;
   private pendingConfIndex: Index = 0;
   private needBcast = false;
 
@@ -622,7 +623,11 @@ export class RaftNode {
    * stale-term AppendReply in step(); without it a rejoining node could stay locked out.
    */
   private inLease(): boolean {
-    return this.options.checkQuorum && this.leader !== NO_NODE && this.electionElapsed < this.ticks.electionMin;
+    if (!this.options.checkQuorum) return false;
+    // With lease reads a node that just (re)started may have acknowledged the leader's
+    // lease before it crashed: it grants no vote during its first election timeout.
+    if (this.options.leaseRead && this.now < this.ticks.electionMin) return true;
+    return this.leader !== NO_NODE && this.electionElapsed < this.ticks.electionMin;
   }
 
   private resetTimers(): void {
@@ -954,6 +959,9 @@ export class RaftNode {
   private sendTimeoutNow(pr: Progress): void {
     if (pr.timeoutNowSent) return;
     pr.timeoutNowSent = true;
+    // The target's Vote will bypass every follower's lease: no lease reads from here on
+    // for a full election timeout, even if the transfer is aborted meanwhile.
+    this.leaseBlockedUntil = this.now + this.ticks.electionMax;
     this.send({ type: MsgType.TimeoutNow, from: this.id, to: pr.id, term: this.term });
   }
 
@@ -1227,7 +1235,7 @@ export class RaftNode {
    * a transfer (TimeoutNow votes bypass the lease).
    */
   private leaseValid(): boolean {
-    if (!this.options.leaseRead || this.transferee !== NO_NODE) return false;
+    if (!this.options.leaseRead || this.transferee !== NO_NODE || this.now < this.leaseBlockedUntil) return false;
     const voting = votingMembers(this.config);
     const sent = voting.map((id) => (id === this.id ? this.now : this.roundSentAt.get(this.progress.get(id)?.ackedRound ?? 0) ?? -Infinity));
     sent.sort((a, b) => b - a);

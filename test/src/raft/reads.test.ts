@@ -4,6 +4,8 @@
 import { describe, expect, it } from 'vitest';
 import { MsgType } from '../../../src/wire/messages.ts';
 import { Cluster } from './harness.ts';
+import { RaftNode } from '../../../src/raft/index.ts';
+import { Rng } from '../../../src/rng.ts';
 
 describe('raft reads', () => {
   it('ReadIndex on the leader: one heartbeat round, index = commit at request time', () => {
@@ -88,6 +90,33 @@ describe('raft reads', () => {
     c.process(l);
     c.run(1);
     expect(l.reads.map((r) => r.ctx)).toEqual([1]);
+  });
+
+  it('lease reads: a restarted node grants no pre-vote within its first election timeout', () => {
+    const mk = (leaseRead: boolean) => new RaftNode({ id: 2, config: { voters: [1, 2, 3], learners: [], witnesses: [] }, rng: new Rng(3), options: { leaseRead } });
+    for (const leaseRead of [true, false]) {
+      const r = mk(leaseRead);
+      r.step({ type: MsgType.PreVote, from: 3, to: 2, term: 1, lastIndex: 0, lastTerm: 0 });
+      const replies = r.ready()?.messages.filter((m) => m.type === MsgType.PreVoteReply) ?? [];
+      expect(replies.length).toBe(leaseRead ? 0 : 1);
+    }
+  });
+
+  it('lease reads stop once leadership transfer sent TimeoutNow', () => {
+    const c = new Cluster({ seed: 48, voters: [1, 2, 3], options: { leaseRead: true } });
+    const l = c.waitLeader();
+    c.run(20);
+    const to = [1, 2, 3].find((x) => x !== l.id)!;
+    c.filter = (m) => (m.type === MsgType.TimeoutNow ? undefined : m); // the transfer never completes
+    l.r.transferLeadership(to);
+    c.process(l);
+    c.run(20); // aborted by now
+    expect(l.r.status().transferee).toBe(0);
+    l.r.readIndex(1);
+    c.process(l);
+    expect(l.reads).toEqual([]); // not served from the lease...
+    c.run(1);
+    expect(l.reads.map((r) => r.ctx)).toEqual([1]); // ...but through a heartbeat round
   });
 
   it('readIndex input is validated', () => {
