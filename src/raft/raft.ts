@@ -37,7 +37,18 @@
  *
  * Restart: construct a new RaftNode from exactly what was persisted (hard state,
  * snapshot, entries). The state machine is expected to be restored from the
- * snapshot; `applied` (default: the snapshot index) says where it stands.
+ * snapshot; `applied` (default: the snapshot index) says where it stands. A hard
+ * state whose commit lies beyond the durable log is refused (the runtime must make
+ * entries durable no later than the hard state that refers to them).
+ *
+ * Proposals: propose() returns the {index, term} the entry got. The runtime learns
+ * the outcome from `committed`: the entry at that index with that term is applied
+ * (success), or a different term is committed at that index (definitely lost). If
+ * the node loses leadership first, the outcome is unknown until then (HTTP 504).
+ *
+ * Witnesses (DESIGN §5) run this same engine: they receive Normal entries without
+ * data, so `committed` carries empty data they must not apply; their runtime should
+ * call compact(applied, empty) now and then to bound the log.
  */
 import type { Rng } from '../rng.ts';
 import { NO_NODE, type Index, type NodeId, type Term } from '../types.ts';
