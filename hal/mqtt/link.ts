@@ -399,8 +399,11 @@ export class MqttLink implements Link {
           cb();
         }, this.connectTimeoutMs);
         client.end(force, {}, cb);
+        // mqtt.js calls back on the stream's 'close'; if that already happened it never will.
+        if (client.stream?.closed) cb();
       };
-      if (c.ready) {
+      // A socket destroyed a moment ago may not have reported 'close' yet: no PUBACK will come.
+      if (c.ready && client.stream && !client.stream.destroyed) {
         c.ready = false;
         let sent = false;
         const t = setTimeout(() => {
@@ -565,13 +568,18 @@ export class MqttLink implements Link {
     const live = () => c.gen === gen && !this.closing;
     client.on('connect', () => {
       if (!live()) return;
-      client.subscribe(
-        { [this.inbox]: { qos: 0 }, [presenceFilter(this.cluster)]: { qos: 1 } },
-        (err, granted) => {
+      const topics = [this.inbox, presenceFilter(this.cluster)];
+      client.subscribe({ [topics[0]!]: { qos: 0 }, [topics[1]!]: { qos: 1 } }, (err, granted) => {
           if (!live()) return;
-          const refused = granted?.find((g) => g.qos === 128);
-          if (err || refused) {
-            c.lastError = err ? `subscribe failed: ${err.message}` : `broker refused subscription to ${refused!.topic}`;
+          // mqtt.js 5 reports SUBACK 0x80 as an error carrying the SUBACK packet.
+          // (On error the second argument is the SUBACK packet, not the grant list.)
+          const codes: unknown[] = err
+            ? ((err as { packet?: { granted?: unknown[] } }).packet?.granted ?? [])
+            : Array.isArray(granted) ? granted.map((g) => g.qos) : [];
+          const refused = topics.filter((_, i) => codes[i] === 128);
+          if (err || refused.length > 0) {
+            c.lastError =
+              refused.length > 0 ? `broker refused subscription to ${refused.join(', ')}` : `subscribe failed: ${err!.message}`;
             this.drop(c, gen);
             return;
           }
@@ -584,8 +592,7 @@ export class MqttLink implements Link {
             this.up = true;
             this.emit({ kind: 'up' });
           }
-        },
-      );
+      });
     });
     client.on('message', (topic, payload, packet) => {
       if (!live()) return;
