@@ -1,0 +1,161 @@
+/**
+ * Loads a YAML config, validates it with the zod schema, and turns every problem into
+ * `<file>:<line>:<col>: <key.path>: <expected>`. The line is that of the offending
+ * value; for a missing key, that of the mapping that should hold it.
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { isMap, isNode, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
+import { configSchema, parseKey, parseListen, type Config } from './schema.ts';
+
+export interface ConfigProblem {
+  /** Dotted key path, e.g. `members.1.id`; `(file)` for the whole file. */
+  key: string;
+  line: number;
+  col: number;
+  message: string;
+}
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  constructor(
+    readonly file: string,
+    readonly problems: ConfigProblem[],
+  ) {
+    super(problems.map((p) => `${file}:${p.line}:${p.col}: ${p.key}: ${p.message}`).join('\n'));
+  }
+}
+
+/** Largest config file read (bytes): a config is a few KiB; anything huge is a mistake. */
+const MAX_CONFIG_BYTES = 1 << 20;
+
+/** The node nearest to `path` that exists in the document, for positions. */
+function nodeAt(doc: Document, path: ReadonlyArray<PropertyKey>): Node | undefined {
+  let cur: unknown = doc.contents;
+  let best: Node | undefined = isNode(cur) ? cur : undefined;
+  for (const seg of path) {
+    if (isMap(cur)) {
+      const pair = cur.items.find((p) => (isNode(p.key) ? (p.key as { value?: unknown }).value : p.key) === seg);
+      if (!pair) break;
+      // A key whose value is missing (`key:`) points at the key itself.
+      cur = pair.value ?? pair.key;
+    } else if (isSeq(cur) && typeof seg === 'number') {
+      cur = cur.items[seg];
+    } else break;
+    if (isNode(cur)) best = cur;
+    else break;
+  }
+  return best;
+}
+
+function valueAt(v: unknown, path: ReadonlyArray<PropertyKey>): unknown {
+  let cur = v;
+  for (const seg of path) {
+    if (cur === null || typeof cur !== 'object') return undefined;
+    cur = (cur as Record<PropertyKey, unknown>)[seg];
+  }
+  return cur;
+}
+
+export function parseConfigText(text: string, file = '<config>'): Config {
+  const lc = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
+  const problems: ConfigProblem[] = [];
+  for (const e of [...doc.errors]) {
+    const pos = lc.linePos(e.pos[0]);
+    problems.push({ key: '(yaml)', line: pos.line, col: pos.col, message: `not valid YAML: ${e.message.split('\n')[0]}` });
+  }
+  if (problems.length) throw new ConfigError(file, problems);
+  const raw: unknown = doc.toJS({ maxAliasCount: 100 });
+  if (raw === null || raw === undefined || typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new ConfigError(file, [{ key: '(file)', line: 1, col: 1, message: 'expected a YAML mapping with cluster, members, node and a link (mqtt or serial)' }]);
+  }
+  const r = configSchema.safeParse(raw);
+  if (r.success) return r.data;
+  for (const issue of r.error.issues) {
+    const path = issue.path as PropertyKey[];
+    let message = issue.message;
+    let keyPath = path;
+    if (issue.code === 'unrecognized_keys') {
+      const keys = (issue as { keys: string[] }).keys;
+      keyPath = [...path, keys[0]!];
+      message = `unknown key${keys.length > 1 ? 's' : ''} ${keys.map((k) => `"${k}"`).join(', ')} (check the spelling; docs/config.md lists every key)`;
+    }
+    const node = nodeAt(doc, keyPath);
+    const missing = issue.code === 'invalid_type' && valueAt(raw, keyPath) === undefined;
+    const off = node?.range?.[0] ?? 0;
+    const pos = lc.linePos(off);
+    problems.push({
+      key: keyPath.map(String).join('.') || '(file)',
+      line: pos.line,
+      col: pos.col,
+      message: missing ? `missing: ${message}` : message,
+    });
+  }
+  problems.sort((a, b) => a.line - b.line || a.col - b.col);
+  throw new ConfigError(file, problems);
+}
+
+/** A config with its secrets and paths resolved (key files read, relative paths made absolute). */
+export interface ResolvedConfig {
+  config: Config;
+  file: string;
+  self: { id: number; name: string; role: 'voter' | 'witness' };
+  key: Uint8Array;
+  previousKey: Uint8Array | undefined;
+  dataDir: string;
+  http: { host: string; port: number; token: string | undefined };
+  mqttPassword: string | undefined;
+}
+
+function readSecret(file: string, base: string, key: string, cfgFile: string): string {
+  const p = isAbsolute(file) ? file : resolve(base, file);
+  try {
+    return readFileSync(p, 'utf8').trim();
+  } catch (err) {
+    throw new ConfigError(cfgFile, [{ key, line: 0, col: 0, message: `cannot read ${p}: ${(err as Error).message}` }]);
+  }
+}
+
+/** Reads, validates and resolves a config file. Throws ConfigError (never anything else for bad input). */
+export function loadConfigFile(file: string): ResolvedConfig {
+  let text: string;
+  try {
+    const buf = readFileSync(file);
+    if (buf.length > MAX_CONFIG_BYTES) {
+      throw new ConfigError(file, [{ key: '(file)', line: 1, col: 1, message: `expected at most ${MAX_CONFIG_BYTES} bytes, got ${buf.length}` }]);
+    }
+    text = buf.toString('utf8');
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    throw new ConfigError(file, [{ key: '(file)', line: 0, col: 0, message: `cannot read the file: ${(err as Error).message}` }]);
+  }
+  return resolveConfig(parseConfigText(text, file), file);
+}
+
+export function resolveConfig(config: Config, file: string): ResolvedConfig {
+  const base = dirname(resolve(file));
+  const self = config.members.find((m) => m.name === config.node.name)!;
+  const keyText = config.cluster.key ?? readSecret(config.cluster.keyFile!, base, 'cluster.keyFile', file);
+  const key = parseKey(keyText);
+  if (!key) throw new ConfigError(file, [{ key: 'cluster.keyFile', line: 0, col: 0, message: 'expected the file to hold a key: 32-128 hex digits or base64:<16-64 bytes>' }]);
+  const previousKey = config.cluster.previousKey !== undefined ? parseKey(config.cluster.previousKey) : undefined;
+  const l = parseListen(config.http.listen)!;
+  let token = config.http.token;
+  if (config.http.tokenFile !== undefined) {
+    token = readSecret(config.http.tokenFile, base, 'http.tokenFile', file);
+    if (token.length < 16) throw new ConfigError(file, [{ key: 'http.tokenFile', line: 0, col: 0, message: 'expected a token of at least 16 characters in the file' }]);
+  }
+  const mqttPassword =
+    config.mqtt?.passwordFile !== undefined ? readSecret(config.mqtt.passwordFile, base, 'mqtt.passwordFile', file) : config.mqtt?.password;
+  return {
+    config,
+    file,
+    self,
+    key,
+    previousKey,
+    dataDir: isAbsolute(config.node.dataDir) ? config.node.dataDir : resolve(base, config.node.dataDir),
+    http: { host: l.host, port: l.port, token },
+    mqttPassword,
+  };
+}

@@ -1,0 +1,258 @@
+/**
+ * The node configuration file (`quorumd start --config node.yaml`): its schema, with
+ * every key documented here at its declaration (default and why), and its loader.
+ *
+ * Every problem in a file is reported as `<file>:<line>:<col>: <key.path>: <what was
+ * expected>` (see load.ts); `quorumd config validate FILE` prints them and exits 2.
+ * docs/config.md is the user-facing page; examples/ has two commented files.
+ */
+import { z } from 'zod';
+
+/** Names of nodes and clusters: short, safe in topics, file names and logs. */
+const NAME = /^[a-z0-9][a-z0-9-]{0,31}$/;
+const name = (what: string) =>
+  z.string({ error: `expected a ${what} name (string)` }).regex(NAME, {
+    error: `expected a ${what} name of 1-32 characters a-z, 0-9 and '-', starting with a letter or digit`,
+  });
+
+const int = (what: string, min: number, max: number) =>
+  z
+    .number({ error: `expected ${what}: an integer ${min}..${max}` })
+    .int({ error: `expected ${what}: an integer ${min}..${max}` })
+    .min(min, { error: `expected ${what}: an integer ${min}..${max}` })
+    .max(max, { error: `expected ${what}: an integer ${min}..${max}` });
+
+const bool = (what: string) => z.boolean({ error: `expected ${what}: true or false` });
+
+/**
+ * A secret key: `hex:<64 hex digits>` style is accepted as plain hex (32..128 hex
+ * digits = 16..64 bytes) or `base64:<...>`. 16 bytes is the floor of the HMAC tag
+ * (src/wire/tag.ts); generate one with `openssl rand -hex 32`.
+ */
+const keyText = z
+  .string({ error: 'expected a key: 32-128 hex digits or base64:<16-64 bytes>' })
+  .refine((s) => parseKey(s) !== undefined, {
+    error: 'expected a key: 32-128 hex digits (16-64 bytes, e.g. from `openssl rand -hex 32`) or base64:<16-64 bytes>',
+  });
+
+export function parseKey(s: string): Uint8Array | undefined {
+  let b: Buffer;
+  if (s.startsWith('base64:')) {
+    const t = s.slice(7);
+    if (!/^[A-Za-z0-9+/]+={0,2}$/.test(t)) return undefined;
+    b = Buffer.from(t, 'base64');
+  } else {
+    if (!/^([0-9a-fA-F]{2})+$/.test(s)) return undefined;
+    b = Buffer.from(s, 'hex');
+  }
+  if (b.length < 16 || b.length > 64) return undefined;
+  return new Uint8Array(b);
+}
+
+const member = z.strictObject({
+  /** Wire id 1..254 (small on the wire, DESIGN §2). Same on every node's config. */
+  id: int('a node id', 1, 254),
+  /** Human name, for logs, status tables and hooks. */
+  name: name('member'),
+  /**
+   * `voter` (default): votes and may lead. `witness`: votes, never leads, holds no
+   * data (DESIGN §5) — the third vote of a two-board cluster.
+   */
+  role: z.enum(['voter', 'witness'], { error: 'expected "voter" or "witness"' }).default('voter'),
+});
+
+const listen = z
+  .string({ error: 'expected host:port, e.g. 127.0.0.1:7071' })
+  .refine((s) => parseListen(s) !== undefined, { error: 'expected host:port with a port 0..65535, e.g. 127.0.0.1:7071 or [::1]:7071' });
+
+export function parseListen(s: string): { host: string; port: number } | undefined {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/.exec(s);
+  if (!m) return undefined;
+  const port = Number(m[3]);
+  if (port > 65535) return undefined;
+  return { host: (m[1] ?? m[2])!, port };
+}
+
+/** True for addresses that only this machine can reach. */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+const brokerUrl = z
+  .string({ error: 'expected a broker URL mqtt://host:port or mqtts://host:port' })
+  .regex(/^mqtts?:\/\/[^\s/@]+(:\d{1,5})?\/?$/, { error: 'expected a broker URL mqtt://host[:port] or mqtts://host[:port] (credentials go in username/password)' });
+
+const mqtt = z.strictObject({
+  /** One or more brokers; every frame goes through every connected one (hal/mqtt/link.ts). Required. */
+  brokers: z.array(brokerUrl, { error: 'expected a list of broker URLs' }).min(1, { error: 'expected at least one broker URL' }).max(8, { error: 'expected at most 8 brokers' }),
+  /** Broker credentials. Default: anonymous. Prefer passwordFile so the config can be world-readable. */
+  username: z.string({ error: 'expected a string' }).optional(),
+  password: z.string({ error: 'expected a string' }).optional(),
+  passwordFile: z.string({ error: 'expected a file path' }).optional(),
+  /**
+   * MQTT keepalive, seconds. Default 5: the broker publishes the Last Will of a node
+   * whose board died silently after 1.5 × keepalive (7.5 s); a crashed process is
+   * reported at once because its socket closes.
+   */
+  keepaliveSec: int('seconds', 1, 65535).default(5),
+  /** TLS for mqtts:// brokers: PEM files. Default: Node's root CAs, no client cert. */
+  tls: z
+    .strictObject({
+      caFile: z.string({ error: 'expected a file path' }).optional(),
+      certFile: z.string({ error: 'expected a file path' }).optional(),
+      keyFile: z.string({ error: 'expected a file path' }).optional(),
+      /** Default true; false only for a lab broker with a throwaway certificate. */
+      rejectUnauthorized: bool('rejectUnauthorized').default(true),
+    })
+    .optional(),
+});
+
+const serial = z.strictObject({
+  /** Device, e.g. /dev/serial0 (the Pi's UART) or /dev/ttyUSB0. Required. */
+  path: z.string({ error: 'expected a device path such as /dev/serial0' }).min(1, { error: 'expected a device path such as /dev/serial0' }),
+  /** The node at the other end of this point-to-point wire. Required. */
+  peer: int('a node id', 1, 254),
+  /** Line speed. Default 115200: reliable on the Pi's PL011 UART over a few metres. */
+  baudRate: int('a baud rate', 1200, 4_000_000).default(115200),
+});
+
+const raft = z.strictObject({
+  /** Engine tick, ms. Default 10 (src/raft/config.ts explains). */
+  tickMs: int('milliseconds', 1, 1000).default(10),
+  /**
+   * Election timeout range, ms. Default 150..300 (Raft §5.2). Raise both on serial
+   * links (a 1 KiB frame at 115200 baud takes ~90 ms): e.g. 600..1200.
+   */
+  electionTimeoutMinMs: int('milliseconds', 10, 60_000).default(150),
+  electionTimeoutMaxMs: int('milliseconds', 11, 120_000).default(300),
+  /** Leader heartbeat, ms. Default 50: a third of the minimum election timeout. */
+  heartbeatMs: int('milliseconds', 1, 30_000).default(50),
+  /** Pre-vote (thesis §9.6). Default true; keep it: it makes the fast failover below safe. */
+  preVote: bool('preVote').default(true),
+  /** Check-quorum (thesis §6.2). Default true: a cut-off leader steps down, clients get 503. */
+  checkQuorum: bool('checkQuorum').default(true),
+  /**
+   * Campaign at once when the link reports the leader gone (its MQTT Last Will)
+   * instead of waiting out the election timeout. Default true. Safe because of
+   * pre-vote: if the leader is in fact alive, its followers refuse.
+   */
+  campaignOnPeerGone: bool('campaignOnPeerGone').default(true),
+});
+
+const hooks = z.strictObject({
+  /**
+   * Command run (through /bin/sh -c) when this node becomes the *active* leader.
+   * Its environment has QUORUMD_TERM, QUORUMD_TOKEN (fencing token of the epoch),
+   * QUORUMD_NODE (this node's name) and QUORUMD_EVENT. Default: none.
+   */
+  onActive: z.string({ error: 'expected a shell command (string)' }).optional(),
+  /** Command run when this node stops being leader (same environment). Default: none. */
+  onInactive: z.string({ error: 'expected a shell command (string)' }).optional(),
+  /** A hook still running after this many ms is killed (SIGTERM, then SIGKILL 2 s later). Default 10000. */
+  timeoutMs: int('milliseconds', 100, 600_000).default(10_000),
+});
+
+const http = z.strictObject({
+  /**
+   * Address of the HTTP API. Default 127.0.0.1:7071: only this board can reach it.
+   * Any other address requires `token` or `tokenFile`.
+   */
+  listen: listen.default('127.0.0.1:7071'),
+  /** Bearer token required on every request (`Authorization: Bearer <token>`), at least 16 characters. */
+  token: z.string({ error: 'expected a string of at least 16 characters' }).min(16, { error: 'expected a token of at least 16 characters' }).optional(),
+  tokenFile: z.string({ error: 'expected a file path' }).optional(),
+  /** Largest request body, bytes; larger get 413. Default 65536 (a value is at most 63 KiB, src/kv/commands.ts). */
+  maxBodyBytes: int('bytes', 1, 16 * 1024 * 1024).default(65536),
+  /** Longest `wait=` of a watch, ms. Default 300000 (5 min): bounds how long a socket is held. */
+  maxWatchMs: int('milliseconds', 1, 3_600_000).default(300_000),
+  /** Time a forwarded or proposed request may take before it is answered 504, ms. Default 5000. */
+  requestTimeoutMs: int('milliseconds', 10, 600_000).default(5000),
+});
+
+const log = z.strictObject({
+  /** pino level. Default info: role changes, elections, hooks, errors; no per-request lines. */
+  level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { error: 'expected one of fatal, error, warn, info, debug, trace, silent' }).default('info'),
+});
+
+export const configSchema = z
+  .strictObject({
+    cluster: z.strictObject({
+      /** Human name of the cluster (logs, status). Required. */
+      name: name('cluster'),
+      /** Wire cluster id 0..65535: frames of another cluster on the same broker are dropped. Default 1. */
+      id: int('a cluster id', 0, 65535).default(1),
+      /** Shared HMAC key (DESIGN §2). Exactly one of key / keyFile. */
+      key: keyText.optional(),
+      keyFile: z.string({ error: 'expected a file path' }).optional(),
+      /** The previous key during a rotation (accepted, never used to send). Default: none. */
+      previousKey: keyText.optional(),
+    }),
+    /** Every member of the cluster; the same list on every node. */
+    members: z
+      .array(member, { error: 'expected a list of members ({id, name, role})' })
+      .min(1, { error: 'expected at least one member' })
+      .max(7, { error: 'expected at most 7 members' }),
+    node: z.strictObject({
+      /** Which member this file configures (its name). Required. */
+      name: name('member'),
+      /** Where the log, hard state and snapshots live (fsynced). Required; the directory is created. */
+      dataDir: z.string({ error: 'expected a directory path' }).min(1, { error: 'expected a directory path' }),
+    }),
+    /** Election engine. Default raft; bully is not built yet and says so at start. */
+    engine: z.enum(['raft', 'bully'], { error: 'expected "raft" or "bully"' }).default('raft'),
+    raft: raft.default(raft.parse({})),
+    mqtt: mqtt.optional(),
+    serial: z.array(serial, { error: 'expected a list of serial links' }).max(8, { error: 'expected at most 8 serial links' }).optional(),
+    http: http.default(http.parse({})),
+    hooks: hooks.default(hooks.parse({})),
+    log: log.default(log.parse({})),
+  })
+  .superRefine((c, ctx) => {
+    if ((c.cluster.key === undefined) === (c.cluster.keyFile === undefined)) {
+      ctx.addIssue({ code: 'custom', path: ['cluster', 'key'], message: 'expected exactly one of cluster.key or cluster.keyFile' });
+    }
+    const ids = new Set<number>();
+    const names = new Set<string>();
+    c.members.forEach((m, i) => {
+      if (ids.has(m.id)) ctx.addIssue({ code: 'custom', path: ['members', i, 'id'], message: `expected a unique id; ${m.id} appears twice` });
+      if (names.has(m.name)) ctx.addIssue({ code: 'custom', path: ['members', i, 'name'], message: `expected a unique name; "${m.name}" appears twice` });
+      ids.add(m.id);
+      names.add(m.name);
+    });
+    const self = c.members.find((m) => m.name === c.node.name);
+    if (!self) {
+      ctx.addIssue({ code: 'custom', path: ['node', 'name'], message: `expected the name of a member (${c.members.map((m) => m.name).join(', ')}), got "${c.node.name}"` });
+    }
+    if (!c.members.some((m) => m.role === 'voter')) {
+      ctx.addIssue({ code: 'custom', path: ['members'], message: 'expected at least one voter' });
+    }
+    if (c.raft.electionTimeoutMaxMs <= c.raft.electionTimeoutMinMs) {
+      ctx.addIssue({ code: 'custom', path: ['raft', 'electionTimeoutMaxMs'], message: `expected more than electionTimeoutMinMs (${c.raft.electionTimeoutMinMs})` });
+    }
+    if (c.raft.heartbeatMs * 2 > c.raft.electionTimeoutMinMs) {
+      ctx.addIssue({ code: 'custom', path: ['raft', 'heartbeatMs'], message: `expected at most half of electionTimeoutMinMs (${c.raft.electionTimeoutMinMs}) so that one lost heartbeat does not start an election` });
+    }
+    if (c.mqtt === undefined && (c.serial === undefined || c.serial.length === 0)) {
+      ctx.addIssue({ code: 'custom', path: [], message: 'expected at least one link: an `mqtt:` section or a `serial:` list' });
+    }
+    c.serial?.forEach((s, i) => {
+      if (!ids.has(s.peer)) ctx.addIssue({ code: 'custom', path: ['serial', i, 'peer'], message: `expected the id of a member, got ${s.peer}` });
+      if (self && s.peer === self.id) ctx.addIssue({ code: 'custom', path: ['serial', i, 'peer'], message: 'expected another node than this one' });
+    });
+    if (c.mqtt && c.mqtt.password !== undefined && c.mqtt.passwordFile !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['mqtt', 'passwordFile'], message: 'expected at most one of mqtt.password or mqtt.passwordFile' });
+    }
+    if (c.http.token !== undefined && c.http.tokenFile !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['http', 'tokenFile'], message: 'expected at most one of http.token or http.tokenFile' });
+    }
+    const l = parseListen(c.http.listen);
+    if (l && !isLoopback(l.host) && c.http.token === undefined && c.http.tokenFile === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['http', 'listen'],
+        message: `expected a loopback address, or http.token / http.tokenFile: the API on ${l.host} would be open to the network`,
+      });
+    }
+  });
+
+export type Config = z.infer<typeof configSchema>;

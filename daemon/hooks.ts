@@ -1,0 +1,177 @@
+/**
+ * Leadership hooks, like keepalived's notify scripts: a shell command run when this
+ * node becomes the active leader (`onActive`) and when it stops being leader
+ * (`onInactive`). Environment: QUORUMD_EVENT (active|inactive), QUORUMD_TERM,
+ * QUORUMD_TOKEN (the epoch's fencing token: pass it to what you drive),
+ * QUORUMD_NODE (this node's name), QUORUMD_CLUSTER.
+ *
+ * - One hook at a time, in event order: an `inactive` queued behind a running
+ *   `active` waits for it (a VIP must not be released before it was added). Events
+ *   that arrive while one is queued collapse: only the latest state runs, since
+ *   running "active" then "inactive" for a state that is already over does nothing
+ *   useful. (keepalived serializes its notify scripts the same way.)
+ * - A hook still running after `timeoutMs` gets SIGTERM, then SIGKILL 2 s later; the
+ *   timeout is logged as an error.
+ * - stdout and stderr are logged line by line (at most 64 KiB per hook run, then
+ *   truncated, so that a chatty script cannot fill the disk).
+ */
+import { spawn } from 'node:child_process';
+
+export interface HookEvent {
+  event: 'active' | 'inactive';
+  term: number;
+  token: number;
+}
+
+export interface HookLog {
+  info(fields: Record<string, unknown>, msg: string): void;
+  warn(fields: Record<string, unknown>, msg: string): void;
+  error(fields: Record<string, unknown>, msg: string): void;
+}
+
+export interface HookOptions {
+  onActive?: string | undefined;
+  onInactive?: string | undefined;
+  /** Default 10000 ms. */
+  timeoutMs?: number;
+  node: string;
+  cluster: string;
+  log: HookLog;
+  /** Grace between SIGTERM and SIGKILL on timeout (ms). Default 2000. */
+  killGraceMs?: number;
+}
+
+export interface HookResult {
+  event: HookEvent['event'];
+  code: number | null;
+  signal: string | null;
+  timedOut: boolean;
+  ms: number;
+}
+
+const MAX_OUTPUT = 64 * 1024;
+
+export class HookRunner {
+  private running: Promise<void> | undefined;
+  private queued: HookEvent | undefined;
+  private readonly timeoutMs: number;
+  /** Results of finished hook runs, newest last (at most 50; for status and tests). */
+  readonly history: HookResult[] = [];
+  private idleWaiters: Array<() => void> = [];
+  private stopped = false;
+
+  constructor(private readonly opts: HookOptions) {
+    this.timeoutMs = opts.timeoutMs ?? 10_000;
+  }
+
+  /** Queues an event; returns at once. */
+  fire(ev: HookEvent): void {
+    if (this.stopped) return;
+    this.queued = ev;
+    if (!this.running) this.next();
+  }
+
+  /** Resolves when no hook runs or waits. */
+  idle(): Promise<void> {
+    if (!this.running && !this.queued) return Promise.resolve();
+    return new Promise((r) => this.idleWaiters.push(r));
+  }
+
+  /** Runs nothing new; lets a running hook finish (bounded by its timeout). */
+  stop(): Promise<void> {
+    this.stopped = true;
+    this.queued = undefined;
+    return this.idle();
+  }
+
+  private next(): void {
+    const ev = this.queued;
+    this.queued = undefined;
+    if (!ev) {
+      this.running = undefined;
+      const w = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const f of w) f();
+      return;
+    }
+    const cmd = ev.event === 'active' ? this.opts.onActive : this.opts.onInactive;
+    if (!cmd) return this.next();
+    this.running = this.run(cmd, ev).then(() => this.next());
+  }
+
+  private run(cmd: string, ev: HookEvent): Promise<void> {
+    const { log } = this.opts;
+    const t0 = performance.now();
+    const fields = { hook: ev.event, term: ev.term, token: ev.token };
+    log.info({ ...fields, cmd }, 'hook start');
+    return new Promise((resolve) => {
+      let child;
+      try {
+        child = spawn('/bin/sh', ['-c', cmd], {
+          env: {
+            ...process.env,
+            QUORUMD_EVENT: ev.event,
+            QUORUMD_TERM: String(ev.term),
+            QUORUMD_TOKEN: String(ev.token),
+            QUORUMD_NODE: this.opts.node,
+            QUORUMD_CLUSTER: this.opts.cluster,
+          },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+      } catch (err) {
+        log.error({ ...fields, error: (err as Error).message }, 'hook could not start');
+        this.record({ event: ev.event, code: null, signal: null, timedOut: false, ms: 0 });
+        return resolve();
+      }
+      let out = 0;
+      let truncated = false;
+      const pipe = (stream: NodeJS.ReadableStream | null, name: string) => {
+        let buf = '';
+        stream?.setEncoding('utf8');
+        stream?.on('data', (s: string) => {
+          if (out >= MAX_OUTPUT) {
+            if (!truncated) log.warn(fields, `hook output truncated after ${MAX_OUTPUT} bytes`);
+            truncated = true;
+            return;
+          }
+          out += s.length;
+          buf += s;
+          let nl;
+          while ((nl = buf.indexOf('\n')) >= 0) {
+            log.info({ ...fields, stream: name }, buf.slice(0, nl));
+            buf = buf.slice(nl + 1);
+          }
+        });
+        stream?.on('end', () => {
+          if (buf) log.info({ ...fields, stream: name }, buf);
+        });
+      };
+      pipe(child.stdout, 'stdout');
+      pipe(child.stderr, 'stderr');
+      let timedOut = false;
+      let killTimer: NodeJS.Timeout | undefined;
+      const timer = setTimeout(() => {
+        timedOut = true;
+        log.error({ ...fields, timeoutMs: this.timeoutMs }, 'hook timed out: SIGTERM');
+        child.kill('SIGTERM');
+        killTimer = setTimeout(() => child.kill('SIGKILL'), this.opts.killGraceMs ?? 2000);
+      }, this.timeoutMs);
+      child.on('error', (err) => log.error({ ...fields, error: err.message }, 'hook error'));
+      child.on('close', (code, signal) => {
+        clearTimeout(timer);
+        if (killTimer) clearTimeout(killTimer);
+        const ms = Math.round(performance.now() - t0);
+        const r: HookResult = { event: ev.event, code, signal, timedOut, ms };
+        if (code === 0) log.info({ ...fields, ms }, 'hook done');
+        else log.error({ ...fields, ms, code, signal, timedOut }, 'hook failed');
+        this.record(r);
+        resolve();
+      });
+    });
+  }
+
+  private record(r: HookResult): void {
+    this.history.push(r);
+    if (this.history.length > 50) this.history.shift();
+  }
+}

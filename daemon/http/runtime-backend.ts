@@ -1,0 +1,248 @@
+/**
+ * The HTTP API's backend over a real NodeRuntime (daemon/runtime): status and leader
+ * views, key-change notifications for watches (from the runtime's `applied`
+ * observer), leadership tracking for hooks, and the metric families.
+ */
+import { decodeCommand, KvError } from '../../src/kv/index.ts';
+import type { Entry } from '../../src/wire/messages.ts';
+import type { NodeRuntime, RuntimeObserver } from '../runtime/index.ts';
+import type { ClientCallback } from '../runtime/results.ts';
+import type { ApiBackend, LeaderView, StatusView } from './backend.ts';
+import { FSYNC_BUCKETS, HistogramRecorder, type MetricFamily } from './metrics.ts';
+
+export interface MemberInfo {
+  id: number;
+  name: string;
+  role: 'voter' | 'witness';
+}
+
+export interface LinkInfo {
+  name: string;
+  /** Link-specific stats object (MqttLink.stats, SerialLink.stats...). */
+  stats?: Record<string, number>;
+  /** Whether the link is usable now, when the link can tell. */
+  up?: () => boolean;
+  /** Counters that are errors (named keys of stats). */
+  errorKeys?: string[];
+}
+
+export interface LeadershipEvent {
+  event: 'active' | 'inactive';
+  term: number;
+  token: number;
+}
+
+/**
+ * Tracks leadership from the runtime's observer and serves the API.
+ *
+ * "Active" here: leader, and the entry that opened its term (its no-op, Raft §8) is
+ * committed — a majority has moved to this term, so a deposed leader with
+ * check-quorum steps down. The fencing issue (DESIGN §5) tightens this with relay
+ * verification or lease expiry before a leader acts; until then hooks fire on this
+ * condition. The epoch's fencing token is the index of that first entry: it grows
+ * with every new term (each new leader appends above everything committed).
+ */
+export class RuntimeBackend implements ApiBackend {
+  private rt: NodeRuntime | undefined;
+  private readonly watchers = new Map<string, Set<() => void>>();
+  private activeNow = false;
+  private epochTerm = 0;
+  private epochStart = 0;
+  private lastRole = 'follower';
+  elections = 0;
+  leaderChanges = 0;
+  private lastLeader = 0;
+  readonly fsync = new HistogramRecorder(FSYNC_BUCKETS);
+  onLeadership: ((ev: LeadershipEvent) => void) | undefined;
+
+  constructor(
+    private readonly self: MemberInfo,
+    private readonly members: MemberInfo[],
+    private readonly links: LinkInfo[],
+    private readonly clusterName: string,
+    private readonly engineName = 'raft',
+  ) {}
+
+  attach(rt: NodeRuntime): void {
+    this.rt = rt;
+  }
+
+  /** The observer to pass to the NodeRuntime. */
+  observer(): RuntimeObserver {
+    return {
+      applied: (_rt, e: Entry) => this.onApplied(e),
+      afterStep: () => this.track(),
+      booted: () => this.track(),
+    };
+  }
+
+  private nameOf(id: number): string | null {
+    if (id === 0) return null;
+    return this.members.find((m) => m.id === id)?.name ?? `n${id}`;
+  }
+
+  private onApplied(e: Entry): void {
+    if (this.watchers.size > 0 && e.data.length > 0) {
+      const cmd = decodeCommand(e.data);
+      if (!(cmd instanceof KvError) && (cmd.op === 'put' || cmd.op === 'del')) {
+        const set = this.watchers.get(cmd.key);
+        if (set) for (const fn of [...set]) fn();
+      }
+    }
+    this.track();
+  }
+
+  /** Epoch start: first index of the current term in the log (cached per term). */
+  private epoch(): { term: number; start: number } {
+    const eng = this.rt?.engine;
+    if (!eng) return { term: 0, start: 0 };
+    const s = eng.status();
+    if (s.term !== this.epochTerm) {
+      this.epochTerm = s.term;
+      this.epochStart = 0;
+    }
+    if (this.epochStart === 0 && s.lastTerm === s.term) {
+      let i = s.lastIndex;
+      // Bounded: at most the entries above the snapshot.
+      while (i > s.snapshotIndex + 1 && eng.termAt(i - 1) === s.term) i--;
+      if (eng.termAt(i) === s.term) this.epochStart = i;
+    }
+    return { term: s.term, start: this.epochStart };
+  }
+
+  private track(): void {
+    const rt = this.rt;
+    const eng = rt?.engine;
+    if (!rt || !eng) return;
+    const s = eng.status();
+    if (s.role !== this.lastRole) {
+      if (s.role === 'candidate') this.elections++;
+      this.lastRole = s.role;
+    }
+    if (s.leader !== this.lastLeader) {
+      if (s.leader !== 0) this.leaderChanges++;
+      this.lastLeader = s.leader;
+    }
+    const isLeader = rt.isLeader;
+    const ep = this.epoch();
+    const active = isLeader && ep.start > 0 && s.commitIndex >= ep.start;
+    if (active && !this.activeNow) {
+      this.activeNow = true;
+      this.onLeadership?.({ event: 'active', term: ep.term, token: ep.start });
+    } else if (!isLeader && this.activeNow) {
+      this.activeNow = false;
+      this.onLeadership?.({ event: 'inactive', term: s.term, token: ep.start });
+    }
+  }
+
+  get active(): boolean {
+    return this.activeNow;
+  }
+
+  status(): StatusView {
+    const rt = this.rt;
+    const s = rt?.status();
+    const eng = rt?.engine?.status();
+    const progress = new Map((eng?.progress ?? []).map((p) => [p.id, p]));
+    return {
+      id: this.self.name,
+      engine: this.engineName,
+      role: s?.role ?? 'down',
+      term: s?.term ?? 0,
+      leader: this.nameOf(s?.leader ?? 0),
+      active: this.activeNow,
+      commitIndex: s?.commitIndex ?? 0,
+      appliedIndex: s?.appliedIndex ?? 0,
+      peers: this.members
+        .filter((m) => m.id !== this.self.id)
+        .map((m) => {
+          const p = progress.get(m.id);
+          return { id: m.name, nodeId: m.id, role: m.role, ...(p ? { match: p.match, state: p.state } : {}) };
+        }),
+      links: this.links.map((l) => ({ name: l.name, ...(l.up ? { up: l.up() } : {}) })),
+      relays: [],
+    };
+  }
+
+  leader(): LeaderView {
+    const s = this.rt?.status();
+    const ep = this.epoch();
+    const leaderId = s?.leader ?? 0;
+    return { leader: this.nameOf(leaderId), term: s?.term ?? 0, token: leaderId !== 0 ? ep.start : 0 };
+  }
+
+  private need(cb: ClientCallback): NodeRuntime | undefined {
+    if (!this.rt) {
+      cb({ status: 503, error: 'node is starting' });
+      return undefined;
+    }
+    return this.rt;
+  }
+
+  get(key: string, opts: { stale: boolean }, cb: ClientCallback): void {
+    this.need(cb)?.get(key, opts, cb);
+  }
+  put(key: string, value: Uint8Array, opts: { cas?: number }, cb: ClientCallback): void {
+    this.need(cb)?.put(key, value, opts, cb);
+  }
+  del(key: string, opts: { cas?: number }, cb: ClientCallback): void {
+    this.need(cb)?.del(key, opts, cb);
+  }
+  lockAcquire(name: string, owner: string, ttlMs: number, cb: ClientCallback): void {
+    this.need(cb)?.lockAcquire(name, owner, ttlMs, cb);
+  }
+  lockRenew(name: string, token: number, cb: ClientCallback): void {
+    this.need(cb)?.lockRenew(name, token, cb);
+  }
+  lockRelease(name: string, token: number, cb: ClientCallback): void {
+    this.need(cb)?.lockRelease(name, token, cb);
+  }
+
+  onKeyChange(key: string, fn: () => void): () => void {
+    let set = this.watchers.get(key);
+    if (!set) this.watchers.set(key, (set = new Set()));
+    set.add(fn);
+    return () => {
+      set.delete(fn);
+      if (set.size === 0) this.watchers.delete(key);
+    };
+  }
+
+  metrics(): MetricFamily[] {
+    const s = this.rt?.status();
+    const roles = ['follower', 'pre-candidate', 'candidate', 'leader', 'down'];
+    const g = (name: string, help: string, value: number): MetricFamily => ({ name, help, type: 'gauge', samples: [{ value }] });
+    const c = (name: string, help: string, value: number): MetricFamily => ({ name, help, type: 'counter', samples: [{ value }] });
+    const linkErrors: MetricFamily = { name: 'quorumd_link_errors_total', help: 'Link errors by link and kind (failed connects, frames dropped by the transport).', type: 'counter', samples: [] };
+    const linkUp: MetricFamily = { name: 'quorumd_link_up', help: '1 when the link is usable.', type: 'gauge', samples: [] };
+    for (const l of this.links) {
+      for (const k of l.errorKeys ?? []) linkErrors.samples!.push({ labels: { link: l.name, kind: k }, value: l.stats?.[k] ?? 0 });
+      if (l.up) linkUp.samples!.push({ labels: { link: l.name }, value: l.up() ? 1 : 0 });
+    }
+    return [
+      { name: 'quorumd_role', help: 'Current role (1 for the current one).', type: 'gauge', samples: roles.map((r) => ({ labels: { role: r }, value: (s?.role ?? 'down') === r ? 1 : 0 })) },
+      g('quorumd_active', '1 while this node is the active leader.', this.activeNow ? 1 : 0),
+      g('quorumd_term', 'Current term.', s?.term ?? 0),
+      g('quorumd_commit_index', 'Highest log index known committed.', s?.commitIndex ?? 0),
+      g('quorumd_apply_index', 'Highest log index applied to the state machine.', s?.appliedIndex ?? 0),
+      g('quorumd_last_index', 'Last log index.', s?.lastIndex ?? 0),
+      c('quorumd_elections_total', 'Elections this node started (became candidate).', this.elections),
+      c('quorumd_leader_changes_total', 'Leader changes seen by this node.', this.leaderChanges),
+      c('quorumd_fences_total', 'Fences carried out by this node (STONITH arrives with the fencing issue; 0 until then).', 0),
+      linkErrors,
+      linkUp,
+      {
+        name: 'quorumd_dropped_frames_total',
+        help: 'Frames received and dropped before the engine, by reason.',
+        type: 'counter',
+        samples: Object.entries(s?.drops ?? {}).map(([reason, v]) => ({ labels: { reason }, value: v })),
+      },
+      c('quorumd_frames_accepted_total', 'Frames authenticated and handed to the engine.', s?.framesAccepted ?? 0),
+      c('quorumd_fsyncs_total', 'fsync calls (files and directory).', s?.storage?.syncs ?? 0),
+      { name: 'quorumd_fsync_seconds', help: 'fsync latency.', type: 'histogram', histogram: this.fsync.snapshot() },
+      g('quorumd_pending_writes', 'Client writes waiting for commit.', s?.pending.writes ?? 0),
+      g('quorumd_pending_reads', 'Client reads waiting for their read index.', s?.pending.reads ?? 0),
+      { name: 'quorumd_info', help: 'Static node information.', type: 'gauge', samples: [{ labels: { node: this.self.name, cluster: this.clusterName, engine: this.engineName }, value: 1 }] },
+    ];
+  }
+}

@@ -1,0 +1,521 @@
+/**
+ * The HTTP API of a node (DESIGN §6), on node:http.
+ *
+ *   GET    /v1/status                       → status JSON
+ *   GET    /v1/leader                       → {leader, term, token}
+ *   GET    /v1/kv/<key>[?stale]             → raw value, X-Quorumd-Index; 404 absent
+ *   GET    /v1/kv/<key>?watch=<i>[&wait=30s]→ blocks until the key's index passes i
+ *   PUT    /v1/kv/<key>[?cas=<i>]           → {index} | {ok,index}; 409 {ok:false,index}
+ *   DELETE /v1/kv/<key>[?cas=<i>]           → same
+ *   POST   /v1/locks/<name>?ttl=15s&owner=s → {token, ttlMs} | 409 {holder}
+ *   POST   /v1/locks/<name>/renew?token=t   → {token, expiresAt} | 409
+ *   DELETE /v1/locks/<name>?token=t         → {ok:true} | 409
+ *   GET    /metrics                         → Prometheus text
+ *
+ * Errors are `{error, code}`; 503 = definitely not applied, 504 = outcome unknown.
+ * Every malformed input (path, percent-encoding, query parameter, body size, header)
+ * is a 400/404/405/413 naming it; an exception in a handler is a 500 and is logged,
+ * never a crash. Keys may contain '/' (the rest of the path is the key).
+ */
+import { timingSafeEqual } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { MAX_KEY_BYTES, MAX_TTL_MS, MAX_VALUE_BYTES, MIN_TTL_MS } from '../../src/kv/commands.ts';
+import type { ClientResult } from '../runtime/results.ts';
+import type { ApiBackend } from './backend.ts';
+import { renderMetrics, type MetricFamily } from './metrics.ts';
+
+export interface HttpOptions {
+  /** Default 127.0.0.1. Any non-loopback host requires `token` (checked by the config; enforced here too). */
+  host?: string;
+  /** Default 7071; 0 = any free port. */
+  port?: number;
+  /** Bearer token; when set, every request must carry `Authorization: Bearer <token>`. */
+  token?: string | undefined;
+  /** Largest request body (bytes). Default 65536; values are further capped by MAX_VALUE_BYTES. */
+  maxBodyBytes?: number;
+  /** Longest watch wait (ms). Default 300000. */
+  maxWatchMs?: number;
+  /** Default watch wait when `wait` is absent (ms). Default 30000. */
+  defaultWatchMs?: number;
+  /** Safety net: a backend call not answered within this is answered 504 (ms). Default 10000. */
+  backstopMs?: number;
+  /** Most concurrent watches; more get 503. Default 1024 (each holds a socket). */
+  maxWatches?: number;
+  /** Called for unexpected handler exceptions (logged by the daemon). */
+  onError?: (err: unknown, where: string) => void;
+}
+
+export interface ApiServer {
+  server: Server;
+  /** The bound address (port resolved when 0 was asked). */
+  address(): { host: string; port: number };
+  /** Counters of answered requests by status code, for /metrics and tests. */
+  readonly counts: Map<number, number>;
+  close(): Promise<void>;
+}
+
+const JSON_TYPE = 'application/json; charset=utf-8';
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly extra: Record<string, unknown> = {},
+  ) {
+    super(message);
+  }
+}
+
+const bad = (message: string, code = 'bad-request') => new HttpError(400, code, message);
+
+/**
+ * Durations in query parameters: `500ms`, `15s`, `2m`, `1h`, or a bare integer of
+ * seconds (as in Consul's `wait=`). Returns ms.
+ */
+export function parseDuration(raw: string, what: string): number {
+  const m = /^(\d{1,9})(ms|s|m|h)?$/.exec(raw);
+  if (!m) throw bad(`${what} must be a duration like 500ms, 15s, 2m or 1h, got ${JSON.stringify(raw.slice(0, 40))}`);
+  const n = Number(m[1]);
+  const unit = m[2] ?? 's';
+  return n * (unit === 'ms' ? 1 : unit === 's' ? 1000 : unit === 'm' ? 60_000 : 3_600_000);
+}
+
+function parseIndexParam(raw: string, what: string): number {
+  if (!/^\d{1,16}$/.test(raw) || !Number.isSafeInteger(Number(raw))) {
+    throw bad(`${what} must be a non-negative integer (a log index), got ${JSON.stringify(raw.slice(0, 40))}`);
+  }
+  return Number(raw);
+}
+
+type Params = Map<string, string>;
+
+function parseQuery(search: string, allowed: readonly string[]): Params {
+  const out: Params = new Map();
+  if (search.length > 4096) throw bad('query string longer than 4096 characters');
+  if (!search) return out;
+  for (const part of search.split('&')) {
+    if (part === '') continue;
+    const eq = part.indexOf('=');
+    let k: string;
+    let v: string;
+    try {
+      k = decodeURIComponent((eq < 0 ? part : part.slice(0, eq)).replace(/\+/g, ' '));
+      v = eq < 0 ? '' : decodeURIComponent(part.slice(eq + 1).replace(/\+/g, ' '));
+    } catch {
+      throw bad(`query parameter ${JSON.stringify(part.slice(0, 40))} is not valid percent-encoding`);
+    }
+    if (!allowed.includes(k)) {
+      throw bad(`unknown query parameter ${JSON.stringify(k.slice(0, 40))}; expected ${allowed.length ? allowed.join(', ') : 'none'}`);
+    }
+    if (out.has(k)) throw bad(`query parameter ${k} given twice`);
+    out.set(k, v);
+  }
+  return out;
+}
+
+/** No lone surrogates (String.prototype.isWellFormed is ES2024; Node 20 has it, our lib target not). */
+function wellFormed(s: string): boolean {
+  return !/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(s);
+}
+
+function decodeName(raw: string, what: 'key' | 'lock name'): string {
+  let s: string;
+  try {
+    s = decodeURIComponent(raw);
+  } catch {
+    throw bad(`${what} is not valid percent-encoding`, 'bad-key');
+  }
+  if (s.length === 0) throw bad(`${what} is empty; expected /v1/${what === 'key' ? 'kv' : 'locks'}/<${what === 'key' ? 'key' : 'name'}>`, 'bad-key');
+  if (!wellFormed(s)) throw bad(`${what} is not well-formed Unicode`, 'bad-key');
+  const bytes = Buffer.byteLength(s, 'utf8');
+  if (bytes > MAX_KEY_BYTES) throw bad(`${what} is ${bytes} bytes, expected at most ${MAX_KEY_BYTES}`, 'bad-key');
+  return s;
+}
+
+/** Maps a runtime result that is not 200 to an HttpError. */
+function failure(r: ClientResult, what: string): HttpError {
+  const msg = r.error ?? `${what} failed with status ${r.status}`;
+  switch (r.status) {
+    case 400:
+      return new HttpError(400, 'bad-request', msg);
+    case 404:
+      return new HttpError(404, 'not-found', msg);
+    case 413:
+      return new HttpError(413, 'too-large', msg);
+    case 503:
+      return new HttpError(503, 'unavailable', `${msg} (definitely not applied; safe to retry)`);
+    case 504:
+      return new HttpError(504, 'outcome-unknown', `${msg} (the request may or may not have been applied)`);
+    default:
+      // Anything unexpected is reported as unknown: never a definite error when unsure.
+      return new HttpError(504, 'outcome-unknown', `${what}: unexpected status ${r.status}: ${msg}`);
+  }
+}
+
+export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Promise<ApiServer> {
+  const host = opts.host ?? '127.0.0.1';
+  const maxBody = Math.min(opts.maxBodyBytes ?? 65536, 16 * 1024 * 1024);
+  const maxWatchMs = opts.maxWatchMs ?? 300_000;
+  const defaultWatchMs = Math.min(opts.defaultWatchMs ?? 30_000, maxWatchMs);
+  const backstopMs = opts.backstopMs ?? 10_000;
+  const maxWatches = opts.maxWatches ?? 1024;
+  const tokenBuf = opts.token !== undefined ? Buffer.from(opts.token, 'utf8') : undefined;
+  const onError = opts.onError ?? (() => {});
+  const counts = new Map<number, number>();
+  let watches = 0;
+  const sockets = new Set<Socket>();
+  let closing = false;
+
+  if (tokenBuf === undefined && !/^(127\.\d+\.\d+\.\d+|::1|localhost)$/.test(host)) {
+    return Promise.reject(new Error(`HTTP API: refusing to listen on ${host} without a bearer token (set http.token or http.tokenFile)`));
+  }
+
+  const httpFamilies = (): MetricFamily[] => [
+    {
+      name: 'quorumd_http_responses_total',
+      help: 'HTTP responses by status code.',
+      type: 'counter',
+      samples: [...counts.entries()].sort((a, b) => a[0] - b[0]).map(([code, n]) => ({ labels: { code: String(code) }, value: n })),
+    },
+  ];
+
+  function send(res: ServerResponse, status: number, body: string | Uint8Array, headers: Record<string, string | number> = {}): void {
+    if (res.headersSent || res.destroyed) return;
+    counts.set(status, (counts.get(status) ?? 0) + 1);
+    const h: Record<string, string | number> = { 'Cache-Control': 'no-store', ...headers };
+    if (typeof body === 'string' && !('Content-Type' in h)) h['Content-Type'] = JSON_TYPE;
+    h['Content-Length'] = typeof body === 'string' ? Buffer.byteLength(body) : body.length;
+    res.writeHead(status, h);
+    res.end(body);
+  }
+
+  const json = (res: ServerResponse, status: number, v: unknown, headers?: Record<string, string | number>) =>
+    send(res, status, JSON.stringify(v) + '\n', headers);
+
+  function sendError(res: ServerResponse, e: HttpError): void {
+    const headers: Record<string, string | number> = {};
+    if (e.status === 413) headers.Connection = 'close';
+    if (e.status === 401) headers['WWW-Authenticate'] = 'Bearer';
+    if (e.extra.allow) headers.Allow = String(e.extra.allow);
+    const extra = { ...e.extra };
+    delete extra.allow;
+    json(res, e.status, { error: e.message, code: e.code, ...extra }, headers);
+  }
+
+  /** Reads the body up to `limit` bytes; rejects with 413 beyond it. */
+  function readBody(req: IncomingMessage, limit: number): Promise<Uint8Array> {
+    const cl = req.headers['content-length'];
+    if (cl !== undefined) {
+      if (!/^\d{1,15}$/.test(cl)) return Promise.reject(bad(`Content-Length must be a non-negative integer, got ${JSON.stringify(cl.slice(0, 40))}`));
+      if (Number(cl) > limit) return Promise.reject(new HttpError(413, 'too-large', `body of ${cl} bytes, expected at most ${limit}`));
+    }
+    return new Promise((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      let n = 0;
+      let done = false;
+      req.on('data', (c: Buffer) => {
+        if (done) return;
+        n += c.length;
+        if (n > limit) {
+          done = true;
+          reject(new HttpError(413, 'too-large', `body larger than ${limit} bytes`));
+          return;
+        }
+        chunks.push(c);
+      });
+      req.on('end', () => {
+        if (done) return;
+        done = true;
+        resolve(new Uint8Array(Buffer.concat(chunks)));
+      });
+      req.on('error', (err) => {
+        if (done) return;
+        done = true;
+        reject(bad(`request body could not be read: ${err.message}`));
+      });
+      req.on('aborted', () => {
+        if (done) return;
+        done = true;
+        reject(bad('request aborted'));
+      });
+    });
+  }
+
+  /** Drains a body we do not want (GET with body, errors) without buffering it, up to a bound. */
+  function rejectBodyIfAny(req: IncomingMessage): void {
+    const cl = req.headers['content-length'];
+    const te = req.headers['transfer-encoding'];
+    if ((cl !== undefined && cl !== '0') || te !== undefined) {
+      throw bad(`${req.method} ${'this endpoint'} takes no request body`);
+    }
+  }
+
+  /** Calls a backend operation with a backstop timer: an unanswered call becomes 504. */
+  function call(op: (cb: (r: ClientResult) => void) => void): Promise<ClientResult> {
+    return new Promise((resolve) => {
+      let settled = false;
+      const t = setTimeout(() => {
+        if (settled) return;
+        settled = true;
+        resolve({ status: 504, error: `no answer from the node within ${backstopMs} ms` });
+      }, backstopMs);
+      try {
+        op((r) => {
+          if (settled) return;
+          settled = true;
+          clearTimeout(t);
+          resolve(r);
+        });
+      } catch (err) {
+        if (settled) return;
+        settled = true;
+        clearTimeout(t);
+        onError(err, 'backend call');
+        // A synchronous throw happened before anything was proposed.
+        resolve({ status: 503, error: `internal error before proposing: ${(err as Error).message}` });
+      }
+    });
+  }
+
+  function casOf(q: Params): number | undefined {
+    const c = q.get('cas');
+    return c === undefined ? undefined : parseIndexParam(c, 'cas');
+  }
+
+  function writeResult(res: ServerResponse, r: ClientResult, cas: number | undefined, what: string): void {
+    if (r.status === 200) {
+      json(res, 200, cas === undefined ? { index: r.index ?? 0 } : { ok: true, index: r.index ?? 0 });
+      return;
+    }
+    if (r.status === 409) {
+      json(res, 409, { ok: false, index: r.index ?? 0, error: r.error ?? `${what}: compare-and-set failed: the key's index is ${r.index ?? 0}`, code: 'cas-failed' });
+      return;
+    }
+    sendError(res, failure(r, what));
+  }
+
+  function sendValue(res: ServerResponse, r: ClientResult, key: string): void {
+    if (r.status === 200) {
+      send(res, 200, r.value ?? new Uint8Array(0), { 'Content-Type': 'application/octet-stream', 'X-Quorumd-Index': r.index ?? 0 });
+    } else if (r.status === 404) {
+      json(res, 404, { error: `key ${JSON.stringify(key)} not found`, code: 'not-found' }, { 'X-Quorumd-Index': r.index ?? 0 });
+    } else sendError(res, failure(r, 'get'));
+  }
+
+  async function watch(req: IncomingMessage, res: ServerResponse, key: string, after: number, waitMs: number): Promise<void> {
+    if (watches >= maxWatches) throw new HttpError(503, 'unavailable', `too many watches open (${maxWatches}); retry later`);
+    watches++;
+    try {
+      const read = () => call((cb) => backend.get(key, { stale: true }, cb));
+      let r = await read();
+      const passed = (x: ClientResult) => x.status === 200 && (x.index ?? 0) > after;
+      if (passed(r) || (r.status !== 200 && r.status !== 404)) return sendValue(res, r, key);
+      const firstStatus = r.status;
+      const deadline = Date.now() + waitMs;
+      await new Promise<void>((resolve) => {
+        let finished = false;
+        let unsub: (() => void) | undefined;
+        let poll: NodeJS.Timeout | undefined;
+        const finish = () => {
+          if (finished) return;
+          finished = true;
+          clearTimeout(timer);
+          if (poll) clearTimeout(poll);
+          unsub?.();
+          resolve();
+        };
+        const timer = setTimeout(finish, waitMs);
+        res.on('close', finish);
+        const check = async () => {
+          if (finished) return;
+          r = await read();
+          // A key that was present and is now absent was deleted: that passes too.
+          if (passed(r) || (firstStatus === 200 && r.status === 404)) finish();
+        };
+        if (backend.onKeyChange) unsub = backend.onKeyChange(key, () => void check());
+        else {
+          const tick = () => {
+            if (finished || Date.now() >= deadline) return;
+            void check().then(() => {
+              if (!finished) poll = setTimeout(tick, 50);
+            });
+          };
+          poll = setTimeout(tick, 50);
+        }
+      });
+      if (!res.destroyed) sendValue(res, r, key);
+    } finally {
+      watches--;
+    }
+  }
+
+  async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const method = req.method ?? '';
+    const rawUrl = req.url ?? '';
+    if (rawUrl.length > 8192) throw new HttpError(414, 'uri-too-long', 'request target longer than 8192 characters');
+    if (!rawUrl.startsWith('/')) throw bad(`request target must be a path starting with '/', got ${JSON.stringify(rawUrl.slice(0, 40))}`);
+    const qi = rawUrl.indexOf('?');
+    const path = qi < 0 ? rawUrl : rawUrl.slice(0, qi);
+    const search = qi < 0 ? '' : rawUrl.slice(qi + 1);
+
+    if (tokenBuf) {
+      const auth = req.headers.authorization ?? '';
+      const m = /^Bearer (.+)$/.exec(auth);
+      const given = m ? Buffer.from(m[1]!, 'utf8') : Buffer.alloc(0);
+      if (!m || given.length !== tokenBuf.length || !timingSafeEqual(given, tokenBuf)) {
+        throw new HttpError(401, 'unauthorized', 'missing or wrong bearer token (Authorization: Bearer <token>)');
+      }
+    }
+
+    const only = (...allowed: string[]) => {
+      if (!allowed.includes(method)) {
+        throw new HttpError(405, 'method-not-allowed', `${method} is not allowed on ${path.slice(0, 80)}; expected ${allowed.join(' or ')}`, { allow: allowed.join(', ') });
+      }
+    };
+
+    if (path === '/v1/status') {
+      only('GET', 'HEAD');
+      parseQuery(search, []);
+      rejectBodyIfAny(req);
+      return json(res, 200, backend.status());
+    }
+    if (path === '/v1/leader') {
+      only('GET', 'HEAD');
+      parseQuery(search, []);
+      rejectBodyIfAny(req);
+      return json(res, 200, backend.leader());
+    }
+    if (path === '/metrics') {
+      only('GET', 'HEAD');
+      parseQuery(search, []);
+      rejectBodyIfAny(req);
+      return send(res, 200, renderMetrics([...backend.metrics(), ...httpFamilies()]), { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8' });
+    }
+    if (path.startsWith('/v1/kv/') || path === '/v1/kv') {
+      const key = decodeName(path.slice('/v1/kv/'.length), 'key');
+      only('GET', 'PUT', 'DELETE');
+      if (method === 'GET') {
+        const q = parseQuery(search, ['stale', 'watch', 'wait']);
+        rejectBodyIfAny(req);
+        const w = q.get('watch');
+        if (w !== undefined) {
+          if (q.has('stale')) throw bad('watch reads are local already; do not combine watch with stale');
+          const after = parseIndexParam(w, 'watch');
+          const waitRaw = q.get('wait');
+          const waitMs = waitRaw === undefined ? defaultWatchMs : parseDuration(waitRaw, 'wait');
+          if (waitMs > maxWatchMs) throw bad(`wait must be at most ${maxWatchMs} ms, got ${waitMs} ms`);
+          return watch(req, res, key, after, waitMs);
+        }
+        if (q.has('wait')) throw bad('wait is only meaningful with watch=<index>');
+        const st = q.get('stale');
+        if (st !== undefined && st !== '' && st !== 'true' && st !== '1') throw bad(`stale takes no value (or true/1), got ${JSON.stringify(st.slice(0, 40))}`);
+        const r = await call((cb) => backend.get(key, { stale: st !== undefined }, cb));
+        return sendValue(res, r, key);
+      }
+      const q = parseQuery(search, ['cas']);
+      const cas = casOf(q);
+      if (method === 'PUT') {
+        const value = await readBody(req, Math.min(maxBody, MAX_VALUE_BYTES));
+        const r = await call((cb) => backend.put(key, value, cas === undefined ? {} : { cas }, cb));
+        return writeResult(res, r, cas, 'put');
+      }
+      rejectBodyIfAny(req);
+      const r = await call((cb) => backend.del(key, cas === undefined ? {} : { cas }, cb));
+      return writeResult(res, r, cas, 'delete');
+    }
+    if (path.startsWith('/v1/locks/') || path === '/v1/locks') {
+      let rest = path.slice('/v1/locks/'.length);
+      const renew = rest.endsWith('/renew');
+      if (renew) rest = rest.slice(0, -'/renew'.length);
+      const name = decodeName(rest, 'lock name');
+      rejectBodyIfAny(req);
+      if (renew) {
+        only('POST');
+        const q = parseQuery(search, ['token']);
+        const t = q.get('token');
+        if (t === undefined) throw bad('renew needs token=<the fencing token of the grant>');
+        const token = parseIndexParam(t, 'token');
+        const r = await call((cb) => backend.lockRenew(name, token, cb));
+        if (r.status === 200) return json(res, 200, { ok: true, token: r.token ?? token, ...(r.ttlMs !== undefined ? { ttlMs: r.ttlMs } : {}), ...(r.expiresAt !== undefined ? { expiresAt: r.expiresAt } : {}) });
+        if (r.status === 409) return json(res, 409, { ok: false, error: r.error ?? `lock ${name} is not held with token ${token}`, code: 'not-held' });
+        return sendError(res, failure(r, 'lock renew'));
+      }
+      only('POST', 'DELETE');
+      if (method === 'POST') {
+        const q = parseQuery(search, ['ttl', 'owner']);
+        const ttlRaw = q.get('ttl');
+        const owner = q.get('owner');
+        if (ttlRaw === undefined) throw bad('acquire needs ttl=<duration>, e.g. ttl=15s');
+        if (owner === undefined || owner === '') throw bad('acquire needs owner=<who holds it>, e.g. owner=backup-job');
+        if (Buffer.byteLength(owner) > MAX_KEY_BYTES || !wellFormed(owner)) throw bad(`owner must be well-formed text of at most ${MAX_KEY_BYTES} bytes`);
+        const ttlMs = parseDuration(ttlRaw, 'ttl');
+        if (ttlMs < MIN_TTL_MS || ttlMs > MAX_TTL_MS) throw bad(`ttl must be between ${MIN_TTL_MS} ms and ${MAX_TTL_MS / 3_600_000} h, got ${ttlMs} ms`);
+        const r = await call((cb) => backend.lockAcquire(name, owner, ttlMs, cb));
+        if (r.status === 200) return json(res, 200, { token: r.token ?? 0, ttlMs: r.ttlMs ?? ttlMs });
+        if (r.status === 409) return json(res, 409, { holder: r.holder ?? null, error: r.error ?? `lock ${name} is held by ${r.holder ?? 'another owner'}`, code: 'lock-held' });
+        return sendError(res, failure(r, 'lock acquire'));
+      }
+      const q = parseQuery(search, ['token']);
+      const t = q.get('token');
+      if (t === undefined) throw bad('release needs token=<the fencing token of the grant>');
+      const token = parseIndexParam(t, 'token');
+      const r = await call((cb) => backend.lockRelease(name, token, cb));
+      if (r.status === 200) return json(res, 200, { ok: true });
+      if (r.status === 409) return json(res, 409, { ok: false, error: r.error ?? `lock ${name} is not held with token ${token}`, code: 'not-held' });
+      return sendError(res, failure(r, 'lock release'));
+    }
+    throw new HttpError(404, 'not-found', `no such endpoint: ${path.slice(0, 80)} (see /v1/status, /v1/leader, /v1/kv/<key>, /v1/locks/<name>, /metrics)`);
+  }
+
+  const server = createServer({ maxHeaderSize: 16 * 1024, requestTimeout: maxWatchMs + 60_000, headersTimeout: 30_000 }, (req, res) => {
+    route(req, res).then(
+      () => {
+        if (!res.headersSent && !res.destroyed) json(res, 500, { error: 'handler ended without an answer', code: 'internal' });
+      },
+      (err: unknown) => {
+        if (err instanceof HttpError) {
+          sendError(res, err);
+          // After a 413 or a body we did not read, the connection cannot be reused safely.
+          if (err.status === 413 || err.status === 400) res.on('finish', () => req.socket.destroySoon?.());
+          return;
+        }
+        onError(err, `${req.method} ${req.url?.slice(0, 80)}`);
+        if (!res.headersSent) json(res, 500, { error: `internal error: ${(err as Error)?.message ?? String(err)}`, code: 'internal' });
+      },
+    );
+  });
+  server.keepAliveTimeout = 5000;
+  server.on('connection', (s: Socket) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+    counts.set(400, (counts.get(400) ?? 0) + 1);
+    if (socket.writable) {
+      const body = JSON.stringify({ error: `malformed HTTP request: ${err.code ?? err.message}`, code: 'bad-request' }) + '\n';
+      socket.end(`HTTP/1.1 400 Bad Request\r\nContent-Type: ${JSON_TYPE}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    } else socket.destroy();
+  });
+
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port ?? 7071, host, () => {
+      server.off('error', reject);
+      const a = server.address() as AddressInfo;
+      resolve({
+        server,
+        counts,
+        address: () => ({ host: a.address, port: a.port }),
+        close: () =>
+          new Promise<void>((r) => {
+            if (closing) return r();
+            closing = true;
+            server.close(() => r());
+            for (const s of sockets) s.destroy();
+          }),
+      });
+    });
+  });
+}

@@ -1,0 +1,334 @@
+/**
+ * `quorumd start --config node.yaml`: one node on a board, and `startNode()`, the same
+ * thing as a library call (daemon/index.ts).
+ *
+ * Wiring: RealClock + FsStorage(dataDir) (fsync timed for /metrics) + the configured
+ * links (MQTT; serial when hal/serial is given a port) → NodeRuntime (daemon/runtime)
+ * → RuntimeBackend → HTTP API; leadership changes → hooks; pino logs on stdout.
+ *
+ * Shutdown (SIGTERM/SIGINT, or `stop()`): a leader first hands leadership to the most
+ * up-to-date voter (Raft thesis §3.10) and waits, bounded, until another node leads,
+ * so that the cluster does not sit out an election timeout; then the HTTP server
+ * closes, the runtime stops (pending requests answered 503/504), links close (MQTT
+ * publishes an orderly "offline", so peers do not treat it as a crash) and the data
+ * directory lock is released.
+ */
+import { randomBytes } from 'node:crypto';
+import { closeSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Done, Link, Storage } from '../hal/interfaces.ts';
+import { FsStorage } from '../hal/fs-storage.ts';
+import { MqttLink, type MqttTlsOptions } from '../hal/mqtt/link.ts';
+import { Rng } from '../src/rng.ts';
+import { loadConfigFile, type ResolvedConfig } from './config/load.ts';
+import { HookRunner } from './hooks.ts';
+import { startApiServer, type ApiServer } from './http/server.ts';
+import { RuntimeBackend, type LinkInfo } from './http/runtime-backend.ts';
+import { createPino, runtimeLogger } from './log.ts';
+import { RealClock } from './real-clock.ts';
+import { NodeRuntime } from './runtime/index.ts';
+import type { Logger as Pino } from 'pino';
+
+export interface StartOptions {
+  /** A logger to use instead of pino on stdout. */
+  pino?: Pino;
+  /** Install SIGTERM/SIGINT handlers that stop the node and exit. Default false (library use). */
+  handleSignals?: boolean;
+  /** Override the HTTP port (0 = any free port; tests). */
+  httpPort?: number;
+}
+
+export interface RunningNode {
+  config: ResolvedConfig;
+  runtime: NodeRuntime;
+  backend: RuntimeBackend;
+  http: ApiServer;
+  /** Base URL of the HTTP API, e.g. http://127.0.0.1:7071. */
+  url: string;
+  hooks: HookRunner;
+  log: Pino;
+  /** Transfers leadership if leader (bounded), then stops everything. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/** fsync timing for /metrics: wraps a Storage, timing sync and syncDir. */
+class TimedStorage implements Storage {
+  constructor(
+    private readonly inner: Storage,
+    private readonly observe: (seconds: number) => void,
+  ) {}
+  list() { return this.inner.list(); }
+  read(n: string) { return this.inner.read(n); }
+  write(n: string, d: Uint8Array) { this.inner.write(n, d); }
+  append(n: string, d: Uint8Array) { this.inner.append(n, d); }
+  truncate(n: string, s: number) { this.inner.truncate(n, s); }
+  rename(a: string, b: string) { this.inner.rename(a, b); }
+  remove(n: string) { this.inner.remove(n); }
+  sync(n: string, done: Done) {
+    const t0 = performance.now();
+    this.inner.sync(n, (e) => { this.observe((performance.now() - t0) / 1000); done(e); });
+  }
+  syncDir(done: Done) {
+    const t0 = performance.now();
+    this.inner.syncDir((e) => { this.observe((performance.now() - t0) / 1000); done(e); });
+  }
+}
+
+/**
+ * One process per data directory: a pid file created with O_EXCL. A file left by a
+ * process that no longer exists (SIGKILL, power cut) is taken over.
+ */
+function lockDataDir(dir: string): () => void {
+  mkdirSync(dir, { recursive: true });
+  const p = join(dir, 'quorumd.pid');
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fd = openSync(p, 'wx');
+      writeSync(fd, `${process.pid}\n`);
+      closeSync(fd);
+      return () => {
+        try {
+          if (readFileSync(p, 'utf8').trim() === String(process.pid)) unlinkSync(p);
+        } catch {
+          /* already gone */
+        }
+      };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new Error(`data directory ${dir}: cannot create ${p}: ${(err as Error).message}`);
+      let pid = NaN;
+      try {
+        pid = Number(readFileSync(p, 'utf8').trim());
+      } catch {
+        /* vanished meanwhile: retry */
+      }
+      let alive = false;
+      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid) {
+        try {
+          process.kill(pid, 0);
+          alive = true;
+        } catch (e) {
+          alive = (e as NodeJS.ErrnoException).code === 'EPERM';
+        }
+      }
+      if (alive) throw new Error(`data directory ${dir} is in use by process ${pid} (${p}); one node per data directory`);
+      try {
+        unlinkSync(p);
+      } catch {
+        /* raced: retry */
+      }
+    }
+  }
+  throw new Error(`data directory ${dir}: could not take the lock ${p}`);
+}
+
+function readPem(file: string | undefined, what: string): string | undefined {
+  if (file === undefined) return undefined;
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new Error(`${what}: cannot read ${file}: ${(err as Error).message}`);
+  }
+}
+
+/** Starts a node from a resolved config (see loadConfigFile). */
+export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartOptions = {}): Promise<RunningNode> {
+  const cfg = typeof cfgOrFile === 'string' ? loadConfigFile(cfgOrFile) : cfgOrFile;
+  const c = cfg.config;
+  const log = opts.pino ?? createPino(c.log.level, { node: cfg.self.name, cluster: c.cluster.name });
+  if (c.engine !== 'raft') throw new Error(`not implemented: engine "${c.engine}" (the bully engine arrives with its own issue); use engine: raft`);
+  if (cfg.self.role === 'witness') {
+    throw new Error('not implemented: running a witness with `quorumd start` (the witness process arrives with the fencing issue); run a voter here');
+  }
+  if (c.serial && c.serial.length > 0) {
+    throw new Error('not implemented: serial links in `quorumd start` (hal/serial is being built); use an mqtt: section for now');
+  }
+
+  const unlock = lockDataDir(cfg.dataDir);
+  const links: Link[] = [];
+  const linkInfos: LinkInfo[] = [];
+  try {
+    if (c.mqtt) {
+      const tlsOpts: MqttTlsOptions | undefined = c.mqtt.tls
+        ? {
+            ...(c.mqtt.tls.caFile ? { ca: readPem(c.mqtt.tls.caFile, 'mqtt.tls.caFile') } : {}),
+            ...(c.mqtt.tls.certFile ? { cert: readPem(c.mqtt.tls.certFile, 'mqtt.tls.certFile') } : {}),
+            ...(c.mqtt.tls.keyFile ? { key: readPem(c.mqtt.tls.keyFile, 'mqtt.tls.keyFile') } : {}),
+            rejectUnauthorized: c.mqtt.tls.rejectUnauthorized,
+          }
+        : undefined;
+      const link = new MqttLink({
+        cluster: c.cluster.id,
+        self: cfg.self.id,
+        brokers: c.mqtt.brokers,
+        keepaliveSec: c.mqtt.keepaliveSec,
+        ...(c.mqtt.username !== undefined ? { username: c.mqtt.username } : {}),
+        ...(cfg.mqttPassword !== undefined ? { password: cfg.mqttPassword } : {}),
+        ...(tlsOpts ? { tls: tlsOpts } : {}),
+      });
+      links.push(link);
+      linkInfos.push({
+        name: link.name,
+        stats: link.stats as unknown as Record<string, number>,
+        up: () => link.connectedCount() > 0,
+        errorKeys: ['droppedDisconnected', 'droppedBackpressure', 'droppedTooLarge', 'refusedTooLarge', 'unexpectedTopic', 'badPresence'],
+      });
+    }
+  } catch (err) {
+    unlock();
+    throw err;
+  }
+
+  const backend = new RuntimeBackend(cfg.self, c.members, linkInfos, c.cluster.name, c.engine);
+  const storage = new TimedStorage(new FsStorage(cfg.dataDir), (s) => backend.fsync.observe(s));
+  const voters = c.members.filter((m) => m.role === 'voter').map((m) => m.id);
+  const witnesses = c.members.filter((m) => m.role === 'witness').map((m) => m.id);
+  const rlog = runtimeLogger(log);
+  let stopping: Promise<void> | undefined;
+  let fatal: Error | undefined;
+  const runtime = new NodeRuntime({
+    id: cfg.self.id,
+    config: { voters, learners: [], witnesses },
+    cluster: c.cluster.id,
+    keyring: cfg.previousKey ? { current: cfg.key, previous: cfg.previousKey } : { current: cfg.key },
+    clock: new RealClock(),
+    storage,
+    links: c.raft.campaignOnPeerGone ? links : links.map(withoutPeerGone),
+    rng: new Rng(randomBytes(4).readUInt32LE(0)),
+    raft: {
+      tickMs: c.raft.tickMs,
+      electionTimeoutMinMs: c.raft.electionTimeoutMinMs,
+      electionTimeoutMaxMs: c.raft.electionTimeoutMaxMs,
+      heartbeatMs: c.raft.heartbeatMs,
+      preVote: c.raft.preVote,
+      checkQuorum: c.raft.checkQuorum,
+    },
+    requestTimeoutMs: c.http.requestTimeoutMs,
+    logger: rlog,
+    observer: backend.observer(),
+    onFatal: (err) => {
+      fatal = err;
+      log.fatal({ error: err.message }, 'node stopped on a fatal error; exiting so that the supervisor restarts it');
+      void node.stop().then(() => {
+        if (opts.handleSignals) process.exit(1);
+      });
+    },
+  });
+  backend.attach(runtime);
+
+  const hooks = new HookRunner({
+    onActive: c.hooks.onActive,
+    onInactive: c.hooks.onInactive,
+    timeoutMs: c.hooks.timeoutMs,
+    node: cfg.self.name,
+    cluster: c.cluster.name,
+    log: { info: (f, m) => log.info(f, m), warn: (f, m) => log.warn(f, m), error: (f, m) => log.error(f, m) },
+  });
+  backend.onLeadership = (ev) => {
+    log.info({ event: ev.event, term: ev.term, token: ev.token }, ev.event === 'active' ? 'became active leader' : 'no longer leader');
+    hooks.fire(ev);
+  };
+
+  let http: ApiServer;
+  try {
+    http = await startApiServer(backend, {
+      host: cfg.http.host,
+      port: opts.httpPort ?? cfg.http.port,
+      token: cfg.http.token,
+      maxBodyBytes: c.http.maxBodyBytes,
+      maxWatchMs: c.http.maxWatchMs,
+      backstopMs: c.http.requestTimeoutMs + 2000,
+      onError: (err, where) => log.error({ where, error: (err as Error)?.stack ?? String(err) }, 'HTTP handler error'),
+    });
+  } catch (err) {
+    for (const l of links) l.close();
+    unlock();
+    throw new Error(`HTTP API on ${cfg.http.host}:${opts.httpPort ?? cfg.http.port}: ${(err as Error).message}`);
+  }
+  const a = http.address();
+  const url = `http://${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`;
+
+  runtime.start();
+  log.info({ id: cfg.self.id, http: url, dataDir: cfg.dataDir, links: linkInfos.map((l) => l.name), members: c.members.length }, 'node started');
+
+  const node: RunningNode = {
+    config: cfg,
+    runtime,
+    backend,
+    http,
+    url,
+    hooks,
+    log,
+    stop: () => (stopping ??= shutdown()),
+  };
+
+  async function shutdown(): Promise<void> {
+    if (runtime.isLeader && !fatal) await handOver();
+    await http.close();
+    runtime.stop(); // closes the links too
+    if (backend.active) hooks.fire({ event: 'inactive', term: runtime.status().term, token: backend.leader().token });
+    await Promise.race([hooks.stop(), new Promise((r) => setTimeout(r, c.hooks.timeoutMs + 3000))]);
+    unlock();
+    log.info('node stopped');
+  }
+
+  /** Leadership transfer to the most caught-up voter; waits until someone else leads (bounded). */
+  async function handOver(): Promise<void> {
+    const eng = runtime.engine;
+    if (!eng) return;
+    const prog = eng.status().progress.filter((p) => voters.includes(p.id)).sort((x, y) => y.match - x.match);
+    const to = prog[0];
+    if (!to) return;
+    const r = runtime.transferLeadership(to.id);
+    if (!r.ok) {
+      log.warn({ to: to.id, reason: r.reason }, 'leadership transfer not started');
+      return;
+    }
+    log.info({ to: to.id }, 'SIGTERM: transferring leadership before exit');
+    const deadline = performance.now() + Math.max(1000, c.raft.electionTimeoutMaxMs * 2);
+    while (performance.now() < deadline) {
+      await new Promise((res) => setTimeout(res, 10));
+      const s = runtime.status();
+      if (s.leader !== cfg.self.id && s.leader !== 0) {
+        log.info({ leader: s.leader, term: s.term }, 'leadership transferred');
+        return;
+      }
+    }
+    log.warn('leadership transfer did not finish in time; stopping anyway');
+  }
+
+  if (opts.handleSignals) {
+    const onSignal = (sig: string) => {
+      log.info({ signal: sig }, 'stopping');
+      void node.stop().then(
+        () => process.exit(0),
+        (err) => {
+          log.error({ error: (err as Error).message }, 'error while stopping');
+          process.exit(1);
+        },
+      );
+    };
+    process.once('SIGTERM', () => onSignal('SIGTERM'));
+    process.once('SIGINT', () => onSignal('SIGINT'));
+  }
+  return node;
+}
+
+/** A link whose peer-gone hints are hidden (raft.campaignOnPeerGone: false; the failover benchmark's baseline). */
+function withoutPeerGone(l: Link): Link {
+  return {
+    name: l.name,
+    maxFrame: l.maxFrame,
+    send: (to, f) => l.send(to, f),
+    onFrame: (h) => l.onFrame(h),
+    onEvent: (h) => l.onEvent((ev) => {
+      if (ev.kind !== 'peer-gone') h(ev);
+    }),
+    close: (d) => l.close(d),
+  };
+}
+
+/** The CLI command: starts, runs until a signal. Config errors propagate (exit 2 in cli.ts). */
+export async function runStart(file: string): Promise<void> {
+  const cfg = loadConfigFile(file);
+  await startNode(cfg, { handleSignals: true });
+}
