@@ -1,0 +1,274 @@
+/**
+ * One seed of `quorumd sim`: a World with N boards (+ a witness), a NodeRuntime booted
+ * on every board at every boot, faults drawn from the seed, a client workload, the
+ * invariant checker after every step, a simulated actuator, and at the end a liveness
+ * probe, the acknowledged-writes check and the linearizability check of the history.
+ *
+ * Timeline of a seed with --time T:
+ *   [0.5 s, 0.7 T]   faults start (Poisson, kinds from --faults); each heals within
+ *                    min(5 s, 0.15 T), so all are healed by 0.85 T at the latest
+ *   [0, T)           clients issue operations
+ *   T …              the workload drains (answers or client timeouts), then the
+ *                    liveness probe: a write must commit within PROBE_MS after healing
+ */
+import { createHash } from 'node:crypto';
+import { World } from '../../firmware-sim/world.ts';
+import type { Board } from '../../firmware-sim/board.ts';
+import { StorageCorruptError } from '../../hal/storage/index.ts';
+import type { Storage } from '../../hal/interfaces.ts';
+import { checkLinearizable } from '../../src/lin/index.ts';
+import type { NodeId } from '../../src/types.ts';
+import { encodeCommand } from '../../src/kv/index.ts';
+import type { Ready } from '../../src/raft/index.ts';
+import type { Entry } from '../../src/wire/messages.ts';
+import { NodeRuntime, Status, formatLine, type NodeRuntimeOptions, type RuntimeObserver } from '../runtime/index.ts';
+import { InvariantChecker, SimViolation } from './invariants.ts';
+import { Workload, DEFAULT_WORKLOAD, type WorkloadOptions } from './workload.ts';
+import type { SimConfig } from './options.ts';
+import { hashBytes } from './hash.ts';
+
+/** Longest wait for the liveness probe's write after the run (virtual ms). */
+export const PROBE_MS = 20_000;
+/** Actuation period of a node that believes it leads (virtual ms). */
+export const ACTUATE_EVERY_MS = 100;
+
+export interface SeedResult {
+  seed: number;
+  trace: string;
+  violation?: { invariant: string; detail: string; atMs: number; lastTrace: string[] };
+  leaders: number;
+  commits: number;
+  ops: number;
+  opsOk: number;
+  opsUnknown: number;
+  faults: number;
+  virtualMs: number;
+  wallMs: number;
+  staleActuations: number;
+  actuations: number;
+  dualActiveMs: number;
+  lin: 'ok' | 'fail' | 'unknown' | 'skipped';
+  historyOps: number;
+  /** Milliseconds from the end of healing to the probe's committed write (-1 if none). */
+  probeMs: number;
+}
+
+/** Test and benchmark hooks; the CLI uses none of them. */
+export interface SeedHooks {
+  /** Wraps every board's Storage (e.g. a disk that lies about fsync, to show the checks catch it). */
+  wrapStorage?: (s: Storage, node: NodeId) => Storage;
+  /** Extra runtime options (e.g. batching off). */
+  runtime?: Partial<NodeRuntimeOptions>;
+  workload?: Partial<WorkloadOptions>;
+  /** Skip the linearizability check (benchmarks). */
+  skipLin?: boolean;
+  /** Called with the world and runtimes before the run starts. */
+  setup?: (ctx: SimCluster) => void;
+}
+
+export interface SimCluster {
+  world: World;
+  checker: InvariantChecker;
+  runtimes: Map<NodeId, NodeRuntime>;
+  live(): NodeRuntime[];
+}
+
+/** Ground truth for actuations and simultaneous leaders (DESIGN §6 stale_actuations, dual_active_ms). */
+class Actuator {
+  actuations = 0;
+  stale = 0;
+  dualUs = 0;
+  private lastUs = 0;
+  private leadersNow = 0;
+
+  /** Called after every step: accounts time during which ≥ 2 nodes believe they lead. */
+  update(nowUs: number, leaders: number): void {
+    if (this.leadersNow >= 2) this.dualUs += nowUs - this.lastUs;
+    this.lastUs = nowUs;
+    this.leadersNow = leaders;
+  }
+
+  /** Each node that believes it leads actuates with its term as epoch. */
+  actuate(epochs: number[]): void {
+    if (epochs.length === 0) return;
+    const newest = Math.max(...epochs);
+    for (const e of epochs) {
+      this.actuations++;
+      if (e < newest) this.stale++;
+    }
+  }
+}
+
+export function clusterKey(seed: number): Uint8Array {
+  return new Uint8Array(createHash('sha256').update(`quorumd-sim-key:${seed}`).digest());
+}
+
+export function runSeed(cfg: SimConfig, seed: number, hooks: SeedHooks = {}): SeedResult {
+  const wall0 = performance.now();
+  const world = new World({ seed, traceKeepLast: 40 });
+  const dataIds: NodeId[] = [];
+  for (let i = 1; i <= cfg.nodes; i++) dataIds.push(i);
+  const witnessIds: NodeId[] = cfg.witness ? [cfg.nodes + 1] : [];
+  const allIds = [...dataIds, ...witnessIds];
+  for (const id of allIds) world.addBoard(id);
+  const keyring = { current: clusterKey(seed) };
+  let violation: SimViolation | undefined;
+  const checker = new InvariantChecker(() => world.nowMs, witnessIds, (v) => {
+    violation ??= v;
+  });
+  const runtimes = new Map<NodeId, NodeRuntime>();
+  const incarnation = new Map<NodeRuntime, number>();
+  const actuator = new Actuator();
+  const isLive = (rt: NodeRuntime) => {
+    const b = world.board(rt.id);
+    return rt.state === 'running' && b.hal !== null && b.incarnation === incarnation.get(rt);
+  };
+  const live = () => {
+    const out: NodeRuntime[] = [];
+    for (const rt of runtimes.values()) if (isLive(rt)) out.push(rt);
+    return out;
+  };
+  const liveData = () => live().filter((rt) => !witnessIds.includes(rt.id));
+  const countLeaders = () => {
+    let n = 0;
+    for (const rt of runtimes.values()) if (rt.isLeader && isLive(rt)) n++;
+    return n;
+  };
+  const observer: RuntimeObserver = {
+    booted: (rt) => checker.booted(rt),
+    afterStep: (rt) => {
+      checker.afterStep(rt);
+      actuator.update(world.nowUs, countLeaders());
+    },
+    persisted: (rt: NodeRuntime, rd: Ready) => checker.persisted(rt, rd),
+    applied: (rt: NodeRuntime, e: Entry, r) => checker.applied(rt, e, r),
+    engineError: (rt, err) => checker.engineError(rt, err),
+  };
+
+  world.onBoot((hal, board: Board) => {
+    const storage = hooks.wrapStorage ? hooks.wrapStorage(hal.storage, hal.node) : hal.storage;
+    const rt = new NodeRuntime({
+      id: hal.node,
+      config: { voters: dataIds, learners: [], witnesses: witnessIds },
+      cluster: 1,
+      keyring,
+      clock: hal.clock,
+      storage,
+      links: hal.links,
+      rng: world.rng.fork(`raft:${hal.node}:${hal.incarnation}`),
+      snapshotEntries: 200,
+      logger: (level, msg, fields) => {
+        if (level !== 'debug') world.ctx.log(`n${hal.node} ${formatLine(level, msg, fields)}`);
+      },
+      observer,
+      onFatal: (err) => {
+        if (err instanceof StorageCorruptError) checker.fail('storage-corrupt', `node ${hal.node} refuses to start: ${err.message}`);
+        // The supervisor (systemd) restarts the process; recovery runs from disk.
+        board.crashProcess();
+      },
+      ...hooks.runtime,
+    });
+    runtimes.set(hal.node, rt);
+    incarnation.set(rt, hal.incarnation);
+    rt.start();
+  });
+
+  const T = cfg.timeMs;
+  const maxDur = Math.min(5000, Math.max(500, Math.round(T * 0.15)));
+  const faultEnd = Math.round(T * 0.7);
+  const healedBy = faultEnd + maxDur;
+  const plan = world.faults.schedule({
+    kinds: cfg.faults,
+    startMs: Math.min(500, faultEnd),
+    endMs: faultEnd,
+    meanGapMs: Math.min(5000, Math.max(300, Math.round(T / 12))),
+    minDurationMs: Math.min(500, maxDur),
+    maxDurationMs: maxDur,
+  });
+
+  const workload = new Workload(world.sched, world.rng.fork('clients'), liveData, { ...DEFAULT_WORKLOAD, ...hooks.workload });
+  workload.start(T * 1000);
+  const actuate = () => {
+    const epochs: number[] = [];
+    for (const rt of runtimes.values()) if (rt.isLeader && isLive(rt)) epochs.push(rt.engine!.status().term);
+    actuator.actuate(epochs);
+    world.sched.after(ACTUATE_EVERY_MS * 1000, actuate);
+  };
+  world.sched.after(ACTUATE_EVERY_MS * 1000, actuate);
+  hooks.setup?.({ world, checker, runtimes, live });
+
+  let probeMs = -1;
+  const probeAcked: Array<{ index: number; dataHash: number; what: string }> = [];
+  try {
+    world.run(Math.max(T, healedBy));
+    // Drain: every client answer or client timeout.
+    world.runUntil(() => workload.pending === 0, DEFAULT_WORKLOAD.clientTimeoutMs + 1000);
+    // Liveness: all faults are healed; a write must commit.
+    const t0 = world.nowMs;
+    let done = false;
+    let n = 0;
+    const probe = () => {
+      if (done) return;
+      const nodes = liveData();
+      if (nodes.length > 0) {
+        const rt = nodes[n++ % nodes.length]!;
+        const value = new TextEncoder().encode(`probe.${n}`);
+        const data = encodeCommand({ op: 'put', key: '__probe', value });
+        rt.put('__probe', value, {}, (res) => {
+          if (done || res.status !== Status.OK) return;
+          done = true;
+          probeMs = Math.round(world.nowMs - t0);
+          probeAcked.push({ index: res.index!, dataHash: data instanceof Uint8Array ? hashBytes(data) : 0, what: `probe put via node ${rt.id}` });
+        });
+      }
+      world.sched.after(300_000, probe);
+    };
+    probe();
+    world.runUntil(() => done, PROBE_MS);
+    if (!done) checker.fail('liveness', `no write committed within ${PROBE_MS} ms after every fault healed (live data nodes: ${liveData().map((r) => r.id).join(',') || 'none'})`);
+    // Let followers catch up before comparing their state machines.
+    world.run(500);
+    const leader = live().find((r) => r.isLeader);
+    checker.checkAcked([...workload.acked, ...probeAcked], leader);
+    checker.checkStateMachines(liveData());
+    for (const id of allIds) {
+      const stale = world.board(id).stats.staleCalls;
+      if (stale > 0) checker.fail('stale-hal-calls', `board ${id}: ${stale} calls through a dead incarnation's HAL (the runtime kept a reference across its death)`);
+    }
+  } catch (e) {
+    if (!(e instanceof SimViolation)) throw e;
+    violation ??= e;
+  }
+
+  let lin: SeedResult['lin'] = 'skipped';
+  if (!violation && !hooks.skipLin) {
+    const r = checkLinearizable(workload.history, { maxStates: 200_000 });
+    if (r.ok === true) lin = 'ok';
+    else if (r.ok === 'unknown') lin = 'unknown';
+    else {
+      lin = 'fail';
+      violation = new SimViolation('linearizability', `key ${JSON.stringify(r.key)}: ${r.explanation}`, world.nowMs);
+    }
+  }
+  const result: SeedResult = {
+    seed,
+    trace: world.traceHash(),
+    leaders: checker.elections,
+    commits: checker.highestApplied,
+    ops: workload.stats.issued,
+    opsOk: workload.stats.ok + workload.stats.conflict,
+    opsUnknown: workload.stats.unknown + workload.stats.noAnswer,
+    faults: world.faults.applied,
+    virtualMs: Math.round(world.nowMs),
+    wallMs: Math.round(performance.now() - wall0),
+    staleActuations: actuator.stale,
+    actuations: actuator.actuations,
+    dualActiveMs: Math.round(actuator.dualUs / 1000),
+    lin,
+    historyOps: workload.history.length,
+    probeMs,
+  };
+  void plan;
+  if (violation) result.violation = { invariant: violation.invariant, detail: violation.detail, atMs: violation.atMs, lastTrace: world.trace.last() };
+  return result;
+}

@@ -1,0 +1,281 @@
+/**
+ * The safety invariants of Raft (Ongaro & Ousterhout 2014, Figure 3), checked by the
+ * simulator after every step of every node — every delivered message, tick, proposal
+ * and every Ready — plus the durability and client-visible ones:
+ *
+ *   election safety     at most one leader per term, over the whole run (term → leader map)
+ *   log matching        two logs holding an entry with the same index and term are
+ *                       identical up to it: each node keeps a hash chain over its durable
+ *                       log; a global (index, term) → chain map must agree (incremental,
+ *                       O(1) per persisted entry)
+ *   leader completeness a new leader of term T holds every entry that was applied
+ *                       anywhere while the applying node was in a term < T (applied ⇒
+ *                       committed in a term ≤ the applier's term)
+ *   state-machine safety the entry applied at an index is the same on every node
+ *                       (global index → chain value; a witness is compared on metadata)
+ *   durable commit      a node's commit index never decreases during a life, and after a
+ *                       restart is ≥ the commit it had made durable before
+ *   acknowledged writes every write answered 200 is, at the end, in the committed log at
+ *                       the index it was acknowledged with
+ *
+ * A violation throws `SimViolation` out of the scheduler: the seed stops at once.
+ */
+import type { ApplyResult } from '../../src/kv/index.ts';
+import type { Ready } from '../../src/raft/index.ts';
+import type { Entry } from '../../src/wire/messages.ts';
+import type { Index, NodeId, Term } from '../../src/types.ts';
+import type { NodeRuntime, RuntimeObserver } from '../runtime/index.ts';
+import { chainMix, hashBytes } from './hash.ts';
+
+export class SimViolation extends Error {
+  override readonly name = 'SimViolation';
+  constructor(
+    readonly invariant: string,
+    readonly detail: string,
+    readonly atMs: number,
+  ) {
+    super(`${invariant}: ${detail}`);
+  }
+}
+
+interface Chain {
+  /** Over (index, term, type): comparable between data nodes and witnesses. */
+  meta: number;
+  /** Over (index, term, type, data): data nodes only. */
+  full: number;
+}
+
+interface NodeTrack {
+  rt: NodeRuntime | undefined;
+  witness: boolean;
+  /** Chain value by index of this node's durable log (plus its snapshot base). */
+  chain: Map<Index, Chain>;
+  /** Highest commit index seen in this life. */
+  lifeCommit: Index;
+  /** Highest commit index made durable (hard state or snapshot), over all lives. */
+  durableCommit: Index;
+}
+
+interface AppliedRec {
+  term: Term;
+  chain: Chain;
+  /** Data hash from a data node (undefined while only witnesses applied it). */
+  dataHash: number | undefined;
+  /** Lowest term any node was in when it applied this index. */
+  minTerm: Term;
+}
+
+const ZERO: Chain = { meta: 0, full: 0 };
+
+export class InvariantChecker implements RuntimeObserver {
+  readonly termLeader = new Map<Term, NodeId>();
+  private readonly nodes = new Map<NodeId, NodeTrack>();
+  /** (index, term) → chain: the log-matching map. */
+  private readonly seen = new Map<string, Chain>();
+  /** index → what was applied there (state-machine safety). */
+  private readonly appliedLog: (AppliedRec | undefined)[] = [];
+  private maxApplied = 0;
+  /** Counters for the summary. */
+  elections = 0;
+  checks = 0;
+
+  constructor(
+    private readonly nowMs: () => number,
+    witnesses: readonly NodeId[],
+    private readonly onViolation?: (v: SimViolation) => void,
+  ) {
+    for (const w of witnesses) this.track(w).witness = true;
+  }
+
+  /** Highest index applied by any node. */
+  get highestApplied(): Index {
+    return this.maxApplied;
+  }
+
+  appliedAt(i: Index): { term: Term; dataHash: number | undefined } | undefined {
+    const a = this.appliedLog[i];
+    return a && { term: a.term, dataHash: a.dataHash };
+  }
+
+  fail(invariant: string, detail: string): never {
+    const v = new SimViolation(invariant, detail, this.nowMs());
+    this.onViolation?.(v);
+    throw v;
+  }
+
+  private track(id: NodeId): NodeTrack {
+    let t = this.nodes.get(id);
+    if (!t) {
+      t = { rt: undefined, witness: false, chain: new Map(), lifeCommit: 0, durableCommit: 0 };
+      this.nodes.set(id, t);
+    }
+    return t;
+  }
+
+  private entryChain(prev: Chain, e: Entry, witness: boolean): Chain {
+    const meta = chainMix(prev.meta, e.index, e.term, e.type, 0);
+    const full = witness ? 0 : chainMix(prev.full, e.index, e.term, e.type, hashBytes(e.data));
+    return { meta, full };
+  }
+
+  /** Chain value at a snapshot index: what was applied there (a snapshot holds only applied state). */
+  private snapshotBase(id: NodeId, index: Index, term: Term): Chain {
+    if (index === 0) return ZERO;
+    const a = this.appliedLog[index];
+    if (!a) this.fail('snapshot-provenance', `node ${id} holds a snapshot at index ${index} (term ${term}) but no node ever applied index ${index}`);
+    if (a.term !== term) this.fail('state-machine-safety', `node ${id} holds a snapshot at index ${index} with term ${term}, but the entry applied there has term ${a.term}`);
+    return a.chain;
+  }
+
+  /** Records (index, term) → chain; a different chain for the same (index, term) breaks log matching. */
+  private matchLog(id: NodeId, e: Entry, c: Chain, witness: boolean): void {
+    const k = `${e.index}:${e.term}`;
+    const s = this.seen.get(k);
+    if (!s) {
+      this.seen.set(k, witness ? { meta: c.meta, full: -1 } : c);
+      return;
+    }
+    if (s.meta !== c.meta || (!witness && s.full !== -1 && s.full !== c.full)) {
+      this.fail('log-matching', `node ${id} has entry (index ${e.index}, term ${e.term}) with a log prefix different from another node's entry with the same index and term`);
+    }
+    if (!witness && s.full === -1) s.full = c.full;
+  }
+
+  // ---------------------------------------------------------------------------
+  // RuntimeObserver
+
+  booted(rt: NodeRuntime): void {
+    const t = this.track(rt.id);
+    t.rt = rt;
+    const raft = rt.engine!;
+    const s = raft.status();
+    t.witness = s.isWitness;
+    if (s.commitIndex < t.durableCommit) {
+      this.fail('durable-commit', `node ${rt.id} restarted with commit index ${s.commitIndex}, below the ${t.durableCommit} it had made durable`);
+    }
+    t.lifeCommit = s.commitIndex;
+    t.chain = new Map();
+    let prev = this.snapshotBase(rt.id, s.snapshotIndex, s.snapshotTerm);
+    t.chain.set(s.snapshotIndex, prev);
+    for (let i = s.snapshotIndex + 1; i <= s.lastIndex; i++) {
+      const e = raft.entryAt(i);
+      if (!e) this.fail('recovery', `node ${rt.id} recovered a log with a hole at index ${i}`);
+      prev = this.entryChain(prev, e, t.witness);
+      t.chain.set(i, prev);
+      this.matchLog(rt.id, e, prev, t.witness);
+    }
+    this.afterStep(rt);
+  }
+
+  afterStep(rt: NodeRuntime): void {
+    this.checks++;
+    const raft = rt.engine;
+    if (!raft) return;
+    const t = this.track(rt.id);
+    const s = raft.status();
+    if (s.commitIndex < t.lifeCommit) this.fail('commit-monotonic', `node ${rt.id}'s commit index went from ${t.lifeCommit} down to ${s.commitIndex}`);
+    t.lifeCommit = s.commitIndex;
+    if (s.role !== 'leader') return;
+    const prevLeader = this.termLeader.get(s.term);
+    if (prevLeader === rt.id) return;
+    if (prevLeader !== undefined) this.fail('election-safety', `nodes ${prevLeader} and ${rt.id} were both leader in term ${s.term}`);
+    this.termLeader.set(s.term, rt.id);
+    this.elections++;
+    if (t.witness) this.fail('witness-leads', `witness ${rt.id} became leader in term ${s.term}`);
+    // Leader completeness: the highest index applied by a node in a term < T.
+    let i = this.maxApplied;
+    for (; i > 0; i--) if ((this.appliedLog[i]?.minTerm ?? Infinity) < s.term) break;
+    if (i === 0 || i <= s.snapshotIndex) return;
+    const e = raft.entryAt(i);
+    const a = this.appliedLog[i]!;
+    if (!e || e.term !== a.term || (a.dataHash !== undefined && hashBytes(e.data) !== a.dataHash)) {
+      this.fail('leader-completeness', `node ${rt.id} became leader of term ${s.term} without the entry at index ${i} (term ${a.term}) that was committed in an earlier term (it has ${e ? `term ${e.term}` : 'nothing'} there)`);
+    }
+  }
+
+  persisted(rt: NodeRuntime, rd: Ready): void {
+    this.checks++;
+    const t = this.track(rt.id);
+    if (rd.snapshot) {
+      const m = rd.snapshot.meta;
+      t.chain = new Map([[m.index, this.snapshotBase(rt.id, m.index, m.term)]]);
+      t.durableCommit = Math.max(t.durableCommit, m.index);
+    }
+    if (rd.entries.length > 0) {
+      const first = rd.entries[0]!.index;
+      for (const k of [...t.chain.keys()]) if (k >= first) t.chain.delete(k);
+      let prev = t.chain.get(first - 1);
+      if (!prev) this.fail('checker', `node ${rt.id} persisted entries from ${first} but its log before them is unknown to the checker`);
+      for (const e of rd.entries) {
+        prev = this.entryChain(prev, e, t.witness);
+        t.chain.set(e.index, prev);
+        this.matchLog(rt.id, e, prev, t.witness);
+      }
+    }
+    if (rd.hardState) t.durableCommit = Math.max(t.durableCommit, rd.hardState.commit);
+    // Keep the chain map small: entries far below the snapshot are no longer needed.
+    const snapIdx = rt.engine?.status().snapshotIndex ?? 0;
+    if (t.chain.size > 4096) for (const k of [...t.chain.keys()]) if (k < snapIdx) t.chain.delete(k);
+  }
+
+  applied(rt: NodeRuntime, e: Entry, _result: ApplyResult | undefined): void {
+    this.checks++;
+    const t = this.track(rt.id);
+    const c = t.chain.get(e.index);
+    if (!c) this.fail('checker', `node ${rt.id} applied index ${e.index} that the checker never saw persisted`);
+    const term = rt.engine!.status().term;
+    const a = this.appliedLog[e.index];
+    const dataHash = t.witness ? undefined : hashBytes(e.data);
+    if (!a) {
+      this.appliedLog[e.index] = { term: e.term, chain: c, dataHash, minTerm: term };
+      if (e.index > this.maxApplied) this.maxApplied = e.index;
+      return;
+    }
+    if (a.term !== e.term || a.chain.meta !== c.meta || (!t.witness && a.dataHash !== undefined && (a.dataHash !== dataHash || a.chain.full !== c.full))) {
+      this.fail('state-machine-safety', `node ${rt.id} applied (index ${e.index}, term ${e.term}) but another node applied a different entry (term ${a.term}) at that index`);
+    }
+    if (a.dataHash === undefined && dataHash !== undefined) {
+      a.dataHash = dataHash;
+      a.chain = c;
+    }
+    if (term < a.minTerm) a.minTerm = term;
+  }
+
+  engineError(rt: NodeRuntime, err: Error): void {
+    this.fail('engine-error', `node ${rt.id}'s engine threw: ${err.message}`);
+  }
+
+  // ---------------------------------------------------------------------------
+  // End of run
+
+  /**
+   * Every acknowledged write must be committed at the index it was acknowledged
+   * with: `index` applied (somewhere) with exactly the command's bytes, and within
+   * the final leader's commit index.
+   */
+  checkAcked(acked: ReadonlyArray<{ index: Index; dataHash: number; what: string }>, finalLeader: NodeRuntime | undefined): void {
+    const commit = finalLeader?.engine?.status().commitIndex ?? this.maxApplied;
+    for (const w of acked) {
+      const a = this.appliedLog[w.index];
+      if (!a || (a.dataHash !== undefined && a.dataHash !== w.dataHash)) {
+        this.fail('acked-write-lost', `${w.what} was acknowledged at index ${w.index}, but ${a ? 'a different entry' : 'nothing'} was applied there`);
+      }
+      if (w.index > commit) this.fail('acked-write-lost', `${w.what} was acknowledged at index ${w.index}, above the final leader's commit index ${commit}`);
+    }
+  }
+
+  /** Data nodes that applied the same index hold byte-identical state machines. */
+  checkStateMachines(rts: readonly NodeRuntime[]): void {
+    const byIndex = new Map<Index, { id: NodeId; snap: Uint8Array }>();
+    for (const rt of rts) {
+      if (this.track(rt.id).witness) continue;
+      const sm = rt.stateMachine;
+      const snap = sm.snapshot();
+      const other = byIndex.get(sm.appliedIndex);
+      if (!other) byIndex.set(sm.appliedIndex, { id: rt.id, snap });
+      else if (hashBytes(other.snap) !== hashBytes(snap) || other.snap.length !== snap.length) {
+        this.fail('state-machine-safety', `nodes ${other.id} and ${rt.id} both applied up to index ${sm.appliedIndex} but hold different states`);
+      }
+    }
+  }
+}

@@ -1,0 +1,104 @@
+/**
+ * `quorumd sim` options (DESIGN §6): parsed and validated here, every problem named
+ * with the option and what was expected.
+ */
+import { FAULT_KINDS, parseFaultKinds, type FaultKind } from '../../firmware-sim/faults.ts';
+
+export class SimOptionError extends Error {
+  override readonly name = 'SimOptionError';
+}
+
+export interface SimConfig {
+  /** Seeds to run, in order. */
+  seeds: number[];
+  /** Data nodes (voters), 1..7. Default 5. */
+  nodes: number;
+  /** Add one witness member (votes, never leads, holds no data). Default false. */
+  witness: boolean;
+  engine: 'raft' | 'bully';
+  /** Virtual time of the workload per seed, ms. Default 60 s. A liveness probe may run up to `probeMs` after it. */
+  timeMs: number;
+  faults: FaultKind[];
+  /** Fencing (STONITH) on. Accepted; fencing arrives with its own issue, so it changes nothing yet. */
+  stonith: boolean;
+  json: boolean;
+}
+
+/** Largest number of seeds in one run (a typo like 1..1e9 should not run for a week). */
+export const MAX_SEEDS = 1_000_000;
+
+/** Parses "60s", "1500ms", "2m", "90" (seconds). Throws naming `what`. */
+export function parseDuration(raw: unknown, what: string): number {
+  if (typeof raw === 'number' && Number.isFinite(raw) && raw > 0) return Math.round(raw * 1000);
+  if (typeof raw !== 'string') throw new SimOptionError(`${what}: expected a duration like 60s, 1500ms or 2m, got ${String(raw)}`);
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(raw.trim());
+  if (!m) throw new SimOptionError(`${what}: expected a duration like 60s, 1500ms or 2m, got "${raw}"`);
+  const n = Number(m[1]);
+  const unit = m[2] ?? 's';
+  const ms = Math.round(unit === 'ms' ? n : unit === 's' ? n * 1000 : n * 60_000);
+  if (ms < 1000 || ms > 3_600_000) throw new SimOptionError(`${what}: expected between 1s and 60m, got "${raw}"`);
+  return ms;
+}
+
+export function parseSeedRange(raw: unknown): number[] {
+  if (typeof raw !== 'string') throw new SimOptionError(`--seeds: expected a range A..B, got ${String(raw)}`);
+  const m = /^(\d+)\.\.(\d+)$/.exec(raw.trim());
+  if (!m) throw new SimOptionError(`--seeds: expected a range A..B of non-negative integers (e.g. 1..300), got "${raw}"`);
+  const a = Number(m[1]);
+  const b = Number(m[2]);
+  if (a > 0xffffffff || b > 0xffffffff) throw new SimOptionError(`--seeds: seeds must be at most ${0xffffffff}, got "${raw}"`);
+  if (b < a) throw new SimOptionError(`--seeds: the range end ${b} is below its start ${a}`);
+  if (b - a + 1 > MAX_SEEDS) throw new SimOptionError(`--seeds: at most ${MAX_SEEDS} seeds per run, got ${b - a + 1}`);
+  const out: number[] = [];
+  for (let s = a; s <= b; s++) out.push(s);
+  return out;
+}
+
+function seedOf(raw: unknown): number {
+  const n = typeof raw === 'string' && /^\d+$/.test(raw) ? Number(raw) : raw;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > 0xffffffff) throw new SimOptionError(`--seed: expected an integer 0..${0xffffffff}, got ${String(raw)}`);
+  return n;
+}
+
+/** From commander's option object (or any plain object with the same names). */
+export function parseSimOptions(raw: Record<string, unknown>): SimConfig {
+  if (typeof raw !== 'object' || raw === null) throw new SimOptionError('sim options: expected an object');
+  const known = new Set(['seed', 'seeds', 'nodes', 'witness', 'engine', 'time', 'faults', 'stonith', 'json']);
+  for (const k of Object.keys(raw)) if (!known.has(k)) throw new SimOptionError(`sim options: unknown option "${k}" (known: ${[...known].join(', ')})`);
+  let seeds: number[];
+  if (raw.seed !== undefined && raw.seeds !== undefined) throw new SimOptionError('give either --seed N or --seeds A..B, not both');
+  if (raw.seed !== undefined) seeds = [seedOf(raw.seed)];
+  else if (raw.seeds !== undefined) seeds = parseSeedRange(raw.seeds);
+  else throw new SimOptionError('one of --seed N or --seeds A..B is required');
+  const nodesRaw = raw.nodes ?? 5;
+  const nodes = typeof nodesRaw === 'string' && /^\d+$/.test(nodesRaw) ? Number(nodesRaw) : nodesRaw;
+  if (typeof nodes !== 'number' || !Number.isInteger(nodes) || nodes < 1 || nodes > 7) throw new SimOptionError(`--nodes: expected an integer 1..7, got ${String(nodesRaw)}`);
+  const witness = raw.witness === undefined ? false : raw.witness;
+  if (typeof witness !== 'boolean') throw new SimOptionError(`--witness: expected a flag, got ${String(raw.witness)}`);
+  if (witness && nodes < 2) throw new SimOptionError('--witness: needs at least 2 data nodes (--nodes 2 or more): a witness never leads');
+  if (witness && nodes + 1 > 8) throw new SimOptionError('--witness: at most 7 data nodes plus the witness');
+  const engine = raw.engine ?? 'raft';
+  if (engine !== 'raft' && engine !== 'bully') throw new SimOptionError(`--engine: expected raft or bully, got "${String(engine)}"`);
+  const timeMs = parseDuration(raw.time ?? '60s', '--time');
+  let faults: FaultKind[];
+  try {
+    faults = parseFaultKinds(raw.faults === undefined ? '' : (raw.faults as string));
+  } catch (e) {
+    throw new SimOptionError(`${(e as Error).message} (known: ${FAULT_KINDS.join(',')})`);
+  }
+  const stonith = raw.stonith ?? true;
+  if (typeof stonith !== 'boolean') throw new SimOptionError(`--no-stonith: expected a flag, got ${String(raw.stonith)}`);
+  const json = raw.json ?? false;
+  if (typeof json !== 'boolean') throw new SimOptionError(`--json: expected a flag, got ${String(raw.json)}`);
+  return { seeds, nodes, witness, engine, timeMs, faults, stonith, json };
+}
+
+/** The command line that replays one seed with the same settings. */
+export function replayCommand(cfg: SimConfig, seed: number): string {
+  const parts = ['quorumd sim', `--seed ${seed}`, `--nodes ${cfg.nodes}`];
+  if (cfg.witness) parts.push('--witness');
+  parts.push(`--engine ${cfg.engine}`, `--time ${cfg.timeMs % 1000 === 0 ? `${cfg.timeMs / 1000}s` : `${cfg.timeMs}ms`}`);
+  if (cfg.faults.length > 0) parts.push(`--faults ${cfg.faults.join(',')}`);
+  if (!cfg.stonith) parts.push('--no-stonith');
+  return parts.join(' ');
+}

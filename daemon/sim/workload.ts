@@ -1,0 +1,192 @@
+/**
+ * The simulated clients: `clients` concurrent clients issuing put / get / cas on a few
+ * keys, each through a random live data node, recording a history in the format of
+ * src/lin (history.ts) for the linearizability check at the end.
+ *
+ * Values: every put writes a value no other put ever wrote ("<client>.<n>"). That
+ * makes the store's modify-index CAS a value CAS: a key's modify index is the log
+ * index of the put that wrote its current value, and with unique values that put is
+ * identified by the value itself. So "linearizable get → (V, M); put(W, cas=M)"
+ * succeeds exactly when the key still holds V at the put's linearization point —
+ * it is `cas(from: V, to: W)` in the checker's model (absent = null, cas=0). The get
+ * is recorded too, as an ordinary get.
+ *
+ * Recording (DESIGN §6 status rule): 200 → the op with its return time; 409 → a failed
+ * cas; 503 → the op did not happen, omitted; 504 or no answer before the client's own
+ * deadline (the node died) → `ret: null` (may or may not have happened). Failed or
+ * timed-out gets are omitted (a read has no effect).
+ */
+import type { HistoryOp } from '../../src/lin/index.ts';
+import type { Rng } from '../../src/rng.ts';
+import { encodeCommand } from '../../src/kv/index.ts';
+import type { Scheduler } from '../../firmware-sim/scheduler.ts';
+import { Status, type ClientResult, type NodeRuntime } from '../runtime/index.ts';
+import { hashBytes } from './hash.ts';
+
+export interface WorkloadOptions {
+  clients: number;
+  keys: readonly string[];
+  /** Pause between a client's operations (ms of virtual time), uniform. */
+  thinkMinMs: number;
+  thinkMaxMs: number;
+  /** A client gives up on an answer after this long (ms) and records it as unknown. */
+  clientTimeoutMs: number;
+  /** Share of operations: puts, gets; the rest are cas. */
+  putShare: number;
+  getShare: number;
+}
+
+export const DEFAULT_WORKLOAD: WorkloadOptions = {
+  clients: 4,
+  keys: ['a', 'b', 'c'],
+  thinkMinMs: 5,
+  thinkMaxMs: 60,
+  clientTimeoutMs: 3000,
+  putShare: 0.35,
+  getShare: 0.4,
+};
+
+export interface AckedWrite {
+  index: number;
+  dataHash: number;
+  what: string;
+}
+
+export interface WorkloadStats {
+  issued: number;
+  ok: number;
+  conflict: number;
+  unavailable: number;
+  unknown: number;
+  noAnswer: number;
+}
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+export class Workload {
+  readonly history: HistoryOp[] = [];
+  readonly acked: AckedWrite[] = [];
+  readonly stats: WorkloadStats = { issued: 0, ok: 0, conflict: 0, unavailable: 0, unknown: 0, noAnswer: 0 };
+  private stopAtUs = 0;
+  private seq = 0;
+  private inFlight = 0;
+
+  constructor(
+    private readonly sched: Scheduler,
+    private readonly rng: Rng,
+    /** Live data nodes (current incarnation, running) to send requests to. */
+    private readonly liveNodes: () => NodeRuntime[],
+    private readonly opts: WorkloadOptions = DEFAULT_WORKLOAD,
+  ) {}
+
+  get pending(): number {
+    return this.inFlight;
+  }
+
+  /** Starts every client; no new operation starts at or after `stopAtUs`. */
+  start(stopAtUs: number): void {
+    this.stopAtUs = stopAtUs;
+    for (let c = 1; c <= this.opts.clients; c++) this.next(c);
+  }
+
+  private next(client: number): void {
+    const think = this.rng.int(this.opts.thinkMinMs, this.opts.thinkMaxMs);
+    this.sched.after(think * 1000, () => this.runOne(client));
+  }
+
+  private runOne(client: number): void {
+    if (this.sched.now >= this.stopAtUs) return;
+    const nodes = this.liveNodes();
+    if (nodes.length === 0) return this.next(client);
+    const node = this.rng.pick(nodes);
+    const key = this.rng.pick(this.opts.keys);
+    const r = this.rng.float();
+    if (r < this.opts.putShare) this.put(client, node, key, undefined, () => this.next(client));
+    else if (r < this.opts.putShare + this.opts.getShare) this.get(client, node, key, () => this.next(client));
+    else this.cas(client, node, key, () => this.next(client));
+  }
+
+  /** Calls `fn` with a callback that fires at most once: with the node's answer, or undefined after the client timeout. */
+  private request(fn: (cb: (r: ClientResult) => void) => void, then: (r: ClientResult | undefined) => void): void {
+    let done = false;
+    this.inFlight++;
+    this.stats.issued++;
+    const timer = this.sched.after(this.opts.clientTimeoutMs * 1000, () => {
+      if (done) return;
+      done = true;
+      this.inFlight--;
+      this.stats.noAnswer++;
+      then(undefined);
+    });
+    fn((res) => {
+      if (done) return;
+      done = true;
+      timer.cancel();
+      this.inFlight--;
+      if (res.status === Status.OK || res.status === Status.NOT_FOUND) this.stats.ok++;
+      else if (res.status === Status.CONFLICT) this.stats.conflict++;
+      else if (res.status === Status.UNAVAILABLE) this.stats.unavailable++;
+      else this.stats.unknown++;
+      then(res);
+    });
+  }
+
+  private newValue(client: number): string {
+    return `${client}.${++this.seq}`;
+  }
+
+  /** A put (cas undefined) or the write half of a cas (cas = expected modify index, from = expected value). */
+  put(client: number, node: NodeRuntime, key: string, cas: { index: number; from: string | null } | undefined, after: () => void): void {
+    const value = this.newValue(client);
+    const call = this.sched.now;
+    const bytes = enc.encode(value);
+    const data = encodeCommand(cas ? { op: 'put', key, value: bytes, cas: cas.index } : { op: 'put', key, value: bytes });
+    const dataHash = data instanceof Uint8Array ? hashBytes(data) : 0;
+    this.request(
+      (cb) => node.put(key, bytes, cas ? { cas: cas.index } : {}, cb),
+      (res) => {
+        const ret = res && res.status !== Status.UNKNOWN ? this.sched.now : null;
+        if (res && res.status !== Status.OK && res.status !== Status.CONFLICT && res.status !== Status.UNKNOWN) {
+          // 503 (or a definite error): did not happen.
+          return after();
+        }
+        if (res && res.status === Status.OK && res.index !== undefined) {
+          this.acked.push({ index: res.index, dataHash, what: `put ${key}=${value} via node ${node.id}` });
+        }
+        if (cas) {
+          const output = ret === null ? null : res!.status === Status.OK ? 'ok' : 'fail';
+          this.history.push({ client, op: 'cas', key, from: cas.from, to: value, output, call, ret });
+        } else {
+          if (res && res.status === Status.CONFLICT) return after(); // impossible without cas; nothing to record
+          this.history.push({ client, op: 'put', key, value, call, ret });
+        }
+        after();
+      },
+    );
+  }
+
+  get(client: number, node: NodeRuntime, key: string, after: (r: { value: string | null; index: number } | undefined) => void): void {
+    const call = this.sched.now;
+    this.request(
+      (cb) => node.get(key, {}, cb),
+      (res) => {
+        if (!res || (res.status !== Status.OK && res.status !== Status.NOT_FOUND)) return after(undefined);
+        const value = res.status === Status.OK && res.value ? dec.decode(res.value) : null;
+        this.history.push({ client, op: 'get', key, output: value, call, ret: this.sched.now });
+        after({ value, index: res.status === Status.OK ? (res.index ?? 0) : 0 });
+      },
+    );
+  }
+
+  cas(client: number, node: NodeRuntime, key: string, after: () => void): void {
+    this.get(client, node, key, (r) => {
+      if (!r) return after();
+      // The write goes through the same node if it is still alive, else another live one.
+      const nodes = this.liveNodes();
+      if (nodes.length === 0) return after();
+      const target = nodes.includes(node) ? node : this.rng.pick(nodes);
+      this.put(client, target, key, { index: r.index, from: r.value }, after);
+    });
+  }
+}
