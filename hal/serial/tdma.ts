@@ -23,7 +23,7 @@
  *     cycleMs      = slotMs × members.length
  *
  * e.g. maxFrame 1024 at 115200 baud: 2064 wire bytes → 179.2 ms; with a 10 ms guard a
- * slot is 189.2 ms and a 3-drop cycle 567.5 ms. With maxFrame 256: 47.9 ms slots.
+ * slot is 189.2 ms and a 3-drop cycle 567.5 ms. With maxFrame 256: 55.8 ms slots (docs/serial.md has a table).
  * The slot of a node is its rank in the sorted member list (slot 0 = lowest id).
  *
  * A sender starts no later than `guardMs/2` after its slot start (a later timer skips
