@@ -11,8 +11,10 @@
  * Output: `ready()` returns a Ready, or undefined when there is nothing to do. The
  * runtime handles one Ready at a time, in this order:
  *
- *   1. persist `snapshot` (if any): the runtime stores it, drops its durable log up to
- *      snapshot.meta.index, and restores its state machine from snapshot.data;
+ *   1. persist `snapshot` (if any, received from the leader): the runtime stores it,
+ *      discards its WHOLE durable log (the engine discarded its log too; later
+ *      entries follow in `entries`), and restores its state machine from
+ *      snapshot.data;
  *   2. persist `entries`: entries[0].index may be at or below the durable last
  *      index, in which case the durable log is truncated from entries[0].index first
  *      (a suffix is overwritten), then the entries are appended;
@@ -1136,6 +1138,14 @@ export class RaftNode {
     if (m.lastIndex <= this.commit) {
       // Nothing to install: we have it all (committed). Report installed.
       this.incoming = undefined;
+      return reply(m.total, true);
+    }
+    if (this.log.term(m.lastIndex) === m.lastTerm) {
+      // Our log already holds the snapshot's last entry, hence (log matching) all
+      // before it: keep the log and what follows — we may have acknowledged it — and
+      // just learn the commit (Raft Figure 13, step 6).
+      this.incoming = undefined;
+      this.commit = m.lastIndex;
       return reply(m.total, true);
     }
     let inc = this.incoming;

@@ -234,8 +234,9 @@ export class Cluster {
   private persistAndSend(n: SimNode, rd: Ready): void {
     const s = n.store;
     if (rd.snapshot) {
+      // Installing a snapshot replaces the whole log (the engine discarded it too).
       s.snapshot = rd.snapshot;
-      s.entries = s.entries.filter((e) => e.index > rd.snapshot!.meta.index);
+      s.entries = [];
       this.restoreSm(n, rd.snapshot);
     }
     if (rd.entries.length > 0) {

@@ -2,7 +2,9 @@
  * Snapshots (Raft §7, thesis §5): compaction, chunked install to lagging followers.
  */
 import { describe, expect, it } from 'vitest';
-import { MsgType, type Snapshot } from '../../../src/wire/messages.ts';
+import { EntryType, MsgType, type Snapshot } from '../../../src/wire/messages.ts';
+import { RaftNode } from '../../../src/raft/index.ts';
+import { Rng } from '../../../src/rng.ts';
 import { Cluster } from './harness.ts';
 
 const SERIAL = 1024;
@@ -50,6 +52,28 @@ describe('raft snapshots', () => {
     const { c, f } = lagged(52, 'partition', 0.2);
     expect(c.maxFrame.get('Snapshot')!).toBeLessThanOrEqual(SERIAL);
     expect(c.appliedData(f)).toEqual(Array.from({ length: 60 }, (_, i) => `k${i}`));
+  });
+
+  it('a snapshot whose last entry the follower already holds keeps the follower’s log (it may have acked more)', () => {
+    const cfg = { voters: [1, 2, 3], learners: [], witnesses: [] };
+    const log = [1, 2, 3, 4, 5].map((i) => ({ index: i, term: 1, type: EntryType.Normal, data: new Uint8Array([i]) }));
+    const snap = (lastTerm: number) => ({ type: MsgType.Snapshot, from: 1, to: 2, term: 2, lastIndex: 4, lastTerm, offset: 0, total: 3, data: new Uint8Array([7, 7, 7]), done: true, config: cfg }) as Snapshot;
+    const keep = new RaftNode({ id: 2, config: cfg, rng: new Rng(1), hardState: { term: 1, vote: 0, commit: 2 }, entries: log });
+    keep.step(snap(1));
+    const rd = keep.ready()!;
+    expect(rd.snapshot).toBeUndefined();
+    expect(keep.status().lastIndex).toBe(5);
+    expect(keep.status().commitIndex).toBe(4);
+    expect(rd.messages).toEqual([expect.objectContaining({ type: MsgType.SnapshotReply, next: 3, ok: true })]);
+    // A conflicting last entry: install, discarding the whole log.
+    const inst = new RaftNode({ id: 2, config: cfg, rng: new Rng(1), hardState: { term: 1, vote: 0, commit: 2 }, entries: log });
+    inst.step(snap(2));
+    const rd2 = inst.ready()!;
+    expect(rd2.snapshot?.meta).toEqual({ index: 4, term: 2, config: cfg });
+    expect(rd2.snapshot?.data).toEqual(new Uint8Array([7, 7, 7]));
+    expect(rd2.committed).toEqual([]);
+    inst.advance(rd2);
+    expect(inst.status()).toMatchObject({ lastIndex: 4, snapshotIndex: 4, appliedIndex: 4, commitIndex: 4 });
   });
 
   it('compaction input is validated', () => {
