@@ -321,6 +321,11 @@ export class MqttLink implements Link {
 
   // ---- Link -------------------------------------------------------------------
 
+  /**
+   * Publishes `frame` to `to`'s inbox on every connected broker. Transport trouble
+   * never throws (the frame is dropped and counted); a bad argument (no node id, not
+   * bytes) is a programming error and throws a RangeError/TypeError naming it.
+   */
   send(to: NodeId, frame: Uint8Array): void {
     checkNodeId(to, 'MqttLink.send destination');
     if (!(frame instanceof Uint8Array)) throw new TypeError('MqttLink.send: frame must be a Uint8Array');
@@ -349,6 +354,7 @@ export class MqttLink implements Link {
     if (!any) this.stats.droppedDisconnected++;
   }
 
+  /** The handler gets a view of the received payload; it may keep it (the buffer is not reused). */
   onFrame(handler: (frame: Uint8Array) => void): void {
     this.frameHandler = handler;
   }

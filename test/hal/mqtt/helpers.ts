@@ -128,6 +128,8 @@ export function closeLink(l: MqttLink): Promise<void> {
 export interface Proxy {
   port: number;
   blackhole(): void;
+  /** Stops reading from the clients: their sends back up (TCP flow control). */
+  stall(): void;
   close(): Promise<void>;
 }
 
@@ -158,6 +160,9 @@ export async function startProxy(targetPort: number): Promise<Proxy> {
     port: (server.address() as net.AddressInfo).port,
     blackhole: () => {
       holed = true;
+    },
+    stall: () => {
+      for (const [c] of pairs) c.pause();
     },
     close: () =>
       new Promise<void>((resolve) => {
