@@ -43,6 +43,8 @@ export function buildProgram(): Command {
     .option('--nodes <n>', 'number of nodes (1-7)', parseIntArg('--nodes', 1, 7), 3)
     .option('--engine <engine>', 'raft or bully', 'raft')
     .option('--base-port <port>', 'HTTP API of node nK on 127.0.0.1:<base-port + K>', parseIntArg('--base-port', 1, 65528), 7070)
+    .option('--broker-port <port>', 'port of the in-process MQTT broker (0 = any free port)', parseIntArg('--broker-port', 0, 65535), 0)
+    .option('--data-dir <dir>', 'where node data goes (default: a fresh temp directory, removed at exit)')
     .action(async (opts) => {
       const { runDev } = await import('./dev.ts');
       await runDev(opts);
@@ -52,29 +54,78 @@ export function buildProgram(): Command {
     .command('start')
     .description('run one node on this board')
     .requiredOption('--config <file>', 'YAML configuration file')
-    .action(() => notYet('quorumd start', 'issue 5 (the daemon)'));
+    .action(async (opts: { config: string }) => {
+      const { runStart } = await import('./start.ts');
+      await runStart(opts.config);
+    });
 
   program
     .command('broker')
     .description('run a standalone embedded MQTT broker')
-    .option('--port <port>', 'TCP port', parseIntArg('--port', 1, 65535), 1883)
-    .action(() => notYet('quorumd broker', 'issue 4/5 (MQTT link, embedded broker)'));
+    .option('--port <port>', 'TCP port', parseIntArg('--port', 0, 65535), 1883)
+    .option('--host <address>', 'listen address (default 127.0.0.1; the LAN needs an explicit address)', '127.0.0.1')
+    .action(async (opts: { port: number; host: string }) => {
+      const { runBroker } = await import('./broker-cmd.ts');
+      await runBroker(opts);
+    });
+
+  const nodeOpt = ['--node <url>', 'node API URL(s), comma-separated (env QUORUMD_NODE)', process.env.QUORUMD_NODE ?? 'http://127.0.0.1:7071'] as const;
+  const firstNode = (n: string) => n.split(',')[0]!.trim();
 
   program
     .command('status')
-    .description('show the cluster as seen by a node')
-    .option('--watch', 'refresh continuously')
-    .option('--node <url>', 'node API URL', 'http://127.0.0.1:7071')
-    .action(() => notYet('quorumd status', 'issue 5 (the daemon)'));
+    .description('show the cluster as seen by a node (one row per --node URL)')
+    .option('--watch', 'refresh every second until Ctrl-C')
+    .option(...nodeOpt)
+    .action(async (opts: { watch?: boolean; node: string }) => {
+      const c = await import('./client/commands.ts');
+      process.exitCode = await c.status(opts.node, { watch: opts.watch === true });
+    });
 
   const kv = program.command('kv').description('linearizable key-value store');
-  kv.command('get <key>').action(() => notYet('quorumd kv get', 'issue 5 (the daemon)'));
-  kv.command('put <key> <value>').action(() => notYet('quorumd kv put', 'issue 5 (the daemon)'));
-  kv.command('del <key>').action(() => notYet('quorumd kv del', 'issue 5 (the daemon)'));
+  kv.command('get <key>')
+    .description('print the value (raw) of a key; exit 1 if absent')
+    .option('--stale', 'read the node\'s local state (not linearizable, works without a leader)')
+    .option(...nodeOpt)
+    .action(async (key: string, opts: { stale?: boolean; node: string }) => {
+      const c = await import('./client/commands.ts');
+      process.exitCode = await c.kvGet(firstNode(opts.node), key, { stale: opts.stale === true });
+    });
+  kv.command('put <key> <value>')
+    .description('write a value; prints index=<n>')
+    .option('--cas <index>', 'only if the key\'s index is <index> (0 = only if absent)', parseIntArg('--cas', 0, Number.MAX_SAFE_INTEGER))
+    .option(...nodeOpt)
+    .action(async (key: string, value: string, opts: { cas?: number; node: string }) => {
+      const c = await import('./client/commands.ts');
+      process.exitCode = await c.kvPut(firstNode(opts.node), key, value, { cas: opts.cas });
+    });
+  kv.command('del <key>')
+    .description('delete a key; prints index=<n>')
+    .option('--cas <index>', 'only if the key\'s index is <index>', parseIntArg('--cas', 0, Number.MAX_SAFE_INTEGER))
+    .option(...nodeOpt)
+    .action(async (key: string, opts: { cas?: number; node: string }) => {
+      const c = await import('./client/commands.ts');
+      process.exitCode = await c.kvDel(firstNode(opts.node), key, { cas: opts.cas });
+    });
 
   const lock = program.command('lock').description('locks with fencing tokens');
-  lock.command('acquire <name>').action(() => notYet('quorumd lock acquire', 'issue 5 (the daemon)'));
-  lock.command('release <name>').action(() => notYet('quorumd lock release', 'issue 5 (the daemon)'));
+  lock.command('acquire <name>')
+    .description('acquire a lock; prints token=<fencing token> ttlMs=<n>; exit 1 if held')
+    .option('--ttl <duration>', 'lease, e.g. 15s, 500ms, 2m', '15s')
+    .option('--owner <owner>', 'who holds it', `${process.env.USER ?? 'cli'}@${process.pid}`)
+    .option(...nodeOpt)
+    .action(async (name: string, opts: { ttl: string; owner: string; node: string }) => {
+      const c = await import('./client/commands.ts');
+      process.exitCode = await c.lockAcquire(firstNode(opts.node), name, opts);
+    });
+  lock.command('release <name>')
+    .description('release a lock held with --token')
+    .requiredOption('--token <token>', 'the fencing token of the grant', parseIntArg('--token', 0, Number.MAX_SAFE_INTEGER))
+    .option(...nodeOpt)
+    .action(async (name: string, opts: { token: number; node: string }) => {
+      const c = await import('./client/commands.ts');
+      process.exitCode = await c.lockRelease(firstNode(opts.node), name, opts);
+    });
 
   program
     .command('fence <node>')
@@ -82,7 +133,19 @@ export function buildProgram(): Command {
     .action(() => notYet('quorumd fence', 'issue 6 (STONITH)'));
 
   const config = program.command('config').description('configuration tools');
-  config.command('validate <file>').action(() => notYet('quorumd config validate', 'issue 5 (the daemon)'));
+  config
+    .command('validate <file>')
+    .description('check a configuration file without starting; exit 2 with every problem (key, line, expected)')
+    .action(async (file: string) => {
+      const { loadConfigFile } = await import('./config/load.ts');
+      const r = loadConfigFile(file);
+      const c = r.config;
+      process.stdout.write(
+        `${file}: ok — node ${r.self.name} (id ${r.self.id}) of cluster ${c.cluster.name} (${c.members.length} members), ` +
+          `engine ${c.engine}, links: ${[c.mqtt ? `mqtt(${c.mqtt.brokers.join(',')})` : '', ...(c.serial ?? []).map((s) => `serial(${s.path}→${s.peer})`)].filter(Boolean).join(' ')}, ` +
+          `HTTP ${c.http.listen}${r.http.token ? ' (token)' : ''}, data ${r.dataDir}\n`,
+      );
+    });
 
   program
     .command('sim')
@@ -112,6 +175,16 @@ export async function main(argv: string[]): Promise<void> {
     if (err instanceof CommanderError) {
       // --help and --version end here with exit code 0; usage errors were already printed.
       process.exitCode = err.exitCode;
+      return;
+    }
+    if (err instanceof Error && err.name === 'ConfigError') {
+      process.stderr.write(`quorumd: invalid configuration:\n${err.message}\n`);
+      process.exitCode = EXIT_NOT_IMPLEMENTED; // 2: bad input, as for usage errors
+      return;
+    }
+    if (err instanceof Error && err.name === 'ClientError') {
+      process.stderr.write(`quorumd: ${err.message}\n`);
+      process.exitCode = 2;
       return;
     }
     if (err instanceof NotImplementedError) {

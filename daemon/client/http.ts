@@ -1,0 +1,90 @@
+/**
+ * A small HTTP client for the node API (CLI clients, the end-to-end test, benchmarks):
+ * node:http with keep-alive, a hard timeout per request, and the bearer token from
+ * `QUORUMD_TOKEN` when set.
+ */
+import { Agent, request } from 'node:http';
+
+export interface Reply {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Buffer;
+}
+
+export class ClientError extends Error {
+  override readonly name = 'ClientError';
+}
+
+export const agent = new Agent({ keepAlive: true, maxSockets: 256 });
+
+/** Parses and checks a node URL (`http://host:port`); throws ClientError naming it. */
+export function nodeUrl(raw: string): URL {
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    throw new ClientError(`--node ${JSON.stringify(raw)} is not a URL; expected http://host:port, e.g. http://127.0.0.1:7071`);
+  }
+  if (u.protocol !== 'http:') throw new ClientError(`--node ${JSON.stringify(raw)}: expected an http:// URL`);
+  return u;
+}
+
+export interface CallOptions {
+  body?: Uint8Array | string;
+  timeoutMs?: number;
+  token?: string | undefined;
+}
+
+/** One request; rejects with ClientError on network problems or timeout (the outcome is then unknown). */
+export function call(base: string | URL, method: string, path: string, opts: CallOptions = {}): Promise<Reply> {
+  const u = typeof base === 'string' ? nodeUrl(base) : base;
+  const token = opts.token ?? process.env.QUORUMD_TOKEN;
+  const timeoutMs = opts.timeoutMs ?? 10_000;
+  return new Promise((resolve, reject) => {
+    const body = opts.body === undefined ? undefined : typeof opts.body === 'string' ? Buffer.from(opts.body) : Buffer.from(opts.body);
+    const req = request(
+      {
+        host: u.hostname.replace(/^\[(.*)\]$/, '$1'),
+        port: u.port || 80,
+        method,
+        path,
+        agent,
+        headers: {
+          ...(body ? { 'Content-Length': body.length } : method === 'PUT' || method === 'POST' ? { 'Content-Length': 0 } : {}),
+          ...(token ? { Authorization: `Bearer ${token}` } : {}),
+        },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          clearTimeout(timer);
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) });
+        });
+        res.on('error', (err) => {
+          clearTimeout(timer);
+          reject(new ClientError(`${method} ${u.origin}${path}: ${err.message}`));
+        });
+      },
+    );
+    const timer = setTimeout(() => req.destroy(new ClientError(`${method} ${u.origin}${path}: no answer within ${timeoutMs} ms`)), timeoutMs);
+    req.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err instanceof ClientError ? err : new ClientError(`${method} ${u.origin}${path}: ${err.message}`));
+    });
+    req.end(body);
+  });
+}
+
+/** The JSON body of a reply (or a ClientError saying what came instead). */
+export function jsonOf(r: Reply): Record<string, unknown> {
+  try {
+    const v = JSON.parse(r.body.toString('utf8')) as unknown;
+    if (typeof v === 'object' && v !== null) return v as Record<string, unknown>;
+  } catch {
+    /* fall through */
+  }
+  throw new ClientError(`expected a JSON object from the node, got status ${r.status} and ${JSON.stringify(r.body.toString('utf8').slice(0, 80))}`);
+}
+
+export const enc = (s: string) => encodeURIComponent(s);
