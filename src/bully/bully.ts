@@ -22,8 +22,14 @@
  *     it sees; a coordinator that sees a higher one steps down. An announcement with an
  *     epoch below one already seen is rejected: the receiver answers with its higher
  *     epoch (an Answer, or its own Coordinator if it coordinates), so the stale
- *     coordinator steps down. At equal epochs, the higher priority wins. The fencing
- *     token of a coordinatorship is fencingToken(epoch, id) (options.ts).
+ *     coordinator steps down. The fencing token of a coordinatorship is
+ *     fencingToken(epoch, id) = epoch × 256 + id (options.ts): two boards that picked
+ *     the same max + 1 concurrently still have distinct tokens. When two coordinators
+ *     of one epoch meet, the higher token stays (and, with preempt, a higher-priority
+ *     board then takes over with a fresh epoch); a board that knows a higher token of
+ *     the epoch than an announcer's answers it at that epoch, which makes the announcer
+ *     start a fresh epoch. So the coordinator that remains holds the largest token its
+ *     component has seen, and a resource that refuses smaller tokens keeps working.
  *
  * What bully cannot do, honestly: it has no quorum. A partition gives one coordinator
  * per connected component (each believes it is the primary, each with a fresh epoch),
@@ -154,6 +160,12 @@ export class BullyNode {
   private elapsed = 0;
   private failureTimeout = 0;
   private heartbeatElapsed = 0;
+  /**
+   * Highest fencing token of the current epoch this node has followed or held (0 after
+   * a restart: not persisted). Lets it refuse a same-epoch coordinator with a lower
+   * token, so that the coordinator that remains always holds the largest token.
+   */
+  private knownToken = 0;
 
   private prevHard: BullyHardState;
   private prevSoft: BullySoftState;
@@ -294,6 +306,7 @@ export class BullyNode {
       // Someone became coordinator after our epoch: adopt it (persisted with the next
       // Ready). A coordinator with an older epoch is stale and steps down.
       this.epoch = m.term;
+      this.knownToken = 0;
       if (this.role === 'coordinator') this.becomeFollower(NO_NODE);
     }
 
@@ -303,7 +316,11 @@ export class BullyNode {
         return;
       case MsgType.BullyAnswer:
         // Rejections of a stale announcement were handled by the epoch rule above.
-        if (this.role === 'candidate' && this.phase === 'electing' && fromPrio > this.priority) {
+        if (this.role === 'coordinator' && m.term === this.epoch) {
+          // Someone knows another coordinatorship of our epoch with a higher token
+          // (onCoordinator): start a fresh one, above every token of this epoch.
+          this.becomeCoordinator();
+        } else if (this.role === 'candidate' && this.phase === 'electing' && fromPrio > this.priority) {
           this.phase = 'awaiting';
           this.elapsed = 0;
         }
@@ -341,16 +358,22 @@ export class BullyNode {
       return;
     }
     // From here on epoch === this.epoch (a higher one was adopted in step()).
+    const token = fencingToken(epoch, from);
     if (this.role === 'coordinator') {
-      // Two coordinators with one epoch (elected concurrently): the higher priority stays.
-      if (fromPrio > this.priority) this.becomeFollower(from);
-      else this.send(from, MsgType.BullyCoordinator);
+      // Two coordinators elected concurrently with one epoch: the higher token (node id)
+      // stays, so that the survivor's token is the largest either of them ever used.
+      if (from < this.id) {
+        this.send(from, MsgType.BullyCoordinator);
+        return;
+      }
+      this.becomeFollower(from);
+    } else if (token < this.knownToken) {
+      // We know a coordinatorship of this epoch with a higher token: an Answer at the
+      // coordinator's own epoch makes it start a fresh epoch, above every token.
+      this.send(from, MsgType.BullyAnswer);
       return;
     }
-    if (this.role === 'follower' && this.leader !== NO_NODE && this.leader !== from && this.prio.get(this.leader)! > fromPrio) {
-      // Same epoch, and our live coordinator outranks this one: they settle it between them.
-      return;
-    }
+    this.knownToken = token;
     if (this.options.preempt && this.eligible && this.priority > fromPrio) {
       // We outrank this coordinator: bully it (our election ends with a newer epoch).
       if (this.role !== 'candidate') this.startElection();
@@ -427,6 +450,7 @@ export class BullyNode {
       return;
     }
     this.epoch += 1; // max(seen) + 1: every epoch seen was adopted into this.epoch
+    this.knownToken = fencingToken(this.epoch, this.id);
     this.coordinatorships++;
     this.role = 'coordinator';
     this.leader = this.id;
