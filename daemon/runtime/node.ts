@@ -178,6 +178,7 @@ export class NodeRuntime {
   private ids = 0;
   private lockClockOffset = 0;
   private wasLeader = false;
+  private readonly jitter: Rng;
 
   private readonly pendingWrites = new Map<Index, PendingWrite>();
   private readonly pendingReads = new Map<number, PendingRead>();
@@ -197,6 +198,7 @@ export class NodeRuntime {
     });
     if (!opts.rng || typeof opts.rng.int !== 'function') throw new TypeError('NodeRuntime: rng must be an Rng (src/rng.ts)');
     this.opts = opts;
+    this.jitter = opts.rng.fork('runtime');
     this.log = opts.logger ?? nullLogger;
     this.timeoutMs = posInt(opts.requestTimeoutMs ?? 2000, 'requestTimeoutMs', 1);
     this.snapshotEntries = posInt(opts.snapshotEntries ?? 1000, 'snapshotEntries', 1);
@@ -573,11 +575,22 @@ export class NodeRuntime {
       const leader = this.raft!.status().leader;
       this.log('info', 'peer gone', { node: this.id, link: link.name, peer: ev.peer, leader });
       if (ev.peer === leader && ev.peer !== this.id) {
-        // The leader's connection died (MQTT Last Will): campaign now instead of
-        // waiting for the election timeout. Pre-vote keeps this safe if it is wrong.
-        this.raft!.campaign();
-        this.afterStep();
-        this.pump();
+        // The leader's connection died (MQTT Last Will): campaign soon instead of
+        // waiting for the election timeout; pre-vote keeps this safe if it is wrong.
+        // Every follower hears the will at about the same instant, so each waits a
+        // random [0, electionMin/2): campaigning all at once splits the vote, and a
+        // follower that has not campaigned yet still honours the old leader's lease
+        // (thesis §4.2.3) — the last to campaign collects the others' pre-votes.
+        const min = this.opts.raft?.electionTimeoutMinMs ?? 150;
+        const delay = this.jitter.int(0, Math.max(1, Math.floor(min / 2)) - 1);
+        this.opts.clock.setTimer(delay, () => {
+          if (this.stateValue !== 'running') return;
+          const st = this.raft!.status();
+          if (st.role !== 'follower' || (st.leader !== ev.peer && st.leader !== NO_NODE)) return;
+          this.raft!.campaign();
+          this.afterStep();
+          this.pump();
+        });
       }
     } else {
       this.log('info', `link ${ev.kind}`, { node: this.id, link: link.name, ...(ev.kind === 'down' ? { reason: ev.reason } : {}) });

@@ -5,7 +5,7 @@
  * probe, the acknowledged-writes check and the linearizability check of the history.
  *
  * Timeline of a seed with --time T:
- *   [0.5 s, 0.7 T]   faults start (Poisson, kinds from --faults); each heals within
+ *   [4 s, 0.7 T]     faults start (Poisson, kinds from --faults); each heals within
  *                    min(5 s, 0.15 T), so all are healed by 0.85 T at the latest
  *   [0, T)           clients issue operations
  *   T …              the workload drains (answers or client timeouts), then the
@@ -29,6 +29,10 @@ import { hashBytes } from './hash.ts';
 
 /** Longest wait for the liveness probe's write after the run (virtual ms). */
 export const PROBE_MS = 20_000;
+/** Faults start once the cluster is up: boards boot 3 s after power-on (firmware-sim default). */
+export const FAULTS_FROM_MS = 4000;
+/** Longest wait for every board to be up again after healing (virtual ms). */
+export const BOOT_WAIT_MS = 15_000;
 /** Actuation period of a node that believes it leads (virtual ms). */
 export const ACTUATE_EVERY_MS = 100;
 
@@ -62,6 +66,8 @@ export interface SeedHooks {
   workload?: Partial<WorkloadOptions>;
   /** Skip the linearizability check (benchmarks). */
   skipLin?: boolean;
+  /** Invariant checks to skip (see InvariantChecker): for tests that show the other checks catch a bug too. */
+  disableChecks?: string[];
   /** Called with the world and runtimes before the run starts. */
   setup?: (ctx: SimCluster) => void;
 }
@@ -115,7 +121,7 @@ export function runSeed(cfg: SimConfig, seed: number, hooks: SeedHooks = {}): Se
   let violation: SimViolation | undefined;
   const checker = new InvariantChecker(() => world.nowMs, witnessIds, (v) => {
     violation ??= v;
-  });
+  }, new Set(hooks.disableChecks ?? []));
   const runtimes = new Map<NodeId, NodeRuntime>();
   const incarnation = new Map<NodeRuntime, number>();
   const actuator = new Actuator();
@@ -179,7 +185,8 @@ export function runSeed(cfg: SimConfig, seed: number, hooks: SeedHooks = {}): Se
   const healedBy = faultEnd + maxDur;
   const plan = world.faults.schedule({
     kinds: cfg.faults,
-    startMs: Math.min(500, faultEnd),
+    // After the boards booted (3 s boot delay) and elected a first leader.
+    startMs: Math.min(FAULTS_FROM_MS, Math.round(T * 0.3)),
     endMs: faultEnd,
     meanGapMs: Math.min(5000, Math.max(300, Math.round(T / 12))),
     minDurationMs: Math.min(500, maxDur),
@@ -201,6 +208,8 @@ export function runSeed(cfg: SimConfig, seed: number, hooks: SeedHooks = {}): Se
   const probeAcked: Array<{ index: number; dataHash: number; what: string }> = [];
   try {
     world.run(Math.max(T, healedBy));
+    // Every board back up (power restored → boot delay; disk repaired → restart).
+    world.runUntil(() => allIds.every((id) => world.board(id).running && runtimes.get(id)?.state === 'running'), BOOT_WAIT_MS);
     // Drain: every client answer or client timeout.
     world.runUntil(() => workload.pending === 0, DEFAULT_WORKLOAD.clientTimeoutMs + 1000);
     // Liveness: all faults are healed; a write must commit.

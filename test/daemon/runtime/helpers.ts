@@ -1,0 +1,80 @@
+/**
+ * A small World with a NodeRuntime on every board, rebuilt at every boot (as the
+ * simulator does), for the runtime tests.
+ */
+import { createHash } from 'node:crypto';
+import { World, type WorldOptions } from '../../../firmware-sim/world.ts';
+import { NodeRuntime, type NodeRuntimeOptions, type ClientResult } from '../../../daemon/runtime/index.ts';
+import type { NodeId } from '../../../src/types.ts';
+
+export const KEY = { current: new Uint8Array(createHash('sha256').update('runtime-test').digest()) };
+
+export interface TestCluster {
+  world: World;
+  rt: Map<NodeId, NodeRuntime>;
+  logs: string[];
+  fatals: Array<{ node: NodeId; err: Error }>;
+  leader(): NodeRuntime | undefined;
+  leaders(): NodeRuntime[];
+  /** Runs until `pred` or `maxMs` of virtual time; returns whether pred held. */
+  until(pred: () => boolean, maxMs: number): boolean;
+  /** Issues a request and runs until its callback (bounded); returns the result or undefined. */
+  call(fn: (cb: (r: ClientResult) => void) => void, maxMs?: number): ClientResult | undefined;
+}
+
+export function testCluster(
+  ids: NodeId[],
+  opts: { seed?: number; world?: Partial<WorldOptions>; witnesses?: NodeId[]; runtime?: Partial<NodeRuntimeOptions> } = {},
+): TestCluster {
+  const world = new World({ seed: opts.seed ?? 1, board: { bootDelayMs: 100, restartDelayMs: 100 }, ...opts.world });
+  const witnesses = opts.witnesses ?? [];
+  const voters = ids.filter((i) => !witnesses.includes(i));
+  for (const id of ids) world.addBoard(id);
+  const rt = new Map<NodeId, NodeRuntime>();
+  const logs: string[] = [];
+  const fatals: Array<{ node: NodeId; err: Error }> = [];
+  world.onBoot((hal, board) => {
+    const r = new NodeRuntime({
+      id: hal.node,
+      config: { voters, learners: [], witnesses },
+      cluster: 7,
+      keyring: KEY,
+      clock: hal.clock,
+      storage: hal.storage,
+      links: hal.links,
+      rng: world.rng.fork(`node:${hal.node}:${hal.incarnation}`),
+      logger: (level, msg, f) => {
+        if (level !== 'debug') logs.push(`${world.nowMs.toFixed(1)} ${level} ${msg} ${JSON.stringify(f ?? {})}`);
+      },
+      onFatal: (err) => {
+        fatals.push({ node: hal.node, err });
+        board.crashProcess();
+      },
+      ...opts.runtime,
+    });
+    rt.set(hal.node, r);
+    r.start();
+  });
+  const running = () => [...rt.values()].filter((r) => r.state === 'running' && world.board(r.id).hal !== null && world.board(r.id).incarnation === incarnationOf(r));
+  const incs = new Map<NodeRuntime, number>();
+  const incarnationOf = (r: NodeRuntime) => incs.get(r) ?? world.board(r.id).incarnation;
+  const tc: TestCluster = {
+    world,
+    rt,
+    logs,
+    fatals,
+    leaders: () => running().filter((r) => r.isLeader),
+    leader: () => running().find((r) => r.isLeader),
+    until: (pred, maxMs) => world.runUntil(pred, maxMs),
+    call: (fn, maxMs = 5000) => {
+      let res: ClientResult | undefined;
+      fn((r) => (res = r));
+      world.runUntil(() => res !== undefined, maxMs);
+      return res;
+    },
+  };
+  return tc;
+}
+
+export const bytes = (s: string) => new TextEncoder().encode(s);
+export const text = (b: Uint8Array | undefined) => (b ? new TextDecoder().decode(b) : undefined);

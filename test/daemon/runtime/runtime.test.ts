@@ -1,0 +1,218 @@
+/**
+ * The node runtime on a small simulated World: election, commit, forwarding, ReadIndex
+ * reads, the 503/504 rule, restart from flash after power cuts, snapshots, a witness,
+ * bad input, and the leader-gone fast path.
+ */
+import { describe, expect, it } from 'vitest';
+import { Status } from '../../../daemon/runtime/index.ts';
+import { BROKER } from '../../../firmware-sim/world.ts';
+import { bytes, testCluster, text } from './helpers.ts';
+
+describe('NodeRuntime on a simulated 3-board cluster', () => {
+  it('elects one leader, commits through it and through forwarding followers, reads linearizably anywhere', () => {
+    const c = testCluster([1, 2, 3]);
+    expect(c.until(() => c.leader() !== undefined, 5000)).toBe(true);
+    expect(c.leaders()).toHaveLength(1);
+    const L = c.leader()!;
+    const followers = [...c.rt.values()].filter((r) => r !== L);
+    const r1 = c.call((cb) => L.put('k', bytes('v1'), {}, cb));
+    expect(r1?.status).toBe(Status.OK);
+    // A follower forwards to the leader and relays the answer with the index.
+    const r2 = c.call((cb) => followers[0]!.put('k', bytes('v2'), {}, cb));
+    expect(r2?.status).toBe(Status.OK);
+    expect(r2!.index!).toBeGreaterThan(r1!.index!);
+    // A linearizable read on the other follower sees the latest write at once.
+    const g = c.call((cb) => followers[1]!.get('k', {}, cb));
+    expect(g?.status).toBe(Status.OK);
+    expect(text(g!.value)).toBe('v2');
+    expect(g!.index).toBe(r2!.index);
+    // cas with a stale modify index conflicts (409) and says the current index.
+    const bad = c.call((cb) => followers[1]!.put('k', bytes('v3'), { cas: r1!.index! }, cb));
+    expect(bad).toMatchObject({ status: Status.CONFLICT, index: r2!.index });
+    const good = c.call((cb) => followers[1]!.put('k', bytes('v3'), { cas: r2!.index! }, cb));
+    expect(good?.status).toBe(Status.OK);
+    // cas=0: create only.
+    expect(c.call((cb) => L.put('new', bytes('x'), { cas: 0 }, cb))?.status).toBe(Status.OK);
+    expect(c.call((cb) => L.put('new', bytes('y'), { cas: 0 }, cb))?.status).toBe(Status.CONFLICT);
+    // Absent key: 404. del removes.
+    expect(c.call((cb) => L.get('nope', {}, cb))?.status).toBe(Status.NOT_FOUND);
+    expect(c.call((cb) => followers[0]!.del('new', {}, cb))?.status).toBe(Status.OK);
+    expect(c.call((cb) => L.get('new', {}, cb))?.status).toBe(Status.NOT_FOUND);
+    // Every node applied the same state.
+    c.world.run(200);
+    const snaps = [...c.rt.values()].map((r) => Buffer.from(r.stateMachine.snapshot()).toString('hex'));
+    expect(new Set(snaps).size).toBe(1);
+    expect(c.fatals).toEqual([]);
+    expect([...c.world.boards.values()].every((b) => b.stats.staleCalls === 0)).toBe(true);
+  });
+
+  it('locks: acquire, conflict for another owner, renew and release, tokens grow', () => {
+    const c = testCluster([1, 2, 3], { seed: 4 });
+    c.until(() => c.leader() !== undefined, 5000);
+    c.world.run(300); // followers learn the leader from its first heartbeats
+    const f = [...c.rt.values()].find((r) => !r.isLeader)!;
+    const a = c.call((cb) => f.lockAcquire('door', 'alice', 5000, cb));
+    expect(a?.status).toBe(Status.OK);
+    expect(a!.token).toBeGreaterThan(0);
+    const b = c.call((cb) => c.leader()!.lockAcquire('door', 'bob', 5000, cb));
+    expect(b).toMatchObject({ status: Status.CONFLICT, holder: 'alice' });
+    expect(c.call((cb) => f.lockRenew('door', a!.token!, cb))?.status).toBe(Status.OK);
+    expect(c.call((cb) => f.lockRelease('door', a!.token!, cb))?.status).toBe(Status.OK);
+    const b2 = c.call((cb) => c.leader()!.lockAcquire('door', 'bob', 5000, cb));
+    expect(b2?.status).toBe(Status.OK);
+    expect(b2!.token!).toBeGreaterThan(a!.token!);
+  });
+
+  it('rejects bad input with 400/413 and a message naming the input', () => {
+    const c = testCluster([1, 2, 3]);
+    c.until(() => c.leader() !== undefined, 5000);
+    const L = c.leader()!;
+    const e1 = c.call((cb) => L.put('', bytes('x'), {}, cb));
+    expect(e1?.status).toBe(Status.BAD_REQUEST);
+    expect(e1?.error).toMatch(/key/);
+    const e2 = c.call((cb) => L.put('k', new Uint8Array(70_000), {}, cb));
+    expect(e2?.status).toBe(Status.TOO_LARGE);
+    const e3 = c.call((cb) => L.put('k', bytes('x'), { cas: -1 }, cb));
+    expect(e3?.status).toBe(Status.BAD_REQUEST);
+    expect(e3?.error).toMatch(/cas/);
+    const e4 = c.call((cb) => L.get(42 as unknown as string, {}, cb));
+    expect(e4?.status).toBe(Status.BAD_REQUEST);
+    const e5 = c.call((cb) => L.lockAcquire('l', 'o', 0, cb));
+    expect(e5?.status).toBe(Status.BAD_REQUEST);
+    expect(e5?.error).toMatch(/ttl/);
+  });
+
+  it('answers 503 when there is no leader (definitely not applied)', () => {
+    const c = testCluster([1, 2, 3]);
+    // Only board 1 stays powered: it can never elect a leader.
+    c.world.board(2).setMains(false);
+    c.world.board(3).setMains(false);
+    c.world.run(2000);
+    const n1 = c.rt.get(1)!;
+    expect(n1.state).toBe('running');
+    const r = c.call((cb) => n1.put('k', bytes('v'), {}, cb));
+    expect(r?.status).toBe(Status.UNAVAILABLE);
+    expect(r?.error).toMatch(/no leader/);
+    const g = c.call((cb) => n1.get('k', {}, cb));
+    expect(g?.status).toBe(Status.UNAVAILABLE);
+  });
+
+  it('answers 504 when a proposal cannot be resolved (leader cut off after proposing)', () => {
+    const c = testCluster([1, 2, 3], { seed: 2 });
+    c.until(() => c.leader() !== undefined, 5000);
+    c.world.run(300);
+    const L = c.leader()!;
+    const others = [1, 2, 3].filter((i) => i !== L.id);
+    let res: { status: number } | undefined;
+    L.put('k', bytes('lost?'), {}, (r) => (res = r));
+    // Cut the leader off right away (the broker stays with the majority).
+    c.world.partition([[L.id], [...others, BROKER]]);
+    c.until(() => res !== undefined, 5000);
+    expect(res?.status).toBe(Status.UNKNOWN);
+  });
+
+  it('answers 504 for a forwarded write whose answer never comes', () => {
+    const c = testCluster([1, 2, 3], { seed: 3 });
+    c.until(() => c.leader() !== undefined, 5000);
+    c.world.run(300);
+    const L = c.leader()!;
+    const f = [...c.rt.values()].find((r) => r !== L)!;
+    let res: { status: number } | undefined;
+    f.put('k', bytes('v'), {}, (r) => (res = r));
+    // The follower's request is in flight; the leader's process dies before answering.
+    c.world.board(L.id).crashProcess(10_000);
+    c.until(() => res !== undefined, 5000);
+    expect(res?.status).toBe(Status.UNKNOWN);
+  });
+
+  it('restarts from flash after power cuts of every board and keeps every acknowledged write', () => {
+    const c = testCluster([1, 2, 3], { seed: 7 });
+    c.until(() => c.leader() !== undefined, 5000);
+    const acked: Array<[string, string]> = [];
+    for (let i = 0; i < 20; i++) {
+      const r = c.call((cb) => c.leader()!.put(`k${i % 5}`, bytes(`v${i}`), {}, cb));
+      expect(r?.status).toBe(Status.OK);
+      acked.push([`k${i % 5}`, `v${i}`]);
+    }
+    const commitBefore = c.leader()!.status().commitIndex;
+    for (let round = 0; round < 3; round++) {
+      for (const b of c.world.boards.values()) b.setMains(false);
+      c.world.run(50 + round * 37);
+      for (const b of c.world.boards.values()) b.setMains(true);
+      expect(c.until(() => c.leader() !== undefined && c.leader()!.state === 'running', 10_000)).toBe(true);
+    }
+    const L = c.leader()!;
+    const last = new Map(acked);
+    for (const [k, v] of last) {
+      const g = c.call((cb) => L.get(k, {}, cb));
+      expect(text(g?.value)).toBe(v);
+    }
+    // (A linearizable read first commits the new leader's no-op, so commit is current.)
+    expect(L.status().commitIndex).toBeGreaterThan(commitBefore);
+    expect(c.logs.some((l) => l.includes('booted'))).toBe(true);
+    expect(c.fatals).toEqual([]);
+  });
+
+  it('compacts into snapshots and a restarted node recovers from its snapshot', () => {
+    const c = testCluster([1, 2, 3], { seed: 9, runtime: { snapshotEntries: 10 } });
+    c.until(() => c.leader() !== undefined, 5000);
+    for (let i = 0; i < 40; i++) expect(c.call((cb) => c.leader()!.put(`k${i % 3}`, bytes(`v${i}`), {}, cb))?.status).toBe(Status.OK);
+    c.world.run(200);
+    const f = [...c.rt.values()].find((r) => !r.isLeader)!;
+    expect(f.status().snapshotIndex).toBeGreaterThan(0);
+    const before = Buffer.from(f.stateMachine.snapshot()).toString('hex');
+    const id = f.id;
+    c.world.board(id).crashProcess(100);
+    c.world.run(1500);
+    const g = c.rt.get(id)!;
+    expect(g).not.toBe(f);
+    expect(g.state).toBe('running');
+    expect(g.status().snapshotIndex).toBeGreaterThan(0);
+    expect(Buffer.from(g.stateMachine.snapshot()).toString('hex')).toBe(before);
+  });
+
+  it('a witness votes but holds no data: two data boards + witness survive one data board down', () => {
+    const c = testCluster([1, 2, 3], { seed: 5, witnesses: [3] });
+    c.until(() => c.leader() !== undefined, 5000);
+    c.world.run(300);
+    expect(c.leader()!.id).not.toBe(3);
+    const w = c.rt.get(3)!;
+    expect(c.call((cb) => w.get('k', {}, cb))?.status).toBe(Status.UNAVAILABLE);
+    expect(c.call((cb) => w.put('k', bytes('via-witness'), {}, cb))?.status).toBe(Status.OK);
+    const L = c.leader()!;
+    const other = L.id === 1 ? 2 : 1;
+    c.world.board(L.id).setMains(false);
+    expect(c.until(() => c.leader()?.id === other, 5000)).toBe(true);
+    expect(c.call((cb) => c.leader()!.put('k', bytes('after'), {}, cb))?.status).toBe(Status.OK);
+    expect(text(c.call((cb) => c.leader()!.get('k', {}, cb))?.value)).toBe('after');
+    expect(w.stateMachine.size).toBe(0);
+  });
+
+  it('campaigns at once when the link reports the leader gone (faster than an election timeout)', () => {
+    const c = testCluster([1, 2, 3], { seed: 11 });
+    c.until(() => c.leader() !== undefined, 5000);
+    c.world.run(500);
+    const old = c.leader()!;
+    const t0 = c.world.nowMs;
+    c.world.board(old.id).crashProcess(60_000);
+    expect(c.until(() => c.leader() !== undefined && c.leader() !== old, 5000)).toBe(true);
+    const dt = c.world.nowMs - t0;
+    // The Last Will after a crash arrives after one network latency; without it the
+    // followers would wait at least the 150 ms minimum election timeout.
+    expect(dt).toBeLessThan(150);
+    expect(c.logs.some((l) => l.includes('peer gone'))).toBe(true);
+  });
+
+  it('validates its options with clear errors', async () => {
+    const { NodeRuntime } = await import('../../../daemon/runtime/index.ts');
+    expect(() => new NodeRuntime(null as never)).toThrow(/options object/);
+    const c = testCluster([1]);
+    c.world.run(200);
+    const hal = c.world.board(1).hal!;
+    const base = { id: 1, config: { voters: [1], learners: [], witnesses: [] }, cluster: 1, keyring: { current: new Uint8Array(32) }, clock: hal.clock, storage: hal.storage, links: hal.links, rng: c.world.rng };
+    expect(() => new NodeRuntime({ ...base, id: 0 })).toThrow(/id must be/);
+    expect(() => new NodeRuntime({ ...base, requestTimeoutMs: 0 })).toThrow(/requestTimeoutMs/);
+    expect(() => new NodeRuntime({ ...base, links: [{} as never] })).toThrow(/links\[0\]/);
+    expect(() => new NodeRuntime({ ...base, batching: 'yes' as never })).toThrow(/batching/);
+  });
+});
