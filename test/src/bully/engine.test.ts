@@ -100,7 +100,7 @@ describe('construction and options', () => {
 });
 
 describe('the Ready contract', () => {
-  it('a lone node becomes coordinator after one failure timeout, with the epoch in the same Ready as nothing to send', () => {
+  it('a lone node becomes coordinator after one failure timeout and hands out epoch 1 to persist', () => {
     const n = mk(1, { members: [1] });
     expect(drain(n)).toEqual({ messages: [] }); // nothing at boot
     const t = tickUntil(n, () => n.isLeader);
