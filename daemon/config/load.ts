@@ -57,7 +57,14 @@ function valueAt(v: unknown, path: ReadonlyArray<PropertyKey>): unknown {
   return cur;
 }
 
+/** Line and column of a key's value in the last parsed text (for errors found after validation). */
+export type Locator = (path: ReadonlyArray<PropertyKey>) => { line: number; col: number };
+
 export function parseConfigText(text: string, file = '<config>'): Config {
+  return parseConfigWithPositions(text, file).config;
+}
+
+export function parseConfigWithPositions(text: string, file = '<config>'): { config: Config; locate: Locator } {
   const lc = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
   const problems: ConfigProblem[] = [];
@@ -71,12 +78,14 @@ export function parseConfigText(text: string, file = '<config>'): Config {
     throw new ConfigError(file, [{ key: '(file)', line: 1, col: 1, message: 'expected a YAML mapping with cluster, members, node and a link (mqtt or serial)' }]);
   }
   const r = configSchema.safeParse(raw);
-  if (r.success) return r.data;
+  const locate: Locator = (path) => lc.linePos(nodeAt(doc, path)?.range?.[0] ?? 0);
+  if (r.success) return { config: r.data, locate };
   for (const issue of r.error.issues) {
     const path = issue.path as PropertyKey[];
     let message = issue.message;
     let keyPath = path;
     if (issue.code === 'unrecognized_keys') {
+      // zod reports unknown keys on the parent object; point at the first of them.
       const keys = (issue as { keys: string[] }).keys;
       keyPath = [...path, keys[0]!];
       message = `unknown key${keys.length > 1 ? 's' : ''} ${keys.map((k) => `"${k}"`).join(', ')} (check the spelling; docs/config.md lists every key)`;
@@ -108,12 +117,18 @@ export interface ResolvedConfig {
   mqttPassword: string | undefined;
 }
 
-function readSecret(file: string, base: string, key: string, cfgFile: string): string {
+const noPos: Locator = () => ({ line: 0, col: 0 });
+
+function problem(locate: Locator, key: string, message: string): ConfigProblem {
+  return { key, ...locate(key.split('.')), message };
+}
+
+function readSecret(file: string, base: string, key: string, cfgFile: string, locate: Locator): string {
   const p = isAbsolute(file) ? file : resolve(base, file);
   try {
     return readFileSync(p, 'utf8').trim();
   } catch (err) {
-    throw new ConfigError(cfgFile, [{ key, line: 0, col: 0, message: `cannot read ${p}: ${(err as Error).message}` }]);
+    throw new ConfigError(cfgFile, [problem(locate, key, `expected a readable file: cannot read ${p}: ${(err as Error).message}`)]);
   }
 }
 
@@ -130,24 +145,25 @@ export function loadConfigFile(file: string): ResolvedConfig {
     if (err instanceof ConfigError) throw err;
     throw new ConfigError(file, [{ key: '(file)', line: 0, col: 0, message: `cannot read the file: ${(err as Error).message}` }]);
   }
-  return resolveConfig(parseConfigText(text, file), file);
+  const { config, locate } = parseConfigWithPositions(text, file);
+  return resolveConfig(config, file, locate);
 }
 
-export function resolveConfig(config: Config, file: string): ResolvedConfig {
+export function resolveConfig(config: Config, file: string, locate: Locator = noPos): ResolvedConfig {
   const base = dirname(resolve(file));
   const self = config.members.find((m) => m.name === config.node.name)!;
-  const keyText = config.cluster.key ?? readSecret(config.cluster.keyFile!, base, 'cluster.keyFile', file);
+  const keyText = config.cluster.key ?? readSecret(config.cluster.keyFile!, base, 'cluster.keyFile', file, locate);
   const key = parseKey(keyText);
-  if (!key) throw new ConfigError(file, [{ key: 'cluster.keyFile', line: 0, col: 0, message: 'expected the file to hold a key: 32-128 hex digits or base64:<16-64 bytes>' }]);
+  if (!key) throw new ConfigError(file, [problem(locate, 'cluster.keyFile', 'expected the file to hold a key: 32-128 hex digits or base64:<16-64 bytes>')]);
   const previousKey = config.cluster.previousKey !== undefined ? parseKey(config.cluster.previousKey) : undefined;
   const l = parseListen(config.http.listen)!;
   let token = config.http.token;
   if (config.http.tokenFile !== undefined) {
-    token = readSecret(config.http.tokenFile, base, 'http.tokenFile', file);
-    if (token.length < 16) throw new ConfigError(file, [{ key: 'http.tokenFile', line: 0, col: 0, message: 'expected a token of at least 16 characters in the file' }]);
+    token = readSecret(config.http.tokenFile, base, 'http.tokenFile', file, locate);
+    if (token.length < 16) throw new ConfigError(file, [problem(locate, 'http.tokenFile', 'expected a token of at least 16 characters in the file')]);
   }
   const mqttPassword =
-    config.mqtt?.passwordFile !== undefined ? readSecret(config.mqtt.passwordFile, base, 'mqtt.passwordFile', file) : config.mqtt?.password;
+    config.mqtt?.passwordFile !== undefined ? readSecret(config.mqtt.passwordFile, base, 'mqtt.passwordFile', file, locate) : config.mqtt?.password;
   return {
     config,
     file,

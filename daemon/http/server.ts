@@ -196,7 +196,6 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
 
   function sendError(res: ServerResponse, e: HttpError): void {
     const headers: Record<string, string | number> = {};
-    if (e.status === 413) headers.Connection = 'close';
     if (e.status === 401) headers['WWW-Authenticate'] = 'Bearer';
     if (e.extra.allow) headers.Allow = String(e.extra.allow);
     const extra = { ...e.extra };
@@ -476,9 +475,10 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
       },
       (err: unknown) => {
         if (err instanceof HttpError) {
+          // A body we did not read (413, or an error found before reading it) makes the
+          // connection unusable for the next request: say so and close after answering.
+          if (!req.complete) res.setHeader('Connection', 'close');
           sendError(res, err);
-          // After a 413 or a body we did not read, the connection cannot be reused safely.
-          if (err.status === 413 || err.status === 400) res.on('finish', () => req.socket.destroySoon?.());
           return;
         }
         onError(err, `${req.method} ${req.url?.slice(0, 80)}`);

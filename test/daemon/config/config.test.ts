@@ -1,0 +1,106 @@
+/**
+ * Config files: the examples validate; every kind of mistake names the key, the line
+ * and what was expected; `quorumd config validate` exits 2 on a bad file.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfigFile, parseConfigText } from '../../../daemon/config/load.ts';
+
+const root = join(import.meta.dirname, '..', '..', '..');
+const KEY = '00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff';
+const good = `cluster:
+  name: home
+  key: ${KEY}
+members:
+  - { id: 1, name: a }
+  - { id: 2, name: b }
+  - { id: 3, name: c }
+node:
+  name: a
+  dataDir: /tmp/quorumd-a
+mqtt:
+  brokers: [mqtt://127.0.0.1:1883]
+`;
+
+function problems(text: string): Array<{ key: string; line: number; message: string }> {
+  try {
+    parseConfigText(text, 'x.yaml');
+  } catch (e) {
+    expect(e).toBeInstanceOf(ConfigError);
+    return (e as ConfigError).problems;
+  }
+  throw new Error('expected the config to be rejected');
+}
+
+describe('config', () => {
+  it('a minimal file gets the documented defaults', () => {
+    const c = parseConfigText(good);
+    expect(c.http.listen).toBe('127.0.0.1:7071');
+    expect(c.raft).toMatchObject({ electionTimeoutMinMs: 150, electionTimeoutMaxMs: 300, heartbeatMs: 50, preVote: true, campaignOnPeerGone: true });
+    expect(c.hooks.timeoutMs).toBe(10000);
+    expect(c.engine).toBe('raft');
+  });
+
+  it('both examples in examples/ pass the schema', () => {
+    for (const f of ['three-pis-mqtt.yaml', 'two-pis-witness-serial.yaml']) {
+      const c = parseConfigText(readFileSync(join(root, 'examples', f), 'utf8'), f);
+      expect(c.members.length).toBe(3);
+    }
+  });
+
+  const cases: Array<[string, string, string, number, RegExp]> = [
+    ['wrong type', good.replace('id: 2,', 'id: two,'), 'members.1.id', 6, /integer 1\.\.254/],
+    ['unknown key', good + 'mqqt: {}\n', 'mqqt', 13, /unknown key "mqqt"/],
+    ['nested unknown key', good.replace('  brokers:', '  keepalive: 3\n  brokers:'), 'mqtt.keepalive', 12, /unknown key/],
+    ['missing key', good.replace('  dataDir: /tmp/quorumd-a\n', ''), 'node.dataDir', 9, /missing/],
+    ['bad enum', good.replace('{ id: 3, name: c }', '{ id: 3, name: c, role: boss }'), 'members.2.role', 7, /"voter" or "witness"/],
+    ['duplicate id', good.replace('id: 3', 'id: 2'), 'members.2.id', 7, /unique id/],
+    ['node not a member', good.replace('name: a\n  dataDir', 'name: zz\n  dataDir'), 'node.name', 9, /name of a member/],
+    ['bad key', good.replace(KEY, 'abc'), 'cluster.key', 3, /hex digits/],
+    ['no link', good.replace(/mqtt:[\s\S]*$/, ''), '(file)', 1, /at least one link/],
+    ['open API without token', good + 'http:\n  listen: 0.0.0.0:7071\n', 'http.listen', 14, /token/],
+    ['timeouts inverted', good + 'raft:\n  electionTimeoutMinMs: 300\n  electionTimeoutMaxMs: 200\n', 'raft.electionTimeoutMaxMs', 15, /more than electionTimeoutMinMs/],
+    ['bad broker URL', good.replace('mqtt://127.0.0.1:1883', 'http://x'), 'mqtt.brokers.0', 12, /mqtt:\/\//],
+    ['not YAML', good + 'members: [\n', '(yaml)', 13, /not valid YAML/],
+  ];
+  for (const [name, text, key, line, re] of cases) {
+    it(`names key and line: ${name}`, () => {
+      const p = problems(text);
+      const hit = p.find((x) => x.key === key);
+      expect(hit, JSON.stringify(p)).toBeDefined();
+      expect(hit!.line).toBe(line);
+      expect(hit!.message).toMatch(re);
+    });
+  }
+
+  it('a file that is not a mapping, and a missing file, are errors not crashes', () => {
+    expect(problems('- 1\n- 2\n')[0]!.message).toMatch(/expected a YAML mapping/);
+    expect(() => loadConfigFile('/nonexistent/q.yaml')).toThrow(/cannot read the file/);
+  });
+
+  it('keyFile and tokenFile are read relative to the config; a missing one names its line', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'qcfg-'));
+    writeFileSync(join(dir, 'k'), KEY + '\n');
+    writeFileSync(join(dir, 'q.yaml'), good.replace(`key: ${KEY}`, 'keyFile: k'));
+    expect(loadConfigFile(join(dir, 'q.yaml')).key.length).toBe(32);
+    writeFileSync(join(dir, 'q2.yaml'), good.replace(`key: ${KEY}`, 'keyFile: nothere'));
+    expect(() => loadConfigFile(join(dir, 'q2.yaml'))).toThrow(/q2\.yaml:3:\d+: cluster\.keyFile: expected a readable file/);
+  });
+
+  it('`quorumd config validate` exits 2 naming key and line, 0 for a good file', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'qcfg-'));
+    writeFileSync(join(dir, 'bad.yaml'), good.replace('id: 2,', 'id: 300,'));
+    writeFileSync(join(dir, 'good.yaml'), good);
+    const bin = join(root, 'bin', 'quorumd.js');
+    const bad = spawnSync(process.execPath, [bin, 'config', 'validate', join(dir, 'bad.yaml')], { encoding: 'utf8', timeout: 30_000 });
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/bad\.yaml:6:\d+: members\.1\.id: expected a node id: an integer 1\.\.254/);
+    const ok = spawnSync(process.execPath, [bin, 'config', 'validate', join(dir, 'good.yaml')], { encoding: 'utf8', timeout: 30_000 });
+    expect(ok.stderr).toBe('');
+    expect(ok.status).toBe(0);
+    expect(ok.stdout).toMatch(/ok — node a/);
+  });
+});

@@ -1,0 +1,154 @@
+/**
+ * The HTTP API contract of DESIGN §6 against an in-process backend: routes, status
+ * codes, error bodies, limits, watch, locks, auth, metrics.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startApiServer, type ApiServer } from '../../../daemon/http/server.ts';
+import { call, type Reply } from '../../../daemon/client/http.ts';
+import { FakeBackend } from './fake-backend.ts';
+
+let srv: ApiServer;
+let b: FakeBackend;
+let base: string;
+const req = (m: string, p: string, body?: string | Uint8Array): Promise<Reply> => call(base, m, p, body === undefined ? {} : { body });
+const j = (r: Reply) => JSON.parse(r.body.toString()) as Record<string, unknown>;
+
+beforeAll(async () => {
+  b = new FakeBackend();
+  srv = await startApiServer(b, { port: 0, maxBodyBytes: 1024, maxWatchMs: 2000, backstopMs: 300 });
+  base = `http://127.0.0.1:${srv.address().port}`;
+});
+afterAll(() => srv.close());
+
+describe('HTTP API (DESIGN §6)', () => {
+  it('put, get with X-Quorumd-Index, 404 when absent, delete', async () => {
+    const p = await req('PUT', '/v1/kv/a%2Fb', 'v1');
+    expect(p.status).toBe(200);
+    const idx = j(p).index as number;
+    expect(idx).toBeGreaterThan(0);
+    const g = await req('GET', '/v1/kv/a%2Fb');
+    expect(g.status).toBe(200);
+    expect(g.body.toString()).toBe('v1');
+    expect(g.headers['x-quorumd-index']).toBe(String(idx));
+    expect((await req('GET', '/v1/kv/a/b?stale')).body.toString()).toBe('v1');
+    const missing = await req('GET', '/v1/kv/nope');
+    expect(missing.status).toBe(404);
+    expect(j(missing)).toMatchObject({ code: 'not-found' });
+    const d = await req('DELETE', '/v1/kv/a/b');
+    expect(d.status).toBe(200);
+    expect((await req('GET', '/v1/kv/a/b')).status).toBe(404);
+  });
+
+  it('compare-and-set: cas=0 creates only, cas=<index> must match, 409 carries the index', async () => {
+    const c1 = await req('PUT', '/v1/kv/c?cas=0', 'x');
+    expect(c1.status).toBe(200);
+    expect(j(c1)).toMatchObject({ ok: true });
+    const i1 = j(c1).index as number;
+    const c2 = await req('PUT', '/v1/kv/c?cas=0', 'y');
+    expect(c2.status).toBe(409);
+    expect(j(c2)).toMatchObject({ ok: false, index: i1 });
+    const c3 = await req('PUT', `/v1/kv/c?cas=${i1}`, 'z');
+    expect(j(c3)).toMatchObject({ ok: true });
+    expect((await req('DELETE', `/v1/kv/c?cas=${i1}`)).status).toBe(409);
+    expect((await req('GET', '/v1/kv/c')).body.toString()).toBe('z');
+  });
+
+  it('locks: grant with a token that grows, 409 with the holder, renew and release by token', async () => {
+    const a = await req('POST', '/v1/locks/job?ttl=15s&owner=alice');
+    expect(a.status).toBe(200);
+    expect(j(a)).toMatchObject({ ttlMs: 15000 });
+    const t1 = j(a).token as number;
+    const h = await req('POST', '/v1/locks/job?ttl=15s&owner=bob');
+    expect(h.status).toBe(409);
+    expect(j(h)).toMatchObject({ holder: 'alice' });
+    expect((await req('POST', `/v1/locks/job/renew?token=${t1}`)).status).toBe(200);
+    expect((await req('POST', `/v1/locks/job/renew?token=${t1 + 99}`)).status).toBe(409);
+    expect((await req('DELETE', `/v1/locks/job?token=${t1 + 99}`)).status).toBe(409);
+    expect((await req('DELETE', `/v1/locks/job?token=${t1}`)).status).toBe(200);
+    const again = await req('POST', '/v1/locks/job?ttl=500ms&owner=bob');
+    expect(j(again).token as number).toBeGreaterThan(t1);
+  });
+
+  it('watch blocks until the index passes, and returns at the end of wait otherwise', async () => {
+    const p = await req('PUT', '/v1/kv/w', 'one');
+    const i = j(p).index as number;
+    const t0 = performance.now();
+    const pending = req('GET', `/v1/kv/w?watch=${i}&wait=2s`);
+    setTimeout(() => void req('PUT', '/v1/kv/w', 'two'), 50);
+    const r = await pending;
+    expect(r.body.toString()).toBe('two');
+    expect(Number(r.headers['x-quorumd-index'])).toBeGreaterThan(i);
+    const quiet = await req('GET', `/v1/kv/w?watch=${i + 100}&wait=100ms`);
+    expect(quiet.status).toBe(200);
+    expect(quiet.body.toString()).toBe('two');
+    expect(performance.now() - t0).toBeLessThan(2000);
+    expect((await req('GET', '/v1/kv/w?watch=1&wait=1h')).status).toBe(400);
+  });
+
+  it('bad input: 400 naming the problem, 413 for big bodies, 405, 404 for unknown paths', async () => {
+    const cases: Array<[string, string, number, RegExp]> = [
+      ['PUT', '/v1/kv/k?cas=abc', 400, /cas must be a non-negative integer/],
+      ['PUT', '/v1/kv/k?cas=-1', 400, /cas/],
+      ['GET', '/v1/kv/k?bogus=1', 400, /unknown query parameter "bogus"/],
+      ['GET', '/v1/kv/%E0%A4%A', 400, /percent-encoding/],
+      ['GET', '/v1/kv/', 400, /key is empty/],
+      ['GET', `/v1/kv/${'k'.repeat(300)}`, 400, /at most 256/],
+      ['POST', '/v1/locks/x?owner=me', 400, /ttl/],
+      ['POST', '/v1/locks/x?ttl=15parsecs&owner=me', 400, /duration/],
+      ['POST', '/v1/locks/x?ttl=2d&owner=me', 400, /duration/],
+      ['POST', '/v1/locks/x?ttl=15s', 400, /owner/],
+      ['DELETE', '/v1/locks/x', 400, /token/],
+      ['PATCH', '/v1/kv/k', 405, /PATCH is not allowed/],
+      ['GET', '/v2/nothing', 404, /no such endpoint/],
+    ];
+    for (const [m, p, status, re] of cases) {
+      const r = await req(m, p);
+      expect({ p, status: r.status }).toEqual({ p, status });
+      expect(j(r).error).toMatch(re);
+      expect(typeof j(r).code).toBe('string');
+    }
+    const big = await req('PUT', '/v1/kv/big', new Uint8Array(2000));
+    expect(big.status).toBe(413);
+    expect(j(big)).toMatchObject({ code: 'too-large' });
+    expect((await req('GET', '/v1/kv/big')).status).toBe(404);
+  });
+
+  it('503 = not applied and 504 = unknown are passed through with that meaning; a silent backend is 504', async () => {
+    b.mode = 'unavailable';
+    const u = await req('PUT', '/v1/kv/m', 'x');
+    expect(u.status).toBe(503);
+    expect(j(u)).toMatchObject({ code: 'unavailable' });
+    b.mode = 'unknown';
+    const k = await req('PUT', '/v1/kv/m', 'x');
+    expect(k.status).toBe(504);
+    expect(j(k)).toMatchObject({ code: 'outcome-unknown' });
+    b.mode = 'silent';
+    expect((await req('DELETE', '/v1/kv/m')).status).toBe(504);
+    b.mode = 'ok';
+  });
+
+  it('status, leader and Prometheus metrics', async () => {
+    expect(j(await req('GET', '/v1/status'))).toMatchObject({ id: 'n1', role: 'leader' });
+    expect(j(await req('GET', '/v1/leader'))).toEqual({ leader: 'n1', term: 1, token: 1 });
+    const m = await req('GET', '/metrics');
+    expect(m.headers['content-type']).toMatch(/text\/plain; version=0.0.4/);
+    const text = m.body.toString();
+    expect(text).toMatch(/^# TYPE quorumd_term gauge$/m);
+    expect(text).toMatch(/^quorumd_http_responses_total\{code="200"\} \d+$/m);
+  });
+});
+
+describe('bearer token', () => {
+  it('refuses a non-loopback address without a token, and requires the token when set', async () => {
+    await expect(startApiServer(new FakeBackend(), { host: '0.0.0.0', port: 0 })).rejects.toThrow(/without a bearer token/);
+    const s = await startApiServer(new FakeBackend(), { port: 0, token: 'sixteen-chars-token' });
+    const u = `http://127.0.0.1:${s.address().port}`;
+    try {
+      expect((await call(u, 'GET', '/v1/status', { token: '' })).status).toBe(401);
+      expect((await call(u, 'GET', '/v1/status', { token: 'wrong-token-xxxxxxx' })).status).toBe(401);
+      expect((await call(u, 'GET', '/v1/status', { token: 'sixteen-chars-token' })).status).toBe(200);
+    } finally {
+      await s.close();
+    }
+  });
+});
