@@ -256,7 +256,7 @@ export function runSeed(cfg: SimConfig, seed: number, hooks: SeedHooks = {}): Se
     else if (r.ok === 'unknown') lin = 'unknown';
     else {
       lin = 'fail';
-      violation = new SimViolation('linearizability', `key ${JSON.stringify(r.key)}: ${r.explanation}`, world.nowMs);
+      violation = new SimViolation("linearizability", r.explanation, world.nowMs);
     }
   }
   const result: SeedResult = {

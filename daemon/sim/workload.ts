@@ -31,6 +31,11 @@ export interface WorkloadOptions {
   thinkMaxMs: number;
   /** A client gives up on an answer after this long (ms) and records it as unknown. */
   clientTimeoutMs: number;
+  /**
+   * Reads through ReadIndex (default) or `stale` local reads — the latter only to show
+   * that the linearizability check catches stale reads (a planted bug in the tests).
+   */
+  staleReads?: boolean;
   /** Share of operations: puts, gets; the rest are cas. */
   putShare: number;
   getShare: number;
@@ -169,7 +174,7 @@ export class Workload {
   get(client: number, node: NodeRuntime, key: string, after: (r: { value: string | null; index: number } | undefined) => void): void {
     const call = this.sched.now;
     this.request(
-      (cb) => node.get(key, {}, cb),
+      (cb) => node.get(key, this.opts.staleReads ? { stale: true } : {}, cb),
       (res) => {
         if (!res || (res.status !== Status.OK && res.status !== Status.NOT_FOUND)) return after(undefined);
         const value = res.status === Status.OK && res.value ? dec.decode(res.value) : null;
