@@ -1,0 +1,163 @@
+/**
+ * A cluster of real processes for end-to-end tests and benchmarks: one
+ * `quorumd broker` and N `quorumd start` children on 127.0.0.1, free ports, a temp
+ * data directory. Every wait is bounded; stop() kills whatever is left and removes
+ * the directory.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createWriteStream, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import * as net from 'node:net';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { devConfig } from '../../../daemon/dev.ts';
+import { call } from '../../../daemon/client/http.ts';
+
+export const bin = join(import.meta.dirname, '..', '..', '..', 'bin', 'quorumd.js');
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => resolve(p));
+    });
+  });
+}
+
+/** Finds a base port such that base+1..base+n are all free (bounded attempts). */
+async function freeRange(n: number): Promise<number> {
+  for (let i = 0; i < 50; i++) {
+    const base = 20000 + Math.floor(Math.random() * 30000);
+    const ok = await Promise.all(
+      Array.from({ length: n }, (_, k) =>
+        new Promise<boolean>((r) => {
+          const s = createServer();
+          s.once('error', () => r(false));
+          s.listen(base + k + 1, '127.0.0.1', () => s.close(() => r(true)));
+        }),
+      ),
+    );
+    if (ok.every(Boolean)) return base;
+  }
+  throw new Error('no free port range found in 50 attempts');
+}
+
+export interface ProcNode {
+  name: string;
+  url: string;
+  config: string;
+  log: string;
+  child: ChildProcess | undefined;
+}
+
+export class ProcCluster {
+  broker: ChildProcess | undefined;
+  brokerPort = 0;
+  nodes: ProcNode[] = [];
+  dir = '';
+
+  static async start(n: number, extraYaml = ''): Promise<ProcCluster> {
+    const c = new ProcCluster();
+    c.dir = mkdtempSync(join(tmpdir(), 'quorumd-e2e-'));
+    c.brokerPort = await freePort();
+    c.broker = spawn(process.execPath, [bin, 'broker', '--port', String(c.brokerPort)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const brokerLog = createWriteStream(join(c.dir, 'broker.log'));
+    c.broker.stdout!.pipe(brokerLog);
+    c.broker.stderr!.pipe(brokerLog);
+    await c.waitFor(async () => {
+      try {
+        await new Promise<void>((res, rej) => {
+          const s = net.connect(c.brokerPort, '127.0.0.1', () => {
+            s.destroy();
+            res();
+          });
+          s.once('error', rej);
+        });
+        return true;
+      } catch {
+        return false;
+      }
+    }, 20_000, 'broker up');
+    const base = await freeRange(n);
+    const key = randomBytes(32).toString('hex');
+    for (let k = 1; k <= n; k++) {
+      const config = join(c.dir, `n${k}.yaml`);
+      writeFileSync(config, devConfig({ k, n, key, brokerUrl: `mqtt://127.0.0.1:${c.brokerPort}`, basePort: base, dir: c.dir }).replace(/^hooks:[\s\S]*?^log:/m, 'log:') + extraYaml);
+      c.nodes.push({ name: `n${k}`, url: `http://127.0.0.1:${base + k}`, config, log: join(c.dir, `n${k}.log`), child: undefined });
+    }
+    for (const node of c.nodes) c.spawn(node);
+    return c;
+  }
+
+  spawn(node: ProcNode): void {
+    const log = createWriteStream(node.log, { flags: 'a' });
+    const child = spawn(process.execPath, [bin, 'start', '--config', node.config], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout!.pipe(log);
+    child.stderr!.pipe(log);
+    node.child = child;
+    child.on('exit', () => {
+      if (node.child === child) node.child = undefined;
+    });
+  }
+
+  /** Polls `f` every 50 ms until true, at most `ms`. */
+  async waitFor(f: () => Promise<boolean>, ms: number, what: string): Promise<void> {
+    const deadline = performance.now() + ms;
+    while (performance.now() < deadline) {
+      if (await f()) return;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`timed out after ${ms} ms waiting for: ${what} (logs in ${this.dir})`);
+  }
+
+  /** The leader all reachable, running nodes agree on, or undefined. */
+  async leader(): Promise<ProcNode | undefined> {
+    const live = this.nodes.filter((n) => n.child);
+    const names = await Promise.all(
+      live.map(async (n) => {
+        try {
+          const r = await call(n.url, 'GET', '/v1/leader', { timeoutMs: 500 });
+          return (JSON.parse(r.body.toString()) as { leader: string | null }).leader;
+        } catch {
+          return null;
+        }
+      }),
+    );
+    const first = names[0];
+    if (!first || !names.every((x) => x === first)) return undefined;
+    return this.nodes.find((n) => n.name === first && n.child);
+  }
+
+  async waitLeader(ms = 20_000): Promise<ProcNode> {
+    let l: ProcNode | undefined;
+    await this.waitFor(async () => (l = await this.leader()) !== undefined, ms, 'a leader all live nodes agree on');
+    return l!;
+  }
+
+  kill(node: ProcNode, sig: NodeJS.Signals): void {
+    node.child?.kill(sig);
+  }
+
+  async stop(): Promise<void> {
+    const all = [...this.nodes.map((n) => n.child), this.broker].filter((c): c is ChildProcess => c !== undefined && c.exitCode === null && c.signalCode === null);
+    await Promise.all(
+      all.map(
+        (c) =>
+          new Promise<void>((r) => {
+            const t = setTimeout(() => c.kill('SIGKILL'), 3000);
+            c.once('exit', () => {
+              clearTimeout(t);
+              r();
+            });
+            c.kill('SIGCONT');
+            c.kill('SIGTERM');
+          }),
+      ),
+    );
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
