@@ -64,8 +64,14 @@ import {
 
 export type BullyRole = 'coordinator' | 'candidate' | 'follower';
 
-/** What must be durable: the highest epoch this node has seen or held. */
-export interface BullyHardState { epoch: Term }
+/**
+ * What must be durable: `epoch`, the highest epoch this node has seen or held, and
+ * `held`, the epoch of its own latest coordinatorship (0 if none). `held` changes only
+ * together with `epoch` (when this node becomes coordinator), so it costs no extra
+ * write; it lets a restarted board that coordinated at epoch e refuse a same-epoch
+ * coordinator with a lower fencing token (see onCoordinator).
+ */
+export interface BullyHardState { epoch: Term; held: Term }
 /** `term` is the epoch, named like Raft's SoftState so the runtime reads both alike. */
 export interface BullySoftState { role: BullyRole; leader: NodeId; term: Term }
 
@@ -82,8 +88,8 @@ export interface BullyInit {
   id: NodeId;
   /** Every member, this node included; priorities as in BullyMember (options.ts). */
   members: readonly BullyMember[];
-  /** What was persisted before a restart; absent on first boot (epoch 0). */
-  persisted?: BullyHardState;
+  /** What was persisted before a restart; absent on first boot (epoch 0). `held` defaults to 0. */
+  persisted?: { epoch: Term; held?: Term };
   options?: Partial<BullyOptions>;
   /** Failure timeouts only. */
   rng: Rng;
@@ -153,6 +159,7 @@ export class BullyNode {
   private readonly others: NodeId[];
 
   private epoch: Term;
+  private held: Term = 0;
   private role: BullyRole = 'follower';
   private leader: NodeId = NO_NODE;
   private phase: BullyPhase = 'none';
@@ -192,11 +199,15 @@ export class BullyNode {
     this.others = this.members.filter((m) => m.id !== this.id).map((m) => m.id);
 
     const p = init.persisted ?? { epoch: 0 };
-    if (typeof p !== 'object' || p === null || !isNat(p.epoch) || p.epoch > MAX_EPOCH) {
-      throw new RangeError(`BullyNode persisted: expected {epoch: integer 0..${MAX_EPOCH}}, got ${JSON.stringify(p)}`);
+    if (typeof p !== 'object' || p === null || !isNat(p.epoch) || p.epoch > MAX_EPOCH ||
+      (p.held !== undefined && (!isNat(p.held) || p.held > p.epoch))) {
+      throw new RangeError(`BullyNode persisted: expected {epoch: integer 0..${MAX_EPOCH}, held?: integer 0..epoch}, got ${JSON.stringify(p)}`);
     }
     this.epoch = p.epoch;
-    this.prevHard = { epoch: this.epoch };
+    this.held = p.held ?? 0;
+    // A board that coordinated at its persisted epoch knows at least its own token of it.
+    if (this.held === this.epoch && this.held > 0) this.knownToken = fencingToken(this.epoch, this.id);
+    this.prevHard = { epoch: this.epoch, held: this.held };
     this.becomeFollower(NO_NODE);
     this.prevSoft = this.softState();
   }
@@ -353,6 +364,10 @@ export class BullyNode {
 
   private onCoordinator(from: NodeId, fromPrio: number, epoch: Term): void {
     if (epoch < this.epoch) {
+      // A late (reordered) announcement from the coordinator we know at our epoch: it
+      // has moved on already. Answering would read, at its current epoch, as a token
+      // conflict (below) and make it start a needless fresh epoch.
+      if (this.knownToken === fencingToken(this.epoch, from)) return;
       // A stale coordinator (e.g. back from a partition): tell it the newer epoch.
       this.send(from, this.role === 'coordinator' ? MsgType.BullyCoordinator : MsgType.BullyAnswer);
       return;
@@ -392,7 +407,7 @@ export class BullyNode {
   ready(): BullyReady | undefined {
     if (this.outstanding) throw new Error('bully ready(): the previous Ready has not been advanced yet; call advance(ready) first');
     const rd: BullyReady = { messages: [] };
-    if (this.epoch !== this.prevHard.epoch) rd.hardState = { epoch: this.epoch };
+    if (this.epoch !== this.prevHard.epoch || this.held !== this.prevHard.held) rd.hardState = { epoch: this.epoch, held: this.held };
     const ss = this.softState();
     if (ss.role !== this.prevSoft.role || ss.leader !== this.prevSoft.leader || ss.term !== this.prevSoft.term) rd.softState = ss;
     if (!rd.hardState && !rd.softState && this.msgs.length === 0) return undefined;
@@ -403,7 +418,7 @@ export class BullyNode {
   }
 
   hasReady(): boolean {
-    return this.msgs.length > 0 || this.epoch !== this.prevHard.epoch ||
+    return this.msgs.length > 0 || this.epoch !== this.prevHard.epoch || this.held !== this.prevHard.held ||
       this.role !== this.prevSoft.role || this.leader !== this.prevSoft.leader || this.epoch !== this.prevSoft.term;
   }
 
@@ -450,6 +465,7 @@ export class BullyNode {
       return;
     }
     this.epoch += 1; // max(seen) + 1: every epoch seen was adopted into this.epoch
+    this.held = this.epoch;
     this.knownToken = fencingToken(this.epoch, this.id);
     this.coordinatorships++;
     this.role = 'coordinator';

@@ -107,7 +107,7 @@ describe('the Ready contract', () => {
     expect(t).toBeGreaterThanOrEqual(15);
     expect(t).toBeLessThan(20);
     const rd = drain(n);
-    expect(rd.hardState).toEqual({ epoch: 1 });
+    expect(rd.hardState).toEqual({ epoch: 1, held: 1 });
     expect(rd.softState).toEqual({ role: 'coordinator', leader: 1, term: 1 });
   });
 
@@ -115,7 +115,7 @@ describe('the Ready contract', () => {
     const n = mk(3, { epoch: 6 });
     tickUntil(n, () => n.isLeader);
     const rd = n.ready()!;
-    expect(rd.hardState).toEqual({ epoch: 7 });
+    expect(rd.hardState).toEqual({ epoch: 7, held: 7 });
     expect(rd.messages.map((m) => [m.type, m.to, m.term])).toEqual([[MsgType.BullyCoordinator, 1, 7], [MsgType.BullyCoordinator, 2, 7]]);
     expect(rd.softState).toEqual({ role: 'coordinator', leader: 3, term: 7 });
     n.advance(rd);
@@ -168,7 +168,7 @@ describe('message rules', () => {
     const n = mk(2);
     n.step(election(1, 2, 4));
     const rd = drain(n);
-    expect(rd.hardState).toEqual({ epoch: 4 }); // adopted from the candidate
+    expect(rd.hardState).toEqual({ epoch: 4, held: 0 }); // adopted from the candidate
     expect(rd.messages.map((m) => [m.type, m.to, m.term])).toEqual([[MsgType.BullyAnswer, 1, 4], [MsgType.BullyElection, 3, 4]]);
     expect(n.status()).toMatchObject({ role: 'candidate', phase: 'electing', leader: 0 });
   });
@@ -215,7 +215,7 @@ describe('message rules', () => {
     stale.step(answer(1, 2, 5));
     expect(stale.isLeader).toBe(false);
     const rd = drain(stale);
-    expect(rd.hardState).toEqual({ epoch: 5 });
+    expect(rd.hardState).toEqual({ epoch: 5, held: 3 });
     expect(rd.softState).toEqual({ role: 'follower', leader: 0, term: 5 });
   });
 

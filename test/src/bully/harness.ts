@@ -49,7 +49,7 @@ export interface SentStats {
 interface SimNode {
   id: NodeId;
   engine: BullyNode | undefined;
-  disk: { epoch: Term };
+  disk: { epoch: Term; held: Term };
   incarnation: number;
   /** Highest epoch this board ever received in a message or held (all incarnations). */
   maxKnown: Term;
@@ -103,7 +103,7 @@ export class Cluster {
     this.ids = probe.status().members.map((m) => m.id);
     for (const m of probe.status().members) this.priority.set(m.id, m.priority);
     for (const id of this.ids) {
-      this.nodes.set(id, { id, engine: undefined, disk: { epoch: 0 }, incarnation: 0, maxKnown: 0, maxToken: 0, role: 'follower' });
+      this.nodes.set(id, { id, engine: undefined, disk: { epoch: 0, held: 0 }, incarnation: 0, maxKnown: 0, maxToken: 0, role: 'follower' });
       this.group.set(id, 0);
       this.start(id);
     }
@@ -126,7 +126,7 @@ export class Cluster {
     return this.ids.filter((id) => this.isUp(id));
   }
 
-  disk(id: NodeId): { epoch: Term } {
+  disk(id: NodeId): { epoch: Term; held: Term } {
     return { ...this.nodes.get(id)!.disk };
   }
 
@@ -297,6 +297,7 @@ export class Cluster {
     const where = `node ${n.id} at tick ${this.now}`;
     if (rd.hardState) {
       if (rd.hardState.epoch < n.disk.epoch) throw new Error(`${where}: persisted epoch would go back from ${n.disk.epoch} to ${rd.hardState.epoch}`);
+      if (rd.hardState.held < n.disk.held) throw new Error(`${where}: persisted held epoch would go back from ${n.disk.held} to ${rd.hardState.held}`);
       n.disk = { ...rd.hardState };
     }
     if (rd.softState) {
