@@ -494,8 +494,11 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     counts.set(400, (counts.get(400) ?? 0) + 1);
     if (socket.writable) {
-      const body = JSON.stringify({ error: `malformed HTTP request: ${err.code ?? err.message}`, code: 'bad-request' }) + '\n';
-      socket.end(`HTTP/1.1 400 Bad Request\r\nContent-Type: ${JSON_TYPE}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+      const json = JSON.stringify({ error: `malformed HTTP request: ${err.code ?? err.message}`, code: 'bad-request' }) + '\n';
+      // An answer to HEAD carries no body (RFC 9110 §9.3.2), or the client misreads the stream.
+      const raw = (err as { rawPacket?: Buffer }).rawPacket;
+      const body = raw && raw.subarray(0, 5).toString('latin1') === 'HEAD ' ? '' : json;
+      socket.end(`HTTP/1.1 400 Bad Request\r\nContent-Type: ${JSON_TYPE}\r\nContent-Length: ${Buffer.byteLength(json)}\r\nConnection: close\r\n\r\n${body}`);
     } else socket.destroy();
   });
 
