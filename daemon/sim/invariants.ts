@@ -50,6 +50,8 @@ interface NodeTrack {
   witness: boolean;
   /** Chain value by index of this node's durable log (plus its snapshot base). */
   chain: Map<Index, Chain>;
+  /** Highest index in `chain`. */
+  last: Index;
   /** Highest commit index seen in this life. */
   lifeCommit: Index;
   /** Highest commit index made durable (hard state or snapshot), over all lives. */
@@ -111,7 +113,7 @@ export class InvariantChecker implements RuntimeObserver {
   private track(id: NodeId): NodeTrack {
     let t = this.nodes.get(id);
     if (!t) {
-      t = { rt: undefined, witness: false, chain: new Map(), lifeCommit: 0, durableCommit: 0 };
+      t = { rt: undefined, witness: false, chain: new Map(), last: 0, lifeCommit: 0, durableCommit: 0 };
       this.nodes.set(id, t);
     }
     return t;
@@ -169,6 +171,7 @@ export class InvariantChecker implements RuntimeObserver {
       t.chain.set(i, prev);
       this.matchLog(rt.id, e, prev, t.witness);
     }
+    t.last = Math.max(s.snapshotIndex, s.lastIndex);
     this.afterStep(rt);
   }
 
@@ -204,11 +207,12 @@ export class InvariantChecker implements RuntimeObserver {
     if (rd.snapshot) {
       const m = rd.snapshot.meta;
       t.chain = new Map([[m.index, this.snapshotBase(rt.id, m.index, m.term)]]);
+      t.last = m.index;
       t.durableCommit = Math.max(t.durableCommit, m.index);
     }
     if (rd.entries.length > 0) {
       const first = rd.entries[0]!.index;
-      for (const k of [...t.chain.keys()]) if (k >= first) t.chain.delete(k);
+      for (let k = first; k <= t.last; k++) t.chain.delete(k);
       let prev = t.chain.get(first - 1);
       if (!prev) this.fail('checker', `node ${rt.id} persisted entries from ${first} but its log before them is unknown to the checker`);
       for (const e of rd.entries) {
@@ -216,11 +220,14 @@ export class InvariantChecker implements RuntimeObserver {
         t.chain.set(e.index, prev);
         this.matchLog(rt.id, e, prev, t.witness);
       }
+      t.last = rd.entries[rd.entries.length - 1]!.index;
     }
     if (rd.hardState) t.durableCommit = Math.max(t.durableCommit, rd.hardState.commit);
-    // Keep the chain map small: entries far below the snapshot are no longer needed.
-    const snapIdx = rt.engine?.status().snapshotIndex ?? 0;
-    if (t.chain.size > 4096) for (const k of [...t.chain.keys()]) if (k < snapIdx) t.chain.delete(k);
+    // Keep the chain map small: entries below the snapshot are no longer needed.
+    if (t.chain.size > 4096) {
+      const snapIdx = rt.engine?.status().snapshotIndex ?? 0;
+      for (const k of [...t.chain.keys()]) if (k < snapIdx) t.chain.delete(k);
+    }
   }
 
   applied(rt: NodeRuntime, e: Entry, _result: ApplyResult | undefined): void {
