@@ -10,8 +10,8 @@
  *   that arrive while one is queued collapse: only the latest state runs, since
  *   running "active" then "inactive" for a state that is already over does nothing
  *   useful. (keepalived serializes its notify scripts the same way.)
- * - A hook still running after `timeoutMs` gets SIGTERM, then SIGKILL 2 s later; the
- *   timeout is logged as an error.
+ * - A hook still running after `timeoutMs` gets SIGTERM, then SIGKILL 2 s later, sent
+ *   to its whole process group (its children too); the timeout is logged as an error.
  * - stdout and stderr are logged line by line (at most 64 KiB per hook run, then
  *   truncated, so that a chatty script cannot fill the disk).
  */
@@ -117,6 +117,9 @@ export class HookRunner {
             QUORUMD_CLUSTER: this.opts.cluster,
           },
           stdio: ['ignore', 'pipe', 'pipe'],
+          // Own process group, so that a timeout kills the script's children too
+          // (a `sleep` under sh would otherwise keep the pipes, and the hook, alive).
+          detached: true,
         });
       } catch (err) {
         log.error({ ...fields, error: (err as Error).message }, 'hook could not start');
@@ -148,13 +151,20 @@ export class HookRunner {
       };
       pipe(child.stdout, 'stdout');
       pipe(child.stderr, 'stderr');
+      const killGroup = (sig: NodeJS.Signals) => {
+        try {
+          process.kill(-child.pid!, sig);
+        } catch {
+          child.kill(sig);
+        }
+      };
       let timedOut = false;
       let killTimer: NodeJS.Timeout | undefined;
       const timer = setTimeout(() => {
         timedOut = true;
         log.error({ ...fields, timeoutMs: this.timeoutMs }, 'hook timed out: SIGTERM');
-        child.kill('SIGTERM');
-        killTimer = setTimeout(() => child.kill('SIGKILL'), this.opts.killGraceMs ?? 2000);
+        killGroup('SIGTERM');
+        killTimer = setTimeout(() => killGroup('SIGKILL'), this.opts.killGraceMs ?? 2000);
       }, this.timeoutMs);
       child.on('error', (err) => log.error({ ...fields, error: err.message }, 'hook error'));
       child.on('close', (code, signal) => {
