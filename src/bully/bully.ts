@@ -44,7 +44,7 @@
  * replicated state (KV, locks) use the Raft engine; `propose()` here says so.
  *
  * Contract (as in raft.ts): `ready()` returns a BullyReady or undefined. The runtime
- *   1. persists `hardState` (the epoch) and makes it durable (fsync), then
+ *   1. persists `hardState` ({epoch, held}, replaced as a whole) and makes it durable (fsync), then
  *   2. sends `messages` (a Coordinator message carries an epoch that is durable by
  *      then, so a board that restarts never reuses an epoch it announced), then
  *   3. acts on `softState` (role, leader, term = epoch), then
@@ -52,7 +52,7 @@
  * `ready()` may not be called again before `advance()`; tick/step/campaign may be
  * called in between (their output goes into the next Ready).
  *
- * Restart: construct a new BullyNode from exactly what was persisted ({epoch}).
+ * Restart: construct a new BullyNode from exactly what was persisted ({epoch, held}).
  */
 import type { Rng } from '../rng.ts';
 import { NO_NODE, type NodeId, type Term } from '../types.ts';
