@@ -292,6 +292,17 @@ describe('message rules', () => {
     expect(t).toBeLessThan(20);
   });
 
+  it('restart after holding the epoch: a same-epoch coordinator with a lower token is made to start a fresh epoch', () => {
+    const held = new BullyNode({ id: 3, members: [1, 2, 3], persisted: { epoch: 4, held: 4 }, rng: new Rng(1), options: { preempt: false } });
+    held.step(coord(2, 3, 4));
+    expect(held.ready()!.messages).toEqual([answer(3, 2, 4)]);
+    // without `held`, the same board would follow node 2 at epoch 4 (token below its own old one)
+    const plain = new BullyNode({ id: 3, members: [1, 2, 3], persisted: { epoch: 4 }, rng: new Rng(1), options: { preempt: false } });
+    plain.step(coord(2, 3, 4));
+    expect(plain.status()).toMatchObject({ role: 'follower', leader: 2 });
+    expect(() => new BullyNode({ id: 3, members: [3], persisted: { epoch: 4, held: 5 }, rng: new Rng(1) })).toThrow(/held\?: integer 0..epoch/);
+  });
+
   it('restart: a board boots as a follower at its persisted epoch and its next coordinatorship is above it', () => {
     const n = mk(3, { epoch: 41 });
     expect(n.status()).toMatchObject({ role: 'follower', epoch: 41, leader: 0, token: 0 });
