@@ -26,8 +26,10 @@
  *   4. verify: every relay's read-back must say off, and every power-sense input must
  *      say off. A read-back "off" with a sense "on" means the relay switches some other
  *      board (miswired): failure, and the next level is tried.
- * A command that does not answer within `opTimeoutMs` is a failure (late answers are
- * ignored and counted). A failed level is retried `retries` times with exponential
+ * After a failed verify, the relays this attempt switched off are switched back on
+ * (best effort) before the retry or the next level: a miswired relay cut some other,
+ * healthy board. A command that does not answer within `opTimeoutMs` is a failure
+ * (late answers are ignored and counted). A failed level is retried `retries` times with exponential
  * backoff, then the next level runs.
  *
  * Delays (so two boards that lose each other never fence each other at once): before
@@ -167,6 +169,10 @@ interface Op {
   alreadyOff: boolean;
   /** Relays to switch back on (reboot). */
   onQueue: string[];
+  /** Relays to switch back on after a failed verify (they may cut the wrong board). */
+  undo: string[];
+  /** The pending command is an undo (its answer changes nothing). */
+  undoing: boolean;
 }
 
 function nodeId(x: unknown, what: string): NodeId {
@@ -347,6 +353,8 @@ export class Fencer {
       precheckOff: [],
       alreadyOff: false,
       onQueue: [],
+      undo: [],
+      undoing: false,
     };
     this.ops.set(target, op);
     this.historyList.push(rec);
@@ -417,6 +425,10 @@ export class Fencer {
       return;
     }
     op.pending = null;
+    if (op.undoing) {
+      op.undoing = false;
+      return this.pump(op);
+    }
     if (op.phase === 'power-on') {
       this.powerOnResult(op, r);
       return this.pump(op);
@@ -452,7 +464,7 @@ export class Fencer {
   nextDeadline(): number | null {
     let best: number | null = null;
     for (const op of this.ops.values()) {
-      if (op.phase === 'done') continue;
+      if (op.phase === 'done' && op.pending === null) continue;
       const t = op.pending !== null ? op.pending.deadline : op.wakeAt;
       if (best === null || t < best) best = t;
     }
@@ -483,19 +495,28 @@ export class Fencer {
   /** Advances `op` as far as the current time allows (bounded: each iteration consumes a step or waits). */
   private pump(op: Op): void {
     for (let guard = 0; guard < 10_000; guard++) {
-      if (op.phase === 'done') return;
+      if (op.phase === 'done' && op.undo.length === 0 && !op.undoing) return;
       if (op.pending !== null) {
         if (this.now < op.pending.deadline) return;
         // timeout
         this.byCmd.delete(op.pending.id);
         op.pending = null;
         this.stats.timeouts++;
+        if (op.undoing) {
+          op.undoing = false;
+          continue;
+        }
         if (op.phase === 'power-on') {
           this.powerOnResult(op, { ok: false, error: `timeout: no answer within ${this.opTimeoutMs} ms` });
           continue;
         }
         this.failAttempt(op, `${describeStep(op.steps[op.stepIdx]!)}: timeout, no answer within ${this.opTimeoutMs} ms`);
         continue;
+      }
+      if (op.undo.length > 0 && (op.phase === 'backoff' || op.phase === 'done')) {
+        op.undoing = true;
+        this.send(op, { op: 'relay-set', device: op.undo.shift()!, on: true, target: op.rec.target });
+        return;
       }
       if (this.now < op.wakeAt) return;
       switch (op.phase) {
@@ -611,6 +632,11 @@ export class Fencer {
   }
 
   private failAttempt(op: Op, error: string): void {
+    const step = op.steps[op.stepIdx];
+    if (step !== undefined && step.k === 'verify' && !op.alreadyOff) {
+      op.undo = op.steps.filter((x): x is Extract<Step, { k: 'off' }> => x.k === 'off').map((x) => x.device);
+      if (op.undo.length > 0) error += `; switching ${op.undo.join(', ')} back on`;
+    }
     op.rec.attempts.push({ level: op.level, attempt: op.attempt, startedAtMs: op.attemptStart, endedAtMs: this.now, ok: false, error });
     if (op.attempt <= this.retries) {
       const backoff = Math.min(this.backoffMaxMs, this.backoffMs * 2 ** (op.attempt - 1));
@@ -624,7 +650,6 @@ export class Fencer {
       op.wakeAt = this.now;
     } else {
       this.finish(op, 'failed');
-      return;
     }
     this.pump(op);
   }

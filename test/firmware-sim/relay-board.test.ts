@@ -169,6 +169,8 @@ describe('relay board in the simulated world', () => {
     expect(rec.outcome).toBe('off');
     expect(rec.level).toBe(1);
     expect(w.board(2).railLive).toBe(false);
-    expect(w.board(3).railLive).toBe(false); // the miswired channel did cut board 3: the operator must know
+    w.run(100);
+    expect(w.board(3).railLive).toBe(true); // the miswired channel was switched back on after the failed verify
+    expect(w.board(3).stats.powerLosses).toBe(1); // but board 3 did lose power once: the history tells the operator
   });
 });

@@ -93,6 +93,10 @@ describe('Fencer: one fence, step by step', () => {
     expect(rec.outcome).toBe('off');
     expect(rec.level).toBe(1);
     expect(w.powered(2)).toBe(false);
+    // the miswired relay was switched back on: board 3 is not left dark
+    expect(rec.attempts[0]!.error).toMatch(/switching gpio:2 back on/);
+    expect(w.relays.get('gpio:2')!.on).toBe(true);
+    expect(w.powered(3)).toBe(true);
   });
 
   it('a stuck relay fails the read-back verify', () => {
