@@ -1,0 +1,73 @@
+/**
+ * CLI clients (daemon/client/commands.ts) against an in-process API server: output
+ * formats and exit statuses (0 done, 1 definite no, 3 not applied, 4 unknown).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startApiServer, type ApiServer } from '../../daemon/http/server.ts';
+import * as cmd from '../../daemon/client/commands.ts';
+import { FakeBackend } from './http/fake-backend.ts';
+
+let srv: ApiServer;
+let b: FakeBackend;
+let url: string;
+function cap() {
+  const o = { out: '', err: '' };
+  return { io: { out: (s: string | Uint8Array) => void (o.out += typeof s === 'string' ? s : Buffer.from(s).toString()), err: (s: string) => void (o.err += s) }, o };
+}
+
+beforeAll(async () => {
+  b = new FakeBackend();
+  srv = await startApiServer(b, { port: 0, backstopMs: 300 });
+  url = `http://127.0.0.1:${srv.address().port}`;
+});
+afterAll(() => srv.close());
+
+describe('CLI clients', () => {
+  it('kv put/get/del with cas, and their exit statuses', async () => {
+    let c = cap();
+    expect(await cmd.kvPut(url, 'k', 'v1', {}, c.io)).toBe(0);
+    expect(c.o.out).toMatch(/^index=\d+\n$/);
+    const idx = Number(/index=(\d+)/.exec(c.o.out)![1]);
+    c = cap();
+    expect(await cmd.kvGet(url, 'k', {}, c.io)).toBe(0);
+    expect(c.o.out).toBe('v1');
+    c = cap();
+    expect(await cmd.kvPut(url, 'k', 'v2', { cas: idx + 5 }, c.io)).toBe(cmd.EXIT_NO);
+    expect(c.o.err).toMatch(/compare-and-set failed: the key's index is \d+/);
+    expect(await cmd.kvDel(url, 'k', {}, cap().io)).toBe(0);
+    c = cap();
+    expect(await cmd.kvGet(url, 'k', {}, c.io)).toBe(cmd.EXIT_NO);
+    expect(c.o.err).toMatch(/not found/);
+  });
+
+  it('503 → exit 3, 504 → exit 4, unreachable write → exit 4 with "outcome unknown"', async () => {
+    b.mode = 'unavailable';
+    expect(await cmd.kvPut(url, 'k', 'v', {}, cap().io)).toBe(cmd.EXIT_UNAVAILABLE);
+    b.mode = 'unknown';
+    expect(await cmd.kvPut(url, 'k', 'v', {}, cap().io)).toBe(cmd.EXIT_UNKNOWN);
+    b.mode = 'ok';
+    const c = cap();
+    expect(await cmd.kvPut('http://127.0.0.1:1', 'k', 'v', {}, c.io)).toBe(cmd.EXIT_UNKNOWN);
+    expect(c.o.err).toMatch(/outcome unknown/);
+  });
+
+  it('lock acquire/release print the token and say who holds it', async () => {
+    let c = cap();
+    expect(await cmd.lockAcquire(url, 'L', { ttl: '15s', owner: 'me' }, c.io)).toBe(0);
+    const token = Number(/token=(\d+) ttlMs=15000/.exec(c.o.out)![1]);
+    c = cap();
+    expect(await cmd.lockAcquire(url, 'L', { ttl: '15s', owner: 'you' }, c.io)).toBe(cmd.EXIT_NO);
+    expect(c.o.err).toMatch(/held by "me"/);
+    expect(await cmd.lockRelease(url, 'L', { token: token + 1 }, cap().io)).toBe(cmd.EXIT_NO);
+    expect(await cmd.lockRelease(url, 'L', { token }, cap().io)).toBe(0);
+  });
+
+  it('status prints one row per node, unreachable ones marked', async () => {
+    const c = cap();
+    expect(await cmd.status(`${url},http://127.0.0.1:1`, {}, c.io)).toBe(cmd.EXIT_UNAVAILABLE);
+    const lines = c.o.out.trim().split('\n');
+    expect(lines[0]).toMatch(/^NODE\s+URL\s+ROLE\s+TERM\s+LEADER/);
+    expect(lines[1]).toMatch(/^n1\s+http:\/\/127\.0\.0\.1:\d+\s+leader\s+1\s+n1\s+yes/);
+    expect(lines[2]).toMatch(/unreachable/);
+  });
+});
