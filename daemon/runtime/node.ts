@@ -695,6 +695,11 @@ export class NodeRuntime {
       const r = raft.propose(data);
       this.afterStep();
       if (r.ok) {
+        // An earlier proposal of ours at this index (from a previous leadership, since
+        // truncated here) is not settled by this one: it could still be committed by a
+        // later leader that holds it, so its outcome is unknown.
+        const prev = this.pendingWrites.get(r.index);
+        if (prev) prev.reply(unknownOutcome(`the write proposed at index ${r.index} in term ${prev.term} was replaced in this node's log; it may or may not be applied`));
         this.pendingWrites.set(r.index, { term: r.term, reply, deadline: this.opts.clock.monotonicMs() + this.timeoutMs });
         return;
       }
