@@ -167,8 +167,13 @@ export async function startDev(opts: DevOptions): Promise<DevCluster> {
       const rs = await Promise.all(nodes.map((x) => call(x.url, 'GET', '/v1/leader', { timeoutMs: 1000 })));
       const names = rs.map((r) => (r.status === 200 ? (JSON.parse(r.body.toString()) as { leader: string | null }).leader : null));
       if (names.every((x) => x !== null && x === names[0])) {
-        leader = names[0]!;
-        break;
+        // And every node serves a linearizable read (its leader confirmed by a quorum),
+        // so that the first command of the guide does not meet an election in progress.
+        const reads = await Promise.all(nodes.map((x) => call(x.url, 'GET', '/v1/kv/greeting', { timeoutMs: 1000 })));
+        if (reads.every((r) => r.status === 200 || r.status === 404)) {
+          leader = names[0]!;
+          break;
+        }
       }
     } catch {
       /* not up yet */

@@ -2,7 +2,7 @@
  * `quorumd start --config node.yaml`: one node on a board, and `startNode()`, the same
  * thing as a library call (daemon/index.ts).
  *
- * Wiring: RealClock + FsStorage(dataDir) (fsync timed for /metrics) + the configured
+ * Wiring: RealClock + FsStorage(<dataDir>/raft; the pid lock is <dataDir>/quorumd.pid) (fsync timed for /metrics) + the configured
  * links (MQTT; serial when hal/serial is given a port) → NodeRuntime (daemon/runtime)
  * → RuntimeBackend → HTTP API; leadership changes → hooks; pino logs on stdout.
  *
@@ -179,7 +179,7 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
   }
 
   const backend = new RuntimeBackend(cfg.self, c.members, linkInfos, c.cluster.name, c.engine);
-  const storage = new TimedStorage(new FsStorage(cfg.dataDir), (s) => backend.fsync.observe(s));
+  const storage = new TimedStorage(new FsStorage(join(cfg.dataDir, 'raft')), (s) => backend.fsync.observe(s));
   const voters = c.members.filter((m) => m.role === 'voter').map((m) => m.id);
   const witnesses = c.members.filter((m) => m.role === 'witness').map((m) => m.id);
   const rlog = runtimeLogger(log);

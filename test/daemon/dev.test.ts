@@ -1,0 +1,47 @@
+/**
+ * `quorumd dev`: nodes as child processes, the printed guide's lines work as printed
+ * (run through curl when it is installed), and stop() leaves nothing behind.
+ */
+import { execFile, spawnSync } from 'node:child_process';
+import { promisify } from 'node:util';
+import { existsSync } from 'node:fs';
+import { afterAll, describe, expect, it } from 'vitest';
+import { startDev, type DevCluster } from '../../daemon/dev.ts';
+import { call } from '../../daemon/client/http.ts';
+import { freePort } from './e2e/proc-cluster.ts';
+
+let dev: DevCluster | undefined;
+afterAll(async () => {
+  await dev?.stop();
+});
+
+const hasCurl = spawnSync('curl', ['--version']).status === 0;
+
+describe('quorumd dev', () => {
+  it('starts 3 node processes, prints a guide whose curl lines work, and cleans up', async () => {
+    let printed = '';
+    const base = (await freePort()) % 40000 + 20000;
+    dev = await startDev({ nodes: 3, engine: 'raft', basePort: base, handleSignals: false, out: (s) => (printed += s) });
+    expect(dev.nodes.map((n) => n.url)).toEqual([1, 2, 3].map((k) => `http://127.0.0.1:${base + k}`));
+    expect(new Set(dev.nodes.map((n) => n.child?.pid)).size).toBe(3);
+    expect(printed).toMatch(/leader n\d/);
+    const curls = printed.split('\n').map((l) => l.trim()).filter((l) => l.startsWith('curl ') && !l.includes('watch=') && !l.includes('|'));
+    expect(curls.length).toBeGreaterThanOrEqual(6);
+    if (hasCurl) {
+      for (const line of curls) {
+        // Asynchronously: the broker runs in this process and must keep serving meanwhile.
+        const { stdout: out } = await promisify(execFile)('/bin/sh', ['-c', `${line.replace(/\s+#.*$/, '')} -w ' HTTP%{http_code}' --max-time 10`], { encoding: 'utf8' });
+        expect(out, line).toMatch(/HTTP200$/);
+      }
+    } else {
+      const r = await call(dev.nodes[0]!.url, 'PUT', '/v1/kv/greeting', { body: 'hello' });
+      expect(r.status).toBe(200);
+    }
+    const g = await call(dev.nodes[1]!.url, 'GET', '/v1/kv/greeting');
+    expect(g.body.toString()).toBe('hello');
+    const dir = dev.dir;
+    await dev.stop();
+    dev = undefined;
+    expect(existsSync(dir)).toBe(false);
+  }, 60_000);
+});
