@@ -13,6 +13,7 @@
  *
  *   npx tsx bench/daemon.ts [kills=10] [idleSeconds=30]
  *   npx tsx bench/daemon.ts --history run.jsonl   # also record a workload history
+ *   QUORUMD_BENCH_FAILOVER_ONLY=1 npx tsx bench/daemon.ts 10   # failover numbers only
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { call } from '../daemon/client/http.ts';
@@ -156,7 +157,7 @@ async function perf(): Promise<void> {
 const fmt = (xs: number[]) =>
   xs.length ? `n=${xs.length} median ${pct(xs, 50).toFixed(0)} ms, p90 ${pct(xs, 90).toFixed(0)} ms, min ${Math.min(...xs).toFixed(0)}, max ${Math.max(...xs).toFixed(0)}` : 'no data';
 
-await perf();
+if (!process.env.QUORUMD_BENCH_FAILOVER_ONLY) await perf();
 const withHint = await failover(true);
 console.log(`failover with will hint   (SIGKILL leader → first committed write): ${fmt(withHint)}  [${withHint.map((x) => x.toFixed(0)).join(' ')}]`);
 const without = await failover(false);
