@@ -2,7 +2,7 @@
  * `quorumd start --config node.yaml`: one node on a board, and `startNode()`, the same
  * thing as a library call (daemon/index.ts).
  *
- * Wiring: RealClock + FsStorage(<dataDir>/raft; the pid lock is <dataDir>/quorumd.pid) (fsync timed for /metrics) + the configured
+ * Wiring: systemClock() + FsStorage(<dataDir>/raft; the pid lock is <dataDir>/quorumd.pid) (fsync timed for /metrics) + the configured
  * links (MQTT; serial when hal/serial is given a port) → NodeRuntime (daemon/runtime)
  * → RuntimeBackend → HTTP API; leadership changes → hooks; pino logs on stdout.
  *
@@ -25,7 +25,7 @@ import { HookRunner } from './hooks.ts';
 import { startApiServer, type ApiServer } from './http/server.ts';
 import { RuntimeBackend, type LinkInfo } from './http/runtime-backend.ts';
 import { createPino, runtimeLogger } from './log.ts';
-import { RealClock } from './real-clock.ts';
+import { systemClock } from '../hal/clock.ts';
 import { NodeRuntime } from './runtime/index.ts';
 import type { Logger as Pino } from 'pino';
 
@@ -190,7 +190,7 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     config: { voters, learners: [], witnesses },
     cluster: c.cluster.id,
     keyring: cfg.previousKey ? { current: cfg.key, previous: cfg.previousKey } : { current: cfg.key },
-    clock: new RealClock(),
+    clock: systemClock(),
     storage,
     links: links.map((l) => peerGoneFilter(l, c.raft.campaignOnPeerGone ? { self: cfg.self.id, voters, staggerMs: Math.min(10, Math.max(1, Math.floor(c.raft.heartbeatMs / 5))) } : undefined)),
     rng: new Rng(randomBytes(4).readUInt32LE(0)),

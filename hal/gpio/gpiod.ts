@@ -24,7 +24,7 @@
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import type { Cancel, Clock, Done, DoneWith, PowerSense, Relay } from '../interfaces.ts';
-import { systemClock } from '../serial/clock.ts';
+import { systemClock } from '../clock.ts';
 import { checkLine, checkName, Polarity, type PolarityOptions } from './common.ts';
 
 export type GpiodVersion = 1 | 2;
@@ -115,7 +115,7 @@ export class GpiosetRelay implements Relay {
     this.o = o;
     this.pol = new Polarity(o, `relay ${o.name}`);
     this.command = o.command ?? 'gpioset';
-    this.clock = o.clock ?? systemClock();
+    this.clock = o.clock ?? systemClock({ unref: true });
     this.settleMs = o.settleMs ?? 50;
     if (!(this.settleMs >= 0)) throw new RangeError(`relay ${o.name}: settleMs must be >= 0, got ${String(o.settleMs)}`);
     this.version = o.version ?? null;

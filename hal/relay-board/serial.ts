@@ -13,7 +13,7 @@
  */
 import { SerialPort } from 'serialport';
 import type { Clock, Done } from '../interfaces.ts';
-import { systemClock } from '../serial/clock.ts';
+import { systemClock } from '../clock.ts';
 import { RelayBoardClient, type ByteTransport, type RelayBoardOptions } from './client.ts';
 import { BAUD_RATE } from './protocol.ts';
 
@@ -63,7 +63,7 @@ export function openSerialRelayBoard(opts: SerialRelayBoardOptions): Promise<Ser
       };
       let client: RelayBoardClient;
       try {
-        client = new RelayBoardClient(transport, opts.clock ?? systemClock(), { ...opts, name: opts.name ?? `relayboard:${path}` });
+        client = new RelayBoardClient(transport, opts.clock ?? systemClock({ unref: true }), { ...opts, name: opts.name ?? `relayboard:${path}` });
       } catch (e) {
         port.close();
         return reject(e);

@@ -24,7 +24,7 @@ import { SerialPort } from 'serialport';
 import type { Cancel, Clock, Done, Link, LinkEvent } from '../interfaces.ts';
 import { MAX_NODE_ID, type NodeId } from '../../src/types.ts';
 import { SlipDecoder, slipEncode } from '../../src/wire/slip.ts';
-import { systemClock } from './clock.ts';
+import { systemClock } from '../clock.ts';
 import { BUS_BROADCAST, BUS_HEADER_BYTES, decodeBusFrame, TdmaScheduler, type BusOptions } from './tdma.ts';
 
 /** What the link needs from a serial port: the subset of serialport's stream API it uses. */
@@ -148,7 +148,7 @@ export class SerialLink implements Link {
     this.backoffMax = opts.reopen?.maxMs ?? 5000;
     if (!(this.backoffInitial > 0) || !(this.backoffMax >= this.backoffInitial)) throw new RangeError(`serial.reopen: expected 0 < initialMs <= maxMs, got ${this.backoffInitial} / ${this.backoffMax}`);
     this.backoff = this.backoffInitial;
-    this.clock = opts.clock ?? systemClock();
+    this.clock = opts.clock ?? systemClock({ unref: true });
     this.factory = opts.portFactory ?? defaultPortFactory;
     this.name = opts.name ?? `serial:${opts.path}`;
     if ((opts.peer === undefined) === (opts.bus === undefined)) throw new RangeError('serial: set exactly one of `peer` (point-to-point) or `bus` (RS-485 multi-drop)');
