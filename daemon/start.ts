@@ -3,7 +3,9 @@
  * thing as a library call (daemon/index.ts).
  *
  * Wiring: systemClock() + FsStorage(<dataDir>/raft; the pid lock is <dataDir>/quorumd.pid) (fsync timed for /metrics) + the configured
- * links (MQTT; serial when hal/serial is given a port) → NodeRuntime (daemon/runtime)
+ * links (one MqttLink over all brokers, one SerialLink per `serial:` entry; every frame
+ * goes out on each link that reaches its destination, the receiver's replay window
+ * drops the copies) → NodeRuntime (daemon/runtime)
  * → RuntimeBackend → HTTP API; leadership changes → hooks; pino logs on stdout.
  *
  * Shutdown (SIGTERM/SIGINT, or `stop()`): a leader first hands leadership to the most
@@ -19,6 +21,7 @@ import { join } from 'node:path';
 import type { Done, Link, Storage } from '../hal/interfaces.ts';
 import { FsStorage } from '../hal/fs-storage.ts';
 import { MqttLink, type MqttTlsOptions } from '../hal/mqtt/link.ts';
+import { SerialLink } from '../hal/serial/link.ts';
 import { Rng } from '../src/rng.ts';
 import { loadConfigFile, type ResolvedConfig } from './config/load.ts';
 import { HookRunner } from './hooks.ts';
@@ -42,6 +45,8 @@ export interface RunningNode {
   config: ResolvedConfig;
   runtime: NodeRuntime;
   backend: RuntimeBackend;
+  /** The node's links with their counters (MqttLink.stats / SerialLink.stats), in config order: mqtt first, then serial. */
+  links: LinkInfo[];
   http: ApiServer;
   /** Base URL of the HTTP API, e.g. http://127.0.0.1:7071. */
   url: string;
@@ -139,9 +144,6 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
   if (cfg.self.role === 'witness') {
     throw new Error('not implemented: running a witness with `quorumd start` (the witness process arrives with the fencing issue); run a voter here');
   }
-  if (c.serial && c.serial.length > 0) {
-    throw new Error('not implemented: serial links in `quorumd start` (hal/serial is being built); use an mqtt: section for now');
-  }
 
   const unlock = lockDataDir(cfg.dataDir);
   const links: Link[] = [];
@@ -173,7 +175,29 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
         errorKeys: ['droppedDisconnected', 'droppedBackpressure', 'droppedTooLarge', 'refusedTooLarge', 'unexpectedTopic', 'badPresence'],
       });
     }
+    for (const [i, sc] of (c.serial ?? []).entries()) {
+      // The SerialLink opens the port asynchronously and reopens it with backoff: a
+      // missing or busy device is a 'down' event and a log line, not a failed start,
+      // so that a node whose USB adapter is replugged (or whose other link still
+      // works) keeps running.
+      const link = new SerialLink({
+        path: sc.path,
+        self: cfg.self.id,
+        ...(sc.peer !== undefined ? { peer: sc.peer } : { bus: { members: sc.bus!.members, guardMs: sc.bus!.guardMs } }),
+        baudRate: sc.baudRate,
+        maxFrame: sc.maxFrame,
+        name: `serial${i}:${sc.path}`,
+      });
+      links.push(link);
+      linkInfos.push({
+        name: link.name,
+        stats: link.stats as unknown as Record<string, number>,
+        up: () => link.isUp,
+        errorKeys: ['crcErrors', 'badEscapes', 'runts', 'tooLarge', 'droppedDown', 'droppedQueue', 'badHeader', 'writeErrors', 'openFailures', 'disconnects'],
+      });
+    }
   } catch (err) {
+    for (const l of links) l.close();
     unlock();
     throw err;
   }
@@ -254,6 +278,7 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     config: cfg,
     runtime,
     backend,
+    links: linkInfos,
     http,
     url,
     hooks,
@@ -334,6 +359,9 @@ function peerGoneFilter(l: Link, stagger: { self: number; voters: number[]; stag
   return {
     name: l.name,
     maxFrame: l.maxFrame,
+    // A point-to-point link's peer: the runtime puts on a wire only frames for the node
+    // at its other end (daemon/runtime/node.ts transmit); the wrapper must not hide it.
+    ...(typeof (l as { peer?: unknown }).peer === 'number' ? { peer: (l as unknown as { peer: number }).peer } : {}),
     send: (to, f) => l.send(to, f),
     onFrame: (h) => l.onFrame(h),
     onEvent: (h) =>

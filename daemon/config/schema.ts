@@ -107,13 +107,40 @@ const mqtt = z.strictObject({
     .optional(),
 });
 
+/**
+ * One serial link (hal/serial/link.ts; docs/serial.md has wiring and kernel setup).
+ * Exactly one of `peer` (a point-to-point null-modem wire to one node) or `bus` (an
+ * RS-485 multi-drop bus shared by several nodes, TDMA slots by node id). A node may
+ * list several serial links and an `mqtt:` section at once: every frame goes out on
+ * every link that reaches its destination, and the receiver drops the copies by the
+ * sender's sequence number (replay window, src/wire/auth.ts).
+ */
 const serial = z.strictObject({
   /** Device, e.g. /dev/serial0 (the Pi's UART) or /dev/ttyUSB0. Required. */
   path: z.string({ error: 'expected a device path such as /dev/serial0' }).min(1, { error: 'expected a device path such as /dev/serial0' }),
-  /** The node at the other end of this point-to-point wire. Required. */
-  peer: int('a node id', 1, 254),
-  /** Line speed. Default 115200: reliable on the Pi's PL011 UART over a few metres. */
+  /** Point-to-point: the node at the other end of this wire. Exactly one of peer / bus. */
+  peer: int('a node id', 1, 254).optional(),
+  /** RS-485 bus: the drops on it and the slot timing (hal/serial/tdma.ts explains the slot math). */
+  bus: z
+    .strictObject({
+      /** Every node on the bus, this one included (ids of members). Required, at least 2. */
+      members: z.array(int('a node id', 1, 254), { error: 'expected a list of node ids' }).min(2, { error: 'expected at least 2 node ids on a bus' }).max(7, { error: 'expected at most 7 node ids' }),
+      /**
+       * Guard time per TDMA slot, ms. Default 10: a USB-serial adapter's latency plus
+       * timer jitter of a loaded Pi; raise it on slow adapters. The same on every drop.
+       */
+      guardMs: int('milliseconds', 0, 1000).default(10),
+    })
+    .optional(),
+  /** Line speed. Default 115200: reliable on the Pi's PL011 UART over a few metres. The same at both ends. */
   baudRate: int('a baud rate', 1200, 4_000_000).default(115200),
+  /**
+   * Largest frame on this link, bytes before SLIP. Default 1024 (DESIGN §2: 1 KiB on
+   * serial): at 115200 baud a full frame takes ~90-180 ms, and on a bus it sets the
+   * slot length. The node's largest message is the smallest maxFrame of its links.
+   * The same on every drop of a bus.
+   */
+  maxFrame: int('bytes', 128, 65536).default(1024),
 });
 
 const raft = z.strictObject({
@@ -235,9 +262,26 @@ export const configSchema = z
     if (c.mqtt === undefined && (c.serial === undefined || c.serial.length === 0)) {
       ctx.addIssue({ code: 'custom', path: [], message: 'expected at least one link: an `mqtt:` section or a `serial:` list' });
     }
+    const paths = new Set<string>();
     c.serial?.forEach((s, i) => {
-      if (!ids.has(s.peer)) ctx.addIssue({ code: 'custom', path: ['serial', i, 'peer'], message: `expected the id of a member, got ${s.peer}` });
-      if (self && s.peer === self.id) ctx.addIssue({ code: 'custom', path: ['serial', i, 'peer'], message: 'expected another node than this one' });
+      if ((s.peer === undefined) === (s.bus === undefined)) {
+        ctx.addIssue({ code: 'custom', path: ['serial', i], message: 'expected exactly one of `peer: <node id>` (point-to-point wire) or `bus: { members: [...] }` (RS-485 bus)' });
+      }
+      if (paths.has(s.path)) ctx.addIssue({ code: 'custom', path: ['serial', i, 'path'], message: `expected a device not used by another serial link; ${s.path} appears twice` });
+      paths.add(s.path);
+      if (s.peer !== undefined) {
+        if (!ids.has(s.peer)) ctx.addIssue({ code: 'custom', path: ['serial', i, 'peer'], message: `expected the id of a member, got ${s.peer}` });
+        if (self && s.peer === self.id) ctx.addIssue({ code: 'custom', path: ['serial', i, 'peer'], message: 'expected another node than this one' });
+      }
+      if (s.bus) {
+        const seen = new Set<number>();
+        s.bus.members.forEach((m, j) => {
+          if (!ids.has(m)) ctx.addIssue({ code: 'custom', path: ['serial', i, 'bus', 'members', j], message: `expected the id of a member, got ${m}` });
+          if (seen.has(m)) ctx.addIssue({ code: 'custom', path: ['serial', i, 'bus', 'members', j], message: `expected unique ids; ${m} appears twice` });
+          seen.add(m);
+        });
+        if (self && !seen.has(self.id)) ctx.addIssue({ code: 'custom', path: ['serial', i, 'bus', 'members'], message: `expected this node's id (${self.id}) among the bus members` });
+      }
     });
     if (c.mqtt && c.mqtt.password !== undefined && c.mqtt.passwordFile !== undefined) {
       ctx.addIssue({ code: 'custom', path: ['mqtt', 'passwordFile'], message: 'expected at most one of mqtt.password or mqtt.passwordFile' });
