@@ -3,8 +3,8 @@
  * after another (never in parallel: a seed's output must not depend on the machine),
  * prints one line per seed and a total line; exit status 1 on any violation.
  */
-import { NotImplementedError } from './cli.ts';
 import { runSeed, type SeedResult } from './sim/cluster.ts';
+import { runBullySeed } from './sim/bully-cluster.ts';
 import { parseSimOptions, SimOptionError } from './sim/options.ts';
 import { lastLine, seedLine, totalsOf, violationText } from './sim/report.ts';
 
@@ -19,11 +19,10 @@ export async function runSimCommand(opts: Record<string, unknown>, out: (line: s
     }
     throw e;
   }
-  if (cfg.engine === 'bully') throw new NotImplementedError('quorumd sim --engine bully', 'the bully engine issue');
   const t0 = performance.now();
   const results: SeedResult[] = [];
   for (const seed of cfg.seeds) {
-    const r = runSeed(cfg, seed);
+    const r = cfg.engine === 'bully' ? runBullySeed(cfg, seed) : runSeed(cfg, seed);
     results.push(r);
     out(seedLine(r, cfg));
     if (r.violation && !cfg.json) out(violationText(r, cfg));

@@ -1,0 +1,530 @@
+/**
+ * The bully node runtime: one BullyNode (src/bully) wired to one board's HAL (Clock,
+ * Storage, Link[]), with the same outward surface as NodeRuntime (node.ts) where it
+ * makes sense: start/stop, status() with `engine: 'bully'`, isLeader, campaign, the
+ * same authenticated links (FrameSealer/FrameOpener, one sealed frame put on every
+ * link), peer-gone → campaign, a fatal storage error stops the node and calls
+ * `onFatal`. The simulator (`quorumd sim --engine bully`) and `quorumd start` with
+ * `engine: bully` run this same code.
+ *
+ * Durability: the engine's hard state `{epoch, held}` and the wire boot counter live in
+ * one small file, `bully.state`, replaced atomically (DESIGN §3): write
+ * `bully.state.tmp`, fsync it, rename over `bully.state`, fsync the directory. 27 bytes:
+ *   'Q' 'B' · version 1 · epoch (u64 BE) · held (u64 BE) · boot counter (u32 BE) · CRC-32 (u32 BE) of the bytes before it
+ * We chose a file of our own over the Raft durable log: bully has no log, and the
+ * durable log's recovery (torn tails, snapshots) would be dead weight on a board that
+ * only needs 27 bytes. A rename is atomic, so a power cut leaves either the old or the
+ * new file; a `bully.state` that fails its CRC is therefore real corruption and the
+ * node refuses to start (a clearly named StorageCorruptError-like error), rather than
+ * silently restart at epoch 0 and reuse an epoch it announced.
+ *
+ * Boot: read the file, persist boot counter + 1 (durable before any frame leaves, so the
+ * receivers' replay windows never see a (bootId, seq) reused), rebuild the BullyNode
+ * from exactly the persisted {epoch, held}, then tick every `tickMs` and listen.
+ *
+ * The Ready loop follows src/bully/bully.ts exactly, one Ready at a time: persist the
+ * hard state (when present) → when durable, send the messages → act on the soft state →
+ * advance. A Coordinator message therefore never carries an epoch that a restart could
+ * reuse. Ticks and messages that arrive during an fsync go into the next Ready.
+ *
+ * Client API: the bully engine has no replicated log, so KV and lock requests answer
+ * 501 with NOT_SUPPORTED_REASON ("... needs the Raft engine (engine: raft)"): a definite
+ * answer — nothing was applied — that tells the client this engine cannot do it, not
+ * that it should retry (503) or that the outcome is unknown (504).
+ */
+import { crc32 } from 'node:zlib';
+import { BullyNode, NOT_SUPPORTED_REASON, fencingToken, type BullyMember, type BullyOptions, type BullyReady, type BullyStatus } from '../../src/bully/index.ts';
+import { FrameOpener, FrameSealer, Sender, type Keyring } from '../../src/wire/auth.ts';
+import { DEFAULT_MAX_FRAME, newDropCounters, type DropCounters } from '../../src/wire/codec.ts';
+import { MsgType, type Message } from '../../src/wire/messages.ts';
+import { NO_NODE, type NodeId, type Term } from '../../src/types.ts';
+import type { Rng } from '../../src/rng.ts';
+import type { Cancel, Clock, Done, Link, LinkEvent, Storage } from '../../hal/interfaces.ts';
+import { nullLogger, type Logger } from './logger.ts';
+import type { ClientCallback } from './results.ts';
+
+/** HTTP-like status for "this engine cannot do that" (DESIGN §6 lists 503/504 for the uncertain cases; this one is definite). */
+export const ENGINE_UNSUPPORTED = 501;
+/** The `code` the HTTP API puts next to ENGINE_UNSUPPORTED. */
+export const ENGINE_UNSUPPORTED_CODE = 'engine-unsupported';
+
+export const BULLY_STATE_FILE = 'bully.state';
+const TMP_FILE = 'bully.state.tmp';
+const STATE_BYTES = 27;
+
+/** The persisted state file is unreadable: the node refuses to start (see the file comment). */
+export class BullyStateCorruptError extends Error {
+  override readonly name = 'BullyStateCorruptError';
+}
+
+export interface BullyPersisted {
+  epoch: Term;
+  held: Term;
+  /** Wire boot counter (its low 16 bits are the bootId on the wire). */
+  boot: number;
+}
+
+export function encodeBullyState(s: BullyPersisted): Uint8Array {
+  const b = new Uint8Array(STATE_BYTES);
+  const v = new DataView(b.buffer);
+  b[0] = 0x51; // 'Q'
+  b[1] = 0x42; // 'B'
+  b[2] = 1;
+  v.setBigUint64(3, BigInt(s.epoch));
+  v.setBigUint64(11, BigInt(s.held));
+  v.setUint32(19, s.boot >>> 0);
+  v.setUint32(23, crc32(b.subarray(0, 23)) >>> 0);
+  return b;
+}
+
+/** Decodes the state file; throws BullyStateCorruptError naming what is wrong. */
+export function decodeBullyState(b: Uint8Array): BullyPersisted {
+  const what = `${BULLY_STATE_FILE}: expected ${STATE_BYTES} bytes 'QB' v1 {epoch, held, boot, crc32}`;
+  if (b.length !== STATE_BYTES) throw new BullyStateCorruptError(`${what}, got ${b.length} bytes; the node refuses to start rather than reuse an epoch (restore the file or wipe the data directory on purpose)`);
+  if (b[0] !== 0x51 || b[1] !== 0x42 || b[2] !== 1) throw new BullyStateCorruptError(`${what}, got header ${[...b.subarray(0, 3)].join(',')}`);
+  const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  const crc = v.getUint32(23);
+  if ((crc32(b.subarray(0, 23)) >>> 0) !== crc) throw new BullyStateCorruptError(`${what}: CRC mismatch; the node refuses to start rather than reuse an epoch`);
+  const epoch = Number(v.getBigUint64(3));
+  const held = Number(v.getBigUint64(11));
+  if (!Number.isSafeInteger(epoch) || !Number.isSafeInteger(held) || held > epoch) throw new BullyStateCorruptError(`${what}: epoch ${epoch} / held ${held} out of range`);
+  return { epoch, held, boot: v.getUint32(19) };
+}
+
+/** Hooks for whoever watches the node from outside (the simulator's checks, the HTTP backend). */
+export interface BullyRuntimeObserver {
+  booted?(rt: BullyRuntime): void;
+  /** After every input the engine took (message, tick, campaign) and every handled Ready. */
+  afterStep?(rt: BullyRuntime): void;
+  /** A Ready's hard state is durable (or it had none); its messages are not sent yet. */
+  persisted?(rt: BullyRuntime, rd: BullyReady): void;
+  /** The engine threw: a bug, never a bad frame. */
+  engineError?(rt: BullyRuntime, err: Error): void;
+}
+
+export interface BullyRuntimeOptions {
+  id: NodeId;
+  /** Every member with its priority (src/bully/options.ts BullyMember); the same list on every node. */
+  members: readonly BullyMember[];
+  /** Cluster id on the wire (0..65535). */
+  cluster: number;
+  keyring: Keyring;
+  clock: Clock;
+  storage: Storage;
+  /** Every link; messages go out on all of them. */
+  links: Link[];
+  /** Failure-timeout draws of the engine. */
+  rng: Rng;
+  /** Engine options (src/bully/options.ts documents each, with defaults). */
+  bully?: Partial<BullyOptions>;
+  /**
+   * Start an election at once when a link reports the coordinator gone (its MQTT Last
+   * Will). Default true: bully needs no vote, so there is no split vote to avoid; the
+   * Elections go upwards and the highest survivor announces within one answer timeout.
+   */
+  campaignOnPeerGone?: boolean;
+  logger?: Logger;
+  observer?: BullyRuntimeObserver;
+  /** Called once when the node stops itself on a fatal error (storage); the supervisor restarts it. */
+  onFatal?: (err: Error) => void;
+}
+
+export type BullyRuntimeState = 'new' | 'booting' | 'running' | 'stopped';
+
+export interface BullyNodeStatus {
+  id: NodeId;
+  engine: 'bully';
+  state: BullyRuntimeState;
+  role: string;
+  /** The epoch (named term like NodeStatus). */
+  term: Term;
+  epoch: Term;
+  leader: NodeId;
+  /** Fencing token of the known coordinator's epoch (fencingToken(epoch, leader)); 0 without one. */
+  token: number;
+  priority: number;
+  commitIndex: 0;
+  appliedIndex: 0;
+  bootId: number;
+  framesAccepted: number;
+  drops: DropCounters;
+  /** Frames of types this runtime does not handle (Raft or client messages: a config mismatch). */
+  unsupported: number;
+  /** State-file writes (each: write, fsync, rename, fsync dir). */
+  stateWrites: number;
+  engineStatus: BullyStatus | undefined;
+}
+
+const BULLY_TYPES = new Set<MsgType>([MsgType.BullyElection, MsgType.BullyAnswer, MsgType.BullyCoordinator]);
+const MAX_READY_LOOP = 256;
+
+function posInt(v: unknown, what: string, min: number): number {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min) throw new RangeError(`BullyRuntime: ${what} must be an integer ≥ ${min}, got ${String(v)}`);
+  return v;
+}
+
+export class BullyRuntime {
+  readonly id: NodeId;
+  readonly engineName = 'bully' as const;
+  private readonly opts: BullyRuntimeOptions;
+  private readonly log: Logger;
+  private readonly tickMs: number;
+  private readonly maxFrame: number;
+  private stateValue: BullyRuntimeState = 'new';
+  private node: BullyNode | undefined;
+  private sealer: FrameSealer | undefined;
+  private opener: FrameOpener | undefined;
+  private boot = 0;
+  private durable: BullyPersisted = { epoch: 0, held: 0, boot: 0 };
+  private cancelTick: Cancel | undefined;
+  private busy = false;
+  private holding: Array<{ to: NodeId; frame: Uint8Array }> | undefined;
+  private unsupported = 0;
+  private stateWrites = 0;
+  /** What the state file should hold: every requested change, merged (hard state only grows). */
+  private want: BullyPersisted = { epoch: 0, held: 0, boot: 0 };
+  private writing = false;
+  /** Requests not yet covered by a write that started after them. */
+  private waiters: Done[] = [];
+
+  constructor(opts: BullyRuntimeOptions) {
+    if (typeof opts !== 'object' || opts === null) throw new TypeError('BullyRuntime: expected an options object');
+    this.id = posInt(opts.id, 'id', 1);
+    if (this.id > 254) throw new RangeError(`BullyRuntime: id must be a node id 1..254, got ${this.id}`);
+    if (!opts.clock || typeof opts.clock.setTimer !== 'function') throw new TypeError('BullyRuntime: clock must be a HAL Clock');
+    if (!opts.storage || typeof opts.storage.sync !== 'function') throw new TypeError('BullyRuntime: storage must be a HAL Storage');
+    if (!Array.isArray(opts.links)) throw new TypeError('BullyRuntime: links must be an array of HAL Links');
+    opts.links.forEach((l, i) => {
+      if (!l || typeof l.send !== 'function' || typeof l.onFrame !== 'function') throw new TypeError(`BullyRuntime: links[${i}] is not a HAL Link`);
+    });
+    if (!opts.rng || typeof opts.rng.int !== 'function') throw new TypeError('BullyRuntime: rng must be an Rng (src/rng.ts)');
+    if (opts.campaignOnPeerGone !== undefined && typeof opts.campaignOnPeerGone !== 'boolean') throw new TypeError(`BullyRuntime: campaignOnPeerGone must be a boolean, got ${String(opts.campaignOnPeerGone)}`);
+    this.opts = opts;
+    this.log = opts.logger ?? nullLogger;
+    this.tickMs = posInt(opts.bully?.tickMs ?? 10, 'bully.tickMs', 1);
+    this.maxFrame = Math.min(DEFAULT_MAX_FRAME, ...opts.links.map((l) => l.maxFrame));
+    // Validate members and options now (a config error should not wait for boot).
+    new BullyNode({ id: this.id, members: opts.members, options: opts.bully ?? {}, rng: opts.rng.fork('validate') });
+  }
+
+  // ---------------------------------------------------------------------------
+  // Read-only views
+
+  get state(): BullyRuntimeState {
+    return this.stateValue;
+  }
+  /** The engine (undefined until booted). */
+  get engine(): BullyNode | undefined {
+    return this.node;
+  }
+  get isLeader(): boolean {
+    return this.stateValue === 'running' && this.node !== undefined && this.node.isLeader;
+  }
+  /** The hard state last made durable (what a restart would rebuild from). */
+  get durableState(): Readonly<BullyPersisted> {
+    return this.durable;
+  }
+  /** Fencing token of this node's own coordinatorship, 0 when it is not coordinator. */
+  get ownToken(): number {
+    if (!this.isLeader) return 0;
+    return fencingToken(this.node!.status().epoch, this.id);
+  }
+
+  status(): BullyNodeStatus {
+    const s = this.node?.status();
+    return {
+      id: this.id,
+      engine: 'bully',
+      state: this.stateValue,
+      role: s ? (this.stateValue === 'running' ? s.role : 'down') : 'down',
+      term: s?.epoch ?? 0,
+      epoch: s?.epoch ?? 0,
+      leader: s?.leader ?? NO_NODE,
+      token: s?.token ?? 0,
+      priority: s?.priority ?? 0,
+      commitIndex: 0,
+      appliedIndex: 0,
+      bootId: this.boot & 0xffff,
+      framesAccepted: this.opener?.accepted ?? 0,
+      drops: this.opener ? { ...this.opener.drops } : newDropCounters(),
+      unsupported: this.unsupported,
+      stateWrites: this.stateWrites,
+      engineStatus: s,
+    };
+  }
+
+  // ---------------------------------------------------------------------------
+  // Life cycle
+
+  start(): void {
+    if (this.stateValue !== 'new') throw new Error(`BullyRuntime ${this.id}: start() called twice (state ${this.stateValue})`);
+    this.stateValue = 'booting';
+    let st: BullyPersisted;
+    try {
+      const raw = this.opts.storage.read(BULLY_STATE_FILE);
+      st = raw === undefined ? { epoch: 0, held: 0, boot: 0 } : decodeBullyState(raw);
+    } catch (e) {
+      return this.fatal(e as Error);
+    }
+    const next: BullyPersisted = { ...st, boot: (st.boot + 1) >>> 0 };
+    this.want = { ...next };
+    this.requestWrite({}, (err) => {
+      if (this.stateValue !== 'booting') return;
+      if (err) return this.fatal(err);
+      try {
+        this.bootNow(next);
+      } catch (e) {
+        this.fatal(e as Error);
+      }
+    });
+  }
+
+  private bootNow(st: BullyPersisted): void {
+    this.durable = st;
+    this.boot = st.boot;
+    this.node = new BullyNode({
+      id: this.id,
+      members: this.opts.members,
+      persisted: { epoch: st.epoch, held: st.held },
+      options: this.opts.bully ?? {},
+      rng: this.opts.rng,
+    });
+    this.sealer = new FrameSealer({ cluster: this.opts.cluster, keyring: this.opts.keyring, sender: new Sender(this.boot & 0xffff), maxFrame: this.maxFrame });
+    this.opener = new FrameOpener({ cluster: this.opts.cluster, keyring: this.opts.keyring, self: this.id, maxFrame: this.maxFrame });
+    for (const link of this.opts.links) {
+      link.onFrame((f) => this.onFrame(f));
+      link.onEvent((ev) => this.onLinkEvent(link, ev));
+    }
+    this.stateValue = 'running';
+    this.log('info', 'booted', { node: this.id, engine: 'bully', epoch: st.epoch, held: st.held, bootId: this.boot & 0xffff, priority: this.node.priority });
+    this.opts.observer?.booted?.(this);
+    this.armTick();
+    this.pump();
+  }
+
+  stop(): void {
+    if (this.stateValue === 'stopped') return;
+    this.stateValue = 'stopped';
+    this.cancelTick?.();
+    for (const l of this.opts.links) l.close();
+  }
+
+  private fatal(err: Error): void {
+    if (this.stateValue === 'stopped') return;
+    this.log('error', 'fatal: node stops', { node: this.id, error: err.message, kind: err.name });
+    this.stateValue = 'stopped';
+    this.cancelTick?.();
+    this.opts.onFatal?.(err);
+  }
+
+  /**
+   * Asks for the state file to hold `update` (merged into everything asked before).
+   * Writes never overlap (one tmp file): a request made during a write is covered by
+   * the next one, which writes the merged state.
+   */
+  private requestWrite(update: Partial<BullyPersisted>, done: Done): void {
+    Object.assign(this.want, update);
+    this.waiters.push(done);
+    if (!this.writing) this.flush();
+  }
+
+  private flush(): void {
+    this.writing = true;
+    const snap = { ...this.want };
+    const ws = this.waiters.splice(0);
+    this.writeState(snap, (err) => {
+      this.writing = false;
+      if (!err) this.durable = snap;
+      for (const w of ws) w(err);
+      if (this.waiters.length > 0 && this.stateValue !== 'stopped') this.flush();
+    });
+  }
+
+  /** Atomic replace of the state file: write tmp → fsync → rename → fsync dir. */
+  private writeState(s: BullyPersisted, done: Done): void {
+    const st = this.opts.storage;
+    this.stateWrites++;
+    try {
+      st.write(TMP_FILE, encodeBullyState(s));
+    } catch (e) {
+      return done(e as Error);
+    }
+    st.sync(TMP_FILE, (err) => {
+      if (err) return done(err);
+      try {
+        st.rename(TMP_FILE, BULLY_STATE_FILE);
+      } catch (e) {
+        return done(e as Error);
+      }
+      st.syncDir(done);
+    });
+  }
+
+  private armTick(): void {
+    this.cancelTick = this.opts.clock.setTimer(this.tickMs, () => {
+      if (this.stateValue !== 'running') return;
+      this.armTick();
+      this.guard(() => this.node!.tick());
+      this.pump();
+    });
+  }
+
+  private guard(fn: () => void): void {
+    try {
+      fn();
+    } catch (e) {
+      this.log('error', 'engine error', { node: this.id, error: (e as Error).message });
+      this.opts.observer?.engineError?.(this, e as Error);
+    }
+    this.opts.observer?.afterStep?.(this);
+  }
+
+  // ---------------------------------------------------------------------------
+  // The Ready loop
+
+  private pump(): void {
+    for (let n = 0; n < MAX_READY_LOOP; n++) {
+      if (this.busy || this.stateValue !== 'running') return;
+      const rd = this.node!.ready();
+      if (!rd) return;
+      if (!rd.hardState) {
+        this.handleDurable(rd);
+        continue;
+      }
+      this.busy = true;
+      let sync = true;
+      let doneSync = false;
+      this.requestWrite({ epoch: rd.hardState.epoch, held: rd.hardState.held }, (err) => {
+        if (this.stateValue !== 'running') return;
+        if (err) return this.fatal(err);
+        if (sync) {
+          doneSync = true;
+          return;
+        }
+        this.busy = false;
+        this.handleDurable(rd);
+        this.pump();
+      });
+      sync = false;
+      if (!doneSync) return;
+      this.busy = false;
+      this.handleDurable(rd);
+    }
+    if (this.stateValue === 'running') this.opts.clock.setTimer(0, () => this.pump());
+  }
+
+  private handleDurable(rd: BullyReady): void {
+    this.opts.observer?.persisted?.(this, rd);
+    for (const m of rd.messages) this.send(m);
+    if (rd.softState) {
+      const ss = rd.softState;
+      this.log('info', 'role', { node: this.id, role: ss.role, epoch: ss.term, leader: ss.leader, ...(ss.leader !== NO_NODE ? { token: fencingToken(ss.term, ss.leader) } : {}) });
+    }
+    this.node!.advance(rd);
+    this.opts.observer?.afterStep?.(this);
+  }
+
+  // ---------------------------------------------------------------------------
+  // Wire
+
+  private send(m: Message): void {
+    let sealed;
+    try {
+      sealed = this.sealer!.seal(m);
+    } catch (e) {
+      this.log('error', 'cannot seal message', { node: this.id, type: MsgType[m.type], to: m.to, error: (e as Error).message });
+      return;
+    }
+    if (sealed.persistBootId) {
+      // seq wrapped: the new bootId must be durable before a frame stamped with it leaves.
+      this.boot = (this.boot + 1) >>> 0;
+      this.holding ??= [];
+      this.requestWrite({ boot: this.boot }, (err) => {
+        if (this.stateValue !== 'running') return;
+        if (err) return this.fatal(err);
+        const held = this.holding ?? [];
+        this.holding = undefined;
+        for (const h of held) this.transmit(h.to, h.frame);
+      });
+    }
+    if (this.holding) this.holding.push({ to: m.to, frame: sealed.frame });
+    else this.transmit(m.to, sealed.frame);
+  }
+
+  private transmit(to: NodeId, frame: Uint8Array): void {
+    for (const link of this.opts.links) {
+      const peer = (link as { peer?: unknown }).peer;
+      if (typeof peer === 'number' && peer !== to) continue;
+      if (frame.length > link.maxFrame) continue;
+      link.send(to, frame);
+    }
+  }
+
+  private onFrame(frame: Uint8Array): void {
+    if (this.stateValue !== 'running') return;
+    const r = this.opener!.open(frame);
+    if (!r.ok) {
+      if (r.reason !== 'replay') this.log('debug', 'frame dropped', { node: this.id, reason: r.reason, detail: r.detail });
+      return;
+    }
+    const m = r.msg;
+    if (!BULLY_TYPES.has(m.type)) {
+      // A Raft node (or its forwarded client request) on our cluster id: the configs disagree.
+      if (this.unsupported++ === 0) this.log('warn', 'frame of another engine (is every node configured with engine: bully?)', { node: this.id, type: MsgType[m.type], from: m.from });
+      return;
+    }
+    this.guard(() => this.node!.step(m));
+    this.pump();
+  }
+
+  private onLinkEvent(link: Link, ev: LinkEvent): void {
+    if (this.stateValue !== 'running') return;
+    if (ev.kind === 'peer-gone') {
+      const leader = this.node!.status().leader;
+      this.log('info', 'peer gone', { node: this.id, link: link.name, peer: ev.peer, leader });
+      if ((this.opts.campaignOnPeerGone ?? true) && ev.peer === leader && ev.peer !== this.id && this.node!.eligible) {
+        this.guard(() => this.node!.campaign());
+        this.pump();
+      }
+    } else {
+      this.log('info', `link ${ev.kind}`, { node: this.id, link: link.name, ...(ev.kind === 'down' ? { reason: ev.reason } : {}) });
+    }
+  }
+
+  // ---------------------------------------------------------------------------
+  // Client API: what needs a replicated log answers ENGINE_UNSUPPORTED.
+
+  /** Starts an election now (an operator's deliberate takeover, or evidence that the coordinator is gone). */
+  campaign(): { ok: true; term: Term } | { ok: false; code: string; reason: string } {
+    if (this.stateValue !== 'running') return { ok: false, code: 'not-running', reason: `node ${this.id} is not running` };
+    let r: ReturnType<BullyNode['campaign']> | undefined;
+    this.guard(() => {
+      r = this.node!.campaign();
+    });
+    this.pump();
+    return r ?? { ok: false, code: 'engine-error', reason: 'the engine threw (see the log)' };
+  }
+
+  private unsupportedOp(what: string, cb: ClientCallback): void {
+    if (typeof cb !== 'function') throw new TypeError(`BullyRuntime.${what}: cb must be a function`);
+    cb({ status: ENGINE_UNSUPPORTED, error: `${what}: ${NOT_SUPPORTED_REASON}` });
+  }
+  put(_key: string, _value: Uint8Array, _opts: { cas?: number }, cb: ClientCallback): void {
+    this.unsupportedOp('kv put', cb);
+  }
+  del(_key: string, _opts: { cas?: number }, cb: ClientCallback): void {
+    this.unsupportedOp('kv delete', cb);
+  }
+  get(_key: string, _opts: { stale?: boolean }, cb: ClientCallback): void {
+    this.unsupportedOp('kv get', cb);
+  }
+  lockAcquire(_name: string, _owner: string, _ttlMs: number, cb: ClientCallback): void {
+    this.unsupportedOp('lock acquire', cb);
+  }
+  lockRenew(_name: string, _token: number, cb: ClientCallback): void {
+    this.unsupportedOp('lock renew', cb);
+  }
+  lockRelease(_name: string, _token: number, cb: ClientCallback): void {
+    this.unsupportedOp('lock release', cb);
+  }
+}

@@ -1,0 +1,154 @@
+/**
+ * The invariants of `quorumd sim --engine bully`, checked after every step of every
+ * node (every delivered message, tick, campaign and handled Ready):
+ *
+ *   epochs only grow     a board's epoch never decreases, within a life or across a
+ *                        restart (the persisted {epoch, held} is what it rebuilds from)
+ *   persist before send  every Coordinator message leaves with an epoch that is already
+ *                        durable on its sender (src/bully contract, step 1 before 2)
+ *   tokens unique, grow  a coordinatorship's fencing token (epoch × 256 + id) is begun
+ *                        at most once in the whole run — a board that restarted never
+ *                        reuses an epoch it announced — and each board's successive
+ *                        coordinatorships have growing tokens
+ *
+ * and, whenever the world has been quiet for `settleMs` (no fault applied, healed or in
+ * force, no board booted or died), per connected component of live boards:
+ *
+ *   one coordinator      exactly one coordinator, the component's highest-priority
+ *                        eligible live board, and every live member follows it
+ *                        (none when the component has no eligible member)
+ *
+ * The last check is the one bully promises (Garcia-Molina 1982: "the highest-priority
+ * live node becomes coordinator"); what it does NOT promise — one coordinator across a
+ * partition — is measured instead (dual_active_ms, stale_actuations in bully-cluster.ts).
+ */
+import { fencingToken } from '../../src/bully/index.ts';
+import type { BullyReady } from '../../src/bully/index.ts';
+import { MsgType } from '../../src/wire/messages.ts';
+import type { NodeId, Term } from '../../src/types.ts';
+import type { BullyRuntime, BullyRuntimeObserver } from '../runtime/bully-node.ts';
+import { SimViolation } from './invariants.ts';
+
+interface Track {
+  /** Highest epoch seen on this board in its current life (an adopted epoch not yet durable may be lost in a crash). */
+  epoch: Term;
+  /** Highest epoch made durable (any life). */
+  durable: Term;
+  /** Token of this board's latest coordinatorship. */
+  lastToken: number;
+  wasLeader: boolean;
+}
+
+export class BullyInvariantChecker implements BullyRuntimeObserver {
+  private readonly nodes = new Map<NodeId, Track>();
+  /** Every coordinatorship token begun in the run. */
+  private readonly tokens = new Set<number>();
+  /** Highest token of any coordinatorship begun so far (ground truth for stale actuations). */
+  newestToken = 0;
+  /** Coordinatorships begun. */
+  coordinatorships = 0;
+  /** Quiet-period checks made (a test asserts they ran). */
+  settledChecks = 0;
+
+  constructor(
+    private readonly now: () => number,
+    private readonly onViolation: (v: SimViolation) => void,
+    private readonly onCoordinator?: (rt: BullyRuntime, token: number) => void,
+  ) {}
+
+  fail(invariant: string, detail: string): never {
+    const v = new SimViolation(invariant, detail, this.now());
+    this.onViolation(v);
+    throw v;
+  }
+
+  private track(id: NodeId): Track {
+    let t = this.nodes.get(id);
+    if (!t) this.nodes.set(id, (t = { epoch: 0, durable: 0, lastToken: 0, wasLeader: false }));
+    return t;
+  }
+
+  booted(rt: BullyRuntime): void {
+    const t = this.track(rt.id);
+    const ep = rt.engine!.status().epoch;
+    if (ep < t.durable) this.fail('epoch-durable', `node ${rt.id} rebooted at epoch ${ep}, below the epoch ${t.durable} it had made durable`);
+    t.wasLeader = false;
+    t.epoch = ep;
+    this.afterStep(rt);
+  }
+
+  afterStep(rt: BullyRuntime): void {
+    const eng = rt.engine;
+    if (!eng || rt.state !== 'running') return;
+    const t = this.track(rt.id);
+    const s = eng.status();
+    // Within a life the epoch never decreases; across lives the durable one holds (booted()).
+    if (s.epoch < t.epoch) this.fail('epoch-monotonic', `node ${rt.id}: epoch went from ${t.epoch} to ${s.epoch}`);
+    t.epoch = s.epoch;
+    t.durable = Math.max(t.durable, rt.durableState.epoch);
+    const leads = s.role === 'coordinator';
+    if (leads && !t.wasLeader) this.beginCoordinatorship(rt, s.epoch, t);
+    else if (leads && fencingToken(s.epoch, rt.id) !== t.lastToken) this.beginCoordinatorship(rt, s.epoch, t); // a fresh epoch without stepping down
+    t.wasLeader = leads;
+  }
+
+  private beginCoordinatorship(rt: BullyRuntime, epoch: Term, t: Track): void {
+    const token = fencingToken(epoch, rt.id);
+    if (this.tokens.has(token)) this.fail('token-unique', `node ${rt.id} became coordinator at epoch ${epoch} (token ${token}) a second time: the epoch was reused`);
+    if (token <= t.lastToken) this.fail('token-grows', `node ${rt.id}: coordinatorship token ${token} not above its previous ${t.lastToken}`);
+    this.tokens.add(token);
+    t.lastToken = token;
+    this.coordinatorships++;
+    this.newestToken = Math.max(this.newestToken, token);
+    this.onCoordinator?.(rt, token);
+  }
+
+  persisted(rt: BullyRuntime, rd: BullyReady): void {
+    const durable = rt.durableState.epoch;
+    if (rd.hardState && rd.hardState.epoch > durable) this.fail('persist-before-send', `node ${rt.id}: Ready with epoch ${rd.hardState.epoch} handled while only ${durable} is durable`);
+    for (const m of rd.messages) {
+      if (m.type === MsgType.BullyCoordinator && m.term > durable) {
+        this.fail('persist-before-send', `node ${rt.id} announces epoch ${m.term} to ${m.to} while only epoch ${durable} is durable`);
+      }
+    }
+  }
+
+  engineError(rt: BullyRuntime, err: Error): void {
+    this.fail('engine-error', `node ${rt.id}: ${err.message}`);
+  }
+
+  /**
+   * One coordinator per connected component, the highest-priority eligible live member,
+   * followed by every live member. `components` are lists of live runtimes.
+   */
+  checkComponents(components: BullyRuntime[][], context: string): void {
+    this.settledChecks++;
+    const problem = settledProblem(components);
+    if (problem) this.fail('one-coordinator', `${context}: ${problem}`);
+  }
+}
+
+/** What is wrong with the components' leadership, or undefined if they are settled. */
+export function settledProblem(components: BullyRuntime[][]): string | undefined {
+  for (const comp of components) {
+    const ids = comp.map((r) => r.id).join(',');
+    let best: BullyRuntime | undefined;
+    for (const r of comp) {
+      const p = r.engine!.priority;
+      if (p > 0 && (!best || p > best.engine!.priority)) best = r;
+    }
+    const coords = comp.filter((r) => r.isLeader).map((r) => r.id);
+    if (!best) {
+      if (coords.length > 0) return `component {${ids}} has no eligible member but coordinators ${coords.join(',')}`;
+      continue;
+    }
+    if (coords.length !== 1 || coords[0] !== best.id) {
+      return `component {${ids}}: expected exactly one coordinator, node ${best.id} (highest priority ${best.engine!.priority}), got [${coords.join(',')}]`;
+    }
+    for (const r of comp) {
+      const l = r.engine!.status().leader;
+      if (l !== best.id) return `component {${ids}}: node ${r.id} follows ${l || 'nobody'} instead of ${best.id}`;
+    }
+  }
+  return undefined;
+}
