@@ -16,7 +16,7 @@
  */
 import { CborError, CborWriter, Reader, type CborReadStats, type CborValue } from './cbor.ts';
 import { EntryType, MsgType, type Entry, type MemberConfig, type Message } from './messages.ts';
-import { checkKeyring, computeTag, TAG_BYTES, verifyTag, type Keyring } from './tag.ts';
+import { checkKeyring, TAG_BYTES, verifyTag, writeTag, type Keyring } from './tag.ts';
 import { MAX_NODE_ID } from '../types.ts';
 
 export const WIRE_VERSION = 1;
@@ -130,6 +130,11 @@ function layoutOf(type: number): readonly AnyField[] | undefined {
     : undefined;
 }
 
+/** Per type: the field names a message may carry (common + body), built once (checkMessage runs per frame). */
+const KNOWN_FIELDS = new Map<number, ReadonlySet<string>>(
+  Object.keys(BODY_LAYOUT).map((t) => [Number(t), new Set(['type', 'from', 'to', 'term', ...layoutOf(Number(t))!.map((f) => f.name)])]),
+);
+
 /** Every MsgType value (numeric enum members only). */
 export const MSG_TYPES: readonly MsgType[] = Object.values(MsgType).filter((v): v is MsgType => typeof v === 'number');
 const ENTRY_TYPES = new Set<number>(Object.values(EntryType).filter((v): v is number => typeof v === 'number'));
@@ -218,14 +223,16 @@ export function checkMessage(msg: unknown): string | null {
     checkRange(m.to, 'to', 1, MAX_NODE_ID) ??
     checkField('uint', m.term, 'term');
   if (p) return p;
-  const known = new Set(['type', 'from', 'to', 'term']);
-  for (const f of layout) {
-    known.add(f.name);
+  for (let i = 0; i < layout.length; i++) {
+    const f = layout[i]!;
     const q = checkField(f.kind, m[f.name], f.name);
     if (q) return q;
   }
-  for (const k of Object.keys(m)) {
-    if (!known.has(k)) return `${k}: field has no wire encoding for MsgType ${MsgType[m.type as MsgType]} (add it to BODY_LAYOUT)`;
+  const known = KNOWN_FIELDS.get(m.type as number)!;
+  for (const k in m) {
+    if (!known.has(k) && Object.prototype.hasOwnProperty.call(m, k)) {
+      return `${k}: field has no wire encoding for MsgType ${MsgType[m.type as MsgType]} (add it to BODY_LAYOUT)`;
+    }
   }
   const x = msg as Message;
   switch (x.type) {
@@ -316,7 +323,7 @@ export function encodeFrame(msg: Message, env: Envelope, key: Uint8Array): Uint8
   const body = encodeMessage(msg, env);
   const frame = new Uint8Array(body.length + TAG_BYTES);
   frame.set(body);
-  frame.set(computeTag(key, body), body.length);
+  writeTag(key, body, frame, body.length);
   return frame;
 }
 
