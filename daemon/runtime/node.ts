@@ -37,7 +37,10 @@ import { DEFAULT_MAX_FRAME, newDropCounters, type DropCounters } from '../../src
 import { EntryType, MsgType, type ClientReply, type ClientRequest, type Entry, type Message } from '../../src/wire/messages.ts';
 import { NO_NODE, type Index, type NodeId, type Term } from '../../src/types.ts';
 import type { Rng } from '../../src/rng.ts';
-import type { Cancel, Clock, Link, LinkEvent, Storage } from '../../hal/interfaces.ts';
+import type { Cancel, Clock, Link, LinkEvent, PowerSense, Relay, Storage, Watchdog } from '../../hal/interfaces.ts';
+import { Fencer, type FenceCommand, type FenceRecord, type FencerConfig } from '../../src/fence/index.ts';
+import type { FenceHistoryRecord } from '../../src/kv/index.ts';
+import { ActivationController, resolveActivationOptions, type ActivationOptions, type ActivationView } from './activation.ts';
 import { openDurableLog, type DurableLog, type DurableLogOptions, type PersistBatch, type Recovered, type StorageStats } from '../../hal/storage/index.ts';
 import { decodeReplyBody, encodeReplyBody } from './forward.ts';
 import { nullLogger, type Logger } from './logger.ts';
@@ -55,6 +58,37 @@ export interface RuntimeObserver {
   applied?(rt: NodeRuntime, e: Entry, result: ApplyResult | undefined): void;
   /** The engine threw: always a bug or a safety problem, never a bad frame. */
   engineError?(rt: NodeRuntime, err: Error): void;
+  /** The node became active (true) or stopped being active (false); see `onActivation`. */
+  activation?(rt: NodeRuntime, ev: ActivationEvent): void;
+}
+
+/** Handed to `onActivation` listeners (hooks, jobs, actuators): act only between active=true and active=false, with this token. */
+export interface ActivationEvent {
+  active: boolean;
+  term: Term;
+  /** The leadership's fencing token (src/fence/token.ts: the committed index of this term's no-op). */
+  token: number;
+  /** Own monotonic ms. */
+  atMs: number;
+}
+
+/**
+ * Split-brain defenses (DESIGN §5; daemon/runtime/activation.ts). Without this
+ * option a leader is active as soon as it is elected (the pre-fencing behaviour,
+ * kept for tests of the engine alone); with it, the activation gate, the lease,
+ * STONITH (when `fencer` lists targets) and watchdog self-fencing are on.
+ */
+export interface RuntimeFencingOptions {
+  activation?: ActivationOptions;
+  /** The board's hardware watchdog: fed every tick while healthy (self-fencing stops that). Without it the lease bound assumes `watchdogTimeoutMs`. */
+  watchdog?: Watchdog;
+  /** Watchdog timeout to assume for the lease bound when no `watchdog` is given (ms). Default 15000 (bcm2835 maximum). */
+  watchdogTimeoutMs?: number;
+  /** HAL relays this board drives and power-sense inputs it reads, found by name from the fencer config. */
+  relays?: Relay[];
+  powerSense?: PowerSense[];
+  /** STONITH: fence targets and timing (src/fence/fencer.ts documents every field and default). Omitted or no targets: leases only. */
+  fencer?: Omit<FencerConfig, 'self'>;
 }
 
 export interface NodeRuntimeOptions {
@@ -96,6 +130,8 @@ export interface NodeRuntimeOptions {
   observer?: RuntimeObserver;
   /** Called once when the node stops itself on a fatal error (storage failure); the supervisor restarts it. */
   onFatal?: (err: Error) => void;
+  /** Split-brain defenses; see RuntimeFencingOptions. */
+  fencing?: RuntimeFencingOptions;
 }
 
 export type RuntimeState = 'new' | 'booting' | 'running' | 'stopped';
@@ -120,6 +156,19 @@ export interface NodeStatus {
   unsupported: number;
   pending: { writes: number; reads: number; forwarded: number };
   storage: StorageStats | undefined;
+  /** Elected leader, and allowed to act on the outside world (DESIGN §5). Without fencing options: the same as being leader. */
+  elected: boolean;
+  active: boolean;
+  /** Why an elected leader is not active yet ('' otherwise). */
+  waitingFor: string;
+  /** This leadership's fencing token (0 when none). */
+  token: number;
+  /** Activation details (undefined without fencing options). */
+  activation: ActivationView | undefined;
+  /** Fences run by this node (this boot; newest last) and the replicated history. */
+  fences: { local: FenceRecord[]; history: FenceHistoryRecord[] };
+  /** The node stopped feeding its watchdog (it lost its lease after being active): the board resets soon. */
+  selfFencing: boolean;
 }
 
 interface PendingWrite {
@@ -179,6 +228,14 @@ export class NodeRuntime {
   private lockClockOffset = 0;
   private wasLeader = false;
   private readonly jitter: Rng;
+  private act: ActivationController | undefined;
+  private fencer: Fencer | undefined;
+  private activeValue = false;
+  private leaderTerm: Term = 0;
+  private voters: NodeId[] = [];
+  private readonly activationListeners: Array<(ev: ActivationEvent) => void> = [];
+  private readonly fenceCmds = new Map<number, NodeId>();
+  private fenceTimer: Cancel | undefined;
 
   private readonly pendingWrites = new Map<Index, PendingWrite>();
   private readonly pendingReads = new Map<number, PendingRead>();
@@ -245,6 +302,45 @@ export class NodeRuntime {
       unsupported: this.unsupported,
       pending: { writes: this.pendingWrites.size, reads: this.pendingReads.size, forwarded: this.forwarded.size },
       storage: this.dlog?.stats(),
+      ...this.activationStatus(),
+    };
+  }
+
+  private activationStatus(): Pick<NodeStatus, 'elected' | 'active' | 'waitingFor' | 'token' | 'activation' | 'fences' | 'selfFencing'> {
+    const elected = this.isLeader;
+    const fences = { local: this.fencer?.history() ?? [], history: [...this.kv.fenceHistory] };
+    if (!this.act) return { elected, active: elected, waitingFor: '', token: 0, activation: undefined, fences, selfFencing: false };
+    const v = this.act.view(this.voters);
+    const active = this.active;
+    return { elected, active, waitingFor: active ? '' : v.waitingFor, token: v.token, activation: v, fences, selfFencing: this.act.selfFencing };
+  }
+
+  /**
+   * Allowed to act on the outside world now (judged at this instant: the lease may
+   * have run out since the last tick). Without fencing options: the same as isLeader.
+   */
+  get active(): boolean {
+    if (!this.isLeader) return false;
+    if (!this.act) return true;
+    return this.act.isActive(this.voters, this.opts.clock.monotonicMs());
+  }
+
+  /** The fencing token of the current leadership while active, else 0. */
+  get activeToken(): number {
+    return this.active ? (this.act?.token ?? 0) : 0;
+  }
+
+  /**
+   * Hooks, jobs and actuators: called with active=true (and the token) when this node
+   * becomes active, and with active=false as soon as it stops (lease lost, stepped
+   * down, node stopped). Returns an unsubscribe function.
+   */
+  onActivation(cb: (ev: ActivationEvent) => void): () => void {
+    if (typeof cb !== 'function') throw new TypeError('NodeRuntime.onActivation: expected a function');
+    this.activationListeners.push(cb);
+    return () => {
+      const i = this.activationListeners.indexOf(cb);
+      if (i >= 0) this.activationListeners.splice(i, 1);
     };
   }
 
@@ -284,7 +380,8 @@ export class NodeRuntime {
       hardState: st.hardState,
       ...(snap ? { snapshot: { meta: { index: snap.index, term: snap.term, config }, data: snap.data } } : {}),
       entries: st.entries,
-      options: { maxMsgBytes: this.maxFrame, ...this.opts.raft },
+      // The activation lease counts heartbeat rounds: with fencing on, every heartbeat carries a round (leaseRead).
+      options: { maxMsgBytes: this.maxFrame, ...(this.opts.fencing ? { leaseRead: true } : {}), ...this.opts.raft },
       rng: this.opts.rng,
     });
     this.kv = new KvStateMachine();
@@ -295,12 +392,44 @@ export class NodeRuntime {
       link.onFrame((f) => this.onFrame(f));
       link.onEvent((ev) => this.onLinkEvent(link, ev));
     }
+    this.setupFencing();
     this.stateValue = 'running';
     const s = this.raft.status();
     this.log('info', 'booted', { node: this.id, term: s.term, commit: s.commitIndex, last: s.lastIndex, snapshot: s.snapshotIndex, bootId: this.wireBoot });
     this.opts.observer?.booted?.(this);
     this.armTick();
     this.pump();
+  }
+
+  private setupFencing(): void {
+    const f = this.opts.fencing;
+    if (!f) return;
+    if (typeof f !== 'object') throw new TypeError('NodeRuntime: fencing must be an object (RuntimeFencingOptions)');
+    const wdMs = f.watchdog ? f.watchdog.timeoutMs : f.watchdogTimeoutMs ?? 15_000;
+    if (typeof wdMs !== 'number' || !(wdMs > 0)) throw new RangeError(`NodeRuntime: fencing watchdog timeout must be > 0 ms, got ${String(wdMs)}`);
+    const targets = f.fencer?.targets ?? [];
+    const stonith = targets.length > 0;
+    const o = resolveActivationOptions(f.activation, { electionTimeoutMinMs: this.opts.raft?.electionTimeoutMinMs ?? 150, watchdogTimeoutMs: wdMs, stonith });
+    this.act = new ActivationController(this.id, o);
+    if (stonith) {
+      const names = new Set([...(f.relays ?? []).map((r) => r.name), ...(f.powerSense ?? []).map((p) => p.name)]);
+      for (const t of targets) {
+        for (const lv of t.levels ?? []) {
+          for (const d of lv ?? []) {
+            const devs = d.kind === 'watchdog-wait' ? [d.sense] : [d.relay, d.sense];
+            for (const n of devs) if (n !== undefined && !names.has(n)) throw new RangeError(`NodeRuntime: fencer target ${t.target} names device "${n}", which this board does not have (relays and power-sense inputs: ${[...names].join(', ') || 'none'})`);
+          }
+        }
+      }
+      this.fencer = new Fencer({ ...f.fencer!, self: this.id }, this.opts.rng.fork('fencer'));
+    }
+    this.voters = this.currentVoters();
+    f.watchdog?.feed();
+  }
+
+  private currentVoters(): NodeId[] {
+    const c = this.raft!.status().config;
+    return [...c.voters, ...c.witnesses];
   }
 
   private restoreStateMachine(index: Index, data: Uint8Array): void {
@@ -319,6 +448,9 @@ export class NodeRuntime {
   stop(): void {
     if (this.stateValue === 'stopped') return;
     this.stateValue = 'stopped';
+    this.setActive(false);
+    this.fenceTimer?.();
+    this.opts.fencing?.watchdog?.disarm();
     this.cancelTick?.();
     this.dlog?.close();
     this.failAll('node stopped');
@@ -329,6 +461,8 @@ export class NodeRuntime {
     if (this.stateValue === 'stopped') return;
     this.log('error', 'fatal: node stops', { node: this.id, error: err.message, kind: err.name });
     this.stateValue = 'stopped';
+    this.setActive(false);
+    this.fenceTimer?.();
     this.cancelTick?.();
     this.dlog?.close();
     this.failAll(`node stopped: ${err.message}`);
@@ -356,6 +490,7 @@ export class NodeRuntime {
       this.raft!.tick();
       this.expire();
       this.afterStep();
+      this.fencingTick();
       this.pump();
     });
   }
@@ -368,8 +503,231 @@ export class NodeRuntime {
       // time stamped into lock commands never runs backwards across leaders.
       this.lockClockOffset = Math.max(0, this.kv.clockMs - this.opts.clock.monotonicMs());
     }
+    if (this.act) this.activationStep(leader);
     this.wasLeader = leader;
     this.opts.observer?.afterStep?.(this);
+  }
+
+  // ---------------------------------------------------------------------------
+  // Split-brain defenses (daemon/runtime/activation.ts has the rules and the proof)
+
+  private noopIndex: Index = 0;
+  private claimProposed: Term = 0;
+
+  /** After every engine step: leadership transitions, the claim entry, activity. */
+  private activationStep(leader: boolean): void {
+    const act = this.act!;
+    const raft = this.raft!;
+    const now = this.opts.clock.monotonicMs();
+    if (leader && !this.wasLeader) {
+      const st = raft.status();
+      this.leaderTerm = st.term;
+      this.noopIndex = st.lastIndex;
+      this.voters = [...st.config.voters, ...st.config.witnesses];
+      act.elected(st.term, now);
+      this.log('info', 'elected: not active until earlier leaders are shown stopped', { node: this.id, term: st.term, noop: st.lastIndex });
+    } else if (!leader && this.wasLeader) {
+      const st = raft.status();
+      act.steppedDown(now, st.leader !== NO_NODE && st.leader !== this.id);
+      this.leaderTerm = 0;
+      this.claimProposed = 0;
+      this.cancelDelayedFences('stepped down');
+    } else if (!leader) {
+      const st = raft.status();
+      if (st.leader !== NO_NODE && st.leader !== this.id) act.learnedNewerLeader();
+    }
+    if (leader && this.claimProposed !== this.leaderTerm) {
+      const data = encodeCommand({ op: 'lead.claim', node: this.id, term: this.leaderTerm });
+      if (!(data instanceof KvError) && raft.propose(data).ok) this.claimProposed = this.leaderTerm;
+    }
+    this.updateActive(now);
+  }
+
+  private claimApplied(e: Entry): void {
+    const act = this.act!;
+    const sus = this.kv.suspects(this.leaderTerm);
+    act.suspectsKnown(this.noopIndex, sus, this.opts.clock.monotonicMs());
+    this.log('info', 'leadership claim committed', { node: this.id, term: this.leaderTerm, index: e.index, token: this.noopIndex, suspects: sus.nodes.join(',') || 'none', unknown: sus.unknown });
+  }
+
+  private updateActive(now: number): void {
+    const act = this.act!;
+    const on = this.isLeader && act.tick(now, this.voters);
+    if (!on && this.wasActiveValueFlag()) this.setActive(false);
+    if (on && !this.activeValue) {
+      this.setActive(true);
+      this.cancelDelayedFences('active');
+      // Later leaders need not suspect leaders older than this one any more.
+      const data = encodeCommand({ op: 'lead.active', node: this.id, term: this.leaderTerm, token: act.token });
+      if (!(data instanceof KvError)) this.raft!.propose(data);
+    }
+    this.runFencer(now);
+  }
+
+  private wasActiveValueFlag(): boolean {
+    return this.activeValue;
+  }
+
+  private setActive(on: boolean): void {
+    if (on === this.activeValue) return;
+    this.activeValue = on;
+    const ev: ActivationEvent = { active: on, term: this.leaderTerm || this.raft?.status().term || 0, token: this.act?.token ?? 0, atMs: this.opts.clock.monotonicMs() };
+    const v = this.act?.view(this.voters);
+    this.log('info', on ? 'active' : 'not active any more', { node: this.id, term: ev.term, token: ev.token, ...(on && v ? { by: JSON.stringify(v.clearedBy) } : {}) });
+    this.opts.observer?.activation?.(this, ev);
+    for (const cb of [...this.activationListeners]) {
+      try {
+        cb(ev);
+      } catch (e) {
+        this.log('error', 'activation listener threw', { node: this.id, error: (e as Error).message });
+      }
+    }
+  }
+
+  /** Every tick: watchdog, fencer deadlines, lease expiry. */
+  private fencingTick(): void {
+    if (!this.act) return;
+    const now = this.opts.clock.monotonicMs();
+    this.updateActive(now);
+    const wd = this.opts.fencing?.watchdog;
+    if (wd) {
+      if (this.act.shouldFeedWatchdog()) wd.feed();
+      else if (!this.selfFenceLogged) {
+        this.selfFenceLogged = true;
+        this.log('warn', 'self-fencing: lost the lease after being active; the watchdog will reset this board', { node: this.id, watchdogMs: wd.timeoutMs });
+      }
+    }
+  }
+  private selfFenceLogged = false;
+
+  /** Starts fences the gate asks for, executes fencer commands, feeds results back. */
+  private runFencer(now: number): void {
+    const f = this.fencer;
+    const act = this.act!;
+    if (!f) return;
+    if (this.isLeader && !this.activeValue) {
+      const v = act.view(this.voters);
+      for (const target of v.wantFence) {
+        if (f.busy(target) || !f.canFence(target)) continue;
+        const last = this.kv.activation;
+        f.fence(target, now, { reason: `earlier leader, before n${this.id} acts in term ${this.leaderTerm}`, term: this.leaderTerm, targetRunsWorkload: last !== null && last.node === target });
+        act.fenceStarted(target, now);
+        this.log('warn', 'fencing', { node: this.id, target, term: this.leaderTerm, delayMs: f.current(target)?.delayMs ?? 0 });
+      }
+    }
+    f.tick(now);
+    const out = f.take();
+    for (const c of out.commands) this.fenceCommand(c);
+    for (const r of out.records) this.fenceRecordChanged(r, now);
+    // Wake up for the fencer's next deadline (delays, settle, timeouts) between ticks.
+    const next = f.nextDeadline();
+    this.fenceTimer?.();
+    this.fenceTimer = undefined;
+    if (next !== null && this.stateValue === 'running') {
+      this.fenceTimer = this.opts.clock.setTimer(Math.max(0, next - now), () => {
+        this.fenceTimer = undefined;
+        if (this.stateValue === 'running') this.updateActive(this.opts.clock.monotonicMs());
+      });
+    }
+  }
+
+  private fenceCommand(c: FenceCommand): void {
+    const f = this.opts.fencing!;
+    const back = (r: { ok: true; value?: boolean } | { ok: false; error: string }) => {
+      if (this.stateValue !== 'running' || !this.fencer) return;
+      const now = this.opts.clock.monotonicMs();
+      this.fencer.result(c.id, now, r);
+      this.updateActive(now);
+    };
+    try {
+      if (c.op === 'sense-read') {
+        const ps = (f.powerSense ?? []).find((p) => p.name === c.device);
+        if (!ps) return back({ ok: false, error: `no power-sense input named ${c.device}` });
+        ps.read((err, v) => back(err ? { ok: false, error: err.message } : { ok: true, value: v === true }));
+        return;
+      }
+      const relay = (f.relays ?? []).find((r) => r.name === c.device);
+      if (!relay) return back({ ok: false, error: `no relay named ${c.device}` });
+      if (c.op === 'relay-read') relay.read((err, v) => back(err ? { ok: false, error: err.message } : { ok: true, value: v === true }));
+      else {
+        this.log('warn', `fence: relay ${c.device} ${c.on ? 'on' : 'off'}`, { node: this.id, target: c.target });
+        relay.set(c.on, (err) => back(err ? { ok: false, error: err.message } : { ok: true }));
+      }
+    } catch (e) {
+      back({ ok: false, error: (e as Error).message });
+    }
+  }
+
+  private fenceRecordChanged(r: FenceRecord, now: number): void {
+    if (r.outcome === 'pending') return;
+    const act = this.act!;
+    const ok = r.outcome === 'off' || r.outcome === 'already-off' || r.outcome === 'confirmed';
+    if (r.poweredOnAtMs === null && r.powerOnError === null) {
+      // The fence itself finished (a later record of the same fence reports the power-on).
+      if (r.outcome !== 'confirmed') act.fenceResult(r.target, ok, now, r.attempts.at(-1)?.error ?? r.outcome);
+      this.log(ok ? 'warn' : 'error', `fence of n${r.target}: ${r.outcome}`, { node: this.id, target: r.target, level: r.level ?? -1, attempts: r.attempts.length, error: r.attempts.at(-1)?.error ?? '' });
+      const cmd: Command = { op: 'fence.record', target: r.target, by: r.by, term: r.term, outcome: r.outcome, level: r.level ?? -1, atMs: Math.floor(r.finishedAtMs ?? now), reason: r.reason.slice(0, 200) };
+      if (encodeCommand(cmd) instanceof Uint8Array) this.proposeOrForward(cmd, () => {}, true);
+    } else {
+      this.log('info', `fence of n${r.target}: ${r.poweredOnAtMs !== null ? 'powered back on' : `power-on: ${r.powerOnError}`}`, { node: this.id, target: r.target });
+    }
+  }
+
+  private cancelDelayedFences(why: string): void {
+    const f = this.fencer;
+    if (!f) return;
+    const now = this.opts.clock.monotonicMs();
+    for (const rec of f.history()) {
+      // Only fences still in their delay: one that switched a relay runs to its end (and powers the target back on).
+      if (rec.outcome === 'pending' && rec.startedAtMs === null && f.busy(rec.target)) f.cancel(rec.target, now, why);
+    }
+  }
+
+  /**
+   * Operator: `quorumd fence NODE` — fence `node` now through this board's configured
+   * devices (any node may do it; no delay beyond the configured ones). The answer comes
+   * when the fence finished: 200 with the record, or 503 when nothing is configured.
+   */
+  fence(node: NodeId, cb: (r: { ok: boolean; record?: FenceRecord; error?: string }) => void): void {
+    if (typeof cb !== 'function') throw new TypeError('NodeRuntime.fence: cb must be a function');
+    if (typeof node !== 'number' || !Number.isInteger(node) || node < 1 || node > 254) return cb({ ok: false, error: `node: expected a node id 1..254, got ${String(node)}` });
+    if (this.stateValue !== 'running') return cb({ ok: false, error: `node ${this.id} is not running` });
+    if (!this.fencer || !this.fencer.canFence(node)) return cb({ ok: false, error: `node ${this.id} has no fence device for n${node} (fencing.fencer.targets)` });
+    const now = this.opts.clock.monotonicMs();
+    const id = this.fencer.fence(node, now, { reason: 'operator request', term: this.raft!.status().term });
+    this.act?.fenceStarted(node, now);
+    // Bounded wait: the fencer itself times out every command.
+    const poll = (n: number) => {
+      if (this.stateValue !== 'running' || !this.fencer) return cb({ ok: false, error: 'node stopped' });
+      const rec = this.fencer.history().find((r) => r.id === id);
+      if (rec && rec.outcome !== 'pending') return cb({ ok: rec.outcome === 'off' || rec.outcome === 'already-off', record: rec, ...(rec.outcome === 'failed' ? { error: rec.attempts.at(-1)?.error ?? 'failed' } : {}) });
+      if (n > 100_000) return cb({ ok: false, error: 'fence did not finish' });
+      this.opts.clock.setTimer(this.tickMs, () => poll(n + 1));
+    };
+    this.runFencer(now);
+    poll(0);
+  }
+
+  /**
+   * Operator: `quorumd fence confirm NODE` — a human declares `node` safely down (as
+   * Pacemaker's stonith_admin --confirm). Clears it as a suspect and records it.
+   */
+  confirmFenced(node: NodeId): { ok: boolean; error?: string } {
+    if (typeof node !== 'number' || !Number.isInteger(node) || node < 1 || node > 254) return { ok: false, error: `node: expected a node id 1..254, got ${String(node)}` };
+    if (node === this.id) return { ok: false, error: 'a node cannot confirm itself down' };
+    if (this.stateValue !== 'running' || !this.act) return { ok: false, error: `node ${this.id} is not running with fencing` };
+    const now = this.opts.clock.monotonicMs();
+    this.act.operatorConfirmed(node, now);
+    const term = this.raft!.status().term;
+    if (this.fencer) {
+      this.fencer.confirm(node, now);
+      this.fencer.take(); // the confirmed record goes into the replicated history below
+    }
+    const cmd: Command = { op: 'fence.record', target: node, by: this.id, term, outcome: 'confirmed', level: -1, atMs: Math.floor(now), reason: 'confirmed down by an operator' };
+    this.proposeOrForward(cmd, () => {}, true);
+    this.updateActive(now);
+    this.pump();
+    return { ok: true };
   }
 
   // ---------------------------------------------------------------------------
@@ -466,6 +824,7 @@ export class NodeRuntime {
       this.log('error', 'apply order', { node: this.id, index: e.index, error: result.error.message });
     }
     this.opts.observer?.applied?.(this, e, result);
+    if (this.act && result?.op === 'lead.claim' && this.leaderTerm !== 0 && e.term === this.leaderTerm && this.act.token === 0) this.claimApplied(e);
     const w = this.pendingWrites.get(e.index);
     if (!w) return;
     this.pendingWrites.delete(e.index);
@@ -507,6 +866,7 @@ export class NodeRuntime {
   // Wire
 
   private send(m: Message): void {
+    if (this.act && m.type === MsgType.Heartbeat && m.ctx !== 0 && m.term === this.leaderTerm) this.act.lease.roundSent(m.ctx, this.opts.clock.monotonicMs());
     let sealed;
     try {
       sealed = this.sealer!.seal(m);
@@ -551,6 +911,11 @@ export class NodeRuntime {
     }
     const m = r.msg;
     if (RAFT_TYPES.has(m.type)) {
+      if (this.act && this.leaderTerm !== 0 && m.term === this.leaderTerm && this.raft!.isLeader) {
+        // A message in our term: its sender knows it does not lead any earlier term.
+        this.act.acknowledged(m.from, m.term, this.opts.clock.monotonicMs());
+        if (m.type === MsgType.HeartbeatReply) this.act.lease.roundAcked(m.from, m.ctx);
+      }
       try {
         this.raft!.step(m);
       } catch (e) {
@@ -689,7 +1054,11 @@ export class NodeRuntime {
   private proposeOrForward(cmd: Command, reply: ClientCallback, local: boolean): void {
     const raft = this.raft!;
     if (raft.isLeader) {
-      if (cmd.op === 'lock.acquire' || cmd.op === 'lock.renew') cmd = { ...cmd, now: this.lockNow() };
+      if (cmd.op === 'lock.acquire' || cmd.op === 'lock.renew') {
+        // DESIGN §5: locks are granted only by an active leader.
+        if (!this.active) return reply(unavailable(`leader ${this.id} is not active yet (${this.activationStatus().waitingFor}); the lock command was not proposed`));
+        cmd = { ...cmd, now: this.lockNow() };
+      }
       const data = encodeCommand(cmd);
       if (data instanceof KvError) return reply({ status: data.httpStatus, error: data.message });
       const r = raft.propose(data);
@@ -804,6 +1173,10 @@ export function resultToClient(r: ApplyResult | undefined): ClientResult {
       return r.ok ? { status: Status.OK, token: r.token, expiresAt: r.expiresAt } : { status: Status.CONFLICT, error: `renew refused: ${r.reason}` };
     case 'lock.release':
       return r.ok ? { status: Status.OK } : { status: Status.CONFLICT, error: 'release refused: not the holder' };
+    case 'lead.claim':
+    case 'lead.active':
+    case 'fence.record':
+      return { status: Status.OK };
     case 'error':
       // Applied as a no-op (the index is consumed): definite, and the input was bad.
       return { status: Status.BAD_REQUEST, error: r.error.message };

@@ -9,6 +9,9 @@
  *   lock.acquire  [3, name, owner, ttlMs, now]
  *   lock.renew    [4, name, token, now]
  *   lock.release  [5, name, token]
+ *   lead.claim    [10, node, term]                   (split-brain defenses, see below)
+ *   lead.active   [11, node, term, token]
+ *   fence.record  [12, target, by, term, outcome index, level + 1, atMs, reason]
  * Keys, names and owners are CBOR text strings. A put of a 64-KiB value costs 1 + 3
  * + key + 5 bytes of framing.
  *
@@ -56,6 +59,10 @@ export const OpCode = {
   LockAcquire: 3,
   LockRenew: 4,
   LockRelease: 5,
+  // 6 is reserved for job claims; 7..9 left free for it.
+  LeadClaim: 10,
+  LeadActive: 11,
+  FenceRecord: 12,
 } as const;
 
 /**
@@ -73,7 +80,37 @@ export interface LockAcquireCommand { op: 'lock.acquire'; name: string; owner: s
 export interface LockRenewCommand { op: 'lock.renew'; name: string; token: number; now: number }
 export interface LockReleaseCommand { op: 'lock.release'; name: string; token: number }
 
-export type Command = PutCommand | DelCommand | LockAcquireCommand | LockRenewCommand | LockReleaseCommand;
+/**
+ * Split-brain defenses (DESIGN §5; daemon/runtime/activation.ts). A Raft leader
+ * appends `lead.claim` right after its election and becomes active only once that
+ * entry is applied: every leader that ever acted therefore left a committed claim,
+ * and by Leader Completeness (Raft §5.4.3) every later leader finds it in its log.
+ * Once active, it appends `lead.active`: leaders of earlier terms were provably
+ * stopped at that moment, so later leaders need not worry about them any more.
+ * The state machine keeps the claims since the newest activation: the *suspects*
+ * a new leader must see stopped (fenced, lease expired, acknowledged) before it acts.
+ */
+export interface LeadClaimCommand { op: 'lead.claim'; node: number; term: number }
+export interface LeadActiveCommand { op: 'lead.active'; node: number; term: number; token: number }
+/** Outcomes of a fence as kept in the replicated history (src/fence/fencer.ts FenceOutcome minus 'pending'). */
+export const FENCE_OUTCOMES = ['off', 'already-off', 'failed', 'cancelled', 'confirmed'] as const;
+export type FenceOutcomeName = (typeof FENCE_OUTCOMES)[number];
+/** One finished fence, replicated so that every node's `status` shows the history. `atMs` is the fencing node's monotonic time. */
+export interface FenceRecordCommand {
+  op: 'fence.record';
+  target: number;
+  by: number;
+  term: number;
+  outcome: FenceOutcomeName;
+  /** Level (0-based) that succeeded, or -1. */
+  level: number;
+  atMs: number;
+  reason: string;
+}
+/** Longest fence reason kept, in characters. */
+export const MAX_FENCE_REASON = 200;
+
+export type Command = PutCommand | DelCommand | LockAcquireCommand | LockRenewCommand | LockReleaseCommand | LeadClaimCommand | LeadActiveCommand | FenceRecordCommand;
 
 export type KvErrorCode =
   | 'bad-command' // not an object / unknown op / undecodable bytes
@@ -86,6 +123,9 @@ export type KvErrorCode =
   | 'bad-ttl'
   | 'bad-now'
   | 'bad-token'
+  | 'bad-node'
+  | 'bad-term'
+  | 'bad-fence'
   | 'bad-snapshot'
   | 'apply-order';
 
@@ -171,8 +211,28 @@ export function validateCommand(cmd: unknown): KvError | null {
       return checkKeyLike(c.name, 'name') ?? checkIndexLike(c.token, 'token', 'bad-token', 1) ?? checkIndexLike(c.now, 'now', 'bad-now', 0, MAX_NOW_MS);
     case 'lock.release':
       return checkKeyLike(c.name, 'name') ?? checkIndexLike(c.token, 'token', 'bad-token', 1);
+    case 'lead.claim':
+      return checkIndexLike(c.node, 'node', 'bad-node', 1, 254) ?? checkIndexLike(c.term, 'term', 'bad-term', 1);
+    case 'lead.active':
+      return checkIndexLike(c.node, 'node', 'bad-node', 1, 254) ?? checkIndexLike(c.term, 'term', 'bad-term', 1) ?? checkIndexLike(c.token, 'token', 'bad-token', 1);
+    case 'fence.record': {
+      const e =
+        checkIndexLike(c.target, 'target', 'bad-node', 1, 254) ??
+        checkIndexLike(c.by, 'by', 'bad-node', 1, 254) ??
+        checkIndexLike(c.term, 'term', 'bad-term', 0) ??
+        checkIndexLike(c.level, 'level', 'bad-fence', -1, 1000) ??
+        checkIndexLike(c.atMs, 'atMs', 'bad-fence', 0);
+      if (e) return e;
+      if (typeof c.outcome !== 'string' || !(FENCE_OUTCOMES as readonly string[]).includes(c.outcome)) {
+        return new KvError('bad-fence', 'outcome', `outcome: expected one of ${FENCE_OUTCOMES.join(', ')}, got ${describe(c.outcome)}`);
+      }
+      if (typeof c.reason !== 'string' || c.reason.length > MAX_FENCE_REASON || LONE_SURROGATE.test(c.reason)) {
+        return new KvError('bad-fence', 'reason', `reason: expected well-formed text of at most ${MAX_FENCE_REASON} characters, got ${describe(c.reason)}`);
+      }
+      return null;
+    }
     default:
-      return new KvError('bad-command', 'op', `op: expected put, del, lock.acquire, lock.renew or lock.release, got ${describe(c.op)}`);
+      return new KvError('bad-command', 'op', `op: expected put, del, lock.acquire, lock.renew, lock.release, lead.claim, lead.active or fence.record, got ${describe(c.op)}`);
   }
 }
 
@@ -198,6 +258,16 @@ export function encodeCommand(cmd: Command): Uint8Array | KvError {
       break;
     case 'lock.release':
       w.array(3).uint(OpCode.LockRelease).text(cmd.name).uint(cmd.token);
+      break;
+    case 'lead.claim':
+      w.array(3).uint(OpCode.LeadClaim).uint(cmd.node).uint(cmd.term);
+      break;
+    case 'lead.active':
+      w.array(4).uint(OpCode.LeadActive).uint(cmd.node).uint(cmd.term).uint(cmd.token);
+      break;
+    case 'fence.record':
+      // level -1 (none) is stored as 0, levels as level + 1: the writer has unsigned integers only.
+      w.array(8).uint(OpCode.FenceRecord).uint(cmd.target).uint(cmd.by).uint(cmd.term).uint(FENCE_OUTCOMES.indexOf(cmd.outcome)).uint(cmd.level + 1).uint(cmd.atMs).text(cmd.reason);
       break;
   }
   return w.finish();
@@ -251,6 +321,35 @@ export function decodeCommand(data: Uint8Array): Command | KvError {
       const e = arity(3, 3, 'lock.release');
       if (e) return e;
       cmd = { op: 'lock.release', name: f(1) as string, token: f(2) as number };
+      break;
+    }
+    case OpCode.LeadClaim: {
+      const e = arity(3, 3, 'lead.claim');
+      if (e) return e;
+      cmd = { op: 'lead.claim', node: f(1) as number, term: f(2) as number };
+      break;
+    }
+    case OpCode.LeadActive: {
+      const e = arity(4, 4, 'lead.active');
+      if (e) return e;
+      cmd = { op: 'lead.active', node: f(1) as number, term: f(2) as number, token: f(3) as number };
+      break;
+    }
+    case OpCode.FenceRecord: {
+      const e = arity(8, 8, 'fence.record');
+      if (e) return e;
+      const oc = f(4);
+      const lv = f(5);
+      cmd = {
+        op: 'fence.record',
+        target: f(1) as number,
+        by: f(2) as number,
+        term: f(3) as number,
+        outcome: (typeof oc === 'number' ? FENCE_OUTCOMES[oc] : undefined) as FenceOutcomeName,
+        level: typeof lv === 'number' ? lv - 1 : (lv as unknown as number),
+        atMs: f(6) as number,
+        reason: f(7) as string,
+      };
       break;
     }
     default:

@@ -33,7 +33,10 @@ import {
   MAX_TTL_MS,
   MAX_VALUE_BYTES,
   MIN_TTL_MS,
+  FENCE_OUTCOMES,
+  MAX_FENCE_REASON,
   type Command,
+  type FenceOutcomeName,
 } from './commands.ts';
 
 export interface KvEntry {
@@ -66,6 +69,11 @@ export type ApplyResult =
   | { op: 'lock.renew'; ok: true; token: number; expiresAt: number }
   | { op: 'lock.renew'; ok: false; reason: 'not-held' | 'expired' | 'wrong-token' }
   | { op: 'lock.release'; ok: boolean }
+  /** ok false: a claim of a term at or below the newest activation (it can never act; not kept). */
+  | { op: 'lead.claim'; ok: boolean }
+  /** ok false: an activation older than the newest recorded one (kept as it was). */
+  | { op: 'lead.active'; ok: boolean }
+  | { op: 'fence.record'; ok: true }
   /**
    * The entry was not applied: undecodable/invalid bytes (counted in
    * `badCommands`, the index is consumed), or an index that does not follow
@@ -74,7 +82,42 @@ export type ApplyResult =
   | { op: 'error'; ok: false; error: KvError };
 
 const SNAPSHOT_MAGIC = 'quorumd-kv';
+/** Version 1: 7 elements. Version 2 adds the leadership/fence table as an 8th; written only when that table is not empty, so older states keep their bytes. */
 const SNAPSHOT_VERSION = 1;
+const SNAPSHOT_VERSION_FENCE = 2;
+
+/** Leadership claims kept (since the newest activation). More means a flapping cluster; the oldest go and `claimsTruncated` is set (a new leader then also waits for the lease bound). */
+export const MAX_CLAIMS = 32;
+/** Fence records kept in the replicated history (oldest dropped). */
+export const MAX_FENCE_HISTORY = 64;
+
+export interface LeaderClaim {
+  readonly node: number;
+  readonly term: number;
+}
+export interface LeaderActivation {
+  readonly node: number;
+  readonly term: number;
+  readonly token: number;
+}
+/** A fence as kept in the replicated history, with the log index that recorded it. */
+export interface FenceHistoryRecord {
+  readonly index: number;
+  readonly target: number;
+  readonly by: number;
+  readonly term: number;
+  readonly outcome: FenceOutcomeName;
+  readonly level: number;
+  readonly atMs: number;
+  readonly reason: string;
+}
+/** Who may still act, as far as the committed log tells a leader of term `term` (see commands.ts lead.claim). */
+export interface Suspects {
+  /** Nodes that claimed leadership in a term below `term`, since the newest activation (included). */
+  nodes: number[];
+  /** Claims were dropped (more than MAX_CLAIMS): some earlier leader is unknown. */
+  unknown: boolean;
+}
 
 /** Deterministic total order for keys (UTF-16 code units; the same on every replica). */
 function byKey(a: string, b: string): number {
@@ -87,6 +130,10 @@ export class KvStateMachine {
   private applied = 0;
   private clock = 0;
   private bad = 0;
+  private claims: LeaderClaim[] = [];
+  private claimsTruncated = false;
+  private lastActive: LeaderActivation | null = null;
+  private fences: FenceHistoryRecord[] = [];
 
   /** Index of the last entry applied (or skipped as a no-op); 0 before the first. */
   get appliedIndex(): number {
@@ -101,6 +148,32 @@ export class KvStateMachine {
   /** Entries that could not be decoded and were applied as no-ops. */
   get badCommands(): number {
     return this.bad;
+  }
+
+  /** The newest recorded activation (null before the first). */
+  get activation(): LeaderActivation | null {
+    return this.lastActive;
+  }
+
+  /** Leadership claims kept (oldest first). */
+  get leaderClaims(): readonly LeaderClaim[] {
+    return this.claims;
+  }
+
+  /** The replicated fence history, oldest first. */
+  get fenceHistory(): readonly FenceHistoryRecord[] {
+    return this.fences;
+  }
+
+  /**
+   * Nodes that may have led (and so may still act) before term `term`: every claim of
+   * a lower term since the newest activation, that activation's node included.
+   */
+  suspects(term: number): Suspects {
+    const nodes = new Set<number>();
+    for (const c of this.claims) if (c.term < term) nodes.add(c.node);
+    if (this.lastActive !== null && this.lastActive.term < term) nodes.add(this.lastActive.node);
+    return { nodes: [...nodes].sort((a, b) => a - b), unknown: this.claimsTruncated };
   }
 
   /** Number of keys. */
@@ -215,6 +288,30 @@ export class KvStateMachine {
         this.locks.delete(cmd.name);
         return { op: 'lock.release', ok: true };
       }
+      case 'lead.claim': {
+        if (this.lastActive !== null && cmd.term <= this.lastActive.term) return { op: 'lead.claim', ok: cmd.term === this.lastActive.term };
+        if (this.claims.some((c) => c.term === cmd.term)) return { op: 'lead.claim', ok: true };
+        this.claims.push({ node: cmd.node, term: cmd.term });
+        this.claims.sort((a, b) => a.term - b.term);
+        if (this.claims.length > MAX_CLAIMS) {
+          this.claims.shift();
+          this.claimsTruncated = true;
+        }
+        return { op: 'lead.claim', ok: true };
+      }
+      case 'lead.active': {
+        if (this.lastActive !== null && cmd.term <= this.lastActive.term) return { op: 'lead.active', ok: false };
+        this.lastActive = { node: cmd.node, term: cmd.term, token: cmd.token };
+        // Leaders of earlier terms were provably stopped when this one activated.
+        this.claims = this.claims.filter((c) => c.term >= cmd.term);
+        this.claimsTruncated = false;
+        return { op: 'lead.active', ok: true };
+      }
+      case 'fence.record': {
+        this.fences.push({ index, target: cmd.target, by: cmd.by, term: cmd.term, outcome: cmd.outcome, level: cmd.level, atMs: cmd.atMs, reason: cmd.reason });
+        if (this.fences.length > MAX_FENCE_HISTORY) this.fences.shift();
+        return { op: 'fence.record', ok: true };
+      }
     }
   }
 
@@ -234,8 +331,9 @@ export class KvStateMachine {
     const names = [...this.locks.keys()].sort(byKey);
     let size = 64;
     for (const k of keys) size += this.data.get(k)!.value.length + k.length * 3 + 24;
-    const w = new CborWriter(size + names.length * 64);
-    w.array(7).text(SNAPSHOT_MAGIC).uint(SNAPSHOT_VERSION).uint(this.applied).uint(this.clock).uint(this.bad);
+    const fenceTable = this.claims.length > 0 || this.lastActive !== null || this.fences.length > 0 || this.claimsTruncated;
+    const w = new CborWriter(size + names.length * 64 + (fenceTable ? 64 + this.fences.length * 256 : 0));
+    w.array(fenceTable ? 8 : 7).text(SNAPSHOT_MAGIC).uint(fenceTable ? SNAPSHOT_VERSION_FENCE : SNAPSHOT_VERSION).uint(this.applied).uint(this.clock).uint(this.bad);
     w.array(keys.length);
     for (const k of keys) {
       const e = this.data.get(k)!;
@@ -245,6 +343,18 @@ export class KvStateMachine {
     for (const n of names) {
       const l = this.locks.get(n)!;
       w.array(5).text(l.name).text(l.owner).uint(l.token).uint(l.ttlMs).uint(l.expiresAt);
+    }
+    if (fenceTable) {
+      // [[[node, term], ...], truncated 0|1, [node, term, token] or [], [[index, target, by, term, outcome, level+1, atMs, reason], ...]]
+      w.array(4);
+      w.array(this.claims.length);
+      for (const c of this.claims) w.array(2).uint(c.node).uint(c.term);
+      w.uint(this.claimsTruncated ? 1 : 0);
+      const a = this.lastActive;
+      if (a === null) w.array(0);
+      else w.array(3).uint(a.node).uint(a.term).uint(a.token);
+      w.array(this.fences.length);
+      for (const f of this.fences) w.array(8).uint(f.index).uint(f.target).uint(f.by).uint(f.term).uint(FENCE_OUTCOMES.indexOf(f.outcome)).uint(f.level + 1).uint(f.atMs).text(f.reason);
     }
     return w.finish();
   }
@@ -256,9 +366,10 @@ export class KvStateMachine {
     const r = readCbor(bytes);
     if (!r.ok) return bad(`not valid CBOR: ${r.error}`);
     const root = r.value;
-    if (!Array.isArray(root) || root.length !== 7) return bad('expected a 7-element array');
+    if (!Array.isArray(root) || (root.length !== 7 && root.length !== 8)) return bad('expected a 7-element array (version 1) or an 8-element one (version 2)');
     if (root[0] !== SNAPSHOT_MAGIC) return bad(`expected magic "${SNAPSHOT_MAGIC}"`);
-    if (root[1] !== SNAPSHOT_VERSION) return bad(`unsupported version ${JSON.stringify(root[1])}, expected ${SNAPSHOT_VERSION}`);
+    const version = root.length === 7 ? SNAPSHOT_VERSION : SNAPSHOT_VERSION_FENCE;
+    if (root[1] !== version) return bad(`unsupported version ${JSON.stringify(root[1])} for a ${root.length}-element snapshot, expected ${version}`);
     const uint = (v: Cbor | undefined): v is number => typeof v === 'number';
     const [, , applied, clock, badCount, rows, lockRows] = root;
     if (!uint(applied) || !uint(clock) || !uint(badCount)) return bad('appliedIndex, clockMs and badCommands must be unsigned integers');
@@ -296,6 +407,43 @@ export class KvStateMachine {
       if (!uint(exp)) return bad(`lock row ${i}: expiresAt must be an unsigned integer`);
       sm.locks.set(n, { name: n, owner: owner as string, token, ttlMs: ttl, expiresAt: exp });
     }
+    if (root.length === 8) {
+      const err = sm.restoreFenceTable(root[7], applied);
+      if (err !== null) return bad(err);
+    }
     return sm;
+  }
+
+  /** Reads the version-2 table; returns an error text or null. */
+  private restoreFenceTable(t: Cbor | undefined, applied: number): string | null {
+    const uint = (v: Cbor | undefined): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+    const node = (v: Cbor | undefined): v is number => uint(v) && v >= 1 && v <= 254;
+    if (!Array.isArray(t) || t.length !== 4) return 'fence table: expected [claims, truncated, activation, fences]';
+    const [claims, trunc, act, fences] = t;
+    if (!Array.isArray(claims) || claims.length > MAX_CLAIMS) return `fence table: claims must be an array of at most ${MAX_CLAIMS}`;
+    let prevTerm = 0;
+    for (let i = 0; i < claims.length; i++) {
+      const c = claims[i];
+      if (!Array.isArray(c) || c.length !== 2 || !node(c[0]) || !uint(c[1]) || c[1] <= prevTerm) return `fence table: claim ${i}: expected [node 1..254, term] with terms rising`;
+      prevTerm = c[1];
+      this.claims.push({ node: c[0], term: c[1] });
+    }
+    if (trunc !== 0 && trunc !== 1) return 'fence table: truncated must be 0 or 1';
+    this.claimsTruncated = trunc === 1;
+    if (!Array.isArray(act) || (act.length !== 0 && act.length !== 3)) return 'fence table: activation must be [] or [node, term, token]';
+    if (act.length === 3) {
+      if (!node(act[0]) || !uint(act[1]) || act[1] < 1 || !uint(act[2]) || act[2] < 1) return 'fence table: activation must be [node 1..254, term ≥ 1, token ≥ 1]';
+      this.lastActive = { node: act[0], term: act[1], token: act[2] };
+    }
+    if (!Array.isArray(fences) || fences.length > MAX_FENCE_HISTORY) return `fence table: fences must be an array of at most ${MAX_FENCE_HISTORY}`;
+    for (let i = 0; i < fences.length; i++) {
+      const f = fences[i];
+      if (!Array.isArray(f) || f.length !== 8) return `fence table: fence ${i}: expected 8 fields`;
+      const [index, target, by, term, oc, lv, at, reason] = f;
+      if (!uint(index) || index < 1 || index > applied || !node(target) || !node(by) || !uint(term) || !uint(oc) || oc >= FENCE_OUTCOMES.length || !uint(lv) || !uint(at)) return `fence table: fence ${i}: bad field`;
+      if (typeof reason !== 'string' || reason.length > MAX_FENCE_REASON) return `fence table: fence ${i}: reason must be text of at most ${MAX_FENCE_REASON} characters`;
+      this.fences.push({ index, target, by, term, outcome: FENCE_OUTCOMES[oc]!, level: lv - 1, atMs: at, reason });
+    }
+    return null;
   }
 }
