@@ -33,7 +33,7 @@
  * that it should retry (503) or that the outcome is unknown (504).
  */
 import { crc32 } from 'node:zlib';
-import { BullyNode, NOT_SUPPORTED_REASON, fencingToken, type BullyMember, type BullyOptions, type BullyReady, type BullyStatus } from '../../src/bully/index.ts';
+import { BullyNode, NOT_SUPPORTED_REASON, fencingToken, type BullyMember, type BullyOptions, type BullyReady, type BullySoftState, type BullyStatus } from '../../src/bully/index.ts';
 import { FrameOpener, FrameSealer, Sender, type Keyring } from '../../src/wire/auth.ts';
 import { DEFAULT_MAX_FRAME, newDropCounters, type DropCounters } from '../../src/wire/codec.ts';
 import { MsgType, type Message } from '../../src/wire/messages.ts';
@@ -186,6 +186,7 @@ export class BullyRuntime {
   private writing = false;
   /** Requests not yet covered by a write that started after them. */
   private waiters: Done[] = [];
+  private acted: BullySoftState = { role: 'follower', leader: NO_NODE, term: 0 };
 
   constructor(opts: BullyRuntimeOptions) {
     if (typeof opts !== 'object' || opts === null) throw new TypeError('BullyRuntime: expected an options object');
@@ -217,8 +218,17 @@ export class BullyRuntime {
   get engine(): BullyNode | undefined {
     return this.node;
   }
+  /**
+   * Whether this node acts as coordinator: the role of the last soft state handled,
+   * i.e. only once the epoch it coordinates in is durable (src/bully contract, step 3).
+   * The engine may already be coordinator in memory while that fsync is in flight.
+   */
   get isLeader(): boolean {
-    return this.stateValue === 'running' && this.node !== undefined && this.node.isLeader;
+    return this.stateValue === 'running' && this.acted.role === 'coordinator';
+  }
+  /** The soft state last acted on (role, leader, epoch): what status, hooks and the actuator see. */
+  get actedState(): Readonly<BullySoftState> {
+    return this.acted;
   }
   /** The hard state last made durable (what a restart would rebuild from). */
   get durableState(): Readonly<BullyPersisted> {
@@ -227,7 +237,7 @@ export class BullyRuntime {
   /** Fencing token of this node's own coordinatorship, 0 when it is not coordinator. */
   get ownToken(): number {
     if (!this.isLeader) return 0;
-    return fencingToken(this.node!.status().epoch, this.id);
+    return fencingToken(this.acted.term, this.id);
   }
 
   status(): BullyNodeStatus {
@@ -236,11 +246,11 @@ export class BullyRuntime {
       id: this.id,
       engine: 'bully',
       state: this.stateValue,
-      role: s ? (this.stateValue === 'running' ? s.role : 'down') : 'down',
-      term: s?.epoch ?? 0,
-      epoch: s?.epoch ?? 0,
-      leader: s?.leader ?? NO_NODE,
-      token: s?.token ?? 0,
+      role: s && this.stateValue === 'running' ? this.acted.role : 'down',
+      term: s ? this.acted.term : 0,
+      epoch: s ? this.acted.term : 0,
+      leader: s ? this.acted.leader : NO_NODE,
+      token: s && this.acted.leader !== NO_NODE ? fencingToken(this.acted.term, this.acted.leader) : 0,
       priority: s?.priority ?? 0,
       commitIndex: 0,
       appliedIndex: 0,
@@ -295,6 +305,7 @@ export class BullyRuntime {
       link.onFrame((f) => this.onFrame(f));
       link.onEvent((ev) => this.onLinkEvent(link, ev));
     }
+    this.acted = { role: 'follower', leader: NO_NODE, term: st.epoch };
     this.stateValue = 'running';
     this.log('info', 'booted', { node: this.id, engine: 'bully', epoch: st.epoch, held: st.held, bootId: this.boot & 0xffff, priority: this.node.priority });
     this.opts.observer?.booted?.(this);
@@ -418,6 +429,7 @@ export class BullyRuntime {
     for (const m of rd.messages) this.send(m);
     if (rd.softState) {
       const ss = rd.softState;
+      this.acted = { ...ss };
       this.log('info', 'role', { node: this.id, role: ss.role, epoch: ss.term, leader: ss.leader, ...(ss.leader !== NO_NODE ? { token: fencingToken(ss.term, ss.leader) } : {}) });
     }
     this.node!.advance(rd);

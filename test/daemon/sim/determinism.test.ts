@@ -6,7 +6,6 @@ import { describe, expect, it } from 'vitest';
 import { runSeed } from '../../../daemon/sim/cluster.ts';
 import { parseSimOptions, parseDuration, replayCommand } from '../../../daemon/sim/options.ts';
 import { runSimCommand } from '../../../daemon/sim.ts';
-import { NotImplementedError } from '../../../daemon/cli.ts';
 
 const ALL = 'partition,crash,power,loss,reorder,clock,disk';
 
@@ -44,8 +43,11 @@ describe('quorumd sim options and output', () => {
     expect(replayCommand(cfg, 4)).toBe('quorumd sim --seed 4 --nodes 3 --witness --engine raft --time 30s --faults crash,loss --no-stonith');
   });
 
-  it('says clearly that the bully engine is not implemented yet', async () => {
-    await expect(runSimCommand({ seed: 1, engine: 'bully' }, () => {})).rejects.toThrow(NotImplementedError);
+  it('runs the bully engine (its own checks: test/daemon/sim/bully-sweep.test.ts)', async () => {
+    const lines: string[] = [];
+    expect(await runSimCommand({ seed: 1, engine: 'bully', time: '10s', faults: 'crash' }, (l) => lines.push(l))).toBe(0);
+    expect(lines[0]).toMatch(/^seed=1 ok trace=[0-9a-f]{64} /);
+    expect(lines.at(-1)).toMatch(/^seeds=1 violations=0 /);
   });
 
   it('returns 2 with a message for bad options', async () => {
