@@ -58,6 +58,8 @@ export interface RuntimeObserver {
   applied?(rt: NodeRuntime, e: Entry, result: ApplyResult | undefined): void;
   /** The engine threw: always a bug or a safety problem, never a bad frame. */
   engineError?(rt: NodeRuntime, err: Error): void;
+  /** A fence run by this node finished (outcome other than 'pending'). */
+  fenced?(rt: NodeRuntime, rec: FenceRecord): void;
   /** The node became active (true) or stopped being active (false); see `onActivation`. */
   activation?(rt: NodeRuntime, ev: ActivationEvent): void;
 }
@@ -422,6 +424,23 @@ export class NodeRuntime {
         }
       }
       this.fencer = new Fencer({ ...f.fencer!, self: this.id }, this.opts.rng.fork('fencer'));
+      // GPIO lines keep their level across a process crash: a fence of an earlier
+      // incarnation may have left a 'reboot' target switched off with nobody left to
+      // power it on. A fresh process has no fence running: close those relays.
+      for (const t of targets) {
+        if ((t.action ?? 'reboot') !== 'reboot') continue;
+        for (const lv of t.levels) {
+          for (const d of lv) {
+            if (d.kind === 'watchdog-wait') continue;
+            const relay = f.relays!.find((r) => r.name === d.relay)!;
+            relay.read((err, on) => {
+              if (err || on !== false || this.stateValue === 'stopped') return;
+              this.log('warn', `relay ${relay.name} was left off by an earlier incarnation: powering n${t.target} back on`, { node: this.id });
+              relay.set(true, () => {});
+            });
+          }
+        }
+      }
     }
     this.voters = this.currentVoters();
     f.watchdog?.feed();
@@ -665,6 +684,7 @@ export class NodeRuntime {
     if (r.poweredOnAtMs === null && r.powerOnError === null) {
       // The fence itself finished (a later record of the same fence reports the power-on).
       if (r.outcome !== 'confirmed') act.fenceResult(r.target, ok, now, r.attempts.at(-1)?.error ?? r.outcome);
+      this.opts.observer?.fenced?.(this, r);
       this.log(ok ? 'warn' : 'error', `fence of n${r.target}: ${r.outcome}`, { node: this.id, target: r.target, level: r.level ?? -1, attempts: r.attempts.length, error: r.attempts.at(-1)?.error ?? '' });
       const cmd: Command = { op: 'fence.record', target: r.target, by: r.by, term: r.term, outcome: r.outcome, level: r.level ?? -1, atMs: Math.floor(r.finishedAtMs ?? now), reason: r.reason.slice(0, 200) };
       if (encodeCommand(cmd) instanceof Uint8Array) this.proposeOrForward(cmd, () => {}, true);

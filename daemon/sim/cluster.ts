@@ -26,6 +26,7 @@ import { InvariantChecker, SimViolation } from './invariants.ts';
 import { Workload, DEFAULT_WORKLOAD, type WorkloadOptions } from './workload.ts';
 import type { SimConfig } from './options.ts';
 import { hashBytes } from './hash.ts';
+import { SIM_WATCHDOG_MS, SimActuator, fencedOff, simFencing, wireFencing, type FenceWiring } from './fencing.ts';
 
 /** Longest wait for the liveness probe's write after the run (virtual ms). */
 export const PROBE_MS = 20_000;
@@ -51,6 +52,11 @@ export interface SeedResult {
   staleActuations: number;
   actuations: number;
   dualActiveMs: number;
+  /** Times without an active leader after there had been one (ms each): failover as the outside world sees it. */
+  failoversMs?: number[];
+  /** Fences that switched a board off (or found it off), and fences that failed. */
+  fences?: number;
+  fencesFailed?: number;
   lin: 'ok' | 'fail' | 'unknown' | 'skipped';
   historyOps: number;
   /** Milliseconds from the end of healing to the probe's committed write (-1 if none). */
@@ -79,44 +85,20 @@ export interface SimCluster {
   live(): NodeRuntime[];
 }
 
-/** Ground truth for actuations and simultaneous leaders (DESIGN §6 stale_actuations, dual_active_ms). */
-class Actuator {
-  actuations = 0;
-  stale = 0;
-  dualUs = 0;
-  private lastUs = 0;
-  private leadersNow = 0;
-
-  /** Called after every step: accounts time during which ≥ 2 nodes believe they lead. */
-  update(nowUs: number, leaders: number): void {
-    if (this.leadersNow >= 2) this.dualUs += nowUs - this.lastUs;
-    this.lastUs = nowUs;
-    this.leadersNow = leaders;
-  }
-
-  /** Each node that believes it leads actuates with its term as epoch. */
-  actuate(epochs: number[]): void {
-    if (epochs.length === 0) return;
-    const newest = Math.max(...epochs);
-    for (const e of epochs) {
-      this.actuations++;
-      if (e < newest) this.stale++;
-    }
-  }
-}
-
 export function clusterKey(seed: number): Uint8Array {
   return new Uint8Array(createHash('sha256').update(`quorumd-sim-key:${seed}`).digest());
 }
 
 export function runSeed(cfg: SimConfig, seed: number, hooks: SeedHooks = {}): SeedResult {
   const wall0 = performance.now();
-  const world = new World({ seed, traceKeepLast: 40 });
+  const world = new World({ seed, traceKeepLast: 40, board: { watchdogTimeoutMs: SIM_WATCHDOG_MS } });
   const dataIds: NodeId[] = [];
   for (let i = 1; i <= cfg.nodes; i++) dataIds.push(i);
   const witnessIds: NodeId[] = cfg.witness ? [cfg.nodes + 1] : [];
   const allIds = [...dataIds, ...witnessIds];
   for (const id of allIds) world.addBoard(id);
+  // STONITH relays and power-sense inputs between data boards (fencing.ts).
+  const wiring: FenceWiring | null = cfg.stonith ? wireFencing(world, dataIds) : null;
   const keyring = { current: clusterKey(seed) };
   let violation: SimViolation | undefined;
   const checker = new InvariantChecker(() => world.nowMs, witnessIds, (v) => {
@@ -124,7 +106,9 @@ export function runSeed(cfg: SimConfig, seed: number, hooks: SeedHooks = {}): Se
   }, new Set(hooks.disableChecks ?? []));
   const runtimes = new Map<NodeId, NodeRuntime>();
   const incarnation = new Map<NodeRuntime, number>();
-  const actuator = new Actuator();
+  const actuator = new SimActuator();
+  let fences = 0;
+  let fencesFailed = 0;
   const isLive = (rt: NodeRuntime) => {
     const b = world.board(rt.id);
     return rt.state === 'running' && b.hal !== null && b.incarnation === incarnation.get(rt);
@@ -135,16 +119,35 @@ export function runSeed(cfg: SimConfig, seed: number, hooks: SeedHooks = {}): Se
     return out;
   };
   const liveData = () => live().filter((rt) => !witnessIds.includes(rt.id));
-  const countLeaders = () => {
-    let n = 0;
-    for (const rt of runtimes.values()) if (rt.isLeader && isLive(rt)) n++;
-    return n;
+  const activeNodes = () => {
+    const out: NodeRuntime[] = [];
+    for (const rt of runtimes.values()) if (isLive(rt) && rt.active) out.push(rt);
+    return out;
+  };
+  /** Per-step checks of the split-brain defenses (DESIGN §7). */
+  const checkFencing = () => {
+    const act = activeNodes();
+    actuator.update(world.nowUs, act.length);
+    if (act.length >= 2) checker.fail('dual-active', `${act.length} active leaders at once: ${act.map((r) => `n${r.id} (term ${r.engine!.status().term}, token ${r.activeToken})`).join(', ')}`);
+    if (dataIds.length >= 2) {
+      const off = fencedOff(world, dataIds);
+      if (off.length === dataIds.length) checker.fail('fenced-all-off', `every data board is off because of fencing at once (mains on, rail dead): ${off.map((n) => `n${n}`).join(', ')}`);
+    }
   };
   const observer: RuntimeObserver = {
     booted: (rt) => checker.booted(rt),
     afterStep: (rt) => {
       checker.afterStep(rt);
-      actuator.update(world.nowUs, countLeaders());
+      checkFencing();
+    },
+    fenced: (_rt, rec) => {
+      if (rec.outcome === 'off' || rec.outcome === 'already-off') fences++;
+      else if (rec.outcome === 'failed') fencesFailed++;
+    },
+    activation: (rt, ev) => {
+      if (!ev.active) return;
+      const err = actuator.activated(rt.id, ev.token, world.nowUs);
+      if (err !== null) checker.fail('token-growth', `fencing tokens must only grow: ${err}`);
     },
     persisted: (rt: NodeRuntime, rd: Ready) => checker.persisted(rt, rd),
     applied: (rt: NodeRuntime, e: Entry, r) => checker.applied(rt, e, r),
@@ -167,6 +170,7 @@ export function runSeed(cfg: SimConfig, seed: number, hooks: SeedHooks = {}): Se
         if (level !== 'debug') world.ctx.log(`n${hal.node} ${formatLine(level, msg, fields)}`);
       },
       observer,
+      fencing: simFencing(hal, wiring),
       onFatal: (err) => {
         if (err instanceof StorageCorruptError) checker.fail('storage-corrupt', `node ${hal.node} refuses to start: ${err.message}`);
         // The supervisor (systemd) restarts the process; recovery runs from disk.
@@ -176,6 +180,7 @@ export function runSeed(cfg: SimConfig, seed: number, hooks: SeedHooks = {}): Se
     });
     runtimes.set(hal.node, rt);
     incarnation.set(rt, hal.incarnation);
+    rt.onActivation(() => {});
     rt.start();
   });
 
@@ -195,10 +200,10 @@ export function runSeed(cfg: SimConfig, seed: number, hooks: SeedHooks = {}): Se
 
   const workload = new Workload(world.sched, world.rng.fork('clients'), liveData, { ...DEFAULT_WORKLOAD, ...hooks.workload });
   workload.start(T * 1000);
+  // Only active leaders drive the actuator, each with its fencing token.
   const actuate = () => {
-    const epochs: number[] = [];
-    for (const rt of runtimes.values()) if (rt.isLeader && isLive(rt)) epochs.push(rt.engine!.status().term);
-    actuator.actuate(epochs);
+    checkFencing();
+    for (const rt of activeNodes()) actuator.command(rt.id, rt.activeToken, world.nowUs);
     world.sched.after(ACTUATE_EVERY_MS * 1000, actuate);
   };
   world.sched.after(ACTUATE_EVERY_MS * 1000, actuate);
@@ -273,6 +278,9 @@ export function runSeed(cfg: SimConfig, seed: number, hooks: SeedHooks = {}): Se
     staleActuations: actuator.stale,
     actuations: actuator.actuations,
     dualActiveMs: Math.round(actuator.dualUs / 1000),
+    failoversMs: actuator.gapsUs.map((u) => Math.round(u / 1000)),
+    fences,
+    fencesFailed,
     lin,
     historyOps: workload.history.length,
     probeMs,

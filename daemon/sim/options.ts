@@ -19,7 +19,12 @@ export interface SimConfig {
   /** Virtual time of the workload per seed, ms. Default 60 s. A liveness probe may run up to `probeMs` after it. */
   timeMs: number;
   faults: FaultKind[];
-  /** Fencing (STONITH) on. Accepted; fencing arrives with its own issue, so it changes nothing yet. */
+  /**
+   * STONITH on (default): GPIO relays and power-sense inputs between data boards
+   * (daemon/sim/fencing.ts), and a new leader fences the earlier one. `--no-stonith`:
+   * no relays; a new leader waits for the lease bound (or an acknowledgement) instead.
+   * The activation gate and the lease are on either way.
+   */
   stonith: boolean;
   json: boolean;
 }

@@ -3,16 +3,18 @@
  * and a last line `seeds=<n> violations=<n> stale_actuations=<n> dual_active_ms=<n> ...`;
  * with --json the same as one JSON object per line.
  *
- * stale_actuations / dual_active_ms are measured on raw leadership (every node that
- * believes it leads actuates every 100 ms): the activation gate (a leader acts only once
- * the previous one is fenced, DESIGN §5) comes with the fencing issue, so for Raft they
- * can be > 0 today — during a partition an old leader keeps believing it leads until
- * check-quorum makes it step down.
+ * stale_actuations / dual_active_ms are measured on *active* leaders (every active
+ * leader drives the simulated actuator every 100 ms with its fencing token; the
+ * activation gate of daemon/runtime/activation.ts decides who is active): for Raft both
+ * must be 0. failover_p50_ms / failover_p99_ms: time without an active leader after
+ * there had been one (fencing.ts), over every seed — compare with and without
+ * --no-stonith.
  */
 import type { SeedResult } from './cluster.ts';
 import { replayCommand, type SimConfig } from './options.ts';
+import { percentile } from './fencing.ts';
 
-export const GATE_NOTE = 'activation gate (fencing) not built yet: stale_actuations/dual_active_ms measure raw leadership';
+export const GATE_NOTE = 'stale_actuations/dual_active_ms measure active leaders (activation gate, DESIGN §5)';
 
 export function seedLine(r: SeedResult, cfg: SimConfig): string {
   if (cfg.json) {
@@ -23,7 +25,7 @@ export function seedLine(r: SeedResult, cfg: SimConfig): string {
   return (
     `seed=${r.seed} ${r.violation ? 'VIOLATION' : 'ok'} trace=${r.trace} leaders=${r.leaders} commits=${r.commits} ` +
     `ops=${r.ops} ops_ok=${r.opsOk} ops_unknown=${r.opsUnknown} history=${r.historyOps} lin=${r.lin} faults=${r.faults} ` +
-    `probe_ms=${r.probeMs} stale_actuations=${r.staleActuations} dual_active_ms=${r.dualActiveMs} ` +
+    `probe_ms=${r.probeMs} stale_actuations=${r.staleActuations} dual_active_ms=${r.dualActiveMs} fences=${r.fences ?? 0} ` +
     `virtual_ms=${r.virtualMs} wall_ms=${r.wallMs} speed=${ratio}x`
   );
 }
@@ -49,6 +51,11 @@ export interface Totals {
   linUnknown: number;
   wallMs: number;
   violatingSeeds: number[];
+  fences: number;
+  fencesFailed: number;
+  failovers: number;
+  failoverP50Ms: number;
+  failoverP99Ms: number;
 }
 
 export function totalsOf(results: SeedResult[], wallMs: number): Totals {
@@ -62,6 +69,11 @@ export function totalsOf(results: SeedResult[], wallMs: number): Totals {
     linUnknown: results.filter((r) => r.lin === 'unknown').length,
     wallMs: Math.round(wallMs),
     violatingSeeds: results.filter((r) => r.violation).map((r) => r.seed),
+    fences: results.reduce((a, r) => a + (r.fences ?? 0), 0),
+    fencesFailed: results.reduce((a, r) => a + (r.fencesFailed ?? 0), 0),
+    failovers: results.reduce((a, r) => a + (r.failoversMs?.length ?? 0), 0),
+    failoverP50Ms: percentile(results.flatMap((r) => r.failoversMs ?? []), 50),
+    failoverP99Ms: percentile(results.flatMap((r) => r.failoversMs ?? []), 99),
   };
 }
 
@@ -69,7 +81,8 @@ export function lastLine(t: Totals, cfg: SimConfig): string {
   if (cfg.json) return JSON.stringify({ type: 'total', ...t, note: GATE_NOTE });
   return (
     `seeds=${t.seeds} violations=${t.violations} stale_actuations=${t.staleActuations} dual_active_ms=${t.dualActiveMs} ` +
-    `ops=${t.ops} leaders=${t.leaders} lin_unknown=${t.linUnknown} wall_ms=${t.wallMs}` +
+    `ops=${t.ops} leaders=${t.leaders} lin_unknown=${t.linUnknown} fences=${t.fences} fences_failed=${t.fencesFailed} ` +
+    `failovers=${t.failovers} failover_p50_ms=${t.failoverP50Ms} failover_p99_ms=${t.failoverP99Ms} wall_ms=${t.wallMs}` +
     (t.violatingSeeds.length > 0 ? ` violating_seeds=${t.violatingSeeds.slice(0, 20).join(',')}` : '') +
     ` note="${GATE_NOTE}"`
   );
