@@ -5,7 +5,7 @@
  *
  * Inputs: `tick()` (the runtime calls it every `tickMs`), `step(msg)`, `propose(data)`,
  * `readIndex(ctx)`, `transferLeadership(to)`, `proposeConfChange(change)`,
- * `campaign()`, `compact(index, data)`. No timers, no I/O; randomness comes from the
+ * `campaign()`, `leaderGone(id)`, `compact(index, data)`. No timers, no I/O; randomness comes from the
  * injected Rng (election timeouts only).
  *
  * Output: `ready()` returns a Ready, or undefined when there is nothing to do. The
@@ -345,6 +345,43 @@ export class RaftNode {
     if (this.role === 'leader') return { ok: true, term: this.term };
     this.startCampaign(false);
     return { ok: true, term: this.term };
+  }
+
+  /**
+   * The link reported that node `id`'s connection died (MQTT Last Will: the broker
+   * saw the TCP connection close, or heard nothing for 1.5 × keepalive). If `id` is
+   * the leader this node follows, it forgets it: `leader` becomes 0, which ends leader
+   * stickiness (thesis §4.2.3), so this node grants pre-votes and votes to another
+   * candidate at once instead of ignoring them for up to electionTimeoutMin after the
+   * last heartbeat. Any member may get it, witnesses included: a witness cannot
+   * campaign, but its vote is needed in 3 data nodes + 1 witness with one node down.
+   * It does not start a campaign; the runtime decides who campaigns (`campaign()`).
+   *
+   * Why this is safe even if the report is false (thesis §9.6):
+   *   - Stickiness and pre-vote are liveness measures against a *disruptive* server
+   *     (one that keeps bumping terms); election safety, log matching and leader
+   *     completeness never rest on them. A false report costs at most one needless
+   *     election: the live leader sees the higher term and steps down; committed
+   *     entries survive (the new leader's log must be up to date to win, §5.4.1).
+   *   - Pre-vote still applies: a candidate needs a quorum of pre-votes, and a node
+   *     that did not get the report and still hears the leader keeps refusing. A
+   *     broker reports a will to every connected client, so with MQTT only a broken
+   *     broker, or a leader that really lost its broker connection (then it cannot
+   *     reach anyone over MQTT and an election is wanted), causes one.
+   *   - Lease reads (options.leaseRead) are the exception: there a live leader answers
+   *     reads alone for as long as followers promised not to vote, and that promise
+   *     must not rest on the broker's word. With leaseRead on, the report is ignored
+   *     (`forgot: false`) and failover waits for the lease as before.
+   * A report about a node that is not our leader (a late will of an earlier leader,
+   * or about ourselves) changes nothing.
+   */
+  leaderGone(id: NodeId): Result<{ forgot: boolean }> {
+    if (!Number.isInteger(id) || id < 1 || id > 254) {
+      return { ok: false, code: 'bad-request', reason: `leaderGone: id must be a node id 1..254, got ${String(id)}` };
+    }
+    if (id === this.id || this.role === 'leader' || this.leader !== id || this.options.leaseRead) return { ok: true, forgot: false };
+    this.leader = NO_NODE;
+    return { ok: true, forgot: true };
   }
 
   propose(data: Uint8Array): Result {
