@@ -362,7 +362,12 @@ function peerGoneFilter(l: Link, stagger: { self: number; voters: number[]; stag
     // A point-to-point link's peer: the runtime puts on a wire only frames for the node
     // at its other end (daemon/runtime/node.ts transmit); the wrapper must not hide it.
     ...(typeof (l as { peer?: unknown }).peer === 'number' ? { peer: (l as unknown as { peer: number }).peer } : {}),
-    send: (to, f) => l.send(to, f),
+    // An RS-485 bus reaches only its drops: frames for anyone else are not offered to it,
+    // so that its `misaddressed` counter keeps meaning a caller mistake.
+    send: (to, f) => {
+      if (l instanceof SerialLink && l.bus && !l.bus.members.includes(to)) return;
+      l.send(to, f);
+    },
     onFrame: (h) => l.onFrame(h),
     onEvent: (h) =>
       l.onEvent((ev) => {

@@ -119,5 +119,7 @@ log: { level: silent }
     }
     // The wires to the leader (the bus too, if the leader is on it) carried traffic, not only MQTT.
     for (const l of leaderLinks()) expect(l.stats?.framesReceived, l.name).toBeGreaterThan(5);
+    // The runtime offers a wire only frames for its peer and a bus only frames for its drops.
+    for (const n of nodes) for (const l of n.links.slice(1)) expect(l.stats?.misaddressed, l.name).toBe(0);
   });
 });
