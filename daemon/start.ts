@@ -30,6 +30,9 @@ import { RuntimeBackend, type LinkInfo } from './http/runtime-backend.ts';
 import { createPino, runtimeLogger } from './log.ts';
 import { systemClock } from '../hal/clock.ts';
 import { NodeRuntime } from './runtime/index.ts';
+import { BullyRuntime } from './runtime/bully-node.ts';
+import { BullyBackend } from './http/runtime-backend.ts';
+import { bullyPriority } from './config/schema.ts';
 import type { Logger as Pino } from 'pino';
 
 export interface StartOptions {
@@ -43,8 +46,9 @@ export interface StartOptions {
 
 export interface RunningNode {
   config: ResolvedConfig;
-  runtime: NodeRuntime;
-  backend: RuntimeBackend;
+  /** The Raft runtime (engine: raft) or the bully runtime (engine: bully; KV and locks answer 501). */
+  runtime: NodeRuntime | BullyRuntime;
+  backend: RuntimeBackend | BullyBackend;
   /** The node's links with their counters (MqttLink.stats / SerialLink.stats), in config order: mqtt first, then serial. */
   links: LinkInfo[];
   http: ApiServer;
@@ -140,8 +144,8 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
   const cfg = typeof cfgOrFile === 'string' ? loadConfigFile(cfgOrFile) : cfgOrFile;
   const c = cfg.config;
   const log = opts.pino ?? createPino(c.log.level, { node: cfg.self.name, cluster: c.cluster.name });
-  if (c.engine !== 'raft') throw new Error(`not implemented: engine "${c.engine}" (the bully engine arrives with its own issue); use engine: raft`);
-  if (cfg.self.role === 'witness') {
+  // Under bully a witness member is a priority-0 board that follows and never coordinates.
+  if (cfg.self.role === 'witness' && c.engine === 'raft') {
     throw new Error('not implemented: running a witness with `quorumd start` (the witness process arrives with the fencing issue); run a voter here');
   }
 
@@ -202,14 +206,44 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     throw err;
   }
 
-  const backend = new RuntimeBackend(cfg.self, c.members, linkInfos, c.cluster.name, c.engine);
-  const storage = new TimedStorage(new FsStorage(join(cfg.dataDir, 'raft')), (s) => backend.fsync.observe(s));
+  const backend = c.engine === 'bully' ? new BullyBackend(cfg.self, c.members, linkInfos, c.cluster.name) : new RuntimeBackend(cfg.self, c.members, linkInfos, c.cluster.name, c.engine);
+  const storage = new TimedStorage(new FsStorage(join(cfg.dataDir, c.engine === 'bully' ? 'bully' : 'raft')), (s) => backend.fsync.observe(s));
   const voters = c.members.filter((m) => m.role === 'voter').map((m) => m.id);
   const witnesses = c.members.filter((m) => m.role === 'witness').map((m) => m.id);
   const rlog = runtimeLogger(log);
   let stopping: Promise<void> | undefined;
   let fatal: Error | undefined;
-  const runtime = new NodeRuntime({
+  const onFatal = (err: Error) => {
+    fatal = err;
+    log.fatal({ error: err.message }, 'node stopped on a fatal error; exiting so that the supervisor restarts it');
+    void node.stop().then(() => {
+      if (opts.handleSignals) process.exit(1);
+    });
+  };
+  const runtime = backend instanceof BullyBackend ? new BullyRuntime({
+    id: cfg.self.id,
+    members: c.members.map((m, i) => ({ id: m.id, priority: bullyPriority(m, i) })),
+    cluster: c.cluster.id,
+    keyring: cfg.previousKey ? { current: cfg.key, previous: cfg.previousKey } : { current: cfg.key },
+    clock: systemClock(),
+    storage,
+    // No stagger: bully needs no vote, every follower may start its election at once.
+    links: links.map((l) => peerGoneFilter(l, c.bully.campaignOnPeerGone ? { self: cfg.self.id, voters: c.members.map((m) => m.id), staggerMs: 0 } : undefined)),
+    rng: new Rng(randomBytes(4).readUInt32LE(0)),
+    bully: {
+      tickMs: c.bully.tickMs,
+      heartbeatMs: c.bully.heartbeatMs,
+      failureTimeoutMinMs: c.bully.failureTimeoutMinMs,
+      failureTimeoutMaxMs: c.bully.failureTimeoutMaxMs,
+      answerTimeoutMs: c.bully.answerTimeoutMs,
+      coordinatorWaitMs: c.bully.coordinatorWaitMs,
+      preempt: c.bully.preempt,
+    },
+    campaignOnPeerGone: c.bully.campaignOnPeerGone,
+    logger: rlog,
+    observer: backend.observer(),
+    onFatal,
+  }) : new NodeRuntime({
     id: cfg.self.id,
     config: { voters, learners: [], witnesses },
     cluster: c.cluster.id,
@@ -228,16 +262,11 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     },
     requestTimeoutMs: c.http.requestTimeoutMs,
     logger: rlog,
-    observer: backend.observer(),
-    onFatal: (err) => {
-      fatal = err;
-      log.fatal({ error: err.message }, 'node stopped on a fatal error; exiting so that the supervisor restarts it');
-      void node.stop().then(() => {
-        if (opts.handleSignals) process.exit(1);
-      });
-    },
+    observer: (backend as RuntimeBackend).observer(),
+    onFatal,
   });
-  backend.attach(runtime);
+  if (backend instanceof BullyBackend) backend.attach(runtime as BullyRuntime);
+  else backend.attach(runtime as NodeRuntime);
 
   const hooks = new HookRunner({
     onActive: c.hooks.onActive,
@@ -287,7 +316,8 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
   };
 
   async function shutdown(): Promise<void> {
-    if (runtime.isLeader && !fatal) await handOver();
+    // Bully has no leadership transfer: the followers notice within one failure timeout.
+    if (runtime.isLeader && !fatal && runtime instanceof NodeRuntime) await handOver(runtime);
     await http.close();
     runtime.stop(); // closes the links too
     if (backend.active) hooks.fire({ event: 'inactive', term: runtime.status().term, token: backend.leader().token });
@@ -297,7 +327,7 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
   }
 
   /** Leadership transfer to the most caught-up voter; waits until someone else leads (bounded). */
-  async function handOver(): Promise<void> {
+  async function handOver(runtime: NodeRuntime): Promise<void> {
     const eng = runtime.engine;
     if (!eng) return;
     const prog = eng.status().progress.filter((p) => voters.includes(p.id)).sort((x, y) => y.match - x.match);

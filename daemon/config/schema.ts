@@ -59,6 +59,13 @@ const member = z.strictObject({
    * data (DESIGN §5) — the third vote of a two-board cluster.
    */
   role: z.enum(['voter', 'witness'], { error: 'expected "voter" or "witness"' }).default('voter'),
+  /**
+   * Bully engine only: the member's priority, higher wins (src/bully/options.ts).
+   * Default: its 1-based position in this list (the last member is the preferred
+   * coordinator); a witness defaults to 0 = never coordinates. Priorities of members
+   * that can coordinate must be distinct. Same on every node's config.
+   */
+  priority: int('a priority', 0, 0xffffffff).optional(),
 });
 
 const listen = z
@@ -166,6 +173,28 @@ const raft = z.strictObject({
   campaignOnPeerGone: bool('campaignOnPeerGone').default(true),
 });
 
+/**
+ * Bully engine options (`engine: bully`). Defaults and reasons are documented at the
+ * engine's declaration, src/bully/options.ts (BullyOptions); repeated here in short.
+ */
+const bully = z.strictObject({
+  /** Engine tick, ms. Default 10. */
+  tickMs: int('milliseconds', 1, 1000).default(10),
+  /** Coordinator re-announcement period, ms. Default 50 (followers never reply: n−1 small messages per period). */
+  heartbeatMs: int('milliseconds', 1, 30_000).default(50),
+  /** A follower that heard no announcement for a time drawn in [min, max) starts an election, ms. Default 150..200 (three lost announcements). */
+  failureTimeoutMinMs: int('milliseconds', 2, 60_000).default(150),
+  failureTimeoutMaxMs: int('milliseconds', 3, 120_000).default(200),
+  /** How long a candidate waits for an Answer from above before it announces itself, ms. Default 50; raise on serial links (a frame each way plus processing). */
+  answerTimeoutMs: int('milliseconds', 1, 60_000).default(50),
+  /** After an Answer, how long to wait for the announcement before a new election, ms. Default 150; must exceed answerTimeoutMs. */
+  coordinatorWaitMs: int('milliseconds', 2, 120_000).default(150),
+  /** A returning higher-priority board takes over (default true); false = keepalived's nopreempt (one failover less, the older coordinator stays). */
+  preempt: bool('preempt').default(true),
+  /** Start an election at once when the link reports the coordinator gone (its MQTT Last Will). Default true: bully needs no vote, so there is no split vote to avoid. */
+  campaignOnPeerGone: bool('campaignOnPeerGone').default(true),
+});
+
 const hooks = z.strictObject({
   /**
    * Command run (through /bin/sh -c) when this node becomes the *active* leader.
@@ -225,9 +254,14 @@ export const configSchema = z
       /** Where the log, hard state and snapshots live (fsynced). Required; the directory is created. */
       dataDir: z.string({ error: 'expected a directory path' }).min(1, { error: 'expected a directory path' }),
     }),
-    /** Election engine. Default raft; bully is not built yet and says so at start. */
+    /**
+     * Election engine. Default raft: replicated KV and locks, majority quorum. bully:
+     * "who is the primary" by priority, no quorum (docs/engines.md compares them); KV
+     * and lock requests then answer 501 engine-unsupported.
+     */
     engine: z.enum(['raft', 'bully'], { error: 'expected "raft" or "bully"' }).default('raft'),
     raft: raft.default(raft.parse({})),
+    bully: bully.default(bully.parse({})),
     mqtt: mqtt.optional(),
     serial: z.array(serial, { error: 'expected a list of serial links' }).max(8, { error: 'expected at most 8 serial links' }).optional(),
     http: http.default(http.parse({})),
@@ -252,6 +286,25 @@ export const configSchema = z
     }
     if (!c.members.some((m) => m.role === 'voter')) {
       ctx.addIssue({ code: 'custom', path: ['members'], message: 'expected at least one voter' });
+    }
+    c.members.forEach((m, i) => {
+      if (m.priority !== undefined && c.engine !== 'bully') {
+        ctx.addIssue({ code: 'custom', path: ['members', i, 'priority'], message: 'expected no priority: priorities are used by engine: bully only (this config runs engine: raft)' });
+      }
+    });
+    if (c.engine === 'bully') {
+      const b = c.bully;
+      if (b.failureTimeoutMaxMs <= b.failureTimeoutMinMs) ctx.addIssue({ code: 'custom', path: ['bully', 'failureTimeoutMaxMs'], message: `expected more than failureTimeoutMinMs (${b.failureTimeoutMinMs})` });
+      if (b.heartbeatMs * 2 > b.failureTimeoutMinMs) ctx.addIssue({ code: 'custom', path: ['bully', 'heartbeatMs'], message: `expected at most half of failureTimeoutMinMs (${b.failureTimeoutMinMs}) so that one lost announcement does not start an election` });
+      if (b.coordinatorWaitMs <= b.answerTimeoutMs) ctx.addIssue({ code: 'custom', path: ['bully', 'coordinatorWaitMs'], message: `expected more than answerTimeoutMs (${b.answerTimeoutMs})` });
+      const seen = new Map<number, string>();
+      c.members.forEach((m, i) => {
+        const p = bullyPriority(m, i);
+        if (p === 0) return;
+        const other = seen.get(p);
+        if (other !== undefined) ctx.addIssue({ code: 'custom', path: ['members', i, 'priority'], message: `expected a priority distinct from ${other}'s (${p}): the bully order must be total` });
+        seen.set(p, m.name);
+      });
     }
     if (c.raft.electionTimeoutMaxMs <= c.raft.electionTimeoutMinMs) {
       ctx.addIssue({ code: 'custom', path: ['raft', 'electionTimeoutMaxMs'], message: `expected more than electionTimeoutMinMs (${c.raft.electionTimeoutMinMs})` });
@@ -300,3 +353,9 @@ export const configSchema = z
   });
 
 export type Config = z.infer<typeof configSchema>;
+
+/** A member's bully priority: as configured, else a witness 0, else its 1-based position in the list. */
+export function bullyPriority(m: { role: 'voter' | 'witness'; priority?: number | undefined }, index: number): number {
+  if (m.priority !== undefined) return m.priority;
+  return m.role === 'witness' ? 0 : index + 1;
+}

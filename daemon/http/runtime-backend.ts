@@ -6,6 +6,7 @@
 import { decodeCommand, KvError } from '../../src/kv/index.ts';
 import type { Entry } from '../../src/wire/messages.ts';
 import type { NodeRuntime, RuntimeObserver } from '../runtime/index.ts';
+import type { BullyRuntime, BullyRuntimeObserver } from '../runtime/bully-node.ts';
 import type { ClientCallback } from '../runtime/results.ts';
 import type { ApiBackend, LeaderView, StatusView } from './backend.ts';
 import { FSYNC_BUCKETS, HistogramRecorder, type MetricFamily } from './metrics.ts';
@@ -243,6 +244,165 @@ export class RuntimeBackend implements ApiBackend {
       g('quorumd_pending_writes', 'Client writes waiting for commit.', s?.pending.writes ?? 0),
       g('quorumd_pending_reads', 'Client reads waiting for their read index.', s?.pending.reads ?? 0),
       { name: 'quorumd_info', help: 'Static node information.', type: 'gauge', samples: [{ labels: { node: this.self.name, cluster: this.clusterName, engine: this.engineName }, value: 1 }] },
+    ];
+  }
+}
+
+/**
+ * The HTTP API's backend over a BullyRuntime (engine: bully): status and leader views,
+ * leadership tracking for hooks, metrics. KV and lock requests answer 501
+ * `engine-unsupported` ("... needs the Raft engine (engine: raft)"): the bully engine has
+ * no replicated log. Watches have nothing to watch (no onKeyChange).
+ *
+ * "Active" here: this node acts as coordinator (its epoch is durable, see
+ * BullyRuntime.isLeader). The fencing issue's activation gate (DESIGN §5: act only once
+ * the previous coordinator is fenced) is not wired for bully yet; until then hooks fire
+ * on coordinatorship, and the token they get (epoch × 256 + id, src/bully/options.ts) is
+ * what outside resources must check — it is what contains bully's split brain.
+ */
+export class BullyBackend implements ApiBackend {
+  private rt: BullyRuntime | undefined;
+  private activeNow = false;
+  private activeToken = 0;
+  private lastRole = 'follower';
+  private lastLeader = 0;
+  elections = 0;
+  leaderChanges = 0;
+  readonly fsync = new HistogramRecorder(FSYNC_BUCKETS);
+  onLeadership: ((ev: LeadershipEvent) => void) | undefined;
+
+  constructor(
+    private readonly self: MemberInfo,
+    private readonly members: MemberInfo[],
+    private readonly links: LinkInfo[],
+    private readonly clusterName: string,
+  ) {}
+
+  attach(rt: BullyRuntime): void {
+    this.rt = rt;
+  }
+
+  observer(): BullyRuntimeObserver {
+    return { afterStep: () => this.track(), booted: () => this.track() };
+  }
+
+  private nameOf(id: number): string | null {
+    if (id === 0) return null;
+    return this.members.find((m) => m.id === id)?.name ?? `n${id}`;
+  }
+
+  private track(): void {
+    const rt = this.rt;
+    if (!rt || !rt.engine) return;
+    const s = rt.status();
+    const es = rt.engine.status();
+    if (es.electionsStarted > this.elections) this.elections = es.electionsStarted;
+    if (s.role !== this.lastRole) this.lastRole = s.role;
+    if (s.leader !== this.lastLeader) {
+      if (s.leader !== 0) this.leaderChanges++;
+      this.lastLeader = s.leader;
+    }
+    const token = rt.ownToken;
+    if (rt.isLeader && (!this.activeNow || token !== this.activeToken)) {
+      // A fresh epoch while still coordinator (a same-epoch conflict) is a new activation: new token.
+      if (this.activeNow) this.onLeadership?.({ event: 'inactive', term: s.epoch, token: this.activeToken });
+      this.activeNow = true;
+      this.activeToken = token;
+      this.onLeadership?.({ event: 'active', term: s.epoch, token });
+    } else if (!rt.isLeader && this.activeNow) {
+      this.activeNow = false;
+      this.onLeadership?.({ event: 'inactive', term: s.epoch, token: this.activeToken });
+    }
+  }
+
+  get active(): boolean {
+    return this.activeNow;
+  }
+
+  status(): StatusView {
+    const s = this.rt?.status();
+    return {
+      id: this.self.name,
+      engine: 'bully',
+      role: s?.role ?? 'down',
+      term: s?.epoch ?? 0,
+      leader: this.nameOf(s?.leader ?? 0),
+      active: this.activeNow,
+      commitIndex: 0,
+      appliedIndex: 0,
+      peers: this.members
+        .filter((m) => m.id !== this.self.id)
+        .map((m) => ({ id: m.name, nodeId: m.id, role: m.role, priority: this.rt?.engine?.priorityOf(m.id) ?? null })),
+      links: this.links.map((l) => ({ name: l.name, ...(l.up ? { up: l.up() } : {}) })),
+      relays: [],
+    };
+  }
+
+  leader(): LeaderView {
+    const s = this.rt?.status();
+    return { leader: this.nameOf(s?.leader ?? 0), term: s?.epoch ?? 0, token: s?.token ?? 0 };
+  }
+
+  private unsupported(what: string, cb: ClientCallback): void {
+    if (!this.rt) return cb({ status: 503, error: 'node is starting' });
+    switch (what) {
+      case 'get': return this.rt.get('', {}, cb);
+      case 'put': return this.rt.put('', new Uint8Array(), {}, cb);
+      case 'del': return this.rt.del('', {}, cb);
+      case 'acquire': return this.rt.lockAcquire('', '', 0, cb);
+      case 'renew': return this.rt.lockRenew('', 0, cb);
+      default: return this.rt.lockRelease('', 0, cb);
+    }
+  }
+  get(_key: string, _opts: { stale: boolean }, cb: ClientCallback): void {
+    this.unsupported('get', cb);
+  }
+  put(_key: string, _value: Uint8Array, _opts: { cas?: number }, cb: ClientCallback): void {
+    this.unsupported('put', cb);
+  }
+  del(_key: string, _opts: { cas?: number }, cb: ClientCallback): void {
+    this.unsupported('del', cb);
+  }
+  lockAcquire(_name: string, _owner: string, _ttlMs: number, cb: ClientCallback): void {
+    this.unsupported('acquire', cb);
+  }
+  lockRenew(_name: string, _token: number, cb: ClientCallback): void {
+    this.unsupported('renew', cb);
+  }
+  lockRelease(_name: string, _token: number, cb: ClientCallback): void {
+    this.unsupported('release', cb);
+  }
+
+  metrics(): MetricFamily[] {
+    const s = this.rt?.status();
+    const roles = ['follower', 'candidate', 'coordinator', 'down'];
+    const g = (name: string, help: string, value: number): MetricFamily => ({ name, help, type: 'gauge', samples: [{ value }] });
+    const c = (name: string, help: string, value: number): MetricFamily => ({ name, help, type: 'counter', samples: [{ value }] });
+    const linkErrors: MetricFamily = { name: 'quorumd_link_errors_total', help: 'Link errors by link and kind (failed connects, frames dropped by the transport).', type: 'counter', samples: [] };
+    const linkUp: MetricFamily = { name: 'quorumd_link_up', help: '1 when the link is usable.', type: 'gauge', samples: [] };
+    for (const l of this.links) {
+      for (const k of l.errorKeys ?? []) linkErrors.samples!.push({ labels: { link: l.name, kind: k }, value: l.stats?.[k] ?? 0 });
+      if (l.up) linkUp.samples!.push({ labels: { link: l.name }, value: l.up() ? 1 : 0 });
+    }
+    return [
+      { name: 'quorumd_role', help: 'Current role (1 for the current one).', type: 'gauge', samples: roles.map((r) => ({ labels: { role: r }, value: (s?.role ?? 'down') === r ? 1 : 0 })) },
+      g('quorumd_active', '1 while this node is the active leader (bully: coordinator with a durable epoch).', this.activeNow ? 1 : 0),
+      g('quorumd_term', 'Current term (bully: epoch).', s?.epoch ?? 0),
+      g('quorumd_fencing_token', 'Fencing token of the known coordinator (epoch × 256 + id; 0 when none).', s?.token ?? 0),
+      c('quorumd_elections_total', 'Elections this node started.', this.elections),
+      c('quorumd_leader_changes_total', 'Leader changes seen by this node.', this.leaderChanges),
+      linkErrors,
+      linkUp,
+      {
+        name: 'quorumd_dropped_frames_total',
+        help: 'Frames received and dropped before the engine, by reason.',
+        type: 'counter',
+        samples: Object.entries(s?.drops ?? {}).map(([reason, v]) => ({ labels: { reason }, value: v })),
+      },
+      c('quorumd_frames_accepted_total', 'Frames authenticated and handed to the engine.', s?.framesAccepted ?? 0),
+      c('quorumd_state_writes_total', 'Atomic writes of the bully state file (write, fsync, rename, fsync dir).', s?.stateWrites ?? 0),
+      { name: 'quorumd_fsync_seconds', help: 'fsync latency.', type: 'histogram', histogram: this.fsync.snapshot() },
+      { name: 'quorumd_info', help: 'Static node information.', type: 'gauge', samples: [{ labels: { node: this.self.name, cluster: this.clusterName, engine: 'bully' }, value: 1 }] },
     ];
   }
 }

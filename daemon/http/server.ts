@@ -144,6 +144,9 @@ function failure(r: ClientResult, what: string): HttpError {
       return new HttpError(404, 'not-found', msg);
     case 413:
       return new HttpError(413, 'too-large', msg);
+    case 501:
+      // Definite: this engine cannot do it at all (bully has no replicated log).
+      return new HttpError(501, 'engine-unsupported', msg);
     case 503:
       return new HttpError(503, 'unavailable', `${msg} (definitely not applied; safe to retry)`);
     case 504:

@@ -109,10 +109,19 @@ export function runBullySeed(cfg: SimConfig, seed: number, hooks: BullySeedHooks
   let dualUs = 0;
   let lastUs = 0;
   let coordsNow = 0;
+  let everCoord = false;
+  let gapFromUs = -1;
+  const gapsUs: number[] = [];
   const updateDual = () => {
     if (coordsNow >= 2) dualUs += world.nowUs - lastUs;
     lastUs = world.nowUs;
     coordsNow = live().filter((r) => r.isLeader).length;
+    // Failover as the outside world sees it: time without any coordinator after there was one.
+    if (coordsNow > 0) {
+      if (gapFromUs >= 0) gapsUs.push(world.nowUs - gapFromUs);
+      gapFromUs = -1;
+      everCoord = true;
+    } else if (everCoord && gapFromUs < 0) gapFromUs = world.nowUs;
   };
 
   let lastChangeMs = 0;
@@ -257,6 +266,9 @@ export function runBullySeed(cfg: SimConfig, seed: number, hooks: BullySeedHooks
     staleActuations: stale,
     actuations,
     dualActiveMs: Math.round(dualUs / 1000),
+    failoversMs: gapsUs.map((u) => Math.round(u / 1000)),
+    fences: 0,
+    fencesFailed: 0,
     lin: 'skipped',
     historyOps: 0,
     probeMs,
