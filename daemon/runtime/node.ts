@@ -115,6 +115,16 @@ export interface NodeRuntimeOptions {
    */
   requestTimeoutMs?: number;
   /**
+   * When the link reports the leader gone (MQTT Last Will), every node calls
+   * RaftNode.leaderGone (no more stickiness, witnesses included) and the surviving
+   * voters campaign in id order: the lowest at once, the k-th only after k × this
+   * many ms and only if no election has started meanwhile (its term is unchanged and
+   * no leader is known) — i.e. the ones before it failed (dead too, or a log behind).
+   * Default 25: one pre-vote + vote round with two fsyncs on an SD card (~5–20 ms).
+   * Campaigning all at once would split the vote (one more election timeout).
+   */
+  peerGoneStaggerMs?: number;
+  /**
    * Take a state-machine snapshot and compact the log once this many entries were
    * applied since the last snapshot. Default 1000: a few hundred KiB of log at most
    * on the SD card, and a follower that falls further behind gets a snapshot.
@@ -188,6 +198,8 @@ interface PendingRead {
 interface Forwarded {
   reply: ClientCallback;
   deadline: number;
+  /** The leader it was forwarded to (answered 504 at once if that node is reported gone). */
+  to: NodeId;
 }
 
 const RAFT_TYPES = new Set<MsgType>([
@@ -210,6 +222,7 @@ export class NodeRuntime {
   private readonly log: Logger;
   private readonly tickMs: number;
   private readonly timeoutMs: number;
+  private readonly staggerMs: number;
   private readonly snapshotEntries: number;
   private readonly batching: boolean;
   private readonly maxFrame: number;
@@ -260,6 +273,7 @@ export class NodeRuntime {
     this.jitter = opts.rng.fork('runtime');
     this.log = opts.logger ?? nullLogger;
     this.timeoutMs = posInt(opts.requestTimeoutMs ?? 2000, 'requestTimeoutMs', 1);
+    this.staggerMs = posInt(opts.peerGoneStaggerMs ?? 25, 'peerGoneStaggerMs', 0);
     this.snapshotEntries = posInt(opts.snapshotEntries ?? 1000, 'snapshotEntries', 1);
     if (opts.batching !== undefined && typeof opts.batching !== 'boolean') throw new TypeError(`NodeRuntime: batching must be a boolean, got ${String(opts.batching)}`);
     this.batching = opts.batching ?? true;
@@ -957,26 +971,44 @@ export class NodeRuntime {
   private onLinkEvent(link: Link, ev: LinkEvent): void {
     if (this.stateValue !== 'running') return;
     if (ev.kind === 'peer-gone') {
-      const leader = this.raft!.status().leader;
-      this.log('info', 'peer gone', { node: this.id, link: link.name, peer: ev.peer, leader });
-      if (ev.peer === leader && ev.peer !== this.id) {
-        // The leader's connection died (MQTT Last Will): campaign soon instead of
-        // waiting for the election timeout; pre-vote keeps this safe if it is wrong.
-        // Every follower hears the will at about the same instant, so each waits a
-        // random [0, electionMin/2): campaigning all at once splits the vote, and a
-        // follower that has not campaigned yet still honours the old leader's lease
-        // (thesis §4.2.3) — the last to campaign collects the others' pre-votes.
-        const min = this.opts.raft?.electionTimeoutMinMs ?? 150;
-        const delay = this.jitter.int(0, Math.max(1, Math.floor(min / 2)) - 1);
-        this.opts.clock.setTimer(delay, () => {
-          if (this.stateValue !== 'running') return;
-          const st = this.raft!.status();
-          if (st.role !== 'follower' || (st.leader !== ev.peer && st.leader !== NO_NODE)) return;
-          this.raft!.campaign();
+      const raft = this.raft!;
+      const st = raft.status();
+      this.log('info', 'peer gone', { node: this.id, link: link.name, peer: ev.peer, leader: st.leader });
+      if (ev.peer === this.id) return;
+      // With another link that may still reach the peer (a serial wire to it, or a
+      // second bus), its connection to this broker dying says nothing about the peer.
+      const otherPath = this.opts.links.some((l) => {
+        const p = (l as { peer?: unknown }).peer;
+        return l !== link && (typeof p !== 'number' || p === ev.peer);
+      });
+      if (otherPath) return;
+      // Writes forwarded to it will get no answer: 504 now rather than at the timeout.
+      for (const [id, f] of this.forwarded) {
+        if (f.to !== ev.peer) continue;
+        this.forwarded.delete(id);
+        f.reply(unknownOutcome(`node ${ev.peer}, the leader this write was forwarded to, is gone (its connection died); the write may or may not be applied`));
+      }
+      if (ev.peer !== st.leader) return;
+      // The leader's connection died (MQTT Last Will): forget it (RaftNode.leaderGone:
+      // no stickiness; safety reasoning there), then campaign in id order (see
+      // peerGoneStaggerMs): the first survivor at once, and the others grant at once.
+      const r = raft.leaderGone(ev.peer);
+      this.afterStep();
+      if (r.ok && r.forgot) {
+        const rank = st.config.voters.filter((v) => v !== ev.peer).sort((a, b) => a - b).indexOf(this.id);
+        const term = st.term;
+        const go = () => {
+          if (this.stateValue !== 'running' || this.raft !== raft) return;
+          const now = raft.status();
+          if (now.role !== 'follower' || now.leader !== NO_NODE || now.term !== term) return;
+          raft.campaign();
           this.afterStep();
           this.pump();
-        });
+        };
+        if (rank === 0) go();
+        else if (rank > 0) this.opts.clock.setTimer(rank * this.staggerMs, go);
       }
+      this.pump();
     } else {
       this.log('info', `link ${ev.kind}`, { node: this.id, link: link.name, ...(ev.kind === 'down' ? { reason: ev.reason } : {}) });
     }
@@ -1102,7 +1134,7 @@ export class NodeRuntime {
     const data = encodeCommand(cmd);
     if (data instanceof KvError) return reply({ status: data.httpStatus, error: data.message });
     const reqId = this.nextId();
-    this.forwarded.set(reqId, { reply, deadline: this.opts.clock.monotonicMs() + this.timeoutMs });
+    this.forwarded.set(reqId, { reply, deadline: this.opts.clock.monotonicMs() + this.timeoutMs, to: leader });
     const m: ClientRequest = { type: MsgType.ClientRequest, from: this.id, to: leader, term: raft.status().term, reqId, body: data };
     this.send(m);
   }
