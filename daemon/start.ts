@@ -228,7 +228,7 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     clock: systemClock(),
     storage,
     // No stagger: bully needs no vote, every follower may start its election at once.
-    links: links.map((l) => peerGoneFilter(l, c.bully.campaignOnPeerGone ? { self: cfg.self.id, voters: c.members.map((m) => m.id), staggerMs: 0 } : undefined)),
+    links: links.map((l) => peerGoneFilter(l, c.bully.campaignOnPeerGone)),
     rng: new Rng(randomBytes(4).readUInt32LE(0)),
     bully: {
       tickMs: c.bully.tickMs,
@@ -250,7 +250,7 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     keyring: cfg.previousKey ? { current: cfg.key, previous: cfg.previousKey } : { current: cfg.key },
     clock: systemClock(),
     storage,
-    links: links.map((l) => peerGoneFilter(l, c.raft.campaignOnPeerGone ? { self: cfg.self.id, voters, staggerMs: Math.min(10, Math.max(1, Math.floor(c.raft.heartbeatMs / 5))) } : undefined)),
+    links: links.map((l) => peerGoneFilter(l, c.raft.campaignOnPeerGone)),
     rng: new Rng(randomBytes(4).readUInt32LE(0)),
     raft: {
       tickMs: c.raft.tickMs,
@@ -371,21 +371,16 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
 /**
  * Shapes the link's peer-gone hints before the runtime sees them.
  *
- * - `stagger` undefined (raft.campaignOnPeerGone: false): hints are dropped; followers
+ * - `pass` false (raft/bully.campaignOnPeerGone: false): hints are dropped; followers
  *   find a dead leader by the election timeout only (the failover benchmark's baseline).
- * - Otherwise the hint is delayed by rank × staggerMs, rank = this node's position
- *   among the surviving voters by id. Every follower gets the Last Will at the same
- *   instant; if all campaigned at once their votes would split and the election would
- *   take an extra timeout (measured: ~220 ms with 3 nodes). The lowest id campaigns at
- *   once; the next one only if, staggerMs (≤ 10 ms) later, the dead node is still its
- *   leader (the runtime checks that). Note: with leader stickiness the first
- *   candidate's pre-vote is refused by peers that have not had the will yet, so in
- *   practice the second one wins, staggerMs later; an engine input "leader gone" that
- *   drops stickiness would save that step (see the report of the daemon issue).
+ * - Otherwise they go to the runtime at once. The runtime orders the reaction (one
+ *   mechanism, not two delays on top of each other): for Raft every node calls
+ *   RaftNode.leaderGone (no more stickiness) and the lowest surviving voter campaigns
+ *   at once, the next ones only after peerGoneStaggerMs × rank if that failed
+ *   (daemon/runtime/node.ts). Until 2026-11 this wrapper delayed the hint by rank ×
+ *   ≤ 10 ms on top of the runtime's own random 0–75 ms.
  */
-function peerGoneFilter(l: Link, stagger: { self: number; voters: number[]; staggerMs: number } | undefined): Link {
-  let closed = false;
-  const timers = new Set<NodeJS.Timeout>();
+function peerGoneFilter(l: Link, pass: boolean): Link {
   return {
     name: l.name,
     maxFrame: l.maxFrame,
@@ -401,21 +396,9 @@ function peerGoneFilter(l: Link, stagger: { self: number; voters: number[]; stag
     onFrame: (h) => l.onFrame(h),
     onEvent: (h) =>
       l.onEvent((ev) => {
-        if (ev.kind !== 'peer-gone') return h(ev);
-        if (!stagger) return;
-        const rank = Math.max(0, stagger.voters.filter((v) => v !== ev.peer).sort((a, b) => a - b).indexOf(stagger.self));
-        if (rank === 0) return h(ev);
-        const t = setTimeout(() => {
-          timers.delete(t);
-          if (!closed) h(ev);
-        }, rank * stagger.staggerMs);
-        timers.add(t);
+        if (ev.kind !== 'peer-gone' || pass) h(ev);
       }),
-    close: (d) => {
-      closed = true;
-      for (const t of timers) clearTimeout(t);
-      l.close(d);
-    },
+    close: (d) => l.close(d),
   };
 }
 
