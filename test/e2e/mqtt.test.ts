@@ -2,7 +2,8 @@
  * MQTT links in `quorumd start`, end to end with real processes:
  *
  *   - the embedded aedes broker (hal/mqtt startBroker) with per-node accounts: the
- *     cluster elects and commits; a client without credentials is refused; node 1's
+ *     cluster elects and commits 200 writes from 16 clients with well under one fsync
+ *     per entry on the leader (group commit); a client without credentials is refused; node 1's
  *     credentials cannot publish as node 2 (neither a frame whose header says node 2
  *     nor node 2's presence); a frame with a bad tag injected through the broker
  *     (a rogue client holding node 3's account but not the cluster key) is dropped
@@ -57,8 +58,15 @@ describe('MQTT links in quorumd start', () => {
     const broker = await h.aedesInproc([1, 2, 3].map((k) => ({ username: `n${k}`, password: pw(k), nodeId: k, cluster: 7 })));
     const nodes = await h.startCluster({ n: 3, links: (k) => ({ brokers: [broker.url], username: `n${k}`, password: pw(k) }) });
     const leader = await h.waitLeader(30_000);
-    const w = await h.writes(() => leader, WRITES, 4, 'auth');
+    const m00 = await h.metrics(leader);
+    const w = await h.writes(() => leader, WRITES, 16, 'auth');
     expect(w.latencies).toHaveLength(WRITES);
+    // Group commit under load: 16 clients share fsyncs (one client costs the leader 2 per write).
+    const m01 = await h.metrics(leader);
+    const fsyncs = metricValue(m01, 'quorumd_fsyncs_total') - metricValue(m00, 'quorumd_fsyncs_total');
+    const entries = metricValue(m01, 'quorumd_commit_index') - metricValue(m00, 'quorumd_commit_index');
+    expect(entries).toBeGreaterThanOrEqual(WRITES);
+    expect(fsyncs / entries, `${fsyncs} fsyncs for ${entries} entries`).toBeLessThan(0.8);
 
     // No credentials: CONNACK "bad username or password".
     const anon = await rawClient(broker.url);
