@@ -119,5 +119,9 @@ describe.skipIf(!socat.run)('serial links in quorumd start (socat ptys, real ser
     const r = await call(other.url, 'GET', '/v1/kv/pump19');
     expect(r.status).toBe(200);
     expect(r.body.toString()).toBe('v19');
+    // serial maxFrame 1024 bounds one entry: a larger value is refused up front (413), not lost.
+    const big = await call(leader.url, 'PUT', '/v1/kv/big', { body: 'x'.repeat(2000) });
+    expect(big.status, big.body.toString()).toBe(413);
+    expect(big.body.toString()).toMatch(/exceed|too large/i);
   });
 });
