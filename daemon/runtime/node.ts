@@ -585,7 +585,8 @@ export class NodeRuntime {
 
   private updateActive(now: number): void {
     const act = this.act!;
-    const on = this.isLeader && act.tick(now, this.voters);
+    const ticked = act.tick(now, this.voters); // always: it also runs the self-fence timer
+    const on = this.isLeader && ticked;
     if (!on && this.wasActiveValueFlag()) this.setActive(false);
     if (on && !this.activeValue) {
       this.setActive(true);

@@ -4,6 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { World, type WorldOptions } from '../../../firmware-sim/world.ts';
+import type { BoardHal } from '../../../firmware-sim/board.ts';
 import { NodeRuntime, type NodeRuntimeOptions, type ClientResult } from '../../../daemon/runtime/index.ts';
 import type { NodeId } from '../../../src/types.ts';
 
@@ -24,12 +25,22 @@ export interface TestCluster {
 
 export function testCluster(
   ids: NodeId[],
-  opts: { seed?: number; world?: Partial<WorldOptions>; witnesses?: NodeId[]; runtime?: Partial<NodeRuntimeOptions> } = {},
+  opts: {
+    seed?: number;
+    world?: Partial<WorldOptions>;
+    witnesses?: NodeId[];
+    runtime?: Partial<NodeRuntimeOptions>;
+    /** Options that depend on the boot's HAL (fencing: watchdog, relays, power-sense). */
+    perBoot?: (hal: BoardHal) => Partial<NodeRuntimeOptions>;
+    /** Wiring before the first boot (relays, senses). */
+    wire?: (world: World) => void;
+  } = {},
 ): TestCluster {
   const world = new World({ seed: opts.seed ?? 1, board: { bootDelayMs: 100, restartDelayMs: 100 }, ...opts.world });
   const witnesses = opts.witnesses ?? [];
   const voters = ids.filter((i) => !witnesses.includes(i));
   for (const id of ids) world.addBoard(id);
+  opts.wire?.(world);
   const rt = new Map<NodeId, NodeRuntime>();
   const logs: string[] = [];
   const fatals: Array<{ node: NodeId; err: Error }> = [];
@@ -51,6 +62,7 @@ export function testCluster(
         board.crashProcess();
       },
       ...opts.runtime,
+      ...opts.perBoot?.(hal),
     });
     rt.set(hal.node, r);
     r.start();
