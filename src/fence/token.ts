@@ -36,7 +36,8 @@
  *
  * Tokens are positive safe integers. 0 means "no token" and is never issued.
  */
-import type { Index, Term } from '../types.ts';
+import type { Index, NodeId, Term } from '../types.ts';
+import { fencingToken } from '../bully/options.ts';
 
 export type Token = number;
 export const NO_TOKEN: Token = 0;
@@ -92,9 +93,14 @@ export function raftGrantToken(index: Index): Token {
   return checkToken(index, 'raftGrantToken index');
 }
 
-/** The leadership token of a bully coordinator: its epoch. */
-export function bullyToken(epoch: Term): Token {
-  return checkToken(epoch, 'bullyToken epoch');
+/**
+ * The leadership token of a bully coordinator: epoch×256 + coordinator id, the
+ * engine's own token (src/bully/options.ts `fencingToken`). The epoch alone is not
+ * unique: two sides of a partition can both pick max(seen)+1, and the id breaks the
+ * tie the same way the engine does when two such coordinators meet.
+ */
+export function bullyToken(epoch: Term, coordinator: NodeId): Token {
+  return checkToken(fencingToken(epoch, coordinator), 'bullyToken');
 }
 
 /**

@@ -9,7 +9,9 @@ describe('tokens', () => {
     expect(raftLeaderToken({ term: 3, noopIndex: 17, commitIndex: 17 })).toBe(17);
     expect(raftLeaderToken({ term: 3, noopIndex: 17, commitIndex: 40 })).toBe(17);
     expect(raftGrantToken(41)).toBe(41);
-    expect(bullyToken(5)).toBe(5);
+    expect(bullyToken(5, 3)).toBe(5 * 256 + 3);
+    expect(bullyToken(5, 3)).toBeLessThan(bullyToken(6, 1));
+    expect(bullyToken(5, 2)).toBeLessThan(bullyToken(5, 3));
   });
 
   it('leader tokens grow across leaders whenever each leader holds every committed entry (Leader Completeness)', () => {
