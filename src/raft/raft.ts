@@ -205,6 +205,15 @@ export class RaftNode {
   private prevSoft: SoftState;
 
   private config: MemberConfig;
+  /**
+   * votingMembers(config) and quorumSize(config), kept with `config` (set only in the
+   * constructor and setConfig): commit, read and vote counting run per message and
+   * must not allocate the list each time.
+   */
+  private voting: NodeId[] = [];
+  private quorum = 1;
+  /** Scratch for the k-th largest match / acked round / sent time (reused, never retained). */
+  private readonly scratch: number[] = [];
   /** Configurations by the index where they took effect; [0] is the snapshot's. */
   private confHistory: Array<{ index: Index; config: MemberConfig }>;
   private snapshot: SnapshotData | undefined;
@@ -273,6 +282,8 @@ export class RaftNode {
     this.confHistory = [{ index: snapIndex, config: baseConfig }];
     for (const e of entries) if (e.type === EntryType.Config) this.confHistory.push({ index: e.index, config: decodeConfig(e.data, `RaftNode entries[index ${e.index}]`) });
     this.config = this.confHistory[this.confHistory.length - 1]!.config;
+    this.voting = votingMembers(this.config);
+    this.quorum = quorumSize(this.config);
 
     const hs = init.hardState ?? { term: 0, vote: NO_NODE, commit: 0 };
     if (!isNat(hs.term) || !isNat(hs.vote) || !isNat(hs.commit)) throw new TypeError('RaftNode hardState: expected {term, vote, commit} of non-negative integers');
@@ -750,7 +761,7 @@ export class RaftNode {
   }
 
   private poll(from: NodeId, granted: boolean): void {
-    if (!votingMembers(this.config).includes(from)) return;
+    if (!this.voting.includes(from)) return;
     if (!this.votes.has(from)) this.votes.set(from, granted);
     const r = this.tally();
     if (r === 'won') {
@@ -762,8 +773,8 @@ export class RaftNode {
   }
 
   private tally(): 'won' | 'lost' | 'pending' {
-    const members = votingMembers(this.config);
-    const q = quorumSize(this.config);
+    const members = this.voting;
+    const q = this.quorum;
     let yes = 0;
     let no = 0;
     for (const id of members) {
@@ -836,11 +847,11 @@ export class RaftNode {
       this.electionElapsed = 0;
       if (this.options.checkQuorum) {
         // Thesis §6.2: step down when no majority was heard from within an election timeout.
-        const voting = votingMembers(this.config);
+        const voting = this.voting;
         let active = voting.includes(this.id) ? 1 : 0;
         for (const id of voting) if (id !== this.id && this.progress.get(id)?.active) active++;
         for (const pr of this.progress.values()) pr.active = false;
-        if (active < quorumSize(this.config)) {
+        if (active < this.quorum) {
           this.becomeFollower(this.term, NO_NODE);
           return;
         }
@@ -1018,14 +1029,13 @@ export class RaftNode {
   /** Raft §5.3/§5.4.2: commit the highest index stored on a quorum, if it is of the current term. */
   private maybeCommit(): void {
     if (this.role !== 'leader') return;
-    const matches: Index[] = [];
-    for (const id of votingMembers(this.config)) {
+    const matches = this.scratch;
+    matches.length = 0;
+    for (const id of this.voting) {
       if (id === this.id) matches.push(this.stableIndex); // own log counts only once durable
       else matches.push(this.progress.get(id)?.match ?? 0);
     }
-    matches.sort((a, b) => b - a);
-    const q = quorumSize(this.config);
-    const mci = matches[q - 1] ?? 0;
+    const mci = kthLargest(matches, this.quorum, 0);
     // Figure 8: only entries of the current term are committed by counting.
     if (mci > this.commit && this.log.term(mci) === this.term) {
       this.commit = mci;
@@ -1040,7 +1050,7 @@ export class RaftNode {
       for (const r of w) this.leaderRead(r.ctx, r.from);
     }
     // Thesis §4.2.2: a leader that removed itself steps down once that config is committed.
-    if (!votingMembers(this.config).includes(this.id) && this.commit >= this.confHistory[this.confHistory.length - 1]!.index) {
+    if (!this.voting.includes(this.id) && this.commit >= this.confHistory[this.confHistory.length - 1]!.index) {
       this.becomeFollower(this.term, NO_NODE);
     }
   }
@@ -1241,6 +1251,8 @@ export class RaftNode {
   /** Thesis §4.1: a configuration takes effect as soon as its entry is in the log. */
   private setConfig(c: MemberConfig): void {
     this.config = c;
+    this.voting = votingMembers(c);
+    this.quorum = quorumSize(c);
     if (this.role !== 'leader') return;
     const members = new Set(allMembers(c));
     for (const id of [...this.progress.keys()]) if (!members.has(id)) this.progress.delete(id);
@@ -1272,11 +1284,10 @@ export class RaftNode {
   /** Releases reads whose heartbeat round a quorum (counting us) acknowledged. */
   private checkReads(): void {
     if (this.role !== 'leader') return;
-    const voting = votingMembers(this.config);
-    const q = quorumSize(this.config);
-    const acked: number[] = voting.map((id) => (id === this.id ? Number.MAX_SAFE_INTEGER : this.progress.get(id)?.ackedRound ?? 0));
-    acked.sort((a, b) => b - a);
-    const confirmed = acked[q - 1] ?? 0;
+    const acked = this.scratch;
+    acked.length = 0;
+    for (const id of this.voting) acked.push(id === this.id ? Number.MAX_SAFE_INTEGER : this.progress.get(id)?.ackedRound ?? 0);
+    const confirmed = kthLargest(acked, this.quorum, 0);
     let k = 0;
     while (k < this.pendingReads.length && this.pendingReads[k]!.round <= Math.min(confirmed, this.readRound)) {
       const r = this.pendingReads[k]!;
@@ -1294,10 +1305,10 @@ export class RaftNode {
    */
   private leaseValid(): boolean {
     if (!this.options.leaseRead || this.transferee !== NO_NODE || this.now < this.leaseBlockedUntil) return false;
-    const voting = votingMembers(this.config);
-    const sent = voting.map((id) => (id === this.id ? this.now : this.roundSentAt.get(this.progress.get(id)?.ackedRound ?? 0) ?? -Infinity));
-    sent.sort((a, b) => b - a);
-    const start = sent[quorumSize(this.config) - 1] ?? -Infinity;
+    const sent = this.scratch;
+    sent.length = 0;
+    for (const id of this.voting) sent.push(id === this.id ? this.now : this.roundSentAt.get(this.progress.get(id)?.ackedRound ?? 0) ?? -Infinity);
+    const start = kthLargest(sent, this.quorum, -Infinity);
     return this.now < start + Math.floor(this.ticks.electionMin * (1 - this.options.maxClockDriftRatio)) - 1;
   }
 
@@ -1305,3 +1316,13 @@ export class RaftNode {
     this.msgs.push(m);
   }
 }
+
+/**
+ * The k-th largest value (k ≥ 1) of `xs`, or `dflt` when there are fewer than k.
+ * Sorts `xs` in place (a scratch array of at most a few voters).
+ */
+function kthLargest(xs: number[], k: number, dflt: number): number {
+  xs.sort(descending);
+  return xs[k - 1] ?? dflt;
+}
+const descending = (a: number, b: number): number => b - a;

@@ -135,6 +135,11 @@ const KNOWN_FIELDS = new Map<number, ReadonlySet<string>>(
   Object.keys(BODY_LAYOUT).map((t) => [Number(t), new Set(['type', 'from', 'to', 'term', ...layoutOf(Number(t))!.map((f) => f.name)])]),
 );
 
+/** Per type: body items that must be present (all but a trailing opt-uint). */
+const REQUIRED_ITEMS = new Map<number, number>(
+  Object.keys(BODY_LAYOUT).map((t) => [Number(t), layoutOf(Number(t))!.filter((f) => f.kind !== 'opt-uint').length]),
+);
+
 /** Every MsgType value (numeric enum members only). */
 export const MSG_TYPES: readonly MsgType[] = Object.values(MsgType).filter((v): v is MsgType => typeof v === 'number');
 const ENTRY_TYPES = new Set<number>(Object.values(EntryType).filter((v): v is number => typeof v === 'number'));
@@ -420,17 +425,17 @@ function decodeChecked(bytes: Uint8Array, opts: DecodeOptions): DecodeResult {
   const ep = checkRange(bootId, 'bootId', 0, MAX_BOOT_ID) ?? checkRange(seq, 'seq', 0, MAX_SEQ);
   if (ep) return fail('bad-field', ep);
 
-  const body = items.slice(ENVELOPE_ITEMS);
-  const required = layout.filter((f) => f.kind !== 'opt-uint').length;
-  if (body.length < required || body.length > layout.length) {
+  const bodyLength = items.length - ENVELOPE_ITEMS;
+  const required = REQUIRED_ITEMS.get(type)!;
+  if (bodyLength < required || bodyLength > layout.length) {
     const want = required === layout.length ? `${required}` : `${required}..${layout.length}`;
-    return fail('bad-field', `body: ${MsgType[type]} has ${want} items, got ${body.length}`);
+    return fail('bad-field', `body: ${MsgType[type]} has ${want} items, got ${bodyLength}`);
   }
   const m: Record<string, unknown> = { type, from, to, term };
   for (let i = 0; i < layout.length; i++) {
     const f = layout[i]!;
-    const v = body[i];
-    if (f.kind === 'opt-uint' && i < body.length && v === undefined) {
+    const v = items[ENVELOPE_ITEMS + i];
+    if (f.kind === 'opt-uint' && i < bodyLength && v === undefined) {
       return fail('bad-field', `${f.name}: present but undefined; an absent value is encoded by omitting the item`);
     }
     if (f.kind === 'config') {
