@@ -29,6 +29,17 @@
  * applied, 504 = unknown). Any node answers: a follower forwards writes to the leader
  * (ClientRequest/ClientReply) and relays the answer; linearizable reads use ReadIndex
  * (Raft thesis §6.4) from any node and are served locally once applied ≥ read index.
+ *
+ * Split-brain defenses (option `fencing`; rules and the timing proof in activation.ts):
+ * a new leader proposes `lead.claim` at once; when it is applied, the state machine
+ * names the *suspects* (earlier leaders that may still act). The leader is `active`
+ * (status, `onActivation`, lock grants) only once every suspect is fenced and verified
+ * off (STONITH through the HAL relays and power-sense inputs named in `fencing.fencer`),
+ * acknowledged our term, was confirmed down by an operator (`confirmFenced`), or the
+ * lease bound passed — and while its own lease (a heartbeat round acknowledged by a
+ * quorum, leaseRead rounds) holds. It then proposes `lead.active`. Finished fences go
+ * into the replicated history (`fence.record`). The watchdog is fed every tick, except
+ * by a node that lost its lease after being active (self-fence). Operator: `fence(node)`.
  */
 import { KvError, KvStateMachine, encodeCommand, decodeCommand, type ApplyResult, type Command } from '../../src/kv/index.ts';
 import { RaftNode, type RaftOptions, type Ready, type MemberConfig, type RaftStatus, type Result } from '../../src/raft/index.ts';
@@ -587,7 +598,7 @@ export class NodeRuntime {
     const act = this.act!;
     const ticked = act.tick(now, this.voters); // always: it also runs the self-fence timer
     const on = this.isLeader && ticked;
-    if (!on && this.wasActiveValueFlag()) this.setActive(false);
+    if (!on && this.activeValue) this.setActive(false);
     if (on && !this.activeValue) {
       this.setActive(true);
       this.cancelDelayedFences('active');
@@ -596,10 +607,6 @@ export class NodeRuntime {
       if (!(data instanceof KvError)) this.raft!.propose(data);
     }
     this.runFencer(now);
-  }
-
-  private wasActiveValueFlag(): boolean {
-    return this.activeValue;
   }
 
   private setActive(on: boolean): void {
