@@ -4,40 +4,73 @@
  * after every step) at rising client load, through the same runSeed as `quorumd sim`
  * (linearizability check excluded: it is measured separately below).
  *
- *   npx tsx bench/sim-speed.ts
+ * What "load" means is printed with every row: closed-loop clients (each issues its
+ * next operation 0–10 ms after the previous answer; half reads, half writes, some
+ * locks — daemon/sim/workload.ts), and the resulting operations and committed log
+ * entries per second of *virtual* time. "Loaded" in the goals means the 4-client row.
+ *
+ * Each row is the best of REPS runs (the bench machine is shared: the best run is
+ * the least disturbed one), and shows speed by wall time and by this process's CPU
+ * time (user + system), which other processes disturb much less.
+ *
+ *   npx tsx bench/sim-speed.ts [reps=3]
  */
 import { runSeed } from '../daemon/sim/cluster.ts';
 import { parseSimOptions } from '../daemon/sim/options.ts';
-import { checkLinearizable } from '../src/lin/index.ts';
+
+const REPS = Math.max(1, Number(process.argv[2] ?? 3));
+
+function measure(run: () => { virtualMs: number }): { wall: number; cpu: number; virtualMs: number } {
+  let wall = Infinity;
+  let cpu = Infinity;
+  let virtualMs = 0;
+  for (let i = 0; i < REPS; i++) {
+    const c0 = process.cpuUsage();
+    const t0 = performance.now();
+    virtualMs = run().virtualMs;
+    wall = Math.min(wall, performance.now() - t0);
+    const c = process.cpuUsage(c0);
+    cpu = Math.min(cpu, (c.user + c.system) / 1000);
+  }
+  return { wall, cpu, virtualMs };
+}
 
 const cfg = parseSimOptions({ seed: 1, nodes: 5, time: '60s', faults: '' });
 runSeed(cfg, 99, { skipLin: true, workload: { clients: 2 } }); // warm-up (JIT)
 for (const clients of [0, 1, 4, 16]) {
-  const r = runSeed(cfg, 1, { skipLin: true, workload: { clients, thinkMinMs: 0, thinkMaxMs: 10 } });
+  let last = runSeed(cfg, 1, { skipLin: true, workload: { clients, thinkMinMs: 0, thinkMaxMs: 10 } });
+  const m = measure(() => (last = runSeed(cfg, 1, { skipLin: true, workload: { clients, thinkMinMs: 0, thinkMaxMs: 10 } })));
+  const vs = m.virtualMs / 1000;
   console.log(
-    `5 nodes, ${String(clients).padStart(2)} clients: ${(r.virtualMs / r.wallMs).toFixed(0)}x real time ` +
-      `(${(r.virtualMs / 1000).toFixed(0)} s virtual in ${(r.wallMs / 1000).toFixed(2)} s; ${r.commits} entries, ${r.ops} ops)`,
+    `5 nodes, ${String(clients).padStart(2)} clients (${(last.ops / vs).toFixed(0).padStart(3)} ops/s, ${(last.commits / vs).toFixed(0).padStart(3)} entries/s virtual): ` +
+      `${(m.virtualMs / m.wall).toFixed(0).padStart(4)}x real time by wall, ${(m.virtualMs / m.cpu).toFixed(0).padStart(4)}x by CPU ` +
+      `(${vs.toFixed(0)} s virtual in ${(m.wall / 1000).toFixed(2)} s wall, ${(m.cpu / 1000).toFixed(2)} s CPU; trace ${last.trace.slice(0, 12)})`,
   );
 }
 const faulty = parseSimOptions({ seed: 1, nodes: 5, time: '60s', faults: 'partition,crash,power,loss,reorder,clock,disk' });
-const t0 = performance.now();
 let ops = 0;
 let hist = 0;
-let linMs = 0;
-for (let s = 1; s <= 5; s++) {
-  const r = runSeed(faulty, s, { skipLin: true });
-  ops += r.ops;
-  hist += r.historyOps;
-}
-const wall = performance.now() - t0;
-console.log(`5 nodes, all faults, default workload (4 clients): ${((5 * 60_000) / wall).toFixed(0)}x real time over 5 seeds (${ops} ops)`);
+let virt = 0;
+const m = measure(() => {
+  ops = 0;
+  hist = 0;
+  virt = 0;
+  for (let s = 1; s <= 5; s++) {
+    const r = runSeed(faulty, s, { skipLin: true });
+    ops += r.ops;
+    hist += r.historyOps;
+    virt += r.virtualMs;
+  }
+  return { virtualMs: virt };
+});
+console.log(
+  `5 nodes, all faults, default workload (4 clients, ${(ops / (virt / 1000)).toFixed(0)} ops/s virtual): ` +
+    `${(m.virtualMs / m.wall).toFixed(0)}x by wall, ${(m.virtualMs / m.cpu).toFixed(0)}x by CPU over 5 seeds (${ops} ops)`,
+);
 {
   // The lin check on its own, for one default seed's history.
-  const r = runSeed(faulty, 1, { skipLin: true });
-  void r;
   const t = performance.now();
   const full = runSeed(faulty, 1);
-  linMs = performance.now() - t;
+  const linMs = performance.now() - t;
   console.log(`one seed with the lin check: ${(linMs / 1000).toFixed(2)} s wall (${full.historyOps} ops, lin=${full.lin}); history ops/seed ≈ ${(hist / 5).toFixed(0)}`);
-  void checkLinearizable;
 }
