@@ -35,6 +35,14 @@ export function mosquittoCheck(): { run: boolean; reason: string } {
   return { run: false, reason };
 }
 
+/**
+ * Raft timing for tests that assert "no election happened": the defaults (150..300 ms)
+ * suit an idle board, but this machine's 2 cores run several suites at once (load
+ * average above 15 was seen) and a follower starved for 300 ms would campaign. Benchmarks
+ * keep the defaults.
+ */
+export const CALM_RAFT_YAML = '  electionTimeoutMinMs: 1000\n  electionTimeoutMaxMs: 2000\n  heartbeatMs: 100';
+
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = net.createServer();

@@ -16,7 +16,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import mqtt from 'mqtt';
 import { FrameSealer, Sender } from '../../src/wire/auth.ts';
 import { MsgType } from '../../src/wire/messages.ts';
-import { Harness, metricValue, mosquittoCheck, waitFor } from './harness.ts';
+import { CALM_RAFT_YAML, Harness, metricValue, mosquittoCheck, waitFor } from './harness.ts';
 
 const mosq = mosquittoCheck();
 const harnesses: Harness[] = [];
@@ -56,7 +56,7 @@ describe('MQTT links in quorumd start', () => {
     harnesses.push(h);
     const pw = (k: number) => `secret-of-node-${k}`;
     const broker = await h.aedesInproc([1, 2, 3].map((k) => ({ username: `n${k}`, password: pw(k), nodeId: k, cluster: 7 })));
-    const nodes = await h.startCluster({ n: 3, links: (k) => ({ brokers: [broker.url], username: `n${k}`, password: pw(k) }) });
+    const nodes = await h.startCluster({ n: 3, links: (k) => ({ brokers: [broker.url], username: `n${k}`, password: pw(k) }), raftYaml: CALM_RAFT_YAML });
     const leader = await h.waitLeader(30_000);
     const m00 = await h.metrics(leader);
     const w = await h.writes(() => leader, WRITES, 16, 'auth');
@@ -108,7 +108,7 @@ describe('MQTT links in quorumd start', () => {
     harnesses.push(h);
     const m = await h.mosquitto();
     const a = await h.aedesChild();
-    const nodes = await h.startCluster({ n: 3, links: () => ({ brokers: [m.url, a.url] }) });
+    const nodes = await h.startCluster({ n: 3, links: () => ({ brokers: [m.url, a.url] }), raftYaml: CALM_RAFT_YAML });
     const leader = await h.waitLeader(30_000);
     const w1 = await h.writes(() => leader, 50, 4, 'two');
     expect(w1.latencies).toHaveLength(50);
