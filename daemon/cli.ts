@@ -127,10 +127,34 @@ export function buildProgram(): Command {
       process.exitCode = await c.lockRelease(firstNode(opts.node), name, opts);
     });
 
+  // `fence NODE` runs the action; `fence confirm NODE` is a subcommand (commander
+  // dispatches to it when the first word is "confirm").
+  const fence = program
+    .command('fence')
+    .description('operator: fence (power off, verify) a node through the fence devices of the node asked; `fence confirm NODE` declares it safely down')
+    .argument('<node>', 'member name of the node to fence')
+    .option(...nodeOpt)
+    .action(async (target: string, opts: { node: string }) => {
+      const c = await import('./client/commands.ts');
+      process.exitCode = await c.fence(firstNode(opts.node), target, c.stdio);
+    });
+  fence
+    .command('confirm <node>')
+    .description('operator: declare NODE safely down (powered off by hand): a leader waiting for it may become active (--node as for fence)')
+    .action(async (target: string) => {
+      // --node is parsed by the parent `fence` command wherever it appears.
+      const c = await import('./client/commands.ts');
+      process.exitCode = await c.fenceConfirm(firstNode((fence.opts() as { node: string }).node), target, c.stdio);
+    });
+
   program
-    .command('fence <node>')
-    .description('operator: fence (power off) a node through its configured fence devices')
-    .action(() => notYet('quorumd fence', 'issue 6 (STONITH)'));
+    .command('witness')
+    .description('run the witness member of a cluster (votes, never leads, keeps no data): two boards + a witness')
+    .requiredOption('--config <file>', 'YAML configuration file whose node is a member with role: witness')
+    .action(async (opts: { config: string }) => {
+      const { runWitness } = await import('./start.ts');
+      await runWitness(opts.config);
+    });
 
   const config = program.command('config').description('configuration tools');
   config

@@ -33,6 +33,7 @@ import { NodeRuntime } from './runtime/index.ts';
 import { BullyRuntime } from './runtime/bully-node.ts';
 import { BullyBackend } from './http/runtime-backend.ts';
 import { bullyPriority } from './config/schema.ts';
+import { buildFencing, type BuiltFencing } from './fencing/build.ts';
 import type { Logger as Pino } from 'pino';
 
 export interface StartOptions {
@@ -42,6 +43,12 @@ export interface StartOptions {
   handleSignals?: boolean;
   /** Override the HTTP port (0 = any free port; tests). */
   httpPort?: number;
+  /**
+   * Run this config's member as a witness (`quorumd witness`): votes and acknowledges
+   * with log metadata only, never leads, keeps no data, no fencing, no hooks. The
+   * member must have `role: witness`. Default false.
+   */
+  witness?: boolean;
 }
 
 export interface RunningNode {
@@ -145,9 +152,15 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
   const c = cfg.config;
   const log = opts.pino ?? createPino(c.log.level, { node: cfg.self.name, cluster: c.cluster.name });
   // Under bully a witness member is a priority-0 board that follows and never coordinates.
-  if (cfg.self.role === 'witness' && c.engine === 'raft') {
-    throw new Error('not implemented: running a witness with `quorumd start` (the witness process arrives with the fencing issue); run a voter here');
+  const witness = opts.witness === true;
+  if (cfg.self.role === 'witness' && c.engine === 'raft' && !witness) {
+    throw new Error(`${cfg.file}: node ${cfg.self.name} is a witness member: run it with \`quorumd witness --config ${cfg.file}\``);
   }
+  if (witness && cfg.self.role !== 'witness') {
+    throw new Error(`${cfg.file}: node ${cfg.self.name} is a voter (members: role), not a witness: run it with \`quorumd start\`, or give it role: witness`);
+  }
+  if (witness && c.engine !== 'raft') throw new Error(`${cfg.file}: not implemented: a witness process for engine ${c.engine} (a bully witness is a priority-0 member run by \`quorumd start\`)`);
+  if (c.fencing && c.engine !== 'raft') throw new Error(`${cfg.file}: not implemented: fencing (the \`fencing:\` section) with engine ${c.engine}; only engine raft has the activation gate`);
 
   const unlock = lockDataDir(cfg.dataDir);
   const links: Link[] = [];
@@ -204,6 +217,18 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     for (const l of links) l.close();
     unlock();
     throw err;
+  }
+
+  // Fence devices, watchdog (a witness never leads: it needs neither).
+  let fencing: BuiltFencing | undefined;
+  if (c.fencing && !witness) {
+    try {
+      fencing = buildFencing(c.fencing, { members: c.members, selfId: cfg.self.id, log: { warn: (f, m) => log.warn(f, m), error: (f, m) => log.error(f, m) } });
+    } catch (err) {
+      for (const l of links) l.close();
+      unlock();
+      throw new Error(`${cfg.file}: ${(err as Error).message}`);
+    }
   }
 
   const backend = c.engine === 'bully' ? new BullyBackend(cfg.self, c.members, linkInfos, c.cluster.name) : new RuntimeBackend(cfg.self, c.members, linkInfos, c.cluster.name, c.engine);
@@ -264,7 +289,9 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     logger: rlog,
     observer: (backend as RuntimeBackend).observer(),
     onFatal,
+    ...(fencing ? { fencing: fencing.options } : {}),
   });
+  if (fencing) (backend as RuntimeBackend).setFencing(fencing.devices);
   if (backend instanceof BullyBackend) backend.attach(runtime as BullyRuntime);
   else backend.attach(runtime as NodeRuntime);
 
@@ -290,10 +317,13 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
       maxBodyBytes: c.http.maxBodyBytes,
       maxWatchMs: c.http.maxWatchMs,
       backstopMs: c.http.requestTimeoutMs + 2000,
+      fenceTimeoutMs: 120_000,
       onError: (err, where) => log.error({ where, error: (err as Error)?.stack ?? String(err) }, 'HTTP handler error'),
     });
   } catch (err) {
     for (const l of links) l.close();
+    fencing?.close();
+    fencing?.watchdog?.disarm();
     unlock();
     throw new Error(`HTTP API on ${cfg.http.host}:${opts.httpPort ?? cfg.http.port}: ${(err as Error).message}`);
   }
@@ -301,7 +331,7 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
   const url = `http://${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`;
 
   runtime.start();
-  log.info({ id: cfg.self.id, http: url, dataDir: cfg.dataDir, links: linkInfos.map((l) => l.name), members: c.members.length }, 'node started');
+  log.info({ id: cfg.self.id, http: url, dataDir: cfg.dataDir, links: linkInfos.map((l) => l.name), members: c.members.length, ...(witness ? { witness: true } : {}), ...(fencing ? { fencing: fencing.devices.map((d) => `${d.name}=${d.detail}`).join('; ') || 'leases only', stonith: c.fencing!.stonith } : {}) }, witness ? 'witness started' : 'node started');
 
   const node: RunningNode = {
     config: cfg,
@@ -319,7 +349,8 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     // Bully has no leadership transfer: the followers notice within one failure timeout.
     if (runtime.isLeader && !fatal && runtime instanceof NodeRuntime) await handOver(runtime);
     await http.close();
-    runtime.stop(); // closes the links too
+    runtime.stop(); // closes the links too (and disarms the watchdog)
+    fencing?.close();
     if (backend.active) hooks.fire({ event: 'inactive', term: runtime.status().term, token: backend.leader().token });
     await Promise.race([hooks.stop(), new Promise((r) => setTimeout(r, c.hooks.timeoutMs + 3000))]);
     unlock();
@@ -406,4 +437,10 @@ function peerGoneFilter(l: Link, pass: boolean): Link {
 export async function runStart(file: string): Promise<void> {
   const cfg = loadConfigFile(file);
   await startNode(cfg, { handleSignals: true });
+}
+
+/** `quorumd witness --config FILE`: the witness member of a two-board cluster (see StartOptions.witness). */
+export async function runWitness(file: string): Promise<void> {
+  const cfg = loadConfigFile(file);
+  await startNode(cfg, { handleSignals: true, witness: true });
 }

@@ -1,5 +1,6 @@
 /**
- * The CLI clients: `quorumd status`, `quorumd kv get|put|del`, `quorumd lock acquire|release`.
+ * The CLI clients: `quorumd status`, `quorumd kv get|put|del`, `quorumd lock acquire|release`,
+ * `quorumd fence NODE` and `quorumd fence confirm NODE`.
  *
  * Output: results on stdout (values raw, so `quorumd kv get k > file` round-trips),
  * problems on stderr. Exit status: 0 done; 1 a definite "no" (absent key, cas
@@ -136,9 +137,26 @@ function pad(rows: string[][]): string {
   return rows.map((r) => r.map((c, i) => c.padEnd(w[i]!)).join('  ').trimEnd()).join('\n') + '\n';
 }
 
-/** One row per node URL: what each node says about itself. */
+interface FenceHist {
+  index?: number;
+  target?: unknown;
+  by?: unknown;
+  term?: number;
+  outcome?: string;
+  level?: number;
+  reason?: string;
+}
+
+/**
+ * One row per node URL: what each node says about itself. ACTIVE is `yes` (elected and
+ * allowed to act), `elected` (elected, waiting: the reason follows below the table) or
+ * `no`. Below: the replicated fence history (newest last, at most 10), as the first
+ * node that reports one has it.
+ */
 export async function statusTable(nodes: string[]): Promise<string> {
   const rows: string[][] = [['NODE', 'URL', 'ROLE', 'TERM', 'LEADER', 'ACTIVE', 'COMMIT', 'APPLIED', 'LINKS']];
+  const notes: string[] = [];
+  let history: FenceHist[] | undefined;
   const results = await Promise.all(
     nodes.map(async (n) => {
       try {
@@ -146,14 +164,57 @@ export async function statusTable(nodes: string[]): Promise<string> {
         if (r.status !== 200) return [ '?', n, `HTTP ${r.status}`, '', '', '', '', '', '' ];
         const s = jsonOf(r);
         const links = Array.isArray(s.links) ? (s.links as Array<{ name?: string; up?: boolean }>).map((l) => `${l.name}${l.up === false ? '(down)' : ''}`).join(',') : '';
-        return [String(s.id), n, String(s.role), String(s.term), String(s.leader ?? '-'), s.active ? 'yes' : 'no', String(s.commitIndex), String(s.appliedIndex), links];
+        const elected = s.elected === true && !s.active;
+        if (elected && typeof s.waitingFor === 'string' && s.waitingFor) notes.push(`${String(s.id)} elected, not active yet: waiting for ${s.waitingFor}`);
+        if (s.active && typeof s.token === 'number' && s.token > 0) notes.push(`${String(s.id)} active with fencing token ${s.token}`);
+        if (s.selfFencing === true) notes.push(`${String(s.id)} SELF-FENCING: stopped feeding its watchdog (lost its lease after being active)`);
+        const f = s.fences as { history?: FenceHist[] } | undefined;
+        if (history === undefined && f && Array.isArray(f.history)) history = f.history;
+        return [String(s.id), n, String(s.role), String(s.term), String(s.leader ?? '-'), s.active ? 'yes' : elected ? 'elected' : 'no', String(s.commitIndex), String(s.appliedIndex), links];
       } catch (err) {
         return ['?', n, 'unreachable', '', '', '', '', '', (err as Error).message.slice(0, 40)];
       }
     }),
   );
   rows.push(...results);
-  return pad(rows);
+  let out = pad(rows);
+  if (notes.length) out += '\n' + notes.map((x) => `  ${x}`).join('\n') + '\n';
+  if (history !== undefined) {
+    out += `\nfence history (replicated${history.length > 10 ? `, last 10 of ${history.length}` : ''}):\n`;
+    if (history.length === 0) out += '  none\n';
+    for (const h of history.slice(-10)) {
+      out += `  #${h.index ?? '?'} ${String(h.target)} ${h.outcome ?? '?'} by ${String(h.by)} in term ${h.term ?? '?'}${typeof h.level === 'number' && h.level >= 0 ? ` (level ${h.level + 1})` : ''}${h.reason ? `: ${h.reason}` : ''}\n`;
+    }
+  }
+  return out;
+}
+
+/** `quorumd fence NODE`: fence a member now through the configured devices of the node asked. */
+export function fence(node: string, target: string, io: Out = stdio): Promise<number> {
+  nodeUrl(node); // a bad URL is a usage error (exit 2), not an unknown outcome
+  return guarded(io, 'fence', true, async () => {
+    // Delays, settle time and retries: a fence may take a while (the node bounds it at 120 s).
+    const r = await call(node, 'POST', `/v1/fence/${enc(target)}`, { timeoutMs: 130_000 });
+    if (r.status === 200) {
+      const rec = (jsonOf(r).record ?? {}) as { outcome?: string; level?: number | null; attempts?: unknown[]; action?: string };
+      io.out(`fenced ${target}: ${rec.outcome ?? 'off'}${typeof rec.level === 'number' ? ` at level ${rec.level + 1}` : ''}${rec.action === 'reboot' ? ' (it is powered back on after its powerOnAfterMs)' : ''}\n`);
+      return 0;
+    }
+    return failStatus(r, io, 'fence');
+  });
+}
+
+/** `quorumd fence confirm NODE`: an operator declares a member safely down. */
+export function fenceConfirm(node: string, target: string, io: Out = stdio): Promise<number> {
+  nodeUrl(node);
+  return guarded(io, 'fence confirm', true, async () => {
+    const r = await call(node, 'POST', `/v1/fence/${enc(target)}/confirm`);
+    if (r.status === 200) {
+      io.out(`confirmed: ${target} is recorded as safely down\n`);
+      return 0;
+    }
+    return failStatus(r, io, 'fence confirm');
+  });
 }
 
 export async function status(nodesArg: string, o: { watch?: boolean; intervalMs?: number; maxRefreshes?: number }, io: Out = stdio): Promise<number> {

@@ -7,6 +7,7 @@
  * docs/config.md is the user-facing page; examples/ has two commented files.
  */
 import { z } from 'zod';
+import { checkFencing, fencingSchema } from './fencing.ts';
 
 /** Names of nodes and clusters: short, safe in topics, file names and logs. */
 const NAME = /^[a-z0-9][a-z0-9-]{0,31}$/;
@@ -267,6 +268,12 @@ export const configSchema = z
     http: http.default(http.parse({})),
     hooks: hooks.default(hooks.parse({})),
     log: log.default(log.parse({})),
+    /**
+     * Split-brain defenses: activation gate, leases, STONITH fence devices, watchdog,
+     * two-node mode (daemon/config/fencing.ts documents every key). Default: absent,
+     * a leader acts as soon as its term's first entry commits (no gate, no STONITH).
+     */
+    fencing: fencingSchema.optional(),
   })
   .superRefine((c, ctx) => {
     if ((c.cluster.key === undefined) === (c.cluster.keyFile === undefined)) {
@@ -306,6 +313,7 @@ export const configSchema = z
         seen.set(p, m.name);
       });
     }
+    if (c.fencing) for (const i of checkFencing(c.fencing, c.members, c.node.name)) ctx.addIssue({ code: 'custom', path: i.path, message: i.message });
     if (c.raft.electionTimeoutMaxMs <= c.raft.electionTimeoutMinMs) {
       ctx.addIssue({ code: 'custom', path: ['raft', 'electionTimeoutMaxMs'], message: `expected more than electionTimeoutMinMs (${c.raft.electionTimeoutMinMs})` });
     }

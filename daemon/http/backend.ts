@@ -20,7 +20,16 @@ export interface StatusView {
   appliedIndex: number;
   peers: Array<Record<string, unknown>>;
   links: Array<Record<string, unknown>>;
+  /** Fence devices configured on this node (`fencing.targets`): name, type, target, level, detail. */
   relays: Array<Record<string, unknown>>;
+  /** With a `fencing:` section only: elected leader (active or not), why it waits, its token, fences. */
+  elected?: boolean;
+  waitingFor?: string;
+  token?: number;
+  selfFencing?: boolean;
+  clearedBy?: Record<string, string>;
+  /** Fences this node ran in this boot (`local`) and the replicated history (`history`, every node's). */
+  fences?: { local: Array<Record<string, unknown>>; history: Array<Record<string, unknown>> };
 }
 
 export interface LeaderView {
@@ -28,6 +37,14 @@ export interface LeaderView {
   term: number;
   /** Fencing token of the current leadership epoch (0 when no leader is known). */
   token: number;
+}
+
+/** Answer of the fence endpoints: 200 done; 400/404 bad node; 502 the fence failed; 503 not possible here. */
+export interface FenceAnswer {
+  status: 200 | 400 | 404 | 502 | 503;
+  error?: string;
+  /** The fence record (src/fence FenceRecord) when a fence ran. */
+  record?: unknown;
 }
 
 export interface ApiBackend {
@@ -45,6 +62,14 @@ export interface ApiBackend {
    * returned function is called. Optional: without it, watches poll the local state.
    */
   onKeyChange?(key: string, fn: () => void): () => void;
+  /**
+   * Operator: fence member `node` (a name) now through this node's fence devices;
+   * answers when the fence finished (off and verified, or failed). Optional: without
+   * it the endpoint answers 501.
+   */
+  fence?(node: string, cb: (r: FenceAnswer) => void): void;
+  /** Operator: member `node` is declared safely down (`quorumd fence confirm`). Optional. */
+  confirmFenced?(node: string): FenceAnswer;
   /** Metric families of the node (role, term, indexes, elections, links, fsync...). */
   metrics(): MetricFamily[];
 }

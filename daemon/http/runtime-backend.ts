@@ -6,9 +6,11 @@
 import { decodeCommand, KvError } from '../../src/kv/index.ts';
 import type { Entry } from '../../src/wire/messages.ts';
 import type { NodeRuntime, RuntimeObserver } from '../runtime/index.ts';
+import type { FenceRecord } from '../../src/fence/index.ts';
+import type { FenceDeviceInfo } from '../fencing/build.ts';
 import type { BullyRuntime, BullyRuntimeObserver } from '../runtime/bully-node.ts';
 import type { ClientCallback } from '../runtime/results.ts';
-import type { ApiBackend, LeaderView, StatusView } from './backend.ts';
+import type { ApiBackend, FenceAnswer, LeaderView, StatusView } from './backend.ts';
 import { FSYNC_BUCKETS, HistogramRecorder, type MetricFamily } from './metrics.ts';
 
 export interface MemberInfo {
@@ -36,12 +38,15 @@ export interface LeadershipEvent {
 /**
  * Tracks leadership from the runtime's observer and serves the API.
  *
- * "Active" here: leader, and the entry that opened its term (its no-op, Raft §8) is
+ * "Active", with a `fencing:` config section (the runtime has fencing options): the
+ * runtime's activation gate (DESIGN §5: elected, every earlier leader shown stopped —
+ * fenced, acknowledged, lease expired or confirmed by an operator — and its own lease
+ * holds); events come from the runtime's `activation` observer with the fencing token.
+ * Without fencing: leader, and the entry that opened its term (its no-op, Raft §8) is
  * committed — a majority has moved to this term, so a deposed leader with
- * check-quorum steps down. The fencing issue (DESIGN §5) tightens this with relay
- * verification or lease expiry before a leader acts; until then hooks fire on this
- * condition. The epoch's fencing token is the index of that first entry: it grows
- * with every new term (each new leader appends above everything committed).
+ * check-quorum steps down. Either way the epoch's fencing token is the index of that
+ * first entry: it grows with every new term (each new leader appends above everything
+ * committed).
  */
 export class RuntimeBackend implements ApiBackend {
   private rt: NodeRuntime | undefined;
@@ -55,6 +60,11 @@ export class RuntimeBackend implements ApiBackend {
   private lastLeader = 0;
   readonly fsync = new HistogramRecorder(FSYNC_BUCKETS);
   onLeadership: ((ev: LeadershipEvent) => void) | undefined;
+  /** Fence devices from the config (set by startNode with a `fencing:` section); undefined = no fencing. */
+  private fenceDevices: FenceDeviceInfo[] | undefined;
+  /** Finished fences run by this node, by outcome (for /metrics). */
+  readonly fences = new Map<string, number>();
+  private activeToken = 0;
 
   constructor(
     private readonly self: MemberInfo,
@@ -63,6 +73,11 @@ export class RuntimeBackend implements ApiBackend {
     private readonly clusterName: string,
     private readonly engineName = 'raft',
   ) {}
+
+  /** The node runs with fencing (activation gate): hooks follow the runtime's activation events. */
+  setFencing(devices: FenceDeviceInfo[]): void {
+    this.fenceDevices = devices;
+  }
 
   attach(rt: NodeRuntime): void {
     this.rt = rt;
@@ -74,7 +89,52 @@ export class RuntimeBackend implements ApiBackend {
       applied: (_rt, e: Entry) => this.onApplied(e),
       afterStep: () => this.track(),
       booted: () => this.track(),
+      fenced: (_rt, rec: FenceRecord) => {
+        if (rec.outcome !== 'pending') this.fences.set(rec.outcome, (this.fences.get(rec.outcome) ?? 0) + 1);
+      },
+      activation: (_rt, ev) => {
+        if (this.fenceDevices === undefined) return;
+        if (ev.active && !this.activeNow) {
+          this.activeNow = true;
+          this.activeToken = ev.token;
+          this.onLeadership?.({ event: 'active', term: ev.term, token: ev.token });
+        } else if (!ev.active && this.activeNow) {
+          this.activeNow = false;
+          this.onLeadership?.({ event: 'inactive', term: ev.term, token: this.activeToken });
+        }
+      },
     };
+  }
+
+  /** A member by name (or `n<id>` / a bare id), for the fence endpoints. */
+  memberId(ref: string): number | undefined {
+    const m = this.members.find((x) => x.name === ref) ?? this.members.find((x) => String(x.id) === ref || `n${x.id}` === ref);
+    return m?.id;
+  }
+
+  fence(node: string, cb: (r: FenceAnswer) => void): void {
+    const rt = this.rt;
+    if (!rt) return cb({ status: 503, error: 'node is starting' });
+    const id = this.memberId(node);
+    if (id === undefined) return cb({ status: 404, error: `no member ${JSON.stringify(node)} (members: ${this.members.map((m) => m.name).join(', ')})` });
+    if (id === this.self.id) return cb({ status: 400, error: `${node} is this node: a node never fences itself; ask another node` });
+    if (this.fenceDevices === undefined) return cb({ status: 503, error: `node ${this.self.name} runs without a fencing: section; no fence devices` });
+    rt.fence(id, (r) => {
+      if (r.ok) return cb({ status: 200, record: r.record });
+      if (r.record) return cb({ status: 502, error: `fence of ${node} failed: ${r.error ?? r.record.outcome}`, record: r.record });
+      cb({ status: 503, error: r.error ?? 'fence not started' });
+    });
+  }
+
+  confirmFenced(node: string): FenceAnswer {
+    const rt = this.rt;
+    if (!rt) return { status: 503, error: 'node is starting' };
+    const id = this.memberId(node);
+    if (id === undefined) return { status: 404, error: `no member ${JSON.stringify(node)} (members: ${this.members.map((m) => m.name).join(', ')})` };
+    if (id === this.self.id) return { status: 400, error: `${node} is this node: a node cannot confirm itself down` };
+    if (this.fenceDevices === undefined) return { status: 503, error: `node ${this.self.name} runs without a fencing: section (no activation gate to open)` };
+    const r = rt.confirmFenced(id);
+    return r.ok ? { status: 200 } : { status: 503, error: r.error ?? 'not confirmed' };
   }
 
   private nameOf(id: number): string | null {
@@ -124,6 +184,7 @@ export class RuntimeBackend implements ApiBackend {
       if (s.leader !== 0) this.leaderChanges++;
       this.lastLeader = s.leader;
     }
+    if (this.fenceDevices !== undefined) return; // activation events come from the runtime
     const isLeader = rt.isLeader;
     const ep = this.epoch();
     const active = isLeader && ep.start > 0 && s.commitIndex >= ep.start;
@@ -161,7 +222,39 @@ export class RuntimeBackend implements ApiBackend {
           return { id: m.name, nodeId: m.id, role: m.role, ...(p ? { match: p.match, state: p.state } : {}) };
         }),
       links: this.links.map((l) => ({ name: l.name, ...(l.up ? { up: l.up() } : {}) })),
-      relays: [],
+      relays: (this.fenceDevices ?? []).map((d) => ({ ...d })),
+      ...(s && this.fenceDevices !== undefined
+        ? {
+            elected: s.elected,
+            waitingFor: s.waitingFor,
+            token: s.token,
+            selfFencing: s.selfFencing,
+            ...(s.activation ? { clearedBy: s.activation.clearedBy } : {}),
+            fences: {
+              local: s.fences.local.map((r) => this.fenceView(r)),
+              history: s.fences.history.map((h) => ({ ...h, target: this.nameOf(h.target) ?? h.target, by: this.nameOf(h.by) ?? h.by })),
+            },
+          }
+        : {}),
+    };
+  }
+
+  private fenceView(r: FenceRecord): Record<string, unknown> {
+    return {
+      id: r.id,
+      target: this.nameOf(r.target),
+      term: r.term,
+      reason: r.reason,
+      action: r.action,
+      outcome: r.outcome,
+      level: r.level === null ? null : r.level + 1,
+      delayMs: r.delayMs,
+      attempts: r.attempts.length,
+      error: r.attempts.at(-1)?.error ?? null,
+      requestedAtMs: Math.round(r.requestedAtMs),
+      finishedAtMs: r.finishedAtMs === null ? null : Math.round(r.finishedAtMs),
+      poweredOnAtMs: r.poweredOnAtMs === null ? null : Math.round(r.poweredOnAtMs),
+      powerOnError: r.powerOnError,
     };
   }
 
@@ -169,7 +262,9 @@ export class RuntimeBackend implements ApiBackend {
     const s = this.rt?.status();
     const ep = this.epoch();
     const leaderId = s?.leader ?? 0;
-    return { leader: this.nameOf(leaderId), term: s?.term ?? 0, token: leaderId !== 0 ? ep.start : 0 };
+    // With fencing, the leader itself reports its leadership's token (0 until its claim is applied).
+    const token = leaderId === 0 ? 0 : this.fenceDevices !== undefined && leaderId === this.self.id ? s!.token : ep.start;
+    return { leader: this.nameOf(leaderId), term: s?.term ?? 0, token };
   }
 
   private need(cb: ClientCallback): NodeRuntime | undefined {
@@ -229,7 +324,15 @@ export class RuntimeBackend implements ApiBackend {
       g('quorumd_last_index', 'Last log index.', s?.lastIndex ?? 0),
       c('quorumd_elections_total', 'Elections this node started (became candidate).', this.elections),
       c('quorumd_leader_changes_total', 'Leader changes seen by this node.', this.leaderChanges),
-      c('quorumd_fences_total', 'Fences carried out by this node (STONITH arrives with the fencing issue; 0 until then).', 0),
+      {
+        name: 'quorumd_fences_total',
+        help: 'Fences run by this node that finished, by outcome (off, already-off, failed, cancelled, confirmed).',
+        type: 'counter',
+        samples: ['off', 'already-off', 'failed', 'cancelled', 'confirmed'].map((o) => ({ labels: { outcome: o }, value: this.fences.get(o) ?? 0 })),
+      },
+      g('quorumd_elected', '1 while this node is the elected leader (active or not).', s?.elected ? 1 : 0),
+      g('quorumd_fencing_token', 'Fencing token of this node\'s leadership while active (0 otherwise).', this.activeNow ? (s?.token ?? 0) : 0),
+      g('quorumd_self_fencing', '1 when this node stopped feeding its watchdog (it lost its lease after being active).', s?.selfFencing ? 1 : 0),
       linkErrors,
       linkUp,
       {

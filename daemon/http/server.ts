@@ -10,6 +10,8 @@
  *   POST   /v1/locks/<name>?ttl=15s&owner=s → {token, ttlMs} | 409 {holder}
  *   POST   /v1/locks/<name>/renew?token=t   → {token, expiresAt} | 409
  *   DELETE /v1/locks/<name>?token=t         → {ok:true} | 409
+ *   POST   /v1/fence/<node>                 → {ok:true, record} | 502 {record} (fence failed) | 503
+ *   POST   /v1/fence/<node>/confirm         → {ok:true} (operator: node declared safely down)
  *   GET    /metrics                         → Prometheus text
  *
  * Errors are `{error, code}`; 503 = definitely not applied, 504 = outcome unknown.
@@ -22,7 +24,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo, Socket } from 'node:net';
 import { MAX_KEY_BYTES, MAX_TTL_MS, MAX_VALUE_BYTES, MIN_TTL_MS } from '../../src/kv/commands.ts';
 import type { ClientResult } from '../runtime/results.ts';
-import type { ApiBackend } from './backend.ts';
+import type { ApiBackend, FenceAnswer } from './backend.ts';
 import { renderMetrics, type MetricFamily } from './metrics.ts';
 
 export interface HttpOptions {
@@ -42,6 +44,8 @@ export interface HttpOptions {
   backstopMs?: number;
   /** Most concurrent watches; more get 503. Default 1024 (each holds a socket). */
   maxWatches?: number;
+  /** Longest wait for `POST /v1/fence/<node>` (delays, retries, settle), ms. Default 120000; then 504. */
+  fenceTimeoutMs?: number;
   /** Called for unexpected handler exceptions (logged by the daemon). */
   onError?: (err: unknown, where: string) => void;
 }
@@ -255,14 +259,14 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
   }
 
   /** Calls a backend operation with a backstop timer: an unanswered call becomes 504. */
-  function call(op: (cb: (r: ClientResult) => void) => void): Promise<ClientResult> {
+  function call(op: (cb: (r: ClientResult) => void) => void, limitMs = backstopMs): Promise<ClientResult> {
     return new Promise((resolve) => {
       let settled = false;
       const t = setTimeout(() => {
         if (settled) return;
         settled = true;
-        resolve({ status: 504, error: `no answer from the node within ${backstopMs} ms` });
-      }, backstopMs);
+        resolve({ status: 504, error: `no answer from the node within ${limitMs} ms` });
+      }, limitMs);
       try {
         op((r) => {
           if (settled) return;
@@ -468,7 +472,36 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
       if (r.status === 409) return json(res, 409, { ok: false, error: r.error ?? `lock ${name} is not held with token ${token}`, code: 'not-held' });
       return sendError(res, failure(r, 'lock release'));
     }
-    throw new HttpError(404, 'not-found', `no such endpoint: ${path.slice(0, 80)} (see /v1/status, /v1/leader, /v1/kv/<key>, /v1/locks/<name>, /metrics)`);
+    if (path.startsWith('/v1/fence/')) {
+      let rest = path.slice('/v1/fence/'.length);
+      const confirm = rest.endsWith('/confirm');
+      if (confirm) rest = rest.slice(0, -'/confirm'.length);
+      if (!/^[a-z0-9][a-z0-9-]{0,31}$/.test(rest)) throw bad(`node must be a member name (a-z, 0-9, -), got ${JSON.stringify(rest.slice(0, 40))}`, 'bad-node');
+      only('POST');
+      parseQuery(search, []);
+      rejectBodyIfAny(req);
+      if (confirm) {
+        if (!backend.confirmFenced) throw new HttpError(501, 'engine-unsupported', 'this node cannot confirm fences (engine without fencing)');
+        const r = backend.confirmFenced(rest);
+        if (r.status === 200) return json(res, 200, { ok: true, node: rest });
+        throw new HttpError(r.status, r.status === 404 ? 'not-found' : r.status === 503 ? 'unavailable' : 'bad-request', r.error ?? 'not confirmed');
+      }
+      const fence = backend.fence;
+      if (!fence) throw new HttpError(501, 'engine-unsupported', 'this node cannot fence (engine without fencing)');
+      const fenceLimit = opts.fenceTimeoutMs ?? 120_000;
+      const r = await new Promise<FenceAnswer | undefined>((resolve) => {
+        const t = setTimeout(() => resolve(undefined), fenceLimit);
+        fence.call(backend, rest, (a) => {
+          clearTimeout(t);
+          resolve(a);
+        });
+      });
+      if (r === undefined) throw new HttpError(504, 'outcome-unknown', `the fence of ${rest} did not finish within ${fenceLimit} ms (it may still switch the relay; see /v1/status fences)`);
+      if (r.status === 200) return json(res, 200, { ok: true, node: rest, record: r.record ?? null });
+      const code = r.status === 502 ? 'fence-failed' : r.status === 404 ? 'not-found' : r.status === 503 ? 'unavailable' : 'bad-request';
+      throw new HttpError(r.status, code, r.error ?? 'fence failed', r.record !== undefined ? { record: r.record } : {});
+    }
+    throw new HttpError(404, 'not-found', `no such endpoint: ${path.slice(0, 80)} (see /v1/status, /v1/leader, /v1/kv/<key>, /v1/locks/<name>, /v1/fence/<node>, /metrics)`);
   }
 
   const server = createServer({ maxHeaderSize: 16 * 1024, requestTimeout: maxWatchMs + 60_000, headersTimeout: 30_000 }, (req, res) => {

@@ -24,9 +24,19 @@ describe('quorumd CLI', () => {
     expect(r.stderr).toContain('--nodes must be an integer');
   });
 
-  it('a command that is not built yet says so and exits 2', () => {
-    const r = run('fence', 'n2');
+  it('fence and fence confirm ask the node given by --node; no answer = outcome unknown (exit 4)', () => {
+    const r = run('fence', 'n2', '--node', 'http://127.0.0.1:1');
+    expect(r.status).toBe(4);
+    expect(r.stderr).toContain('POST http://127.0.0.1:1/v1/fence/n2');
+    expect(r.stderr).toContain('outcome unknown');
+    const c = run('fence', 'confirm', 'n2', '--node', 'http://127.0.0.1:1');
+    expect(c.status).toBe(4);
+    expect(c.stderr).toContain('POST http://127.0.0.1:1/v1/fence/n2/confirm');
+  });
+
+  it('fence rejects a bad --node URL naming it', () => {
+    const r = run('fence', 'n2', '--node', 'not a url');
     expect(r.status).toBe(2);
-    expect(r.stderr).toContain('not implemented yet: quorumd fence');
+    expect(r.stderr).toContain('--node "not a url" is not a URL');
   });
 });
