@@ -11,11 +11,17 @@
  * (throughput; batching makes one fsync cover many entries). Writes are
  * `PUT /v1/kv/<key>` to the leader's HTTP API, latency = request to 200.
  *
+ * Link loss under load (kill-broker, kill-wire): CONC clients write WRITES keys while,
+ * after a third of them, one of two brokers (mosquitto + `quorumd broker`) is killed,
+ * or the two serial wires of a follower that also has MQTT (their socat). Reported:
+ * the latency percentiles and the maximum, the longest gap between two successive
+ * commits after the kill, and whether an election happened.
+ *
  * Reported per run: p50/p99 latency, writes/s, and fsyncs per committed entry on the
  * leader and on the followers (Δ quorumd_fsyncs_total / Δ commit index, /metrics).
  * A missing mosquitto or socat skips that row with the reason.
  *
- *   node --import tsx bench/links.ts [--writes 1000] [--conc 16] [--only aedes,mosquitto,mosquitto-nagle,serial,both]
+ *   node --import tsx bench/links.ts [--writes 1000] [--conc 16] [--only aedes,mosquitto,mosquitto-nagle,serial,both,kill-broker,kill-wire]
  */
 import { Harness, metricValue, mosquittoCheck, percentile, serialRing, socatCheck, type NodeSpec, type ProcNode } from '../test/e2e/harness.ts';
 
@@ -25,7 +31,7 @@ function arg(name: string, def: string): string {
 }
 const WRITES = Number(arg('writes', '1000'));
 const CONC = Number(arg('conc', '16'));
-const ONLY = arg('only', 'aedes,mosquitto,mosquitto-nagle,serial,both').split(',');
+const ONLY = arg('only', 'aedes,mosquitto,mosquitto-nagle,serial,both,kill-broker,kill-wire').split(',');
 if (!Number.isInteger(WRITES) || WRITES < 1 || WRITES > 100_000) throw new Error(`--writes: expected an integer 1..100000, got ${arg('writes', '')}`);
 if (!Number.isInteger(CONC) || CONC < 1 || CONC > 256) throw new Error(`--conc: expected an integer 1..256, got ${arg('conc', '')}`);
 
@@ -115,7 +121,75 @@ if (ONLY.includes('both')) {
   })));
 }
 
+interface KillRow {
+  setup: string;
+  p50: number;
+  p99: number;
+  max: number;
+  gapMs: number;
+  elections: number;
+  retries: number;
+}
+const killRows: KillRow[] = [];
+
+/** Writes under load, and `kill()` once a third of them committed. */
+async function killRun(setup: string, links: (h: Harness) => Promise<(k: number) => NodeSpec>, kill: (h: Harness, leader: ProcNode) => Promise<void>): Promise<void> {
+  const h = new Harness();
+  try {
+    const spec = await links(h);
+    await h.startCluster({ n: 3, links: spec });
+    const leader = await h.waitLeader(30_000);
+    await h.writes(() => leader, 20, 2, 'warm');
+    const el0 = await Promise.all(h.nodes.map(async (n) => metricValue(await h.metrics(n), 'quorumd_elections_total')));
+    const done: number[] = [];
+    let killedAt = Infinity;
+    const run = h.writes(() => leader, WRITES, CONC, 'kill', (t) => done.push(t));
+    while (done.length < WRITES / 3) await new Promise((r) => setTimeout(r, 5));
+    killedAt = performance.now();
+    await kill(h, leader);
+    const r = await run;
+    const el1 = await Promise.all(h.nodes.map(async (n) => metricValue(await h.metrics(n), 'quorumd_elections_total')));
+    const after = [killedAt, ...done.filter((t) => t >= killedAt).sort((a, b) => a - b)];
+    let gap = 0;
+    for (let i = 1; i < after.length; i++) gap = Math.max(gap, after[i]! - after[i - 1]!);
+    killRows.push({ setup, p50: percentile(r.latencies, 50), p99: percentile(r.latencies, 99), max: Math.max(...r.latencies), gapMs: gap, elections: el1.reduce((a, x) => a + x, 0) - el0.reduce((a, x) => a + x, 0), retries: r.retries });
+  } finally {
+    await h.dispose();
+  }
+}
+
+if (ONLY.includes('kill-broker')) {
+  const m = mosquittoCheck();
+  if (!m.run) skip('kill-broker', m.reason);
+  else await killRun('mosquitto + aedes, aedes killed', async (h) => {
+    const mq = await h.mosquitto();
+    const a = await h.aedesChild();
+    return () => ({ brokers: [mq.url, a.url] });
+  }, async (h) => {
+    await h.brokers.find((b) => b.kind === 'aedes')!.stop();
+  });
+}
+if (ONLY.includes('kill-wire')) {
+  if (!s.run) skip('kill-wire', s.reason);
+  else await killRun('aedes + serial ring, both wires of a follower cut', async (h) => {
+    const a = await h.aedesChild();
+    const ring = await serialRing(h);
+    return (k) => ({ brokers: [a.url], serial: ring(k) });
+  }, async (h, leader) => {
+    // The ring's pairs are [n1–n2, n2–n3, n3–n1]; cut both wires of one follower.
+    const f = h.nodes.find((n) => n.name !== leader.name)!;
+    const pairs = f.id === 1 ? [0, 2] : f.id === 2 ? [0, 1] : [1, 2];
+    await Promise.all(pairs.map((i) => h.ptys[i]!.kill()));
+  });
+}
+
 const f = (x: number, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
 console.log('\n| link | clients | p50 ms | p99 ms | writes/s | fsyncs/entry leader | fsyncs/entry followers | 503 retries |');
 console.log('|---|---:|---:|---:|---:|---:|---:|---:|');
 for (const r of rows) console.log(`| ${r.setup} | ${r.clients} | ${f(r.p50, 2)} | ${f(r.p99, 2)} | ${f(r.wps, 0)} | ${f(r.fsyncLeader, 3)} | ${f(r.fsyncFollowers, 3)} | ${r.retries} |`);
+if (killRows.length > 0) {
+  console.log(`\nlink loss under load (${WRITES} writes, ${CONC} clients, kill after a third)`);
+  console.log('| setup | p50 ms | p99 ms | max ms | longest commit gap after the kill, ms | elections | 503 retries |');
+  console.log('|---|---:|---:|---:|---:|---:|---:|');
+  for (const r of killRows) console.log(`| ${r.setup} | ${f(r.p50, 2)} | ${f(r.p99, 2)} | ${f(r.max, 1)} | ${f(r.gapMs, 1)} | ${r.elections} | ${r.retries} |`);
+}

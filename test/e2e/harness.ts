@@ -320,9 +320,9 @@ export class Harness {
    * `count` writes (PUT /v1/kv/<prefix><i>) through `target`, `concurrency` at a time.
    * A 503 (definitely not applied: election in progress) is retried after 20 ms, at most
    * 200 times per write. Returns each write's latency (ms, the successful attempt's
-   * first try to its 200) and the wall time of the whole run.
+   * first try to its 200) and the wall time of the whole run; `onCommit` gets each 200's time.
    */
-  async writes(target: () => ProcNode, count: number, concurrency: number, prefix = 'k'): Promise<{ latencies: number[]; seconds: number; retries: number }> {
+  async writes(target: () => ProcNode, count: number, concurrency: number, prefix = 'k', onCommit?: (at: number) => void): Promise<{ latencies: number[]; seconds: number; retries: number }> {
     const latencies: number[] = [];
     let next = 0;
     let retries = 0;
@@ -347,7 +347,9 @@ export class Harness {
           retries++;
           await sleep(20);
         }
-        latencies.push(performance.now() - start);
+        const end = performance.now();
+        latencies.push(end - start);
+        onCommit?.(end);
       }
     };
     await Promise.all(Array.from({ length: concurrency }, worker));
