@@ -131,8 +131,11 @@ export interface NodeRuntimeOptions {
    * voters campaign in id order: the lowest at once, the k-th only after k × this
    * many ms and only if no election has started meanwhile (its term is unchanged and
    * no leader is known) — i.e. the ones before it failed (dead too, or a log behind).
-   * Default 25: one pre-vote + vote round with two fsyncs on an SD card (~5–20 ms).
-   * Campaigning all at once would split the vote (one more election timeout).
+   * Each survivor retries every survivors × this many ms (bounded by the minimum
+   * election timeout), for a pre-vote dropped by a peer still sticky because its own
+   * will came later. Default 25: one pre-vote + vote round with two fsyncs on an SD
+   * card (~5–20 ms). Campaigning all at once would split the vote (one more election
+   * timeout).
    */
   peerGoneStaggerMs?: number;
   /**
@@ -1003,15 +1006,23 @@ export class NodeRuntime {
       const r = raft.leaderGone(ev.peer);
       this.afterStep();
       if (r.ok && r.forgot) {
-        const rank = st.config.voters.filter((v) => v !== ev.peer).sort((a, b) => a - b).indexOf(this.id);
+        const survivors = st.config.voters.filter((v) => v !== ev.peer).sort((a, b) => a - b);
+        const rank = survivors.indexOf(this.id);
         const term = st.term;
+        // Attempts at rank × stagger, then every survivors × stagger, until the
+        // election timeout takes over. A retry matters when a pre-vote was dropped by
+        // a peer whose own will had not arrived yet (it was still sticky and does not
+        // answer): with 2 nodes + witness there is no other survivor to try.
+        const period = survivors.length * this.staggerMs;
+        let left = period > 0 ? Math.ceil((this.opts.raft?.electionTimeoutMinMs ?? 150) / period) + 1 : 1;
         const go = () => {
           if (this.stateValue !== 'running' || this.raft !== raft) return;
           const now = raft.status();
-          if (now.role !== 'follower' || now.leader !== NO_NODE || now.term !== term) return;
+          if (now.role === 'candidate' || now.role === 'leader' || now.leader !== NO_NODE || now.term !== term) return;
           raft.campaign();
           this.afterStep();
           this.pump();
+          if (--left > 0) this.opts.clock.setTimer(period, go);
         };
         if (rank === 0) go();
         else if (rank > 0) this.opts.clock.setTimer(rank * this.staggerMs, go);
