@@ -99,8 +99,16 @@ if (ONLY.includes('aedes')) rows.push(...(await run('aedes (quorumd broker)', as
 if (ONLY.includes('mosquitto')) {
   const m = mosquittoCheck();
   if (!m.run) skip('mosquitto', m.reason);
-  else rows.push(...(await run('mosquitto', async (h) => {
+  else rows.push(...(await run('mosquitto (set_tcp_nodelay true)', async (h) => {
     const b = await h.mosquitto();
+    return () => ({ brokers: [b.url] });
+  })));
+}
+if (ONLY.includes('mosquitto-nagle')) {
+  const m = mosquittoCheck();
+  if (!m.run) skip('mosquitto-nagle', m.reason);
+  else rows.push(...(await run('mosquitto, set_tcp_nodelay off (its default)', async (h) => {
+    const b = await h.mosquitto({ noDelay: false });
     return () => ({ brokers: [b.url] });
   })));
 }
