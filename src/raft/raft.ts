@@ -604,6 +604,9 @@ export class RaftNode {
   ready(): Ready | undefined {
     if (this.outstanding) throw new Error('raft ready(): the previous Ready has not been advanced yet; call advance(ready) first');
     this.flush();
+    // The runtime asks after every input; most of the time there is nothing: answer
+    // without allocating (hasReady() false implies every field below would be empty).
+    if (!this.hasReady()) return undefined;
     const rd: Ready = { entries: [], messages: [], committed: [], readStates: [], failedReads: [] };
     const hs = { term: this.term, vote: this.vote, commit: this.commit };
     if (hs.term !== this.prevHard.term || hs.vote !== this.prevHard.vote || hs.commit !== this.prevHard.commit) rd.hardState = hs;
