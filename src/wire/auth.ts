@@ -9,7 +9,7 @@
  * key and its (from, bootId, seq) was not seen before by this receiver.
  */
 import {
-  decodeFrame,
+  decodeFrameChecked,
   checkDecodeOptions,
   DEFAULT_MAX_FRAME,
   encodeFrame,
@@ -17,6 +17,7 @@ import {
   MAX_SEQ,
   newDropCounters,
   WireEncodeError,
+  type DecodeOptions,
   type DecodeResult,
   type DropCounters,
   type DropReason,
@@ -243,25 +244,21 @@ export class FrameOpener {
   accepted = 0;
   acceptedPreviousKey = 0;
   readonly replay = new ReplayGuard();
-  private keyring: Keyring;
+  /** Decoder options, checked once here and on setKeyring (not per frame). */
+  private decodeOpts: DecodeOptions;
 
   constructor(private readonly opts: OpenerOptions) {
-    checkDecodeOptions({ cluster: opts.cluster, keyring: opts.keyring, self: opts.self, maxFrame: opts.maxFrame });
-    this.keyring = opts.keyring;
+    this.decodeOpts = { cluster: opts.cluster, keyring: opts.keyring, self: opts.self, maxFrame: opts.maxFrame };
+    checkDecodeOptions(this.decodeOpts);
   }
 
   setKeyring(k: Keyring): void {
     checkKeyring(k, 'FrameOpener keyring');
-    this.keyring = k;
+    this.decodeOpts = { ...this.decodeOpts, keyring: k };
   }
 
   open(frame: Uint8Array): DecodeResult {
-    const r = decodeFrame(frame, {
-      cluster: this.opts.cluster,
-      keyring: this.keyring,
-      self: this.opts.self,
-      maxFrame: this.opts.maxFrame,
-    });
+    const r = decodeFrameChecked(frame, this.decodeOpts);
     if (!r.ok) {
       this.drops[r.reason]++;
       return r;

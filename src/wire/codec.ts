@@ -375,6 +375,14 @@ export function checkDecodeOptions(opts: DecodeOptions): void {
  */
 export function decodeFrame(bytes: Uint8Array, opts: DecodeOptions): DecodeResult {
   checkDecodeOptions(opts);
+  return decodeFrameChecked(bytes, opts);
+}
+
+/**
+ * decodeFrame for options that already passed checkDecodeOptions (FrameOpener checks
+ * them once at construction and on setKeyring instead of once per frame).
+ */
+export function decodeFrameChecked(bytes: Uint8Array, opts: DecodeOptions): DecodeResult {
   try {
     return decodeChecked(bytes, opts);
   } catch (e) {
