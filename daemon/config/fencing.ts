@@ -154,8 +154,10 @@ export const fencingSchema = z.strictObject({
   stonith: bool('stonith').default(true),
   /**
    * Two-node mode, first start: members that must all have been seen once before any
-   * leader becomes active (corosync's wait_for_all). Default []: no waiting. For two
-   * boards + witness list both boards.
+   * leader becomes active (corosync's wait_for_all). Default []: no waiting. NOT
+   * IMPLEMENTED YET in the runtime: a non-empty list is a config error saying so.
+   * Raft needs no such list against a fence loop at first start: a fresh cluster has
+   * no committed leadership claim, so its first leader has nobody to fence.
    */
   waitForAll: z.array(memberName, { error: 'expected a list of member names' }).max(7, { error: 'expected at most 7 names' }).default([]),
   /** This board's hardware watchdog (hal/watchdog.ts). Default: none (the lease bound then assumes watchdogTimeoutMs). */
@@ -221,6 +223,11 @@ export function checkFencing(f: FencingConfig, members: Array<{ id: number; name
   f.waitForAll.forEach((n, i) => {
     if (!byName.has(n)) out.push({ path: at('waitForAll', i), message: `expected a member name (${names.join(', ')}), got "${n}"` });
   });
+  if (f.waitForAll.length > 0) {
+    // src/fence ActivationGate has the rule; the node runtime creates its gates already
+    // formed and takes no first-start list yet. Say so rather than ignore the key.
+    out.push({ path: at('waitForAll'), message: 'not implemented yet: the node runtime takes no first-start list (daemon/runtime/activation.ts); remove the key. A fresh Raft cluster has no earlier leader to fence, so its first start cannot begin a fence loop' });
+  }
   const seen = new Set<string>();
   const boards = new Map<string, number>();
   f.targets.forEach((t, i) => {
