@@ -237,6 +237,8 @@ export class NodeRuntime {
   private readonly tickMs: number;
   private readonly timeoutMs: number;
   private readonly staggerMs: number;
+  /** When another node's (pre-)vote request for a newer term last arrived (peer-gone campaigns defer to it). */
+  private campaignSeenAt = -Infinity;
   private readonly snapshotEntries: number;
   private readonly batching: boolean;
   private readonly maxFrame: number;
@@ -956,6 +958,7 @@ export class NodeRuntime {
     }
     const m = r.msg;
     if (RAFT_TYPES.has(m.type)) {
+      if ((m.type === MsgType.PreVote || m.type === MsgType.Vote) && m.term > this.raft!.status().term) this.campaignSeenAt = this.opts.clock.monotonicMs();
       if (this.act && this.leaderTerm !== 0 && m.term === this.leaderTerm && this.raft!.isLeader) {
         // A message in our term: its sender knows it does not lead any earlier term.
         this.act.acknowledged(m.from, m.term, this.opts.clock.monotonicMs());
@@ -1019,9 +1022,13 @@ export class NodeRuntime {
           if (this.stateValue !== 'running' || this.raft !== raft) return;
           const now = raft.status();
           if (now.role === 'candidate' || now.role === 'leader' || now.leader !== NO_NODE || now.term !== term) return;
-          raft.campaign();
-          this.afterStep();
-          this.pump();
+          // Someone else is campaigning right now (we just granted or refused it): let it
+          // finish instead of splitting the vote; try again one period later if it fails.
+          if (this.opts.clock.monotonicMs() - this.campaignSeenAt >= this.staggerMs) {
+            raft.campaign();
+            this.afterStep();
+            this.pump();
+          }
           if (--left > 0) this.opts.clock.setTimer(period, go);
         };
         if (rank === 0) go();
