@@ -1,0 +1,124 @@
+/**
+ * POST /v1/fence/<node>[/confirm] over a small backend, and the dev relay against its
+ * rail server (and against servers that misbehave).
+ */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, describe, expect, it } from 'vitest';
+import { startApiServer, type ApiServer } from '../../../daemon/http/server.ts';
+import type { ApiBackend, FenceAnswer } from '../../../daemon/http/backend.ts';
+import { call, jsonOf } from '../../../daemon/client/http.ts';
+import { DevRelay, startRailServer } from '../../../daemon/fencing/dev-relay.ts';
+
+const servers: Array<{ close(): Promise<void> | void }> = [];
+afterAll(async () => {
+  for (const s of servers) await s.close();
+});
+
+function backend(over: Partial<ApiBackend>): ApiBackend {
+  const no = (cb: (r: { status: number; error: string }) => void) => cb({ status: 503, error: 'no' });
+  return {
+    status: () => ({ id: 'n1', engine: 'raft', role: 'leader', term: 1, leader: 'n1', active: true, commitIndex: 1, appliedIndex: 1, peers: [], links: [], relays: [] }),
+    leader: () => ({ leader: 'n1', term: 1, token: 1 }),
+    get: (_k, _o, cb) => no(cb),
+    put: (_k, _v, _o, cb) => no(cb),
+    del: (_k, _o, cb) => no(cb),
+    lockAcquire: (_n, _o, _t, cb) => no(cb),
+    lockRenew: (_n, _t, cb) => no(cb),
+    lockRelease: (_n, _t, cb) => no(cb),
+    metrics: () => [],
+    ...over,
+  };
+}
+
+async function serve(b: ApiBackend, fenceTimeoutMs = 2000): Promise<string> {
+  const s: ApiServer = await startApiServer(b, { port: 0, fenceTimeoutMs });
+  servers.push(s);
+  return `http://127.0.0.1:${s.address().port}`;
+}
+
+describe('fence endpoints', () => {
+  it('POST /v1/fence/<node>: 200 with the record, 502 with it when the fence failed, errors named', async () => {
+    const asked: string[] = [];
+    const u = await serve(
+      backend({
+        fence: (node: string, cb: (r: FenceAnswer) => void) => {
+          asked.push(node);
+          if (node === 'n2') return setTimeout(() => cb({ status: 200, record: { outcome: 'off', level: 0 } }), 20);
+          if (node === 'n3') return cb({ status: 502, error: 'fence of n3 failed: relay read-back on', record: { outcome: 'failed' } });
+          return cb({ status: 404, error: `no member "${node}"` });
+        },
+        confirmFenced: (node: string) => (node === 'n2' ? { status: 200 } : { status: 503, error: 'not running with fencing' }),
+      }),
+    );
+    const ok = await call(u, 'POST', '/v1/fence/n2');
+    expect(ok.status).toBe(200);
+    expect(jsonOf(ok)).toMatchObject({ ok: true, node: 'n2', record: { outcome: 'off' } });
+    const failed = await call(u, 'POST', '/v1/fence/n3');
+    expect(failed.status).toBe(502);
+    expect(jsonOf(failed)).toMatchObject({ code: 'fence-failed', record: { outcome: 'failed' } });
+    expect(jsonOf(failed).error).toMatch(/read-back on/);
+    expect((await call(u, 'POST', '/v1/fence/n9')).status).toBe(404);
+    const get = await call(u, 'GET', '/v1/fence/n2');
+    expect(get.status).toBe(405);
+    const badName = await call(u, 'POST', '/v1/fence/N%20X');
+    expect(badName.status).toBe(400);
+    expect(jsonOf(badName).error).toMatch(/node must be a member name/);
+    expect((await call(u, 'POST', '/v1/fence/n2?now=1')).status).toBe(400);
+    expect(asked).toEqual(['n2', 'n3', 'n9']);
+    const conf = await call(u, 'POST', '/v1/fence/n2/confirm');
+    expect(conf.status).toBe(200);
+    expect(jsonOf(conf)).toMatchObject({ ok: true, node: 'n2' });
+    const notConf = await call(u, 'POST', '/v1/fence/n3/confirm');
+    expect(notConf.status).toBe(503);
+    expect(jsonOf(notConf).error).toMatch(/not running with fencing/);
+  });
+
+  it('a backend without fencing answers 501; a fence that never finishes answers 504 (outcome unknown)', async () => {
+    const u1 = await serve(backend({}));
+    expect((await call(u1, 'POST', '/v1/fence/n2')).status).toBe(501);
+    expect((await call(u1, 'POST', '/v1/fence/n2/confirm')).status).toBe(501);
+    const u2 = await serve(backend({ fence: () => {} }), 200);
+    const r = await call(u2, 'POST', '/v1/fence/n2');
+    expect(r.status).toBe(504);
+    expect(jsonOf(r).error).toMatch(/did not finish within 200 ms/);
+  });
+});
+
+describe('dev relay and rail server', () => {
+  const readP = (r: DevRelay) => new Promise<{ err: Error | null; v?: boolean }>((res) => r.read((err, v) => res({ err, v })));
+  const setP = (r: DevRelay, on: boolean) => new Promise<Error | null>((res) => r.set(on, res));
+
+  it('switches and reads back a rail; unknown nodes and wrong answers are clear errors', async () => {
+    const rails = new Map([['n2', true]]);
+    const sw: string[] = [];
+    const srv = await startRailServer({ get: (n) => rails.get(n), set: (n, on) => (rails.has(n) ? (sw.push(`${n}:${on}`), rails.set(n, on), on) : undefined) });
+    servers.push(srv);
+    const r = new DevRelay({ url: srv.url, node: 'n2' });
+    expect(r.name).toBe('dev-relay:n2');
+    expect(await readP(r)).toEqual({ err: null, v: true });
+    expect(await setP(r, false)).toBeNull();
+    expect(await readP(r)).toEqual({ err: null, v: false });
+    expect(sw).toEqual(['n2:false']);
+    const none = await readP(new DevRelay({ url: srv.url, node: 'n7' }));
+    expect(none.err?.message).toMatch(/answered 404: .*no node n7/);
+    // A rail that does not follow the command: set() fails (verify catches it too).
+    const stuck = await startRailServer({ get: () => true, set: () => true });
+    servers.push(stuck);
+    expect((await setP(new DevRelay({ url: stuck.url, node: 'n2' }), false))?.message).toMatch(/asked off, the rail reports on/);
+  });
+
+  it('garbled answers and silence are errors, never a value', async () => {
+    const garbled = createServer((_q, s) => s.end('CH1:ON'));
+    const silent = createServer(() => {});
+    for (const s of [garbled, silent]) await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
+    servers.push({ close: () => new Promise<void>((r) => { garbled.closeAllConnections(); garbled.close(() => r()); }) });
+    servers.push({ close: () => new Promise<void>((r) => { silent.closeAllConnections(); silent.close(() => r()); }) });
+    const g = await readP(new DevRelay({ url: `http://127.0.0.1:${(garbled.address() as AddressInfo).port}`, node: 'n2' }));
+    expect(g.err?.message).toMatch(/garbled answer from the rail server.*CH1:ON/);
+    const t = await readP(new DevRelay({ url: `http://127.0.0.1:${(silent.address() as AddressInfo).port}`, node: 'n2', timeoutMs: 150 }));
+    expect(t.err?.message).toMatch(/no answer from http:\/\/127\.0\.0\.1:\d+ within 150 ms/);
+    expect(() => new DevRelay({ url: 'http://10.1.1.1:80', node: 'n2' })).toThrow(/loopback/);
+    expect(() => new DevRelay({ url: 'http://127.0.0.1:80', node: 'N 2' })).toThrow(/member name/);
+  });
+});
