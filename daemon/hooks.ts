@@ -1,9 +1,15 @@
 /**
  * Leadership hooks, like keepalived's notify scripts: a shell command run when this
- * node becomes the active leader (`onActive`) and when it stops being leader
- * (`onInactive`). Environment: QUORUMD_EVENT (active|inactive), QUORUMD_TERM,
- * QUORUMD_TOKEN (the epoch's fencing token: pass it to what you drive),
- * QUORUMD_NODE (this node's name), QUORUMD_CLUSTER.
+ * node becomes the *active* leader (`onActive`) and when it stops being active
+ * (`onInactive`). With a `fencing:` config section "active" is the runtime's
+ * activation gate (DESIGN §5: elected, and every earlier leader fenced, acknowledged,
+ * confirmed by an operator or past its lease bound, and its own lease holds); the
+ * events come from RuntimeBackend, which follows the runtime's activation observer.
+ * Without fencing, active = leader with its term's first entry committed.
+ * Environment: QUORUMD_EVENT (active|inactive), QUORUMD_TERM,
+ * QUORUMD_TOKEN (the leadership's fencing token: pass it to what you drive and have it
+ * refuse older ones, src/fence FencedResource), QUORUMD_NODE (this node's name),
+ * QUORUMD_CLUSTER.
  *
  * - One hook at a time, in event order: an `inactive` queued behind a running
  *   `active` waits for it (a VIP must not be released before it was added). Events

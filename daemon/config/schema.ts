@@ -198,12 +198,13 @@ const bully = z.strictObject({
 
 const hooks = z.strictObject({
   /**
-   * Command run (through /bin/sh -c) when this node becomes the *active* leader.
+   * Command run (through /bin/sh -c) when this node becomes the *active* leader (with a
+   * `fencing:` section: once the activation gate opens, docs/fencing.md).
    * Its environment has QUORUMD_TERM, QUORUMD_TOKEN (fencing token of the epoch),
    * QUORUMD_NODE (this node's name) and QUORUMD_EVENT. Default: none.
    */
   onActive: z.string({ error: 'expected a shell command (string)' }).optional(),
-  /** Command run when this node stops being leader (same environment). Default: none. */
+  /** Command run when this node stops being the active leader (lease lost, stepped down, stopping; same environment). Default: none. */
   onInactive: z.string({ error: 'expected a shell command (string)' }).optional(),
   /** A hook still running after this many ms is killed (SIGTERM, then SIGKILL 2 s later). Default 10000. */
   timeoutMs: int('milliseconds', 100, 600_000).default(10_000),
