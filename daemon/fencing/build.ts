@@ -25,6 +25,18 @@ import type { FenceDeviceConfig, FencingConfig, SenseConfig } from '../config/fe
 import { DevRelay } from './dev-relay.ts';
 
 /** One configured device, as /v1/status lists it under `relays`. */
+
+/**
+ * The leader's own lease on a real board, ms, unless `fencing.activation.leaseMs`
+ * says otherwise. The runtime's default (the election timeout minimum, 150 ms, three
+ * heartbeat rounds) suits the simulator; through a broker on a busy board it makes a
+ * leader's activity flap — hooks stopped and started, locks refused — whenever a few
+ * rounds come back late. 1000 ms rides out such hiccups. Its cost: a new leader that
+ * cannot fence waits this much longer (on top of the watchdog timeout, 15 s by default);
+ * with STONITH the fence decides and the lease length does not matter.
+ */
+export const DEFAULT_BOARD_LEASE_MS = 1000;
+
 export interface FenceDeviceInfo {
   name: string;
   type: FenceDeviceConfig['type'];
@@ -231,7 +243,7 @@ export function buildFencing(f: FencingConfig, deps: BuildDeps): BuiltFencing {
     }
 
     const options: RuntimeFencingOptions = {
-      ...(f.activation ? { activation: Object.fromEntries(Object.entries(f.activation).filter(([, v]) => v !== undefined)) } : {}),
+      activation: { leaseMs: DEFAULT_BOARD_LEASE_MS, ...Object.fromEntries(Object.entries(f.activation ?? {}).filter(([, v]) => v !== undefined)) },
       ...(watchdog ? { watchdog } : { watchdogTimeoutMs: f.watchdogTimeoutMs }),
       relays,
       powerSense: senses,
