@@ -27,6 +27,38 @@
  * advance. A Coordinator message therefore never carries an epoch that a restart could
  * reuse. Ticks and messages that arrive during an fsync go into the next Ready.
  *
+ * Fencing (option `fencing`, DESIGN §5, issue 6/7): "coordinator" is not "active". A
+ * coordinator is *active* — drives actuators, runs hooks — only once every earlier
+ * coordinator it knows of cannot act any more. Bully has no quorum and therefore no
+ * lease (the Raft runtime's lease rule needs quorum-acknowledged heartbeat rounds), so
+ * the only proofs are:
+ *   - **fenced**: switched off and verified off by STONITH (src/fence Fencer: levels,
+ *     verify, retries, delays; the same HAL relays and power-sense inputs as Raft);
+ *   - **acknowledged**: the suspect sent an Election or Answer at an epoch ≥ the epoch
+ *     of its coordinatorship we know. The engine sends those only while *not*
+ *     coordinator, with its current epoch, and an epoch ≥ e means that coordinatorship
+ *     e had ended when it sent (src/bully/bully.ts: a coordinator that adopts a higher
+ *     epoch steps down; a new coordinatorship takes a fresh epoch). To make this cheap
+ *     after a preemption, a node that ever coordinated (`held > 0`) and now follows a
+ *     higher-priority coordinator under a new (leader, epoch) sends it one Election at
+ *     that epoch — legal bully traffic (the coordinator answers with its announcement),
+ *     and the step-down acknowledgement the gate needs. Without it every preemption
+ *     would power-cycle the preempted board;
+ *   - **operator**: `confirmFenced(node)` (`quorumd fence confirm NODE`).
+ * Suspects ("every earlier coordinator it knows of"): every board whose Coordinator
+ * announcement this process received (highest token per board) or that it followed,
+ * with a token below ours, minus those shown stopped since (an Election/Answer as
+ * above, or cleared at an earlier activation). A coordinatorship this process never
+ * heard of (another component of a partition, or before its boot) is not a suspect:
+ * nothing can be known about it; fencing tokens at the resource contain it.
+ * A suspect without a fence device on this board can only be cleared by an
+ * acknowledgement or an operator (the status says so): bully has no lease to wait out,
+ * so wire a relay to every board that may coordinate (the simulator does).
+ * `fencing` without fencer targets = **tokens only**: active as soon as coordinator
+ * (there is nothing to wait for); outside resources must check the token. No
+ * self-fencing: a bully coordinator has no majority whose loss it could notice, so the
+ * watchdog is not used here.
+ *
  * Client API: the bully engine has no replicated log, so KV and lock requests answer
  * 501 with NOT_SUPPORTED_REASON ("... needs the Raft engine (engine: raft)"): a definite
  * answer — nothing was applied — that tells the client this engine cannot do it, not
@@ -39,9 +71,11 @@ import { DEFAULT_MAX_FRAME, newDropCounters, type DropCounters } from '../../src
 import { MsgType, type Message } from '../../src/wire/messages.ts';
 import { NO_NODE, type NodeId, type Term } from '../../src/types.ts';
 import type { Rng } from '../../src/rng.ts';
-import type { Cancel, Clock, Done, Link, LinkEvent, Storage } from '../../hal/interfaces.ts';
+import type { Cancel, Clock, Done, Link, LinkEvent, PowerSense, Relay, Storage } from '../../hal/interfaces.ts';
+import { ActivationGate, Fencer, type ActivationReason, type FenceCommand, type FenceRecord, type FencerConfig } from '../../src/fence/index.ts';
 import { nullLogger, type Logger } from './logger.ts';
 import type { ClientCallback } from './results.ts';
+import type { ActivationEvent } from './node.ts';
 
 /** HTTP-like status for "this engine cannot do that" (DESIGN §6 lists 503/504 for the uncertain cases; this one is definite). */
 export const ENGINE_UNSUPPORTED = 501;
@@ -100,6 +134,27 @@ export interface BullyRuntimeObserver {
   persisted?(rt: BullyRuntime, rd: BullyReady): void;
   /** The engine threw: a bug, never a bad frame. */
   engineError?(rt: BullyRuntime, err: Error): void;
+  /** An authenticated bully message arrived (before the engine steps it): the simulator's ground truth of who heard what. */
+  received?(rt: BullyRuntime, m: Message): void;
+  /** The node became active (true) or stopped being active (false). */
+  activation?(rt: BullyRuntime, ev: ActivationEvent): void;
+  /** A fence run by this node finished (outcome other than 'pending'). */
+  fenced?(rt: BullyRuntime, rec: FenceRecord): void;
+}
+
+/**
+ * Split-brain defenses for bully (see the file comment). Omitted: active = coordinator
+ * (the behaviour before fencing, kept for engine tests and benchmarks).
+ */
+export interface BullyFencingOptions {
+  /** HAL relays this board drives and power-sense inputs it reads, found by name from `fencer`. Default none. */
+  relays?: Relay[];
+  powerSense?: PowerSense[];
+  /**
+   * STONITH: fence targets and timing (src/fence/fencer.ts documents every field and
+   * default). Omitted or no targets: tokens only (active as soon as coordinator).
+   */
+  fencer?: Omit<FencerConfig, 'self'>;
 }
 
 export interface BullyRuntimeOptions {
@@ -125,6 +180,8 @@ export interface BullyRuntimeOptions {
   campaignOnPeerGone?: boolean;
   logger?: Logger;
   observer?: BullyRuntimeObserver;
+  /** Activation gate and STONITH (BullyFencingOptions); omitted: active = coordinator. */
+  fencing?: BullyFencingOptions;
   /** Called once when the node stops itself on a fatal error (storage); the supervisor restarts it. */
   onFatal?: (err: Error) => void;
 }
@@ -153,6 +210,20 @@ export interface BullyNodeStatus {
   /** State-file writes (each: write, fsync, rename, fsync dir). */
   stateWrites: number;
   engineStatus: BullyStatus | undefined;
+  /** Coordinator (its epoch durable). */
+  elected: boolean;
+  /** Coordinator and allowed to act on the outside world (DESIGN §5). Without fencing options: the same as elected. */
+  active: boolean;
+  /** Why an elected coordinator is not active yet ('' otherwise). */
+  waitingFor: string;
+  /** 'stonith' (gate + fencing), 'tokens-only' (fencing without targets), 'off' (no fencing options). */
+  fencingMode: 'stonith' | 'tokens-only' | 'off';
+  /** Earlier coordinators known to this process (node → highest token heard); the suspects of its next coordinatorship. */
+  knownCoordinators: Record<string, number>;
+  /** How each suspect of the current coordinatorship was cleared. */
+  clearedBy: Record<string, ActivationReason>;
+  /** Fences run by this node (this boot, newest last). */
+  fences: FenceRecord[];
 }
 
 const BULLY_TYPES = new Set<MsgType>([MsgType.BullyElection, MsgType.BullyAnswer, MsgType.BullyCoordinator]);
@@ -187,6 +258,17 @@ export class BullyRuntime {
   /** Requests not yet covered by a write that started after them. */
   private waiters: Done[] = [];
   private acted: BullySoftState = { role: 'follower', leader: NO_NODE, term: 0 };
+  // ---- fencing (see the file comment) ----
+  private fencer: Fencer | undefined;
+  /** Earlier coordinators this process heard of: node → highest token (bounded by the member count). */
+  private readonly known = new Map<NodeId, number>();
+  /** The current coordinatorship and one gate per suspect (null when not coordinator). */
+  private lead: { epoch: Term; token: number; gates: Map<NodeId, ActivationGate>; suspectTokens: Map<NodeId, number> } | null = null;
+  private activeValue = false;
+  private readonly activationListeners: Array<(ev: ActivationEvent) => void> = [];
+  private fenceTimer: Cancel | undefined;
+  /** (leader, epoch) last acknowledged with a step-down Election. */
+  private ackedLead = '';
 
   constructor(opts: BullyRuntimeOptions) {
     if (typeof opts !== 'object' || opts === null) throw new TypeError('BullyRuntime: expected an options object');
@@ -260,6 +342,42 @@ export class BullyRuntime {
       unsupported: this.unsupported,
       stateWrites: this.stateWrites,
       engineStatus: s,
+      elected: this.isLeader,
+      active: this.active,
+      waitingFor: this.waitingFor(),
+      fencingMode: this.fencingMode,
+      knownCoordinators: Object.fromEntries([...this.known].map(([n, t]) => [`n${n}`, t])),
+      clearedBy: this.clearedBy(),
+      fences: this.fencer?.history() ?? [],
+    };
+  }
+
+  /** 'stonith' (activation gate + fencing), 'tokens-only' (fencing options without targets), 'off'. */
+  get fencingMode(): 'stonith' | 'tokens-only' | 'off' {
+    if (!this.opts.fencing) return 'off';
+    return (this.opts.fencing.fencer?.targets?.length ?? 0) > 0 ? 'stonith' : 'tokens-only';
+  }
+
+  /** Coordinator and allowed to act (see the file comment). Without the gate: the same as isLeader. */
+  get active(): boolean {
+    return this.stateValue === 'running' && this.isLeader && (this.fencingMode !== 'stonith' || this.activeValue);
+  }
+
+  /** The fencing token of the current coordinatorship while active, else 0. */
+  get activeToken(): number {
+    return this.active ? this.ownToken : 0;
+  }
+
+  /**
+   * Hooks, jobs and actuators: called with active=true (and the token) when this node
+   * becomes active, and with active=false as soon as it stops. Returns an unsubscribe.
+   */
+  onActivation(cb: (ev: ActivationEvent) => void): () => void {
+    if (typeof cb !== 'function') throw new TypeError('BullyRuntime.onActivation: expected a function');
+    this.activationListeners.push(cb);
+    return () => {
+      const i = this.activationListeners.indexOf(cb);
+      if (i >= 0) this.activationListeners.splice(i, 1);
     };
   }
 
@@ -306,6 +424,7 @@ export class BullyRuntime {
       link.onEvent((ev) => this.onLinkEvent(link, ev));
     }
     this.acted = { role: 'follower', leader: NO_NODE, term: st.epoch };
+    this.setupFencing();
     this.stateValue = 'running';
     this.log('info', 'booted', { node: this.id, engine: 'bully', epoch: st.epoch, held: st.held, bootId: this.boot & 0xffff, priority: this.node.priority });
     this.opts.observer?.booted?.(this);
@@ -317,6 +436,8 @@ export class BullyRuntime {
     if (this.stateValue === 'stopped') return;
     this.stateValue = 'stopped';
     this.cancelTick?.();
+    this.fenceTimer?.();
+    this.setActive(false);
     for (const l of this.opts.links) l.close();
   }
 
@@ -325,6 +446,8 @@ export class BullyRuntime {
     this.log('error', 'fatal: node stops', { node: this.id, error: err.message, kind: err.name });
     this.stateValue = 'stopped';
     this.cancelTick?.();
+    this.fenceTimer?.();
+    this.setActive(false);
     this.opts.onFatal?.(err);
   }
 
@@ -377,6 +500,7 @@ export class BullyRuntime {
       this.armTick();
       this.guard(() => this.node!.tick());
       this.pump();
+      if (this.stateValue === 'running') this.updateActive();
     });
   }
 
@@ -431,6 +555,7 @@ export class BullyRuntime {
       const ss = rd.softState;
       this.acted = { ...ss };
       this.log('info', 'role', { node: this.id, role: ss.role, epoch: ss.term, leader: ss.leader, ...(ss.leader !== NO_NODE ? { token: fencingToken(ss.term, ss.leader) } : {}) });
+      if (this.opts.fencing) this.leadershipChanged(ss);
     }
     this.node!.advance(rd);
     this.opts.observer?.afterStep?.(this);
@@ -485,6 +610,8 @@ export class BullyRuntime {
       if (this.unsupported++ === 0) this.log('warn', 'frame of another engine (is every node configured with engine: bully?)', { node: this.id, type: MsgType[m.type], from: m.from });
       return;
     }
+    this.opts.observer?.received?.(this, m);
+    if (this.opts.fencing) this.heard(m);
     this.guard(() => this.node!.step(m));
     this.pump();
   }
@@ -501,6 +628,289 @@ export class BullyRuntime {
     } else {
       this.log('info', `link ${ev.kind}`, { node: this.id, link: link.name, ...(ev.kind === 'down' ? { reason: ev.reason } : {}) });
     }
+  }
+
+  // ---------------------------------------------------------------------------
+  // Split-brain defenses (the file comment has the rules)
+
+  private setupFencing(): void {
+    const f = this.opts.fencing;
+    if (f === undefined) return;
+    if (f === null || typeof f !== 'object') throw new TypeError('BullyRuntime: fencing must be an object (BullyFencingOptions)');
+    const targets = f.fencer?.targets ?? [];
+    if (!Array.isArray(targets)) throw new TypeError('BullyRuntime: fencing.fencer.targets must be an array');
+    if (targets.length === 0) return; // tokens only
+    const names = new Set([...(f.relays ?? []).map((r) => r.name), ...(f.powerSense ?? []).map((p) => p.name)]);
+    for (const t of targets) {
+      for (const lv of t.levels ?? []) {
+        for (const d of lv ?? []) {
+          const devs = d.kind === 'watchdog-wait' ? [d.sense] : [d.relay, d.sense];
+          for (const n of devs) if (n !== undefined && !names.has(n)) throw new RangeError(`BullyRuntime: fencer target ${t.target} names device "${n}", which this board does not have (relays and power-sense inputs: ${[...names].join(', ') || 'none'})`);
+        }
+      }
+    }
+    this.fencer = new Fencer({ ...f.fencer!, self: this.id }, this.opts.rng.fork('fencer'));
+    // GPIO lines keep their level across a process crash: a fence of an earlier
+    // incarnation may have left a 'reboot' target switched off with nobody left to
+    // power it on. A fresh process has no fence running: close those relays.
+    for (const t of targets) {
+      if ((t.action ?? 'reboot') !== 'reboot') continue;
+      for (const lv of t.levels) {
+        for (const d of lv) {
+          if (d.kind === 'watchdog-wait') continue;
+          const relay = f.relays!.find((r) => r.name === d.relay)!;
+          relay.read((err, on) => {
+            if (err || on !== false || this.stateValue === 'stopped') return;
+            this.log('warn', `relay ${relay.name} was left off by an earlier incarnation: powering n${t.target} back on`, { node: this.id });
+            relay.set(true, () => {});
+          });
+        }
+      }
+    }
+  }
+
+  /** Remembers a coordinatorship this process heard of (node → highest token). */
+  private remember(node: NodeId, token: number): void {
+    if (node === this.id || node === NO_NODE) return;
+    if (token > (this.known.get(node) ?? 0)) this.known.set(node, token);
+    // Heard while elected but not yet active: it is a suspect of this coordinatorship too.
+    const l = this.lead;
+    if (l && !this.activeValue && token < l.token && token > (l.suspectTokens.get(node) ?? 0)) this.addGate(node, token);
+  }
+
+  /** An authenticated bully message, before the engine steps it. */
+  private heard(m: Message): void {
+    const prio = this.node!.priorityOf(m.from);
+    if (prio === undefined || (m as { priority?: unknown }).priority !== prio) return; // the engine drops it
+    if (m.type === MsgType.BullyCoordinator) {
+      if (prio > 0) this.remember(m.from, fencingToken(m.term, m.from));
+      return;
+    }
+    // Election / Answer: sent only by a non-coordinator, at its current epoch. An epoch
+    // ≥ that of the coordinatorship we know of means that coordinatorship had ended.
+    const t = this.known.get(m.from);
+    if (t !== undefined && m.term >= Math.floor(t / 256)) this.known.delete(m.from);
+    const l = this.lead;
+    const st = l?.suspectTokens.get(m.from);
+    if (l && st !== undefined && m.term >= Math.floor(st / 256)) {
+      // The gate's own rule wants "answered in our term"; the fact above is what makes it safe.
+      l.gates.get(m.from)!.acknowledged(m.from, l.epoch, this.opts.clock.monotonicMs());
+      this.updateActive();
+    }
+  }
+
+  /** A gate for suspect `node` (its coordinatorship `token`), replacing an older one. */
+  private addGate(node: NodeId, token: number): void {
+    const l = this.lead!;
+    l.suspectTokens.set(node, token);
+    const now = this.opts.clock.monotonicMs();
+    const g = new ActivationGate({ self: this.id, stonith: this.fencer?.canFence(node) ?? false, formed: true });
+    // No lease bound (safeAtMs null): only a fence, an acknowledgement or an operator clears it.
+    g.elected({ term: l.epoch, nowMs: now, previousLeader: node, safeAtMs: null });
+    l.gates.set(node, g);
+  }
+
+  /** The acted soft state changed (role, leader or epoch). */
+  private leadershipChanged(ss: BullySoftState): void {
+    if (ss.leader !== NO_NODE && ss.leader !== this.id) this.remember(ss.leader, fencingToken(ss.term, ss.leader));
+    const token = ss.role === 'coordinator' ? fencingToken(ss.term, this.id) : 0;
+    if (token !== 0 && this.lead?.token !== token) {
+      if (this.activeValue) this.setActive(false); // a fresh epoch is a new coordinatorship: a new token, a new activation
+      this.lead = { epoch: ss.term, token, gates: new Map(), suspectTokens: new Map() };
+      for (const [n, t] of this.known) if (t < token) this.addGate(n, t);
+      this.log('info', this.lead.gates.size > 0 ? 'coordinator: not active until earlier coordinators are shown stopped' : 'coordinator: no earlier coordinator known', { node: this.id, epoch: ss.term, token, suspects: [...this.lead.gates.keys()].join(',') || 'none' });
+    } else if (token === 0 && this.lead) {
+      this.lead = null;
+      this.setActive(false);
+      this.cancelDelayedFences('stepped down');
+    }
+    // Step-down acknowledgement (file comment): one Election to a new higher coordinator.
+    const key = `${ss.leader}:${ss.term}`;
+    if (ss.role === 'follower' && ss.leader !== NO_NODE && ss.leader !== this.id && this.durable.held > 0 && key !== this.ackedLead &&
+      (this.node!.priorityOf(ss.leader) ?? 0) > this.node!.priority) {
+      this.ackedLead = key;
+      this.send({ type: MsgType.BullyElection, from: this.id, to: ss.leader, term: ss.term, priority: this.node!.priority });
+    }
+    this.updateActive();
+  }
+
+  /** Re-evaluates activity: gates, fences to start, fencer commands and results. */
+  private updateActive(): void {
+    if (this.fencingMode === 'off' || this.stateValue !== 'running') return;
+    const now = this.opts.clock.monotonicMs();
+    const l = this.lead;
+    if (this.fencingMode === 'tokens-only') {
+      this.setActive(this.isLeader);
+      return;
+    }
+    let open = l !== null && this.isLeader;
+    if (l) for (const g of l.gates.values()) {
+      g.tick(now);
+      if (!g.status().active) open = false;
+    }
+    if (open && !this.activeValue) {
+      // Every suspect of this coordinatorship is shown stopped: forget them.
+      for (const [n, t] of [...this.known]) if (t <= (l!.suspectTokens.get(n) ?? 0)) this.known.delete(n);
+      this.setActive(true);
+      this.cancelDelayedFences('active');
+    } else if (!open && this.activeValue) this.setActive(false);
+    this.runFencer(now);
+  }
+
+  private setActive(on: boolean): void {
+    if (on === this.activeValue) return;
+    this.activeValue = on;
+    const ev: ActivationEvent = { active: on, term: this.acted.term, token: on ? this.ownToken : (this.lead?.token ?? fencingToken(this.acted.term, this.id)), atMs: this.opts.clock.monotonicMs() };
+    this.log('info', on ? 'active' : 'not active any more', { node: this.id, epoch: ev.term, token: ev.token, ...(on ? { by: JSON.stringify(this.clearedBy()) } : {}) });
+    this.opts.observer?.activation?.(this, ev);
+    for (const cb of [...this.activationListeners]) {
+      try {
+        cb(ev);
+      } catch (e) {
+        this.log('error', 'activation listener threw', { node: this.id, error: (e as Error).message });
+      }
+    }
+  }
+
+  private clearedBy(): Record<string, ActivationReason> {
+    const out: Record<string, ActivationReason> = {};
+    for (const [n, g] of this.lead?.gates ?? []) {
+      const st = g.status();
+      if (st.active && st.activeBy !== null) out[`n${n}`] = st.activeBy;
+    }
+    return out;
+  }
+
+  private waitingFor(): string {
+    if (!this.isLeader || this.active) return '';
+    const waits: string[] = [];
+    for (const [n, g] of this.lead?.gates ?? []) {
+      const st = g.status();
+      if (st.active) continue;
+      waits.push(this.fencer?.canFence(n) ? st.waitingFor : `earlier coordinator n${n} may still act: no fence device for it on this board; waiting for an acknowledgement from n${n} or \`quorumd fence confirm n${n}\``);
+    }
+    return waits.join('; ');
+  }
+
+  /** Starts the fences the gates ask for, executes fencer commands, feeds results back. */
+  private runFencer(now: number): void {
+    const f = this.fencer;
+    if (!f) return;
+    const l = this.lead;
+    if (l && this.isLeader && !this.activeValue) {
+      for (const [target, g] of l.gates) {
+        if (g.status().wantFence !== target || f.busy(target) || !f.canFence(target)) continue;
+        // No priority delay (targetRunsWorkload false): a suspect's token is below ours,
+        // so it never suspects us for the same pair of coordinatorships; the random delay
+        // covers the rare case of a stale view.
+        f.fence(target, now, { reason: `earlier coordinator, before n${this.id} acts at epoch ${l.epoch}`, term: l.epoch, targetRunsWorkload: false });
+        g.fenceStarted(target, now);
+        this.log('warn', 'fencing', { node: this.id, target, epoch: l.epoch, delayMs: f.current(target)?.delayMs ?? 0 });
+      }
+    }
+    f.tick(now);
+    const out = f.take();
+    for (const c of out.commands) this.fenceCommand(c);
+    for (const r of out.records) this.fenceRecordChanged(r, now);
+    const next = f.nextDeadline();
+    this.fenceTimer?.();
+    this.fenceTimer = undefined;
+    if (next !== null && this.stateValue === 'running') {
+      this.fenceTimer = this.opts.clock.setTimer(Math.max(0, next - now), () => {
+        this.fenceTimer = undefined;
+        this.updateActive();
+      });
+    }
+  }
+
+  private fenceCommand(c: FenceCommand): void {
+    const f = this.opts.fencing!;
+    const back = (r: { ok: true; value?: boolean } | { ok: false; error: string }) => {
+      if (this.stateValue !== 'running' || !this.fencer) return;
+      this.fencer.result(c.id, this.opts.clock.monotonicMs(), r);
+      this.updateActive();
+    };
+    try {
+      if (c.op === 'sense-read') {
+        const ps = (f.powerSense ?? []).find((p) => p.name === c.device);
+        if (!ps) return back({ ok: false, error: `no power-sense input named ${c.device}` });
+        ps.read((err, v) => back(err ? { ok: false, error: err.message } : { ok: true, value: v === true }));
+        return;
+      }
+      const relay = (f.relays ?? []).find((r) => r.name === c.device);
+      if (!relay) return back({ ok: false, error: `no relay named ${c.device}` });
+      if (c.op === 'relay-read') relay.read((err, v) => back(err ? { ok: false, error: err.message } : { ok: true, value: v === true }));
+      else {
+        this.log('warn', `fence: relay ${c.device} ${c.on ? 'on' : 'off'}`, { node: this.id, target: c.target });
+        relay.set(c.on, (err) => back(err ? { ok: false, error: err.message } : { ok: true }));
+      }
+    } catch (e) {
+      back({ ok: false, error: (e as Error).message });
+    }
+  }
+
+  private fenceRecordChanged(r: FenceRecord, now: number): void {
+    if (r.outcome === 'pending') return;
+    const ok = r.outcome === 'off' || r.outcome === 'already-off' || r.outcome === 'confirmed';
+    if (r.poweredOnAtMs === null && r.powerOnError === null) {
+      if (r.outcome !== 'confirmed') this.lead?.gates.get(r.target)?.fenceResult(r.target, ok, now, r.attempts.at(-1)?.error ?? r.outcome);
+      // A board switched off runs a fresh process when it comes back: it does not act.
+      if (ok && r.outcome !== 'confirmed') this.known.delete(r.target);
+      this.opts.observer?.fenced?.(this, r);
+      this.log(ok ? 'warn' : 'error', `fence of n${r.target}: ${r.outcome}`, { node: this.id, target: r.target, level: r.level ?? -1, attempts: r.attempts.length, error: r.attempts.at(-1)?.error ?? '' });
+    } else {
+      this.log('info', `fence of n${r.target}: ${r.poweredOnAtMs !== null ? 'powered back on' : `power-on: ${r.powerOnError}`}`, { node: this.id, target: r.target });
+    }
+  }
+
+  private cancelDelayedFences(why: string): void {
+    const f = this.fencer;
+    if (!f) return;
+    const now = this.opts.clock.monotonicMs();
+    for (const rec of f.history()) {
+      // Only fences still in their delay: one that switched a relay runs to its end (and powers the target back on).
+      if (rec.outcome === 'pending' && rec.startedAtMs === null && f.busy(rec.target)) f.cancel(rec.target, now, why);
+    }
+  }
+
+  /**
+   * Operator: `quorumd fence confirm NODE` — a human declares `node` safely down (as
+   * Pacemaker's stonith_admin --confirm): it is no longer a suspect, now or later.
+   */
+  confirmFenced(node: NodeId): { ok: boolean; error?: string } {
+    if (typeof node !== 'number' || !Number.isInteger(node) || node < 1 || node > 254) return { ok: false, error: `node: expected a node id 1..254, got ${String(node)}` };
+    if (this.stateValue !== 'running') return { ok: false, error: `node ${this.id} is not running` };
+    if (this.fencingMode !== 'stonith') return { ok: false, error: `node ${this.id} has no activation gate (fencing.fencer.targets is empty): nothing to confirm` };
+    const now = this.opts.clock.monotonicMs();
+    this.fencer!.confirm(node, now);
+    this.known.delete(node);
+    this.lead?.gates.get(node)?.operatorConfirmed(node, now);
+    this.log('warn', `operator confirmed n${node} down`, { node: this.id, target: node });
+    this.updateActive();
+    return { ok: true };
+  }
+
+  /**
+   * Operator: `quorumd fence NODE` — fence `node` now through this board's devices.
+   * The callback gets the finished record (bounded: the fencer times out every command).
+   */
+  fence(node: NodeId, cb: (r: { ok: boolean; record?: FenceRecord; error?: string }) => void): void {
+    if (typeof cb !== 'function') throw new TypeError('BullyRuntime.fence: cb must be a function');
+    if (typeof node !== 'number' || !Number.isInteger(node) || node < 1 || node > 254) return cb({ ok: false, error: `node: expected a node id 1..254, got ${String(node)}` });
+    if (this.stateValue !== 'running') return cb({ ok: false, error: `node ${this.id} is not running` });
+    if (!this.fencer || !this.fencer.canFence(node)) return cb({ ok: false, error: `node ${this.id} has no fence device for n${node} (fencing.fencer.targets)` });
+    const now = this.opts.clock.monotonicMs();
+    const id = this.fencer.fence(node, now, { reason: 'operator request', term: this.acted.term });
+    this.lead?.gates.get(node)?.fenceStarted(node, now);
+    const poll = (n: number) => {
+      if (this.stateValue !== 'running' || !this.fencer) return cb({ ok: false, error: 'node stopped' });
+      const rec = this.fencer.history().find((r) => r.id === id);
+      if (rec && rec.outcome !== 'pending') return cb({ ok: rec.outcome === 'off' || rec.outcome === 'already-off', record: rec, ...(rec.outcome === 'failed' ? { error: rec.attempts.at(-1)?.error ?? 'failed' } : {}) });
+      if (n > 100_000) return cb({ ok: false, error: 'fence did not finish' });
+      this.opts.clock.setTimer(this.tickMs, () => poll(n + 1));
+    };
+    this.runFencer(now);
+    poll(0);
   }
 
   // ---------------------------------------------------------------------------
