@@ -358,9 +358,23 @@ export class BullyRuntime {
     return (this.opts.fencing.fencer?.targets?.length ?? 0) > 0 ? 'stonith' : 'tokens-only';
   }
 
-  /** Coordinator and allowed to act (see the file comment). Without the gate: the same as isLeader. */
+  /**
+   * Coordinator and allowed to act (see the file comment). Without STONITH: the same as
+   * isLeader, except while superseded (below).
+   */
   get active(): boolean {
-    return this.stateValue === 'running' && this.isLeader && (this.fencingMode !== 'stonith' || this.activeValue);
+    return this.stateValue === 'running' && this.isLeader && this.activeValue;
+  }
+
+  /**
+   * This process heard a coordinator token above its own: the engine has already stepped
+   * down in memory, and the runtime is only acting out a Ready that was durable-pending
+   * (one Ready at a time). Never activate on such a stale Ready.
+   */
+  private superseded(): boolean {
+    const own = this.ownToken;
+    for (const t of this.known.values()) if (t > own) return true;
+    return false;
   }
 
   /** The fencing token of the current coordinatorship while active, else 0. */
@@ -555,7 +569,7 @@ export class BullyRuntime {
       const ss = rd.softState;
       this.acted = { ...ss };
       this.log('info', 'role', { node: this.id, role: ss.role, epoch: ss.term, leader: ss.leader, ...(ss.leader !== NO_NODE ? { token: fencingToken(ss.term, ss.leader) } : {}) });
-      if (this.opts.fencing) this.leadershipChanged(ss);
+      this.leadershipChanged(ss);
     }
     this.node!.advance(rd);
     this.opts.observer?.afterStep?.(this);
@@ -611,7 +625,7 @@ export class BullyRuntime {
       return;
     }
     this.opts.observer?.received?.(this, m);
-    if (this.opts.fencing) this.heard(m);
+    this.heard(m);
     this.guard(() => this.node!.step(m));
     this.pump();
   }
@@ -726,7 +740,7 @@ export class BullyRuntime {
     }
     // Step-down acknowledgement (file comment): one Election to a new higher coordinator.
     const key = `${ss.leader}:${ss.term}`;
-    if (ss.role === 'follower' && ss.leader !== NO_NODE && ss.leader !== this.id && this.durable.held > 0 && key !== this.ackedLead &&
+    if (this.opts.fencing && ss.role === 'follower' && ss.leader !== NO_NODE && ss.leader !== this.id && this.durable.held > 0 && key !== this.ackedLead &&
       (this.node!.priorityOf(ss.leader) ?? 0) > this.node!.priority) {
       this.ackedLead = key;
       this.send({ type: MsgType.BullyElection, from: this.id, to: ss.leader, term: ss.term, priority: this.node!.priority });
@@ -736,14 +750,14 @@ export class BullyRuntime {
 
   /** Re-evaluates activity: gates, fences to start, fencer commands and results. */
   private updateActive(): void {
-    if (this.fencingMode === 'off' || this.stateValue !== 'running') return;
+    if (this.stateValue !== 'running') return;
     const now = this.opts.clock.monotonicMs();
     const l = this.lead;
-    if (this.fencingMode === 'tokens-only') {
-      this.setActive(this.isLeader);
+    if (this.fencingMode !== 'stonith') {
+      this.setActive(this.isLeader && !this.superseded());
       return;
     }
-    let open = l !== null && this.isLeader;
+    let open = l !== null && this.isLeader && !this.superseded();
     if (l) for (const g of l.gates.values()) {
       g.tick(now);
       if (!g.status().active) open = false;

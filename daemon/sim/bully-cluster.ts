@@ -12,30 +12,39 @@
  * every board, within SETTLE_BOUND_MS; it must then hold for HOLD_MS. During the run the
  * same check runs per connected component whenever the world was quiet for SETTLE_MS.
  *
- * The actuator (split-brain measures, DESIGN §6): every node that believes it is
- * coordinator sends a command every ACTUATE_EVERY_MS carrying its fencing token, and one
- * at the instant it becomes coordinator (its first act). The actuator is reachable from
- * every board without delay (a physical resource on its own wiring) and knows the ground
- * truth: the newest token of any coordinatorship begun so far.
+ * Fencing (default; DESIGN §5, daemon/runtime/bully-node.ts): GPIO relays with
+ * power-sense inputs from every data board to every other (all-to-all, also beyond 3
+ * boards: bully has no lease to fall back on, so a coordinator must be able to fence
+ * whichever board coordinated before it), the runtime's activation gate and STONITH,
+ * and a FencedResource actuator. `--no-stonith`: no relays, no gate (active =
+ * coordinator), a plain actuator: the numbers then show the split brain that only the
+ * fencing tokens at the resource are left to contain.
+ *
+ * The actuator (split-brain measures, DESIGN §6): every *active* node sends a command
+ * every ACTUATE_EVERY_MS carrying its fencing token, and one at the instant it becomes
+ * active (its first act). The actuator is reachable from every board without delay (a
+ * physical resource on its own wiring) and knows the ground truth: the newest token
+ * handed to any activation so far (as for Raft, daemon/sim/fencing.ts SimActuator).
  *   - `--no-stonith`: a plain actuator; it carries out every command. stale_actuations
- *     counts those whose token is below the newest (the split brain bully allows).
- *   - default (fencing): a FencedResource (src/fence) that refuses tokens below the
- *     newest it has seen; only carried-out commands can be stale. STONITH relays are
- *     the fencing module's (activation gate, fencer), not wired here yet: see
- *     docs/engines.md for what that means for dual_active_ms.
- * dual_active_ms: virtual time with ≥ 2 live coordinators (no activation gate for bully
- * yet, so "active" = coordinator).
+ *     counts those whose token is below the newest (what a token check must refuse).
+ *   - default: a FencedResource (src/fence) that refuses tokens below the newest it has
+ *     seen; only carried-out commands can be stale; refusals are counted apart.
+ * dual_active_ms: virtual time with ≥ 2 live active coordinators.
+ * Checks with STONITH, per step: dual-active and token-growth (bully-invariants.ts),
+ * fenced-all-off (never every data board off because of fencing); at the end, the
+ * converged coordinator must be active within ACTIVE_BOUND_MS.
  */
 import { createHash } from 'node:crypto';
 import { World } from '../../firmware-sim/world.ts';
 import { BROKER } from '../../firmware-sim/mqtt.ts';
-import type { Board } from '../../firmware-sim/board.ts';
+import type { Board, BoardHal } from '../../firmware-sim/board.ts';
 import type { PlannedFault } from '../../firmware-sim/faults.ts';
 import type { Storage } from '../../hal/interfaces.ts';
 import { FencedResource } from '../../src/fence/index.ts';
+import { SIM_POWER_ON_AFTER_MS, SimActuator, fencedOff, simFencing, type FenceWiring } from './fencing.ts';
 import type { BullyMember, BullyOptions } from '../../src/bully/index.ts';
 import type { NodeId } from '../../src/types.ts';
-import { BullyRuntime, BullyStateCorruptError, type BullyRuntimeOptions } from '../runtime/bully-node.ts';
+import { BullyRuntime, BullyStateCorruptError, type BullyFencingOptions, type BullyRuntimeOptions } from '../runtime/bully-node.ts';
 import { formatLine } from '../runtime/index.ts';
 import { BullyInvariantChecker, settledProblem } from './bully-invariants.ts';
 import { ACTUATE_EVERY_MS, BOOT_WAIT_MS, FAULTS_FROM_MS, type SeedResult } from './cluster.ts';
@@ -50,11 +59,35 @@ export const SETTLE_BOUND_MS = 5000;
 export const HOLD_MS = 2000;
 /** Period of the quiet-period check (ms). */
 const CHECK_EVERY_MS = 100;
+/**
+ * With STONITH, how long after converging the coordinator may take to become active
+ * (ms): a fence's random delay (≤ 500) + relay + settle (200) + a retry with backoff,
+ * with margin. Without a relay to a suspect it would wait for an operator: a violation.
+ */
+export const ACTIVE_BOUND_MS = 5000;
+/** The simulated boards' boot delay (firmware-sim default bootDelayMs). */
+const BOOT_DELAY_MS = 3000;
+
+/** All-to-all relays between data boards (see the file comment), wired in the world. */
+export function wireBullyFencing(world: World, dataIds: readonly NodeId[]): FenceWiring {
+  const wiring: FenceWiring = new Map();
+  for (const a of dataIds) {
+    wiring.set(a, dataIds.filter((b) => b !== a));
+    for (const b of dataIds) {
+      if (a === b) continue;
+      world.wireRelay(a, b);
+      world.powerSense(a, b);
+    }
+  }
+  return wiring;
+}
 
 export interface BullySeedResult extends SeedResult {
   engine: 'bully';
   /** Commands the fencing actuator refused (stale tokens kept out). 0 with --no-stonith. */
   refusedActuations: number;
+  /** Activations (a coordinator that became active). */
+  activations: number;
   /** Quiet-period component checks made. */
   settledChecks: number;
 }
@@ -66,6 +99,12 @@ export interface BullySeedHooks {
   /** Invariants to skip (planted-bug tests show the others still catch the bug). */
   disableChecks?: string[];
   setup?: (ctx: { world: World; runtimes: Map<NodeId, BullyRuntime>; checker: BullyInvariantChecker }) => void;
+}
+
+/** The runtime's fencing options for one boot: relays, senses and STONITH targets as for Raft (fencing.ts), no watchdog (bully does not self-fence). */
+export function bullySimFencing(hal: BoardHal, wiring: FenceWiring): BullyFencingOptions {
+  const f = simFencing(hal, wiring);
+  return { relays: f.relays ?? [], powerSense: f.powerSense ?? [], ...(f.fencer ? { fencer: f.fencer } : {}) };
 }
 
 export function bullyClusterKey(seed: number): Uint8Array {
@@ -80,6 +119,7 @@ export function runBullySeed(cfg: SimConfig, seed: number, hooks: BullySeedHooks
   const witnessIds: NodeId[] = cfg.witness ? [cfg.nodes + 1] : [];
   const allIds = [...dataIds, ...witnessIds];
   for (const id of allIds) world.addBoard(id);
+  const wiring: FenceWiring | null = cfg.stonith ? wireBullyFencing(world, dataIds) : null;
   const members: BullyMember[] = [...dataIds.map((id, i) => ({ id, priority: i + 1 })), ...witnessIds.map((id) => ({ id, priority: 0 }))];
   const keyring = { current: bullyClusterKey(seed) };
   const disabled = new Set(hooks.disableChecks ?? []);
@@ -95,33 +135,28 @@ export function runBullySeed(cfg: SimConfig, seed: number, hooks: BullySeedHooks
 
   // ---- actuator ---------------------------------------------------------------
   const fenced = cfg.stonith ? new FencedResource({ name: 'sim-actuator' }) : undefined;
-  let actuations = 0;
-  let stale = 0;
+  const actuator = new SimActuator();
   let refused = 0;
-  const actuate = (token: number) => {
+  let fences = 0;
+  let fencesFailed = 0;
+  const actuate = (rt: BullyRuntime, token: number) => {
     if (fenced && !fenced.admit(token).ok) {
       refused++;
       return;
     }
-    actuations++;
-    if (token < checker.newestToken) stale++;
+    actuator.command(rt.id, token, world.nowUs);
   };
-  let dualUs = 0;
-  let lastUs = 0;
-  let coordsNow = 0;
-  let everCoord = false;
-  let gapFromUs = -1;
-  const gapsUs: number[] = [];
+  const activeNow = () => live().filter((r) => r.active);
+  /** After every step: split-brain accounting and (with STONITH) the per-step checks. */
   const updateDual = () => {
-    if (coordsNow >= 2) dualUs += world.nowUs - lastUs;
-    lastUs = world.nowUs;
-    coordsNow = live().filter((r) => r.isLeader).length;
-    // Failover as the outside world sees it: time without any coordinator after there was one.
-    if (coordsNow > 0) {
-      if (gapFromUs >= 0) gapsUs.push(world.nowUs - gapFromUs);
-      gapFromUs = -1;
-      everCoord = true;
-    } else if (everCoord && gapFromUs < 0) gapFromUs = world.nowUs;
+    const act = activeNow();
+    actuator.update(world.nowUs, act.length);
+    if (!cfg.stonith) return;
+    checker.checkDualActive(act);
+    if (dataIds.length >= 2 && !disabled.has('fenced-all-off')) {
+      const off = fencedOff(world, dataIds);
+      if (off.length === dataIds.length) checker.fail('fenced-all-off', `every data board is off because of fencing at once (mains on, rail dead): ${off.map((n) => `n${n}`).join(', ')}`);
+    }
   };
 
   let lastChangeMs = 0;
@@ -132,10 +167,6 @@ export function runBullySeed(cfg: SimConfig, seed: number, hooks: BullySeedHooks
     () => world.nowMs,
     (v) => {
       violation ??= v;
-    },
-    (rt, token) => {
-      // A new coordinator acts at once: its first command carries the new token.
-      if (isLive(rt)) actuate(token);
     },
   );
   for (const d of disabled) checker.skip.add(d);
@@ -166,7 +197,21 @@ export function runBullySeed(cfg: SimConfig, seed: number, hooks: BullySeedHooks
         },
         persisted: (r, rd) => checker.persisted(r, rd),
         engineError: (r, err) => checker.engineError(r, err),
+        received: (r, m) => checker.received(r, m),
+        activation: (r, ev) => {
+          if (!ev.active) return;
+          checker.activated(r, ev.token);
+          actuator.activated(r.id, ev.token, world.nowUs);
+          // The first act of a new activation carries its token.
+          if (isLive(r)) actuate(r, ev.token);
+        },
+        fenced: (_r, rec) => {
+          changed();
+          if (rec.outcome === 'off' || rec.outcome === 'already-off') fences++;
+          else if (rec.outcome === 'failed') fencesFailed++;
+        },
       },
+      ...(wiring ? { fencing: bullySimFencing(hal, wiring) } : {}),
       onFatal: (err) => {
         if (err instanceof BullyStateCorruptError) checker.fail('storage-corrupt', `node ${hal.node} refuses to start: ${err.message}`);
         changed();
@@ -216,12 +261,20 @@ export function runBullySeed(cfg: SimConfig, seed: number, hooks: BullySeedHooks
     return out;
   };
 
+  // A board that a fence switched off (or that came back) changes the components: not quiet.
+  let liveSig = '';
   const periodic = () => {
+    const sig = live().map((r) => r.id).join(',');
+    if (sig !== liveSig) {
+      liveSig = sig;
+      changed();
+    }
     const now = world.nowMs;
     if (now - lastChangeMs >= SETTLE_MS && !faultInForce(now) && !disabled.has('one-coordinator')) {
       checker.checkComponents(components(), `quiet for ${Math.round(now - lastChangeMs)} ms`);
     }
-    for (const r of live()) if (r.isLeader) actuate(r.ownToken);
+    updateDual();
+    for (const r of activeNow()) actuate(r, r.activeToken);
     world.sched.after(CHECK_EVERY_MS * 1000, periodic);
   };
   world.sched.after(CHECK_EVERY_MS * 1000, periodic);
@@ -233,13 +286,22 @@ export function runBullySeed(cfg: SimConfig, seed: number, hooks: BullySeedHooks
     world.runUntil(() => allIds.every((id) => world.board(id).running && runtimes.get(id)?.state === 'running'), BOOT_WAIT_MS);
     const t0 = world.nowMs;
     const settled = () => settledProblem([live()]) === undefined && live().length === allIds.length;
-    if (world.runUntil(settled, SETTLE_BOUND_MS)) {
+    // A fence at the end (a board coming back preempts and fences) costs the fenced board a power cycle.
+    const bound = SETTLE_BOUND_MS + (cfg.stonith ? SIM_POWER_ON_AFTER_MS + BOOT_DELAY_MS : 0);
+    if (world.runUntil(settled, bound)) {
       probeMs = Math.round(world.nowMs - t0);
+      if (cfg.stonith && !disabled.has('activation')) {
+        const coord = () => live().find((r) => r.isLeader);
+        if (!world.runUntil(() => coord()?.active === true, ACTIVE_BOUND_MS)) {
+          const c = coord();
+          checker.fail('activation', `the coordinator ${c ? `n${c.id}` : '(none)'} did not become active within ${ACTIVE_BOUND_MS} ms after converging: ${c?.status().waitingFor ?? ''}`);
+        }
+      }
       world.run(HOLD_MS);
       if (!disabled.has('one-coordinator')) checker.checkComponents([live()], `${HOLD_MS} ms after converging`);
     } else if (!disabled.has('one-coordinator')) {
       const p = settledProblem([live()]) ?? `only ${live().length} of ${allIds.length} boards running`;
-      checker.fail('convergence', `no single coordinator within ${SETTLE_BOUND_MS} ms after every fault healed and every board was up: ${p}`);
+      checker.fail('convergence', `no single coordinator within ${bound} ms after every fault healed and every board was up: ${p}`);
     }
     for (const id of allIds) {
       const st = world.board(id).stats.staleCalls;
@@ -249,7 +311,7 @@ export function runBullySeed(cfg: SimConfig, seed: number, hooks: BullySeedHooks
     if (!(e instanceof SimViolation)) throw e;
     violation ??= e;
   }
-  updateDual();
+  actuator.update(world.nowUs, activeNow().length);
 
   const result: BullySeedResult = {
     seed,
@@ -263,16 +325,17 @@ export function runBullySeed(cfg: SimConfig, seed: number, hooks: BullySeedHooks
     faults: world.faults.applied,
     virtualMs: Math.round(world.nowMs),
     wallMs: Math.round(performance.now() - wall0),
-    staleActuations: stale,
-    actuations,
-    dualActiveMs: Math.round(dualUs / 1000),
-    failoversMs: gapsUs.map((u) => Math.round(u / 1000)),
-    fences: 0,
-    fencesFailed: 0,
+    staleActuations: actuator.stale,
+    actuations: actuator.actuations,
+    dualActiveMs: Math.round(actuator.dualUs / 1000),
+    failoversMs: actuator.gapsUs.map((u) => Math.round(u / 1000)),
+    fences,
+    fencesFailed,
     lin: 'skipped',
     historyOps: 0,
     probeMs,
     refusedActuations: refused,
+    activations: checker.activations,
     settledChecks: checker.settledChecks,
   };
   if (violation) result.violation = { invariant: violation.invariant, detail: violation.detail, atMs: violation.atMs, lastTrace: world.trace.last() };

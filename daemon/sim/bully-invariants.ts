@@ -18,13 +18,28 @@
  *                        eligible live board, and every live member follows it
  *                        (none when the component has no eligible member)
  *
+ * With STONITH (the default of `quorumd sim`), the split-brain checks of the activation
+ * gate, after every step:
+ *
+ *   token-growth         a board's activations carry growing tokens (within a life and
+ *                        across restarts), and an activation's token is above every
+ *                        coordinator token its process had heard before it activated
+ *                        (epoch = max seen + 1)
+ *   dual-active          never two active coordinators X, Y where Y's process heard X's
+ *                        current coordinatorship (its announcement, or followed it)
+ *                        before Y activated: the gate must have shown X stopped first.
+ *                        Two active coordinators that never heard of each other (two
+ *                        sides of a partition) are what bully allows: measured
+ *                        (dual_active_ms), not a violation
+ *   fenced-all-off       (bully-cluster.ts) never every data board off because of fencing
+ *
  * The last check is the one bully promises (Garcia-Molina 1982: "the highest-priority
  * live node becomes coordinator"); what it does NOT promise — one coordinator across a
  * partition — is measured instead (dual_active_ms, stale_actuations in bully-cluster.ts).
  */
 import { fencingToken } from '../../src/bully/index.ts';
 import type { BullyReady } from '../../src/bully/index.ts';
-import { MsgType } from '../../src/wire/messages.ts';
+import { MsgType, type Message } from '../../src/wire/messages.ts';
 import type { NodeId, Term } from '../../src/types.ts';
 import type { BullyRuntime, BullyRuntimeObserver } from '../runtime/bully-node.ts';
 import { SimViolation } from './invariants.ts';
@@ -51,6 +66,14 @@ export class BullyInvariantChecker implements BullyRuntimeObserver {
   settledChecks = 0;
   /** Invariant names not to check (planted-bug tests show the others catch the bug too). */
   readonly skip = new Set<string>();
+  /** Coordinator tokens each process (runtime instance) heard, from the messages it received. */
+  private readonly heardBy = new WeakMap<BullyRuntime, Set<number>>();
+  /** What a process had heard when it last activated, and that activation's token. */
+  private readonly atActivation = new WeakMap<BullyRuntime, { token: number; heard: Set<number> }>();
+  /** Highest activation token per board (any life). */
+  private readonly lastActivation = new Map<NodeId, number>();
+  /** Activations seen. */
+  activations = 0;
 
   constructor(
     private readonly now: () => number,
@@ -118,6 +141,49 @@ export class BullyInvariantChecker implements BullyRuntimeObserver {
     for (const m of rd.messages) {
       if (m.type === MsgType.BullyCoordinator && m.term > durable && !this.skip.has('persist-before-send')) {
         this.fail('persist-before-send', `node ${rt.id} announces epoch ${m.term} to ${m.to} while only epoch ${durable} is durable`);
+      }
+    }
+  }
+
+  /** A message the runtime accepted (observer `received`): ground truth of what it heard. */
+  received(rt: BullyRuntime, m: Message): void {
+    if (m.type !== MsgType.BullyCoordinator) return;
+    this.heard(rt).add(fencingToken(m.term, m.from));
+  }
+
+  private heard(rt: BullyRuntime): Set<number> {
+    let h = this.heardBy.get(rt);
+    if (!h) this.heardBy.set(rt, (h = new Set()));
+    return h;
+  }
+
+  /** The runtime became active with `token` (observer `activation`). */
+  activated(rt: BullyRuntime, token: number): void {
+    this.activations++;
+    const h = this.heard(rt);
+    // A followed leader's token was heard (its announcement) as well: nothing else to add.
+    const prev = this.lastActivation.get(rt.id) ?? 0;
+    if (token <= prev && !this.skip.has('token-growth')) this.fail('token-growth', `node ${rt.id} activated with token ${token}, not above its previous activation ${prev}`);
+    for (const t of h) {
+      if (t >= token && !this.skip.has('token-growth')) this.fail('token-growth', `node ${rt.id} activated with token ${token} although it had heard coordinator token ${t}`);
+    }
+    this.lastActivation.set(rt.id, token);
+    this.atActivation.set(rt, { token, heard: new Set(h) });
+  }
+
+  /**
+   * No two active coordinators where the newer one had heard of the other's current
+   * coordinatorship before it activated (see the file comment). `active`: live, active runtimes.
+   */
+  checkDualActive(active: readonly BullyRuntime[]): void {
+    if (active.length < 2 || this.skip.has('dual-active')) return;
+    for (const y of active) {
+      const a = this.atActivation.get(y);
+      if (!a || a.token !== y.activeToken) continue;
+      for (const x of active) {
+        if (x === y) continue;
+        const tx = x.activeToken;
+        if (a.heard.has(tx)) this.fail('dual-active', `n${y.id} (token ${a.token}) is active while n${x.id} still acts with token ${tx}, a coordinatorship n${y.id} had heard of before it activated (the gate should have fenced it first)`);
       }
     }
   }
