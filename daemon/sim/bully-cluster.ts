@@ -98,7 +98,8 @@ export interface BullySeedHooks {
   bully?: Partial<BullyOptions>;
   /** Invariants to skip (planted-bug tests show the others still catch the bug). */
   disableChecks?: string[];
-  setup?: (ctx: { world: World; runtimes: Map<NodeId, BullyRuntime>; checker: BullyInvariantChecker }) => void;
+  /** `changed()`: tell the quiet-period check that a scripted event (a partition, a power cut) just happened. */
+  setup?: (ctx: { world: World; runtimes: Map<NodeId, BullyRuntime>; checker: BullyInvariantChecker; changed: () => void }) => void;
 }
 
 /** The runtime's fencing options for one boot: relays, senses and STONITH targets as for Raft (fencing.ts), no watchdog (bully does not self-fence). */
@@ -278,7 +279,7 @@ export function runBullySeed(cfg: SimConfig, seed: number, hooks: BullySeedHooks
     world.sched.after(CHECK_EVERY_MS * 1000, periodic);
   };
   world.sched.after(CHECK_EVERY_MS * 1000, periodic);
-  hooks.setup?.({ world, runtimes, checker });
+  hooks.setup?.({ world, runtimes, checker, changed });
 
   let probeMs = -1;
   try {
