@@ -1325,7 +1325,15 @@ export class RaftNode {
  * Sorts `xs` in place (a scratch array of at most a few voters).
  */
 function kthLargest(xs: number[], k: number, dflt: number): number {
-  xs.sort(descending);
+  // Insertion sort, descending: a handful of values, cheaper than Array.sort's comparator calls.
+  for (let i = 1; i < xs.length; i++) {
+    const v = xs[i]!;
+    let j = i - 1;
+    while (j >= 0 && xs[j]! < v) {
+      xs[j + 1] = xs[j]!;
+      j--;
+    }
+    xs[j + 1] = v;
+  }
   return xs[k - 1] ?? dflt;
 }
-const descending = (a: number, b: number): number => b - a;

@@ -420,7 +420,14 @@ function decodeChecked(bytes: Uint8Array, opts: DecodeOptions): DecodeResult {
   const items = parseItems(bytes, bodyEnd, opts.stats);
   if (!Array.isArray(items)) return items;
 
-  const [, type, cluster, from, to, term, bootId, seq] = items;
+  // Indexed, not destructured: array destructuring goes through the iterator protocol (per frame).
+  const type = items[1];
+  const cluster = items[2];
+  const from = items[3];
+  const to = items[4];
+  const term = items[5];
+  const bootId = items[6];
+  const seq = items[7];
   const layout = layoutOf(type as number);
   if (!isUint(type) || !layout) return fail('unknown-type', `type: expected a MsgType (${MSG_TYPES.join(', ')}), got ${show(type)}`);
   const cp = checkRange(cluster, 'cluster', 0, MAX_CLUSTER);
