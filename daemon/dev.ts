@@ -11,7 +11,10 @@
  * on = the process is started again. So when the leader's process dies, the new
  * leader fences it through its rail (visible in `quorumd status`, `/v1/status` fences
  * and the log) before it becomes active, and powers it back on `powerOnAfterMs` later
- * (the fence's `reboot` action): the node boots and rejoins as a follower.
+ * (the fence's `reboot` action): the node boots and rejoins as a follower. The same
+ * with `--engine bully`: the new coordinator fences the SIGKILLed one before it is
+ * active; the returning board, the highest priority, coordinates again and the one it
+ * preempts acknowledges its step-down (no second fence).
  *
  * Ctrl-C / SIGTERM: every node gets SIGTERM (the leader hands over first), then
  * SIGKILL after 5 s if still there; the broker stops; a temp data directory is
@@ -42,12 +45,18 @@ export interface DevOptions {
   /** How long to wait for a leader before printing (ms). Default 30000. */
   readyTimeoutMs?: number;
   /**
-   * Simulated relays (engine raft): how long a fenced node stays powered off before its
-   * rail is switched on again, ms. Default 5000: long enough to watch it in
-   * `quorumd status`, short enough to see it rejoin.
+   * Simulated relays: how long a fenced node stays powered off before its rail is
+   * switched on again, ms. Default 5000: long enough to watch it in `quorumd status`,
+   * short enough to see it rejoin.
    */
   powerOnAfterMs?: number;
-  /** Simulated relays on (default true for engine raft; bully has no activation gate yet). */
+  /**
+   * Simulated relays on. Default true for both engines: bully has no lease, so without a
+   * relay a new coordinator could only act on an acknowledgement or an operator's
+   * `quorumd fence confirm` (and a crashed coordinator never acknowledges). false: no
+   * `fencing:` section at all (raft: active once its term's first entry commits; bully:
+   * active = coordinator, tokens are the only defense).
+   */
   relays?: boolean;
 }
 
@@ -86,10 +95,29 @@ function portFree(port: number): Promise<boolean> {
   });
 }
 
-/** The generated `fencing:` section of node k: a dev-relay per other node, short delays. */
-function devFencing(k: number, n: number, railUrl: string, powerOnAfterMs: number): string {
+/**
+ * The generated `fencing:` section of node k: a dev-relay per other node, short delays.
+ * Engine bully gets no lease, watchdog or priority delay (they have no meaning there:
+ * daemon/fencing/build.ts checkBullyFencing): its coordinator is active once every
+ * earlier coordinator it knows of is fenced or acknowledged its step-down.
+ */
+function devFencing(k: number, n: number, railUrl: string, powerOnAfterMs: number, engine = 'raft'): string {
   const targets = Array.from({ length: n }, (_, i) => i + 1).filter((j) => j !== k);
   if (targets.length === 0) return '';
+  const list = targets.map((j) => `    - { node: n${j}, action: reboot, powerOnAfterMs: ${powerOnAfterMs}, levels: [[{ type: dev-relay, url: "${railUrl}" }]] }`).join('\n');
+  if (engine === 'bully') {
+    return `fencing:
+  # Simulated relays (quorumd dev only): each target's power rail is held by the dev
+  # supervisor at ${railUrl}. docs/fencing.md has the real devices (gpio-relay, serial-relay).
+  # Bully: no lease and no watchdog; a new coordinator acts only once every earlier
+  # coordinator it heard of is fenced (relay off, verified) or acknowledged its step-down.
+  randomDelayMaxMs: 300
+  settleMs: 200
+  opTimeoutMs: 2000
+  targets:
+${list}
+`;
+  }
   return `fencing:
   # Simulated relays (quorumd dev only): each target's power rail is held by the dev
   # supervisor at ${railUrl}. docs/fencing.md has the real devices (gpio-relay, serial-relay).
@@ -101,7 +129,7 @@ function devFencing(k: number, n: number, railUrl: string, powerOnAfterMs: numbe
   settleMs: 200
   opTimeoutMs: 2000
   targets:
-${targets.map((j) => `    - { node: n${j}, action: reboot, powerOnAfterMs: ${powerOnAfterMs}, levels: [[{ type: dev-relay, url: "${railUrl}" }]] }`).join('\n')}
+${list}
 `;
 }
 
@@ -127,7 +155,7 @@ hooks:
   onInactive: echo "n${o.k} is no longer leader"
 log:
   level: info
-${o.railUrl !== undefined ? devFencing(o.k, o.n, o.railUrl, o.powerOnAfterMs ?? 5000) : ''}`;
+${o.railUrl !== undefined ? devFencing(o.k, o.n, o.railUrl, o.powerOnAfterMs ?? 5000, o.engine) : ''}`;
 }
 
 export async function startDev(opts: DevOptions): Promise<DevCluster> {
@@ -150,8 +178,8 @@ export async function startDev(opts: DevOptions): Promise<DevCluster> {
   const nodes: DevNode[] = [];
   const powerOnAfterMs = opts.powerOnAfterMs ?? 5000;
   if (!Number.isInteger(powerOnAfterMs) || powerOnAfterMs < 0 || powerOnAfterMs > 86_400_000) throw new Error(`powerOnAfterMs: expected an integer 0..86400000 ms, got ${String(opts.powerOnAfterMs)}`);
-  const withRelays = opts.relays ?? !bully;
-  if (withRelays && bully) throw new Error('relays: not implemented for --engine bully (its runtime has no activation gate yet); run without relays');
+  const withRelays = opts.relays ?? true;
+  if (typeof withRelays !== 'boolean') throw new Error(`relays: expected true or false, got ${String(opts.relays)}`);
   const railLog: DevCluster['railLog'] = [];
   const t0 = performance.now();
   let stopping = false;
@@ -277,7 +305,7 @@ export async function startDev(opts: DevOptions): Promise<DevCluster> {
   broker      ${brokerUrl}  (in this process)
 ${nodes.map((x) => `  ${x.name.padEnd(10)}  ${x.url}  pid ${x.child?.pid}  log ${x.logFile}`).join('\n')}
   configs     ${dir}/n*.yaml${ownDir ? '  (temp dir, removed at exit)' : ''}
-  relays      ${rails ? `simulated: power rails held by this process at ${rails.url} (dev-relay); a fenced node is powered on again after ${powerOnAfterMs} ms` : 'none (engine bully: no activation gate yet)'}
+  relays      ${rails ? `simulated: power rails held by this process at ${rails.url} (dev-relay); a fenced node is powered on again after ${powerOnAfterMs} ms` : 'none (relays: false)'}
 
 ${bully ? `Try (engine bully: "who is the primary" only; KV and locks answer 501, they need --engine raft):
   curl -s ${u(1)}/v1/status
@@ -300,7 +328,7 @@ ${bully ? `Try (engine bully: "who is the primary" only; KV and locks answer 501
 Failover: kill the leader and watch another node take over:
   kill -9 ${L.child?.pid}        # ${leader}, the leader now
   curl -s ${nodes.find((x) => x !== L)?.url ?? u(1)}/v1/leader
-${rails ? `  npx quorumd status --node ${all}   # the new leader fences ${leader} (relay off, verified) before it is active; ${leader} is back after ${powerOnAfterMs} ms
+${rails ? `  npx quorumd status --node ${all}   # the new leader fences ${leader} (relay off, verified) before it is active; ${leader} is back after ${powerOnAfterMs} ms${bully ? ' and, as the highest priority, coordinates again (preempt: the other coordinator acknowledges its step-down, no second fence)' : ''}
   npx quorumd fence ${nodes.find((x) => x !== L)?.name ?? 'n2'} --node ${L.url}   # operator: fence a node now through its relay
 ` : ''}  kill -USR2 ${process.pid}        # restarts every stopped node
 

@@ -29,6 +29,26 @@ export interface LinkInfo {
   errorKeys?: string[];
 }
 
+/** A fence record as /v1/status shows it (levels counted from 1, times rounded). */
+function fenceView(r: FenceRecord, nameOf: (id: number) => string | null): Record<string, unknown> {
+  return {
+    id: r.id,
+    target: nameOf(r.target),
+    term: r.term,
+    reason: r.reason,
+    action: r.action,
+    outcome: r.outcome,
+    level: r.level === null ? null : r.level + 1,
+    delayMs: r.delayMs,
+    attempts: r.attempts.length,
+    error: r.attempts.at(-1)?.error ?? null,
+    requestedAtMs: Math.round(r.requestedAtMs),
+    finishedAtMs: r.finishedAtMs === null ? null : Math.round(r.finishedAtMs),
+    poweredOnAtMs: r.poweredOnAtMs === null ? null : Math.round(r.poweredOnAtMs),
+    powerOnError: r.powerOnError,
+  };
+}
+
 export interface LeadershipEvent {
   event: 'active' | 'inactive';
   term: number;
@@ -231,30 +251,11 @@ export class RuntimeBackend implements ApiBackend {
             selfFencing: s.selfFencing,
             ...(s.activation ? { clearedBy: s.activation.clearedBy } : {}),
             fences: {
-              local: s.fences.local.map((r) => this.fenceView(r)),
+              local: s.fences.local.map((r) => fenceView(r, (id) => this.nameOf(id))),
               history: s.fences.history.map((h) => ({ ...h, target: this.nameOf(h.target) ?? h.target, by: this.nameOf(h.by) ?? h.by })),
             },
           }
         : {}),
-    };
-  }
-
-  private fenceView(r: FenceRecord): Record<string, unknown> {
-    return {
-      id: r.id,
-      target: this.nameOf(r.target),
-      term: r.term,
-      reason: r.reason,
-      action: r.action,
-      outcome: r.outcome,
-      level: r.level === null ? null : r.level + 1,
-      delayMs: r.delayMs,
-      attempts: r.attempts.length,
-      error: r.attempts.at(-1)?.error ?? null,
-      requestedAtMs: Math.round(r.requestedAtMs),
-      finishedAtMs: r.finishedAtMs === null ? null : Math.round(r.finishedAtMs),
-      poweredOnAtMs: r.poweredOnAtMs === null ? null : Math.round(r.poweredOnAtMs),
-      powerOnError: r.powerOnError,
     };
   }
 
@@ -353,15 +354,20 @@ export class RuntimeBackend implements ApiBackend {
 
 /**
  * The HTTP API's backend over a BullyRuntime (engine: bully): status and leader views,
- * leadership tracking for hooks, metrics. KV and lock requests answer 501
- * `engine-unsupported` ("... needs the Raft engine (engine: raft)"): the bully engine has
- * no replicated log. Watches have nothing to watch (no onKeyChange).
+ * activation tracking for hooks, the fence endpoints, metrics. KV and lock requests
+ * answer 501 `engine-unsupported` ("... needs the Raft engine (engine: raft)"): the
+ * bully engine has no replicated log. Watches have nothing to watch (no onKeyChange).
  *
- * "Active" here: this node acts as coordinator (its epoch is durable, see
- * BullyRuntime.isLeader). The fencing issue's activation gate (DESIGN §5: act only once
- * the previous coordinator is fenced) is not wired for bully yet; until then hooks fire
- * on coordinatorship, and the token they get (epoch × 256 + id, src/bully/options.ts) is
- * what outside resources must check — it is what contains bully's split brain.
+ * "Active" is the runtime's (BullyRuntime.active / activeToken / onActivation, DESIGN
+ * §5): with a `fencing:` section (STONITH), a coordinator is active only once every
+ * earlier coordinator it knows of is fenced, acknowledged its step-down or was
+ * confirmed down by an operator; tokens only (no targets or `stonith: false`) and
+ * without a `fencing:` section, as soon as its epoch is durable and no higher
+ * coordinator was heard. Hooks get the token of the activation (epoch × 256 + id,
+ * src/bully/options.ts), which outside resources must check.
+ *
+ * Bully has no replicated log, so `fences.history` is this node's own finished fences
+ * (not every node's, as under Raft), with `index` = the fence record's id.
  */
 export class BullyBackend implements ApiBackend {
   private rt: BullyRuntime | undefined;
@@ -373,6 +379,11 @@ export class BullyBackend implements ApiBackend {
   leaderChanges = 0;
   readonly fsync = new HistogramRecorder(FSYNC_BUCKETS);
   onLeadership: ((ev: LeadershipEvent) => void) | undefined;
+  /** Fence devices from the config (set by startNode with a `fencing:` section); undefined = no fencing. */
+  private fenceDevices: FenceDeviceInfo[] | undefined;
+  /** Finished fences run by this node, by outcome (for /metrics). */
+  readonly fences = new Map<string, number>();
+  private unsubscribe: (() => void) | undefined;
 
   constructor(
     private readonly self: MemberInfo,
@@ -381,12 +392,37 @@ export class BullyBackend implements ApiBackend {
     private readonly clusterName: string,
   ) {}
 
+  /** The node runs with a `fencing:` section: its devices for status, the fence endpoints on. */
+  setFencing(devices: FenceDeviceInfo[]): void {
+    this.fenceDevices = devices;
+  }
+
   attach(rt: BullyRuntime): void {
+    this.unsubscribe?.();
     this.rt = rt;
+    this.unsubscribe = rt.onActivation((ev) => {
+      if (ev.active) {
+        // A fresh epoch while active (a same-epoch conflict) arrives as inactive, then active.
+        if (this.activeNow && ev.token !== this.activeToken) this.onLeadership?.({ event: 'inactive', term: ev.term, token: this.activeToken });
+        if (this.activeNow && ev.token === this.activeToken) return;
+        this.activeNow = true;
+        this.activeToken = ev.token;
+        this.onLeadership?.({ event: 'active', term: ev.term, token: ev.token });
+      } else if (this.activeNow) {
+        this.activeNow = false;
+        this.onLeadership?.({ event: 'inactive', term: ev.term, token: this.activeToken });
+      }
+    });
   }
 
   observer(): BullyRuntimeObserver {
-    return { afterStep: () => this.track(), booted: () => this.track() };
+    return {
+      afterStep: () => this.track(),
+      booted: () => this.track(),
+      fenced: (_rt, rec: FenceRecord) => {
+        if (rec.outcome !== 'pending') this.fences.set(rec.outcome, (this.fences.get(rec.outcome) ?? 0) + 1);
+      },
+    };
   }
 
   private nameOf(id: number): string | null {
@@ -394,6 +430,38 @@ export class BullyBackend implements ApiBackend {
     return this.members.find((m) => m.id === id)?.name ?? `n${id}`;
   }
 
+  /** A member by name (or `n<id>` / a bare id), for the fence endpoints. */
+  memberId(ref: string): number | undefined {
+    const m = this.members.find((x) => x.name === ref) ?? this.members.find((x) => String(x.id) === ref || `n${x.id}` === ref);
+    return m?.id;
+  }
+
+  fence(node: string, cb: (r: FenceAnswer) => void): void {
+    const rt = this.rt;
+    if (!rt) return cb({ status: 503, error: 'node is starting' });
+    const id = this.memberId(node);
+    if (id === undefined) return cb({ status: 404, error: `no member ${JSON.stringify(node)} (members: ${this.members.map((m) => m.name).join(', ')})` });
+    if (id === this.self.id) return cb({ status: 400, error: `${node} is this node: a node never fences itself; ask another node` });
+    if (this.fenceDevices === undefined) return cb({ status: 503, error: `node ${this.self.name} runs without a fencing: section; no fence devices` });
+    rt.fence(id, (r) => {
+      if (r.ok) return cb({ status: 200, record: r.record });
+      if (r.record) return cb({ status: 502, error: `fence of ${node} failed: ${r.error ?? r.record.outcome}`, record: r.record });
+      cb({ status: 503, error: r.error ?? 'fence not started' });
+    });
+  }
+
+  confirmFenced(node: string): FenceAnswer {
+    const rt = this.rt;
+    if (!rt) return { status: 503, error: 'node is starting' };
+    const id = this.memberId(node);
+    if (id === undefined) return { status: 404, error: `no member ${JSON.stringify(node)} (members: ${this.members.map((m) => m.name).join(', ')})` };
+    if (id === this.self.id) return { status: 400, error: `${node} is this node: a node cannot confirm itself down` };
+    if (this.fenceDevices === undefined) return { status: 503, error: `node ${this.self.name} runs without a fencing: section (no activation gate to open)` };
+    const r = rt.confirmFenced(id);
+    return r.ok ? { status: 200 } : { status: 503, error: r.error ?? 'not confirmed' };
+  }
+
+  /** Elections and leader changes for /metrics; activity comes from onActivation. */
   private track(): void {
     const rt = this.rt;
     if (!rt || !rt.engine) return;
@@ -405,21 +473,15 @@ export class BullyBackend implements ApiBackend {
       if (s.leader !== 0) this.leaderChanges++;
       this.lastLeader = s.leader;
     }
-    const token = rt.ownToken;
-    if (rt.isLeader && (!this.activeNow || token !== this.activeToken)) {
-      // A fresh epoch while still coordinator (a same-epoch conflict) is a new activation: new token.
-      if (this.activeNow) this.onLeadership?.({ event: 'inactive', term: s.epoch, token: this.activeToken });
-      this.activeNow = true;
-      this.activeToken = token;
-      this.onLeadership?.({ event: 'active', term: s.epoch, token });
-    } else if (!rt.isLeader && this.activeNow) {
-      this.activeNow = false;
-      this.onLeadership?.({ event: 'inactive', term: s.epoch, token: this.activeToken });
-    }
   }
 
   get active(): boolean {
     return this.activeNow;
+  }
+
+  /** `n<id>` keys of the runtime's maps → the node id as a string, as the Raft backend's clearedBy has them. */
+  private byId<T>(m: Record<string, T>): Record<string, T> {
+    return Object.fromEntries(Object.entries(m).map(([k, v]) => [k.replace(/^n/, ''), v]));
   }
 
   status(): StatusView {
@@ -437,7 +499,25 @@ export class BullyBackend implements ApiBackend {
         .filter((m) => m.id !== this.self.id)
         .map((m) => ({ id: m.name, nodeId: m.id, role: m.role, priority: this.rt?.engine?.priorityOf(m.id) ?? null })),
       links: this.links.map((l) => ({ name: l.name, ...(l.up ? { up: l.up() } : {}) })),
-      relays: [],
+      relays: (this.fenceDevices ?? []).map((d) => ({ ...d })),
+      ...(s && this.fenceDevices !== undefined
+        ? {
+            elected: s.elected,
+            waitingFor: s.waitingFor,
+            // This node's own token while active (0 otherwise), as under Raft; /v1/leader has the coordinator's.
+            token: this.activeNow ? this.activeToken : 0,
+            selfFencing: false,
+            fencingMode: s.fencingMode,
+            knownCoordinators: this.byId(s.knownCoordinators),
+            clearedBy: this.byId(s.clearedBy),
+            fences: {
+              local: s.fences.map((r) => fenceView(r, (id) => this.nameOf(id))),
+              history: s.fences
+                .filter((r) => r.outcome !== 'pending')
+                .map((r) => ({ index: r.id, target: this.nameOf(r.target) ?? r.target, outcome: r.outcome, by: this.self.name, term: r.term, level: r.level ?? -1, reason: r.reason })),
+            },
+          }
+        : {}),
     };
   }
 
@@ -489,9 +569,17 @@ export class BullyBackend implements ApiBackend {
     }
     return [
       { name: 'quorumd_role', help: 'Current role (1 for the current one).', type: 'gauge', samples: roles.map((r) => ({ labels: { role: r }, value: (s?.role ?? 'down') === r ? 1 : 0 })) },
-      g('quorumd_active', '1 while this node is the active leader (bully: coordinator with a durable epoch).', this.activeNow ? 1 : 0),
+      g('quorumd_active', '1 while this node is the active coordinator (elected, and every earlier coordinator it knows of shown stopped).', this.activeNow ? 1 : 0),
+      g('quorumd_elected', '1 while this node is the coordinator (its epoch durable), active or not.', s?.elected ? 1 : 0),
       g('quorumd_term', 'Current term (bully: epoch).', s?.epoch ?? 0),
       g('quorumd_fencing_token', 'Fencing token of the known coordinator (epoch × 256 + id; 0 when none).', s?.token ?? 0),
+      g('quorumd_active_token', 'Fencing token of this node\'s coordinatorship while active (0 otherwise).', this.activeNow ? this.activeToken : 0),
+      {
+        name: 'quorumd_fences_total',
+        help: 'Fences run by this node that finished, by outcome (off, already-off, failed, cancelled, confirmed).',
+        type: 'counter',
+        samples: ['off', 'already-off', 'failed', 'cancelled', 'confirmed'].map((o) => ({ labels: { outcome: o }, value: this.fences.get(o) ?? 0 })),
+      },
       c('quorumd_elections_total', 'Elections this node started.', this.elections),
       c('quorumd_leader_changes_total', 'Leader changes seen by this node.', this.leaderChanges),
       linkErrors,
