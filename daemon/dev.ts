@@ -104,13 +104,18 @@ function portFree(port: number): Promise<boolean> {
 function devFencing(k: number, n: number, railUrl: string, powerOnAfterMs: number, engine = 'raft'): string {
   const targets = Array.from({ length: n }, (_, i) => i + 1).filter((j) => j !== k);
   if (targets.length === 0) return '';
-  const list = targets.map((j) => `    - { node: n${j}, action: reboot, powerOnAfterMs: ${powerOnAfterMs}, levels: [[{ type: dev-relay, url: "${railUrl}" }]] }`).join('\n');
-  if (engine === 'bully') {
+  const bully = engine === 'bully';
+  // Bully: delayMs 500 gives a preempted coordinator time to acknowledge its step-down
+  // (one Election) before a returning higher board switches its relay; a crashed one
+  // is fenced 0.5 s later than it could be.
+  const list = targets.map((j) => `    - { node: n${j}, action: reboot, powerOnAfterMs: ${powerOnAfterMs},${bully ? ' delayMs: 500,' : ''} levels: [[{ type: dev-relay, url: "${railUrl}" }]] }`).join('\n');
+  if (bully) {
     return `fencing:
   # Simulated relays (quorumd dev only): each target's power rail is held by the dev
   # supervisor at ${railUrl}. docs/fencing.md has the real devices (gpio-relay, serial-relay).
   # Bully: no lease and no watchdog; a new coordinator acts only once every earlier
   # coordinator it heard of is fenced (relay off, verified) or acknowledged its step-down.
+  # delayMs 500 per target: a preempted coordinator acknowledges well within it.
   randomDelayMaxMs: 300
   settleMs: 200
   opTimeoutMs: 2000

@@ -486,6 +486,7 @@ export class BullyBackend implements ApiBackend {
 
   status(): StatusView {
     const s = this.rt?.status();
+    const done = (s?.fences ?? []).filter((r) => r.outcome !== 'pending');
     return {
       id: this.self.name,
       engine: 'bully',
@@ -512,9 +513,7 @@ export class BullyBackend implements ApiBackend {
             clearedBy: this.byId(s.clearedBy),
             fences: {
               local: s.fences.map((r) => fenceView(r, (id) => this.nameOf(id))),
-              history: s.fences
-                .filter((r) => r.outcome !== 'pending')
-                .map((r) => ({ index: r.id, target: this.nameOf(r.target) ?? r.target, outcome: r.outcome, by: this.self.name, term: r.term, level: r.level ?? -1, reason: r.reason })),
+              history: done.map((r) => ({ index: r.id, target: this.nameOf(r.target) ?? r.target, outcome: r.outcome, by: this.self.name, term: r.term, level: r.level ?? -1, reason: r.reason })),
             },
           }
         : {}),

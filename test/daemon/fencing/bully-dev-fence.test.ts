@@ -1,0 +1,126 @@
+/**
+ * Acceptance (bully fencing in the daemon): in `quorumd dev --engine bully`, SIGKILL of
+ * the coordinator's process leads to a fence of that node via its simulated relay,
+ * visible in `quorumd status` and the log, before the new coordinator becomes active;
+ * the killed node comes back after the configured power-on delay and rejoins (it has
+ * the highest priority, so it preempts; the coordinator it preempts acknowledges its
+ * step-down, so nobody fences a healthy node). Real child processes, bounded polling.
+ */
+import { readFileSync } from 'node:fs';
+import { afterAll, describe, expect, it } from 'vitest';
+import { startDev, type DevCluster } from '../../../daemon/dev.ts';
+import { call, jsonOf } from '../../../daemon/client/http.ts';
+import { statusTable } from '../../../daemon/client/commands.ts';
+import { freePort } from '../e2e/proc-cluster.ts';
+
+let dev: DevCluster | undefined;
+afterAll(async () => {
+  await dev?.stop();
+});
+
+async function poll<T>(what: string, ms: number, f: () => Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + ms;
+  let last: unknown;
+  for (let i = 0; i < 10_000 && Date.now() < deadline; i++) {
+    try {
+      const v = await f();
+      if (v !== undefined) return v;
+    } catch (e) {
+      last = e;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out after ${ms} ms waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ''}`);
+}
+
+const status = async (url: string) => jsonOf(await call(url, 'GET', '/v1/status', { timeoutMs: 1500 }));
+
+/** pino JSON lines of a node's log file. */
+function logLines(file: string): Array<{ msg: string; [k: string]: unknown }> {
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as { msg: string });
+}
+
+describe('quorumd dev --engine bully with simulated relays', () => {
+  it('a SIGKILLed coordinator is fenced through its relay before the new one is active, and rejoins after the power-on delay', async () => {
+    let printed = '';
+    const base = ((await freePort()) % 40000) + 20000;
+    const powerOnAfterMs = 3000;
+    dev = await startDev({ nodes: 3, engine: 'bully', basePort: base, handleSignals: false, powerOnAfterMs, out: (s) => (printed += s), readyTimeoutMs: 20_000 });
+    expect(printed).toMatch(/relays\s+simulated: power rails held by this process/);
+    const [n1, n2, n3] = dev.nodes as [DevCluster['nodes'][number], DevCluster['nodes'][number], DevCluster['nodes'][number]];
+
+    // n3 (highest priority) coordinates, active with its token; STONITH mode with a relay per other node.
+    const old = await poll('n3 active', 20_000, async () => {
+      const s = await status(n3.url);
+      return s.active === true && s.leader === 'n3' ? s : undefined;
+    });
+    expect(old.fencingMode).toBe('stonith');
+    expect((old.relays as Array<{ target: string; type: string }>).map((r) => `${r.target}:${r.type}`).sort()).toEqual(['n1:dev-relay', 'n2:dev-relay']);
+    const oldTerm = old.term as number;
+    const oldToken = old.token as number;
+    expect(oldToken).toBe(oldTerm * 256 + 3);
+    // Fence endpoints answer for bully: self and unknown members are refused.
+    expect((await call(n3.url, 'POST', '/v1/fence/n3', { timeoutMs: 2000 })).status).toBe(400);
+    expect((await call(n3.url, 'POST', '/v1/fence/nobody/confirm', { timeoutMs: 2000 })).status).toBe(404);
+    const oldPid = n3.child!.pid!;
+
+    n3.child!.kill('SIGKILL');
+
+    // n2 becomes the active coordinator, and says that n3 was cleared by a fence.
+    const neu = await poll('n2 active', 20_000, async () => {
+      const s = await status(n2.url);
+      return s.active === true && s.leader === 'n2' && (s.term as number) > oldTerm ? s : undefined;
+    });
+    expect((neu.clearedBy as Record<string, string>)['3']).toBe('fenced');
+    const rec = (neu.fences as { local: Array<Record<string, unknown>> }).local.find((r) => r.target === 'n3');
+    expect(rec, JSON.stringify(neu.fences)).toBeDefined();
+    expect(rec!.outcome).toBe('off');
+    expect(neu.token as number).toBeGreaterThan(oldToken);
+    expect((await status(n1.url)).active).toBe(false);
+
+    // The relay really went off (the supervisor saw it).
+    expect(dev.railLog.find((e) => e.node === 'n3' && !e.on), JSON.stringify(dev.railLog)).toBeDefined();
+
+    // The log: relay off, then the fence verified, then active — in that order.
+    const lines = logLines(n2.logFile);
+    const relayIdx = lines.findIndex((l) => l.msg === 'fence: relay relay:n3:1.1 off');
+    const fenceIdx = lines.findIndex((l) => l.msg === 'fence of n3: off');
+    const activeIdx = lines.findIndex((l) => l.msg === 'active' && (l.epoch as number) > oldTerm);
+    expect(relayIdx).toBeGreaterThanOrEqual(0);
+    expect(fenceIdx).toBeGreaterThan(relayIdx);
+    expect(activeIdx).toBeGreaterThan(fenceIdx);
+    // Hooks run on activation, with the activation's token.
+    expect(lines.some((l) => typeof l.msg === 'string' && l.msg === 'became active leader' && l.token === neu.token)).toBe(true);
+
+    // `quorumd status` (asked at the new coordinator): the fence, and n2 active with its token.
+    const table = await statusTable([n2.url]);
+    expect(table).toMatch(/#\d+ n3 off by n2/);
+    expect(table).toMatch(new RegExp(`n2 active with fencing token ${neu.token as number}`));
+
+    // n3 is powered on after the delay, boots, and takes over again (preempt), without a second fence.
+    const back = await poll('n3 back and active again', 25_000, async () => {
+      const c = n3.child;
+      if (!c || c.pid === oldPid) return undefined;
+      const s = await status(n3.url);
+      if (s.active !== true || s.leader !== 'n3') return undefined;
+      const s2 = await status(n2.url);
+      return s2.leader === 'n3' && s2.active === false ? s : undefined;
+    });
+    expect(back.token as number).toBeGreaterThan(neu.token as number);
+    // n3 heard n2 coordinate before it took over: n2 is cleared, by its acknowledgement, not a fence.
+    const cleared = back.clearedBy as Record<string, string>;
+    if (cleared['2'] !== undefined) expect(cleared['2']).toBe('acknowledged');
+    const offAt = dev.railLog.find((e) => e.node === 'n3' && !e.on)!.atMs;
+    const onAt = dev.railLog.find((e) => e.node === 'n3' && e.on)!.atMs;
+    expect(onAt - offAt).toBeGreaterThanOrEqual(powerOnAfterMs - 50);
+    expect(dev.railLog.filter((e) => !e.on).map((e) => e.node)).toEqual(['n3']);
+    const m = (await call(n2.url, 'GET', '/metrics', { timeoutMs: 1500 })).body.toString();
+    expect(m).toMatch(/^quorumd_fences_total\{outcome="off"\} 1$/m);
+
+    await dev.stop();
+    dev = undefined;
+  }, 60_000);
+});
