@@ -252,7 +252,7 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     members: c.members.map((m, i) => ({ id: m.id, priority: bullyPriority(m, i) })),
     cluster: c.cluster.id,
     keyring: cfg.previousKey ? { current: cfg.key, previous: cfg.previousKey } : { current: cfg.key },
-    clock: turnClock(systemClock()),
+    clock: systemClock(),
     storage,
     // No stagger: bully needs no vote, every follower may start its election at once.
     links: links.map((l) => peerGoneFilter(l, c.bully.campaignOnPeerGone)),
@@ -401,36 +401,6 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     process.once('SIGINT', () => onSignal('SIGINT'));
   }
   return node;
-}
-
-/**
- * One instant per event-loop turn: the first monotonicMs() of a synchronous run reads
- * the clock, every later one in the same run gets the same value (a microtask ends the
- * run). That is how the simulator drives the runtime (virtual time stands still during
- * one input), the model the bully runtime was tested in. Needed because
- * BullyRuntime.updateActive (daemon/runtime/bully-node.ts) reads `now`, then
- * cancelDelayedFences reads a later one and advances the Fencer, then runFencer ticks
- * the Fencer with the earlier `now`: on a real clock Fencer.tick threw "time went
- * backwards" out of the MQTT handler and killed the process whenever a preempted
- * coordinator's acknowledgement cancelled a delayed fence (seen in `quorumd dev
- * --engine bully`: the returning board crashed at every power-on, and was fenced again).
- * Timers still fire on real time; wall time is untouched.
- */
-function turnClock(c: Clock): Clock {
-  let cached: number | undefined;
-  return {
-    monotonicMs: () => {
-      if (cached === undefined) {
-        cached = c.monotonicMs();
-        queueMicrotask(() => {
-          cached = undefined;
-        });
-      }
-      return cached;
-    },
-    wallMs: () => c.wallMs(),
-    setTimer: (ms, fn) => c.setTimer(ms, fn),
-  };
 }
 
 /**

@@ -766,7 +766,7 @@ export class BullyRuntime {
       // Every suspect of this coordinatorship is shown stopped: forget them.
       for (const [n, t] of [...this.known]) if (t <= (l!.suspectTokens.get(n) ?? 0)) this.known.delete(n);
       this.setActive(true);
-      this.cancelDelayedFences('active');
+      this.cancelDelayedFences('active', now);
     } else if (!open && this.activeValue) this.setActive(false);
     this.runFencer(now);
   }
@@ -877,10 +877,15 @@ export class BullyRuntime {
     }
   }
 
-  private cancelDelayedFences(why: string): void {
+  /**
+   * `now` is the caller's reading when it goes on to tick the Fencer with it: the
+   * Fencer refuses time that goes backwards, and a later reading here followed by the
+   * caller's earlier one did exactly that on a real clock (a simulated clock stands
+   * still within a step, so only `quorumd dev` showed it).
+   */
+  private cancelDelayedFences(why: string, now = this.opts.clock.monotonicMs()): void {
     const f = this.fencer;
     if (!f) return;
-    const now = this.opts.clock.monotonicMs();
     for (const rec of f.history()) {
       // Only fences still in their delay: one that switched a relay runs to its end (and powers the target back on).
       if (rec.outcome === 'pending' && rec.startedAtMs === null && f.busy(rec.target)) f.cancel(rec.target, now, why);
