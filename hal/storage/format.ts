@@ -14,7 +14,7 @@
  */
 import { decode as cborDecode, encode as cborEncode } from 'cbor-x';
 import type { Entry } from '../../src/wire/messages.ts';
-import { Kind, Reader, Writer, encodeRecord } from './records.ts';
+import { Kind, Reader, Writer } from './records.ts';
 
 export const FORMAT_VERSION = 1;
 /** 'QWAL' as a little-endian u32: the first payload field of every segment. */
@@ -69,7 +69,7 @@ export interface SnapshotRecord {
 }
 
 export function encodeSegmentHeader(seq: number): Uint8Array {
-  return encodeRecord(Kind.SegmentHeader, new Writer().u32(SEGMENT_MAGIC).u8(FORMAT_VERSION).u64(seq, 'segment seq').finish());
+  return new Writer(13).u32(SEGMENT_MAGIC).u8(FORMAT_VERSION).u64(seq, 'segment seq').record(Kind.SegmentHeader);
 }
 export function decodeSegmentHeader(p: Uint8Array): { seq: number } {
   const r = new Reader(p);
@@ -83,11 +83,7 @@ export function decodeSegmentHeader(p: Uint8Array): { seq: number } {
 }
 
 export function encodeEntry(e: Entry): Uint8Array {
-  const head = new Writer().u64(e.term, 'entry term').u64(e.index, 'entry index').u8(e.type).finish();
-  const p = new Uint8Array(head.length + e.data.length);
-  p.set(head, 0);
-  p.set(e.data, head.length);
-  return encodeRecord(Kind.Entry, p);
+  return new Writer(17 + e.data.length).u64(e.term, 'entry term').u64(e.index, 'entry index').u8(e.type).raw(e.data).record(Kind.Entry);
 }
 export function decodeEntry(p: Uint8Array): Entry {
   const r = new Reader(p);
@@ -98,7 +94,7 @@ export function decodeEntry(p: Uint8Array): Entry {
 }
 
 export function encodeCommit(commit: number): Uint8Array {
-  return encodeRecord(Kind.Commit, new Writer().u64(commit, 'commit').finish());
+  return new Writer(8).u64(commit, 'commit').record(Kind.Commit);
 }
 export function decodeCommit(p: Uint8Array): number {
   const r = new Reader(p);
@@ -114,7 +110,7 @@ export interface SnapshotMark {
   keep: boolean;
 }
 export function encodeMark(m: SnapshotMark): Uint8Array {
-  return encodeRecord(Kind.SnapshotMark, new Writer().u64(m.index, 'mark index').u64(m.term, 'mark term').u8(m.keep ? 1 : 0).finish());
+  return new Writer(17).u64(m.index, 'mark index').u64(m.term, 'mark term').u8(m.keep ? 1 : 0).record(Kind.SnapshotMark);
 }
 export function decodeMark(p: Uint8Array): SnapshotMark {
   const r = new Reader(p);
@@ -127,17 +123,14 @@ export function decodeMark(p: Uint8Array): SnapshotMark {
 }
 
 export function encodeHardState(h: HardStateFile): Uint8Array {
-  return encodeRecord(
-    Kind.HardState,
-    new Writer()
-      .u8(FORMAT_VERSION)
-      .u64(h.term, 'term')
-      .u32(h.vote)
-      .u64(h.commit, 'commit')
-      .u64(h.bootId, 'bootId')
-      .bytes(h.meta)
-      .finish(),
-  );
+  return new Writer(33 + h.meta.length)
+    .u8(FORMAT_VERSION)
+    .u64(h.term, 'term')
+    .u32(h.vote)
+    .u64(h.commit, 'commit')
+    .u64(h.bootId, 'bootId')
+    .bytes(h.meta)
+    .record(Kind.HardState);
 }
 export function decodeHardState(p: Uint8Array): HardStateFile {
   const r = new Reader(p);
@@ -154,11 +147,13 @@ export function decodeHardState(p: Uint8Array): HardStateFile {
 
 export function encodeSnapshot(s: SnapshotRecord): Uint8Array {
   const cfg = new Uint8Array(cborEncode(s.config));
-  const head = new Writer().u8(FORMAT_VERSION).u64(s.index, 'snapshot index').u64(s.term, 'snapshot term').bytes(cfg).finish();
-  const p = new Uint8Array(head.length + s.data.length);
-  p.set(head, 0);
-  p.set(s.data, head.length);
-  return encodeRecord(Kind.Snapshot, p);
+  return new Writer(21 + cfg.length + s.data.length)
+    .u8(FORMAT_VERSION)
+    .u64(s.index, 'snapshot index')
+    .u64(s.term, 'snapshot term')
+    .bytes(cfg)
+    .raw(s.data)
+    .record(Kind.Snapshot);
 }
 export function decodeSnapshot(p: Uint8Array): SnapshotRecord {
   const r = new Reader(p);

@@ -38,15 +38,24 @@ export function isKnownKind(k: number): boolean {
 
 /** Encodes one record with its CRC. */
 export function encodeRecord(kind: number, payload: Uint8Array): Uint8Array {
-  const len = 1 + payload.length;
-  const out = new Uint8Array(RECORD_HEADER + len);
-  const dv = new DataView(out.buffer, out.byteOffset, out.byteLength);
-  dv.setUint32(0, len, true);
+  return new Writer(payload.length).raw(payload).record(kind);
+}
+
+/** Fills in the 9-byte header (len, CRC, kind) of a record whose payload is already at out[9..]. */
+function sealRecord(out: Uint8Array, kind: number): Uint8Array {
+  const len = out.length - RECORD_HEADER;
+  putU32(out, 0, len);
   out[8] = kind;
-  out.set(payload, 9);
   const crc = crc32(out.subarray(8), crc32(out.subarray(0, 4)));
-  dv.setUint32(4, crc, true);
+  putU32(out, 4, crc);
   return out;
+}
+
+function putU32(b: Uint8Array, o: number, v: number): void {
+  b[o] = v & 0xff;
+  b[o + 1] = (v >>> 8) & 0xff;
+  b[o + 2] = (v >>> 16) & 0xff;
+  b[o + 3] = (v >>> 24) & 0xff;
 }
 
 export type ParseResult =
@@ -79,43 +88,66 @@ function hex(n: number): string {
   return '0x' + n.toString(16).padStart(8, '0');
 }
 
-/** Little helper to build payloads of fixed-width fields. */
+/**
+ * Builds payloads of fixed-width fields into one growing buffer (no per-field
+ * allocation: this is on the WAL's persist path). The first 9 bytes are kept free
+ * for a record header, so `record(kind)` frames the payload without copying it;
+ * `finish()` returns the bare payload.
+ */
 export class Writer {
-  private parts: Uint8Array[] = [];
-  private size = 0;
+  private buf: Uint8Array;
+  private off = RECORD_HEADER + 1;
+  /** `sizeHint`: expected payload bytes; exact hints avoid any copy in `record()`. */
+  constructor(sizeHint = 32) {
+    this.buf = new Uint8Array(RECORD_HEADER + 1 + Math.max(0, sizeHint));
+  }
+  private room(n: number): void {
+    if (this.off + n <= this.buf.length) return;
+    const next = new Uint8Array(Math.max(this.buf.length * 2, this.off + n));
+    next.set(this.buf.subarray(0, this.off));
+    this.buf = next;
+  }
   u8(v: number): this {
-    this.parts.push(Uint8Array.of(v & 0xff));
-    this.size += 1;
+    this.room(1);
+    this.buf[this.off++] = v & 0xff;
     return this;
   }
   u32(v: number): this {
-    const b = new Uint8Array(4);
-    new DataView(b.buffer).setUint32(0, v >>> 0, true);
-    this.parts.push(b);
-    this.size += 4;
+    this.room(4);
+    putU32(this.buf, this.off, v >>> 0);
+    this.off += 4;
     return this;
   }
   u64(v: number, what: string): this {
     if (!Number.isSafeInteger(v) || v < 0) throw new RangeError(`${what} must be a non-negative safe integer, got ${v}`);
-    this.u32(v % 0x100000000);
-    this.u32(Math.floor(v / 0x100000000));
+    this.room(8);
+    putU32(this.buf, this.off, v % 0x100000000);
+    putU32(this.buf, this.off + 4, Math.floor(v / 0x100000000));
+    this.off += 8;
     return this;
   }
   /** u32 length then the bytes. */
   bytes(b: Uint8Array): this {
     this.u32(b.length);
-    this.parts.push(b);
-    this.size += b.length;
+    return this.raw(b);
+  }
+  /** The bytes as they are (no length prefix). */
+  raw(b: Uint8Array): this {
+    this.room(b.length);
+    this.buf.set(b, this.off);
+    this.off += b.length;
     return this;
   }
+  /** The payload alone. */
   finish(): Uint8Array {
-    const out = new Uint8Array(this.size);
-    let o = 0;
-    for (const p of this.parts) {
-      out.set(p, o);
-      o += p.length;
-    }
-    return out;
+    return this.buf.slice(RECORD_HEADER + 1, this.off);
+  }
+  /** The payload framed as one record of `kind` (same bytes as `encodeRecord(kind, finish())`). */
+  record(kind: number): Uint8Array {
+    const out = this.off === this.buf.length ? this.buf : this.buf.slice(0, this.off);
+    this.buf = new Uint8Array(0);
+    this.off = 0;
+    return sealRecord(out, kind);
   }
 }
 
