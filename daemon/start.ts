@@ -33,9 +33,7 @@ import { NodeRuntime } from './runtime/index.ts';
 import { BullyRuntime } from './runtime/bully-node.ts';
 import { BullyBackend } from './http/runtime-backend.ts';
 import { bullyPriority } from './config/schema.ts';
-import { buildFencing, bullyFencingOptions, checkBullyFencing, type BuiltFencing } from './fencing/build.ts';
-import { ConfigError, parseConfigWithPositions, type Locator } from './config/load.ts';
-import { parse as parseYaml } from 'yaml';
+import { buildFencing, bullyFencingOptions, type BuiltFencing } from './fencing/build.ts';
 import type { Logger as Pino } from 'pino';
 
 export interface StartOptions {
@@ -162,7 +160,6 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     throw new Error(`${cfg.file}: node ${cfg.self.name} is a voter (members: role), not a witness: run it with \`quorumd start\`, or give it role: witness`);
   }
   if (witness && c.engine !== 'raft') throw new Error(`${cfg.file}: not implemented: a witness process for engine ${c.engine} (a bully witness is a priority-0 member run by \`quorumd start\`)`);
-  if (c.fencing && c.engine === 'bully') checkBullyFencingKeys(cfg);
 
   const unlock = lockDataDir(cfg.dataDir);
   const links: Link[] = [];
@@ -401,31 +398,6 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     process.once('SIGINT', () => onSignal('SIGINT'));
   }
   return node;
-}
-
-/**
- * `engine: bully` with a `fencing:` section: the keys that have no meaning for bully
- * (checkBullyFencing in daemon/fencing/build.ts says which and why) are a ConfigError
- * naming key and line. The positions and the keys as written (watchdogTimeoutMs has a
- * default) come from the config file when it is readable and holds this same section;
- * otherwise (a config built in memory) line 0 and the values after defaults.
- */
-function checkBullyFencingKeys(cfg: ResolvedConfig): void {
-  const f = cfg.config.fencing!;
-  let locate: Locator = () => ({ line: 0, col: 0 });
-  let raw: unknown;
-  try {
-    const text = readFileSync(cfg.file, 'utf8');
-    const p = parseConfigWithPositions(text, cfg.file);
-    if (JSON.stringify(p.config.fencing) === JSON.stringify(f)) {
-      locate = p.locate;
-      raw = (parseYaml(text) as { fencing?: unknown } | null)?.fencing;
-    }
-  } catch {
-    /* no file (in-memory config) or it changed meanwhile: no positions */
-  }
-  const problems = checkBullyFencing(f, raw);
-  if (problems.length > 0) throw new ConfigError(cfg.file, problems.map((i) => ({ key: i.path.map(String).join('.'), ...locate(i.path), message: i.message })));
 }
 
 /**

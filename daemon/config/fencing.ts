@@ -174,7 +174,7 @@ export const fencingSchema = z.strictObject({
    * every board, ms. Default 15000 (bcm2835's). A new leader without STONITH waits about
    * this long after a crash of the old one.
    */
-  watchdogTimeoutMs: int('milliseconds', 1, 600_000).default(15_000),
+  watchdogTimeoutMs: int('milliseconds', 1, 600_000).optional(),
   /** Lease and self-fence timing (daemon/runtime/activation.ts documents each; defaults there). */
   activation: z
     .strictObject({
@@ -259,5 +259,38 @@ export function checkFencing(f: FencingConfig, members: Array<{ id: number; name
       }),
     );
   });
+  return out;
+}
+
+/**
+ * `engine: bully`: the keys of a `fencing:` section that have no meaning for the bully
+ * runtime (daemon/runtime/bully-node.ts, file comment), each as {path, message} like
+ * checkFencing. Bully has no quorum, hence no lease and no self-fencing: a coordinator
+ * cannot notice that it lost a majority, so it never stops feeding a watchdog and a
+ * `watchdog-wait` level would declare a board stopped that may still act. Its automatic
+ * fences target an earlier coordinator whose token is below ours, never the active one,
+ * so `priorityDelayMs` never applies either. Rejected rather than ignored, so that
+ * nobody believes a lease or a watchdog protects them.
+ */
+export function checkBullyFencing(f: FencingConfig): Array<{ path: PropertyKey[]; message: string }> {
+  const out: Array<{ path: PropertyKey[]; message: string }> = [];
+  const why = 'has no meaning for engine bully: it has no quorum, so no lease and no self-fencing (docs/fencing.md, "Bully")';
+  for (const [k, v] of Object.entries(f.activation ?? {})) {
+    if (v !== undefined) out.push({ path: ['fencing', 'activation', k], message: `${why}; remove fencing.activation` });
+  }
+  if (f.watchdog !== undefined) out.push({ path: ['fencing', 'watchdog'], message: `${why}; a bully coordinator never stops feeding a watchdog, so remove fencing.watchdog (and let systemd or nothing hold /dev/watchdog)` });
+  if (f.watchdogTimeoutMs !== undefined) out.push({ path: ['fencing', 'watchdogTimeoutMs'], message: `${why}; remove the key` });
+  if (f.priorityDelayMs !== undefined) {
+    out.push({ path: ['fencing', 'priorityDelayMs'], message: 'has no meaning for engine bully: a bully coordinator only fences earlier coordinators (lower tokens), never the one running the workload; remove the key (delayMs per target and randomDelayMaxMs still apply)' });
+  }
+  f.targets.forEach((t, i) =>
+    t.levels.forEach((lv, j) =>
+      lv.forEach((d, k) => {
+        if (d.type === 'watchdog-wait') {
+          out.push({ path: ['fencing', 'targets', i, 'levels', j, k, 'type'], message: 'expected gpio-relay, serial-relay or dev-relay: watchdog-wait has no meaning for engine bully (a bully board never self-fences, so waiting proves nothing)' });
+        }
+      }),
+    ),
+  );
   return out;
 }

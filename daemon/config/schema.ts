@@ -7,7 +7,7 @@
  * docs/config.md is the user-facing page; examples/ has two commented files.
  */
 import { z } from 'zod';
-import { checkFencing, fencingSchema } from './fencing.ts';
+import { checkBullyFencing, checkFencing, fencingSchema } from './fencing.ts';
 
 /** Names of nodes and clusters: short, safe in topics, file names and logs. */
 const NAME = /^[a-z0-9][a-z0-9-]{0,31}$/;
@@ -315,6 +315,8 @@ export const configSchema = z
       });
     }
     if (c.fencing) for (const i of checkFencing(c.fencing, c.members, c.node.name)) ctx.addIssue({ code: 'custom', path: i.path, message: i.message });
+    // Keys without meaning for bully are errors here, so `quorumd config validate` reports them too.
+    if (c.fencing && c.engine === 'bully') for (const i of checkBullyFencing(c.fencing)) ctx.addIssue({ code: 'custom', path: i.path, message: i.message });
     if (c.raft.electionTimeoutMaxMs <= c.raft.electionTimeoutMinMs) {
       ctx.addIssue({ code: 'custom', path: ['raft', 'electionTimeoutMaxMs'], message: `expected more than electionTimeoutMinMs (${c.raft.electionTimeoutMinMs})` });
     }

@@ -23,6 +23,7 @@ import { checkFencerConfig, type FenceDevice, type FenceTargetConfig } from '../
 import type { RuntimeFencingOptions } from '../runtime/node.ts';
 import type { BullyFencingOptions } from '../runtime/bully-node.ts';
 import type { FenceDeviceConfig, FencingConfig, SenseConfig } from '../config/fencing.ts';
+export { checkBullyFencing } from '../config/fencing.ts';
 import { DevRelay } from './dev-relay.ts';
 
 /** One configured device, as /v1/status lists it under `relays`. */
@@ -37,6 +38,9 @@ import { DevRelay } from './dev-relay.ts';
  * with STONITH the fence decides and the lease length does not matter.
  */
 export const DEFAULT_BOARD_LEASE_MS = 1000;
+
+/** Without a `watchdog` device, the watchdog timeout the lease bound assumes: 15000 ms, bcm2835's maximum. */
+export const DEFAULT_WATCHDOG_TIMEOUT_MS = 15_000;
 
 export interface FenceDeviceInfo {
   name: string;
@@ -245,7 +249,7 @@ export function buildFencing(f: FencingConfig, deps: BuildDeps): BuiltFencing {
 
     const options: RuntimeFencingOptions = {
       activation: { leaseMs: DEFAULT_BOARD_LEASE_MS, ...Object.fromEntries(Object.entries(f.activation ?? {}).filter(([, v]) => v !== undefined)) },
-      ...(watchdog ? { watchdog } : { watchdogTimeoutMs: f.watchdogTimeoutMs }),
+      ...(watchdog ? { watchdog } : { watchdogTimeoutMs: f.watchdogTimeoutMs ?? DEFAULT_WATCHDOG_TIMEOUT_MS }),
       relays,
       powerSense: senses,
       fencer,
@@ -255,44 +259,6 @@ export function buildFencing(f: FencingConfig, deps: BuildDeps): BuiltFencing {
     closeAll();
     throw e;
   }
-}
-
-/**
- * `engine: bully`: the keys of a `fencing:` section that have no meaning for the bully
- * runtime (daemon/runtime/bully-node.ts, file comment), each as {path, message} like
- * checkFencing. Bully has no quorum, hence no lease and no self-fencing: a coordinator
- * cannot notice that it lost a majority, so it never stops feeding a watchdog and a
- * `watchdog-wait` level would declare a board stopped that may still act. Its automatic
- * fences target an earlier coordinator whose token is below ours, never the active one,
- * so `priorityDelayMs` never applies either. Rejected rather than ignored, so that
- * nobody believes a lease or a watchdog protects them.
- *
- * `raw` is the YAML as written (before defaults): `watchdogTimeoutMs` has a default and
- * is an error only when written. Without `raw`, a value other than the default counts.
- */
-export function checkBullyFencing(f: FencingConfig, raw?: unknown): Array<{ path: PropertyKey[]; message: string }> {
-  const out: Array<{ path: PropertyKey[]; message: string }> = [];
-  const r = raw !== null && typeof raw === 'object' ? (raw as Record<string, unknown>) : undefined;
-  const written = (k: string) => (r ? Object.prototype.hasOwnProperty.call(r, k) : undefined);
-  const why = 'has no meaning for engine bully: it has no quorum, so no lease and no self-fencing (docs/fencing.md, "Bully")';
-  for (const [k, v] of Object.entries(f.activation ?? {})) {
-    if (v !== undefined) out.push({ path: ['fencing', 'activation', k], message: `${why}; remove fencing.activation` });
-  }
-  if (f.watchdog !== undefined) out.push({ path: ['fencing', 'watchdog'], message: `${why}; a bully coordinator never stops feeding a watchdog, so remove fencing.watchdog (and let systemd or nothing hold /dev/watchdog)` });
-  if (written('watchdogTimeoutMs') ?? f.watchdogTimeoutMs !== 15_000) out.push({ path: ['fencing', 'watchdogTimeoutMs'], message: `${why}; remove the key` });
-  if (written('priorityDelayMs') ?? f.priorityDelayMs !== undefined) {
-    out.push({ path: ['fencing', 'priorityDelayMs'], message: 'has no meaning for engine bully: a bully coordinator only fences earlier coordinators (lower tokens), never the one running the workload; remove the key (delayMs per target and randomDelayMaxMs still apply)' });
-  }
-  f.targets.forEach((t, i) =>
-    t.levels.forEach((lv, j) =>
-      lv.forEach((d, k) => {
-        if (d.type === 'watchdog-wait') {
-          out.push({ path: ['fencing', 'targets', i, 'levels', j, k, 'type'], message: 'expected gpio-relay, serial-relay or dev-relay: watchdog-wait has no meaning for engine bully (a bully board never self-fences, so waiting proves nothing)' });
-        }
-      }),
-    ),
-  );
-  return out;
 }
 
 /**
