@@ -123,6 +123,7 @@ export class LeaseTracker {
   private readonly sent = new Map<number, number>();
   private readonly acked = new Map<NodeId, number>();
   private oldest = Infinity;
+  private readonly scratch: number[] = [];
 
   constructor(private readonly self: NodeId) {}
 
@@ -149,9 +150,23 @@ export class LeaseTracker {
   }
   /** Send time of the newest round acknowledged by a quorum of `voters` (self counts at `nowMs`), or -Infinity. */
   quorumRoundAt(voters: readonly NodeId[], nowMs: number): number {
-    const times = voters.map((v) => (v === this.self ? nowMs : this.acked.get(v) ?? -Infinity)).sort((a, b) => b - a);
-    const q = Math.floor(voters.length / 2) + 1;
-    return times[q - 1] ?? -Infinity;
+    // q-th largest by insertion into a reused array (runs on every runtime step: no
+    // map/sort/closure allocation; voter sets are small).
+    const n = voters.length;
+    const q = (n >> 1) + 1;
+    if (q > n) return -Infinity;
+    const times = this.scratch;
+    for (let i = 0; i < n; i++) {
+      const v = voters[i]!;
+      const t = v === this.self ? nowMs : this.acked.get(v) ?? -Infinity;
+      let j = i;
+      while (j > 0 && times[j - 1]! < t) {
+        times[j] = times[j - 1]!;
+        j--;
+      }
+      times[j] = t;
+    }
+    return times[q - 1]!;
   }
 }
 
@@ -265,7 +280,7 @@ export class ActivationController {
   private gatesOpen(): boolean {
     const l = this.lead;
     if (l === null || l.gates === null || l.token === 0) return false;
-    for (const g of l.gates.values()) if (!g.status().active) return false;
+    for (const g of l.gates.values()) if (!g.active) return false;
     return true;
   }
 

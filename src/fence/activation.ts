@@ -255,6 +255,11 @@ export class ActivationGate {
     return this.activeBy !== null;
   }
 
+  /** Same as `status().active`, without building the status (checked on every runtime step). */
+  get active(): boolean {
+    return this.activeBy !== null;
+  }
+
   private activate(by: ActivationReason): void {
     if (!this.formedValue) return; // the first-start rule holds even over facts
     this.activeBy = by;
