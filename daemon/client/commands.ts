@@ -150,13 +150,16 @@ interface FenceHist {
 /**
  * One row per node URL: what each node says about itself. ACTIVE is `yes` (elected and
  * allowed to act), `elected` (elected, waiting: the reason follows below the table) or
- * `no`. Below: the replicated fence history (newest last, at most 10), as the first
- * node that reports one has it.
+ * `no`. Below: the fence history (newest last, at most 10), merged from every node
+ * that answered: with Raft it is replicated, so every node reports the same records;
+ * with bully each node keeps only the fences it ran itself, so the union is the
+ * cluster's history and one node alone would show only part of it.
  */
 export async function statusTable(nodes: string[]): Promise<string> {
   const rows: string[][] = [['NODE', 'URL', 'ROLE', 'TERM', 'LEADER', 'ACTIVE', 'COMMIT', 'APPLIED', 'LINKS']];
   const notes: string[] = [];
-  let history: FenceHist[] | undefined;
+  let history: Map<string, FenceHist> | undefined;
+  let replicated = true;
   const results = await Promise.all(
     nodes.map(async (n) => {
       try {
@@ -169,7 +172,11 @@ export async function statusTable(nodes: string[]): Promise<string> {
         if (s.active && typeof s.token === 'number' && s.token > 0) notes.push(`${String(s.id)} active with fencing token ${s.token}`);
         if (s.selfFencing === true) notes.push(`${String(s.id)} SELF-FENCING: stopped feeding its watchdog (lost its lease after being active)`);
         const f = s.fences as { history?: FenceHist[] } | undefined;
-        if (history === undefined && f && Array.isArray(f.history)) history = f.history;
+        if (f && Array.isArray(f.history)) {
+          history ??= new Map();
+          for (const h of f.history) history.set(JSON.stringify(h), h);
+          if (s.engine !== 'raft') replicated = false;
+        }
         return [String(s.id), n, String(s.role), String(s.term), String(s.leader ?? '-'), s.active ? 'yes' : elected ? 'elected' : 'no', String(s.commitIndex), String(s.appliedIndex), links];
       } catch (err) {
         return ['?', n, 'unreachable', '', '', '', '', '', (err as Error).message.slice(0, 40)];
@@ -180,9 +187,12 @@ export async function statusTable(nodes: string[]): Promise<string> {
   let out = pad(rows);
   if (notes.length) out += '\n' + notes.map((x) => `  ${x}`).join('\n') + '\n';
   if (history !== undefined) {
-    out += `\nfence history (replicated${history.length > 10 ? `, last 10 of ${history.length}` : ''}):\n`;
-    if (history.length === 0) out += '  none\n';
-    for (const h of history.slice(-10)) {
+    const all = [...history.values()];
+    if (all.every((h) => typeof h.index === 'number')) all.sort((a, b) => (a.index as number) - (b.index as number));
+    const what = replicated ? 'replicated' : 'merged from the nodes that answered';
+    out += `\nfence history (${what}${all.length > 10 ? `, last 10 of ${all.length}` : ''}):\n`;
+    if (all.length === 0) out += '  none\n';
+    for (const h of all.slice(-10)) {
       out += `  #${h.index ?? '?'} ${String(h.target)} ${h.outcome ?? '?'} by ${String(h.by)} in term ${h.term ?? '?'}${typeof h.level === 'number' && h.level >= 0 ? ` (level ${h.level + 1})` : ''}${h.reason ? `: ${h.reason}` : ''}\n`;
     }
   }

@@ -95,9 +95,11 @@ describe('quorumd dev --engine bully with simulated relays', () => {
     // Hooks run on activation, with the activation's token.
     expect(lines.some((l) => typeof l.msg === 'string' && l.msg === 'became active leader' && l.token === neu.token)).toBe(true);
 
-    // `quorumd status` (asked at the new coordinator): the fence, and n2 active with its token.
-    const table = await statusTable([n2.url]);
+    // `quorumd status` (asked at every node: bully keeps no replicated history, so the
+    // table merges what each node ran): the fence, and n2 active with its token.
+    const table = await statusTable(dev.nodes.map((n) => n.url));
     expect(table).toMatch(/#\d+ n3 off by n2/);
+    expect(table).toContain('fence history (merged from the nodes that answered');
     expect(table).toMatch(new RegExp(`n2 active with fencing token ${neu.token as number}`));
 
     // n3 is powered on after the delay, boots, and takes over again (preempt), without a second fence.
