@@ -123,89 +123,114 @@ class Malformed extends Error {}
  * UTF-8, too deep) comes back as `{ok: false, error}` naming the byte offset.
  */
 export function readCbor(data: Uint8Array): CborResult {
-  let pos = 0;
-  const need = (n: number, what: string): void => {
-    if (n > data.length - pos) throw new Malformed(`truncated ${what} at byte ${pos}: needs ${n} bytes, ${data.length - pos} left`);
-  };
-  const head = (): [number, number] => {
-    need(1, 'item head');
-    const start = pos;
-    const b = data[pos++]!;
+  const r = new KvCborReader(data);
+  try {
+    const value = r.item(0);
+    if (r.pos !== data.length) return { ok: false, error: `${data.length - r.pos} trailing bytes after the item (ends at byte ${r.pos})` };
+    return { ok: true, value };
+  } catch (e) {
+    if (e instanceof Malformed) return { ok: false, error: e.message };
+    return { ok: false, error: `unexpected decoder failure: ${String(e)}` };
+  }
+}
+
+/**
+ * readCbor's cursor. A class rather than closures: commands are decoded on every
+ * applied entry, and per-call closures (plus a [major, n] tuple per head) showed in
+ * the simulator's profile. The head's result is left in `major` / `n`.
+ */
+class KvCborReader {
+  pos = 0;
+  major = 0;
+  n = 0;
+  constructor(private readonly data: Uint8Array) {}
+
+  private need(n: number, what: string): void {
+    if (n > this.data.length - this.pos) throw new Malformed(`truncated ${what} at byte ${this.pos}: needs ${n} bytes, ${this.data.length - this.pos} left`);
+  }
+
+  private head(): void {
+    const data = this.data;
+    this.need(1, 'item head');
+    const start = this.pos;
+    const b = data[this.pos++]!;
     const major = b >> 5;
     const info = b & 0x1f;
     if (major === 7) {
-      if (info === 22) return [7, 22];
+      if (info === 22) {
+        this.major = 7;
+        this.n = 22;
+        return;
+      }
       throw new Malformed(`unsupported simple/float value 0x${b.toString(16)} at byte ${start}`);
     }
     let n: number;
     if (info < 24) n = info;
     else if (info === 24) {
-      need(1, 'head argument');
-      n = data[pos++]!;
+      this.need(1, 'head argument');
+      n = data[this.pos++]!;
       if (n < 24) throw new Malformed(`non-shortest head at byte ${start}`);
     } else if (info === 25) {
-      need(2, 'head argument');
+      this.need(2, 'head argument');
+      const pos = this.pos;
       n = (data[pos]! << 8) | data[pos + 1]!;
-      pos += 2;
+      this.pos += 2;
       if (n < 0x100) throw new Malformed(`non-shortest head at byte ${start}`);
     } else if (info === 26) {
-      need(4, 'head argument');
+      this.need(4, 'head argument');
+      const pos = this.pos;
       n = ((data[pos]! << 24) >>> 0) + (data[pos + 1]! << 16) + (data[pos + 2]! << 8) + data[pos + 3]!;
-      pos += 4;
+      this.pos += 4;
       if (n < 0x10000) throw new Malformed(`non-shortest head at byte ${start}`);
     } else if (info === 27) {
-      need(8, 'head argument');
+      this.need(8, 'head argument');
+      const pos = this.pos;
       let hi = 0;
       let lo = 0;
       for (let i = 0; i < 4; i++) hi = hi * 256 + data[pos + i]!;
       for (let i = 4; i < 8; i++) lo = lo * 256 + data[pos + i]!;
-      pos += 8;
+      this.pos += 8;
       n = hi * 0x100000000 + lo;
       if (hi >= 0x200000) throw new Malformed(`integer at byte ${start} exceeds 2^53-1`);
       if (n < 0x100000000) throw new Malformed(`non-shortest head at byte ${start}`);
     } else {
       throw new Malformed(`indefinite length or reserved head 0x${b.toString(16)} at byte ${start}`);
     }
-    return [major, n];
-  };
-  const item = (depth: number): Cbor => {
-    const start = pos;
-    const [major, n] = head();
-    switch (major) {
+    this.major = major;
+    this.n = n;
+  }
+
+  item(depth: number): Cbor {
+    const start = this.pos;
+    this.head();
+    const n = this.n;
+    switch (this.major) {
       case 0:
         return n;
       case 2:
-        need(n, 'byte string');
-        pos += n;
-        return data.slice(pos - n, pos);
+        this.need(n, 'byte string');
+        this.pos += n;
+        return this.data.slice(this.pos - n, this.pos);
       case 3: {
-        need(n, 'text string');
-        pos += n;
+        this.need(n, 'text string');
+        this.pos += n;
         try {
-          return utf8Decoder.decode(data.subarray(pos - n, pos));
+          return utf8Decoder.decode(this.data.subarray(this.pos - n, this.pos));
         } catch {
           throw new Malformed(`invalid UTF-8 in text string at byte ${start}`);
         }
       }
       case 4: {
         if (depth >= MAX_DEPTH) throw new Malformed(`nesting deeper than ${MAX_DEPTH} at byte ${start}`);
-        if (n > data.length - pos) throw new Malformed(`array at byte ${start} claims ${n} items, only ${data.length - pos} bytes left`);
+        if (n > this.data.length - this.pos) throw new Malformed(`array at byte ${start} claims ${n} items, only ${this.data.length - this.pos} bytes left`);
         const out: Cbor[] = [];
-        for (let i = 0; i < n; i++) out.push(item(depth + 1));
+        for (let i = 0; i < n; i++) out.push(this.item(depth + 1));
         return out;
       }
       case 7:
         return null;
       default:
-        throw new Malformed(`unsupported major type ${major} at byte ${start}`);
+        throw new Malformed(`unsupported major type ${this.major} at byte ${start}`);
     }
-  };
-  try {
-    const value = item(0);
-    if (pos !== data.length) return { ok: false, error: `${data.length - pos} trailing bytes after the item (ends at byte ${pos})` };
-    return { ok: true, value };
-  } catch (e) {
-    if (e instanceof Malformed) return { ok: false, error: e.message };
-    return { ok: false, error: `unexpected decoder failure: ${String(e)}` };
   }
 }

@@ -286,69 +286,66 @@ export function decodeCommand(data: Uint8Array): Command | KvError {
   if (!r.ok) return new KvError('bad-command', 'data', `command bytes: not valid CBOR: ${r.error}`);
   const a = r.value;
   if (!Array.isArray(a) || a.length === 0) return new KvError('bad-command', 'data', `command bytes: expected a non-empty CBOR array`);
-  const arity = (lo: number, hi: number, what: string): KvError | null =>
-    a.length < lo || a.length > hi ? new KvError('bad-command', 'data', `${what} command: expected ${lo === hi ? lo : `${lo}..${hi}`} elements, got ${a.length}`) : null;
   let cmd: Command;
-  const f = (i: number): Cbor | undefined => a[i];
   switch (a[0]) {
     case OpCode.Put: {
-      const e = arity(3, 4, 'put');
+      const e = arity(a, 3, 4, 'put');
       if (e) return e;
-      cmd = { op: 'put', key: f(1) as string, value: f(2) as Uint8Array };
-      if (a.length === 4) cmd.cas = f(3) as number;
+      cmd = { op: 'put', key: a[1] as string, value: a[2] as Uint8Array };
+      if (a.length === 4) cmd.cas = a[3] as number;
       break;
     }
     case OpCode.Del: {
-      const e = arity(2, 3, 'del');
+      const e = arity(a, 2, 3, 'del');
       if (e) return e;
-      cmd = { op: 'del', key: f(1) as string };
-      if (a.length === 3) cmd.cas = f(2) as number;
+      cmd = { op: 'del', key: a[1] as string };
+      if (a.length === 3) cmd.cas = a[2] as number;
       break;
     }
     case OpCode.LockAcquire: {
-      const e = arity(5, 5, 'lock.acquire');
+      const e = arity(a, 5, 5, 'lock.acquire');
       if (e) return e;
-      cmd = { op: 'lock.acquire', name: f(1) as string, owner: f(2) as string, ttlMs: f(3) as number, now: f(4) as number };
+      cmd = { op: 'lock.acquire', name: a[1] as string, owner: a[2] as string, ttlMs: a[3] as number, now: a[4] as number };
       break;
     }
     case OpCode.LockRenew: {
-      const e = arity(4, 4, 'lock.renew');
+      const e = arity(a, 4, 4, 'lock.renew');
       if (e) return e;
-      cmd = { op: 'lock.renew', name: f(1) as string, token: f(2) as number, now: f(3) as number };
+      cmd = { op: 'lock.renew', name: a[1] as string, token: a[2] as number, now: a[3] as number };
       break;
     }
     case OpCode.LockRelease: {
-      const e = arity(3, 3, 'lock.release');
+      const e = arity(a, 3, 3, 'lock.release');
       if (e) return e;
-      cmd = { op: 'lock.release', name: f(1) as string, token: f(2) as number };
+      cmd = { op: 'lock.release', name: a[1] as string, token: a[2] as number };
       break;
     }
     case OpCode.LeadClaim: {
-      const e = arity(3, 3, 'lead.claim');
+      const e = arity(a, 3, 3, 'lead.claim');
       if (e) return e;
-      cmd = { op: 'lead.claim', node: f(1) as number, term: f(2) as number };
+      cmd = { op: 'lead.claim', node: a[1] as number, term: a[2] as number };
       break;
     }
     case OpCode.LeadActive: {
-      const e = arity(4, 4, 'lead.active');
+      const e = arity(a, 4, 4, 'lead.active');
       if (e) return e;
-      cmd = { op: 'lead.active', node: f(1) as number, term: f(2) as number, token: f(3) as number };
+      cmd = { op: 'lead.active', node: a[1] as number, term: a[2] as number, token: a[3] as number };
       break;
     }
     case OpCode.FenceRecord: {
-      const e = arity(8, 8, 'fence.record');
+      const e = arity(a, 8, 8, 'fence.record');
       if (e) return e;
-      const oc = f(4);
-      const lv = f(5);
+      const oc = a[4];
+      const lv = a[5];
       cmd = {
         op: 'fence.record',
-        target: f(1) as number,
-        by: f(2) as number,
-        term: f(3) as number,
+        target: a[1] as number,
+        by: a[2] as number,
+        term: a[3] as number,
         outcome: (typeof oc === 'number' ? FENCE_OUTCOMES[oc] : undefined) as FenceOutcomeName,
         level: typeof lv === 'number' ? lv - 1 : (lv as unknown as number),
-        atMs: f(6) as number,
-        reason: f(7) as string,
+        atMs: a[6] as number,
+        reason: a[7] as string,
       };
       break;
     }
@@ -357,4 +354,9 @@ export function decodeCommand(data: Uint8Array): Command | KvError {
   }
   // The casts above are checked here: validateCommand looks at every field's type.
   return validateCommand(cmd) ?? cmd;
+}
+
+/** An arity error for a decoded command array, or null. (Not a closure: decodeCommand runs for every applied entry.) */
+function arity(a: Cbor[], lo: number, hi: number, what: string): KvError | null {
+  return a.length < lo || a.length > hi ? new KvError('bad-command', 'data', `${what} command: expected ${lo === hi ? lo : `${lo}..${hi}`} elements, got ${a.length}`) : null;
 }
