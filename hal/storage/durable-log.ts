@@ -124,6 +124,11 @@ interface Pending {
   done: Done;
 }
 
+/** Throws the StorageInputError for a refused persist (module-level, not a per-call closure: persist is hot). */
+function bad(msg: string): never {
+  throw new StorageInputError(`persist: ${msg}`);
+}
+
 function once(fn: Done): Done {
   let called = false;
   return (err) => {
@@ -311,11 +316,15 @@ export class DurableLog {
     this.drain();
   }
 
+  /** Term at `i` once `snap` (if any) is applied; undefined when `i` is below it. */
+  private termBefore(i: number, snap: SnapshotRecord | undefined): number | undefined {
+    if (snap && i === snap.index) return snap.term;
+    if (snap && i < snap.index) return undefined;
+    return this.termAt(i);
+  }
+
   /** Validates a batch against the accepted state, then applies it; throws StorageInputError. */
   private accept(batch: PersistBatch, done: Done): Pending {
-    const bad = (msg: string): never => {
-      throw new StorageInputError(`persist: ${msg}`);
-    };
     if (typeof batch !== 'object' || batch === null) bad('batch must be an object');
     const { hardState: hs, entries = [], snapshot: snap, meta } = batch;
     // --- validation (no mutation) ---
@@ -350,11 +359,6 @@ export class DurableLog {
       lastAfterSnap = snapKeep ? this.lastIndex : snap.index;
       commitAfterSnap = Math.max(this.commit, snap.index);
     }
-    const termBefore = (i: number): number | undefined => {
-      if (snap && i === snap.index) return snap.term;
-      if (snap && i < snap.index) return undefined;
-      return this.termAt(i);
-    };
     if (!Array.isArray(entries)) bad('entries must be an array');
     let prevTerm = 0;
     for (let i = 0; i < entries.length; i++) {
@@ -374,7 +378,7 @@ export class DurableLog {
         if (en.index <= floor) bad(`entries[0].index ${en.index} is covered by the snapshot at ${floor}`);
         if (en.index > lastAfterSnap + 1) bad(`entries[0].index ${en.index} leaves a gap after the last index ${lastAfterSnap}`);
         if (en.index <= commitAfterSnap) bad(`entries[0].index ${en.index} would overwrite committed entries (commit ${commitAfterSnap})`);
-        const t = termBefore(en.index - 1);
+        const t = this.termBefore(en.index - 1, snap);
         if (t !== undefined && en.term < t) bad(`entries[0].term ${en.term} is below the term ${t} of the entry before it`);
       } else {
         if (en.index !== entries[i - 1]!.index + 1) bad(`entries[${i}].index ${en.index} does not follow ${entries[i - 1]!.index}`);
@@ -462,23 +466,29 @@ export class DurableLog {
       target.vote !== this.durable.vote ||
       target.bootId !== this.durable.bootId ||
       !sameBytes(target.meta, this.durable.meta);
-    const afterSnapshot = (err: Error | null) => {
-      if (err) return cb(err);
-      try {
-        this.writeWalAndHardState(parts, hsChanged ? target : undefined, (err2) => {
-          if (err2) return cb(err2);
-          this.walCommit = Math.max(this.walCommit, groupCommit);
-          this.durable = { ...target, commit: this.walCommit };
-          if (snap) this.compact(snap.index);
-          cb(null);
-        });
-      } catch (e) {
-        cb(this.fail(e));
-      }
-    };
     try {
-      if (snap) this.writeSnapshot(snap, afterSnapshot);
-      else afterSnapshot(null);
+      if (snap) {
+        const sn = snap;
+        this.writeSnapshot(sn, (err) => {
+          if (err) cb(err);
+          else this.flushWal(parts, target, hsChanged, groupCommit, sn, cb);
+        });
+      } else this.flushWal(parts, target, hsChanged, groupCommit, undefined, cb);
+    } catch (e) {
+      cb(this.fail(e));
+    }
+  }
+
+  /** flushGroup's second half, once its snapshot (if any) is durable. A method, not a per-flush closure. */
+  private flushWal(parts: Uint8Array[], target: HardStateFile, hsChanged: boolean, groupCommit: number, snap: SnapshotRecord | undefined, cb: Done): void {
+    try {
+      this.writeWalAndHardState(parts, hsChanged ? target : undefined, (err2) => {
+        if (err2) return cb(err2);
+        this.walCommit = Math.max(this.walCommit, groupCommit);
+        this.durable = { ...target, commit: this.walCommit };
+        if (snap) this.compact(snap.index);
+        cb(null);
+      });
     } catch (e) {
       cb(this.fail(e));
     }
