@@ -66,7 +66,7 @@
  */
 import { crc32 } from 'node:zlib';
 import { BullyNode, NOT_SUPPORTED_REASON, fencingToken, type BullyMember, type BullyOptions, type BullyReady, type BullySoftState, type BullyStatus } from '../../src/bully/index.ts';
-import { FrameOpener, FrameSealer, Sender, type Keyring } from '../../src/wire/auth.ts';
+import type { Keyring } from '../../src/wire/auth.ts';
 import { DEFAULT_MAX_FRAME, newDropCounters, type DropCounters } from '../../src/wire/codec.ts';
 import { MsgType, type Message } from '../../src/wire/messages.ts';
 import { NO_NODE, type NodeId, type Term } from '../../src/types.ts';
@@ -76,6 +76,7 @@ import { ActivationGate, Fencer, type ActivationReason, type FenceCommand, type 
 import { nullLogger, type Logger } from './logger.ts';
 import type { ClientCallback } from './results.ts';
 import type { ActivationEvent } from './node.ts';
+import { WireEndpoint } from './wire-endpoint.ts';
 
 /** HTTP-like status for "this engine cannot do that" (DESIGN §6 lists 503/504 for the uncertain cases; this one is definite). */
 export const ENGINE_UNSUPPORTED = 501;
@@ -243,13 +244,11 @@ export class BullyRuntime {
   private readonly maxFrame: number;
   private stateValue: BullyRuntimeState = 'new';
   private node: BullyNode | undefined;
-  private sealer: FrameSealer | undefined;
-  private opener: FrameOpener | undefined;
+  private wire: WireEndpoint | undefined;
   private boot = 0;
   private durable: BullyPersisted = { epoch: 0, held: 0, boot: 0 };
   private cancelTick: Cancel | undefined;
   private busy = false;
-  private holding: Array<{ to: NodeId; frame: Uint8Array }> | undefined;
   private unsupported = 0;
   private stateWrites = 0;
   /** What the state file should hold: every requested change, merged (hard state only grows). */
@@ -337,8 +336,8 @@ export class BullyRuntime {
       commitIndex: 0,
       appliedIndex: 0,
       bootId: this.boot & 0xffff,
-      framesAccepted: this.opener?.accepted ?? 0,
-      drops: this.opener ? { ...this.opener.drops } : newDropCounters(),
+      framesAccepted: this.wire?.accepted ?? 0,
+      drops: this.wire ? this.wire.drops() : newDropCounters(),
       unsupported: this.unsupported,
       stateWrites: this.stateWrites,
       engineStatus: s,
@@ -431,12 +430,23 @@ export class BullyRuntime {
       options: this.opts.bully ?? {},
       rng: this.opts.rng,
     });
-    this.sealer = new FrameSealer({ cluster: this.opts.cluster, keyring: this.opts.keyring, sender: new Sender(this.boot & 0xffff), maxFrame: this.maxFrame });
-    this.opener = new FrameOpener({ cluster: this.opts.cluster, keyring: this.opts.keyring, self: this.id, maxFrame: this.maxFrame });
-    for (const link of this.opts.links) {
-      link.onFrame((f) => this.onFrame(f));
-      link.onEvent((ev) => this.onLinkEvent(link, ev));
-    }
+    this.wire = new WireEndpoint({
+      id: this.id,
+      cluster: this.opts.cluster,
+      keyring: this.opts.keyring,
+      maxFrame: this.maxFrame,
+      links: this.opts.links,
+      bootId: this.boot & 0xffff,
+      log: this.log,
+      running: () => this.stateValue === 'running',
+      fatal: (err) => this.fatal(err),
+      persistNextBoot: (_bootId, done) => {
+        // The boot counter lives in the state file (its low 16 bits are the wire bootId).
+        this.boot = (this.boot + 1) >>> 0;
+        this.requestWrite({ boot: this.boot }, done);
+      },
+    });
+    this.wire.listen((m) => this.onMessage(m), (link, ev) => this.onLinkEvent(link, ev));
     this.acted = { role: 'follower', leader: NO_NODE, term: st.epoch };
     this.setupFencing();
     this.stateValue = 'running';
@@ -579,46 +589,11 @@ export class BullyRuntime {
   // Wire
 
   private send(m: Message): void {
-    let sealed;
-    try {
-      sealed = this.sealer!.seal(m);
-    } catch (e) {
-      this.log('error', 'cannot seal message', { node: this.id, type: MsgType[m.type], to: m.to, error: (e as Error).message });
-      return;
-    }
-    if (sealed.persistBootId) {
-      // seq wrapped: the new bootId must be durable before a frame stamped with it leaves.
-      this.boot = (this.boot + 1) >>> 0;
-      this.holding ??= [];
-      this.requestWrite({ boot: this.boot }, (err) => {
-        if (this.stateValue !== 'running') return;
-        if (err) return this.fatal(err);
-        const held = this.holding ?? [];
-        this.holding = undefined;
-        for (const h of held) this.transmit(h.to, h.frame);
-      });
-    }
-    if (this.holding) this.holding.push({ to: m.to, frame: sealed.frame });
-    else this.transmit(m.to, sealed.frame);
+    this.wire!.send(m);
   }
 
-  private transmit(to: NodeId, frame: Uint8Array): void {
-    for (const link of this.opts.links) {
-      const peer = (link as { peer?: unknown }).peer;
-      if (typeof peer === 'number' && peer !== to) continue;
-      if (frame.length > link.maxFrame) continue;
-      link.send(to, frame);
-    }
-  }
-
-  private onFrame(frame: Uint8Array): void {
-    if (this.stateValue !== 'running') return;
-    const r = this.opener!.open(frame);
-    if (!r.ok) {
-      if (r.reason !== 'replay') this.log('debug', 'frame dropped', { node: this.id, reason: r.reason, detail: r.detail });
-      return;
-    }
-    const m = r.msg;
+  /** An authenticated message (daemon/runtime/wire-endpoint.ts opened it). */
+  private onMessage(m: Message): void {
     if (!BULLY_TYPES.has(m.type)) {
       // A Raft node (or its forwarded client request) on our cluster id: the configs disagree.
       if (this.unsupported++ === 0) this.log('warn', 'frame of another engine (is every node configured with engine: bully?)', { node: this.id, type: MsgType[m.type], from: m.from });
@@ -631,7 +606,6 @@ export class BullyRuntime {
   }
 
   private onLinkEvent(link: Link, ev: LinkEvent): void {
-    if (this.stateValue !== 'running') return;
     if (ev.kind === 'peer-gone') {
       const leader = this.node!.status().leader;
       this.log('info', 'peer gone', { node: this.id, link: link.name, peer: ev.peer, leader });
@@ -640,7 +614,7 @@ export class BullyRuntime {
         this.pump();
       }
     } else {
-      this.log('info', `link ${ev.kind}`, { node: this.id, link: link.name, ...(ev.kind === 'down' ? { reason: ev.reason } : {}) });
+      WireEndpoint.logLinkEvent(this.log, this.id, link, ev);
     }
   }
 

@@ -43,7 +43,7 @@
  */
 import { KvError, KvStateMachine, encodeCommand, decodeCommand, type ApplyResult, type Command } from '../../src/kv/index.ts';
 import { RaftNode, type RaftOptions, type Ready, type MemberConfig, type RaftStatus, type Result } from '../../src/raft/index.ts';
-import { FrameOpener, FrameSealer, Sender, type Keyring } from '../../src/wire/auth.ts';
+import type { Keyring } from '../../src/wire/auth.ts';
 import { DEFAULT_MAX_FRAME, newDropCounters, type DropCounters } from '../../src/wire/codec.ts';
 import { EntryType, MsgType, type ClientReply, type ClientRequest, type Entry, type Message } from '../../src/wire/messages.ts';
 import { NO_NODE, type Index, type NodeId, type Term } from '../../src/types.ts';
@@ -54,6 +54,7 @@ import type { FenceHistoryRecord } from '../../src/kv/index.ts';
 import { ActivationController, resolveActivationOptions, type ActivationOptions, type ActivationView } from './activation.ts';
 import { openDurableLog, type DurableLog, type DurableLogOptions, type PersistBatch, type Recovered, type StorageStats } from '../../hal/storage/index.ts';
 import { decodeReplyBody, encodeReplyBody } from './forward.ts';
+import { WireEndpoint } from './wire-endpoint.ts';
 import { nullLogger, type Logger } from './logger.ts';
 import { Status, unavailable, unknownOutcome, type ClientCallback, type ClientResult } from './results.ts';
 
@@ -247,13 +248,11 @@ export class NodeRuntime {
   private raft: RaftNode | undefined;
   private kv = new KvStateMachine();
   private dlog: DurableLog | undefined;
-  private sealer: FrameSealer | undefined;
-  private opener: FrameOpener | undefined;
+  private wire: WireEndpoint | undefined;
   private wireBoot = 0;
   private bootCounter = 0;
   private cancelTick: Cancel | undefined;
   private busy = false;
-  private holding: Array<{ to: NodeId; frame: Uint8Array }> | undefined;
   private unsupported = 0;
   private ids = 0;
   private lockClockOffset = 0;
@@ -329,8 +328,8 @@ export class NodeRuntime {
       snapshotIndex: s?.snapshotIndex ?? 0,
       isWitness: s?.isWitness ?? false,
       bootId: this.wireBoot,
-      framesAccepted: this.opener?.accepted ?? 0,
-      drops: this.opener ? { ...this.opener.drops } : newDropCounters(),
+      framesAccepted: this.wire?.accepted ?? 0,
+      drops: this.wire ? this.wire.drops() : newDropCounters(),
       unsupported: this.unsupported,
       pending: { writes: this.pendingWrites.size, reads: this.pendingReads.size, forwarded: this.forwarded.size },
       storage: this.dlog?.stats(),
@@ -418,12 +417,24 @@ export class NodeRuntime {
     });
     this.kv = new KvStateMachine();
     if (snap) this.restoreStateMachine(snap.index, snap.data);
-    this.sealer = new FrameSealer({ cluster: this.opts.cluster, keyring: this.opts.keyring, sender: new Sender(this.wireBoot), maxFrame: this.maxFrame });
-    this.opener = new FrameOpener({ cluster: this.opts.cluster, keyring: this.opts.keyring, self: this.id, maxFrame: this.maxFrame });
-    for (const link of this.opts.links) {
-      link.onFrame((f) => this.onFrame(f));
-      link.onEvent((ev) => this.onLinkEvent(link, ev));
-    }
+    this.wire = new WireEndpoint({
+      id: this.id,
+      cluster: this.opts.cluster,
+      keyring: this.opts.keyring,
+      maxFrame: this.maxFrame,
+      links: this.opts.links,
+      bootId: this.wireBoot,
+      log: this.log,
+      running: () => this.stateValue === 'running',
+      fatal: (err) => this.fatal(err),
+      persistNextBoot: (bootId, done) => {
+        // The boot counter lives in the durable log's metadata (see boot()).
+        this.bootCounter++;
+        this.wireBoot = bootId;
+        this.dlog!.persist({ meta: encodeMetaBoot(this.bootCounter) }, done);
+      },
+    });
+    this.wire.listen((m) => this.onMessage(m), (link, ev) => this.onLinkEvent(link, ev));
     this.setupFencing();
     this.stateValue = 'running';
     const s = this.raft.status();
@@ -914,49 +925,11 @@ export class NodeRuntime {
 
   private send(m: Message): void {
     if (this.act && m.type === MsgType.Heartbeat && m.ctx !== 0 && m.term === this.leaderTerm) this.act.lease.roundSent(m.ctx, this.opts.clock.monotonicMs());
-    let sealed;
-    try {
-      sealed = this.sealer!.seal(m);
-    } catch (e) {
-      this.log('error', 'cannot seal message', { node: this.id, type: MsgType[m.type], to: m.to, error: (e as Error).message });
-      return;
-    }
-    if (sealed.persistBootId) {
-      // seq wrapped: the new bootId must be durable before any frame stamped with it leaves.
-      this.bootCounter++;
-      this.wireBoot = sealed.env.bootId;
-      this.holding ??= [];
-      const meta = encodeMetaBoot(this.bootCounter);
-      this.dlog!.persist({ meta }, (err) => {
-        if (this.stateValue !== 'running') return;
-        if (err) return this.fatal(err);
-        const held = this.holding ?? [];
-        this.holding = undefined;
-        for (const h of held) this.transmit(h.to, h.frame);
-      });
-    }
-    if (this.holding) this.holding.push({ to: m.to, frame: sealed.frame });
-    else this.transmit(m.to, sealed.frame);
+    this.wire!.send(m);
   }
 
-  private transmit(to: NodeId, frame: Uint8Array): void {
-    for (const link of this.opts.links) {
-      // A point-to-point link (serial wire) reaches only its peer.
-      const peer = (link as { peer?: unknown }).peer;
-      if (typeof peer === 'number' && peer !== to) continue;
-      if (frame.length > link.maxFrame) continue;
-      link.send(to, frame);
-    }
-  }
-
-  private onFrame(frame: Uint8Array): void {
-    if (this.stateValue !== 'running') return;
-    const r = this.opener!.open(frame);
-    if (!r.ok) {
-      if (r.reason !== 'replay') this.log('debug', 'frame dropped', { node: this.id, reason: r.reason, detail: r.detail });
-      return;
-    }
-    const m = r.msg;
+  /** An authenticated message (daemon/runtime/wire-endpoint.ts opened it). */
+  private onMessage(m: Message): void {
     if (RAFT_TYPES.has(m.type)) {
       if ((m.type === MsgType.PreVote || m.type === MsgType.Vote) && m.term > this.raft!.status().term) this.campaignSeenAt = this.opts.clock.monotonicMs();
       if (this.act && this.leaderTerm !== 0 && m.term === this.leaderTerm && this.raft!.isLeader) {
@@ -983,7 +956,6 @@ export class NodeRuntime {
   }
 
   private onLinkEvent(link: Link, ev: LinkEvent): void {
-    if (this.stateValue !== 'running') return;
     if (ev.kind === 'peer-gone') {
       const raft = this.raft!;
       const st = raft.status();
@@ -1036,7 +1008,7 @@ export class NodeRuntime {
       }
       this.pump();
     } else {
-      this.log('info', `link ${ev.kind}`, { node: this.id, link: link.name, ...(ev.kind === 'down' ? { reason: ev.reason } : {}) });
+      WireEndpoint.logLinkEvent(this.log, this.id, link, ev);
     }
   }
 

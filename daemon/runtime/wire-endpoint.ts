@@ -1,0 +1,138 @@
+/**
+ * The wire endpoint of a node runtime: where a frame is sealed and put on the links,
+ * and where an incoming frame is opened (authenticated, replay-checked) before the
+ * runtime sees its message. Shared by the Raft runtime (node.ts) and the bully
+ * runtime (bully-node.ts), which differ only in where they keep the boot counter.
+ *
+ * Sending: every message is sealed once and the same frame goes out on every link
+ * (multi-link redundancy; the receiver's replay window drops the copies), except a
+ * point-to-point link (a serial wire, `link.peer`) that does not reach the
+ * destination, or a link whose maxFrame is smaller than the frame.
+ *
+ * bootId persistence: when the sealer's sequence number wraps it moves the stamp's
+ * bootId forward (src/wire/auth.ts `persistBootId`). That new bootId must be durable
+ * before any frame stamped with it leaves, or a restart could reuse a (bootId, seq)
+ * that receivers already accepted. The endpoint asks the runtime to persist it
+ * (`persistNextBoot`) and holds every frame sealed meanwhile until that write is
+ * durable; a failed write is fatal for the node.
+ *
+ * Receiving: frames that fail to open are counted by reason (the opener's drop
+ * counters, for status) and logged at debug level, except replays, which are routine
+ * (every frame arrives once per link).
+ */
+import { FrameOpener, FrameSealer, Sender, type Keyring } from '../../src/wire/auth.ts';
+import { MsgType, type Message } from '../../src/wire/messages.ts';
+import type { DropCounters } from '../../src/wire/codec.ts';
+import type { NodeId } from '../../src/types.ts';
+import type { Done, Link, LinkEvent } from '../../hal/interfaces.ts';
+import type { Logger } from './logger.ts';
+
+export interface WireEndpointOptions {
+  /** This node (the opener drops frames addressed to others). */
+  id: NodeId;
+  /** Cluster id on the wire (0..65535). */
+  cluster: number;
+  keyring: Keyring;
+  /** Largest frame sealed or accepted: the smallest link's maxFrame, at most DEFAULT_MAX_FRAME. */
+  maxFrame: number;
+  links: Link[];
+  /** This boot's 16-bit wire bootId (durable before the endpoint is built). */
+  bootId: number;
+  log: Logger;
+  /** Whether the runtime still runs: a persist that completes after a stop is ignored. */
+  running: () => boolean;
+  /** A persist of the next bootId failed: the node stops (the supervisor restarts it). */
+  fatal: (err: Error) => void;
+  /**
+   * The sealer's seq wrapped and moved the wire bootId to `bootId`: make the runtime's
+   * boot counter durable and call `done` when it is (frames wait until then).
+   */
+  persistNextBoot: (bootId: number, done: Done) => void;
+}
+
+export class WireEndpoint {
+  private readonly o: WireEndpointOptions;
+  private readonly sealer: FrameSealer;
+  private readonly opener: FrameOpener;
+  /** Frames sealed while a bootId write is in flight (undefined when none is). */
+  private holding: Array<{ to: NodeId; frame: Uint8Array }> | undefined;
+
+  constructor(o: WireEndpointOptions) {
+    this.o = o;
+    this.sealer = new FrameSealer({ cluster: o.cluster, keyring: o.keyring, sender: new Sender(o.bootId), maxFrame: o.maxFrame });
+    this.opener = new FrameOpener({ cluster: o.cluster, keyring: o.keyring, self: o.id, maxFrame: o.maxFrame });
+  }
+
+  /** Frames accepted since boot. */
+  get accepted(): number {
+    return this.opener.accepted;
+  }
+
+  /** A copy of the drop counters (by reason). */
+  drops(): DropCounters {
+    return { ...this.opener.drops };
+  }
+
+  /**
+   * Listens on every link: each authenticated message goes to `onMessage`, each link
+   * event to `onEvent` with its link. Nothing is delivered while the runtime is not running.
+   */
+  listen(onMessage: (m: Message) => void, onEvent: (link: Link, ev: LinkEvent) => void): void {
+    for (const link of this.o.links) {
+      link.onFrame((f) => this.onFrame(f, onMessage));
+      link.onEvent((ev) => {
+        if (this.o.running()) onEvent(link, ev);
+      });
+    }
+  }
+
+  /** Seals `m` once and puts it on every link that reaches `m.to` (held while a new bootId is not durable yet). */
+  send(m: Message): void {
+    const o = this.o;
+    let sealed;
+    try {
+      sealed = this.sealer.seal(m);
+    } catch (e) {
+      o.log('error', 'cannot seal message', { node: o.id, type: MsgType[m.type], to: m.to, error: (e as Error).message });
+      return;
+    }
+    if (sealed.persistBootId) {
+      // seq wrapped: the new bootId must be durable before any frame stamped with it leaves.
+      this.holding ??= [];
+      o.persistNextBoot(sealed.env.bootId, (err) => {
+        if (!o.running()) return;
+        if (err) return o.fatal(err);
+        const held = this.holding ?? [];
+        this.holding = undefined;
+        for (const h of held) this.transmit(h.to, h.frame);
+      });
+    }
+    if (this.holding) this.holding.push({ to: m.to, frame: sealed.frame });
+    else this.transmit(m.to, sealed.frame);
+  }
+
+  private transmit(to: NodeId, frame: Uint8Array): void {
+    for (const link of this.o.links) {
+      // A point-to-point link (serial wire) reaches only its peer.
+      const peer = (link as { peer?: unknown }).peer;
+      if (typeof peer === 'number' && peer !== to) continue;
+      if (frame.length > link.maxFrame) continue;
+      link.send(to, frame);
+    }
+  }
+
+  private onFrame(frame: Uint8Array, onMessage: (m: Message) => void): void {
+    if (!this.o.running()) return;
+    const r = this.opener.open(frame);
+    if (!r.ok) {
+      if (r.reason !== 'replay') this.o.log('debug', 'frame dropped', { node: this.o.id, reason: r.reason, detail: r.detail });
+      return;
+    }
+    onMessage(r.msg);
+  }
+
+  /** Logs a link event other than peer-gone (up, down with its reason). */
+  static logLinkEvent(log: Logger, id: NodeId, link: Link, ev: LinkEvent): void {
+    log('info', `link ${ev.kind}`, { node: id, link: link.name, ...(ev.kind === 'down' ? { reason: ev.reason } : {}) });
+  }
+}
