@@ -137,6 +137,23 @@ export class Flash {
     }
     this.minUs = Math.round(lo * 1000);
     this.maxUs = Math.round(hi * 1000);
+    this.tagWrite = `flash ${label} write`;
+    this.tagAppend = `flash ${label} append`;
+  }
+
+  // Trace tags, built once (per-write and per-fsync lines use SimContext.logFields).
+  private readonly tagWrite: string;
+  private readonly tagAppend: string;
+  private readonly syncedTags = new Map<string, string>();
+  private syncedTag(name: string): string {
+    let t = this.syncedTags.get(name);
+    if (t === undefined) {
+      // Bounded: file names come and go (WAL segments); the cache only saves string building.
+      if (this.syncedTags.size >= 64) this.syncedTags.clear();
+      t = `flash ${this.label} synced ${name}`;
+      this.syncedTags.set(name, t);
+    }
+    return t;
   }
 
   // ---- volatile view -------------------------------------------------------------
@@ -223,7 +240,7 @@ export class Flash {
     ino.opsSinceSync++;
     this.stats.bytesWritten += length;
     this.lastWrite = { inode: ino, kind, start, length, version: ino.version };
-    this.ctx.log(`flash ${this.label} ${kind} ${ino.ino} ${start}+${length}`);
+    this.ctx.logFields(kind === 'write' ? this.tagWrite : this.tagAppend, fmtRange, ino.ino, start, length);
   }
 
   // ---- durability ----------------------------------------------------------------
@@ -294,7 +311,7 @@ export class Flash {
     if (this.lastWrite !== null && this.lastWrite.inode === ino && (ino.opsSinceSync === 0 || this.lastWrite.version <= job.version)) {
       this.lastWrite = null;
     }
-    this.ctx.log(`flash ${this.label} synced ${job.name} ${ino.durLen}`);
+    this.ctx.logFields(this.syncedTag(job.name), fmtOne, ino.durLen);
     job.done(null);
   }
 
@@ -446,4 +463,14 @@ class FlashStorage implements Storage {
       if (proc.alive) done(err);
     });
   }
+}
+
+// Per-write / per-fsync trace lines, recorded as numbers (SimContext.logFields) and formatted only for trace.last().
+/** `<tag> <ino> <start>+<length>` */
+function fmtRange(tag: string, ino: number, start: number, length: number): string {
+  return `${tag} ${ino} ${start}+${length}`;
+}
+/** `<tag> <n>` */
+function fmtOne(tag: string, n: number): string {
+  return `${tag} ${n}`;
 }

@@ -300,7 +300,7 @@ export class Broker {
       const d: Delivery = { broker: this, from: from.node, to: target, connId: target.connId, epoch: this.epoch, frame: k === 0 ? data : data.slice(), id };
       this.ctx.sched.after(delay, deliver, d);
     }
-    this.ctx.log(`mqtt s ${id} ${from.node}>${to} ${frame.length}${copies === 2 ? ' dup' : ''}`);
+    this.ctx.logFields('mqtt s', fmtSend, id, from.node, to, frame.length, copies === 2 ? 1 : 0);
   }
 
   /** @internal */
@@ -317,7 +317,7 @@ export class Broker {
       return;
     }
     this.stats.delivered++;
-    this.ctx.log(`mqtt d ${d.id} ${d.from}>${to.node}`);
+    this.ctx.logFields('mqtt d', fmtDeliver, d.id, d.from, to.node);
     to.deliverFrame(d.frame);
   }
 
@@ -564,4 +564,14 @@ export class MqttLink implements Link {
   eventIn(ev: LinkEvent): void {
     if (this.proc.alive && !this.closed) this.eventHandler?.(ev);
   }
+}
+
+// Per-frame trace lines, recorded as numbers (SimContext.logFields) and formatted only for trace.last().
+/** `mqtt s <id> <from>> <to> <bytes>[ dup]` */
+function fmtSend(tag: string, id: number, from: number, to: number, bytes: number, dup: number): string {
+  return `${tag} ${id} ${from}>${to} ${bytes}${dup ? ' dup' : ''}`;
+}
+/** `mqtt d <id> <from>><to>` */
+function fmtDeliver(tag: string, id: number, from: number, to: number): string {
+  return `${tag} ${id} ${from}>${to}`;
 }

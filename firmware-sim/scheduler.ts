@@ -17,6 +17,9 @@
  */
 import { createHash } from 'node:crypto';
 
+/** Formats a structured trace line (`Trace.addFields`) for `last()`; never called on the hot path. */
+export type TraceFormat = (tag: string, a: number, b: number, c: number, d: number, e: number) => string;
+
 /** A scheduled callback. `cancel()` is idempotent and harmless after the event fired. */
 export class SimEvent {
   /** @internal */ fn: ((arg: any) => void) | null;
@@ -92,6 +95,9 @@ export class Trace {
   private symbols = 0;
   private readonly ringLines: string[] = [];
   private readonly ringTimes: number[] = [];
+  /** For structured lines (`addFields`): the formatter and its numbers; null for plain lines. */
+  private readonly ringFmt: Array<TraceFormat | null> = [];
+  private readonly ringNums: number[] = [];
   private ringPos = 0;
   private readonly keepLast: number;
   /** Number of lines recorded so far. */
@@ -122,6 +128,74 @@ export class Trace {
     this.record(tUs, line);
   }
 
+  /**
+   * Records the line `fmt(tag, a, b, c, d, e)` stamped with `tUs`, without building it:
+   * the digest takes the tag's characters and the five numbers (integers; 0 for unused
+   * ones), and the text is made only if `last()` asks for it. For per-frame and
+   * per-write lines, whose string building and character hashing showed in the
+   * simulator's profile. `fmt` must be a pure module-level function of its arguments.
+   */
+  addFields(tUs: number, tag: string, fmt: TraceFormat, a: number, b: number, c: number, d: number, e: number): void {
+    this.lines++;
+    let h1 = this.h1;
+    let h2 = this.h2;
+    const lo = tUs % 4294967296;
+    const hi = (tUs - lo) / 4294967296;
+    h1 = Math.imul(h1 ^ lo, 0x01000193);
+    h2 = Math.imul(h2 ^ lo, 0x5bd1e995);
+    h1 = Math.imul(h1 ^ hi, 0x01000193);
+    h2 = Math.imul(h2 ^ hi, 0x5bd1e995);
+    const n = tag.length;
+    for (let i = 0; i < n; i++) {
+      const ch = tag.charCodeAt(i);
+      h1 = Math.imul(h1 ^ ch, 0x01000193);
+      h2 = Math.imul(h2 ^ ch, 0x5bd1e995);
+    }
+    // 0x10001 marks "numbers follow" (characters are ≤ 0xffff); each number as two 32-bit halves.
+    h1 = Math.imul(h1 ^ 0x10001, 0x01000193);
+    h2 = Math.imul(h2 ^ 0x10001, 0x5bd1e995);
+    for (let k = 0; k < 5; k++) {
+      const v = k === 0 ? a : k === 1 ? b : k === 2 ? c : k === 3 ? d : e;
+      const vlo = v % 4294967296;
+      const vhi = (v - vlo) / 4294967296;
+      h1 = Math.imul(h1 ^ vlo, 0x01000193);
+      h2 = Math.imul(h2 ^ vlo, 0x5bd1e995);
+      h1 = Math.imul(h1 ^ vhi, 0x01000193);
+      h2 = Math.imul(h2 ^ vhi, 0x5bd1e995);
+    }
+    h1 = Math.imul(h1 ^ 0x10000, 0x01000193);
+    h2 = Math.imul(h2 ^ 0x10000, 0x5bd1e995);
+    this.symbols += 2 + n + 1 + 10 + 1;
+    this.h1 = h1;
+    this.h2 = h2;
+    if (this.keepLast > 0) {
+      const pos = this.ringSlot(tag, tUs);
+      this.ringFmt[pos] = fmt;
+      const o = pos * 5;
+      const nums = this.ringNums;
+      nums[o] = a;
+      nums[o + 1] = b;
+      nums[o + 2] = c;
+      nums[o + 3] = d;
+      nums[o + 4] = e;
+    }
+  }
+
+  /** Stores (line, time) in the ring; returns the slot used. */
+  private ringSlot(line: string, tUs: number): number {
+    const pos = this.ringPos;
+    if (this.ringLines.length < this.keepLast) {
+      this.ringLines.push(line);
+      this.ringTimes.push(tUs);
+      this.ringFmt.push(null);
+    } else {
+      this.ringLines[pos] = line;
+      this.ringTimes[pos] = tUs;
+    }
+    this.ringPos = (pos + 1) % this.keepLast;
+    return pos;
+  }
+
   private record(tUs: number, line: string): void {
     this.lines++;
     let h1 = this.h1;
@@ -146,16 +220,7 @@ export class Trace {
     this.symbols += n + 1;
     this.h1 = h1;
     this.h2 = h2;
-    if (this.keepLast > 0) {
-      if (this.ringLines.length < this.keepLast) {
-        this.ringLines.push(line);
-        this.ringTimes.push(tUs);
-      } else {
-        this.ringLines[this.ringPos] = line;
-        this.ringTimes[this.ringPos] = tUs;
-      }
-      this.ringPos = (this.ringPos + 1) % this.keepLast;
-    }
+    if (this.keepLast > 0) this.ringFmt[this.ringSlot(line, tUs)] = null;
   }
 
   /** @internal Called by the scheduler for every fired event. */
@@ -180,7 +245,11 @@ export class Trace {
   last(): string[] {
     const fmt = (k: number) => {
       const t = this.ringTimes[k]!;
-      return t >= 0 ? `${t} ${this.ringLines[k]!}` : this.ringLines[k]!;
+      const f = this.ringFmt[k];
+      const o = k * 5;
+      const nm = this.ringNums;
+      const line = f ? f(this.ringLines[k]!, nm[o]!, nm[o + 1]!, nm[o + 2]!, nm[o + 3]!, nm[o + 4]!) : this.ringLines[k]!;
+      return t >= 0 ? `${t} ${line}` : line;
     };
     const out: string[] = [];
     const n = this.ringLines.length;
@@ -422,5 +491,10 @@ export class SimContext {
   /** Records `<now µs> <line>` in the trace. */
   log(line: string): void {
     this.trace.addAt(this.sched.now, line);
+  }
+
+  /** Records the structured line `fmt(tag, a, b, c, d, e)` at the current time without building it (`Trace.addFields`). */
+  logFields(tag: string, fmt: TraceFormat, a: number, b = 0, c = 0, d = 0, e = 0): void {
+    this.trace.addFields(this.sched.now, tag, fmt, a, b, c, d, e);
   }
 }
