@@ -72,11 +72,12 @@ import { MsgType, type Message } from '../../src/wire/messages.ts';
 import { NO_NODE, type NodeId, type Term } from '../../src/types.ts';
 import type { Rng } from '../../src/rng.ts';
 import type { Cancel, Clock, Done, Link, LinkEvent, PowerSense, Relay, Storage } from '../../hal/interfaces.ts';
-import { ActivationGate, Fencer, type ActivationReason, type FenceCommand, type FenceRecord, type FencerConfig } from '../../src/fence/index.ts';
+import { ActivationGate, type ActivationReason, type Fencer, type FenceRecord, type FencerConfig } from '../../src/fence/index.ts';
 import { nullLogger, type Logger } from './logger.ts';
 import type { ClientCallback } from './results.ts';
 import type { ActivationEvent } from './node.ts';
 import { WireEndpoint } from './wire-endpoint.ts';
+import { FencingDriver, badNodeArg, fenceSucceeded } from './fencing-driver.ts';
 
 /** HTTP-like status for "this engine cannot do that" (DESIGN §6 lists 503/504 for the uncertain cases; this one is definite). */
 export const ENGINE_UNSUPPORTED = 501;
@@ -258,14 +259,14 @@ export class BullyRuntime {
   private waiters: Done[] = [];
   private acted: BullySoftState = { role: 'follower', leader: NO_NODE, term: 0 };
   // ---- fencing (see the file comment) ----
-  private fencer: Fencer | undefined;
+  /** STONITH through this board's relays (undefined without fencer targets). */
+  private fenceDriver: FencingDriver | undefined;
   /** Earlier coordinators this process heard of: node → highest token (bounded by the member count). */
   private readonly known = new Map<NodeId, number>();
   /** The current coordinatorship and one gate per suspect (null when not coordinator). */
   private lead: { epoch: Term; token: number; gates: Map<NodeId, ActivationGate>; suspectTokens: Map<NodeId, number> } | null = null;
   private activeValue = false;
   private readonly activationListeners: Array<(ev: ActivationEvent) => void> = [];
-  private fenceTimer: Cancel | undefined;
   /** (leader, epoch) last acknowledged with a step-down Election. */
   private ackedLead = '';
 
@@ -460,7 +461,7 @@ export class BullyRuntime {
     if (this.stateValue === 'stopped') return;
     this.stateValue = 'stopped';
     this.cancelTick?.();
-    this.fenceTimer?.();
+    this.fenceDriver?.cancelTimer();
     this.setActive(false);
     for (const l of this.opts.links) l.close();
   }
@@ -470,7 +471,7 @@ export class BullyRuntime {
     this.log('error', 'fatal: node stops', { node: this.id, error: err.message, kind: err.name });
     this.stateValue = 'stopped';
     this.cancelTick?.();
-    this.fenceTimer?.();
+    this.fenceDriver?.cancelTimer();
     this.setActive(false);
     this.opts.onFatal?.(err);
   }
@@ -628,33 +629,25 @@ export class BullyRuntime {
     const targets = f.fencer?.targets ?? [];
     if (!Array.isArray(targets)) throw new TypeError('BullyRuntime: fencing.fencer.targets must be an array');
     if (targets.length === 0) return; // tokens only
-    const names = new Set([...(f.relays ?? []).map((r) => r.name), ...(f.powerSense ?? []).map((p) => p.name)]);
-    for (const t of targets) {
-      for (const lv of t.levels ?? []) {
-        for (const d of lv ?? []) {
-          const devs = d.kind === 'watchdog-wait' ? [d.sense] : [d.relay, d.sense];
-          for (const n of devs) if (n !== undefined && !names.has(n)) throw new RangeError(`BullyRuntime: fencer target ${t.target} names device "${n}", which this board does not have (relays and power-sense inputs: ${[...names].join(', ') || 'none'})`);
-        }
-      }
-    }
-    this.fencer = new Fencer({ ...f.fencer!, self: this.id }, this.opts.rng.fork('fencer'));
-    // GPIO lines keep their level across a process crash: a fence of an earlier
-    // incarnation may have left a 'reboot' target switched off with nobody left to
-    // power it on. A fresh process has no fence running: close those relays.
-    for (const t of targets) {
-      if ((t.action ?? 'reboot') !== 'reboot') continue;
-      for (const lv of t.levels) {
-        for (const d of lv) {
-          if (d.kind === 'watchdog-wait') continue;
-          const relay = f.relays!.find((r) => r.name === d.relay)!;
-          relay.read((err, on) => {
-            if (err || on !== false || this.stateValue === 'stopped') return;
-            this.log('warn', `relay ${relay.name} was left off by an earlier incarnation: powering n${t.target} back on`, { node: this.id });
-            relay.set(true, () => {});
-          });
-        }
-      }
-    }
+    this.fenceDriver = new FencingDriver({
+      who: 'BullyRuntime',
+      id: this.id,
+      devices: f,
+      rng: this.opts.rng,
+      clock: this.opts.clock,
+      log: this.log,
+      running: () => this.stateValue === 'running',
+      stopped: () => this.stateValue === 'stopped',
+      resultFed: () => this.updateActive(),
+      wake: () => this.updateActive(),
+      record: (r, now) => this.fenceRecordChanged(r, now),
+      pollMs: this.tickMs,
+    });
+  }
+
+  /** The Fencer (undefined without fencer targets). */
+  private get fencer(): Fencer | undefined {
+    return this.fenceDriver?.fencer;
   }
 
   /** Remembers a coordinatorship this process heard of (node → highest token). */
@@ -796,58 +789,20 @@ export class BullyRuntime {
         this.log('warn', 'fencing', { node: this.id, target, epoch: l.epoch, delayMs: f.current(target)?.delayMs ?? 0 });
       }
     }
-    f.tick(now);
-    const out = f.take();
-    for (const c of out.commands) this.fenceCommand(c);
-    for (const r of out.records) this.fenceRecordChanged(r, now);
-    const next = f.nextDeadline();
-    this.fenceTimer?.();
-    this.fenceTimer = undefined;
-    if (next !== null && this.stateValue === 'running') {
-      this.fenceTimer = this.opts.clock.setTimer(Math.max(0, next - now), () => {
-        this.fenceTimer = undefined;
-        this.updateActive();
-      });
-    }
-  }
-
-  private fenceCommand(c: FenceCommand): void {
-    const f = this.opts.fencing!;
-    const back = (r: { ok: true; value?: boolean } | { ok: false; error: string }) => {
-      if (this.stateValue !== 'running' || !this.fencer) return;
-      this.fencer.result(c.id, this.opts.clock.monotonicMs(), r);
-      this.updateActive();
-    };
-    try {
-      if (c.op === 'sense-read') {
-        const ps = (f.powerSense ?? []).find((p) => p.name === c.device);
-        if (!ps) return back({ ok: false, error: `no power-sense input named ${c.device}` });
-        ps.read((err, v) => back(err ? { ok: false, error: err.message } : { ok: true, value: v === true }));
-        return;
-      }
-      const relay = (f.relays ?? []).find((r) => r.name === c.device);
-      if (!relay) return back({ ok: false, error: `no relay named ${c.device}` });
-      if (c.op === 'relay-read') relay.read((err, v) => back(err ? { ok: false, error: err.message } : { ok: true, value: v === true }));
-      else {
-        this.log('warn', `fence: relay ${c.device} ${c.on ? 'on' : 'off'}`, { node: this.id, target: c.target });
-        relay.set(c.on, (err) => back(err ? { ok: false, error: err.message } : { ok: true }));
-      }
-    } catch (e) {
-      back({ ok: false, error: (e as Error).message });
-    }
+    this.fenceDriver!.step(now);
   }
 
   private fenceRecordChanged(r: FenceRecord, now: number): void {
     if (r.outcome === 'pending') return;
-    const ok = r.outcome === 'off' || r.outcome === 'already-off' || r.outcome === 'confirmed';
+    const ok = fenceSucceeded(r);
     if (r.poweredOnAtMs === null && r.powerOnError === null) {
       if (r.outcome !== 'confirmed') this.lead?.gates.get(r.target)?.fenceResult(r.target, ok, now, r.attempts.at(-1)?.error ?? r.outcome);
       // A board switched off runs a fresh process when it comes back: it does not act.
       if (ok && r.outcome !== 'confirmed') this.known.delete(r.target);
       this.opts.observer?.fenced?.(this, r);
-      this.log(ok ? 'warn' : 'error', `fence of n${r.target}: ${r.outcome}`, { node: this.id, target: r.target, level: r.level ?? -1, attempts: r.attempts.length, error: r.attempts.at(-1)?.error ?? '' });
+      this.fenceDriver!.logFinished(r, ok);
     } else {
-      this.log('info', `fence of n${r.target}: ${r.poweredOnAtMs !== null ? 'powered back on' : `power-on: ${r.powerOnError}`}`, { node: this.id, target: r.target });
+      this.fenceDriver!.logPowerOn(r);
     }
   }
 
@@ -858,12 +813,7 @@ export class BullyRuntime {
    * still within a step, so only `quorumd dev` showed it).
    */
   private cancelDelayedFences(why: string, now = this.opts.clock.monotonicMs()): void {
-    const f = this.fencer;
-    if (!f) return;
-    for (const rec of f.history()) {
-      // Only fences still in their delay: one that switched a relay runs to its end (and powers the target back on).
-      if (rec.outcome === 'pending' && rec.startedAtMs === null && f.busy(rec.target)) f.cancel(rec.target, now, why);
-    }
+    this.fenceDriver?.cancelDelayed(now, why);
   }
 
   /**
@@ -871,7 +821,8 @@ export class BullyRuntime {
    * Pacemaker's stonith_admin --confirm): it is no longer a suspect, now or later.
    */
   confirmFenced(node: NodeId): { ok: boolean; error?: string } {
-    if (typeof node !== 'number' || !Number.isInteger(node) || node < 1 || node > 254) return { ok: false, error: `node: expected a node id 1..254, got ${String(node)}` };
+    const bad = badNodeArg(node);
+    if (bad) return { ok: false, error: bad };
     if (this.stateValue !== 'running') return { ok: false, error: `node ${this.id} is not running` };
     if (this.fencingMode !== 'stonith') return { ok: false, error: `node ${this.id} has no activation gate (fencing.fencer.targets is empty): nothing to confirm` };
     const now = this.opts.clock.monotonicMs();
@@ -889,21 +840,15 @@ export class BullyRuntime {
    */
   fence(node: NodeId, cb: (r: { ok: boolean; record?: FenceRecord; error?: string }) => void): void {
     if (typeof cb !== 'function') throw new TypeError('BullyRuntime.fence: cb must be a function');
-    if (typeof node !== 'number' || !Number.isInteger(node) || node < 1 || node > 254) return cb({ ok: false, error: `node: expected a node id 1..254, got ${String(node)}` });
+    const bad = badNodeArg(node);
+    if (bad) return cb({ ok: false, error: bad });
     if (this.stateValue !== 'running') return cb({ ok: false, error: `node ${this.id} is not running` });
     if (!this.fencer || !this.fencer.canFence(node)) return cb({ ok: false, error: `node ${this.id} has no fence device for n${node} (fencing.fencer.targets)` });
     const now = this.opts.clock.monotonicMs();
     const id = this.fencer.fence(node, now, { reason: 'operator request', term: this.acted.term });
     this.lead?.gates.get(node)?.fenceStarted(node, now);
-    const poll = (n: number) => {
-      if (this.stateValue !== 'running' || !this.fencer) return cb({ ok: false, error: 'node stopped' });
-      const rec = this.fencer.history().find((r) => r.id === id);
-      if (rec && rec.outcome !== 'pending') return cb({ ok: rec.outcome === 'off' || rec.outcome === 'already-off', record: rec, ...(rec.outcome === 'failed' ? { error: rec.attempts.at(-1)?.error ?? 'failed' } : {}) });
-      if (n > 100_000) return cb({ ok: false, error: 'fence did not finish' });
-      this.opts.clock.setTimer(this.tickMs, () => poll(n + 1));
-    };
     this.runFencer(now);
-    poll(0);
+    this.fenceDriver!.waitFor(id, cb);
   }
 
   // ---------------------------------------------------------------------------

@@ -49,12 +49,13 @@ import { EntryType, MsgType, type ClientReply, type ClientRequest, type Entry, t
 import { NO_NODE, type Index, type NodeId, type Term } from '../../src/types.ts';
 import type { Rng } from '../../src/rng.ts';
 import type { Cancel, Clock, Link, LinkEvent, PowerSense, Relay, Storage, Watchdog } from '../../hal/interfaces.ts';
-import { Fencer, type FenceCommand, type FenceRecord, type FencerConfig } from '../../src/fence/index.ts';
+import type { Fencer, FenceRecord, FencerConfig } from '../../src/fence/index.ts';
 import type { FenceHistoryRecord } from '../../src/kv/index.ts';
 import { ActivationController, resolveActivationOptions, type ActivationOptions, type ActivationView } from './activation.ts';
 import { openDurableLog, type DurableLog, type DurableLogOptions, type PersistBatch, type Recovered, type StorageStats } from '../../hal/storage/index.ts';
 import { decodeReplyBody, encodeReplyBody } from './forward.ts';
 import { WireEndpoint } from './wire-endpoint.ts';
+import { FencingDriver, badNodeArg, fenceSucceeded } from './fencing-driver.ts';
 import { nullLogger, type Logger } from './logger.ts';
 import { Status, unavailable, unknownOutcome, type ClientCallback, type ClientResult } from './results.ts';
 
@@ -259,13 +260,13 @@ export class NodeRuntime {
   private wasLeader = false;
   private readonly jitter: Rng;
   private act: ActivationController | undefined;
-  private fencer: Fencer | undefined;
+  /** STONITH through this board's relays (undefined without fencer targets). */
+  private fenceDriver: FencingDriver | undefined;
   private activeValue = false;
   private leaderTerm: Term = 0;
   private voters: NodeId[] = [];
   private readonly activationListeners: Array<(ev: ActivationEvent) => void> = [];
   private readonly fenceCmds = new Map<number, NodeId>();
-  private fenceTimer: Cancel | undefined;
 
   private readonly pendingWrites = new Map<Index, PendingWrite>();
   private readonly pendingReads = new Map<number, PendingRead>();
@@ -455,36 +456,30 @@ export class NodeRuntime {
     const o = resolveActivationOptions(f.activation, { electionTimeoutMinMs: this.opts.raft?.electionTimeoutMinMs ?? 150, watchdogTimeoutMs: wdMs, stonith });
     this.act = new ActivationController(this.id, o);
     if (stonith) {
-      const names = new Set([...(f.relays ?? []).map((r) => r.name), ...(f.powerSense ?? []).map((p) => p.name)]);
-      for (const t of targets) {
-        for (const lv of t.levels ?? []) {
-          for (const d of lv ?? []) {
-            const devs = d.kind === 'watchdog-wait' ? [d.sense] : [d.relay, d.sense];
-            for (const n of devs) if (n !== undefined && !names.has(n)) throw new RangeError(`NodeRuntime: fencer target ${t.target} names device "${n}", which this board does not have (relays and power-sense inputs: ${[...names].join(', ') || 'none'})`);
-          }
-        }
-      }
-      this.fencer = new Fencer({ ...f.fencer!, self: this.id }, this.opts.rng.fork('fencer'));
-      // GPIO lines keep their level across a process crash: a fence of an earlier
-      // incarnation may have left a 'reboot' target switched off with nobody left to
-      // power it on. A fresh process has no fence running: close those relays.
-      for (const t of targets) {
-        if ((t.action ?? 'reboot') !== 'reboot') continue;
-        for (const lv of t.levels) {
-          for (const d of lv) {
-            if (d.kind === 'watchdog-wait') continue;
-            const relay = f.relays!.find((r) => r.name === d.relay)!;
-            relay.read((err, on) => {
-              if (err || on !== false || this.stateValue === 'stopped') return;
-              this.log('warn', `relay ${relay.name} was left off by an earlier incarnation: powering n${t.target} back on`, { node: this.id });
-              relay.set(true, () => {});
-            });
-          }
-        }
-      }
+      this.fenceDriver = new FencingDriver({
+        who: 'NodeRuntime',
+        id: this.id,
+        devices: f,
+        rng: this.opts.rng,
+        clock: this.opts.clock,
+        log: this.log,
+        running: () => this.stateValue === 'running',
+        stopped: () => this.stateValue === 'stopped',
+        resultFed: (now) => this.updateActive(now),
+        wake: () => {
+          if (this.stateValue === 'running') this.updateActive(this.opts.clock.monotonicMs());
+        },
+        record: (r, now) => this.fenceRecordChanged(r, now),
+        pollMs: this.tickMs,
+      });
     }
     this.voters = this.currentVoters();
     f.watchdog?.feed();
+  }
+
+  /** The Fencer (undefined without fencer targets). */
+  private get fencer(): Fencer | undefined {
+    return this.fenceDriver?.fencer;
   }
 
   private currentVoters(): NodeId[] {
@@ -509,7 +504,7 @@ export class NodeRuntime {
     if (this.stateValue === 'stopped') return;
     this.stateValue = 'stopped';
     this.setActive(false);
-    this.fenceTimer?.();
+    this.fenceDriver?.cancelTimer();
     this.opts.fencing?.watchdog?.disarm();
     this.cancelTick?.();
     this.dlog?.close();
@@ -522,7 +517,7 @@ export class NodeRuntime {
     this.log('error', 'fatal: node stops', { node: this.id, error: err.message, kind: err.name });
     this.stateValue = 'stopped';
     this.setActive(false);
-    this.fenceTimer?.();
+    this.fenceDriver?.cancelTimer();
     this.cancelTick?.();
     this.dlog?.close();
     this.failAll(`node stopped: ${err.message}`);
@@ -672,73 +667,27 @@ export class NodeRuntime {
         this.log('warn', 'fencing', { node: this.id, target, term: this.leaderTerm, delayMs: f.current(target)?.delayMs ?? 0 });
       }
     }
-    f.tick(now);
-    const out = f.take();
-    for (const c of out.commands) this.fenceCommand(c);
-    for (const r of out.records) this.fenceRecordChanged(r, now);
-    // Wake up for the fencer's next deadline (delays, settle, timeouts) between ticks.
-    const next = f.nextDeadline();
-    this.fenceTimer?.();
-    this.fenceTimer = undefined;
-    if (next !== null && this.stateValue === 'running') {
-      this.fenceTimer = this.opts.clock.setTimer(Math.max(0, next - now), () => {
-        this.fenceTimer = undefined;
-        if (this.stateValue === 'running') this.updateActive(this.opts.clock.monotonicMs());
-      });
-    }
-  }
-
-  private fenceCommand(c: FenceCommand): void {
-    const f = this.opts.fencing!;
-    const back = (r: { ok: true; value?: boolean } | { ok: false; error: string }) => {
-      if (this.stateValue !== 'running' || !this.fencer) return;
-      const now = this.opts.clock.monotonicMs();
-      this.fencer.result(c.id, now, r);
-      this.updateActive(now);
-    };
-    try {
-      if (c.op === 'sense-read') {
-        const ps = (f.powerSense ?? []).find((p) => p.name === c.device);
-        if (!ps) return back({ ok: false, error: `no power-sense input named ${c.device}` });
-        ps.read((err, v) => back(err ? { ok: false, error: err.message } : { ok: true, value: v === true }));
-        return;
-      }
-      const relay = (f.relays ?? []).find((r) => r.name === c.device);
-      if (!relay) return back({ ok: false, error: `no relay named ${c.device}` });
-      if (c.op === 'relay-read') relay.read((err, v) => back(err ? { ok: false, error: err.message } : { ok: true, value: v === true }));
-      else {
-        this.log('warn', `fence: relay ${c.device} ${c.on ? 'on' : 'off'}`, { node: this.id, target: c.target });
-        relay.set(c.on, (err) => back(err ? { ok: false, error: err.message } : { ok: true }));
-      }
-    } catch (e) {
-      back({ ok: false, error: (e as Error).message });
-    }
+    this.fenceDriver!.step(now);
   }
 
   private fenceRecordChanged(r: FenceRecord, now: number): void {
     if (r.outcome === 'pending') return;
     const act = this.act!;
-    const ok = r.outcome === 'off' || r.outcome === 'already-off' || r.outcome === 'confirmed';
+    const ok = fenceSucceeded(r);
     if (r.poweredOnAtMs === null && r.powerOnError === null) {
       // The fence itself finished (a later record of the same fence reports the power-on).
       if (r.outcome !== 'confirmed') act.fenceResult(r.target, ok, now, r.attempts.at(-1)?.error ?? r.outcome);
       this.opts.observer?.fenced?.(this, r);
-      this.log(ok ? 'warn' : 'error', `fence of n${r.target}: ${r.outcome}`, { node: this.id, target: r.target, level: r.level ?? -1, attempts: r.attempts.length, error: r.attempts.at(-1)?.error ?? '' });
+      this.fenceDriver!.logFinished(r, ok);
       const cmd: Command = { op: 'fence.record', target: r.target, by: r.by, term: r.term, outcome: r.outcome, level: r.level ?? -1, atMs: Math.floor(r.finishedAtMs ?? now), reason: r.reason.slice(0, 200) };
       if (encodeCommand(cmd) instanceof Uint8Array) this.proposeOrForward(cmd, () => {}, true);
     } else {
-      this.log('info', `fence of n${r.target}: ${r.poweredOnAtMs !== null ? 'powered back on' : `power-on: ${r.powerOnError}`}`, { node: this.id, target: r.target });
+      this.fenceDriver!.logPowerOn(r);
     }
   }
 
   private cancelDelayedFences(why: string): void {
-    const f = this.fencer;
-    if (!f) return;
-    const now = this.opts.clock.monotonicMs();
-    for (const rec of f.history()) {
-      // Only fences still in their delay: one that switched a relay runs to its end (and powers the target back on).
-      if (rec.outcome === 'pending' && rec.startedAtMs === null && f.busy(rec.target)) f.cancel(rec.target, now, why);
-    }
+    this.fenceDriver?.cancelDelayed(this.opts.clock.monotonicMs(), why);
   }
 
   /**
@@ -748,22 +697,15 @@ export class NodeRuntime {
    */
   fence(node: NodeId, cb: (r: { ok: boolean; record?: FenceRecord; error?: string }) => void): void {
     if (typeof cb !== 'function') throw new TypeError('NodeRuntime.fence: cb must be a function');
-    if (typeof node !== 'number' || !Number.isInteger(node) || node < 1 || node > 254) return cb({ ok: false, error: `node: expected a node id 1..254, got ${String(node)}` });
+    const bad = badNodeArg(node);
+    if (bad) return cb({ ok: false, error: bad });
     if (this.stateValue !== 'running') return cb({ ok: false, error: `node ${this.id} is not running` });
     if (!this.fencer || !this.fencer.canFence(node)) return cb({ ok: false, error: `node ${this.id} has no fence device for n${node} (fencing.fencer.targets)` });
     const now = this.opts.clock.monotonicMs();
     const id = this.fencer.fence(node, now, { reason: 'operator request', term: this.raft!.status().term });
     this.act?.fenceStarted(node, now);
-    // Bounded wait: the fencer itself times out every command.
-    const poll = (n: number) => {
-      if (this.stateValue !== 'running' || !this.fencer) return cb({ ok: false, error: 'node stopped' });
-      const rec = this.fencer.history().find((r) => r.id === id);
-      if (rec && rec.outcome !== 'pending') return cb({ ok: rec.outcome === 'off' || rec.outcome === 'already-off', record: rec, ...(rec.outcome === 'failed' ? { error: rec.attempts.at(-1)?.error ?? 'failed' } : {}) });
-      if (n > 100_000) return cb({ ok: false, error: 'fence did not finish' });
-      this.opts.clock.setTimer(this.tickMs, () => poll(n + 1));
-    };
     this.runFencer(now);
-    poll(0);
+    this.fenceDriver!.waitFor(id, cb);
   }
 
   /**
@@ -771,7 +713,8 @@ export class NodeRuntime {
    * Pacemaker's stonith_admin --confirm). Clears it as a suspect and records it.
    */
   confirmFenced(node: NodeId): { ok: boolean; error?: string } {
-    if (typeof node !== 'number' || !Number.isInteger(node) || node < 1 || node > 254) return { ok: false, error: `node: expected a node id 1..254, got ${String(node)}` };
+    const bad = badNodeArg(node);
+    if (bad) return { ok: false, error: bad };
     if (node === this.id) return { ok: false, error: 'a node cannot confirm itself down' };
     if (this.stateValue !== 'running' || !this.act) return { ok: false, error: `node ${this.id} is not running with fencing` };
     const now = this.opts.clock.monotonicMs();

@@ -1,0 +1,188 @@
+/**
+ * The fencing driver of a node runtime: where a relay is switched and a power-sense
+ * input read for STONITH. It owns the board's Fencer (src/fence/fencer.ts: levels,
+ * verify, retries, delays, the command/result protocol) and does the HAL side of it
+ * for both runtimes (node.ts for Raft, bully-node.ts for bully):
+ *   - checks at setup that every device the fencer config names exists on this board;
+ *   - closes relays an earlier incarnation left off (below);
+ *   - executes the Fencer's commands on the HAL relays and power-sense inputs and
+ *     feeds the answers back;
+ *   - wakes the runtime at the Fencer's next deadline between ticks;
+ *   - cancels fences still in their delay; waits (bounded) for an operator's fence.
+ * *When* to fence (the activation gate, who is a suspect) stays in each runtime: the
+ * rules differ (Raft's lease and replicated history, bully's known coordinators).
+ */
+import { Fencer, type FenceCommand, type FenceRecord, type FencerConfig } from '../../src/fence/index.ts';
+import type { NodeId } from '../../src/types.ts';
+import type { Rng } from '../../src/rng.ts';
+import type { Cancel, Clock, PowerSense, Relay } from '../../hal/interfaces.ts';
+import type { Logger } from './logger.ts';
+
+/** The devices and the fencer config a runtime's fencing options carry. */
+export interface FencingDevices {
+  relays?: Relay[];
+  powerSense?: PowerSense[];
+  fencer?: Omit<FencerConfig, 'self'>;
+}
+
+export interface FencingDriverOptions {
+  /** Error message prefix: 'NodeRuntime' or 'BullyRuntime'. */
+  who: string;
+  id: NodeId;
+  /** Must list at least one target (the caller decides what no targets means). */
+  devices: FencingDevices;
+  /** The runtime's rng; the Fencer gets its own fork ('fencer'), taken in the constructor. */
+  rng: Rng;
+  clock: Clock;
+  log: Logger;
+  /** The runtime is running: device answers and wake-ups arriving later are ignored. */
+  running: () => boolean;
+  /** The runtime is stopped (relays left off are then not powered back on). */
+  stopped: () => boolean;
+  /** A device answered and the Fencer took the answer at `now`: re-evaluate activity. */
+  resultFed: (now: number) => void;
+  /** The Fencer's next deadline came (a timer fired): re-evaluate activity. */
+  wake: () => void;
+  /** A record of a fence changed (from `step`). */
+  record: (r: FenceRecord, now: number) => void;
+  /** Poll period of an operator's fence (the runtime's tick). */
+  pollMs: number;
+}
+
+/** '' when `node` is a node id 1..254, else the error for the caller. */
+export function badNodeArg(node: unknown): string {
+  if (typeof node !== 'number' || !Number.isInteger(node) || node < 1 || node > 254) return `node: expected a node id 1..254, got ${String(node)}`;
+  return '';
+}
+
+/** A finished fence that shows the target stopped. */
+export function fenceSucceeded(r: FenceRecord): boolean {
+  return r.outcome === 'off' || r.outcome === 'already-off' || r.outcome === 'confirmed';
+}
+
+export class FencingDriver {
+  readonly fencer: Fencer;
+  private readonly o: FencingDriverOptions;
+  private timer: Cancel | undefined;
+
+  constructor(o: FencingDriverOptions) {
+    this.o = o;
+    const f = o.devices;
+    const targets = f.fencer?.targets ?? [];
+    const names = new Set([...(f.relays ?? []).map((r) => r.name), ...(f.powerSense ?? []).map((p) => p.name)]);
+    for (const t of targets) {
+      for (const lv of t.levels ?? []) {
+        for (const d of lv ?? []) {
+          const devs = d.kind === 'watchdog-wait' ? [d.sense] : [d.relay, d.sense];
+          for (const n of devs) if (n !== undefined && !names.has(n)) throw new RangeError(`${o.who}: fencer target ${t.target} names device "${n}", which this board does not have (relays and power-sense inputs: ${[...names].join(', ') || 'none'})`);
+        }
+      }
+    }
+    this.fencer = new Fencer({ ...f.fencer!, self: o.id }, o.rng.fork('fencer'));
+    // GPIO lines keep their level across a process crash: a fence of an earlier
+    // incarnation may have left a 'reboot' target switched off with nobody left to
+    // power it on. A fresh process has no fence running: close those relays.
+    for (const t of targets) {
+      if ((t.action ?? 'reboot') !== 'reboot') continue;
+      for (const lv of t.levels) {
+        for (const d of lv) {
+          if (d.kind === 'watchdog-wait') continue;
+          const relay = f.relays!.find((r) => r.name === d.relay)!;
+          relay.read((err, on) => {
+            if (err || on !== false || o.stopped()) return;
+            o.log('warn', `relay ${relay.name} was left off by an earlier incarnation: powering n${t.target} back on`, { node: o.id });
+            relay.set(true, () => {});
+          });
+        }
+      }
+    }
+  }
+
+  /**
+   * Ticks the Fencer at `now`, executes its commands, hands on its changed records,
+   * and arms a wake-up for its next deadline (delays, settle, timeouts) between ticks.
+   */
+  step(now: number): void {
+    const f = this.fencer;
+    f.tick(now);
+    const out = f.take();
+    for (const c of out.commands) this.execute(c);
+    for (const r of out.records) this.o.record(r, now);
+    const next = f.nextDeadline();
+    this.cancelTimer();
+    if (next !== null && this.o.running()) {
+      this.timer = this.o.clock.setTimer(Math.max(0, next - now), () => {
+        this.timer = undefined;
+        this.o.wake();
+      });
+    }
+  }
+
+  /** Cancels the pending wake-up (node stopped). */
+  cancelTimer(): void {
+    this.timer?.();
+    this.timer = undefined;
+  }
+
+  /** Cancels the fences still in their delay: one that switched a relay runs to its end (and powers the target back on). */
+  cancelDelayed(now: number, why: string): void {
+    const f = this.fencer;
+    for (const rec of f.history()) {
+      if (rec.outcome === 'pending' && rec.startedAtMs === null && f.busy(rec.target)) f.cancel(rec.target, now, why);
+    }
+  }
+
+  /**
+   * Answers `cb` when the fence `id` (started by an operator) finished: ok for off or
+   * already-off, with the record. Bounded: the Fencer times out every command.
+   */
+  waitFor(id: number, cb: (r: { ok: boolean; record?: FenceRecord; error?: string }) => void): void {
+    const poll = (n: number) => {
+      if (!this.o.running()) return cb({ ok: false, error: 'node stopped' });
+      const rec = this.fencer.history().find((r) => r.id === id);
+      if (rec && rec.outcome !== 'pending') return cb({ ok: rec.outcome === 'off' || rec.outcome === 'already-off', record: rec, ...(rec.outcome === 'failed' ? { error: rec.attempts.at(-1)?.error ?? 'failed' } : {}) });
+      if (n > 100_000) return cb({ ok: false, error: 'fence did not finish' });
+      this.o.clock.setTimer(this.o.pollMs, () => poll(n + 1));
+    };
+    poll(0);
+  }
+
+  /** Logs a finished fence (warn when the target is shown stopped, error otherwise). */
+  logFinished(r: FenceRecord, ok: boolean): void {
+    this.o.log(ok ? 'warn' : 'error', `fence of n${r.target}: ${r.outcome}`, { node: this.o.id, target: r.target, level: r.level ?? -1, attempts: r.attempts.length, error: r.attempts.at(-1)?.error ?? '' });
+  }
+
+  /** Logs the power-on that ends a 'reboot' fence (or its error). */
+  logPowerOn(r: FenceRecord): void {
+    this.o.log('info', `fence of n${r.target}: ${r.poweredOnAtMs !== null ? 'powered back on' : `power-on: ${r.powerOnError}`}`, { node: this.o.id, target: r.target });
+  }
+
+  /** Executes one Fencer command on the HAL: relay switch or read, power-sense read. */
+  private execute(c: FenceCommand): void {
+    const o = this.o;
+    const f = o.devices;
+    const back = (r: { ok: true; value?: boolean } | { ok: false; error: string }) => {
+      if (!o.running()) return;
+      const now = o.clock.monotonicMs();
+      this.fencer.result(c.id, now, r);
+      o.resultFed(now);
+    };
+    try {
+      if (c.op === 'sense-read') {
+        const ps = (f.powerSense ?? []).find((p) => p.name === c.device);
+        if (!ps) return back({ ok: false, error: `no power-sense input named ${c.device}` });
+        ps.read((err, v) => back(err ? { ok: false, error: err.message } : { ok: true, value: v === true }));
+        return;
+      }
+      const relay = (f.relays ?? []).find((r) => r.name === c.device);
+      if (!relay) return back({ ok: false, error: `no relay named ${c.device}` });
+      if (c.op === 'relay-read') relay.read((err, v) => back(err ? { ok: false, error: err.message } : { ok: true, value: v === true }));
+      else {
+        o.log('warn', `fence: relay ${c.device} ${c.on ? 'on' : 'off'}`, { node: o.id, target: c.target });
+        relay.set(c.on, (err) => back(err ? { ok: false, error: err.message } : { ok: true }));
+      }
+    } catch (e) {
+      back({ ok: false, error: (e as Error).message });
+    }
+  }
+}
