@@ -156,6 +156,16 @@ export function fencedOff(world: World, dataIds: readonly NodeId[]): NodeId[] {
   });
 }
 
+/** How many of `dataIds` `fencedOff` would list, without building the list (checked every step). */
+export function countFencedOff(world: World, dataIds: readonly NodeId[]): number {
+  let n = 0;
+  for (let i = 0; i < dataIds.length; i++) {
+    const b = world.board(dataIds[i]!);
+    if (b.mainsOn && !b.railLive) n++;
+  }
+  return n;
+}
+
 /** Percentile (nearest rank) of a list of numbers; -1 when empty. */
 export function percentile(xs: readonly number[], p: number): number {
   if (xs.length === 0) return -1;
