@@ -7,6 +7,7 @@ import { decodeCommand, KvError } from '../../src/kv/index.ts';
 import type { Entry } from '../../src/wire/messages.ts';
 import type { NodeRuntime, RuntimeObserver } from '../runtime/index.ts';
 import type { FenceRecord } from '../../src/fence/index.ts';
+import type { DropCounters } from '../../src/wire/codec.ts';
 import type { FenceDeviceInfo } from '../fencing/build.ts';
 import type { BullyRuntime, BullyRuntimeObserver } from '../runtime/bully-node.ts';
 import type { ClientCallback } from '../runtime/results.ts';
@@ -49,82 +50,33 @@ function fenceView(r: FenceRecord, nameOf: (id: number) => string | null): Recor
   };
 }
 
-export interface LeadershipEvent {
-  event: 'active' | 'inactive';
-  term: number;
-  token: number;
+const gauge = (name: string, help: string, value: number): MetricFamily => ({ name, help, type: 'gauge', samples: [{ value }] });
+const counter = (name: string, help: string, value: number): MetricFamily => ({ name, help, type: 'counter', samples: [{ value }] });
+
+/** What the shared backend part needs of a runtime (NodeRuntime and BullyRuntime both have it). */
+interface FenceableRuntime {
+  fence(node: number, cb: (r: { ok: boolean; record?: FenceRecord; error?: string }) => void): void;
+  confirmFenced(node: number): { ok: boolean; error?: string };
 }
 
 /**
- * Tracks leadership from the runtime's observer and serves the API.
- *
- * "Active", with a `fencing:` config section (the runtime has fencing options): the
- * runtime's activation gate (DESIGN §5: elected, every earlier leader shown stopped —
- * fenced, acknowledged, lease expired or confirmed by an operator — and its own lease
- * holds); events come from the runtime's `activation` observer with the fencing token.
- * Without fencing: leader, and the entry that opened its term (its no-op, Raft §8) is
- * committed — a majority has moved to this term, so a deposed leader with
- * check-quorum steps down. Either way the epoch's fencing token is the index of that
- * first entry: it grows with every new term (each new leader appends above everything
- * committed).
+ * What the Raft and the bully backend share: the members (names ↔ ids), the fence
+ * endpoints (`POST /v1/fence/...` answers), the count of finished fences, and the
+ * metric families that do not depend on the engine (links, fences, frames).
  */
-export class RuntimeBackend implements ApiBackend {
-  private rt: NodeRuntime | undefined;
-  private readonly watchers = new Map<string, Set<() => void>>();
-  private activeNow = false;
-  private epochTerm = 0;
-  private epochStart = 0;
-  private lastRole = 'follower';
-  elections = 0;
-  leaderChanges = 0;
-  private lastLeader = 0;
-  readonly fsync = new HistogramRecorder(FSYNC_BUCKETS);
-  onLeadership: ((ev: LeadershipEvent) => void) | undefined;
+abstract class BackendBase<R extends FenceableRuntime> {
+  protected rt: R | undefined;
   /** Fence devices from the config (set by startNode with a `fencing:` section); undefined = no fencing. */
-  private fenceDevices: FenceDeviceInfo[] | undefined;
+  protected fenceDevices: FenceDeviceInfo[] | undefined;
   /** Finished fences run by this node, by outcome (for /metrics). */
   readonly fences = new Map<string, number>();
-  private activeToken = 0;
 
   constructor(
-    private readonly self: MemberInfo,
-    private readonly members: MemberInfo[],
-    private readonly links: LinkInfo[],
-    private readonly clusterName: string,
-    private readonly engineName = 'raft',
+    protected readonly self: MemberInfo,
+    protected readonly members: MemberInfo[],
+    protected readonly links: LinkInfo[],
+    protected readonly clusterName: string,
   ) {}
-
-  /** The node runs with fencing (activation gate): hooks follow the runtime's activation events. */
-  setFencing(devices: FenceDeviceInfo[]): void {
-    this.fenceDevices = devices;
-  }
-
-  attach(rt: NodeRuntime): void {
-    this.rt = rt;
-  }
-
-  /** The observer to pass to the NodeRuntime. */
-  observer(): RuntimeObserver {
-    return {
-      applied: (_rt, e: Entry) => this.onApplied(e),
-      afterStep: () => this.track(),
-      booted: () => this.track(),
-      fenced: (_rt, rec: FenceRecord) => {
-        if (rec.outcome !== 'pending') this.fences.set(rec.outcome, (this.fences.get(rec.outcome) ?? 0) + 1);
-      },
-      activation: (_rt, ev) => {
-        if (this.fenceDevices === undefined) return;
-        if (ev.active && !this.activeNow) {
-          this.activeNow = true;
-          this.activeToken = ev.token;
-          this.onLeadership?.({ event: 'active', term: ev.term, token: ev.token });
-        } else if (!ev.active && this.activeNow) {
-          this.activeNow = false;
-          this.onLeadership?.({ event: 'inactive', term: ev.term, token: this.activeToken });
-        }
-      },
-    };
-  }
 
   /** A member by name (or `n<id>` / a bare id), for the fence endpoints. */
   memberId(ref: string): number | undefined {
@@ -157,10 +109,122 @@ export class RuntimeBackend implements ApiBackend {
     return r.ok ? { status: 200 } : { status: 503, error: r.error ?? 'not confirmed' };
   }
 
-  private nameOf(id: number): string | null {
+  protected nameOf(id: number): string | null {
     if (id === 0) return null;
     return this.members.find((m) => m.id === id)?.name ?? `n${id}`;
   }
+
+  /** The runtime's `fenced` observer: counts finished fences by outcome. */
+  protected countFence(rec: FenceRecord): void {
+    if (rec.outcome !== 'pending') this.fences.set(rec.outcome, (this.fences.get(rec.outcome) ?? 0) + 1);
+  }
+
+  /** The links as /v1/status shows them. */
+  protected linksView(): Array<{ name: string; up?: boolean }> {
+    return this.links.map((l) => ({ name: l.name, ...(l.up ? { up: l.up() } : {}) }));
+  }
+
+  /** quorumd_link_errors_total and quorumd_link_up. */
+  protected linkMetrics(): [MetricFamily, MetricFamily] {
+    const linkErrors: MetricFamily = { name: 'quorumd_link_errors_total', help: 'Link errors by link and kind (failed connects, frames dropped by the transport).', type: 'counter', samples: [] };
+    const linkUp: MetricFamily = { name: 'quorumd_link_up', help: '1 when the link is usable.', type: 'gauge', samples: [] };
+    for (const l of this.links) {
+      for (const k of l.errorKeys ?? []) linkErrors.samples!.push({ labels: { link: l.name, kind: k }, value: l.stats?.[k] ?? 0 });
+      if (l.up) linkUp.samples!.push({ labels: { link: l.name }, value: l.up() ? 1 : 0 });
+    }
+    return [linkErrors, linkUp];
+  }
+
+  /** quorumd_fences_total by outcome. */
+  protected fencesMetric(): MetricFamily {
+    return {
+      name: 'quorumd_fences_total',
+      help: 'Fences run by this node that finished, by outcome (off, already-off, failed, cancelled, confirmed).',
+      type: 'counter',
+      samples: ['off', 'already-off', 'failed', 'cancelled', 'confirmed'].map((o) => ({ labels: { outcome: o }, value: this.fences.get(o) ?? 0 })),
+    };
+  }
+
+  /** quorumd_dropped_frames_total and quorumd_frames_accepted_total, from the runtime's status. */
+  protected frameMetrics(s: { drops: DropCounters; framesAccepted: number } | undefined): [MetricFamily, MetricFamily] {
+    return [
+      {
+        name: 'quorumd_dropped_frames_total',
+        help: 'Frames received and dropped before the engine, by reason.',
+        type: 'counter',
+        samples: Object.entries(s?.drops ?? {}).map(([reason, v]) => ({ labels: { reason }, value: v })),
+      },
+      counter('quorumd_frames_accepted_total', 'Frames authenticated and handed to the engine.', s?.framesAccepted ?? 0),
+    ];
+  }
+}
+
+export interface LeadershipEvent {
+  event: 'active' | 'inactive';
+  term: number;
+  token: number;
+}
+
+/**
+ * Tracks leadership from the runtime's observer and serves the API.
+ *
+ * "Active", with a `fencing:` config section (the runtime has fencing options): the
+ * runtime's activation gate (DESIGN §5: elected, every earlier leader shown stopped —
+ * fenced, acknowledged, lease expired or confirmed by an operator — and its own lease
+ * holds); events come from the runtime's `activation` observer with the fencing token.
+ * Without fencing: leader, and the entry that opened its term (its no-op, Raft §8) is
+ * committed — a majority has moved to this term, so a deposed leader with
+ * check-quorum steps down. Either way the epoch's fencing token is the index of that
+ * first entry: it grows with every new term (each new leader appends above everything
+ * committed).
+ */
+export class RuntimeBackend extends BackendBase<NodeRuntime> implements ApiBackend {
+  private readonly watchers = new Map<string, Set<() => void>>();
+  private activeNow = false;
+  private epochTerm = 0;
+  private epochStart = 0;
+  private lastRole = 'follower';
+  elections = 0;
+  leaderChanges = 0;
+  private lastLeader = 0;
+  readonly fsync = new HistogramRecorder(FSYNC_BUCKETS);
+  onLeadership: ((ev: LeadershipEvent) => void) | undefined;
+  private activeToken = 0;
+
+  constructor(self: MemberInfo, members: MemberInfo[], links: LinkInfo[], clusterName: string, private readonly engineName = 'raft') {
+    super(self, members, links, clusterName);
+  }
+
+  /** The node runs with fencing (activation gate): hooks follow the runtime's activation events. */
+  setFencing(devices: FenceDeviceInfo[]): void {
+    this.fenceDevices = devices;
+  }
+
+  attach(rt: NodeRuntime): void {
+    this.rt = rt;
+  }
+
+  /** The observer to pass to the NodeRuntime. */
+  observer(): RuntimeObserver {
+    return {
+      applied: (_rt, e: Entry) => this.onApplied(e),
+      afterStep: () => this.track(),
+      booted: () => this.track(),
+      fenced: (_rt, rec: FenceRecord) => this.countFence(rec),
+      activation: (_rt, ev) => {
+        if (this.fenceDevices === undefined) return;
+        if (ev.active && !this.activeNow) {
+          this.activeNow = true;
+          this.activeToken = ev.token;
+          this.onLeadership?.({ event: 'active', term: ev.term, token: ev.token });
+        } else if (!ev.active && this.activeNow) {
+          this.activeNow = false;
+          this.onLeadership?.({ event: 'inactive', term: ev.term, token: this.activeToken });
+        }
+      },
+    };
+  }
+
 
   private onApplied(e: Entry): void {
     if (this.watchers.size > 0 && e.data.length > 0) {
@@ -241,7 +305,7 @@ export class RuntimeBackend implements ApiBackend {
           const p = progress.get(m.id);
           return { id: m.name, nodeId: m.id, role: m.role, ...(p ? { match: p.match, state: p.state } : {}) };
         }),
-      links: this.links.map((l) => ({ name: l.name, ...(l.up ? { up: l.up() } : {}) })),
+      links: this.linksView(),
       relays: (this.fenceDevices ?? []).map((d) => ({ ...d })),
       ...(s && this.fenceDevices !== undefined
         ? {
@@ -308,14 +372,8 @@ export class RuntimeBackend implements ApiBackend {
   metrics(): MetricFamily[] {
     const s = this.rt?.status();
     const roles = ['follower', 'pre-candidate', 'candidate', 'leader', 'down'];
-    const g = (name: string, help: string, value: number): MetricFamily => ({ name, help, type: 'gauge', samples: [{ value }] });
-    const c = (name: string, help: string, value: number): MetricFamily => ({ name, help, type: 'counter', samples: [{ value }] });
-    const linkErrors: MetricFamily = { name: 'quorumd_link_errors_total', help: 'Link errors by link and kind (failed connects, frames dropped by the transport).', type: 'counter', samples: [] };
-    const linkUp: MetricFamily = { name: 'quorumd_link_up', help: '1 when the link is usable.', type: 'gauge', samples: [] };
-    for (const l of this.links) {
-      for (const k of l.errorKeys ?? []) linkErrors.samples!.push({ labels: { link: l.name, kind: k }, value: l.stats?.[k] ?? 0 });
-      if (l.up) linkUp.samples!.push({ labels: { link: l.name }, value: l.up() ? 1 : 0 });
-    }
+    const g = gauge;
+    const c = counter;
     return [
       { name: 'quorumd_role', help: 'Current role (1 for the current one).', type: 'gauge', samples: roles.map((r) => ({ labels: { role: r }, value: (s?.role ?? 'down') === r ? 1 : 0 })) },
       g('quorumd_active', '1 while this node is the active leader.', this.activeNow ? 1 : 0),
@@ -325,24 +383,12 @@ export class RuntimeBackend implements ApiBackend {
       g('quorumd_last_index', 'Last log index.', s?.lastIndex ?? 0),
       c('quorumd_elections_total', 'Elections this node started (became candidate).', this.elections),
       c('quorumd_leader_changes_total', 'Leader changes seen by this node.', this.leaderChanges),
-      {
-        name: 'quorumd_fences_total',
-        help: 'Fences run by this node that finished, by outcome (off, already-off, failed, cancelled, confirmed).',
-        type: 'counter',
-        samples: ['off', 'already-off', 'failed', 'cancelled', 'confirmed'].map((o) => ({ labels: { outcome: o }, value: this.fences.get(o) ?? 0 })),
-      },
+      this.fencesMetric(),
       g('quorumd_elected', '1 while this node is the elected leader (active or not).', s?.elected ? 1 : 0),
       g('quorumd_fencing_token', 'Fencing token of this node\'s leadership while active (0 otherwise).', this.activeNow ? (s?.token ?? 0) : 0),
       g('quorumd_self_fencing', '1 when this node stopped feeding its watchdog (it lost its lease after being active).', s?.selfFencing ? 1 : 0),
-      linkErrors,
-      linkUp,
-      {
-        name: 'quorumd_dropped_frames_total',
-        help: 'Frames received and dropped before the engine, by reason.',
-        type: 'counter',
-        samples: Object.entries(s?.drops ?? {}).map(([reason, v]) => ({ labels: { reason }, value: v })),
-      },
-      c('quorumd_frames_accepted_total', 'Frames authenticated and handed to the engine.', s?.framesAccepted ?? 0),
+      ...this.linkMetrics(),
+      ...this.frameMetrics(s),
       c('quorumd_fsyncs_total', 'fsync calls (files and directory).', s?.storage?.syncs ?? 0),
       { name: 'quorumd_fsync_seconds', help: 'fsync latency.', type: 'histogram', histogram: this.fsync.snapshot() },
       g('quorumd_pending_writes', 'Client writes waiting for commit.', s?.pending.writes ?? 0),
@@ -369,8 +415,7 @@ export class RuntimeBackend implements ApiBackend {
  * Bully has no replicated log, so `fences.history` is this node's own finished fences
  * (not every node's, as under Raft), with `index` = the fence record's id.
  */
-export class BullyBackend implements ApiBackend {
-  private rt: BullyRuntime | undefined;
+export class BullyBackend extends BackendBase<BullyRuntime> implements ApiBackend {
   private activeNow = false;
   private activeToken = 0;
   private lastRole = 'follower';
@@ -379,18 +424,7 @@ export class BullyBackend implements ApiBackend {
   leaderChanges = 0;
   readonly fsync = new HistogramRecorder(FSYNC_BUCKETS);
   onLeadership: ((ev: LeadershipEvent) => void) | undefined;
-  /** Fence devices from the config (set by startNode with a `fencing:` section); undefined = no fencing. */
-  private fenceDevices: FenceDeviceInfo[] | undefined;
-  /** Finished fences run by this node, by outcome (for /metrics). */
-  readonly fences = new Map<string, number>();
   private unsubscribe: (() => void) | undefined;
-
-  constructor(
-    private readonly self: MemberInfo,
-    private readonly members: MemberInfo[],
-    private readonly links: LinkInfo[],
-    private readonly clusterName: string,
-  ) {}
 
   /** The node runs with a `fencing:` section: its devices for status, the fence endpoints on. */
   setFencing(devices: FenceDeviceInfo[]): void {
@@ -419,47 +453,10 @@ export class BullyBackend implements ApiBackend {
     return {
       afterStep: () => this.track(),
       booted: () => this.track(),
-      fenced: (_rt, rec: FenceRecord) => {
-        if (rec.outcome !== 'pending') this.fences.set(rec.outcome, (this.fences.get(rec.outcome) ?? 0) + 1);
-      },
+      fenced: (_rt, rec: FenceRecord) => this.countFence(rec),
     };
   }
 
-  private nameOf(id: number): string | null {
-    if (id === 0) return null;
-    return this.members.find((m) => m.id === id)?.name ?? `n${id}`;
-  }
-
-  /** A member by name (or `n<id>` / a bare id), for the fence endpoints. */
-  memberId(ref: string): number | undefined {
-    const m = this.members.find((x) => x.name === ref) ?? this.members.find((x) => String(x.id) === ref || `n${x.id}` === ref);
-    return m?.id;
-  }
-
-  fence(node: string, cb: (r: FenceAnswer) => void): void {
-    const rt = this.rt;
-    if (!rt) return cb({ status: 503, error: 'node is starting' });
-    const id = this.memberId(node);
-    if (id === undefined) return cb({ status: 404, error: `no member ${JSON.stringify(node)} (members: ${this.members.map((m) => m.name).join(', ')})` });
-    if (id === this.self.id) return cb({ status: 400, error: `${node} is this node: a node never fences itself; ask another node` });
-    if (this.fenceDevices === undefined) return cb({ status: 503, error: `node ${this.self.name} runs without a fencing: section; no fence devices` });
-    rt.fence(id, (r) => {
-      if (r.ok) return cb({ status: 200, record: r.record });
-      if (r.record) return cb({ status: 502, error: `fence of ${node} failed: ${r.error ?? r.record.outcome}`, record: r.record });
-      cb({ status: 503, error: r.error ?? 'fence not started' });
-    });
-  }
-
-  confirmFenced(node: string): FenceAnswer {
-    const rt = this.rt;
-    if (!rt) return { status: 503, error: 'node is starting' };
-    const id = this.memberId(node);
-    if (id === undefined) return { status: 404, error: `no member ${JSON.stringify(node)} (members: ${this.members.map((m) => m.name).join(', ')})` };
-    if (id === this.self.id) return { status: 400, error: `${node} is this node: a node cannot confirm itself down` };
-    if (this.fenceDevices === undefined) return { status: 503, error: `node ${this.self.name} runs without a fencing: section (no activation gate to open)` };
-    const r = rt.confirmFenced(id);
-    return r.ok ? { status: 200 } : { status: 503, error: r.error ?? 'not confirmed' };
-  }
 
   /** Elections and leader changes for /metrics; activity comes from onActivation. */
   private track(): void {
@@ -499,7 +496,7 @@ export class BullyBackend implements ApiBackend {
       peers: this.members
         .filter((m) => m.id !== this.self.id)
         .map((m) => ({ id: m.name, nodeId: m.id, role: m.role, priority: this.rt?.engine?.priorityOf(m.id) ?? null })),
-      links: this.links.map((l) => ({ name: l.name, ...(l.up ? { up: l.up() } : {}) })),
+      links: this.linksView(),
       relays: (this.fenceDevices ?? []).map((d) => ({ ...d })),
       ...(s && this.fenceDevices !== undefined
         ? {
@@ -558,14 +555,8 @@ export class BullyBackend implements ApiBackend {
   metrics(): MetricFamily[] {
     const s = this.rt?.status();
     const roles = ['follower', 'candidate', 'coordinator', 'down'];
-    const g = (name: string, help: string, value: number): MetricFamily => ({ name, help, type: 'gauge', samples: [{ value }] });
-    const c = (name: string, help: string, value: number): MetricFamily => ({ name, help, type: 'counter', samples: [{ value }] });
-    const linkErrors: MetricFamily = { name: 'quorumd_link_errors_total', help: 'Link errors by link and kind (failed connects, frames dropped by the transport).', type: 'counter', samples: [] };
-    const linkUp: MetricFamily = { name: 'quorumd_link_up', help: '1 when the link is usable.', type: 'gauge', samples: [] };
-    for (const l of this.links) {
-      for (const k of l.errorKeys ?? []) linkErrors.samples!.push({ labels: { link: l.name, kind: k }, value: l.stats?.[k] ?? 0 });
-      if (l.up) linkUp.samples!.push({ labels: { link: l.name }, value: l.up() ? 1 : 0 });
-    }
+    const g = gauge;
+    const c = counter;
     return [
       { name: 'quorumd_role', help: 'Current role (1 for the current one).', type: 'gauge', samples: roles.map((r) => ({ labels: { role: r }, value: (s?.role ?? 'down') === r ? 1 : 0 })) },
       g('quorumd_active', '1 while this node is the active coordinator (elected, and every earlier coordinator it knows of shown stopped).', this.activeNow ? 1 : 0),
@@ -573,23 +564,11 @@ export class BullyBackend implements ApiBackend {
       g('quorumd_term', 'Current term (bully: epoch).', s?.epoch ?? 0),
       g('quorumd_fencing_token', 'Fencing token of the known coordinator (epoch × 256 + id; 0 when none).', s?.token ?? 0),
       g('quorumd_active_token', 'Fencing token of this node\'s coordinatorship while active (0 otherwise).', this.activeNow ? this.activeToken : 0),
-      {
-        name: 'quorumd_fences_total',
-        help: 'Fences run by this node that finished, by outcome (off, already-off, failed, cancelled, confirmed).',
-        type: 'counter',
-        samples: ['off', 'already-off', 'failed', 'cancelled', 'confirmed'].map((o) => ({ labels: { outcome: o }, value: this.fences.get(o) ?? 0 })),
-      },
+      this.fencesMetric(),
       c('quorumd_elections_total', 'Elections this node started.', this.elections),
       c('quorumd_leader_changes_total', 'Leader changes seen by this node.', this.leaderChanges),
-      linkErrors,
-      linkUp,
-      {
-        name: 'quorumd_dropped_frames_total',
-        help: 'Frames received and dropped before the engine, by reason.',
-        type: 'counter',
-        samples: Object.entries(s?.drops ?? {}).map(([reason, v]) => ({ labels: { reason }, value: v })),
-      },
-      c('quorumd_frames_accepted_total', 'Frames authenticated and handed to the engine.', s?.framesAccepted ?? 0),
+      ...this.linkMetrics(),
+      ...this.frameMetrics(s),
       c('quorumd_state_writes_total', 'Atomic writes of the bully state file (write, fsync, rename, fsync dir).', s?.stateWrites ?? 0),
       { name: 'quorumd_fsync_seconds', help: 'fsync latency.', type: 'histogram', histogram: this.fsync.snapshot() },
       { name: 'quorumd_info', help: 'Static node information.', type: 'gauge', samples: [{ labels: { node: this.self.name, cluster: this.clusterName, engine: 'bully' }, value: 1 }] },
