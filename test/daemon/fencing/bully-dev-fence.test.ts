@@ -6,42 +6,17 @@
  * the highest priority, so it preempts; the coordinator it preempts acknowledges its
  * step-down, so nobody fences a healthy node). Real child processes, bounded polling.
  */
-import { readFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startDev, type DevCluster } from '../../../daemon/dev.ts';
-import { call, jsonOf } from '../../../daemon/client/http.ts';
+import { call } from '../../../daemon/client/http.ts';
 import { statusTable } from '../../../daemon/client/commands.ts';
 import { freePort } from '../e2e/proc-cluster.ts';
+import { logLines, poll, status } from './helpers.ts';
 
 let dev: DevCluster | undefined;
 afterAll(async () => {
   await dev?.stop();
 });
-
-async function poll<T>(what: string, ms: number, f: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last: unknown;
-  for (let i = 0; i < 10_000 && Date.now() < deadline; i++) {
-    try {
-      const v = await f();
-      if (v !== undefined) return v;
-    } catch (e) {
-      last = e;
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out after ${ms} ms waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ''}`);
-}
-
-const status = async (url: string) => jsonOf(await call(url, 'GET', '/v1/status', { timeoutMs: 1500 }));
-
-/** pino JSON lines of a node's log file. */
-function logLines(file: string): Array<{ msg: string; [k: string]: unknown }> {
-  return readFileSync(file, 'utf8')
-    .split('\n')
-    .filter((l) => l.startsWith('{'))
-    .map((l) => JSON.parse(l) as { msg: string });
-}
 
 describe('quorumd dev --engine bully with simulated relays', () => {
   it('a SIGKILLed coordinator is fenced through its relay before the new one is active, and rejoins after the power-on delay', async () => {

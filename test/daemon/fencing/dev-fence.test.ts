@@ -4,42 +4,17 @@
  * before the new leader becomes active; the killed node comes back after the
  * configured power-on delay and rejoins. Real child processes, bounded polling.
  */
-import { readFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startDev, type DevCluster } from '../../../daemon/dev.ts';
-import { call, jsonOf } from '../../../daemon/client/http.ts';
+import { call } from '../../../daemon/client/http.ts';
 import { statusTable } from '../../../daemon/client/commands.ts';
 import { freePort } from '../e2e/proc-cluster.ts';
+import { logLines, poll, status } from './helpers.ts';
 
 let dev: DevCluster | undefined;
 afterAll(async () => {
   await dev?.stop();
 });
-
-async function poll<T>(what: string, ms: number, f: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last: unknown;
-  for (let i = 0; i < 10_000 && Date.now() < deadline; i++) {
-    try {
-      const v = await f();
-      if (v !== undefined) return v;
-    } catch (e) {
-      last = e;
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out after ${ms} ms waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ''}`);
-}
-
-const status = async (url: string) => jsonOf(await call(url, 'GET', '/v1/status', { timeoutMs: 1500 }));
-
-/** pino JSON lines of a node's log file. */
-function logLines(file: string): Array<{ msg: string; [k: string]: unknown }> {
-  return readFileSync(file, 'utf8')
-    .split('\n')
-    .filter((l) => l.startsWith('{'))
-    .map((l) => JSON.parse(l) as { msg: string });
-}
 
 describe('quorumd dev with simulated relays', () => {
   it('a SIGKILLed leader is fenced through its relay before the new leader is active, and rejoins after the power-on delay', async () => {

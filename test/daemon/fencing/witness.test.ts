@@ -12,6 +12,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { startBroker, type RunningBroker } from '../../../hal/mqtt/broker.ts';
 import { call, jsonOf } from '../../../daemon/client/http.ts';
 import { bin, freePort } from '../e2e/proc-cluster.ts';
+import { poll } from './helpers.ts';
 
 const KEY = 'a1'.repeat(32);
 let broker: RunningBroker | undefined;
@@ -24,21 +25,6 @@ afterAll(async () => {
   if (broker) await new Promise<void>((r) => broker!.close(() => r()));
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
-
-async function poll<T>(what: string, ms: number, f: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last: unknown;
-  for (let i = 0; i < 10_000 && Date.now() < deadline; i++) {
-    try {
-      const v = await f();
-      if (v !== undefined) return v;
-    } catch (e) {
-      last = e;
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out after ${ms} ms waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ''}`);
-}
 
 function config(name: string, port: number, brokerPort: number): string {
   return `cluster: { name: pair, id: 7, key: ${KEY} }
