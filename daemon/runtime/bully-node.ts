@@ -77,6 +77,7 @@ import { nullLogger, type Logger } from './logger.ts';
 import type { ClientCallback } from './results.ts';
 import type { ActivationEvent } from './node.ts';
 import { WireEndpoint } from './wire-endpoint.ts';
+import { ReadyLoop } from './ready-loop.ts';
 import { FencingDriver, badNodeArg, fenceSucceeded } from './fencing-driver.ts';
 
 /** HTTP-like status for "this engine cannot do that" (DESIGN §6 lists 503/504 for the uncertain cases; this one is definite). */
@@ -229,7 +230,6 @@ export interface BullyNodeStatus {
 }
 
 const BULLY_TYPES = new Set<MsgType>([MsgType.BullyElection, MsgType.BullyAnswer, MsgType.BullyCoordinator]);
-const MAX_READY_LOOP = 256;
 
 function posInt(v: unknown, what: string, min: number): number {
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min) throw new RangeError(`BullyRuntime: ${what} must be an integer ≥ ${min}, got ${String(v)}`);
@@ -249,7 +249,8 @@ export class BullyRuntime {
   private boot = 0;
   private durable: BullyPersisted = { epoch: 0, held: 0, boot: 0 };
   private cancelTick: Cancel | undefined;
-  private busy = false;
+  /** The Ready loop (daemon/runtime/ready-loop.ts): persist the hard state, then send/act/advance. */
+  private readonly loop: ReadyLoop<BullyReady>;
   private unsupported = 0;
   private stateWrites = 0;
   /** What the state file should hold: every requested change, merged (hard state only grows). */
@@ -286,6 +287,18 @@ export class BullyRuntime {
     this.log = opts.logger ?? nullLogger;
     this.tickMs = posInt(opts.bully?.tickMs ?? 10, 'bully.tickMs', 1);
     this.maxFrame = Math.min(DEFAULT_MAX_FRAME, ...opts.links.map((l) => l.maxFrame));
+    this.loop = new ReadyLoop<BullyReady>({
+      clock: opts.clock,
+      running: () => this.stateValue === 'running',
+      next: () => this.node!.ready(),
+      persist: (rd, done) => {
+        if (!rd.hardState) return false;
+        this.requestWrite({ epoch: rd.hardState.epoch, held: rd.hardState.held }, done);
+        return true;
+      },
+      durable: (rd) => this.handleDurable(rd),
+      fatal: (err) => this.fatal(err),
+    });
     // Validate members and options now (a config error should not wait for boot).
     new BullyNode({ id: this.id, members: opts.members, options: opts.bully ?? {}, rng: opts.rng.fork('validate') });
   }
@@ -543,34 +556,7 @@ export class BullyRuntime {
   // The Ready loop
 
   private pump(): void {
-    for (let n = 0; n < MAX_READY_LOOP; n++) {
-      if (this.busy || this.stateValue !== 'running') return;
-      const rd = this.node!.ready();
-      if (!rd) return;
-      if (!rd.hardState) {
-        this.handleDurable(rd);
-        continue;
-      }
-      this.busy = true;
-      let sync = true;
-      let doneSync = false;
-      this.requestWrite({ epoch: rd.hardState.epoch, held: rd.hardState.held }, (err) => {
-        if (this.stateValue !== 'running') return;
-        if (err) return this.fatal(err);
-        if (sync) {
-          doneSync = true;
-          return;
-        }
-        this.busy = false;
-        this.handleDurable(rd);
-        this.pump();
-      });
-      sync = false;
-      if (!doneSync) return;
-      this.busy = false;
-      this.handleDurable(rd);
-    }
-    if (this.stateValue === 'running') this.opts.clock.setTimer(0, () => this.pump());
+    this.loop.pump();
   }
 
   private handleDurable(rd: BullyReady): void {

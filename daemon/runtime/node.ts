@@ -55,6 +55,7 @@ import { ActivationController, resolveActivationOptions, type ActivationOptions,
 import { openDurableLog, type DurableLog, type DurableLogOptions, type PersistBatch, type Recovered, type StorageStats } from '../../hal/storage/index.ts';
 import { decodeReplyBody, encodeReplyBody } from './forward.ts';
 import { WireEndpoint } from './wire-endpoint.ts';
+import { ReadyLoop } from './ready-loop.ts';
 import { FencingDriver, badNodeArg, fenceSucceeded } from './fencing-driver.ts';
 import { nullLogger, type Logger } from './logger.ts';
 import { Status, unavailable, unknownOutcome, type ClientCallback, type ClientResult } from './results.ts';
@@ -224,9 +225,6 @@ const RAFT_TYPES = new Set<MsgType>([
   MsgType.ReadIndex, MsgType.ReadIndexReply,
 ]);
 
-/** Most Readys handled back to back without yielding (each synchronous persist loops). */
-const MAX_READY_LOOP = 256;
-
 function posInt(v: unknown, what: string, min: number): number {
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min) throw new RangeError(`NodeRuntime: ${what} must be an integer ≥ ${min}, got ${String(v)}`);
   return v;
@@ -253,7 +251,8 @@ export class NodeRuntime {
   private wireBoot = 0;
   private bootCounter = 0;
   private cancelTick: Cancel | undefined;
-  private busy = false;
+  /** The Ready loop (daemon/runtime/ready-loop.ts): persist, then send/apply/advance. */
+  private readonly loop: ReadyLoop<Ready>;
   private unsupported = 0;
   private ids = 0;
   private lockClockOffset = 0;
@@ -295,6 +294,26 @@ export class NodeRuntime {
     this.batching = opts.batching ?? true;
     this.tickMs = posInt(opts.raft?.tickMs ?? 10, 'raft.tickMs', 1);
     this.maxFrame = Math.min(DEFAULT_MAX_FRAME, ...opts.links.map((l) => l.maxFrame));
+    this.loop = new ReadyLoop<Ready>({
+      clock: opts.clock,
+      running: () => this.stateValue === 'running',
+      before: () => {
+        if (!this.batching && this.queue.length > 0) this.proposeQueued();
+      },
+      next: () => this.raft!.ready(),
+      persist: (rd, done) => {
+        // Snapshot + entries + hard state as ONE batch: the durable log group-commits it with one fsync.
+        const batch: PersistBatch = {};
+        if (rd.snapshot) batch.snapshot = { index: rd.snapshot.meta.index, term: rd.snapshot.meta.term, config: rd.snapshot.meta.config, data: rd.snapshot.data };
+        if (rd.entries.length > 0) batch.entries = rd.entries;
+        if (rd.hardState) batch.hardState = rd.hardState;
+        if (!batch.snapshot && !batch.entries && !batch.hardState) return false;
+        this.dlog!.persist(batch, done);
+        return true;
+      },
+      durable: (rd) => this.handleDurable(rd),
+      fatal: (err) => this.fatal(err),
+    });
   }
 
   // ---------------------------------------------------------------------------
@@ -735,40 +754,7 @@ export class NodeRuntime {
   // The Ready loop
 
   private pump(): void {
-    for (let n = 0; n < MAX_READY_LOOP; n++) {
-      if (this.busy || this.stateValue !== 'running') return;
-      if (!this.batching && this.queue.length > 0) this.proposeQueued();
-      const rd = this.raft!.ready();
-      if (!rd) return;
-      const batch: PersistBatch = {};
-      if (rd.snapshot) batch.snapshot = { index: rd.snapshot.meta.index, term: rd.snapshot.meta.term, config: rd.snapshot.meta.config, data: rd.snapshot.data };
-      if (rd.entries.length > 0) batch.entries = rd.entries;
-      if (rd.hardState) batch.hardState = rd.hardState;
-      if (!batch.snapshot && !batch.entries && !batch.hardState) {
-        this.handleDurable(rd);
-        continue;
-      }
-      this.busy = true;
-      let sync = true;
-      let doneSync = false;
-      this.dlog!.persist(batch, (err) => {
-        if (this.stateValue !== 'running') return;
-        if (err) return this.fatal(err);
-        if (sync) {
-          doneSync = true;
-          return;
-        }
-        this.busy = false;
-        this.handleDurable(rd);
-        this.pump();
-      });
-      sync = false;
-      if (!doneSync) return;
-      this.busy = false;
-      this.handleDurable(rd);
-    }
-    // Bounded: yield to the event loop and continue.
-    if (this.stateValue === 'running') this.opts.clock.setTimer(0, () => this.pump());
+    this.loop.pump();
   }
 
   private handleDurable(rd: Ready): void {

@@ -1,0 +1,78 @@
+/**
+ * The Ready loop both runtimes drive (src/raft/raft.ts and src/bully/bully.ts define the
+ * contract): take one Ready at a time, persist what it asks to persist, and only when
+ * that is durable hand it to the runtime (send its messages, apply, advance). Inputs
+ * that arrive while a write is in flight go into the next Ready: that is the batching
+ * (one fsync for everything that queued up during the previous one).
+ *
+ * A persist that completes synchronously (an in-memory store, or a write with nothing
+ * to wait for) is handled inside the loop; an asynchronous one ends the loop and its
+ * completion starts it again. At most MAX_READY_LOOP Readys are handled back to back;
+ * then the loop yields to the event loop (a zero-delay timer) and continues.
+ */
+import type { Clock, Done } from '../../hal/interfaces.ts';
+
+/** Most Readys handled back to back without yielding (each synchronous persist loops). */
+export const MAX_READY_LOOP = 256;
+
+export interface ReadyLoopHooks<R> {
+  clock: Clock;
+  /** The runtime is running (the loop does nothing otherwise, and ignores late completions). */
+  running: () => boolean;
+  /** Called before each Ready is taken (the Raft runtime proposes a queued command there with batching off). */
+  before?: () => void;
+  /** The engine's next Ready, or undefined when it has none. */
+  next: () => R | undefined;
+  /** Starts making `rd` durable and returns true (calling `done` when it is), or returns false at once, without calling `done`, when `rd` has nothing to persist. */
+  persist: (rd: R, done: Done) => boolean;
+  /** `rd` is durable: act on it and advance the engine. */
+  durable: (rd: R) => void;
+  /** A persist failed: the node stops. */
+  fatal: (err: Error) => void;
+}
+
+export class ReadyLoop<R> {
+  private readonly h: ReadyLoopHooks<R>;
+  /** A persist is in flight. */
+  private busy = false;
+
+  constructor(hooks: ReadyLoopHooks<R>) {
+    this.h = hooks;
+  }
+
+  /** Handles every Ready the engine has now (up to a write in flight). */
+  pump(): void {
+    const h = this.h;
+    for (let n = 0; n < MAX_READY_LOOP; n++) {
+      if (this.busy || !h.running()) return;
+      h.before?.();
+      const rd = h.next();
+      if (!rd) return;
+      this.busy = true;
+      let sync = true;
+      let doneSync = false;
+      const started = h.persist(rd, (err) => {
+        if (!h.running()) return;
+        if (err) return h.fatal(err);
+        if (sync) {
+          doneSync = true;
+          return;
+        }
+        this.busy = false;
+        h.durable(rd);
+        this.pump();
+      });
+      sync = false;
+      if (!started) {
+        this.busy = false;
+        h.durable(rd);
+        continue;
+      }
+      if (!doneSync) return;
+      this.busy = false;
+      h.durable(rd);
+    }
+    // Bounded: yield to the event loop and continue.
+    if (h.running()) h.clock.setTimer(0, () => this.pump());
+  }
+}
