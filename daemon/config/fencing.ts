@@ -153,11 +153,12 @@ export const fencingSchema = z.strictObject({
    */
   stonith: bool('stonith').default(true),
   /**
-   * Two-node mode, first start: members that must all have been seen once before any
-   * leader becomes active (corosync's wait_for_all). Default []: no waiting. NOT
-   * IMPLEMENTED YET in the runtime: a non-empty list is a config error saying so.
-   * Raft needs no such list against a fence loop at first start: a fresh cluster has
-   * no committed leadership claim, so its first leader has nobody to fence.
+   * Two-node mode, first start: members that must all have been seen once before this
+   * node becomes active or fences anyone (corosync's wait_for_all). Default []: no
+   * waiting. The node persists that the cluster formed and does not wait again after a
+   * restart. With Raft a fresh cluster has no committed leadership claim, so its first
+   * leader has nobody to fence anyway; the list makes "both boards were up once" an
+   * explicit precondition of acting (daemon/runtime/activation.ts). Raft only.
    */
   waitForAll: z.array(memberName, { error: 'expected a list of member names' }).max(7, { error: 'expected at most 7 names' }).default([]),
   /** This board's hardware watchdog (hal/watchdog.ts). Default: none (the lease bound then assumes watchdogTimeoutMs). */
@@ -223,11 +224,6 @@ export function checkFencing(f: FencingConfig, members: Array<{ id: number; name
   f.waitForAll.forEach((n, i) => {
     if (!byName.has(n)) out.push({ path: at('waitForAll', i), message: `expected a member name (${names.join(', ')}), got "${n}"` });
   });
-  if (f.waitForAll.length > 0) {
-    // src/fence ActivationGate has the rule; the node runtime creates its gates already
-    // formed and takes no first-start list yet. Say so rather than ignore the key.
-    out.push({ path: at('waitForAll'), message: 'not implemented yet: the node runtime takes no first-start list (daemon/runtime/activation.ts); remove the key. A fresh Raft cluster has no earlier leader to fence, so its first start cannot begin a fence loop' });
-  }
   const seen = new Set<string>();
   const boards = new Map<string, number>();
   f.targets.forEach((t, i) => {
@@ -279,6 +275,7 @@ export function checkBullyFencing(f: FencingConfig): Array<{ path: PropertyKey[]
     if (v !== undefined) out.push({ path: ['fencing', 'activation', k], message: `${why}; remove fencing.activation` });
   }
   if (f.watchdog !== undefined) out.push({ path: ['fencing', 'watchdog'], message: `${why}; a bully coordinator never stops feeding a watchdog, so remove fencing.watchdog (and let systemd or nothing hold /dev/watchdog)` });
+  if (f.waitForAll.length > 0) out.push({ path: ['fencing', 'waitForAll'], message: 'has no meaning for engine bully: its coordinator only fences earlier coordinators it has heard of, so a first start cannot begin a fence loop; remove the key' });
   if (f.watchdogTimeoutMs !== undefined) out.push({ path: ['fencing', 'watchdogTimeoutMs'], message: `${why}; remove the key` });
   if (f.priorityDelayMs !== undefined) {
     out.push({ path: ['fencing', 'priorityDelayMs'], message: 'has no meaning for engine bully: a bully coordinator only fences earlier coordinators (lower tokens), never the one running the workload; remove the key (delayMs per target and randomDelayMaxMs still apply)' });

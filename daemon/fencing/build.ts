@@ -248,7 +248,11 @@ export function buildFencing(f: FencingConfig, deps: BuildDeps): BuiltFencing {
     }
 
     const options: RuntimeFencingOptions = {
-      activation: { leaseMs: DEFAULT_BOARD_LEASE_MS, ...Object.fromEntries(Object.entries(f.activation ?? {}).filter(([, v]) => v !== undefined)) },
+      activation: {
+        leaseMs: DEFAULT_BOARD_LEASE_MS,
+        ...Object.fromEntries(Object.entries(f.activation ?? {}).filter(([, v]) => v !== undefined)),
+        ...(f.waitForAll.length > 0 ? { waitForAll: f.waitForAll.map((n) => idOf.get(n)!) } : {}),
+      },
       ...(watchdog ? { watchdog } : { watchdogTimeoutMs: f.watchdogTimeoutMs ?? DEFAULT_WATCHDOG_TIMEOUT_MS }),
       relays,
       powerSense: senses,

@@ -18,6 +18,10 @@
  *   3. its own lease holds: a heartbeat round that a quorum acknowledged in this term
  *      was sent less than `leaseMs` ago (own monotonic clock).
  * Rule 3 makes the old leader stop on its own; rule 2 makes the new one wait for it.
+ * Before all three, the first-start rule (`waitForAll`, corosync's wait_for_all): a node
+ * that has never seen every listed node neither activates nor fences, so two boards
+ * that boot apart cannot fence each other in a loop; "formed" is persisted by the
+ * runtime (daemon/runtime/node.ts metadata) and not waited for again.
  *
  * ## Why the old leader stops before the new one starts (the ordering, with numbers)
  *
@@ -49,6 +53,14 @@ import type { NodeId, Term } from '../../src/types.ts';
 
 export interface ActivationOptions {
   /**
+   * First start waits for all (corosync's wait_for_all; DESIGN §5 two-node mode): until
+   * this node has seen every listed node once — itself counts — it never becomes
+   * active and never fences. Two boards that start apart (or cannot see each other)
+   * then cannot fence each other in a loop at boot. The runtime persists "formed" and
+   * does not wait again. Default [] (no wait).
+   */
+  waitForAll?: NodeId[];
+  /**
    * Own lease, ms of own monotonic time from sending a heartbeat round that a quorum
    * acknowledged. Default: the Raft election timeout minimum (150): followers honour
    * a leader that long (leader stickiness), and a leader that loses its quorum steps
@@ -68,6 +80,7 @@ export interface ActivationOptions {
 }
 
 export interface ResolvedActivationOptions {
+  waitForAll: NodeId[];
   leaseMs: number;
   maxDriftPpm: number;
   marginMs: number;
@@ -78,14 +91,19 @@ export interface ResolvedActivationOptions {
 
 export function resolveActivationOptions(o: ActivationOptions | undefined, d: { electionTimeoutMinMs: number; watchdogTimeoutMs: number; stonith: boolean }): ResolvedActivationOptions {
   if (o !== undefined && (o === null || typeof o !== 'object')) throw new TypeError(`activation options: expected an object, got ${String(o)}`);
-  const known = new Set(['leaseMs', 'maxDriftPpm', 'marginMs', 'selfFenceAfterMs']);
+  const known = new Set(['waitForAll', 'leaseMs', 'maxDriftPpm', 'marginMs', 'selfFenceAfterMs']);
   for (const k of Object.keys(o ?? {})) if (!known.has(k)) throw new TypeError(`activation options: unknown option "${k}" (known: ${[...known].join(', ')})`);
   const num = (k: keyof ActivationOptions, def: number, min: number, max: number): number => {
     const v = o?.[k] ?? def;
     if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max) throw new RangeError(`activation options: ${k} must be a number ${min}..${max}, got ${String(v)}`);
     return v;
   };
+  const wfa = o?.waitForAll ?? [];
+  if (!Array.isArray(wfa) || !wfa.every((n) => Number.isInteger(n) && n >= 1 && n <= 254)) {
+    throw new TypeError(`activation options: waitForAll must be an array of node ids 1..254, got ${JSON.stringify(wfa)}`);
+  }
   return {
+    waitForAll: [...new Set(wfa)].sort((a, b) => a - b),
     leaseMs: num('leaseMs', d.electionTimeoutMinMs, 1, 3_600_000),
     maxDriftPpm: num('maxDriftPpm', 50_000, 0, 100_000),
     marginMs: num('marginMs', 50, 0, 3_600_000),
@@ -185,12 +203,30 @@ export class ActivationController {
   /** Active at some point in this boot and not yet told of a newer leader. */
   private wasActive = false;
   private lostSinceMs: number | null = null;
+  /** First-start rule (`waitForAll`): nodes not seen yet; empty once formed. */
+  private readonly unseen: Set<NodeId>;
+  /** Called once when the cluster forms (the runtime persists it). */
+  onFormed: (() => void) | undefined;
 
   constructor(
     readonly self: NodeId,
     readonly opts: ResolvedActivationOptions,
+    /** The cluster formed in an earlier boot (persisted by the runtime). */
+    formedBefore = false,
   ) {
     this.lease = new LeaseTracker(self);
+    this.unseen = new Set(formedBefore ? [] : opts.waitForAll.filter((n) => n !== self));
+  }
+
+  /** Every node of `waitForAll` was seen once (now or in an earlier boot). */
+  get formed(): boolean {
+    return this.unseen.size === 0;
+  }
+
+  /** An authenticated message from `peer` arrived. */
+  peerSeen(peer: NodeId): void {
+    if (this.unseen.size === 0 || !this.unseen.delete(peer)) return;
+    if (this.unseen.size === 0) this.onFormed?.();
   }
 
   private advance(nowMs: number): void {
@@ -279,7 +315,7 @@ export class ActivationController {
 
   private gatesOpen(): boolean {
     const l = this.lead;
-    if (l === null || l.gates === null || l.token === 0) return false;
+    if (l === null || l.gates === null || l.token === 0 || this.unseen.size > 0) return false;
     for (const g of l.gates.values()) if (!g.active) return false;
     return true;
   }
@@ -311,6 +347,10 @@ export class ActivationController {
     if (l === null) return { elected: false, active: false, term: 0, token: 0, waitingFor: 'not leader', wantFence: [], clearedBy: {}, safeAtMs: null, leaseUntilMs: 0 };
     const leaseUntil = this.leaseUntil(voters);
     const base = { elected: true, term: l.term, token: l.token, safeAtMs: l.safeAtMs, leaseUntilMs: leaseUntil };
+    if (this.unseen.size > 0) {
+      // No fence either: two boards that never saw each other must not fence each other at boot.
+      return { ...base, active: false, waitingFor: `first start: every node of fencing.waitForAll must be seen once (not seen yet: ${[...this.unseen].sort((a, b) => a - b).join(', ')})`, wantFence: [], clearedBy: {} };
+    }
     if (l.gates === null) return { ...base, active: false, waitingFor: 'elected: waiting for this leadership\'s claim entry to commit (the token and the list of earlier leaders come from it)', wantFence: [], clearedBy: {} };
     const clearedBy: Record<string, ActivationReason> = {};
     const waits: string[] = [];

@@ -250,6 +250,8 @@ export class NodeRuntime {
   private wire: WireEndpoint | undefined;
   private wireBoot = 0;
   private bootCounter = 0;
+  /** The cluster formed in an earlier boot (runtime metadata; the fencing first-start rule). */
+  private formedBefore = false;
   private cancelTick: Cancel | undefined;
   /** The Ready loop (daemon/runtime/ready-loop.ts): persist, then send/apply/advance. */
   private readonly loop: ReadyLoop<Ready>;
@@ -419,8 +421,9 @@ export class NodeRuntime {
     // before we get here. A seq wrap moves the stamp's bootId forward inside a boot;
     // that counter is kept in the log's metadata (persisted before such a frame goes
     // out), so the next boot starts above both.
-    const metaBoot = decodeMetaBoot(st.meta);
-    this.bootCounter = Math.max(st.bootId, metaBoot + 1);
+    const meta = decodeMeta(st.meta);
+    this.formedBefore = meta.formed;
+    this.bootCounter = Math.max(st.bootId, meta.boot + 1);
     this.wireBoot = this.bootCounter & 0xffff;
     const snap = st.snapshot;
     let config = this.opts.config;
@@ -451,7 +454,7 @@ export class NodeRuntime {
         // The boot counter lives in the durable log's metadata (see boot()).
         this.bootCounter++;
         this.wireBoot = bootId;
-        this.dlog!.persist({ meta: encodeMetaBoot(this.bootCounter) }, done);
+        this.dlog!.persist({ meta: encodeMeta({ boot: this.bootCounter, formed: this.act?.formed ?? this.formedBefore }) }, done);
       },
     });
     this.wire.listen((m) => this.onMessage(m), (link, ev) => this.onLinkEvent(link, ev));
@@ -473,7 +476,16 @@ export class NodeRuntime {
     const targets = f.fencer?.targets ?? [];
     const stonith = targets.length > 0;
     const o = resolveActivationOptions(f.activation, { electionTimeoutMinMs: this.opts.raft?.electionTimeoutMinMs ?? 150, watchdogTimeoutMs: wdMs, stonith });
-    this.act = new ActivationController(this.id, o);
+    this.act = new ActivationController(this.id, o, this.formedBefore);
+    if (!this.act.formed) {
+      this.log('info', 'first start: not active until every node of fencing.waitForAll was seen once', { node: this.id, waitForAll: o.waitForAll.join(',') });
+      this.act.onFormed = () => {
+        this.log('info', 'cluster formed: every node of fencing.waitForAll seen; persisted', { node: this.id });
+        this.dlog!.persist({ meta: encodeMeta({ boot: this.bootCounter, formed: true }) }, (err) => {
+          if (err) this.fatal(err);
+        });
+      };
+    }
     if (stonith) {
       this.fenceDriver = new FencingDriver({
         who: 'NodeRuntime',
@@ -860,6 +872,7 @@ export class NodeRuntime {
   /** An authenticated message (daemon/runtime/wire-endpoint.ts opened it). */
   private onMessage(m: Message): void {
     if (RAFT_TYPES.has(m.type)) {
+      this.act?.peerSeen(m.from);
       if ((m.type === MsgType.PreVote || m.type === MsgType.Vote) && m.term > this.raft!.status().term) this.campaignSeenAt = this.opts.clock.monotonicMs();
       if (this.act && this.leaderTerm !== 0 && m.term === this.leaderTerm && this.raft!.isLeader) {
         // A message in our term: its sender knows it does not lead any earlier term.
@@ -1162,15 +1175,26 @@ export function resultToClient(r: ApplyResult | undefined): ClientResult {
   }
 }
 
-/** Runtime metadata kept with the hard state: [magic 'q', version 1, u32 wire boot counter]. */
-function encodeMetaBoot(counter: number): Uint8Array {
-  const b = new Uint8Array(6);
+/**
+ * Runtime metadata kept with the hard state: [magic 'q', version, u32 wire boot
+ * counter] and, from version 2, [u8 flags] (bit 0: the cluster formed once — the
+ * fencing first-start rule, daemon/runtime/activation.ts). Version 1 (6 bytes) is read
+ * as "not formed".
+ */
+interface RuntimeMeta {
+  boot: number;
+  formed: boolean;
+}
+function encodeMeta(m: RuntimeMeta): Uint8Array {
+  const b = new Uint8Array(7);
   b[0] = 0x71;
-  b[1] = 1;
-  new DataView(b.buffer).setUint32(2, counter >>> 0);
+  b[1] = 2;
+  new DataView(b.buffer).setUint32(2, m.boot >>> 0);
+  b[6] = m.formed ? 1 : 0;
   return b;
 }
-function decodeMetaBoot(meta: Uint8Array): number {
-  if (meta.length !== 6 || meta[0] !== 0x71 || meta[1] !== 1) return -1;
-  return new DataView(meta.buffer, meta.byteOffset, meta.byteLength).getUint32(2);
+function decodeMeta(meta: Uint8Array): RuntimeMeta {
+  if (meta.length < 6 || meta[0] !== 0x71 || (meta[1] !== 1 && meta[1] !== 2)) return { boot: -1, formed: false };
+  const boot = new DataView(meta.buffer, meta.byteOffset, meta.byteLength).getUint32(2);
+  return { boot, formed: meta[1] === 2 && meta.length >= 7 && (meta[6]! & 1) === 1 };
 }

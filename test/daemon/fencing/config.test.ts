@@ -137,7 +137,7 @@ describe('fencing config', () => {
     ['negative delay', `fencing:\n  targets:\n    - node: pi-b\n      delayMs: -5\n      levels: [[{ type: watchdog-wait, waitMs: 1 }]]\n`, 'delayMs', /fencing\.targets\.0\.delayMs: expected milliseconds: an integer 0\.\.86400000/],
     ['empty levels', `fencing:\n  targets:\n    - node: pi-b\n      levels: []\n`, 'levels', /fencing\.targets\.0\.levels: expected at least one fence level/],
     ['unknown key', `fencing:\n  stonit: false\n`, 'stonit', /fencing\.stonit: unknown key "stonit"/],
-    ['waitForAll not implemented', `fencing:\n  waitForAll: [pi-a, pi-b]\n`, 'waitForAll', /fencing\.waitForAll: not implemented yet/],
+    ['waitForAll with a non-member', `fencing:\n  waitForAll: [pi-a, pi-x]\n`, 'waitForAll', /fencing\.waitForAll\.1: expected a member name \(pi-a, pi-b, pi-c, wit\), got "pi-x"/],
     ['same target twice', `fencing:\n  targets:\n    - { node: pi-b, levels: [[{ type: watchdog-wait, waitMs: 1 }]] }\n    - { node: pi-b, levels: [[{ type: watchdog-wait, waitMs: 2 }]] }\n`, 'waitMs: 2', /fencing\.targets\.1\.node: expected each member once/],
   ];
   for (const [what, text, needle, re] of bad) {

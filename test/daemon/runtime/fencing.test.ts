@@ -25,7 +25,7 @@ interface Rig {
   oneActive(maxMs?: number, not?: NodeId): NodeRuntime;
 }
 
-function rig(ids: NodeId[], o: { witnesses?: NodeId[]; stonith?: boolean; wire?: (w: World) => FenceWiring | null; seed?: number } = {}): Rig {
+function rig(ids: NodeId[], o: { witnesses?: NodeId[]; stonith?: boolean; wire?: (w: World) => FenceWiring | null; seed?: number; waitForAll?: NodeId[] } = {}): Rig {
   const witnesses = o.witnesses ?? [];
   const data = ids.filter((i) => !witnesses.includes(i));
   let wiring: FenceWiring | null = null;
@@ -63,7 +63,7 @@ function rig(ids: NodeId[], o: { witnesses?: NodeId[]; stonith?: boolean; wire?:
       wiring = o.wire ? o.wire(w) : o.stonith === false ? null : wireFencing(w, data);
     },
     perBoot: (hal) => ({
-      fencing: simFencing(hal, wiring),
+      fencing: { ...simFencing(hal, wiring), ...(o.waitForAll ? { activation: { waitForAll: o.waitForAll } } : {}) },
       observer: {
         booted: (rt) => incOf.set(rt, hal.incarnation),
         afterStep: check,
@@ -243,6 +243,33 @@ describe('activation gate in the runtime', () => {
 });
 
 describe('two boards and a witness', () => {
+  it('first start waits for all: a leader elected with the witness alone neither acts nor fences until the other board was seen once; formed survives a restart', () => {
+    const ids = [1, 2, 3];
+    const r = rig(ids, { witnesses: [3], waitForAll: [1, 2] });
+    r.c.world.board(2).setMains(false); // board 2 is not there at the first start
+    expect(r.c.until(() => r.live().some((x) => x.isLeader), 8000)).toBe(true);
+    r.c.world.run(6000); // far past the lease bound (3 s watchdog in the sim)
+    const l = r.live().find((x) => x.isLeader)!;
+    expect(l.id).toBe(1);
+    expect(r.activeNodes()).toEqual([]);
+    expect(l.status().waitingFor).toMatch(/first start: every node of fencing.waitForAll must be seen once \(not seen yet: 2\)/);
+    expect(r.live().flatMap((x) => x.status().fences.local)).toEqual([]); // no fence at first start
+    expect(fencedOff(r.c.world, [2])).toEqual([]); // board 2 is down by its mains, never by a relay
+    r.c.world.board(2).setMains(true);
+    const a = r.oneActive(10_000);
+    expect(a.status().waitingFor).toBe('');
+    // Formed is persisted (a few ms of fsync later): with board 2 gone again, a
+    // restarted board 1 does not wait for it.
+    r.c.world.run(1000);
+    r.c.world.board(2).setMains(false);
+    r.c.world.board(1).setMains(false);
+    r.c.world.run(500);
+    r.c.world.board(1).setMains(true);
+    const again = r.oneActive(20_000);
+    expect(again.id).toBe(1);
+    expect(r.problems).toEqual([]);
+  });
+
   it('a witness that is down: the two boards still elect; split apart, neither leads, nobody is fenced', () => {
     const ids = [1, 2, 3];
     const r = rig(ids, { witnesses: [3] });
