@@ -180,24 +180,26 @@ export class InvariantChecker implements RuntimeObserver {
     const raft = rt.engine;
     if (!raft) return;
     const t = this.track(rt.id);
-    const s = raft.status();
-    if (!this.disabled.has('commit-monotonic') && s.commitIndex < t.lifeCommit) this.fail('commit-monotonic', `node ${rt.id}'s commit index went from ${t.lifeCommit} down to ${s.commitIndex}`);
-    t.lifeCommit = s.commitIndex;
-    if (s.role !== 'leader') return;
-    const prevLeader = this.termLeader.get(s.term);
+    // The getters, not status(): status() copies config and progress, and this runs after every step.
+    const commit = raft.commitIndex;
+    if (!this.disabled.has('commit-monotonic') && commit < t.lifeCommit) this.fail('commit-monotonic', `node ${rt.id}'s commit index went from ${t.lifeCommit} down to ${commit}`);
+    t.lifeCommit = commit;
+    if (raft.currentRole !== 'leader') return;
+    const term = raft.currentTerm;
+    const prevLeader = this.termLeader.get(term);
     if (prevLeader === rt.id) return;
-    if (prevLeader !== undefined) this.fail('election-safety', `nodes ${prevLeader} and ${rt.id} were both leader in term ${s.term}`);
-    this.termLeader.set(s.term, rt.id);
+    if (prevLeader !== undefined) this.fail('election-safety', `nodes ${prevLeader} and ${rt.id} were both leader in term ${term}`);
+    this.termLeader.set(term, rt.id);
     this.elections++;
-    if (t.witness) this.fail('witness-leads', `witness ${rt.id} became leader in term ${s.term}`);
+    if (t.witness) this.fail('witness-leads', `witness ${rt.id} became leader in term ${term}`);
     // Leader completeness: the highest index applied by a node in a term < T.
     let i = this.maxApplied;
-    for (; i > 0; i--) if ((this.appliedLog[i]?.minTerm ?? Infinity) < s.term) break;
-    if (i === 0 || i <= s.snapshotIndex) return;
+    for (; i > 0; i--) if ((this.appliedLog[i]?.minTerm ?? Infinity) < term) break;
+    if (i === 0 || i <= raft.snapshotIndex) return;
     const e = raft.entryAt(i);
     const a = this.appliedLog[i]!;
     if (!e || e.term !== a.term || (a.dataHash !== undefined && hashBytes(e.data) !== a.dataHash)) {
-      this.fail('leader-completeness', `node ${rt.id} became leader of term ${s.term} without the entry at index ${i} (term ${a.term}) that was committed in an earlier term (it has ${e ? `term ${e.term}` : 'nothing'} there)`);
+      this.fail('leader-completeness', `node ${rt.id} became leader of term ${term} without the entry at index ${i} (term ${a.term}) that was committed in an earlier term (it has ${e ? `term ${e.term}` : 'nothing'} there)`);
     }
   }
 
@@ -225,7 +227,7 @@ export class InvariantChecker implements RuntimeObserver {
     if (rd.hardState) t.durableCommit = Math.max(t.durableCommit, rd.hardState.commit);
     // Keep the chain map small: entries below the snapshot are no longer needed.
     if (t.chain.size > 4096) {
-      const snapIdx = rt.engine?.status().snapshotIndex ?? 0;
+      const snapIdx = rt.engine?.snapshotIndex ?? 0;
       for (const k of [...t.chain.keys()]) if (k < snapIdx) t.chain.delete(k);
     }
   }
@@ -235,7 +237,7 @@ export class InvariantChecker implements RuntimeObserver {
     const t = this.track(rt.id);
     const c = t.chain.get(e.index);
     if (!c) this.fail('checker', `node ${rt.id} applied index ${e.index} that the checker never saw persisted`);
-    const term = rt.engine!.status().term;
+    const term = rt.engine!.currentTerm;
     const a = this.appliedLog[e.index];
     const dataHash = t.witness ? undefined : hashBytes(e.data);
     if (!a) {

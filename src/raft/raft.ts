@@ -341,6 +341,30 @@ export class RaftNode {
     return this.role === 'leader';
   }
 
+  // Cheap read-only views of single status() fields. status() copies the
+  // configuration and the progress table; the simulator's invariant checker reads
+  // a few scalars after every step, so it uses these instead.
+
+  /** The current term (status().term). */
+  get currentTerm(): Term {
+    return this.term;
+  }
+
+  /** The current role (status().role). */
+  get currentRole(): Role {
+    return this.role;
+  }
+
+  /** The highest index known committed (status().commitIndex). */
+  get commitIndex(): Index {
+    return this.commit;
+  }
+
+  /** The index the latest snapshot covers (status().snapshotIndex). */
+  get snapshotIndex(): Index {
+    return this.log.snapIndex;
+  }
+
   // -------------------------------------------------------------------------
   // Inputs
 
