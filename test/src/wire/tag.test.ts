@@ -79,6 +79,36 @@ describe('hmacSha256 equals createHmac', () => {
     expect(verifyTag({ current: cur }, data, t.subarray(0, 15))).toBe(null);
   });
 
+  it('remembered results (seal then verify in one process) never accept a wrong tag or changed data', () => {
+    // verifyTag looks up the digest remembered when the same bytes were sealed; these
+    // cases hit that table: same slot with a forged tail, changed data under the
+    // remembered tag, same length and prefix, a buffer mutated after sealing, and
+    // data longer than the remembered limit. Every answer is checked against createHmac.
+    const rng = new Rng('tag-memo');
+    const key = bytes(rng, 32);
+    const ring = { current: key };
+    for (let round = 0; round < 300; round++) {
+      const len = rng.int(0, 700);
+      const data = bytes(rng, len);
+      const t = computeTag(key, data);
+      expect(hex(t)).toBe(hex(ref(key, data).subarray(0, TAG_BYTES)));
+      expect(verifyTag(ring, data.slice(), t)).toBe('current');
+      expect(verifyTag(ring, data, t)).toBe('current');
+      const forged = t.slice();
+      forged[2 + rng.int(0, TAG_BYTES - 3)]! ^= 1 << rng.int(0, 7); // keeps the slot (bytes 0–1), changes the tag
+      expect(verifyTag(ring, data, forged)).toBe(null);
+      if (len > 0) {
+        const changed = data.slice();
+        changed[rng.int(0, len - 1)]! ^= 1 << rng.int(0, 7);
+        expect(verifyTag(ring, changed, t)).toBe(null);
+        expect(verifyTag(ring, changed, computeTag(key, changed))).toBe('current');
+        data[len - 1]! ^= 0xff; // mutate the sealed buffer in place: the old tag must no longer pass
+        expect(verifyTag(ring, data, t)).toBe(null);
+      }
+      expect(verifyTag(ring, data.subarray(0, Math.max(0, len - 1)), t)).toBe(len === 0 ? 'current' : null);
+    }
+  });
+
   it('bad input is a clear TypeError', () => {
     expect(() => hmacSha256('k' as unknown as Uint8Array, new Uint8Array(1))).toThrow(/key and data must be Uint8Arrays/);
   });
