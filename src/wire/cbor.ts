@@ -154,6 +154,31 @@ export class CborWriter {
   finish(): Uint8Array {
     return this.buf.slice(0, this.len);
   }
+
+  /** Number of bytes written so far. */
+  get length(): number {
+    return this.len;
+  }
+
+  /** Copies the bytes written so far into out[at..at+length) (no allocation). */
+  copyTo(out: Uint8Array, at: number): void {
+    const b = this.buf;
+    const n = this.len;
+    // A byte loop for frame-sized bodies: a subarray view for set() costs more than the copy.
+    if (n > 512) out.set(b.subarray(0, n), at);
+    else for (let i = 0; i < n; i++) out[at + i] = b[i]!;
+  }
+
+  /**
+   * Starts over, keeping the buffer (for a writer reused per frame). A buffer grown
+   * beyond `keepAtMost` bytes by one large value is dropped, so one big frame does not
+   * pin its memory for the life of the process.
+   */
+  reset(keepAtMost = 64 * 1024): this {
+    this.len = 0;
+    if (this.buf.length > keepAtMost) this.buf = new Uint8Array(64);
+    return this;
+  }
 }
 
 /** Size in bytes of the head encoding `n` (shortest form). */

@@ -16,7 +16,7 @@
  */
 import { CborError, CborWriter, Reader, type CborReadStats, type CborValue } from './cbor.ts';
 import { EntryType, MsgType, type Entry, type MemberConfig, type Message } from './messages.ts';
-import { checkKeyring, TAG_BYTES, verifyTag, writeTag, type Keyring } from './tag.ts';
+import { checkKeyring, TAG_BYTES, verifyFrameTag, writeTag, type Keyring } from './tag.ts';
 import { MAX_NODE_ID } from '../types.ts';
 
 export const WIRE_VERSION = 1;
@@ -271,6 +271,18 @@ function checkEnvelope(env: Envelope): string | null {
 
 /** The CBOR bytes of a message (no tag). Throws WireEncodeError naming the bad field. */
 export function encodeMessage(msg: Message, env: Envelope): Uint8Array {
+  return encodeBody(msg, env).finish();
+}
+
+/**
+ * The one writer the encoder reuses (encoding is synchronous and never re-entered):
+ * a fresh CborWriter and its buffer per frame were a measurable share of the
+ * simulator's garbage. Callers copy its bytes out before the next encode.
+ */
+const SHARED_WRITER = new CborWriter(256);
+
+/** Checks and encodes `msg` into SHARED_WRITER (valid until the next call). */
+function encodeBody(msg: Message, env: Envelope): CborWriter {
   const problem = checkMessage(msg) ?? checkEnvelope(env);
   if (problem) throw new WireEncodeError(`cannot encode ${MsgType[msg?.type] ?? 'message'}: ${problem}`);
   const layout = layoutOf(msg.type)!;
@@ -278,7 +290,7 @@ export function encodeMessage(msg: Message, env: Envelope): Uint8Array {
   let n = layout.length;
   const lastField = layout[n - 1];
   if (lastField?.kind === 'opt-uint' && m[lastField.name] === undefined) n--;
-  const w = new CborWriter(64);
+  const w = SHARED_WRITER.reset();
   w.array(ENVELOPE_ITEMS + n)
     .uint(WIRE_VERSION)
     .uint(msg.type)
@@ -320,15 +332,16 @@ export function encodeMessage(msg: Message, env: Envelope): Uint8Array {
       }
     }
   }
-  return w.finish();
+  return w;
 }
 
 /** encodeMessage followed by the tag under `key`. */
 export function encodeFrame(msg: Message, env: Envelope, key: Uint8Array): Uint8Array {
-  const body = encodeMessage(msg, env);
-  const frame = new Uint8Array(body.length + TAG_BYTES);
-  frame.set(body);
-  writeTag(key, body, frame, body.length);
+  const w = encodeBody(msg, env);
+  const n = w.length;
+  const frame = new Uint8Array(n + TAG_BYTES);
+  w.copyTo(frame, 0);
+  writeTag(key, frame, frame, n, n);
   return frame;
 }
 
@@ -434,7 +447,7 @@ function decodeChecked(bytes: Uint8Array, opts: DecodeOptions): DecodeResult {
   if (cp) return fail('bad-field', cp);
   if (cluster !== opts.cluster) return fail('unknown-cluster', `cluster: ${show(cluster)}, expected ${opts.cluster}`);
 
-  const keyUsed = verifyTag(opts.keyring, bytes.subarray(0, bodyEnd), bytes.subarray(bodyEnd));
+  const keyUsed = verifyFrameTag(opts.keyring, bytes, bodyEnd);
   if (!keyUsed) return fail('bad-tag', 'tag: does not match the current or previous cluster key');
 
   const ep = checkRange(bootId, 'bootId', 0, MAX_BOOT_ID) ?? checkRange(seq, 'seq', 0, MAX_SEQ);

@@ -175,18 +175,22 @@ class HmacKey {
   private readonly memoLen = new Int32Array(MEMO_SLOTS).fill(-1);
   private readonly memoMac = new Uint8Array(MEMO_SLOTS * 32);
 
-  /** The first `n` (≤ 32) bytes of HMAC-SHA256(key, data), written into out[0..n); remembered. */
-  mac(data: Uint8Array, out: Uint8Array, n: number): void {
-    this.compute(data);
+  /**
+   * The first `n` (≤ 32) bytes of HMAC-SHA256(key, data[0..len)), written into
+   * out[at..at+n); remembered. `out` may be `data` itself with at ≥ len (the encoder
+   * writes the tag right after the body; lengths instead of subarray views, which
+   * cost more than the copy they save).
+   */
+  mac(data: Uint8Array, len: number, out: Uint8Array, at: number, n: number): void {
+    this.compute(data, len);
     const st = this.st;
-    for (let i = 0; i < n; i++) out[i] = st[i >> 2]! >>> (24 - 8 * (i & 3));
-    this.remember(data);
+    for (let i = 0; i < n; i++) out[at + i] = st[i >> 2]! >>> (24 - 8 * (i & 3));
+    this.remember(data, len);
   }
 
-  /** Whether `tag` (TAG_BYTES) is the truncated HMAC of `data`, compared in constant time. */
-  verify(data: Uint8Array, tag: Uint8Array): boolean {
-    const len = data.length;
-    const j = (tag[0]! | (tag[1]! << 8)) & (MEMO_SLOTS - 1);
+  /** Whether tag[at..at+TAG_BYTES) is the truncated HMAC of data[0..len), compared in constant time. */
+  verify(data: Uint8Array, len: number, tag: Uint8Array, at: number): boolean {
+    const j = (tag[at]! | (tag[at + 1]! << 8)) & (MEMO_SLOTS - 1);
     const mm = this.memoMac;
     const o = 32 * j;
     let d = 0;
@@ -195,37 +199,35 @@ class HmacKey {
       let i = 0;
       while (i < len && m[i] === data[i]) i++;
       if (i === len) {
-        for (let k = 0; k < TAG_BYTES; k++) d |= mm[o + k]! ^ tag[k]!;
+        for (let k = 0; k < TAG_BYTES; k++) d |= mm[o + k]! ^ tag[at + k]!;
         return d === 0;
       }
     }
-    this.compute(data);
+    this.compute(data, len);
     const st = this.st;
-    for (let k = 0; k < TAG_BYTES; k++) d |= ((st[k >> 2]! >>> (24 - 8 * (k & 3))) & 0xff) ^ tag[k]!;
-    this.remember(data);
+    for (let k = 0; k < TAG_BYTES; k++) d |= ((st[k >> 2]! >>> (24 - 8 * (k & 3))) & 0xff) ^ tag[at + k]!;
+    this.remember(data, len);
     return d === 0;
   }
 
   /** Stores data → the digest now in `st`, in the slot its first bytes name. */
-  private remember(data: Uint8Array): void {
-    const len = data.length;
+  private remember(data: Uint8Array, len: number): void {
     if (len > MEMO_MAX_BYTES) return;
     const st = this.st;
     const b0 = st[0]! >>> 24;
     const b1 = (st[0]! >>> 16) & 0xff;
     const j = (b0 | (b1 << 8)) & (MEMO_SLOTS - 1);
     const m = (this.memoData[j] ??= new Uint8Array(MEMO_MAX_BYTES));
-    m.set(data);
+    for (let i = 0; i < len; i++) m[i] = data[i]!;
     this.memoLen[j] = len;
     const mm = this.memoMac;
     for (let k = 0, o = 32 * j; k < 32; k++) mm[o + k] = st[k >> 2]! >>> (24 - 8 * (k & 3));
   }
 
-  /** HMAC-SHA256(key, data) into `st`. */
-  private compute(data: Uint8Array): void {
+  /** HMAC-SHA256(key, data[0..len)) into `st`. */
+  private compute(data: Uint8Array, len: number): void {
     const st = this.st;
     st.set(this.inner);
-    const len = data.length;
     const full = len & ~63;
     for (let off = 0; off < full; off += 64) compress(st, data, off);
     // Last block(s) of the inner hash: remaining bytes, 0x80, zeros, bit length of K⊕ipad ‖ data.
@@ -284,34 +286,47 @@ function hmacKey(key: Uint8Array): HmacKey {
 export function hmacSha256(key: Uint8Array, data: Uint8Array): Uint8Array {
   if (!(key instanceof Uint8Array) || !(data instanceof Uint8Array)) throw new TypeError('hmacSha256: key and data must be Uint8Arrays');
   const out = new Uint8Array(32);
-  hmacKey(key).mac(data, out, 32);
+  hmacKey(key).mac(data, data.length, out, 0, 32);
   return out;
 }
 
 /** HMAC-SHA256(key, data) truncated to TAG_BYTES. */
 export function computeTag(key: Uint8Array, data: Uint8Array): Uint8Array {
   const out = new Uint8Array(TAG_BYTES);
-  hmacKey(key).mac(data, out, TAG_BYTES);
+  hmacKey(key).mac(data, data.length, out, 0, TAG_BYTES);
   return out;
 }
 
-/** Writes the tag of `data` under `key` into out[at..at+TAG_BYTES) (no allocation; the encoder's path). */
-export function writeTag(key: Uint8Array, data: Uint8Array, out: Uint8Array, at: number): void {
-  const tmp = TAG_TMP;
-  hmacKey(key).mac(data, tmp, TAG_BYTES);
-  out.set(tmp, at);
-}
-const TAG_TMP = new Uint8Array(TAG_BYTES);
-
-/** Constant-time comparison of the expected tag of `data` under `key` with `tag`. */
-function tagMatches(key: Uint8Array, data: Uint8Array, tag: Uint8Array): boolean {
-  return hmacKey(key).verify(data, tag);
+/**
+ * Writes the tag of data[0..len) (default: all of `data`) under `key` into
+ * out[at..at+TAG_BYTES) (no allocation; the encoder's path). `out` may be `data`
+ * with at ≥ len: the body and its tag in one buffer.
+ */
+export function writeTag(key: Uint8Array, data: Uint8Array, out: Uint8Array, at: number, len: number = data.length): void {
+  if (!(len >= 0 && len <= data.length) || !(at >= 0 && at + TAG_BYTES <= out.length) || (out === data && at < len)) {
+    throw new RangeError(`writeTag: expected len 0..${data.length} and a tag slot inside out (${out.length} bytes) not overlapping the data, got len ${len}, at ${at}`);
+  }
+  hmacKey(key).mac(data, len, out, at, TAG_BYTES);
 }
 
 /** Which key of the ring produced `tag` over `data`, compared in constant time; null if none. */
 export function verifyTag(k: Keyring, data: Uint8Array, tag: Uint8Array): 'current' | 'previous' | null {
   if (tag.length !== TAG_BYTES) return null;
-  if (tagMatches(k.current, data, tag)) return 'current';
-  if (k.previous && tagMatches(k.previous, data, tag)) return 'previous';
+  return verifyTagIn(k, data, data.length, tag, 0);
+}
+
+/**
+ * verifyTag for a frame in one buffer: the tag over frame[0..bodyEnd) is
+ * frame[bodyEnd..bodyEnd+TAG_BYTES), and the frame ends there (the decoder's path,
+ * without two subarray views per frame).
+ */
+export function verifyFrameTag(k: Keyring, frame: Uint8Array, bodyEnd: number): 'current' | 'previous' | null {
+  if (!(bodyEnd >= 0) || frame.length - bodyEnd !== TAG_BYTES) return null;
+  return verifyTagIn(k, frame, bodyEnd, frame, bodyEnd);
+}
+
+function verifyTagIn(k: Keyring, data: Uint8Array, len: number, tag: Uint8Array, at: number): 'current' | 'previous' | null {
+  if (hmacKey(k.current).verify(data, len, tag, at)) return 'current';
+  if (k.previous && hmacKey(k.previous).verify(data, len, tag, at)) return 'previous';
   return null;
 }

@@ -223,3 +223,28 @@ describe('decoder rejects with a reason from the closed set', () => {
     expect(r.ok && r.msg).toEqual(m);
   });
 });
+
+describe('the encoder reuses one writer', () => {
+  it('a frame after a large frame and after a refused message is the same bytes as before', () => {
+    const env = { cluster: 1, bootId: 2, seq: 3 };
+    const small = hb({ commit: 7 });
+    const first = encodeFrame(small, env, KEY_A);
+    const firstBody = encodeMessage(small, env);
+    expect(Array.from(first.subarray(0, firstBody.length))).toEqual(Array.from(firstBody));
+    // A large frame (grows the writer past its kept size), then one refused by checkMessage, then the small one again.
+    const big: Message = { type: MsgType.Append, from: 1, to: 2, term: 5, prevIndex: 0, prevTerm: 0, commit: 0, entries: [{ term: 5, index: 1, type: EntryType.Normal, data: new Uint8Array(100_000).fill(9) }] } as Message;
+    const bigFrame = encodeFrame(big, env, KEY_A);
+    expect(bigFrame.length).toBeGreaterThan(100_000);
+    const r = decodeFrame(bigFrame, { ...opts(1), maxFrame: 1 << 20 });
+    if (!r.ok) throw new Error(`${r.reason}: ${r.detail}`);
+    expect(r.msg).toEqual(big);
+    expect(() => encodeFrame(hb({ from: 0 }), env, KEY_A)).toThrow(WireEncodeError);
+    const again = encodeFrame(small, env, KEY_A);
+    expect(Array.from(again)).toEqual(Array.from(first));
+    expect(again).not.toBe(first);
+    // The returned frames are independent: the next encode does not overwrite them.
+    encodeFrame(hb({ commit: 999_999 }), env, KEY_A);
+    expect(Array.from(again)).toEqual(Array.from(first));
+    expect(Array.from(encodeMessage(small, env))).toEqual(Array.from(firstBody));
+  });
+});

@@ -7,7 +7,7 @@
 import { createHmac } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { computeTag, hmacSha256, TAG_BYTES, verifyTag, writeTag } from '../../../src/wire/tag.ts';
+import { computeTag, hmacSha256, TAG_BYTES, verifyFrameTag, verifyTag, writeTag } from '../../../src/wire/tag.ts';
 import { Rng } from '../../../src/rng.ts';
 
 const ref = (key: Uint8Array, data: Uint8Array) => new Uint8Array(createHmac('sha256', key).update(data).digest());
@@ -107,6 +107,26 @@ describe('hmacSha256 equals createHmac', () => {
       }
       expect(verifyTag(ring, data.subarray(0, Math.max(0, len - 1)), t)).toBe(len === 0 ? 'current' : null);
     }
+  });
+
+  it('writeTag into the same buffer after the body, and verifyFrameTag on that frame, agree with createHmac', () => {
+    const rng = new Rng('tag-inplace');
+    const key = bytes(rng, 32);
+    for (const len of [0, 1, 55, 56, 64, 120, 700]) {
+      const frame = new Uint8Array(len + TAG_BYTES);
+      frame.set(bytes(rng, len));
+      writeTag(key, frame, frame, len, len);
+      expect(hex(frame.subarray(len))).toBe(hex(ref(key, frame.subarray(0, len)).subarray(0, TAG_BYTES)));
+      expect(verifyFrameTag({ current: key }, frame, len)).toBe('current');
+      expect(verifyFrameTag({ current: bytes(rng, 32) }, frame, len)).toBe(null);
+      expect(verifyFrameTag({ current: key }, frame, len - 1)).toBe(null); // tag must end the frame
+      const bad = frame.slice();
+      bad[len + TAG_BYTES - 1]! ^= 1;
+      expect(verifyFrameTag({ current: key }, bad, len)).toBe(null);
+    }
+    const f = new Uint8Array(20);
+    expect(() => writeTag(key, f, f, 2, 10)).toThrow(/writeTag: .*not overlapping the data/);
+    expect(() => writeTag(key, f, f, 5, 30)).toThrow(/writeTag: expected len 0\.\.20/);
   });
 
   it('bad input is a clear TypeError', () => {
