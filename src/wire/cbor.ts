@@ -205,6 +205,8 @@ export function readCbor(data: Uint8Array, start = 0, limit = data.length, stats
 /** Incremental access for callers that want to look at an array head before its items. */
 export class Reader {
   pos: number;
+  /** Major type of the item head read last (set by head()). */
+  private major = 0;
 
   constructor(
     private readonly data: Uint8Array,
@@ -224,14 +226,19 @@ export class Reader {
     return this.data[this.pos++]!;
   }
 
-  /** Reads an item head: returns [major, argument]; simple values come back as major 7. */
-  private head(): [number, number] {
+  /**
+   * Reads an item head: returns its argument and leaves its major type in `major`;
+   * simple values come back as major 7. (Not a [major, n] tuple: that was an array
+   * per item, and destructuring it goes through the iterator protocol, per item.)
+   */
+  private head(): number {
     const at = this.pos;
     const ib = this.byte('an item head');
     const major = ib >>> 5;
     const info = ib & 0x1f;
-    if (major === 7) return [7, info];
-    if (info < 24) return [major, info];
+    this.major = major;
+    if (major === 7) return info;
+    if (info < 24) return info;
     let n: number;
     let min: number;
     if (info === 24) {
@@ -260,7 +267,7 @@ export class Reader {
       throw new CborError('malformed', `reserved additional information ${info} at byte ${at}`);
     }
     if (n < min) throw new CborError('malformed', `non-shortest encoding of ${n} at byte ${at}`);
-    return [major, n];
+    return n;
   }
 
   private note(n: number): void {
@@ -272,7 +279,8 @@ export class Reader {
   /** Reads an array head and returns its length, bounded by the remaining input. */
   arrayHead(): number {
     const at = this.pos;
-    const [major, n] = this.head();
+    const n = this.head();
+    const major = this.major;
     if (major !== 4) throw new CborError('malformed', `expected an array at byte ${at}, found major type ${major}`);
     // Every item takes at least one byte: a longer claim cannot be satisfied.
     if (n > this.remaining) {
@@ -283,7 +291,8 @@ export class Reader {
 
   value(depth: number): CborValue {
     const at = this.pos;
-    const [major, n] = this.head();
+    const n = this.head();
+    const major = this.major;
     switch (major) {
       case 0:
         return n;
