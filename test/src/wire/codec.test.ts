@@ -247,4 +247,33 @@ describe('the encoder reuses one writer', () => {
     expect(Array.from(again)).toEqual(Array.from(first));
     expect(Array.from(encodeMessage(small, env))).toEqual(Array.from(firstBody));
   });
+
+  it('frames share slabs but never bytes: writing into one frame changes no other, across slab boundaries', () => {
+    const env = { cluster: 1, bootId: 2, seq: 3 };
+    const frames: Uint8Array[] = [];
+    const copies: number[][] = [];
+    for (let i = 0; i < 600; i++) {
+      // Varying sizes, some above a quarter slab (own buffer), enough to fill several slabs.
+      const size = i % 50 === 0 ? 5000 : (i * 37) % 300;
+      const m = { type: MsgType.Append, from: 1, to: 2, term: 5, prevIndex: 0, prevTerm: 0, commit: 0, entries: [{ term: 5, index: 1, type: EntryType.Normal, data: new Uint8Array(size).fill(i & 0xff) }] } as Message;
+      const f = encodeFrame(m, { ...env, seq: i }, KEY_A);
+      frames.push(f);
+      copies.push(Array.from(f));
+    }
+    // Before any scribbling every frame still holds its own bytes, then each receiver
+    // scribbles its own mark over its frame: with any overlap a later mark would show.
+    for (let i = 0; i < frames.length; i++) expect(Array.from(frames[i]!)).toEqual(copies[i]);
+    frames.forEach((f, i) => f.fill(i % 251));
+    for (let i = 0; i < frames.length; i++) {
+      expect(frames[i]!.length).toBe(copies[i]!.length);
+      expect(frames[i]!.every((b) => b === i % 251)).toBe(true);
+    }
+    // And nothing the encoder hands out later overlaps a frame still held.
+    const held = encodeFrame(hb(), env, KEY_A);
+    const heldCopy = Array.from(held);
+    for (let i = 0; i < 400; i++) encodeFrame(hb({ commit: i }), { ...env, seq: i }, KEY_A);
+    expect(Array.from(held)).toEqual(heldCopy);
+    const r = decodeFrame(held, opts(1));
+    expect(r.ok).toBe(true);
+  });
 });
