@@ -360,6 +360,16 @@ export class RaftNode {
     return this.commit;
   }
 
+  /** The leader this node knows for the current term, NO_NODE if none (status().leader). */
+  get leaderId(): NodeId {
+    return this.leader;
+  }
+
+  /** Index of the last entry in the log (status().lastIndex). */
+  get lastIndex(): Index {
+    return this.log.lastIndex;
+  }
+
   /** The index the latest snapshot covers (status().snapshotIndex). */
   get snapshotIndex(): Index {
     return this.log.snapIndex;

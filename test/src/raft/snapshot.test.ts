@@ -88,3 +88,36 @@ describe('raft snapshots', () => {
     expect(l.r.compact(l.applied, new Uint8Array([1])).ok).toBe(false); // not after the current snapshot
   });
 });
+
+describe('read-only getters', () => {
+  it('currentTerm, currentRole, leaderId, commitIndex, lastIndex, snapshotIndex equal status() at every tick (elections, crashes, compaction)', () => {
+    const c = new Cluster({ seed: 77, voters: [1, 2, 3], wire: true });
+    let compared = 0;
+    const same = () => {
+      for (const n of c.up()) {
+        const s = n.r.status();
+        expect([n.r.currentTerm, n.r.currentRole, n.r.leaderId, n.r.commitIndex, n.r.lastIndex, n.r.snapshotIndex]).toEqual([
+          s.term, s.role, s.leader, s.commitIndex, s.lastIndex, s.snapshotIndex,
+        ]);
+        compared++;
+      }
+    };
+    for (let round = 0; round < 4; round++) {
+      const l = c.waitLeader();
+      for (let i = 0; i < 10; i++) {
+        c.propose(`r${round}k${i}`);
+        c.tick();
+        same();
+      }
+      c.compact(l.id);
+      c.crash(l.id);
+      for (let t = 0; t < 40; t++) {
+        c.tick();
+        same();
+      }
+      c.restart(l.id);
+    }
+    expect(compared).toBeGreaterThan(300);
+    expect(Math.max(...c.up().map((n) => n.r.snapshotIndex))).toBeGreaterThan(0);
+  });
+});
