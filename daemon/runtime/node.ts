@@ -613,14 +613,14 @@ export class NodeRuntime {
       act.elected(st.term, now);
       this.log('info', 'elected: not active until earlier leaders are shown stopped', { node: this.id, term: st.term, noop: st.lastIndex });
     } else if (!leader && this.wasLeader) {
-      const st = raft.status();
-      act.steppedDown(now, st.leader !== NO_NODE && st.leader !== this.id);
+      const l = raft.leaderId; // getters, not status(): this runs after every engine step
+      act.steppedDown(now, l !== NO_NODE && l !== this.id);
       this.leaderTerm = 0;
       this.claimProposed = 0;
       this.cancelDelayedFences('stepped down');
     } else if (!leader) {
-      const st = raft.status();
-      if (st.leader !== NO_NODE && st.leader !== this.id) act.learnedNewerLeader();
+      const l = raft.leaderId;
+      if (l !== NO_NODE && l !== this.id) act.learnedNewerLeader();
     }
     if (leader && this.claimProposed !== this.leaderTerm) {
       const data = encodeCommand({ op: 'lead.claim', node: this.id, term: this.leaderTerm });
@@ -789,7 +789,7 @@ export class NodeRuntime {
     }
     for (const m of rd.messages) this.send(m);
     if (rd.committed.length > 0) {
-      const witness = raft.status().isWitness;
+      const witness = raft.witness;
       for (const e of rd.committed) this.applyEntry(e, witness);
     }
     for (const rs of rd.readStates) {
@@ -845,10 +845,10 @@ export class NodeRuntime {
 
   private maybeCompact(): void {
     const raft = this.raft!;
-    const s = raft.status();
-    if (s.appliedIndex - s.snapshotIndex < this.snapshotEntries || this.kv.appliedIndex !== s.appliedIndex) return;
+    const applied = raft.appliedIndex;
+    if (applied - raft.snapshotIndex < this.snapshotEntries || this.kv.appliedIndex !== applied) return;
     const data = this.kv.snapshot();
-    const r = raft.compact(s.appliedIndex, data);
+    const r = raft.compact(applied, data);
     if (!r.ok) {
       this.log('warn', 'compaction refused', { node: this.id, reason: r.reason });
       return;

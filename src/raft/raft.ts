@@ -375,6 +375,16 @@ export class RaftNode {
     return this.log.snapIndex;
   }
 
+  /** The index the runtime has applied, as acknowledged by advance() (status().appliedIndex). */
+  get appliedIndex(): Index {
+    return this.applied;
+  }
+
+  /** This node is a witness member in the current configuration (status().isWitness). */
+  get witness(): boolean {
+    return this.isWitness();
+  }
+
   // -------------------------------------------------------------------------
   // Inputs
 
@@ -1030,7 +1040,11 @@ export class RaftNode {
       this.sendAppends(pr);
       return;
     }
-    pr.inflight = pr.inflight.filter((x) => x > m.index);
+    // Acknowledged appends leave the window (in place: one reply per append is the hot path).
+    const inf = pr.inflight;
+    let kept = 0;
+    for (let r = 0; r < inf.length; r++) if (inf[r]! > m.index) inf[kept++] = inf[r]!;
+    inf.length = kept;
     if (m.index > pr.match) {
       pr.match = m.index;
       if (pr.next <= pr.match) pr.next = pr.match + 1;
@@ -1146,13 +1160,16 @@ export class RaftNode {
   // -------------------------------------------------------------------------
   // Follower side
 
+  /** The answer to an Append (a method, not a closure per call: Appends are the hot path). */
+  private replyAppend(to: NodeId, success: boolean, index: Index, conflictIndex = 0, conflictTerm = 0): void {
+    this.send({ type: MsgType.AppendReply, from: this.id, to, term: this.term, success, index, conflictIndex, conflictTerm });
+  }
+
   private handleAppend(m: Append): void {
-    const reply = (success: boolean, index: Index, conflictIndex = 0, conflictTerm = 0) =>
-      this.send({ type: MsgType.AppendReply, from: this.id, to: m.from, term: this.term, success, index, conflictIndex, conflictTerm });
     if (m.prevIndex < this.commit) {
       // Everything up to commit already matches the leader (committed entries never change).
       const lastNew = m.prevIndex + m.entries.length;
-      if (lastNew <= this.commit) return reply(true, this.commit);
+      if (lastNew <= this.commit) return this.replyAppend(m.from, true, this.commit);
       // Keep only the part above our commit.
       const skip = this.commit - m.prevIndex;
       return this.handleAppend({ ...m, prevIndex: this.commit, prevTerm: m.entries[skip - 1]!.term, entries: m.entries.slice(skip) });
@@ -1160,7 +1177,7 @@ export class RaftNode {
     if (!this.log.matchTerm(m.prevIndex, m.prevTerm)) {
       const hintFrom = Math.min(m.prevIndex, this.log.lastIndex);
       const h = this.log.lastIndexWithTermAtMost(hintFrom, m.prevTerm);
-      return reply(false, m.prevIndex, h.index, h.term);
+      return this.replyAppend(m.from, false, m.prevIndex, h.index, h.term);
     }
     let i = 0;
     for (; i < m.entries.length; i++) {
@@ -1188,7 +1205,7 @@ export class RaftNode {
     const lastNew = m.prevIndex + m.entries.length;
     const c = Math.min(m.commit, lastNew);
     if (c > this.commit) this.commit = c;
-    reply(true, lastNew);
+    this.replyAppend(m.from, true, lastNew);
   }
 
   private truncate(from: Index): void {
