@@ -365,3 +365,48 @@ export class ActivationController {
     return { ...base, active: waits.length === 0, waitingFor: waits.join('; '), wantFence, clearedBy };
   }
 }
+
+/** Handed to `onActivation` listeners (hooks, jobs, actuators): act only between active=true and active=false, with this token. */
+export interface ActivationEvent {
+  active: boolean;
+  term: Term;
+  /** The leadership's fencing token (src/fence/token.ts: Raft, the committed index of this term's no-op; bully, epoch×256+id). */
+  token: number;
+  /** Own monotonic ms. */
+  atMs: number;
+}
+
+/**
+ * The `onActivation` subscribers of a runtime (either engine): added and removed by
+ * the application, told of every change of activity in order. A listener that throws
+ * is logged and does not stop the others or the runtime.
+ */
+export class ActivationListeners {
+  private readonly list: Array<(ev: ActivationEvent) => void> = [];
+
+  constructor(
+    private readonly who: string,
+    private readonly logError: (message: string) => void,
+  ) {}
+
+  /** Subscribes `cb`; returns its unsubscribe. */
+  add(cb: (ev: ActivationEvent) => void): () => void {
+    if (typeof cb !== 'function') throw new TypeError(`${this.who}.onActivation: expected a function`);
+    this.list.push(cb);
+    return () => {
+      const i = this.list.indexOf(cb);
+      if (i >= 0) this.list.splice(i, 1);
+    };
+  }
+
+  /** Calls every listener subscribed now (a listener may unsubscribe while called). */
+  emit(ev: ActivationEvent): void {
+    for (const cb of [...this.list]) {
+      try {
+        cb(ev);
+      } catch (e) {
+        this.logError((e as Error).message);
+      }
+    }
+  }
+}

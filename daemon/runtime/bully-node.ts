@@ -75,7 +75,7 @@ import type { Cancel, Clock, Done, Link, LinkEvent, PowerSense, Relay, Storage }
 import { ActivationGate, type ActivationReason, type Fencer, type FenceRecord, type FencerConfig } from '../../src/fence/index.ts';
 import { nullLogger, type Logger } from './logger.ts';
 import type { ClientCallback } from './results.ts';
-import type { ActivationEvent } from './node.ts';
+import { ActivationListeners, type ActivationEvent } from './activation.ts';
 import { WireEndpoint } from './wire-endpoint.ts';
 import { ReadyLoop } from './ready-loop.ts';
 import { FencingDriver, badNodeArg, fenceSucceeded } from './fencing-driver.ts';
@@ -267,7 +267,7 @@ export class BullyRuntime {
   /** The current coordinatorship and one gate per suspect (null when not coordinator). */
   private lead: { epoch: Term; token: number; gates: Map<NodeId, ActivationGate>; suspectTokens: Map<NodeId, number> } | null = null;
   private activeValue = false;
-  private readonly activationListeners: Array<(ev: ActivationEvent) => void> = [];
+  private readonly activationListeners = new ActivationListeners('BullyRuntime', (error) => this.log('error', 'activation listener threw', { node: this.id, error }));
   /** (leader, epoch) last acknowledged with a step-down Election. */
   private ackedLead = '';
 
@@ -400,12 +400,7 @@ export class BullyRuntime {
    * becomes active, and with active=false as soon as it stops. Returns an unsubscribe.
    */
   onActivation(cb: (ev: ActivationEvent) => void): () => void {
-    if (typeof cb !== 'function') throw new TypeError('BullyRuntime.onActivation: expected a function');
-    this.activationListeners.push(cb);
-    return () => {
-      const i = this.activationListeners.indexOf(cb);
-      if (i >= 0) this.activationListeners.splice(i, 1);
-    };
+    return this.activationListeners.add(cb);
   }
 
   // ---------------------------------------------------------------------------
@@ -730,13 +725,7 @@ export class BullyRuntime {
     const ev: ActivationEvent = { active: on, term: this.acted.term, token: on ? this.ownToken : (this.lead?.token ?? fencingToken(this.acted.term, this.id)), atMs: this.opts.clock.monotonicMs() };
     this.log('info', on ? 'active' : 'not active any more', { node: this.id, epoch: ev.term, token: ev.token, ...(on ? { by: JSON.stringify(this.clearedBy()) } : {}) });
     this.opts.observer?.activation?.(this, ev);
-    for (const cb of [...this.activationListeners]) {
-      try {
-        cb(ev);
-      } catch (e) {
-        this.log('error', 'activation listener threw', { node: this.id, error: (e as Error).message });
-      }
-    }
+    this.activationListeners.emit(ev);
   }
 
   private clearedBy(): Record<string, ActivationReason> {

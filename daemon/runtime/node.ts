@@ -51,7 +51,7 @@ import type { Rng } from '../../src/rng.ts';
 import type { Cancel, Clock, Link, LinkEvent, PowerSense, Relay, Storage, Watchdog } from '../../hal/interfaces.ts';
 import type { Fencer, FenceRecord, FencerConfig } from '../../src/fence/index.ts';
 import type { FenceHistoryRecord } from '../../src/kv/index.ts';
-import { ActivationController, resolveActivationOptions, type ActivationOptions, type ActivationView } from './activation.ts';
+import { ActivationController, ActivationListeners, resolveActivationOptions, type ActivationEvent, type ActivationOptions, type ActivationView } from './activation.ts';
 import { openDurableLog, type DurableLog, type DurableLogOptions, type PersistBatch, type Recovered, type StorageStats } from '../../hal/storage/index.ts';
 import { decodeReplyBody, encodeReplyBody } from './forward.ts';
 import { WireEndpoint } from './wire-endpoint.ts';
@@ -78,15 +78,7 @@ export interface RuntimeObserver {
   activation?(rt: NodeRuntime, ev: ActivationEvent): void;
 }
 
-/** Handed to `onActivation` listeners (hooks, jobs, actuators): act only between active=true and active=false, with this token. */
-export interface ActivationEvent {
-  active: boolean;
-  term: Term;
-  /** The leadership's fencing token (src/fence/token.ts: the committed index of this term's no-op). */
-  token: number;
-  /** Own monotonic ms. */
-  atMs: number;
-}
+export type { ActivationEvent } from './activation.ts';
 
 /**
  * Split-brain defenses (DESIGN §5; daemon/runtime/activation.ts). Without this
@@ -266,7 +258,7 @@ export class NodeRuntime {
   private activeValue = false;
   private leaderTerm: Term = 0;
   private voters: NodeId[] = [];
-  private readonly activationListeners: Array<(ev: ActivationEvent) => void> = [];
+  private readonly activationListeners = new ActivationListeners('NodeRuntime', (error) => this.log('error', 'activation listener threw', { node: this.id, error }));
   private readonly fenceCmds = new Map<number, NodeId>();
 
   private readonly pendingWrites = new Map<Index, PendingWrite>();
@@ -389,12 +381,7 @@ export class NodeRuntime {
    * down, node stopped). Returns an unsubscribe function.
    */
   onActivation(cb: (ev: ActivationEvent) => void): () => void {
-    if (typeof cb !== 'function') throw new TypeError('NodeRuntime.onActivation: expected a function');
-    this.activationListeners.push(cb);
-    return () => {
-      const i = this.activationListeners.indexOf(cb);
-      if (i >= 0) this.activationListeners.splice(i, 1);
-    };
+    return this.activationListeners.add(cb);
   }
 
   // ---------------------------------------------------------------------------
@@ -658,13 +645,7 @@ export class NodeRuntime {
     const v = this.act?.view(this.voters);
     this.log('info', on ? 'active' : 'not active any more', { node: this.id, term: ev.term, token: ev.token, ...(on && v ? { by: JSON.stringify(v.clearedBy) } : {}) });
     this.opts.observer?.activation?.(this, ev);
-    for (const cb of [...this.activationListeners]) {
-      try {
-        cb(ev);
-      } catch (e) {
-        this.log('error', 'activation listener threw', { node: this.id, error: (e as Error).message });
-      }
-    }
+    this.activationListeners.emit(ev);
   }
 
   /** Every tick: watchdog, fencer deadlines, lease expiry. */
