@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { call } from '../../daemon/client/http.ts';
 import { startBroker, type BrokerUser, type RunningBroker } from '../../hal/mqtt/broker.ts';
 import { ptyPair, socatCheck, type PtyPair } from '../hal/serial/socat.ts';
+import { spawnStart } from '../daemon/e2e/proc-cluster.ts';
 
 export const root = join(import.meta.dirname, '..', '..');
 export const bin = join(root, 'bin', 'quorumd.js');
@@ -268,14 +269,7 @@ export class Harness {
   }
 
   spawnNode(node: ProcNode): void {
-    const log = createWriteStream(node.log, { flags: 'a' });
-    const child = spawn(process.execPath, [bin, 'start', '--config', node.config], { stdio: ['ignore', 'pipe', 'pipe'] });
-    child.stdout!.pipe(log);
-    child.stderr!.pipe(log);
-    node.child = child;
-    child.on('exit', () => {
-      if (node.child === child) node.child = undefined;
-    });
+    spawnStart(node);
   }
 
   logTail(node: ProcNode, lines = 20): string {

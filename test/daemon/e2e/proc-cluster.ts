@@ -53,6 +53,22 @@ export interface ProcNode {
   child: ChildProcess | undefined;
 }
 
+/**
+ * Starts `quorumd start --config <node.config>` as a real child process, its output
+ * appended to `node.log`; `node.child` is cleared when it exits. Shared by the
+ * end-to-end harnesses (this one and test/e2e/harness.ts).
+ */
+export function spawnStart(node: { config: string; log: string; child: ChildProcess | undefined }): void {
+  const log = createWriteStream(node.log, { flags: 'a' });
+  const child = spawn(process.execPath, [bin, 'start', '--config', node.config], { stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout!.pipe(log);
+  child.stderr!.pipe(log);
+  node.child = child;
+  child.on('exit', () => {
+    if (node.child === child) node.child = undefined;
+  });
+}
+
 export class ProcCluster {
   broker: ChildProcess | undefined;
   brokerPort = 0;
@@ -93,14 +109,7 @@ export class ProcCluster {
   }
 
   spawn(node: ProcNode): void {
-    const log = createWriteStream(node.log, { flags: 'a' });
-    const child = spawn(process.execPath, [bin, 'start', '--config', node.config], { stdio: ['ignore', 'pipe', 'pipe'] });
-    child.stdout!.pipe(log);
-    child.stderr!.pipe(log);
-    node.child = child;
-    child.on('exit', () => {
-      if (node.child === child) node.child = undefined;
-    });
+    spawnStart(node);
   }
 
   /** Polls `f` every 50 ms until true, at most `ms`. */
