@@ -41,7 +41,7 @@
  * into the replicated history (`fence.record`). The watchdog is fed every tick, except
  * by a node that lost its lease after being active (self-fence). Operator: `fence(node)`.
  */
-import { KvError, KvStateMachine, encodeCommand, decodeCommand, type ApplyResult, type Command } from '../../src/kv/index.ts';
+import { KvError, KvStateMachine, encodeCommand, decodeCommand, type ApplyResult, type Command, type JobOutcomeName } from '../../src/kv/index.ts';
 import { RaftNode, type RaftOptions, type Ready, type MemberConfig, type RaftStatus, type Result } from '../../src/raft/index.ts';
 import type { Keyring } from '../../src/wire/auth.ts';
 import { DEFAULT_MAX_FRAME, newDropCounters, type DropCounters } from '../../src/wire/codec.ts';
@@ -962,6 +962,25 @@ export class NodeRuntime {
     this.write({ op: 'lock.release', name, token }, cb);
   }
 
+  /**
+   * Scheduled jobs (daemon/jobs): claims `slot` (ms since the Unix epoch) of `job` for
+   * this node's leadership of term `lead.term`, whose fencing token the caller saw as
+   * `lead.token`. Proposed only here and never forwarded: only an active leader may
+   * claim, and only in the term it saw. Answers 200 (granted: the slot is this node's),
+   * 409 (not granted: that or a later slot was claimed before, or the term is stale;
+   * `holder` names the claimer), 503 (not proposed) or 504 (unknown). A granted claim
+   * does not by itself allow running: the caller checks that it is still active with
+   * the same token when the answer arrives.
+   */
+  jobClaim(job: string, slot: number, lead: { term: number; token: number }, cb: ClientCallback): void {
+    this.write({ op: 'job.claim', job, slot, node: this.id, term: lead.term, token: lead.token }, cb);
+  }
+
+  /** Records how the run of a claimed slot ended (any node; forwarded to the leader like a put). */
+  jobDone(r: { job: string; slot: number; outcome: JobOutcomeName; code: number; signal: string; startedAtMs: number; durationMs: number }, cb: ClientCallback): void {
+    this.write({ op: 'job.done', job: r.job, slot: r.slot, node: this.id, outcome: r.outcome, code: r.code, signal: r.signal, startedAtMs: r.startedAtMs, durationMs: r.durationMs }, cb);
+  }
+
   /** Linearizable by default (ReadIndex); `stale: true` reads this node's state as is. */
   get(key: string, opts: { stale?: boolean }, cb: ClientCallback): void {
     if (typeof cb !== 'function') throw new TypeError('NodeRuntime.get: cb must be a function');
@@ -1032,6 +1051,11 @@ export class NodeRuntime {
         if (!this.active) return reply(unavailable(`leader ${this.id} is not active yet (${this.activationStatus().waitingFor}); the lock command was not proposed`));
         cmd = { ...cmd, now: this.lockNow() };
       }
+      if (cmd.op === 'job.claim') {
+        // A slot is claimed only by an active leader, in the term it saw itself active in.
+        if (!this.active) return reply(unavailable(`leader ${this.id} is not active (${this.activationStatus().waitingFor || 'not active'}); the job claim was not proposed`));
+        if (raft.status().term !== cmd.term) return reply(unavailable(`term changed (now ${raft.status().term}, claim for ${cmd.term}); the job claim was not proposed`));
+      }
       const data = encodeCommand(cmd);
       if (data instanceof KvError) return reply({ status: data.httpStatus, error: data.message });
       const r = raft.propose(data);
@@ -1050,6 +1074,7 @@ export class NodeRuntime {
       return reply(unavailable(`not proposed: ${r.reason}`));
     }
     const leader = raft.status().leader;
+    if (cmd.op === 'job.claim') return reply(unavailable(`node ${this.id} is not the leader; a job claim is never forwarded`));
     if (!local) return reply(unavailable(`node ${this.id} is not the leader (leader: ${leader || 'unknown'}); not proposed`));
     if (leader === NO_NODE || leader === this.id) return reply(unavailable('no leader known; not proposed'));
     const data = encodeCommand(cmd);
@@ -1150,6 +1175,20 @@ export function resultToClient(r: ApplyResult | undefined): ClientResult {
     case 'lead.active':
     case 'fence.record':
       return { status: Status.OK };
+    case 'job.claim':
+      if (r.ok) return { status: Status.OK, index: r.index };
+      return {
+        status: Status.CONFLICT,
+        ...(r.claim ? { holder: `n${r.claim.node}`, token: r.claim.token, index: r.claim.index } : {}),
+        error:
+          r.reason === 'claimed'
+            ? `slot not granted: slot ${r.claim!.slot} of this job was already claimed by node ${r.claim!.node} (term ${r.claim!.term})`
+            : r.reason === 'stale-leader'
+              ? 'slot not granted: the claimer\'s term is older than the newest leadership'
+              : 'slot not granted: too many jobs in the replicated table',
+      };
+    case 'job.done':
+      return r.ok ? { status: Status.OK } : { status: Status.CONFLICT, error: 'job result not recorded: no matching claim, or a newer result is kept' };
     case 'error':
       // Applied as a no-op (the index is consumed): definite, and the input was bad.
       return { status: Status.BAD_REQUEST, error: r.error.message };

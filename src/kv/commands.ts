@@ -12,11 +12,13 @@
  *   lead.claim    [10, node, term]                   (split-brain defenses, see below)
  *   lead.active   [11, node, term, token]
  *   fence.record  [12, target, by, term, outcome index, level + 1, atMs, reason]
+ *   job.claim     [6, job, slot, node, term, token]        (scheduled jobs, see below)
+ *   job.done      [7, job, slot, node, outcome index, code + 1, signal, startedAtMs, durationMs]
  * Keys, names and owners are CBOR text strings. A put of a 64-KiB value costs 1 + 3
  * + key + 5 bytes of framing.
  *
  * Op codes are part of the log format: never renumber them; a new command gets a
- * new code (job claims, planned, will be 6).
+ * new code.
  */
 import { CborWriter, readCbor, utf8Encoder, type Cbor } from './cbor.ts';
 
@@ -59,7 +61,9 @@ export const OpCode = {
   LockAcquire: 3,
   LockRenew: 4,
   LockRelease: 5,
-  // 6 is reserved for job claims; 7..9 left free for it.
+  JobClaim: 6,
+  JobDone: 7,
+  // 8..9 left free.
   LeadClaim: 10,
   LeadActive: 11,
   FenceRecord: 12,
@@ -110,7 +114,39 @@ export interface FenceRecordCommand {
 /** Longest fence reason kept, in characters. */
 export const MAX_FENCE_REASON = 200;
 
-export type Command = PutCommand | DelCommand | LockAcquireCommand | LockRenewCommand | LockReleaseCommand | LeadClaimCommand | LeadActiveCommand | FenceRecordCommand;
+/**
+ * Leader-only scheduled jobs (daemon/jobs). The active leader appends `job.claim` for
+ * a time slot of a job before it runs it, and runs it only once the claim is applied
+ * with ok: the state machine grants a slot only if it is later than every slot of that
+ * job granted before (so a slot is granted once, and a slot that an earlier leader
+ * claimed is never run again), and only to a term not older than the newest recorded
+ * activation (lead.active: a deposed leader's late claim is refused). `slot` is the
+ * scheduled fire time in ms since the Unix epoch (the slot's identity, not a clock
+ * reading of the state machine); `token` is the claimer's fencing token, handed to the
+ * job. `job.done` records how the run of a slot ended, for `quorumd jobs`.
+ */
+export interface JobClaimCommand { op: 'job.claim'; job: string; slot: number; node: number; term: number; token: number }
+/** How a job run ended: exit 0; non-zero exit or signal; killed after its timeout; could not be started. */
+export const JOB_OUTCOMES = ['ok', 'failed', 'timeout', 'error'] as const;
+export type JobOutcomeName = (typeof JOB_OUTCOMES)[number];
+/** Longest signal name kept (e.g. "SIGKILL"). */
+export const MAX_SIGNAL_CHARS = 16;
+export interface JobDoneCommand {
+  op: 'job.done';
+  job: string;
+  slot: number;
+  node: number;
+  outcome: JobOutcomeName;
+  /** Exit code 0..255, or -1 when the process did not exit by itself (signal, not started). */
+  code: number;
+  /** Signal that ended the process ("" for none). */
+  signal: string;
+  /** Wall-clock start of the run, ms since the Unix epoch (informational). */
+  startedAtMs: number;
+  durationMs: number;
+}
+
+export type Command = PutCommand | DelCommand | LockAcquireCommand | LockRenewCommand | LockReleaseCommand | LeadClaimCommand | LeadActiveCommand | FenceRecordCommand | JobClaimCommand | JobDoneCommand;
 
 export type KvErrorCode =
   | 'bad-command' // not an object / unknown op / undecodable bytes
@@ -126,6 +162,8 @@ export type KvErrorCode =
   | 'bad-node'
   | 'bad-term'
   | 'bad-fence'
+  | 'bad-slot'
+  | 'bad-job'
   | 'bad-snapshot'
   | 'apply-order';
 
@@ -231,8 +269,33 @@ export function validateCommand(cmd: unknown): KvError | null {
       }
       return null;
     }
+    case 'job.claim':
+      return (
+        checkKeyLike(c.job, 'job') ??
+        checkIndexLike(c.slot, 'slot', 'bad-slot', 0) ??
+        checkIndexLike(c.node, 'node', 'bad-node', 1, 254) ??
+        checkIndexLike(c.term, 'term', 'bad-term', 1) ??
+        checkIndexLike(c.token, 'token', 'bad-token', 1)
+      );
+    case 'job.done': {
+      const e =
+        checkKeyLike(c.job, 'job') ??
+        checkIndexLike(c.slot, 'slot', 'bad-slot', 0) ??
+        checkIndexLike(c.node, 'node', 'bad-node', 1, 254) ??
+        checkIndexLike(c.code, 'code', 'bad-job', -1, 255) ??
+        checkIndexLike(c.startedAtMs, 'startedAtMs', 'bad-job', 0) ??
+        checkIndexLike(c.durationMs, 'durationMs', 'bad-job', 0);
+      if (e) return e;
+      if (typeof c.outcome !== 'string' || !(JOB_OUTCOMES as readonly string[]).includes(c.outcome)) {
+        return new KvError('bad-job', 'outcome', `outcome: expected one of ${JOB_OUTCOMES.join(', ')}, got ${describe(c.outcome)}`);
+      }
+      if (typeof c.signal !== 'string' || c.signal.length > MAX_SIGNAL_CHARS || !/^[A-Z0-9]*$/.test(c.signal)) {
+        return new KvError('bad-job', 'signal', `signal: expected "" or a signal name such as "SIGTERM" (A-Z, 0-9, at most ${MAX_SIGNAL_CHARS} characters), got ${describe(c.signal)}`);
+      }
+      return null;
+    }
     default:
-      return new KvError('bad-command', 'op', `op: expected put, del, lock.acquire, lock.renew, lock.release, lead.claim, lead.active or fence.record, got ${describe(c.op)}`);
+      return new KvError('bad-command', 'op', `op: expected put, del, lock.acquire, lock.renew, lock.release, lead.claim, lead.active, fence.record, job.claim or job.done, got ${describe(c.op)}`);
   }
 }
 
@@ -268,6 +331,13 @@ export function encodeCommand(cmd: Command): Uint8Array | KvError {
     case 'fence.record':
       // level -1 (none) is stored as 0, levels as level + 1: the writer has unsigned integers only.
       w.array(8).uint(OpCode.FenceRecord).uint(cmd.target).uint(cmd.by).uint(cmd.term).uint(FENCE_OUTCOMES.indexOf(cmd.outcome)).uint(cmd.level + 1).uint(cmd.atMs).text(cmd.reason);
+      break;
+    case 'job.claim':
+      w.array(6).uint(OpCode.JobClaim).text(cmd.job).uint(cmd.slot).uint(cmd.node).uint(cmd.term).uint(cmd.token);
+      break;
+    case 'job.done':
+      // code -1 (none) is stored as 0, codes as code + 1 (unsigned integers only).
+      w.array(9).uint(OpCode.JobDone).text(cmd.job).uint(cmd.slot).uint(cmd.node).uint(JOB_OUTCOMES.indexOf(cmd.outcome)).uint(cmd.code + 1).text(cmd.signal).uint(cmd.startedAtMs).uint(cmd.durationMs);
       break;
   }
   return w.finish();
@@ -346,6 +416,30 @@ export function decodeCommand(data: Uint8Array): Command | KvError {
         level: typeof lv === 'number' ? lv - 1 : (lv as unknown as number),
         atMs: a[6] as number,
         reason: a[7] as string,
+      };
+      break;
+    }
+    case OpCode.JobClaim: {
+      const e = arity(a, 6, 6, 'job.claim');
+      if (e) return e;
+      cmd = { op: 'job.claim', job: a[1] as string, slot: a[2] as number, node: a[3] as number, term: a[4] as number, token: a[5] as number };
+      break;
+    }
+    case OpCode.JobDone: {
+      const e = arity(a, 9, 9, 'job.done');
+      if (e) return e;
+      const oc = a[4];
+      const code = a[5];
+      cmd = {
+        op: 'job.done',
+        job: a[1] as string,
+        slot: a[2] as number,
+        node: a[3] as number,
+        outcome: (typeof oc === 'number' ? JOB_OUTCOMES[oc] : undefined) as JobOutcomeName,
+        code: typeof code === 'number' ? code - 1 : (code as unknown as number),
+        signal: a[6] as string,
+        startedAtMs: a[7] as number,
+        durationMs: a[8] as number,
       };
       break;
     }

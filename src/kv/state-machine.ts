@@ -35,8 +35,11 @@ import {
   MIN_TTL_MS,
   FENCE_OUTCOMES,
   MAX_FENCE_REASON,
+  JOB_OUTCOMES,
+  MAX_SIGNAL_CHARS,
   type Command,
   type FenceOutcomeName,
+  type JobOutcomeName,
 } from './commands.ts';
 
 export interface KvEntry {
@@ -74,6 +77,16 @@ export type ApplyResult =
   /** ok false: an activation older than the newest recorded one (kept as it was). */
   | { op: 'lead.active'; ok: boolean }
   | { op: 'fence.record'; ok: true }
+  /** ok: the slot is this claim's (index = the claim's log index). */
+  | { op: 'job.claim'; ok: true; index: number }
+  /**
+   * Not granted: `claimed` — this or a later slot of the job was granted before (`claim`
+   * is that grant); `stale-leader` — the claimer's term is older than the newest
+   * activation or than the job's last grant; `too-many-jobs` — MAX_JOBS other jobs exist.
+   */
+  | { op: 'job.claim'; ok: false; reason: 'claimed' | 'stale-leader' | 'too-many-jobs'; claim: JobClaim | null }
+  /** ok false: no grant of that slot to that node, or a result of that or a later slot is already kept. */
+  | { op: 'job.done'; ok: boolean }
   /**
    * The entry was not applied: undecodable/invalid bytes (counted in
    * `badCommands`, the index is consumed), or an index that does not follow
@@ -82,9 +95,17 @@ export type ApplyResult =
   | { op: 'error'; ok: false; error: KvError };
 
 const SNAPSHOT_MAGIC = 'quorumd-kv';
-/** Version 1: 7 elements. Version 2 adds the leadership/fence table as an 8th; written only when that table is not empty, so older states keep their bytes. */
+/**
+ * Version 1: 7 elements. Version 2 adds the leadership/fence table as an 8th; written
+ * only when that table is not empty, so older states keep their bytes. Version 3 adds
+ * the jobs table as a 9th (with the 8th, possibly empty), written only when a job was claimed.
+ */
 const SNAPSHOT_VERSION = 1;
 const SNAPSHOT_VERSION_FENCE = 2;
+const SNAPSHOT_VERSION_JOBS = 3;
+
+/** Jobs kept in the replicated table (a job is a config entry: 256 is far above any real list). */
+export const MAX_JOBS = 256;
 
 /** Leadership claims kept (since the newest activation). More means a flapping cluster; the oldest go and `claimsTruncated` is set (a new leader then also waits for the lease bound). */
 export const MAX_CLAIMS = 32;
@@ -111,6 +132,36 @@ export interface FenceHistoryRecord {
   readonly atMs: number;
   readonly reason: string;
 }
+/** The latest granted slot of a job. */
+export interface JobClaim {
+  /** Scheduled time of the slot, ms since the Unix epoch. */
+  readonly slot: number;
+  readonly node: number;
+  readonly term: number;
+  /** The claimer's fencing token (handed to the job as QUORUMD_TOKEN). */
+  readonly token: number;
+  /** Log index of the claim. */
+  readonly index: number;
+}
+/** How the latest reported run of a job ended. */
+export interface JobResult {
+  readonly slot: number;
+  readonly node: number;
+  readonly outcome: JobOutcomeName;
+  /** Exit code, -1 if none. */
+  readonly code: number;
+  readonly signal: string;
+  readonly startedAtMs: number;
+  readonly durationMs: number;
+  /** Log index of the report. */
+  readonly index: number;
+}
+export interface JobRecord {
+  readonly name: string;
+  readonly claim: JobClaim;
+  readonly result: JobResult | null;
+}
+
 /** Who may still act, as far as the committed log tells a leader of term `term` (see commands.ts lead.claim). */
 export interface Suspects {
   /** Nodes that claimed leadership in a term below `term`, since the newest activation (included). */
@@ -134,6 +185,7 @@ export class KvStateMachine {
   private claimsTruncated = false;
   private lastActive: LeaderActivation | null = null;
   private fences: FenceHistoryRecord[] = [];
+  private readonly jobTable = new Map<string, JobRecord>();
 
   /** Index of the last entry applied (or skipped as a no-op); 0 before the first. */
   get appliedIndex(): number {
@@ -174,6 +226,16 @@ export class KvStateMachine {
     for (const c of this.claims) if (c.term < term) nodes.add(c.node);
     if (this.lastActive !== null && this.lastActive.term < term) nodes.add(this.lastActive.node);
     return { nodes: [...nodes].sort((a, b) => a - b), unknown: this.claimsTruncated };
+  }
+
+  /** The replicated record of job `name` (latest granted slot, latest reported run), if any slot was granted. */
+  job(name: string): JobRecord | undefined {
+    return this.jobTable.get(name);
+  }
+
+  /** Every job record, sorted by name. */
+  get jobs(): JobRecord[] {
+    return [...this.jobTable.keys()].sort(byKey).map((k) => this.jobTable.get(k)!);
   }
 
   /** Number of keys. */
@@ -312,6 +374,28 @@ export class KvStateMachine {
         if (this.fences.length > MAX_FENCE_HISTORY) this.fences.shift();
         return { op: 'fence.record', ok: true };
       }
+      case 'job.claim': {
+        const cur = this.jobTable.get(cmd.job);
+        const prev = cur?.claim ?? null;
+        // A leader deposed before the newest activation may still get an old entry
+        // committed by its successor: it must not win a slot with it.
+        if ((this.lastActive !== null && cmd.term < this.lastActive.term) || (prev !== null && cmd.term < prev.term)) {
+          return { op: 'job.claim', ok: false, reason: 'stale-leader', claim: prev };
+        }
+        if (prev !== null && cmd.slot <= prev.slot) return { op: 'job.claim', ok: false, reason: 'claimed', claim: prev };
+        if (!cur && this.jobTable.size >= MAX_JOBS) return { op: 'job.claim', ok: false, reason: 'too-many-jobs', claim: null };
+        const claim: JobClaim = { slot: cmd.slot, node: cmd.node, term: cmd.term, token: cmd.token, index };
+        this.jobTable.set(cmd.job, { name: cmd.job, claim, result: cur?.result ?? null });
+        return { op: 'job.claim', ok: true, index };
+      }
+      case 'job.done': {
+        const cur = this.jobTable.get(cmd.job);
+        if (!cur || cmd.slot > cur.claim.slot || (cmd.slot === cur.claim.slot && cmd.node !== cur.claim.node)) return { op: 'job.done', ok: false };
+        if (cur.result !== null && cmd.slot <= cur.result.slot) return { op: 'job.done', ok: false };
+        const result: JobResult = { slot: cmd.slot, node: cmd.node, outcome: cmd.outcome, code: cmd.code, signal: cmd.signal, startedAtMs: cmd.startedAtMs, durationMs: cmd.durationMs, index };
+        this.jobTable.set(cmd.job, { name: cur.name, claim: cur.claim, result });
+        return { op: 'job.done', ok: true };
+      }
     }
   }
 
@@ -331,9 +415,12 @@ export class KvStateMachine {
     const names = [...this.locks.keys()].sort(byKey);
     let size = 64;
     for (const k of keys) size += this.data.get(k)!.value.length + k.length * 3 + 24;
-    const fenceTable = this.claims.length > 0 || this.lastActive !== null || this.fences.length > 0 || this.claimsTruncated;
-    const w = new CborWriter(size + names.length * 64 + (fenceTable ? 64 + this.fences.length * 256 : 0));
-    w.array(fenceTable ? 8 : 7).text(SNAPSHOT_MAGIC).uint(fenceTable ? SNAPSHOT_VERSION_FENCE : SNAPSHOT_VERSION).uint(this.applied).uint(this.clock).uint(this.bad);
+    const jobTable = this.jobTable.size > 0;
+    const fenceTable = jobTable || this.claims.length > 0 || this.lastActive !== null || this.fences.length > 0 || this.claimsTruncated;
+    const w = new CborWriter(size + names.length * 64 + (fenceTable ? 64 + this.fences.length * 256 : 0) + this.jobTable.size * 400);
+    const elements = jobTable ? 9 : fenceTable ? 8 : 7;
+    const version = jobTable ? SNAPSHOT_VERSION_JOBS : fenceTable ? SNAPSHOT_VERSION_FENCE : SNAPSHOT_VERSION;
+    w.array(elements).text(SNAPSHOT_MAGIC).uint(version).uint(this.applied).uint(this.clock).uint(this.bad);
     w.array(keys.length);
     for (const k of keys) {
       const e = this.data.get(k)!;
@@ -356,6 +443,19 @@ export class KvStateMachine {
       w.array(this.fences.length);
       for (const f of this.fences) w.array(8).uint(f.index).uint(f.target).uint(f.by).uint(f.term).uint(FENCE_OUTCOMES.indexOf(f.outcome)).uint(f.level + 1).uint(f.atMs).text(f.reason);
     }
+    if (jobTable) {
+      // [[name, [slot, node, term, token, index], [] or [slot, node, outcome, code+1, signal, startedAtMs, durationMs, index]], ...] sorted by name
+      const jobs = this.jobs;
+      w.array(jobs.length);
+      for (const j of jobs) {
+        const c = j.claim;
+        w.array(3).text(j.name);
+        w.array(5).uint(c.slot).uint(c.node).uint(c.term).uint(c.token).uint(c.index);
+        const r = j.result;
+        if (r === null) w.array(0);
+        else w.array(8).uint(r.slot).uint(r.node).uint(JOB_OUTCOMES.indexOf(r.outcome)).uint(r.code + 1).text(r.signal).uint(r.startedAtMs).uint(r.durationMs).uint(r.index);
+      }
+    }
     return w.finish();
   }
 
@@ -366,9 +466,9 @@ export class KvStateMachine {
     const r = readCbor(bytes);
     if (!r.ok) return bad(`not valid CBOR: ${r.error}`);
     const root = r.value;
-    if (!Array.isArray(root) || (root.length !== 7 && root.length !== 8)) return bad('expected a 7-element array (version 1) or an 8-element one (version 2)');
+    if (!Array.isArray(root) || root.length < 7 || root.length > 9) return bad('expected a 7-element array (version 1), an 8-element one (version 2) or a 9-element one (version 3)');
     if (root[0] !== SNAPSHOT_MAGIC) return bad(`expected magic "${SNAPSHOT_MAGIC}"`);
-    const version = root.length === 7 ? SNAPSHOT_VERSION : SNAPSHOT_VERSION_FENCE;
+    const version = root.length === 7 ? SNAPSHOT_VERSION : root.length === 8 ? SNAPSHOT_VERSION_FENCE : SNAPSHOT_VERSION_JOBS;
     if (root[1] !== version) return bad(`unsupported version ${JSON.stringify(root[1])} for a ${root.length}-element snapshot, expected ${version}`);
     const uint = (v: Cbor | undefined): v is number => typeof v === 'number';
     const [, , applied, clock, badCount, rows, lockRows] = root;
@@ -407,11 +507,48 @@ export class KvStateMachine {
       if (!uint(exp)) return bad(`lock row ${i}: expiresAt must be an unsigned integer`);
       sm.locks.set(n, { name: n, owner: owner as string, token, ttlMs: ttl, expiresAt: exp });
     }
-    if (root.length === 8) {
+    if (root.length >= 8) {
       const err = sm.restoreFenceTable(root[7], applied);
       if (err !== null) return bad(err);
     }
+    if (root.length === 9) {
+      const err = sm.restoreJobTable(root[8], applied);
+      if (err !== null) return bad(err);
+    }
     return sm;
+  }
+
+  /** Reads the version-3 jobs table; returns an error text or null. */
+  private restoreJobTable(t: Cbor | undefined, applied: number): string | null {
+    const uint = (v: Cbor | undefined): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+    const node = (v: Cbor | undefined): v is number => uint(v) && v >= 1 && v <= 254;
+    const idx = (v: Cbor | undefined): v is number => uint(v) && v >= 1 && v <= applied;
+    if (!Array.isArray(t) || t.length === 0 || t.length > MAX_JOBS) return `jobs table: expected an array of 1..${MAX_JOBS} jobs`;
+    let prev: string | undefined;
+    for (let i = 0; i < t.length; i++) {
+      const row = t[i];
+      if (!Array.isArray(row) || row.length !== 3) return `jobs table: job ${i}: expected [name, claim, result]`;
+      const [name, c, r] = row;
+      const ne = checkKeyLike(name, `jobs table: job ${i} name`);
+      if (ne) return ne.message;
+      const n = name as string;
+      if (prev !== undefined && byKey(prev, n) >= 0) return `jobs table: job ${i}: names must be sorted and unique`;
+      prev = n;
+      if (!Array.isArray(c) || c.length !== 5 || !uint(c[0]) || !node(c[1]) || !uint(c[2]) || c[2] < 1 || !uint(c[3]) || c[3] < 1 || !idx(c[4])) {
+        return `jobs table: job ${i}: claim must be [slot, node 1..254, term ≥ 1, token ≥ 1, index 1..appliedIndex]`;
+      }
+      const claim: JobClaim = { slot: c[0], node: c[1], term: c[2], token: c[3], index: c[4] };
+      let result: JobResult | null = null;
+      if (!Array.isArray(r) || (r.length !== 0 && r.length !== 8)) return `jobs table: job ${i}: result must be [] or 8 fields`;
+      if (r.length === 8) {
+        const [slot, by, oc, code, signal, started, dur, index] = r;
+        if (!uint(slot) || slot > claim.slot || !node(by) || !uint(oc) || oc >= JOB_OUTCOMES.length || !uint(code) || code > 256 || !uint(started) || !uint(dur) || !idx(index)) return `jobs table: job ${i}: bad result field`;
+        if (typeof signal !== 'string' || signal.length > MAX_SIGNAL_CHARS) return `jobs table: job ${i}: signal must be text of at most ${MAX_SIGNAL_CHARS} characters`;
+        result = { slot, node: by, outcome: JOB_OUTCOMES[oc]!, code: code - 1, signal, startedAtMs: started, durationMs: dur, index };
+      }
+      this.jobTable.set(n, { name: n, claim, result });
+    }
+    return null;
   }
 
   /** Reads the version-2 table; returns an error text or null. */
