@@ -19,9 +19,10 @@
  * - A hook still running after `timeoutMs` gets SIGTERM, then SIGKILL 2 s later, sent
  *   to its whole process group (its children too); the timeout is logged as an error.
  * - stdout and stderr are logged line by line (at most 64 KiB per hook run, then
- *   truncated, so that a chatty script cannot fill the disk).
+ *   truncated, so that a chatty script cannot fill the disk). daemon/shell.ts runs
+ *   the command, the same way as scheduled jobs.
  */
-import { spawn } from 'node:child_process';
+import { runShell, type ShellLog } from './shell.ts';
 
 export interface HookEvent {
   event: 'active' | 'inactive';
@@ -29,11 +30,7 @@ export interface HookEvent {
   token: number;
 }
 
-export interface HookLog {
-  info(fields: Record<string, unknown>, msg: string): void;
-  warn(fields: Record<string, unknown>, msg: string): void;
-  error(fields: Record<string, unknown>, msg: string): void;
-}
+export type HookLog = ShellLog;
 
 export interface HookOptions {
   onActive?: string | undefined;
@@ -54,8 +51,6 @@ export interface HookResult {
   timedOut: boolean;
   ms: number;
 }
-
-const MAX_OUTPUT = 64 * 1024;
 
 export class HookRunner {
   private running: Promise<void> | undefined;
@@ -105,85 +100,28 @@ export class HookRunner {
     this.running = this.run(cmd, ev).then(() => this.next());
   }
 
-  private run(cmd: string, ev: HookEvent): Promise<void> {
+  private async run(cmd: string, ev: HookEvent): Promise<void> {
     const { log } = this.opts;
-    const t0 = performance.now();
     const fields = { hook: ev.event, term: ev.term, token: ev.token };
     log.info({ ...fields, cmd }, 'hook start');
-    return new Promise((resolve) => {
-      let child;
-      try {
-        child = spawn('/bin/sh', ['-c', cmd], {
-          env: {
-            ...process.env,
-            QUORUMD_EVENT: ev.event,
-            QUORUMD_TERM: String(ev.term),
-            QUORUMD_TOKEN: String(ev.token),
-            QUORUMD_NODE: this.opts.node,
-            QUORUMD_CLUSTER: this.opts.cluster,
-          },
-          stdio: ['ignore', 'pipe', 'pipe'],
-          // Own process group, so that a timeout kills the script's children too
-          // (a `sleep` under sh would otherwise keep the pipes, and the hook, alive).
-          detached: true,
-        });
-      } catch (err) {
-        log.error({ ...fields, error: (err as Error).message }, 'hook could not start');
-        this.record({ event: ev.event, code: null, signal: null, timedOut: false, ms: 0 });
-        return resolve();
-      }
-      let out = 0;
-      let truncated = false;
-      const pipe = (stream: NodeJS.ReadableStream | null, name: string) => {
-        let buf = '';
-        stream?.setEncoding('utf8');
-        stream?.on('data', (s: string) => {
-          if (out >= MAX_OUTPUT) {
-            if (!truncated) log.warn(fields, `hook output truncated after ${MAX_OUTPUT} bytes`);
-            truncated = true;
-            return;
-          }
-          out += s.length;
-          buf += s;
-          let nl;
-          while ((nl = buf.indexOf('\n')) >= 0) {
-            log.info({ ...fields, stream: name }, buf.slice(0, nl));
-            buf = buf.slice(nl + 1);
-          }
-        });
-        stream?.on('end', () => {
-          if (buf) log.info({ ...fields, stream: name }, buf);
-        });
-      };
-      pipe(child.stdout, 'stdout');
-      pipe(child.stderr, 'stderr');
-      const killGroup = (sig: NodeJS.Signals) => {
-        try {
-          process.kill(-child.pid!, sig);
-        } catch {
-          child.kill(sig);
-        }
-      };
-      let timedOut = false;
-      let killTimer: NodeJS.Timeout | undefined;
-      const timer = setTimeout(() => {
-        timedOut = true;
-        log.error({ ...fields, timeoutMs: this.timeoutMs }, 'hook timed out: SIGTERM');
-        killGroup('SIGTERM');
-        killTimer = setTimeout(() => killGroup('SIGKILL'), this.opts.killGraceMs ?? 2000);
-      }, this.timeoutMs);
-      child.on('error', (err) => log.error({ ...fields, error: err.message }, 'hook error'));
-      child.on('close', (code, signal) => {
-        clearTimeout(timer);
-        if (killTimer) clearTimeout(killTimer);
-        const ms = Math.round(performance.now() - t0);
-        const r: HookResult = { event: ev.event, code, signal, timedOut, ms };
-        if (code === 0) log.info({ ...fields, ms }, 'hook done');
-        else log.error({ ...fields, ms, code, signal, timedOut }, 'hook failed');
-        this.record(r);
-        resolve();
-      });
-    });
+    const r = await runShell({
+      command: cmd,
+      env: {
+        QUORUMD_EVENT: ev.event,
+        QUORUMD_TERM: String(ev.term),
+        QUORUMD_TOKEN: String(ev.token),
+        QUORUMD_NODE: this.opts.node,
+        QUORUMD_CLUSTER: this.opts.cluster,
+      },
+      timeoutMs: this.timeoutMs,
+      ...(this.opts.killGraceMs !== undefined ? { killGraceMs: this.opts.killGraceMs } : {}),
+      log,
+      fields,
+      what: 'hook',
+    }).done;
+    if (r.code === 0) log.info({ ...fields, ms: r.ms }, 'hook done');
+    else if (r.spawnError === undefined) log.error({ ...fields, ms: r.ms, code: r.code, signal: r.signal, timedOut: r.timedOut }, 'hook failed');
+    this.record({ event: ev.event, code: r.code, signal: r.signal, timedOut: r.timedOut, ms: r.ms });
   }
 
   private record(r: HookResult): void {

@@ -1,0 +1,145 @@
+/**
+ * Runs one shell command for the daemon — leadership hooks (daemon/hooks.ts) and
+ * scheduled jobs (daemon/jobs) — with the same rules for both:
+ *
+ * - `/bin/sh -c <command>` in its own process group, so that a timeout or a stop
+ *   reaches the script's children too (a `sleep` under sh would otherwise keep the
+ *   pipes, and the run, alive);
+ * - still running after `timeoutMs`: SIGTERM to the group, SIGKILL `killGraceMs` later;
+ * - stdout and stderr logged line by line, at most `maxOutputBytes` per run (then
+ *   truncated, so that a chatty script cannot fill the disk with logs);
+ * - never throws: a command that cannot be started is a result with `spawnError`.
+ */
+import { spawn } from 'node:child_process';
+
+export interface ShellLog {
+  info(fields: Record<string, unknown>, msg: string): void;
+  warn(fields: Record<string, unknown>, msg: string): void;
+  error(fields: Record<string, unknown>, msg: string): void;
+}
+
+export interface ShellRun {
+  /** The command line, run by /bin/sh -c. */
+  command: string;
+  /** Extra environment (added to the daemon's). */
+  env: Record<string, string>;
+  timeoutMs: number;
+  /** Grace between SIGTERM and SIGKILL (on timeout or `kill`). Default 2000. */
+  killGraceMs?: number;
+  /** Output logged per run, bytes. Default 64 KiB. */
+  maxOutputBytes?: number;
+  log: ShellLog;
+  /** Fields added to every log line of this run (e.g. hook / job name). */
+  fields: Record<string, unknown>;
+  /** What the log lines call it ("hook", "job"). */
+  what: string;
+}
+
+export interface ShellResult {
+  code: number | null;
+  signal: string | null;
+  timedOut: boolean;
+  /** Set when the command could not be started at all. */
+  spawnError?: string;
+  ms: number;
+}
+
+export interface RunningShell {
+  /** Resolves once the process and its pipes are closed. */
+  done: Promise<ShellResult>;
+  /** Ends the run now: SIGTERM to the group, SIGKILL after the grace. Idempotent. */
+  kill(reason: string): void;
+}
+
+const DEFAULT_MAX_OUTPUT = 64 * 1024;
+
+export function runShell(o: ShellRun): RunningShell {
+  const { log, fields, what } = o;
+  const t0 = performance.now();
+  const maxOut = o.maxOutputBytes ?? DEFAULT_MAX_OUTPUT;
+  const grace = o.killGraceMs ?? 2000;
+  let child;
+  try {
+    child = spawn('/bin/sh', ['-c', o.command], {
+      env: { ...process.env, ...o.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
+  } catch (err) {
+    const msg = (err as Error).message;
+    log.error({ ...fields, error: msg }, `${what} could not start`);
+    return { done: Promise.resolve({ code: null, signal: null, timedOut: false, spawnError: msg, ms: 0 }), kill: () => {} };
+  }
+  const c = child;
+  let out = 0;
+  let truncated = false;
+  const pipe = (stream: NodeJS.ReadableStream | null, name: string) => {
+    let buf = '';
+    stream?.setEncoding('utf8');
+    stream?.on('data', (s: string) => {
+      if (out >= maxOut) {
+        if (!truncated) log.warn(fields, `${what} output truncated after ${maxOut} bytes`);
+        truncated = true;
+        return;
+      }
+      out += s.length;
+      buf += s;
+      let nl;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        log.info({ ...fields, stream: name }, buf.slice(0, nl));
+        buf = buf.slice(nl + 1);
+      }
+    });
+    stream?.on('end', () => {
+      if (buf) log.info({ ...fields, stream: name }, buf);
+    });
+  };
+  pipe(c.stdout, 'stdout');
+  pipe(c.stderr, 'stderr');
+  const killGroup = (sig: NodeJS.Signals) => {
+    try {
+      process.kill(-c.pid!, sig);
+    } catch {
+      try {
+        c.kill(sig);
+      } catch {
+        /* already gone */
+      }
+    }
+  };
+  let timedOut = false;
+  let killTimer: NodeJS.Timeout | undefined;
+  let closed = false;
+  const terminate = () => {
+    if (closed || killTimer) return;
+    killGroup('SIGTERM');
+    killTimer = setTimeout(() => killGroup('SIGKILL'), grace);
+  };
+  const timer = setTimeout(() => {
+    timedOut = true;
+    log.error({ ...fields, timeoutMs: o.timeoutMs }, `${what} timed out: SIGTERM`);
+    terminate();
+  }, o.timeoutMs);
+  let spawnError: string | undefined;
+  const done = new Promise<ShellResult>((resolve) => {
+    c.on('error', (err) => {
+      spawnError = err.message;
+      log.error({ ...fields, error: err.message }, `${what} error`);
+    });
+    c.on('close', (code, signal) => {
+      closed = true;
+      clearTimeout(timer);
+      if (killTimer) clearTimeout(killTimer);
+      const ms = Math.round(performance.now() - t0);
+      resolve({ code, signal, timedOut, ms, ...(spawnError !== undefined && code === null && signal === null ? { spawnError } : {}) });
+    });
+  });
+  return {
+    done,
+    kill: (reason: string) => {
+      if (closed) return;
+      log.warn({ ...fields, reason }, `${what} stopped: SIGTERM`);
+      terminate();
+    },
+  };
+}
