@@ -31,7 +31,6 @@ export { checkKeyring, computeTag, verifyTag, TAG_BYTES, type Keyring } from './
 
 /** Width of the anti-replay window (RFC 4303 §3.4.3 uses 32 minimum, 64 recommended). */
 export const REPLAY_WINDOW = 64;
-const WINDOW_MASK = (1n << BigInt(REPLAY_WINDOW)) - 1n;
 
 /**
  * bootId order is RFC 1982 serial-number arithmetic on 16 bits: b is newer than a
@@ -49,8 +48,12 @@ interface PeerWindow {
   bootId: number;
   /** Highest seq accepted in this bootId. */
   top: number;
-  /** Bit i set = seq (top - i) accepted. */
-  bits: bigint;
+  /**
+   * Bit i set = seq (top - i) accepted: bits 0..31 in `lo`, 32..63 in `hi` (two int32
+   * halves rather than a BigInt: BigInt shifts allocate, and this runs per frame).
+   */
+  lo: number;
+  hi: number;
 }
 
 /**
@@ -79,7 +82,8 @@ export class ReplayGuard {
     if (seq > p.top) return null;
     const behind = p.top - seq;
     if (behind >= REPLAY_WINDOW) return 'replay';
-    return (p.bits >> BigInt(behind)) & 1n ? 'replay' : null;
+    const bit = behind < 32 ? (p.lo >>> behind) & 1 : (p.hi >>> (behind - 32)) & 1;
+    return bit ? 'replay' : null;
   }
 
   /**
@@ -91,13 +95,25 @@ export class ReplayGuard {
     if (verdict) return verdict;
     const p = this.peers[from];
     if (!p || bootId !== p.bootId) {
-      this.peers[from] = { bootId, top: seq, bits: 1n };
+      this.peers[from] = { bootId, top: seq, lo: 1, hi: 0 };
     } else if (seq > p.top) {
+      // Shift the 64-bit window left by `shift` (bits beyond 63 fall off), then mark the new top.
       const shift = seq - p.top;
-      p.bits = shift >= REPLAY_WINDOW ? 1n : ((p.bits << BigInt(shift)) | 1n) & WINDOW_MASK;
+      if (shift >= REPLAY_WINDOW) {
+        p.hi = 0;
+        p.lo = 1;
+      } else if (shift >= 32) {
+        p.hi = p.lo << (shift - 32);
+        p.lo = 1;
+      } else {
+        p.hi = (p.hi << shift) | (p.lo >>> (32 - shift));
+        p.lo = (p.lo << shift) | 1;
+      }
       p.top = seq;
     } else {
-      p.bits |= 1n << BigInt(p.top - seq);
+      const behind = p.top - seq;
+      if (behind < 32) p.lo |= 1 << behind;
+      else p.hi |= 1 << (behind - 32);
     }
     return null;
   }

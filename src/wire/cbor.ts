@@ -14,8 +14,8 @@
  * elements from the head alone before it notices the input is short (checked
  * with `9a 00100000`: "Unexpected end of CBOR data" after the allocation). Here no
  * length from a head is trusted: a byte string must fit in the remaining input and
- * an array may claim at most one element per remaining byte, and arrays are grown
- * element by element, so a decode allocates O(input size). cbor-x also encodes a
+ * an array may claim at most one element per remaining byte, and an array is
+ * allocated at that (bounded) length, so a decode allocates O(input size). cbor-x also encodes a
  * Uint8Array as tag 64 (typed array), 2 bytes more than a plain byte string.
  * The output of this writer is ordinary CBOR; a test checks that cbor-x decodes it.
  *
@@ -313,8 +313,9 @@ export class Reader {
           throw new CborError('truncated', `array at byte ${at} claims ${n} items but only ${this.remaining} bytes remain`);
         }
         this.note(n);
-        const out: CborValue[] = [];
-        for (let i = 0; i < n; i++) out.push(this.value(depth + 1));
+        // Sized once (n ≤ the bytes left, checked above) rather than grown by push.
+        const out: CborValue[] = new Array<CborValue>(n);
+        for (let i = 0; i < n; i++) out[i] = this.value(depth + 1);
         return out;
       }
       case 7:

@@ -199,15 +199,15 @@ function checkEntries(m: Extract<Message, { type: MsgType.Append }>): string | n
   let last = m.prevTerm;
   for (let i = 0; i < m.entries.length; i++) {
     const e = m.entries[i] as Entry | undefined;
-    const at = `entries[${i}]`;
-    if (e === null || typeof e !== 'object') return `${at}: expected an entry, got ${show(e)}`;
-    const p = checkField('uint', e.term, `${at}.term`) ?? checkField('bytes', e.data, `${at}.data`);
-    if (p) return p;
-    if (!ENTRY_TYPES.has(e.type)) return `${at}.type: expected an EntryType (${[...ENTRY_TYPES].join(', ')}), got ${show(e.type)}`;
-    if (e.index !== m.prevIndex + 1 + i) return `${at}.index: expected prevIndex+1+${i} = ${m.prevIndex + 1 + i}, got ${show(e.index)}`;
+    // The `entries[i]` prefix is built only for a message (this runs per entry per frame).
+    if (e === null || typeof e !== 'object') return `entries[${i}]: expected an entry, got ${show(e)}`;
+    if (!isUint(e.term)) return checkField('uint', e.term, `entries[${i}].term`);
+    if (!(e.data instanceof Uint8Array)) return checkField('bytes', e.data, `entries[${i}].data`);
+    if (!ENTRY_TYPES.has(e.type)) return `entries[${i}].type: expected an EntryType (${[...ENTRY_TYPES].join(', ')}), got ${show(e.type)}`;
+    if (e.index !== m.prevIndex + 1 + i) return `entries[${i}].index: expected prevIndex+1+${i} = ${m.prevIndex + 1 + i}, got ${show(e.index)}`;
     // Raft log terms never decrease along the log and never exceed the leader's term.
-    if (e.term < last) return `${at}.term: ${e.term} is below the previous term ${last} (log terms never decrease)`;
-    if (e.term > m.term) return `${at}.term: ${e.term} exceeds the leader's term ${m.term}`;
+    if (e.term < last) return `entries[${i}].term: ${e.term} is below the previous term ${last} (log terms never decrease)`;
+    if (e.term > m.term) return `entries[${i}].term: ${e.term} exceeds the leader's term ${m.term}`;
     last = e.term;
   }
   if (m.prevIndex + m.entries.length > Number.MAX_SAFE_INTEGER) return 'entries: last index exceeds 2^53-1';
@@ -219,6 +219,15 @@ function checkEntries(m: Extract<Message, { type: MsgType.Append }>): string | n
  * Used by both the encoder (sender-side bug → exception) and the decoder (→ bad-field).
  */
 export function checkMessage(msg: unknown): string | null {
+  return checkMessageIn(msg, true);
+}
+
+/**
+ * checkMessage; `unknownFields` false skips the search for fields without a wire
+ * encoding (the decoder builds its message from BODY_LAYOUT alone, so it has none;
+ * the for-in over every decoded message showed in the simulator's profile).
+ */
+function checkMessageIn(msg: unknown, unknownFields: boolean): string | null {
   if (msg === null || typeof msg !== 'object') return `message: expected an object, got ${show(msg)}`;
   const m = msg as Record<string, unknown>;
   const layout = layoutOf(m.type as number);
@@ -233,10 +242,12 @@ export function checkMessage(msg: unknown): string | null {
     const q = checkField(f.kind, m[f.name], f.name);
     if (q) return q;
   }
-  const known = KNOWN_FIELDS.get(m.type as number)!;
-  for (const k in m) {
-    if (!known.has(k) && Object.prototype.hasOwnProperty.call(m, k)) {
-      return `${k}: field has no wire encoding for MsgType ${MsgType[m.type as MsgType]} (add it to BODY_LAYOUT)`;
+  if (unknownFields) {
+    const known = KNOWN_FIELDS.get(m.type as number)!;
+    for (const k in m) {
+      if (!known.has(k) && Object.prototype.hasOwnProperty.call(m, k)) {
+        return `${k}: field has no wire encoding for MsgType ${MsgType[m.type as MsgType]} (add it to BODY_LAYOUT)`;
+      }
     }
   }
   const x = msg as Message;
@@ -438,8 +449,10 @@ function parseItems(bytes: Uint8Array, bodyEnd: number, stats: CborReadStats | u
     // The version is checked before the rest is parsed: a future version may use other CBOR.
     const version = r.value(1);
     if (version !== WIRE_VERSION) return fail('bad-version', `version: expected ${WIRE_VERSION}, got ${show(version)}`);
-    const items: CborValue[] = [version];
-    for (let i = 1; i < count; i++) items.push(r.value(1));
+    // Sized once (count ≤ the bytes left, checked by arrayHead) rather than grown by push.
+    const items: CborValue[] = new Array<CborValue>(count);
+    items[0] = version;
+    for (let i = 1; i < count; i++) items[i] = r.value(1);
     if (r.pos !== bodyEnd) return fail('malformed', `frame: ${bodyEnd - r.pos} unexpected bytes between the CBOR value and the tag`);
     return items;
   } catch (e) {
@@ -517,7 +530,7 @@ function decodeChecked(bytes: Uint8Array, opts: DecodeOptions): DecodeResult {
     }
     m[f.name] = entries;
   }
-  const problem = checkMessage(m);
+  const problem = checkMessageIn(m, false);
   if (problem) return fail('bad-field', problem);
   if (opts.self !== undefined && to !== opts.self) return fail('not-for-me', `to: ${show(to)}, this node is ${opts.self}`);
   return { ok: true, msg: m as unknown as Message, env: { cluster: cluster as number, bootId: bootId as number, seq: seq as number }, keyUsed };
