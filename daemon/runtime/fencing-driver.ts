@@ -105,9 +105,12 @@ export class FencingDriver {
   step(now: number): void {
     const f = this.fencer;
     f.tick(now);
-    const out = f.take();
-    for (const c of out.commands) this.execute(c);
-    for (const r of out.records) this.o.record(r, now);
+    if (f.hasOutput) {
+      // Runs after every engine step: take() (three objects) only when there is something.
+      const out = f.take();
+      for (const c of out.commands) this.execute(c);
+      for (const r of out.records) this.o.record(r, now);
+    }
     const next = f.nextDeadline();
     this.cancelTimer();
     if (next !== null && this.o.running()) {

@@ -457,6 +457,7 @@ export class Fencer {
   /** Time passes: delays, settles, backoffs, timeouts, power-on. */
   tick(nowMs: number): void {
     this.advance(nowMs, 'tick');
+    if (this.ops.size === 0) return; // the common case, every tick of every node: no array
     for (const op of [...this.ops.values()]) this.pump(op);
   }
 
@@ -469,6 +470,11 @@ export class Fencer {
       if (best === null || t < best) best = t;
     }
     return best;
+  }
+
+  /** Whether take() would hand out anything (lets a caller that polls skip the allocation). */
+  get hasOutput(): boolean {
+    return this.outCommands.length > 0 || this.outRecords.length > 0;
   }
 
   /** Commands to execute and records that changed, since the last call. */
