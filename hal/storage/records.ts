@@ -41,12 +41,39 @@ export function encodeRecord(kind: number, payload: Uint8Array): Uint8Array {
   return new Writer(payload.length).raw(payload).record(kind);
 }
 
+/** CRC-32 (IEEE 802.3, the polynomial zlib.crc32 uses), one table entry per byte value. */
+const CRC_TABLE = (() => {
+  const t = new Int32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    t[n] = c;
+  }
+  return t;
+})();
+
+/** Records up to this many bytes get their CRC from the table loop; longer ones from zlib. */
+const SMALL_RECORD = 256;
+
+/**
+ * zlib.crc32(b[from..to), crc) computed in JavaScript: the same value, for short
+ * ranges (a WAL entry or commit record is ~20–100 bytes), where the call into zlib
+ * and its two subarray views cost about twice the table loop.
+ */
+function crc32Small(b: Uint8Array, from: number, to: number, crc: number): number {
+  let c = ~crc;
+  for (let i = from; i < to; i++) c = CRC_TABLE[(c ^ b[i]!) & 0xff]! ^ (c >>> 8);
+  return ~c >>> 0;
+}
+
 /** Fills in the 9-byte header (len, CRC, kind) of a record whose payload is already at out[9..]. */
 function sealRecord(out: Uint8Array, kind: number): Uint8Array {
   const len = out.length - RECORD_HEADER;
   putU32(out, 0, len);
   out[8] = kind;
-  const crc = crc32(out.subarray(8), crc32(out.subarray(0, 4)));
+  // One CRC over [0,4) ‖ [8, end): the length field, then kind and payload.
+  const head = crc32Small(out, 0, 4, 0);
+  const crc = out.length <= SMALL_RECORD ? crc32Small(out, 8, out.length, head) : crc32(out.subarray(8), head);
   putU32(out, 4, crc);
   return out;
 }
