@@ -45,8 +45,13 @@ export function buildProgram(): Command {
     .option('--base-port <port>', 'HTTP API of node nK on 127.0.0.1:<base-port + K>', parseIntArg('--base-port', 1, 65528), 7070)
     .option('--broker-port <port>', 'port of the in-process MQTT broker (0 = any free port)', parseIntArg('--broker-port', 0, 65535), 0)
     .option('--data-dir <dir>', 'where node data goes (default: a fresh temp directory, removed at exit)')
+    .option('--jobs <file>', 'YAML file with a `jobs:` list for every node (default: one demo job, heartbeat, every 10 s)')
     .action(async (opts) => {
       const { runDev } = await import('./dev.ts');
+      if (opts.jobs !== undefined) {
+        const { loadJobsFile } = await import('./config/load.ts');
+        opts.jobs = loadJobsFile(opts.jobs);
+      }
       await runDev(opts);
     });
 
@@ -69,7 +74,9 @@ export function buildProgram(): Command {
       await runBroker(opts);
     });
 
-  const nodeOpt = ['--node <url>', 'node API URL(s), comma-separated (env QUORUMD_NODE)', process.env.QUORUMD_NODE ?? 'http://127.0.0.1:7071'] as const;
+  // QUORUMD_API_URL, not QUORUMD_NODE: hooks and jobs get QUORUMD_NODE = the node's *name*
+  // (and QUORUMD_API_URL = its API), so `quorumd kv put` inside a job reaches its own node.
+  const nodeOpt = ['--node <url>', 'node API URL(s), comma-separated (env QUORUMD_API_URL)', process.env.QUORUMD_API_URL ?? 'http://127.0.0.1:7071'] as const;
   const firstNode = (n: string) => n.split(',')[0]!.trim();
 
   program
@@ -106,6 +113,16 @@ export function buildProgram(): Command {
     .action(async (key: string, opts: { cas?: number; node: string }) => {
       const c = await import('./client/commands.ts');
       process.exitCode = await c.kvDel(firstNode(opts.node), key, { cas: opts.cas });
+    });
+
+  program
+    .command('jobs')
+    .description('scheduled jobs: last run (slot, node, result), next run')
+    .option('--json', 'print /v1/jobs as JSON')
+    .option(...nodeOpt)
+    .action(async (opts: { json?: boolean; node: string }) => {
+      const c = await import('./client/commands.ts');
+      process.exitCode = await c.jobs(firstNode(opts.node), { json: opts.json === true });
     });
 
   const lock = program.command('lock').description('locks with fencing tokens');

@@ -9,7 +9,7 @@
  * Environment: QUORUMD_EVENT (active|inactive), QUORUMD_TERM,
  * QUORUMD_TOKEN (the leadership's fencing token: pass it to what you drive and have it
  * refuse older ones, src/fence FencedResource), QUORUMD_NODE (this node's name),
- * QUORUMD_CLUSTER.
+ * QUORUMD_CLUSTER, and QUORUMD_API_URL (this node's HTTP API, for `quorumd` commands).
  *
  * - One hook at a time, in event order: an `inactive` queued behind a running
  *   `active` waits for it (a VIP must not be released before it was added). Events
@@ -40,6 +40,8 @@ export interface HookOptions {
   node: string;
   cluster: string;
   log: HookLog;
+  /** This node's HTTP API (QUORUMD_API_URL); may be set after construction (`apiUrl` property). */
+  apiUrl?: string;
   /** Grace between SIGTERM and SIGKILL on timeout (ms). Default 2000. */
   killGraceMs?: number;
 }
@@ -60,9 +62,12 @@ export class HookRunner {
   readonly history: HookResult[] = [];
   private idleWaiters: Array<() => void> = [];
   private stopped = false;
+  /** This node's HTTP API URL for the hooks' environment (set once the server listens). */
+  apiUrl: string | undefined;
 
   constructor(private readonly opts: HookOptions) {
     this.timeoutMs = opts.timeoutMs ?? 10_000;
+    this.apiUrl = opts.apiUrl;
   }
 
   /** Queues an event; returns at once. */
@@ -112,6 +117,7 @@ export class HookRunner {
         QUORUMD_TOKEN: String(ev.token),
         QUORUMD_NODE: this.opts.node,
         QUORUMD_CLUSTER: this.opts.cluster,
+        ...(this.apiUrl !== undefined ? { QUORUMD_API_URL: this.apiUrl } : {}),
       },
       timeoutMs: this.timeoutMs,
       ...(this.opts.killGraceMs !== undefined ? { killGraceMs: this.opts.killGraceMs } : {}),

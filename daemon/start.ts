@@ -25,6 +25,7 @@ import { SerialLink } from '../hal/serial/link.ts';
 import { Rng } from '../src/rng.ts';
 import { loadConfigFile, type ResolvedConfig } from './config/load.ts';
 import { HookRunner } from './hooks.ts';
+import { JobScheduler } from './jobs/scheduler.ts';
 import { startApiServer, type ApiServer } from './http/server.ts';
 import { RuntimeBackend, type LinkInfo } from './http/runtime-backend.ts';
 import { createPino, runtimeLogger } from './log.ts';
@@ -62,6 +63,8 @@ export interface RunningNode {
   /** Base URL of the HTTP API, e.g. http://127.0.0.1:7071. */
   url: string;
   hooks: HookRunner;
+  /** Scheduled jobs (engine raft, not a witness; an empty scheduler without a `jobs:` list). */
+  jobs: JobScheduler | undefined;
   log: Pino;
   /** Transfers leadership if leader (bounded), then stops everything. Idempotent. */
   stop(): Promise<void>;
@@ -330,8 +333,22 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
   }
   const a = http.address();
   const url = `http://${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`;
+  hooks.apiUrl = url;
 
   runtime.start();
+  // Jobs run on data nodes only: a witness never leads.
+  const jobs = backend instanceof RuntimeBackend && !witness ? new JobScheduler({
+    jobs: c.jobs,
+    host: backend,
+    node: cfg.self.name,
+    cluster: c.cluster.name,
+    apiUrl: url,
+    log: { debug: (f, m) => log.debug(f, m), info: (f, m) => log.info(f, m), warn: (f, m) => log.warn(f, m), error: (f, m) => log.error(f, m) },
+  }) : undefined;
+  if (jobs && backend instanceof RuntimeBackend) {
+    backend.jobsView = () => jobs.view();
+    jobs.start();
+  }
   log.info({ id: cfg.self.id, http: url, dataDir: cfg.dataDir, links: linkInfos.map((l) => l.name), members: c.members.length, ...(witness ? { witness: true } : {}), ...(fencing ? { fencing: fencing.devices.map((d) => `${d.name}=${d.detail}`).join('; ') || (c.engine === 'bully' ? 'tokens only' : 'leases only'), stonith: c.fencing!.stonith } : {}) }, witness ? 'witness started' : 'node started');
 
   const node: RunningNode = {
@@ -342,11 +359,14 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     http,
     url,
     hooks,
+    jobs,
     log,
     stop: () => (stopping ??= shutdown()),
   };
 
   async function shutdown(): Promise<void> {
+    // No new slots; running jobs are stopped (SIGTERM, then SIGKILL) and their results reported while the runtime still runs.
+    await jobs?.stop();
     // Bully has no leadership transfer: the followers notice within one failure timeout.
     if (runtime.isLeader && !fatal && runtime instanceof NodeRuntime) await handOver(runtime);
     await http.close();

@@ -245,3 +245,50 @@ export async function status(nodesArg: string, o: { watch?: boolean; intervalMs?
   }
   return 0;
 }
+
+interface JobRow {
+  name: string;
+  cron: string;
+  timezone: string;
+  nextRun: string | null;
+  runningHere: number;
+  last: { slot: string; node: string; term: number; token: number; result: string; exitCode: number | null; signal: string | null; durationMs: number | null } | null;
+}
+
+/**
+ * `quorumd jobs`: the scheduled jobs as one node sees them — the last granted slot and
+ * how it ended (replicated: the same on every node), the node that ran it, and the
+ * next fire time. `--json` prints `/v1/jobs` as is.
+ */
+export function jobs(node: string, o: { json?: boolean }, io: Out = stdio): Promise<number> {
+  nodeUrl(node);
+  return guarded(io, 'jobs', false, async () => {
+    const r = await call(node, 'GET', '/v1/jobs');
+    if (r.status !== 200) return failStatus(r, io, 'jobs');
+    const list = (jsonOf(r).jobs ?? []) as JobRow[];
+    if (o.json) {
+      io.out(JSON.stringify({ jobs: list }, null, 2) + '\n');
+      return 0;
+    }
+    if (list.length === 0) {
+      io.out('no jobs configured (a `jobs:` list in the node config; docs/jobs.md)\n');
+      return 0;
+    }
+    const rows: string[][] = [['JOB', 'CRON', 'LAST SLOT', 'NODE', 'RESULT', 'TOOK', 'NEXT RUN']];
+    for (const j of list) {
+      const l = j.last;
+      const result = l === null ? '-' : l.result === 'failed' ? `failed(${l.exitCode ?? l.signal ?? '?'})` : l.result;
+      rows.push([
+        j.name,
+        j.timezone === 'UTC' ? j.cron : `${j.cron} (${j.timezone})`,
+        l?.slot ?? 'never',
+        l?.node ?? '-',
+        result,
+        l?.durationMs !== null && l?.durationMs !== undefined ? `${l.durationMs}ms` : '-',
+        j.nextRun ?? '-',
+      ]);
+    }
+    io.out(pad(rows));
+    return 0;
+  });
+}

@@ -1,7 +1,7 @@
 /**
  * A small HTTP client for the node API (CLI clients, the end-to-end test, benchmarks):
  * node:http with keep-alive, a hard timeout per request, and the bearer token from
- * `QUORUMD_TOKEN` when set.
+ * `QUORUMD_API_TOKEN` when set.
  */
 import { Agent, request } from 'node:http';
 
@@ -38,7 +38,8 @@ export interface CallOptions {
 /** One request; rejects with ClientError on network problems or timeout (the outcome is then unknown). */
 export function call(base: string | URL, method: string, path: string, opts: CallOptions = {}): Promise<Reply> {
   const u = typeof base === 'string' ? nodeUrl(base) : base;
-  const token = opts.token ?? process.env.QUORUMD_TOKEN;
+  // QUORUMD_API_TOKEN, not QUORUMD_TOKEN: that one is the *fencing* token in hooks and jobs.
+  const token = opts.token ?? process.env.QUORUMD_API_TOKEN;
   const timeoutMs = opts.timeoutMs ?? 10_000;
   return new Promise((resolve, reject) => {
     const body = opts.body === undefined ? undefined : typeof opts.body === 'string' ? Buffer.from(opts.body) : Buffer.from(opts.body);

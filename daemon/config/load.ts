@@ -6,7 +6,9 @@
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { isMap, isNode, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
+import { z } from 'zod';
 import { configSchema, parseKey, parseListen, type Config } from './schema.ts';
+import { jobsSchema, type JobConfig } from './jobs.ts';
 
 export interface ConfigProblem {
   /** Dotted key path, e.g. `members.1.id`; `(file)` for the whole file. */
@@ -65,6 +67,15 @@ export function parseConfigText(text: string, file = '<config>'): Config {
 }
 
 export function parseConfigWithPositions(text: string, file = '<config>'): { config: Config; locate: Locator } {
+  const r = parseYamlWithSchema(text, file, configSchema, 'expected a YAML mapping with cluster, members, node and a link (mqtt or serial)');
+  return { config: r.value, locate: r.locate };
+}
+
+/**
+ * Parses YAML text and validates it with `schema`, reporting every problem as
+ * `<file>:<line>:<col>: <key.path>: <expected>` (ConfigError). The root must be a mapping.
+ */
+export function parseYamlWithSchema<T>(text: string, file: string, schema: z.ZodType<T>, whatRoot: string): { value: T; locate: Locator } {
   const lc = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
   const problems: ConfigProblem[] = [];
@@ -75,11 +86,11 @@ export function parseConfigWithPositions(text: string, file = '<config>'): { con
   if (problems.length) throw new ConfigError(file, problems);
   const raw: unknown = doc.toJS({ maxAliasCount: 100 });
   if (raw === null || raw === undefined || typeof raw !== 'object' || Array.isArray(raw)) {
-    throw new ConfigError(file, [{ key: '(file)', line: 1, col: 1, message: 'expected a YAML mapping with cluster, members, node and a link (mqtt or serial)' }]);
+    throw new ConfigError(file, [{ key: '(file)', line: 1, col: 1, message: whatRoot }]);
   }
-  const r = configSchema.safeParse(raw);
+  const r = schema.safeParse(raw);
   const locate: Locator = (path) => lc.linePos(nodeAt(doc, path)?.range?.[0] ?? 0);
-  if (r.success) return { config: r.data, locate };
+  if (r.success) return { value: r.data, locate };
   for (const issue of r.error.issues) {
     const path = issue.path as PropertyKey[];
     let message = issue.message;
@@ -103,6 +114,29 @@ export function parseConfigWithPositions(text: string, file = '<config>'): { con
   }
   problems.sort((a, b) => a.line - b.line || a.col - b.col);
   throw new ConfigError(file, problems);
+}
+
+/** Reads a file of at most MAX_CONFIG_BYTES as text; problems are ConfigErrors. */
+function readConfigText(file: string): string {
+  try {
+    const buf = readFileSync(file);
+    if (buf.length > MAX_CONFIG_BYTES) {
+      throw new ConfigError(file, [{ key: '(file)', line: 1, col: 1, message: `expected at most ${MAX_CONFIG_BYTES} bytes, got ${buf.length}` }]);
+    }
+    return buf.toString('utf8');
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    throw new ConfigError(file, [{ key: '(file)', line: 0, col: 0, message: `cannot read the file: ${(err as Error).message}` }]);
+  }
+}
+
+/**
+ * A file holding only a `jobs:` list, as in a node config (`quorumd dev --jobs FILE`).
+ * Throws ConfigError naming each bad job, key and cron expression.
+ */
+export function loadJobsFile(file: string): JobConfig[] {
+  const schema = z.strictObject({ jobs: jobsSchema });
+  return parseYamlWithSchema(readConfigText(file), file, schema, 'expected a YAML mapping with a `jobs:` list').value.jobs;
 }
 
 /** A config with its secrets and paths resolved (key files read, relative paths made absolute). */
@@ -134,18 +168,7 @@ function readSecret(file: string, base: string, key: string, cfgFile: string, lo
 
 /** Reads, validates and resolves a config file. Throws ConfigError (never anything else for bad input). */
 export function loadConfigFile(file: string): ResolvedConfig {
-  let text: string;
-  try {
-    const buf = readFileSync(file);
-    if (buf.length > MAX_CONFIG_BYTES) {
-      throw new ConfigError(file, [{ key: '(file)', line: 1, col: 1, message: `expected at most ${MAX_CONFIG_BYTES} bytes, got ${buf.length}` }]);
-    }
-    text = buf.toString('utf8');
-  } catch (err) {
-    if (err instanceof ConfigError) throw err;
-    throw new ConfigError(file, [{ key: '(file)', line: 0, col: 0, message: `cannot read the file: ${(err as Error).message}` }]);
-  }
-  const { config, locate } = parseConfigWithPositions(text, file);
+  const { config, locate } = parseConfigWithPositions(readConfigText(file), file);
   return resolveConfig(config, file, locate);
 }
 

@@ -8,6 +8,7 @@
  */
 import { z } from 'zod';
 import { checkBullyFencing, checkFencing, fencingSchema } from './fencing.ts';
+import { jobsSchema } from './jobs.ts';
 
 /** Names of nodes and clusters: short, safe in topics, file names and logs. */
 const NAME = /^[a-z0-9][a-z0-9-]{0,31}$/;
@@ -201,7 +202,7 @@ const hooks = z.strictObject({
    * Command run (through /bin/sh -c) when this node becomes the *active* leader (with a
    * `fencing:` section: once the activation gate opens, docs/fencing.md).
    * Its environment has QUORUMD_TERM, QUORUMD_TOKEN (fencing token of the epoch),
-   * QUORUMD_NODE (this node's name) and QUORUMD_EVENT. Default: none.
+   * QUORUMD_NODE (this node's name), QUORUMD_EVENT and QUORUMD_API_URL (this node's API). Default: none.
    */
   onActive: z.string({ error: 'expected a shell command (string)' }).optional(),
   /** Command run when this node stops being the active leader (lease lost, stepped down, stopping; same environment). Default: none. */
@@ -275,6 +276,12 @@ export const configSchema = z
      * a leader acts as soon as its term's first entry commits (no gate, no STONITH).
      */
     fencing: fencingSchema.optional(),
+    /**
+     * Leader-only scheduled jobs (daemon/config/jobs.ts documents every key; docs/jobs.md):
+     * run by the active leader only, each time slot at most once in the cluster, also
+     * across failovers. The same list on every node. Default: none. Needs engine: raft.
+     */
+    jobs: jobsSchema.default([]),
   })
   .superRefine((c, ctx) => {
     if ((c.cluster.key === undefined) === (c.cluster.keyFile === undefined)) {
@@ -316,6 +323,9 @@ export const configSchema = z
     }
     if (c.fencing) for (const i of checkFencing(c.fencing, c.members, c.node.name)) ctx.addIssue({ code: 'custom', path: i.path, message: i.message });
     // Keys without meaning for bully are errors here, so `quorumd config validate` reports them too.
+    if (c.engine === 'bully' && c.jobs.length > 0) {
+      ctx.addIssue({ code: 'custom', path: ['jobs'], message: 'expected no jobs with engine: bully: a job slot is granted through the replicated log, which only engine: raft has' });
+    }
     if (c.fencing && c.engine === 'bully') for (const i of checkBullyFencing(c.fencing)) ctx.addIssue({ code: 'custom', path: i.path, message: i.message });
     if (c.raft.electionTimeoutMaxMs <= c.raft.electionTimeoutMinMs) {
       ctx.addIssue({ code: 'custom', path: ['raft', 'electionTimeoutMaxMs'], message: `expected more than electionTimeoutMinMs (${c.raft.electionTimeoutMinMs})` });

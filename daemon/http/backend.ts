@@ -70,6 +70,12 @@ export interface ApiBackend {
   fence?(node: string, cb: (r: FenceAnswer) => void): void;
   /** Operator: member `node` is declared safely down (`quorumd fence confirm`). Optional. */
   confirmFenced?(node: string): FenceAnswer;
+  /**
+   * Scheduled jobs (daemon/jobs JobView: last run from the replicated table, next run
+   * on this node's clock); an empty list when none are configured. Optional: without
+   * it (engine: bully) `GET /v1/jobs` answers 501.
+   */
+  jobs?(): unknown[];
   /** Metric families of the node (role, term, indexes, elections, links, fsync...). */
   metrics(): MetricFamily[];
 }

@@ -11,6 +11,8 @@ import type { DropCounters } from '../../src/wire/codec.ts';
 import type { FenceDeviceInfo } from '../fencing/build.ts';
 import type { BullyRuntime, BullyRuntimeObserver } from '../runtime/bully-node.ts';
 import type { ClientCallback } from '../runtime/results.ts';
+import type { JobRecord } from '../../src/kv/index.ts';
+import type { JobReport, JobsHost, Leadership } from '../jobs/coordinator.ts';
 import type { ApiBackend, FenceAnswer, LeaderView, StatusView } from './backend.ts';
 import { FSYNC_BUCKETS, HistogramRecorder, type MetricFamily } from './metrics.ts';
 
@@ -178,7 +180,7 @@ export interface LeadershipEvent {
  * first entry: it grows with every new term (each new leader appends above everything
  * committed).
  */
-export class RuntimeBackend extends BackendBase<NodeRuntime> implements ApiBackend {
+export class RuntimeBackend extends BackendBase<NodeRuntime> implements ApiBackend, JobsHost {
   private readonly watchers = new Map<string, Set<() => void>>();
   private activeNow = false;
   private epochTerm = 0;
@@ -190,6 +192,8 @@ export class RuntimeBackend extends BackendBase<NodeRuntime> implements ApiBacke
   readonly fsync = new HistogramRecorder(FSYNC_BUCKETS);
   onLeadership: ((ev: LeadershipEvent) => void) | undefined;
   private activeToken = 0;
+  /** The scheduled jobs' view (set by startNode); none = an empty list. */
+  jobsView: (() => unknown[]) | undefined;
 
   constructor(self: MemberInfo, members: MemberInfo[], links: LinkInfo[], clusterName: string, private readonly engineName = 'raft') {
     super(self, members, links, clusterName);
@@ -357,6 +361,47 @@ export class RuntimeBackend extends BackendBase<NodeRuntime> implements ApiBacke
   }
   lockRelease(name: string, token: number, cb: ClientCallback): void {
     this.need(cb)?.lockRelease(name, token, cb);
+  }
+
+  jobs(): unknown[] {
+    return this.jobsView?.() ?? [];
+  }
+
+  // JobsHost (daemon/jobs): the active leadership as hooks see it, claims and reports.
+
+  /**
+   * This node's leadership while it is the active leader now. With fencing: the
+   * runtime's activation gate, judged at this instant (lease included), and its token.
+   * Without: leader with its term's first entry committed; the token is that entry's
+   * index (the same as hooks get).
+   */
+  activeLeadership(): Leadership | undefined {
+    const rt = this.rt;
+    const eng = rt?.engine;
+    if (!rt || !eng || !rt.isLeader) return undefined;
+    if (this.fenceDevices !== undefined) {
+      const token = rt.activeToken;
+      return token > 0 ? { term: eng.status().term, token } : undefined;
+    }
+    if (!this.activeNow) return undefined;
+    const ep = this.epoch();
+    return ep.start > 0 ? { term: ep.term, token: ep.start } : undefined;
+  }
+
+  claim(job: string, slot: number, lead: Leadership, cb: ClientCallback): void {
+    this.need(cb)?.jobClaim(job, slot, lead, cb);
+  }
+
+  report(r: JobReport, cb: ClientCallback): void {
+    this.need(cb)?.jobDone(r, cb);
+  }
+
+  record(job: string): JobRecord | undefined {
+    return this.rt?.stateMachine.job(job);
+  }
+
+  nodeName(id: number): string {
+    return this.nameOf(id) ?? `n${id}`;
   }
 
   onKeyChange(key: string, fn: () => void): () => void {

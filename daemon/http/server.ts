@@ -12,6 +12,7 @@
  *   DELETE /v1/locks/<name>?token=t         → {ok:true} | 409
  *   POST   /v1/fence/<node>                 → {ok:true, record} | 502 {record} (fence failed) | 503
  *   POST   /v1/fence/<node>/confirm         → {ok:true} (operator: node declared safely down)
+ *   GET    /v1/jobs                         → {jobs: [...]} scheduled jobs: last run (replicated), next run
  *   GET    /metrics                         → Prometheus text
  *
  * Errors are `{error, code}`; 503 = definitely not applied, 504 = outcome unknown.
@@ -393,6 +394,13 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
       rejectBodyIfAny(req);
       return json(res, 200, backend.leader());
     }
+    if (path === '/v1/jobs') {
+      only('GET', 'HEAD');
+      parseQuery(search, []);
+      rejectBodyIfAny(req);
+      if (!backend.jobs) throw new HttpError(501, 'engine-unsupported', 'scheduled jobs need the Raft engine (engine: raft)');
+      return json(res, 200, { jobs: backend.jobs() });
+    }
     if (path === '/metrics') {
       only('GET', 'HEAD');
       parseQuery(search, []);
@@ -501,7 +509,7 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
       const code = r.status === 502 ? 'fence-failed' : r.status === 404 ? 'not-found' : r.status === 503 ? 'unavailable' : 'bad-request';
       throw new HttpError(r.status, code, r.error ?? 'fence failed', r.record !== undefined ? { record: r.record } : {});
     }
-    throw new HttpError(404, 'not-found', `no such endpoint: ${path.slice(0, 80)} (see /v1/status, /v1/leader, /v1/kv/<key>, /v1/locks/<name>, /v1/fence/<node>, /metrics)`);
+    throw new HttpError(404, 'not-found', `no such endpoint: ${path.slice(0, 80)} (see /v1/status, /v1/leader, /v1/kv/<key>, /v1/locks/<name>, /v1/fence/<node>, /v1/jobs, /metrics)`);
   }
 
   const server = createServer({ maxHeaderSize: 16 * 1024, requestTimeout: maxWatchMs + 60_000, headersTimeout: 30_000 }, (req, res) => {

@@ -1,0 +1,165 @@
+/**
+ * Who runs a slot: node-cron's run coordinator (`RunCoordinator.shouldRun`), answered
+ * through the replicated log. node-cron asks on every node at every fire time; the
+ * answer is yes on one node at most, and only if
+ *
+ *  1. this node is the *active* leader now (DESIGN §5: with a `fencing:` section the
+ *     activation gate is open; without, its term's first entry is committed), and
+ *  2. its `job.claim` for `job:slot` was committed and applied with ok — the state
+ *     machine grants a slot only if it is later than every slot of the job granted
+ *     before (src/kv/state-machine.ts), so a slot claimed by an earlier leader is never
+ *     run again, and a claim proposed in an older term than the newest activation is
+ *     refused, and
+ *  3. when the grant arrives, this node is still active with the same term and token.
+ *
+ * Anything else is "no": not active, claimed before, not proposed (503), outcome
+ * unknown (504: the claim may be committed; running would risk a second run) — the
+ * rule is at most once, and a slot lost in a failover stays lost. The claim is proposed
+ * by the leader itself and never forwarded (NodeRuntime.jobClaim).
+ *
+ * node-cron's slot key is `<task name>:<slot ISO time>`; the task name is the job name
+ * (job names have no ':'). The grant (term, token) is kept until the run starts, for
+ * the job's environment.
+ */
+import type { RunCoordinator } from 'node-cron';
+import type { JobRecord } from '../../src/kv/index.ts';
+import type { ClientCallback } from '../runtime/results.ts';
+
+export interface Leadership {
+  term: number;
+  /** Fencing token of the leadership (QUORUMD_TOKEN). */
+  token: number;
+}
+
+export interface JobReport {
+  job: string;
+  slot: number;
+  outcome: 'ok' | 'failed' | 'timeout' | 'error';
+  code: number;
+  signal: string;
+  startedAtMs: number;
+  durationMs: number;
+}
+
+/** What the jobs need of a node (RuntimeBackend implements it over a NodeRuntime). */
+export interface JobsHost {
+  /** This node's leadership while it is the active leader now, else undefined. */
+  activeLeadership(): Leadership | undefined;
+  /** Proposes `job.claim` (NodeRuntime.jobClaim): 200 granted, 409 not granted, 503 not proposed, 504 unknown. */
+  claim(job: string, slot: number, lead: Leadership, cb: ClientCallback): void;
+  /** Proposes `job.done` (forwarded to the leader if need be). */
+  report(r: JobReport, cb: ClientCallback): void;
+  /** The replicated record of a job as this node applied it. */
+  record(job: string): JobRecord | undefined;
+  /** A member's name by node id. */
+  nodeName(id: number): string;
+}
+
+export interface CoordinatorLog {
+  debug(fields: Record<string, unknown>, msg: string): void;
+  info(fields: Record<string, unknown>, msg: string): void;
+  warn(fields: Record<string, unknown>, msg: string): void;
+}
+
+export type Decision =
+  | { run: true; lead: Leadership }
+  | { run: false; reason: 'not-active' | 'claimed' | 'not-granted' | 'unknown' | 'lost-activity' | 'bad-key'; detail: string };
+
+/** Counters of decisions on this node (for /v1/jobs and tests). */
+export interface CoordinatorStats {
+  granted: number;
+  notActive: number;
+  claimedBefore: number;
+  notGranted: number;
+  unknown: number;
+  lostActivity: number;
+}
+
+/** Parses node-cron's slot key `<name>:<ISO time>`; undefined when it is not one. */
+export function parseSlotKey(key: string): { job: string; slot: number } | undefined {
+  const i = key.indexOf(':');
+  if (i <= 0) return undefined;
+  const slot = Date.parse(key.slice(i + 1));
+  if (!Number.isSafeInteger(slot) || slot < 0) return undefined;
+  return { job: key.slice(0, i), slot };
+}
+
+export class SlotCoordinator implements RunCoordinator {
+  private readonly grants = new Map<string, Leadership>();
+  readonly stats: CoordinatorStats = { granted: 0, notActive: 0, claimedBefore: 0, notGranted: 0, unknown: 0, lostActivity: 0 };
+
+  constructor(
+    private readonly host: JobsHost,
+    private readonly log: CoordinatorLog,
+  ) {}
+
+  /** node-cron: may this node run the slot `key`? */
+  async shouldRun(key: string): Promise<boolean> {
+    const d = await this.decide(key);
+    if (d.run) {
+      this.grants.set(key, d.lead);
+      return true;
+    }
+    return false;
+  }
+
+  /** node-cron: the run of `key` finished (or failed to start). */
+  onComplete(key: string): void {
+    this.grants.delete(key);
+  }
+
+  /** The grant of a slot that shouldRun allowed (until onComplete). */
+  grant(key: string): Leadership | undefined {
+    return this.grants.get(key);
+  }
+
+  /** The whole decision for one slot key, with its reason (exported for tests). */
+  decide(key: string): Promise<Decision> {
+    const k = parseSlotKey(key);
+    if (!k) {
+      this.log.warn({ key }, 'job slot key not understood; not run');
+      return Promise.resolve({ run: false, reason: 'bad-key', detail: `slot key ${JSON.stringify(key)}: expected <job>:<ISO time>` });
+    }
+    const fields = { job: k.job, slot: new Date(k.slot).toISOString() };
+    const lead = this.host.activeLeadership();
+    if (!lead) {
+      this.stats.notActive++;
+      return Promise.resolve({ run: false, reason: 'not-active', detail: 'this node is not the active leader' });
+    }
+    // Known from the local state already: no log entry needed to learn "no".
+    const rec = this.host.record(k.job);
+    if (rec && rec.claim.slot >= k.slot) {
+      this.stats.claimedBefore++;
+      const detail = `slot already claimed by ${this.host.nodeName(rec.claim.node)} (term ${rec.claim.term})`;
+      this.log.info({ ...fields, by: this.host.nodeName(rec.claim.node), term: rec.claim.term }, 'job slot claimed before; not run again');
+      return Promise.resolve({ run: false, reason: 'claimed', detail });
+    }
+    return new Promise((resolve) => {
+      this.host.claim(k.job, k.slot, lead, (r) => {
+        if (r.status === 200) {
+          const now = this.host.activeLeadership();
+          if (!now || now.term !== lead.term || now.token !== lead.token) {
+            this.stats.lostActivity++;
+            this.log.warn({ ...fields, term: lead.term, token: lead.token }, 'job slot granted, but this node is no longer the active leader of that term; not run');
+            return resolve({ run: false, reason: 'lost-activity', detail: 'granted after this node stopped being the active leader' });
+          }
+          this.stats.granted++;
+          return resolve({ run: true, lead });
+        }
+        if (r.status === 409) {
+          this.stats.claimedBefore++;
+          this.log.info({ ...fields, holder: r.holder, error: r.error }, 'job slot not granted; not run');
+          return resolve({ run: false, reason: 'claimed', detail: r.error ?? 'not granted' });
+        }
+        if (r.status === 504) {
+          this.stats.unknown++;
+          this.log.warn({ ...fields, error: r.error }, 'job claim outcome unknown; slot not run (at most once)');
+          return resolve({ run: false, reason: 'unknown', detail: r.error ?? 'outcome unknown' });
+        }
+        this.stats.notGranted++;
+        this.log.warn({ ...fields, status: r.status, error: r.error }, 'job claim not committed; slot not run');
+        resolve({ run: false, reason: 'not-granted', detail: r.error ?? `status ${r.status}` });
+      });
+    });
+  }
+}
