@@ -557,16 +557,19 @@ export class NodeRuntime {
   }
 
   private armTick(): void {
-    this.cancelTick = this.opts.clock.setTimer(this.tickMs, () => {
-      if (this.stateValue !== 'running') return;
-      this.armTick();
-      this.raft!.tick();
-      this.expire();
-      this.afterStep();
-      this.fencingTick();
-      this.pump();
-    });
+    this.cancelTick = this.opts.clock.setTimer(this.tickMs, this.onTick);
   }
+
+  /** The tick timer's callback: one function for the runtime's life, not a closure per tick. */
+  private readonly onTick = (): void => {
+    if (this.stateValue !== 'running') return;
+    this.armTick();
+    this.raft!.tick();
+    this.expire();
+    this.afterStep();
+    this.fencingTick();
+    this.pump();
+  };
 
   private afterStep(): void {
     const raft = this.raft!;
@@ -988,7 +991,7 @@ export class NodeRuntime {
     if (bad) return cb(bad);
     if (this.stateValue !== 'running') return cb(unavailable(`node ${this.id} is not running (${this.stateValue})`));
     const raft = this.raft!;
-    if (raft.status().isWitness) return cb(unavailable(`node ${this.id} is a witness and holds no data; ask a data node`));
+    if (raft.witness) return cb(unavailable(`node ${this.id} is a witness and holds no data; ask a data node`));
     if (opts?.stale) return cb(this.localGet(key));
     const ctx = this.nextId();
     const r = raft.readIndex(ctx);
@@ -1073,7 +1076,7 @@ export class NodeRuntime {
       if (r.code === 'bad-request') return reply({ status: Status.BAD_REQUEST, error: r.reason });
       return reply(unavailable(`not proposed: ${r.reason}`));
     }
-    const leader = raft.status().leader;
+    const leader = raft.leaderId;
     if (cmd.op === 'job.claim') return reply(unavailable(`node ${this.id} is not the leader; a job claim is never forwarded`));
     if (!local) return reply(unavailable(`node ${this.id} is not the leader (leader: ${leader || 'unknown'}); not proposed`));
     if (leader === NO_NODE || leader === this.id) return reply(unavailable('no leader known; not proposed'));
@@ -1081,14 +1084,14 @@ export class NodeRuntime {
     if (data instanceof KvError) return reply({ status: data.httpStatus, error: data.message });
     const reqId = this.nextId();
     this.forwarded.set(reqId, { reply, deadline: this.opts.clock.monotonicMs() + this.timeoutMs, to: leader });
-    const m: ClientRequest = { type: MsgType.ClientRequest, from: this.id, to: leader, term: raft.status().term, reqId, body: data };
+    const m: ClientRequest = { type: MsgType.ClientRequest, from: this.id, to: leader, term: raft.currentTerm, reqId, body: data };
     this.send(m);
   }
 
   private onClientRequest(m: ClientRequest): void {
     const answer = (res: ClientResult) => {
       if (this.stateValue !== 'running') return;
-      const rep: ClientReply = { type: MsgType.ClientReply, from: this.id, to: m.from, term: this.raft!.status().term, reqId: m.reqId, status: res.status, body: encodeReplyBody(res) };
+      const rep: ClientReply = { type: MsgType.ClientReply, from: this.id, to: m.from, term: this.raft!.currentTerm, reqId: m.reqId, status: res.status, body: encodeReplyBody(res) };
       this.send(rep);
     };
     const cmd = decodeCommand(m.body);
