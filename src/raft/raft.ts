@@ -182,6 +182,12 @@ const RAFT_TYPES = new Set<MsgType>([
   MsgType.ReadIndex, MsgType.ReadIndexReply,
 ]);
 
+/** The empty lists of a Ready (frozen: a consumer that tried to add to one would throw, not corrupt the next Ready). */
+const NO_ENTRIES = Object.freeze([]) as unknown as Entry[];
+const NO_MESSAGES = Object.freeze([]) as unknown as Message[];
+const NO_READ_STATES = Object.freeze([]) as unknown as ReadState[];
+const NO_CTXS = Object.freeze([]) as unknown as number[];
+
 const isNat = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0;
 
 export class RaftNode {
@@ -651,16 +657,21 @@ export class RaftNode {
     // The runtime asks after every input; most of the time there is nothing: answer
     // without allocating (hasReady() false implies every field below would be empty).
     if (!this.hasReady()) return undefined;
-    const rd: Ready = { entries: [], messages: [], committed: [], readStates: [], failedReads: [] };
-    const hs = { term: this.term, vote: this.vote, commit: this.commit };
-    if (hs.term !== this.prevHard.term || hs.vote !== this.prevHard.vote || hs.commit !== this.prevHard.commit) rd.hardState = hs;
-    const ss = this.softState();
-    if (ss.role !== this.prevSoft.role || ss.leader !== this.prevSoft.leader || ss.term !== this.prevSoft.term) rd.softState = ss;
+    // Empty lists are one shared frozen array (a Ready per step of every node: five
+    // fresh arrays each, most of them empty, were a visible share of the garbage).
+    const rd: Ready = {
+      entries: NO_ENTRIES,
+      messages: this.msgs.length > 0 ? this.msgs : NO_MESSAGES,
+      committed: NO_ENTRIES,
+      readStates: this.readStates.length > 0 ? this.readStates : NO_READ_STATES,
+      failedReads: this.failedReads.length > 0 ? this.failedReads : NO_CTXS,
+    };
+    const ph = this.prevHard;
+    if (this.term !== ph.term || this.vote !== ph.vote || this.commit !== ph.commit) rd.hardState = { term: this.term, vote: this.vote, commit: this.commit };
+    const ps = this.prevSoft;
+    if (this.role !== ps.role || this.leader !== ps.leader || this.term !== ps.term) rd.softState = this.softState();
     if (this.installing) rd.snapshot = this.installing;
     if (this.unstableFrom <= this.log.lastIndex) rd.entries = this.log.slice(this.unstableFrom, this.log.lastIndex);
-    rd.messages = this.msgs;
-    rd.readStates = this.readStates;
-    rd.failedReads = this.failedReads;
     let committedTo = this.applied;
     if (!this.installing && this.applied >= this.log.snapIndex) {
       const hi = Math.min(this.commit, this.stableIndex);
@@ -672,9 +683,10 @@ export class RaftNode {
     const empty = !rd.hardState && !rd.softState && !rd.snapshot && rd.entries.length === 0 && rd.messages.length === 0 &&
       rd.committed.length === 0 && rd.readStates.length === 0 && rd.failedReads.length === 0;
     if (empty) return undefined;
-    this.msgs = [];
-    this.readStates = [];
-    this.failedReads = [];
+    // Lists handed out belong to the Ready now; empty ones stay (the Ready has NO_* instead).
+    if (this.msgs.length > 0) this.msgs = [];
+    if (this.readStates.length > 0) this.readStates = [];
+    if (this.failedReads.length > 0) this.failedReads = [];
     this.installing = undefined;
     this.unstableFrom = this.log.lastIndex + 1;
     this.truncatedSinceReady = undefined;
