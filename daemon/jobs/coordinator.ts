@@ -94,13 +94,13 @@ export class SlotCoordinator implements RunCoordinator {
   ) {}
 
   /** node-cron: may this node run the slot `key`? */
-  async shouldRun(key: string): Promise<boolean> {
-    const d = await this.decide(key);
-    if (d.run) {
-      this.grants.set(key, d.lead);
-      return true;
-    }
-    return false;
+  shouldRun(key: string): Promise<boolean> {
+    return new Promise((resolve) =>
+      this.decide(key, (d) => {
+        if (d.run) this.grants.set(key, d.lead);
+        resolve(d.run);
+      }),
+    );
   }
 
   /** node-cron: the run of `key` finished (or failed to start). */
@@ -113,18 +113,22 @@ export class SlotCoordinator implements RunCoordinator {
     return this.grants.get(key);
   }
 
-  /** The whole decision for one slot key, with its reason (exported for tests). */
-  decide(key: string): Promise<Decision> {
+  /**
+   * The whole decision for one slot key, with its reason. Callback style, like the
+   * runtime's client API, so that the simulator drives it in virtual time
+   * (test/daemon/jobs); `cb` is called exactly once, possibly synchronously.
+   */
+  decide(key: string, cb: (d: Decision) => void): void {
     const k = parseSlotKey(key);
     if (!k) {
       this.log.warn({ key }, 'job slot key not understood; not run');
-      return Promise.resolve({ run: false, reason: 'bad-key', detail: `slot key ${JSON.stringify(key)}: expected <job>:<ISO time>` });
+      return cb({ run: false, reason: 'bad-key', detail: `slot key ${JSON.stringify(key)}: expected <job>:<ISO time>` });
     }
     const fields = { job: k.job, slot: new Date(k.slot).toISOString() };
     const lead = this.host.activeLeadership();
     if (!lead) {
       this.stats.notActive++;
-      return Promise.resolve({ run: false, reason: 'not-active', detail: 'this node is not the active leader' });
+      return cb({ run: false, reason: 'not-active', detail: 'this node is not the active leader' });
     }
     // Known from the local state already: no log entry needed to learn "no".
     const rec = this.host.record(k.job);
@@ -132,34 +136,32 @@ export class SlotCoordinator implements RunCoordinator {
       this.stats.claimedBefore++;
       const detail = `slot already claimed by ${this.host.nodeName(rec.claim.node)} (term ${rec.claim.term})`;
       this.log.info({ ...fields, by: this.host.nodeName(rec.claim.node), term: rec.claim.term }, 'job slot claimed before; not run again');
-      return Promise.resolve({ run: false, reason: 'claimed', detail });
+      return cb({ run: false, reason: 'claimed', detail });
     }
-    return new Promise((resolve) => {
-      this.host.claim(k.job, k.slot, lead, (r) => {
-        if (r.status === 200) {
-          const now = this.host.activeLeadership();
-          if (!now || now.term !== lead.term || now.token !== lead.token) {
-            this.stats.lostActivity++;
-            this.log.warn({ ...fields, term: lead.term, token: lead.token }, 'job slot granted, but this node is no longer the active leader of that term; not run');
-            return resolve({ run: false, reason: 'lost-activity', detail: 'granted after this node stopped being the active leader' });
-          }
-          this.stats.granted++;
-          return resolve({ run: true, lead });
+    this.host.claim(k.job, k.slot, lead, (r) => {
+      if (r.status === 200) {
+        const now = this.host.activeLeadership();
+        if (!now || now.term !== lead.term || now.token !== lead.token) {
+          this.stats.lostActivity++;
+          this.log.warn({ ...fields, term: lead.term, token: lead.token }, 'job slot granted, but this node is no longer the active leader of that term; not run');
+          return cb({ run: false, reason: 'lost-activity', detail: 'granted after this node stopped being the active leader' });
         }
-        if (r.status === 409) {
-          this.stats.claimedBefore++;
-          this.log.info({ ...fields, holder: r.holder, error: r.error }, 'job slot not granted; not run');
-          return resolve({ run: false, reason: 'claimed', detail: r.error ?? 'not granted' });
-        }
-        if (r.status === 504) {
-          this.stats.unknown++;
-          this.log.warn({ ...fields, error: r.error }, 'job claim outcome unknown; slot not run (at most once)');
-          return resolve({ run: false, reason: 'unknown', detail: r.error ?? 'outcome unknown' });
-        }
-        this.stats.notGranted++;
-        this.log.warn({ ...fields, status: r.status, error: r.error }, 'job claim not committed; slot not run');
-        resolve({ run: false, reason: 'not-granted', detail: r.error ?? `status ${r.status}` });
-      });
+        this.stats.granted++;
+        return cb({ run: true, lead });
+      }
+      if (r.status === 409) {
+        this.stats.claimedBefore++;
+        this.log.info({ ...fields, holder: r.holder, error: r.error }, 'job slot not granted; not run');
+        return cb({ run: false, reason: 'claimed', detail: r.error ?? 'not granted' });
+      }
+      if (r.status === 504) {
+        this.stats.unknown++;
+        this.log.warn({ ...fields, error: r.error }, 'job claim outcome unknown; slot not run (at most once)');
+        return cb({ run: false, reason: 'unknown', detail: r.error ?? 'outcome unknown' });
+      }
+      this.stats.notGranted++;
+      this.log.warn({ ...fields, status: r.status, error: r.error }, 'job claim not committed; slot not run');
+      cb({ run: false, reason: 'not-granted', detail: r.error ?? `status ${r.status}` });
     });
   }
 }
