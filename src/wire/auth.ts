@@ -168,21 +168,39 @@ export class Sender {
   /** The next stamp for a frame to `to` (1..254). */
   next(to: NodeId): Stamp {
     const s = this.peek(to);
-    if (s.persistBootId) {
-      this.boot = s.bootId;
-      this.seqs.fill(0);
-    }
-    this.seqs[to] = s.seq + 1;
+    this.consume(to);
     return s;
   }
 
   /** The stamp next(to) would return, without consuming it (the sealer checks the frame first). */
   peek(to: NodeId): Stamp {
+    const seq = this.peekSeq(to);
+    if (seq < 0) return { bootId: (this.boot + 1) & MAX_BOOT_ID, seq: 0, persistBootId: true };
+    return { bootId: this.boot, seq, persistBootId: false };
+  }
+
+  /**
+   * @internal The seq next(to) would use, or -1 when next(to) starts a new bootId (seq 0,
+   * bootId + 1): peek() without the object (FrameSealer.seal, per frame).
+   */
+  peekSeq(to: NodeId): number {
     if (!Number.isInteger(to) || to < 1 || to > MAX_NODE_ID) {
       throw new RangeError(`Sender.next: destination must be a node id 1..${MAX_NODE_ID}, got ${String(to)}`);
     }
-    if (this.seqs[to]! > MAX_SEQ) return { bootId: (this.boot + 1) & MAX_BOOT_ID, seq: 0, persistBootId: true };
-    return { bootId: this.boot, seq: this.seqs[to]!, persistBootId: false };
+    const seq = this.seqs[to]!;
+    return seq > MAX_SEQ ? -1 : seq;
+  }
+
+  /** @internal Consumes the stamp peek(to) describes (next() without the object). */
+  consume(to: NodeId): void {
+    const seq = this.peekSeq(to);
+    if (seq < 0) {
+      this.boot = (this.boot + 1) & MAX_BOOT_ID;
+      this.seqs.fill(0);
+      this.seqs[to] = 1;
+    } else {
+      this.seqs[to] = seq + 1;
+    }
   }
 }
 
@@ -227,17 +245,20 @@ export class FrameSealer {
     // 2026-11 this encoded twice — once with the largest stamp as a size probe — which
     // cost ~8 % of the simulator's time; the size check is now on the real frame.)
     if (msg === null || typeof msg !== 'object') throw new WireEncodeError(`cannot seal: expected a Message object, got ${String(msg)}`);
-    const stamp = this.opts.sender.peek(msg.to);
-    const env = { cluster: this.opts.cluster, bootId: stamp.bootId, seq: stamp.seq };
+    // The stamp as numbers (Sender.peekSeq/consume): no Stamp objects per frame.
+    const sender = this.opts.sender;
+    const next = sender.peekSeq(msg.to);
+    const persistBootId = next < 0;
+    const env = { cluster: this.opts.cluster, bootId: persistBootId ? (sender.bootId + 1) & MAX_BOOT_ID : sender.bootId, seq: persistBootId ? 0 : next };
     const frame = encodeFrame(msg, env, this.keyring.current);
     // As before, the limit applies to the largest stamp (bootId and seq 0xffff take 3
     // CBOR bytes each), so whether a message fits never depends on its seq.
-    const worst = frame.length + (3 - uintBytes(stamp.bootId)) + (3 - uintBytes(stamp.seq));
+    const worst = frame.length + (3 - uintBytes(env.bootId)) + (3 - uintBytes(env.seq));
     if (worst > this.maxFrame) {
       throw new WireEncodeError(`frame for message type ${msg.type} to ${msg.to} is up to ${worst} bytes, above maxFrame ${this.maxFrame}`);
     }
-    this.opts.sender.next(msg.to);
-    return { frame, env, persistBootId: stamp.persistBootId };
+    sender.consume(msg.to);
+    return { frame, env, persistBootId };
   }
 }
 

@@ -70,13 +70,19 @@ const SHA256_IV = new Int32Array([0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a
 
 /** Message schedule scratch (single-threaded: one shared buffer, never retained). */
 const W = new Int32Array(64);
-/** Scratch for the padded last block(s) of the inner hash and the outer block. */
+/** Scratch for the padded last block(s) of the inner hash. */
 const TAIL = new Uint8Array(128);
 
 /** One SHA-256 compression of the 64-byte block at `b[off..off+64)` into state `h`. */
 function compress(h: Int32Array, b: Uint8Array, off: number): void {
   const w = W;
   for (let i = 0; i < 16; i++, off += 4) w[i] = (b[off]! << 24) | (b[off + 1]! << 16) | (b[off + 2]! << 8) | b[off + 3]!;
+  compressW(h);
+}
+
+/** One SHA-256 compression of the block already in W[0..16) (big-endian words) into state `h`. */
+function compressW(h: Int32Array): void {
+  const w = W;
   for (let i = 16; i < 64; i++) {
     const x = w[i - 15]!;
     const y = w[i - 2]!;
@@ -231,28 +237,25 @@ class HmacKey {
     const full = len & ~63;
     for (let off = 0; off < full; off += 64) compress(st, data, off);
     // Last block(s) of the inner hash: remaining bytes, 0x80, zeros, bit length of K⊕ipad ‖ data.
+    // Only the bytes between the 0x80 and the length are zeroed (not all 128).
     const rest = len - full;
     const t = TAIL;
-    t.fill(0);
     for (let i = 0; i < rest; i++) t[i] = data[full + i]!;
     t[rest] = 0x80;
     const tailLen = rest + 9 <= 64 ? 64 : 128;
+    t.fill(0, rest + 1, tailLen - 8);
     putBitLength(t, tailLen - 8, 64 + len);
     compress(st, t, 0);
     if (tailLen === 128) compress(st, t, 64);
-    // Outer hash: K⊕opad (precomputed) then one block: inner digest (32 B), 0x80, zeros, length 96 B.
-    t.fill(0, 0, 64);
-    for (let i = 0; i < 8; i++) {
-      const v = st[i]!;
-      t[4 * i] = v >>> 24;
-      t[4 * i + 1] = v >>> 16;
-      t[4 * i + 2] = v >>> 8;
-      t[4 * i + 3] = v;
-    }
-    t[32] = 0x80;
-    putBitLength(t, 56, 96);
+    // Outer hash: K⊕opad (precomputed) then one block: inner digest (32 B), 0x80, zeros,
+    // length 96 B — built as words in the schedule directly (no byte round trip).
+    const w = W;
+    for (let i = 0; i < 8; i++) w[i] = st[i]!;
+    w[8] = 0x80000000 | 0;
+    for (let i = 9; i < 15; i++) w[i] = 0;
+    w[15] = (64 + 32) * 8;
     st.set(this.outer);
-    compress(st, t, 0);
+    compressW(st);
   }
 }
 
