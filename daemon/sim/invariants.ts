@@ -69,11 +69,22 @@ interface AppliedRec {
 
 const ZERO: Chain = { meta: 0, full: 0 };
 
+/** A log-matching record: the chain of (index, term), and the records of other terms at the same index. */
+interface SeenAt {
+  term: Term;
+  chain: Chain;
+  next: SeenAt | undefined;
+}
+
 export class InvariantChecker implements RuntimeObserver {
   readonly termLeader = new Map<Term, NodeId>();
   private readonly nodes = new Map<NodeId, NodeTrack>();
-  /** (index, term) → chain: the log-matching map. */
-  private readonly seen = new Map<string, Chain>();
+  /**
+   * (index, term) → chain: the log-matching map, keyed by index with a short list per
+   * index (one term, unless leaders overwrote it), not by an `index:term` string built
+   * and hashed for every persisted entry of every node.
+   */
+  private readonly seen = new Map<Index, SeenAt>();
   /** index → what was applied there (state-machine safety). */
   private readonly appliedLog: (AppliedRec | undefined)[] = [];
   private maxApplied = 0;
@@ -136,12 +147,14 @@ export class InvariantChecker implements RuntimeObserver {
 
   /** Records (index, term) → chain; a different chain for the same (index, term) breaks log matching. */
   private matchLog(id: NodeId, e: Entry, c: Chain, witness: boolean): void {
-    const k = `${e.index}:${e.term}`;
-    const s = this.seen.get(k);
-    if (!s) {
-      this.seen.set(k, witness ? { meta: c.meta, full: -1 } : c);
+    const head = this.seen.get(e.index);
+    let at = head;
+    while (at !== undefined && at.term !== e.term) at = at.next;
+    if (at === undefined) {
+      this.seen.set(e.index, { term: e.term, chain: witness ? { meta: c.meta, full: -1 } : c, next: head });
       return;
     }
+    const s = at.chain;
     if (s.meta !== c.meta || (!witness && s.full !== -1 && s.full !== c.full)) {
       this.fail('log-matching', `node ${id} has entry (index ${e.index}, term ${e.term}) with a log prefix different from another node's entry with the same index and term`);
     }

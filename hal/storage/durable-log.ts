@@ -545,8 +545,10 @@ export class DurableLog {
       cur.size += bytes.length;
       for (const p of parts) {
         if (p[8] === 2 /* Kind.Entry */) {
-          const dv = new DataView(p.buffer, p.byteOffset, p.byteLength);
-          cur.maxIndex = Math.max(cur.maxIndex, dv.getUint32(17, true) + dv.getUint32(21, true) * 0x100000000);
+          // The entry's index: u64 LE at payload offset 8 (record offset 17); read by hand, no DataView per record.
+          const lo = (p[17]! | (p[18]! << 8) | (p[19]! << 16) | (p[20]! << 24)) >>> 0;
+          const hi = (p[21]! | (p[22]! << 8) | (p[23]! << 16) | (p[24]! << 24)) >>> 0;
+          cur.maxIndex = Math.max(cur.maxIndex, lo + hi * 0x100000000);
         }
       }
       walName = cur.name;
