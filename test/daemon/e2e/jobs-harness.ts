@@ -1,0 +1,158 @@
+/**
+ * The scheduled-jobs failover scenario of issue 8, on a real `quorumd dev` cluster
+ * (child processes, embedded broker, simulated relays): a job every second appends
+ * `<slot> <node> <token>` to a file; during the run the active leader's process is
+ * SIGKILLed `kills` times. Used by test/daemon/e2e/jobs-dev.test.ts (short) and
+ * bench/jobs-failover.ts (the 60 s acceptance run).
+ *
+ * Reads back the file: every slot after the first run must appear at most once;
+ * missing slots are counted and split into those inside a failover window (from the
+ * kill to the first run after it) and those outside.
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startDev, type DevCluster, type DevNode } from '../../../daemon/dev.ts';
+import { call, jsonOf } from '../../../daemon/client/http.ts';
+import { freePort } from './proc-cluster.ts';
+
+export interface JobsScenarioResult {
+  /** Lines in the file: one per run. */
+  runs: number;
+  /** Slots that appear more than once (must be empty). */
+  duplicates: string[];
+  /** Slots between the first and the last run that never ran. */
+  missing: number[];
+  /** Of those, inside a failover window (kill → first run after it). */
+  missingInFailovers: number;
+  missingOutside: number[];
+  /** Per kill: the killed node, and ms from the kill to the first run after it. */
+  failovers: Array<{ killed: string; toFirstRunMs: number | null }>;
+  /** Which node ran how many slots. */
+  byNode: Record<string, number>;
+  /** Fencing tokens seen, in slot order, never decreasing (checked). */
+  tokensMonotonic: boolean;
+  /** `quorumd jobs` view of a surviving node at the end. */
+  view: unknown;
+  durationMs: number;
+}
+
+async function activeLeader(dev: DevCluster): Promise<DevNode | undefined> {
+  for (const n of dev.nodes) {
+    if (!n.child) continue;
+    try {
+      const s = jsonOf(await call(n.url, 'GET', '/v1/status', { timeoutMs: 1000 }));
+      if (s.active === true && s.leader === n.name) return n;
+    } catch {
+      /* down or busy */
+    }
+  }
+  return undefined;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Lines of the output file as [slotMs, node, token]. */
+function readRuns(file: string): Array<{ slot: number; node: string; token: number }> {
+  if (!existsSync(file)) return [];
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => {
+      const [slot, node, token] = l.trim().split(' ');
+      return { slot: Date.parse(slot!), node: node!, token: Number(token) };
+    });
+}
+
+export async function runJobsScenario(o: { durationMs: number; kills: number; log?: (s: string) => void }): Promise<JobsScenarioResult> {
+  const dir = mkdtempSync(join(tmpdir(), 'quorumd-jobs-'));
+  const out = join(dir, 'runs.txt');
+  const say = o.log ?? (() => {});
+  const base = ((await freePort()) % 40000) + 20000;
+  let dev: DevCluster | undefined;
+  const t0 = Date.now();
+  try {
+    dev = await startDev({
+      nodes: 3,
+      engine: 'raft',
+      basePort: base,
+      handleSignals: false,
+      powerOnAfterMs: 3000,
+      out: () => {},
+      jobs: [{ name: 'tick', cron: '* * * * * *', command: `echo "$QUORUMD_SLOT $QUORUMD_NODE $QUORUMD_TOKEN" >> ${JSON.stringify(out)}`, timeoutMs: 5000, timezone: 'UTC', overlap: 'skip' }],
+    });
+    // The first run after the first election.
+    for (let i = 0; i < 300 && readRuns(out).length === 0; i++) await sleep(100);
+    if (readRuns(out).length === 0) throw new Error('no job run within 30 s of the cluster start');
+    const start = Date.now();
+    const failovers: JobsScenarioResult['failovers'] = [];
+    const kills: Array<{ at: number; node: string; runsBefore: number }> = [];
+    for (let k = 1; k <= o.kills; k++) {
+      const killAt = start + (o.durationMs * k) / (o.kills + 1);
+      while (Date.now() < killAt) await sleep(100);
+      let leader: DevNode | undefined;
+      for (let i = 0; i < 100 && !leader; i++) {
+        leader = await activeLeader(dev);
+        if (!leader) await sleep(100);
+      }
+      if (!leader) throw new Error(`kill ${k}: no active leader found within 10 s`);
+      const runsBefore = readRuns(out).length;
+      say(`kill ${k}: SIGKILL ${leader.name} (pid ${leader.child?.pid})`);
+      kills.push({ at: Date.now(), node: leader.name, runsBefore });
+      leader.child!.kill('SIGKILL');
+    }
+    while (Date.now() < start + o.durationMs) await sleep(100);
+    let view: unknown = null;
+    for (const n of dev.nodes) {
+      if (!n.child) continue;
+      try {
+        const r = await call(n.url, 'GET', '/v1/jobs', { timeoutMs: 2000 });
+        if (r.status === 200) {
+          view = jsonOf(r);
+          break;
+        }
+      } catch {
+        /* try the next */
+      }
+    }
+    const runs = readRuns(out);
+    // Failover windows: from each kill to the first run (by slot time) after it.
+    for (const k of kills) {
+      const after = runs.slice(k.runsBefore).find((r) => r.slot > k.at - 1000);
+      failovers.push({ killed: k.node, toFirstRunMs: after ? after.slot - k.at : null });
+    }
+    const seen = new Map<number, number>();
+    for (const r of runs) seen.set(r.slot, (seen.get(r.slot) ?? 0) + 1);
+    const duplicates = [...seen].filter(([, c]) => c > 1).map(([s]) => new Date(s).toISOString());
+    const first = Math.min(...runs.map((r) => r.slot));
+    const last = Math.max(...runs.map((r) => r.slot));
+    const missing: number[] = [];
+    for (let s = first; s <= last; s += 1000) if (!seen.has(s)) missing.push(s);
+    const windows = kills.map((k, i) => [k.at - 1000, k.at + (failovers[i]!.toFirstRunMs ?? Infinity)] as const);
+    const missingOutside = missing.filter((s) => !windows.some(([a, b]) => s >= a && s <= b));
+    const byNode: Record<string, number> = {};
+    for (const r of runs) byNode[r.node] = (byNode[r.node] ?? 0) + 1;
+    const sorted = [...runs].sort((a, b) => a.slot - b.slot);
+    const tokensMonotonic = sorted.every((r, i) => i === 0 || r.token >= sorted[i - 1]!.token);
+    return {
+      runs: runs.length,
+      duplicates,
+      missing,
+      missingInFailovers: missing.length - missingOutside.length,
+      missingOutside,
+      failovers,
+      byNode,
+      tokensMonotonic,
+      view,
+      durationMs: Date.now() - t0,
+    };
+  } finally {
+    await dev?.stop();
+    try {
+      writeFileSync(join(dir, '.done'), '');
+      rmSync(dir, { recursive: true, force: true });
+    } catch {
+      /* best effort */
+    }
+  }
+}
