@@ -771,16 +771,23 @@ export class NodeRuntime {
         }
       }
     }
-    for (const m of rd.messages) this.send(m);
+    // Indexed loops: empty lists of a Ready are one frozen array, and for-of over a
+    // frozen array is not optimized into a plain loop (an iterator per loop).
+    const msgs = rd.messages;
+    for (let i = 0; i < msgs.length; i++) this.send(msgs[i]!);
     if (rd.committed.length > 0) {
       const witness = raft.witness;
       for (const e of rd.committed) this.applyEntry(e, witness);
     }
-    for (const rs of rd.readStates) {
+    const rss = rd.readStates;
+    for (let i = 0; i < rss.length; i++) {
+      const rs = rss[i]!;
       const p = this.pendingReads.get(rs.ctx);
       if (p) p.index = rs.index;
     }
-    for (const ctx of rd.failedReads) {
+    const failed = rd.failedReads;
+    for (let i = 0; i < failed.length; i++) {
+      const ctx = failed[i]!;
       const p = this.pendingReads.get(ctx);
       if (p) {
         this.pendingReads.delete(ctx);
