@@ -130,6 +130,11 @@ describe('HTTP API (DESIGN §6)', () => {
   it('status, leader and Prometheus metrics', async () => {
     expect(j(await req('GET', '/v1/status'))).toMatchObject({ id: 'n1', role: 'leader' });
     expect(j(await req('GET', '/v1/leader'))).toEqual({ leader: 'n1', term: 1, token: 1 });
+    // A backend without jobs (engine bully) says so; the Raft backend lists them (test/daemon/jobs-run).
+    const jobs = await req('GET', '/v1/jobs');
+    expect(jobs.status).toBe(501);
+    expect(j(jobs)).toMatchObject({ code: 'engine-unsupported' });
+    expect((await req('POST', '/v1/jobs')).status).toBe(405);
     const m = await req('GET', '/metrics');
     expect(m.headers['content-type']).toMatch(/text\/plain; version=0.0.4/);
     const text = m.body.toString();

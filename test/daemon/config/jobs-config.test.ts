@@ -1,0 +1,95 @@
+/**
+ * The `jobs:` section (issue 8): defaults, and every mistake named with the job, the
+ * key, the line and what was expected — a bad cron expression by node-cron's
+ * `validate`, with the job name and the expression, also through `quorumd config validate`.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadJobsFile, parseConfigText } from '../../../daemon/config/load.ts';
+
+const root = join(import.meta.dirname, '..', '..', '..');
+const KEY = '00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff';
+const base = `cluster:
+  name: home
+  key: ${KEY}
+members:
+  - { id: 1, name: a }
+  - { id: 2, name: b }
+  - { id: 3, name: c }
+node:
+  name: a
+  dataDir: /tmp/quorumd-a
+mqtt:
+  brokers: [mqtt://127.0.0.1:1883]
+`;
+
+function problems(text: string): Array<{ key: string; line: number; message: string }> {
+  try {
+    parseConfigText(text, 'x.yaml');
+  } catch (e) {
+    expect(e).toBeInstanceOf(ConfigError);
+    return (e as ConfigError).problems;
+  }
+  throw new Error('expected the config to be rejected');
+}
+
+describe('jobs config', () => {
+  it('no jobs by default; a job gets the documented defaults', () => {
+    expect(parseConfigText(base).jobs).toEqual([]);
+    const c = parseConfigText(`${base}jobs:\n  - name: meters\n    cron: "*/15 * * * *"\n    command: /usr/local/bin/read-meters\n`);
+    expect(c.jobs).toEqual([{ name: 'meters', cron: '*/15 * * * *', command: '/usr/local/bin/read-meters', timeoutMs: 600_000, timezone: 'UTC', overlap: 'skip' }]);
+  });
+
+  it('a bad cron expression is named with the job, the expression and the field', () => {
+    const p = problems(`${base}jobs:\n  - name: ok\n    cron: "0 2 * * *"\n    command: "true"\n  - name: meters\n    cron: "61 * * * *"\n    command: "true"\n`);
+    expect(p).toHaveLength(1);
+    expect(p[0]!.key).toBe('jobs.1.cron');
+    expect(p[0]!.line).toBe(18);
+    expect(p[0]!.message).toMatch(/^job "meters": "61 \* \* \* \*" is not a valid cron expression \(minute: 61 is a invalid expression for minute\); expected 5 fields/);
+    // Too many fields, words, an empty string.
+    for (const bad of ['* * * * * * *', 'every day', '']) {
+      const q = problems(`${base}jobs:\n  - { name: j, cron: ${JSON.stringify(bad)}, command: "true" }\n`);
+      expect(q.map((x) => x.key)).toEqual(['jobs.0.cron']);
+      expect(q[0]!.message).toContain(`job "j": ${JSON.stringify(bad)} is not a valid cron expression`);
+    }
+  });
+
+  it('other mistakes: names, duplicates, time zone, timeout, overlap, unknown keys, engine bully', () => {
+    const one = (job: string) => problems(`${base}jobs:\n  - ${job}\n`);
+    expect(one('{ name: "Bad Name", cron: "* * * * *", command: "true" }')[0]!.message).toMatch(/expected a job name of 1-48 characters/);
+    expect(one('{ name: j, cron: "* * * * *", command: "true", timezone: Mars/Olympus }')[0]).toMatchObject({ key: 'jobs.0.timezone', message: 'job "j": expected an IANA time zone such as UTC or Europe/Berlin, got "Mars/Olympus"' });
+    expect(one('{ name: j, cron: "* * * * *", command: "true", timeoutMs: 5 }')[0]).toMatchObject({ key: 'jobs.0.timeoutMs', message: 'expected milliseconds: an integer 100..86400000' });
+    expect(one('{ name: j, cron: "* * * * *", command: "true", overlap: queue }')[0]).toMatchObject({ key: 'jobs.0.overlap', message: 'expected "skip" or "allow"' });
+    expect(one('{ name: j, cron: "* * * * *", command: "" }')[0]).toMatchObject({ key: 'jobs.0.command' });
+    expect(one('{ name: j, cron: "* * * * *", command: "true", shedule: x }')[0]!.message).toMatch(/unknown key "shedule"/);
+    expect(one('{ name: j, command: "true" }')[0]).toMatchObject({ key: 'jobs.0.cron' });
+    const dup = problems(`${base}jobs:\n  - { name: j, cron: "* * * * *", command: "true" }\n  - { name: j, cron: "* * * * *", command: "true" }\n`);
+    expect(dup).toEqual([expect.objectContaining({ key: 'jobs.1.name', message: 'expected a unique job name; "j" appears twice' })]);
+    const bully = problems(`${base}engine: bully\njobs:\n  - { name: j, cron: "* * * * *", command: "true" }\n`);
+    expect(bully.map((x) => x.key)).toEqual(['jobs']);
+    expect(bully[0]!.message).toMatch(/engine: raft/);
+  });
+
+  it('`quorumd config validate` rejects a bad cron expression with the job name and the expression (exit 2)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'qjobs-'));
+    writeFileSync(join(dir, 'bad.yaml'), `${base}jobs:\n  - name: rotate-logs\n    cron: "0 25 * * *"\n    command: logrotate /etc/logrotate.conf\n`);
+    const bin = join(root, 'bin', 'quorumd.js');
+    const r = spawnSync(process.execPath, [bin, 'config', 'validate', join(dir, 'bad.yaml')], { encoding: 'utf8', timeout: 30_000 });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/bad\.yaml:15:\d+: jobs\.0\.cron: job "rotate-logs": "0 25 \* \* \*" is not a valid cron expression \(hour: /);
+  });
+
+  it('quorumd dev --jobs FILE: a file with only a jobs list, checked the same way', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'qjobs-'));
+    writeFileSync(join(dir, 'ok.yaml'), 'jobs:\n  - { name: tick, cron: "* * * * * *", command: "date" }\n');
+    expect(loadJobsFile(join(dir, 'ok.yaml'))).toEqual([{ name: 'tick', cron: '* * * * * *', command: 'date', timeoutMs: 600_000, timezone: 'UTC', overlap: 'skip' }]);
+    writeFileSync(join(dir, 'bad.yaml'), 'jobs:\n  - { name: tick, cron: "* * 32 * *", command: "date" }\n');
+    expect(() => loadJobsFile(join(dir, 'bad.yaml'))).toThrow(/bad\.yaml:2:\d+: jobs\.0\.cron: job "tick": "\* \* 32 \* \*" is not a valid cron expression/);
+    writeFileSync(join(dir, 'list.yaml'), '- { name: tick }\n');
+    expect(() => loadJobsFile(join(dir, 'list.yaml'))).toThrow(/expected a YAML mapping with a `jobs:` list/);
+    expect(() => loadJobsFile(join(dir, 'missing.yaml'))).toThrow(/cannot read the file/);
+  });
+});
