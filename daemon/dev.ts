@@ -192,6 +192,13 @@ export async function startDev(opts: DevOptions): Promise<DevCluster> {
   if (opts.engine !== 'raft' && opts.engine !== 'bully') throw new Error(`--engine: expected raft or bully, got "${String(opts.engine)}"`);
   const bully = opts.engine === 'bully';
   const n = opts.nodes;
+  // Every check before anything is started (a throw below would leak the broker and the temp dir).
+  const powerOnAfterMs = opts.powerOnAfterMs ?? 5000;
+  if (!Number.isInteger(powerOnAfterMs) || powerOnAfterMs < 0 || powerOnAfterMs > 86_400_000) throw new Error(`powerOnAfterMs: expected an integer 0..86400000 ms, got ${String(opts.powerOnAfterMs)}`);
+  const withRelays = opts.relays ?? true;
+  if (bully && opts.jobs !== undefined && opts.jobs.length > 0) throw new Error('--jobs: scheduled jobs need --engine raft (a slot is granted through the replicated log)');
+  const devJobList = bully ? [] : (opts.jobs ?? [DEV_DEMO_JOB]);
+  if (typeof withRelays !== 'boolean') throw new Error(`relays: expected true or false, got ${String(opts.relays)}`);
   for (let k = 1; k <= n; k++) {
     const p = opts.basePort + k;
     if (!(await portFree(p))) {
@@ -205,12 +212,6 @@ export async function startDev(opts: DevOptions): Promise<DevCluster> {
   mkdirSync(dir, { recursive: true });
   const key = randomBytes(32).toString('hex');
   const nodes: DevNode[] = [];
-  const powerOnAfterMs = opts.powerOnAfterMs ?? 5000;
-  if (!Number.isInteger(powerOnAfterMs) || powerOnAfterMs < 0 || powerOnAfterMs > 86_400_000) throw new Error(`powerOnAfterMs: expected an integer 0..86400000 ms, got ${String(opts.powerOnAfterMs)}`);
-  const withRelays = opts.relays ?? true;
-  if (bully && opts.jobs !== undefined && opts.jobs.length > 0) throw new Error('--jobs: scheduled jobs need --engine raft (a slot is granted through the replicated log)');
-  const devJobList = bully ? [] : (opts.jobs ?? [DEV_DEMO_JOB]);
-  if (typeof withRelays !== 'boolean') throw new Error(`relays: expected true or false, got ${String(opts.relays)}`);
   const railLog: DevCluster['railLog'] = [];
   const t0 = performance.now();
   let stopping = false;
@@ -298,7 +299,15 @@ export async function startDev(opts: DevOptions): Promise<DevCluster> {
       await Promise.all(exits);
       await rails?.close();
       await new Promise<void>((r) => broker.close(() => r()));
-      if (ownDir) rmSync(dir, { recursive: true, force: true });
+      if (ownDir) {
+        // Retries: a log stream may still be flushing, or a late file appear, while the tree
+        // is removed (ENOTEMPTY); a failure is said, not thrown past process.exit.
+        try {
+          rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
+        } catch (err) {
+          out(`[dev] could not remove ${dir}: ${(err as Error).message}\n`);
+        }
+      }
     },
   };
 
