@@ -26,7 +26,7 @@ import { InvariantChecker, SimViolation } from './invariants.ts';
 import { Workload, DEFAULT_WORKLOAD, type WorkloadOptions } from './workload.ts';
 import type { SimConfig } from './options.ts';
 import { hashBytes } from './hash.ts';
-import { SIM_WATCHDOG_MS, SimActuator, countFencedOff, fencedOff, simFencing, wireFencing, type FenceWiring } from './fencing.ts';
+import { SIM_WATCHDOG_MS, SimActuator, countFencedOffBoards, fencedOff, simFencing, wireFencing, type FenceWiring } from './fencing.ts';
 
 /** Longest wait for the liveness probe's write after the run (virtual ms). */
 export const PROBE_MS = 20_000;
@@ -109,6 +109,10 @@ export function runSeed(cfg: SimConfig, seed: number, hooks: SeedHooks = {}): Se
   const actuator = new SimActuator();
   let fences = 0;
   let fencesFailed = 0;
+  /** Per board (in allIds order): its newest runtime and the incarnation it was booted in (= runtimes/incarnation). */
+  const slots: Array<{ board: Board; rt: NodeRuntime | undefined; inc: number }> = allIds.map((id) => ({ board: world.board(id), rt: undefined, inc: -1 }));
+  const slotOf = new Map<NodeId, (typeof slots)[number]>(allIds.map((id, i) => [id, slots[i]!]));
+  const dataBoards = dataIds.map((id) => world.board(id));
   const isLive = (rt: NodeRuntime) => {
     const b = world.board(rt.id);
     return rt.state === 'running' && b.hal !== null && b.incarnation === incarnation.get(rt);
@@ -128,14 +132,20 @@ export function runSeed(cfg: SimConfig, seed: number, hooks: SeedHooks = {}): Se
   // Runs after every step of every node: counts without allocating, and builds the
   // lists (for the message) only when a check fails.
   const checkFencing = () => {
+    // isLive(rt) && rt.active for the newest runtime of every board, as `activeNodes`
+    // but through the per-board slots below (no Map lookups per node per step).
     let nActive = 0;
-    for (const rt of runtimes.values()) if (isLive(rt) && rt.active) nActive++;
+    for (let i = 0; i < slots.length; i++) {
+      const s = slots[i]!;
+      const rt = s.rt;
+      if (rt !== undefined && rt.state === 'running' && s.board.hal !== null && s.board.incarnation === s.inc && rt.active) nActive++;
+    }
     actuator.update(world.nowUs, nActive);
     if (nActive >= 2) {
       const act = activeNodes();
       checker.fail('dual-active', `${act.length} active leaders at once: ${act.map((r) => `n${r.id} (term ${r.engine!.status().term}, token ${r.activeToken})`).join(', ')}`);
     }
-    if (dataIds.length >= 2 && countFencedOff(world, dataIds) === dataIds.length) {
+    if (dataIds.length >= 2 && countFencedOffBoards(dataBoards) === dataIds.length) {
       const off = fencedOff(world, dataIds);
       checker.fail('fenced-all-off', `every data board is off because of fencing at once (mains on, rail dead): ${off.map((n) => `n${n}`).join(', ')}`);
     }
@@ -186,6 +196,9 @@ export function runSeed(cfg: SimConfig, seed: number, hooks: SeedHooks = {}): Se
     });
     runtimes.set(hal.node, rt);
     incarnation.set(rt, hal.incarnation);
+    const slot = slotOf.get(hal.node)!;
+    slot.rt = rt;
+    slot.inc = hal.incarnation;
     rt.onActivation(() => {});
     rt.start();
   });

@@ -18,7 +18,7 @@
  *     never every data board off at once because of fencing (mains on, rail dead).
  */
 import type { World } from '../../firmware-sim/world.ts';
-import type { BoardHal } from '../../firmware-sim/board.ts';
+import type { Board, BoardHal } from '../../firmware-sim/board.ts';
 import type { FenceTargetConfig, FencerConfig } from '../../src/fence/index.ts';
 import { TokenMonotonicity } from '../../src/fence/index.ts';
 import type { NodeId } from '../../src/types.ts';
@@ -157,6 +157,16 @@ export function fencedOff(world: World, dataIds: readonly NodeId[]): NodeId[] {
 }
 
 /** How many of `dataIds` `fencedOff` would list, without building the list (checked every step). */
+/** countFencedOff over the boards themselves (the per-step check keeps them in an array). */
+export function countFencedOffBoards(boards: readonly Board[]): number {
+  let n = 0;
+  for (let i = 0; i < boards.length; i++) {
+    const b = boards[i]!;
+    if (b.mainsOn && !b.railLive) n++;
+  }
+  return n;
+}
+
 export function countFencedOff(world: World, dataIds: readonly NodeId[]): number {
   let n = 0;
   for (let i = 0; i < dataIds.length; i++) {

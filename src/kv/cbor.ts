@@ -236,8 +236,9 @@ class KvCborReader {
       case 4: {
         if (depth >= MAX_DEPTH) throw new Malformed(`nesting deeper than ${MAX_DEPTH} at byte ${start}`);
         if (n > this.data.length - this.pos) throw new Malformed(`array at byte ${start} claims ${n} items, only ${this.data.length - this.pos} bytes left`);
-        const out: Cbor[] = [];
-        for (let i = 0; i < n; i++) out.push(this.item(depth + 1));
+        // Sized once (n ≤ the bytes left, checked above) rather than grown by push.
+        const out: Cbor[] = new Array<Cbor>(n);
+        for (let i = 0; i < n; i++) out[i] = this.item(depth + 1);
         return out;
       }
       case 7:

@@ -125,10 +125,16 @@ void everyFieldHasALayout;
 
 type AnyField = { name: string; kind: Kind };
 function layoutOf(type: number): readonly AnyField[] | undefined {
+  // Per frame, twice: an array indexed by small integer type first (a hasOwnProperty
+  // call on the layout object otherwise); anything else takes the general lookup.
+  if (typeof type === 'number' && type >= 0 && type < LAYOUT_BY_TYPE.length && Number.isInteger(type)) return LAYOUT_BY_TYPE[type];
   return Object.prototype.hasOwnProperty.call(BODY_LAYOUT, type)
     ? (BODY_LAYOUT as unknown as Record<number, readonly AnyField[]>)[type]
     : undefined;
 }
+const LAYOUT_BY_TYPE: (readonly AnyField[] | undefined)[] = [];
+for (const t of Object.keys(BODY_LAYOUT)) LAYOUT_BY_TYPE[Number(t)] = (BODY_LAYOUT as unknown as Record<number, readonly AnyField[]>)[Number(t)];
+for (let t = 0; t < LAYOUT_BY_TYPE.length; t++) LAYOUT_BY_TYPE[t] ??= undefined; // no holes
 
 /** Per type: the field names a message may carry (common + body), built once (checkMessage runs per frame). */
 const KNOWN_FIELDS = new Map<number, ReadonlySet<string>>(
