@@ -84,8 +84,15 @@ export function parseSlotKey(key: string): { job: string; slot: number } | undef
   return { job: key.slice(0, i), slot };
 }
 
+/**
+ * A granted slot this far ahead of a slot being fired now means that some claimer's
+ * wall clock was ahead: the coordinator warns (once per such claim).
+ */
+export const FUTURE_CLAIM_WARN_MS = 60_000;
+
 export class SlotCoordinator implements RunCoordinator {
   private readonly grants = new Map<string, Leadership>();
+  private warnedFuture = 0;
   readonly stats: CoordinatorStats = { granted: 0, notActive: 0, claimedBefore: 0, notGranted: 0, unknown: 0, lostActivity: 0 };
 
   constructor(
@@ -134,6 +141,15 @@ export class SlotCoordinator implements RunCoordinator {
     const rec = this.host.record(k.job);
     if (rec && rec.claim.slot >= k.slot) {
       this.stats.claimedBefore++;
+      if (rec.claim.slot - k.slot > FUTURE_CLAIM_WARN_MS && this.warnedFuture !== rec.claim.index) {
+        // A claimer whose wall clock ran ahead granted itself a future slot: every slot up
+        // to it is now refused (at most once). Say so once per such claim.
+        this.warnedFuture = rec.claim.index;
+        this.log.warn(
+          { ...fields, claimed: new Date(rec.claim.slot).toISOString(), by: this.host.nodeName(rec.claim.node), aheadMs: rec.claim.slot - k.slot },
+          `job slots are refused until ${new Date(rec.claim.slot).toISOString()}: ${this.host.nodeName(rec.claim.node)} claimed that slot with a clock ${Math.round((rec.claim.slot - k.slot) / 1000)} s ahead of this node's; check NTP on both (docs/jobs.md, Time)`,
+        );
+      }
       const detail = `slot already claimed by ${this.host.nodeName(rec.claim.node)} (term ${rec.claim.term})`;
       this.log.info({ ...fields, by: this.host.nodeName(rec.claim.node), term: rec.claim.term }, 'job slot claimed before; not run again');
       return cb({ run: false, reason: 'claimed', detail });

@@ -84,6 +84,21 @@ describe('SlotCoordinator', () => {
     expect(c.stats).toMatchObject({ claimedBefore: 2, granted: 1 });
   });
 
+  it('a granted slot far ahead of this node\'s clock (a claimer whose clock ran ahead) is warned about once', () => {
+    const h = new FakeHost();
+    const warns: string[] = [];
+    const c = new SlotCoordinator(h, { ...quiet, warn: (_f, m) => void warns.push(m) });
+    h.rec = { name: 'job', claim: { slot: SLOT + 3_600_000, node: 2, term: 2, token: 9, index: 31 }, result: null };
+    expect(decide(c)).toMatchObject([{ run: false, reason: 'claimed' }]);
+    expect(decide(c, `job:${new Date(SLOT + 1000).toISOString()}`)).toMatchObject([{ run: false, reason: 'claimed' }]);
+    expect(warns).toHaveLength(1);
+    expect(warns[0]).toMatch(/refused until 2025-01-01T01:00:10\.000Z: n2 claimed that slot with a clock 3600 s ahead/);
+    // A slot just ahead (a node's cron lagging by a second) is no reason to warn.
+    h.rec = { name: 'job', claim: { slot: SLOT + 1000, node: 2, term: 2, token: 9, index: 32 }, result: null };
+    decide(c);
+    expect(warns).toHaveLength(1);
+  });
+
   it('409 from the log: claimed (not run)', () => {
     const h = new FakeHost();
     h.answer = { status: 409, holder: 'n1', error: 'slot not granted: already claimed' };
