@@ -7,33 +7,8 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfigFile, parseConfigText } from '../../../daemon/config/load.ts';
-
-const root = join(import.meta.dirname, '..', '..', '..');
-const KEY = '00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff';
-const good = `cluster:
-  name: home
-  key: ${KEY}
-members:
-  - { id: 1, name: a }
-  - { id: 2, name: b }
-  - { id: 3, name: c }
-node:
-  name: a
-  dataDir: /tmp/quorumd-a
-mqtt:
-  brokers: [mqtt://127.0.0.1:1883]
-`;
-
-function problems(text: string): Array<{ key: string; line: number; message: string }> {
-  try {
-    parseConfigText(text, 'x.yaml');
-  } catch (e) {
-    expect(e).toBeInstanceOf(ConfigError);
-    return (e as ConfigError).problems;
-  }
-  throw new Error('expected the config to be rejected');
-}
+import { KEY, good, problems, root } from './helpers.ts';
+import { loadConfigFile, parseConfigText } from '../../../daemon/config/load.ts';
 
 describe('config', () => {
   it('a minimal file gets the documented defaults', () => {
