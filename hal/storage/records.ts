@@ -115,6 +115,9 @@ function hex(n: number): string {
   return '0x' + n.toString(16).padStart(8, '0');
 }
 
+/** The buffer of a Writer whose record() was taken (shared; never written: room() replaces it first). */
+const NO_BYTES = new Uint8Array(0);
+
 /**
  * Builds payloads of fixed-width fields into one growing buffer (no per-field
  * allocation: this is on the WAL's persist path). The first 9 bytes are kept free
@@ -172,7 +175,7 @@ export class Writer {
   /** The payload framed as one record of `kind` (same bytes as `encodeRecord(kind, finish())`). */
   record(kind: number): Uint8Array {
     const out = this.off === this.buf.length ? this.buf : this.buf.slice(0, this.off);
-    this.buf = new Uint8Array(0);
+    this.buf = NO_BYTES; // a fresh empty Uint8Array here cost ~2% of the simulator's time
     this.off = 0;
     return sealRecord(out, kind);
   }
