@@ -139,8 +139,11 @@ export class Trace {
     this.lines++;
     let h1 = this.h1;
     let h2 = this.h2;
-    const lo = tUs % 4294967296;
-    const hi = (tUs - lo) / 4294967296;
+    // x % 2^32 is a floating-point remainder (slow); for 0 ≤ x < 2^32 it is x itself and
+    // the high half is 0, so that range skips it (the same halves, the same digest).
+    const inRange = tUs >= 0 && tUs < 4294967296;
+    const lo = inRange ? tUs : tUs % 4294967296;
+    const hi = inRange ? 0 : (tUs - lo) / 4294967296;
     h1 = Math.imul(h1 ^ lo, 0x01000193);
     h2 = Math.imul(h2 ^ lo, 0x5bd1e995);
     h1 = Math.imul(h1 ^ hi, 0x01000193);
@@ -156,8 +159,9 @@ export class Trace {
     h2 = Math.imul(h2 ^ 0x10001, 0x5bd1e995);
     for (let k = 0; k < 5; k++) {
       const v = k === 0 ? a : k === 1 ? b : k === 2 ? c : k === 3 ? d : e;
-      const vlo = v % 4294967296;
-      const vhi = (v - vlo) / 4294967296;
+      const small = v >= 0 && v < 4294967296;
+      const vlo = small ? v : v % 4294967296;
+      const vhi = small ? 0 : (v - vlo) / 4294967296;
       h1 = Math.imul(h1 ^ vlo, 0x01000193);
       h2 = Math.imul(h2 ^ vlo, 0x5bd1e995);
       h1 = Math.imul(h1 ^ vhi, 0x01000193);
@@ -227,7 +231,7 @@ export class Trace {
   foldEvent(t: number, seq: number): void {
     let h = this.eventFold;
     h = Math.imul(h ^ (t & 0xffffffff), 0x01000193);
-    h = Math.imul(h ^ Math.floor(t / 4294967296), 0x01000193);
+    h = Math.imul(h ^ (t >= 0 && t < 4294967296 ? 0 : Math.floor(t / 4294967296)), 0x01000193);
     h = Math.imul(h ^ seq, 0x01000193);
     this.eventFold = h;
     this.eventsFolded++;
