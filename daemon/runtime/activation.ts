@@ -139,7 +139,8 @@ export interface ActivationView {
 
 export class LeaseTracker {
   private readonly sent = new Map<number, number>();
-  private readonly acked = new Map<NodeId, number>();
+  /** Newest acknowledged round's send time per peer id (-Infinity: none); by index, read on every step. */
+  private readonly acked = new Float64Array(256).fill(-Infinity);
   private oldest = Infinity;
   private readonly scratch: number[] = [];
 
@@ -147,7 +148,7 @@ export class LeaseTracker {
 
   reset(): void {
     this.sent.clear();
-    this.acked.clear();
+    this.acked.fill(-Infinity);
     this.oldest = Infinity;
   }
   /** A heartbeat round `ctx` left at `nowMs` (first send counts). */
@@ -164,7 +165,8 @@ export class LeaseTracker {
   roundAcked(peer: NodeId, ctx: number): void {
     const t = this.sent.get(ctx);
     if (t === undefined) return;
-    if (t > (this.acked.get(peer) ?? -Infinity)) this.acked.set(peer, t);
+    // Node ids are 1..254 (a typed array ignores anything else, as quorumRoundAt reads it).
+    if (t > ((this.acked[peer] as number | undefined) ?? -Infinity)) this.acked[peer] = t;
   }
   /** Send time of the newest round acknowledged by a quorum of `voters` (self counts at `nowMs`), or -Infinity. */
   quorumRoundAt(voters: readonly NodeId[], nowMs: number): number {
@@ -176,7 +178,7 @@ export class LeaseTracker {
     const times = this.scratch;
     for (let i = 0; i < n; i++) {
       const v = voters[i]!;
-      const t = v === this.self ? nowMs : this.acked.get(v) ?? -Infinity;
+      const t = v === this.self ? nowMs : (this.acked[v] as number | undefined) ?? -Infinity;
       let j = i;
       while (j > 0 && times[j - 1]! < t) {
         times[j] = times[j - 1]!;
