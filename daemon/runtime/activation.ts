@@ -298,7 +298,8 @@ export class ActivationController {
   /** Time passes; returns whether the node is active now. Tracks the self-fence timer. */
   tick(nowMs: number, voters: readonly NodeId[]): boolean {
     this.advance(nowMs);
-    if (this.lead?.gates) for (const g of this.lead.gates.values()) g.tick(this.now);
+    const gates = this.lead?.gates;
+    if (gates && gates.size > 0) for (const g of gates.values()) g.tick(this.now);
     const active = this.isActive(voters);
     if (active) {
       this.wasActive = true;
@@ -318,7 +319,7 @@ export class ActivationController {
   private gatesOpen(): boolean {
     const l = this.lead;
     if (l === null || l.gates === null || l.token === 0 || this.unseen.size > 0) return false;
-    for (const g of l.gates.values()) if (!g.active) return false;
+    if (l.gates.size > 0) for (const g of l.gates.values()) if (!g.active) return false;
     return true;
   }
 

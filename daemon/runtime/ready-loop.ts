@@ -35,10 +35,31 @@ export class ReadyLoop<R> {
   private readonly h: ReadyLoopHooks<R>;
   /** A persist is in flight. */
   private busy = false;
+  // The persist in flight (at most one: `busy`), kept in fields so that its completion
+  // is one callback for the loop's life (`persisted`), not a closure per Ready.
+  private inFlight: R | undefined;
+  /** Inside h.persist(): a completion now is synchronous and handled by pump(). */
+  private persisting = false;
+  private doneDuringPersist = false;
 
   constructor(hooks: ReadyLoopHooks<R>) {
     this.h = hooks;
   }
+
+  private readonly persisted = (err: Error | null): void => {
+    const h = this.h;
+    if (!h.running()) return;
+    if (err) return h.fatal(err);
+    if (this.persisting) {
+      this.doneDuringPersist = true;
+      return;
+    }
+    const rd = this.inFlight as R;
+    this.inFlight = undefined;
+    this.busy = false;
+    h.durable(rd);
+    this.pump();
+  };
 
   /** Handles every Ready the engine has now (up to a write in flight). */
   pump(): void {
@@ -49,27 +70,24 @@ export class ReadyLoop<R> {
       const rd = h.next();
       if (!rd) return;
       this.busy = true;
-      let sync = true;
-      let doneSync = false;
-      const started = h.persist(rd, (err) => {
-        if (!h.running()) return;
-        if (err) return h.fatal(err);
-        if (sync) {
-          doneSync = true;
-          return;
-        }
-        this.busy = false;
-        h.durable(rd);
-        this.pump();
-      });
-      sync = false;
+      this.inFlight = rd;
+      this.persisting = true;
+      this.doneDuringPersist = false;
+      let started: boolean;
+      try {
+        started = h.persist(rd, this.persisted);
+      } finally {
+        this.persisting = false;
+      }
       if (!started) {
         this.busy = false;
+        this.inFlight = undefined;
         h.durable(rd);
         continue;
       }
-      if (!doneSync) return;
+      if (!this.doneDuringPersist) return;
       this.busy = false;
+      this.inFlight = undefined;
       h.durable(rd);
     }
     // Bounded: yield to the event loop and continue.

@@ -463,6 +463,7 @@ export class Fencer {
 
   /** Earliest time at which `tick` has something to do, or null. */
   nextDeadline(): number | null {
+    if (this.ops.size === 0) return null; // every engine step of every node asks
     let best: number | null = null;
     for (const op of this.ops.values()) {
       if (op.phase === 'done' && op.pending === null) continue;

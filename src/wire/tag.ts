@@ -226,8 +226,9 @@ class HmacKey {
     const m = (this.memoData[j] ??= new Uint8Array(MEMO_MAX_BYTES));
     for (let i = 0; i < len; i++) m[i] = data[i]!;
     this.memoLen[j] = len;
+    // Only the tag's bytes: verify() compares TAG_BYTES of the slot, nothing reads the rest.
     const mm = this.memoMac;
-    for (let k = 0, o = 32 * j; k < 32; k++) mm[o + k] = st[k >> 2]! >>> (24 - 8 * (k & 3));
+    for (let k = 0, o = 32 * j; k < TAG_BYTES; k++) mm[o + k] = st[k >> 2]! >>> (24 - 8 * (k & 3));
   }
 
   /** HMAC-SHA256(key, data[0..len)) into `st`. */
