@@ -222,18 +222,10 @@ function checkEntries(m: Extract<Message, { type: MsgType.Append }>): string | n
 
 /**
  * Checks a message object against the wire rules; returns what is wrong, or null.
- * Used by both the encoder (sender-side bug → exception) and the decoder (→ bad-field).
+ * Used by the encoder (sender-side bug → exception); the decoder applies the same rules
+ * in the same order (kinds as it builds the message, then checkRules) → bad-field.
  */
 export function checkMessage(msg: unknown): string | null {
-  return checkMessageIn(msg, true);
-}
-
-/**
- * checkMessage; `unknownFields` false skips the search for fields without a wire
- * encoding (the decoder builds its message from BODY_LAYOUT alone, so it has none;
- * the for-in over every decoded message showed in the simulator's profile).
- */
-function checkMessageIn(msg: unknown, unknownFields: boolean): string | null {
   if (msg === null || typeof msg !== 'object') return `message: expected an object, got ${show(msg)}`;
   const m = msg as Record<string, unknown>;
   const layout = layoutOf(m.type as number);
@@ -248,15 +240,17 @@ function checkMessageIn(msg: unknown, unknownFields: boolean): string | null {
     const q = checkField(f.kind, m[f.name], f.name);
     if (q) return q;
   }
-  if (unknownFields) {
-    const known = KNOWN_FIELDS.get(m.type as number)!;
-    for (const k in m) {
-      if (!known.has(k) && Object.prototype.hasOwnProperty.call(m, k)) {
-        return `${k}: field has no wire encoding for MsgType ${MsgType[m.type as MsgType]} (add it to BODY_LAYOUT)`;
-      }
+  const known = KNOWN_FIELDS.get(m.type as number)!;
+  for (const k in m) {
+    if (!known.has(k) && Object.prototype.hasOwnProperty.call(m, k)) {
+      return `${k}: field has no wire encoding for MsgType ${MsgType[m.type as MsgType]} (add it to BODY_LAYOUT)`;
     }
   }
-  const x = msg as Message;
+  return checkRules(msg as Message);
+}
+
+/** The rules between fields (after every field has its kind): terms, entries, snapshot chunks. */
+function checkRules(x: Message): string | null {
   switch (x.type) {
     case MsgType.PreVote:
     case MsgType.Vote:
@@ -504,6 +498,11 @@ function decodeChecked(bytes: Uint8Array, opts: DecodeOptions): DecodeResult {
     return fail('bad-field', `body: ${MsgType[type]} has ${want} items, got ${bodyLength}`);
   }
   const m: Record<string, unknown> = { type, from, to, term };
+  // Each field's kind is checked here, from the item (an array read), rather than by
+  // checkMessage reading every field back by its name (a megamorphic load per field per
+  // frame). The first such problem is reported where checkMessage would report it:
+  // after the structural problems of this loop and after from/to/term.
+  let kindProblem: string | null = null;
   for (let i = 0; i < layout.length; i++) {
     const f = layout[i]!;
     const v = items[ENVELOPE_ITEMS + i];
@@ -517,10 +516,12 @@ function decodeChecked(bytes: Uint8Array, opts: DecodeOptions): DecodeResult {
       const c: Record<string, unknown> = {};
       CONFIG_LISTS.forEach((list, k) => (c[list] = v[k]));
       m[f.name] = c;
+      kindProblem ??= checkField('config', c, f.name);
       continue;
     }
     if (f.kind !== 'entries') {
       m[f.name] = v;
+      kindProblem ??= checkField(f.kind, v, f.name);
       continue;
     }
     const problem = checkField('entries', v, f.name);
@@ -534,9 +535,14 @@ function decodeChecked(bytes: Uint8Array, opts: DecodeOptions): DecodeResult {
       if (!Array.isArray(e) || e.length !== 3) return fail('bad-field', `entries[${j}]: expected [term, type, data], got ${show(e)}`);
       entries.push({ term: e[0] as number, index: prevIndex + 1 + j, type: e[1] as EntryType, data: e[2] as Uint8Array });
     }
-    m[f.name] = entries;
+    m[f.name] = entries; // an array: its kind check ('entries') passes; checkRules checks the entries
   }
-  const problem = checkMessageIn(m, false);
+  const problem =
+    checkRange(from, 'from', 1, MAX_NODE_ID) ??
+    checkRange(to, 'to', 1, MAX_NODE_ID) ??
+    checkField('uint', term, 'term') ??
+    kindProblem ??
+    checkRules(m as unknown as Message);
   if (problem) return fail('bad-field', problem);
   if (opts.self !== undefined && to !== opts.self) return fail('not-for-me', `to: ${show(to)}, this node is ${opts.self}`);
   return { ok: true, msg: m as unknown as Message, env: { cluster: cluster as number, bootId: bootId as number, seq: seq as number }, keyUsed };
