@@ -240,14 +240,34 @@ class HmacKey {
     // Last block(s) of the inner hash: remaining bytes, 0x80, zeros, bit length of K⊕ipad ‖ data.
     // Only the bytes between the 0x80 and the length are zeroed (not all 128).
     const rest = len - full;
-    const t = TAIL;
-    for (let i = 0; i < rest; i++) t[i] = data[full + i]!;
-    t[rest] = 0x80;
-    const tailLen = rest + 9 <= 64 ? 64 : 128;
-    t.fill(0, rest + 1, tailLen - 8);
-    putBitLength(t, tailLen - 8, 64 + len);
-    compress(st, t, 0);
-    if (tailLen === 128) compress(st, t, 64);
+    if (rest + 9 <= 64) {
+      // One last block (every frame of up to 55 bytes): its words built straight from
+      // the data, 0x80 and the length, without going through TAIL.
+      const w = W;
+      const words = rest >> 2;
+      let o = full;
+      for (let i = 0; i < words; i++, o += 4) w[i] = (data[o]! << 24) | (data[o + 1]! << 16) | (data[o + 2]! << 8) | data[o + 3]!;
+      // The partial word: the remaining 0..3 bytes, then 0x80.
+      const r = rest & 3;
+      let x = 0x80 << (24 - 8 * r);
+      if (r > 0) x |= data[o]! << 24;
+      if (r > 1) x |= data[o + 1]! << 16;
+      if (r > 2) x |= data[o + 2]! << 8;
+      w[words] = x;
+      for (let i = words + 1; i < 14; i++) w[i] = 0;
+      const bytes = 64 + len; // K⊕ipad ‖ data, in bits below
+      w[14] = Math.floor(bytes / 0x20000000);
+      w[15] = (bytes * 8) | 0;
+      compressW(st);
+    } else {
+      const t = TAIL;
+      for (let i = 0; i < rest; i++) t[i] = data[full + i]!;
+      t[rest] = 0x80;
+      t.fill(0, rest + 1, 120);
+      putBitLength(t, 120, 64 + len);
+      compress(st, t, 0);
+      compress(st, t, 64);
+    }
     // Outer hash: K⊕opad (precomputed) then one block: inner digest (32 B), 0x80, zeros,
     // length 96 B — built as words in the schedule directly (no byte round trip).
     const w = W;
