@@ -826,6 +826,7 @@ export class NodeRuntime {
   }
 
   private serveReads(): void {
+    if (this.pendingReads.size === 0) return;
     const applied = this.kv.appliedIndex;
     for (const [ctx, p] of this.pendingReads) {
       if (p.index === undefined || p.index > applied) continue;
@@ -1125,19 +1126,20 @@ export class NodeRuntime {
   /** Times out requests (called every tick). */
   private expire(): void {
     const now = this.opts.clock.monotonicMs();
-    for (const [i, w] of this.pendingWrites) {
+    // Every tick of every node: the maps are mostly empty, and an empty for-of still makes an iterator.
+    if (this.pendingWrites.size > 0) for (const [i, w] of this.pendingWrites) {
       if (w.deadline <= now) {
         this.pendingWrites.delete(i);
         w.reply(unknownOutcome(`no outcome within ${this.timeoutMs} ms for the write proposed at index ${i}; it may or may not be applied`));
       }
     }
-    for (const [id, f] of this.forwarded) {
+    if (this.forwarded.size > 0) for (const [id, f] of this.forwarded) {
       if (f.deadline <= now) {
         this.forwarded.delete(id);
         f.reply(unknownOutcome(`no answer from the leader within ${this.timeoutMs} ms; the forwarded write may or may not be applied`));
       }
     }
-    for (const [ctx, r] of this.pendingReads) {
+    if (this.pendingReads.size > 0) for (const [ctx, r] of this.pendingReads) {
       if (r.deadline <= now) {
         this.pendingReads.delete(ctx);
         r.cb(unavailable(`the read was not confirmed within ${this.timeoutMs} ms`));
