@@ -156,21 +156,11 @@ export function fencedOff(world: World, dataIds: readonly NodeId[]): NodeId[] {
   });
 }
 
-/** How many of `dataIds` `fencedOff` would list, without building the list (checked every step). */
-/** countFencedOff over the boards themselves (the per-step check keeps them in an array). */
+/** How many of `boards` are off because of fencing, without building a list (checked after every step). */
 export function countFencedOffBoards(boards: readonly Board[]): number {
   let n = 0;
   for (let i = 0; i < boards.length; i++) {
     const b = boards[i]!;
-    if (b.mainsOn && !b.railLive) n++;
-  }
-  return n;
-}
-
-export function countFencedOff(world: World, dataIds: readonly NodeId[]): number {
-  let n = 0;
-  for (let i = 0; i < dataIds.length; i++) {
-    const b = world.board(dataIds[i]!);
     if (b.mainsOn && !b.railLive) n++;
   }
   return n;
