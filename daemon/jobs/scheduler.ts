@@ -15,7 +15,7 @@
 import { createTask, type ScheduledTask, type TaskContext } from 'node-cron';
 import type { JobConfig } from '../config/jobs.ts';
 import { runShell, type RunningShell, type ShellLog, type ShellResult } from '../shell.ts';
-import { SlotCoordinator, type CoordinatorStats, type JobsHost, type JobReport } from './coordinator.ts';
+import { SlotCoordinator, type JobsHost, type JobReport } from './coordinator.ts';
 
 export interface JobsLog extends ShellLog {
   debug(fields: Record<string, unknown>, msg: string): void;
@@ -76,8 +76,6 @@ export class JobScheduler {
   private readonly running = new Map<string, Set<LocalRun>>();
   private readonly finished: Array<{ job: string; slot: number; token: number; result: ShellResult }> = [];
   private stopped = false;
-  /** Runs started on this node, by job (for tests and status). */
-  readonly runsStarted = new Map<string, number>();
 
   constructor(private readonly o: JobSchedulerOptions) {
     this.coordinator = new SlotCoordinator(o.host, o.log);
@@ -130,7 +128,6 @@ export class JobScheduler {
     let set = this.running.get(job.name);
     if (!set) this.running.set(job.name, (set = new Set()));
     set.add(local);
-    this.runsStarted.set(job.name, (this.runsStarted.get(job.name) ?? 0) + 1);
     const startedAtMs = Date.now();
     log.info(fields, 'job run start');
     local.shell = runShell({
@@ -212,10 +209,6 @@ export class JobScheduler {
         last,
       };
     });
-  }
-
-  get stats(): CoordinatorStats {
-    return this.coordinator.stats;
   }
 
   /** Results of runs on this node, newest last (at most 100). */
