@@ -9,7 +9,7 @@
  * missing slots are counted and split into those inside a failover window (from the
  * kill to the first run after it) and those outside.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDev, type DevCluster, type DevNode } from '../../../daemon/dev.ts';
@@ -148,11 +148,6 @@ export async function runJobsScenario(o: { durationMs: number; kills: number; lo
     };
   } finally {
     await dev?.stop();
-    try {
-      writeFileSync(join(dir, '.done'), '');
-      rmSync(dir, { recursive: true, force: true });
-    } catch {
-      /* best effort */
-    }
+    rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
   }
 }
