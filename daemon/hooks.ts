@@ -40,8 +40,6 @@ export interface HookOptions {
   node: string;
   cluster: string;
   log: HookLog;
-  /** This node's HTTP API (QUORUMD_API_URL); may be set after construction (`apiUrl` property). */
-  apiUrl?: string;
   /** Grace between SIGTERM and SIGKILL on timeout (ms). Default 2000. */
   killGraceMs?: number;
 }
@@ -62,12 +60,11 @@ export class HookRunner {
   readonly history: HookResult[] = [];
   private idleWaiters: Array<() => void> = [];
   private stopped = false;
-  /** This node's HTTP API URL for the hooks' environment (set once the server listens). */
+  /** This node's HTTP API URL for the hooks' environment (QUORUMD_API_URL; startNode sets it once the server listens). */
   apiUrl: string | undefined;
 
   constructor(private readonly opts: HookOptions) {
     this.timeoutMs = opts.timeoutMs ?? 10_000;
-    this.apiUrl = opts.apiUrl;
   }
 
   /** Queues an event; returns at once. */
