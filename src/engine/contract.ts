@@ -1,0 +1,209 @@
+/**
+ * The engine contract: what every consensus engine in `src/` offers to the one node
+ * runtime (`daemon/runtime/`) and the one simulated cluster (`daemon/sim/`).
+ *
+ * An engine is a pure, deterministic state machine in the Step/Ready/Advance style of
+ * etcd-io/raft: no timers, no clock, no randomness except an injected seeded `Rng`,
+ * no I/O. Time enters only as `tick()` (every `tickMs` of monotonic time).
+ *
+ * ## Inputs
+ *   tick()                 one tick of monotonic time passed
+ *   step(msg)              a message from a peer (already authenticated and decoded)
+ *   propose(data)          a client command for the replicated log (log engines)
+ *   readIndex(ctx)         a linearizable read: answered later by a ReadState
+ *                          {ctx, index} (serve once applied ≥ index) or a failedReads ctx
+ *   transferLeadership(to) hand leadership to another member (optional capability)
+ *   campaign()             try to become leader now (e.g. the link reported the leader gone)
+ *   leaderGone(id)         a hint from the link that node `id`'s connection died
+ *   compact(index, data)   the application stored a snapshot of its state at `index`
+ *
+ * ## Output: one Ready at a time
+ * `ready()` returns a Ready or undefined. The runtime handles it in this order:
+ *   1. persist `snapshot` (if any): store it, discard the whole durable log, restore
+ *      the state machine from it;
+ *   2. persist `entries`: entries[0].index may be at or below the durable last index,
+ *      in which case the durable log is truncated from entries[0].index first (a
+ *      suffix is overwritten), then the entries are appended;
+ *   3. persist `hardState` — after the entries, since `commit` may refer to them;
+ *   4. make 1–3 durable (fsync), and only then
+ *   5. send `messages`;
+ *   6. apply `committed` in order, each exactly once; serve `readStates` once the
+ *      applied index reaches theirs; answer `failedReads` with a definite 503;
+ *   7. act on `softState` (role, leader, term/epoch changed);
+ *   8. call `advance(ready)`.
+ * `ready()` is not called again before `advance()`; inputs may arrive in between
+ * (their output goes into the next Ready).
+ *
+ * ## Durable state: one shape for every engine
+ * The runtime stores every engine's state in the same durable log (hal/storage):
+ *   - `HardState {term, vote, commit}`: two 32/53-bit numbers the engine must not lose
+ *     plus its commit index. Each engine documents what `term` and `vote` mean for it
+ *     (Raft: current term and vote; bully: epoch and held epoch; Paxos: promised
+ *     ballot; ZAB: acceptedEpoch and currentEpoch; PBFT: view). `vote` ≤ 2^32 − 1.
+ *   - `entries`: the log, one Entry per index (Raft index, Paxos slot, ZAB counter
+ *     within the log, PBFT sequence number), each with a `term` (Raft term, Paxos
+ *     accepted ballot, ZAB epoch, PBFT view) and `data`; suffix-overwrite semantics as in
+ *     step 2 above. An engine that must change one entry in the middle re-emits the
+ *     whole suffix from there.
+ *   - `snapshot`: the application's state at an index plus the membership.
+ * Restart: the engine is constructed from exactly what was persisted (EngineInit).
+ *
+ * ## Capabilities differ, and say so
+ * A replicated-log engine (`caps.log`) gives KV, locks, jobs and fence history. An
+ * election-only engine (bully) gives a leader, hooks and fencing; its `propose` and
+ * `readIndex` refuse with code 'not-supported', which the runtime answers as 501.
+ */
+import type { Rng } from '../rng.ts';
+import type { Index, NodeId, Term } from '../types.ts';
+import type { Entry, MemberConfig, Message } from '../wire/messages.ts';
+
+export type { Entry, MemberConfig, Message };
+
+/** Names used in config (`engine:`), on the CLI (`--engine`) and in /v1/status. */
+export type EngineName = 'raft' | 'bully' | 'paxos' | 'zab' | 'pbft';
+
+export interface Capabilities {
+  /** A replicated log with committed commands (KV, locks, jobs). False = election only. */
+  log: boolean;
+  /** Linearizable reads through readIndex(). */
+  reads: boolean;
+  /** transferLeadership() is implemented. */
+  transfer: boolean;
+  /** Members that vote but hold no command data (witness members in MemberConfig.witnesses). */
+  witness: boolean;
+  /**
+   * The leader can prove it still leads for a bounded time without a round trip
+   * (a quorum-acknowledged lease): lease reads and the activation gate's own-lease
+   * rule rest on it. Engines without it serve reads by a round and prove
+   * activation by fencing or acknowledgement only.
+   */
+  lease: boolean;
+  /** Tolerates Byzantine members: a single node's answer is not enough for a client (f + 1 matching replies are). */
+  byzantine: boolean;
+}
+
+/**
+ * The role as the runtime, the API and the invariants see it. `detail` carries the
+ * engine's own finer state for status and logs (Raft 'pre-candidate', ZAB
+ * 'discovery'/'synchronization', PBFT 'view-change', ...).
+ */
+export type EngineRole = 'leader' | 'candidate' | 'follower';
+
+export interface HardState {
+  term: Term;
+  vote: number;
+  commit: Index;
+}
+
+export interface SoftState {
+  role: EngineRole;
+  /** The leader this node follows or is; 0 = none known. */
+  leader: NodeId;
+  /** The leadership number that only grows: Raft term, bully epoch, Paxos ballot, ZAB epoch, PBFT view. */
+  term: Term;
+  detail?: string;
+}
+
+export interface SnapshotMeta {
+  index: Index;
+  term: Term;
+  config: MemberConfig;
+}
+export interface SnapshotData {
+  meta: SnapshotMeta;
+  data: Uint8Array;
+}
+
+/** A confirmed linearizable read: serve it once the applied index is ≥ index. */
+export interface ReadState {
+  ctx: number;
+  index: Index;
+}
+
+export interface Ready {
+  /** Present when anything in the hard state changed since the last advanced Ready. */
+  hardState?: HardState;
+  /** Entries to make durable (suffix-overwrite semantics, see the header). */
+  entries: Entry[];
+  /** A snapshot received from a peer: persist first, restore the state machine from it. */
+  snapshot?: SnapshotData;
+  /** To send only after snapshot, entries and hardState are durable. */
+  messages: Message[];
+  /** Committed entries to apply, in order, exactly once. */
+  committed: Entry[];
+  readStates: ReadState[];
+  /** Read contexts that can no longer be served here: answer 503. */
+  failedReads: number[];
+  /** Present when role, leader or term changed. */
+  softState?: SoftState;
+}
+
+export type RejectCode =
+  | 'not-leader' | 'no-leader' | 'transfer-in-progress' | 'too-large' | 'bad-request'
+  | 'not-voter' | 'not-supported' | 'conf-pending' | 'not-caught-up' | 'term-not-committed' | 'not-eligible';
+
+export type Result<T = { index: Index; term: Term }> =
+  | ({ ok: true } & T)
+  | { ok: false; code: RejectCode; reason: string };
+
+/** What every engine reports; engines add their own fields in their own status type. */
+export interface EngineStatus {
+  id: NodeId;
+  engine: EngineName;
+  role: EngineRole;
+  detail?: string;
+  term: Term;
+  leader: NodeId;
+  commitIndex: Index;
+  appliedIndex: Index;
+  lastIndex: Index;
+  isWitness: boolean;
+  config: MemberConfig;
+}
+
+/** What a restarted engine is built from: exactly what was persisted. */
+export interface EngineInit<O = unknown> {
+  id: NodeId;
+  /** Bootstrap membership; a snapshot's config (and config entries, where the engine has them) override it. */
+  config: MemberConfig;
+  hardState?: HardState;
+  snapshot?: SnapshotData;
+  /** Durable log entries after the snapshot, contiguous. */
+  entries?: Entry[];
+  /** Index the state machine has applied (default: the snapshot index, or 0). */
+  applied?: Index;
+  options?: Partial<O>;
+  rng: Rng;
+}
+
+export interface Engine {
+  readonly id: NodeId;
+  readonly name: EngineName;
+  readonly caps: Readonly<Capabilities>;
+  /** Milliseconds of monotonic time per tick() (the runtime's tick period). */
+  readonly tickMs: number;
+
+  tick(): void;
+  step(m: Message): void;
+  propose(data: Uint8Array): Result;
+  readIndex(ctx: number): Result<{ term: Term }>;
+  transferLeadership(to: NodeId): Result<{ term: Term }>;
+  campaign(): Result<{ term: Term }>;
+  leaderGone(id: NodeId): Result<{ forgot: boolean }>;
+  compact(index: Index, data: Uint8Array): Result<{ meta: SnapshotMeta }>;
+
+  hasReady(): boolean;
+  ready(): Ready | undefined;
+  advance(rd: Ready): void;
+
+  status(): EngineStatus;
+  readonly isLeader: boolean;
+  /**
+   * The fencing token of this node's current leadership (0 when not leader or not yet
+   * issued): positive, and strictly greater than every token issued by an earlier
+   * leadership of the cluster. Each engine documents its encoding and why it grows.
+   */
+  leaderToken(): number;
+  /** The entry at `i` if still in the log (for the runtime's and simulator's checks). */
+  entryAt(i: Index): Entry | undefined;
+}
