@@ -15,7 +15,11 @@
  * with `9a 00100000`: "Unexpected end of CBOR data" after the allocation). Here no
  * length from a head is trusted: a byte string must fit in the remaining input and
  * an array may claim at most one element per remaining byte, and an array is
- * allocated at that (bounded) length, so a decode allocates O(input size). cbor-x also encodes a
+ * allocated at that (bounded) length, so a decode allocates at most the input size.
+ * "Remaining" excludes one byte for every item the enclosing arrays still owe (each
+ * item is at least one byte): without that, an array nested in another could claim
+ * the very bytes its parent's later items need, and nested claims would add up to
+ * more slots than the input has bytes. cbor-x also encodes a
  * Uint8Array as tag 64 (typed array), 2 bytes more than a plain byte string.
  * The output of this writer is ordinary CBOR; a test checks that cbor-x decodes it.
  *
@@ -248,6 +252,11 @@ export class Reader {
   pos: number;
   /** Major type of the item head read last (set by head()). */
   private major = 0;
+  /**
+   * Items the enclosing arrays have claimed but not yet read, besides the one being
+   * read now: each needs at least one byte, so a nested claim may not count on them.
+   */
+  private owed = 0;
 
   constructor(
     private readonly data: Uint8Array,
@@ -260,6 +269,25 @@ export class Reader {
 
   get remaining(): number {
     return this.limit - this.pos;
+  }
+
+  /** Bytes a new claim may count on: the remaining input less one byte per item still owed. */
+  private get claimable(): number {
+    return this.limit - this.pos - this.owed;
+  }
+
+  /**
+   * For callers that read an array's items one by one (the frame decoder): `n` items
+   * follow, read each with value() after calling nextItem(). Claims inside an item
+   * then leave one byte for each item not read yet.
+   */
+  owe(n: number): void {
+    this.owed += n;
+  }
+
+  /** The next owed item is being read now (see owe()). */
+  nextItem(): void {
+    if (this.owed > 0) this.owed--;
   }
 
   private byte(what: string): number {
@@ -338,8 +366,8 @@ export class Reader {
       case 0:
         return n;
       case 2: {
-        if (n > this.remaining) {
-          throw new CborError('truncated', `byte string at byte ${at} claims ${n} bytes but only ${this.remaining} remain`);
+        if (n > this.claimable) {
+          throw new CborError('truncated', `byte string at byte ${at} claims ${n} bytes but only ${this.claimable} remain for it`);
         }
         this.note(n);
         const out = this.data.slice(this.pos, this.pos + n);
@@ -350,13 +378,17 @@ export class Reader {
         if (depth + 1 >= MAX_CBOR_DEPTH) {
           throw new CborError('malformed', `arrays nested deeper than ${MAX_CBOR_DEPTH} at byte ${at}`);
         }
-        if (n > this.remaining) {
-          throw new CborError('truncated', `array at byte ${at} claims ${n} items but only ${this.remaining} bytes remain`);
+        if (n > this.claimable) {
+          throw new CborError('truncated', `array at byte ${at} claims ${n} items but only ${this.claimable} bytes remain for it`);
         }
         this.note(n);
-        // Sized once (n ≤ the bytes left, checked above) rather than grown by push.
+        // Sized once (n ≤ the bytes left for it, checked above) rather than grown by push.
         const out: CborValue[] = new Array<CborValue>(n);
-        for (let i = 0; i < n; i++) out[i] = this.value(depth + 1);
+        this.owed += n;
+        for (let i = 0; i < n; i++) {
+          this.owed--;
+          out[i] = this.value(depth + 1);
+        }
         return out;
       }
       case 7:

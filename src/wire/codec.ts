@@ -446,13 +446,18 @@ function parseItems(bytes: Uint8Array, bodyEnd: number, stats: CborReadStats | u
   try {
     const count = r.arrayHead();
     if (count < ENVELOPE_ITEMS) return fail('malformed', `frame: array of ${count} items, expected at least ${ENVELOPE_ITEMS}`);
+    r.owe(count); // an item's own claims leave a byte for each later item
     // The version is checked before the rest is parsed: a future version may use other CBOR.
+    r.nextItem();
     const version = r.value(1);
     if (version !== WIRE_VERSION) return fail('bad-version', `version: expected ${WIRE_VERSION}, got ${show(version)}`);
     // Sized once (count ≤ the bytes left, checked by arrayHead) rather than grown by push.
     const items: CborValue[] = new Array<CborValue>(count);
     items[0] = version;
-    for (let i = 1; i < count; i++) items[i] = r.value(1);
+    for (let i = 1; i < count; i++) {
+      r.nextItem();
+      items[i] = r.value(1);
+    }
     if (r.pos !== bodyEnd) return fail('malformed', `frame: ${bodyEnd - r.pos} unexpected bytes between the CBOR value and the tag`);
     return items;
   } catch (e) {
