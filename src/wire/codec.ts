@@ -5,17 +5,18 @@
  *
  *   [version, type, cluster, from, to, term, bootId, seq, ...body] ‖ tag
  *
- * The body of each type is listed in BODY_LAYOUT, in wire order. An Append's
- * entries travel as [term, type, data]; the index of entry i is prevIndex+1+i.
- * Heartbeat.commit is the only optional field: it is omitted (the array is one
- * shorter) when undefined, which keeps an idle heartbeat within 32 bytes.
+ * The body of each type is listed in BODY_LAYOUT, in wire order. An Append's (and a
+ * ZabProposal's) entries travel as [term, type, data]; the index of entry i is
+ * prevIndex+1+i. The optional fields (Heartbeat/HeartbeatReply `commit`, ZabPing/ZabPong
+ * `ctx`) are omitted (the array is one shorter) when undefined, which keeps an idle
+ * heartbeat within 32 bytes.
  *
  * Encoding checks the message with the same rules as decoding, so a message the
  * engine builds wrongly fails loudly at the sender (WireEncodeError) instead of
  * being dropped silently by every receiver.
  */
 import { CborError, CborWriter, Reader, type CborReadStats, type CborValue } from './cbor.ts';
-import { EntryType, MsgType, type Entry, type MemberConfig, type Message } from './messages.ts';
+import { EntryType, MsgType, ZabPeerState, type Entry, type MemberConfig, type Message } from './messages.ts';
 import { checkKeyring, TAG_BYTES, verifyFrameTag, writeTag, type Keyring } from './tag.ts';
 import { MAX_NODE_ID } from '../types.ts';
 
@@ -114,6 +115,31 @@ export const BODY_LAYOUT = {
   [MsgType.BullyCoordinator]: [u('priority')],
   [MsgType.ClientRequest]: [u('reqId'), bytes('body')],
   [MsgType.ClientReply]: [u('reqId'), { name: 'status', kind: 'status' }, bytes('body')],
+  [MsgType.ZabNotification]: [u('leader'), u('epoch'), u('zxidTerm'), u('zxidIndex'), u('state')],
+  [MsgType.ZabFollowerInfo]: [],
+  [MsgType.ZabNewEpoch]: [],
+  [MsgType.ZabAckEpoch]: [b('ok'), u('currentEpoch'), u('lastIndex'), u('lastTerm'), u('commit')],
+  [MsgType.ZabDiff]: [u('index'), u('indexTerm')],
+  [MsgType.ZabTrunc]: [u('index'), u('indexTerm')],
+  [MsgType.ZabSnap]: [
+    u('lastIndex'),
+    u('lastTerm'),
+    u('offset'),
+    u('total'),
+    bytes('data'),
+    b('done'),
+    { name: 'config', kind: 'config' },
+  ],
+  [MsgType.ZabSnapAck]: [u('lastIndex'), u('next'), b('ok')],
+  [MsgType.ZabProposal]: [u('prevIndex'), u('prevTerm'), u('commit'), { name: 'entries', kind: 'entries' }],
+  [MsgType.ZabAck]: [u('index'), b('ok'), u('commit')],
+  [MsgType.ZabNewLeader]: [u('index'), u('start')],
+  [MsgType.ZabAckNewLeader]: [u('index')],
+  [MsgType.ZabCommit]: [u('index')],
+  [MsgType.ZabPing]: [{ name: 'ctx', kind: 'opt-uint' }],
+  [MsgType.ZabPong]: [{ name: 'ctx', kind: 'opt-uint' }],
+  [MsgType.ZabSyncReq]: [u('ctx')],
+  [MsgType.ZabSyncReply]: [u('ctx'), u('index'), b('ok')],
 } as const satisfies { readonly [T in MsgType]: FieldSpec<Extract<Message, { type: T }>> };
 
 // Compile-time completeness: a field added to a message in messages.ts but missing
@@ -149,6 +175,7 @@ const REQUIRED_ITEMS = new Map<number, number>(
 /** Every MsgType value (numeric enum members only). */
 export const MSG_TYPES: readonly MsgType[] = Object.values(MsgType).filter((v): v is MsgType => typeof v === 'number');
 const ENTRY_TYPES = new Set<number>(Object.values(EntryType).filter((v): v is number => typeof v === 'number'));
+const ZAB_MAX_PEER_STATE = Math.max(...Object.values(ZabPeerState).filter((v): v is number => typeof v === 'number'));
 
 const isUint = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 const show = (v: unknown): string =>
@@ -201,7 +228,10 @@ function checkConfig(v: unknown, name: string): string | null {
   return null;
 }
 
-function checkEntries(m: Extract<Message, { type: MsgType.Append }>): string | null {
+/** A message carrying log entries after (prevIndex, prevTerm): Raft's Append, ZAB's Proposal. */
+type EntryCarrier = { term: number; prevIndex: number; prevTerm: number; entries: Entry[] };
+
+function checkEntries(m: EntryCarrier): string | null {
   let last = m.prevTerm;
   for (let i = 0; i < m.entries.length; i++) {
     const e = m.entries[i] as Entry | undefined;
@@ -211,7 +241,7 @@ function checkEntries(m: Extract<Message, { type: MsgType.Append }>): string | n
     if (!(e.data instanceof Uint8Array)) return checkField('bytes', e.data, `entries[${i}].data`);
     if (!ENTRY_TYPES.has(e.type)) return `entries[${i}].type: expected an EntryType (${[...ENTRY_TYPES].join(', ')}), got ${show(e.type)}`;
     if (e.index !== m.prevIndex + 1 + i) return `entries[${i}].index: expected prevIndex+1+${i} = ${m.prevIndex + 1 + i}, got ${show(e.index)}`;
-    // Raft log terms never decrease along the log and never exceed the leader's term.
+    // Log terms (Raft terms, ZAB epochs) never decrease along the log and never exceed the leader's.
     if (e.term < last) return `entries[${i}].term: ${e.term} is below the previous term ${last} (log terms never decrease)`;
     if (e.term > m.term) return `entries[${i}].term: ${e.term} exceeds the leader's term ${m.term}`;
     last = e.term;
@@ -259,13 +289,39 @@ function checkRules(x: Message): string | null {
     case MsgType.Append:
       if (x.prevTerm > x.term) return `prevTerm: ${x.prevTerm} exceeds term ${x.term}`;
       return checkEntries(x);
-    case MsgType.Snapshot: {
+    case MsgType.Snapshot:
+    case MsgType.ZabSnap: {
       if (x.lastTerm > x.term) return `lastTerm: ${x.lastTerm} exceeds term ${x.term}`;
       const end = x.offset + x.data.length;
       if (end > x.total) return `data: chunk ends at ${end}, beyond total ${x.total}`;
       if (x.done && end !== x.total) return `done: last chunk ends at ${end}, expected total ${x.total}`;
       return null;
     }
+    // ZAB: what holds for any honest sender (src/zab/zab.ts).
+    case MsgType.ZabNotification:
+      if (x.leader > MAX_NODE_ID) return `leader: expected a node id 0..${MAX_NODE_ID} (0 = no candidate), got ${x.leader}`;
+      if (x.state > ZAB_MAX_PEER_STATE) return `state: expected a ZabPeerState 0..${ZAB_MAX_PEER_STATE}, got ${x.state}`;
+      return null;
+    case MsgType.ZabAckEpoch:
+      // A follower accepts an epoch only above its currentEpoch, and holds no entry of a later epoch.
+      if (x.currentEpoch > x.term) return `currentEpoch: ${x.currentEpoch} exceeds the acknowledged epoch ${x.term}`;
+      if (x.lastTerm > x.term) return `lastTerm: ${x.lastTerm} exceeds the acknowledged epoch ${x.term}`;
+      if (x.commit > x.lastIndex) return `commit: ${x.commit} is beyond lastIndex ${x.lastIndex}`;
+      return null;
+    case MsgType.ZabDiff:
+    case MsgType.ZabTrunc:
+      if (x.indexTerm > x.term) return `indexTerm: ${x.indexTerm} exceeds the epoch ${x.term}`;
+      return null;
+    case MsgType.ZabProposal:
+      if (x.prevTerm > x.term) return `prevTerm: ${x.prevTerm} exceeds the epoch ${x.term}`;
+      return checkEntries(x);
+    case MsgType.ZabAck:
+      if (x.ok && x.commit > x.index) return `commit: ${x.commit} is beyond the acknowledged index ${x.index}`;
+      return null;
+    case MsgType.ZabNewLeader:
+      // The epoch's start entry is the first of the epoch; the history sent ends at or after it.
+      if (x.start < 1 || x.start > x.index) return `start: expected 1..index (${x.index}), got ${x.start}`;
+      return null;
     default:
       return null;
   }

@@ -1,7 +1,7 @@
 /**
  * Every message the engines exchange, as in-memory values.
  *
- * This file is the contract between the engines (src/raft, src/bully), the wire
+ * This file is the contract between the engines (src/raft, src/bully, src/zab), the wire
  * codec (src/wire/codec.ts) and the runtimes. Engines produce and consume these
  * objects; only the codec knows their bytes. The envelope fields that protect a
  * frame on the wire (cluster, bootId, seq, tag) are added by the codec, not here.
@@ -34,6 +34,39 @@ export enum MsgType {
   // Client requests forwarded from a follower to the leader, and the answers.
   ClientRequest = 30,
   ClientReply = 31,
+  // ZAB (src/zab/): 50–69. `term` is the election round for ZabNotification, the
+  // follower's acceptedEpoch for ZabFollowerInfo, and the epoch of the leadership
+  // for every other ZAB message.
+  /** Fast Leader Election vote ("notification"), exchanged among all voters. */
+  ZabNotification = 50,
+  /** Discovery: a follower tells its prospective leader its acceptedEpoch (FOLLOWERINFO / CEPOCH). */
+  ZabFollowerInfo = 51,
+  /** Discovery: the prospective leader proposes the new epoch (LEADERINFO / NEWEPOCH). */
+  ZabNewEpoch = 52,
+  /** Discovery: a follower accepts the epoch and reports its history (ACKEPOCH). */
+  ZabAckEpoch = 53,
+  /** Synchronization: "your history is a prefix of mine up to index" (DIFF). */
+  ZabDiff = 54,
+  /** Synchronization: "your history agrees with mine up to index; drop what differs after it" (TRUNC). */
+  ZabTrunc = 55,
+  /** Synchronization: a chunk of the leader's snapshot (SNAP). */
+  ZabSnap = 56,
+  ZabSnapAck = 57,
+  /** Transactions, in zxid order: the rest of a DIFF during synchronization, PROPOSAL during broadcast. */
+  ZabProposal = 58,
+  /** Cumulative acknowledgement: the sender holds the leader's history up to index, durably. */
+  ZabAck = 59,
+  /** Synchronization ends: "my history ends at index; set currentEpoch" (NEWLEADER). */
+  ZabNewLeader = 60,
+  ZabAckNewLeader = 61,
+  /** Everything up to index is committed (COMMIT; the first one is ZooKeeper's UPTODATE). */
+  ZabCommit = 62,
+  /** Leader heartbeat with a read round (PING). */
+  ZabPing = 63,
+  ZabPong = 64,
+  /** A follower asks the leader for a linearizable read point (ZooKeeper's sync). */
+  ZabSyncReq = 65,
+  ZabSyncReply = 66,
 }
 
 export enum EntryType {
@@ -155,9 +188,101 @@ export interface ClientReply extends Base {
   body: Uint8Array;
 }
 
+// ---------------------------------------------------------------------------
+// ZAB (src/zab/zab.ts explains the protocol; docs/wire.md lists sizes).
+//
+// A zxid is (epoch, counter). On the wire and in the log it travels as (epoch, index):
+// within one epoch counter = index − index of the epoch's start entry, so the two
+// orders agree, and the index is what storage, commits and fencing tokens use.
+
+/** Peer states of Fast Leader Election, as in ZooKeeper's QuorumPeer.ServerState. */
+export enum ZabPeerState {
+  Looking = 0,
+  Following = 1,
+  Leading = 2,
+  Observing = 3,
+}
+
+/**
+ * A Fast Leader Election notification. `term` = the sender's election round
+ * (ZooKeeper's electionEpoch / logicalclock). The vote: `leader` (0 = none yet, a
+ * witness's or observer's initial vote), the proposed leader's currentEpoch (`epoch`,
+ * ZooKeeper's peerEpoch) and last zxid (`zxidTerm`, `zxidIndex`). `state` is the sender's.
+ */
+export interface ZabNotification extends Base {
+  type: MsgType.ZabNotification;
+  leader: NodeId;
+  epoch: Term;
+  zxidTerm: Term;
+  zxidIndex: Index;
+  state: ZabPeerState;
+}
+/** `term` = the follower's acceptedEpoch. */
+export interface ZabFollowerInfo extends Base { type: MsgType.ZabFollowerInfo }
+/** `term` = the new epoch. */
+export interface ZabNewEpoch extends Base { type: MsgType.ZabNewEpoch }
+/**
+ * `term` = the epoch acknowledged. `ok` false = ZooKeeper's "-1": the follower had
+ * accepted this epoch before (e.g. before a restart) and cannot accept it again, so
+ * the reply does not count toward the discovery quorum; the leader may still sync it.
+ */
+export interface ZabAckEpoch extends Base {
+  type: MsgType.ZabAckEpoch;
+  ok: boolean;
+  currentEpoch: Term;
+  lastIndex: Index;
+  lastTerm: Term;
+  /** The follower's commit index: its history up to here is committed, hence the leader's too. */
+  commit: Index;
+}
+export interface ZabDiff extends Base { type: MsgType.ZabDiff; index: Index; indexTerm: Term }
+export interface ZabTrunc extends Base { type: MsgType.ZabTrunc; index: Index; indexTerm: Term }
+export interface ZabSnap extends Base {
+  type: MsgType.ZabSnap;
+  lastIndex: Index;
+  lastTerm: Term;
+  offset: number;
+  total: number;
+  data: Uint8Array;
+  done: boolean;
+  config: MemberConfig;
+}
+export interface ZabSnapAck extends Base { type: MsgType.ZabSnapAck; lastIndex: Index; next: number; ok: boolean }
+export interface ZabProposal extends Base {
+  type: MsgType.ZabProposal;
+  prevIndex: Index;
+  prevTerm: Term;
+  commit: Index;
+  entries: Entry[];
+}
+/**
+ * `ok` false: the message did not fit (a gap, or no sync session); the sender holds
+ * the leader's history up to `index` (0 = no session). `commit` is the sender's
+ * commit index: the leader stops resending ZabCommit once a follower has it.
+ */
+export interface ZabAck extends Base { type: MsgType.ZabAck; index: Index; ok: boolean; commit: Index }
+/** `index`: the end of the leader's history sent; `start`: the index of the epoch's start entry (zxid (epoch, 0)). */
+export interface ZabNewLeader extends Base { type: MsgType.ZabNewLeader; index: Index; start: Index }
+export interface ZabAckNewLeader extends Base { type: MsgType.ZabAckNewLeader; index: Index }
+export interface ZabCommit extends Base { type: MsgType.ZabCommit; index: Index }
+/**
+ * Leader heartbeat. `ctx`: the read round it confirms, omitted when none — an idle
+ * ping is then 32 bytes with its tag (ZAB's type numbers take two bytes, so the body
+ * must be empty to stay within the idle-heartbeat budget). Commits travel in ZabCommit.
+ */
+export interface ZabPing extends Base { type: MsgType.ZabPing; ctx?: number | undefined }
+export interface ZabPong extends Base { type: MsgType.ZabPong; ctx?: number | undefined }
+export interface ZabSyncReq extends Base { type: MsgType.ZabSyncReq; ctx: number }
+export interface ZabSyncReply extends Base { type: MsgType.ZabSyncReply; ctx: number; index: Index; ok: boolean }
+
+export type ZabMessage =
+  | ZabNotification | ZabFollowerInfo | ZabNewEpoch | ZabAckEpoch | ZabDiff | ZabTrunc | ZabSnap | ZabSnapAck
+  | ZabProposal | ZabAck | ZabNewLeader | ZabAckNewLeader | ZabCommit | ZabPing | ZabPong | ZabSyncReq | ZabSyncReply;
+
 export type Message =
   | PreVote | PreVoteReply | Vote | VoteReply
   | Append | AppendReply | Heartbeat | HeartbeatReply
   | Snapshot | SnapshotReply | TimeoutNow | ReadIndex | ReadIndexReply
   | BullyElection | BullyAnswer | BullyCoordinator
-  | ClientRequest | ClientReply;
+  | ClientRequest | ClientReply
+  | ZabMessage;

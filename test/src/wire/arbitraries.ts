@@ -4,7 +4,7 @@
  * round-trip test iterates the enum at run time, so a new type cannot go untested.
  */
 import fc from 'fast-check';
-import { EntryType, MsgType, type Entry, type MemberConfig, type Message } from '../../../src/wire/messages.ts';
+import { EntryType, MsgType, ZabPeerState, type Entry, type MemberConfig, type Message } from '../../../src/wire/messages.ts';
 import type { Envelope } from '../../../src/wire/codec.ts';
 
 type Of<T extends MsgType> = Extract<Message, { type: T }>;
@@ -25,6 +25,7 @@ export const envelope: fc.Arbitrary<Envelope> = fc.record({
 });
 
 const base = fc.record({ from: nodeId, to: nodeId, term: uint });
+const zabStates = [ZabPeerState.Looking, ZabPeerState.Following, ZabPeerState.Leading, ZabPeerState.Observing] as const;
 /** A term and a last-log term not above it. */
 const termPair = fc.tuple(uint, uint).map(([a, b]) => (a >= b ? { term: a, lastTerm: b } : { term: b, lastTerm: a }));
 
@@ -38,7 +39,8 @@ const config: fc.Arbitrary<MemberConfig> = fc
     })),
   );
 
-const append: fc.Arbitrary<Of<MsgType.Append>> = fc
+/** Entries after (prevIndex, prevTerm) with non-decreasing terms, and a term not below them. */
+const entryRun = fc
   .record({
     b: base,
     prevIndex: fc.integer({ min: 0, max: 2 ** 40 }),
@@ -54,15 +56,16 @@ const append: fc.Arbitrary<Of<MsgType.Append>> = fc
       t += r.bump;
       return { term: t, index: prevIndex + 1 + i, type: r.type, data: r.data };
     });
-    return { ...b, term: Math.max(b.term, t), type: MsgType.Append as const, prevIndex, prevTerm, commit, entries };
+    return { ...b, term: Math.max(b.term, t), prevIndex, prevTerm, commit, entries };
   });
+const append: fc.Arbitrary<Of<MsgType.Append>> = entryRun.map((r) => ({ ...r, type: MsgType.Append as const }));
+const zabProposal: fc.Arbitrary<Of<MsgType.ZabProposal>> = entryRun.map((r) => ({ ...r, type: MsgType.ZabProposal as const }));
 
-const snapshot: fc.Arbitrary<Of<MsgType.Snapshot>> = fc
+const chunk = fc
   .record({ b: base, tp: termPair, lastIndex: uint, offset: fc.integer({ min: 0, max: 2 ** 40 }), data: bytes, extra: uint, done: fc.boolean(), config })
   .map(({ b, tp, lastIndex, offset, data, extra, done, config }) => ({
     ...b,
     term: tp.term,
-    type: MsgType.Snapshot as const,
     lastIndex,
     lastTerm: tp.lastTerm,
     offset,
@@ -71,6 +74,8 @@ const snapshot: fc.Arbitrary<Of<MsgType.Snapshot>> = fc
     done,
     config,
   }));
+const snapshot: fc.Arbitrary<Of<MsgType.Snapshot>> = chunk.map((c) => ({ ...c, type: MsgType.Snapshot as const }));
+const zabSnap: fc.Arbitrary<Of<MsgType.ZabSnap>> = chunk.map((c) => ({ ...c, type: MsgType.ZabSnap as const }));
 
 export const messageArb: { [T in MsgType]: fc.Arbitrary<Of<T>> } = {
   [MsgType.PreVote]: fc.record({ b: base, tp: termPair, lastIndex: uint }).map(({ b, tp, lastIndex }) => ({ ...b, term: tp.term, type: MsgType.PreVote as const, lastIndex, lastTerm: tp.lastTerm })),
@@ -105,6 +110,44 @@ export const messageArb: { [T in MsgType]: fc.Arbitrary<Of<T>> } = {
   [MsgType.ClientReply]: fc
     .record({ b: base, reqId: uint, status: fc.integer({ min: 100, max: 599 }), body: bytes })
     .map(({ b, ...r }) => ({ ...b, type: MsgType.ClientReply as const, ...r })),
+  [MsgType.ZabNotification]: fc
+    .record({ b: base, leader: fc.integer({ min: 0, max: 254 }), epoch: uint, zxidTerm: uint, zxidIndex: uint, state: fc.constantFrom(...zabStates) })
+    .map(({ b, ...r }) => ({ ...b, type: MsgType.ZabNotification as const, ...r })),
+  [MsgType.ZabFollowerInfo]: base.map((b) => ({ ...b, type: MsgType.ZabFollowerInfo as const })),
+  [MsgType.ZabNewEpoch]: base.map((b) => ({ ...b, type: MsgType.ZabNewEpoch as const })),
+  [MsgType.ZabAckEpoch]: fc
+    .record({ b: base, ok: fc.boolean(), tp: termPair, ce: uint, a: uint, c: uint })
+    .map(({ b, ok, tp, ce, a, c }) => ({
+      ...b,
+      type: MsgType.ZabAckEpoch as const,
+      term: tp.term,
+      ok,
+      currentEpoch: Math.min(ce, tp.term),
+      lastTerm: tp.lastTerm,
+      lastIndex: Math.max(a, c),
+      commit: Math.min(a, c),
+    })),
+  [MsgType.ZabDiff]: fc.record({ b: base, tp: termPair, index: uint }).map(({ b, tp, index }) => ({ ...b, type: MsgType.ZabDiff as const, term: tp.term, index, indexTerm: tp.lastTerm })),
+  [MsgType.ZabTrunc]: fc.record({ b: base, tp: termPair, index: uint }).map(({ b, tp, index }) => ({ ...b, type: MsgType.ZabTrunc as const, term: tp.term, index, indexTerm: tp.lastTerm })),
+  [MsgType.ZabSnap]: zabSnap,
+  [MsgType.ZabSnapAck]: fc
+    .record({ b: base, lastIndex: uint, next: uint, ok: fc.boolean() })
+    .map(({ b, ...r }) => ({ ...b, type: MsgType.ZabSnapAck as const, ...r })),
+  [MsgType.ZabProposal]: zabProposal,
+  [MsgType.ZabAck]: fc
+    .record({ b: base, x: uint, y: uint, ok: fc.boolean() })
+    .map(({ b, x, y, ok }) => ({ ...b, type: MsgType.ZabAck as const, ok, index: ok ? Math.max(x, y) : x, commit: ok ? Math.min(x, y) : y })),
+  [MsgType.ZabNewLeader]: fc
+    .record({ b: base, x: fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }), y: fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }) })
+    .map(({ b, x, y }) => ({ ...b, type: MsgType.ZabNewLeader as const, index: Math.max(x, y), start: Math.min(x, y) })),
+  [MsgType.ZabAckNewLeader]: fc.record({ b: base, index: uint }).map(({ b, index }) => ({ ...b, type: MsgType.ZabAckNewLeader as const, index })),
+  [MsgType.ZabCommit]: fc.record({ b: base, index: uint }).map(({ b, index }) => ({ ...b, type: MsgType.ZabCommit as const, index })),
+  [MsgType.ZabPing]: fc.record({ b: base, ctx: fc.option(uint, { nil: undefined }) }).map(({ b, ctx }) => ({ ...b, type: MsgType.ZabPing as const, ctx })),
+  [MsgType.ZabPong]: fc.record({ b: base, ctx: fc.option(uint, { nil: undefined }) }).map(({ b, ctx }) => ({ ...b, type: MsgType.ZabPong as const, ctx })),
+  [MsgType.ZabSyncReq]: fc.record({ b: base, ctx: uint }).map(({ b, ctx }) => ({ ...b, type: MsgType.ZabSyncReq as const, ctx })),
+  [MsgType.ZabSyncReply]: fc
+    .record({ b: base, ctx: uint, index: uint, ok: fc.boolean() })
+    .map(({ b, ...r }) => ({ ...b, type: MsgType.ZabSyncReply as const, ...r })),
 };
 
 export const anyMessage: fc.Arbitrary<Message> = fc.oneof(...Object.values(messageArb) as fc.Arbitrary<Message>[]);

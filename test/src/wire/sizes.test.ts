@@ -8,7 +8,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { BODY_LAYOUT, encodeFrame, MSG_TYPES } from '../../../src/wire/codec.ts';
-import { EntryType, MsgType, type Message } from '../../../src/wire/messages.ts';
+import { EntryType, MsgType, ZabPeerState, type Message } from '../../../src/wire/messages.ts';
 import { KEY_A } from './arbitraries.ts';
 
 const DOC = join(import.meta.dirname, '..', '..', '..', 'docs', 'wire.md');
@@ -56,6 +56,41 @@ export const SAMPLES: { [T in MsgType]: Extract<Message, { type: T }> } = {
   [MsgType.BullyCoordinator]: { ...b, type: MsgType.BullyCoordinator, term: 17, priority: 300 },
   [MsgType.ClientRequest]: { ...b, type: MsgType.ClientRequest, reqId: 98765, body: bytes(60, 1) },
   [MsgType.ClientReply]: { ...b, type: MsgType.ClientReply, reqId: 98765, status: 200, body: bytes(16, 2) },
+  // ZAB: epochs grow once per established leader, like terms; zxids travel as (epoch, index).
+  [MsgType.ZabNotification]: { ...b, type: MsgType.ZabNotification, term: 57, leader: 3, epoch: 1234, zxidTerm: 1234, zxidIndex: 123456, state: ZabPeerState.Looking },
+  [MsgType.ZabFollowerInfo]: { ...b, type: MsgType.ZabFollowerInfo },
+  [MsgType.ZabNewEpoch]: { ...b, type: MsgType.ZabNewEpoch, term: 1235 },
+  [MsgType.ZabAckEpoch]: { ...b, type: MsgType.ZabAckEpoch, term: 1235, ok: true, currentEpoch: 1234, lastIndex: 123456, lastTerm: 1234, commit: 123455 },
+  [MsgType.ZabDiff]: { ...b, type: MsgType.ZabDiff, term: 1235, index: 123456, indexTerm: 1234 },
+  [MsgType.ZabTrunc]: { ...b, type: MsgType.ZabTrunc, term: 1235, index: 123450, indexTerm: 1233 },
+  [MsgType.ZabSnap]: {
+    ...b,
+    type: MsgType.ZabSnap,
+    lastIndex: 120000,
+    lastTerm: 1200,
+    offset: 4096,
+    total: 20000,
+    data: bytes(512, 9),
+    done: false,
+    config,
+  },
+  [MsgType.ZabSnapAck]: { ...b, type: MsgType.ZabSnapAck, lastIndex: 120000, next: 4608, ok: true },
+  [MsgType.ZabProposal]: {
+    ...b,
+    type: MsgType.ZabProposal,
+    prevIndex: 123456,
+    prevTerm: 1234,
+    commit: 123455,
+    entries: [0, 1, 2].map((i) => ({ term: 1234, index: 123457 + i, type: EntryType.Normal, data: cmd(i) })),
+  },
+  [MsgType.ZabAck]: { ...b, type: MsgType.ZabAck, index: 123459, ok: true, commit: 123456 },
+  [MsgType.ZabNewLeader]: { ...b, type: MsgType.ZabNewLeader, index: 123457, start: 123457 },
+  [MsgType.ZabAckNewLeader]: { ...b, type: MsgType.ZabAckNewLeader, index: 123457 },
+  [MsgType.ZabCommit]: { ...b, type: MsgType.ZabCommit, index: 123459 },
+  [MsgType.ZabPing]: { ...b, type: MsgType.ZabPing },
+  [MsgType.ZabPong]: { ...b, type: MsgType.ZabPong },
+  [MsgType.ZabSyncReq]: { ...b, type: MsgType.ZabSyncReq, ctx: 4711 },
+  [MsgType.ZabSyncReply]: { ...b, type: MsgType.ZabSyncReply, ctx: 4711, index: 123459, ok: true },
 };
 const ENV = { cluster: 1, bootId: 300, seq: 1000 };
 
