@@ -20,6 +20,13 @@
  *   - primary integrity: a primary broadcasts only after delivering its initial
  *     history (commit ≥ its epoch's start), and when it is established its history
  *     holds every transaction delivered from earlier epochs.
+ * The durability rules every acknowledgement rests on (checked on each Ready, whose
+ * messages leave only after its records are durable):
+ *   - ACK(i) only once the history up to i is durable; ACK of NEWLEADER(e) only once
+ *     the history and currentEpoch = e are; ACKEPOCH(e) and NEWEPOCH(e) only once
+ *     acceptedEpoch ≥ e is;
+ *   - a leader is established only when a quorum of voters durably holds its epoch's
+ *     start entry with currentEpoch = e ("broadcast only after a quorum synchronized").
  * And the engine's own state, checked after every step:
  *   - currentEpoch ≤ acceptedEpoch, both never decrease (in memory within a life; in
  *     the persisted hard states across lives), commit ≤ last index;
@@ -38,12 +45,21 @@
  */
 import type { HardState, Ready } from '../engine/contract.ts';
 import type { Index, NodeId, Term } from '../types.ts';
-import { EntryType, type Entry } from '../wire/messages.ts';
+import { EntryType, MsgType, type Entry, type MemberConfig } from '../wire/messages.ts';
 import type { ZabView } from './zab.ts';
 
 export interface ZabInvariantOptions {
+  /** The (fixed) membership: voters and witnesses form the quorums. */
+  config: MemberConfig;
   /** Throw an Error at the first violation (default false: collect them). */
   throwOnViolation?: boolean;
+  /**
+   * The two rules that catch a durability or synchronization bug at its cause (an early
+   * acknowledgement, an establishment without a synchronized quorum) can be switched
+   * off, so that a test can show the delivery-level properties catch its effect too.
+   * Both default on.
+   */
+  rules?: { acknowledgements?: boolean; establishment?: boolean };
 }
 
 interface Broadcast {
@@ -90,11 +106,24 @@ export class ZabInvariants {
   private readonly nextDeliver = new Map<NodeId, Index>();
   private maxCommitSeen = 0;
   private readonly readsAsked = new Map<string, Index>();
+  /** Per node: the last index of its durable history. */
+  private readonly persistedLast = new Map<NodeId, Index>();
+  /** `${epoch}` → voting members that persisted the epoch's start entry. */
+  private readonly startHolders = new Map<Term, Set<NodeId>>();
+  private readonly voting: ReadonlySet<NodeId>;
+  private readonly quorum: number;
+  private readonly ackRule: boolean;
+  private readonly establishRule: boolean;
   /** Counters, for reports. */
   readonly counts = { readies: 0, deliveries: 0, broadcasts: 0, steps: 0, reads: 0, establishments: 0 };
 
-  constructor(opts: ZabInvariantOptions = {}) {
+  constructor(opts: ZabInvariantOptions) {
     this.throwOnViolation = opts.throwOnViolation ?? false;
+    const voting = [...opts.config.voters, ...opts.config.witnesses];
+    this.voting = new Set(voting);
+    this.quorum = Math.floor(voting.length / 2) + 1;
+    this.ackRule = opts.rules?.acknowledgements ?? true;
+    this.establishRule = opts.rules?.establishment ?? true;
   }
 
   private fail(msg: string): void {
@@ -146,6 +175,7 @@ export class ZabInvariants {
     this.durable.set(v.id, { ...durable });
     this.memory.set(v.id, { accepted: v.acceptedEpoch, current: v.currentEpoch, commit: v.commit });
     this.nextDeliver.set(v.id, v.snapshotIndex + 1);
+    this.persistedLast.set(v.id, v.lastIndex);
   }
 
   /** A node handed out `rd` and the harness persisted it (call before advance). */
@@ -160,9 +190,47 @@ export class ZabInvariants {
       }
       this.durable.set(v.id, { ...hs });
     }
-    if (rd.snapshot) this.nextDeliver.set(v.id, rd.snapshot.meta.index + 1);
+    if (rd.snapshot) {
+      this.nextDeliver.set(v.id, rd.snapshot.meta.index + 1);
+      this.persistedLast.set(v.id, rd.snapshot.meta.index);
+    }
     for (const e of rd.entries) this.checkEntry(v, e);
+    if (rd.entries.length > 0) this.persistedLast.set(v.id, rd.entries[rd.entries.length - 1]!.index);
+    for (const e of rd.entries) {
+      if (e.type === EntryType.Noop && this.epochStartOf.get(e.term) === e.index && this.voting.has(v.id)) {
+        let h = this.startHolders.get(e.term);
+        if (!h) this.startHolders.set(e.term, (h = new Set()));
+        h.add(v.id);
+      }
+    }
+    if (this.ackRule) this.checkAcks(v, rd);
     for (const e of rd.committed) this.deliver(v, e);
+  }
+
+  /** What a message in this Ready claims must be durable once the Ready is (its records go first). */
+  private checkAcks(v: ZabView, rd: Ready): void {
+    const last = this.persistedLast.get(v.id) ?? 0;
+    const hs = this.durable.get(v.id) ?? { term: 0, vote: 0, commit: 0 };
+    for (const m of rd.messages) {
+      switch (m.type) {
+        case MsgType.ZabAck:
+          if (m.ok && m.index > last) this.fail(`node ${v.id} acknowledged index ${m.index} of epoch ${m.term} while its durable history ends at ${last}`);
+          break;
+        case MsgType.ZabAckNewLeader:
+          if (m.index > last || hs.vote < m.term) {
+            this.fail(`node ${v.id} acknowledged NEWLEADER(${m.term}) at ${m.index} with durable history to ${last} and currentEpoch ${hs.vote}`);
+          }
+          break;
+        case MsgType.ZabAckEpoch:
+          if (m.ok && hs.term < m.term) this.fail(`node ${v.id} acknowledged epoch ${m.term} with durable acceptedEpoch ${hs.term}`);
+          break;
+        case MsgType.ZabNewEpoch:
+          if (hs.term < m.term) this.fail(`node ${v.id} proposed epoch ${m.term} with durable acceptedEpoch ${hs.term}`);
+          break;
+        default:
+          break;
+      }
+    }
   }
 
   private checkEntry(v: ZabView, e: Entry): void {
@@ -271,6 +339,12 @@ export class ZabInvariants {
     this.establishChecked.add(key);
     this.counts.establishments++;
     if (v.currentEpoch !== v.epoch) this.fail(`leader ${v.id} established in epoch ${v.epoch} with currentEpoch ${v.currentEpoch}`);
+    // Broadcast only after a quorum synchronized: a quorum durably holds the epoch's start with currentEpoch = epoch.
+    let synced = 0;
+    for (const x of this.startHolders.get(v.epoch) ?? []) if ((this.durable.get(x)?.vote ?? 0) >= v.epoch) synced++;
+    if (this.establishRule && synced < this.quorum) {
+      this.fail(`leader ${v.id} established epoch ${v.epoch} with ${synced} voter(s) synchronized durably, fewer than a quorum of ${this.quorum}`);
+    }
     // Primary integrity: the new primary holds everything delivered from earlier epochs.
     for (let i = v.snapshotIndex + 1; i <= this.maxDelivered; i++) {
       const d = this.delivered.get(i);

@@ -772,8 +772,22 @@ export class ZabNode implements Engine {
       return;
     }
     if (n.state !== ZabPeerState.Looking) return; // settled reports while settled: nothing to do
-    if ((this.state === 'following' || this.state === 'observing') && n.from === this.leaderId) {
-      // Our leader is electing again: its leadership is over (ZooKeeper: the connection closes).
+    if ((this.state === 'following' || this.state === 'observing') && n.from === this.leaderId && n.term > (this.finalVote?.round ?? 0)) {
+      // Our leader is in a later election round than the one we concluded: its
+      // leadership is over (ZooKeeper: the connection closes). In the same round it is
+      // still concluding that election: our FOLLOWING answer below helps it conclude.
+      this.goLooking();
+      if ((this.state as ZabState) === 'looking') {
+        this.fle.handle(n);
+        this.afterElection();
+      }
+      return;
+    }
+    if (this.state === 'leading' && !this.established && this.voting.includes(n.from) && this.leadElapsed >= this.ticks.syncLimit) {
+      // A prospective leader that has waited a syncLimit for its quorum while a voter is
+      // still electing gives up and elects with it (ZooKeeper's quitLeading for a
+      // voter looking again, ZOOKEEPER-4074): two prospective leaders, or one the others
+      // never heard conclude, would otherwise both wait out initLimit.
       this.goLooking();
       if ((this.state as ZabState) === 'looking') {
         this.fle.handle(n);

@@ -16,16 +16,22 @@ export interface ChaosOptions {
   observers?: number;
   ticks?: number;
   snapshots?: boolean;
-  /** Probability per tick of each fault kind (defaults below). */
-  crash?: number;
-  torn?: number;
-  partition?: number;
   reads?: boolean;
+  /** Probability per tick of each fault (defaults in parentheses). */
+  crash?: number; // a random node loses power between inputs (0.007)
+  crashMid?: number; // a random node loses power between two Readys of one input (0.003)
+  torn?: number; // a random node loses power while persisting its next Ready (0.005)
+  leaderFault?: number; // the leading node (any phase) is crashed or cut off (0.004)
+  restart?: number; // a random crashed node restarts (0.02)
+  partition?: number; // a new random partition (0.01)
+  heal?: number; // all partitions heal (0.02)
   net?: { drop: number; dup: number; minDelay: number; maxDelay: number };
   options?: Partial<ZabOptions>;
   nodeOptions?: Record<NodeId, Partial<ZabOptions>>;
   /** Skip the convergence phase (planted bugs only need the safety checks). */
   noConverge?: boolean;
+  /** Invariant rules to switch off. */
+  rules?: { acknowledgements?: boolean; establishment?: boolean };
 }
 
 export interface ChaosResult {
@@ -41,53 +47,64 @@ export function chaos(seed: number, o: ChaosOptions): ChaosResult {
   const witnesses = Array.from({ length: o.witnesses ?? 0 }, (_, i) => o.voters + i + 1);
   const observers = Array.from({ length: o.observers ?? 0 }, (_, i) => o.voters + (o.witnesses ?? 0) + i + 1);
   const all = [...voters, ...witnesses, ...observers];
-  const voting = [...voters, ...witnesses];
   const c = new Cluster({
     seed, voters, witnesses, observers,
     net: o.net ?? { drop: 0.05, dup: 0.03, minDelay: 0, maxDelay: 6 },
-    options: o.options, nodeOptions: o.nodeOptions, wire: seed % 7 === 0,
+    options: o.options, nodeOptions: o.nodeOptions, rules: o.rules, wire: seed % 7 === 0,
   });
   const rng = new Rng(seed).fork('chaos');
-  const pCrash = o.crash ?? 0.01;
-  const pTorn = o.torn ?? 0.005;
-  const pPart = o.partition ?? 0.01;
+  const p = {
+    crash: o.crash ?? 0.007, crashMid: o.crashMid ?? 0.003, torn: o.torn ?? 0.005, leaderFault: o.leaderFault ?? 0.004,
+    restart: o.restart ?? 0.02, partition: o.partition ?? 0.01, heal: o.heal ?? 0.02,
+  };
   let proposed = 0;
   const ticks = o.ticks ?? 400;
-  const quorum = Math.floor(voting.length / 2) + 1;
+  const upIds = () => all.filter((id) => c.node(id).up);
   for (let t = 0; t < ticks; t++) {
-    const r = rng.float();
-    const downVoting = voting.filter((id) => !c.node(id).up).length;
-    if (r < 0.3) {
-      if (c.propose(`s${seed}-${proposed}`) !== undefined) proposed++;
-    } else if (r < 0.3 + pCrash) {
+    if (rng.chance(0.3) && c.propose(`s${seed}-${proposed}`) !== undefined) proposed++;
+    if (rng.chance(p.crash)) {
       const id = rng.pick(all);
-      // Keep a quorum possible most of the time (crashes beyond it are tested separately).
-      if (c.node(id).up && (!voting.includes(id) || voting.length - downVoting - 1 >= quorum - 1)) {
-        if (rng.chance(0.3)) c.crashAfterNextReady(id);
-        else c.crash(id);
-      }
-    } else if (r < 0.3 + pCrash + pTorn) {
+      if (c.node(id).up) c.crash(id);
+    }
+    if (rng.chance(p.crashMid)) {
+      const id = rng.pick(all);
+      if (c.node(id).up) c.crashAfterNextReady(id);
+    }
+    if (rng.chance(p.torn)) {
       const id = rng.pick(all);
       if (c.node(id).up) c.tearNext(id);
-    } else if (r < 0.33 + pCrash + pTorn) {
-      const id = rng.pick(all);
-      if (!c.node(id).up) c.restart(id);
-    } else if (r < 0.33 + pCrash + pTorn + pPart) {
+    }
+    if (rng.chance(p.leaderFault)) {
+      const l = c.up().find((n) => n.z.zabState === 'leading');
+      if (l) {
+        if (rng.chance(0.5)) c.crash(l.id);
+        else {
+          c.heal();
+          c.isolate(l.id);
+        }
+      }
+    }
+    if (rng.chance(p.restart)) {
+      const down = all.filter((id) => !c.node(id).up);
+      if (down.length > 0) c.restart(rng.pick(down));
+    }
+    if (rng.chance(p.partition)) {
       const shuffled = all.slice().sort(() => rng.float() - 0.5);
       const k = rng.int(1, all.length - 1);
       c.heal();
       c.partition(shuffled.slice(0, k), shuffled.slice(k));
-    } else if (r < 0.35 + pCrash + pTorn + pPart) {
-      c.heal();
-    } else if (o.snapshots && r < 0.357 + pCrash + pTorn + pPart) {
-      const up = c.up();
+    }
+    if (rng.chance(p.heal)) c.heal();
+    if (o.snapshots && rng.chance(0.007)) {
+      const up = upIds();
       if (up.length > 0) {
-        const n = rng.pick(up);
+        const n = c.node(rng.pick(up));
         if (n.applied > n.z.snapshotIndex) c.compact(n.id);
       }
-    } else if (o.reads && r < 0.38 + pCrash + pTorn + pPart) {
-      const up = c.up();
-      if (up.length > 0) c.read(rng.pick(up).id);
+    }
+    if (o.reads && rng.chance(0.03)) {
+      const up = upIds();
+      if (up.length > 0) c.read(rng.pick(up));
     }
     c.tick();
   }

@@ -89,6 +89,8 @@ export interface ClusterOptions {
   wire?: boolean;
   /** Nodes that start crashed. */
   down?: NodeId[];
+  /** Invariant rules to switch off (src/zab/invariants.ts `rules`). */
+  rules?: { acknowledgements?: boolean; establishment?: boolean };
   /** Persisted state to start some nodes from (as if restarted from disk); its entries are assumed broadcast. */
   persisted?: Record<NodeId, { hardState: HardState; entries: Entry[]; snapshot?: SnapshotData }>;
 }
@@ -128,8 +130,8 @@ export class Cluster {
     this.nodeOptions = o.nodeOptions ?? {};
     this.check = o.check ?? true;
     this.wire = o.wire ?? false;
-    this.inv = new ZabInvariants({ throwOnViolation: true });
     this.config = { voters: o.voters, learners: o.observers ?? [], witnesses: o.witnesses ?? [] };
+    this.inv = new ZabInvariants({ config: this.config, throwOnViolation: true, rules: o.rules });
     for (const id of [...this.config.voters, ...this.config.witnesses, ...this.config.learners]) {
       const n = new SimNode(id);
       const p = o.persisted?.[id];
