@@ -783,11 +783,12 @@ export class ZabNode implements Engine {
       }
       return;
     }
-    if (this.state === 'leading' && !this.established && this.voting.includes(n.from) && this.leadElapsed >= this.ticks.syncLimit) {
-      // A prospective leader that has waited a syncLimit for its quorum while a voter is
-      // still electing gives up and elects with it (ZooKeeper's quitLeading for a
-      // voter looking again, ZOOKEEPER-4074): two prospective leaders, or one the others
-      // never heard conclude, would otherwise both wait out initLimit.
+    if (this.state === 'leading' && this.leaderPhase === 'discovery' && this.voting.includes(n.from) && this.leadElapsed >= this.ticks.syncLimit) {
+      // A prospective leader that has waited a syncLimit in discovery for its quorum
+      // while a voter is still electing gives up and elects with it (ZooKeeper's
+      // quitLeading for a voter looking again, ZOOKEEPER-4074): two prospective
+      // leaders, or one the others never heard conclude, would otherwise both wait out
+      // initLimit. Once synchronizing, its quorum is committed to it: it stays.
       this.goLooking();
       if ((this.state as ZabState) === 'looking') {
         this.fle.handle(n);
@@ -831,6 +832,8 @@ export class ZabNode implements Engine {
       this.resendElapsed = 0;
       if (this.stage === 'info') this.send({ type: MsgType.ZabFollowerInfo, from: this.id, to: this.leaderId, term: this.acceptedEpoch });
       else if (this.stage === 'acked-epoch' && this.lastAckEpoch) this.send({ ...this.lastAckEpoch });
+      // Reads asked of the leader and not answered: ask again (the first answer counts).
+      for (const ctx of this.forwarded) this.send({ type: MsgType.ZabSyncReq, from: this.id, to: this.leaderId, term: this.epoch, ctx });
     }
   }
 
@@ -858,7 +861,9 @@ export class ZabNode implements Engine {
         this.learnCommit(m.index);
         return this.ack();
       case MsgType.ZabPing:
-        if (this.stage !== 'synced' && this.stage !== 'broadcast') return this.nack(this.stage === 'syncing' ? this.syncPos : 0);
+        // While synchronizing, the answer says where we stand (the leader re-sends what is missing).
+        if (this.stage === 'syncing') return this.ack();
+        if (this.stage !== 'synced' && this.stage !== 'broadcast') return this.nack(0);
         this.send({ type: MsgType.ZabPong, from: this.id, to: this.leaderId, term: this.epoch, ctx: m.ctx });
         return;
       case MsgType.ZabSyncReply:
@@ -923,12 +928,10 @@ export class ZabNode implements Engine {
       this.lazy = this.log.lastIndex > from;
     } else if (this.stage === 'syncing') {
       this.syncPos = Math.max(this.syncPos, from); // a repeated start; what we confirmed stays confirmed
-    } else {
-      // synced or broadcast: the leader restarted our session. Everything we hold is its history.
-      this.stage = 'syncing';
-      this.syncPos = this.log.lastIndex;
-      this.lazy = false;
     }
+    // synced or broadcast: a late copy, or the leader began a new session for us after
+    // a duplicate FOLLOWERINFO. Either way our history is its history up to our last
+    // index: the ACK says so, and its NEWLEADER will be answered at once.
     this.ack();
   }
 
@@ -985,11 +988,12 @@ export class ZabNode implements Engine {
 
   private syncFrom(index: Index): void {
     if (this.stage === 'syncing') this.syncPos = Math.max(this.syncPos, index);
-    else {
-      this.lazy = this.log.lastIndex > index && this.stage === 'acked-epoch';
-      this.syncPos = this.stage === 'acked-epoch' ? index : Math.max(index, this.log.lastIndex);
+    else if (this.stage === 'acked-epoch') {
+      this.lazy = this.log.lastIndex > index;
+      this.syncPos = index;
       this.stage = 'syncing';
     }
+    // synced or broadcast: a late copy of a snapshot we already have (see onSyncStart).
   }
 
   private onProposal(m: ZabProposal): void {
@@ -1230,7 +1234,7 @@ export class ZabNode implements Engine {
           p.pongRound = m.ctx;
           this.checkReads();
         }
-        return;
+        return this.resendIfStalled(p);
       default:
         this.dropped++;
     }
@@ -1433,6 +1437,7 @@ export class ZabNode implements Engine {
     if (m.ok) {
       if (p.stage === 'synced' && m.commit > p.knownCommit) p.knownCommit = m.commit;
       if (p.stage === 'syncing' && m.index >= p.startIndex) p.startAcked = true;
+      if (m.index <= p.acked && p.stage === 'syncing') this.resendIfStalled(p); // an answer to a ping: no progress
       if (m.index > p.acked && (p.startAcked || p.stage === 'synced')) {
         p.acked = m.index;
         p.stall = 0;
@@ -1552,7 +1557,20 @@ export class ZabNode implements Engine {
     if (++this.heartbeatElapsed < this.ticks.heartbeat) return;
     this.heartbeatElapsed = 0;
     for (const p of this.peers.values()) this.checkStall(p);
-    if (this.leaderPhase === 'broadcast') this.bcastPing(this.nextReadCtx());
+    if (this.pendingReads.length > 0) this.readRoundWanted = true; // a round was lost: another one
+    // Pings also keep synchronizing learners with us (ZooKeeper pings learners throughout).
+    if (this.leaderPhase !== 'discovery') this.bcastPing(this.leaderPhase === 'broadcast' ? this.nextReadCtx() : undefined);
+  }
+
+  /**
+   * An answer to a ping that shows no progress since the last heartbeat round while we
+   * have something outstanding: the learner lost it, re-send now (Raft re-sends on a
+   * heartbeat reply likewise) rather than wait for the stall count.
+   */
+  private resendIfStalled(p: Peer): void {
+    if (p.snap) return;
+    const outstanding = p.next - 1 > p.acked || (p.stage === 'syncing' && (!p.startAcked || (p.newLeaderSent && p.next > this.log.lastIndex)));
+    if (outstanding && p.acked === p.ackedAtRound && p.stall > 0) this.goBack(p, p.stage === 'syncing' && !p.startAcked);
   }
 
   /** Once per heartbeat: recovers lost synchronization messages, proposals and snapshot chunks. */
@@ -1560,7 +1578,7 @@ export class ZabNode implements Engine {
     if (p.stage !== 'syncing' && p.stage !== 'synced') return;
     const outstanding = p.snap !== undefined || p.next - 1 > p.acked || (p.stage === 'syncing' && (!p.startAcked || p.newLeaderSent));
     if (outstanding && p.acked === p.ackedAtRound) {
-      if (++p.stall >= 2) {
+      if (++p.stall >= 3) {
         p.stall = 0;
         if (p.snap) {
           p.snap.sentChunks = p.snap.ackedChunks;
@@ -1587,7 +1605,7 @@ export class ZabNode implements Engine {
   private bcastPing(ctx: number | undefined): void {
     this.heartbeatElapsed = 0;
     for (const p of this.peers.values()) {
-      if (p.stage === 'synced') this.send({ type: MsgType.ZabPing, from: this.id, to: p.id, term: this.epoch, ctx });
+      if (p.stage === 'synced' || p.stage === 'syncing') this.send({ type: MsgType.ZabPing, from: this.id, to: p.id, term: this.epoch, ctx });
     }
     if (ctx !== undefined) this.checkReads();
   }
