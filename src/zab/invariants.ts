@@ -160,7 +160,7 @@ export class ZabInvariants {
         if (e.type !== EntryType.Noop) this.fail(`assumed history: epoch ${e.term} begins at ${e.index} with a ${EntryType[e.type]}, not its start no-op`);
         const had = this.epochStartOf.get(e.term);
         if (had !== undefined && had !== e.index) this.fail(`assumed histories start epoch ${e.term} at ${had} and ${e.index}`);
-        this.epochStartOf.set(e.term, e.index);
+        else this.epochStartOf.set(e.term, e.index);
       }
       prevTerm = e.term;
     }

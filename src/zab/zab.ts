@@ -977,9 +977,13 @@ export class ZabNode implements Engine {
       this.truncatedSinceReady = undefined;
       this.snapshot = snap;
       this.installing = snap;
-      this.stage = 'syncing';
-      this.syncPos = s;
       this.lazy = false;
+      // Synchronized (or in broadcast) already: the history stays the leader's, now from
+      // its snapshot; otherwise synchronization goes on from there.
+      if (this.stage !== 'synced' && this.stage !== 'broadcast') {
+        this.stage = 'syncing';
+        this.syncPos = s;
+      }
     }
     // Everything up to the leader's snapshot is committed.
     if (s > this.commit) this.commit = Math.min(s, this.log.lastIndex);
@@ -1374,7 +1378,8 @@ export class ZabNode implements Engine {
 
   private onSnapAck(p: Peer, lastIndex: Index, next: number, ok: boolean): void {
     const s = p.snap;
-    if (p.stage !== 'syncing' || !s || lastIndex !== s.meta.index) return;
+    // A learner in broadcast gets a snapshot too, when it fell behind what we compacted.
+    if ((p.stage !== 'syncing' && p.stage !== 'synced') || !s || lastIndex !== s.meta.index) return;
     const cb = this.ticks.chunkBytes;
     p.stall = 0;
     if (!ok) {
