@@ -1385,9 +1385,10 @@ export class RaftNode {
 
 /**
  * The k-th largest value (k ≥ 1) of `xs`, or `dflt` when there are fewer than k.
- * Sorts `xs` in place (a scratch array of at most a few voters).
+ * Sorts `xs` in place (a scratch array of at most a few voters). Also the ZAB
+ * engine's quorum count (src/zab/zab.ts).
  */
-function kthLargest(xs: number[], k: number, dflt: number): number {
+export function kthLargest(xs: number[], k: number, dflt: number): number {
   // Insertion sort, descending: a handful of values, cheaper than Array.sort's comparator calls.
   for (let i = 1; i < xs.length; i++) {
     const v = xs[i]!;

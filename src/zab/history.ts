@@ -11,92 +11,27 @@
  *
  * Every run of entries of one epoch begins with that epoch's start entry (only the
  * leader of e creates entries of epoch e, and its first is the start entry), unless
- * a snapshot cut the run. `runEnd(e)` finds where a run ends by binary search: the
- * epochs along a history are non-decreasing.
+ * a snapshot cut the run.
  *
- * Durability is not this class's business: the engine tracks the stable prefix.
+ * The container is the Raft engine's in-memory log (same shape: entries after a
+ * snapshot, suffix truncation, compaction); this class adds what ZAB asks of it:
+ * epochs never decrease on append, and where the run of an epoch ends (binary
+ * search, the epochs along a history being non-decreasing). Durability is not this
+ * class's business: the engine tracks the stable prefix.
  */
+import { RaftLog } from '../raft/log.ts';
 import type { Index, Term } from '../types.ts';
 import type { Entry } from '../wire/messages.ts';
 
-export class ZabHistory {
-  private ents: Entry[] = [];
-  snapIndex: Index;
-  snapTerm: Term;
-
-  constructor(snapIndex: Index, snapTerm: Term, entries: readonly Entry[]) {
-    this.snapIndex = snapIndex;
-    this.snapTerm = snapTerm;
-    let prev = snapTerm;
-    entries.forEach((e, k) => {
-      const want = snapIndex + 1 + k;
-      if (e.index !== want) throw new RangeError(`zab history: entries[${k}].index is ${e.index}, expected ${want} (contiguous after the snapshot at ${snapIndex})`);
-      if (e.term < prev) throw new RangeError(`zab history: entries[${k}] (index ${e.index}) has epoch ${e.term} below the previous ${prev}; epochs never decrease along a history`);
-      prev = e.term;
-    });
-    this.ents = entries.slice();
-  }
-
-  get firstIndex(): Index {
-    return this.snapIndex + 1;
-  }
-  get lastIndex(): Index {
-    return this.snapIndex + this.ents.length;
-  }
-  get lastTerm(): Term {
-    return this.ents.length > 0 ? this.ents[this.ents.length - 1]!.term : this.snapTerm;
-  }
-
-  /** Epoch of the entry at `i` (the snapshot's at its index); undefined when compacted away or beyond the end. */
-  term(i: Index): Term | undefined {
-    if (i === this.snapIndex) return this.snapTerm;
-    if (i < this.snapIndex || i > this.lastIndex) return undefined;
-    return this.ents[i - this.snapIndex - 1]!.term;
-  }
-
-  entry(i: Index): Entry | undefined {
-    if (i <= this.snapIndex || i > this.lastIndex) return undefined;
-    return this.ents[i - this.snapIndex - 1];
-  }
-
-  /** Entries lo..hi inclusive that are in memory. */
-  slice(lo: Index, hi: Index): Entry[] {
-    const a = Math.max(lo, this.firstIndex) - this.snapIndex - 1;
-    const b = Math.min(hi, this.lastIndex) - this.snapIndex;
-    return a < b ? this.ents.slice(a, b) : [];
-  }
-
-  append(e: Entry): void {
-    if (e.index !== this.lastIndex + 1) throw new RangeError(`zab history: append of index ${e.index} after last ${this.lastIndex}`);
+export class ZabHistory extends RaftLog {
+  override append(e: Entry): void {
     if (e.term < this.lastTerm) throw new RangeError(`zab history: append of epoch ${e.term} after epoch ${this.lastTerm}`);
-    this.ents.push(e);
-  }
-
-  /** Removes every entry with index >= i (i > snapIndex). */
-  truncateFrom(i: Index): void {
-    if (i <= this.snapIndex) throw new RangeError(`zab history: cannot truncate at ${i}, at or below the snapshot ${this.snapIndex}`);
-    if (i <= this.lastIndex) this.ents.length = i - this.snapIndex - 1;
-  }
-
-  /** Drops entries up to and including `i` (which must be in the history), after a snapshot at i. */
-  compactTo(i: Index): void {
-    const t = this.term(i);
-    if (t === undefined) throw new RangeError(`zab history: cannot compact to ${i}, not in [${this.snapIndex}, ${this.lastIndex}]`);
-    this.ents = this.ents.slice(i - this.snapIndex);
-    this.snapIndex = i;
-    this.snapTerm = t;
-  }
-
-  /** Replaces the whole history by a snapshot (a follower installing one). */
-  reset(snapIndex: Index, snapTerm: Term): void {
-    this.ents = [];
-    this.snapIndex = snapIndex;
-    this.snapTerm = snapTerm;
+    super.append(e);
   }
 
   /**
    * The last index (≥ snapIndex) whose epoch is ≤ `t`, or snapIndex − 1 when even the
-   * snapshot's epoch is above `t` (binary search: epochs are non-decreasing).
+   * snapshot's epoch is above `t`.
    */
   lastIndexAtOrBelow(t: Term): Index {
     if (this.snapTerm > t) return this.snapIndex - 1;

@@ -103,6 +103,7 @@ import type {
   Capabilities, Engine, EngineInit, EngineRole, EngineStatus, HardState, ReadState, Ready, Result, SnapshotData, SnapshotMeta, SoftState,
 } from '../engine/contract.ts';
 import { allMembers, copyConfig, ENTRY_OVERHEAD_BYTES, MSG_OVERHEAD_BYTES, quorumSize, validateConfig, votingMembers } from '../raft/config.ts';
+import { kthLargest } from '../raft/raft.ts';
 import { FastLeaderElection, NO_VOTE, type Decision, type Vote } from './fle.ts';
 import { ZabHistory } from './history.ts';
 import { MAX_EPOCH, resolveZabOptions, type ZabOptions, type ZabTicks } from './options.ts';
@@ -358,6 +359,9 @@ export class ZabNode implements Engine {
         throw new TypeError(`ZabNode entries[${k}]: expected {term, index, type, data: Uint8Array}`);
       }
       if (e.type === EntryType.Config) throw new TypeError(`ZabNode entries[${k}]: a Config entry; the ZAB engine has fixed membership and never writes one`);
+      if (e.index !== snapIndex + 1 + k) throw new RangeError(`ZabNode entries[${k}]: index ${e.index}, expected ${snapIndex + 1 + k} (contiguous after the snapshot at ${snapIndex})`);
+      const prev = k > 0 ? entries[k - 1]!.term : snapTerm;
+      if (e.term < prev) throw new RangeError(`ZabNode entries[${k}] (index ${e.index}): epoch ${e.term} below the previous ${prev}; epochs never decrease along a history`);
     });
     this.log = new ZabHistory(snapIndex, snapTerm, entries);
     this.config = config;
@@ -1672,18 +1676,4 @@ export class ZabNode implements Engine {
   private send(m: Message): void {
     this.msgs.push(m);
   }
-}
-
-/** The k-th largest value (k ≥ 1) of `xs`, or `dflt` when there are fewer than k. Sorts `xs` in place. */
-function kthLargest(xs: number[], k: number, dflt: number): number {
-  for (let i = 1; i < xs.length; i++) {
-    const v = xs[i]!;
-    let j = i - 1;
-    while (j >= 0 && xs[j]! < v) {
-      xs[j + 1] = xs[j]!;
-      j--;
-    }
-    xs[j + 1] = v;
-  }
-  return xs[k - 1] ?? dflt;
 }
