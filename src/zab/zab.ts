@@ -292,8 +292,6 @@ export class ZabNode implements Engine {
   private syncPos: Index = 0;
   /** Entries beyond syncPos are our own old ones, not yet compared with the leader's (lazy TRUNC). */
   private lazy = false;
-  /** This incarnation accepted `epoch` from `leaderId` (a repeated NEWEPOCH is answered alike). */
-  private acceptedHere = false;
   private lastAckEpoch: ZabAckEpoch | undefined;
   private stageElapsed = 0;
   private quiet = 0;
@@ -818,7 +816,6 @@ export class ZabNode implements Engine {
     this.stage = 'info';
     this.syncPos = 0;
     this.lazy = false;
-    this.acceptedHere = false;
     this.lastAckEpoch = undefined;
     this.incoming = undefined;
     this.stageElapsed = 0;
@@ -894,7 +891,6 @@ export class ZabNode implements Engine {
           return;
         }
         this.acceptedEpoch = e; // durable before ACKEPOCH leaves (the Ready's order)
-        this.acceptedHere = true;
         ok = true;
       } else if (e === this.acceptedEpoch) {
         ok = false; // accepted before (ZooKeeper's -1): answered, not counted
@@ -1176,9 +1172,8 @@ export class ZabNode implements Engine {
     let n = this.voting.includes(this.id) ? 1 : 0;
     let max = this.acceptedEpoch;
     for (const [id, acc] of this.infos) {
-      if (!this.voting.includes(id)) continue;
-      n++;
-      if (acc > max) max = acc;
+      if (acc > max) max = acc; // observers too: the epoch must be one they can accept
+      if (this.voting.includes(id)) n++;
     }
     if (n < this.quorum) return;
     if (max + 1 > MAX_EPOCH) return this.goLooking(); // 2^32 epochs: not reachable in practice
@@ -1201,9 +1196,12 @@ export class ZabNode implements Engine {
         }
         if (m.term > this.epoch && this.established) {
           // It accepted a later epoch than ours (from a prospective leader that failed):
-          // it can never join our epoch. Hand over to a new election, whose epoch is
-          // above every acceptedEpoch of its quorum (ZooKeeper leaves such a member
-          // out until the leader changes for another reason).
+          // it can never join our epoch. Hand over to a new election, whose epoch must
+          // be above that one (ZooKeeper leaves such a member out until the leader
+          // changes for another reason). We take its acceptedEpoch as ours — promising
+          // not to accept anything up to it only narrows what we accept — so that any
+          // quorum we are in picks a later epoch.
+          this.acceptedEpoch = Math.max(this.acceptedEpoch, m.term);
           return this.goLooking();
         }
         // A follower sends FOLLOWERINFO only to begin a session: whatever we had with it is over.

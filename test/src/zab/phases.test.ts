@@ -107,6 +107,25 @@ describe('phase 1: discovery', () => {
     expect(e).toBeGreaterThan(7);
     for (const id of [1, 2, 3]) expect(c.node(id).z.status()).toMatchObject({ acceptedEpoch: e, currentEpoch: e });
   });
+
+  it('the same for an observer that accepted a later epoch: it is brought in, not left out', () => {
+    const h = hist([[1, ''], [1, 'a']]);
+    const c = new Cluster({
+      seed: 111,
+      voters: [1, 2, 3],
+      observers: [4],
+      down: [4],
+      persisted: { 1: { hardState: hs(1, 1, 2), entries: h }, 2: { hardState: hs(1, 1, 2), entries: h }, 3: { hardState: hs(1, 1, 2), entries: h }, 4: { hardState: hs(9, 1, 2), entries: h } },
+    });
+    c.runUntil(() => c.agreed() !== undefined, 300, 'the voters settle first');
+    expect(c.leader()!.z.status().epoch).toBeLessThan(9);
+    c.restart(4);
+    c.runUntil(() => c.agreed() !== undefined && c.node(4).z.status().phase === 'broadcast', 600, 'the observer in broadcast');
+    expect(c.leader()!.z.status().epoch).toBeGreaterThan(9);
+    c.propose('b');
+    c.run(20);
+    expect(c.appliedData(4)).toEqual(['a', 'b']);
+  });
 });
 
 describe('phase 2: synchronization', () => {
