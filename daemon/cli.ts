@@ -78,6 +78,19 @@ export function buildProgram(): Command {
   // (and QUORUMD_API_URL = its API), so `quorumd kv put` inside a job reaches its own node.
   const nodeOpt = ['--node <url>', 'node API URL(s), comma-separated (env QUORUMD_API_URL)', process.env.QUORUMD_API_URL ?? 'http://127.0.0.1:7071'] as const;
   const firstNode = (n: string) => n.split(',')[0]!.trim();
+  // The API token: --token-file, QUORUMD_API_TOKEN(_FILE), --data-dir / QUORUMD_DATA_DIR, /var/lib/quorumd (daemon/client/token.ts).
+  program
+    .option('--token-file <file>', 'API token file (else QUORUMD_API_TOKEN, QUORUMD_API_TOKEN_FILE, <data dir>/api.token)')
+    .option('--data-dir <dir>', 'a node\'s data directory: its api.token is used (env QUORUMD_DATA_DIR; default /var/lib/quorumd)');
+  program.hook('preAction', async (_this, action) => {
+    let root: Command = action;
+    while (root.parent) root = root.parent;
+    const o = root.opts() as { tokenFile?: string; dataDir?: string };
+    const own = action.opts() as { tokenFile?: string; dataDir?: string };
+    const { setTokenSources } = await import('./client/http.ts');
+    // `dev --data-dir` is where dev keeps its data; for client commands it names a node's data directory.
+    setTokenSources({ tokenFile: own.tokenFile ?? o.tokenFile, dataDir: action.name() === 'dev' ? undefined : (own.dataDir ?? o.dataDir) });
+  });
 
   program
     .command('status')
@@ -127,7 +140,7 @@ export function buildProgram(): Command {
 
   const lock = program.command('lock').description('locks with fencing tokens');
   lock.command('acquire <name>')
-    .description('acquire a lock; prints token=<fencing token> ttlMs=<n>; exit 1 if held')
+    .description('acquire a lock; prints token=<fencing token> lease=<secret lease id> ttlMs=<n>; exit 1 if held')
     .option('--ttl <duration>', 'lease, e.g. 15s, 500ms, 2m', '15s')
     .option('--owner <owner>', 'who holds it', `${process.env.USER ?? 'cli'}@${process.pid}`)
     .option(...nodeOpt)
@@ -136,12 +149,20 @@ export function buildProgram(): Command {
       process.exitCode = await c.lockAcquire(firstNode(opts.node), name, opts);
     });
   lock.command('release <name>')
-    .description('release a lock held with --token')
-    .requiredOption('--token <token>', 'the fencing token of the grant', parseIntArg('--token', 0, Number.MAX_SAFE_INTEGER))
+    .description('release a lock: --lease is the lease id the acquire printed (the fencing token releases nothing)')
+    .requiredOption('--lease <id>', 'the secret lease id of the grant')
     .option(...nodeOpt)
-    .action(async (name: string, opts: { token: number; node: string }) => {
+    .action(async (name: string, opts: { lease: string; node: string }) => {
       const c = await import('./client/commands.ts');
       process.exitCode = await c.lockRelease(firstNode(opts.node), name, opts);
+    });
+  lock.command('renew <name>')
+    .description('renew a lock for another ttl: --lease is the lease id the acquire printed')
+    .requiredOption('--lease <id>', 'the secret lease id of the grant')
+    .option(...nodeOpt)
+    .action(async (name: string, opts: { lease: string; node: string }) => {
+      const c = await import('./client/commands.ts');
+      process.exitCode = await c.lockRelease(firstNode(opts.node), name, { lease: opts.lease, renew: true });
     });
 
   // `fence NODE` runs the action; `fence confirm NODE` is a subcommand (commander
@@ -184,7 +205,7 @@ export function buildProgram(): Command {
       process.stdout.write(
         `${file}: ok — node ${r.self.name} (id ${r.self.id}) of cluster ${c.cluster.name} (${c.members.length} members), ` +
           `engine ${c.engine}, links: ${[c.mqtt ? `mqtt(${c.mqtt.brokers.join(',')})` : '', ...(c.serial ?? []).map((s) => `serial(${s.path}→${s.peer})`)].filter(Boolean).join(' ')}, ` +
-          `HTTP ${c.http.listen}${r.http.token ? ' (token)' : ''}, data ${r.dataDir}\n`,
+          `HTTP ${c.http.listen}${c.http.tls ? ' (https)' : ''}, API token ${r.http.tokenFile ?? '(inline)'}${r.http.credentials.length ? ` + ${r.http.credentials.length} scoped` : ''}, data ${r.dataDir}\n`,
       );
     });
 

@@ -35,6 +35,8 @@ import { BullyRuntime } from './runtime/bully-node.ts';
 import { BullyBackend } from './http/runtime-backend.ts';
 import { bullyPriority } from './config/schema.ts';
 import { buildFencing, bullyFencingOptions, type BuiltFencing } from './fencing/build.ts';
+import { ensureTokenFile, readSecretFile } from './config/secrets.ts';
+import type { ApiCredential } from './http/auth.ts';
 import type { Logger as Pino } from 'pino';
 
 export interface StartOptions {
@@ -62,6 +64,8 @@ export interface RunningNode {
   http: ApiServer;
   /** Base URL of the HTTP API, e.g. http://127.0.0.1:7071. */
   url: string;
+  /** The file holding the operator API token (undefined when http.token is inline). */
+  apiTokenFile: string | undefined;
   hooks: HookRunner;
   /** Scheduled jobs (engine raft, not a witness; an empty scheduler without a `jobs:` list). */
   jobs: JobScheduler | undefined;
@@ -165,6 +169,21 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
   if (witness && c.engine !== 'raft') throw new Error(`${cfg.file}: not implemented: a witness process for engine ${c.engine} (a bully witness is a priority-0 member run by \`quorumd start\`)`);
 
   const unlock = lockDataDir(cfg.dataDir);
+  // The operator credential: configured, or <dataDir>/api.token made at the first start.
+  let apiToken = cfg.http.token;
+  if (apiToken === undefined) {
+    try {
+      const t = ensureTokenFile(cfg.http.tokenFile!, 'http.tokenFile');
+      apiToken = t.token;
+      if (t.created) log.info({ tokenFile: cfg.http.tokenFile }, `created the API token (operator scope) in ${cfg.http.tokenFile}, mode 0600; quorumd finds it with --data-dir ${cfg.dataDir} (or QUORUMD_DATA_DIR)`);
+    } catch (err) {
+      unlock();
+      throw new Error(`${cfg.file}: ${(err as Error).message}`);
+    }
+  }
+  const apiCredentials: ApiCredential[] = [{ name: 'token', scope: 'operator', token: apiToken }, ...cfg.http.credentials];
+  // How `quorumd` in a hook or job finds the token: the file, or the inline token itself.
+  const apiAuthEnv: Record<string, string> = cfg.http.tokenFile !== undefined ? { QUORUMD_API_TOKEN_FILE: cfg.http.tokenFile } : { QUORUMD_API_TOKEN: apiToken };
   const links: Link[] = [];
   const linkInfos: LinkInfo[] = [];
   try {
@@ -173,7 +192,7 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
         ? {
             ...(c.mqtt.tls.caFile ? { ca: readPem(c.mqtt.tls.caFile, 'mqtt.tls.caFile') } : {}),
             ...(c.mqtt.tls.certFile ? { cert: readPem(c.mqtt.tls.certFile, 'mqtt.tls.certFile') } : {}),
-            ...(c.mqtt.tls.keyFile ? { key: readPem(c.mqtt.tls.keyFile, 'mqtt.tls.keyFile') } : {}),
+            ...(c.mqtt.tls.keyFile ? { key: readSecretFile(c.mqtt.tls.keyFile, 'mqtt.tls.keyFile') } : {}),
             rejectUnauthorized: c.mqtt.tls.rejectUnauthorized,
           }
         : undefined;
@@ -317,7 +336,10 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     http = await startApiServer(backend, {
       host: cfg.http.host,
       port: opts.httpPort ?? cfg.http.port,
-      token: cfg.http.token,
+      credentials: apiCredentials,
+      ...(cfg.http.tls ? { tls: cfg.http.tls } : {}),
+      headersTimeoutMs: c.http.headersTimeoutMs,
+      maxConnectionsPerAddress: c.http.maxConnectionsPerAddress,
       maxBodyBytes: c.http.maxBodyBytes,
       maxWatchMs: c.http.maxWatchMs,
       backstopMs: c.http.requestTimeoutMs + 2000,
@@ -332,8 +354,9 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     throw new Error(`HTTP API on ${cfg.http.host}:${opts.httpPort ?? cfg.http.port}: ${(err as Error).message}`);
   }
   const a = http.address();
-  const url = `http://${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`;
+  const url = `${cfg.http.tls ? 'https' : 'http'}://${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`;
   hooks.apiUrl = url;
+  hooks.apiAuthEnv = apiAuthEnv;
 
   runtime.start();
   // Jobs run on data nodes only: a witness never leads.
@@ -343,6 +366,7 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     node: cfg.self.name,
     cluster: c.cluster.name,
     apiUrl: url,
+    apiAuthEnv,
     log: { debug: (f, m) => log.debug(f, m), info: (f, m) => log.info(f, m), warn: (f, m) => log.warn(f, m), error: (f, m) => log.error(f, m) },
   }) : undefined;
   if (jobs && backend instanceof RuntimeBackend) {
@@ -358,6 +382,7 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     links: linkInfos,
     http,
     url,
+    apiTokenFile: cfg.http.tokenFile,
     hooks,
     jobs,
     log,

@@ -353,14 +353,14 @@ export class RuntimeBackend extends BackendBase<NodeRuntime> implements ApiBacke
   del(key: string, opts: { cas?: number }, cb: ClientCallback): void {
     this.need(cb)?.del(key, opts, cb);
   }
-  lockAcquire(name: string, owner: string, ttlMs: number, cb: ClientCallback): void {
-    this.need(cb)?.lockAcquire(name, owner, ttlMs, cb);
+  lockAcquire(name: string, owner: string, ttlMs: number, lease: string, cb: ClientCallback): void {
+    this.need(cb)?.lockAcquire(name, owner, ttlMs, lease, cb);
   }
-  lockRenew(name: string, token: number, cb: ClientCallback): void {
-    this.need(cb)?.lockRenew(name, token, cb);
+  lockRenew(name: string, lease: string, cb: ClientCallback): void {
+    this.need(cb)?.lockRenew(name, lease, cb);
   }
-  lockRelease(name: string, token: number, cb: ClientCallback): void {
-    this.need(cb)?.lockRelease(name, token, cb);
+  lockRelease(name: string, lease: string, cb: ClientCallback): void {
+    this.need(cb)?.lockRelease(name, lease, cb);
   }
 
   jobs(): unknown[] {
@@ -573,9 +573,9 @@ export class BullyBackend extends BackendBase<BullyRuntime> implements ApiBacken
       case 'get': return this.rt.get('', {}, cb);
       case 'put': return this.rt.put('', new Uint8Array(), {}, cb);
       case 'del': return this.rt.del('', {}, cb);
-      case 'acquire': return this.rt.lockAcquire('', '', 0, cb);
-      case 'renew': return this.rt.lockRenew('', 0, cb);
-      default: return this.rt.lockRelease('', 0, cb);
+      case 'acquire': return this.rt.lockAcquire('', '', 0, '', cb);
+      case 'renew': return this.rt.lockRenew('', '', cb);
+      default: return this.rt.lockRelease('', '', cb);
     }
   }
   get(_key: string, _opts: { stale: boolean }, cb: ClientCallback): void {
@@ -587,13 +587,13 @@ export class BullyBackend extends BackendBase<BullyRuntime> implements ApiBacken
   del(_key: string, _opts: { cas?: number }, cb: ClientCallback): void {
     this.unsupported('del', cb);
   }
-  lockAcquire(_name: string, _owner: string, _ttlMs: number, cb: ClientCallback): void {
+  lockAcquire(_name: string, _owner: string, _ttlMs: number, _lease: string, cb: ClientCallback): void {
     this.unsupported('acquire', cb);
   }
-  lockRenew(_name: string, _token: number, cb: ClientCallback): void {
+  lockRenew(_name: string, _lease: string, cb: ClientCallback): void {
     this.unsupported('renew', cb);
   }
-  lockRelease(_name: string, _token: number, cb: ClientCallback): void {
+  lockRelease(_name: string, _lease: string, cb: ClientCallback): void {
     this.unsupported('release', cb);
   }
 

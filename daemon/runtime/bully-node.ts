@@ -853,13 +853,13 @@ export class BullyRuntime {
   get(_key: string, _opts: { stale?: boolean }, cb: ClientCallback): void {
     this.unsupportedOp('kv get', cb);
   }
-  lockAcquire(_name: string, _owner: string, _ttlMs: number, cb: ClientCallback): void {
+  lockAcquire(_name: string, _owner: string, _ttlMs: number, _lease: string, cb: ClientCallback): void {
     this.unsupportedOp('lock acquire', cb);
   }
-  lockRenew(_name: string, _token: number, cb: ClientCallback): void {
+  lockRenew(_name: string, _lease: string, cb: ClientCallback): void {
     this.unsupportedOp('lock renew', cb);
   }
-  lockRelease(_name: string, _token: number, cb: ClientCallback): void {
+  lockRelease(_name: string, _lease: string, cb: ClientCallback): void {
     this.unsupportedOp('lock release', cb);
   }
 }

@@ -41,7 +41,7 @@
  * into the replicated history (`fence.record`). The watchdog is fed every tick, except
  * by a node that lost its lease after being active (self-fence). Operator: `fence(node)`.
  */
-import { KvError, KvStateMachine, encodeCommand, decodeCommand, type ApplyResult, type Command, type JobOutcomeName } from '../../src/kv/index.ts';
+import { KvError, KvStateMachine, encodeCommand, decodeCommand, leaseDigest, type ApplyResult, type Command, type JobOutcomeName } from '../../src/kv/index.ts';
 import { RaftNode, type RaftOptions, type Ready, type MemberConfig, type RaftStatus, type Result } from '../../src/raft/index.ts';
 import type { Keyring } from '../../src/wire/auth.ts';
 import { DEFAULT_MAX_FRAME, newDropCounters, type DropCounters } from '../../src/wire/codec.ts';
@@ -248,6 +248,8 @@ export class NodeRuntime {
   /** The Ready loop (daemon/runtime/ready-loop.ts): persist, then send/apply/advance. */
   private readonly loop: ReadyLoop<Ready>;
   private unsupported = 0;
+  /** Lock renewals/releases refused by this leader without proposing (wrong lease, not held). */
+  lockRefusals = 0;
   private ids = 0;
   private lockClockOffset = 0;
   private wasLeader = false;
@@ -961,16 +963,41 @@ export class NodeRuntime {
     this.write(cmd, cb);
   }
 
-  lockAcquire(name: string, owner: string, ttlMs: number, cb: ClientCallback): void {
-    this.write({ op: 'lock.acquire', name, owner, ttlMs, now: 0 }, cb);
+  /**
+   * Locks. `lease` is the holder's secret lease id (src/kv/lease.ts): only its digest
+   * goes into the command, so neither the log nor a forwarded frame carries the id.
+   * Renew and release name the grant by it; the public fencing token is no credential.
+   */
+  lockAcquire(name: string, owner: string, ttlMs: number, lease: string, cb: ClientCallback): void {
+    const l = leaseArg(lease);
+    if (typeof l === 'string') return cb({ status: Status.BAD_REQUEST, error: l });
+    this.write({ op: 'lock.acquire', name, owner, ttlMs, now: 0, lease: l }, cb);
   }
 
-  lockRenew(name: string, token: number, cb: ClientCallback): void {
-    this.write({ op: 'lock.renew', name, token, now: 0 }, cb);
+  lockRenew(name: string, lease: string, cb: ClientCallback): void {
+    const l = leaseArg(lease);
+    if (typeof l === 'string') return cb({ status: Status.BAD_REQUEST, error: l });
+    this.write({ op: 'lock.renew', name, lease: l, now: 0 }, cb);
   }
 
-  lockRelease(name: string, token: number, cb: ClientCallback): void {
-    this.write({ op: 'lock.release', name, token }, cb);
+  lockRelease(name: string, lease: string, cb: ClientCallback): void {
+    const l = leaseArg(lease);
+    if (typeof l === 'string') return cb({ status: Status.BAD_REQUEST, error: l });
+    this.write({ op: 'lock.release', name, lease: l }, cb);
+  }
+
+  /**
+   * Whether this leader's applied state holds every committed write: it is active (with
+   * fencing, its lease holds, so no newer leader exists), an entry of its own term is
+   * committed (so everything committed before it is in its log) and it applied up to
+   * its commit index. Only then may it refuse a lock command on its own state without
+   * proposing it: a refusal then is as linearizable as a read at this instant.
+   */
+  private judgesLocksLocally(): boolean {
+    const raft = this.raft!;
+    if (!this.active) return false;
+    const commit = raft.status().commitIndex;
+    return commit > 0 && raft.termAt(commit) === raft.currentTerm && this.kv.appliedIndex >= commit;
   }
 
   /**
@@ -1061,6 +1088,14 @@ export class NodeRuntime {
         // DESIGN §5: locks are granted only by an active leader.
         if (!this.active) return reply(unavailable(`leader ${this.id} is not active yet (${this.activationStatus().waitingFor}); the lock command was not proposed`));
         cmd = { ...cmd, now: this.lockNow() };
+      }
+      if ((cmd.op === 'lock.renew' || cmd.op === 'lock.release') && cmd.lease && this.judgesLocksLocally()) {
+        // A wrong lease id (a guess) is refused here, before anything is written.
+        const verdict = this.kv.lockCheck(cmd.name, cmd.lease, this.lockNow());
+        if (verdict !== 'ok') {
+          this.lockRefusals++;
+          return reply({ status: Status.CONFLICT, error: `${cmd.op === 'lock.renew' ? 'renew' : 'release'} refused: ${verdict === 'not-held' ? `lock ${JSON.stringify(cmd.name)} is not held` : 'not the holder (wrong lease)'}` });
+        }
       }
       if (cmd.op === 'job.claim') {
         // A slot is claimed only by an active leader, in the term it saw itself active in.
@@ -1161,6 +1196,12 @@ export class NodeRuntime {
     if (this.ids === 0) this.ids = 1;
     return (((this.bootCounter & 0xfff) << 20) | this.ids) >>> 0 || 1;
   }
+}
+
+/** The digest of a lease id, or the reason it is not one. */
+function leaseArg(lease: unknown): Uint8Array | string {
+  if (typeof lease !== 'string' || !/^[A-Za-z0-9_-]{22,64}$/.test(lease)) return 'lease: expected a lease id of 22 to 64 characters A-Z a-z 0-9 _ -';
+  return leaseDigest(lease);
 }
 
 function checkKey(key: unknown): ClientResult | undefined {

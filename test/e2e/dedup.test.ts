@@ -19,6 +19,7 @@ import { parseConfigText, resolveConfig } from '../../daemon/config/load.ts';
 import { startBroker, type RunningBroker } from '../../hal/mqtt/broker.ts';
 import { ptyPair, socatCheck, type PtyPair } from '../hal/serial/socat.ts';
 import { waitFor } from './harness.ts';
+import { testTokenFile } from '../helpers/auth.ts';
 
 const socat = socatCheck();
 const nodes: RunningNode[] = [];
@@ -70,6 +71,7 @@ node: { name: n${k}, dataDir: ${join(dir, `n${k}`)} }
 mqtt: { brokers: ["mqtt://127.0.0.1:${broker.port}"] }
 serial:
 ${serial[k]}
+http: { tokenFile: ${JSON.stringify(testTokenFile())} }
 log: { level: silent }
 `;
       const cfg = resolveConfig(parseConfigText(text, `n${k}.yaml`), join(dir, `n${k}.yaml`));

@@ -18,6 +18,7 @@ import { call } from '../../daemon/client/http.ts';
 import { startBroker, type BrokerUser, type RunningBroker } from '../../hal/mqtt/broker.ts';
 import { ptyPair, socatCheck, type PtyPair } from '../hal/serial/socat.ts';
 import { spawnStart } from '../daemon/e2e/proc-cluster.ts';
+import { testTokenFile } from '../helpers/auth.ts';
 
 export const root = join(import.meta.dirname, '..', '..');
 export const bin = join(root, 'bin', 'quorumd.js');
@@ -243,7 +244,7 @@ export class Harness {
       }
     }
     if (raftYaml) lines.push('raft:', raftYaml);
-    lines.push('http:', `  listen: 127.0.0.1:${httpPort}`, '  requestTimeoutMs: 5000', 'log:', '  level: info', '');
+    lines.push('http:', `  listen: 127.0.0.1:${httpPort}`, `  tokenFile: ${JSON.stringify(testTokenFile())}`, '  requestTimeoutMs: 5000', 'log:', '  level: info', '');
     const file = join(this.dir, `n${k}.yaml`);
     writeFileSync(file, lines.join('\n'));
     return file;

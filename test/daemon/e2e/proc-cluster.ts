@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { devConfig } from '../../../daemon/dev.ts';
 import { call } from '../../../daemon/client/http.ts';
+import { testTokenFile } from '../../helpers/auth.ts';
 
 export const bin = join(import.meta.dirname, '..', '..', '..', 'bin', 'quorumd.js');
 
@@ -101,7 +102,7 @@ export class ProcCluster {
     const key = randomBytes(32).toString('hex');
     for (let k = 1; k <= n; k++) {
       const config = join(c.dir, `n${k}.yaml`);
-      writeFileSync(config, devConfig({ k, n, key, brokerUrl: `mqtt://127.0.0.1:${c.brokerPort}`, basePort: base, dir: c.dir }).replace(/^hooks:[\s\S]*?^log:/m, 'log:') + extraYaml);
+      writeFileSync(config, devConfig({ k, n, key, tokenFile: testTokenFile(), brokerUrl: `mqtt://127.0.0.1:${c.brokerPort}`, basePort: base, dir: c.dir }).replace(/^hooks:[\s\S]*?^log:/m, 'log:') + extraYaml);
       c.nodes.push({ name: `n${k}`, url: `http://127.0.0.1:${base + k}`, config, log: join(c.dir, `n${k}.log`), child: undefined });
     }
     for (const node of c.nodes) c.spawn(node);

@@ -9,6 +9,7 @@ import { startApiServer, type ApiServer } from '../../../daemon/http/server.ts';
 import type { ApiBackend, FenceAnswer } from '../../../daemon/http/backend.ts';
 import { call, jsonOf } from '../../../daemon/client/http.ts';
 import { DevRelay, startRailServer } from '../../../daemon/fencing/dev-relay.ts';
+import { testToken } from '../../helpers/auth.ts';
 
 const servers: Array<{ close(): Promise<void> | void }> = [];
 afterAll(async () => {
@@ -23,7 +24,7 @@ function backend(over: Partial<ApiBackend>): ApiBackend {
     get: (_k, _o, cb) => no(cb),
     put: (_k, _v, _o, cb) => no(cb),
     del: (_k, _o, cb) => no(cb),
-    lockAcquire: (_n, _o, _t, cb) => no(cb),
+    lockAcquire: (_n, _o, _t, _l, cb) => no(cb),
     lockRenew: (_n, _t, cb) => no(cb),
     lockRelease: (_n, _t, cb) => no(cb),
     metrics: () => [],
@@ -32,7 +33,7 @@ function backend(over: Partial<ApiBackend>): ApiBackend {
 }
 
 async function serve(b: ApiBackend, fenceTimeoutMs = 2000): Promise<string> {
-  const s: ApiServer = await startApiServer(b, { port: 0, fenceTimeoutMs });
+  const s: ApiServer = await startApiServer(b, { port: 0, fenceTimeoutMs, token: testToken() });
   servers.push(s);
   return `http://127.0.0.1:${s.address().port}`;
 }

@@ -14,6 +14,7 @@ import { startNode } from '../../../daemon/start.ts';
 import { checkBullyFencing } from '../../../daemon/fencing/build.ts';
 import { parseConfigText } from '../../../daemon/config/load.ts';
 import { call } from '../../../daemon/client/http.ts';
+import { testTokenFile } from '../../helpers/auth.ts';
 
 const KEY = 'ab'.repeat(32);
 const dir = mkdtempSync(join(tmpdir(), 'quorumd-bully-cfg-'));
@@ -30,7 +31,7 @@ members:
   - { id: 2, name: b }
 node: { name: ${name}, dataDir: ${JSON.stringify(join(dir, name))} }
 mqtt: { brokers: [ "mqtt://127.0.0.1:${port}" ], keepaliveSec: 1 }
-http: { listen: "127.0.0.1:0" }
+http: { listen: "127.0.0.1:0", tokenFile: ${JSON.stringify(testTokenFile())} }
 fencing:
 ${fencing}`;
 }

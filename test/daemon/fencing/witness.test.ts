@@ -13,6 +13,7 @@ import { startBroker, type RunningBroker } from '../../../hal/mqtt/broker.ts';
 import { call, jsonOf } from '../../../daemon/client/http.ts';
 import { bin, freePort } from '../e2e/proc-cluster.ts';
 import { poll } from './helpers.ts';
+import { testTokenFile } from '../../helpers/auth.ts';
 
 const KEY = 'a1'.repeat(32);
 let broker: RunningBroker | undefined;
@@ -34,7 +35,7 @@ members:
   - { id: 3, name: wit, role: witness }
 node: { name: ${name}, dataDir: ${JSON.stringify(join(dir, name))} }
 mqtt: { brokers: [mqtt://127.0.0.1:${brokerPort}], keepaliveSec: 5 }
-http: { listen: 127.0.0.1:${port} }
+http: { listen: 127.0.0.1:${port}, tokenFile: ${JSON.stringify(testTokenFile())} }
 raft: { electionTimeoutMinMs: 300, electionTimeoutMaxMs: 600, heartbeatMs: 50 }
 fencing:
   watchdogTimeoutMs: 1000      # no relays here: a new leader waits out the old one's lease + watchdog bound

@@ -18,6 +18,7 @@ import { startNode, type RunningNode } from '../../../daemon/start.ts';
 import type { NodeRuntime } from '../../../daemon/runtime/index.ts';
 import { call } from '../../../daemon/client/http.ts';
 import { Rng } from '../../../src/rng.ts';
+import { testTokenFile } from '../../helpers/auth.ts';
 
 const N = Number(process.env.QUORUMD_FUZZ_N ?? 10_000);
 let broker: RunningBroker;
@@ -32,7 +33,7 @@ beforeAll(async () => {
 members: [ { id: 1, name: solo } ]
 node: { name: solo, dataDir: ${JSON.stringify(join(dir, 'data'))} }
 mqtt: { brokers: [ "mqtt://127.0.0.1:${broker.port}" ] }
-http: { listen: "127.0.0.1:0", maxBodyBytes: 4096, maxWatchMs: 20 }
+http: { listen: "127.0.0.1:0", maxBodyBytes: 4096, maxWatchMs: 20, tokenFile: ${JSON.stringify(testTokenFile())} }
 `;
   const { config, locate } = parseConfigWithPositions(text, 'fuzz.yaml');
   node = await startNode(resolveConfig(config, join(dir, 'fuzz.yaml'), locate), { pino: pino({ level: 'silent' }) });

@@ -17,6 +17,7 @@ import { startNode, type RunningNode } from '../../../daemon/start.ts';
 import { call, jsonOf } from '../../../daemon/client/http.ts';
 import * as cmd from '../../../daemon/client/commands.ts';
 import type { NodeRuntime } from '../../../daemon/runtime/index.ts';
+import { testTokenFile } from '../../helpers/auth.ts';
 
 const KEY = '00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff';
 let broker: RunningBroker;
@@ -43,7 +44,7 @@ members:
   - { id: 1, name: solo }
 node: { name: solo, dataDir: ${f('data')} }
 mqtt: { brokers: [ "mqtt://127.0.0.1:${broker.port}" ] }
-http: { listen: "127.0.0.1:0" }
+http: { listen: "127.0.0.1:0", tokenFile: ${JSON.stringify(testTokenFile())} }
 jobs:
   - name: env
     cron: "* * * * * *"

@@ -140,7 +140,7 @@ describe('activation gate in the runtime', () => {
     expect(r.c.until(() => next.status().activation?.wantFence !== undefined && next.status().token > 0, 2000)).toBe(true);
     if (!next.active) {
       expect(next.status().waitingFor).toMatch(/lease to expire/);
-      const lock = r.c.call((cb) => next.lockAcquire('pump', 'me', 5000, cb), 10);
+      const lock = r.c.call((cb) => next.lockAcquire('pump', 'me', 5000, 'lease-of-the-test-0000001', cb), 10);
       expect(lock?.status).toBe(503);
     }
     expect(r.c.until(() => next.active, 10_000)).toBe(true);
@@ -148,7 +148,7 @@ describe('activation gate in the runtime', () => {
     // lease bound: ≥ watchdog timeout after the old leader's last chance to act
     expect(r.c.world.nowMs - stoppedAt).toBeGreaterThan(SIM_WATCHDOG_MS * 0.9);
     // active now: locks are granted
-    expect(r.c.call((cb) => next.lockAcquire('pump', 'me', 5000, cb))?.status).toBe(200);
+    expect(r.c.call((cb) => next.lockAcquire('pump', 'me', 5000, 'lease-of-the-test-0000001', cb))?.status).toBe(200);
     // the old leader stopped feeding its watchdog and the board reset itself
     expect(r.c.until(() => r.c.world.board(old.id).stats.watchdogResets >= 1, 8000)).toBe(true);
     expect(r.c.logs.some((l) => l.includes('self-fencing'))).toBe(true);
