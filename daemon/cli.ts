@@ -64,14 +64,30 @@ export function buildProgram(): Command {
       await runStart(opts.config);
     });
 
-  program
+  const broker = program
     .command('broker')
-    .description('run a standalone embedded MQTT broker')
+    .description('run a standalone embedded MQTT broker, closed: node accounts derived from the cluster key and/or a users file')
     .option('--port <port>', 'TCP port', parseIntArg('--port', 0, 65535), 1883)
     .option('--host <address>', 'listen address (default 127.0.0.1; the LAN needs an explicit address)', '127.0.0.1')
-    .action(async (opts: { port: number; host: string }) => {
+    .option('--cluster-key-file <file>', 'accept node N as quorumd-<cluster>-<N> with the password derived from this key (mode 0600)')
+    .option('--cluster <id>', 'wire cluster id of those node accounts', parseIntArg('--cluster', 0, 65535), 1)
+    .option('--users <file>', 'YAML `users: [{username, password, nodeId?, cluster?}]` (mode 0600)')
+    .option('--tls-cert <file>', 'serve mqtts with this certificate (PEM)')
+    .option('--tls-key <file>', 'its private key (PEM, mode 0600)')
+    .option('--tls-ca <file>', 'require client certificates signed by this CA')
+    .action(async (opts: { port: number; host: string; clusterKeyFile?: string; cluster: number; users?: string; tlsCert?: string; tlsKey?: string; tlsCa?: string }) => {
       const { runBroker } = await import('./broker-cmd.ts');
       await runBroker(opts);
+    });
+  broker
+    .command('passwords')
+    .description('print username:password of node accounts derived from the cluster key (for mosquitto_passwd -U)')
+    .requiredOption('--cluster-key-file <file>', 'the cluster key file (mode 0600)')
+    .option('--cluster <id>', 'wire cluster id', parseIntArg('--cluster', 0, 65535), 1)
+    .option('--nodes <range>', 'node ids, e.g. 1-5', '1-7')
+    .action(async (opts: { clusterKeyFile: string; cluster: number; nodes: string }) => {
+      const { brokerPasswords } = await import('./broker-cmd.ts');
+      process.stdout.write(brokerPasswords(opts));
     });
 
   // QUORUMD_API_URL, not QUORUMD_NODE: hooks and jobs get QUORUMD_NODE = the node's *name*

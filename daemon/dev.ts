@@ -122,14 +122,14 @@ function portFree(port: number): Promise<boolean> {
  * daemon/fencing/build.ts checkBullyFencing): its coordinator is active once every
  * earlier coordinator it knows of is fenced or acknowledged its step-down.
  */
-function devFencing(k: number, n: number, railUrl: string, powerOnAfterMs: number, engine = 'raft'): string {
+function devFencing(k: number, n: number, railUrl: string, powerOnAfterMs: number, engine = 'raft', tokenFile?: string): string {
   const targets = Array.from({ length: n }, (_, i) => i + 1).filter((j) => j !== k);
   if (targets.length === 0) return '';
   const bully = engine === 'bully';
   // Bully: delayMs 500 gives a preempted coordinator time to acknowledge its step-down
   // (one Election) before a returning higher board switches its relay; a crashed one
   // is fenced 0.5 s later than it could be.
-  const list = targets.map((j) => `    - { node: n${j}, action: reboot, powerOnAfterMs: ${powerOnAfterMs},${bully ? ' delayMs: 500,' : ''} levels: [[{ type: dev-relay, url: "${railUrl}" }]] }`).join('\n');
+  const list = targets.map((j) => `    - { node: n${j}, action: reboot, powerOnAfterMs: ${powerOnAfterMs},${bully ? ' delayMs: 500,' : ''} levels: [[{ type: dev-relay, url: "${railUrl}"${tokenFile !== undefined ? `, tokenFile: ${JSON.stringify(tokenFile)}` : ''} }]] }`).join('\n');
   if (bully) {
     return `fencing:
   # Simulated relays (quorumd dev only): each target's power rail is held by the dev
@@ -192,7 +192,7 @@ ${o.tokenFile !== undefined ? `  tokenFile: ${JSON.stringify(o.tokenFile)}   # t
   onInactive: echo "n${o.k} is no longer leader"
 log:
   level: info
-${o.railUrl !== undefined ? devFencing(o.k, o.n, o.railUrl, o.powerOnAfterMs ?? 5000, o.engine) : ''}${o.engine === 'bully' ? '' : devJobs(o.jobs)}`;
+${o.railUrl !== undefined ? devFencing(o.k, o.n, o.railUrl, o.powerOnAfterMs ?? 5000, o.engine, o.tokenFile) : ''}${o.engine === 'bully' ? '' : devJobs(o.jobs)}`;
 }
 
 export async function startDev(opts: DevOptions): Promise<DevCluster> {
@@ -213,12 +213,13 @@ export async function startDev(opts: DevOptions): Promise<DevCluster> {
       throw new Error(`port ${p} (HTTP of n${k} = --base-port ${opts.basePort} + ${k}) is in use; stop what uses it or pick another --base-port`);
     }
   }
-  const broker = await startBroker({ port: opts.brokerPort ?? 0, host: '127.0.0.1' });
-  const brokerUrl = `mqtt://127.0.0.1:${broker.port}`;
   const ownDir = opts.dataDir === undefined;
   const dir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'quorumd-dev-'));
   mkdirSync(dir, { recursive: true });
   const key = randomBytes(32).toString('hex');
+  // Closed broker: each node logs in with the password derived from the cluster key (hal/mqtt/credentials.ts).
+  const broker = await startBroker({ port: opts.brokerPort ?? 0, host: '127.0.0.1', clusterKeys: [{ cluster: 1, keys: [Buffer.from(key, 'hex')] }] });
+  const brokerUrl = `mqtt://127.0.0.1:${broker.port}`;
   // Secrets as files only their owner may read (docs/security.md); one API token for the dev cluster.
   const keyFile = join(dir, 'cluster.key');
   writeFileSync(keyFile, `${key}\n`, { mode: 0o600 });
@@ -231,6 +232,7 @@ export async function startDev(opts: DevOptions): Promise<DevCluster> {
   // The supervisor's power rails: off = SIGKILL the process and keep it down; on = start it.
   const rails = withRelays
     ? await startRailServer({
+        token: apiToken,
         get: (name) => nodes.find((x) => x.name === name)?.powered,
         set: (name, on) => {
           const node = nodes.find((x) => x.name === name);

@@ -16,7 +16,7 @@
  * directory lock is released.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Clock, Done, Link, Storage } from '../hal/interfaces.ts';
 import { FsStorage } from '../hal/fs-storage.ts';
@@ -144,6 +144,41 @@ function lockDataDir(dir: string): () => void {
   throw new Error(`data directory ${dir}: could not take the lock ${p}`);
 }
 
+/**
+ * This start's counter, kept in `<dataDir>/start.counter` (written atomically, fsynced):
+ * max(previous + 1, seconds since the Unix epoch). It grows at every start, and comes
+ * back above every earlier value even after the data directory was wiped, once the
+ * clock is set. The MQTT link names its connections with it (signed presence,
+ * hal/mqtt/presence.ts), so that peers can tell a replayed old will from a current one.
+ */
+function nextStartCounter(dir: string): number {
+  const p = join(dir, 'start.counter');
+  let prev = 0;
+  try {
+    const t = readFileSync(p, 'utf8').trim();
+    if (/^\d{1,10}$/.test(t)) prev = Number(t);
+  } catch {
+    /* first start */
+  }
+  const next = Math.min(0xffffffff, Math.max(prev + 1, Math.floor(Date.now() / 1000)));
+  const tmp = `${p}.tmp`;
+  const fd = openSync(tmp, 'w', 0o600);
+  try {
+    writeSync(fd, `${next}\n`);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, p);
+  const dfd = openSync(dir, 'r');
+  try {
+    fsyncSync(dfd);
+  } finally {
+    closeSync(dfd);
+  }
+  return next;
+}
+
 function readPem(file: string | undefined, what: string): string | undefined {
   if (file === undefined) return undefined;
   try {
@@ -199,6 +234,8 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
       const link = new MqttLink({
         cluster: c.cluster.id,
         self: cfg.self.id,
+        keyring: cfg.previousKey ? { current: cfg.key, previous: cfg.previousKey } : { current: cfg.key },
+        boot: nextStartCounter(cfg.dataDir),
         brokers: c.mqtt.brokers,
         keepaliveSec: c.mqtt.keepaliveSec,
         ...(c.mqtt.username !== undefined ? { username: c.mqtt.username } : {}),
@@ -210,7 +247,7 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
         name: link.name,
         stats: link.stats as unknown as Record<string, number>,
         up: () => link.connectedCount() > 0,
-        errorKeys: ['droppedDisconnected', 'droppedBackpressure', 'droppedTooLarge', 'refusedTooLarge', 'unexpectedTopic', 'badPresence'],
+        errorKeys: ['droppedDisconnected', 'droppedBackpressure', 'droppedTooLarge', 'refusedTooLarge', 'unexpectedTopic', 'badPresence', 'forgedPresence', 'staleWills', 'droppedOversizePackets'],
       });
     }
     for (const [i, sc] of (c.serial ?? []).entries()) {

@@ -48,7 +48,7 @@ ${o.extra ?? ''}`;
 
 describe('quorumd start with engine: bully', () => {
   it('three nodes: the highest coordinates, status/leader/hooks work, KV and locks answer 501, failover to the next', async () => {
-    const broker: RunningBroker = await startBroker({ port: 0, host: '127.0.0.1' });
+    const broker: RunningBroker = await startBroker({ port: 0, host: '127.0.0.1', clusterKeys: [{ cluster: 1, keys: [Buffer.from(KEY, 'hex')] }] });
     cleanup.push(() => new Promise<void>((r) => broker.close(() => r())));
     const dir = mkdtempSync(join(tmpdir(), 'quorumd-bully-'));
     cleanup.push(() => rmSync(dir, { recursive: true, force: true }));

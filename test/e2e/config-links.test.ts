@@ -75,7 +75,7 @@ describe('startNode with a serial device that is not there', () => {
   });
 
   it('starts, reports the wire down in /v1/status and /metrics, and keeps MQTT working', async () => {
-    broker = await startBroker({ port: 0 });
+    broker = await startBroker({ port: 0, clusterKeys: [{ cluster: 1, keys: [Buffer.from(KEY, 'hex')] }] });
     const text = `cluster: { name: c, key: "${KEY}" }
 members: [{ id: 1, name: a }, { id: 2, name: b }]
 node: { name: a, dataDir: ${join(dir, 'a')} }

@@ -166,10 +166,17 @@ export class Harness {
   readonly ptys: PtyPair[] = [];
   private disposed = false;
 
-  /** `quorumd broker` as a child process (the embedded aedes, open). */
+  /** The cluster key as a file (mode 0600), for `quorumd broker --cluster-key-file`. */
+  keyFile(): string {
+    const f = join(this.dir, 'cluster.key');
+    if (!existsSync(f)) writeFileSync(f, `${this.key}\n`, { mode: 0o600 });
+    return f;
+  }
+
+  /** `quorumd broker` as a child process (the embedded aedes, closed: node accounts derived from the cluster key). */
   async aedesChild(port?: number): Promise<BrokerProc> {
     const p = port ?? (await freePort());
-    const child = spawn(process.execPath, [bin, 'broker', '--port', String(p)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [bin, 'broker', '--port', String(p), '--cluster-key-file', this.keyFile(), '--cluster', '7'], { stdio: ['ignore', 'pipe', 'pipe'] });
     const log = createWriteStream(join(this.dir, `aedes-${p}.log`), { flags: 'a' });
     child.stdout!.pipe(log);
     child.stderr!.pipe(log);

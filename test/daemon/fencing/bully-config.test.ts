@@ -61,7 +61,7 @@ describe('engine bully with a fencing: section', () => {
   });
 
   it('stonith: false runs tokens only: active at once, fence endpoints answer without a fence device', async () => {
-    const broker = await startBroker({ port: 0, host: '127.0.0.1' });
+    const broker = await startBroker({ port: 0, host: '127.0.0.1', clusterKeys: [{ cluster: 1, keys: [Buffer.from(KEY, 'hex')] }] });
     cleanup.push(() => new Promise<void>((r) => broker.close(() => r())));
     const file = join(dir, 'tok.yaml');
     writeFileSync(file, text(`  stonith: false\n  targets:\n${relay.replace('node: b', 'node: a')}`, broker.port, 'b'));

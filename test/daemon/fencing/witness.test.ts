@@ -47,7 +47,7 @@ log: { level: info }
 describe('two boards + witness', () => {
   it('elect, commit, survive a SIGKILL of the leader; the witness never leads', async () => {
     dir = mkdtempSync(join(tmpdir(), 'quorumd-witness-'));
-    broker = await startBroker({ port: 0, host: '127.0.0.1' });
+    broker = await startBroker({ port: 0, host: '127.0.0.1', clusterKeys: [{ cluster: 7, keys: [Buffer.from(KEY, 'hex')] }] });
     const names = ['pi-a', 'pi-b', 'wit'];
     const ports = [await freePort(), await freePort(), await freePort()];
     const url = (i: number) => `http://127.0.0.1:${ports[i]}`;

@@ -27,7 +27,7 @@ let dir: string;
 let base: string;
 
 beforeAll(async () => {
-  broker = await startBroker({ port: 0 });
+  broker = await startBroker({ port: 0, clusterKeys: [{ cluster: 1, keys: [Buffer.from('ab'.repeat(32), 'hex')] }] });
   dir = mkdtempSync(join(tmpdir(), 'quorumd-fuzz-'));
   const text = `cluster: { name: fuzz, key: ${'ab'.repeat(32)} }
 members: [ { id: 1, name: solo } ]

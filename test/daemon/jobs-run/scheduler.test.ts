@@ -36,7 +36,7 @@ async function until<T>(what: string, ms: number, f: () => T | undefined | false
 const lines = (f: string) => (existsSync(f) ? readFileSync(f, 'utf8').split('\n').filter(Boolean) : []);
 
 beforeAll(async () => {
-  broker = await startBroker({ port: 0, host: '127.0.0.1' });
+  broker = await startBroker({ port: 0, host: '127.0.0.1', clusterKeys: [{ cluster: 1, keys: [Buffer.from(KEY, 'hex')] }] });
   dir = mkdtempSync(join(tmpdir(), 'quorumd-jobs-run-'));
   const f = (n: string) => JSON.stringify(join(dir, n));
   const text = `cluster: { name: jr, key: ${KEY} }
