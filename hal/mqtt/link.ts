@@ -579,13 +579,13 @@ export class MqttLink implements Link {
       const sock = net.createConnection({ host: ep.host, port: ep.port, noDelay: true });
       c.socket = sock;
       // A packet announcing more than the largest frame closes the connection at its header.
+      let stream: Duplex = sock;
       const guard = new MqttSizeGuard(this.maxFrame + PACKET_OVERHEAD, () => {
         this.stats.droppedOversizePackets++;
         c.lastError = `the broker sent a packet larger than ${this.maxFrame + PACKET_OVERHEAD} bytes; connection closed`;
         stream.destroy();
       });
       if (!ep.secure) {
-        const stream: Duplex = sock;
         sock.on('data', (d: Buffer) => guard.feed(d));
         return sock;
       }
@@ -601,7 +601,7 @@ export class MqttLink implements Link {
       });
       // Errors of the raw socket (ECONNREFUSED) must surface on the stream mqtt.js watches.
       sock.on('error', (err) => t.destroy(err));
-      const stream: Duplex = t;
+      stream = t;
       t.on('data', (d: Buffer) => guard.feed(d));
       return t;
     };
