@@ -346,6 +346,7 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
       checkQuorum: c.raft.checkQuorum,
     },
     requestTimeoutMs: c.http.requestTimeoutMs,
+    quota: { maxKeys: c.kv.maxKeys, maxBytes: c.kv.maxBytes },
     logger: rlog,
     observer: (backend as RuntimeBackend).observer(),
     onFatal,

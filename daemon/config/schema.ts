@@ -256,6 +256,19 @@ const http = z.strictObject({
   maxConnectionsPerAddress: int('connections', 1, 65_536).default(64),
 });
 
+/**
+ * Cluster-wide quotas of the replicated state (src/kv/quota.ts), enforced by the leader:
+ * a write past them answers 507 quota-exceeded. Set the same on every node (the
+ * leader's apply). The defaults keep a node under the shipped systemd unit's
+ * MemoryMax=256M with the quota full, also after a restart (docs/security.md).
+ */
+const kv = z.strictObject({
+  /** Keys plus lock records. Default 10000. */
+  maxKeys: int('keys', 1, 10_000_000).default(10_000),
+  /** Bytes of keys, values, lock names and owners. Default 16777216 (16 MiB). */
+  maxBytes: int('bytes', 1024, 4 * 1024 * 1024 * 1024).default(16 * 1024 * 1024),
+});
+
 const log = z.strictObject({
   /** pino level. Default info: role changes, elections, hooks, errors; no per-request lines. */
   level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { error: 'expected one of fatal, error, warn, info, debug, trace, silent' }).default('info'),
@@ -297,6 +310,7 @@ export const configSchema = z
     mqtt: mqtt.optional(),
     serial: z.array(serial, { error: 'expected a list of serial links' }).max(8, { error: 'expected at most 8 serial links' }).optional(),
     http: http.default(http.parse({})),
+    kv: kv.default(kv.parse({})),
     hooks: hooks.default(hooks.parse({})),
     log: log.default(log.parse({})),
     /**

@@ -41,7 +41,7 @@ export interface LeaderView {
 
 /** Answer of the fence endpoints: 200 done; 400/404 bad node; 502 the fence failed; 503 not possible here. */
 export interface FenceAnswer {
-  status: 200 | 400 | 404 | 502 | 503;
+  status: 200 | 400 | 404 | 409 | 502 | 503;
   error?: string;
   /** The fence record (src/fence FenceRecord) when a fence ran. */
   record?: unknown;

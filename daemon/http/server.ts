@@ -193,6 +193,9 @@ function failure(r: ClientResult, what: string): HttpError {
       return new HttpError(404, 'not-found', msg);
     case 413:
       return new HttpError(413, 'too-large', msg);
+    case 507:
+      // Definite: refused before proposing, the cluster's quota is full (src/kv/quota.ts).
+      return new HttpError(507, 'quota-exceeded', msg);
     case 501:
       // Definite: this engine cannot do it at all (bully has no replicated log).
       return new HttpError(501, 'engine-unsupported', msg);
@@ -576,7 +579,7 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
         if (!backend.confirmFenced) throw new HttpError(501, 'engine-unsupported', 'this node cannot confirm fences (engine without fencing)');
         const r = backend.confirmFenced(rest);
         if (r.status === 200) return json(res, 200, { ok: true, node: rest });
-        throw new HttpError(r.status, r.status === 404 ? 'not-found' : r.status === 503 ? 'unavailable' : 'bad-request', r.error ?? 'not confirmed');
+        throw new HttpError(r.status, r.status === 404 ? 'not-found' : r.status === 409 ? 'node-alive' : r.status === 503 ? 'unavailable' : 'bad-request', r.error ?? 'not confirmed');
       }
       const fence = backend.fence;
       if (!fence) throw new HttpError(501, 'engine-unsupported', 'this node cannot fence (engine without fencing)');

@@ -179,6 +179,7 @@ export type KvErrorCode =
   | 'bad-now'
   | 'bad-token'
   | 'bad-lease'
+  | 'quota-exceeded'
   | 'bad-node'
   | 'bad-term'
   | 'bad-fence'
@@ -202,7 +203,7 @@ export class KvError extends Error {
   }
 
   get httpStatus(): number {
-    return this.code === 'value-too-large' ? 413 : 400;
+    return this.code === 'value-too-large' ? 413 : this.code === 'quota-exceeded' ? 507 : 400;
   }
 }
 

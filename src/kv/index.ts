@@ -2,3 +2,4 @@
 export * from './commands.ts';
 export * from './state-machine.ts';
 export * from './lease.ts';
+export * from './quota.ts';

@@ -26,6 +26,7 @@
  * expired once the clock reaches `expiresAt` (now ≥ expiresAt).
  */
 import { CborWriter, readCbor, type Cbor } from './cbor.ts';
+import { utf8Length, type KvUsage } from './quota.ts';
 import {
   checkKeyLike,
   decodeCommand,
@@ -208,6 +209,13 @@ export class KvStateMachine {
   private lastActive: LeaderActivation | null = null;
   private fences: FenceHistoryRecord[] = [];
   private readonly jobTable = new Map<string, JobRecord>();
+  /** Keys + lock records, and their bytes (key, value, lock name and owner): what quotas bound (src/kv/quota.ts). */
+  private use: KvUsage = { keys: 0, bytes: 0 };
+
+  /** Keys (and lock records) held and their bytes. */
+  usage(): KvUsage {
+    return { ...this.use };
+  }
 
   /** Index of the last entry applied (or skipped as a no-op); 0 before the first. */
   get appliedIndex(): number {
@@ -339,6 +347,8 @@ export class KvStateMachine {
           return { op: 'put', ok: false, index: cur?.modIndex ?? 0 };
         }
         this.data.set(cmd.key, { value: cmd.value, createIndex: cur?.createIndex ?? index, modIndex: index });
+        if (cur) this.use.bytes += cmd.value.length - cur.value.length;
+        else this.use = { keys: this.use.keys + 1, bytes: this.use.bytes + utf8Length(cmd.key) + cmd.value.length };
         return { op: 'put', ok: true, index };
       }
       case 'del': {
@@ -346,7 +356,10 @@ export class KvStateMachine {
         if (cmd.cas !== undefined && cmd.cas !== (cur?.modIndex ?? 0)) {
           return { op: 'del', ok: false, index: cur?.modIndex ?? 0 };
         }
-        this.data.delete(cmd.key);
+        if (cur) {
+          this.data.delete(cmd.key);
+          this.use = { keys: this.use.keys - 1, bytes: this.use.bytes - utf8Length(cmd.key) - cur.value.length };
+        }
         return { op: 'del', ok: true, index };
       }
       case 'lock.acquire': {
@@ -366,7 +379,9 @@ export class KvStateMachine {
           return { op: 'lock.acquire', ok: true, token: again.token, ttlMs: again.ttlMs, expiresAt: again.expiresAt };
         }
         const grant: LockRecord = { name: cmd.name, owner: cmd.owner, token: index, ttlMs: cmd.ttlMs, expiresAt: now + cmd.ttlMs, lease: cmd.lease ?? null };
+        this.countLock(cur, -1);
         this.locks.set(cmd.name, grant);
+        this.countLock(grant, 1);
         return { op: 'lock.acquire', ok: true, token: index, ttlMs: cmd.ttlMs, expiresAt: grant.expiresAt };
       }
       case 'lock.renew': {
@@ -384,6 +399,7 @@ export class KvStateMachine {
         // Releasing a lapsed grant nobody else took is harmless: the record goes.
         if (!cur || !namesGrant(cur, cmd)) return { op: 'lock.release', ok: false };
         this.locks.delete(cmd.name);
+        this.countLock(cur, -1);
         return { op: 'lock.release', ok: true };
       }
       case 'lead.claim': {
@@ -433,6 +449,12 @@ export class KvStateMachine {
         return { op: 'job.done', ok: true };
       }
     }
+  }
+
+  /** Adds (sign 1) or removes (-1) a lock record's share of the usage. */
+  private countLock(l: LockRecord | undefined, sign: 1 | -1): void {
+    if (!l) return;
+    this.use = { keys: this.use.keys + sign, bytes: this.use.bytes + sign * (utf8Length(l.name) + utf8Length(l.owner)) };
   }
 
   private tick(now: number): number {
@@ -529,6 +551,7 @@ export class KvStateMachine {
       if (!(value instanceof Uint8Array) || value.length > MAX_VALUE_BYTES) return bad(`key row ${i}: value must be at most ${MAX_VALUE_BYTES} bytes`);
       if (!uint(c) || !uint(m) || c < 1 || c > m || m > applied) return bad(`key row ${i}: expected 1 ≤ createIndex ≤ modIndex ≤ appliedIndex`);
       sm.data.set(k, { value, createIndex: c, modIndex: m });
+      sm.use = { keys: sm.use.keys + 1, bytes: sm.use.bytes + utf8Length(k) + value.length };
     }
     prev = undefined;
     for (let i = 0; i < lockRows.length; i++) {
@@ -545,6 +568,7 @@ export class KvStateMachine {
       if (!uint(ttl) || ttl < MIN_TTL_MS || ttl > MAX_TTL_MS) return bad(`lock row ${i}: ttlMs out of range`);
       if (!uint(exp)) return bad(`lock row ${i}: expiresAt must be an unsigned integer`);
       sm.locks.set(n, { name: n, owner: owner as string, token, ttlMs: ttl, expiresAt: exp, lease: row.length === 6 ? (lease as Uint8Array) : null });
+      sm.countLock(sm.locks.get(n), 1);
     }
     if (root.length >= 8) {
       const err = sm.restoreFenceTable(root[7], applied);

@@ -72,6 +72,29 @@ describe('NodeRuntime on a simulated 3-board cluster', () => {
     expect(b2!.token!).toBeGreaterThan(a!.token!);
   });
 
+  it('quotas: the leader refuses writes past kv.maxKeys / maxBytes with 507 before proposing; deletes free room', () => {
+    const c = testCluster([1, 2, 3], { seed: 5, runtime: { quota: { maxKeys: 3, maxBytes: 1000 } } });
+    c.until(() => c.leader() !== undefined, 5000);
+    c.world.run(300);
+    const f = [...c.rt.values()].find((r) => !r.isLeader)!;
+    for (const k of ['a', 'b', 'c']) expect(c.call((cb) => f.put(k, new Uint8Array(100), {}, cb))?.status).toBe(Status.OK);
+    const L = c.leader()!;
+    const last = L.status().lastIndex;
+    const full = c.call((cb) => f.put('d', new Uint8Array(1), {}, cb));
+    expect(full?.status).toBe(507);
+    expect(full?.error).toMatch(/quota exceeded: the cluster holds 3 keys and locks .* at most 3 allowed \(kv\.maxKeys\)/);
+    expect(L.status().lastIndex).toBe(last); // nothing written
+    // An overwrite that grows past maxBytes is refused; one that shrinks is fine.
+    expect(c.call((cb) => f.put('a', new Uint8Array(800), {}, cb))?.status).toBe(507);
+    expect(c.call((cb) => f.put('a', new Uint8Array(10), {}, cb))?.status).toBe(Status.OK);
+    // A lock record counts as a key.
+    expect(c.call((cb) => f.lockAcquire('l', 'me', 5000, 'lease-of-the-test-0000001', cb))?.status).toBe(507);
+    expect(c.call((cb) => f.del('b', {}, cb))?.status).toBe(Status.OK);
+    expect(c.call((cb) => f.put('d', new Uint8Array(1), {}, cb))?.status).toBe(Status.OK);
+    expect(L.stateMachine.usage()).toEqual({ keys: 3, bytes: 3 + 10 + 100 + 1 });
+    expect(L.quotaRefusals).toBe(3);
+  });
+
   it('rejects bad input with 400/413 and a message naming the input', () => {
     const c = testCluster([1, 2, 3]);
     c.until(() => c.leader() !== undefined, 5000);
