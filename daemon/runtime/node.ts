@@ -1239,10 +1239,11 @@ export class NodeRuntime {
 
 /**
  * A node heard from within this many ms is alive: `fence confirm` of it is refused.
- * Long enough for a few heartbeats of any configuration, short enough not to hold up
- * an operator who really pulled the plug.
+ * Twenty heartbeats of the default configuration (a live leader is never silent that
+ * long towards a node it leads), and no wait worth mentioning for an operator who
+ * really pulled the plug.
  */
-export const ALIVE_WINDOW_MS = 5000;
+export const ALIVE_WINDOW_MS = 1000;
 
 /** Why confirming `node` down is refused (it is alive), or undefined. Shared by the Raft and bully runtimes. */
 export function aliveRefusal(node: NodeId, heardAgoMs: number | undefined, isKnownLeader: boolean): string | undefined {

@@ -13,6 +13,7 @@ import { fencedOff, simFencing, wireFencing, type FenceWiring, SIM_WATCHDOG_MS }
 import { BROKER } from '../../../firmware-sim/mqtt.ts';
 import type { NodeId } from '../../../src/types.ts';
 import { testCluster, type TestCluster } from './helpers.ts';
+import { ALIVE_WINDOW_MS } from '../../../daemon/runtime/node.ts';
 
 interface Rig {
   c: TestCluster;
@@ -223,8 +224,13 @@ describe('activation gate in the runtime', () => {
     const r = rig(ids, { stonith: false });
     const old = r.oneActive(5000);
     r.c.world.board(old.id).setMains(false);
+    const cutAt = r.c.world.nowMs;
     expect(r.c.until(() => r.live().some((x) => x.isLeader && x.status().token > 0), 5000)).toBe(true);
     const next = r.live().find((x) => x.isLeader)!;
+    expect(next.active).toBe(false);
+    // A node heard from within ALIVE_WINDOW_MS is alive: confirming it down is refused.
+    if (r.c.world.nowMs - cutAt < ALIVE_WINDOW_MS - 100) expect(next.confirmFenced(old.id)).toMatchObject({ ok: false, alive: true });
+    r.c.world.run(Math.max(0, cutAt + ALIVE_WINDOW_MS - r.c.world.nowMs)); // the operator pulled the plug a moment ago
     expect(next.active).toBe(false);
     const t0 = r.c.world.nowMs;
     expect(next.confirmFenced(old.id)).toEqual({ ok: true });
