@@ -161,6 +161,8 @@ export function killChild(c: ChildProcess | undefined, sig: NodeJS.Signals = 'SI
 export class Harness {
   readonly dir = mkdtempSync(join(tmpdir(), 'quorumd-links-'));
   readonly key = randomBytes(32).toString('hex');
+  /** The nodes' API token file (http.tokenFile of every config; QUORUMD_API_TOKEN_FILE names it for call()). */
+  readonly tokenFile = testTokenFile();
   readonly nodes: ProcNode[] = [];
   readonly brokers: BrokerProc[] = [];
   readonly ptys: PtyPair[] = [];
