@@ -81,13 +81,14 @@ export function buildProgram(): Command {
     });
   broker
     .command('passwords')
-    .description('print username:password of node accounts derived from the cluster key (for mosquitto_passwd -U)')
-    .requiredOption('--cluster-key-file <file>', 'the cluster key file (mode 0600)')
-    .option('--cluster <id>', 'wire cluster id', parseIntArg('--cluster', 0, 65535), 1)
+    .description('print username:password of node accounts derived from the cluster key (for mosquitto_passwd -U); takes --cluster-key-file and --cluster')
     .option('--nodes <range>', 'node ids, e.g. 1-5', '1-7')
-    .action(async (opts: { clusterKeyFile: string; cluster: number; nodes: string }) => {
+    .action(async (opts: { nodes: string }) => {
+      // --cluster-key-file and --cluster are the parent's options (commander parses them there).
+      const p = broker.opts() as { clusterKeyFile?: string; cluster: number };
+      if (p.clusterKeyFile === undefined) throw new Error('quorumd broker passwords: --cluster-key-file FILE is required');
       const { brokerPasswords } = await import('./broker-cmd.ts');
-      process.stdout.write(brokerPasswords(opts));
+      process.stdout.write(brokerPasswords({ clusterKeyFile: p.clusterKeyFile, cluster: p.cluster, nodes: opts.nodes }));
     });
 
   // QUORUMD_API_URL, not QUORUMD_NODE: hooks and jobs get QUORUMD_NODE = the node's *name*
