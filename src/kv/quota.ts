@@ -7,7 +7,7 @@
  * with that data needed 357 MB, over the 256 MB the shipped systemd unit allows
  * (packaging/quorumd.service). The defaults below keep a node (as run today, through
  * the TypeScript loader) under that limit with the quota full, also after a restart
- * (measured by bench/quota-rss.ts; docs/security.md has the numbers).
+ * (measured by test/security/node.test.ts; docs/security.md has the numbers).
  *
  * Enforced by the leader when it proposes (admission), not by the state machine when
  * it applies: the state machine must give the same result on every replica, and a
