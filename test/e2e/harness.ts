@@ -255,7 +255,7 @@ export class Harness {
     if (raftYaml) lines.push('raft:', raftYaml);
     lines.push('http:', `  listen: 127.0.0.1:${httpPort}`, `  tokenFile: ${JSON.stringify(testTokenFile())}`, '  requestTimeoutMs: 5000', 'log:', '  level: info', '');
     const file = join(this.dir, `n${k}.yaml`);
-    writeFileSync(file, lines.join('\n'));
+    writeFileSync(file, lines.join('\n'), { mode: 0o600 }); // the key is inline: a secret file (also outside vitest's umask, in bench/)
     return file;
   }
 
