@@ -12,7 +12,7 @@
  *        [--broker mosquitto|aedes] [--calm]
  *
  * --broker aedes: `quorumd broker --cluster-key-file` (closed); the flooder logs in with
- * node 3's derived password (a leaked node account: the worst a broker client can do)
+ * a follower's derived password (a leaked node account: the worst a broker client can do)
  * and is slowed to its publish rate. --calm: election timeouts 1–2 s (as the tests).
  */
 import { execFileSync } from 'node:child_process';
@@ -34,11 +34,12 @@ const h = new Harness();
 try {
   const b = brokerKind === 'aedes' ? await h.aedesChild() : await h.mosquitto();
   await h.startCluster({ n: 3, links: () => ({ brokers: [b.url] }), ...(calm ? { raftYaml: CALM_RAFT_YAML } : {}) });
-  const creds = brokerKind === 'aedes' ? { username: nodeUsername(7, 3), password: nodePassword(Buffer.from(h.key, 'hex'), 7, 3) } : {};
+  // A leaked node account (a follower's): the most a broker client can be.
+  const creds = brokerKind === 'aedes' ? { credentialsOf: (n: number) => ({ username: nodeUsername(7, n), password: nodePassword(Buffer.from(h.key, 'hex'), 7, n) }) } : {};
   const load0 = execFileSync('uptime', { encoding: 'utf8' }).trim();
   const r = await flood(h, { brokerUrl: b.url, cluster: 7, frames, target, ...creds });
   const load1 = execFileSync('uptime', { encoding: 'utf8' }).trim();
-  console.log(`broker ${brokerKind}${brokerKind === 'aedes' ? ' (closed; flooder = node 3 account)' : ' (anonymous)'}, target ${target}, raft ${calm ? 'calm (1-2 s)' : 'default (150-300 ms)'}`);
+  console.log(`broker ${brokerKind}${brokerKind === 'aedes' ? ' (closed; flooder = a follower\'s node account)' : ' (anonymous)'}, target ${target}, raft ${calm ? 'calm (1-2 s)' : 'default (150-300 ms)'}`);
   console.log(`flood: ${r.frames} frames in ${r.floodSeconds.toFixed(1)} s (${r.framesPerSec}/s)${r.flooderError ? `; flooder: ${r.flooderError}` : ''}`);
   console.log(`term ${r.termBefore} -> ${r.termAfter}: ${r.termChanges} term changes; leader ${r.leaderBefore} -> ${r.leaderAfter ?? '?'}`);
   console.log(`writes during the flood: ${r.writesOk} ok, ${r.writesFailed} failed${r.failures.length ? ` (${r.failures.join('; ')})` : ''}`);

@@ -23,9 +23,8 @@ export interface FloodOptions {
   frames?: number;
   /** 'inbox' = the leader's inbox; 'other' = a topic no node reads. */
   target?: 'inbox' | 'other';
-  /** MQTT credentials of the flooder, if the broker wants any. */
-  username?: string;
-  password?: string;
+  /** MQTT credentials of the flooder when the broker wants some: those of node `from` (a follower the frames claim to come from). */
+  credentialsOf?: (from: number) => { username: string; password: string };
   /** Concurrent writers through the leader during the flood. Default 4. */
   writers?: number;
 }
@@ -93,7 +92,7 @@ export async function flood(h: Harness, o: FloodOptions): Promise<FloodResult> {
     }
   }, 100);
 
-  const c = mqtt.connect(o.brokerUrl, { protocolVersion: 4, reconnectPeriod: 0, clientId: `flooder-${process.pid}`, ...(o.username ? { username: o.username, password: o.password } : {}) });
+  const c = mqtt.connect(o.brokerUrl, { protocolVersion: 4, reconnectPeriod: 0, clientId: `flooder-${process.pid}`, ...(o.credentialsOf ? o.credentialsOf(from) : {}) });
   let flooderError: string | undefined;
   c.on('error', (e) => (flooderError = e.message));
   const connected = await new Promise<boolean>((resolve) => {
@@ -109,8 +108,10 @@ export async function flood(h: Harness, o: FloodOptions): Promise<FloodResult> {
     while (sent < frames && c.connected) {
       const n = Math.min(500, frames - sent);
       await new Promise<void>((resolve) => {
+        c.once('close', () => resolve()); // cut off by the broker: the batch never completes
         for (let i = 0; i < n; i++) c.publish(topic, pool[(sent + i) % pool.length]!, { qos: 0 }, i === n - 1 ? () => resolve() : undefined);
       });
+      c.removeAllListeners('close');
       sent += n;
     }
   }
