@@ -85,6 +85,8 @@ export class FaultInjector {
   /** Faults applied / healed so far. */
   applied = 0;
   healed = 0;
+  /** Faults applied so far by kind (only kinds applied at least once appear). */
+  readonly appliedByKind: Partial<Record<FaultKind, number>> = {};
 
   constructor(
     private readonly world: World,
@@ -200,6 +202,7 @@ export class FaultInjector {
   apply(f: PlannedFault): void {
     const w = this.world;
     this.applied++;
+    this.appliedByKind[f.kind] = (this.appliedByKind[f.kind] ?? 0) + 1;
     w.ctx.log(`fault ${f.kind} ${f.detail}`);
     switch (f.kind) {
       case 'partition':
@@ -232,6 +235,8 @@ export class FaultInjector {
         break;
       }
     }
+    const o = w.ctx.observer;
+    if (o !== null) o.fault?.(f, 'apply');
   }
 
   /** Heals one applied fault now (loss/reorder restore the rate saved by `apply`). */
@@ -264,6 +269,8 @@ export class FaultInjector {
         break;
       }
     }
+    const o = w.ctx.observer;
+    if (o !== null) o.fault?.(f, 'heal');
   }
 
   /** Sets a broker rate and returns the previous value. */
