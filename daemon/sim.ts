@@ -44,6 +44,7 @@ export async function runSimCommand(opts: Record<string, unknown>, out: (line: s
   const t0 = performance.now();
   const results: SeedResult[] = [];
   let violations = 0;
+  progress?.update(0, 0);
   for (const seed of cfg.seeds) {
     let r: SeedResult;
     if (cfg.html !== null) {

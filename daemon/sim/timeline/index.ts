@@ -97,6 +97,7 @@ export function writeHtmlDir(
   summary: { totals: string; faultKinds: string },
   hooks: Omit<SeedHooks, 'timeline'> | Omit<BullySeedHooks, 'timeline'> = {},
 ): HtmlDirResult {
+  prepareHtmlDir(dir);
   const entries: IndexEntry[] = [];
   const pages: HtmlDirResult['pages'] = [];
   const mismatches: HtmlDirResult['mismatches'] = [];
