@@ -329,7 +329,6 @@
     row: function (i) { return laneRow[fe[i].by] === undefined ? -1 : laneRow[fe[i].by]; },
     at: function (i) { return fe[i].at / 1000; },
     color: function (i) { return fe[i].outcome === 'failed' ? '#c62828' : '#000'; },
-    label: function (i) { return '⚡n' + fe[i].target; },
     text: function (i) {
       var f = fe[i];
       return 'fence: n' + f.by + ' fenced n' + f.target + ' → ' + f.outcome + ' (action ' + f.action + ', ' + termWord + ' ' + f.term + ')\n' +
