@@ -194,7 +194,8 @@ describe.skipIf(SKIP_BROWSER)('simulation timeline in Chromium', () => {
       for (const s of visibleSpans(data, idx, r0.min, r0.max)) {
         const mid = (s.from + s.to) / 2;
         if ((s.to - s.from) * pxPerMs < 10 || Math.abs(mid - vMs) * pxPerMs < 8) continue;
-        const p = await at(page, mid, lay.laneRow[String(lane.id)]!, 0.55);
+        // Above the span's label (drawn across its middle).
+        const p = await at(page, mid, lay.laneRow[String(lane.id)]!, 0.38);
         expect(p.rgb, `n${lane.id} ${s.state} at ${mid} ms`).toEqual(await legendColor(page, s.state));
         expect(await hover(page, p.x, p.y)).toMatch(new RegExp(`^n${lane.id}: ${s.state.replace(/[()]/g, '\\$&')}`));
         checked++;
