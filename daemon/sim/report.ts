@@ -1,5 +1,5 @@
 /**
- * Output of `quorumd sim` (DESIGN §6): one summary line per seed with `trace=<sha256>`,
+ * Output of `quorumd sim` (documented for users, field by field, in docs/sim.md): one summary line per seed with `trace=<sha256>`,
  * and a last line `seeds=<n> violations=<n> stale_actuations=<n> dual_active_ms=<n> ...`;
  * with --json the same as one JSON object per line.
  *
@@ -15,7 +15,7 @@ import { replayCommand, type SimConfig } from './options.ts';
 import { percentile } from './fencing.ts';
 import { FAULT_KINDS } from '../../firmware-sim/faults.ts';
 
-export const GATE_NOTE = 'stale_actuations/dual_active_ms measure active leaders (activation gate, DESIGN §5)';
+export const GATE_NOTE = 'stale_actuations/dual_active_ms measure active leaders (the activation gate: docs/fencing.md)';
 
 export function seedLine(r: SeedResult, cfg: SimConfig): string {
   if (cfg.json) {
