@@ -187,7 +187,7 @@
             lastColor = c;
           }
           ctx.fillRect(x0, y0, w, y1 - y0);
-          if (L.label && w > 24 * dpr) {
+          if (L.label && w > 24 * dpr && y1 - y0 >= 8 * dpr) {
             var text = L.label(i);
             if (text) {
               var tw = ctx.measureText(text).width;

@@ -65,6 +65,13 @@ beforeAll(async () => {
   const cleanCfg = parseSimOptions({ seed: 3, nodes: 5, time: '30s', faults: ALL });
   const clean = recordSeed(cleanCfg, 3);
   expect(clean.result.violation).toBeUndefined();
+  // Two fault kinds the page has never heard of (as a kind added to the simulator later
+  // would be): one on a board, one on the whole network. They must be drawn and named
+  // like the others, with no change to the page.
+  clean.data.faults.push(
+    { kind: 'meteor', at: 21_000_000, heal: 22_500_000, planHeal: 22_500_000, node: 2, groups: null, detail: 'size=big' },
+    { kind: 'solar-flare', at: 23_000_000, heal: 24_000_000, planHeal: 24_000_000, node: null, groups: null, detail: 'class=X' },
+  );
   pages.clean = make('clean', clean.data);
   const bullyCfg = parseSimOptions({ seed: 3, nodes: 5, engine: 'bully', time: '60s', faults: ALL });
   const bully = recordSeed(bullyCfg, 3);
@@ -195,7 +202,7 @@ describe.skipIf(SKIP_BROWSER)('simulation timeline in Chromium', () => {
         const mid = (s.from + s.to) / 2;
         if ((s.to - s.from) * pxPerMs < 10 || Math.abs(mid - vMs) * pxPerMs < 8) continue;
         // Above the span's label (drawn across its middle).
-        const p = await at(page, mid, lay.laneRow[String(lane.id)]!, 0.38);
+        const p = await at(page, mid, lay.laneRow[String(lane.id)]!, 0.42);
         expect(p.rgb, `n${lane.id} ${s.state} at ${mid} ms`).toEqual(await legendColor(page, s.state));
         expect(await hover(page, p.x, p.y)).toMatch(new RegExp(`^n${lane.id}: ${s.state.replace(/[()]/g, '\\$&')}`));
         checked++;
@@ -269,7 +276,8 @@ describe.skipIf(SKIP_BROWSER)('simulation timeline in Chromium', () => {
     expect(r0.max).toBeCloseTo(data.end / 1000, 3);
     const lay = await layout(page);
     const kinds = [...new Set(data.faults.map((f) => f.kind))];
-    expect(kinds.length).toBeGreaterThanOrEqual(4);
+    expect(kinds.length).toBeGreaterThanOrEqual(6);
+    expect(kinds).toEqual(expect.arrayContaining(['meteor', 'solar-flare']));
     await shot(page, 'clean-whole-run');
     for (const kind of kinds) {
       const f = data.faults.find((x) => x.kind === kind)!;
@@ -279,12 +287,23 @@ describe.skipIf(SKIP_BROWSER)('simulation timeline in Chromium', () => {
       await page.evaluate(([a, b]) => window.quorumdTimeline.chart.setRange(a!, b!), [from - 200, to + 200]);
       const row = f.node !== null ? lay.laneRow[String(f.node)]! : lay.labels.indexOf(kind);
       expect(row, `row of ${kind}`).toBeGreaterThanOrEqual(0);
-      const p = await at(page, (from + to) / 2, row, f.node !== null ? 0.16 : 0.5);
+      const p = await at(page, (from + to) / 2, row, f.node !== null ? 0.2 : 0.5);
       expect(p.rgb, `${kind} band colour`).toEqual(await legendColor(page, kind));
       const tip = await hover(page, p.x, p.y);
       expect(tip, kind).toMatch(/^fault: /);
       expect(tip).toContain(f.detail);
-      if (kind === 'partition') expect(tip).toContain('sides: {');
+      if (kind === 'partition') {
+        expect(tip).toContain('sides: {');
+        // Each board's side, in the thin strip at the top of its lane.
+        for (const g of f.groups!) {
+          for (const n of g) {
+            if (n === 'broker') continue;
+            const q = await at(page, (from + to) / 2, lay.laneRow[String(n)]!, 0.08);
+            expect(q.rgb, `n${n}'s side`).toEqual(await legendColor(page, g.includes('broker') ? 'side with the broker' : 'side without it'));
+            expect(await hover(page, q.x, q.y)).toContain(g.includes('broker') ? ', with the broker' : ', cut off from the broker');
+          }
+        }
+      }
     }
     await page.click('button[data-action="show everything"]');
     expect(errors).toEqual([]);

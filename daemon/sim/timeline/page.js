@@ -6,8 +6,9 @@
  * Rows, top to bottom:
  *   one row per kind of fault that hits the whole network (loss, reorder, partition
  *                with its sides), or one empty "network" row when there was none
- *   n1 … nN      one lane per board: a strip of the faults on that board (and its side
- *                of a partition), the board's state bar (powered off, booting, crashed,
+ *   n1 … nN      one lane per board: its side of a partition (a thin strip: light with
+ *                the broker, dark without), the faults on that board, the board's
+ *                state bar (powered off, booting, crashed,
  *                the engine's role, active), term/epoch ticks; relay contacts (◆ on the
  *                board whose supply switched), fences (flag on the fencing board)
  *   c1 … cK      one row per client: each request a bar from call to return,
@@ -83,7 +84,11 @@
     timeout: 'no answer (client gave up: may have happened)',
     rejected: 'rejected (4xx)',
   };
-  var SIDE_COLORS = ['#c9b8ef', '#6f4fb3', '#b0a0d0', '#503080'];
+  /** A partition side's colour: light with the broker (it can talk), dark without. */
+  var SIDE_WITH_BROKER = '#c9b8ef';
+  var SIDE_WITHOUT_BROKER = '#5b3a9c';
+  /** A board's lane, as fractions of its height: partition side, faults, state bar, term ticks. */
+  var LANE = { height: 50, sides: [0.03, 0.13], faults: [0.15, 0.35], bar: [0.38, 0.8], ticks: [0.82, 1] };
 
   /** A stable colour for a name nobody listed (a new fault kind, role or outcome). */
   function hashColor(name) {
@@ -132,7 +137,7 @@
   var nNet = rows.length;
   lanes.forEach(function (l) {
     laneRow[l.id] = rows.length;
-    rows.push({ label: 'n' + l.id + (l.witness ? ' (witness)' : ''), height: 42 });
+    rows.push({ label: 'n' + l.id + (l.witness ? ' (witness)' : ''), height: LANE.height });
   });
   var clientRow0 = rows.length;
   for (var c = 1; c <= D.ops.clients; c++) rows.push({ label: 'client ' + c, height: 13, background: '#fcfcfc' });
@@ -168,8 +173,8 @@
   layers.push({
     kind: 'spans',
     n: st.row.length,
-    top: 0.32,
-    bottom: 0.78,
+    top: LANE.bar[0],
+    bottom: LANE.bar[1],
     row: function (i) { return st.row[i]; },
     from: function (i) { return st.from[i]; },
     to: function (i) { return st.to[i]; },
@@ -205,8 +210,8 @@
     kind: 'marks',
     shape: 'tick',
     n: tm.row.length,
-    top: 0.8,
-    bottom: 1,
+    top: LANE.ticks[0],
+    bottom: LANE.ticks[1],
     row: function (i) { return tm.row[i]; },
     at: function (i) { return tm.at[i]; },
     color: function () { return '#555'; },
@@ -260,30 +265,39 @@
     lines.push(f.heal !== null ? 'healed at ' + at(f.heal / 1000) : f.kind === 'crash' ? 'the board restarts by itself' : 'not healed before the end');
     return lines.join('\n');
   }
-  var laneIdx = [];
+  var faultIdx = [];
+  var sideIdx = [];
   var netIdx = [];
-  for (var k = 0; k < fb.row.length; k++) (fb.row[k] < nNet ? netIdx : laneIdx).push(k);
-  // A board's strip: its own faults and its side of a partition.
+  for (var k = 0; k < fb.row.length; k++) (fb.row[k] < nNet ? netIdx : fb.side[k] >= 0 ? sideIdx : faultIdx).push(k);
+  function hasBroker(j) {
+    return D.faults[fb.f[j]].groups[fb.side[j]].indexOf('broker') >= 0;
+  }
+  // A board's side of each partition: a thin strip at the top of its lane.
   layers.push({
     kind: 'spans',
-    n: laneIdx.length,
-    top: 0.04,
-    bottom: 0.28,
+    n: sideIdx.length,
+    top: LANE.sides[0],
+    bottom: LANE.sides[1],
     minPx: 2,
-    row: function (i) { return fb.row[laneIdx[i]]; },
-    from: function (i) { return fb.from[laneIdx[i]]; },
-    to: function (i) { return fb.to[laneIdx[i]]; },
-    color: function (i) {
-      var j = laneIdx[i];
-      return fb.side[j] >= 0 ? SIDE_COLORS[fb.side[j] % SIDE_COLORS.length] : colorOf(KIND_COLORS, D.faults[fb.f[j]].kind);
-    },
-    label: function (i) {
-      var j = laneIdx[i];
-      var f = D.faults[fb.f[j]];
-      if (fb.side[j] >= 0) return 'side ' + (fb.side[j] + 1) + (f.groups[fb.side[j]].indexOf('broker') >= 0 ? ' +broker' : '');
-      return f.kind;
-    },
-    text: function (i) { return faultText(laneIdx[i]); },
+    row: function (i) { return fb.row[sideIdx[i]]; },
+    from: function (i) { return fb.from[sideIdx[i]]; },
+    to: function (i) { return fb.to[sideIdx[i]]; },
+    color: function (i) { return hasBroker(sideIdx[i]) ? SIDE_WITH_BROKER : SIDE_WITHOUT_BROKER; },
+    text: function (i) { return faultText(sideIdx[i]); },
+  });
+  // The faults on a board (crash, power, clock, disk, and any kind added later).
+  layers.push({
+    kind: 'spans',
+    n: faultIdx.length,
+    top: LANE.faults[0],
+    bottom: LANE.faults[1],
+    minPx: 2,
+    row: function (i) { return fb.row[faultIdx[i]]; },
+    from: function (i) { return fb.from[faultIdx[i]]; },
+    to: function (i) { return fb.to[faultIdx[i]]; },
+    color: function (i) { return colorOf(KIND_COLORS, D.faults[fb.f[faultIdx[i]]].kind); },
+    label: function (i) { return D.faults[fb.f[faultIdx[i]]].kind; },
+    text: function (i) { return faultText(faultIdx[i]); },
   });
   // The network rows: their faults over the whole row.
   layers.push({
@@ -309,8 +323,8 @@
     kind: 'marks',
     shape: 'diamond',
     n: rl.length / 4,
-    top: 0.32,
-    bottom: 0.78,
+    top: LANE.bar[0],
+    bottom: LANE.bar[1],
     row: function (i) { return laneRow[rl[i * 4 + 2]] === undefined ? -1 : laneRow[rl[i * 4 + 2]]; },
     at: function (i) { return rl[i * 4] / 1000; },
     color: function (i) { return rl[i * 4 + 3] ? '#2e7d32' : '#c62828'; },
@@ -324,8 +338,8 @@
     kind: 'marks',
     shape: 'flag',
     n: fe.length,
-    top: 0.3,
-    bottom: 0.8,
+    top: LANE.bar[0] - 0.02,
+    bottom: LANE.bar[1],
     row: function (i) { return laneRow[fe[i].by] === undefined ? -1 : laneRow[fe[i].by]; },
     at: function (i) { return fe[i].at / 1000; },
     color: function (i) { return fe[i].outcome === 'failed' ? '#c62828' : '#000'; },
@@ -395,6 +409,10 @@
   var lg = document.getElementById('legend');
   legend(lg, 'board', D.states, STATE_COLORS, STATE_TEXT);
   legend(lg, 'faults', kindsSeen, KIND_COLORS, KIND_TEXT);
+  if (sideIdx.length > 0) {
+    var SIDES = { 'side with the broker': SIDE_WITH_BROKER, 'side without it': SIDE_WITHOUT_BROKER };
+    legend(lg, 'partition', Object.keys(SIDES), SIDES, null);
+  }
   var outs = [];
   for (var q = 0; q < nOps; q++) {
     var o = D.ops.outcomes[op[q * 7 + 6]];
