@@ -252,7 +252,7 @@ describe.skipIf(SKIP_BROWSER)('simulation timeline in Chromium', () => {
     await shot(page, 'failing-dragged-3-5s');
     await page.mouse.move(b.x - 50, b.y);
     await page.mouse.wheel(0, -300);
-    await expect.poll(async () => { const r = await range(page); return r.max - r.min; }).toBeLessThan(dragged.max - dragged.min - 1);
+    await expect.poll(async () => { const r = await range(page); return r.max - r.min; }, { timeout: 10_000 }).toBeLessThan(dragged.max - dragged.min - 1);
     // Pan: the ▶ button moves the window right by a quarter of its width.
     const before = await range(page);
     await page.click('button[data-action="pan right"]');
