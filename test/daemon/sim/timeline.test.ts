@@ -218,5 +218,13 @@ describe('sim timeline', () => {
     expect(await runSimCommand({ seed: 1, html: file, htmlDir: dir }, () => {}, io)).toBe(2);
     expect(err.join('')).toMatch(/not both/);
     expect(existsSync(join(tmp, 'no'))).toBe(false);
+    // A page that cannot be written after the run (here /proc, a folder nobody can add
+    // files to, root included): the run is still reported, the failure said, exit 2.
+    err.length = 0;
+    out.length = 0;
+    expect(await runSimCommand({ seed: 1, nodes: 3, time: '3s', html: '/proc/quorumd-timeline.html' }, (l) => out.push(l), io)).toBe(2);
+    expect(out[0]).toMatch(/^seed=1 ok trace=/);
+    expect(out.at(-1)).toMatch(/^seeds=1 violations=0 /);
+    expect(err.join('')).toMatch(/cannot write the timeline to \/proc\/quorumd-timeline\.html: /);
   });
 });
