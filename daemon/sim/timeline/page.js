@@ -144,7 +144,7 @@
   var layers = [];
 
   // ---- lane states ------------------------------------------------------------------
-  var st = { row: [], from: [], to: [], state: [], cause: [], term: [] };
+  var st = { row: [], from: [], to: [], state: [], cause: [], term: [], termEnd: [] };
   function termAt(li, us) {
     var t = D.terms[li];
     var term = null;
@@ -167,6 +167,7 @@
       st.state.push(D.states[s[i + 1]]);
       st.cause.push(s[i + 2] >= 0 ? D.causes[s[i + 2]] : null);
       st.term.push(termAt(li, s[i]));
+      st.termEnd.push(termAt(li, to - 1));
     }
   });
   var CAUSE_TEXT = { 'power-on': 'power on', 'mains-off': 'mains cut', 'relay-open': 'its supply relay opened (fenced)', watchdog: 'watchdog reset', crash: 'process crash', boot: 'boot finished' };
@@ -184,7 +185,10 @@
       var node = lanes[st.row[i] - nNet].id;
       var s = st.state[i];
       var lines = ['n' + node + ': ' + s + (STATE_TEXT[s] ? ' — ' + STATE_TEXT[s] : ''), interval(st.from[i], st.to[i])];
-      if (st.term[i] !== null && ['off', 'off (fenced)', 'booting', 'crashed', 'starting'].indexOf(s) < 0) lines.push((meta.engine === 'raft' ? 'term ' : 'epoch ') + st.term[i]);
+      if (st.term[i] !== null && ['off', 'off (fenced)', 'booting', 'crashed', 'starting'].indexOf(s) < 0) {
+        var word = meta.engine === 'raft' ? 'term' : 'epoch';
+        lines.push(st.termEnd[i] !== st.term[i] ? word + ' ' + st.term[i] + ' → ' + st.termEnd[i] : word + ' ' + st.term[i]);
+      }
       if (s === 'active') {
         var tok = tokenAt(node, st.from[i] * 1000);
         if (tok !== null) lines.push('fencing token ' + tok);
