@@ -204,6 +204,10 @@ export class FaultInjector {
     this.applied++;
     this.appliedByKind[f.kind] = (this.appliedByKind[f.kind] ?? 0) + 1;
     w.ctx.log(`fault ${f.kind} ${f.detail}`);
+    // Told here, before the kind's own code, so that every kind (also one added later,
+    // however its case ends) reaches the observer; the same instant either way.
+    const o = w.ctx.observer;
+    if (o !== null) o.fault?.(f, 'apply');
     switch (f.kind) {
       case 'partition':
         w.partition(f.groups ?? []);
@@ -235,8 +239,6 @@ export class FaultInjector {
         break;
       }
     }
-    const o = w.ctx.observer;
-    if (o !== null) o.fault?.(f, 'apply');
   }
 
   /** Heals one applied fault now (loss/reorder restore the rate saved by `apply`). */
@@ -244,6 +246,8 @@ export class FaultInjector {
     const w = this.world;
     this.healed++;
     w.ctx.log(`heal ${f.kind} ${f.detail}`);
+    const o = w.ctx.observer;
+    if (o !== null) o.fault?.(f, 'heal');
     switch (f.kind) {
       case 'partition':
         w.heal();
@@ -269,8 +273,6 @@ export class FaultInjector {
         break;
       }
     }
-    const o = w.ctx.observer;
-    if (o !== null) o.fault?.(f, 'heal');
   }
 
   /** Sets a broker rate and returns the previous value. */

@@ -4,7 +4,8 @@
  *
  * This is how a recorder (the HTML timeline of `quorumd sim --html`) sees the world
  * without changing it. The rules that keep a run a pure function of its seed:
- *   - the world calls an observer only *after* the change, with plain values;
+ *   - the world calls an observer with plain values: after a board or relay changed,
+ *     and as a fault is applied or healed (in the same instant);
  *   - an observer only reads: it must not schedule events, draw random numbers, write
  *     to the trace or touch a board; a run with an observer has the same trace hash as
  *     one without (test/daemon/sim/timeline.test.ts checks it);
@@ -26,6 +27,6 @@ export interface SimObserver {
   boardState?(node: NodeId, state: BoardState, cause: BoardChangeCause): void;
   /** The contact of the relay driven by `from` in the supply of `to` moved: closed = `to` is fed. */
   relayContact?(from: NodeId, to: NodeId, closed: boolean): void;
-  /** The fault injector applied a fault (`phase` 'apply') or healed it ('heal'). A crash has no heal call: the board restarts by itself. */
+  /** The fault injector applies a fault (`phase` 'apply') or heals it ('heal'), any kind. A crash has no heal call: the board restarts by itself. */
   fault?(f: Readonly<PlannedFault>, phase: 'apply' | 'heal'): void;
 }
