@@ -435,6 +435,14 @@ export class Cluster {
     return r.index;
   }
 
+  /** Proposes on a given node without processing its Ready yet (to batch several); the raw result. */
+  proposeQuiet(id: NodeId, text: string): ReturnType<PaxosNode['propose']> {
+    const data = enc.encode(text);
+    const r = this.node(id).e.propose(data);
+    if (r.ok) this.inv.proposed(r.index, r.term, data);
+    return r;
+  }
+
   /** Proposes on a given node (any role); the raw result. */
   proposeOn(id: NodeId, data: Uint8Array): ReturnType<PaxosNode['propose']> {
     const n = this.node(id);
