@@ -12,6 +12,7 @@
  * to stop at the first.
  */
 import type { NodeId } from '../types.ts';
+import { EntryType } from '../wire/messages.ts';
 import { showBallot, type Ballot } from './ballot.ts';
 
 /** Shared base: a list of violations, each a readable sentence. */
@@ -210,7 +211,7 @@ export class PaxosInvariants extends Violations {
     const c = this.chosenAt.get(slot);
     if (!c) {
       this.chosenAt.set(slot, { value: v.value, ballot });
-      if (value.type === 0 /* EntryType.Normal */) {
+      if (value.type === EntryType.Normal) {
         const p = this.proposals.get(`${slot}/${value.origin}`);
         if (!p) this.report('proposed', `slot ${slot}: ${show(value)} chosen at ballot ${showBallot(ballot)}, but no client proposed a command there with that origin`);
         else if (v.value.data !== undefined && !sameBytes(p, v.value.data)) this.report('proposed', `slot ${slot}: the chosen command differs from the one proposed with origin ${showBallot(value.origin)}`);
