@@ -28,6 +28,8 @@ export interface ChaosOptions {
   stopOnViolation?: boolean;
   /** Invariant checks to switch off (to show which other check catches a planted bug). */
   disabled?: string[];
+  /** Encode every message with the real wire codec (validity, frame sizes in c.maxFrame). */
+  wire?: boolean;
 }
 
 export interface ChaosResult {
@@ -49,7 +51,7 @@ export function chaos(seed: number, o: ChaosOptions): ChaosResult {
     net: o.net ?? { drop: 0.05, dup: 0.05, minDelay: 0, maxDelay: 6 },
     options: o.options, nodeOptions: o.nodeOptions,
     tornRate: o.torn ?? 0, crashAfterReadyRate: o.crashAfterReady ?? 0,
-    check: o.check ?? true, brokenAtomicity: o.brokenAtomicity,
+    check: o.check ?? true, brokenAtomicity: o.brokenAtomicity, wire: o.wire ?? false,
   });
   for (const d of o.disabled ?? []) c.inv.disabled.add(d);
   const all = [...voters, ...witnesses, ...learners];

@@ -48,6 +48,16 @@ describe('paxos randomized safety', () => {
     expect(ops).toBeGreaterThan(20 * 20);
   });
 
+  it('10 seeds on serial-sized frames (1 KiB): every message passes the real codec and fits the frame', () => {
+    const largest = new Map<string, number>();
+    for (let seed = 800; seed < 810; seed++) {
+      const r = chaos(seed, { nodes: 5, clients: 3, snapshots: true, wire: true, options: { maxMsgBytes: 1024, maxEntriesPerMsg: 64 } });
+      for (const [k, v] of r.c.maxFrame) largest.set(k, Math.max(largest.get(k) ?? 0, v));
+    }
+    for (const [k, v] of largest) expect(v, k).toBeLessThanOrEqual(1024);
+    expect([...largest.keys()]).toEqual(expect.arrayContaining(['PaxosPrepare', 'PaxosPromise', 'PaxosAccept', 'PaxosAccepted', 'Heartbeat', 'HeartbeatReply', 'PaxosSnapshot']));
+  });
+
   it('the same seed replays exactly', () => {
     const sig = (seed: number) => {
       const r = chaos(seed, { nodes: 5, torn: 0.03, clients: 2 });

@@ -106,6 +106,30 @@ describe('paxos replication', () => {
     for (const n of c.up()) expect(n.e.commitIndex).toBe(target);
   });
 
+  it('the largest proposal a 1 KiB link allows fits one frame in an Accept and in a Promise page', () => {
+    const c = new Cluster({ seed: 28, voters: [1, 2, 3], wire: true, options: { maxMsgBytes: 1024 } });
+    const l = c.waitLeader();
+    c.run(10);
+    const limit = 1024 - 128 - 32;
+    const [a, b] = [1, 2, 3].filter((id) => id !== l.id) as [number, number];
+    c.isolate(b); // b misses the big slots: when it leads, a reports them in Promise pages
+    expect(l.e.propose(new Uint8Array(limit + 1))).toMatchObject({ ok: false, code: 'too-large' });
+    for (let i = 0; i < 3; i++) expect(c.proposeOn(l.id, new Uint8Array(limit).fill(i)).ok).toBe(true);
+    c.run(10);
+    c.crash(l.id);
+    c.heal();
+    for (const id of [a, b]) c.node(id).e.leaderGone(l.id);
+    c.node(b).e.campaign();
+    c.process(c.node(b));
+    c.runUntil(() => c.node(b).e.isLeader, 60, 'b leads');
+    c.run(10);
+    expect(c.node(b).kv.appliedIndex).toBeGreaterThanOrEqual(4);
+    expect(c.maxFrame.get('PaxosAccept')).toBeGreaterThan(limit);
+    expect(c.maxFrame.get('PaxosAccept')).toBeLessThanOrEqual(1024);
+    expect(c.maxFrame.get('PaxosPromise')).toBeGreaterThan(limit);
+    expect(c.maxFrame.get('PaxosPromise')).toBeLessThanOrEqual(1024);
+  });
+
   it('a learner receives and applies everything but never counts toward a quorum', () => {
     const c = new Cluster({ seed: 26, voters: [1, 2, 3], learners: [4] });
     const l = c.waitLeader();
