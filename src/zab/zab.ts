@@ -70,7 +70,10 @@
  * Everything a message depends on is durable before it leaves: ACKEPOCH after
  * acceptedEpoch, ACK after the transactions, ACK of NEWLEADER after the transactions
  * and currentEpoch (contract: messages go after the Ready's persist). A leader
- * counts itself only for what advance() has confirmed durable.
+ * counts itself only for what advance() has confirmed durable. A torn write of a Ready
+ * is harmless (what it wrote was acknowledged to nobody yet), except for a shortening
+ * of the history with nothing after it: that re-writes the last entry kept and is
+ * marked `atomic` (src/engine/contract.ts).
  *
  * ## Fencing token
  * leaderToken() = s_e, the index of the leader's epoch-start entry — zxid (e, 0)
@@ -640,15 +643,20 @@ export class ZabNode implements Engine {
       hi = Math.min(hi, Math.max(this.heldBack, from - 1));
       this.heldBack = this.log.lastIndex;
     }
+    let rewrite = false;
     if (this.truncatedSinceReady !== undefined && this.truncatedSinceReady <= this.handedOut && from > this.log.lastIndex) {
       // A tail was dropped and nothing follows it: re-write the last entry kept, so
       // that the runtime truncates its durable history there (the contract's only
-      // way to shorten the log without a snapshot).
+      // way to shorten the log without a snapshot). That entry may be one we
+      // acknowledged, so the write must be all or nothing (Ready.atomic): a torn one
+      // would have truncated it without writing it back.
       if (this.log.lastIndex <= this.log.snapIndex) throw new Error(`zab: cannot shorten the durable history to ${this.log.lastIndex}: no entry there to re-write (snapshot at ${this.log.snapIndex})`);
       from = this.log.lastIndex;
       hi = this.log.lastIndex;
+      rewrite = true;
     }
     if (from <= hi) rd.entries = this.log.slice(from, hi);
+    if (rewrite) rd.atomic = true;
     const persistedLast = rd.entries.length > 0 ? hi : this.installing ? this.installing.meta.index : Math.min(this.handedOut, this.log.lastIndex);
     // The durable commit never points past the durable history.
     const hardCommit = Math.min(this.commit, persistedLast);

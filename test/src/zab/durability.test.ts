@@ -7,8 +7,9 @@
 import { describe, expect, it } from 'vitest';
 import { Rng } from '../../../src/rng.ts';
 import { ZabNode } from '../../../src/zab/index.ts';
+import { MsgType } from '../../../src/wire/messages.ts';
 import { Cluster } from './harness.ts';
-import { hist, hs } from './helpers.ts';
+import { drain, hist, hs, lone } from './helpers.ts';
 
 const cfg = { voters: [1, 2, 3], learners: [], witnesses: [] };
 
@@ -76,5 +77,29 @@ describe('durable state', () => {
         expect(s.hardState.commit).toBeLessThanOrEqual(last);
       }
     }
+  });
+
+  it('shortening the history with nothing written after it re-writes the last entry kept, all or nothing (Ready.atomic)', () => {
+    // A state a correct leader never asks for (its own entry after its start), built to
+    // reach the mechanism: the follower's tail beyond the leader's NEWLEADER point goes.
+    const z = lone(1, [1, 2, 3], { hardState: hs(2, 1), entries: hist([[1, ''], [1, 'a'], [2, ''], [2, 'q']]) });
+    drain(z);
+    for (const from of [2, 3]) z.step({ type: MsgType.ZabNotification, from, to: 1, term: 1, leader: 3, epoch: 9, zxidTerm: 9, zxidIndex: 9, state: 0 });
+    for (let i = 0; i < 5; i++) {
+      z.tick();
+      drain(z);
+    }
+    expect(z.zabState).toBe('following');
+    z.step({ type: MsgType.ZabNewEpoch, from: 3, to: 1, term: 2 });
+    z.step({ type: MsgType.ZabTrunc, from: 3, to: 1, term: 2, index: 3, indexTerm: 2 });
+    drain(z);
+    z.step({ type: MsgType.ZabNewLeader, from: 3, to: 1, term: 2, index: 3, start: 3 });
+    const rd = z.ready()!;
+    expect(rd.atomic).toBe(true);
+    expect(rd.entries.map((e) => [e.term, e.index])).toEqual([[2, 3]]); // the runtime truncates after 3 and writes 3 again
+    expect(rd.hardState).toMatchObject({ vote: 2 });
+    expect(rd.messages).toContainEqual(expect.objectContaining({ type: MsgType.ZabAckNewLeader, index: 3 }));
+    z.advance(rd);
+    expect(z.status().lastIndex).toBe(3);
   });
 });

@@ -285,10 +285,18 @@ export class Cluster {
     if (rd.hardState) s.hardState = { ...rd.hardState };
   }
 
-  /** A power cut during the write: a strict prefix of the Ready's records is durable. */
+  /**
+   * A power cut during the write: a strict prefix of the Ready's records is durable —
+   * for an atomic Ready (the contract's `atomic`) none of its snapshot and entries, or
+   * all of them (the hard state may still be lost).
+   */
   private persistTorn(n: SimNode, rd: Ready): Ready {
     const records = (rd.snapshot ? 1 : 0) + rd.entries.length + (rd.hardState ? 1 : 0);
-    const keep = records === 0 ? 0 : this.faultRng.int(0, records - 1);
+    let keep = records === 0 ? 0 : this.faultRng.int(0, records - 1);
+    if (rd.atomic) {
+      const body = (rd.snapshot ? 1 : 0) + rd.entries.length;
+      keep = keep < body ? 0 : keep;
+    }
     let left = keep;
     const partial: Ready = { ...rd, snapshot: undefined, entries: [], hardState: undefined, messages: [], committed: [], readStates: [], failedReads: [] };
     if (rd.snapshot && left > 0) {
