@@ -116,4 +116,20 @@ describe('contract surface', () => {
     expect(w.campaign()).toMatchObject({ ok: true }); // it votes (elects) but never leads
     expect(c.node(4).z.campaign()).toMatchObject({ ok: false, code: 'not-voter' });
   });
+
+  it('on a serial link (1 KiB frames) every message fits, snapshots included', () => {
+    const c = new Cluster({ seed: 74, voters: [1, 2, 3], options: { maxMsgBytes: 1024 }, wire: true });
+    c.runUntil(() => c.agreed() !== undefined, 300, 'agreement');
+    const l = c.leader()!;
+    const f = [1, 2, 3].find((x) => x !== l.id)!;
+    c.crash(f);
+    for (let i = 0; i < 40; i++) c.propose(`${i}:${'x'.repeat(200)}`);
+    c.run(30);
+    c.compact(l.id); // about 9 KB of state: several chunks
+    c.restart(f);
+    c.runUntil(() => c.agreed() === l.id && c.node(f).applied === l.z.commitIndex, 300, 'the follower caught up by snapshot');
+    expect(c.maxFrame).toBeGreaterThan(800); // full snapshot chunks and proposals went out
+    expect(c.maxFrame).toBeLessThanOrEqual(1024);
+    expect(l.z.propose(new Uint8Array(1000))).toMatchObject({ ok: false, code: 'too-large' });
+  });
 });

@@ -114,6 +114,8 @@ export class Cluster {
   sent = new Map<string, number>();
   sentMessages = 0;
   sentBytes = 0;
+  /** Largest frame sent (tag included), when counting bytes or checking with the codec. */
+  maxFrame = 0;
   /** Count wire bytes (slower). */
   countBytes = false;
   record = false;
@@ -215,9 +217,12 @@ export class Cluster {
     const name = MsgType[m.type]!;
     this.sent.set(name, (this.sent.get(name) ?? 0) + 1);
     this.sentMessages++;
-    if (this.countBytes) this.sentBytes += wireBytes(m);
+    if (this.countBytes || this.wire) {
+      const n = wireBytes(m); // throws WireEncodeError for a message the codec refuses
+      if (this.countBytes) this.sentBytes += n;
+      if (n > this.maxFrame) this.maxFrame = n;
+    }
     if (this.record) this.log.push(m);
-    if (this.wire) wireBytes(m); // throws WireEncodeError for a message the codec refuses
     if (this.filter) {
       const f = this.filter(m);
       if (!f) return;
