@@ -553,6 +553,9 @@ export class MqttLink implements Link {
       reconnectPeriod: 0, // our own backoff below
       resubscribe: false,
       queueQoSZero: false, // never queue frames while offline: they would be stale
+      // mqtt-packet's number cache is 65,536 two-byte Buffers (~6 MiB of heap on a
+      // node that uses a handful of packet ids): written on the fly instead.
+      writeCache: false,
       will: {
         topic: presenceTopic(this.cluster, this.self),
         payload: encodePresence({ node: this.self, state: 'offline', reason: 'lost', inc: c.inc }),
