@@ -15,8 +15,10 @@
  *            recovers from disk (systemd Restart= on a board, crashProcess in the sim).
  *
  * The Ready loop follows the contract in src/raft/raft.ts exactly, one Ready at a time:
- *   persist snapshot + entries + hard state as ONE batch (the durable log group-commits
- *   it with one fsync) → when durable: restore the state machine from a received
+ *   a leader's Appends and heartbeats leave at once (takeEager, also while a write is
+ *   in flight) → persist snapshot + entries + hard state as ONE batch (the durable log
+ *   group-commits it with one fsync, and answers a batch that only moved the commit
+ *   index without one) → when durable: restore the state machine from a received
  *   snapshot → send the messages, sealed once and put on every link (the receiver's
  *   replay window drops the copies) → apply committed entries → serve read states
  *   whose index is applied, fail failed reads → advance. A Ready with nothing to
@@ -293,6 +295,12 @@ export class NodeRuntime {
       running: () => this.stateValue === 'running',
       before: () => {
         if (!this.batching && this.queue.length > 0) this.proposeQueued();
+      },
+      // A leader's Appends and heartbeats go out before its own write is durable; it
+      // counts itself toward commit only once it is (src/raft/raft.ts takeEager).
+      eager: () => {
+        const ms = this.raft!.takeEager();
+        for (let i = 0; i < ms.length; i++) this.send(ms[i]!);
       },
       next: () => this.raft!.ready(),
       persist: (rd, done) => {

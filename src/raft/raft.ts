@@ -21,13 +21,15 @@
  *   3. persist `hardState` (term, vote, commit) — after the entries, since commit may
  *      refer to them;
  *   4. make 1–3 durable (fsync) — only then
- *   5. send `messages` (votes, append acks and snapshot acks depend on 1–3; the rest
- *      — heartbeats, appends of a leader — need nothing but go out in the same batch
- *      for simplicity);
+ *   5. send `messages` (votes, append acks and snapshot acks depend on 1–3);
  *   6. apply `committed` to the state machine, in order, each exactly once (they are
  *      always durable already); serve `readStates` once the applied index reaches
  *      their index; answer `failedReads` with a definite "no leader" (503);
  *   7. call `advance(ready)`.
+ *
+ * A leader's own messages need nothing durable: `takeEager()` hands them out at any
+ * time — before ready(), and while a Ready is being persisted — and the runtime sends
+ * them at once, so the followers' fsyncs overlap the leader's (thesis §10.2.1).
  *
  * `advance(ready)` acknowledges that everything in that Ready is durable, sent and
  * applied: the engine only then counts its own log as stable (a leader counts its own
@@ -254,6 +256,8 @@ export class RaftNode {
 
   /** Messages ignored because they were for another node or from a stale term. */
   dropped = 0;
+  /** Heartbeat replies that still carry the commit index unasked (after a restart; see handleHeartbeat). */
+  private reportCommitLeft = 3;
 
   constructor(init: RaftInit) {
     if (typeof init !== 'object' || init === null) throw new TypeError('RaftNode: expected an init object {id, config, rng, ...}');
@@ -650,6 +654,36 @@ export class RaftNode {
 
   // -------------------------------------------------------------------------
   // Ready / advance
+
+  /**
+   * Messages this leader may send before its own log is durable, taken out of the next
+   * Ready: Appends, heartbeats, snapshot chunks and TimeoutNow of its current term, once
+   * that term (with its vote for itself) is durable. As etcd's leader does (Raft thesis
+   * §10.2.1: the leader may write its log in parallel with replicating it), because
+   * none of them acknowledges anything of this node's log: the leader counts its own
+   * entries toward commit only once advance() says they are durable, so a quorum of
+   * durable copies is still needed for every commit, and if the leader crashes first it
+   * merely lost entries that no one was told are committed. Proposals made since the
+   * last Ready become Appends here. May be called at any time, also while a Ready is
+   * being persisted; followers and candidates get nothing (their votes and
+   * acknowledgements wait for the disk).
+   */
+  takeEager(): Message[] {
+    if (this.role !== 'leader' || this.prevHard.term !== this.term) return NO_MESSAGES;
+    this.flush();
+    const msgs = this.msgs;
+    let out: Message[] | undefined;
+    let kept = 0;
+    for (let i = 0; i < msgs.length; i++) {
+      const m = msgs[i]!;
+      const t = m.type;
+      if (m.term === this.term && (t === MsgType.Append || t === MsgType.Heartbeat || t === MsgType.Snapshot || t === MsgType.TimeoutNow)) (out ??= []).push(m);
+      else msgs[kept++] = m;
+    }
+    if (out === undefined) return NO_MESSAGES;
+    msgs.length = kept;
+    return out;
+  }
 
   ready(): Ready | undefined {
     if (this.outstanding) throw new Error('raft ready(): the previous Ready has not been advanced yet; call advance(ready) first');
@@ -1072,7 +1106,9 @@ export class RaftNode {
   }
 
   private handleHeartbeatReply(pr: Progress, m: HeartbeatReply): void {
-    if (m.commit !== undefined && m.commit > pr.knownCommit) pr.knownCommit = m.commit;
+    // What the follower says it has, also when lower (it restarted): a stale, reordered
+    // reply only costs the commit field in the next heartbeat.
+    if (m.commit !== undefined) pr.knownCommit = m.commit;
     if (m.ctx > pr.ackedRound) {
       pr.ackedRound = m.ctx;
       this.checkReads();
@@ -1239,9 +1275,19 @@ export class RaftNode {
     if (m.commit !== undefined) {
       const c = Math.min(m.commit, this.log.lastIndex);
       if (c > this.commit) this.commit = c;
+      this.reportCommitLeft = 0;
     }
     const r: HeartbeatReply = { type: MsgType.HeartbeatReply, from: this.id, to: m.from, term: this.term, ctx: m.ctx };
+    // Also in the first replies after a restart (until a heartbeat carried the commit):
+    // the commit index is not synced on its own (hal/storage), so this node may have
+    // come back with an older one than the leader last heard of, and an idle leader
+    // omits the commit from heartbeats to a follower it believes knows it. Three
+    // replies, in case one is lost; after that the idle reply is small again.
     if (m.commit !== undefined) r.commit = this.commit;
+    else if (this.reportCommitLeft > 0) {
+      this.reportCommitLeft--;
+      r.commit = this.commit;
+    }
     this.send(r);
   }
 
