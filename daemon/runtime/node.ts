@@ -898,6 +898,12 @@ export class NodeRuntime {
   }
 
   private onLinkEvent(link: Link, ev: LinkEvent): void {
+    if (ev.kind === 'session-lost' || ev.kind === 'down') {
+      // Peers may hear our will now and forget us as leader: earlier heartbeat rounds
+      // hold no read lease any more (src/raft/raft.ts leaderGone has the argument).
+      this.raft!.dropLease();
+      if (ev.kind === 'session-lost') return;
+    }
     if (ev.kind === 'peer-gone') {
       const raft = this.raft!;
       const st = raft.status();

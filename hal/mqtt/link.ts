@@ -629,6 +629,10 @@ export class MqttLink implements Link {
     const wasReady = c.ready;
     c.ready = false;
     if (client) client.end(true, {}, () => {});
+    // The broker publishes our will for a session that ends like this, and peers act on
+    // it when that session had said online (ready): say so first (a leader stops
+    // counting earlier heartbeat rounds toward its read lease).
+    if (wasReady) this.emit({ kind: 'session-lost', reason: `${c.ep.url}: ${c.lastError ?? 'connection lost'}` });
     if (wasReady) {
       c.attempts = 0;
       if (this.up && !this.conns.some((x) => x.ready)) {

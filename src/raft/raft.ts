@@ -244,6 +244,8 @@ export class RaftNode {
   private transferee: NodeId = NO_NODE;
   private transferElapsed = 0;
   private leaseBlockedUntil = 0;
+  /** Heartbeat rounds up to this one hold no lease (dropLease). */
+  private leaseFloor = 0;
   private pendingConfIndex: Index = 0;
   private needBcast = false;
 
@@ -433,10 +435,22 @@ export class RaftNode {
    *     broker reports a will to every connected client, so with MQTT only a broken
    *     broker, or a leader that really lost its broker connection (then it cannot
    *     reach anyone over MQTT and an election is wanted), causes one.
-   *   - Lease reads (options.leaseRead) are the exception: there a live leader answers
-   *     reads alone for as long as followers promised not to vote, and that promise
-   *     must not rest on the broker's word. With leaseRead on, the report is ignored
-   *     (`forgot: false`) and failover waits for the lease as before.
+   *   - Lease reads (options.leaseRead): a live leader answers reads alone for as long
+   *     as the followers that acknowledged its heartbeat promised not to vote, and
+   *     forgetting it here breaks that promise. It is kept by the leader's side of the
+   *     same connection: the runtime calls dropLease() the moment one of the leader's
+   *     broker sessions ends (before the broker can tell anyone), and from then on only
+   *     heartbeat rounds sent after that count toward a lease. A follower that forgets
+   *     the leader on the will and then acknowledges a newer round received it after
+   *     the will (one broker delivers a client's messages in order; with several, a
+   *     will counts only when no other broker still sees the leader online), so it is
+   *     sticky again and the lease argument holds as without wills. A will the broker
+   *     sends on its own — keepalive expiry after 1.5 × keepalive of silence — comes
+   *     after every lease of the silent leader ended, as long as that silence is longer
+   *     than the lease (the config check: mqtt.keepaliveSec × 1.5 s > the minimum
+   *     election timeout). docs/mqtt.md has the argument and its one assumption: a
+   *     broker does not close a live, talking client's connection for another reason
+   *     (a protocol or ACL violation) without that client seeing it close first.
    * A report about a node that is not our leader (a late will of an earlier leader,
    * or about ourselves) changes nothing.
    */
@@ -444,9 +458,20 @@ export class RaftNode {
     if (!Number.isInteger(id) || id < 1 || id > 254) {
       return { ok: false, code: 'bad-request', reason: `leaderGone: id must be a node id 1..254, got ${String(id)}` };
     }
-    if (id === this.id || this.role === 'leader' || this.leader !== id || this.options.leaseRead) return { ok: true, forgot: false };
+    if (id === this.id || this.role === 'leader' || this.leader !== id) return { ok: true, forgot: false };
     this.leader = NO_NODE;
     return { ok: true, forgot: true };
+  }
+
+  /**
+   * One of this node's links lost a session through which peers may be told it is gone
+   * (an MQTT broker connection ended: the broker publishes its Last Will). Heartbeat
+   * rounds sent until now no longer hold a lease (see leaderGone for why): lease reads
+   * wait for a round sent after this one to be acknowledged by a quorum, and are
+   * served by a ReadIndex round meanwhile. Harmless on a follower and when repeated.
+   */
+  dropLease(): void {
+    this.leaseFloor = this.readRound;
   }
 
   propose(data: Uint8Array): Result {
@@ -888,6 +913,7 @@ export class RaftNode {
     this.progress.clear();
     this.transferee = NO_NODE;
     this.readRound = 0;
+    this.leaseFloor = 0;
     this.roundSentAt.clear();
     for (const id of allMembers(this.config)) if (id !== this.id) this.progress.set(id, this.newProgress(id));
     // Conservative: no config change until everything in our log so far is committed.
@@ -1419,7 +1445,13 @@ export class RaftNode {
     if (!this.options.leaseRead || this.transferee !== NO_NODE || this.now < this.leaseBlockedUntil) return false;
     const sent = this.scratch;
     sent.length = 0;
-    for (const id of this.voting) sent.push(id === this.id ? this.now : this.roundSentAt.get(this.progress.get(id)?.ackedRound ?? 0) ?? -Infinity);
+    for (const id of this.voting) {
+      if (id === this.id) sent.push(this.now);
+      else {
+        const round = this.progress.get(id)?.ackedRound ?? 0;
+        sent.push(round > this.leaseFloor ? (this.roundSentAt.get(round) ?? -Infinity) : -Infinity);
+      }
+    }
     const start = kthLargest(sent, this.quorum, -Infinity);
     return this.now < start + Math.floor(this.ticks.electionMin * (1 - this.options.maxClockDriftRatio)) - 1;
   }
