@@ -155,6 +155,15 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
     process.stdout.write(fresh ? 'dist/ is up to date\n' : 'dist/ is missing or older than the sources: run `npm run build`\n');
     process.exitCode = fresh ? 0 : 1;
   } else {
-    await build();
+    try {
+      await build();
+    } catch (e) {
+      // `npm ci --omit=dev` has no esbuild: fine when dist/ came with the package.
+      if (/needs esbuild/.test(e.message) && isFresh()) process.stdout.write('quorumd: dist/ is up to date (esbuild not installed: not rebuilt)\n');
+      else {
+        process.stderr.write(`${e.message}\n`);
+        process.exitCode = 1;
+      }
+    }
   }
 }
