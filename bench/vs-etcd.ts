@@ -38,7 +38,7 @@
  * every loop is bounded; everything started is stopped.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -161,6 +161,8 @@ interface System {
 }
 
 const b64 = (s: string) => Buffer.from(s).toString('base64');
+/** The last failed request (for error messages). */
+let lastError = '';
 
 function exited(c: ChildProcess): Promise<void> {
   return new Promise((r) => (c.exitCode !== null || c.signalCode !== null ? r() : c.once('exit', () => r())));
@@ -192,8 +194,10 @@ async function startEtcd(dir: string): Promise<System> {
     async put(url, key, value, timeoutMs = 5000) {
       try {
         const r = await call(url, 'POST', '/v3/kv/put', { body: JSON.stringify({ key: b64(key), value: b64(value) }), timeoutMs });
+        if (r.status !== 200) lastError = `POST ${url}/v3/kv/put: ${r.status} ${r.body.toString().slice(0, 200)}`;
         return r.status === 200;
-      } catch {
+      } catch (e) {
+        lastError = `POST ${url}/v3/kv/put: ${(e as Error).message}`;
         return false;
       }
     },
@@ -263,10 +267,17 @@ async function startQuorumd(dir: string): Promise<System> {
   dev.stderr!.on('data', (d) => (out += d));
   const members: Member[] = [1, 2, 3].map((k) => ({ name: `n${k}`, url: `http://127.0.0.1:${base + k}`, pid: 0 }));
   const pids = () => {
-    // `quorumd dev` prints "n1  http://...  pid 1234" per node (and "[dev] ... pid N" on restarts: take the last).
-    for (const m of members) {
-      const all = [...out.matchAll(new RegExp(`^\\s+${m.name}\\s+http://\\S+\\s+pid (\\d+)`, 'gm'))];
-      if (all.length > 0) m.pid = Number(all.at(-1)![1]);
+    // The node processes of this dev cluster: `... start --config <dir>/nK.yaml` (a fenced
+    // node is started again by the supervisor with a new pid).
+    for (const p of readdirSync('/proc')) {
+      if (!/^\d+$/.test(p)) continue;
+      let cmd: string;
+      try {
+        cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8');
+      } catch {
+        continue;
+      }
+      for (const m of members) if (cmd.includes(`${join(dir, `${m.name}.yaml`)}\0`) && cmd.includes('\0start\0')) m.pid = Number(p);
     }
   };
   const sys: System = {
@@ -275,8 +286,11 @@ async function startQuorumd(dir: string): Promise<System> {
     supervisorPid: dev.pid!,
     async put(url, key, value, timeoutMs = 5000) {
       try {
-        return (await call(url, 'PUT', `/v1/kv/${key}`, { body: value, timeoutMs })).status === 200;
-      } catch {
+        const r = await call(url, 'PUT', `/v1/kv/${key}`, { body: value, timeoutMs });
+        if (r.status !== 200) lastError = `PUT ${url}/v1/kv/${key}: ${r.status} ${r.body.toString().slice(0, 200)}`;
+        return r.status === 200;
+      } catch (e) {
+        lastError = `PUT ${url}/v1/kv/${key}: ${(e as Error).message}`;
         return false;
       }
     },
@@ -308,7 +322,11 @@ async function startQuorumd(dir: string): Promise<System> {
     },
     kill(m) {
       pids();
-      process.kill(m.pid, 'SIGKILL');
+      try {
+        process.kill(m.pid, 'SIGKILL');
+      } catch (e) {
+        throw new Error(`quorumd node ${m.name} (pid ${m.pid}): ${(e as Error).message}`);
+      }
     },
     async recover(m) {
       // The new leader fences it (its rail goes off) and switches the rail on again after 5 s.
@@ -462,7 +480,7 @@ async function runBlock(kind: 'etcd' | 'quorumd'): Promise<Block> {
     const lat: number[] = [];
     for (let i = 0; i < WRITES; i++) {
       const s = performance.now();
-      if (!(await sys.put(L.url, 'seq', value))) throw new Error(`${kind}: sequential write ${i} failed`);
+      if (!(await sys.put(L.url, 'seq', value))) throw new Error(`${kind}: sequential write ${i} failed: ${lastError}`);
       lat.push(performance.now() - s);
     }
     const f1 = await sys.fsyncs(L);

@@ -10,9 +10,8 @@
  * Why a bundle and not tsc's one-file-per-module output: a node process then reads
  * and compiles a handful of files instead of ~150 (start-up time of every CLI call),
  * and code only one command needs (the simulator, the dev supervisor, the broker)
- * lands in a chunk that only that command loads. npm packages stay external: they
- * are installed beside us, and bundling their native parts (serialport, cbor-extract)
- * would break them.
+ * lands in a chunk that only that command loads. Pure-JavaScript npm packages are
+ * bundled as well (EXTERNAL below lists the ones loaded from node_modules).
  *
  * In a git checkout `bin/quorumd.js` calls `ensureBuilt()` first: when a source file
  * is newer than the last build it builds again (about half a second), so that an
@@ -33,6 +32,8 @@ export const SOURCE_DIRS = ['daemon', 'hal', 'src', 'firmware-sim'];
 /** Entry points: dist/<name>.js. */
 export const ENTRIES = { cli: 'daemon/cli.ts', index: 'daemon/index.ts' };
 const STAMP = '.build-stamp.json';
+/** Packages loaded from node_modules at run time (see build()); the rest is bundled. */
+export const EXTERNAL = ['serialport', '@serialport/*', 'cbor-x', 'cbor-extract', 'node-cron'];
 
 /** Newest modification time (ms) of any file the build reads: sources, package.json, this script. */
 export function newestSourceMtime(root = ROOT) {
@@ -97,7 +98,15 @@ export async function build(root = ROOT, log = (s) => process.stderr.write(s)) {
     format: 'esm',
     platform: 'node',
     target: 'node20',
-    packages: 'external',
+    // Pure-JavaScript packages are bundled too: a node process then reads a handful of
+    // files instead of several hundred (mqtt, aedes, pino, zod, yaml and their
+    // dependencies), which was most of its start-up CPU. Kept external: native code
+    // (serialport, cbor-x with its optional native extractor) and node-cron (it starts
+    // worker processes from its own files).
+    external: EXTERNAL,
+    // Bundled CommonJS packages require() Node's built-in modules: give every ES module
+    // of the build a require of its own.
+    banner: { js: "import { createRequire as __quorumdCreateRequire } from 'node:module'; const require = __quorumdCreateRequire(import.meta.url);" },
     sourcemap: 'linked',
     // Stack traces name the TypeScript file and line through the maps; the sources'
     // text is not copied into them (a node would keep ~1.5 MiB of it in its heap).
