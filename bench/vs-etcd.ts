@@ -17,7 +17,8 @@
  *                        are lease reads (the leader answers alone while a quorum's
  *                        heartbeat acknowledgement holds); etcd's are ReadIndex rounds
  *   failover             SIGKILL the leader → first write committed through a survivor
- *                        (a PUT every 5 ms to a random survivor, 150 ms timeout each);
+ *                        (a PUT every 5 ms to a random survivor, each waiting up to
+ *                        --probe-timeout ms, default 1000; timed at the first 200);
  *                        --kills per round; the member comes back before the next kill
  *                        (quorumd dev: the new leader fences it, its rail is switched on
  *                        again after 5 s; etcd: restarted)
@@ -69,6 +70,12 @@ const IDLE_S = num('idle', 10, 2, 300);
 const MAX_LOAD = num('max-load', 2, 0.1, 100);
 const LOAD_WAIT_S = num('load-wait', 120, 0, 3600);
 const CONC = num('clients', 64, 1, 1024);
+/**
+ * Each failover probe PUT waits this long for its answer (ms). The first one answered
+ * 200 ends the trial, timed at its answer. Long enough that a busy machine's slow
+ * answers are not taken for failures (150 ms made loaded runs look like 4–7 s failovers).
+ */
+const FAILOVER_PUT_TIMEOUT_MS = num('probe-timeout', 1000, 50, 10_000);
 const ETCD_TIMING = opt('etcd-timing', '50/300');
 const ONLY = opt('only', '');
 const timing = /^(\d+)\/(\d+)$/.exec(ETCD_TIMING);
@@ -437,7 +444,7 @@ async function failover(sys: System): Promise<{ ms: number[]; failed: number }> 
     while (done < 0 && performance.now() - t0 < 15_000) {
       const m = others[Math.floor(Math.random() * others.length)]!;
       inflight.push(
-        sys.put(m.url, 'failover', String(i++), 150).then((ok) => {
+        sys.put(m.url, 'failover', String(i++), FAILOVER_PUT_TIMEOUT_MS).then((ok) => {
           if (ok && done < 0) done = performance.now() - t0;
         }),
       );
