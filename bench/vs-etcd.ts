@@ -374,7 +374,7 @@ async function startQuorumd(dir: string): Promise<System> {
   pids();
   if (members.some((m) => m.pid === 0)) {
     dev.kill('SIGKILL');
-    throw new Error(`quorumd dev did not start:\n${out.slice(0, 2000)}`);
+    throw new Error(`quorumd dev did not start (node logs kept in ${dir}):\n${out.slice(0, 2000)}`);
   }
   return sys;
 }
@@ -464,6 +464,7 @@ async function runBlock(kind: 'etcd' | 'quorumd'): Promise<Block> {
   const dir = mkdtempSync(join(tmpdir(), `quorumd-vs-etcd-${kind}-`));
   const t0 = performance.now();
   const sys = kind === 'etcd' ? await startEtcd(dir) : await startQuorumd(dir);
+  let failed = false;
   try {
     if (!(await firstWrite(sys, 60_000))) throw new Error(`${kind}: no write committed within 60 s of the start`);
     const coldStartMs = performance.now() - t0;
@@ -521,9 +522,12 @@ async function runBlock(kind: 'etcd' | 'quorumd'): Promise<Block> {
       readP50: pct(rl, 50), readsPerSec, failoverMs: fo.ms, failoverFailed: fo.failed, idleRss, idlePriv, peakRss,
       supervisorRss, idleCpuPct, cliMs: median(cli),
     };
+  } catch (e) {
+    failed = true;
+    throw new Error(`${(e as Error).message}\n(its data and logs are kept in ${dir})`);
   } finally {
     await sys.stop();
-    rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
+    if (!failed) rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
   }
 }
 
