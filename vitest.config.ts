@@ -8,5 +8,6 @@ export default defineConfig({
     pool: 'forks',
     // bin/quorumd.js runs dist/: build it once before the suite when the sources changed.
     globalSetup: ['test/build-setup.ts'],
+    setupFiles: ['test/helpers/setup.ts'],
   },
 });
