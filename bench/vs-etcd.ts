@@ -372,6 +372,8 @@ async function startQuorumd(dir: string): Promise<System> {
   const t0 = Date.now();
   while (!/quorumd dev: \d+ nodes? running/.test(out) && Date.now() - t0 < 60_000 && dev.exitCode === null) await sleep(50);
   pids();
+  // The dev cluster's API token (operator scope): every request of this process and its CLI calls use it.
+  if (existsSync(join(dir, 'api.token'))) process.env.QUORUMD_API_TOKEN = readFileSync(join(dir, 'api.token'), 'utf8').trim();
   if (members.some((m) => m.pid === 0)) {
     dev.kill('SIGKILL');
     throw new Error(`quorumd dev did not start (node logs kept in ${dir}):\n${out.slice(0, 2000)}`);

@@ -23,7 +23,7 @@
  *   npx tsx bench/write-trace.ts [writes]
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { call } from '../daemon/client/http.ts';
@@ -47,6 +47,8 @@ try {
   const t0 = Date.now();
   while (!/quorumd dev: \d+ nodes? running/.test(out) && Date.now() - t0 < 60_000 && dev.exitCode === null) await sleep(50);
   if (!/running/.test(out)) throw new Error(`quorumd dev did not start:\n${out}`);
+  // The dev cluster's API token (operator scope).
+  if (existsSync(join(dir, 'data', 'api.token'))) process.env.QUORUMD_API_TOKEN = readFileSync(join(dir, 'data', 'api.token'), 'utf8').trim();
   const urls = [1, 2, 3].map((k) => `http://127.0.0.1:${base + k}`);
   const l = JSON.parse((await call(urls[0]!, 'GET', '/v1/leader')).body.toString()) as { leader: string };
   const leaderUrl = urls[Number(l.leader.slice(1)) - 1]!;

@@ -87,7 +87,7 @@ describe('compiled daemon (dist/)', () => {
   });
 
   it('embeds with plain node: import { startNode } from "quorumd" in an application folder', async () => {
-    broker = await startBroker({ port: 0, host: '127.0.0.1' });
+    broker = await startBroker({ port: 0, host: '127.0.0.1', open: true });
     const app = mkdtempSync(join(tmpdir(), 'quorumd-embed-'));
     dirs.push(app);
     mkdirSync(join(app, 'node_modules'));
@@ -103,6 +103,7 @@ mqtt: { brokers: [mqtt://127.0.0.1:${broker.port}] }
 http: { listen: 127.0.0.1:0 }
 log: { level: warn }
 `,
+      { mode: 0o600 }, // it holds the cluster key inline
     );
     writeFileSync(
       join(app, 'app.mjs'),
@@ -111,7 +112,8 @@ const node = await startNode(new URL('./node.yaml', import.meta.url).pathname, {
 const deadline = Date.now() + 20000;
 while (!node.runtime.isLeader && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
 const put = await new Promise((r) => node.runtime.put('pump/state', new TextEncoder().encode('on'), {}, r));
-const res = await fetch(node.url + '/v1/kv/pump/state');
+const token = (await import('node:fs')).readFileSync(new URL('./data/api.token', import.meta.url), 'utf8').trim();
+const res = await fetch(node.url + '/v1/kv/pump/state', { headers: { authorization: 'Bearer ' + token } });
 console.log(JSON.stringify({ put: put.status, index: put.index, get: res.status, value: await res.text(), loaders: process.execArgv }));
 await node.stop();
 `,
