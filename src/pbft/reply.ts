@@ -96,7 +96,7 @@ export function decodeReply(data: Uint8Array, sigBytes: number): PbftReply | str
     if (r.pos !== data.length) return `reply: ${data.length - r.pos} bytes after the value`;
     return reply;
   } catch (e) {
-    return e instanceof CborError ? e.message : `reply: ${String(e)}`;
+    return e instanceof CborError ? (e.message.startsWith('reply') ? e.message : `reply: ${e.message}`) : `reply: ${String(e)}`;
   }
 }
 
