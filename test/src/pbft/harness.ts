@@ -55,9 +55,10 @@ export type ByzKind =
   | 'replay' // re-sends old messages it received
   | 'lie-view-change' // VIEW-CHANGEs without certificates; as new primary a NEW-VIEW that drops prepared requests
   | 'wrong-reply' // signs wrong results for clients, and replies for requests it never executed
+  | 'bad-state' // answers state fetches with a doctored snapshot, and commit certificates for other requests
   | 'garbage'; // malformed payloads and requests
 
-export const BYZ_KINDS: readonly ByzKind[] = ['silent', 'withhold', 'equivocate', 'wrong-digest', 'forge', 'replay', 'lie-view-change', 'wrong-reply', 'garbage'];
+export const BYZ_KINDS: readonly ByzKind[] = ['silent', 'withhold', 'equivocate', 'wrong-digest', 'forge', 'replay', 'lie-view-change', 'wrong-reply', 'bad-state', 'garbage'];
 
 export interface NetOptions {
   drop: number;
@@ -295,9 +296,19 @@ export class Cluster {
     }
   }
 
+  /** A running hash of every delivery (type, from, to, view, seq) and the tick it happened in: equal seeds, equal traces. */
+  trace = 0x811c9dc5;
+  private mix(x: number): void {
+    this.trace = Math.imul(this.trace ^ (x >>> 0), 0x01000193) >>> 0;
+  }
+
   private deliver(m: Message): void {
     const r = this.replicas.get(m.to);
     if (!r || !r.engine || this.blocked.has(`${m.from}>${m.to}`)) return;
+    this.mix(this.now);
+    this.mix(m.type * 65536 + m.from * 256 + m.to);
+    this.mix(m.term);
+    if ('seq' in m) this.mix(m.seq);
     if (r.byz && r.received.length < 400) r.received.push(m);
     r.engine.step(m);
     this.process(r);
@@ -463,12 +474,12 @@ export class Cluster {
     for (let i = 0; i < ticks; i++) this.tick();
   }
 
-  runUntil(pred: () => boolean, max: number, what = 'condition'): number {
+  runUntil(pred: () => boolean, max: number, what: string | (() => string) = 'condition'): number {
     for (let i = 0; i <= max; i++) {
       if (pred()) return i;
       this.tick();
     }
-    throw new Error(`runUntil: ${what} not reached within ${max} ticks (t=${this.now}); ${this.describe()}`);
+    throw new Error(`runUntil: ${typeof what === 'string' ? what : what()} not reached within ${max} ticks (t=${this.now}); ${this.describe()}`);
   }
 
   describe(): string {
@@ -560,7 +571,7 @@ export class Cluster {
     for (const id of this.members) this.restart(id);
     const required = this.requiredRequests();
     const honestIds = this.honest().map((r) => r.id);
-    return this.runUntil(() => this.inv.checkLiveness(required, honestIds).length === 0, max, `liveness (${this.inv.checkLiveness(required, honestIds).slice(0, 3).join('; ')})`);
+    return this.runUntil(() => this.inv.checkLiveness(required, honestIds).length === 0, max, () => `liveness (${this.inv.checkLiveness(required, honestIds).slice(0, 3).join('; ')})`);
   }
 
   // --- the saboteur ------------------------------------------------------------
@@ -590,7 +601,8 @@ export class Cluster {
       if (k.has('lie-view-change') && m.type === MsgType.PbftViewChange) {
         const b = decodeViewChange(m.payload, { sigBytes: r.auth.sigBytes, maxOpBytes: 1 << 20, maxItems: 1 << 12, n: this.members.length });
         if (typeof b !== 'string' && b.replica === r.id) {
-          const lie = { ...b, certs: rng.chance(0.5) ? [] : b.certs.filter(() => rng.chance(0.5)) };
+          const lie = { ...b, certs: [] }; // "I prepared nothing"
+
           const payload = encodeViewChange(lie);
           m = { ...m, payload, sig: r.auth.sign(payload) };
         }
@@ -603,6 +615,18 @@ export class Cluster {
           const payload = encodeNewView({ ...b, pps });
           m = { ...m, payload, sig: r.auth.sign(payload) };
         }
+      }
+      if (k.has('bad-state') && m.type === MsgType.PbftState && m.data.length > 0) {
+        const data = m.data.slice();
+        data[rng.int(0, data.length - 1)]! ^= 0x40;
+        m = { ...m, data };
+      }
+      if (k.has('bad-state') && m.type === MsgType.PbftCommitted && m.request.length > 0) {
+        // The same commit signatures, another request: the digest no longer matches them.
+        const reqNo = this.fakeReq++;
+        const op = enc.encode(`swapped-${m.seq}`);
+        const body = { origin: r.id, reqNo, kind: EntryType.Normal as const, op, sig: r.auth.sign(requestSigned(r.id, reqNo, EntryType.Normal, op)) };
+        m = { ...m, request: encodeRequest(body) };
       }
       if (k.has('forge') && rng.chance(0.3)) {
         const other = this.members.filter((x) => x !== r.id && x !== m.to);

@@ -45,6 +45,7 @@ export interface SweepResult {
   stateTransfers: number;
   liveAfter: number;
   deliveries: number;
+  trace: string;
 }
 
 export const ALL_FAULTS = new Set(['byzantine', 'crash', 'partition', 'loss', 'reorder'] as const);
@@ -115,5 +116,6 @@ export function runSeed(seed: number, o: SweepOptions): SweepResult {
   }
   return {
     seed, byzantine, submitted, accepted: c.inv.accepted, executed, viewChanges, stateTransfers, liveAfter, deliveries: c.deliveries,
+    trace: c.trace.toString(16).padStart(8, '0'),
   };
 }
