@@ -191,6 +191,8 @@ interface Slot {
   commits: Map<NodeId, Vote>;
   /** Committed-local (or learned from a commit certificate): the digest that executes at seq. */
   committed: CommitCert | undefined;
+  /** Primary: tick its PRE-PREPARE was last sent (retransmissions wait a period). */
+  sentAt: number;
 }
 
 interface KnownRequest {
@@ -206,6 +208,8 @@ interface OwnRequest {
   bytes: Uint8Array;
   /** Read marker: the ReadIndex ctx; 0 for a write. */
   ctx: number;
+  /** Tick it was last sent. */
+  sentAt: number;
 }
 
 interface StoredVC {
@@ -249,6 +253,12 @@ const CATCH_UP_PER_STATUS = 32;
 const VCS_PER_REPLICA = 4;
 /** CHECKPOINT votes kept per replica (its latest sequence numbers). */
 const CKPTS_PER_REPLICA = 4;
+/**
+ * VIEW-CHANGEs and NEW-VIEWs more than this many views ahead are ignored: otherwise a
+ * Byzantine replica could lure view-changing replicas towards 2^53, where view + 1
+ * no longer fits the wire. Honest views advance one timeout (≥ 1 s, doubling) at a time.
+ */
+export const MAX_VIEW_JUMP = 65536;
 
 const isNat = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 
@@ -656,6 +666,11 @@ export class PbftNode implements Engine {
     this.ckptWanted = undefined;
     const digest = checkpointDigest(index, data, w.exec);
     this.ownCkpts.set(index, { digest, data, exec: w.exec });
+    if (this.stable.seq === index && !this.stable.data) {
+      // Proven stable by the others before our own snapshot came: now we can serve it.
+      if (bytesEqual(this.stable.digest, digest)) this.stable = { ...this.stable, data, exec: w.exec };
+      else this.divergent++;
+    }
     const certs: PreparedCert[] = [];
     for (const [seq, s] of this.slots) if (seq > this.low && seq <= index && s.cert) certs.push(s.cert);
     certs.sort((a, b) => a.seq - b.seq);
@@ -869,7 +884,7 @@ export class PbftNode implements Engine {
     const body: RequestBody = { origin: this.id, reqNo, kind, op, sig };
     const bytes = encodeRequest(body);
     const digest = sha256(bytes);
-    this.mine.set(reqNo, { reqNo, digest, bytes, ctx });
+    this.mine.set(reqNo, { reqNo, digest, bytes, ctx, sentAt: this.now });
     this.noteRequest(body, bytes, digest, true);
     // First attempt to the primary only (paper §4.1); retransmissions go to everyone.
     const p = primaryOf(this.group, this.view);
@@ -1073,6 +1088,7 @@ export class PbftNode implements Engine {
     const sig = this.auth.sign(ppSigned(this.view, seq, digest));
     const s = this.slotFor(seq);
     this.setPrePrepare(s, this.view, digest, sig, body, body ? bytes : undefined);
+    s.sentAt = this.now;
     this.assigned.add(dkey(digest));
     this.broadcast({ type: MsgType.PbftPrePrepare, from: this.id, to: 0, term: this.view, seq, digest, sig, request: body ? bytes : EMPTY });
     this.checkPrepared(s);
@@ -1108,7 +1124,8 @@ export class PbftNode implements Engine {
       this.dropped.conflict++;
       return;
     }
-    if (!dup && !this.auth.verify(primaryOf(this.group, this.view), ppSigned(m.term, m.seq, m.digest), m.sig)) {
+    const needSig = !dup || s0!.ppSig.length === 0; // a slot learned from a commit certificate lacks the primary's signature
+    if (needSig && !this.auth.verify(primaryOf(this.group, this.view), ppSigned(m.term, m.seq, m.digest), m.sig)) {
       this.dropped.badSignature++;
       return;
     }
@@ -1143,6 +1160,11 @@ export class PbftNode implements Engine {
       // A retransmitted PRE-PREPARE: the primary did not see enough progress. Answer
       // with this replica's own PREPARE and COMMIT again (they may have been lost).
       const s = s0!;
+      if (s.ppSig.length === 0) {
+        s.ppSig = m.sig;
+        if (s.seq > this.executed) this.markDirty(s.seq);
+        if (s.body !== undefined && s.prepares.get(this.id)?.view !== this.view) this.sendPrepare(s);
+      }
       if (s.body === undefined && body !== undefined) {
         s.body = body;
         s.bodyBytes = bytes;
@@ -1683,7 +1705,7 @@ export class PbftNode implements Engine {
 
   private onViewChange(m: PbftViewChange): void {
     const body = decodeViewChange(m.payload, this.lim);
-    if (typeof body === 'string' || body.newView !== m.term || !this.group.members.includes(body.replica)) {
+    if (typeof body === 'string' || body.newView !== m.term || !this.group.members.includes(body.replica) || body.newView > this.view + MAX_VIEW_JUMP) {
       this.dropped.malformed++;
       return;
     }
@@ -1830,7 +1852,7 @@ export class PbftNode implements Engine {
 
   private onNewView(m: PbftNewView): void {
     const body = decodeNewView(m.payload, this.lim);
-    if (typeof body === 'string' || body.view !== m.term) {
+    if (typeof body === 'string' || body.view !== m.term || body.view > this.view + MAX_VIEW_JUMP) {
       this.dropped.malformed++;
       return;
     }
@@ -1970,12 +1992,15 @@ export class PbftNode implements Engine {
     this.bodiesServed.clear();
     this.fetchMissingBodies();
     // Own requests not executed yet: to everyone (paper §4.1: the client multicasts on a timeout).
-    if (this.mine.size > 0) {
-      for (const own of this.mine.values()) this.broadcast({ type: MsgType.PbftRequest, from: this.id, to: 0, term: this.view, request: own.bytes });
+    for (const own of this.mine.values()) {
+      if (this.now - own.sentAt < this.ticks.retransmit) continue;
+      own.sentAt = this.now;
+      this.broadcast({ type: MsgType.PbftRequest, from: this.id, to: 0, term: this.view, request: own.bytes });
     }
     if (this.normal && this.isPrimary()) {
       for (const s of this.slots.values()) {
-        if (s.seq > this.executed && s.ppDigest && s.ppView === this.view && s.ppSig.length > 0 && !s.committed) {
+        if (s.seq > this.executed && s.ppDigest && s.ppView === this.view && s.ppSig.length > 0 && !s.committed && this.now - s.sentAt >= this.ticks.retransmit) {
+          s.sentAt = this.now;
           this.broadcast({ type: MsgType.PbftPrePrepare, from: this.id, to: 0, term: this.view, seq: s.seq, digest: s.ppDigest, sig: s.ppSig, request: s.bodyBytes ?? EMPTY });
         }
       }
@@ -2025,7 +2050,10 @@ export class PbftNode implements Engine {
   // Slots and persistence
 
   private newSlot(seq: Index): Slot {
-    return { seq, ppView: 0, ppDigest: undefined, ppSig: EMPTY, body: undefined, bodyBytes: undefined, cert: undefined, prepares: new Map(), commits: new Map(), committed: undefined };
+    return {
+      seq, ppView: 0, ppDigest: undefined, ppSig: EMPTY, body: undefined, bodyBytes: undefined, cert: undefined, prepares: new Map(), commits: new Map(), committed: undefined,
+      sentAt: this.now,
+    };
   }
 
   private slotFor(seq: Index): Slot {

@@ -90,6 +90,8 @@ export class Replica {
   byz: Set<ByzKind> | undefined;
   withheld = new Set<MsgType>();
   received: Message[] = [];
+  /** Its doctored VIEW-CHANGEs: digest of the honest payload → digest of the lie it sent instead. */
+  lies = new Map<string, Uint8Array>();
   constructor(
     readonly id: NodeId,
     readonly auth: PbftAuth,
@@ -129,6 +131,8 @@ export interface ClusterOptions {
   wire?: boolean;
   /** A client accepts with this many matching replies instead of f + 1 (testing the checker). */
   clientQuorum?: number;
+  /** Count frame bytes of honest messages (encodes each; default true). */
+  countBytes?: boolean;
 }
 
 export class Cluster {
@@ -269,8 +273,10 @@ export class Cluster {
     if (honest) {
       const name = MsgType[m.type]!;
       this.sent.set(name, (this.sent.get(name) ?? 0) + 1);
-      const f = encodeFrame(m, { cluster: 1, bootId: 300, seq: 1000 }, WIRE_KEY);
-      this.sentBytes.set(name, (this.sentBytes.get(name) ?? 0) + f.length);
+      if (this.opts.countBytes !== false) {
+        const f = encodeFrame(m, { cluster: 1, bootId: 300, seq: 1000 }, WIRE_KEY);
+        this.sentBytes.set(name, (this.sentBytes.get(name) ?? 0) + f.length);
+      }
     }
     if (this.wire) {
       let frame: Uint8Array;
@@ -602,6 +608,7 @@ export class Cluster {
         const b = decodeViewChange(m.payload, { sigBytes: r.auth.sigBytes, maxOpBytes: 1 << 20, maxItems: 1 << 12, n: this.members.length });
         if (typeof b !== 'string' && b.replica === r.id) {
           const lie = { ...b, certs: [] }; // "I prepared nothing"
+          r.lies.set(hex(sha256(m.payload)), sha256(encodeViewChange(lie)));
 
           const payload = encodeViewChange(lie);
           m = { ...m, payload, sig: r.auth.sign(payload) };
@@ -610,9 +617,12 @@ export class Cluster {
       if (k.has('lie-view-change') && m.type === MsgType.PbftNewView) {
         const b = decodeNewView(m.payload, { sigBytes: r.auth.sigBytes, maxOpBytes: 1 << 20, maxItems: 1 << 12, n: this.members.length });
         if (typeof b !== 'string') {
-          // Re-propose nothing: every prepared request becomes a null request.
+          // Names the lies it told (so the backups hold every VIEW-CHANGE it names and
+          // must recompute O to see through it), then re-proposes nothing: every
+          // prepared request becomes a null request.
+          const vcs = b.vcs.map((v) => ({ replica: v.replica, digest: r.lies.get(hex(v.digest)) ?? v.digest }));
           const pps = b.pps.map((p) => ({ seq: p.seq, digest: NULL_DIGEST, sig: r.auth.sign(ppSigned(b.view, p.seq, NULL_DIGEST)) }));
-          const payload = encodeNewView({ ...b, pps });
+          const payload = encodeNewView({ ...b, vcs, pps });
           m = { ...m, payload, sig: r.auth.sign(payload) };
         }
       }
