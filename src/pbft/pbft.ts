@@ -157,6 +157,8 @@ export interface PbftStatusView extends EngineStatus {
   checkpointsMissed: number;
   /** Stable checkpoints whose digest differed from this replica's own: its state diverged (then fetched). */
   divergentCheckpoints: number;
+  /** VIEW-CHANGEs held back until a newer checkpoint proof arrived (see sendViewChange). */
+  deferredViewChanges: number;
   dropped: PbftDropCounters;
   scheme: string;
 }
@@ -345,6 +347,9 @@ export class PbftNode implements Engine {
   private pendingNV: { view: Term; body: NewViewBody; payload: Uint8Array; sig: Uint8Array } | undefined;
   private retransmitElapsed = 0;
   private statusElapsed = 0;
+  /** Our VIEW-CHANGE for the current view waits for a newer stable checkpoint proof (see sendViewChange). */
+  private vcDeferred = false;
+  private deferredViewChanges = 0;
 
   // --- Ready bookkeeping
   private msgs: Message[] = [];
@@ -537,7 +542,8 @@ export class PbftNode implements Engine {
       view: this.view, mode: this.normal ? 'normal' : 'view-change', primary: primaryOf(this.group, this.view),
       n: this.group.n, f: this.group.f, quorum: this.group.q, stableCheckpoint: this.low, highestSeq: top,
       pendingRequests: this.known.size, ownInFlight: this.mine.size, viewChanges: this.viewChanges, stateTransfers: this.stateTransfers,
-      checkpointsMissed: this.checkpointsMissed, divergentCheckpoints: this.divergent, dropped: { ...this.dropped }, scheme: this.auth.scheme,
+      checkpointsMissed: this.checkpointsMissed, divergentCheckpoints: this.divergent, deferredViewChanges: this.deferredViewChanges,
+      dropped: { ...this.dropped }, scheme: this.auth.scheme,
     };
   }
 
@@ -1448,7 +1454,9 @@ export class PbftNode implements Engine {
   }
 
   private onCheckpoint(m: PbftCheckpoint): void {
-    if (!this.group.members.includes(m.replica) || m.replica === this.id) {
+    // (m.replica may be this replica: its own signature from before a restart, relayed
+    // back as part of a proof — the vote it needs to see that checkpoint stable again.)
+    if (!this.group.members.includes(m.replica)) {
       this.dropped.notForMe++;
       return;
     }
@@ -1501,6 +1509,7 @@ export class PbftNode implements Engine {
     for (const k of [...this.ownCkpts.keys()]) if (k <= st.seq) this.ownCkpts.delete(k);
     for (const votes of this.ckptVotes.values()) for (const k of [...votes.keys()]) if (k <= st.seq) votes.delete(k);
     if (this.target && this.target.seq <= st.seq) this.target = undefined;
+    if (this.vcDeferred && !this.normal) this.sendViewChange();
     this.assign();
   }
 
@@ -1653,10 +1662,28 @@ export class PbftNode implements Engine {
     if (target !== Infinity) this.startViewChange(target);
   }
 
-  /** Builds, signs, records and sends this replica's VIEW-CHANGE for the current (target) view. */
+  /**
+   * Builds, signs, records and sends this replica's VIEW-CHANGE for the current (target)
+   * view — unless it holds a prepared certificate beyond its proven window (stable + L).
+   * That happens after a restart from a snapshot taken before its checkpoint became
+   * stable: the proof stored with it is older, the low water mark comes back lower than
+   * it was. A VIEW-CHANGE can only carry certificates within stable + L, and leaving one
+   * out would let a NEW-VIEW re-use a committed sequence number (the sweep found exactly
+   * that). So the VIEW-CHANGE waits until a peer hands over a newer checkpoint proof
+   * (answering our STATUS); makeStable() sends it then.
+   */
   private sendViewChange(): void {
     const certs: PreparedCert[] = [];
-    for (const [seq, s] of this.slots) if (seq > this.low && seq <= this.low + this.ticks.window && s.cert) certs.push(s.cert);
+    this.vcDeferred = false;
+    for (const [seq, s] of this.slots) {
+      if (seq <= this.low || !s.cert) continue;
+      if (seq > this.low + this.ticks.window) {
+        this.vcDeferred = true;
+        this.deferredViewChanges++;
+        return;
+      }
+      certs.push(s.cert);
+    }
     certs.sort((a, b) => a.seq - b.seq);
     const body: ViewChangeBody = { newView: this.view, replica: this.id, stable: this.stable.seq, stableDigest: this.stable.digest, proof: this.stable.proof, certs };
     const payload = encodeViewChange(body);
@@ -1922,6 +1949,7 @@ export class PbftNode implements Engine {
     const v = body.view;
     this.view = v;
     this.normal = true;
+    this.vcDeferred = false;
     this.nvTimer = undefined;
     this.vcElapsed = 0;
     this.pendingNV = undefined;

@@ -6,7 +6,10 @@ import { describe, expect, it } from 'vitest';
 import { Rng } from '../../../src/rng.ts';
 import { PbftNode, REQ_BLOCK } from '../../../src/pbft/pbft.ts';
 import { SimulatedKeys } from '../../../src/pbft/auth.ts';
-import { EntryType, MsgType } from '../../../src/wire/messages.ts';
+import { EntryType, MsgType, type Message } from '../../../src/wire/messages.ts';
+import {
+  checkpointDigest, checkpointSigned, decodeViewChange, encodeEngineMeta, encodeExecState, encodeSlotRecord, ppSigned, prepareSigned, sha256,
+} from '../../../src/pbft/encoding.ts';
 import { Cluster } from './harness.ts';
 import { SWEEP_OPTIONS } from './sweep.ts';
 
@@ -129,6 +132,52 @@ describe('PBFT durability', () => {
     expect(ra).toBe(1);
     expect(rb).toBe(REQ_BLOCK + 1);
     expect(c.replica(2).store.hardState.vote).toBe(2);
+  });
+
+  it('a replica restarted with an older checkpoint proof than its certificates need holds its VIEW-CHANGE back until it has a newer one', () => {
+    // Regression (found by the sweep): the snapshot at 16 was stored while checkpoint 8
+    // was the stable one, then 16 became stable and the replica prepared seq 26 (window
+    // (16, 32]). After a restart its proof says 8: a VIEW-CHANGE can carry certificates
+    // up to 8 + L = 24 only, and one without seq 26 let a NEW-VIEW reuse a committed seq.
+    const members = [1, 2, 3, 4];
+    const keys = new SimulatedKeys(members, 'stale');
+    const auth = (id: number) => keys.auth(id);
+    const lim = { sigBytes: 16, maxOpBytes: 1 << 16, maxItems: 64, n: 4 };
+    void lim;
+    const exec = encodeExecState(new Map());
+    const ck = (seq: number) => checkpointDigest(seq, new Uint8Array([seq]), exec);
+    const proof = (seq: number) => [1, 2, 3].map((r) => ({ replica: r, sig: auth(r).sign(checkpointSigned(seq, ck(seq), r)) }));
+    const meta = encodeEngineMeta({ exec, stable: 8, stableDigest: ck(8), proof: proof(8), certs: [] });
+    const config = { voters: members, learners: [], witnesses: [] };
+    const entries = [];
+    for (let seq = 17; seq <= 26; seq++) {
+      const d = sha256(new Uint8Array([seq]));
+      const ppSig = auth(1).sign(ppSigned(0, seq, d));
+      const cert = { seq, view: 0, digest: d, ppSig, prepares: [2, 3].map((r) => ({ replica: r, sig: auth(r).sign(prepareSigned(0, seq, d, r)) })) };
+      entries.push({ term: 0, index: seq, type: EntryType.Normal, data: encodeSlotRecord(seq, { ppView: 0, ppDigest: d, ppSig, request: new Uint8Array(0), cert }) });
+    }
+    const r = new PbftNode({
+      id: 4, config, auth: auth(4), rng: new Rng(4), options: SWEEP_OPTIONS, hardState: { term: 1, vote: 0, commit: 16 },
+      snapshot: { meta: { index: 16, term: 0, config, engine: meta }, data: new Uint8Array([16]) }, entries,
+    });
+    const sent = () => {
+      const out: Message[] = [];
+      for (let rd = r.ready(); rd; rd = r.ready()) {
+        out.push(...rd.messages);
+        r.advance(rd);
+      }
+      return out;
+    };
+    expect(sent().filter((m) => m.type === MsgType.PbftViewChange)).toEqual([]);
+    expect(r.status().deferredViewChanges).toBe(1);
+    // A peer answers its STATUS with the proof of 16 (its own old signature included).
+    for (const p of proof(16)) r.step({ type: MsgType.PbftCheckpoint, from: 1, to: 4, term: 1, replica: p.replica, seq: 16, digest: ck(16), sig: p.sig });
+    expect(r.stableCheckpoint).toBe(16);
+    const vcs = sent().filter((m): m is Extract<Message, { type: MsgType.PbftViewChange }> => m.type === MsgType.PbftViewChange);
+    expect(vcs.length).toBe(3);
+    const body = decodeViewChange(vcs[0]!.payload, lim);
+    expect(typeof body !== 'string' && body.certs.map((c) => c.seq)).toEqual([17, 18, 19, 20, 21, 22, 23, 24, 25, 26]);
+    expect(typeof body !== 'string' && body.stable).toBe(16);
   });
 
   it('refuses to start from storage that contradicts itself, naming what is wrong', () => {
