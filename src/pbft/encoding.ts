@@ -180,9 +180,15 @@ export interface SigOf {
   sig: Uint8Array;
 }
 
-export function encodeSigList(list: readonly SigOf[]): Uint8Array {
-  w.reset().array(list.length * 2);
+/** Appends a flat [replica, sig, ...] list to the shared writer. */
+function writeSigs(list: readonly SigOf[]): void {
+  w.array(list.length * 2);
   for (const s of list) w.uint(s.replica).bytes(s.sig);
+}
+
+export function encodeSigList(list: readonly SigOf[]): Uint8Array {
+  w.reset();
+  writeSigs(list);
   return w.finish();
 }
 
@@ -210,8 +216,8 @@ export interface PreparedCert {
 }
 
 function writeCert(c: PreparedCert): void {
-  w.array(5).uint(c.seq).uint(c.view).bytes(c.digest).bytes(c.ppSig).array(c.prepares.length * 2);
-  for (const p of c.prepares) w.uint(p.replica).bytes(p.sig);
+  w.array(5).uint(c.seq).uint(c.view).bytes(c.digest).bytes(c.ppSig);
+  writeSigs(c.prepares);
 }
 
 function readCert(d: Dec, lim: Limits): PreparedCert {
@@ -240,8 +246,8 @@ export interface ViewChangeBody {
 }
 
 export function encodeViewChange(b: ViewChangeBody): Uint8Array {
-  w.reset().array(7).uint(MsgType.PbftViewChange).uint(b.newView).uint(b.replica).uint(b.stable).bytes(b.stableDigest).array(b.proof.length * 2);
-  for (const p of b.proof) w.uint(p.replica).bytes(p.sig);
+  w.reset().array(7).uint(MsgType.PbftViewChange).uint(b.newView).uint(b.replica).uint(b.stable).bytes(b.stableDigest);
+  writeSigs(b.proof);
   w.array(b.certs.length);
   for (const c of b.certs) writeCert(c);
   return w.finish();
@@ -324,8 +330,8 @@ export function encodeSlotRecord(seq: Index, r: SlotRecord): Uint8Array {
   const c = r.cert;
   w.reset().array(8).uint(r.ppView).bytes(r.ppDigest ?? new Uint8Array(0)).bytes(r.ppSig).bytes(r.request);
   if (c) {
-    w.uint(c.view).bytes(c.digest).bytes(c.ppSig).array(c.prepares.length * 2);
-    for (const p of c.prepares) w.uint(p.replica).bytes(p.sig);
+    w.uint(c.view).bytes(c.digest).bytes(c.ppSig);
+    writeSigs(c.prepares);
   } else {
     w.uint(0).bytes(new Uint8Array(0)).bytes(new Uint8Array(0)).array(0);
   }
@@ -406,8 +412,8 @@ export interface EngineMeta {
 }
 
 export function encodeEngineMeta(m: EngineMeta): Uint8Array {
-  w.reset().array(6).uint(1).bytes(m.exec).uint(m.stable).bytes(m.stableDigest).array(m.proof.length * 2);
-  for (const p of m.proof) w.uint(p.replica).bytes(p.sig);
+  w.reset().array(6).uint(1).bytes(m.exec).uint(m.stable).bytes(m.stableDigest);
+  writeSigs(m.proof);
   w.array(m.certs.length);
   for (const c of m.certs) writeCert(c);
   return w.finish();

@@ -737,9 +737,8 @@ export class PbftNode implements Engine {
       case MsgType.PbftPrePrepare:
         return this.onPrePrepare(m);
       case MsgType.PbftPrepare:
-        return this.onPrepare(m);
       case MsgType.PbftCommit:
-        return this.onCommit(m);
+        return this.onVote(m);
       case MsgType.PbftCheckpoint:
         return this.onCheckpoint(m);
       case MsgType.PbftViewChange:
@@ -1224,12 +1223,14 @@ export class PbftNode implements Engine {
     this.checkPrepared(s);
   }
 
-  private onPrepare(m: PbftPrepare): void {
+  /** A PREPARE or COMMIT: one per replica and view counts; the primary's PREPARE never does. */
+  private onVote(m: PbftPrepare | PbftCommit): void {
     if (!this.normal || m.term !== this.view) {
       this.dropped.wrongView++;
       return;
     }
-    if (m.from === primaryOf(this.group, this.view)) {
+    const prepare = m.type === MsgType.PbftPrepare;
+    if (prepare && m.from === primaryOf(this.group, this.view)) {
       this.dropped.wrongRole++;
       return;
     }
@@ -1238,14 +1239,17 @@ export class PbftNode implements Engine {
       return;
     }
     const s = this.slotFor(m.seq);
-    const prev = s.prepares.get(m.from);
-    if (prev && prev.view === this.view) return; // one PREPARE per replica and view counts
-    if (!this.auth.verify(m.from, prepareSigned(m.term, m.seq, m.digest, m.from), m.sig)) {
+    const votes = prepare ? s.prepares : s.commits;
+    const prev = votes.get(m.from);
+    if (prev && prev.view === this.view) return;
+    const content = prepare ? prepareSigned(m.term, m.seq, m.digest, m.from) : commitSigned(m.term, m.seq, m.digest, m.from);
+    if (!this.auth.verify(m.from, content, m.sig)) {
       this.dropped.badSignature++;
       return;
     }
-    s.prepares.set(m.from, { view: m.term, digest: m.digest, sig: m.sig });
-    this.checkPrepared(s);
+    votes.set(m.from, { view: m.term, digest: m.digest, sig: m.sig });
+    if (prepare) this.checkPrepared(s);
+    else this.checkCommitted(s);
   }
 
   /** Prepared: the PRE-PREPARE and q − 1 (= 2f) matching PREPAREs from backups, in this view. */
@@ -1265,26 +1269,6 @@ export class PbftNode implements Engine {
     const sig = this.auth.sign(commitSigned(this.view, s.seq, s.ppDigest, this.id));
     s.commits.set(this.id, { view: this.view, digest: s.ppDigest, sig });
     this.broadcast({ type: MsgType.PbftCommit, from: this.id, to: 0, term: this.view, seq: s.seq, digest: s.ppDigest, sig });
-    this.checkCommitted(s);
-  }
-
-  private onCommit(m: PbftCommit): void {
-    if (!this.normal || m.term !== this.view) {
-      this.dropped.wrongView++;
-      return;
-    }
-    if (!this.inWindow(m.seq)) {
-      this.dropped.outOfWindow++;
-      return;
-    }
-    const s = this.slotFor(m.seq);
-    const prev = s.commits.get(m.from);
-    if (prev && prev.view === this.view) return;
-    if (!this.auth.verify(m.from, commitSigned(m.term, m.seq, m.digest, m.from), m.sig)) {
-      this.dropped.badSignature++;
-      return;
-    }
-    s.commits.set(m.from, { view: m.term, digest: m.digest, sig: m.sig });
     this.checkCommitted(s);
   }
 
