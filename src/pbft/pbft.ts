@@ -307,8 +307,8 @@ export class PbftNode implements Engine {
   private ckptQueue: Array<{ seq: Index; exec: Uint8Array }> = [];
   /** The checkpoint whose compact() may come now (set by advance of its Ready). */
   private ckptWanted: { seq: Index; exec: Uint8Array } | undefined;
-  /** Own checkpoints: digest and data, by sequence number (until superseded by a stable one). */
-  private ownCkpts = new Map<Index, { digest: Uint8Array; data: Uint8Array; exec: Uint8Array }>();
+  /** Own checkpoints: digest, data and our signature, by sequence number (until superseded by a stable one). */
+  private ownCkpts = new Map<Index, { digest: Uint8Array; data: Uint8Array; exec: Uint8Array; sig: Uint8Array }>();
   /** CHECKPOINT votes by replica: its latest few (seq → digest, sig). */
   private ckptVotes = new Map<NodeId, Map<Index, Vote>>();
   /** The highest stable checkpoint proven by others that this replica has not reached. */
@@ -485,6 +485,12 @@ export class PbftNode implements Engine {
       // that has it relays it) or move on with the others (docs/engines.md "PBFT").
       this.normal = false;
       this.sendViewChange();
+    }
+    // The stored snapshot is this replica's checkpoint at its index; if that checkpoint
+    // was not yet known stable, sign it again (the vote may never have arrived).
+    if (init.snapshot && this.snapIndex > this.stable.seq && this.snapIndex % this.options.checkpointInterval === 0) {
+      const exec = decodeEngineMeta(init.snapshot.meta.engine!, this.lim) as { exec: Uint8Array };
+      this.signCheckpoint(this.snapIndex, checkpointDigest(this.snapIndex, init.snapshot.data, exec.exec), init.snapshot.data, exec.exec);
     }
     this.nextSeq = this.firstFreeSeq();
     this.prevHard = { term: this.view, vote: this.reserved, commit: this.executed };
@@ -671,7 +677,6 @@ export class PbftNode implements Engine {
     if (this.applied !== index) return { ok: false, code: 'bad-request', reason: `compact: the application must have applied exactly ${index}, engine's applied index is ${this.applied}` };
     this.ckptWanted = undefined;
     const digest = checkpointDigest(index, data, w.exec);
-    this.ownCkpts.set(index, { digest, data, exec: w.exec });
     if (this.stable.seq === index && !this.stable.data) {
       // Proven stable by the others before our own snapshot came: now we can serve it.
       if (bytesEqual(this.stable.digest, digest)) this.stable = { ...this.stable, data, exec: w.exec };
@@ -689,11 +694,17 @@ export class PbftNode implements Engine {
     this.snapIndex = index;
     this.durableEnd = Math.max(this.durableEnd, index);
     if (this.dirtyFrom <= index) this.dirtyFrom = index + 1;
-    const sig = this.auth.sign(checkpointSigned(index, digest, this.id));
-    this.recordCheckpointVote(this.id, index, digest, sig);
-    this.broadcast({ type: MsgType.PbftCheckpoint, from: this.id, to: 0, term: this.view, replica: this.id, seq: index, digest, sig });
-    this.checkStable(index, digest);
+    this.signCheckpoint(index, digest, data, w.exec);
     return { ok: true, meta };
+  }
+
+  /** Signs, records and sends this replica's CHECKPOINT (re-sent with every STATUS until it is stable). */
+  private signCheckpoint(seq: Index, digest: Uint8Array, data: Uint8Array, exec: Uint8Array): void {
+    const sig = this.auth.sign(checkpointSigned(seq, digest, this.id));
+    this.ownCkpts.set(seq, { digest, data, exec, sig });
+    this.recordCheckpointVote(this.id, seq, digest, sig);
+    this.broadcast({ type: MsgType.PbftCheckpoint, from: this.id, to: 0, term: this.view, replica: this.id, seq, digest, sig });
+    this.checkStable(seq, digest);
   }
 
   tick(): void {
@@ -2028,6 +2039,11 @@ export class PbftNode implements Engine {
 
   private sendStatus(): void {
     this.broadcast({ type: MsgType.PbftStatus, from: this.id, to: 0, term: this.view, normal: this.normal, executed: this.executed, stable: this.low });
+    // Our CHECKPOINTs that are not stable yet: a lost one (or a peer's restart) would
+    // otherwise leave the checkpoint a vote short for good, and the window full.
+    for (const [seq, c] of this.ownCkpts) {
+      if (seq > this.low) this.broadcast({ type: MsgType.PbftCheckpoint, from: this.id, to: 0, term: this.view, replica: this.id, seq, digest: c.digest, sig: c.sig });
+    }
   }
 
   /** A peer's progress report: give it what it lacks (NEW-VIEW, our VIEW-CHANGE, checkpoint proof, commit certificates). */
