@@ -13,10 +13,16 @@
  * the least disturbed one), and shows speed by wall time and by this process's CPU
  * time (user + system), which other processes disturb much less.
  *
+ * The last rows: the same five faulty seeds with the timeline recorder on (what
+ * `quorumd sim --html` costs; without --html no recorder exists, so the rows above are
+ * the cost of "off"), whether the trace hashes are the same with it, and the page's
+ * size and build time.
+ *
  *   npx tsx bench/sim-speed.ts [reps=3]
  */
 import { runSeed } from '../daemon/sim/cluster.ts';
 import { parseSimOptions } from '../daemon/sim/options.ts';
+import { TimelineRecorder, timelinePage, timelineMeta } from '../daemon/sim/timeline/index.ts';
 
 const REPS = Math.max(1, Number(process.argv[2] ?? 3));
 
@@ -67,6 +73,49 @@ console.log(
   `5 nodes, all faults, default workload (4 clients, ${(ops / (virt / 1000)).toFixed(0)} ops/s virtual): ` +
     `${(m.virtualMs / m.wall).toFixed(0)}x by wall, ${(m.virtualMs / m.cpu).toFixed(0)}x by CPU over 5 seeds (${ops} ops)`,
 );
+{
+  // The timeline recorder (--html) on the same five seeds, measured turn about with the
+  // same seeds without it (best of REPS each), so both see the same JIT and machine.
+  let traces: string[] = [];
+  const plainTraces: string[] = [];
+  const five = (timeline: boolean) => {
+    let v = 0;
+    const tr: string[] = [];
+    for (let s = 1; s <= 5; s++) {
+      const r = runSeed(faulty, s, timeline ? { skipLin: true, timeline: new TimelineRecorder() } : { skipLin: true });
+      tr.push(r.trace);
+      v += r.virtualMs;
+    }
+    return { v, tr };
+  };
+  const best = { plain: { wall: Infinity, cpu: Infinity }, rec: { wall: Infinity, cpu: Infinity } };
+  let virtRec = 0;
+  for (let i = 0; i < REPS; i++) {
+    for (const which of ['plain', 'rec'] as const) {
+      const c0 = process.cpuUsage();
+      const t0 = performance.now();
+      const r = five(which === 'rec');
+      const wall = performance.now() - t0;
+      const c = process.cpuUsage(c0);
+      best[which].wall = Math.min(best[which].wall, wall);
+      best[which].cpu = Math.min(best[which].cpu, (c.user + c.system) / 1000);
+      if (which === 'rec') traces = r.tr;
+      else plainTraces.splice(0, 5, ...r.tr);
+      virtRec = r.v;
+    }
+  }
+  const rec = { virtualMs: virtRec, wall: best.rec.wall, cpu: best.rec.cpu };
+  const same = traces.every((t, i) => t === plainTraces[i]);
+  console.log(
+    `same 5 seeds with the timeline recorder (--html): ${(rec.virtualMs / rec.wall).toFixed(0)}x by wall, ${(rec.virtualMs / rec.cpu).toFixed(0)}x by CPU ` +
+      `(without: ${(virtRec / best.plain.wall).toFixed(0)}x by wall, ${(virtRec / best.plain.cpu).toFixed(0)}x by CPU; recording costs ${((best.rec.cpu / best.plain.cpu - 1) * 100).toFixed(0)}% CPU); trace hashes ${same ? 'the same' : 'DIFFERENT (a bug: recording must only read)'}`,
+  );
+  const t = new TimelineRecorder();
+  const r1 = runSeed(faulty, 1, { timeline: t });
+  const tb = performance.now();
+  const html = timelinePage(t.finish(timelineMeta(faulty, r1), r1.violation));
+  console.log(`timeline page of seed 1 (60 s, 5 nodes, every fault kind, ${r1.ops} requests): ${(Buffer.byteLength(html) / 1024).toFixed(0)} KiB, built in ${(performance.now() - tb).toFixed(0)} ms`);
+}
 {
   // The lin check on its own, for one default seed's history.
   const t = performance.now();

@@ -200,6 +200,8 @@ export function buildProgram(): Command {
     .option('--faults <list>', 'partition,crash,power,loss,reorder,clock,disk', '')
     .option('--no-stonith', 'disable fencing')
     .option('--json', 'one JSON object per line')
+    .option('--html <file>', 'write the timeline of the seed (--seed) as a self-contained HTML page')
+    .option('--html-dir <dir>', 'write a timeline page for every failing seed, and index.html, into this folder')
     .action(async (opts) => {
       const { runSimCommand } = await import('./sim.ts');
       process.exitCode = await runSimCommand(opts);

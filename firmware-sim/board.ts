@@ -21,6 +21,7 @@ import type { NodeId } from '../src/types.ts';
 import type { Rng } from '../src/rng.ts';
 import { BoardClock, type ClockOptions } from './clock.ts';
 import { Flash, type FlashOptions } from './flash.ts';
+import type { BoardChangeCause } from './observer.ts';
 import type { PowerSenseHw, PoweredBoard, RelayHw } from './power.ts';
 import { Proc, type DeathCause, type LinkPort } from './proc.ts';
 import type { SimContext, SimEvent } from './scheduler.ts';
@@ -195,10 +196,10 @@ export class Board implements PoweredBoard {
     else this.powerOff();
   }
 
-  private powerOn(): void {
+  private powerOn(cause: BoardChangeCause = 'power-on'): void {
     this.ctx.log(`board ${this.id} rail on`);
     this.clockHw.powerOn(this.rtc);
-    this.stateValue = 'booting';
+    this.setState('booting', cause);
     this.bootEv = this.ctx.sched.after(this.bootDelayUs, bootBoard, this);
     if (!this.rtc) this.ntpEv = this.ctx.sched.after(this.bootDelayUs + this.ntpDelayUs, ntpStep, this);
   }
@@ -208,7 +209,14 @@ export class Board implements PoweredBoard {
     this.stats.powerLosses++;
     this.hardReset('power');
     this.clockHw.powerOff();
-    this.stateValue = 'off';
+    this.setState('off', this.mains ? 'relay-open' : 'mains-off');
+  }
+
+  /** Sets the state and tells the world's observer (if any; observer.ts). */
+  private setState(s: BoardState, cause: BoardChangeCause): void {
+    this.stateValue = s;
+    const o = this.ctx.observer;
+    if (o !== null) o.boardState?.(this.id, s, cause);
   }
 
   /** Everything a power cut or SoC reset does to the board (not to the rail). */
@@ -244,7 +252,7 @@ export class Board implements PoweredBoard {
       this.ctx.log(`board ${this.id} stale-call inc=${proc.incarnation} ${what}`);
     });
     this.proc = proc;
-    this.stateValue = 'running';
+    this.setState('running', 'boot');
     this.ctx.log(`board ${this.id} boot inc=${this.inc}`);
     const links = this.ports.map((p) => p.open(proc));
     const hal: BoardHal = {
@@ -284,7 +292,7 @@ export class Board implements PoweredBoard {
     const delayUs = restartDelayMs === undefined ? this.restartDelayUs : Math.round(checkMsOpt('crashProcess restartDelayMs', restartDelayMs) * 1000);
     this.stats.crashes++;
     this.kill('crash');
-    this.stateValue = 'restarting';
+    this.setState('restarting', 'crash');
     this.bootEv = this.ctx.sched.after(delayUs, bootBoard, this);
     return true;
   }
@@ -350,7 +358,7 @@ export class Board implements PoweredBoard {
     this.hardReset('reset');
     // The SoC restarts on a live rail.
     this.clockHw.powerOff();
-    this.powerOn();
+    this.powerOn('watchdog');
   }
 }
 

@@ -85,6 +85,8 @@ export class FaultInjector {
   /** Faults applied / healed so far. */
   applied = 0;
   healed = 0;
+  /** Faults applied so far by kind (only kinds applied at least once appear). */
+  readonly appliedByKind: Partial<Record<FaultKind, number>> = {};
 
   constructor(
     private readonly world: World,
@@ -200,7 +202,12 @@ export class FaultInjector {
   apply(f: PlannedFault): void {
     const w = this.world;
     this.applied++;
+    this.appliedByKind[f.kind] = (this.appliedByKind[f.kind] ?? 0) + 1;
     w.ctx.log(`fault ${f.kind} ${f.detail}`);
+    // Told here, before the kind's own code, so that every kind (also one added later,
+    // however its case ends) reaches the observer; the same instant either way.
+    const o = w.ctx.observer;
+    if (o !== null) o.fault?.(f, 'apply');
     switch (f.kind) {
       case 'partition':
         w.partition(f.groups ?? []);
@@ -239,6 +246,8 @@ export class FaultInjector {
     const w = this.world;
     this.healed++;
     w.ctx.log(`heal ${f.kind} ${f.detail}`);
+    const o = w.ctx.observer;
+    if (o !== null) o.fault?.(f, 'heal');
     switch (f.kind) {
       case 'partition':
         w.heal();

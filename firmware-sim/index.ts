@@ -12,3 +12,4 @@ export { SerialWire, SerialPort, SerialLink, type SerialOptions, type SerialStat
 export { RelayHw, PowerSenseHw, type RelayOptions, type PowerSenseOptions } from './power.ts';
 export { FaultInjector, FAULT_KINDS, parseFaultKinds, type FaultKind, type FaultPlanOptions, type PlannedFault } from './faults.ts';
 export { Proc, type DeathCause, type LinkPort } from './proc.ts';
+export type { SimObserver, BoardChangeCause } from './observer.ts';

@@ -109,6 +109,8 @@ export class RelayHw {
     if (want === this.contact) return;
     this.contact = want;
     this.ctx.log(`relay ${this.controller.id}>${this.target.id} contact=${want ? 'closed' : 'open'}`);
+    const o = this.ctx.observer;
+    if (o !== null) o.relayContact?.(this.controller.id, this.target.id, want);
     this.target.updateRail();
   }
 

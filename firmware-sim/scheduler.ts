@@ -16,6 +16,7 @@
  *   - no Promises anywhere: everything runs in one synchronous loop.
  */
 import { createHash } from 'node:crypto';
+import type { SimObserver } from './observer.ts';
 
 /** Formats a structured trace line (`Trace.addFields`) for `last()`; never called on the hot path. */
 export type TraceFormat = (tag: string, a: number, b: number, c: number, d: number, e: number) => string;
@@ -489,6 +490,13 @@ export function msToUs(ms: number): number {
  * stamps a line with the current virtual time before adding it to the trace.
  */
 export class SimContext {
+  /**
+   * Who watches the hardware (observer.ts): told of board states, relay contacts and
+   * faults, after the fact. Null (the default) when nobody records; an observer only
+   * reads, so the trace is the same with or without one.
+   */
+  observer: SimObserver | null = null;
+
   constructor(
     readonly sched: Scheduler,
     readonly trace: Trace,

@@ -44,7 +44,8 @@ import { FencedResource } from '../../src/fence/index.ts';
 import { SIM_POWER_ON_AFTER_MS, SimActuator, fencedOff, simFencing, type FenceWiring } from './fencing.ts';
 import type { BullyMember, BullyOptions } from '../../src/bully/index.ts';
 import type { NodeId } from '../../src/types.ts';
-import { BullyRuntime, BullyStateCorruptError, type BullyFencingOptions, type BullyRuntimeOptions } from '../runtime/bully-node.ts';
+import { BullyRuntime, BullyStateCorruptError, type BullyFencingOptions, type BullyRuntimeObserver, type BullyRuntimeOptions } from '../runtime/bully-node.ts';
+import type { RoleView, TimelineRecorder } from './timeline/recorder.ts';
 import { formatLine } from '../runtime/index.ts';
 import { BullyInvariantChecker, settledProblem } from './bully-invariants.ts';
 import { ACTUATE_EVERY_MS, BOOT_WAIT_MS, FAULTS_FROM_MS, type SeedResult } from './cluster.ts';
@@ -93,6 +94,8 @@ export interface BullySeedResult extends SeedResult {
 }
 
 export interface BullySeedHooks {
+  /** Records the run for the HTML timeline (timeline/recorder.ts); recording does not change the trace. */
+  timeline?: TimelineRecorder;
   wrapStorage?: (s: Storage, node: NodeId) => Storage;
   runtime?: Partial<BullyRuntimeOptions>;
   bully?: Partial<BullyOptions>;
@@ -108,6 +111,12 @@ export function bullySimFencing(hal: BoardHal, wiring: FenceWiring): BullyFencin
   return { relays: f.relays ?? [], powerSense: f.powerSense ?? [], ...(f.fencer ? { fencer: f.fencer } : {}) };
 }
 
+/** What the timeline draws of a bully node after every step: the role and epoch it acts on. */
+export const BULLY_ROLE_VIEW: RoleView<BullyRuntime> = {
+  role: (rt) => rt.actedState.role,
+  term: (rt) => rt.actedState.term,
+};
+
 export function bullyClusterKey(seed: number): Uint8Array {
   return new Uint8Array(createHash('sha256').update(`quorumd-sim-key:${seed}`).digest());
 }
@@ -118,6 +127,7 @@ export function runBullySeed(cfg: SimConfig, seed: number, hooks: BullySeedHooks
   const dataIds: NodeId[] = [];
   for (let i = 1; i <= cfg.nodes; i++) dataIds.push(i);
   const witnessIds: NodeId[] = cfg.witness ? [cfg.nodes + 1] : [];
+  hooks.timeline?.attach(world, { dataIds, witnessIds });
   const allIds = [...dataIds, ...witnessIds];
   for (const id of allIds) world.addBoard(id);
   const wiring: FenceWiring | null = cfg.stonith ? wireBullyFencing(world, dataIds) : null;
@@ -172,6 +182,33 @@ export function runBullySeed(cfg: SimConfig, seed: number, hooks: BullySeedHooks
   );
   for (const d of disabled) checker.skip.add(d);
 
+  const baseObserver: BullyRuntimeObserver = {
+    booted: (r) => {
+      changed();
+      checker.booted(r);
+    },
+    afterStep: (r) => {
+      checker.afterStep(r);
+      updateDual();
+    },
+    persisted: (r, rd) => checker.persisted(r, rd),
+    engineError: (r, err) => checker.engineError(r, err),
+    received: (r, m) => checker.received(r, m),
+    activation: (r, ev) => {
+      if (!ev.active) return;
+      checker.activated(r, ev.token);
+      actuator.activated(r.id, ev.token, world.nowUs);
+      // The first act of a new activation carries its token.
+      if (isLive(r)) actuate(r, ev.token);
+    },
+    fenced: (_r, rec) => {
+      changed();
+      if (rec.outcome === 'off' || rec.outcome === 'already-off') fences++;
+      else if (rec.outcome === 'failed') fencesFailed++;
+    },
+  };
+  const observer = hooks.timeline ? hooks.timeline.observer(baseObserver, BULLY_ROLE_VIEW) : baseObserver;
+
   world.onBoot((hal, board: Board) => {
     const storage = hooks.wrapStorage ? hooks.wrapStorage(hal.storage, hal.node) : hal.storage;
     const rt = new BullyRuntime({
@@ -187,31 +224,7 @@ export function runBullySeed(cfg: SimConfig, seed: number, hooks: BullySeedHooks
       logger: (level, msg, fields) => {
         if (level !== 'debug') world.ctx.log(`n${hal.node} ${formatLine(level, msg, fields)}`);
       },
-      observer: {
-        booted: (r) => {
-          changed();
-          checker.booted(r);
-        },
-        afterStep: (r) => {
-          checker.afterStep(r);
-          updateDual();
-        },
-        persisted: (r, rd) => checker.persisted(r, rd),
-        engineError: (r, err) => checker.engineError(r, err),
-        received: (r, m) => checker.received(r, m),
-        activation: (r, ev) => {
-          if (!ev.active) return;
-          checker.activated(r, ev.token);
-          actuator.activated(r.id, ev.token, world.nowUs);
-          // The first act of a new activation carries its token.
-          if (isLive(r)) actuate(r, ev.token);
-        },
-        fenced: (_r, rec) => {
-          changed();
-          if (rec.outcome === 'off' || rec.outcome === 'already-off') fences++;
-          else if (rec.outcome === 'failed') fencesFailed++;
-        },
-      },
+      observer,
       ...(wiring ? { fencing: bullySimFencing(hal, wiring) } : {}),
       onFatal: (err) => {
         if (err instanceof BullyStateCorruptError) checker.fail('storage-corrupt', `node ${hal.node} refuses to start: ${err.message}`);
@@ -324,6 +337,7 @@ export function runBullySeed(cfg: SimConfig, seed: number, hooks: BullySeedHooks
     opsOk: 0,
     opsUnknown: 0,
     faults: world.faults.applied,
+    faultsByKind: { ...world.faults.appliedByKind },
     virtualMs: Math.round(world.nowMs),
     wallMs: Math.round(performance.now() - wall0),
     staleActuations: actuator.stale,

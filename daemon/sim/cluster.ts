@@ -26,6 +26,7 @@ import { InvariantChecker, SimViolation } from './invariants.ts';
 import { Workload, DEFAULT_WORKLOAD, type WorkloadOptions } from './workload.ts';
 import type { SimConfig } from './options.ts';
 import { hashBytes } from './hash.ts';
+import type { RoleView, TimelineRecorder } from './timeline/recorder.ts';
 import { SIM_WATCHDOG_MS, SimActuator, countFencedOffBoards, fencedOff, simFencing, wireFencing, type FenceWiring } from './fencing.ts';
 
 /** Longest wait for the liveness probe's write after the run (virtual ms). */
@@ -47,6 +48,8 @@ export interface SeedResult {
   opsOk: number;
   opsUnknown: number;
   faults: number;
+  /** Faults applied, by kind (kinds never applied are absent). */
+  faultsByKind: Record<string, number>;
   virtualMs: number;
   wallMs: number;
   staleActuations: number;
@@ -63,8 +66,10 @@ export interface SeedResult {
   probeMs: number;
 }
 
-/** Test and benchmark hooks; the CLI uses none of them. */
+/** Test and benchmark hooks; the CLI uses only `timeline` (for --html). */
 export interface SeedHooks {
+  /** Records the run for the HTML timeline (timeline/recorder.ts); recording does not change the trace. */
+  timeline?: TimelineRecorder;
   /** Wraps every board's Storage (e.g. a disk that lies about fsync, to show the checks catch it). */
   wrapStorage?: (s: Storage, node: NodeId) => Storage;
   /** Extra runtime options (e.g. batching off). */
@@ -85,6 +90,12 @@ export interface SimCluster {
   live(): NodeRuntime[];
 }
 
+/** What the timeline draws of a Raft node after every step: the engine's role and term (cheap getters). */
+export const RAFT_ROLE_VIEW: RoleView<NodeRuntime> = {
+  role: (rt) => rt.engine?.currentRole ?? 'starting',
+  term: (rt) => rt.engine?.currentTerm ?? 0,
+};
+
 export function clusterKey(seed: number): Uint8Array {
   return new Uint8Array(createHash('sha256').update(`quorumd-sim-key:${seed}`).digest());
 }
@@ -95,6 +106,7 @@ export function runSeed(cfg: SimConfig, seed: number, hooks: SeedHooks = {}): Se
   const dataIds: NodeId[] = [];
   for (let i = 1; i <= cfg.nodes; i++) dataIds.push(i);
   const witnessIds: NodeId[] = cfg.witness ? [cfg.nodes + 1] : [];
+  hooks.timeline?.attach(world, { dataIds, witnessIds });
   const allIds = [...dataIds, ...witnessIds];
   for (const id of allIds) world.addBoard(id);
   // STONITH relays and power-sense inputs between data boards (fencing.ts).
@@ -150,7 +162,7 @@ export function runSeed(cfg: SimConfig, seed: number, hooks: SeedHooks = {}): Se
       checker.fail('fenced-all-off', `every data board is off because of fencing at once (mains on, rail dead): ${off.map((n) => `n${n}`).join(', ')}`);
     }
   };
-  const observer: RuntimeObserver = {
+  const baseObserver: RuntimeObserver = {
     booted: (rt) => checker.booted(rt),
     afterStep: (rt) => {
       checker.afterStep(rt);
@@ -169,6 +181,7 @@ export function runSeed(cfg: SimConfig, seed: number, hooks: SeedHooks = {}): Se
     applied: (rt: NodeRuntime, e: Entry, r) => checker.applied(rt, e, r),
     engineError: (rt, err) => checker.engineError(rt, err),
   };
+  const observer = hooks.timeline ? hooks.timeline.observer(baseObserver, RAFT_ROLE_VIEW) : baseObserver;
 
   world.onBoot((hal, board: Board) => {
     const storage = hooks.wrapStorage ? hooks.wrapStorage(hal.storage, hal.node) : hal.storage;
@@ -218,6 +231,7 @@ export function runSeed(cfg: SimConfig, seed: number, hooks: SeedHooks = {}): Se
   });
 
   const workload = new Workload(world.sched, world.rng.fork('clients'), liveData, { ...DEFAULT_WORKLOAD, ...hooks.workload });
+  if (hooks.timeline) workload.onOp = hooks.timeline.opListener();
   workload.start(T * 1000);
   // Only active leaders drive the actuator, each with its fencing token.
   const actuate = () => {
@@ -292,6 +306,7 @@ export function runSeed(cfg: SimConfig, seed: number, hooks: SeedHooks = {}): Se
     opsOk: workload.stats.ok + workload.stats.conflict,
     opsUnknown: workload.stats.unknown + workload.stats.noAnswer,
     faults: world.faults.applied,
+    faultsByKind: { ...world.faults.appliedByKind },
     virtualMs: Math.round(world.nowMs),
     wallMs: Math.round(performance.now() - wall0),
     staleActuations: actuator.stale,

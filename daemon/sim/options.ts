@@ -27,6 +27,10 @@ export interface SimConfig {
    */
   stonith: boolean;
   json: boolean;
+  /** `--html FILE`: write the timeline page of the one seed (--seed) to FILE. */
+  html: string | null;
+  /** `--html-dir DIR`: write a timeline page for every failing seed, and index.html, into DIR. */
+  htmlDir: string | null;
 }
 
 /** Largest number of seeds in one run (a typo like 1..1e9 should not run for a week). */
@@ -65,10 +69,16 @@ function seedOf(raw: unknown): number {
   return n;
 }
 
+function pathOption(raw: unknown, flag: string, what: string): string | null {
+  if (raw === undefined || raw === null) return null;
+  if (typeof raw !== 'string' || raw.trim() === '') throw new SimOptionError(`${flag}: expected a ${what} path, got ${JSON.stringify(raw)}`);
+  return raw;
+}
+
 /** From commander's option object (or any plain object with the same names). */
 export function parseSimOptions(raw: Record<string, unknown>): SimConfig {
   if (typeof raw !== 'object' || raw === null) throw new SimOptionError('sim options: expected an object');
-  const known = new Set(['seed', 'seeds', 'nodes', 'witness', 'engine', 'time', 'faults', 'stonith', 'json']);
+  const known = new Set(['seed', 'seeds', 'nodes', 'witness', 'engine', 'time', 'faults', 'stonith', 'json', 'html', 'htmlDir']);
   for (const k of Object.keys(raw)) if (!known.has(k)) throw new SimOptionError(`sim options: unknown option "${k}" (known: ${[...known].join(', ')})`);
   let seeds: number[];
   if (raw.seed !== undefined && raw.seeds !== undefined) throw new SimOptionError('give either --seed N or --seeds A..B, not both');
@@ -95,7 +105,11 @@ export function parseSimOptions(raw: Record<string, unknown>): SimConfig {
   if (typeof stonith !== 'boolean') throw new SimOptionError(`--no-stonith: expected a flag, got ${String(raw.stonith)}`);
   const json = raw.json ?? false;
   if (typeof json !== 'boolean') throw new SimOptionError(`--json: expected a flag, got ${String(raw.json)}`);
-  return { seeds, nodes, witness, engine, timeMs, faults, stonith, json };
+  const html = pathOption(raw.html, '--html', 'FILE');
+  const htmlDir = pathOption(raw.htmlDir, '--html-dir', 'DIR');
+  if (html !== null && htmlDir !== null) throw new SimOptionError('give either --html FILE (one seed) or --html-dir DIR (the failing seeds of a range), not both');
+  if (html !== null && seeds.length !== 1) throw new SimOptionError(`--html: writes the page of one seed (--seed N); for a range of ${seeds.length} seeds use --html-dir DIR (a page per failing seed plus an index)`);
+  return { seeds, nodes, witness, engine, timeMs, faults, stonith, json, html, htmlDir };
 }
 
 /** The command line that replays one seed with the same settings. */

@@ -1,5 +1,5 @@
 /**
- * Output of `quorumd sim` (DESIGN §6): one summary line per seed with `trace=<sha256>`,
+ * Output of `quorumd sim` (documented for users, field by field, in docs/sim.md): one summary line per seed with `trace=<sha256>`,
  * and a last line `seeds=<n> violations=<n> stale_actuations=<n> dual_active_ms=<n> ...`;
  * with --json the same as one JSON object per line.
  *
@@ -13,8 +13,9 @@
 import type { SeedResult } from './cluster.ts';
 import { replayCommand, type SimConfig } from './options.ts';
 import { percentile } from './fencing.ts';
+import { FAULT_KINDS } from '../../firmware-sim/faults.ts';
 
-export const GATE_NOTE = 'stale_actuations/dual_active_ms measure active leaders (activation gate, DESIGN §5)';
+export const GATE_NOTE = 'stale_actuations/dual_active_ms measure active leaders (the activation gate: docs/fencing.md)';
 
 export function seedLine(r: SeedResult, cfg: SimConfig): string {
   if (cfg.json) {
@@ -56,6 +57,26 @@ export interface Totals {
   failovers: number;
   failoverP50Ms: number;
   failoverP99Ms: number;
+  /** Faults applied over every seed, and by kind (in FAULT_KINDS order, then any other kind by name). */
+  faults: number;
+  faultsByKind: Record<string, number>;
+}
+
+/** Adds up per-kind fault counts, ordered as FAULT_KINDS (then any kind not listed there, by name). */
+export function sumFaultKinds(results: readonly Pick<SeedResult, 'faultsByKind'>[]): Record<string, number> {
+  const sum = new Map<string, number>();
+  for (const r of results) for (const [k, n] of Object.entries(r.faultsByKind)) sum.set(k, (sum.get(k) ?? 0) + n);
+  const known = FAULT_KINDS as readonly string[];
+  const order = [...known.filter((k) => sum.has(k)), ...[...sum.keys()].filter((k) => !known.includes(k)).sort()];
+  const out: Record<string, number> = {};
+  for (const k of order) out[k] = sum.get(k)!;
+  return out;
+}
+
+/** `partition:3,crash:2` (or `none`). */
+export function faultKindsText(byKind: Record<string, number>): string {
+  const parts = Object.entries(byKind).map(([k, n]) => `${k}:${n}`);
+  return parts.length > 0 ? parts.join(',') : 'none';
 }
 
 export function totalsOf(results: SeedResult[], wallMs: number): Totals {
@@ -74,6 +95,8 @@ export function totalsOf(results: SeedResult[], wallMs: number): Totals {
     failovers: results.reduce((a, r) => a + (r.failoversMs?.length ?? 0), 0),
     failoverP50Ms: percentile(results.flatMap((r) => r.failoversMs ?? []), 50),
     failoverP99Ms: percentile(results.flatMap((r) => r.failoversMs ?? []), 99),
+    faults: results.reduce((a, r) => a + r.faults, 0),
+    faultsByKind: sumFaultKinds(results),
   };
 }
 
@@ -82,7 +105,8 @@ export function lastLine(t: Totals, cfg: SimConfig): string {
   return (
     `seeds=${t.seeds} violations=${t.violations} stale_actuations=${t.staleActuations} dual_active_ms=${t.dualActiveMs} ` +
     `ops=${t.ops} leaders=${t.leaders} lin_unknown=${t.linUnknown} fences=${t.fences} fences_failed=${t.fencesFailed} ` +
-    `failovers=${t.failovers} failover_p50_ms=${t.failoverP50Ms} failover_p99_ms=${t.failoverP99Ms} wall_ms=${t.wallMs}` +
+    `failovers=${t.failovers} failover_p50_ms=${t.failoverP50Ms} failover_p99_ms=${t.failoverP99Ms} ` +
+    `faults=${t.faults} fault_kinds=${faultKindsText(t.faultsByKind)} wall_ms=${t.wallMs}` +
     (t.violatingSeeds.length > 0 ? ` violating_seeds=${t.violatingSeeds.slice(0, 20).join(',')}` : '') +
     ` note="${GATE_NOTE}"`
   );

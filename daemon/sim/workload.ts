@@ -20,6 +20,7 @@ import type { HistoryOp } from '../../src/lin/index.ts';
 import type { Rng } from '../../src/rng.ts';
 import { encodeCommand } from '../../src/kv/index.ts';
 import type { Scheduler } from '../../firmware-sim/scheduler.ts';
+import type { NodeId } from '../../src/types.ts';
 import { Status, type ClientResult, type NodeRuntime } from '../runtime/index.ts';
 import { hashBytes } from './hash.ts';
 
@@ -57,6 +58,30 @@ export interface AckedWrite {
   what: string;
 }
 
+/**
+ * One client request as a recorder sees it (the timeline's client bars): sent at
+ * `callUs`, answered (or given up on) at `retUs`, both virtual µs. A cas shows as its
+ * get and then its conditional put (kind 'cas'). `value`: what a put wrote or a get read.
+ */
+export interface OpRecord {
+  client: number;
+  node: NodeId;
+  kind: 'put' | 'get' | 'cas';
+  key: string;
+  callUs: number;
+  retUs: number;
+  outcome: OpOutcome;
+  value: string | null;
+}
+
+/**
+ * 'ok' (200), 'not-found' (404 get), 'conflict' (409 cas), 'unavailable' (503: did not
+ * happen), 'unknown' (504: may have happened), 'timeout' (no answer before the client's
+ * own deadline: may have happened), 'rejected' (any other status, e.g. 400: a bug in the
+ * workload).
+ */
+export type OpOutcome = 'ok' | 'not-found' | 'conflict' | 'unavailable' | 'unknown' | 'timeout' | 'rejected';
+
 export interface WorkloadStats {
   issued: number;
   ok: number;
@@ -69,6 +94,27 @@ export interface WorkloadStats {
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
+function outcomeOf(res: ClientResult): OpOutcome {
+  switch (res.status) {
+    case Status.OK:
+      return 'ok';
+    case Status.NOT_FOUND:
+      return 'not-found';
+    case Status.CONFLICT:
+      return 'conflict';
+    case Status.UNAVAILABLE:
+      return 'unavailable';
+    case Status.UNKNOWN:
+      return 'unknown';
+    default:
+      return 'rejected';
+  }
+}
+
+function readValue(res: ClientResult): string | null {
+  return res.status === Status.OK && res.value ? dec.decode(res.value) : null;
+}
+
 export class Workload {
   readonly history: HistoryOp[] = [];
   readonly acked: AckedWrite[] = [];
@@ -76,6 +122,11 @@ export class Workload {
   private stopAtUs = 0;
   private seq = 0;
   private inFlight = 0;
+  /**
+   * Told of every finished request (the simulation timeline, daemon/sim/timeline).
+   * Only reads: the history, the stats and every random draw are the same without it.
+   */
+  onOp: ((op: OpRecord) => void) | null = null;
 
   constructor(
     private readonly sched: Scheduler,
@@ -112,16 +163,30 @@ export class Workload {
     else this.cas(client, node, key, () => this.next(client));
   }
 
-  /** Calls `fn` with a callback that fires at most once: with the node's answer, or undefined after the client timeout. */
-  private request(fn: (cb: (r: ClientResult) => void) => void, then: (r: ClientResult | undefined) => void): void {
+  /**
+   * Calls `fn` with a callback that fires at most once: with the node's answer, or
+   * undefined after the client timeout. client/node/kind/key/value only describe the
+   * request to `onOp`.
+   */
+  private request(
+    client: number,
+    node: NodeId,
+    kind: OpRecord['kind'],
+    key: string,
+    value: string | null,
+    fn: (cb: (r: ClientResult) => void) => void,
+    then: (r: ClientResult | undefined) => void,
+  ): void {
     let done = false;
     this.inFlight++;
     this.stats.issued++;
+    const callUs = this.sched.now;
     const timer = this.sched.after(this.opts.clientTimeoutMs * 1000, () => {
       if (done) return;
       done = true;
       this.inFlight--;
       this.stats.noAnswer++;
+      if (this.onOp !== null) this.onOp({ client, node, kind, key, callUs, retUs: this.sched.now, outcome: 'timeout', value });
       then(undefined);
     });
     fn((res) => {
@@ -133,6 +198,7 @@ export class Workload {
       else if (res.status === Status.CONFLICT) this.stats.conflict++;
       else if (res.status === Status.UNAVAILABLE) this.stats.unavailable++;
       else this.stats.unknown++;
+      if (this.onOp !== null) this.onOp({ client, node, kind, key, callUs, retUs: this.sched.now, outcome: outcomeOf(res), value: kind === 'get' ? readValue(res) : value });
       then(res);
     });
   }
@@ -149,6 +215,11 @@ export class Workload {
     const data = encodeCommand(cas ? { op: 'put', key, value: bytes, cas: cas.index } : { op: 'put', key, value: bytes });
     const dataHash = data instanceof Uint8Array ? hashBytes(data) : 0;
     this.request(
+      client,
+      node.id,
+      cas ? 'cas' : 'put',
+      key,
+      value,
       (cb) => node.put(key, bytes, cas ? { cas: cas.index } : {}, cb),
       (res) => {
         const ret = res && res.status !== Status.UNKNOWN ? this.sched.now : null;
@@ -174,6 +245,11 @@ export class Workload {
   get(client: number, node: NodeRuntime, key: string, after: (r: { value: string | null; index: number } | undefined) => void): void {
     const call = this.sched.now;
     this.request(
+      client,
+      node.id,
+      'get',
+      key,
+      null,
       (cb) => node.get(key, this.opts.staleReads ? { stale: true } : {}, cb),
       (res) => {
         if (!res || (res.status !== Status.OK && res.status !== Status.NOT_FOUND)) return after(undefined);

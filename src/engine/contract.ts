@@ -25,7 +25,7 @@
  *      in which case the durable log is truncated from entries[0].index first (a
  *      suffix is overwritten), then the entries are appended;
  *   3. persist `hardState` — after the entries, since `commit` may refer to them;
- *   4. make 1–3 durable (fsync), and only then
+ *   4. make 1–3 durable (fsync) — all or nothing when `atomic` is set — and only then
  *   5. send `messages`;
  *   6. apply `committed` in order, each exactly once; serve `readStates` once the
  *      applied index reaches theirs; answer `failedReads` with a definite 503;
@@ -39,12 +39,20 @@
  *   - `HardState {term, vote, commit}`: two 32/53-bit numbers the engine must not lose
  *     plus its commit index. Each engine documents what `term` and `vote` mean for it
  *     (Raft: current term and vote; bully: epoch and held epoch; Paxos: promised
- *     ballot; ZAB: acceptedEpoch and currentEpoch; PBFT: view). `vote` ≤ 2^32 − 1.
+ *     ballot, vote unused; ZAB: acceptedEpoch and currentEpoch; PBFT: view). `vote` ≤ 2^32 − 1.
  *   - `entries`: the log, one Entry per index (Raft index, Paxos slot, ZAB counter
- *     within the log, PBFT sequence number), each with a `term` (Raft term, Paxos
- *     accepted ballot, ZAB epoch, PBFT view) and `data`; suffix-overwrite semantics as in
- *     step 2 above. An engine that must change one entry in the middle re-emits the
- *     whole suffix from there.
+ *     within the log, PBFT sequence number), each with a `term` (Raft term, ZAB epoch,
+ *     PBFT view; Paxos: a write stamp that never decreases along the log, with the
+ *     accepted ballot inside `data`, see src/paxos/slots.ts) and `data`;
+ *     suffix-overwrite semantics as in step 2 above. An engine that must change one
+ *     entry in the middle re-emits the whole suffix from there. Durable entries are the
+ *     engine's own: the runtime stores them and gives them back at restart, and applies
+ *     only `committed`.
+ *   - `committed` entries: `data` is the command; `term` is the `term` propose()
+ *     returned for it (Raft: the entry's term; Paxos: the ballot of the leader that
+ *     first proposed it, kept when later leaders propose it again), so a runtime that
+ *     proposed (index, term) and sees another term committed at that index knows its
+ *     command was not applied.
  *   - `snapshot`: the application's state at an index plus the membership.
  * Restart: the engine is constructed from exactly what was persisted (EngineInit).
  *
@@ -163,6 +171,21 @@ export interface Ready {
   outcomes?: ProposalOutcome[];
   /** The engine wants `compact(checkpoint, data)` after this Ready (PBFT; see the header). */
   checkpoint?: Index;
+  /**
+   * Set when the runtime must make this Ready's snapshot and entries durable all or
+   * nothing: after a crash in the middle of persisting it, storage holds either the
+   * state before the Ready or all of its snapshot and entries, never a prefix (the hard
+   * state may still be lost). Absent or false: a torn prefix is harmless to the engine
+   * (Raft: a rewritten suffix was never committed; appended entries were never
+   * acknowledged). Paxos sets it when an acceptor rewrites votes it already
+   * acknowledged — a higher ballot's value in the middle of its log re-emits the votes
+   * after it (step 2's suffix overwrite), and an installed snapshot keeps its votes
+   * after the snapshot by writing them again — because a torn write there would lose
+   * acknowledged votes. A WAL can provide it with a batch-end record (a batch without
+   * one is dropped at recovery). Added for src/paxos/multi.ts; optional, so engines
+   * that never set it need nothing.
+   */
+  atomic?: boolean;
 }
 
 /** Where a proposal answered with `ref` ended: index ≥ 1 applied there, 0 never applied. */

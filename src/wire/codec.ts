@@ -15,7 +15,7 @@
  * being dropped silently by every receiver.
  */
 import { CborError, CborWriter, Reader, type CborReadStats, type CborValue } from './cbor.ts';
-import { EntryType, MsgType, type Entry, type MemberConfig, type Message } from './messages.ts';
+import { EntryType, MsgType, type Entry, type MemberConfig, type Message, type PaxosSlot } from './messages.ts';
 import { checkKeyring, TAG_BYTES, verifyFrameTag, writeTag, type Keyring } from './tag.ts';
 import { MAX_NODE_ID } from '../types.ts';
 
@@ -72,9 +72,11 @@ export class WireEncodeError extends Error {
  * How a field travels: uint = CBOR unsigned 0..2^53-1; bool = CBOR true/false (1 byte,
  * as small as 0/1 and unambiguous); bytes = CBOR byte string; status = uint 100..599;
  * entries = array of [term, type, data]; opt-uint = uint or omitted (last field only);
- * config = [[voters], [learners], [witnesses]] of node ids.
+ * config = [[voters], [learners], [witnesses]] of node ids; slots = array of
+ * [ballot, origin, type, data], Paxos values of consecutive slots starting at the
+ * message's `first` field (which must come earlier in the layout).
  */
-type Kind = 'uint' | 'bool' | 'bytes' | 'status' | 'entries' | 'opt-uint' | 'config';
+type Kind = 'uint' | 'bool' | 'bytes' | 'status' | 'entries' | 'opt-uint' | 'config' | 'slots';
 type Common = 'type' | 'from' | 'to' | 'term';
 type FieldSpec<M> = readonly { name: Exclude<keyof M, Common> & string; kind: Kind }[];
 
@@ -114,6 +116,20 @@ export const BODY_LAYOUT = {
   [MsgType.BullyCoordinator]: [u('priority')],
   [MsgType.ClientRequest]: [u('reqId'), bytes('body')],
   [MsgType.ClientReply]: [u('reqId'), { name: 'status', kind: 'status' }, bytes('body')],
+  [MsgType.PaxosPrepare]: [u('lo'), b('probe'), b('transfer')],
+  [MsgType.PaxosPromise]: [b('ok'), b('probe'), u('commit'), u('last'), u('snap'), u('first'), { name: 'slots', kind: 'slots' }],
+  [MsgType.PaxosAccept]: [u('first'), u('commit'), { name: 'slots', kind: 'slots' }],
+  [MsgType.PaxosAccepted]: [b('ok'), u('index')],
+  [MsgType.PaxosSnapshot]: [
+    u('lastIndex'),
+    u('lastTerm'),
+    u('offset'),
+    u('total'),
+    bytes('data'),
+    b('done'),
+    { name: 'config', kind: 'config' },
+  ],
+  [MsgType.PaxosSnapshotReply]: [u('lastIndex'), u('next'), b('ok')],
   [MsgType.PbftRequest]: [bytes('request')],
   [MsgType.PbftPrePrepare]: [u('seq'), bytes('digest'), bytes('sig'), bytes('request')],
   [MsgType.PbftPrepare]: [u('seq'), bytes('digest'), bytes('sig')],
@@ -185,6 +201,8 @@ function checkField(kind: Kind, v: unknown, name: string): string | null {
       return checkRange(v, name, 100, 599);
     case 'entries':
       return Array.isArray(v) ? null : `${name}: expected an array of entries, got ${show(v)}`;
+    case 'slots':
+      return Array.isArray(v) ? null : `${name}: expected an array of slots, got ${show(v)}`;
     case 'config':
       return checkConfig(v, name);
   }
@@ -233,6 +251,30 @@ function checkEntries(m: Extract<Message, { type: MsgType.Append }>): string | n
 }
 
 /**
+ * Paxos slots: consecutive from `first`, each with 1 ≤ origin ≤ ballot ≤ the message's
+ * term (a value is proposed into a slot no later than the ballot that accepted it, and
+ * no acceptor holds a ballot above its promise); in an Accept every ballot is the term.
+ */
+function checkSlots(m: Extract<Message, { type: MsgType.PaxosAccept | MsgType.PaxosPromise }>, sameBallot: boolean): string | null {
+  if (m.first < 1) return `first: expected a slot ≥ 1, got ${m.first}`;
+  for (let i = 0; i < m.slots.length; i++) {
+    const e = m.slots[i] as PaxosSlot | undefined;
+    if (e === null || typeof e !== 'object') return `slots[${i}]: expected a slot, got ${show(e)}`;
+    if (!isUint(e.ballot)) return checkField('uint', e.ballot, `slots[${i}].ballot`);
+    if (!isUint(e.origin)) return checkField('uint', e.origin, `slots[${i}].origin`);
+    if (!(e.data instanceof Uint8Array)) return checkField('bytes', e.data, `slots[${i}].data`);
+    if (!ENTRY_TYPES.has(e.type)) return `slots[${i}].type: expected an EntryType (${[...ENTRY_TYPES].join(', ')}), got ${show(e.type)}`;
+    if (e.index !== m.first + i) return `slots[${i}].index: expected first+${i} = ${m.first + i}, got ${show(e.index)}`;
+    if (e.origin < 1 || e.origin > e.ballot) return `slots[${i}].origin: expected 1..ballot (${e.ballot}), got ${e.origin}`;
+    if (sameBallot ? e.ballot !== m.term : e.ballot > m.term) {
+      return `slots[${i}].ballot: ${e.ballot} ${sameBallot ? 'differs from' : 'exceeds'} the message's ballot ${m.term}`;
+    }
+  }
+  if (m.first + m.slots.length > Number.MAX_SAFE_INTEGER) return 'slots: last index exceeds 2^53-1';
+  return null;
+}
+
+/**
  * Checks a message object against the wire rules; returns what is wrong, or null.
  * Used by the encoder (sender-side bug → exception); the decoder applies the same rules
  * in the same order (kinds as it builds the message, then checkRules) → bad-field.
@@ -271,7 +313,15 @@ function checkRules(x: Message): string | null {
     case MsgType.Append:
       if (x.prevTerm > x.term) return `prevTerm: ${x.prevTerm} exceeds term ${x.term}`;
       return checkEntries(x);
-    case MsgType.Snapshot: {
+    case MsgType.PaxosAccept:
+      return checkSlots(x, true);
+    case MsgType.PaxosPromise:
+      if (!(x.snap <= x.commit && x.commit <= x.last)) return `commit: expected snap (${x.snap}) ≤ commit (${x.commit}) ≤ last (${x.last})`;
+      if (!x.ok && x.slots.length > 0) return `slots: a refusal carries no slots, got ${x.slots.length}`;
+      if (x.slots.length > 0 && x.first + x.slots.length - 1 > x.last) return `slots: end at ${x.first + x.slots.length - 1}, beyond last ${x.last}`;
+      return checkSlots(x, false);
+    case MsgType.Snapshot:
+    case MsgType.PaxosSnapshot: {
       if (x.lastTerm > x.term) return `lastTerm: ${x.lastTerm} exceeds term ${x.term}`;
       const end = x.offset + x.data.length;
       if (end > x.total) return `data: chunk ends at ${end}, beyond total ${x.total}`;
@@ -382,6 +432,12 @@ function encodeBody(msg: Message, env: Envelope): CborWriter {
         const es = v as Entry[];
         w.array(es.length);
         for (const e of es) w.array(3).uint(e.term).uint(e.type).bytes(e.data);
+        break;
+      }
+      case 'slots': {
+        const es = v as PaxosSlot[];
+        w.array(es.length);
+        for (const e of es) w.array(4).uint(e.ballot).uint(e.origin).uint(e.type).bytes(e.data);
         break;
       }
       case 'config': {
@@ -569,6 +625,21 @@ function decodeChecked(bytes: Uint8Array, opts: DecodeOptions): DecodeResult {
       CONFIG_LISTS.forEach((list, k) => (c[list] = v[k]));
       m[f.name] = c;
       kindProblem ??= checkField('config', c, f.name);
+      continue;
+    }
+    if (f.kind === 'slots') {
+      const problem = checkField('slots', v, f.name);
+      if (problem) return fail('bad-field', problem);
+      const first = m.first;
+      if (!isUint(first)) return fail('bad-field', checkField('uint', first, 'first')!);
+      const list = v as CborValue[];
+      const slots: PaxosSlot[] = [];
+      for (let j = 0; j < list.length; j++) {
+        const e = list[j];
+        if (!Array.isArray(e) || e.length !== 4) return fail('bad-field', `slots[${j}]: expected [ballot, origin, type, data], got ${show(e)}`);
+        slots.push({ index: first + j, ballot: e[0] as number, origin: e[1] as number, type: e[2] as EntryType, data: e[3] as Uint8Array });
+      }
+      m[f.name] = slots; // checkRules checks every slot
       continue;
     }
     if (f.kind !== 'entries') {

@@ -34,6 +34,16 @@ export enum MsgType {
   // Client requests forwarded from a follower to the leader, and the answers.
   ClientRequest = 30,
   ClientReply = 31,
+  // Multi-Paxos (src/paxos/multi.ts; 40–49 reserved). It also sends Heartbeat,
+  // HeartbeatReply, TimeoutNow, ReadIndex and ReadIndexReply above, whose bodies mean
+  // the same for any leader-based log engine; the heartbeat keeps its one-byte type
+  // number (< 24) so that an idle Paxos heartbeat fits the 32-byte budget too.
+  PaxosPrepare = 40,
+  PaxosPromise = 41,
+  PaxosAccept = 42,
+  PaxosAccepted = 43,
+  PaxosSnapshot = 44,
+  PaxosSnapshotReply = 45,
   // PBFT (Castro & Liskov, OSDI 1999 / TOCS 2002; src/pbft). `term` is the view.
   PbftRequest = 70,
   PbftPrePrepare = 71,
@@ -169,6 +179,67 @@ export interface ClientReply extends Base {
 }
 
 // ---------------------------------------------------------------------------
+// Multi-Paxos (src/paxos/multi.ts). A message's `term` is a ballot
+// (src/paxos/ballot.ts: round × 256 + node id): the sender's ballot in a Prepare,
+// Accept or Heartbeat, the acceptor's promised ballot in an answer.
+
+/**
+ * One slot's value as an acceptor holds it: accepted at `ballot`, first proposed
+ * (into this slot) by the leader of ballot `origin` ≤ ballot. A value keeps its origin
+ * when a later leader proposes it again, so (index, origin) names one value.
+ */
+export interface PaxosSlot {
+  index: Index;
+  ballot: Term;
+  origin: Term;
+  type: EntryType;
+  data: Uint8Array;
+}
+
+/**
+ * Phase 1a: the sender asks for a promise of ballot `term` and for every value the
+ * acceptor holds from slot `lo` on. `probe`: only ask whether the acceptor would
+ * promise (a pre-prepare, which changes nothing); `transfer`: the sender campaigns on
+ * the leader's request (TimeoutNow), so acceptors answer although they hear a leader.
+ */
+export interface PaxosPrepare extends Base { type: MsgType.PaxosPrepare; lo: Index; probe: boolean; transfer: boolean }
+/**
+ * Phase 1b. ok: the acceptor promised `term` (or, for a probe, would); `slots` is a
+ * page of its values from `first` = the asked `lo` on, `last` its last slot (more
+ * pages follow on request when `first + slots.length ≤ last`), `commit` the end of the
+ * prefix it knows chosen. Not ok: `term` is its higher promise, or — when `snap` ≥ the
+ * asked `lo` — it compacted the slots the candidate lacks (it sends a snapshot instead).
+ */
+export interface PaxosPromise extends Base {
+  type: MsgType.PaxosPromise;
+  ok: boolean;
+  probe: boolean;
+  commit: Index;
+  last: Index;
+  snap: Index;
+  first: Index;
+  slots: PaxosSlot[];
+}
+/** Phase 2a for slots first.., all at ballot `term`; `commit` is the leader's commit index. */
+export interface PaxosAccept extends Base { type: MsgType.PaxosAccept; first: Index; commit: Index; slots: PaxosSlot[] }
+/**
+ * Phase 2b. ok: the acceptor holds ballot `term`'s values (or chosen ones) for every
+ * slot up to `index`. Not ok: `term` is a higher promise, or (same ballot) the accept
+ * started past `index` + 1, the end of what it holds from this leader.
+ */
+export interface PaxosAccepted extends Base { type: MsgType.PaxosAccepted; ok: boolean; index: Index }
+/** A snapshot chunk, as Snapshot above: sent by the leader to a lagging replica, or by an acceptor to a lagging candidate. */
+export interface PaxosSnapshot extends Base {
+  type: MsgType.PaxosSnapshot;
+  lastIndex: Index;
+  lastTerm: Term;
+  offset: number;
+  total: number;
+  data: Uint8Array;
+  done: boolean;
+  config: MemberConfig;
+}
+export interface PaxosSnapshotReply extends Base { type: MsgType.PaxosSnapshotReply; lastIndex: Index; next: number; ok: boolean }
 // PBFT. `term` is the sender's view (for VIEW-CHANGE the view it asks for, for
 // NEW-VIEW the view it starts). Signatures (`sig`) are the signer's over a canonical
 // encoding of the message's content without envelope or destination
@@ -234,5 +305,7 @@ export type Message =
   | Snapshot | SnapshotReply | TimeoutNow | ReadIndex | ReadIndexReply
   | BullyElection | BullyAnswer | BullyCoordinator
   | ClientRequest | ClientReply
+  | PaxosPrepare | PaxosPromise | PaxosAccept | PaxosAccepted
+  | PaxosSnapshot | PaxosSnapshotReply
   | PbftRequest | PbftPrePrepare | PbftPrepare | PbftCommit | PbftCheckpoint | PbftViewChange | PbftNewView
   | PbftStatus | PbftCommitted | PbftFetchState | PbftState | PbftFetchRequest;

@@ -4,7 +4,7 @@
  * round-trip test iterates the enum at run time, so a new type cannot go untested.
  */
 import fc from 'fast-check';
-import { EntryType, MsgType, type Entry, type MemberConfig, type Message } from '../../../src/wire/messages.ts';
+import { EntryType, MsgType, type Entry, type MemberConfig, type Message, type PaxosSlot } from '../../../src/wire/messages.ts';
 import type { Envelope } from '../../../src/wire/codec.ts';
 
 type Of<T extends MsgType> = Extract<Message, { type: T }>;
@@ -72,6 +72,33 @@ const snapshot: fc.Arbitrary<Of<MsgType.Snapshot>> = fc
     config,
   }));
 
+/** Paxos slots from `first`: each 1 ≤ origin ≤ ballot ≤ term (ballot = term when `same`). */
+function paxosSlots(first: number, term: number, same: boolean, maxLength: number): fc.Arbitrary<PaxosSlot[]> {
+  const one = fc.record({ b: fc.integer({ min: 1, max: term }), o: fc.integer({ min: 1, max: term }), type: fc.constantFrom(EntryType.Normal, EntryType.Noop, EntryType.Config), data: bytes });
+  return fc.array(one, { maxLength }).map((xs) =>
+    xs.map((x, i) => {
+      const ballot = same ? term : Math.max(x.b, x.o);
+      return { index: first + i, ballot, origin: Math.min(x.b, x.o, ballot), type: x.type, data: x.data };
+    }),
+  );
+}
+const ballotTerm = fc.oneof(fc.integer({ min: 1, max: 300 }), fc.integer({ min: 1, max: 2 ** 40 }));
+
+const paxosPromise: fc.Arbitrary<Of<MsgType.PaxosPromise>> = fc
+  .record({ from: nodeId, to: nodeId, term: ballotTerm, ok: fc.boolean(), probe: fc.boolean(), snap: fc.nat(1000), c: fc.nat(1000), l: fc.nat(1000), first: fc.integer({ min: 1, max: 2 ** 40 }) })
+  .chain((r) =>
+    (r.ok ? paxosSlots(r.first, r.term, false, 6) : fc.constant([] as PaxosSlot[])).map((slots) => {
+      const commit = r.snap + r.c;
+      const last = Math.max(commit + r.l, slots.length > 0 ? r.first + slots.length - 1 : 0);
+      return { from: r.from, to: r.to, term: r.term, type: MsgType.PaxosPromise as const, ok: r.ok, probe: r.probe, commit, last, snap: r.snap, first: r.first, slots };
+    }),
+  );
+
+const paxosAccept: fc.Arbitrary<Of<MsgType.PaxosAccept>> = fc
+  .record({ from: nodeId, to: nodeId, term: ballotTerm, first: fc.integer({ min: 1, max: 2 ** 40 }), commit: uint })
+  .chain((r) => paxosSlots(r.first, r.term, true, 8).map((slots) => ({ ...r, type: MsgType.PaxosAccept as const, slots })));
+
+const paxosSnapshot: fc.Arbitrary<Of<MsgType.PaxosSnapshot>> = snapshot.map((m) => ({ ...m, type: MsgType.PaxosSnapshot as const }));
 // PBFT: sequence numbers ≥ 1, SHA-256 digests, signatures of 16..64 bytes, non-empty nested payloads.
 const seq = fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER });
 const digest = fc.uint8Array({ minLength: 32, maxLength: 32 });
@@ -134,6 +161,16 @@ export const messageArb: { [T in MsgType]: fc.Arbitrary<Of<T>> } = {
   [MsgType.ClientReply]: fc
     .record({ b: base, reqId: uint, status: fc.integer({ min: 100, max: 599 }), body: bytes })
     .map(({ b, ...r }) => ({ ...b, type: MsgType.ClientReply as const, ...r })),
+  [MsgType.PaxosPrepare]: fc
+    .record({ b: base, lo: uint, probe: fc.boolean(), transfer: fc.boolean() })
+    .map(({ b, ...r }) => ({ ...b, type: MsgType.PaxosPrepare as const, ...r })),
+  [MsgType.PaxosPromise]: paxosPromise,
+  [MsgType.PaxosAccept]: paxosAccept,
+  [MsgType.PaxosAccepted]: fc.record({ b: base, ok: fc.boolean(), index: uint }).map(({ b, ...r }) => ({ ...b, type: MsgType.PaxosAccepted as const, ...r })),
+  [MsgType.PaxosSnapshot]: paxosSnapshot,
+  [MsgType.PaxosSnapshotReply]: fc
+    .record({ b: base, lastIndex: uint, next: uint, ok: fc.boolean() })
+    .map(({ b, ...r }) => ({ ...b, type: MsgType.PaxosSnapshotReply as const, ...r })),
 };
 
 export const anyMessage: fc.Arbitrary<Message> = fc.oneof(...Object.values(messageArb) as fc.Arbitrary<Message>[]);

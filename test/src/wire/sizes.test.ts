@@ -23,6 +23,8 @@ const bytes = (n: number, seed: number) => Uint8Array.from({ length: n }, (_, i)
 const cmd = (i: number) => bytes(40, i);
 const config = { voters: [1, 2, 3, 4, 5], learners: [], witnesses: [] };
 const b = { from: 1, to: 3, term: 1234 };
+/** A Paxos ballot of the same age: round 1234 of node 1. */
+const PB = 1234 * 256 + 1;
 
 // PBFT samples: four replicas (f = 1) with real Ed25519 signatures (64 bytes), view 3,
 // sequence numbers around 123456, a 40-byte command; a VIEW-CHANGE with 4 prepared
@@ -85,6 +87,42 @@ export const SAMPLES: { [T in MsgType]: Extract<Message, { type: T }> } = {
   [MsgType.BullyCoordinator]: { ...b, type: MsgType.BullyCoordinator, term: 17, priority: 300 },
   [MsgType.ClientRequest]: { ...b, type: MsgType.ClientRequest, reqId: 98765, body: bytes(60, 1) },
   [MsgType.ClientReply]: { ...b, type: MsgType.ClientReply, reqId: 98765, status: 200, body: bytes(16, 2) },
+  // Paxos ballots are round × 256 + node id: round 1234 of node 1 is 315905.
+  [MsgType.PaxosPrepare]: { ...b, type: MsgType.PaxosPrepare, term: PB + 256, lo: 123457, probe: false, transfer: false },
+  [MsgType.PaxosPromise]: {
+    ...b,
+    type: MsgType.PaxosPromise,
+    term: PB + 256,
+    ok: true,
+    probe: false,
+    commit: 123456,
+    last: 123459,
+    snap: 120000,
+    first: 123457,
+    slots: [0, 1, 2].map((i) => ({ index: 123457 + i, ballot: PB, origin: PB, type: EntryType.Normal, data: cmd(i) })),
+  },
+  [MsgType.PaxosAccept]: {
+    ...b,
+    type: MsgType.PaxosAccept,
+    term: PB,
+    first: 123457,
+    commit: 123456,
+    slots: [0, 1, 2].map((i) => ({ index: 123457 + i, ballot: PB, origin: PB, type: EntryType.Normal, data: cmd(i) })),
+  },
+  [MsgType.PaxosAccepted]: { ...b, type: MsgType.PaxosAccepted, term: PB, ok: true, index: 123459 },
+  [MsgType.PaxosSnapshot]: {
+    ...b,
+    type: MsgType.PaxosSnapshot,
+    term: PB,
+    lastIndex: 120000,
+    lastTerm: PB,
+    offset: 4096,
+    total: 20000,
+    data: bytes(512, 9),
+    done: false,
+    config,
+  },
+  [MsgType.PaxosSnapshotReply]: { ...b, type: MsgType.PaxosSnapshotReply, term: PB, lastIndex: 120000, next: 4608, ok: true },
   [MsgType.PbftRequest]: { ...pb, type: MsgType.PbftRequest, request: reqBytes },
   [MsgType.PbftPrePrepare]: { ...pb, from: 4, type: MsgType.PbftPrePrepare, seq: ps, digest: dg, sig: au(4).sign(ppSigned(pv, ps, dg)), request: reqBytes },
   [MsgType.PbftPrepare]: { ...pb, type: MsgType.PbftPrepare, seq: ps, digest: dg, sig: au(1).sign(prepareSigned(pv, ps, dg, 1)) },

@@ -1,0 +1,230 @@
+/**
+ * The simulation timeline (`quorumd sim --html`), without a browser (the browser test
+ * is test/browser/timeline.test.ts):
+ *   - recording changes nothing: the same trace hash and result with and without it,
+ *     for both engines and every fault kind there is (FAULT_KINDS: a kind added later
+ *     is covered without editing this test);
+ *   - what is recorded is complete: every lane, every applied fault (counted by kind
+ *     against the injector's own count), every client request, roles and terms;
+ *   - a planted bug's violation is on the page at its step, with its message;
+ *   - the page is self-contained, its data round-trips, nothing in the data can close
+ *     its <script> element, and a 60 s 5-node run with every fault kind is < 2 MB;
+ *   - --html and --html-dir from the command.
+ */
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { FAULT_KINDS } from '../../../firmware-sim/faults.ts';
+import { parseSimOptions, type SimConfig } from '../../../daemon/sim/options.ts';
+import { recordSeed, runAnySeed, timelinePage, writeHtmlDir } from '../../../daemon/sim/timeline/index.ts';
+import { jsonScriptText } from '../../../daemon/ui/assets.ts';
+import { runSimCommand } from '../../../daemon/sim.ts';
+import type { TimelineData } from '../../../daemon/sim/timeline/recorder.ts';
+import type { SeedResult } from '../../../daemon/sim/cluster.ts';
+import { lyingStorage } from './helpers.ts';
+
+const ALL = FAULT_KINDS.join(',');
+const tmp = mkdtempSync(join(tmpdir(), 'quorumd-timeline-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+/** The result without the wall-clock fields (they differ between any two runs). */
+function comparable(r: SeedResult): Record<string, unknown> {
+  const { wallMs: _w, ...rest } = r;
+  return rest;
+}
+
+/** The JSON in the page's data element. */
+function pageData(html: string): TimelineData {
+  const m = /<script type="application\/json" id="timeline-data">([\s\S]*?)<\/script>/.exec(html);
+  expect(m, 'the page has its data element').not.toBeNull();
+  return JSON.parse(m![1]!) as TimelineData;
+}
+
+function stateNames(d: TimelineData, lane: number): string[] {
+  const s = d.spans[lane]!;
+  const out: string[] = [];
+  for (let i = 0; i < s.length; i += 3) out.push(d.states[s[i + 1]!]!);
+  return out;
+}
+
+describe('sim timeline', () => {
+  it('recording does not change a run: same trace hash and result (raft and bully, every fault kind, with and without STONITH)', () => {
+    // Seeds chosen so that between them every fault kind is applied (checked below).
+    const cases: SimConfig[] = [
+      parseSimOptions({ seed: 1, nodes: 5, time: '15s', faults: ALL, stonith: false }),
+      parseSimOptions({ seed: 6, nodes: 5, time: '15s', faults: ALL }),
+      parseSimOptions({ seed: 2, nodes: 3, time: '15s', faults: ALL }),
+      parseSimOptions({ seed: 3, nodes: 5, witness: true, engine: 'bully', time: '15s', faults: ALL }),
+      parseSimOptions({ seed: 4, nodes: 5, engine: 'bully', time: '15s', faults: ALL, stonith: false }),
+      parseSimOptions({ seed: 8, nodes: 3, engine: 'bully', time: '15s', faults: ALL }),
+    ];
+    const applied = new Set<string>();
+    for (const cfg of cases) {
+      const seed = cfg.seeds[0]!;
+      const plain = runAnySeed(cfg, seed);
+      const { result, data } = recordSeed(cfg, seed);
+      expect(result.trace, `${cfg.engine} seed ${seed}`).toBe(plain.trace);
+      expect(comparable(result)).toEqual(comparable(plain));
+      expect(data.meta.trace).toBe(plain.trace);
+      for (const f of data.faults) applied.add(f.kind);
+    }
+    expect([...applied].sort()).toEqual([...FAULT_KINDS].sort());
+  }, 180_000);
+
+  it('records every lane, every applied fault by kind, every client request, roles and terms (raft)', () => {
+    const cfg = parseSimOptions({ seed: 3, nodes: 5, witness: true, time: '30s', faults: ALL });
+    const { result, data } = recordSeed(cfg, 3);
+    expect(result.violation).toBeUndefined();
+    expect(data.lanes).toEqual([1, 2, 3, 4, 5].map((id) => ({ id, witness: false })).concat([{ id: 6, witness: true }]));
+    // Faults: the recorder saw exactly what the injector applied, kind by kind.
+    const byKind: Record<string, number> = {};
+    for (const f of data.faults) byKind[f.kind] = (byKind[f.kind] ?? 0) + 1;
+    expect(byKind).toEqual(result.faultsByKind);
+    expect(data.faults.length).toBe(result.faults);
+    expect(result.faults).toBeGreaterThan(0);
+    for (const f of data.faults) {
+      expect(f.at).toBeGreaterThan(0);
+      if (f.heal !== null) expect(f.heal).toBeGreaterThanOrEqual(f.at);
+      if (f.kind === 'partition') expect(f.groups!.flat()).toContain('broker');
+    }
+    // Client requests: one record per request issued, each returning after its call.
+    expect(data.ops.cols.length / 7).toBe(result.ops);
+    expect(data.ops.values.length).toBe(result.ops);
+    for (let i = 0; i < data.ops.cols.length; i += 7) expect(data.ops.cols[i + 1]!).toBeGreaterThanOrEqual(data.ops.cols[i]!);
+    expect(new Set(data.ops.outcomes.filter((_o, k) => data.ops.cols.some((v, j) => j % 7 === 6 && v === k)))).toContain('ok');
+    // Every lane starts booting at 0 and its changes are in time order; terms never go back.
+    data.spans.forEach((s, lane) => {
+      expect(s[0]).toBe(0);
+      expect(data.states[s[1]!]).toBe('booting');
+      for (let i = 3; i < s.length; i += 3) expect(s[i]!).toBeGreaterThan(s[i - 3]!);
+      const t = data.terms[lane]!;
+      for (let i = 2; i < t.length; i += 2) expect(t[i + 1]!).toBeGreaterThanOrEqual(t[i - 1]!);
+    });
+    const all = data.lanes.flatMap((_l, i) => stateNames(data, i));
+    expect(all).toContain('follower');
+    expect(all).toContain('active');
+    expect(stateNames(data, 5)).not.toContain('active'); // the witness never leads
+    // Fencing tokens of successive activations only grow.
+    for (let i = 3; i < data.tokens.length; i += 3) expect(data.tokens[i + 2]!).toBeGreaterThan(data.tokens[i - 1]!);
+    expect(Number.isInteger(data.end)).toBe(true); // µs
+    expect(Math.abs(data.end / 1000 - result.virtualMs)).toBeLessThanOrEqual(1);
+    expect(data.violations).toEqual([]);
+  });
+
+  it('bully: coordinators, epochs, fences and relay switches are recorded', () => {
+    const cfg = parseSimOptions({ seed: 3, nodes: 5, engine: 'bully', time: '60s', faults: ALL });
+    const { result, data } = recordSeed(cfg, 3);
+    expect(result.violation).toBeUndefined();
+    const all = data.lanes.flatMap((_l, i) => stateNames(data, i));
+    expect(all).toContain('coordinator');
+    expect(all).toContain('active');
+    expect(data.terms.some((t) => t.length >= 4)).toBe(true);
+    // The result counts fences that switched a board off (or found it off) and failed ones.
+    const counted = data.fences.filter((f) => ['off', 'already-off', 'failed'].includes(f.outcome)).length;
+    expect(counted).toBe((result.fences ?? 0) + (result.fencesFailed ?? 0));
+    expect(counted).toBeGreaterThan(0);
+    expect(data.relays.length / 4).toBeGreaterThan(0);
+    // A relay that opened put its target's lane into "off (fenced)".
+    const opened: number[] = [];
+    for (let i = 0; i < data.relays.length; i += 4) if (data.relays[i + 3] === 0) opened.push(data.relays[i + 2]!);
+    expect(opened.length).toBeGreaterThan(0);
+    expect(stateNames(data, data.lanes.findIndex((l) => l.id === opened[0]))).toContain('off (fenced)');
+  });
+
+  it('a planted bug (a disk that lies about fsync): the violation is recorded at its step with its message', () => {
+    const cfg = parseSimOptions({ seed: 1, nodes: 3, time: '10s', faults: 'power' });
+    const { result, data } = recordSeed(cfg, 1, { wrapStorage: lyingStorage, skipLin: true });
+    expect(result.violation?.invariant).toBe('durable-commit');
+    expect(data.violations).toEqual([{ at: Math.round(result.violation!.atMs * 1000), invariant: 'durable-commit', detail: result.violation!.detail }]);
+    const html = timelinePage(data);
+    expect(html).toContain('VIOLATION durable-commit');
+    expect(html).toContain(result.violation!.detail);
+    expect(html).toContain('quorumd sim --seed 1 --nodes 3 --engine raft --time 10s --faults power');
+  });
+
+  it('the page is self-contained, its data round-trips, and a 60 s 5-node run with every fault kind is under 2 MB', () => {
+    const cfg = parseSimOptions({ seed: 1, nodes: 5, time: '60s', faults: ALL });
+    const { result, data } = recordSeed(cfg, 1);
+    const html = timelinePage(data);
+    const bytes = Buffer.byteLength(html);
+    console.log(`timeline page of a 60 s 5-node run (seed 1, every fault kind, ${result.ops} requests, ${result.faults} faults): ${(bytes / 1024).toFixed(0)} KiB`);
+    expect(bytes).toBeLessThan(2_000_000);
+    // Nothing to fetch: no external script, stylesheet, image or frame.
+    expect(html).not.toMatch(/<(script|img|iframe|link)\b[^>]*\b(src|href)=/i);
+    expect(html).not.toMatch(/\burl\(/i);
+    expect(html).not.toMatch(/@import/i);
+    // uPlot and the renderers are inlined.
+    expect(html).toContain('QuorumdLanes');
+    expect(html).toMatch(/var uPlot=function/);
+    expect(pageData(html)).toEqual(JSON.parse(JSON.stringify(data)));
+  });
+
+  it('nothing in the data can close its <script> element', () => {
+    const evil = { detail: '</script><script>alert(1)</script> <!-- \u2028' };
+    const text = jsonScriptText(evil);
+    expect(text).not.toMatch(/<\/script/i);
+    expect(text).not.toContain('<!--');
+    expect(JSON.parse(text)).toEqual(evil);
+  });
+
+  it('--html-dir: a page per failing seed (replayed with the same trace) and an index linking them', () => {
+    const cfg = parseSimOptions({ seeds: '1..3', nodes: 3, time: '10s', faults: 'power' });
+    const hooks = { wrapStorage: lyingStorage, skipLin: true };
+    const results = cfg.seeds.map((s) => runAnySeed(cfg, s, hooks));
+    const failing = results.filter((r) => r.violation);
+    expect(failing.length).toBeGreaterThan(0);
+    const dir = join(tmp, 'dir');
+    const w = writeHtmlDir(dir, { ...cfg, htmlDir: dir }, failing, { totals: 'seeds=3 violations=…', faultKinds: 'power:3' }, hooks);
+    expect(w.mismatches).toEqual([]);
+    expect(w.pages.map((p) => p.seed)).toEqual(failing.map((r) => r.seed));
+    const index = readFileSync(join(dir, 'index.html'), 'utf8');
+    for (const r of failing) {
+      expect(index).toContain(`href="seed-${r.seed}.html"`);
+      expect(index).toContain(r.violation!.invariant);
+      const page = readFileSync(join(dir, `seed-${r.seed}.html`), 'utf8');
+      expect(pageData(page).violations[0]!.invariant).toBe(r.violation!.invariant);
+      expect(pageData(page).meta.trace).toBe(r.trace);
+    }
+    expect(index).toContain('power:3');
+  });
+
+  it('quorumd sim --html FILE and --html-dir DIR from the command; bad uses are refused with exit 2', async () => {
+    const out: string[] = [];
+    const err: string[] = [];
+    const io = { err: { write: (s: string) => err.push(s) }, progress: false };
+    const file = join(tmp, 'one.html');
+    expect(await runSimCommand({ seed: 2, nodes: 3, time: '5s', faults: 'crash,loss', html: file }, (l) => out.push(l), io)).toBe(0);
+    expect(err.join('')).toContain(`timeline of seed 2 written to ${file}`);
+    const d = pageData(readFileSync(file, 'utf8'));
+    expect(d.meta.seed).toBe(2);
+    expect(out[0]).toContain(`trace=${d.meta.trace}`);
+    expect(d.meta.summary).toBe(out[0]);
+
+    const dir = join(tmp, 'clean');
+    expect(await runSimCommand({ seeds: '1..2', nodes: 3, time: '5s', faults: 'crash', htmlDir: dir }, () => {}, io)).toBe(0);
+    expect(readFileSync(join(dir, 'index.html'), 'utf8')).toContain('No seed failed');
+
+    err.length = 0;
+    expect(await runSimCommand({ seeds: '1..2', html: file }, () => {}, io)).toBe(2);
+    expect(err.join('')).toMatch(/--html: writes the page of one seed.*--html-dir/);
+    err.length = 0;
+    expect(await runSimCommand({ seed: 1, html: join(tmp, 'no', 'such', 'dir', 'x.html') }, () => {}, io)).toBe(2);
+    expect(err.join('')).toMatch(/--html: the folder .*no\/such\/dir.* does not exist/);
+    err.length = 0;
+    expect(await runSimCommand({ seed: 1, html: tmp }, () => {}, io)).toBe(2);
+    expect(err.join('')).toMatch(/is a folder; give a file name/);
+    err.length = 0;
+    expect(await runSimCommand({ seed: 1, html: file, htmlDir: dir }, () => {}, io)).toBe(2);
+    expect(err.join('')).toMatch(/not both/);
+    expect(existsSync(join(tmp, 'no'))).toBe(false);
+    // A page that cannot be written after the run (here /proc, a folder nobody can add
+    // files to, root included): the run is still reported, the failure said, exit 2.
+    err.length = 0;
+    out.length = 0;
+    expect(await runSimCommand({ seed: 1, nodes: 3, time: '3s', html: '/proc/quorumd-timeline.html' }, (l) => out.push(l), io)).toBe(2);
+    expect(out[0]).toMatch(/^seed=1 ok trace=/);
+    expect(out.at(-1)).toMatch(/^seeds=1 violations=0 /);
+    expect(err.join('')).toMatch(/cannot write the timeline to \/proc\/quorumd-timeline\.html: /);
+  });
+});
