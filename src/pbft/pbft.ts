@@ -81,6 +81,9 @@
  *   empty data: the durable log must be contiguous, PBFT's slots need not be.
  *   snapshot: the application's state at a checkpoint; meta.engine the duplicate filter,
  *   the stable checkpoint's proof and the certificates it covers.
+ *   A Ready that rewrites durable records (a slot in the middle changed, so the suffix
+ *   after it is re-emitted) or installs a snapshot is `atomic`: torn, it would lose
+ *   records whose PREPAREs or COMMITs already left. Pure appends are not.
  */
 import type { Rng } from '../rng.ts';
 import { NO_NODE, type Index, type NodeId, type Term } from '../types.ts';
@@ -803,8 +806,14 @@ export class PbftNode implements Engine {
       const es: Entry[] = [];
       for (let i = from; i <= top; i++) es.push(this.slotEntry(i));
       rd.entries = es;
+      // Rewriting records that were durable (a slot that became prepared re-emits the
+      // slots after it, whose PREPAREs or COMMITs may have left): a torn write would make
+      // this replica forget what it said, so all or nothing. Appends alone need not be.
+      if (from <= this.durableEnd) rd.atomic = true;
       this.durableEnd = top;
     }
+    // A state transfer discards the durable log and writes the slots above it again.
+    if (rd.snapshot) rd.atomic = true;
     let appliedTo = this.applied;
     if (this.toApply.length > 0) {
       const cut = this.ckptQueue.length > 0 ? this.ckptQueue[0]!.seq : Infinity;

@@ -136,6 +136,23 @@ describe('PBFT normal case, one backup', () => {
     expect(typeof rec !== 'string' && rec.cert?.prepares.map((p) => p.replica)).toEqual([2, 4]);
   });
 
+  it('appends plainly, but a Ready that rewrites durable records (whose PREPAREs already left) is atomic', () => {
+    const b = replica(2);
+    drain(b);
+    const r1 = request(3, 1, 'set a 1');
+    const r2 = request(4, 1, 'set b 2');
+    b.step(prePrepare(1, r1));
+    b.step(prePrepare(2, r2));
+    const appends = drain(b);
+    expect(appends.flatMap((x) => x.entries.map((e) => e.index))).toEqual([1, 2]);
+    expect(appends.some((x) => x.atomic)).toBe(false);
+    b.step(prepare(3, 1, r1.digest));
+    b.step(prepare(4, 1, r1.digest)); // seq 1 prepared: its record changes, seq 2's is written again
+    const rewrite = drain(b).find((x) => x.entries.length > 0)!;
+    expect(rewrite.entries.map((e) => e.index)).toEqual([1, 2]);
+    expect(rewrite.atomic).toBe(true);
+  });
+
   it('commits with 2f + 1 matching COMMITs (its own included) and executes in sequence order', () => {
     const b = replica(2);
     drain(b);

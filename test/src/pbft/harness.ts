@@ -361,7 +361,11 @@ export class Cluster {
     s.entries.push({ ...e });
   }
 
-  /** Dies in the middle of persisting rd: a prefix of [snapshot, entries..., hardState] is durable, nothing is sent or applied. */
+  /**
+   * Dies in the middle of persisting rd: a prefix of [snapshot, entries..., hardState] is
+   * durable, nothing is sent or applied. An `atomic` Ready's snapshot and entries land
+   * all or nothing (the contract's promise; the hard state after them may still be lost).
+   */
   private tear(r: Replica, rd: Ready): void {
     const writes: Array<() => void> = [];
     const s = r.store;
@@ -370,11 +374,13 @@ export class Cluster {
       s.entries = [];
     });
     for (const e of rd.entries) writes.push(() => this.persistEntry(r, e));
+    const body = writes.length;
     if (rd.hardState) {
       const hs = rd.hardState;
       writes.push(() => (s.hardState = { ...hs }));
     }
-    const keep = writes.length === 0 ? 0 : this.rng.int(0, writes.length - 1);
+    let keep = writes.length === 0 ? 0 : this.rng.int(0, writes.length - 1);
+    if (rd.atomic && keep > 0 && keep < body) keep = this.rng.chance(0.5) ? 0 : body;
     for (let i = 0; i < keep; i++) writes[i]!();
     this.kill(r);
   }
