@@ -41,7 +41,11 @@
  *     travel in SnapshotMeta.engine);
  *   - the view is durable before the VIEW-CHANGE leaves, so it never goes back to an
  *     older view; own request numbers are reserved in blocks (HardState.vote) before a
- *     request leaves, so a restarted origin never reuses one.
+ *     request leaves, so a restarted origin never reuses one;
+ *   - a VIEW-CHANGE carries every certificate or is not sent: a replica restarted from
+ *     a snapshot stored before its checkpoint became stable has an older proof than
+ *     its certificates need, and waits for a newer one (sendViewChange());
+ *   - a rewrite of durable records is an atomic Ready (see the end of this comment).
  *
  * ## View change (paper §4.4, with signatures; TOCS §4.5.2 for the doubling timer)
  * A backup whose known request does not execute within the timeout (doubling after
@@ -59,6 +63,10 @@
  * replicas prepared it, f + 1 of them honest; any 2f + 1 VIEW-CHANGEs include one of
  * those f + 1 (or a stable checkpoint covering n), and a certificate of a higher view
  * for n can only carry the same digest (by induction over views: O re-proposed it).
+ * Beyond the paper: a replica that waited a whole timeout in a view change without
+ * 2f + 1 VIEW-CHANGEs joins the smallest higher view another replica asked for
+ * (joinHigherView(): the paper's rules can deadlock after a restart); views more than
+ * MAX_VIEW_JUMP ahead are ignored.
  *
  * ## Checkpoints and state transfer (paper §4.3)
  * After executing a multiple of K the engine asks the runtime for a snapshot
@@ -69,7 +77,9 @@
  * fetches it from a replica that signed it and installs it if it matches the proof.
  * A replica a little behind gets commit certificates instead (2f + 1 COMMITs are a
  * proof anyone can check): every replica sends STATUS periodically, and a peer that is
- * ahead answers with what the sender lacks.
+ * ahead answers with what the sender lacks. Own CHECKPOINTs ride along with every
+ * STATUS until stable, and a restarted replica signs its stored snapshot's checkpoint
+ * again: a lost vote must not leave the window full for good.
  *
  * ## Durable state in the contract's shape
  *   HardState.term = view; .vote = reserved blocks of own request numbers;
