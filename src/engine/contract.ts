@@ -65,6 +65,27 @@
  *   - `snapshot`: the application's state at an index plus the membership.
  * Restart: the engine is constructed from exactly what was persisted (EngineInit).
  *
+ * ## Extensions for engines whose leader is not trusted (PBFT), all optional
+ * Added for PBFT (src/pbft); the other engines never set them and a runtime that only
+ * hosts them may ignore them.
+ *   - `propose()` may answer `{ok, index: 0, term, ref}`: any replica accepts a
+ *     proposal, but only the primary assigns its sequence number, possibly after a
+ *     view change, so the index is not known yet. `ref` names the proposal; the
+ *     outcome arrives later in `Ready.outcomes` as {ref, index}: index ≥ 1 = applied
+ *     at that index (the entry is in the same Ready's `committed`), 0 = definitely
+ *     never applied. No outcome (the node restarted, or a state transfer skipped the
+ *     entry) = unknown: the runtime times out with 504 as for any lost answer.
+ *   - `Ready.checkpoint = c`: the engine needs the application's state at index c
+ *     (PBFT checkpoints sign a digest of it). `committed` then ends at c; after
+ *     `advance()` and before the next `ready()` the runtime calls `compact(c, data)`
+ *     with a snapshot of its state. Snapshot bytes must be a deterministic function
+ *     of the applied entries (equal states → equal bytes on every replica).
+ *   - `SnapshotMeta.engine`: engine state that belongs to a snapshot and must be
+ *     stored with it and handed back in EngineInit.snapshot (PBFT: the duplicate
+ *     filter, the stable checkpoint's proof and prepared certificates the snapshot
+ *     covers). Opaque bytes; the runtime stores them as given.
+ *   - RejectCode 'busy': too many proposals of this node in flight; retry later (503).
+ *
  * ## Capabilities differ, and say so
  * A replicated-log engine (`caps.log`) gives KV, locks, jobs and fence history. An
  * election-only engine (bully) gives a leader, hooks and fencing; its `propose` and
@@ -125,6 +146,8 @@ export interface SnapshotMeta {
   index: Index;
   term: Term;
   config: MemberConfig;
+  /** Engine state stored with the snapshot (PBFT only; see "Extensions" in the header). */
+  engine?: Uint8Array;
 }
 export interface SnapshotData {
   meta: SnapshotMeta;
@@ -153,6 +176,10 @@ export interface Ready {
   failedReads: number[];
   /** Present when role, leader or term changed. */
   softState?: SoftState;
+  /** Outcomes of this node's proposals that were answered with a `ref` (PBFT; see the header). */
+  outcomes?: ProposalOutcome[];
+  /** The engine wants `compact(checkpoint, data)` after this Ready (PBFT; see the header). */
+  checkpoint?: Index;
   /**
    * Set when the runtime must make this Ready's snapshot and entries durable all or
    * nothing: after a crash in the middle of persisting it, storage holds either the
@@ -170,11 +197,18 @@ export interface Ready {
   atomic?: boolean;
 }
 
+/** Where a proposal answered with `ref` ended: index ≥ 1 applied there, 0 never applied. */
+export interface ProposalOutcome {
+  ref: number;
+  index: Index;
+}
+
 export type RejectCode =
   | 'not-leader' | 'no-leader' | 'transfer-in-progress' | 'too-large' | 'bad-request'
-  | 'not-voter' | 'not-supported' | 'conf-pending' | 'not-caught-up' | 'term-not-committed' | 'not-eligible';
+  | 'not-voter' | 'not-supported' | 'conf-pending' | 'not-caught-up' | 'term-not-committed' | 'not-eligible' | 'busy';
 
-export type Result<T = { index: Index; term: Term }> =
+/** `ref`: only from engines that assign the index later (index is then 0; see the header). */
+export type Result<T = { index: Index; term: Term; ref?: number }> =
   | ({ ok: true } & T)
   | { ok: false; code: RejectCode; reason: string };
 

@@ -156,6 +156,18 @@ export const BODY_LAYOUT = {
   [MsgType.ZabPong]: [{ name: 'ctx', kind: 'opt-uint' }],
   [MsgType.ZabSyncReq]: [u('ctx')],
   [MsgType.ZabSyncReply]: [u('ctx'), u('index'), b('ok')],
+  [MsgType.PbftRequest]: [bytes('request')],
+  [MsgType.PbftPrePrepare]: [u('seq'), bytes('digest'), bytes('sig'), bytes('request')],
+  [MsgType.PbftPrepare]: [u('seq'), bytes('digest'), bytes('sig')],
+  [MsgType.PbftCommit]: [u('seq'), bytes('digest'), bytes('sig')],
+  [MsgType.PbftCheckpoint]: [u('replica'), u('seq'), bytes('digest'), bytes('sig')],
+  [MsgType.PbftViewChange]: [bytes('payload'), bytes('sig')],
+  [MsgType.PbftNewView]: [bytes('payload'), bytes('sig')],
+  [MsgType.PbftStatus]: [b('normal'), u('executed'), u('stable')],
+  [MsgType.PbftCommitted]: [u('seq'), bytes('request'), bytes('commits')],
+  [MsgType.PbftFetchState]: [u('seq')],
+  [MsgType.PbftState]: [u('seq'), bytes('proof'), bytes('exec'), u('offset'), u('total'), bytes('data')],
+  [MsgType.PbftFetchRequest]: [u('seq'), bytes('digest')],
 } as const satisfies { readonly [T in MsgType]: FieldSpec<Extract<Message, { type: T }>> };
 
 // Compile-time completeness: a field added to a message in messages.ts but missing
@@ -372,9 +384,49 @@ function checkRules(x: Message): string | null {
       // The epoch's start entry is the first of the epoch; the history sent ends at or after it.
       if (x.start < 1 || x.start > x.index) return `start: expected 1..index (${x.index}), got ${x.start}`;
       return null;
+    case MsgType.PbftRequest:
+      return x.request.length === 0 ? 'request: expected an encoded request, got 0 bytes' : null;
+    case MsgType.PbftPrePrepare:
+    case MsgType.PbftPrepare:
+    case MsgType.PbftCommit:
+      return checkSeq(x.seq) ?? checkDigest(x.digest) ?? checkSig(x.sig);
+    case MsgType.PbftCheckpoint:
+      return checkRange(x.replica, 'replica', 1, MAX_NODE_ID) ?? checkSeq(x.seq) ?? checkDigest(x.digest) ?? checkSig(x.sig);
+    case MsgType.PbftViewChange:
+    case MsgType.PbftNewView:
+      return x.payload.length === 0 ? 'payload: expected an encoded payload, got 0 bytes' : checkSig(x.sig);
+    case MsgType.PbftCommitted:
+      return checkSeq(x.seq) ?? (x.commits.length === 0 ? 'commits: expected encoded commit signatures, got 0 bytes' : null);
+    case MsgType.PbftFetchState:
+      return checkSeq(x.seq);
+    case MsgType.PbftFetchRequest:
+      return checkSeq(x.seq) ?? checkDigest(x.digest);
+    case MsgType.PbftState: {
+      const end = x.offset + x.data.length;
+      if (end > x.total) return `data: chunk ends at ${end}, beyond total ${x.total}`;
+      return checkSeq(x.seq) ?? (x.proof.length === 0 ? 'proof: expected encoded checkpoint signatures, got 0 bytes' : null);
+    }
     default:
       return null;
   }
+}
+
+/** PBFT: sequence numbers start at 1 (0 is "before the first request"). */
+function checkSeq(seq: number): string | null {
+  return seq >= 1 ? null : `seq: expected a sequence number ≥ 1, got ${seq}`;
+}
+
+/** PBFT digests are SHA-256: 32 bytes (the null request's is 32 zero bytes). */
+export const PBFT_DIGEST_BYTES = 32;
+function checkDigest(d: Uint8Array): string | null {
+  return d.length === PBFT_DIGEST_BYTES ? null : `digest: expected ${PBFT_DIGEST_BYTES} bytes, got ${d.length}`;
+}
+
+/** PBFT signatures: 16 (the simulation's stand-in) to 64 bytes (Ed25519); the engine checks the exact length of its scheme. */
+export const PBFT_MIN_SIG_BYTES = 16;
+export const PBFT_MAX_SIG_BYTES = 64;
+function checkSig(sig: Uint8Array): string | null {
+  return sig.length >= PBFT_MIN_SIG_BYTES && sig.length <= PBFT_MAX_SIG_BYTES ? null : `sig: expected ${PBFT_MIN_SIG_BYTES}..${PBFT_MAX_SIG_BYTES} bytes, got ${sig.length}`;
 }
 
 function checkEnvelope(env: Envelope): string | null {

@@ -1,7 +1,7 @@
 /**
  * Every message the engines exchange, as in-memory values.
  *
- * This file is the contract between the engines (src/raft, src/bully, src/paxos, src/zab), the wire
+ * This file is the contract between the engines (src/raft, src/bully, src/paxos, src/zab, src/pbft), the wire
  * codec (src/wire/codec.ts) and the runtimes. Engines produce and consume these
  * objects; only the codec knows their bytes. The envelope fields that protect a
  * frame on the wire (cluster, bootId, seq, tag) are added by the codec, not here.
@@ -77,6 +77,19 @@ export enum MsgType {
   /** A follower asks the leader for a linearizable read point (ZooKeeper's sync). */
   ZabSyncReq = 65,
   ZabSyncReply = 66,
+  // PBFT (Castro & Liskov, OSDI 1999 / TOCS 2002; src/pbft). `term` is the view.
+  PbftRequest = 70,
+  PbftPrePrepare = 71,
+  PbftPrepare = 72,
+  PbftCommit = 73,
+  PbftCheckpoint = 74,
+  PbftViewChange = 75,
+  PbftNewView = 76,
+  PbftStatus = 77,
+  PbftCommitted = 78,
+  PbftFetchState = 79,
+  PbftState = 80,
+  PbftFetchRequest = 81,
 }
 
 export enum EntryType {
@@ -260,6 +273,64 @@ export interface PaxosSnapshot extends Base {
   config: MemberConfig;
 }
 export interface PaxosSnapshotReply extends Base { type: MsgType.PaxosSnapshotReply; lastIndex: Index; next: number; ok: boolean }
+// PBFT. `term` is the sender's view (for VIEW-CHANGE the view it asks for, for
+// NEW-VIEW the view it starts). Signatures (`sig`) are the signer's over a canonical
+// encoding of the message's content without envelope or destination
+// (src/pbft/encoding.ts), so a certificate can be forwarded and checked by anyone;
+// `digest` is SHA-256 (32 bytes); the null request's digest is 32 zero bytes. The
+// nested structures (requests, certificates, VIEW-CHANGE and NEW-VIEW contents) travel
+// as byte strings with their own strict decoders in src/pbft/encoding.ts.
+
+/** A client request, signed by its origin replica: `request` = encoded [origin, reqNo, kind, op, sig]. */
+export interface PbftRequest extends Base { type: MsgType.PbftRequest; request: Uint8Array }
+/**
+ * The primary of view `term` assigns sequence number `seq` to the request with
+ * `digest`; `sig` is the primary's. `request` is the encoded request, or empty for
+ * the null request (digest all zeros) or when re-sent without its body.
+ */
+export interface PbftPrePrepare extends Base { type: MsgType.PbftPrePrepare; seq: Index; digest: Uint8Array; sig: Uint8Array; request: Uint8Array }
+/** A backup accepted the PRE-PREPARE (term, seq, digest). */
+export interface PbftPrepare extends Base { type: MsgType.PbftPrepare; seq: Index; digest: Uint8Array; sig: Uint8Array }
+/** The sender is prepared for (term, seq, digest) and has made its certificate durable. */
+export interface PbftCommit extends Base { type: MsgType.PbftCommit; seq: Index; digest: Uint8Array; sig: Uint8Array }
+/** `replica` signed that its state after executing `seq` has digest `digest` (forwardable: `replica` may differ from `from`). */
+export interface PbftCheckpoint extends Base { type: MsgType.PbftCheckpoint; replica: NodeId; seq: Index; digest: Uint8Array; sig: Uint8Array }
+/** `payload` = encoded VIEW-CHANGE for view `term` (it names its replica; forwardable), `sig` that replica's. */
+export interface PbftViewChange extends Base { type: MsgType.PbftViewChange; payload: Uint8Array; sig: Uint8Array }
+/** `payload` = encoded NEW-VIEW for view `term`, `sig` the primary's of that view (forwardable). */
+export interface PbftNewView extends Base { type: MsgType.PbftNewView; payload: Uint8Array; sig: Uint8Array }
+/**
+ * Periodic progress report (unsigned: it only makes peers retransmit): the sender is
+ * in view `term`, `normal` = that view is installed (false: changing to it), it has
+ * executed up to `executed` and its stable checkpoint is `stable`.
+ */
+export interface PbftStatus extends Base { type: MsgType.PbftStatus; normal: boolean; executed: Index; stable: Index }
+/**
+ * A commit certificate, for a replica that fell behind: 2f + 1 COMMITs of view
+ * `term` for (seq, digest of `request`), `commits` = encoded [replica, sig, ...].
+ * `request` empty = the null request.
+ */
+export interface PbftCommitted extends Base { type: MsgType.PbftCommitted; seq: Index; request: Uint8Array; commits: Uint8Array }
+/** Asks for the sender's stable checkpoint at `seq` or later (state transfer). */
+export interface PbftFetchState extends Base { type: MsgType.PbftFetchState; seq: Index }
+/**
+ * One chunk of a stable checkpoint: the application's snapshot bytes
+ * [offset, offset + data.length) of `total`, the engine's execution state `exec`
+ * and the checkpoint's proof (2f + 1 CHECKPOINTs, encoded [replica, sig, ...]) on
+ * every chunk, so each chunk can be checked against the same digest.
+ */
+export interface PbftState extends Base {
+  type: MsgType.PbftState;
+  seq: Index;
+  proof: Uint8Array;
+  exec: Uint8Array;
+  offset: number;
+  total: number;
+  data: Uint8Array;
+}
+
+/** Asks for the request with `digest` (at `seq`): a replica prepares only requests it holds. */
+export interface PbftFetchRequest extends Base { type: MsgType.PbftFetchRequest; seq: Index; digest: Uint8Array }
 
 // ---------------------------------------------------------------------------
 // ZAB (src/zab/zab.ts explains the protocol; docs/wire.md lists sizes).
@@ -360,4 +431,6 @@ export type Message =
   | ClientRequest | ClientReply
   | PaxosPrepare | PaxosPromise | PaxosAccept | PaxosAccepted
   | PaxosSnapshot | PaxosSnapshotReply
-  | ZabMessage;
+  | ZabMessage
+  | PbftRequest | PbftPrePrepare | PbftPrepare | PbftCommit | PbftCheckpoint | PbftViewChange | PbftNewView
+  | PbftStatus | PbftCommitted | PbftFetchState | PbftState | PbftFetchRequest;

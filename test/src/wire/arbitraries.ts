@@ -104,8 +104,36 @@ const paxosAccept: fc.Arbitrary<Of<MsgType.PaxosAccept>> = fc
   .chain((r) => paxosSlots(r.first, r.term, true, 8).map((slots) => ({ ...r, type: MsgType.PaxosAccept as const, slots })));
 
 const paxosSnapshot: fc.Arbitrary<Of<MsgType.PaxosSnapshot>> = snapshot.map((m) => ({ ...m, type: MsgType.PaxosSnapshot as const }));
+// PBFT: sequence numbers ≥ 1, SHA-256 digests, signatures of 16..64 bytes, non-empty nested payloads.
+const seq = fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER });
+const digest = fc.uint8Array({ minLength: 32, maxLength: 32 });
+const sig = fc.uint8Array({ minLength: 16, maxLength: 64 });
+const nonEmpty = fc.uint8Array({ minLength: 1, maxLength: 64 });
+const pbftState: fc.Arbitrary<Of<MsgType.PbftState>> = fc
+  .record({ b: base, seq, proof: nonEmpty, exec: bytes, offset: fc.integer({ min: 0, max: 2 ** 40 }), data: bytes, extra: uint })
+  .map(({ b, extra, ...r }) => ({ ...b, type: MsgType.PbftState as const, ...r, total: Math.min(Number.MAX_SAFE_INTEGER, r.offset + r.data.length + extra) }));
 
 export const messageArb: { [T in MsgType]: fc.Arbitrary<Of<T>> } = {
+  [MsgType.PbftRequest]: fc.record({ b: base, request: nonEmpty }).map(({ b, request }) => ({ ...b, type: MsgType.PbftRequest as const, request })),
+  [MsgType.PbftPrePrepare]: fc
+    .record({ b: base, seq, digest, sig, request: bytes })
+    .map(({ b, ...r }) => ({ ...b, type: MsgType.PbftPrePrepare as const, ...r })),
+  [MsgType.PbftPrepare]: fc.record({ b: base, seq, digest, sig }).map(({ b, ...r }) => ({ ...b, type: MsgType.PbftPrepare as const, ...r })),
+  [MsgType.PbftCommit]: fc.record({ b: base, seq, digest, sig }).map(({ b, ...r }) => ({ ...b, type: MsgType.PbftCommit as const, ...r })),
+  [MsgType.PbftCheckpoint]: fc
+    .record({ b: base, replica: nodeId, seq, digest, sig })
+    .map(({ b, ...r }) => ({ ...b, type: MsgType.PbftCheckpoint as const, ...r })),
+  [MsgType.PbftViewChange]: fc.record({ b: base, payload: nonEmpty, sig }).map(({ b, ...r }) => ({ ...b, type: MsgType.PbftViewChange as const, ...r })),
+  [MsgType.PbftNewView]: fc.record({ b: base, payload: nonEmpty, sig }).map(({ b, ...r }) => ({ ...b, type: MsgType.PbftNewView as const, ...r })),
+  [MsgType.PbftStatus]: fc
+    .record({ b: base, normal: fc.boolean(), executed: uint, stable: uint })
+    .map(({ b, ...r }) => ({ ...b, type: MsgType.PbftStatus as const, ...r })),
+  [MsgType.PbftCommitted]: fc
+    .record({ b: base, seq, request: bytes, commits: nonEmpty })
+    .map(({ b, ...r }) => ({ ...b, type: MsgType.PbftCommitted as const, ...r })),
+  [MsgType.PbftFetchState]: fc.record({ b: base, seq }).map(({ b, seq }) => ({ ...b, type: MsgType.PbftFetchState as const, seq })),
+  [MsgType.PbftState]: pbftState,
+  [MsgType.PbftFetchRequest]: fc.record({ b: base, seq, digest }).map(({ b, ...r }) => ({ ...b, type: MsgType.PbftFetchRequest as const, ...r })),
   [MsgType.PreVote]: fc.record({ b: base, tp: termPair, lastIndex: uint }).map(({ b, tp, lastIndex }) => ({ ...b, term: tp.term, type: MsgType.PreVote as const, lastIndex, lastTerm: tp.lastTerm })),
   [MsgType.PreVoteReply]: fc.record({ b: base, granted: fc.boolean() }).map(({ b, granted }) => ({ ...b, type: MsgType.PreVoteReply as const, granted })),
   [MsgType.Vote]: fc

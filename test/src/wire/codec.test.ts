@@ -165,6 +165,16 @@ describe('decoder rejects with a reason from the closed set', () => {
     ['entry not a triple', tagged([1, MsgType.Append, 7, 1, 2, 5, 0, 0, 0, 0, 0, [[1, 0]]]), 'bad-field', /entries\[0\]/],
     ['entry type 9', tagged([1, MsgType.Append, 7, 1, 2, 5, 0, 0, 0, 0, 0, [[1, 9, new Uint8Array()]]]), 'bad-field', /EntryType/],
     ['wrong key', tagged([...env, 0], KEY_B), 'bad-tag'],
+    // PBFT: the rules any honest sender keeps
+    ['pbft seq 0', tagged([1, MsgType.PbftPrepare, 7, 1, 2, 5, 0, 0, 0, new Uint8Array(32), new Uint8Array(64)]), 'bad-field', /seq: expected a sequence number ≥ 1/],
+    ['pbft digest of 31 bytes', tagged([1, MsgType.PbftCommit, 7, 1, 2, 5, 0, 0, 9, new Uint8Array(31), new Uint8Array(64)]), 'bad-field', /digest: expected 32 bytes/],
+    ['pbft signature of 8 bytes', tagged([1, MsgType.PbftPrepare, 7, 1, 2, 5, 0, 0, 9, new Uint8Array(32), new Uint8Array(8)]), 'bad-field', /sig: expected 16\.\.64 bytes/],
+    ['pbft signature of 65 bytes', tagged([1, MsgType.PbftPrePrepare, 7, 1, 2, 5, 0, 0, 9, new Uint8Array(32), new Uint8Array(65), new Uint8Array(0)]), 'bad-field', /sig/],
+    ['pbft checkpoint replica 0', tagged([1, MsgType.PbftCheckpoint, 7, 1, 2, 5, 0, 0, 0, 8, new Uint8Array(32), new Uint8Array(64)]), 'bad-field', /replica/],
+    ['pbft empty request', tagged([1, MsgType.PbftRequest, 7, 1, 2, 5, 0, 0, new Uint8Array(0)]), 'bad-field', /request: expected an encoded request/],
+    ['pbft empty view-change payload', tagged([1, MsgType.PbftViewChange, 7, 1, 2, 5, 0, 0, new Uint8Array(0), new Uint8Array(64)]), 'bad-field', /payload/],
+    ['pbft state chunk beyond total', tagged([1, MsgType.PbftState, 7, 1, 2, 5, 0, 0, 8, new Uint8Array(5), new Uint8Array(0), 10, 12, new Uint8Array(4)]), 'bad-field', /beyond total/],
+    ['pbft status normal as 1', tagged([1, MsgType.PbftStatus, 7, 1, 2, 5, 0, 0, 1, 3, 2]), 'bad-field', /normal: expected a boolean/],
   ];
   for (const [name, frame, reason, re] of cases) {
     it(name, () => {

@@ -10,6 +10,11 @@ import { describe, expect, it } from 'vitest';
 import { BODY_LAYOUT, encodeFrame, MSG_TYPES } from '../../../src/wire/codec.ts';
 import { EntryType, MsgType, ZabPeerState, type Message } from '../../../src/wire/messages.ts';
 import { KEY_A } from './arbitraries.ts';
+import { devEd25519Auths } from '../../../src/pbft/auth.ts';
+import {
+  checkpointSigned, commitSigned, encodeNewView, encodeRequest, encodeSigList, encodeViewChange, ppSigned, prepareSigned, requestSigned, sha256,
+  type PreparedCert,
+} from '../../../src/pbft/encoding.ts';
 
 const DOC = join(import.meta.dirname, '..', '..', '..', 'docs', 'wire.md');
 
@@ -20,6 +25,30 @@ const config = { voters: [1, 2, 3, 4, 5], learners: [], witnesses: [] };
 const b = { from: 1, to: 3, term: 1234 };
 /** A Paxos ballot of the same age: round 1234 of node 1. */
 const PB = 1234 * 256 + 1;
+
+// PBFT samples: four replicas (f = 1) with real Ed25519 signatures (64 bytes), view 3,
+// sequence numbers around 123456, a 40-byte command; a VIEW-CHANGE with 4 prepared
+// certificates, a NEW-VIEW re-proposing 4 requests, a 512-byte state chunk.
+const auths = devEd25519Auths([1, 2, 3, 4], 'wire-doc-');
+const au = (id: number) => auths.get(id)!;
+const pv = 3;
+const ps = 123456;
+const op = cmd(7);
+const reqBytes = encodeRequest({ origin: 2, reqNo: 4711, kind: EntryType.Normal, op, sig: au(2).sign(requestSigned(2, 4711, EntryType.Normal, op)) });
+const dg = sha256(reqBytes);
+const sigList = (ids: number[], content: (r: number) => Uint8Array) => ids.map((r) => ({ replica: r, sig: au(r).sign(content(r)) }));
+const certs: PreparedCert[] = [0, 1, 2, 3].map((k) => ({
+  seq: ps + k, view: pv - 1, digest: dg, ppSig: au(3).sign(ppSigned(pv - 1, ps + k, dg)),
+  prepares: sigList([1, 2], (r) => prepareSigned(pv - 1, ps + k, dg, r)),
+}));
+const ckptDigest = sha256(new Uint8Array([1]));
+const ckptProof = sigList([1, 2, 3], (r) => checkpointSigned(ps - 6, ckptDigest, r));
+const vcPayload = encodeViewChange({ newView: pv, replica: 2, stable: ps - 6, stableDigest: ckptDigest, proof: ckptProof, certs });
+const nvPayload = encodeNewView({
+  view: pv, vcs: [1, 2, 3].map((r) => ({ replica: r, digest: sha256(vcPayload) })),
+  pps: [0, 1, 2, 3].map((k) => ({ seq: ps + k, digest: dg, sig: au(4).sign(ppSigned(pv, ps + k, dg)) })),
+});
+const pb = { from: 1, to: 3, term: pv };
 
 /** Representative content: a five-node cluster some months into its life. */
 export const SAMPLES: { [T in MsgType]: Extract<Message, { type: T }> } = {
@@ -129,6 +158,22 @@ export const SAMPLES: { [T in MsgType]: Extract<Message, { type: T }> } = {
   [MsgType.ZabPong]: { ...b, type: MsgType.ZabPong },
   [MsgType.ZabSyncReq]: { ...b, type: MsgType.ZabSyncReq, ctx: 4711 },
   [MsgType.ZabSyncReply]: { ...b, type: MsgType.ZabSyncReply, ctx: 4711, index: 123459, ok: true },
+  [MsgType.PbftRequest]: { ...pb, type: MsgType.PbftRequest, request: reqBytes },
+  [MsgType.PbftPrePrepare]: { ...pb, from: 4, type: MsgType.PbftPrePrepare, seq: ps, digest: dg, sig: au(4).sign(ppSigned(pv, ps, dg)), request: reqBytes },
+  [MsgType.PbftPrepare]: { ...pb, type: MsgType.PbftPrepare, seq: ps, digest: dg, sig: au(1).sign(prepareSigned(pv, ps, dg, 1)) },
+  [MsgType.PbftCommit]: { ...pb, type: MsgType.PbftCommit, seq: ps, digest: dg, sig: au(1).sign(commitSigned(pv, ps, dg, 1)) },
+  [MsgType.PbftCheckpoint]: { ...pb, type: MsgType.PbftCheckpoint, replica: 1, seq: ps - 6, digest: ckptDigest, sig: ckptProof[0]!.sig },
+  [MsgType.PbftViewChange]: { ...pb, from: 2, type: MsgType.PbftViewChange, payload: vcPayload, sig: au(2).sign(vcPayload) },
+  [MsgType.PbftNewView]: { ...pb, from: 4, type: MsgType.PbftNewView, payload: nvPayload, sig: au(4).sign(nvPayload) },
+  [MsgType.PbftStatus]: { ...pb, type: MsgType.PbftStatus, normal: true, executed: ps, stable: ps - 6 },
+  [MsgType.PbftCommitted]: {
+    ...pb, type: MsgType.PbftCommitted, seq: ps, request: reqBytes, commits: encodeSigList(sigList([1, 2, 3], (r) => commitSigned(pv, ps, dg, r))),
+  },
+  [MsgType.PbftFetchState]: { ...pb, type: MsgType.PbftFetchState, seq: ps - 6 },
+  [MsgType.PbftState]: {
+    ...pb, type: MsgType.PbftState, seq: ps - 6, proof: encodeSigList(ckptProof), exec: new Uint8Array(40), offset: 4096, total: 20000, data: bytes(512, 9),
+  },
+  [MsgType.PbftFetchRequest]: { ...pb, type: MsgType.PbftFetchRequest, seq: ps, digest: dg },
 };
 const ENV = { cluster: 1, bootId: 300, seq: 1000 };
 
