@@ -131,6 +131,8 @@ export interface ActivationView {
   wantFence: NodeId[];
   /** How each suspect was cleared (suspect → reason). */
   clearedBy: Record<string, ActivationReason>;
+  /** Every earlier leader this leadership must show stopped (cleared or not), by id; absent before the claim commits. */
+  suspects?: NodeId[];
   /** Own monotonic time at which the lease bound clears every earlier leader (null when not elected). */
   safeAtMs: number | null;
   /** Own monotonic time until which this leader's own lease holds (0 = none). */
@@ -365,7 +367,7 @@ export class ActivationController {
       if (st.wantFence !== null) wantFence.push(st.wantFence);
     }
     if (waits.length === 0 && this.now >= leaseUntil) waits.push(`own lease: no heartbeat round acknowledged by a quorum within ${this.opts.leaseMs} ms`);
-    return { ...base, active: waits.length === 0, waitingFor: waits.join('; '), wantFence, clearedBy };
+    return { ...base, active: waits.length === 0, waitingFor: waits.join('; '), wantFence, clearedBy, suspects: [...l.gates.keys()].map(Number) };
   }
 }
 

@@ -319,6 +319,15 @@ export class BullyRuntime {
    * i.e. only once the epoch it coordinates in is durable (src/bully contract, step 3).
    * The engine may already be coordinator in memory while that fsync is in flight.
    */
+  /**
+   * When `peer` was last heard (an authenticated frame), ms ago, overall and on each
+   * link by name (null: never in this boot): the dashboard's "last contact".
+   */
+  contact(peer: NodeId): { agoMs: number | null; links: Record<string, number | null> } {
+    const now = this.opts.clock.monotonicMs();
+    return { agoMs: this.wire?.heardAgoMs(peer, now) ?? null, links: this.wire?.heardOnLinks(peer, now) ?? {} };
+  }
+
   get isLeader(): boolean {
     return this.stateValue === 'running' && this.acted.role === 'coordinator';
   }

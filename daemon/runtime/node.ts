@@ -339,6 +339,24 @@ export class NodeRuntime {
   get stateMachine(): KvStateMachine {
     return this.kv;
   }
+  /**
+   * When `peer` was last heard (an authenticated frame), ms ago, overall and on each
+   * link by name (null: never in this boot): the dashboard's "last contact".
+   */
+  contact(peer: NodeId): { agoMs: number | null; links: Record<string, number | null> } {
+    const now = this.opts.clock.monotonicMs();
+    return { agoMs: this.wire?.heardAgoMs(peer, now) ?? null, links: this.wire?.heardOnLinks(peer, now) ?? {} };
+  }
+
+  /**
+   * The lock clock now (docs/api.md, Locks): on the leader the time it would stamp on a
+   * lock command; elsewhere the state machine's clock (the newest applied lock
+   * command's time), which lags: remaining times judged with it are upper bounds.
+   */
+  get lockClockMs(): number {
+    return this.isLeader ? this.lockNow() : this.kv.clockMs;
+  }
+
   get isLeader(): boolean {
     return this.stateValue === 'running' && this.raft !== undefined && this.raft.isLeader;
   }

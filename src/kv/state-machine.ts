@@ -295,6 +295,15 @@ export class KvStateMachine {
   }
 
   /**
+   * Every lock granted and not lapsed at `now` (default: judged at `clockMs`), sorted
+   * by name: who holds what, for `GET /v1/locks` and the dashboard.
+   */
+  lockList(now?: number): LockRecord[] {
+    const at = Math.max(now ?? 0, this.clock);
+    return [...this.locks.keys()].sort(byKey).map((n) => this.locks.get(n)!).filter((l) => at < l.expiresAt);
+  }
+
+  /**
    * What a renew/release naming lock `name` by `lease` would meet now: 'ok' (it names
    * the current grant), 'not-held' (no grant, or it lapsed by `now`) or 'wrong-lease'.
    * The leader asks before proposing, so that guesses are refused without writing.

@@ -451,7 +451,7 @@ export interface DecodeOptions {
 
 export type DecodeResult =
   | { ok: true; msg: Message; env: Envelope; keyUsed: 'current' | 'previous' }
-  | { ok: false; reason: DropReason; detail: string };
+  | { ok: false; reason: DropReason; detail: string; /** Set for an authenticated frame dropped as a replay: its sender. */ from?: number };
 
 const fail = (reason: DropReason, detail: string): DecodeResult => ({ ok: false, reason, detail });
 
