@@ -5,6 +5,7 @@
  * Commands that are not built yet say so at run time and exit with status 2,
  * naming the issue that brings them — they never pretend to work.
  */
+import { pathToFileURL } from 'node:url';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 
 /** Exit status for "this command exists in the contract but is not implemented yet". */
@@ -277,3 +278,7 @@ export async function main(argv: string[]): Promise<void> {
     process.exitCode = 1;
   }
 }
+
+// Run directly (`npx tsx daemon/cli.ts sim ...`, from the sources): the same as the bin.
+// In the compiled build the bin imports this module and calls main() itself.
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) await main(process.argv);

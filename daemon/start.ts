@@ -31,6 +31,7 @@ import { RuntimeBackend, type LinkInfo } from './http/runtime-backend.ts';
 import { createPino, runtimeLogger } from './log.ts';
 import { systemClock } from '../hal/clock.ts';
 import { NodeRuntime } from './runtime/index.ts';
+import { writeTracerFromEnv } from './runtime/write-trace.ts';
 import { BullyRuntime } from './runtime/bully-node.ts';
 import { BullyBackend } from './http/runtime-backend.ts';
 import { bullyPriority } from './config/schema.ts';
@@ -289,6 +290,8 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     }
   }
 
+  // QUORUMD_TRACE_WRITES=<dir>: per-write trace points (daemon/runtime/write-trace.ts, bench/write-trace.ts).
+  const tracer = c.engine === 'raft' ? writeTracerFromEnv(cfg.self.name) : undefined;
   const backend = c.engine === 'bully' ? new BullyBackend(cfg.self, c.members, linkInfos, c.cluster.name) : new RuntimeBackend(cfg.self, c.members, linkInfos, c.cluster.name, c.engine);
   const storage = new TimedStorage(new FsStorage(join(cfg.dataDir, c.engine === 'bully' ? 'bully' : 'raft')), (s) => backend.fsync.observe(s));
   const voters = c.members.filter((m) => m.role === 'voter').map((m) => m.id);
@@ -349,10 +352,12 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     quota: { maxKeys: c.kv.maxKeys, maxBytes: c.kv.maxBytes },
     logger: rlog,
     observer: (backend as RuntimeBackend).observer(),
+    ...(tracer ? { trace: tracer } : {}),
     onFatal,
     ...(fencing ? { fencing: fencing.options } : {}),
   });
   if (fencing) backend.setFencing(fencing.devices);
+  if (tracer && backend instanceof RuntimeBackend) backend.trace = tracer;
   if (backend instanceof BullyBackend) backend.attach(runtime as BullyRuntime);
   else backend.attach(runtime as NodeRuntime);
 

@@ -170,7 +170,10 @@ const raft = z.strictObject({
   /**
    * Campaign at once when the link reports the leader gone (its MQTT Last Will)
    * instead of waiting out the election timeout. Default true. Safe because of
-   * pre-vote: if the leader is in fact alive, its followers refuse.
+   * pre-vote: if the leader is in fact alive, its followers refuse. With fencing (lease
+   * reads) too: the leader stops counting older heartbeat rounds toward its lease when
+   * its broker session ends, and a will the broker sends after a keepalive timeout
+   * comes after the silent leader's lease ran out (checked below; docs/mqtt.md).
    */
   campaignOnPeerGone: bool('campaignOnPeerGone').default(true),
 });
@@ -375,6 +378,17 @@ export const configSchema = z
     }
     if (c.raft.heartbeatMs * 2 > c.raft.electionTimeoutMinMs) {
       ctx.addIssue({ code: 'custom', path: ['raft', 'heartbeatMs'], message: `expected at most half of electionTimeoutMinMs (${c.raft.electionTimeoutMinMs}) so that one lost heartbeat does not start an election` });
+    }
+    if (c.engine === 'raft' && c.fencing && c.raft.campaignOnPeerGone && c.mqtt && c.mqtt.keepaliveSec * 1500 <= c.raft.electionTimeoutMinMs) {
+      // A will after a keepalive timeout follows 1.5 × keepalive of silence from the
+      // leader; its read lease (≤ electionTimeoutMinMs after its last acknowledged
+      // round) must have run out by then, or followers could elect another leader
+      // while it still answers reads alone.
+      ctx.addIssue({
+        code: 'custom',
+        path: ['mqtt', 'keepaliveSec'],
+        message: `expected 1.5 × keepaliveSec (${c.mqtt.keepaliveSec * 1500} ms) above raft.electionTimeoutMinMs (${c.raft.electionTimeoutMinMs} ms): with fencing (lease reads) and raft.campaignOnPeerGone a will sent after a keepalive timeout must come after the silent leader's lease ended; raise keepaliveSec or set raft.campaignOnPeerGone: false`,
+      });
     }
     if (c.mqtt === undefined && (c.serial === undefined || c.serial.length === 0)) {
       ctx.addIssue({ code: 'custom', path: [], message: 'expected at least one link: an `mqtt:` section or a `serial:` list' });

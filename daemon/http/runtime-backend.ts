@@ -11,6 +11,7 @@ import type { DropCounters } from '../../src/wire/codec.ts';
 import type { FenceDeviceInfo } from '../fencing/build.ts';
 import type { BullyRuntime, BullyRuntimeObserver } from '../runtime/bully-node.ts';
 import type { ClientCallback } from '../runtime/results.ts';
+import type { WriteTracer } from '../runtime/write-trace.ts';
 import type { JobRecord } from '../../src/kv/index.ts';
 import type { JobReport, JobsHost, Leadership } from '../jobs/coordinator.ts';
 import type { ApiBackend, FenceAnswer, KeyView, LeaderView, LockView, StatusView } from './backend.ts';
@@ -400,7 +401,23 @@ export class RuntimeBackend extends BackendBase<NodeRuntime> implements ApiBacke
   get(key: string, opts: { stale: boolean }, cb: ClientCallback): void {
     this.need(cb)?.get(key, opts, cb);
   }
+  /** Per-write trace points (daemon/runtime/write-trace.ts): set by startNode when tracing is on. */
+  trace: WriteTracer | undefined;
+
   put(key: string, value: Uint8Array, opts: { cas?: number }, cb: ClientCallback): void {
+    const tr = this.trace;
+    if (tr) {
+      // http.in happened before the index was known: recorded with its own time.
+      const t0 = tr.now();
+      const inner = cb;
+      cb = (r) => {
+        if (r.index !== undefined) {
+          tr.markAt('http.in', r.index, r.index, t0);
+          tr.mark('http.out', r.index);
+        }
+        inner(r);
+      };
+    }
     this.need(cb)?.put(key, value, opts, this.timed(cb));
   }
   del(key: string, opts: { cas?: number }, cb: ClientCallback): void {

@@ -15,8 +15,10 @@
  *            recovers from disk (systemd Restart= on a board, crashProcess in the sim).
  *
  * The Ready loop follows the contract in src/raft/raft.ts exactly, one Ready at a time:
- *   persist snapshot + entries + hard state as ONE batch (the durable log group-commits
- *   it with one fsync) → when durable: restore the state machine from a received
+ *   a leader's Appends and heartbeats leave at once (takeEager, also while a write is
+ *   in flight) → persist snapshot + entries + hard state as ONE batch (the durable log
+ *   group-commits it with one fsync, and answers a batch that only moved the commit
+ *   index without one) → when durable: restore the state machine from a received
  *   snapshot → send the messages, sealed once and put on every link (the receiver's
  *   replay window drops the copies) → apply committed entries → serve read states
  *   whose index is applied, fail failed reads → advance. A Ready with nothing to
@@ -58,6 +60,7 @@ import { WireEndpoint } from './wire-endpoint.ts';
 import { ReadyLoop } from './ready-loop.ts';
 import { FencingDriver, badNodeArg, fenceSucceeded } from './fencing-driver.ts';
 import { nullLogger, type Logger } from './logger.ts';
+import type { WriteTracer } from './write-trace.ts';
 import { Status, unavailable, unknownOutcome, type ClientCallback, type ClientResult } from './results.ts';
 
 /** Hooks for whoever watches the node from outside (the simulator's invariant checker). */
@@ -153,6 +156,8 @@ export interface NodeRuntimeOptions {
   onFatal?: (err: Error) => void;
   /** Split-brain defenses; see RuntimeFencingOptions. */
   fencing?: RuntimeFencingOptions;
+  /** Per-write trace points (daemon/runtime/write-trace.ts); off when absent. */
+  trace?: WriteTracer;
   /**
    * Cluster-wide limits of the replicated state (src/kv/quota.ts), enforced by this node
    * while it leads: a write that would pass them answers 507 and is not proposed.
@@ -309,6 +314,12 @@ export class NodeRuntime {
       before: () => {
         if (!this.batching && this.queue.length > 0) this.proposeQueued();
       },
+      // A leader's Appends and heartbeats go out before its own write is durable; it
+      // counts itself toward commit only once it is (src/raft/raft.ts takeEager).
+      eager: () => {
+        const ms = this.raft!.takeEager();
+        for (let i = 0; i < ms.length; i++) this.send(ms[i]!);
+      },
       next: () => this.raft!.ready(),
       persist: (rd, done) => {
         // Snapshot + entries + hard state as ONE batch: the durable log group-commits it with one fsync.
@@ -317,10 +328,16 @@ export class NodeRuntime {
         if (rd.entries.length > 0) batch.entries = rd.entries;
         if (rd.hardState) batch.hardState = rd.hardState;
         if (!batch.snapshot && !batch.entries && !batch.hardState) return false;
+        const tr = this.opts.trace;
+        if (tr && rd.entries.length > 0) tr.mark('persist.start', rd.entries[0]!.index, rd.entries[rd.entries.length - 1]!.index);
         this.dlog!.persist(batch, done);
         return true;
       },
-      durable: (rd) => this.handleDurable(rd),
+      durable: (rd) => {
+        const tr = this.opts.trace;
+        if (tr && rd.entries.length > 0) tr.mark('persist.done', rd.entries[0]!.index, rd.entries[rd.entries.length - 1]!.index);
+        this.handleDurable(rd);
+      },
       fatal: (err) => this.fatal(err),
     });
   }
@@ -608,6 +625,10 @@ export class NodeRuntime {
   private afterStep(): void {
     const raft = this.raft!;
     const leader = raft.isLeader;
+    if (this.opts.trace && raft.commitIndex > this.tracedCommit) {
+      this.opts.trace.mark('commit', this.tracedCommit + 1, raft.commitIndex);
+      this.tracedCommit = raft.commitIndex;
+    }
     if (leader && !this.wasLeader) {
       // Lock time line: a new leader continues from the state machine's clock, so the
       // time stamped into lock commands never runs backwards across leaders.
@@ -857,6 +878,7 @@ export class NodeRuntime {
       this.log('error', 'apply order', { node: this.id, index: e.index, error: result.error.message });
     }
     this.opts.observer?.applied?.(this, e, result);
+    this.opts.trace?.mark('apply', e.index);
     if (this.act && result?.op === 'lead.claim' && this.leaderTerm !== 0 && e.term === this.leaderTerm && this.act.token === 0) this.claimApplied(e);
     const w = this.pendingWrites.get(e.index);
     if (!w) return;
@@ -906,11 +928,28 @@ export class NodeRuntime {
 
   private send(m: Message): void {
     if (this.act && m.type === MsgType.Heartbeat && m.ctx !== 0 && m.term === this.leaderTerm) this.act.lease.roundSent(m.ctx, this.opts.clock.monotonicMs());
+    if (this.opts.trace) this.traceMsg(m, 'send');
     this.wire!.send(m);
   }
 
+  /** Trace points of replication messages (write-trace.ts); only with a tracer. */
+  private traceMsg(m: Message, dir: 'send' | 'recv'): void {
+    const tr = this.opts.trace!;
+    if (m.type === MsgType.Append && m.entries.length > 0) {
+      const lo = m.entries[0]!.index;
+      const hi = m.entries[m.entries.length - 1]!.index;
+      if (dir === 'send') tr.mark(`append.send>${m.to}`, lo, hi);
+      else tr.mark('append.recv', lo, hi);
+    } else if (m.type === MsgType.AppendReply && m.success) {
+      if (dir === 'send') tr.mark('ack.send', m.index);
+      else tr.mark(`ack.recv<${m.from}`, m.index);
+    }
+  }
+  private tracedCommit = 0;
+
   /** An authenticated message (daemon/runtime/wire-endpoint.ts opened it). */
   private onMessage(m: Message): void {
+    if (this.opts.trace) this.traceMsg(m, 'recv');
     if (RAFT_TYPES.has(m.type)) {
       this.act?.peerSeen(m.from);
       if ((m.type === MsgType.PreVote || m.type === MsgType.Vote) && m.term > this.raft!.status().term) this.campaignSeenAt = this.opts.clock.monotonicMs();
@@ -938,6 +977,12 @@ export class NodeRuntime {
   }
 
   private onLinkEvent(link: Link, ev: LinkEvent): void {
+    if (ev.kind === 'session-lost' || ev.kind === 'down') {
+      // Peers may hear our will now and forget us as leader: earlier heartbeat rounds
+      // hold no read lease any more (src/raft/raft.ts leaderGone has the argument).
+      this.raft!.dropLease();
+      if (ev.kind === 'session-lost') return;
+    }
     if (ev.kind === 'peer-gone') {
       const raft = this.raft!;
       const st = raft.status();
@@ -1170,6 +1215,7 @@ export class NodeRuntime {
         const prev = this.pendingWrites.get(r.index);
         if (prev) prev.reply(unknownOutcome(`the write proposed at index ${r.index} in term ${prev.term} was replaced in this node's log; it may or may not be applied`));
         this.pendingWrites.set(r.index, { term: r.term, reply, deadline: this.opts.clock.monotonicMs() + this.timeoutMs });
+        this.opts.trace?.mark('propose', r.index);
         return;
       }
       if (r.code === 'too-large') return reply({ status: Status.TOO_LARGE, error: r.reason });

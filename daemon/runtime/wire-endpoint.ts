@@ -175,6 +175,6 @@ export class WireEndpoint {
 
   /** Logs a link event other than peer-gone (up, down with its reason). */
   static logLinkEvent(log: Logger, id: NodeId, link: Link, ev: LinkEvent): void {
-    log('info', `link ${ev.kind}`, { node: id, link: link.name, ...(ev.kind === 'down' ? { reason: ev.reason } : {}) });
+    log('info', `link ${ev.kind}`, { node: id, link: link.name, ...(ev.kind === 'down' || ev.kind === 'session-lost' ? { reason: ev.reason } : {}) });
   }
 }

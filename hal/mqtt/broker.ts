@@ -38,11 +38,18 @@ import { timingSafeEqual, createHash } from 'node:crypto';
 import net from 'node:net';
 import tls from 'node:tls';
 import { Aedes, type AedesOptions, type AuthenticateError, type Client } from 'aedes';
+import mqttPacket from 'mqtt-packet';
 import type { NodeId } from '../../src/types.ts';
 import { DEFAULT_MAX_FRAME } from '../../src/wire/codec.ts';
 import { checkCluster, checkNodeId, parseTopic } from './topics.ts';
 import { nodePassword, parseNodeName } from './credentials.ts';
 import { MqttSizeGuard } from './guard.ts';
+
+// aedes writes packets with mqtt-packet, whose default is to pre-build 65,536 two-byte
+// Buffers for packet ids on the first write (~6 MiB of heap in the broker's process);
+// a broker of a few boards writes them on the fly instead. (The node side sets the
+// same through mqtt.js's writeCache option.)
+mqttPacket.writeToStream.cacheNumbers = false;
 
 export interface BrokerUser {
   username: string;

@@ -614,6 +614,9 @@ export class MqttLink implements Link {
       reconnectPeriod: 0, // our own backoff below
       resubscribe: false,
       queueQoSZero: false, // never queue frames while offline: they would be stale
+      // mqtt-packet's number cache is 65,536 two-byte Buffers (~6 MiB of heap on a
+      // node that uses a handful of packet ids): written on the fly instead.
+      writeCache: false,
       will: {
         topic: presenceTopic(this.cluster, this.self),
         payload: this.presencePayload({ state: 'offline', reason: 'lost', conn: c.conn }),
@@ -695,6 +698,10 @@ export class MqttLink implements Link {
     const wasReady = c.ready;
     c.ready = false;
     if (client) client.end(true, {}, () => {});
+    // The broker publishes our will for a session that ends like this, and peers act on
+    // it when that session had said online (ready): say so first (a leader stops
+    // counting earlier heartbeat rounds toward its read lease).
+    if (wasReady) this.emit({ kind: 'session-lost', reason: `${c.ep.url}: ${c.lastError ?? 'connection lost'}` });
     if (wasReady) {
       c.attempts = 0;
       if (this.up && !this.conns.some((x) => x.ready)) {

@@ -230,7 +230,10 @@ describe('activation gate in the runtime', () => {
     expect(next.active).toBe(false);
     // A node heard from within ALIVE_WINDOW_MS is alive: confirming it down is refused.
     if (r.c.world.nowMs - cutAt < ALIVE_WINDOW_MS - 100) expect(next.confirmFenced(old.id)).toMatchObject({ ok: false, alive: true });
-    r.c.world.run(Math.max(0, cutAt + ALIVE_WINDOW_MS - r.c.world.nowMs)); // the operator pulled the plug a moment ago
+    // The operator pulled the plug a moment ago. The window counts from the last frame
+    // received, and a frame already on its way at the cut arrives up to one broker
+    // latency (≤ 5 ms here) later: wait that much more than the window.
+    r.c.world.run(Math.max(0, cutAt + ALIVE_WINDOW_MS + 50 - r.c.world.nowMs));
     expect(next.active).toBe(false);
     const t0 = r.c.world.nowMs;
     expect(next.confirmFenced(old.id)).toEqual({ ok: true });

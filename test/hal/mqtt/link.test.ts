@@ -283,7 +283,7 @@ describe('several brokers', () => {
     const br2 = await startBroker({ port, open: true });
     try {
       await waitFor('up again', () => a.link.connectedCount() === 1 && b.link.connectedCount() === 1, 3000);
-      expect(a.events.map((e) => e.kind)).toEqual(['up', 'down', 'up']);
+      expect(a.events.map((e) => e.kind)).toEqual(['up', 'session-lost', 'down', 'up']);
       expect(a.link.stats.connectAttempts).toBeGreaterThan(attemptsBefore);
       a.link.send(2, new Uint8Array([9]));
       await waitFor('frame after restart', () => b.frames.length === 1);
