@@ -14,7 +14,7 @@
  *   other members   "leader" while this node names it leader; "follower" when this node
  *                   leads and replicates to it; else "heard" (an authenticated message
  *                   arrived within the last 3 s: alive, role not known here — Raft
- *                   followers talk to the leader, not to each other) or "no contact".
+ *                   followers talk to the leader, not to each other) or "not heard".
  * Term changes are lines across every lane, fences are flags on the fenced member's lane.
  *
  * Plain ES2019 in one function, no build step; `window.quorumdDashboard` exposes the
@@ -28,7 +28,7 @@
   var KEEP_MS = 30 * 60 * 1000; // history kept for the lanes (oldest dropped)
   var COLORS = {
     leader: '#2e7d32', coordinator: '#2e7d32', follower: '#1565c0', candidate: '#f9a825', 'pre-candidate': '#fbc02d',
-    heard: '#90caf9', 'no contact': '#bdbdbd', unreachable: '#616161', down: '#616161', witness: '#6a1b9a',
+    heard: '#90caf9', 'not heard': '#bdbdbd', unreachable: '#616161', down: '#616161', witness: '#6a1b9a',
   };
 
   var $ = function (id) { return document.getElementById(id); };
@@ -140,7 +140,7 @@
     if (s.leader === m.id) return s.engine === 'bully' ? 'coordinator' : 'leader';
     if (s.role === 'leader' && m.state === 'replicate' && m.lastContactMs !== null && m.lastContactMs < HEARD_MS) return m.role === 'witness' ? 'witness' : 'follower';
     if (m.lastContactMs !== null && m.lastContactMs < HEARD_MS) return 'heard';
-    return 'no contact';
+    return 'not heard';
   }
   function spanText(sp) {
     var end = sp.to === null ? 'now' : clock(sp.to);
@@ -165,7 +165,7 @@
     record(now, state.members.map(function (m) {
       var open = state.spans.filter(function (sp) { return sp.member === m.id && sp.to === null; })[0];
       if (m.self) return { member: m.id, state: 'unreachable', term: null, note: msg };
-      return { member: m.id, state: open ? open.state : 'no contact', term: open ? open.term : null, note: open ? open.note : '' };
+      return { member: m.id, state: open ? open.state : 'not heard', term: open ? open.term : null, note: open ? open.note : '' };
     }));
   }
 
@@ -207,6 +207,7 @@
       ],
     }, { details: $('lane-details') });
     chart.xMaxShown = xMax;
+    chart.renderedAt = now;
     // Keep a zoom the user chose; otherwise follow the live edge.
     if (prev && prevMax !== null && prev.max < prevMax - 1) chart.setRange(prev.min, prev.max);
     lastStructure = structure;
@@ -471,7 +472,7 @@
     ];
   }
 
-  window.quorumdDashboard = { state: state, chart: null, renderLanes: renderLanes };
+  window.quorumdDashboard = { state: state, chart: null, t0: t0, renderLanes: renderLanes };
   if (token) start();
   else showLogin('');
 })();

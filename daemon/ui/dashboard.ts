@@ -47,6 +47,7 @@ const PAGE = `<!doctype html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>quorumd</title>
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="/ui/uplot.css">
 <link rel="stylesheet" href="/ui/dashboard.css">
 </head>
@@ -67,7 +68,12 @@ const PAGE = `<!doctype html>
   <p id="error" data-testid="error" class="error"></p>
   <section><h2>Members <small>as this node sees them</small></h2><table id="members" data-testid="members"></table></section>
   <section><h2>Roles over time <small>seen from this node since the page opened; hover or click</small></h2>
-    <div id="lanes" data-testid="lanes"></div><pre id="lane-details" data-testid="lane-details"></pre></section>
+    <div id="lanes" data-testid="lanes"></div>
+    <p class="legend"><span class="pill leader">leader</span> <span class="pill follower">follower</span> <span class="pill candidate">candidate</span>
+    <span class="pill heard">heard</span> a message from it arrived within 3 s (its role is not known here: followers talk to the leader only)
+    <span class="pill not-heard">not heard</span> <span class="pill unreachable">unreachable</span> this page cannot reach this node;
+    orange lines: term changes, red: fences</p>
+    <pre id="lane-details" data-testid="lane-details"></pre></section>
   <section><h2>Commit latency and elections <small>from /metrics</small></h2><div id="chart" data-testid="chart"></div></section>
   <section><h2>Links</h2><table id="links" data-testid="links"></table></section>
   <section><h2>Fence history</h2><table id="fences" data-testid="fences"></table></section>
@@ -99,7 +105,8 @@ th{color:#555;font-weight:600}
 .error{color:#b00020;white-space:pre-wrap}
 .pill{display:inline-block;padding:0 6px;border-radius:8px;background:#eee}
 .leader,.coordinator{background:#2e7d32;color:#fff}.candidate,.pre-candidate{background:#f9a825}
-.follower{background:#1565c0;color:#fff}.silent,.down{background:#9e9e9e;color:#fff}.witness{background:#6a1b9a;color:#fff}
+.follower{background:#1565c0;color:#fff}.heard{background:#90caf9}.not-heard{background:#bdbdbd}.unreachable,.down{background:#616161;color:#fff}.witness{background:#6a1b9a;color:#fff}
+.legend{font-size:12px;color:#555}
 .up{color:#2e7d32}.dn{color:#b00020}
 #summary{display:flex;flex-wrap:wrap;gap:8px 24px;margin:8px 0}
 #summary div b{display:block;font-size:12px;color:#777;font-weight:normal}
