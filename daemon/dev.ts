@@ -32,6 +32,7 @@ import type { JobConfig } from './config/jobs.ts';
 import { call } from './client/http.ts';
 import { startRailServer, type RailServer } from './fencing/dev-relay.ts';
 import { ensureTokenFile } from './config/secrets.ts';
+import { UsageError } from './exit-codes.ts';
 
 export interface DevOptions {
   nodes: number;
@@ -203,16 +204,16 @@ ${o.railUrl !== undefined ? devFencing(o.k, o.n, o.railUrl, o.powerOnAfterMs ?? 
 
 export async function startDev(opts: DevOptions): Promise<DevCluster> {
   const out = opts.out ?? ((s: string) => void process.stdout.write(s));
-  if (opts.engine !== 'raft' && opts.engine !== 'bully') throw new Error(`--engine: expected raft or bully, got "${String(opts.engine)}"`);
+  if (opts.engine !== 'raft' && opts.engine !== 'bully') throw new UsageError(`--engine: expected raft or bully, got "${String(opts.engine)}"`);
   const bully = opts.engine === 'bully';
   const n = opts.nodes;
   // Every check before anything is started (a throw below would leak the broker and the temp dir).
   const powerOnAfterMs = opts.powerOnAfterMs ?? 5000;
-  if (!Number.isInteger(powerOnAfterMs) || powerOnAfterMs < 0 || powerOnAfterMs > 86_400_000) throw new Error(`powerOnAfterMs: expected an integer 0..86400000 ms, got ${String(opts.powerOnAfterMs)}`);
+  if (!Number.isInteger(powerOnAfterMs) || powerOnAfterMs < 0 || powerOnAfterMs > 86_400_000) throw new UsageError(`powerOnAfterMs: expected an integer 0..86400000 ms, got ${String(opts.powerOnAfterMs)}`);
   const withRelays = opts.relays ?? true;
-  if (bully && opts.jobs !== undefined && opts.jobs.length > 0) throw new Error('--jobs: scheduled jobs need --engine raft (a slot is granted through the replicated log)');
+  if (bully && opts.jobs !== undefined && opts.jobs.length > 0) throw new UsageError('--jobs: scheduled jobs need --engine raft (a slot is granted through the replicated log)');
   const devJobList = bully ? [] : (opts.jobs ?? [DEV_DEMO_JOB]);
-  if (typeof withRelays !== 'boolean') throw new Error(`relays: expected true or false, got ${String(opts.relays)}`);
+  if (typeof withRelays !== 'boolean') throw new UsageError(`relays: expected true or false, got ${String(opts.relays)}`);
   for (let k = 1; k <= n; k++) {
     const p = opts.basePort + k;
     if (!(await portFree(p))) {

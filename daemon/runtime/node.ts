@@ -1341,7 +1341,7 @@ export function resultToClient(r: ApplyResult | undefined): ClientResult {
         ? { status: Status.OK, token: r.token, ttlMs: r.ttlMs, expiresAt: r.expiresAt }
         : { status: Status.CONFLICT, holder: r.holder, token: r.token, expiresAt: r.expiresAt, error: `lock held by ${r.holder}` };
     case 'lock.renew':
-      return r.ok ? { status: Status.OK, token: r.token, expiresAt: r.expiresAt } : { status: Status.CONFLICT, error: `renew refused: ${r.reason}` };
+      return r.ok ? { status: Status.OK, token: r.token, ttlMs: r.ttlMs, expiresAt: r.expiresAt } : { status: Status.CONFLICT, error: `renew refused: ${r.reason}` };
     case 'lock.release':
       return r.ok ? { status: Status.OK } : { status: Status.CONFLICT, error: 'release refused: not the holder' };
     case 'lead.claim':

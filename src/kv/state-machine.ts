@@ -92,7 +92,7 @@ export type ApplyResult =
   | { op: 'del'; ok: boolean; index: number }
   | { op: 'lock.acquire'; ok: true; token: number; ttlMs: number; expiresAt: number }
   | { op: 'lock.acquire'; ok: false; holder: string; token: number; expiresAt: number }
-  | { op: 'lock.renew'; ok: true; token: number; expiresAt: number }
+  | { op: 'lock.renew'; ok: true; token: number; expiresAt: number; ttlMs: number }
   | { op: 'lock.renew'; ok: false; reason: 'not-held' | 'expired' | 'wrong-token' | 'wrong-lease' }
   | { op: 'lock.release'; ok: boolean }
   /** ok false: a claim of a term at or below the newest activation (it can never act; not kept). */
@@ -401,7 +401,7 @@ export class KvStateMachine {
         if (now >= cur.expiresAt) return { op: 'lock.renew', ok: false, reason: 'expired' };
         const renewed: LockRecord = { ...cur, expiresAt: now + cur.ttlMs };
         this.locks.set(cmd.name, renewed);
-        return { op: 'lock.renew', ok: true, token: cur.token, expiresAt: renewed.expiresAt };
+        return { op: 'lock.renew', ok: true, token: cur.token, expiresAt: renewed.expiresAt, ttlMs: cur.ttlMs };
       }
       case 'lock.release': {
         const cur = this.locks.get(cmd.name);
