@@ -179,7 +179,7 @@ export function lockList(node: string, prefix: string, o: { json?: boolean }, io
   return guarded(io, 'lock list', false, async () => {
     const r = await call(node, 'GET', '/v1/locks');
     if (r.status !== 200) return failStatus(r, io, 'lock list');
-    const j = jsonOf(r) as { clockMs: number; locks: Array<{ name: string; owner: string; token: number; ttlMs: number; expiresAt: number }> };
+    const j = jsonOf(r) as { clockMs: number; exact?: boolean; locks: Array<{ name: string; owner: string; token: number; ttlMs: number; expiresAt: number }> };
     const locks = j.locks.filter((l) => l.name.startsWith(prefix));
     if (o.json) {
       io.out(JSON.stringify({ ...j, locks }, null, 2) + '\n');
@@ -189,9 +189,11 @@ export function lockList(node: string, prefix: string, o: { json?: boolean }, io
       io.out(prefix ? `no lock starting with ${JSON.stringify(prefix)} is held\n` : 'no lock is held\n');
       return 0;
     }
-    const rows = [['LOCK', 'HOLDER', 'TOKEN', 'TTL', 'EXPIRES IN']];
+    // Asked of a follower, the lock clock lags (the newest applied lock command's time): at most.
+    const rows = [['LOCK', 'HOLDER', 'TOKEN', 'TTL', j.exact ? 'EXPIRES IN' : 'EXPIRES IN (at most)']];
     for (const l of locks) rows.push([l.name, l.owner, String(l.token), `${l.ttlMs}ms`, `${Math.max(0, l.expiresAt - j.clockMs)}ms`]);
     io.out(pad(rows));
+    if (!j.exact) io.out('(asked of a follower: its lock clock lags; ask the leader for the exact time left)\n');
     return 0;
   });
 }

@@ -112,9 +112,11 @@ export interface ApiBackend {
   keys?(prefix: string, limit: number): { index: number; keys: KeyView[]; more: boolean };
   /**
    * Locks granted and not lapsed in this node's applied state (a local read), with the
-   * lock clock they were judged at. Optional: without it `GET /v1/locks` answers 501.
+   * lock clock they were judged at; `exact`: this node leads, so `expiresAt - clockMs` is
+   * the time left (elsewhere the clock lags: an upper bound). Optional: without it
+   * `GET /v1/locks` answers 501.
    */
-  locks?(): { index: number; clockMs: number; locks: LockView[] };
+  locks?(): { index: number; clockMs: number; exact: boolean; locks: LockView[] };
   /** Metric families of the node (role, term, indexes, elections, links, fsync...). */
   metrics(): MetricFamily[];
 }

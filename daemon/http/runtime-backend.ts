@@ -364,12 +364,12 @@ export class RuntimeBackend extends BackendBase<NodeRuntime> implements ApiBacke
     return { index: sm.appliedIndex, keys, more: all.length > limit };
   }
 
-  locks(): { index: number; clockMs: number; locks: LockView[] } {
+  locks(): { index: number; clockMs: number; exact: boolean; locks: LockView[] } {
     const rt = this.rt;
-    if (!rt) return { index: 0, clockMs: 0, locks: [] };
+    if (!rt) return { index: 0, clockMs: 0, exact: false, locks: [] };
     const clockMs = rt.lockClockMs;
     const locks = rt.stateMachine.lockList(clockMs).map((l) => ({ name: l.name, owner: l.owner, token: l.token, ttlMs: l.ttlMs, expiresAt: l.expiresAt }));
-    return { index: rt.stateMachine.appliedIndex, clockMs, locks };
+    return { index: rt.stateMachine.appliedIndex, clockMs, exact: rt.isLeader, locks };
   }
 
   /** Times a successful write through this node (request to commit and apply), for quorumd_commit_seconds. */

@@ -434,7 +434,7 @@
 
   function pollLocks() {
     json('/v1/locks').then(function (r) {
-      table('locks', ['lock', 'holder', 'fencing token', 'ttl', 'expires in'], r.locks.map(function (k) {
+      table('locks', ['lock', 'holder', 'fencing token', 'ttl', r.exact ? 'expires in' : 'expires in (at most: this node follows, its lock clock lags)'], r.locks.map(function (k) {
         return [k.name, k.owner, k.token, k.ttlMs + ' ms', QuorumdLanes.fmtSpan(Math.max(0, k.expiresAt - r.clockMs))];
       }), function (i) { return { 'data-lock': r.locks[i].name }; });
     }, function (err) {
