@@ -1,5 +1,5 @@
 /**
- * The `quorumd` command line (DESIGN §6). Each subcommand lives in its own module;
+ * The `quorumd` command line (docs/cli.md). Each subcommand lives in its own module;
  * this file only declares the commands, their options and their help text.
  *
  * Commands that are not built yet say so at run time and exit with status 2,

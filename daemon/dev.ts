@@ -1,10 +1,10 @@
 /**
- * `quorumd dev`: the embedded default (DESIGN §6). An in-process aedes broker and N
+ * `quorumd dev`: the embedded default (docs/cli.md). An in-process aedes broker and N
  * nodes, each a separate child process running `quorumd start` with a generated
  * config (so that you can kill one and watch the failover), HTTP API of node nK on
  * 127.0.0.1:<base-port + K>. Prints where everything is and a short guide.
  *
- * Simulated relays (STONITH, DESIGN §5): this process holds the "power rail" of every
+ * Simulated relays (STONITH, docs/fencing.md): this process holds the "power rail" of every
  * node process. A rail server on 127.0.0.1 (daemon/fencing/dev-relay.ts) lets the
  * nodes switch each other's rails through a `dev-relay` fence device in their
  * generated configs. Rail off = SIGKILL of the node's process, which stays down; rail

@@ -52,13 +52,13 @@ export function parseKey(s: string): Uint8Array | undefined {
 }
 
 const member = z.strictObject({
-  /** Wire id 1..254 (small on the wire, DESIGN §2). Same on every node's config. */
+  /** Wire id 1..254 (small on the wire, docs/wire.md). Same on every node's config. */
   id: int('a node id', 1, 254),
   /** Human name, for logs, status tables and hooks. */
   name: name('member'),
   /**
    * `voter` (default): votes and may lead. `witness`: votes, never leads, holds no
-   * data (DESIGN §5) — the third vote of a two-board cluster.
+   * data (docs/fencing.md) — the third vote of a two-board cluster.
    */
   role: z.enum(['voter', 'witness'], { error: 'expected "voter" or "witness"' }).default('voter'),
   /**
@@ -144,7 +144,7 @@ const serial = z.strictObject({
   /** Line speed. Default 115200: reliable on the Pi's PL011 UART over a few metres. The same at both ends. */
   baudRate: int('a baud rate', 1200, 4_000_000).default(115200),
   /**
-   * Largest frame on this link, bytes before SLIP. Default 1024 (DESIGN §2: 1 KiB on
+   * Largest frame on this link, bytes before SLIP. Default 1024 (docs/wire.md: 1 KiB on
    * serial): at 115200 baud a full frame takes ~90-180 ms, and on a bus it sets the
    * slot length. The node's largest message is the smallest maxFrame of its links.
    * The same on every drop of a bus.
@@ -284,7 +284,7 @@ export const configSchema = z
       name: name('cluster'),
       /** Wire cluster id 0..65535: frames of another cluster on the same broker are dropped. Default 1. */
       id: int('a cluster id', 0, 65535).default(1),
-      /** Shared HMAC key (DESIGN §2). Exactly one of key / keyFile. */
+      /** Shared HMAC key (docs/wire.md). Exactly one of key / keyFile. */
       key: keyText.optional(),
       keyFile: z.string({ error: 'expected a file path' }).optional(),
       /** The previous key during a rotation (accepted, never used to send). Default: none. At most one of previousKey / previousKeyFile. */

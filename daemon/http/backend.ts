@@ -4,7 +4,7 @@
  * (test/daemon/http) and the same server fronts a real node or an in-process one.
  *
  * Every callback is called exactly once with a `ClientResult` whose status follows
- * DESIGN §6: 200/404/409/400/413, 503 = definitely not applied, 504 = unknown.
+ * docs/api.md: 200/404/409/400/413, 503 = definitely not applied, 504 = unknown.
  */
 import type { ClientCallback } from '../runtime/results.ts';
 import type { MetricFamily } from './metrics.ts';

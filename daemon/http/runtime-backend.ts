@@ -187,7 +187,7 @@ export interface LeadershipEvent {
  * Tracks leadership from the runtime's observer and serves the API.
  *
  * "Active", with a `fencing:` config section (the runtime has fencing options): the
- * runtime's activation gate (DESIGN §5: elected, every earlier leader shown stopped —
+ * runtime's activation gate (docs/fencing.md: elected, every earlier leader shown stopped —
  * fenced, acknowledged, lease expired or confirmed by an operator — and its own lease
  * holds); events come from the runtime's `activation` observer with the fencing token.
  * Without fencing: leader, and the entry that opened its term (its no-op, Raft §8) is
@@ -524,8 +524,8 @@ export class RuntimeBackend extends BackendBase<NodeRuntime> implements ApiBacke
  * answer 501 `engine-unsupported` ("... needs the Raft engine (engine: raft)"): the
  * bully engine has no replicated log. Watches have nothing to watch (no onKeyChange).
  *
- * "Active" is the runtime's (BullyRuntime.active / activeToken / onActivation, DESIGN
- * §5): with a `fencing:` section (STONITH), a coordinator is active only once every
+ * "Active" is the runtime's (BullyRuntime.active / activeToken / onActivation,
+ * docs/fencing.md): with a `fencing:` section (STONITH), a coordinator is active only once every
  * earlier coordinator it knows of is fenced, acknowledged its step-down or was
  * confirmed down by an operator; tokens only (no targets or `stonith: false`) and
  * without a `fencing:` section, as soon as its epoch is durable and no higher

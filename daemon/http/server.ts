@@ -1,5 +1,5 @@
 /**
- * The HTTP API of a node (DESIGN §6), on node:http.
+ * The HTTP API of a node (docs/api.md), on node:http.
  *
  *   GET    /v1/status                       → status JSON
  *   GET    /v1/leader                       → {leader, term, token}

@@ -1,5 +1,5 @@
 /**
- * Leader activation in the runtime (DESIGN §5, issue 6 points 1 and 6): engine-agnostic
+ * Leader activation in the runtime (docs/fencing.md, issue 6 points 1 and 6): engine-agnostic
  * bookkeeping that turns "elected" into "active" and back, for the Raft runtime
  * (node.ts) and the bully runtime alike.
  *
@@ -53,7 +53,7 @@ import type { NodeId, Term } from '../../src/types.ts';
 
 export interface ActivationOptions {
   /**
-   * First start waits for all (corosync's wait_for_all; DESIGN §5 two-node mode): until
+   * First start waits for all (corosync's wait_for_all; docs/fencing.md two-node mode): until
    * this node has seen every listed node once — itself counts — it never becomes
    * active and never fences. Two boards that start apart (or cannot see each other)
    * then cannot fence each other in a loop at boot. The runtime persists "formed" and

@@ -84,7 +84,7 @@ export interface RuntimeObserver {
 export type { ActivationEvent } from './activation.ts';
 
 /**
- * Split-brain defenses (DESIGN §5; daemon/runtime/activation.ts). Without this
+ * Split-brain defenses (docs/fencing.md; daemon/runtime/activation.ts). Without this
  * option a leader is active as soon as it is elected (the pre-fencing behaviour,
  * kept for tests of the engine alone); with it, the activation gate, the lease,
  * STONITH (when `fencer` lists targets) and watchdog self-fencing are on.
@@ -188,7 +188,7 @@ export interface NodeStatus {
   unsupported: number;
   pending: { writes: number; reads: number; forwarded: number };
   storage: StorageStats | undefined;
-  /** Elected leader, and allowed to act on the outside world (DESIGN §5). Without fencing options: the same as being leader. */
+  /** Elected leader, and allowed to act on the outside world (docs/fencing.md). Without fencing options: the same as being leader. */
   elected: boolean;
   active: boolean;
   /** Why an elected leader is not active yet ('' otherwise). */
@@ -558,7 +558,7 @@ export class NodeRuntime {
 
   private restoreStateMachine(index: Index, data: Uint8Array): void {
     if (data.length === 0) {
-      // A witness keeps no data (DESIGN §5): an empty state machine at the snapshot's index.
+      // A witness keeps no data (docs/fencing.md): an empty state machine at the snapshot's index.
       this.kv = new KvStateMachine();
       if (index > 0) this.kv.applyNoop(index);
       return;
@@ -1176,7 +1176,7 @@ export class NodeRuntime {
     const raft = this.raft!;
     if (raft.isLeader) {
       if (cmd.op === 'lock.acquire' || cmd.op === 'lock.renew') {
-        // DESIGN §5: locks are granted only by an active leader.
+        // docs/fencing.md: locks are granted only by an active leader.
         if (!this.active) return reply(unavailable(`leader ${this.id} is not active yet (${this.activationStatus().waitingFor}); the lock command was not proposed`));
         cmd = { ...cmd, now: this.lockNow() };
       }

@@ -1,5 +1,5 @@
 /**
- * The replicated state machine behind the daemon's KV and lock API (DESIGN §6).
+ * The replicated state machine behind the daemon's KV and lock API (docs/api.md).
  *
  * The Raft engine calls `apply(index, data)` with every committed Normal entry, in
  * log order; every replica that applies the same entries holds the same state and
@@ -17,7 +17,7 @@
  * it. So a grant applied after another always has a larger token — also across
  * leader changes and on every replica — and a token is never handed out twice.
  * An outside resource that remembers the largest token it saw rejects a
- * deposed holder (DESIGN §5).
+ * deposed holder (docs/fencing.md).
  *
  * Time: the state machine's clock is the largest `now` of any applied lock command
  * (`clockMs`); a command whose `now` is smaller is evaluated at `clockMs`, so time
