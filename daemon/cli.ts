@@ -260,6 +260,14 @@ export function buildProgram(): Command {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  // `quorumd … | head`: a reader that stops early must not turn the exit status into 1
+  // (an EPIPE thrown from a write); the status the command decided is kept.
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EPIPE') throw e;
+      process.exit(process.exitCode ?? 0);
+    });
+  }
   const program = buildProgram();
   try {
     await program.parseAsync(argv);
