@@ -277,7 +277,9 @@ function createHint(key: string, path: string): string {
   if (key === 'http.tokenFile' || /^http\.tokens\.\d+\.tokenFile$/.test(key)) {
     return `; create it with  (umask 077; openssl rand -base64 32 > ${path})${key === 'http.tokenFile' ? ', or drop http.tokenFile: the node then creates <node.dataDir>/api.token at its first start' : ''}`;
   }
-  if (key === 'mqtt.passwordFile') return `; write this node's broker password into it (mode 0600): with \`quorumd broker --cluster-key-file\`, \`quorumd broker passwords\` prints it (docs/mqtt.md)`;
+  if (key === 'mqtt.passwordFile') {
+    return `; write this node's password of its broker account (mqtt.username) into it, mode 0600; or drop mqtt.username and mqtt.passwordFile: the node then logs in as quorumd-<cluster.id>-<member id> with a password derived from the cluster key, which \`quorumd broker --cluster-key-file\` accepts and \`quorumd broker passwords\` prints for mosquitto (docs/mqtt.md)`;
+  }
   return '';
 }
 

@@ -100,7 +100,7 @@ describe('config', () => {
       '7 members.1.id: expected a unique id; 1 appears twice',
       '9 node.name: expected the name of a member (pi-a, pi-b), got "pi-c"',
       '13 mqtt.keepAliveSec: unknown key "keepAliveSec"; did you mean "keepaliveSec"? (docs/config.md lists every key)',
-      expect.stringMatching(/^14 mqtt\.passwordFile: \S+mqtt\.password does not exist; write this node's broker password into it/),
+      expect.stringMatching(/^14 mqtt\.passwordFile: \S+mqtt\.password does not exist; write this node's password of its broker account \(mqtt\.username\) into it, mode 0600; or drop mqtt\.username and mqtt\.passwordFile/),
       expect.stringMatching(/^16 raft\.heartbeatMs: expected milliseconds/),
     ]);
     // A cross-field check that only repeats a malformed field says nothing: heartbeatMs
