@@ -370,7 +370,10 @@
   // ---- keys, locks, jobs ------------------------------------------------------------
   var selectedKey = null;
   var watchAbort = null;
+  // What this node's engine cannot do (501: bully keeps no keys, locks or jobs): asked once, not again.
+  var unsupported = {};
   function pollKeys() {
+    if (unsupported.keys) return;
     var prefix = $('kv-prefix').value;
     json('/v1/keys?prefix=' + encodeURIComponent(prefix) + '&limit=200').then(function (r) {
       table('keys', ['key', 'bytes', 'created at', 'modified at'], r.keys.map(function (k) { return [k.key, k.size, k.createIndex, k.modIndex]; }),
@@ -381,7 +384,10 @@
         $('keys').appendChild(tr);
       }
     }, function (err) {
-      if (err.status === 501) table('keys', ['key'], [['(this engine keeps no keys)']]);
+      if (err.status === 501) {
+        unsupported.keys = true;
+        table('keys', ['key'], [['(this engine keeps no keys)']]);
+      }
     });
   }
   function showValue(r, key) {
@@ -433,15 +439,20 @@
   $('kv-form').addEventListener('submit', function (e) { e.preventDefault(); pollKeys(); });
 
   function pollLocks() {
+    if (unsupported.locks) return;
     json('/v1/locks').then(function (r) {
       table('locks', ['lock', 'holder', 'fencing token', 'ttl', r.exact ? 'expires in' : 'expires in (at most: this node follows, its lock clock lags)'], r.locks.map(function (k) {
         return [k.name, k.owner, k.token, k.ttlMs + ' ms', QuorumdLanes.fmtSpan(Math.max(0, k.expiresAt - r.clockMs))];
       }), function (i) { return { 'data-lock': r.locks[i].name }; });
     }, function (err) {
-      if (err.status === 501) table('locks', ['lock'], [['(this engine has no locks)']]);
+      if (err.status === 501) {
+        unsupported.locks = true;
+        table('locks', ['lock'], [['(this engine has no locks)']]);
+      }
     });
   }
   function pollJobs() {
+    if (unsupported.jobs) return;
     json('/v1/jobs').then(function (r) {
       table('jobs', ['job', 'schedule', 'last slot', 'ran on', 'result', 'took', 'next run'], r.jobs.map(function (j) {
         var l = j.last;
@@ -450,7 +461,10 @@
           l && l.durationMs !== null ? l.durationMs + ' ms' : '—', j.nextRun || '—'];
       }), function (i) { return { 'data-job': r.jobs[i].name }; });
     }, function (err) {
-      if (err.status === 501) table('jobs', ['job'], [['(jobs need engine raft)']]);
+      if (err.status === 501) {
+        unsupported.jobs = true;
+        table('jobs', ['job'], [['(jobs need engine raft)']]);
+      }
     });
   }
 

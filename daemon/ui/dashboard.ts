@@ -70,7 +70,7 @@ const PAGE = `<!doctype html>
   <section><h2>Roles over time <small>seen from this node since the page opened; hover or click</small></h2>
     <div id="lanes" data-testid="lanes"></div>
     <p class="legend"><span class="pill leader">leader</span> <span class="pill follower">follower</span> <span class="pill candidate">candidate</span>
-    <span class="pill heard">heard</span> a message from it arrived within 3 s (its role is not known here: followers talk to the leader only)
+    <span class="pill witness">witness</span> <span class="pill heard">heard</span> a message from it arrived within 3 s (its role is not known here: followers talk to the leader only)
     <span class="pill not-heard">not heard</span> <span class="pill unreachable">unreachable</span> this page cannot reach this node;
     orange lines: term changes, red: fences</p>
     <pre id="lane-details" data-testid="lane-details"></pre></section>
