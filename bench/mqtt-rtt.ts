@@ -25,7 +25,7 @@ async function linkRtt(url: string): Promise<number[]> {
   await waitFor('links up', () => a.connectedCount() === 1 && b.connectedCount() === 1);
   b.onFrame((f) => b.send(1, f));
   const out: number[] = [];
-  const frame = new Uint8Array(32); // an idle heartbeat's size (DESIGN §2)
+  const frame = new Uint8Array(32); // an idle heartbeat's size (docs/wire.md)
   for (let i = 0; i < rounds + 20; i++) {
     const t0 = performance.now();
     const back = new Promise<void>((r) => a.onFrame(() => r()));

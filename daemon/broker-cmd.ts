@@ -79,7 +79,16 @@ export async function runBroker(opts: BrokerCmdOptions): Promise<RunningBroker> 
   const tls = opts.tlsCert !== undefined
     ? { cert: readFileSync(opts.tlsCert), key: readSecretFile(opts.tlsKey!, '--tls-key'), ...(opts.tlsCa !== undefined ? { ca: readFileSync(opts.tlsCa), requestCert: true } : {}) }
     : undefined;
-  const b = await startBroker({ port: opts.port, host, users, clusterKeys, ...(tls ? { tls } : {}) });
+  let b: RunningBroker;
+  try {
+    b = await startBroker({ port: opts.port, host, users, clusterKeys, ...(tls ? { tls } : {}) });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE') throw new Error(`quorumd broker: port ${opts.port} on ${host} is in use (EADDRINUSE); stop what uses it (ss -ltnp 'sport = :${opts.port}') or pick another --port`);
+    if (code === 'EACCES') throw new Error(`quorumd broker: not allowed to listen on port ${opts.port} of ${host} (EACCES): ports below 1024 need privileges; pick --port 1024 or above`);
+    if (code === 'EADDRNOTAVAIL') throw new Error(`quorumd broker: ${host} is not an address of this machine (EADDRNOTAVAIL); give --host one of its addresses`);
+    throw err;
+  }
   const who = [clusterKeys.length ? `node accounts of cluster ${cluster} (derived from the key)` : '', users.length ? `${users.length} account(s) from ${opts.users}` : ''].filter(Boolean).join(' + ');
   process.stdout.write(`quorumd broker: listening on ${tls ? 'mqtts' : 'mqtt'}://${b.host}:${b.port}; accounts: ${who} (Ctrl-C stops it)\n`);
   const stop = () => {

@@ -1,5 +1,5 @@
 /**
- * The `quorumd` command line (DESIGN §6). Each subcommand lives in its own module;
+ * The `quorumd` command line (docs/cli.md). Each subcommand lives in its own module;
  * this file only declares the commands, their options and their help text.
  *
  * Commands that are not built yet say so at run time and exit with status 2,
@@ -7,9 +7,10 @@
  */
 import { pathToFileURL } from 'node:url';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { EXIT, EXIT_TABLE } from './exit-codes.ts';
 
-/** Exit status for "this command exists in the contract but is not implemented yet". */
-export const EXIT_NOT_IMPLEMENTED = 2;
+/** Exit status for "this command exists in the contract but is not implemented yet" (usage: 2). */
+export const EXIT_NOT_IMPLEMENTED = EXIT.USAGE;
 
 export class NotImplementedError extends Error {
   constructor(what: string, issue: string) {
@@ -36,7 +37,8 @@ export function buildProgram(): Command {
     .description('Consensus daemon for small Linux boards: one leader, replicated state, fenced actuators.')
     .version('0.1.0')
     .showHelpAfterError()
-    .exitOverride();
+    .exitOverride()
+    .addHelpText('after', `\nExit status (every command; docs/cli.md):\n${EXIT_TABLE.map(([c, m]) => `  ${c}  ${m}`).join('\n')}\n`);
 
   program
     .command('dev')
@@ -174,8 +176,16 @@ export function buildProgram(): Command {
       const c = await import('./client/commands.ts');
       process.exitCode = await c.lockRelease(firstNode(opts.node), name, opts);
     }));
+  tokenOpts(lock.command('list [prefix]')
+    .description('who holds which lock: holder, fencing token, ttl, time left (as the node asked has applied it)')
+    .option('--json', 'print /v1/locks as JSON')
+    .option(...nodeOpt)
+    .action(async (prefix: string | undefined, opts: { json?: boolean; node: string }) => {
+      const c = await import('./client/commands.ts');
+      process.exitCode = await c.lockList(firstNode(opts.node), prefix ?? '', { json: opts.json === true });
+    }));
   tokenOpts(lock.command('renew <name>')
-    .description('renew a lock for another ttl: --lease is the lease id the acquire printed')
+    .description('renew a lock: it runs its ttl again from now; --lease is the lease id the acquire printed; prints renewed token=<t> ttlMs=<n>')
     .requiredOption('--lease <id>', 'the secret lease id of the grant')
     .option(...nodeOpt)
     .action(async (name: string, opts: { lease: string; node: string }) => {
@@ -250,23 +260,33 @@ export function buildProgram(): Command {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  // `quorumd … | head`: a reader that stops early must not turn the exit status into 1
+  // (an EPIPE thrown from a write); the status the command decided is kept.
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EPIPE') throw e;
+      process.exit(process.exitCode ?? 0);
+    });
+  }
   const program = buildProgram();
   try {
     await program.parseAsync(argv);
   } catch (err) {
     if (err instanceof CommanderError) {
-      // --help and --version end here with exit code 0; usage errors were already printed.
-      process.exitCode = err.exitCode;
+      // --help and --version end here with exit code 0; usage errors (already printed)
+      // are 2 like every other bad input, whoever found them (docs/cli.md).
+      process.exitCode = err.exitCode === 0 ? EXIT.OK : EXIT.USAGE;
       return;
     }
     if (err instanceof Error && err.name === 'ConfigError') {
       process.stderr.write(`quorumd: invalid configuration:\n${err.message}\n`);
-      process.exitCode = EXIT_NOT_IMPLEMENTED; // 2: bad input, as for usage errors
+      process.exitCode = EXIT.USAGE;
       return;
     }
-    if (err instanceof Error && err.name === 'ClientError') {
+    if (err instanceof Error && (err.name === 'ClientError' || err.name === 'UsageError')) {
+      // A bad --node URL, an unreadable token file, a bad option value: nothing was tried.
       process.stderr.write(`quorumd: ${err.message}\n`);
-      process.exitCode = 2;
+      process.exitCode = EXIT.USAGE;
       return;
     }
     if (err instanceof NotImplementedError) {
@@ -274,8 +294,9 @@ export async function main(argv: string[]): Promise<void> {
       process.exitCode = EXIT_NOT_IMPLEMENTED;
       return;
     }
-    process.stderr.write(`quorumd: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exitCode = 1;
+    const msg = err instanceof Error ? err.message : String(err);
+    process.stderr.write(/^quorumd\b/.test(msg) ? `${msg}\n` : `quorumd: ${msg}\n`);
+    process.exitCode = EXIT.NO;
   }
 }
 

@@ -1,10 +1,10 @@
 /**
- * `quorumd dev`: the embedded default (DESIGN §6). An in-process aedes broker and N
+ * `quorumd dev`: the embedded default (docs/cli.md). An in-process aedes broker and N
  * nodes, each a separate child process running `quorumd start` with a generated
  * config (so that you can kill one and watch the failover), HTTP API of node nK on
  * 127.0.0.1:<base-port + K>. Prints where everything is and a short guide.
  *
- * Simulated relays (STONITH, DESIGN §5): this process holds the "power rail" of every
+ * Simulated relays (STONITH, docs/fencing.md): this process holds the "power rail" of every
  * node process. A rail server on 127.0.0.1 (daemon/fencing/dev-relay.ts) lets the
  * nodes switch each other's rails through a `dev-relay` fence device in their
  * generated configs. Rail off = SIGKILL of the node's process, which stays down; rail
@@ -32,6 +32,8 @@ import type { JobConfig } from './config/jobs.ts';
 import { call } from './client/http.ts';
 import { startRailServer, type RailServer } from './fencing/dev-relay.ts';
 import { ensureTokenFile } from './config/secrets.ts';
+import { UsageError } from './exit-codes.ts';
+import { cliCommand, linkHint } from './cli-path.ts';
 
 export interface DevOptions {
   nodes: number;
@@ -47,6 +49,14 @@ export interface DevOptions {
   handleSignals?: boolean;
   /** How long to wait for a leader before printing (ms). Default 30000. */
   readyTimeoutMs?: number;
+  /** How long every node must name the same leader in the same term before the guide is printed (ms). Default 1500. */
+  stableMs?: number;
+  /**
+   * The start-up progress line: called with the line while waiting for a stable leader,
+   * then once with ('', true). Default: stderr, redrawn in place on a terminal, one line
+   * per change otherwise.
+   */
+  progress?: (line: string, final: boolean) => void;
   /**
    * Simulated relays: how long a fenced node stays powered off before its rail is
    * switched on again, ms. Default 5000: long enough to watch it in `quorumd status`,
@@ -113,6 +123,21 @@ const bin = join(import.meta.dirname, '..', 'bin', 'quorumd.js');
  * heap out of a node's resident set for a few more (sub-millisecond) scavenges.
  */
 export const NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1'];
+
+/** The default progress line: redrawn in place on a terminal; elsewhere one line per change (the seconds left out). */
+function stderrProgress(): (line: string, final: boolean) => void {
+  const tty = process.stderr.isTTY === true;
+  let last = '';
+  return (line, final) => {
+    if (tty) {
+      process.stderr.write(final ? '\r\x1b[K' : `\r\x1b[K${line}`);
+      return;
+    }
+    const gist = line.replace(/\s+\([\d.]+ s\)$/, '').replace(/stable for [\d.]+ s/, 'stable');
+    if (!final && gist !== last) process.stderr.write(`${line}\n`);
+    last = gist;
+  };
+}
 
 function portFree(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -203,16 +228,16 @@ ${o.railUrl !== undefined ? devFencing(o.k, o.n, o.railUrl, o.powerOnAfterMs ?? 
 
 export async function startDev(opts: DevOptions): Promise<DevCluster> {
   const out = opts.out ?? ((s: string) => void process.stdout.write(s));
-  if (opts.engine !== 'raft' && opts.engine !== 'bully') throw new Error(`--engine: expected raft or bully, got "${String(opts.engine)}"`);
+  if (opts.engine !== 'raft' && opts.engine !== 'bully') throw new UsageError(`--engine: expected raft or bully, got "${String(opts.engine)}"`);
   const bully = opts.engine === 'bully';
   const n = opts.nodes;
   // Every check before anything is started (a throw below would leak the broker and the temp dir).
   const powerOnAfterMs = opts.powerOnAfterMs ?? 5000;
-  if (!Number.isInteger(powerOnAfterMs) || powerOnAfterMs < 0 || powerOnAfterMs > 86_400_000) throw new Error(`powerOnAfterMs: expected an integer 0..86400000 ms, got ${String(opts.powerOnAfterMs)}`);
+  if (!Number.isInteger(powerOnAfterMs) || powerOnAfterMs < 0 || powerOnAfterMs > 86_400_000) throw new UsageError(`powerOnAfterMs: expected an integer 0..86400000 ms, got ${String(opts.powerOnAfterMs)}`);
   const withRelays = opts.relays ?? true;
-  if (bully && opts.jobs !== undefined && opts.jobs.length > 0) throw new Error('--jobs: scheduled jobs need --engine raft (a slot is granted through the replicated log)');
+  if (bully && opts.jobs !== undefined && opts.jobs.length > 0) throw new UsageError('--jobs: scheduled jobs need --engine raft (a slot is granted through the replicated log)');
   const devJobList = bully ? [] : (opts.jobs ?? [DEV_DEMO_JOB]);
-  if (typeof withRelays !== 'boolean') throw new Error(`relays: expected true or false, got ${String(opts.relays)}`);
+  if (typeof withRelays !== 'boolean') throw new UsageError(`relays: expected true or false, got ${String(opts.relays)}`);
   for (let k = 1; k <= n; k++) {
     const p = opts.basePort + k;
     if (!(await portFree(p))) {
@@ -333,32 +358,59 @@ export async function startDev(opts: DevOptions): Promise<DevCluster> {
     },
   };
 
-  // Wait (bounded) until every node answers and one leads.
-  const deadline = Date.now() + (opts.readyTimeoutMs ?? 30_000);
+  // Wait (bounded) until every node answers, all name the same leader in the same term,
+  // every node serves a linearizable read (its leader confirmed by a quorum; bully has
+  // no KV: agreeing on the coordinator is all there is), and that has held for
+  // stableMs: the guide is printed once, when its first command will not meet an
+  // election in progress. Meanwhile a progress line says what is missing.
+  const readyTimeoutMs = opts.readyTimeoutMs ?? 30_000;
+  const stableMs = opts.stableMs ?? 1500;
+  const deadline = Date.now() + readyTimeoutMs;
+  const progress = opts.progress ?? stderrProgress();
+  const t0Wait = Date.now();
   let leader: string | null = null;
+  let stableKey = '';
+  let stableSince = 0;
   while (Date.now() < deadline) {
-    try {
-      const rs = await Promise.all(nodes.map((x) => call(x.url, 'GET', '/v1/leader', { timeoutMs: 1000, token: apiToken })));
-      const names = rs.map((r) => (r.status === 200 ? (JSON.parse(r.body.toString()) as { leader: string | null }).leader : null));
-      if (names.every((x) => x !== null && x === names[0])) {
-        // And every node serves a linearizable read (its leader confirmed by a quorum),
-        // so that the first command of the guide does not meet an election in progress.
-        // (Bully has no KV: agreeing on the coordinator is all there is.)
-        const reads = bully ? [] : await Promise.all(nodes.map((x) => call(x.url, 'GET', '/v1/kv/greeting', { timeoutMs: 1000, token: apiToken })));
-        if (reads.every((r) => r.status === 200 || r.status === 404)) {
-          leader = names[0]!;
-          break;
-        }
-      }
-    } catch {
-      /* not up yet */
+    const rs = await Promise.all(
+      nodes.map((x) =>
+        call(x.url, 'GET', '/v1/leader', { timeoutMs: 1000, token: apiToken }).then(
+          (r) => (r.status === 200 ? (JSON.parse(r.body.toString()) as { leader: string | null; term: number }) : undefined),
+          () => undefined,
+        ),
+      ),
+    );
+    const up = rs.filter((r) => r !== undefined).length;
+    const names = rs.map((r) => r?.leader ?? null);
+    const agreed = names.every((x) => x !== null && x === names[0]) && rs.every((r) => r!.term === rs[0]!.term);
+    let ready = false;
+    if (agreed) {
+      const reads = bully ? [] : await Promise.all(nodes.map((x) => call(x.url, 'GET', '/v1/kv/greeting', { timeoutMs: 1000, token: apiToken }).catch(() => undefined)));
+      ready = reads.every((r) => r !== undefined && (r.status === 200 || r.status === 404));
+    }
+    const key = ready ? `${names[0]}/${rs[0]!.term}` : '';
+    if (key !== stableKey) {
+      stableKey = key;
+      stableSince = Date.now();
+    }
+    const secs = ((Date.now() - t0Wait) / 1000).toFixed(1);
+    const leaderText = !agreed
+      ? up < n ? 'no leader yet' : 'electing'
+      : !ready ? `${names[0]} (term ${rs[0]!.term}), waiting for every node to confirm it` : `${names[0]} (term ${rs[0]!.term}), stable for ${((Date.now() - stableSince) / 1000).toFixed(1)} s`;
+    progress(`[dev] starting: ${up}/${n} node${n > 1 ? 's' : ''} answer; leader: ${leaderText}  (${secs} s)`, false);
+    if (key !== '' && Date.now() - stableSince >= stableMs) {
+      leader = names[0]!;
+      break;
     }
     await new Promise((r) => setTimeout(r, 150));
   }
+  progress('', true);
   if (!leader) {
     await cluster.stop();
-    throw new Error(`the dev cluster did not elect a leader within ${opts.readyTimeoutMs ?? 30_000} ms; see the node logs in ${dir}`);
+    throw new Error(`the dev cluster did not elect a stable leader within ${readyTimeoutMs} ms; see the node logs in ${dir}`);
   }
+  const Q = cliCommand().cmd;
+  const hint = linkHint();
   const L = nodes.find((x) => x.name === leader)!;
   const u = (k: number) => nodes[(k - 1) % n]!.url;
   const all = nodes.map((x) => x.url).join(',');
@@ -370,17 +422,19 @@ ${nodes.map((x) => `  ${x.name.padEnd(10)}  ${x.url}  pid ${x.child?.pid}  log $
   API token   ${tokenFile}  (mode 0600, operator scope; every request needs it, also on 127.0.0.1)
   relays      ${rails ? `simulated: power rails held by this process at ${rails.url} (dev-relay); a fenced node is powered on again after ${powerOnAfterMs} ms` : 'none (relays: false)'}
 
+Dashboard: ${L.url}/ui  (paste the token of ${tokenFile} into its form)
+
 First, in the shell you try things from (the CLI finds the token by itself through the first, curl needs the second):
   export QUORUMD_DATA_DIR=${dir}
   AUTH="Authorization: Bearer $(cat ${tokenFile})"
 
-${bully ? `Try (engine bully: "who is the primary" only; KV and locks answer 501, they need --engine raft):
+${bully ? `${hint ? `${hint}\n` : ''}Try (engine bully: "who is the primary" only; KV and locks answer 501, they need --engine raft):
   curl -s -H "$AUTH" ${u(1)}/v1/status
   curl -s -H "$AUTH" ${u(1)}/v1/leader                          # coordinator, epoch, fencing token (epoch × 256 + id)
   curl -s -H "$AUTH" -X PUT --data-binary 'hello' ${u(1)}/v1/kv/greeting   # 501 engine-unsupported
   curl -s -H "$AUTH" ${u(1)}/metrics | grep -E '^quorumd_(role|term|fencing_token)'
-  npx quorumd status --node ${all}
-` : `Try:
+  ${Q} status --node ${all}
+` : `${hint ? `${hint}\n` : ''}Try:
   curl -s -H "$AUTH" ${u(1)}/v1/status
   curl -s -H "$AUTH" -X PUT --data-binary 'hello' ${u(1)}/v1/kv/greeting
   curl -s -H "$AUTH" ${u(2)}/v1/kv/greeting
@@ -390,14 +444,15 @@ ${bully ? `Try (engine bully: "who is the primary" only; KV and locks answer 501
   curl -s -H "$AUTH" -X POST '${u(1)}/v1/locks/backup?ttl=15s&owner=me'
   curl -s -H "$AUTH" ${u(1)}/v1/leader
   curl -s -H "$AUTH" ${u(1)}/metrics | grep -E '^quorumd_(role|term)'
-  npx quorumd status --node ${all}
-${devJobList.length > 0 ? `  npx quorumd jobs --node ${u(1)}             # ${devJobList.map((j) => j.name).join(', ')}: last run, node, result (run by the active leader only)
+  ${Q} status --node ${all}
+  ${Q} lock list --node ${u(1)}             # who holds backup: holder, fencing token, time left
+${devJobList.length > 0 ? `  ${Q} jobs --node ${u(1)}             # ${devJobList.map((j) => j.name).join(', ')}: last run, node, result (run by the active leader only)
 ` : ''}`}
 Failover: kill the leader and watch another node take over:
   kill -9 ${L.child?.pid}        # ${leader}, the leader now
   curl -s -H "$AUTH" ${nodes.find((x) => x !== L)?.url ?? u(1)}/v1/leader
-${rails ? `  npx quorumd status --node ${all}   # the new leader fences ${leader} (relay off, verified) before it is active; ${leader} is back after ${powerOnAfterMs} ms${bully ? ' and, as the highest priority, coordinates again (preempt: the other coordinator acknowledges its step-down, no second fence)' : ''}
-  npx quorumd fence ${nodes.find((x) => x !== L)?.name ?? 'n2'} --node ${L.url}   # operator: fence a node now through its relay
+${rails ? `  ${Q} status --node ${all}   # the new leader fences ${leader} (relay off, verified) before it is active; ${leader} is back after ${powerOnAfterMs} ms${bully ? ' and, as the highest priority, coordinates again (preempt: the other coordinator acknowledges its step-down, no second fence)' : ''}
+  ${Q} fence ${nodes.find((x) => x !== L)?.name ?? 'n2'} --node ${L.url}   # operator: fence a node now through its relay
 ` : ''}  kill -USR2 ${process.pid}        # restarts every stopped node
 
 Ctrl-C stops everything.

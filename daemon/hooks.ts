@@ -2,7 +2,7 @@
  * Leadership hooks, like keepalived's notify scripts: a shell command run when this
  * node becomes the *active* leader (`onActive`) and when it stops being active
  * (`onInactive`). With a `fencing:` config section "active" is the runtime's
- * activation gate (DESIGN §5: elected, and every earlier leader fenced, acknowledged,
+ * activation gate (docs/fencing.md: elected, and every earlier leader fenced, acknowledged,
  * confirmed by an operator or past its lease bound, and its own lease holds); the
  * events come from RuntimeBackend, which follows the runtime's activation observer.
  * Without fencing, active = leader with its term's first entry committed.

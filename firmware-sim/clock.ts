@@ -1,5 +1,5 @@
 /**
- * A board's oscillator and clocks (DESIGN §4).
+ * A board's oscillator and clocks (docs/architecture.md, Time).
  *
  *   monotonic = anchorMono + (virtual − anchorVirtual) × (1 + drift·10⁻⁶)    [ms]
  *

@@ -1,6 +1,6 @@
 /**
  * A model of an MQTT broker and its clients, as the consensus layer sees it: QoS 0
- * frames from one board to another (`quorumd/<cluster>/to/<nodeId>`, DESIGN §2), with
+ * frames from one board to another (`quorumd/<cluster>/to/<nodeId>`, docs/wire.md), with
  *
  *   - latency: `latencyMinMs` + jitter up to `latencyMaxMs`, uniform or exponential
  *     (truncated at the max); jitter alone lets frames overtake each other;
@@ -59,7 +59,7 @@ export interface MqttOptions extends Partial<MqttConditions> {
   willDelayMs?: number;
   /** Interval between reconnection attempts (ms). Default 1000 (mqtt.js reconnectPeriod). */
   reconnectMs?: number;
-  /** Largest frame a client accepts to send (bytes). Default 65536 (DESIGN §2). */
+  /** Largest frame a client accepts to send (bytes). Default 65536 (docs/wire.md). */
   maxFrame?: number;
 }
 

@@ -1,5 +1,5 @@
 /**
- * Power wiring: GPIO-driven relays in the feed of other boards (STONITH, DESIGN §5)
+ * Power wiring: GPIO-driven relays in the feed of other boards (STONITH, docs/fencing.md)
  * and power-sense inputs.
  *
  * A relay has a coil (driven by a GPIO output of the controlling board) and a contact

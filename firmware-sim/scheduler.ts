@@ -1,5 +1,5 @@
 /**
- * The deterministic scheduler and the trace: the heart of the simulator (DESIGN §7).
+ * The deterministic scheduler and the trace: the heart of the simulator (docs/sim.md).
  *
  * Virtual time is an integer number of microseconds since the start of the world.
  * Events are ordered by (time, insertion sequence) in a binary min-heap, so two

@@ -13,7 +13,7 @@
  * wire counts it. `cut()` / `repair()` model an unplugged or broken cable: nothing
  * passes while cut, and a UART cannot tell (no event).
  *
- * The serial `Link` ('serial', maxFrame 1024 by default, DESIGN §2) carries frames only
+ * The serial `Link` ('serial', maxFrame 1024 by default, docs/wire.md) carries frames only
  * to the board at the other end; a frame addressed to anyone else is not sent and is
  * counted as misaddressed.
  */
@@ -29,7 +29,7 @@ export interface SerialOptions {
   baud?: number;
   /** Probability that a byte is corrupted on the line. Default 0. */
   corruptRate?: number;
-  /** Largest frame the serial Link carries (bytes, before SLIP and CRC). Default 1024 (DESIGN §2). */
+  /** Largest frame the serial Link carries (bytes, before SLIP and CRC). Default 1024 (docs/wire.md). */
   maxFrame?: number;
 }
 

@@ -2,7 +2,7 @@
  * The `Clock` of a real board.
  *
  * `performance.now()` drives everything that times (monotonic, immune to NTP
- * steps — DESIGN §4); `Date.now()` is only for logs and humans. Timers are
+ * steps — docs/architecture.md, Time); `Date.now()` is only for logs and humans. Timers are
  * `setTimeout`s: Node's timers run on libuv's uv_now, which is CLOCK_MONOTONIC, so
  * an NTP step neither fires nor delays them. Tests inject a fake or simulated
  * clock instead, so that timing runs in virtual time.

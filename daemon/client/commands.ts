@@ -3,16 +3,30 @@
  * `quorumd fence NODE` and `quorumd fence confirm NODE`.
  *
  * Output: results on stdout (values raw, so `quorumd kv get k > file` round-trips),
- * problems on stderr. Exit status: 0 done; 1 a definite "no" (absent key, cas
- * conflict, lock held); 3 the node could not do it (503: not applied, safe to retry);
- * 4 outcome unknown (504 or no answer: the write may or may not have happened).
+ * problems on stderr. Exit status (the one table of every command, daemon/exit-codes.ts
+ * and docs/cli.md): 0 done; 1 a definite "no" (absent key, cas conflict, lock held) or
+ * a failure the node named; 2 bad usage or input (also a node's 400/413); 3 not
+ * applied, safe to retry (unreachable, 503, 429); 4 outcome unknown (504, or the
+ * connection lost after a write was sent); 5 not allowed (401, 403).
  */
 import { randomBytes } from 'node:crypto';
 import { call, ClientError, currentToken, enc, jsonOf, nodeUrl, type Reply } from './http.ts';
+import { EXIT } from '../exit-codes.ts';
 
-export const EXIT_NO = 1;
-export const EXIT_UNAVAILABLE = 3;
-export const EXIT_UNKNOWN = 4;
+export const EXIT_NO = EXIT.NO;
+export const EXIT_USAGE = EXIT.USAGE;
+export const EXIT_UNAVAILABLE = EXIT.UNAVAILABLE;
+export const EXIT_UNKNOWN = EXIT.UNKNOWN;
+export const EXIT_DENIED = EXIT.DENIED;
+
+/** The exit status for a node's answer that is not the command's success. */
+export function exitForStatus(status: number): number {
+  if (status === 401 || status === 403) return EXIT_DENIED;
+  if (status === 400 || status === 413 || status === 414) return EXIT_USAGE;
+  if (status === 503 || status === 429) return EXIT_UNAVAILABLE;
+  if (status === 504) return EXIT_UNKNOWN;
+  return EXIT_NO;
+}
 
 export interface Out {
   out(s: string | Uint8Array): void;
@@ -41,9 +55,7 @@ function failStatus(r: Reply, io: Out, what: string): number {
         : `quorumd ${what}: the node does not know the token from ${t.source}\n`,
     );
   }
-  if (r.status === 503) return EXIT_UNAVAILABLE;
-  if (r.status === 504) return EXIT_UNKNOWN;
-  return EXIT_NO;
+  return exitForStatus(r.status);
 }
 
 async function guarded(io: Out, what: string, write: boolean, f: () => Promise<number>): Promise<number> {
@@ -51,8 +63,10 @@ async function guarded(io: Out, what: string, write: boolean, f: () => Promise<n
     return await f();
   } catch (err) {
     if (err instanceof ClientError) {
-      io.err(`quorumd ${what}: ${err.message}${write ? ' (outcome unknown: the write may or may not have happened)' : ''}\n`);
-      return write ? EXIT_UNKNOWN : EXIT_UNAVAILABLE;
+      // Never sent (refused, no route): definitely not applied. Else a write may have happened.
+      const unknown = write && !err.notSent;
+      io.err(`quorumd ${what}: ${err.message}${unknown ? ' (outcome unknown: the write may or may not have happened)' : err.notSent ? ' (the node was not reached: nothing was done)' : ''}\n`);
+      return unknown ? EXIT_UNKNOWN : EXIT_UNAVAILABLE;
     }
     throw err;
   }
@@ -142,6 +156,7 @@ export function lockRelease(node: string, name: string, o: { lease: string; rene
       : await call(node, 'DELETE', `/v1/locks/${enc(name)}?lease=${enc(o.lease)}`);
     if (r.status === 200) {
       const j = jsonOf(r);
+      // ttlMs: the grant now runs that long from the renewal (expiresAt is on the lock clock, not a wall-clock time).
       io.out(o.renew ? `renewed token=${String(j.token)}${j.ttlMs !== undefined ? ` ttlMs=${String(j.ttlMs)}` : ''}\n` : 'released\n');
       return 0;
     }
@@ -150,6 +165,36 @@ export function lockRelease(node: string, name: string, o: { lease: string; rene
       return EXIT_NO;
     }
     return failStatus(r, io, what);
+  });
+}
+
+/**
+ * `quorumd lock list [PREFIX]`: who holds which lock, as the node asked has applied it
+ * (a local read). EXPIRES IN is judged on the lock clock of that node: exact on the
+ * leader, an upper bound elsewhere (docs/api.md, Locks). The lease id is never shown:
+ * it is the holder's secret, and the node does not keep it.
+ */
+export function lockList(node: string, prefix: string, o: { json?: boolean }, io: Out = stdio): Promise<number> {
+  nodeUrl(node);
+  return guarded(io, 'lock list', false, async () => {
+    const r = await call(node, 'GET', '/v1/locks');
+    if (r.status !== 200) return failStatus(r, io, 'lock list');
+    const j = jsonOf(r) as { clockMs: number; exact?: boolean; locks: Array<{ name: string; owner: string; token: number; ttlMs: number; expiresAt: number }> };
+    const locks = j.locks.filter((l) => l.name.startsWith(prefix));
+    if (o.json) {
+      io.out(JSON.stringify({ ...j, locks }, null, 2) + '\n');
+      return 0;
+    }
+    if (locks.length === 0) {
+      io.out(prefix ? `no lock starting with ${JSON.stringify(prefix)} is held\n` : 'no lock is held\n');
+      return 0;
+    }
+    // Asked of a follower, the lock clock lags (the newest applied lock command's time): at most.
+    const rows = [['LOCK', 'HOLDER', 'TOKEN', 'TTL', j.exact ? 'EXPIRES IN' : 'EXPIRES IN (at most)']];
+    for (const l of locks) rows.push([l.name, l.owner, String(l.token), `${l.ttlMs}ms`, `${Math.max(0, l.expiresAt - j.clockMs)}ms`]);
+    io.out(pad(rows));
+    if (!j.exact) io.out('(asked of a follower: its lock clock lags; ask the leader for the exact time left)\n');
+    return 0;
   });
 }
 
@@ -177,15 +222,40 @@ interface FenceHist {
  * cluster's history and one node alone would show only part of it.
  */
 export async function statusTable(nodes: string[]): Promise<string> {
+  return (await statusReport(nodes)).text;
+}
+
+/**
+ * The status table and the exit status it means: 0 when every node answered; else 5
+ * when a node refused the token (401/403), 3 when a node did not answer, 1 for any
+ * other error answer. A node's problem is printed in full below the table, never cut.
+ */
+export async function statusReport(nodes: string[]): Promise<{ text: string; exit: number }> {
   const rows: string[][] = [['NODE', 'URL', 'ROLE', 'TERM', 'LEADER', 'ACTIVE', 'COMMIT', 'APPLIED', 'LINKS']];
   const notes: string[] = [];
+  const problems: string[] = [];
+  const exits: number[] = [];
   let history: Map<string, FenceHist> | undefined;
   let replicated = true;
   const results = await Promise.all(
     nodes.map(async (n) => {
       try {
         const r = await call(n, 'GET', '/v1/status', { timeoutMs: 2000 });
-        if (r.status !== 200) return [ '?', n, `HTTP ${r.status}`, '', '', '', '', '', '' ];
+        if (r.status !== 200) {
+          let msg = r.body.toString('utf8').trim();
+          try {
+            msg = (JSON.parse(msg) as { error?: string }).error ?? msg;
+          } catch {
+            /* raw text */
+          }
+          if (r.status === 401) {
+            const t = currentToken();
+            msg += t.token === undefined ? ` — no API token found (tried ${t.tried.join(', ')}); give --token-file FILE or --data-dir DIR, or export QUORUMD_DATA_DIR` : ` — the node does not know the token from ${t.source}`;
+          }
+          problems.push(`${n}: HTTP ${r.status}: ${msg}`);
+          exits.push(exitForStatus(r.status));
+          return ['?', n, `HTTP ${r.status}`, '', '', '', '', '', ''];
+        }
         const s = jsonOf(r);
         const links = Array.isArray(s.links) ? (s.links as Array<{ name?: string; up?: boolean }>).map((l) => `${l.name}${l.up === false ? '(down)' : ''}`).join(',') : '';
         const elected = s.elected === true && !s.active;
@@ -198,14 +268,21 @@ export async function statusTable(nodes: string[]): Promise<string> {
           for (const h of f.history) history.set(JSON.stringify(h), h);
           if (s.engine !== 'raft') replicated = false;
         }
-        return [String(s.id), n, String(s.role), String(s.term), String(s.leader ?? '-'), s.active ? 'yes' : elected ? 'elected' : 'no', String(s.commitIndex), String(s.appliedIndex), links];
+        // A witness votes but never leads and keeps no data: its commit/applied are not a replica's.
+        const role = s.witness === true ? `${String(s.role)} (witness)` : String(s.role);
+        if (s.witness === true) notes.push(`${String(s.id)} is a witness: it votes, never leads and keeps no data`);
+        return [String(s.id), n, role, String(s.term), String(s.leader ?? '-'), s.active ? 'yes' : elected ? 'elected' : 'no', String(s.commitIndex), String(s.appliedIndex), links];
       } catch (err) {
-        return ['?', n, 'unreachable', '', '', '', '', '', (err as Error).message.slice(0, 40)];
+        if (!(err instanceof ClientError)) throw err;
+        problems.push(`${n}: ${err.message}`);
+        exits.push(EXIT_UNAVAILABLE);
+        return ['?', n, 'unreachable', '', '', '', '', '', ''];
       }
     }),
   );
   rows.push(...results);
   let out = pad(rows);
+  if (problems.length) out += '\n' + problems.map((x) => `  ${x}`).join('\n') + '\n';
   if (notes.length) out += '\n' + notes.map((x) => `  ${x}`).join('\n') + '\n';
   if (history !== undefined) {
     const all = [...history.values()];
@@ -217,7 +294,8 @@ export async function statusTable(nodes: string[]): Promise<string> {
       out += `  #${h.index ?? '?'} ${String(h.target)} ${h.outcome ?? '?'} by ${String(h.by)} in term ${h.term ?? '?'}${typeof h.level === 'number' && h.level >= 0 ? ` (level ${h.level + 1})` : ''}${h.reason ? `: ${h.reason}` : ''}\n`;
     }
   }
-  return out;
+  const exit = exits.length === 0 ? 0 : exits.includes(EXIT_DENIED) ? EXIT_DENIED : exits.includes(EXIT_UNAVAILABLE) ? EXIT_UNAVAILABLE : Math.max(...exits);
+  return { text: out, exit };
 }
 
 /** `quorumd fence NODE`: fence a member now through the configured devices of the node asked. */
@@ -253,9 +331,9 @@ export async function status(nodesArg: string, o: { watch?: boolean; intervalMs?
   if (nodes.length === 0) throw new ClientError('--node needs at least one URL');
   nodes.forEach(nodeUrl);
   if (!o.watch) {
-    const t = await statusTable(nodes);
-    io.out(t);
-    return t.includes('unreachable') ? EXIT_UNAVAILABLE : 0;
+    const r = await statusReport(nodes);
+    io.out(r.text);
+    return r.exit;
   }
   // --watch: redraw every interval until Ctrl-C (maxRefreshes bounds it for tests).
   const max = o.maxRefreshes ?? Infinity;

@@ -21,7 +21,20 @@ export interface Reply {
 
 export class ClientError extends Error {
   override readonly name = 'ClientError';
+  /**
+   * The request never reached the node: the connection could not be made (refused, no
+   * route, unknown host), so nothing was applied. False when it may have been sent
+   * (a timeout, a connection lost mid-way): a write's outcome is then unknown.
+   */
+  readonly notSent: boolean;
+  constructor(message: string, o: { notSent?: boolean } = {}) {
+    super(message);
+    this.notSent = o.notSent ?? false;
+  }
 }
+
+/** Socket errors that happen before a request could be sent: nothing reached the node. */
+const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL']);
 
 export const agent = new Agent({ keepAlive: true, maxSockets: 256 });
 let httpsAgent: HttpsAgent | undefined;
@@ -113,7 +126,8 @@ export function call(base: string | URL, method: string, path: string, opts: Cal
     const timer = setTimeout(() => req.destroy(new ClientError(`${method} ${u.origin}${path}: no answer within ${timeoutMs} ms`)), timeoutMs);
     req.on('error', (err) => {
       clearTimeout(timer);
-      reject(err instanceof ClientError ? err : new ClientError(`${method} ${u.origin}${path}: ${err.message}`));
+      const code = (err as NodeJS.ErrnoException).code;
+      reject(err instanceof ClientError ? err : new ClientError(`${method} ${u.origin}${path}: ${err.message}`, { notSent: code !== undefined && NOT_SENT.has(code) }));
     });
     req.end(body);
   });

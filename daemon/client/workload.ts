@@ -4,7 +4,7 @@
  * JSON-lines format of src/lin/history.ts, so that the project's checker (or anyone
  * else's) can decide whether the run was linearizable.
  *
- * Mapping of answers to history entries (DESIGN §6):
+ * Mapping of answers to history entries (docs/api.md):
  *   200 → completed op; 409 on cas → output "fail"; 503 (definitely not applied) →
  *   the op is left out (it did not happen); 504, a timeout or a dropped connection →
  *   `ret: null` (it may have happened, at any time after its call). Reads that fail

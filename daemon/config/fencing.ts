@@ -1,6 +1,6 @@
 /**
- * The `fencing:` section of a node's config (DESIGN §5, issue 6; docs/fencing.md has
- * the operator's view, docs/config.md the table). Every key is documented here with
+ * The `fencing:` section of a node's config (issue 6; docs/fencing.md has the
+ * operator's view, docs/config.md the table). Every key is documented here with
  * its default and why. The pure sequencing behind it is src/fence/fencer.ts
  * (`FencerConfig`, validated again with `checkFencerConfig` when the devices are built
  * in daemon/fencing/build.ts) and the activation rules daemon/runtime/activation.ts.

@@ -3,7 +3,7 @@
  * `<file>:<line>:<col>: <key.path>: <expected>`. The line is that of the offending
  * value; for a missing key, that of the mapping that should hold it.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { isMap, isNode, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
 import { z } from 'zod';
@@ -22,6 +22,8 @@ export interface ConfigProblem {
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
+  /** The parsed YAML and a locator, when the file parsed but did not validate (loadConfigFile checks its files too). */
+  parsed?: { raw: unknown; locate: Locator };
   constructor(
     readonly file: string,
     readonly problems: ConfigProblem[],
@@ -98,11 +100,24 @@ export function parseYamlWithSchema<T>(text: string, file: string, schema: z.Zod
     let message = issue.message;
     let keyPath = path;
     if (issue.code === 'unrecognized_keys') {
-      // zod reports unknown keys on the parent object; point at the first of them.
-      const keys = (issue as { keys: string[] }).keys;
-      keyPath = [...path, keys[0]!];
-      message = `unknown key${keys.length > 1 ? 's' : ''} ${keys.map((k) => `"${k}"`).join(', ')} (check the spelling; docs/config.md lists every key)`;
+      // zod reports unknown keys on the parent object: one problem per key, each with
+      // the nearest known key of that mapping when one is close (a typo).
+      const known = knownKeysAt(schema, path);
+      for (const k of (issue as { keys: string[] }).keys) {
+        const near = nearestKey(k, known);
+        const kp = [...path, k];
+        const pos = lc.linePos(keyNodeAt(doc, kp)?.range?.[0] ?? nodeAt(doc, kp)?.range?.[0] ?? 0);
+        problems.push({
+          key: kp.map(String).join('.'),
+          line: pos.line,
+          col: pos.col,
+          message: `unknown key "${k}"${near ? `; did you mean "${near}"?` : known.length ? ` (expected one of: ${known.join(', ')})` : ''} (docs/config.md lists every key)`,
+        });
+      }
+      continue;
     }
+    // A cross-field check that met a field already reported as malformed says nothing new.
+    if (issue.code === 'custom' && crossHidden(issue.path as PropertyKey[], r.error.issues)) continue;
     const node = nodeAt(doc, keyPath);
     const missing = issue.code === 'invalid_type' && valueAt(raw, keyPath) === undefined;
     const off = node?.range?.[0] ?? 0;
@@ -115,7 +130,87 @@ export function parseYamlWithSchema<T>(text: string, file: string, schema: z.Zod
     });
   }
   problems.sort((a, b) => a.line - b.line || a.col - b.col);
-  throw new ConfigError(file, problems);
+  const e = new ConfigError(file, problems);
+  e.parsed = { raw, locate };
+  throw e;
+}
+
+/** The schema inside optional/default/pipe wrappers. */
+function unwrapSchema(t: unknown): unknown {
+  for (let i = 0; i < 10; i++) {
+    const def = (t as { _zod?: { def?: { type?: string; innerType?: unknown; in?: unknown } } })?._zod?.def;
+    if (!def) return t;
+    if (['optional', 'default', 'prefault', 'nullable', 'readonly', 'catch', 'nonoptional'].includes(def.type ?? '')) t = def.innerType;
+    else if (def.type === 'pipe') t = def.in;
+    else return t;
+  }
+  return t;
+}
+
+/** The keys a mapping at `path` of `schema` may have (empty when not a known mapping). */
+export function knownKeysAt(schema: unknown, path: ReadonlyArray<PropertyKey>): string[] {
+  let t = unwrapSchema(schema);
+  for (const seg of path) {
+    const def = (t as { _zod?: { def?: { type?: string; shape?: Record<string, unknown>; element?: unknown } } })?._zod?.def;
+    if (def?.type === 'object' && typeof seg === 'string' && def.shape) t = unwrapSchema(def.shape[seg]);
+    else if (def?.type === 'array' && typeof seg === 'number') t = unwrapSchema(def.element);
+    else return [];
+  }
+  const def = (t as { _zod?: { def?: { type?: string; shape?: Record<string, unknown> } } })?._zod?.def;
+  return def?.type === 'object' && def.shape ? Object.keys(def.shape) : [];
+}
+
+/** Edit distance (insertions, deletions, substitutions, transpositions), case-insensitive. */
+function distance(a: string, b: string): number {
+  a = a.toLowerCase();
+  b = b.toLowerCase();
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) d[0]![j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let v = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) v = Math.min(v, d[i - 2]![j - 2]! + 1);
+      d[i]![j] = v;
+    }
+  }
+  return d[a.length]![b.length]!;
+}
+
+/** The known key nearest to a mistyped one, when it is near enough to be what was meant. */
+export function nearestKey(typed: string, known: string[]): string | undefined {
+  let best: string | undefined;
+  let bestD = Infinity;
+  for (const k of known) {
+    const dd = distance(typed, k);
+    if (dd < bestD) {
+      bestD = dd;
+      best = k;
+    }
+  }
+  return best !== undefined && bestD <= Math.max(2, Math.floor(typed.length / 3)) ? best : undefined;
+}
+
+/** The key node (not the value) of `path`'s last segment, for pointing at an unknown key. */
+function keyNodeAt(doc: Document, path: ReadonlyArray<PropertyKey>): Node | undefined {
+  const parent = nodeAt(doc, path.slice(0, -1));
+  if (!isMap(parent)) return undefined;
+  const pair = parent.items.find((p) => (isNode(p.key) ? (p.key as { value?: unknown }).value : p.key) === path[path.length - 1]);
+  return pair && isNode(pair.key) ? pair.key : undefined;
+}
+
+/**
+ * A cross-field check (a `custom` issue) is hidden when a field it reads was already
+ * reported malformed: the cross checks run on every config (zod `when`), also one with
+ * bad fields, so that all problems of a file come in one pass.
+ */
+function crossHidden(path: PropertyKey[], issues: ReadonlyArray<{ code: string; path: PropertyKey[] }>): boolean {
+  const p = path.map(String).join('.');
+  return issues.some((i) => {
+    if (i.code === 'custom' || i.code === 'unrecognized_keys') return false;
+    const q = i.path.map(String).join('.');
+    return q === p || q.startsWith(`${p}.`) || p.startsWith(`${q}.`);
+  });
 }
 
 /** Reads a file of at most MAX_CONFIG_BYTES as text; problems are ConfigErrors. */
@@ -174,13 +269,61 @@ function resolvePath(file: string, base: string): string {
   return isAbsolute(file) ? file : resolve(base, file);
 }
 
+/** How to make a missing secret file, by the key that names it. */
+function createHint(key: string, path: string): string {
+  if (/^cluster\.(previousKeyFile|keyFile)$/.test(key)) {
+    return `; create it once with  (umask 077; openssl rand -hex 32 > ${path})  and copy the same file to every member (mode 0600; docs/security.md)`;
+  }
+  if (key === 'http.tokenFile' || /^http\.tokens\.\d+\.tokenFile$/.test(key)) {
+    return `; create it with  (umask 077; openssl rand -base64 32 > ${path})${key === 'http.tokenFile' ? ', or drop http.tokenFile: the node then creates <node.dataDir>/api.token at its first start' : ''}`;
+  }
+  if (key === 'mqtt.passwordFile') {
+    return `; write this node's password of its broker account (mqtt.username) into it, mode 0600; or drop mqtt.username and mqtt.passwordFile: the node then logs in as quorumd-<cluster.id>-<member id> with a password derived from the cluster key, which \`quorumd broker --cluster-key-file\` accepts and \`quorumd broker passwords\` prints for mosquitto (docs/mqtt.md)`;
+  }
+  return '';
+}
+
 /** A secret file: readable, and by its owner only (daemon/config/secrets.ts). */
 function readSecret(file: string, base: string, key: string, cfgFile: string, locate: Locator): string {
+  const path = resolvePath(file, base);
   try {
-    return readSecretFile(resolvePath(file, base), key);
+    return readSecretFile(path, key);
   } catch (err) {
+    if (!existsSync(path)) throw new ConfigError(cfgFile, [problem(locate, key, `${path} does not exist${createHint(key, path)}`)]);
     throw new ConfigError(cfgFile, [problem(locate, key, `expected a readable file that only its owner may read: ${(err as Error).message.replace(/^[^:]+: /, '')}`)]);
   }
+}
+
+/**
+ * The problems of the files a config names (secrets and PEM files), read from the
+ * parsed YAML even when it did not validate, so that one pass reports them too.
+ */
+function fileProblems(raw: unknown, file: string, locate: Locator, skip: Set<string>): ConfigProblem[] {
+  const base = dirname(resolve(file));
+  const out: ConfigProblem[] = [];
+  const at = (path: PropertyKey[]) => valueAt(raw, path);
+  const check = (path: PropertyKey[], secret: boolean) => {
+    const v = at(path);
+    const key = path.map(String).join('.');
+    if (typeof v !== 'string' || v === '' || skip.has(key)) return;
+    try {
+      if (secret) readSecret(v, base, key, file, locate);
+      else readFileSync(resolvePath(v, base));
+    } catch (err) {
+      if (err instanceof ConfigError) out.push(...err.problems);
+      else out.push(problem(locate, key, `expected a readable PEM file: ${(err as Error).message}`));
+    }
+  };
+  check(['cluster', 'keyFile'], true);
+  check(['cluster', 'previousKeyFile'], true);
+  check(['mqtt', 'passwordFile'], true);
+  check(['http', 'tokenFile'], true);
+  const tokens = at(['http', 'tokens']);
+  if (Array.isArray(tokens)) tokens.forEach((_, i) => check(['http', 'tokens', i, 'tokenFile'], true));
+  check(['http', 'tls', 'certFile'], false);
+  check(['http', 'tls', 'keyFile'], true);
+  check(['http', 'tls', 'clientCaFile'], false);
+  return out;
 }
 
 /** Keys that put a secret into the config file itself. */
@@ -195,7 +338,19 @@ function inlineSecrets(c: Config): string[] {
 
 /** Reads, validates and resolves a config file. Throws ConfigError (never anything else for bad input). */
 export function loadConfigFile(file: string): ResolvedConfig {
-  const { config, locate } = parseConfigWithPositions(readConfigText(file), file);
+  let parsed: { config: Config; locate: Locator };
+  try {
+    parsed = parseConfigWithPositions(readConfigText(file), file);
+  } catch (err) {
+    // Every problem of the file in one pass: the files it names are checked too.
+    if (err instanceof ConfigError && err.parsed) {
+      const reported = new Set(err.problems.map((p) => p.key));
+      const more = fileProblems(err.parsed.raw, file, err.parsed.locate, reported);
+      if (more.length > 0) throw new ConfigError(file, [...err.problems, ...more].sort((a, b) => a.line - b.line || a.col - b.col));
+    }
+    throw err;
+  }
+  const { config, locate } = parsed;
   // A config with a secret inline is itself a secret file.
   const inline = inlineSecrets(config);
   const loose = inline.length > 0 ? loosePermissions(file, 'config') : undefined;
@@ -207,41 +362,57 @@ export function loadConfigFile(file: string): ResolvedConfig {
 
 export function resolveConfig(config: Config, file: string, locate: Locator = noPos): ResolvedConfig {
   const base = dirname(resolve(file));
+  // Every file problem at once: a read that fails is recorded and the others go on.
+  const problems: ConfigProblem[] = [];
+  const fail = (key: string, message: string) => void problems.push(problem(locate, key, message));
+  const secret = (f: string, key: string): string | undefined => {
+    try {
+      return readSecret(f, base, key, file, locate);
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      problems.push(...err.problems);
+      return undefined;
+    }
+  };
   const self = config.members.find((m) => m.name === config.node.name)!;
-  const keyText = config.cluster.key ?? readSecret(config.cluster.keyFile!, base, 'cluster.keyFile', file, locate);
-  const key = parseKey(keyText);
-  if (!key) throw new ConfigError(file, [problem(locate, 'cluster.keyFile', 'expected the file to hold a key: 32-128 hex digits or base64:<16-64 bytes>')]);
-  const prevText = config.cluster.previousKeyFile !== undefined ? readSecret(config.cluster.previousKeyFile, base, 'cluster.previousKeyFile', file, locate) : config.cluster.previousKey;
+  const keyText = config.cluster.key ?? secret(config.cluster.keyFile!, 'cluster.keyFile');
+  const key = keyText !== undefined ? parseKey(keyText) : undefined;
+  if (keyText !== undefined && !key) fail(config.cluster.key !== undefined ? 'cluster.key' : 'cluster.keyFile', 'expected the file to hold a key: 32-128 hex digits or base64:<16-64 bytes>');
+  const prevText = config.cluster.previousKeyFile !== undefined ? secret(config.cluster.previousKeyFile, 'cluster.previousKeyFile') : config.cluster.previousKey;
   const previousKey = prevText !== undefined ? parseKey(prevText) : undefined;
-  if (prevText !== undefined && !previousKey) throw new ConfigError(file, [problem(locate, 'cluster.previousKeyFile', 'expected the file to hold a key: 32-128 hex digits or base64:<16-64 bytes>')]);
+  if (prevText !== undefined && !previousKey) fail('cluster.previousKeyFile', 'expected the file to hold a key: 32-128 hex digits or base64:<16-64 bytes>');
   const l = parseListen(config.http.listen)!;
   const dataDir = resolvePath(config.node.dataDir, base);
   let token = config.http.token;
   let tokenFile: string | undefined = config.http.token === undefined ? join(dataDir, 'api.token') : undefined;
   if (config.http.tokenFile !== undefined) {
     tokenFile = resolvePath(config.http.tokenFile, base);
-    token = readSecret(config.http.tokenFile, base, 'http.tokenFile', file, locate);
-    if (token.length < 16) throw new ConfigError(file, [problem(locate, 'http.tokenFile', 'expected a token of at least 16 characters in the file')]);
+    token = secret(config.http.tokenFile, 'http.tokenFile');
+    if (token !== undefined && token.length < 16) fail('http.tokenFile', 'expected a token of at least 16 characters in the file');
   }
-  const credentials: ApiCredential[] = config.http.tokens.map((t, i) => {
-    const secret = readSecret(t.tokenFile, base, `http.tokens.${i}.tokenFile`, file, locate);
-    if (secret.length < 16) throw new ConfigError(file, [problem(locate, `http.tokens.${i}.tokenFile`, 'expected a token of at least 16 characters in the file')]);
-    return { name: t.name, scope: t.scope, token: secret };
+  const credentials: ApiCredential[] = [];
+  config.http.tokens.forEach((t, i) => {
+    const s = secret(t.tokenFile, `http.tokens.${i}.tokenFile`);
+    if (s !== undefined && s.length < 16) fail(`http.tokens.${i}.tokenFile`, 'expected a token of at least 16 characters in the file');
+    credentials.push({ name: t.name, scope: t.scope, token: s ?? '' });
   });
   let tls: ResolvedConfig['http']['tls'];
   if (config.http.tls) {
     const t = config.http.tls;
-    const pem = (f: string, key: string) => {
+    const pem = (f: string, k: string) => {
       try {
         return readFileSync(resolvePath(f, base), 'utf8');
       } catch (err) {
-        throw new ConfigError(file, [problem(locate, key, `expected a readable PEM file: ${(err as Error).message}`)]);
+        fail(k, `expected a readable PEM file: ${(err as Error).message}`);
+        return '';
       }
     };
-    tls = { cert: pem(t.certFile, 'http.tls.certFile'), key: readSecret(t.keyFile, base, 'http.tls.keyFile', file, locate), ...(t.clientCaFile !== undefined ? { ca: pem(t.clientCaFile, 'http.tls.clientCaFile') } : {}) };
+    const cert = pem(t.certFile, 'http.tls.certFile');
+    const tlsKey = secret(t.keyFile, 'http.tls.keyFile') ?? '';
+    tls = { cert, key: tlsKey, ...(t.clientCaFile !== undefined ? { ca: pem(t.clientCaFile, 'http.tls.clientCaFile') } : {}) };
   }
-  const mqttPassword =
-    config.mqtt?.passwordFile !== undefined ? readSecret(config.mqtt.passwordFile, base, 'mqtt.passwordFile', file, locate) : config.mqtt?.password;
+  const mqttPassword = config.mqtt?.passwordFile !== undefined ? secret(config.mqtt.passwordFile, 'mqtt.passwordFile') : config.mqtt?.password;
+  if (problems.length > 0 || !key) throw new ConfigError(file, problems.sort((a, b) => a.line - b.line || a.col - b.col));
   return {
     config,
     file,

@@ -52,13 +52,13 @@ export function parseKey(s: string): Uint8Array | undefined {
 }
 
 const member = z.strictObject({
-  /** Wire id 1..254 (small on the wire, DESIGN §2). Same on every node's config. */
+  /** Wire id 1..254 (small on the wire, docs/wire.md). Same on every node's config. */
   id: int('a node id', 1, 254),
   /** Human name, for logs, status tables and hooks. */
   name: name('member'),
   /**
    * `voter` (default): votes and may lead. `witness`: votes, never leads, holds no
-   * data (DESIGN §5) — the third vote of a two-board cluster.
+   * data (docs/fencing.md) — the third vote of a two-board cluster.
    */
   role: z.enum(['voter', 'witness'], { error: 'expected "voter" or "witness"' }).default('voter'),
   /**
@@ -144,7 +144,7 @@ const serial = z.strictObject({
   /** Line speed. Default 115200: reliable on the Pi's PL011 UART over a few metres. The same at both ends. */
   baudRate: int('a baud rate', 1200, 4_000_000).default(115200),
   /**
-   * Largest frame on this link, bytes before SLIP. Default 1024 (DESIGN §2: 1 KiB on
+   * Largest frame on this link, bytes before SLIP. Default 1024 (docs/wire.md: 1 KiB on
    * serial): at 115200 baud a full frame takes ~90-180 ms, and on a bus it sets the
    * slot length. The node's largest message is the smallest maxFrame of its links.
    * The same on every drop of a bus.
@@ -284,7 +284,7 @@ export const configSchema = z
       name: name('cluster'),
       /** Wire cluster id 0..65535: frames of another cluster on the same broker are dropped. Default 1. */
       id: int('a cluster id', 0, 65535).default(1),
-      /** Shared HMAC key (DESIGN §2). Exactly one of key / keyFile. */
+      /** Shared HMAC key (docs/wire.md). Exactly one of key / keyFile. */
       key: keyText.optional(),
       keyFile: z.string({ error: 'expected a file path' }).optional(),
       /** The previous key during a rotation (accepted, never used to send). Default: none. At most one of previousKey / previousKeyFile. */
@@ -329,114 +329,175 @@ export const configSchema = z
      */
     jobs: jobsSchema.default([]),
   })
-  .superRefine((c, ctx) => {
-    if ((c.cluster.key === undefined) === (c.cluster.keyFile === undefined)) {
-      ctx.addIssue({ code: 'custom', path: ['cluster', 'key'], message: 'expected exactly one of cluster.key or cluster.keyFile' });
-    }
-    const ids = new Set<number>();
-    const names = new Set<string>();
-    c.members.forEach((m, i) => {
-      if (ids.has(m.id)) ctx.addIssue({ code: 'custom', path: ['members', i, 'id'], message: `expected a unique id; ${m.id} appears twice` });
-      if (names.has(m.name)) ctx.addIssue({ code: 'custom', path: ['members', i, 'name'], message: `expected a unique name; "${m.name}" appears twice` });
-      ids.add(m.id);
-      names.add(m.name);
-    });
-    const self = c.members.find((m) => m.name === c.node.name);
-    if (!self) {
-      ctx.addIssue({ code: 'custom', path: ['node', 'name'], message: `expected the name of a member (${c.members.map((m) => m.name).join(', ')}), got "${c.node.name}"` });
-    }
-    if (!c.members.some((m) => m.role === 'voter')) {
-      ctx.addIssue({ code: 'custom', path: ['members'], message: 'expected at least one voter' });
-    }
-    c.members.forEach((m, i) => {
-      if (m.priority !== undefined && c.engine !== 'bully') {
-        ctx.addIssue({ code: 'custom', path: ['members', i, 'priority'], message: 'expected no priority: priorities are used by engine: bully only (this config runs engine: raft)' });
-      }
-    });
-    if (c.engine === 'bully') {
-      const b = c.bully;
-      if (b.failureTimeoutMaxMs <= b.failureTimeoutMinMs) ctx.addIssue({ code: 'custom', path: ['bully', 'failureTimeoutMaxMs'], message: `expected more than failureTimeoutMinMs (${b.failureTimeoutMinMs})` });
-      if (b.heartbeatMs * 2 > b.failureTimeoutMinMs) ctx.addIssue({ code: 'custom', path: ['bully', 'heartbeatMs'], message: `expected at most half of failureTimeoutMinMs (${b.failureTimeoutMinMs}) so that one lost announcement does not start an election` });
-      if (b.coordinatorWaitMs <= b.answerTimeoutMs) ctx.addIssue({ code: 'custom', path: ['bully', 'coordinatorWaitMs'], message: `expected more than answerTimeoutMs (${b.answerTimeoutMs})` });
-      const seen = new Map<number, string>();
-      c.members.forEach((m, i) => {
-        const p = bullyPriority(m, i);
-        if (p === 0) return;
-        const other = seen.get(p);
-        if (other !== undefined) ctx.addIssue({ code: 'custom', path: ['members', i, 'priority'], message: `expected a priority distinct from ${other}'s (${p}): the bully order must be total` });
-        seen.set(p, m.name);
+  .superRefine(
+    (c, ctx) => {
+      // Runs on every config, also one whose fields are malformed (zod `when` below), so
+      // that `quorumd config validate` reports every problem of a file in one pass: each
+      // check is guarded (a malformed field it reads makes it skip, not throw), and the
+      // loader drops a check's issue that only repeats a field already reported.
+      const guard = (f: () => void): void => {
+        try {
+          f();
+        } catch {
+          /* a field this check reads is malformed: reported by its own issue */
+        }
+      };
+      const guarded = <T,>(f: () => T, fallback: T): T => {
+        try {
+          return f();
+        } catch {
+          return fallback;
+        }
+      };
+      guard(() => {
+        if ((c.cluster.key === undefined) === (c.cluster.keyFile === undefined)) {
+          ctx.addIssue({ code: 'custom', path: ['cluster', 'key'], message: 'expected exactly one of cluster.key or cluster.keyFile' });
+        }
       });
-    }
-    if (c.fencing) for (const i of checkFencing(c.fencing, c.members, c.node.name)) ctx.addIssue({ code: 'custom', path: i.path, message: i.message });
-    // Keys without meaning for bully are errors here, so `quorumd config validate` reports them too.
-    if (c.engine === 'bully' && c.jobs.length > 0) {
-      ctx.addIssue({ code: 'custom', path: ['jobs'], message: 'expected no jobs with engine: bully: a job slot is granted through the replicated log, which only engine: raft has' });
-    }
-    if (c.fencing && c.engine === 'bully') for (const i of checkBullyFencing(c.fencing)) ctx.addIssue({ code: 'custom', path: i.path, message: i.message });
-    if (c.raft.electionTimeoutMaxMs <= c.raft.electionTimeoutMinMs) {
-      ctx.addIssue({ code: 'custom', path: ['raft', 'electionTimeoutMaxMs'], message: `expected more than electionTimeoutMinMs (${c.raft.electionTimeoutMinMs})` });
-    }
-    if (c.raft.heartbeatMs * 2 > c.raft.electionTimeoutMinMs) {
-      ctx.addIssue({ code: 'custom', path: ['raft', 'heartbeatMs'], message: `expected at most half of electionTimeoutMinMs (${c.raft.electionTimeoutMinMs}) so that one lost heartbeat does not start an election` });
-    }
-    if (c.engine === 'raft' && c.fencing && c.raft.campaignOnPeerGone && c.mqtt && c.mqtt.keepaliveSec * 1500 <= c.raft.electionTimeoutMinMs) {
-      // A will after a keepalive timeout follows 1.5 × keepalive of silence from the
-      // leader; its read lease (≤ electionTimeoutMinMs after its last acknowledged
-      // round) must have run out by then, or followers could elect another leader
-      // while it still answers reads alone.
-      ctx.addIssue({
-        code: 'custom',
-        path: ['mqtt', 'keepaliveSec'],
-        message: `expected 1.5 × keepaliveSec (${c.mqtt.keepaliveSec * 1500} ms) above raft.electionTimeoutMinMs (${c.raft.electionTimeoutMinMs} ms): with fencing (lease reads) and raft.campaignOnPeerGone a will sent after a keepalive timeout must come after the silent leader's lease ended; raise keepaliveSec or set raft.campaignOnPeerGone: false`,
-      });
-    }
-    if (c.mqtt === undefined && (c.serial === undefined || c.serial.length === 0)) {
-      ctx.addIssue({ code: 'custom', path: [], message: 'expected at least one link: an `mqtt:` section or a `serial:` list' });
-    }
-    const paths = new Set<string>();
-    c.serial?.forEach((s, i) => {
-      if ((s.peer === undefined) === (s.bus === undefined)) {
-        ctx.addIssue({ code: 'custom', path: ['serial', i], message: 'expected exactly one of `peer: <node id>` (point-to-point wire) or `bus: { members: [...] }` (RS-485 bus)' });
-      }
-      if (paths.has(s.path)) ctx.addIssue({ code: 'custom', path: ['serial', i, 'path'], message: `expected a device not used by another serial link; ${s.path} appears twice` });
-      paths.add(s.path);
-      if (s.peer !== undefined) {
-        if (!ids.has(s.peer)) ctx.addIssue({ code: 'custom', path: ['serial', i, 'peer'], message: `expected the id of a member, got ${s.peer}` });
-        if (self && s.peer === self.id) ctx.addIssue({ code: 'custom', path: ['serial', i, 'peer'], message: 'expected another node than this one' });
-      }
-      if (s.bus) {
-        const seen = new Set<number>();
-        s.bus.members.forEach((m, j) => {
-          if (!ids.has(m)) ctx.addIssue({ code: 'custom', path: ['serial', i, 'bus', 'members', j], message: `expected the id of a member, got ${m}` });
-          if (seen.has(m)) ctx.addIssue({ code: 'custom', path: ['serial', i, 'bus', 'members', j], message: `expected unique ids; ${m} appears twice` });
-          seen.add(m);
+      const ids = new Set<number>();
+      const names = new Set<string>();
+      guard(() => {
+        c.members.forEach((m, i) => {
+          if (ids.has(m.id)) ctx.addIssue({ code: 'custom', path: ['members', i, 'id'], message: `expected a unique id; ${m.id} appears twice` });
+          if (names.has(m.name)) ctx.addIssue({ code: 'custom', path: ['members', i, 'name'], message: `expected a unique name; "${m.name}" appears twice` });
+          ids.add(m.id);
+          names.add(m.name);
         });
-        if (self && !seen.has(self.id)) ctx.addIssue({ code: 'custom', path: ['serial', i, 'bus', 'members'], message: `expected this node's id (${self.id}) among the bus members` });
-      }
-    });
-    if (c.mqtt && c.mqtt.password !== undefined && c.mqtt.passwordFile !== undefined) {
-      ctx.addIssue({ code: 'custom', path: ['mqtt', 'passwordFile'], message: 'expected at most one of mqtt.password or mqtt.passwordFile' });
-    }
-    if (c.http.token !== undefined && c.http.tokenFile !== undefined) {
-      ctx.addIssue({ code: 'custom', path: ['http', 'tokenFile'], message: 'expected at most one of http.token or http.tokenFile' });
-    }
-    if (c.cluster.previousKey !== undefined && c.cluster.previousKeyFile !== undefined) {
-      ctx.addIssue({ code: 'custom', path: ['cluster', 'previousKeyFile'], message: 'expected at most one of cluster.previousKey or cluster.previousKeyFile' });
-    }
-    const tokenNames = new Set<string>(['token']);
-    c.http.tokens.forEach((t, i) => {
-      if (tokenNames.has(t.name)) ctx.addIssue({ code: 'custom', path: ['http', 'tokens', i, 'name'], message: `expected a unique name; "${t.name}" is taken${t.name === 'token' ? ' (the operator credential of http.token/tokenFile)' : ''}` });
-      tokenNames.add(t.name);
-    });
-    const l = parseListen(c.http.listen);
-    if (l && !isLoopback(l.host) && c.http.tls === undefined) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['http', 'listen'],
-        message: `expected a loopback address, or http.tls (certFile, keyFile): bearer tokens to ${l.host} would cross the network in clear`,
       });
-    }
-  });
+      const self = guarded(() => c.members.find((m) => m.name === c.node.name), undefined);
+      guard(() => {
+        if (!self) {
+          ctx.addIssue({ code: 'custom', path: ['node', 'name'], message: `expected the name of a member (${c.members.map((m) => m.name).join(', ')}), got "${c.node.name}"` });
+        }
+      });
+      guard(() => {
+        if (!c.members.some((m) => m.role === 'voter')) {
+          ctx.addIssue({ code: 'custom', path: ['members'], message: 'expected at least one voter' });
+        }
+      });
+      guard(() => {
+        c.members.forEach((m, i) => {
+          if (m.priority !== undefined && c.engine !== 'bully') {
+            ctx.addIssue({ code: 'custom', path: ['members', i, 'priority'], message: 'expected no priority: priorities are used by engine: bully only (this config runs engine: raft)' });
+          }
+        });
+      });
+      guard(() => {
+        if (c.engine === 'bully') {
+          const b = c.bully;
+          if (b.failureTimeoutMaxMs <= b.failureTimeoutMinMs) ctx.addIssue({ code: 'custom', path: ['bully', 'failureTimeoutMaxMs'], message: `expected more than failureTimeoutMinMs (${b.failureTimeoutMinMs})` });
+          if (b.heartbeatMs * 2 > b.failureTimeoutMinMs) ctx.addIssue({ code: 'custom', path: ['bully', 'heartbeatMs'], message: `expected at most half of failureTimeoutMinMs (${b.failureTimeoutMinMs}) so that one lost announcement does not start an election` });
+          if (b.coordinatorWaitMs <= b.answerTimeoutMs) ctx.addIssue({ code: 'custom', path: ['bully', 'coordinatorWaitMs'], message: `expected more than answerTimeoutMs (${b.answerTimeoutMs})` });
+          const seen = new Map<number, string>();
+          c.members.forEach((m, i) => {
+            const p = bullyPriority(m, i);
+            if (p === 0) return;
+            const other = seen.get(p);
+            if (other !== undefined) ctx.addIssue({ code: 'custom', path: ['members', i, 'priority'], message: `expected a priority distinct from ${other}'s (${p}): the bully order must be total` });
+            seen.set(p, m.name);
+          });
+        }
+      });
+      guard(() => {
+        if (c.fencing) for (const i of checkFencing(c.fencing, c.members, c.node.name)) ctx.addIssue({ code: 'custom', path: i.path, message: i.message });
+      });
+      guard(() => {
+        // Keys without meaning for bully are errors here, so `quorumd config validate` reports them too.
+      });
+      guard(() => {
+        if (c.engine === 'bully' && c.jobs.length > 0) {
+          ctx.addIssue({ code: 'custom', path: ['jobs'], message: 'expected no jobs with engine: bully: a job slot is granted through the replicated log, which only engine: raft has' });
+        }
+      });
+      guard(() => {
+        if (c.fencing && c.engine === 'bully') for (const i of checkBullyFencing(c.fencing)) ctx.addIssue({ code: 'custom', path: i.path, message: i.message });
+      });
+      guard(() => {
+        if (c.raft.electionTimeoutMaxMs <= c.raft.electionTimeoutMinMs) {
+          ctx.addIssue({ code: 'custom', path: ['raft', 'electionTimeoutMaxMs'], message: `expected more than electionTimeoutMinMs (${c.raft.electionTimeoutMinMs})` });
+        }
+      });
+      guard(() => {
+        if (c.raft.heartbeatMs * 2 > c.raft.electionTimeoutMinMs) {
+          ctx.addIssue({ code: 'custom', path: ['raft', 'heartbeatMs'], message: `expected at most half of electionTimeoutMinMs (${c.raft.electionTimeoutMinMs}) so that one lost heartbeat does not start an election` });
+        }
+      });
+      guard(() => {
+        if (c.engine === 'raft' && c.fencing && c.raft.campaignOnPeerGone && c.mqtt && c.mqtt.keepaliveSec * 1500 <= c.raft.electionTimeoutMinMs) {
+          // A will after a keepalive timeout follows 1.5 × keepalive of silence from the
+          // leader; its read lease (≤ electionTimeoutMinMs after its last acknowledged
+          // round) must have run out by then, or followers could elect another leader
+          // while it still answers reads alone.
+          ctx.addIssue({
+            code: 'custom',
+            path: ['mqtt', 'keepaliveSec'],
+            message: `expected 1.5 × keepaliveSec (${c.mqtt.keepaliveSec * 1500} ms) above raft.electionTimeoutMinMs (${c.raft.electionTimeoutMinMs} ms): with fencing (lease reads) and raft.campaignOnPeerGone a will sent after a keepalive timeout must come after the silent leader's lease ended; raise keepaliveSec or set raft.campaignOnPeerGone: false`,
+          });
+        }
+      });
+      guard(() => {
+        if (c.mqtt === undefined && (c.serial === undefined || c.serial.length === 0)) {
+          ctx.addIssue({ code: 'custom', path: [], message: 'expected at least one link: an `mqtt:` section or a `serial:` list' });
+        }
+      });
+      const paths = new Set<string>();
+      guard(() => {
+        c.serial?.forEach((s, i) => {
+          if ((s.peer === undefined) === (s.bus === undefined)) {
+            ctx.addIssue({ code: 'custom', path: ['serial', i], message: 'expected exactly one of `peer: <node id>` (point-to-point wire) or `bus: { members: [...] }` (RS-485 bus)' });
+          }
+          if (paths.has(s.path)) ctx.addIssue({ code: 'custom', path: ['serial', i, 'path'], message: `expected a device not used by another serial link; ${s.path} appears twice` });
+          paths.add(s.path);
+          if (s.peer !== undefined) {
+            if (!ids.has(s.peer)) ctx.addIssue({ code: 'custom', path: ['serial', i, 'peer'], message: `expected the id of a member, got ${s.peer}` });
+            if (self && s.peer === self.id) ctx.addIssue({ code: 'custom', path: ['serial', i, 'peer'], message: 'expected another node than this one' });
+          }
+          if (s.bus) {
+            const seen = new Set<number>();
+            s.bus.members.forEach((m, j) => {
+              if (!ids.has(m)) ctx.addIssue({ code: 'custom', path: ['serial', i, 'bus', 'members', j], message: `expected the id of a member, got ${m}` });
+              if (seen.has(m)) ctx.addIssue({ code: 'custom', path: ['serial', i, 'bus', 'members', j], message: `expected unique ids; ${m} appears twice` });
+              seen.add(m);
+            });
+            if (self && !seen.has(self.id)) ctx.addIssue({ code: 'custom', path: ['serial', i, 'bus', 'members'], message: `expected this node's id (${self.id}) among the bus members` });
+          }
+        });
+      });
+      guard(() => {
+        if (c.mqtt && c.mqtt.password !== undefined && c.mqtt.passwordFile !== undefined) {
+          ctx.addIssue({ code: 'custom', path: ['mqtt', 'passwordFile'], message: 'expected at most one of mqtt.password or mqtt.passwordFile' });
+        }
+      });
+      guard(() => {
+        if (c.http.token !== undefined && c.http.tokenFile !== undefined) {
+          ctx.addIssue({ code: 'custom', path: ['http', 'tokenFile'], message: 'expected at most one of http.token or http.tokenFile' });
+        }
+      });
+      guard(() => {
+        if (c.cluster.previousKey !== undefined && c.cluster.previousKeyFile !== undefined) {
+          ctx.addIssue({ code: 'custom', path: ['cluster', 'previousKeyFile'], message: 'expected at most one of cluster.previousKey or cluster.previousKeyFile' });
+        }
+      });
+      const tokenNames = new Set<string>(['token']);
+      guard(() => {
+        c.http.tokens.forEach((t, i) => {
+          if (tokenNames.has(t.name)) ctx.addIssue({ code: 'custom', path: ['http', 'tokens', i, 'name'], message: `expected a unique name; "${t.name}" is taken${t.name === 'token' ? ' (the operator credential of http.token/tokenFile)' : ''}` });
+          tokenNames.add(t.name);
+        });
+      });
+      const l = guarded(() => parseListen(c.http.listen), undefined);
+      guard(() => {
+        if (l && !isLoopback(l.host) && c.http.tls === undefined) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['http', 'listen'],
+            message: `expected a loopback address, or http.tls (certFile, keyFile): bearer tokens to ${l.host} would cross the network in clear`,
+          });
+        }
+      });
+    },
+    { when: () => true },
+  );
 
 export type Config = z.infer<typeof configSchema>;
 

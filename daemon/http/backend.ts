@@ -4,7 +4,7 @@
  * (test/daemon/http) and the same server fronts a real node or an in-process one.
  *
  * Every callback is called exactly once with a `ClientResult` whose status follows
- * DESIGN §6: 200/404/409/400/413, 503 = definitely not applied, 504 = unknown.
+ * docs/api.md: 200/404/409/400/413, 503 = definitely not applied, 504 = unknown.
  */
 import type { ClientCallback } from '../runtime/results.ts';
 import type { MetricFamily } from './metrics.ts';
@@ -30,6 +30,31 @@ export interface StatusView {
   clearedBy?: Record<string, string>;
   /** Fences this node ran in this boot (`local`) and the replicated history (`history`, every node's). */
   fences?: { local: Array<Record<string, unknown>>; history: Array<Record<string, unknown>> };
+  /** This node is a witness member (votes, never leads, keeps no data). */
+  witness?: boolean;
+  /**
+   * With a `fencing:` section, while elected: the earlier leaders this leader must
+   * show stopped before it acts, each with how it was cleared (null: not yet).
+   */
+  suspects?: Array<{ node: string; clearedBy: string | null }>;
+}
+
+/** One key of `GET /v1/keys`: its size and indexes (the value itself is read with GET /v1/kv/<key>). */
+export interface KeyView {
+  key: string;
+  size: number;
+  createIndex: number;
+  modIndex: number;
+}
+
+/** One granted lock of `GET /v1/locks` (never the lease id: it is the holder's secret). */
+export interface LockView {
+  name: string;
+  owner: string;
+  token: number;
+  ttlMs: number;
+  /** On the cluster's lock clock (see docs/api.md, Locks); compare with `clockMs` of the answer. */
+  expiresAt: number;
 }
 
 export interface LeaderView {
@@ -80,6 +105,18 @@ export interface ApiBackend {
    * it (engine: bully) `GET /v1/jobs` answers 501.
    */
   jobs?(): unknown[];
+  /**
+   * Keys of this node's applied state starting with `prefix`, sorted, at most `limit`
+   * (a local read, like `?stale`). Optional: without it `GET /v1/keys` answers 501.
+   */
+  keys?(prefix: string, limit: number): { index: number; keys: KeyView[]; more: boolean };
+  /**
+   * Locks granted and not lapsed in this node's applied state (a local read), with the
+   * lock clock they were judged at; `exact`: this node leads, so `expiresAt - clockMs` is
+   * the time left (elsewhere the clock lags: an upper bound). Optional: without it
+   * `GET /v1/locks` answers 501.
+   */
+  locks?(): { index: number; clockMs: number; exact: boolean; locks: LockView[] };
   /** Metric families of the node (role, term, indexes, elections, links, fsync...). */
   metrics(): MetricFamily[];
 }

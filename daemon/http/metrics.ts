@@ -99,4 +99,6 @@ export class HistogramRecorder {
 }
 
 /** Default fsync latency buckets (seconds): an SD card fsync is 1-50 ms, a bad one 100s of ms. */
+/** Commit latency of writes (s): a quiet LAN commits in a few ms, a busy Pi or a failover takes seconds. */
+export const COMMIT_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 export const FSYNC_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];

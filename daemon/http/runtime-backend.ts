@@ -14,8 +14,8 @@ import type { ClientCallback } from '../runtime/results.ts';
 import type { WriteTracer } from '../runtime/write-trace.ts';
 import type { JobRecord } from '../../src/kv/index.ts';
 import type { JobReport, JobsHost, Leadership } from '../jobs/coordinator.ts';
-import type { ApiBackend, FenceAnswer, LeaderView, StatusView } from './backend.ts';
-import { FSYNC_BUCKETS, HistogramRecorder, type MetricFamily } from './metrics.ts';
+import type { ApiBackend, FenceAnswer, KeyView, LeaderView, LockView, StatusView } from './backend.ts';
+import { COMMIT_BUCKETS, FSYNC_BUCKETS, HistogramRecorder, type MetricFamily } from './metrics.ts';
 
 export interface MemberInfo {
   id: number;
@@ -122,6 +122,21 @@ abstract class BackendBase<R extends FenceableRuntime> {
     if (rec.outcome !== 'pending') this.fences.set(rec.outcome, (this.fences.get(rec.outcome) ?? 0) + 1);
   }
 
+  /** Last contact of member `id` (ms ago, overall and per link; null: never in this boot). */
+  protected contactOf(id: number): { lastContactMs: number | null; linkContactMs: Record<string, number | null> } {
+    const c = (this.rt as { contact?: (peer: number) => { agoMs: number | null; links: Record<string, number | null> } } | undefined)?.contact?.(id);
+    const round = (v: number | null | undefined) => (v === null || v === undefined ? null : Math.round(v));
+    return {
+      lastContactMs: round(c?.agoMs),
+      linkContactMs: Object.fromEntries(Object.entries(c?.links ?? {}).map(([k, v]) => [k, round(v)])),
+    };
+  }
+
+  /** Who this node is in the member list: a witness votes, never leads and keeps no data. */
+  protected get isWitness(): boolean {
+    return this.self.role === 'witness';
+  }
+
   /** The links as /v1/status shows them. */
   protected linksView(): Array<{ name: string; up?: boolean }> {
     return this.links.map((l) => ({ name: l.name, ...(l.up ? { up: l.up() } : {}) }));
@@ -172,7 +187,7 @@ export interface LeadershipEvent {
  * Tracks leadership from the runtime's observer and serves the API.
  *
  * "Active", with a `fencing:` config section (the runtime has fencing options): the
- * runtime's activation gate (DESIGN §5: elected, every earlier leader shown stopped —
+ * runtime's activation gate (docs/fencing.md: elected, every earlier leader shown stopped —
  * fenced, acknowledged, lease expired or confirmed by an operator — and its own lease
  * holds); events come from the runtime's `activation` observer with the fencing token.
  * Without fencing: leader, and the entry that opened its term (its no-op, Raft §8) is
@@ -191,6 +206,8 @@ export class RuntimeBackend extends BackendBase<NodeRuntime> implements ApiBacke
   leaderChanges = 0;
   private lastLeader = 0;
   readonly fsync = new HistogramRecorder(FSYNC_BUCKETS);
+  /** Successful writes through this node (KV, locks, job claims and reports): request to commit and apply. */
+  readonly commitLatency = new HistogramRecorder(COMMIT_BUCKETS);
   onLeadership: ((ev: LeadershipEvent) => void) | undefined;
   private activeToken = 0;
   /** The scheduled jobs' view (set by startNode); none = an empty list. */
@@ -308,23 +325,59 @@ export class RuntimeBackend extends BackendBase<NodeRuntime> implements ApiBacke
         .filter((m) => m.id !== this.self.id)
         .map((m) => {
           const p = progress.get(m.id);
-          return { id: m.name, nodeId: m.id, role: m.role, ...(p ? { match: p.match, state: p.state } : {}) };
+          return { id: m.name, nodeId: m.id, role: m.role, ...this.contactOf(m.id), ...(p ? { match: p.match, state: p.state } : {}) };
         }),
       links: this.linksView(),
       relays: (this.fenceDevices ?? []).map((d) => ({ ...d })),
+      witness: this.isWitness,
       ...(s && this.fenceDevices !== undefined
         ? {
             elected: s.elected,
             waitingFor: s.waitingFor,
             token: s.token,
             selfFencing: s.selfFencing,
-            ...(s.activation ? { clearedBy: s.activation.clearedBy } : {}),
+            ...(s.activation ? { clearedBy: s.activation.clearedBy, suspects: this.suspectsOf(s.activation) } : {}),
             fences: {
               local: s.fences.local.map((r) => fenceView(r, (id) => this.nameOf(id))),
               history: s.fences.history.map((h) => ({ ...h, target: this.nameOf(h.target) ?? h.target, by: this.nameOf(h.by) ?? h.by })),
             },
           }
         : {}),
+    };
+  }
+
+  /** The suspects of an elected leader: every earlier leader cleared (with how) or still to clear. */
+  private suspectsOf(a: { elected: boolean; clearedBy: Record<string, string>; wantFence: number[]; suspects?: number[] }): Array<{ node: string; clearedBy: string | null }> {
+    if (!a.elected) return [];
+    const ids = new Set<number>([...(a.suspects ?? []), ...Object.keys(a.clearedBy).map(Number), ...a.wantFence]);
+    return [...ids].sort((x, y) => x - y).map((id) => ({ node: this.nameOf(id) ?? `n${id}`, clearedBy: a.clearedBy[String(id)] ?? null }));
+  }
+
+  keys(prefix: string, limit: number): { index: number; keys: KeyView[]; more: boolean } {
+    const sm = this.rt?.stateMachine;
+    if (!sm) return { index: 0, keys: [], more: false };
+    const all = sm.keys(prefix);
+    const keys = all.slice(0, limit).map((key) => {
+      const e = sm.get(key)!;
+      return { key, size: e.value.length, createIndex: e.createIndex, modIndex: e.modIndex };
+    });
+    return { index: sm.appliedIndex, keys, more: all.length > limit };
+  }
+
+  locks(): { index: number; clockMs: number; exact: boolean; locks: LockView[] } {
+    const rt = this.rt;
+    if (!rt) return { index: 0, clockMs: 0, exact: false, locks: [] };
+    const clockMs = rt.lockClockMs;
+    const locks = rt.stateMachine.lockList(clockMs).map((l) => ({ name: l.name, owner: l.owner, token: l.token, ttlMs: l.ttlMs, expiresAt: l.expiresAt }));
+    return { index: rt.stateMachine.appliedIndex, clockMs, exact: rt.isLeader, locks };
+  }
+
+  /** Times a successful write through this node (request to commit and apply), for quorumd_commit_seconds. */
+  private timed(cb: ClientCallback): ClientCallback {
+    const t0 = performance.now();
+    return (r) => {
+      if (r.status === 200) this.commitLatency.observe((performance.now() - t0) / 1000);
+      cb(r);
     };
   }
 
@@ -365,19 +418,19 @@ export class RuntimeBackend extends BackendBase<NodeRuntime> implements ApiBacke
         inner(r);
       };
     }
-    this.need(cb)?.put(key, value, opts, cb);
+    this.need(cb)?.put(key, value, opts, this.timed(cb));
   }
   del(key: string, opts: { cas?: number }, cb: ClientCallback): void {
-    this.need(cb)?.del(key, opts, cb);
+    this.need(cb)?.del(key, opts, this.timed(cb));
   }
   lockAcquire(name: string, owner: string, ttlMs: number, lease: string, cb: ClientCallback): void {
-    this.need(cb)?.lockAcquire(name, owner, ttlMs, lease, cb);
+    this.need(cb)?.lockAcquire(name, owner, ttlMs, lease, this.timed(cb));
   }
   lockRenew(name: string, lease: string, cb: ClientCallback): void {
-    this.need(cb)?.lockRenew(name, lease, cb);
+    this.need(cb)?.lockRenew(name, lease, this.timed(cb));
   }
   lockRelease(name: string, lease: string, cb: ClientCallback): void {
-    this.need(cb)?.lockRelease(name, lease, cb);
+    this.need(cb)?.lockRelease(name, lease, this.timed(cb));
   }
 
   jobs(): unknown[] {
@@ -406,11 +459,11 @@ export class RuntimeBackend extends BackendBase<NodeRuntime> implements ApiBacke
   }
 
   claim(job: string, slot: number, lead: Leadership, cb: ClientCallback): void {
-    this.need(cb)?.jobClaim(job, slot, lead, cb);
+    this.need(cb)?.jobClaim(job, slot, lead, this.timed(cb));
   }
 
   report(r: JobReport, cb: ClientCallback): void {
-    this.need(cb)?.jobDone(r, cb);
+    this.need(cb)?.jobDone(r, this.timed(cb));
   }
 
   record(job: string): JobRecord | undefined {
@@ -453,6 +506,7 @@ export class RuntimeBackend extends BackendBase<NodeRuntime> implements ApiBacke
       ...this.frameMetrics(s),
       c('quorumd_fsyncs_total', 'fsync calls (files and directory).', s?.storage?.syncs ?? 0),
       { name: 'quorumd_fsync_seconds', help: 'fsync latency.', type: 'histogram', histogram: this.fsync.snapshot() },
+      { name: 'quorumd_commit_seconds', help: 'Writes through this node that succeeded (KV, locks, job slots): from the request to its commit and apply, forwarding to the leader included.', type: 'histogram', histogram: this.commitLatency.snapshot() },
       g('quorumd_pending_writes', 'Client writes waiting for commit.', s?.pending.writes ?? 0),
       g('quorumd_pending_reads', 'Client reads waiting for their read index.', s?.pending.reads ?? 0),
       g('quorumd_kv_keys', 'Keys and lock records in the replicated state (what kv.maxKeys bounds).', this.rt?.stateMachine.usage().keys ?? 0),
@@ -470,8 +524,8 @@ export class RuntimeBackend extends BackendBase<NodeRuntime> implements ApiBacke
  * answer 501 `engine-unsupported` ("... needs the Raft engine (engine: raft)"): the
  * bully engine has no replicated log. Watches have nothing to watch (no onKeyChange).
  *
- * "Active" is the runtime's (BullyRuntime.active / activeToken / onActivation, DESIGN
- * §5): with a `fencing:` section (STONITH), a coordinator is active only once every
+ * "Active" is the runtime's (BullyRuntime.active / activeToken / onActivation,
+ * docs/fencing.md): with a `fencing:` section (STONITH), a coordinator is active only once every
  * earlier coordinator it knows of is fenced, acknowledged its step-down or was
  * confirmed down by an operator; tokens only (no targets or `stonith: false`) and
  * without a `fencing:` section, as soon as its epoch is durable and no higher
@@ -561,9 +615,10 @@ export class BullyBackend extends BackendBase<BullyRuntime> implements ApiBacken
       appliedIndex: 0,
       peers: this.members
         .filter((m) => m.id !== this.self.id)
-        .map((m) => ({ id: m.name, nodeId: m.id, role: m.role, priority: this.rt?.engine?.priorityOf(m.id) ?? null })),
+        .map((m) => ({ id: m.name, nodeId: m.id, role: m.role, priority: this.rt?.engine?.priorityOf(m.id) ?? null, ...this.contactOf(m.id) })),
       links: this.linksView(),
       relays: (this.fenceDevices ?? []).map((d) => ({ ...d })),
+      witness: this.isWitness,
       ...(s && this.fenceDevices !== undefined
         ? {
             elected: s.elected,

@@ -1,5 +1,5 @@
 /**
- * The HTTP API of a node (DESIGN §6), on node:http.
+ * The HTTP API of a node (docs/api.md), on node:http.
  *
  *   GET    /v1/status                       → status JSON
  *   GET    /v1/leader                       → {leader, term, token}
@@ -13,9 +13,13 @@
  *   POST   /v1/fence/<node>                 → {ok:true, record} | 502 {record} (fence failed) | 503
  *   POST   /v1/fence/<node>/confirm         → {ok:true} (operator: node declared safely down)
  *   GET    /v1/jobs                         → {jobs: [...]} scheduled jobs: last run (replicated), next run
+ *   GET    /v1/keys?prefix=p&limit=n        → {index, keys: [{key, size, createIndex, modIndex}], more} (local)
+ *   GET    /v1/locks                        → {index, clockMs, locks: [{name, owner, token, ttlMs, expiresAt}]} (local)
  *   GET    /metrics                         → Prometheus text
+ *   GET    /ui, /ui/<file>                  → the dashboard (its code only; its data needs the token)
  *
- * Every request carries `Authorization: Bearer <token>` of a credential whose scope
+ * Every request (but the dashboard's own page and code under /ui, which hold no data)
+ * carries `Authorization: Bearer <token>` of a credential whose scope
  * covers it (daemon/http/auth.ts: read, write, operator), also on loopback: 401
  * without a known token, 403 when the scope is too small. Optional TLS (https) with
  * optional client certificates.
@@ -42,6 +46,7 @@ import type { ClientResult } from '../runtime/results.ts';
 import type { ApiBackend, FenceAnswer } from './backend.ts';
 import { renderMetrics, type MetricFamily } from './metrics.ts';
 import { ApiAuth, requiredScope, scopeAllows, type ApiCredential } from './auth.ts';
+import { isUiPath, UI_HEADERS, uiFile } from '../ui/dashboard.ts';
 
 export interface HttpOptions {
   /** Default 127.0.0.1. Any non-loopback host requires `token` (checked by the config; enforced here too). */
@@ -453,6 +458,28 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
     const qi = rawUrl.indexOf('?');
     const path = qi < 0 ? rawUrl : rawUrl.slice(0, qi);
     const search = qi < 0 ? '' : rawUrl.slice(qi + 1);
+    const only = (...allowed: string[]) => {
+      if (!allowed.includes(method)) {
+        throw new HttpError(405, 'method-not-allowed', `${method} is not allowed on ${path.slice(0, 80)}; expected ${allowed.join(' or ')}`, { allow: allowed.join(', ') });
+      }
+    };
+
+    // The dashboard's own page and code (no cluster data): served to anyone; every
+    // request the page makes for data carries the token (daemon/ui/dashboard.ts).
+    if (isUiPath(path)) {
+      only('GET', 'HEAD');
+      parseQuery(search, []);
+      rejectBodyIfAny(req);
+      const a = uiFile(path);
+      if (!a) throw new HttpError(404, 'not-found', `no such dashboard file: ${path.slice(0, 80)} (the dashboard is /ui)`);
+      if (req.headers['if-none-match'] === a.etag) {
+        counts.set(304, (counts.get(304) ?? 0) + 1);
+        res.writeHead(304, { ETag: a.etag, 'Cache-Control': 'no-cache' });
+        res.end();
+        return;
+      }
+      return send(res, 200, method === 'HEAD' ? '' : a.body, { 'Content-Type': a.type, 'Cache-Control': 'no-cache', ETag: a.etag, ...UI_HEADERS });
+    }
 
     const who = auth.check(req.headers.authorization);
     if (!who) {
@@ -465,12 +492,6 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
       throw new HttpError(403, 'forbidden', `credential ${JSON.stringify(who.name)} has scope ${who.scope}; ${method} ${path.slice(0, 80)} needs scope ${need}`);
     }
     const client = `${req.socket.remoteAddress ?? '?'}|${who.name}`;
-
-    const only = (...allowed: string[]) => {
-      if (!allowed.includes(method)) {
-        throw new HttpError(405, 'method-not-allowed', `${method} is not allowed on ${path.slice(0, 80)}; expected ${allowed.join(' or ')}`, { allow: allowed.join(', ') });
-      }
-    };
 
     if (path === '/v1/status') {
       only('GET', 'HEAD');
@@ -496,6 +517,24 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
       parseQuery(search, []);
       rejectBodyIfAny(req);
       return send(res, 200, renderMetrics([...backend.metrics(), ...httpFamilies()]), { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8' });
+    }
+    if (path === '/v1/keys') {
+      only('GET', 'HEAD');
+      const q = parseQuery(search, ['prefix', 'limit']);
+      rejectBodyIfAny(req);
+      if (!backend.keys) throw new HttpError(501, 'engine-unsupported', 'listing keys needs the Raft engine (engine: raft)');
+      const prefix = q.get('prefix') ?? '';
+      if (Buffer.byteLength(prefix) > MAX_KEY_BYTES || !wellFormed(prefix)) throw bad(`prefix must be well-formed text of at most ${MAX_KEY_BYTES} bytes`);
+      const limitRaw = q.get('limit');
+      const limit = limitRaw === undefined ? 1000 : parseIndexParam(limitRaw, 'limit');
+      if (limit < 1 || limit > 10_000) throw bad(`limit must be between 1 and 10000, got ${limit}`);
+      return json(res, 200, backend.keys(prefix, limit));
+    }
+    if (path === '/v1/locks' && (method === 'GET' || method === 'HEAD')) {
+      parseQuery(search, []);
+      rejectBodyIfAny(req);
+      if (!backend.locks) throw new HttpError(501, 'engine-unsupported', 'locks need the Raft engine (engine: raft)');
+      return json(res, 200, backend.locks());
     }
     if (path.startsWith('/v1/kv/') || path === '/v1/kv') {
       const key = decodeName(path.slice('/v1/kv/'.length), 'key');
@@ -596,7 +635,7 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
       const code = r.status === 502 ? 'fence-failed' : r.status === 404 ? 'not-found' : r.status === 503 ? 'unavailable' : 'bad-request';
       throw new HttpError(r.status, code, r.error ?? 'fence failed', r.record !== undefined ? { record: r.record } : {});
     }
-    throw new HttpError(404, 'not-found', `no such endpoint: ${path.slice(0, 80)} (see /v1/status, /v1/leader, /v1/kv/<key>, /v1/locks/<name>, /v1/fence/<node>, /v1/jobs, /metrics)`);
+    throw new HttpError(404, 'not-found', `no such endpoint: ${path.slice(0, 80)} (see /v1/status, /v1/leader, /v1/kv/<key>, /v1/keys, /v1/locks, /v1/locks/<name>, /v1/fence/<node>, /v1/jobs, /metrics, /ui)`);
   }
 
   const serverOpts = {

@@ -3,7 +3,7 @@
  * through the replicated log. node-cron asks on every node at every fire time; the
  * answer is yes on one node at most, and only if
  *
- *  1. this node is the *active* leader now (DESIGN §5: with a `fencing:` section the
+ *  1. this node is the *active* leader now (docs/fencing.md: with a `fencing:` section the
  *     activation gate is open; without, its term's first entry is committed), and
  *  2. its `job.claim` for `job:slot` was committed and applied with ok — the state
  *     machine grants a slot only if it is later than every slot of the job granted

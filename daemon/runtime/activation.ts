@@ -1,5 +1,5 @@
 /**
- * Leader activation in the runtime (DESIGN §5, issue 6 points 1 and 6): engine-agnostic
+ * Leader activation in the runtime (docs/fencing.md, issue 6 points 1 and 6): engine-agnostic
  * bookkeeping that turns "elected" into "active" and back, for the Raft runtime
  * (node.ts) and the bully runtime alike.
  *
@@ -53,7 +53,7 @@ import type { NodeId, Term } from '../../src/types.ts';
 
 export interface ActivationOptions {
   /**
-   * First start waits for all (corosync's wait_for_all; DESIGN §5 two-node mode): until
+   * First start waits for all (corosync's wait_for_all; docs/fencing.md two-node mode): until
    * this node has seen every listed node once — itself counts — it never becomes
    * active and never fences. Two boards that start apart (or cannot see each other)
    * then cannot fence each other in a loop at boot. The runtime persists "formed" and
@@ -131,6 +131,8 @@ export interface ActivationView {
   wantFence: NodeId[];
   /** How each suspect was cleared (suspect → reason). */
   clearedBy: Record<string, ActivationReason>;
+  /** Every earlier leader this leadership must show stopped (cleared or not), by id; absent before the claim commits. */
+  suspects?: NodeId[];
   /** Own monotonic time at which the lease bound clears every earlier leader (null when not elected). */
   safeAtMs: number | null;
   /** Own monotonic time until which this leader's own lease holds (0 = none). */
@@ -365,7 +367,7 @@ export class ActivationController {
       if (st.wantFence !== null) wantFence.push(st.wantFence);
     }
     if (waits.length === 0 && this.now >= leaseUntil) waits.push(`own lease: no heartbeat round acknowledged by a quorum within ${this.opts.leaseMs} ms`);
-    return { ...base, active: waits.length === 0, waitingFor: waits.join('; '), wantFence, clearedBy };
+    return { ...base, active: waits.length === 0, waitingFor: waits.join('; '), wantFence, clearedBy, suspects: [...l.gates.keys()].map(Number) };
   }
 }
 

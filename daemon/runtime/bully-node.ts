@@ -8,7 +8,7 @@
  * `engine: bully` run this same code.
  *
  * Durability: the engine's hard state `{epoch, held}` and the wire boot counter live in
- * one small file, `bully.state`, replaced atomically (DESIGN §3): write
+ * one small file, `bully.state`, replaced atomically (docs/architecture.md, Durability): write
  * `bully.state.tmp`, fsync it, rename over `bully.state`, fsync the directory. 27 bytes:
  *   'Q' 'B' · version 1 · epoch (u64 BE) · held (u64 BE) · boot counter (u32 BE) · CRC-32 (u32 BE) of the bytes before it
  * We chose a file of our own over the Raft durable log: bully has no log, and the
@@ -27,7 +27,7 @@
  * advance. A Coordinator message therefore never carries an epoch that a restart could
  * reuse. Ticks and messages that arrive during an fsync go into the next Ready.
  *
- * Fencing (option `fencing`, DESIGN §5, issue 6/7): "coordinator" is not "active". A
+ * Fencing (option `fencing`, docs/fencing.md, issue 6/7): "coordinator" is not "active". A
  * coordinator is *active* — drives actuators, runs hooks — only once every earlier
  * coordinator it knows of cannot act any more. Bully has no quorum and therefore no
  * lease (the Raft runtime's lease rule needs quorum-acknowledged heartbeat rounds), so
@@ -81,7 +81,7 @@ import { ReadyLoop } from './ready-loop.ts';
 import { FencingDriver, badNodeArg, fenceSucceeded } from './fencing-driver.ts';
 import { aliveRefusal } from './node.ts';
 
-/** HTTP-like status for "this engine cannot do that" (DESIGN §6 lists 503/504 for the uncertain cases; this one is definite). */
+/** HTTP-like status for "this engine cannot do that" (docs/api.md lists 503/504 for the uncertain cases; this one is definite). */
 export const ENGINE_UNSUPPORTED = 501;
 /** The `code` the HTTP API puts next to ENGINE_UNSUPPORTED. */
 export const ENGINE_UNSUPPORTED_CODE = 'engine-unsupported';
@@ -216,7 +216,7 @@ export interface BullyNodeStatus {
   engineStatus: BullyStatus | undefined;
   /** Coordinator (its epoch durable). */
   elected: boolean;
-  /** Coordinator and allowed to act on the outside world (DESIGN §5). Without fencing options: the same as elected. */
+  /** Coordinator and allowed to act on the outside world (docs/fencing.md). Without fencing options: the same as elected. */
   active: boolean;
   /** Why an elected coordinator is not active yet ('' otherwise). */
   waitingFor: string;
@@ -319,6 +319,15 @@ export class BullyRuntime {
    * i.e. only once the epoch it coordinates in is durable (src/bully contract, step 3).
    * The engine may already be coordinator in memory while that fsync is in flight.
    */
+  /**
+   * When `peer` was last heard (an authenticated frame), ms ago, overall and on each
+   * link by name (null: never in this boot): the dashboard's "last contact".
+   */
+  contact(peer: NodeId): { agoMs: number | null; links: Record<string, number | null> } {
+    const now = this.opts.clock.monotonicMs();
+    return { agoMs: this.wire?.heardAgoMs(peer, now) ?? null, links: this.wire?.heardOnLinks(peer, now) ?? {} };
+  }
+
   get isLeader(): boolean {
     return this.stateValue === 'running' && this.acted.role === 'coordinator';
   }

@@ -1,6 +1,6 @@
 /**
  * Bodies of forwarded client requests (a follower → the leader) and of their answers
- * (DESIGN §6: any node answers any request).
+ * (docs/api.md: any node answers any request).
  *
  *   ClientRequest.body = the KV command exactly as it goes into the log
  *                        (src/kv encodeCommand), so the leader validates it with the

@@ -84,7 +84,7 @@ export interface RuntimeObserver {
 export type { ActivationEvent } from './activation.ts';
 
 /**
- * Split-brain defenses (DESIGN §5; daemon/runtime/activation.ts). Without this
+ * Split-brain defenses (docs/fencing.md; daemon/runtime/activation.ts). Without this
  * option a leader is active as soon as it is elected (the pre-fencing behaviour,
  * kept for tests of the engine alone); with it, the activation gate, the lease,
  * STONITH (when `fencer` lists targets) and watchdog self-fencing are on.
@@ -188,7 +188,7 @@ export interface NodeStatus {
   unsupported: number;
   pending: { writes: number; reads: number; forwarded: number };
   storage: StorageStats | undefined;
-  /** Elected leader, and allowed to act on the outside world (DESIGN §5). Without fencing options: the same as being leader. */
+  /** Elected leader, and allowed to act on the outside world (docs/fencing.md). Without fencing options: the same as being leader. */
   elected: boolean;
   active: boolean;
   /** Why an elected leader is not active yet ('' otherwise). */
@@ -356,6 +356,24 @@ export class NodeRuntime {
   get stateMachine(): KvStateMachine {
     return this.kv;
   }
+  /**
+   * When `peer` was last heard (an authenticated frame), ms ago, overall and on each
+   * link by name (null: never in this boot): the dashboard's "last contact".
+   */
+  contact(peer: NodeId): { agoMs: number | null; links: Record<string, number | null> } {
+    const now = this.opts.clock.monotonicMs();
+    return { agoMs: this.wire?.heardAgoMs(peer, now) ?? null, links: this.wire?.heardOnLinks(peer, now) ?? {} };
+  }
+
+  /**
+   * The lock clock now (docs/api.md, Locks): on the leader the time it would stamp on a
+   * lock command; elsewhere the state machine's clock (the newest applied lock
+   * command's time), which lags: remaining times judged with it are upper bounds.
+   */
+  get lockClockMs(): number {
+    return this.isLeader ? this.lockNow() : this.kv.clockMs;
+  }
+
   get isLeader(): boolean {
     return this.stateValue === 'running' && this.raft !== undefined && this.raft.isLeader;
   }
@@ -540,7 +558,7 @@ export class NodeRuntime {
 
   private restoreStateMachine(index: Index, data: Uint8Array): void {
     if (data.length === 0) {
-      // A witness keeps no data (DESIGN §5): an empty state machine at the snapshot's index.
+      // A witness keeps no data (docs/fencing.md): an empty state machine at the snapshot's index.
       this.kv = new KvStateMachine();
       if (index > 0) this.kv.applyNoop(index);
       return;
@@ -1158,7 +1176,7 @@ export class NodeRuntime {
     const raft = this.raft!;
     if (raft.isLeader) {
       if (cmd.op === 'lock.acquire' || cmd.op === 'lock.renew') {
-        // DESIGN §5: locks are granted only by an active leader.
+        // docs/fencing.md: locks are granted only by an active leader.
         if (!this.active) return reply(unavailable(`leader ${this.id} is not active yet (${this.activationStatus().waitingFor}); the lock command was not proposed`));
         cmd = { ...cmd, now: this.lockNow() };
       }
@@ -1323,7 +1341,7 @@ export function resultToClient(r: ApplyResult | undefined): ClientResult {
         ? { status: Status.OK, token: r.token, ttlMs: r.ttlMs, expiresAt: r.expiresAt }
         : { status: Status.CONFLICT, holder: r.holder, token: r.token, expiresAt: r.expiresAt, error: `lock held by ${r.holder}` };
     case 'lock.renew':
-      return r.ok ? { status: Status.OK, token: r.token, expiresAt: r.expiresAt } : { status: Status.CONFLICT, error: `renew refused: ${r.reason}` };
+      return r.ok ? { status: Status.OK, token: r.token, ttlMs: r.ttlMs, expiresAt: r.expiresAt } : { status: Status.CONFLICT, error: `renew refused: ${r.reason}` };
     case 'lock.release':
       return r.ok ? { status: Status.OK } : { status: Status.CONFLICT, error: 'release refused: not the holder' };
     case 'lead.claim':

@@ -1,5 +1,5 @@
 /**
- * What the node runtime's client API answers: an HTTP-like status (DESIGN §6) plus
+ * What the node runtime's client API answers: an HTTP-like status (docs/api.md) plus
  * the operation's data. The status rule that users and the simulator's history rely on:
  *
  *   200 ok · 404 absent (get) · 409 conflict (cas failed, lock held)

@@ -58,6 +58,8 @@ export class WireEndpoint {
   private readonly opener: FrameOpener;
   /** When an authenticated frame of each sender last arrived (monotonic ms; -Infinity: never). */
   private readonly heard = new Float64Array(256).fill(-Infinity);
+  /** The same per link (by link name): which wire still carries each peer. */
+  private readonly heardOn = new Map<string, Float64Array>();
   /** Frames sealed while a bootId write is in flight (undefined when none is). */
   private holding: Array<{ to: NodeId; frame: Uint8Array }> | undefined;
 
@@ -83,7 +85,7 @@ export class WireEndpoint {
    */
   listen(onMessage: (m: Message) => void, onEvent: (link: Link, ev: LinkEvent) => void): void {
     for (const link of this.o.links) {
-      link.onFrame((f) => this.onFrame(f, onMessage));
+      link.onFrame((f) => this.onFrame(f, onMessage, link.name));
       link.onEvent((ev) => {
         if (this.o.running()) onEvent(link, ev);
       });
@@ -125,15 +127,26 @@ export class WireEndpoint {
     }
   }
 
-  private onFrame(frame: Uint8Array, onMessage: (m: Message) => void): void {
+  private onFrame(frame: Uint8Array, onMessage: (m: Message) => void, linkName: string): void {
     if (!this.o.running()) return;
     const r = this.opener.open(frame);
     if (!r.ok) {
       if (r.reason !== 'replay') this.o.log('debug', 'frame dropped', { node: this.o.id, reason: r.reason, detail: r.detail });
+      else if (r.from !== undefined && this.o.now) this.heardOnLink(linkName, r.from, this.o.now());
       return;
     }
-    if (this.o.now) this.heard[r.msg.from] = this.o.now();
+    if (this.o.now) {
+      const t = this.o.now();
+      this.heard[r.msg.from] = t;
+      this.heardOnLink(linkName, r.msg.from, t);
+    }
     onMessage(r.msg);
+  }
+
+  private heardOnLink(linkName: string, from: NodeId, t: number): void {
+    let perLink = this.heardOn.get(linkName);
+    if (!perLink) this.heardOn.set(linkName, (perLink = new Float64Array(256).fill(-Infinity)));
+    perLink[from] = t;
   }
 
   /**
@@ -144,6 +157,20 @@ export class WireEndpoint {
   heardAgoMs(peer: NodeId, now: number): number | undefined {
     const t = this.heard[peer];
     return t === undefined || t === -Infinity ? undefined : now - t;
+  }
+
+  /**
+   * The same on each link (link name → ms ago, null if never on that link): a frame of
+   * a peer arrives once per link that reaches it, so this shows which links still
+   * carry it (only the first copy is accepted; the others are authenticated replays and count here).
+   */
+  heardOnLinks(peer: NodeId, now: number): Record<string, number | null> {
+    const out: Record<string, number | null> = {};
+    for (const link of this.o.links) {
+      const t = this.heardOn.get(link.name)?.[peer];
+      out[link.name] = t === undefined || t === -Infinity ? null : now - t;
+    }
+    return out;
   }
 
   /** Logs a link event other than peer-gone (up, down with its reason). */

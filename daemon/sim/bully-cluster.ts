@@ -12,7 +12,7 @@
  * every board, within SETTLE_BOUND_MS; it must then hold for HOLD_MS. During the run the
  * same check runs per connected component whenever the world was quiet for SETTLE_MS.
  *
- * Fencing (default; DESIGN §5, daemon/runtime/bully-node.ts): GPIO relays with
+ * Fencing (default; docs/fencing.md, daemon/runtime/bully-node.ts): GPIO relays with
  * power-sense inputs from every data board to every other (all-to-all, also beyond 3
  * boards: bully has no lease to fall back on, so a coordinator must be able to fence
  * whichever board coordinated before it), the runtime's activation gate and STONITH,
@@ -20,7 +20,7 @@
  * coordinator), a plain actuator: the numbers then show the split brain that only the
  * fencing tokens at the resource are left to contain.
  *
- * The actuator (split-brain measures, DESIGN §6): every *active* node sends a command
+ * The actuator (split-brain measures, docs/sim.md): every *active* node sends a command
  * every ACTUATE_EVERY_MS carrying its fencing token, and one at the instant it becomes
  * active (its first act). The actuator is reachable from every board without delay (a
  * physical resource on its own wiring) and knows the ground truth: the newest token

@@ -142,7 +142,7 @@ export function runSeed(cfg: SimConfig, seed: number, hooks: SeedHooks = {}): Se
     for (const rt of runtimes.values()) if (isLive(rt) && rt.active) out.push(rt);
     return out;
   };
-  /** Per-step checks of the split-brain defenses (DESIGN §7). */
+  /** Per-step checks of the split-brain defenses (docs/sim.md). */
   // Runs after every step of every node: counts without allocating, and builds the
   // lists (for the message) only when a check fails.
   const checkFencing = () => {

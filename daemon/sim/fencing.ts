@@ -1,5 +1,5 @@
 /**
- * Split-brain defenses in the simulator (DESIGN §5–§7, issue 6 point 7):
+ * Split-brain defenses in the simulator (docs/fencing.md, docs/sim.md, issue 6 point 7):
  *
  *   - wiring: GPIO relays in every data board's supply, driven by the other data
  *     boards (all-to-all up to 3 data boards, a ring of both neighbours beyond), each

@@ -1,5 +1,5 @@
 /**
- * `quorumd sim` options (DESIGN §6): parsed and validated here, every problem named
+ * `quorumd sim` options (docs/sim.md): parsed and validated here, every problem named
  * with the option and what was expected.
  */
 import { FAULT_KINDS, parseFaultKinds, type FaultKind } from '../../firmware-sim/faults.ts';

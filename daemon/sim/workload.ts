@@ -11,7 +11,7 @@
  * it is `cas(from: V, to: W)` in the checker's model (absent = null, cas=0). The get
  * is recorded too, as an ordinary get.
  *
- * Recording (DESIGN §6 status rule): 200 → the op with its return time; 409 → a failed
+ * Recording (docs/api.md status rule): 200 → the op with its return time; 409 → a failed
  * cas; 503 → the op did not happen, omitted; 504 or no answer before the client's own
  * deadline (the node died) → `ret: null` (may or may not have happened). Failed or
  * timed-out gets are omitted (a read has no effect).

@@ -20,6 +20,8 @@ export interface UiAssets {
   uplotCss: string;
   /** daemon/ui/lanes.js: defines the global `QuorumdLanes`. */
   lanesJs: string;
+  /** daemon/ui/dashboard.js: the node dashboard's page code (served at /ui/dashboard.js). */
+  dashboardJs: string;
 }
 
 let cached: UiAssets | undefined;
@@ -65,6 +67,7 @@ export function uiAssets(): UiAssets {
     uplotJs: readAsset(uplotJsPath, 'uPlot'),
     uplotCss: readAsset(join(dirname(uplotJsPath), 'uPlot.min.css'), "uPlot's stylesheet"),
     lanesJs: readAsset(join(root, 'daemon', 'ui', 'lanes.js'), 'the lanes renderer'),
+    dashboardJs: readAsset(join(root, 'daemon', 'ui', 'dashboard.js'), 'the dashboard'),
   };
   return cached;
 }

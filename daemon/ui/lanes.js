@@ -506,12 +506,16 @@
       e.preventDefault();
       panFrom = { x: e.clientX, range: range() };
     }, true);
-    window.addEventListener('mousemove', function (e) {
+    function onPanMove(e) {
       if (!panFrom) return;
       var ms = ((e.clientX - panFrom.x) / (u.bbox.width / uPlot.pxRatio)) * (panFrom.range.max - panFrom.range.min);
       setRange(panFrom.range.min - ms, panFrom.range.max - ms);
-    });
-    window.addEventListener('mouseup', function () { panFrom = null; });
+    }
+    function onPanEnd() { panFrom = null; }
+    // On window (a pan may leave the plot); removed by destroy(), so a page that
+    // renders again and again (the node dashboard) does not pile them up.
+    window.addEventListener('mousemove', onPanMove);
+    window.addEventListener('mouseup', onPanEnd);
 
     // A click (not the end of a drag) picks the item under the cursor.
     var downAt = null;
@@ -562,6 +566,8 @@
       },
       posOf: function (ms) { return u.valToPos(ms, 'x'); },
       destroy: function () {
+        window.removeEventListener('mousemove', onPanMove);
+        window.removeEventListener('mouseup', onPanEnd);
         if (ro) ro.disconnect();
         u.destroy();
         wrap.remove();

@@ -340,9 +340,14 @@ export async function startBroker(opts: BrokerOptions = {}): Promise<RunningBrok
   // A client that resets the connection or fails TLS must not take the broker down.
   server.on('tlsClientError', () => {});
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    // A port in use (EADDRINUSE) and the like: close what was built, so that nothing
+    // (aedes's own timers) keeps the process alive after the caller reports it.
+    const fail = (err: NodeJS.ErrnoException) => {
+      aedes.close(() => reject(err));
+    };
+    server.once('error', fail);
     server.listen(port, host, () => {
-      server.off('error', reject);
+      server.off('error', fail);
       resolve();
     });
   });

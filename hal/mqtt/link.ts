@@ -127,7 +127,7 @@ export interface MqttLinkOptions {
   /** Time allowed for TCP + TLS + CONNACK (ms). Default 5000. */
   connectTimeoutMs?: number;
   reconnect?: MqttReconnectOptions;
-  /** Largest frame carried (bytes). Default 65536 (DESIGN §2). Larger ones are refused at send and dropped at receive, and counted. */
+  /** Largest frame carried (bytes). Default 65536 (docs/wire.md). Larger ones are refused at send and dropped at receive, and counted. */
   maxFrame?: number;
   /**
    * Bytes that may wait in one socket's send buffer before send() drops frames for that
@@ -188,7 +188,7 @@ export interface LeaderInfo {
   /** Leader node id, 0 when none is known. */
   leader: NodeId;
   term: number;
-  /** Fencing token of the leadership epoch (DESIGN §5). */
+  /** Fencing token of the leadership epoch (docs/fencing.md). */
   token: number | bigint;
 }
 

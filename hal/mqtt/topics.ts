@@ -1,5 +1,5 @@
 /**
- * MQTT topic names (DESIGN §2, docs/mqtt.md), shared by the
+ * MQTT topic names (docs/wire.md, docs/mqtt.md), shared by the
  * link (hal/mqtt/link.ts) and the embedded broker's access rules (hal/mqtt/broker.ts).
  *
  *   quorumd/<cluster>/to/<id>        directed frames, QoS 0, never retained

@@ -3,7 +3,7 @@
  * `serialport` 13. Two modes (docs/serial.md has wiring and kernel setup):
  *
  *   - point-to-point (`peer`): a null-modem wire between two boards. Frames are
- *     SLIP(`frame ‖ CRC-32`) exactly as DESIGN §2 and the simulator's wire; the link
+ *     SLIP(`frame ‖ CRC-32`) exactly as docs/wire.md and the simulator's wire; the link
  *     knows which node is at the other end, and `send(to)` for anyone else is
  *     dropped and counted (`misaddressed`).
  *   - RS-485 multi-drop bus (`bus`): frames carry a 3-byte link header
@@ -71,7 +71,7 @@ export interface SerialLinkOptions {
    * enough to need less should lower it (the slot math follows).
    */
   baudRate?: number;
-  /** Largest frame (bytes before link framing). Default 1024 (DESIGN §2: 1 KiB on serial). */
+  /** Largest frame (bytes before link framing). Default 1024 (docs/wire.md: 1 KiB on serial). */
   maxFrame?: number;
   /** Time source for reopen backoff and bus slots. Default: the system clock. */
   clock?: Clock;

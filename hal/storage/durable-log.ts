@@ -2,7 +2,7 @@
  * The durable log: Raft's write-ahead log, hard state and snapshots on a `Storage`.
  *
  * The runtime hands every Raft `Ready` to `persist(batch, done)` and sends the
- * Ready's messages only when `done(null)` fired (DESIGN §1, §3: persist before send).
+ * Ready's messages only when `done(null)` fired (docs/architecture.md, Durability: persist before send).
  *
  * Group commit: a persist that arrives while a flush is in flight waits; when the
  * flush ends, everything that waited is written with one append and made durable

@@ -1,7 +1,7 @@
 /**
  * Typed errors of the durability layer.
  *
- * `StorageCorruptError` is fatal by design (DESIGN §3): corruption anywhere but the
+ * `StorageCorruptError` is fatal by design (docs/architecture.md, Durability): corruption anywhere but the
  * torn tail of the last WAL segment means committed data may be gone, and the node
  * must refuse to start rather than run with a silently shortened log. It names the
  * file and the byte offset so that an operator can look at the card.

@@ -1,7 +1,7 @@
 /**
  * Payloads of the durable records and the file names of the storage directory.
  *
- * Files (all flat in one directory, DESIGN §3):
+ * Files (all flat in one directory, docs/architecture.md, Durability):
  *   wal-<seq, 16 hex digits>.log    WAL segments, numbered consecutively from 1. The
  *                                   number is a sequence, not the first index: a
  *                                   suffix overwrite can move the log's end below the

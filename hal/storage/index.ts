@@ -1,4 +1,4 @@
-/** Durable storage for Raft: WAL, hard state, snapshots (DESIGN §3). */
+/** Durable storage for Raft: WAL, hard state, snapshots (docs/architecture.md, Durability). */
 export { openDurableLog, DurableLog } from './durable-log.ts';
 export type { DurableLogOptions, PersistBatch, StorageStats, Opened } from './durable-log.ts';
 export { recover } from './recover.ts';

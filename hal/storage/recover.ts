@@ -4,7 +4,7 @@
  * Pure reading: nothing here writes. `openDurableLog` applies the repairs that the
  * returned plan lists (cut the torn tail, remove leftovers) before it writes anything.
  *
- * Rules (DESIGN §3):
+ * Rules (docs/architecture.md, Durability):
  *   - a partial or bad LAST record of the LAST segment is a torn write: cut, warned;
  *   - anything else that does not parse — a bad record followed by a valid one, a bad
  *     record in an earlier segment, a missing segment, a bad hard-state or snapshot

@@ -40,7 +40,7 @@
  * exactly one coordinator remains — but for the length of the partition two boards
  * acted as primary. Bully does not prevent that split brain; fencing contains it: the
  * resources check the fencing token (the newer epoch wins, the older is refused), and
- * STONITH cuts the power of a board that must not act any more (DESIGN §5). For
+ * STONITH cuts the power of a board that must not act any more (docs/fencing.md). For
  * replicated state (KV, locks) use the Raft engine; `propose()` here says so.
  *
  * Contract (as in raft.ts): `ready()` returns a BullyReady or undefined. The runtime

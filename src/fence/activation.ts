@@ -1,5 +1,5 @@
 /**
- * The activation gate (DESIGN §5, issue 6 point 1): decides when a newly elected
+ * The activation gate (docs/fencing.md, issue 6 point 1): decides when a newly elected
  * leader becomes *active* — runs hooks and jobs, grants locks, drives actuators.
  *
  * Elected is not enough: the previous leader may still believe it leads (partitioned,

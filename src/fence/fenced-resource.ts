@@ -1,5 +1,5 @@
 /**
- * `FencedResource`: the check every outside system must make (DESIGN §5).
+ * `FencedResource`: the check every outside system must make (docs/fencing.md).
  *
  * The resource (a pump controller, a storage service, a file on a NAS) remembers the
  * newest fencing token it has seen and refuses any command carrying an older one.

@@ -1,5 +1,5 @@
 /**
- * Fence sequencing (STONITH, DESIGN §5, issue 6 point 3): which device to switch,
+ * Fence sequencing (STONITH, docs/fencing.md, issue 6 point 3): which device to switch,
  * in which order, how to verify, when to give up. Pure, like the engines: inputs are
  * `fence()`, `result()`, `tick(now)`; the runtime executes the `FenceCommand`s that
  * `take()` hands out on the HAL (`Relay.set/read`, `PowerSense.read`) and feeds the

@@ -1,4 +1,4 @@
-/** Split-brain defenses, pure parts (DESIGN §5; docs/fencing.md). */
+/** Split-brain defenses, pure parts (docs/fencing.md). */
 export { NO_TOKEN, isToken, checkToken, parseToken, raftLeaderToken, raftGrantToken, bullyToken, TokenMonotonicity, type Token, type RaftLeadership } from './token.ts';
 export { FencedResource, StaleTokenError, type FenceCheck, type FencedResourceOptions, type TokenStore } from './fenced-resource.ts';
 export { ActivationGate, leaseSafeAtMs, type ActivationConfig, type ActivationReason, type ActivationStatus, type Elected, type PreviousLeader } from './activation.ts';

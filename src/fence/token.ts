@@ -1,5 +1,5 @@
 /**
- * Fencing tokens (DESIGN §5): numbers that only grow, handed to everything that acts
+ * Fencing tokens (docs/fencing.md): numbers that only grow, handed to everything that acts
  * on the outside world (hooks, jobs, lock holders), so that an outside resource can
  * reject a command from an epoch that has already been superseded
  * (Kleppmann, "How to do distributed locking", 2016; Chubby's sequencers, Burrows 2006 §2.4).
@@ -105,7 +105,7 @@ export function bullyToken(epoch: Term, coordinator: NodeId): Token {
 
 /**
  * Watches a stream of issued tokens and reports the first that did not grow: the
- * simulator's "fencing tokens only grow" invariant (DESIGN §7), and a self-check a
+ * simulator's "fencing tokens only grow" invariant (docs/sim.md), and a self-check a
  * runtime can keep. Equal tokens are allowed (one epoch issues many commands).
  */
 export class TokenMonotonicity {

@@ -1,5 +1,5 @@
 /**
- * Commands of the replicated key-value state machine (DESIGN §6): their in-memory
+ * Commands of the replicated key-value state machine (docs/api.md): their in-memory
  * shape, their limits, validation, and their compact CBOR encoding in the log.
  *
  * Encoding: one CBOR array whose first element is the op code (small integer),
@@ -28,7 +28,7 @@ import { CborWriter, readCbor, utf8Encoder, type Cbor } from './cbor.ts';
 export const MAX_KEY_BYTES = 256;
 
 /**
- * Largest value, in bytes. The default maximum frame is 64 KiB (DESIGN §2) and a
+ * Largest value, in bytes. The default maximum frame is 64 KiB (docs/wire.md) and a
  * put travels inside one Append message as one entry: 1 KiB is reserved for the
  * message envelope (version, type, cluster, ids, term, bootId, seq, prevIndex,
  * prevTerm, commit: < 64 bytes), the entry header (term, index, type: < 20 bytes),
@@ -104,7 +104,7 @@ export interface LockRenewCommand { op: 'lock.renew'; name: string; token?: numb
 export interface LockReleaseCommand { op: 'lock.release'; name: string; token?: number; lease?: Uint8Array }
 
 /**
- * Split-brain defenses (DESIGN §5; daemon/runtime/activation.ts). A Raft leader
+ * Split-brain defenses (docs/fencing.md; daemon/runtime/activation.ts). A Raft leader
  * appends `lead.claim` right after its election and becomes active only once that
  * entry is applied: every leader that ever acted therefore left a committed claim,
  * and by Leader Completeness (Raft §5.4.3) every later leader finds it in its log.

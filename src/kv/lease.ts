@@ -1,5 +1,5 @@
 /**
- * Lock lease ids (DESIGN §6, docs/api.md "Locks"): acquiring a lock returns, besides
+ * Lock lease ids (docs/api.md "Locks"): acquiring a lock returns, besides
  * the public fencing token, a secret lease id; renewing and releasing need it. The
  * id is a client's secret (at least 128 random bits as 22+ base64url characters); the
  * replicated log, snapshots and frames on the wire carry only its digest, the first

@@ -1,5 +1,5 @@
 /**
- * The replicated state machine behind the daemon's KV and lock API (DESIGN §6).
+ * The replicated state machine behind the daemon's KV and lock API (docs/api.md).
  *
  * The Raft engine calls `apply(index, data)` with every committed Normal entry, in
  * log order; every replica that applies the same entries holds the same state and
@@ -17,7 +17,7 @@
  * it. So a grant applied after another always has a larger token — also across
  * leader changes and on every replica — and a token is never handed out twice.
  * An outside resource that remembers the largest token it saw rejects a
- * deposed holder (DESIGN §5).
+ * deposed holder (docs/fencing.md).
  *
  * Time: the state machine's clock is the largest `now` of any applied lock command
  * (`clockMs`); a command whose `now` is smaller is evaluated at `clockMs`, so time
@@ -92,7 +92,7 @@ export type ApplyResult =
   | { op: 'del'; ok: boolean; index: number }
   | { op: 'lock.acquire'; ok: true; token: number; ttlMs: number; expiresAt: number }
   | { op: 'lock.acquire'; ok: false; holder: string; token: number; expiresAt: number }
-  | { op: 'lock.renew'; ok: true; token: number; expiresAt: number }
+  | { op: 'lock.renew'; ok: true; token: number; expiresAt: number; ttlMs: number }
   | { op: 'lock.renew'; ok: false; reason: 'not-held' | 'expired' | 'wrong-token' | 'wrong-lease' }
   | { op: 'lock.release'; ok: boolean }
   /** ok false: a claim of a term at or below the newest activation (it can never act; not kept). */
@@ -295,6 +295,15 @@ export class KvStateMachine {
   }
 
   /**
+   * Every lock granted and not lapsed at `now` (default: judged at `clockMs`), sorted
+   * by name: who holds what, for `GET /v1/locks` and the dashboard.
+   */
+  lockList(now?: number): LockRecord[] {
+    const at = Math.max(now ?? 0, this.clock);
+    return [...this.locks.keys()].sort(byKey).map((n) => this.locks.get(n)!).filter((l) => at < l.expiresAt);
+  }
+
+  /**
    * What a renew/release naming lock `name` by `lease` would meet now: 'ok' (it names
    * the current grant), 'not-held' (no grant, or it lapsed by `now`) or 'wrong-lease'.
    * The leader asks before proposing, so that guesses are refused without writing.
@@ -392,7 +401,7 @@ export class KvStateMachine {
         if (now >= cur.expiresAt) return { op: 'lock.renew', ok: false, reason: 'expired' };
         const renewed: LockRecord = { ...cur, expiresAt: now + cur.ttlMs };
         this.locks.set(cmd.name, renewed);
-        return { op: 'lock.renew', ok: true, token: cur.token, expiresAt: renewed.expiresAt };
+        return { op: 'lock.renew', ok: true, token: cur.token, expiresAt: renewed.expiresAt, ttlMs: cur.ttlMs };
       }
       case 'lock.release': {
         const cur = this.locks.get(cmd.name);

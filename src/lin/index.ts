@@ -1,3 +1,3 @@
-/** Linearizability checking of client histories (DESIGN §7). */
+/** Linearizability checking of client histories (docs/sim.md). */
 export * from './history.ts';
 export * from './check.ts';

@@ -1,5 +1,5 @@
 /**
- * The in-memory Raft log: every entry after the last snapshot (DESIGN §3 — a board
+ * The in-memory Raft log: every entry after the last snapshot (docs/architecture.md, Durability — a board
  * has RAM enough when snapshots bound the log).
  *
  * Indexes are 1-based. `snapIndex`/`snapTerm` describe the last entry covered by the

@@ -50,7 +50,7 @@
  * (success), or a different term is committed at that index (definitely lost). If
  * the node loses leadership first, the outcome is unknown until then (HTTP 504).
  *
- * Witnesses (DESIGN §5) run this same engine: they receive Normal entries without
+ * Witnesses (docs/fencing.md) run this same engine: they receive Normal entries without
  * data, so `committed` carries empty data they must not apply; their runtime should
  * call compact(applied, empty) now and then to bound the log.
  */
@@ -1060,7 +1060,7 @@ export class RaftNode {
     let budget = this.options.maxMsgBytes - MSG_OVERHEAD_BYTES;
     for (let i = pr.next; i <= this.log.lastIndex && entries.length < this.options.maxEntriesPerMsg; i++) {
       let e = this.log.entry(i)!;
-      // Witnesses keep log metadata only (DESIGN §5): Normal entries go without data.
+      // Witnesses keep log metadata only (docs/fencing.md): Normal entries go without data.
       if (witness && e.type === EntryType.Normal && e.data.length > 0) e = { ...e, data: new Uint8Array(0) };
       const size = e.data.length + ENTRY_OVERHEAD_BYTES;
       if (size > budget && entries.length > 0) break;

@@ -307,6 +307,8 @@ export class FrameOpener {
       return {
         ok: false,
         reason: verdict,
+        // Authenticated: a copy that came on another link tells that link carries the sender.
+        from: r.msg.from,
         detail: `(from ${r.msg.from}, bootId ${r.env.bootId}, seq ${r.env.seq}): ${verdict}; newest accepted is ${
           newest ? `(bootId ${newest.bootId}, seq ${newest.seq})` : 'none'
         }`,

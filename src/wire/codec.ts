@@ -1,5 +1,5 @@
 /**
- * The wire codec: Message ⇄ frame bytes (DESIGN §2, docs/wire.md).
+ * The wire codec: Message ⇄ frame bytes (docs/wire.md).
  *
  * A frame is one CBOR array followed by the raw 16-byte tag:
  *
@@ -27,9 +27,9 @@ export const MAX_CLUSTER = 0xffff;
 /** bootId and seq are 16-bit: see docs/wire.md "seq and bootId" and auth.ts Sender. */
 export const MAX_BOOT_ID = 0xffff;
 export const MAX_SEQ = 0xffff;
-/** Default largest frame (tag included) accepted on MQTT (DESIGN §2: 64 KiB). */
+/** Default largest frame (tag included) accepted on MQTT (docs/wire.md: 64 KiB). */
 export const DEFAULT_MAX_FRAME = 65536;
-/** Largest frame on a serial link (DESIGN §2: 1 KiB): keeps a frame under ~0.1 s at 115200 baud. */
+/** Largest frame on a serial link (docs/wire.md: 1 KiB): keeps a frame under ~0.1 s at 115200 baud. */
 export const SERIAL_MAX_FRAME = 1024;
 /** Smallest possible frame: a CBOR array head + 8 one-byte items + tag. */
 export const MIN_FRAME = 1 + ENVELOPE_ITEMS + TAG_BYTES;
@@ -559,7 +559,7 @@ export interface DecodeOptions {
 
 export type DecodeResult =
   | { ok: true; msg: Message; env: Envelope; keyUsed: 'current' | 'previous' }
-  | { ok: false; reason: DropReason; detail: string };
+  | { ok: false; reason: DropReason; detail: string; /** Set for an authenticated frame dropped as a replay: its sender. */ from?: number };
 
 const fail = (reason: DropReason, detail: string): DecodeResult => ({ ok: false, reason, detail });
 

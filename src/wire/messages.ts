@@ -6,7 +6,7 @@
  * objects; only the codec knows their bytes. The envelope fields that protect a
  * frame on the wire (cluster, bootId, seq, tag) are added by the codec, not here.
  *
- * Wire layout (DESIGN §2): one CBOR array
+ * Wire layout (docs/wire.md): one CBOR array
  *   [version, type, cluster, from, to, term, bootId, seq, ...body]
  * followed by a 16-byte truncated HMAC-SHA256 tag.
  */

@@ -1,5 +1,5 @@
 /**
- * Serial-link framing (DESIGN §2): SLIP (RFC 1055) around `frame ‖ CRC-32`.
+ * Serial-link framing (docs/wire.md): SLIP (RFC 1055) around `frame ‖ CRC-32`.
  *
  * The CRC is zlib's CRC-32 (IEEE 802.3 polynomial), appended little-endian. SLIP
  * gives frame boundaries that resynchronize after line noise (every END starts

@@ -1,9 +1,9 @@
 /**
- * The authentication tag of a frame (DESIGN §2): HMAC-SHA256 (RFC 2104, FIPS 198-1)
+ * The authentication tag of a frame (docs/wire.md): HMAC-SHA256 (RFC 2104, FIPS 198-1)
  * with the cluster key over the encoded CBOR bytes, truncated to the leftmost 16
  * bytes. RFC 2104 §5 allows truncation to no less than half the hash length and
  * 80 bits; 128 bits keeps forgery at 2^-128 per attempt while saving 16 bytes
- * per frame (the idle heartbeat budget is 32 bytes, DESIGN §2).
+ * per frame (the idle heartbeat budget is 32 bytes, docs/wire.md).
  *
  * node:crypto is allowed in src/: hashing is deterministic computation, not I/O.
  */

@@ -1,5 +1,5 @@
 /**
- * The layout rules of DESIGN §1, checked on every test run rather than by eye:
+ * The layout rules of docs/architecture.md, checked on every test run rather than by eye:
  *   - src/ is pure: no timers, wall clock, randomness, process or I/O modules;
  *   - imports point one way: daemon → firmware-sim → hal → src.
  */
@@ -34,7 +34,7 @@ const impure: Array<[RegExp, string]> = [
   [/\brequire\s*\(/, 'require'],
 ];
 
-describe('layout rules (DESIGN §1)', () => {
+describe('layout rules (docs/architecture.md)', () => {
   it('src/ is pure and deterministic', () => {
     const problems: string[] = [];
     for (const f of tsFiles(join(root, 'src'))) {

@@ -43,7 +43,11 @@ export interface Browser {
   close(): Promise<void>;
 }
 
-export async function openBrowser(viewport = { width: 1400, height: 900 }): Promise<Browser> {
+/**
+ * `allowOrigins`: origins (e.g. `http://127.0.0.1:7071`) the page may reach besides
+ * file: and data: — a node's own dashboard; anything else is still aborted and recorded.
+ */
+export async function openBrowser(viewport = { width: 1400, height: 900 }, o: { allowOrigins?: string[] } = {}): Promise<Browser> {
   if (!HAVE_CHROMIUM) throw new Error(`no Chromium at ${CHROMIUM}: .ci/run installs Debian's chromium; locally apt-get install chromium`);
   const profile = mkdtempSync(join(tmpdir(), 'quorumd-chromium-profile-'));
   const context = await chromium.launchPersistentContext(profile, {
@@ -58,6 +62,7 @@ export async function openBrowser(viewport = { width: 1400, height: 900 }): Prom
   await context.route('**/*', (route) => {
     const url = route.request().url();
     if (url.startsWith('file:') || url.startsWith('data:')) return route.continue();
+    if ((o.allowOrigins ?? []).some((origin) => url === origin || url.startsWith(`${origin}/`))) return route.continue();
     external.push(url);
     return route.abort();
   });

@@ -20,17 +20,17 @@ describe('quorumd CLI', () => {
 
   it('rejects a bad argument with a message naming it', () => {
     const r = run('dev', '--nodes', 'many');
-    expect(r.status).not.toBe(0);
+    expect(r.status).toBe(2);
     expect(r.stderr).toContain('--nodes must be an integer');
   });
 
-  it('fence and fence confirm ask the node given by --node; no answer = outcome unknown (exit 4)', () => {
+  it('fence and fence confirm ask the node given by --node; a node never reached = nothing done (exit 3)', () => {
     const r = run('fence', 'n2', '--node', 'http://127.0.0.1:1');
-    expect(r.status).toBe(4);
+    expect(r.status).toBe(3);
     expect(r.stderr).toContain('POST http://127.0.0.1:1/v1/fence/n2');
-    expect(r.stderr).toContain('outcome unknown');
+    expect(r.stderr).toContain('the node was not reached: nothing was done');
     const c = run('fence', 'confirm', 'n2', '--node', 'http://127.0.0.1:1');
-    expect(c.status).toBe(4);
+    expect(c.status).toBe(3);
     expect(c.stderr).toContain('POST http://127.0.0.1:1/v1/fence/n2/confirm');
   });
 

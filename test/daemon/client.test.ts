@@ -1,6 +1,6 @@
 /**
  * CLI clients (daemon/client/commands.ts) against an in-process API server: output
- * formats and exit statuses (0 done, 1 definite no, 3 not applied, 4 unknown).
+ * formats and exit statuses (0 done, 1 definite no, 3 not applied, 4 unknown; daemon/exit-codes.ts).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApiServer, type ApiServer } from '../../daemon/http/server.ts';
@@ -41,15 +41,15 @@ describe('CLI clients', () => {
     expect(c.o.err).toMatch(/not found/);
   });
 
-  it('503 → exit 3, 504 → exit 4, unreachable write → exit 4 with "outcome unknown"', async () => {
+  it('503 → exit 3, 504 → exit 4, a write to a node never reached → exit 3 ("nothing was done")', async () => {
     b.mode = 'unavailable';
     expect(await cmd.kvPut(url, 'k', 'v', {}, cap().io)).toBe(cmd.EXIT_UNAVAILABLE);
     b.mode = 'unknown';
     expect(await cmd.kvPut(url, 'k', 'v', {}, cap().io)).toBe(cmd.EXIT_UNKNOWN);
     b.mode = 'ok';
     const c = cap();
-    expect(await cmd.kvPut('http://127.0.0.1:1', 'k', 'v', {}, c.io)).toBe(cmd.EXIT_UNKNOWN);
-    expect(c.o.err).toMatch(/outcome unknown/);
+    expect(await cmd.kvPut('http://127.0.0.1:1', 'k', 'v', {}, c.io)).toBe(cmd.EXIT_UNAVAILABLE);
+    expect(c.o.err).toMatch(/the node was not reached: nothing was done/);
   });
 
   it('lock acquire/renew/release print the token and the lease, and say who holds it', async () => {

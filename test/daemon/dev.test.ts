@@ -5,6 +5,7 @@
 import { execFile, spawnSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startDev, type DevCluster } from '../../daemon/dev.ts';
 import { call } from '../../daemon/client/http.ts';
@@ -20,8 +21,17 @@ const hasCurl = spawnSync('curl', ['--version']).status === 0;
 describe('quorumd dev', () => {
   it('starts 3 node processes, prints a guide whose curl lines work, and cleans up', async () => {
     let printed = '';
+    const progress: string[] = [];
     const base = (await freePort()) % 40000 + 20000;
-    dev = await startDev({ nodes: 3, engine: 'raft', basePort: base, handleSignals: false, out: (s) => (printed += s) });
+    dev = await startDev({ nodes: 3, engine: 'raft', basePort: base, handleSignals: false, out: (s) => (printed += s), progress: (line, final) => void progress.push(final ? '(done)' : line) });
+    // A progress line while starting, ending once the leader was stable; the guide once, after it.
+    expect(progress.length).toBeGreaterThan(1);
+    expect(progress.at(-1)).toBe('(done)');
+    expect(progress.at(-2)).toMatch(/^\[dev\] starting: 3\/3 nodes answer; leader: n\d \(term \d+\), stable for (1\.[5-9]|[2-9]\.\d|\d{2,}\.\d) s/);
+    expect(printed.match(/quorumd dev: 3 nodes running/g)).toHaveLength(1);
+    // Commands that work from any directory: no npx (it asks the registry outside the clone).
+    expect(printed).not.toContain('npx quorumd');
+    expect(printed).toMatch(/^  (quorumd|node \/\S+\/bin\/quorumd\.js) status --node /m);
     expect(dev.nodes.map((n) => n.url)).toEqual([1, 2, 3].map((k) => `http://127.0.0.1:${base + k}`));
     expect(new Set(dev.nodes.map((n) => n.child?.pid)).size).toBe(3);
     expect(printed).toMatch(/leader n\d/);
@@ -43,6 +53,13 @@ describe('quorumd dev', () => {
     } else {
       const r = await call(dev.nodes[0]!.url, 'PUT', '/v1/kv/greeting', { body: 'hello' });
       expect(r.status).toBe(200);
+    }
+    // The printed CLI lines run as printed from another directory (not the clone).
+    const cliLines = printed.split('\n').map((l) => l.trim()).filter((l) => /^(quorumd|node \S+quorumd\.js) (status|lock list|jobs) /.test(l));
+    expect(cliLines.length).toBeGreaterThanOrEqual(3);
+    for (const line of cliLines) {
+      const { stdout: o } = await promisify(execFile)('/bin/sh', ['-c', line.replace(/\s+#.*$/, '')], { encoding: 'utf8', cwd: tmpdir(), env: { ...process.env, QUORUMD_DATA_DIR: dev.dir, QUORUMD_API_TOKEN_FILE: '' } });
+      expect(o, line).toMatch(/NODE|LOCK|JOB|no lock is held/);
     }
     const g = await call(dev.nodes[1]!.url, 'GET', '/v1/kv/greeting');
     expect(g.body.toString()).toBe('hello');

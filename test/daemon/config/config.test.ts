@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { KEY, good, problems, root } from './helpers.ts';
-import { loadConfigFile, parseConfigText } from '../../../daemon/config/load.ts';
+import { ConfigError, loadConfigFile, parseConfigText } from '../../../daemon/config/load.ts';
 
 describe('config', () => {
   it('a minimal file gets the documented defaults', () => {
@@ -62,7 +62,53 @@ describe('config', () => {
     writeFileSync(join(dir, 'q.yaml'), good.replace(`key: ${KEY}`, 'keyFile: k'));
     expect(loadConfigFile(join(dir, 'q.yaml')).key.length).toBe(32);
     writeFileSync(join(dir, 'q2.yaml'), good.replace(`key: ${KEY}`, 'keyFile: nothere'));
-    expect(() => loadConfigFile(join(dir, 'q2.yaml'))).toThrow(/q2\.yaml:3:\d+: cluster\.keyFile: expected a readable file/);
+    expect(() => loadConfigFile(join(dir, 'q2.yaml'))).toThrow(/q2\.yaml:3:\d+: cluster\.keyFile: \S+nothere does not exist; create it once with  \(umask 077; openssl rand -hex 32 > \S+nothere\)/);
+  });
+
+  it('reports every problem of a file in one pass: per-field, cross-field, missing files; a typo gets the nearest key', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'qcfg-'));
+    const file = join(dir, 'all.yaml');
+    writeFileSync(file, [
+      'cluster:',
+      '  name: demo',
+      '  id: 1',
+      '  keyFile: cluster.key',
+      'members:',
+      '  - { id: 1, name: pi-a }',
+      '  - { id: 1, name: pi-b }',
+      'node:',
+      '  name: pi-c',
+      '  dataDir: data',
+      'mqtt:',
+      '  brokers: [mqtt://127.0.0.1:1883]',
+      '  keepAliveSec: 5',
+      '  passwordFile: mqtt.password',
+      'raft:',
+      '  heartbeatMs: fast',
+      '',
+    ].join('\n'));
+    let err: ConfigError | undefined;
+    try {
+      loadConfigFile(file);
+    } catch (e) {
+      err = e as ConfigError;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    const got = err!.problems.map((p) => `${p.line} ${p.key}: ${p.message}`);
+    expect(got).toEqual([
+      expect.stringMatching(/^4 cluster\.keyFile: \S+cluster\.key does not exist; create it once with/),
+      '7 members.1.id: expected a unique id; 1 appears twice',
+      '9 node.name: expected the name of a member (pi-a, pi-b), got "pi-c"',
+      '13 mqtt.keepAliveSec: unknown key "keepAliveSec"; did you mean "keepaliveSec"? (docs/config.md lists every key)',
+      expect.stringMatching(/^14 mqtt\.passwordFile: \S+mqtt\.password does not exist; write this node's password of its broker account \(mqtt\.username\) into it, mode 0600; or drop mqtt\.username and mqtt\.passwordFile/),
+      expect.stringMatching(/^16 raft\.heartbeatMs: expected milliseconds/),
+    ]);
+    // A cross-field check that only repeats a malformed field says nothing: heartbeatMs
+    // is not also reported as "at most half of electionTimeoutMinMs".
+    expect(got.filter((x) => x.includes('heartbeatMs'))).toHaveLength(1);
+    // Far from every key: no guess, the list of keys instead.
+    writeFileSync(file, good.replace('node:', 'zzzzzz: 1\nnode:'));
+    expect(() => loadConfigFile(file)).toThrow(/unknown key "zzzzzz" \(expected one of: cluster, members, node,/);
   });
 
   it('`quorumd config validate` exits 2 naming key and line, 0 for a good file', () => {

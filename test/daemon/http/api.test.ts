@@ -1,5 +1,5 @@
 /**
- * The HTTP API contract of DESIGN §6 against an in-process backend: routes, status
+ * The HTTP API contract of docs/api.md against an in-process backend: routes, status
  * codes, error bodies, limits, watch, locks, auth, metrics.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -23,7 +23,7 @@ beforeAll(async () => {
 });
 afterAll(() => srv.close());
 
-describe('HTTP API (DESIGN §6)', () => {
+describe('HTTP API (docs/api.md)', () => {
   it('put, get with X-Quorumd-Index, 404 when absent, delete', async () => {
     const p = await req('PUT', '/v1/kv/a%2Fb', 'v1');
     expect(p.status).toBe(200);

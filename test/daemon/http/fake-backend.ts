@@ -4,7 +4,7 @@
  * HTTP mapping of 503/504 is tested without a cluster.
  */
 import { encodeCommand, KvError, KvStateMachine, leaseDigest, type Command } from '../../../src/kv/index.ts';
-import type { ApiBackend, LeaderView, StatusView } from '../../../daemon/http/backend.ts';
+import type { ApiBackend, KeyView, LeaderView, LockView, StatusView } from '../../../daemon/http/backend.ts';
 import type { MetricFamily } from '../../../daemon/http/metrics.ts';
 import { resultToClient, type ClientCallback } from '../../../daemon/runtime/index.ts';
 
@@ -14,6 +14,20 @@ export class FakeBackend implements ApiBackend {
   private index = 0;
   private readonly watchers = new Map<string, Set<() => void>>();
   now = 1000;
+
+  keys(prefix: string, limit: number): { index: number; keys: KeyView[]; more: boolean } {
+    const all = this.kv.keys(prefix);
+    return {
+      index: this.kv.appliedIndex,
+      keys: all.slice(0, limit).map((key) => ({ key, size: this.kv.get(key)!.value.length, createIndex: this.kv.get(key)!.createIndex, modIndex: this.kv.get(key)!.modIndex })),
+      more: all.length > limit,
+    };
+  }
+
+  locks(): { index: number; clockMs: number; exact: boolean; locks: LockView[] } {
+    const clockMs = Math.max(this.now, this.kv.clockMs);
+    return { index: this.kv.appliedIndex, clockMs, exact: true, locks: this.kv.lockList(clockMs).map((l) => ({ name: l.name, owner: l.owner, token: l.token, ttlMs: l.ttlMs, expiresAt: l.expiresAt })) };
+  }
 
   status(): StatusView {
     return { id: 'n1', engine: 'raft', role: 'leader', term: 1, leader: 'n1', active: true, commitIndex: this.index, appliedIndex: this.index, peers: [], links: [], relays: [] };

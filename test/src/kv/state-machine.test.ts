@@ -217,7 +217,7 @@ describe('KV: locks with TTL and fencing tokens', () => {
     expect(d.run({ op: 'lock.acquire', name: 'L', owner: 'B', ttlMs: 100, now: 1050 })).toEqual({
       op: 'lock.acquire', ok: false, holder: 'A', token: 2, expiresAt: 1100,
     });
-    expect(d.run({ op: 'lock.renew', name: 'L', token: 2, now: 1090 })).toEqual({ op: 'lock.renew', ok: true, token: 2, expiresAt: 1190 });
+    expect(d.run({ op: 'lock.renew', name: 'L', token: 2, now: 1090 })).toEqual({ op: 'lock.renew', ok: true, token: 2, expiresAt: 1190, ttlMs: 100 });
     expect(d.run({ op: 'lock.renew', name: 'L', token: 99, now: 1095 })).toEqual({ op: 'lock.renew', ok: false, reason: 'wrong-token' });
     expect(d.sm.getLock('L')?.owner).toBe('A');
     expect(d.sm.getLock('L', 1190)).toBeUndefined(); // expired by then

@@ -16,7 +16,7 @@ describe('raft RPC counts', () => {
     expect(hb).toBeLessThanOrEqual((1000 / 5 + 1) * 4);
     expect(hb).toBeGreaterThanOrEqual((1000 / 5 - 1) * 4);
     expect([...c.sent.keys()].sort()).toEqual(['Heartbeat', 'HeartbeatReply']);
-    // DESIGN §2: an idle heartbeat, tag included, is at most 32 bytes (worst-case envelope).
+    // docs/wire.md: an idle heartbeat, tag included, is at most 32 bytes (worst-case envelope).
     expect(c.maxFrame.get('Heartbeat')!).toBeLessThanOrEqual(32);
     expect(c.maxFrame.get('HeartbeatReply')!).toBeLessThanOrEqual(32);
   });

@@ -66,7 +66,7 @@ describe('round trip', () => {
   }
 });
 
-describe('idle heartbeat budget (DESIGN §2: ≤ 32 bytes, tag included)', () => {
+describe('idle heartbeat budget (docs/wire.md: ≤ 32 bytes, tag included)', () => {
   const edges = [0, 1, 23, 24, 255, 256, 65534, 65535];
   it('holds over the edges of term, bootId, seq ≤ 65535, cluster and ids ≤ 23', () => {
     let largest = 0;

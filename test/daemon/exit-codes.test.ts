@@ -1,0 +1,170 @@
+/**
+ * The exit-code table (daemon/exit-codes.ts, docs/cli.md), row by row, through the real
+ * CLI: every case is a child process `node bin/quorumd.js ...` as a user runs it. The
+ * nodes it talks to are API servers in this process over fake backends that answer
+ * 503 or 504 on demand, a read-only credential, a socket that drops the connection
+ * after the request arrived, and a port where nothing listens.
+ *
+ * The rows that matter most for scripts: a write to a node that was never reached is
+ * 3 (not applied, safe to retry), a write whose connection was lost after sending is 4
+ * (unknown: read back first), and a read never ends in 4.
+ */
+import { spawn } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startApiServer, type ApiServer } from '../../daemon/http/server.ts';
+import type { StatusView } from '../../daemon/http/backend.ts';
+import { EXIT, EXIT_TABLE } from '../../daemon/exit-codes.ts';
+import { FakeBackend } from './http/fake-backend.ts';
+import { testToken, testTokenFile } from '../helpers/auth.ts';
+
+const bin = join(import.meta.dirname, '..', '..', 'bin', 'quorumd.js');
+const work = mkdtempSync(join(tmpdir(), 'quorumd-exit-codes-'));
+
+class WitnessBackend extends FakeBackend {
+  override status(): StatusView {
+    return { ...super.status(), witness: true, role: 'follower' };
+  }
+}
+
+const servers: ApiServer[] = [];
+const url: Record<'ok' | 'unavailable' | 'unknown' | 'witness', string> = {} as never;
+const readOnlyToken = 'read-only-token-0123456789abcdef';
+let dropper: Server;
+let dropUrl = '';
+let closedUrl = '';
+let busyPort = 0;
+let busy: Server;
+const sockets = new Set<Socket>();
+
+function listen(s: Server): Promise<number> {
+  return new Promise((resolve) => s.listen(0, '127.0.0.1', () => resolve((s.address() as { port: number }).port)));
+}
+
+beforeAll(async () => {
+  testTokenFile(); // QUORUMD_API_TOKEN_FILE for the children: they find the token as a user's shell would
+  for (const mode of ['ok', 'unavailable', 'unknown', 'witness'] as const) {
+    const b = mode === 'witness' ? new WitnessBackend() : new FakeBackend();
+    if (mode !== 'witness') b.mode = mode;
+    const srv = await startApiServer(b, { port: 0, backstopMs: 300, credentials: [{ name: 'token', scope: 'operator', token: testToken() }, { name: 'monitor', scope: 'read', token: readOnlyToken }] });
+    servers.push(srv);
+    url[mode] = `http://127.0.0.1:${srv.address().port}`;
+  }
+  // Reads the request, then drops the connection: the request was sent, no answer came.
+  dropper = createServer((s) => {
+    sockets.add(s);
+    s.once('data', () => s.destroy());
+  });
+  dropUrl = `http://127.0.0.1:${await listen(dropper)}`;
+  // A port where nothing listens: bind one, note it, close it.
+  const tmp = createServer();
+  closedUrl = `http://127.0.0.1:${await listen(tmp)}`;
+  await new Promise((r) => tmp.close(r));
+  busy = createServer((s) => s.destroy());
+  busyPort = await listen(busy);
+  writeFileSync(join(work, 'bad.yaml'), 'cluster: { name: x, id: 1, keyFile: none.key }\nmembers: []\n');
+  writeFileSync(join(work, 'cluster.key'), 'ab'.repeat(32) + '\n');
+  chmodSync(join(work, 'cluster.key'), 0o600);
+});
+
+afterAll(async () => {
+  for (const s of servers) await s.close();
+  for (const s of sockets) s.destroy();
+  dropper?.close();
+  busy?.close();
+  rmSync(work, { recursive: true, force: true });
+});
+
+interface Run {
+  code: number | null;
+  out: string;
+  err: string;
+  ms: number;
+}
+
+function run(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 30_000): Promise<Run> {
+  const t0 = Date.now();
+  return new Promise((resolve) => {
+    const c = spawn(process.execPath, [bin, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    c.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    c.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const t = setTimeout(() => c.kill('SIGKILL'), timeoutMs);
+    c.on('exit', (code) => {
+      clearTimeout(t);
+      resolve({ code, out, err, ms: Date.now() - t0 });
+    });
+  });
+}
+
+/** [what, args, env, expected exit, stderr/stdout must match] — one row per case. */
+type Case = [string, () => string[], NodeJS.ProcessEnv | undefined, number, RegExp];
+
+const cases: Case[] = [
+  ['--version', () => ['--version'], undefined, EXIT.OK, /0\.1\.0/],
+  ['a definite no: absent key', () => ['kv', 'get', 'nothere', '--node', url.ok], undefined, EXIT.NO, /not found/],
+  ['a definite no: compare-and-set conflict', () => ['kv', 'put', 'k', 'v', '--cas', '999', '--node', url.ok], undefined, EXIT.NO, /compare-and-set failed/],
+  ['a failure named: broker --port in use (no hang)', () => ['broker', '--port', String(busyPort), '--cluster-key-file', join(work, 'cluster.key')], undefined, EXIT.NO, /is in use \(EADDRINUSE\)/],
+  ['usage: unknown command', () => ['frobnicate'], undefined, EXIT.USAGE, /unknown command/],
+  ['usage: no command at all', () => [], undefined, EXIT.USAGE, /Usage: quorumd/],
+  ['usage: unknown option', () => ['kv', 'get', 'k', '--bogus'], undefined, EXIT.USAGE, /unknown option '--bogus'/],
+  ['usage: missing argument', () => ['kv', 'put', 'k'], undefined, EXIT.USAGE, /missing required argument 'value'/],
+  ['usage: sim option rejected by the parser', () => ['sim', '--seed', 'x'], undefined, EXIT.USAGE, /--seed must be an integer/],
+  ['usage: sim option rejected by its own check', () => ['sim', '--seed', '1', '--time', '5 parsecs'], undefined, EXIT.USAGE, /--time/],
+  ['usage: dev option rejected by the parser', () => ['dev', '--nodes', '9'], undefined, EXIT.USAGE, /--nodes must be between 1 and 7/],
+  ['usage: dev option rejected by its own check', () => ['dev', '--engine', 'nope', '--base-port', '40000'], undefined, EXIT.USAGE, /--engine: expected raft or bully/],
+  ['usage: invalid config file', () => ['config', 'validate', join(work, 'bad.yaml')], undefined, EXIT.USAGE, /invalid configuration/],
+  ['usage: a bad --node URL', () => ['status', '--node', 'not a url'], undefined, EXIT.USAGE, /is not a URL/],
+  ['usage: the node calls the request malformed (400)', () => ['lock', 'release', 'L', '--lease', 'short', '--node', url.ok], undefined, EXIT.USAGE, /400: lease must be/],
+  ['not applied: write to a port where nothing listens', () => ['kv', 'put', 'k', 'v', '--node', closedUrl], undefined, EXIT.UNAVAILABLE, /ECONNREFUSED.*nothing was done/],
+  ['not applied: read from a port where nothing listens', () => ['kv', 'get', 'k', '--node', closedUrl], undefined, EXIT.UNAVAILABLE, /ECONNREFUSED/],
+  ['not applied: status of a node that does not answer', () => ['status', '--node', `${url.ok},${closedUrl}`], undefined, EXIT.UNAVAILABLE, /unreachable/],
+  ['not applied: 503', () => ['kv', 'put', 'k', 'v', '--node', url.unavailable], undefined, EXIT.UNAVAILABLE, /503/],
+  ['unknown: 504', () => ['kv', 'put', 'k', 'v', '--node', url.unknown], undefined, EXIT.UNKNOWN, /504/],
+  ['unknown: connection lost after the write was sent', () => ['kv', 'put', 'k', 'v', '--node', dropUrl], undefined, EXIT.UNKNOWN, /outcome unknown/],
+  ['a read whose connection was lost is not unknown', () => ['kv', 'get', 'k', '--node', dropUrl], undefined, EXIT.UNAVAILABLE, /socket hang up|ECONNRESET/],
+  ['not allowed: unknown token (status)', () => ['status', '--node', url.ok], { QUORUMD_API_TOKEN: 'wrong-token-0123456789', QUORUMD_API_TOKEN_FILE: '' }, EXIT.DENIED, /HTTP 401: unknown or malformed bearer token/],
+  ['not allowed: unknown token (kv put)', () => ['kv', 'put', 'k', 'v', '--node', url.ok], { QUORUMD_API_TOKEN: 'wrong-token-0123456789', QUORUMD_API_TOKEN_FILE: '' }, EXIT.DENIED, /401/],
+  ['not allowed: read scope writing (403)', () => ['kv', 'put', 'k', 'v', '--node', url.ok], { QUORUMD_API_TOKEN: readOnlyToken, QUORUMD_API_TOKEN_FILE: '' }, EXIT.DENIED, /needs scope write/],
+];
+
+describe('exit codes: one table for every command', () => {
+  it('--help prints the table', async () => {
+    const r = await run(['--help']);
+    expect(r.code).toBe(0);
+    for (const [code] of EXIT_TABLE) expect(r.out).toMatch(new RegExp(`^  ${code}  \\S`, 'm'));
+  });
+
+  it('each row, through the real CLI', async () => {
+    const results: Array<{ what: string; got: number | null; want: number; text: string; ms: number }> = [];
+    // Two at a time: a busy machine, and each child compiles nothing (dist/ is built).
+    const queue = [...cases];
+    await Promise.all(
+      [0, 1].map(async () => {
+        for (let c = queue.shift(); c; c = queue.shift()) {
+          const [what, args, env, want, re] = c;
+          const r = await run(args(), env);
+          results.push({ what, got: r.code, want, text: r.err + r.out, ms: r.ms });
+          expect(r.err + r.out, what).toMatch(re);
+        }
+      }),
+    );
+    const wrong = results.filter((r) => r.got !== r.want).map((r) => `${r.what}: exit ${r.got}, expected ${r.want}\n${r.text}`);
+    expect(wrong).toEqual([]);
+    // Every code of the table is exercised.
+    expect(new Set(cases.map((c) => c[3]))).toEqual(new Set(EXIT_TABLE.map(([c]) => c)));
+  }, 240_000);
+
+  it('status marks a witness and prints a node\'s error in full', async () => {
+    const r = await run(['status', '--node', `${url.witness},${closedUrl}`]);
+    expect(r.code).toBe(EXIT.UNAVAILABLE);
+    expect(r.out).toMatch(/^n1\s+\S+\s+follower \(witness\)/m);
+    expect(r.out).toMatch(/n1 is a witness: it votes, never leads and keeps no data/);
+    // The whole message, not its first 40 characters.
+    expect(r.out).toContain(`${closedUrl}: GET ${closedUrl}/v1/status: connect ECONNREFUSED ${closedUrl.replace('http://', '')}`);
+  });
+});
