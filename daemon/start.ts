@@ -97,7 +97,7 @@ class TimedStorage implements Storage {
  * One process per data directory: a pid file created with O_EXCL. A file left by a
  * process that no longer exists (SIGKILL, power cut) is taken over.
  */
-function lockDataDir(dir: string): () => void {
+export function lockDataDir(dir: string): () => void {
   mkdirSync(dir, { recursive: true });
   const p = join(dir, 'quorumd.pid');
   for (let attempt = 0; attempt < 2; attempt++) {
@@ -153,6 +153,9 @@ function readPem(file: string | undefined, what: string): string | undefined {
 export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartOptions = {}): Promise<RunningNode> {
   const cfg = typeof cfgOrFile === 'string' ? loadConfigFile(cfgOrFile) : cfgOrFile;
   const c = cfg.config;
+  if (c.engine === 'etcd' || c.engine === 'zookeeper') {
+    throw new Error(`${cfg.file}: engine ${c.engine} runs through an external service: start it with startExternalNode() (import { startExternalNode } from 'quorumd'); \`quorumd start\` does that by itself`);
+  }
   const log = opts.pino ?? createPino(c.log.level, { node: cfg.self.name, cluster: c.cluster.name });
   // Under bully a witness member is a priority-0 board that follows and never coordinates.
   const witness = opts.witness === true;
@@ -457,6 +460,12 @@ function peerGoneFilter(l: Link, pass: boolean): Link {
 /** The CLI command: starts, runs until a signal. Config errors propagate (exit 2 in cli.ts). */
 export async function runStart(file: string): Promise<void> {
   const cfg = loadConfigFile(file);
+  if (cfg.config.engine === 'etcd' || cfg.config.engine === 'zookeeper') {
+    // Loaded only here: a Raft or bully node never loads the etcd/ZooKeeper clients.
+    const { startExternalNode } = await import('./engines/start.ts');
+    await startExternalNode(cfg, { handleSignals: true });
+    return;
+  }
   await startNode(cfg, { handleSignals: true });
 }
 

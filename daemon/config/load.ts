@@ -149,6 +149,8 @@ export interface ResolvedConfig {
   dataDir: string;
   http: { host: string; port: number; token: string | undefined };
   mqttPassword: string | undefined;
+  /** engine: etcd / zookeeper: the service password (password or passwordFile of its section). */
+  servicePassword?: string | undefined;
 }
 
 const noPos: Locator = () => ({ line: 0, col: 0 });
@@ -187,10 +189,14 @@ export function resolveConfig(config: Config, file: string, locate: Locator = no
   }
   const mqttPassword =
     config.mqtt?.passwordFile !== undefined ? readSecret(config.mqtt.passwordFile, base, 'mqtt.passwordFile', file, locate) : config.mqtt?.password;
+  const svc = config.engine === 'etcd' ? config.etcd : config.engine === 'zookeeper' ? config.zookeeper : undefined;
+  const servicePassword =
+    svc?.passwordFile !== undefined ? readSecret(svc.passwordFile, base, `${config.engine}.passwordFile`, file, locate) : svc?.password;
   return {
     config,
     file,
     self,
+    servicePassword,
     key,
     previousKey,
     dataDir: isAbsolute(config.node.dataDir) ? config.node.dataDir : resolve(base, config.node.dataDir),
