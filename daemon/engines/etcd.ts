@@ -180,11 +180,8 @@ export class EtcdEngine implements ExternalEngine {
       }
     }
     this.watchers.closeAll();
-    try {
-      await this.leaderWatch?.cancel();
-    } catch {
-      /* closing */
-    }
+    // Bounded: cancelling a watch on a dead (black-holed) connection never gets an answer.
+    await within(this.leaderWatch?.cancel().catch(() => undefined) ?? Promise.resolve(), 1000);
     await within(this.loop ?? Promise.resolve(), 2000);
     this.client.close();
   }
