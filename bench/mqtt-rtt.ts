@@ -19,7 +19,7 @@ function pct(xs: number[], p: number): number {
 const fmt = (xs: number[]) => `p50=${pct(xs, 50).toFixed(3)} ms p99=${pct(xs, 99).toFixed(3)} ms max=${pct(xs, 100).toFixed(3)} ms`;
 
 async function linkRtt(url: string): Promise<number[]> {
-  const mk = (self: number) => new MqttLink({ cluster: 1, self, brokers: [url], keepaliveSec: 5 });
+  const mk = (self: number) => new MqttLink({ cluster: 1, self, brokers: [url], keepaliveSec: 5, keyring: { current: new Uint8Array(32).fill(7) } });
   const a = mk(1);
   const b = mk(2);
   await waitFor('links up', () => a.connectedCount() === 1 && b.connectedCount() === 1);
@@ -63,7 +63,7 @@ async function qos1Rtt(port: number, noDelay: boolean): Promise<number[]> {
   return out;
 }
 
-const aedes = await startBroker({ port: 0 });
+const aedes = await startBroker({ port: 0, open: true });
 console.log(`rounds=${rounds}`);
 console.log(`aedes     link RTT (2 × QoS 0): ${fmt(await linkRtt(`mqtt://127.0.0.1:${aedes.port}`))}`);
 console.log(`aedes     QoS1 echo   noDelay=on : ${fmt(await qos1Rtt(aedes.port, true))}`);

@@ -1,8 +1,21 @@
-#!/usr/bin/env node
-// Entry point for `quorumd` / `npx quorumd`. The project is TypeScript run through
-// the tsx loader, so a fresh clone works after `npm ci` with no build step.
-import { register } from 'tsx/esm/api';
+#!/usr/bin/env -S node --max-semi-space-size=1
+// Entry point for `quorumd` / `npx quorumd`: runs the compiled daemon in dist/ (plain
+// JavaScript built by scripts/build.mjs; `npm ci` builds it as the `prepare` step).
+//
+// --max-semi-space-size=1 (V8's young generation, in MiB): a node's live data is
+// small and short-lived, so 1 MiB semi-spaces cost a few cheap scavenges more and
+// keep ~15 MiB of heap out of the resident set (docs/install-pi.md, "Memory").
+// `quorumd dev` and the systemd unit pass the same flag to each node.
+import { existsSync } from 'node:fs';
 
-register();
-const { main } = await import('../daemon/cli.ts');
+// Stack traces through the source maps in dist/ (file:line of the TypeScript).
+if (process.env.QUORUMD_SOURCE_MAPS !== '0') process.setSourceMapsEnabled(true);
+const here = new URL('.', import.meta.url);
+// In a git checkout (sources beside us), build first when a source changed since the
+// last build; a published package has dist/ only.
+if (existsSync(new URL('../scripts/build.mjs', here)) && existsSync(new URL('../daemon/cli.ts', here))) {
+  const { ensureBuilt } = await import('../scripts/build.mjs');
+  await ensureBuilt();
+}
+const { main } = await import('../dist/cli.js');
 await main(process.argv);

@@ -1,19 +1,87 @@
 /**
- * `quorumd broker [--port 1883] [--host 127.0.0.1]`: a standalone embedded aedes
- * broker (hal/mqtt/broker.ts) for boards without mosquitto. Open (no accounts) and on
- * 127.0.0.1 by default; put it on the LAN with --host and prefer mosquitto with
- * accounts and TLS for production (docs/install-pi.md).
+ * `quorumd broker`: a standalone embedded aedes broker (hal/mqtt/broker.ts) for boards
+ * without mosquitto, closed by default:
+ *
+ *   quorumd broker --cluster-key-file /etc/quorumd/cluster.key [--cluster 1]
+ *       node accounts derived from the cluster key: nothing new to distribute (the
+ *       nodes derive the same passwords); the broker then holds the key, so run it
+ *       where a node could run
+ *   quorumd broker --users /etc/quorumd/broker-users.yaml
+ *       accounts from a file (mode 0600): observers, or node passwords printed by
+ *       `quorumd broker passwords` — the broker never sees the cluster key
+ *   --tls-cert FILE --tls-key FILE [--tls-ca FILE]   mqtts (with --tls-ca: client certificates required)
+ *
+ * Without accounts it refuses to start; a non-loopback --host is refused without
+ * accounts too (startBroker). `quorumd broker passwords` prints `username:password`
+ * lines of node accounts, for `mosquitto_passwd -U` (docs/mqtt.md).
  */
-import { startBroker, type RunningBroker } from '../hal/mqtt/broker.ts';
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+import { startBroker, type BrokerUser, type RunningBroker } from '../hal/mqtt/broker.ts';
+import { nodePassword, nodeUsername } from '../hal/mqtt/credentials.ts';
+import { readSecretFile } from './config/secrets.ts';
+import { parseKey } from './config/schema.ts';
+import { parseYamlWithSchema } from './config/load.ts';
 
 export interface BrokerCmdOptions {
   port: number;
   host?: string;
+  users?: string;
+  clusterKeyFile?: string;
+  /** Wire cluster id of the derived node accounts. Default 1. */
+  cluster?: number;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsCa?: string;
+}
+
+const usersFile = z.strictObject({
+  users: z
+    .array(
+      z.strictObject({
+        username: z.string({ error: 'expected a user name' }).min(1),
+        password: z.string({ error: 'expected a password of at least 8 characters' }).min(8, { error: 'expected a password of at least 8 characters' }),
+        /** The node this account speaks for; absent = observer (reads leader and presence only). */
+        nodeId: z.number({ error: 'expected a node id 1..254' }).int().min(1).max(254).optional(),
+        cluster: z.number({ error: 'expected a cluster id 0..65535' }).int().min(0).max(65535).optional(),
+      }),
+      { error: 'expected a list of {username, password, nodeId?, cluster?}' },
+    )
+    .min(1, { error: 'expected at least one user' }),
+});
+
+/** Reads a users file (YAML `users: [...]`, mode 0600). Errors name the file and the key. */
+export function loadUsersFile(file: string): BrokerUser[] {
+  const text = readSecretFile(file, '--users');
+  return parseYamlWithSchema(text, file, usersFile, 'expected a YAML mapping with a `users:` list').value.users.map((u) => ({
+    username: u.username,
+    password: u.password,
+    ...(u.nodeId !== undefined ? { nodeId: u.nodeId } : {}),
+    ...(u.cluster !== undefined ? { cluster: u.cluster } : {}),
+  }));
+}
+
+function readKey(file: string, what: string): Uint8Array {
+  const k = parseKey(readSecretFile(file, what));
+  if (!k) throw new Error(`${what} ${file}: expected a key: 32-128 hex digits or base64:<16-64 bytes>`);
+  return k;
 }
 
 export async function runBroker(opts: BrokerCmdOptions): Promise<RunningBroker> {
-  const b = await startBroker({ port: opts.port, host: opts.host ?? '127.0.0.1' });
-  process.stdout.write(`quorumd broker: listening on mqtt://${b.host}:${b.port} (Ctrl-C stops it)\n`);
+  const host = opts.host ?? '127.0.0.1';
+  const users = opts.users !== undefined ? loadUsersFile(opts.users) : [];
+  const cluster = opts.cluster ?? 1;
+  const clusterKeys = opts.clusterKeyFile !== undefined ? [{ cluster, keys: [readKey(opts.clusterKeyFile, '--cluster-key-file')] }] : [];
+  if (users.length === 0 && clusterKeys.length === 0) {
+    throw new Error('quorumd broker: no accounts: give --cluster-key-file FILE (node accounts derived from the cluster key) and/or --users FILE; the broker is never open');
+  }
+  if ((opts.tlsCert === undefined) !== (opts.tlsKey === undefined)) throw new Error('quorumd broker: --tls-cert and --tls-key go together');
+  const tls = opts.tlsCert !== undefined
+    ? { cert: readFileSync(opts.tlsCert), key: readSecretFile(opts.tlsKey!, '--tls-key'), ...(opts.tlsCa !== undefined ? { ca: readFileSync(opts.tlsCa), requestCert: true } : {}) }
+    : undefined;
+  const b = await startBroker({ port: opts.port, host, users, clusterKeys, ...(tls ? { tls } : {}) });
+  const who = [clusterKeys.length ? `node accounts of cluster ${cluster} (derived from the key)` : '', users.length ? `${users.length} account(s) from ${opts.users}` : ''].filter(Boolean).join(' + ');
+  process.stdout.write(`quorumd broker: listening on ${tls ? 'mqtts' : 'mqtt'}://${b.host}:${b.port}; accounts: ${who} (Ctrl-C stops it)\n`);
   const stop = () => {
     b.close(() => process.exit(0));
     setTimeout(() => process.exit(0), 2000).unref();
@@ -21,4 +89,13 @@ export async function runBroker(opts: BrokerCmdOptions): Promise<RunningBroker> 
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);
   return b;
+}
+
+/** `quorumd broker passwords`: `username:password` of node accounts, for mosquitto_passwd -U. */
+export function brokerPasswords(o: { clusterKeyFile: string; cluster: number; nodes: string }): string {
+  const key = readKey(o.clusterKeyFile, '--cluster-key-file');
+  const m = /^(\d{1,3})(?:(?:-|\.\.)(\d{1,3}))?$/.exec(o.nodes);
+  const ids = m ? Array.from({ length: Number(m[2] ?? m[1]) - Number(m[1]) + 1 }, (_, i) => Number(m[1]) + i) : [];
+  if (!m || ids.length === 0 || ids[0]! < 1 || ids.at(-1)! > 254) throw new Error(`--nodes: expected an id or a range such as 1-5 within 1..254, got ${JSON.stringify(o.nodes)}`);
+  return ids.map((id) => `${nodeUsername(o.cluster, id)}:${nodePassword(key, o.cluster, id)}\n`).join('');
 }

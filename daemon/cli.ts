@@ -5,6 +5,7 @@
  * Commands that are not built yet say so at run time and exit with status 2,
  * naming the issue that brings them — they never pretend to work.
  */
+import { pathToFileURL } from 'node:url';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 
 /** Exit status for "this command exists in the contract but is not implemented yet". */
@@ -64,22 +65,52 @@ export function buildProgram(): Command {
       await runStart(opts.config);
     });
 
-  program
+  const broker = program
     .command('broker')
-    .description('run a standalone embedded MQTT broker')
+    .description('run a standalone embedded MQTT broker, closed: node accounts derived from the cluster key and/or a users file')
     .option('--port <port>', 'TCP port', parseIntArg('--port', 0, 65535), 1883)
     .option('--host <address>', 'listen address (default 127.0.0.1; the LAN needs an explicit address)', '127.0.0.1')
-    .action(async (opts: { port: number; host: string }) => {
+    .option('--cluster-key-file <file>', 'accept node N as quorumd-<cluster>-<N> with the password derived from this key (mode 0600)')
+    .option('--cluster <id>', 'wire cluster id of those node accounts', parseIntArg('--cluster', 0, 65535), 1)
+    .option('--users <file>', 'YAML `users: [{username, password, nodeId?, cluster?}]` (mode 0600)')
+    .option('--tls-cert <file>', 'serve mqtts with this certificate (PEM)')
+    .option('--tls-key <file>', 'its private key (PEM, mode 0600)')
+    .option('--tls-ca <file>', 'require client certificates signed by this CA')
+    .action(async (opts: { port: number; host: string; clusterKeyFile?: string; cluster: number; users?: string; tlsCert?: string; tlsKey?: string; tlsCa?: string }) => {
       const { runBroker } = await import('./broker-cmd.ts');
       await runBroker(opts);
+    });
+  broker
+    .command('passwords')
+    .description('print username:password of node accounts derived from the cluster key (for mosquitto_passwd -U); takes --cluster-key-file and --cluster')
+    .option('--nodes <range>', 'node ids, e.g. 1-5', '1-7')
+    .action(async (opts: { nodes: string }) => {
+      // --cluster-key-file and --cluster are the parent's options (commander parses them there).
+      const p = broker.opts() as { clusterKeyFile?: string; cluster: number };
+      if (p.clusterKeyFile === undefined) throw new Error('quorumd broker passwords: --cluster-key-file FILE is required');
+      const { brokerPasswords } = await import('./broker-cmd.ts');
+      process.stdout.write(brokerPasswords({ clusterKeyFile: p.clusterKeyFile, cluster: p.cluster, nodes: opts.nodes }));
     });
 
   // QUORUMD_API_URL, not QUORUMD_NODE: hooks and jobs get QUORUMD_NODE = the node's *name*
   // (and QUORUMD_API_URL = its API), so `quorumd kv put` inside a job reaches its own node.
   const nodeOpt = ['--node <url>', 'node API URL(s), comma-separated (env QUORUMD_API_URL)', process.env.QUORUMD_API_URL ?? 'http://127.0.0.1:7071'] as const;
   const firstNode = (n: string) => n.split(',')[0]!.trim();
+  // The API token: --token-file, QUORUMD_API_TOKEN(_FILE), --data-dir / QUORUMD_DATA_DIR, /var/lib/quorumd (daemon/client/token.ts).
+  // Client commands find the API token (daemon/client/token.ts): --token-file,
+  // QUORUMD_API_TOKEN(_FILE), --data-dir / QUORUMD_DATA_DIR, /var/lib/quorumd.
+  const tokenOpts = (cmd: Command): Command =>
+    cmd
+      .option('--token-file <file>', 'API token file (else QUORUMD_API_TOKEN, QUORUMD_API_TOKEN_FILE, <data dir>/api.token)')
+      .option('--data-dir <dir>', 'a node\'s data directory: its api.token is used (env QUORUMD_DATA_DIR; default /var/lib/quorumd)')
+      .hook('preAction', async (_this, action) => {
+        // `fence confirm` takes them from `fence` (its parent) like --node.
+        const o = { ...(action.parent?.opts() ?? {}), ...action.opts() } as { tokenFile?: string; dataDir?: string };
+        const { setTokenSources } = await import('./client/http.ts');
+        setTokenSources({ tokenFile: o.tokenFile, dataDir: o.dataDir });
+      });
 
-  program
+  tokenOpts(program
     .command('status')
     .description('show the cluster as seen by a node (one row per --node URL)')
     .option('--watch', 'refresh every second until Ctrl-C')
@@ -87,35 +118,35 @@ export function buildProgram(): Command {
     .action(async (opts: { watch?: boolean; node: string }) => {
       const c = await import('./client/commands.ts');
       process.exitCode = await c.status(opts.node, { watch: opts.watch === true });
-    });
+    }));
 
   const kv = program.command('kv').description('linearizable key-value store');
-  kv.command('get <key>')
+  tokenOpts(kv.command('get <key>')
     .description('print the value (raw) of a key; exit 1 if absent')
     .option('--stale', 'read the node\'s local state (not linearizable, works without a leader)')
     .option(...nodeOpt)
     .action(async (key: string, opts: { stale?: boolean; node: string }) => {
       const c = await import('./client/commands.ts');
       process.exitCode = await c.kvGet(firstNode(opts.node), key, { stale: opts.stale === true });
-    });
-  kv.command('put <key> <value>')
+    }));
+  tokenOpts(kv.command('put <key> <value>')
     .description('write a value; prints index=<n>')
     .option('--cas <index>', 'only if the key\'s index is <index> (0 = only if absent)', parseIntArg('--cas', 0, Number.MAX_SAFE_INTEGER))
     .option(...nodeOpt)
     .action(async (key: string, value: string, opts: { cas?: number; node: string }) => {
       const c = await import('./client/commands.ts');
       process.exitCode = await c.kvPut(firstNode(opts.node), key, value, { cas: opts.cas });
-    });
-  kv.command('del <key>')
+    }));
+  tokenOpts(kv.command('del <key>')
     .description('delete a key; prints index=<n>')
     .option('--cas <index>', 'only if the key\'s index is <index>', parseIntArg('--cas', 0, Number.MAX_SAFE_INTEGER))
     .option(...nodeOpt)
     .action(async (key: string, opts: { cas?: number; node: string }) => {
       const c = await import('./client/commands.ts');
       process.exitCode = await c.kvDel(firstNode(opts.node), key, { cas: opts.cas });
-    });
+    }));
 
-  program
+  tokenOpts(program
     .command('jobs')
     .description('scheduled jobs: last run (slot, node, result), next run')
     .option('--json', 'print /v1/jobs as JSON')
@@ -123,30 +154,38 @@ export function buildProgram(): Command {
     .action(async (opts: { json?: boolean; node: string }) => {
       const c = await import('./client/commands.ts');
       process.exitCode = await c.jobs(firstNode(opts.node), { json: opts.json === true });
-    });
+    }));
 
   const lock = program.command('lock').description('locks with fencing tokens');
-  lock.command('acquire <name>')
-    .description('acquire a lock; prints token=<fencing token> ttlMs=<n>; exit 1 if held')
+  tokenOpts(lock.command('acquire <name>')
+    .description('acquire a lock; prints token=<fencing token> lease=<secret lease id> ttlMs=<n>; exit 1 if held')
     .option('--ttl <duration>', 'lease, e.g. 15s, 500ms, 2m', '15s')
     .option('--owner <owner>', 'who holds it', `${process.env.USER ?? 'cli'}@${process.pid}`)
     .option(...nodeOpt)
     .action(async (name: string, opts: { ttl: string; owner: string; node: string }) => {
       const c = await import('./client/commands.ts');
       process.exitCode = await c.lockAcquire(firstNode(opts.node), name, opts);
-    });
-  lock.command('release <name>')
-    .description('release a lock held with --token')
-    .requiredOption('--token <token>', 'the fencing token of the grant', parseIntArg('--token', 0, Number.MAX_SAFE_INTEGER))
+    }));
+  tokenOpts(lock.command('release <name>')
+    .description('release a lock: --lease is the lease id the acquire printed (the fencing token releases nothing)')
+    .requiredOption('--lease <id>', 'the secret lease id of the grant')
     .option(...nodeOpt)
-    .action(async (name: string, opts: { token: number; node: string }) => {
+    .action(async (name: string, opts: { lease: string; node: string }) => {
       const c = await import('./client/commands.ts');
       process.exitCode = await c.lockRelease(firstNode(opts.node), name, opts);
-    });
+    }));
+  tokenOpts(lock.command('renew <name>')
+    .description('renew a lock for another ttl: --lease is the lease id the acquire printed')
+    .requiredOption('--lease <id>', 'the secret lease id of the grant')
+    .option(...nodeOpt)
+    .action(async (name: string, opts: { lease: string; node: string }) => {
+      const c = await import('./client/commands.ts');
+      process.exitCode = await c.lockRelease(firstNode(opts.node), name, { lease: opts.lease, renew: true });
+    }));
 
   // `fence NODE` runs the action; `fence confirm NODE` is a subcommand (commander
   // dispatches to it when the first word is "confirm").
-  const fence = program
+  const fence = tokenOpts(program
     .command('fence')
     .description('operator: fence (power off, verify) a node through the fence devices of the node asked; `fence confirm NODE` declares it safely down')
     .argument('<node>', 'member name of the node to fence')
@@ -154,7 +193,7 @@ export function buildProgram(): Command {
     .action(async (target: string, opts: { node: string }) => {
       const c = await import('./client/commands.ts');
       process.exitCode = await c.fence(firstNode(opts.node), target, c.stdio);
-    });
+    }));
   fence
     .command('confirm <node>')
     .description('operator: declare NODE safely down (powered off by hand): a leader waiting for it may become active (--node as for fence)')
@@ -184,7 +223,7 @@ export function buildProgram(): Command {
       process.stdout.write(
         `${file}: ok — node ${r.self.name} (id ${r.self.id}) of cluster ${c.cluster.name} (${c.members.length} members), ` +
           `engine ${c.engine}, links: ${[c.mqtt ? `mqtt(${c.mqtt.brokers.join(',')})` : '', ...(c.serial ?? []).map((s) => `serial(${s.path}→${s.peer})`)].filter(Boolean).join(' ')}, ` +
-          `HTTP ${c.http.listen}${r.http.token ? ' (token)' : ''}, data ${r.dataDir}\n`,
+          `HTTP ${c.http.listen}${c.http.tls ? ' (https)' : ''}, API token ${r.http.tokenFile ?? '(inline)'}${r.http.credentials.length ? ` + ${r.http.credentials.length} scoped` : ''}, data ${r.dataDir}\n`,
       );
     });
 
@@ -239,3 +278,7 @@ export async function main(argv: string[]): Promise<void> {
     process.exitCode = 1;
   }
 }
+
+// Run directly (`npx tsx daemon/cli.ts sim ...`, from the sources): the same as the bin.
+// In the compiled build the bin imports this module and calls main() itself.
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) await main(process.argv);

@@ -60,6 +60,8 @@ export class HookRunner {
   readonly history: HookResult[] = [];
   private idleWaiters: Array<() => void> = [];
   private stopped = false;
+  /** How a `quorumd` command in a hook finds the API token (QUORUMD_API_TOKEN_FILE; startNode sets it). */
+  apiAuthEnv: Record<string, string> = {};
   /** This node's HTTP API URL for the hooks' environment (QUORUMD_API_URL; startNode sets it once the server listens). */
   apiUrl: string | undefined;
 
@@ -115,6 +117,7 @@ export class HookRunner {
         QUORUMD_NODE: this.opts.node,
         QUORUMD_CLUSTER: this.opts.cluster,
         ...(this.apiUrl !== undefined ? { QUORUMD_API_URL: this.apiUrl } : {}),
+        ...this.apiAuthEnv,
       },
       timeoutMs: this.timeoutMs,
       ...(this.opts.killGraceMs !== undefined ? { killGraceMs: this.opts.killGraceMs } : {}),

@@ -16,7 +16,7 @@
  * directory lock is released.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Clock, Done, Link, Storage } from '../hal/interfaces.ts';
 import { FsStorage } from '../hal/fs-storage.ts';
@@ -31,10 +31,13 @@ import { RuntimeBackend, type LinkInfo } from './http/runtime-backend.ts';
 import { createPino, runtimeLogger } from './log.ts';
 import { systemClock } from '../hal/clock.ts';
 import { NodeRuntime } from './runtime/index.ts';
+import { writeTracerFromEnv } from './runtime/write-trace.ts';
 import { BullyRuntime } from './runtime/bully-node.ts';
 import { BullyBackend } from './http/runtime-backend.ts';
 import { bullyPriority } from './config/schema.ts';
 import { buildFencing, bullyFencingOptions, type BuiltFencing } from './fencing/build.ts';
+import { ensureTokenFile, readSecretFile } from './config/secrets.ts';
+import type { ApiCredential } from './http/auth.ts';
 import type { Logger as Pino } from 'pino';
 
 export interface StartOptions {
@@ -62,6 +65,8 @@ export interface RunningNode {
   http: ApiServer;
   /** Base URL of the HTTP API, e.g. http://127.0.0.1:7071. */
   url: string;
+  /** The file holding the operator API token (undefined when http.token is inline). */
+  apiTokenFile: string | undefined;
   hooks: HookRunner;
   /** Scheduled jobs (engine raft, not a witness; an empty scheduler without a `jobs:` list). */
   jobs: JobScheduler | undefined;
@@ -140,6 +145,41 @@ export function lockDataDir(dir: string): () => void {
   throw new Error(`data directory ${dir}: could not take the lock ${p}`);
 }
 
+/**
+ * This start's counter, kept in `<dataDir>/start.counter` (written atomically, fsynced):
+ * max(previous + 1, seconds since the Unix epoch). It grows at every start, and comes
+ * back above every earlier value even after the data directory was wiped, once the
+ * clock is set. The MQTT link names its connections with it (signed presence,
+ * hal/mqtt/presence.ts), so that peers can tell a replayed old will from a current one.
+ */
+function nextStartCounter(dir: string): number {
+  const p = join(dir, 'start.counter');
+  let prev = 0;
+  try {
+    const t = readFileSync(p, 'utf8').trim();
+    if (/^\d{1,10}$/.test(t)) prev = Number(t);
+  } catch {
+    /* first start */
+  }
+  const next = Math.min(0xffffffff, Math.max(prev + 1, Math.floor(Date.now() / 1000)));
+  const tmp = `${p}.tmp`;
+  const fd = openSync(tmp, 'w', 0o600);
+  try {
+    writeSync(fd, `${next}\n`);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, p);
+  const dfd = openSync(dir, 'r');
+  try {
+    fsyncSync(dfd);
+  } finally {
+    closeSync(dfd);
+  }
+  return next;
+}
+
 function readPem(file: string | undefined, what: string): string | undefined {
   if (file === undefined) return undefined;
   try {
@@ -168,6 +208,21 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
   if (witness && c.engine !== 'raft') throw new Error(`${cfg.file}: not implemented: a witness process for engine ${c.engine} (a bully witness is a priority-0 member run by \`quorumd start\`)`);
 
   const unlock = lockDataDir(cfg.dataDir);
+  // The operator credential: configured, or <dataDir>/api.token made at the first start.
+  let apiToken = cfg.http.token;
+  if (apiToken === undefined) {
+    try {
+      const t = ensureTokenFile(cfg.http.tokenFile!, 'http.tokenFile');
+      apiToken = t.token;
+      if (t.created) log.info({ tokenFile: cfg.http.tokenFile }, `created the API token (operator scope) in ${cfg.http.tokenFile}, mode 0600; quorumd finds it with --data-dir ${cfg.dataDir} (or QUORUMD_DATA_DIR)`);
+    } catch (err) {
+      unlock();
+      throw new Error(`${cfg.file}: ${(err as Error).message}`);
+    }
+  }
+  const apiCredentials: ApiCredential[] = [{ name: 'token', scope: 'operator', token: apiToken }, ...cfg.http.credentials];
+  // How `quorumd` in a hook or job finds the token: the file, or the inline token itself.
+  const apiAuthEnv: Record<string, string> = cfg.http.tokenFile !== undefined ? { QUORUMD_API_TOKEN_FILE: cfg.http.tokenFile } : { QUORUMD_API_TOKEN: apiToken };
   const links: Link[] = [];
   const linkInfos: LinkInfo[] = [];
   try {
@@ -176,13 +231,15 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
         ? {
             ...(c.mqtt.tls.caFile ? { ca: readPem(c.mqtt.tls.caFile, 'mqtt.tls.caFile') } : {}),
             ...(c.mqtt.tls.certFile ? { cert: readPem(c.mqtt.tls.certFile, 'mqtt.tls.certFile') } : {}),
-            ...(c.mqtt.tls.keyFile ? { key: readPem(c.mqtt.tls.keyFile, 'mqtt.tls.keyFile') } : {}),
+            ...(c.mqtt.tls.keyFile ? { key: readSecretFile(c.mqtt.tls.keyFile, 'mqtt.tls.keyFile') } : {}),
             rejectUnauthorized: c.mqtt.tls.rejectUnauthorized,
           }
         : undefined;
       const link = new MqttLink({
         cluster: c.cluster.id,
         self: cfg.self.id,
+        keyring: cfg.previousKey ? { current: cfg.key, previous: cfg.previousKey } : { current: cfg.key },
+        boot: nextStartCounter(cfg.dataDir),
         brokers: c.mqtt.brokers,
         keepaliveSec: c.mqtt.keepaliveSec,
         ...(c.mqtt.username !== undefined ? { username: c.mqtt.username } : {}),
@@ -194,7 +251,7 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
         name: link.name,
         stats: link.stats as unknown as Record<string, number>,
         up: () => link.connectedCount() > 0,
-        errorKeys: ['droppedDisconnected', 'droppedBackpressure', 'droppedTooLarge', 'refusedTooLarge', 'unexpectedTopic', 'badPresence'],
+        errorKeys: ['droppedDisconnected', 'droppedBackpressure', 'droppedTooLarge', 'refusedTooLarge', 'unexpectedTopic', 'badPresence', 'forgedPresence', 'staleWills', 'droppedOversizePackets'],
       });
     }
     for (const [i, sc] of (c.serial ?? []).entries()) {
@@ -236,6 +293,8 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     }
   }
 
+  // QUORUMD_TRACE_WRITES=<dir>: per-write trace points (daemon/runtime/write-trace.ts, bench/write-trace.ts).
+  const tracer = c.engine === 'raft' ? writeTracerFromEnv(cfg.self.name) : undefined;
   const backend = c.engine === 'bully' ? new BullyBackend(cfg.self, c.members, linkInfos, c.cluster.name) : new RuntimeBackend(cfg.self, c.members, linkInfos, c.cluster.name, c.engine);
   const storage = new TimedStorage(new FsStorage(join(cfg.dataDir, c.engine === 'bully' ? 'bully' : 'raft')), (s) => backend.fsync.observe(s));
   const voters = c.members.filter((m) => m.role === 'voter').map((m) => m.id);
@@ -293,12 +352,15 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
       checkQuorum: c.raft.checkQuorum,
     },
     requestTimeoutMs: c.http.requestTimeoutMs,
+    quota: { maxKeys: c.kv.maxKeys, maxBytes: c.kv.maxBytes },
     logger: rlog,
     observer: (backend as RuntimeBackend).observer(),
+    ...(tracer ? { trace: tracer } : {}),
     onFatal,
     ...(fencing ? { fencing: fencing.options } : {}),
   });
   if (fencing) backend.setFencing(fencing.devices);
+  if (tracer && backend instanceof RuntimeBackend) backend.trace = tracer;
   if (backend instanceof BullyBackend) backend.attach(runtime as BullyRuntime);
   else backend.attach(runtime as NodeRuntime);
 
@@ -320,7 +382,10 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     http = await startApiServer(backend, {
       host: cfg.http.host,
       port: opts.httpPort ?? cfg.http.port,
-      token: cfg.http.token,
+      credentials: apiCredentials,
+      ...(cfg.http.tls ? { tls: cfg.http.tls } : {}),
+      headersTimeoutMs: c.http.headersTimeoutMs,
+      maxConnectionsPerAddress: c.http.maxConnectionsPerAddress,
       maxBodyBytes: c.http.maxBodyBytes,
       maxWatchMs: c.http.maxWatchMs,
       backstopMs: c.http.requestTimeoutMs + 2000,
@@ -335,8 +400,9 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     throw new Error(`HTTP API on ${cfg.http.host}:${opts.httpPort ?? cfg.http.port}: ${(err as Error).message}`);
   }
   const a = http.address();
-  const url = `http://${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`;
+  const url = `${cfg.http.tls ? 'https' : 'http'}://${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`;
   hooks.apiUrl = url;
+  hooks.apiAuthEnv = apiAuthEnv;
 
   runtime.start();
   // Jobs run on data nodes only: a witness never leads.
@@ -346,6 +412,7 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     node: cfg.self.name,
     cluster: c.cluster.name,
     apiUrl: url,
+    apiAuthEnv,
     log: { debug: (f, m) => log.debug(f, m), info: (f, m) => log.info(f, m), warn: (f, m) => log.warn(f, m), error: (f, m) => log.error(f, m) },
   }) : undefined;
   if (jobs && backend instanceof RuntimeBackend) {
@@ -361,6 +428,7 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     links: linkInfos,
     http,
     url,
+    apiTokenFile: cfg.http.tokenFile,
     hooks,
     jobs,
     log,

@@ -9,7 +9,9 @@
  * [minDurationMs, maxDurationMs] and is healed before `endMs` + maxDurationMs.
  *
  * Kinds:
- *   partition  random split of the boards into two sides, broker on a random side; heal
+ *   partition  random split of the boards into two sides, broker on a random side; heal.
+ *              One in three is instead one board's broker connection dropped by its
+ *              client (it reconnects a second later; the broker publishes its will)
  *   crash      one board's process dies; it restarts after the fault's duration
  *   power      one board's mains off; back on after the duration
  *   loss       broker loss rate raised to 5–30 %; restored
@@ -142,6 +144,11 @@ export class FaultInjector {
       switch (kind) {
         case 'partition': {
           if (nodes.length < 2) continue;
+          if (rng.chance(1 / 3)) {
+            f.value = rng.pick(nodes);
+            f.detail = `drop=${f.value}`;
+            break;
+          }
           const shuffled = [...nodes];
           for (let i = shuffled.length - 1; i > 0; i--) {
             const j = rng.int(0, i);
@@ -210,7 +217,8 @@ export class FaultInjector {
     if (o !== null) o.fault?.(f, 'apply');
     switch (f.kind) {
       case 'partition':
-        w.partition(f.groups ?? []);
+        if (f.groups) w.partition(f.groups);
+        else w.broker.client(f.value ?? 0)?.dropSession();
         break;
       case 'crash':
         // The restart is the heal: it happens inside the board after the duration.
@@ -250,7 +258,7 @@ export class FaultInjector {
     if (o !== null) o.fault?.(f, 'heal');
     switch (f.kind) {
       case 'partition':
-        w.heal();
+        if (f.groups) w.heal();
         break;
       case 'crash':
         break;

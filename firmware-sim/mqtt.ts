@@ -14,6 +14,8 @@
  *   - broker restart: every client gets 'down' at once, frames in flight are lost,
  *     pending wills are forgotten (an in-memory broker), clients reconnect when the
  *     broker is back ('up');
+ *   - a dropped session (`dropSession`, the partition fault's connection-drop variant):
+ *     the client closes it and knows at once, the broker one latency later (will);
  *   - Last Will: a connection that dies without DISCONNECT is noticed by the broker
  *     after the keepalive timeout (`willDelayMs`, default 1.5 × keepalive, MQTT 3.1.1
  *     §3.1.2.10) on power loss, reset or partition; after a process *crash* the kernel
@@ -398,6 +400,21 @@ export class MqttClient implements LinkPort {
     this.armWill(delayUs);
   }
 
+  /**
+   * The client side drops its session (a ping timeout, an interface reset) while the
+   * board runs: the board's link reports it at once ('session-lost', 'down'), the broker
+   * sees the FIN one latency later and publishes the Last Will, and the client
+   * reconnects after `reconnectMs` (a takeover if the will is still pending).
+   */
+  dropSession(): void {
+    if (!this.connected || this.proc === null) return;
+    this.endSession('dropped by the client');
+    this.emit({ kind: 'session-lost', reason: 'connection dropped by the client' });
+    this.emit({ kind: 'down', reason: 'connection dropped by the client' });
+    this.armWill(this.broker.latencyUs());
+    this.scheduleConnect(Math.round(this.broker.reconnectMs * 1000));
+  }
+
   /** Closes the session cleanly (DISCONNECT): no will. */
   disconnect(): void {
     this.connectEv?.cancel();
@@ -486,6 +503,7 @@ export class MqttClient implements LinkPort {
     if (!this.connected) return;
     if (this.broker.reach(this.node, BROKER)) return; // healed in time: the session survived
     this.endSession('keepalive timeout');
+    this.emit({ kind: 'session-lost', reason: 'keepalive timeout (broker unreachable)' });
     this.emit({ kind: 'down', reason: 'keepalive timeout (broker unreachable)' });
     this.broker.publishWill(this.node);
     this.scheduleConnect(Math.round(this.broker.reconnectMs * 1000));

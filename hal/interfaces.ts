@@ -35,6 +35,14 @@ export interface Clock {
 export type LinkEvent =
   | { kind: 'up' }
   | { kind: 'down'; reason: string }
+  /**
+   * One of the link's sessions through a relay ended without an orderly close (an MQTT
+   * broker connection dropped, while others may still be up): the relay may now tell
+   * the peers that this node is gone (Last Will). Emitted before the relay can have
+   * done so for a close this side made or saw; a leader stops counting earlier
+   * heartbeat rounds toward its read lease (RaftNode.dropLease).
+   */
+  | { kind: 'session-lost'; reason: string }
   /** The transport learned that a peer's connection died (e.g. MQTT Last Will). */
   | { kind: 'peer-gone'; peer: NodeId };
 

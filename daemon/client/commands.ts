@@ -7,7 +7,8 @@
  * conflict, lock held); 3 the node could not do it (503: not applied, safe to retry);
  * 4 outcome unknown (504 or no answer: the write may or may not have happened).
  */
-import { call, ClientError, enc, jsonOf, nodeUrl, type Reply } from './http.ts';
+import { randomBytes } from 'node:crypto';
+import { call, ClientError, currentToken, enc, jsonOf, nodeUrl, type Reply } from './http.ts';
 
 export const EXIT_NO = 1;
 export const EXIT_UNAVAILABLE = 3;
@@ -32,6 +33,14 @@ function failStatus(r: Reply, io: Out, what: string): number {
     /* raw text */
   }
   io.err(`quorumd ${what}: ${r.status}: ${msg}\n`);
+  if (r.status === 401) {
+    const t = currentToken();
+    io.err(
+      t.token === undefined
+        ? `quorumd ${what}: no API token found (tried ${t.tried.join(', ')}); give --token-file FILE or --data-dir DIR (the node's data directory holds api.token), or export QUORUMD_API_TOKEN_FILE\n`
+        : `quorumd ${what}: the node does not know the token from ${t.source}\n`,
+    );
+  }
   if (r.status === 503) return EXIT_UNAVAILABLE;
   if (r.status === 504) return EXIT_UNKNOWN;
   return EXIT_NO;
@@ -101,12 +110,19 @@ export function kvDel(node: string, key: string, o: { cas?: number }, io: Out = 
   });
 }
 
-export function lockAcquire(node: string, name: string, o: { ttl: string; owner: string }, io: Out = stdio): Promise<number> {
+/**
+ * `quorumd lock acquire NAME`: prints `token=<fencing token> lease=<lease id> ttlMs=<n>`.
+ * The lease id is chosen here (16 random bytes) and sent with the request, so that a
+ * retry after an unknown outcome is the same request; it is the secret that renews and
+ * releases the lock: keep it like a password, hand the token to what the lock guards.
+ */
+export function lockAcquire(node: string, name: string, o: { ttl: string; owner: string; lease?: string }, io: Out = stdio): Promise<number> {
   return guarded(io, 'lock acquire', true, async () => {
-    const r = await call(node, 'POST', `/v1/locks/${enc(name)}?ttl=${enc(o.ttl)}&owner=${enc(o.owner)}`);
+    const lease = o.lease ?? randomBytes(16).toString('base64url');
+    const r = await call(node, 'POST', `/v1/locks/${enc(name)}?ttl=${enc(o.ttl)}&owner=${enc(o.owner)}&lease=${enc(lease)}`);
     if (r.status === 200) {
       const j = jsonOf(r);
-      io.out(`token=${String(j.token)} ttlMs=${String(j.ttlMs)}\n`);
+      io.out(`token=${String(j.token)} lease=${String(j.lease)} ttlMs=${String(j.ttlMs)}\n`);
       return 0;
     }
     if (r.status === 409) {
@@ -117,18 +133,23 @@ export function lockAcquire(node: string, name: string, o: { ttl: string; owner:
   });
 }
 
-export function lockRelease(node: string, name: string, o: { token: number }, io: Out = stdio): Promise<number> {
-  return guarded(io, 'lock release', true, async () => {
-    const r = await call(node, 'DELETE', `/v1/locks/${enc(name)}?token=${o.token}`);
+/** `quorumd lock release NAME --lease ID` and `quorumd lock renew NAME --lease ID`. */
+export function lockRelease(node: string, name: string, o: { lease: string; renew?: boolean }, io: Out = stdio): Promise<number> {
+  const what = o.renew ? 'lock renew' : 'lock release';
+  return guarded(io, what, true, async () => {
+    const r = o.renew
+      ? await call(node, 'POST', `/v1/locks/${enc(name)}/renew?lease=${enc(o.lease)}`)
+      : await call(node, 'DELETE', `/v1/locks/${enc(name)}?lease=${enc(o.lease)}`);
     if (r.status === 200) {
-      io.out('released\n');
+      const j = jsonOf(r);
+      io.out(o.renew ? `renewed token=${String(j.token)}${j.ttlMs !== undefined ? ` ttlMs=${String(j.ttlMs)}` : ''}\n` : 'released\n');
       return 0;
     }
     if (r.status === 409) {
-      io.err(`quorumd lock release: lock ${JSON.stringify(name)} is not held with token ${o.token}\n`);
+      io.err(`quorumd ${what}: lock ${JSON.stringify(name)} is not held with that lease\n`);
       return EXIT_NO;
     }
-    return failStatus(r, io, 'lock release');
+    return failStatus(r, io, what);
   });
 }
 

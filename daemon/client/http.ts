@@ -1,9 +1,17 @@
 /**
  * A small HTTP client for the node API (CLI clients, the end-to-end test, benchmarks):
- * node:http with keep-alive, a hard timeout per request, and the bearer token from
- * `QUORUMD_API_TOKEN` when set.
+ * node:http (or node:https for https:// nodes) with keep-alive, a hard timeout per
+ * request, and the bearer token found as daemon/client/token.ts says (flag,
+ * environment, the node's data directory).
+ *
+ * HTTPS: the node's certificate is checked against `QUORUMD_API_CA_FILE` (or Node's
+ * root CAs); a client certificate, when the node asks for one, comes from
+ * `QUORUMD_API_CERT_FILE` and `QUORUMD_API_KEY_FILE`.
  */
+import { readFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { findApiToken, type TokenSources } from './token.ts';
 
 export interface Reply {
   status: number;
@@ -16,6 +24,39 @@ export class ClientError extends Error {
 }
 
 export const agent = new Agent({ keepAlive: true, maxSockets: 256 });
+let httpsAgent: HttpsAgent | undefined;
+
+function tlsAgent(): HttpsAgent {
+  if (httpsAgent) return httpsAgent;
+  const file = (v: string | undefined, what: string) => {
+    if (!v) return undefined;
+    try {
+      return readFileSync(v);
+    } catch (err) {
+      throw new ClientError(`${what} ${v}: ${(err as Error).message}`);
+    }
+  };
+  const ca = file(process.env.QUORUMD_API_CA_FILE, 'QUORUMD_API_CA_FILE');
+  const cert = file(process.env.QUORUMD_API_CERT_FILE, 'QUORUMD_API_CERT_FILE');
+  const key = file(process.env.QUORUMD_API_KEY_FILE, 'QUORUMD_API_KEY_FILE');
+  httpsAgent = new HttpsAgent({ keepAlive: true, maxSockets: 256, ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}) });
+  return httpsAgent;
+}
+
+/** Where `call` looks for the token when no `token` option is given (the CLI sets its flags here). */
+let defaultSources: TokenSources = {};
+export function setTokenSources(s: TokenSources): void {
+  defaultSources = s;
+}
+
+/** The token `call` would send, and where it came from (errors name the places tried). */
+export function currentToken(): ReturnType<typeof findApiToken> {
+  try {
+    return findApiToken(defaultSources);
+  } catch (err) {
+    throw new ClientError((err as Error).message);
+  }
+}
 
 /** Parses and checks a node URL (`http://host:port`); throws ClientError naming it. */
 export function nodeUrl(raw: string): URL {
@@ -25,7 +66,7 @@ export function nodeUrl(raw: string): URL {
   } catch {
     throw new ClientError(`--node ${JSON.stringify(raw)} is not a URL; expected http://host:port, e.g. http://127.0.0.1:7071`);
   }
-  if (u.protocol !== 'http:') throw new ClientError(`--node ${JSON.stringify(raw)}: expected an http:// URL`);
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new ClientError(`--node ${JSON.stringify(raw)}: expected an http:// or https:// URL`);
   return u;
 }
 
@@ -39,17 +80,18 @@ export interface CallOptions {
 export function call(base: string | URL, method: string, path: string, opts: CallOptions = {}): Promise<Reply> {
   const u = typeof base === 'string' ? nodeUrl(base) : base;
   // QUORUMD_API_TOKEN, not QUORUMD_TOKEN: that one is the *fencing* token in hooks and jobs.
-  const token = opts.token ?? process.env.QUORUMD_API_TOKEN;
+  const token = opts.token ?? currentToken().token;
+  const secure = u.protocol === 'https:';
   const timeoutMs = opts.timeoutMs ?? 10_000;
   return new Promise((resolve, reject) => {
     const body = opts.body === undefined ? undefined : typeof opts.body === 'string' ? Buffer.from(opts.body) : Buffer.from(opts.body);
-    const req = request(
+    const req = (secure ? httpsRequest : request)(
       {
         host: u.hostname.replace(/^\[(.*)\]$/, '$1'),
-        port: u.port || 80,
+        port: u.port || (secure ? 443 : 80),
         method,
         path,
-        agent,
+        agent: secure ? tlsAgent() : agent,
         headers: {
           ...(body ? { 'Content-Length': body.length } : method === 'PUT' || method === 'POST' ? { 'Content-Length': 0 } : {}),
           ...(token ? { Authorization: `Bearer ${token}` } : {}),

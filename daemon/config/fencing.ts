@@ -120,6 +120,8 @@ const devRelay = z.strictObject({
   type: z.literal('dev-relay'),
   /** The supervisor's rail server, http://127.0.0.1:<port> (loopback only). */
   url: z.string({ error: 'expected a URL http://127.0.0.1:<port>' }).regex(/^http:\/\/(127\.\d+\.\d+\.\d+|localhost|\[::1\]):\d{1,5}\/?$/, { error: 'expected a loopback URL http://127.0.0.1:<port> (dev relays exist only for `quorumd dev`)' }),
+  /** The dev cluster's token file (mode 0600): the rail server refuses requests without it. */
+  tokenFile: z.string({ error: 'expected a file path' }).optional(),
 });
 
 const device = z.discriminatedUnion('type', [gpioRelay, serialRelay, watchdogWait, devRelay], {

@@ -4,11 +4,13 @@
  * value; for a missing key, that of the mapping that should hold it.
  */
 import { readFileSync } from 'node:fs';
-import { dirname, isAbsolute, resolve } from 'node:path';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { isMap, isNode, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
 import { z } from 'zod';
 import { configSchema, parseKey, parseListen, type Config } from './schema.ts';
 import { jobsSchema, type JobConfig } from './jobs.ts';
+import { loosePermissions, readSecretFile } from './secrets.ts';
+import type { ApiCredential } from '../http/auth.ts';
 
 export interface ConfigProblem {
   /** Dotted key path, e.g. `members.1.id`; `(file)` for the whole file. */
@@ -147,7 +149,18 @@ export interface ResolvedConfig {
   key: Uint8Array;
   previousKey: Uint8Array | undefined;
   dataDir: string;
-  http: { host: string; port: number; token: string | undefined };
+  http: {
+    host: string;
+    port: number;
+    /** The operator token when configured (http.token / http.tokenFile); undefined: startNode uses tokenFile, creating it at the first start. */
+    token: string | undefined;
+    /** Where the operator token lives: http.tokenFile, or <dataDir>/api.token (undefined for an inline http.token). */
+    tokenFile: string | undefined;
+    /** The narrower credentials of http.tokens, read and checked. */
+    credentials: ApiCredential[];
+    /** HTTPS material (PEM), when http.tls is set. */
+    tls: { cert: string; key: string; ca?: string } | undefined;
+  };
   mqttPassword: string | undefined;
   /** engine: etcd / zookeeper: the service password (password or passwordFile of its section). */
   servicePassword?: string | undefined;
@@ -159,18 +172,38 @@ function problem(locate: Locator, key: string, message: string): ConfigProblem {
   return { key, ...locate(key.split('.')), message };
 }
 
+function resolvePath(file: string, base: string): string {
+  return isAbsolute(file) ? file : resolve(base, file);
+}
+
+/** A secret file: readable, and by its owner only (daemon/config/secrets.ts). */
 function readSecret(file: string, base: string, key: string, cfgFile: string, locate: Locator): string {
-  const p = isAbsolute(file) ? file : resolve(base, file);
   try {
-    return readFileSync(p, 'utf8').trim();
+    return readSecretFile(resolvePath(file, base), key);
   } catch (err) {
-    throw new ConfigError(cfgFile, [problem(locate, key, `expected a readable file: cannot read ${p}: ${(err as Error).message}`)]);
+    throw new ConfigError(cfgFile, [problem(locate, key, `expected a readable file that only its owner may read: ${(err as Error).message.replace(/^[^:]+: /, '')}`)]);
   }
+}
+
+/** Keys that put a secret into the config file itself. */
+function inlineSecrets(c: Config): string[] {
+  return [
+    c.cluster.key !== undefined ? 'cluster.key' : '',
+    c.cluster.previousKey !== undefined ? 'cluster.previousKey' : '',
+    c.http.token !== undefined ? 'http.token' : '',
+    c.mqtt?.password !== undefined ? 'mqtt.password' : '',
+  ].filter(Boolean);
 }
 
 /** Reads, validates and resolves a config file. Throws ConfigError (never anything else for bad input). */
 export function loadConfigFile(file: string): ResolvedConfig {
   const { config, locate } = parseConfigWithPositions(readConfigText(file), file);
+  // A config with a secret inline is itself a secret file.
+  const inline = inlineSecrets(config);
+  const loose = inline.length > 0 ? loosePermissions(file, 'config') : undefined;
+  if (loose) {
+    throw new ConfigError(file, [problem(locate, inline[0]!, `${inline.join(', ')} inline makes the config a secret file: ${loose.replace(/^config: /, '')}; or move the secret into a file (${inline[0]!.replace(/(key|token|password)$/i, (m) => `${m}File`)})`)]);
+  }
   return resolveConfig(config, file, locate);
 }
 
@@ -180,12 +213,34 @@ export function resolveConfig(config: Config, file: string, locate: Locator = no
   const keyText = config.cluster.key ?? readSecret(config.cluster.keyFile!, base, 'cluster.keyFile', file, locate);
   const key = parseKey(keyText);
   if (!key) throw new ConfigError(file, [problem(locate, 'cluster.keyFile', 'expected the file to hold a key: 32-128 hex digits or base64:<16-64 bytes>')]);
-  const previousKey = config.cluster.previousKey !== undefined ? parseKey(config.cluster.previousKey) : undefined;
+  const prevText = config.cluster.previousKeyFile !== undefined ? readSecret(config.cluster.previousKeyFile, base, 'cluster.previousKeyFile', file, locate) : config.cluster.previousKey;
+  const previousKey = prevText !== undefined ? parseKey(prevText) : undefined;
+  if (prevText !== undefined && !previousKey) throw new ConfigError(file, [problem(locate, 'cluster.previousKeyFile', 'expected the file to hold a key: 32-128 hex digits or base64:<16-64 bytes>')]);
   const l = parseListen(config.http.listen)!;
+  const dataDir = resolvePath(config.node.dataDir, base);
   let token = config.http.token;
+  let tokenFile: string | undefined = config.http.token === undefined ? join(dataDir, 'api.token') : undefined;
   if (config.http.tokenFile !== undefined) {
+    tokenFile = resolvePath(config.http.tokenFile, base);
     token = readSecret(config.http.tokenFile, base, 'http.tokenFile', file, locate);
     if (token.length < 16) throw new ConfigError(file, [problem(locate, 'http.tokenFile', 'expected a token of at least 16 characters in the file')]);
+  }
+  const credentials: ApiCredential[] = config.http.tokens.map((t, i) => {
+    const secret = readSecret(t.tokenFile, base, `http.tokens.${i}.tokenFile`, file, locate);
+    if (secret.length < 16) throw new ConfigError(file, [problem(locate, `http.tokens.${i}.tokenFile`, 'expected a token of at least 16 characters in the file')]);
+    return { name: t.name, scope: t.scope, token: secret };
+  });
+  let tls: ResolvedConfig['http']['tls'];
+  if (config.http.tls) {
+    const t = config.http.tls;
+    const pem = (f: string, key: string) => {
+      try {
+        return readFileSync(resolvePath(f, base), 'utf8');
+      } catch (err) {
+        throw new ConfigError(file, [problem(locate, key, `expected a readable PEM file: ${(err as Error).message}`)]);
+      }
+    };
+    tls = { cert: pem(t.certFile, 'http.tls.certFile'), key: readSecret(t.keyFile, base, 'http.tls.keyFile', file, locate), ...(t.clientCaFile !== undefined ? { ca: pem(t.clientCaFile, 'http.tls.clientCaFile') } : {}) };
   }
   const mqttPassword =
     config.mqtt?.passwordFile !== undefined ? readSecret(config.mqtt.passwordFile, base, 'mqtt.passwordFile', file, locate) : config.mqtt?.password;
@@ -199,8 +254,8 @@ export function resolveConfig(config: Config, file: string, locate: Locator = no
     servicePassword,
     key,
     previousKey,
-    dataDir: isAbsolute(config.node.dataDir) ? config.node.dataDir : resolve(base, config.node.dataDir),
-    http: { host: l.host, port: l.port, token },
+    dataDir,
+    http: { host: l.host, port: l.port, token, tokenFile, credentials, tls },
     mqttPassword,
   };
 }

@@ -171,7 +171,10 @@ const raft = z.strictObject({
   /**
    * Campaign at once when the link reports the leader gone (its MQTT Last Will)
    * instead of waiting out the election timeout. Default true. Safe because of
-   * pre-vote: if the leader is in fact alive, its followers refuse.
+   * pre-vote: if the leader is in fact alive, its followers refuse. With fencing (lease
+   * reads) too: the leader stops counting older heartbeat rounds toward its lease when
+   * its broker session ends, and a will the broker sends after a keepalive timeout
+   * comes after the silent leader's lease ran out (checked below; docs/mqtt.md).
    */
   campaignOnPeerGone: bool('campaignOnPeerGone').default(true),
 });
@@ -212,21 +215,62 @@ const hooks = z.strictObject({
   timeoutMs: int('milliseconds', 100, 600_000).default(10_000),
 });
 
+/** An extra API credential (daemon/http/auth.ts): a name, a scope and the file holding its token. */
+const apiToken = z.strictObject({
+  /** Shown in logs and 403 answers, never the token. */
+  name: z.string({ error: 'expected a credential name' }).regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, { error: 'expected a credential name of 1-64 characters A-Z a-z 0-9 . _ -' }),
+  /** read (GET everything), write (+ KV writes, locks), operator (+ fence, fence confirm, jobs control, transfer). */
+  scope: z.enum(['read', 'write', 'operator'], { error: 'expected "read", "write" or "operator"' }),
+  /** File holding the token (at least 16 characters; mode 0600: group and others may not read it). */
+  tokenFile: z.string({ error: 'expected a file path' }),
+});
+
 const http = z.strictObject({
   /**
    * Address of the HTTP API. Default 127.0.0.1:7071: only this board can reach it.
-   * Any other address requires `token` or `tokenFile`.
+   * Any other address requires `tls` (a bearer token must not cross a LAN in clear).
    */
   listen: listen.default('127.0.0.1:7071'),
-  /** Bearer token required on every request (`Authorization: Bearer <token>`), at least 16 characters. */
+  /**
+   * The operator credential (full access). Default: `<node.dataDir>/api.token`, created
+   * at the first start (mode 0600) and logged; `quorumd` finds it there by itself.
+   * Every request needs a credential, also on loopback (docs/security.md).
+   */
   token: z.string({ error: 'expected a string of at least 16 characters' }).min(16, { error: 'expected a token of at least 16 characters' }).optional(),
   tokenFile: z.string({ error: 'expected a file path' }).optional(),
+  /** More credentials with narrower scopes, e.g. a read token for monitoring. Default: none. */
+  tokens: z.array(apiToken, { error: 'expected a list of {name, scope, tokenFile}' }).max(64, { error: 'expected at most 64 tokens' }).default([]),
+  /** HTTPS: PEM certificate and key files; with clientCaFile, clients must present a certificate it signed. Default: plain HTTP (loopback only). */
+  tls: z
+    .strictObject({
+      certFile: z.string({ error: 'expected a file path' }),
+      keyFile: z.string({ error: 'expected a file path' }),
+      clientCaFile: z.string({ error: 'expected a file path' }).optional(),
+    })
+    .optional(),
   /** Largest request body, bytes; larger get 413. Default 65536 (a value is at most 63 KiB, src/kv/commands.ts). */
   maxBodyBytes: int('bytes', 1, 16 * 1024 * 1024).default(65536),
   /** Longest `wait=` of a watch, ms. Default 300000 (5 min): bounds how long a socket is held. */
   maxWatchMs: int('milliseconds', 1, 3_600_000).default(300_000),
   /** Time a forwarded or proposed request may take before it is answered 504, ms. Default 5000. */
   requestTimeoutMs: int('milliseconds', 10, 600_000).default(5000),
+  /** A connection that has not sent a whole request header within this is destroyed, ms. Default 10000. */
+  headersTimeoutMs: int('milliseconds', 100, 600_000).default(10_000),
+  /** Connections one client address may hold at once; more are closed at accept. Default 64 (a watch holds one). */
+  maxConnectionsPerAddress: int('connections', 1, 65_536).default(64),
+});
+
+/**
+ * Cluster-wide quotas of the replicated state (src/kv/quota.ts), enforced by the leader:
+ * a write past them answers 507 quota-exceeded. Set the same on every node (the
+ * leader's apply). The defaults keep a node under the shipped systemd unit's
+ * MemoryMax=256M with the quota full, also after a restart (docs/security.md).
+ */
+const kv = z.strictObject({
+  /** Keys plus lock records. Default 10000. */
+  maxKeys: int('keys', 1, 10_000_000).default(10_000),
+  /** Bytes of keys, values, lock names and owners. Default 16777216 (16 MiB). */
+  maxBytes: int('bytes', 1024, 4 * 1024 * 1024 * 1024).default(16 * 1024 * 1024),
 });
 
 const log = z.strictObject({
@@ -244,8 +288,9 @@ export const configSchema = z
       /** Shared HMAC key (DESIGN §2). Exactly one of key / keyFile. */
       key: keyText.optional(),
       keyFile: z.string({ error: 'expected a file path' }).optional(),
-      /** The previous key during a rotation (accepted, never used to send). Default: none. */
+      /** The previous key during a rotation (accepted, never used to send). Default: none. At most one of previousKey / previousKeyFile. */
       previousKey: keyText.optional(),
+      previousKeyFile: z.string({ error: 'expected a file path' }).optional(),
     }),
     /** Every member of the cluster; the same list on every node. */
     members: z
@@ -271,6 +316,7 @@ export const configSchema = z
     mqtt: mqtt.optional(),
     serial: z.array(serial, { error: 'expected a list of serial links' }).max(8, { error: 'expected at most 8 serial links' }).optional(),
     http: http.default(http.parse({})),
+    kv: kv.default(kv.parse({})),
     hooks: hooks.default(hooks.parse({})),
     log: log.default(log.parse({})),
     /**
@@ -340,6 +386,17 @@ export const configSchema = z
     if (c.raft.heartbeatMs * 2 > c.raft.electionTimeoutMinMs) {
       ctx.addIssue({ code: 'custom', path: ['raft', 'heartbeatMs'], message: `expected at most half of electionTimeoutMinMs (${c.raft.electionTimeoutMinMs}) so that one lost heartbeat does not start an election` });
     }
+    if (c.engine === 'raft' && c.fencing && c.raft.campaignOnPeerGone && c.mqtt && c.mqtt.keepaliveSec * 1500 <= c.raft.electionTimeoutMinMs) {
+      // A will after a keepalive timeout follows 1.5 × keepalive of silence from the
+      // leader; its read lease (≤ electionTimeoutMinMs after its last acknowledged
+      // round) must have run out by then, or followers could elect another leader
+      // while it still answers reads alone.
+      ctx.addIssue({
+        code: 'custom',
+        path: ['mqtt', 'keepaliveSec'],
+        message: `expected 1.5 × keepaliveSec (${c.mqtt.keepaliveSec * 1500} ms) above raft.electionTimeoutMinMs (${c.raft.electionTimeoutMinMs} ms): with fencing (lease reads) and raft.campaignOnPeerGone a will sent after a keepalive timeout must come after the silent leader's lease ended; raise keepaliveSec or set raft.campaignOnPeerGone: false`,
+      });
+    }
     const external = c.engine === 'etcd' || c.engine === 'zookeeper';
     for (const i of checkExternal(c)) ctx.addIssue({ code: 'custom', path: i.path, message: i.message });
     if (external) {
@@ -379,12 +436,20 @@ export const configSchema = z
     if (c.http.token !== undefined && c.http.tokenFile !== undefined) {
       ctx.addIssue({ code: 'custom', path: ['http', 'tokenFile'], message: 'expected at most one of http.token or http.tokenFile' });
     }
+    if (c.cluster.previousKey !== undefined && c.cluster.previousKeyFile !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['cluster', 'previousKeyFile'], message: 'expected at most one of cluster.previousKey or cluster.previousKeyFile' });
+    }
+    const tokenNames = new Set<string>(['token']);
+    c.http.tokens.forEach((t, i) => {
+      if (tokenNames.has(t.name)) ctx.addIssue({ code: 'custom', path: ['http', 'tokens', i, 'name'], message: `expected a unique name; "${t.name}" is taken${t.name === 'token' ? ' (the operator credential of http.token/tokenFile)' : ''}` });
+      tokenNames.add(t.name);
+    });
     const l = parseListen(c.http.listen);
-    if (l && !isLoopback(l.host) && c.http.token === undefined && c.http.tokenFile === undefined) {
+    if (l && !isLoopback(l.host) && c.http.tls === undefined) {
       ctx.addIssue({
         code: 'custom',
         path: ['http', 'listen'],
-        message: `expected a loopback address, or http.token / http.tokenFile: the API on ${l.host} would be open to the network`,
+        message: `expected a loopback address, or http.tls (certFile, keyFile): bearer tokens to ${l.host} would cross the network in clear`,
       });
     }
   });

@@ -93,14 +93,14 @@ export class ExternalBackend implements ApiBackend, JobsHost {
   del(key: string, opts: { cas?: number }, cb: ClientCallback): void {
     this.engine.del(key, opts, cb);
   }
-  lockAcquire(name: string, owner: string, ttlMs: number, cb: ClientCallback): void {
-    this.engine.lockAcquire(name, owner, ttlMs, cb);
+  lockAcquire(name: string, owner: string, ttlMs: number, lease: string, cb: ClientCallback): void {
+    this.engine.lockAcquire(name, owner, ttlMs, lease, cb);
   }
-  lockRenew(name: string, token: number, cb: ClientCallback): void {
-    this.engine.lockRenew(name, token, cb);
+  lockRenew(name: string, lease: string, cb: ClientCallback): void {
+    this.engine.lockRenew(name, lease, cb);
   }
-  lockRelease(name: string, token: number, cb: ClientCallback): void {
-    this.engine.lockRelease(name, token, cb);
+  lockRelease(name: string, lease: string, cb: ClientCallback): void {
+    this.engine.lockRelease(name, lease, cb);
   }
   onKeyChange(key: string, fn: () => void): () => void {
     return this.engine.onKeyChange(key, fn);

@@ -6,7 +6,7 @@
  * the key, not a crash), callbacks answered exactly once with a monotonic timeout, and
  * small async helpers.
  */
-import { encodeCommand, KvError, type Command } from '../../src/kv/index.ts';
+import { encodeCommand, KvError, leaseDigest, type Command } from '../../src/kv/index.ts';
 import { JOB_OUTCOMES } from '../../src/kv/commands.ts';
 import type { JobRecord } from '../../src/kv/index.ts';
 import type { ClientCallback, ClientResult } from '../runtime/results.ts';
@@ -89,21 +89,32 @@ export function decodeJobRecord(name: string, text: string): JobRecord | string 
   return { name, claim: { slot: c.slot, node: c.node, term: c.term, token: c.token, index: c.index }, result };
 }
 
-/** A lock grant as stored in the service. `lease`: etcd lease id (decimal string); ZooKeeper: none. */
+/**
+ * A lock grant as stored in the service: the holder's name, the TTL, and the digest
+ * of the holder's secret lease id (src/kv/lease.ts: the service, like the Raft log,
+ * never sees the id itself). `etcdLease`: the etcd lease the lock key is bound to.
+ */
 export interface LockGrant {
   owner: string;
   ttlMs: number;
-  lease?: string;
+  digest: string;
+  etcdLease?: string;
 }
 
 export function decodeLockGrant(name: string, text: string): LockGrant | string {
   try {
     const v = JSON.parse(text) as Record<string, unknown>;
-    if (typeof v.owner !== 'string' || !uint(v.ttlMs) || (v.lease !== undefined && typeof v.lease !== 'string')) return `lock record ${name}: expected {owner, ttlMs}`;
-    return { owner: v.owner, ttlMs: v.ttlMs, ...(typeof v.lease === 'string' ? { lease: v.lease } : {}) };
+    if (typeof v.owner !== 'string' || !uint(v.ttlMs) || typeof v.digest !== 'string' || (v.etcdLease !== undefined && typeof v.etcdLease !== 'string')) return `lock record ${name}: expected {owner, ttlMs, digest}`;
+    return { owner: v.owner, ttlMs: v.ttlMs, digest: v.digest, ...(typeof v.etcdLease === 'string' ? { etcdLease: v.etcdLease } : {}) };
   } catch {
     return `lock record ${name}: not JSON`;
   }
+}
+
+/** The digest (hex) of a lock lease id, or a 400 answer for a malformed id (the runtime's rule). */
+export function leaseHex(lease: string): string | ClientResult {
+  if (typeof lease !== 'string' || !/^[A-Za-z0-9_-]{22,64}$/.test(lease)) return { status: 400, error: 'lease: expected a lease id of 22 to 64 characters A-Z a-z 0-9 _ -' };
+  return Buffer.from(leaseDigest(lease)).toString('hex');
 }
 
 /** The leader record: who won, by member name and id. */

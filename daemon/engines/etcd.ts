@@ -38,7 +38,7 @@ import { ExponentialBackoff, noop } from 'cockatiel';
 import type { JobRecord } from '../../src/kv/index.ts';
 import type { JobReport, Leadership } from '../jobs/coordinator.ts';
 import { Status, type ClientCallback, type ClientResult } from '../runtime/results.ts';
-import { answerOnce, checkCommand, decodeJobRecord, decodeLeaderRecord, decodeLockGrant, encodeJobRecord, KeyWatchers, sleep, within } from './common.ts';
+import { answerOnce, checkCommand, decodeJobRecord, decodeLeaderRecord, decodeLockGrant, encodeJobRecord, KeyWatchers, leaseHex, sleep, within } from './common.ts';
 import { LeadershipGate } from './leadership.ts';
 import { LeaseWindow } from './safety.ts';
 import { emptyStats, type ActivationEvent, type EngineMember, type EngineStats, type ExternalEngine, type ExternalStatus } from './types.ts';
@@ -530,15 +530,17 @@ export class EtcdEngine implements ExternalEngine {
     });
   }
 
-  // Locks: <prefix>locks/<name> = {owner, ttlMs, lease}, bound to a lease of the lock's TTL.
+  // Locks: <prefix>locks/<name> = {owner, ttlMs, digest, etcdLease}, bound to an etcd lease of the lock's TTL.
 
   private lockKey(name: string): Buffer {
     return enc(this.p.locks + name);
   }
 
-  lockAcquire(name: string, owner: string, ttlMs: number, cb: ClientCallback): void {
+  lockAcquire(name: string, owner: string, ttlMs: number, lease: string, cb: ClientCallback): void {
     const bad = checkCommand({ op: 'lock.acquire', name, owner, ttlMs, now: 0 });
     if (bad) return cb(bad);
+    const digest = leaseHex(lease);
+    if (typeof digest !== 'string') return cb(digest);
     const ttlSec = Math.max(1, Math.ceil(ttlMs / 1000));
     const k = this.lockKey(name);
     let granted = '';
@@ -547,7 +549,7 @@ export class EtcdEngine implements ExternalEngine {
       granted = g.ID;
       return this.client.kv.txn({
         compare: [{ key: k, target: 'Create', result: 'Equal', create_revision: 0 }],
-        success: [{ request_put: { key: k, value: enc(JSON.stringify({ owner, ttlMs: rev(g.TTL) * 1000, lease: g.ID })), lease: g.ID } }],
+        success: [{ request_put: { key: k, value: enc(JSON.stringify({ owner, ttlMs: rev(g.TTL) * 1000, digest, etcdLease: g.ID })), lease: g.ID } }],
         failure: [{ request_range: { key: k } }],
       });
     }, async (r: ITxnResponse) => {
@@ -559,9 +561,9 @@ export class EtcdEngine implements ExternalEngine {
       const g = decodeLockGrant(name, cur.value.toString('utf8'));
       if (typeof g === 'string') return { status: Status.CONFLICT, error: g };
       const token = rev(cur.create_revision);
-      if (g.owner !== owner) return { status: Status.CONFLICT, holder: g.owner, token, error: `lock ${name} is held by ${g.owner}` };
-      // The holder asks again (a retry after a 504): same grant, same token, lease renewed.
-      const ttl = await this.keepAliveOnce(g.lease ?? '0');
+      // Only the same lease id (a retry of the same request after a 504) is the holder asking again.
+      if (g.owner !== owner || g.digest !== digest) return { status: Status.CONFLICT, holder: g.owner, token, error: `lock ${name} is held by ${g.owner}` };
+      const ttl = await this.keepAliveOnce(g.etcdLease ?? '0');
       if (ttl <= 0) return { status: Status.CONFLICT, error: `lock ${name}: the grant's lease just expired; try again` };
       return { status: Status.OK, token, ttlMs: ttl * 1000 };
     });
@@ -582,36 +584,42 @@ export class EtcdEngine implements ExternalEngine {
     }
   }
 
-  lockRenew(name: string, token: number, cb: ClientCallback): void {
-    const bad = checkCommand({ op: 'lock.renew', name, token, now: 0 });
+  lockRenew(name: string, lease: string, cb: ClientCallback): void {
+    const bad = checkCommand({ op: 'lock.renew', name, token: 1, now: 0 });
     if (bad) return cb(bad);
+    const digest = leaseHex(lease);
+    if (typeof digest !== 'string') return cb(digest);
     this.run(true, 'lock renew', cb, () => this.client.kv.range({ key: this.lockKey(name) }), async (r: IRangeResponse) => {
       const cur = r.kvs[0];
-      if (!cur || rev(cur.create_revision) !== token) return { status: Status.CONFLICT, error: `lock ${name} is not held with token ${token}` };
-      const g = decodeLockGrant(name, cur.value.toString('utf8'));
-      if (typeof g === 'string') return { status: Status.CONFLICT, error: g };
-      const ttl = await this.keepAliveOnce(g.lease ?? '0');
-      if (ttl <= 0) return { status: Status.CONFLICT, error: `lock ${name} is not held with token ${token} (its lease expired)` };
-      return { status: Status.OK, token, ttlMs: ttl * 1000 };
+      const g = cur ? decodeLockGrant(name, cur.value.toString('utf8')) : undefined;
+      if (!cur || g === undefined || typeof g === 'string' || g.digest !== digest) return { status: Status.CONFLICT, error: `lock ${name} is not held with that lease` };
+      const ttl = await this.keepAliveOnce(g.etcdLease ?? '0');
+      if (ttl <= 0) return { status: Status.CONFLICT, error: `lock ${name} is not held with that lease (it expired)` };
+      return { status: Status.OK, token: rev(cur.create_revision), ttlMs: ttl * 1000 };
     });
   }
 
-  lockRelease(name: string, token: number, cb: ClientCallback): void {
-    const bad = checkCommand({ op: 'lock.release', name, token });
+  lockRelease(name: string, lease: string, cb: ClientCallback): void {
+    const bad = checkCommand({ op: 'lock.release', name, token: 1 });
     if (bad) return cb(bad);
+    const digest = leaseHex(lease);
+    if (typeof digest !== 'string') return cb(digest);
     const k = this.lockKey(name);
-    this.run(true, 'lock release', cb, () =>
-      this.client.kv.txn({
-        compare: [{ key: k, target: 'Create', result: 'Equal', create_revision: token }],
-        success: [{ request_range: { key: k } }, { request_delete_range: { key: k } }],
-        failure: [],
-      }), (r: ITxnResponse) => {
-      if (!r.succeeded) return { status: Status.CONFLICT, error: `lock ${name} is not held with token ${token}` };
-      const cur = r.responses[0]?.response_range.kvs[0];
+    this.run(true, 'lock release', cb, async () => {
+      const r = await this.client.kv.range({ key: k });
+      const cur = r.kvs[0];
       const g = cur ? decodeLockGrant(name, cur.value.toString('utf8')) : undefined;
-      if (g && typeof g !== 'string' && g.lease) void this.client.leaseClient.leaseRevoke({ ID: g.lease }).catch(() => undefined);
-      return { status: Status.OK };
-    });
+      if (!cur || g === undefined || typeof g === 'string' || g.digest !== digest) return { status: Status.CONFLICT, error: `lock ${name} is not held with that lease` } as ClientResult;
+      // Delete only this grant (its create revision), not a later one made meanwhile.
+      const t = await this.client.kv.txn({
+        compare: [{ key: k, target: 'Create', result: 'Equal', create_revision: cur.create_revision }],
+        success: [{ request_delete_range: { key: k } }],
+        failure: [],
+      });
+      if (!t.succeeded) return { status: Status.CONFLICT, error: `lock ${name} is not held with that lease` } as ClientResult;
+      if (g.etcdLease) void this.client.leaseClient.leaseRevoke({ ID: g.etcdLease }).catch(() => undefined);
+      return { status: Status.OK } as ClientResult;
+    }, (r) => r);
   }
 
   // Jobs: <prefix>jobs/<name> = {claim, result}.

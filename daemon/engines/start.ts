@@ -22,6 +22,8 @@ import { JobScheduler } from '../jobs/scheduler.ts';
 import { startApiServer, type ApiServer } from '../http/server.ts';
 import { createPino } from '../log.ts';
 import { lockDataDir, type StartOptions } from '../start.ts';
+import { ensureTokenFile } from '../config/secrets.ts';
+import type { ApiCredential } from '../http/auth.ts';
 import { ExternalBackend } from './backend.ts';
 import { EtcdEngine, type EngineLog } from './etcd.ts';
 import type { ExternalEngine } from './types.ts';
@@ -29,6 +31,8 @@ import { ZkEngine } from './zookeeper.ts';
 
 export interface RunningExternalNode {
   config: ResolvedConfig;
+  /** The file holding the operator API token (undefined when http.token is inline). */
+  apiTokenFile: string | undefined;
   engine: ExternalEngine;
   backend: ExternalBackend;
   http: ApiServer;
@@ -95,6 +99,20 @@ export async function startExternalNode(cfgOrFile: ResolvedConfig | string, opts
   const log = opts.pino ?? createPino(c.log.level, { node: cfg.self.name, cluster: c.cluster.name });
   if (opts.witness) throw new Error(`${cfg.file}: engine ${c.engine} has no witnesses (${c.engine} is the quorum)`);
   const unlock = lockDataDir(cfg.dataDir);
+  // The operator credential, as startNode makes it: configured, or <dataDir>/api.token made at the first start.
+  let apiToken = cfg.http.token;
+  if (apiToken === undefined) {
+    try {
+      const t = ensureTokenFile(cfg.http.tokenFile!, 'http.tokenFile');
+      apiToken = t.token;
+      if (t.created) log.info({ tokenFile: cfg.http.tokenFile }, `created the API token (operator scope) in ${cfg.http.tokenFile}, mode 0600; quorumd finds it with --data-dir ${cfg.dataDir} (or QUORUMD_DATA_DIR)`);
+    } catch (err) {
+      unlock();
+      throw new Error(`${cfg.file}: ${(err as Error).message}`);
+    }
+  }
+  const apiCredentials: ApiCredential[] = [{ name: 'token', scope: 'operator', token: apiToken }, ...cfg.http.credentials];
+  const apiAuthEnv: Record<string, string> = cfg.http.tokenFile !== undefined ? { QUORUMD_API_TOKEN_FILE: cfg.http.tokenFile } : { QUORUMD_API_TOKEN: apiToken };
   const elog: EngineLog = {
     debug: (f, m) => log.debug(f, m),
     info: (f, m) => log.info(f, m),
@@ -126,7 +144,10 @@ export async function startExternalNode(cfgOrFile: ResolvedConfig | string, opts
     http = await startApiServer(backend, {
       host: cfg.http.host,
       port: opts.httpPort ?? cfg.http.port,
-      token: cfg.http.token,
+      credentials: apiCredentials,
+      ...(cfg.http.tls ? { tls: cfg.http.tls } : {}),
+      headersTimeoutMs: c.http.headersTimeoutMs,
+      maxConnectionsPerAddress: c.http.maxConnectionsPerAddress,
       maxBodyBytes: c.http.maxBodyBytes,
       maxWatchMs: c.http.maxWatchMs,
       backstopMs: c.http.requestTimeoutMs + 2000,
@@ -138,8 +159,9 @@ export async function startExternalNode(cfgOrFile: ResolvedConfig | string, opts
     throw new Error(`HTTP API on ${cfg.http.host}:${opts.httpPort ?? cfg.http.port}: ${(err as Error).message}`);
   }
   const a = http.address();
-  const url = `http://${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`;
+  const url = `${cfg.http.tls ? 'https' : 'http'}://${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`;
   hooks.apiUrl = url;
+  hooks.apiAuthEnv = apiAuthEnv;
   engine.start();
   const jobs = new JobScheduler({
     jobs: c.jobs,
@@ -147,6 +169,7 @@ export async function startExternalNode(cfgOrFile: ResolvedConfig | string, opts
     node: cfg.self.name,
     cluster: c.cluster.name,
     apiUrl: url,
+    apiAuthEnv,
     log: { debug: (f, m) => log.debug(f, m), info: (f, m) => log.info(f, m), warn: (f, m) => log.warn(f, m), error: (f, m) => log.error(f, m) },
   });
   backend.jobsView = () => jobs.view();
@@ -156,6 +179,7 @@ export async function startExternalNode(cfgOrFile: ResolvedConfig | string, opts
   let stopping: Promise<void> | undefined;
   const node: RunningExternalNode = {
     config: cfg,
+    apiTokenFile: cfg.http.tokenFile,
     engine,
     backend,
     http,

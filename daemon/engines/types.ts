@@ -110,9 +110,10 @@ export interface ExternalEngine {
   get(key: string, opts: { stale: boolean }, cb: ClientCallback): void;
   put(key: string, value: Uint8Array, opts: { cas?: number }, cb: ClientCallback): void;
   del(key: string, opts: { cas?: number }, cb: ClientCallback): void;
-  lockAcquire(name: string, owner: string, ttlMs: number, cb: ClientCallback): void;
-  lockRenew(name: string, token: number, cb: ClientCallback): void;
-  lockRelease(name: string, token: number, cb: ClientCallback): void;
+  /** Locks: `lease` is the holder's secret lease id; the service keeps only its digest. */
+  lockAcquire(name: string, owner: string, ttlMs: number, lease: string, cb: ClientCallback): void;
+  lockRenew(name: string, lease: string, cb: ClientCallback): void;
+  lockRelease(name: string, lease: string, cb: ClientCallback): void;
   /** Claims a job slot for the leadership `lead` (200 granted, 409 not, 503 not written, 504 unknown). */
   jobClaim(job: string, slot: number, lead: Leadership, cb: ClientCallback): void;
   jobDone(r: JobReport, cb: ClientCallback): void;

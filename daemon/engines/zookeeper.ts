@@ -59,7 +59,7 @@ import zk, { type ACL, type Client, type Exception, type Stat, type TransactionR
 import type { JobRecord } from '../../src/kv/index.ts';
 import type { JobReport, Leadership } from '../jobs/coordinator.ts';
 import { Status, type ClientCallback, type ClientResult } from '../runtime/results.ts';
-import { answerOnce, checkCommand, decodeJobRecord, decodeLeaderRecord, decodeLockGrant, encodeJobRecord, KeyWatchers, sleep } from './common.ts';
+import { answerOnce, checkCommand, decodeJobRecord, decodeLeaderRecord, decodeLockGrant, encodeJobRecord, KeyWatchers, leaseHex, sleep } from './common.ts';
 import type { EngineLog } from './etcd.ts';
 import { LeadershipGate } from './leadership.ts';
 import { LeaseWindow } from './safety.ts';
@@ -533,11 +533,13 @@ export class ZkEngine implements ExternalEngine {
     return timeOf(st.mtime);
   }
 
-  lockAcquire(name: string, owner: string, ttlMs: number, cb: ClientCallback): void {
+  lockAcquire(name: string, owner: string, ttlMs: number, lease: string, cb: ClientCallback): void {
     const bad = checkCommand({ op: 'lock.acquire', name, owner, ttlMs, now: 0 });
     if (bad) return cb(bad);
+    const digest = leaseHex(lease);
+    if (typeof digest !== 'string') return cb(digest);
     const path = this.lockPath(name);
-    const data = Buffer.from(JSON.stringify({ owner, ttlMs }));
+    const data = Buffer.from(JSON.stringify({ owner, ttlMs, digest }));
     this.run(true, 'lock acquire', cb, async (c) => {
       for (let i = 0; i < 8; i++) {
         const cur = await this.read(c, path);
@@ -555,8 +557,8 @@ export class ZkEngine implements ExternalEngine {
           continue;
         }
         const token = zxid(cur.stat.czxid);
-        if (g.owner !== owner) return { status: Status.CONFLICT, holder: g.owner, token, error: `lock ${name} is held by ${g.owner}` };
-        // The holder asks again: same grant and token, TTL renewed from now.
+        // Only the same lease id (a retry of the same request after a 504) is the holder asking again.
+        if (g.owner !== owner || g.digest !== digest) return { status: Status.CONFLICT, holder: g.owner, token, error: `lock ${name} is held by ${g.owner}` };
         const r = await this.multi(c, (t) => t.setData(path, data, cur.stat.version));
         if (r.ok) return { status: Status.OK, token, ttlMs };
       }
@@ -564,30 +566,40 @@ export class ZkEngine implements ExternalEngine {
     });
   }
 
-  lockRenew(name: string, token: number, cb: ClientCallback): void {
-    const bad = checkCommand({ op: 'lock.renew', name, token, now: 0 });
+  /** The lock's znode if it is held (not expired) with lease digest `digest`. */
+  private async heldWith(c: Client, name: string, digest: string): Promise<{ data: Buffer; stat: Stat; ttlMs: number } | undefined> {
+    const cur = await this.read(c, this.lockPath(name));
+    if (!cur) return undefined;
+    const g = decodeLockGrant(name, cur.data.toString('utf8'));
+    if (typeof g === 'string' || g.digest !== digest) return undefined;
+    if (timeOf(cur.stat.mtime) + g.ttlMs <= (await this.serverNow(c))) return undefined;
+    return { ...cur, ttlMs: g.ttlMs };
+  }
+
+  lockRenew(name: string, lease: string, cb: ClientCallback): void {
+    const bad = checkCommand({ op: 'lock.renew', name, token: 1, now: 0 });
     if (bad) return cb(bad);
-    const path = this.lockPath(name);
+    const digest = leaseHex(lease);
+    if (typeof digest !== 'string') return cb(digest);
     this.run(true, 'lock renew', cb, async (c) => {
-      const cur = await this.read(c, path);
-      if (!cur || zxid(cur.stat.czxid) !== token) return { status: Status.CONFLICT, error: `lock ${name} is not held with token ${token}` };
-      const g = decodeLockGrant(name, cur.data.toString('utf8'));
-      if (typeof g === 'string') return { status: Status.CONFLICT, error: g };
-      if (timeOf(cur.stat.mtime) + g.ttlMs <= (await this.serverNow(c))) return { status: Status.CONFLICT, error: `lock ${name} is not held with token ${token} (expired)` };
-      const r = await this.multi(c, (t) => t.setData(path, cur.data, cur.stat.version));
+      const cur = await this.heldWith(c, name, digest);
+      if (!cur) return { status: Status.CONFLICT, error: `lock ${name} is not held with that lease` };
+      // Rewriting the same data moves the znode's mtime: the TTL runs from now.
+      const r = await this.multi(c, (t) => t.setData(this.lockPath(name), cur.data, cur.stat.version));
       if (!r.ok) return { status: Status.CONFLICT, error: `lock ${name} changed while renewing` };
-      return { status: Status.OK, token, ttlMs: g.ttlMs };
+      return { status: Status.OK, token: zxid(cur.stat.czxid), ttlMs: cur.ttlMs };
     });
   }
 
-  lockRelease(name: string, token: number, cb: ClientCallback): void {
-    const bad = checkCommand({ op: 'lock.release', name, token });
+  lockRelease(name: string, lease: string, cb: ClientCallback): void {
+    const bad = checkCommand({ op: 'lock.release', name, token: 1 });
     if (bad) return cb(bad);
-    const path = this.lockPath(name);
+    const digest = leaseHex(lease);
+    if (typeof digest !== 'string') return cb(digest);
     this.run(true, 'lock release', cb, async (c) => {
-      const cur = await this.read(c, path);
-      if (!cur || zxid(cur.stat.czxid) !== token) return { status: Status.CONFLICT, error: `lock ${name} is not held with token ${token}` };
-      const r = await this.multi(c, (t) => t.remove(path, cur.stat.version));
+      const cur = await this.heldWith(c, name, digest);
+      if (!cur) return { status: Status.CONFLICT, error: `lock ${name} is not held with that lease` };
+      const r = await this.multi(c, (t) => t.remove(this.lockPath(name), cur.stat.version));
       if (!r.ok) return { status: Status.CONFLICT, error: `lock ${name} changed while releasing` };
       return { status: Status.OK };
     });

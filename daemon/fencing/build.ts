@@ -25,6 +25,7 @@ import type { BullyFencingOptions } from '../runtime/bully-node.ts';
 import type { FenceDeviceConfig, FencingConfig, SenseConfig } from '../config/fencing.ts';
 export { checkBullyFencing } from '../config/fencing.ts';
 import { DevRelay } from './dev-relay.ts';
+import { readSecretFile } from '../config/secrets.ts';
 
 /** One configured device, as /v1/status lists it under `relays`. */
 
@@ -206,7 +207,7 @@ export function buildFencing(f: FencingConfig, deps: BuildDeps): BuiltFencing {
               relay = b.relay(d.channel, d.wiring, rname);
               detail = `relay board ${d.path} channel ${d.channel} (${d.wiring})`;
             } else {
-              relay = new DevRelay({ url: d.url, node: t.node, name: rname });
+              relay = new DevRelay({ url: d.url, node: t.node, name: rname, ...(d.tokenFile !== undefined ? { token: readSecretFile(d.tokenFile, `fencing dev-relay tokenFile`) } : {}) });
               detail = `dev rail ${d.url} (quorumd dev only)`;
             }
           } catch (e) {

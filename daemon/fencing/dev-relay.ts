@@ -8,10 +8,13 @@
  *   POST /rail/<node>?on=0|1   → 200 {"node","on"}           (switch; off = SIGKILL and keep down, on = start again)
  *
  * and node processes reach it through `DevRelay`, a HAL `Relay` (config
- * `type: dev-relay`). This works on a fresh machine (no socat, no pty, no GPIO); on a
+ * `type: dev-relay`). Every request needs the dev cluster's token
+ * (`Authorization: Bearer <token>`, the dev API token): other local users may reach
+ * 127.0.0.1 too, and must not be able to power nodes off (401 otherwise). This works on a fresh machine (no socat, no pty, no GPIO); on a
  * board use `gpio-relay` or `serial-relay`. Nothing here is used outside `quorumd dev`
  * and its tests.
  */
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Done, DoneWith, Relay } from '../../hal/interfaces.ts';
@@ -27,6 +30,8 @@ export interface DevRelayOptions {
   name?: string;
   /** Answer deadline per request, ms. Default 2000 (loopback answers in < 5 ms). */
   timeoutMs?: number;
+  /** The dev cluster's token, sent as a bearer token. */
+  token?: string;
 }
 
 /** A HAL Relay that switches a dev node's simulated power rail over loopback HTTP. */
@@ -35,6 +40,7 @@ export class DevRelay implements Relay {
   private readonly url: URL;
   private readonly node: string;
   private readonly timeoutMs: number;
+  private readonly token: string | undefined;
 
   constructor(o: DevRelayOptions) {
     if (o === null || typeof o !== 'object') throw new TypeError('DevRelay: expected options { url, node }');
@@ -50,6 +56,7 @@ export class DevRelay implements Relay {
     this.node = o.node;
     this.name = o.name ?? `dev-relay:${o.node}`;
     this.timeoutMs = o.timeoutMs ?? 2000;
+    this.token = o.token;
   }
 
   set(on: boolean, done: Done): void {
@@ -73,7 +80,7 @@ export class DevRelay implements Relay {
       clearTimeout(timer);
       done(err, v);
     };
-    const r = request({ host: this.url.hostname.replace(/^\[(.*)\]$/, '$1'), port: this.url.port, method, path, headers: { 'Content-Length': 0 } }, (res) => {
+    const r = request({ host: this.url.hostname.replace(/^\[(.*)\]$/, '$1'), port: this.url.port, method, path, headers: { 'Content-Length': 0, ...(this.token !== undefined ? { Authorization: `Bearer ${this.token}` } : {}) } }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('error', (e) => finish(new Error(`relay ${this.name}: ${e.message}`)));
@@ -105,6 +112,8 @@ export interface RailServerOptions {
   set(node: string, on: boolean): boolean | undefined;
   /** Port on 127.0.0.1. Default 0 (any free one). */
   port?: number;
+  /** Bearer token every request must carry (the dev cluster's token). Required: the rails are never open. */
+  token: string;
 }
 
 export interface RailServer {
@@ -116,12 +125,17 @@ export interface RailServer {
 
 /** The supervisor side: serves the rails on 127.0.0.1. */
 export function startRailServer(o: RailServerOptions): Promise<RailServer> {
+  if (typeof o.token !== 'string' || o.token.length < 16) throw new TypeError('startRailServer: token must be a string of at least 16 characters (the dev cluster\'s token)');
+  const want = createHash('sha256').update(o.token).digest();
   const server = createServer((req, res) => {
     const send = (status: number, v: unknown) => {
       const body = JSON.stringify(v) + '\n';
-      res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) });
+      res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body), ...(status === 401 ? { 'WWW-Authenticate': 'Bearer' } : {}) });
       res.end(body);
     };
+    const m0 = /^Bearer (.+)$/.exec(req.headers.authorization ?? '');
+    const given = createHash('sha256').update(m0 ? m0[1]! : '\u0000').digest();
+    if (!m0 || !timingSafeEqual(given, want)) return send(401, { error: 'the rail server needs the dev cluster\'s token: Authorization: Bearer <token> (its api.token)' });
     const url = req.url ?? '';
     const m = /^\/rail\/([a-z0-9][a-z0-9-]{0,31})(?:\?on=([01]))?$/.exec(url);
     if (!m) return send(404, { error: `no such endpoint ${JSON.stringify(url.slice(0, 80))}; expected GET /rail/<node> or POST /rail/<node>?on=0|1` });

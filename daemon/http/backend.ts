@@ -41,7 +41,7 @@ export interface LeaderView {
 
 /** Answer of the fence endpoints: 200 done; 400/404 bad node; 502 the fence failed; 503 not possible here. */
 export interface FenceAnswer {
-  status: 200 | 400 | 404 | 502 | 503;
+  status: 200 | 400 | 404 | 409 | 502 | 503;
   error?: string;
   /** The fence record (src/fence FenceRecord) when a fence ran. */
   record?: unknown;
@@ -54,9 +54,13 @@ export interface ApiBackend {
   get(key: string, opts: { stale: boolean }, cb: ClientCallback): void;
   put(key: string, value: Uint8Array, opts: { cas?: number }, cb: ClientCallback): void;
   del(key: string, opts: { cas?: number }, cb: ClientCallback): void;
-  lockAcquire(name: string, owner: string, ttlMs: number, cb: ClientCallback): void;
-  lockRenew(name: string, token: number, cb: ClientCallback): void;
-  lockRelease(name: string, token: number, cb: ClientCallback): void;
+  /**
+   * Locks: `lease` is the holder's secret lease id (docs/api.md); renew and release
+   * name the grant by it, never by the public fencing token.
+   */
+  lockAcquire(name: string, owner: string, ttlMs: number, lease: string, cb: ClientCallback): void;
+  lockRenew(name: string, lease: string, cb: ClientCallback): void;
+  lockRelease(name: string, lease: string, cb: ClientCallback): void;
   /**
    * Calls `fn` after every applied change to `key` (local apply, any role) until the
    * returned function is called. Optional: without it, watches poll the local state.

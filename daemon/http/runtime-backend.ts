@@ -11,6 +11,7 @@ import type { DropCounters } from '../../src/wire/codec.ts';
 import type { FenceDeviceInfo } from '../fencing/build.ts';
 import type { BullyRuntime, BullyRuntimeObserver } from '../runtime/bully-node.ts';
 import type { ClientCallback } from '../runtime/results.ts';
+import type { WriteTracer } from '../runtime/write-trace.ts';
 import type { JobRecord } from '../../src/kv/index.ts';
 import type { JobReport, JobsHost, Leadership } from '../jobs/coordinator.ts';
 import type { ApiBackend, FenceAnswer, LeaderView, StatusView } from './backend.ts';
@@ -58,7 +59,7 @@ const counter = (name: string, help: string, value: number): MetricFamily => ({ 
 /** What the shared backend part needs of a runtime (NodeRuntime and BullyRuntime both have it). */
 interface FenceableRuntime {
   fence(node: number, cb: (r: { ok: boolean; record?: FenceRecord; error?: string }) => void): void;
-  confirmFenced(node: number): { ok: boolean; error?: string };
+  confirmFenced(node: number): { ok: boolean; error?: string; alive?: boolean };
 }
 
 /**
@@ -108,7 +109,7 @@ abstract class BackendBase<R extends FenceableRuntime> {
     if (id === this.self.id) return { status: 400, error: `${node} is this node: a node cannot confirm itself down` };
     if (this.fenceDevices === undefined) return { status: 503, error: `node ${this.self.name} runs without a fencing: section (no activation gate to open)` };
     const r = rt.confirmFenced(id);
-    return r.ok ? { status: 200 } : { status: 503, error: r.error ?? 'not confirmed' };
+    return r.ok ? { status: 200 } : { status: r.alive ? 409 : 503, error: r.error ?? 'not confirmed' };
   }
 
   protected nameOf(id: number): string | null {
@@ -347,20 +348,36 @@ export class RuntimeBackend extends BackendBase<NodeRuntime> implements ApiBacke
   get(key: string, opts: { stale: boolean }, cb: ClientCallback): void {
     this.need(cb)?.get(key, opts, cb);
   }
+  /** Per-write trace points (daemon/runtime/write-trace.ts): set by startNode when tracing is on. */
+  trace: WriteTracer | undefined;
+
   put(key: string, value: Uint8Array, opts: { cas?: number }, cb: ClientCallback): void {
+    const tr = this.trace;
+    if (tr) {
+      // http.in happened before the index was known: recorded with its own time.
+      const t0 = tr.now();
+      const inner = cb;
+      cb = (r) => {
+        if (r.index !== undefined) {
+          tr.markAt('http.in', r.index, r.index, t0);
+          tr.mark('http.out', r.index);
+        }
+        inner(r);
+      };
+    }
     this.need(cb)?.put(key, value, opts, cb);
   }
   del(key: string, opts: { cas?: number }, cb: ClientCallback): void {
     this.need(cb)?.del(key, opts, cb);
   }
-  lockAcquire(name: string, owner: string, ttlMs: number, cb: ClientCallback): void {
-    this.need(cb)?.lockAcquire(name, owner, ttlMs, cb);
+  lockAcquire(name: string, owner: string, ttlMs: number, lease: string, cb: ClientCallback): void {
+    this.need(cb)?.lockAcquire(name, owner, ttlMs, lease, cb);
   }
-  lockRenew(name: string, token: number, cb: ClientCallback): void {
-    this.need(cb)?.lockRenew(name, token, cb);
+  lockRenew(name: string, lease: string, cb: ClientCallback): void {
+    this.need(cb)?.lockRenew(name, lease, cb);
   }
-  lockRelease(name: string, token: number, cb: ClientCallback): void {
-    this.need(cb)?.lockRelease(name, token, cb);
+  lockRelease(name: string, lease: string, cb: ClientCallback): void {
+    this.need(cb)?.lockRelease(name, lease, cb);
   }
 
   jobs(): unknown[] {
@@ -438,6 +455,10 @@ export class RuntimeBackend extends BackendBase<NodeRuntime> implements ApiBacke
       { name: 'quorumd_fsync_seconds', help: 'fsync latency.', type: 'histogram', histogram: this.fsync.snapshot() },
       g('quorumd_pending_writes', 'Client writes waiting for commit.', s?.pending.writes ?? 0),
       g('quorumd_pending_reads', 'Client reads waiting for their read index.', s?.pending.reads ?? 0),
+      g('quorumd_kv_keys', 'Keys and lock records in the replicated state (what kv.maxKeys bounds).', this.rt?.stateMachine.usage().keys ?? 0),
+      g('quorumd_kv_bytes', 'Bytes of keys, values, lock names and owners in the replicated state (what kv.maxBytes bounds).', this.rt?.stateMachine.usage().bytes ?? 0),
+      c('quorumd_quota_refusals_total', 'Writes this node refused as leader because a kv quota was full (507).', this.rt?.quotaRefusals ?? 0),
+      c('quorumd_lock_refusals_total', 'Lock renewals/releases this node refused as leader without writing (wrong lease, not held).', this.rt?.lockRefusals ?? 0),
       { name: 'quorumd_info', help: 'Static node information.', type: 'gauge', samples: [{ labels: { node: this.self.name, cluster: this.clusterName, engine: this.engineName }, value: 1 }] },
     ];
   }
@@ -573,9 +594,9 @@ export class BullyBackend extends BackendBase<BullyRuntime> implements ApiBacken
       case 'get': return this.rt.get('', {}, cb);
       case 'put': return this.rt.put('', new Uint8Array(), {}, cb);
       case 'del': return this.rt.del('', {}, cb);
-      case 'acquire': return this.rt.lockAcquire('', '', 0, cb);
-      case 'renew': return this.rt.lockRenew('', 0, cb);
-      default: return this.rt.lockRelease('', 0, cb);
+      case 'acquire': return this.rt.lockAcquire('', '', 0, '', cb);
+      case 'renew': return this.rt.lockRenew('', '', cb);
+      default: return this.rt.lockRelease('', '', cb);
     }
   }
   get(_key: string, _opts: { stale: boolean }, cb: ClientCallback): void {
@@ -587,13 +608,13 @@ export class BullyBackend extends BackendBase<BullyRuntime> implements ApiBacken
   del(_key: string, _opts: { cas?: number }, cb: ClientCallback): void {
     this.unsupported('del', cb);
   }
-  lockAcquire(_name: string, _owner: string, _ttlMs: number, cb: ClientCallback): void {
+  lockAcquire(_name: string, _owner: string, _ttlMs: number, _lease: string, cb: ClientCallback): void {
     this.unsupported('acquire', cb);
   }
-  lockRenew(_name: string, _token: number, cb: ClientCallback): void {
+  lockRenew(_name: string, _lease: string, cb: ClientCallback): void {
     this.unsupported('renew', cb);
   }
-  lockRelease(_name: string, _token: number, cb: ClientCallback): void {
+  lockRelease(_name: string, _lease: string, cb: ClientCallback): void {
     this.unsupported('release', cb);
   }
 

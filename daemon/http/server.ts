@@ -15,26 +15,56 @@
  *   GET    /v1/jobs                         → {jobs: [...]} scheduled jobs: last run (replicated), next run
  *   GET    /metrics                         → Prometheus text
  *
+ * Every request carries `Authorization: Bearer <token>` of a credential whose scope
+ * covers it (daemon/http/auth.ts: read, write, operator), also on loopback: 401
+ * without a known token, 403 when the scope is too small. Optional TLS (https) with
+ * optional client certificates.
+ *
  * Errors are `{error, code}`; 503 = definitely not applied, 504 = outcome unknown.
  * Every malformed input (path, percent-encoding, query parameter, body size, header)
  * is a 400/404/405/413 naming it; an exception in a handler is a 500 and is logged,
  * never a crash. Keys may contain '/' (the rest of the path is the key).
+ *
+ * Bounded resources (docs/security.md): a connection that has not sent its whole
+ * header within `headersTimeoutMs` is destroyed (not half-closed: a client that
+ * never reads must not keep the descriptor), checked every second; one client
+ * address holds at most `maxConnectionsPerAddress` connections (more are destroyed
+ * at accept), the server at most `maxConnections`. Repeated lock renewals and
+ * releases with a wrong lease id from one client (address + credential) are answered
+ * 429 for a while without reaching the node.
  */
-import { timingSafeEqual } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { MAX_KEY_BYTES, MAX_TTL_MS, MAX_VALUE_BYTES, MIN_TTL_MS } from '../../src/kv/commands.ts';
 import type { ClientResult } from '../runtime/results.ts';
 import type { ApiBackend, FenceAnswer } from './backend.ts';
 import { renderMetrics, type MetricFamily } from './metrics.ts';
+import { ApiAuth, requiredScope, scopeAllows, type ApiCredential } from './auth.ts';
 
 export interface HttpOptions {
   /** Default 127.0.0.1. Any non-loopback host requires `token` (checked by the config; enforced here too). */
   host?: string;
   /** Default 7071; 0 = any free port. */
   port?: number;
-  /** Bearer token; when set, every request must carry `Authorization: Bearer <token>`. */
+  /**
+   * Who may call the API (daemon/http/auth.ts). Required (or `token`): the API has no
+   * unauthenticated mode.
+   */
+  credentials?: ApiCredential[];
+  /** Shorthand for one credential named `token` with the operator scope. */
   token?: string | undefined;
+  /** Serve HTTPS: PEM certificate and key; with `ca`, clients must present a certificate signed by it. */
+  tls?: { cert: string | Buffer; key: string | Buffer; ca?: string | Buffer };
+  /** A connection that has not sent a complete request header within this is destroyed (ms). Default 10000. */
+  headersTimeoutMs?: number;
+  /** Connections from one client address at a time; more are destroyed when accepted. Default 64. */
+  maxConnectionsPerAddress?: number;
+  /** Connections at a time in all. Default 1024. */
+  maxConnections?: number;
+  /** Lock renewals/releases refused for a wrong lease, per client and window, before 429. Default 5 per 10 s. */
+  leaseFailures?: { max: number; windowMs: number };
   /** Largest request body (bytes). Default 65536; values are further capped by MAX_VALUE_BYTES. */
   maxBodyBytes?: number;
   /** Longest watch wait (ms). Default 300000. */
@@ -139,6 +169,20 @@ function decodeName(raw: string, what: 'key' | 'lock name'): string {
   return s;
 }
 
+/** A lease id: 22..64 base64url characters (at least 128 random bits). */
+const LEASE_ID = /^[A-Za-z0-9_-]{22,64}$/;
+
+function leaseParam(raw: string | undefined, missing: string): string {
+  if (raw === undefined || raw === '') throw bad(missing);
+  if (!LEASE_ID.test(raw)) throw bad(`lease must be 22 to 64 characters A-Z a-z 0-9 _ - (the lease id of the acquire answer), got ${raw.length} characters`);
+  return raw;
+}
+
+/** A fresh lease id: 16 random bytes, base64url (22 characters). */
+export function newLeaseId(): string {
+  return randomBytes(16).toString('base64url');
+}
+
 /** Maps a runtime result that is not 200 to an HttpError. */
 function failure(r: ClientResult, what: string): HttpError {
   const msg = r.error ?? `${what} failed with status ${r.status}`;
@@ -149,6 +193,9 @@ function failure(r: ClientResult, what: string): HttpError {
       return new HttpError(404, 'not-found', msg);
     case 413:
       return new HttpError(413, 'too-large', msg);
+    case 507:
+      // Definite: refused before proposing, the cluster's quota is full (src/kv/quota.ts).
+      return new HttpError(507, 'quota-exceeded', msg);
     case 501:
       // Definite: this engine cannot do it at all (bully has no replicated log).
       return new HttpError(501, 'engine-unsupported', msg);
@@ -169,16 +216,25 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
   const defaultWatchMs = Math.min(opts.defaultWatchMs ?? 30_000, maxWatchMs);
   const backstopMs = opts.backstopMs ?? 10_000;
   const maxWatches = opts.maxWatches ?? 1024;
-  const tokenBuf = opts.token !== undefined ? Buffer.from(opts.token, 'utf8') : undefined;
+  const credentials = [...(opts.credentials ?? []), ...(opts.token !== undefined ? [{ name: 'token', scope: 'operator' as const, token: opts.token }] : [])];
+  let auth: ApiAuth;
+  try {
+    auth = new ApiAuth(credentials);
+  } catch (err) {
+    return Promise.reject(err);
+  }
+  const headersTimeoutMs = opts.headersTimeoutMs ?? 10_000;
+  const perAddress = opts.maxConnectionsPerAddress ?? 64;
+  const leaseLimit = opts.leaseFailures ?? { max: 5, windowMs: 10_000 };
+  const byAddress = new Map<string, number>();
+  /** Wrong-lease failures per client (address + credential): count and window start. */
+  const leaseFails = new Map<string, { n: number; since: number }>();
+  let refusedConnections = 0;
   const onError = opts.onError ?? (() => {});
   const counts = new Map<number, number>();
   let watches = 0;
   const sockets = new Set<Socket>();
   let closing = false;
-
-  if (tokenBuf === undefined && !/^(127\.\d+\.\d+\.\d+|::1|localhost)$/.test(host)) {
-    return Promise.reject(new Error(`HTTP API: refusing to listen on ${host} without a bearer token (set http.token or http.tokenFile)`));
-  }
 
   const httpFamilies = (): MetricFamily[] => [
     {
@@ -186,6 +242,12 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
       help: 'HTTP responses by status code.',
       type: 'counter',
       samples: [...counts.entries()].sort((a, b) => a[0] - b[0]).map(([code, n]) => ({ labels: { code: String(code) }, value: n })),
+    },
+    {
+      name: 'quorumd_http_connections_refused_total',
+      help: 'Connections destroyed at accept: too many from one address, or in all.',
+      type: 'counter',
+      samples: [{ value: refusedConnections }],
     },
   ];
 
@@ -206,8 +268,10 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
     const headers: Record<string, string | number> = {};
     if (e.status === 401) headers['WWW-Authenticate'] = 'Bearer';
     if (e.extra.allow) headers.Allow = String(e.extra.allow);
+    if (e.extra.retryAfter !== undefined) headers['Retry-After'] = String(e.extra.retryAfter);
     const extra = { ...e.extra };
     delete extra.allow;
+    delete extra.retryAfter;
     json(res, e.status, { error: e.message, code: e.code, ...extra }, headers);
   }
 
@@ -358,6 +422,29 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
     }
   }
 
+  /** A wrong-lease 409 for `client`; the window restarts when it has passed. */
+  function countLeaseFailure(client: string): void {
+    const now = Date.now();
+    const f = leaseFails.get(client);
+    if (!f || now - f.since >= leaseLimit.windowMs) leaseFails.set(client, { n: 1, since: now });
+    else f.n++;
+    if (leaseFails.size > 10_000) leaseFails.delete(leaseFails.keys().next().value!); // bounded: oldest first
+  }
+
+  /** 429 while `client` has used up its wrong-lease failures in the current window. */
+  function holdOffLeaseGuesser(client: string): void {
+    const f = leaseFails.get(client);
+    if (!f) return;
+    const left = leaseLimit.windowMs - (Date.now() - f.since);
+    if (left <= 0) {
+      leaseFails.delete(client);
+      return;
+    }
+    if (f.n >= leaseLimit.max) {
+      throw new HttpError(429, 'too-many-failures', `${f.n} lock renewals/releases with a wrong lease from this client in ${leaseLimit.windowMs} ms; retry after ${Math.ceil(left / 1000)} s`, { retryAfter: Math.ceil(left / 1000) });
+    }
+  }
+
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const method = req.method ?? '';
     const rawUrl = req.url ?? '';
@@ -367,14 +454,17 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
     const path = qi < 0 ? rawUrl : rawUrl.slice(0, qi);
     const search = qi < 0 ? '' : rawUrl.slice(qi + 1);
 
-    if (tokenBuf) {
-      const auth = req.headers.authorization ?? '';
-      const m = /^Bearer (.+)$/.exec(auth);
-      const given = m ? Buffer.from(m[1]!, 'utf8') : Buffer.alloc(0);
-      if (!m || given.length !== tokenBuf.length || !timingSafeEqual(given, tokenBuf)) {
-        throw new HttpError(401, 'unauthorized', 'missing or wrong bearer token (Authorization: Bearer <token>)');
-      }
+    const who = auth.check(req.headers.authorization);
+    if (!who) {
+      throw new HttpError(401, 'unauthorized', req.headers.authorization === undefined
+        ? 'no credentials: send Authorization: Bearer <token> (the node\'s token file; `quorumd` finds it by itself, docs/security.md)'
+        : 'unknown or malformed bearer token (Authorization: Bearer <token>)');
     }
+    const need = requiredScope(method, path);
+    if (!scopeAllows(who.scope, need)) {
+      throw new HttpError(403, 'forbidden', `credential ${JSON.stringify(who.name)} has scope ${who.scope}; ${method} ${path.slice(0, 80)} needs scope ${need}`);
+    }
+    const client = `${req.socket.remoteAddress ?? '?'}|${who.name}`;
 
     const only = (...allowed: string[]) => {
       if (!allowed.includes(method)) {
@@ -445,40 +535,37 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
       if (renew) rest = rest.slice(0, -'/renew'.length);
       const name = decodeName(rest, 'lock name');
       rejectBodyIfAny(req);
-      if (renew) {
-        only('POST');
-        const q = parseQuery(search, ['token']);
-        const t = q.get('token');
-        if (t === undefined) throw bad('renew needs token=<the fencing token of the grant>');
-        const token = parseIndexParam(t, 'token');
-        const r = await call((cb) => backend.lockRenew(name, token, cb));
-        if (r.status === 200) return json(res, 200, { ok: true, token: r.token ?? token, ...(r.ttlMs !== undefined ? { ttlMs: r.ttlMs } : {}), ...(r.expiresAt !== undefined ? { expiresAt: r.expiresAt } : {}) });
-        if (r.status === 409) return json(res, 409, { ok: false, error: r.error ?? `lock ${name} is not held with token ${token}`, code: 'not-held' });
-        return sendError(res, failure(r, 'lock renew'));
+      if (renew || method === 'DELETE') {
+        if (renew) only('POST');
+        const what = renew ? 'renew' : 'release';
+        const q = parseQuery(search, ['lease', 'token']);
+        if (q.has('token')) throw bad(`${what} takes lease=<the lease id of the acquire answer>, not token=: the fencing token is public and releases nothing`);
+        const lease = leaseParam(q.get('lease'), `${what} needs lease=<the lease id of the acquire answer>`);
+        holdOffLeaseGuesser(client);
+        const r = await call((cb) => (renew ? backend.lockRenew(name, lease, cb) : backend.lockRelease(name, lease, cb)));
+        if (r.status === 409) {
+          countLeaseFailure(client);
+          return json(res, 409, { ok: false, error: r.error ?? `lock ${name} is not held with that lease`, code: 'not-held' });
+        }
+        if (r.status !== 200) return sendError(res, failure(r, `lock ${what}`));
+        if (!renew) return json(res, 200, { ok: true });
+        return json(res, 200, { ok: true, ...(r.token !== undefined ? { token: r.token } : {}), ...(r.ttlMs !== undefined ? { ttlMs: r.ttlMs } : {}), ...(r.expiresAt !== undefined ? { expiresAt: r.expiresAt } : {}) });
       }
       only('POST', 'DELETE');
-      if (method === 'POST') {
-        const q = parseQuery(search, ['ttl', 'owner']);
-        const ttlRaw = q.get('ttl');
-        const owner = q.get('owner');
-        if (ttlRaw === undefined) throw bad('acquire needs ttl=<duration>, e.g. ttl=15s');
-        if (owner === undefined || owner === '') throw bad('acquire needs owner=<who holds it>, e.g. owner=backup-job');
-        if (Buffer.byteLength(owner) > MAX_KEY_BYTES || !wellFormed(owner)) throw bad(`owner must be well-formed text of at most ${MAX_KEY_BYTES} bytes`);
-        const ttlMs = parseDuration(ttlRaw, 'ttl');
-        if (ttlMs < MIN_TTL_MS || ttlMs > MAX_TTL_MS) throw bad(`ttl must be between ${MIN_TTL_MS} ms and ${MAX_TTL_MS / 3_600_000} h, got ${ttlMs} ms`);
-        const r = await call((cb) => backend.lockAcquire(name, owner, ttlMs, cb));
-        if (r.status === 200) return json(res, 200, { token: r.token ?? 0, ttlMs: r.ttlMs ?? ttlMs });
-        if (r.status === 409) return json(res, 409, { holder: r.holder ?? null, error: r.error ?? `lock ${name} is held by ${r.holder ?? 'another owner'}`, code: 'lock-held' });
-        return sendError(res, failure(r, 'lock acquire'));
-      }
-      const q = parseQuery(search, ['token']);
-      const t = q.get('token');
-      if (t === undefined) throw bad('release needs token=<the fencing token of the grant>');
-      const token = parseIndexParam(t, 'token');
-      const r = await call((cb) => backend.lockRelease(name, token, cb));
-      if (r.status === 200) return json(res, 200, { ok: true });
-      if (r.status === 409) return json(res, 409, { ok: false, error: r.error ?? `lock ${name} is not held with token ${token}`, code: 'not-held' });
-      return sendError(res, failure(r, 'lock release'));
+      const q = parseQuery(search, ['ttl', 'owner', 'lease']);
+      const ttlRaw = q.get('ttl');
+      const owner = q.get('owner');
+      if (ttlRaw === undefined) throw bad('acquire needs ttl=<duration>, e.g. ttl=15s');
+      if (owner === undefined || owner === '') throw bad('acquire needs owner=<who holds it>, e.g. owner=backup-job');
+      if (Buffer.byteLength(owner) > MAX_KEY_BYTES || !wellFormed(owner)) throw bad(`owner must be well-formed text of at most ${MAX_KEY_BYTES} bytes`);
+      const ttlMs = parseDuration(ttlRaw, 'ttl');
+      if (ttlMs < MIN_TTL_MS || ttlMs > MAX_TTL_MS) throw bad(`ttl must be between ${MIN_TTL_MS} ms and ${MAX_TTL_MS / 3_600_000} h, got ${ttlMs} ms`);
+      // A client may choose its lease id (so that a retry after 504 is the same request); else a fresh one.
+      const lease = q.has('lease') ? leaseParam(q.get('lease'), 'lease') : newLeaseId();
+      const r = await call((cb) => backend.lockAcquire(name, owner, ttlMs, lease, cb));
+      if (r.status === 200) return json(res, 200, { token: r.token ?? 0, lease, ttlMs: r.ttlMs ?? ttlMs });
+      if (r.status === 409) return json(res, 409, { holder: r.holder ?? null, error: r.error ?? `lock ${name} is held by ${r.holder ?? 'another owner'}`, code: 'lock-held' });
+      return sendError(res, failure(r, 'lock acquire'));
     }
     if (path.startsWith('/v1/fence/')) {
       let rest = path.slice('/v1/fence/'.length);
@@ -492,7 +579,7 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
         if (!backend.confirmFenced) throw new HttpError(501, 'engine-unsupported', 'this node cannot confirm fences (engine without fencing)');
         const r = backend.confirmFenced(rest);
         if (r.status === 200) return json(res, 200, { ok: true, node: rest });
-        throw new HttpError(r.status, r.status === 404 ? 'not-found' : r.status === 503 ? 'unavailable' : 'bad-request', r.error ?? 'not confirmed');
+        throw new HttpError(r.status, r.status === 404 ? 'not-found' : r.status === 409 ? 'node-alive' : r.status === 503 ? 'unavailable' : 'bad-request', r.error ?? 'not confirmed');
       }
       const fence = backend.fence;
       if (!fence) throw new HttpError(501, 'engine-unsupported', 'this node cannot fence (engine without fencing)');
@@ -512,7 +599,14 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
     throw new HttpError(404, 'not-found', `no such endpoint: ${path.slice(0, 80)} (see /v1/status, /v1/leader, /v1/kv/<key>, /v1/locks/<name>, /v1/fence/<node>, /v1/jobs, /metrics)`);
   }
 
-  const server = createServer({ maxHeaderSize: 16 * 1024, requestTimeout: maxWatchMs + 60_000, headersTimeout: 30_000 }, (req, res) => {
+  const serverOpts = {
+    maxHeaderSize: 16 * 1024,
+    requestTimeout: maxWatchMs + 60_000,
+    headersTimeout: headersTimeoutMs,
+    // Node checks the two timeouts above only this often (default 30 s: a slow-header client kept its socket ~34 s).
+    connectionsCheckingInterval: Math.min(1000, headersTimeoutMs),
+  };
+  const handler = (req: IncomingMessage, res: ServerResponse) => {
     route(req, res).then(
       () => {
         if (!res.headersSent && !res.destroyed) json(res, 500, { error: 'handler ended without an answer', code: 'internal' });
@@ -529,12 +623,34 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
         if (!res.headersSent) json(res, 500, { error: `internal error: ${(err as Error)?.message ?? String(err)}`, code: 'internal' });
       },
     );
-  });
+  };
+  const server: Server = opts.tls
+    ? createHttpsServer({ ...serverOpts, cert: opts.tls.cert, key: opts.tls.key, ...(opts.tls.ca !== undefined ? { ca: opts.tls.ca, requestCert: true, rejectUnauthorized: true } : {}) }, handler)
+    : createServer(serverOpts, handler);
+  server.maxConnections = opts.maxConnections ?? 1024;
   server.keepAliveTimeout = 5000;
   server.on('connection', (s: Socket) => {
+    const addr = s.remoteAddress ?? '?';
+    const n = byAddress.get(addr) ?? 0;
+    if (n >= perAddress) {
+      refusedConnections++;
+      s.destroy();
+      return;
+    }
+    byAddress.set(addr, n + 1);
     sockets.add(s);
-    s.on('close', () => sockets.delete(s));
+    s.on('close', () => {
+      sockets.delete(s);
+      const left = (byAddress.get(addr) ?? 1) - 1;
+      if (left <= 0) byAddress.delete(addr);
+      else byAddress.set(addr, left);
+    });
   });
+  server.on('drop', () => {
+    refusedConnections++;
+  });
+  // A TLS handshake that fails (no client certificate, wrong CA) must not take the server down.
+  server.on('tlsClientError', (_err: Error, s: Socket) => s.destroy());
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     counts.set(400, (counts.get(400) ?? 0) + 1);
     if (socket.writable) {
@@ -542,7 +658,16 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
       // An answer to HEAD carries no body (RFC 9110 §9.3.2), or the client misreads the stream.
       const raw = (err as { rawPacket?: Buffer }).rawPacket;
       const body = raw && raw.subarray(0, 5).toString('latin1') === 'HEAD ' ? '' : json;
+      const timeout = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' || err.code === 'ERR_HTTP_HEADERS_TIMEOUT';
+      if (timeout) {
+        // A client that did not send its header in time gets no answer worth waiting for:
+        // destroyed, not half-closed (a client that never reads would keep the descriptor).
+        socket.destroy();
+        return;
+      }
       socket.end(`HTTP/1.1 400 Bad Request\r\nContent-Type: ${JSON_TYPE}\r\nContent-Length: ${Buffer.byteLength(json)}\r\nConnection: close\r\n\r\n${body}`);
+      // end() half-closes; a peer that never closes its side must not keep the socket.
+      setTimeout(() => socket.destroy(), 2000).unref();
     } else socket.destroy();
   });
 

@@ -29,6 +29,8 @@ export interface JobSchedulerOptions {
   cluster: string;
   /** This node's HTTP API (QUORUMD_API_URL), for `quorumd kv ...` inside a job. */
   apiUrl?: string;
+  /** How a `quorumd` command in a job finds the API token (QUORUMD_API_TOKEN_FILE). */
+  apiAuthEnv?: Record<string, string>;
   log: JobsLog;
   /** Grace between SIGTERM and SIGKILL on timeout or stop, ms. Default 2000. */
   killGraceMs?: number;
@@ -141,6 +143,7 @@ export class JobScheduler {
         QUORUMD_NODE: this.o.node,
         QUORUMD_CLUSTER: this.o.cluster,
         ...(this.o.apiUrl !== undefined ? { QUORUMD_API_URL: this.o.apiUrl } : {}),
+        ...this.o.apiAuthEnv,
       },
       timeoutMs: job.timeoutMs,
       ...(this.o.killGraceMs !== undefined ? { killGraceMs: this.o.killGraceMs } : {}),

@@ -79,6 +79,7 @@ import { ActivationListeners, type ActivationEvent } from './activation.ts';
 import { WireEndpoint } from './wire-endpoint.ts';
 import { ReadyLoop } from './ready-loop.ts';
 import { FencingDriver, badNodeArg, fenceSucceeded } from './fencing-driver.ts';
+import { aliveRefusal } from './node.ts';
 
 /** HTTP-like status for "this engine cannot do that" (DESIGN §6 lists 503/504 for the uncertain cases; this one is definite). */
 export const ENGINE_UNSUPPORTED = 501;
@@ -443,6 +444,7 @@ export class BullyRuntime {
       id: this.id,
       cluster: this.opts.cluster,
       keyring: this.opts.keyring,
+      now: () => this.opts.clock.monotonicMs(),
       maxFrame: this.maxFrame,
       links: this.opts.links,
       bootId: this.boot & 0xffff,
@@ -795,12 +797,14 @@ export class BullyRuntime {
    * Operator: `quorumd fence confirm NODE` — a human declares `node` safely down (as
    * Pacemaker's stonith_admin --confirm): it is no longer a suspect, now or later.
    */
-  confirmFenced(node: NodeId): { ok: boolean; error?: string } {
+  confirmFenced(node: NodeId): { ok: boolean; error?: string; alive?: boolean } {
     const bad = badNodeArg(node);
     if (bad) return { ok: false, error: bad };
     if (this.stateValue !== 'running') return { ok: false, error: `node ${this.id} is not running` };
     if (this.fencingMode !== 'stonith') return { ok: false, error: `node ${this.id} has no activation gate (fencing.fencer.targets is empty): nothing to confirm` };
     const now = this.opts.clock.monotonicMs();
+    const alive = aliveRefusal(node, this.wire?.heardAgoMs(node, now), false);
+    if (alive) return { ok: false, alive: true, error: alive };
     this.fencer!.confirm(node, now);
     this.known.delete(node);
     this.lead?.gates.get(node)?.operatorConfirmed(node, now);
@@ -853,13 +857,13 @@ export class BullyRuntime {
   get(_key: string, _opts: { stale?: boolean }, cb: ClientCallback): void {
     this.unsupportedOp('kv get', cb);
   }
-  lockAcquire(_name: string, _owner: string, _ttlMs: number, cb: ClientCallback): void {
+  lockAcquire(_name: string, _owner: string, _ttlMs: number, _lease: string, cb: ClientCallback): void {
     this.unsupportedOp('lock acquire', cb);
   }
-  lockRenew(_name: string, _token: number, cb: ClientCallback): void {
+  lockRenew(_name: string, _lease: string, cb: ClientCallback): void {
     this.unsupportedOp('lock renew', cb);
   }
-  lockRelease(_name: string, _token: number, cb: ClientCallback): void {
+  lockRelease(_name: string, _lease: string, cb: ClientCallback): void {
     this.unsupportedOp('lock release', cb);
   }
 }

@@ -15,8 +15,10 @@
  *            recovers from disk (systemd Restart= on a board, crashProcess in the sim).
  *
  * The Ready loop follows the contract in src/raft/raft.ts exactly, one Ready at a time:
- *   persist snapshot + entries + hard state as ONE batch (the durable log group-commits
- *   it with one fsync) → when durable: restore the state machine from a received
+ *   a leader's Appends and heartbeats leave at once (takeEager, also while a write is
+ *   in flight) → persist snapshot + entries + hard state as ONE batch (the durable log
+ *   group-commits it with one fsync, and answers a batch that only moved the commit
+ *   index without one) → when durable: restore the state machine from a received
  *   snapshot → send the messages, sealed once and put on every link (the receiver's
  *   replay window drops the copies) → apply committed entries → serve read states
  *   whose index is applied, fail failed reads → advance. A Ready with nothing to
@@ -41,7 +43,7 @@
  * into the replicated history (`fence.record`). The watchdog is fed every tick, except
  * by a node that lost its lease after being active (self-fence). Operator: `fence(node)`.
  */
-import { KvError, KvStateMachine, encodeCommand, decodeCommand, type ApplyResult, type Command, type JobOutcomeName } from '../../src/kv/index.ts';
+import { KvError, KvStateMachine, encodeCommand, decodeCommand, leaseDigest, quotaGrowth, checkQuota, DEFAULT_KV_QUOTA, type KvQuota, type KvUsage, type ApplyResult, type Command, type JobOutcomeName } from '../../src/kv/index.ts';
 import { RaftNode, type RaftOptions, type Ready, type MemberConfig, type RaftStatus, type Result } from '../../src/raft/index.ts';
 import type { Keyring } from '../../src/wire/auth.ts';
 import { DEFAULT_MAX_FRAME, newDropCounters, type DropCounters } from '../../src/wire/codec.ts';
@@ -58,6 +60,7 @@ import { WireEndpoint } from './wire-endpoint.ts';
 import { ReadyLoop } from './ready-loop.ts';
 import { FencingDriver, badNodeArg, fenceSucceeded } from './fencing-driver.ts';
 import { nullLogger, type Logger } from './logger.ts';
+import type { WriteTracer } from './write-trace.ts';
 import { Status, unavailable, unknownOutcome, type ClientCallback, type ClientResult } from './results.ts';
 
 /** Hooks for whoever watches the node from outside (the simulator's invariant checker). */
@@ -153,6 +156,14 @@ export interface NodeRuntimeOptions {
   onFatal?: (err: Error) => void;
   /** Split-brain defenses; see RuntimeFencingOptions. */
   fencing?: RuntimeFencingOptions;
+  /** Per-write trace points (daemon/runtime/write-trace.ts); off when absent. */
+  trace?: WriteTracer;
+  /**
+   * Cluster-wide limits of the replicated state (src/kv/quota.ts), enforced by this node
+   * while it leads: a write that would pass them answers 507 and is not proposed.
+   * Default DEFAULT_KV_QUOTA.
+   */
+  quota?: KvQuota;
 }
 
 export type RuntimeState = 'new' | 'booting' | 'running' | 'stopped';
@@ -248,6 +259,8 @@ export class NodeRuntime {
   /** The Ready loop (daemon/runtime/ready-loop.ts): persist, then send/apply/advance. */
   private readonly loop: ReadyLoop<Ready>;
   private unsupported = 0;
+  /** Lock renewals/releases refused by this leader without proposing (wrong lease, not held). */
+  lockRefusals = 0;
   private ids = 0;
   private lockClockOffset = 0;
   private wasLeader = false;
@@ -262,6 +275,12 @@ export class NodeRuntime {
   private readonly fenceCmds = new Map<number, NodeId>();
 
   private readonly pendingWrites = new Map<Index, PendingWrite>();
+  /** Quota growth of this leader's proposals not applied yet, by log index (src/kv/quota.ts). */
+  private readonly pendingGrowth = new Map<Index, KvUsage>();
+  private pendingUse: KvUsage = { keys: 0, bytes: 0 };
+  private readonly quota: KvQuota;
+  /** Writes refused for the quota (507). */
+  quotaRefusals = 0;
   private readonly pendingReads = new Map<number, PendingRead>();
   private readonly forwarded = new Map<number, Forwarded>();
   /** batching off: commands waiting for their own Ready. */
@@ -287,12 +306,19 @@ export class NodeRuntime {
     if (opts.batching !== undefined && typeof opts.batching !== 'boolean') throw new TypeError(`NodeRuntime: batching must be a boolean, got ${String(opts.batching)}`);
     this.batching = opts.batching ?? true;
     this.tickMs = posInt(opts.raft?.tickMs ?? 10, 'raft.tickMs', 1);
+    this.quota = { maxKeys: posInt(opts.quota?.maxKeys ?? DEFAULT_KV_QUOTA.maxKeys, 'quota.maxKeys', 1), maxBytes: posInt(opts.quota?.maxBytes ?? DEFAULT_KV_QUOTA.maxBytes, 'quota.maxBytes', 1) };
     this.maxFrame = Math.min(DEFAULT_MAX_FRAME, ...opts.links.map((l) => l.maxFrame));
     this.loop = new ReadyLoop<Ready>({
       clock: opts.clock,
       running: () => this.stateValue === 'running',
       before: () => {
         if (!this.batching && this.queue.length > 0) this.proposeQueued();
+      },
+      // A leader's Appends and heartbeats go out before its own write is durable; it
+      // counts itself toward commit only once it is (src/raft/raft.ts takeEager).
+      eager: () => {
+        const ms = this.raft!.takeEager();
+        for (let i = 0; i < ms.length; i++) this.send(ms[i]!);
       },
       next: () => this.raft!.ready(),
       persist: (rd, done) => {
@@ -302,10 +328,16 @@ export class NodeRuntime {
         if (rd.entries.length > 0) batch.entries = rd.entries;
         if (rd.hardState) batch.hardState = rd.hardState;
         if (!batch.snapshot && !batch.entries && !batch.hardState) return false;
+        const tr = this.opts.trace;
+        if (tr && rd.entries.length > 0) tr.mark('persist.start', rd.entries[0]!.index, rd.entries[rd.entries.length - 1]!.index);
         this.dlog!.persist(batch, done);
         return true;
       },
-      durable: (rd) => this.handleDurable(rd),
+      durable: (rd) => {
+        const tr = this.opts.trace;
+        if (tr && rd.entries.length > 0) tr.mark('persist.done', rd.entries[0]!.index, rd.entries[rd.entries.length - 1]!.index);
+        this.handleDurable(rd);
+      },
       fatal: (err) => this.fatal(err),
     });
   }
@@ -431,6 +463,7 @@ export class NodeRuntime {
       id: this.id,
       cluster: this.opts.cluster,
       keyring: this.opts.keyring,
+      now: () => this.opts.clock.monotonicMs(),
       maxFrame: this.maxFrame,
       links: this.opts.links,
       bootId: this.wireBoot,
@@ -574,10 +607,19 @@ export class NodeRuntime {
   private afterStep(): void {
     const raft = this.raft!;
     const leader = raft.isLeader;
+    if (this.opts.trace && raft.commitIndex > this.tracedCommit) {
+      this.opts.trace.mark('commit', this.tracedCommit + 1, raft.commitIndex);
+      this.tracedCommit = raft.commitIndex;
+    }
     if (leader && !this.wasLeader) {
       // Lock time line: a new leader continues from the state machine's clock, so the
       // time stamped into lock commands never runs backwards across leaders.
       this.lockClockOffset = Math.max(0, this.kv.clockMs - this.opts.clock.monotonicMs());
+    }
+    if (!leader && this.wasLeader && this.pendingGrowth.size > 0) {
+      // Not leading any more: our proposals' growth is no longer ours to count.
+      this.pendingGrowth.clear();
+      this.pendingUse = { keys: 0, bytes: 0 };
     }
     if (this.act) this.activationStep(leader);
     this.wasLeader = leader;
@@ -727,12 +769,14 @@ export class NodeRuntime {
    * Operator: `quorumd fence confirm NODE` — a human declares `node` safely down (as
    * Pacemaker's stonith_admin --confirm). Clears it as a suspect and records it.
    */
-  confirmFenced(node: NodeId): { ok: boolean; error?: string } {
+  confirmFenced(node: NodeId): { ok: boolean; error?: string; alive?: boolean } {
     const bad = badNodeArg(node);
     if (bad) return { ok: false, error: bad };
     if (node === this.id) return { ok: false, error: 'a node cannot confirm itself down' };
     if (this.stateValue !== 'running' || !this.act) return { ok: false, error: `node ${this.id} is not running with fencing` };
     const now = this.opts.clock.monotonicMs();
+    const alive = aliveRefusal(node, this.wire?.heardAgoMs(node, now), this.raft!.leaderId === node);
+    if (alive) return { ok: false, alive: true, error: alive };
     this.act.operatorConfirmed(node, now);
     const term = this.raft!.status().term;
     if (this.fencer) {
@@ -803,6 +847,8 @@ export class NodeRuntime {
   }
 
   private applyEntry(e: Entry, witness: boolean): void {
+    const g = this.pendingGrowth.get(e.index);
+    if (g) this.settleGrowth(e.index, g);
     let result: ApplyResult | undefined;
     if (e.type === EntryType.Normal && !witness) {
       result = this.kv.apply(e.index, e.data);
@@ -814,6 +860,7 @@ export class NodeRuntime {
       this.log('error', 'apply order', { node: this.id, index: e.index, error: result.error.message });
     }
     this.opts.observer?.applied?.(this, e, result);
+    this.opts.trace?.mark('apply', e.index);
     if (this.act && result?.op === 'lead.claim' && this.leaderTerm !== 0 && e.term === this.leaderTerm && this.act.token === 0) this.claimApplied(e);
     const w = this.pendingWrites.get(e.index);
     if (!w) return;
@@ -823,6 +870,11 @@ export class NodeRuntime {
       return;
     }
     w.reply(resultToClient(result));
+  }
+
+  private settleGrowth(index: Index, g: KvUsage): void {
+    this.pendingGrowth.delete(index);
+    this.pendingUse = { keys: this.pendingUse.keys - g.keys, bytes: this.pendingUse.bytes - g.bytes };
   }
 
   private serveReads(): void {
@@ -858,11 +910,28 @@ export class NodeRuntime {
 
   private send(m: Message): void {
     if (this.act && m.type === MsgType.Heartbeat && m.ctx !== 0 && m.term === this.leaderTerm) this.act.lease.roundSent(m.ctx, this.opts.clock.monotonicMs());
+    if (this.opts.trace) this.traceMsg(m, 'send');
     this.wire!.send(m);
   }
 
+  /** Trace points of replication messages (write-trace.ts); only with a tracer. */
+  private traceMsg(m: Message, dir: 'send' | 'recv'): void {
+    const tr = this.opts.trace!;
+    if (m.type === MsgType.Append && m.entries.length > 0) {
+      const lo = m.entries[0]!.index;
+      const hi = m.entries[m.entries.length - 1]!.index;
+      if (dir === 'send') tr.mark(`append.send>${m.to}`, lo, hi);
+      else tr.mark('append.recv', lo, hi);
+    } else if (m.type === MsgType.AppendReply && m.success) {
+      if (dir === 'send') tr.mark('ack.send', m.index);
+      else tr.mark(`ack.recv<${m.from}`, m.index);
+    }
+  }
+  private tracedCommit = 0;
+
   /** An authenticated message (daemon/runtime/wire-endpoint.ts opened it). */
   private onMessage(m: Message): void {
+    if (this.opts.trace) this.traceMsg(m, 'recv');
     if (RAFT_TYPES.has(m.type)) {
       this.act?.peerSeen(m.from);
       if ((m.type === MsgType.PreVote || m.type === MsgType.Vote) && m.term > this.raft!.status().term) this.campaignSeenAt = this.opts.clock.monotonicMs();
@@ -890,6 +959,12 @@ export class NodeRuntime {
   }
 
   private onLinkEvent(link: Link, ev: LinkEvent): void {
+    if (ev.kind === 'session-lost' || ev.kind === 'down') {
+      // Peers may hear our will now and forget us as leader: earlier heartbeat rounds
+      // hold no read lease any more (src/raft/raft.ts leaderGone has the argument).
+      this.raft!.dropLease();
+      if (ev.kind === 'session-lost') return;
+    }
     if (ev.kind === 'peer-gone') {
       const raft = this.raft!;
       const st = raft.status();
@@ -961,16 +1036,41 @@ export class NodeRuntime {
     this.write(cmd, cb);
   }
 
-  lockAcquire(name: string, owner: string, ttlMs: number, cb: ClientCallback): void {
-    this.write({ op: 'lock.acquire', name, owner, ttlMs, now: 0 }, cb);
+  /**
+   * Locks. `lease` is the holder's secret lease id (src/kv/lease.ts): only its digest
+   * goes into the command, so neither the log nor a forwarded frame carries the id.
+   * Renew and release name the grant by it; the public fencing token is no credential.
+   */
+  lockAcquire(name: string, owner: string, ttlMs: number, lease: string, cb: ClientCallback): void {
+    const l = leaseArg(lease);
+    if (typeof l === 'string') return cb({ status: Status.BAD_REQUEST, error: l });
+    this.write({ op: 'lock.acquire', name, owner, ttlMs, now: 0, lease: l }, cb);
   }
 
-  lockRenew(name: string, token: number, cb: ClientCallback): void {
-    this.write({ op: 'lock.renew', name, token, now: 0 }, cb);
+  lockRenew(name: string, lease: string, cb: ClientCallback): void {
+    const l = leaseArg(lease);
+    if (typeof l === 'string') return cb({ status: Status.BAD_REQUEST, error: l });
+    this.write({ op: 'lock.renew', name, lease: l, now: 0 }, cb);
   }
 
-  lockRelease(name: string, token: number, cb: ClientCallback): void {
-    this.write({ op: 'lock.release', name, token }, cb);
+  lockRelease(name: string, lease: string, cb: ClientCallback): void {
+    const l = leaseArg(lease);
+    if (typeof l === 'string') return cb({ status: Status.BAD_REQUEST, error: l });
+    this.write({ op: 'lock.release', name, lease: l }, cb);
+  }
+
+  /**
+   * Whether this leader's applied state holds every committed write: it is active (with
+   * fencing, its lease holds, so no newer leader exists), an entry of its own term is
+   * committed (so everything committed before it is in its log) and it applied up to
+   * its commit index. Only then may it refuse a lock command on its own state without
+   * proposing it: a refusal then is as linearizable as a read at this instant.
+   */
+  private judgesLocksLocally(): boolean {
+    const raft = this.raft!;
+    if (!this.active) return false;
+    const commit = raft.status().commitIndex;
+    return commit > 0 && raft.termAt(commit) === raft.currentTerm && this.kv.appliedIndex >= commit;
   }
 
   /**
@@ -1062,6 +1162,14 @@ export class NodeRuntime {
         if (!this.active) return reply(unavailable(`leader ${this.id} is not active yet (${this.activationStatus().waitingFor}); the lock command was not proposed`));
         cmd = { ...cmd, now: this.lockNow() };
       }
+      if ((cmd.op === 'lock.renew' || cmd.op === 'lock.release') && cmd.lease && this.judgesLocksLocally()) {
+        // A wrong lease id (a guess) is refused here, before anything is written.
+        const verdict = this.kv.lockCheck(cmd.name, cmd.lease, this.lockNow());
+        if (verdict !== 'ok') {
+          this.lockRefusals++;
+          return reply({ status: Status.CONFLICT, error: `${cmd.op === 'lock.renew' ? 'renew' : 'release'} refused: ${verdict === 'not-held' ? `lock ${JSON.stringify(cmd.name)} is not held` : 'not the holder (wrong lease)'}` });
+        }
+      }
       if (cmd.op === 'job.claim') {
         // A slot is claimed only by an active leader, in the term it saw itself active in.
         if (!this.active) return reply(unavailable(`leader ${this.id} is not active (${this.activationStatus().waitingFor || 'not active'}); the job claim was not proposed`));
@@ -1069,8 +1177,19 @@ export class NodeRuntime {
       }
       const data = encodeCommand(cmd);
       if (data instanceof KvError) return reply({ status: data.httpStatus, error: data.message });
+      // Quotas: what this write adds, beside what the state holds and what our accepted proposals will add.
+      const growth = quotaGrowth(this.kv, cmd);
+      const over = growth.keys > 0 || growth.bytes > 0 ? checkQuota(this.quota, this.kv.usage(), this.pendingUse, growth) : null;
+      if (over) {
+        this.quotaRefusals++;
+        return reply({ status: over.httpStatus, error: over.message });
+      }
       const r = raft.propose(data);
       this.afterStep();
+      if (r.ok && (growth.keys > 0 || growth.bytes > 0)) {
+        this.pendingGrowth.set(r.index, growth);
+        this.pendingUse = { keys: this.pendingUse.keys + growth.keys, bytes: this.pendingUse.bytes + growth.bytes };
+      }
       if (r.ok) {
         // An earlier proposal of ours at this index (from a previous leadership, since
         // truncated here) is not settled by this one: it could still be committed by a
@@ -1078,6 +1197,7 @@ export class NodeRuntime {
         const prev = this.pendingWrites.get(r.index);
         if (prev) prev.reply(unknownOutcome(`the write proposed at index ${r.index} in term ${prev.term} was replaced in this node's log; it may or may not be applied`));
         this.pendingWrites.set(r.index, { term: r.term, reply, deadline: this.opts.clock.monotonicMs() + this.timeoutMs });
+        this.opts.trace?.mark('propose', r.index);
         return;
       }
       if (r.code === 'too-large') return reply({ status: Status.TOO_LARGE, error: r.reason });
@@ -1161,6 +1281,29 @@ export class NodeRuntime {
     if (this.ids === 0) this.ids = 1;
     return (((this.bootCounter & 0xfff) << 20) | this.ids) >>> 0 || 1;
   }
+}
+
+/**
+ * A node heard from within this many ms is alive: `fence confirm` of it is refused.
+ * Twenty heartbeats of the default configuration (a live leader is never silent that
+ * long towards a node it leads), and no wait worth mentioning for an operator who
+ * really pulled the plug.
+ */
+export const ALIVE_WINDOW_MS = 1000;
+
+/** Why confirming `node` down is refused (it is alive), or undefined. Shared by the Raft and bully runtimes. */
+export function aliveRefusal(node: NodeId, heardAgoMs: number | undefined, isKnownLeader: boolean): string | undefined {
+  if (heardAgoMs !== undefined && heardAgoMs < ALIVE_WINDOW_MS) {
+    return `n${node} is alive: this node accepted an authenticated message from it ${Math.round(heardAgoMs)} ms ago; confirm only a node that is powered off (it must have been silent for ${ALIVE_WINDOW_MS} ms)`;
+  }
+  if (isKnownLeader) return `n${node} is the leader this node follows; confirm only a node that is powered off`;
+  return undefined;
+}
+
+/** The digest of a lease id, or the reason it is not one. */
+function leaseArg(lease: unknown): Uint8Array | string {
+  if (typeof lease !== 'string' || !/^[A-Za-z0-9_-]{22,64}$/.test(lease)) return 'lease: expected a lease id of 22 to 64 characters A-Z a-z 0-9 _ -';
+  return leaseDigest(lease);
 }
 
 function checkKey(key: unknown): ClientResult | undefined {

@@ -5,6 +5,11 @@
  * that arrive while a write is in flight go into the next Ready: that is the batching
  * (one fsync for everything that queued up during the previous one).
  *
+ * Pipelining: before each Ready, and also while a persist is in flight, the loop asks
+ * the engine for messages that need nothing durable (`eager`: a leader's Appends and
+ * heartbeats, Raft thesis §10.2.1) and they go out at once, so that a follower's fsync
+ * runs while the leader's own is still in flight instead of after it.
+ *
  * A persist that completes synchronously (an in-memory store, or a write with nothing
  * to wait for) is handled inside the loop; an asynchronous one ends the loop and its
  * completion starts it again. At most MAX_READY_LOOP Readys are handled back to back;
@@ -21,6 +26,13 @@ export interface ReadyLoopHooks<R> {
   running: () => boolean;
   /** Called before each Ready is taken (the Raft runtime proposes a queued command there with batching off). */
   before?: () => void;
+  /**
+   * Sends the engine's messages that may leave before anything is durable (the Raft
+   * runtime: RaftNode.takeEager()). Called before every Ready and whenever the loop is
+   * pumped while a persist is in flight. Optional: without it every message waits for
+   * its Ready's persist.
+   */
+  eager?: () => void;
   /** The engine's next Ready, or undefined when it has none. */
   next: () => R | undefined;
   /** Starts making `rd` durable and returns true (calling `done` when it is), or returns false at once, without calling `done`, when `rd` has nothing to persist. */
@@ -65,7 +77,9 @@ export class ReadyLoop<R> {
   pump(): void {
     const h = this.h;
     for (let n = 0; n < MAX_READY_LOOP; n++) {
-      if (this.busy || !h.running()) return;
+      if (!h.running()) return;
+      h.eager?.();
+      if (this.busy) return;
       h.before?.();
       const rd = h.next();
       if (!rd) return;

@@ -30,6 +30,8 @@ import type { Logger } from './logger.ts';
 export interface WireEndpointOptions {
   /** This node (the opener drops frames addressed to others). */
   id: NodeId;
+  /** Monotonic ms, for when each peer was last heard (heardAgoMs). Default: none kept. */
+  now?: () => number;
   /** Cluster id on the wire (0..65535). */
   cluster: number;
   keyring: Keyring;
@@ -54,6 +56,8 @@ export class WireEndpoint {
   private readonly o: WireEndpointOptions;
   private readonly sealer: FrameSealer;
   private readonly opener: FrameOpener;
+  /** When an authenticated frame of each sender last arrived (monotonic ms; -Infinity: never). */
+  private readonly heard = new Float64Array(256).fill(-Infinity);
   /** Frames sealed while a bootId write is in flight (undefined when none is). */
   private holding: Array<{ to: NodeId; frame: Uint8Array }> | undefined;
 
@@ -128,11 +132,22 @@ export class WireEndpoint {
       if (r.reason !== 'replay') this.o.log('debug', 'frame dropped', { node: this.o.id, reason: r.reason, detail: r.detail });
       return;
     }
+    if (this.o.now) this.heard[r.msg.from] = this.o.now();
     onMessage(r.msg);
+  }
+
+  /**
+   * How long ago an authenticated frame of `peer` arrived (ms), undefined if never in
+   * this boot. A node heard from a moment ago is alive, whatever an operator says
+   * (`quorumd fence confirm` of it is refused).
+   */
+  heardAgoMs(peer: NodeId, now: number): number | undefined {
+    const t = this.heard[peer];
+    return t === undefined || t === -Infinity ? undefined : now - t;
   }
 
   /** Logs a link event other than peer-gone (up, down with its reason). */
   static logLinkEvent(log: Logger, id: NodeId, link: Link, ev: LinkEvent): void {
-    log('info', `link ${ev.kind}`, { node: id, link: link.name, ...(ev.kind === 'down' ? { reason: ev.reason } : {}) });
+    log('info', `link ${ev.kind}`, { node: id, link: link.name, ...(ev.kind === 'down' || ev.kind === 'session-lost' ? { reason: ev.reason } : {}) });
   }
 }

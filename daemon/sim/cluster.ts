@@ -15,7 +15,7 @@ import { createHash } from 'node:crypto';
 import { World } from '../../firmware-sim/world.ts';
 import type { Board } from '../../firmware-sim/board.ts';
 import { StorageCorruptError } from '../../hal/storage/index.ts';
-import type { Storage } from '../../hal/interfaces.ts';
+import type { Link, Storage } from '../../hal/interfaces.ts';
 import { checkLinearizable } from '../../src/lin/index.ts';
 import type { NodeId } from '../../src/types.ts';
 import { encodeCommand } from '../../src/kv/index.ts';
@@ -72,6 +72,8 @@ export interface SeedHooks {
   timeline?: TimelineRecorder;
   /** Wraps every board's Storage (e.g. a disk that lies about fsync, to show the checks catch it). */
   wrapStorage?: (s: Storage, node: NodeId) => Storage;
+  /** Wraps every board's links (e.g. hiding session losses from the runtime, to show the checks catch it). */
+  wrapLink?: (l: Link, node: NodeId) => Link;
   /** Extra runtime options (e.g. batching off). */
   runtime?: Partial<NodeRuntimeOptions>;
   workload?: Partial<WorkloadOptions>;
@@ -192,7 +194,7 @@ export function runSeed(cfg: SimConfig, seed: number, hooks: SeedHooks = {}): Se
       keyring,
       clock: hal.clock,
       storage,
-      links: hal.links,
+      links: hooks.wrapLink ? hal.links.map((l) => hooks.wrapLink!(l, hal.node)) : hal.links,
       rng: world.rng.fork(`raft:${hal.node}:${hal.incarnation}`),
       snapshotEntries: 200,
       logger: (level, msg, fields) => {

@@ -13,8 +13,20 @@
  *                       committed in a term ≤ the applier's term)
  *   state-machine safety the entry applied at an index is the same on every node
  *                       (global index → chain value; a witness is compared on metadata)
- *   durable commit      a node's commit index never decreases during a life, and after a
- *                       restart is ≥ the commit it had made durable before
+ *   durable commit      a node's commit index never decreases during a life; after a
+ *                       restart its durable log reaches every index it applied before,
+ *                       and its commit index is ≥ the last one written with an fsync.
+ *                       A batch that only raises the commit index is not synced (the
+ *                       durable log answers it at once and writes the record with its
+ *                       next flush), so a node may come back with an older commit index
+ *                       than it had: that is safe because Raft's commit index is
+ *                       volatile (paper Fig. 2) — the engine hands out committed entries
+ *                       only up to its durable index, so everything the node applied is
+ *                       in its log, the restarted node rebuilds a prefix of the same
+ *                       state and learns the rest of the commit index from the leader
+ *                       (a heartbeat reply after a restart reports its commit, so an
+ *                       idle leader sends it). What must survive — the log up to what
+ *                       was applied or acknowledged, term and vote — is always synced
  *   acknowledged writes every write answered 200 is, at the end, in the committed log at
  *                       the index it was acknowledged with
  *
@@ -54,8 +66,15 @@ interface NodeTrack {
   last: Index;
   /** Highest commit index seen in this life. */
   lifeCommit: Index;
-  /** Highest commit index made durable (hard state or snapshot), over all lives. */
+  /** Highest commit index made durable with an fsync (a synced batch, or a snapshot), over all lives. */
   durableCommit: Index;
+  /** Highest commit index handed to the durable log, synced or not (a synced batch carries it). */
+  acceptedCommit: Index;
+  /** Term and vote of the last persisted hard state (a change of either is synced). */
+  hsTerm: Term;
+  hsVote: NodeId;
+  /** Highest index this node applied, over all lives: always in its durable log. */
+  appliedMax: Index;
 }
 
 interface AppliedRec {
@@ -178,7 +197,7 @@ export class InvariantChecker implements RuntimeObserver {
     // By id first (every step of every node asks): the Map only for ids beyond the array.
     let t = Number.isInteger(id) && id >= 0 && id < this.byId.length ? this.byId[id] : this.nodes.get(id);
     if (!t) {
-      t = { rt: undefined, witness: false, chain: new ChainLog(), last: 0, lifeCommit: 0, durableCommit: 0 };
+      t = { rt: undefined, witness: false, chain: new ChainLog(), last: 0, lifeCommit: 0, durableCommit: 0, acceptedCommit: 0, hsTerm: 0, hsVote: 0, appliedMax: 0 };
       this.nodes.set(id, t);
       if (Number.isInteger(id) && id >= 0 && id < this.byId.length) this.byId[id] = t;
     }
@@ -225,10 +244,21 @@ export class InvariantChecker implements RuntimeObserver {
     const raft = rt.engine!;
     const s = raft.status();
     t.witness = s.isWitness;
-    if (!this.disabled.has('durable-commit') && s.commitIndex < t.durableCommit) {
-      this.fail('durable-commit', `node ${rt.id} restarted with commit index ${s.commitIndex}, below the ${t.durableCommit} it had made durable`);
+    if (!this.disabled.has('durable-commit')) {
+      if (s.commitIndex < t.durableCommit) {
+        this.fail('durable-commit', `node ${rt.id} restarted with commit index ${s.commitIndex}, below the ${t.durableCommit} it had made durable`);
+      }
+      const last = Math.max(s.snapshotIndex, s.lastIndex);
+      if (last < t.appliedMax) {
+        this.fail('durable-commit', `node ${rt.id} restarted with a log ending at index ${last}, below the index ${t.appliedMax} it had applied (an applied entry must have been durable)`);
+      }
     }
     t.lifeCommit = s.commitIndex;
+    // What this life's durable log accepted so far: what it recovered (a commit of an
+    // earlier life that was never synced is gone, and is not what its flushes write).
+    t.acceptedCommit = s.commitIndex;
+    t.hsTerm = s.term;
+    t.hsVote = s.vote;
     let prev = this.snapshotBase(rt.id, s.snapshotIndex, s.snapshotTerm);
     t.chain = new ChainLog(s.snapshotIndex, prev);
     for (let i = s.snapshotIndex + 1; i <= s.lastIndex; i++) {
@@ -278,6 +308,7 @@ export class InvariantChecker implements RuntimeObserver {
       t.chain = new ChainLog(m.index, this.snapshotBase(rt.id, m.index, m.term));
       t.last = m.index;
       t.durableCommit = Math.max(t.durableCommit, m.index);
+      t.acceptedCommit = Math.max(t.acceptedCommit, m.index);
     }
     if (rd.entries.length > 0) {
       const first = rd.entries[0]!.index;
@@ -291,7 +322,16 @@ export class InvariantChecker implements RuntimeObserver {
       }
       t.last = rd.entries[rd.entries.length - 1]!.index;
     }
-    if (rd.hardState) t.durableCommit = Math.max(t.durableCommit, rd.hardState.commit);
+    // The durable log syncs a batch unless only the commit index moved; a synced flush
+    // writes the highest commit accepted so far (hal/storage/durable-log.ts).
+    const hs = rd.hardState;
+    if (hs) t.acceptedCommit = Math.max(t.acceptedCommit, hs.commit);
+    const synced = rd.snapshot !== undefined || rd.entries.length > 0 || (hs !== undefined && (hs.term !== t.hsTerm || hs.vote !== t.hsVote));
+    if (hs) {
+      t.hsTerm = hs.term;
+      t.hsVote = hs.vote;
+    }
+    if (synced) t.durableCommit = Math.max(t.durableCommit, t.acceptedCommit);
     // Keep the chain map small: entries below the snapshot are no longer needed.
     if (t.chain.size > 4096) t.chain.dropBelow(rt.engine?.snapshotIndex ?? 0);
   }
@@ -301,6 +341,7 @@ export class InvariantChecker implements RuntimeObserver {
     const t = this.track(rt.id);
     const c = t.chain.get(e.index);
     if (!c) this.fail('checker', `node ${rt.id} applied index ${e.index} that the checker never saw persisted`);
+    if (e.index > t.appliedMax) t.appliedMax = e.index;
     const term = rt.engine!.currentTerm;
     const a = this.appliedLog[e.index];
     const dataHash = t.witness ? undefined : hashBytes(e.data);

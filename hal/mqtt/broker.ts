@@ -3,9 +3,15 @@
  * `quorumd dev`: optional TLS, per-node credentials and topic rules. docs/mqtt.md
  * has the setup; the rules are:
  *
- *   - With `users` configured, a client must present a known username and password
+ *   - Closed by default: a client must present a known username and password
  *     (compared in constant time); otherwise CONNACK 4 (bad username or password).
- *     Without `users` the broker is open (dev mode on 127.0.0.1).
+ *     Accounts come from `users` and from `clusterKeys`: given a cluster's key, the
+ *     broker accepts node N of that cluster as `quorumd-<c>-<N>` with the password
+ *     derived from the key (hal/mqtt/credentials.ts), current or previous key. An open
+ *     broker (no accounts) needs `open: true` and only listens on loopback (tests).
+ *   - The client id `quorumd-<c>-<N>` is that node's: a client authenticated as
+ *     anybody else that asks for it gets CONNACK 5, so nobody can kick a node off the
+ *     broker by connecting with its id (MQTT disconnects the older holder of an id).
  *   - A node account (nodeId N, optionally bound to one cluster) may
  *       subscribe: `quorumd/<c>/to/N`, `quorumd/<c>/leader`, `quorumd/<c>/presence/<any or +>`;
  *       publish:   `quorumd/<c>/to/<any node>`, `quorumd/<c>/leader`, `quorumd/<c>/presence/N`
@@ -16,13 +22,34 @@
  *   - An observer account (no nodeId) may only subscribe to leader and presence.
  *   - Everything else is refused: subscriptions get SUBACK 0x80, publishes close the
  *     connection (MQTT 3.1.1 has no PUBLISH refusal code; aedes's documented behaviour).
+ *
+ * Bounded resources, also for an open broker (docs/security.md):
+ *   - A packet announcing more than `maxPacketBytes` (default: the largest frame plus
+ *     1 KiB) closes its connection at the fixed header, before the body is buffered
+ *     (hal/mqtt/guard.ts).
+ *   - Publishes per client are rate limited by a token bucket (messages and bytes per
+ *     second): a client above its rate is slowed, not dropped — aedes reads a client's
+ *     next packets only once the current ones are authorized, so delaying the
+ *     authorization pushes back through TCP onto that client alone, and nobody else's
+ *     frames wait behind its flood.
+ *   - One client address holds at most `maxConnectionsPerAddress` connections.
  */
 import { timingSafeEqual, createHash } from 'node:crypto';
 import net from 'node:net';
 import tls from 'node:tls';
 import { Aedes, type AedesOptions, type AuthenticateError, type Client } from 'aedes';
+import mqttPacket from 'mqtt-packet';
 import type { NodeId } from '../../src/types.ts';
+import { DEFAULT_MAX_FRAME } from '../../src/wire/codec.ts';
 import { checkCluster, checkNodeId, parseTopic } from './topics.ts';
+import { nodePassword, parseNodeName } from './credentials.ts';
+import { MqttSizeGuard } from './guard.ts';
+
+// aedes writes packets with mqtt-packet, whose default is to pre-build 65,536 two-byte
+// Buffers for packet ids on the first write (~6 MiB of heap in the broker's process);
+// a broker of a few boards writes them on the fly instead. (The node side sets the
+// same through mqtt.js's writeCache option.)
+mqttPacket.writeToStream.cacheNumbers = false;
 
 export interface BrokerUser {
   username: string;
@@ -49,8 +76,18 @@ export interface BrokerOptions {
   /** Listen address. Default 127.0.0.1: exposing a broker to the LAN is a deliberate choice. */
   host?: string;
   tls?: BrokerTlsOptions;
-  /** Accounts; absent or empty = open broker (anyone may connect, topics unrestricted). */
+  /** Accounts (observers, or nodes with their own passwords). */
   users?: BrokerUser[];
+  /** Node accounts derived from cluster keys: node N of `cluster` logs in as quorumd-<cluster>-<N> (hal/mqtt/credentials.ts). */
+  clusterKeys?: Array<{ cluster: number; keys: Uint8Array[] }>;
+  /** No accounts at all: anyone may connect and publish anything. Loopback only; for tests. Default false. */
+  open?: boolean;
+  /** Largest MQTT packet accepted (bytes). Default DEFAULT_MAX_FRAME + 1024. */
+  maxPacketBytes?: number;
+  /** Publish rate per client. Default 5000 messages/s (burst 10000) and 32 MiB/s (burst 32 MiB). */
+  rate?: { messagesPerSec?: number; messageBurst?: number; bytesPerSec?: number; byteBurst?: number };
+  /** Connections one client address may hold at once. Default 64. */
+  maxConnectionsPerAddress?: number;
 }
 
 export interface RunningBroker {
@@ -58,6 +95,8 @@ export interface RunningBroker {
   host: string;
   /** The aedes instance (events for logs and tests). */
   aedes: Aedes;
+  /** Refusals and slow-downs so far (metrics, tests). */
+  stats: { rateDelayed: number; oversize: number; refusedConnections: number; refusedClientIds: number; refusedLogins: number };
   /** Stops listening, disconnects every client (their wills are published), calls back once. */
   close(cb?: (err: Error | null) => void): void;
 }
@@ -136,23 +175,88 @@ export async function startBroker(opts: BrokerOptions = {}): Promise<RunningBrok
   }
   const users = checkUsers(opts.users);
   const accounts = new Map<string, Account>(users.map((u) => [u.username, { user: u, digest: sha256(u.password) }]));
-  const secured = accounts.size > 0;
+  const derivedKeys = new Map<number, Uint8Array[]>();
+  for (const [i, ck] of (opts.clusterKeys ?? []).entries()) {
+    const c = checkCluster(ck?.cluster, `startBroker clusterKeys[${i}]`);
+    if (!Array.isArray(ck.keys) || ck.keys.length === 0 || !ck.keys.every((k) => k instanceof Uint8Array && k.length >= 16)) {
+      throw new TypeError(`startBroker: clusterKeys[${i}].keys must be a non-empty list of keys (Uint8Array, at least 16 bytes)`);
+    }
+    derivedKeys.set(c, [...(derivedKeys.get(c) ?? []), ...ck.keys]);
+  }
+  const secured = accounts.size > 0 || derivedKeys.size > 0;
+  if (!secured && opts.open !== true) {
+    throw new TypeError('startBroker: no accounts: give users, or clusterKeys (node accounts derived from the cluster key); an open broker needs open: true');
+  }
+  if (!secured && !/^(127\.\d+\.\d+\.\d+|::1|localhost)$/.test(host)) {
+    throw new TypeError(`startBroker: refusing an open broker (no accounts) on ${host}: anyone on the network could read and inject every message; give users or clusterKeys`);
+  }
+  const maxPacket = opts.maxPacketBytes ?? DEFAULT_MAX_FRAME + 1024;
+  if (!Number.isInteger(maxPacket) || maxPacket < 1024 || maxPacket > 256 * 1024 * 1024) throw new RangeError(`startBroker: maxPacketBytes must be an integer 1024..268435456, got ${String(opts.maxPacketBytes)}`);
+  const rate = {
+    msgs: opts.rate?.messagesPerSec ?? 5000,
+    msgBurst: opts.rate?.messageBurst ?? 10_000,
+    bytes: opts.rate?.bytesPerSec ?? 32 * 1024 * 1024,
+    byteBurst: opts.rate?.byteBurst ?? 32 * 1024 * 1024,
+  };
+  for (const [k, v] of Object.entries(rate)) if (typeof v !== 'number' || !(v > 0)) throw new RangeError(`startBroker: rate.${k} must be a positive number, got ${String(v)}`);
+  const perAddress = opts.maxConnectionsPerAddress ?? 64;
+  /** Token buckets per client: [messages, bytes, last refill ms]. */
+  const buckets = new WeakMap<Client, { m: number; b: number; at: number }>();
+  const stats = { rateDelayed: 0, oversize: 0, refusedConnections: 0, refusedClientIds: 0, refusedLogins: 0 };
+
+  /** A derived node account, when `username` names a node of a cluster whose key we hold and the password matches. */
+  const derivedUser = (username: string | undefined, password: Buffer | undefined): BrokerUser | undefined => {
+    const n = parseNodeName(username);
+    const keys = n ? derivedKeys.get(n.cluster) : undefined;
+    if (!n || !keys) return undefined;
+    const given = sha256(password ?? Buffer.alloc(0));
+    let ok = false;
+    for (const k of keys) if (timingSafeEqual(given, sha256(nodePassword(k, n.cluster, n.node))) && password !== undefined) ok = true;
+    return ok ? { username: username!, password: '', nodeId: n.node, cluster: n.cluster } : undefined;
+  };
   /** Account of each authenticated client (by Client object: ids may be reused). */
   const who = new WeakMap<Client, BrokerUser>();
 
+  const refuse = (done: Parameters<NonNullable<AedesOptions['authenticate']>>[3], code: number, msg: string) => {
+    const err = new Error(msg) as AuthenticateError;
+    (err as { returnCode: number }).returnCode = code;
+    done(err, null);
+  };
   const authenticate: AedesOptions['authenticate'] = (client, username, password, done) => {
     if (!secured) return done(null, true);
-    const acc = username === undefined ? undefined : accounts.get(username);
-    // Compare against a dummy digest when the user is unknown so that timing does not reveal usernames.
-    const given = sha256(password ?? Buffer.alloc(0));
-    const match = timingSafeEqual(given, acc ? acc.digest : NO_USER_DIGEST);
-    if (!match || !acc || password === undefined) {
-      const err = new Error(`bad username or password for client ${client.id}`) as AuthenticateError;
-      (err as { returnCode: number }).returnCode = 4;
-      return done(err, null);
+    let user = derivedUser(username, password);
+    if (!user) {
+      const acc = username === undefined ? undefined : accounts.get(username);
+      // Compare against a dummy digest when the user is unknown so that timing does not reveal usernames.
+      const given = sha256(password ?? Buffer.alloc(0));
+      const match = timingSafeEqual(given, acc ? acc.digest : NO_USER_DIGEST);
+      if (match && acc && password !== undefined) user = acc.user;
     }
-    who.set(client, acc.user);
+    if (!user) {
+      stats.refusedLogins++;
+      return refuse(done, 4, `bad username or password for client ${client.id}`);
+    }
+    // A node's client id is that node's: taking it would disconnect the node (MQTT 3.1.1 §3.1.4).
+    const idOf = parseNodeName(client.id);
+    if (idOf && (user.nodeId !== idOf.node || (user.cluster !== undefined && user.cluster !== idOf.cluster))) {
+      stats.refusedClientIds++;
+      return refuse(done, 5, `client id ${client.id} belongs to node ${idOf.node} of cluster ${idOf.cluster}; user ${user.username} may not use it`);
+    }
+    who.set(client, user);
     done(null, true);
+  };
+
+  /** Ms until `client` may publish `bytes` more (0 = now), charging its buckets. */
+  const rateWait = (client: Client, bytes: number): number => {
+    const now = performance.now();
+    let b = buckets.get(client);
+    if (!b) buckets.set(client, (b = { m: rate.msgBurst, b: rate.byteBurst, at: now }));
+    const dt = (now - b.at) / 1000;
+    b.at = now;
+    b.m = Math.min(rate.msgBurst, b.m + dt * rate.msgs) - 1;
+    b.b = Math.min(rate.byteBurst, b.b + dt * rate.bytes) - bytes;
+    // A debt is paid by waiting: the next packets of this client wait behind this one.
+    return Math.max(0, (-b.m / rate.msgs) * 1000, (-b.b / rate.bytes) * 1000);
   };
 
   const clusterOk = (u: BrokerUser, c: number) => u.cluster === undefined || u.cluster === c;
@@ -170,8 +274,14 @@ export async function startBroker(opts: BrokerOptions = {}): Promise<RunningBrok
     done(null, ok ? sub : null);
   };
 
-  const authorizePublish: AedesOptions['authorizePublish'] = (client, packet, done) => {
-    if (packet.topic.startsWith('$SYS')) return done(new Error('$SYS topics are reserved'));
+  const authorizePublish: AedesOptions['authorizePublish'] = (client, packet, done0) => {
+    if (packet.topic.startsWith('$SYS')) return done0(new Error('$SYS topics are reserved'));
+    // Rate limit (every mode): a client above its rate waits here, and aedes reads no more of it meanwhile.
+    const wait = client ? rateWait(client, (packet.payload as Uint8Array | undefined)?.length ?? 0) : 0;
+    const done: typeof done0 = wait <= 0 ? done0 : (err) => {
+      stats.rateDelayed++;
+      setTimeout(() => done0(err), Math.min(wait, 10_000));
+    };
     if (!secured) return done(null);
     const u = client ? who.get(client) : undefined;
     const t = parseTopic(packet.topic);
@@ -189,7 +299,31 @@ export async function startBroker(opts: BrokerOptions = {}): Promise<RunningBrok
   };
 
   const aedes = await Aedes.createBroker({ authenticate, authorizeSubscribe, authorizePublish });
-  const handle = aedes.handle as (s: net.Socket) => void;
+  const aedesHandle = aedes.handle as (s: net.Socket) => void;
+  const byAddress = new Map<string, number>();
+  const handle = (s: net.Socket) => {
+    const addr = s.remoteAddress ?? '?';
+    const n = byAddress.get(addr) ?? 0;
+    if (n >= perAddress) {
+      stats.refusedConnections++;
+      s.destroy();
+      return;
+    }
+    byAddress.set(addr, n + 1);
+    s.once('close', () => {
+      const left = (byAddress.get(addr) ?? 1) - 1;
+      if (left <= 0) byAddress.delete(addr);
+      else byAddress.set(addr, left);
+    });
+    aedesHandle(s);
+    // After aedes's 'readable' listener: this 'data' listener sees every chunk aedes reads
+    // (without switching the socket to flowing mode) and closes it at an oversized header.
+    const guard = new MqttSizeGuard(maxPacket, () => {
+      stats.oversize++;
+      s.destroy();
+    });
+    s.on('data', (d: Buffer) => guard.feed(d));
+  };
   const server: net.Server = opts.tls
     ? tls.createServer(
         {
@@ -224,6 +358,7 @@ export async function startBroker(opts: BrokerOptions = {}): Promise<RunningBrok
     port: addr.port,
     host,
     aedes,
+    stats,
     close(cb) {
       if (closing) {
         cb?.(new Error('broker already closing'));

@@ -11,10 +11,22 @@
  * - Presence: each connection has a Last Will `{state:"offline",reason:"lost"}` on
  *   `quorumd/<cluster>/presence/<self>` and publishes `{state:"online"}` retained
  *   when it connects; close() publishes `{state:"offline",reason:"closed"}` then
- *   DISCONNECTs (so the broker discards the will). A will arriving live (not replayed
- *   from the retained store) for a peer that no other connected broker still sees
- *   online is reported as `{kind:'peer-gone'}`; an orderly close is not a crash and is
- *   reported only through onPresence ('offline').
+ *   DISCONNECTs (so the broker discards the will). Every presence carries a MAC under
+ *   the cluster key and names its connection by (boot, conn) (hal/mqtt/presence.ts):
+ *   a forged one is ignored and counted (`forgedPresence`), one older than the newest
+ *   connection known for that peer is ignored and counted (`staleWills`). A will
+ *   arriving live (not replayed from the retained store) for a peer that no other
+ *   connected broker still sees online is reported as `{kind:'peer-gone'}`; an orderly
+ *   close is not a crash and is reported only through onPresence ('offline').
+ * - Credentials: without a configured username/password the link logs in as its node
+ *   with a password derived from the cluster key (hal/mqtt/credentials.ts), which the
+ *   embedded broker checks; the client id `quorumd-<cluster>-<id>` is refused by it to
+ *   anyone else.
+ * - Bounded input: a packet announcing more than maxFrame + 1 KiB closes the
+ *   connection at its header (hal/mqtt/guard.ts), before the body is buffered; and the
+ *   receive path hands at most FRAMES_PER_TURN frames to the node per event-loop turn,
+ *   then yields (the socket is paused meanwhile), so that a flood of frames cannot
+ *   starve the node's timers: Raft ticks and heartbeats keep their time.
  * - Events: 'up' when the first broker connection is ready (subscribed), 'down' when
  *   the last one is lost after having been up.
  * - Reconnect: each broker connection retries on its own with exponential backoff and
@@ -25,7 +37,6 @@
  * - Sockets are created with TCP_NODELAY: with Nagle on, a QoS 1 round trip through
  *   mosquitto stalls ~88 ms on Linux (Nagle waiting for a delayed ACK).
  */
-import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import tls from 'node:tls';
 import type { Duplex } from 'node:stream';
@@ -33,18 +44,19 @@ import { MqttClient, type IClientOptions } from 'mqtt';
 import type { Done, Link, LinkEvent } from '../interfaces.ts';
 import type { NodeId } from '../../src/types.ts';
 import { DEFAULT_MAX_FRAME } from '../../src/wire/codec.ts';
-import {
-  checkCluster,
-  checkNodeId,
-  decodePresence,
-  encodePresence,
-  inboxTopic,
-  leaderTopic,
-  parseTopic,
-  presenceFilter,
-  presenceTopic,
-  type Presence,
-} from './topics.ts';
+import { checkKeyring, type Keyring } from '../../src/wire/tag.ts';
+import { checkCluster, checkNodeId, inboxTopic, leaderTopic, parseTopic, presenceFilter, presenceTopic } from './topics.ts';
+import { encodePresence, newerConnection, readPresence, type Presence } from './presence.ts';
+import { nodeClientId, nodePassword, nodeUsername } from './credentials.ts';
+import { MqttSizeGuard } from './guard.ts';
+
+/** The last default `boot` of this process: links made within one second still get growing values. */
+let lastDefaultBoot = 0;
+
+/** Frames handed to the node per event-loop turn before the receive path yields (see the header). */
+export const FRAMES_PER_TURN = 256;
+/** Bytes a packet may carry beyond maxFrame (topic, headers; presence and leader records are far smaller). */
+export const PACKET_OVERHEAD = 1024;
 
 /** TLS material: PEM strings or buffers (read the files before constructing the link). */
 export interface MqttTlsOptions {
@@ -80,6 +92,20 @@ export interface MqttReconnectOptions {
 export interface MqttLinkOptions {
   /** Wire cluster id (0..65535), the `<cluster>` topic segment. */
   cluster: number;
+  /**
+   * The cluster key(s): presence messages are signed with the current key and
+   * accepted under either; without username/password the broker password is derived
+   * from the current key (hal/mqtt/credentials.ts).
+   */
+  keyring: Keyring;
+  /**
+   * This process's start counter, durable and growing at every start (startNode keeps
+   * it in the data directory): with the connection count it orders every connection
+   * of this node, so that receivers can tell an old will from a current one. Default:
+   * seconds since the Unix epoch, growing by at least one per link made in this
+   * process (monotonic across processes only where the clock is).
+   */
+  boot?: number;
   /** This node's id (1..254): its inbox and presence topics. */
   self: NodeId;
   /** One or more brokers; each frame goes through every connected one. */
@@ -133,8 +159,14 @@ export interface MqttLinkStats {
   unexpectedTopic: number;
   /** Presence messages that did not parse or did not match their topic (ignored). */
   badPresence: number;
-  /** Wills of an older connection that arrived after a newer one said online (ignored). */
+  /** Presence messages (wills included) whose MAC did not verify under the cluster key: forged (ignored). */
+  forgedPresence: number;
+  /** Presence messages (wills included) of an older connection than the newest known for that peer (ignored). */
   staleWills: number;
+  /** Broker connections closed because a packet announced more than maxFrame + PACKET_OVERHEAD bytes. */
+  droppedOversizePackets: number;
+  /** Times the receive path yielded to the event loop after FRAMES_PER_TURN frames in one turn. */
+  receiveYields: number;
   /** peer-gone events emitted. */
   peerGone: number;
   /** Connection attempts and successful connections over all brokers. */
@@ -188,8 +220,8 @@ interface Conn {
   ready: boolean;
   /** Bumped for every new client: events of an older client are ignored. */
   gen: number;
-  /** Incarnation string of the current connection (presence `inc`). */
-  inc: string;
+  /** This connection's number within this start (presence `conn`). */
+  conn: number;
   attempts: number;
   timer: NodeJS.Timeout | undefined;
   lastError: string | undefined;
@@ -257,7 +289,10 @@ export class MqttLink implements Link {
     droppedClosed: 0,
     unexpectedTopic: 0,
     badPresence: 0,
+    forgedPresence: 0,
     staleWills: 0,
+    droppedOversizePackets: 0,
+    receiveYields: 0,
     peerGone: 0,
     connectAttempts: 0,
     connects: 0,
@@ -273,9 +308,14 @@ export class MqttLink implements Link {
   private readonly maxBuffered: number;
   private readonly random: () => number;
   private readonly inbox: string;
-  /** Random per link instance: distinguishes this process's connections from a previous run's. */
-  private readonly boot = randomBytes(4).toString('hex');
+  private readonly keyring: Keyring;
+  /** This start's counter (see MqttLinkOptions.boot). */
+  private readonly boot: number;
   private connSeq = 0;
+  /** Newest connection (boot, conn) seen per peer, over every broker: older presence is stale. */
+  private readonly newest = new Map<NodeId, { boot: number; conn: number }>();
+  /** Frames handed on in the current event-loop turn (reset by a setImmediate). */
+  private turnFrames = 0;
   private frameHandler: ((frame: Uint8Array) => void) | undefined;
   private eventHandler: ((ev: LinkEvent) => void) | undefined;
   private presenceHandler: ((ev: PresenceEvent) => void) | undefined;
@@ -289,6 +329,11 @@ export class MqttLink implements Link {
     if (typeof opts !== 'object' || opts === null) throw new TypeError('MqttLink: options object expected');
     this.cluster = checkCluster(opts.cluster, 'MqttLink');
     this.self = checkNodeId(opts.self, 'MqttLink self');
+    checkKeyring(opts.keyring, 'MqttLink keyring');
+    this.keyring = opts.keyring;
+    const boot = opts.boot ?? (lastDefaultBoot = Math.max(lastDefaultBoot + 1, Math.floor(Date.now() / 1000)));
+    if (!Number.isInteger(boot) || boot < 0 || boot > 0xffffffff) throw new RangeError(`MqttLink: boot must be an integer 0..4294967295, got ${String(opts.boot)}`);
+    this.boot = boot;
     if (!Array.isArray(opts.brokers) || opts.brokers.length === 0) {
       throw new TypeError('MqttLink: brokers must be a non-empty list of broker URLs');
     }
@@ -302,7 +347,11 @@ export class MqttLink implements Link {
     this.maxBuffered = positiveInt(opts.maxBufferedBytes ?? DEFAULTS.maxBufferedBytes, 'maxBufferedBytes', 0, 2 ** 31);
     this.random = opts.random ?? Math.random;
     this.inbox = inboxTopic(this.cluster, this.self);
-    const eps = opts.brokers.map((b, i) => parseEndpoint(b, i, opts));
+    // No account configured: log in as this node with the password derived from the cluster key.
+    const derived = opts.username === undefined && opts.password === undefined
+      ? { username: nodeUsername(this.cluster, this.self), password: nodePassword(this.keyring.current, this.cluster, this.self) }
+      : {};
+    const eps = opts.brokers.map((b, i) => parseEndpoint(b, i, { ...opts, ...derived }));
     this.conns = eps.map((ep, index) => ({
       index,
       ep,
@@ -310,7 +359,7 @@ export class MqttLink implements Link {
       socket: undefined,
       ready: false,
       gen: 0,
-      inc: '',
+      conn: 0,
       attempts: 0,
       timer: undefined,
       lastError: undefined,
@@ -420,7 +469,7 @@ export class MqttLink implements Link {
         }, this.connectTimeoutMs);
         client.publish(
           presenceTopic(this.cluster, this.self),
-          encodePresence({ node: this.self, state: 'offline', reason: 'closed', inc: c.inc }),
+          this.presencePayload({ state: 'offline', reason: 'closed', conn: c.conn }),
           { qos: 1, retain: true },
           () => {
             if (sent) return;
@@ -520,7 +569,7 @@ export class MqttLink implements Link {
     if (this.closing) return;
     c.timer = undefined;
     const gen = ++c.gen;
-    c.inc = `${this.boot}.${++this.connSeq}`;
+    c.conn = ++this.connSeq;
     c.ready = false;
     c.presence.clear();
     this.stats.connectAttempts++;
@@ -529,7 +578,17 @@ export class MqttLink implements Link {
       // TCP_NODELAY from the first byte (Node applies it when the socket connects).
       const sock = net.createConnection({ host: ep.host, port: ep.port, noDelay: true });
       c.socket = sock;
-      if (!ep.secure) return sock;
+      // A packet announcing more than the largest frame closes the connection at its header.
+      let stream: Duplex = sock;
+      const guard = new MqttSizeGuard(this.maxFrame + PACKET_OVERHEAD, () => {
+        this.stats.droppedOversizePackets++;
+        c.lastError = `the broker sent a packet larger than ${this.maxFrame + PACKET_OVERHEAD} bytes; connection closed`;
+        stream.destroy();
+      });
+      if (!ep.secure) {
+        sock.on('data', (d: Buffer) => guard.feed(d));
+        return sock;
+      }
       const servername = ep.tls.servername ?? (net.isIP(ep.host) ? undefined : ep.host);
       const t = tls.connect({
         socket: sock,
@@ -542,20 +601,25 @@ export class MqttLink implements Link {
       });
       // Errors of the raw socket (ECONNREFUSED) must surface on the stream mqtt.js watches.
       sock.on('error', (err) => t.destroy(err));
+      stream = t;
+      t.on('data', (d: Buffer) => guard.feed(d));
       return t;
     };
     const options: IClientOptions = {
       protocolVersion: 4,
       clean: true,
-      clientId: `quorumd-${this.cluster}-${this.self}`,
+      clientId: nodeClientId(this.cluster, this.self),
       keepalive: this.keepaliveSec,
       connectTimeout: this.connectTimeoutMs,
       reconnectPeriod: 0, // our own backoff below
       resubscribe: false,
       queueQoSZero: false, // never queue frames while offline: they would be stale
+      // mqtt-packet's number cache is 65,536 two-byte Buffers (~6 MiB of heap on a
+      // node that uses a handful of packet ids): written on the fly instead.
+      writeCache: false,
       will: {
         topic: presenceTopic(this.cluster, this.self),
-        payload: encodePresence({ node: this.self, state: 'offline', reason: 'lost', inc: c.inc }),
+        payload: this.presencePayload({ state: 'offline', reason: 'lost', conn: c.conn }),
         qos: 1,
         retain: true,
       },
@@ -572,6 +636,14 @@ export class MqttLink implements Link {
     }
     c.client = client;
     const live = () => c.gen === gen && !this.closing;
+    // The receive path yields after FRAMES_PER_TURN frames in one event-loop turn: mqtt.js
+    // takes the next packet only when this calls back, so the socket waits meanwhile.
+    client.handleMessage = (_packet, done) => {
+      if (this.turnFrames === 0) setImmediate(() => (this.turnFrames = 0));
+      if (++this.turnFrames < FRAMES_PER_TURN) return done();
+      this.stats.receiveYields++;
+      setImmediate(done);
+    };
     client.on('connect', () => {
       if (!live()) return;
       const topics = [this.inbox, presenceFilter(this.cluster)];
@@ -626,6 +698,10 @@ export class MqttLink implements Link {
     const wasReady = c.ready;
     c.ready = false;
     if (client) client.end(true, {}, () => {});
+    // The broker publishes our will for a session that ends like this, and peers act on
+    // it when that session had said online (ready): say so first (a leader stops
+    // counting earlier heartbeat rounds toward its read lease).
+    if (wasReady) this.emit({ kind: 'session-lost', reason: `${c.ep.url}: ${c.lastError ?? 'connection lost'}` });
     if (wasReady) {
       c.attempts = 0;
       if (this.up && !this.conns.some((x) => x.ready)) {
@@ -649,13 +725,14 @@ export class MqttLink implements Link {
     return Math.round(d / 2 + this.random() * (d / 2));
   }
 
+  private presencePayload(p: { state: 'online' } | { state: 'offline'; reason: 'lost' | 'closed'; conn: number } | { state: 'online'; conn: number }): Buffer {
+    const conn = 'conn' in p ? p.conn : 0;
+    const pr: Presence = p.state === 'online' ? { node: this.self, state: 'online', boot: this.boot, conn } : { node: this.self, state: 'offline', reason: p.reason, boot: this.boot, conn };
+    return encodePresence(pr, this.cluster, this.keyring.current);
+  }
+
   private publishOnline(c: Conn): void {
-    c.client?.publish(
-      presenceTopic(this.cluster, this.self),
-      encodePresence({ node: this.self, state: 'online', inc: c.inc }),
-      { qos: 1, retain: true },
-      () => {},
-    );
+    c.client?.publish(presenceTopic(this.cluster, this.self), this.presencePayload({ state: 'online', conn: c.conn }), { qos: 1, retain: true }, () => {});
   }
 
   // ---- receive path -----------------------------------------------------------
@@ -684,22 +761,31 @@ export class MqttLink implements Link {
       this.stats.unexpectedTopic++;
       return;
     }
-    const p = decodePresence(payload);
-    if (typeof p === 'string' || p.node !== t.node) {
+    const r = readPresence(payload, { cluster: this.cluster, topicNode: t.node, keyring: this.keyring });
+    if (r.kind === 'malformed') {
       this.stats.badPresence++;
       return;
     }
+    if (r.kind === 'forged') {
+      // Not signed with the cluster key: whoever published it is not a node. Never acted on.
+      this.stats.forgedPresence++;
+      return;
+    }
+    const p = r.presence;
     if (p.node === this.self) {
       // A late will of one of our own older connections overwrote the retained
       // "online" on this broker: say online again.
-      if (p.state === 'offline' && p.inc !== c.inc && c.ready) this.publishOnline(c);
+      if (p.state === 'offline' && (p.boot !== this.boot || p.conn !== c.conn) && c.ready) this.publishOnline(c);
       return;
     }
-    const prev = c.presence.get(p.node);
-    if (p.state === 'offline' && prev && prev.state === 'online' && prev.inc !== p.inc) {
+    const known = this.newest.get(p.node);
+    if (known && newerConnection(known, p)) {
+      // An older connection's news (a late will, or a replay of an old message).
       this.stats.staleWills++;
       return;
     }
+    this.newest.set(p.node, { boot: p.boot, conn: p.conn });
+    const prev = c.presence.get(p.node);
     c.presence.set(p.node, p);
     if (p.state === 'online') {
       const wasGone = this.gone.delete(p.node);

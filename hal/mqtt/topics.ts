@@ -1,5 +1,5 @@
 /**
- * MQTT topic names and presence payloads (DESIGN §2, docs/mqtt.md), shared by the
+ * MQTT topic names (DESIGN §2, docs/mqtt.md), shared by the
  * link (hal/mqtt/link.ts) and the embedded broker's access rules (hal/mqtt/broker.ts).
  *
  *   quorumd/<cluster>/to/<id>        directed frames, QoS 0, never retained
@@ -64,45 +64,4 @@ export function parseTopic(topic: string): ParsedTopic | undefined {
   return undefined;
 }
 
-/**
- * Presence payload (JSON, so that dashboards and `mosquitto_sub` read it):
- *   {"node":2,"state":"online","inc":"9f2c01ab.3"}
- *   {"node":2,"state":"offline","reason":"lost","inc":"9f2c01ab.3"}    ← the Last Will
- *   {"node":2,"state":"offline","reason":"closed","inc":"9f2c01ab.3"}  ← orderly close
- * `inc` names one connection of one link instance (random per process, counter per
- * connection), so that a late will of an older connection is recognised as stale.
- */
-export interface Presence {
-  node: NodeId;
-  state: 'online' | 'offline';
-  reason?: 'lost' | 'closed';
-  inc: string;
-}
-
-export function encodePresence(p: Presence): Buffer {
-  return Buffer.from(JSON.stringify(p));
-}
-
-/** Parses and validates a presence payload; returns a reason string when it is not one. */
-export function decodePresence(payload: Uint8Array): Presence | string {
-  if (payload.length > 512) return `presence payload of ${payload.length} bytes, expected at most 512`;
-  let v: unknown;
-  try {
-    v = JSON.parse(Buffer.from(payload.buffer, payload.byteOffset, payload.length).toString('utf8'));
-  } catch {
-    return 'presence payload is not JSON';
-  }
-  if (typeof v !== 'object' || v === null) return 'presence payload is not a JSON object';
-  const o = v as Record<string, unknown>;
-  if (typeof o.node !== 'number' || !Number.isInteger(o.node) || o.node < 1 || o.node > MAX_NODE_ID) {
-    return `presence.node must be a node id 1..${MAX_NODE_ID}, got ${JSON.stringify(o.node)}`;
-  }
-  if (o.state !== 'online' && o.state !== 'offline') return `presence.state must be "online" or "offline", got ${JSON.stringify(o.state)}`;
-  if (typeof o.inc !== 'string' || o.inc.length < 1 || o.inc.length > 64) return 'presence.inc must be a string of 1..64 characters';
-  if (o.state === 'offline' && o.reason !== 'lost' && o.reason !== 'closed') {
-    return `presence.reason must be "lost" or "closed" when offline, got ${JSON.stringify(o.reason)}`;
-  }
-  const p: Presence = { node: o.node, state: o.state, inc: o.inc };
-  if (o.state === 'offline') p.reason = o.reason as 'lost' | 'closed';
-  return p;
-}
+// Presence payloads (signed with the cluster key) are in ./presence.ts.

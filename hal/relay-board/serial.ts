@@ -11,7 +11,7 @@
  * and fail; the fencer then tries its next level. (Reopening is the runtime's call:
  * close() and open again.)
  */
-import { SerialPort } from 'serialport';
+import { serialPortClass } from '../serial/link.ts';
 import type { Clock, Done } from '../interfaces.ts';
 import { systemClock } from '../clock.ts';
 import { RelayBoardClient, type ByteTransport, type RelayBoardOptions } from './client.ts';
@@ -41,7 +41,7 @@ export function openSerialRelayBoard(opts: SerialRelayBoardOptions): Promise<Ser
   if (!Number.isInteger(baudRate) || baudRate < 50 || baudRate > 4_000_000) return Promise.reject(new RangeError(`openSerialRelayBoard baudRate: expected an integer 50..4000000, got ${String(opts.baudRate)}`));
   const path = opts.path;
   return new Promise((resolve, reject) => {
-    const port = new SerialPort({ path, baudRate, autoOpen: false, lock: true });
+    const port = new (serialPortClass())({ path, baudRate, autoOpen: false, lock: true });
     port.open((err) => {
       if (err) return reject(new Error(`relay board ${path}: cannot open: ${err.message}`));
       const handlers: Array<(c: Uint8Array) => void> = [];

@@ -20,7 +20,8 @@
  * Received garbage, bad CRCs, bad escapes and oversize frames are counted and
  * skipped; the decoder resynchronizes on the next SLIP END.
  */
-import { SerialPort } from 'serialport';
+import { createRequire } from 'node:module';
+import type { SerialPort as SerialPortClass } from 'serialport';
 import type { Cancel, Clock, Done, Link, LinkEvent } from '../interfaces.ts';
 import { MAX_NODE_ID, type NodeId } from '../../src/types.ts';
 import { SlipDecoder, slipEncode } from '../../src/wire/slip.ts';
@@ -44,7 +45,16 @@ export type SerialPortFactory = (o: { path: string; baudRate: number }) => Seria
 
 export const defaultPortFactory: SerialPortFactory = ({ path, baudRate }) =>
   // lock: true (TIOCEXCL) so that a getty or a second daemon cannot share the port.
-  new SerialPort({ path, baudRate, autoOpen: false, lock: true });
+  new (serialPortClass())({ path, baudRate, autoOpen: false, lock: true });
+
+const requireCjs = createRequire(import.meta.url);
+/**
+ * serialport (a native binding and a dozen modules) is loaded on first use, not at
+ * import: a node without serial links or relay boards never loads it (memory on a Pi Zero).
+ */
+export function serialPortClass(): typeof SerialPortClass {
+  return (requireCjs('serialport') as { SerialPort: typeof SerialPortClass }).SerialPort;
+}
 
 export interface SerialLinkOptions {
   /** Device path, e.g. /dev/serial0 (Pi UART), /dev/ttyUSB0, /dev/ttyAMA2. Required. */

@@ -19,6 +19,17 @@
  *     volatile anyway — Raft paper Fig. 2 — storing it only saves re-learning it.)
  *     The commit written into `hardstate` is always one already durable in the WAL,
  *     so a crash can never leave a commit index pointing past the durable log;
+ *   - a batch whose only change is a higher commit index is NOT synced (as etcd's
+ *     `MustSync`): it is accepted and answered at once, and its commit record goes
+ *     into the WAL with the next flush. Why that is safe: Raft's commit index is
+ *     volatile state; everything a node applied was durable before it was applied
+ *     (the engine hands out committed entries only up to its durable index), so a
+ *     node that restarts with an older commit index rebuilds the same state from
+ *     its log and learns the rest of the commit index from the leader — it never
+ *     needs an entry it does not have. What a restart must not lose is the log and
+ *     the term/vote, and those are always synced before anything depends on them.
+ *     This takes one fsync off every write on the leader (the record holding only
+ *     the new commit index, before it applies) and off every follower;
  *   - snapshots → their own file (same atomic replace); then a mark in the WAL; then
  *     WAL segments wholly below the snapshot are removed. The previous snapshot file
  *     is removed only after the new one's rename is durable.
@@ -100,6 +111,8 @@ export interface StorageStats {
   persists: number;
   /** Flushes; each makes a whole group of persists durable. */
   groups: number;
+  /** Persists answered without a flush: only the commit index moved (see the header). */
+  unsynced: number;
   /** Bytes handed to write/append (WAL, hard state, snapshots). */
   bytesWritten: number;
   /** fsyncs of files. */
@@ -122,6 +135,8 @@ interface Pending {
   records: Uint8Array[];
   snapshot?: SnapshotRecord;
   done: Done;
+  /** Needs an fsync (false: only the commit index moved; see the header). */
+  sync: boolean;
 }
 
 /** Throws the StorageInputError for a refused persist (module-level, not a per-call closure: persist is hot). */
@@ -223,7 +238,7 @@ export class DurableLog {
   private draining = false;
   private failure: Error | undefined;
   private closed = false;
-  private readonly counters = { persists: 0, groups: 0, bytesWritten: 0, fileSyncs: 0, dirSyncs: 0 };
+  private readonly counters = { persists: 0, groups: 0, unsynced: 0, bytesWritten: 0, fileSyncs: 0, dirSyncs: 0 };
 
   /** Use openDurableLog(). */
   constructor(
@@ -312,6 +327,12 @@ export class DurableLog {
       return done(e as Error);
     }
     this.counters.persists++;
+    if (!item.sync && !this.flushing && this.pending.length === 0) {
+      // Only the commit index moved: nothing to wait for (see the header). Answered
+      // synchronously; its record is written with the next flush.
+      this.counters.unsynced++;
+      return done(null);
+    }
     this.pending.push(item);
     this.drain();
   }
@@ -393,6 +414,8 @@ export class DurableLog {
       if (meta.length > MAX_META_BYTES) bad(`meta of ${meta.length} bytes exceeds ${MAX_META_BYTES}`);
     }
     // --- apply ---
+    const termBefore = this.term;
+    const voteBefore = this.vote;
     const records: Uint8Array[] = [];
     if (snap) {
       if (snapKeep) this.terms = this.terms.slice(snap.index - this.base);
@@ -415,8 +438,10 @@ export class DurableLog {
       this.vote = hs.vote;
       this.commit = Math.max(this.commit, hs.commit);
     }
+    // Term or vote moved: compare with the state before this batch (kept above).
+    const sync = records.length > 0 || meta !== undefined || (hs !== undefined && (hs.term !== termBefore || hs.vote !== voteBefore));
     if (meta) this.meta = meta.slice();
-    const item: Pending = { records, done };
+    const item: Pending = { records, done, sync };
     if (snap) item.snapshot = snap;
     return item;
   }
@@ -428,6 +453,12 @@ export class DurableLog {
     try {
       while (!this.flushing && this.pending.length > 0) {
         const group = this.pending.splice(0);
+        if (!group.some((p) => p.sync)) {
+          // Commit-only batches that queued behind a flush: done in call order, no I/O.
+          this.counters.unsynced += group.length;
+          for (const p of group) p.done(null);
+          continue;
+        }
         this.flushing = true;
         this.counters.groups++;
         this.flushGroup(group, (err) => {

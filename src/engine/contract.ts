@@ -34,6 +34,15 @@
  * `ready()` is not called again before `advance()`; inputs may arrive in between
  * (their output goes into the next Ready).
  *
+ * Optional, for pipelining: `takeEager()` returns messages that may be sent before
+ * anything is durable — a leader's replication traffic, which acknowledges nothing of
+ * its own log (it counts its own entries toward commit only after `advance()`); Raft
+ * thesis §10.2.1. The runtime may call it at any time, also while a Ready is being
+ * persisted, and sends what it returns at once; those messages are not in any Ready.
+ * A `hardState` whose only change is `commit` is made durable without an fsync (the
+ * commit index is volatile state; every entry an engine hands out in `committed` must
+ * already be durable).
+ *
  * ## Durable state: one shape for every engine
  * The runtime stores every engine's state in the same durable log (hal/storage):
  *   - `HardState {term, vote, commit}`: two 32/53-bit numbers the engine must not lose
@@ -216,6 +225,8 @@ export interface Engine {
   compact(index: Index, data: Uint8Array): Result<{ meta: SnapshotMeta }>;
 
   hasReady(): boolean;
+  /** Messages that need nothing durable (see "Optional, for pipelining" above). */
+  takeEager?(): Message[];
   ready(): Ready | undefined;
   advance(rd: Ready): void;
 

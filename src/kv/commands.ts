@@ -6,9 +6,11 @@
  * then positional fields; optional trailing fields are simply absent:
  *   put           [1, key, value(bytes)]            or [1, key, value, cas]
  *   del           [2, key]                          or [2, key, cas]
- *   lock.acquire  [3, name, owner, ttlMs, now]
- *   lock.renew    [4, name, token, now]
- *   lock.release  [5, name, token]
+ *   lock.acquire  [3, name, owner, ttlMs, now, lease]  (lease: 16-byte digest of the
+ *                                                        holder's secret lease id; absent
+ *                                                        in entries written before leases)
+ *   lock.renew    [14, name, lease, now]              (by lease; [4, name, token, now]: older entries)
+ *   lock.release  [15, name, lease]                   (by lease; [5, name, token]: older entries)
  *   lead.claim    [10, node, term]                   (split-brain defenses, see below)
  *   lead.active   [11, node, term, token]
  *   fence.record  [12, target, by, term, outcome index, level + 1, atMs, reason]
@@ -67,7 +69,18 @@ export const OpCode = {
   LeadClaim: 10,
   LeadActive: 11,
   FenceRecord: 12,
+  // 13 left free.
+  LockRenewLease: 14,
+  LockReleaseLease: 15,
 } as const;
+
+/**
+ * Bytes of a lease digest: the first 16 bytes of SHA-256 over the holder's secret
+ * lease id (src/kv/lease.ts). Only the digest is in the log, in snapshots and on the
+ * wire (forwarded commands travel through the broker): the id itself stays with the
+ * client and the node it talked to.
+ */
+export const LEASE_DIGEST_BYTES = 16;
 
 /**
  * `cas` is the expected modify index of the key: the command applies only if the
@@ -80,9 +93,15 @@ export interface DelCommand { op: 'del'; key: string; cas?: number }
  * `now` is the leader's time stamp in milliseconds on the cluster's time line
  * (the leader stamps it when it proposes; the state machine never reads a clock).
  */
-export interface LockAcquireCommand { op: 'lock.acquire'; name: string; owner: string; ttlMs: number; now: number }
-export interface LockRenewCommand { op: 'lock.renew'; name: string; token: number; now: number }
-export interface LockReleaseCommand { op: 'lock.release'; name: string; token: number }
+export interface LockAcquireCommand { op: 'lock.acquire'; name: string; owner: string; ttlMs: number; now: number; lease?: Uint8Array }
+/**
+ * Renew and release name the grant by its lease digest (`lease`). `token` (the public
+ * fencing token) is how entries written before leases named it; such entries still
+ * apply to grants made without a lease, never to a grant that has one. Exactly one of
+ * the two.
+ */
+export interface LockRenewCommand { op: 'lock.renew'; name: string; token?: number; lease?: Uint8Array; now: number }
+export interface LockReleaseCommand { op: 'lock.release'; name: string; token?: number; lease?: Uint8Array }
 
 /**
  * Split-brain defenses (DESIGN §5; daemon/runtime/activation.ts). A Raft leader
@@ -159,6 +178,8 @@ export type KvErrorCode =
   | 'bad-ttl'
   | 'bad-now'
   | 'bad-token'
+  | 'bad-lease'
+  | 'quota-exceeded'
   | 'bad-node'
   | 'bad-term'
   | 'bad-fence'
@@ -182,7 +203,7 @@ export class KvError extends Error {
   }
 
   get httpStatus(): number {
-    return this.code === 'value-too-large' ? 413 : 400;
+    return this.code === 'value-too-large' ? 413 : this.code === 'quota-exceeded' ? 507 : 400;
   }
 }
 
@@ -207,6 +228,21 @@ export function checkKeyLike(v: unknown, field: string, code: 'bad-key' | 'bad-o
     if (n > MAX_KEY_BYTES) return new KvError(code === 'bad-key' ? 'key-too-long' : code, field, `${field}: ${n} UTF-8 bytes, at most ${MAX_KEY_BYTES} allowed`);
   }
   return null;
+}
+
+function checkLease(v: unknown, field = 'lease'): KvError | null {
+  if (!(v instanceof Uint8Array) || v.length !== LEASE_DIGEST_BYTES) {
+    return new KvError('bad-lease', field, `${field}: expected a ${LEASE_DIGEST_BYTES}-byte lease digest, got ${describe(v)}`);
+  }
+  return null;
+}
+
+/** Renew/release name their grant by exactly one of token (older entries) and lease. */
+function checkGrantRef(c: Record<string, unknown>): KvError | null {
+  if ((c.token === undefined) === (c.lease === undefined)) {
+    return new KvError('bad-lease', 'lease', 'lease: expected exactly one of lease (the grant\'s lease digest) and token');
+  }
+  return c.lease !== undefined ? checkLease(c.lease) : checkIndexLike(c.token, 'token', 'bad-token', 1);
 }
 
 function checkIndexLike(v: unknown, field: string, code: KvErrorCode, min: number, max = Number.MAX_SAFE_INTEGER): KvError | null {
@@ -243,12 +279,12 @@ export function validateCommand(cmd: unknown): KvError | null {
       if (typeof c.ttlMs !== 'number' || !Number.isSafeInteger(c.ttlMs) || c.ttlMs < MIN_TTL_MS || c.ttlMs > MAX_TTL_MS) {
         return new KvError('bad-ttl', 'ttlMs', `ttlMs: expected an integer in [${MIN_TTL_MS}, ${MAX_TTL_MS}], got ${describe(c.ttlMs)}`);
       }
-      return checkIndexLike(c.now, 'now', 'bad-now', 0, MAX_NOW_MS);
+      return checkIndexLike(c.now, 'now', 'bad-now', 0, MAX_NOW_MS) ?? (c.lease !== undefined ? checkLease(c.lease) : null);
     }
     case 'lock.renew':
-      return checkKeyLike(c.name, 'name') ?? checkIndexLike(c.token, 'token', 'bad-token', 1) ?? checkIndexLike(c.now, 'now', 'bad-now', 0, MAX_NOW_MS);
+      return checkKeyLike(c.name, 'name') ?? checkGrantRef(c) ?? checkIndexLike(c.now, 'now', 'bad-now', 0, MAX_NOW_MS);
     case 'lock.release':
-      return checkKeyLike(c.name, 'name') ?? checkIndexLike(c.token, 'token', 'bad-token', 1);
+      return checkKeyLike(c.name, 'name') ?? checkGrantRef(c);
     case 'lead.claim':
       return checkIndexLike(c.node, 'node', 'bad-node', 1, 254) ?? checkIndexLike(c.term, 'term', 'bad-term', 1);
     case 'lead.active':
@@ -314,13 +350,16 @@ export function encodeCommand(cmd: Command): Uint8Array | KvError {
       if (cmd.cas !== undefined) w.uint(cmd.cas);
       break;
     case 'lock.acquire':
-      w.array(5).uint(OpCode.LockAcquire).text(cmd.name).text(cmd.owner).uint(cmd.ttlMs).uint(cmd.now);
+      w.array(cmd.lease ? 6 : 5).uint(OpCode.LockAcquire).text(cmd.name).text(cmd.owner).uint(cmd.ttlMs).uint(cmd.now);
+      if (cmd.lease) w.bytes(cmd.lease);
       break;
     case 'lock.renew':
-      w.array(4).uint(OpCode.LockRenew).text(cmd.name).uint(cmd.token).uint(cmd.now);
+      if (cmd.lease) w.array(4).uint(OpCode.LockRenewLease).text(cmd.name).bytes(cmd.lease).uint(cmd.now);
+      else w.array(4).uint(OpCode.LockRenew).text(cmd.name).uint(cmd.token!).uint(cmd.now);
       break;
     case 'lock.release':
-      w.array(3).uint(OpCode.LockRelease).text(cmd.name).uint(cmd.token);
+      if (cmd.lease) w.array(3).uint(OpCode.LockReleaseLease).text(cmd.name).bytes(cmd.lease);
+      else w.array(3).uint(OpCode.LockRelease).text(cmd.name).uint(cmd.token!);
       break;
     case 'lead.claim':
       w.array(3).uint(OpCode.LeadClaim).uint(cmd.node).uint(cmd.term);
@@ -373,9 +412,22 @@ export function decodeCommand(data: Uint8Array): Command | KvError {
       break;
     }
     case OpCode.LockAcquire: {
-      const e = arity(a, 5, 5, 'lock.acquire');
+      const e = arity(a, 5, 6, 'lock.acquire');
       if (e) return e;
       cmd = { op: 'lock.acquire', name: a[1] as string, owner: a[2] as string, ttlMs: a[3] as number, now: a[4] as number };
+      if (a.length === 6) cmd.lease = a[5] as Uint8Array;
+      break;
+    }
+    case OpCode.LockRenewLease: {
+      const e = arity(a, 4, 4, 'lock.renew');
+      if (e) return e;
+      cmd = { op: 'lock.renew', name: a[1] as string, lease: a[2] as Uint8Array, now: a[3] as number };
+      break;
+    }
+    case OpCode.LockReleaseLease: {
+      const e = arity(a, 3, 3, 'lock.release');
+      if (e) return e;
+      cmd = { op: 'lock.release', name: a[1] as string, lease: a[2] as Uint8Array };
       break;
     }
     case OpCode.LockRenew: {

@@ -26,6 +26,7 @@
  * expired once the clock reaches `expiresAt` (now ≥ expiresAt).
  */
 import { CborWriter, readCbor, type Cbor } from './cbor.ts';
+import { utf8Length, type KvUsage } from './quota.ts';
 import {
   checkKeyLike,
   decodeCommand,
@@ -34,6 +35,7 @@ import {
   MAX_VALUE_BYTES,
   MIN_TTL_MS,
   FENCE_OUTCOMES,
+  LEASE_DIGEST_BYTES,
   MAX_FENCE_REASON,
   JOB_OUTCOMES,
   MAX_SIGNAL_CHARS,
@@ -57,6 +59,27 @@ export interface LockRecord {
   readonly ttlMs: number;
   /** Time (on the commands' time line) at which the grant lapses unless renewed. */
   readonly expiresAt: number;
+  /**
+   * Digest of the holder's secret lease id (commands.ts LEASE_DIGEST_BYTES): only a
+   * command carrying it renews or releases the grant. null for a grant made by an
+   * entry written before leases (renewed and released by its token, as then).
+   */
+  readonly lease: Uint8Array | null;
+}
+
+/** Whether two lease digests are the same (constant time is not needed: digests are not secret). */
+function sameLease(a: Uint8Array | null | undefined, b: Uint8Array | null | undefined): boolean {
+  if (!a || !b || a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/**
+ * Whether a renew/release names grant `cur`: by lease when the grant has one (a token
+ * never suffices then: it is public), by token for a grant made before leases.
+ */
+function namesGrant(cur: LockRecord, cmd: { token?: number; lease?: Uint8Array }): boolean {
+  return cur.lease !== null ? sameLease(cur.lease, cmd.lease) : cmd.lease === undefined && cmd.token === cur.token;
 }
 
 /**
@@ -70,7 +93,7 @@ export type ApplyResult =
   | { op: 'lock.acquire'; ok: true; token: number; ttlMs: number; expiresAt: number }
   | { op: 'lock.acquire'; ok: false; holder: string; token: number; expiresAt: number }
   | { op: 'lock.renew'; ok: true; token: number; expiresAt: number }
-  | { op: 'lock.renew'; ok: false; reason: 'not-held' | 'expired' | 'wrong-token' }
+  | { op: 'lock.renew'; ok: false; reason: 'not-held' | 'expired' | 'wrong-token' | 'wrong-lease' }
   | { op: 'lock.release'; ok: boolean }
   /** ok false: a claim of a term at or below the newest activation (it can never act; not kept). */
   | { op: 'lead.claim'; ok: boolean }
@@ -186,6 +209,13 @@ export class KvStateMachine {
   private lastActive: LeaderActivation | null = null;
   private fences: FenceHistoryRecord[] = [];
   private readonly jobTable = new Map<string, JobRecord>();
+  /** Keys + lock records, and their bytes (key, value, lock name and owner): what quotas bound (src/kv/quota.ts). */
+  private use: KvUsage = { keys: 0, bytes: 0 };
+
+  /** Keys (and lock records) held and their bytes. */
+  usage(): KvUsage {
+    return { ...this.use };
+  }
 
   /** Index of the last entry applied (or skipped as a no-op); 0 before the first. */
   get appliedIndex(): number {
@@ -265,6 +295,17 @@ export class KvStateMachine {
   }
 
   /**
+   * What a renew/release naming lock `name` by `lease` would meet now: 'ok' (it names
+   * the current grant), 'not-held' (no grant, or it lapsed by `now`) or 'wrong-lease'.
+   * The leader asks before proposing, so that guesses are refused without writing.
+   */
+  lockCheck(name: string, lease: Uint8Array, now?: number): 'ok' | 'not-held' | 'wrong-lease' {
+    const l = this.getLock(name, now);
+    if (!l) return 'not-held';
+    return namesGrant(l, { lease }) ? 'ok' : 'wrong-lease';
+  }
+
+  /**
    * Marks a log entry that carries no command (Raft no-op, configuration change)
    * as applied, so that `appliedIndex` follows the log.
    */
@@ -306,6 +347,8 @@ export class KvStateMachine {
           return { op: 'put', ok: false, index: cur?.modIndex ?? 0 };
         }
         this.data.set(cmd.key, { value: cmd.value, createIndex: cur?.createIndex ?? index, modIndex: index });
+        if (cur) this.use.bytes += cmd.value.length - cur.value.length;
+        else this.use = { keys: this.use.keys + 1, bytes: this.use.bytes + utf8Length(cmd.key) + cmd.value.length };
         return { op: 'put', ok: true, index };
       }
       case 'del': {
@@ -313,14 +356,20 @@ export class KvStateMachine {
         if (cmd.cas !== undefined && cmd.cas !== (cur?.modIndex ?? 0)) {
           return { op: 'del', ok: false, index: cur?.modIndex ?? 0 };
         }
-        this.data.delete(cmd.key);
+        if (cur) {
+          this.data.delete(cmd.key);
+          this.use = { keys: this.use.keys - 1, bytes: this.use.bytes - utf8Length(cmd.key) - cur.value.length };
+        }
         return { op: 'del', ok: true, index };
       }
       case 'lock.acquire': {
         const now = this.tick(cmd.now);
         const cur = this.locks.get(cmd.name);
         if (cur && now < cur.expiresAt) {
-          if (cur.owner !== cmd.owner) {
+          // The owner name is public (a 409 tells it), so asking again as the same owner
+          // proves nothing: only the same lease (a retry of the same request) does.
+          const retry = cur.owner === cmd.owner && (cur.lease === null ? cmd.lease === undefined : sameLease(cur.lease, cmd.lease));
+          if (!retry) {
             return { op: 'lock.acquire', ok: false, holder: cur.owner, token: cur.token, expiresAt: cur.expiresAt };
           }
           // The holder asks again (e.g. a retry after an unknown outcome, HTTP 504):
@@ -329,15 +378,17 @@ export class KvStateMachine {
           this.locks.set(cmd.name, again);
           return { op: 'lock.acquire', ok: true, token: again.token, ttlMs: again.ttlMs, expiresAt: again.expiresAt };
         }
-        const grant: LockRecord = { name: cmd.name, owner: cmd.owner, token: index, ttlMs: cmd.ttlMs, expiresAt: now + cmd.ttlMs };
+        const grant: LockRecord = { name: cmd.name, owner: cmd.owner, token: index, ttlMs: cmd.ttlMs, expiresAt: now + cmd.ttlMs, lease: cmd.lease ?? null };
+        this.countLock(cur, -1);
         this.locks.set(cmd.name, grant);
+        this.countLock(grant, 1);
         return { op: 'lock.acquire', ok: true, token: index, ttlMs: cmd.ttlMs, expiresAt: grant.expiresAt };
       }
       case 'lock.renew': {
         const now = this.tick(cmd.now);
         const cur = this.locks.get(cmd.name);
         if (!cur) return { op: 'lock.renew', ok: false, reason: 'not-held' };
-        if (cur.token !== cmd.token) return { op: 'lock.renew', ok: false, reason: 'wrong-token' };
+        if (!namesGrant(cur, cmd)) return { op: 'lock.renew', ok: false, reason: cur.lease !== null || cmd.lease !== undefined ? 'wrong-lease' : 'wrong-token' };
         if (now >= cur.expiresAt) return { op: 'lock.renew', ok: false, reason: 'expired' };
         const renewed: LockRecord = { ...cur, expiresAt: now + cur.ttlMs };
         this.locks.set(cmd.name, renewed);
@@ -346,8 +397,9 @@ export class KvStateMachine {
       case 'lock.release': {
         const cur = this.locks.get(cmd.name);
         // Releasing a lapsed grant nobody else took is harmless: the record goes.
-        if (!cur || cur.token !== cmd.token) return { op: 'lock.release', ok: false };
+        if (!cur || !namesGrant(cur, cmd)) return { op: 'lock.release', ok: false };
         this.locks.delete(cmd.name);
+        this.countLock(cur, -1);
         return { op: 'lock.release', ok: true };
       }
       case 'lead.claim': {
@@ -399,6 +451,12 @@ export class KvStateMachine {
     }
   }
 
+  /** Adds (sign 1) or removes (-1) a lock record's share of the usage. */
+  private countLock(l: LockRecord | undefined, sign: 1 | -1): void {
+    if (!l) return;
+    this.use = { keys: this.use.keys + sign, bytes: this.use.bytes + sign * (utf8Length(l.name) + utf8Length(l.owner)) };
+  }
+
   private tick(now: number): number {
     if (now > this.clock) this.clock = now;
     return this.clock;
@@ -408,7 +466,8 @@ export class KvStateMachine {
    * A deterministic encoding of the whole state: equal states give equal bytes
    * (keys and lock names sorted, shortest CBOR heads). Layout:
    *   ["quorumd-kv", 1, appliedIndex, clockMs, badCommands,
-   *    [[key, value, createIndex, modIndex], ...], [[name, owner, token, ttlMs, expiresAt], ...]]
+   *    [[key, value, createIndex, modIndex], ...], [[name, owner, token, ttlMs, expiresAt, lease?], ...]]
+ * (a lock row carries its lease digest as a 6th element when it has one).
    */
   snapshot(): Uint8Array {
     const keys = [...this.data.keys()].sort(byKey);
@@ -429,7 +488,8 @@ export class KvStateMachine {
     w.array(names.length);
     for (const n of names) {
       const l = this.locks.get(n)!;
-      w.array(5).text(l.name).text(l.owner).uint(l.token).uint(l.ttlMs).uint(l.expiresAt);
+      w.array(l.lease ? 6 : 5).text(l.name).text(l.owner).uint(l.token).uint(l.ttlMs).uint(l.expiresAt);
+      if (l.lease) w.bytes(l.lease);
     }
     if (fenceTable) {
       // [[[node, term], ...], truncated 0|1, [node, term, token] or [], [[index, target, by, term, outcome, level+1, atMs, reason], ...]]
@@ -491,12 +551,14 @@ export class KvStateMachine {
       if (!(value instanceof Uint8Array) || value.length > MAX_VALUE_BYTES) return bad(`key row ${i}: value must be at most ${MAX_VALUE_BYTES} bytes`);
       if (!uint(c) || !uint(m) || c < 1 || c > m || m > applied) return bad(`key row ${i}: expected 1 ≤ createIndex ≤ modIndex ≤ appliedIndex`);
       sm.data.set(k, { value, createIndex: c, modIndex: m });
+      sm.use = { keys: sm.use.keys + 1, bytes: sm.use.bytes + utf8Length(k) + value.length };
     }
     prev = undefined;
     for (let i = 0; i < lockRows.length; i++) {
       const row = lockRows[i]!;
-      if (!Array.isArray(row) || row.length !== 5) return bad(`lock row ${i}: expected [name, owner, token, ttlMs, expiresAt]`);
-      const [name, owner, token, ttl, exp] = row;
+      if (!Array.isArray(row) || (row.length !== 5 && row.length !== 6)) return bad(`lock row ${i}: expected [name, owner, token, ttlMs, expiresAt, lease?]`);
+      const [name, owner, token, ttl, exp, lease] = row;
+      if (row.length === 6 && !(lease instanceof Uint8Array && lease.length === LEASE_DIGEST_BYTES)) return bad(`lock row ${i}: lease must be ${LEASE_DIGEST_BYTES} bytes`);
       const ne = checkKeyLike(name, `lock row ${i} name`) ?? checkKeyLike(owner, `lock row ${i} owner`, 'bad-owner');
       if (ne) return bad(ne.message);
       const n = name as string;
@@ -505,7 +567,8 @@ export class KvStateMachine {
       if (!uint(token) || token < 1 || token > applied) return bad(`lock row ${i}: expected 1 ≤ token ≤ appliedIndex`);
       if (!uint(ttl) || ttl < MIN_TTL_MS || ttl > MAX_TTL_MS) return bad(`lock row ${i}: ttlMs out of range`);
       if (!uint(exp)) return bad(`lock row ${i}: expiresAt must be an unsigned integer`);
-      sm.locks.set(n, { name: n, owner: owner as string, token, ttlMs: ttl, expiresAt: exp });
+      sm.locks.set(n, { name: n, owner: owner as string, token, ttlMs: ttl, expiresAt: exp, lease: row.length === 6 ? (lease as Uint8Array) : null });
+      sm.countLock(sm.locks.get(n), 1);
     }
     if (root.length >= 8) {
       const err = sm.restoreFenceTable(root[7], applied);

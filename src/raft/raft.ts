@@ -21,13 +21,15 @@
  *   3. persist `hardState` (term, vote, commit) — after the entries, since commit may
  *      refer to them;
  *   4. make 1–3 durable (fsync) — only then
- *   5. send `messages` (votes, append acks and snapshot acks depend on 1–3; the rest
- *      — heartbeats, appends of a leader — need nothing but go out in the same batch
- *      for simplicity);
+ *   5. send `messages` (votes, append acks and snapshot acks depend on 1–3);
  *   6. apply `committed` to the state machine, in order, each exactly once (they are
  *      always durable already); serve `readStates` once the applied index reaches
  *      their index; answer `failedReads` with a definite "no leader" (503);
  *   7. call `advance(ready)`.
+ *
+ * A leader's own messages need nothing durable: `takeEager()` hands them out at any
+ * time — before ready(), and while a Ready is being persisted — and the runtime sends
+ * them at once, so the followers' fsyncs overlap the leader's (thesis §10.2.1).
  *
  * `advance(ready)` acknowledges that everything in that Ready is durable, sent and
  * applied: the engine only then counts its own log as stable (a leader counts its own
@@ -242,6 +244,8 @@ export class RaftNode {
   private transferee: NodeId = NO_NODE;
   private transferElapsed = 0;
   private leaseBlockedUntil = 0;
+  /** Heartbeat rounds up to this one hold no lease (dropLease). */
+  private leaseFloor = 0;
   private pendingConfIndex: Index = 0;
   private needBcast = false;
 
@@ -254,6 +258,8 @@ export class RaftNode {
 
   /** Messages ignored because they were for another node or from a stale term. */
   dropped = 0;
+  /** Heartbeat replies that still carry the commit index unasked (after a restart; see handleHeartbeat). */
+  private reportCommitLeft = 3;
 
   constructor(init: RaftInit) {
     if (typeof init !== 'object' || init === null) throw new TypeError('RaftNode: expected an init object {id, config, rng, ...}');
@@ -429,10 +435,22 @@ export class RaftNode {
    *     broker reports a will to every connected client, so with MQTT only a broken
    *     broker, or a leader that really lost its broker connection (then it cannot
    *     reach anyone over MQTT and an election is wanted), causes one.
-   *   - Lease reads (options.leaseRead) are the exception: there a live leader answers
-   *     reads alone for as long as followers promised not to vote, and that promise
-   *     must not rest on the broker's word. With leaseRead on, the report is ignored
-   *     (`forgot: false`) and failover waits for the lease as before.
+   *   - Lease reads (options.leaseRead): a live leader answers reads alone for as long
+   *     as the followers that acknowledged its heartbeat promised not to vote, and
+   *     forgetting it here breaks that promise. It is kept by the leader's side of the
+   *     same connection: the runtime calls dropLease() the moment one of the leader's
+   *     broker sessions ends (before the broker can tell anyone), and from then on only
+   *     heartbeat rounds sent after that count toward a lease. A follower that forgets
+   *     the leader on the will and then acknowledges a newer round received it after
+   *     the will (one broker delivers a client's messages in order; with several, a
+   *     will counts only when no other broker still sees the leader online), so it is
+   *     sticky again and the lease argument holds as without wills. A will the broker
+   *     sends on its own — keepalive expiry after 1.5 × keepalive of silence — comes
+   *     after every lease of the silent leader ended, as long as that silence is longer
+   *     than the lease (the config check: mqtt.keepaliveSec × 1.5 s > the minimum
+   *     election timeout). docs/mqtt.md has the argument and its one assumption: a
+   *     broker does not close a live, talking client's connection for another reason
+   *     (a protocol or ACL violation) without that client seeing it close first.
    * A report about a node that is not our leader (a late will of an earlier leader,
    * or about ourselves) changes nothing.
    */
@@ -440,9 +458,20 @@ export class RaftNode {
     if (!Number.isInteger(id) || id < 1 || id > 254) {
       return { ok: false, code: 'bad-request', reason: `leaderGone: id must be a node id 1..254, got ${String(id)}` };
     }
-    if (id === this.id || this.role === 'leader' || this.leader !== id || this.options.leaseRead) return { ok: true, forgot: false };
+    if (id === this.id || this.role === 'leader' || this.leader !== id) return { ok: true, forgot: false };
     this.leader = NO_NODE;
     return { ok: true, forgot: true };
+  }
+
+  /**
+   * One of this node's links lost a session through which peers may be told it is gone
+   * (an MQTT broker connection ended: the broker publishes its Last Will). Heartbeat
+   * rounds sent until now no longer hold a lease (see leaderGone for why): lease reads
+   * wait for a round sent after this one to be acknowledged by a quorum, and are
+   * served by a ReadIndex round meanwhile. Harmless on a follower and when repeated.
+   */
+  dropLease(): void {
+    this.leaseFloor = this.readRound;
   }
 
   propose(data: Uint8Array): Result {
@@ -651,6 +680,36 @@ export class RaftNode {
   // -------------------------------------------------------------------------
   // Ready / advance
 
+  /**
+   * Messages this leader may send before its own log is durable, taken out of the next
+   * Ready: Appends, heartbeats, snapshot chunks and TimeoutNow of its current term, once
+   * that term (with its vote for itself) is durable. As etcd's leader does (Raft thesis
+   * §10.2.1: the leader may write its log in parallel with replicating it), because
+   * none of them acknowledges anything of this node's log: the leader counts its own
+   * entries toward commit only once advance() says they are durable, so a quorum of
+   * durable copies is still needed for every commit, and if the leader crashes first it
+   * merely lost entries that no one was told are committed. Proposals made since the
+   * last Ready become Appends here. May be called at any time, also while a Ready is
+   * being persisted; followers and candidates get nothing (their votes and
+   * acknowledgements wait for the disk).
+   */
+  takeEager(): Message[] {
+    if (this.role !== 'leader' || this.prevHard.term !== this.term) return NO_MESSAGES;
+    this.flush();
+    const msgs = this.msgs;
+    let out: Message[] | undefined;
+    let kept = 0;
+    for (let i = 0; i < msgs.length; i++) {
+      const m = msgs[i]!;
+      const t = m.type;
+      if (m.term === this.term && (t === MsgType.Append || t === MsgType.Heartbeat || t === MsgType.Snapshot || t === MsgType.TimeoutNow)) (out ??= []).push(m);
+      else msgs[kept++] = m;
+    }
+    if (out === undefined) return NO_MESSAGES;
+    msgs.length = kept;
+    return out;
+  }
+
   ready(): Ready | undefined {
     if (this.outstanding) throw new Error('raft ready(): the previous Ready has not been advanced yet; call advance(ready) first');
     this.flush();
@@ -854,6 +913,7 @@ export class RaftNode {
     this.progress.clear();
     this.transferee = NO_NODE;
     this.readRound = 0;
+    this.leaseFloor = 0;
     this.roundSentAt.clear();
     for (const id of allMembers(this.config)) if (id !== this.id) this.progress.set(id, this.newProgress(id));
     // Conservative: no config change until everything in our log so far is committed.
@@ -1072,7 +1132,9 @@ export class RaftNode {
   }
 
   private handleHeartbeatReply(pr: Progress, m: HeartbeatReply): void {
-    if (m.commit !== undefined && m.commit > pr.knownCommit) pr.knownCommit = m.commit;
+    // What the follower says it has, also when lower (it restarted): a stale, reordered
+    // reply only costs the commit field in the next heartbeat.
+    if (m.commit !== undefined) pr.knownCommit = m.commit;
     if (m.ctx > pr.ackedRound) {
       pr.ackedRound = m.ctx;
       this.checkReads();
@@ -1239,9 +1301,19 @@ export class RaftNode {
     if (m.commit !== undefined) {
       const c = Math.min(m.commit, this.log.lastIndex);
       if (c > this.commit) this.commit = c;
+      this.reportCommitLeft = 0;
     }
     const r: HeartbeatReply = { type: MsgType.HeartbeatReply, from: this.id, to: m.from, term: this.term, ctx: m.ctx };
+    // Also in the first replies after a restart (until a heartbeat carried the commit):
+    // the commit index is not synced on its own (hal/storage), so this node may have
+    // come back with an older one than the leader last heard of, and an idle leader
+    // omits the commit from heartbeats to a follower it believes knows it. Three
+    // replies, in case one is lost; after that the idle reply is small again.
     if (m.commit !== undefined) r.commit = this.commit;
+    else if (this.reportCommitLeft > 0) {
+      this.reportCommitLeft--;
+      r.commit = this.commit;
+    }
     this.send(r);
   }
 
@@ -1373,7 +1445,13 @@ export class RaftNode {
     if (!this.options.leaseRead || this.transferee !== NO_NODE || this.now < this.leaseBlockedUntil) return false;
     const sent = this.scratch;
     sent.length = 0;
-    for (const id of this.voting) sent.push(id === this.id ? this.now : this.roundSentAt.get(this.progress.get(id)?.ackedRound ?? 0) ?? -Infinity);
+    for (const id of this.voting) {
+      if (id === this.id) sent.push(this.now);
+      else {
+        const round = this.progress.get(id)?.ackedRound ?? 0;
+        sent.push(round > this.leaseFloor ? (this.roundSentAt.get(round) ?? -Infinity) : -Infinity);
+      }
+    }
     const start = kthLargest(sent, this.quorum, -Infinity);
     return this.now < start + Math.floor(this.ticks.electionMin * (1 - this.options.maxClockDriftRatio)) - 1;
   }

@@ -14,6 +14,7 @@ import { parseConfigText, parseConfigWithPositions, resolveConfig } from '../../
 import { startNode, type RunningNode } from '../../daemon/start.ts';
 import { startDev } from '../../daemon/dev.ts';
 import { call } from '../../daemon/client/http.ts';
+import { testTokenFile } from '../helpers/auth.ts';
 
 const KEY = 'cd'.repeat(32);
 const cleanup: Array<() => Promise<void> | void> = [];
@@ -39,7 +40,7 @@ members:
   - { id: 3, name: c }
 node: { name: ${o.name}, dataDir: ${JSON.stringify(join(o.dir, o.name))} }
 mqtt: { brokers: [ "mqtt://127.0.0.1:${o.port}" ], keepaliveSec: 1 }
-http: { listen: "127.0.0.1:0" }
+http: { listen: "127.0.0.1:0", tokenFile: ${JSON.stringify(testTokenFile())} }
 hooks:
   onActive: echo "active $QUORUMD_TERM $QUORUMD_TOKEN" >> ${JSON.stringify(o.hookFile)}
 ${o.extra ?? ''}`;
@@ -47,7 +48,7 @@ ${o.extra ?? ''}`;
 
 describe('quorumd start with engine: bully', () => {
   it('three nodes: the highest coordinates, status/leader/hooks work, KV and locks answer 501, failover to the next', async () => {
-    const broker: RunningBroker = await startBroker({ port: 0, host: '127.0.0.1' });
+    const broker: RunningBroker = await startBroker({ port: 0, host: '127.0.0.1', clusterKeys: [{ cluster: 1, keys: [Buffer.from(KEY, 'hex')] }] });
     cleanup.push(() => new Promise<void>((r) => broker.close(() => r())));
     const dir = mkdtempSync(join(tmpdir(), 'quorumd-bully-'));
     cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
@@ -105,6 +106,7 @@ describe('quorumd dev --engine bully', () => {
     let printed = '';
     const base = 17_300 + Math.floor(Math.random() * 500) * 4;
     const dev = await startDev({ nodes: 3, engine: 'bully', basePort: base, handleSignals: false, out: (s) => (printed += s), readyTimeoutMs: 20_000 });
+    process.env.QUORUMD_API_TOKEN_FILE = dev.tokenFile; // as `quorumd --data-dir <dev dir>` finds it
     cleanup.push(() => dev.stop());
     expect(printed).toMatch(/running, leader n3/);
     expect(printed).toMatch(/KV and locks answer 501/);

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApiServer, type ApiServer } from '../../daemon/http/server.ts';
 import * as cmd from '../../daemon/client/commands.ts';
 import { FakeBackend } from './http/fake-backend.ts';
+import { testToken } from '../helpers/auth.ts';
 
 let srv: ApiServer;
 let b: FakeBackend;
@@ -17,7 +18,7 @@ function cap() {
 
 beforeAll(async () => {
   b = new FakeBackend();
-  srv = await startApiServer(b, { port: 0, backstopMs: 300 });
+  srv = await startApiServer(b, { port: 0, backstopMs: 300, token: testToken() });
   url = `http://127.0.0.1:${srv.address().port}`;
 });
 afterAll(() => srv.close());
@@ -51,15 +52,20 @@ describe('CLI clients', () => {
     expect(c.o.err).toMatch(/outcome unknown/);
   });
 
-  it('lock acquire/release print the token and say who holds it', async () => {
+  it('lock acquire/renew/release print the token and the lease, and say who holds it', async () => {
     let c = cap();
     expect(await cmd.lockAcquire(url, 'L', { ttl: '15s', owner: 'me' }, c.io)).toBe(0);
-    const token = Number(/token=(\d+) ttlMs=15000/.exec(c.o.out)![1]);
+    const m = /^token=(\d+) lease=([A-Za-z0-9_-]{22}) ttlMs=15000$/m.exec(c.o.out)!;
+    expect(m).not.toBeNull();
+    const lease = m[2]!;
     c = cap();
     expect(await cmd.lockAcquire(url, 'L', { ttl: '15s', owner: 'you' }, c.io)).toBe(cmd.EXIT_NO);
     expect(c.o.err).toMatch(/held by "me"/);
-    expect(await cmd.lockRelease(url, 'L', { token: token + 1 }, cap().io)).toBe(cmd.EXIT_NO);
-    expect(await cmd.lockRelease(url, 'L', { token }, cap().io)).toBe(0);
+    expect(await cmd.lockRelease(url, 'L', { lease: 'z'.repeat(22) }, cap().io)).toBe(cmd.EXIT_NO);
+    c = cap();
+    expect(await cmd.lockRelease(url, 'L', { lease, renew: true }, c.io)).toBe(0);
+    expect(c.o.out).toMatch(new RegExp(`^renewed token=${m[1]}`));
+    expect(await cmd.lockRelease(url, 'L', { lease }, cap().io)).toBe(0);
   });
 
   it('status prints one row per node, unreachable ones marked', async () => {

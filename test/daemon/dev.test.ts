@@ -25,12 +25,19 @@ describe('quorumd dev', () => {
     expect(dev.nodes.map((n) => n.url)).toEqual([1, 2, 3].map((k) => `http://127.0.0.1:${base + k}`));
     expect(new Set(dev.nodes.map((n) => n.child?.pid)).size).toBe(3);
     expect(printed).toMatch(/leader n\d/);
+    // The guide's first lines: how the CLI (QUORUMD_DATA_DIR) and curl ($AUTH) find the token.
+    const exportLine = printed.split('\n').map((l) => l.trim()).find((l) => l.startsWith('export QUORUMD_DATA_DIR='));
+    const authLine = printed.split('\n').map((l) => l.trim()).find((l) => l.startsWith('AUTH='));
+    expect(exportLine).toBe(`export QUORUMD_DATA_DIR=${dev.dir}`);
+    expect(authLine).toBeDefined();
+    delete process.env.QUORUMD_API_TOKEN_FILE;
+    process.env.QUORUMD_DATA_DIR = dev.dir;
     const curls = printed.split('\n').map((l) => l.trim()).filter((l) => l.startsWith('curl ') && !l.includes('watch=') && !l.includes('|'));
     expect(curls.length).toBeGreaterThanOrEqual(6);
     if (hasCurl) {
       for (const line of curls) {
         // Asynchronously: the broker runs in this process and must keep serving meanwhile.
-        const { stdout: out } = await promisify(execFile)('/bin/sh', ['-c', `${line.replace(/\s+#.*$/, '')} -w ' HTTP%{http_code}' --max-time 10`], { encoding: 'utf8' });
+        const { stdout: out } = await promisify(execFile)('/bin/sh', ['-c', `${authLine}; ${line.replace(/\s+#.*$/, '')} -w ' HTTP%{http_code}' --max-time 10`], { encoding: 'utf8' });
         expect(out, line).toMatch(/HTTP200$/);
       }
     } else {

@@ -5,7 +5,7 @@
  * retried, not a failed start.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, parseConfigText, resolveConfig } from '../../daemon/config/load.ts';
@@ -75,7 +75,7 @@ describe('startNode with a serial device that is not there', () => {
   });
 
   it('starts, reports the wire down in /v1/status and /metrics, and keeps MQTT working', async () => {
-    broker = await startBroker({ port: 0 });
+    broker = await startBroker({ port: 0, clusterKeys: [{ cluster: 1, keys: [Buffer.from(KEY, 'hex')] }] });
     const text = `cluster: { name: c, key: "${KEY}" }
 members: [{ id: 1, name: a }, { id: 2, name: b }]
 node: { name: a, dataDir: ${join(dir, 'a')} }
@@ -86,12 +86,17 @@ log: { level: silent }
     node = await startNode(resolveConfig(parseConfigText(text, 'a.yaml'), join(dir, 'a.yaml')), { httpPort: 0 });
     const n = node;
     await waitFor(() => n.links[0]!.up?.() === true && (n.links[1]!.stats?.openFailures ?? 0) >= 1, 10_000, 'mqtt up and the wire failing to open');
-    const status = await (await fetch(`${n.url}/v1/status`)).json() as { links: Array<{ name: string; up: boolean }> };
+    // No token configured: the node made <dataDir>/api.token at its first start; read it as `quorumd --data-dir` would.
+    const auth = { headers: { Authorization: `Bearer ${readFileSync(n.apiTokenFile!, 'utf8').trim()}` } };
+    expect(n.apiTokenFile).toBe(join(dir, 'a', 'api.token'));
+    expect(statSync(n.apiTokenFile!).mode & 0o777).toBe(0o600);
+    expect((await fetch(`${n.url}/v1/status`)).status).toBe(401);
+    const status = await (await fetch(`${n.url}/v1/status`, auth)).json() as { links: Array<{ name: string; up: boolean }> };
     expect(status.links).toEqual([
       { name: 'mqtt', up: true },
       { name: `serial0:${join(dir, 'no-such-tty')}`, up: false },
     ]);
-    const metrics = await (await fetch(`${n.url}/metrics`)).text();
+    const metrics = await (await fetch(`${n.url}/metrics`, auth)).text();
     expect(metrics).toMatch(/quorumd_link_up\{link="serial0:[^"]*no-such-tty"\} 0/);
     expect(metrics).toMatch(/quorumd_link_errors_total\{link="serial0:[^"]*no-such-tty",kind="openFailures"\} [1-9]/);
   });

@@ -19,6 +19,7 @@ import { parseConfigText, resolveConfig } from '../../daemon/config/load.ts';
 import { startBroker, type RunningBroker } from '../../hal/mqtt/broker.ts';
 import { ptyPair, socatCheck, type PtyPair } from '../hal/serial/socat.ts';
 import { waitFor } from './harness.ts';
+import { testTokenFile } from '../helpers/auth.ts';
 
 const socat = socatCheck();
 const nodes: RunningNode[] = [];
@@ -52,7 +53,8 @@ function put(n: RunningNode, key: string, value: string): Promise<number> {
 
 describe.skipIf(!socat.run)('MQTT + serial on every node: each message acted on once', () => {
   it('copies are dropped as replays before the engine; the accounting balances exactly', async () => {
-    broker = await startBroker({ port: 0 });
+    const key = randomBytes(32).toString('hex');
+    broker = await startBroker({ port: 0, clusterKeys: [{ cluster: 9, keys: [Buffer.from(key, 'hex')] }] });
     const p12 = await ptyPair();
     const p23 = await ptyPair();
     const p31 = await ptyPair();
@@ -62,7 +64,6 @@ describe.skipIf(!socat.run)('MQTT + serial on every node: each message acted on 
       2: `  - { path: ${p12.b}, bus: { members: [1, 2] } }\n  - { path: ${p23.a}, peer: 3 }`,
       3: `  - { path: ${p23.b}, peer: 2 }\n  - { path: ${p31.a}, peer: 1 }`,
     };
-    const key = randomBytes(32).toString('hex');
     for (const k of [1, 2, 3]) {
       const text = `cluster: { name: dedup, id: 9, key: ${key} }
 members: [{ id: 1, name: n1 }, { id: 2, name: n2 }, { id: 3, name: n3 }]
@@ -70,6 +71,7 @@ node: { name: n${k}, dataDir: ${join(dir, `n${k}`)} }
 mqtt: { brokers: ["mqtt://127.0.0.1:${broker.port}"] }
 serial:
 ${serial[k]}
+http: { tokenFile: ${JSON.stringify(testTokenFile())} }
 log: { level: silent }
 `;
       const cfg = resolveConfig(parseConfigText(text, `n${k}.yaml`), join(dir, `n${k}.yaml`));

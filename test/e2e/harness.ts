@@ -18,6 +18,7 @@ import { call } from '../../daemon/client/http.ts';
 import { startBroker, type BrokerUser, type RunningBroker } from '../../hal/mqtt/broker.ts';
 import { ptyPair, socatCheck, type PtyPair } from '../hal/serial/socat.ts';
 import { spawnStart } from '../daemon/e2e/proc-cluster.ts';
+import { testTokenFile } from '../helpers/auth.ts';
 
 export const root = join(import.meta.dirname, '..', '..');
 export const bin = join(root, 'bin', 'quorumd.js');
@@ -160,15 +161,24 @@ export function killChild(c: ChildProcess | undefined, sig: NodeJS.Signals = 'SI
 export class Harness {
   readonly dir = mkdtempSync(join(tmpdir(), 'quorumd-links-'));
   readonly key = randomBytes(32).toString('hex');
+  /** The nodes' API token file (http.tokenFile of every config; QUORUMD_API_TOKEN_FILE names it for call()). */
+  readonly tokenFile = testTokenFile();
   readonly nodes: ProcNode[] = [];
   readonly brokers: BrokerProc[] = [];
   readonly ptys: PtyPair[] = [];
   private disposed = false;
 
-  /** `quorumd broker` as a child process (the embedded aedes, open). */
+  /** The cluster key as a file (mode 0600), for `quorumd broker --cluster-key-file`. */
+  keyFile(): string {
+    const f = join(this.dir, 'cluster.key');
+    if (!existsSync(f)) writeFileSync(f, `${this.key}\n`, { mode: 0o600 });
+    return f;
+  }
+
+  /** `quorumd broker` as a child process (the embedded aedes, closed: node accounts derived from the cluster key). */
   async aedesChild(port?: number): Promise<BrokerProc> {
     const p = port ?? (await freePort());
-    const child = spawn(process.execPath, [bin, 'broker', '--port', String(p)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [bin, 'broker', '--port', String(p), '--cluster-key-file', this.keyFile(), '--cluster', '7'], { stdio: ['ignore', 'pipe', 'pipe'] });
     const log = createWriteStream(join(this.dir, `aedes-${p}.log`), { flags: 'a' });
     child.stdout!.pipe(log);
     child.stderr!.pipe(log);
@@ -243,9 +253,9 @@ export class Harness {
       }
     }
     if (raftYaml) lines.push('raft:', raftYaml);
-    lines.push('http:', `  listen: 127.0.0.1:${httpPort}`, '  requestTimeoutMs: 5000', 'log:', '  level: info', '');
+    lines.push('http:', `  listen: 127.0.0.1:${httpPort}`, `  tokenFile: ${JSON.stringify(testTokenFile())}`, '  requestTimeoutMs: 5000', 'log:', '  level: info', '');
     const file = join(this.dir, `n${k}.yaml`);
-    writeFileSync(file, lines.join('\n'));
+    writeFileSync(file, lines.join('\n'), { mode: 0o600 }); // the key is inline: a secret file (also outside vitest's umask, in bench/)
     return file;
   }
 

@@ -17,6 +17,7 @@ import mqtt from 'mqtt';
 import { FrameSealer, Sender } from '../../src/wire/auth.ts';
 import { MsgType } from '../../src/wire/messages.ts';
 import { CALM_RAFT_YAML, Harness, metricValue, mosquittoCheck, waitFor } from './harness.ts';
+import { call } from '../../daemon/client/http.ts';
 
 const mosq = mosquittoCheck();
 const harnesses: Harness[] = [];
@@ -130,8 +131,8 @@ describe('MQTT links in quorumd start', () => {
 
 async function fetchStale(url: string, key: string): Promise<string | undefined> {
   try {
-    const r = await fetch(`${url}/v1/kv/${key}?stale`);
-    return r.status === 200 ? await r.text() : undefined;
+    const r = await call(url, 'GET', `/v1/kv/${key}?stale`, { timeoutMs: 2000 });
+    return r.status === 200 ? r.body.toString() : undefined;
   } catch {
     return undefined;
   }

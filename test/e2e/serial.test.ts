@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { parseDocument } from 'yaml';
 import { call } from '../../daemon/client/http.ts';
 import { Harness, freePort, metricValue, root, serialRing, socatCheck, waitFor, type ProcNode } from './harness.ts';
+import { testTokenFile } from '../helpers/auth.ts';
 
 const socat = socatCheck();
 const harnesses: Harness[] = [];
@@ -105,6 +106,7 @@ describe.skipIf(!socat.run)('serial links in quorumd start (socat ptys, real ser
       doc.setIn(['serial', 0, 'peer'], id === 1 ? 2 : 1);
       doc.setIn(['serial', 1, 'path'], p2);
       doc.setIn(['http', 'listen'], `127.0.0.1:${port}`);
+      doc.setIn(['http', 'tokenFile'], testTokenFile());
       doc.deleteIn(['hooks']);
       const file = join(h.dir, `${name}.yaml`);
       writeFileSync(file, doc.toString());

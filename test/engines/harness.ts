@@ -8,6 +8,7 @@
  *     (a node may resume with its own token after its window closed and reopened);
  *   - the gap between one node's deactivation and the next node's activation.
  */
+import { randomBytes } from 'node:crypto';
 import type { ActivationEvent, ExternalEngine } from '../../daemon/engines/types.ts';
 import type { ClientCallback, ClientResult } from '../../daemon/runtime/results.ts';
 
@@ -88,4 +89,6 @@ export function call(f: (cb: ClientCallback) => void): Promise<ClientResult> {
 }
 
 export const text = (s: string) => new TextEncoder().encode(s);
+/** A fresh lock lease id (what the HTTP server makes for an acquire). */
+export const lease = () => randomBytes(16).toString('base64url');
 export const str = (b: Uint8Array | undefined) => new TextDecoder().decode(b ?? new Uint8Array());

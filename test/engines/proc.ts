@@ -10,6 +10,7 @@ import { createWriteStream, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, until } from './servers.ts';
+import { testToken, testTokenFile } from '../helpers/auth.ts';
 
 export const BIN = join(import.meta.dirname, '..', '..', 'bin', 'quorumd.js');
 
@@ -60,7 +61,7 @@ export class ExternalProcCluster {
           `node: { name: q${i}, dataDir: ${join(c.dir, `q${i}`)} }`,
           `engine: ${o.engine}`,
           section,
-          `http: { listen: "127.0.0.1:${port}", requestTimeoutMs: 3000 }`,
+          `http: { listen: "127.0.0.1:${port}", tokenFile: ${JSON.stringify(testTokenFile())}, requestTimeoutMs: 3000 }`,
           'log: { level: info }',
           typeof o.extraYaml === 'function' ? o.extraYaml(c.dir) : (o.extraYaml ?? ''),
         ].join('\n'),
@@ -84,13 +85,18 @@ export class ExternalProcCluster {
     });
   }
 
+  /** The API credential every node of the tests uses (test/helpers/auth.ts; the CLI finds it through QUORUMD_API_TOKEN_FILE). */
+  auth(): Record<string, string> {
+    return { Authorization: `Bearer ${testToken()}` };
+  }
+
   url(node: ProcNode): string {
     return `http://127.0.0.1:${node.port}`;
   }
 
   async status(node: ProcNode): Promise<{ role: string; active: boolean; leader: string | null; token: number; term: number } | undefined> {
     try {
-      const r = await fetch(`${this.url(node)}/v1/status`, { signal: AbortSignal.timeout(1000) });
+      const r = await fetch(`${this.url(node)}/v1/status`, { headers: this.auth(), signal: AbortSignal.timeout(1000) });
       if (!r.ok) return undefined;
       return (await r.json()) as { role: string; active: boolean; leader: string | null; token: number; term: number };
     } catch {
@@ -100,7 +106,7 @@ export class ExternalProcCluster {
 
   async put(node: ProcNode, key: string, value: string): Promise<number> {
     try {
-      const r = await fetch(`${this.url(node)}/v1/kv/${encodeURIComponent(key)}`, { method: 'PUT', body: value, signal: AbortSignal.timeout(5000) });
+      const r = await fetch(`${this.url(node)}/v1/kv/${encodeURIComponent(key)}`, { method: 'PUT', body: value, headers: this.auth(), signal: AbortSignal.timeout(5000) });
       return r.status;
     } catch {
       return 0;

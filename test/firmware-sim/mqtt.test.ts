@@ -177,15 +177,30 @@ describe('MQTT broker model', () => {
     expect(events.get(2)!.map((e) => e.kind)).toEqual(['up', 'up']); // old incarnation's list + new one
   });
 
+  it('a session dropped by the client: session-lost and down at once for it, its will one hop later for the others, back after reconnectMs', () => {
+    const { w, events } = cluster(3, { keepaliveMs: 5000, latencyMinMs: 1, latencyMaxMs: 1, reconnectMs: 1000 });
+    const t0 = w.nowUs;
+    w.broker.client(3)!.dropSession();
+    expect(events.get(3)!.map((e) => e.kind)).toEqual(['up', 'session-lost', 'down']);
+    w.run(5);
+    for (const n of [1, 2]) {
+      const gone = events.get(n)!.filter((e) => e.kind === 'peer-gone');
+      expect(gone.map((e) => (e as { peer: number }).peer)).toEqual([3]);
+      expect(gone[0]!.at - t0).toBe(2000); // FIN to the broker, the will to the peer
+    }
+    w.run(1100);
+    expect(events.get(3)!.map((e) => e.kind)).toEqual(['up', 'session-lost', 'down', 'up']);
+  });
+
   it('a partition that separates a board from the broker ends its session: down for it, peer-gone for others', () => {
     const { w, events, send, rx } = cluster(3, { keepaliveMs: 1000, latencyMinMs: 1, latencyMaxMs: 1 });
     w.partition([[1, 2, BROKER], [3]]);
     w.run(1600);
-    expect(events.get(3)!.map((e) => e.kind)).toEqual(['up', 'down']);
+    expect(events.get(3)!.map((e) => e.kind)).toEqual(['up', 'session-lost', 'down']);
     for (const n of [1, 2]) expect(events.get(n)!.filter((e) => e.kind === 'peer-gone').length).toBe(1);
     w.heal();
     w.run(1500);
-    expect(events.get(3)!.map((e) => e.kind)).toEqual(['up', 'down', 'up']);
+    expect(events.get(3)!.map((e) => e.kind)).toEqual(['up', 'session-lost', 'down', 'up']);
     send(1, 3, 7);
     w.run(10);
     expect(rx.get(3)!.map((r) => r.seq)).toEqual([7]);

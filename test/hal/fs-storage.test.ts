@@ -66,6 +66,32 @@ describe('FsStorage', () => {
 });
 
 describe('durable log on FsStorage (real files, real fsync)', () => {
+  it('keeps descriptors open (one per written file and the directory), closes them after a sync in flight, and at close()', async () => {
+    const fds = () => fs.readdirSync('/proc/self/fd').length;
+    const before = fds();
+    const st = new FsStorage(tmpDir());
+    st.write('a', new Uint8Array([1, 2]));
+    st.append('b', new Uint8Array([3]));
+    st.append('b', new Uint8Array([4]));
+    expect(fds()).toBe(before + 2);
+    await cb((d) => st.sync('a', d));
+    await cb((d) => st.syncDir(d));
+    expect(fds()).toBe(before + 3);
+    // Truncating a file kept open for appends leaves no hole: O_APPEND writes at the new end.
+    st.truncate('b', 1);
+    st.append('b', new Uint8Array([9]));
+    expect([...st.read('b')!]).toEqual([3, 9]);
+    // Removed while its sync runs: the sync still calls back, the descriptor is closed after it.
+    const synced = cb((d) => st.sync('a', d));
+    st.remove('a');
+    await synced;
+    await new Promise((r) => setTimeout(r, 20));
+    expect(fds()).toBe(before + 2);
+    st.close();
+    await new Promise((r) => setTimeout(r, 20));
+    expect(fds()).toBe(before);
+  });
+
   it('round trip, suffix overwrite, group commit', async () => {
     const d = tmpDir();
     const st = new FsStorage(d);

@@ -81,6 +81,7 @@ export async function runJobsScenario(o: { durationMs: number; kills: number; lo
       out: () => {},
       jobs: [{ name: 'tick', cron: '* * * * * *', command: `echo "$QUORUMD_SLOT $QUORUMD_NODE $QUORUMD_TOKEN" >> ${JSON.stringify(out)}`, timeoutMs: 5000, timezone: 'UTC', overlap: 'skip' }],
     });
+    process.env.QUORUMD_API_TOKEN_FILE = dev.tokenFile; // as `quorumd --data-dir <dev dir>` finds it
     // The first run after the first election.
     for (let i = 0; i < 300 && readRuns(out).length === 0; i++) await sleep(100);
     if (readRuns(out).length === 0) throw new Error('no job run within 30 s of the cluster start');

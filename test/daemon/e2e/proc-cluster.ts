@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { devConfig } from '../../../daemon/dev.ts';
 import { call } from '../../../daemon/client/http.ts';
+import { testTokenFile } from '../../helpers/auth.ts';
 
 export const bin = join(import.meta.dirname, '..', '..', '..', 'bin', 'quorumd.js');
 
@@ -79,7 +80,11 @@ export class ProcCluster {
     const c = new ProcCluster();
     c.dir = mkdtempSync(join(tmpdir(), 'quorumd-e2e-'));
     c.brokerPort = await freePort();
-    c.broker = spawn(process.execPath, [bin, 'broker', '--port', String(c.brokerPort)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const key = randomBytes(32).toString('hex');
+    const keyFile = join(c.dir, 'cluster.key');
+    writeFileSync(keyFile, `${key}\n`, { mode: 0o600 });
+    // `quorumd broker` is closed: the nodes log in with passwords derived from this key.
+    c.broker = spawn(process.execPath, [bin, 'broker', '--port', String(c.brokerPort), '--cluster-key-file', keyFile], { stdio: ['ignore', 'pipe', 'pipe'] });
     const brokerLog = createWriteStream(join(c.dir, 'broker.log'));
     c.broker.stdout!.pipe(brokerLog);
     c.broker.stderr!.pipe(brokerLog);
@@ -98,10 +103,9 @@ export class ProcCluster {
       }
     }, 20_000, 'broker up');
     const base = await freeRange(n);
-    const key = randomBytes(32).toString('hex');
     for (let k = 1; k <= n; k++) {
       const config = join(c.dir, `n${k}.yaml`);
-      writeFileSync(config, devConfig({ k, n, key, brokerUrl: `mqtt://127.0.0.1:${c.brokerPort}`, basePort: base, dir: c.dir }).replace(/^hooks:[\s\S]*?^log:/m, 'log:') + extraYaml);
+      writeFileSync(config, devConfig({ k, n, key, tokenFile: testTokenFile(), brokerUrl: `mqtt://127.0.0.1:${c.brokerPort}`, basePort: base, dir: c.dir }).replace(/^hooks:[\s\S]*?^log:/m, 'log:') + extraYaml, { mode: 0o600 }); // the key is inline: a secret file
       c.nodes.push({ name: `n${k}`, url: `http://127.0.0.1:${base + k}`, config, log: join(c.dir, `n${k}.log`), child: undefined });
     }
     for (const node of c.nodes) c.spawn(node);

@@ -9,6 +9,7 @@ import { startApiServer, type ApiServer } from '../../../daemon/http/server.ts';
 import type { ApiBackend, FenceAnswer } from '../../../daemon/http/backend.ts';
 import { call, jsonOf } from '../../../daemon/client/http.ts';
 import { DevRelay, startRailServer } from '../../../daemon/fencing/dev-relay.ts';
+import { testToken } from '../../helpers/auth.ts';
 
 const servers: Array<{ close(): Promise<void> | void }> = [];
 afterAll(async () => {
@@ -23,7 +24,7 @@ function backend(over: Partial<ApiBackend>): ApiBackend {
     get: (_k, _o, cb) => no(cb),
     put: (_k, _v, _o, cb) => no(cb),
     del: (_k, _o, cb) => no(cb),
-    lockAcquire: (_n, _o, _t, cb) => no(cb),
+    lockAcquire: (_n, _o, _t, _l, cb) => no(cb),
     lockRenew: (_n, _t, cb) => no(cb),
     lockRelease: (_n, _t, cb) => no(cb),
     metrics: () => [],
@@ -32,7 +33,7 @@ function backend(over: Partial<ApiBackend>): ApiBackend {
 }
 
 async function serve(b: ApiBackend, fenceTimeoutMs = 2000): Promise<string> {
-  const s: ApiServer = await startApiServer(b, { port: 0, fenceTimeoutMs });
+  const s: ApiServer = await startApiServer(b, { port: 0, fenceTimeoutMs, token: testToken() });
   servers.push(s);
   return `http://127.0.0.1:${s.address().port}`;
 }
@@ -92,20 +93,25 @@ describe('dev relay and rail server', () => {
   it('switches and reads back a rail; unknown nodes and wrong answers are clear errors', async () => {
     const rails = new Map([['n2', true]]);
     const sw: string[] = [];
-    const srv = await startRailServer({ get: (n) => rails.get(n), set: (n, on) => (rails.has(n) ? (sw.push(`${n}:${on}`), rails.set(n, on), on) : undefined) });
+    const token = 'dev-cluster-token-0123';
+    const srv = await startRailServer({ token, get: (n) => rails.get(n), set: (n, on) => (rails.has(n) ? (sw.push(`${n}:${on}`), rails.set(n, on), on) : undefined) });
     servers.push(srv);
-    const r = new DevRelay({ url: srv.url, node: 'n2' });
+    // Without the dev cluster's token (or with another) the rails do not move.
+    expect((await setP(new DevRelay({ url: srv.url, node: 'n2' }), false))?.message).toMatch(/answered 401: .*dev cluster's token/);
+    expect((await setP(new DevRelay({ url: srv.url, node: 'n2', token: 'another-token-0123456' }), false))?.message).toMatch(/answered 401/);
+    expect(sw).toEqual([]);
+    const r = new DevRelay({ url: srv.url, node: 'n2', token });
     expect(r.name).toBe('dev-relay:n2');
     expect(await readP(r)).toEqual({ err: null, v: true });
     expect(await setP(r, false)).toBeNull();
     expect(await readP(r)).toEqual({ err: null, v: false });
     expect(sw).toEqual(['n2:false']);
-    const none = await readP(new DevRelay({ url: srv.url, node: 'n7' }));
+    const none = await readP(new DevRelay({ url: srv.url, node: 'n7', token }));
     expect(none.err?.message).toMatch(/answered 404: .*no node n7/);
     // A rail that does not follow the command: set() fails (verify catches it too).
-    const stuck = await startRailServer({ get: () => true, set: () => true });
+    const stuck = await startRailServer({ token, get: () => true, set: () => true });
     servers.push(stuck);
-    expect((await setP(new DevRelay({ url: stuck.url, node: 'n2' }), false))?.message).toMatch(/asked off, the rail reports on/);
+    expect((await setP(new DevRelay({ url: stuck.url, node: 'n2', token }), false))?.message).toMatch(/asked off, the rail reports on/);
   });
 
   it('garbled answers and silence are errors, never a value', async () => {

@@ -14,6 +14,7 @@ import { startNode } from '../../../daemon/start.ts';
 import { checkBullyFencing } from '../../../daemon/fencing/build.ts';
 import { parseConfigText } from '../../../daemon/config/load.ts';
 import { call } from '../../../daemon/client/http.ts';
+import { testTokenFile } from '../../helpers/auth.ts';
 
 const KEY = 'ab'.repeat(32);
 const dir = mkdtempSync(join(tmpdir(), 'quorumd-bully-cfg-'));
@@ -30,7 +31,7 @@ members:
   - { id: 2, name: b }
 node: { name: ${name}, dataDir: ${JSON.stringify(join(dir, name))} }
 mqtt: { brokers: [ "mqtt://127.0.0.1:${port}" ], keepaliveSec: 1 }
-http: { listen: "127.0.0.1:0" }
+http: { listen: "127.0.0.1:0", tokenFile: ${JSON.stringify(testTokenFile())} }
 fencing:
 ${fencing}`;
 }
@@ -60,7 +61,7 @@ describe('engine bully with a fencing: section', () => {
   });
 
   it('stonith: false runs tokens only: active at once, fence endpoints answer without a fence device', async () => {
-    const broker = await startBroker({ port: 0, host: '127.0.0.1' });
+    const broker = await startBroker({ port: 0, host: '127.0.0.1', clusterKeys: [{ cluster: 1, keys: [Buffer.from(KEY, 'hex')] }] });
     cleanup.push(() => new Promise<void>((r) => broker.close(() => r())));
     const file = join(dir, 'tok.yaml');
     writeFileSync(file, text(`  stonith: false\n  targets:\n${relay.replace('node: b', 'node: a')}`, broker.port, 'b'));

@@ -121,6 +121,24 @@ describe('fencing config', () => {
     expect(b.watchdog).toBeUndefined();
   });
 
+  it('with fencing (lease reads) and the will hint, 1.5 × mqtt keepalive must exceed the minimum election timeout', () => {
+    const long = `raft: { electionTimeoutMinMs: 1500, electionTimeoutMaxMs: 3000, heartbeatMs: 500 }\nfencing:\n  stonith: false\n`;
+    // The head's mqtt section has the default keepalive (5 s): give it 1 s.
+    expect(() => parseConfigText(head + long, 'f.yaml')).not.toThrow();
+    const with1s = (head + long).replace('mqtt: { brokers: [mqtt://127.0.0.1:1883] }', 'mqtt: { brokers: [mqtt://127.0.0.1:1883], keepaliveSec: 1 }');
+    let err: unknown;
+    try {
+      parseConfigText(with1s, 'f.yaml');
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).message).toMatch(/mqtt\.keepaliveSec.*1\.5 × keepaliveSec \(1500 ms\) above raft\.electionTimeoutMinMs \(1500 ms\)/);
+    // Fine without the hint, or with a longer keepalive.
+    expect(() => parseConfigText(with1s.replace('heartbeatMs: 500 }', 'heartbeatMs: 500, campaignOnPeerGone: false }'), 'f.yaml')).not.toThrow();
+    expect(() => parseConfigText(with1s.replace('keepaliveSec: 1 }', 'keepaliveSec: 2 }'), 'f.yaml')).not.toThrow();
+  });
+
   it('a watchdog device that does not open is an error naming the key', () => {
     const c = parseConfigText(head + `fencing:\n  watchdog: { path: ${join(tmp, 'no', 'such')} }\n`, 'f.yaml');
     expect(() => buildFencing(c.fencing!, { members: c.members, selfId: 1, log: { warn: () => {}, error: () => {} } })).toThrow(/^fencing\.watchdog: .*no\/such/);

@@ -22,6 +22,7 @@ describe('quorumd dev with simulated relays', () => {
     const base = ((await freePort()) % 40000) + 20000;
     const powerOnAfterMs = 3000;
     dev = await startDev({ nodes: 3, engine: 'raft', basePort: base, handleSignals: false, powerOnAfterMs, out: (s) => (printed += s) });
+    process.env.QUORUMD_API_TOKEN_FILE = dev.tokenFile; // as `quorumd --data-dir <dev dir>` finds it
     expect(printed).toMatch(/relays\s+simulated: power rails held by this process/);
     const urls = dev.nodes.map((n) => n.url);
 

@@ -13,6 +13,7 @@ import { startBroker, type RunningBroker } from '../../../hal/mqtt/broker.ts';
 import { call, jsonOf } from '../../../daemon/client/http.ts';
 import { bin, freePort } from '../e2e/proc-cluster.ts';
 import { poll } from './helpers.ts';
+import { testTokenFile } from '../../helpers/auth.ts';
 
 const KEY = 'a1'.repeat(32);
 let broker: RunningBroker | undefined;
@@ -34,7 +35,7 @@ members:
   - { id: 3, name: wit, role: witness }
 node: { name: ${name}, dataDir: ${JSON.stringify(join(dir, name))} }
 mqtt: { brokers: [mqtt://127.0.0.1:${brokerPort}], keepaliveSec: 5 }
-http: { listen: 127.0.0.1:${port} }
+http: { listen: 127.0.0.1:${port}, tokenFile: ${JSON.stringify(testTokenFile())} }
 raft: { electionTimeoutMinMs: 300, electionTimeoutMaxMs: 600, heartbeatMs: 50 }
 fencing:
   watchdogTimeoutMs: 1000      # no relays here: a new leader waits out the old one's lease + watchdog bound
@@ -46,7 +47,7 @@ log: { level: info }
 describe('two boards + witness', () => {
   it('elect, commit, survive a SIGKILL of the leader; the witness never leads', async () => {
     dir = mkdtempSync(join(tmpdir(), 'quorumd-witness-'));
-    broker = await startBroker({ port: 0, host: '127.0.0.1' });
+    broker = await startBroker({ port: 0, host: '127.0.0.1', clusterKeys: [{ cluster: 7, keys: [Buffer.from(KEY, 'hex')] }] });
     const names = ['pi-a', 'pi-b', 'wit'];
     const ports = [await freePort(), await freePort(), await freePort()];
     const url = (i: number) => `http://127.0.0.1:${ports[i]}`;

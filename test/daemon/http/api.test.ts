@@ -6,6 +6,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApiServer, type ApiServer } from '../../../daemon/http/server.ts';
 import { call, type Reply } from '../../../daemon/client/http.ts';
 import { FakeBackend } from './fake-backend.ts';
+import { testToken } from '../../helpers/auth.ts';
+
+const TOKEN = testToken(); // QUORUMD_API_TOKEN_FILE names it: call() finds it as the CLI would
 
 let srv: ApiServer;
 let b: FakeBackend;
@@ -15,7 +18,7 @@ const j = (r: Reply) => JSON.parse(r.body.toString()) as Record<string, unknown>
 
 beforeAll(async () => {
   b = new FakeBackend();
-  srv = await startApiServer(b, { port: 0, maxBodyBytes: 1024, maxWatchMs: 2000, backstopMs: 300 });
+  srv = await startApiServer(b, { port: 0, maxBodyBytes: 1024, maxWatchMs: 2000, backstopMs: 300, token: TOKEN, leaseFailures: { max: 3, windowMs: 60_000 } });
   base = `http://127.0.0.1:${srv.address().port}`;
 });
 afterAll(() => srv.close());
@@ -53,20 +56,40 @@ describe('HTTP API (DESIGN §6)', () => {
     expect((await req('GET', '/v1/kv/c')).body.toString()).toBe('z');
   });
 
-  it('locks: grant with a token that grows, 409 with the holder, renew and release by token', async () => {
+  it('locks: grant with a token that grows and a secret lease; 409 with the holder; renew and release by lease only', async () => {
     const a = await req('POST', '/v1/locks/job?ttl=15s&owner=alice');
     expect(a.status).toBe(200);
     expect(j(a)).toMatchObject({ ttlMs: 15000 });
     const t1 = j(a).token as number;
+    const lease = j(a).lease as string;
+    expect(lease).toMatch(/^[A-Za-z0-9_-]{22}$/);
     const h = await req('POST', '/v1/locks/job?ttl=15s&owner=bob');
     expect(h.status).toBe(409);
     expect(j(h)).toMatchObject({ holder: 'alice' });
-    expect((await req('POST', `/v1/locks/job/renew?token=${t1}`)).status).toBe(200);
-    expect((await req('POST', `/v1/locks/job/renew?token=${t1 + 99}`)).status).toBe(409);
-    expect((await req('DELETE', `/v1/locks/job?token=${t1 + 99}`)).status).toBe(409);
-    expect((await req('DELETE', `/v1/locks/job?token=${t1}`)).status).toBe(200);
-    const again = await req('POST', '/v1/locks/job?ttl=500ms&owner=bob');
-    expect(j(again).token as number).toBeGreaterThan(t1);
+    // The owner name is public: asking as "alice" without her lease is refused too.
+    expect((await req('POST', '/v1/locks/job?ttl=15s&owner=alice')).status).toBe(409);
+    // The public fencing token releases nothing.
+    const byToken = await req('DELETE', `/v1/locks/job?token=${t1}`);
+    expect(byToken.status).toBe(400);
+    expect(j(byToken).error).toMatch(/lease=/);
+    const renewed = await req('POST', `/v1/locks/job/renew?lease=${lease}`);
+    expect(renewed.status).toBe(200);
+    expect(j(renewed)).toMatchObject({ ok: true, token: t1 });
+    const wrong = 'x'.repeat(22);
+    expect((await req('POST', `/v1/locks/job/renew?lease=${wrong}`)).status).toBe(409);
+    expect((await req('DELETE', `/v1/locks/job?lease=${wrong}`)).status).toBe(409);
+    expect((await req('DELETE', `/v1/locks/job?lease=${lease}`)).status).toBe(200);
+    // A client-chosen lease makes a retry the same request (same grant, same token).
+    const mine = 'my-own-lease-id-0123456789';
+    const c1 = await req('POST', `/v1/locks/job?ttl=500ms&owner=bob&lease=${mine}`);
+    const c2 = await req('POST', `/v1/locks/job?ttl=500ms&owner=bob&lease=${mine}`);
+    expect(j(c1).token as number).toBeGreaterThan(t1);
+    expect(j(c2)).toMatchObject({ token: j(c1).token, lease: mine });
+    // Guessing: after 3 wrong leases (this server's limit) the client gets 429 without reaching the node.
+    expect((await req('DELETE', `/v1/locks/job?lease=${'y'.repeat(22)}`)).status).toBe(409);
+    const limited = await req('DELETE', `/v1/locks/job?lease=${mine}`);
+    expect(limited.status).toBe(429);
+    expect(limited.headers['retry-after']).toMatch(/^\d+$/);
   });
 
   it('watch blocks until the index passes, and returns at the end of wait otherwise', async () => {
@@ -97,7 +120,8 @@ describe('HTTP API (DESIGN §6)', () => {
       ['POST', '/v1/locks/x?ttl=15parsecs&owner=me', 400, /duration/],
       ['POST', '/v1/locks/x?ttl=2d&owner=me', 400, /duration/],
       ['POST', '/v1/locks/x?ttl=15s', 400, /owner/],
-      ['DELETE', '/v1/locks/x', 400, /token/],
+      ['DELETE', '/v1/locks/x', 400, /lease/],
+      ['POST', '/v1/locks/x/renew?lease=short', 400, /22 to 64 characters/],
       ['PATCH', '/v1/kv/k', 405, /PATCH is not allowed/],
       ['GET', '/v2/nothing', 404, /no such endpoint/],
     ];
@@ -143,15 +167,35 @@ describe('HTTP API (DESIGN §6)', () => {
   });
 });
 
-describe('bearer token', () => {
-  it('refuses a non-loopback address without a token, and requires the token when set', async () => {
-    await expect(startApiServer(new FakeBackend(), { host: '0.0.0.0', port: 0 })).rejects.toThrow(/without a bearer token/);
-    const s = await startApiServer(new FakeBackend(), { port: 0, token: 'sixteen-chars-token' });
+describe('credentials and scopes', () => {
+  it('has no unauthenticated mode; 401 without a known token, 403 when the scope is too small', async () => {
+    await expect(startApiServer(new FakeBackend(), { port: 0 })).rejects.toThrow(/at least one credential/);
+    const s = await startApiServer(new FakeBackend(), {
+      port: 0,
+      credentials: [
+        { name: 'ops', scope: 'operator', token: 'operator-token-0001' },
+        { name: 'app', scope: 'write', token: 'write-token-000001' },
+        { name: 'grafana', scope: 'read', token: 'read-token-0000001' },
+      ],
+    });
     const u = `http://127.0.0.1:${s.address().port}`;
     try {
       expect((await call(u, 'GET', '/v1/status', { token: '' })).status).toBe(401);
+      expect((await call(u, 'GET', '/metrics', { token: '' })).status).toBe(401);
       expect((await call(u, 'GET', '/v1/status', { token: 'wrong-token-xxxxxxx' })).status).toBe(401);
-      expect((await call(u, 'GET', '/v1/status', { token: 'sixteen-chars-token' })).status).toBe(200);
+      for (const t of ['operator-token-0001', 'write-token-000001', 'read-token-0000001']) {
+        expect((await call(u, 'GET', '/v1/status', { token: t })).status).toBe(200);
+        expect((await call(u, 'GET', '/metrics', { token: t })).status).toBe(200);
+      }
+      const ro = await call(u, 'PUT', '/v1/kv/a', { token: 'read-token-0000001', body: 'x' });
+      expect(ro.status).toBe(403);
+      expect(j(ro).error).toMatch(/"grafana" has scope read; PUT \/v1\/kv\/a needs scope write/);
+      expect((await call(u, 'POST', '/v1/locks/l?ttl=1s&owner=g', { token: 'read-token-0000001' })).status).toBe(403);
+      expect((await call(u, 'PUT', '/v1/kv/a', { token: 'write-token-000001', body: 'x' })).status).toBe(200);
+      // Fencing is operator only (the fake backend has none: 501 means it got past auth).
+      expect((await call(u, 'POST', '/v1/fence/n2', { token: 'write-token-000001' })).status).toBe(403);
+      expect((await call(u, 'POST', '/v1/fence/n2/confirm', { token: 'write-token-000001' })).status).toBe(403);
+      expect((await call(u, 'POST', '/v1/fence/n2', { token: 'operator-token-0001' })).status).toBe(501);
     } finally {
       await s.close();
     }

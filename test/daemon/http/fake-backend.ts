@@ -3,7 +3,7 @@
  * at once at the next index. `mode` forces the runtime's failure answers so that the
  * HTTP mapping of 503/504 is tested without a cluster.
  */
-import { encodeCommand, KvError, KvStateMachine, type Command } from '../../../src/kv/index.ts';
+import { encodeCommand, KvError, KvStateMachine, leaseDigest, type Command } from '../../../src/kv/index.ts';
 import type { ApiBackend, LeaderView, StatusView } from '../../../daemon/http/backend.ts';
 import type { MetricFamily } from '../../../daemon/http/metrics.ts';
 import { resultToClient, type ClientCallback } from '../../../daemon/runtime/index.ts';
@@ -42,14 +42,14 @@ export class FakeBackend implements ApiBackend {
   del(key: string, o: { cas?: number }, cb: ClientCallback): void {
     this.write({ op: 'del', key, ...(o.cas !== undefined ? { cas: o.cas } : {}) }, cb);
   }
-  lockAcquire(name: string, owner: string, ttlMs: number, cb: ClientCallback): void {
-    this.write({ op: 'lock.acquire', name, owner, ttlMs, now: this.now }, cb);
+  lockAcquire(name: string, owner: string, ttlMs: number, lease: string, cb: ClientCallback): void {
+    this.write({ op: 'lock.acquire', name, owner, ttlMs, now: this.now, lease: leaseDigest(lease) }, cb);
   }
-  lockRenew(name: string, token: number, cb: ClientCallback): void {
-    this.write({ op: 'lock.renew', name, token, now: this.now }, cb);
+  lockRenew(name: string, lease: string, cb: ClientCallback): void {
+    this.write({ op: 'lock.renew', name, lease: leaseDigest(lease), now: this.now }, cb);
   }
-  lockRelease(name: string, token: number, cb: ClientCallback): void {
-    this.write({ op: 'lock.release', name, token }, cb);
+  lockRelease(name: string, lease: string, cb: ClientCallback): void {
+    this.write({ op: 'lock.release', name, lease: leaseDigest(lease) }, cb);
   }
   onKeyChange(key: string, fn: () => void): () => void {
     if (!this.watchers.has(key)) this.watchers.set(key, new Set());

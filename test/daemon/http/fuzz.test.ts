@@ -18,6 +18,7 @@ import { startNode, type RunningNode } from '../../../daemon/start.ts';
 import type { NodeRuntime } from '../../../daemon/runtime/index.ts';
 import { call } from '../../../daemon/client/http.ts';
 import { Rng } from '../../../src/rng.ts';
+import { testTokenFile } from '../../helpers/auth.ts';
 
 const N = Number(process.env.QUORUMD_FUZZ_N ?? 10_000);
 let broker: RunningBroker;
@@ -26,13 +27,13 @@ let dir: string;
 let base: string;
 
 beforeAll(async () => {
-  broker = await startBroker({ port: 0 });
+  broker = await startBroker({ port: 0, clusterKeys: [{ cluster: 1, keys: [Buffer.from('ab'.repeat(32), 'hex')] }] });
   dir = mkdtempSync(join(tmpdir(), 'quorumd-fuzz-'));
   const text = `cluster: { name: fuzz, key: ${'ab'.repeat(32)} }
 members: [ { id: 1, name: solo } ]
 node: { name: solo, dataDir: ${JSON.stringify(join(dir, 'data'))} }
 mqtt: { brokers: [ "mqtt://127.0.0.1:${broker.port}" ] }
-http: { listen: "127.0.0.1:0", maxBodyBytes: 4096, maxWatchMs: 20 }
+http: { listen: "127.0.0.1:0", maxBodyBytes: 4096, maxWatchMs: 20, tokenFile: ${JSON.stringify(testTokenFile())} }
 `;
   const { config, locate } = parseConfigWithPositions(text, 'fuzz.yaml');
   node = await startNode(resolveConfig(config, join(dir, 'fuzz.yaml'), locate), { pino: pino({ level: 'silent' }) });

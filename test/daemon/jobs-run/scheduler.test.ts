@@ -17,6 +17,7 @@ import { startNode, type RunningNode } from '../../../daemon/start.ts';
 import { call, jsonOf } from '../../../daemon/client/http.ts';
 import * as cmd from '../../../daemon/client/commands.ts';
 import type { NodeRuntime } from '../../../daemon/runtime/index.ts';
+import { testTokenFile } from '../../helpers/auth.ts';
 
 const KEY = '00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff';
 let broker: RunningBroker;
@@ -35,7 +36,7 @@ async function until<T>(what: string, ms: number, f: () => T | undefined | false
 const lines = (f: string) => (existsSync(f) ? readFileSync(f, 'utf8').split('\n').filter(Boolean) : []);
 
 beforeAll(async () => {
-  broker = await startBroker({ port: 0, host: '127.0.0.1' });
+  broker = await startBroker({ port: 0, host: '127.0.0.1', clusterKeys: [{ cluster: 1, keys: [Buffer.from(KEY, 'hex')] }] });
   dir = mkdtempSync(join(tmpdir(), 'quorumd-jobs-run-'));
   const f = (n: string) => JSON.stringify(join(dir, n));
   const text = `cluster: { name: jr, key: ${KEY} }
@@ -43,7 +44,7 @@ members:
   - { id: 1, name: solo }
 node: { name: solo, dataDir: ${f('data')} }
 mqtt: { brokers: [ "mqtt://127.0.0.1:${broker.port}" ] }
-http: { listen: "127.0.0.1:0" }
+http: { listen: "127.0.0.1:0", tokenFile: ${JSON.stringify(testTokenFile())} }
 jobs:
   - name: env
     cron: "* * * * * *"

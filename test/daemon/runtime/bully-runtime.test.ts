@@ -113,9 +113,9 @@ describe('BullyRuntime on simulated boards', () => {
     r.put('k', new Uint8Array([1]), {}, (x) => out.push(x));
     r.get('k', {}, (x) => out.push(x));
     r.del('k', {}, (x) => out.push(x));
-    r.lockAcquire('l', 'me', 1000, (x) => out.push(x));
-    r.lockRenew('l', 5, (x) => out.push(x));
-    r.lockRelease('l', 5, (x) => out.push(x));
+    r.lockAcquire('l', 'me', 1000, 'lease-of-the-test-0000001', (x) => out.push(x));
+    r.lockRenew('l', 'lease-of-the-test-0000001', (x) => out.push(x));
+    r.lockRelease('l', 'lease-of-the-test-0000001', (x) => out.push(x));
     expect(out.length).toBe(6);
     for (const x of out) {
       expect(x.status).toBe(ENGINE_UNSUPPORTED);

@@ -13,6 +13,7 @@ import { fencedOff, simFencing, wireFencing, type FenceWiring, SIM_WATCHDOG_MS }
 import { BROKER } from '../../../firmware-sim/mqtt.ts';
 import type { NodeId } from '../../../src/types.ts';
 import { testCluster, type TestCluster } from './helpers.ts';
+import { ALIVE_WINDOW_MS } from '../../../daemon/runtime/node.ts';
 
 interface Rig {
   c: TestCluster;
@@ -140,7 +141,7 @@ describe('activation gate in the runtime', () => {
     expect(r.c.until(() => next.status().activation?.wantFence !== undefined && next.status().token > 0, 2000)).toBe(true);
     if (!next.active) {
       expect(next.status().waitingFor).toMatch(/lease to expire/);
-      const lock = r.c.call((cb) => next.lockAcquire('pump', 'me', 5000, cb), 10);
+      const lock = r.c.call((cb) => next.lockAcquire('pump', 'me', 5000, 'lease-of-the-test-0000001', cb), 10);
       expect(lock?.status).toBe(503);
     }
     expect(r.c.until(() => next.active, 10_000)).toBe(true);
@@ -148,7 +149,7 @@ describe('activation gate in the runtime', () => {
     // lease bound: ≥ watchdog timeout after the old leader's last chance to act
     expect(r.c.world.nowMs - stoppedAt).toBeGreaterThan(SIM_WATCHDOG_MS * 0.9);
     // active now: locks are granted
-    expect(r.c.call((cb) => next.lockAcquire('pump', 'me', 5000, cb))?.status).toBe(200);
+    expect(r.c.call((cb) => next.lockAcquire('pump', 'me', 5000, 'lease-of-the-test-0000001', cb))?.status).toBe(200);
     // the old leader stopped feeding its watchdog and the board reset itself
     expect(r.c.until(() => r.c.world.board(old.id).stats.watchdogResets >= 1, 8000)).toBe(true);
     expect(r.c.logs.some((l) => l.includes('self-fencing'))).toBe(true);
@@ -223,8 +224,16 @@ describe('activation gate in the runtime', () => {
     const r = rig(ids, { stonith: false });
     const old = r.oneActive(5000);
     r.c.world.board(old.id).setMains(false);
+    const cutAt = r.c.world.nowMs;
     expect(r.c.until(() => r.live().some((x) => x.isLeader && x.status().token > 0), 5000)).toBe(true);
     const next = r.live().find((x) => x.isLeader)!;
+    expect(next.active).toBe(false);
+    // A node heard from within ALIVE_WINDOW_MS is alive: confirming it down is refused.
+    if (r.c.world.nowMs - cutAt < ALIVE_WINDOW_MS - 100) expect(next.confirmFenced(old.id)).toMatchObject({ ok: false, alive: true });
+    // The operator pulled the plug a moment ago. The window counts from the last frame
+    // received, and a frame already on its way at the cut arrives up to one broker
+    // latency (≤ 5 ms here) later: wait that much more than the window.
+    r.c.world.run(Math.max(0, cutAt + ALIVE_WINDOW_MS + 50 - r.c.world.nowMs));
     expect(next.active).toBe(false);
     const t0 = r.c.world.nowMs;
     expect(next.confirmFenced(old.id)).toEqual({ ok: true });

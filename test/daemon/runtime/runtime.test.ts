@@ -46,21 +46,53 @@ describe('NodeRuntime on a simulated 3-board cluster', () => {
     expect([...c.world.boards.values()].every((b) => b.stats.staleCalls === 0)).toBe(true);
   });
 
-  it('locks: acquire, conflict for another owner, renew and release, tokens grow', () => {
+  it('locks: acquire, conflict for another owner, renew and release by lease, tokens grow', () => {
     const c = testCluster([1, 2, 3], { seed: 4 });
     c.until(() => c.leader() !== undefined, 5000);
     c.world.run(300); // followers learn the leader from its first heartbeats
     const f = [...c.rt.values()].find((r) => !r.isLeader)!;
-    const a = c.call((cb) => f.lockAcquire('door', 'alice', 5000, cb));
+    const alice = 'alice-lease-0123456789ab';
+    const a = c.call((cb) => f.lockAcquire('door', 'alice', 5000, alice, cb));
     expect(a?.status).toBe(Status.OK);
     expect(a!.token).toBeGreaterThan(0);
-    const b = c.call((cb) => c.leader()!.lockAcquire('door', 'bob', 5000, cb));
+    const b = c.call((cb) => c.leader()!.lockAcquire('door', 'bob', 5000, 'bob-lease-0123456789abcd', cb));
     expect(b).toMatchObject({ status: Status.CONFLICT, holder: 'alice' });
-    expect(c.call((cb) => f.lockRenew('door', a!.token!, cb))?.status).toBe(Status.OK);
-    expect(c.call((cb) => f.lockRelease('door', a!.token!, cb))?.status).toBe(Status.OK);
-    const b2 = c.call((cb) => c.leader()!.lockAcquire('door', 'bob', 5000, cb));
+    expect(c.call((cb) => f.lockRenew('door', alice, cb))?.status).toBe(Status.OK);
+    // A wrong lease is refused by the leader before anything is written: the log does not grow.
+    const L = c.leader()!;
+    const before = L.status().lastIndex;
+    const refusals = L.lockRefusals;
+    const guess = c.call((cb) => f.lockRelease('door', 'guess-0123456789abcdefgh', cb));
+    expect(guess?.status).toBe(Status.CONFLICT);
+    expect(L.lockRefusals).toBe(refusals + 1);
+    expect(L.status().lastIndex).toBe(before);
+    expect(c.call((cb) => f.lockRelease('door', alice, cb))?.status).toBe(Status.OK);
+    const b2 = c.call((cb) => c.leader()!.lockAcquire('door', 'bob', 5000, 'bob-lease-0123456789abcd', cb));
     expect(b2?.status).toBe(Status.OK);
     expect(b2!.token!).toBeGreaterThan(a!.token!);
+  });
+
+  it('quotas: the leader refuses writes past kv.maxKeys / maxBytes with 507 before proposing; deletes free room', () => {
+    const c = testCluster([1, 2, 3], { seed: 5, runtime: { quota: { maxKeys: 3, maxBytes: 1000 } } });
+    c.until(() => c.leader() !== undefined, 5000);
+    c.world.run(300);
+    const f = [...c.rt.values()].find((r) => !r.isLeader)!;
+    for (const k of ['a', 'b', 'c']) expect(c.call((cb) => f.put(k, new Uint8Array(100), {}, cb))?.status).toBe(Status.OK);
+    const L = c.leader()!;
+    const last = L.status().lastIndex;
+    const full = c.call((cb) => f.put('d', new Uint8Array(1), {}, cb));
+    expect(full?.status).toBe(507);
+    expect(full?.error).toMatch(/quota exceeded: the cluster holds 3 keys and locks .* at most 3 allowed \(kv\.maxKeys\)/);
+    expect(L.status().lastIndex).toBe(last); // nothing written
+    // An overwrite that grows past maxBytes is refused; one that shrinks is fine.
+    expect(c.call((cb) => f.put('a', new Uint8Array(800), {}, cb))?.status).toBe(507);
+    expect(c.call((cb) => f.put('a', new Uint8Array(10), {}, cb))?.status).toBe(Status.OK);
+    // A lock record counts as a key.
+    expect(c.call((cb) => f.lockAcquire('l', 'me', 5000, 'lease-of-the-test-0000001', cb))?.status).toBe(507);
+    expect(c.call((cb) => f.del('b', {}, cb))?.status).toBe(Status.OK);
+    expect(c.call((cb) => f.put('d', new Uint8Array(1), {}, cb))?.status).toBe(Status.OK);
+    expect(L.stateMachine.usage()).toEqual({ keys: 3, bytes: 3 + 10 + 100 + 1 });
+    expect(L.quotaRefusals).toBe(3);
   });
 
   it('rejects bad input with 400/413 and a message naming the input', () => {
@@ -77,7 +109,7 @@ describe('NodeRuntime on a simulated 3-board cluster', () => {
     expect(e3?.error).toMatch(/cas/);
     const e4 = c.call((cb) => L.get(42 as unknown as string, {}, cb));
     expect(e4?.status).toBe(Status.BAD_REQUEST);
-    const e5 = c.call((cb) => L.lockAcquire('l', 'o', 0, cb));
+    const e5 = c.call((cb) => L.lockAcquire('l', 'o', 0, 'lease-of-the-test-0000001', cb));
     expect(e5?.status).toBe(Status.BAD_REQUEST);
     expect(e5?.error).toMatch(/ttl/);
   });

@@ -1,4 +1,4 @@
-import type { Storage } from '../../../hal/interfaces.ts';
+import type { Link, Storage } from '../../../hal/interfaces.ts';
 
 /** A disk that lies: fsync reports success at once and makes nothing durable (the planted bug). */
 export function lyingStorage(s: Storage): Storage {
@@ -12,5 +12,19 @@ export function lyingStorage(s: Storage): Storage {
     remove: (n) => s.remove(n),
     sync: (_n, done) => done(null),
     syncDir: (done) => done(null),
+  };
+}
+
+/** A link that hides session losses (and 'down') from the runtime: a leader that keeps its read lease after its broker session ended (the planted bug). */
+export function sessionBlindLink(l: Link): Link {
+  return {
+    name: l.name,
+    maxFrame: l.maxFrame,
+    send: (to, frame) => l.send(to, frame),
+    onFrame: (h) => l.onFrame(h),
+    onEvent: (h) => l.onEvent((ev) => {
+      if (ev.kind !== 'session-lost' && ev.kind !== 'down') h(ev);
+    }),
+    close: (d) => l.close(d),
   };
 }

@@ -95,6 +95,9 @@ export async function startMosquitto(port?: number): Promise<Mosquitto> {
   };
 }
 
+/** The cluster key of testLink() links (presence is signed with it). */
+export const TEST_LINK_KEY = new Uint8Array(32).fill(0x5a);
+
 /** A link with fast test timings and recorded events/frames. */
 export interface TestLink {
   link: MqttLink;
@@ -105,6 +108,7 @@ export interface TestLink {
 export function testLink(opts: Partial<MqttLinkOptions> & Pick<MqttLinkOptions, 'self' | 'brokers'>): TestLink {
   const link = new MqttLink({
     cluster: 7,
+    keyring: { current: TEST_LINK_KEY },
     keepaliveSec: 1,
     connectTimeoutMs: 2000,
     reconnect: { initialMs: 20, maxMs: 200 },

@@ -99,4 +99,66 @@ describe('raft durability contract', () => {
     expect(r.dropped).toBe(1);
     expect(r.status().term).toBe(0);
   });
+
+  it("pipelining: a leader's Appends leave before its own write (takeEager); it counts itself toward commit only after advance()", () => {
+    const c = new Cluster({ seed: 41, voters: [1, 2, 3], pipelined: true });
+    const l = c.waitLeader();
+    c.run(20);
+    const [a, b] = [1, 2, 3].filter((x) => x !== l.id) as [number, number];
+    expect(c.node(a).r.takeEager()).toEqual([]); // followers: nothing before the disk
+    const idx = l.r.propose(text('p'));
+    expect(idx.ok).toBe(true);
+    const early = l.r.takeEager();
+    expect(early.filter((m) => m.type === MsgType.Append).map((m) => m.to).sort()).toEqual([a, b].sort());
+    // The leader's Ready now holds the entry to persist, and no Append any more.
+    const rd = l.r.ready()!;
+    expect(rd.entries.map((e) => e.index)).toEqual([idx.ok ? idx.index : -1]);
+    expect(rd.messages.filter((m) => m.type === MsgType.Append)).toEqual([]);
+    // One follower acknowledges (its own Ready persisted) while the leader's write is still in flight:
+    // with the leader not yet durable, leader + one follower make a quorum only after advance().
+    const na = c.node(a);
+    na.r.step(early.find((m) => m.to === a)!);
+    const frd = na.r.ready()!;
+    const ack = frd.messages.find((m) => m.type === MsgType.AppendReply)!;
+    na.r.advance(frd);
+    l.r.step(ack);
+    const commitBefore = l.r.status().commitIndex;
+    expect(commitBefore).toBeLessThan(idx.ok ? idx.index : 0);
+    l.r.advance(rd);
+    expect(l.r.status().commitIndex).toBe(idx.ok ? idx.index : -1);
+  });
+
+  it('pipelining: a leader that crashes after its Appends left and before its own fsync loses nothing acknowledged; the cluster goes on safely', () => {
+    const c = new Cluster({ seed: 43, voters: [1, 2, 3], pipelined: true });
+    const l = c.waitLeader();
+    c.run(20);
+    expect(l.r.propose(text('early')).ok).toBe(true);
+    for (const m of l.r.takeEager()) c.deliver(m);
+    c.crash(l.id); // its Ready (holding 'early') was never persisted
+    c.run(5);
+    const l2 = c.waitLeader();
+    expect(l2.id).not.toBe(l.id);
+    c.restart(l.id);
+    c.run(100);
+    // Both followers had the entry durably: the new leader commits it, the old one catches up.
+    for (const n of c.up()) expect(c.appliedData(n.id)).toContain('early');
+  });
+
+  it('a follower that restarts with an older commit index (commit-only changes are not synced) catches up on an idle cluster', () => {
+    const c = new Cluster({ seed: 45, voters: [1, 2, 3], pipelined: true });
+    const l = c.waitLeader();
+    for (let i = 0; i < 5; i++) c.propose(`w${i}`);
+    c.run(60);
+    const f = [1, 2, 3].find((x) => x !== l.id)!;
+    const want = l.r.status().commitIndex;
+    expect(c.node(f).r.status().commitIndex).toBe(want);
+    // Its stored commit lags (the last commit advance was never synced).
+    expect(c.node(f).store.hardState.commit).toBeLessThan(want);
+    c.crash(f);
+    c.restart(f);
+    expect(c.node(f).r.status().commitIndex).toBeLessThan(want);
+    c.run(40); // no proposals: only heartbeats can bring the commit index back
+    expect(c.node(f).r.status().commitIndex).toBe(want);
+    expect(c.appliedData(f)).toEqual(c.appliedData(l.id));
+  });
 });

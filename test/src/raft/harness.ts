@@ -45,6 +45,8 @@ export class SimNode {
   incarnation = 0;
   /** Highest commit index already folded into the invariant checker (this incarnation). */
   checkedCommit = 0;
+  /** Pipelined harness: the highest commit handed to storage (written with the next synced batch). */
+  acceptedCommit = 0;
   constructor(readonly id: NodeId, readonly bootConfig: MemberConfig) {}
   get up(): boolean {
     return this.raft !== undefined;
@@ -70,6 +72,12 @@ export interface ClusterOptions {
   persisted?: Record<NodeId, { hardState: HardState; entries: Entry[] }>;
   /** Nodes that start crashed. */
   down?: NodeId[];
+  /**
+   * As the daemon's runtime and durable log do: a leader's takeEager() messages go out
+   * before its Ready is persisted, and a hard state whose only change is the commit
+   * index is not persisted (so a restart may come back with an older commit index).
+   */
+  pipelined?: boolean;
 }
 
 export class Cluster {
@@ -85,6 +93,7 @@ export class Cluster {
   readonly options: Partial<RaftOptions>;
   check: boolean;
   wire: boolean;
+  pipelined: boolean;
   /** Messages sent, by type name. */
   sent = new Map<string, number>();
   /** Every sent message, when `record` is on. */
@@ -108,6 +117,7 @@ export class Cluster {
     this.options = o.options ?? {};
     this.check = o.check ?? true;
     this.wire = o.wire ?? false;
+    this.pipelined = o.pipelined ?? false;
     const config: MemberConfig = { voters: o.voters, learners: o.learners ?? [], witnesses: o.witnesses ?? [] };
     for (const id of [...config.voters, ...config.learners, ...config.witnesses]) {
       const n = new SimNode(id, config);
@@ -139,6 +149,7 @@ export class Cluster {
     const s = n.store;
     n.incarnation++;
     n.checkedCommit = 0;
+    n.acceptedCommit = n.store.hardState.commit;
     n.raft = new RaftNode({
       id: n.id,
       config: n.bootConfig,
@@ -210,7 +221,7 @@ export class Cluster {
     this.seq++;
   }
 
-  private deliver(m: Message): void {
+  deliver(m: Message): void {
     const n = this.nodes.get(m.to);
     if (!n || !n.raft || this.blocked.has(`${m.from}>${m.to}`)) return;
     n.raft.step(m);
@@ -224,6 +235,7 @@ export class Cluster {
   /** Handles every Ready of a node: persist, send, apply, advance. */
   process(n: SimNode): void {
     for (let k = 0; k < 100 && n.raft; k++) {
+      if (this.pipelined) for (const m of n.raft.takeEager()) this.enqueue(m);
       const rd = n.raft.ready();
       if (!rd) return;
       this.persistAndSend(n, rd);
@@ -247,7 +259,16 @@ export class Cluster {
       s.entries.length = keep; // overwrite a suffix
       for (const e of rd.entries) s.entries.push({ ...e });
     }
-    if (rd.hardState) s.hardState = { ...rd.hardState };
+    if (!this.pipelined) {
+      if (rd.hardState) s.hardState = { ...rd.hardState };
+    } else {
+      // A commit-only change is not synced; a synced batch writes the latest accepted commit.
+      const h = rd.hardState;
+      if (h) n.acceptedCommit = Math.max(n.acceptedCommit, h.commit);
+      if (rd.snapshot) n.acceptedCommit = Math.max(n.acceptedCommit, rd.snapshot.meta.index);
+      const synced = rd.snapshot !== undefined || rd.entries.length > 0 || (h !== undefined && (h.term !== s.hardState.term || h.vote !== s.hardState.vote));
+      if (synced) s.hardState = { term: h?.term ?? s.hardState.term, vote: h?.vote ?? s.hardState.vote, commit: n.acceptedCommit };
+    }
     for (const m of rd.messages) this.enqueue(m);
     const witness = rd.committed.length > 0 && n.r.status().isWitness;
     for (const e of rd.committed) {

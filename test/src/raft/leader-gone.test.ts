@@ -106,7 +106,7 @@ describe('RaftNode.leaderGone', () => {
     expect(f.r.status().leader).toBe(l.id);
   });
 
-  it('reports that change nothing: about another node, on the leader itself, about itself, and with lease reads', () => {
+  it('reports that change nothing: about another node, on the leader itself, about itself; with lease reads the report is acted on too', () => {
     const c = new Cluster({ seed: 17, voters: [1, 2, 3] });
     const l = c.waitLeader();
     c.run(3);
@@ -122,8 +122,32 @@ describe('RaftNode.leaderGone', () => {
     const ll = lr.waitLeader();
     lr.run(3);
     const f = lr.up().find((n) => n.id !== ll.id)!;
-    expect(f.r.leaderGone(ll.id)).toEqual({ ok: true, forgot: false });
-    expect(f.r.status().leader).toBe(ll.id);
+    // The lease stays safe on the leader's side (dropLease, below), not by ignoring the hint.
+    expect(f.r.leaderGone(ll.id)).toEqual({ ok: true, forgot: true });
+    expect(f.r.status().leader).toBe(0);
+  });
+
+  it('dropLease: rounds sent before it hold no lease; reads go through a ReadIndex round until a newer round is acknowledged', () => {
+    const c = new Cluster({ seed: 19, voters: [1, 2, 3], options: { leaseRead: true } });
+    const l = c.waitLeader();
+    c.run(30);
+    // With a lease, a read is answered at once (same step, no round trip).
+    expect(l.r.readIndex(1).ok).toBe(true);
+    c.process(l);
+    expect(l.reads.map((r) => r.ctx)).toContain(1);
+    c.isolate(l.id); // nothing gets through any more (the session is gone)
+    l.r.dropLease();
+    expect(l.r.readIndex(2).ok).toBe(true);
+    c.process(l);
+    expect(l.reads.map((r) => r.ctx)).not.toContain(2); // not served from the old lease
+    c.run(5);
+    expect(l.reads.map((r) => r.ctx)).not.toContain(2);
+    c.heal();
+    c.run(20); // a round sent after dropLease is acknowledged: read served, lease back
+    expect(l.reads.map((r) => r.ctx)).toContain(2);
+    expect(l.r.readIndex(3).ok).toBe(true);
+    c.process(l);
+    expect(l.reads.map((r) => r.ctx)).toContain(3);
   });
 
   it('bad ids are a clear bad-request, never a throw', () => {

@@ -6,10 +6,10 @@ import { describe, expect, it } from 'vitest';
 import { Cluster } from './harness.ts';
 import { Rng } from '../../../src/rng.ts';
 
-function chaos(seed: number, ticks: number, opts: { nodes: number; witness?: boolean; snapshots?: boolean; preVote?: boolean }) {
+function chaos(seed: number, ticks: number, opts: { nodes: number; witness?: boolean; snapshots?: boolean; preVote?: boolean; pipelined?: boolean }) {
   const voters = Array.from({ length: opts.nodes }, (_, i) => i + 1);
   const witnesses = opts.witness ? [voters.pop()!] : [];
-  const c = new Cluster({ seed, voters, witnesses, net: { drop: 0.05, minDelay: 0, maxDelay: 6 }, options: { preVote: opts.preVote ?? true } });
+  const c = new Cluster({ seed, voters, witnesses, net: { drop: 0.05, minDelay: 0, maxDelay: 6 }, options: { preVote: opts.preVote ?? true }, pipelined: opts.pipelined ?? false });
   const rng = new Rng(seed).fork('chaos');
   let proposed = 0;
   const all = [...voters, ...witnesses];
@@ -68,6 +68,12 @@ describe('raft randomized safety', () => {
 
   it('15 seeds without pre-vote (the Vote rules alone must keep leaders complete)', () => {
     for (let seed = 300; seed < 315; seed++) chaos(seed, 400, { nodes: 5, preVote: false });
+  });
+
+  it('30 seeds pipelined as the daemon runs (leader Appends before its own fsync, commit-only hard states not synced), with snapshots', () => {
+    let applied = 0;
+    for (let seed = 600; seed < 630; seed++) applied += chaos(seed, 400, { nodes: seed % 2 === 0 ? 5 : 3, snapshots: true, pipelined: true }).applied;
+    expect(applied).toBeGreaterThan(30 * 20);
   });
 
   it('20 seeds, 2 nodes + witness', () => {

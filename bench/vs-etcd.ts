@@ -1,0 +1,602 @@
+/**
+ * quorumd beside etcd on one machine (issue 14): `quorumd dev` (3 node processes, the
+ * embedded aedes broker, fsync on, simulated relays) against Debian's etcd 3.4 (3
+ * members on loopback, fsync on), both driven by the same Node.js client (node:http
+ * with a keep-alive agent, daemon/client/http.ts), in interleaved blocks: each round
+ * starts a fresh etcd cluster and measures it, then a fresh quorumd dev cluster, and
+ * each block waits (bounded) for the 1-minute load average to drop below --max-load
+ * before it starts and prints the load it started at. The printed table gives ranges
+ * over the rounds and the ratio quorumd / etcd per round.
+ *
+ * What each row measures:
+ *   sequential writes    --writes PUTs of a 16-byte value, one at a time, to the leader
+ *   fsyncs per write     the leader's fsync counter over those writes / writes
+ *                        (quorumd_fsyncs_total; etcd_disk_wal_fsync_duration_seconds_count)
+ *   64 clients           64 closed-loop writers to the leader for --secs seconds
+ *   linearizable reads   GET on the leader, one at a time and 64 at once. quorumd's
+ *                        are lease reads (the leader answers alone while a quorum's
+ *                        heartbeat acknowledgement holds); etcd's are ReadIndex rounds
+ *   failover             SIGKILL the leader → first write committed through a survivor
+ *                        (a PUT every 5 ms to a random survivor, each waiting up to
+ *                        --probe-timeout ms, default 1000; timed at the first 200);
+ *                        --kills per round; the member comes back before the next kill
+ *                        (quorumd dev: the new leader fences it, its rail is switched on
+ *                        again after 5 s; etcd: restarted)
+ *   RSS                  VmRSS of each member process (and private memory, which does
+ *                        not count the shared pages of the node/etcd binary), idle and
+ *                        the peak under 64 writers; the dev supervisor (broker + rails)
+ *   idle CPU             utime + stime of each member over --idle seconds, % of a core
+ *   cold start           spawn of the cluster → first committed write
+ *   CLI call             wall time of `quorumd kv get` (and `etcdctl get`) against it
+ *
+ *   npm run bench -- vs-etcd
+ *   npx tsx bench/vs-etcd.ts [--rounds 2] [--writes 1000] [--secs 5] [--kills 5] [--idle 10]
+ *                            [--max-load 2] [--etcd-timing 50/300] [--only quorumd]
+ *
+ * etcd: Debian's `etcd-server` package (apt-get install etcd-server). Without it the
+ * quorumd column is measured alone and the bench says how to install it. Data goes to
+ * fresh directories under the OS temp dir (same file system for both). Loopback only;
+ * every loop is bounded; everything started is stopped.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { call } from '../daemon/client/http.ts';
+
+// ---------------------------------------------------------------------------
+// Options
+
+function opt(name: string, dflt: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  if (i >= 0 && process.argv[i + 1] !== undefined) return process.argv[i + 1]!;
+  return process.env[`QUORUMD_BENCH_${name.toUpperCase().replace(/-/g, '_')}`] ?? dflt;
+}
+function num(name: string, dflt: number, min: number, max: number): number {
+  const raw = opt(name, String(dflt));
+  const v = Number(raw);
+  if (!Number.isFinite(v) || v < min || v > max) {
+    console.error(`vs-etcd: --${name} must be a number in ${min}..${max}, got ${JSON.stringify(raw)}`);
+    process.exit(2);
+  }
+  return v;
+}
+const ROUNDS = num('rounds', 2, 1, 20);
+const WRITES = num('writes', 1000, 10, 100_000);
+const SECS = num('secs', 5, 1, 120);
+const KILLS = num('kills', 5, 0, 50);
+const IDLE_S = num('idle', 10, 2, 300);
+const MAX_LOAD = num('max-load', 2, 0.1, 100);
+const LOAD_WAIT_S = num('load-wait', 120, 0, 3600);
+const CONC = num('clients', 64, 1, 1024);
+/**
+ * Each failover probe PUT waits this long for its answer (ms). The first one answered
+ * 200 ends the trial, timed at its answer. Long enough that a busy machine's slow
+ * answers are not taken for failures (150 ms made loaded runs look like 4–7 s failovers).
+ */
+const FAILOVER_PUT_TIMEOUT_MS = num('probe-timeout', 1000, 50, 10_000);
+const ETCD_TIMING = opt('etcd-timing', '50/300');
+const ONLY = opt('only', '');
+const timing = /^(\d+)\/(\d+)$/.exec(ETCD_TIMING);
+if (!timing) {
+  console.error(`vs-etcd: --etcd-timing must be <heartbeat ms>/<election ms>, e.g. 50/300, got ${JSON.stringify(ETCD_TIMING)}`);
+  process.exit(2);
+}
+const root = join(import.meta.dirname, '..');
+const bin = join(root, 'bin', 'quorumd.js');
+const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+
+// ---------------------------------------------------------------------------
+// Helpers
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const pct = (xs: number[], p: number) => {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]!;
+};
+const median = (xs: number[]) => pct(xs, 50);
+
+function procStatus(pid: number): { rss: number; priv: number } {
+  try {
+    const rss = Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024;
+    const r = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+    const f = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(r)?.[1] ?? 0);
+    return { rss, priv: (f('Private_Clean') + f('Private_Dirty')) / 1024 };
+  } catch {
+    return { rss: NaN, priv: NaN };
+  }
+}
+function cpuSeconds(pid: number): number {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+  } catch {
+    return NaN;
+  }
+}
+
+/** A free TCP port on 127.0.0.1 (and, for `span` > 1, the ports after it too). */
+async function freePorts(span: number): Promise<number> {
+  const isFree = (p: number) =>
+    new Promise<boolean>((resolve) => {
+      const s = createServer();
+      s.once('error', () => resolve(false));
+      s.listen(p, '127.0.0.1', () => s.close(() => resolve(true)));
+    });
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const base = 20000 + Math.floor(Math.random() * 40000);
+    let ok = true;
+    for (let k = 0; k < span && ok; k++) ok = await isFree(base + k);
+    if (ok) return base;
+  }
+  throw new Error('vs-etcd: no free port range found on 127.0.0.1');
+}
+
+async function waitLoad(label: string): Promise<number> {
+  const t0 = Date.now();
+  while (loadavg()[0]! >= MAX_LOAD && Date.now() - t0 < LOAD_WAIT_S * 1000) await sleep(2000);
+  const l = loadavg()[0]!;
+  console.log(`  [${label}] block starts at load ${l.toFixed(2)}${l >= MAX_LOAD ? ` (above --max-load ${MAX_LOAD} after waiting ${LOAD_WAIT_S} s: the numbers are disturbed)` : ''}`);
+  return l;
+}
+
+// ---------------------------------------------------------------------------
+// The two systems behind one interface
+
+interface Member {
+  name: string;
+  url: string;
+  pid: number;
+}
+
+interface System {
+  readonly kind: 'etcd' | 'quorumd';
+  members: Member[];
+  /** Process ids that are not members but part of the system (the dev supervisor). */
+  supervisorPid?: number;
+  put(url: string, key: string, value: string, timeoutMs?: number): Promise<boolean>;
+  get(url: string, key: string): Promise<boolean>;
+  leader(): Promise<Member | undefined>;
+  fsyncs(m: Member): Promise<number>;
+  kill(m: Member): void;
+  /** Until every member answers again (after a kill). */
+  recover(m: Member): Promise<void>;
+  cliGet(m: Member): string[];
+  stop(): Promise<void>;
+}
+
+const b64 = (s: string) => Buffer.from(s).toString('base64');
+/** The last failed request (for error messages). */
+let lastError = '';
+
+function exited(c: ChildProcess): Promise<void> {
+  return new Promise((r) => (c.exitCode !== null || c.signalCode !== null ? r() : c.once('exit', () => r())));
+}
+
+async function startEtcd(dir: string): Promise<System> {
+  const base = await freePorts(6);
+  const names = ['m1', 'm2', 'm3'];
+  const initial = names.map((n, i) => `${n}=http://127.0.0.1:${base + 3 + i}`).join(',');
+  const procs = new Map<string, ChildProcess>();
+  const args = (i: number) => [
+    '--name', names[i]!, '--data-dir', join(dir, names[i]!),
+    '--listen-client-urls', `http://127.0.0.1:${base + i}`, '--advertise-client-urls', `http://127.0.0.1:${base + i}`,
+    '--listen-peer-urls', `http://127.0.0.1:${base + 3 + i}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${base + 3 + i}`,
+    '--initial-cluster', initial, '--initial-cluster-state', 'new', '--initial-cluster-token', `vs-etcd-${base}`,
+    '--heartbeat-interval', timing![1]!, '--election-timeout', timing![2]!, '--log-level', 'error',
+  ];
+  const members: Member[] = names.map((name, i) => ({ name, url: `http://127.0.0.1:${base + i}`, pid: 0 }));
+  const launch = (i: number) => {
+    const c = spawn('etcd', args(i), { stdio: 'ignore' });
+    procs.set(names[i]!, c);
+    members[i]!.pid = c.pid!;
+  };
+  names.forEach((_, i) => launch(i));
+  const memberId = new Map<string, string>();
+  const sys: System = {
+    kind: 'etcd',
+    members,
+    async put(url, key, value, timeoutMs = 5000) {
+      try {
+        const r = await call(url, 'POST', '/v3/kv/put', { body: JSON.stringify({ key: b64(key), value: b64(value) }), timeoutMs });
+        if (r.status !== 200) lastError = `POST ${url}/v3/kv/put: ${r.status} ${r.body.toString().slice(0, 200)}`;
+        return r.status === 200;
+      } catch (e) {
+        lastError = `POST ${url}/v3/kv/put: ${(e as Error).message}`;
+        return false;
+      }
+    },
+    async get(url, key) {
+      try {
+        return (await call(url, 'POST', '/v3/kv/range', { body: JSON.stringify({ key: b64(key) }), timeoutMs: 5000 })).status === 200;
+      } catch {
+        return false;
+      }
+    },
+    async leader() {
+      for (const m of members) {
+        try {
+          const r = await call(m.url, 'POST', '/v3/maintenance/status', { body: '{}', timeoutMs: 1000 });
+          if (r.status !== 200) continue;
+          const s = JSON.parse(r.body.toString()) as { header: { member_id: string }; leader: string };
+          memberId.set(s.header.member_id, m.name);
+          const name = memberId.get(s.leader);
+          if (name) return members.find((x) => x.name === name);
+          for (const o of members) {
+            const r2 = await call(o.url, 'POST', '/v3/maintenance/status', { body: '{}', timeoutMs: 1000 }).catch(() => undefined);
+            if (r2?.status === 200) memberId.set((JSON.parse(r2.body.toString()) as { header: { member_id: string } }).header.member_id, o.name);
+          }
+          const n2 = memberId.get(s.leader);
+          if (n2) return members.find((x) => x.name === n2);
+        } catch {
+          /* next */
+        }
+      }
+      return undefined;
+    },
+    async fsyncs(m) {
+      const r = await call(m.url, 'GET', '/metrics', { timeoutMs: 5000 });
+      return Number(/^etcd_disk_wal_fsync_duration_seconds_count (\d+)/m.exec(r.body.toString())?.[1] ?? NaN);
+    },
+    kill(m) {
+      procs.get(m.name)?.kill('SIGKILL');
+    },
+    async recover(m) {
+      const i = names.indexOf(m.name);
+      await exited(procs.get(m.name)!);
+      launch(i);
+      const t0 = Date.now();
+      while (Date.now() - t0 < 30_000) {
+        if (await sys.get(m.url, 'probe')) return;
+        await sleep(50);
+      }
+      throw new Error(`etcd member ${m.name} did not come back within 30 s`);
+    },
+    cliGet(m) {
+      return ['etcdctl', '--endpoints', m.url, 'get', 'seq'];
+    },
+    async stop() {
+      for (const c of procs.values()) c.kill('SIGTERM');
+      await Promise.race([Promise.all([...procs.values()].map(exited)), sleep(5000)]);
+      for (const c of procs.values()) c.kill('SIGKILL');
+    },
+  };
+  return sys;
+}
+
+async function startQuorumd(dir: string): Promise<System> {
+  const base = (await freePorts(4)) - 0;
+  const dev = spawn(process.execPath, ['--max-semi-space-size=1', bin, 'dev', '--base-port', String(base), '--data-dir', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  dev.stdout!.on('data', (d) => (out += d));
+  dev.stderr!.on('data', (d) => (out += d));
+  const members: Member[] = [1, 2, 3].map((k) => ({ name: `n${k}`, url: `http://127.0.0.1:${base + k}`, pid: 0 }));
+  const pids = () => {
+    // The node processes of this dev cluster: `... start --config <dir>/nK.yaml` (a fenced
+    // node is started again by the supervisor with a new pid).
+    for (const p of readdirSync('/proc')) {
+      if (!/^\d+$/.test(p)) continue;
+      let cmd: string;
+      try {
+        cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8');
+      } catch {
+        continue;
+      }
+      for (const m of members) if (cmd.includes(`${join(dir, `${m.name}.yaml`)}\0`) && cmd.includes('\0start\0')) m.pid = Number(p);
+    }
+  };
+  const sys: System = {
+    kind: 'quorumd',
+    members,
+    supervisorPid: dev.pid!,
+    async put(url, key, value, timeoutMs = 5000) {
+      try {
+        const r = await call(url, 'PUT', `/v1/kv/${key}`, { body: value, timeoutMs });
+        if (r.status !== 200) lastError = `PUT ${url}/v1/kv/${key}: ${r.status} ${r.body.toString().slice(0, 200)}`;
+        return r.status === 200;
+      } catch (e) {
+        lastError = `PUT ${url}/v1/kv/${key}: ${(e as Error).message}`;
+        return false;
+      }
+    },
+    async get(url, key) {
+      try {
+        const r = await call(url, 'GET', `/v1/kv/${key}`, { timeoutMs: 5000 });
+        return r.status === 200 || r.status === 404;
+      } catch {
+        return false;
+      }
+    },
+    async leader() {
+      for (const m of members) {
+        try {
+          const r = await call(m.url, 'GET', '/v1/leader', { timeoutMs: 1000 });
+          if (r.status !== 200) continue;
+          const l = (JSON.parse(r.body.toString()) as { leader: string | null }).leader;
+          const lm = members.find((x) => x.name === l);
+          if (lm) return lm;
+        } catch {
+          /* next */
+        }
+      }
+      return undefined;
+    },
+    async fsyncs(m) {
+      const r = await call(m.url, 'GET', '/metrics', { timeoutMs: 5000 });
+      return Number(/^quorumd_fsyncs_total (\d+)/m.exec(r.body.toString())?.[1] ?? NaN);
+    },
+    kill(m) {
+      pids();
+      try {
+        process.kill(m.pid, 'SIGKILL');
+      } catch (e) {
+        throw new Error(`quorumd node ${m.name} (pid ${m.pid}): ${(e as Error).message}`);
+      }
+    },
+    async recover(m) {
+      // The new leader fences it (its rail goes off) and switches the rail on again after 5 s.
+      const t0 = Date.now();
+      while (Date.now() - t0 < 60_000) {
+        try {
+          const r = await call(m.url, 'GET', '/v1/status', { timeoutMs: 500 });
+          if (r.status === 200 && (JSON.parse(r.body.toString()) as { leader: string | null }).leader) {
+            pids();
+            return;
+          }
+        } catch {
+          /* down */
+        }
+        await sleep(100);
+      }
+      throw new Error(`quorumd node ${m.name} did not come back within 60 s`);
+    },
+    cliGet(m) {
+      return [process.execPath, bin, 'kv', 'get', 'seq', '--node', m.url];
+    },
+    async stop() {
+      dev.kill('SIGTERM');
+      await Promise.race([exited(dev), sleep(10_000)]);
+      dev.kill('SIGKILL');
+      pids();
+      for (const m of members) {
+        try {
+          process.kill(m.pid, 'SIGKILL');
+        } catch {
+          /* gone */
+        }
+      }
+    },
+  };
+  const t0 = Date.now();
+  while (!/quorumd dev: \d+ nodes? running/.test(out) && Date.now() - t0 < 60_000 && dev.exitCode === null) await sleep(50);
+  pids();
+  // The dev cluster's API token (operator scope): every request of this process and its CLI calls use it.
+  if (existsSync(join(dir, 'api.token'))) process.env.QUORUMD_API_TOKEN = readFileSync(join(dir, 'api.token'), 'utf8').trim();
+  if (members.some((m) => m.pid === 0)) {
+    dev.kill('SIGKILL');
+    throw new Error(`quorumd dev did not start (node logs kept in ${dir}):\n${out.slice(0, 2000)}`);
+  }
+  return sys;
+}
+
+// ---------------------------------------------------------------------------
+// One block: one system, every measurement
+
+interface Block {
+  load: number;
+  coldStartMs: number;
+  seqP50: number;
+  seqP99: number;
+  fsyncsPerWrite: number;
+  writesPerSec: number;
+  readP50: number;
+  readsPerSec: number;
+  failoverMs: number[];
+  failoverFailed: number;
+  idleRss: number;
+  idlePriv: number;
+  peakRss: number;
+  supervisorRss: number;
+  idleCpuPct: number;
+  cliMs: number;
+}
+
+async function firstWrite(sys: System, deadlineMs: number): Promise<boolean> {
+  const t0 = Date.now();
+  let i = 0;
+  while (Date.now() - t0 < deadlineMs) {
+    const m = sys.members[i++ % sys.members.length]!;
+    if (await sys.put(m.url, 'coldstart', 'x', 300)) return true;
+    await sleep(10);
+  }
+  return false;
+}
+
+async function closedLoop(n: number, secs: number, op: () => Promise<boolean>, sample?: () => void): Promise<number> {
+  let ok = 0;
+  const end = performance.now() + secs * 1000;
+  const timer = sample ? setInterval(sample, 200) : undefined;
+  await Promise.all(
+    Array.from({ length: n }, async () => {
+      while (performance.now() < end) if (await op()) ok++;
+    }),
+  );
+  if (timer) clearInterval(timer);
+  return ok / secs;
+}
+
+async function failover(sys: System): Promise<{ ms: number[]; failed: number }> {
+  const ms: number[] = [];
+  let failed = 0;
+  for (let k = 0; k < KILLS; k++) {
+    const L = await sys.leader();
+    if (!L) {
+      failed++;
+      await sleep(1000);
+      continue;
+    }
+    const others = sys.members.filter((m) => m !== L);
+    let done = -1;
+    const t0 = performance.now();
+    sys.kill(L);
+    let i = 0;
+    const inflight: Promise<void>[] = [];
+    while (done < 0 && performance.now() - t0 < 15_000) {
+      const m = others[Math.floor(Math.random() * others.length)]!;
+      inflight.push(
+        sys.put(m.url, 'failover', String(i++), FAILOVER_PUT_TIMEOUT_MS).then((ok) => {
+          if (ok && done < 0) done = performance.now() - t0;
+        }),
+      );
+      await sleep(5);
+    }
+    await Promise.all(inflight);
+    if (done >= 0) ms.push(done);
+    else failed++;
+    await sys.recover(L);
+    await sleep(1000);
+  }
+  return { ms, failed };
+}
+
+async function runBlock(kind: 'etcd' | 'quorumd'): Promise<Block> {
+  const load = await waitLoad(kind);
+  const dir = mkdtempSync(join(tmpdir(), `quorumd-vs-etcd-${kind}-`));
+  const t0 = performance.now();
+  const sys = kind === 'etcd' ? await startEtcd(dir) : await startQuorumd(dir);
+  let failed = false;
+  try {
+    if (!(await firstWrite(sys, 60_000))) throw new Error(`${kind}: no write committed within 60 s of the start`);
+    const coldStartMs = performance.now() - t0;
+    // Settle, then idle memory and CPU.
+    await sleep(3000);
+    const cpu0 = sys.members.map((m) => cpuSeconds(m.pid));
+    await sleep(IDLE_S * 1000);
+    const cpu1 = sys.members.map((m) => cpuSeconds(m.pid));
+    const idleCpuPct = median(cpu1.map((c, i) => ((c - cpu0[i]!) / IDLE_S) * 100));
+    const idle = sys.members.map((m) => procStatus(m.pid));
+    const idleRss = Math.max(...idle.map((s) => s.rss));
+    const idlePriv = Math.max(...idle.map((s) => s.priv));
+    const supervisorRss = sys.supervisorPid ? procStatus(sys.supervisorPid).rss : NaN;
+
+    const L = await sys.leader();
+    if (!L) throw new Error(`${kind}: no leader`);
+    // Sequential writes to the leader (a short warm-up first).
+    const value = 'v'.repeat(16);
+    for (let i = 0; i < 50; i++) await sys.put(L.url, 'seq', value);
+    const f0 = await sys.fsyncs(L);
+    const lat: number[] = [];
+    for (let i = 0; i < WRITES; i++) {
+      const s = performance.now();
+      if (!(await sys.put(L.url, 'seq', value))) throw new Error(`${kind}: sequential write ${i} failed: ${lastError}`);
+      lat.push(performance.now() - s);
+    }
+    const f1 = await sys.fsyncs(L);
+    // 64 writers, RSS sampled meanwhile.
+    let peakRss = 0;
+    const sample = () => {
+      for (const m of sys.members) peakRss = Math.max(peakRss, procStatus(m.pid).rss);
+    };
+    let k = 0;
+    const writesPerSec = await closedLoop(CONC, SECS, () => sys.put(L.url, `c${k++ % 256}`, value), sample);
+    sample();
+    // Reads.
+    const rl: number[] = [];
+    for (let i = 0; i < Math.min(WRITES, 1000); i++) {
+      const s = performance.now();
+      if (!(await sys.get(L.url, 'seq'))) throw new Error(`${kind}: read ${i} failed`);
+      rl.push(performance.now() - s);
+    }
+    const readsPerSec = await closedLoop(CONC, SECS, () => sys.get(L.url, 'seq'));
+    // A CLI call against it (median of 5).
+    const cli: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const [cmd, ...args] = sys.cliGet(L);
+      const s = performance.now();
+      const r = spawnSync(cmd!, args, { encoding: 'utf8', timeout: 10_000, env: { ...process.env, ETCDCTL_API: '3' } });
+      if (r.status === 0) cli.push(performance.now() - s);
+    }
+    const fo = await failover(sys);
+    return {
+      load, coldStartMs, seqP50: pct(lat, 50), seqP99: pct(lat, 99), fsyncsPerWrite: (f1 - f0) / WRITES, writesPerSec,
+      readP50: pct(rl, 50), readsPerSec, failoverMs: fo.ms, failoverFailed: fo.failed, idleRss, idlePriv, peakRss,
+      supervisorRss, idleCpuPct, cliMs: median(cli),
+    };
+  } catch (e) {
+    failed = true;
+    throw new Error(`${(e as Error).message}\n(its data and logs are kept in ${dir})`);
+  } finally {
+    await sys.stop();
+    if (!failed) rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Table
+
+type Row = [label: string, get: (b: Block) => number, unit: string, digits: number];
+const ROWS: Row[] = [
+  ['sequential writes, 1 client, p50', (b) => b.seqP50, 'ms', 2],
+  ['sequential writes, p99', (b) => b.seqP99, 'ms', 2],
+  ['fsyncs per write on the leader, 1 client', (b) => b.fsyncsPerWrite, '', 2],
+  [`${CONC} clients → leader, writes/s`, (b) => b.writesPerSec, '', 0],
+  ['linearizable reads, 1 client, p50 (quorumd: lease read; etcd: ReadIndex round)', (b) => b.readP50, 'ms', 2],
+  [`${CONC} readers → leader, reads/s (same)`, (b) => b.readsPerSec, '', 0],
+  ['failover, SIGKILL leader → first write, median', (b) => median(b.failoverMs), 'ms', 0],
+  ['failover, slowest', (b) => Math.max(...b.failoverMs), 'ms', 0],
+  ['RSS per member idle', (b) => b.idleRss, 'MiB', 1],
+  ['private memory per member idle (RSS less shared binary pages)', (b) => b.idlePriv, 'MiB', 1],
+  [`RSS per member peak (${CONC} writers)`, (b) => b.peakRss, 'MiB', 1],
+  ['dev supervisor (broker + rails) idle RSS', (b) => b.supervisorRss, 'MiB', 1],
+  ['idle CPU per member, % of a core', (b) => b.idleCpuPct, '', 2],
+  ['cold start of 3 members → first write', (b) => b.coldStartMs, 'ms', 0],
+  ['CLI call (quorumd kv get / etcdctl get), wall, median', (b) => b.cliMs, 'ms', 0],
+];
+
+function range(xs: number[], digits: number, unit: string): string {
+  const ok = xs.filter((x) => Number.isFinite(x));
+  if (ok.length === 0) return '–';
+  const fmt = (x: number) => x.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+  const lo = Math.min(...ok);
+  const hi = Math.max(...ok);
+  const s = lo === hi ? fmt(lo) : `${fmt(lo)}–${fmt(hi)}`;
+  return unit ? `${s} ${unit}` : s;
+}
+
+function printTable(etcd: Block[], q: Block[]): void {
+  console.log(`\n| measure | etcd ${ETCD_TIMING} | quorumd dev | quorumd / etcd |`);
+  console.log('|---|---:|---:|---:|');
+  for (const [label, get, unit, digits] of ROWS) {
+    const e = etcd.map(get);
+    const qq = q.map(get);
+    const ratios = q.map((b, i) => (etcd[i] ? get(b) / get(etcd[i]) : NaN)).filter((x) => Number.isFinite(x));
+    console.log(`| ${label} | ${range(e, digits, unit)} | ${range(qq, digits, unit)} | ${ratios.length ? `${range(ratios, 2, '')}×` : ''} |`);
+  }
+}
+
+// ---------------------------------------------------------------------------
+
+const haveEtcd = ONLY !== 'quorumd' && spawnSync('etcd', ['--version'], { encoding: 'utf8' }).status === 0;
+if (ONLY !== 'quorumd' && !haveEtcd) {
+  console.log('etcd not found: install Debian\'s etcd 3.4 for the side-by-side columns:\n  sudo apt-get install etcd-server etcd-client\n(measuring quorumd alone)');
+}
+if (!existsSync(join(root, 'dist', 'cli.js'))) spawnSync(process.execPath, [join(root, 'scripts', 'build.mjs')], { stdio: 'inherit' });
+console.log(`vs-etcd: ${ROUNDS} round(s), ${WRITES} sequential writes, ${CONC} clients × ${SECS} s, ${KILLS} kills per round, idle window ${IDLE_S} s, etcd heartbeat/election ${ETCD_TIMING} ms`);
+console.log(`uptime: ${spawnSync('uptime', { encoding: 'utf8' }).stdout.trim()}`);
+const etcdBlocks: Block[] = [];
+const qBlocks: Block[] = [];
+for (let r = 0; r < ROUNDS; r++) {
+  console.log(`round ${r + 1}/${ROUNDS}`);
+  // Alternate which goes first, so neither always meets the other's leftovers.
+  const order: Array<'etcd' | 'quorumd'> = haveEtcd ? (r % 2 === 0 ? ['etcd', 'quorumd'] : ['quorumd', 'etcd']) : ['quorumd'];
+  for (const kind of order) {
+    const b = await runBlock(kind);
+    (kind === 'etcd' ? etcdBlocks : qBlocks).push(b);
+    console.log(`  ${kind}: ${JSON.stringify({ ...b, failoverMs: b.failoverMs.map((x) => Math.round(x)) }, (_k, v) => (typeof v === 'number' ? Math.round(v * 100) / 100 : v))}`);
+  }
+}
+printTable(etcdBlocks, qBlocks);
+console.log(`\nuptime: ${spawnSync('uptime', { encoding: 'utf8' }).stdout.trim()}`);
+process.exit(0);

@@ -1,0 +1,79 @@
+/**
+ * Credentials of the HTTP API: bearer tokens, each with a name and a scope.
+ *
+ *   read      GET and HEAD of everything: status, leader, KV reads and watches, jobs, metrics
+ *   write     read + KV writes and locks (PUT/DELETE /v1/kv, POST/DELETE /v1/locks)
+ *   operator  write + fence, fence confirm, and any operator action (jobs control, transfer)
+ *
+ * Scopes are ordered (an operator may write, a writer may read): a monitoring system
+ * gets a read token, an application a write token, a person on call the operator one.
+ * Every request must carry `Authorization: Bearer <token>`, also on loopback (other
+ * local users are not trusted, docs/security.md): no token or an unknown one is 401,
+ * a known token whose scope is too small is 403 and names the scope needed.
+ *
+ * Tokens are compared as SHA-256 digests with timingSafeEqual against every
+ * credential (equal-length inputs, no early exit on the first match), so the time of
+ * an answer tells neither a token's prefix nor which credential matched.
+ *
+ * The scope a request needs is decided from its method and path alone, before any
+ * routing (`requiredScope`): an endpoint added later without a rule here needs the
+ * operator scope, so a new endpoint is closed until someone decides otherwise.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+
+export const SCOPES = ['read', 'write', 'operator'] as const;
+export type Scope = (typeof SCOPES)[number];
+
+export interface ApiCredential {
+  /** Shown in logs and errors (never the token). */
+  name: string;
+  scope: Scope;
+  token: string;
+}
+
+const RANK: Record<Scope, number> = { read: 0, write: 1, operator: 2 };
+
+export function scopeAllows(have: Scope, need: Scope): boolean {
+  return RANK[have] >= RANK[need];
+}
+
+export function isScope(s: unknown): s is Scope {
+  return typeof s === 'string' && (SCOPES as readonly string[]).includes(s);
+}
+
+/** The scope a request needs (see the header). */
+export function requiredScope(method: string, path: string): Scope {
+  if (path.startsWith('/v1/fence/') || path === '/v1/fence') return 'operator';
+  if (method === 'GET' || method === 'HEAD') return 'read';
+  if (path.startsWith('/v1/kv/') || path === '/v1/kv' || path.startsWith('/v1/locks/') || path === '/v1/locks') return 'write';
+  return 'operator';
+}
+
+const digest = (s: string | Buffer) => createHash('sha256').update(s).digest();
+
+export class ApiAuth {
+  private readonly creds: Array<{ name: string; scope: Scope; digest: Buffer }>;
+
+  constructor(credentials: ApiCredential[]) {
+    if (!Array.isArray(credentials) || credentials.length === 0) throw new TypeError('HTTP API: at least one credential {name, scope, token} is needed');
+    const names = new Set<string>();
+    this.creds = credentials.map((c, i) => {
+      if (typeof c?.name !== 'string' || c.name.length === 0) throw new TypeError(`HTTP API credential ${i}: name must be a non-empty string`);
+      if (names.has(c.name)) throw new TypeError(`HTTP API credential ${i}: name ${JSON.stringify(c.name)} appears twice`);
+      names.add(c.name);
+      if (!isScope(c.scope)) throw new TypeError(`HTTP API credential ${c.name}: scope must be read, write or operator, got ${JSON.stringify(c.scope)}`);
+      if (typeof c.token !== 'string' || c.token.length < 16) throw new TypeError(`HTTP API credential ${c.name}: token must be a string of at least 16 characters`);
+      return { name: c.name, scope: c.scope, digest: digest(c.token) };
+    });
+  }
+
+  /** The credential an `Authorization` header names, or undefined (missing, malformed, unknown). */
+  check(header: string | undefined): { name: string; scope: Scope } | undefined {
+    const m = header === undefined ? null : /^Bearer ([\x21-\x7e]{1,512})$/.exec(header);
+    const given = digest(m ? m[1]! : '\u0000no token');
+    let found: { name: string; scope: Scope } | undefined;
+    // Every credential is compared, whatever matched: constant work per request.
+    for (const c of this.creds) if (timingSafeEqual(given, c.digest) && m) found = { name: c.name, scope: c.scope };
+    return found;
+  }
+}

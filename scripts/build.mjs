@@ -1,0 +1,181 @@
+/**
+ * The compiled daemon: bundles the TypeScript sources into plain ES modules in `dist/`
+ * (esbuild, one file per entry point plus shared chunks, source maps beside them), so
+ * that the `quorumd` bin and `import { startNode } from 'quorumd'` run without a
+ * loader. Plain JavaScript on purpose: it must run before anything is compiled.
+ *
+ *   node scripts/build.mjs          build (what `npm ci` runs as the `prepare` step)
+ *   node scripts/build.mjs --check  exit 1 if dist/ is missing or older than a source
+ *
+ * Why a bundle and not tsc's one-file-per-module output: a node process then reads
+ * and compiles a handful of files instead of ~150 (start-up time of every CLI call),
+ * and code only one command needs (the simulator, the dev supervisor, the broker)
+ * lands in a chunk that only that command loads. Pure-JavaScript npm packages are
+ * bundled as well (EXTERNAL below lists the ones loaded from node_modules).
+ *
+ * In a git checkout `bin/quorumd.js` calls `ensureBuilt()` first: when a source file
+ * is newer than the last build it builds again (about half a second), so that an
+ * edit followed by `npx quorumd dev` never runs stale code. Several processes may do
+ * this at once (a test suite spawning nodes): every output file is written to a
+ * temporary name and renamed into place, outputs are a pure function of the sources
+ * (chunk names carry a content hash), so concurrent builds write the same bytes and a
+ * reader never sees a half-written file. The stamp is written last. A published
+ * package ships dist/ and no sources: there the check is skipped.
+ */
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+/** Folders whose files go into the build (bench/ and test/ never do). */
+export const SOURCE_DIRS = ['daemon', 'hal', 'src', 'firmware-sim'];
+/** Entry points: dist/<name>.js. */
+export const ENTRIES = { cli: 'daemon/cli.ts', index: 'daemon/index.ts' };
+const STAMP = '.build-stamp.json';
+/** Packages loaded from node_modules at run time (see build()); the rest is bundled. */
+// etcd3 reads its .proto files next to its own code at run time (so it cannot be
+// bundled); node-zookeeper-client and cockatiel go with it: the external engines load
+// them only when a node runs engine: etcd or zookeeper.
+export const EXTERNAL = ['serialport', '@serialport/*', 'cbor-x', 'cbor-extract', 'node-cron', 'etcd3', 'node-zookeeper-client', 'cockatiel'];
+
+/** Newest modification time (ms) of any file the build reads: sources, package.json, this script. */
+export function newestSourceMtime(root = ROOT) {
+  let newest = 0;
+  const walk = (dir) => {
+    for (const d of readdirSync(dir, { withFileTypes: true })) {
+      const p = join(dir, d.name);
+      if (d.isDirectory()) walk(p);
+      else if (d.isFile()) newest = Math.max(newest, statSync(p).mtimeMs);
+    }
+  };
+  for (const d of SOURCE_DIRS) walk(join(root, d));
+  for (const f of ['package.json', 'scripts/build.mjs']) newest = Math.max(newest, statSync(join(root, f)).mtimeMs);
+  return newest;
+}
+
+/** The build in dist/ is there and covers every source as it is now. */
+export function isFresh(root = ROOT) {
+  let stamp;
+  try {
+    stamp = JSON.parse(readFileSync(join(root, 'dist', STAMP), 'utf8'));
+  } catch {
+    return false;
+  }
+  if (typeof stamp?.sourceMtimeMs !== 'number') return false;
+  for (const name of Object.keys(ENTRIES)) {
+    try {
+      statSync(join(root, 'dist', `${name}.js`));
+    } catch {
+      return false;
+    }
+  }
+  return newestSourceMtime(root) <= stamp.sourceMtimeMs;
+}
+
+/** Writes `data` to `file` so that readers see the old file or the whole new one. */
+function writeAtomic(file, data) {
+  const tmp = `${file}.tmp-${process.pid}`;
+  writeFileSync(tmp, data);
+  renameSync(tmp, file);
+}
+
+/**
+ * Builds dist/ from the sources (the bin awaits it before importing dist/).
+ * Returns what was written. Throws with esbuild's messages on a syntax error.
+ */
+export async function build(root = ROOT, log = (s) => process.stderr.write(s)) {
+  const t0 = performance.now();
+  const mtime = newestSourceMtime(root);
+  let esbuild;
+  try {
+    esbuild = await import('esbuild');
+  } catch (e) {
+    throw new Error(`building dist/ needs esbuild (a devDependency): run \`npm ci\` in ${root} (${e.message})`);
+  }
+  const out = join(root, 'dist');
+  const r = esbuild.buildSync({
+    absWorkingDir: root,
+    entryPoints: ENTRIES,
+    bundle: true,
+    splitting: true,
+    format: 'esm',
+    platform: 'node',
+    target: 'node20',
+    // Pure-JavaScript packages are bundled too: a node process then reads a handful of
+    // files instead of several hundred (mqtt, aedes, pino, zod, yaml and their
+    // dependencies), which was most of its start-up CPU. Kept external: native code
+    // (serialport, cbor-x with its optional native extractor) and node-cron (it starts
+    // worker processes from its own files).
+    external: EXTERNAL,
+    // Bundled CommonJS packages require() Node's built-in modules: give every ES module
+    // of the build a require of its own.
+    banner: { js: "import { createRequire as __quorumdCreateRequire } from 'node:module'; const require = __quorumdCreateRequire(import.meta.url);" },
+    sourcemap: 'linked',
+    // Stack traces name the TypeScript file and line through the maps; the sources'
+    // text is not copied into them (a node would keep ~1.5 MiB of it in its heap).
+    sourcesContent: false,
+    // Only whitespace: names stay readable in stack traces without the maps.
+    minifyWhitespace: true,
+    legalComments: 'none',
+    outdir: out,
+    write: false,
+    logLevel: 'silent',
+    metafile: false,
+  });
+  if (r.errors.length > 0) throw new Error(`build failed:\n${r.errors.map((e) => `  ${e.location?.file ?? ''}:${e.location?.line ?? ''} ${e.text}`).join('\n')}`);
+  mkdirSync(out, { recursive: true });
+  // Chunks and maps first, the entry points after them (an entry names its chunks).
+  const files = [...r.outputFiles].sort((a, b) => rank(a.path) - rank(b.path));
+  const keep = new Set([STAMP]);
+  for (const f of files) {
+    writeAtomic(f.path, f.contents);
+    keep.add(relative(out, f.path));
+  }
+  writeAtomic(join(out, STAMP), JSON.stringify({ sourceMtimeMs: mtime, builtAt: new Date().toISOString(), files: [...keep].sort() }, null, 1) + '\n');
+  // Chunks of earlier builds: removed once they are an hour old (a process started
+  // before this build may still import one of them lazily).
+  for (const name of readdirSync(out)) {
+    if (keep.has(name)) continue;
+    const p = join(out, name);
+    try {
+      if (Date.now() - statSync(p).mtimeMs > 3_600_000) rmSync(p, { force: true });
+    } catch {
+      /* raced with another build */
+    }
+  }
+  const bytes = files.filter((f) => f.path.endsWith('.js')).reduce((n, f) => n + f.contents.length, 0);
+  log(`quorumd: built dist/ (${files.filter((f) => f.path.endsWith('.js')).length} modules, ${(bytes / 1024).toFixed(0)} KiB of JavaScript) in ${Math.round(performance.now() - t0)} ms\n`);
+  return files.map((f) => f.path);
+}
+
+function rank(p) {
+  const base = p.slice(p.lastIndexOf('/') + 1);
+  if (base.endsWith('.map')) return 0;
+  return Object.keys(ENTRIES).some((e) => base === `${e}.js`) ? 2 : 1;
+}
+
+/** Builds when dist/ is missing or older than the sources (a git checkout); no-op otherwise. */
+export async function ensureBuilt(root = ROOT) {
+  if (isFresh(root)) return false;
+  await build(root);
+  return true;
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  if (process.argv.includes('--check')) {
+    const fresh = isFresh();
+    process.stdout.write(fresh ? 'dist/ is up to date\n' : 'dist/ is missing or older than the sources: run `npm run build`\n');
+    process.exitCode = fresh ? 0 : 1;
+  } else {
+    try {
+      await build();
+    } catch (e) {
+      // `npm ci --omit=dev` has no esbuild: fine when dist/ came with the package.
+      if (/needs esbuild/.test(e.message) && isFresh()) process.stdout.write('quorumd: dist/ is up to date (esbuild not installed: not rebuilt)\n');
+      else {
+        process.stderr.write(`${e.message}\n`);
+        process.exitCode = 1;
+      }
+    }
+  }
+}

@@ -1,0 +1,33 @@
+/**
+ * The API token of the tests' nodes, found the way a user's `quorumd` finds it.
+ *
+ * Every node started by a test is configured with `http.tokenFile: <this file>` (one
+ * token for the test process, mode 0600), and QUORUMD_API_TOKEN_FILE names the same
+ * file, so `call()` (daemon/client/http.ts) and `quorumd` children find it by
+ * themselves, as a user's shell would after `export QUORUMD_API_TOKEN_FILE=...`.
+ * Auth stays on: a test that forgets the token gets 401, as a user would.
+ */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ensureTokenFile } from '../../daemon/config/secrets.ts';
+
+let file: string | undefined;
+let token: string | undefined;
+
+/** The token file of this test process (created on first use); sets QUORUMD_API_TOKEN_FILE. */
+export function testTokenFile(): string {
+  if (file === undefined) {
+    const dir = mkdtempSync(join(tmpdir(), 'quorumd-test-token-'));
+    file = join(dir, 'api.token');
+    token = ensureTokenFile(file, 'test API token').token;
+  }
+  process.env.QUORUMD_API_TOKEN_FILE = file;
+  return file;
+}
+
+/** The token itself (for raw HTTP requests that do not go through call()). */
+export function testToken(): string {
+  testTokenFile();
+  return token!;
+}

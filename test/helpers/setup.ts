@@ -1,0 +1,10 @@
+/**
+ * Runs before every test file (vitest.config.ts setupFiles).
+ *
+ * umask 077: a node refuses secret files (and configs with a secret inline) that group
+ * or others may read (daemon/config/secrets.ts, docs/security.md), as a careful
+ * operator's umask would make them. Tests write many throwaway configs with an inline
+ * key; with this, they are private like a real deployment's. The refusal itself is
+ * tested in test/security with files made 0644 on purpose (chmod, not the umask).
+ */
+process.umask(0o077);
