@@ -10,6 +10,7 @@ import { z } from 'zod';
 import { checkBullyFencing, checkFencing, fencingSchema } from './fencing.ts';
 import { jobsSchema } from './jobs.ts';
 import { checkExternal, etcdSchema, zookeeperSchema } from './external.ts';
+import { servicesSchema } from './services.ts';
 
 /** Names of nodes and clusters: short, safe in topics, file names and logs. */
 const NAME = /^[a-z0-9][a-z0-9-]{0,31}$/;
@@ -325,6 +326,8 @@ export const configSchema = z
      * a leader acts as soon as its term's first entry commits (no gate, no STONITH).
      */
     fencing: fencingSchema.optional(),
+    /** Service discovery: node liveness TTL, script checks, DNS and mDNS (daemon/config/services.ts). */
+    services: servicesSchema.default(servicesSchema.parse({})),
     /** engine: etcd — endpoints, prefix, lease TTL, credentials (daemon/config/external.ts). */
     etcd: etcdSchema.optional(),
     /** engine: zookeeper — servers, chroot, session timeout, the ensemble's lag (daemon/config/external.ts). */

@@ -105,6 +105,9 @@ export class ExternalBackend implements ApiBackend, JobsHost {
   onKeyChange(key: string, fn: () => void): () => void {
     return this.engine.onKeyChange(key, fn);
   }
+  list(prefix: string, opts: { stale: boolean }, cb: Parameters<ExternalEngine['list']>[2]): void {
+    this.engine.list(prefix, opts, cb);
+  }
   jobs(): unknown[] {
     return this.jobsView?.() ?? [];
   }

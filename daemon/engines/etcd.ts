@@ -506,6 +506,14 @@ export class EtcdEngine implements ExternalEngine {
     });
   }
 
+  list(prefix: string, opts: { stale: boolean }, cb: (r: { status: number; entries?: Array<{ key: string; value: Uint8Array; index: number }>; error?: string }) => void): void {
+    const from = this.kvKey(prefix);
+    this.run(false, 'list', (r) => cb(r as never), () => this.client.kv.range({ key: from, range_end: prefixEnd(from), serializable: opts.stale }), (r: IRangeResponse) => {
+      const entries = r.kvs.map((kv) => ({ key: kv.key.toString('utf8').slice(this.p.kv.length), value: new Uint8Array(kv.value), index: rev(kv.mod_revision) }));
+      return { status: Status.OK, entries } as ClientResult;
+    });
+  }
+
   put(key: string, value: Uint8Array, opts: { cas?: number }, cb: ClientCallback): void {
     const bad = checkCommand({ op: 'put', key, value, ...(opts.cas !== undefined ? { cas: opts.cas } : {}) });
     if (bad) return cb(bad);

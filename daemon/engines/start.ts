@@ -27,6 +27,7 @@ import type { ApiCredential } from '../http/auth.ts';
 import { ExternalBackend } from './backend.ts';
 import { EtcdEngine, type EngineLog } from './etcd.ts';
 import type { ExternalEngine } from './types.ts';
+import { startServices, type RunningServices, type ServicesApi } from '../services/index.ts';
 import { ZkEngine } from './zookeeper.ts';
 
 export interface RunningExternalNode {
@@ -39,6 +40,8 @@ export interface RunningExternalNode {
   url: string;
   hooks: HookRunner;
   jobs: JobScheduler;
+  /** Service discovery on the service's KV. */
+  services: ServicesApi;
   log: Pino;
   stop(): Promise<void>;
 }
@@ -139,9 +142,18 @@ export async function startExternalNode(cfgOrFile: ResolvedConfig | string, opts
     log.info({ event: ev.event, term: ev.term, token: ev.token }, ev.event === 'active' ? 'became active leader' : 'no longer leader');
     hooks.fire(ev);
   };
+  let services: RunningServices;
+  try {
+    services = await startServices(backend, { self: cfg.self.name, cluster: c.cluster.name, config: c.services, log: { debug: (f, m) => log.debug(f, m), info: (f, m) => log.info(f, m), warn: (f, m) => log.warn(f, m) }, env: { QUORUMD_NODE: cfg.self.name, QUORUMD_CLUSTER: c.cluster.name } });
+  } catch (err) {
+    backend.detach();
+    unlock();
+    throw new Error(`${cfg.file}: ${(err as Error).message}`);
+  }
   let http: ApiServer;
   try {
     http = await startApiServer(backend, {
+      services: services.http,
       host: cfg.http.host,
       port: opts.httpPort ?? cfg.http.port,
       credentials: apiCredentials,
@@ -154,6 +166,7 @@ export async function startExternalNode(cfgOrFile: ResolvedConfig | string, opts
       onError: (err, where) => log.error({ where, error: (err as Error)?.stack ?? String(err) }, 'HTTP handler error'),
     });
   } catch (err) {
+    await services.stop();
     backend.detach();
     unlock();
     throw new Error(`HTTP API on ${cfg.http.host}:${opts.httpPort ?? cfg.http.port}: ${(err as Error).message}`);
@@ -186,9 +199,11 @@ export async function startExternalNode(cfgOrFile: ResolvedConfig | string, opts
     url,
     hooks,
     jobs,
+    services: services.api,
     log,
     stop: () => (stopping ??= (async () => {
       await jobs.stop();
+      await services.stop();
       await http.close();
       // The engine emits 'inactive' (hooks fire) before it gives up its key.
       await engine.stop();

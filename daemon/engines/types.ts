@@ -119,6 +119,8 @@ export interface ExternalEngine {
   jobDone(r: JobReport, cb: ClientCallback): void;
   /** The job's record as last read from the service (a cache; the claim transaction decides). */
   jobRecord(job: string): JobRecord | undefined;
+  /** Every key starting with `prefix` with its value and index (service discovery's catalog). */
+  list(prefix: string, opts: { stale: boolean }, cb: (r: { status: number; entries?: Array<{ key: string; value: Uint8Array; index: number }>; error?: string }) => void): void;
   /** Calls `fn` after every change of `key` the service's watch reports, until unsubscribed. */
   onKeyChange(key: string, fn: () => void): () => void;
 }

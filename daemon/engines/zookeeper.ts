@@ -96,6 +96,23 @@ export function zxid(b: Buffer): number {
   return n;
 }
 
+/** The key a znode name stands for (znodeName's inverse); undefined for a name it cannot have made. */
+export function keyOfZnode(name: string): string | undefined {
+  if (name === '%') return '';
+  const bytes: number[] = [];
+  for (let i = 0; i < name.length; i++) {
+    const c = name[i]!;
+    if (c === '%') {
+      const h = name.slice(i + 1, i + 3);
+      if (!/^[0-9A-F]{2}$/.test(h)) return undefined;
+      bytes.push(parseInt(h, 16));
+      i += 2;
+    } else if (/[A-Za-z0-9_-]/.test(c)) bytes.push(c.charCodeAt(0));
+    else return undefined;
+  }
+  return Buffer.from(bytes).toString('utf8');
+}
+
 /** ZooKeeper's time fields (ms since the epoch, 8-byte big-endian). */
 const timeOf = (b: Buffer): number => Number(b.readBigInt64BE(0));
 
@@ -478,6 +495,18 @@ export class ZkEngine implements ExternalEngine {
       const r = await this.read(c, this.kvPath(key));
       if (!r || r.data.length === 0 || r.data[0] !== LIVE) return { status: Status.NOT_FOUND, index: 0, error: `key ${JSON.stringify(key)} not found` };
       return { status: Status.OK, value: new Uint8Array(r.data.subarray(1)), index: zxid(r.stat.mzxid) };
+    });
+  }
+
+  /** Keys under `prefix`: the kv znode's children whose decoded names start with it (the KV is one flat znode). */
+  list(prefix: string, opts: { stale: boolean }, cb: (r: { status: number; entries?: Array<{ key: string; value: Uint8Array; index: number }>; error?: string }) => void): void {
+    this.run(false, 'list', (r) => cb(r as never), async (c) => {
+      if (!opts.stale) await this.barrier(c);
+      const kids = await p<string[]>((k) => c.getChildren(this.paths.kv, undefined, k));
+      const keys = kids.map((n) => [n, keyOfZnode(n)] as const).filter((x): x is readonly [string, string] => x[1] !== undefined && x[1].startsWith(prefix));
+      const reads = await Promise.all(keys.map(([n, key]) => this.read(c, `${this.paths.kv}/${n}`).then((r) => ({ key, r }))));
+      const entries = reads.filter((x) => x.r && x.r.data.length > 0 && x.r.data[0] === LIVE).map((x) => ({ key: x.key, value: new Uint8Array(x.r!.data.subarray(1)), index: zxid(x.r!.stat.mzxid) }));
+      return { status: Status.OK, entries } as ClientResult;
     });
   }
 

@@ -40,6 +40,8 @@ import type { AddressInfo, Socket } from 'node:net';
 import { MAX_KEY_BYTES, MAX_TTL_MS, MAX_VALUE_BYTES, MIN_TTL_MS } from '../../src/kv/commands.ts';
 import type { ClientResult } from '../runtime/results.ts';
 import type { ApiBackend, FenceAnswer } from './backend.ts';
+import type { ServiceRegistry } from '../services/registry.ts';
+import type { HttpTools } from '../services/http.ts';
 import { renderMetrics, type MetricFamily } from './metrics.ts';
 import { ApiAuth, requiredScope, scopeAllows, type ApiCredential } from './auth.ts';
 
@@ -77,6 +79,8 @@ export interface HttpOptions {
   maxWatches?: number;
   /** Longest wait for `POST /v1/fence/<node>` (delays, retries, settle), ms. Default 120000; then 504. */
   fenceTimeoutMs?: number;
+  /** Service discovery (daemon/services): /v1/services answers 501 without it. */
+  services?: { registry: ServiceRegistry; handle: typeof import('../services/http.ts').handleServices };
   /** Called for unexpected handler exceptions (logged by the daemon). */
   onError?: (err: unknown, where: string) => void;
 }
@@ -500,6 +504,7 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
     if (path.startsWith('/v1/kv/') || path === '/v1/kv') {
       const key = decodeName(path.slice('/v1/kv/'.length), 'key');
       only('GET', 'PUT', 'DELETE');
+      if (method !== 'GET' && key.startsWith('_quorumd/')) throw bad(`key ${JSON.stringify(key.slice(0, 40))}: the prefix _quorumd/ is reserved for quorumd's own records (service discovery: /v1/services); it can be read, not written`, 'reserved-key');
       if (method === 'GET') {
         const q = parseQuery(search, ['stale', 'watch', 'wait']);
         rejectBodyIfAny(req);
@@ -596,7 +601,31 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
       const code = r.status === 502 ? 'fence-failed' : r.status === 404 ? 'not-found' : r.status === 503 ? 'unavailable' : 'bad-request';
       throw new HttpError(r.status, code, r.error ?? 'fence failed', r.record !== undefined ? { record: r.record } : {});
     }
-    throw new HttpError(404, 'not-found', `no such endpoint: ${path.slice(0, 80)} (see /v1/status, /v1/leader, /v1/kv/<key>, /v1/locks/<name>, /v1/fence/<node>, /v1/jobs, /metrics)`);
+    if (path === '/v1/services' || path.startsWith('/v1/services/')) {
+      const svc = opts.services;
+      if (!svc) throw new HttpError(501, 'engine-unsupported', 'service discovery needs a replicated KV (engine raft, paxos, zab, pbft, etcd or zookeeper)');
+      const tools: HttpTools = {
+        json,
+        readBody,
+        rejectBodyIfAny,
+        parseQuery,
+        parseDuration,
+        error: (status, code, message) => new HttpError(status, code, message),
+        maxWatchMs,
+        defaultWatchMs,
+        watchSlot: () => {
+          if (watches >= maxWatches) throw new HttpError(503, 'unavailable', `too many watches open (${maxWatches}); retry later`);
+          watches++;
+          let released = false;
+          return () => {
+            if (!released) watches--;
+            released = true;
+          };
+        },
+      };
+      return svc.handle(svc.registry, req, res, path, search, who.scope, tools);
+    }
+    throw new HttpError(404, 'not-found', `no such endpoint: ${path.slice(0, 80)} (see /v1/status, /v1/leader, /v1/kv/<key>, /v1/locks/<name>, /v1/services, /v1/fence/<node>, /v1/jobs, /metrics)`);
   }
 
   const serverOpts = {
