@@ -156,6 +156,61 @@ export function buildProgram(): Command {
       process.exitCode = await c.jobs(firstNode(opts.node), { json: opts.json === true });
     }));
 
+  const svc = program.command('services').description('service discovery: instances with health checks, tied to their node\'s liveness');
+  const collect = (v: string, prev: string[] = []) => [...prev, v];
+  tokenOpts(svc.command('list [name]')
+    .description('services (with healthy/total), or the instances of NAME: name/instance address:port health node tags')
+    .option('--healthy', 'only passing or warning instances')
+    .option('--tag <tags>', 'only instances with every tag (comma-separated)')
+    .option('--json', 'print the API answer as JSON')
+    .option(...nodeOpt)
+    .action(async (name: string | undefined, opts: { healthy?: boolean; tag?: string; json?: boolean; node: string }) => {
+      const c = await import('./client/services.ts');
+      process.exitCode = await c.servicesList(firstNode(opts.node), name, opts);
+    }));
+  tokenOpts(svc.command('register <name> <instance>')
+    .description('register an instance on the node asked (it runs the check; its liveness keeps the instance); prints index=<n> health=<h>')
+    .requiredOption('--address <addr>', 'IP address or host name of the instance')
+    .requiredOption('--port <port>', 'its port', parseIntArg('--port', 1, 65535))
+    .option('--tag <tag>', 'a tag (repeat for more)', collect)
+    .option('--meta <k=v>', 'a metadata pair (repeat for more)', collect)
+    .option('--check-ttl <duration>', 'TTL check: `quorumd services pass` at least this often')
+    .option('--check-http <url>', 'HTTP check: GET from the node, 2xx passing')
+    .option('--check-tcp <host:port>', 'TCP check: a connect from the node')
+    .option('--check-script <command>', 'script check: program and arguments (no shell), exit 0 passing, 1 warning (needs services.scriptChecks and an operator token)')
+    .option('--interval <duration>', 'how often to run the check (default 10s)')
+    .option('--timeout <duration>', 'how long one check may take')
+    .option(...nodeOpt)
+    .action(async (name: string, instance: string, opts: { address: string; port: number; node: string }) => {
+      const c = await import('./client/services.ts');
+      process.exitCode = await c.servicesRegister(firstNode(opts.node), name, instance, opts);
+    }));
+  tokenOpts(svc.command('deregister <name> <instance>')
+    .description('remove an instance; prints index=<n>')
+    .option(...nodeOpt)
+    .action(async (name: string, instance: string, opts: { node: string }) => {
+      const c = await import('./client/services.ts');
+      process.exitCode = await c.servicesDeregister(firstNode(opts.node), name, instance);
+    }));
+  tokenOpts(svc.command('pass <name> <instance>')
+    .description('TTL heartbeat of an instance (ask the node that registered it)')
+    .option('--note <text>', 'a note kept as the check output')
+    .option(...nodeOpt)
+    .action(async (name: string, instance: string, opts: { note?: string; node: string }) => {
+      const c = await import('./client/services.ts');
+      process.exitCode = await c.servicesPass(firstNode(opts.node), name, instance, opts);
+    }));
+  tokenOpts(svc.command('watch [name]')
+    .description('print the catalog (or NAME\'s instances) as a JSON line now and at every change, until Ctrl-C')
+    .option('--healthy', 'only passing or warning instances')
+    .option('--tag <tags>', 'only instances with every tag (comma-separated)')
+    .option('--count <n>', 'stop after n lines', parseIntArg('--count', 1, 1_000_000))
+    .option(...nodeOpt)
+    .action(async (name: string | undefined, opts: { healthy?: boolean; tag?: string; count?: number; node: string }) => {
+      const c = await import('./client/services.ts');
+      process.exitCode = await c.servicesWatch(firstNode(opts.node), name, opts);
+    }));
+
   const lock = program.command('lock').description('locks with fencing tokens');
   tokenOpts(lock.command('acquire <name>')
     .description('acquire a lock; prints token=<fencing token> lease=<secret lease id> ttlMs=<n>; exit 1 if held')
