@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EtcdEngine } from '../../daemon/engines/etcd.ts';
 import { EtcdCluster, HAVE_ETCD, until } from './servers.ts';
 import { TcpProxy } from './tcp-proxy.ts';
-import { call, lease, quietLog, str, text, Timeline } from './harness.ts';
+import { call, lease, quietLog, servicesScenario, str, text, Timeline } from './harness.ts';
 
 const TTL_SEC = 2;
 const KEEPALIVE_MS = 300;
@@ -110,6 +110,23 @@ describe.skipIf(!HAVE_ETCD)('engine: etcd (3-member etcd cluster)', () => {
       // The result report.
       expect((await call((cb) => b.jobDone({ job: 'nightly', slot: 2_000, outcome: 'ok', code: 0, signal: '', startedAtMs: 2_000, durationMs: 5 }, cb))).status).toBe(200);
       expect(b.jobRecord('nightly')?.result?.outcome).toBe('ok');
+    } finally {
+      await a.stop();
+      await b.stop();
+    }
+  });
+
+  it('service discovery on etcd: register, list, watch, deregister, and a silent node\'s instances removed by the leader', async () => {
+    const prefix = fresh();
+    const a = engine(1, cluster.endpoints, prefix);
+    const b = engine(2, cluster.endpoints, prefix);
+    a.start();
+    await until('a leads', () => a.active, 30_000);
+    b.start();
+    try {
+      const r = await servicesScenario(a, b, ['n1', 'n2']);
+      console.log(`etcd: services — a silent node's instance removed ${r.reapedMs.toFixed(0)} ms after its renewals stopped (nodeTtlMs 1500)`);
+      expect(r.reapedMs).toBeLessThan(1500 + 1500 / 3 + 3000);
     } finally {
       await a.stop();
       await b.stop();

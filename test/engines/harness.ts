@@ -92,3 +92,50 @@ export const text = (s: string) => new TextEncoder().encode(s);
 /** A fresh lock lease id (what the HTTP server makes for an acquire). */
 export const lease = () => randomBytes(16).toString('base64url');
 export const str = (b: Uint8Array | undefined) => new TextDecoder().decode(b ?? new Uint8Array());
+
+/**
+ * Service discovery over an external engine: registries on two nodes (the leader and
+ * another), instances on both; the other node's registry stops (its renewals end, as
+ * when its process dies) and the leader's registry removes its instances; a watch
+ * returns at each change. Shared by the etcd and ZooKeeper tests.
+ */
+export async function servicesScenario(leader: ExternalEngine, other: ExternalEngine, names: [string, string]): Promise<{ reapedMs: number }> {
+  const { ServiceRegistry } = await import('../../daemon/services/registry.ts');
+  const { parseInstanceDef } = await import('../../daemon/services/catalog.ts');
+  const { ExternalBackend } = await import('../../daemon/engines/backend.ts');
+  const log = { debug: () => undefined, info: () => undefined, warn: () => undefined };
+  const members = [{ id: 1, name: names[0], role: 'voter' as const }, { id: 2, name: names[1], role: 'voter' as const }];
+  const bl = new ExternalBackend(leader, members[0]!, members, 't');
+  const bo = new ExternalBackend(other, members[1]!, members, 't');
+  const rl = new ServiceRegistry(bl, { self: names[0], nodeTtlMs: 1500, scriptChecks: false, log });
+  const ro = new ServiceRegistry(bo, { self: names[1], nodeTtlMs: 1500, scriptChecks: false, log });
+  rl.start();
+  ro.start();
+  try {
+    const before = await rl.list({ stale: false });
+    const watch = rl.watch(before.index, 10_000);
+    await ro.register(parseInstanceDef('web', 'o1', { address: '10.0.0.2', port: 80 }), { operator: false });
+    const w = await watch;
+    if (!(w.index > before.index) || !w.instances.some((v) => v.instance === 'o1')) throw new Error(`the watch did not see the registration: ${JSON.stringify(w)}`);
+    await rl.register(parseInstanceDef('web', 'l1', { address: '10.0.0.1', port: 80, tags: ['a'] }), { operator: false });
+    await ro.register(parseInstanceDef('web', 'o2', { address: '10.0.0.3', port: 81 }), { operator: false });
+    const all = await ro.list({ stale: false });
+    if (all.instances.map((v) => v.instance).join(',') !== 'l1,o1,o2') throw new Error(`list: ${all.instances.map((v) => v.instance).join(',')}`);
+    await rl.deregister('web', 'o2');
+    if ((await ro.list({ stale: false })).instances.length !== 2) throw new Error('deregister from another node did not remove o2');
+    // The other node goes silent: the leader's registry removes its instance after nodeTtlMs.
+    ro.stop();
+    const t0 = performance.now();
+    for (let i = 0; i < 300; i++) {
+      const c = await rl.list({ stale: false });
+      if (c.instances.length === 1 && c.instances[0]!.instance === 'l1') return { reapedMs: performance.now() - t0 };
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error('the silent node\'s instance was not removed within 15 s');
+  } finally {
+    rl.stop();
+    ro.stop();
+    bl.detach();
+    bo.detach();
+  }
+}

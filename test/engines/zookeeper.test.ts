@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ZkEngine, znodeName } from '../../daemon/engines/zookeeper.ts';
 import { HAVE_ZK, until, ZkEnsemble } from './servers.ts';
 import { TcpProxy } from './tcp-proxy.ts';
-import { call, lease, quietLog, str, text, Timeline } from './harness.ts';
+import { call, lease, quietLog, servicesScenario, str, text, Timeline } from './harness.ts';
 
 const SESSION_MS = 3000;
 const PROBE_MS = 300;
@@ -116,6 +116,23 @@ describe.skipIf(!HAVE_ZK)('engine: zookeeper (standalone server)', () => {
       expect((await call((cb) => b.jobClaim('nightly', 3_000, lead, cb))).status).toBe(409); // b does not lead
       expect((await call((cb) => b.jobDone({ job: 'nightly', slot: 2_000, outcome: 'failed', code: 3, signal: '', startedAtMs: 2_000, durationMs: 5 }, cb))).status).toBe(200);
       expect(b.jobRecord('nightly')?.result).toMatchObject({ outcome: 'failed', code: 3 });
+    } finally {
+      await a.stop();
+      await b.stop();
+    }
+  });
+
+  it('service discovery on zookeeper: register, list, watch, deregister, and a silent node\'s instances removed by the leader', async () => {
+    const root = fresh();
+    const a = engine(1, zk.connect.split(','), root);
+    const b = engine(2, zk.connect.split(','), root);
+    a.start();
+    await until('a leads', () => a.active, 30_000);
+    b.start();
+    try {
+      const r = await servicesScenario(a, b, ['n1', 'n2']);
+      console.log(`zookeeper: services — a silent node's instance removed ${r.reapedMs.toFixed(0)} ms after its renewals stopped (nodeTtlMs 1500)`);
+      expect(r.reapedMs).toBeLessThan(1500 + 1500 / 3 + 3000);
     } finally {
       await a.stop();
       await b.stop();
