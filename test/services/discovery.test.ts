@@ -141,4 +141,36 @@ describe('service discovery on 3 quorumd processes (Raft)', () => {
     stopWatch = true;
     await watcher;
   }, 240_000);
+
+  it('the CLI: register with a TTL check, pass, list, watch --count, deregister, and clear errors', async () => {
+    const node = c.nodes.find((n) => n.child)!;
+    const { BIN } = await import('../engines/proc.ts');
+    const cli = (...args: string[]) => spawnSync(process.execPath, [BIN, 'services', ...args, '--node', node.url], { encoding: 'utf8', timeout: 60_000 });
+    const reg = cli('register', 'db', 'main', '--address', '10.2.0.1', '--port', '5432', '--tag', 'primary', '--meta', 'zone=a', '--check-ttl', '30s');
+    expect(reg.status, reg.stderr).toBe(0);
+    expect(reg.stdout).toMatch(/^index=\d+ health=critical$/m);
+    const pass = cli('pass', 'db', 'main', '--note', 'ready');
+    expect(pass.status, pass.stderr).toBe(0);
+    expect(pass.stdout.trim()).toBe('health=passing');
+    const list = cli('list', 'db', '--healthy', '--tag', 'primary');
+    expect(list.status, list.stderr).toBe(0);
+    expect(list.stdout).toMatch(/^db\/main\t10\.2\.0\.1:5432\tpassing\tnode=n\d\ttags=primary$/m);
+    expect(cli('list').stdout).toMatch(/^db\t1\/1 healthy\ttags=primary$/m);
+    const watch = cli('watch', 'db', '--count', '1');
+    expect(watch.status, watch.stderr).toBe(0);
+    expect((JSON.parse(watch.stdout.trim()) as { instances: unknown[] }).instances).toHaveLength(1);
+    const bad = cli('register', 'DB', 'x', '--address', '1.2.3.4', '--port', '1');
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toMatch(/service name: expected a DNS label/);
+    const two = cli('register', 'db', 'x', '--address', '1.2.3.4', '--port', '1', '--check-ttl', '5s', '--check-tcp', '1.2.3.4:1');
+    expect(two.status).toBe(1);
+    expect(two.stderr).toMatch(/give one check, not ttl and tcp/);
+    const script = cli('register', 'db', 'x', '--address', '1.2.3.4', '--port', '1', '--check-script', '/bin/true');
+    expect(script.status).toBe(1);
+    expect(script.stderr).toMatch(/script checks are off on this node/);
+    expect(cli('deregister', 'db', 'main').status).toBe(0);
+    const gone = cli('deregister', 'db', 'main');
+    expect(gone.status).toBe(1);
+    expect(gone.stderr).toMatch(/404: no instance main of service db/);
+  }, 120_000);
 });
