@@ -116,6 +116,7 @@ export class EtcdEngine implements ExternalEngine {
   private readonly p: { election: Buffer; leader: Buffer; kv: string; locks: string; jobs: string };
   private readonly watchers: KeyWatchers;
   private readonly jobs = new Map<string, JobRecord>();
+  private readonly jobReadAt = new Map<string, number>();
   private stopped = false;
   private started = false;
   private leaseId = '';
@@ -704,7 +705,13 @@ export class EtcdEngine implements ExternalEngine {
     }, (r) => r);
   }
 
+  /** The cached record; a read of it goes out (at most once a second per job), so the next call has the service's copy. */
   jobRecord(job: string): JobRecord | undefined {
+    const now = this.now();
+    if (!this.stopped && now - (this.jobReadAt.get(job) ?? -Infinity) >= 1000) {
+      this.jobReadAt.set(job, now);
+      this.client.kv.range({ key: this.jobKey(job), serializable: true }).then((r) => void this.readJob(job, r.kvs[0]), () => undefined);
+    }
     return this.jobs.get(job);
   }
 

@@ -147,6 +147,7 @@ export class ZkEngine implements ExternalEngine {
   private readonly paths: { election: string; kv: string; locks: string; jobs: string; clock: string };
   private readonly watchers: KeyWatchers;
   private readonly jobs = new Map<string, JobRecord>();
+  private readonly jobReadAt = new Map<string, number>();
   private started = false;
   private stopped = false;
   private sessionGen = 0;
@@ -700,7 +701,14 @@ export class ZkEngine implements ExternalEngine {
     });
   }
 
+  /** The cached record; a read of it goes out (at most once a second per job), so the next call has the service's copy. */
   jobRecord(job: string): JobRecord | undefined {
+    const now = this.now();
+    const c = this.client;
+    if (!this.stopped && c && c.getState() === State.SYNC_CONNECTED && now - (this.jobReadAt.get(job) ?? -Infinity) >= 1000) {
+      this.jobReadAt.set(job, now);
+      this.readJob(c, job).catch(() => undefined);
+    }
     return this.jobs.get(job);
   }
 

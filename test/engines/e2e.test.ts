@@ -86,3 +86,41 @@ describe.skipIf(!HAVE_ZK)('quorumd start, engine: zookeeper (3 processes, standa
     await scenario(c, 'zookeeper');
   }, 180_000);
 });
+
+describe.skipIf(!HAVE_ETCD)('quorumd dev --engine etcd', () => {
+  it('starts a local etcd and nodes that elect through it; a killed leader is replaced; stop() stops etcd too', async () => {
+    const { startDev } = await import('../../daemon/dev.ts');
+    const { call: httpCall } = await import('../../daemon/client/http.ts');
+    const { freePort } = await import('./servers.ts');
+    let printed = '';
+    const base = ((await freePort()) % 40000) + 20000;
+    const dev = await startDev({ nodes: 3, engine: 'etcd', basePort: base, handleSignals: false, out: (s) => (printed += s) });
+    try {
+      expect(printed).toMatch(/etcd {8}http:\/\/127\.0\.0\.1:\d+ {2}\(child pid \d+/);
+      const status = async (url: string) => JSON.parse((await httpCall(url, 'GET', '/v1/status', { timeoutMs: 2000, token: (await import('node:fs')).readFileSync(dev.tokenFile, 'utf8').trim() })).body.toString()) as { active: boolean; engine: string; token: number };
+      const leader = await until('an active leader', async () => {
+        for (const n of dev.nodes) if (n.child && (await status(n.url).catch(() => undefined))?.active) return n;
+        return undefined;
+      }, 60_000, 50);
+      expect((await status(leader.url)).engine).toBe('etcd');
+      const t1 = (await status(leader.url)).token;
+      leader.child!.kill('SIGKILL');
+      const next = await until('another active leader', async () => {
+        for (const n of dev.nodes) if (n !== leader && n.child && (await status(n.url).catch(() => undefined))?.active) return n;
+        return undefined;
+      }, 60_000, 50);
+      expect((await status(next.url)).token).toBeGreaterThan(t1);
+      const pid = Number(/child pid (\d+)/.exec(printed)![1]);
+      await dev.stop();
+      let alive = true;
+      try {
+        process.kill(pid, 0);
+      } catch {
+        alive = false;
+      }
+      expect(alive, 'etcd stopped with dev').toBe(false);
+    } finally {
+      await dev.stop();
+    }
+  }, 180_000);
+});
