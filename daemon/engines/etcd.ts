@@ -188,13 +188,11 @@ export class EtcdEngine implements ExternalEngine {
   }
 
   get active(): boolean {
-    return !this.stopped && this.gate.active;
+    return this.gate.active;
   }
 
   activeLeadership(): Leadership | undefined {
-    if (!this.active) return undefined;
-    const t = this.gate.electedToken;
-    return t > 0 ? { term: t, token: t } : undefined;
+    return this.gate.leadership();
   }
 
   onActivation(fn: (ev: ActivationEvent) => void): () => void {
@@ -202,21 +200,12 @@ export class EtcdEngine implements ExternalEngine {
   }
 
   status(): ExternalStatus {
-    const last = this.window.lastSentAt;
     return {
       engine: 'etcd',
       role: this.stopped ? 'stopped' : this.role,
       leader: this.leaderName,
       leaderToken: this.leaderToken,
-      elected: this.gate.elected_,
-      active: this.active,
-      token: this.gate.electedToken,
-      session: {
-        id: this.leaseId ? BigInt(this.leaseId).toString(16) : '',
-        ttlMs: this.window.lastTtlMs,
-        lastAnswerAgoMs: last === Number.NEGATIVE_INFINITY ? null : Math.round(this.now() - last),
-        actForMs: Math.round(this.gate.actForMs()),
-      },
+      ...this.gate.view(this.leaseId ? BigInt(this.leaseId).toString(16) : ''),
       endpoints: [...this.o.endpoints],
       stats: { ...this.stats, windowEnds: this.gate.windowEnds },
     };

@@ -14,7 +14,7 @@
  * with a gap between them of at least the margin of the window.
  */
 import { LeaseWindow } from './safety.ts';
-import type { ActivationEvent } from './types.ts';
+import type { ActivationEvent, ExternalStatus } from './types.ts';
 
 export class LeadershipGate {
   private token = 0;
@@ -73,6 +73,27 @@ export class LeadershipGate {
   get active(): boolean {
     if (this.activeNow && !this.window.valid(this.now())) this.evaluate('window-ended');
     return this.activeNow;
+  }
+
+  /** This node's leadership while it is active now (what jobs need), else undefined. */
+  leadership(): { term: number; token: number } | undefined {
+    return this.active && this.token > 0 ? { term: this.token, token: this.token } : undefined;
+  }
+
+  /** The parts of an engine's status this gate knows; `sessionId` is the lease or session id. */
+  view(sessionId: string): Pick<ExternalStatus, 'elected' | 'active' | 'token' | 'session'> {
+    const last = this.window.lastSentAt;
+    return {
+      elected: this.token > 0,
+      active: this.active,
+      token: this.token,
+      session: {
+        id: sessionId,
+        ttlMs: this.window.lastTtlMs,
+        lastAnswerAgoMs: last === Number.NEGATIVE_INFINITY ? null : Math.round(this.now() - last),
+        actForMs: Math.round(this.actForMs()),
+      },
+    };
   }
 
   /** How much longer this node may act without a new answer, ms (0 when it may not). */

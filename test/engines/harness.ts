@@ -139,3 +139,35 @@ export async function servicesScenario(leader: ExternalEngine, other: ExternalEn
     bo.detach();
   }
 }
+
+/**
+ * Locks on an external engine, from two nodes: the token only grows, a holder is asked
+ * again only with its lease id (the owner's name is public), renew and release need the
+ * lease id, and an unrenewed grant expires (TTL 1 s) so another owner gets it.
+ */
+export async function checkLocks(a: ExternalEngine, b: ExternalEngine): Promise<void> {
+  const { expect } = await import('vitest');
+  const { until } = await import('./servers.ts');
+  const [LA, LB, LC] = [lease(), lease(), lease()];
+  const l1 = await call((cb) => a.lockAcquire('backup', 'job-a', 1000, LA, cb));
+  expect(l1.status).toBe(200);
+  expect(await call((cb) => b.lockAcquire('backup', 'job-b', 1000, LB, cb))).toMatchObject({ status: 409, holder: 'job-a' });
+  // The owner's name is public: without its lease id it is not the holder.
+  expect(await call((cb) => b.lockAcquire('backup', 'job-a', 1000, LB, cb))).toMatchObject({ status: 409, holder: 'job-a' });
+  expect(await call((cb) => b.lockAcquire('backup', 'job-a', 1000, LA, cb))).toMatchObject({ status: 200, token: l1.token });
+  expect(await call((cb) => b.lockRenew('backup', LA, cb))).toMatchObject({ status: 200, token: l1.token });
+  expect((await call((cb) => b.lockRenew('backup', LB, cb))).status).toBe(409);
+  expect((await call((cb) => b.lockRelease('backup', LB, cb))).status).toBe(409);
+  expect((await call((cb) => a.lockRenew('backup', 'short', cb))).status).toBe(400);
+  expect((await call((cb) => b.lockRelease('backup', LA, cb))).status).toBe(200);
+  const l2 = await call((cb) => b.lockAcquire('backup', 'job-b', 1000, LB, cb));
+  expect(l2.status).toBe(200);
+  expect(l2.token!).toBeGreaterThan(l1.token!);
+  // Not renewed: it expires and someone else gets it, with a larger token.
+  const l3 = await until('the lock expired', async () => {
+    const r = await call((cb) => a.lockAcquire('backup', 'job-c', 1000, LC, cb));
+    return r.status === 200 ? r : undefined;
+  }, 15_000, 200);
+  expect(l3.token!).toBeGreaterThan(l2.token!);
+  expect((await call((cb) => b.lockRenew('backup', LB, cb))).status).toBe(409);
+}
