@@ -32,7 +32,7 @@ import type { ExternalEngine } from '../daemon/engines/types.ts';
 import { EtcdCluster, HAVE_ETCD, HAVE_ZK, until, ZkEnsemble } from '../test/engines/servers.ts';
 import { ExternalProcCluster } from '../test/engines/proc.ts';
 import { TcpProxy } from '../test/engines/tcp-proxy.ts';
-import { quietLog, Timeline } from '../test/engines/harness.ts';
+import { cutScenario, quietLog } from '../test/engines/harness.ts';
 
 function arg(name: string, dflt: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -99,30 +99,14 @@ async function cuts(engine: 'etcd' | 'zookeeper', ports: number[], direct: strin
       engine === 'etcd'
         ? new EtcdEngine({ endpoints: eps, prefix: `${prefix}/`, self: { id, name: `n${id}` }, ttlSec: 2, keepAliveMs: 300, driftRate: 0.001, marginMs: 200, requestTimeoutMs: 3000, log: quietLog })
         : new ZkEngine({ servers: eps, chroot: prefix, self: { id, name: `n${id}` }, sessionTimeoutMs: 3000, probeMs: 300, serverLagMs: 600, driftRate: 0.001, marginMs: 200, requestTimeoutMs: 3000, log: quietLog });
-    const a = mk(1, via);
-    const others = [mk(2, direct), mk(3, direct)];
-    const tl = new Timeline();
-    tl.watch('n1', a);
-    others.forEach((n, i) => tl.watch(`n${i + 2}`, n));
     try {
-      a.start();
-      await until('n1 leads', () => a.active, 30_000);
-      for (const n of others) n.start();
-      await until('candidates', () => others.every((n) => n.status().role === 'candidate'), 30_000);
-      for (const p of proxies) p.cut();
-      const cutAt = performance.now();
-      await until('another leader', () => others.some((n) => n.active), 60_000);
-      const off = tl.events.find((e) => e.node === 'n1' && !e.active)!;
-      const on = tl.events.find((e) => e.node !== 'n1' && e.active)!;
-      tl.check();
-      gaps.push(on.atMs - off.atMs);
-      offs.push(off.atMs - cutAt);
-      ons.push(on.atMs - cutAt);
-      console.log(`  ${engine} cut ${round}: leader off ${(off.atMs - cutAt).toFixed(0)} ms after the cut, next on ${(on.atMs - cutAt).toFixed(0)} ms: gap ${(on.atMs - off.atMs).toFixed(0)} ms`);
+      const r = await cutScenario({ viaProxies: mk(1, via), direct: [mk(2, direct), mk(3, direct)], proxies, heal: false });
+      gaps.push(r.gapMs);
+      offs.push(r.offMs);
+      ons.push(r.onMs);
+      console.log(`  ${engine} cut ${round}: leader off ${r.offMs.toFixed(0)} ms after the cut, next on ${r.onMs.toFixed(0)} ms: gap ${r.gapMs.toFixed(0)} ms`);
     } finally {
-      for (const n of [a, ...others]) await n.stop();
       for (const p of proxies) await p.close();
-      tl.close();
     }
   }
   console.log(`${engine}: cut → cut-off leader off: ${stats(offs)}`);

@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EtcdEngine } from '../../daemon/engines/etcd.ts';
 import { EtcdCluster, HAVE_ETCD, until } from './servers.ts';
 import { TcpProxy } from './tcp-proxy.ts';
-import { call, checkLocks, quietLog, servicesScenario, str, text, Timeline } from './harness.ts';
+import { call, checkLocks, cutScenario, quietLog, servicesScenario, str, text, Timeline } from './harness.ts';
 
 const TTL_SEC = 2;
 const KEEPALIVE_MS = 300;
@@ -140,39 +140,14 @@ describe.skipIf(!HAVE_ETCD)('engine: etcd (3-member etcd cluster)', () => {
 
   it('a leader cut off from etcd stops acting before another node can lead (gap measured, > 0); it rejoins after the heal', async () => {
     const prefix = fresh();
-    const tl = new Timeline();
-    // n1 reaches etcd only through proxies (one per member); n2 and n3 directly.
     const proxies = await Promise.all(cluster.members.map((m) => new TcpProxy(m.clientPort).start()));
-    const a = engine(1, proxies.map((p) => `http://${p.address}`), prefix);
-    const others = [2, 3].map((i) => engine(i, cluster.endpoints, prefix));
-    tl.watch('n1', a);
-    others.forEach((n, i) => tl.watch(`n${i + 2}`, n));
     try {
-      a.start();
-      await until('n1 leads', () => a.active, 20_000);
-      for (const n of others) n.start();
-      await until('the others wait', () => others.every((n) => n.status().role === 'candidate'), 20_000);
-      for (const p of proxies) p.cut();
-      const cutAt = performance.now();
-      const next = await until('another leader', () => others.find((n) => n.active), 30_000);
-      const off = tl.events.find((e) => e.node === 'n1' && !e.active);
-      const on = tl.events.find((e) => e.node !== 'n1' && e.active)!;
-      expect(off, 'n1 switched itself off').toBeDefined();
-      const gap = on.atMs - off!.atMs;
-      console.log(`etcd partition: n1 off ${(off!.atMs - cutAt).toFixed(0)} ms after the cut (${off!.reason}), ${on.node} on ${(on.atMs - cutAt).toFixed(0)} ms after it: gap ${gap.toFixed(0)} ms; tokens ${off!.token} → ${on.token}`);
-      expect(gap).toBeGreaterThan(0);
-      expect(on.token).toBeGreaterThan(off!.token);
-      expect(a.active).toBe(false);
-      // Heal: n1's lease expired on the server; it campaigns again and waits behind the new leader.
-      for (const p of proxies) p.heal();
-      await until('n1 is a candidate again', () => a.status().role === 'candidate', 30_000);
-      expect(a.active).toBe(false);
-      expect(next.active).toBe(true);
-      tl.check();
+      const r = await cutScenario({ viaProxies: engine(1, proxies.map((p) => `http://${p.address}`), prefix), direct: [2, 3].map((i) => engine(i, cluster.endpoints, prefix)), proxies, heal: true });
+      console.log(`etcd partition: n1 off ${r.offMs.toFixed(0)} ms after the cut (${r.offReason}), the next leader on ${r.onMs.toFixed(0)} ms after it: gap ${r.gapMs.toFixed(0)} ms; tokens ${r.tokens[0]} → ${r.tokens[1]}`);
+      expect(r.gapMs).toBeGreaterThan(0);
+      expect(r.tokens[1]).toBeGreaterThan(r.tokens[0]);
     } finally {
-      for (const n of [a, ...others]) await n.stop();
       for (const p of proxies) await p.close();
-      tl.close();
     }
   });
 

@@ -171,3 +171,52 @@ export async function checkLocks(a: ExternalEngine, b: ExternalEngine): Promise<
   expect(l3.token!).toBeGreaterThan(l2.token!);
   expect((await call((cb) => b.lockRenew('backup', LB, cb))).status).toBe(409);
 }
+
+export interface CutResult {
+  /** ms after the cut: the cut-off leader switched off; the next leader switched on. */
+  offMs: number;
+  onMs: number;
+  /** on − off: must be > 0. */
+  gapMs: number;
+  offReason: string;
+  tokens: [number, number];
+}
+
+/**
+ * The partition scenario of the tests and the bench: n1 reaches the service only
+ * through `proxies` and leads; n2 and n3 reach it directly and wait; the proxies
+ * black-hole everything; n1 must switch itself off before n2 or n3 switches on
+ * (checked on one clock with the Timeline), tokens grow. With `heal`, the proxies
+ * forward again and n1 (whose lease/session expired) must come back as a candidate.
+ */
+export async function cutScenario(o: { viaProxies: ExternalEngine; direct: ExternalEngine[]; proxies: Array<{ cut(): void; heal(): void }>; heal: boolean }): Promise<CutResult> {
+  const { until } = await import('./servers.ts');
+  const a = o.viaProxies;
+  const tl = new Timeline();
+  tl.watch('n1', a);
+  o.direct.forEach((n, i) => tl.watch(`n${i + 2}`, n));
+  try {
+    a.start();
+    await until('n1 leads', () => a.active, 30_000);
+    for (const n of o.direct) n.start();
+    await until('the others wait', () => o.direct.every((n) => n.status().role === 'candidate'), 30_000);
+    for (const p of o.proxies) p.cut();
+    const cutAt = performance.now();
+    const next = await until('another leader', () => o.direct.find((n) => n.active), 60_000);
+    const off = tl.events.find((e) => e.node === 'n1' && !e.active);
+    const on = tl.events.find((e) => e.node !== 'n1' && e.active);
+    if (!off || !on) throw new Error(`expected n1 off and another node on:\n${tl.dump()}`);
+    if (a.active) throw new Error('n1 is still active after another node became active');
+    tl.check();
+    if (o.heal) {
+      for (const p of o.proxies) p.heal();
+      await until('n1 is a candidate again', () => a.status().role === 'candidate', 30_000);
+      if (a.active || !next.active) throw new Error(`after the heal: n1 active ${a.active}, the new leader active ${next.active}`);
+      tl.check();
+    }
+    return { offMs: off.atMs - cutAt, onMs: on.atMs - cutAt, gapMs: on.atMs - off.atMs, offReason: off.reason, tokens: [off.token, on.token] };
+  } finally {
+    for (const n of [a, ...o.direct]) await n.stop();
+    tl.close();
+  }
+}
