@@ -66,6 +66,8 @@ export interface EtcdEngineOptions {
   log: EngineLog;
   /** Monotonic clock, ms. Default performance.now(). */
   now?: () => number;
+  /** Testing only: a planted bug, see LeaseWindowOptions.plantedExtraMs. */
+  plantedExtraMs?: number;
 }
 
 export interface EngineLog {
@@ -135,7 +137,7 @@ export class EtcdEngine implements ExternalEngine {
     if (o.endpoints.length === 0) throw new Error('etcd: no endpoints');
     if (!o.prefix.endsWith('/')) throw new Error(`etcd: prefix must end in '/', got ${JSON.stringify(o.prefix)}`);
     this.now = o.now ?? (() => performance.now());
-    this.window = new LeaseWindow({ driftRate: o.driftRate, marginMs: o.marginMs, serverLagMs: 0 });
+    this.window = new LeaseWindow({ driftRate: o.driftRate, marginMs: o.marginMs, serverLagMs: 0, ...(o.plantedExtraMs ? { plantedExtraMs: o.plantedExtraMs } : {}) });
     this.gate = new LeadershipGate(this.window, this.now);
     this.p = {
       election: enc(`${o.prefix}election/`),

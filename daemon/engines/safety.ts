@@ -52,6 +52,11 @@ export interface LeaseWindowOptions {
   marginMs: number;
   /** L: how long before an answer the server may have last renewed the lease, ms (0 for etcd). */
   serverLagMs: number;
+  /**
+   * Testing only: a planted bug that lets a leader act this much longer than the rule
+   * allows, so that the tests can show that their checks catch a leader acting too long.
+   */
+  plantedExtraMs?: number;
 }
 
 export class LeaseWindow {
@@ -89,7 +94,7 @@ export class LeaseWindow {
   /** The end of the window on our monotonic clock (−∞ before any answer). */
   actUntil(): number {
     if (this.sentAt === Number.NEGATIVE_INFINITY) return Number.NEGATIVE_INFINITY;
-    return this.sentAt + this.ttlMs * (1 - this.opts.driftRate) - this.opts.serverLagMs - this.opts.marginMs;
+    return this.sentAt + this.ttlMs * (1 - this.opts.driftRate) - this.opts.serverLagMs - this.opts.marginMs + (this.opts.plantedExtraMs ?? 0);
   }
 
   /** May a leader act at `nowMs`? */

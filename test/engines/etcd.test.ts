@@ -151,6 +151,17 @@ describe.skipIf(!HAVE_ETCD)('engine: etcd (3-member etcd cluster)', () => {
     }
   });
 
+  it('the checks catch a planted bug: a cut-off leader that acts 3 s past its window overlaps the next leader', async () => {
+    const prefix = fresh();
+    const proxies = await Promise.all(cluster.members.map((m) => new TcpProxy(m.clientPort).start()));
+    try {
+      const planted = new EtcdEngine({ endpoints: proxies.map((p) => `http://${p.address}`), prefix, self: { id: 1, name: 'n1' }, ttlSec: TTL_SEC, keepAliveMs: KEEPALIVE_MS, driftRate: 0.001, marginMs: MARGIN_MS, requestTimeoutMs: 3000, log: quietLog, plantedExtraMs: 3000 });
+      await expect(cutScenario({ viaProxies: planted, direct: [2, 3].map((i) => engine(i, cluster.endpoints, prefix)), proxies, heal: false })).rejects.toThrow(/two active leaders|still active/);
+    } finally {
+      for (const p of proxies) await p.close();
+    }
+  });
+
   it("etcd's own leader killed: the quorumd leader keeps its leadership (or hands it over safely) and writes go on", async () => {
     const prefix = fresh();
     const tl = new Timeline();

@@ -203,11 +203,12 @@ export async function cutScenario(o: { viaProxies: ExternalEngine; direct: Exter
     for (const p of o.proxies) p.cut();
     const cutAt = performance.now();
     const next = await until('another leader', () => o.direct.find((n) => n.active), 60_000);
+    // Safety first: n1 must be off by the time another node is on.
+    if (a.active) throw new Error(`n1 is still active after another node became active:\n${tl.dump()}`);
+    tl.check();
     const off = tl.events.find((e) => e.node === 'n1' && !e.active);
     const on = tl.events.find((e) => e.node !== 'n1' && e.active);
     if (!off || !on) throw new Error(`expected n1 off and another node on:\n${tl.dump()}`);
-    if (a.active) throw new Error('n1 is still active after another node became active');
-    tl.check();
     if (o.heal) {
       for (const p of o.proxies) p.heal();
       await until('n1 is a candidate again', () => a.status().role === 'candidate', 30_000);
