@@ -253,7 +253,20 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
       type: 'counter',
       samples: [{ value: refusedConnections }],
     },
+    ...serviceFamilies(),
   ];
+
+  /** Service discovery's families, when this node runs it: the cached catalog by health, and the registry's counters. */
+  function serviceFamilies(): MetricFamily[] {
+    const reg = opts.services?.registry;
+    if (!reg) return [];
+    const c = reg.cached();
+    const st = reg.stats;
+    return [
+      { name: 'quorumd_services_instances', help: 'Service instances in this node\'s cached catalog, by health.', type: 'gauge', samples: (['passing', 'warning', 'critical'] as const).map((h) => ({ labels: { health: h }, value: c.instances.filter((v) => v.health === h).length })) },
+      { name: 'quorumd_services_events_total', help: 'Service registry events on this node: registered, deregistered, reaped (instances of silent nodes removed as leader), health changes written, liveness renewals.', type: 'counter', samples: (['registered', 'deregistered', 'reaped', 'healthChanges', 'renewals'] as const).map((k) => ({ labels: { event: k }, value: st[k] })) },
+    ];
+  }
 
   function send(res: ServerResponse, status: number, body: string | Uint8Array, headers: Record<string, string | number> = {}): void {
     if (res.headersSent || res.destroyed) return;

@@ -120,6 +120,11 @@ describe('service discovery on 3 quorumd processes (Raft)', () => {
       console.log(`dig @127.0.0.1 -p ${dnsPorts[1]} SRV ${zone} +short → ${lines.length} lines, e.g. ${lines[0]}`);
     } else console.log(`dig not installed (${dig.error.message}); checked with dns-packet only`);
 
+    // /metrics counts the catalog by health.
+    const metrics = (await call(leader.url, 'GET', '/metrics', { timeoutMs: 10_000 })).body.toString();
+    expect(metrics).toMatch(/^quorumd_services_instances\{health="passing"\} 50$/m);
+    expect(metrics).toMatch(/^quorumd_services_instances\{health="critical"\} 1$/m);
+
     // Kill the victim's process: no goodbye.
     const mine = [...owner].filter(([, n]) => n === victim.name).map(([i]) => i);
     const theirs = [...owner].filter(([, n]) => n !== victim.name).map(([i]) => i);
