@@ -18,7 +18,7 @@ function yaml(engineLines: string, extra = ''): string {
   return [
     `cluster: { name: plant, key: "${KEY}" }`,
     'members: [ { id: 1, name: a }, { id: 2, name: b } ]',
-    'node: { name: a, dataDir: /tmp/i18-cfg }',
+    'node: { name: a, dataDir: /tmp/quorumd-cfg-unused }',
     engineLines,
     extra,
   ].join('\n');
@@ -171,11 +171,16 @@ describe('config: engine etcd / zookeeper', () => {
   });
 
   it('reads the service password from passwordFile', async () => {
-    const { mkdtempSync, writeFileSync } = await import('node:fs');
+    const { mkdtempSync, rmSync, writeFileSync } = await import('node:fs');
     const { join } = await import('node:path');
-    const dir = mkdtempSync('/tmp/i18-cfg-');
-    writeFileSync(join(dir, 'pw'), 'secret-pw\n', { mode: 0o600 });
-    const cfg = parseConfigText(yaml('engine: etcd\netcd: { endpoints: [ "http://a:1" ], username: q, passwordFile: pw }'), join(dir, 'n.yaml'));
-    expect(resolveConfig(cfg, join(dir, 'n.yaml')).servicePassword).toBe('secret-pw');
+    const { tmpdir } = await import('node:os');
+    const dir = mkdtempSync(join(tmpdir(), 'quorumd-cfg-'));
+    try {
+      writeFileSync(join(dir, 'pw'), 'secret-pw\n', { mode: 0o600 });
+      const cfg = parseConfigText(yaml('engine: etcd\netcd: { endpoints: [ "http://a:1" ], username: q, passwordFile: pw }'), join(dir, 'n.yaml'));
+      expect(resolveConfig(cfg, join(dir, 'n.yaml')).servicePassword).toBe('secret-pw');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
