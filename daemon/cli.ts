@@ -44,7 +44,7 @@ export function buildProgram(): Command {
     .command('dev')
     .description('run a local cluster: embedded MQTT broker, N nodes on simulated relays, HTTP API per node')
     .option('--nodes <n>', 'number of nodes (1-7)', parseIntArg('--nodes', 1, 7), 3)
-    .option('--engine <engine>', 'raft or bully', 'raft')
+    .option('--engine <engine>', 'raft, bully, or etcd (starts a local etcd from Debian\'s etcd-server; the nodes elect through it)', 'raft')
     .option('--base-port <port>', 'HTTP API of node nK on 127.0.0.1:<base-port + K>', parseIntArg('--base-port', 1, 65528), 7070)
     .option('--broker-port <port>', 'port of the in-process MQTT broker (0 = any free port)', parseIntArg('--broker-port', 0, 65535), 0)
     .option('--data-dir <dir>', 'where node data goes (default: a fresh temp directory, removed at exit)')
@@ -156,6 +156,61 @@ export function buildProgram(): Command {
     .action(async (opts: { json?: boolean; node: string }) => {
       const c = await import('./client/commands.ts');
       process.exitCode = await c.jobs(firstNode(opts.node), { json: opts.json === true });
+    }));
+
+  const svc = program.command('services').description('service discovery: instances with health checks, tied to their node\'s liveness');
+  const collect = (v: string, prev: string[] = []) => [...prev, v];
+  tokenOpts(svc.command('list [name]')
+    .description('services (with healthy/total), or the instances of NAME: name/instance address:port health node tags')
+    .option('--healthy', 'only passing or warning instances')
+    .option('--tag <tags>', 'only instances with every tag (comma-separated)')
+    .option('--json', 'print the API answer as JSON')
+    .option(...nodeOpt)
+    .action(async (name: string | undefined, opts: { healthy?: boolean; tag?: string; json?: boolean; node: string }) => {
+      const c = await import('./client/services.ts');
+      process.exitCode = await c.servicesList(firstNode(opts.node), name, opts);
+    }));
+  tokenOpts(svc.command('register <name> <instance>')
+    .description('register an instance on the node asked (it runs the check; its liveness keeps the instance); prints index=<n> health=<h>')
+    .requiredOption('--address <addr>', 'IP address or host name of the instance')
+    .requiredOption('--port <port>', 'its port', parseIntArg('--port', 1, 65535))
+    .option('--tag <tag>', 'a tag (repeat for more)', collect)
+    .option('--meta <k=v>', 'a metadata pair (repeat for more)', collect)
+    .option('--check-ttl <duration>', 'TTL check: `quorumd services pass` at least this often')
+    .option('--check-http <url>', 'HTTP check: GET from the node, 2xx passing')
+    .option('--check-tcp <host:port>', 'TCP check: a connect from the node')
+    .option('--check-script <command>', 'script check: program and arguments (no shell), exit 0 passing, 1 warning (needs services.scriptChecks and an operator token)')
+    .option('--interval <duration>', 'how often to run the check (default 10s)')
+    .option('--timeout <duration>', 'how long one check may take')
+    .option(...nodeOpt)
+    .action(async (name: string, instance: string, opts: { address: string; port: number; node: string }) => {
+      const c = await import('./client/services.ts');
+      process.exitCode = await c.servicesRegister(firstNode(opts.node), name, instance, opts);
+    }));
+  tokenOpts(svc.command('deregister <name> <instance>')
+    .description('remove an instance; prints index=<n>')
+    .option(...nodeOpt)
+    .action(async (name: string, instance: string, opts: { node: string }) => {
+      const c = await import('./client/services.ts');
+      process.exitCode = await c.servicesDeregister(firstNode(opts.node), name, instance);
+    }));
+  tokenOpts(svc.command('pass <name> <instance>')
+    .description('TTL heartbeat of an instance (ask the node that registered it)')
+    .option('--note <text>', 'a note kept as the check output')
+    .option(...nodeOpt)
+    .action(async (name: string, instance: string, opts: { note?: string; node: string }) => {
+      const c = await import('./client/services.ts');
+      process.exitCode = await c.servicesPass(firstNode(opts.node), name, instance, opts);
+    }));
+  tokenOpts(svc.command('watch [name]')
+    .description('print the catalog (or NAME\'s instances) as a JSON line now and at every change, until Ctrl-C')
+    .option('--healthy', 'only passing or warning instances')
+    .option('--tag <tags>', 'only instances with every tag (comma-separated)')
+    .option('--count <n>', 'stop after n lines', parseIntArg('--count', 1, 1_000_000))
+    .option(...nodeOpt)
+    .action(async (name: string | undefined, opts: { healthy?: boolean; tag?: string; count?: number; node: string }) => {
+      const c = await import('./client/services.ts');
+      process.exitCode = await c.servicesWatch(firstNode(opts.node), name, opts);
     }));
 
   const lock = program.command('lock').description('locks with fencing tokens');

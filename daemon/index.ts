@@ -10,6 +10,12 @@
  *   await node.stop();  // hands leadership over, then stops
  */
 export { startNode, type RunningNode, type StartOptions } from './start.ts';
+// engine: etcd | zookeeper (the etcd and ZooKeeper clients load with this module only when used).
+export async function startExternalNode(...args: Parameters<typeof import('./engines/start.ts').startExternalNode>): ReturnType<typeof import('./engines/start.ts').startExternalNode> {
+  return (await import('./engines/start.ts')).startExternalNode(...args);
+}
+export type { RunningExternalNode } from './engines/start.ts';
+export type { ExternalEngine, ActivationEvent, ExternalStatus } from './engines/types.ts';
 export { loadConfigFile, parseConfigText, parseConfigWithPositions, resolveConfig, ConfigError, type ResolvedConfig } from './config/load.ts';
 export type { Config } from './config/schema.ts';
 export { startApiServer, type ApiServer, type HttpOptions } from './http/server.ts';

@@ -39,6 +39,7 @@ import { buildFencing, bullyFencingOptions, type BuiltFencing } from './fencing/
 import { ensureTokenFile, readSecretFile } from './config/secrets.ts';
 import type { ApiCredential } from './http/auth.ts';
 import type { Logger as Pino } from 'pino';
+import { startServices, type RunningServices, type ServicesApi } from './services/index.ts';
 
 export interface StartOptions {
   /** A logger to use instead of pino on stdout. */
@@ -70,6 +71,8 @@ export interface RunningNode {
   hooks: HookRunner;
   /** Scheduled jobs (engine raft, not a witness; an empty scheduler without a `jobs:` list). */
   jobs: JobScheduler | undefined;
+  /** Service discovery (engines with a replicated KV, not a witness; undefined under bully). */
+  services: ServicesApi | undefined;
   log: Pino;
   /** Transfers leadership if leader (bounded), then stops everything. Idempotent. */
   stop(): Promise<void>;
@@ -102,7 +105,7 @@ class TimedStorage implements Storage {
  * One process per data directory: a pid file created with O_EXCL. A file left by a
  * process that no longer exists (SIGKILL, power cut) is taken over.
  */
-function lockDataDir(dir: string): () => void {
+export function lockDataDir(dir: string): () => void {
   mkdirSync(dir, { recursive: true });
   const p = join(dir, 'quorumd.pid');
   for (let attempt = 0; attempt < 2; attempt++) {
@@ -193,6 +196,9 @@ function readPem(file: string | undefined, what: string): string | undefined {
 export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartOptions = {}): Promise<RunningNode> {
   const cfg = typeof cfgOrFile === 'string' ? loadConfigFile(cfgOrFile) : cfgOrFile;
   const c = cfg.config;
+  if (c.engine === 'etcd' || c.engine === 'zookeeper') {
+    throw new Error(`${cfg.file}: engine ${c.engine} runs through an external service: start it with startExternalNode() (import { startExternalNode } from 'quorumd'); \`quorumd start\` does that by itself`);
+  }
   const log = opts.pino ?? createPino(c.log.level, { node: cfg.self.name, cluster: c.cluster.name });
   // Under bully a witness member is a priority-0 board that follows and never coordinates.
   const witness = opts.witness === true;
@@ -374,9 +380,23 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     hooks.fire(ev);
   };
 
+  // Service discovery on the replicated KV (daemon/services): not under bully (no KV), not on a witness (no data).
+  let services: RunningServices | undefined;
+  if (backend instanceof RuntimeBackend && !witness) {
+    try {
+      services = await startServices(backend, { self: cfg.self.name, cluster: c.cluster.name, config: c.services, log: { debug: (f, m) => log.debug(f, m), info: (f, m) => log.info(f, m), warn: (f, m) => log.warn(f, m) }, env: { QUORUMD_NODE: cfg.self.name, QUORUMD_CLUSTER: c.cluster.name } });
+    } catch (err) {
+      for (const l of links) l.close();
+      fencing?.close();
+      fencing?.watchdog?.disarm();
+      unlock();
+      throw new Error(`${cfg.file}: ${(err as Error).message}`);
+    }
+  }
   let http: ApiServer;
   try {
     http = await startApiServer(backend, {
+      ...(services ? { services: services.http } : {}),
       host: cfg.http.host,
       port: opts.httpPort ?? cfg.http.port,
       credentials: apiCredentials,
@@ -390,6 +410,7 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
       onError: (err, where) => log.error({ where, error: (err as Error)?.stack ?? String(err) }, 'HTTP handler error'),
     });
   } catch (err) {
+    await services?.stop();
     for (const l of links) l.close();
     fencing?.close();
     fencing?.watchdog?.disarm();
@@ -428,6 +449,7 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     apiTokenFile: cfg.http.tokenFile,
     hooks,
     jobs,
+    services: services?.api,
     log,
     stop: () => (stopping ??= shutdown()),
   };
@@ -435,6 +457,7 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
   async function shutdown(): Promise<void> {
     // No new slots; running jobs are stopped (SIGTERM, then SIGKILL) and their results reported while the runtime still runs.
     await jobs?.stop();
+    await services?.stop();
     // Bully has no leadership transfer: the followers notice within one failure timeout.
     if (runtime.isLeader && !fatal && runtime instanceof NodeRuntime) await handOver(runtime);
     await http.close();
@@ -525,6 +548,12 @@ function peerGoneFilter(l: Link, pass: boolean): Link {
 /** The CLI command: starts, runs until a signal. Config errors propagate (exit 2 in cli.ts). */
 export async function runStart(file: string): Promise<void> {
   const cfg = loadConfigFile(file);
+  if (cfg.config.engine === 'etcd' || cfg.config.engine === 'zookeeper') {
+    // Loaded only here: a Raft or bully node never loads the etcd/ZooKeeper clients.
+    const { startExternalNode } = await import('./engines/start.ts');
+    await startExternalNode(cfg, { handleSignals: true });
+    return;
+  }
   await startNode(cfg, { handleSignals: true });
 }
 

@@ -33,7 +33,10 @@ export const SOURCE_DIRS = ['daemon', 'hal', 'src', 'firmware-sim'];
 export const ENTRIES = { cli: 'daemon/cli.ts', index: 'daemon/index.ts' };
 const STAMP = '.build-stamp.json';
 /** Packages loaded from node_modules at run time (see build()); the rest is bundled. */
-export const EXTERNAL = ['serialport', '@serialport/*', 'cbor-x', 'cbor-extract', 'node-cron'];
+// etcd3 reads its .proto files next to its own code at run time (so it cannot be
+// bundled); node-zookeeper-client and cockatiel go with it: the external engines load
+// them only when a node runs engine: etcd or zookeeper.
+export const EXTERNAL = ['serialport', '@serialport/*', 'cbor-x', 'cbor-extract', 'node-cron', 'etcd3', 'node-zookeeper-client', 'cockatiel'];
 
 /** Newest modification time (ms) of any file the build reads: sources, package.json, this script. */
 export function newestSourceMtime(root = ROOT) {

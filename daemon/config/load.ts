@@ -257,6 +257,8 @@ export interface ResolvedConfig {
     tls: { cert: string; key: string; ca?: string } | undefined;
   };
   mqttPassword: string | undefined;
+  /** engine: etcd / zookeeper: the service password (password or passwordFile of its section). */
+  servicePassword?: string | undefined;
 }
 
 const noPos: Locator = () => ({ line: 0, col: 0 });
@@ -412,11 +414,14 @@ export function resolveConfig(config: Config, file: string, locate: Locator = no
     tls = { cert, key: tlsKey, ...(t.clientCaFile !== undefined ? { ca: pem(t.clientCaFile, 'http.tls.clientCaFile') } : {}) };
   }
   const mqttPassword = config.mqtt?.passwordFile !== undefined ? secret(config.mqtt.passwordFile, 'mqtt.passwordFile') : config.mqtt?.password;
+  const svc = config.engine === 'etcd' ? config.etcd : config.engine === 'zookeeper' ? config.zookeeper : undefined;
+  const servicePassword = svc?.passwordFile !== undefined ? secret(svc.passwordFile, `${config.engine}.passwordFile`) : svc?.password;
   if (problems.length > 0 || !key) throw new ConfigError(file, problems.sort((a, b) => a.line - b.line || a.col - b.col));
   return {
     config,
     file,
     self,
+    servicePassword,
     key,
     previousKey,
     dataDir,

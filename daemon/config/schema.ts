@@ -9,6 +9,8 @@
 import { z } from 'zod';
 import { checkBullyFencing, checkFencing, fencingSchema } from './fencing.ts';
 import { jobsSchema } from './jobs.ts';
+import { checkExternal, etcdSchema, zookeeperSchema } from './external.ts';
+import { servicesSchema } from './services.ts';
 
 /** Names of nodes and clusters: short, safe in topics, file names and logs. */
 const NAME = /^[a-z0-9][a-z0-9-]{0,31}$/;
@@ -305,9 +307,11 @@ export const configSchema = z
     /**
      * Election engine. Default raft: replicated KV and locks, majority quorum. bully:
      * "who is the primary" by priority, no quorum (docs/engines.md compares them); KV
-     * and lock requests then answer 501 engine-unsupported.
+     * and lock requests then answer 501 engine-unsupported. etcd / zookeeper: no quorum
+     * among the boards; they elect and keep their state through a service the site
+     * runs (the `etcd:` or `zookeeper:` section; no links needed).
      */
-    engine: z.enum(['raft', 'bully'], { error: 'expected "raft" or "bully"' }).default('raft'),
+    engine: z.enum(['raft', 'bully', 'etcd', 'zookeeper'], { error: 'expected "raft", "bully", "etcd" or "zookeeper"' }).default('raft'),
     raft: raft.default(raft.parse({})),
     bully: bully.default(bully.parse({})),
     mqtt: mqtt.optional(),
@@ -322,6 +326,12 @@ export const configSchema = z
      * a leader acts as soon as its term's first entry commits (no gate, no STONITH).
      */
     fencing: fencingSchema.optional(),
+    /** Service discovery: node liveness TTL, script checks, DNS and mDNS (daemon/config/services.ts). */
+    services: servicesSchema.default(servicesSchema.parse({})),
+    /** engine: etcd — endpoints, prefix, lease TTL, credentials (daemon/config/external.ts). */
+    etcd: etcdSchema.optional(),
+    /** engine: zookeeper — servers, chroot, session timeout, the ensemble's lag (daemon/config/external.ts). */
+    zookeeper: zookeeperSchema.optional(),
     /**
      * Leader-only scheduled jobs (daemon/config/jobs.ts documents every key; docs/jobs.md):
      * run by the active leader only, each time slot at most once in the cluster, also
@@ -435,8 +445,19 @@ export const configSchema = z
           });
         }
       });
+      const external = c.engine === 'etcd' || c.engine === 'zookeeper';
       guard(() => {
-        if (c.mqtt === undefined && (c.serial === undefined || c.serial.length === 0)) {
+        for (const i of checkExternal(c)) ctx.addIssue({ code: 'custom', path: i.path, message: i.message });
+      });
+      guard(() => {
+        if (external) {
+          if (c.mqtt !== undefined) ctx.addIssue({ code: 'custom', path: ['mqtt'], message: `expected no mqtt: section with engine: ${c.engine} (the nodes talk only to ${c.engine})` });
+          if (c.serial !== undefined) ctx.addIssue({ code: 'custom', path: ['serial'], message: `expected no serial: links with engine: ${c.engine} (the nodes talk only to ${c.engine})` });
+          if (c.fencing !== undefined) ctx.addIssue({ code: 'custom', path: ['fencing'], message: `not implemented: a fencing: section with engine: ${c.engine} (the lease window keeps leaders apart; STONITH relays need engine: raft or bully)` });
+          c.members.forEach((m, i) => {
+            if (m.role === 'witness') ctx.addIssue({ code: 'custom', path: ['members', i, 'role'], message: `expected no witness with engine: ${c.engine} (${c.engine} is the quorum)` });
+          });
+        } else if (c.mqtt === undefined && (c.serial === undefined || c.serial.length === 0)) {
           ctx.addIssue({ code: 'custom', path: [], message: 'expected at least one link: an `mqtt:` section or a `serial:` list' });
         }
       });

@@ -45,7 +45,7 @@ export function isScope(s: unknown): s is Scope {
 export function requiredScope(method: string, path: string): Scope {
   if (path.startsWith('/v1/fence/') || path === '/v1/fence') return 'operator';
   if (method === 'GET' || method === 'HEAD') return 'read';
-  if (path.startsWith('/v1/kv/') || path === '/v1/kv' || path.startsWith('/v1/locks/') || path === '/v1/locks') return 'write';
+  if (path.startsWith('/v1/kv/') || path === '/v1/kv' || path.startsWith('/v1/locks/') || path === '/v1/locks' || path.startsWith('/v1/services/')) return 'write';
   return 'operator';
 }
 

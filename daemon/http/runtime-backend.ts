@@ -437,6 +437,22 @@ export class RuntimeBackend extends BackendBase<NodeRuntime> implements ApiBacke
     return this.jobsView?.() ?? [];
   }
 
+  /**
+   * Every key starting with `prefix`, from this node's applied state (service
+   * discovery's catalog). Not stale: a linearizable read first (ReadIndex), after
+   * which this node has applied everything committed before the listing began.
+   */
+  list(prefix: string, opts: { stale: boolean }, cb: (r: { status: number; entries?: Array<{ key: string; value: Uint8Array; index: number }>; error?: string }) => void): void {
+    const rt = this.rt;
+    if (!rt) return cb({ status: 503, error: 'node is starting' });
+    const scan = () => {
+      const sm = rt.stateMachine;
+      cb({ status: 200, entries: sm.keys(prefix).map((k) => ({ key: k, value: sm.get(k)!.value, index: sm.get(k)!.modIndex })) });
+    };
+    if (opts.stale) return scan();
+    rt.get(prefix, { stale: false }, (r) => (r.status === 200 || r.status === 404 ? scan() : cb({ status: r.status, ...(r.error ? { error: r.error } : {}) })));
+  }
+
   // JobsHost (daemon/jobs): the active leadership as hooks see it, claims and reports.
 
   /**

@@ -44,6 +44,8 @@ import type { AddressInfo, Socket } from 'node:net';
 import { MAX_KEY_BYTES, MAX_TTL_MS, MAX_VALUE_BYTES, MIN_TTL_MS } from '../../src/kv/commands.ts';
 import type { ClientResult } from '../runtime/results.ts';
 import type { ApiBackend, FenceAnswer } from './backend.ts';
+import type { ServiceRegistry } from '../services/registry.ts';
+import type { HttpTools } from '../services/http.ts';
 import { renderMetrics, type MetricFamily } from './metrics.ts';
 import { ApiAuth, requiredScope, scopeAllows, type ApiCredential } from './auth.ts';
 import { isUiPath, UI_HEADERS, uiFile } from '../ui/dashboard.ts';
@@ -82,6 +84,8 @@ export interface HttpOptions {
   maxWatches?: number;
   /** Longest wait for `POST /v1/fence/<node>` (delays, retries, settle), ms. Default 120000; then 504. */
   fenceTimeoutMs?: number;
+  /** Service discovery (daemon/services): /v1/services answers 501 without it. */
+  services?: { registry: ServiceRegistry; handle: typeof import('../services/http.ts').handleServices };
   /** Called for unexpected handler exceptions (logged by the daemon). */
   onError?: (err: unknown, where: string) => void;
 }
@@ -254,7 +258,20 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
       type: 'counter',
       samples: [{ value: refusedConnections }],
     },
+    ...serviceFamilies(),
   ];
+
+  /** Service discovery's families, when this node runs it: the cached catalog by health, and the registry's counters. */
+  function serviceFamilies(): MetricFamily[] {
+    const reg = opts.services?.registry;
+    if (!reg) return [];
+    const c = reg.cached();
+    const st = reg.stats;
+    return [
+      { name: 'quorumd_services_instances', help: 'Service instances in this node\'s cached catalog, by health.', type: 'gauge', samples: (['passing', 'warning', 'critical'] as const).map((h) => ({ labels: { health: h }, value: c.instances.filter((v) => v.health === h).length })) },
+      { name: 'quorumd_services_events_total', help: 'Service registry events on this node: registered, deregistered, reaped (instances of silent nodes removed as leader), health changes written, liveness renewals.', type: 'counter', samples: (['registered', 'deregistered', 'reaped', 'healthChanges', 'renewals'] as const).map((k) => ({ labels: { event: k }, value: st[k] })) },
+    ];
+  }
 
   function send(res: ServerResponse, status: number, body: string | Uint8Array, headers: Record<string, string | number> = {}): void {
     if (res.headersSent || res.destroyed) return;
@@ -539,6 +556,7 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
     if (path.startsWith('/v1/kv/') || path === '/v1/kv') {
       const key = decodeName(path.slice('/v1/kv/'.length), 'key');
       only('GET', 'PUT', 'DELETE');
+      if (method !== 'GET' && key.startsWith('_quorumd/')) throw bad(`key ${JSON.stringify(key.slice(0, 40))}: the prefix _quorumd/ is reserved for quorumd's own records (service discovery: /v1/services); it can be read, not written`, 'reserved-key');
       if (method === 'GET') {
         const q = parseQuery(search, ['stale', 'watch', 'wait']);
         rejectBodyIfAny(req);
@@ -635,7 +653,31 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
       const code = r.status === 502 ? 'fence-failed' : r.status === 404 ? 'not-found' : r.status === 503 ? 'unavailable' : 'bad-request';
       throw new HttpError(r.status, code, r.error ?? 'fence failed', r.record !== undefined ? { record: r.record } : {});
     }
-    throw new HttpError(404, 'not-found', `no such endpoint: ${path.slice(0, 80)} (see /v1/status, /v1/leader, /v1/kv/<key>, /v1/keys, /v1/locks, /v1/locks/<name>, /v1/fence/<node>, /v1/jobs, /metrics, /ui)`);
+    if (path === '/v1/services' || path.startsWith('/v1/services/')) {
+      const svc = opts.services;
+      if (!svc) throw new HttpError(501, 'engine-unsupported', 'service discovery needs a replicated KV (engine raft, paxos, zab, pbft, etcd or zookeeper)');
+      const tools: HttpTools = {
+        json,
+        readBody,
+        rejectBodyIfAny,
+        parseQuery,
+        parseDuration,
+        error: (status, code, message) => new HttpError(status, code, message),
+        maxWatchMs,
+        defaultWatchMs,
+        watchSlot: () => {
+          if (watches >= maxWatches) throw new HttpError(503, 'unavailable', `too many watches open (${maxWatches}); retry later`);
+          watches++;
+          let released = false;
+          return () => {
+            if (!released) watches--;
+            released = true;
+          };
+        },
+      };
+      return svc.handle(svc.registry, req, res, path, search, who.scope, tools);
+    }
+    throw new HttpError(404, 'not-found', `no such endpoint: ${path.slice(0, 80)} (see /v1/status, /v1/leader, /v1/kv/<key>, /v1/keys, /v1/locks, /v1/locks/<name>, /v1/services, /v1/fence/<node>, /v1/jobs, /metrics, /ui)`);
   }
 
   const serverOpts = {

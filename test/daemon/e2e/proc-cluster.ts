@@ -76,7 +76,8 @@ export class ProcCluster {
   nodes: ProcNode[] = [];
   dir = '';
 
-  static async start(n: number, extraYaml = ''): Promise<ProcCluster> {
+  /** `extraYaml` is appended to every node's config; `perNode(k)` to node k's only. */
+  static async start(n: number, extraYaml = '', perNode: (k: number) => string = () => ''): Promise<ProcCluster> {
     const c = new ProcCluster();
     c.dir = mkdtempSync(join(tmpdir(), 'quorumd-e2e-'));
     c.brokerPort = await freePort();
@@ -105,7 +106,7 @@ export class ProcCluster {
     const base = await freeRange(n);
     for (let k = 1; k <= n; k++) {
       const config = join(c.dir, `n${k}.yaml`);
-      writeFileSync(config, devConfig({ k, n, key, tokenFile: testTokenFile(), brokerUrl: `mqtt://127.0.0.1:${c.brokerPort}`, basePort: base, dir: c.dir }).replace(/^hooks:[\s\S]*?^log:/m, 'log:') + extraYaml, { mode: 0o600 }); // the key is inline: a secret file
+      writeFileSync(config, devConfig({ k, n, key, tokenFile: testTokenFile(), brokerUrl: `mqtt://127.0.0.1:${c.brokerPort}`, basePort: base, dir: c.dir }).replace(/^hooks:[\s\S]*?^log:/m, 'log:') + extraYaml + perNode(k), { mode: 0o600 }); // the key is inline: a secret file
       c.nodes.push({ name: `n${k}`, url: `http://127.0.0.1:${base + k}`, config, log: join(c.dir, `n${k}.log`), child: undefined });
     }
     for (const node of c.nodes) c.spawn(node);

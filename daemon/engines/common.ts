@@ -1,0 +1,171 @@
+/**
+ * What the etcd and ZooKeeper engines share besides the safety window: input checks
+ * with the replicated state machine's own rules (the same 400/413 answers as under
+ * Raft), records stored as JSON in the service (job claims and results, lock grants)
+ * read back with validation (a record someone else wrote badly is an error that names
+ * the key, not a crash), callbacks answered exactly once with a monotonic timeout, and
+ * small async helpers.
+ */
+import { encodeCommand, KvError, leaseDigest, type Command } from '../../src/kv/index.ts';
+import { JOB_OUTCOMES } from '../../src/kv/commands.ts';
+import type { JobRecord } from '../../src/kv/index.ts';
+import type { ClientCallback, ClientResult } from '../runtime/results.ts';
+
+/**
+ * The state machine's input rules for a command (key and owner sizes, TTL range,
+ * value size...): an error result, or null when the command is well-formed.
+ */
+export function checkCommand(cmd: Command): ClientResult | null {
+  const enc = encodeCommand(cmd);
+  return enc instanceof KvError ? { status: enc.httpStatus, error: enc.message } : null;
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms).unref?.());
+
+/**
+ * Wraps a callback so that it is called exactly once: by the first answer, or with
+ * `onTimeout()` after `ms` (monotonic timer) when none came. Later answers are dropped.
+ */
+export function answerOnce(cb: ClientCallback, ms: number, onTimeout: () => ClientResult): ClientCallback {
+  let done = false;
+  const t = setTimeout(() => {
+    if (done) return;
+    done = true;
+    cb(onTimeout());
+  }, ms);
+  t.unref?.();
+  return (r) => {
+    if (done) return;
+    done = true;
+    clearTimeout(t);
+    cb(r);
+  };
+}
+
+/** Resolves with the promise's value, or with `undefined` after `ms`. */
+export function within<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => resolve(undefined), ms);
+    t.unref?.();
+    p.then(
+      (v) => {
+        clearTimeout(t);
+        resolve(v);
+      },
+      (e) => {
+        clearTimeout(t);
+        reject(e);
+      },
+    );
+  });
+}
+
+const uint = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+
+/** A job record as stored in the service: the same fields as the Raft state machine's. */
+export function encodeJobRecord(r: JobRecord): string {
+  return JSON.stringify({ claim: r.claim, result: r.result });
+}
+
+/** Parses a stored job record; a string error names what is wrong. */
+export function decodeJobRecord(name: string, text: string): JobRecord | string {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    return `job record ${name}: not JSON`;
+  }
+  const o = v as { claim?: Record<string, unknown>; result?: Record<string, unknown> | null };
+  const c = o?.claim;
+  if (!c || !uint(c.slot) || !uint(c.node) || !uint(c.term) || !uint(c.token) || !uint(c.index)) return `job record ${name}: claim must have slot, node, term, token, index (integers)`;
+  let result: JobRecord['result'] = null;
+  const r = o.result;
+  if (r !== null && r !== undefined) {
+    if (!uint(r.slot) || !uint(r.node) || typeof r.outcome !== 'string' || !(JOB_OUTCOMES as readonly string[]).includes(r.outcome) || typeof r.code !== 'number' || typeof r.signal !== 'string' || !uint(r.startedAtMs) || !uint(r.durationMs) || !uint(r.index)) {
+      return `job record ${name}: bad result`;
+    }
+    result = { slot: r.slot, node: r.node, outcome: r.outcome as JobRecord['result'] extends infer R ? R extends { outcome: infer O } ? O : never : never, code: r.code, signal: r.signal, startedAtMs: r.startedAtMs, durationMs: r.durationMs, index: r.index };
+  }
+  return { name, claim: { slot: c.slot, node: c.node, term: c.term, token: c.token, index: c.index }, result };
+}
+
+/**
+ * A lock grant as stored in the service: the holder's name, the TTL, and the digest
+ * of the holder's secret lease id (src/kv/lease.ts: the service, like the Raft log,
+ * never sees the id itself). `etcdLease`: the etcd lease the lock key is bound to.
+ */
+export interface LockGrant {
+  owner: string;
+  ttlMs: number;
+  digest: string;
+  etcdLease?: string;
+}
+
+export function decodeLockGrant(name: string, text: string): LockGrant | string {
+  try {
+    const v = JSON.parse(text) as Record<string, unknown>;
+    if (typeof v.owner !== 'string' || !uint(v.ttlMs) || typeof v.digest !== 'string' || (v.etcdLease !== undefined && typeof v.etcdLease !== 'string')) return `lock record ${name}: expected {owner, ttlMs, digest}`;
+    return { owner: v.owner, ttlMs: v.ttlMs, digest: v.digest, ...(typeof v.etcdLease === 'string' ? { etcdLease: v.etcdLease } : {}) };
+  } catch {
+    return `lock record ${name}: not JSON`;
+  }
+}
+
+/** The digest (hex) of a lock lease id, or a 400 answer for a malformed id (the runtime's rule). */
+export function leaseHex(lease: string): string | ClientResult {
+  if (typeof lease !== 'string' || !/^[A-Za-z0-9_-]{22,64}$/.test(lease)) return { status: 400, error: 'lease: expected a lease id of 22 to 64 characters A-Z a-z 0-9 _ -' };
+  return Buffer.from(leaseDigest(lease)).toString('hex');
+}
+
+/** The leader record: who won, by member name and id. */
+export interface LeaderRecord {
+  node: string;
+  id: number;
+}
+
+export function decodeLeaderRecord(text: string): LeaderRecord | undefined {
+  try {
+    const v = JSON.parse(text) as Record<string, unknown>;
+    if (typeof v.node === 'string' && uint(v.id)) return { node: v.node, id: v.id };
+  } catch {
+    /* not ours */
+  }
+  return undefined;
+}
+
+/** Ref-counted per-key listeners over one service watch per key. */
+export class KeyWatchers {
+  private readonly map = new Map<string, { fns: Set<() => void>; close: () => void }>();
+
+  constructor(private readonly open: (key: string, fire: () => void) => () => void) {}
+
+  add(key: string, fn: () => void): () => void {
+    let e = this.map.get(key);
+    if (!e) {
+      const fns = new Set<() => void>();
+      const close = this.open(key, () => {
+        for (const f of [...fns]) f();
+      });
+      e = { fns, close };
+      this.map.set(key, e);
+    }
+    e.fns.add(fn);
+    const entry = e;
+    return () => {
+      entry.fns.delete(fn);
+      if (entry.fns.size === 0 && this.map.get(key) === entry) {
+        this.map.delete(key);
+        entry.close();
+      }
+    };
+  }
+
+  get size(): number {
+    return this.map.size;
+  }
+
+  closeAll(): void {
+    for (const e of this.map.values()) e.close();
+    this.map.clear();
+  }
+}

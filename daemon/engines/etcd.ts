@@ -1,0 +1,738 @@
+/**
+ * `engine: etcd` — leadership and replicated state through an etcd v3 cluster the site
+ * already runs, with the `etcd3` client (gRPC). No quorum among the boards: etcd is
+ * the quorum. What maps onto what is in types.ts; the safety rule in safety.ts.
+ *
+ * Leadership (etcd's concurrency.Election recipe, client/v3/concurrency/election.go,
+ * written here on the raw KV/Lease/Watch calls so that we own the keep-alive timing):
+ *
+ *   1. grant a lease of `ttlSec`; renew it every `keepAliveMs` over a keep-alive stream,
+ *      one request at a time, so that every answer pairs with the send time of its
+ *      request (the window's `s`); an answer with TTL 0 means the lease is gone;
+ *   2. put <prefix>election/<lease id> bound to the lease, if absent; its create
+ *      revision is our place in the queue;
+ *   3. wait until no election key with a lower create revision exists (watch the
+ *      next lower one for its delete — not all of them: no herd);
+ *   4. win by a transaction: if our election key still has our create revision, put
+ *      <prefix>leader = {node, id}, bound to our lease. The fencing token is that
+ *      write's revision. It grows strictly from leader to leader: a later leader's
+ *      winning write happens after the earlier leader's key was deleted, and the
+ *      earlier leader's own winning write needed its key, so it came before; etcd
+ *      revisions grow with every write;
+ *   5. hold while the lease lives. Our writes that need leadership (job claims) are
+ *      transactions that also compare <prefix>leader's mod revision with the token:
+ *      a write of a deposed leader cannot land after its successor's win.
+ *
+ * Activation = elected and inside the window (leadership.ts). A renewal that resumes
+ * after the window closed (the lease still lives: the answer's TTL > 0) re-opens it
+ * with the same token: while the lease lived our key lived, so nobody else won.
+ *
+ * The client: no automatic retries of calls (etcd3's default retries a call three
+ * times on "recoverable" errors, which for a write whose outcome is unknown would be a
+ * second write), a call that could not be sent (connection refused) is retried on the
+ * next endpoint within the request timeout, and every other failure of a write is an
+ * unknown outcome (504), of a read or a refused write a 503 (see classify()).
+ */
+import { Etcd3, type IKeyValue, type IRangeResponse, type ITxnResponse, type ICompare, type IRequestOp, type Watcher, type IDuplexStream, type ILeaseKeepAliveRequest, type ILeaseKeepAliveResponse } from 'etcd3';
+import { ExponentialBackoff, noop } from 'cockatiel';
+import type { JobRecord } from '../../src/kv/index.ts';
+import type { JobReport, Leadership } from '../jobs/coordinator.ts';
+import { Status, type ClientCallback, type ClientResult } from '../runtime/results.ts';
+import { answerOnce, checkCommand, decodeJobRecord, decodeLeaderRecord, decodeLockGrant, encodeJobRecord, KeyWatchers, leaseHex, sleep, within } from './common.ts';
+import { LeadershipGate } from './leadership.ts';
+import { LeaseWindow } from './safety.ts';
+import { emptyStats, type ActivationEvent, type EngineMember, type EngineStats, type ExternalEngine, type ExternalStatus } from './types.ts';
+
+export interface EtcdEngineOptions {
+  /** Client URLs, http://host:port or https://host:port (all the same scheme). */
+  endpoints: string[];
+  /** Key prefix of this cluster, ending in '/', e.g. /quorumd/<cluster>/. */
+  prefix: string;
+  self: EngineMember;
+  /** Lease TTL of the election key, whole seconds (etcd's unit). */
+  ttlSec: number;
+  /** Renewal period, ms (well inside the window: config checks it). */
+  keepAliveMs: number;
+  /** ρ of the safety window. */
+  driftRate: number;
+  /** M of the safety window, ms. */
+  marginMs: number;
+  /** A request (read, write, lock...) not answered within this is answered 503/504, ms. */
+  requestTimeoutMs: number;
+  /** TLS (https:// endpoints): PEM contents. */
+  tls?: { ca?: Buffer; cert?: Buffer; key?: Buffer };
+  /** etcd user and password (etcd's auth). */
+  auth?: { username: string; password: string };
+  log: EngineLog;
+  /** Monotonic clock, ms. Default performance.now(). */
+  now?: () => number;
+  /** Testing only: a planted bug, see LeaseWindowOptions.plantedExtraMs. */
+  plantedExtraMs?: number;
+}
+
+export interface EngineLog {
+  debug(fields: Record<string, unknown>, msg: string): void;
+  info(fields: Record<string, unknown>, msg: string): void;
+  warn(fields: Record<string, unknown>, msg: string): void;
+  error(fields: Record<string, unknown>, msg: string): void;
+}
+
+const enc = (s: string) => Buffer.from(s, 'utf8');
+
+/** The smallest key greater than every key starting with `p` (etcd's prefix range end). */
+export function prefixEnd(p: Buffer): Buffer {
+  const b = Buffer.from(p);
+  for (let i = b.length - 1; i >= 0; i--) {
+    if (b[i]! < 0xff) {
+      b[i]!++;
+      return b.subarray(0, i + 1);
+    }
+  }
+  return Buffer.from([0]);
+}
+
+/** etcd's int64 fields arrive as decimal strings; ours must be safe integers. */
+export function rev(v: string | number | undefined): number {
+  const n = Number(v ?? 0);
+  if (!Number.isSafeInteger(n) || n < 0) throw new Error(`etcd revision ${String(v)} is not a safe integer`);
+  return n;
+}
+
+/**
+ * Whether a failed call's request certainly did not reach etcd (or was refused before
+ * it could be applied): then a write answers 503 (safe to retry); otherwise 504.
+ */
+export function notApplied(err: unknown): boolean {
+  const m = String((err as Error)?.message ?? err);
+  return /ECONNREFUSED|No connection established|failed to connect|Connection dropped before|etcdserver: no leader|etcdserver: not capable|etcdserver: too many requests|etcdserver: request is too large|permission denied|authentication failed|invalid auth token|user name is empty|Tried to call a .* method on etcd3, but the client was already closed|Connection pool has no hosts/i.test(m);
+}
+
+const errText = (err: unknown) => String((err as Error)?.message ?? err).replace(/ Please report this error at .*$/, '').slice(0, 300);
+
+export class EtcdEngine implements ExternalEngine {
+  readonly name = 'etcd' as const;
+  private readonly client: Etcd3;
+  private readonly now: () => number;
+  private readonly gate: LeadershipGate;
+  private readonly window: LeaseWindow;
+  private readonly p: { election: Buffer; leader: Buffer; kv: string; locks: string; jobs: string };
+  private readonly watchers: KeyWatchers;
+  private readonly jobs = new Map<string, JobRecord>();
+  private readonly jobReadAt = new Map<string, number>();
+  private stopped = false;
+  private started = false;
+  private leaseId = '';
+  private leaseGen = 0;
+  private leaseLostFlag = false;
+  private wake: (() => void) | undefined;
+  private role: ExternalStatus['role'] = 'connecting';
+  private leaderName: string | null = null;
+  private leaderToken = 0;
+  private leaderWatch: Watcher | undefined;
+  private loop: Promise<void> | undefined;
+  private keepAliveStream: IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResponse> | undefined;
+  readonly stats: EngineStats = emptyStats();
+
+  constructor(private readonly o: EtcdEngineOptions) {
+    if (o.endpoints.length === 0) throw new Error('etcd: no endpoints');
+    if (!o.prefix.endsWith('/')) throw new Error(`etcd: prefix must end in '/', got ${JSON.stringify(o.prefix)}`);
+    this.now = o.now ?? (() => performance.now());
+    this.window = new LeaseWindow({ driftRate: o.driftRate, marginMs: o.marginMs, serverLagMs: 0, ...(o.plantedExtraMs ? { plantedExtraMs: o.plantedExtraMs } : {}) });
+    this.gate = new LeadershipGate(this.window, this.now);
+    this.p = {
+      election: enc(`${o.prefix}election/`),
+      leader: enc(`${o.prefix}leader`),
+      kv: `${o.prefix}kv/`,
+      locks: `${o.prefix}locks/`,
+      jobs: `${o.prefix}jobs/`,
+    };
+    this.client = new Etcd3({
+      hosts: o.endpoints,
+      ...(o.tls?.ca || o.tls?.cert ? { credentials: { rootCertificate: o.tls.ca ?? Buffer.alloc(0), ...(o.tls.key ? { privateKey: o.tls.key } : {}), ...(o.tls.cert ? { certChain: o.tls.cert } : {}) } } : {}),
+      ...(o.auth ? { auth: { username: o.auth.username, password: o.auth.password } } : {}),
+      // No automatic retries (see the header); watches reconnect quickly.
+      faultHandling: { host: () => noop, global: noop, watchBackoff: new ExponentialBackoff({ initialDelay: 50, maxDelay: 1000 }).next() },
+    });
+    this.watchers = new KeyWatchers((key, fire) => this.openWatch(enc(this.p.kv + key), fire));
+  }
+
+  // ---------------------------------------------------------------------------
+  // Life cycle
+
+  start(): void {
+    if (this.started) return;
+    this.started = true;
+    this.loop = this.campaignLoop();
+    void this.observeLeader();
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    // Off first, then give up the key: the next leader may act only after we stopped.
+    this.gate.stop();
+    this.role = 'stopped';
+    this.wake?.();
+    this.keepAliveStream?.cancel();
+    const id = this.leaseId;
+    if (id) {
+      try {
+        await within(this.client.leaseClient.leaseRevoke({ ID: id }), Math.min(2000, this.o.requestTimeoutMs));
+      } catch (err) {
+        this.o.log.warn({ error: errText(err) }, 'etcd: revoking the election lease failed; the next leader waits for its TTL');
+      }
+    }
+    this.watchers.closeAll();
+    // Bounded: cancelling a watch on a dead (black-holed) connection never gets an answer.
+    await within(this.leaderWatch?.cancel().catch(() => undefined) ?? Promise.resolve(), 1000);
+    await within(this.loop ?? Promise.resolve(), 2000);
+    this.client.close();
+  }
+
+  get active(): boolean {
+    return this.gate.active;
+  }
+
+  activeLeadership(): Leadership | undefined {
+    return this.gate.leadership();
+  }
+
+  onActivation(fn: (ev: ActivationEvent) => void): () => void {
+    return this.gate.onActivation(fn);
+  }
+
+  status(): ExternalStatus {
+    return {
+      engine: 'etcd',
+      role: this.stopped ? 'stopped' : this.role,
+      leader: this.leaderName,
+      leaderToken: this.leaderToken,
+      ...this.gate.view(this.leaseId ? BigInt(this.leaseId).toString(16) : ''),
+      endpoints: [...this.o.endpoints],
+      stats: { ...this.stats, windowEnds: this.gate.windowEnds },
+    };
+  }
+
+  // ---------------------------------------------------------------------------
+  // Leadership
+
+  private async campaignLoop(): Promise<void> {
+    let backoff = 100;
+    while (!this.stopped) {
+      try {
+        await this.campaignOnce();
+        backoff = 100;
+      } catch (err) {
+        if (this.stopped) break;
+        this.o.log.warn({ error: errText(err) }, 'etcd: campaign interrupted; starting again');
+      }
+      this.gate.deposed('lease-lost');
+      this.role = 'connecting';
+      if (this.stopped) break;
+      await sleep(backoff);
+      backoff = Math.min(1000, backoff * 2);
+    }
+  }
+
+  /** A retry loop for one step of the campaign: until it succeeds, the lease is lost, or we stop. */
+  private async step<T>(what: string, fn: () => Promise<T>, gen: number): Promise<T> {
+    let delay = 50;
+    for (;;) {
+      if (this.stopped) throw new Error('stopped');
+      if (this.leaseLostFlag || gen !== this.leaseGen) throw new Error('lease lost');
+      try {
+        const r = await within(fn(), this.o.requestTimeoutMs);
+        if (r !== undefined) return r;
+        this.o.log.debug({ what }, 'etcd: campaign step timed out; retrying');
+      } catch (err) {
+        this.o.log.debug({ what, error: errText(err) }, 'etcd: campaign step failed; retrying');
+      }
+      await sleep(delay);
+      delay = Math.min(500, delay * 2);
+    }
+  }
+
+  private async campaignOnce(): Promise<void> {
+    this.stats.elections++;
+    this.leaseLostFlag = false;
+    const gen = ++this.leaseGen;
+    // 1. The lease; its grant answer opens the window (sent at t0).
+    const t0 = this.now();
+    const grant = await this.step('lease grant', () => this.client.leaseClient.leaseGrant({ TTL: this.o.ttlSec }), gen);
+    const ttl = rev(grant.TTL);
+    if (ttl <= 0) throw new Error('lease granted with TTL 0');
+    this.leaseId = grant.ID;
+    this.window.answered(t0, ttl * 1000);
+    const keepAlive = this.keepAliveLoop(gen);
+    try {
+      // 2. Our election key.
+      const myKey = Buffer.concat([this.p.election, enc(BigInt(grant.ID).toString(16))]);
+      const put = await this.step('election key', () =>
+        this.client.kv.txn({
+          compare: [{ key: myKey, target: 'Create', result: 'Equal', create_revision: 0 }],
+          success: [{ request_put: { key: myKey, value: enc(this.o.self.name), lease: grant.ID } }],
+          failure: [{ request_range: { key: myKey } }],
+        }), gen);
+      const myRev = put.succeeded ? rev(put.header.revision) : rev(put.responses[0]!.response_range.kvs[0]?.create_revision);
+      if (myRev === 0) throw new Error('election key vanished while it was created');
+      this.role = 'candidate';
+      // 3. Wait for every earlier candidate to go.
+      for (;;) {
+        const r = await this.step('predecessor', () =>
+          this.client.kv.range({ key: this.p.election, range_end: prefixEnd(this.p.election), max_create_revision: myRev - 1, sort_order: 'Descend', sort_target: 'Create', limit: 1 } as never), gen);
+        const pred = r.kvs[0];
+        if (!pred) break;
+        this.o.log.debug({ waitingFor: pred.value.toString() }, 'etcd: waiting for the earlier candidate');
+        await this.waitDeleted(pred.key, rev(r.header.revision) + 1, gen);
+        if (this.leaseLostFlag || this.stopped || gen !== this.leaseGen) throw new Error('lease lost');
+      }
+      // 4. Win: the leader record, guarded by our key, bound to our lease.
+      const win = await this.step('win', () =>
+        this.client.kv.txn({
+          compare: [{ key: myKey, target: 'Create', result: 'Equal', create_revision: myRev }],
+          success: [{ request_put: { key: this.p.leader, value: enc(JSON.stringify({ node: this.o.self.name, id: this.o.self.id })), lease: grant.ID } }],
+          failure: [],
+        }), gen);
+      if (!win.succeeded) throw new Error('our election key is gone (lease expired)');
+      const token = rev(win.header.revision);
+      this.stats.wins++;
+      this.role = 'leader';
+      this.noteLeader(this.o.self.name, token);
+      this.o.log.info({ token, lease: BigInt(grant.ID).toString(16) }, 'etcd: elected');
+      this.gate.elected(token);
+      // 5. Hold until the lease is lost (keep-alive answers TTL 0) or we stop.
+      while (!this.leaseLostFlag && !this.stopped && gen === this.leaseGen) {
+        await new Promise<void>((resolve) => {
+          this.wake = resolve;
+          setTimeout(resolve, 1000).unref?.();
+        });
+      }
+      this.wake = undefined;
+    } finally {
+      if (gen === this.leaseGen) this.leaseGen++;
+      this.keepAliveStream?.cancel();
+      await keepAlive;
+    }
+  }
+
+  /**
+   * Renews the lease every keepAliveMs, one request at a time on one stream; each
+   * answer pairs with its send time. No answer within keepAliveMs: the stream is
+   * cancelled (etcd3 then drops the connection, so a black-holed one is replaced).
+   */
+  private async keepAliveLoop(gen: number): Promise<void> {
+    const id = this.leaseId;
+    let pending: ((r: ILeaseKeepAliveResponse | Error) => void) | undefined;
+    while (!this.stopped && gen === this.leaseGen && !this.leaseLostFlag) {
+      const t = this.now();
+      let stream = this.keepAliveStream;
+      try {
+        if (!stream) {
+          const s = await within(this.client.leaseClient.leaseKeepAlive(), this.o.keepAliveMs);
+          if (!s) throw new Error('keep-alive stream not opened in time');
+          stream = s;
+          this.keepAliveStream = s;
+          s.on('data', (res) => pending?.(res));
+          s.on('error', (err) => {
+            pending?.(err);
+            if (this.keepAliveStream === s) this.keepAliveStream = undefined;
+          });
+          s.on('end', () => {
+            if (this.keepAliveStream === s) this.keepAliveStream = undefined;
+          });
+        }
+        const answer = await new Promise<ILeaseKeepAliveResponse | Error | undefined>((resolve) => {
+          const timer = setTimeout(() => resolve(undefined), this.o.keepAliveMs);
+          timer.unref?.();
+          pending = (r) => {
+            clearTimeout(timer);
+            resolve(r);
+          };
+          stream!.write({ ID: id });
+        });
+        pending = undefined;
+        if (answer === undefined || answer instanceof Error) {
+          this.stats.renewalFailures++;
+          if (this.keepAliveStream === stream) this.keepAliveStream = undefined;
+          stream.cancel();
+          this.o.log.debug({ error: answer ? errText(answer) : 'no answer in time' }, 'etcd: lease renewal failed');
+        } else if (rev(answer.TTL) <= 0) {
+          this.stats.leasesLost++;
+          this.o.log.warn({ lease: BigInt(id).toString(16) }, 'etcd: the lease expired on the server; campaigning again');
+          this.leaseLostFlag = true;
+          this.gate.leaseLost('lease-lost');
+          this.wake?.();
+          break;
+        } else {
+          this.stats.renewals++;
+          this.window.answered(t, rev(answer.TTL) * 1000);
+          this.gate.renewed();
+        }
+      } catch (err) {
+        this.stats.renewalFailures++;
+        this.o.log.debug({ error: errText(err) }, 'etcd: lease renewal failed');
+      }
+      const rest = t + this.o.keepAliveMs - this.now();
+      if (rest > 0) await sleep(rest);
+    }
+  }
+
+  /** Resolves when `key` is deleted (watch from `fromRev`), the lease is lost, we stop, or after a re-check period. */
+  private async waitDeleted(key: Buffer, fromRev: number, gen: number): Promise<void> {
+    let w: Watcher | undefined;
+    try {
+      await new Promise<void>((resolve) => {
+        this.wake = resolve;
+        // Re-check now and then even if the watch says nothing (a watch lost during a reconnect).
+        setTimeout(resolve, Math.max(500, this.o.keepAliveMs * 2)).unref?.();
+        this.client
+          .watch()
+          .key(key)
+          .startRevision(String(fromRev))
+          .only('delete')
+          .create()
+          .then(
+            (watcher) => {
+              w = watcher;
+              if (this.stopped || gen !== this.leaseGen) return resolve();
+              watcher.on('delete', () => resolve());
+              watcher.on('error', () => resolve());
+            },
+            () => resolve(),
+          );
+      });
+    } finally {
+      this.wake = undefined;
+      void w?.cancel().catch(() => undefined);
+    }
+  }
+
+  private noteLeader(name: string | null, token: number): void {
+    if (name !== this.leaderName || token !== this.leaderToken) {
+      if (name !== null && token !== this.leaderToken) this.stats.leaderChanges++;
+      this.leaderName = name;
+      this.leaderToken = token;
+    }
+  }
+
+  /** Every node follows <prefix>leader for /v1/leader (the watch reconnects by itself). */
+  private async observeLeader(): Promise<void> {
+    let delay = 100;
+    while (!this.stopped) {
+      try {
+        const r = await this.client.kv.range({ key: this.p.leader });
+        const kv = r.kvs[0];
+        this.setLeaderFrom(kv);
+        const w = await this.client.watch().key(this.p.leader).startRevision(String(rev(r.header.revision) + 1)).create();
+        this.leaderWatch = w;
+        if (this.stopped) {
+          await w.cancel();
+          return;
+        }
+        w.on('put', (kv) => this.setLeaderFrom(kv));
+        w.on('delete', () => this.noteLeader(null, 0));
+        w.on('connected', () => {
+          // After a reconnect the watch resumes from its last revision; a read keeps the view honest anyway.
+          void this.client.kv.range({ key: this.p.leader }).then((x) => this.setLeaderFrom(x.kvs[0]), () => undefined);
+        });
+        return;
+      } catch (err) {
+        if (this.stopped) return;
+        this.o.log.debug({ error: errText(err) }, 'etcd: reading the leader record failed; retrying');
+        await sleep(delay);
+        delay = Math.min(2000, delay * 2);
+      }
+    }
+  }
+
+  private setLeaderFrom(kv: IKeyValue | undefined): void {
+    if (!kv) return this.noteLeader(null, 0);
+    const rec = decodeLeaderRecord(kv.value.toString('utf8'));
+    this.noteLeader(rec?.node ?? null, rec ? rev(kv.mod_revision) : 0);
+  }
+
+  // ---------------------------------------------------------------------------
+  // Requests
+
+  /**
+   * Runs `fn` with the request timeout; a call that was not sent is retried (bounded)
+   * on the next endpoint. Errors become 503 (not applied) or, for writes, 504.
+   */
+  private run<T>(write: boolean, what: string, cb: ClientCallback, fn: () => Promise<T>, then: (v: T) => ClientResult | Promise<ClientResult>): void {
+    this.stats.requests++;
+    if (this.stopped) return cb({ status: Status.UNAVAILABLE, error: 'node is stopping' });
+    const answer = answerOnce(cb, this.o.requestTimeoutMs, () => {
+      this.stats.requestErrors++;
+      return write
+        ? { status: Status.UNKNOWN, error: `${what}: etcd did not answer within ${this.o.requestTimeoutMs} ms; the write may or may not be applied` }
+        : { status: Status.UNAVAILABLE, error: `${what}: etcd did not answer within ${this.o.requestTimeoutMs} ms` };
+    });
+    const attempt = async (left: number): Promise<void> => {
+      try {
+        const v = await fn();
+        answer(await then(v));
+      } catch (err) {
+        if (notApplied(err) && left > 0 && !this.stopped && /ECONNREFUSED|No connection established|failed to connect/i.test(errText(err))) {
+          await sleep(20);
+          return attempt(left - 1);
+        }
+        this.stats.requestErrors++;
+        if (!write || notApplied(err)) answer({ status: Status.UNAVAILABLE, error: `${what}: etcd: ${errText(err)}` });
+        else answer({ status: Status.UNKNOWN, error: `${what}: etcd: ${errText(err)}; the write may or may not be applied` });
+      }
+    };
+    void attempt(this.o.endpoints.length * 2);
+  }
+
+  private kvKey(key: string): Buffer {
+    return enc(this.p.kv + key);
+  }
+
+  get(key: string, opts: { stale: boolean }, cb: ClientCallback): void {
+    const bad = checkCommand({ op: 'del', key });
+    if (bad) return cb(bad);
+    this.run(false, 'get', cb, () => this.client.kv.range({ key: this.kvKey(key), serializable: opts.stale }), (r: IRangeResponse) => {
+      const kv = r.kvs[0];
+      if (!kv) return { status: Status.NOT_FOUND, index: 0, error: `key ${JSON.stringify(key)} not found` };
+      return { status: Status.OK, value: new Uint8Array(kv.value), index: rev(kv.mod_revision) };
+    });
+  }
+
+  list(prefix: string, opts: { stale: boolean }, cb: (r: { status: number; entries?: Array<{ key: string; value: Uint8Array; index: number }>; error?: string }) => void): void {
+    const from = this.kvKey(prefix);
+    this.run(false, 'list', (r) => cb(r as never), () => this.client.kv.range({ key: from, range_end: prefixEnd(from), serializable: opts.stale }), (r: IRangeResponse) => {
+      const entries = r.kvs.map((kv) => ({ key: kv.key.toString('utf8').slice(this.p.kv.length), value: new Uint8Array(kv.value), index: rev(kv.mod_revision) }));
+      return { status: Status.OK, entries } as ClientResult;
+    });
+  }
+
+  put(key: string, value: Uint8Array, opts: { cas?: number }, cb: ClientCallback): void {
+    const bad = checkCommand({ op: 'put', key, value, ...(opts.cas !== undefined ? { cas: opts.cas } : {}) });
+    if (bad) return cb(bad);
+    this.casWrite('put', key, opts.cas, { request_put: { key: this.kvKey(key), value: Buffer.from(value) } }, cb);
+  }
+
+  del(key: string, opts: { cas?: number }, cb: ClientCallback): void {
+    const bad = checkCommand({ op: 'del', key, ...(opts.cas !== undefined ? { cas: opts.cas } : {}) });
+    if (bad) return cb(bad);
+    this.casWrite('delete', key, opts.cas, { request_delete_range: { key: this.kvKey(key) } }, cb);
+  }
+
+  /** put/delete, unconditionally or as a transaction on the key's mod revision (cas 0 = absent). */
+  private casWrite(what: string, key: string, cas: number | undefined, op: IRequestOp, cb: ClientCallback): void {
+    const k = this.kvKey(key);
+    const compare: ICompare[] = cas === undefined ? [] : cas === 0 ? [{ key: k, target: 'Create', result: 'Equal', create_revision: 0 }] : [{ key: k, target: 'Mod', result: 'Equal', mod_revision: cas }];
+    this.run(true, what, cb, () => this.client.kv.txn({ compare, success: [op], failure: [{ request_range: { key: k } }] }), (r: ITxnResponse) => {
+      if (r.succeeded) return { status: Status.OK, index: rev(r.header.revision) };
+      const cur = r.responses[0]?.response_range.kvs[0];
+      const index = cur ? rev(cur.mod_revision) : 0;
+      return { status: Status.CONFLICT, index, error: `${what}: compare-and-set failed: the key's index is ${index}, not ${cas}` };
+    });
+  }
+
+  // Locks: <prefix>locks/<name> = {owner, ttlMs, digest, etcdLease}, bound to an etcd lease of the lock's TTL.
+
+  private lockKey(name: string): Buffer {
+    return enc(this.p.locks + name);
+  }
+
+  lockAcquire(name: string, owner: string, ttlMs: number, lease: string, cb: ClientCallback): void {
+    const bad = checkCommand({ op: 'lock.acquire', name, owner, ttlMs, now: 0 });
+    if (bad) return cb(bad);
+    const digest = leaseHex(lease);
+    if (typeof digest !== 'string') return cb(digest);
+    const ttlSec = Math.max(1, Math.ceil(ttlMs / 1000));
+    const k = this.lockKey(name);
+    let granted = '';
+    this.run(true, 'lock acquire', cb, async () => {
+      const g = await this.client.leaseClient.leaseGrant({ TTL: ttlSec });
+      granted = g.ID;
+      return this.client.kv.txn({
+        compare: [{ key: k, target: 'Create', result: 'Equal', create_revision: 0 }],
+        success: [{ request_put: { key: k, value: enc(JSON.stringify({ owner, ttlMs: rev(g.TTL) * 1000, digest, etcdLease: g.ID })), lease: g.ID } }],
+        failure: [{ request_range: { key: k } }],
+      });
+    }, async (r: ITxnResponse) => {
+      if (r.succeeded) return { status: Status.OK, token: rev(r.header.revision), ttlMs: ttlSec * 1000 };
+      // Not ours: the fresh lease is not needed (it would expire by itself anyway).
+      void this.client.leaseClient.leaseRevoke({ ID: granted }).catch(() => undefined);
+      const cur = r.responses[0]?.response_range.kvs[0];
+      if (!cur) return { status: Status.CONFLICT, error: `lock ${name}: changed while acquiring; try again` };
+      const g = decodeLockGrant(name, cur.value.toString('utf8'));
+      if (typeof g === 'string') return { status: Status.CONFLICT, error: g };
+      const token = rev(cur.create_revision);
+      // Only the same lease id (a retry of the same request after a 504) is the holder asking again.
+      if (g.owner !== owner || g.digest !== digest) return { status: Status.CONFLICT, holder: g.owner, token, error: `lock ${name} is held by ${g.owner}` };
+      const ttl = await this.keepAliveOnce(g.etcdLease ?? '0');
+      if (ttl <= 0) return { status: Status.CONFLICT, error: `lock ${name}: the grant's lease just expired; try again` };
+      return { status: Status.OK, token, ttlMs: ttl * 1000 };
+    });
+  }
+
+  /** One keep-alive of a lock's lease: its TTL in seconds, 0 if the lease is gone. */
+  private async keepAliveOnce(id: string): Promise<number> {
+    const s = await this.client.leaseClient.leaseKeepAlive();
+    try {
+      const res = await new Promise<ILeaseKeepAliveResponse>((resolve, reject) => {
+        s.on('data', resolve);
+        s.on('error', reject);
+        s.write({ ID: id });
+      });
+      return rev(res.TTL);
+    } finally {
+      s.end();
+    }
+  }
+
+  lockRenew(name: string, lease: string, cb: ClientCallback): void {
+    const bad = checkCommand({ op: 'lock.renew', name, token: 1, now: 0 });
+    if (bad) return cb(bad);
+    const digest = leaseHex(lease);
+    if (typeof digest !== 'string') return cb(digest);
+    this.run(true, 'lock renew', cb, () => this.client.kv.range({ key: this.lockKey(name) }), async (r: IRangeResponse) => {
+      const cur = r.kvs[0];
+      const g = cur ? decodeLockGrant(name, cur.value.toString('utf8')) : undefined;
+      if (!cur || g === undefined || typeof g === 'string' || g.digest !== digest) return { status: Status.CONFLICT, error: `lock ${name} is not held with that lease` };
+      const ttl = await this.keepAliveOnce(g.etcdLease ?? '0');
+      if (ttl <= 0) return { status: Status.CONFLICT, error: `lock ${name} is not held with that lease (it expired)` };
+      return { status: Status.OK, token: rev(cur.create_revision), ttlMs: ttl * 1000 };
+    });
+  }
+
+  lockRelease(name: string, lease: string, cb: ClientCallback): void {
+    const bad = checkCommand({ op: 'lock.release', name, token: 1 });
+    if (bad) return cb(bad);
+    const digest = leaseHex(lease);
+    if (typeof digest !== 'string') return cb(digest);
+    const k = this.lockKey(name);
+    this.run(true, 'lock release', cb, async () => {
+      const r = await this.client.kv.range({ key: k });
+      const cur = r.kvs[0];
+      const g = cur ? decodeLockGrant(name, cur.value.toString('utf8')) : undefined;
+      if (!cur || g === undefined || typeof g === 'string' || g.digest !== digest) return { status: Status.CONFLICT, error: `lock ${name} is not held with that lease` } as ClientResult;
+      // Delete only this grant (its create revision), not a later one made meanwhile.
+      const t = await this.client.kv.txn({
+        compare: [{ key: k, target: 'Create', result: 'Equal', create_revision: cur.create_revision }],
+        success: [{ request_delete_range: { key: k } }],
+        failure: [],
+      });
+      if (!t.succeeded) return { status: Status.CONFLICT, error: `lock ${name} is not held with that lease` } as ClientResult;
+      if (g.etcdLease) void this.client.leaseClient.leaseRevoke({ ID: g.etcdLease }).catch(() => undefined);
+      return { status: Status.OK } as ClientResult;
+    }, (r) => r);
+  }
+
+  // Jobs: <prefix>jobs/<name> = {claim, result}.
+
+  private jobKey(job: string): Buffer {
+    return enc(this.p.jobs + job);
+  }
+
+  private readJob(job: string, kv: IKeyValue | undefined): JobRecord | undefined | string {
+    if (!kv) return undefined;
+    const rec = decodeJobRecord(job, kv.value.toString('utf8'));
+    if (typeof rec !== 'string') this.jobs.set(job, rec);
+    return rec;
+  }
+
+  jobClaim(job: string, slot: number, lead: Leadership, cb: ClientCallback): void {
+    const bad = checkCommand({ op: 'job.claim', job, slot, node: this.o.self.id, term: Math.max(1, lead.term), token: Math.max(1, lead.token) });
+    if (bad) return cb(bad);
+    const k = this.jobKey(job);
+    this.run(true, 'job claim', cb, async () => {
+      // Read, then write if unchanged and we still lead with this token (bounded retries on a concurrent change).
+      for (let i = 0; i < 3; i++) {
+        const r = await this.client.kv.range({ key: k });
+        const cur = this.readJob(job, r.kvs[0]);
+        if (typeof cur === 'string') return { status: Status.CONFLICT, error: cur } as ClientResult;
+        if (cur && cur.claim.slot >= slot) return { status: Status.CONFLICT, holder: String(cur.claim.node), error: `slot already claimed (slot ${new Date(cur.claim.slot).toISOString()}, token ${cur.claim.token})` } as ClientResult;
+        const modRev = r.kvs[0] ? rev(r.kvs[0].mod_revision) : 0;
+        const next = (index: number): JobRecord => ({ name: job, claim: { slot, node: this.o.self.id, term: lead.term, token: lead.token, index }, result: cur?.result ?? null });
+        // The claim's index is the revision of this write; the stored copy names the leader token instead (known before the write).
+        const t = await this.client.kv.txn({
+          compare: [
+            modRev === 0 ? { key: k, target: 'Create', result: 'Equal', create_revision: 0 } : { key: k, target: 'Mod', result: 'Equal', mod_revision: modRev },
+            { key: this.p.leader, target: 'Mod', result: 'Equal', mod_revision: lead.token },
+          ],
+          success: [{ request_put: { key: k, value: enc(encodeJobRecord(next(lead.token))) } }],
+          failure: [{ request_range: { key: this.p.leader } }],
+        });
+        if (t.succeeded) {
+          this.jobs.set(job, next(rev(t.header.revision)));
+          return { status: Status.OK, index: rev(t.header.revision) } as ClientResult;
+        }
+        const leader = t.responses[0]?.response_range.kvs[0];
+        if (!leader || rev(leader.mod_revision) !== lead.token) {
+          return { status: Status.CONFLICT, error: `not granted: this node no longer leads with token ${lead.token}` } as ClientResult;
+        }
+      }
+      return { status: Status.CONFLICT, error: 'not granted: the job record kept changing' } as ClientResult;
+    }, (r) => r);
+  }
+
+  jobDone(rep: JobReport, cb: ClientCallback): void {
+    const bad = checkCommand({ op: 'job.done', job: rep.job, slot: rep.slot, node: this.o.self.id, outcome: rep.outcome, code: rep.code, signal: rep.signal, startedAtMs: rep.startedAtMs, durationMs: rep.durationMs });
+    if (bad) return cb(bad);
+    const k = this.jobKey(rep.job);
+    this.run(true, 'job done', cb, async () => {
+      for (let i = 0; i < 3; i++) {
+        const r = await this.client.kv.range({ key: k });
+        const cur = this.readJob(rep.job, r.kvs[0]);
+        if (cur === undefined || typeof cur === 'string') return { status: Status.CONFLICT, error: typeof cur === 'string' ? cur : `job ${rep.job} has no claim` } as ClientResult;
+        if (cur.claim.slot !== rep.slot) return { status: Status.CONFLICT, error: `job ${rep.job}: the claimed slot is another one` } as ClientResult;
+        const modRev = rev(r.kvs[0]!.mod_revision);
+        const rec: JobRecord = { ...cur, result: { slot: rep.slot, node: this.o.self.id, outcome: rep.outcome, code: rep.code, signal: rep.signal, startedAtMs: rep.startedAtMs, durationMs: rep.durationMs, index: modRev + 1 } };
+        const t = await this.client.kv.txn({
+          compare: [{ key: k, target: 'Mod', result: 'Equal', mod_revision: modRev }],
+          success: [{ request_put: { key: k, value: enc(encodeJobRecord(rec)) } }],
+          failure: [],
+        });
+        if (t.succeeded) {
+          this.jobs.set(rep.job, rec);
+          return { status: Status.OK, index: rev(t.header.revision) } as ClientResult;
+        }
+      }
+      return { status: Status.CONFLICT, error: `job ${rep.job}: the record kept changing` } as ClientResult;
+    }, (r) => r);
+  }
+
+  /** The cached record; a read of it goes out (at most once a second per job), so the next call has the service's copy. */
+  jobRecord(job: string): JobRecord | undefined {
+    const now = this.now();
+    if (!this.stopped && now - (this.jobReadAt.get(job) ?? -Infinity) >= 1000) {
+      this.jobReadAt.set(job, now);
+      this.client.kv.range({ key: this.jobKey(job), serializable: true }).then((r) => void this.readJob(job, r.kvs[0]), () => undefined);
+    }
+    return this.jobs.get(job);
+  }
+
+  // Watches: one etcd watch per watched key, shared by its listeners.
+
+  onKeyChange(key: string, fn: () => void): () => void {
+    return this.watchers.add(key, fn);
+  }
+
+  private openWatch(key: Buffer, fire: () => void): () => void {
+    let closed = false;
+    let w: Watcher | undefined;
+    this.client
+      .watch()
+      .key(key)
+      .create()
+      .then(
+        (watcher) => {
+          if (closed) return void watcher.cancel().catch(() => undefined);
+          w = watcher;
+          watcher.on('put', () => fire());
+          watcher.on('delete', () => fire());
+          // Reconnected after a gap: the key may have changed meanwhile.
+          watcher.on('connected', () => fire());
+        },
+        (err) => this.o.log.debug({ error: errText(err) }, 'etcd: watch not created'),
+      );
+    return () => {
+      closed = true;
+      void w?.cancel().catch(() => undefined);
+    };
+  }
+}

@@ -1,0 +1,187 @@
+/**
+ * The DNS interface of service discovery (off by default; config services.dns): a UDP
+ * server answering, from this node's cached catalog, for the zone
+ * `service.<cluster>.quorumd`:
+ *
+ *   <name>.service.<cluster>.quorumd             SRV (one per healthy instance, target
+ *                                               <instance>.<name>.service..., with the
+ *                                               addresses as additional A/AAAA), A, AAAA
+ *   <instance>.<name>.service.<cluster>.quorumd  SRV, A, AAAA of that instance
+ *
+ * Healthy = passing or warning. An unknown name in the zone is NXDOMAIN, a known one
+ * without records of the type asked is an empty NOERROR, any other zone is REFUSED
+ * (this is no recursive resolver). Answers fit the client's UDP size (512 bytes, or
+ * its EDNS size up to 4096): extra records go first, then answers, with TC set so
+ * the client can ask over TCP... which this server does not offer — a client gets the
+ * records that fit, as Consul's DNS does by default. Malformed packets are counted
+ * and dropped; nothing a packet holds can stop the server.
+ */
+import { createSocket, type Socket } from 'node:dgram';
+import { createServer, isIP, type Server, type Socket as TcpSocket } from 'node:net';
+import dnsPacket, { type Answer, type Packet, type Question } from 'dns-packet';
+import type { Catalog } from './registry.ts';
+import type { InstanceView } from './catalog.ts';
+
+export interface DnsOptions {
+  host: string;
+  port: number;
+  cluster: string;
+  ttlSec: number;
+  catalog: () => Catalog;
+  log: { warn(fields: Record<string, unknown>, msg: string): void };
+}
+
+export interface DnsServer {
+  port: number;
+  readonly stats: { queries: number; malformed: number; nxdomain: number; refused: number };
+  close(): Promise<void>;
+}
+
+const AA = 1 << 10;
+const TC = 1 << 9;
+const RCODE = { NOERROR: 0, NXDOMAIN: 3, REFUSED: 5, FORMERR: 1 } as const;
+
+/** The answer to one query packet (exported for tests without sockets). */
+export function answer(query: Packet, o: { cluster: string; ttlSec: number; catalog: Catalog }): { packet: Packet; rcode: number } {
+  const zone = `service.${o.cluster}.quorumd`;
+  const q = (query.questions ?? [])[0] as Question | undefined;
+  const base = { type: 'response' as const, id: query.id ?? 0, questions: q ? [q] : [] };
+  if (!q) return { packet: { ...base, flags: RCODE.FORMERR }, rcode: RCODE.FORMERR };
+  const name = q.name.toLowerCase().replace(/\.$/, '');
+  if (name !== zone && !name.endsWith(`.${zone}`)) return { packet: { ...base, flags: RCODE.REFUSED }, rcode: RCODE.REFUSED };
+  const labels = name === zone ? [] : name.slice(0, -(zone.length + 1)).split('.');
+  const healthy = o.catalog.instances.filter((v) => v.health !== 'critical');
+  let set: InstanceView[];
+  if (labels.length === 1) set = healthy.filter((v) => v.name === labels[0]);
+  else if (labels.length === 2) set = healthy.filter((v) => v.name === labels[1] && v.instance === labels[0]);
+  else set = [];
+  const known = labels.length === 1 ? o.catalog.instances.some((v) => v.name === labels[0]) : labels.length === 2 ? o.catalog.instances.some((v) => v.name === labels[1] && v.instance === labels[0]) : labels.length === 0;
+  if (!known) return { packet: { ...base, flags: AA | RCODE.NXDOMAIN }, rcode: RCODE.NXDOMAIN };
+  const ttl = o.ttlSec;
+  const target = (v: InstanceView) => (isIP(v.address) ? `${v.instance}.${v.name}.${zone}` : v.address.replace(/\.$/, ''));
+  const addr = (v: InstanceView, owner: string): Answer[] => {
+    const fam = isIP(v.address);
+    if (fam === 4) return [{ type: 'A', name: owner, ttl, class: 'IN', data: v.address }];
+    if (fam === 6) return [{ type: 'AAAA', name: owner, ttl, class: 'IN', data: v.address }];
+    return [];
+  };
+  const answers: Answer[] = [];
+  const additionals: Answer[] = [];
+  // dns-packet's types leave out ANY (QTYPE 255), which it decodes as 'ANY'.
+  const any = (q.type as string) === 'ANY';
+  const wantSrv = q.type === 'SRV' || any;
+  const wantA = q.type === 'A' || any;
+  const wantAAAA = q.type === 'AAAA' || any;
+  for (const v of set) {
+    if (wantSrv) {
+      answers.push({ type: 'SRV', name: q.name, ttl, class: 'IN', data: { priority: 1, weight: 1, port: v.port, target: target(v) } });
+      additionals.push(...addr(v, target(v)));
+    }
+    for (const a of addr(v, q.name)) if ((a.type === 'A' && wantA) || (a.type === 'AAAA' && wantAAAA)) answers.push(a);
+  }
+  return { packet: { ...base, flags: AA | RCODE.NOERROR, answers, additionals }, rcode: RCODE.NOERROR };
+}
+
+/** Encodes within `limit` bytes: additionals dropped first (no TC), then answers (TC set). */
+export function encodeWithin(p: Packet, limit: number): Buffer {
+  let buf = dnsPacket.encode(p);
+  if (buf.length <= limit) return buf;
+  const adds = [...(p.additionals ?? [])];
+  while (buf.length > limit && adds.length > 0) {
+    adds.pop();
+    buf = dnsPacket.encode({ ...p, additionals: adds });
+  }
+  if (buf.length <= limit) return buf;
+  const q: Packet = { ...p, additionals: [], flags: (p.flags ?? 0) | TC };
+  const answers = [...(p.answers ?? [])];
+  buf = dnsPacket.encode(q);
+  while (buf.length > limit && answers.length > 0) {
+    answers.pop();
+    buf = dnsPacket.encode({ ...q, answers });
+  }
+  return buf;
+}
+
+export function startDns(o: DnsOptions): Promise<DnsServer> {
+  const sock: Socket = createSocket({ type: isIP(o.host) === 6 ? 'udp6' : 'udp4' });
+  const stats = { queries: 0, malformed: 0, nxdomain: 0, refused: 0 };
+  /** The encoded answer to one query message, within `limit` bytes (undefined: dropped). */
+  const respond = (msg: Buffer, limitOf: (q: Packet) => number): Buffer | undefined => {
+    let query: Packet;
+    try {
+      query = dnsPacket.decode(msg);
+    } catch {
+      stats.malformed++;
+      return undefined;
+    }
+    if (query.type !== 'query') {
+      stats.malformed++;
+      return undefined;
+    }
+    stats.queries++;
+    try {
+      const { packet, rcode } = answer(query, { cluster: o.cluster, ttlSec: o.ttlSec, catalog: o.catalog() });
+      if (rcode === RCODE.NXDOMAIN) stats.nxdomain++;
+      if (rcode === RCODE.REFUSED) stats.refused++;
+      return encodeWithin(packet, limitOf(query));
+    } catch (err) {
+      stats.malformed++;
+      o.log.warn({ error: (err as Error).message }, 'services DNS: query not answered');
+      return undefined;
+    }
+  };
+  sock.on('message', (msg, rinfo) => {
+    const out = respond(msg, (q) => {
+      const opt = (q.additionals ?? []).find((a) => a.type === 'OPT') as { udpPayloadSize?: number } | undefined;
+      return Math.max(512, Math.min(4096, opt?.udpPayloadSize ?? 512));
+    });
+    if (out) sock.send(out, rinfo.port, rinfo.address);
+  });
+  // DNS over TCP (RFC 1035 4.2.2, RFC 7766): messages with a 2-byte length; for answers that do not fit UDP.
+  const conns = new Set<TcpSocket>();
+  const tcp: Server = createServer((c) => {
+    conns.add(c);
+    let buf = Buffer.alloc(0);
+    c.setTimeout(10_000, () => c.destroy());
+    c.on('error', () => undefined);
+    c.on('close', () => conns.delete(c));
+    c.on('data', (d) => {
+      buf = Buffer.concat([buf, d]);
+      if (buf.length > 70_000) return c.destroy();
+      while (buf.length >= 2) {
+        const n = buf.readUInt16BE(0);
+        if (buf.length < 2 + n) break;
+        const out = respond(buf.subarray(2, 2 + n), () => 65_535);
+        buf = buf.subarray(2 + n);
+        if (out) {
+          const len = Buffer.alloc(2);
+          len.writeUInt16BE(out.length);
+          c.write(Buffer.concat([len, out]));
+        }
+      }
+    });
+  });
+  return new Promise((resolve, reject) => {
+    sock.once('error', reject);
+    sock.bind(o.port, o.host, () => {
+      sock.off('error', reject);
+      sock.on('error', (err) => o.log.warn({ error: err.message }, 'services DNS: socket error'));
+      const port = sock.address().port;
+      tcp.once('error', (err) => {
+        sock.close();
+        reject(err);
+      });
+      tcp.listen(port, o.host, () => {
+        tcp.on('error', (err) => o.log.warn({ error: err.message }, 'services DNS: TCP error'));
+        resolve({
+          port,
+          stats,
+          close: async () => {
+            for (const c of conns) c.destroy();
+            await Promise.all([new Promise<void>((r) => sock.close(() => r())), new Promise<void>((r) => tcp.close(() => r()))]);
+          },
+        });
+      });
+    });
+  });
+}
