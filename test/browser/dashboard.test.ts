@@ -15,13 +15,13 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Page } from 'playwright-core';
 import { call } from '../../daemon/client/http.ts';
 import { SKIP_BROWSER, openBrowser, type Browser } from './chromium.ts';
+import { freeBasePort } from '../helpers/ports.ts';
 
 interface Span { row: number; member: string; state: string; term: number | null; from: number; to: number | null }
 interface Mark { row: number; at: number; kind: string; text: string }
@@ -50,14 +50,6 @@ let leader = '';
 let base = 0;
 const url = (k: number) => `http://127.0.0.1:${base + k}`;
 
-function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.once('error', () => resolve(false));
-    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
-  });
-}
-
 async function waitFor<T>(what: string, f: () => Promise<T | undefined | false>, ms: number): Promise<T> {
   const end = Date.now() + ms;
   let last: unknown;
@@ -76,8 +68,7 @@ async function waitFor<T>(what: string, f: () => Promise<T | undefined | false>,
 /** `quorumd dev` as a child process; resolves once its guide is printed (a leader is stable). */
 async function startDevCli(): Promise<void> {
   for (let attempt = 0; attempt < 5; attempt++) {
-    base = 20000 + Math.floor(Math.random() * 30000);
-    if (!(await Promise.all([1, 2, 3].map((k) => portFree(base + k)))).every(Boolean)) continue;
+    base = await freeBasePort(3);
     printed = '';
     const child = spawn(process.execPath, [bin, 'dev', '--nodes', '3', '--base-port', String(base), '--data-dir', join(work, 'dev')], { stdio: ['ignore', 'pipe', 'pipe'] });
     dev = child;

@@ -15,6 +15,7 @@ import { startNode, type RunningNode } from '../../daemon/start.ts';
 import { startDev } from '../../daemon/dev.ts';
 import { call } from '../../daemon/client/http.ts';
 import { testTokenFile } from '../helpers/auth.ts';
+import { freeBasePort } from '../helpers/ports.ts';
 
 const KEY = 'cd'.repeat(32);
 const cleanup: Array<() => Promise<void> | void> = [];
@@ -104,7 +105,7 @@ describe('quorumd start with engine: bully', () => {
 describe('quorumd dev --engine bully', () => {
   it('starts three child processes that agree on the highest node, and prints a bully guide', async () => {
     let printed = '';
-    const base = 17_300 + Math.floor(Math.random() * 500) * 4;
+    const base = await freeBasePort(3);
     const dev = await startDev({ nodes: 3, engine: 'bully', basePort: base, handleSignals: false, out: (s) => (printed += s), readyTimeoutMs: 20_000 });
     process.env.QUORUMD_API_TOKEN_FILE = dev.tokenFile; // as `quorumd --data-dir <dev dir>` finds it
     cleanup.push(() => dev.stop());

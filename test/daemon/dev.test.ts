@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startDev, type DevCluster } from '../../daemon/dev.ts';
 import { call } from '../../daemon/client/http.ts';
-import { freePort } from './e2e/proc-cluster.ts';
+import { freeBasePort } from '../helpers/ports.ts';
 
 let dev: DevCluster | undefined;
 afterAll(async () => {
@@ -22,7 +22,7 @@ describe('quorumd dev', () => {
   it('starts 3 node processes, prints a guide whose curl lines work, and cleans up', async () => {
     let printed = '';
     const progress: string[] = [];
-    const base = (await freePort()) % 40000 + 20000;
+    const base = await freeBasePort(3);
     dev = await startDev({ nodes: 3, engine: 'raft', basePort: base, handleSignals: false, out: (s) => (printed += s), progress: (line, final) => void progress.push(final ? '(done)' : line) });
     // A progress line while starting, ending once the leader was stable; the guide once, after it.
     expect(progress.length).toBeGreaterThan(1);

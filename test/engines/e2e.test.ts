@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EtcdCluster, HAVE_ETCD, HAVE_ZK, until, ZkEnsemble } from './servers.ts';
 import { BIN, ExternalProcCluster } from './proc.ts';
+import { freeBasePort } from '../helpers/ports.ts';
 
 function hookYaml(dir: string): string {
   // Each node appends "<node> <event> <token>" to one file: who was active with which token.
@@ -91,9 +92,8 @@ describe.skipIf(!HAVE_ETCD)('quorumd dev --engine etcd', () => {
   it('starts a local etcd and nodes that elect through it; a killed leader is replaced; stop() stops etcd too', async () => {
     const { startDev } = await import('../../daemon/dev.ts');
     const { call: httpCall } = await import('../../daemon/client/http.ts');
-    const { freePort } = await import('./servers.ts');
     let printed = '';
-    const base = ((await freePort()) % 40000) + 20000;
+    const base = await freeBasePort(3);
     const dev = await startDev({ nodes: 3, engine: 'etcd', basePort: base, handleSignals: false, out: (s) => (printed += s) });
     try {
       expect(printed).toMatch(/etcd {8}http:\/\/127\.0\.0\.1:\d+ {2}\(child pid \d+/);

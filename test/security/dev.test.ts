@@ -13,9 +13,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Client } from 'aedes';
 import { startDev, type DevCluster } from '../../daemon/dev.ts';
 import { call } from '../../daemon/client/http.ts';
-import { freePort } from '../e2e/harness.ts';
 import { alive, json, maxTerm, mqttClient, rssMiB, sleep, until } from './helpers.ts';
 import { metricValue as metric } from '../e2e/harness.ts';
+import { freeBasePort } from '../helpers/ports.ts';
 
 let dev: DevCluster;
 /** The broker's connected clients by id (aedes keeps them in `clients`). */
@@ -27,7 +27,7 @@ const out: string[] = [];
 const nodeDisconnects: string[] = [];
 
 beforeAll(async () => {
-  const base = ((await freePort()) % 40000) + 20000;
+  const base = await freeBasePort(3);
   dev = await startDev({ nodes: 3, engine: 'raft', basePort: base, handleSignals: false, jobs: [], ...(process.env.SEC_DEBUG ? { dataDir: '/tmp/i13-secdev' } : {}), out: (s) => out.push(s), readyTimeoutMs: 60_000 });
   token = readFileSync(dev.tokenFile, 'utf8').trim();
   process.env.QUORUMD_API_TOKEN_FILE = dev.tokenFile; // as `quorumd --data-dir <dev dir>` finds it

@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDev, type DevCluster, type DevNode } from '../../../daemon/dev.ts';
 import { call, jsonOf } from '../../../daemon/client/http.ts';
-import { freePort } from './proc-cluster.ts';
+import { freeBasePort } from '../../helpers/ports.ts';
 
 export interface JobsScenarioResult {
   /** Lines in the file: one per run. */
@@ -68,7 +68,7 @@ export async function runJobsScenario(o: { durationMs: number; kills: number; lo
   const dir = mkdtempSync(join(tmpdir(), 'quorumd-jobs-'));
   const out = join(dir, 'runs.txt');
   const say = o.log ?? (() => {});
-  const base = ((await freePort()) % 40000) + 20000;
+  const base = await freeBasePort(3);
   let dev: DevCluster | undefined;
   const t0 = Date.now();
   try {

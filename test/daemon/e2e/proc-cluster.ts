@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { devConfig } from '../../../daemon/dev.ts';
 import { call } from '../../../daemon/client/http.ts';
 import { testTokenFile } from '../../helpers/auth.ts';
+import { freeBasePort } from '../../helpers/ports.ts';
 
 export const bin = join(import.meta.dirname, '..', '..', '..', 'bin', 'quorumd.js');
 
@@ -28,23 +29,6 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** Finds a base port such that base+1..base+n are all free (bounded attempts). */
-async function freeRange(n: number): Promise<number> {
-  for (let i = 0; i < 50; i++) {
-    const base = 20000 + Math.floor(Math.random() * 30000);
-    const ok = await Promise.all(
-      Array.from({ length: n }, (_, k) =>
-        new Promise<boolean>((r) => {
-          const s = createServer();
-          s.once('error', () => r(false));
-          s.listen(base + k + 1, '127.0.0.1', () => s.close(() => r(true)));
-        }),
-      ),
-    );
-    if (ok.every(Boolean)) return base;
-  }
-  throw new Error('no free port range found in 50 attempts');
-}
 
 export interface ProcNode {
   name: string;
@@ -103,7 +87,7 @@ export class ProcCluster {
         return false;
       }
     }, 20_000, 'broker up');
-    const base = await freeRange(n);
+    const base = await freeBasePort(n);
     for (let k = 1; k <= n; k++) {
       const config = join(c.dir, `n${k}.yaml`);
       writeFileSync(config, devConfig({ k, n, key, tokenFile: testTokenFile(), brokerUrl: `mqtt://127.0.0.1:${c.brokerPort}`, basePort: base, dir: c.dir }).replace(/^hooks:[\s\S]*?^log:/m, 'log:') + extraYaml + perNode(k), { mode: 0o600 }); // the key is inline: a secret file

@@ -10,8 +10,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { startDev, type DevCluster } from '../../../daemon/dev.ts';
 import { call } from '../../../daemon/client/http.ts';
 import { statusTable } from '../../../daemon/client/commands.ts';
-import { freePort } from '../e2e/proc-cluster.ts';
 import { logLines, poll, status } from './helpers.ts';
+import { freeBasePort } from '../../helpers/ports.ts';
 
 let dev: DevCluster | undefined;
 afterAll(async () => {
@@ -21,7 +21,7 @@ afterAll(async () => {
 describe('quorumd dev --engine bully with simulated relays', () => {
   it('a SIGKILLed coordinator is fenced through its relay before the new one is active, and rejoins after the power-on delay', async () => {
     let printed = '';
-    const base = ((await freePort()) % 40000) + 20000;
+    const base = await freeBasePort(3);
     const powerOnAfterMs = 3000;
     dev = await startDev({ nodes: 3, engine: 'bully', basePort: base, handleSignals: false, powerOnAfterMs, out: (s) => (printed += s), readyTimeoutMs: 20_000 });
     process.env.QUORUMD_API_TOKEN_FILE = dev.tokenFile; // as `quorumd --data-dir <dev dir>` finds it

@@ -1,0 +1,34 @@
+/**
+ * Port ranges for tests that start several servers on consecutive ports
+ * (`quorumd dev --base-port B` listens on B+1..B+n).
+ *
+ * The base is drawn below Linux's ephemeral range (32768..60999 by default,
+ * /proc/sys/net/ipv4/ip_local_port_range): a port there can be taken at any
+ * moment by an outgoing connection of another test running in parallel, which
+ * is how CI once failed with "port 56452 ... is in use" between our probe and
+ * the node's listen. Below 32768 only another listener can take a port, and
+ * every port of the range is probed before it is handed out.
+ */
+import { createServer } from 'node:net';
+
+const LOW = 20_000;
+const HIGH = 32_000; // exclusive; keeps clear of the ephemeral range
+
+export function portFree(port: number): Promise<boolean> {
+  return new Promise((r) => {
+    const s = createServer();
+    s.once('error', () => r(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => r(true)));
+  });
+}
+
+/** A base B such that B+1..B+n are free now (bounded: 100 draws). */
+export async function freeBasePort(n: number): Promise<number> {
+  if (!Number.isInteger(n) || n < 1 || n > 100) throw new RangeError(`freeBasePort: expected 1..100 ports, got ${n}`);
+  for (let i = 0; i < 100; i++) {
+    const base = LOW + Math.floor(Math.random() * (HIGH - LOW - n - 1));
+    const ok = await Promise.all(Array.from({ length: n }, (_, k) => portFree(base + k + 1)));
+    if (ok.every(Boolean)) return base;
+  }
+  throw new Error(`freeBasePort: no ${n} consecutive free ports between ${LOW} and ${HIGH} in 100 draws`);
+}
