@@ -243,7 +243,11 @@ export class RaftNode {
   private progress = new Map<NodeId, Progress>();
   private transferee: NodeId = NO_NODE;
   private transferElapsed = 0;
-  private leaseBlockedUntil = 0;
+  /**
+   * A TimeoutNow left this leader in its current term: no lease read again in this term
+   * (see sendTimeoutNow). Cleared only by winning a new term.
+   */
+  private timeoutNowSentInTerm = false;
   /** Heartbeat rounds up to this one hold no lease (dropLease). */
   private leaseFloor = 0;
   private pendingConfIndex: Index = 0;
@@ -914,6 +918,7 @@ export class RaftNode {
     this.transferee = NO_NODE;
     this.readRound = 0;
     this.leaseFloor = 0;
+    this.timeoutNowSentInTerm = false;
     this.roundSentAt.clear();
     for (const id of allMembers(this.config)) if (id !== this.id) this.progress.set(id, this.newProgress(id));
     // Conservative: no config change until everything in our log so far is committed.
@@ -1145,9 +1150,18 @@ export class RaftNode {
   private sendTimeoutNow(pr: Progress): void {
     if (pr.timeoutNowSent) return;
     pr.timeoutNowSent = true;
-    // The target's Vote will bypass every follower's lease: no lease reads from here on
-    // for a full election timeout, even if the transfer is aborted meanwhile.
-    this.leaseBlockedUntil = this.now + this.ticks.electionMax;
+    // The target's Vote carries `transfer`, which makes every voter ignore the promise
+    // (leader stickiness) that a lease rests on. The message may be delayed, duplicated
+    // or reordered without bound, so no time after which it can no longer arrive exists:
+    // a lease read is unsafe from now on for the rest of this term, even after the
+    // transfer was aborted. Reads fall back to ReadIndex, whose quorum round proves
+    // leadership at the time of the read whatever the delays (a target that won a
+    // higher term makes the quorum answer with that term). A stale TimeoutNow cannot
+    // harm a later term of ours: the target it reaches campaigns at most at term + 1
+    // of this one, and every voter that acknowledged a later term's heartbeats has
+    // that later term (so it refuses a lower one) and knows us as its leader in it
+    // (so it refuses a vote in an equal one); becomeLeader clears the flag.
+    this.timeoutNowSentInTerm = true;
     this.send({ type: MsgType.TimeoutNow, from: this.id, to: pr.id, term: this.term });
   }
 
@@ -1439,10 +1453,11 @@ export class RaftNode {
    * Lease read (thesis §6.4.1): valid while a quorum acknowledged a heartbeat round sent
    * less than electionMin × (1 − maxClockDriftRatio) ticks ago — those followers ignore
    * vote requests until electionMin of their own ticks after receiving it. Never during
-   * a transfer (TimeoutNow votes bypass the lease).
+   * a transfer, nor for the rest of a term in which a TimeoutNow was sent (TimeoutNow
+   * votes bypass the lease; see sendTimeoutNow).
    */
   private leaseValid(): boolean {
-    if (!this.options.leaseRead || this.transferee !== NO_NODE || this.now < this.leaseBlockedUntil) return false;
+    if (!this.options.leaseRead || this.transferee !== NO_NODE || this.timeoutNowSentInTerm) return false;
     const sent = this.scratch;
     sent.length = 0;
     for (const id of this.voting) {
