@@ -609,13 +609,13 @@ export class RaftNode {
     switch (m.type) {
       case MsgType.PreVote: {
         // Granted for a term above ours when the candidate's log is up to date (§5.4.1).
-        const grant = m.term > this.term && this.log.isUpToDate(m.lastIndex, m.lastTerm);
+        const grant = m.term > this.term && this.candidateUpToDate(m.from, m.lastIndex, m.lastTerm);
         this.send({ type: MsgType.PreVoteReply, from: this.id, to: m.from, term: grant ? m.term : this.term, granted: grant });
         return;
       }
       case MsgType.Vote: {
         const canVote = this.vote === m.from || (this.vote === NO_NODE && this.leader === NO_NODE);
-        const grant = canVote && this.log.isUpToDate(m.lastIndex, m.lastTerm);
+        const grant = canVote && this.candidateUpToDate(m.from, m.lastIndex, m.lastTerm);
         if (grant) {
           this.vote = m.from;
           this.electionElapsed = 0;
@@ -793,6 +793,43 @@ export class RaftNode {
 
   private isWitness(): boolean {
     return this.config.witnesses.includes(this.id);
+  }
+
+  /**
+   * The vote rule (Raft §5.4.1): grant only to a candidate whose log is at least as up to
+   * date as ours — with one addition for a configuration of at most two voting members.
+   *
+   * The case: two data boards and a witness; the leader, cut off from the other board,
+   * proposes its own removal. The entry C = {other board, witness} reaches only the
+   * witness; the leader then steps down (check-quorum) or dies. The other board comes
+   * back with a log one entry shorter than the witness's, the witness never campaigns
+   * and refuses the shorter log, the removed leader does not campaign (or is down):
+   * no leader ever again, although both members of the newest config can talk.
+   *
+   * The addition: also grant when the candidate's log is a prefix of ours (its last
+   * entry is in our log) and our very next entry is a config entry C of which the
+   * candidate is a voting member and in which every quorum contains it (two voting
+   * members, or one), and we know nothing at or after C to be committed. Why no entry
+   * at or after C can be committed then, so that the candidate lacks nothing committed:
+   * by log matching, a leader that commits one of our entries at index >= C holds C,
+   * so it counts with C or a later config; a later config is proposed only after C
+   * committed (one change at a time: proposeConfChange waits for the pending one, and
+   * a new leader treats its whole log as pending); so the first commit at or after C
+   * was counted with C, on a quorum of C that held C — and every such quorum contains
+   * the candidate, which does not hold C. A voter that holds a committed entry still
+   * never votes for a candidate that lacks it, which is all that leader completeness
+   * (§5.4.3) asks of the vote. (The thesis, §4.2.2, lets a removed leader keep leading
+   * until C commits; this lets the remaining members finish the job when it cannot.)
+   */
+  private candidateUpToDate(cand: NodeId, lastIndex: Index, lastTerm: Term): boolean {
+    if (this.log.isUpToDate(lastIndex, lastTerm)) return true;
+    const k = lastIndex + 1;
+    if (lastIndex < this.log.snapIndex || this.log.term(lastIndex) !== lastTerm || this.commit >= k) return false;
+    const next = this.log.entry(k);
+    if (!next || next.type !== EntryType.Config) return false;
+    const c = this.configAt(k);
+    const voting = votingMembers(c);
+    return voting.includes(cand) && voting.length - 1 < quorumSize(c);
   }
 
   /** Only full voters campaign: witnesses, learners and non-members never do. */

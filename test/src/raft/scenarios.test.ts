@@ -4,10 +4,95 @@
  * the cluster without a leader, and lease reads around a delayed TimeoutNow.
  */
 import { describe, expect, it } from 'vitest';
-import { MsgType, type Message } from '../../../src/wire/messages.ts';
+import { EntryType, MsgType, type Entry, type Message } from '../../../src/wire/messages.ts';
+import { encodeConfig, RaftNode, type MemberConfig } from '../../../src/raft/index.ts';
+import { Rng } from '../../../src/rng.ts';
 import { Cluster, text } from './harness.ts';
 
+/** A witness-side voter (id 3) whose log ends with a config entry the candidate (2) lacks. */
+function voterWithTrailingConfig(boot: MemberConfig, next: MemberConfig, commit: number): RaftNode {
+  const entries: Entry[] = [
+    { term: 1, index: 1, type: EntryType.Noop, data: new Uint8Array(0) },
+    { term: 1, index: 2, type: EntryType.Normal, data: new Uint8Array(0) },
+    { term: 1, index: 3, type: EntryType.Config, data: encodeConfig(next) },
+  ];
+  return new RaftNode({ id: 3, config: boot, hardState: { term: 1, vote: 1, commit }, entries, rng: new Rng(3) });
+}
+
+function voteFor2(r: RaftNode, lastIndex: number): boolean {
+  r.step({ type: MsgType.Vote, from: 2, to: 3, term: 2, lastIndex, lastTerm: 1, transfer: false });
+  const rd = r.ready()!;
+  r.advance(rd);
+  const reply = rd.messages.find((m) => m.type === MsgType.VoteReply);
+  return reply !== undefined && reply.type === MsgType.VoteReply && reply.granted;
+}
+
 describe('raft scenarios (issue 12)', () => {
+  it('2 data + witness: after the leader proposes its own removal and steps down, the cluster elects again once a majority of the newest config can talk', () => {
+    const c = new Cluster({ seed: 1202, voters: [1, 2], witnesses: [3] });
+    const l = c.waitLeader();
+    const f = l.id === 1 ? 2 : 1;
+    c.propose('before');
+    c.run(10);
+    c.isolate(f);
+    expect(l.r.proposeConfChange({ op: 'remove', node: l.id }).ok).toBe(true);
+    c.process(l);
+    c.runUntil(() => l.r.status().role !== 'leader', 100, 'the removed leader steps down (check-quorum)');
+    // The removal reached only the witness.
+    expect(c.node(3).r.status().lastIndex).toBe(l.r.status().lastIndex);
+    expect(c.node(f).r.status().lastIndex).toBeLessThan(l.r.status().lastIndex);
+    c.heal();
+    const nl = c.waitLeader(1000);
+    expect(nl.id).not.toBe(3);
+    const i = c.propose('after');
+    expect(i).toBeDefined();
+    c.run(20);
+    expect(c.appliedData(nl.id).at(-1)).toBe('after');
+  });
+
+  it('2 data + witness, check-quorum off: after the leader proposes its own removal and crashes, the follower and the witness elect again', () => {
+    const c = new Cluster({ seed: 1203, voters: [1, 2], witnesses: [3], options: { checkQuorum: false } });
+    const l = c.waitLeader();
+    const f = l.id === 1 ? 2 : 1;
+    c.propose('before');
+    c.run(10);
+    c.isolate(f);
+    expect(l.r.proposeConfChange({ op: 'remove', node: l.id }).ok).toBe(true);
+    c.process(l);
+    c.run(5);
+    expect(c.node(3).r.status().lastIndex).toBe(l.r.status().lastIndex);
+    c.crash(l.id);
+    c.heal();
+    const nl = c.waitLeader(1000);
+    expect(nl.id).toBe(f);
+    c.propose('after');
+    c.run(20);
+    expect(c.appliedData(f)).toEqual(['before', 'after']);
+    // The old leader comes back; its uncommitted removal is overwritten and it follows.
+    c.restart(l.id);
+    c.run(50);
+    expect(c.appliedData(l.id)).toEqual(['before', 'after']);
+    expect(c.leader()?.id).toBe(f);
+  });
+
+  it('a voter grants a shorter log only when its next entry is a config in which every quorum holds the candidate, and nothing there is known committed', () => {
+    const boot = { voters: [1, 2], learners: [], witnesses: [3] };
+    const newest = { voters: [2], learners: [], witnesses: [3] };
+    // Candidate 2 ends at index 2; the voter's entry 3 is C = {2, witness 3}: granted.
+    expect(voteFor2(voterWithTrailingConfig(boot, newest, 2), 2)).toBe(true);
+    // The voter knows index 3 committed: never for a log that lacks it.
+    expect(voteFor2(voterWithTrailingConfig(boot, newest, 3), 2)).toBe(false);
+    // The candidate lacks a Normal entry too (ends at 1): that one may be committed.
+    expect(voteFor2(voterWithTrailingConfig(boot, newest, 1), 1)).toBe(false);
+    // Three voting members in C: a quorum of C without the candidate exists.
+    const boot4 = { voters: [1, 2, 4], learners: [], witnesses: [3] };
+    const three = { voters: [2, 4], learners: [], witnesses: [3] };
+    expect(voteFor2(voterWithTrailingConfig(boot4, three, 2), 2)).toBe(false);
+    // The candidate is not a voting member of C.
+    const without2 = { voters: [1], learners: [], witnesses: [3] };
+    expect(voteFor2(voterWithTrailingConfig(boot, without2, 2), 2)).toBe(false);
+  });
+
   it('no lease read misses a committed write, however late the transfer\'s TimeoutNow is delivered', () => {
     const c = new Cluster({ seed: 1204, voters: [1, 2, 3], options: { leaseRead: true } });
     const l = c.waitLeader();
