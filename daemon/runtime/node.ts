@@ -1118,6 +1118,7 @@ export class NodeRuntime {
     if (this.stateValue !== 'running') return cb(unavailable(`node ${this.id} is not running (${this.stateValue})`));
     const raft = this.raft!;
     if (raft.witness) return cb(unavailable(`node ${this.id} is a witness and holds no data; ask a data node`));
+    if (raft.missingData) return cb(unavailable(`node ${this.id} is a former witness waiting for a snapshot with the data (docs/fencing.md); ask another node`));
     if (opts?.stale) return cb(this.localGet(key));
     const ctx = this.nextId();
     const r = raft.readIndex(ctx);

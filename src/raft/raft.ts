@@ -171,6 +171,12 @@ export interface RaftStatus {
   snapshotTerm: Term;
   config: MemberConfig;
   isWitness: boolean;
+  /**
+   * A voter or learner whose log or snapshot still lacks entry data up to this index (a
+   * former witness re-added as a voter or learner keeps its data-less log): it neither
+   * campaigns nor applies until a snapshot from the leader covers it. 0 otherwise.
+   */
+  missingDataTo: Index;
   transferee: NodeId;
   /** Leader only: one row per other member. */
   progress: ProgressView[];
@@ -251,6 +257,14 @@ export class RaftNode {
   /** Heartbeat rounds up to this one hold no lease (dropLease). */
   private leaseFloor = 0;
   private pendingConfIndex: Index = 0;
+  /**
+   * Highest index at or below which this node's log or snapshot holds no entry data:
+   * a Normal entry without data (what a witness stores in place of the data) or a
+   * 0-byte snapshot (a witness's). Derived from the durable log and snapshot alone, so
+   * a restart recovers it. It only matters once this node is a voter or learner again
+   * (a former witness): see lacksData().
+   */
+  private dataGapTo: Index = 0;
   private needBcast = false;
 
   private readRound = 0;
@@ -317,6 +331,7 @@ export class RaftNode {
     this.stableIndex = this.log.lastIndex;
     this.unstableFrom = this.log.lastIndex + 1;
     this.prevHard = { term: this.term, vote: this.vote, commit: this.commit };
+    this.recomputeDataGap();
     this.becomeFollower(this.term, NO_NODE);
     this.prevSoft = this.softState();
   }
@@ -329,7 +344,7 @@ export class RaftNode {
       id: this.id, role: this.role, term: this.term, vote: this.vote, leader: this.leader,
       commitIndex: this.commit, appliedIndex: this.applied, lastIndex: this.log.lastIndex, lastTerm: this.log.lastTerm,
       stableIndex: this.stableIndex, snapshotIndex: this.log.snapIndex, snapshotTerm: this.log.snapTerm,
-      config: copyConfig(this.config), isWitness: this.isWitness(), transferee: this.transferee,
+      config: copyConfig(this.config), isWitness: this.isWitness(), missingDataTo: this.lacksData() ? this.dataGapTo : 0, transferee: this.transferee,
       progress: [...this.progress.values()].map((p) => ({ id: p.id, match: p.match, next: p.next, state: p.state, inflight: p.inflight.length, knownCommit: p.knownCommit })),
     };
   }
@@ -401,6 +416,11 @@ export class RaftNode {
     return this.isWitness();
   }
 
+  /** A voter or learner still waiting for the data its former witness log lacks (status().missingDataTo > 0). */
+  get missingData(): boolean {
+    return this.lacksData();
+  }
+
   // -------------------------------------------------------------------------
   // Inputs
 
@@ -412,6 +432,7 @@ export class RaftNode {
 
   /** Starts an election now (pre-vote first when enabled), e.g. when the link reports the leader gone. */
   campaign(): Result<{ term: Term }> {
+    if (this.lacksData()) return { ok: false, code: 'not-caught-up', reason: `node ${this.id} lacks the data of its log up to index ${this.dataGapTo} (a former witness) and campaigns only once a snapshot from the leader brought it` };
     if (!this.promotable()) return { ok: false, code: 'not-voter', reason: `node ${this.id} is not a voter (learner, witness or not a member) and never campaigns` };
     if (this.role === 'leader') return { ok: true, term: this.term };
     this.startCampaign(false);
@@ -480,6 +501,9 @@ export class RaftNode {
 
   propose(data: Uint8Array): Result {
     if (!(data instanceof Uint8Array)) return { ok: false, code: 'bad-request', reason: `propose: data must be a Uint8Array, got ${typeof data}` };
+    if (data.length === 0) {
+      return { ok: false, code: 'bad-request', reason: 'propose: data is empty; a Normal entry without data is what a witness stores in place of data, so commands must be at least one byte' };
+    }
     if (data.length > this.ticks.maxEntryBytes) {
       return { ok: false, code: 'too-large', reason: `propose: ${data.length} bytes exceed the ${this.ticks.maxEntryBytes}-byte limit of one entry (maxMsgBytes ${this.options.maxMsgBytes})` };
     }
@@ -561,7 +585,11 @@ export class RaftNode {
     let k = 0;
     while (k + 1 < this.confHistory.length && this.confHistory[k + 1]!.index <= index) k++;
     this.confHistory = [{ index, config: this.confHistory[k]!.config }, ...this.confHistory.slice(k + 1)];
-    this.snapshot = { meta, data: this.isWitness() ? new Uint8Array(0) : data };
+    // A witness, or a former witness still without the data, has no state to keep: its
+    // snapshot stays empty, and the gap with it (a restart recovers it from the 0 bytes).
+    const noData = this.isWitness() || this.lacksData();
+    this.snapshot = { meta, data: noData ? new Uint8Array(0) : data };
+    if (noData) this.dataGapTo = Math.max(this.dataGapTo, index);
     return { ok: true, meta };
   }
 
@@ -736,7 +764,7 @@ export class RaftNode {
     if (this.installing) rd.snapshot = this.installing;
     if (this.unstableFrom <= this.log.lastIndex) rd.entries = this.log.slice(this.unstableFrom, this.log.lastIndex);
     let committedTo = this.applied;
-    if (!this.installing && this.applied >= this.log.snapIndex) {
+    if (!this.installing && this.applied >= this.log.snapIndex && !this.lacksData()) {
       const hi = Math.min(this.commit, this.stableIndex);
       if (hi > this.applied) {
         rd.committed = this.log.slice(this.applied + 1, hi);
@@ -760,7 +788,7 @@ export class RaftNode {
   /** Whether ready() would return a Ready (without flushing pending leader work). */
   hasReady(): boolean {
     return this.needBcast || this.readRoundWanted || this.msgs.length > 0 || this.readStates.length > 0 || this.failedReads.length > 0 ||
-      this.installing !== undefined || this.unstableFrom <= this.log.lastIndex || Math.min(this.commit, this.stableIndex) > this.applied ||
+      this.installing !== undefined || this.unstableFrom <= this.log.lastIndex || (Math.min(this.commit, this.stableIndex) > this.applied && !this.lacksData()) ||
       this.term !== this.prevHard.term || this.vote !== this.prevHard.vote || this.commit !== this.prevHard.commit ||
       this.role !== this.prevSoft.role || this.leader !== this.prevSoft.leader || this.term !== this.prevSoft.term;
   }
@@ -773,14 +801,16 @@ export class RaftNode {
     if (rd.softState) this.prevSoft = { ...rd.softState };
     if (rd.snapshot) {
       this.stableIndex = Math.max(this.stableIndex, rd.snapshot.meta.index);
-      this.applied = Math.max(this.applied, rd.snapshot.meta.index);
+      // The state machine was restored from the snapshot: it stands exactly there (a
+      // former witness may have applied its data-less entries beyond it).
+      this.applied = rd.snapshot.meta.index;
     }
     if (rd.entries.length > 0) {
       let s = rd.entries[rd.entries.length - 1]!.index;
       if (this.truncatedSinceReady !== undefined) s = Math.min(s, this.truncatedSinceReady - 1);
       this.stableIndex = Math.max(this.stableIndex, Math.min(s, this.log.lastIndex));
     }
-    this.applied = Math.max(this.applied, committedTo);
+    if (!rd.snapshot) this.applied = Math.max(this.applied, committedTo);
     if (this.role === 'leader') this.maybeCommit();
   }
 
@@ -834,7 +864,40 @@ export class RaftNode {
 
   /** Only full voters campaign: witnesses, learners and non-members never do. */
   private promotable(): boolean {
-    return this.config.voters.includes(this.id);
+    return this.config.voters.includes(this.id) && !this.lacksData();
+  }
+
+  /**
+   * A former witness that is a voter or learner again: its log has the real indexes and
+   * terms but not the data below dataGapTo. What it does until a snapshot brings the
+   * data (the behaviour a user sees is in docs/fencing.md, "Re-adding a former witness"):
+   *   - it never campaigns nor takes a transfer (a leader must hold the data, §5.4);
+   *   - it applies nothing (its state machine would miss the writes), so reads that
+   *     wait for its applied index wait;
+   *   - it refuses every Append with the hint (0, 0), so the leader walks back to the
+   *     start of its log and sends its snapshot — and counts no acknowledgement from it
+   *     meanwhile (its match stays 0), as for a learner catching up;
+   *   - it installs only a snapshot that covers both the gap and its commit index (a
+   *     commit index never goes back); an older one is dropped and the leader sends its
+   *     next one (checkStall). The leader has no snapshot before its first compaction:
+   *     until then the node waits.
+   * It still votes: a vote reads only indexes and terms, which it has, exactly as a
+   * witness votes.
+   */
+  private lacksData(): boolean {
+    return this.dataGapTo > 0 && (this.config.voters.includes(this.id) || this.config.learners.includes(this.id));
+  }
+
+  /** dataGapTo from the log and snapshot held now (construction, and after a truncation below it). */
+  private recomputeDataGap(): void {
+    for (let i = this.log.lastIndex; i > this.log.snapIndex; i--) {
+      const e = this.log.entry(i)!;
+      if (e.type === EntryType.Normal && e.data.length === 0) {
+        this.dataGapTo = i;
+        return;
+      }
+    }
+    this.dataGapTo = this.log.snapIndex > 0 && this.snapshot !== undefined && this.snapshot.data.length === 0 ? this.log.snapIndex : 0;
   }
 
   /**
@@ -1037,7 +1100,10 @@ export class RaftNode {
     } else if (pr.snap) {
       if (pr.snap.sentChunks > pr.snap.ackedChunks && ++pr.stall >= 2) {
         pr.stall = 0;
-        pr.snap.sentChunks = pr.snap.ackedChunks; // resend from the last acknowledged chunk
+        // A newer snapshot was taken meanwhile: send that one (a former witness drops
+        // one that does not cover its gap and commit index, see lacksData).
+        if (this.snapshot && this.snapshot.meta.index > pr.snap.meta.index) this.startSnapshot(pr);
+        else pr.snap.sentChunks = pr.snap.ackedChunks; // resend from the last acknowledged chunk
       }
     }
     pr.matchAtLastRound = pr.match;
@@ -1291,13 +1357,28 @@ export class RaftNode {
   }
 
   private handleAppend(m: Append): void {
+    const before = this.msgs.length;
+    this.acceptAppend(m);
+    if (this.dataGapTo === 0 || !this.lacksData()) return;
+    // A former witness without its data acknowledges nothing; the (0, 0) hint makes the
+    // leader walk back to its snapshot (see lacksData). The entries stay: they carry the
+    // configuration, and their indexes and terms are real.
+    for (let i = before; i < this.msgs.length; i++) {
+      const x = this.msgs[i]!;
+      if (x.type === MsgType.AppendReply && x.to === m.from) {
+        this.msgs[i] = { type: MsgType.AppendReply, from: this.id, to: m.from, term: this.term, success: false, index: m.prevIndex, conflictIndex: 0, conflictTerm: 0 };
+      }
+    }
+  }
+
+  private acceptAppend(m: Append): void {
     if (m.prevIndex < this.commit) {
       // Everything up to commit already matches the leader (committed entries never change).
       const lastNew = m.prevIndex + m.entries.length;
       if (lastNew <= this.commit) return this.replyAppend(m.from, true, this.commit);
       // Keep only the part above our commit.
       const skip = this.commit - m.prevIndex;
-      return this.handleAppend({ ...m, prevIndex: this.commit, prevTerm: m.entries[skip - 1]!.term, entries: m.entries.slice(skip) });
+      return this.acceptAppend({ ...m, prevIndex: this.commit, prevTerm: m.entries[skip - 1]!.term, entries: m.entries.slice(skip) });
     }
     if (!this.log.matchTerm(m.prevIndex, m.prevTerm)) {
       const hintFrom = Math.min(m.prevIndex, this.log.lastIndex);
@@ -1322,6 +1403,7 @@ export class RaftNode {
       let e = m.entries[i]!;
       if (this.isWitness() && e.type === EntryType.Normal && e.data.length > 0) e = { ...e, data: new Uint8Array(0) };
       this.log.append(e);
+      if (e.type === EntryType.Normal && e.data.length === 0) this.dataGapTo = e.index;
       if (e.type === EntryType.Config) {
         this.confHistory.push({ index: e.index, config: decodeConfig(e.data, `config entry ${e.index} from ${m.from}`) });
         this.setConfig(this.confHistory[this.confHistory.length - 1]!.config);
@@ -1338,6 +1420,7 @@ export class RaftNode {
     this.stableIndex = Math.min(this.stableIndex, from - 1);
     this.unstableFrom = Math.min(this.unstableFrom, from);
     this.truncatedSinceReady = Math.min(this.truncatedSinceReady ?? from, from);
+    if (this.dataGapTo >= from) this.recomputeDataGap();
     // An acknowledgement not yet sent must not claim entries we just dropped.
     this.msgs = this.msgs.filter((x) => !(x.type === MsgType.AppendReply && x.success && x.index >= from));
     let changed = false;
@@ -1371,12 +1454,20 @@ export class RaftNode {
   private handleSnapshot(m: Snapshot): void {
     const reply = (next: number, ok: boolean) =>
       this.send({ type: MsgType.SnapshotReply, from: this.id, to: m.from, term: this.term, lastIndex: m.lastIndex, next, ok });
-    if (m.lastIndex <= this.commit) {
+    const needData = this.lacksData();
+    if (needData && m.lastIndex < Math.max(this.commit, this.dataGapTo)) {
+      // Too old to bring our missing data without moving the commit index back: wait
+      // for the leader's next snapshot (it sends it when this one stalls).
+      this.incoming = undefined;
+      this.dropped++;
+      return;
+    }
+    if (!needData && m.lastIndex <= this.commit) {
       // Nothing to install: we have it all (committed). Report installed.
       this.incoming = undefined;
       return reply(m.total, true);
     }
-    if (this.log.term(m.lastIndex) === m.lastTerm) {
+    if (!needData && this.log.term(m.lastIndex) === m.lastTerm) {
       // Our log already holds the snapshot's last entry, hence (log matching) all
       // before it: keep the log and what follows — we may have acknowledged it — and
       // just learn the commit (Raft Figure 13, step 6).
@@ -1425,6 +1516,7 @@ export class RaftNode {
     this.setConfig(config);
     this.snapshot = snap;
     this.installing = snap;
+    this.dataGapTo = snap.data.length === 0 ? m.lastIndex : 0;
     reply(inc.total, true);
   }
 

@@ -421,12 +421,15 @@ export class Cluster {
     const hi = Math.min(sa.lastIndex, sb.lastIndex);
     let i = hi;
     while (i >= lo && a.r.termAt(i) !== b.r.termAt(i)) i--;
+    // Witnesses hold no data; a former witness re-added as a voter or learner lacks it
+    // up to missingDataTo until a snapshot brings it.
     const dataToo = !sa.isWitness && !sb.isWitness;
+    const dataFrom = Math.max(sa.missingDataTo, sb.missingDataTo) + 1;
     for (; i >= lo; i--) {
       const ea = a.r.entryAt(i)!;
       const eb = b.r.entryAt(i)!;
       if (ea === eb) continue; // the same object, passed along by messages
-      if (ea.term !== eb.term || ea.type !== eb.type || (dataToo && !sameBytes(ea.data, eb.data))) {
+      if (ea.term !== eb.term || ea.type !== eb.type || (dataToo && i >= dataFrom && !sameBytes(ea.data, eb.data))) {
         throw new Error(`log matching: nodes ${a.id} and ${b.id} differ at ${i} below a common entry`);
       }
     }

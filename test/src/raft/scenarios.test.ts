@@ -27,7 +27,89 @@ function voteFor2(r: RaftNode, lastIndex: number): boolean {
   return reply !== undefined && reply.type === MsgType.VoteReply && reply.granted;
 }
 
+const witnessBoot = { voters: [1, 2], learners: [], witnesses: [3] };
+
 describe('raft scenarios (issue 12)', () => {
+  it('a former witness re-added as a voter neither leads nor applies until a snapshot gives it the data; a learner it then feeds applies the real values', () => {
+    const c = new Cluster({ seed: 1201, voters: [1, 2], witnesses: [3] });
+    const l = c.waitLeader();
+    for (const v of ['a', 'b', 'c']) c.propose(v);
+    c.run(10);
+    expect(l.r.proposeConfChange({ op: 'remove', node: 3 }).ok).toBe(true);
+    c.process(l);
+    c.run(20);
+    expect(l.r.proposeConfChange({ op: 'add-voter', node: 3 }).ok).toBe(true);
+    c.process(l);
+    c.run(30);
+    const w = c.node(3);
+    expect(w.r.status().config.voters).toContain(3);
+    // Its log holds the real indexes and terms but no data: it must not lead or apply.
+    expect(w.r.status().missingDataTo).toBeGreaterThan(0);
+    const appliedBefore = w.r.status().appliedIndex;
+    expect(l.r.transferLeadership(3).ok).toBe(true);
+    c.process(l);
+    c.run(60);
+    expect(c.leader()?.id).toBe(l.id);
+    expect(w.r.status().role).toBe('follower');
+    expect(w.r.status().appliedIndex).toBe(appliedBefore);
+    // Not forgotten over a restart (the empty entries in its durable log say it).
+    c.crash(3);
+    c.restart(3);
+    expect(c.node(3).r.status().missingDataTo).toBeGreaterThan(0);
+    // The leader's next snapshot carries the data.
+    c.propose('d');
+    c.run(10);
+    c.compact(l.id);
+    c.runUntil(() => c.node(3).r.status().missingDataTo === 0, 100, 'node 3 gets the data');
+    c.run(10);
+    expect(c.appliedData(3)).toEqual(['a', 'b', 'c', 'd']);
+    // Now it may lead, and what it hands a new learner is the real data.
+    expect(l.r.transferLeadership(3).ok).toBe(true);
+    c.process(l);
+    c.runUntil(() => c.leader()?.id === 3, 100, 'node 3 leads');
+    c.run(10);
+    const nl = c.node(3);
+    expect(nl.r.proposeConfChange({ op: 'add-learner', node: 4 }).ok).toBe(true);
+    c.process(nl);
+    c.addNode(4, witnessBoot);
+    c.propose('e');
+    c.runUntil(() => c.appliedData(4).length >= 5, 200, 'learner 4 catches up');
+    expect(c.appliedData(4)).toEqual(['a', 'b', 'c', 'd', 'e']);
+  });
+
+  it('a former witness re-added as a learner drops a snapshot older than its gap and installs the next one; it applies no empty value', () => {
+    const c = new Cluster({ seed: 1205, voters: [1, 2], witnesses: [3] });
+    const l = c.waitLeader();
+    c.propose('a');
+    c.propose('b');
+    c.run(10);
+    c.compact(l.id); // a snapshot below what the witness will hold
+    c.propose('c');
+    c.run(10);
+    expect(l.r.proposeConfChange({ op: 'remove', node: 3 }).ok).toBe(true);
+    c.process(l);
+    c.run(20);
+    c.record = true;
+    expect(l.r.proposeConfChange({ op: 'add-learner', node: 3 }).ok).toBe(true);
+    c.process(l);
+    c.run(60);
+    const w = c.node(3);
+    const gap = w.r.status().missingDataTo;
+    expect(gap).toBeGreaterThan(l.r.status().snapshotIndex);
+    // The old snapshot was offered and not taken.
+    expect(c.log.some((m) => m.type === MsgType.Snapshot && m.to === 3)).toBe(true);
+    expect(w.r.status().snapshotIndex).toBe(0);
+    const applied = w.r.status().appliedIndex;
+    c.propose('d');
+    c.run(10);
+    expect(w.r.status().appliedIndex).toBe(applied);
+    c.compact(l.id);
+    c.runUntil(() => w.r.status().missingDataTo === 0, 100, 'node 3 gets the newer snapshot');
+    c.propose('e');
+    c.run(10);
+    expect(c.appliedData(3)).toEqual(['a', 'b', 'c', 'd', 'e']);
+  });
+
   it('2 data + witness: after the leader proposes its own removal and steps down, the cluster elects again once a majority of the newest config can talk', () => {
     const c = new Cluster({ seed: 1202, voters: [1, 2], witnesses: [3] });
     const l = c.waitLeader();
