@@ -52,7 +52,11 @@
  *
  * Witnesses (docs/fencing.md) run this same engine: they receive Normal entries without
  * data, so `committed` carries empty data they must not apply; their runtime should
- * call compact(applied, empty) now and then to bound the log.
+ * call compact(applied, empty) now and then to bound the log. A Normal entry without
+ * data always means "data not held here" (propose() refuses empty data, and a state
+ * machine snapshot is never 0 bytes): a node that is no witness and holds such an
+ * entry or a 0-byte snapshot applies nothing until a snapshot brings the data
+ * (lacksData).
  */
 import type { Rng } from '../rng.ts';
 import { NO_NODE, type Index, type NodeId, type Term } from '../types.ts';
@@ -172,9 +176,10 @@ export interface RaftStatus {
   config: MemberConfig;
   isWitness: boolean;
   /**
-   * A voter or learner whose log or snapshot still lacks entry data up to this index (a
-   * former witness re-added as a voter or learner keeps its data-less log): it neither
-   * campaigns nor applies until a snapshot from the leader covers it. 0 otherwise.
+   * A node that is not a witness but whose log or snapshot lacks entry data up to this
+   * index (a former witness keeps its data-less log when it is removed, or re-added as
+   * a voter or learner): it neither campaigns nor applies until a snapshot from the
+   * leader covers it. 0 otherwise.
    */
   missingDataTo: Index;
   transferee: NodeId;
@@ -344,7 +349,7 @@ export class RaftNode {
       id: this.id, role: this.role, term: this.term, vote: this.vote, leader: this.leader,
       commitIndex: this.commit, appliedIndex: this.applied, lastIndex: this.log.lastIndex, lastTerm: this.log.lastTerm,
       stableIndex: this.stableIndex, snapshotIndex: this.log.snapIndex, snapshotTerm: this.log.snapTerm,
-      config: copyConfig(this.config), isWitness: this.isWitness(), missingDataTo: this.lacksData() ? this.dataGapTo : 0, transferee: this.transferee,
+      config: copyConfig(this.config), isWitness: this.isWitness(), missingDataTo: this.applyBlocked() ? this.dataGapTo : 0, transferee: this.transferee,
       progress: [...this.progress.values()].map((p) => ({ id: p.id, match: p.match, next: p.next, state: p.state, inflight: p.inflight.length, knownCommit: p.knownCommit })),
     };
   }
@@ -626,6 +631,12 @@ export class RaftNode {
         this.send({ type: MsgType.AppendReply, from: this.id, to: m.from, term: this.term, success: false, index: 0, conflictTerm: 0, conflictIndex: 0 });
       } else if (m.type === MsgType.PreVote) {
         this.send({ type: MsgType.PreVoteReply, from: this.id, to: m.from, term: this.term, granted: false });
+      } else if (m.type === MsgType.Vote) {
+        // Raft Figure 2: the refusal carries our term "for the candidate to update
+        // itself". Without it a candidate that nobody else contacts — a removed leader
+        // still campaigning (promotable), whose successors do not send to it — would
+        // stay in its old term for good.
+        this.send({ type: MsgType.VoteReply, from: this.id, to: m.from, term: this.term, granted: false });
       } else if (m.type === MsgType.ReadIndex) {
         this.send({ type: MsgType.ReadIndexReply, from: this.id, to: m.from, term: this.term, ctx: m.ctx, index: 0, ok: false });
       } else {
@@ -764,7 +775,7 @@ export class RaftNode {
     if (this.installing) rd.snapshot = this.installing;
     if (this.unstableFrom <= this.log.lastIndex) rd.entries = this.log.slice(this.unstableFrom, this.log.lastIndex);
     let committedTo = this.applied;
-    if (!this.installing && this.applied >= this.log.snapIndex && !this.lacksData()) {
+    if (!this.installing && this.applied >= this.log.snapIndex && !this.applyBlocked()) {
       const hi = Math.min(this.commit, this.stableIndex);
       if (hi > this.applied) {
         rd.committed = this.log.slice(this.applied + 1, hi);
@@ -788,7 +799,7 @@ export class RaftNode {
   /** Whether ready() would return a Ready (without flushing pending leader work). */
   hasReady(): boolean {
     return this.needBcast || this.readRoundWanted || this.msgs.length > 0 || this.readStates.length > 0 || this.failedReads.length > 0 ||
-      this.installing !== undefined || this.unstableFrom <= this.log.lastIndex || (Math.min(this.commit, this.stableIndex) > this.applied && !this.lacksData()) ||
+      this.installing !== undefined || this.unstableFrom <= this.log.lastIndex || (Math.min(this.commit, this.stableIndex) > this.applied && !this.applyBlocked()) ||
       this.term !== this.prevHard.term || this.vote !== this.prevHard.vote || this.commit !== this.prevHard.commit ||
       this.role !== this.prevSoft.role || this.leader !== this.prevSoft.leader || this.term !== this.prevSoft.term;
   }
@@ -827,44 +838,76 @@ export class RaftNode {
 
   /**
    * The vote rule (Raft §5.4.1): grant only to a candidate whose log is at least as up to
-   * date as ours — with one addition for a configuration of at most two voting members.
+   * date as ours — with an addition for configurations of at most two voting members.
    *
    * The case: two data boards and a witness; the leader, cut off from the other board,
    * proposes its own removal. The entry C = {other board, witness} reaches only the
-   * witness; the leader then steps down (check-quorum) or dies. The other board comes
-   * back with a log one entry shorter than the witness's, the witness never campaigns
-   * and refuses the shorter log, the removed leader does not campaign (or is down):
-   * no leader ever again, although both members of the newest config can talk.
+   * witness (maybe with entries the leader appended after it); the leader then steps
+   * down (check-quorum) or dies. The other board comes back with a shorter log than the
+   * witness's, the witness never campaigns and refuses the shorter log: no leader ever
+   * again, although both members of the newest config can talk.
    *
-   * The addition: also grant when the candidate's log is a prefix of ours (its last
-   * entry is in our log) and our very next entry is a config entry C of which the
-   * candidate is a voting member and in which every quorum contains it (two voting
-   * members, or one), and we know nothing at or after C to be committed. Why no entry
-   * at or after C can be committed then, so that the candidate lacks nothing committed:
-   * by log matching, a leader that commits one of our entries at index >= C holds C,
-   * so it counts with C or a later config; a later config is proposed only after C
-   * committed (one change at a time: proposeConfChange waits for the pending one, and
-   * a new leader treats its whole log as pending); so the first commit at or after C
-   * was counted with C, on a quorum of C that held C — and every such quorum contains
-   * the candidate, which does not hold C. A voter that holds a committed entry still
-   * never votes for a candidate that lacks it, which is all that leader completeness
-   * (§5.4.3) asks of the vote. (The thesis, §4.2.2, lets a removed leader keep leading
-   * until C commits; this lets the remaining members finish the job when it cannot.)
+   * The addition: the candidate's log is a prefix of ours (its last entry is in our
+   * log), we know nothing after it committed, and either
+   *   (a) our next entry is a config entry C (the only one after the candidate's log)
+   *       of which the candidate is a voting member and every quorum contains it, or
+   *   (b) we hold no config entry after the candidate's log, and in the candidate's
+   *       latest config (ours at its last index) every quorum contains it;
+   * "every quorum contains it" means at most two voting members, the candidate one.
+   * Then none of our entries after the candidate's log can be committed, so the
+   * candidate lacks nothing committed, and a voter holding a committed entry still never
+   * votes for a candidate without it — all that leader completeness (§5.4.3) asks of
+   * the vote. Why, using one change at a time (a config is proposed only once the one
+   * before it in the proposer's log is committed: proposeConfChange waits for the
+   * pending one, a new leader treats its whole log as pending) and that a committed
+   * entry is never lost:
+   *   (a) A leader that commits one of our entries at or after C holds C (log
+   *       matching). A config after C is proposed only once C committed, and C commits
+   *       only on a quorum of C, which contains the candidate — which lacks C. So the
+   *       commit was counted with C, on a quorum holding the candidate: contradiction.
+   *   (b) Say our entry e after the candidate's log was committed by a quorum Q without
+   *       the candidate of the committing leader's config X. X is not the candidate's
+   *       config Z (every quorum of Z holds it), so X lies after e in that leader's log
+   *       and came from a chain of single changes from Z, each proposed once the one
+   *       before committed. If Z = {candidate}, the first change has only quorums with
+   *       the candidate, so it never commits without the candidate holding it (which it
+   *       does not) and nothing further follows: X would be it — contradiction. If Z =
+   *       {candidate, w}, the first change (or X itself) has a quorum without the
+   *       candidate only if every such quorum contains w, and it committed on one — so
+   *       w holds a config after the candidate's log. The candidate needs w's vote
+   *       (quorum of Z), and w's log then fails (b) and (a) (its config after the
+   *       candidate's log has a quorum without the candidate): w refuses. We are w or
+   *       not in Z: our vote alone elects no one.
+   * (The thesis, §4.2.2, lets a removed leader keep leading until C commits — see
+   * promotable(); this lets the remaining members finish the job when it cannot.)
    */
   private candidateUpToDate(cand: NodeId, lastIndex: Index, lastTerm: Term): boolean {
     if (this.log.isUpToDate(lastIndex, lastTerm)) return true;
-    const k = lastIndex + 1;
-    if (lastIndex < this.log.snapIndex || this.log.term(lastIndex) !== lastTerm || this.commit >= k) return false;
-    const next = this.log.entry(k);
-    if (!next || next.type !== EntryType.Config) return false;
-    const c = this.configAt(k);
-    const voting = votingMembers(c);
-    return voting.includes(cand) && voting.length - 1 < quorumSize(c);
+    if (lastIndex < this.log.snapIndex || this.log.term(lastIndex) !== lastTerm || this.commit > lastIndex) return false;
+    const h = this.confHistory;
+    const last = h[h.length - 1]!;
+    if (last.index <= lastIndex) return quorumsHold(this.config, cand); // (b)
+    // (a): exactly one config entry after the candidate's log, right after it.
+    return last.index === lastIndex + 1 && h[h.length - 2]!.index <= lastIndex && quorumsHold(last.config, cand);
   }
 
-  /** Only full voters campaign: witnesses, learners and non-members never do. */
+  /**
+   * Only nodes that hold the data and are voters campaign: witnesses, learners, former
+   * witnesses still without their data, and non-members never do — except a voter that
+   * was removed by the last config entry in its log while that entry is not known
+   * committed: thesis §4.2.2, "a server that is not part of its own latest configuration
+   * should still start new elections, as it might still be needed until the C_new entry
+   * is committed". Typically the leader that proposed its own removal and lost its
+   * quorum (check-quorum) or restarted before the entry committed: it may hold committed
+   * entries nobody else of the new config has. It then counts votes and commits in the
+   * new config without itself, and steps down once that config commits
+   * (onCommitAdvanced).
+   */
   private promotable(): boolean {
-    return this.config.voters.includes(this.id) && !this.lacksData();
+    if (this.dataGapTo > 0) return false;
+    if (this.config.voters.includes(this.id)) return true;
+    const n = this.confHistory.length;
+    return n >= 2 && this.confHistory[n - 1]!.index > this.commit && this.confHistory[n - 2]!.config.voters.includes(this.id);
   }
 
   /**
@@ -886,6 +929,17 @@ export class RaftNode {
    */
   private lacksData(): boolean {
     return this.dataGapTo > 0 && (this.config.voters.includes(this.id) || this.config.learners.includes(this.id));
+  }
+
+  /**
+   * No entry is applied while the log lacks data and this node is not a witness: a
+   * former witness as voter or learner (lacksData), but also one that was removed and
+   * is no member (it would apply empty commands to its state machine) and a new node
+   * added as a witness that has not yet received the entry that makes it one (it
+   * applies, as a witness, once it has).
+   */
+  private applyBlocked(): boolean {
+    return this.dataGapTo > 0 && !this.isWitness();
   }
 
   /** dataGapTo from the log and snapshot held now (construction, and after a truncation below it). */
@@ -1603,6 +1657,12 @@ export class RaftNode {
   private send(m: Message): void {
     this.msgs.push(m);
   }
+}
+
+/** Every quorum of `c` contains `id`: it votes in c, which has at most two voting members. */
+function quorumsHold(c: MemberConfig, id: NodeId): boolean {
+  const voting = votingMembers(c);
+  return voting.includes(id) && voting.length - 1 < quorumSize(c);
 }
 
 /**

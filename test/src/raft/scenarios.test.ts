@@ -157,7 +157,7 @@ describe('raft scenarios (issue 12)', () => {
     expect(c.leader()?.id).toBe(f);
   });
 
-  it('a voter grants a shorter log only when its next entry is a config in which every quorum holds the candidate, and nothing there is known committed', () => {
+  it('a voter grants a shorter log only when the entries it lacks fall under a config in which every quorum holds the candidate, and none is known committed', () => {
     const boot = { voters: [1, 2], learners: [], witnesses: [3] };
     const newest = { voters: [2], learners: [], witnesses: [3] };
     // Candidate 2 ends at index 2; the voter's entry 3 is C = {2, witness 3}: granted.
@@ -173,6 +173,45 @@ describe('raft scenarios (issue 12)', () => {
     // The candidate is not a voting member of C.
     const without2 = { voters: [1], learners: [], witnesses: [3] };
     expect(voteFor2(voterWithTrailingConfig(boot, without2, 2), 2)).toBe(false);
+    // (b) No config after the candidate's log, and in its config {2, witness 3} every
+    // quorum holds it: the Normal entries it lacks cannot be committed.
+    const after = (cfg: MemberConfig) => new RaftNode({
+      id: 3, config: boot, hardState: { term: 1, vote: 1, commit: 2 }, rng: new Rng(3),
+      entries: [
+        { term: 1, index: 1, type: EntryType.Noop, data: new Uint8Array(0) },
+        { term: 1, index: 2, type: EntryType.Config, data: encodeConfig(cfg) },
+        { term: 1, index: 3, type: EntryType.Normal, data: new Uint8Array(0) },
+        { term: 1, index: 4, type: EntryType.Normal, data: new Uint8Array(0) },
+      ],
+    });
+    expect(voteFor2(after(newest), 2)).toBe(true);
+    expect(voteFor2(after(three), 2)).toBe(false);
+  });
+
+  it('a leader that proposed its own removal and lost its quorum before it committed campaigns again and finishes the change (thesis §4.2.2)', () => {
+    const c = new Cluster({ seed: 1206, voters: [1, 2], witnesses: [3] });
+    const l = c.waitLeader();
+    const f = l.id === 1 ? 2 : 1;
+    c.propose('both');
+    c.run(10);
+    c.isolate(f);
+    c.propose('only-leader'); // committed by the leader and the witness: f lacks it
+    c.run(10);
+    expect(c.appliedData(l.id).at(-1)).toBe('only-leader');
+    expect(l.r.proposeConfChange({ op: 'remove', node: l.id }).ok).toBe(true);
+    c.process(l);
+    c.runUntil(() => l.r.status().role !== 'leader', 100, 'the removed leader steps down (check-quorum)');
+    c.heal();
+    // f may not lead (it lacks a committed entry); the removed leader must come back,
+    // commit its removal with f and the witness, and step down; then f leads.
+    c.runUntil(() => c.leader()?.id === f, 1000, 'f leads');
+    expect(c.appliedData(f)).toEqual(['both', 'only-leader']);
+    expect(c.node(f).r.status().config.voters).toEqual([f]);
+    c.propose('after');
+    c.run(20);
+    expect(c.appliedData(f)).toEqual(['both', 'only-leader', 'after']);
+    c.run(300);
+    expect(l.r.status().role).toBe('follower'); // removal committed: it never campaigns again
   });
 
   it('no lease read misses a committed write, however late the transfer\'s TimeoutNow is delivered', () => {
