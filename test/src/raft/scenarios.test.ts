@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { EntryType, MsgType, type Entry, type Message } from '../../../src/wire/messages.ts';
 import { encodeConfig, RaftNode, type MemberConfig } from '../../../src/raft/index.ts';
 import { Rng } from '../../../src/rng.ts';
-import { Cluster, text } from './harness.ts';
+import { Cluster, text, type SimNode } from './harness.ts';
 
 /** A witness-side voter (id 3) whose log ends with a config entry the candidate (2) lacks. */
 function voterWithTrailingConfig(boot: MemberConfig, next: MemberConfig, commit: number): RaftNode {
@@ -255,5 +255,76 @@ describe('raft scenarios (issue 12)', () => {
     for (const r of l.reads) expect(r.index).toBeGreaterThanOrEqual(idx);
     // Cut off, it cannot confirm leadership with a quorum round: the read fails (503).
     expect(l.failedReads).toEqual([99]);
+  });
+
+  it('randomized: no read returns an index below a write committed before it was issued, with TimeoutNow held up to 1 s, transfers, partitions and crashes', () => {
+    let served = 0;
+    let leaseServed = 0;
+    for (let seed = 1300; seed < 1330; seed++) {
+      const c = new Cluster({ seed, voters: [1, 2, 3], options: { leaseRead: true }, net: { drop: 0.02, minDelay: 0, maxDelay: 3 } });
+      const rng = new Rng(seed).fork('reads');
+      const held: Array<{ at: number; m: Message }> = [];
+      c.filter = (m) => {
+        if (m.type !== MsgType.TimeoutNow) return m;
+        held.push({ at: c.now + (rng.chance(0.5) ? rng.int(0, 10) : rng.int(30, 100)), m });
+        return undefined;
+      };
+      const issued = new Map<number, { node: SimNode; floor: number }>();
+      let ctx = 0;
+      const commitNow = () => Math.max(...c.up().map((n) => n.r.commitIndex));
+      for (let t = 0; t < 800; t++) {
+        const r = rng.float();
+        const l = c.leader();
+        // Reads go to any node that believes it leads, a deposed one included.
+        const believers = c.up().filter((n) => n.r.isLeader);
+        const rl = believers.length > 0 ? rng.pick(believers) : undefined;
+        if (r < 0.2) c.propose(`w${t}`);
+        else if (r < 0.45 && rl) {
+          ctx++;
+          issued.set(ctx, { node: rl, floor: commitNow() });
+          const before = rl.reads.length;
+          rl.r.readIndex(ctx);
+          c.process(rl);
+          if (rl.reads.length > before) leaseServed++; // answered at once: from the lease
+        } else if (r < 0.47 && l) {
+          l.r.transferLeadership(rng.pick([1, 2, 3].filter((x) => x !== l.id)));
+          c.process(l);
+        } else if (r < 0.48) {
+          c.heal();
+          c.isolate(rng.pick([1, 2, 3]));
+        } else if (r < 0.5) {
+          c.heal();
+        } else if (r < 0.505) {
+          const id = rng.pick([1, 2, 3]);
+          if (c.node(id).up && c.up().length === 3) c.crash(id);
+        } else if (r < 0.52) {
+          for (const id of [1, 2, 3]) if (!c.node(id).up) c.restart(id);
+        }
+        for (let k = held.length - 1; k >= 0; k--) {
+          if (held[k]!.at <= c.now) {
+            const h = held.splice(k, 1)[0]!;
+            c.deliver(h.m);
+            // Often just as its sender is cut off (the reported schedule).
+            if (rng.chance(0.5)) {
+              c.heal();
+              c.isolate(h.m.from);
+            }
+          }
+        }
+        c.tick();
+        for (const n of c.up()) {
+          for (const rs of n.reads) {
+            const q = issued.get(rs.ctx);
+            if (!q || q.node !== n) continue;
+            issued.delete(rs.ctx);
+            served++;
+            if (rs.index < q.floor) throw new Error(`seed ${seed}: read ${rs.ctx} on node ${n.id} served at index ${rs.index}, below ${q.floor} committed before it was issued (t=${c.now})`);
+          }
+          n.reads = [];
+        }
+      }
+    }
+    expect(served).toBeGreaterThan(1000);
+    expect(leaseServed).toBeGreaterThan(100); // lease reads did happen
   });
 });
