@@ -110,6 +110,19 @@ describe('raft scenarios (issue 12)', () => {
     expect(c.appliedData(3)).toEqual(['a', 'b', 'c', 'd', 'e']);
   });
 
+  it('propose refuses empty data, so that an entry without data always means "data not held here"', () => {
+    const r = new RaftNode({ id: 1, config: { voters: [1], learners: [], witnesses: [] }, rng: new Rng(1) });
+    r.campaign();
+    r.advance(r.ready()!);
+    const res = r.propose(new Uint8Array(0));
+    expect(res.ok).toBe(false);
+    if (!res.ok) {
+      expect(res.code).toBe('bad-request');
+      expect(res.reason).toMatch(/data is empty/);
+    }
+    expect(r.propose(text('x')).ok).toBe(true);
+  });
+
   it('2 data + witness: after the leader proposes its own removal and steps down, the cluster elects again once a majority of the newest config can talk', () => {
     const c = new Cluster({ seed: 1202, voters: [1, 2], witnesses: [3] });
     const l = c.waitLeader();
