@@ -770,7 +770,7 @@ export class BullyRuntime {
         // No priority delay (targetRunsWorkload false): a suspect's token is below ours,
         // so it never suspects us for the same pair of coordinatorships; the random delay
         // covers the rare case of a stale view.
-        f.fence(target, now, { reason: `earlier coordinator, before n${this.id} acts at epoch ${l.epoch}`, term: l.epoch, targetRunsWorkload: false });
+        this.fenceDriver!.fence(target, now, { reason: `earlier coordinator, before n${this.id} acts at epoch ${l.epoch}`, term: l.epoch, targetRunsWorkload: false });
         g.fenceStarted(target, now);
         this.log('warn', 'fencing', { node: this.id, target, epoch: l.epoch, delayMs: f.current(target)?.delayMs ?? 0 });
       }
@@ -814,7 +814,7 @@ export class BullyRuntime {
     const now = this.opts.clock.monotonicMs();
     const alive = aliveRefusal(node, this.wire?.heardAgoMs(node, now), false);
     if (alive) return { ok: false, alive: true, error: alive };
-    this.fencer!.confirm(node, now);
+    this.fenceDriver!.confirm(node, now);
     this.known.delete(node);
     this.lead?.gates.get(node)?.operatorConfirmed(node, now);
     this.log('warn', `operator confirmed n${node} down`, { node: this.id, target: node });
@@ -833,7 +833,7 @@ export class BullyRuntime {
     if (this.stateValue !== 'running') return cb({ ok: false, error: `node ${this.id} is not running` });
     if (!this.fencer || !this.fencer.canFence(node)) return cb({ ok: false, error: `node ${this.id} has no fence device for n${node} (fencing.fencer.targets)` });
     const now = this.opts.clock.monotonicMs();
-    const id = this.fencer.fence(node, now, { reason: 'operator request', term: this.acted.term });
+    const id = this.fenceDriver!.fence(node, now, { reason: 'operator request', term: this.acted.term });
     this.lead?.gates.get(node)?.fenceStarted(node, now);
     this.runFencer(now);
     this.fenceDriver!.waitFor(id, cb);

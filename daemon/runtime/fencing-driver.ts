@@ -64,6 +64,16 @@ export class FencingDriver {
   readonly fencer: Fencer;
   private readonly o: FencingDriverOptions;
   private timer: Cancel | undefined;
+  /**
+   * The latest time handed to the Fencer. Every call into it goes through `at()`, which
+   * never passes an earlier time: a runtime step may read the clock more than once (a
+   * listener, a log line, a cancel), and on a real board the clock moves between two
+   * reads, so a `now` taken at the start of the step can be older than one the Fencer
+   * already saw. The Fencer refuses time that goes backwards (a RangeError that once
+   * escaped an MQTT handler and killed the new leader: issue 12), so the driver clamps
+   * instead of trusting every caller to read the clock exactly once.
+   */
+  private latest = 0;
 
   constructor(o: FencingDriverOptions) {
     this.o = o;
@@ -102,8 +112,9 @@ export class FencingDriver {
    * Ticks the Fencer at `now`, executes its commands, hands on its changed records,
    * and arms a wake-up for its next deadline (delays, settle, timeouts) between ticks.
    */
-  step(now: number): void {
+  step(stepNow: number): void {
     const f = this.fencer;
+    const now = this.at(stepNow);
     f.tick(now);
     if (f.hasOutput) {
       // Runs after every engine step: take() (three objects) only when there is something.
@@ -121,6 +132,22 @@ export class FencingDriver {
     }
   }
 
+  /** `now`, or the latest time the Fencer already saw if that is later (see `latest`). */
+  at(now: number): number {
+    if (now > this.latest) this.latest = now;
+    return this.latest;
+  }
+
+  /** Starts a fence of `target` (Fencer.fence at a clamped time); returns the record id. */
+  fence(target: NodeId, now: number, req: Parameters<Fencer['fence']>[2]): number {
+    return this.fencer.fence(target, this.at(now), req);
+  }
+
+  /** An operator confirmed `target` down (Fencer.confirm at a clamped time). */
+  confirm(target: NodeId, now: number, by?: string): number {
+    return this.fencer.confirm(target, this.at(now), by);
+  }
+
   /** Cancels the pending wake-up (node stopped). */
   cancelTimer(): void {
     this.timer?.();
@@ -128,8 +155,9 @@ export class FencingDriver {
   }
 
   /** Cancels the fences still in their delay: one that switched a relay runs to its end (and powers the target back on). */
-  cancelDelayed(now: number, why: string): void {
+  cancelDelayed(callerNow: number, why: string): void {
     const f = this.fencer;
+    const now = this.at(callerNow);
     for (const rec of f.history()) {
       if (rec.outcome === 'pending' && rec.startedAtMs === null && f.busy(rec.target)) f.cancel(rec.target, now, why);
     }
@@ -166,7 +194,7 @@ export class FencingDriver {
     const f = o.devices;
     const back = (r: { ok: true; value?: boolean } | { ok: false; error: string }) => {
       if (!o.running()) return;
-      const now = o.clock.monotonicMs();
+      const now = this.at(o.clock.monotonicMs());
       this.fencer.result(c.id, now, r);
       o.resultFed(now);
     };

@@ -667,7 +667,7 @@ export class NodeRuntime {
       act.steppedDown(now, l !== NO_NODE && l !== this.id);
       this.leaderTerm = 0;
       this.claimProposed = 0;
-      this.cancelDelayedFences('stepped down');
+      this.cancelDelayedFences('stepped down', now);
     } else if (!leader) {
       const l = raft.leaderId;
       if (l !== NO_NODE && l !== this.id) act.learnedNewerLeader();
@@ -690,10 +690,11 @@ export class NodeRuntime {
     const act = this.act!;
     const ticked = act.tick(now, this.voters); // always: it also runs the self-fence timer
     const on = this.isLeader && ticked;
-    if (!on && this.activeValue) this.setActive(false);
+    if (!on && this.activeValue) this.setActive(false, now);
     if (on && !this.activeValue) {
-      this.setActive(true);
-      this.cancelDelayedFences('active');
+      this.setActive(true, now);
+      // The step's own `now`, not a fresh reading: the fencer is ticked with `now` below.
+      this.cancelDelayedFences('active', now);
       // Later leaders need not suspect leaders older than this one any more.
       const data = encodeCommand({ op: 'lead.active', node: this.id, term: this.leaderTerm, token: act.token });
       if (!(data instanceof KvError)) this.raft!.propose(data);
@@ -701,10 +702,10 @@ export class NodeRuntime {
     this.runFencer(now);
   }
 
-  private setActive(on: boolean): void {
+  private setActive(on: boolean, now = this.opts.clock.monotonicMs()): void {
     if (on === this.activeValue) return;
     this.activeValue = on;
-    const ev: ActivationEvent = { active: on, term: this.leaderTerm || this.raft?.status().term || 0, token: this.act?.token ?? 0, atMs: this.opts.clock.monotonicMs() };
+    const ev: ActivationEvent = { active: on, term: this.leaderTerm || this.raft?.status().term || 0, token: this.act?.token ?? 0, atMs: now };
     const v = this.act?.view(this.voters);
     this.log('info', on ? 'active' : 'not active any more', { node: this.id, term: ev.term, token: ev.token, ...(on && v ? { by: JSON.stringify(v.clearedBy) } : {}) });
     this.opts.observer?.activation?.(this, ev);
@@ -737,7 +738,7 @@ export class NodeRuntime {
       for (const target of v.wantFence) {
         if (f.busy(target) || !f.canFence(target)) continue;
         const last = this.kv.activation;
-        f.fence(target, now, { reason: `earlier leader, before n${this.id} acts in term ${this.leaderTerm}`, term: this.leaderTerm, targetRunsWorkload: last !== null && last.node === target });
+        this.fenceDriver!.fence(target, now, { reason: `earlier leader, before n${this.id} acts in term ${this.leaderTerm}`, term: this.leaderTerm, targetRunsWorkload: last !== null && last.node === target });
         act.fenceStarted(target, now);
         this.log('warn', 'fencing', { node: this.id, target, term: this.leaderTerm, delayMs: f.current(target)?.delayMs ?? 0 });
       }
@@ -761,8 +762,12 @@ export class NodeRuntime {
     }
   }
 
-  private cancelDelayedFences(why: string): void {
-    this.fenceDriver?.cancelDelayed(this.opts.clock.monotonicMs(), why);
+  /**
+   * `now` is the step's one reading (the fencer is ticked with it right after); the
+   * driver also clamps, so a later reading passed here could not hurt either.
+   */
+  private cancelDelayedFences(why: string, now: number): void {
+    this.fenceDriver?.cancelDelayed(now, why);
   }
 
   /**
@@ -777,7 +782,7 @@ export class NodeRuntime {
     if (this.stateValue !== 'running') return cb({ ok: false, error: `node ${this.id} is not running` });
     if (!this.fencer || !this.fencer.canFence(node)) return cb({ ok: false, error: `node ${this.id} has no fence device for n${node} (fencing.fencer.targets)` });
     const now = this.opts.clock.monotonicMs();
-    const id = this.fencer.fence(node, now, { reason: 'operator request', term: this.raft!.status().term });
+    const id = this.fenceDriver!.fence(node, now, { reason: 'operator request', term: this.raft!.status().term });
     this.act?.fenceStarted(node, now);
     this.runFencer(now);
     this.fenceDriver!.waitFor(id, cb);
@@ -798,7 +803,7 @@ export class NodeRuntime {
     this.act.operatorConfirmed(node, now);
     const term = this.raft!.status().term;
     if (this.fencer) {
-      this.fencer.confirm(node, now);
+      this.fenceDriver!.confirm(node, now);
       this.fencer.take(); // the confirmed record goes into the replicated history below
     }
     const cmd: Command = { op: 'fence.record', target: node, by: this.id, term, outcome: 'confirmed', level: -1, atMs: Math.floor(now), reason: 'confirmed down by an operator' };
