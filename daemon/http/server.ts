@@ -96,7 +96,12 @@ export interface ApiServer {
   address(): { host: string; port: number };
   /** Counters of answered requests by status code, for /metrics and tests. */
   readonly counts: Map<number, number>;
-  close(): Promise<void>;
+  /**
+   * Stops listening and drops every connection. With `why` (the node stopped on a fatal
+   * error) every request still waiting for its answer gets 503 `{error: why, code:
+   * 'unavailable'}` first, instead of a dropped connection.
+   */
+  close(why?: string): Promise<void>;
 }
 
 const JSON_TYPE = 'application/json; charset=utf-8';
@@ -243,6 +248,8 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
   const counts = new Map<number, number>();
   let watches = 0;
   const sockets = new Set<Socket>();
+  /** Requests without an answer yet (answered 503 by close(why)). */
+  const open = new Set<ServerResponse>();
   let closing = false;
 
   const httpFamilies = (): MetricFamily[] => [
@@ -688,6 +695,8 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
     connectionsCheckingInterval: Math.min(1000, headersTimeoutMs),
   };
   const handler = (req: IncomingMessage, res: ServerResponse) => {
+    open.add(res);
+    res.once('close', () => open.delete(res));
     route(req, res).then(
       () => {
         if (!res.headersSent && !res.destroyed) json(res, 500, { error: 'handler ended without an answer', code: 'internal' });
@@ -761,12 +770,23 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
         server,
         counts,
         address: () => ({ host: a.address, port: a.port }),
-        close: () =>
+        close: (why?: string) =>
           new Promise<void>((r) => {
             if (closing) return r();
             closing = true;
             server.close(() => r());
-            for (const s of sockets) s.destroy();
+            if (why === undefined || open.size === 0) {
+              for (const s of sockets) s.destroy();
+              return;
+            }
+            for (const res of open) {
+              if (res.headersSent || res.destroyed) continue;
+              json(res, 503, { error: why, code: 'unavailable' }, { Connection: 'close' });
+            }
+            // The answers leave first; then whatever is left is dropped (bounded).
+            setTimeout(() => {
+              for (const s of sockets) s.destroy();
+            }, 300).unref();
           }),
       });
     });

@@ -47,6 +47,8 @@ export interface FencingDriverOptions {
   record: (r: FenceRecord, now: number) => void;
   /** Poll period of an operator's fence (the runtime's tick). */
   pollMs: number;
+  /** An exception in a device answer or a wake-up (an entry point of its own): the runtime's fatal path. */
+  fatal: (where: string, e: unknown) => void;
 }
 
 /** '' when `node` is a node id 1..254, else the error for the caller. */
@@ -127,7 +129,11 @@ export class FencingDriver {
     if (next !== null && this.o.running()) {
       this.timer = this.o.clock.setTimer(Math.max(0, next - now), () => {
         this.timer = undefined;
-        this.o.wake();
+        try {
+          this.o.wake();
+        } catch (e) {
+          this.o.fatal('fencer wake-up', e);
+        }
       });
     }
   }
@@ -194,9 +200,13 @@ export class FencingDriver {
     const f = o.devices;
     const back = (r: { ok: true; value?: boolean } | { ok: false; error: string }) => {
       if (!o.running()) return;
-      const now = this.at(o.clock.monotonicMs());
-      this.fencer.result(c.id, now, r);
-      o.resultFed(now);
+      try {
+        const now = this.at(o.clock.monotonicMs());
+        this.fencer.result(c.id, now, r);
+        o.resultFed(now);
+      } catch (e) {
+        o.fatal(`fence device answer (${c.op} ${c.device})`, e);
+      }
     };
     try {
       if (c.op === 'sense-read') {

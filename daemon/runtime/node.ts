@@ -60,6 +60,7 @@ import { WireEndpoint } from './wire-endpoint.ts';
 import { ReadyLoop } from './ready-loop.ts';
 import { FencingDriver, badNodeArg, fenceSucceeded } from './fencing-driver.ts';
 import { nullLogger, type Logger } from './logger.ts';
+import { InternalError } from './fatal.ts';
 import type { WriteTracer } from './write-trace.ts';
 import { Status, unavailable, unknownOutcome, type ClientCallback, type ClientResult } from './results.ts';
 
@@ -495,7 +496,23 @@ export class NodeRuntime {
         this.dlog!.persist({ meta: encodeMeta({ boot: this.bootCounter, formed: this.act?.formed ?? this.formedBefore }) }, done);
       },
     });
-    this.wire.listen((m) => this.onMessage(m), (link, ev) => this.onLinkEvent(link, ev));
+    // Link callbacks are entry points: an exception in them takes the fatal path (fatal.ts).
+    this.wire.listen(
+      (m) => {
+        try {
+          this.onMessage(m);
+        } catch (e) {
+          this.crash(`handling ${MsgType[m.type]} from n${m.from}`, e);
+        }
+      },
+      (link, ev) => {
+        try {
+          this.onLinkEvent(link, ev);
+        } catch (e) {
+          this.crash(`link event ${ev.kind} on ${link.name}`, e);
+        }
+      },
+    );
     this.setupFencing();
     this.stateValue = 'running';
     const s = this.raft.status();
@@ -540,6 +557,7 @@ export class NodeRuntime {
         },
         record: (r, now) => this.fenceRecordChanged(r, now),
         pollMs: this.tickMs,
+        fatal: (where, e) => this.crash(where, e),
       });
     }
     this.voters = this.currentVoters();
@@ -581,9 +599,19 @@ export class NodeRuntime {
     for (const l of this.opts.links) l.close();
   }
 
+  /** An exception escaped the engine, the fencer or the state machine at entry point `where`: the fatal path. */
+  private crash(where: string, e: unknown): void {
+    const err = new InternalError(where, e);
+    if (this.stateValue === 'stopped') {
+      this.log('error', 'internal error after the node stopped', { node: this.id, error: err.message, stack: err.stack ?? '' });
+      return;
+    }
+    this.fatal(err);
+  }
+
   private fatal(err: Error): void {
     if (this.stateValue === 'stopped') return;
-    this.log('error', 'fatal: node stops', { node: this.id, error: err.message, kind: err.name });
+    this.log('error', 'fatal: node stops', { node: this.id, error: err.message, kind: err.name, stack: err.stack ?? '' });
     this.stateValue = 'stopped';
     this.setActive(false);
     this.fenceDriver?.cancelTimer();
@@ -615,11 +643,15 @@ export class NodeRuntime {
   private readonly onTick = (): void => {
     if (this.stateValue !== 'running') return;
     this.armTick();
-    this.raft!.tick();
-    this.expire();
-    this.afterStep();
-    this.fencingTick();
-    this.pump();
+    try {
+      this.raft!.tick();
+      this.expire();
+      this.afterStep();
+      this.fencingTick();
+      this.pump();
+    } catch (e) {
+      this.crash('tick', e);
+    }
   };
 
   private afterStep(): void {
@@ -966,8 +998,10 @@ export class NodeRuntime {
       try {
         this.raft!.step(m);
       } catch (e) {
-        this.log('error', 'engine rejected a message', { node: this.id, type: MsgType[m.type], from: m.from, error: (e as Error).message });
+        // A bad frame never gets here (the decoder refuses it): a throw is a bug or a
+        // safety problem, and the node stops (the supervisor restarts it from disk).
         this.opts.observer?.engineError?.(this, e as Error);
+        return this.crash(`engine step of ${MsgType[m.type]} from n${m.from}`, e);
       }
       this.afterStep();
     } else if (m.type === MsgType.ClientRequest) {
@@ -1033,10 +1067,17 @@ export class NodeRuntime {
             this.afterStep();
             this.pump();
           }
-          if (--left > 0) this.opts.clock.setTimer(period, go);
+          if (--left > 0) this.opts.clock.setTimer(period, goGuarded);
+        };
+        const goGuarded = () => {
+          try {
+            go();
+          } catch (e) {
+            this.crash('peer-gone campaign', e);
+          }
         };
         if (rank === 0) go();
-        else if (rank > 0) this.opts.clock.setTimer(rank * this.staggerMs, go);
+        else if (rank > 0) this.opts.clock.setTimer(rank * this.staggerMs, goGuarded);
       }
       this.pump();
     } else {

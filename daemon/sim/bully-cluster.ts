@@ -34,6 +34,7 @@
  * fenced-all-off (never every data board off because of fencing); at the end, the
  * converged coordinator must be active within ACTIVE_BOUND_MS.
  */
+import { InternalError } from '../runtime/fatal.ts';
 import { createHash } from 'node:crypto';
 import { World } from '../../firmware-sim/world.ts';
 import { BROKER } from '../../firmware-sim/mqtt.ts';
@@ -228,6 +229,9 @@ export function runBullySeed(cfg: SimConfig, seed: number, hooks: BullySeedHooks
       ...(wiring ? { fencing: bullySimFencing(hal, wiring) } : {}),
       onFatal: (err) => {
         if (err instanceof BullyStateCorruptError) checker.fail('storage-corrupt', `node ${hal.node} refuses to start: ${err.message}`);
+        // An exception from inside the node (the runtime's fatal path, daemon/runtime/fatal.ts)
+        // is a bug: on a board the process would restart, here the seed fails and names it.
+        if (err instanceof InternalError) checker.fail('internal-error', `node ${hal.node}: ${err.message} (${(err.stack ?? '').split('\n')[1]?.trim() ?? 'no stack'})`);
         changed();
         board.crashProcess();
       },

@@ -11,6 +11,7 @@
  *   T …              the workload drains (answers or client timeouts), then the
  *                    liveness probe: a write must commit within PROBE_MS after healing
  */
+import { InternalError } from '../runtime/fatal.ts';
 import { createHash } from 'node:crypto';
 import { World } from '../../firmware-sim/world.ts';
 import type { Board } from '../../firmware-sim/board.ts';
@@ -204,6 +205,9 @@ export function runSeed(cfg: SimConfig, seed: number, hooks: SeedHooks = {}): Se
       fencing: simFencing(hal, wiring),
       onFatal: (err) => {
         if (err instanceof StorageCorruptError) checker.fail('storage-corrupt', `node ${hal.node} refuses to start: ${err.message}`);
+        // An exception from inside the node (the runtime's fatal path, daemon/runtime/fatal.ts)
+        // is a bug: on a board the process would restart, here the seed fails and names it.
+        if (err instanceof InternalError) checker.fail('internal-error', `node ${hal.node}: ${err.message} (${(err.stack ?? '').split('\n')[1]?.trim() ?? 'no stack'})`);
         // The supervisor (systemd) restarts the process; recovery runs from disk.
         board.crashProcess();
       },

@@ -61,6 +61,9 @@ function driver(clock: Clock): FencingDriver {
     wake: () => {},
     record: () => {},
     pollMs: 10,
+    fatal: (where, e) => {
+      throw new Error(`fatal at ${where}: ${String(e)}`);
+    },
   });
 }
 
