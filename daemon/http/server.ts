@@ -642,7 +642,7 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
       if (confirm) {
         if (!backend.confirmFenced) throw new HttpError(501, 'engine-unsupported', 'this node cannot confirm fences (engine without fencing)');
         const r = backend.confirmFenced(rest);
-        if (r.status === 200) return json(res, 200, { ok: true, node: rest });
+        if (r.status === 200) return json(res, 200, { ok: true, node: rest, ...(r.result ?? {}) });
         throw new HttpError(r.status, r.status === 404 ? 'not-found' : r.status === 409 ? 'node-alive' : r.status === 503 ? 'unavailable' : 'bad-request', r.error ?? 'not confirmed');
       }
       const fence = backend.fence;

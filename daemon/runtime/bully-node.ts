@@ -852,7 +852,12 @@ export class BullyRuntime {
     this.known.delete(node);
     this.lead?.gates.get(node)?.operatorConfirmed(node, now);
     this.log('warn', `operator confirmed n${node} down`, { node: this.id, target: node });
-    this.updateActive();
+    try {
+      this.updateActive();
+    } catch (e) {
+      // Recorded, then the node failed: the fatal path, and the confirmation still counts.
+      this.crash('fence confirm', e);
+    }
     return { ok: true };
   }
 

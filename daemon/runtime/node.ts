@@ -787,6 +787,7 @@ export class NodeRuntime {
       if (r.outcome !== 'confirmed') act.fenceResult(r.target, ok, now, r.attempts.at(-1)?.error ?? r.outcome);
       this.opts.observer?.fenced?.(this, r);
       this.fenceDriver!.logFinished(r, ok);
+      if (r.outcome === 'confirmed') return; // confirmFenced proposed its record (with the term)
       const cmd: Command = { op: 'fence.record', target: r.target, by: r.by, term: r.term, outcome: r.outcome, level: r.level ?? -1, atMs: Math.floor(r.finishedAtMs ?? now), reason: r.reason.slice(0, 200) };
       if (encodeCommand(cmd) instanceof Uint8Array) this.proposeOrForward(cmd, () => {}, true);
     } else {
@@ -824,7 +825,7 @@ export class NodeRuntime {
    * Operator: `quorumd fence confirm NODE` — a human declares `node` safely down (as
    * Pacemaker's stonith_admin --confirm). Clears it as a suspect and records it.
    */
-  confirmFenced(node: NodeId): { ok: boolean; error?: string; alive?: boolean } {
+  confirmFenced(node: NodeId): ConfirmResult {
     const bad = badNodeArg(node);
     if (bad) return { ok: false, error: bad };
     if (node === this.id) return { ok: false, error: 'a node cannot confirm itself down' };
@@ -834,15 +835,24 @@ export class NodeRuntime {
     if (alive) return { ok: false, alive: true, error: alive };
     this.act.operatorConfirmed(node, now);
     const term = this.raft!.status().term;
-    if (this.fencer) {
-      this.fenceDriver!.confirm(node, now);
-      this.fencer.take(); // the confirmed record goes into the replicated history below
-    }
+    // A fence of it still running (in its delay, or switching) is superseded: say so.
+    const superseded = this.fencer?.busy(node) ?? false;
+    // The Fencer's confirmed record reaches fenceRecordChanged through the driver's next
+    // step (with any other fence's commands: nothing is taken out of the Fencer here);
+    // the replicated record is this one, with the term.
+    if (this.fenceDriver) this.fenceDriver.confirm(node, now);
     const cmd: Command = { op: 'fence.record', target: node, by: this.id, term, outcome: 'confirmed', level: -1, atMs: Math.floor(now), reason: 'confirmed down by an operator' };
     this.proposeOrForward(cmd, () => {}, true);
-    this.updateActive(now);
-    this.pump();
-    return { ok: true };
+    try {
+      this.updateActive(now);
+      this.pump();
+    } catch (e) {
+      // Recorded, then the node failed: the answer says both (not a 500 that hides the record).
+      this.crash('fence confirm', e);
+      return { ok: true, superseded, active: false, waitingFor: '', warning: `recorded, but node ${this.id} then stopped on an internal error: ${(e as Error)?.message ?? String(e)}` };
+    }
+    const st = this.activationStatus();
+    return { ok: true, superseded, active: st.active, waitingFor: st.waitingFor };
   }
 
   // ---------------------------------------------------------------------------
@@ -1345,6 +1355,21 @@ export class NodeRuntime {
     if (this.ids === 0) this.ids = 1;
     return (((this.bootCounter & 0xfff) << 20) | this.ids) >>> 0 || 1;
   }
+}
+
+/** What `confirmFenced` did (the HTTP answer of `POST /v1/fence/<node>/confirm`). */
+export interface ConfirmResult {
+  ok: boolean;
+  error?: string;
+  /** Refused because the node is alive (HTTP 409). */
+  alive?: boolean;
+  /** A fence of the node that was still running here was superseded by the confirmation. */
+  superseded?: boolean;
+  /** This node is an active leader after the confirmation; else what it still waits for. */
+  active?: boolean;
+  waitingFor?: string;
+  /** Recorded, but something went wrong after (the node stopped). */
+  warning?: string;
 }
 
 /**

@@ -34,6 +34,7 @@
  * fenced-all-off (never every data board off because of fencing); at the end, the
  * converged coordinator must be active within ACTIVE_BOUND_MS.
  */
+import { STALL_READ_ADVANCE_MAX_US } from '../../firmware-sim/faults.ts';
 import { InternalError } from '../runtime/fatal.ts';
 import { createHash } from 'node:crypto';
 import { World } from '../../firmware-sim/world.ts';
@@ -124,7 +125,8 @@ export function bullyClusterKey(seed: number): Uint8Array {
 
 export function runBullySeed(cfg: SimConfig, seed: number, hooks: BullySeedHooks = {}): BullySeedResult {
   const wall0 = performance.now();
-  const world = new World({ seed, traceKeepLast: 40 });
+  // Real-time effects come with the stall kind: the clock also moves within a step.
+  const world = new World({ seed, traceKeepLast: 40, ...(cfg.faults.includes('stall') ? { board: { readAdvanceMaxUs: STALL_READ_ADVANCE_MAX_US } } : {}) });
   const dataIds: NodeId[] = [];
   for (let i = 1; i <= cfg.nodes; i++) dataIds.push(i);
   const witnessIds: NodeId[] = cfg.witness ? [cfg.nodes + 1] : [];

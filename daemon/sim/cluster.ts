@@ -11,6 +11,7 @@
  *   T …              the workload drains (answers or client timeouts), then the
  *                    liveness probe: a write must commit within PROBE_MS after healing
  */
+import { STALL_READ_ADVANCE_MAX_US } from '../../firmware-sim/faults.ts';
 import { InternalError } from '../runtime/fatal.ts';
 import { createHash } from 'node:crypto';
 import { World } from '../../firmware-sim/world.ts';
@@ -105,7 +106,8 @@ export function clusterKey(seed: number): Uint8Array {
 
 export function runSeed(cfg: SimConfig, seed: number, hooks: SeedHooks = {}): SeedResult {
   const wall0 = performance.now();
-  const world = new World({ seed, traceKeepLast: 40, board: { watchdogTimeoutMs: SIM_WATCHDOG_MS } });
+  // Real-time effects come with the stall kind: the clock also moves within a step.
+  const world = new World({ seed, traceKeepLast: 40, board: { watchdogTimeoutMs: SIM_WATCHDOG_MS, ...(cfg.faults.includes('stall') ? { readAdvanceMaxUs: STALL_READ_ADVANCE_MAX_US } : {}) } });
   const dataIds: NodeId[] = [];
   for (let i = 1; i <= cfg.nodes; i++) dataIds.push(i);
   const witnessIds: NodeId[] = cfg.witness ? [cfg.nodes + 1] : [];
