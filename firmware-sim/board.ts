@@ -336,6 +336,11 @@ export class Board implements PoweredBoard {
     return base + lag;
   }
 
+  /** Runs `fn` in the running process: now, or when its stall ends; never if no process runs. */
+  deliver(fn: () => void): void {
+    this.proc?.deliver(fn);
+  }
+
   /**
    * A stall of the running process for `ms` (GC pause, SIGSTOP, slow SD card): its
    * timers and deliveries wait and then all arrive late (Proc.stalled). Returns false

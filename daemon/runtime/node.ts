@@ -644,6 +644,8 @@ export class NodeRuntime {
     if (this.stateValue !== 'running') return;
     this.armTick();
     try {
+      this.checkTickLag(this.opts.clock.monotonicMs());
+      this.lastTickAt = this.opts.clock.monotonicMs();
       this.raft!.tick();
       this.expire();
       this.afterStep();
@@ -653,6 +655,23 @@ export class NodeRuntime {
       this.crash('tick', e);
     }
   };
+
+  /** Monotonic time of the last tick (NaN before the first). */
+  private lastTickAt = NaN;
+
+  /**
+   * The engine counts time in ticks, one per timer firing. A tick that comes late — the
+   * process was stopped (SIGSTOP, a GC pause, a blocked SD-card write) or the event
+   * loop was blocked — leaves the engine's clock behind real time, and a read lease
+   * counted in ticks would then outlive its real bound (a resumed leader answering
+   * reads that miss a newer leader's writes). So when the last tick is more than two
+   * periods old, heartbeat rounds sent so far hold no lease any more (RaftNode.dropLease):
+   * reads go through a ReadIndex round until a fresh round is acknowledged. Called before
+   * anything that may serve a read (a tick, a message, a client read).
+   */
+  private checkTickLag(now: number): void {
+    if (now - this.lastTickAt > 2 * this.tickMs) this.raft!.dropLease();
+  }
 
   private afterStep(): void {
     const raft = this.raft!;
@@ -1006,6 +1025,7 @@ export class NodeRuntime {
         if (m.type === MsgType.HeartbeatReply) this.act.lease.roundAcked(m.from, m.ctx);
       }
       try {
+        if (m.type === MsgType.ReadIndex) this.checkTickLag(this.opts.clock.monotonicMs());
         this.raft!.step(m);
       } catch (e) {
         // A bad frame never gets here (the decoder refuses it): a throw is a bug or a
@@ -1176,6 +1196,7 @@ export class NodeRuntime {
     if (raft.witness) return cb(unavailable(`node ${this.id} is a witness and holds no data; ask a data node`));
     if (opts?.stale) return cb(this.localGet(key));
     const ctx = this.nextId();
+    this.checkTickLag(this.opts.clock.monotonicMs());
     const r = raft.readIndex(ctx);
     this.afterStep();
     if (!r.ok) return cb(unavailable(`read not possible: ${r.reason}`));

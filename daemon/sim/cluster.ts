@@ -240,6 +240,8 @@ export function runSeed(cfg: SimConfig, seed: number, hooks: SeedHooks = {}): Se
 
   const workload = new Workload(world.sched, world.rng.fork('clients'), liveData, { ...DEFAULT_WORKLOAD, ...hooks.workload });
   if (hooks.timeline) workload.onOp = hooks.timeline.opListener();
+  // A request to a stalled process waits for it (the workload calls the runtime directly).
+  workload.deliver = (node, fn) => world.board(node).deliver(fn);
   workload.start(T * 1000);
   // Only active leaders drive the actuator, each with its fencing token.
   const actuate = () => {
