@@ -184,6 +184,46 @@ export class FencingDriver {
     poll(0);
   }
 
+  /**
+   * How this board would end a 'reboot' fence of `target`: the power-on delay and the
+   * relays of its levels. Undefined when `target` is not a 'reboot' target here (or has
+   * no relay: a watchdog-wait level switches nothing).
+   */
+  rebootPlan(target: NodeId): { powerOnAfterMs: number; relays: Relay[] } | undefined {
+    const t = this.o.devices.fencer?.targets?.find((x) => x.target === target);
+    if (!t || (t.action ?? 'reboot') !== 'reboot') return undefined;
+    const names = new Set<string>();
+    for (const lv of t.levels) for (const d of lv) if (d.kind !== 'watchdog-wait') names.add(d.relay);
+    const relays = (this.o.devices.relays ?? []).filter((r) => names.has(r.name));
+    if (relays.length === 0) return undefined;
+    return { powerOnAfterMs: t.powerOnAfterMs ?? 10_000, relays };
+  }
+
+  /**
+   * Switches every relay of `target`'s levels on (the end of a 'reboot' fence that
+   * another node — or this one before a restart — started and could not finish).
+   * `done` once, with the first error or null; nothing after the runtime stopped.
+   */
+  powerOn(target: NodeId, done: (err: string | null) => void): void {
+    const plan = this.rebootPlan(target);
+    if (!plan) return done(`n${target} is not a reboot target with a relay on this board`);
+    let left = plan.relays.length;
+    let first: string | null = null;
+    for (const relay of plan.relays) {
+      this.o.log('warn', `fence hand-over: relay ${relay.name} on`, { node: this.o.id, target });
+      relay.set(true, (err) => {
+        if (err && first === null) first = `${relay.name}: ${err.message}`;
+        if (--left === 0 && this.o.running()) {
+          try {
+            done(first);
+          } catch (e) {
+            this.o.fatal('fence hand-over power-on', e);
+          }
+        }
+      });
+    }
+  }
+
   /** Logs a finished fence (warn when the target is shown stopped, error otherwise). */
   logFinished(r: FenceRecord, ok: boolean): void {
     this.o.log(ok ? 'warn' : 'error', `fence of n${r.target}: ${r.outcome}`, { node: this.o.id, target: r.target, level: r.level ?? -1, attempts: r.attempts.length, error: r.attempts.at(-1)?.error ?? '' });

@@ -746,6 +746,7 @@ export class NodeRuntime {
       this.setActive(true, now);
       // The step's own `now`, not a fresh reading: the fencer is ticked with `now` below.
       this.cancelDelayedFences('active', now);
+      this.scheduleHandOvers();
       // Later leaders need not suspect leaders older than this one any more.
       const data = encodeCommand({ op: 'lead.active', node: this.id, term: this.leaderTerm, token: act.token });
       if (!(data instanceof KvError)) this.raft!.propose(data);
@@ -811,6 +812,80 @@ export class NodeRuntime {
       if (encodeCommand(cmd) instanceof Uint8Array) this.proposeOrForward(cmd, () => {}, true);
     } else {
       this.fenceDriver!.logPowerOn(r);
+      // The end of the fence goes into the replicated history too: a later leader must
+      // know that nobody needs to power the target on any more (handOver).
+      if (r.poweredOnAtMs !== null) {
+        const cmd: Command = { op: 'fence.record', target: r.target, by: r.by, term: r.term, outcome: 'powered-on', level: r.level ?? -1, atMs: Math.floor(r.poweredOnAtMs), reason: 'fence action reboot: powered back on' };
+        if (encodeCommand(cmd) instanceof Uint8Array) this.proposeOrForward(cmd, () => {}, true);
+      }
+    }
+  }
+
+  /** Power-ons taken over from earlier fencers, by target (pending timers). */
+  private readonly handOvers = new Map<NodeId, Cancel>();
+
+  /**
+   * The replicated record of a fence that switched `target` off and was not ended by a
+   * power-on (or a later fence that found it already off), if any, and not one this
+   * node's own Fencer is still running (it powers the target on itself).
+   */
+  private leftOff(target: NodeId): FenceHistoryRecord | undefined {
+    if (this.fencer?.busy(target)) return undefined;
+    const h = this.kv.fenceHistory;
+    for (let i = h.length - 1; i >= 0; i--) {
+      const r = h[i]!;
+      if (r.target !== target) continue;
+      if (r.outcome === 'off') return r;
+      if (r.outcome === 'powered-on') return undefined;
+    }
+    return undefined;
+  }
+
+  /**
+   * A fence that switched a relay off is always carried to its end. Its fencer powers
+   * the target on after powerOnAfterMs; if the fencer stopped leading or crashed first,
+   * the next active leader does: for every 'reboot' target whose newest record is 'off'
+   * with no 'powered-on' after it, it waits its own powerOnAfterMs from its activation
+   * (the target stays off at least as long as the fence promised) and switches the
+   * target's relays on, recording 'powered-on' with the hand-over in the reason.
+   */
+  private scheduleHandOvers(): void {
+    const d = this.fenceDriver;
+    if (!d) return;
+    const term = this.leaderTerm;
+    for (const t of this.opts.fencing?.fencer?.targets ?? []) {
+      const target = t.target;
+      if (this.handOvers.has(target) || !this.leftOff(target)) continue;
+      const plan = d.rebootPlan(target);
+      if (!plan) continue;
+      const rec = this.leftOff(target)!;
+      this.log('warn', `fence hand-over: n${rec.by}'s fence of n${target} (term ${rec.term}) left it off; powering it on in ${plan.powerOnAfterMs} ms`, { node: this.id, target });
+      const cancel = this.opts.clock.setTimer(plan.powerOnAfterMs, () => {
+        this.handOvers.delete(target);
+        try {
+          if (this.stateValue !== 'running') return;
+          if (!this.activeValue || this.leaderTerm !== term) {
+            this.log('info', `fence hand-over of n${target}: not the active leader any more; the next one takes it over`, { node: this.id, target });
+            return;
+          }
+          const still = this.leftOff(target);
+          if (!still) return; // powered on meanwhile (its fencer came back), or fenced again by us
+          d.powerOn(target, (err) => {
+            if (err) {
+              this.log('error', `fence hand-over of n${target}: power-on failed: ${err}`, { node: this.id, target });
+              return;
+            }
+            const now = this.opts.clock.monotonicMs();
+            const cmd: Command = { op: 'fence.record', target, by: this.id, term: this.leaderTerm || term, outcome: 'powered-on', level: -1, atMs: Math.floor(now), reason: `handed over: n${still.by}'s fence in term ${still.term} switched it off; powered on by the next leader n${this.id}` };
+            this.log('warn', `fence hand-over: n${target} powered back on`, { node: this.id, target, from: still.by });
+            this.proposeOrForward(cmd, () => {}, true);
+            this.pump();
+          });
+        } catch (e) {
+          this.crash('fence hand-over', e);
+        }
+      });
+      this.handOvers.set(target, cancel);
     }
   }
 
