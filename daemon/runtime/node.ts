@@ -930,7 +930,7 @@ export class NodeRuntime {
     this.act.operatorConfirmed(node, now);
     const term = this.raft!.status().term;
     // A fence of it still running (in its delay, or switching) is superseded: say so.
-    const superseded = this.fencer?.busy(node) ?? false;
+    const superseded = this.fencer?.current(node)?.outcome === 'pending';
     // The Fencer's confirmed record reaches fenceRecordChanged through the driver's next
     // step (with any other fence's commands: nothing is taken out of the Fencer here);
     // the replicated record is this one, with the term.
