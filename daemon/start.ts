@@ -563,7 +563,7 @@ function peerGoneFilter(l: Link, pass: boolean): Link {
  * QUORUMD_INJECT_FAULT=engine-tick@<when> | engine-step@<when>, <when> = <ms> after
  * start or SIGUSR2 (on receipt of that signal): from then on the Raft engine throws from
  * its tick (a timer) or from its next message (a link callback). Only for testing the
- * fatal path and its supervisor (docs/operations.md): the node must log the stack,
+ * fatal path and its supervisor (docs/cli.md, Exit status): the node must log the stack,
  * answer what is pending, exit 70 and be restarted. Unset: nothing.
  */
 function injectFault(spec: string | undefined, runtime: NodeRuntime | BullyRuntime, log: Pino): void {
