@@ -201,7 +201,7 @@ export function runSeed(cfg: SimConfig, seed: number, hooks: SeedHooks = {}): Se
       rng: world.rng.fork(`raft:${hal.node}:${hal.incarnation}`),
       snapshotEntries: 200,
       logger: (level, msg, fields) => {
-        if (level !== 'debug') world.ctx.log(`n${hal.node} ${formatLine(level, msg, fields)}`);
+        if (level !== 'debug') world.ctx.log(`n${hal.node} ${formatLine(level, msg, traceFields(fields))}`);
       },
       observer,
       fencing: simFencing(hal, wiring),
@@ -332,4 +332,15 @@ export function runSeed(cfg: SimConfig, seed: number, hooks: SeedHooks = {}): Se
   void plan;
   if (violation) result.violation = { invariant: violation.invariant, detail: violation.detail, atMs: violation.atMs, lastTrace: world.trace.last() };
   return result;
+}
+
+/**
+ * Log fields as the trace keeps them: without a stack (the fatal path logs one), whose
+ * file paths and frames depend on the checkout and on who called in (a timeline
+ * recorder's observer), not on the seed — the trace hash must not.
+ */
+function traceFields(fields: Record<string, unknown> | undefined): Record<string, unknown> | undefined {
+  if (fields === undefined || !('stack' in fields)) return fields;
+  const { stack: _stack, ...rest } = fields;
+  return rest;
 }
