@@ -644,8 +644,9 @@ export class NodeRuntime {
     if (this.stateValue !== 'running') return;
     this.armTick();
     try {
-      this.checkTickLag(this.opts.clock.monotonicMs());
-      this.lastTickAt = this.opts.clock.monotonicMs();
+      const now = this.opts.clock.monotonicMs();
+      this.checkTickLag(now);
+      this.lastTickAt = now;
       this.raft!.tick();
       this.expire();
       this.afterStep();
@@ -822,7 +823,7 @@ export class NodeRuntime {
   }
 
   /** Power-ons taken over from earlier fencers, by target (pending timers). */
-  private readonly handOvers = new Map<NodeId, Cancel>();
+  private readonly handOvers = new Map<NodeId, { term: Term; cancel: Cancel }>();
 
   /**
    * The replicated record of a fence that switched `target` off and was not ended by a
@@ -855,13 +856,15 @@ export class NodeRuntime {
     const term = this.leaderTerm;
     for (const t of this.opts.fencing?.fencer?.targets ?? []) {
       const target = t.target;
-      if (this.handOvers.has(target) || !this.leftOff(target)) continue;
+      const pending = this.handOvers.get(target);
+      if (pending?.term === term || !this.leftOff(target)) continue;
+      pending?.cancel(); // armed in an earlier leadership of ours: this one re-arms it
       const plan = d.rebootPlan(target);
       if (!plan) continue;
       const rec = this.leftOff(target)!;
       this.log('warn', `fence hand-over: n${rec.by}'s fence of n${target} (term ${rec.term}) left it off; powering it on in ${plan.powerOnAfterMs} ms`, { node: this.id, target });
       const cancel = this.opts.clock.setTimer(plan.powerOnAfterMs, () => {
-        this.handOvers.delete(target);
+        if (this.handOvers.get(target)?.term === term) this.handOvers.delete(target);
         try {
           if (this.stateValue !== 'running') return;
           if (!this.activeValue || this.leaderTerm !== term) {
@@ -885,7 +888,7 @@ export class NodeRuntime {
           this.crash('fence hand-over', e);
         }
       });
-      this.handOvers.set(target, cancel);
+      this.handOvers.set(target, { term, cancel });
     }
   }
 
