@@ -301,7 +301,7 @@ export function buildProgram(): Command {
     .option('--witness', 'add a witness member')
     .option('--engine <engine>', 'raft or bully', 'raft')
     .option('--time <duration>', 'virtual time per seed, e.g. 60s', '60s')
-    .option('--faults <list>', 'partition,crash,power,loss,reorder,clock,disk', '')
+    .option('--faults <list>', 'partition,crash,power,loss,reorder,clock,disk,stall', '')
     .option('--no-stonith', 'disable fencing')
     .option('--json', 'one JSON object per line')
     .option('--html <file>', 'write the timeline of the seed (--seed) as a self-contained HTML page')

@@ -16,9 +16,17 @@
  * active; the returning board, the highest priority, coordinates again and the one it
  * preempts acknowledges its step-down (no second fence).
  *
+ * Supervisor (issue 12): a node process that crashes — exits on its own with a
+ * non-zero status (70: a fatal error, its stack at the end of its log) or dies of a
+ * crash signal (SIGABRT, SIGSEGV, ...) — is restarted, with a growing delay (0.5, 1, 2,
+ * 4, 8 s) and at most CRASH_RESTARTS times per minute; each crash and restart is printed
+ * with where the log is. A process you kill (kill -9, SIGTERM) is not a crash: the
+ * failover demo's fence brings it back.
+ *
  * Ctrl-C / SIGTERM: every node gets SIGTERM (the leader hands over first), then
  * SIGKILL after 5 s if still there; the broker stops; a temp data directory is
- * removed.
+ * removed — unless a node crashed during the run: then it is kept, with its logs, and
+ * its path is printed.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -98,7 +106,17 @@ export interface DevNode {
   child: ChildProcess | undefined;
   /** The simulated power rail: false = switched off by a fence (the process is kept down). */
   powered: boolean;
+  /** When this node's process crashed (performance.now() ms), newest last: the restart budget. */
+  crashTimes: number[];
+  /** A restart waiting for its backoff. */
+  restartTimer: ReturnType<typeof setTimeout> | undefined;
 }
+
+/** Most restarts of one crashing node within CRASH_WINDOW_MS; beyond it the node stays down (printed). */
+export const CRASH_RESTARTS = 5;
+export const CRASH_WINDOW_MS = 60_000;
+/** Signals that mean the process crashed (not that someone stopped or killed it). */
+const CRASH_SIGNALS = new Set(['SIGABRT', 'SIGSEGV', 'SIGBUS', 'SIGILL', 'SIGFPE', 'SIGTRAP', 'SIGSYS']);
 
 export interface DevCluster {
   broker: RunningBroker;
@@ -111,6 +129,8 @@ export interface DevCluster {
   tokenFile: string;
   /** Rail switches so far, oldest first: what the fences did. */
   railLog: Array<{ node: string; on: boolean; atMs: number }>;
+  /** Node processes that crashed so far (the supervisor's record), oldest first. */
+  crashes: Array<{ node: string; pid: number | undefined; code: number | null; signal: string | null; atMs: number; logFile: string; restartInMs: number | null }>;
   /** Starts node `name` again (after you killed it), if its rail is on. */
   restart(name: string): void;
   stop(): Promise<void>;
@@ -301,6 +321,7 @@ export async function startDev(opts: DevOptions): Promise<DevCluster> {
   const { token: apiToken } = ensureTokenFile(tokenFile, 'dev API token');
   const nodes: DevNode[] = [];
   const railLog: DevCluster['railLog'] = [];
+  const crashes: DevCluster['crashes'] = [];
   const t0 = performance.now();
   let stopping = false;
   // The supervisor's power rails: off = SIGKILL the process and keep it down; on = start it.
@@ -325,7 +346,7 @@ export async function startDev(opts: DevOptions): Promise<DevCluster> {
   for (let k = 1; k <= n; k++) {
     const configFile = join(dir, `n${k}.yaml`);
     writeFileSync(configFile, devConfig({ k, n, keyFile, tokenFile, brokerUrl, basePort: opts.basePort, dir, engine: opts.engine, jobs: devJobList, ...(etcdUrl ? { etcdUrl } : {}), ...(rails ? { railUrl: rails.url, powerOnAfterMs } : {}) }));
-    nodes.push({ name: `n${k}`, id: k, url: `http://127.0.0.1:${opts.basePort + k}`, configFile, logFile: join(dir, `n${k}.log`), child: undefined, powered: true });
+    nodes.push({ name: `n${k}`, id: k, url: `http://127.0.0.1:${opts.basePort + k}`, configFile, logFile: join(dir, `n${k}.log`), child: undefined, powered: true, crashTimes: [], restartTimer: undefined });
   }
 
   /** Starts the node once its previous process (if dying) has exited: the data dir lock is per process. */
@@ -349,12 +370,38 @@ export async function startDev(opts: DevOptions): Promise<DevCluster> {
     child.on('exit', (code, signal) => {
       if (node.child === child) node.child = undefined;
       if (stopping) return;
+      const crashed = node.powered && ((code !== null && code !== 0) || (signal !== null && CRASH_SIGNALS.has(signal)));
+      if (crashed) return supervise(node, child.pid, code, signal);
       if (!node.powered) out(`[dev] ${node.name} (pid ${child.pid}) is down: its relay is off${rails ? ` until the fence powers it on (${powerOnAfterMs} ms)` : ''}\n`);
       else if (rails) out(`\n[dev] ${node.name} (pid ${child.pid}) exited (${signal ?? `code ${code}`}). If it led, the next leader fences it through its relay and powers it on ${powerOnAfterMs} ms later; or restart it now: kill -USR2 ${process.pid}\n`);
       else out(`\n[dev] ${node.name} (pid ${child.pid}) exited (${signal ?? `code ${code}`}). Restart it with:  kill -USR2 ${process.pid}   (restarts every stopped node)\n`);
     });
   };
   for (const node of nodes) spawnNode(node);
+
+  /** A node crashed: keep its log, say where, restart it after a backoff (bounded). */
+  function supervise(node: DevNode, pid: number | undefined, code: number | null, signal: string | null): void {
+    const now = performance.now();
+    node.crashTimes = node.crashTimes.filter((t) => now - t < CRASH_WINDOW_MS);
+    node.crashTimes.push(now);
+    const n = node.crashTimes.length;
+    const restartInMs = n > CRASH_RESTARTS ? null : Math.min(8000, 500 * 2 ** (n - 1));
+    crashes.push({ node: node.name, pid, code, signal, atMs: Math.round(now - t0), logFile: node.logFile, restartInMs });
+    const how = signal ?? `exit code ${code}${code === 70 ? ': a fatal error' : ''}`;
+    out(`\n[dev] ${node.name} (pid ${pid}) crashed (${how}). Its log is kept: ${node.logFile} (the error and its stack are at its end; ${dir} is kept at exit)\n`);
+    if (restartInMs === null) {
+      out(`[dev] ${node.name} crashed ${n} times within ${CRASH_WINDOW_MS / 1000} s: not restarted again. Restart it by hand: kill -USR2 ${process.pid}\n`);
+      return;
+    }
+    out(`[dev] restarting ${node.name} in ${restartInMs} ms (restart ${n} of at most ${CRASH_RESTARTS} per ${CRASH_WINDOW_MS / 1000} s)\n`);
+    clearTimeout(node.restartTimer);
+    node.restartTimer = setTimeout(() => {
+      node.restartTimer = undefined;
+      if (stopping || !node.powered || node.child) return; // fenced meanwhile: its relay brings it back
+      spawnNode(node);
+      out(`[dev] restarted ${node.name} (pid ${(node.child as ChildProcess | undefined)?.pid})\n`);
+    }, restartInMs);
+  }
 
   const cluster: DevCluster = {
     broker,
@@ -364,6 +411,7 @@ export async function startDev(opts: DevOptions): Promise<DevCluster> {
     nodes,
     rails,
     railLog,
+    crashes,
     restart(name) {
       const node = nodes.find((x) => x.name === name);
       if (!node) throw new Error(`no node ${name}; expected one of ${nodes.map((x) => x.name).join(', ')}`);
@@ -373,6 +421,7 @@ export async function startDev(opts: DevOptions): Promise<DevCluster> {
     async stop() {
       if (stopping) return;
       stopping = true;
+      for (const node of nodes) clearTimeout(node.restartTimer);
       const exits = nodes.map(
         (node) =>
           new Promise<void>((resolve) => {
@@ -400,7 +449,11 @@ export async function startDev(opts: DevOptions): Promise<DevCluster> {
           e.kill('SIGTERM');
         });
       }
-      if (ownDir) {
+      if (ownDir && crashes.length > 0) {
+        // Evidence survives a crash: the logs (with the stack) and the data stay.
+        const who = [...new Set(crashes.map((c) => c.node))];
+        out(`[dev] kept ${dir}: ${who.join(', ')} crashed during this run; logs: ${who.map((w) => nodes.find((x) => x.name === w)!.logFile).join(', ')}\n`);
+      } else if (ownDir) {
         // Retries: a log stream may still be flushing, or a late file appear, while the tree
         // is removed (ENOTEMPTY); a failure is said, not thrown past process.exit.
         try {
@@ -473,7 +526,7 @@ export async function startDev(opts: DevOptions): Promise<DevCluster> {
   broker      ${brokerUrl}  (in this process)${etcdUrl ? `
   etcd        ${etcdUrl}  (child pid ${etcd?.pid}, data and log in ${dir}; the nodes elect through it)` : ''}
 ${nodes.map((x) => `  ${x.name.padEnd(10)}  ${x.url}  pid ${x.child?.pid}  log ${x.logFile}`).join('\n')}
-  configs     ${dir}/n*.yaml${ownDir ? '  (temp dir, removed at exit)' : ''}
+  configs     ${dir}/n*.yaml${ownDir ? '  (temp dir, removed at exit unless a node crashed: then kept with its logs)' : ''}
   API token   ${tokenFile}  (mode 0600, operator scope; every request needs it, also on 127.0.0.1)
   relays      ${rails ? `simulated: power rails held by this process at ${rails.url} (dev-relay); a fenced node is powered on again after ${powerOnAfterMs} ms` : 'none (relays: false)'}
 

@@ -15,6 +15,7 @@
  * publishes an orderly "offline", so peers do not treat it as a crash) and the data
  * directory lock is released.
  */
+import { EXIT } from './exit-codes.ts';
 import { randomBytes } from 'node:crypto';
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
@@ -305,11 +306,23 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
   const rlog = runtimeLogger(log);
   let stopping: Promise<void> | undefined;
   let fatal: Error | undefined;
+  // The one fatal path (daemon/runtime/fatal.ts): the runtime already stopped and
+  // answered its pending requests; here the rest of the process follows — HTTP requests
+  // still waiting get 503, links close (peers hear "offline" at once), and the process
+  // exits EXIT.FATAL for its supervisor. Never from inside the link callback or timer
+  // that failed: on a later turn of the event loop.
   const onFatal = (err: Error) => {
+    if (fatal) return;
     fatal = err;
-    log.fatal({ error: err.message }, 'node stopped on a fatal error; exiting so that the supervisor restarts it');
-    void node.stop().then(() => {
-      if (opts.handleSignals) process.exit(1);
+    log.fatal({ error: err.message, kind: err.name, stack: err.stack ?? '' }, 'node stopped on a fatal error; exiting so that the supervisor restarts it');
+    setImmediate(() => {
+      void node
+        .stop()
+        .catch((e: unknown) => log.error({ error: (e as Error)?.message ?? String(e) }, 'error while stopping after a fatal error'))
+        .finally(() => {
+          for (const l of links) l.close();
+          if (opts.handleSignals) process.exit(EXIT.FATAL);
+        });
     });
   };
   const runtime = backend instanceof BullyBackend ? new BullyRuntime({
@@ -423,6 +436,7 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
   hooks.apiAuthEnv = apiAuthEnv;
 
   runtime.start();
+  injectFault(process.env.QUORUMD_INJECT_FAULT, runtime, log);
   // Jobs run on data nodes only: a witness never leads.
   const jobs = backend instanceof RuntimeBackend && !witness ? new JobScheduler({
     jobs: c.jobs,
@@ -460,7 +474,7 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     await services?.stop();
     // Bully has no leadership transfer: the followers notice within one failure timeout.
     if (runtime.isLeader && !fatal && runtime instanceof NodeRuntime) await handOver(runtime);
-    await http.close();
+    await http.close(fatal ? `node ${cfg.self.name} stopped on a fatal error (${fatal.message.slice(0, 200)}); ask another node` : undefined);
     runtime.stop(); // closes the links too (and disarms the watchdog)
     fencing?.close();
     if (backend.active) hooks.fire({ event: 'inactive', term: runtime.status().term, token: backend.leader().token });
@@ -543,6 +557,38 @@ function peerGoneFilter(l: Link, pass: boolean): Link {
       }),
     close: (d) => l.close(d),
   };
+}
+
+/**
+ * QUORUMD_INJECT_FAULT=engine-tick@<when> | engine-step@<when>, <when> = <ms> after
+ * start or SIGUSR2 (on receipt of that signal): from then on the Raft engine throws from
+ * its tick (a timer) or from its next message (a link callback). Only for testing the
+ * fatal path and its supervisor (docs/cli.md, Exit status): the node must log the stack,
+ * answer what is pending, exit 70 and be restarted. Unset: nothing.
+ */
+function injectFault(spec: string | undefined, runtime: NodeRuntime | BullyRuntime, log: Pino): void {
+  if (spec === undefined || spec === '') return;
+  const m = /^(engine-tick|engine-step)@(\d{1,7}|SIGUSR2)$/.exec(spec);
+  if (!m) {
+    log.error({ value: spec }, 'QUORUMD_INJECT_FAULT: expected engine-tick@<ms|SIGUSR2> or engine-step@<ms|SIGUSR2>; ignored');
+    return;
+  }
+  if (!(runtime instanceof NodeRuntime)) {
+    log.error({ value: spec }, 'QUORUMD_INJECT_FAULT: only for engine raft; ignored');
+    return;
+  }
+  const what = m[1] === 'engine-tick' ? 'tick' : 'step';
+  log.warn({ value: spec }, 'QUORUMD_INJECT_FAULT: this node will throw from its engine on purpose');
+  const arm = () => {
+    const eng = runtime.engine as unknown as Record<string, unknown> | undefined;
+    if (!eng) return;
+    log.warn({ value: spec }, 'QUORUMD_INJECT_FAULT: armed');
+    eng[what] = () => {
+      throw new Error(`injected fault: RaftNode.${what} throws (QUORUMD_INJECT_FAULT=${spec})`);
+    };
+  };
+  if (m[2] === 'SIGUSR2') process.once('SIGUSR2', arm);
+  else setTimeout(arm, Number(m[2])).unref();
 }
 
 /** The CLI command: starts, runs until a signal. Config errors propagate (exit 2 in cli.ts). */

@@ -27,6 +27,14 @@ import { Proc, type DeathCause, type LinkPort } from './proc.ts';
 import type { SimContext, SimEvent } from './scheduler.ts';
 
 export interface BoardOptions {
+  /**
+   * Real-time effect (issue 12): every monotonic-clock read of the process moves the
+   * time it sees forward by 0..this many µs (drawn from the board's 'cpu' fork), as a
+   * real CPU does while it executes a step; the lead over virtual time drains as
+   * virtual time passes, and timers fire that much later. Reads stay monotonic. Two
+   * reads inside one step differ, as on a board. Default 0 (off: a step is instantaneous).
+   */
+  readAdvanceMaxUs?: number;
   /** Time from power-on to the start of the node process (ms). Default 3000 (a trimmed Pi OS boot is 3–20 s). */
   bootDelayMs?: number;
   /** Time from a process crash to its restart (ms). Default 1000 (systemd RestartSec=1). */
@@ -80,7 +88,9 @@ interface TimerRec {
   fn: () => void;
 }
 function fireTimer(r: TimerRec): void {
-  if (r.proc.alive) r.fn();
+  if (!r.proc.alive) return;
+  if (r.proc.stalled) r.proc.hold(() => fireTimer(r));
+  else r.fn();
 }
 
 export class Board implements PoweredBoard {
@@ -128,6 +138,8 @@ export class Board implements PoweredBoard {
     this.rtc = opts.rtc ?? false;
     const now = () => ctx.sched.now;
     this.clockHw = new BoardClock(now, trueWallMs, opts.clock);
+    this.readAdvanceMaxUs = Math.round(checkMsOpt('readAdvanceMaxUs', opts.readAdvanceMaxUs ?? 0));
+    this.cpuRng = rng.fork('cpu');
     this.flash = new Flash(ctx, rng.fork('flash'), `n${id}`, opts.flash);
   }
 
@@ -299,11 +311,64 @@ export class Board implements PoweredBoard {
 
   // ---- HAL facades ----------------------------------------------------------------
 
+  /** See BoardOptions.readAdvanceMaxUs. */
+  private readonly readAdvanceMaxUs: number;
+  private readonly cpuRng: Rng;
+  /** How far the process's clock runs ahead of the board's (ms), and the board time it was last drained at. */
+  private lagMs = 0;
+  private lagBase = 0;
+
+  /** The lead of the process's clock now (drained by the board time passed since the last read). */
+  private lag(base: number): number {
+    if (base !== this.lagBase) {
+      // Drained by board time (not virtual time): base + lag never decreases, whatever the drift.
+      this.lagMs = base > this.lagBase ? Math.max(0, this.lagMs - (base - this.lagBase)) : 0;
+      this.lagBase = base;
+    }
+    return this.lagMs;
+  }
+
+  private readMono(): number {
+    const base = this.clockHw.monotonicMs();
+    if (this.readAdvanceMaxUs === 0) return base;
+    const lag = this.lag(base) + this.cpuRng.int(0, this.readAdvanceMaxUs) / 1000;
+    this.lagMs = lag;
+    return base + lag;
+  }
+
+  /** Runs `fn` in the running process: now, or when its stall ends; never if no process runs. */
+  deliver(fn: () => void): void {
+    this.proc?.deliver(fn);
+  }
+
+  /**
+   * A stall of the running process for `ms` (GC pause, SIGSTOP, slow SD card): its
+   * timers and deliveries wait and then all arrive late (Proc.stalled). Returns false
+   * (and does nothing) if no process runs or it is already stalled.
+   */
+  stall(ms: number): boolean {
+    const proc = this.proc;
+    if (proc === null || proc.stalled) return false;
+    const us = Math.round(checkMsOpt('stall ms', ms) * 1000);
+    proc.stalled = true;
+    this.ctx.log(`board ${this.id} stall ${ms}ms inc=${proc.incarnation}`);
+    this.ctx.sched.after(us, () => {
+      if (!proc.alive) return;
+      this.ctx.log(`board ${this.id} resumes inc=${proc.incarnation}`);
+      proc.resume();
+    });
+    return true;
+  }
+
   private clockFacade(proc: Proc): Clock {
     const hw = this.clockHw;
     const sched = this.ctx.sched;
+    if (this.readAdvanceMaxUs > 0) {
+      this.lagMs = 0;
+      this.lagBase = hw.monotonicMs();
+    }
     return {
-      monotonicMs: () => hw.monotonicMs(),
+      monotonicMs: this.readAdvanceMaxUs === 0 ? () => hw.monotonicMs() : () => this.readMono(),
       wallMs: () => hw.wallMs(),
       setTimer: (ms: number, fn: () => void): Cancel => {
         if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 0) throw new RangeError(`Clock.setTimer: ms must be a finite number ≥ 0, got ${String(ms)}`);
@@ -312,7 +377,9 @@ export class Board implements PoweredBoard {
           proc.stale('clock.setTimer');
           return noop;
         }
-        const ev = sched.after(hw.delayUs(ms), fireTimer, { proc, fn });
+        // A process whose clock runs ahead (readAdvanceMaxUs) arms its timer from its own later "now".
+        const lead = this.readAdvanceMaxUs === 0 ? 0 : this.lag(hw.monotonicMs());
+        const ev = sched.after(hw.delayUs(ms + lead), fireTimer, { proc, fn });
         return () => ev.cancel();
       },
     };

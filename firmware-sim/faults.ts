@@ -18,6 +18,11 @@
  *   reorder    broker reorder rate raised to 10–50 % (extra delay up to 50 ms); restored
  *   clock      one board's wall clock stepped by ±1–12 h (an NTP step); stepped back to true time
  *   disk       one board's fsyncs fail (EIO) or become 20× slower; repaired
+ *   stall      one board's process stops for 0.1–2 s (a GC pause, SIGSTOP, a process
+ *              blocked on a slow SD card): its timers, frames and completions wait and
+ *              then all arrive late (Board.stall). It ends by itself. Runs that plan
+ *              stalls also let the clock move between two reads inside one step
+ *              (BoardOptions.readAdvanceMaxUs, set by whoever builds the world).
  *
  * At most `maxDown` boards are crashed or powered off at the same time (default: a
  * minority, ⌊(n−1)/2⌋, so that a majority can make progress), a board has at most one
@@ -29,8 +34,16 @@ import type { Rng } from '../src/rng.ts';
 import { BROKER } from './mqtt.ts';
 import type { World } from './world.ts';
 
-export type FaultKind = 'partition' | 'crash' | 'power' | 'loss' | 'reorder' | 'clock' | 'disk';
-export const FAULT_KINDS: readonly FaultKind[] = ['partition', 'crash', 'power', 'loss', 'reorder', 'clock', 'disk'];
+export type FaultKind = 'partition' | 'crash' | 'power' | 'loss' | 'reorder' | 'clock' | 'disk' | 'stall';
+export const FAULT_KINDS: readonly FaultKind[] = ['partition', 'crash', 'power', 'loss', 'reorder', 'clock', 'disk', 'stall'];
+/** Shortest and longest stall (ms): a GC pause to a SIGSTOP/SIGCONT or a stuck SD-card write (issue 12). */
+export const STALL_MIN_MS = 100;
+export const STALL_MAX_MS = 2000;
+/**
+ * BoardOptions.readAdvanceMaxUs for runs with stalls: up to 0.2 ms per clock read (a
+ * Pi-class CPU spends about that on a step), so two reads inside one step differ.
+ */
+export const STALL_READ_ADVANCE_MAX_US = 200;
 
 /** Parses `partition,crash,...` (the CLI's --faults). Throws naming the bad entry. */
 export function parseFaultKinds(spec: string): FaultKind[] {
@@ -127,9 +140,9 @@ export class FaultInjector {
       t += Math.max(1, Math.round(-Math.log(1 - rng.float()) * meanGap));
       if (t > endMs) break;
       const kind = rng.pick(kinds);
-      const dur = rng.int(Math.round(minD), Math.round(maxD));
+      const dur = kind === 'stall' ? rng.int(STALL_MIN_MS, STALL_MAX_MS) : rng.int(Math.round(minD), Math.round(maxD));
       const heal = t + dur;
-      const perNode = kind === 'crash' || kind === 'power' || kind === 'clock' || kind === 'disk';
+      const perNode = kind === 'crash' || kind === 'power' || kind === 'clock' || kind === 'disk' || kind === 'stall';
       if (perNode && nodes.length === 0) continue;
       const node = perNode ? rng.pick(nodes) : undefined;
       const key = node === undefined ? kind : `${kind}:${node}`;
@@ -185,6 +198,9 @@ export class FaultInjector {
         case 'power':
           f.detail = `node=${node}`;
           break;
+        case 'stall':
+          f.detail = `node=${node} ms=${dur}`;
+          break;
       }
       busy.set(key, heal);
       out.push(f);
@@ -200,7 +216,7 @@ export class FaultInjector {
       const at = Math.round(f.atMs * 1000);
       if (at < sched.now) throw new RangeError(`FaultInjector.schedule: fault at ${f.atMs} ms is in the past (now ${sched.now / 1000} ms)`);
       sched.at(at, () => this.apply(f));
-      if (f.kind !== 'crash') sched.at(Math.round(f.healMs * 1000), () => this.heal(f));
+      if (f.kind !== 'crash' && f.kind !== 'stall') sched.at(Math.round(f.healMs * 1000), () => this.heal(f));
     }
     return plan;
   }
@@ -240,6 +256,10 @@ export class FaultInjector {
       case 'clock':
         w.board(f.node!).clockHw.stepWall(f.value ?? 0);
         break;
+      case 'stall':
+        // The resume is the heal: it happens inside the board after the duration.
+        if (w.board(f.node!).stall(f.healMs - f.atMs)) this.healed++;
+        break;
       case 'disk': {
         const fl = w.board(f.node!).flash;
         if (f.value === 0) fl.faults.diskError = true;
@@ -261,6 +281,7 @@ export class FaultInjector {
         if (f.groups) w.heal();
         break;
       case 'crash':
+      case 'stall':
         break;
       case 'power':
         w.board(f.node!).setMains(true);

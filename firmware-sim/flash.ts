@@ -452,16 +452,12 @@ class FlashStorage implements Storage {
   sync(name: string, done: Done): void {
     if (this.dead('sync')) return;
     const proc = this.proc;
-    this.flash.sync(name, (err) => {
-      if (proc.alive) done(err);
-    });
+    this.flash.sync(name, (err) => proc.deliver(() => done(err)));
   }
   syncDir(done: Done): void {
     if (this.dead('syncDir')) return;
     const proc = this.proc;
-    this.flash.syncDir((err) => {
-      if (proc.alive) done(err);
-    });
+    this.flash.syncDir((err) => proc.deliver(() => done(err)));
   }
 }
 

@@ -578,11 +578,13 @@ export class MqttLink implements Link {
 
   /** @internal */
   frameIn(frame: Uint8Array): void {
+    if (this.proc.stalled) return this.proc.hold(() => this.frameIn(frame));
     if (this.proc.alive && !this.closed) this.frameHandler?.(frame);
   }
 
   /** @internal */
   eventIn(ev: LinkEvent): void {
+    if (this.proc.stalled) return this.proc.hold(() => this.eventIn(ev));
     if (this.proc.alive && !this.closed) this.eventHandler?.(ev);
   }
 }

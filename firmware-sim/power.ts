@@ -144,14 +144,12 @@ class GpioRelay implements Relay {
       hw.commands++;
       this.ctx.log(`relay ${hw.controller.id}>${hw.target.id} command failed`);
       this.ctx.sched.after(0, () => {
-        if (proc.alive) done(new Error(`relay ${this.name}: command failed (GPIO write error, injected fault)`));
+        proc.deliver(() => done(new Error(`relay ${this.name}: command failed (GPIO write error, injected fault)`)));
       });
       return;
     }
     hw.drive(on);
-    this.ctx.sched.after(0, () => {
-      if (proc.alive) done(null);
-    });
+    this.ctx.sched.after(0, () => proc.deliver(() => done(null)));
   }
 
   read(done: DoneWith<boolean>): void {
@@ -159,7 +157,7 @@ class GpioRelay implements Relay {
     const proc = this.proc;
     if (!proc.alive) return proc.stale(`relay.read ${this.name}`);
     this.ctx.sched.after(0, () => {
-      if (proc.alive) done(null, this.hw.contact);
+      proc.deliver(() => done(null, this.hw.contact));
     });
   }
 }
@@ -191,7 +189,7 @@ export class PowerSenseHw {
         if (typeof done !== 'function') throw new TypeError(`PowerSense ${hw.name}.read: done must be a function`);
         if (!proc.alive) return proc.stale(`sense.read ${hw.name}`);
         ctx.sched.after(0, () => {
-          if (proc.alive) done(null, hw.target.railLive);
+          proc.deliver(() => done(null, hw.target.railLive));
         });
       },
     };

@@ -11,6 +11,13 @@ import type { NodeId } from '../src/types.ts';
 export class Proc {
   /** False from the instant the process dies; never true again. */
   alive = true;
+  /**
+   * Stopped for a while (a GC pause, SIGSTOP, a process blocked on a slow SD card):
+   * nothing is delivered to it — timers, frames, link events, storage and relay
+   * completions wait in `held` and all arrive, in their order, when the stall ends.
+   */
+  stalled = false;
+  private held: Array<() => void> = [];
 
   constructor(
     /** The board this process runs on. */
@@ -27,6 +34,26 @@ export class Proc {
    */
   stale(what: string): void {
     this.onStale(what);
+  }
+
+  /** Keeps `fn` (a delivery to the process) for the end of the current stall. Call only while `stalled`. */
+  hold(fn: () => void): void {
+    this.held.push(fn);
+  }
+
+  /** Runs `fn` now if the process is alive and not stalled; while stalled, at the end of the stall. */
+  deliver(fn: () => void): void {
+    if (!this.alive) return;
+    if (this.stalled) this.held.push(fn);
+    else fn();
+  }
+
+  /** The stall ends: everything held is delivered, late, in arrival order (each re-checks that the process lives). */
+  resume(): void {
+    this.stalled = false;
+    const h = this.held;
+    this.held = [];
+    for (let i = 0; i < h.length && this.alive; i++) h[i]!();
   }
 }
 

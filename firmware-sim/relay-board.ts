@@ -239,12 +239,14 @@ export class SimRelayBoard {
         const copy = bytes.slice();
         sched.after(txFree - sched.now, () => {
           const reply = this.firmware.receive(copy);
-          if (proc.alive) done(null);
+          proc.deliver(() => done(null));
           if (reply.length === 0) return;
           const rs = Math.max(sched.now, rxFree);
           rxFree = rs + reply.length * this.usPerByte;
           sched.after(rxFree - sched.now, () => {
-            if (proc.alive) for (const h of handlers) h(reply);
+            proc.deliver(() => {
+              for (const h of handlers) h(reply);
+            });
           });
         });
       },
@@ -253,7 +255,7 @@ export class SimRelayBoard {
     const clock = {
       setTimer: (ms: number, fn: () => void) => {
         const ev = sched.after(Math.max(0, Math.round(ms * 1000)), () => {
-          if (proc.alive) fn();
+          proc.deliver(fn);
         });
         return () => ev.cancel();
       },

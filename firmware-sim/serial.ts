@@ -264,6 +264,7 @@ export class SerialLink implements Link {
   /** @internal */
   bytesIn(bytes: Uint8Array): void {
     if (!this.proc.alive || this.closed) return;
+    if (this.proc.stalled) return this.proc.hold(() => this.bytesIn(bytes));
     const wire = this.port.wire;
     for (const r of this.decoder.push(bytes)) {
       if (r.ok) {
@@ -281,6 +282,7 @@ export class SerialLink implements Link {
 
   /** @internal */
   eventIn(ev: LinkEvent): void {
+    if (this.proc.stalled) return this.proc.hold(() => this.eventIn(ev));
     if (this.proc.alive && !this.closed) this.eventHandler?.(ev);
   }
 }

@@ -70,6 +70,8 @@ export interface FenceAnswer {
   error?: string;
   /** The fence record (src/fence FenceRecord) when a fence ran. */
   record?: unknown;
+  /** Confirm: what the confirmation did (superseded fence, active now, what it still waits for). */
+  result?: Record<string, unknown>;
 }
 
 export interface ApiBackend {

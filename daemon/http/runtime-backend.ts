@@ -109,7 +109,9 @@ abstract class BackendBase<R extends FenceableRuntime> {
     if (id === this.self.id) return { status: 400, error: `${node} is this node: a node cannot confirm itself down` };
     if (this.fenceDevices === undefined) return { status: 503, error: `node ${this.self.name} runs without a fencing: section (no activation gate to open)` };
     const r = rt.confirmFenced(id);
-    return r.ok ? { status: 200 } : { status: r.alive ? 409 : 503, error: r.error ?? 'not confirmed' };
+    if (!r.ok) return { status: r.alive ? 409 : 503, error: r.error ?? 'not confirmed' };
+    const { ok: _ok, error: _e, alive: _a, ...result } = r as { ok: boolean; error?: string; alive?: boolean } & Record<string, unknown>;
+    return { status: 200, result };
   }
 
   protected nameOf(id: number): string | null {

@@ -11,7 +11,7 @@
  *   POST   /v1/locks/<name>/renew?token=t   → {token, expiresAt} | 409
  *   DELETE /v1/locks/<name>?token=t         → {ok:true} | 409
  *   POST   /v1/fence/<node>                 → {ok:true, record} | 502 {record} (fence failed) | 503
- *   POST   /v1/fence/<node>/confirm         → {ok:true} (operator: node declared safely down)
+ *   POST   /v1/fence/<node>/confirm         → {ok:true, node, superseded, active, waitingFor} (operator: node declared safely down) | 409 alive
  *   GET    /v1/jobs                         → {jobs: [...]} scheduled jobs: last run (replicated), next run
  *   GET    /v1/keys?prefix=p&limit=n        → {index, keys: [{key, size, createIndex, modIndex}], more} (local)
  *   GET    /v1/locks                        → {index, clockMs, locks: [{name, owner, token, ttlMs, expiresAt}]} (local)
@@ -96,7 +96,12 @@ export interface ApiServer {
   address(): { host: string; port: number };
   /** Counters of answered requests by status code, for /metrics and tests. */
   readonly counts: Map<number, number>;
-  close(): Promise<void>;
+  /**
+   * Stops listening and drops every connection. With `why` (the node stopped on a fatal
+   * error) every request still waiting for its answer gets 503 `{error: why, code:
+   * 'unavailable'}` first, instead of a dropped connection.
+   */
+  close(why?: string): Promise<void>;
 }
 
 const JSON_TYPE = 'application/json; charset=utf-8';
@@ -243,6 +248,8 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
   const counts = new Map<number, number>();
   let watches = 0;
   const sockets = new Set<Socket>();
+  /** Requests without an answer yet (answered 503 by close(why)). */
+  const open = new Set<ServerResponse>();
   let closing = false;
 
   const httpFamilies = (): MetricFamily[] => [
@@ -635,7 +642,7 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
       if (confirm) {
         if (!backend.confirmFenced) throw new HttpError(501, 'engine-unsupported', 'this node cannot confirm fences (engine without fencing)');
         const r = backend.confirmFenced(rest);
-        if (r.status === 200) return json(res, 200, { ok: true, node: rest });
+        if (r.status === 200) return json(res, 200, { ok: true, node: rest, ...(r.result ?? {}) });
         throw new HttpError(r.status, r.status === 404 ? 'not-found' : r.status === 409 ? 'node-alive' : r.status === 503 ? 'unavailable' : 'bad-request', r.error ?? 'not confirmed');
       }
       const fence = backend.fence;
@@ -688,6 +695,8 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
     connectionsCheckingInterval: Math.min(1000, headersTimeoutMs),
   };
   const handler = (req: IncomingMessage, res: ServerResponse) => {
+    open.add(res);
+    res.once('close', () => open.delete(res));
     route(req, res).then(
       () => {
         if (!res.headersSent && !res.destroyed) json(res, 500, { error: 'handler ended without an answer', code: 'internal' });
@@ -761,12 +770,23 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
         server,
         counts,
         address: () => ({ host: a.address, port: a.port }),
-        close: () =>
+        close: (why?: string) =>
           new Promise<void>((r) => {
             if (closing) return r();
             closing = true;
             server.close(() => r());
-            for (const s of sockets) s.destroy();
+            if (why === undefined || open.size === 0) {
+              for (const s of sockets) s.destroy();
+              return;
+            }
+            for (const res of open) {
+              if (res.headersSent || res.destroyed) continue;
+              json(res, 503, { error: why, code: 'unavailable' }, { Connection: 'close' });
+            }
+            // The answers leave first; then whatever is left is dropped (bounded).
+            setTimeout(() => {
+              for (const s of sockets) s.destroy();
+            }, 300).unref();
           }),
       });
     });

@@ -64,6 +64,7 @@
  * answer — nothing was applied — that tells the client this engine cannot do it, not
  * that it should retry (503) or that the outcome is unknown (504).
  */
+import { InternalError } from './fatal.ts';
 import { crc32 } from 'node:zlib';
 import { BullyNode, NOT_SUPPORTED_REASON, fencingToken, type BullyMember, type BullyOptions, type BullyReady, type BullySoftState, type BullyStatus } from '../../src/bully/index.ts';
 import type { Keyring } from '../../src/wire/auth.ts';
@@ -466,7 +467,23 @@ export class BullyRuntime {
         this.requestWrite({ boot: this.boot }, done);
       },
     });
-    this.wire.listen((m) => this.onMessage(m), (link, ev) => this.onLinkEvent(link, ev));
+    // Link callbacks are entry points: an exception in them takes the fatal path (fatal.ts).
+    this.wire.listen(
+      (m) => {
+        try {
+          this.onMessage(m);
+        } catch (e) {
+          this.crash(`handling ${MsgType[m.type]} from n${m.from}`, e);
+        }
+      },
+      (link, ev) => {
+        try {
+          this.onLinkEvent(link, ev);
+        } catch (e) {
+          this.crash(`link event ${ev.kind} on ${link.name}`, e);
+        }
+      },
+    );
     this.acted = { role: 'follower', leader: NO_NODE, term: st.epoch };
     this.setupFencing();
     this.stateValue = 'running';
@@ -487,7 +504,7 @@ export class BullyRuntime {
 
   private fatal(err: Error): void {
     if (this.stateValue === 'stopped') return;
-    this.log('error', 'fatal: node stops', { node: this.id, error: err.message, kind: err.name });
+    this.log('error', 'fatal: node stops', { node: this.id, error: err.message, kind: err.name, stack: err.stack ?? '' });
     this.stateValue = 'stopped';
     this.cancelTick?.();
     this.fenceDriver?.cancelTimer();
@@ -542,20 +559,36 @@ export class BullyRuntime {
     this.cancelTick = this.opts.clock.setTimer(this.tickMs, () => {
       if (this.stateValue !== 'running') return;
       this.armTick();
-      this.guard(() => this.node!.tick());
-      this.pump();
-      if (this.stateValue === 'running') this.updateActive();
+      try {
+        this.guard(() => this.node!.tick());
+        this.pump();
+        if (this.stateValue === 'running') this.updateActive();
+      } catch (e) {
+        this.crash('tick', e);
+      }
     });
   }
 
+  /** Runs an engine input; a throw is a bug: the observer hears of it and the node takes the fatal path. */
   private guard(fn: () => void): void {
     try {
       fn();
     } catch (e) {
-      this.log('error', 'engine error', { node: this.id, error: (e as Error).message });
       this.opts.observer?.engineError?.(this, e as Error);
+      this.crash('bully engine', e);
+      return;
     }
     this.opts.observer?.afterStep?.(this);
+  }
+
+  /** An exception escaped the engine, the fencer or the state at entry point `where`: the fatal path. */
+  private crash(where: string, e: unknown): void {
+    const err = new InternalError(where, e);
+    if (this.stateValue === 'stopped') {
+      this.log('error', 'internal error after the node stopped', { node: this.id, error: err.message, stack: err.stack ?? '' });
+      return;
+    }
+    this.fatal(err);
   }
 
   // ---------------------------------------------------------------------------
@@ -634,6 +667,7 @@ export class BullyRuntime {
       wake: () => this.updateActive(),
       record: (r, now) => this.fenceRecordChanged(r, now),
       pollMs: this.tickMs,
+      fatal: (where, e) => this.crash(where, e),
     });
   }
 
@@ -770,7 +804,7 @@ export class BullyRuntime {
         // No priority delay (targetRunsWorkload false): a suspect's token is below ours,
         // so it never suspects us for the same pair of coordinatorships; the random delay
         // covers the rare case of a stale view.
-        f.fence(target, now, { reason: `earlier coordinator, before n${this.id} acts at epoch ${l.epoch}`, term: l.epoch, targetRunsWorkload: false });
+        this.fenceDriver!.fence(target, now, { reason: `earlier coordinator, before n${this.id} acts at epoch ${l.epoch}`, term: l.epoch, targetRunsWorkload: false });
         g.fenceStarted(target, now);
         this.log('warn', 'fencing', { node: this.id, target, epoch: l.epoch, delayMs: f.current(target)?.delayMs ?? 0 });
       }
@@ -814,11 +848,16 @@ export class BullyRuntime {
     const now = this.opts.clock.monotonicMs();
     const alive = aliveRefusal(node, this.wire?.heardAgoMs(node, now), false);
     if (alive) return { ok: false, alive: true, error: alive };
-    this.fencer!.confirm(node, now);
+    this.fenceDriver!.confirm(node, now);
     this.known.delete(node);
     this.lead?.gates.get(node)?.operatorConfirmed(node, now);
     this.log('warn', `operator confirmed n${node} down`, { node: this.id, target: node });
-    this.updateActive();
+    try {
+      this.updateActive();
+    } catch (e) {
+      // Recorded, then the node failed: the fatal path, and the confirmation still counts.
+      this.crash('fence confirm', e);
+    }
     return { ok: true };
   }
 
@@ -833,7 +872,7 @@ export class BullyRuntime {
     if (this.stateValue !== 'running') return cb({ ok: false, error: `node ${this.id} is not running` });
     if (!this.fencer || !this.fencer.canFence(node)) return cb({ ok: false, error: `node ${this.id} has no fence device for n${node} (fencing.fencer.targets)` });
     const now = this.opts.clock.monotonicMs();
-    const id = this.fencer.fence(node, now, { reason: 'operator request', term: this.acted.term });
+    const id = this.fenceDriver!.fence(node, now, { reason: 'operator request', term: this.acted.term });
     this.lead?.gates.get(node)?.fenceStarted(node, now);
     this.runFencer(now);
     this.fenceDriver!.waitFor(id, cb);

@@ -47,6 +47,8 @@ export interface FencingDriverOptions {
   record: (r: FenceRecord, now: number) => void;
   /** Poll period of an operator's fence (the runtime's tick). */
   pollMs: number;
+  /** An exception in a device answer or a wake-up (an entry point of its own): the runtime's fatal path. */
+  fatal: (where: string, e: unknown) => void;
 }
 
 /** '' when `node` is a node id 1..254, else the error for the caller. */
@@ -64,6 +66,16 @@ export class FencingDriver {
   readonly fencer: Fencer;
   private readonly o: FencingDriverOptions;
   private timer: Cancel | undefined;
+  /**
+   * The latest time handed to the Fencer. Every call into it goes through `at()`, which
+   * never passes an earlier time: a runtime step may read the clock more than once (a
+   * listener, a log line, a cancel), and on a real board the clock moves between two
+   * reads, so a `now` taken at the start of the step can be older than one the Fencer
+   * already saw. The Fencer refuses time that goes backwards (a RangeError that once
+   * escaped an MQTT handler and killed the new leader: issue 12), so the driver clamps
+   * instead of trusting every caller to read the clock exactly once.
+   */
+  private latest = 0;
 
   constructor(o: FencingDriverOptions) {
     this.o = o;
@@ -102,8 +114,9 @@ export class FencingDriver {
    * Ticks the Fencer at `now`, executes its commands, hands on its changed records,
    * and arms a wake-up for its next deadline (delays, settle, timeouts) between ticks.
    */
-  step(now: number): void {
+  step(stepNow: number): void {
     const f = this.fencer;
+    const now = this.at(stepNow);
     f.tick(now);
     if (f.hasOutput) {
       // Runs after every engine step: take() (three objects) only when there is something.
@@ -116,9 +129,29 @@ export class FencingDriver {
     if (next !== null && this.o.running()) {
       this.timer = this.o.clock.setTimer(Math.max(0, next - now), () => {
         this.timer = undefined;
-        this.o.wake();
+        try {
+          this.o.wake();
+        } catch (e) {
+          this.o.fatal('fencer wake-up', e);
+        }
       });
     }
+  }
+
+  /** `now`, or the latest time the Fencer already saw if that is later (see `latest`). */
+  at(now: number): number {
+    if (now > this.latest) this.latest = now;
+    return this.latest;
+  }
+
+  /** Starts a fence of `target` (Fencer.fence at a clamped time); returns the record id. */
+  fence(target: NodeId, now: number, req: Parameters<Fencer['fence']>[2]): number {
+    return this.fencer.fence(target, this.at(now), req);
+  }
+
+  /** An operator confirmed `target` down (Fencer.confirm at a clamped time). */
+  confirm(target: NodeId, now: number, by?: string): number {
+    return this.fencer.confirm(target, this.at(now), by);
   }
 
   /** Cancels the pending wake-up (node stopped). */
@@ -128,8 +161,9 @@ export class FencingDriver {
   }
 
   /** Cancels the fences still in their delay: one that switched a relay runs to its end (and powers the target back on). */
-  cancelDelayed(now: number, why: string): void {
+  cancelDelayed(callerNow: number, why: string): void {
     const f = this.fencer;
+    const now = this.at(callerNow);
     for (const rec of f.history()) {
       if (rec.outcome === 'pending' && rec.startedAtMs === null && f.busy(rec.target)) f.cancel(rec.target, now, why);
     }
@@ -150,6 +184,46 @@ export class FencingDriver {
     poll(0);
   }
 
+  /**
+   * How this board would end a 'reboot' fence of `target`: the power-on delay and the
+   * relays of its levels. Undefined when `target` is not a 'reboot' target here (or has
+   * no relay: a watchdog-wait level switches nothing).
+   */
+  rebootPlan(target: NodeId): { powerOnAfterMs: number; relays: Relay[] } | undefined {
+    const t = this.o.devices.fencer?.targets?.find((x) => x.target === target);
+    if (!t || (t.action ?? 'reboot') !== 'reboot') return undefined;
+    const names = new Set<string>();
+    for (const lv of t.levels) for (const d of lv) if (d.kind !== 'watchdog-wait') names.add(d.relay);
+    const relays = (this.o.devices.relays ?? []).filter((r) => names.has(r.name));
+    if (relays.length === 0) return undefined;
+    return { powerOnAfterMs: t.powerOnAfterMs ?? 10_000, relays };
+  }
+
+  /**
+   * Switches every relay of `target`'s levels on (the end of a 'reboot' fence that
+   * another node — or this one before a restart — started and could not finish).
+   * `done` once, with the first error or null; nothing after the runtime stopped.
+   */
+  powerOn(target: NodeId, done: (err: string | null) => void): void {
+    const plan = this.rebootPlan(target);
+    if (!plan) return done(`n${target} is not a reboot target with a relay on this board`);
+    let left = plan.relays.length;
+    let first: string | null = null;
+    for (const relay of plan.relays) {
+      this.o.log('warn', `fence hand-over: relay ${relay.name} on`, { node: this.o.id, target });
+      relay.set(true, (err) => {
+        if (err && first === null) first = `${relay.name}: ${err.message}`;
+        if (--left === 0 && this.o.running()) {
+          try {
+            done(first);
+          } catch (e) {
+            this.o.fatal('fence hand-over power-on', e);
+          }
+        }
+      });
+    }
+  }
+
   /** Logs a finished fence (warn when the target is shown stopped, error otherwise). */
   logFinished(r: FenceRecord, ok: boolean): void {
     this.o.log(ok ? 'warn' : 'error', `fence of n${r.target}: ${r.outcome}`, { node: this.o.id, target: r.target, level: r.level ?? -1, attempts: r.attempts.length, error: r.attempts.at(-1)?.error ?? '' });
@@ -166,9 +240,13 @@ export class FencingDriver {
     const f = o.devices;
     const back = (r: { ok: true; value?: boolean } | { ok: false; error: string }) => {
       if (!o.running()) return;
-      const now = o.clock.monotonicMs();
-      this.fencer.result(c.id, now, r);
-      o.resultFed(now);
+      try {
+        const now = this.at(o.clock.monotonicMs());
+        this.fencer.result(c.id, now, r);
+        o.resultFed(now);
+      } catch (e) {
+        o.fatal(`fence device answer (${c.op} ${c.device})`, e);
+      }
     };
     try {
       if (c.op === 'sense-read') {

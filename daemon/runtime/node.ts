@@ -60,6 +60,7 @@ import { WireEndpoint } from './wire-endpoint.ts';
 import { ReadyLoop } from './ready-loop.ts';
 import { FencingDriver, badNodeArg, fenceSucceeded } from './fencing-driver.ts';
 import { nullLogger, type Logger } from './logger.ts';
+import { InternalError } from './fatal.ts';
 import type { WriteTracer } from './write-trace.ts';
 import { Status, unavailable, unknownOutcome, type ClientCallback, type ClientResult } from './results.ts';
 
@@ -495,7 +496,23 @@ export class NodeRuntime {
         this.dlog!.persist({ meta: encodeMeta({ boot: this.bootCounter, formed: this.act?.formed ?? this.formedBefore }) }, done);
       },
     });
-    this.wire.listen((m) => this.onMessage(m), (link, ev) => this.onLinkEvent(link, ev));
+    // Link callbacks are entry points: an exception in them takes the fatal path (fatal.ts).
+    this.wire.listen(
+      (m) => {
+        try {
+          this.onMessage(m);
+        } catch (e) {
+          this.crash(`handling ${MsgType[m.type]} from n${m.from}`, e);
+        }
+      },
+      (link, ev) => {
+        try {
+          this.onLinkEvent(link, ev);
+        } catch (e) {
+          this.crash(`link event ${ev.kind} on ${link.name}`, e);
+        }
+      },
+    );
     this.setupFencing();
     this.stateValue = 'running';
     const s = this.raft.status();
@@ -540,6 +557,7 @@ export class NodeRuntime {
         },
         record: (r, now) => this.fenceRecordChanged(r, now),
         pollMs: this.tickMs,
+        fatal: (where, e) => this.crash(where, e),
       });
     }
     this.voters = this.currentVoters();
@@ -581,9 +599,19 @@ export class NodeRuntime {
     for (const l of this.opts.links) l.close();
   }
 
+  /** An exception escaped the engine, the fencer or the state machine at entry point `where`: the fatal path. */
+  private crash(where: string, e: unknown): void {
+    const err = new InternalError(where, e);
+    if (this.stateValue === 'stopped') {
+      this.log('error', 'internal error after the node stopped', { node: this.id, error: err.message, stack: err.stack ?? '' });
+      return;
+    }
+    this.fatal(err);
+  }
+
   private fatal(err: Error): void {
     if (this.stateValue === 'stopped') return;
-    this.log('error', 'fatal: node stops', { node: this.id, error: err.message, kind: err.name });
+    this.log('error', 'fatal: node stops', { node: this.id, error: err.message, kind: err.name, stack: err.stack ?? '' });
     this.stateValue = 'stopped';
     this.setActive(false);
     this.fenceDriver?.cancelTimer();
@@ -615,12 +643,36 @@ export class NodeRuntime {
   private readonly onTick = (): void => {
     if (this.stateValue !== 'running') return;
     this.armTick();
-    this.raft!.tick();
-    this.expire();
-    this.afterStep();
-    this.fencingTick();
-    this.pump();
+    try {
+      const now = this.opts.clock.monotonicMs();
+      this.checkTickLag(now);
+      this.lastTickAt = now;
+      this.raft!.tick();
+      this.expire();
+      this.afterStep();
+      this.fencingTick();
+      this.pump();
+    } catch (e) {
+      this.crash('tick', e);
+    }
   };
+
+  /** Monotonic time of the last tick (NaN before the first). */
+  private lastTickAt = NaN;
+
+  /**
+   * The engine counts time in ticks, one per timer firing. A tick that comes late — the
+   * process was stopped (SIGSTOP, a GC pause, a blocked SD-card write) or the event
+   * loop was blocked — leaves the engine's clock behind real time, and a read lease
+   * counted in ticks would then outlive its real bound (a resumed leader answering
+   * reads that miss a newer leader's writes). So when the last tick is more than two
+   * periods old, heartbeat rounds sent so far hold no lease any more (RaftNode.dropLease):
+   * reads go through a ReadIndex round until a fresh round is acknowledged. Called before
+   * anything that may serve a read (a tick, a message, a client read).
+   */
+  private checkTickLag(now: number): void {
+    if (now - this.lastTickAt > 2 * this.tickMs) this.raft!.dropLease();
+  }
 
   private afterStep(): void {
     const raft = this.raft!;
@@ -667,7 +719,7 @@ export class NodeRuntime {
       act.steppedDown(now, l !== NO_NODE && l !== this.id);
       this.leaderTerm = 0;
       this.claimProposed = 0;
-      this.cancelDelayedFences('stepped down');
+      this.cancelDelayedFences('stepped down', now);
     } else if (!leader) {
       const l = raft.leaderId;
       if (l !== NO_NODE && l !== this.id) act.learnedNewerLeader();
@@ -690,10 +742,12 @@ export class NodeRuntime {
     const act = this.act!;
     const ticked = act.tick(now, this.voters); // always: it also runs the self-fence timer
     const on = this.isLeader && ticked;
-    if (!on && this.activeValue) this.setActive(false);
+    if (!on && this.activeValue) this.setActive(false, now);
     if (on && !this.activeValue) {
-      this.setActive(true);
-      this.cancelDelayedFences('active');
+      this.setActive(true, now);
+      // The step's own `now`, not a fresh reading: the fencer is ticked with `now` below.
+      this.cancelDelayedFences('active', now);
+      this.scheduleHandOvers();
       // Later leaders need not suspect leaders older than this one any more.
       const data = encodeCommand({ op: 'lead.active', node: this.id, term: this.leaderTerm, token: act.token });
       if (!(data instanceof KvError)) this.raft!.propose(data);
@@ -701,10 +755,10 @@ export class NodeRuntime {
     this.runFencer(now);
   }
 
-  private setActive(on: boolean): void {
+  private setActive(on: boolean, now = this.opts.clock.monotonicMs()): void {
     if (on === this.activeValue) return;
     this.activeValue = on;
-    const ev: ActivationEvent = { active: on, term: this.leaderTerm || this.raft?.status().term || 0, token: this.act?.token ?? 0, atMs: this.opts.clock.monotonicMs() };
+    const ev: ActivationEvent = { active: on, term: this.leaderTerm || this.raft?.status().term || 0, token: this.act?.token ?? 0, atMs: now };
     const v = this.act?.view(this.voters);
     this.log('info', on ? 'active' : 'not active any more', { node: this.id, term: ev.term, token: ev.token, ...(on && v ? { by: JSON.stringify(v.clearedBy) } : {}) });
     this.opts.observer?.activation?.(this, ev);
@@ -737,7 +791,7 @@ export class NodeRuntime {
       for (const target of v.wantFence) {
         if (f.busy(target) || !f.canFence(target)) continue;
         const last = this.kv.activation;
-        f.fence(target, now, { reason: `earlier leader, before n${this.id} acts in term ${this.leaderTerm}`, term: this.leaderTerm, targetRunsWorkload: last !== null && last.node === target });
+        this.fenceDriver!.fence(target, now, { reason: `earlier leader, before n${this.id} acts in term ${this.leaderTerm}`, term: this.leaderTerm, targetRunsWorkload: last !== null && last.node === target });
         act.fenceStarted(target, now);
         this.log('warn', 'fencing', { node: this.id, target, term: this.leaderTerm, delayMs: f.current(target)?.delayMs ?? 0 });
       }
@@ -754,15 +808,96 @@ export class NodeRuntime {
       if (r.outcome !== 'confirmed') act.fenceResult(r.target, ok, now, r.attempts.at(-1)?.error ?? r.outcome);
       this.opts.observer?.fenced?.(this, r);
       this.fenceDriver!.logFinished(r, ok);
+      if (r.outcome === 'confirmed') return; // confirmFenced proposed its record (with the term)
       const cmd: Command = { op: 'fence.record', target: r.target, by: r.by, term: r.term, outcome: r.outcome, level: r.level ?? -1, atMs: Math.floor(r.finishedAtMs ?? now), reason: r.reason.slice(0, 200) };
       if (encodeCommand(cmd) instanceof Uint8Array) this.proposeOrForward(cmd, () => {}, true);
     } else {
       this.fenceDriver!.logPowerOn(r);
+      // The end of the fence goes into the replicated history too: a later leader must
+      // know that nobody needs to power the target on any more (handOver).
+      if (r.poweredOnAtMs !== null) {
+        const cmd: Command = { op: 'fence.record', target: r.target, by: r.by, term: r.term, outcome: 'powered-on', level: r.level ?? -1, atMs: Math.floor(r.poweredOnAtMs), reason: 'fence action reboot: powered back on' };
+        if (encodeCommand(cmd) instanceof Uint8Array) this.proposeOrForward(cmd, () => {}, true);
+      }
     }
   }
 
-  private cancelDelayedFences(why: string): void {
-    this.fenceDriver?.cancelDelayed(this.opts.clock.monotonicMs(), why);
+  /** Power-ons taken over from earlier fencers, by target (pending timers). */
+  private readonly handOvers = new Map<NodeId, { term: Term; cancel: Cancel }>();
+
+  /**
+   * The replicated record of a fence that switched `target` off and was not ended by a
+   * power-on (or a later fence that found it already off), if any, and not one this
+   * node's own Fencer is still running (it powers the target on itself).
+   */
+  private leftOff(target: NodeId): FenceHistoryRecord | undefined {
+    if (this.fencer?.busy(target)) return undefined;
+    const h = this.kv.fenceHistory;
+    for (let i = h.length - 1; i >= 0; i--) {
+      const r = h[i]!;
+      if (r.target !== target) continue;
+      if (r.outcome === 'off') return r;
+      if (r.outcome === 'powered-on') return undefined;
+    }
+    return undefined;
+  }
+
+  /**
+   * A fence that switched a relay off is always carried to its end. Its fencer powers
+   * the target on after powerOnAfterMs; if the fencer stopped leading or crashed first,
+   * the next active leader does: for every 'reboot' target whose newest record is 'off'
+   * with no 'powered-on' after it, it waits its own powerOnAfterMs from its activation
+   * (the target stays off at least as long as the fence promised) and switches the
+   * target's relays on, recording 'powered-on' with the hand-over in the reason.
+   */
+  private scheduleHandOvers(): void {
+    const d = this.fenceDriver;
+    if (!d) return;
+    const term = this.leaderTerm;
+    for (const t of this.opts.fencing?.fencer?.targets ?? []) {
+      const target = t.target;
+      const pending = this.handOvers.get(target);
+      if (pending?.term === term || !this.leftOff(target)) continue;
+      pending?.cancel(); // armed in an earlier leadership of ours: this one re-arms it
+      const plan = d.rebootPlan(target);
+      if (!plan) continue;
+      const rec = this.leftOff(target)!;
+      this.log('warn', `fence hand-over: n${rec.by}'s fence of n${target} (term ${rec.term}) left it off; powering it on in ${plan.powerOnAfterMs} ms`, { node: this.id, target });
+      const cancel = this.opts.clock.setTimer(plan.powerOnAfterMs, () => {
+        if (this.handOvers.get(target)?.term === term) this.handOvers.delete(target);
+        try {
+          if (this.stateValue !== 'running') return;
+          if (!this.activeValue || this.leaderTerm !== term) {
+            this.log('info', `fence hand-over of n${target}: not the active leader any more; the next one takes it over`, { node: this.id, target });
+            return;
+          }
+          const still = this.leftOff(target);
+          if (!still) return; // powered on meanwhile (its fencer came back), or fenced again by us
+          d.powerOn(target, (err) => {
+            if (err) {
+              this.log('error', `fence hand-over of n${target}: power-on failed: ${err}`, { node: this.id, target });
+              return;
+            }
+            const now = this.opts.clock.monotonicMs();
+            const cmd: Command = { op: 'fence.record', target, by: this.id, term: this.leaderTerm || term, outcome: 'powered-on', level: -1, atMs: Math.floor(now), reason: `handed over: n${still.by}'s fence in term ${still.term} switched it off; powered on by the next leader n${this.id}` };
+            this.log('warn', `fence hand-over: n${target} powered back on`, { node: this.id, target, from: still.by });
+            this.proposeOrForward(cmd, () => {}, true);
+            this.pump();
+          });
+        } catch (e) {
+          this.crash('fence hand-over', e);
+        }
+      });
+      this.handOvers.set(target, { term, cancel });
+    }
+  }
+
+  /**
+   * `now` is the step's one reading (the fencer is ticked with it right after); the
+   * driver also clamps, so a later reading passed here could not hurt either.
+   */
+  private cancelDelayedFences(why: string, now: number): void {
+    this.fenceDriver?.cancelDelayed(now, why);
   }
 
   /**
@@ -777,7 +912,7 @@ export class NodeRuntime {
     if (this.stateValue !== 'running') return cb({ ok: false, error: `node ${this.id} is not running` });
     if (!this.fencer || !this.fencer.canFence(node)) return cb({ ok: false, error: `node ${this.id} has no fence device for n${node} (fencing.fencer.targets)` });
     const now = this.opts.clock.monotonicMs();
-    const id = this.fencer.fence(node, now, { reason: 'operator request', term: this.raft!.status().term });
+    const id = this.fenceDriver!.fence(node, now, { reason: 'operator request', term: this.raft!.status().term });
     this.act?.fenceStarted(node, now);
     this.runFencer(now);
     this.fenceDriver!.waitFor(id, cb);
@@ -787,7 +922,7 @@ export class NodeRuntime {
    * Operator: `quorumd fence confirm NODE` — a human declares `node` safely down (as
    * Pacemaker's stonith_admin --confirm). Clears it as a suspect and records it.
    */
-  confirmFenced(node: NodeId): { ok: boolean; error?: string; alive?: boolean } {
+  confirmFenced(node: NodeId): ConfirmResult {
     const bad = badNodeArg(node);
     if (bad) return { ok: false, error: bad };
     if (node === this.id) return { ok: false, error: 'a node cannot confirm itself down' };
@@ -797,15 +932,24 @@ export class NodeRuntime {
     if (alive) return { ok: false, alive: true, error: alive };
     this.act.operatorConfirmed(node, now);
     const term = this.raft!.status().term;
-    if (this.fencer) {
-      this.fencer.confirm(node, now);
-      this.fencer.take(); // the confirmed record goes into the replicated history below
-    }
+    // A fence of it still running (in its delay, or switching) is superseded: say so.
+    const superseded = this.fencer?.current(node)?.outcome === 'pending';
+    // The Fencer's confirmed record reaches fenceRecordChanged through the driver's next
+    // step (with any other fence's commands: nothing is taken out of the Fencer here);
+    // the replicated record is this one, with the term.
+    if (this.fenceDriver) this.fenceDriver.confirm(node, now);
     const cmd: Command = { op: 'fence.record', target: node, by: this.id, term, outcome: 'confirmed', level: -1, atMs: Math.floor(now), reason: 'confirmed down by an operator' };
     this.proposeOrForward(cmd, () => {}, true);
-    this.updateActive(now);
-    this.pump();
-    return { ok: true };
+    try {
+      this.updateActive(now);
+      this.pump();
+    } catch (e) {
+      // Recorded, then the node failed: the answer says both (not a 500 that hides the record).
+      this.crash('fence confirm', e);
+      return { ok: true, superseded, active: false, waitingFor: '', warning: `recorded, but node ${this.id} then stopped on an internal error: ${(e as Error)?.message ?? String(e)}` };
+    }
+    const st = this.activationStatus();
+    return { ok: true, superseded, active: st.active, waitingFor: st.waitingFor };
   }
 
   // ---------------------------------------------------------------------------
@@ -959,10 +1103,13 @@ export class NodeRuntime {
         if (m.type === MsgType.HeartbeatReply) this.act.lease.roundAcked(m.from, m.ctx);
       }
       try {
+        if (m.type === MsgType.ReadIndex) this.checkTickLag(this.opts.clock.monotonicMs());
         this.raft!.step(m);
       } catch (e) {
-        this.log('error', 'engine rejected a message', { node: this.id, type: MsgType[m.type], from: m.from, error: (e as Error).message });
+        // A bad frame never gets here (the decoder refuses it): a throw is a bug or a
+        // safety problem, and the node stops (the supervisor restarts it from disk).
         this.opts.observer?.engineError?.(this, e as Error);
+        return this.crash(`engine step of ${MsgType[m.type]} from n${m.from}`, e);
       }
       this.afterStep();
     } else if (m.type === MsgType.ClientRequest) {
@@ -1028,10 +1175,17 @@ export class NodeRuntime {
             this.afterStep();
             this.pump();
           }
-          if (--left > 0) this.opts.clock.setTimer(period, go);
+          if (--left > 0) this.opts.clock.setTimer(period, goGuarded);
+        };
+        const goGuarded = () => {
+          try {
+            go();
+          } catch (e) {
+            this.crash('peer-gone campaign', e);
+          }
         };
         if (rank === 0) go();
-        else if (rank > 0) this.opts.clock.setTimer(rank * this.staggerMs, go);
+        else if (rank > 0) this.opts.clock.setTimer(rank * this.staggerMs, goGuarded);
       }
       this.pump();
     } else {
@@ -1121,6 +1275,7 @@ export class NodeRuntime {
     if (raft.missingData) return cb(unavailable(`node ${this.id} is a former witness waiting for a snapshot with the data (docs/fencing.md); ask another node`));
     if (opts?.stale) return cb(this.localGet(key));
     const ctx = this.nextId();
+    this.checkTickLag(this.opts.clock.monotonicMs());
     const r = raft.readIndex(ctx);
     this.afterStep();
     if (!r.ok) return cb(unavailable(`read not possible: ${r.reason}`));
@@ -1300,6 +1455,21 @@ export class NodeRuntime {
     if (this.ids === 0) this.ids = 1;
     return (((this.bootCounter & 0xfff) << 20) | this.ids) >>> 0 || 1;
   }
+}
+
+/** What `confirmFenced` did (the HTTP answer of `POST /v1/fence/<node>/confirm`). */
+export interface ConfirmResult {
+  ok: boolean;
+  error?: string;
+  /** Refused because the node is alive (HTTP 409). */
+  alive?: boolean;
+  /** A fence of the node that was still running here was superseded by the confirmation. */
+  superseded?: boolean;
+  /** This node is an active leader after the confirmation; else what it still waits for. */
+  active?: boolean;
+  waitingFor?: string;
+  /** Recorded, but something went wrong after (the node stopped). */
+  warning?: string;
 }
 
 /**

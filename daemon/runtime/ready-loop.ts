@@ -16,6 +16,7 @@
  * then the loop yields to the event loop (a zero-delay timer) and continues.
  */
 import type { Clock, Done } from '../../hal/interfaces.ts';
+import { InternalError } from './fatal.ts';
 
 /** Most Readys handled back to back without yielding (each synchronous persist loops). */
 export const MAX_READY_LOOP = 256;
@@ -69,8 +70,13 @@ export class ReadyLoop<R> {
     const rd = this.inFlight as R;
     this.inFlight = undefined;
     this.busy = false;
-    h.durable(rd);
-    this.pump();
+    // A storage completion is an entry point of its own (called from the disk's callback).
+    try {
+      h.durable(rd);
+      this.pump();
+    } catch (e) {
+      h.fatal(new InternalError('applying a durable Ready', e));
+    }
   };
 
   /** Handles every Ready the engine has now (up to a write in flight). */

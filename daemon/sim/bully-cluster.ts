@@ -34,6 +34,8 @@
  * fenced-all-off (never every data board off because of fencing); at the end, the
  * converged coordinator must be active within ACTIVE_BOUND_MS.
  */
+import { STALL_READ_ADVANCE_MAX_US } from '../../firmware-sim/faults.ts';
+import { InternalError } from '../runtime/fatal.ts';
 import { createHash } from 'node:crypto';
 import { World } from '../../firmware-sim/world.ts';
 import { BROKER } from '../../firmware-sim/mqtt.ts';
@@ -123,7 +125,8 @@ export function bullyClusterKey(seed: number): Uint8Array {
 
 export function runBullySeed(cfg: SimConfig, seed: number, hooks: BullySeedHooks = {}): BullySeedResult {
   const wall0 = performance.now();
-  const world = new World({ seed, traceKeepLast: 40 });
+  // Real-time effects come with the stall kind: the clock also moves within a step.
+  const world = new World({ seed, traceKeepLast: 40, ...(cfg.faults.includes('stall') ? { board: { readAdvanceMaxUs: STALL_READ_ADVANCE_MAX_US } } : {}) });
   const dataIds: NodeId[] = [];
   for (let i = 1; i <= cfg.nodes; i++) dataIds.push(i);
   const witnessIds: NodeId[] = cfg.witness ? [cfg.nodes + 1] : [];
@@ -222,12 +225,15 @@ export function runBullySeed(cfg: SimConfig, seed: number, hooks: BullySeedHooks
       rng: world.rng.fork(`bully:${hal.node}:${hal.incarnation}`),
       ...(hooks.bully ? { bully: hooks.bully } : {}),
       logger: (level, msg, fields) => {
-        if (level !== 'debug') world.ctx.log(`n${hal.node} ${formatLine(level, msg, fields)}`);
+        if (level !== 'debug') world.ctx.log(`n${hal.node} ${formatLine(level, msg, traceFields(fields))}`);
       },
       observer,
       ...(wiring ? { fencing: bullySimFencing(hal, wiring) } : {}),
       onFatal: (err) => {
         if (err instanceof BullyStateCorruptError) checker.fail('storage-corrupt', `node ${hal.node} refuses to start: ${err.message}`);
+        // An exception from inside the node (the runtime's fatal path, daemon/runtime/fatal.ts)
+        // is a bug: on a board the process would restart, here the seed fails and names it.
+        if (err instanceof InternalError) checker.fail('internal-error', `node ${hal.node}: ${err.message} (${(err.stack ?? '').split('\n')[1]?.trim() ?? 'no stack'})`);
         changed();
         board.crashProcess();
       },
@@ -355,4 +361,15 @@ export function runBullySeed(cfg: SimConfig, seed: number, hooks: BullySeedHooks
   };
   if (violation) result.violation = { invariant: violation.invariant, detail: violation.detail, atMs: violation.atMs, lastTrace: world.trace.last() };
   return result;
+}
+
+/**
+ * Log fields as the trace keeps them: without a stack (the fatal path logs one), whose
+ * file paths and frames depend on the checkout and on who called in (a timeline
+ * recorder's observer), not on the seed — the trace hash must not.
+ */
+function traceFields(fields: Record<string, unknown> | undefined): Record<string, unknown> | undefined {
+  if (fields === undefined || !('stack' in fields)) return fields;
+  const { stack: _stack, ...rest } = fields;
+  return rest;
 }

@@ -11,6 +11,8 @@
  *   T …              the workload drains (answers or client timeouts), then the
  *                    liveness probe: a write must commit within PROBE_MS after healing
  */
+import { STALL_READ_ADVANCE_MAX_US } from '../../firmware-sim/faults.ts';
+import { InternalError } from '../runtime/fatal.ts';
 import { createHash } from 'node:crypto';
 import { World } from '../../firmware-sim/world.ts';
 import type { Board } from '../../firmware-sim/board.ts';
@@ -104,7 +106,8 @@ export function clusterKey(seed: number): Uint8Array {
 
 export function runSeed(cfg: SimConfig, seed: number, hooks: SeedHooks = {}): SeedResult {
   const wall0 = performance.now();
-  const world = new World({ seed, traceKeepLast: 40, board: { watchdogTimeoutMs: SIM_WATCHDOG_MS } });
+  // Real-time effects come with the stall kind: the clock also moves within a step.
+  const world = new World({ seed, traceKeepLast: 40, board: { watchdogTimeoutMs: SIM_WATCHDOG_MS, ...(cfg.faults.includes('stall') ? { readAdvanceMaxUs: STALL_READ_ADVANCE_MAX_US } : {}) } });
   const dataIds: NodeId[] = [];
   for (let i = 1; i <= cfg.nodes; i++) dataIds.push(i);
   const witnessIds: NodeId[] = cfg.witness ? [cfg.nodes + 1] : [];
@@ -198,12 +201,15 @@ export function runSeed(cfg: SimConfig, seed: number, hooks: SeedHooks = {}): Se
       rng: world.rng.fork(`raft:${hal.node}:${hal.incarnation}`),
       snapshotEntries: 200,
       logger: (level, msg, fields) => {
-        if (level !== 'debug') world.ctx.log(`n${hal.node} ${formatLine(level, msg, fields)}`);
+        if (level !== 'debug') world.ctx.log(`n${hal.node} ${formatLine(level, msg, traceFields(fields))}`);
       },
       observer,
       fencing: simFencing(hal, wiring),
       onFatal: (err) => {
         if (err instanceof StorageCorruptError) checker.fail('storage-corrupt', `node ${hal.node} refuses to start: ${err.message}`);
+        // An exception from inside the node (the runtime's fatal path, daemon/runtime/fatal.ts)
+        // is a bug: on a board the process would restart, here the seed fails and names it.
+        if (err instanceof InternalError) checker.fail('internal-error', `node ${hal.node}: ${err.message} (${(err.stack ?? '').split('\n')[1]?.trim() ?? 'no stack'})`);
         // The supervisor (systemd) restarts the process; recovery runs from disk.
         board.crashProcess();
       },
@@ -234,6 +240,8 @@ export function runSeed(cfg: SimConfig, seed: number, hooks: SeedHooks = {}): Se
 
   const workload = new Workload(world.sched, world.rng.fork('clients'), liveData, { ...DEFAULT_WORKLOAD, ...hooks.workload });
   if (hooks.timeline) workload.onOp = hooks.timeline.opListener();
+  // A request to a stalled process waits for it (the workload calls the runtime directly).
+  workload.deliver = (node, fn) => world.board(node).deliver(fn);
   workload.start(T * 1000);
   // Only active leaders drive the actuator, each with its fencing token.
   const actuate = () => {
@@ -324,4 +332,15 @@ export function runSeed(cfg: SimConfig, seed: number, hooks: SeedHooks = {}): Se
   void plan;
   if (violation) result.violation = { invariant: violation.invariant, detail: violation.detail, atMs: violation.atMs, lastTrace: world.trace.last() };
   return result;
+}
+
+/**
+ * Log fields as the trace keeps them: without a stack (the fatal path logs one), whose
+ * file paths and frames depend on the checkout and on who called in (a timeline
+ * recorder's observer), not on the seed — the trace hash must not.
+ */
+function traceFields(fields: Record<string, unknown> | undefined): Record<string, unknown> | undefined {
+  if (fields === undefined || !('stack' in fields)) return fields;
+  const { stack: _stack, ...rest } = fields;
+  return rest;
 }

@@ -127,6 +127,12 @@ export class Workload {
    * Only reads: the history, the stats and every random draw are the same without it.
    */
   onOp: ((op: OpRecord) => void) | null = null;
+  /**
+   * How a request reaches node `node`'s process: at once by default. The cluster holds
+   * it while that process is stalled (firmware-sim Board.stall), as a request waits in
+   * the socket of a stopped process: it is handled when the process resumes.
+   */
+  deliver: ((node: NodeId, fn: () => void) => void) | null = null;
 
   constructor(
     private readonly sched: Scheduler,
@@ -189,7 +195,7 @@ export class Workload {
       if (this.onOp !== null) this.onOp({ client, node, kind, key, callUs, retUs: this.sched.now, outcome: 'timeout', value });
       then(undefined);
     });
-    fn((res) => {
+    const answer = (res: ClientResult) => {
       if (done) return;
       done = true;
       timer.cancel();
@@ -200,7 +206,9 @@ export class Workload {
       else this.stats.unknown++;
       if (this.onOp !== null) this.onOp({ client, node, kind, key, callUs, retUs: this.sched.now, outcome: outcomeOf(res), value: kind === 'get' ? readValue(res) : value });
       then(res);
-    });
+    };
+    if (this.deliver === null) fn(answer);
+    else this.deliver(node, () => fn(answer));
   }
 
   private newValue(client: number): string {

@@ -380,12 +380,18 @@ export class Fencer {
     return true;
   }
 
-  /** Operator: `quorumd fence confirm NODE`. Recorded as a fence with outcome 'confirmed'; a running fence stops. */
+  /**
+   * Operator: `quorumd fence confirm NODE`. Recorded as a fence with outcome 'confirmed';
+   * a fence still in its delay or its levels stops. One that already switched the target
+   * off and waits to power it on ('reboot') is over and keeps its power-on: the operator
+   * says the node is down, not that it must stay down (issue 12: a confirm in that window
+   * left the board off for good).
+   */
   confirm(target: NodeId, nowMs: number, by = 'operator'): number {
     nodeId(target, 'Fencer.confirm target');
     this.advance(nowMs, 'confirm');
     const op = this.ops.get(target);
-    if (op !== undefined && op.phase !== 'done') this.cancel(target, nowMs, `superseded by operator confirmation (${by})`);
+    if (op !== undefined && op.phase !== 'done' && op.phase !== 'power-on-wait' && op.phase !== 'power-on') this.cancel(target, nowMs, `superseded by operator confirmation (${by})`);
     const rec: FenceRecord = {
       id: this.nextRec++,
       target,

@@ -116,7 +116,12 @@ export interface LockReleaseCommand { op: 'lock.release'; name: string; token?: 
 export interface LeadClaimCommand { op: 'lead.claim'; node: number; term: number }
 export interface LeadActiveCommand { op: 'lead.active'; node: number; term: number; token: number }
 /** Outcomes of a fence as kept in the replicated history (src/fence/fencer.ts FenceOutcome minus 'pending'). */
-export const FENCE_OUTCOMES = ['off', 'already-off', 'failed', 'cancelled', 'confirmed'] as const;
+/**
+ * Outcomes in the replicated fence history. 'powered-on' ends a 'reboot' fence: the
+ * fencer's own power-on, or a later leader's that took over a fence whose fencer stopped
+ * leading or crashed before it (docs/fencing.md). Appended last: encodings by index stay.
+ */
+export const FENCE_OUTCOMES = ['off', 'already-off', 'failed', 'cancelled', 'confirmed', 'powered-on'] as const;
 export type FenceOutcomeName = (typeof FENCE_OUTCOMES)[number];
 /** One finished fence, replicated so that every node's `status` shows the history. `atMs` is the fencing node's monotonic time. */
 export interface FenceRecordCommand {

@@ -20,6 +20,9 @@ import type { StatusView } from '../../daemon/http/backend.ts';
 import { EXIT, EXIT_TABLE } from '../../daemon/exit-codes.ts';
 import { FakeBackend } from './http/fake-backend.ts';
 import { testToken, testTokenFile } from '../helpers/auth.ts';
+import { devConfig } from '../../daemon/dev.ts';
+import { ensureTokenFile } from '../../daemon/config/secrets.ts';
+import { freeBasePort } from '../helpers/ports.ts';
 
 const bin = join(import.meta.dirname, '..', '..', 'bin', 'quorumd.js');
 const work = mkdtempSync(join(tmpdir(), 'quorumd-exit-codes-'));
@@ -68,6 +71,10 @@ beforeAll(async () => {
   writeFileSync(join(work, 'bad.yaml'), 'cluster: { name: x, id: 1, keyFile: none.key }\nmembers: []\n');
   writeFileSync(join(work, 'cluster.key'), 'ab'.repeat(32) + '\n');
   chmodSync(join(work, 'cluster.key'), 0o600);
+  // A one-node cluster (its broker is not there: the node ticks and leads alone anyway) for the fatal row.
+  ensureTokenFile(join(work, 'alone.token'), 'test token');
+  const httpBase = await freeBasePort(1);
+  writeFileSync(join(work, 'alone.yaml'), devConfig({ k: 1, n: 1, keyFile: join(work, 'cluster.key'), tokenFile: join(work, 'alone.token'), brokerUrl: closedUrl.replace('http:', 'mqtt:'), basePort: httpBase, dir: work, jobs: [] }));
 });
 
 afterAll(async () => {
@@ -129,6 +136,7 @@ const cases: Case[] = [
   ['a read whose connection was lost is not unknown', () => ['kv', 'get', 'k', '--node', dropUrl], undefined, EXIT.UNAVAILABLE, /socket hang up|ECONNRESET/],
   ['not allowed: unknown token (status)', () => ['status', '--node', url.ok], { QUORUMD_API_TOKEN: 'wrong-token-0123456789', QUORUMD_API_TOKEN_FILE: '' }, EXIT.DENIED, /HTTP 401: unknown or malformed bearer token/],
   ['not allowed: unknown token (kv put)', () => ['kv', 'put', 'k', 'v', '--node', url.ok], { QUORUMD_API_TOKEN: 'wrong-token-0123456789', QUORUMD_API_TOKEN_FILE: '' }, EXIT.DENIED, /401/],
+  ['fatal: start, and the engine throws (injected): the node stops, exit 70', () => ['start', '--config', join(work, 'alone.yaml')], { QUORUMD_INJECT_FAULT: 'engine-tick@1500' }, EXIT.FATAL, /internal error in tick/],
   ['not allowed: read scope writing (403)', () => ['kv', 'put', 'k', 'v', '--node', url.ok], { QUORUMD_API_TOKEN: readOnlyToken, QUORUMD_API_TOKEN_FILE: '' }, EXIT.DENIED, /needs scope write/],
 ];
 

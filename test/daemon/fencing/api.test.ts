@@ -49,7 +49,7 @@ describe('fence endpoints', () => {
           if (node === 'n3') return cb({ status: 502, error: 'fence of n3 failed: relay read-back on', record: { outcome: 'failed' } });
           return cb({ status: 404, error: `no member "${node}"` });
         },
-        confirmFenced: (node: string) => (node === 'n2' ? { status: 200 } : { status: 503, error: 'not running with fencing' }),
+        confirmFenced: (node: string) => (node === 'n2' ? { status: 200, result: { superseded: true, active: true, waitingFor: '' } } : { status: 503, error: 'not running with fencing' }),
       }),
     );
     const ok = await call(u, 'POST', '/v1/fence/n2');
@@ -69,7 +69,8 @@ describe('fence endpoints', () => {
     expect(asked).toEqual(['n2', 'n3', 'n9']);
     const conf = await call(u, 'POST', '/v1/fence/n2/confirm');
     expect(conf.status).toBe(200);
-    expect(jsonOf(conf)).toMatchObject({ ok: true, node: 'n2' });
+    // What the confirmation did, not only that it was taken.
+    expect(jsonOf(conf)).toEqual({ ok: true, node: 'n2', superseded: true, active: true, waitingFor: '' });
     const notConf = await call(u, 'POST', '/v1/fence/n3/confirm');
     expect(notConf.status).toBe(503);
     expect(jsonOf(notConf).error).toMatch(/not running with fencing/);

@@ -236,7 +236,8 @@ describe('activation gate in the runtime', () => {
     r.c.world.run(Math.max(0, cutAt + ALIVE_WINDOW_MS + 50 - r.c.world.nowMs));
     expect(next.active).toBe(false);
     const t0 = r.c.world.nowMs;
-    expect(next.confirmFenced(old.id)).toEqual({ ok: true });
+    // The answer says what happened: recorded, no fence was running, and the leader is active now.
+    expect(next.confirmFenced(old.id)).toEqual({ ok: true, superseded: false, active: true, waitingFor: '' });
     // active as soon as its own lease round is acknowledged, long before the lease bound (≈ 3.2 s)
     expect(r.c.until(() => next.active, 300)).toBe(true);
     expect(r.c.world.nowMs - t0).toBeLessThan(300);

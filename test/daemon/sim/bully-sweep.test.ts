@@ -51,7 +51,7 @@ describe('quorumd sim --engine bully', () => {
 
   it('every fault kind, 3 and 5 boards: no violation', () => {
     for (const nodes of [3, 5]) {
-      const cfg = parseSimOptions({ seeds: '21..26', nodes, engine: 'bully', time: '20s', faults: 'partition,crash,power,loss,reorder,clock,disk' });
+      const cfg = parseSimOptions({ seeds: '21..26', nodes, engine: 'bully', time: '20s', faults: 'partition,crash,power,loss,reorder,clock,disk,stall' });
       const rs = cfg.seeds.map((s) => runBullySeed(cfg, s));
       expect(rs.filter((r) => r.violation).map(brief)).toEqual([]);
     }

@@ -1,5 +1,5 @@
 /**
- * The seed sweep that runs in `npm test`: 50 seeds with every fault kind, 3- and
+ * The seed sweep that runs in `npm test`: 50 seeds with every fault kind (stalls and a clock that moves within a step included), 3- and
  * 5-node clusters, some with a witness. Every seed must pass every invariant, the
  * liveness probe and the linearizability check. Seeds run one after another.
  */
@@ -7,7 +7,8 @@ import { describe, expect, it } from 'vitest';
 import { runSeed, type SeedResult } from '../../../daemon/sim/cluster.ts';
 import { parseSimOptions, replayCommand } from '../../../daemon/sim/options.ts';
 
-const ALL = 'partition,crash,power,loss,reorder,clock,disk';
+// stall brings the real-time effects (issue 12): frozen processes, a clock that moves within a step.
+const ALL = 'partition,crash,power,loss,reorder,clock,disk,stall';
 
 describe('simulation sweep (50 seeds, all fault kinds)', () => {
   it('finds no violation, keeps the cluster live and every history linearizable', () => {
@@ -22,6 +23,7 @@ describe('simulation sweep (50 seeds, all fault kinds)', () => {
     // The sweep really exercised something: faults, elections, client operations, a checked history.
     const sum = (f: (r: SeedResult) => number) => results.reduce((a, r) => a + f(r), 0);
     expect(sum((r) => r.faults)).toBeGreaterThan(250);
+    expect(sum((r) => r.faultsByKind.stall ?? 0)).toBeGreaterThan(20);
     expect(sum((r) => r.leaders)).toBeGreaterThanOrEqual(50);
     expect(sum((r) => r.opsOk)).toBeGreaterThan(20_000);
     expect(results.every((r) => r.lin === 'ok')).toBe(true);

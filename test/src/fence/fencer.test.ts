@@ -160,6 +160,19 @@ describe('Fencer: one fence, step by step', () => {
     expect(last.powerOnError).toBeNull();
   });
 
+  it('reboot: an operator confirm after the relay went off keeps the power-on (the board is not left off)', () => {
+    const { f, w } = setup({}, { action: 'reboot', powerOnAfterMs: 7000 });
+    f.fence(2, 0, { reason: 'x' });
+    w.run(5000);
+    expect(w.powered(2)).toBe(false);
+    const done = w.finished[0]!;
+    f.confirm(2, 5001, 'alice');
+    w.run(60_000);
+    expect(w.powered(2)).toBe(true);
+    expect(w.updates.at(-1)!.poweredOnAtMs).toBe(done.finishedAtMs! + 7000 + w.latencyMs);
+    expect(f.history().map((h) => h.outcome)).toEqual(['off', 'confirmed']);
+  });
+
   it('action off leaves the target off', () => {
     const { f, w } = setup({}, { action: 'off' });
     f.fence(2, 0, { reason: 'x' });
