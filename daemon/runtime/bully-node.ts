@@ -539,13 +539,23 @@ export class BullyRuntime {
   }
 
   private armTick(): void {
-    this.cancelTick = this.opts.clock.setTimer(this.tickMs, () => {
+    const due = this.opts.clock.monotonicMs() + this.tickMs;
+    let deferred = false;
+    const fire = (): void => {
       if (this.stateValue !== 'running') return;
+      if (!deferred && this.opts.clock.monotonicMs() - due > this.tickMs) {
+        // A late tick (the process stalled) lets the input that waited meanwhile in
+        // first: a 0 ms timer runs after this loop turn's poll phase (node.ts onTick).
+        deferred = true;
+        this.cancelTick = this.opts.clock.setTimer(0, fire);
+        return;
+      }
       this.armTick();
       this.guard(() => this.node!.tick());
       this.pump();
       if (this.stateValue === 'running') this.updateActive();
-    });
+    };
+    this.cancelTick = this.opts.clock.setTimer(this.tickMs, fire);
   }
 
   private guard(fn: () => void): void {
