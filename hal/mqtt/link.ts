@@ -674,6 +674,7 @@ export class MqttLink implements Link {
             return;
           }
           this.publishOnline(c);
+          const lastError = c.lastError;
           c.ready = true;
           c.attempts = 0;
           c.lastError = undefined;
@@ -684,7 +685,7 @@ export class MqttLink implements Link {
               const outageMs = performance.now() - this.downSince;
               const attempts = this.stats.connectAttempts - this.attemptsAtDown;
               this.downSince = undefined;
-              this.emit({ kind: 'up', outageMs, attempts });
+              this.emit({ kind: 'up', outageMs, attempts, ...(lastError !== undefined ? { lastError } : {}) });
             } else {
               this.emit({ kind: 'up' });
             }

@@ -286,9 +286,10 @@ describe('several brokers', () => {
       expect(a.events.map((e) => e.kind)).toEqual(['up', 'session-lost', 'down', 'up']);
       expect(a.link.stats.connectAttempts).toBeGreaterThan(attemptsBefore);
       // The 'up' after an outage carries the summary the runtime logs once (no line per attempt).
-      const back = a.events[3] as { kind: 'up'; outageMs?: number; attempts?: number };
+      const back = a.events[3] as { kind: 'up'; outageMs?: number; attempts?: number; lastError?: string };
       expect(back.outageMs).toBeGreaterThan(0);
       expect(back.attempts).toBeGreaterThanOrEqual(2);
+      expect(back.lastError).toMatch(/ECONNREFUSED|closed/);
       expect((a.events[0] as { outageMs?: number }).outageMs).toBeUndefined();
       a.link.send(2, new Uint8Array([9]));
       await waitFor('frame after restart', () => b.frames.length === 1);
