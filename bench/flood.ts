@@ -39,7 +39,7 @@ try {
   const load0 = execFileSync('uptime', { encoding: 'utf8' }).trim();
   const r = await flood(h, { brokerUrl: b.url, cluster: 7, frames, target, ...creds });
   const load1 = execFileSync('uptime', { encoding: 'utf8' }).trim();
-  console.log(`broker ${brokerKind}${brokerKind === 'aedes' ? ' (closed; flooder = a follower\'s node account)' : ' (anonymous)'}, target ${target}, raft ${calm ? 'calm (1-2 s)' : 'default (150-300 ms)'}`);
+  console.log(`broker ${brokerKind}${brokerKind === 'aedes' ? ' (closed; flooder = a follower\'s node account)' : ' (anonymous)'}, target ${target}, raft ${calm ? 'calm (1-2 s, explicit)' : 'default (1-2 s)'}`);
   console.log(`flood: ${r.frames} frames in ${r.floodSeconds.toFixed(1)} s (${r.framesPerSec}/s)${r.flooderError ? `; flooder: ${r.flooderError}` : ''}`);
   console.log(`term ${r.termBefore} -> ${r.termAfter}: ${r.termChanges} term changes; leader ${r.leaderBefore} -> ${r.leaderAfter ?? '?'}`);
   console.log(`writes during the flood: ${r.writesOk} ok, ${r.writesFailed} failed${r.failures.length ? ` (${r.failures.join('; ')})` : ''}`);

@@ -1,15 +1,23 @@
 /**
  * `npm run bench`: runs every benchmark in bench/ in turn, each in its own process
  * (so one benchmark's heap and JIT state do not colour the next), and prints their
- * numbers. `npm run bench -- NAME...` runs only the named ones (file name without .ts).
- * Benchmarks print numbers; they never pass or fail on them.
+ * numbers. `npm run bench -- NAME...` runs only the named ones (file name without .ts);
+ * options after the names go to each of them, e.g. `npm run bench -- soak-load
+ * --minutes 2` (soak-load, failover-proc and broker-restart take options; each file's
+ * header lists its own). Benchmarks print numbers; they never pass or fail on them.
  */
 import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 
 const dir = import.meta.dirname;
-const wanted = process.argv.slice(2);
+const argv = process.argv.slice(2);
+const firstOpt = argv.findIndex((a) => a.startsWith('-'));
+const wanted = firstOpt < 0 ? argv : argv.slice(0, firstOpt);
+const passed = firstOpt < 0 ? [] : argv.slice(firstOpt).filter((a, i) => !(i === 0 && a === '--'));
+// A bench told to run for --minutes M gets M more minutes than the usual 20 before it is stopped.
+const mIdx = passed.indexOf('--minutes');
+const runMinutes = mIdx >= 0 && Number.isFinite(Number(passed[mIdx + 1])) ? Math.max(0, Number(passed[mIdx + 1])) : 0;
 const all = readdirSync(dir)
   .filter((f) => f.endsWith('.ts') && f !== 'run.ts' && !f.startsWith('_'))
   .map((f) => f.slice(0, -3))
@@ -24,7 +32,7 @@ let failed = 0;
 for (const name of chosen) {
   console.log(`\n=== ${name} ===`);
   const started = performance.now();
-  const r = spawnSync(process.execPath, ['--import', 'tsx', join(dir, `${name}.ts`)], { stdio: 'inherit', timeout: 20 * 60_000 });
+  const r = spawnSync(process.execPath, ['--import', 'tsx', join(dir, `${name}.ts`), ...passed], { stdio: 'inherit', timeout: 20 * 60_000 + runMinutes * 60_000 });
   const secs = ((performance.now() - started) / 1000).toFixed(1);
   if (r.status !== 0) {
     failed++;

@@ -211,8 +211,6 @@ ${list}
   # Simulated relays (quorumd dev only): each target's power rail is held by the dev
   # supervisor at ${railUrl}. docs/fencing.md has the real devices (gpio-relay, serial-relay).
   watchdogTimeoutMs: 15000   # no hardware watchdog here; a failover without a fence would wait ~15 s
-  activation:
-    leaseMs: 1000            # the leader's own lease; the 150 ms default flaps when this laptop is busy (the broker shares a process with the supervisor)
   randomDelayMaxMs: 300
   priorityDelayMs: 1000      # the old active leader is fenced 1 s later than a follower would be
   settleMs: 200

@@ -33,7 +33,11 @@ export interface Clock {
 }
 
 export type LinkEvent =
-  | { kind: 'up' }
+  /**
+   * The link is usable (again). After an outage the link may say how long it lasted and
+   * how many connection attempts it took (for one summary log line per outage).
+   */
+  | { kind: 'up'; outageMs?: number; attempts?: number; lastError?: string }
   | { kind: 'down'; reason: string }
   /**
    * One of the link's sessions through a relay ended without an orderly close (an MQTT

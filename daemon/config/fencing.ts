@@ -181,7 +181,7 @@ export const fencingSchema = z.strictObject({
   /** Lease and self-fence timing (daemon/runtime/activation.ts documents each; defaults there). */
   activation: z
     .strictObject({
-      /** Own lease from a quorum-acknowledged heartbeat round, ms. Default 1000 (daemon/fencing/build.ts DEFAULT_BOARD_LEASE_MS says why). */
+      /** Own lease from a quorum-acknowledged heartbeat round, ms. Default 900, below the default election timeout minus the drift bound (daemon/fencing/build.ts DEFAULT_BOARD_LEASE_MS says why). */
       leaseMs: int('milliseconds', 1, 3_600_000).optional(),
       /** Clock drift bound, ppm. Default 50000. */
       maxDriftPpm: int('ppm', 0, 100_000).optional(),

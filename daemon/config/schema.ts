@@ -103,7 +103,8 @@ const mqtt = z.strictObject({
   /**
    * MQTT keepalive, seconds. Default 5: the broker publishes the Last Will of a node
    * whose board died silently after 1.5 × keepalive (7.5 s); a crashed process is
-   * reported at once because its socket closes.
+   * reported at once because its socket closes. A silent death is found sooner by the
+   * election timeout (1..2 s by default).
    */
   keepaliveSec: int('seconds', 1, 65535).default(5),
   /** TLS for mqtts:// brokers: PEM files. Default: Node's root CAs, no client cert. */
@@ -154,17 +155,36 @@ const serial = z.strictObject({
   maxFrame: int('bytes', 128, 65536).default(1024),
 });
 
+/**
+ * Board timing defaults (Raft and bully alike): heartbeat 100 ms, failure detection after
+ * about a second of silence — etcd's defaults (heartbeat-interval 100 ms, election-timeout
+ * 1000 ms; etcd docs "Tuning"). The engine's own defaults (src/raft/config.ts, 150..300 ms,
+ * the paper's range) suit the simulator, where nothing stalls; a real board shares two
+ * cores with other work, sits behind a broker in another process, and stalls for a few
+ * hundred ms at times (a GC pause, a slow SD card, SIGSTOP, a busy neighbour). With
+ * 150..300 ms a 200 ms stall of the leader is an election; with 1000..2000 ms it takes
+ * five lost heartbeats in a row. Failover after a crash does not wait for these timeouts:
+ * the broker publishes the dead process's Last Will at once and the followers campaign
+ * on it (campaignOnPeerGone). Only a silent death (power cut, cable pulled) waits out the
+ * election timeout, or the will after 1.5 × mqtt.keepaliveSec, whichever comes first.
+ * docs/config.md ("Timing on a board") has the reasoning and the measured figures.
+ */
+const BOARD_HEARTBEAT_MS = 100;
+const BOARD_FAILURE_MIN_MS = 1000;
+
 const raft = z.strictObject({
   /** Engine tick, ms. Default 10 (src/raft/config.ts explains). */
   tickMs: int('milliseconds', 1, 1000).default(10),
   /**
-   * Election timeout range, ms. Default 150..300 (Raft §5.2). Raise both on serial
-   * links (a 1 KiB frame at 115200 baud takes ~90 ms): e.g. 600..1200.
+   * Election timeout range, ms. Default 1000..2000 (see the board timing note above:
+   * etcd's 1000 ms, spread over a factor of two as in Raft §5.2 so that split votes
+   * stay rare). Raise both on serial links with large frames (a 1 KiB frame at 115200
+   * baud takes ~90 ms) or on Wi-Fi.
    */
-  electionTimeoutMinMs: int('milliseconds', 10, 60_000).default(150),
-  electionTimeoutMaxMs: int('milliseconds', 11, 120_000).default(300),
-  /** Leader heartbeat, ms. Default 50: a third of the minimum election timeout. */
-  heartbeatMs: int('milliseconds', 1, 30_000).default(50),
+  electionTimeoutMinMs: int('milliseconds', 10, 60_000).default(BOARD_FAILURE_MIN_MS),
+  electionTimeoutMaxMs: int('milliseconds', 11, 120_000).default(2 * BOARD_FAILURE_MIN_MS),
+  /** Leader heartbeat, ms. Default 100 (etcd's): a tenth of the minimum election timeout, so a stall or a lost heartbeat or two never starts an election. */
+  heartbeatMs: int('milliseconds', 1, 30_000).default(BOARD_HEARTBEAT_MS),
   /** Pre-vote (thesis §9.6). Default true; keep it: it makes the fast failover below safe. */
   preVote: bool('preVote').default(true),
   /** Check-quorum (thesis §6.2). Default true: a cut-off leader steps down, clients get 503. */
@@ -187,15 +207,25 @@ const raft = z.strictObject({
 const bully = z.strictObject({
   /** Engine tick, ms. Default 10. */
   tickMs: int('milliseconds', 1, 1000).default(10),
-  /** Coordinator re-announcement period, ms. Default 50 (followers never reply: n−1 small messages per period). */
-  heartbeatMs: int('milliseconds', 1, 30_000).default(50),
-  /** A follower that heard no announcement for a time drawn in [min, max) starts an election, ms. Default 150..200 (three lost announcements). */
-  failureTimeoutMinMs: int('milliseconds', 2, 60_000).default(150),
-  failureTimeoutMaxMs: int('milliseconds', 3, 120_000).default(200),
-  /** How long a candidate waits for an Answer from above before it announces itself, ms. Default 50; raise on serial links (a frame each way plus processing). */
-  answerTimeoutMs: int('milliseconds', 1, 60_000).default(50),
-  /** After an Answer, how long to wait for the announcement before a new election, ms. Default 150; must exceed answerTimeoutMs. */
-  coordinatorWaitMs: int('milliseconds', 2, 120_000).default(150),
+  /** Coordinator re-announcement period, ms. Default 100, the Raft heartbeat (board timing note above; followers never reply: n−1 small messages per period). */
+  heartbeatMs: int('milliseconds', 1, 30_000).default(BOARD_HEARTBEAT_MS),
+  /**
+   * A follower that heard no announcement for a time drawn in [min, max) starts an
+   * election, ms. Default 1000..1500: ten lost announcements, the Raft election timeout's
+   * floor (bully has no pre-vote, so a needless election here is a real change of
+   * coordinator, with hooks and a fence).
+   */
+  failureTimeoutMinMs: int('milliseconds', 2, 60_000).default(BOARD_FAILURE_MIN_MS),
+  failureTimeoutMaxMs: int('milliseconds', 3, 120_000).default(1500),
+  /**
+   * How long a candidate waits for an Answer from above before it announces itself, ms.
+   * Default 200: a round trip through a broker on a loaded board, with room for a stall;
+   * too short and a lower board announces itself while the higher one is merely slow
+   * (one extra epoch). Raise on serial links.
+   */
+  answerTimeoutMs: int('milliseconds', 1, 60_000).default(200),
+  /** After an Answer, how long to wait for the announcement before a new election, ms. Default 600 (the higher board's own answer timeout, twice, plus margin); must exceed answerTimeoutMs. */
+  coordinatorWaitMs: int('milliseconds', 2, 120_000).default(600),
   /** A returning higher-priority board takes over (default true); false = keepalived's nopreempt (one failover less, the older coordinator stays). */
   preempt: bool('preempt').default(true),
   /** Start an election at once when the link reports the coordinator gone (its MQTT Last Will). Default true: bully needs no vote, so there is no split vote to avoid. */

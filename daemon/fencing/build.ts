@@ -31,14 +31,21 @@ import { readSecretFile } from '../config/secrets.ts';
 
 /**
  * The leader's own lease on a real board, ms, unless `fencing.activation.leaseMs`
- * says otherwise. The runtime's default (the election timeout minimum, 150 ms, three
- * heartbeat rounds) suits the simulator; through a broker on a busy board it makes a
- * leader's activity flap — hooks stopped and started, locks refused — whenever a few
- * rounds come back late. 1000 ms rides out such hiccups. Its cost: a new leader that
- * cannot fence waits this much longer (on top of the watchdog timeout, 15 s by default);
- * with STONITH the fence decides and the lease length does not matter.
+ * says otherwise. The runtime's default (the election timeout minimum, 150 ms in the
+ * engine, three heartbeat rounds) suits the simulator; through a broker on a busy board
+ * it makes a leader's activity flap — hooks stopped and started, locks refused —
+ * whenever a few rounds come back late. 900 ms rides out such hiccups and stays below
+ * the board's default election timeout minus the drift bound: a follower that
+ * acknowledged a round at real time ≥ S waits raft.electionTimeoutMinMs (1000) on its
+ * own clock before it may elect anyone, i.e. ≥ 1000/(1+ρ) = 952 ms of real time with
+ * ρ = 5 %, while the leader stops at most 900/(1−ρ) = 947 ms after S. So with the
+ * default timings the old leader's lease has ended before a new leader can exist, and
+ * the new leader's wait (activation.ts safeAt) is a second guard, not the only one.
+ * Its cost: a new leader that cannot fence waits this much longer (on top of the
+ * watchdog timeout, 15 s by default); with STONITH the fence decides and the lease
+ * length does not matter.
  */
-export const DEFAULT_BOARD_LEASE_MS = 1000;
+export const DEFAULT_BOARD_LEASE_MS = 900;
 
 /** Without a `watchdog` device, the watchdog timeout the lease bound assumes: 15000 ms, bcm2835's maximum. */
 export const DEFAULT_WATCHDOG_TIMEOUT_MS = 15_000;

@@ -556,8 +556,17 @@ export class BullyRuntime {
   }
 
   private armTick(): void {
-    this.cancelTick = this.opts.clock.setTimer(this.tickMs, () => {
+    const due = this.opts.clock.monotonicMs() + this.tickMs;
+    let deferred = false;
+    const fire = (): void => {
       if (this.stateValue !== 'running') return;
+      if (!deferred && this.opts.clock.monotonicMs() - due > this.tickMs) {
+        // A late tick (the process stalled) lets the input that waited meanwhile in
+        // first: a 0 ms timer runs after this loop turn's poll phase (node.ts onTick).
+        deferred = true;
+        this.cancelTick = this.opts.clock.setTimer(0, fire);
+        return;
+      }
       this.armTick();
       try {
         this.guard(() => this.node!.tick());
@@ -566,7 +575,8 @@ export class BullyRuntime {
       } catch (e) {
         this.crash('tick', e);
       }
-    });
+    };
+    this.cancelTick = this.opts.clock.setTimer(this.tickMs, fire);
   }
 
   /** Runs an engine input; a throw is a bug: the observer hears of it and the node takes the fatal path. */

@@ -636,12 +636,28 @@ export class NodeRuntime {
   }
 
   private armTick(): void {
+    this.tickDueAt = this.opts.clock.monotonicMs() + this.tickMs;
     this.cancelTick = this.opts.clock.setTimer(this.tickMs, this.onTick);
   }
+
+  /** Monotonic time the armed tick is due (see onTick: a late tick lets input in first). */
+  private tickDueAt = 0;
+  /** The current tick was put off once to let waiting input in (see onTick). */
+  private tickDeferred = false;
 
   /** The tick timer's callback: one function for the runtime's life, not a closure per tick. */
   private readonly onTick = (): void => {
     if (this.stateValue !== 'running') return;
+    if (!this.tickDeferred && this.opts.clock.monotonicMs() - this.tickDueAt > this.tickMs) {
+      // The tick comes late (the process stalled: GC, SIGSTOP, a busy core). Node runs
+      // timers before it polls sockets, so a heartbeat that arrived during the stall
+      // would still be unread when this tick reaches the election timeout. Let the
+      // waiting input in first: a 0 ms timer runs after this loop turn's poll phase.
+      this.tickDeferred = true;
+      this.cancelTick = this.opts.clock.setTimer(0, this.onTick);
+      return;
+    }
+    this.tickDeferred = false;
     this.armTick();
     try {
       const now = this.opts.clock.monotonicMs();

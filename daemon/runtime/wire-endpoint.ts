@@ -175,6 +175,14 @@ export class WireEndpoint {
 
   /** Logs a link event other than peer-gone (up, down with its reason). */
   static logLinkEvent(log: Logger, id: NodeId, link: Link, ev: LinkEvent): void {
-    log('info', `link ${ev.kind}`, { node: id, link: link.name, ...(ev.kind === 'down' || ev.kind === 'session-lost' ? { reason: ev.reason } : {}) });
+    // One line when a link goes down and one when it is back (with the outage's length,
+    // attempts and last error): a broker that stays away does not fill the log.
+    const extra =
+      ev.kind === 'down' || ev.kind === 'session-lost'
+        ? { reason: ev.reason }
+        : ev.kind === 'up' && ev.outageMs !== undefined
+          ? { outageMs: Math.round(ev.outageMs), attempts: ev.attempts, ...(ev.lastError !== undefined ? { lastError: ev.lastError } : {}) }
+          : {};
+    log('info', `link ${ev.kind}`, { node: id, link: link.name, ...extra });
   }
 }

@@ -175,7 +175,13 @@ describe.skipIf(SKIP_BROWSER)('node dashboard in Chromium against quorumd dev', 
     await waitFor('the key row', async () => (await page.locator('[data-testid=keys] tr[data-key="dash/greeting"]').count()) === 1, 15_000);
     await page.click('[data-testid=keys] tr[data-key="dash/greeting"]');
     await waitFor('the value', async () => (await page.locator('[data-testid=kv-text]').innerText()) === 'hello', 15_000);
+    // Checking the box re-reads the key, then asks for changes after the index it read.
+    // Write only once the watch request is out: a write that lands before that re-read
+    // is already in the value it shows and never reaches the change log (a race that a
+    // loaded machine lost: 'timed out waiting for the watched change').
+    const watching = page.waitForRequest((r) => r.url().includes('?watch='), { timeout: 20_000 });
     await page.check('[data-testid=kv-watch]');
+    await watching;
     // The watch asks for changes after the index it read: a write before its request arrives is seen too.
     expect((await put('hello again')).status).toBe(200);
     await waitFor('the watched change', async () => /hello again/.test(await page.locator('[data-testid=kv-log]').innerText()), 20_000);

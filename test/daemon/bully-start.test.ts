@@ -92,9 +92,9 @@ describe('quorumd start with engine: bully', () => {
   it('config: bully options are validated with their key; priorities only with engine bully and distinct', () => {
     const base = (extra: string, engine = 'bully', members = '  - { id: 1, name: a }\n  - { id: 2, name: b }') =>
       `cluster: { name: bt, key: ${KEY} }\nengine: ${engine}\nmembers:\n${members}\nnode: { name: a, dataDir: /tmp/x }\nmqtt: { brokers: [ "mqtt://127.0.0.1:1883" ] }\n${extra}`;
-    expect(parseConfigText(base('')).bully.failureTimeoutMaxMs).toBe(200);
-    expect(() => parseConfigText(base('bully: { heartbeatMs: 100 }'))).toThrow(/bully\.heartbeatMs: expected at most half of failureTimeoutMinMs/);
-    expect(() => parseConfigText(base('bully: { answerTimeoutMs: 200 }'))).toThrow(/bully\.coordinatorWaitMs: expected more than answerTimeoutMs/);
+    expect(parseConfigText(base('')).bully).toMatchObject({ heartbeatMs: 100, failureTimeoutMinMs: 1000, failureTimeoutMaxMs: 1500, answerTimeoutMs: 200, coordinatorWaitMs: 600 });
+    expect(() => parseConfigText(base('bully: { heartbeatMs: 600 }'))).toThrow(/bully\.heartbeatMs: expected at most half of failureTimeoutMinMs/);
+    expect(() => parseConfigText(base('bully: { answerTimeoutMs: 600 }'))).toThrow(/bully\.coordinatorWaitMs: expected more than answerTimeoutMs/);
     expect(() => parseConfigText(base('bully: { preempt: maybe }'))).toThrow(/bully\.preempt: expected preempt: true or false/);
     expect(() => parseConfigText(base('bully: { bogus: 1 }'))).toThrow(/bully\.bogus: unknown key/);
     expect(() => parseConfigText(base('', 'raft', '  - { id: 1, name: a, priority: 5 }'))).toThrow(/members\.0\.priority: expected no priority.*engine: bully only/);

@@ -14,7 +14,7 @@ describe('config', () => {
   it('a minimal file gets the documented defaults', () => {
     const c = parseConfigText(good);
     expect(c.http.listen).toBe('127.0.0.1:7071');
-    expect(c.raft).toMatchObject({ electionTimeoutMinMs: 150, electionTimeoutMaxMs: 300, heartbeatMs: 50, preVote: true, campaignOnPeerGone: true });
+    expect(c.raft).toMatchObject({ electionTimeoutMinMs: 1000, electionTimeoutMaxMs: 2000, heartbeatMs: 100, preVote: true, campaignOnPeerGone: true });
     expect(c.hooks.timeoutMs).toBe(10000);
     expect(c.engine).toBe('raft');
   });

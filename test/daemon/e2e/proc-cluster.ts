@@ -59,6 +59,7 @@ export class ProcCluster {
   brokerPort = 0;
   nodes: ProcNode[] = [];
   dir = '';
+  keyFile = '';
 
   /** `extraYaml` is appended to every node's config; `perNode(k)` to node k's only. */
   static async start(n: number, extraYaml = '', perNode: (k: number) => string = () => ''): Promise<ProcCluster> {
@@ -66,17 +67,36 @@ export class ProcCluster {
     c.dir = mkdtempSync(join(tmpdir(), 'quorumd-e2e-'));
     c.brokerPort = await freePort();
     const key = randomBytes(32).toString('hex');
-    const keyFile = join(c.dir, 'cluster.key');
-    writeFileSync(keyFile, `${key}\n`, { mode: 0o600 });
-    // `quorumd broker` is closed: the nodes log in with passwords derived from this key.
-    c.broker = spawn(process.execPath, [bin, 'broker', '--port', String(c.brokerPort), '--cluster-key-file', keyFile], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const brokerLog = createWriteStream(join(c.dir, 'broker.log'));
-    c.broker.stdout!.pipe(brokerLog);
-    c.broker.stderr!.pipe(brokerLog);
-    await c.waitFor(async () => {
+    c.keyFile = join(c.dir, 'cluster.key');
+    writeFileSync(c.keyFile, `${key}\n`, { mode: 0o600 });
+    await c.startBroker();
+    const base = await freeBasePort(n);
+    for (let k = 1; k <= n; k++) {
+      const config = join(c.dir, `n${k}.yaml`);
+      writeFileSync(config, devConfig({ k, n, key, tokenFile: testTokenFile(), brokerUrl: `mqtt://127.0.0.1:${c.brokerPort}`, basePort: base, dir: c.dir }).replace(/^hooks:[\s\S]*?^log:/m, 'log:') + extraYaml + perNode(k), { mode: 0o600 }); // the key is inline: a secret file
+      c.nodes.push({ name: `n${k}`, url: `http://127.0.0.1:${base + k}`, config, log: join(c.dir, `n${k}.log`), child: undefined });
+    }
+    for (const node of c.nodes) c.spawn(node);
+    return c;
+  }
+
+  /**
+   * Starts `quorumd broker` on `brokerPort` (again, after killBroker) and resolves once
+   * it accepts connections (bounded: 20 s). It is closed: the nodes log in with
+   * passwords derived from the cluster key.
+   */
+  async startBroker(): Promise<void> {
+    if (this.broker && this.broker.exitCode === null && this.broker.signalCode === null) throw new Error('ProcCluster.startBroker: the broker is running');
+    const b = spawn(process.execPath, [bin, 'broker', '--port', String(this.brokerPort), '--cluster-key-file', this.keyFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.broker = b;
+    const brokerLog = createWriteStream(join(this.dir, 'broker.log'), { flags: 'a' });
+    b.stdout!.pipe(brokerLog);
+    b.stderr!.pipe(brokerLog);
+    await this.waitFor(async () => {
+      if (b.exitCode !== null || b.signalCode !== null) throw new Error(`quorumd broker exited (${b.exitCode ?? b.signalCode}); see ${join(this.dir, 'broker.log')}`);
       try {
         await new Promise<void>((res, rej) => {
-          const s = net.connect(c.brokerPort, '127.0.0.1', () => {
+          const s = net.connect(this.brokerPort, '127.0.0.1', () => {
             s.destroy();
             res();
           });
@@ -87,14 +107,20 @@ export class ProcCluster {
         return false;
       }
     }, 20_000, 'broker up');
-    const base = await freeBasePort(n);
-    for (let k = 1; k <= n; k++) {
-      const config = join(c.dir, `n${k}.yaml`);
-      writeFileSync(config, devConfig({ k, n, key, tokenFile: testTokenFile(), brokerUrl: `mqtt://127.0.0.1:${c.brokerPort}`, basePort: base, dir: c.dir }).replace(/^hooks:[\s\S]*?^log:/m, 'log:') + extraYaml + perNode(k), { mode: 0o600 }); // the key is inline: a secret file
-      c.nodes.push({ name: `n${k}`, url: `http://127.0.0.1:${base + k}`, config, log: join(c.dir, `n${k}.log`), child: undefined });
-    }
-    for (const node of c.nodes) c.spawn(node);
-    return c;
+  }
+
+  /** Kills the broker process (SIGKILL) and resolves once it has exited (bounded: 10 s). */
+  async killBroker(): Promise<void> {
+    const b = this.broker;
+    if (!b || b.exitCode !== null || b.signalCode !== null) return;
+    await new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error('ProcCluster.killBroker: the broker did not exit within 10 s of SIGKILL')), 10_000);
+      b.once('exit', () => {
+        clearTimeout(t);
+        resolve();
+      });
+      b.kill('SIGKILL');
+    });
   }
 
   spawn(node: ProcNode): void {

@@ -285,11 +285,29 @@ describe('several brokers', () => {
       await waitFor('up again', () => a.link.connectedCount() === 1 && b.link.connectedCount() === 1, 3000);
       expect(a.events.map((e) => e.kind)).toEqual(['up', 'session-lost', 'down', 'up']);
       expect(a.link.stats.connectAttempts).toBeGreaterThan(attemptsBefore);
+      // The 'up' after an outage carries the summary the runtime logs once (no line per attempt).
+      const back = a.events[3] as { kind: 'up'; outageMs?: number; attempts?: number; lastError?: string };
+      expect(back.outageMs).toBeGreaterThan(0);
+      expect(back.attempts).toBeGreaterThanOrEqual(2);
+      expect(back.lastError).toMatch(/ECONNREFUSED|closed/);
+      expect((a.events[0] as { outageMs?: number }).outageMs).toBeUndefined();
       a.link.send(2, new Uint8Array([9]));
       await waitFor('frame after restart', () => b.frames.length === 1);
     } finally {
       await Promise.all(open.splice(0).map((t) => closeLink(t.link)));
       await new Promise((r) => br2.close(r));
+    }
+  });
+
+  it('default backoff: 100 ms doubling to a 1 s cap, so a node is back within 1 s of its broker and tries at most twice a second', () => {
+    const lo = new MqttLink({ keyring: { current: KEY }, cluster: 1, self: 1, brokers: ['mqtt://127.0.0.1:1'], random: () => 0 });
+    const hi = new MqttLink({ keyring: { current: KEY }, cluster: 1, self: 2, brokers: ['mqtt://127.0.0.1:1'], random: () => 0.999999 });
+    try {
+      expect([0, 1, 2, 3, 4, 10, 1000].map((n) => lo.backoffMs(n))).toEqual([50, 100, 200, 400, 500, 500, 500]);
+      expect([0, 1, 2, 3, 4, 10, 1000].map((n) => hi.backoffMs(n))).toEqual([100, 200, 400, 800, 1000, 1000, 1000]);
+    } finally {
+      lo.close();
+      hi.close();
     }
   });
 

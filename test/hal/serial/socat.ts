@@ -66,17 +66,17 @@ export async function ptyPair(): Promise<PtyPair> {
       const exited = new Promise<void>((r) => p.once('exit', () => r()));
       p.kill('SIGTERM');
       await exited;
-      await waitFor(() => !existsSync(a) && !existsSync(b), 3000, 'socat links to disappear');
+      await waitFor(() => !existsSync(a) && !existsSync(b), 15_000, 'socat links to disappear');
     },
     async restart() {
       pair.proc = startSocat(a, b);
-      await waitFor(() => existsSync(a) && existsSync(b), 5000, `socat ptys ${a}, ${b}`);
+      await waitFor(() => existsSync(a) && existsSync(b), 15_000, `socat ptys ${a}, ${b}`);
     },
     async dispose() {
       await pair.kill();
       rmSync(dir, { recursive: true, force: true });
     },
   };
-  await waitFor(() => existsSync(a) && existsSync(b), 5000, `socat ptys ${a}, ${b}`);
+  await waitFor(() => existsSync(a) && existsSync(b), 15_000, `socat ptys ${a}, ${b}`);
   return pair;
 }
