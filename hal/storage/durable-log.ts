@@ -59,7 +59,7 @@ import {
   segmentName,
   snapshotName,
 } from './format.ts';
-import { RECORD_HEADER } from './records.ts';
+import { Kind, RECORD_HEADER, encodeRecord } from './records.ts';
 import { type Recovered, type RecoveryPlan, type SegmentInfo, recover } from './recover.ts';
 
 export interface DurableLogOptions {
@@ -103,6 +103,14 @@ export interface PersistBatch {
   snapshot?: SnapshotRecord;
   /** Replace the small runtime metadata stored with the hard state (≤ 4 KiB). */
   meta?: Uint8Array;
+  /**
+   * All or nothing (src/engine/contract.ts Ready.atomic): the snapshot mark and the
+   * entries go into the WAL as ONE record (Kind.Batch), so after a crash recovery finds
+   * all of them or none — a torn write never keeps a prefix. (Paxos and ZAB rewrite
+   * votes they already acknowledged; a torn prefix would lose some of them.) The
+   * snapshot file itself is written before the WAL as usual.
+   */
+  atomic?: boolean;
 }
 
 /** Counters for metrics (SD-card wear, fsync rate). */
@@ -433,6 +441,19 @@ export class DurableLog {
         records.push(encodeEntry(e));
       }
     }
+    if (batch.atomic === true && records.length > 1) {
+      // Inside the batch every record keeps its length and kind but not its CRC (the
+      // batch's CRC covers them): a torn batch then holds nothing that parses as a
+      // record of its own, which recovery would take for corruption before the tail.
+      const inner = records.map((r) => {
+        const x = new Uint8Array(r.length - 4);
+        x.set(r.subarray(0, 4), 0);
+        x.set(r.subarray(8), 4);
+        return x;
+      });
+      records.length = 0;
+      records.push(encodeRecord(Kind.Batch, concat(inner)));
+    }
     if (hs) {
       this.term = hs.term;
       this.vote = hs.vote;
@@ -575,11 +596,13 @@ export class DurableLog {
       }
       cur.size += bytes.length;
       for (const p of parts) {
-        if (p[8] === 2 /* Kind.Entry */) {
-          // The entry's index: u64 LE at payload offset 8 (record offset 17); read by hand, no DataView per record.
-          const lo = (p[17]! | (p[18]! << 8) | (p[19]! << 16) | (p[20]! << 24)) >>> 0;
-          const hi = (p[21]! | (p[22]! << 8) | (p[23]! << 16) | (p[24]! << 24)) >>> 0;
-          cur.maxIndex = Math.max(cur.maxIndex, lo + hi * 0x100000000);
+        if (p[8] === 2 /* Kind.Entry */) cur.maxIndex = Math.max(cur.maxIndex, entryIndexAt(p, 0));
+        else if (p[8] === Kind.Batch) {
+          // The records inside an atomic batch ([u32 len][kind][payload] each, no CRC), from payload offset 9.
+          for (let o = RECORD_HEADER + 1; o + 5 <= p.length; ) {
+            if (p[o + 4] === 2) cur.maxIndex = Math.max(cur.maxIndex, entryIndexAt(p, o - 4));
+            o += 4 + ((p[o]! | (p[o + 1]! << 8) | (p[o + 2]! << 16) | (p[o + 3]! << 24)) >>> 0);
+          }
         }
       }
       walName = cur.name;
@@ -636,6 +659,13 @@ export class DurableLog {
     this.counters.dirSyncs++;
     this.storage.syncDir(once(done));
   }
+}
+
+/** The index of the entry record at `o` in `p`: u64 LE at payload offset 8 (record offset 17); read by hand, no DataView per record. */
+function entryIndexAt(p: Uint8Array, o: number): number {
+  const lo = (p[o + 17]! | (p[o + 18]! << 8) | (p[o + 19]! << 16) | (p[o + 20]! << 24)) >>> 0;
+  const hi = (p[o + 21]! | (p[o + 22]! << 8) | (p[o + 23]! << 16) | (p[o + 24]! << 24)) >>> 0;
+  return lo + hi * 0x100000000;
 }
 
 function concat(parts: Uint8Array[]): Uint8Array {
