@@ -44,7 +44,7 @@ export function buildProgram(): Command {
     .command('dev')
     .description('run a local cluster: embedded MQTT broker, N nodes on simulated relays, HTTP API per node')
     .option('--nodes <n>', 'number of nodes (1-7)', parseIntArg('--nodes', 1, 7), 3)
-    .option('--engine <engine>', 'raft, bully, or etcd (starts a local etcd from Debian\'s etcd-server; the nodes elect through it)', 'raft')
+    .option('--engine <engine>', 'raft, bully, paxos, zab, or etcd (starts a local etcd from Debian\'s etcd-server; the nodes elect through it)', 'raft')
     .option('--base-port <port>', 'HTTP API of node nK on 127.0.0.1:<base-port + K>', parseIntArg('--base-port', 1, 65528), 7070)
     .option('--broker-port <port>', 'port of the in-process MQTT broker (0 = any free port)', parseIntArg('--broker-port', 0, 65535), 0)
     .option('--data-dir <dir>', 'where node data goes (default: a fresh temp directory, removed at exit)')

@@ -53,11 +53,11 @@ function fenceView(r: FenceRecord, nameOf: (id: number) => string | null): Recor
   };
 }
 
-const gauge = (name: string, help: string, value: number): MetricFamily => ({ name, help, type: 'gauge', samples: [{ value }] });
-const counter = (name: string, help: string, value: number): MetricFamily => ({ name, help, type: 'counter', samples: [{ value }] });
+export const gauge = (name: string, help: string, value: number): MetricFamily => ({ name, help, type: 'gauge', samples: [{ value }] });
+export const counter = (name: string, help: string, value: number): MetricFamily => ({ name, help, type: 'counter', samples: [{ value }] });
 
 /** What the shared backend part needs of a runtime (NodeRuntime and BullyRuntime both have it). */
-interface FenceableRuntime {
+export interface FenceableRuntime {
   fence(node: number, cb: (r: { ok: boolean; record?: FenceRecord; error?: string }) => void): void;
   confirmFenced(node: number): { ok: boolean; error?: string; alive?: boolean };
 }
@@ -67,7 +67,7 @@ interface FenceableRuntime {
  * endpoints (`POST /v1/fence/...` answers), the count of finished fences, and the
  * metric families that do not depend on the engine (links, fences, frames).
  */
-abstract class BackendBase<R extends FenceableRuntime> {
+export abstract class BackendBase<R extends FenceableRuntime> {
   protected rt: R | undefined;
   /** Fence devices from the config (set by startNode with a `fencing:` section); undefined = no fencing. */
   protected fenceDevices: FenceDeviceInfo[] | undefined;

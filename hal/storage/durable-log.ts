@@ -78,12 +78,20 @@ export interface DurableLogOptions {
   maxRecordBytes?: number;
   /** Largest snapshot file in bytes. Default 512 MiB (a Pi's state machine is far smaller). */
   maxSnapshotBytes?: number;
+  /**
+   * What HardState.vote is. 'raft' (default): a node id, cast at most once per term —
+   * a persist that would change a vote already cast in the same term is refused (an
+   * engine bug). 'number': an engine's own 32-bit number with no such rule (ZAB keeps
+   * currentEpoch there, which moves within one acceptedEpoch; src/engine/contract.ts).
+   */
+  voteRule?: 'raft' | 'number';
 }
 
 const DEFAULTS: Required<DurableLogOptions> = {
   segmentBytes: 4 << 20,
   maxRecordBytes: 16 << 20,
   maxSnapshotBytes: 512 << 20,
+  voteRule: 'raft',
 };
 
 /** One Raft Ready's durable part. Applied in the order snapshot → entries → hard state. */
@@ -191,7 +199,12 @@ function isIndex(v: unknown, min: number): v is number {
  */
 export function openDurableLog(storage: Storage, options: DurableLogOptions, done: DoneWith<Opened>): void {
   const opts = { ...DEFAULTS };
-  for (const k of Object.keys(DEFAULTS) as Array<keyof DurableLogOptions>) {
+  if (options.voteRule !== undefined && options.voteRule !== 'raft' && options.voteRule !== 'number') {
+    done(new StorageInputError(`durable log option voteRule: expected 'raft' or 'number', got ${String(options.voteRule)}`));
+    return;
+  }
+  if (options.voteRule !== undefined) opts.voteRule = options.voteRule;
+  for (const k of Object.keys(DEFAULTS) as Array<Exclude<keyof DurableLogOptions, 'voteRule'>>) {
     const v = options[k];
     if (v === undefined) continue;
     if (!isIndex(v, RECORD_HEADER + 64)) {
@@ -365,8 +378,10 @@ export class DurableLog {
       if (typeof hs !== 'object' || hs === null) bad('hardState must be an object {term, vote, commit}');
       if (!isIndex(hs.term, 0)) bad(`hardState.term must be a non-negative safe integer, got ${String(hs.term)}`);
       if (hs.term < this.term) bad(`hardState.term ${hs.term} is below the current term ${this.term}`);
-      if (!isIndex(hs.vote, 0) || hs.vote > MAX_NODE_ID) bad(`hardState.vote must be a node id 0..${MAX_NODE_ID}, got ${String(hs.vote)}`);
-      if (hs.term === this.term && this.vote !== 0 && hs.vote !== this.vote) {
+      const raftVote = this.opts.voteRule === 'raft';
+      if (raftVote && (!isIndex(hs.vote, 0) || hs.vote > MAX_NODE_ID)) bad(`hardState.vote must be a node id 0..${MAX_NODE_ID}, got ${String(hs.vote)}`);
+      if (!raftVote && (!isIndex(hs.vote, 0) || hs.vote > 0xffffffff)) bad(`hardState.vote must be an integer 0..2^32-1, got ${String(hs.vote)}`);
+      if (raftVote && hs.term === this.term && this.vote !== 0 && hs.vote !== this.vote) {
         bad(`hardState.vote ${hs.vote} would change the vote already cast for ${this.vote} in term ${this.term}`);
       }
       if (!isIndex(hs.commit, 0)) bad(`hardState.commit must be a non-negative safe integer, got ${String(hs.commit)}`);
