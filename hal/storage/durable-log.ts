@@ -204,7 +204,7 @@ export function openDurableLog(storage: Storage, options: DurableLogOptions, don
     return;
   }
   if (options.voteRule !== undefined) opts.voteRule = options.voteRule;
-  for (const k of Object.keys(DEFAULTS) as Array<Exclude<keyof DurableLogOptions, 'voteRule'>>) {
+  for (const k of ['segmentBytes', 'maxRecordBytes', 'maxSnapshotBytes'] as const) {
     const v = options[k];
     if (v === undefined) continue;
     if (!isIndex(v, RECORD_HEADER + 64)) {

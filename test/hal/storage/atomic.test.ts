@@ -153,3 +153,23 @@ describe('atomic replace under power cuts at every step', () => {
     expect(run(false).has('prefix')).toBe(true);
   });
 });
+
+describe('voteRule', () => {
+  it("'raft' (default) refuses a second vote in one term; 'number' (ZAB's currentEpoch) takes any 32-bit value", () => {
+    const st = new PowerLossStorage({ auto: true });
+    const { log } = openNow(st, {});
+    let err: Error | null = null;
+    log.persist({ hardState: { term: 2, vote: 1, commit: 0 } }, (e) => (err = e));
+    log.persist({ hardState: { term: 2, vote: 3, commit: 0 } }, (e) => (err = e));
+    expect(String(err)).toMatch(/would change the vote/);
+    const st2 = new PowerLossStorage({ auto: true });
+    const z = openNow(st2, { voteRule: 'number' }).log;
+    const errs: Array<Error | null> = [];
+    z.persist({ hardState: { term: 2, vote: 1, commit: 0 } }, (e) => errs.push(e));
+    z.persist({ hardState: { term: 2, vote: 2, commit: 0 } }, (e) => errs.push(e));
+    z.persist({ hardState: { term: 700, vote: 700, commit: 0 } }, (e) => errs.push(e));
+    st2.runAll?.();
+    expect(errs).toEqual([null, null, null]);
+    expect(openNow(st2, { voteRule: 'number' }).state.hardState).toMatchObject({ term: 700, vote: 700 });
+  });
+});
