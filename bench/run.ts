@@ -1,7 +1,8 @@
 /**
  * `npm run bench`: runs every benchmark in bench/ in turn, each in its own process
  * (so one benchmark's heap and JIT state do not colour the next), and prints their
- * numbers. `npm run bench -- NAME...` runs only the named ones (file name without .ts).
+ * numbers. `npm run bench -- NAME...` runs only the named ones (file name without .ts);
+ * flags after them go to each (`npm run bench -- engine-failover --engine zab --kills 10`).
  * Benchmarks print numbers; they never pass or fail on them.
  */
 import { spawnSync } from 'node:child_process';
@@ -9,7 +10,19 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 
 const dir = import.meta.dirname;
-const wanted = process.argv.slice(2);
+// `npm run bench -- NAME... [--flag value...]`: flags (and their values) go to every chosen benchmark.
+const args = process.argv.slice(2);
+const wanted: string[] = [];
+const flags: string[] = [];
+for (let i = 0; i < args.length; i++) {
+  const a = args[i]!;
+  if (!a.startsWith('--')) {
+    wanted.push(a);
+    continue;
+  }
+  flags.push(a);
+  if (args[i + 1] !== undefined && !args[i + 1]!.startsWith('--') && !a.includes('=')) flags.push(args[++i]!);
+}
 const all = readdirSync(dir)
   .filter((f) => f.endsWith('.ts') && f !== 'run.ts' && !f.startsWith('_'))
   .map((f) => f.slice(0, -3))
@@ -24,7 +37,7 @@ let failed = 0;
 for (const name of chosen) {
   console.log(`\n=== ${name} ===`);
   const started = performance.now();
-  const r = spawnSync(process.execPath, ['--import', 'tsx', join(dir, `${name}.ts`)], { stdio: 'inherit', timeout: 20 * 60_000 });
+  const r = spawnSync(process.execPath, ['--import', 'tsx', join(dir, `${name}.ts`), ...flags], { stdio: 'inherit', timeout: 20 * 60_000 });
   const secs = ((performance.now() - started) / 1000).toFixed(1);
   if (r.status !== 0) {
     failed++;
