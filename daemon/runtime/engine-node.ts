@@ -42,7 +42,7 @@
  * believe it is active until it hears the newer ballot/epoch or loses its quorum.
  */
 import { KvError, KvStateMachine, encodeCommand, decodeCommand, quotaGrowth, checkQuota, DEFAULT_KV_QUOTA, type KvQuota, type KvUsage, type ApplyResult, type Command } from '../../src/kv/index.ts';
-import type { Engine, EngineInit, EngineName, EngineStatus, Ready, Result, SnapshotData } from '../../src/engine/contract.ts';
+import type { Engine, EngineInit, EngineName, EngineStatus, HardState, Ready, Result, SnapshotData } from '../../src/engine/contract.ts';
 import { PaxosNode } from '../../src/paxos/index.ts';
 import { ZabNode } from '../../src/zab/index.ts';
 import type { Keyring } from '../../src/wire/auth.ts';
@@ -90,6 +90,10 @@ export interface EngineRuntimeObserver {
   applied?(rt: EngineRuntime, e: Entry, result: ApplyResult | undefined): void;
   /** The engine threw: always a bug, never a bad frame. */
   engineError?(rt: EngineRuntime, err: Error): void;
+  /** A client command was proposed at (index, term) (the simulator's "proposed" ground truth). */
+  proposed?(rt: EngineRuntime, index: Index, term: Term, data: Uint8Array): void;
+  /** A snapshot this node took (compaction) is durable. */
+  snapshotTaken?(rt: EngineRuntime, index: Index): void;
 }
 
 export interface EngineRuntimeOptions {
@@ -193,6 +197,7 @@ export class EngineRuntime {
   private wireBoot = 0;
   private bootCounter = 0;
   private formed = false;
+  private bootHard: HardState = { term: 0, vote: 0, commit: 0 };
   private snapIndex: Index = 0;
   private cancelTick: Cancel | undefined;
   private readonly loop: ReadyLoop<Ready>;
@@ -262,6 +267,14 @@ export class EngineRuntime {
   /** The engine (undefined until booted). */
   get engine(): Engine | undefined {
     return this.eng;
+  }
+  /** The hard state this incarnation booted from (what was durable). */
+  get bootHardState(): Readonly<HardState> {
+    return this.bootHard;
+  }
+  /** Index of this node's newest snapshot (taken or installed), 0 for none. */
+  get snapshotIndex(): Index {
+    return this.snapIndex;
   }
   get stateMachine(): KvStateMachine {
     return this.kv;
@@ -337,6 +350,7 @@ export class EngineRuntime {
     this.formed = meta.formed;
     this.bootCounter = Math.max(st.bootId, meta.boot + 1);
     this.wireBoot = this.bootCounter & 0xffff;
+    this.bootHard = { ...st.hardState };
     const snap = st.snapshot;
     let snapshot: SnapshotData | undefined;
     if (snap) snapshot = { meta: { index: snap.index, term: snap.term, config: snap.config as MemberConfig }, data: snap.data };
@@ -571,6 +585,7 @@ export class EngineRuntime {
       if (this.stateValue !== 'running') return;
       if (err) return this.fatal(err);
       this.log('debug', 'snapshot taken', { node: this.id, index: r.meta.index });
+      this.opts.observer?.snapshotTaken?.(this, r.meta.index);
     });
   }
 
@@ -758,6 +773,7 @@ export class EngineRuntime {
         if (r.code === 'bad-request') return reply({ status: Status.BAD_REQUEST, error: r.reason });
         return reply(unavailable(`not proposed: ${r.reason}`));
       }
+      this.opts.observer?.proposed?.(this, r.index, r.term, data);
       if (growth.keys > 0 || growth.bytes > 0) {
         this.pendingGrowth.set(r.index, growth);
         this.pendingUse = { keys: this.pendingUse.keys + growth.keys, bytes: this.pendingUse.bytes + growth.bytes };
