@@ -43,12 +43,14 @@ export interface EngineChecks {
   applied(rt: EngineRuntime, e: Entry): void;
   proposed(rt: EngineRuntime, index: Index, term: Term, data: Uint8Array): void;
   snapshotTaken(rt: EngineRuntime, index: Index): void;
+  readonly engine: 'paxos' | 'zab';
   /** After any step: `live` are the running runtimes. */
   afterStep(rt: EngineRuntime, live: () => readonly EngineRuntime[]): void;
   readonly violations: readonly string[];
 }
 
 class PaxosChecks implements EngineChecks {
+  readonly engine = 'paxos' as const;
   private readonly inv: PaxosInvariants;
   constructor(config: MemberConfig, disabled: ReadonlySet<string>) {
     this.inv = new PaxosInvariants([...config.voters, ...config.witnesses]);
@@ -102,6 +104,7 @@ class PaxosChecks implements EngineChecks {
 }
 
 class ZabChecks implements EngineChecks {
+  readonly engine = 'zab' as const;
   private readonly inv: ZabInvariants;
   constructor(config: MemberConfig, disabled: ReadonlySet<string>) {
     this.inv = new ZabInvariants({ config, rules: { acknowledgements: !disabled.has('acknowledgements'), establishment: !disabled.has('establishment') } });
@@ -158,7 +161,9 @@ export class EngineInvariantChecker {
       this.reported = vs.length;
       const first = vs[vs.length - 1]!;
       const i = first.indexOf(':');
-      this.fail(i > 0 ? first.slice(0, i) : 'engine-invariant', i > 0 ? first.slice(i + 2) : first);
+      // Paxos names its checks ("one-value: ..."); ZAB's sentences are the paper's properties.
+      const named = i > 0 && /^[a-z-]+$/.test(first.slice(0, i));
+      this.fail(named ? first.slice(0, i) : `${this.checks.engine}-invariant`, named ? first.slice(i + 2) : first);
     }
   }
 
