@@ -12,16 +12,14 @@
  * so. /v1/leader reports the token on the leader itself; a follower does not know its
  * leader's token and reports 0 (as a Raft follower reports its log's view).
  */
-import { decodeCommand, KvError } from '../../src/kv/index.ts';
 import type { Entry } from '../../src/wire/messages.ts';
 import type { EngineRuntime, EngineRuntimeObserver } from '../runtime/engine-node.ts';
 import type { ClientCallback } from '../runtime/results.ts';
-import type { ApiBackend, KeyView, LeaderView, LockView, StatusView } from './backend.ts';
-import { BackendBase, counter, gauge, type LeadershipEvent } from './runtime-backend.ts';
-import { COMMIT_BUCKETS, FSYNC_BUCKETS, HistogramRecorder, type MetricFamily } from './metrics.ts';
+import type { ApiBackend, LeaderView, StatusView } from './backend.ts';
+import { KvBackendBase, counter, gauge, type LeadershipEvent } from './runtime-backend.ts';
+import { FSYNC_BUCKETS, HistogramRecorder, type MetricFamily } from './metrics.ts';
 
-export class EngineBackend extends BackendBase<EngineRuntime> implements ApiBackend {
-  private readonly watchers = new Map<string, Set<() => void>>();
+export class EngineBackend extends KvBackendBase<EngineRuntime> implements ApiBackend {
   private activeNow = false;
   private activeToken = 0;
   private activeTerm = 0;
@@ -30,7 +28,6 @@ export class EngineBackend extends BackendBase<EngineRuntime> implements ApiBack
   elections = 0;
   leaderChanges = 0;
   readonly fsync = new HistogramRecorder(FSYNC_BUCKETS);
-  readonly commitLatency = new HistogramRecorder(COMMIT_BUCKETS);
   onLeadership: ((ev: LeadershipEvent) => void) | undefined;
 
   attach(rt: EngineRuntime): void {
@@ -46,13 +43,7 @@ export class EngineBackend extends BackendBase<EngineRuntime> implements ApiBack
   }
 
   private onApplied(e: Entry): void {
-    if (this.watchers.size > 0 && e.data.length > 0) {
-      const cmd = decodeCommand(e.data);
-      if (!(cmd instanceof KvError) && (cmd.op === 'put' || cmd.op === 'del')) {
-        const set = this.watchers.get(cmd.key);
-        if (set) for (const fn of [...set]) fn();
-      }
-    }
+    this.notifyWatchers(e);
     this.track();
   }
 
@@ -118,44 +109,6 @@ export class EngineBackend extends BackendBase<EngineRuntime> implements ApiBack
     return { leader: this.nameOf(leaderId), term: s?.term ?? 0, token: leaderId !== 0 && leaderId === this.self.id ? (s?.token ?? 0) : 0 };
   }
 
-  keys(prefix: string, limit: number): { index: number; keys: KeyView[]; more: boolean } {
-    const sm = this.rt?.stateMachine;
-    if (!sm) return { index: 0, keys: [], more: false };
-    const all = sm.keys(prefix);
-    const keys = all.slice(0, limit).map((key) => {
-      const e = sm.get(key)!;
-      return { key, size: e.value.length, createIndex: e.createIndex, modIndex: e.modIndex };
-    });
-    return { index: sm.appliedIndex, keys, more: all.length > limit };
-  }
-
-  locks(): { index: number; clockMs: number; exact: boolean; locks: LockView[] } {
-    const rt = this.rt;
-    if (!rt) return { index: 0, clockMs: 0, exact: false, locks: [] };
-    const clockMs = rt.lockClockMs;
-    const locks = rt.stateMachine.lockList(clockMs).map((l) => ({ name: l.name, owner: l.owner, token: l.token, ttlMs: l.ttlMs, expiresAt: l.expiresAt }));
-    return { index: rt.stateMachine.appliedIndex, clockMs, exact: rt.isLeader, locks };
-  }
-
-  private timed(cb: ClientCallback): ClientCallback {
-    const t0 = performance.now();
-    return (r) => {
-      if (r.status === 200) this.commitLatency.observe((performance.now() - t0) / 1000);
-      cb(r);
-    };
-  }
-
-  private need(cb: ClientCallback): EngineRuntime | undefined {
-    if (!this.rt) {
-      cb({ status: 503, error: 'node is starting' });
-      return undefined;
-    }
-    return this.rt;
-  }
-
-  get(key: string, opts: { stale: boolean }, cb: ClientCallback): void {
-    this.need(cb)?.get(key, opts, cb);
-  }
   put(key: string, value: Uint8Array, opts: { cas?: number }, cb: ClientCallback): void {
     this.need(cb)?.put(key, value, opts, this.timed(cb));
   }
@@ -170,28 +123,6 @@ export class EngineBackend extends BackendBase<EngineRuntime> implements ApiBack
   }
   lockRelease(name: string, lease: string, cb: ClientCallback): void {
     this.need(cb)?.lockRelease(name, lease, this.timed(cb));
-  }
-
-  /** Every key starting with `prefix` after a linearizable read (as RuntimeBackend.list; service discovery uses it). */
-  list(prefix: string, opts: { stale: boolean }, cb: (r: { status: number; entries?: Array<{ key: string; value: Uint8Array; index: number }>; error?: string }) => void): void {
-    const rt = this.rt;
-    if (!rt) return cb({ status: 503, error: 'node is starting' });
-    const scan = () => {
-      const sm = rt.stateMachine;
-      cb({ status: 200, entries: sm.keys(prefix).map((k) => ({ key: k, value: sm.get(k)!.value, index: sm.get(k)!.modIndex })) });
-    };
-    if (opts.stale) return scan();
-    rt.get(prefix, { stale: false }, (r) => (r.status === 200 || r.status === 404 ? scan() : cb({ status: r.status, ...(r.error ? { error: r.error } : {}) })));
-  }
-
-  onKeyChange(key: string, fn: () => void): () => void {
-    let set = this.watchers.get(key);
-    if (!set) this.watchers.set(key, (set = new Set()));
-    set.add(fn);
-    return () => {
-      set.delete(fn);
-      if (set.size === 0) this.watchers.delete(key);
-    };
   }
 
   metrics(): MetricFamily[] {
