@@ -312,8 +312,12 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
   const onFatal = (err: Error) => {
     fatal = err;
     log.fatal({ error: err.message }, 'node stopped on a fatal error; exiting so that the supervisor restarts it');
-    void node.stop().then(() => {
-      if (opts.handleSignals) process.exit(1);
+    // Deferred: a storage error can arrive synchronously inside runtime.start(), before
+    // `node` below is assigned (it was a "Cannot access 'node' before initialization" crash).
+    queueMicrotask(() => {
+      void node.stop().then(() => {
+        if (opts.handleSignals) process.exit(1);
+      });
     });
   };
   const runtime = backend instanceof EngineBackend ? new EngineRuntime({
