@@ -8,6 +8,7 @@
 import { execFile, spawnSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startDev, type DevCluster } from '../../../daemon/dev.ts';
 import { call } from '../../../daemon/client/http.ts';
@@ -42,6 +43,13 @@ for (const engine of ['paxos', 'zab'] as const) {
           expect(stdout, line).toMatch(/HTTP200$/);
         }
         expect((await call(dev.nodes[1]!.url, 'GET', '/v1/kv/greeting', { token })).body.toString()).toBe('hello');
+      }
+      // The printed CLI lines (status, lock list) run as printed, from another directory.
+      const cliLines = printed.split('\n').map((l) => l.trim()).filter((l) => /^(quorumd|node \S+quorumd\.js) (status|lock list) /.test(l));
+      expect(cliLines.length).toBeGreaterThanOrEqual(2);
+      for (const line of cliLines) {
+        const { stdout: o } = await promisify(execFile)('/bin/sh', ['-c', line.replace(/\s+#.*$/, '')], { encoding: 'utf8', cwd: tmpdir(), env: { ...process.env, QUORUMD_DATA_DIR: dev.dir, QUORUMD_API_TOKEN_FILE: '' } });
+        expect(o, line).toMatch(/NODE|LOCK|no lock is held/);
       }
       // cas through a follower and the leader: create-only twice → 200 then 409.
       const a = await call(dev.nodes[0]!.url, 'PUT', '/v1/kv/once2?cas=0', { body: 'x', token });
