@@ -636,13 +636,23 @@ export class EngineRuntime {
     if (r.ok && r.forgot) {
       const survivors = st.config.voters.filter((v) => v !== ev.peer).sort((a, b) => a - b);
       const rank = survivors.indexOf(this.id);
+      // Attempts at rank × stagger, then every survivors × stagger until one minimum
+      // election timeout passed (as node.ts): a campaign that a peer ignored because its
+      // own copy of the will had not arrived yet (it was still sticky to the old leader)
+      // is tried again instead of waiting out a whole election timeout.
+      const period = survivors.length * this.staggerMs;
+      const electionMinMs = typeof this.opts.engineOptions?.electionTimeoutMinMs === 'number' ? this.opts.engineOptions.electionTimeoutMinMs : 150;
+      let left = period > 0 ? Math.ceil(electionMinMs / period) + 1 : 1;
       const go = () => {
         if (this.stateValue !== 'running' || this.eng !== eng) return;
+        // Someone is campaigning already (we are, or we promised a newer term/ballot since
+        // the will): let it finish instead of dueling with it, as node.ts does.
         const now = eng.status();
-        if (now.role !== 'follower' || now.leader !== NO_NODE) return;
-        eng.campaign();
+        if (now.role !== 'follower' || now.leader !== NO_NODE || now.term !== st.term) return;
+        this.guarded(() => eng.campaign(), 'campaign');
         this.afterStep();
         this.pump();
+        if (--left > 0) this.opts.clock.setTimer(period, go);
       };
       if (rank === 0) go();
       else if (rank > 0) this.opts.clock.setTimer(rank * this.staggerMs, go);
