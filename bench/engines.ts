@@ -1,5 +1,5 @@
 /**
- * Raft vs bully in the whole-cluster simulator, under the same link model: the MQTT
+ * Raft vs bully vs Multi-Paxos vs ZAB in the whole-cluster simulator, under the same link model: the MQTT
  * broker model's defaults (latency 1–5 ms, no loss), 5 boards, default options of each
  * engine, the same World seeds. Each trial: wait until every board agrees on one
  * leader, idle 1 s (idle traffic measured there), then cut the leader's power or crash
@@ -13,16 +13,20 @@
  * the socket and the Last Will arrives after one latency (peer-gone → campaign).
  * The old leader comes back before the next trial.
  *
- *   npx tsx bench/engines.ts [trials]
+ *   npx tsx bench/engines.ts [trials] [--engines raft,bully,paxos,zab]
+ *
+ * paxos and zab run on the engine runtime (daemon/runtime/engine-node.ts), raft and
+ * bully on their own; each with its defaults.
  */
 import { createHash } from 'node:crypto';
 import { World } from '../firmware-sim/world.ts';
 import type { Link } from '../hal/interfaces.ts';
 import { NodeRuntime } from '../daemon/runtime/index.ts';
 import { BullyRuntime } from '../daemon/runtime/bully-node.ts';
+import { EngineRuntime } from '../daemon/runtime/engine-node.ts';
 import type { NodeId } from '../src/types.ts';
 
-type Engine = 'raft' | 'bully';
+type Engine = 'raft' | 'bully' | 'paxos' | 'zab';
 interface Rt { id: NodeId; isLeader: boolean; state: string; status(): { leader: NodeId } }
 
 const KEY = { current: new Uint8Array(createHash('sha256').update('bench-engines').digest()) };
@@ -56,9 +60,10 @@ function cluster(engine: Engine, seed: number, n: number) {
   });
   world.onBoot((hal, board) => {
     const common = { id: hal.node, cluster: CLUSTER, keyring: KEY, clock: hal.clock, storage: hal.storage, links: hal.links.map(counted), rng: world.rng.fork(`e:${hal.node}:${hal.incarnation}`), onFatal: () => board.crashProcess() };
+    const config = { voters: ids, learners: [], witnesses: [] };
     const rt = engine === 'raft'
-      ? new NodeRuntime({ ...common, config: { voters: ids, learners: [], witnesses: [] } })
-      : new BullyRuntime({ ...common, members: ids });
+      ? new NodeRuntime({ ...common, config })
+      : engine === 'bully' ? new BullyRuntime({ ...common, members: ids }) : new EngineRuntime({ ...common, engine, config });
     rts.set(hal.node, rt as Rt);
     rt.start();
   });
@@ -128,11 +133,18 @@ function run(engine: Engine, how: 'power' | 'crash', trials: number, n = 5) {
   );
 }
 
-const trials = Number(process.argv[2] ?? 100);
+const positional = process.argv.slice(2).filter((a, i, all) => !a.startsWith('--') && !(all[i - 1] ?? '').startsWith('--'));
+const trials = Number(positional[0] ?? 100);
+const ei = process.argv.indexOf('--engines');
+const engines = (ei >= 0 ? process.argv[ei + 1] ?? '' : 'raft,bully,paxos,zab').split(',') as Engine[];
+if (engines.some((e) => !['raft', 'bully', 'paxos', 'zab'].includes(e))) {
+  console.error(`bench/engines: --engines expects a list of raft, bully, paxos, zab; got ${engines.join(',')}`);
+  process.exit(2);
+}
 if (!Number.isInteger(trials) || trials < 1 || trials > 100_000) {
   console.error(`bench/engines: trials must be an integer 1..100000, got ${process.argv[2]}`);
   process.exit(2);
 }
 for (const how of ['power', 'crash'] as const) {
-  for (const engine of ['raft', 'bully'] as const) run(engine, how, trials);
+  for (const engine of engines) run(engine, how, trials);
 }

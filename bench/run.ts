@@ -2,22 +2,31 @@
  * `npm run bench`: runs every benchmark in bench/ in turn, each in its own process
  * (so one benchmark's heap and JIT state do not colour the next), and prints their
  * numbers. `npm run bench -- NAME...` runs only the named ones (file name without .ts);
- * options after the names go to each of them, e.g. `npm run bench -- soak-load
- * --minutes 2` (soak-load, failover-proc and broker-restart take options; each file's
- * header lists its own). Benchmarks print numbers; they never pass or fail on them.
+ * flags after them go to each, e.g. `npm run bench -- soak-load --minutes 2` or
+ * `npm run bench -- engine-failover --engine zab --kills 10` (each file's header lists
+ * its own). Benchmarks print numbers; they never pass or fail on them.
  */
 import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 
 const dir = import.meta.dirname;
-const argv = process.argv.slice(2);
-const firstOpt = argv.findIndex((a) => a.startsWith('-'));
-const wanted = firstOpt < 0 ? argv : argv.slice(0, firstOpt);
-const passed = firstOpt < 0 ? [] : argv.slice(firstOpt).filter((a, i) => !(i === 0 && a === '--'));
+// `npm run bench -- NAME... [--flag value...]`: flags (and their values) go to every chosen benchmark.
+const args = process.argv.slice(2);
+const wanted: string[] = [];
+const flags: string[] = [];
+for (let i = 0; i < args.length; i++) {
+  const a = args[i]!;
+  if (!a.startsWith('--')) {
+    wanted.push(a);
+    continue;
+  }
+  flags.push(a);
+  if (args[i + 1] !== undefined && !args[i + 1]!.startsWith('--') && !a.includes('=')) flags.push(args[++i]!);
+}
 // A bench told to run for --minutes M gets M more minutes than the usual 20 before it is stopped.
-const mIdx = passed.indexOf('--minutes');
-const runMinutes = mIdx >= 0 && Number.isFinite(Number(passed[mIdx + 1])) ? Math.max(0, Number(passed[mIdx + 1])) : 0;
+const mIdx = flags.indexOf('--minutes');
+const runMinutes = mIdx >= 0 && Number.isFinite(Number(flags[mIdx + 1])) ? Math.max(0, Number(flags[mIdx + 1])) : 0;
 const all = readdirSync(dir)
   .filter((f) => f.endsWith('.ts') && f !== 'run.ts' && !f.startsWith('_'))
   .map((f) => f.slice(0, -3))
@@ -32,7 +41,7 @@ let failed = 0;
 for (const name of chosen) {
   console.log(`\n=== ${name} ===`);
   const started = performance.now();
-  const r = spawnSync(process.execPath, ['--import', 'tsx', join(dir, `${name}.ts`), ...passed], { stdio: 'inherit', timeout: 20 * 60_000 + runMinutes * 60_000 });
+  const r = spawnSync(process.execPath, ['--import', 'tsx', join(dir, `${name}.ts`), ...flags], { stdio: 'inherit', timeout: 20 * 60_000 + runMinutes * 60_000 });
   const secs = ((performance.now() - started) / 1000).toFixed(1);
   if (r.status !== 0) {
     failed++;

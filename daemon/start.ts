@@ -34,6 +34,8 @@ import { systemClock } from '../hal/clock.ts';
 import { NodeRuntime } from './runtime/index.ts';
 import { writeTracerFromEnv } from './runtime/write-trace.ts';
 import { BullyRuntime } from './runtime/bully-node.ts';
+import { EngineRuntime, isContractEngine } from './runtime/engine-node.ts';
+import { EngineBackend } from './http/engine-backend.ts';
 import { BullyBackend } from './http/runtime-backend.ts';
 import { bullyPriority } from './config/schema.ts';
 import { buildFencing, bullyFencingOptions, type BuiltFencing } from './fencing/build.ts';
@@ -59,9 +61,9 @@ export interface StartOptions {
 
 export interface RunningNode {
   config: ResolvedConfig;
-  /** The Raft runtime (engine: raft) or the bully runtime (engine: bully; KV and locks answer 501). */
-  runtime: NodeRuntime | BullyRuntime;
-  backend: RuntimeBackend | BullyBackend;
+  /** The Raft runtime (engine: raft), the bully runtime (engine: bully; KV and locks answer 501), or the engine runtime (engine: paxos or zab). */
+  runtime: NodeRuntime | BullyRuntime | EngineRuntime;
+  backend: RuntimeBackend | BullyBackend | EngineBackend;
   /** The node's links with their counters (MqttLink.stats / SerialLink.stats), in config order: mqtt first, then serial. */
   links: LinkInfo[];
   http: ApiServer;
@@ -299,8 +301,10 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
 
   // QUORUMD_TRACE_WRITES=<dir>: per-write trace points (daemon/runtime/write-trace.ts, bench/write-trace.ts).
   const tracer = c.engine === 'raft' ? writeTracerFromEnv(cfg.self.name) : undefined;
-  const backend = c.engine === 'bully' ? new BullyBackend(cfg.self, c.members, linkInfos, c.cluster.name) : new RuntimeBackend(cfg.self, c.members, linkInfos, c.cluster.name, c.engine);
-  const storage = new TimedStorage(new FsStorage(join(cfg.dataDir, c.engine === 'bully' ? 'bully' : 'raft')), (s) => backend.fsync.observe(s));
+  const contract = isContractEngine(c.engine) ? c.engine : undefined;
+  const backend = c.engine === 'bully' ? new BullyBackend(cfg.self, c.members, linkInfos, c.cluster.name) : contract ? new EngineBackend(cfg.self, c.members, linkInfos, c.cluster.name) : new RuntimeBackend(cfg.self, c.members, linkInfos, c.cluster.name, c.engine);
+  // Each engine keeps its durable state in a directory of its own: one engine's log is never read as another's.
+  const storage = new TimedStorage(new FsStorage(join(cfg.dataDir, c.engine === 'bully' ? 'bully' : contract ?? 'raft')), (s) => backend.fsync.observe(s));
   const voters = c.members.filter((m) => m.role === 'voter').map((m) => m.id);
   const witnesses = c.members.filter((m) => m.role === 'witness').map((m) => m.id);
   const rlog = runtimeLogger(log);
@@ -325,7 +329,25 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
         });
     });
   };
-  const runtime = backend instanceof BullyBackend ? new BullyRuntime({
+  const runtime = backend instanceof EngineBackend ? new EngineRuntime({
+    engine: contract!,
+    id: cfg.self.id,
+    config: { voters, learners: [], witnesses },
+    cluster: c.cluster.id,
+    keyring: cfg.previousKey ? { current: cfg.key, previous: cfg.previousKey } : { current: cfg.key },
+    clock: systemClock(),
+    storage,
+    links: links.map((l) => peerGoneFilter(l, contract === 'paxos' ? c.paxos.campaignOnPeerGone : c.zab.campaignOnPeerGone)),
+    rng: new Rng(randomBytes(4).readUInt32LE(0)),
+    engineOptions: contract === 'paxos'
+      ? { tickMs: c.paxos.tickMs, electionTimeoutMinMs: c.paxos.electionTimeoutMinMs, electionTimeoutMaxMs: c.paxos.electionTimeoutMaxMs, heartbeatMs: c.paxos.heartbeatMs, prePrepare: c.paxos.prePrepare, checkQuorum: c.paxos.checkQuorum }
+      : { tickMs: c.zab.tickMs, heartbeatMs: c.zab.heartbeatMs, syncLimitMs: c.zab.syncLimitMs, initLimitMs: c.zab.initLimitMs },
+    requestTimeoutMs: c.http.requestTimeoutMs,
+    quota: { maxKeys: c.kv.maxKeys, maxBytes: c.kv.maxBytes },
+    logger: rlog,
+    observer: backend.observer(),
+    onFatal,
+  }) : backend instanceof BullyBackend ? new BullyRuntime({
     id: cfg.self.id,
     members: c.members.map((m, i) => ({ id: m.id, priority: bullyPriority(m, i) })),
     cluster: c.cluster.id,
@@ -375,9 +397,10 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     onFatal,
     ...(fencing ? { fencing: fencing.options } : {}),
   });
-  if (fencing) backend.setFencing(fencing.devices);
+  if (fencing && !(backend instanceof EngineBackend)) backend.setFencing(fencing.devices);
   if (tracer && backend instanceof RuntimeBackend) backend.trace = tracer;
   if (backend instanceof BullyBackend) backend.attach(runtime as BullyRuntime);
+  else if (backend instanceof EngineBackend) backend.attach(runtime as EngineRuntime);
   else backend.attach(runtime as NodeRuntime);
 
   const hooks = new HookRunner({
@@ -395,7 +418,7 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
 
   // Service discovery on the replicated KV (daemon/services): not under bully (no KV), not on a witness (no data).
   let services: RunningServices | undefined;
-  if (backend instanceof RuntimeBackend && !witness) {
+  if ((backend instanceof RuntimeBackend || backend instanceof EngineBackend) && !witness) {
     try {
       services = await startServices(backend, { self: cfg.self.name, cluster: c.cluster.name, config: c.services, log: { debug: (f, m) => log.debug(f, m), info: (f, m) => log.info(f, m), warn: (f, m) => log.warn(f, m) }, env: { QUORUMD_NODE: cfg.self.name, QUORUMD_CLUSTER: c.cluster.name } });
     } catch (err) {
@@ -566,7 +589,7 @@ function peerGoneFilter(l: Link, pass: boolean): Link {
  * fatal path and its supervisor (docs/cli.md, Exit status): the node must log the stack,
  * answer what is pending, exit 70 and be restarted. Unset: nothing.
  */
-function injectFault(spec: string | undefined, runtime: NodeRuntime | BullyRuntime, log: Pino): void {
+function injectFault(spec: string | undefined, runtime: NodeRuntime | BullyRuntime | EngineRuntime, log: Pino): void {
   if (spec === undefined || spec === '') return;
   const m = /^(engine-tick|engine-step)@(\d{1,7}|SIGUSR2)$/.exec(spec);
   if (!m) {

@@ -232,6 +232,43 @@ const bully = z.strictObject({
   campaignOnPeerGone: bool('campaignOnPeerGone').default(true),
 });
 
+/**
+ * Multi-Paxos engine options (`engine: paxos`, src/paxos/options.ts documents each with
+ * its reason; repeated here in short). Run by the engine runtime (daemon/runtime/engine-node.ts).
+ */
+const paxos = z.strictObject({
+  /** Engine tick, ms. Default 10. */
+  tickMs: int('milliseconds', 1, 1000).default(10),
+  /** A follower that hears no leader for a time drawn in [min, max) runs phase 1 with a new ballot, ms. Default 150..300 (Raft's range). */
+  electionTimeoutMinMs: int('milliseconds', 10, 60_000).default(150),
+  electionTimeoutMaxMs: int('milliseconds', 11, 120_000).default(300),
+  /** Leader heartbeat (commit learning, read rounds), ms. Default 50. */
+  heartbeatMs: int('milliseconds', 1, 30_000).default(50),
+  /** Pre-prepare (Paxos' pre-vote): a cut-off node does not raise ballots. Default true. */
+  prePrepare: bool('prePrepare').default(true),
+  /** Check-quorum: a leader that heard from no quorum within a minimum election timeout steps down. Default true. */
+  checkQuorum: bool('checkQuorum').default(true),
+  /** Campaign at once (survivors in id order) when the link reports the leader gone (MQTT Last Will). Default true. */
+  campaignOnPeerGone: bool('campaignOnPeerGone').default(true),
+});
+
+/**
+ * ZAB engine options (`engine: zab`, src/zab/options.ts documents each with its reason).
+ * Run by the engine runtime (daemon/runtime/engine-node.ts).
+ */
+const zab = z.strictObject({
+  /** Engine tick, ms. Default 10. */
+  tickMs: int('milliseconds', 1, 1000).default(10),
+  /** Leader ping (commit learning, liveness), ms. Default 50. */
+  heartbeatMs: int('milliseconds', 1, 30_000).default(50),
+  /** A follower that hears nothing from its leader this long goes back to election (ZooKeeper's syncLimit), ms. Default 150. */
+  syncLimitMs: int('milliseconds', 10, 60_000).default(150),
+  /** Longest discovery + synchronization before a prospective leader gives up (ZooKeeper's initLimit), ms. Default 1000. */
+  initLimitMs: int('milliseconds', 10, 600_000).default(1000),
+  /** Campaign at once (survivors in id order) when the link reports the leader gone (MQTT Last Will). Default true. */
+  campaignOnPeerGone: bool('campaignOnPeerGone').default(true),
+});
+
 const hooks = z.strictObject({
   /**
    * Command run (through /bin/sh -c) when this node becomes the *active* leader (with a
@@ -341,9 +378,13 @@ export const configSchema = z
      * among the boards; they elect and keep their state through a service the site
      * runs (the `etcd:` or `zookeeper:` section; no links needed).
      */
-    engine: z.enum(['raft', 'bully', 'etcd', 'zookeeper'], { error: 'expected "raft", "bully", "etcd" or "zookeeper"' }).default('raft'),
+    engine: z.enum(['raft', 'bully', 'paxos', 'zab', 'etcd', 'zookeeper'], { error: 'expected "raft", "bully", "paxos", "zab", "etcd" or "zookeeper"' }).default('raft'),
     raft: raft.default(raft.parse({})),
     bully: bully.default(bully.parse({})),
+    /** engine: paxos — Multi-Paxos options (KV and locks as under Raft; no fencing, jobs or witness yet). */
+    paxos: paxos.default(paxos.parse({})),
+    /** engine: zab — ZooKeeper's atomic broadcast options (KV and locks as under Raft; no fencing, jobs or witness yet). */
+    zab: zab.default(zab.parse({})),
     mqtt: mqtt.optional(),
     serial: z.array(serial, { error: 'expected a list of serial links' }).max(8, { error: 'expected at most 8 serial links' }).optional(),
     http: http.default(http.parse({})),
@@ -451,6 +492,23 @@ export const configSchema = z
       });
       guard(() => {
         if (c.fencing && c.engine === 'bully') for (const i of checkBullyFencing(c.fencing)) ctx.addIssue({ code: 'custom', path: i.path, message: i.message });
+      });
+      guard(() => {
+        // The engine runtime (daemon/runtime/engine-node.ts) serves KV and locks; these it does not have yet.
+        if (c.engine !== 'paxos' && c.engine !== 'zab') return;
+        if (c.fencing !== undefined) ctx.addIssue({ code: 'custom', path: ['fencing'], message: `not implemented for engine ${c.engine}: a fencing: section (the activation gate, leases and STONITH relays need engine: raft or bully)` });
+        if (c.jobs.length > 0) ctx.addIssue({ code: 'custom', path: ['jobs'], message: `not implemented for engine ${c.engine}: scheduled jobs (need engine: raft)` });
+        c.members.forEach((m, i) => {
+          if (m.role === 'witness') ctx.addIssue({ code: 'custom', path: ['members', i, 'role'], message: `not implemented for engine ${c.engine}: witness members (the witness process needs engine: raft)` });
+        });
+        if (c.engine === 'paxos') {
+          const p = c.paxos;
+          if (p.electionTimeoutMaxMs <= p.electionTimeoutMinMs) ctx.addIssue({ code: 'custom', path: ['paxos', 'electionTimeoutMaxMs'], message: `expected more than electionTimeoutMinMs (${p.electionTimeoutMinMs}) by at least one tick` });
+          if (p.heartbeatMs * 2 > p.electionTimeoutMinMs) ctx.addIssue({ code: 'custom', path: ['paxos', 'heartbeatMs'], message: `expected at most half of electionTimeoutMinMs (${p.electionTimeoutMinMs}) so that one lost heartbeat does not start an election` });
+        } else {
+          const z2 = c.zab;
+          if (z2.heartbeatMs * 2 > z2.syncLimitMs) ctx.addIssue({ code: 'custom', path: ['zab', 'heartbeatMs'], message: `expected at most half of syncLimitMs (${z2.syncLimitMs}) so that one lost ping does not end the leadership` });
+        }
       });
       guard(() => {
         if (c.raft.electionTimeoutMaxMs <= c.raft.electionTimeoutMinMs) {

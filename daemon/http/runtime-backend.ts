@@ -3,7 +3,7 @@
  * views, key-change notifications for watches (from the runtime's `applied`
  * observer), leadership tracking for hooks, and the metric families.
  */
-import { decodeCommand, KvError } from '../../src/kv/index.ts';
+import { decodeCommand, KvError, type KvStateMachine } from '../../src/kv/index.ts';
 import type { Entry } from '../../src/wire/messages.ts';
 import type { NodeRuntime, RuntimeObserver } from '../runtime/index.ts';
 import type { FenceRecord } from '../../src/fence/index.ts';
@@ -53,11 +53,11 @@ function fenceView(r: FenceRecord, nameOf: (id: number) => string | null): Recor
   };
 }
 
-const gauge = (name: string, help: string, value: number): MetricFamily => ({ name, help, type: 'gauge', samples: [{ value }] });
-const counter = (name: string, help: string, value: number): MetricFamily => ({ name, help, type: 'counter', samples: [{ value }] });
+export const gauge = (name: string, help: string, value: number): MetricFamily => ({ name, help, type: 'gauge', samples: [{ value }] });
+export const counter = (name: string, help: string, value: number): MetricFamily => ({ name, help, type: 'counter', samples: [{ value }] });
 
 /** What the shared backend part needs of a runtime (NodeRuntime and BullyRuntime both have it). */
-interface FenceableRuntime {
+export interface FenceableRuntime {
   fence(node: number, cb: (r: { ok: boolean; record?: FenceRecord; error?: string }) => void): void;
   confirmFenced(node: number): { ok: boolean; error?: string; alive?: boolean };
 }
@@ -67,7 +67,7 @@ interface FenceableRuntime {
  * endpoints (`POST /v1/fence/...` answers), the count of finished fences, and the
  * metric families that do not depend on the engine (links, fences, frames).
  */
-abstract class BackendBase<R extends FenceableRuntime> {
+export abstract class BackendBase<R extends FenceableRuntime> {
   protected rt: R | undefined;
   /** Fence devices from the config (set by startNode with a `fencing:` section); undefined = no fencing. */
   protected fenceDevices: FenceDeviceInfo[] | undefined;
@@ -179,6 +179,103 @@ abstract class BackendBase<R extends FenceableRuntime> {
   }
 }
 
+/** What the KV part of a backend needs of a runtime (NodeRuntime and EngineRuntime both have it). */
+export interface KvRuntime extends FenceableRuntime {
+  readonly stateMachine: KvStateMachine;
+  readonly lockClockMs: number;
+  readonly isLeader: boolean;
+  get(key: string, opts: { stale?: boolean }, cb: ClientCallback): void;
+}
+
+/**
+ * What the backends of replicated-log runtimes share (Raft's RuntimeBackend, the
+ * contract engines' EngineBackend): key-change watches, /v1/keys and /v1/locks from the
+ * applied state, the listing service discovery reads, linearizable get, and the
+ * commit-latency histogram.
+ */
+export abstract class KvBackendBase<R extends KvRuntime> extends BackendBase<R> {
+  private readonly watchers = new Map<string, Set<() => void>>();
+  /** Successful writes through this node (KV, locks, job claims and reports): request to commit and apply. */
+  readonly commitLatency = new HistogramRecorder(COMMIT_BUCKETS);
+
+  /** Calls the watchers of the key an applied put or delete changed. */
+  protected notifyWatchers(e: Entry): void {
+    if (this.watchers.size > 0 && e.data.length > 0) {
+      const cmd = decodeCommand(e.data);
+      if (!(cmd instanceof KvError) && (cmd.op === 'put' || cmd.op === 'del')) {
+        const set = this.watchers.get(cmd.key);
+        if (set) for (const fn of [...set]) fn();
+      }
+    }
+  }
+
+  keys(prefix: string, limit: number): { index: number; keys: KeyView[]; more: boolean } {
+    const sm = this.rt?.stateMachine;
+    if (!sm) return { index: 0, keys: [], more: false };
+    const all = sm.keys(prefix);
+    const keys = all.slice(0, limit).map((key) => {
+      const e = sm.get(key)!;
+      return { key, size: e.value.length, createIndex: e.createIndex, modIndex: e.modIndex };
+    });
+    return { index: sm.appliedIndex, keys, more: all.length > limit };
+  }
+
+  locks(): { index: number; clockMs: number; exact: boolean; locks: LockView[] } {
+    const rt = this.rt;
+    if (!rt) return { index: 0, clockMs: 0, exact: false, locks: [] };
+    const clockMs = rt.lockClockMs;
+    const locks = rt.stateMachine.lockList(clockMs).map((l) => ({ name: l.name, owner: l.owner, token: l.token, ttlMs: l.ttlMs, expiresAt: l.expiresAt }));
+    return { index: rt.stateMachine.appliedIndex, clockMs, exact: rt.isLeader, locks };
+  }
+
+  /** Times a successful write through this node (request to commit and apply), for quorumd_commit_seconds. */
+  protected timed(cb: ClientCallback): ClientCallback {
+    const t0 = performance.now();
+    return (r) => {
+      if (r.status === 200) this.commitLatency.observe((performance.now() - t0) / 1000);
+      cb(r);
+    };
+  }
+
+  protected need(cb: ClientCallback): R | undefined {
+    if (!this.rt) {
+      cb({ status: 503, error: 'node is starting' });
+      return undefined;
+    }
+    return this.rt;
+  }
+
+  get(key: string, opts: { stale: boolean }, cb: ClientCallback): void {
+    this.need(cb)?.get(key, opts, cb);
+  }
+  /**
+   * Every key starting with `prefix`, from this node's applied state (service
+   * discovery's catalog). Not stale: a linearizable read first (ReadIndex), after
+   * which this node has applied everything committed before the listing began.
+   */
+  list(prefix: string, opts: { stale: boolean }, cb: (r: { status: number; entries?: Array<{ key: string; value: Uint8Array; index: number }>; error?: string }) => void): void {
+    const rt = this.rt;
+    if (!rt) return cb({ status: 503, error: 'node is starting' });
+    const scan = () => {
+      const sm = rt.stateMachine;
+      cb({ status: 200, entries: sm.keys(prefix).map((k) => ({ key: k, value: sm.get(k)!.value, index: sm.get(k)!.modIndex })) });
+    };
+    if (opts.stale) return scan();
+    rt.get(prefix, { stale: false }, (r) => (r.status === 200 || r.status === 404 ? scan() : cb({ status: r.status, ...(r.error ? { error: r.error } : {}) })));
+  }
+
+  onKeyChange(key: string, fn: () => void): () => void {
+    let set = this.watchers.get(key);
+    if (!set) this.watchers.set(key, (set = new Set()));
+    set.add(fn);
+    return () => {
+      set.delete(fn);
+      if (set.size === 0) this.watchers.delete(key);
+    };
+  }
+
+}
+
 export interface LeadershipEvent {
   event: 'active' | 'inactive';
   term: number;
@@ -198,8 +295,7 @@ export interface LeadershipEvent {
  * first entry: it grows with every new term (each new leader appends above everything
  * committed).
  */
-export class RuntimeBackend extends BackendBase<NodeRuntime> implements ApiBackend, JobsHost {
-  private readonly watchers = new Map<string, Set<() => void>>();
+export class RuntimeBackend extends KvBackendBase<NodeRuntime> implements ApiBackend, JobsHost {
   private activeNow = false;
   private epochTerm = 0;
   private epochStart = 0;
@@ -208,8 +304,6 @@ export class RuntimeBackend extends BackendBase<NodeRuntime> implements ApiBacke
   leaderChanges = 0;
   private lastLeader = 0;
   readonly fsync = new HistogramRecorder(FSYNC_BUCKETS);
-  /** Successful writes through this node (KV, locks, job claims and reports): request to commit and apply. */
-  readonly commitLatency = new HistogramRecorder(COMMIT_BUCKETS);
   onLeadership: ((ev: LeadershipEvent) => void) | undefined;
   private activeToken = 0;
   /** The scheduled jobs' view (set by startNode); none = an empty list. */
@@ -251,13 +345,7 @@ export class RuntimeBackend extends BackendBase<NodeRuntime> implements ApiBacke
 
 
   private onApplied(e: Entry): void {
-    if (this.watchers.size > 0 && e.data.length > 0) {
-      const cmd = decodeCommand(e.data);
-      if (!(cmd instanceof KvError) && (cmd.op === 'put' || cmd.op === 'del')) {
-        const set = this.watchers.get(cmd.key);
-        if (set) for (const fn of [...set]) fn();
-      }
-    }
+    this.notifyWatchers(e);
     this.track();
   }
 
@@ -355,34 +443,6 @@ export class RuntimeBackend extends BackendBase<NodeRuntime> implements ApiBacke
     return [...ids].sort((x, y) => x - y).map((id) => ({ node: this.nameOf(id) ?? `n${id}`, clearedBy: a.clearedBy[String(id)] ?? null }));
   }
 
-  keys(prefix: string, limit: number): { index: number; keys: KeyView[]; more: boolean } {
-    const sm = this.rt?.stateMachine;
-    if (!sm) return { index: 0, keys: [], more: false };
-    const all = sm.keys(prefix);
-    const keys = all.slice(0, limit).map((key) => {
-      const e = sm.get(key)!;
-      return { key, size: e.value.length, createIndex: e.createIndex, modIndex: e.modIndex };
-    });
-    return { index: sm.appliedIndex, keys, more: all.length > limit };
-  }
-
-  locks(): { index: number; clockMs: number; exact: boolean; locks: LockView[] } {
-    const rt = this.rt;
-    if (!rt) return { index: 0, clockMs: 0, exact: false, locks: [] };
-    const clockMs = rt.lockClockMs;
-    const locks = rt.stateMachine.lockList(clockMs).map((l) => ({ name: l.name, owner: l.owner, token: l.token, ttlMs: l.ttlMs, expiresAt: l.expiresAt }));
-    return { index: rt.stateMachine.appliedIndex, clockMs, exact: rt.isLeader, locks };
-  }
-
-  /** Times a successful write through this node (request to commit and apply), for quorumd_commit_seconds. */
-  private timed(cb: ClientCallback): ClientCallback {
-    const t0 = performance.now();
-    return (r) => {
-      if (r.status === 200) this.commitLatency.observe((performance.now() - t0) / 1000);
-      cb(r);
-    };
-  }
-
   leader(): LeaderView {
     const s = this.rt?.status();
     const ep = this.epoch();
@@ -392,17 +452,6 @@ export class RuntimeBackend extends BackendBase<NodeRuntime> implements ApiBacke
     return { leader: this.nameOf(leaderId), term: s?.term ?? 0, token };
   }
 
-  private need(cb: ClientCallback): NodeRuntime | undefined {
-    if (!this.rt) {
-      cb({ status: 503, error: 'node is starting' });
-      return undefined;
-    }
-    return this.rt;
-  }
-
-  get(key: string, opts: { stale: boolean }, cb: ClientCallback): void {
-    this.need(cb)?.get(key, opts, cb);
-  }
   /** Per-write trace points (daemon/runtime/write-trace.ts): set by startNode when tracing is on. */
   trace: WriteTracer | undefined;
 
@@ -437,22 +486,6 @@ export class RuntimeBackend extends BackendBase<NodeRuntime> implements ApiBacke
 
   jobs(): unknown[] {
     return this.jobsView?.() ?? [];
-  }
-
-  /**
-   * Every key starting with `prefix`, from this node's applied state (service
-   * discovery's catalog). Not stale: a linearizable read first (ReadIndex), after
-   * which this node has applied everything committed before the listing began.
-   */
-  list(prefix: string, opts: { stale: boolean }, cb: (r: { status: number; entries?: Array<{ key: string; value: Uint8Array; index: number }>; error?: string }) => void): void {
-    const rt = this.rt;
-    if (!rt) return cb({ status: 503, error: 'node is starting' });
-    const scan = () => {
-      const sm = rt.stateMachine;
-      cb({ status: 200, entries: sm.keys(prefix).map((k) => ({ key: k, value: sm.get(k)!.value, index: sm.get(k)!.modIndex })) });
-    };
-    if (opts.stale) return scan();
-    rt.get(prefix, { stale: false }, (r) => (r.status === 200 || r.status === 404 ? scan() : cb({ status: r.status, ...(r.error ? { error: r.error } : {}) })));
   }
 
   // JobsHost (daemon/jobs): the active leadership as hooks see it, claims and reports.
@@ -490,16 +523,6 @@ export class RuntimeBackend extends BackendBase<NodeRuntime> implements ApiBacke
 
   nodeName(id: number): string {
     return this.nameOf(id) ?? `n${id}`;
-  }
-
-  onKeyChange(key: string, fn: () => void): () => void {
-    let set = this.watchers.get(key);
-    if (!set) this.watchers.set(key, (set = new Set()));
-    set.add(fn);
-    return () => {
-      set.delete(fn);
-      if (set.size === 0) this.watchers.delete(key);
-    };
   }
 
   metrics(): MetricFamily[] {

@@ -1506,12 +1506,12 @@ export function aliveRefusal(node: NodeId, heardAgoMs: number | undefined, isKno
 }
 
 /** The digest of a lease id, or the reason it is not one. */
-function leaseArg(lease: unknown): Uint8Array | string {
+export function leaseArg(lease: unknown): Uint8Array | string {
   if (typeof lease !== 'string' || !/^[A-Za-z0-9_-]{22,64}$/.test(lease)) return 'lease: expected a lease id of 22 to 64 characters A-Z a-z 0-9 _ -';
   return leaseDigest(lease);
 }
 
-function checkKey(key: unknown): ClientResult | undefined {
+export function checkKey(key: unknown): ClientResult | undefined {
   if (typeof key !== 'string' || key.length === 0) return { status: Status.BAD_REQUEST, error: `key: expected a non-empty string, got ${typeof key}` };
   return undefined;
 }
@@ -1561,11 +1561,11 @@ export function resultToClient(r: ApplyResult | undefined): ClientResult {
  * fencing first-start rule, daemon/runtime/activation.ts). Version 1 (6 bytes) is read
  * as "not formed".
  */
-interface RuntimeMeta {
+export interface RuntimeMeta {
   boot: number;
   formed: boolean;
 }
-function encodeMeta(m: RuntimeMeta): Uint8Array {
+export function encodeMeta(m: RuntimeMeta): Uint8Array {
   const b = new Uint8Array(7);
   b[0] = 0x71;
   b[1] = 2;
@@ -1573,7 +1573,7 @@ function encodeMeta(m: RuntimeMeta): Uint8Array {
   b[6] = m.formed ? 1 : 0;
   return b;
 }
-function decodeMeta(meta: Uint8Array): RuntimeMeta {
+export function decodeMeta(meta: Uint8Array): RuntimeMeta {
   if (meta.length < 6 || meta[0] !== 0x71 || (meta[1] !== 1 && meta[1] !== 2)) return { boot: -1, formed: false };
   const boot = new DataView(meta.buffer, meta.byteOffset, meta.byteLength).getUint32(2);
   return { boot, formed: meta[1] === 2 && meta.length >= 7 && (meta[6]! & 1) === 1 };

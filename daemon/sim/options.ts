@@ -15,7 +15,7 @@ export interface SimConfig {
   nodes: number;
   /** Add one witness member (votes, never leads, holds no data). Default false. */
   witness: boolean;
-  engine: 'raft' | 'bully';
+  engine: 'raft' | 'bully' | 'paxos' | 'zab';
   /** Virtual time of the workload per seed, ms. Default 60 s. A liveness probe may run up to `probeMs` after it. */
   timeMs: number;
   faults: FaultKind[];
@@ -93,7 +93,8 @@ export function parseSimOptions(raw: Record<string, unknown>): SimConfig {
   if (witness && nodes < 2) throw new SimOptionError('--witness: needs at least 2 data nodes (--nodes 2 or more): a witness never leads');
   if (witness && nodes + 1 > 8) throw new SimOptionError('--witness: at most 7 data nodes plus the witness');
   const engine = raw.engine ?? 'raft';
-  if (engine !== 'raft' && engine !== 'bully') throw new SimOptionError(`--engine: expected raft or bully, got "${String(engine)}"`);
+  if (engine !== 'raft' && engine !== 'bully' && engine !== 'paxos' && engine !== 'zab') throw new SimOptionError(`--engine: expected raft, bully, paxos or zab, got "${String(engine)}"`);
+  if (witness && (engine === 'paxos' || engine === 'zab')) throw new SimOptionError(`--witness: not implemented for engine ${engine} in the simulator (witness members need engine: raft)`);
   const timeMs = parseDuration(raw.time ?? '60s', '--time');
   let faults: FaultKind[];
   try {
@@ -106,6 +107,8 @@ export function parseSimOptions(raw: Record<string, unknown>): SimConfig {
   const json = raw.json ?? false;
   if (typeof json !== 'boolean') throw new SimOptionError(`--json: expected a flag, got ${String(raw.json)}`);
   const html = pathOption(raw.html, '--html', 'FILE');
+  if (html !== null && (engine === 'paxos' || engine === 'zab')) throw new SimOptionError(`--html: not implemented for engine ${engine} (the timeline records engine raft and bully runs)`);
+  if (raw.htmlDir !== undefined && raw.htmlDir !== null && (engine === 'paxos' || engine === 'zab')) throw new SimOptionError(`--html-dir: not implemented for engine ${engine} (the timeline records engine raft and bully runs)`);
   const htmlDir = pathOption(raw.htmlDir, '--html-dir', 'DIR');
   if (html !== null && htmlDir !== null) throw new SimOptionError('give either --html FILE (one seed) or --html-dir DIR (the failing seeds of a range), not both');
   if (html !== null && seeds.length !== 1) throw new SimOptionError(`--html: writes the page of one seed (--seed N); for a range of ${seeds.length} seeds use --html-dir DIR (a page per failing seed plus an index)`);

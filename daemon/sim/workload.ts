@@ -22,6 +22,9 @@ import { encodeCommand } from '../../src/kv/index.ts';
 import type { Scheduler } from '../../firmware-sim/scheduler.ts';
 import type { NodeId } from '../../src/types.ts';
 import { Status, type ClientResult, type NodeRuntime } from '../runtime/index.ts';
+
+/** What the workload needs of a node: any runtime with the client API (NodeRuntime, EngineRuntime). */
+export type WorkloadNode = Pick<NodeRuntime, 'id' | 'put' | 'get'>;
 import { hashBytes } from './hash.ts';
 
 export interface WorkloadOptions {
@@ -138,7 +141,7 @@ export class Workload {
     private readonly sched: Scheduler,
     private readonly rng: Rng,
     /** Live data nodes (current incarnation, running) to send requests to. */
-    private readonly liveNodes: () => NodeRuntime[],
+    private readonly liveNodes: () => WorkloadNode[],
     private readonly opts: WorkloadOptions = DEFAULT_WORKLOAD,
   ) {}
 
@@ -216,7 +219,7 @@ export class Workload {
   }
 
   /** A put (cas undefined) or the write half of a cas (cas = expected modify index, from = expected value). */
-  put(client: number, node: NodeRuntime, key: string, cas: { index: number; from: string | null } | undefined, after: () => void): void {
+  put(client: number, node: WorkloadNode, key: string, cas: { index: number; from: string | null } | undefined, after: () => void): void {
     const value = this.newValue(client);
     const call = this.sched.now;
     const bytes = enc.encode(value);
@@ -250,7 +253,7 @@ export class Workload {
     );
   }
 
-  get(client: number, node: NodeRuntime, key: string, after: (r: { value: string | null; index: number } | undefined) => void): void {
+  get(client: number, node: WorkloadNode, key: string, after: (r: { value: string | null; index: number } | undefined) => void): void {
     const call = this.sched.now;
     this.request(
       client,
@@ -268,7 +271,7 @@ export class Workload {
     );
   }
 
-  cas(client: number, node: NodeRuntime, key: string, after: () => void): void {
+  cas(client: number, node: WorkloadNode, key: string, after: () => void): void {
     this.get(client, node, key, (r) => {
       if (!r) return after();
       // The write goes through the same node if it is still alive, else another live one.

@@ -59,7 +59,7 @@ import {
   segmentName,
   snapshotName,
 } from './format.ts';
-import { RECORD_HEADER } from './records.ts';
+import { Kind, RECORD_HEADER, encodeRecord } from './records.ts';
 import { type Recovered, type RecoveryPlan, type SegmentInfo, recover } from './recover.ts';
 
 export interface DurableLogOptions {
@@ -78,12 +78,20 @@ export interface DurableLogOptions {
   maxRecordBytes?: number;
   /** Largest snapshot file in bytes. Default 512 MiB (a Pi's state machine is far smaller). */
   maxSnapshotBytes?: number;
+  /**
+   * What HardState.vote is. 'raft' (default): a node id, cast at most once per term —
+   * a persist that would change a vote already cast in the same term is refused (an
+   * engine bug). 'number': an engine's own 32-bit number with no such rule (ZAB keeps
+   * currentEpoch there, which moves within one acceptedEpoch; src/engine/contract.ts).
+   */
+  voteRule?: 'raft' | 'number';
 }
 
 const DEFAULTS: Required<DurableLogOptions> = {
   segmentBytes: 4 << 20,
   maxRecordBytes: 16 << 20,
   maxSnapshotBytes: 512 << 20,
+  voteRule: 'raft',
 };
 
 /** One Raft Ready's durable part. Applied in the order snapshot → entries → hard state. */
@@ -103,6 +111,14 @@ export interface PersistBatch {
   snapshot?: SnapshotRecord;
   /** Replace the small runtime metadata stored with the hard state (≤ 4 KiB). */
   meta?: Uint8Array;
+  /**
+   * All or nothing (src/engine/contract.ts Ready.atomic): the snapshot mark and the
+   * entries go into the WAL as ONE record (Kind.Batch), so after a crash recovery finds
+   * all of them or none — a torn write never keeps a prefix. (Paxos and ZAB rewrite
+   * votes they already acknowledged; a torn prefix would lose some of them.) The
+   * snapshot file itself is written before the WAL as usual.
+   */
+  atomic?: boolean;
 }
 
 /** Counters for metrics (SD-card wear, fsync rate). */
@@ -183,7 +199,12 @@ function isIndex(v: unknown, min: number): v is number {
  */
 export function openDurableLog(storage: Storage, options: DurableLogOptions, done: DoneWith<Opened>): void {
   const opts = { ...DEFAULTS };
-  for (const k of Object.keys(DEFAULTS) as Array<keyof DurableLogOptions>) {
+  if (options.voteRule !== undefined && options.voteRule !== 'raft' && options.voteRule !== 'number') {
+    done(new StorageInputError(`durable log option voteRule: expected 'raft' or 'number', got ${String(options.voteRule)}`));
+    return;
+  }
+  if (options.voteRule !== undefined) opts.voteRule = options.voteRule;
+  for (const k of ['segmentBytes', 'maxRecordBytes', 'maxSnapshotBytes'] as const) {
     const v = options[k];
     if (v === undefined) continue;
     if (!isIndex(v, RECORD_HEADER + 64)) {
@@ -357,8 +378,10 @@ export class DurableLog {
       if (typeof hs !== 'object' || hs === null) bad('hardState must be an object {term, vote, commit}');
       if (!isIndex(hs.term, 0)) bad(`hardState.term must be a non-negative safe integer, got ${String(hs.term)}`);
       if (hs.term < this.term) bad(`hardState.term ${hs.term} is below the current term ${this.term}`);
-      if (!isIndex(hs.vote, 0) || hs.vote > MAX_NODE_ID) bad(`hardState.vote must be a node id 0..${MAX_NODE_ID}, got ${String(hs.vote)}`);
-      if (hs.term === this.term && this.vote !== 0 && hs.vote !== this.vote) {
+      const raftVote = this.opts.voteRule === 'raft';
+      if (raftVote && (!isIndex(hs.vote, 0) || hs.vote > MAX_NODE_ID)) bad(`hardState.vote must be a node id 0..${MAX_NODE_ID}, got ${String(hs.vote)}`);
+      if (!raftVote && (!isIndex(hs.vote, 0) || hs.vote > 0xffffffff)) bad(`hardState.vote must be an integer 0..2^32-1, got ${String(hs.vote)}`);
+      if (raftVote && hs.term === this.term && this.vote !== 0 && hs.vote !== this.vote) {
         bad(`hardState.vote ${hs.vote} would change the vote already cast for ${this.vote} in term ${this.term}`);
       }
       if (!isIndex(hs.commit, 0)) bad(`hardState.commit must be a non-negative safe integer, got ${String(hs.commit)}`);
@@ -432,6 +455,19 @@ export class DurableLog {
         this.terms.push(e.term);
         records.push(encodeEntry(e));
       }
+    }
+    if (batch.atomic === true && records.length > 1) {
+      // Inside the batch every record keeps its length and kind but not its CRC (the
+      // batch's CRC covers them): a torn batch then holds nothing that parses as a
+      // record of its own, which recovery would take for corruption before the tail.
+      const inner = records.map((r) => {
+        const x = new Uint8Array(r.length - 4);
+        x.set(r.subarray(0, 4), 0);
+        x.set(r.subarray(8), 4);
+        return x;
+      });
+      records.length = 0;
+      records.push(encodeRecord(Kind.Batch, concat(inner)));
     }
     if (hs) {
       this.term = hs.term;
@@ -575,11 +611,13 @@ export class DurableLog {
       }
       cur.size += bytes.length;
       for (const p of parts) {
-        if (p[8] === 2 /* Kind.Entry */) {
-          // The entry's index: u64 LE at payload offset 8 (record offset 17); read by hand, no DataView per record.
-          const lo = (p[17]! | (p[18]! << 8) | (p[19]! << 16) | (p[20]! << 24)) >>> 0;
-          const hi = (p[21]! | (p[22]! << 8) | (p[23]! << 16) | (p[24]! << 24)) >>> 0;
-          cur.maxIndex = Math.max(cur.maxIndex, lo + hi * 0x100000000);
+        if (p[8] === 2 /* Kind.Entry */) cur.maxIndex = Math.max(cur.maxIndex, entryIndexAt(p, 0));
+        else if (p[8] === Kind.Batch) {
+          // The records inside an atomic batch ([u32 len][kind][payload] each, no CRC), from payload offset 9.
+          for (let o = RECORD_HEADER + 1; o + 5 <= p.length; ) {
+            if (p[o + 4] === 2) cur.maxIndex = Math.max(cur.maxIndex, entryIndexAt(p, o - 4));
+            o += 4 + ((p[o]! | (p[o + 1]! << 8) | (p[o + 2]! << 16) | (p[o + 3]! << 24)) >>> 0);
+          }
         }
       }
       walName = cur.name;
@@ -636,6 +674,13 @@ export class DurableLog {
     this.counters.dirSyncs++;
     this.storage.syncDir(once(done));
   }
+}
+
+/** The index of the entry record at `o` in `p`: u64 LE at payload offset 8 (record offset 17); read by hand, no DataView per record. */
+function entryIndexAt(p: Uint8Array, o: number): number {
+  const lo = (p[o + 17]! | (p[o + 18]! << 8) | (p[o + 19]! << 16) | (p[o + 20]! << 24)) >>> 0;
+  const hi = (p[o + 21]! | (p[o + 22]! << 8) | (p[o + 23]! << 16) | (p[o + 24]! << 24)) >>> 0;
+  return lo + hi * 0x100000000;
 }
 
 function concat(parts: Uint8Array[]): Uint8Array {

@@ -24,6 +24,12 @@ export const Kind = {
   Commit: 3,
   /** A snapshot at (index, term) became durable; entries ≤ index dropped, later ones kept iff `keep`. */
   SnapshotMark: 4,
+  /**
+   * An all-or-nothing batch (PersistBatch.atomic): the payload is the batch's own
+   * records (snapshot mark, entries) back to back, each with its header and CRC. One
+   * record, one CRC: a torn write drops all of it, never a prefix.
+   */
+  Batch: 5,
   /** The hard-state file's single record. */
   HardState: 16,
   /** A snapshot file's single record. */

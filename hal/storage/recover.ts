@@ -103,7 +103,21 @@ export function scanRecords(
   while (off < buf.length) {
     const r = parseRecord(buf, off, maxLen);
     if (r.ok) {
-      records.push({ kind: r.kind, payload: r.payload, offset: off });
+      if (r.kind === Kind.Batch) {
+        // An atomic batch: [u32 LE len][kind][payload] per record (len counts kind +
+        // payload; no CRC: the batch's covers them). Its CRC held, so every record
+        // inside must be whole; they replay in order.
+        const b = r.payload;
+        let o = 0;
+        while (o < b.length) {
+          const len = o + 5 <= b.length ? (b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24)) >>> 0 : 0;
+          const kind = b[o + 4];
+          if (len < 1 || o + 4 + len > b.length) throw new StorageCorruptError(file, off, `atomic batch record: inner record at byte ${o} has length ${len}, the batch ends at ${b.length}`);
+          if (kind !== Kind.Entry && kind !== Kind.SnapshotMark && kind !== Kind.Commit) throw new StorageCorruptError(file, off, `atomic batch record: inner record of kind ${kind}`);
+          records.push({ kind, payload: b.subarray(o + 5, o + 4 + len), offset: off });
+          o += 4 + len;
+        }
+      } else records.push({ kind: r.kind, payload: r.payload, offset: off });
       off = r.next;
       continue;
     }

@@ -114,6 +114,6 @@ describe('quorumd dev --engine bully', () => {
     const st = JSON.parse((await call(dev.nodes[0]!.url, 'GET', '/v1/status')).body.toString());
     expect(st.engine).toBe('bully');
     expect((await call(dev.nodes[1]!.url, 'PUT', '/v1/kv/greeting', { body: Buffer.from('x') })).status).toBe(501);
-    await expect(startDev({ nodes: 1, engine: 'paxos', basePort: base + 50, handleSignals: false, out: () => {} })).rejects.toThrow(/--engine: expected raft, bully or etcd, got "paxos"/);
+    await expect(startDev({ nodes: 1, engine: 'pbft', basePort: base + 50, handleSignals: false, out: () => {} })).rejects.toThrow(/--engine: expected raft, bully, paxos, zab or etcd, got "pbft"/);
   }, 40_000);
 });

@@ -11,6 +11,7 @@ import { mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { runSeed, type SeedHooks, type SeedResult } from '../cluster.ts';
 import { runBullySeed, type BullySeedHooks } from '../bully-cluster.ts';
+import { runEngineSeed } from '../engine-cluster.ts';
 import { replayCommand, type SimConfig } from '../options.ts';
 import { seedLine } from '../report.ts';
 import { TimelineRecorder, type TimelineData, type TimelineMeta } from './recorder.ts';
@@ -21,6 +22,7 @@ export { timelinePage, indexPage } from './page.ts';
 
 /** Runs one seed of either engine (hooks as runSeed / runBullySeed take them; `timeline` set here). */
 export function runAnySeed(cfg: SimConfig, seed: number, hooks: SeedHooks | BullySeedHooks = {}): SeedResult {
+  if (cfg.engine === 'paxos' || cfg.engine === 'zab') return runEngineSeed(cfg, seed);
   return cfg.engine === 'bully' ? runBullySeed(cfg, seed, hooks as BullySeedHooks) : runSeed(cfg, seed, hooks as SeedHooks);
 }
 

@@ -1,0 +1,158 @@
+/**
+ * The HTTP API's backend over an EngineRuntime (daemon/runtime/engine-node.ts): the
+ * contract engines `paxos` and `zab`. The same API as under Raft (docs/api.md): KV
+ * with linearizable get, put/delete with cas, watches (from the runtime's `applied`
+ * observer), locks with fencing tokens, status, leader, keys, locks, metrics.
+ *
+ * "Active" (hooks, /v1/status): leader with its leadership's fencing token issued —
+ * the engine's `leaderToken()`, the index of the leadership's first entry once
+ * committed (Paxos: its start slot; ZAB: the epoch-start entry). Fencing/STONITH and
+ * scheduled jobs are not implemented for these engines: config validation refuses a
+ * `fencing:` section and `jobs:` with them, and the fence endpoints answer 503 saying
+ * so. /v1/leader reports the token on the leader itself; a follower does not know its
+ * leader's token and reports 0 (as a Raft follower reports its log's view).
+ */
+import type { Entry } from '../../src/wire/messages.ts';
+import type { EngineRuntime, EngineRuntimeObserver } from '../runtime/engine-node.ts';
+import type { ClientCallback } from '../runtime/results.ts';
+import type { ApiBackend, LeaderView, StatusView } from './backend.ts';
+import { KvBackendBase, counter, gauge, type LeadershipEvent } from './runtime-backend.ts';
+import { FSYNC_BUCKETS, HistogramRecorder, type MetricFamily } from './metrics.ts';
+
+export class EngineBackend extends KvBackendBase<EngineRuntime> implements ApiBackend {
+  private activeNow = false;
+  private activeToken = 0;
+  private activeTerm = 0;
+  private lastRole = 'follower';
+  private lastLeader = 0;
+  elections = 0;
+  leaderChanges = 0;
+  readonly fsync = new HistogramRecorder(FSYNC_BUCKETS);
+  onLeadership: ((ev: LeadershipEvent) => void) | undefined;
+
+  attach(rt: EngineRuntime): void {
+    this.rt = rt;
+  }
+
+  observer(): EngineRuntimeObserver {
+    return {
+      applied: (_rt, e: Entry) => this.onApplied(e),
+      afterStep: () => this.track(),
+      booted: () => this.track(),
+    };
+  }
+
+  private onApplied(e: Entry): void {
+    this.notifyWatchers(e);
+    this.track();
+  }
+
+  private track(): void {
+    const rt = this.rt;
+    if (!rt || !rt.engine) return;
+    const s = rt.engine.status();
+    if (s.role !== this.lastRole) {
+      if (s.role === 'candidate') this.elections++;
+      this.lastRole = s.role;
+    }
+    if (s.leader !== this.lastLeader) {
+      if (s.leader !== 0) this.leaderChanges++;
+      this.lastLeader = s.leader;
+    }
+    const token = rt.activeToken;
+    if (token > 0 && (!this.activeNow || token !== this.activeToken)) {
+      if (this.activeNow) this.onLeadership?.({ event: 'inactive', term: this.activeTerm, token: this.activeToken });
+      this.activeNow = true;
+      this.activeToken = token;
+      this.activeTerm = s.term;
+      this.onLeadership?.({ event: 'active', term: s.term, token });
+    } else if (token === 0 && this.activeNow) {
+      this.activeNow = false;
+      this.onLeadership?.({ event: 'inactive', term: s.term, token: this.activeToken });
+    }
+  }
+
+  get active(): boolean {
+    return this.activeNow;
+  }
+
+  /** This node's leadership while it is the active leader now (service discovery reaps with it). */
+  activeLeadership(): { term: number; token: number } | undefined {
+    const rt = this.rt;
+    if (!rt || !rt.engine) return undefined;
+    const token = rt.activeToken;
+    return token > 0 ? { term: rt.engine.status().term, token } : undefined;
+  }
+
+  status(): StatusView {
+    const s = this.rt?.status();
+    return {
+      id: this.self.name,
+      engine: this.rt?.engineName ?? 'paxos',
+      role: s?.role ?? 'down',
+      ...(s?.detail ? { detail: s.detail } : {}),
+      term: s?.term ?? 0,
+      leader: this.nameOf(s?.leader ?? 0),
+      active: this.activeNow,
+      commitIndex: s?.commitIndex ?? 0,
+      appliedIndex: s?.appliedIndex ?? 0,
+      peers: this.members.filter((m) => m.id !== this.self.id).map((m) => ({ id: m.name, nodeId: m.id, role: m.role, ...this.contactOf(m.id) })),
+      links: this.linksView(),
+      relays: [],
+      witness: this.isWitness,
+    };
+  }
+
+  leader(): LeaderView {
+    const s = this.rt?.status();
+    const leaderId = s?.leader ?? 0;
+    return { leader: this.nameOf(leaderId), term: s?.term ?? 0, token: leaderId !== 0 && leaderId === this.self.id ? (s?.token ?? 0) : 0 };
+  }
+
+  put(key: string, value: Uint8Array, opts: { cas?: number }, cb: ClientCallback): void {
+    this.need(cb)?.put(key, value, opts, this.timed(cb));
+  }
+  del(key: string, opts: { cas?: number }, cb: ClientCallback): void {
+    this.need(cb)?.del(key, opts, this.timed(cb));
+  }
+  lockAcquire(name: string, owner: string, ttlMs: number, lease: string, cb: ClientCallback): void {
+    this.need(cb)?.lockAcquire(name, owner, ttlMs, lease, this.timed(cb));
+  }
+  lockRenew(name: string, lease: string, cb: ClientCallback): void {
+    this.need(cb)?.lockRenew(name, lease, this.timed(cb));
+  }
+  lockRelease(name: string, lease: string, cb: ClientCallback): void {
+    this.need(cb)?.lockRelease(name, lease, this.timed(cb));
+  }
+
+  metrics(): MetricFamily[] {
+    const s = this.rt?.status();
+    const roles = ['follower', 'candidate', 'leader', 'down'];
+    const g = gauge;
+    const c = counter;
+    const engine = this.rt?.engineName ?? 'paxos';
+    return [
+      { name: 'quorumd_role', help: 'Current role (1 for the current one).', type: 'gauge', samples: roles.map((r) => ({ labels: { role: r }, value: (s?.role ?? 'down') === r ? 1 : 0 })) },
+      g('quorumd_active', '1 while this node is the active leader (its leadership\'s fencing token issued).', this.activeNow ? 1 : 0),
+      g('quorumd_term', `Current term (${engine}: ${engine === 'paxos' ? 'promised ballot' : 'epoch'}).`, s?.term ?? 0),
+      g('quorumd_commit_index', 'Highest log index known committed.', s?.commitIndex ?? 0),
+      g('quorumd_apply_index', 'Highest log index applied to the state machine.', s?.appliedIndex ?? 0),
+      g('quorumd_last_index', 'Last log index.', s?.lastIndex ?? 0),
+      c('quorumd_elections_total', 'Elections this node started (became candidate).', this.elections),
+      c('quorumd_leader_changes_total', 'Leader changes seen by this node.', this.leaderChanges),
+      g('quorumd_fencing_token', 'Fencing token of this node\'s leadership while active (0 otherwise).', this.activeNow ? this.activeToken : 0),
+      ...this.linkMetrics(),
+      ...this.frameMetrics(s),
+      c('quorumd_fsyncs_total', 'fsync calls (files and directory).', s?.storage?.syncs ?? 0),
+      { name: 'quorumd_fsync_seconds', help: 'fsync latency.', type: 'histogram', histogram: this.fsync.snapshot() },
+      { name: 'quorumd_commit_seconds', help: 'Writes through this node that succeeded: from the request to its commit and apply, forwarding included.', type: 'histogram', histogram: this.commitLatency.snapshot() },
+      g('quorumd_pending_writes', 'Client writes waiting for commit.', s?.pending.writes ?? 0),
+      g('quorumd_pending_reads', 'Client reads waiting for their read index.', s?.pending.reads ?? 0),
+      g('quorumd_kv_keys', 'Keys and lock records in the replicated state (what kv.maxKeys bounds).', this.rt?.stateMachine.usage().keys ?? 0),
+      g('quorumd_kv_bytes', 'Bytes of keys, values, lock names and owners in the replicated state (what kv.maxBytes bounds).', this.rt?.stateMachine.usage().bytes ?? 0),
+      c('quorumd_quota_refusals_total', 'Writes this node refused as leader because a kv quota was full (507).', this.rt?.quotaRefusals ?? 0),
+      c('quorumd_lock_refusals_total', 'Lock renewals/releases this node refused as leader without writing (wrong lease, not held).', this.rt?.lockRefusals ?? 0),
+      { name: 'quorumd_info', help: 'Static node information.', type: 'gauge', samples: [{ labels: { node: this.self.name, cluster: this.clusterName, engine }, value: 1 }] },
+    ];
+  }
+}

@@ -1,0 +1,883 @@
+/**
+ * The engine runtime: ANY engine of the contract in src/engine/contract.ts wired to one
+ * board's HAL (Clock, Storage, Link[]). It runs the contract engines that have no
+ * runtime of their own — Multi-Paxos (`engine: paxos`, src/paxos/multi.ts) and ZAB
+ * (`engine: zab`, src/zab/zab.ts) — under `quorumd start`, `quorumd dev` and `quorumd sim`.
+ *
+ * This is meant to become THE node runtime of issue 15: Raft (node.ts) and bully
+ * (bully-node.ts) still have their own and move onto this one in a later step, once it
+ * carries what they have and it does not yet (fencing/STONITH and the activation gate,
+ * scheduled jobs, the peer-gone campaign order with pre-vote stickiness, write tracing,
+ * batching off). Until then, configurations that need those are refused at config time
+ * for paxos and zab (daemon/config/schema.ts), never half-served.
+ *
+ * Life cycle (the same as node.ts): start() opens the durable log (hal/storage), takes
+ * its new bootId for the wire stamps, builds the engine from exactly what was persisted
+ * (EngineInit), restores the KV state machine from the snapshot, then ticks every
+ * `engine.tickMs` of monotonic time and listens on every link. stop() answers every
+ * pending request (504 for writes that may have been proposed, 503 for the rest). A
+ * storage error is fatal: the node stops and `onFatal` lets the supervisor restart it.
+ *
+ * The Ready loop (ready-loop.ts), in the contract's order: eager messages leave at once
+ * (takeEager, where the engine has it) → snapshot + entries + hard state persisted as
+ * ONE batch, all or nothing when `Ready.atomic` (the durable log writes it as one
+ * record) → restore the state machine from a received snapshot → send the messages →
+ * apply committed entries (each exactly once, in order) → serve read states, fail
+ * failed reads → advance.
+ *
+ * Client API (the Raft runtime's, results.ts status rule: 503 = definitely not applied,
+ * 504 = unknown): put/del/get/locks. The leader proposes; a follower forwards writes to
+ * the leader (ClientRequest/ClientReply, forward.ts) and relays the answer; reads go
+ * through readIndex → ReadState and are served locally once applied ≥ its index.
+ * A proposal answered at (index, term) is settled by the entry committed at that index:
+ * the same term = ours (the contract: `term` is what propose() returned, kept by later
+ * leaders that re-propose it), another term = not applied (503).
+ *
+ * "Active" (locks, hooks): the leader whose engine issued a fencing token
+ * (`leaderToken() > 0`: its leadership's first entry is committed, so everything
+ * committed by earlier leaders is in its log). Lock grants carry the log index of the
+ * grant as token, as under Raft; both are indexes of one chosen sequence, so they
+ * order together. Without STONITH or a lease this keeps the Raft runtime's
+ * "no fencing section" meaning: a deposed leader that has not noticed yet may still
+ * believe it is active until it hears the newer ballot/epoch or loses its quorum.
+ */
+import { KvError, KvStateMachine, encodeCommand, decodeCommand, quotaGrowth, checkQuota, DEFAULT_KV_QUOTA, type KvQuota, type KvUsage, type ApplyResult, type Command } from '../../src/kv/index.ts';
+import type { Engine, EngineInit, EngineName, EngineStatus, HardState, Ready, Result, SnapshotData } from '../../src/engine/contract.ts';
+import { PaxosNode } from '../../src/paxos/index.ts';
+import { ZabNode } from '../../src/zab/index.ts';
+import type { Keyring } from '../../src/wire/auth.ts';
+import { DEFAULT_MAX_FRAME, newDropCounters, type DropCounters } from '../../src/wire/codec.ts';
+import { EntryType, MsgType, type ClientReply, type ClientRequest, type Entry, type MemberConfig, type Message } from '../../src/wire/messages.ts';
+import { NO_NODE, type Index, type NodeId, type Term } from '../../src/types.ts';
+import type { Rng } from '../../src/rng.ts';
+import type { Cancel, Clock, Link, LinkEvent, Storage } from '../../hal/interfaces.ts';
+import { openDurableLog, type DurableLog, type DurableLogOptions, type PersistBatch, type Recovered, type StorageStats } from '../../hal/storage/index.ts';
+import { decodeReplyBody, encodeReplyBody } from './forward.ts';
+import { WireEndpoint } from './wire-endpoint.ts';
+import { ReadyLoop } from './ready-loop.ts';
+import { nullLogger, type Logger } from './logger.ts';
+import { Status, unavailable, unknownOutcome, type ClientCallback, type ClientResult } from './results.ts';
+import { checkKey, decodeMeta, encodeMeta, leaseArg, resultToClient } from './node.ts';
+
+/** Engines this runtime hosts (Raft and bully have their own runtimes for now; PBFT needs f + 1 matching replies, not one node's). */
+export type ContractEngineName = Extract<EngineName, 'paxos' | 'zab'>;
+export const CONTRACT_ENGINES: readonly ContractEngineName[] = ['paxos', 'zab'];
+
+export function isContractEngine(name: unknown): name is ContractEngineName {
+  return name === 'paxos' || name === 'zab';
+}
+
+/** Builds engine `name` from what was persisted. Options are the engine's own (src/<engine>/options.ts validates and names every problem). */
+export function createEngine(name: ContractEngineName, init: EngineInit<Record<string, unknown>>): Engine {
+  switch (name) {
+    case 'paxos':
+      return new PaxosNode(init as ConstructorParameters<typeof PaxosNode>[0]);
+    case 'zab':
+      return new ZabNode(init as ConstructorParameters<typeof ZabNode>[0]);
+    default:
+      throw new TypeError(`engine: expected one of ${CONTRACT_ENGINES.join(', ')}, got ${String(name)}`);
+  }
+}
+
+/** Hooks for whoever watches the node from outside (the simulator's checks, the HTTP backend). */
+export interface EngineRuntimeObserver {
+  booted?(rt: EngineRuntime): void;
+  /** After every input the engine took (a message, a tick, a proposal, a campaign). */
+  afterStep?(rt: EngineRuntime): void;
+  /** A Ready's snapshot, entries and hard state are durable; its messages are not sent yet. */
+  persisted?(rt: EngineRuntime, rd: Ready): void;
+  /** A committed entry was applied (result undefined for no-ops and witnesses). */
+  applied?(rt: EngineRuntime, e: Entry, result: ApplyResult | undefined): void;
+  /** The engine threw: always a bug, never a bad frame. */
+  engineError?(rt: EngineRuntime, err: Error): void;
+  /** A client command was proposed at (index, term) (the simulator's "proposed" ground truth). */
+  proposed?(rt: EngineRuntime, index: Index, term: Term, data: Uint8Array): void;
+  /** A snapshot this node took (compaction) is durable. */
+  snapshotTaken?(rt: EngineRuntime, index: Index): void;
+}
+
+export interface EngineRuntimeOptions {
+  engine: ContractEngineName;
+  id: NodeId;
+  /** Bootstrap membership (a snapshot's overrides it). */
+  config: MemberConfig;
+  /** Cluster id on the wire (0..65535). */
+  cluster: number;
+  keyring: Keyring;
+  clock: Clock;
+  storage: Storage;
+  /** Every link; messages go out on all of them. */
+  links: Link[];
+  /** The engine's randomness (election timeouts); the simulator passes a fork of the board's seed. */
+  rng: Rng;
+  /** The engine's options (PaxosOptions / ZabOptions); maxMsgBytes defaults to the smallest link's maxFrame. */
+  engineOptions?: Record<string, unknown>;
+  /** How long a client request may wait for its outcome, ms. Default 2000 (as the Raft runtime). */
+  requestTimeoutMs?: number;
+  /** Compact once this many entries were applied since the last snapshot. Default 1000. */
+  snapshotEntries?: number;
+  /**
+   * When the link reports the leader gone (MQTT Last Will), the surviving voters
+   * campaign in id order, the k-th after k × this many ms if no leader is known by then.
+   * Default 25 (as the Raft runtime).
+   */
+  peerGoneStaggerMs?: number;
+  storageOptions?: DurableLogOptions;
+  logger?: Logger;
+  observer?: EngineRuntimeObserver;
+  onFatal?: (err: Error) => void;
+  /** Cluster-wide limits of the replicated state (src/kv/quota.ts). Default DEFAULT_KV_QUOTA. */
+  quota?: KvQuota;
+}
+
+export type EngineRuntimeState = 'new' | 'booting' | 'running' | 'stopped';
+
+export interface EngineNodeStatus {
+  id: NodeId;
+  engine: ContractEngineName;
+  state: EngineRuntimeState;
+  role: string;
+  detail: string | undefined;
+  term: Term;
+  leader: NodeId;
+  commitIndex: Index;
+  appliedIndex: Index;
+  lastIndex: Index;
+  snapshotIndex: Index;
+  isWitness: boolean;
+  bootId: number;
+  framesAccepted: number;
+  drops: DropCounters;
+  pending: { writes: number; reads: number; forwarded: number };
+  storage: StorageStats | undefined;
+  /** Leader with a fencing token issued (see the header). */
+  active: boolean;
+  token: number;
+}
+
+interface PendingWrite {
+  term: Term;
+  reply: ClientCallback;
+  deadline: number;
+}
+interface PendingRead {
+  key: string;
+  cb: ClientCallback;
+  deadline: number;
+  index?: Index;
+}
+interface Forwarded {
+  reply: ClientCallback;
+  deadline: number;
+  to: NodeId;
+}
+
+function posInt(v: unknown, what: string, min: number): number {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min) throw new RangeError(`EngineRuntime: ${what} must be an integer ≥ ${min}, got ${String(v)}`);
+  return v;
+}
+
+export class EngineRuntime {
+  readonly id: NodeId;
+  readonly engineName: ContractEngineName;
+  private readonly opts: EngineRuntimeOptions;
+  private readonly log: Logger;
+  private readonly timeoutMs: number;
+  private readonly snapshotEntries: number;
+  private readonly staggerMs: number;
+  private readonly maxFrame: number;
+  private readonly quota: KvQuota;
+  private tickMs = 10;
+
+  private stateValue: EngineRuntimeState = 'new';
+  private eng: Engine | undefined;
+  private kv = new KvStateMachine();
+  private dlog: DurableLog | undefined;
+  private wire: WireEndpoint | undefined;
+  private wireBoot = 0;
+  private bootCounter = 0;
+  private formed = false;
+  private bootHard: HardState = { term: 0, vote: 0, commit: 0 };
+  private snapIndex: Index = 0;
+  private cancelTick: Cancel | undefined;
+  private readonly loop: ReadyLoop<Ready>;
+  private ids = 0;
+  private wasLeader = false;
+  private lockClockOffset = 0;
+  /** Lock renewals/releases refused by this leader without proposing. */
+  lockRefusals = 0;
+  /** Writes refused for the quota (507). */
+  quotaRefusals = 0;
+
+  private readonly pendingWrites = new Map<Index, PendingWrite>();
+  private readonly pendingGrowth = new Map<Index, KvUsage>();
+  private pendingUse: KvUsage = { keys: 0, bytes: 0 };
+  private readonly pendingReads = new Map<number, PendingRead>();
+  private readonly forwarded = new Map<number, Forwarded>();
+
+  constructor(opts: EngineRuntimeOptions) {
+    if (typeof opts !== 'object' || opts === null) throw new TypeError('EngineRuntime: expected an options object');
+    if (!isContractEngine(opts.engine)) throw new TypeError(`EngineRuntime: engine must be one of ${CONTRACT_ENGINES.join(', ')}, got ${String(opts.engine)}`);
+    this.engineName = opts.engine;
+    this.id = posInt(opts.id, 'id', 1);
+    if (this.id > 254) throw new RangeError(`EngineRuntime: id must be a node id 1..254, got ${this.id}`);
+    if (!opts.clock || typeof opts.clock.setTimer !== 'function') throw new TypeError('EngineRuntime: clock must be a HAL Clock');
+    if (!opts.storage || typeof opts.storage.sync !== 'function') throw new TypeError('EngineRuntime: storage must be a HAL Storage');
+    if (!Array.isArray(opts.links)) throw new TypeError('EngineRuntime: links must be an array of HAL Links');
+    opts.links.forEach((l, i) => {
+      if (!l || typeof l.send !== 'function' || typeof l.onFrame !== 'function') throw new TypeError(`EngineRuntime: links[${i}] is not a HAL Link`);
+    });
+    if (!opts.rng || typeof opts.rng.int !== 'function') throw new TypeError('EngineRuntime: rng must be an Rng (src/rng.ts)');
+    this.opts = opts;
+    this.log = opts.logger ?? nullLogger;
+    this.timeoutMs = posInt(opts.requestTimeoutMs ?? 2000, 'requestTimeoutMs', 1);
+    this.snapshotEntries = posInt(opts.snapshotEntries ?? 1000, 'snapshotEntries', 1);
+    this.staggerMs = posInt(opts.peerGoneStaggerMs ?? 25, 'peerGoneStaggerMs', 0);
+    this.quota = { maxKeys: posInt(opts.quota?.maxKeys ?? DEFAULT_KV_QUOTA.maxKeys, 'quota.maxKeys', 1), maxBytes: posInt(opts.quota?.maxBytes ?? DEFAULT_KV_QUOTA.maxBytes, 'quota.maxBytes', 1) };
+    this.maxFrame = Math.min(DEFAULT_MAX_FRAME, ...opts.links.map((l) => l.maxFrame));
+    this.loop = new ReadyLoop<Ready>({
+      clock: opts.clock,
+      running: () => this.stateValue === 'running',
+      eager: () => {
+        const ms = this.eng!.takeEager?.();
+        if (ms) for (let i = 0; i < ms.length; i++) this.send(ms[i]!);
+      },
+      next: () => this.eng!.ready(),
+      persist: (rd, done) => {
+        const batch: PersistBatch = {};
+        if (rd.snapshot) batch.snapshot = { index: rd.snapshot.meta.index, term: rd.snapshot.meta.term, config: rd.snapshot.meta.config, data: rd.snapshot.data };
+        if (rd.entries.length > 0) batch.entries = rd.entries;
+        if (rd.hardState) batch.hardState = rd.hardState;
+        if (!batch.snapshot && !batch.entries && !batch.hardState) return false;
+        if (rd.atomic) batch.atomic = true;
+        this.dlog!.persist(batch, done);
+        return true;
+      },
+      durable: (rd) => this.handleDurable(rd),
+      fatal: (err) => this.fatal(err),
+    });
+  }
+
+  // ---------------------------------------------------------------------------
+  // Read-only views
+
+  get state(): EngineRuntimeState {
+    return this.stateValue;
+  }
+  /** The engine (undefined until booted). */
+  get engine(): Engine | undefined {
+    return this.eng;
+  }
+  /** The hard state this incarnation booted from (what was durable). */
+  get bootHardState(): Readonly<HardState> {
+    return this.bootHard;
+  }
+  /** Index of this node's newest snapshot (taken or installed), 0 for none. */
+  get snapshotIndex(): Index {
+    return this.snapIndex;
+  }
+  get stateMachine(): KvStateMachine {
+    return this.kv;
+  }
+  get isLeader(): boolean {
+    return this.stateValue === 'running' && this.eng !== undefined && this.eng.isLeader;
+  }
+  /** Leader with its leadership's fencing token issued (see the header). */
+  get active(): boolean {
+    return this.isLeader && this.eng!.leaderToken() > 0;
+  }
+  /** The fencing token of this node's leadership while active, else 0. */
+  get activeToken(): number {
+    return this.isLeader ? this.eng!.leaderToken() : 0;
+  }
+  get lockClockMs(): number {
+    return this.isLeader ? this.lockNow() : this.kv.clockMs;
+  }
+  contact(peer: NodeId): { agoMs: number | null; links: Record<string, number | null> } {
+    const now = this.opts.clock.monotonicMs();
+    return { agoMs: this.wire?.heardAgoMs(peer, now) ?? null, links: this.wire?.heardOnLinks(peer, now) ?? {} };
+  }
+
+  status(): EngineNodeStatus {
+    const s: EngineStatus | undefined = this.eng?.status();
+    return {
+      id: this.id,
+      engine: this.engineName,
+      state: this.stateValue,
+      role: s?.role ?? 'down',
+      detail: s?.detail,
+      term: s?.term ?? 0,
+      leader: s?.leader ?? NO_NODE,
+      commitIndex: s?.commitIndex ?? 0,
+      appliedIndex: this.kv.appliedIndex,
+      lastIndex: s?.lastIndex ?? 0,
+      snapshotIndex: this.snapIndex,
+      isWitness: s?.isWitness ?? false,
+      bootId: this.wireBoot,
+      framesAccepted: this.wire?.accepted ?? 0,
+      drops: this.wire ? this.wire.drops() : newDropCounters(),
+      pending: { writes: this.pendingWrites.size, reads: this.pendingReads.size, forwarded: this.forwarded.size },
+      storage: this.dlog?.stats(),
+      active: this.active,
+      token: this.activeToken,
+    };
+  }
+
+  // ---------------------------------------------------------------------------
+  // Life cycle
+
+  start(): void {
+    if (this.stateValue !== 'new') throw new Error(`EngineRuntime ${this.id}: start() called twice (state ${this.stateValue})`);
+    this.stateValue = 'booting';
+    // ZAB keeps currentEpoch in HardState.vote (src/engine/contract.ts): not a Raft vote.
+    const storageOptions: DurableLogOptions = { ...(this.engineName === 'zab' ? { voteRule: 'number' as const } : {}), ...this.opts.storageOptions };
+    openDurableLog(this.opts.storage, storageOptions, (err, opened) => {
+      if (this.stateValue !== 'booting') return;
+      if (err || !opened) return this.fatal(err ?? new Error('openDurableLog returned nothing'));
+      try {
+        this.boot(opened.log, opened.state);
+      } catch (e) {
+        this.fatal(e as Error);
+      }
+    });
+  }
+
+  private boot(dlog: DurableLog, st: Recovered): void {
+    this.dlog = dlog;
+    for (const w of st.warnings) this.log('warn', 'storage recovery', { node: this.id, warning: w });
+    // Wire bootId: as node.ts (the durable log's counter, and a seq wrap's in the metadata).
+    const meta = decodeMeta(st.meta);
+    this.formed = meta.formed;
+    this.bootCounter = Math.max(st.bootId, meta.boot + 1);
+    this.wireBoot = this.bootCounter & 0xffff;
+    this.bootHard = { ...st.hardState };
+    const snap = st.snapshot;
+    let snapshot: SnapshotData | undefined;
+    if (snap) snapshot = { meta: { index: snap.index, term: snap.term, config: snap.config as MemberConfig }, data: snap.data };
+    this.eng = createEngine(this.engineName, {
+      id: this.id,
+      config: this.opts.config,
+      hardState: st.hardState,
+      ...(snapshot ? { snapshot } : {}),
+      entries: st.entries,
+      options: { maxMsgBytes: this.maxFrame, ...this.opts.engineOptions },
+      rng: this.opts.rng,
+    });
+    this.tickMs = posInt(this.eng.tickMs, 'engine tickMs', 1);
+    this.kv = new KvStateMachine();
+    this.snapIndex = snap?.index ?? 0;
+    if (snap) this.restoreStateMachine(snap.index, snap.data);
+    this.wire = new WireEndpoint({
+      id: this.id,
+      cluster: this.opts.cluster,
+      keyring: this.opts.keyring,
+      now: () => this.opts.clock.monotonicMs(),
+      maxFrame: this.maxFrame,
+      links: this.opts.links,
+      bootId: this.wireBoot,
+      log: this.log,
+      running: () => this.stateValue === 'running',
+      fatal: (err) => this.fatal(err),
+      persistNextBoot: (bootId, done) => {
+        this.bootCounter++;
+        this.wireBoot = bootId;
+        this.dlog!.persist({ meta: encodeMeta({ boot: this.bootCounter, formed: this.formed }) }, done);
+      },
+    });
+    this.wire.listen((m) => this.onMessage(m), (link, ev) => this.onLinkEvent(link, ev));
+    this.stateValue = 'running';
+    const s = this.eng.status();
+    this.log('info', 'booted', { node: this.id, engine: this.engineName, term: s.term, commit: s.commitIndex, last: s.lastIndex, snapshot: this.snapIndex, bootId: this.wireBoot });
+    this.opts.observer?.booted?.(this);
+    this.armTick();
+    this.pump();
+  }
+
+  private restoreStateMachine(index: Index, data: Uint8Array): void {
+    if (data.length === 0) {
+      // A witness keeps no data: an empty state machine at the snapshot's index.
+      this.kv = new KvStateMachine();
+      if (index > 0) this.kv.applyNoop(index);
+      return;
+    }
+    const r = KvStateMachine.restore(data);
+    if (r instanceof KvError) throw new Error(`node ${this.id}: snapshot at index ${index} does not restore: ${r.message}`);
+    if (r.appliedIndex !== index) throw new Error(`node ${this.id}: snapshot at index ${index} holds a state machine at index ${r.appliedIndex}`);
+    this.kv = r;
+  }
+
+  stop(): void {
+    if (this.stateValue === 'stopped') return;
+    this.stateValue = 'stopped';
+    this.cancelTick?.();
+    this.dlog?.close();
+    this.failAll('node stopped');
+    for (const l of this.opts.links) l.close();
+  }
+
+  private fatal(err: Error): void {
+    if (this.stateValue === 'stopped') return;
+    this.log('error', 'fatal: node stops', { node: this.id, error: err.message, kind: err.name });
+    this.stateValue = 'stopped';
+    this.cancelTick?.();
+    this.dlog?.close();
+    this.failAll(`node stopped: ${err.message}`);
+    this.opts.onFatal?.(err);
+  }
+
+  private failAll(why: string): void {
+    const writes = [...this.pendingWrites.values()];
+    const fw = [...this.forwarded.values()];
+    const reads = [...this.pendingReads.values()];
+    this.pendingWrites.clear();
+    this.forwarded.clear();
+    this.pendingReads.clear();
+    for (const w of writes) w.reply(unknownOutcome(`${why}; the write was proposed and may or may not be applied`));
+    for (const f of fw) f.reply(unknownOutcome(`${why}; the write was forwarded to the leader and may or may not be applied`));
+    for (const r of reads) r.cb(unavailable(why));
+  }
+
+  private armTick(): void {
+    this.cancelTick = this.opts.clock.setTimer(this.tickMs, this.onTick);
+  }
+
+  private readonly onTick = (): void => {
+    if (this.stateValue !== 'running') return;
+    this.armTick();
+    this.guard(() => this.eng!.tick(), 'tick');
+    if (this.stateValue !== 'running') return;
+    this.expire();
+    this.afterStep();
+    this.pump();
+  };
+
+  /**
+   * Runs an engine input. An exception is an engine bug: the engine's state is no longer
+   * known to be sound, so it is logged with its stack, reported, and the node takes the
+   * fatal path (pending requests answered, onFatal → the process exits for its
+   * supervisor), as the Raft and bully runtimes do. Never rethrown into a link callback.
+   */
+  private guard(fn: () => void, what: string): void {
+    try {
+      fn();
+    } catch (e) {
+      this.engineFailed(e, what);
+    }
+  }
+
+  /** An engine call that answers a Result: an exception is a definite refusal here, then the fatal path. */
+  private guarded<T>(fn: () => Result<T>, what: string): Result<T> {
+    try {
+      return fn();
+    } catch (e) {
+      this.engineFailed(e, what);
+      return { ok: false, code: 'no-leader', reason: `the engine failed on ${what}: ${(e as Error).message}` };
+    }
+  }
+
+  private engineFailed(e: unknown, what: string): void {
+    const err = e instanceof Error ? e : new Error(String(e));
+    this.log('error', 'engine threw', { node: this.id, input: what, error: err.message, stack: err.stack ?? '' });
+    this.opts.observer?.engineError?.(this, err);
+    this.fatal(new Error(`engine ${this.engineName} threw on ${what}: ${err.message}`));
+  }
+
+  private afterStep(): void {
+    const leader = this.eng!.isLeader;
+    if (leader && !this.wasLeader) {
+      // Lock time line: a new leader continues from the state machine's clock.
+      this.lockClockOffset = Math.max(0, this.kv.clockMs - this.opts.clock.monotonicMs());
+    }
+    if (!leader && this.wasLeader && this.pendingGrowth.size > 0) {
+      this.pendingGrowth.clear();
+      this.pendingUse = { keys: 0, bytes: 0 };
+    }
+    this.wasLeader = leader;
+    this.opts.observer?.afterStep?.(this);
+  }
+
+  private pump(): void {
+    this.loop.pump();
+  }
+
+  // ---------------------------------------------------------------------------
+  // The Ready loop
+
+  private handleDurable(rd: Ready): void {
+    const eng = this.eng!;
+    this.opts.observer?.persisted?.(this, rd);
+    if (rd.snapshot) {
+      const idx = rd.snapshot.meta.index;
+      try {
+        this.restoreStateMachine(idx, rd.snapshot.data);
+      } catch (e) {
+        return this.fatal(e as Error);
+      }
+      this.snapIndex = idx;
+      this.log('info', 'snapshot installed', { node: this.id, index: idx, term: rd.snapshot.meta.term });
+      for (const [i, w] of this.pendingWrites) {
+        if (i <= idx) {
+          this.pendingWrites.delete(i);
+          w.reply(unknownOutcome(`a snapshot up to index ${idx} replaced the log; the outcome of the write at index ${i} is not known here`));
+        }
+      }
+    }
+    const msgs = rd.messages;
+    for (let i = 0; i < msgs.length; i++) this.send(msgs[i]!);
+    if (rd.committed.length > 0) {
+      const witness = eng.status().isWitness;
+      for (const e of rd.committed) this.applyEntry(e, witness);
+    }
+    for (const rs of rd.readStates) {
+      const p = this.pendingReads.get(rs.ctx);
+      if (p) p.index = rs.index;
+    }
+    for (const ctx of rd.failedReads) {
+      const p = this.pendingReads.get(ctx);
+      if (p) {
+        this.pendingReads.delete(ctx);
+        p.cb(unavailable('the read could not be confirmed by a leader (leadership lost or no leader)'));
+      }
+    }
+    if (rd.softState) this.log('info', 'role', { node: this.id, role: rd.softState.role, detail: rd.softState.detail, term: rd.softState.term, leader: rd.softState.leader });
+    eng.advance(rd);
+    this.afterStep();
+    this.serveReads();
+    this.maybeCompact();
+  }
+
+  private applyEntry(e: Entry, witness: boolean): void {
+    const g = this.pendingGrowth.get(e.index);
+    if (g) {
+      this.pendingGrowth.delete(e.index);
+      this.pendingUse = { keys: this.pendingUse.keys - g.keys, bytes: this.pendingUse.bytes - g.bytes };
+    }
+    let result: ApplyResult | undefined;
+    if (e.type === EntryType.Normal && !witness) {
+      result = this.kv.apply(e.index, e.data);
+      if (result.op === 'error' && result.error.code === 'apply-order') this.log('error', 'apply order', { node: this.id, index: e.index, error: result.error.message });
+    } else {
+      const err = this.kv.applyNoop(e.index);
+      if (err) this.log('error', 'apply order', { node: this.id, index: e.index, error: err.message });
+    }
+    this.opts.observer?.applied?.(this, e, result);
+    const w = this.pendingWrites.get(e.index);
+    if (!w) return;
+    this.pendingWrites.delete(e.index);
+    if (w.term !== e.term || e.type !== EntryType.Normal) {
+      w.reply(unavailable(`another entry (term ${e.term}) was committed at index ${e.index}: the write was not applied`));
+      return;
+    }
+    w.reply(resultToClient(result));
+  }
+
+  private serveReads(): void {
+    if (this.pendingReads.size === 0) return;
+    const applied = this.kv.appliedIndex;
+    for (const [ctx, p] of this.pendingReads) {
+      if (p.index === undefined || p.index > applied) continue;
+      this.pendingReads.delete(ctx);
+      p.cb(this.localGet(p.key));
+    }
+  }
+
+  private maybeCompact(): void {
+    const eng = this.eng!;
+    const applied = this.kv.appliedIndex;
+    if (applied - this.snapIndex < this.snapshotEntries || eng.status().appliedIndex !== applied) return;
+    const data = eng.status().isWitness ? new Uint8Array(0) : this.kv.snapshot();
+    const r = eng.compact(applied, data);
+    if (!r.ok) {
+      this.log('warn', 'compaction refused', { node: this.id, reason: r.reason });
+      return;
+    }
+    this.snapIndex = r.meta.index;
+    this.dlog!.persist({ snapshot: { index: r.meta.index, term: r.meta.term, config: r.meta.config, data } }, (err) => {
+      if (this.stateValue !== 'running') return;
+      if (err) return this.fatal(err);
+      this.log('debug', 'snapshot taken', { node: this.id, index: r.meta.index });
+      this.opts.observer?.snapshotTaken?.(this, r.meta.index);
+    });
+  }
+
+  // ---------------------------------------------------------------------------
+  // Wire
+
+  private send(m: Message): void {
+    this.wire!.send(m);
+  }
+
+  private onMessage(m: Message): void {
+    if (m.type === MsgType.ClientRequest) this.onClientRequest(m);
+    else if (m.type === MsgType.ClientReply) this.onClientReply(m);
+    else {
+      // The engine drops (and counts) message types that are not its own.
+      this.guard(() => this.eng!.step(m), `step ${MsgType[m.type] ?? m.type}`);
+      if (this.stateValue !== 'running') return;
+      this.afterStep();
+    }
+    this.pump();
+  }
+
+  private onLinkEvent(link: Link, ev: LinkEvent): void {
+    if (ev.kind !== 'peer-gone') {
+      WireEndpoint.logLinkEvent(this.log, this.id, link, ev);
+      return;
+    }
+    if (ev.peer === this.id) return;
+    // With another link that may still reach the peer, this broker losing it says nothing.
+    const otherPath = this.opts.links.some((l) => {
+      const p = (l as { peer?: unknown }).peer;
+      return l !== link && (typeof p !== 'number' || p === ev.peer);
+    });
+    if (otherPath) return;
+    const eng = this.eng!;
+    const st = eng.status();
+    this.log('info', 'peer gone', { node: this.id, link: link.name, peer: ev.peer, leader: st.leader });
+    for (const [id, f] of this.forwarded) {
+      if (f.to !== ev.peer) continue;
+      this.forwarded.delete(id);
+      f.reply(unknownOutcome(`node ${ev.peer}, the leader this write was forwarded to, is gone (its connection died); the write may or may not be applied`));
+    }
+    if (ev.peer !== st.leader) return;
+    // The leader's connection died (MQTT Last Will): forget it, then the survivors
+    // campaign in id order, the k-th after k × stagger if no leader is known by then
+    // (all at once would duel; the engines' own timeouts remain the fallback).
+    const r = eng.leaderGone(ev.peer);
+    this.afterStep();
+    if (r.ok && r.forgot) {
+      const survivors = st.config.voters.filter((v) => v !== ev.peer).sort((a, b) => a - b);
+      const rank = survivors.indexOf(this.id);
+      // Attempts at rank × stagger, then every survivors × stagger until one minimum
+      // election timeout passed (as node.ts): a campaign that a peer ignored because its
+      // own copy of the will had not arrived yet (it was still sticky to the old leader)
+      // is tried again instead of waiting out a whole election timeout.
+      const period = survivors.length * this.staggerMs;
+      const electionMinMs = typeof this.opts.engineOptions?.electionTimeoutMinMs === 'number' ? this.opts.engineOptions.electionTimeoutMinMs : 150;
+      let left = period > 0 ? Math.ceil(electionMinMs / period) + 1 : 1;
+      const go = () => {
+        if (this.stateValue !== 'running' || this.eng !== eng) return;
+        // Someone is campaigning already (we are, or we promised a newer term/ballot since
+        // the will): let it finish instead of dueling with it, as node.ts does.
+        const now = eng.status();
+        if (now.role !== 'follower' || now.leader !== NO_NODE || now.term !== st.term) return;
+        this.guarded(() => eng.campaign(), 'campaign');
+        this.afterStep();
+        this.pump();
+        if (--left > 0) this.opts.clock.setTimer(period, go);
+      };
+      if (rank === 0) go();
+      else if (rank > 0) this.opts.clock.setTimer(rank * this.staggerMs, go);
+    }
+    this.pump();
+  }
+
+  // ---------------------------------------------------------------------------
+  // Client API
+
+  put(key: string, value: Uint8Array, opts: { cas?: number }, cb: ClientCallback): void {
+    const cmd: Command = { op: 'put', key, value };
+    if (opts?.cas !== undefined) cmd.cas = opts.cas;
+    this.write(cmd, cb);
+  }
+
+  del(key: string, opts: { cas?: number }, cb: ClientCallback): void {
+    const cmd: Command = { op: 'del', key };
+    if (opts?.cas !== undefined) cmd.cas = opts.cas;
+    this.write(cmd, cb);
+  }
+
+  /** Locks (src/kv/lease.ts): only the lease id's digest goes into the command. */
+  lockAcquire(name: string, owner: string, ttlMs: number, lease: string, cb: ClientCallback): void {
+    const l = leaseArg(lease);
+    if (typeof l === 'string') return cb({ status: Status.BAD_REQUEST, error: l });
+    this.write({ op: 'lock.acquire', name, owner, ttlMs, now: 0, lease: l }, cb);
+  }
+
+  lockRenew(name: string, lease: string, cb: ClientCallback): void {
+    const l = leaseArg(lease);
+    if (typeof l === 'string') return cb({ status: Status.BAD_REQUEST, error: l });
+    this.write({ op: 'lock.renew', name, lease: l, now: 0 }, cb);
+  }
+
+  lockRelease(name: string, lease: string, cb: ClientCallback): void {
+    const l = leaseArg(lease);
+    if (typeof l === 'string') return cb({ status: Status.BAD_REQUEST, error: l });
+    this.write({ op: 'lock.release', name, lease: l }, cb);
+  }
+
+  /** Linearizable by default (readIndex → ReadState); `stale: true` reads this node's state as is. */
+  get(key: string, opts: { stale?: boolean }, cb: ClientCallback): void {
+    if (typeof cb !== 'function') throw new TypeError('EngineRuntime.get: cb must be a function');
+    const bad = checkKey(key);
+    if (bad) return cb(bad);
+    if (this.stateValue !== 'running') return cb(unavailable(`node ${this.id} is not running (${this.stateValue})`));
+    const eng = this.eng!;
+    if (eng.status().isWitness) return cb(unavailable(`node ${this.id} is a witness and holds no data; ask a data node`));
+    if (opts?.stale) return cb(this.localGet(key));
+    const ctx = this.nextId();
+    const r = this.guarded(() => eng.readIndex(ctx), 'readIndex');
+    this.afterStep();
+    if (!r.ok) return cb(unavailable(`read not possible: ${r.reason}`));
+    this.pendingReads.set(ctx, { key, cb, deadline: this.opts.clock.monotonicMs() + this.timeoutMs });
+    this.pump();
+  }
+
+  campaign(): Result<{ term: Term }> {
+    if (this.stateValue !== 'running') return { ok: false, code: 'no-leader', reason: `node ${this.id} is not running` };
+    const r = this.eng!.campaign();
+    this.afterStep();
+    this.pump();
+    return r;
+  }
+
+  transferLeadership(to: NodeId): Result<{ term: Term }> {
+    if (this.stateValue !== 'running') return { ok: false, code: 'not-leader', reason: `node ${this.id} is not running` };
+    const r = this.eng!.transferLeadership(to);
+    this.afterStep();
+    this.pump();
+    return r;
+  }
+
+  /** Fencing is not implemented for the contract engines yet: config validation refuses a `fencing:` section; these answer so. */
+  fence(_node: NodeId, cb: (r: { ok: boolean; error?: string }) => void): void {
+    cb({ ok: false, error: `not implemented for engine ${this.engineName}: fencing and STONITH (engine: raft or bully have them)` });
+  }
+  confirmFenced(_node: NodeId): { ok: boolean; error?: string; alive?: boolean } {
+    return { ok: false, error: `not implemented for engine ${this.engineName}: fencing (no activation gate to open)` };
+  }
+
+  private localGet(key: string): ClientResult {
+    const e = this.kv.get(key);
+    if (!e) return { status: Status.NOT_FOUND, index: 0, error: `key ${JSON.stringify(key)} not found` };
+    return { status: Status.OK, value: e.value, index: e.modIndex };
+  }
+
+  private write(cmd: Command, cb: ClientCallback): void {
+    if (typeof cb !== 'function') throw new TypeError(`EngineRuntime.${cmd.op}: cb must be a function`);
+    const enc = encodeCommand(cmd);
+    if (enc instanceof KvError) return cb({ status: enc.httpStatus, error: enc.message });
+    if (this.stateValue !== 'running') return cb(unavailable(`node ${this.id} is not running (${this.stateValue})`));
+    this.proposeOrForward(cmd, cb, true);
+    this.pump();
+  }
+
+  /** Proposes on the leader; a follower forwards requests of its own clients (a forwarded request is never forwarded again). */
+  private proposeOrForward(cmd: Command, reply: ClientCallback, local: boolean): void {
+    const eng = this.eng!;
+    if (eng.isLeader) {
+      if (cmd.op === 'lock.acquire' || cmd.op === 'lock.renew') {
+        if (!this.active) return reply(unavailable(`leader ${this.id} is not active yet (its leadership's first entry is not committed); the lock command was not proposed`));
+        cmd = { ...cmd, now: this.lockNow() };
+      }
+      if ((cmd.op === 'lock.renew' || cmd.op === 'lock.release') && cmd.lease && this.judgesLocksLocally()) {
+        const verdict = this.kv.lockCheck(cmd.name, cmd.lease, this.lockNow());
+        if (verdict !== 'ok') {
+          this.lockRefusals++;
+          return reply({ status: Status.CONFLICT, error: `${cmd.op === 'lock.renew' ? 'renew' : 'release'} refused: ${verdict === 'not-held' ? `lock ${JSON.stringify(cmd.name)} is not held` : 'not the holder (wrong lease)'}` });
+        }
+      }
+      if (cmd.op === 'job.claim' || cmd.op === 'job.done' || cmd.op === 'lead.claim' || cmd.op === 'lead.active' || cmd.op === 'fence.record') {
+        return reply({ status: Status.BAD_REQUEST, error: `${cmd.op}: not implemented for engine ${this.engineName} (jobs and fencing need engine: raft)` });
+      }
+      const data = encodeCommand(cmd);
+      if (data instanceof KvError) return reply({ status: data.httpStatus, error: data.message });
+      const growth = quotaGrowth(this.kv, cmd);
+      const over = growth.keys > 0 || growth.bytes > 0 ? checkQuota(this.quota, this.kv.usage(), this.pendingUse, growth) : null;
+      if (over) {
+        this.quotaRefusals++;
+        return reply({ status: over.httpStatus, error: over.message });
+      }
+      const r: Result = this.guarded(() => eng.propose(data), 'propose');
+      this.afterStep();
+      if (!r.ok) {
+        if (r.code === 'too-large') return reply({ status: Status.TOO_LARGE, error: r.reason });
+        if (r.code === 'bad-request') return reply({ status: Status.BAD_REQUEST, error: r.reason });
+        return reply(unavailable(`not proposed: ${r.reason}`));
+      }
+      this.opts.observer?.proposed?.(this, r.index, r.term, data);
+      if (growth.keys > 0 || growth.bytes > 0) {
+        this.pendingGrowth.set(r.index, growth);
+        this.pendingUse = { keys: this.pendingUse.keys + growth.keys, bytes: this.pendingUse.bytes + growth.bytes };
+      }
+      // An earlier proposal of ours at this index (an earlier leadership's, replaced in
+      // this log) is not settled by this one: a later leader could still choose it.
+      const prev = this.pendingWrites.get(r.index);
+      if (prev) prev.reply(unknownOutcome(`the write proposed at index ${r.index} in term ${prev.term} was replaced in this node's log; it may or may not be applied`));
+      this.pendingWrites.set(r.index, { term: r.term, reply, deadline: this.opts.clock.monotonicMs() + this.timeoutMs });
+      return;
+    }
+    const leader = eng.status().leader;
+    if (!local) return reply(unavailable(`node ${this.id} is not the leader (leader: ${leader || 'unknown'}); not proposed`));
+    if (leader === NO_NODE || leader === this.id) return reply(unavailable('no leader known; not proposed'));
+    const data = encodeCommand(cmd);
+    if (data instanceof KvError) return reply({ status: data.httpStatus, error: data.message });
+    const reqId = this.nextId();
+    this.forwarded.set(reqId, { reply, deadline: this.opts.clock.monotonicMs() + this.timeoutMs, to: leader });
+    const m: ClientRequest = { type: MsgType.ClientRequest, from: this.id, to: leader, term: eng.status().term, reqId, body: data };
+    this.send(m);
+  }
+
+  /** As node.ts: only a leader whose applied state holds everything committed refuses a lock command without proposing it. */
+  private judgesLocksLocally(): boolean {
+    if (!this.active) return false;
+    const s = this.eng!.status();
+    return this.kv.appliedIndex >= s.commitIndex;
+  }
+
+  private onClientRequest(m: ClientRequest): void {
+    const answer = (res: ClientResult) => {
+      if (this.stateValue !== 'running') return;
+      const rep: ClientReply = { type: MsgType.ClientReply, from: this.id, to: m.from, term: this.eng!.status().term, reqId: m.reqId, status: res.status, body: encodeReplyBody(res) };
+      this.send(rep);
+    };
+    const cmd = decodeCommand(m.body);
+    if (cmd instanceof KvError) return answer({ status: cmd.httpStatus, error: `forwarded command: ${cmd.message}` });
+    this.proposeOrForward(cmd, answer, false);
+  }
+
+  private onClientReply(m: ClientReply): void {
+    const f = this.forwarded.get(m.reqId);
+    if (!f) return;
+    this.forwarded.delete(m.reqId);
+    const res = decodeReplyBody(m.status, m.body);
+    if (res instanceof Error) {
+      this.log('warn', 'bad ClientReply', { node: this.id, from: m.from, error: res.message });
+      return f.reply(unknownOutcome(`the leader's answer was unreadable (${res.message}); the write may or may not be applied`));
+    }
+    f.reply(res);
+  }
+
+  private expire(): void {
+    const now = this.opts.clock.monotonicMs();
+    if (this.pendingWrites.size > 0) for (const [i, w] of this.pendingWrites) {
+      if (w.deadline <= now) {
+        this.pendingWrites.delete(i);
+        w.reply(unknownOutcome(`no outcome within ${this.timeoutMs} ms for the write proposed at index ${i}; it may or may not be applied`));
+      }
+    }
+    if (this.forwarded.size > 0) for (const [id, f] of this.forwarded) {
+      if (f.deadline <= now) {
+        this.forwarded.delete(id);
+        f.reply(unknownOutcome(`no answer from the leader within ${this.timeoutMs} ms; the forwarded write may or may not be applied`));
+      }
+    }
+    if (this.pendingReads.size > 0) for (const [ctx, r] of this.pendingReads) {
+      if (r.deadline <= now) {
+        this.pendingReads.delete(ctx);
+        r.cb(unavailable(`the read was not confirmed within ${this.timeoutMs} ms`));
+      }
+    }
+  }
+
+  private lockNow(): number {
+    return Math.max(this.kv.clockMs, Math.floor(this.opts.clock.monotonicMs()) + this.lockClockOffset);
+  }
+
+  /** Request ids and read contexts: 12 bits of this boot's id, 20 bits of counter (as node.ts). */
+  private nextId(): number {
+    this.ids = (this.ids + 1) & 0xfffff;
+    if (this.ids === 0) this.ids = 1;
+    return (((this.bootCounter & 0xfff) << 20) | this.ids) >>> 0 || 1;
+  }
+}

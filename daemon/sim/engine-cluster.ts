@@ -1,0 +1,219 @@
+/**
+ * One seed of `quorumd sim --engine paxos|zab`: the simulated cluster for contract
+ * engines. The same World (boards, MQTT broker model, flash with power-loss
+ * semantics, clocks, faults from the seed), the same client workload, liveness probe
+ * and linearizability check as the Raft cluster (cluster.ts), with an EngineRuntime
+ * (daemon/runtime/engine-node.ts) booted on every board at every boot and the checks
+ * of engine-invariants.ts (shared + the engine's own) after every step.
+ *
+ * No STONITH: fencing is not implemented for these engines (the runtime refuses it),
+ * so `--no-stonith` changes nothing and no relays are wired. The actuator still
+ * measures what an actuator driven by "active" leaders (leaderToken() > 0) would see:
+ * stale_actuations and dual_active_ms are reported, as for bully, not counted as
+ * violations — without a lease a deposed leader believes it leads until it hears a
+ * newer ballot/epoch or check-quorum/syncLimit ends it; the fencing token is what keeps
+ * a token-checking resource safe meanwhile (token growth is checked).
+ *
+ * Raft and bully keep their own clusters (cluster.ts, bully-cluster.ts) until their
+ * runtimes move onto the engine runtime; this file is where they are meant to land.
+ */
+import { World } from '../../firmware-sim/world.ts';
+import type { Board } from '../../firmware-sim/board.ts';
+import { StorageCorruptError } from '../../hal/storage/index.ts';
+import type { Storage } from '../../hal/interfaces.ts';
+import { checkLinearizable } from '../../src/lin/index.ts';
+import type { NodeId } from '../../src/types.ts';
+import { encodeCommand } from '../../src/kv/index.ts';
+import { EngineRuntime, type EngineRuntimeObserver, type EngineRuntimeOptions, type ContractEngineName } from '../runtime/engine-node.ts';
+import { Status, formatLine } from '../runtime/index.ts';
+import { SimViolation } from './invariants.ts';
+import { EngineInvariantChecker, engineChecks } from './engine-invariants.ts';
+import { Workload, DEFAULT_WORKLOAD, type WorkloadOptions } from './workload.ts';
+import type { SimConfig } from './options.ts';
+import { hashBytes } from './hash.ts';
+import { ACTUATE_EVERY_MS, BOOT_WAIT_MS, FAULTS_FROM_MS, PROBE_MS, clusterKey, type SeedResult } from './cluster.ts';
+import { SimActuator } from './fencing.ts';
+
+export interface EngineSeedHooks {
+  wrapStorage?: (s: Storage, node: NodeId) => Storage;
+  /** Extra runtime options (e.g. engine options with a planted bug). */
+  runtime?: Partial<EngineRuntimeOptions>;
+  workload?: Partial<WorkloadOptions>;
+  skipLin?: boolean;
+  /** Checks to switch off by name (shared or the engine's): a planted-bug test shows which check catches what. */
+  disableChecks?: string[];
+}
+
+export function runEngineSeed(cfg: SimConfig, seed: number, hooks: EngineSeedHooks = {}): SeedResult {
+  const engine = cfg.engine as ContractEngineName;
+  const wall0 = performance.now();
+  const world = new World({ seed, traceKeepLast: 40 });
+  const dataIds: NodeId[] = [];
+  for (let i = 1; i <= cfg.nodes; i++) dataIds.push(i);
+  for (const id of dataIds) world.addBoard(id);
+  const config = { voters: dataIds, learners: [], witnesses: [] };
+  const keyring = { current: clusterKey(seed) };
+  let violation: SimViolation | undefined;
+  const disabled = new Set(hooks.disableChecks ?? []);
+  const checker = new EngineInvariantChecker(() => world.nowMs, engineChecks(engine, config, disabled), (v) => {
+    violation ??= v;
+  }, disabled);
+  const runtimes = new Map<NodeId, EngineRuntime>();
+  const incarnation = new Map<EngineRuntime, number>();
+  const actuator = new SimActuator();
+  const isLive = (rt: EngineRuntime) => {
+    const b = world.board(rt.id);
+    return rt.state === 'running' && b.hal !== null && b.incarnation === incarnation.get(rt);
+  };
+  const live = () => {
+    const out: EngineRuntime[] = [];
+    for (const rt of runtimes.values()) if (isLive(rt)) out.push(rt);
+    return out;
+  };
+  const activeNodes = () => live().filter((rt) => rt.active);
+  const measureActive = () => actuator.update(world.nowUs, activeNodes().length);
+  const observer: EngineRuntimeObserver = {
+    booted: (rt) => checker.booted(rt),
+    afterStep: (rt) => {
+      checker.afterStep(rt, live);
+      measureActive();
+    },
+    persisted: (rt, rd) => checker.persisted(rt, rd),
+    applied: (rt, e) => checker.applied(rt, e),
+    proposed: (rt, index, term, data) => checker.proposed(rt, index, term, data),
+    snapshotTaken: (rt, index) => checker.snapshotTaken(rt, index),
+    engineError: (rt, err) => checker.engineError(rt, err),
+  };
+  const activeTokens = new Map<EngineRuntime, number>();
+
+  world.onBoot((hal, board: Board) => {
+    const storage = hooks.wrapStorage ? hooks.wrapStorage(hal.storage, hal.node) : hal.storage;
+    const rt = new EngineRuntime({
+      engine,
+      id: hal.node,
+      config,
+      cluster: 1,
+      keyring,
+      clock: hal.clock,
+      storage,
+      links: hal.links,
+      rng: world.rng.fork(`${engine}:${hal.node}:${hal.incarnation}`),
+      snapshotEntries: 200,
+      logger: (level, msg, fields) => {
+        if (level !== 'debug') world.ctx.log(`n${hal.node} ${formatLine(level, msg, fields)}`);
+      },
+      observer,
+      onFatal: (err) => {
+        if (err instanceof StorageCorruptError) checker.fail('storage-corrupt', `node ${hal.node} refuses to start: ${err.message}`);
+        board.crashProcess();
+      },
+      ...hooks.runtime,
+    });
+    runtimes.set(hal.node, rt);
+    incarnation.set(rt, hal.incarnation);
+    rt.start();
+  });
+
+  const T = cfg.timeMs;
+  const maxDur = Math.min(5000, Math.max(500, Math.round(T * 0.15)));
+  const faultEnd = Math.round(T * 0.7);
+  const healedBy = faultEnd + maxDur;
+  world.faults.schedule({
+    kinds: cfg.faults,
+    startMs: Math.min(FAULTS_FROM_MS, Math.round(T * 0.3)),
+    endMs: faultEnd,
+    meanGapMs: Math.min(5000, Math.max(300, Math.round(T / 12))),
+    minDurationMs: Math.min(500, maxDur),
+    maxDurationMs: maxDur,
+  });
+
+  const workload = new Workload(world.sched, world.rng.fork('clients'), live, { ...DEFAULT_WORKLOAD, ...hooks.workload });
+  workload.start(T * 1000);
+  // What an actuator driven by active leaders would see (measured, see the header).
+  const actuate = () => {
+    measureActive();
+    for (const rt of activeNodes()) {
+      const tok = rt.activeToken;
+      if (activeTokens.get(rt) !== tok) {
+        activeTokens.set(rt, tok);
+        actuator.activated(rt.id, tok, world.nowUs);
+      }
+      actuator.command(rt.id, tok, world.nowUs);
+    }
+    world.sched.after(ACTUATE_EVERY_MS * 1000, actuate);
+  };
+  world.sched.after(ACTUATE_EVERY_MS * 1000, actuate);
+
+  let probeMs = -1;
+  const probeAcked: Array<{ index: number; dataHash: number; what: string }> = [];
+  try {
+    world.run(Math.max(T, healedBy));
+    world.runUntil(() => dataIds.every((id) => world.board(id).running && runtimes.get(id)?.state === 'running'), BOOT_WAIT_MS);
+    world.runUntil(() => workload.pending === 0, DEFAULT_WORKLOAD.clientTimeoutMs + 1000);
+    const t0 = world.nowMs;
+    let done = false;
+    let n = 0;
+    const probe = () => {
+      if (done) return;
+      const nodes = live();
+      if (nodes.length > 0) {
+        const rt = nodes[n++ % nodes.length]!;
+        const value = new TextEncoder().encode(`probe.${n}`);
+        const data = encodeCommand({ op: 'put', key: '__probe', value });
+        rt.put('__probe', value, {}, (res) => {
+          if (done || res.status !== Status.OK) return;
+          done = true;
+          probeMs = Math.round(world.nowMs - t0);
+          probeAcked.push({ index: res.index!, dataHash: data instanceof Uint8Array ? hashBytes(data) : 0, what: `probe put via node ${rt.id}` });
+        });
+      }
+      world.sched.after(300_000, probe);
+    };
+    probe();
+    world.runUntil(() => done, PROBE_MS);
+    if (!done) checker.fail('liveness', `no write committed within ${PROBE_MS} ms after every fault healed (live nodes: ${live().map((r) => r.id).join(',') || 'none'})`);
+    world.run(500);
+    checker.checkAcked([...workload.acked, ...probeAcked]);
+    checker.checkStateMachines(live());
+    for (const id of dataIds) {
+      const stale = world.board(id).stats.staleCalls;
+      if (stale > 0) checker.fail('stale-hal-calls', `board ${id}: ${stale} calls through a dead incarnation's HAL (the runtime kept a reference across its death)`);
+    }
+  } catch (e) {
+    if (!(e instanceof SimViolation)) throw e;
+    violation ??= e;
+  }
+
+  let lin: SeedResult['lin'] = 'skipped';
+  if (!violation && !hooks.skipLin) {
+    const r = checkLinearizable(workload.history, { maxStates: 200_000 });
+    if (r.ok === true) lin = 'ok';
+    else if (r.ok === 'unknown') lin = 'unknown';
+    else {
+      lin = 'fail';
+      violation = new SimViolation('linearizability', r.explanation, world.nowMs);
+    }
+  }
+  const result: SeedResult = {
+    seed,
+    trace: world.traceHash(),
+    leaders: checker.elections,
+    commits: checker.highestApplied,
+    ops: workload.stats.issued,
+    opsOk: workload.stats.ok + workload.stats.conflict,
+    opsUnknown: workload.stats.unknown + workload.stats.noAnswer,
+    faults: world.faults.applied,
+    faultsByKind: { ...world.faults.appliedByKind },
+    virtualMs: Math.round(world.nowMs),
+    wallMs: Math.round(performance.now() - wall0),
+    staleActuations: actuator.stale,
+    actuations: actuator.actuations,
+    dualActiveMs: Math.round(actuator.dualUs / 1000),
+    failoversMs: actuator.gapsUs.map((u) => Math.round(u / 1000)),
+    lin,
+    historyOps: workload.history.length,
+    probeMs,
+  };
+  if (violation) result.violation = { invariant: violation.invariant, detail: violation.detail, atMs: violation.atMs, lastTrace: world.trace.last() };
+  return result;
+}

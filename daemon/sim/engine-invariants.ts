@@ -1,0 +1,262 @@
+/**
+ * The checks of the simulated cluster for contract engines (engine-cluster.ts): the
+ * shared ones, the same for every engine, and the engine's own, plugged in from
+ * src/<engine>/invariants.ts (pure checkers that look only at what nodes persisted,
+ * applied or reported).
+ *
+ * Shared, after every step of every node:
+ *   one leader per term   at most one node ever leads a given term (Paxos: ballot;
+ *                         ZAB: epoch), over the whole run
+ *   state-machine safety  the entry applied at an index is the same (type and data)
+ *                         on every node, over all lives
+ *   apply order           each life applies consecutive indexes from its snapshot on
+ *   tokens grow           a leadership's fencing token (leaderToken() > 0) is above
+ *                         every token issued by an earlier leadership, and fixed
+ *   engine errors         an engine that throws is a bug
+ * At the end: every write acknowledged 200 is applied at its index with its data;
+ * live nodes that applied the same index hold the same state; the history is
+ * linearizable (cluster.ts's checker, run by engine-cluster.ts).
+ *
+ * Per engine:
+ *   paxos  src/paxos/invariants.ts PaxosInvariants — one value per slot ever chosen
+ *          (ground truth from durable votes), chosen commands were proposed, learners
+ *          apply only chosen values, durable votes and promises survive restarts and
+ *          torn writes, ballot ownership, tokens grow
+ *   zab    src/zab/invariants.ts ZabInvariants — integrity, total order, agreement,
+ *          local and global primary order, primary integrity, acknowledgement only
+ *          after durability, establishment only with a synchronized quorum
+ */
+import type { Ready } from '../../src/engine/contract.ts';
+import { PaxosInvariants, decodeDurableSlot, type PaxosNode } from '../../src/paxos/index.ts';
+import { ZabInvariants } from '../../src/zab/invariants.ts';
+import type { ZabNode } from '../../src/zab/index.ts';
+import { EntryType, type Entry, type MemberConfig } from '../../src/wire/messages.ts';
+import type { Index, NodeId, Term } from '../../src/types.ts';
+import type { EngineRuntime } from '../runtime/engine-node.ts';
+import { hashBytes } from './hash.ts';
+import { SimViolation } from './invariants.ts';
+
+/** An engine's own checks, fed by the cluster's observer. */
+export interface EngineChecks {
+  booted(rt: EngineRuntime): void;
+  persisted(rt: EngineRuntime, rd: Ready): void;
+  applied(rt: EngineRuntime, e: Entry): void;
+  proposed(rt: EngineRuntime, index: Index, term: Term, data: Uint8Array): void;
+  snapshotTaken(rt: EngineRuntime, index: Index): void;
+  readonly engine: 'paxos' | 'zab';
+  /** After any step: `live` are the running runtimes. */
+  afterStep(rt: EngineRuntime, live: () => readonly EngineRuntime[]): void;
+  readonly violations: readonly string[];
+}
+
+class PaxosChecks implements EngineChecks {
+  readonly engine = 'paxos' as const;
+  private readonly inv: PaxosInvariants;
+  constructor(config: MemberConfig, disabled: ReadonlySet<string>) {
+    this.inv = new PaxosInvariants([...config.voters, ...config.witnesses]);
+    for (const d of disabled) this.inv.disabled.add(d);
+  }
+  get violations(): readonly string[] {
+    return this.inv.violations;
+  }
+  booted(rt: EngineRuntime): void {
+    const eng = rt.engine as PaxosNode;
+    const st = eng.status();
+    const snap = rt.snapshotIndex;
+    const votes = new Map<number, number>();
+    for (let i = snap + 1; i <= st.lastIndex; i++) {
+      const s = eng.slotAt(i);
+      if (s) votes.set(i, s.ballot);
+    }
+    this.inv.restarted(rt.id, eng.currentTerm, snap, votes);
+    this.inv.appliedReset(rt.id, snap);
+  }
+  persisted(rt: EngineRuntime, rd: Ready): void {
+    if (rd.snapshot) {
+      this.inv.snapshotDurable(rt.id, rd.snapshot.meta.index);
+      this.inv.appliedReset(rt.id, rd.snapshot.meta.index);
+    }
+    const witness = rt.status().isWitness;
+    for (const e of rd.entries) {
+      const slot = decodeDurableSlot(e);
+      if (typeof slot === 'string') {
+        this.inv['report']('durable-slot', `node ${rt.id}: entry ${e.index} is not a durable slot: ${slot}`);
+        continue;
+      }
+      this.inv.voteDurable(rt.id, slot.index, slot.ballot, { origin: slot.origin, type: slot.type, data: witness && slot.type === EntryType.Normal ? undefined : slot.data });
+    }
+    if (rd.hardState) this.inv.promiseDurable(rt.id, rd.hardState.term);
+  }
+  applied(rt: EngineRuntime, e: Entry): void {
+    const witness = rt.status().isWitness;
+    this.inv.applied(rt.id, e.index, { origin: e.term, type: e.type, data: witness && e.type === EntryType.Normal ? undefined : e.data });
+  }
+  proposed(_rt: EngineRuntime, index: Index, term: Term, data: Uint8Array): void {
+    this.inv.proposed(index, term, data);
+  }
+  snapshotTaken(rt: EngineRuntime, index: Index): void {
+    this.inv.snapshotDurable(rt.id, index);
+  }
+  afterStep(rt: EngineRuntime): void {
+    const eng = rt.engine;
+    if (eng?.isLeader) this.inv.leadership(rt.id, eng.status().term, eng.leaderToken());
+  }
+}
+
+class ZabChecks implements EngineChecks {
+  readonly engine = 'zab' as const;
+  private readonly inv: ZabInvariants;
+  constructor(config: MemberConfig, disabled: ReadonlySet<string>) {
+    this.inv = new ZabInvariants({ config, rules: { acknowledgements: !disabled.has('acknowledgements'), establishment: !disabled.has('establishment') } });
+  }
+  get violations(): readonly string[] {
+    return this.inv.violations;
+  }
+  booted(rt: EngineRuntime): void {
+    this.inv.started((rt.engine as ZabNode).view(), rt.bootHardState);
+  }
+  persisted(rt: EngineRuntime, rd: Ready): void {
+    this.inv.ready((rt.engine as ZabNode).view(), rd);
+  }
+  applied(): void {}
+  proposed(): void {}
+  snapshotTaken(): void {}
+  afterStep(_rt: EngineRuntime, live: () => readonly EngineRuntime[]): void {
+    this.inv.step(live().map((r) => (r.engine as ZabNode).view()));
+  }
+}
+
+export function engineChecks(engine: 'paxos' | 'zab', config: MemberConfig, disabled: ReadonlySet<string>): EngineChecks {
+  return engine === 'paxos' ? new PaxosChecks(config, disabled) : new ZabChecks(config, disabled);
+}
+
+/** The shared checks plus the engine's; throws SimViolation at the first problem. */
+export class EngineInvariantChecker {
+  private readonly leaderOfTerm = new Map<Term, NodeId>();
+  private readonly appliedAt = new Map<Index, { hash: number; type: number; node: NodeId }>();
+  private readonly lifeApplied = new Map<NodeId, Index>();
+  private readonly tokenOf = new Map<string, number>();
+  private highestToken = 0;
+  private reported = 0;
+  /** Distinct (term, leader) pairs seen: the number of leaderships. */
+  elections = 0;
+  highestApplied: Index = 0;
+
+  constructor(
+    private readonly now: () => number,
+    readonly checks: EngineChecks,
+    private readonly onViolation: (v: SimViolation) => void,
+    private readonly disabled: ReadonlySet<string> = new Set(),
+  ) {}
+
+  fail(invariant: string, detail: string): never {
+    const v = new SimViolation(invariant, detail, this.now());
+    this.onViolation(v);
+    throw v;
+  }
+
+  private engineDone(): void {
+    const vs = this.checks.violations;
+    if (vs.length > this.reported) {
+      this.reported = vs.length;
+      const first = vs[vs.length - 1]!;
+      const i = first.indexOf(':');
+      // Paxos names its checks ("one-value: ..."); ZAB's sentences are the paper's properties.
+      const named = i > 0 && /^[a-z-]+$/.test(first.slice(0, i));
+      this.fail(named ? first.slice(0, i) : `${this.checks.engine}-invariant`, named ? first.slice(i + 2) : first);
+    }
+  }
+
+  booted(rt: EngineRuntime): void {
+    this.lifeApplied.set(rt.id, rt.stateMachine.appliedIndex);
+    this.checks.booted(rt);
+    this.engineDone();
+  }
+
+  afterStep(rt: EngineRuntime, live: () => readonly EngineRuntime[]): void {
+    const eng = rt.engine;
+    if (!eng) return;
+    if (eng.isLeader) {
+      const term = eng.status().term;
+      const prev = this.leaderOfTerm.get(term);
+      if (prev === undefined) {
+        this.leaderOfTerm.set(term, rt.id);
+        this.elections++;
+      } else if (prev !== rt.id && !this.disabled.has('one-leader-per-term')) this.fail('one-leader-per-term', `nodes ${prev} and ${rt.id} both led term ${term}`);
+      const token = eng.leaderToken();
+      if (token > 0) {
+        const key = `${rt.id}/${term}`;
+        const had = this.tokenOf.get(key);
+        if (had === undefined) {
+          if (token <= this.highestToken && !this.disabled.has('token-growth')) this.fail('token-growth', `leader ${rt.id} (term ${term}) issued token ${token}, not above the earlier token ${this.highestToken}`);
+          this.tokenOf.set(key, token);
+          this.highestToken = Math.max(this.highestToken, token);
+        } else if (had !== token) this.fail('token-growth', `leader ${rt.id} (term ${term}) changed its token from ${had} to ${token}`);
+      }
+    }
+    this.checks.afterStep(rt, live);
+    this.engineDone();
+  }
+
+  persisted(rt: EngineRuntime, rd: Ready): void {
+    if (rd.snapshot) this.lifeApplied.set(rt.id, rd.snapshot.meta.index);
+    this.checks.persisted(rt, rd);
+    this.engineDone();
+  }
+
+  applied(rt: EngineRuntime, e: Entry): void {
+    const last = this.lifeApplied.get(rt.id) ?? 0;
+    if (e.index !== last + 1) this.fail('apply-order', `node ${rt.id} applied index ${e.index} after ${last}`);
+    this.lifeApplied.set(rt.id, e.index);
+    const witness = rt.status().isWitness;
+    if (!witness || e.type !== EntryType.Normal) {
+      const h = e.type === EntryType.Normal ? hashBytes(e.data) : 0;
+      const a = this.appliedAt.get(e.index);
+      if (!a) this.appliedAt.set(e.index, { hash: h, type: e.type, node: rt.id });
+      else if ((a.hash !== h || a.type !== e.type) && !this.disabled.has('state-machine-safety')) {
+        this.fail('state-machine-safety', `node ${rt.id} applied another entry at index ${e.index} (type ${e.type}) than node ${a.node} (type ${a.type})`);
+      }
+    }
+    this.highestApplied = Math.max(this.highestApplied, e.index);
+    this.checks.applied(rt, e);
+    this.engineDone();
+  }
+
+  proposed(rt: EngineRuntime, index: Index, term: Term, data: Uint8Array): void {
+    this.checks.proposed(rt, index, term, data);
+  }
+
+  snapshotTaken(rt: EngineRuntime, index: Index): void {
+    this.checks.snapshotTaken(rt, index);
+    this.engineDone();
+  }
+
+  engineError(rt: EngineRuntime, err: Error): void {
+    this.fail('engine-error', `node ${rt.id}: the engine threw: ${err.message}`);
+  }
+
+  /** Every write answered 200 is applied at its index with its data. */
+  checkAcked(acked: ReadonlyArray<{ index: Index; dataHash: number; what: string }>): void {
+    for (const a of acked) {
+      const got = this.appliedAt.get(a.index);
+      if (!got) {
+        if (a.index > this.highestApplied) this.fail('acked-lost', `${a.what}: acknowledged at index ${a.index}, but nothing was applied there (highest applied ${this.highestApplied})`);
+        continue; // below an installed snapshot everywhere: not observed entry by entry
+      }
+      if (got.hash !== a.dataHash) this.fail('acked-lost', `${a.what}: acknowledged at index ${a.index}, but another entry was applied there`);
+    }
+  }
+
+  /** Live data nodes that applied the same index hold the same state. */
+  checkStateMachines(rts: readonly EngineRuntime[]): void {
+    const byIndex = new Map<Index, { id: NodeId; hash: number; len: number }>();
+    for (const rt of rts) {
+      if (rt.status().isWitness) continue;
+      const snap = rt.stateMachine.snapshot();
+      const o = byIndex.get(rt.stateMachine.appliedIndex);
+      const h = hashBytes(snap);
+      if (!o) byIndex.set(rt.stateMachine.appliedIndex, { id: rt.id, hash: h, len: snap.length });
+      else if (o.hash !== h || o.len !== snap.length) this.fail('state-machine-safety', `nodes ${o.id} and ${rt.id} both applied up to index ${rt.stateMachine.appliedIndex} but hold different states`);
+    }
+  }
+}

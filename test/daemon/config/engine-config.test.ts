@@ -1,0 +1,37 @@
+/**
+ * engine: paxos and engine: zab in the config: accepted with their sections' defaults;
+ * what the engine runtime does not have yet (fencing, jobs, witness members) is refused
+ * naming the key and saying "not implemented for engine <name>".
+ */
+import { describe, expect, it } from 'vitest';
+import { good, problems } from './helpers.ts';
+import { parseConfigText } from '../../../daemon/config/load.ts';
+
+describe('config: engine paxos and zab', () => {
+  it('engine: paxos and engine: zab are accepted, with their documented defaults', () => {
+    const p = parseConfigText(good + 'engine: paxos\n');
+    expect(p.engine).toBe('paxos');
+    expect(p.paxos).toEqual({ tickMs: 10, electionTimeoutMinMs: 150, electionTimeoutMaxMs: 300, heartbeatMs: 50, prePrepare: true, checkQuorum: true, campaignOnPeerGone: true });
+    const z = parseConfigText(good + 'engine: zab\nzab:\n  syncLimitMs: 300\n');
+    expect(z.engine).toBe('zab');
+    expect(z.zab).toMatchObject({ heartbeatMs: 50, syncLimitMs: 300, initLimitMs: 1000 });
+  });
+
+  for (const engine of ['paxos', 'zab']) {
+    it(`engine: ${engine} refuses what is not implemented for it, naming the key`, () => {
+      const fencing = problems(good + `engine: ${engine}\nfencing:\n  watchdogTimeoutMs: 15000\n`);
+      expect(fencing.find((x) => x.key === 'fencing')?.message).toMatch(new RegExp(`not implemented for engine ${engine}: a fencing: section`));
+      const jobs = problems(good + `engine: ${engine}\njobs:\n  - { name: j, cron: "*/5 * * * *", command: "true" }\n`);
+      expect(jobs.find((x) => x.key === 'jobs')?.message, JSON.stringify(jobs)).toMatch(new RegExp(`not implemented for engine ${engine}: scheduled jobs`));
+      const witness = problems(good.replace('{ id: 3, name: c }', '{ id: 3, name: c, role: witness }') + `engine: ${engine}\n`);
+      expect(witness.find((x) => x.key === 'members.2.role')?.message).toMatch(new RegExp(`not implemented for engine ${engine}: witness members`));
+    });
+  }
+
+  it('paxos timing is checked like raft\'s', () => {
+    const p = problems(good + 'engine: paxos\npaxos:\n  electionTimeoutMinMs: 300\n  electionTimeoutMaxMs: 200\n');
+    expect(p.find((x) => x.key === 'paxos.electionTimeoutMaxMs')?.message).toMatch(/more than electionTimeoutMinMs/);
+    const q = problems(good + 'engine: paxos\npaxos:\n  heartbeatMs: 100\n');
+    expect(q.find((x) => x.key === 'paxos.heartbeatMs')?.message).toMatch(/at most half/);
+  });
+});
