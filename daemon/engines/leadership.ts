@@ -6,7 +6,7 @@
  * the window when no answer came in time (the service may then expire our lease and
  * elect someone else; we must have stopped first).
  *
- * Why "previous leader stopped" needs no fence here (the Raft gate of DESIGN §5): a
+ * Why "previous leader stopped" needs no fence here (the Raft gate, docs/fencing.md): a
  * new leader is elected only after the old leader's key is gone from the service, and
  * the old leader stopped acting before the service could remove it (the window ends
  * before the lease can expire). A node that resigns deletes its key only after it

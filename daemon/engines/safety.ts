@@ -37,7 +37,7 @@
  *      running a timer late, a hook or job that was started just before the end and
  *      needs a moment to be told.
  *
- * With monotonic time only (DESIGN §4): a wall-clock jump on the board or the server
+ * With monotonic time only (docs/architecture.md, "Time"): a wall-clock jump on the board or the server
  * changes nothing here (etcd leases and ZooKeeper sessions are kept on the servers'
  * monotonic clocks too).
  *
