@@ -6,7 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { isMap, isNode, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
-import { z } from 'zod';
+import * as z from 'zod';
 import { configSchema, parseKey, parseListen, type Config } from './schema.ts';
 import { jobsSchema, type JobConfig } from './jobs.ts';
 import { loosePermissions, readSecretFile } from './secrets.ts';

@@ -6,7 +6,7 @@
  * expected>` (see load.ts); `quorumd config validate FILE` prints them and exits 2.
  * docs/config.md is the user-facing page; examples/ has two commented files.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { checkBullyFencing, checkFencing, fencingSchema } from './fencing.ts';
 import { jobsSchema } from './jobs.ts';
 import { checkExternal, etcdSchema, zookeeperSchema } from './external.ts';
