@@ -19,6 +19,11 @@ export interface RaftOptions {
    * (Raft §5.2). Default [150, 300): the paper's range; it must be well above the
    * broadcast time (one heartbeat round over MQTT on a LAN is a few ms, a 1 KiB frame
    * at 115200 baud about 90 ms) and the spread keeps split votes rare.
+   *
+   * A node still at term 0 (a brand-new cluster where nobody has campaigned yet) uses
+   * [heartbeatMs, 2 × heartbeatMs) instead, capped below the minimum: there is no leader
+   * to disrupt, so the first election need not wait out a timeout sized for a loaded
+   * machine. The first campaign moves everyone it reaches to term 1 and back to this range.
    */
   electionTimeoutMinMs: number;
   electionTimeoutMaxMs: number;
@@ -98,6 +103,12 @@ export const SNAPSHOT_OVERHEAD_BYTES = 192;
 export interface Ticks {
   electionMin: number;
   electionMax: number;
+  /**
+   * The election timeout of a node still at term 0 (a brand-new cluster: nobody ever
+   * campaigned), [heartbeat, 2 × heartbeat) capped below electionMin, at least 1 tick.
+   */
+  firstElectionMin: number;
+  firstElectionMax: number;
   heartbeat: number;
   chunkBytes: number;
   maxEntryBytes: number;
@@ -153,7 +164,9 @@ export function resolveOptions(partial: Partial<RaftOptions> | undefined): { opt
     throw new RangeError(`raft options: snapshotChunkBytes (${chunkBytes}) + ${SNAPSHOT_OVERHEAD_BYTES} overhead exceeds maxMsgBytes (${o.maxMsgBytes})`);
   }
   const maxEntryBytes = o.maxMsgBytes - MSG_OVERHEAD_BYTES - ENTRY_OVERHEAD_BYTES;
-  return { opts: o, ticks: { electionMin, electionMax, heartbeat, chunkBytes, maxEntryBytes } };
+  const firstElectionMax = Math.max(2, Math.min(2 * heartbeat, electionMin));
+  const firstElectionMin = Math.max(1, Math.min(heartbeat, firstElectionMax - 1));
+  return { opts: o, ticks: { electionMin, electionMax, firstElectionMin, firstElectionMax, heartbeat, chunkBytes, maxEntryBytes } };
 }
 
 // ---------------------------------------------------------------------------

@@ -248,6 +248,12 @@ export class RaftNode {
   private electionElapsed = 0;
   private heartbeatElapsed = 0;
   private randomizedTimeout = 0;
+  /**
+   * The durable term this node was constructed with was 0: it never adopted any
+   * term, so it never acknowledged a leader's heartbeat (a reply is sent only after the
+   * term it carries is durable), and it holds no lease promise (see inLease()).
+   */
+  private readonly bootedPristine: boolean;
   /** Counts ticks since construction (leases are measured in it). */
   private now = 0;
   private votes = new Map<NodeId, boolean>();
@@ -328,6 +334,7 @@ export class RaftNode {
     }
     this.term = hs.term;
     this.vote = hs.vote;
+    this.bootedPristine = hs.term === 0;
     this.commit = Math.max(hs.commit, snapIndex);
     this.applied = init.applied ?? snapIndex;
     if (!isNat(this.applied) || this.applied < snapIndex || this.applied > this.commit) {
@@ -650,6 +657,14 @@ export class RaftNode {
         // Granted for a term above ours when the candidate's log is up to date (§5.4.1).
         const grant = m.term > this.term && this.candidateUpToDate(m.from, m.lastIndex, m.lastTerm);
         this.send({ type: MsgType.PreVoteReply, from: this.id, to: m.from, term: grant ? m.term : this.term, granted: grant });
+        // Term 0 (the first election of a brand-new cluster, see resetTimers): having backed
+        // a node with a lower id, stand back — leave our own pre-candidacy and draw a new
+        // short timeout — so that two nodes that came up together do not both become
+        // candidates of term 1 and split its vote (then everyone waits out a whole election
+        // timeout). The id only breaks the tie between campaigns that overlap: crossing
+        // pre-votes leave the lower id campaigning and the higher one backing it, rather
+        // than both backing off. Pre-votes change no term or vote, so this is liveness only.
+        if (grant && this.term === 0 && this.role !== 'leader' && m.from < this.id) this.becomeFollower(0, NO_NODE);
         return;
       }
       case MsgType.Vote: {
@@ -963,14 +978,29 @@ export class RaftNode {
     if (!this.options.checkQuorum) return false;
     // With lease reads a node that just (re)started may have acknowledged the leader's
     // lease before it crashed: it grants no vote during its first election timeout.
-    if (this.options.leaseRead && this.now < this.ticks.electionMin) return true;
+    // Not a node that booted with durable term 0: acknowledging a heartbeat means
+    // adopting the leader's term (>= 1), and the acknowledgement leaves only once that
+    // term is durable, so such a node never promised anything (a brand-new cluster
+    // elects without first sitting out a whole election timeout).
+    if (this.options.leaseRead && this.now < this.ticks.electionMin && !this.bootedPristine) return true;
     return this.leader !== NO_NODE && this.electionElapsed < this.ticks.electionMin;
   }
 
   private resetTimers(): void {
     this.electionElapsed = 0;
     this.heartbeatElapsed = 0;
-    this.randomizedTimeout = this.rng.int(this.ticks.electionMin, this.ticks.electionMax - 1);
+    // Term 0: no node of this cluster ever campaigned that we know of (any vote request,
+    // heartbeat or refusal we received carried a term >= 1 and we adopted it), so there
+    // is no leader to disrupt and nothing a short timeout could hurt: the first
+    // election of a brand-new cluster starts after [firstElectionMin, firstElectionMax)
+    // ticks (one to two heartbeat intervals), still randomized, instead of the normal
+    // election timeout. Safety rests on terms, votes and log comparison as always; pre-vote
+    // still asks first, and a node that is refused (a peer with a term) adopts that term
+    // and waits normal timeouts from then on. One draw either way: the simulator's
+    // sequence of random numbers keeps its shape.
+    this.randomizedTimeout = this.term === 0
+      ? this.rng.int(this.ticks.firstElectionMin, this.ticks.firstElectionMax - 1)
+      : this.rng.int(this.ticks.electionMin, this.ticks.electionMax - 1);
   }
 
   private becomeFollower(term: Term, leader: NodeId): void {

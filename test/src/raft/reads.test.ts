@@ -93,13 +93,21 @@ describe('raft reads', () => {
   });
 
   it('lease reads: a restarted node grants no pre-vote within its first election timeout', () => {
-    const mk = (leaseRead: boolean) => new RaftNode({ id: 2, config: { voters: [1, 2, 3], learners: [], witnesses: [] }, rng: new Rng(3), options: { leaseRead } });
+    // Restarted: its durable term is 1, so it may have acknowledged a leader's heartbeat before it went down.
+    const mk = (leaseRead: boolean) => new RaftNode({ id: 2, config: { voters: [1, 2, 3], learners: [], witnesses: [] }, rng: new Rng(3), options: { leaseRead }, hardState: { term: 1, vote: 1, commit: 0 } });
     for (const leaseRead of [true, false]) {
       const r = mk(leaseRead);
-      r.step({ type: MsgType.PreVote, from: 3, to: 2, term: 1, lastIndex: 0, lastTerm: 0 });
+      r.step({ type: MsgType.PreVote, from: 3, to: 2, term: 2, lastIndex: 0, lastTerm: 0 });
       const replies = r.ready()?.messages.filter((m) => m.type === MsgType.PreVoteReply) ?? [];
       expect(replies.length).toBe(leaseRead ? 0 : 1);
     }
+  });
+
+  it('lease reads: a node that booted at term 0 never acknowledged a lease and grants a pre-vote at once', () => {
+    const r = new RaftNode({ id: 2, config: { voters: [1, 2, 3], learners: [], witnesses: [] }, rng: new Rng(3), options: { leaseRead: true } });
+    r.step({ type: MsgType.PreVote, from: 3, to: 2, term: 1, lastIndex: 0, lastTerm: 0 });
+    const replies = r.ready()?.messages.filter((m) => m.type === MsgType.PreVoteReply) ?? [];
+    expect(replies).toEqual([expect.objectContaining({ to: 3, granted: true, term: 1 })]);
   });
 
   it('lease reads stop once leadership transfer sent TimeoutNow', () => {
