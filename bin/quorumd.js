@@ -12,10 +12,17 @@ import { existsSync } from 'node:fs';
 if (process.env.QUORUMD_SOURCE_MAPS !== '0') process.setSourceMapsEnabled(true);
 const here = new URL('.', import.meta.url);
 // In a git checkout (sources beside us), build first when a source changed since the
-// last build; a published package has dist/ only.
-if (existsSync(new URL('../scripts/build.mjs', here)) && existsSync(new URL('../daemon/cli.ts', here))) {
+// last build; a published package has dist/ only. `quorumd dev` checked that already
+// when it started: it sets QUORUMD_BUILD_CHECKED=1 for its node processes, which then
+// skip the walk over the sources (a stat per file; 10–130 ms of a node's start on a
+// busy machine). Removed here so that hooks and jobs of the node do not inherit it.
+const checked = process.env.QUORUMD_BUILD_CHECKED === '1';
+delete process.env.QUORUMD_BUILD_CHECKED;
+if (!checked && existsSync(new URL('../scripts/build.mjs', here)) && existsSync(new URL('../daemon/cli.ts', here))) {
   const { ensureBuilt } = await import('../scripts/build.mjs');
   await ensureBuilt();
 }
+// For daemon/dev.ts: dist/ is known fresh in this process (it passes that on to its nodes).
+globalThis.quorumdBuildChecked = true;
 const { main } = await import('../dist/cli.js');
 await main(process.argv);

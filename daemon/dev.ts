@@ -365,7 +365,10 @@ export async function startDev(opts: DevOptions): Promise<DevCluster> {
 
   const spawnNode = (node: DevNode) => {
     const log = createWriteStream(node.logFile, { flags: 'a' });
-    const child = spawn(process.execPath, [...NODE_FLAGS, bin, 'start', '--config', node.configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // QUORUMD_BUILD_CHECKED: when this process runs through the bin, the bin already made
+    // sure that dist/ is fresh, and the nodes skip that check (bin/quorumd.js).
+    const checked = (globalThis as { quorumdBuildChecked?: boolean }).quorumdBuildChecked === true;
+    const child = spawn(process.execPath, [...NODE_FLAGS, bin, 'start', '--config', node.configFile], { stdio: ['ignore', 'pipe', 'pipe'], ...(checked ? { env: { ...process.env, QUORUMD_BUILD_CHECKED: '1' } } : {}) });
     child.stdout?.pipe(log);
     child.stderr?.pipe(log);
     node.child = child;
