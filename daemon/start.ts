@@ -33,9 +33,12 @@ import { createPino, runtimeLogger } from './log.ts';
 import { systemClock } from '../hal/clock.ts';
 import { NodeRuntime } from './runtime/index.ts';
 import { writeTracerFromEnv } from './runtime/write-trace.ts';
-import { BullyRuntime } from './runtime/bully-node.ts';
-import { EngineRuntime, isContractEngine } from './runtime/engine-node.ts';
-import { EngineBackend } from './http/engine-backend.ts';
+// The bully and the Paxos/ZAB runtimes are loaded only by a node that runs them
+// (startNode): a Raft node does not read, compile and keep their code (start-up CPU
+// and memory of every node, issue 14).
+import type { BullyRuntime } from './runtime/bully-node.ts';
+import type { EngineRuntime } from './runtime/engine-node.ts';
+import type { EngineBackend } from './http/engine-backend.ts';
 import { BullyBackend } from './http/runtime-backend.ts';
 import { bullyPriority } from './config/schema.ts';
 import { buildFencing, bullyFencingOptions, type BuiltFencing } from './fencing/build.ts';
@@ -301,8 +304,22 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
 
   // QUORUMD_TRACE_WRITES=<dir>: per-write trace points (daemon/runtime/write-trace.ts, bench/write-trace.ts).
   const tracer = c.engine === 'raft' ? writeTracerFromEnv(cfg.self.name) : undefined;
-  const contract = isContractEngine(c.engine) ? c.engine : undefined;
-  const backend = c.engine === 'bully' ? new BullyBackend(cfg.self, c.members, linkInfos, c.cluster.name) : contract ? new EngineBackend(cfg.self, c.members, linkInfos, c.cluster.name) : new RuntimeBackend(cfg.self, c.members, linkInfos, c.cluster.name, c.engine);
+  // As isContractEngine (daemon/runtime/engine-node.ts), without loading that module for a Raft or bully node.
+  const contract = c.engine === 'paxos' || c.engine === 'zab' ? c.engine : undefined;
+  let engineMods: [typeof import('./runtime/engine-node.ts'), typeof import('./http/engine-backend.ts')] | undefined;
+  let bullyMod: typeof import('./runtime/bully-node.ts') | undefined;
+  try {
+    if (contract) engineMods = await Promise.all([import('./runtime/engine-node.ts'), import('./http/engine-backend.ts')]);
+    else if (c.engine === 'bully') bullyMod = await import('./runtime/bully-node.ts');
+  } catch (err) {
+    for (const l of links) l.close();
+    fencing?.close();
+    fencing?.watchdog?.disarm();
+    unlock();
+    throw err;
+  }
+  const backend = c.engine === 'bully' ? new BullyBackend(cfg.self, c.members, linkInfos, c.cluster.name) : engineMods ? new engineMods[1].EngineBackend(cfg.self, c.members, linkInfos, c.cluster.name) : new RuntimeBackend(cfg.self, c.members, linkInfos, c.cluster.name, c.engine);
+  const isEngineBackend = (b: typeof backend): b is EngineBackend => engineMods !== undefined && b instanceof engineMods[1].EngineBackend;
   // Each engine keeps its durable state in a directory of its own: one engine's log is never read as another's.
   const storage = new TimedStorage(new FsStorage(join(cfg.dataDir, c.engine === 'bully' ? 'bully' : contract ?? 'raft')), (s) => backend.fsync.observe(s));
   const voters = c.members.filter((m) => m.role === 'voter').map((m) => m.id);
@@ -329,7 +346,7 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
         });
     });
   };
-  const runtime = backend instanceof EngineBackend ? new EngineRuntime({
+  const runtime = isEngineBackend(backend) ? new engineMods![0].EngineRuntime({
     engine: contract!,
     id: cfg.self.id,
     config: { voters, learners: [], witnesses },
@@ -347,7 +364,7 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     logger: rlog,
     observer: backend.observer(),
     onFatal,
-  }) : backend instanceof BullyBackend ? new BullyRuntime({
+  }) : backend instanceof BullyBackend ? new bullyMod!.BullyRuntime({
     id: cfg.self.id,
     members: c.members.map((m, i) => ({ id: m.id, priority: bullyPriority(m, i) })),
     cluster: c.cluster.id,
@@ -397,10 +414,10 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     onFatal,
     ...(fencing ? { fencing: fencing.options } : {}),
   });
-  if (fencing && !(backend instanceof EngineBackend)) backend.setFencing(fencing.devices);
+  if (fencing && !isEngineBackend(backend)) backend.setFencing(fencing.devices);
   if (tracer && backend instanceof RuntimeBackend) backend.trace = tracer;
   if (backend instanceof BullyBackend) backend.attach(runtime as BullyRuntime);
-  else if (backend instanceof EngineBackend) backend.attach(runtime as EngineRuntime);
+  else if (isEngineBackend(backend)) backend.attach(runtime as EngineRuntime);
   else backend.attach(runtime as NodeRuntime);
 
   const hooks = new HookRunner({
@@ -418,7 +435,7 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
 
   // Service discovery on the replicated KV (daemon/services): not under bully (no KV), not on a witness (no data).
   let services: RunningServices | undefined;
-  if ((backend instanceof RuntimeBackend || backend instanceof EngineBackend) && !witness) {
+  if ((backend instanceof RuntimeBackend || isEngineBackend(backend)) && !witness) {
     try {
       services = await startServices(backend, { self: cfg.self.name, cluster: c.cluster.name, config: c.services, log: { debug: (f, m) => log.debug(f, m), info: (f, m) => log.info(f, m), warn: (f, m) => log.warn(f, m) }, env: { QUORUMD_NODE: cfg.self.name, QUORUMD_CLUSTER: c.cluster.name } });
     } catch (err) {

@@ -9,8 +9,9 @@ import { parseListen } from '../config/schema.ts';
 import { handleServices } from './http.ts';
 import { ServiceError, ServiceRegistry, type Catalog, type KvPort, type RegistryLog } from './registry.ts';
 import { parseInstanceDef, type Health, type InstanceView } from './catalog.ts';
-import { startDns, type DnsServer } from './dns.ts';
-import { startMdns, type MdnsResponder } from './mdns.ts';
+// The DNS and mDNS interfaces (and dns-packet, multicast-dns) load only when configured.
+import type { DnsServer } from './dns.ts';
+import type { MdnsResponder } from './mdns.ts';
 
 export interface ServiceRegistration {
   name: string;
@@ -59,10 +60,12 @@ export async function startServices(kv: KvPort, o: { self: string; cluster: stri
     if (o.config.dns) {
       const l = parseListen(o.config.dns.listen);
       if (!l) throw new Error(`services.dns.listen: expected host:port, got ${o.config.dns.listen}`);
+      const { startDns } = await import('./dns.ts');
       dns = await startDns({ host: l.host, port: l.port, cluster: o.cluster, ttlSec: o.config.dns.ttlSec, catalog: () => registry.cached(), log: o.log });
       o.log.info({ dns: `${l.host}:${dns.port}`, zone: `service.${o.cluster}.quorumd` }, 'services: DNS interface listening');
     }
     if (o.config.mdns) {
+      const { startMdns } = await import('./mdns.ts');
       const m = startMdns({ ttlSec: o.config.mdns.ttlSec, ...(o.config.mdns.interface ? { interface: o.config.mdns.interface } : {}), catalog: () => registry.cached(), log: o.log });
       mdns = m;
       registry.onChange(() => m.announce());
