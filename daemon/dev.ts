@@ -34,7 +34,6 @@ import { createWriteStream, existsSync, mkdirSync, mkdtempSync, rmSync, writeFil
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { stringify } from 'yaml';
 import { startBroker, type RunningBroker } from '../hal/mqtt/broker.ts';
 import type { JobConfig } from './config/jobs.ts';
 import { call } from './client/http.ts';
@@ -223,7 +222,10 @@ ${list}
 /** The `jobs:` section of a generated config ('' for none). */
 function devJobs(jobs: JobConfig[] | undefined): string {
   if (!jobs || jobs.length === 0) return '';
-  return `# Leader-only scheduled jobs: only the active leader runs a slot, each slot at most once (docs/jobs.md).\n${stringify({ jobs })}`;
+  // One flow mapping per job in JSON's syntax, which YAML reads as it is: the supervisor
+  // need not load a YAML library for this (start-up time of `quorumd dev`).
+  const fields = (j: JobConfig) => Object.entries(j).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}: ${JSON.stringify(v)}`).join(', ');
+  return `# Leader-only scheduled jobs: only the active leader runs a slot, each slot at most once (docs/jobs.md).\njobs:\n${jobs.map((j) => `  - { ${fields(j)} }\n`).join('')}`;
 }
 
 /**
