@@ -15,108 +15,19 @@
  *     leader history, then gives up its key): the next leader acts without touching a
  *     rail, and has no suspects.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startRailServer, type RailServer } from '../../daemon/fencing/dev-relay.ts';
 import { EtcdCluster, HAVE_ETCD, HAVE_ZK, until, ZkEnsemble } from './servers.ts';
-import { ExternalProcCluster, type ProcNode } from './proc.ts';
-import { testToken, testTokenFile } from '../helpers/auth.ts';
+import type { ProcNode } from './proc.ts';
+import { RailRig } from './rails.ts';
 
 const SETTLE_MS = 300;
-
-interface Status {
-  active: boolean;
-  role: string;
-  token: number;
-  suspects?: Array<{ node: string; clearedBy: string | null }>;
-  fences?: { local: Array<{ target: string; outcome: string }> };
-  relays?: unknown[];
-}
-
-class Rig {
-  c!: ExternalProcCluster;
-  rails!: RailServer;
-  readonly on = new Map<string, boolean>();
-  /** [wall ms, "rail q1 off" | "read q1" | ...] in the order they happened here. */
-  readonly railLog: Array<[number, string]> = [];
-  eventsFile = '';
-
-  async start(engine: 'etcd' | 'zookeeper', endpoints: string[], sectionYaml: string): Promise<void> {
-    const names = ['q1', 'q2', 'q3'];
-    for (const n of names) this.on.set(n, true);
-    this.rails = await startRailServer({
-      token: testToken(),
-      get: (node) => {
-        if (!this.on.has(node)) return undefined;
-        this.railLog.push([Date.now(), `read ${node} ${this.on.get(node) ? 'on' : 'off'}`]);
-        return this.on.get(node);
-      },
-      set: (node, on) => {
-        if (!this.on.has(node)) return undefined;
-        this.railLog.push([Date.now(), `rail ${node} ${on ? 'on' : 'off'}`]);
-        const was = this.on.get(node);
-        this.on.set(node, on);
-        const p = this.c.nodes.find((x) => x.name === node)!;
-        if (!on) p.child?.kill('SIGKILL');
-        else if (!was) this.c.spawn(p);
-        return on;
-      },
-    });
-    const url = this.rails.url;
-    const tokenFile = testTokenFile();
-    this.c = await ExternalProcCluster.start({
-      engine,
-      endpoints,
-      sectionYaml,
-      extraYaml: (dir, self) => {
-        this.eventsFile = join(dir, 'events.log');
-        // Every node fences the two others (a node never fences itself).
-        const targets = names
-          .filter((n) => n !== self)
-          .map((n) => `    - { node: ${n}, levels: [ [ { type: dev-relay, url: "${url}", tokenFile: ${JSON.stringify(tokenFile)} } ] ], powerOnAfterMs: 1000 }`)
-          .join('\n');
-        return [
-          `hooks:\n  onActive: 'echo "$(date +%s%3N) $QUORUMD_NODE active $QUORUMD_TOKEN" >> ${this.eventsFile}'`,
-          `fencing:\n  settleMs: ${SETTLE_MS}\n  retries: 0\n  opTimeoutMs: 2000\n  targets:\n${targets}`,
-        ].join('\n');
-      },
-    });
-  }
-
-  async status(n: ProcNode): Promise<Status | undefined> {
-    try {
-      const r = await fetch(`${this.c.url(n)}/v1/status`, { headers: this.c.auth(), signal: AbortSignal.timeout(1000) });
-      return r.ok ? ((await r.json()) as Status) : undefined;
-    } catch {
-      return undefined;
-    }
-  }
-
-  /** Hook lines: [wall ms, node, token]. */
-  actives(): Array<[number, string, number]> {
-    if (!existsSync(this.eventsFile)) return [];
-    return readFileSync(this.eventsFile, 'utf8')
-      .trim()
-      .split('\n')
-      .filter(Boolean)
-      .map((l) => l.split(' '))
-      .map((p) => [Number(p[0]), p[1]!, Number(p[3])] as [number, string, number]);
-  }
-
-  async close(): Promise<void> {
-    await this.c?.close();
-    this.c?.remove();
-    await this.rails?.close();
-  }
-}
 
 /**
  * One failure of the leader by `how`; returns the new active node. For stop/kill the
  * new leader must have switched the old one's rail off and read it back off before its
  * on-active hook ran; for term it must not have touched any rail.
  */
-async function failLeader(r: Rig, how: 'SIGSTOP' | 'SIGKILL' | 'SIGTERM', what: string): Promise<{ next: ProcNode; ms: number }> {
+async function failLeader(r: RailRig, how: 'SIGSTOP' | 'SIGKILL' | 'SIGTERM', what: string): Promise<{ next: ProcNode; ms: number }> {
   const c = r.c;
   const first = await c.activeNode();
   const s1 = (await r.status(first))!;
@@ -159,7 +70,7 @@ async function failLeader(r: Rig, how: 'SIGSTOP' | 'SIGKILL' | 'SIGTERM', what: 
   return { next, ms };
 }
 
-async function scenario(r: Rig, engine: string): Promise<void> {
+async function scenario(r: RailRig, engine: string): Promise<void> {
   const first = await r.c.activeNode();
   const s = (await r.status(first))!;
   // A fresh cluster: nobody led before, nothing to fence; the devices are listed.
@@ -173,7 +84,7 @@ async function scenario(r: Rig, engine: string): Promise<void> {
 
 describe.skipIf(!HAVE_ETCD)('STONITH with engine: etcd (3 processes, dev rails, 1-member etcd)', () => {
   let etcd: EtcdCluster;
-  const r = new Rig();
+  const r = new RailRig(SETTLE_MS);
   beforeAll(async () => {
     etcd = await EtcdCluster.start(1);
   }, 60_000);
@@ -190,7 +101,7 @@ describe.skipIf(!HAVE_ETCD)('STONITH with engine: etcd (3 processes, dev rails, 
 
 describe.skipIf(!HAVE_ZK)('STONITH with engine: zookeeper (3 processes, dev rails, standalone ZooKeeper)', () => {
   let zk: ZkEnsemble;
-  const r = new Rig();
+  const r = new RailRig(SETTLE_MS);
   beforeAll(async () => {
     zk = await ZkEnsemble.start(1);
   }, 90_000);
