@@ -54,11 +54,17 @@
  *
  * Without a previous record (a fresh cluster, or one started before this record
  * existed) there is nobody to fence.
+ *
+ * The watchdog (`fencing.watchdog`): fed from a timer while this process runs, so that
+ * a hung process stops feeding it and the board resets — what the fallback bound
+ * assumes of every board. No self-fencing as under Raft: a leader cut off from the
+ * service already stops acting by its window, and resetting the board whenever the
+ * service is unreachable would turn an etcd or ZooKeeper upgrade into a fleet reboot.
  */
 import { ActivationGate, leaseSafeAtMs, type ActivationReason, type FenceRecord, type Fencer } from '../../src/fence/index.ts';
 import { MAX_NODE_ID, type NodeId } from '../../src/types.ts';
 import type { Rng } from '../../src/rng.ts';
-import type { Cancel, Clock } from '../../hal/interfaces.ts';
+import type { Cancel, Clock, Watchdog } from '../../hal/interfaces.ts';
 import type { Logger } from '../runtime/logger.ts';
 import { FencingDriver, badNodeArg, fenceSucceeded, type FencingDevices } from '../runtime/fencing-driver.ts';
 
@@ -120,6 +126,8 @@ export interface ExternalFencingOptions {
   devices: FencingDevices;
   /** How long a hung board may go on before its watchdog resets it, ms (the fallback bound). */
   watchdogTimeoutMs: number;
+  /** This board's hardware watchdog, fed every timeoutMs / 4 while this process runs; disarmed by stop(). */
+  watchdog?: Watchdog;
   /** Added to that bound, ms. */
   marginMs: number;
   clock: Clock;
@@ -147,9 +155,20 @@ export class ExternalFencing {
   private wasClear = false;
   private updating = false;
   private again = false;
+  private feedTimer: Cancel | undefined;
 
   constructor(private readonly o: ExternalFencingOptions) {
     if (!(Number.isFinite(o.watchdogTimeoutMs) && o.watchdogTimeoutMs >= 0)) throw new RangeError(`watchdogTimeoutMs: expected ms ≥ 0, got ${o.watchdogTimeoutMs}`);
+    const wd = o.watchdog;
+    if (wd) {
+      const every = Math.max(50, Math.floor(wd.timeoutMs / 4));
+      const feed = () => {
+        if (!this.running) return;
+        wd.feed();
+        this.feedTimer = o.clock.setTimer(every, feed);
+      };
+      feed();
+    }
     const targets = o.devices.fencer?.targets ?? [];
     if (targets.length > 0) {
       this.driver = new FencingDriver({
@@ -278,10 +297,14 @@ export class ExternalFencing {
 
   /** Stops timers; relays a fence left off stay off only for 'off' targets (the driver powers 'reboot' ones on at the next start). */
   stop(): void {
+    if (!this.running) return;
     this.running = false;
     this.timer?.();
     this.timer = undefined;
     this.driver?.cancelTimer();
+    this.feedTimer?.();
+    this.feedTimer = undefined;
+    this.o.watchdog?.disarm();
   }
 
   /**

@@ -145,7 +145,8 @@ export async function startExternalNode(cfgOrFile: ResolvedConfig | string, opts
         self: cfg.self.id,
         members: new Set(c.members.map((m) => m.id)),
         devices: { relays: built.options.relays ?? [], powerSense: built.options.powerSense ?? [], fencer: built.options.fencer! },
-        watchdogTimeoutMs: c.fencing.watchdogTimeoutMs ?? DEFAULT_WATCHDOG_TIMEOUT_MS,
+        watchdogTimeoutMs: built.watchdog?.timeoutMs ?? c.fencing.watchdogTimeoutMs ?? DEFAULT_WATCHDOG_TIMEOUT_MS,
+        ...(built.watchdog ? { watchdog: built.watchdog } : {}),
         marginMs: (c.engine === 'etcd' ? c.etcd?.marginMs : c.zookeeper?.marginMs) ?? 500,
         clock: systemClock(),
         rng: new Rng(randomBytes(4).readUInt32LE(0)),
@@ -155,7 +156,8 @@ export async function startExternalNode(cfgOrFile: ResolvedConfig | string, opts
     }
     engine = buildEngine(cfg, elog, fencing);
   } catch (err) {
-    fencing?.stop();
+    if (fencing) fencing.stop();
+    else built?.watchdog?.disarm();
     built?.close();
     unlock();
     throw new Error(`${cfg.file}: ${(err as Error).message}`);

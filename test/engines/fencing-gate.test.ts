@@ -214,4 +214,28 @@ describe('ExternalFencing with the LeadershipGate', () => {
     f.stop();
     gate.stop();
   });
+
+  it('the watchdog is fed every timeoutMs / 4 while the process runs (a hung one stops feeding it) and disarmed on stop', () => {
+    const clock = new FakeClock();
+    const feeds: number[] = [];
+    let disarmed = 0;
+    const f = new ExternalFencing({
+      self: 1,
+      members: new Set([1, 2]),
+      devices: {},
+      watchdogTimeoutMs: 8000,
+      marginMs: 0,
+      watchdog: { timeoutMs: 8000, feed: () => feeds.push(clock.now), disarm: () => void disarmed++ },
+      clock,
+      rng: new Rng(1),
+      log: () => undefined,
+    });
+    clock.run(1000 + 8000);
+    expect(feeds).toEqual([1000, 3000, 5000, 7000, 9000]);
+    f.stop();
+    f.stop();
+    clock.run(20_000);
+    expect(feeds).toHaveLength(5);
+    expect(disarmed).toBe(1);
+  });
 });
