@@ -71,7 +71,8 @@ export interface DevOptions {
    */
   powerOnAfterMs?: number;
   /**
-   * Simulated relays on. Default true for both engines: bully has no lease, so without a
+   * Simulated relays on. Default true for raft, bully and etcd (paxos and zab have no
+   * fencing yet): bully has no lease, so without a
    * relay a new coordinator could only act on an acknowledgement or an operator's
    * `quorumd fence confirm` (and a crashed coordinator never acknowledges). false: no
    * `fencing:` section at all (raft: active once its term's first entry commits; bully:
@@ -188,6 +189,21 @@ function devFencing(k: number, n: number, railUrl: string, powerOnAfterMs: numbe
   const targets = Array.from({ length: n }, (_, i) => i + 1).filter((j) => j !== k);
   if (targets.length === 0) return '';
   const bully = engine === 'bully';
+  if (engine === 'etcd') {
+    const list = targets.map((j) => `    - { node: n${j}, action: reboot, powerOnAfterMs: ${powerOnAfterMs}, levels: [[{ type: dev-relay, url: "${railUrl}"${tokenFile !== undefined ? `, tokenFile: ${JSON.stringify(tokenFile)}` : ''} }]] }`).join('\n');
+    return `fencing:
+  # Simulated relays (quorumd dev only): each target's power rail is held by the dev
+  # supervisor at ${railUrl}. docs/fencing.md has the real devices (gpio-relay, serial-relay).
+  # etcd: the lease window keeps a running leader from acting late; a new leader also
+  # fences a predecessor that did not resign cleanly (it may hang) before it acts.
+  # No random or priority delay here: etcd elects one leader at a time.
+  watchdogTimeoutMs: 15000   # without a fence (no device, or it failed) a new leader waits this long
+  settleMs: 200
+  opTimeoutMs: 2000
+  targets:
+${list}
+`;
+  }
   // Bully: delayMs 500 gives a preempted coordinator time to acknowledge its step-down
   // (one Election) before a returning higher board switches its relay; a crashed one
   // is fenced 0.5 s later than it could be.
@@ -272,15 +288,14 @@ export async function startDev(opts: DevOptions): Promise<DevCluster> {
   const contract = opts.engine === 'paxos' || opts.engine === 'zab';
   if (contract && opts.relays === true) throw new UsageError(`--engine ${opts.engine}: no simulated relays (not implemented for engine ${opts.engine}: fencing and STONITH need --engine raft or bully)`);
   if (contract && opts.jobs !== undefined && opts.jobs.length > 0) throw new UsageError(`--jobs: not implemented for engine ${opts.engine} (scheduled jobs need --engine raft)`);
-  // engine etcd: a local single-member etcd (Debian's etcd-server) as the service; no relays (no fencing section with it).
+  // engine etcd: a local single-member etcd (Debian's etcd-server) as the service.
   const etcdBin = opts.engine === 'etcd' ? ['/usr/bin/etcd', '/usr/local/bin/etcd'].find((f) => existsSync(f)) : undefined;
   if (opts.engine === 'etcd' && !etcdBin) throw new UsageError('--engine etcd: etcd is not installed (apt-get install etcd-server); quorumd dev starts a local one');
-  if (opts.engine === 'etcd' && opts.relays === true) throw new UsageError('--engine etcd: no simulated relays (engine etcd keeps leaders apart by the lease window, without a fencing section)');
   const n = opts.nodes;
   // Every check before anything is started (a throw below would leak the broker and the temp dir).
   const powerOnAfterMs = opts.powerOnAfterMs ?? 5000;
   if (!Number.isInteger(powerOnAfterMs) || powerOnAfterMs < 0 || powerOnAfterMs > 86_400_000) throw new UsageError(`powerOnAfterMs: expected an integer 0..86400000 ms, got ${String(opts.powerOnAfterMs)}`);
-  const withRelays = opts.relays ?? (opts.engine !== 'etcd' && !contract);
+  const withRelays = opts.relays ?? !contract;
   if (bully && opts.jobs !== undefined && opts.jobs.length > 0) throw new UsageError('--jobs: scheduled jobs need --engine raft (a slot is granted through the replicated log)');
   const devJobList = bully || contract ? [] : (opts.jobs ?? [DEV_DEMO_JOB]);
   if (typeof withRelays !== 'boolean') throw new UsageError(`relays: expected true or false, got ${String(opts.relays)}`);
