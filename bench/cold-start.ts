@@ -19,7 +19,7 @@
  *   npm run bench -- cold-start [--rounds 5] [--nodes 3] [--max-load 2]
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { call } from '../daemon/client/http.ts';
@@ -93,6 +93,24 @@ async function round(): Promise<Round> {
     dev.kill('SIGTERM');
     await Promise.race([new Promise((res) => dev.once('exit', res)), sleep(15_000)]);
     if (dev.exitCode === null && dev.signalCode === null) dev.kill('SIGKILL');
+    // A supervisor that had to be killed leaves its node processes behind: stop them by pid
+    // (`... start --config <dir>/nK.yaml`).
+    for (const p of readdirSync('/proc')) {
+      if (!/^\d+$/.test(p)) continue;
+      let cmd = '';
+      try {
+        cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8');
+      } catch {
+        continue;
+      }
+      if (cmd.includes('\0start\0') && cmd.includes(`${dir}/n`)) {
+        try {
+          process.kill(Number(p), 'SIGKILL');
+        } catch {
+          /* gone */
+        }
+      }
+    }
     rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
   }
   return r;
