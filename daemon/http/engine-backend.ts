@@ -4,22 +4,28 @@
  * with linearizable get, put/delete with cas, watches (from the runtime's `applied`
  * observer), locks with fencing tokens, status, leader, keys, locks, metrics.
  *
- * "Active" (hooks, /v1/status): leader with its leadership's fencing token issued —
- * the engine's `leaderToken()`, the index of the leadership's first entry once
- * committed (Paxos: its start slot; ZAB: the epoch-start entry). Fencing/STONITH and
- * scheduled jobs are not implemented for these engines: config validation refuses a
- * `fencing:` section and `jobs:` with them, and the fence endpoints answer 503 saying
- * so. /v1/leader reports the token on the leader itself; a follower does not know its
- * leader's token and reports 0 (as a Raft follower reports its log's view).
+ * "Active" (hooks, jobs, /v1/status): with a `fencing:` section, the runtime's
+ * activation gate (daemon/runtime/leader-fencing.ts, as under Raft: earlier leaders
+ * fenced or shown stopped, own lease), followed through its activation events; the
+ * fence endpoints and the fence history work as under Raft. Without one: leader with
+ * its leadership's fencing token issued. The token is the engine's `leaderToken()`, the
+ * index of the leadership's first entry once committed (Paxos: its start slot; ZAB:
+ * the epoch-start entry, zxid (epoch, 0)). Scheduled jobs (JobsHost) claim slots
+ * through the log as under Raft. /v1/leader reports the token on the leader itself; a
+ * follower does not know its leader's token and reports 0.
  */
 import type { Entry } from '../../src/wire/messages.ts';
+import type { FenceRecord } from '../../src/fence/index.ts';
+import type { JobRecord } from '../../src/kv/index.ts';
+import type { FenceDeviceInfo } from '../fencing/build.ts';
+import type { JobReport, JobsHost, Leadership } from '../jobs/coordinator.ts';
 import type { EngineRuntime, EngineRuntimeObserver } from '../runtime/engine-node.ts';
 import type { ClientCallback } from '../runtime/results.ts';
 import type { ApiBackend, LeaderView, StatusView } from './backend.ts';
 import { KvBackendBase, counter, gauge, type LeadershipEvent } from './runtime-backend.ts';
 import { FSYNC_BUCKETS, HistogramRecorder, type MetricFamily } from './metrics.ts';
 
-export class EngineBackend extends KvBackendBase<EngineRuntime> implements ApiBackend {
+export class EngineBackend extends KvBackendBase<EngineRuntime> implements ApiBackend, JobsHost {
   private activeNow = false;
   private activeToken = 0;
   private activeTerm = 0;
@@ -29,6 +35,13 @@ export class EngineBackend extends KvBackendBase<EngineRuntime> implements ApiBa
   leaderChanges = 0;
   readonly fsync = new HistogramRecorder(FSYNC_BUCKETS);
   onLeadership: ((ev: LeadershipEvent) => void) | undefined;
+  /** The scheduled jobs' view (set by startNode); none = an empty list. */
+  jobsView: (() => unknown[]) | undefined;
+
+  /** The node runs with fencing (activation gate): hooks follow the runtime's activation events. */
+  setFencing(devices: FenceDeviceInfo[]): void {
+    this.fenceDevices = devices;
+  }
 
   attach(rt: EngineRuntime): void {
     this.rt = rt;
@@ -39,6 +52,19 @@ export class EngineBackend extends KvBackendBase<EngineRuntime> implements ApiBa
       applied: (_rt, e: Entry) => this.onApplied(e),
       afterStep: () => this.track(),
       booted: () => this.track(),
+      fenced: (_rt, rec: FenceRecord) => this.countFence(rec),
+      activation: (_rt, ev) => {
+        if (this.fenceDevices === undefined) return;
+        if (ev.active && !this.activeNow) {
+          this.activeNow = true;
+          this.activeToken = ev.token;
+          this.activeTerm = ev.term;
+          this.onLeadership?.({ event: 'active', term: ev.term, token: ev.token });
+        } else if (!ev.active && this.activeNow) {
+          this.activeNow = false;
+          this.onLeadership?.({ event: 'inactive', term: ev.term, token: this.activeToken });
+        }
+      },
     };
   }
 
@@ -59,6 +85,7 @@ export class EngineBackend extends KvBackendBase<EngineRuntime> implements ApiBa
       if (s.leader !== 0) this.leaderChanges++;
       this.lastLeader = s.leader;
     }
+    if (this.fenceDevices !== undefined) return; // activation events come from the runtime
     const token = rt.activeToken;
     if (token > 0 && (!this.activeNow || token !== this.activeToken)) {
       if (this.activeNow) this.onLeadership?.({ event: 'inactive', term: this.activeTerm, token: this.activeToken });
@@ -76,8 +103,12 @@ export class EngineBackend extends KvBackendBase<EngineRuntime> implements ApiBa
     return this.activeNow;
   }
 
-  /** This node's leadership while it is the active leader now (service discovery reaps with it). */
-  activeLeadership(): { term: number; token: number } | undefined {
+  /**
+   * This node's leadership while it is the active leader now (service discovery reaps
+   * with it; jobs claim slots for it). With fencing: the activation gate judged at this
+   * instant (lease included).
+   */
+  activeLeadership(): Leadership | undefined {
     const rt = this.rt;
     if (!rt || !rt.engine) return undefined;
     const token = rt.activeToken;
@@ -98,8 +129,9 @@ export class EngineBackend extends KvBackendBase<EngineRuntime> implements ApiBa
       appliedIndex: s?.appliedIndex ?? 0,
       peers: this.members.filter((m) => m.id !== this.self.id).map((m) => ({ id: m.name, nodeId: m.id, role: m.role, ...this.contactOf(m.id) })),
       links: this.linksView(),
-      relays: [],
+      relays: (this.fenceDevices ?? []).map((d) => ({ ...d })),
       witness: this.isWitness,
+      ...this.fencingView(s),
     };
   }
 
@@ -125,6 +157,24 @@ export class EngineBackend extends KvBackendBase<EngineRuntime> implements ApiBa
     this.need(cb)?.lockRelease(name, lease, this.timed(cb));
   }
 
+  jobs(): unknown[] {
+    return this.jobsView?.() ?? [];
+  }
+
+  // JobsHost (daemon/jobs), as RuntimeBackend: claims and reports go through the log.
+  claim(job: string, slot: number, lead: Leadership, cb: ClientCallback): void {
+    this.need(cb)?.jobClaim(job, slot, lead, this.timed(cb));
+  }
+  report(r: JobReport, cb: ClientCallback): void {
+    this.need(cb)?.jobDone(r, this.timed(cb));
+  }
+  record(job: string): JobRecord | undefined {
+    return this.rt?.stateMachine.job(job);
+  }
+  nodeName(id: number): string {
+    return this.nameOf(id) ?? `n${id}`;
+  }
+
   metrics(): MetricFamily[] {
     const s = this.rt?.status();
     const roles = ['follower', 'candidate', 'leader', 'down'];
@@ -142,6 +192,7 @@ export class EngineBackend extends KvBackendBase<EngineRuntime> implements ApiBa
       c('quorumd_leader_changes_total', 'Leader changes seen by this node.', this.leaderChanges),
       g('quorumd_fencing_token', 'Fencing token of this node\'s leadership while active (0 otherwise).', this.activeNow ? this.activeToken : 0),
       ...this.linkMetrics(),
+      this.fencesMetric(),
       ...this.frameMetrics(s),
       c('quorumd_fsyncs_total', 'fsync calls (files and directory).', s?.storage?.syncs ?? 0),
       { name: 'quorumd_fsync_seconds', help: 'fsync latency.', type: 'histogram', histogram: this.fsync.snapshot() },

@@ -11,6 +11,7 @@ import type { DropCounters } from '../../src/wire/codec.ts';
 import type { FenceDeviceInfo } from '../fencing/build.ts';
 import type { BullyRuntime, BullyRuntimeObserver } from '../runtime/bully-node.ts';
 import type { ClientCallback } from '../runtime/results.ts';
+import type { ActivationStatus } from '../runtime/leader-fencing.ts';
 import type { WriteTracer } from '../runtime/write-trace.ts';
 import type { JobRecord } from '../../src/kv/index.ts';
 import type { JobReport, JobsHost, Leadership } from '../jobs/coordinator.ts';
@@ -195,6 +196,29 @@ export interface KvRuntime extends FenceableRuntime {
  */
 export abstract class KvBackendBase<R extends KvRuntime> extends BackendBase<R> {
   private readonly watchers = new Map<string, Set<() => void>>();
+
+  /** The activation and fence fields of /v1/status with a `fencing:` section (none without). */
+  protected fencingView(s: ActivationStatus | undefined): Partial<StatusView> {
+    if (!s || this.fenceDevices === undefined) return {};
+    return {
+      elected: s.elected,
+      waitingFor: s.waitingFor,
+      token: s.token,
+      selfFencing: s.selfFencing,
+      ...(s.activation ? { clearedBy: s.activation.clearedBy, suspects: this.suspectsOf(s.activation) } : {}),
+      fences: {
+        local: s.fences.local.map((r) => fenceView(r, (id) => this.nameOf(id))),
+        history: s.fences.history.map((h) => ({ ...h, target: this.nameOf(h.target) ?? h.target, by: this.nameOf(h.by) ?? h.by })),
+      },
+    } as Partial<StatusView>;
+  }
+
+  /** The suspects of an elected leader: every earlier leader cleared (with how) or still to clear. */
+  private suspectsOf(a: { elected: boolean; clearedBy: Record<string, string>; wantFence: number[]; suspects?: number[] }): Array<{ node: string; clearedBy: string | null }> {
+    if (!a.elected) return [];
+    const ids = new Set<number>([...(a.suspects ?? []), ...Object.keys(a.clearedBy).map(Number), ...a.wantFence]);
+    return [...ids].sort((x, y) => x - y).map((id) => ({ node: this.nameOf(id) ?? `n${id}`, clearedBy: a.clearedBy[String(id)] ?? null }));
+  }
   /** Successful writes through this node (KV, locks, job claims and reports): request to commit and apply. */
   readonly commitLatency = new HistogramRecorder(COMMIT_BUCKETS);
 
@@ -420,27 +444,8 @@ export class RuntimeBackend extends KvBackendBase<NodeRuntime> implements ApiBac
       links: this.linksView(),
       relays: (this.fenceDevices ?? []).map((d) => ({ ...d })),
       witness: this.isWitness,
-      ...(s && this.fenceDevices !== undefined
-        ? {
-            elected: s.elected,
-            waitingFor: s.waitingFor,
-            token: s.token,
-            selfFencing: s.selfFencing,
-            ...(s.activation ? { clearedBy: s.activation.clearedBy, suspects: this.suspectsOf(s.activation) } : {}),
-            fences: {
-              local: s.fences.local.map((r) => fenceView(r, (id) => this.nameOf(id))),
-              history: s.fences.history.map((h) => ({ ...h, target: this.nameOf(h.target) ?? h.target, by: this.nameOf(h.by) ?? h.by })),
-            },
-          }
-        : {}),
+      ...this.fencingView(s),
     };
-  }
-
-  /** The suspects of an elected leader: every earlier leader cleared (with how) or still to clear. */
-  private suspectsOf(a: { elected: boolean; clearedBy: Record<string, string>; wantFence: number[]; suspects?: number[] }): Array<{ node: string; clearedBy: string | null }> {
-    if (!a.elected) return [];
-    const ids = new Set<number>([...(a.suspects ?? []), ...Object.keys(a.clearedBy).map(Number), ...a.wantFence]);
-    return [...ids].sort((x, y) => x - y).map((id) => ({ node: this.nameOf(id) ?? `n${id}`, clearedBy: a.clearedBy[String(id)] ?? null }));
   }
 
   leader(): LeaderView {

@@ -3,6 +3,8 @@
  * fence of that node via its simulated relay, visible in `quorumd status` and the log,
  * before the new leader becomes active; the killed node comes back after the
  * configured power-on delay and rejoins. Real child processes, bounded polling.
+ * The same for engine zab (issue 16: the engine runtime fences through the same
+ * code, daemon/runtime/leader-fencing.ts; its token is the epoch-start index).
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { startDev, type DevCluster } from '../../../daemon/dev.ts';
@@ -16,12 +18,12 @@ afterAll(async () => {
   await dev?.stop();
 });
 
-describe('quorumd dev with simulated relays', () => {
+for (const engine of ['raft', 'zab'] as const) describe(`quorumd dev --engine ${engine} with simulated relays`, () => {
   it('a SIGKILLed leader is fenced through its relay before the new leader is active, and rejoins after the power-on delay', async () => {
     let printed = '';
     const base = await freeBasePort(3);
     const powerOnAfterMs = 3000;
-    dev = await startDev({ nodes: 3, engine: 'raft', basePort: base, handleSignals: false, powerOnAfterMs, out: (s) => (printed += s) });
+    dev = await startDev({ nodes: 3, engine, basePort: base, handleSignals: false, powerOnAfterMs, out: (s) => (printed += s) });
     process.env.QUORUMD_API_TOKEN_FILE = dev.tokenFile; // as `quorumd --data-dir <dev dir>` finds it
     expect(printed).toMatch(/relays\s+simulated: power rails held by this process/);
     const urls = dev.nodes.map((n) => n.url);
@@ -35,6 +37,7 @@ describe('quorumd dev with simulated relays', () => {
       return undefined;
     });
     expect(old.token).toBeGreaterThan(0);
+    expect((await status(old.node.url)).engine).toBe(engine);
     const w = await call(old.node.url, 'PUT', '/v1/kv/before', { body: 'x' });
     expect(w.status).toBe(200);
     const oldPid = old.node.child!.pid!;
