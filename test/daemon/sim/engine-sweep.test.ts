@@ -32,7 +32,7 @@ describe('quorumd sim --engine paxos|zab', () => {
       expect(lines.at(-1)).toMatch(/ stale_actuations=0 dual_active_ms=0 /);
     }, 120_000);
 
-    it(`${engine}: without the runtime's fencing two leaders are active at once (the check can fail); with it the same seed is clean and fences`, () => {
+    it(`${engine}: without the runtime's fencing two leaders are active at once (the check can fail); with it the same seed is clean`, () => {
       // Seeds found by running seeds 1..40 with fencing off (the first that failed).
       const seed = engine === 'paxos' ? 3 : 5;
       const cfg = parseSimOptions({ seed, engine, nodes: 5, time: '30s', faults: ALL });
@@ -77,6 +77,14 @@ describe('quorumd sim --engine paxos|zab', () => {
     const ack = runEngineSeed(cfg, 1, { runtime: { engineOptions: { testingAckBeforeDurable: true } } });
     expect(ack.violation?.detail).toMatch(/acknowledged index \d+ of epoch \d+ while its durable history ends at/);
     expect(runEngineSeed(cfg, 1).violation).toBeUndefined();
+  }, 60_000);
+
+  it('zab: a prospective leader that goes back to election before its epoch-start entry is durable is not a violation (seed 289)', () => {
+    // The 300-seed sweep with fencing on found it: the start entry is checked when its
+    // Ready is durable, by then the node was 'looking' again; it is still its own entry.
+    const cfg = parseSimOptions({ seed: 289, engine: 'zab', nodes: 5, time: '60s', faults: ALL });
+    const r = runEngineSeed(cfg, 289, { skipLin: true });
+    expect(r.violation, JSON.stringify(r.violation)).toBeUndefined();
   }, 60_000);
 
   it('refuses what is not implemented for these engines, naming it', () => {
