@@ -16,9 +16,8 @@
  */
 import type { Entry } from '../../src/wire/messages.ts';
 import type { FenceRecord } from '../../src/fence/index.ts';
-import type { JobRecord } from '../../src/kv/index.ts';
 import type { FenceDeviceInfo } from '../fencing/build.ts';
-import type { JobReport, JobsHost, Leadership } from '../jobs/coordinator.ts';
+import type { JobsHost, Leadership } from '../jobs/coordinator.ts';
 import type { EngineRuntime, EngineRuntimeObserver } from '../runtime/engine-node.ts';
 import type { ClientCallback } from '../runtime/results.ts';
 import type { ApiBackend, LeaderView, StatusView } from './backend.ts';
@@ -26,15 +25,12 @@ import { KvBackendBase, counter, gauge, type LeadershipEvent } from './runtime-b
 import { FSYNC_BUCKETS, HistogramRecorder, type MetricFamily } from './metrics.ts';
 
 export class EngineBackend extends KvBackendBase<EngineRuntime> implements ApiBackend, JobsHost {
-  private activeNow = false;
-  private activeToken = 0;
   private activeTerm = 0;
   private lastRole = 'follower';
   private lastLeader = 0;
   elections = 0;
   leaderChanges = 0;
   readonly fsync = new HistogramRecorder(FSYNC_BUCKETS);
-  onLeadership: ((ev: LeadershipEvent) => void) | undefined;
   /** The scheduled jobs' view (set by startNode); none = an empty list. */
   jobsView: (() => unknown[]) | undefined;
 
@@ -53,18 +49,7 @@ export class EngineBackend extends KvBackendBase<EngineRuntime> implements ApiBa
       afterStep: () => this.track(),
       booted: () => this.track(),
       fenced: (_rt, rec: FenceRecord) => this.countFence(rec),
-      activation: (_rt, ev) => {
-        if (this.fenceDevices === undefined) return;
-        if (ev.active && !this.activeNow) {
-          this.activeNow = true;
-          this.activeToken = ev.token;
-          this.activeTerm = ev.term;
-          this.onLeadership?.({ event: 'active', term: ev.term, token: ev.token });
-        } else if (!ev.active && this.activeNow) {
-          this.activeNow = false;
-          this.onLeadership?.({ event: 'inactive', term: ev.term, token: this.activeToken });
-        }
-      },
+      activation: (_rt, ev) => this.followActivation(ev),
     };
   }
 
@@ -159,20 +144,6 @@ export class EngineBackend extends KvBackendBase<EngineRuntime> implements ApiBa
 
   jobs(): unknown[] {
     return this.jobsView?.() ?? [];
-  }
-
-  // JobsHost (daemon/jobs), as RuntimeBackend: claims and reports go through the log.
-  claim(job: string, slot: number, lead: Leadership, cb: ClientCallback): void {
-    this.need(cb)?.jobClaim(job, slot, lead, this.timed(cb));
-  }
-  report(r: JobReport, cb: ClientCallback): void {
-    this.need(cb)?.jobDone(r, this.timed(cb));
-  }
-  record(job: string): JobRecord | undefined {
-    return this.rt?.stateMachine.job(job);
-  }
-  nodeName(id: number): string {
-    return this.nameOf(id) ?? `n${id}`;
   }
 
   metrics(): MetricFamily[] {

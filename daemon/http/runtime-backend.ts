@@ -186,6 +186,8 @@ export interface KvRuntime extends FenceableRuntime {
   readonly lockClockMs: number;
   readonly isLeader: boolean;
   get(key: string, opts: { stale?: boolean }, cb: ClientCallback): void;
+  jobClaim(job: string, slot: number, lead: Leadership, cb: ClientCallback): void;
+  jobDone(r: JobReport, cb: ClientCallback): void;
 }
 
 /**
@@ -196,6 +198,41 @@ export interface KvRuntime extends FenceableRuntime {
  */
 export abstract class KvBackendBase<R extends KvRuntime> extends BackendBase<R> {
   private readonly watchers = new Map<string, Set<() => void>>();
+  /** Active leader as hooks see it, and its token (set by the backend's tracking). */
+  protected activeNow = false;
+  protected activeToken = 0;
+  onLeadership: ((ev: LeadershipEvent) => void) | undefined;
+
+  /** With a `fencing:` section: activity follows the runtime's activation events (hooks fire on each change). */
+  protected followActivation(ev: { active: boolean; term: number; token: number }): void {
+    if (this.fenceDevices === undefined) return;
+    if (ev.active && !this.activeNow) {
+      this.activeNow = true;
+      this.activeToken = ev.token;
+      this.onLeadership?.({ event: 'active', term: ev.term, token: ev.token });
+    } else if (!ev.active && this.activeNow) {
+      this.activeNow = false;
+      this.onLeadership?.({ event: 'inactive', term: ev.term, token: this.activeToken });
+    }
+  }
+
+  // JobsHost (daemon/jobs) except activeLeadership (each backend's own): claims and
+  // reports go through the replicated log, records come from the applied state.
+  claim(job: string, slot: number, lead: Leadership, cb: ClientCallback): void {
+    this.need(cb)?.jobClaim(job, slot, lead, this.timed(cb));
+  }
+
+  report(r: JobReport, cb: ClientCallback): void {
+    this.need(cb)?.jobDone(r, this.timed(cb));
+  }
+
+  record(job: string): JobRecord | undefined {
+    return this.rt?.stateMachine.job(job);
+  }
+
+  nodeName(id: number): string {
+    return this.nameOf(id) ?? `n${id}`;
+  }
 
   /** The activation and fence fields of /v1/status with a `fencing:` section (none without). */
   protected fencingView(s: ActivationStatus | undefined): Partial<StatusView> {
@@ -320,7 +357,6 @@ export interface LeadershipEvent {
  * committed).
  */
 export class RuntimeBackend extends KvBackendBase<NodeRuntime> implements ApiBackend, JobsHost {
-  private activeNow = false;
   private epochTerm = 0;
   private epochStart = 0;
   private lastRole = 'follower';
@@ -328,8 +364,6 @@ export class RuntimeBackend extends KvBackendBase<NodeRuntime> implements ApiBac
   leaderChanges = 0;
   private lastLeader = 0;
   readonly fsync = new HistogramRecorder(FSYNC_BUCKETS);
-  onLeadership: ((ev: LeadershipEvent) => void) | undefined;
-  private activeToken = 0;
   /** The scheduled jobs' view (set by startNode); none = an empty list. */
   jobsView: (() => unknown[]) | undefined;
 
@@ -353,17 +387,7 @@ export class RuntimeBackend extends KvBackendBase<NodeRuntime> implements ApiBac
       afterStep: () => this.track(),
       booted: () => this.track(),
       fenced: (_rt, rec: FenceRecord) => this.countFence(rec),
-      activation: (_rt, ev) => {
-        if (this.fenceDevices === undefined) return;
-        if (ev.active && !this.activeNow) {
-          this.activeNow = true;
-          this.activeToken = ev.token;
-          this.onLeadership?.({ event: 'active', term: ev.term, token: ev.token });
-        } else if (!ev.active && this.activeNow) {
-          this.activeNow = false;
-          this.onLeadership?.({ event: 'inactive', term: ev.term, token: this.activeToken });
-        }
-      },
+      activation: (_rt, ev) => this.followActivation(ev),
     };
   }
 
@@ -514,21 +538,6 @@ export class RuntimeBackend extends KvBackendBase<NodeRuntime> implements ApiBac
     return ep.start > 0 ? { term: ep.term, token: ep.start } : undefined;
   }
 
-  claim(job: string, slot: number, lead: Leadership, cb: ClientCallback): void {
-    this.need(cb)?.jobClaim(job, slot, lead, this.timed(cb));
-  }
-
-  report(r: JobReport, cb: ClientCallback): void {
-    this.need(cb)?.jobDone(r, this.timed(cb));
-  }
-
-  record(job: string): JobRecord | undefined {
-    return this.rt?.stateMachine.job(job);
-  }
-
-  nodeName(id: number): string {
-    return this.nameOf(id) ?? `n${id}`;
-  }
 
   metrics(): MetricFamily[] {
     const s = this.rt?.status();

@@ -59,8 +59,7 @@ import { nullLogger, type Logger } from './logger.ts';
 import { Status, unavailable, unknownOutcome, type ClientCallback, type ClientResult } from './results.ts';
 import { checkKey, decodeMeta, encodeMeta, leaseArg, resultToClient } from './node.ts';
 import { ActivationListeners, type ActivationEvent } from './activation.ts';
-import { LeaderFencing, type ActivationStatus, type ConfirmResult, type RuntimeFencingOptions } from './leader-fencing.ts';
-import { badNodeArg } from './fencing-driver.ts';
+import { LeaderFencing, operatorConfirm, operatorFence, type ActivationStatus, type ConfirmResult, type RuntimeFencingOptions } from './leader-fencing.ts';
 import type { FenceRecord } from '../../src/fence/index.ts';
 import type { JobOutcomeName } from '../../src/kv/index.ts';
 
@@ -148,7 +147,7 @@ export interface EngineRuntimeOptions {
 
 export type EngineRuntimeState = 'new' | 'booting' | 'running' | 'stopped';
 
-export interface EngineNodeStatus {
+export interface EngineNodeStatus extends ActivationStatus {
   id: NodeId;
   engine: ContractEngineName;
   state: EngineRuntimeState;
@@ -166,19 +165,9 @@ export interface EngineNodeStatus {
   drops: DropCounters;
   pending: { writes: number; reads: number; forwarded: number };
   storage: StorageStats | undefined;
-  /** Leader with a fencing token issued and, with fencing, through the activation gate (see the header). */
-  active: boolean;
-  token: number;
-  /** Elected leader (the engine leads), active or not. */
-  elected: boolean;
-  /** Why an elected leader is not active yet ('' otherwise). */
-  waitingFor: string;
-  /** Activation details (undefined without fencing options). */
-  activation: ActivationStatus['activation'];
-  /** Fences run by this node (this boot; newest last) and the replicated history. */
-  fences: ActivationStatus['fences'];
-  /** The node stopped feeding its watchdog (it lost its lease after being active): the board resets soon. */
-  selfFencing: boolean;
+  // elected, active (with a token issued and, with fencing, through the activation
+  // gate: see the header), waitingFor, token, activation, fences, selfFencing:
+  // ActivationStatus (leader-fencing.ts).
 }
 
 interface PendingWrite {
@@ -837,22 +826,12 @@ export class EngineRuntime {
    */
   fence(node: NodeId, cb: (r: { ok: boolean; record?: FenceRecord; error?: string }) => void): void {
     if (typeof cb !== 'function') throw new TypeError('EngineRuntime.fence: cb must be a function');
-    if (!this.fencing) {
-      const bad = badNodeArg(node);
-      if (bad) return cb({ ok: false, error: bad });
-      if (this.stateValue !== 'running') return cb({ ok: false, error: `node ${this.id} is not running` });
-      return cb({ ok: false, error: `node ${this.id} has no fence device for n${node} (fencing.fencer.targets)` });
-    }
-    this.fencing.fence(node, cb);
+    operatorFence(this.fencing, { id: this.id, running: this.stateValue === 'running' }, node, cb);
   }
 
   /** Operator: `quorumd fence confirm NODE` — a human declares `node` safely down (leader-fencing.ts). */
   confirmFenced(node: NodeId): ConfirmResult {
-    const bad = badNodeArg(node);
-    if (bad) return { ok: false, error: bad };
-    if (node === this.id) return { ok: false, error: 'a node cannot confirm itself down' };
-    if (this.stateValue !== 'running' || !this.fencing) return { ok: false, error: `node ${this.id} is not running with fencing` };
-    return this.fencing.confirmFenced(node, () => this.activationStatus());
+    return operatorConfirm(this.fencing, { id: this.id, running: this.stateValue === 'running' }, node, () => this.activationStatus());
   }
 
   /**

@@ -521,3 +521,24 @@ export class LeaderFencing {
     return { ok: true, superseded, active: st.active, waitingFor: st.waitingFor };
   }
 }
+
+/**
+ * `quorumd fence NODE` on a runtime that may run without fencing (`f` undefined): the
+ * same answers from every runtime that hosts LeaderFencing.
+ */
+export function operatorFence(f: LeaderFencing | undefined, self: { id: NodeId; running: boolean }, node: NodeId, cb: (r: { ok: boolean; record?: FenceRecord; error?: string }) => void): void {
+  if (f) return f.fence(node, cb);
+  const bad = badNodeArg(node);
+  if (bad) return cb({ ok: false, error: bad });
+  if (!self.running) return cb({ ok: false, error: `node ${self.id} is not running` });
+  cb({ ok: false, error: `node ${self.id} has no fence device for n${node} (fencing.fencer.targets)` });
+}
+
+/** `quorumd fence confirm NODE` on a runtime that may run without fencing (`f` undefined). */
+export function operatorConfirm(f: LeaderFencing | undefined, self: { id: NodeId; running: boolean }, node: NodeId, status: () => ActivationStatus): ConfirmResult {
+  const bad = badNodeArg(node);
+  if (bad) return { ok: false, error: bad };
+  if (node === self.id) return { ok: false, error: 'a node cannot confirm itself down' };
+  if (!self.running || !f) return { ok: false, error: `node ${self.id} is not running with fencing` };
+  return f.confirmFenced(node, status);
+}

@@ -54,12 +54,11 @@ import type { Cancel, Clock, Link, LinkEvent, PowerSense, Relay, Storage, Watchd
 import type { Fencer, FenceRecord, FencerConfig } from '../../src/fence/index.ts';
 import type { FenceHistoryRecord } from '../../src/kv/index.ts';
 import { ActivationListeners, type ActivationEvent, type ActivationView } from './activation.ts';
-import { LeaderFencing, type ConfirmResult, type RuntimeFencingOptions } from './leader-fencing.ts';
+import { LeaderFencing, operatorConfirm, operatorFence, type ActivationStatus, type ConfirmResult, type RuntimeFencingOptions } from './leader-fencing.ts';
 import { openDurableLog, type DurableLog, type DurableLogOptions, type PersistBatch, type Recovered, type StorageStats } from '../../hal/storage/index.ts';
 import { decodeReplyBody, encodeReplyBody } from './forward.ts';
 import { WireEndpoint } from './wire-endpoint.ts';
 import { ReadyLoop } from './ready-loop.ts';
-import { badNodeArg } from './fencing-driver.ts';
 import { nullLogger, type Logger } from './logger.ts';
 import { InternalError } from './fatal.ts';
 import type { WriteTracer } from './write-trace.ts';
@@ -153,7 +152,7 @@ export interface NodeRuntimeOptions {
 
 export type RuntimeState = 'new' | 'booting' | 'running' | 'stopped';
 
-export interface NodeStatus {
+export interface NodeStatus extends ActivationStatus {
   id: NodeId;
   state: RuntimeState;
   role: string;
@@ -173,19 +172,7 @@ export interface NodeStatus {
   unsupported: number;
   pending: { writes: number; reads: number; forwarded: number };
   storage: StorageStats | undefined;
-  /** Elected leader, and allowed to act on the outside world (docs/fencing.md). Without fencing options: the same as being leader. */
-  elected: boolean;
-  active: boolean;
-  /** Why an elected leader is not active yet ('' otherwise). */
-  waitingFor: string;
-  /** This leadership's fencing token (0 when none). */
-  token: number;
-  /** Activation details (undefined without fencing options). */
-  activation: ActivationView | undefined;
-  /** Fences run by this node (this boot; newest last) and the replicated history. */
-  fences: { local: FenceRecord[]; history: FenceHistoryRecord[] };
-  /** The node stopped feeding its watchdog (it lost its lease after being active): the board resets soon. */
-  selfFencing: boolean;
+  // elected, active, waitingFor, token, activation, fences, selfFencing: ActivationStatus (leader-fencing.ts).
 }
 
 interface PendingWrite {
@@ -694,13 +681,7 @@ export class NodeRuntime {
    */
   fence(node: NodeId, cb: (r: { ok: boolean; record?: FenceRecord; error?: string }) => void): void {
     if (typeof cb !== 'function') throw new TypeError('NodeRuntime.fence: cb must be a function');
-    if (!this.fencing) {
-      const bad = badNodeArg(node);
-      if (bad) return cb({ ok: false, error: bad });
-      if (this.stateValue !== 'running') return cb({ ok: false, error: `node ${this.id} is not running` });
-      return cb({ ok: false, error: `node ${this.id} has no fence device for n${node} (fencing.fencer.targets)` });
-    }
-    this.fencing.fence(node, cb);
+    operatorFence(this.fencing, { id: this.id, running: this.stateValue === 'running' }, node, cb);
   }
 
   /**
@@ -708,11 +689,7 @@ export class NodeRuntime {
    * Pacemaker's stonith_admin --confirm). Clears it as a suspect and records it.
    */
   confirmFenced(node: NodeId): ConfirmResult {
-    const bad = badNodeArg(node);
-    if (bad) return { ok: false, error: bad };
-    if (node === this.id) return { ok: false, error: 'a node cannot confirm itself down' };
-    if (this.stateValue !== 'running' || !this.fencing) return { ok: false, error: `node ${this.id} is not running with fencing` };
-    return this.fencing.confirmFenced(node, () => this.activationStatus());
+    return operatorConfirm(this.fencing, { id: this.id, running: this.stateValue === 'running' }, node, () => this.activationStatus());
   }
 
   // ---------------------------------------------------------------------------

@@ -56,8 +56,6 @@ export function runEngineSeed(cfg: SimConfig, seed: number, hooks: EngineSeedHoo
   // STONITH relays and power-sense inputs between data boards (fencing.ts).
   const wiring: FenceWiring | null = cfg.stonith ? wireFencing(world, dataIds) : null;
   const dataBoards = dataIds.map((id) => world.board(id));
-  let fences = 0;
-  let fencesFailed = 0;
   const config = { voters: dataIds, learners: [], witnesses: [] };
   const keyring = { current: clusterKey(seed) };
   let violation: SimViolation | undefined;
@@ -95,13 +93,9 @@ export function runEngineSeed(cfg: SimConfig, seed: number, hooks: EngineSeedHoo
       checker.afterStep(rt, live);
       measureActive();
     },
-    fenced: (_rt, rec) => {
-      if (rec.outcome === 'off' || rec.outcome === 'already-off') fences++;
-      else if (rec.outcome === 'failed') fencesFailed++;
-    },
+    fenced: (_rt, rec) => actuator.fenceFinished(rec),
     activation: (rt, ev) => {
-      if (!ev.active) return;
-      const err = actuator.activated(rt.id, ev.token, world.nowUs);
+      const err = actuator.activationEvent(rt.id, ev, world.nowUs);
       if (err !== null && !disabled.has('token-growth')) checker.fail('token-growth', `fencing tokens must only grow: ${err}`);
     },
     persisted: (rt, rd) => checker.persisted(rt, rd),
@@ -235,8 +229,8 @@ export function runEngineSeed(cfg: SimConfig, seed: number, hooks: EngineSeedHoo
     actuations: actuator.actuations,
     dualActiveMs: Math.round(actuator.dualUs / 1000),
     failoversMs: actuator.gapsUs.map((u) => Math.round(u / 1000)),
-    fences,
-    fencesFailed,
+    fences: actuator.fences,
+    fencesFailed: actuator.fencesFailed,
     lin,
     historyOps: workload.history.length,
     probeMs,
