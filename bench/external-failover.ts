@@ -7,6 +7,12 @@
  *      SIGKILL; measured: kill → a survivor's /v1/status says active, and kill → the
  *      first write acknowledged through that new leader (PUT /v1/kv, sent as soon as
  *      it is active). The killed node is started again before the next round.
+ *   3. kills with STONITH (--stonith N rounds): the same three processes with a
+ *      `fencing:` section whose relays are dev rails served here (test/engines/rails.ts,
+ *      settleMs 200): the new leader switches the killed one's rail off and reads it
+ *      back off before it acts. Measured: kill → active, kill → first write, and the
+ *      rail's off → read-back-off (what the fence adds). The rail powers the killed
+ *      node on again after 1 s.
  *   2. cuts: three engines in this process, the leader reaching the service through
  *      black-holing TCP proxies; measured: the gap between the cut-off leader
  *      switching itself off and the next leader switching on (must be > 0), and how
@@ -20,6 +26,7 @@
  *
  *   --kills N      rounds of SIGKILL per engine (default 10)
  *   --cuts N       partition rounds per engine (default 5)
+ *   --stonith N    rounds of SIGKILL with STONITH per engine (default 10; 0 = none)
  *   --engine E     etcd, zookeeper or both (default both)
  *
  * Prints the machine load (`uptime`) before and after: the numbers mean little on a
@@ -33,6 +40,7 @@ import { EtcdCluster, HAVE_ETCD, HAVE_ZK, until, ZkEnsemble } from '../test/engi
 import { ExternalProcCluster } from '../test/engines/proc.ts';
 import { TcpProxy } from '../test/engines/tcp-proxy.ts';
 import { cutScenario, quietLog } from '../test/engines/harness.ts';
+import { RailRig } from '../test/engines/rails.ts';
 
 function arg(name: string, dflt: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -41,6 +49,7 @@ function arg(name: string, dflt: string): string {
 const KILLS = Number(arg('kills', '10'));
 const CUTS = Number(arg('cuts', '5'));
 const WHICH = arg('engine', 'both');
+const STONITH = Number(arg('stonith', '10'));
 
 const load = () => execSync('uptime').toString().trim();
 function stats(xs: number[]): string {
@@ -87,6 +96,46 @@ async function kills(engine: 'etcd' | 'zookeeper', endpoints: string[]): Promise
   console.log(`${engine}: kill → first write through it: ${stats(toWrite)}`);
 }
 
+async function stonithKills(engine: 'etcd' | 'zookeeper', endpoints: string[]): Promise<void> {
+  if (STONITH <= 0) return;
+  const r = new RailRig(200);
+  const toActive: number[] = [];
+  const toWrite: number[] = [];
+  const fence: number[] = [];
+  try {
+    await r.start(engine, endpoints, SECTION[engine]);
+    const c = r.c;
+    for (let round = 1; round <= STONITH; round++) {
+      const leader = await c.activeNode();
+      const logFrom = r.railLog.length;
+      const t0 = performance.now();
+      await c.kill(leader);
+      const next = await c.activeNode();
+      const a = performance.now() - t0;
+      let w = NaN;
+      for (let i = 0; i < 200; i++) {
+        if ((await c.put(next, `bench-${round}`, 'x')) === 200) {
+          w = performance.now() - t0;
+          break;
+        }
+      }
+      const log = r.railLog.slice(logFrom);
+      const off = log.find(([, e]) => e === `rail ${leader.name} off`);
+      const back = off && log.find(([t, e]) => e === `read ${leader.name} off` && t >= off[0]);
+      toActive.push(a);
+      if (!Number.isNaN(w)) toWrite.push(w);
+      if (off && back) fence.push(back[0] - off[0]);
+      console.log(`  ${engine} stonith kill ${round}: ${leader.name} killed → fenced (${off && back ? `rail off → read back off ${back[0] - off[0]} ms` : 'NOT FENCED'}) → ${next.name} active after ${a.toFixed(0)} ms, first write after ${w.toFixed(0)} ms`);
+      await until(`${leader.name} powered on and back`, async () => r.on.get(leader.name) === true && (await r.status(leader))?.role === 'candidate', 60_000, 100);
+    }
+  } finally {
+    await r.close();
+  }
+  console.log(`${engine} with STONITH: kill → new active leader: ${stats(toActive)}`);
+  console.log(`${engine} with STONITH: kill → first write through it: ${stats(toWrite)}`);
+  console.log(`${engine} with STONITH: rail off → read back off (settleMs 200): ${stats(fence)}`);
+}
+
 async function cuts(engine: 'etcd' | 'zookeeper', ports: number[], direct: string[]): Promise<void> {
   const gaps: number[] = [];
   const offs: number[] = [];
@@ -119,6 +168,7 @@ if ((WHICH === 'both' || WHICH === 'etcd') && HAVE_ETCD) {
   const etcd = await EtcdCluster.start(3);
   try {
     await kills('etcd', etcd.endpoints);
+    await stonithKills('etcd', etcd.endpoints);
     await cuts('etcd', etcd.members.map((m) => m.clientPort), etcd.endpoints);
   } finally {
     await etcd.close();
@@ -128,6 +178,7 @@ if ((WHICH === 'both' || WHICH === 'zookeeper') && HAVE_ZK) {
   const zk = await ZkEnsemble.start(3);
   try {
     await kills('zookeeper', zk.connect.split(','));
+    await stonithKills('zookeeper', zk.connect.split(','));
     await cuts('zookeeper', zk.members.map((m) => m.clientPort), zk.connect.split(','));
   } finally {
     await zk.close();

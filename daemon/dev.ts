@@ -72,13 +72,12 @@ export interface DevOptions {
    */
   powerOnAfterMs?: number;
   /**
-   * Simulated relays on. Default true for every engine but etcd: bully has no lease, so
-   * without a relay a new coordinator could only act on an acknowledgement or an
-   * operator's `quorumd fence confirm` (and a crashed coordinator never acknowledges);
-   * raft, paxos and zab fence the previous leader instead of waiting out the lease
-   * bound. false: no `fencing:` section at all (raft, paxos, zab: active once the
-   * leadership's first entry commits; bully: active = coordinator, tokens are the only
-   * defense).
+   * Simulated relays on. Default true for every engine: bully has no lease, so without a
+   * relay a new coordinator could only act on an acknowledgement or an operator's
+   * `quorumd fence confirm` (and a crashed coordinator never acknowledges); raft, paxos,
+   * zab, etcd fence the previous leader instead of waiting out the lease bound. false:
+   * no `fencing:` section at all (raft, paxos, zab: active once the leadership's first
+   * entry commits; bully: active = coordinator, tokens are the only defense).
    */
   relays?: boolean;
   /**
@@ -191,6 +190,21 @@ function devFencing(k: number, n: number, railUrl: string, powerOnAfterMs: numbe
   const targets = Array.from({ length: n }, (_, i) => i + 1).filter((j) => j !== k);
   if (targets.length === 0) return '';
   const bully = engine === 'bully';
+  if (engine === 'etcd') {
+    const list = targets.map((j) => `    - { node: n${j}, action: reboot, powerOnAfterMs: ${powerOnAfterMs}, levels: [[{ type: dev-relay, url: "${railUrl}"${tokenFile !== undefined ? `, tokenFile: ${JSON.stringify(tokenFile)}` : ''} }]] }`).join('\n');
+    return `fencing:
+  # Simulated relays (quorumd dev only): each target's power rail is held by the dev
+  # supervisor at ${railUrl}. docs/fencing.md has the real devices (gpio-relay, serial-relay).
+  # etcd: the lease window keeps a running leader from acting late; a new leader also
+  # fences a predecessor that did not resign cleanly (it may hang) before it acts.
+  # No random or priority delay here: etcd elects one leader at a time.
+  watchdogTimeoutMs: 15000   # without a fence (no device, or it failed) a new leader waits this long
+  settleMs: 200
+  opTimeoutMs: 2000
+  targets:
+${list}
+`;
+  }
   // Bully: delayMs 500 gives a preempted coordinator time to acknowledge its step-down
   // (one Election) before a returning higher board switches its relay; a crashed one
   // is fenced 0.5 s later than it could be.
@@ -269,15 +283,14 @@ export async function startDev(opts: DevOptions): Promise<DevCluster> {
   if (opts.engine !== 'raft' && opts.engine !== 'bully' && opts.engine !== 'paxos' && opts.engine !== 'zab' && opts.engine !== 'etcd') throw new UsageError(`--engine: expected raft, bully, paxos, zab or etcd, got "${String(opts.engine)}"`);
   const bully = opts.engine === 'bully';
   // paxos, zab: the engine runtime (daemon/runtime/engine-node.ts), with relays and jobs as under raft.
-  // engine etcd: a local single-member etcd (Debian's etcd-server) as the service; no relays (no fencing section with it).
+  // engine etcd: a local single-member etcd (Debian's etcd-server) as the service.
   const etcdBin = opts.engine === 'etcd' ? ['/usr/bin/etcd', '/usr/local/bin/etcd'].find((f) => existsSync(f)) : undefined;
   if (opts.engine === 'etcd' && !etcdBin) throw new UsageError('--engine etcd: etcd is not installed (apt-get install etcd-server); quorumd dev starts a local one');
-  if (opts.engine === 'etcd' && opts.relays === true) throw new UsageError('--engine etcd: no simulated relays (engine etcd keeps leaders apart by the lease window, without a fencing section)');
   const n = opts.nodes;
   // Every check before anything is started (a throw below would leak the broker and the temp dir).
   const powerOnAfterMs = opts.powerOnAfterMs ?? 5000;
   if (!Number.isInteger(powerOnAfterMs) || powerOnAfterMs < 0 || powerOnAfterMs > 86_400_000) throw new UsageError(`powerOnAfterMs: expected an integer 0..86400000 ms, got ${String(opts.powerOnAfterMs)}`);
-  const withRelays = opts.relays ?? opts.engine !== 'etcd';
+  const withRelays = opts.relays ?? true;
   if (bully && opts.jobs !== undefined && opts.jobs.length > 0) throw new UsageError('--jobs: scheduled jobs need --engine raft (a slot is granted through the replicated log)');
   const devJobList = bully ? [] : (opts.jobs ?? [DEV_DEMO_JOB]);
   if (typeof withRelays !== 'boolean') throw new UsageError(`relays: expected true or false, got ${String(opts.relays)}`);

@@ -293,3 +293,34 @@ export function checkBullyFencing(f: FencingConfig): Array<{ path: PropertyKey[]
   );
   return out;
 }
+
+/**
+ * `engine: etcd` / `engine: zookeeper`: the keys of a `fencing:` section that have no
+ * meaning there (daemon/engines/fencing.ts, file comment), each as {path, message}.
+ * The service elects one leader at a time and a new leader only fences earlier ones:
+ * no fence race to break (randomDelayMaxMs, priorityDelayMs), no first-start fence
+ * loop (waitForAll). The leader's lease is the service's (activation.*). A
+ * `watchdog-wait` level would declare a board stopped by waiting, which is what the
+ * fallback bound (`watchdogTimeoutMs`, or the watchdog device's timeout) already does
+ * when a fence is impossible or failed.
+ */
+export function checkExternalFencing(f: FencingConfig, engine: string): Array<{ path: PropertyKey[]; message: string }> {
+  const out: Array<{ path: PropertyKey[]; message: string }> = [];
+  const no = `has no meaning for engine ${engine}`;
+  for (const [k, v] of Object.entries(f.activation ?? {})) {
+    if (v !== undefined) out.push({ path: ['fencing', 'activation', k], message: `${no}: the leader's lease is the ${engine} lease or session (${engine}: ttl and marginMs); remove fencing.activation` });
+  }
+  if (f.waitForAll.length > 0) out.push({ path: ['fencing', 'waitForAll'], message: `${no}: ${engine} elects the leader, so two boards cannot start a fence loop; remove the key` });
+  if (f.priorityDelayMs !== undefined) out.push({ path: ['fencing', 'priorityDelayMs'], message: `${no}: a new leader only fences earlier leaders, never the one running the workload; remove the key` });
+  if (f.randomDelayMaxMs !== undefined) out.push({ path: ['fencing', 'randomDelayMaxMs'], message: `${no}: ${engine} elects one leader at a time, so no two nodes race to fence each other and a new leader fences at once; remove the key` });
+  f.targets.forEach((t, i) =>
+    t.levels.forEach((lv, j) =>
+      lv.forEach((d, k) => {
+        if (d.type === 'watchdog-wait') {
+          out.push({ path: ['fencing', 'targets', i, 'levels', j, k, 'type'], message: `expected gpio-relay, serial-relay or dev-relay: watchdog-wait has no meaning for engine ${engine} (the bound without a relay is fencing.watchdogTimeoutMs)` });
+        }
+      }),
+    ),
+  );
+  return out;
+}

@@ -7,7 +7,7 @@
  * docs/config.md is the user-facing page; examples/ has two commented files.
  */
 import { z } from 'zod';
-import { checkBullyFencing, checkFencing, fencingSchema } from './fencing.ts';
+import { checkBullyFencing, checkExternalFencing, checkFencing, fencingSchema } from './fencing.ts';
 import { jobsSchema } from './jobs.ts';
 import { checkExternal, etcdSchema, zookeeperSchema } from './external.ts';
 import { servicesSchema } from './services.ts';
@@ -539,7 +539,7 @@ export const configSchema = z
         if (external) {
           if (c.mqtt !== undefined) ctx.addIssue({ code: 'custom', path: ['mqtt'], message: `expected no mqtt: section with engine: ${c.engine} (the nodes talk only to ${c.engine})` });
           if (c.serial !== undefined) ctx.addIssue({ code: 'custom', path: ['serial'], message: `expected no serial: links with engine: ${c.engine} (the nodes talk only to ${c.engine})` });
-          if (c.fencing !== undefined) ctx.addIssue({ code: 'custom', path: ['fencing'], message: `not implemented: a fencing: section with engine: ${c.engine} (the lease window keeps leaders apart; STONITH relays need engine: raft or bully)` });
+          if (c.fencing !== undefined) for (const i of checkExternalFencing(c.fencing, c.engine)) ctx.addIssue({ code: 'custom', path: i.path, message: i.message });
           c.members.forEach((m, i) => {
             if (m.role === 'witness') ctx.addIssue({ code: 'custom', path: ['members', i, 'role'], message: `expected no witness with engine: ${c.engine} (${c.engine} is the quorum)` });
           });

@@ -10,19 +10,29 @@
  * candidates); `links` has one entry, the service connection (`up` while the window
  * is open or the node is not leader but got an answer lately); `service` has the
  * engine's own view (session, window, endpoints, counters).
+ *
+ * With a `fencing:` section (setFencing): `relays` lists the fence devices, and the
+ * status has what the Raft and bully status have — `elected`, `waitingFor`, `suspects`
+ * (the earlier leaders this leader must show stopped, each with how it was cleared),
+ * `clearedBy`, `fences: {local, history}` (this node's fences; as under bully the
+ * history is this node's own finished fences, not every node's); `POST /v1/fence/<node>`
+ * and `/confirm` work through the shared BackendBase.
  */
 import type { ClientCallback } from '../runtime/results.ts';
 import type { JobRecord } from '../../src/kv/index.ts';
 import type { JobReport, JobsHost, Leadership } from '../jobs/coordinator.ts';
 import type { ApiBackend, LeaderView, StatusView } from '../http/backend.ts';
-import type { LeadershipEvent, MemberInfo } from '../http/runtime-backend.ts';
+import { BackendBase, fenceView, type LeadershipEvent, type MemberInfo } from '../http/runtime-backend.ts';
+import type { FenceDeviceInfo } from '../fencing/build.ts';
+import type { FenceRecord } from '../../src/fence/index.ts';
+import type { ExternalFencing } from './fencing.ts';
 import type { MetricFamily } from '../http/metrics.ts';
 import type { ExternalEngine } from './types.ts';
 
 const gauge = (name: string, help: string, value: number): MetricFamily => ({ name, help, type: 'gauge', samples: [{ value }] });
 const counter = (name: string, help: string, value: number): MetricFamily => ({ name, help, type: 'counter', samples: [{ value }] });
 
-export class ExternalBackend implements ApiBackend, JobsHost {
+export class ExternalBackend extends BackendBase<ExternalFencing> implements ApiBackend, JobsHost {
   onLeadership: ((ev: LeadershipEvent) => void) | undefined;
   /** The scheduled jobs' view (set by the start code); none = an empty list. */
   jobsView: (() => unknown[]) | undefined;
@@ -32,10 +42,11 @@ export class ExternalBackend implements ApiBackend, JobsHost {
 
   constructor(
     readonly engine: ExternalEngine,
-    private readonly self: MemberInfo,
-    private readonly members: MemberInfo[],
-    private readonly clusterName: string,
+    self: MemberInfo,
+    members: MemberInfo[],
+    clusterName: string,
   ) {
+    super(self, members, [], clusterName);
     this.unsubscribe = engine.onActivation((ev) => {
       if (ev.active) {
         if (this.activeNow && ev.token !== this.activeToken) this.onLeadership?.({ event: 'inactive', term: this.activeToken, token: this.activeToken });
@@ -48,6 +59,17 @@ export class ExternalBackend implements ApiBackend, JobsHost {
         this.onLeadership?.({ event: 'inactive', term: this.activeToken, token: this.activeToken });
       }
     });
+  }
+
+  /** A `fencing:` section: its devices (status) and the engines' fencing (fence endpoints, suspects). */
+  setFencing(devices: FenceDeviceInfo[], fencing: ExternalFencing): void {
+    this.fenceDevices = devices;
+    this.rt = fencing;
+  }
+
+  /** ExternalFencing's `fenced` callback: counts finished fences for /metrics. */
+  fenced(rec: FenceRecord): void {
+    this.countFence(rec);
   }
 
   detach(): void {
@@ -72,10 +94,28 @@ export class ExternalBackend implements ApiBackend, JobsHost {
       appliedIndex: 0,
       peers: this.members.filter((m) => m.id !== this.self.id).map((m) => ({ id: m.name, nodeId: m.id, role: m.role, leader: m.name === s.leader })),
       links: [{ name: `${this.engine.name}:${s.endpoints.join(',')}`, up }],
-      relays: [],
+      relays: (this.fenceDevices ?? []).map((d) => ({ ...d })),
       elected: s.elected,
       token: s.active ? s.token : 0,
+      ...this.fencingView(),
       service: s,
+    };
+  }
+
+  private fencingView(): Partial<StatusView> {
+    const f = this.rt;
+    if (!f || this.fenceDevices === undefined) return {};
+    const fs = f.status();
+    const name = (n: number | 'unknown') => (n === 'unknown' ? 'unknown' : (this.nameOf(n) ?? `n${n}`));
+    return {
+      waitingFor: fs.waitingFor,
+      selfFencing: false,
+      suspects: fs.suspects.map((x) => ({ node: name(x.node), clearedBy: x.clearedBy })),
+      clearedBy: fs.clearedBy,
+      fences: {
+        local: fs.fences.map((r) => fenceView(r, (id) => this.nameOf(id))),
+        history: fs.fences.filter((r) => r.outcome !== 'pending').map((r) => ({ index: r.id, target: this.nameOf(r.target) ?? r.target, outcome: r.outcome, by: this.self.name, term: r.term, level: r.level ?? -1, reason: r.reason })),
+      },
     };
   }
 
@@ -148,6 +188,7 @@ export class ExternalBackend implements ApiBackend, JobsHost {
       counter('quorumd_service_renewal_failures_total', 'Renewals or probes that failed or got no answer in time.', s.stats.renewalFailures),
       counter('quorumd_service_requests_total', 'Client requests sent to the service.', s.stats.requests),
       counter('quorumd_service_request_errors_total', 'Client requests that failed (503/504).', s.stats.requestErrors),
+      ...(this.fenceDevices !== undefined ? [this.fencesMetric()] : []),
       { name: 'quorumd_info', help: 'Static node information.', type: 'gauge', samples: [{ labels: { node: this.self.name, cluster: this.clusterName, engine: this.engine.name }, value: 1 }] },
     ];
   }

@@ -23,6 +23,11 @@
  *      transactions that also compare <prefix>leader's mod revision with the token:
  *      a write of a deposed leader cannot land after its successor's win.
  *
+ * The win transaction also replaces <prefix>leader-history (not lease-bound), guarded
+ * by its mod revision as read just before: who led before us, whether it resigned
+ * cleanly, and whom it had not cleared yet. With a `fencing:` section those earlier
+ * leaders are fenced before we act (fencing.ts has the rules and the record).
+ *
  * Activation = elected and inside the window (leadership.ts). A renewal that resumes
  * after the window closed (the lease still lives: the answer's TTL > 0) re-opens it
  * with the same token: while the lease lived our key lived, so nobody else won.
@@ -40,6 +45,7 @@ import type { JobReport, Leadership } from '../jobs/coordinator.ts';
 import { Status, type ClientCallback, type ClientResult } from '../runtime/results.ts';
 import { answerOnce, checkCommand, decodeJobRecord, decodeLeaderRecord, decodeLockGrant, encodeJobRecord, KeyWatchers, leaseHex, sleep, within } from './common.ts';
 import { LeadershipGate } from './leadership.ts';
+import { decodeLeaderHistory, encodeLeaderHistory, suspectIds, type ExternalFencing, type Suspect } from './fencing.ts';
 import { LeaseWindow } from './safety.ts';
 import { emptyStats, type ActivationEvent, type EngineMember, type EngineStats, type ExternalEngine, type ExternalStatus } from './types.ts';
 
@@ -68,6 +74,8 @@ export interface EtcdEngineOptions {
   now?: () => number;
   /** Testing only: a planted bug, see LeaseWindowOptions.plantedExtraMs. */
   plantedExtraMs?: number;
+  /** STONITH of earlier leaders before acting (a `fencing:` section); none = act once elected. */
+  fencing?: ExternalFencing;
 }
 
 export interface EngineLog {
@@ -115,7 +123,7 @@ export class EtcdEngine implements ExternalEngine {
   private readonly now: () => number;
   private readonly gate: LeadershipGate;
   private readonly window: LeaseWindow;
-  private readonly p: { election: Buffer; leader: Buffer; kv: string; locks: string; jobs: string };
+  private readonly p: { election: Buffer; leader: Buffer; history: Buffer; kv: string; locks: string; jobs: string };
   private readonly watchers: KeyWatchers;
   private readonly jobs = new Map<string, JobRecord>();
   private readonly jobReadAt = new Map<string, number>();
@@ -138,10 +146,19 @@ export class EtcdEngine implements ExternalEngine {
     if (!o.prefix.endsWith('/')) throw new Error(`etcd: prefix must end in '/', got ${JSON.stringify(o.prefix)}`);
     this.now = o.now ?? (() => performance.now());
     this.window = new LeaseWindow({ driftRate: o.driftRate, marginMs: o.marginMs, serverLagMs: 0, ...(o.plantedExtraMs ? { plantedExtraMs: o.plantedExtraMs } : {}) });
-    this.gate = new LeadershipGate(this.window, this.now);
+    const fencing = o.fencing;
+    this.gate = new LeadershipGate(this.window, this.now, fencing ? (t) => fencing.clear(t) : undefined);
+    if (fencing) {
+      fencing.onChange = () => this.gate.recheck('earlier-leaders-stopped');
+      // Once every earlier leader is shown stopped, the record says so (a later leader need not fence them again).
+      this.gate.onActivation((ev) => {
+        if (ev.active && fencing.hadSuspects(ev.token)) void this.writeHistory(ev.token, false, []).catch(() => undefined);
+      });
+    }
     this.p = {
       election: enc(`${o.prefix}election/`),
       leader: enc(`${o.prefix}leader`),
+      history: enc(`${o.prefix}leader-history`),
       kv: `${o.prefix}kv/`,
       locks: `${o.prefix}locks/`,
       jobs: `${o.prefix}jobs/`,
@@ -169,8 +186,20 @@ export class EtcdEngine implements ExternalEngine {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    // Off first, then give up the key: the next leader may act only after we stopped.
+    // Off first, then say so in the leader history, then give up the key: the next
+    // leader may act only after we stopped, and need not fence us.
+    const token = this.gate.electedToken;
+    const pending = this.o.fencing?.pending() ?? [];
     this.gate.stop();
+    this.o.fencing?.stop();
+    if (token > 0) {
+      try {
+        const ok = await within(this.writeHistory(token, true, pending), Math.min(2000, this.o.requestTimeoutMs));
+        if (!ok) this.o.log.warn({ token }, 'etcd: could not record the clean resign; the next leader will fence this node');
+      } catch (err) {
+        this.o.log.warn({ error: errText(err) }, 'etcd: could not record the clean resign; the next leader will fence this node');
+      }
+    }
     this.role = 'stopped';
     this.wake?.();
     this.keepAliveStream?.cancel();
@@ -227,6 +256,7 @@ export class EtcdEngine implements ExternalEngine {
         this.o.log.warn({ error: errText(err) }, 'etcd: campaign interrupted; starting again');
       }
       this.gate.deposed('lease-lost');
+      this.o.fencing?.deposed();
       this.role = 'connecting';
       if (this.stopped) break;
       await sleep(backoff);
@@ -286,19 +316,39 @@ export class EtcdEngine implements ExternalEngine {
         await this.waitDeleted(pred.key, rev(r.header.revision) + 1, gen);
         if (this.leaseLostFlag || this.stopped || gen !== this.leaseGen) throw new Error('lease lost');
       }
-      // 4. Win: the leader record, guarded by our key, bound to our lease.
-      const win = await this.step('win', () =>
-        this.client.kv.txn({
-          compare: [{ key: myKey, target: 'Create', result: 'Equal', create_revision: myRev }],
-          success: [{ request_put: { key: this.p.leader, value: enc(JSON.stringify({ node: this.o.self.name, id: this.o.self.id })), lease: grant.ID } }],
-          failure: [],
-        }), gen);
-      if (!win.succeeded) throw new Error('our election key is gone (lease expired)');
+      // 4. Win: the leader record, guarded by our key, bound to our lease; and the leader
+      // history replaced, guarded by its mod revision as we read it (fencing.ts).
+      let win: ITxnResponse | undefined;
+      let suspects: Suspect[] = [];
+      for (let round = 0; !win; round++) {
+        const h = await this.step('leader history', () => this.client.kv.range({ key: this.p.history }), gen);
+        const prevKv = h.kvs[0];
+        const prev = prevKv ? decodeLeaderHistory(prevKv.value.toString('utf8')) : undefined;
+        if (typeof prev === 'string') this.o.log.warn({ error: prev }, 'etcd: the leader history is unreadable: the previous leader is unknown');
+        suspects = this.o.fencing?.suspectsAfter(prev) ?? [];
+        const record = encodeLeaderHistory({ node: this.o.self.name, id: this.o.self.id, clean: false, suspects: suspectIds(suspects) });
+        const r = await this.step('win', () =>
+          this.client.kv.txn({
+            compare: [
+              { key: myKey, target: 'Create', result: 'Equal', create_revision: myRev },
+              prevKv ? { key: this.p.history, target: 'Mod', result: 'Equal', mod_revision: prevKv.mod_revision } : { key: this.p.history, target: 'Create', result: 'Equal', create_revision: 0 },
+            ],
+            success: [
+              { request_put: { key: this.p.leader, value: enc(JSON.stringify({ node: this.o.self.name, id: this.o.self.id })), lease: grant.ID } },
+              { request_put: { key: this.p.history, value: enc(record) } },
+            ],
+            failure: [{ request_range: { key: myKey } }],
+          }), gen);
+        if (r.succeeded) win = r;
+        else if (rev(r.responses[0]?.response_range.kvs[0]?.create_revision) !== myRev) throw new Error('our election key is gone (lease expired)');
+        else if (round >= 5) throw new Error('the leader history kept changing while we won');
+      }
       const token = rev(win.header.revision);
       this.stats.wins++;
       this.role = 'leader';
       this.noteLeader(this.o.self.name, token);
       this.o.log.info({ token, lease: BigInt(grant.ID).toString(16) }, 'etcd: elected');
+      this.o.fencing?.elected(token, suspects);
       this.gate.elected(token);
       // 5. Hold until the lease is lost (keep-alive answers TTL 0) or we stop.
       while (!this.leaseLostFlag && !this.stopped && gen === this.leaseGen) {
@@ -413,6 +463,22 @@ export class EtcdEngine implements ExternalEngine {
       this.leaderName = name;
       this.leaderToken = token;
     }
+  }
+
+  /**
+   * Rewrites the leader history as leader `token`: `clean` on a resign, and the suspects
+   * not cleared yet. Guarded by our leadership (<prefix>leader still has our token as its
+   * mod revision): once we lost it, nothing is written. Resolves true when written.
+   */
+  private async writeHistory(token: number, clean: boolean, suspects: Suspect[]): Promise<boolean> {
+    const record = encodeLeaderHistory({ node: this.o.self.name, id: this.o.self.id, clean, suspects: suspectIds(suspects) });
+    const r = await this.client.kv.txn({
+      compare: [{ key: this.p.leader, target: 'Mod', result: 'Equal', mod_revision: token }],
+      success: [{ request_put: { key: this.p.history, value: enc(record) } }],
+      failure: [],
+    });
+    if (r.succeeded) this.o.log.info({ token, clean, suspects: suspectIds(suspects).join(',') }, 'etcd: leader history written');
+    return r.succeeded;
   }
 
   /** Every node follows <prefix>leader for /v1/leader (the watch reconnects by itself). */

@@ -6,12 +6,15 @@
  * the window when no answer came in time (the service may then expire our lease and
  * elect someone else; we must have stopped first).
  *
- * Why "previous leader stopped" needs no fence here (the Raft gate, docs/fencing.md): a
- * new leader is elected only after the old leader's key is gone from the service, and
- * the old leader stopped acting before the service could remove it (the window ends
- * before the lease can expire). A node that resigns deletes its key only after it
- * switched itself off. So the service's order of leaders is also the order of acting,
- * with a gap between them of at least the margin of the window.
+ * Why "previous leader stopped" needs no fence for a process that runs (the Raft gate,
+ * docs/fencing.md): a new leader is elected only after the old leader's key is gone
+ * from the service, and the old leader stopped acting before the service could remove
+ * it (the window ends before the lease can expire). A node that resigns deletes its key
+ * only after it switched itself off. So the service's order of leaders is also the
+ * order of acting, with a gap between them of at least the margin of the window.
+ * A board that hangs does not run its timers: with a `fencing:` section the engine
+ * passes `hold`, and the gate stays closed until every earlier leader is shown stopped
+ * (fencing.ts); `recheck()` re-judges when that changes.
  */
 import { LeaseWindow } from './safety.ts';
 import type { ActivationEvent, ExternalStatus } from './types.ts';
@@ -29,6 +32,8 @@ export class LeadershipGate {
   constructor(
     readonly window: LeaseWindow,
     private readonly now: () => number = () => performance.now(),
+    /** With fencing: may leadership `token` act yet (its earlier leaders shown stopped)? Default: yes. */
+    private readonly hold: ((token: number) => boolean) | undefined = undefined,
   ) {}
 
   onActivation(fn: (ev: ActivationEvent) => void): () => void {
@@ -59,6 +64,11 @@ export class LeadershipGate {
   /** A renewal was answered (window.answered was called): re-judge and re-arm the timer. */
   renewed(): void {
     this.evaluate('renewed');
+  }
+
+  /** What `hold` answers may have changed (an earlier leader was fenced): re-judge. */
+  recheck(reason: string): void {
+    this.evaluate(reason);
   }
 
   get elected_(): boolean {
@@ -115,7 +125,7 @@ export class LeadershipGate {
     this.timer = undefined;
     if (this.stopped) return;
     const now = this.now();
-    const should = this.token > 0 && this.window.valid(now);
+    const should = this.token > 0 && this.window.valid(now) && (this.hold?.(this.token) ?? true);
     if (should !== this.activeNow) {
       if (!should && this.activeNow && this.token > 0) this.windowEnds++;
       this.set(should, should ? reason : this.token > 0 ? 'window-ended' : reason);

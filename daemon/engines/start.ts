@@ -9,10 +9,15 @@
  * its election key (etcd: revokes the lease; ZooKeeper: closes the session), so the
  * next node leads at once instead of after the TTL, and after this one stopped.
  *
+ * With a `fencing:` section the same fence devices as under Raft are built
+ * (daemon/fencing/build.ts) and handed to the engine's ExternalFencing (fencing.ts):
+ * a new leader fences the earlier leaders that did not resign cleanly before it acts.
+ *
  * Kept beside daemon/start.ts rather than inside it while the node runtimes are being
  * merged into one: the merge can fold this into startNode() (the only difference is
  * which engine and backend are built).
  */
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Logger as Pino } from 'pino';
 import { loadConfigFile, type ResolvedConfig } from '../config/load.ts';
@@ -20,7 +25,11 @@ import { etcdKeepAliveMs, zkProbeMs } from '../config/external.ts';
 import { HookRunner } from '../hooks.ts';
 import { JobScheduler } from '../jobs/scheduler.ts';
 import { startApiServer, type ApiServer } from '../http/server.ts';
-import { createPino } from '../log.ts';
+import { createPino, runtimeLogger } from '../log.ts';
+import { buildFencing, DEFAULT_WATCHDOG_TIMEOUT_MS, type BuiltFencing } from '../fencing/build.ts';
+import { systemClock } from '../../hal/clock.ts';
+import { Rng } from '../../src/rng.ts';
+import { ExternalFencing } from './fencing.ts';
 import { lockDataDir, type StartOptions } from '../start.ts';
 import { ensureTokenFile } from '../config/secrets.ts';
 import type { ApiCredential } from '../http/auth.ts';
@@ -56,7 +65,7 @@ function readPem(file: string | undefined, what: string): Buffer | undefined {
 }
 
 /** The engine a config asks for (engine: etcd | zookeeper). */
-export function buildEngine(cfg: ResolvedConfig, log: EngineLog): ExternalEngine {
+export function buildEngine(cfg: ResolvedConfig, log: EngineLog, fencing?: ExternalFencing): ExternalEngine {
   const c = cfg.config;
   const self = { id: cfg.self.id, name: cfg.self.name };
   const requestTimeoutMs = c.http.requestTimeoutMs;
@@ -74,6 +83,7 @@ export function buildEngine(cfg: ResolvedConfig, log: EngineLog): ExternalEngine
       requestTimeoutMs,
       ...(tls ? { tls: { ...(tls.ca ? { ca: tls.ca } : {}), ...(tls.cert ? { cert: tls.cert } : {}), ...(tls.key ? { key: tls.key } : {}) } } : {}),
       ...(e.username !== undefined ? { auth: { username: e.username, password: cfg.servicePassword ?? '' } } : {}),
+      ...(fencing ? { fencing } : {}),
       log,
     });
   }
@@ -90,6 +100,7 @@ export function buildEngine(cfg: ResolvedConfig, log: EngineLog): ExternalEngine
       marginMs: z.marginMs,
       requestTimeoutMs,
       ...(z.username !== undefined ? { auth: { username: z.username, password: cfg.servicePassword ?? '' } } : {}),
+      ...(fencing ? { fencing } : {}),
       log,
     });
   }
@@ -123,13 +134,43 @@ export async function startExternalNode(cfgOrFile: ResolvedConfig | string, opts
     error: (f, m) => log.error(f, m),
   };
   let engine: ExternalEngine;
+  let built: BuiltFencing | undefined;
+  let fencing: ExternalFencing | undefined;
+  // ExternalFencing counts finished fences on the backend, made after the engine.
+  let onFenced: ((r: Parameters<ExternalBackend['fenced']>[0]) => void) | undefined;
   try {
-    engine = buildEngine(cfg, elog);
+    if (c.fencing) {
+      built = buildFencing(c.fencing, { members: c.members, selfId: cfg.self.id, log: { warn: (f, m) => log.warn(f, m), error: (f, m) => log.error(f, m) } });
+      fencing = new ExternalFencing({
+        self: cfg.self.id,
+        members: new Set(c.members.map((m) => m.id)),
+        devices: { relays: built.options.relays ?? [], powerSense: built.options.powerSense ?? [], fencer: built.options.fencer! },
+        watchdogTimeoutMs: built.watchdog?.timeoutMs ?? c.fencing.watchdogTimeoutMs ?? DEFAULT_WATCHDOG_TIMEOUT_MS,
+        ...(built.watchdog ? { watchdog: built.watchdog } : {}),
+        marginMs: (c.engine === 'etcd' ? c.etcd?.marginMs : c.zookeeper?.marginMs) ?? 500,
+        clock: systemClock(),
+        rng: new Rng(randomBytes(4).readUInt32LE(0)),
+        log: runtimeLogger(log),
+        fenced: (r) => onFenced?.(r),
+      });
+    }
+    engine = buildEngine(cfg, elog, fencing);
   } catch (err) {
+    if (fencing) fencing.stop();
+    else built?.watchdog?.disarm();
+    built?.close();
     unlock();
     throw new Error(`${cfg.file}: ${(err as Error).message}`);
   }
   const backend = new ExternalBackend(engine, cfg.self, c.members, c.cluster.name);
+  if (built && fencing) {
+    backend.setFencing(built.devices, fencing);
+    onFenced = (r) => backend.fenced(r);
+  }
+  const closeFencing = () => {
+    fencing?.stop();
+    built?.close();
+  };
   const hooks = new HookRunner({
     onActive: c.hooks.onActive,
     onInactive: c.hooks.onInactive,
@@ -147,6 +188,7 @@ export async function startExternalNode(cfgOrFile: ResolvedConfig | string, opts
     services = await startServices(backend, { self: cfg.self.name, cluster: c.cluster.name, config: c.services, log: { debug: (f, m) => log.debug(f, m), info: (f, m) => log.info(f, m), warn: (f, m) => log.warn(f, m) }, env: { QUORUMD_NODE: cfg.self.name, QUORUMD_CLUSTER: c.cluster.name } });
   } catch (err) {
     backend.detach();
+    closeFencing();
     unlock();
     throw new Error(`${cfg.file}: ${(err as Error).message}`);
   }
@@ -168,6 +210,7 @@ export async function startExternalNode(cfgOrFile: ResolvedConfig | string, opts
   } catch (err) {
     await services.stop();
     backend.detach();
+    closeFencing();
     unlock();
     throw new Error(`HTTP API on ${cfg.http.host}:${opts.httpPort ?? cfg.http.port}: ${(err as Error).message}`);
   }
@@ -187,7 +230,7 @@ export async function startExternalNode(cfgOrFile: ResolvedConfig | string, opts
   });
   backend.jobsView = () => jobs.view();
   jobs.start();
-  log.info({ id: cfg.self.id, http: url, dataDir: cfg.dataDir, engine: c.engine, endpoints: engine.status().endpoints }, 'node started');
+  log.info({ id: cfg.self.id, http: url, dataDir: cfg.dataDir, engine: c.engine, endpoints: engine.status().endpoints, ...(built ? { fencing: built.devices.map((d) => `${d.name}=${d.detail}`).join('; ') || 'no fence devices (watchdog bound only)', stonith: c.fencing!.stonith } : {}) }, 'node started');
 
   let stopping: Promise<void> | undefined;
   const node: RunningExternalNode = {
@@ -207,6 +250,7 @@ export async function startExternalNode(cfgOrFile: ResolvedConfig | string, opts
       await http.close();
       // The engine emits 'inactive' (hooks fire) before it gives up its key.
       await engine.stop();
+      closeFencing();
       backend.detach();
       await Promise.race([hooks.stop(), new Promise((r) => setTimeout(r, c.hooks.timeoutMs + 3000))]);
       unlock();

@@ -14,6 +14,11 @@
  * session, so a write guarded by `check(<our znode>)` in a multi-op (job claims)
  * cannot land after our session expired — and with it our leadership.
  *
+ * The leader history (fencing.ts): a persistent znode <chroot>/leader-history that the
+ * winner reads and replaces with a multi-op (check of our candidate znode, setData at
+ * the version read): who led before, whether it resigned cleanly, whom it had not
+ * cleared. With a `fencing:` section those earlier leaders are fenced before we act.
+ *
  * The window. The session is renewed by every request we send; we send a probe
  * (exists on our own znode) every `probeMs` and count its answer at its send time.
  * ZooKeeper's catch is that the session is expired by the ZooKeeper *leader*, while
@@ -62,6 +67,7 @@ import { Status, type ClientCallback, type ClientResult } from '../runtime/resul
 import { answerOnce, checkCommand, decodeJobRecord, decodeLeaderRecord, decodeLockGrant, encodeJobRecord, KeyWatchers, leaseHex, sleep } from './common.ts';
 import type { EngineLog } from './etcd.ts';
 import { LeadershipGate } from './leadership.ts';
+import { decodeLeaderHistory, encodeLeaderHistory, suspectIds, type ExternalFencing, type Suspect } from './fencing.ts';
 import { LeaseWindow } from './safety.ts';
 import { emptyStats, type ActivationEvent, type EngineMember, type EngineStats, type ExternalEngine, type ExternalStatus } from './types.ts';
 
@@ -84,6 +90,8 @@ export interface ZkEngineOptions {
   auth?: { username: string; password: string };
   log: EngineLog;
   now?: () => number;
+  /** STONITH of earlier leaders before acting (a `fencing:` section); none = act once elected. */
+  fencing?: ExternalFencing;
 }
 
 const { CreateMode, State } = zk;
@@ -144,7 +152,7 @@ export class ZkEngine implements ExternalEngine {
   private readonly gate: LeadershipGate;
   private readonly window: LeaseWindow;
   private readonly acl: ACL[];
-  private readonly paths: { election: string; kv: string; locks: string; jobs: string; clock: string };
+  private readonly paths: { election: string; history: string; kv: string; locks: string; jobs: string; clock: string };
   private readonly watchers: KeyWatchers;
   private readonly jobs = new Map<string, JobRecord>();
   private readonly jobReadAt = new Map<string, number>();
@@ -169,10 +177,19 @@ export class ZkEngine implements ExternalEngine {
     if (!/^(\/[^/]+)+$/.test(o.chroot)) throw new Error(`zookeeper: chroot must be an absolute znode path like /quorumd/plant, got ${JSON.stringify(o.chroot)}`);
     this.now = o.now ?? (() => performance.now());
     this.window = new LeaseWindow({ driftRate: o.driftRate, marginMs: o.marginMs, serverLagMs: o.serverLagMs + o.probeMs });
-    this.gate = new LeadershipGate(this.window, this.now);
+    const fencing = o.fencing;
+    this.gate = new LeadershipGate(this.window, this.now, fencing ? (t) => fencing.clear(t) : undefined);
+    if (fencing) {
+      fencing.onChange = () => this.gate.recheck('earlier-leaders-stopped');
+      // Once every earlier leader is shown stopped, the record says so (a later leader need not fence them again).
+      this.gate.onActivation((ev) => {
+        const c = this.client;
+        if (ev.active && c && fencing.hadSuspects(ev.token)) void this.writeHistory(c, false, []).catch(() => undefined);
+      });
+    }
     this.acl = o.auth ? zk.ACL.CREATOR_ALL_ACL : zk.ACL.OPEN_ACL_UNSAFE;
     const r = o.chroot;
-    this.paths = { election: `${r}/election`, kv: `${r}/kv`, locks: `${r}/locks`, jobs: `${r}/jobs`, clock: `${r}/clock` };
+    this.paths = { election: `${r}/election`, history: `${r}/leader-history`, kv: `${r}/kv`, locks: `${r}/locks`, jobs: `${r}/jobs`, clock: `${r}/clock` };
     this.watchers = new KeyWatchers((key, fire) => this.openWatch(`${this.paths.kv}/${znodeName(key)}`, fire));
   }
 
@@ -188,11 +205,23 @@ export class ZkEngine implements ExternalEngine {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    // Off first, then say so in the leader history, then close the session (which removes our key).
+    const token = this.gate.electedToken;
+    const pending = this.o.fencing?.pending() ?? [];
     this.gate.stop();
+    this.o.fencing?.stop();
     this.role = 'stopped';
     if (this.probeTimer) clearTimeout(this.probeTimer);
     this.wake?.();
     const c = this.client;
+    if (token > 0 && c && c.getState() === State.SYNC_CONNECTED) {
+      try {
+        const ok = await Promise.race([this.writeHistory(c, true, pending), sleep(Math.min(2000, this.o.requestTimeoutMs)).then(() => false)]);
+        if (!ok) this.o.log.warn({ token }, 'zookeeper: could not record the clean resign; the next leader will fence this node');
+      } catch (err) {
+        this.o.log.warn({ error: errText(err) }, 'zookeeper: could not record the clean resign; the next leader will fence this node');
+      }
+    }
     // Closing the session removes our ephemeral znode at once: the next node leads without waiting for the timeout.
     if (c && c.getState() === State.SYNC_CONNECTED) {
       await new Promise<void>((resolve) => {
@@ -247,6 +276,7 @@ export class ZkEngine implements ExternalEngine {
       if (this.probeTimer) clearTimeout(this.probeTimer);
       this.gate.leaseLost('session-lost');
       this.gate.deposed('session-lost');
+      this.o.fencing?.deposed();
       this.myNode = undefined;
       this.myToken = 0;
       this.role = 'connecting';
@@ -280,7 +310,7 @@ export class ZkEngine implements ExternalEngine {
     // The connect answer itself renews the session: sent at t0 (or later; t0 is safe).
     this.window.answered(t0, c.getSessionTimeout());
     this.o.log.info({ session: this.sessionId, timeoutMs: c.getSessionTimeout() }, 'zookeeper: session established');
-    for (const path of [this.paths.election, this.paths.kv, this.paths.locks, this.paths.jobs, this.paths.clock]) {
+    for (const path of [this.paths.election, this.paths.history, this.paths.kv, this.paths.locks, this.paths.jobs, this.paths.clock]) {
       await this.retry(gen, 'create base znodes', () => p<string>((cb) => c.mkdirp(path, null, this.acl, CreateMode.PERSISTENT, cb)));
     }
     this.probeLoop(gen);
@@ -313,15 +343,51 @@ export class ZkEngine implements ExternalEngine {
         const i = kids.indexOf(myName);
         if (i < 0) throw new Error('our candidate znode is gone');
         if (i === 0 && !this.gate.elected_) {
+          const suspects = await this.retry(gen, 'leader history', () => this.takeHistory(c, myPath));
           this.role = 'leader';
           this.stats.wins++;
           this.o.log.info({ token: this.myToken, znode: myName }, 'zookeeper: elected');
+          this.o.fencing?.elected(this.myToken, suspects);
           this.gate.elected(this.myToken);
         }
         await Promise.race([change, over, new Promise<void>((r) => (this.wake = r)), sleep(Math.max(1000, this.o.probeMs * 2))]);
       }
     };
     await Promise.race([watchLoop(), over.then((why) => Promise.reject(new Error(`session ${why}`)))]);
+  }
+
+  /**
+   * The winner's turn on the leader history: read it, work out the suspects, replace it
+   * with ours — in a multi-op that checks our candidate znode and the version we read
+   * (a change between the two is retried by the caller).
+   */
+  private async takeHistory(c: Client, myPath: string): Promise<Suspect[]> {
+    const cur = await this.read(c, this.paths.history);
+    const prev = cur ? decodeLeaderHistory(cur.data.toString('utf8')) : undefined;
+    if (typeof prev === 'string') this.o.log.warn({ error: prev }, 'zookeeper: the leader history is unreadable: the previous leader is unknown');
+    const suspects = this.o.fencing?.suspectsAfter(prev) ?? [];
+    const data = Buffer.from(encodeLeaderHistory({ node: this.o.self.name, id: this.o.self.id, clean: false, suspects: suspectIds(suspects) }));
+    const r = await this.multi(c, (t) => {
+      t.check(myPath, -1);
+      if (cur) t.setData(this.paths.history, data, cur.stat.version);
+      else t.create(this.paths.history, data, this.acl, CreateMode.PERSISTENT);
+    });
+    if (!r.ok) throw new Error(`leader history: changed while we won, or our candidate znode is gone (${r.code})`);
+    return suspects;
+  }
+
+  /**
+   * Rewrites the leader history as the current leader: `clean` on a resign, and the
+   * suspects not cleared yet; guarded by our candidate znode (gone with our session,
+   * and with it our leadership). Resolves true when written.
+   */
+  private async writeHistory(c: Client, clean: boolean, suspects: Suspect[]): Promise<boolean> {
+    const mine = this.myNode;
+    if (!mine) return false;
+    const data = Buffer.from(encodeLeaderHistory({ node: this.o.self.name, id: this.o.self.id, clean, suspects: suspectIds(suspects) }));
+    const r = await this.multi(c, (t) => t.check(mine, -1).setData(this.paths.history, data, -1));
+    if (r.ok) this.o.log.info({ token: this.myToken, clean, suspects: suspectIds(suspects).join(',') }, 'zookeeper: leader history written');
+    return r.ok;
   }
 
   /** Reads the lowest candidate's record for the leader view. */

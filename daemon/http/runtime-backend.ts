@@ -35,7 +35,7 @@ export interface LinkInfo {
 }
 
 /** A fence record as /v1/status shows it (levels counted from 1, times rounded). */
-function fenceView(r: FenceRecord, nameOf: (id: number) => string | null): Record<string, unknown> {
+export function fenceView(r: FenceRecord, nameOf: (id: number) => string | null): Record<string, unknown> {
   return {
     id: r.id,
     target: nameOf(r.target),
@@ -90,11 +90,11 @@ export abstract class BackendBase<R extends FenceableRuntime> {
 
   fence(node: string, cb: (r: FenceAnswer) => void): void {
     const rt = this.rt;
-    if (!rt) return cb({ status: 503, error: 'node is starting' });
     const id = this.memberId(node);
     if (id === undefined) return cb({ status: 404, error: `no member ${JSON.stringify(node)} (members: ${this.members.map((m) => m.name).join(', ')})` });
     if (id === this.self.id) return cb({ status: 400, error: `${node} is this node: a node never fences itself; ask another node` });
     if (this.fenceDevices === undefined) return cb({ status: 503, error: `node ${this.self.name} runs without a fencing: section; no fence devices` });
+    if (!rt) return cb({ status: 503, error: 'node is starting' });
     rt.fence(id, (r) => {
       if (r.ok) return cb({ status: 200, record: r.record });
       if (r.record) return cb({ status: 502, error: `fence of ${node} failed: ${r.error ?? r.record.outcome}`, record: r.record });
@@ -104,11 +104,11 @@ export abstract class BackendBase<R extends FenceableRuntime> {
 
   confirmFenced(node: string): FenceAnswer {
     const rt = this.rt;
-    if (!rt) return { status: 503, error: 'node is starting' };
     const id = this.memberId(node);
     if (id === undefined) return { status: 404, error: `no member ${JSON.stringify(node)} (members: ${this.members.map((m) => m.name).join(', ')})` };
     if (id === this.self.id) return { status: 400, error: `${node} is this node: a node cannot confirm itself down` };
     if (this.fenceDevices === undefined) return { status: 503, error: `node ${this.self.name} runs without a fencing: section (no activation gate to open)` };
+    if (!rt) return { status: 503, error: 'node is starting' };
     const r = rt.confirmFenced(id);
     if (!r.ok) return { status: r.alive ? 409 : 503, error: r.error ?? 'not confirmed' };
     const { ok: _ok, error: _e, alive: _a, ...result } = r as { ok: boolean; error?: string; alive?: boolean } & Record<string, unknown>;

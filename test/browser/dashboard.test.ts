@@ -126,9 +126,18 @@ async function hover(page: Page, row: number, atMs: 'open' | 'closed-leader'): P
       const spans = d.state.spans.filter((s) => s.row === row && (which === 'open' ? s.to === null : s.state === 'leader' && s.to !== null));
       const sp = spans[spans.length - 1];
       if (!sp) return null;
-      const mid = (sp.from + Math.min(sp.to ?? c.renderedAt, c.renderedAt)) / 2 - d.t0;
+      // A point inside the span that no mark claims (a mark takes the hover within 5 px:
+      // the term mark sits where a new leader's span begins). Until the span is wide
+      // enough for one, none: the caller polls while the open span grows.
+      const x0 = c.posOf(sp.from - d.t0);
+      const x1 = c.posOf(Math.min(sp.to ?? c.renderedAt, c.renderedAt) - d.t0);
+      const markXs = d.state.marks.filter((m) => m.row === -1 || m.row === row).map((m) => c.posOf(m.at - d.t0));
+      const free = (x: number) => markXs.every((mx) => Math.abs(mx - x) > 8);
+      let x: number | undefined = free((x0 + x1) / 2) ? (x0 + x1) / 2 : undefined;
+      for (let cand = x1 - 3; x === undefined && cand > x0 + 3; cand -= 2) if (free(cand)) x = cand;
+      if (x === undefined) return null;
       const b = c.rowBox(row as number);
-      return { x: c.posOf(mid), y: b.top + b.height / 2 };
+      return { x, y: b.top + b.height / 2 };
     }, [row, atMs] as const);
     if (!p) return undefined;
     const plot = (await page.locator('[data-testid=lanes] [data-testid=plot]').boundingBox())!;

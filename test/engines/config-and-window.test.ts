@@ -166,7 +166,15 @@ describe('config: engine etcd / zookeeper', () => {
     expect(problems(yaml('engine: zookeeper\nzookeeper: { servers: [ "a" ] }'))[0]).toMatch(/zookeeper\.servers\.0: expected a ZooKeeper server as host:port/);
     expect(problems(yaml('engine: raft\netcd: { endpoints: [ "http://a:1" ] }\nmqtt: { brokers: [ "mqtt://b:1883" ] }'))[0]).toMatch(/etcd: expected no etcd: section with engine: raft/);
     expect(problems(yaml('engine: etcd\netcd: { endpoints: [ "http://a:1" ] }\nmqtt: { brokers: [ "mqtt://b:1883" ] }'))[0]).toMatch(/mqtt: expected no mqtt: section with engine: etcd/);
-    expect(problems(yaml('engine: etcd\netcd: { endpoints: [ "http://a:1" ] }', 'fencing: { stonith: false }')).join('\n')).toMatch(/fencing: not implemented: a fencing: section with engine: etcd/);
+    // fencing: relays and the watchdog bound yes; what only a boards-only quorum needs, no.
+    expect(problems(yaml('engine: etcd\netcd: { endpoints: [ "http://a:1" ] }', 'fencing: { stonith: false, watchdogTimeoutMs: 5000 }'))).toEqual([]);
+    const bad = problems(yaml('engine: zookeeper\nzookeeper: { servers: [ "a:2181" ] }', 'fencing:\n  randomDelayMaxMs: 100\n  priorityDelayMs: 100\n  waitForAll: [a, b]\n  activation: { leaseMs: 900 }\n  watchdog: { path: /dev/watchdog }\n  targets:\n    - { node: b, levels: [ [ { type: watchdog-wait, waitMs: 1000 } ] ] }'));
+    expect(bad.join('\n')).toMatch(/fencing\.randomDelayMaxMs: has no meaning for engine zookeeper/);
+    expect(bad.join('\n')).toMatch(/fencing\.priorityDelayMs: has no meaning for engine zookeeper/);
+    expect(bad.join('\n')).toMatch(/fencing\.waitForAll: has no meaning for engine zookeeper/);
+    expect(bad.join('\n')).toMatch(/fencing\.activation\.leaseMs: has no meaning for engine zookeeper/);
+    expect(bad.join('\n')).not.toMatch(/fencing\.watchdog:/);
+    expect(bad.join('\n')).toMatch(/fencing\.targets\.0\.levels\.0\.0\.type: expected gpio-relay, serial-relay or dev-relay: watchdog-wait has no meaning for engine zookeeper/);
     expect(problems(yaml('engine: etcd\netcd: { endpoints: [ "http://a:1" ], ttl: 5 }'))[0]).toMatch(/etcd\.ttl: unknown key "ttl"/);
   });
 

@@ -89,7 +89,7 @@ describe.skipIf(!HAVE_ZK)('quorumd start, engine: zookeeper (3 processes, standa
 });
 
 describe.skipIf(!HAVE_ETCD)('quorumd dev --engine etcd', () => {
-  it('starts a local etcd and nodes that elect through it; a killed leader is replaced; stop() stops etcd too', async () => {
+  it('starts a local etcd and nodes with simulated relays that elect through it; a killed leader is fenced and replaced; stop() stops etcd too', async () => {
     const { startDev } = await import('../../daemon/dev.ts');
     const { call: httpCall } = await import('../../daemon/client/http.ts');
     let printed = '';
@@ -97,7 +97,7 @@ describe.skipIf(!HAVE_ETCD)('quorumd dev --engine etcd', () => {
     const dev = await startDev({ nodes: 3, engine: 'etcd', basePort: base, handleSignals: false, out: (s) => (printed += s) });
     try {
       expect(printed).toMatch(/etcd {8}http:\/\/127\.0\.0\.1:\d+ {2}\(child pid \d+/);
-      const status = async (url: string) => JSON.parse((await httpCall(url, 'GET', '/v1/status', { timeoutMs: 2000, token: (await import('node:fs')).readFileSync(dev.tokenFile, 'utf8').trim() })).body.toString()) as { active: boolean; engine: string; token: number };
+      const status = async (url: string) => JSON.parse((await httpCall(url, 'GET', '/v1/status', { timeoutMs: 2000, token: (await import('node:fs')).readFileSync(dev.tokenFile, 'utf8').trim() })).body.toString()) as { id: string; active: boolean; engine: string; token: number; suspects?: Array<{ node: string; clearedBy: string | null }> };
       const leader = await until('an active leader', async () => {
         for (const n of dev.nodes) if (n.child && (await status(n.url).catch(() => undefined))?.active) return n;
         return undefined;
@@ -109,7 +109,11 @@ describe.skipIf(!HAVE_ETCD)('quorumd dev --engine etcd', () => {
         for (const n of dev.nodes) if (n !== leader && n.child && (await status(n.url).catch(() => undefined))?.active) return n;
         return undefined;
       }, 60_000, 50);
-      expect((await status(next.url)).token).toBeGreaterThan(t1);
+      const s2 = await status(next.url);
+      expect(s2.token).toBeGreaterThan(t1);
+      // The killed leader did not resign: the next one fenced it (dev rail off, read back) before acting.
+      expect(s2.suspects).toEqual([{ node: leader.name, clearedBy: 'fenced' }]);
+      expect(printed).toMatch(/relays {6}simulated/);
       const pid = Number(/child pid (\d+)/.exec(printed)![1]);
       await dev.stop();
       let alive = true;

@@ -29,8 +29,8 @@ export interface ExternalProcOptions {
   nodes?: number;
   /** YAML lines inside the engine's section besides endpoints/servers. */
   sectionYaml?: string;
-  /** Extra top-level YAML (hooks, jobs...), or a function of the cluster's temp dir giving it. */
-  extraYaml?: string | ((dir: string) => string);
+  /** Extra top-level YAML (hooks, jobs...), or a function of the cluster's temp dir (and the node's name) giving it. */
+  extraYaml?: string | ((dir: string, node: string) => string);
 }
 
 export class ExternalProcCluster {
@@ -63,7 +63,7 @@ export class ExternalProcCluster {
           section,
           `http: { listen: "127.0.0.1:${port}", tokenFile: ${JSON.stringify(testTokenFile())}, requestTimeoutMs: 3000 }`,
           'log: { level: info }',
-          typeof o.extraYaml === 'function' ? o.extraYaml(c.dir) : (o.extraYaml ?? ''),
+          typeof o.extraYaml === 'function' ? o.extraYaml(c.dir, `q${i}`) : (o.extraYaml ?? ''),
         ].join('\n'),
         { mode: 0o600 },
       );

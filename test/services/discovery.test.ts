@@ -12,7 +12,8 @@ import dnsPacket from 'dns-packet';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { call } from '../../daemon/client/http.ts';
 import { ProcCluster } from '../daemon/e2e/proc-cluster.ts';
-import { freePort, until } from '../engines/servers.ts';
+import { EtcdCluster, freePort, HAVE_ETCD, HAVE_ZK, until, ZkEnsemble } from '../engines/servers.ts';
+import { ExternalProcCluster } from '../engines/proc.ts';
 
 const NODE_TTL_MS = 3000;
 const N = 50;
@@ -38,6 +39,121 @@ async function dnsQuery(port: number, name: string, type: 'SRV' | 'A'): Promise<
   }
 }
 
+/** Three nodes of one cluster as the scenario sees them, whatever runs them. */
+interface Nodes {
+  nodes: Array<{ name: string; url: string }>;
+  /** The active leader (polled). */
+  leader(): Promise<{ name: string; url: string }>;
+  /** SIGKILL: no goodbye. */
+  kill(n: { name: string; url: string }): Promise<void> | void;
+  dnsPorts: number[];
+  cluster: string;
+  /** For the printed numbers: which engine. */
+  label: string;
+}
+
+/**
+ * The acceptance scenario: 50 instances registered round robin (a watch on a surviving
+ * node sees each), one more critical one, ?healthy and tags, DNS SRV/A from every node
+ * (and `dig` when installed), /metrics; then a non-leader's process is killed: its
+ * instances vanish within its TTL, the others stay, the watch and DNS follow.
+ */
+async function discoveryScenario(h: Nodes): Promise<void> {
+  const leader = await h.leader();
+  // The victim: a node that is not the leader (its instances are reaped by the leader that stays).
+  const victim = h.nodes.find((n) => n !== leader)!;
+  const watcherNode = h.nodes.find((n) => n !== victim)!;
+  // A watcher on a surviving node: every answer's instance count, in order.
+  const seen: Array<{ index: number; count: number; at: number }> = [];
+  let stopWatch = false;
+  const watcher = (async () => {
+    let index = 0;
+    for (let i = 0; i < 10_000 && !stopWatch; i++) {
+      const r = await api(watcherNode.url, 'GET', `/v1/services/web?watch=${index}&wait=2s`).catch(() => undefined);
+      if (!r || r.status !== 200) {
+        await new Promise((res) => setTimeout(res, 50));
+        continue;
+      }
+      const ix = r.json.index as number;
+      if (ix !== index) seen.push({ index: ix, count: (r.json.instances as unknown[]).length, at: performance.now() });
+      index = ix;
+    }
+  })();
+
+  // Register 50 instances, round robin over the nodes, one at a time; the watch must report each.
+  const owner = new Map<string, string>();
+  for (let i = 0; i < N; i++) {
+    const node = h.nodes[i % 3]!;
+    const inst = `i${String(i).padStart(2, '0')}`;
+    const r = await api(node.url, 'PUT', `/v1/services/web/${inst}`, { address: `10.1.${Math.floor(i / 250)}.${(i % 250) + 1}`, port: 8000 + i, tags: [i % 2 ? 'odd' : 'even'] });
+    expect(r.status, JSON.stringify(r.json)).toBe(200);
+    owner.set(inst, node.name);
+    await until(`the watch saw ${i + 1} instances`, () => seen.some((s) => s.count === i + 1), 20_000);
+  }
+  const counts = seen.map((s) => s.count);
+  for (let i = 1; i <= N; i++) expect(counts, `watch saw the state with ${i} instances`).toContain(i);
+
+  // One more with a TTL check that never gets a heartbeat: critical, so not in ?healthy nor DNS.
+  expect((await api(h.nodes[0]!.url, 'PUT', '/v1/services/web/stale', { address: '10.9.9.9', port: 9, check: { ttl: '1s' } })).status).toBe(200);
+  await until('the watch saw 51', () => seen.some((s) => s.count === N + 1), 20_000);
+  const healthy = await api(leader.url, 'GET', '/v1/services/web?healthy');
+  expect((healthy.json.instances as Array<{ instance: string }>).map((x) => x.instance)).not.toContain('stale');
+  expect((healthy.json.instances as unknown[]).length).toBe(N);
+  expect(((await api(leader.url, 'GET', '/v1/services/web?healthy&tag=odd')).json.instances as unknown[]).length).toBe(N / 2);
+
+  // DNS: SRV and A of the healthy instances, from every node's own cache.
+  const zone = `web.service.${h.cluster}.quorumd`;
+  for (const port of h.dnsPorts) {
+    const srv = await until('SRV answers for every healthy instance', async () => {
+      const p = await dnsQuery(port, zone, 'SRV');
+      return (p.answers ?? []).length === N ? p : undefined;
+    }, 15_000, 100);
+    expect((srv.answers ?? []).every((a) => a.type === 'SRV')).toBe(true);
+    expect(new Set((srv.answers ?? []).map((a) => (a as { data: { port: number } }).data.port))).toEqual(new Set(Array.from({ length: N }, (_, i) => 8000 + i)));
+    // 50 SRV records fill 4 KB without name compression: the optional A records may not fit (no TC for them).
+    expect(srv.flags! & (1 << 9)).toBe(0);
+    for (const add of srv.additionals ?? []) expect(add.type === 'A' || add.type === 'OPT').toBe(true);
+    const a = await dnsQuery(port, zone, 'A');
+    expect((a.answers ?? []).map((x) => (x as { data: unknown }).data)).not.toContain('10.9.9.9');
+    expect((a.answers ?? []).length).toBe(N);
+  }
+  expect((await dnsQuery(h.dnsPorts[0]!, `i07.web.service.${h.cluster}.quorumd`, "A")).answers?.[0] as unknown).toMatchObject({ type: 'A', data: '10.1.0.8' });
+  expect((await dnsQuery(h.dnsPorts[0]!, `nope.service.${h.cluster}.quorumd`, 'SRV')).flags! & 15).toBe(3); // NXDOMAIN
+  expect((await dnsQuery(h.dnsPorts[0]!, 'example.com', 'A')).flags! & 15).toBe(5); // REFUSED
+  const dig = spawnSync('dig', ['@127.0.0.1', '-p', String(h.dnsPorts[1]), 'SRV', zone, '+short', '+time=2', '+tries=2'], { encoding: 'utf8' });
+  if (dig.error === undefined) {
+    const lines = dig.stdout.trim().split('\n').filter(Boolean);
+    expect(lines, dig.stdout + dig.stderr).toHaveLength(N);
+    console.log(`${h.label}: dig @127.0.0.1 -p ${h.dnsPorts[1]} SRV ${zone} +short → ${lines.length} lines, e.g. ${lines[0]}`);
+  } else console.log(`dig not installed (${dig.error.message}); checked with dns-packet only`);
+
+  // /metrics counts the catalog by health.
+  const metrics = (await call(leader.url, 'GET', '/metrics', { timeoutMs: 10_000 })).body.toString();
+  expect(metrics).toMatch(/^quorumd_services_instances\{health="passing"\} 50$/m);
+  expect(metrics).toMatch(/^quorumd_services_instances\{health="critical"\} 1$/m);
+
+  // Kill the victim's process: no goodbye.
+  const mine = [...owner].filter(([, n]) => n === victim.name).map(([i]) => i);
+  const theirs = [...owner].filter(([, n]) => n !== victim.name).map(([i]) => i);
+  const t0 = performance.now();
+  await h.kill(victim);
+  const gone = await until('the victim\'s instances vanish', async () => {
+    const r = await api(watcherNode.url, 'GET', '/v1/services/web').catch(() => undefined);
+    const names = ((r?.json.instances ?? []) as Array<{ instance: string }>).map((x) => x.instance);
+    return mine.every((m) => !names.includes(m)) ? names : undefined;
+  }, 60_000, 100);
+  const vanishedMs = performance.now() - t0;
+  // Within the TTL after its last renewal: kill → vanish ≤ TTL + one reaper period (the last renewal was before the kill).
+  console.log(`${h.label}: killed ${victim.name} (${mine.length} instances): gone after ${vanishedMs.toFixed(0)} ms (nodeTtlMs ${NODE_TTL_MS}); watch answers: ${seen.length}`);
+  expect(vanishedMs).toBeLessThan(NODE_TTL_MS + NODE_TTL_MS / 4 + 3000);
+  for (const t of theirs) expect(gone).toContain(t);
+  await until('the watch saw the removal', () => seen.some((s) => s.count === N + 1 - mine.length), 20_000);
+  // DNS follows.
+  await until('DNS without the victim\'s instances', async () => ((await dnsQuery(h.dnsPorts[h.nodes.indexOf(watcherNode)]!, zone, 'SRV')).answers ?? []).length === N - mine.length, 15_000, 100);
+  stopWatch = true;
+  await watcher;
+}
+
 describe('service discovery on 3 quorumd processes (Raft)', () => {
   let c: ProcCluster;
   const dnsPorts: number[] = [];
@@ -52,99 +168,7 @@ describe('service discovery on 3 quorumd processes (Raft)', () => {
   });
 
   it('50 instances on 3 nodes; a killed node\'s instances vanish within its TTL, the others stay; a watch sees each change; DNS answers the healthy ones', async () => {
-    const leader = await c.waitLeader();
-    // The victim: a node that is not the leader (its instances are reaped by the leader that stays).
-    const victim = c.nodes.find((n) => n !== leader)!;
-    const watcherNode = c.nodes.find((n) => n !== victim)!;
-    // A watcher on a surviving node: every answer's instance count, in order.
-    const seen: Array<{ index: number; count: number; at: number }> = [];
-    let stopWatch = false;
-    const watcher = (async () => {
-      let index = 0;
-      for (let i = 0; i < 10_000 && !stopWatch; i++) {
-        const r = await api(watcherNode.url, 'GET', `/v1/services/web?watch=${index}&wait=2s`).catch(() => undefined);
-        if (!r || r.status !== 200) {
-          await new Promise((res) => setTimeout(res, 50));
-          continue;
-        }
-        const ix = r.json.index as number;
-        if (ix !== index) seen.push({ index: ix, count: (r.json.instances as unknown[]).length, at: performance.now() });
-        index = ix;
-      }
-    })();
-
-    // Register 50 instances, round robin over the nodes, one at a time; the watch must report each.
-    const owner = new Map<string, string>();
-    for (let i = 0; i < N; i++) {
-      const node = c.nodes[i % 3]!;
-      const inst = `i${String(i).padStart(2, '0')}`;
-      const r = await api(node.url, 'PUT', `/v1/services/web/${inst}`, { address: `10.1.${Math.floor(i / 250)}.${(i % 250) + 1}`, port: 8000 + i, tags: [i % 2 ? 'odd' : 'even'] });
-      expect(r.status, JSON.stringify(r.json)).toBe(200);
-      owner.set(inst, node.name);
-      await until(`the watch saw ${i + 1} instances`, () => seen.some((s) => s.count === i + 1), 20_000);
-    }
-    const counts = seen.map((s) => s.count);
-    for (let i = 1; i <= N; i++) expect(counts, `watch saw the state with ${i} instances`).toContain(i);
-
-    // One more with a TTL check that never gets a heartbeat: critical, so not in ?healthy nor DNS.
-    expect((await api(c.nodes[0]!.url, 'PUT', '/v1/services/web/stale', { address: '10.9.9.9', port: 9, check: { ttl: '1s' } })).status).toBe(200);
-    await until('the watch saw 51', () => seen.some((s) => s.count === N + 1), 20_000);
-    const healthy = await api(leader.url, 'GET', '/v1/services/web?healthy');
-    expect((healthy.json.instances as Array<{ instance: string }>).map((x) => x.instance)).not.toContain('stale');
-    expect((healthy.json.instances as unknown[]).length).toBe(N);
-    expect(((await api(leader.url, 'GET', '/v1/services/web?healthy&tag=odd')).json.instances as unknown[]).length).toBe(N / 2);
-
-    // DNS: SRV and A of the healthy instances, from every node's own cache.
-    const zone = 'web.service.dev.quorumd';
-    for (const port of dnsPorts) {
-      const srv = await until('SRV answers for every healthy instance', async () => {
-        const p = await dnsQuery(port, zone, 'SRV');
-        return (p.answers ?? []).length === N ? p : undefined;
-      }, 15_000, 100);
-      expect((srv.answers ?? []).every((a) => a.type === 'SRV')).toBe(true);
-      expect(new Set((srv.answers ?? []).map((a) => (a as { data: { port: number } }).data.port))).toEqual(new Set(Array.from({ length: N }, (_, i) => 8000 + i)));
-      // 50 SRV records fill 4 KB without name compression: the optional A records may not fit (no TC for them).
-      expect(srv.flags! & (1 << 9)).toBe(0);
-      for (const add of srv.additionals ?? []) expect(add.type === 'A' || add.type === 'OPT').toBe(true);
-      const a = await dnsQuery(port, zone, 'A');
-      expect((a.answers ?? []).map((x) => (x as { data: unknown }).data)).not.toContain('10.9.9.9');
-      expect((a.answers ?? []).length).toBe(N);
-    }
-    expect((await dnsQuery(dnsPorts[0]!, "i07.web.service.dev.quorumd", "A")).answers?.[0] as unknown).toMatchObject({ type: 'A', data: '10.1.0.8' });
-    expect((await dnsQuery(dnsPorts[0]!, 'nope.service.dev.quorumd', 'SRV')).flags! & 15).toBe(3); // NXDOMAIN
-    expect((await dnsQuery(dnsPorts[0]!, 'example.com', 'A')).flags! & 15).toBe(5); // REFUSED
-    const dig = spawnSync('dig', ['@127.0.0.1', '-p', String(dnsPorts[1]), 'SRV', zone, '+short', '+time=2', '+tries=2'], { encoding: 'utf8' });
-    if (dig.error === undefined) {
-      const lines = dig.stdout.trim().split('\n').filter(Boolean);
-      expect(lines, dig.stdout + dig.stderr).toHaveLength(N);
-      console.log(`dig @127.0.0.1 -p ${dnsPorts[1]} SRV ${zone} +short → ${lines.length} lines, e.g. ${lines[0]}`);
-    } else console.log(`dig not installed (${dig.error.message}); checked with dns-packet only`);
-
-    // /metrics counts the catalog by health.
-    const metrics = (await call(leader.url, 'GET', '/metrics', { timeoutMs: 10_000 })).body.toString();
-    expect(metrics).toMatch(/^quorumd_services_instances\{health="passing"\} 50$/m);
-    expect(metrics).toMatch(/^quorumd_services_instances\{health="critical"\} 1$/m);
-
-    // Kill the victim's process: no goodbye.
-    const mine = [...owner].filter(([, n]) => n === victim.name).map(([i]) => i);
-    const theirs = [...owner].filter(([, n]) => n !== victim.name).map(([i]) => i);
-    const t0 = performance.now();
-    c.kill(victim, 'SIGKILL');
-    const gone = await until('the victim\'s instances vanish', async () => {
-      const r = await api(watcherNode.url, 'GET', '/v1/services/web').catch(() => undefined);
-      const names = ((r?.json.instances ?? []) as Array<{ instance: string }>).map((x) => x.instance);
-      return mine.every((m) => !names.includes(m)) ? names : undefined;
-    }, 60_000, 100);
-    const vanishedMs = performance.now() - t0;
-    // Within the TTL after its last renewal: kill → vanish ≤ TTL + one reaper period (the last renewal was before the kill).
-    console.log(`killed ${victim.name} (${mine.length} instances): gone after ${vanishedMs.toFixed(0)} ms (nodeTtlMs ${NODE_TTL_MS}); watch answers: ${seen.length}`);
-    expect(vanishedMs).toBeLessThan(NODE_TTL_MS + NODE_TTL_MS / 4 + 3000);
-    for (const t of theirs) expect(gone).toContain(t);
-    await until('the watch saw the removal', () => seen.some((s) => s.count === N + 1 - mine.length), 20_000);
-    // DNS follows.
-    await until('DNS without the victim\'s instances', async () => ((await dnsQuery(dnsPorts[c.nodes.indexOf(watcherNode)]!, zone, 'SRV')).answers ?? []).length === N - mine.length, 15_000, 100);
-    stopWatch = true;
-    await watcher;
+    await discoveryScenario({ nodes: c.nodes, leader: () => c.waitLeader(), kill: (n) => c.kill(n as (typeof c.nodes)[number], 'SIGKILL'), dnsPorts, cluster: 'dev', label: 'raft' });
   }, 240_000);
 
   it('the CLI: register with a TTL check, pass, list, watch --count, deregister, and clear errors', async () => {
@@ -179,3 +203,47 @@ describe('service discovery on 3 quorumd processes (Raft)', () => {
     expect(gone.stderr).toMatch(/404: no instance main of service db/);
   }, 120_000);
 });
+
+/** The same acceptance on engine: etcd (3-member etcd) and engine: zookeeper (standalone): three `quorumd start` processes. */
+for (const engine of ['etcd', 'zookeeper'] as const) {
+  describe.skipIf(engine === 'etcd' ? !HAVE_ETCD : !HAVE_ZK)(`service discovery on 3 quorumd processes (engine: ${engine})`, () => {
+    let etcd: EtcdCluster | undefined;
+    let zk: ZkEnsemble | undefined;
+    let c: ExternalProcCluster | undefined;
+    const dnsPorts: number[] = [];
+    beforeAll(async () => {
+      for (let k = 0; k < 3; k++) dnsPorts.push(await freePort());
+      if (engine === 'etcd') etcd = await EtcdCluster.start(3);
+      else zk = await ZkEnsemble.start(1);
+      c = await ExternalProcCluster.start({
+        engine,
+        endpoints: etcd ? etcd.endpoints : zk!.connect.split(','),
+        sectionYaml: engine === 'etcd' ? '  ttlSec: 2\n  keepAliveMs: 300\n  marginMs: 200\n' : '  sessionTimeoutMs: 3000\n  probeMs: 300\n  serverLagMs: 600\n  marginMs: 200\n',
+        extraYaml: (_dir, node) => `services:\n  nodeTtlMs: ${NODE_TTL_MS}\n  dns: { listen: "127.0.0.1:${dnsPorts[Number(node.slice(1)) - 1]}", ttlSec: 0 }\n`,
+      });
+    }, 120_000);
+    afterAll(async () => {
+      await c?.close();
+      c?.remove();
+      await etcd?.close();
+      await zk?.close();
+    });
+
+    it('50 instances on 3 nodes; a killed node\'s instances vanish within its TTL, the others stay; a watch sees each change; DNS answers the healthy ones', async () => {
+      const cl = c!;
+      const nodes = cl.nodes.map((n) => ({ name: n.name, url: cl.url(n) }));
+      const proc = (n: { name: string }) => cl.nodes.find((x) => x.name === n.name)!;
+      await discoveryScenario({
+        nodes,
+        leader: async () => {
+          const a = await cl.activeNode();
+          return nodes.find((n) => n.name === a.name)!;
+        },
+        kill: (n) => cl.kill(proc(n), 'SIGKILL'),
+        dnsPorts,
+        cluster: 'e2e',
+        label: engine,
+      });
+    }, 240_000);
+  });
+}

@@ -14,6 +14,8 @@ import { parseSimOptions } from '../../../daemon/sim/options.ts';
 import { runSimCommand } from '../../../daemon/sim.ts';
 
 const ALL = 'partition,crash,power,loss,reorder,clock,disk';
+/** Faults that change leaders often (the planted Paxos bug needs a leader change mid-slot). */
+const LEADER_FAULTS = 'crash,power,partition';
 
 describe('quorumd sim --engine paxos|zab', () => {
   for (const engine of ['paxos', 'zab'] as const) {
@@ -58,16 +60,29 @@ describe('quorumd sim --engine paxos|zab', () => {
   }
 
   it('paxos: a leader that skips re-proposing accepted values is caught, by the shared checks and by the Paxos invariants alone', () => {
-    const cfg = parseSimOptions({ seed: 31, engine: 'paxos', nodes: 5, time: '30s', faults: ALL });
-    // Seed 31: the first of 1..40 (fencing on) where the shared check is the first to see it.
+    // The bug shows only when a leader change finds a slot accepted by some but not yet
+    // chosen (about one seed in fifteen with leader crashes, power cuts and partitions);
+    // which seed brings that depends on the whole simulated run, so look for the first
+    // seed of a bounded few where the shared checks catch it, then hold that seed.
     const bug = { runtime: { engineOptions: { plantedBug: 'skip-reproposal' } } };
-    const shared = runEngineSeed(cfg, 31, bug);
-    expect(shared.violation?.invariant).toBe('state-machine-safety');
-    const own = runEngineSeed(cfg, 31, { ...bug, disableChecks: ['state-machine-safety'] });
+    const tried: string[] = [];
+    let seed = 0;
+    for (let s = 1; s <= 40 && seed === 0; s++) {
+      const cfg = parseSimOptions({ seed: s, engine: 'paxos', nodes: 5, time: '60s', faults: LEADER_FAULTS });
+      const v = runEngineSeed(cfg, s, bug).violation;
+      tried.push(`${s}:${v?.invariant ?? 'none'}`);
+      if (v !== undefined) {
+        expect(v.invariant, tried.join(' ')).toBe('state-machine-safety');
+        seed = s;
+      }
+    }
+    expect(seed, `no seed of 1..40 caught the planted bug: ${tried.join(' ')}`).toBeGreaterThan(0);
+    const cfg = parseSimOptions({ seed, engine: 'paxos', nodes: 5, time: '60s', faults: LEADER_FAULTS });
+    const own = runEngineSeed(cfg, seed, { ...bug, disableChecks: ['state-machine-safety'] });
     expect(own.violation?.invariant).toMatch(/^(applied-prefix|learned-chosen|one-value)$/);
     // And the same seed without the bug is clean.
-    expect(runEngineSeed(cfg, 31).violation).toBeUndefined();
-  }, 120_000);
+    expect(runEngineSeed(cfg, seed).violation).toBeUndefined();
+  }, 300_000);
 
   it('zab: a leader that broadcasts before a quorum synchronized, and a follower that ACKs before fsync, are caught', () => {
     const cfg = parseSimOptions({ seed: 1, engine: 'zab', nodes: 5, time: '10s', faults: ALL });
