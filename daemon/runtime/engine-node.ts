@@ -6,10 +6,12 @@
  *
  * This is meant to become THE node runtime of issue 15: Raft (node.ts) and bully
  * (bully-node.ts) still have their own and move onto this one in a later step, once it
- * carries what they have and it does not yet (fencing/STONITH and the activation gate,
- * scheduled jobs, the peer-gone campaign order with pre-vote stickiness, write tracing,
- * batching off). Until then, configurations that need those are refused at config time
- * for paxos and zab (daemon/config/schema.ts), never half-served.
+ * carries what they have and it does not yet (the peer-gone campaign order with
+ * pre-vote stickiness, write tracing, batching off, witness processes). The split-brain
+ * defenses (activation gate, own lease, STONITH, watchdog, fence history) are the
+ * module the Raft runtime uses too (leader-fencing.ts); scheduled jobs claim slots
+ * through the log (jobClaim/jobDone) as under Raft. What is still missing is refused at
+ * config time for paxos and zab (daemon/config/schema.ts), never half-served.
  *
  * Life cycle (the same as node.ts): start() opens the durable log (hal/storage), takes
  * its new bootId for the wire stamps, builds the engine from exactly what was persisted
@@ -33,13 +35,17 @@
  * the same term = ours (the contract: `term` is what propose() returned, kept by later
  * leaders that re-propose it), another term = not applied (503).
  *
- * "Active" (locks, hooks): the leader whose engine issued a fencing token
- * (`leaderToken() > 0`: its leadership's first entry is committed, so everything
- * committed by earlier leaders is in its log). Lock grants carry the log index of the
- * grant as token, as under Raft; both are indexes of one chosen sequence, so they
- * order together. Without STONITH or a lease this keeps the Raft runtime's
- * "no fencing section" meaning: a deposed leader that has not noticed yet may still
- * believe it is active until it hears the newer ballot/epoch or loses its quorum.
+ * "Active" (locks, hooks, jobs): with the `fencing` option, through the activation
+ * gate (leader-fencing.ts: the leadership's `lead.claim` applied, every earlier leader
+ * fenced, acknowledged, confirmed or past the lease bound, and its own lease held on
+ * heartbeat rounds a quorum acknowledged — the engines' `heartbeatRounds` option puts
+ * a round on every heartbeat). Without it: the leader whose engine issued a fencing
+ * token (`leaderToken() > 0`: its leadership's first entry is committed, so everything
+ * committed by earlier leaders is in its log) — the Raft runtime's "no fencing section"
+ * meaning: a deposed leader that has not noticed yet may still believe it is active
+ * until it hears the newer ballot/epoch or loses its quorum. The token is the engine's
+ * either way; lock grants carry the log index of the grant, as under Raft; both are
+ * indexes of one chosen sequence, so they order together.
  */
 import { KvError, KvStateMachine, encodeCommand, decodeCommand, quotaGrowth, checkQuota, DEFAULT_KV_QUOTA, type KvQuota, type KvUsage, type ApplyResult, type Command } from '../../src/kv/index.ts';
 import type { Engine, EngineInit, EngineName, EngineStatus, HardState, Ready, Result, SnapshotData } from '../../src/engine/contract.ts';
