@@ -12,7 +12,8 @@
  * index of the leadership's first entry once committed (Paxos: its start slot; ZAB:
  * the epoch-start entry, zxid (epoch, 0)). Scheduled jobs (JobsHost) claim slots
  * through the log as under Raft. /v1/leader reports the token on the leader itself; a
- * follower does not know its leader's token and reports 0.
+ * follower reads it from its own log (the first entry of the leader's term, once
+ * committed there), as Raft's backend does.
  */
 import type { Entry } from '../../src/wire/messages.ts';
 import type { FenceRecord } from '../../src/fence/index.ts';
@@ -123,7 +124,25 @@ export class EngineBackend extends KvBackendBase<EngineRuntime> implements ApiBa
   leader(): LeaderView {
     const s = this.rt?.status();
     const leaderId = s?.leader ?? 0;
-    return { leader: this.nameOf(leaderId), term: s?.term ?? 0, token: leaderId !== 0 && leaderId === this.self.id ? (s?.token ?? 0) : 0 };
+    const token = leaderId === 0 ? 0 : leaderId === this.self.id ? (s?.token ?? 0) : this.followerToken();
+    return { leader: this.nameOf(leaderId), term: s?.term ?? 0, token };
+  }
+
+  /**
+   * The leader's token as a follower's log shows it: the first entry of the leader's
+   * term (Paxos: ballot; ZAB: epoch) in this log — its start slot or epoch-start entry,
+   * behind which every entry carries that term — once committed here; 0 when not
+   * known yet (as Raft's backend reports the first index of the current term).
+   * Bounded by the entries above the snapshot.
+   */
+  private followerToken(): number {
+    const eng = this.rt?.engine;
+    if (!eng) return 0;
+    const st = eng.status();
+    let i = st.lastIndex;
+    while (i > 0 && eng.entryAt(i)?.term === st.term) i--;
+    const start = i + 1;
+    return start <= st.lastIndex && st.commitIndex >= start ? start : 0;
   }
 
   put(key: string, value: Uint8Array, opts: { cas?: number }, cb: ClientCallback): void {

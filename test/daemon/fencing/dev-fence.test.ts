@@ -8,7 +8,7 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { startDev, type DevCluster } from '../../../daemon/dev.ts';
-import { call } from '../../../daemon/client/http.ts';
+import { call, jsonOf } from '../../../daemon/client/http.ts';
 import { statusTable } from '../../../daemon/client/commands.ts';
 import { logLines, poll, status } from './helpers.ts';
 import { freeBasePort } from '../../helpers/ports.ts';
@@ -61,6 +61,13 @@ for (const engine of ['raft', 'zab'] as const) describe(`quorumd dev --engine ${
     expect(rec, JSON.stringify(local)).toBeDefined();
     expect(rec!.outcome).toBe('off');
     expect(neu.s.token as number).toBeGreaterThan(old.token);
+    // A follower's /v1/leader names the new leader with its token (from its own log).
+    const follower = others.find((n) => n !== neu.node)!;
+    const lv = await poll('the follower reporting the new leader\'s token', 10_000, async () => {
+      const v = jsonOf(await call(follower.url, 'GET', '/v1/leader', { timeoutMs: 1500 }));
+      return v.leader === neu.node.name && v.token === neu.s.token ? v : undefined;
+    });
+    expect(lv.token).toBeGreaterThan(old.token);
 
     // The relay really went off (the supervisor saw it), after the kill.
     const off = dev.railLog.find((e) => e.node === old.node.name && !e.on);
