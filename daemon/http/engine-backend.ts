@@ -12,8 +12,9 @@
  * index of the leadership's first entry once committed (Paxos: its start slot; ZAB:
  * the epoch-start entry, zxid (epoch, 0)). Scheduled jobs (JobsHost) claim slots
  * through the log as under Raft. /v1/leader reports the token on the leader itself; a
- * follower reads it from its own log (the first entry of the leader's term, once
- * committed there), as Raft's backend does.
+ * ZAB follower reads it from its own log (the leader's epoch-start entry, once
+ * committed there), as Raft's backend does; a Paxos follower reports 0 (its log does
+ * not mark the start slot: the no-ops that fill gaps below it carry the same ballot).
  */
 import type { Entry } from '../../src/wire/messages.ts';
 import type { FenceRecord } from '../../src/fence/index.ts';
@@ -129,15 +130,15 @@ export class EngineBackend extends KvBackendBase<EngineRuntime> implements ApiBa
   }
 
   /**
-   * The leader's token as a follower's log shows it: the first entry of the leader's
-   * term (Paxos: ballot; ZAB: epoch) in this log — its start slot or epoch-start entry,
-   * behind which every entry carries that term — once committed here; 0 when not
-   * known yet (as Raft's backend reports the first index of the current term).
+   * The leader's token as a ZAB follower's log shows it: the first entry of the
+   * leader's epoch in this log — its epoch-start entry, zxid (e, 0), behind which every
+   * entry carries epoch e — once committed here; 0 when not known yet (as Raft's
+   * backend reports the first index of the current term). Paxos: 0 (see the header).
    * Bounded by the entries above the snapshot.
    */
   private followerToken(): number {
     const eng = this.rt?.engine;
-    if (!eng) return 0;
+    if (!eng || this.rt!.engineName !== 'zab') return 0;
     const st = eng.status();
     let i = st.lastIndex;
     while (i > 0 && eng.entryAt(i)?.term === st.term) i--;
