@@ -12,8 +12,8 @@
  * index of the leadership's first entry once committed (Paxos: its start slot; ZAB:
  * the epoch-start entry, zxid (epoch, 0)). Scheduled jobs (JobsHost) claim slots
  * through the log as under Raft. /v1/leader reports the token on the leader itself; a
- * ZAB follower reads it from its own log (the leader's epoch-start entry, once
- * committed there), as Raft's backend does; a Paxos follower reports 0 (its log does
+ * ZAB follower knows it from NEWLEADER (the leader's epoch-start index, once committed
+ * there), as Raft's backend reports its log's view; a Paxos follower reports 0 (its log does
  * not mark the start slot: the no-ops that fill gaps below it carry the same ballot).
  */
 import type { Entry } from '../../src/wire/messages.ts';
@@ -130,20 +130,17 @@ export class EngineBackend extends KvBackendBase<EngineRuntime> implements ApiBa
   }
 
   /**
-   * The leader's token as a ZAB follower's log shows it: the first entry of the
-   * leader's epoch in this log — its epoch-start entry, zxid (e, 0), behind which every
-   * entry carries epoch e — once committed here; 0 when not known yet (as Raft's
-   * backend reports the first index of the current term). Paxos: 0 (see the header).
-   * Bounded by the entries above the snapshot.
+   * The leader's token as a ZAB follower knows it: the index of the leader's
+   * epoch-start entry, zxid (e, 0), which NEWLEADER told it (ZabStatus.epochStart),
+   * once committed here; 0 before (as Raft's backend reports the first index of the
+   * current term). Paxos: 0 (see the header).
    */
   private followerToken(): number {
     const eng = this.rt?.engine;
     if (!eng || this.rt!.engineName !== 'zab') return 0;
-    const st = eng.status();
-    let i = st.lastIndex;
-    while (i > 0 && eng.entryAt(i)?.term === st.term) i--;
-    const start = i + 1;
-    return start <= st.lastIndex && st.commitIndex >= start ? start : 0;
+    const st = eng.status() as ReturnType<typeof eng.status> & { epochStart?: number };
+    const start = st.epochStart ?? 0;
+    return start > 0 && st.commitIndex >= start ? start : 0;
   }
 
   put(key: string, value: Uint8Array, opts: { cas?: number }, cb: ClientCallback): void {
