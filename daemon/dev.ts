@@ -71,16 +71,16 @@ export interface DevOptions {
    */
   powerOnAfterMs?: number;
   /**
-   * Simulated relays on. Default true for raft, bully and etcd (paxos and zab have no
-   * fencing yet): bully has no lease, so without a
+   * Simulated relays on. Default true for every engine: bully has no lease, so without a
    * relay a new coordinator could only act on an acknowledgement or an operator's
-   * `quorumd fence confirm` (and a crashed coordinator never acknowledges). false: no
-   * `fencing:` section at all (raft: active once its term's first entry commits; bully:
-   * active = coordinator, tokens are the only defense).
+   * `quorumd fence confirm` (and a crashed coordinator never acknowledges); raft, paxos,
+   * zab, etcd fence the previous leader instead of waiting out the lease bound. false:
+   * no `fencing:` section at all (raft, paxos, zab: active once the leadership's first
+   * entry commits; bully: active = coordinator, tokens are the only defense).
    */
   relays?: boolean;
   /**
-   * Scheduled jobs for every node's config (engine raft). Default: one demo job,
+   * Scheduled jobs for every node's config (engines raft, paxos, zab). Default: one demo job,
    * `heartbeat`, every 10 s, that prints its slot, node and fencing token to the
    * running node's log (`quorumd jobs` shows it). [] = none.
    */
@@ -258,7 +258,7 @@ cluster:
 ${o.keyFile !== undefined ? `  keyFile: ${JSON.stringify(o.keyFile)}` : `  key: ${o.key}`}
 members:
 ${members}
-${o.engine === 'bully' ? 'engine: bully   # priorities: list position, the last member is the preferred coordinator\n' : ''}${o.engine === 'paxos' || o.engine === 'zab' ? `engine: ${o.engine}   # KV and locks as under raft; no fencing section, jobs or witness yet (docs/engines.md)\n` : ''}node:
+${o.engine === 'bully' ? 'engine: bully   # priorities: list position, the last member is the preferred coordinator\n' : ''}${o.engine === 'paxos' || o.engine === 'zab' ? `engine: ${o.engine}   # KV, locks, jobs and fencing as under raft; no witness yet (docs/engines.md)\n` : ''}node:
   name: n${o.k}
   dataDir: ${JSON.stringify(join(o.dir, `n${o.k}`))}
 ${o.engine === 'etcd' ? `engine: etcd   # elected through the local etcd below (docs/external.md); no links
@@ -277,17 +277,14 @@ ${o.tokenFile !== undefined ? `  tokenFile: ${JSON.stringify(o.tokenFile)}   # t
   onInactive: echo "n${o.k} is no longer leader"
 log:
   level: info
-${o.railUrl !== undefined ? devFencing(o.k, o.n, o.railUrl, o.powerOnAfterMs ?? 5000, o.engine, o.tokenFile) : ''}${o.engine === 'bully' || o.engine === 'paxos' || o.engine === 'zab' ? '' : devJobs(o.jobs)}`;
+${o.railUrl !== undefined ? devFencing(o.k, o.n, o.railUrl, o.powerOnAfterMs ?? 5000, o.engine, o.tokenFile) : ''}${o.engine === 'bully' ? '' : devJobs(o.jobs)}`;
 }
 
 export async function startDev(opts: DevOptions): Promise<DevCluster> {
   const out = opts.out ?? ((s: string) => void process.stdout.write(s));
   if (opts.engine !== 'raft' && opts.engine !== 'bully' && opts.engine !== 'paxos' && opts.engine !== 'zab' && opts.engine !== 'etcd') throw new UsageError(`--engine: expected raft, bully, paxos, zab or etcd, got "${String(opts.engine)}"`);
   const bully = opts.engine === 'bully';
-  // paxos, zab: the engine runtime (daemon/runtime/engine-node.ts); no fencing section or jobs with them yet.
-  const contract = opts.engine === 'paxos' || opts.engine === 'zab';
-  if (contract && opts.relays === true) throw new UsageError(`--engine ${opts.engine}: no simulated relays (not implemented for engine ${opts.engine}: fencing and STONITH need --engine raft or bully)`);
-  if (contract && opts.jobs !== undefined && opts.jobs.length > 0) throw new UsageError(`--jobs: not implemented for engine ${opts.engine} (scheduled jobs need --engine raft)`);
+  // paxos, zab: the engine runtime (daemon/runtime/engine-node.ts), with relays and jobs as under raft.
   // engine etcd: a local single-member etcd (Debian's etcd-server) as the service.
   const etcdBin = opts.engine === 'etcd' ? ['/usr/bin/etcd', '/usr/local/bin/etcd'].find((f) => existsSync(f)) : undefined;
   if (opts.engine === 'etcd' && !etcdBin) throw new UsageError('--engine etcd: etcd is not installed (apt-get install etcd-server); quorumd dev starts a local one');
@@ -295,9 +292,9 @@ export async function startDev(opts: DevOptions): Promise<DevCluster> {
   // Every check before anything is started (a throw below would leak the broker and the temp dir).
   const powerOnAfterMs = opts.powerOnAfterMs ?? 5000;
   if (!Number.isInteger(powerOnAfterMs) || powerOnAfterMs < 0 || powerOnAfterMs > 86_400_000) throw new UsageError(`powerOnAfterMs: expected an integer 0..86400000 ms, got ${String(opts.powerOnAfterMs)}`);
-  const withRelays = opts.relays ?? !contract;
+  const withRelays = opts.relays ?? true;
   if (bully && opts.jobs !== undefined && opts.jobs.length > 0) throw new UsageError('--jobs: scheduled jobs need --engine raft (a slot is granted through the replicated log)');
-  const devJobList = bully || contract ? [] : (opts.jobs ?? [DEV_DEMO_JOB]);
+  const devJobList = bully ? [] : (opts.jobs ?? [DEV_DEMO_JOB]);
   if (typeof withRelays !== 'boolean') throw new UsageError(`relays: expected true or false, got ${String(opts.relays)}`);
   for (let k = 1; k <= n; k++) {
     const p = opts.basePort + k;

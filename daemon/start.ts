@@ -364,6 +364,8 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     logger: rlog,
     observer: backend.observer(),
     onFatal,
+    // Activation gate, own lease, STONITH and watchdog as under Raft (daemon/runtime/leader-fencing.ts).
+    ...(fencing ? { fencing: fencing.options } : {}),
   }) : backend instanceof BullyBackend ? new bullyMod!.BullyRuntime({
     id: cfg.self.id,
     members: c.members.map((m, i) => ({ id: m.id, priority: bullyPriority(m, i) })),
@@ -414,7 +416,7 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     onFatal,
     ...(fencing ? { fencing: fencing.options } : {}),
   });
-  if (fencing && !isEngineBackend(backend)) backend.setFencing(fencing.devices);
+  if (fencing) backend.setFencing(fencing.devices);
   if (tracer && backend instanceof RuntimeBackend) backend.trace = tracer;
   if (backend instanceof BullyBackend) backend.attach(runtime as BullyRuntime);
   else if (isEngineBackend(backend)) backend.attach(runtime as EngineRuntime);
@@ -478,7 +480,7 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
   runtime.start();
   injectFault(process.env.QUORUMD_INJECT_FAULT, runtime, log);
   // Jobs run on data nodes only: a witness never leads.
-  const jobs = backend instanceof RuntimeBackend && !witness ? new JobScheduler({
+  const jobs = (backend instanceof RuntimeBackend || isEngineBackend(backend)) && !witness ? new JobScheduler({
     jobs: c.jobs,
     host: backend,
     node: cfg.self.name,
@@ -487,7 +489,7 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     apiAuthEnv,
     log: { debug: (f, m) => log.debug(f, m), info: (f, m) => log.info(f, m), warn: (f, m) => log.warn(f, m), error: (f, m) => log.error(f, m) },
   }) : undefined;
-  if (jobs && backend instanceof RuntimeBackend) {
+  if (jobs && (backend instanceof RuntimeBackend || isEngineBackend(backend))) {
     backend.jobsView = () => jobs.view();
     jobs.start();
   }

@@ -381,9 +381,9 @@ export const configSchema = z
     engine: z.enum(['raft', 'bully', 'paxos', 'zab', 'etcd', 'zookeeper'], { error: 'expected "raft", "bully", "paxos", "zab", "etcd" or "zookeeper"' }).default('raft'),
     raft: raft.default(raft.parse({})),
     bully: bully.default(bully.parse({})),
-    /** engine: paxos — Multi-Paxos options (KV and locks as under Raft; no fencing, jobs or witness yet). */
+    /** engine: paxos — Multi-Paxos options (KV, locks, jobs and fencing as under Raft; no witness yet). */
     paxos: paxos.default(paxos.parse({})),
-    /** engine: zab — ZooKeeper's atomic broadcast options (KV and locks as under Raft; no fencing, jobs or witness yet). */
+    /** engine: zab — ZooKeeper's atomic broadcast options (KV, locks, jobs and fencing as under Raft; no witness yet). */
     zab: zab.default(zab.parse({})),
     mqtt: mqtt.optional(),
     serial: z.array(serial, { error: 'expected a list of serial links' }).max(8, { error: 'expected at most 8 serial links' }).optional(),
@@ -487,17 +487,15 @@ export const configSchema = z
       });
       guard(() => {
         if (c.engine === 'bully' && c.jobs.length > 0) {
-          ctx.addIssue({ code: 'custom', path: ['jobs'], message: 'expected no jobs with engine: bully: a job slot is granted through the replicated log, which only engine: raft has' });
+          ctx.addIssue({ code: 'custom', path: ['jobs'], message: 'expected no jobs with engine: bully: a job slot is granted through the replicated log, which only engine: raft, paxos or zab has' });
         }
       });
       guard(() => {
         if (c.fencing && c.engine === 'bully') for (const i of checkBullyFencing(c.fencing)) ctx.addIssue({ code: 'custom', path: i.path, message: i.message });
       });
       guard(() => {
-        // The engine runtime (daemon/runtime/engine-node.ts) serves KV and locks; these it does not have yet.
+        // The engine runtime (daemon/runtime/engine-node.ts) serves KV, locks, jobs and fencing; witnesses it does not have yet.
         if (c.engine !== 'paxos' && c.engine !== 'zab') return;
-        if (c.fencing !== undefined) ctx.addIssue({ code: 'custom', path: ['fencing'], message: `not implemented for engine ${c.engine}: a fencing: section (the activation gate, leases and STONITH relays need engine: raft or bully)` });
-        if (c.jobs.length > 0) ctx.addIssue({ code: 'custom', path: ['jobs'], message: `not implemented for engine ${c.engine}: scheduled jobs (need engine: raft)` });
         c.members.forEach((m, i) => {
           if (m.role === 'witness') ctx.addIssue({ code: 'custom', path: ['members', i, 'role'], message: `not implemented for engine ${c.engine}: witness members (the witness process needs engine: raft)` });
         });

@@ -4,31 +4,42 @@
  * with linearizable get, put/delete with cas, watches (from the runtime's `applied`
  * observer), locks with fencing tokens, status, leader, keys, locks, metrics.
  *
- * "Active" (hooks, /v1/status): leader with its leadership's fencing token issued —
- * the engine's `leaderToken()`, the index of the leadership's first entry once
- * committed (Paxos: its start slot; ZAB: the epoch-start entry). Fencing/STONITH and
- * scheduled jobs are not implemented for these engines: config validation refuses a
- * `fencing:` section and `jobs:` with them, and the fence endpoints answer 503 saying
- * so. /v1/leader reports the token on the leader itself; a follower does not know its
- * leader's token and reports 0 (as a Raft follower reports its log's view).
+ * "Active" (hooks, jobs, /v1/status): with a `fencing:` section, the runtime's
+ * activation gate (daemon/runtime/leader-fencing.ts, as under Raft: earlier leaders
+ * fenced or shown stopped, own lease), followed through its activation events; the
+ * fence endpoints and the fence history work as under Raft. Without one: leader with
+ * its leadership's fencing token issued. The token is the engine's `leaderToken()`, the
+ * index of the leadership's first entry once committed (Paxos: its start slot; ZAB:
+ * the epoch-start entry, zxid (epoch, 0)). Scheduled jobs (JobsHost) claim slots
+ * through the log as under Raft. /v1/leader reports the token on the leader itself; a
+ * ZAB follower knows it from NEWLEADER (the leader's epoch-start index, once committed
+ * there), as Raft's backend reports its log's view; a Paxos follower reports 0 (its log does
+ * not mark the start slot: the no-ops that fill gaps below it carry the same ballot).
  */
 import type { Entry } from '../../src/wire/messages.ts';
+import type { FenceRecord } from '../../src/fence/index.ts';
+import type { FenceDeviceInfo } from '../fencing/build.ts';
+import type { JobsHost, Leadership } from '../jobs/coordinator.ts';
 import type { EngineRuntime, EngineRuntimeObserver } from '../runtime/engine-node.ts';
 import type { ClientCallback } from '../runtime/results.ts';
 import type { ApiBackend, LeaderView, StatusView } from './backend.ts';
 import { KvBackendBase, counter, gauge, type LeadershipEvent } from './runtime-backend.ts';
 import { FSYNC_BUCKETS, HistogramRecorder, type MetricFamily } from './metrics.ts';
 
-export class EngineBackend extends KvBackendBase<EngineRuntime> implements ApiBackend {
-  private activeNow = false;
-  private activeToken = 0;
+export class EngineBackend extends KvBackendBase<EngineRuntime> implements ApiBackend, JobsHost {
   private activeTerm = 0;
   private lastRole = 'follower';
   private lastLeader = 0;
   elections = 0;
   leaderChanges = 0;
   readonly fsync = new HistogramRecorder(FSYNC_BUCKETS);
-  onLeadership: ((ev: LeadershipEvent) => void) | undefined;
+  /** The scheduled jobs' view (set by startNode); none = an empty list. */
+  jobsView: (() => unknown[]) | undefined;
+
+  /** The node runs with fencing (activation gate): hooks follow the runtime's activation events. */
+  setFencing(devices: FenceDeviceInfo[]): void {
+    this.fenceDevices = devices;
+  }
 
   attach(rt: EngineRuntime): void {
     this.rt = rt;
@@ -39,6 +50,8 @@ export class EngineBackend extends KvBackendBase<EngineRuntime> implements ApiBa
       applied: (_rt, e: Entry) => this.onApplied(e),
       afterStep: () => this.track(),
       booted: () => this.track(),
+      fenced: (_rt, rec: FenceRecord) => this.countFence(rec),
+      activation: (_rt, ev) => this.followActivation(ev),
     };
   }
 
@@ -59,6 +72,7 @@ export class EngineBackend extends KvBackendBase<EngineRuntime> implements ApiBa
       if (s.leader !== 0) this.leaderChanges++;
       this.lastLeader = s.leader;
     }
+    if (this.fenceDevices !== undefined) return; // activation events come from the runtime
     const token = rt.activeToken;
     if (token > 0 && (!this.activeNow || token !== this.activeToken)) {
       if (this.activeNow) this.onLeadership?.({ event: 'inactive', term: this.activeTerm, token: this.activeToken });
@@ -76,8 +90,12 @@ export class EngineBackend extends KvBackendBase<EngineRuntime> implements ApiBa
     return this.activeNow;
   }
 
-  /** This node's leadership while it is the active leader now (service discovery reaps with it). */
-  activeLeadership(): { term: number; token: number } | undefined {
+  /**
+   * This node's leadership while it is the active leader now (service discovery reaps
+   * with it; jobs claim slots for it). With fencing: the activation gate judged at this
+   * instant (lease included).
+   */
+  activeLeadership(): Leadership | undefined {
     const rt = this.rt;
     if (!rt || !rt.engine) return undefined;
     const token = rt.activeToken;
@@ -98,15 +116,31 @@ export class EngineBackend extends KvBackendBase<EngineRuntime> implements ApiBa
       appliedIndex: s?.appliedIndex ?? 0,
       peers: this.members.filter((m) => m.id !== this.self.id).map((m) => ({ id: m.name, nodeId: m.id, role: m.role, ...this.contactOf(m.id) })),
       links: this.linksView(),
-      relays: [],
+      relays: (this.fenceDevices ?? []).map((d) => ({ ...d })),
       witness: this.isWitness,
+      ...this.fencingView(s),
     };
   }
 
   leader(): LeaderView {
     const s = this.rt?.status();
     const leaderId = s?.leader ?? 0;
-    return { leader: this.nameOf(leaderId), term: s?.term ?? 0, token: leaderId !== 0 && leaderId === this.self.id ? (s?.token ?? 0) : 0 };
+    const token = leaderId === 0 ? 0 : leaderId === this.self.id ? (s?.token ?? 0) : this.followerToken();
+    return { leader: this.nameOf(leaderId), term: s?.term ?? 0, token };
+  }
+
+  /**
+   * The leader's token as a ZAB follower knows it: the index of the leader's
+   * epoch-start entry, zxid (e, 0), which NEWLEADER told it (ZabStatus.epochStart),
+   * once committed here; 0 before (as Raft's backend reports the first index of the
+   * current term). Paxos: 0 (see the header).
+   */
+  private followerToken(): number {
+    const eng = this.rt?.engine;
+    if (!eng || this.rt!.engineName !== 'zab') return 0;
+    const st = eng.status() as ReturnType<typeof eng.status> & { epochStart?: number };
+    const start = st.epochStart ?? 0;
+    return start > 0 && st.commitIndex >= start ? start : 0;
   }
 
   put(key: string, value: Uint8Array, opts: { cas?: number }, cb: ClientCallback): void {
@@ -123,6 +157,10 @@ export class EngineBackend extends KvBackendBase<EngineRuntime> implements ApiBa
   }
   lockRelease(name: string, lease: string, cb: ClientCallback): void {
     this.need(cb)?.lockRelease(name, lease, this.timed(cb));
+  }
+
+  jobs(): unknown[] {
+    return this.jobsView?.() ?? [];
   }
 
   metrics(): MetricFamily[] {
@@ -142,6 +180,7 @@ export class EngineBackend extends KvBackendBase<EngineRuntime> implements ApiBa
       c('quorumd_leader_changes_total', 'Leader changes seen by this node.', this.leaderChanges),
       g('quorumd_fencing_token', 'Fencing token of this node\'s leadership while active (0 otherwise).', this.activeNow ? this.activeToken : 0),
       ...this.linkMetrics(),
+      this.fencesMetric(),
       ...this.frameMetrics(s),
       c('quorumd_fsyncs_total', 'fsync calls (files and directory).', s?.storage?.syncs ?? 0),
       { name: 'quorumd_fsync_seconds', help: 'fsync latency.', type: 'histogram', histogram: this.fsync.snapshot() },

@@ -11,6 +11,7 @@ import type { DropCounters } from '../../src/wire/codec.ts';
 import type { FenceDeviceInfo } from '../fencing/build.ts';
 import type { BullyRuntime, BullyRuntimeObserver } from '../runtime/bully-node.ts';
 import type { ClientCallback } from '../runtime/results.ts';
+import type { ActivationStatus } from '../runtime/leader-fencing.ts';
 import type { WriteTracer } from '../runtime/write-trace.ts';
 import type { JobRecord } from '../../src/kv/index.ts';
 import type { JobReport, JobsHost, Leadership } from '../jobs/coordinator.ts';
@@ -185,6 +186,8 @@ export interface KvRuntime extends FenceableRuntime {
   readonly lockClockMs: number;
   readonly isLeader: boolean;
   get(key: string, opts: { stale?: boolean }, cb: ClientCallback): void;
+  jobClaim(job: string, slot: number, lead: Leadership, cb: ClientCallback): void;
+  jobDone(r: JobReport, cb: ClientCallback): void;
 }
 
 /**
@@ -195,6 +198,64 @@ export interface KvRuntime extends FenceableRuntime {
  */
 export abstract class KvBackendBase<R extends KvRuntime> extends BackendBase<R> {
   private readonly watchers = new Map<string, Set<() => void>>();
+  /** Active leader as hooks see it, and its token (set by the backend's tracking). */
+  protected activeNow = false;
+  protected activeToken = 0;
+  onLeadership: ((ev: LeadershipEvent) => void) | undefined;
+
+  /** With a `fencing:` section: activity follows the runtime's activation events (hooks fire on each change). */
+  protected followActivation(ev: { active: boolean; term: number; token: number }): void {
+    if (this.fenceDevices === undefined) return;
+    if (ev.active && !this.activeNow) {
+      this.activeNow = true;
+      this.activeToken = ev.token;
+      this.onLeadership?.({ event: 'active', term: ev.term, token: ev.token });
+    } else if (!ev.active && this.activeNow) {
+      this.activeNow = false;
+      this.onLeadership?.({ event: 'inactive', term: ev.term, token: this.activeToken });
+    }
+  }
+
+  // JobsHost (daemon/jobs) except activeLeadership (each backend's own): claims and
+  // reports go through the replicated log, records come from the applied state.
+  claim(job: string, slot: number, lead: Leadership, cb: ClientCallback): void {
+    this.need(cb)?.jobClaim(job, slot, lead, this.timed(cb));
+  }
+
+  report(r: JobReport, cb: ClientCallback): void {
+    this.need(cb)?.jobDone(r, this.timed(cb));
+  }
+
+  record(job: string): JobRecord | undefined {
+    return this.rt?.stateMachine.job(job);
+  }
+
+  nodeName(id: number): string {
+    return this.nameOf(id) ?? `n${id}`;
+  }
+
+  /** The activation and fence fields of /v1/status with a `fencing:` section (none without). */
+  protected fencingView(s: ActivationStatus | undefined): Partial<StatusView> {
+    if (!s || this.fenceDevices === undefined) return {};
+    return {
+      elected: s.elected,
+      waitingFor: s.waitingFor,
+      token: s.token,
+      selfFencing: s.selfFencing,
+      ...(s.activation ? { clearedBy: s.activation.clearedBy, suspects: this.suspectsOf(s.activation) } : {}),
+      fences: {
+        local: s.fences.local.map((r) => fenceView(r, (id) => this.nameOf(id))),
+        history: s.fences.history.map((h) => ({ ...h, target: this.nameOf(h.target) ?? h.target, by: this.nameOf(h.by) ?? h.by })),
+      },
+    } as Partial<StatusView>;
+  }
+
+  /** The suspects of an elected leader: every earlier leader cleared (with how) or still to clear. */
+  private suspectsOf(a: { elected: boolean; clearedBy: Record<string, string>; wantFence: number[]; suspects?: number[] }): Array<{ node: string; clearedBy: string | null }> {
+    if (!a.elected) return [];
+    const ids = new Set<number>([...(a.suspects ?? []), ...Object.keys(a.clearedBy).map(Number), ...a.wantFence]);
+    return [...ids].sort((x, y) => x - y).map((id) => ({ node: this.nameOf(id) ?? `n${id}`, clearedBy: a.clearedBy[String(id)] ?? null }));
+  }
   /** Successful writes through this node (KV, locks, job claims and reports): request to commit and apply. */
   readonly commitLatency = new HistogramRecorder(COMMIT_BUCKETS);
 
@@ -296,7 +357,6 @@ export interface LeadershipEvent {
  * committed).
  */
 export class RuntimeBackend extends KvBackendBase<NodeRuntime> implements ApiBackend, JobsHost {
-  private activeNow = false;
   private epochTerm = 0;
   private epochStart = 0;
   private lastRole = 'follower';
@@ -304,8 +364,6 @@ export class RuntimeBackend extends KvBackendBase<NodeRuntime> implements ApiBac
   leaderChanges = 0;
   private lastLeader = 0;
   readonly fsync = new HistogramRecorder(FSYNC_BUCKETS);
-  onLeadership: ((ev: LeadershipEvent) => void) | undefined;
-  private activeToken = 0;
   /** The scheduled jobs' view (set by startNode); none = an empty list. */
   jobsView: (() => unknown[]) | undefined;
 
@@ -329,17 +387,7 @@ export class RuntimeBackend extends KvBackendBase<NodeRuntime> implements ApiBac
       afterStep: () => this.track(),
       booted: () => this.track(),
       fenced: (_rt, rec: FenceRecord) => this.countFence(rec),
-      activation: (_rt, ev) => {
-        if (this.fenceDevices === undefined) return;
-        if (ev.active && !this.activeNow) {
-          this.activeNow = true;
-          this.activeToken = ev.token;
-          this.onLeadership?.({ event: 'active', term: ev.term, token: ev.token });
-        } else if (!ev.active && this.activeNow) {
-          this.activeNow = false;
-          this.onLeadership?.({ event: 'inactive', term: ev.term, token: this.activeToken });
-        }
-      },
+      activation: (_rt, ev) => this.followActivation(ev),
     };
   }
 
@@ -420,27 +468,8 @@ export class RuntimeBackend extends KvBackendBase<NodeRuntime> implements ApiBac
       links: this.linksView(),
       relays: (this.fenceDevices ?? []).map((d) => ({ ...d })),
       witness: this.isWitness,
-      ...(s && this.fenceDevices !== undefined
-        ? {
-            elected: s.elected,
-            waitingFor: s.waitingFor,
-            token: s.token,
-            selfFencing: s.selfFencing,
-            ...(s.activation ? { clearedBy: s.activation.clearedBy, suspects: this.suspectsOf(s.activation) } : {}),
-            fences: {
-              local: s.fences.local.map((r) => fenceView(r, (id) => this.nameOf(id))),
-              history: s.fences.history.map((h) => ({ ...h, target: this.nameOf(h.target) ?? h.target, by: this.nameOf(h.by) ?? h.by })),
-            },
-          }
-        : {}),
+      ...this.fencingView(s),
     };
-  }
-
-  /** The suspects of an elected leader: every earlier leader cleared (with how) or still to clear. */
-  private suspectsOf(a: { elected: boolean; clearedBy: Record<string, string>; wantFence: number[]; suspects?: number[] }): Array<{ node: string; clearedBy: string | null }> {
-    if (!a.elected) return [];
-    const ids = new Set<number>([...(a.suspects ?? []), ...Object.keys(a.clearedBy).map(Number), ...a.wantFence]);
-    return [...ids].sort((x, y) => x - y).map((id) => ({ node: this.nameOf(id) ?? `n${id}`, clearedBy: a.clearedBy[String(id)] ?? null }));
   }
 
   leader(): LeaderView {
@@ -509,21 +538,6 @@ export class RuntimeBackend extends KvBackendBase<NodeRuntime> implements ApiBac
     return ep.start > 0 ? { term: ep.term, token: ep.start } : undefined;
   }
 
-  claim(job: string, slot: number, lead: Leadership, cb: ClientCallback): void {
-    this.need(cb)?.jobClaim(job, slot, lead, this.timed(cb));
-  }
-
-  report(r: JobReport, cb: ClientCallback): void {
-    this.need(cb)?.jobDone(r, this.timed(cb));
-  }
-
-  record(job: string): JobRecord | undefined {
-    return this.rt?.stateMachine.job(job);
-  }
-
-  nodeName(id: number): string {
-    return this.nameOf(id) ?? `n${id}`;
-  }
 
   metrics(): MetricFamily[] {
     const s = this.rt?.status();

@@ -6,10 +6,12 @@
  *
  * This is meant to become THE node runtime of issue 15: Raft (node.ts) and bully
  * (bully-node.ts) still have their own and move onto this one in a later step, once it
- * carries what they have and it does not yet (fencing/STONITH and the activation gate,
- * scheduled jobs, the peer-gone campaign order with pre-vote stickiness, write tracing,
- * batching off). Until then, configurations that need those are refused at config time
- * for paxos and zab (daemon/config/schema.ts), never half-served.
+ * carries what they have and it does not yet (the peer-gone campaign order with
+ * pre-vote stickiness, write tracing, batching off, witness processes). The split-brain
+ * defenses (activation gate, own lease, STONITH, watchdog, fence history) are the
+ * module the Raft runtime uses too (leader-fencing.ts); scheduled jobs claim slots
+ * through the log (jobClaim/jobDone) as under Raft. What is still missing is refused at
+ * config time for paxos and zab (daemon/config/schema.ts), never half-served.
  *
  * Life cycle (the same as node.ts): start() opens the durable log (hal/storage), takes
  * its new bootId for the wire stamps, builds the engine from exactly what was persisted
@@ -33,13 +35,17 @@
  * the same term = ours (the contract: `term` is what propose() returned, kept by later
  * leaders that re-propose it), another term = not applied (503).
  *
- * "Active" (locks, hooks): the leader whose engine issued a fencing token
- * (`leaderToken() > 0`: its leadership's first entry is committed, so everything
- * committed by earlier leaders is in its log). Lock grants carry the log index of the
- * grant as token, as under Raft; both are indexes of one chosen sequence, so they
- * order together. Without STONITH or a lease this keeps the Raft runtime's
- * "no fencing section" meaning: a deposed leader that has not noticed yet may still
- * believe it is active until it hears the newer ballot/epoch or loses its quorum.
+ * "Active" (locks, hooks, jobs): with the `fencing` option, through the activation
+ * gate (leader-fencing.ts: the leadership's `lead.claim` applied, every earlier leader
+ * fenced, acknowledged, confirmed or past the lease bound, and its own lease held on
+ * heartbeat rounds a quorum acknowledged — the engines' `heartbeatRounds` option puts
+ * a round on every heartbeat). Without it: the leader whose engine issued a fencing
+ * token (`leaderToken() > 0`: its leadership's first entry is committed, so everything
+ * committed by earlier leaders is in its log) — the Raft runtime's "no fencing section"
+ * meaning: a deposed leader that has not noticed yet may still believe it is active
+ * until it hears the newer ballot/epoch or loses its quorum. The token is the engine's
+ * either way; lock grants carry the log index of the grant, as under Raft; both are
+ * indexes of one chosen sequence, so they order together.
  */
 import { KvError, KvStateMachine, encodeCommand, decodeCommand, quotaGrowth, checkQuota, DEFAULT_KV_QUOTA, type KvQuota, type KvUsage, type ApplyResult, type Command } from '../../src/kv/index.ts';
 import type { Engine, EngineInit, EngineName, EngineStatus, HardState, Ready, Result, SnapshotData } from '../../src/engine/contract.ts';
@@ -58,6 +64,10 @@ import { ReadyLoop } from './ready-loop.ts';
 import { nullLogger, type Logger } from './logger.ts';
 import { Status, unavailable, unknownOutcome, type ClientCallback, type ClientResult } from './results.ts';
 import { checkKey, decodeMeta, encodeMeta, leaseArg, resultToClient } from './node.ts';
+import { ActivationListeners, type ActivationEvent } from './activation.ts';
+import { LeaderFencing, operatorConfirm, operatorFence, type ActivationStatus, type ConfirmResult, type RuntimeFencingOptions } from './leader-fencing.ts';
+import type { FenceRecord } from '../../src/fence/index.ts';
+import type { JobOutcomeName } from '../../src/kv/index.ts';
 
 /** Engines this runtime hosts (Raft and bully have their own runtimes for now; PBFT needs f + 1 matching replies, not one node's). */
 export type ContractEngineName = Extract<EngineName, 'paxos' | 'zab'>;
@@ -94,6 +104,10 @@ export interface EngineRuntimeObserver {
   proposed?(rt: EngineRuntime, index: Index, term: Term, data: Uint8Array): void;
   /** A snapshot this node took (compaction) is durable. */
   snapshotTaken?(rt: EngineRuntime, index: Index): void;
+  /** A fence run by this node finished (outcome other than 'pending'). */
+  fenced?(rt: EngineRuntime, rec: FenceRecord): void;
+  /** The node became active (true) or stopped being active (false); see `onActivation`. */
+  activation?(rt: EngineRuntime, ev: ActivationEvent): void;
 }
 
 export interface EngineRuntimeOptions {
@@ -128,11 +142,18 @@ export interface EngineRuntimeOptions {
   onFatal?: (err: Error) => void;
   /** Cluster-wide limits of the replicated state (src/kv/quota.ts). Default DEFAULT_KV_QUOTA. */
   quota?: KvQuota;
+  /**
+   * Split-brain defenses, as for the Raft runtime (leader-fencing.ts, docs/fencing.md):
+   * the activation gate, the own lease (every heartbeat carries a round: the engine
+   * option `heartbeatRounds` is set), STONITH when `fencer` lists targets, and watchdog
+   * self-fencing. Without it a leader is active once its engine issued a token.
+   */
+  fencing?: RuntimeFencingOptions;
 }
 
 export type EngineRuntimeState = 'new' | 'booting' | 'running' | 'stopped';
 
-export interface EngineNodeStatus {
+export interface EngineNodeStatus extends ActivationStatus {
   id: NodeId;
   engine: ContractEngineName;
   state: EngineRuntimeState;
@@ -150,9 +171,9 @@ export interface EngineNodeStatus {
   drops: DropCounters;
   pending: { writes: number; reads: number; forwarded: number };
   storage: StorageStats | undefined;
-  /** Leader with a fencing token issued (see the header). */
-  active: boolean;
-  token: number;
+  // elected, active (with a token issued and, with fencing, through the activation
+  // gate: see the header), waitingFor, token, activation, fences, selfFencing:
+  // ActivationStatus (leader-fencing.ts).
 }
 
 interface PendingWrite {
@@ -208,6 +229,9 @@ export class EngineRuntime {
   lockRefusals = 0;
   /** Writes refused for the quota (507). */
   quotaRefusals = 0;
+  /** Split-brain defenses (undefined without the `fencing` option). */
+  private fencing: LeaderFencing | undefined;
+  private readonly activationListeners = new ActivationListeners('EngineRuntime', (error) => this.log('error', 'activation listener threw', { node: this.id, error }));
 
   private readonly pendingWrites = new Map<Index, PendingWrite>();
   private readonly pendingGrowth = new Map<Index, KvUsage>();
@@ -282,13 +306,34 @@ export class EngineRuntime {
   get isLeader(): boolean {
     return this.stateValue === 'running' && this.eng !== undefined && this.eng.isLeader;
   }
-  /** Leader with its leadership's fencing token issued (see the header). */
+  /**
+   * Allowed to act on the outside world now. With fencing: through the activation gate,
+   * its own lease judged at this instant (leader-fencing.ts). Without: leader with its
+   * leadership's fencing token issued (see the header).
+   */
   get active(): boolean {
-    return this.isLeader && this.eng!.leaderToken() > 0;
+    if (!this.isLeader) return false;
+    if (this.fencing) return this.fencing.isActive(this.opts.clock.monotonicMs());
+    return this.eng!.leaderToken() > 0;
   }
   /** The fencing token of this node's leadership while active, else 0. */
   get activeToken(): number {
+    if (this.fencing) return this.active ? this.fencing.token : 0;
     return this.isLeader ? this.eng!.leaderToken() : 0;
+  }
+  /**
+   * Hooks, jobs and actuators: called with active=true (and the token) when this node
+   * becomes active, and with active=false as soon as it stops (lease lost, stepped
+   * down, node stopped). Only with the `fencing` option. Returns an unsubscribe function.
+   */
+  onActivation(cb: (ev: ActivationEvent) => void): () => void {
+    return this.activationListeners.add(cb);
+  }
+  private activationStatus(): ActivationStatus {
+    const elected = this.isLeader;
+    if (this.fencing) return this.fencing.status(elected, this.active);
+    const active = this.active;
+    return { elected, active, waitingFor: elected && !active ? 'elected: waiting for this leadership\'s first entry to commit' : '', token: this.activeToken, activation: undefined, fences: { local: [], history: [...this.kv.fenceHistory] }, selfFencing: false };
   }
   get lockClockMs(): number {
     return this.isLeader ? this.lockNow() : this.kv.clockMs;
@@ -318,8 +363,7 @@ export class EngineRuntime {
       drops: this.wire ? this.wire.drops() : newDropCounters(),
       pending: { writes: this.pendingWrites.size, reads: this.pendingReads.size, forwarded: this.forwarded.size },
       storage: this.dlog?.stats(),
-      active: this.active,
-      token: this.activeToken,
+      ...this.activationStatus(),
     };
   }
 
@@ -360,7 +404,8 @@ export class EngineRuntime {
       hardState: st.hardState,
       ...(snapshot ? { snapshot } : {}),
       entries: st.entries,
-      options: { maxMsgBytes: this.maxFrame, ...this.opts.engineOptions },
+      // With fencing every heartbeat carries a round: the activation lease counts them.
+      options: { maxMsgBytes: this.maxFrame, ...(this.opts.fencing ? { heartbeatRounds: true } : {}), ...this.opts.engineOptions },
       rng: this.opts.rng,
     });
     this.tickMs = posInt(this.eng.tickMs, 'engine tickMs', 1);
@@ -385,6 +430,7 @@ export class EngineRuntime {
       },
     });
     this.wire.listen((m) => this.onMessage(m), (link, ev) => this.onLinkEvent(link, ev));
+    this.setupFencing();
     this.stateValue = 'running';
     const s = this.eng.status();
     this.log('info', 'booted', { node: this.id, engine: this.engineName, term: s.term, commit: s.commitIndex, last: s.lastIndex, snapshot: this.snapIndex, bootId: this.wireBoot });
@@ -409,6 +455,7 @@ export class EngineRuntime {
   stop(): void {
     if (this.stateValue === 'stopped') return;
     this.stateValue = 'stopped';
+    this.fencing?.stopped(true);
     this.cancelTick?.();
     this.dlog?.close();
     this.failAll('node stopped');
@@ -419,6 +466,7 @@ export class EngineRuntime {
     if (this.stateValue === 'stopped') return;
     this.log('error', 'fatal: node stops', { node: this.id, error: err.message, kind: err.name });
     this.stateValue = 'stopped';
+    this.fencing?.stopped(false);
     this.cancelTick?.();
     this.dlog?.close();
     this.failAll(`node stopped: ${err.message}`);
@@ -448,6 +496,8 @@ export class EngineRuntime {
     if (this.stateValue !== 'running') return;
     this.expire();
     this.afterStep();
+    if (this.stateValue !== 'running') return;
+    this.fencing?.tick();
     this.pump();
   };
 
@@ -492,6 +542,7 @@ export class EngineRuntime {
       this.pendingGrowth.clear();
       this.pendingUse = { keys: 0, bytes: 0 };
     }
+    this.fencing?.step(leader, this.wasLeader);
     this.wasLeader = leader;
     this.opts.observer?.afterStep?.(this);
   }
@@ -561,6 +612,7 @@ export class EngineRuntime {
       if (err) this.log('error', 'apply order', { node: this.id, index: e.index, error: err.message });
     }
     this.opts.observer?.applied?.(this, e, result);
+    this.fencing?.applied(e, result);
     const w = this.pendingWrites.get(e.index);
     if (!w) return;
     this.pendingWrites.delete(e.index);
@@ -604,13 +656,48 @@ export class EngineRuntime {
   // Wire
 
   private send(m: Message): void {
+    if (this.fencing) {
+      // Heartbeat rounds of the own lease (engine option heartbeatRounds).
+      if (m.type === MsgType.Heartbeat) this.fencing.roundSent(m.term, m.ctx);
+      else if (m.type === MsgType.ZabPing && m.ctx !== undefined) this.fencing.roundSent(m.term, m.ctx);
+    }
     this.wire!.send(m);
+  }
+
+  /**
+   * What an engine message tells the activation gate: its sender follows the leadership
+   * of `m.term` (so it does not lead an earlier one), and which heartbeat round it
+   * answers. Only messages a node sends while it follows that leadership: Paxos
+   * heartbeat replies and positive Accepted (a Promise does not count: a pre-prepare
+   * answer promises nothing and changes no state); ZAB ACK, ACK of NEWLEADER, PONG and
+   * snapshot ACK (FLE notifications carry votes, not the sender's allegiance).
+   */
+  private noteAcknowledgement(m: Message): void {
+    const f = this.fencing!;
+    switch (m.type) {
+      case MsgType.HeartbeatReply:
+        return f.acknowledged(m.from, m.term, m.ctx);
+      case MsgType.PaxosAccepted:
+        if (m.ok) f.acknowledged(m.from, m.term, undefined);
+        return;
+      case MsgType.ZabPong:
+        return f.acknowledged(m.from, m.term, m.ctx);
+      case MsgType.ZabAck:
+      case MsgType.ZabAckNewLeader:
+      case MsgType.ZabSnapAck:
+        return f.acknowledged(m.from, m.term, undefined);
+      default:
+    }
   }
 
   private onMessage(m: Message): void {
     if (m.type === MsgType.ClientRequest) this.onClientRequest(m);
     else if (m.type === MsgType.ClientReply) this.onClientReply(m);
     else {
+      if (this.fencing) {
+        this.fencing.peerSeen(m.from);
+        this.noteAcknowledgement(m);
+      }
       // The engine drops (and counts) message types that are not its own.
       this.guard(() => this.eng!.step(m), `step ${MsgType[m.type] ?? m.type}`);
       if (this.stateValue !== 'running') return;
@@ -739,12 +826,87 @@ export class EngineRuntime {
     return r;
   }
 
-  /** Fencing is not implemented for the contract engines yet: config validation refuses a `fencing:` section; these answer so. */
-  fence(_node: NodeId, cb: (r: { ok: boolean; error?: string }) => void): void {
-    cb({ ok: false, error: `not implemented for engine ${this.engineName}: fencing and STONITH (engine: raft or bully have them)` });
+  /**
+   * Operator: `quorumd fence NODE` — fence `node` now through this board's configured
+   * devices (leader-fencing.ts). Errors when this node has no fencing or no device for it.
+   */
+  fence(node: NodeId, cb: (r: { ok: boolean; record?: FenceRecord; error?: string }) => void): void {
+    if (typeof cb !== 'function') throw new TypeError('EngineRuntime.fence: cb must be a function');
+    operatorFence(this.fencing, { id: this.id, running: this.stateValue === 'running' }, node, cb);
   }
-  confirmFenced(_node: NodeId): { ok: boolean; error?: string; alive?: boolean } {
-    return { ok: false, error: `not implemented for engine ${this.engineName}: fencing (no activation gate to open)` };
+
+  /** Operator: `quorumd fence confirm NODE` — a human declares `node` safely down (leader-fencing.ts). */
+  confirmFenced(node: NodeId): ConfirmResult {
+    return operatorConfirm(this.fencing, { id: this.id, running: this.stateValue === 'running' }, node, () => this.activationStatus());
+  }
+
+  /**
+   * Scheduled jobs (daemon/jobs), as NodeRuntime.jobClaim: claims `slot` of `job` for
+   * this node's leadership of term `lead.term` (the engine's ballot or epoch) whose
+   * fencing token the caller saw. Proposed only here and only by an active leader.
+   */
+  jobClaim(job: string, slot: number, lead: { term: number; token: number }, cb: ClientCallback): void {
+    this.write({ op: 'job.claim', job, slot, node: this.id, term: lead.term, token: lead.token }, cb);
+  }
+
+  /** Records how the run of a claimed slot ended (any node; forwarded to the leader like a put). */
+  jobDone(r: { job: string; slot: number; outcome: JobOutcomeName; code: number; signal: string; startedAtMs: number; durationMs: number }, cb: ClientCallback): void {
+    this.write({ op: 'job.done', job: r.job, slot: r.slot, node: this.id, outcome: r.outcome, code: r.code, signal: r.signal, startedAtMs: r.startedAtMs, durationMs: r.durationMs }, cb);
+  }
+
+  /** Builds the shared split-brain defenses with this runtime as their host (after the engine is up). */
+  private setupFencing(): void {
+    const f = this.opts.fencing;
+    if (!f) return;
+    const eo = this.opts.engineOptions ?? {};
+    // The own lease defaults to the engine's failure-detection time: Paxos's minimum
+    // election timeout (check-quorum), ZAB's syncLimit (a leader without a quorum
+    // within it gives up); both default to 150 ms, as Raft's.
+    const lease = this.engineName === 'zab' ? eo.syncLimitMs : eo.electionTimeoutMinMs;
+    this.fencing = new LeaderFencing({
+      who: 'EngineRuntime',
+      id: this.id,
+      clock: this.opts.clock,
+      log: this.log,
+      rng: this.opts.rng,
+      tickMs: this.tickMs,
+      electionTimeoutMinMs: typeof lease === 'number' ? lease : 150,
+      formedBefore: this.formed,
+      running: () => this.stateValue === 'running',
+      stopped: () => this.stateValue === 'stopped',
+      isLeader: () => this.isLeader,
+      leaderId: () => this.eng?.status().leader ?? NO_NODE,
+      term: () => this.eng?.status().term ?? 0,
+      voters: () => {
+        const c = this.eng!.status().config;
+        return [...c.voters, ...c.witnesses];
+      },
+      // Paxos's start slot and ZAB's epoch-start index are issued when the leadership's
+      // first entry commits (src/engine/contract.ts leaderToken): read at the claim.
+      tokenAtElection: () => 0,
+      leaderToken: () => this.eng?.leaderToken() ?? 0,
+      kv: () => this.kv,
+      propose: (data) => {
+        const eng = this.eng!;
+        const r = this.guarded(() => eng.propose(data), 'propose');
+        if (r.ok) this.opts.observer?.proposed?.(this, r.index, r.term, data);
+        return r.ok;
+      },
+      submit: (cmd) => this.proposeOrForward(cmd, () => {}, true),
+      pump: () => this.pump(),
+      persistFormed: (done) => {
+        this.formed = true;
+        this.dlog!.persist({ meta: encodeMeta({ boot: this.bootCounter, formed: true }) }, done);
+      },
+      crash: (where, e) => this.engineFailed(e, where),
+      fatal: (err) => this.fatal(err),
+      heardAgoMs: (node) => this.wire?.heardAgoMs(node, this.opts.clock.monotonicMs()),
+      fenced: (rec) => this.opts.observer?.fenced?.(this, rec),
+      activationChanged: (ev) => {
+        this.opts.observer?.activation?.(this, ev);
+        this.activationListeners.emit(ev);
+      },
+    }, f);
   }
 
   private localGet(key: string): ClientResult {
@@ -767,7 +929,7 @@ export class EngineRuntime {
     const eng = this.eng!;
     if (eng.isLeader) {
       if (cmd.op === 'lock.acquire' || cmd.op === 'lock.renew') {
-        if (!this.active) return reply(unavailable(`leader ${this.id} is not active yet (its leadership's first entry is not committed); the lock command was not proposed`));
+        if (!this.active) return reply(unavailable(`leader ${this.id} is not active yet (${this.activationStatus().waitingFor}); the lock command was not proposed`));
         cmd = { ...cmd, now: this.lockNow() };
       }
       if ((cmd.op === 'lock.renew' || cmd.op === 'lock.release') && cmd.lease && this.judgesLocksLocally()) {
@@ -777,8 +939,11 @@ export class EngineRuntime {
           return reply({ status: Status.CONFLICT, error: `${cmd.op === 'lock.renew' ? 'renew' : 'release'} refused: ${verdict === 'not-held' ? `lock ${JSON.stringify(cmd.name)} is not held` : 'not the holder (wrong lease)'}` });
         }
       }
-      if (cmd.op === 'job.claim' || cmd.op === 'job.done' || cmd.op === 'lead.claim' || cmd.op === 'lead.active' || cmd.op === 'fence.record') {
-        return reply({ status: Status.BAD_REQUEST, error: `${cmd.op}: not implemented for engine ${this.engineName} (jobs and fencing need engine: raft)` });
+      if (cmd.op === 'job.claim') {
+        // A slot is claimed only by an active leader, in the term it saw itself active in.
+        if (!this.active) return reply(unavailable(`leader ${this.id} is not active (${this.activationStatus().waitingFor || 'not active'}); the job claim was not proposed`));
+        const term = eng.status().term;
+        if (term !== cmd.term) return reply(unavailable(`term changed (now ${term}, claim for ${cmd.term}); the job claim was not proposed`));
       }
       const data = encodeCommand(cmd);
       if (data instanceof KvError) return reply({ status: data.httpStatus, error: data.message });

@@ -53,12 +53,12 @@ import type { Rng } from '../../src/rng.ts';
 import type { Cancel, Clock, Link, LinkEvent, PowerSense, Relay, Storage, Watchdog } from '../../hal/interfaces.ts';
 import type { Fencer, FenceRecord, FencerConfig } from '../../src/fence/index.ts';
 import type { FenceHistoryRecord } from '../../src/kv/index.ts';
-import { ActivationController, ActivationListeners, resolveActivationOptions, type ActivationEvent, type ActivationOptions, type ActivationView } from './activation.ts';
+import { ActivationListeners, type ActivationEvent, type ActivationView } from './activation.ts';
+import { LeaderFencing, operatorConfirm, operatorFence, type ActivationStatus, type ConfirmResult, type RuntimeFencingOptions } from './leader-fencing.ts';
 import { openDurableLog, type DurableLog, type DurableLogOptions, type PersistBatch, type Recovered, type StorageStats } from '../../hal/storage/index.ts';
 import { decodeReplyBody, encodeReplyBody } from './forward.ts';
 import { WireEndpoint } from './wire-endpoint.ts';
 import { ReadyLoop } from './ready-loop.ts';
-import { FencingDriver, badNodeArg, fenceSucceeded } from './fencing-driver.ts';
 import { nullLogger, type Logger } from './logger.ts';
 import { InternalError } from './fatal.ts';
 import type { WriteTracer } from './write-trace.ts';
@@ -84,24 +84,7 @@ export interface RuntimeObserver {
 
 export type { ActivationEvent } from './activation.ts';
 
-/**
- * Split-brain defenses (docs/fencing.md; daemon/runtime/activation.ts). Without this
- * option a leader is active as soon as it is elected (the pre-fencing behaviour,
- * kept for tests of the engine alone); with it, the activation gate, the lease,
- * STONITH (when `fencer` lists targets) and watchdog self-fencing are on.
- */
-export interface RuntimeFencingOptions {
-  activation?: ActivationOptions;
-  /** The board's hardware watchdog: fed every tick while healthy (self-fencing stops that). Without it the lease bound assumes `watchdogTimeoutMs`. */
-  watchdog?: Watchdog;
-  /** Watchdog timeout to assume for the lease bound when no `watchdog` is given (ms). Default 15000 (bcm2835 maximum). */
-  watchdogTimeoutMs?: number;
-  /** HAL relays this board drives and power-sense inputs it reads, found by name from the fencer config. */
-  relays?: Relay[];
-  powerSense?: PowerSense[];
-  /** STONITH: fence targets and timing (src/fence/fencer.ts documents every field and default). Omitted or no targets: leases only. */
-  fencer?: Omit<FencerConfig, 'self'>;
-}
+export type { RuntimeFencingOptions } from './leader-fencing.ts';
 
 export interface NodeRuntimeOptions {
   id: NodeId;
@@ -169,7 +152,7 @@ export interface NodeRuntimeOptions {
 
 export type RuntimeState = 'new' | 'booting' | 'running' | 'stopped';
 
-export interface NodeStatus {
+export interface NodeStatus extends ActivationStatus {
   id: NodeId;
   state: RuntimeState;
   role: string;
@@ -189,19 +172,7 @@ export interface NodeStatus {
   unsupported: number;
   pending: { writes: number; reads: number; forwarded: number };
   storage: StorageStats | undefined;
-  /** Elected leader, and allowed to act on the outside world (docs/fencing.md). Without fencing options: the same as being leader. */
-  elected: boolean;
-  active: boolean;
-  /** Why an elected leader is not active yet ('' otherwise). */
-  waitingFor: string;
-  /** This leadership's fencing token (0 when none). */
-  token: number;
-  /** Activation details (undefined without fencing options). */
-  activation: ActivationView | undefined;
-  /** Fences run by this node (this boot; newest last) and the replicated history. */
-  fences: { local: FenceRecord[]; history: FenceHistoryRecord[] };
-  /** The node stopped feeding its watchdog (it lost its lease after being active): the board resets soon. */
-  selfFencing: boolean;
+  // elected, active, waitingFor, token, activation, fences, selfFencing: ActivationStatus (leader-fencing.ts).
 }
 
 interface PendingWrite {
@@ -266,14 +237,9 @@ export class NodeRuntime {
   private lockClockOffset = 0;
   private wasLeader = false;
   private readonly jitter: Rng;
-  private act: ActivationController | undefined;
-  /** STONITH through this board's relays (undefined without fencer targets). */
-  private fenceDriver: FencingDriver | undefined;
-  private activeValue = false;
-  private leaderTerm: Term = 0;
-  private voters: NodeId[] = [];
+  /** Split-brain defenses (undefined without the `fencing` option). */
+  private fencing: LeaderFencing | undefined;
   private readonly activationListeners = new ActivationListeners('NodeRuntime', (error) => this.log('error', 'activation listener threw', { node: this.id, error }));
-  private readonly fenceCmds = new Map<number, NodeId>();
 
   private readonly pendingWrites = new Map<Index, PendingWrite>();
   /** Quota growth of this leader's proposals not applied yet, by log index (src/kv/quota.ts). */
@@ -405,10 +371,8 @@ export class NodeRuntime {
   private activationStatus(): Pick<NodeStatus, 'elected' | 'active' | 'waitingFor' | 'token' | 'activation' | 'fences' | 'selfFencing'> {
     const elected = this.isLeader;
     const fences = { local: this.fencer?.history() ?? [], history: [...this.kv.fenceHistory] };
-    if (!this.act) return { elected, active: elected, waitingFor: '', token: 0, activation: undefined, fences, selfFencing: false };
-    const v = this.act.view(this.voters);
-    const active = this.active;
-    return { elected, active, waitingFor: active ? '' : v.waitingFor, token: v.token, activation: v, fences, selfFencing: this.act.selfFencing };
+    if (!this.fencing) return { elected, active: elected, waitingFor: '', token: 0, activation: undefined, fences, selfFencing: false };
+    return this.fencing.status(elected, this.active);
   }
 
   /**
@@ -417,13 +381,13 @@ export class NodeRuntime {
    */
   get active(): boolean {
     if (!this.isLeader) return false;
-    if (!this.act) return true;
-    return this.act.isActive(this.voters, this.opts.clock.monotonicMs());
+    if (!this.fencing) return true;
+    return this.fencing.isActive(this.opts.clock.monotonicMs());
   }
 
   /** The fencing token of the current leadership while active, else 0. */
   get activeToken(): number {
-    return this.active ? (this.act?.token ?? 0) : 0;
+    return this.active ? (this.fencing?.token ?? 0) : 0;
   }
 
   /**
@@ -493,7 +457,7 @@ export class NodeRuntime {
         // The boot counter lives in the durable log's metadata (see boot()).
         this.bootCounter++;
         this.wireBoot = bootId;
-        this.dlog!.persist({ meta: encodeMeta({ boot: this.bootCounter, formed: this.act?.formed ?? this.formedBefore }) }, done);
+        this.dlog!.persist({ meta: encodeMeta({ boot: this.bootCounter, formed: this.fencing?.act.formed ?? this.formedBefore }) }, done);
       },
     });
     // Link callbacks are entry points: an exception in them takes the fatal path (fatal.ts).
@@ -522,58 +486,6 @@ export class NodeRuntime {
     this.pump();
   }
 
-  private setupFencing(): void {
-    const f = this.opts.fencing;
-    if (!f) return;
-    if (typeof f !== 'object') throw new TypeError('NodeRuntime: fencing must be an object (RuntimeFencingOptions)');
-    const wdMs = f.watchdog ? f.watchdog.timeoutMs : f.watchdogTimeoutMs ?? 15_000;
-    if (typeof wdMs !== 'number' || !(wdMs > 0)) throw new RangeError(`NodeRuntime: fencing watchdog timeout must be > 0 ms, got ${String(wdMs)}`);
-    const targets = f.fencer?.targets ?? [];
-    const stonith = targets.length > 0;
-    const o = resolveActivationOptions(f.activation, { electionTimeoutMinMs: this.opts.raft?.electionTimeoutMinMs ?? 150, watchdogTimeoutMs: wdMs, stonith });
-    this.act = new ActivationController(this.id, o, this.formedBefore);
-    if (!this.act.formed) {
-      this.log('info', 'first start: not active until every node of fencing.waitForAll was seen once', { node: this.id, waitForAll: o.waitForAll.join(',') });
-      this.act.onFormed = () => {
-        this.log('info', 'cluster formed: every node of fencing.waitForAll seen; persisted', { node: this.id });
-        this.dlog!.persist({ meta: encodeMeta({ boot: this.bootCounter, formed: true }) }, (err) => {
-          if (err) this.fatal(err);
-        });
-      };
-    }
-    if (stonith) {
-      this.fenceDriver = new FencingDriver({
-        who: 'NodeRuntime',
-        id: this.id,
-        devices: f,
-        rng: this.opts.rng,
-        clock: this.opts.clock,
-        log: this.log,
-        running: () => this.stateValue === 'running',
-        stopped: () => this.stateValue === 'stopped',
-        resultFed: (now) => this.updateActive(now),
-        wake: () => {
-          if (this.stateValue === 'running') this.updateActive(this.opts.clock.monotonicMs());
-        },
-        record: (r, now) => this.fenceRecordChanged(r, now),
-        pollMs: this.tickMs,
-        fatal: (where, e) => this.crash(where, e),
-      });
-    }
-    this.voters = this.currentVoters();
-    f.watchdog?.feed();
-  }
-
-  /** The Fencer (undefined without fencer targets). */
-  private get fencer(): Fencer | undefined {
-    return this.fenceDriver?.fencer;
-  }
-
-  private currentVoters(): NodeId[] {
-    const c = this.raft!.status().config;
-    return [...c.voters, ...c.witnesses];
-  }
-
   private restoreStateMachine(index: Index, data: Uint8Array): void {
     if (data.length === 0) {
       // A witness keeps no data (docs/fencing.md): an empty state machine at the snapshot's index.
@@ -590,9 +502,7 @@ export class NodeRuntime {
   stop(): void {
     if (this.stateValue === 'stopped') return;
     this.stateValue = 'stopped';
-    this.setActive(false);
-    this.fenceDriver?.cancelTimer();
-    this.opts.fencing?.watchdog?.disarm();
+    this.fencing?.stopped(true);
     this.cancelTick?.();
     this.dlog?.close();
     this.failAll('node stopped');
@@ -613,8 +523,7 @@ export class NodeRuntime {
     if (this.stateValue === 'stopped') return;
     this.log('error', 'fatal: node stops', { node: this.id, error: err.message, kind: err.name, stack: err.stack ?? '' });
     this.stateValue = 'stopped';
-    this.setActive(false);
-    this.fenceDriver?.cancelTimer();
+    this.fencing?.stopped(false);
     this.cancelTick?.();
     this.dlog?.close();
     this.failAll(`node stopped: ${err.message}`);
@@ -666,7 +575,7 @@ export class NodeRuntime {
       this.raft!.tick();
       this.expire();
       this.afterStep();
-      this.fencingTick();
+      this.fencing?.tick();
       this.pump();
     } catch (e) {
       this.crash('tick', e);
@@ -707,213 +616,62 @@ export class NodeRuntime {
       this.pendingGrowth.clear();
       this.pendingUse = { keys: 0, bytes: 0 };
     }
-    if (this.act) this.activationStep(leader);
+    this.fencing?.step(leader, this.wasLeader);
     this.wasLeader = leader;
     this.opts.observer?.afterStep?.(this);
   }
 
   // ---------------------------------------------------------------------------
-  // Split-brain defenses (daemon/runtime/activation.ts has the rules and the proof)
+  // Split-brain defenses (leader-fencing.ts, shared with engine-node.ts; the rules and
+  // the proof are in activation.ts)
 
-  private noopIndex: Index = 0;
-  private claimProposed: Term = 0;
-
-  /** After every engine step: leadership transitions, the claim entry, activity. */
-  private activationStep(leader: boolean): void {
-    const act = this.act!;
-    const raft = this.raft!;
-    const now = this.opts.clock.monotonicMs();
-    if (leader && !this.wasLeader) {
-      const st = raft.status();
-      this.leaderTerm = st.term;
-      this.noopIndex = st.lastIndex;
-      this.voters = [...st.config.voters, ...st.config.witnesses];
-      act.elected(st.term, now);
-      this.log('info', 'elected: not active until earlier leaders are shown stopped', { node: this.id, term: st.term, noop: st.lastIndex });
-    } else if (!leader && this.wasLeader) {
-      const l = raft.leaderId; // getters, not status(): this runs after every engine step
-      act.steppedDown(now, l !== NO_NODE && l !== this.id);
-      this.leaderTerm = 0;
-      this.claimProposed = 0;
-      this.cancelDelayedFences('stepped down', now);
-    } else if (!leader) {
-      const l = raft.leaderId;
-      if (l !== NO_NODE && l !== this.id) act.learnedNewerLeader();
-    }
-    if (leader && this.claimProposed !== this.leaderTerm) {
-      const data = encodeCommand({ op: 'lead.claim', node: this.id, term: this.leaderTerm });
-      if (!(data instanceof KvError) && raft.propose(data).ok) this.claimProposed = this.leaderTerm;
-    }
-    this.updateActive(now);
-  }
-
-  private claimApplied(e: Entry): void {
-    const act = this.act!;
-    const sus = this.kv.suspects(this.leaderTerm);
-    act.suspectsKnown(this.noopIndex, sus, this.opts.clock.monotonicMs());
-    this.log('info', 'leadership claim committed', { node: this.id, term: this.leaderTerm, index: e.index, token: this.noopIndex, suspects: sus.nodes.join(',') || 'none', unknown: sus.unknown });
-  }
-
-  private updateActive(now: number): void {
-    const act = this.act!;
-    const ticked = act.tick(now, this.voters); // always: it also runs the self-fence timer
-    const on = this.isLeader && ticked;
-    if (!on && this.activeValue) this.setActive(false, now);
-    if (on && !this.activeValue) {
-      this.setActive(true, now);
-      // The step's own `now`, not a fresh reading: the fencer is ticked with `now` below.
-      this.cancelDelayedFences('active', now);
-      this.scheduleHandOvers();
-      // Later leaders need not suspect leaders older than this one any more.
-      const data = encodeCommand({ op: 'lead.active', node: this.id, term: this.leaderTerm, token: act.token });
-      if (!(data instanceof KvError)) this.raft!.propose(data);
-    }
-    this.runFencer(now);
-  }
-
-  private setActive(on: boolean, now = this.opts.clock.monotonicMs()): void {
-    if (on === this.activeValue) return;
-    this.activeValue = on;
-    const ev: ActivationEvent = { active: on, term: this.leaderTerm || this.raft?.status().term || 0, token: this.act?.token ?? 0, atMs: now };
-    const v = this.act?.view(this.voters);
-    this.log('info', on ? 'active' : 'not active any more', { node: this.id, term: ev.term, token: ev.token, ...(on && v ? { by: JSON.stringify(v.clearedBy) } : {}) });
-    this.opts.observer?.activation?.(this, ev);
-    this.activationListeners.emit(ev);
-  }
-
-  /** Every tick: watchdog, fencer deadlines, lease expiry. */
-  private fencingTick(): void {
-    if (!this.act) return;
-    const now = this.opts.clock.monotonicMs();
-    this.updateActive(now);
-    const wd = this.opts.fencing?.watchdog;
-    if (wd) {
-      if (this.act.shouldFeedWatchdog()) wd.feed();
-      else if (!this.selfFenceLogged) {
-        this.selfFenceLogged = true;
-        this.log('warn', 'self-fencing: lost the lease after being active; the watchdog will reset this board', { node: this.id, watchdogMs: wd.timeoutMs });
-      }
-    }
-  }
-  private selfFenceLogged = false;
-
-  /** Starts fences the gate asks for, executes fencer commands, feeds results back. */
-  private runFencer(now: number): void {
-    const f = this.fencer;
-    const act = this.act!;
+  /** Builds the shared defenses with this runtime as their host (after the engine is up). */
+  private setupFencing(): void {
+    const f = this.opts.fencing;
     if (!f) return;
-    if (this.isLeader && !this.activeValue) {
-      const v = act.view(this.voters);
-      for (const target of v.wantFence) {
-        if (f.busy(target) || !f.canFence(target)) continue;
-        const last = this.kv.activation;
-        this.fenceDriver!.fence(target, now, { reason: `earlier leader, before n${this.id} acts in term ${this.leaderTerm}`, term: this.leaderTerm, targetRunsWorkload: last !== null && last.node === target });
-        act.fenceStarted(target, now);
-        this.log('warn', 'fencing', { node: this.id, target, term: this.leaderTerm, delayMs: f.current(target)?.delayMs ?? 0 });
-      }
-    }
-    this.fenceDriver!.step(now);
+    this.fencing = new LeaderFencing({
+      who: 'NodeRuntime',
+      id: this.id,
+      clock: this.opts.clock,
+      log: this.log,
+      rng: this.opts.rng,
+      tickMs: this.tickMs,
+      electionTimeoutMinMs: this.opts.raft?.electionTimeoutMinMs ?? 150,
+      formedBefore: this.formedBefore,
+      running: () => this.stateValue === 'running',
+      stopped: () => this.stateValue === 'stopped',
+      isLeader: () => this.isLeader,
+      // getters, not status(): this runs after every engine step
+      leaderId: () => this.raft?.leaderId ?? NO_NODE,
+      term: () => this.raft?.currentTerm ?? 0,
+      voters: () => this.currentVoters(),
+      // Raft's token is the index of the term's no-op: the last index at election.
+      tokenAtElection: () => this.raft!.status().lastIndex,
+      leaderToken: () => 0,
+      kv: () => this.kv,
+      propose: (data) => this.raft!.propose(data).ok,
+      submit: (cmd) => this.proposeOrForward(cmd, () => {}, true),
+      pump: () => this.pump(),
+      persistFormed: (done) => this.dlog!.persist({ meta: encodeMeta({ boot: this.bootCounter, formed: true }) }, done),
+      crash: (where, e) => this.crash(where, e),
+      fatal: (err) => this.fatal(err),
+      heardAgoMs: (node) => this.wire?.heardAgoMs(node, this.opts.clock.monotonicMs()),
+      fenced: (rec) => this.opts.observer?.fenced?.(this, rec),
+      activationChanged: (ev) => {
+        this.opts.observer?.activation?.(this, ev);
+        this.activationListeners.emit(ev);
+      },
+    }, f);
   }
 
-  private fenceRecordChanged(r: FenceRecord, now: number): void {
-    if (r.outcome === 'pending') return;
-    const act = this.act!;
-    const ok = fenceSucceeded(r);
-    if (r.poweredOnAtMs === null && r.powerOnError === null) {
-      // The fence itself finished (a later record of the same fence reports the power-on).
-      if (r.outcome !== 'confirmed') act.fenceResult(r.target, ok, now, r.attempts.at(-1)?.error ?? r.outcome);
-      this.opts.observer?.fenced?.(this, r);
-      this.fenceDriver!.logFinished(r, ok);
-      if (r.outcome === 'confirmed') return; // confirmFenced proposed its record (with the term)
-      const cmd: Command = { op: 'fence.record', target: r.target, by: r.by, term: r.term, outcome: r.outcome, level: r.level ?? -1, atMs: Math.floor(r.finishedAtMs ?? now), reason: r.reason.slice(0, 200) };
-      if (encodeCommand(cmd) instanceof Uint8Array) this.proposeOrForward(cmd, () => {}, true);
-    } else {
-      this.fenceDriver!.logPowerOn(r);
-      // The end of the fence goes into the replicated history too: a later leader must
-      // know that nobody needs to power the target on any more (handOver).
-      if (r.poweredOnAtMs !== null) {
-        const cmd: Command = { op: 'fence.record', target: r.target, by: r.by, term: r.term, outcome: 'powered-on', level: r.level ?? -1, atMs: Math.floor(r.poweredOnAtMs), reason: 'fence action reboot: powered back on' };
-        if (encodeCommand(cmd) instanceof Uint8Array) this.proposeOrForward(cmd, () => {}, true);
-      }
-    }
+  /** The Fencer (undefined without fencer targets). */
+  private get fencer(): Fencer | undefined {
+    return this.fencing?.fencer;
   }
 
-  /** Power-ons taken over from earlier fencers, by target (pending timers). */
-  private readonly handOvers = new Map<NodeId, { term: Term; cancel: Cancel }>();
-
-  /**
-   * The replicated record of a fence that switched `target` off and was not ended by a
-   * power-on (or a later fence that found it already off), if any, and not one this
-   * node's own Fencer is still running (it powers the target on itself).
-   */
-  private leftOff(target: NodeId): FenceHistoryRecord | undefined {
-    if (this.fencer?.busy(target)) return undefined;
-    const h = this.kv.fenceHistory;
-    for (let i = h.length - 1; i >= 0; i--) {
-      const r = h[i]!;
-      if (r.target !== target) continue;
-      if (r.outcome === 'off') return r;
-      if (r.outcome === 'powered-on') return undefined;
-    }
-    return undefined;
-  }
-
-  /**
-   * A fence that switched a relay off is always carried to its end. Its fencer powers
-   * the target on after powerOnAfterMs; if the fencer stopped leading or crashed first,
-   * the next active leader does: for every 'reboot' target whose newest record is 'off'
-   * with no 'powered-on' after it, it waits its own powerOnAfterMs from its activation
-   * (the target stays off at least as long as the fence promised) and switches the
-   * target's relays on, recording 'powered-on' with the hand-over in the reason.
-   */
-  private scheduleHandOvers(): void {
-    const d = this.fenceDriver;
-    if (!d) return;
-    const term = this.leaderTerm;
-    for (const t of this.opts.fencing?.fencer?.targets ?? []) {
-      const target = t.target;
-      const pending = this.handOvers.get(target);
-      if (pending?.term === term || !this.leftOff(target)) continue;
-      pending?.cancel(); // armed in an earlier leadership of ours: this one re-arms it
-      const plan = d.rebootPlan(target);
-      if (!plan) continue;
-      const rec = this.leftOff(target)!;
-      this.log('warn', `fence hand-over: n${rec.by}'s fence of n${target} (term ${rec.term}) left it off; powering it on in ${plan.powerOnAfterMs} ms`, { node: this.id, target });
-      const cancel = this.opts.clock.setTimer(plan.powerOnAfterMs, () => {
-        if (this.handOvers.get(target)?.term === term) this.handOvers.delete(target);
-        try {
-          if (this.stateValue !== 'running') return;
-          if (!this.activeValue || this.leaderTerm !== term) {
-            this.log('info', `fence hand-over of n${target}: not the active leader any more; the next one takes it over`, { node: this.id, target });
-            return;
-          }
-          const still = this.leftOff(target);
-          if (!still) return; // powered on meanwhile (its fencer came back), or fenced again by us
-          d.powerOn(target, (err) => {
-            if (err) {
-              this.log('error', `fence hand-over of n${target}: power-on failed: ${err}`, { node: this.id, target });
-              return;
-            }
-            const now = this.opts.clock.monotonicMs();
-            const cmd: Command = { op: 'fence.record', target, by: this.id, term: this.leaderTerm || term, outcome: 'powered-on', level: -1, atMs: Math.floor(now), reason: `handed over: n${still.by}'s fence in term ${still.term} switched it off; powered on by the next leader n${this.id}` };
-            this.log('warn', `fence hand-over: n${target} powered back on`, { node: this.id, target, from: still.by });
-            this.proposeOrForward(cmd, () => {}, true);
-            this.pump();
-          });
-        } catch (e) {
-          this.crash('fence hand-over', e);
-        }
-      });
-      this.handOvers.set(target, { term, cancel });
-    }
-  }
-
-  /**
-   * `now` is the step's one reading (the fencer is ticked with it right after); the
-   * driver also clamps, so a later reading passed here could not hurt either.
-   */
-  private cancelDelayedFences(why: string, now: number): void {
-    this.fenceDriver?.cancelDelayed(now, why);
+  private currentVoters(): NodeId[] {
+    const c = this.raft!.status().config;
+    return [...c.voters, ...c.witnesses];
   }
 
   /**
@@ -923,15 +681,7 @@ export class NodeRuntime {
    */
   fence(node: NodeId, cb: (r: { ok: boolean; record?: FenceRecord; error?: string }) => void): void {
     if (typeof cb !== 'function') throw new TypeError('NodeRuntime.fence: cb must be a function');
-    const bad = badNodeArg(node);
-    if (bad) return cb({ ok: false, error: bad });
-    if (this.stateValue !== 'running') return cb({ ok: false, error: `node ${this.id} is not running` });
-    if (!this.fencer || !this.fencer.canFence(node)) return cb({ ok: false, error: `node ${this.id} has no fence device for n${node} (fencing.fencer.targets)` });
-    const now = this.opts.clock.monotonicMs();
-    const id = this.fenceDriver!.fence(node, now, { reason: 'operator request', term: this.raft!.status().term });
-    this.act?.fenceStarted(node, now);
-    this.runFencer(now);
-    this.fenceDriver!.waitFor(id, cb);
+    operatorFence(this.fencing, { id: this.id, running: this.stateValue === 'running' }, node, cb);
   }
 
   /**
@@ -939,33 +689,7 @@ export class NodeRuntime {
    * Pacemaker's stonith_admin --confirm). Clears it as a suspect and records it.
    */
   confirmFenced(node: NodeId): ConfirmResult {
-    const bad = badNodeArg(node);
-    if (bad) return { ok: false, error: bad };
-    if (node === this.id) return { ok: false, error: 'a node cannot confirm itself down' };
-    if (this.stateValue !== 'running' || !this.act) return { ok: false, error: `node ${this.id} is not running with fencing` };
-    const now = this.opts.clock.monotonicMs();
-    const alive = aliveRefusal(node, this.wire?.heardAgoMs(node, now), this.raft!.leaderId === node);
-    if (alive) return { ok: false, alive: true, error: alive };
-    this.act.operatorConfirmed(node, now);
-    const term = this.raft!.status().term;
-    // A fence of it still running (in its delay, or switching) is superseded: say so.
-    const superseded = this.fencer?.current(node)?.outcome === 'pending';
-    // The Fencer's confirmed record reaches fenceRecordChanged through the driver's next
-    // step (with any other fence's commands: nothing is taken out of the Fencer here);
-    // the replicated record is this one, with the term.
-    if (this.fenceDriver) this.fenceDriver.confirm(node, now);
-    const cmd: Command = { op: 'fence.record', target: node, by: this.id, term, outcome: 'confirmed', level: -1, atMs: Math.floor(now), reason: 'confirmed down by an operator' };
-    this.proposeOrForward(cmd, () => {}, true);
-    try {
-      this.updateActive(now);
-      this.pump();
-    } catch (e) {
-      // Recorded, then the node failed: the answer says both (not a 500 that hides the record).
-      this.crash('fence confirm', e);
-      return { ok: true, superseded, active: false, waitingFor: '', warning: `recorded, but node ${this.id} then stopped on an internal error: ${(e as Error)?.message ?? String(e)}` };
-    }
-    const st = this.activationStatus();
-    return { ok: true, superseded, active: st.active, waitingFor: st.waitingFor };
+    return operatorConfirm(this.fencing, { id: this.id, running: this.stateValue === 'running' }, node, () => this.activationStatus());
   }
 
   // ---------------------------------------------------------------------------
@@ -1039,7 +763,7 @@ export class NodeRuntime {
     }
     this.opts.observer?.applied?.(this, e, result);
     this.opts.trace?.mark('apply', e.index);
-    if (this.act && result?.op === 'lead.claim' && this.leaderTerm !== 0 && e.term === this.leaderTerm && this.act.token === 0) this.claimApplied(e);
+    this.fencing?.applied(e, result);
     const w = this.pendingWrites.get(e.index);
     if (!w) return;
     this.pendingWrites.delete(e.index);
@@ -1087,7 +811,7 @@ export class NodeRuntime {
   // Wire
 
   private send(m: Message): void {
-    if (this.act && m.type === MsgType.Heartbeat && m.ctx !== 0 && m.term === this.leaderTerm) this.act.lease.roundSent(m.ctx, this.opts.clock.monotonicMs());
+    if (this.fencing && m.type === MsgType.Heartbeat) this.fencing.roundSent(m.term, m.ctx);
     if (this.opts.trace) this.traceMsg(m, 'send');
     this.wire!.send(m);
   }
@@ -1111,13 +835,10 @@ export class NodeRuntime {
   private onMessage(m: Message): void {
     if (this.opts.trace) this.traceMsg(m, 'recv');
     if (RAFT_TYPES.has(m.type)) {
-      this.act?.peerSeen(m.from);
+      this.fencing?.peerSeen(m.from);
       if ((m.type === MsgType.PreVote || m.type === MsgType.Vote) && m.term > this.raft!.status().term) this.campaignSeenAt = this.opts.clock.monotonicMs();
-      if (this.act && this.leaderTerm !== 0 && m.term === this.leaderTerm && this.raft!.isLeader) {
-        // A message in our term: its sender knows it does not lead any earlier term.
-        this.act.acknowledged(m.from, m.term, this.opts.clock.monotonicMs());
-        if (m.type === MsgType.HeartbeatReply) this.act.lease.roundAcked(m.from, m.ctx);
-      }
+      // A message in our term: its sender knows it does not lead any earlier term.
+      this.fencing?.acknowledged(m.from, m.term, m.type === MsgType.HeartbeatReply ? m.ctx : undefined);
       try {
         if (m.type === MsgType.ReadIndex) this.checkTickLag(this.opts.clock.monotonicMs());
         this.raft!.step(m);
@@ -1349,7 +1070,7 @@ export class NodeRuntime {
     if (raft.isLeader) {
       if (cmd.op === 'lock.acquire' || cmd.op === 'lock.renew') {
         // docs/fencing.md: locks are granted only by an active leader.
-        if (!this.active) return reply(unavailable(`leader ${this.id} is not active yet (${this.activationStatus().waitingFor}); the lock command was not proposed`));
+        if (!this.active) return reply(unavailable(`leader ${this.id} is not active yet (${this.fencing?.waitingFor() ?? ''}); the lock command was not proposed`));
         cmd = { ...cmd, now: this.lockNow() };
       }
       if ((cmd.op === 'lock.renew' || cmd.op === 'lock.release') && cmd.lease && this.judgesLocksLocally()) {
@@ -1362,7 +1083,7 @@ export class NodeRuntime {
       }
       if (cmd.op === 'job.claim') {
         // A slot is claimed only by an active leader, in the term it saw itself active in.
-        if (!this.active) return reply(unavailable(`leader ${this.id} is not active (${this.activationStatus().waitingFor || 'not active'}); the job claim was not proposed`));
+        if (!this.active) return reply(unavailable(`leader ${this.id} is not active (${this.fencing?.waitingFor() || 'not active'}); the job claim was not proposed`));
         if (raft.status().term !== cmd.term) return reply(unavailable(`term changed (now ${raft.status().term}, claim for ${cmd.term}); the job claim was not proposed`));
       }
       const data = encodeCommand(cmd);
@@ -1473,37 +1194,7 @@ export class NodeRuntime {
   }
 }
 
-/** What `confirmFenced` did (the HTTP answer of `POST /v1/fence/<node>/confirm`). */
-export interface ConfirmResult {
-  ok: boolean;
-  error?: string;
-  /** Refused because the node is alive (HTTP 409). */
-  alive?: boolean;
-  /** A fence of the node that was still running here was superseded by the confirmation. */
-  superseded?: boolean;
-  /** This node is an active leader after the confirmation; else what it still waits for. */
-  active?: boolean;
-  waitingFor?: string;
-  /** Recorded, but something went wrong after (the node stopped). */
-  warning?: string;
-}
-
-/**
- * A node heard from within this many ms is alive: `fence confirm` of it is refused.
- * Twenty heartbeats of the default configuration (a live leader is never silent that
- * long towards a node it leads), and no wait worth mentioning for an operator who
- * really pulled the plug.
- */
-export const ALIVE_WINDOW_MS = 1000;
-
-/** Why confirming `node` down is refused (it is alive), or undefined. Shared by the Raft and bully runtimes. */
-export function aliveRefusal(node: NodeId, heardAgoMs: number | undefined, isKnownLeader: boolean): string | undefined {
-  if (heardAgoMs !== undefined && heardAgoMs < ALIVE_WINDOW_MS) {
-    return `n${node} is alive: this node accepted an authenticated message from it ${Math.round(heardAgoMs)} ms ago; confirm only a node that is powered off (it must have been silent for ${ALIVE_WINDOW_MS} ms)`;
-  }
-  if (isKnownLeader) return `n${node} is the leader this node follows; confirm only a node that is powered off`;
-  return undefined;
-}
+export { ALIVE_WINDOW_MS, aliveRefusal, type ConfirmResult } from './leader-fencing.ts';
 
 /** The digest of a lease id, or the reason it is not one. */
 export function leaseArg(lease: unknown): Uint8Array | string {

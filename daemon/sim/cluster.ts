@@ -124,8 +124,6 @@ export function runSeed(cfg: SimConfig, seed: number, hooks: SeedHooks = {}): Se
   const runtimes = new Map<NodeId, NodeRuntime>();
   const incarnation = new Map<NodeRuntime, number>();
   const actuator = new SimActuator();
-  let fences = 0;
-  let fencesFailed = 0;
   /** Per board (in allIds order): its newest runtime and the incarnation it was booted in (= runtimes/incarnation). */
   const slots: Array<{ board: Board; rt: NodeRuntime | undefined; inc: number }> = allIds.map((id) => ({ board: world.board(id), rt: undefined, inc: -1 }));
   const slotOf = new Map<NodeId, (typeof slots)[number]>(allIds.map((id, i) => [id, slots[i]!]));
@@ -173,13 +171,9 @@ export function runSeed(cfg: SimConfig, seed: number, hooks: SeedHooks = {}): Se
       checker.afterStep(rt);
       checkFencing();
     },
-    fenced: (_rt, rec) => {
-      if (rec.outcome === 'off' || rec.outcome === 'already-off') fences++;
-      else if (rec.outcome === 'failed') fencesFailed++;
-    },
+    fenced: (_rt, rec) => actuator.fenceFinished(rec),
     activation: (rt, ev) => {
-      if (!ev.active) return;
-      const err = actuator.activated(rt.id, ev.token, world.nowUs);
+      const err = actuator.activationEvent(rt.id, ev, world.nowUs);
       if (err !== null) checker.fail('token-growth', `fencing tokens must only grow: ${err}`);
     },
     persisted: (rt: NodeRuntime, rd: Ready) => checker.persisted(rt, rd),
@@ -323,8 +317,8 @@ export function runSeed(cfg: SimConfig, seed: number, hooks: SeedHooks = {}): Se
     actuations: actuator.actuations,
     dualActiveMs: Math.round(actuator.dualUs / 1000),
     failoversMs: actuator.gapsUs.map((u) => Math.round(u / 1000)),
-    fences,
-    fencesFailed,
+    fences: actuator.fences,
+    fencesFailed: actuator.fencesFailed,
     lin,
     historyOps: workload.history.length,
     probeMs,

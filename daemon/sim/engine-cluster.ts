@@ -6,13 +6,15 @@
  * (daemon/runtime/engine-node.ts) booted on every board at every boot and the checks
  * of engine-invariants.ts (shared + the engine's own) after every step.
  *
- * No STONITH: fencing is not implemented for these engines (the runtime refuses it),
- * so `--no-stonith` changes nothing and no relays are wired. The actuator still
- * measures what an actuator driven by "active" leaders (leaderToken() > 0) would see:
- * stale_actuations and dual_active_ms are reported, as for bully, not counted as
- * violations — without a lease a deposed leader believes it leads until it hears a
- * newer ballot/epoch or check-quorum/syncLimit ends it; the fencing token is what keeps
- * a token-checking resource safe meanwhile (token growth is checked).
+ * Split-brain defenses as for Raft (cluster.ts, fencing.ts): every board runs the
+ * runtime's fencing (daemon/runtime/leader-fencing.ts: activation gate, own lease on
+ * heartbeat rounds, watchdog self-fencing), and with STONITH (default; `--no-stonith`:
+ * leases only) GPIO relays in every data board's supply are driven by the other data
+ * boards, so a new leader fences the previous one before it acts. The actuator is
+ * driven by active leaders only; after every step at most one leader is active
+ * (`dual-active`), activation tokens only grow (`token-growth`), no command from an
+ * older leadership is carried out once a newer one was activated (`stale-actuation`),
+ * and fencing never leaves every data board off (`fenced-all-off`).
  *
  * Raft and bully keep their own clusters (cluster.ts, bully-cluster.ts) until their
  * runtimes move onto the engine runtime; this file is where they are meant to land.
@@ -32,7 +34,7 @@ import { Workload, DEFAULT_WORKLOAD, type WorkloadOptions } from './workload.ts'
 import type { SimConfig } from './options.ts';
 import { hashBytes } from './hash.ts';
 import { ACTUATE_EVERY_MS, BOOT_WAIT_MS, FAULTS_FROM_MS, PROBE_MS, clusterKey, type SeedResult } from './cluster.ts';
-import { SimActuator } from './fencing.ts';
+import { SIM_WATCHDOG_MS, SimActuator, countFencedOffBoards, fencedOff, simFencing, wireFencing, type FenceWiring } from './fencing.ts';
 
 export interface EngineSeedHooks {
   wrapStorage?: (s: Storage, node: NodeId) => Storage;
@@ -47,10 +49,13 @@ export interface EngineSeedHooks {
 export function runEngineSeed(cfg: SimConfig, seed: number, hooks: EngineSeedHooks = {}): SeedResult {
   const engine = cfg.engine as ContractEngineName;
   const wall0 = performance.now();
-  const world = new World({ seed, traceKeepLast: 40 });
+  const world = new World({ seed, traceKeepLast: 40, board: { watchdogTimeoutMs: SIM_WATCHDOG_MS } });
   const dataIds: NodeId[] = [];
   for (let i = 1; i <= cfg.nodes; i++) dataIds.push(i);
   for (const id of dataIds) world.addBoard(id);
+  // STONITH relays and power-sense inputs between data boards (fencing.ts).
+  const wiring: FenceWiring | null = cfg.stonith ? wireFencing(world, dataIds) : null;
+  const dataBoards = dataIds.map((id) => world.board(id));
   const config = { voters: dataIds, learners: [], witnesses: [] };
   const keyring = { current: clusterKey(seed) };
   let violation: SimViolation | undefined;
@@ -71,12 +76,27 @@ export function runEngineSeed(cfg: SimConfig, seed: number, hooks: EngineSeedHoo
     return out;
   };
   const activeNodes = () => live().filter((rt) => rt.active);
-  const measureActive = () => actuator.update(world.nowUs, activeNodes().length);
+  /** Per-step checks of the split-brain defenses (as cluster.ts for Raft). */
+  const measureActive = () => {
+    const act = activeNodes();
+    actuator.update(world.nowUs, act.length);
+    if (act.length >= 2 && !disabled.has('dual-active')) {
+      checker.fail('dual-active', `${act.length} active leaders at once: ${act.map((r) => `n${r.id} (term ${r.engine!.status().term}, token ${r.activeToken})`).join(', ')}`);
+    }
+    if (dataIds.length >= 2 && countFencedOffBoards(dataBoards) === dataIds.length && !disabled.has('fenced-all-off')) {
+      checker.fail('fenced-all-off', `every data board is off because of fencing at once (mains on, rail dead): ${fencedOff(world, dataIds).map((n) => `n${n}`).join(', ')}`);
+    }
+  };
   const observer: EngineRuntimeObserver = {
     booted: (rt) => checker.booted(rt),
     afterStep: (rt) => {
       checker.afterStep(rt, live);
       measureActive();
+    },
+    fenced: (_rt, rec) => actuator.fenceFinished(rec),
+    activation: (rt, ev) => {
+      const err = actuator.activationEvent(rt.id, ev, world.nowUs);
+      if (err !== null && !disabled.has('token-growth')) checker.fail('token-growth', `fencing tokens must only grow: ${err}`);
     },
     persisted: (rt, rd) => checker.persisted(rt, rd),
     applied: (rt, e) => checker.applied(rt, e),
@@ -84,7 +104,6 @@ export function runEngineSeed(cfg: SimConfig, seed: number, hooks: EngineSeedHoo
     snapshotTaken: (rt, index) => checker.snapshotTaken(rt, index),
     engineError: (rt, err) => checker.engineError(rt, err),
   };
-  const activeTokens = new Map<EngineRuntime, number>();
 
   world.onBoot((hal, board: Board) => {
     const storage = hooks.wrapStorage ? hooks.wrapStorage(hal.storage, hal.node) : hal.storage;
@@ -103,6 +122,7 @@ export function runEngineSeed(cfg: SimConfig, seed: number, hooks: EngineSeedHoo
         if (level !== 'debug') world.ctx.log(`n${hal.node} ${formatLine(level, msg, fields)}`);
       },
       observer,
+      fencing: simFencing(hal, wiring),
       onFatal: (err) => {
         if (err instanceof StorageCorruptError) checker.fail('storage-corrupt', `node ${hal.node} refuses to start: ${err.message}`);
         board.crashProcess();
@@ -129,16 +149,15 @@ export function runEngineSeed(cfg: SimConfig, seed: number, hooks: EngineSeedHoo
 
   const workload = new Workload(world.sched, world.rng.fork('clients'), live, { ...DEFAULT_WORKLOAD, ...hooks.workload });
   workload.start(T * 1000);
-  // What an actuator driven by active leaders would see (measured, see the header).
+  // Only active leaders drive the actuator, each with its fencing token.
   const actuate = () => {
     measureActive();
     for (const rt of activeNodes()) {
-      const tok = rt.activeToken;
-      if (activeTokens.get(rt) !== tok) {
-        activeTokens.set(rt, tok);
-        actuator.activated(rt.id, tok, world.nowUs);
+      const before = actuator.stale;
+      actuator.command(rt.id, rt.activeToken, world.nowUs);
+      if (actuator.stale > before && !disabled.has('stale-actuation')) {
+        checker.fail('stale-actuation', `n${rt.id} drove the actuator with token ${rt.activeToken} after a newer leadership was activated (recent: ${actuator.recent.slice(-4).map((c) => `n${c.node}/${c.token}${c.stale ? ' stale' : ''}`).join(', ')})`);
       }
-      actuator.command(rt.id, tok, world.nowUs);
     }
     world.sched.after(ACTUATE_EVERY_MS * 1000, actuate);
   };
@@ -210,6 +229,8 @@ export function runEngineSeed(cfg: SimConfig, seed: number, hooks: EngineSeedHoo
     actuations: actuator.actuations,
     dualActiveMs: Math.round(actuator.dualUs / 1000),
     failoversMs: actuator.gapsUs.map((u) => Math.round(u / 1000)),
+    fences: actuator.fences,
+    fencesFailed: actuator.fencesFailed,
     lin,
     historyOps: workload.history.length,
     probeMs,

@@ -117,6 +117,21 @@ export class SimActuator {
   private everActive = false;
   private gapFromUs: number | null = null;
 
+  /** Fences that switched a board off (or found it off), and fences that failed (every cluster's `fenced` observer). */
+  fences = 0;
+  fencesFailed = 0;
+
+  /** A fence run by some node finished. */
+  fenceFinished(rec: { outcome: string }): void {
+    if (rec.outcome === 'off' || rec.outcome === 'already-off') this.fences++;
+    else if (rec.outcome === 'failed') this.fencesFailed++;
+  }
+
+  /** Any activation event (every cluster's `activation` observer): the token check of `activated` for active=true, else null. */
+  activationEvent(node: NodeId, ev: { active: boolean; token: number }, nowUs: number): string | null {
+    return ev.active ? this.activated(node, ev.token, nowUs) : null;
+  }
+
   /** An activation (active=true) with its token: "fencing tokens only grow". Returns an error text or null. */
   activated(node: NodeId, token: number, nowUs: number): string | null {
     if (token > this.newest) this.newest = token;

@@ -1291,8 +1291,9 @@ export class PaxosNode implements Engine {
     pr.matchAtLastRound = pr.match;
   }
 
+  /** A new round when a read waits for one, or on every heartbeat with `heartbeatRounds` (the runtime's lease); else 0. */
   private nextReadRound(): number {
-    if (!this.readRoundWanted) return 0;
+    if (!this.readRoundWanted && !this.options.heartbeatRounds) return 0;
     this.readRoundWanted = false;
     return ++this.readRound;
   }

@@ -42,6 +42,14 @@ export interface PaxosOptions {
   /** Snapshot bytes per chunk; default 0 = derive from maxMsgBytes. */
   snapshotChunkBytes: number;
   /**
+   * Every leader heartbeat carries a round number (`ctx`) that followers echo, not
+   * only the rounds that confirm reads. Default off. The runtime's activation lease
+   * (daemon/runtime/activation.ts: "a heartbeat round acknowledged by a quorum in this
+   * ballot") counts these rounds, so fencing turns it on. Reads stay as they are: a
+   * read waits for a round sent after it arrived, whichever asked for that round.
+   */
+  heartbeatRounds: boolean;
+  /**
    * TESTING ONLY — a deliberately broken engine, so that the tests can show the
    * invariants catch it. 'skip-reproposal': a new leader ignores the values its
    * quorum reported in phase 1 and fills every slot it does not hold itself with a
@@ -61,6 +69,7 @@ export const DEFAULT_PAXOS_OPTIONS: Readonly<PaxosOptions> = Object.freeze({
   maxMsgBytes: 65536,
   maxEntriesPerMsg: 64,
   snapshotChunkBytes: 0,
+  heartbeatRounds: false,
   plantedBug: 'none',
 });
 
@@ -109,6 +118,7 @@ export function resolvePaxosOptions(partial: Partial<PaxosOptions> | undefined):
   posInt('snapshotChunkBytes', 0);
   bool('prePrepare');
   bool('checkQuorum');
+  bool('heartbeatRounds');
   if (o.plantedBug !== 'none' && o.plantedBug !== 'skip-reproposal') {
     throw new RangeError(`paxos options: plantedBug must be 'none' or 'skip-reproposal' (testing only), got ${String(o.plantedBug)}`);
   }

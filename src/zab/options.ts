@@ -62,6 +62,14 @@ export interface ZabOptions {
   /** Snapshot bytes per ZabSnap chunk; 0 = derived from maxMsgBytes. */
   snapshotChunkBytes: number;
   /**
+   * Every PING of the broadcast phase carries a round number (`ctx`) that followers
+   * echo in their PONG, not only the rounds that confirm reads. Default off. The
+   * runtime's activation lease (daemon/runtime/activation.ts: "a heartbeat round
+   * acknowledged by a quorum in this epoch") counts these rounds, so fencing turns it
+   * on. Reads stay as they are: a read waits for a round sent after it arrived.
+   */
+  heartbeatRounds: boolean;
+  /**
    * TESTING ONLY — a planted bug. The prospective leader treats itself as established
    * as soon as its own history is durable, without waiting for a quorum of followers to
    * acknowledge NEWLEADER: it delivers its initial history and starts broadcasting
@@ -89,6 +97,7 @@ export const DEFAULT_ZAB_OPTIONS: Readonly<ZabOptions> = Object.freeze({
   maxMsgBytes: 65536,
   maxEntriesPerMsg: 64,
   snapshotChunkBytes: 0,
+  heartbeatRounds: false,
   testingBroadcastBeforeQuorumSync: false,
   testingAckBeforeDurable: false,
 });
@@ -133,6 +142,7 @@ export function resolveZabOptions(partial: Partial<ZabOptions> | undefined): { o
   int('maxMsgBytes', 256);
   int('maxEntriesPerMsg', 1);
   int('snapshotChunkBytes', 0);
+  bool('heartbeatRounds');
   bool('testingBroadcastBeforeQuorumSync');
   bool('testingAckBeforeDurable');
   const toTicks = (ms: number) => Math.max(1, Math.ceil(ms / o.tickMs));

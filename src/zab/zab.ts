@@ -1611,8 +1611,9 @@ export class ZabNode implements Engine {
     if (p.stage === 'synced' && this.leaderPhase === 'broadcast' && p.knownCommit < Math.min(this.commit, p.acked)) this.sendCommit(p);
   }
 
+  /** A new round when a read waits for one, or on every ping with `heartbeatRounds` (the runtime's lease); else none. */
   private nextReadCtx(): number | undefined {
-    if (!this.readRoundWanted) return undefined;
+    if (!this.readRoundWanted && !this.options.heartbeatRounds) return undefined;
     this.readRoundWanted = false;
     return ++this.readRound;
   }

@@ -27,7 +27,8 @@ for (const engine of ['paxos', 'zab'] as const) {
     it('serves the API on 3 processes, and a new leader commits a write after SIGKILL of the old one', async () => {
       let printed = '';
       const base = await freeBasePort(3);
-      dev = await startDev({ nodes: 3, engine, basePort: base, handleSignals: false, out: (s) => (printed += s), progress: () => {}, readyTimeoutMs: 30_000 });
+      // relays: false — failover without fencing here (test/daemon/fencing/dev-fence.test.ts has it with relays).
+      dev = await startDev({ nodes: 3, engine, relays: false, basePort: base, handleSignals: false, out: (s) => (printed += s), progress: () => {}, readyTimeoutMs: 30_000 });
       const token = devToken(dev);
       expect(printed).toMatch(/quorumd dev: 3 nodes running, leader n\d/);
       expect(printed).toContain('relays      none');

@@ -4,14 +4,15 @@
  * node and fencing token to a file while the active leader is SIGKILLed twice: no slot
  * runs twice, fencing tokens never go down, every slot between the first and the last
  * run ran except in the failover windows, and `GET /v1/jobs` names the last run's node
- * and result. The 60 s acceptance run is bench/jobs-failover.ts.
+ * and result. The 60 s acceptance run is bench/jobs-failover.ts. The same for engine
+ * zab (issue 16: jobs on the engine runtime, slots granted through its log).
  */
 import { describe, expect, it } from 'vitest';
 import { runJobsScenario } from './jobs-harness.ts';
 
-describe('scheduled jobs in quorumd dev', () => {
+for (const engine of ['raft', 'zab'] as const) describe(`scheduled jobs in quorumd dev --engine ${engine}`, () => {
   it('a job every second runs each slot at most once across two leader kills', async () => {
-    const r = await runJobsScenario({ durationMs: 24_000, kills: 2 });
+    const r = await runJobsScenario({ durationMs: 24_000, kills: 2, engine });
     const summary = JSON.stringify({ ...r, view: undefined, missing: r.missing.map((s) => new Date(s).toISOString()) });
     expect(r.duplicates, summary).toEqual([]);
     expect(r.tokensMonotonic, summary).toBe(true);

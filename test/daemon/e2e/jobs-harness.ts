@@ -64,7 +64,7 @@ function readRuns(file: string): Array<{ slot: number; node: string; token: numb
     });
 }
 
-export async function runJobsScenario(o: { durationMs: number; kills: number; log?: (s: string) => void }): Promise<JobsScenarioResult> {
+export async function runJobsScenario(o: { durationMs: number; kills: number; log?: (s: string) => void; engine?: 'raft' | 'paxos' | 'zab' }): Promise<JobsScenarioResult> {
   const dir = mkdtempSync(join(tmpdir(), 'quorumd-jobs-'));
   const out = join(dir, 'runs.txt');
   const say = o.log ?? (() => {});
@@ -74,7 +74,7 @@ export async function runJobsScenario(o: { durationMs: number; kills: number; lo
   try {
     dev = await startDev({
       nodes: 3,
-      engine: 'raft',
+      engine: o.engine ?? 'raft',
       basePort: base,
       handleSignals: false,
       powerOnAfterMs: 3000,

@@ -3,10 +3,12 @@
  * fence of that node via its simulated relay, visible in `quorumd status` and the log,
  * before the new leader becomes active; the killed node comes back after the
  * configured power-on delay and rejoins. Real child processes, bounded polling.
+ * The same for engine zab (issue 16: the engine runtime fences through the same
+ * code, daemon/runtime/leader-fencing.ts; its token is the epoch-start index).
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { startDev, type DevCluster } from '../../../daemon/dev.ts';
-import { call } from '../../../daemon/client/http.ts';
+import { call, jsonOf } from '../../../daemon/client/http.ts';
 import { statusTable } from '../../../daemon/client/commands.ts';
 import { logLines, poll, status } from './helpers.ts';
 import { freeBasePort } from '../../helpers/ports.ts';
@@ -16,12 +18,12 @@ afterAll(async () => {
   await dev?.stop();
 });
 
-describe('quorumd dev with simulated relays', () => {
+for (const engine of ['raft', 'zab'] as const) describe(`quorumd dev --engine ${engine} with simulated relays`, () => {
   it('a SIGKILLed leader is fenced through its relay before the new leader is active, and rejoins after the power-on delay', async () => {
     let printed = '';
     const base = await freeBasePort(3);
     const powerOnAfterMs = 3000;
-    dev = await startDev({ nodes: 3, engine: 'raft', basePort: base, handleSignals: false, powerOnAfterMs, out: (s) => (printed += s) });
+    dev = await startDev({ nodes: 3, engine, basePort: base, handleSignals: false, powerOnAfterMs, out: (s) => (printed += s) });
     process.env.QUORUMD_API_TOKEN_FILE = dev.tokenFile; // as `quorumd --data-dir <dev dir>` finds it
     expect(printed).toMatch(/relays\s+simulated: power rails held by this process/);
     const urls = dev.nodes.map((n) => n.url);
@@ -35,6 +37,7 @@ describe('quorumd dev with simulated relays', () => {
       return undefined;
     });
     expect(old.token).toBeGreaterThan(0);
+    expect((await status(old.node.url)).engine).toBe(engine);
     const w = await call(old.node.url, 'PUT', '/v1/kv/before', { body: 'x' });
     expect(w.status).toBe(200);
     const oldPid = old.node.child!.pid!;
@@ -58,6 +61,13 @@ describe('quorumd dev with simulated relays', () => {
     expect(rec, JSON.stringify(local)).toBeDefined();
     expect(rec!.outcome).toBe('off');
     expect(neu.s.token as number).toBeGreaterThan(old.token);
+    // A follower's /v1/leader names the new leader with its token (from its own log).
+    const follower = others.find((n) => n !== neu.node)!;
+    const lv = await poll('the follower reporting the new leader\'s token', 10_000, async () => {
+      const v = jsonOf(await call(follower.url, 'GET', '/v1/leader', { timeoutMs: 1500 }));
+      return v.leader === neu.node.name && v.token === neu.s.token ? v : undefined;
+    });
+    expect(lv.token).toBeGreaterThan(old.token);
 
     // The relay really went off (the supervisor saw it), after the kill.
     const off = dev.railLog.find((e) => e.node === old.node.name && !e.on);
