@@ -59,10 +59,10 @@ describe('will hint with lease reads (fencing on)', () => {
     expect(gaps.length).toBeGreaterThan(20);
     // The election timeout is 150–300 ms: a median far below it is the will at work.
     expect(gaps[Math.floor(gaps.length / 2)]).toBeLessThan(60);
-  });
+  }, 300_000);
 
   it('planted: a leader blind to its own session loss keeps serving lease reads: the linearizability check fails', () => {
     const caught = cfg.seeds.map((seed) => runSeed(cfg, seed, { setup: dropLeaderEvery(1000).setup, workload: { clients: 16 }, wrapLink: sessionBlindLink }).violation?.invariant);
     expect(caught.filter((v) => v === 'linearizability').length).toBeGreaterThanOrEqual(2);
-  });
+  }, 300_000);
 });
