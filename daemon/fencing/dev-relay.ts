@@ -80,7 +80,11 @@ export class DevRelay implements Relay {
       clearTimeout(timer);
       done(err, v);
     };
-    const r = request({ host: this.url.hostname.replace(/^\[(.*)\]$/, '$1'), port: this.url.port, method, path, headers: { 'Content-Length': 0, ...(this.token !== undefined ? { Authorization: `Bearer ${this.token}` } : {}) } }, (res) => {
+    // agent: false — a new connection per switch. Node's global agent keeps connections
+    // alive and the server closes idle ones after 5 s: a power-on 5 s after the fence's
+    // last read reused a socket the server was closing ("socket hang up") and left the
+    // board off. Relays switch rarely; a connection each costs nothing.
+    const r = request({ agent: false, host: this.url.hostname.replace(/^\[(.*)\]$/, '$1'), port: this.url.port, method, path, headers: { 'Content-Length': 0, ...(this.token !== undefined ? { Authorization: `Bearer ${this.token}` } : {}) } }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('error', (e) => finish(new Error(`relay ${this.name}: ${e.message}`)));

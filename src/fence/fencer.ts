@@ -61,6 +61,15 @@ export interface WatchdogWaitDevice {
 }
 export type FenceDevice = RelayDevice | WatchdogWaitDevice;
 
+/**
+ * Waits before each new try of a power-on that failed (ms): a relay driver's transient
+ * error (a bus glitch, a relay board's HTTP server closing an idle connection just as it
+ * is reused) must not leave a fenced board off for good. After the last wait the error
+ * stays in the record (`powerOnError`) and the fence ends; a board still off is then
+ * powered on by the next leader's hand-over or by an operator. About 90 s in all.
+ */
+export const POWER_ON_RETRY_MS: readonly number[] = Object.freeze([1000, 2000, 4000, 8000, 15_000, 30_000, 30_000]);
+
 export interface FenceTargetConfig {
   target: NodeId;
   /** Ordered fence levels; each is a non-empty list of devices that must all succeed. */
@@ -169,6 +178,8 @@ interface Op {
   alreadyOff: boolean;
   /** Relays to switch back on (reboot). */
   onQueue: string[];
+  /** Failed tries of the relay at the head of onQueue (power-on retries, see POWER_ON_RETRY_MS). */
+  onFailures: number;
   /** Relays to switch back on after a failed verify (they may cut the wrong board). */
   undo: string[];
   /** The pending command is an undo (its answer changes nothing). */
@@ -250,6 +261,8 @@ export interface FencerStats {
   timeouts: number;
   lateResults: number;
   unknownResults: number;
+  /** Power-ons tried again after a failure (POWER_ON_RETRY_MS). */
+  powerOnRetries: number;
 }
 
 export class Fencer {
@@ -271,7 +284,7 @@ export class Fencer {
   private nextCmd = 1;
   private nextRec = 1;
   private now = 0;
-  readonly stats: FencerStats = { commands: 0, timeouts: 0, lateResults: 0, unknownResults: 0 };
+  readonly stats: FencerStats = { commands: 0, timeouts: 0, lateResults: 0, unknownResults: 0, powerOnRetries: 0 };
 
   constructor(
     cfg: FencerConfig,
@@ -355,6 +368,7 @@ export class Fencer {
       onQueue: [],
       undo: [],
       undoing: false,
+      onFailures: 0,
     };
     this.ops.set(target, op);
     this.historyList.push(rec);
@@ -544,7 +558,7 @@ export class Fencer {
           op.phase = 'power-on';
           continue;
         case 'power-on': {
-          const dev = op.onQueue.shift();
+          const dev = op.onQueue[0];
           if (dev === undefined) {
             if (op.rec.powerOnError === null) op.rec.poweredOnAtMs = this.now;
             this.outRecords.push(structuredClone(op.rec));
@@ -694,9 +708,25 @@ export class Fencer {
     op.phase = 'done';
   }
 
+  /** The answer to switching `op.onQueue[0]` on: next relay, a later try (POWER_ON_RETRY_MS), or give up on it. */
   private powerOnResult(op: Op, r: FenceCommandResult): void {
-    if (!r.ok && op.rec.powerOnError === null) op.rec.powerOnError = String(r.error).slice(0, 200);
-    // go on with the next relay (pump sends it, or closes the record)
+    if (r.ok) {
+      op.onQueue.shift();
+      op.onFailures = 0;
+      return; // go on with the next relay (pump sends it, or closes the record)
+    }
+    const error = String(r.error).slice(0, 200);
+    const wait = POWER_ON_RETRY_MS[op.onFailures];
+    op.onFailures++;
+    if (wait !== undefined) {
+      this.stats.powerOnRetries++;
+      op.phase = 'power-on-wait';
+      op.wakeAt = this.now + wait;
+      return;
+    }
+    if (op.rec.powerOnError === null) op.rec.powerOnError = `${error} (${op.onFailures} tries)`;
+    op.onQueue.shift();
+    op.onFailures = 0;
   }
 
   /** A new fence of a target that is still waiting to be powered on: the power-on is dropped. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Fencer, type FencerConfig, type FenceTargetConfig } from '../../../src/fence/fencer.ts';
+import { Fencer, POWER_ON_RETRY_MS, type FencerConfig, type FenceTargetConfig } from '../../../src/fence/fencer.ts';
 import { Rng } from '../../../src/rng.ts';
 import { FenceWorld } from './harness.ts';
 
@@ -158,6 +158,41 @@ describe('Fencer: one fence, step by step', () => {
     const last = w.updates.at(-1)!;
     expect(last.poweredOnAtMs).toBe(done.finishedAtMs! + 7000 + w.latencyMs); // confirmed by the relay's answer
     expect(last.powerOnError).toBeNull();
+  });
+
+  it('reboot: a power-on that fails is tried again (backoff) until the relay takes it; the board is not left off', () => {
+    const { f, w } = setup({}, { action: 'reboot', powerOnAfterMs: 7000 });
+    f.fence(2, 0, { reason: 'x' });
+    w.run(5000);
+    const done = w.finished[0]!;
+    expect(done.outcome).toBe('off');
+    w.relays.get('gpio:2')!.failSet = true; // e.g. the relay board's server dropped the connection
+    const onAt = done.finishedAtMs! + 7000;
+    w.run(onAt + 1000 + 2000 + 100); // the first try and two retries fail
+    expect(w.powered(2)).toBe(false);
+    expect(w.log.filter((l) => l.endsWith('relay-set gpio:2 on'))).toHaveLength(3);
+    w.relays.get('gpio:2')!.failSet = false;
+    w.run(onAt + 60_000);
+    expect(w.powered(2)).toBe(true);
+    expect(w.log.filter((l) => l.endsWith('relay-set gpio:2 on'))).toHaveLength(4);
+    const last = w.updates.at(-1)!;
+    expect(last.powerOnError).toBeNull();
+    expect(last.poweredOnAtMs).toBeGreaterThan(onAt + 1000 + 2000 + 4000);
+    expect(f.stats.powerOnRetries).toBe(3);
+  });
+
+  it('reboot: a relay that never takes the power-on is tried a bounded number of times, then the error is recorded', () => {
+    const { f, w } = setup({}, { action: 'reboot', powerOnAfterMs: 7000 });
+    f.fence(2, 0, { reason: 'x' });
+    w.run(5000);
+    w.relays.get('gpio:2')!.failSet = true;
+    w.run(10 * 60_000);
+    expect(w.powered(2)).toBe(false);
+    expect(w.log.filter((l) => l.endsWith('relay-set gpio:2 on'))).toHaveLength(POWER_ON_RETRY_MS.length + 1);
+    const last = w.updates.at(-1)!;
+    expect(last.poweredOnAtMs).toBeNull();
+    expect(last.powerOnError).toMatch(/GPIO write error \(8 tries\)/);
+    expect(f.nextDeadline()).toBeNull(); // nothing left to do: the fence ended
   });
 
   it('reboot: an operator confirm after the relay went off keeps the power-on (the board is not left off)', () => {
