@@ -14,7 +14,7 @@ const kills = Math.max(0, Number(process.argv[3] ?? 2));
 const r = await runJobsScenario({ durationMs: seconds * 1000, kills, log: (s) => console.log(`  ${s}`) });
 console.log(
   `jobs failover (${seconds} s, ${kills} leader kills, job every 1 s): runs=${r.runs} duplicates=${r.duplicates.length} ` +
-    `missing=${r.missing.length} (in failovers ${r.missingInFailovers}, outside ${r.missingOutside.length}) tokens_monotonic=${r.tokensMonotonic}`,
+    `missing=${r.missing.length} (in failovers ${r.missingInFailovers}, logged missed by a busy node ${r.missingLogged.length}, outside ${r.missingOutside.length}) tokens_monotonic=${r.tokensMonotonic}`,
 );
 for (const f of r.failovers) console.log(`  kill of ${f.killed}: first run ${f.toFirstRunMs === null ? 'never' : `${f.toFirstRunMs} ms`} after the kill`);
 console.log(`  runs by node: ${JSON.stringify(r.byNode)}`);

@@ -20,7 +20,11 @@ for (const engine of ['raft', 'zab'] as const) describe(`scheduled jobs in quoru
     expect(r.runs, summary).toBeGreaterThanOrEqual(15);
     expect(Object.keys(r.byNode).length, summary).toBeGreaterThanOrEqual(2);
     for (const f of r.failovers) expect(f.toFirstRunMs, summary).not.toBeNull();
+    // Outside the failover windows a slot may be missing only if a node logged it as
+    // missed (its process busy past the slot, on a machine loaded past its cores); and
+    // not most of them.
     expect(r.missingOutside, summary).toEqual([]);
+    expect(r.missingLogged.length, summary).toBeLessThanOrEqual(r.runs / 4);
     const view = r.view as { jobs: Array<{ name: string; last: { node: string; result: string; slot: string } | null; nextRun: string | null }> };
     expect(view.jobs).toHaveLength(1);
     expect(view.jobs[0]!.name).toBe('tick');
