@@ -4,7 +4,8 @@
  * the clone (elsewhere npx asks the registry for a package of that name), and a bare
  * `quorumd` only when it is on the PATH.
  *
- *   `quorumd`                             when the `quorumd` on the PATH is this one
+ *   `quorumd`                             when the `quorumd` on the PATH is this one (not
+ *                                         a node_modules/.bin that npx put there)
  *   `node /abs/path/bin/quorumd.js`       otherwise (plus, once, how to link it)
  */
 import { existsSync, realpathSync } from 'node:fs';
@@ -28,7 +29,9 @@ export function cliCommand(env: NodeJS.ProcessEnv = process.env): { cmd: string;
   const mine = real(bin);
   let onPath = false;
   for (const dir of (env.PATH ?? '').split(delimiter)) {
-    if (!dir) continue;
+    // npx and npm scripts put <project>/node_modules/.bin on the PATH of what they run,
+    // not on the user's shell: a bare `quorumd` found only there fails when pasted.
+    if (!dir || /(^|[\\/])node_modules[\\/]\.bin[\\/]?$/.test(dir)) continue;
     const p = join(dir, 'quorumd');
     if (existsSync(p) && mine !== undefined && real(p) === mine) {
       onPath = true;
