@@ -8,7 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, onTestFailed } from 'vitest';
 import { startBroker, type RunningBroker } from '../../../hal/mqtt/broker.ts';
 import { call, jsonOf } from '../../../daemon/client/http.ts';
 import { bin, freePort } from '../e2e/proc-cluster.ts';
@@ -61,6 +61,20 @@ describe('two boards + witness', () => {
       c.stderr!.pipe(log);
       children.add(c);
       procs.push(c);
+    });
+    // A failure shows what each process said and how it ended (the temp dir is removed).
+    const ended = new Map<string, string>();
+    names.forEach((n, i) => procs[i]!.on('exit', (code, sig) => ended.set(n, `exit ${code ?? ''}${sig ?? ''}`)));
+    onTestFailed(() => {
+      for (const n of names) {
+        let tail = '';
+        try {
+          tail = readFileSync(join(dir, `${n}.log`), 'utf8').split('\n').slice(-25).join('\n');
+        } catch {
+          /* no log */
+        }
+        console.log(`--- ${n} (${ended.get(n) ?? 'running'}), last lines of its log:\n${tail}`);
+      }
     });
     const status = async (i: number) => jsonOf(await call(url(i), 'GET', '/v1/status', { timeoutMs: 1500 }));
     const leaders = new Set<string>();
