@@ -64,7 +64,7 @@
  * answer — nothing was applied — that tells the client this engine cannot do it, not
  * that it should retry (503) or that the outcome is unknown (504).
  */
-import { InternalError } from './fatal.ts';
+import { InternalError, guardedLinkCallbacks } from './fatal.ts';
 import { crc32 } from 'node:zlib';
 import { BullyNode, NOT_SUPPORTED_REASON, fencingToken, type BullyMember, type BullyOptions, type BullyReady, type BullySoftState, type BullyStatus } from '../../src/bully/index.ts';
 import type { Keyring } from '../../src/wire/auth.ts';
@@ -468,22 +468,7 @@ export class BullyRuntime {
       },
     });
     // Link callbacks are entry points: an exception in them takes the fatal path (fatal.ts).
-    this.wire.listen(
-      (m) => {
-        try {
-          this.onMessage(m);
-        } catch (e) {
-          this.crash(`handling ${MsgType[m.type]} from n${m.from}`, e);
-        }
-      },
-      (link, ev) => {
-        try {
-          this.onLinkEvent(link, ev);
-        } catch (e) {
-          this.crash(`link event ${ev.kind} on ${link.name}`, e);
-        }
-      },
-    );
+    this.wire.listen(...guardedLinkCallbacks((where, e) => this.crash(where, e), (m) => this.onMessage(m), (link, ev) => this.onLinkEvent(link, ev)));
     this.acted = { role: 'follower', leader: NO_NODE, term: st.epoch };
     this.setupFencing();
     this.stateValue = 'running';

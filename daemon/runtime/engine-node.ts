@@ -61,6 +61,7 @@ import { openDurableLog, type DurableLog, type DurableLogOptions, type PersistBa
 import { decodeReplyBody, encodeReplyBody } from './forward.ts';
 import { WireEndpoint } from './wire-endpoint.ts';
 import { ReadyLoop } from './ready-loop.ts';
+import { InternalError, guardedLinkCallbacks } from './fatal.ts';
 import { nullLogger, type Logger } from './logger.ts';
 import { Status, unavailable, unknownOutcome, type ClientCallback, type ClientResult } from './results.ts';
 import { checkKey, decodeMeta, encodeMeta, leaseArg, resultToClient } from './node.ts';
@@ -429,7 +430,9 @@ export class EngineRuntime {
         this.dlog!.persist({ meta: encodeMeta({ boot: this.bootCounter, formed: this.formed }) }, done);
       },
     });
-    this.wire.listen((m) => this.onMessage(m), (link, ev) => this.onLinkEvent(link, ev));
+    // Link callbacks are entry points: an exception outside the engine's own guard (client
+    // requests, replies, link events) takes the fatal path too, never the link library's.
+    this.wire.listen(...guardedLinkCallbacks((where, e) => this.fatal(new InternalError(where, e)), (m) => this.onMessage(m), (link, ev) => this.onLinkEvent(link, ev)));
     this.setupFencing();
     this.stateValue = 'running';
     const s = this.eng.status();

@@ -8,6 +8,9 @@
  * called — and `quorumd start` exits with EXIT.FATAL so that the supervisor restarts it.
  */
 
+import type { Link, LinkEvent } from '../../hal/interfaces.ts';
+import { MsgType, type Message } from '../../src/wire/messages.ts';
+
 /** An exception from inside the node (a bug, never bad input): `where` names the entry point. */
 export class InternalError extends Error {
   override readonly name = 'InternalError';
@@ -24,4 +27,32 @@ export class InternalError extends Error {
 /** An Error for `e` (a thrown non-Error becomes one). */
 export function asError(e: unknown): Error {
   return e instanceof Error ? e : new Error(String(e));
+}
+
+/**
+ * The two link callbacks of a runtime (`WireEndpoint.listen`), each an entry point: an
+ * exception in either goes to `crash(where, e)` (the runtime's fatal path) instead of
+ * escaping into the MQTT or serial library's handler.
+ */
+export function guardedLinkCallbacks(
+  crash: (where: string, e: unknown) => void,
+  onMessage: (m: Message) => void,
+  onLinkEvent: (link: Link, ev: LinkEvent) => void,
+): [(m: Message) => void, (link: Link, ev: LinkEvent) => void] {
+  return [
+    (m) => {
+      try {
+        onMessage(m);
+      } catch (e) {
+        crash(`handling ${MsgType[m.type] ?? m.type} from n${m.from}`, e);
+      }
+    },
+    (link, ev) => {
+      try {
+        onLinkEvent(link, ev);
+      } catch (e) {
+        crash(`link event ${ev.kind} on ${link.name}`, e);
+      }
+    },
+  ];
 }

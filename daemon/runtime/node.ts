@@ -60,7 +60,7 @@ import { decodeReplyBody, encodeReplyBody } from './forward.ts';
 import { WireEndpoint } from './wire-endpoint.ts';
 import { ReadyLoop } from './ready-loop.ts';
 import { nullLogger, type Logger } from './logger.ts';
-import { InternalError } from './fatal.ts';
+import { InternalError, guardedLinkCallbacks } from './fatal.ts';
 import type { WriteTracer } from './write-trace.ts';
 import { Status, unavailable, unknownOutcome, type ClientCallback, type ClientResult } from './results.ts';
 
@@ -461,22 +461,7 @@ export class NodeRuntime {
       },
     });
     // Link callbacks are entry points: an exception in them takes the fatal path (fatal.ts).
-    this.wire.listen(
-      (m) => {
-        try {
-          this.onMessage(m);
-        } catch (e) {
-          this.crash(`handling ${MsgType[m.type]} from n${m.from}`, e);
-        }
-      },
-      (link, ev) => {
-        try {
-          this.onLinkEvent(link, ev);
-        } catch (e) {
-          this.crash(`link event ${ev.kind} on ${link.name}`, e);
-        }
-      },
-    );
+    this.wire.listen(...guardedLinkCallbacks((where, e) => this.crash(where, e), (m) => this.onMessage(m), (link, ev) => this.onLinkEvent(link, ev)));
     this.setupFencing();
     this.stateValue = 'running';
     const s = this.raft.status();
