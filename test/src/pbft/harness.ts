@@ -12,7 +12,7 @@
  *   tear the persist of the Ready in progress (`crash(id, {torn: true})`: a prefix of
  *   its writes is kept, none of its messages leave) — the contract allows exactly that,
  *   since nothing of a Ready is sent before all of it is durable.
- * - Byzantine replicas run the honest engine (they know the protocol) but their
+ * - Byzantine replicas (src/pbft/byzantine.ts) run the honest engine (they know the protocol) but their
  *   outgoing traffic goes through a saboteur that holds only that replica's own
  *   signing key: it equivocates, forges, withholds, corrupts digests, replays what it
  *   received, lies in view changes, answers clients wrongly and sends garbage. Their
@@ -30,10 +30,8 @@ import { PbftNode, type PbftInit } from '../../../src/pbft/pbft.ts';
 import { SimulatedKeys, devEd25519Auths, type PbftAuth } from '../../../src/pbft/auth.ts';
 import { PbftInvariants } from '../../../src/pbft/invariants.ts';
 import { acceptReplies, signReply, type PbftReply } from '../../../src/pbft/reply.ts';
-import {
-  decodeNewView, decodeViewChange, encodeNewView, encodeRequest, encodeViewChange, ppSigned, prepareSigned, commitSigned, requestSigned, sha256,
-  NULL_DIGEST, checkpointSigned,
-} from '../../../src/pbft/encoding.ts';
+import { sha256 } from '../../../src/pbft/encoding.ts';
+import { Saboteur, type ByzKind } from '../../../src/pbft/byzantine.ts';
 import type { PbftOptions } from '../../../src/pbft/options.ts';
 import { EntryType, MsgType, type Entry, type Message } from '../../../src/wire/messages.ts';
 import { decodeFrame, encodeFrame, WireEncodeError } from '../../../src/wire/codec.ts';
@@ -46,19 +44,7 @@ const WIRE_KEY = new Uint8Array(32).fill(0x5a);
 
 export const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 
-export type ByzKind =
-  | 'silent' // sends nothing
-  | 'withhold' // drops a random subset of its message types
-  | 'equivocate' // as primary: a different PRE-PREPARE to every other backup
-  | 'wrong-digest' // PREPAREs and COMMITs for random digests (validly signed)
-  | 'forge' // messages that claim to be from another replica
-  | 'replay' // re-sends old messages it received
-  | 'lie-view-change' // VIEW-CHANGEs without certificates; as new primary a NEW-VIEW that drops prepared requests
-  | 'wrong-reply' // signs wrong results for clients, and replies for requests it never executed
-  | 'bad-state' // answers state fetches with a doctored snapshot, and commit certificates for other requests
-  | 'garbage'; // malformed payloads and requests
-
-export const BYZ_KINDS: readonly ByzKind[] = ['silent', 'withhold', 'equivocate', 'wrong-digest', 'forge', 'replay', 'lie-view-change', 'wrong-reply', 'bad-state', 'garbage'];
+export { BYZ_KINDS, type ByzKind } from '../../../src/pbft/byzantine.ts';
 
 export interface NetOptions {
   drop: number;
@@ -86,12 +72,8 @@ export class Replica {
   reads: Array<{ ctx: number; index: Index }> = [];
   failedReads: number[] = [];
   outcomes: Array<{ ref: number; index: Index }> = [];
-  /** Byzantine: its behaviours and what it has received (for replays). */
-  byz: Set<ByzKind> | undefined;
-  withheld = new Set<MsgType>();
-  received: Message[] = [];
-  /** Its doctored VIEW-CHANGEs: digest of the honest payload → digest of the lie it sent instead. */
-  lies = new Map<string, Uint8Array>();
+  /** Byzantine: its saboteur (src/pbft/byzantine.ts), undefined for an honest replica. */
+  byz: Saboteur | undefined;
   constructor(
     readonly id: NodeId,
     readonly auth: PbftAuth,
@@ -179,12 +161,7 @@ export class Cluster {
     for (const id of this.members) {
       const r = new Replica(id, auths.get(id)!);
       const kinds = byz[id];
-      if (kinds) {
-        r.byz = new Set(kinds);
-        for (const t of [MsgType.PbftPrePrepare, MsgType.PbftPrepare, MsgType.PbftCommit, MsgType.PbftCheckpoint, MsgType.PbftViewChange, MsgType.PbftNewView, MsgType.PbftStatus, MsgType.PbftCommitted, MsgType.PbftState]) {
-          if (this.byzRng.chance(0.5)) r.withheld.add(t);
-        }
-      }
+      if (kinds) r.byz = new Saboteur({ auth: r.auth, members: this.members, kinds, rng: this.byzRng, nextFakeReq: () => this.fakeReq++ });
       this.replicas.set(id, r);
       this.start(r);
     }
@@ -315,7 +292,7 @@ export class Cluster {
     this.mix(m.type * 65536 + m.from * 256 + m.to);
     this.mix(m.term);
     if ('seq' in m) this.mix(m.seq);
-    if (r.byz && r.received.length < 400) r.received.push(m);
+    r.byz?.receive(m);
     r.engine.step(m);
     this.process(r);
     this.deliveries++;
@@ -333,7 +310,7 @@ export class Cluster {
         return;
       }
       this.persist(r, rd);
-      const out = r.byz ? this.sabotage(r, rd.messages) : rd.messages;
+      const out = r.byz ? r.byz.outgoing(rd.messages) : rd.messages;
       for (const m of out) this.enqueue(m, !r.byz);
       this.apply(r, rd);
       r.engine.advance(rd);
@@ -406,8 +383,8 @@ export class Cluster {
       });
       if (req && e.type === EntryType.Normal && result !== undefined) {
         const view = r.e.currentView;
-        const wrong = r.byz?.has('wrong-reply');
-        const rep = signReply(r.auth, { view, origin: req.origin, reqNo: req.reqNo, index: e.index, opDigest: sha256(e.data), result: enc.encode(wrong ? `LIE-${result}` : result) });
+        const res = enc.encode(result);
+        const rep = signReply(r.auth, { view, origin: req.origin, reqNo: req.reqNo, index: e.index, opDigest: sha256(e.data), result: r.byz ? r.byz.replyResult(res) : res });
         this.addReply(rep);
       }
     }
@@ -584,94 +561,6 @@ export class Cluster {
     const required = this.requiredRequests();
     const honestIds = this.honest().map((r) => r.id);
     return this.runUntil(() => this.inv.checkLiveness(required, honestIds).length === 0, max, () => `liveness (${this.inv.checkLiveness(required, honestIds).slice(0, 3).join('; ')})`);
-  }
-
-  // --- the saboteur ------------------------------------------------------------
-
-  /** What a Byzantine replica sends instead of what its (honest) engine wanted to send. */
-  private sabotage(r: Replica, msgs: readonly Message[]): Message[] {
-    const k = r.byz!;
-    const rng = this.byzRng;
-    if (k.has('silent')) return [];
-    const out: Message[] = [];
-    for (let m of msgs) {
-      if (k.has('withhold') && r.withheld.has(m.type)) continue;
-      if (k.has('equivocate') && m.type === MsgType.PbftPrePrepare && m.to % 2 === 0) {
-        // A different request for the same (view, seq) to every other backup.
-        const reqNo = this.fakeReq++;
-        const op = enc.encode(`evil-${m.seq}-${reqNo}`);
-        const body = { origin: r.id, reqNo, kind: EntryType.Normal as const, op, sig: r.auth.sign(requestSigned(r.id, reqNo, EntryType.Normal, op)) };
-        const bytes = encodeRequest(body);
-        const digest = sha256(bytes);
-        m = { ...m, digest, sig: r.auth.sign(ppSigned(m.term, m.seq, digest)), request: bytes };
-      }
-      if (k.has('wrong-digest') && (m.type === MsgType.PbftPrepare || m.type === MsgType.PbftCommit) && rng.chance(0.7)) {
-        const digest = sha256(enc.encode(`junk-${rng.u32()}`));
-        const content = m.type === MsgType.PbftPrepare ? prepareSigned(m.term, m.seq, digest, r.id) : commitSigned(m.term, m.seq, digest, r.id);
-        m = { ...m, digest, sig: r.auth.sign(content) };
-      }
-      if (k.has('lie-view-change') && m.type === MsgType.PbftViewChange) {
-        const b = decodeViewChange(m.payload, { sigBytes: r.auth.sigBytes, maxOpBytes: 1 << 20, maxItems: 1 << 12, n: this.members.length });
-        if (typeof b !== 'string' && b.replica === r.id) {
-          const lie = { ...b, certs: [] }; // "I prepared nothing"
-          r.lies.set(hex(sha256(m.payload)), sha256(encodeViewChange(lie)));
-
-          const payload = encodeViewChange(lie);
-          m = { ...m, payload, sig: r.auth.sign(payload) };
-        }
-      }
-      if (k.has('lie-view-change') && m.type === MsgType.PbftNewView) {
-        const b = decodeNewView(m.payload, { sigBytes: r.auth.sigBytes, maxOpBytes: 1 << 20, maxItems: 1 << 12, n: this.members.length });
-        if (typeof b !== 'string') {
-          // Names the lies it told (so the backups hold every VIEW-CHANGE it names and
-          // must recompute O to see through it), then re-proposes nothing: every
-          // prepared request becomes a null request.
-          const vcs = b.vcs.map((v) => ({ replica: v.replica, digest: r.lies.get(hex(v.digest)) ?? v.digest }));
-          const pps = b.pps.map((p) => ({ seq: p.seq, digest: NULL_DIGEST, sig: r.auth.sign(ppSigned(b.view, p.seq, NULL_DIGEST)) }));
-          const payload = encodeNewView({ ...b, vcs, pps });
-          m = { ...m, payload, sig: r.auth.sign(payload) };
-        }
-      }
-      if (k.has('bad-state') && m.type === MsgType.PbftState && m.data.length > 0) {
-        const data = m.data.slice();
-        data[rng.int(0, data.length - 1)]! ^= 0x40;
-        m = { ...m, data };
-      }
-      if (k.has('bad-state') && m.type === MsgType.PbftCommitted && m.request.length > 0) {
-        // The same commit signatures, another request: the digest no longer matches them.
-        const reqNo = this.fakeReq++;
-        const op = enc.encode(`swapped-${m.seq}`);
-        const body = { origin: r.id, reqNo, kind: EntryType.Normal as const, op, sig: r.auth.sign(requestSigned(r.id, reqNo, EntryType.Normal, op)) };
-        m = { ...m, request: encodeRequest(body) };
-      }
-      if (k.has('forge') && rng.chance(0.3)) {
-        const other = this.members.filter((x) => x !== r.id && x !== m.to);
-        const who = rng.pick(other);
-        if (m.type === MsgType.PbftCheckpoint) m = { ...m, replica: who };
-        else m = { ...m, from: who };
-        if (m.type === MsgType.PbftPrepare) m = { ...m, sig: r.auth.sign(prepareSigned(m.term, m.seq, m.digest, who)) };
-        if (m.type === MsgType.PbftCheckpoint) m = { ...m, sig: r.auth.sign(checkpointSigned(m.seq, m.digest, who)) };
-      }
-      out.push(m);
-    }
-    if (k.has('replay') && r.received.length > 0) {
-      for (let i = 0; i < 3; i++) {
-        const old = rng.pick(r.received);
-        const to = rng.pick(this.members.filter((x) => x !== old.from));
-        out.push({ ...old, to } as Message);
-      }
-    }
-    if (k.has('garbage') && rng.chance(0.3)) {
-      const to = rng.pick(this.members.filter((x) => x !== r.id));
-      const junk = Uint8Array.from({ length: rng.int(1, 40) }, () => rng.int(0, 255));
-      const pick = rng.int(0, 4);
-      if (pick === 0) out.push({ type: MsgType.PbftRequest, from: r.id, to, term: 0, request: junk });
-      else if (pick === 1) out.push({ type: MsgType.PbftViewChange, from: r.id, to, term: rng.int(1, 50), payload: junk, sig: junk.length >= 16 ? junk.subarray(0, 16) : new Uint8Array(16) });
-      else if (pick === 2) out.push({ type: MsgType.PbftCommitted, from: r.id, to, term: rng.int(0, 5), seq: rng.int(1, 100), request: junk, commits: junk });
-      else if (pick === 3) out.push({ type: MsgType.PbftState, from: r.id, to, term: 0, seq: rng.int(1, 100), proof: junk, exec: junk, offset: 0, total: junk.length, data: junk });
-      else out.push({ type: MsgType.PbftNewView, from: r.id, to, term: rng.int(1, 50), payload: junk, sig: new Uint8Array(16) });
-    }
-    return out;
   }
 }
 
