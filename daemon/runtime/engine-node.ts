@@ -51,6 +51,12 @@ import { KvError, KvStateMachine, encodeCommand, decodeCommand, quotaGrowth, che
 import type { Engine, EngineInit, EngineName, EngineStatus, HardState, Ready, Result, SnapshotData } from '../../src/engine/contract.ts';
 import { PaxosNode } from '../../src/paxos/index.ts';
 import { ZabNode } from '../../src/zab/index.ts';
+import { PbftNode, type PbftInit } from '../../src/pbft/pbft.ts';
+import type { PbftAuth } from '../../src/pbft/auth.ts';
+import type { Saboteur } from '../../src/pbft/byzantine.ts';
+import { signReply, type PbftReply } from '../../src/pbft/reply.ts';
+import { sha256 } from '../../src/pbft/encoding.ts';
+import { derivedFrameKeys, derivedPbftAuth, encodeResult, pbftFromDurable, pbftSnapshotRecord, pbftToDurable } from './pbft-host.ts';
 import type { Keyring } from '../../src/wire/auth.ts';
 import { DEFAULT_MAX_FRAME, newDropCounters, type DropCounters } from '../../src/wire/codec.ts';
 import { EntryType, MsgType, type ClientReply, type ClientRequest, type Entry, type MemberConfig, type Message } from '../../src/wire/messages.ts';
@@ -71,11 +77,11 @@ import type { FenceRecord } from '../../src/fence/index.ts';
 import type { JobOutcomeName } from '../../src/kv/index.ts';
 
 /** Engines this runtime hosts (Raft and bully have their own runtimes for now; PBFT needs f + 1 matching replies, not one node's). */
-export type ContractEngineName = Extract<EngineName, 'paxos' | 'zab'>;
-export const CONTRACT_ENGINES: readonly ContractEngineName[] = ['paxos', 'zab'];
+export type ContractEngineName = Extract<EngineName, 'paxos' | 'zab' | 'pbft'>;
+export const CONTRACT_ENGINES: readonly ContractEngineName[] = ['paxos', 'zab', 'pbft'];
 
 export function isContractEngine(name: unknown): name is ContractEngineName {
-  return name === 'paxos' || name === 'zab';
+  return name === 'paxos' || name === 'zab' || name === 'pbft';
 }
 
 /** Builds engine `name` from what was persisted. Options are the engine's own (src/<engine>/options.ts validates and names every problem). */
@@ -85,6 +91,8 @@ export function createEngine(name: ContractEngineName, init: EngineInit<Record<s
       return new PaxosNode(init as ConstructorParameters<typeof PaxosNode>[0]);
     case 'zab':
       return new ZabNode(init as ConstructorParameters<typeof ZabNode>[0]);
+    case 'pbft':
+      return new PbftNode(init as unknown as PbftInit);
     default:
       throw new TypeError(`engine: expected one of ${CONTRACT_ENGINES.join(', ')}, got ${String(name)}`);
   }
@@ -109,6 +117,10 @@ export interface EngineRuntimeObserver {
   fenced?(rt: EngineRuntime, rec: FenceRecord): void;
   /** The node became active (true) or stopped being active (false); see `onActivation`. */
   activation?(rt: EngineRuntime, ev: ActivationEvent): void;
+  /** PBFT: this node executed a client request and signed its reply (src/pbft/reply.ts). */
+  replied?(rt: EngineRuntime, reply: PbftReply): void;
+  /** PBFT: this node took the snapshot of checkpoint `index` (its digest is signed). */
+  checkpointed?(rt: EngineRuntime, index: Index): void;
 }
 
 export interface EngineRuntimeOptions {
@@ -150,6 +162,16 @@ export interface EngineRuntimeOptions {
    * self-fencing. Without it a leader is active once its engine issued a token.
    */
   fencing?: RuntimeFencingOptions;
+  /**
+   * PBFT: this node's signer. Default: Ed25519 keys derived from the cluster key
+   * (pbft-host.ts says what that protects against and what not).
+   */
+  pbftAuth?: PbftAuth;
+  /**
+   * Testing only (`quorumd dev --byzantine-node`, `quorumd sim --faults byzantine`):
+   * this node lies — its PBFT traffic and the replies it signs go through the saboteur.
+   */
+  byzantine?: Saboteur;
 }
 
 export type EngineRuntimeState = 'new' | 'booting' | 'running' | 'stopped';
@@ -181,6 +203,9 @@ interface PendingWrite {
   term: Term;
   reply: ClientCallback;
   deadline: number;
+  /** PBFT: the proposal's ref (its request number) and operation digest, for the reply certificate. */
+  ref?: number;
+  op?: Uint8Array;
 }
 interface PendingRead {
   key: string;
@@ -239,6 +264,12 @@ export class EngineRuntime {
   private pendingUse: KvUsage = { keys: 0, bytes: 0 };
   private readonly pendingReads = new Map<number, PendingRead>();
   private readonly forwarded = new Map<number, Forwarded>();
+  /** PBFT only (see pbft-host.ts): its signer, proposals waiting for their outcome by ref, replies it signed. */
+  private readonly pbftAuth: PbftAuth | undefined;
+  private readonly pendingRefs = new Map<number, PendingWrite>();
+  private readonly signedReplies = new Map<string, PbftReply>();
+  /** PBFT: the newest hard state in the durable log's shape (entries may not be stored above its term). */
+  private pbftHard: HardState = { term: 1, vote: 0, commit: 0 };
 
   constructor(opts: EngineRuntimeOptions) {
     if (typeof opts !== 'object' || opts === null) throw new TypeError('EngineRuntime: expected an options object');
@@ -260,6 +291,8 @@ export class EngineRuntime {
     this.staggerMs = posInt(opts.peerGoneStaggerMs ?? 25, 'peerGoneStaggerMs', 0);
     this.quota = { maxKeys: posInt(opts.quota?.maxKeys ?? DEFAULT_KV_QUOTA.maxKeys, 'quota.maxKeys', 1), maxBytes: posInt(opts.quota?.maxBytes ?? DEFAULT_KV_QUOTA.maxBytes, 'quota.maxBytes', 1) };
     this.maxFrame = Math.min(DEFAULT_MAX_FRAME, ...opts.links.map((l) => l.maxFrame));
+    if (opts.engine === 'pbft') this.pbftAuth = opts.pbftAuth ?? derivedPbftAuth(this.id, opts.config.voters, opts.keyring.current, opts.cluster);
+    else if (opts.pbftAuth || opts.byzantine) throw new TypeError(`EngineRuntime: pbftAuth and byzantine are for engine pbft, not ${opts.engine}`);
     this.loop = new ReadyLoop<Ready>({
       clock: opts.clock,
       running: () => this.stateValue === 'running',
@@ -270,9 +303,12 @@ export class EngineRuntime {
       next: () => this.eng!.ready(),
       persist: (rd, done) => {
         const batch: PersistBatch = {};
-        if (rd.snapshot) batch.snapshot = { index: rd.snapshot.meta.index, term: rd.snapshot.meta.term, config: rd.snapshot.meta.config, data: rd.snapshot.data };
-        if (rd.entries.length > 0) batch.entries = rd.entries;
-        if (rd.hardState) batch.hardState = rd.hardState;
+        if (this.pbftAuth) this.pbftBatch(rd, batch);
+        else {
+          if (rd.snapshot) batch.snapshot = { index: rd.snapshot.meta.index, term: rd.snapshot.meta.term, config: rd.snapshot.meta.config, data: rd.snapshot.data };
+          if (rd.entries.length > 0) batch.entries = rd.entries;
+          if (rd.hardState) batch.hardState = rd.hardState;
+        }
         if (!batch.snapshot && !batch.entries && !batch.hardState) return false;
         if (rd.atomic) batch.atomic = true;
         this.dlog!.persist(batch, done);
@@ -375,7 +411,8 @@ export class EngineRuntime {
     if (this.stateValue !== 'new') throw new Error(`EngineRuntime ${this.id}: start() called twice (state ${this.stateValue})`);
     this.stateValue = 'booting';
     // ZAB keeps currentEpoch in HardState.vote (src/engine/contract.ts): not a Raft vote.
-    const storageOptions: DurableLogOptions = { ...(this.engineName === 'zab' ? { voteRule: 'number' as const } : {}), ...this.opts.storageOptions };
+    // PBFT keeps reserved request-number blocks there.
+    const storageOptions: DurableLogOptions = { ...(this.engineName === 'zab' || this.engineName === 'pbft' ? { voteRule: 'number' as const } : {}), ...this.opts.storageOptions };
     openDurableLog(this.opts.storage, storageOptions, (err, opened) => {
       if (this.stateValue !== 'booting') return;
       if (err || !opened) return this.fatal(err ?? new Error('openDurableLog returned nothing'));
@@ -395,20 +432,27 @@ export class EngineRuntime {
     this.formed = meta.formed;
     this.bootCounter = Math.max(st.bootId, meta.boot + 1);
     this.wireBoot = this.bootCounter & 0xffff;
-    this.bootHard = { ...st.hardState };
     const snap = st.snapshot;
     let snapshot: SnapshotData | undefined;
-    if (snap) snapshot = { meta: { index: snap.index, term: snap.term, config: snap.config as MemberConfig }, data: snap.data };
+    let hardState = st.hardState;
+    let entries = st.entries;
+    if (this.pbftAuth) {
+      const p = pbftFromDurable(st);
+      ({ hardState, entries, snapshot } = p);
+      this.pbftHard = { term: Math.max(1, st.hardState.term), vote: st.hardState.vote, commit: st.hardState.commit };
+    } else if (snap) snapshot = { meta: { index: snap.index, term: snap.term, config: snap.config as MemberConfig }, data: snap.data };
+    this.bootHard = { ...hardState };
     this.eng = createEngine(this.engineName, {
       id: this.id,
       config: this.opts.config,
-      hardState: st.hardState,
+      hardState,
       ...(snapshot ? { snapshot } : {}),
-      entries: st.entries,
-      // With fencing every heartbeat carries a round: the activation lease counts them.
-      options: { maxMsgBytes: this.maxFrame, ...(this.opts.fencing ? { heartbeatRounds: true } : {}), ...this.opts.engineOptions },
+      entries,
+      // With fencing every heartbeat carries a round: the activation lease counts them (not PBFT's: no leases).
+      options: { maxMsgBytes: this.maxFrame, ...(this.opts.fencing && !this.pbftAuth ? { heartbeatRounds: true } : {}), ...this.opts.engineOptions },
       rng: this.opts.rng,
-    });
+      ...(this.pbftAuth ? { auth: this.pbftAuth } : {}),
+    } as EngineInit<Record<string, unknown>>);
     this.tickMs = posInt(this.eng.tickMs, 'engine tickMs', 1);
     this.kv = new KvStateMachine();
     this.snapIndex = snap?.index ?? 0;
@@ -417,6 +461,7 @@ export class EngineRuntime {
       id: this.id,
       cluster: this.opts.cluster,
       keyring: this.opts.keyring,
+      ...(this.pbftAuth ? { senderKeys: derivedFrameKeys(this.opts.keyring, this.opts.cluster, this.opts.config.voters) } : {}),
       now: () => this.opts.clock.monotonicMs(),
       maxFrame: this.maxFrame,
       links: this.opts.links,
@@ -480,7 +525,9 @@ export class EngineRuntime {
     const writes = [...this.pendingWrites.values()];
     const fw = [...this.forwarded.values()];
     const reads = [...this.pendingReads.values()];
+    for (const w of this.pendingRefs.values()) writes.push(w);
     this.pendingWrites.clear();
+    this.pendingRefs.clear();
     this.forwarded.clear();
     this.pendingReads.clear();
     for (const w of writes) w.reply(unknownOutcome(`${why}; the write was proposed and may or may not be applied`));
@@ -578,10 +625,16 @@ export class EngineRuntime {
     }
     const msgs = rd.messages;
     for (let i = 0; i < msgs.length; i++) this.send(msgs[i]!);
+    let results: Map<Index, ApplyResult | undefined> | undefined;
     if (rd.committed.length > 0) {
       const witness = eng.status().isWitness;
-      for (const e of rd.committed) this.applyEntry(e, witness);
+      if (this.pbftAuth) results = new Map();
+      for (const e of rd.committed) {
+        const r = this.applyEntry(e, witness);
+        results?.set(e.index, r);
+      }
     }
+    if (rd.outcomes) this.pbftOutcomes(rd.outcomes, results);
     for (const rs of rd.readStates) {
       const p = this.pendingReads.get(rs.ctx);
       if (p) p.index = rs.index;
@@ -595,12 +648,13 @@ export class EngineRuntime {
     }
     if (rd.softState) this.log('info', 'role', { node: this.id, role: rd.softState.role, detail: rd.softState.detail, term: rd.softState.term, leader: rd.softState.leader });
     eng.advance(rd);
+    if (rd.checkpoint !== undefined) this.pbftCheckpoint(rd.checkpoint);
     this.afterStep();
     this.serveReads();
-    this.maybeCompact();
+    if (!this.pbftAuth) this.maybeCompact();
   }
 
-  private applyEntry(e: Entry, witness: boolean): void {
+  private applyEntry(e: Entry, witness: boolean): ApplyResult | undefined {
     const g = this.pendingGrowth.get(e.index);
     if (g) {
       this.pendingGrowth.delete(e.index);
@@ -616,14 +670,123 @@ export class EngineRuntime {
     }
     this.opts.observer?.applied?.(this, e, result);
     this.fencing?.applied(e, result);
+    if (this.pbftAuth) {
+      this.pbftSignReply(e, result);
+      return result;
+    }
     const w = this.pendingWrites.get(e.index);
-    if (!w) return;
+    if (!w) return result;
     this.pendingWrites.delete(e.index);
     if (w.term !== e.term || e.type !== EntryType.Normal) {
       w.reply(unavailable(`another entry (term ${e.term}) was committed at index ${e.index}: the write was not applied`));
-      return;
+      return result;
     }
     w.reply(resultToClient(result));
+    return result;
+  }
+
+  // ---------------------------------------------------------------------------
+  // PBFT (pbft-host.ts; src/engine/contract.ts "Extensions for engines whose leader is not trusted")
+
+  /** The Ready's durable pieces in the durable log's shape; entries never above the stored term. */
+  private pbftBatch(rd: Ready, batch: PersistBatch): void {
+    pbftToDurable(rd, batch);
+    if (batch.hardState) this.pbftHard = batch.hardState;
+    else if (batch.entries || batch.snapshot) batch.hardState = this.pbftHard;
+  }
+
+  /**
+   * Any replica proposes (the primary only orders): the request is signed by this node
+   * as its origin and its outcome comes back by ref (Ready.outcomes). Locks and jobs
+   * are not offered under PBFT yet: their time stamps and leader checks assume a
+   * trusted leader (501).
+   */
+  private pbftPropose(cmd: Command, reply: ClientCallback, local: boolean): void {
+    if (!local) return reply(unavailable(`node ${this.id} runs pbft: every node proposes its own clients' requests; forwarded requests are not taken`));
+    if (cmd.op !== 'put' && cmd.op !== 'del') return reply({ status: 501, error: `${cmd.op} is not supported under engine pbft yet (locks and jobs need a trusted leader's clock)` });
+    const data = encodeCommand(cmd);
+    if (data instanceof KvError) return reply({ status: data.httpStatus, error: data.message });
+    const growth = quotaGrowth(this.kv, cmd);
+    const over = growth.keys > 0 || growth.bytes > 0 ? checkQuota(this.quota, this.kv.usage(), { keys: 0, bytes: 0 }, growth) : null;
+    if (over) {
+      this.quotaRefusals++;
+      return reply({ status: over.httpStatus, error: over.message });
+    }
+    const eng = this.eng!;
+    const r: Result = this.guarded(() => eng.propose(data), 'propose');
+    this.afterStep();
+    if (!r.ok) {
+      if (r.code === 'too-large') return reply({ status: Status.TOO_LARGE, error: r.reason });
+      if (r.code === 'bad-request') return reply({ status: Status.BAD_REQUEST, error: r.reason });
+      return reply(unavailable(`not proposed: ${r.reason}`));
+    }
+    if (r.ref === undefined) return reply(unknownOutcome(`the pbft engine accepted the proposal without a ref; its outcome cannot be followed`));
+    this.pendingRefs.set(r.ref, { term: r.term, reply, deadline: this.opts.clock.monotonicMs() + this.timeoutMs, ref: r.ref, op: data });
+  }
+
+  /** Outcomes of own proposals: index 0 = never applied (503); else the result applied in this Ready. */
+  private pbftOutcomes(outcomes: readonly { ref: number; index: Index }[], results: Map<Index, ApplyResult | undefined> | undefined): void {
+    for (const o of outcomes) {
+      const w = this.pendingRefs.get(o.ref);
+      if (!w) continue;
+      this.pendingRefs.delete(o.ref);
+      if (o.index === 0) {
+        w.reply(unavailable(`request ${this.id}/${o.ref} will never be applied (the engine dropped it); not applied`));
+        continue;
+      }
+      if (!results?.has(o.index)) {
+        w.reply(unknownOutcome(`request ${this.id}/${o.ref} was applied at index ${o.index} before this node could see its result`));
+        continue;
+      }
+      let res = resultToClient(results.get(o.index));
+      const byz = this.opts.byzantine;
+      if (byz?.has('wrong-reply') && res.index !== undefined) res = { ...res, index: res.index + 7 }; // lies to its own client too
+      w.reply({ ...res, pbft: { origin: this.id, reqNo: o.ref, reply: this.signedReplies.get(`${this.id}/${o.ref}`) } });
+    }
+  }
+
+  /** Every executed client request gets a signed reply (src/pbft/reply.ts): the client trusts f + 1 matching ones. */
+  private pbftSignReply(e: Entry, result: ApplyResult | undefined): void {
+    if (e.type !== EntryType.Normal) return;
+    const eng = this.eng as PbftNode;
+    const req = eng.executedRequest(e.index);
+    if (!req) return;
+    const plain = encodeResult(resultToClient(result));
+    const rep = signReply(this.pbftAuth!, {
+      view: eng.currentView, origin: req.origin, reqNo: req.reqNo, index: e.index, opDigest: sha256(e.data),
+      result: this.opts.byzantine ? this.opts.byzantine.replyResult(plain) : plain,
+    });
+    const key = `${req.origin}/${req.reqNo}`;
+    this.signedReplies.set(key, rep);
+    if (this.signedReplies.size > 1024) this.signedReplies.delete(this.signedReplies.keys().next().value!);
+    this.opts.observer?.replied?.(this, rep);
+  }
+
+  /** The reply this node signed for request origin/reqNo, while it keeps it (the last 1024). */
+  pbftReply(origin: NodeId, reqNo: number): PbftReply | undefined {
+    return this.signedReplies.get(`${origin}/${reqNo}`);
+  }
+
+  /** Ready.checkpoint: hand the engine the state machine's snapshot at c, and store it. */
+  private pbftCheckpoint(c: Index): void {
+    const eng = this.eng!;
+    if (this.kv.appliedIndex !== c) {
+      this.log('error', 'pbft checkpoint skipped', { node: this.id, checkpoint: c, applied: this.kv.appliedIndex });
+      return;
+    }
+    const data = this.kv.snapshot();
+    const r = eng.compact(c, data);
+    if (!r.ok) {
+      this.log('warn', 'pbft checkpoint refused', { node: this.id, checkpoint: c, reason: r.reason });
+      return;
+    }
+    this.snapIndex = c;
+    this.opts.observer?.checkpointed?.(this, c);
+    this.dlog!.persist({ snapshot: pbftSnapshotRecord({ meta: r.meta, data }) }, (err) => {
+      if (this.stateValue !== 'running') return;
+      if (err) return this.fatal(err);
+      this.opts.observer?.snapshotTaken?.(this, c);
+    });
   }
 
   private serveReads(): void {
@@ -659,6 +822,11 @@ export class EngineRuntime {
   // Wire
 
   private send(m: Message): void {
+    const byz = this.opts.byzantine;
+    if (byz && m.type !== MsgType.ClientRequest && m.type !== MsgType.ClientReply) {
+      for (const x of byz.outgoing([m])) this.wire!.send(x);
+      return;
+    }
     if (this.fencing) {
       // Heartbeat rounds of the own lease (engine option heartbeatRounds).
       if (m.type === MsgType.Heartbeat) this.fencing.roundSent(m.term, m.ctx);
@@ -701,6 +869,7 @@ export class EngineRuntime {
         this.fencing.peerSeen(m.from);
         this.noteAcknowledgement(m);
       }
+      this.opts.byzantine?.receive(m);
       // The engine drops (and counts) message types that are not its own.
       this.guard(() => this.eng!.step(m), `step ${MsgType[m.type] ?? m.type}`);
       if (this.stateValue !== 'running') return;
@@ -930,6 +1099,7 @@ export class EngineRuntime {
   /** Proposes on the leader; a follower forwards requests of its own clients (a forwarded request is never forwarded again). */
   private proposeOrForward(cmd: Command, reply: ClientCallback, local: boolean): void {
     const eng = this.eng!;
+    if (this.pbftAuth) return this.pbftPropose(cmd, reply, local);
     if (eng.isLeader) {
       if (cmd.op === 'lock.acquire' || cmd.op === 'lock.renew') {
         if (!this.active) return reply(unavailable(`leader ${this.id} is not active yet (${this.activationStatus().waitingFor}); the lock command was not proposed`));
@@ -1028,6 +1198,12 @@ export class EngineRuntime {
       if (f.deadline <= now) {
         this.forwarded.delete(id);
         f.reply(unknownOutcome(`no answer from the leader within ${this.timeoutMs} ms; the forwarded write may or may not be applied`));
+      }
+    }
+    if (this.pendingRefs.size > 0) for (const [ref, w] of this.pendingRefs) {
+      if (w.deadline <= now) {
+        this.pendingRefs.delete(ref);
+        w.reply(unknownOutcome(`no outcome within ${this.timeoutMs} ms for request ${this.id}/${ref}; it may or may not be applied`));
       }
     }
     if (this.pendingReads.size > 0) for (const [ctx, r] of this.pendingReads) {

@@ -36,6 +36,12 @@ export interface ClientResult {
   holder?: string;
   /** Human-readable reason for any status other than 200. */
   error?: string;
+  /**
+   * Engine pbft: which request this was (origin node, its request number) and this
+   * node's signed reply, so that a client can gather f + 1 matching replies from
+   * different nodes (src/pbft/reply.ts) instead of trusting this one.
+   */
+  pbft?: { origin: number; reqNo: number; reply?: import('../../src/pbft/reply.ts').PbftReply };
 }
 
 export type ClientCallback = (res: ClientResult) => void;

@@ -35,6 +35,11 @@ export interface WireEndpointOptions {
   /** Cluster id on the wire (0..65535). */
   cluster: number;
   keyring: Keyring;
+  /**
+   * Per-sender frame keys (engine pbft, pbft-host.ts): frames are sealed with
+   * `senderKeys(id)` and a frame from `from` must verify under `senderKeys(from)`.
+   */
+  senderKeys?: (node: NodeId) => Keyring | undefined;
   /** Largest frame sealed or accepted: the smallest link's maxFrame, at most DEFAULT_MAX_FRAME. */
   maxFrame: number;
   links: Link[];
@@ -65,8 +70,10 @@ export class WireEndpoint {
 
   constructor(o: WireEndpointOptions) {
     this.o = o;
-    this.sealer = new FrameSealer({ cluster: o.cluster, keyring: o.keyring, sender: new Sender(o.bootId), maxFrame: o.maxFrame });
-    this.opener = new FrameOpener({ cluster: o.cluster, keyring: o.keyring, self: o.id, maxFrame: o.maxFrame });
+    const own = o.senderKeys ? o.senderKeys(o.id) : o.keyring;
+    if (!own) throw new RangeError(`WireEndpoint: no frame key for this node (${o.id})`);
+    this.sealer = new FrameSealer({ cluster: o.cluster, keyring: own, sender: new Sender(o.bootId), maxFrame: o.maxFrame });
+    this.opener = new FrameOpener({ cluster: o.cluster, keyring: o.keyring, self: o.id, maxFrame: o.maxFrame, ...(o.senderKeys ? { senderKeyring: o.senderKeys } : {}) });
   }
 
   /** Frames accepted since boot. */

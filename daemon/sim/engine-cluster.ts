@@ -30,7 +30,9 @@ import { EngineRuntime, type EngineRuntimeObserver, type EngineRuntimeOptions, t
 import { Status, formatLine } from '../runtime/index.ts';
 import { SimViolation } from './invariants.ts';
 import { EngineInvariantChecker, engineChecks } from './engine-invariants.ts';
-import { Workload, DEFAULT_WORKLOAD, type WorkloadOptions } from './workload.ts';
+import { Workload, DEFAULT_WORKLOAD, type WorkloadNode, type WorkloadOptions } from './workload.ts';
+import type { ByzKind } from '../../src/pbft/byzantine.ts';
+import { PbftClientNode, PbftSimKeys, ReplyPool, pickByzantine, saboteurFor, type PbftChecks } from './pbft-sim.ts';
 import type { SimConfig } from './options.ts';
 import { hashBytes } from './hash.ts';
 import { ACTUATE_EVERY_MS, BOOT_WAIT_MS, FAULTS_FROM_MS, PROBE_MS, clusterKey, type SeedResult } from './cluster.ts';
@@ -44,6 +46,8 @@ export interface EngineSeedHooks {
   skipLin?: boolean;
   /** Checks to switch off by name (shared or the engine's): a planted-bug test shows which check catches what. */
   disableChecks?: string[];
+  /** Told of every runtime booted (debugging a seed; tests that look inside nodes). */
+  onRuntime?: (rt: EngineRuntime) => void;
 }
 
 export function runEngineSeed(cfg: SimConfig, seed: number, hooks: EngineSeedHooks = {}): SeedResult {
@@ -53,16 +57,27 @@ export function runEngineSeed(cfg: SimConfig, seed: number, hooks: EngineSeedHoo
   const dataIds: NodeId[] = [];
   for (let i = 1; i <= cfg.nodes; i++) dataIds.push(i);
   for (const id of dataIds) world.addBoard(id);
-  // STONITH relays and power-sense inputs between data boards (fencing.ts).
-  const wiring: FenceWiring | null = cfg.stonith ? wireFencing(world, dataIds) : null;
+  // PBFT (pbft-sim.ts): liars from the seed, per-node signers, no leader-driven actuator.
+  const pbft = engine === 'pbft';
+  const liars = pbft && cfg.byzantine ? pickByzantine(world.rng.fork('byzantine'), dataIds) : new Map<NodeId, ByzKind[]>();
+  const honestIds = dataIds.filter((id) => !liars.has(id));
+  const isHonest = (rt: EngineRuntime) => !liars.has(rt.id);
+  const pbftKeys = pbft ? new PbftSimKeys(dataIds, seed) : undefined;
+  // STONITH relays and power-sense inputs between data boards (fencing.ts). PBFT acts
+  // on committed requests, not on a leadership: no relays, no activation gate.
+  const wiring: FenceWiring | null = cfg.stonith && !pbft ? wireFencing(world, dataIds) : null;
   const dataBoards = dataIds.map((id) => world.board(id));
   const config = { voters: dataIds, learners: [], witnesses: [] };
   const keyring = { current: clusterKey(seed) };
   let violation: SimViolation | undefined;
-  const disabled = new Set(hooks.disableChecks ?? []);
-  const checker = new EngineInvariantChecker(() => world.nowMs, engineChecks(engine, config, disabled), (v) => {
+  // PBFT: a primary is not an actuating leader (a deposed one may believe it leads until it
+  // hears of the new view), so the leader-actuator checks do not apply.
+  const disabled = new Set([...(hooks.disableChecks ?? []), ...(pbft ? ['dual-active', 'stale-actuation'] : [])]);
+  const engChecks = engineChecks(engine, config, disabled, honestIds);
+  const checker = new EngineInvariantChecker(() => world.nowMs, engChecks, (v) => {
     violation ??= v;
   }, disabled);
+  const pool = pbft ? new ReplyPool(dataIds, pbftKeys!.auth(dataIds[0]!), engChecks as PbftChecks) : undefined;
   const runtimes = new Map<NodeId, EngineRuntime>();
   const incarnation = new Map<EngineRuntime, number>();
   const actuator = new SimActuator();
@@ -87,10 +102,11 @@ export function runEngineSeed(cfg: SimConfig, seed: number, hooks: EngineSeedHoo
       checker.fail('fenced-all-off', `every data board is off because of fencing at once (mains on, rail dead): ${fencedOff(world, dataIds).map((n) => `n${n}`).join(', ')}`);
     }
   };
+  const honestLive = () => live().filter(isHonest);
   const observer: EngineRuntimeObserver = {
-    booted: (rt) => checker.booted(rt),
+    booted: (rt) => isHonest(rt) && checker.booted(rt),
     afterStep: (rt) => {
-      checker.afterStep(rt, live);
+      if (isHonest(rt)) checker.afterStep(rt, honestLive);
       measureActive();
     },
     fenced: (_rt, rec) => actuator.fenceFinished(rec),
@@ -98,10 +114,12 @@ export function runEngineSeed(cfg: SimConfig, seed: number, hooks: EngineSeedHoo
       const err = actuator.activationEvent(rt.id, ev, world.nowUs);
       if (err !== null && !disabled.has('token-growth')) checker.fail('token-growth', `fencing tokens must only grow: ${err}`);
     },
-    persisted: (rt, rd) => checker.persisted(rt, rd),
-    applied: (rt, e) => checker.applied(rt, e),
-    proposed: (rt, index, term, data) => checker.proposed(rt, index, term, data),
-    snapshotTaken: (rt, index) => checker.snapshotTaken(rt, index),
+    persisted: (rt, rd) => isHonest(rt) && checker.persisted(rt, rd),
+    applied: (rt, e, result) => isHonest(rt) && checker.applied(rt, e, result),
+    proposed: (rt, index, term, data) => isHonest(rt) && checker.proposed(rt, index, term, data),
+    snapshotTaken: (rt, index) => isHonest(rt) && checker.snapshotTaken(rt, index),
+    checkpointed: (rt, index) => isHonest(rt) && checker.checkpointed(rt, index),
+    replied: (_rt, rep) => pool?.add(rep),
     engineError: (rt, err) => checker.engineError(rt, err),
   };
 
@@ -122,7 +140,9 @@ export function runEngineSeed(cfg: SimConfig, seed: number, hooks: EngineSeedHoo
         if (level !== 'debug') world.ctx.log(`n${hal.node} ${formatLine(level, msg, fields)}`);
       },
       observer,
-      fencing: simFencing(hal, wiring),
+      ...(pbft ? {} : { fencing: simFencing(hal, wiring) }),
+      ...(pbftKeys ? { pbftAuth: pbftKeys.auth(hal.node) } : {}),
+      ...(liars.has(hal.node) ? { byzantine: saboteurFor(pbftKeys!.auth(hal.node), dataIds, liars.get(hal.node)!, world.rng.fork(`saboteur:${hal.node}:${hal.incarnation}`)) } : {}),
       onFatal: (err) => {
         if (err instanceof StorageCorruptError) checker.fail('storage-corrupt', `node ${hal.node} refuses to start: ${err.message}`);
         board.crashProcess();
@@ -131,6 +151,7 @@ export function runEngineSeed(cfg: SimConfig, seed: number, hooks: EngineSeedHoo
     });
     runtimes.set(hal.node, rt);
     incarnation.set(rt, hal.incarnation);
+    hooks.onRuntime?.(rt);
     rt.start();
   });
 
@@ -147,7 +168,15 @@ export function runEngineSeed(cfg: SimConfig, seed: number, hooks: EngineSeedHoo
     maxDurationMs: maxDur,
   });
 
-  const workload = new Workload(world.sched, world.rng.fork('clients'), live, { ...DEFAULT_WORKLOAD, ...hooks.workload });
+  // PBFT clients trust f + 1 matching replies, not the node they asked (pbft-sim.ts).
+  const clientOf = new Map<EngineRuntime, PbftClientNode>();
+  const client = (rt: EngineRuntime): WorkloadNode => {
+    if (!pool) return rt;
+    let c = clientOf.get(rt);
+    if (!c) clientOf.set(rt, (c = new PbftClientNode(rt, pool, world.sched, DEFAULT_WORKLOAD.clientTimeoutMs - 500)));
+    return c;
+  };
+  const workload = new Workload(world.sched, world.rng.fork('clients'), () => live().map(client), { ...DEFAULT_WORKLOAD, ...hooks.workload });
   workload.start(T * 1000);
   // Only active leaders drive the actuator, each with its fencing token.
   const actuate = () => {
@@ -179,7 +208,7 @@ export function runEngineSeed(cfg: SimConfig, seed: number, hooks: EngineSeedHoo
         const rt = nodes[n++ % nodes.length]!;
         const value = new TextEncoder().encode(`probe.${n}`);
         const data = encodeCommand({ op: 'put', key: '__probe', value });
-        rt.put('__probe', value, {}, (res) => {
+        client(rt).put('__probe', value, {}, (res) => {
           if (done || res.status !== Status.OK) return;
           done = true;
           probeMs = Math.round(world.nowMs - t0);
@@ -193,7 +222,7 @@ export function runEngineSeed(cfg: SimConfig, seed: number, hooks: EngineSeedHoo
     if (!done) checker.fail('liveness', `no write committed within ${PROBE_MS} ms after every fault healed (live nodes: ${live().map((r) => r.id).join(',') || 'none'})`);
     world.run(500);
     checker.checkAcked([...workload.acked, ...probeAcked]);
-    checker.checkStateMachines(live());
+    checker.checkStateMachines(honestLive());
     for (const id of dataIds) {
       const stale = world.board(id).stats.staleCalls;
       if (stale > 0) checker.fail('stale-hal-calls', `board ${id}: ${stale} calls through a dead incarnation's HAL (the runtime kept a reference across its death)`);

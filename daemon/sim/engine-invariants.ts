@@ -25,6 +25,10 @@
  *   zab    src/zab/invariants.ts ZabInvariants — integrity, total order, agreement,
  *          local and global primary order, primary integrity, acknowledgement only
  *          after durability, establishment only with a synchronized quorum
+ *   pbft   src/pbft/invariants.ts over the honest nodes (daemon/sim/pbft-sim.ts) —
+ *          prepared/commit/execution agreement, contiguity, checkpoint agreement,
+ *          views never go back, client-safety of results accepted with f + 1 replies;
+ *          the shared checks are fed only by honest nodes
  */
 import type { Ready } from '../../src/engine/contract.ts';
 import { PaxosInvariants, decodeDurableSlot, type PaxosNode } from '../../src/paxos/index.ts';
@@ -34,16 +38,20 @@ import { EntryType, type Entry, type MemberConfig } from '../../src/wire/message
 import type { Index, NodeId, Term } from '../../src/types.ts';
 import type { EngineRuntime } from '../runtime/engine-node.ts';
 import { hashBytes } from './hash.ts';
+import type { ApplyResult } from '../../src/kv/index.ts';
+import { PbftChecks } from './pbft-sim.ts';
 import { SimViolation } from './invariants.ts';
 
 /** An engine's own checks, fed by the cluster's observer. */
 export interface EngineChecks {
   booted(rt: EngineRuntime): void;
   persisted(rt: EngineRuntime, rd: Ready): void;
-  applied(rt: EngineRuntime, e: Entry): void;
+  applied(rt: EngineRuntime, e: Entry, result?: ApplyResult): void;
   proposed(rt: EngineRuntime, index: Index, term: Term, data: Uint8Array): void;
   snapshotTaken(rt: EngineRuntime, index: Index): void;
-  readonly engine: 'paxos' | 'zab';
+  /** PBFT: the node took its checkpoint at `index`. */
+  checkpointed?(rt: EngineRuntime, index: Index): void;
+  readonly engine: 'paxos' | 'zab' | 'pbft';
   /** After any step: `live` are the running runtimes. */
   afterStep(rt: EngineRuntime, live: () => readonly EngineRuntime[]): void;
   readonly violations: readonly string[];
@@ -126,7 +134,9 @@ class ZabChecks implements EngineChecks {
   }
 }
 
-export function engineChecks(engine: 'paxos' | 'zab', config: MemberConfig, disabled: ReadonlySet<string>): EngineChecks {
+/** `honest`: PBFT only, the nodes the simulator did not make Byzantine (the checks look at them alone). */
+export function engineChecks(engine: 'paxos' | 'zab' | 'pbft', config: MemberConfig, disabled: ReadonlySet<string>, honest?: readonly NodeId[]): EngineChecks {
+  if (engine === 'pbft') return new PbftChecks(honest ?? config.voters);
   return engine === 'paxos' ? new PaxosChecks(config, disabled) : new ZabChecks(config, disabled);
 }
 
@@ -169,6 +179,11 @@ export class EngineInvariantChecker {
 
   booted(rt: EngineRuntime): void {
     this.lifeApplied.set(rt.id, rt.stateMachine.appliedIndex);
+    // A PBFT primary that restarts is primary of the same view again and opens it with a
+    // new null request: a new token for the same (node, view), still above every earlier
+    // one (the growth check below holds it to that). Other engines never lead the same
+    // term again after a restart, so for them a changed token stays a violation.
+    if (this.checks.engine === 'pbft') for (const k of [...this.tokenOf.keys()]) if (k.startsWith(`${rt.id}/`)) this.tokenOf.delete(k);
     this.checks.booted(rt);
     this.engineDone();
   }
@@ -204,7 +219,7 @@ export class EngineInvariantChecker {
     this.engineDone();
   }
 
-  applied(rt: EngineRuntime, e: Entry): void {
+  applied(rt: EngineRuntime, e: Entry, result?: ApplyResult): void {
     const last = this.lifeApplied.get(rt.id) ?? 0;
     if (e.index !== last + 1) this.fail('apply-order', `node ${rt.id} applied index ${e.index} after ${last}`);
     this.lifeApplied.set(rt.id, e.index);
@@ -218,7 +233,7 @@ export class EngineInvariantChecker {
       }
     }
     this.highestApplied = Math.max(this.highestApplied, e.index);
-    this.checks.applied(rt, e);
+    this.checks.applied(rt, e, result);
     this.engineDone();
   }
 
@@ -228,6 +243,11 @@ export class EngineInvariantChecker {
 
   snapshotTaken(rt: EngineRuntime, index: Index): void {
     this.checks.snapshotTaken(rt, index);
+    this.engineDone();
+  }
+
+  checkpointed(rt: EngineRuntime, index: Index): void {
+    this.checks.checkpointed?.(rt, index);
     this.engineDone();
   }
 

@@ -15,10 +15,15 @@ export interface SimConfig {
   nodes: number;
   /** Add one witness member (votes, never leads, holds no data). Default false. */
   witness: boolean;
-  engine: 'raft' | 'bully' | 'paxos' | 'zab';
+  engine: 'raft' | 'bully' | 'paxos' | 'zab' | 'pbft';
   /** Virtual time of the workload per seed, ms. Default 60 s. A liveness probe may run up to `probeMs` after it. */
   timeMs: number;
   faults: FaultKind[];
+  /**
+   * `--faults byzantine` (engine pbft only): 1..f data nodes lie for the whole run
+   * (daemon/sim/pbft-sim.ts). Not a hardware fault, so not among `faults`.
+   */
+  byzantine?: boolean;
   /**
    * STONITH on (default): GPIO relays and power-sense inputs between data boards
    * (daemon/sim/fencing.ts), and a new leader fences the earlier one. `--no-stonith`:
@@ -93,26 +98,35 @@ export function parseSimOptions(raw: Record<string, unknown>): SimConfig {
   if (witness && nodes < 2) throw new SimOptionError('--witness: needs at least 2 data nodes (--nodes 2 or more): a witness never leads');
   if (witness && nodes + 1 > 8) throw new SimOptionError('--witness: at most 7 data nodes plus the witness');
   const engine = raw.engine ?? 'raft';
-  if (engine !== 'raft' && engine !== 'bully' && engine !== 'paxos' && engine !== 'zab') throw new SimOptionError(`--engine: expected raft, bully, paxos or zab, got "${String(engine)}"`);
-  if (witness && (engine === 'paxos' || engine === 'zab')) throw new SimOptionError(`--witness: not implemented for engine ${engine} in the simulator (witness members need engine: raft)`);
+  if (engine !== 'raft' && engine !== 'bully' && engine !== 'paxos' && engine !== 'zab' && engine !== 'pbft') throw new SimOptionError(`--engine: expected raft, bully, paxos, zab or pbft, got "${String(engine)}"`);
+  const contract = engine === 'paxos' || engine === 'zab' || engine === 'pbft';
+  if (engine === 'pbft' && nodes < 4) throw new SimOptionError(`--nodes: engine pbft needs at least 4 nodes (n = 3f + 1 tolerates f liars), got ${nodes}`);
+  if (witness && contract) throw new SimOptionError(`--witness: not implemented for engine ${engine} in the simulator (witness members need engine: raft)`);
   const timeMs = parseDuration(raw.time ?? '60s', '--time');
   let faults: FaultKind[];
+  let byzantine = false;
   try {
-    faults = parseFaultKinds(raw.faults === undefined ? '' : (raw.faults as string));
+    const spec = raw.faults === undefined ? '' : raw.faults;
+    if (typeof spec !== 'string') throw new TypeError(`--faults: expected a comma-separated list, got ${typeof spec}`);
+    const kinds = spec.split(',').map((k) => k.trim());
+    byzantine = kinds.includes('byzantine');
+    if (byzantine && engine !== 'pbft') throw new SimOptionError(`--faults byzantine: only engine pbft tolerates lying nodes (the others trust every member that holds the cluster key); got --engine ${String(engine)}`);
+    faults = parseFaultKinds(kinds.filter((k) => k !== 'byzantine').join(','));
   } catch (e) {
-    throw new SimOptionError(`${(e as Error).message} (known: ${FAULT_KINDS.join(',')})`);
+    if (e instanceof SimOptionError) throw e;
+    throw new SimOptionError(`${(e as Error).message} (known: ${FAULT_KINDS.join(',')}, and byzantine for engine pbft)`);
   }
   const stonith = raw.stonith ?? true;
   if (typeof stonith !== 'boolean') throw new SimOptionError(`--no-stonith: expected a flag, got ${String(raw.stonith)}`);
   const json = raw.json ?? false;
   if (typeof json !== 'boolean') throw new SimOptionError(`--json: expected a flag, got ${String(raw.json)}`);
   const html = pathOption(raw.html, '--html', 'FILE');
-  if (html !== null && (engine === 'paxos' || engine === 'zab')) throw new SimOptionError(`--html: not implemented for engine ${engine} (the timeline records engine raft and bully runs)`);
-  if (raw.htmlDir !== undefined && raw.htmlDir !== null && (engine === 'paxos' || engine === 'zab')) throw new SimOptionError(`--html-dir: not implemented for engine ${engine} (the timeline records engine raft and bully runs)`);
+  if (html !== null && contract) throw new SimOptionError(`--html: not implemented for engine ${engine} (the timeline records engine raft and bully runs)`);
+  if (raw.htmlDir !== undefined && raw.htmlDir !== null && contract) throw new SimOptionError(`--html-dir: not implemented for engine ${engine} (the timeline records engine raft and bully runs)`);
   const htmlDir = pathOption(raw.htmlDir, '--html-dir', 'DIR');
   if (html !== null && htmlDir !== null) throw new SimOptionError('give either --html FILE (one seed) or --html-dir DIR (the failing seeds of a range), not both');
   if (html !== null && seeds.length !== 1) throw new SimOptionError(`--html: writes the page of one seed (--seed N); for a range of ${seeds.length} seeds use --html-dir DIR (a page per failing seed plus an index)`);
-  return { seeds, nodes, witness, engine, timeMs, faults, stonith, json, html, htmlDir };
+  return { seeds, nodes, witness, engine, timeMs, faults, ...(byzantine ? { byzantine } : {}), stonith, json, html, htmlDir };
 }
 
 /** The command line that replays one seed with the same settings. */
@@ -120,7 +134,8 @@ export function replayCommand(cfg: SimConfig, seed: number): string {
   const parts = ['quorumd sim', `--seed ${seed}`, `--nodes ${cfg.nodes}`];
   if (cfg.witness) parts.push('--witness');
   parts.push(`--engine ${cfg.engine}`, `--time ${cfg.timeMs % 1000 === 0 ? `${cfg.timeMs / 1000}s` : `${cfg.timeMs}ms`}`);
-  if (cfg.faults.length > 0) parts.push(`--faults ${cfg.faults.join(',')}`);
+  const faults = [...(cfg.byzantine ? ['byzantine'] : []), ...cfg.faults];
+  if (faults.length > 0) parts.push(`--faults ${faults.join(',')}`);
   if (!cfg.stonith) parts.push('--no-stonith');
   return parts.join(' ');
 }

@@ -269,6 +269,8 @@ export interface OpenerOptions {
   self: NodeId;
   /** Largest accepted frame; default 64 KiB, SERIAL_MAX_FRAME (1 KiB) on serial. */
   maxFrame?: number;
+  /** Per-sender frame keys (DecodeOptions.senderKeyring; engine pbft). */
+  senderKeyring?: (from: number) => Keyring | undefined;
 }
 
 /**
@@ -285,7 +287,7 @@ export class FrameOpener {
   private decodeOpts: DecodeOptions;
 
   constructor(private readonly opts: OpenerOptions) {
-    this.decodeOpts = { cluster: opts.cluster, keyring: opts.keyring, self: opts.self, maxFrame: opts.maxFrame };
+    this.decodeOpts = { cluster: opts.cluster, keyring: opts.keyring, self: opts.self, maxFrame: opts.maxFrame, ...(opts.senderKeyring ? { senderKeyring: opts.senderKeyring } : {}) };
     checkDecodeOptions(this.decodeOpts);
   }
 

@@ -549,6 +549,13 @@ export interface DecodeOptions {
   /** Our cluster id; a frame for another cluster is `unknown-cluster`. */
   cluster: number;
   keyring: Keyring;
+  /**
+   * Per-sender frame keys (engine pbft, daemon/runtime/pbft-host.ts): the tag is checked
+   * under the keyring of the frame's `from` instead of `keyring`, so a member cannot
+   * seal a frame in another member's name (and poison its replay window). Undefined for
+   * a sender = not a member: `bad-tag`.
+   */
+  senderKeyring?: (from: number) => Keyring | undefined;
   /** Largest accepted frame, tag included. Default DEFAULT_MAX_FRAME (64 KiB); use SERIAL_MAX_FRAME on serial. */
   maxFrame?: number;
   /** If set, a frame whose `to` differs is `not-for-me`. */
@@ -654,8 +661,10 @@ function decodeChecked(bytes: Uint8Array, opts: DecodeOptions): DecodeResult {
   if (cp) return fail('bad-field', cp);
   if (cluster !== opts.cluster) return fail('unknown-cluster', `cluster: ${show(cluster)}, expected ${opts.cluster}`);
 
-  const keyUsed = verifyFrameTag(opts.keyring, bytes, bodyEnd);
-  if (!keyUsed) return fail('bad-tag', 'tag: does not match the current or previous cluster key');
+  let ring: Keyring | undefined = opts.keyring;
+  if (opts.senderKeyring) ring = typeof from === 'number' && from >= 1 && from <= MAX_NODE_ID ? opts.senderKeyring(from) : undefined;
+  const keyUsed = ring ? verifyFrameTag(ring, bytes, bodyEnd) : false;
+  if (!keyUsed) return fail('bad-tag', opts.senderKeyring ? `tag: does not match sender ${show(from)}'s current or previous frame key` : 'tag: does not match the current or previous cluster key');
 
   const ep = checkRange(bootId, 'bootId', 0, MAX_BOOT_ID) ?? checkRange(seq, 'seq', 0, MAX_SEQ);
   if (ep) return fail('bad-field', ep);

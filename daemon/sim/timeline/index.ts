@@ -22,7 +22,7 @@ export { timelinePage, indexPage } from './page.ts';
 
 /** Runs one seed of either engine (hooks as runSeed / runBullySeed take them; `timeline` set here). */
 export function runAnySeed(cfg: SimConfig, seed: number, hooks: SeedHooks | BullySeedHooks = {}): SeedResult {
-  if (cfg.engine === 'paxos' || cfg.engine === 'zab') return runEngineSeed(cfg, seed);
+  if (cfg.engine === 'paxos' || cfg.engine === 'zab' || cfg.engine === 'pbft') return runEngineSeed(cfg, seed);
   return cfg.engine === 'bully' ? runBullySeed(cfg, seed, hooks as BullySeedHooks) : runSeed(cfg, seed, hooks as SeedHooks);
 }
 
