@@ -337,6 +337,10 @@ export class EngineRuntime {
   get snapshotIndex(): Index {
     return this.snapIndex;
   }
+  /** Testing only: the saboteur this node lies through (undefined for an honest node). */
+  get byzantine(): Saboteur | undefined {
+    return this.opts.byzantine;
+  }
   get stateMachine(): KvStateMachine {
     return this.kv;
   }

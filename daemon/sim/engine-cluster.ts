@@ -46,6 +46,8 @@ export interface EngineSeedHooks {
   skipLin?: boolean;
   /** Checks to switch off by name (shared or the engine's): a planted-bug test shows which check catches what. */
   disableChecks?: string[];
+  /** PBFT, testing the checks only: clients accept with this many matching replies instead of f + 1. */
+  pbftClientQuorum?: number;
   /** Told of every runtime booted (debugging a seed; tests that look inside nodes). */
   onRuntime?: (rt: EngineRuntime) => void;
 }
@@ -77,7 +79,7 @@ export function runEngineSeed(cfg: SimConfig, seed: number, hooks: EngineSeedHoo
   const checker = new EngineInvariantChecker(() => world.nowMs, engChecks, (v) => {
     violation ??= v;
   }, disabled);
-  const pool = pbft ? new ReplyPool(dataIds, pbftKeys!.auth(dataIds[0]!), engChecks as PbftChecks) : undefined;
+  const pool = pbft ? new ReplyPool(dataIds, pbftKeys!.auth(dataIds[0]!), engChecks as PbftChecks, hooks.pbftClientQuorum) : undefined;
   const runtimes = new Map<NodeId, EngineRuntime>();
   const incarnation = new Map<EngineRuntime, number>();
   const actuator = new SimActuator();

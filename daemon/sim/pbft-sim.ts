@@ -147,10 +147,9 @@ export class ReplyPool {
     private readonly members: readonly NodeId[],
     private readonly verifier: PbftAuth,
     private readonly checks: PbftChecks,
+    /** Matching replies a client needs; default f + 1 (less only to show client-safety catches it). */
+    private readonly quorum = Math.floor((members.length - 1) / 3) + 1,
   ) {}
-  get f(): number {
-    return Math.floor((this.members.length - 1) / 3);
-  }
   add(r: PbftReply): void {
     const key = `${r.origin}/${r.reqNo}`;
     let l = this.replies.get(key);
@@ -164,7 +163,7 @@ export class ReplyPool {
   }
   /** The result f + 1 matching replies certify for (origin, reqNo, op), or undefined yet. */
   accepted(origin: NodeId, reqNo: number, op: Uint8Array): { index: Index; result: Uint8Array } | undefined {
-    const v = acceptReplies(this.replies.get(`${origin}/${reqNo}`) ?? [], { origin, reqNo, opDigest: sha256(op) }, { members: this.members, f: this.f }, this.verifier);
+    const v = acceptReplies(this.replies.get(`${origin}/${reqNo}`) ?? [], { origin, reqNo, opDigest: sha256(op) }, { members: this.members, f: this.quorum - 1 }, this.verifier);
     if (!v.ok) return undefined;
     this.checks.inv.observeAccepted(origin, reqNo, v.index, hex(v.result));
     return { index: v.index, result: v.result };

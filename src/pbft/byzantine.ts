@@ -84,7 +84,7 @@ export class Saboteur {
   private readonly members: readonly NodeId[];
   private readonly rng: Rng;
   private readonly nextFakeReq: () => number;
-  /** Messages it changed or made up (for logs and status). */
+  /** Messages it changed, withheld or made up, and replies it falsified (for logs, status and tests). */
   tampered = 0;
 
   constructor(o: SaboteurOptions) {
@@ -110,6 +110,7 @@ export class Saboteur {
   /** The result it signs for a client instead of `result`. */
   replyResult(result: Uint8Array): Uint8Array {
     if (!this.kinds.has('wrong-reply')) return result;
+    this.tampered++;
     const out = new Uint8Array(LIE_PREFIX.length + result.length);
     out.set(enc.encode(LIE_PREFIX), 0);
     out.set(result, LIE_PREFIX.length);
@@ -133,7 +134,10 @@ export class Saboteur {
     const limits = { sigBytes: auth.sigBytes, maxOpBytes: 1 << 20, maxItems: 1 << 12, n: this.members.length };
     for (let m of msgs) {
       const orig = m;
-      if (k.has('withhold') && this.withheld.has(m.type)) continue;
+      if (k.has('withhold') && this.withheld.has(m.type)) {
+        this.tampered++;
+        continue;
+      }
       if (k.has('equivocate') && m.type === MsgType.PbftPrePrepare && m.to % 2 === 0) {
         // A different request for the same (view, seq) to every other backup.
         const { bytes } = this.fakeRequest(`evil-${m.seq}`);
