@@ -43,14 +43,17 @@ export function buildProgram(): Command {
   program
     .command('dev')
     .description('run a local cluster: embedded MQTT broker, N nodes on simulated relays, HTTP API per node')
-    .option('--nodes <n>', 'number of nodes (1-7)', parseIntArg('--nodes', 1, 7), 3)
-    .option('--engine <engine>', 'raft, bully, paxos, zab, or etcd (starts a local etcd from Debian\'s etcd-server; the nodes elect through it)', 'raft')
+    .option('--nodes <n>', 'number of nodes (1-7; default 3, 4 for pbft)', parseIntArg('--nodes', 1, 7))
+    .option('--engine <engine>', 'raft, bully, paxos, zab, pbft, or etcd (starts a local etcd from Debian\'s etcd-server; the nodes elect through it)', 'raft')
+    .option('--byzantine-node <k>', 'TESTING ONLY, engine pbft: node nK runs as a lying replica', parseIntArg('--byzantine-node', 1, 7))
+    .option('--byzantine-mode <list>', 'TESTING ONLY: what the lying node does (src/pbft/byzantine.ts: wrong-reply, equivocate, forge, silent, ...); default wrong-reply')
     .option('--base-port <port>', 'HTTP API of node nK on 127.0.0.1:<base-port + K>', parseIntArg('--base-port', 1, 65528), 7070)
     .option('--broker-port <port>', 'port of the in-process MQTT broker (0 = any free port)', parseIntArg('--broker-port', 0, 65535), 0)
     .option('--data-dir <dir>', 'where node data goes (default: a fresh temp directory, removed at exit)')
     .option('--jobs <file>', 'YAML file with a `jobs:` list for every node (default: one demo job, heartbeat, every 10 s)')
     .action(async (opts) => {
       const { runDev } = await import('./dev.ts');
+      opts.nodes ??= opts.engine === 'pbft' ? 4 : 3;
       if (opts.jobs !== undefined) {
         const { loadJobsFile } = await import('./config/load.ts');
         opts.jobs = loadJobsFile(opts.jobs);

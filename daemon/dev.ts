@@ -85,6 +85,13 @@ export interface DevOptions {
    * running node's log (`quorumd jobs` shows it). [] = none.
    */
   jobs?: JobConfig[];
+  /**
+   * Testing only, engine pbft: node n<K> runs as a lying replica with the behaviours of
+   * `byzantineMode` (src/pbft/byzantine.ts, default 'wrong-reply'). Logged loudly by that
+   * node and printed in the guide; `quorumd start` refuses it outside dev.
+   */
+  byzantineNode?: number;
+  byzantineMode?: string;
 }
 
 /** The demo job of `quorumd dev` (see DevOptions.jobs). */
@@ -258,7 +265,7 @@ cluster:
 ${o.keyFile !== undefined ? `  keyFile: ${JSON.stringify(o.keyFile)}` : `  key: ${o.key}`}
 members:
 ${members}
-${o.engine === 'bully' ? 'engine: bully   # priorities: list position, the last member is the preferred coordinator\n' : ''}${o.engine === 'paxos' || o.engine === 'zab' ? `engine: ${o.engine}   # KV, locks, jobs and fencing as under raft; no witness yet (docs/engines.md)\n` : ''}node:
+${o.engine === 'bully' ? 'engine: bully   # priorities: list position, the last member is the preferred coordinator\n' : ''}${o.engine === 'paxos' || o.engine === 'zab' ? `engine: ${o.engine}   # KV, locks, jobs and fencing as under raft; no witness yet (docs/engines.md)\n` : ''}${o.engine === 'pbft' ? 'engine: pbft   # Byzantine fault tolerant: n = 3f + 1; KV only so far (docs/engines.md)\n' : ''}node:
   name: n${o.k}
   dataDir: ${JSON.stringify(join(o.dir, `n${o.k}`))}
 ${o.engine === 'etcd' ? `engine: etcd   # elected through the local etcd below (docs/external.md); no links
@@ -282,8 +289,24 @@ ${o.railUrl !== undefined ? devFencing(o.k, o.n, o.railUrl, o.powerOnAfterMs ?? 
 
 export async function startDev(opts: DevOptions): Promise<DevCluster> {
   const out = opts.out ?? ((s: string) => void process.stdout.write(s));
-  if (opts.engine !== 'raft' && opts.engine !== 'bully' && opts.engine !== 'paxos' && opts.engine !== 'zab' && opts.engine !== 'etcd') throw new UsageError(`--engine: expected raft, bully, paxos, zab or etcd, got "${String(opts.engine)}"`);
+  if (opts.engine !== 'raft' && opts.engine !== 'bully' && opts.engine !== 'paxos' && opts.engine !== 'zab' && opts.engine !== 'pbft' && opts.engine !== 'etcd') throw new UsageError(`--engine: expected raft, bully, paxos, zab, pbft or etcd, got "${String(opts.engine)}"`);
   const bully = opts.engine === 'bully';
+  // pbft: KV only so far (daemon/config/schema.ts refuses fencing, jobs and hooks for it); at least 4 nodes.
+  const pbft = opts.engine === 'pbft';
+  if (pbft && opts.nodes < 4) throw new UsageError(`--nodes: engine pbft needs at least 4 nodes (n = 3f + 1 tolerates f liars), got ${opts.nodes}`);
+  let byzantineMode: string | undefined;
+  if (opts.byzantineNode !== undefined || opts.byzantineMode !== undefined) {
+    if (!pbft) throw new UsageError(`--byzantine-node: a lying node is for engine pbft only (the other engines trust every member); got --engine ${opts.engine}`);
+    const k = opts.byzantineNode;
+    if (k === undefined || !Number.isInteger(k) || k < 1 || k > opts.nodes) throw new UsageError(`--byzantine-node: expected a node number 1..${opts.nodes}, got ${String(k)}`);
+    byzantineMode = opts.byzantineMode ?? 'wrong-reply';
+    const { parseByzKinds } = await import('../src/pbft/byzantine.ts');
+    try {
+      parseByzKinds(byzantineMode, '--byzantine-mode');
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
+  }
   // paxos, zab: the engine runtime (daemon/runtime/engine-node.ts), with relays and jobs as under raft.
   // engine etcd: a local single-member etcd (Debian's etcd-server) as the service.
   const etcdBin = opts.engine === 'etcd' ? ['/usr/bin/etcd', '/usr/local/bin/etcd'].find((f) => existsSync(f)) : undefined;
@@ -292,9 +315,11 @@ export async function startDev(opts: DevOptions): Promise<DevCluster> {
   // Every check before anything is started (a throw below would leak the broker and the temp dir).
   const powerOnAfterMs = opts.powerOnAfterMs ?? 5000;
   if (!Number.isInteger(powerOnAfterMs) || powerOnAfterMs < 0 || powerOnAfterMs > 86_400_000) throw new UsageError(`powerOnAfterMs: expected an integer 0..86400000 ms, got ${String(opts.powerOnAfterMs)}`);
-  const withRelays = opts.relays ?? true;
+  const withRelays = opts.relays ?? !pbft;
+  if (pbft && withRelays) throw new UsageError('relays: not implemented for engine pbft yet (STONITH must act on committed requests, not on a primary)');
+  if (pbft && opts.jobs !== undefined && opts.jobs.length > 0) throw new UsageError('--jobs: not implemented for engine pbft yet (a job slot is claimed by a trusted leader)');
   if (bully && opts.jobs !== undefined && opts.jobs.length > 0) throw new UsageError('--jobs: scheduled jobs need --engine raft (a slot is granted through the replicated log)');
-  const devJobList = bully ? [] : (opts.jobs ?? [DEV_DEMO_JOB]);
+  const devJobList = bully || pbft ? [] : (opts.jobs ?? [DEV_DEMO_JOB]);
   if (typeof withRelays !== 'boolean') throw new UsageError(`relays: expected true or false, got ${String(opts.relays)}`);
   for (let k = 1; k <= n; k++) {
     const p = opts.basePort + k;
@@ -382,7 +407,10 @@ export async function startDev(opts: DevOptions): Promise<DevCluster> {
     // QUORUMD_BUILD_CHECKED: when this process runs through the bin, the bin already made
     // sure that dist/ is fresh, and the nodes skip that check (bin/quorumd.js).
     const checked = (globalThis as { quorumdBuildChecked?: boolean }).quorumdBuildChecked === true;
-    const child = spawn(process.execPath, [...NODE_FLAGS, bin, 'start', '--config', node.configFile], { stdio: ['ignore', 'pipe', 'pipe'], ...(checked ? { env: { ...process.env, QUORUMD_BUILD_CHECKED: '1' } } : {}) });
+    // Testing only: the lying node gets its behaviours and this process's pid (start refuses them otherwise).
+    const liar = byzantineMode !== undefined && node.id === opts.byzantineNode ? { QUORUMD_DEV_BYZANTINE: byzantineMode, QUORUMD_DEV_PARENT: String(process.pid) } : undefined;
+    const env = checked || liar ? { env: { ...process.env, ...(checked ? { QUORUMD_BUILD_CHECKED: '1' } : {}), ...liar } } : {};
+    const child = spawn(process.execPath, [...NODE_FLAGS, bin, 'start', '--config', node.configFile], { stdio: ['ignore', 'pipe', 'pipe'], ...env });
     child.stdout?.pipe(log);
     child.stderr?.pipe(log);
     node.child = child;
@@ -547,7 +575,8 @@ export async function startDev(opts: DevOptions): Promise<DevCluster> {
 ${nodes.map((x) => `  ${x.name.padEnd(10)}  ${x.url}  pid ${x.child?.pid}  log ${x.logFile}`).join('\n')}
   configs     ${dir}/n*.yaml${ownDir ? '  (temp dir, removed at exit unless a node crashed: then kept with its logs)' : ''}
   API token   ${tokenFile}  (mode 0600, operator scope; every request needs it, also on 127.0.0.1)
-  relays      ${rails ? `simulated: power rails held by this process at ${rails.url} (dev-relay); a fenced node is powered on again after ${powerOnAfterMs} ms` : 'none (relays: false)'}
+${byzantineMode !== undefined ? `  LIAR        n${opts.byzantineNode} runs as a BYZANTINE replica (${byzantineMode}; testing only): ask any node, the CLI trusts only f + 1 matching replies
+` : ''}  relays      ${rails ? `simulated: power rails held by this process at ${rails.url} (dev-relay); a fenced node is powered on again after ${powerOnAfterMs} ms` : 'none (relays: false)'}
 
 Dashboard: ${L.url}/ui  (paste the token of ${tokenFile} into its form)
 

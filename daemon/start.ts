@@ -305,7 +305,20 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
   // QUORUMD_TRACE_WRITES=<dir>: per-write trace points (daemon/runtime/write-trace.ts, bench/write-trace.ts).
   const tracer = c.engine === 'raft' ? writeTracerFromEnv(cfg.self.name) : undefined;
   // As isContractEngine (daemon/runtime/engine-node.ts), without loading that module for a Raft or bully node.
-  const contract = c.engine === 'paxos' || c.engine === 'zab' ? c.engine : undefined;
+  const contract = c.engine === 'paxos' || c.engine === 'zab' || c.engine === 'pbft' ? c.engine : undefined;
+  // Testing only: `quorumd dev --byzantine-node` starts this node lying (daemon/runtime/pbft-host.ts devByzantine).
+  let byzantine: import('../src/pbft/byzantine.ts').Saboteur | undefined;
+  if (process.env.QUORUMD_DEV_BYZANTINE !== undefined) {
+    const { devByzantine } = await import('./runtime/pbft-host.ts');
+    try {
+      byzantine = devByzantine(process.env.QUORUMD_DEV_BYZANTINE, process.env.QUORUMD_DEV_PARENT, process.ppid, c.engine, cfg.self.id, c.members.filter((m) => m.role !== 'witness').map((m) => m.id), cfg.key, c.cluster.id);
+    } catch (err) {
+      for (const l of links) l.close();
+      unlock();
+      throw err;
+    }
+    log.error({ node: cfg.self.name, behaviours: [...byzantine.kinds].join(',') }, 'TESTING ONLY: this node runs as a BYZANTINE (lying) PBFT replica, started by quorumd dev --byzantine-node; never on a real cluster');
+  }
   let engineMods: [typeof import('./runtime/engine-node.ts'), typeof import('./http/engine-backend.ts')] | undefined;
   let bullyMod: typeof import('./runtime/bully-node.ts') | undefined;
   try {
@@ -354,11 +367,15 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     keyring: cfg.previousKey ? { current: cfg.key, previous: cfg.previousKey } : { current: cfg.key },
     clock: systemClock(),
     storage,
-    links: links.map((l) => peerGoneFilter(l, contract === 'paxos' ? c.paxos.campaignOnPeerGone : c.zab.campaignOnPeerGone)),
+    // PBFT: a primary's will makes the backups suspect it sooner (src/pbft/pbft.ts leaderGone); it never elects anyone.
+    links: links.map((l) => peerGoneFilter(l, contract === 'paxos' ? c.paxos.campaignOnPeerGone : contract === 'zab' ? c.zab.campaignOnPeerGone : true)),
     rng: new Rng(randomBytes(4).readUInt32LE(0)),
     engineOptions: contract === 'paxos'
       ? { tickMs: c.paxos.tickMs, electionTimeoutMinMs: c.paxos.electionTimeoutMinMs, electionTimeoutMaxMs: c.paxos.electionTimeoutMaxMs, heartbeatMs: c.paxos.heartbeatMs, prePrepare: c.paxos.prePrepare, checkQuorum: c.paxos.checkQuorum }
-      : { tickMs: c.zab.tickMs, heartbeatMs: c.zab.heartbeatMs, syncLimitMs: c.zab.syncLimitMs, initLimitMs: c.zab.initLimitMs },
+      : contract === 'zab'
+        ? { tickMs: c.zab.tickMs, heartbeatMs: c.zab.heartbeatMs, syncLimitMs: c.zab.syncLimitMs, initLimitMs: c.zab.initLimitMs }
+        : { ...c.pbft },
+    ...(byzantine ? { byzantine } : {}),
     requestTimeoutMs: c.http.requestTimeoutMs,
     quota: { maxKeys: c.kv.maxKeys, maxBytes: c.kv.maxBytes },
     logger: rlog,

@@ -269,6 +269,25 @@ const zab = z.strictObject({
   campaignOnPeerGone: bool('campaignOnPeerGone').default(true),
 });
 
+/**
+ * PBFT engine options (`engine: pbft`, src/pbft/options.ts documents each with its
+ * reason). Run by the engine runtime (daemon/runtime/engine-node.ts, pbft-host.ts).
+ */
+const pbft = z.strictObject({
+  /** Engine tick, ms. Default 10. */
+  tickMs: int('milliseconds', 1, 1000).default(10),
+  /** A backup whose known request does not execute this long suspects the primary (doubles per fruitless view change), ms. Default 1000. */
+  viewChangeTimeoutMs: int('milliseconds', 10, 600_000).default(1000),
+  /** Cap of the doubling view-change timeout, ms. Default 60000. */
+  maxViewChangeTimeoutMs: int('milliseconds', 10, 3_600_000).default(60_000),
+  /** Retransmission of own requests, PRE-PREPAREs and VIEW-CHANGEs, ms. Default 200. */
+  retransmitMs: int('milliseconds', 1, 60_000).default(200),
+  /** STATUS to every peer (catch-up), ms. Default 1000. */
+  statusMs: int('milliseconds', 10, 600_000).default(1000),
+  /** K: a checkpoint (snapshot, signed digest) every K requests. Default 32. */
+  checkpointInterval: int('requests', 1, 65_536).default(32),
+});
+
 const hooks = z.strictObject({
   /**
    * Command run (through /bin/sh -c) when this node becomes the *active* leader (with a
@@ -378,13 +397,15 @@ export const configSchema = z
      * among the boards; they elect and keep their state through a service the site
      * runs (the `etcd:` or `zookeeper:` section; no links needed).
      */
-    engine: z.enum(['raft', 'bully', 'paxos', 'zab', 'etcd', 'zookeeper'], { error: 'expected "raft", "bully", "paxos", "zab", "etcd" or "zookeeper"' }).default('raft'),
+    engine: z.enum(['raft', 'bully', 'paxos', 'zab', 'pbft', 'etcd', 'zookeeper'], { error: 'expected "raft", "bully", "paxos", "zab", "pbft", "etcd" or "zookeeper"' }).default('raft'),
     raft: raft.default(raft.parse({})),
     bully: bully.default(bully.parse({})),
     /** engine: paxos — Multi-Paxos options (KV, locks, jobs and fencing as under Raft; no witness yet). */
     paxos: paxos.default(paxos.parse({})),
     /** engine: zab — ZooKeeper's atomic broadcast options (KV, locks, jobs and fencing as under Raft; no witness yet). */
     zab: zab.default(zab.parse({})),
+    /** engine: pbft — Byzantine fault tolerance (n ≥ 4, f = ⌊(n−1)/3⌋ liars); KV only so far, no locks, jobs, hooks or fencing (docs/engines.md). */
+    pbft: pbft.default(pbft.parse({})),
     mqtt: mqtt.optional(),
     serial: z.array(serial, { error: 'expected a list of serial links' }).max(8, { error: 'expected at most 8 serial links' }).optional(),
     http: http.default(http.parse({})),
@@ -507,6 +528,21 @@ export const configSchema = z
           const z2 = c.zab;
           if (z2.heartbeatMs * 2 > z2.syncLimitMs) ctx.addIssue({ code: 'custom', path: ['zab', 'heartbeatMs'], message: `expected at most half of syncLimitMs (${z2.syncLimitMs}) so that one lost ping does not end the leadership` });
         }
+      });
+      guard(() => {
+        // PBFT: what the engine runtime serves under it so far (pbft-host.ts); the rest is refused here, never half-served.
+        if (c.engine !== 'pbft') return;
+        const voters = c.members.filter((m) => m.role !== 'witness').length;
+        if (voters < 4) ctx.addIssue({ code: 'custom', path: ['members'], message: `expected at least 4 members with engine: pbft (n = 3f + 1 tolerates f liars), got ${voters}` });
+        c.members.forEach((m, i) => {
+          if (m.role === 'witness') ctx.addIssue({ code: 'custom', path: ['members', i, 'role'], message: 'not implemented for engine pbft: witness members' });
+        });
+        if (c.fencing) ctx.addIssue({ code: 'custom', path: ['fencing'], message: 'not implemented for engine pbft yet: STONITH and the activation gate act on a leader, and a PBFT primary is not trusted (fencing must act on committed requests)' });
+        if (c.jobs.length > 0) ctx.addIssue({ code: 'custom', path: ['jobs'], message: 'not implemented for engine pbft yet: job slots are claimed by a trusted leader' });
+        if (c.hooks.onActive !== undefined || c.hooks.onInactive !== undefined) ctx.addIssue({ code: 'custom', path: ['hooks'], message: 'not implemented for engine pbft yet: hooks run on a leader\'s activation, and a PBFT primary is not trusted' });
+        const p = c.pbft;
+        if (p.retransmitMs * 2 > p.viewChangeTimeoutMs) ctx.addIssue({ code: 'custom', path: ['pbft', 'retransmitMs'], message: `expected at most half of viewChangeTimeoutMs (${p.viewChangeTimeoutMs}): one lost message must be retransmitted before the primary is suspected` });
+        if (p.maxViewChangeTimeoutMs < p.viewChangeTimeoutMs) ctx.addIssue({ code: 'custom', path: ['pbft', 'maxViewChangeTimeoutMs'], message: `expected at least viewChangeTimeoutMs (${p.viewChangeTimeoutMs})` });
       });
       guard(() => {
         if (c.raft.electionTimeoutMaxMs <= c.raft.electionTimeoutMinMs) {

@@ -38,6 +38,8 @@ import type { HardState, SnapshotData } from '../../src/engine/contract.ts';
 import type { Entry, MemberConfig } from '../../src/wire/messages.ts';
 import type { NodeId } from '../../src/types.ts';
 import type { Keyring } from '../../src/wire/auth.ts';
+import { Rng } from '../../src/rng.ts';
+import { Saboteur, parseByzKinds } from '../../src/pbft/byzantine.ts';
 import type { PersistBatch, Recovered } from '../../hal/storage/index.ts';
 import { encode, decode } from 'cbor-x';
 import type { ClientResult } from './results.ts';
@@ -75,6 +77,21 @@ export function derivedFrameKeys(keyring: Keyring, cluster: number, members: rea
   const rings = new Map<NodeId, Keyring>();
   for (const i of members) rings.set(i, { current: derive(keyring.current, i), ...(keyring.previous ? { previous: derive(keyring.previous, i) } : {}) });
   return (node) => rings.get(node);
+}
+
+/**
+ * Testing only: the saboteur for `quorumd dev --byzantine-node N --byzantine-mode M`.
+ * dev passes the behaviours to that node's process in QUORUMD_DEV_BYZANTINE and its own
+ * pid in QUORUMD_DEV_PARENT; anything else (`quorumd start` run by hand or by a
+ * supervisor, another engine) is refused with an error naming why.
+ */
+export function devByzantine(spec: string, parent: string | undefined, ppid: number, engine: string, id: NodeId, members: readonly NodeId[], clusterKey: Uint8Array, cluster: number): Saboteur {
+  if (parent === undefined || parent !== String(ppid)) {
+    throw new Error('QUORUMD_DEV_BYZANTINE: a lying node is for testing only and is started by quorumd dev --byzantine-node (this process was not started by quorumd dev); refused');
+  }
+  if (engine !== 'pbft') throw new Error(`QUORUMD_DEV_BYZANTINE: only engine pbft tolerates a lying node; this node runs engine ${engine}; refused`);
+  const kinds = parseByzKinds(spec, 'QUORUMD_DEV_BYZANTINE (--byzantine-mode)');
+  return new Saboteur({ auth: derivedPbftAuth(id, members, clusterKey, cluster), members, kinds, rng: new Rng(`dev-byzantine-${id}-${ppid}`) });
 }
 
 // ---------------------------------------------------------------------------
