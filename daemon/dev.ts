@@ -279,10 +279,10 @@ etcd:
   keepaliveSec: 5
 `}http:
   listen: 127.0.0.1:${o.basePort + o.k}
-${o.tokenFile !== undefined ? `  tokenFile: ${JSON.stringify(o.tokenFile)}   # the dev cluster's API token (operator scope), mode 0600\n` : ''}hooks:
+${o.tokenFile !== undefined ? `  tokenFile: ${JSON.stringify(o.tokenFile)}   # the dev cluster's API token (operator scope), mode 0600\n` : ''}${o.engine === 'pbft' ? '' : `hooks:
   onActive: echo "n${o.k} is the active leader (term $QUORUMD_TERM, fencing token $QUORUMD_TOKEN)"
   onInactive: echo "n${o.k} is no longer leader"
-log:
+`}log:
   level: info
 ${o.railUrl !== undefined ? devFencing(o.k, o.n, o.railUrl, o.powerOnAfterMs ?? 5000, o.engine, o.tokenFile) : ''}${o.engine === 'bully' ? '' : devJobs(o.jobs)}`;
 }
@@ -575,7 +575,7 @@ export async function startDev(opts: DevOptions): Promise<DevCluster> {
 ${nodes.map((x) => `  ${x.name.padEnd(10)}  ${x.url}  pid ${x.child?.pid}  log ${x.logFile}`).join('\n')}
   configs     ${dir}/n*.yaml${ownDir ? '  (temp dir, removed at exit unless a node crashed: then kept with its logs)' : ''}
   API token   ${tokenFile}  (mode 0600, operator scope; every request needs it, also on 127.0.0.1)
-${byzantineMode !== undefined ? `  LIAR        n${opts.byzantineNode} runs as a BYZANTINE replica (${byzantineMode}; testing only): ask any node, the CLI trusts only f + 1 matching replies
+${byzantineMode !== undefined ? `  LIAR        n${opts.byzantineNode} runs as a BYZANTINE replica (${byzantineMode}; testing only): its own answers may lie (one node's answer is only its word; the f + 1 CLI client is not built yet)
 ` : ''}  relays      ${rails ? `simulated: power rails held by this process at ${rails.url} (dev-relay); a fenced node is powered on again after ${powerOnAfterMs} ms` : 'none (relays: false)'}
 
 Dashboard: ${L.url}/ui  (paste the token of ${tokenFile} into its form)
