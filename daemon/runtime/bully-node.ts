@@ -65,7 +65,6 @@
  * that it should retry (503) or that the outcome is unknown (504).
  */
 import { InternalError, guardedLinkCallbacks } from './fatal.ts';
-import { crc32 } from 'node:zlib';
 import { BullyNode, NOT_SUPPORTED_REASON, fencingToken, type BullyMember, type BullyOptions, type BullyReady, type BullySoftState, type BullyStatus } from '../../src/bully/index.ts';
 import type { Keyring } from '../../src/wire/auth.ts';
 import { DEFAULT_MAX_FRAME, newDropCounters, type DropCounters } from '../../src/wire/codec.ts';
@@ -87,48 +86,9 @@ export const ENGINE_UNSUPPORTED = 501;
 /** The `code` the HTTP API puts next to ENGINE_UNSUPPORTED. */
 export const ENGINE_UNSUPPORTED_CODE = 'engine-unsupported';
 
-export const BULLY_STATE_FILE = 'bully.state';
+export { BULLY_STATE_FILE, BullyStateCorruptError, encodeBullyState, decodeBullyState, type BullyPersisted } from './bully-state.ts';
+import { BULLY_STATE_FILE, decodeBullyState, encodeBullyState, type BullyPersisted } from './bully-state.ts';
 const TMP_FILE = 'bully.state.tmp';
-const STATE_BYTES = 27;
-
-/** The persisted state file is unreadable: the node refuses to start (see the file comment). */
-export class BullyStateCorruptError extends Error {
-  override readonly name = 'BullyStateCorruptError';
-}
-
-export interface BullyPersisted {
-  epoch: Term;
-  held: Term;
-  /** Wire boot counter (its low 16 bits are the bootId on the wire). */
-  boot: number;
-}
-
-export function encodeBullyState(s: BullyPersisted): Uint8Array {
-  const b = new Uint8Array(STATE_BYTES);
-  const v = new DataView(b.buffer);
-  b[0] = 0x51; // 'Q'
-  b[1] = 0x42; // 'B'
-  b[2] = 1;
-  v.setBigUint64(3, BigInt(s.epoch));
-  v.setBigUint64(11, BigInt(s.held));
-  v.setUint32(19, s.boot >>> 0);
-  v.setUint32(23, crc32(b.subarray(0, 23)) >>> 0);
-  return b;
-}
-
-/** Decodes the state file; throws BullyStateCorruptError naming what is wrong. */
-export function decodeBullyState(b: Uint8Array): BullyPersisted {
-  const what = `${BULLY_STATE_FILE}: expected ${STATE_BYTES} bytes 'QB' v1 {epoch, held, boot, crc32}`;
-  if (b.length !== STATE_BYTES) throw new BullyStateCorruptError(`${what}, got ${b.length} bytes; the node refuses to start rather than reuse an epoch (restore the file or wipe the data directory on purpose)`);
-  if (b[0] !== 0x51 || b[1] !== 0x42 || b[2] !== 1) throw new BullyStateCorruptError(`${what}, got header ${[...b.subarray(0, 3)].join(',')}`);
-  const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
-  const crc = v.getUint32(23);
-  if ((crc32(b.subarray(0, 23)) >>> 0) !== crc) throw new BullyStateCorruptError(`${what}: CRC mismatch; the node refuses to start rather than reuse an epoch`);
-  const epoch = Number(v.getBigUint64(3));
-  const held = Number(v.getBigUint64(11));
-  if (!Number.isSafeInteger(epoch) || !Number.isSafeInteger(held) || held > epoch) throw new BullyStateCorruptError(`${what}: epoch ${epoch} / held ${held} out of range`);
-  return { epoch, held, boot: v.getUint32(19) };
-}
 
 /** Hooks for whoever watches the node from outside (the simulator's checks, the HTTP backend). */
 export interface BullyRuntimeObserver {

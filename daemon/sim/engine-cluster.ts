@@ -47,7 +47,7 @@ export interface EngineSeedHooks {
 }
 
 export function runEngineSeed(cfg: SimConfig, seed: number, hooks: EngineSeedHooks = {}): SeedResult {
-  const engine = cfg.engine as ContractEngineName;
+  const engine = cfg.engine as Exclude<ContractEngineName, 'bully'>;
   const wall0 = performance.now();
   const world = new World({ seed, traceKeepLast: 40, board: { watchdogTimeoutMs: SIM_WATCHDOG_MS } });
   const dataIds: NodeId[] = [];

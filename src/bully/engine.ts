@@ -57,7 +57,9 @@ export class BullyEngine implements Engine {
 
   constructor(init: EngineInit<BullyEngineOptions>) {
     if (typeof init !== 'object' || init === null) throw new TypeError('BullyEngine: expected an EngineInit object {id, config, rng, hardState?, options?}');
-    const { members, ...bullyOpts } = (init.options ?? {}) as Partial<BullyEngineOptions>;
+    // maxMsgBytes and heartbeatRounds are options the runtime gives every engine (bully's
+    // messages are a few bytes; its heartbeats carry no rounds: no lease): accepted, unused.
+    const { members, maxMsgBytes: _m, heartbeatRounds: _h, ...bullyOpts } = (init.options ?? {}) as Partial<BullyEngineOptions> & { maxMsgBytes?: unknown; heartbeatRounds?: unknown };
     const hs = init.hardState;
     if (hs !== undefined && (typeof hs !== 'object' || hs === null)) throw new TypeError(`BullyEngine: hardState must be {term, vote, commit}, got ${String(hs)}`);
     if (!init.config || !Array.isArray(init.config.voters)) throw new TypeError('BullyEngine: config must be a MemberConfig {voters, learners, witnesses}');
