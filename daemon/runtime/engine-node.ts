@@ -1,13 +1,20 @@
 /**
  * The engine runtime: ANY engine of the contract in src/engine/contract.ts wired to one
- * board's HAL (Clock, Storage, Link[]). It runs the contract engines that have no
- * runtime of their own — Multi-Paxos (`engine: paxos`, src/paxos/multi.ts) and ZAB
- * (`engine: zab`, src/zab/zab.ts) — under `quorumd start`, `quorumd dev` and `quorumd sim`.
+ * board's HAL (Clock, Storage, Link[]). It runs the contract engines — Multi-Paxos
+ * (`engine: paxos`, src/paxos/multi.ts), ZAB (`engine: zab`, src/zab/zab.ts) and the
+ * election-only bully (`engine: bully`, src/bully/engine.ts) — under `quorumd start`,
+ * `quorumd dev` and `quorumd sim`.
  *
- * This is meant to become THE node runtime of issue 15: Raft (node.ts) and bully
- * (bully-node.ts) still have their own and move onto this one in a later step, once it
- * carries what they have and it does not yet (the peer-gone campaign order with
- * pre-vote stickiness, write tracing, batching off, witness processes). The split-brain
+ * Election-only engines (caps.log false, `isElectionOnly`): leader, hooks, fencing;
+ * KV, locks and jobs answer 501 (ENGINE_UNSUPPORTED), and activation follows
+ * bully-fencing.ts (known coordinators, step-down acknowledgement, STONITH; no lease,
+ * no watchdog) instead of leader-fencing.ts. A board that ran the former bully runtime
+ * keeps its epochs in `bully.state`; the runtime never starts below it (bully-state.ts).
+ *
+ * This is meant to become THE node runtime of issue 15: Raft (node.ts) still has its
+ * own and moves onto this one in a later step, once it carries what Raft has and it
+ * does not yet (the peer-gone campaign order with pre-vote stickiness, write tracing,
+ * batching off, witness processes). The split-brain
  * defenses (activation gate, own lease, STONITH, watchdog, fence history) are the
  * module the Raft runtime uses too (leader-fencing.ts); scheduled jobs claim slots
  * through the log (jobClaim/jobDone) as under Raft. What is still missing is refused at
@@ -564,11 +571,28 @@ export class EngineRuntime {
   }
 
   private armTick(): void {
+    this.tickDueAt = this.opts.clock.monotonicMs() + this.tickMs;
     this.cancelTick = this.opts.clock.setTimer(this.tickMs, this.onTick);
   }
 
+  /** Monotonic time the armed tick is due (see onTick: a late tick lets input in first). */
+  private tickDueAt = 0;
+  /** The current tick was put off once to let waiting input in (see onTick). */
+  private tickDeferred = false;
+
   private readonly onTick = (): void => {
     if (this.stateValue !== 'running') return;
+    if (!this.tickDeferred && this.opts.clock.monotonicMs() - this.tickDueAt > this.tickMs) {
+      // As node.ts (and the bully runtime had it): the tick comes late (the process
+      // stalled: GC, SIGSTOP, a busy core). Node runs timers before it polls sockets, so
+      // a heartbeat that arrived during the stall would still be unread when this tick
+      // reaches the failure timeout. Let the waiting input in first: a 0 ms timer runs
+      // after this loop turn's poll phase.
+      this.tickDeferred = true;
+      this.cancelTick = this.opts.clock.setTimer(0, this.onTick);
+      return;
+    }
+    this.tickDeferred = false;
     this.armTick();
     this.guard(() => this.eng!.tick(), 'tick');
     if (this.stateValue !== 'running') return;
