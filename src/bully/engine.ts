@@ -10,7 +10,11 @@
  * Durable state, in the contract's one shape: `HardState.term` = the epoch (the
  * highest epoch seen or held), `HardState.vote` = `held` (the epoch of this node's own
  * latest coordinatorship, 0 if none; it may exceed 2^8, so the durable log keeps it
- * as a plain number), `commit` = 0. No entries, no snapshots.
+ * as a plain number), `commit` = 0. No entries, no snapshots. The contract keeps
+ * `vote` ≤ 2^32 − 1 (the durable log stores it in 32 bits): four billion
+ * coordinatorships, where the former bully.state allowed MAX_EPOCH (2^45).
+ * Not reachable in practice, but a narrower bound than before: ready() throws (the
+ * runtime's fatal path) rather than let a larger held epoch be truncated.
  *
  * Role, leader and term as the runtime and the API see them are the *acted* ones: the
  * soft state of the last advanced Ready, i.e. only once the epoch a coordinator
@@ -132,7 +136,11 @@ export class BullyEngine implements Engine {
     const inner = this.node.ready();
     if (!inner) return undefined;
     const outer: Ready = { entries: [], messages: inner.messages, committed: [], readStates: [], failedReads: [] };
-    if (inner.hardState) outer.hardState = { term: inner.hardState.epoch, vote: inner.hardState.held, commit: 0 };
+    if (inner.hardState) {
+      // Never hand the durable log a held epoch it would truncate (see the file comment).
+      if (inner.hardState.held > 0xffffffff) throw new RangeError(`bully: held epoch ${inner.hardState.held} exceeds 2^32 - 1, the largest the durable hard state keeps`);
+      outer.hardState = { term: inner.hardState.epoch, vote: inner.hardState.held, commit: 0 };
+    }
     if (inner.softState) outer.softState = { role: ROLE[inner.softState.role], leader: inner.softState.leader, term: inner.softState.term, detail: inner.softState.role };
     this.outstanding = { outer, inner };
     return outer;
