@@ -58,7 +58,7 @@ import { KvError, KvStateMachine, encodeCommand, decodeCommand, quotaGrowth, che
 import type { Engine, EngineInit, EngineName, EngineStatus, HardState, Ready, Result, SnapshotData } from '../../src/engine/contract.ts';
 import { PaxosNode } from '../../src/paxos/index.ts';
 import { ZabNode } from '../../src/zab/index.ts';
-import { BullyEngine } from '../../src/bully/index.ts';
+import { BullyEngine, fencingToken } from '../../src/bully/index.ts';
 import { BullyFencing, type BullyActivationStatus } from './bully-fencing.ts';
 import { bullyStateOf } from './bully-state.ts';
 import type { Keyring } from '../../src/wire/auth.ts';
@@ -412,7 +412,7 @@ export class EngineRuntime {
       pending: { writes: this.pendingWrites.size, reads: this.pendingReads.size, forwarded: this.forwarded.size },
       storage: this.dlog?.stats(),
       ...(this.electionFencing && this.eng instanceof BullyEngine
-        ? { bully: { ...this.electionFencing.status(), leaderToken: s && s.leader !== NO_NODE ? s.term * 256 + s.leader : 0, priority: this.eng.priority } }
+        ? { bully: { ...this.electionFencing.status(), leaderToken: s && s.leader !== NO_NODE ? fencingToken(s.term, s.leader) : 0, priority: this.eng.priority } }
         : {}),
       ...this.activationStatus(),
     };
