@@ -36,7 +36,6 @@ import { writeTracerFromEnv } from './runtime/write-trace.ts';
 // The bully and the Paxos/ZAB runtimes are loaded only by a node that runs them
 // (startNode): a Raft node does not read, compile and keep their code (start-up CPU
 // and memory of every node, issue 14).
-import type { BullyRuntime } from './runtime/bully-node.ts';
 import type { EngineRuntime } from './runtime/engine-node.ts';
 import type { EngineBackend } from './http/engine-backend.ts';
 import { BullyBackend } from './http/runtime-backend.ts';
@@ -65,7 +64,7 @@ export interface StartOptions {
 export interface RunningNode {
   config: ResolvedConfig;
   /** The Raft runtime (engine: raft), the bully runtime (engine: bully; KV and locks answer 501), or the engine runtime (engine: paxos or zab). */
-  runtime: NodeRuntime | BullyRuntime | EngineRuntime;
+  runtime: NodeRuntime | EngineRuntime;
   backend: RuntimeBackend | BullyBackend | EngineBackend;
   /** The node's links with their counters (MqttLink.stats / SerialLink.stats), in config order: mqtt first, then serial. */
   links: LinkInfo[];
@@ -320,10 +319,11 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     log.error({ node: cfg.self.name, behaviours: [...byzantine.kinds].join(',') }, 'TESTING ONLY: this node runs as a BYZANTINE (lying) PBFT replica, started by quorumd dev --byzantine-node; never on a real cluster');
   }
   let engineMods: [typeof import('./runtime/engine-node.ts'), typeof import('./http/engine-backend.ts')] | undefined;
-  let bullyMod: typeof import('./runtime/bully-node.ts') | undefined;
+  let bullyMod: typeof import('./runtime/engine-node.ts') | undefined;
   try {
     if (contract) engineMods = await Promise.all([import('./runtime/engine-node.ts'), import('./http/engine-backend.ts')]);
-    else if (c.engine === 'bully') bullyMod = await import('./runtime/bully-node.ts');
+    // Bully runs on the engine runtime too (election only: KV and locks answer 501), with its own backend.
+    else if (c.engine === 'bully') bullyMod = await import('./runtime/engine-node.ts');
   } catch (err) {
     for (const l of links) l.close();
     fencing?.close();
@@ -383,9 +383,10 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     onFatal,
     // Activation gate, own lease, STONITH and watchdog as under Raft (daemon/runtime/leader-fencing.ts).
     ...(fencing ? { fencing: fencing.options } : {}),
-  }) : backend instanceof BullyBackend ? new bullyMod!.BullyRuntime({
+  }) : backend instanceof BullyBackend ? new bullyMod!.EngineRuntime({
+    engine: 'bully',
     id: cfg.self.id,
-    members: c.members.map((m, i) => ({ id: m.id, priority: bullyPriority(m, i) })),
+    config: { voters, learners: [], witnesses },
     cluster: c.cluster.id,
     keyring: cfg.previousKey ? { current: cfg.key, previous: cfg.previousKey } : { current: cfg.key },
     clock: systemClock(),
@@ -393,7 +394,8 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     // No stagger: bully needs no vote, every follower may start its election at once.
     links: links.map((l) => peerGoneFilter(l, c.bully.campaignOnPeerGone)),
     rng: new Rng(randomBytes(4).readUInt32LE(0)),
-    bully: {
+    engineOptions: {
+      members: c.members.map((m, i) => ({ id: m.id, priority: bullyPriority(m, i) })),
       tickMs: c.bully.tickMs,
       heartbeatMs: c.bully.heartbeatMs,
       failureTimeoutMinMs: c.bully.failureTimeoutMinMs,
@@ -402,7 +404,6 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
       coordinatorWaitMs: c.bully.coordinatorWaitMs,
       preempt: c.bully.preempt,
     },
-    campaignOnPeerGone: c.bully.campaignOnPeerGone,
     logger: rlog,
     observer: backend.observer(),
     onFatal,
@@ -435,7 +436,7 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
   });
   if (fencing) backend.setFencing(fencing.devices);
   if (tracer && backend instanceof RuntimeBackend) backend.trace = tracer;
-  if (backend instanceof BullyBackend) backend.attach(runtime as BullyRuntime);
+  if (backend instanceof BullyBackend) backend.attach(runtime as EngineRuntime);
   else if (isEngineBackend(backend)) backend.attach(runtime as EngineRuntime);
   else backend.attach(runtime as NodeRuntime);
 
@@ -625,7 +626,7 @@ function peerGoneFilter(l: Link, pass: boolean): Link {
  * fatal path and its supervisor (docs/cli.md, Exit status): the node must log the stack,
  * answer what is pending, exit 70 and be restarted. Unset: nothing.
  */
-function injectFault(spec: string | undefined, runtime: NodeRuntime | BullyRuntime | EngineRuntime, log: Pino): void {
+function injectFault(spec: string | undefined, runtime: NodeRuntime | EngineRuntime, log: Pino): void {
   if (spec === undefined || spec === '') return;
   const m = /^(engine-tick|engine-step)@(\d{1,7}|SIGUSR2)$/.exec(spec);
   if (!m) {
