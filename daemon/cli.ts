@@ -299,6 +299,7 @@ export function buildProgram(): Command {
     .option('--seeds <a..b>', 'a range of seeds, e.g. 1..300')
     .option('--nodes <n>', 'number of nodes', parseIntArg('--nodes', 1, 7), 5)
     .option('--witness', 'add a witness member')
+    .option('--observers <n>', 'add observers (engine zab: ZooKeeper\'s non-voting members), 0-4')
     .option('--engine <engine>', 'raft, bully, paxos or zab', 'raft')
     .option('--time <duration>', 'virtual time per seed, e.g. 60s', '60s')
     .option('--faults <list>', 'partition,crash,power,loss,reorder,clock,disk,stall', '')

@@ -34,6 +34,7 @@ import { Workload, DEFAULT_WORKLOAD, type WorkloadOptions } from './workload.ts'
 import type { SimConfig } from './options.ts';
 import { hashBytes } from './hash.ts';
 import { ACTUATE_EVERY_MS, BOOT_WAIT_MS, FAULTS_FROM_MS, PROBE_MS, clusterKey, type SeedResult } from './cluster.ts';
+import { MemberRoleChecks, simMembers } from './member-checks.ts';
 import { SIM_WATCHDOG_MS, SimActuator, countFencedOffBoards, fencedOff, simFencing, wireFencing, type FenceWiring } from './fencing.ts';
 
 export interface EngineSeedHooks {
@@ -50,19 +51,21 @@ export function runEngineSeed(cfg: SimConfig, seed: number, hooks: EngineSeedHoo
   const engine = cfg.engine as ContractEngineName;
   const wall0 = performance.now();
   const world = new World({ seed, traceKeepLast: 40, board: { watchdogTimeoutMs: SIM_WATCHDOG_MS } });
-  const dataIds: NodeId[] = [];
-  for (let i = 1; i <= cfg.nodes; i++) dataIds.push(i);
-  for (const id of dataIds) world.addBoard(id);
-  // STONITH relays and power-sense inputs between data boards (fencing.ts).
+  // Voters 1..nodes, then the witness (--witness), then the observers (--observers): member-checks.ts.
+  const config = simMembers(cfg.nodes, cfg.witness, cfg.observers ?? 0);
+  const dataIds: NodeId[] = config.voters;
+  const allIds = [...dataIds, ...config.witnesses, ...config.learners];
+  for (const id of allIds) world.addBoard(id);
+  // STONITH relays and power-sense inputs between data boards (fencing.ts): voters only, the others never lead.
   const wiring: FenceWiring | null = cfg.stonith ? wireFencing(world, dataIds) : null;
   const dataBoards = dataIds.map((id) => world.board(id));
-  const config = { voters: dataIds, learners: [], witnesses: [] };
   const keyring = { current: clusterKey(seed) };
   let violation: SimViolation | undefined;
   const disabled = new Set(hooks.disableChecks ?? []);
   const checker = new EngineInvariantChecker(() => world.nowMs, engineChecks(engine, config, disabled), (v) => {
     violation ??= v;
   }, disabled);
+  const members = new MemberRoleChecks(config, engine, (inv, detail) => checker.fail(inv, detail), disabled);
   const runtimes = new Map<NodeId, EngineRuntime>();
   const incarnation = new Map<EngineRuntime, number>();
   const actuator = new SimActuator();
@@ -75,6 +78,8 @@ export function runEngineSeed(cfg: SimConfig, seed: number, hooks: EngineSeedHoo
     for (const rt of runtimes.values()) if (isLive(rt)) out.push(rt);
     return out;
   };
+  /** Nodes that hold the KV state (not the witness): the clients' and the probe's. */
+  const liveData = () => live().filter((rt) => !config.witnesses.includes(rt.id));
   const activeNodes = () => live().filter((rt) => rt.active);
   /** Per-step checks of the split-brain defenses (as cluster.ts for Raft). */
   const measureActive = () => {
@@ -91,6 +96,7 @@ export function runEngineSeed(cfg: SimConfig, seed: number, hooks: EngineSeedHoo
     booted: (rt) => checker.booted(rt),
     afterStep: (rt) => {
       checker.afterStep(rt, live);
+      if (members.active) members.afterStep(rt);
       measureActive();
     },
     fenced: (_rt, rec) => actuator.fenceFinished(rec),
@@ -98,8 +104,14 @@ export function runEngineSeed(cfg: SimConfig, seed: number, hooks: EngineSeedHoo
       const err = actuator.activationEvent(rt.id, ev, world.nowUs);
       if (err !== null && !disabled.has('token-growth')) checker.fail('token-growth', `fencing tokens must only grow: ${err}`);
     },
-    persisted: (rt, rd) => checker.persisted(rt, rd),
-    applied: (rt, e) => checker.applied(rt, e),
+    persisted: (rt, rd) => {
+      checker.persisted(rt, rd);
+      if (members.active) members.persisted(rt, rd);
+    },
+    applied: (rt, e) => {
+      checker.applied(rt, e);
+      if (members.active) members.applied(rt, e);
+    },
     proposed: (rt, index, term, data) => checker.proposed(rt, index, term, data),
     snapshotTaken: (rt, index) => checker.snapshotTaken(rt, index),
     engineError: (rt, err) => checker.engineError(rt, err),
@@ -147,7 +159,7 @@ export function runEngineSeed(cfg: SimConfig, seed: number, hooks: EngineSeedHoo
     maxDurationMs: maxDur,
   });
 
-  const workload = new Workload(world.sched, world.rng.fork('clients'), live, { ...DEFAULT_WORKLOAD, ...hooks.workload });
+  const workload = new Workload(world.sched, world.rng.fork('clients'), liveData, { ...DEFAULT_WORKLOAD, ...hooks.workload });
   workload.start(T * 1000);
   // Only active leaders drive the actuator, each with its fencing token.
   const actuate = () => {
@@ -167,14 +179,14 @@ export function runEngineSeed(cfg: SimConfig, seed: number, hooks: EngineSeedHoo
   const probeAcked: Array<{ index: number; dataHash: number; what: string }> = [];
   try {
     world.run(Math.max(T, healedBy));
-    world.runUntil(() => dataIds.every((id) => world.board(id).running && runtimes.get(id)?.state === 'running'), BOOT_WAIT_MS);
+    world.runUntil(() => allIds.every((id) => world.board(id).running && runtimes.get(id)?.state === 'running'), BOOT_WAIT_MS);
     world.runUntil(() => workload.pending === 0, DEFAULT_WORKLOAD.clientTimeoutMs + 1000);
     const t0 = world.nowMs;
     let done = false;
     let n = 0;
     const probe = () => {
       if (done) return;
-      const nodes = live();
+      const nodes = liveData();
       if (nodes.length > 0) {
         const rt = nodes[n++ % nodes.length]!;
         const value = new TextEncoder().encode(`probe.${n}`);
@@ -192,9 +204,17 @@ export function runEngineSeed(cfg: SimConfig, seed: number, hooks: EngineSeedHoo
     world.runUntil(() => done, PROBE_MS);
     if (!done) checker.fail('liveness', `no write committed within ${PROBE_MS} ms after every fault healed (live nodes: ${live().map((r) => r.id).join(',') || 'none'})`);
     world.run(500);
+    if (done && config.learners.length > 0) {
+      // Observers receive the committed stream: each live one applies the probe (bounded wait).
+      const idx = probeAcked[0]!.index;
+      const view = () => live().map((r) => ({ id: r.id, appliedIndex: r.stateMachine.appliedIndex }));
+      world.runUntil(() => members.observersBehind(view(), idx, config.learners) === null, 5000);
+      const behind = members.observersBehind(view(), idx, config.learners);
+      if (behind !== null && !disabled.has('observer-behind')) checker.fail('observer-behind', behind);
+    }
     checker.checkAcked([...workload.acked, ...probeAcked]);
     checker.checkStateMachines(live());
-    for (const id of dataIds) {
+    for (const id of allIds) {
       const stale = world.board(id).stats.staleCalls;
       if (stale > 0) checker.fail('stale-hal-calls', `board ${id}: ${stale} calls through a dead incarnation's HAL (the runtime kept a reference across its death)`);
     }
