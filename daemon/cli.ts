@@ -45,6 +45,8 @@ export function buildProgram(): Command {
     .description('run a local cluster: embedded MQTT broker, N nodes on simulated relays, HTTP API per node')
     .option('--nodes <n>', 'number of nodes (1-7)', parseIntArg('--nodes', 1, 7), 3)
     .option('--engine <engine>', 'raft, bully, paxos, zab, or etcd (starts a local etcd from Debian\'s etcd-server; the nodes elect through it)', 'raft')
+    .option('--witness', 'add a witness member after the nodes (raft, paxos, zab): votes, never leads, keeps no data')
+    .option('--observers <n>', 'add observers after the nodes (zab: ZooKeeper\'s non-voting members; 7 members in all at most)', parseIntArg('--observers', 0, 6), 0)
     .option('--base-port <port>', 'HTTP API of node nK on 127.0.0.1:<base-port + K>', parseIntArg('--base-port', 1, 65528), 7070)
     .option('--broker-port <port>', 'port of the in-process MQTT broker (0 = any free port)', parseIntArg('--broker-port', 0, 65535), 0)
     .option('--data-dir <dir>', 'where node data goes (default: a fresh temp directory, removed at exit)')

@@ -208,13 +208,15 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
   const log = opts.pino ?? createPino(c.log.level, { node: cfg.self.name, cluster: c.cluster.name });
   // Under bully a witness member is a priority-0 board that follows and never coordinates.
   const witness = opts.witness === true;
-  if (cfg.self.role === 'witness' && c.engine === 'raft' && !witness) {
+  if (cfg.self.role === 'witness' && (c.engine === 'raft' || c.engine === 'paxos' || c.engine === 'zab') && !witness) {
     throw new Error(`${cfg.file}: node ${cfg.self.name} is a witness member: run it with \`quorumd witness --config ${cfg.file}\``);
   }
   if (witness && cfg.self.role !== 'witness') {
     throw new Error(`${cfg.file}: node ${cfg.self.name} is a voter (members: role), not a witness: run it with \`quorumd start\`, or give it role: witness`);
   }
-  if (witness && c.engine !== 'raft') throw new Error(`${cfg.file}: not implemented: a witness process for engine ${c.engine} (a bully witness is a priority-0 member run by \`quorumd start\`)`);
+  if (witness && c.engine !== 'raft' && c.engine !== 'paxos' && c.engine !== 'zab') throw new Error(`${cfg.file}: not implemented: a witness process for engine ${c.engine} (a bully witness is a priority-0 member run by \`quorumd start\`)`);
+  // An observer (engine zab) never leads: like a witness it needs no fence devices or watchdog.
+  const observer = cfg.self.role === 'observer';
 
   const unlock = lockDataDir(cfg.dataDir);
   // The operator credential: configured, or <dataDir>/api.token made at the first start.
@@ -290,9 +292,9 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     throw err;
   }
 
-  // Fence devices, watchdog (a witness never leads: it needs neither).
+  // Fence devices, watchdog (a witness or an observer never leads: it needs neither).
   let fencing: BuiltFencing | undefined;
-  if (c.fencing && !witness) {
+  if (c.fencing && !witness && !observer) {
     try {
       fencing = buildFencing(c.fencing, { members: c.members, selfId: cfg.self.id, log: { warn: (f, m) => log.warn(f, m), error: (f, m) => log.error(f, m) } });
     } catch (err) {
@@ -324,6 +326,8 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
   const storage = new TimedStorage(new FsStorage(join(cfg.dataDir, c.engine === 'bully' ? 'bully' : contract ?? 'raft')), (s) => backend.fsync.observe(s));
   const voters = c.members.filter((m) => m.role === 'voter').map((m) => m.id);
   const witnesses = c.members.filter((m) => m.role === 'witness').map((m) => m.id);
+  // Observers are the engine's learners (the config allows them with engine: zab only).
+  const learners = c.members.filter((m) => m.role === 'observer').map((m) => m.id);
   const rlog = runtimeLogger(log);
   let stopping: Promise<void> | undefined;
   let fatal: Error | undefined;
@@ -349,7 +353,7 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
   const runtime = isEngineBackend(backend) ? new engineMods![0].EngineRuntime({
     engine: contract!,
     id: cfg.self.id,
-    config: { voters, learners: [], witnesses },
+    config: { voters, learners, witnesses },
     cluster: c.cluster.id,
     keyring: cfg.previousKey ? { current: cfg.key, previous: cfg.previousKey } : { current: cfg.key },
     clock: systemClock(),
@@ -493,7 +497,7 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     backend.jobsView = () => jobs.view();
     jobs.start();
   }
-  log.info({ id: cfg.self.id, http: url, dataDir: cfg.dataDir, links: linkInfos.map((l) => l.name), members: c.members.length, ...(witness ? { witness: true } : {}), ...(fencing ? { fencing: fencing.devices.map((d) => `${d.name}=${d.detail}`).join('; ') || (c.engine === 'bully' ? 'tokens only' : 'leases only'), stonith: c.fencing!.stonith } : {}) }, witness ? 'witness started' : 'node started');
+  log.info({ id: cfg.self.id, http: url, dataDir: cfg.dataDir, links: linkInfos.map((l) => l.name), members: c.members.length, ...(witness ? { witness: true } : {}), ...(observer ? { observer: true, ...(c.fencing ? { fencing: 'not used: an observer never leads' } : {}) } : {}), ...(fencing ? { fencing: fencing.devices.map((d) => `${d.name}=${d.detail}`).join('; ') || (c.engine === 'bully' ? 'tokens only' : 'leases only'), stonith: c.fencing!.stonith } : {}) }, witness ? 'witness started' : 'node started');
 
   const node: RunningNode = {
     config: cfg,

@@ -60,9 +60,13 @@ const member = z.strictObject({
   name: name('member'),
   /**
    * `voter` (default): votes and may lead. `witness`: votes, never leads, holds no
-   * data (docs/fencing.md) — the third vote of a two-board cluster.
+   * data (docs/fencing.md) — the third vote of a two-board cluster (engines raft,
+   * paxos, zab; a priority-0 member under bully). `observer` (engine zab only,
+   * ZooKeeper's observers): receives and applies every committed write, serves reads,
+   * never votes, never counts in a quorum, never leads — more readers without slower
+   * writes or elections (docs/engines.md).
    */
-  role: z.enum(['voter', 'witness'], { error: 'expected "voter" or "witness"' }).default('voter'),
+  role: z.enum(['voter', 'witness', 'observer'], { error: 'expected "voter", "witness" or "observer"' }).default('voter'),
   /**
    * Bully engine only: the member's priority, higher wins (src/bully/options.ts).
    * Default: its 1-based position in this list (the last member is the preferred
@@ -381,9 +385,9 @@ export const configSchema = z
     engine: z.enum(['raft', 'bully', 'paxos', 'zab', 'etcd', 'zookeeper'], { error: 'expected "raft", "bully", "paxos", "zab", "etcd" or "zookeeper"' }).default('raft'),
     raft: raft.default(raft.parse({})),
     bully: bully.default(bully.parse({})),
-    /** engine: paxos — Multi-Paxos options (KV, locks, jobs and fencing as under Raft; no witness yet). */
+    /** engine: paxos — Multi-Paxos options (KV, locks, jobs, fencing and witnesses as under Raft). */
     paxos: paxos.default(paxos.parse({})),
-    /** engine: zab — ZooKeeper's atomic broadcast options (KV, locks, jobs and fencing as under Raft; no witness yet). */
+    /** engine: zab — ZooKeeper's atomic broadcast options (KV, locks, jobs, fencing and witnesses as under Raft; observers). */
     zab: zab.default(zab.parse({})),
     mqtt: mqtt.optional(),
     serial: z.array(serial, { error: 'expected a list of serial links' }).max(8, { error: 'expected at most 8 serial links' }).optional(),
@@ -494,11 +498,15 @@ export const configSchema = z
         if (c.fencing && c.engine === 'bully') for (const i of checkBullyFencing(c.fencing)) ctx.addIssue({ code: 'custom', path: i.path, message: i.message });
       });
       guard(() => {
-        // The engine runtime (daemon/runtime/engine-node.ts) serves KV, locks, jobs and fencing; witnesses it does not have yet.
-        if (c.engine !== 'paxos' && c.engine !== 'zab') return;
+        // Observers are ZooKeeper's: the zab engine has them (its learners); raft, paxos and bully are not wired for them.
+        if (c.engine === 'zab') return;
         c.members.forEach((m, i) => {
-          if (m.role === 'witness') ctx.addIssue({ code: 'custom', path: ['members', i, 'role'], message: `not implemented for engine ${c.engine}: witness members (the witness process needs engine: raft)` });
+          if (m.role === 'observer') ctx.addIssue({ code: 'custom', path: ['members', i, 'role'], message: `expected "voter" or "witness" with engine: ${c.engine}: observers (non-voting members that apply every write) need engine: zab` });
         });
+      });
+      guard(() => {
+        // The engine runtime (daemon/runtime/engine-node.ts): KV, locks, jobs, fencing, witnesses; zab also observers.
+        if (c.engine !== 'paxos' && c.engine !== 'zab') return;
         if (c.engine === 'paxos') {
           const p = c.paxos;
           if (p.electionTimeoutMaxMs <= p.electionTimeoutMinMs) ctx.addIssue({ code: 'custom', path: ['paxos', 'electionTimeoutMaxMs'], message: `expected more than electionTimeoutMinMs (${p.electionTimeoutMinMs}) by at least one tick` });
@@ -609,7 +617,7 @@ export const configSchema = z
 export type Config = z.infer<typeof configSchema>;
 
 /** A member's bully priority: as configured, else a witness 0, else its 1-based position in the list. */
-export function bullyPriority(m: { role: 'voter' | 'witness'; priority?: number | undefined }, index: number): number {
+export function bullyPriority(m: { role: 'voter' | 'witness' | 'observer'; priority?: number | undefined }, index: number): number {
   if (m.priority !== undefined) return m.priority;
   return m.role === 'witness' ? 0 : index + 1;
 }
