@@ -647,7 +647,9 @@ export class EngineRuntime {
       return;
     }
     this.snapIndex = r.meta.index;
-    this.dlog!.persist({ snapshot: { index: r.meta.index, term: r.meta.term, config: r.meta.config, data } }, (err) => {
+    // compaction: our own applied prefix; the log after it stays (a Paxos snapshot's term is
+    // the slot's origin, not the write stamp the log holds there: hal/storage/durable-log.ts).
+    this.dlog!.persist({ snapshot: { index: r.meta.index, term: r.meta.term, config: r.meta.config, data }, compaction: true }, (err) => {
       if (this.stateValue !== 'running') return;
       if (err) return this.fatal(err);
       this.log('debug', 'snapshot taken', { node: this.id, index: r.meta.index });
