@@ -38,6 +38,12 @@
  *   npm run bench -- vs-etcd
  *   npx tsx bench/vs-etcd.ts [--rounds 2] [--writes 1000] [--secs 5] [--kills 5] [--idle 10]
  *                            [--max-load 2] [--etcd-timing 50/300] [--only quorumd]
+ *                            [--links mqtt,tcp] [--quorumd-node-options '--max-old-space-size=48']
+ *
+ * --links: the quorumd variants, each a `quorumd dev --link <link>` block of its own in
+ * every round (default mqtt; `mqtt,tcp` compares the broker with the direct TCP link,
+ * interleaved with etcd, one column each). --quorumd-node-options: NODE_OPTIONS for the
+ * dev supervisor and its node processes only (V8 heap limits for an A/B of memory flags).
  *
  * etcd: Debian's `etcd-server` package (apt-get install etcd-server). Without it the
  * quorumd column is measured alone and the bench says how to install it. Data goes to
@@ -83,7 +89,13 @@ const CONC = num('clients', 64, 1, 1024);
  */
 const FAILOVER_PUT_TIMEOUT_MS = num('probe-timeout', 1000, 50, 10_000);
 const ETCD_TIMING = opt('etcd-timing', '50/300');
+const Q_NODE_OPTIONS = opt('quorumd-node-options', '');
 const ONLY = opt('only', '');
+const LINKS = opt('links', 'mqtt').split(',').map((x) => x.trim());
+if (LINKS.length === 0 || LINKS.some((l) => l !== 'mqtt' && l !== 'tcp') || new Set(LINKS).size !== LINKS.length) {
+  console.error(`vs-etcd: --links must be a list of mqtt and tcp, e.g. mqtt,tcp; got ${JSON.stringify(opt('links', 'mqtt'))}`);
+  process.exit(2);
+}
 const timing = /^(\d+)\/(\d+)$/.exec(ETCD_TIMING);
 if (!timing) {
   console.error(`vs-etcd: --etcd-timing must be <heartbeat ms>/<election ms>, e.g. 50/300, got ${JSON.stringify(ETCD_TIMING)}`);
@@ -278,10 +290,14 @@ async function startEtcd(dir: string): Promise<System> {
   return sys;
 }
 
-async function startQuorumd(dir: string): Promise<System> {
-  const base = (await freePorts(4)) - 0;
+async function startQuorumd(dir: string, link: string): Promise<System> {
+  // HTTP on base+1..3; with --link tcp the node links on base+11..13 (daemon/dev.ts devTcpPort).
+  const base = (await freePorts(14)) - 0;
   const t0 = performance.now();
-  const dev = spawn(process.execPath, ['--max-semi-space-size=1', bin, 'dev', '--base-port', String(base), '--data-dir', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const dev = spawn(process.execPath, ['--max-semi-space-size=1', bin, 'dev', '--base-port', String(base), '--data-dir', dir, '--link', link], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    ...(Q_NODE_OPTIONS ? { env: { ...process.env, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} ${Q_NODE_OPTIONS}`.trim() } } : {}),
+  });
   let out = '';
   dev.stdout!.on('data', (d) => (out += d));
   dev.stderr!.on('data', (d) => (out += d));
@@ -497,11 +513,11 @@ async function failover(sys: System): Promise<{ ms: number[]; failed: number }> 
   return { ms, failed };
 }
 
-async function runBlock(kind: 'etcd' | 'quorumd'): Promise<Block> {
-  const load = await waitLoad(kind);
+async function runBlock(kind: 'etcd' | 'quorumd', link = 'mqtt'): Promise<Block> {
+  const load = await waitLoad(kind === 'etcd' ? kind : `quorumd ${link}`);
   const dir = mkdtempSync(join(tmpdir(), `quorumd-vs-etcd-${kind}-`));
   const t0 = performance.now();
-  const sys = kind === 'etcd' ? await startEtcd(dir) : await startQuorumd(dir);
+  const sys = kind === 'etcd' ? await startEtcd(dir) : await startQuorumd(dir, link);
   let failed = false;
   try {
     if (!(await firstWrite(sys, 60_000))) throw new Error(`${kind}: no write committed within 60 s of the start`);
@@ -607,14 +623,18 @@ function range(xs: number[], digits: number, unit: string): string {
   return unit ? `${s} ${unit}` : s;
 }
 
-function printTable(etcd: Block[], q: Block[]): void {
-  console.log(`\n| measure | etcd ${ETCD_TIMING} | quorumd dev | quorumd / etcd |`);
-  console.log('|---|---:|---:|---:|');
+function printTable(etcd: Block[], qs: Record<string, Block[]>): void {
+  const links = Object.keys(qs);
+  console.log(`\n| measure | etcd ${ETCD_TIMING} | ${links.map((l) => `quorumd dev --link ${l}`).join(' | ')} | ${links.map((l) => `${l} / etcd`).join(' | ')} |`);
+  console.log(`|---|---:|${links.map(() => '---:|').join('')}${links.map(() => '---:|').join('')}`);
   for (const [label, get, unit, digits] of ROWS) {
     const e = etcd.map(get);
-    const qq = q.map(get);
-    const ratios = q.map((b, i) => (etcd[i] ? get(b) / get(etcd[i]) : NaN)).filter((x) => Number.isFinite(x));
-    console.log(`| ${label} | ${range(e, digits, unit)} | ${range(qq, digits, unit)} | ${ratios.length ? `${range(ratios, 2, '')}×` : ''} |`);
+    const cols = links.map((l) => range(qs[l]!.map(get), digits, unit));
+    const ratios = links.map((l) => {
+      const r = qs[l]!.map((b, i) => (etcd[i] ? get(b) / get(etcd[i]) : NaN)).filter((x) => Number.isFinite(x));
+      return r.length ? `${range(r, 2, '')}×` : '';
+    });
+    console.log(`| ${label} | ${range(e, digits, unit)} | ${cols.join(' | ')} | ${ratios.join(' | ')} |`);
   }
 }
 
@@ -627,15 +647,18 @@ if (ONLY !== 'quorumd' && !haveEtcd) {
 if (!existsSync(join(root, 'dist', 'cli.js'))) spawnSync(process.execPath, [join(root, 'scripts', 'build.mjs')], { stdio: 'inherit' });
 console.log(`vs-etcd: ${ROUNDS} round(s), ${WRITES} sequential writes, ${CONC} clients × ${SECS} s, ${KILLS} kills per round, idle window ${IDLE_S} s, etcd heartbeat/election ${ETCD_TIMING} ms`);
 console.log(`uptime: ${spawnSync('uptime', { encoding: 'utf8' }).stdout.trim()}`);
+if (Q_NODE_OPTIONS) console.log(`quorumd processes run with NODE_OPTIONS=${Q_NODE_OPTIONS}`);
 const etcdBlocks: Block[] = [];
-const qBlocks: Block[] = [];
+const qBlocks: Record<string, Block[]> = Object.fromEntries(LINKS.map((l) => [l, []]));
 for (let r = 0; r < ROUNDS; r++) {
   console.log(`round ${r + 1}/${ROUNDS}`);
-  // Alternate which goes first, so neither always meets the other's leftovers.
-  const order: Array<'etcd' | 'quorumd'> = haveEtcd ? (r % 2 === 0 ? ['etcd', 'quorumd'] : ['quorumd', 'etcd']) : ['quorumd'];
-  for (const kind of order) {
-    const b = await runBlock(kind);
-    (kind === 'etcd' ? etcdBlocks : qBlocks).push(b);
+  // Rotate which goes first, so none always meets another's leftovers.
+  const all: string[] = [...(haveEtcd ? ['etcd'] : []), ...LINKS];
+  const order = all.map((_, i) => all[(i + r) % all.length]!);
+  for (const what of order) {
+    const b = what === 'etcd' ? await runBlock('etcd') : await runBlock('quorumd', what);
+    (what === 'etcd' ? etcdBlocks : qBlocks[what]!).push(b);
+    const kind = what === 'etcd' ? 'etcd' : `quorumd ${what}`;
     console.log(`  ${kind}: ${JSON.stringify({ ...b, failoverMs: b.failoverMs.map((x) => Math.round(x)) }, (_k, v) => (typeof v === 'number' ? Math.round(v * 100) / 100 : v))}`);
   }
 }

@@ -246,6 +246,13 @@ export class TcpLink implements Link {
     b.writeUInt32BE(frame.length, 0);
     b.set(frame, 4);
     this.stats.framesSent++;
+    // Frames sent in one turn of the event loop (a Ready's Appends and replies, a batch
+    // under many clients) leave in one writev: cork now, uncork once this turn's
+    // synchronous work is done (the pattern Node's stream docs give for cork).
+    if (s.writableCorked === 0) {
+      s.cork();
+      process.nextTick(uncork, s);
+    }
     s.write(b);
   }
 
@@ -506,6 +513,10 @@ export class TcpLink implements Link {
   private emit(ev: LinkEvent): void {
     if (!this.closed) this.eventHandler?.(ev);
   }
+}
+
+function uncork(s: net.Socket): void {
+  s.uncork();
 }
 
 function helloTag(key: Uint8Array, challenge: Buffer, signed: Buffer): Buffer {
