@@ -144,7 +144,10 @@ async function freePorts(span: number): Promise<number> {
       s.listen(p, '127.0.0.1', () => s.close(() => resolve(true)));
     });
   for (let attempt = 0; attempt < 200; attempt++) {
-    const base = 20000 + Math.floor(Math.random() * 40000);
+    // Below Linux's ephemeral range (32768+): a port there can be taken by any outgoing
+    // connection between this probe and the server's listen (it happened here: a node's
+    // HTTP port, and etcd members that never elected, at load 20+).
+    const base = 20000 + Math.floor(Math.random() * (32000 - 20000 - span));
     let ok = true;
     for (let k = 0; k < span && ok; k++) ok = await isFree(base + k);
     if (ok) return base;

@@ -40,7 +40,8 @@ const now = () => performance.timeOrigin + performance.now();
 
 const dir = mkdtempSync(join(tmpdir(), 'quorumd-write-trace-'));
 const traceDir = join(dir, 'trace');
-const base = 20000 + Math.floor(Math.random() * 40000);  // HTTP base+1..3, TCP links base+11..13
+// HTTP base+1..3, TCP links base+11..13; below the ephemeral range (32768+), where an outgoing connection may take a port.
+const base = 20000 + Math.floor(Math.random() * 12000);
 const dev = spawn(process.execPath, ['--max-semi-space-size=1', join(root, 'bin', 'quorumd.js'), 'dev', '--base-port', String(base), '--data-dir', join(dir, 'data'), '--link', LINK], {
   stdio: ['ignore', 'pipe', 'pipe'],
   env: { ...process.env, QUORUMD_TRACE_WRITES: traceDir },
