@@ -31,7 +31,8 @@
  * or whose socket already holds `maxQueuedBytes` unsent, are dropped and counted (Raft
  * retransmits). It throws for caller mistakes (a bad id, an oversize frame), like the
  * other links. No 'peer-gone' hints: a closed TCP connection is not a safe sign that a
- * leader stopped acting (docs/config.md, `tcp:`); followers use the election timeout.
+ * leader stopped acting (the leader may not have seen it close yet, and still count its
+ * read lease); followers use the election timeout (docs/config.md, "Direct TCP").
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import net from 'node:net';
