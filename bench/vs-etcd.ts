@@ -23,7 +23,7 @@
  *                        (quorumd dev: the new leader fences it, its rail is switched on
  *                        again after 5 s; etcd: restarted)
  *   RSS                  VmRSS of each member process (and private memory, which does
- *                        not count the shared pages of the node/etcd binary), idle and
+ *                        not count the shared pages of the node/etcd binary, and PSS), idle and
  *                        the peak under 64 writers; the dev supervisor (broker + rails)
  *   idle CPU             utime + stime of each member over --idle seconds, % of a core
  *   cold start           spawn of the cluster → first committed write: PUTs are tried
@@ -116,14 +116,14 @@ const pct = (xs: number[], p: number) => {
 };
 const median = (xs: number[]) => pct(xs, 50);
 
-function procStatus(pid: number): { rss: number; priv: number } {
+function procStatus(pid: number): { rss: number; priv: number; pss: number } {
   try {
     const rss = Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024;
     const r = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
     const f = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(r)?.[1] ?? 0);
-    return { rss, priv: (f('Private_Clean') + f('Private_Dirty')) / 1024 };
+    return { rss, priv: (f('Private_Clean') + f('Private_Dirty')) / 1024, pss: f('Pss') / 1024 };
   } catch {
-    return { rss: NaN, priv: NaN };
+    return { rss: NaN, priv: NaN, pss: NaN };
   }
 }
 function cpuSeconds(pid: number): number {
@@ -454,6 +454,8 @@ interface Block {
   failoverFailed: number;
   idleRss: number;
   idlePriv: number;
+  /** Proportional set size (smaps_rollup Pss): what the member costs when its binary's pages are shared. */
+  idlePss: number;
   peakRss: number;
   supervisorRss: number;
   idleCpuPct: number;
@@ -537,6 +539,7 @@ async function runBlock(kind: 'etcd' | 'quorumd', link = 'mqtt'): Promise<Block>
     const idle = sys.members.map((m) => procStatus(m.pid));
     const idleRss = Math.max(...idle.map((s) => s.rss));
     const idlePriv = Math.max(...idle.map((s) => s.priv));
+    const idlePss = Math.max(...idle.map((s) => s.pss));
     const supervisorRss = sys.supervisorPid ? procStatus(sys.supervisorPid).rss : NaN;
 
     const L = await sys.leader();
@@ -590,7 +593,7 @@ async function runBlock(kind: 'etcd' | 'quorumd', link = 'mqtt'): Promise<Block>
     const fo = await failover(sys);
     return {
       load, coldStartMs, readyMs, seqP50: pct(lat, 50), seqP99: pct(lat, 99), fsyncsPerWrite: (f1 - f0) / WRITES, fsyncsPerWriteConc: (f3 - f2) / Math.max(1, okWrites), writesPerSec,
-      readP50: pct(rl, 50), readsPerSec, failoverMs: fo.ms, failoverFailed: fo.failed, idleRss, idlePriv, peakRss,
+      readP50: pct(rl, 50), readsPerSec, failoverMs: fo.ms, failoverFailed: fo.failed, idleRss, idlePriv, idlePss, peakRss,
       supervisorRss, idleCpuPct, cliMs: median(cli),
     };
   } catch (e) {
@@ -606,7 +609,7 @@ async function runBlock(kind: 'etcd' | 'quorumd', link = 'mqtt'): Promise<Block>
 function failedBlock(): Block {
   return {
     load: NaN, coldStartMs: NaN, readyMs: NaN, seqP50: NaN, seqP99: NaN, fsyncsPerWrite: NaN, fsyncsPerWriteConc: NaN, writesPerSec: NaN,
-    readP50: NaN, readsPerSec: NaN, failoverMs: [], failoverFailed: 0, idleRss: NaN, idlePriv: NaN, peakRss: NaN,
+    readP50: NaN, readsPerSec: NaN, failoverMs: [], failoverFailed: 0, idleRss: NaN, idlePriv: NaN, idlePss: NaN, peakRss: NaN,
     supervisorRss: NaN, idleCpuPct: NaN, cliMs: NaN,
   };
 }
@@ -627,6 +630,7 @@ const ROWS: Row[] = [
   ['failover, slowest', (b) => Math.max(...b.failoverMs), 'ms', 0],
   ['RSS per member idle', (b) => b.idleRss, 'MiB', 1],
   ['private memory per member idle (RSS less shared binary pages)', (b) => b.idlePriv, 'MiB', 1],
+  ['PSS per member idle (shared pages divided among the processes sharing them, as smem)', (b) => b.idlePss, 'MiB', 1],
   [`RSS per member peak (${CONC} writers)`, (b) => b.peakRss, 'MiB', 1],
   ['dev supervisor (broker + rails) idle RSS', (b) => b.supervisorRss, 'MiB', 1],
   ['idle CPU per member, % of a core', (b) => b.idleCpuPct, '', 2],
