@@ -3,7 +3,7 @@
  * thing as a library call (daemon/index.ts).
  *
  * Wiring: systemClock() + FsStorage(<dataDir>/raft; the pid lock is <dataDir>/quorumd.pid) (fsync timed for /metrics) + the configured
- * links (one MqttLink over all brokers, one SerialLink per `serial:` entry; every frame
+ * links (one MqttLink over all brokers, one TcpLink for `tcp:`, one SerialLink per `serial:` entry; every frame
  * goes out on each link that reaches its destination, the receiver's replay window
  * drops the copies) → NodeRuntime (daemon/runtime)
  * → RuntimeBackend → HTTP API; leadership changes → hooks; pino logs on stdout.
@@ -23,6 +23,7 @@ import type { Clock, Done, Link, Storage } from '../hal/interfaces.ts';
 import { FsStorage } from '../hal/fs-storage.ts';
 import { MqttLink, type MqttTlsOptions } from '../hal/mqtt/link.ts';
 import { SerialLink } from '../hal/serial/link.ts';
+import { TcpLink } from '../hal/tcp/link.ts';
 import { Rng } from '../src/rng.ts';
 import { loadConfigFile, type ResolvedConfig } from './config/load.ts';
 import { HookRunner } from './hooks.ts';
@@ -39,7 +40,7 @@ import { writeTracerFromEnv } from './runtime/write-trace.ts';
 import type { EngineRuntime } from './runtime/engine-node.ts';
 import type { EngineBackend } from './http/engine-backend.ts';
 import { BullyBackend } from './http/runtime-backend.ts';
-import { bullyPriority } from './config/schema.ts';
+import { bullyPriority, parseListen } from './config/schema.ts';
 import { buildFencing, bullyFencingOptions, type BuiltFencing } from './fencing/build.ts';
 import { ensureTokenFile, readSecretFile } from './config/secrets.ts';
 import type { ApiCredential } from './http/auth.ts';
@@ -66,7 +67,7 @@ export interface RunningNode {
   /** The Raft runtime (engine: raft), the bully runtime (engine: bully; KV and locks answer 501), or the engine runtime (engine: paxos or zab). */
   runtime: NodeRuntime | EngineRuntime;
   backend: RuntimeBackend | BullyBackend | EngineBackend;
-  /** The node's links with their counters (MqttLink.stats / SerialLink.stats), in config order: mqtt first, then serial. */
+  /** The node's links with their counters (MqttLink.stats / SerialLink.stats), in config order: mqtt first, then tcp, then serial. */
   links: LinkInfo[];
   http: ApiServer;
   /** Base URL of the HTTP API, e.g. http://127.0.0.1:7071. */
@@ -260,6 +261,27 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
         stats: link.stats as unknown as Record<string, number>,
         up: () => link.connectedCount() > 0,
         errorKeys: ['droppedDisconnected', 'droppedBackpressure', 'droppedTooLarge', 'refusedTooLarge', 'unexpectedTopic', 'badPresence', 'forgedPresence', 'staleWills', 'droppedOversizePackets'],
+      });
+    }
+    if (c.tcp) {
+      // Listens and dials asynchronously, redialing with backoff: a peer that is not up
+      // yet, or a listen address in use, is a 'down' event and a log line, not a failed start.
+      const own = c.tcp.peers.find((p) => p.id === cfg.self.id)!;
+      const link = new TcpLink({
+        cluster: c.cluster.id,
+        self: cfg.self.id,
+        keyring: cfg.previousKey ? { current: cfg.key, previous: cfg.previousKey } : { current: cfg.key },
+        listen: parseListen(c.tcp.listen ?? own.address)!,
+        peers: c.tcp.peers.filter((p) => p.id !== cfg.self.id).map((p) => ({ id: p.id, ...parseListen(p.address)! })),
+        maxFrame: c.tcp.maxFrame,
+        helloTimeoutMs: c.tcp.helloTimeoutMs,
+      });
+      links.push(link);
+      linkInfos.push({
+        name: link.name,
+        stats: link.stats as unknown as Record<string, number>,
+        up: () => link.connectedPeers().length > 0,
+        errorKeys: ['droppedDown', 'droppedBackpressure', 'tooLarge', 'badHello', 'authFailures', 'helloTimeouts', 'refusedPending', 'listenErrors'],
       });
     }
     for (const [i, sc] of (c.serial ?? []).entries()) {
