@@ -15,8 +15,8 @@
  *
  *   npx tsx bench/engines.ts [trials] [--engines raft,bully,paxos,zab]
  *
- * paxos and zab run on the engine runtime (daemon/runtime/engine-node.ts), raft and
- * bully on their own; each with its defaults.
+ * bully, paxos and zab run on the engine runtime (daemon/runtime/engine-node.ts), raft
+ * on its own; each with its defaults.
  */
 import { cluster, pct, type Engine } from './_engine-world.ts';
 

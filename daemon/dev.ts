@@ -60,6 +60,13 @@ export interface DevOptions {
   basePort: number;
   /** Broker port; 0 = any free one. Default 0. */
   brokerPort?: number;
+  /**
+   * How the nodes talk: `mqtt` (default) through the in-process broker, which also
+   * relays each node's Last Will (fast failover); `tcp`: directly (hal/tcp/link.ts), node
+   * nK listening on 127.0.0.1:<base-port + 10 + K> — no broker hop on a write, but a
+   * dead leader is found by the election timeout only.
+   */
+  link?: string;
   /** Keep data here instead of a fresh temp directory (kept at exit). */
   dataDir?: string;
   /** Where to print the guide. Default stdout. */
@@ -263,7 +270,7 @@ function devJobs(jobs: JobConfig[] | undefined): string {
  * cluster key (`keyFile`, or `key` inline when only a key is given: then the config
  * itself must be written 0600) and the dev cluster's one API token (`tokenFile`).
  */
-export function devConfig(o: { k: number; n: number; key?: string; keyFile?: string; tokenFile?: string; brokerUrl: string; basePort: number; dir: string; engine?: string; railUrl?: string; powerOnAfterMs?: number; jobs?: JobConfig[]; etcdUrl?: string; witness?: boolean; observers?: number }): string {
+export function devConfig(o: { k: number; n: number; key?: string; keyFile?: string; tokenFile?: string; brokerUrl: string; basePort: number; dir: string; engine?: string; railUrl?: string; powerOnAfterMs?: number; jobs?: JobConfig[]; etcdUrl?: string; link?: string; witness?: boolean; observers?: number }): string {
   // Voters n1..nN, then the witness, then the observers (devRoles).
   const roles = devRoles(o.n, o.witness === true, o.observers ?? 0);
   const members = roles.map((r, i) => `  - { id: ${i + 1}, name: n${i + 1}${r === 'voter' ? '' : `, role: ${r}`} }`).join('\n');
@@ -284,6 +291,9 @@ etcd:
   ttlSec: 2          # failover after a crash within ~2 s (default 5)
   keepAliveMs: 300
   marginMs: 200
+` : o.link === 'tcp' ? `tcp:   # direct links, no broker (quorumd dev --link tcp)
+  peers:
+${roles.map((_, i) => `    - { id: ${i + 1}, address: 127.0.0.1:${devTcpPort(o.basePort, i + 1)} }`).join('\n')}
 ` : `mqtt:
   brokers: [${o.brokerUrl}]
   keepaliveSec: 5
@@ -300,6 +310,11 @@ ${o.railUrl !== undefined && self === 'voter' ? devFencing(o.k, o.n, o.railUrl, 
 /** The role of each dev member by id − 1: `nodes` voters, then the witness, then the observers. */
 export function devRoles(nodes: number, witness: boolean, observers: number): Array<'voter' | 'witness' | 'observer'> {
   return [...Array.from({ length: nodes }, () => 'voter' as const), ...(witness ? ['witness' as const] : []), ...Array.from({ length: observers }, () => 'observer' as const)];
+}
+
+/** Node k's TCP link port under `quorumd dev --link tcp`. */
+export function devTcpPort(basePort: number, k: number): number {
+  return basePort + 10 + k;
 }
 
 export async function startDev(opts: DevOptions): Promise<DevCluster> {
@@ -329,10 +344,18 @@ export async function startDev(opts: DevOptions): Promise<DevCluster> {
   if (bully && opts.jobs !== undefined && opts.jobs.length > 0) throw new UsageError('--jobs: scheduled jobs need --engine raft (a slot is granted through the replicated log)');
   const devJobList = bully ? [] : (opts.jobs ?? [DEV_DEMO_JOB]);
   if (typeof withRelays !== 'boolean') throw new UsageError(`relays: expected true or false, got ${String(opts.relays)}`);
+  const link = opts.link ?? 'mqtt';
+  if (link !== 'mqtt' && link !== 'tcp') throw new UsageError(`--link: expected mqtt or tcp, got "${String(opts.link)}"`);
+  if (link === 'tcp' && opts.engine === 'etcd') throw new UsageError('--link tcp: engine etcd has no links between the nodes (they talk only to etcd)');
+  if (link === 'tcp' && devTcpPort(opts.basePort, n) > 65535) throw new UsageError(`--link tcp: node n${n} would listen on port ${devTcpPort(opts.basePort, n)} (--base-port + 10 + ${n}); expected a --base-port of at most ${65535 - 10 - n}`);
   for (let k = 1; k <= n; k++) {
     const p = opts.basePort + k;
     if (!(await portFree(p))) {
       throw new Error(`port ${p} (HTTP of n${k} = --base-port ${opts.basePort} + ${k}) is in use; stop what uses it or pick another --base-port`);
+    }
+    const t = devTcpPort(opts.basePort, k);
+    if (link === 'tcp' && !(await portFree(t))) {
+      throw new Error(`port ${t} (TCP link of n${k} = --base-port ${opts.basePort} + 10 + ${k}) is in use; stop what uses it or pick another --base-port`);
     }
   }
   const ownDir = opts.dataDir === undefined;
@@ -394,7 +417,7 @@ export async function startDev(opts: DevOptions): Promise<DevCluster> {
     : undefined;
   for (let k = 1; k <= n; k++) {
     const configFile = join(dir, `n${k}.yaml`);
-    writeFileSync(configFile, devConfig({ k, n: voterCount, keyFile, tokenFile, brokerUrl, basePort: opts.basePort, dir, engine: opts.engine, jobs: devJobList, witness: withWitness, observers: observerCount, ...(etcdUrl ? { etcdUrl } : {}), ...(rails ? { railUrl: rails.url, powerOnAfterMs } : {}) }));
+    writeFileSync(configFile, devConfig({ k, n: voterCount, keyFile, tokenFile, brokerUrl, basePort: opts.basePort, dir, engine: opts.engine, jobs: devJobList, link, witness: withWitness, observers: observerCount, ...(etcdUrl ? { etcdUrl } : {}), ...(rails ? { railUrl: rails.url, powerOnAfterMs } : {}) }));
     nodes.push({ name: `n${k}`, id: k, role: roles[k - 1]!, url: `http://127.0.0.1:${opts.basePort + k}`, configFile, logFile: join(dir, `n${k}.log`), child: undefined, powered: true, crashTimes: [], restartTimer: undefined });
   }
 
@@ -588,7 +611,8 @@ export async function startDev(opts: DevOptions): Promise<DevCluster> {
   const all = nodes.map((x) => x.url).join(',');
   out(`quorumd dev: ${n} node${n > 1 ? 's' : ''} running, leader ${leader}
 
-  broker      ${brokerUrl}  (in this process)${etcdUrl ? `
+  broker      ${brokerUrl}  (in this process)${link === 'tcp' ? `
+  links       tcp: the nodes talk directly (n1 on 127.0.0.1:${devTcpPort(opts.basePort, 1)}, ...); the broker is unused` : ''}${etcdUrl ? `
   etcd        ${etcdUrl}  (child pid ${etcd?.pid}, data and log in ${dir}; the nodes elect through it)` : ''}
 ${nodes.map((x) => `  ${x.name.padEnd(10)}  ${x.url}  pid ${x.child?.pid}  log ${x.logFile}${x.role === 'voter' ? '' : x.role === 'witness' ? '  (witness: votes, never leads, keeps no data)' : '  (observer: applies every write, serves reads, never votes or leads)'}`).join('\n')}
   configs     ${dir}/n*.yaml${ownDir ? '  (temp dir, removed at exit unless a node crashed: then kept with its logs)' : ''}
