@@ -484,6 +484,17 @@ export async function startDev(opts: DevOptions): Promise<DevCluster> {
     },
   };
 
+  // Ctrl-C / SIGTERM stop the nodes from the moment they exist, also while we still wait
+  // for the first leader: a supervisor killed before its guide must not leave nodes behind.
+  if (opts.handleSignals !== false) {
+    const onStop = () => {
+      out('\n[dev] stopping...\n');
+      void cluster.stop().then(() => process.exit(0));
+    };
+    process.once('SIGINT', onStop);
+    process.once('SIGTERM', onStop);
+  }
+
   // Wait (bounded) until every node answers, all name the same leader in the same term,
   // every node serves a linearizable read (its leader confirmed by a quorum; bully has
   // no KV: agreeing on the coordinator is all there is), and that has held for
@@ -497,7 +508,7 @@ export async function startDev(opts: DevOptions): Promise<DevCluster> {
   let leader: string | null = null;
   let stableKey = '';
   let stableSince = 0;
-  while (Date.now() < deadline) {
+  while (Date.now() < deadline && !stopping) {
     const rs = await Promise.all(
       nodes.map((x) =>
         call(x.url, 'GET', '/v1/leader', { timeoutMs: 1000, token: apiToken }).then(
@@ -531,6 +542,7 @@ export async function startDev(opts: DevOptions): Promise<DevCluster> {
     await new Promise((r) => setTimeout(r, 150));
   }
   progress('', true);
+  if (stopping) return cluster; // a signal came while we waited: the nodes are being stopped
   if (!leader) {
     await cluster.stop();
     throw new Error(`the dev cluster did not elect a stable leader within ${readyTimeoutMs} ms; see the node logs in ${dir}`);
@@ -586,12 +598,6 @@ Ctrl-C stops everything.
 `);
 
   if (opts.handleSignals !== false) {
-    const onStop = () => {
-      out('\n[dev] stopping...\n');
-      void cluster.stop().then(() => process.exit(0));
-    };
-    process.once('SIGINT', onStop);
-    process.once('SIGTERM', onStop);
     process.on('SIGUSR2', () => {
       for (const x of nodes) {
         if (!x.child && x.powered) {

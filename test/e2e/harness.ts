@@ -19,6 +19,7 @@ import { startBroker, type BrokerUser, type RunningBroker } from '../../hal/mqtt
 import { ptyPair, socatCheck, type PtyPair } from '../hal/serial/socat.ts';
 import { spawnStart } from '../daemon/e2e/proc-cluster.ts';
 import { testTokenFile } from '../helpers/auth.ts';
+import { freePort } from '../helpers/ports.ts';
 
 export const root = join(import.meta.dirname, '..', '..');
 export const bin = join(root, 'bin', 'quorumd.js');
@@ -44,16 +45,8 @@ export function mosquittoCheck(): { run: boolean; reason: string } {
  */
 export const CALM_RAFT_YAML = '  electionTimeoutMinMs: 1000\n  electionTimeoutMaxMs: 2000\n  heartbeatMs: 100';
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
+/** Free ports come from one helper: below the ephemeral range (see test/helpers/ports.ts). */
+export { freePort };
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 

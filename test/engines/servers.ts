@@ -12,9 +12,10 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync, createWriteStream } from 'node:fs';
-import { createServer, connect } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from '../helpers/ports.ts';
 
 export const ETCD_BIN = ['/usr/bin/etcd', '/usr/local/bin/etcd'].find((p) => existsSync(p));
 export const ZK_JAR = '/usr/share/java/zookeeper.jar';
@@ -31,16 +32,8 @@ export const HAVE_ETCD = have(ETCD_BIN !== undefined, 'etcd', 'etcd-server');
 export const HAVE_ZK = have(existsSync(ZK_JAR) && JAVA !== undefined, 'ZooKeeper', 'zookeeper');
 
 /** A free TCP port on 127.0.0.1 (bound and released; the small race is acceptable in tests). */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
+/** Free ports come from one helper: below the ephemeral range (see test/helpers/ports.ts). */
+export { freePort };
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

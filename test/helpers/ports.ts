@@ -22,6 +22,27 @@ export function portFree(port: number): Promise<boolean> {
   });
 }
 
+/** Ports this process handed out already: two servers of one test never get the same one. */
+const handedOut = new Set<number>();
+
+/**
+ * One free port below the ephemeral range, for a server a test starts (a node's HTTP
+ * listener, a broker, etcd). Not `listen(0)`: that draws from the ephemeral range, where
+ * an outgoing connection of a parallel test can take the port before the server binds it
+ * (a witness e2e once failed so: the surviving board never listened).
+ */
+export async function freePort(): Promise<number> {
+  for (let i = 0; i < 100; i++) {
+    const port = LOW + Math.floor(Math.random() * (HIGH - LOW));
+    if (handedOut.has(port)) continue;
+    if (await portFree(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+  throw new Error(`freePort: no free port between ${LOW} and ${HIGH} in 100 draws`);
+}
+
 /** A base B such that B+1..B+n are free now (bounded: 100 draws). */
 export async function freeBasePort(n: number): Promise<number> {
   if (!Number.isInteger(n) || n < 1 || n > 100) throw new RangeError(`freeBasePort: expected 1..100 ports, got ${n}`);

@@ -18,16 +18,25 @@ import { ExternalProcCluster } from '../engines/proc.ts';
 const NODE_TTL_MS = 3000;
 const N = 50;
 
+/**
+ * One API call. A 503 is a definite "not done, try again" (an election on a loaded
+ * machine, a client between connections): retried as a user would, bounded to 30 s;
+ * any other answer is returned as it is.
+ */
 async function api(url: string, method: string, path: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
-  const r = await call(url, method, path, { timeoutMs: 15_000, ...(body !== undefined ? { body: Buffer.from(JSON.stringify(body)) } : {}) });
-  return { status: r.status, json: JSON.parse(r.body.toString() || '{}') as Record<string, unknown> };
+  const end = performance.now() + 30_000;
+  for (let i = 0; ; i++) {
+    const r = await call(url, method, path, { timeoutMs: 15_000, ...(body !== undefined ? { body: Buffer.from(JSON.stringify(body)) } : {}) });
+    if (r.status !== 503 || performance.now() > end || i >= 300) return { status: r.status, json: JSON.parse(r.body.toString() || '{}') as Record<string, unknown> };
+    await new Promise((res) => setTimeout(res, 100));
+  }
 }
 
 async function dnsQuery(port: number, name: string, type: 'SRV' | 'A'): Promise<dnsPacket.Packet> {
   const sock = createSocket('udp4');
   try {
     return await new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`no DNS answer for ${name} ${type}`)), 3000);
+      const t = setTimeout(() => reject(new Error(`no DNS answer for ${name} ${type} within 10 s`)), 10_000);
       sock.once('message', (m) => {
         clearTimeout(t);
         resolve(dnsPacket.decode(m));

@@ -8,26 +8,17 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import * as net from 'node:net';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { devConfig } from '../../../daemon/dev.ts';
 import { call } from '../../../daemon/client/http.ts';
 import { testTokenFile } from '../../helpers/auth.ts';
-import { freeBasePort } from '../../helpers/ports.ts';
+import { freeBasePort, freePort } from '../../helpers/ports.ts';
 
 export const bin = join(import.meta.dirname, '..', '..', '..', 'bin', 'quorumd.js');
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
+/** Free ports come from one helper: below the ephemeral range (see test/helpers/ports.ts). */
+export { freePort };
 
 
 export interface ProcNode {

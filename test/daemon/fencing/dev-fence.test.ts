@@ -63,9 +63,11 @@ for (const engine of ['raft', 'zab'] as const) describe(`quorumd dev --engine ${
     expect(neu.s.token as number).toBeGreaterThan(old.token);
     // A follower's /v1/leader names the new leader with its token (from its own log).
     const follower = others.find((n) => n !== neu.node)!;
-    const lv = await poll('the follower reporting the new leader\'s token', 10_000, async () => {
+    // Generous: a follower on a loaded machine may still be catching up on the new term.
+    const lv = await poll('the follower reporting the new leader\'s token', 30_000, async () => {
       const v = jsonOf(await call(follower.url, 'GET', '/v1/leader', { timeoutMs: 1500 }));
-      return v.leader === neu.node.name && v.token === neu.s.token ? v : undefined;
+      if (v.leader === neu.node.name && v.token === neu.s.token) return v;
+      throw new Error(`${follower.name} says leader ${String(v.leader)} token ${String(v.token)}; expected ${neu.node.name} token ${String(neu.s.token)}`);
     });
     expect(lv.token).toBeGreaterThan(old.token);
 

@@ -44,8 +44,15 @@ const lines = (log: string) => readFileSync(log, 'utf8').split('\n').filter((l) 
 const cb = <T>(f: (done: (err: Error | null, v?: T) => void) => void) =>
   new Promise<T>((res, rej) => f((err, v) => (err ? rej(err) : res(v as T))));
 
+/**
+ * The relay counts a set() as done when gpioset is still alive `settleMs` after it
+ * started. The fakes are shell scripts: on a loaded machine one can take well over 30 ms
+ * to log its argv or to fail, and would then be judged (or killed by the next set) before
+ * it did. 300 ms, and 3 s where a test waits for a failing fake, keep the checks about
+ * the relay, not about how fast sh starts; a real gpioset fails within milliseconds.
+ */
 function relay(env: NodeJS.ProcessEnv, extra: Partial<ConstructorParameters<typeof GpiosetRelay>[0]> = {}): GpiosetRelay {
-  const r = new GpiosetRelay({ name: 'n2', chip: 'gpiochip0', line: 17, env, settleMs: 30, ...extra });
+  const r = new GpiosetRelay({ name: 'n2', chip: 'gpiochip0', line: 17, env, settleMs: 300, ...extra });
   relays.push(r);
   return r;
 }
@@ -109,7 +116,7 @@ describe('GpiosetRelay (fake gpioset on PATH)', () => {
 
   it('a gpioset that cannot take the line fails set() with its stderr', async () => {
     const t = fakeTools('2.1');
-    const r = relay({ ...t.env, FAKE_GPIOSET_FAIL: '1' });
+    const r = relay({ ...t.env, FAKE_GPIOSET_FAIL: '1' }, { settleMs: 3000 });
     await expect(cb<void>((d) => r.set(false, d))).rejects.toThrow(/gpioset exited \(code 1\): gpioset: unable to request lines on chip: Device or resource busy/);
     expect(r.faults).toBe(0);
     await expect(cb<boolean>((d) => r.read(d))).rejects.toThrow(/not held/);

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { LinkEvent } from '../../../hal/interfaces.ts';
 import { MqttLink, type MqttLinkOptions } from '../../../hal/mqtt/link.ts';
+import { freePort } from '../../helpers/ports.ts';
 
 /** Polls `pred` every `stepMs` until true; throws naming `what` after `timeoutMs`. */
 export async function waitFor(what: string, pred: () => boolean, timeoutMs = 5000, stepMs = 5): Promise<number> {
@@ -24,16 +25,8 @@ export async function waitFor(what: string, pred: () => boolean, timeoutMs = 500
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
+/** Free ports come from one helper: below the ephemeral range (see test/helpers/ports.ts). */
+export { freePort };
 
 export const MOSQUITTO = '/usr/sbin/mosquitto';
 

@@ -1,0 +1,83 @@
+/**
+ * `quorumd dev` stopped by SIGTERM while it still waits for its first leader (before the
+ * guide is printed) stops its node processes too: none is left running behind it.
+ * Found as a leak: the signal handlers were installed only after the guide.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { bin } from './e2e/proc-cluster.ts';
+import { freeBasePort } from '../helpers/ports.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'quorumd-dev-early-'));
+const leftovers = new Set<number>();
+
+/** Pids of processes whose command line names `d` (the dev nodes' configs live there). */
+function processesUsing(d: string): number[] {
+  const pids: number[] = [];
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      if (readFileSync(`/proc/${e}/cmdline`, 'utf8').split('\0').some((a) => a.includes(d))) pids.push(Number(e));
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  return pids;
+}
+
+afterAll(() => {
+  for (const p of [...leftovers, ...processesUsing(dir)]) {
+    try {
+      process.kill(p, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+  }
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function until<T>(what: string, f: () => T | undefined, maxMs: number): Promise<T> {
+  const end = performance.now() + maxMs;
+  for (let i = 0; i < 100_000; i++) {
+    const v = f();
+    if (v !== undefined) return v;
+    if (performance.now() > end) throw new Error(`timed out (${maxMs} ms) waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`gave up waiting for ${what}`);
+}
+
+describe('quorumd dev stopped before its guide', () => {
+  it('SIGTERM while waiting for the first leader stops every node process', async () => {
+    const base = await freeBasePort(3);
+    const dev = spawn(process.execPath, [bin, 'dev', '--nodes', '3', '--base-port', String(base), '--data-dir', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    dev.stdout!.on('data', (b: Buffer) => (out += b.toString()));
+    dev.stderr!.on('data', (b: Buffer) => (err += b.toString()));
+    const exited = new Promise<{ code: number | null; signal: string | null }>((r) => dev.once('exit', (code, signal) => r({ code, signal })));
+    // The nodes are spawned before the first progress line; the guide comes ≥ 1.5 s later.
+    const nodes = await until('the node processes', () => {
+      const p = processesUsing(dir).filter((x) => x !== dev.pid);
+      return err.includes('[dev] starting:') && p.length >= 3 ? p : undefined;
+    }, 60_000);
+    nodes.forEach((p) => leftovers.add(p));
+    dev.kill('SIGTERM');
+    const how = await Promise.race([exited, new Promise<undefined>((r) => setTimeout(() => r(undefined), 30_000))]);
+    expect(how, `dev did not exit within 30 s of SIGTERM; stderr: ${err.slice(-500)}`).toEqual({ code: 0, signal: null });
+    expect(out, 'the signal must come before the guide for this test to mean anything').not.toContain('running, leader');
+    // Every node process is gone (bounded wait: the supervisor waited for their exits).
+    const alive = nodes.filter((p) => {
+      try {
+        process.kill(p, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    });
+    expect(alive, `node processes left running after dev exited: ${alive.join(', ')}`).toEqual([]);
+  }, 120_000);
+});
