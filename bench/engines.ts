@@ -15,14 +15,13 @@
  *
  *   npx tsx bench/engines.ts [trials] [--engines raft,bully,paxos,zab]
  *
- * paxos and zab run on the engine runtime (daemon/runtime/engine-node.ts), raft and
- * bully on their own; each with its defaults.
+ * bully, paxos and zab run on the engine runtime (daemon/runtime/engine-node.ts), raft
+ * on its own; each with its defaults.
  */
 import { createHash } from 'node:crypto';
 import { World } from '../firmware-sim/world.ts';
 import type { Link } from '../hal/interfaces.ts';
 import { NodeRuntime } from '../daemon/runtime/index.ts';
-import { BullyRuntime } from '../daemon/runtime/bully-node.ts';
 import { EngineRuntime } from '../daemon/runtime/engine-node.ts';
 import type { NodeId } from '../src/types.ts';
 
@@ -63,7 +62,7 @@ function cluster(engine: Engine, seed: number, n: number) {
     const config = { voters: ids, learners: [], witnesses: [] };
     const rt = engine === 'raft'
       ? new NodeRuntime({ ...common, config })
-      : engine === 'bully' ? new BullyRuntime({ ...common, members: ids }) : new EngineRuntime({ ...common, engine, config });
+      : new EngineRuntime({ ...common, engine, config });
     rts.set(hal.node, rt as Rt);
     rt.start();
   });

@@ -47,6 +47,7 @@ export function buildProgram(): Command {
     .option('--engine <engine>', 'raft, bully, paxos, zab, or etcd (starts a local etcd from Debian\'s etcd-server; the nodes elect through it)', 'raft')
     .option('--base-port <port>', 'HTTP API of node nK on 127.0.0.1:<base-port + K>', parseIntArg('--base-port', 1, 65528), 7070)
     .option('--broker-port <port>', 'port of the in-process MQTT broker (0 = any free port)', parseIntArg('--broker-port', 0, 65535), 0)
+    .option('--link <link>', 'mqtt (through the in-process broker; its Last Will speeds up failover) or tcp (direct between the nodes, n<K> on 127.0.0.1:<base-port + 10 + K>; fewer hops per write)', 'mqtt')
     .option('--data-dir <dir>', 'where node data goes (default: a fresh temp directory, removed at exit)')
     .option('--jobs <file>', 'YAML file with a `jobs:` list for every node (default: one demo job, heartbeat, every 10 s)')
     .action(async (opts) => {

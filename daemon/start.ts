@@ -3,7 +3,7 @@
  * thing as a library call (daemon/index.ts).
  *
  * Wiring: systemClock() + FsStorage(<dataDir>/raft; the pid lock is <dataDir>/quorumd.pid) (fsync timed for /metrics) + the configured
- * links (one MqttLink over all brokers, one SerialLink per `serial:` entry; every frame
+ * links (one MqttLink over all brokers, one TcpLink for `tcp:`, one SerialLink per `serial:` entry; every frame
  * goes out on each link that reaches its destination, the receiver's replay window
  * drops the copies) → NodeRuntime (daemon/runtime)
  * → RuntimeBackend → HTTP API; leadership changes → hooks; pino logs on stdout.
@@ -23,6 +23,7 @@ import type { Clock, Done, Link, Storage } from '../hal/interfaces.ts';
 import { FsStorage } from '../hal/fs-storage.ts';
 import { MqttLink, type MqttTlsOptions } from '../hal/mqtt/link.ts';
 import { SerialLink } from '../hal/serial/link.ts';
+import { TcpLink } from '../hal/tcp/link.ts';
 import { Rng } from '../src/rng.ts';
 import { loadConfigFile, type ResolvedConfig } from './config/load.ts';
 import { HookRunner } from './hooks.ts';
@@ -36,11 +37,10 @@ import { writeTracerFromEnv } from './runtime/write-trace.ts';
 // The bully and the Paxos/ZAB runtimes are loaded only by a node that runs them
 // (startNode): a Raft node does not read, compile and keep their code (start-up CPU
 // and memory of every node, issue 14).
-import type { BullyRuntime } from './runtime/bully-node.ts';
 import type { EngineRuntime } from './runtime/engine-node.ts';
 import type { EngineBackend } from './http/engine-backend.ts';
 import { BullyBackend } from './http/runtime-backend.ts';
-import { bullyPriority } from './config/schema.ts';
+import { bullyPriority, parseListen } from './config/schema.ts';
 import { buildFencing, bullyFencingOptions, type BuiltFencing } from './fencing/build.ts';
 import { ensureTokenFile, readSecretFile } from './config/secrets.ts';
 import type { ApiCredential } from './http/auth.ts';
@@ -65,9 +65,9 @@ export interface StartOptions {
 export interface RunningNode {
   config: ResolvedConfig;
   /** The Raft runtime (engine: raft), the bully runtime (engine: bully; KV and locks answer 501), or the engine runtime (engine: paxos or zab). */
-  runtime: NodeRuntime | BullyRuntime | EngineRuntime;
+  runtime: NodeRuntime | EngineRuntime;
   backend: RuntimeBackend | BullyBackend | EngineBackend;
-  /** The node's links with their counters (MqttLink.stats / SerialLink.stats), in config order: mqtt first, then serial. */
+  /** The node's links with their counters (MqttLink.stats / SerialLink.stats), in config order: mqtt first, then tcp, then serial. */
   links: LinkInfo[];
   http: ApiServer;
   /** Base URL of the HTTP API, e.g. http://127.0.0.1:7071. */
@@ -263,6 +263,27 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
         errorKeys: ['droppedDisconnected', 'droppedBackpressure', 'droppedTooLarge', 'refusedTooLarge', 'unexpectedTopic', 'badPresence', 'forgedPresence', 'staleWills', 'droppedOversizePackets'],
       });
     }
+    if (c.tcp) {
+      // Listens and dials asynchronously, redialing with backoff: a peer that is not up
+      // yet, or a listen address in use, is a 'down' event and a log line, not a failed start.
+      const own = c.tcp.peers.find((p) => p.id === cfg.self.id)!;
+      const link = new TcpLink({
+        cluster: c.cluster.id,
+        self: cfg.self.id,
+        keyring: cfg.previousKey ? { current: cfg.key, previous: cfg.previousKey } : { current: cfg.key },
+        listen: parseListen(c.tcp.listen ?? own.address)!,
+        peers: c.tcp.peers.filter((p) => p.id !== cfg.self.id).map((p) => ({ id: p.id, ...parseListen(p.address)! })),
+        maxFrame: c.tcp.maxFrame,
+        helloTimeoutMs: c.tcp.helloTimeoutMs,
+      });
+      links.push(link);
+      linkInfos.push({
+        name: link.name,
+        stats: link.stats as unknown as Record<string, number>,
+        up: () => link.connectedPeers().length > 0,
+        errorKeys: ['droppedDown', 'droppedBackpressure', 'tooLarge', 'badHello', 'authFailures', 'helloTimeouts', 'refusedPending', 'listenErrors'],
+      });
+    }
     for (const [i, sc] of (c.serial ?? []).entries()) {
       // The SerialLink opens the port asynchronously and reopens it with backoff: a
       // missing or busy device is a 'down' event and a log line, not a failed start,
@@ -307,10 +328,11 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
   // As isContractEngine (daemon/runtime/engine-node.ts), without loading that module for a Raft or bully node.
   const contract = c.engine === 'paxos' || c.engine === 'zab' ? c.engine : undefined;
   let engineMods: [typeof import('./runtime/engine-node.ts'), typeof import('./http/engine-backend.ts')] | undefined;
-  let bullyMod: typeof import('./runtime/bully-node.ts') | undefined;
+  let bullyMod: typeof import('./runtime/engine-node.ts') | undefined;
   try {
     if (contract) engineMods = await Promise.all([import('./runtime/engine-node.ts'), import('./http/engine-backend.ts')]);
-    else if (c.engine === 'bully') bullyMod = await import('./runtime/bully-node.ts');
+    // Bully runs on the engine runtime too (election only: KV and locks answer 501), with its own backend.
+    else if (c.engine === 'bully') bullyMod = await import('./runtime/engine-node.ts');
   } catch (err) {
     for (const l of links) l.close();
     fencing?.close();
@@ -366,9 +388,10 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     onFatal,
     // Activation gate, own lease, STONITH and watchdog as under Raft (daemon/runtime/leader-fencing.ts).
     ...(fencing ? { fencing: fencing.options } : {}),
-  }) : backend instanceof BullyBackend ? new bullyMod!.BullyRuntime({
+  }) : backend instanceof BullyBackend ? new bullyMod!.EngineRuntime({
+    engine: 'bully',
     id: cfg.self.id,
-    members: c.members.map((m, i) => ({ id: m.id, priority: bullyPriority(m, i) })),
+    config: { voters, learners: [], witnesses },
     cluster: c.cluster.id,
     keyring: cfg.previousKey ? { current: cfg.key, previous: cfg.previousKey } : { current: cfg.key },
     clock: systemClock(),
@@ -376,7 +399,8 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     // No stagger: bully needs no vote, every follower may start its election at once.
     links: links.map((l) => peerGoneFilter(l, c.bully.campaignOnPeerGone)),
     rng: new Rng(randomBytes(4).readUInt32LE(0)),
-    bully: {
+    engineOptions: {
+      members: c.members.map((m, i) => ({ id: m.id, priority: bullyPriority(m, i) })),
       tickMs: c.bully.tickMs,
       heartbeatMs: c.bully.heartbeatMs,
       failureTimeoutMinMs: c.bully.failureTimeoutMinMs,
@@ -385,7 +409,6 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
       coordinatorWaitMs: c.bully.coordinatorWaitMs,
       preempt: c.bully.preempt,
     },
-    campaignOnPeerGone: c.bully.campaignOnPeerGone,
     logger: rlog,
     observer: backend.observer(),
     onFatal,
@@ -418,7 +441,7 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
   });
   if (fencing) backend.setFencing(fencing.devices);
   if (tracer && backend instanceof RuntimeBackend) backend.trace = tracer;
-  if (backend instanceof BullyBackend) backend.attach(runtime as BullyRuntime);
+  if (backend instanceof BullyBackend) backend.attach(runtime as EngineRuntime);
   else if (isEngineBackend(backend)) backend.attach(runtime as EngineRuntime);
   else backend.attach(runtime as NodeRuntime);
 
@@ -608,7 +631,7 @@ function peerGoneFilter(l: Link, pass: boolean): Link {
  * fatal path and its supervisor (docs/cli.md, Exit status): the node must log the stack,
  * answer what is pending, exit 70 and be restarted. Unset: nothing.
  */
-function injectFault(spec: string | undefined, runtime: NodeRuntime | BullyRuntime | EngineRuntime, log: Pino): void {
+function injectFault(spec: string | undefined, runtime: NodeRuntime | EngineRuntime, log: Pino): void {
   if (spec === undefined || spec === '') return;
   const m = /^(engine-tick|engine-step)@(\d{1,7}|SIGUSR2)$/.exec(spec);
   if (!m) {

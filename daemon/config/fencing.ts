@@ -262,7 +262,7 @@ export function checkFencing(f: FencingConfig, members: Array<{ id: number; name
 
 /**
  * `engine: bully`: the keys of a `fencing:` section that have no meaning for the bully
- * runtime (daemon/runtime/bully-node.ts, file comment), each as {path, message} like
+ * runtime (daemon/runtime/bully-fencing.ts, file comment), each as {path, message} like
  * checkFencing. Bully has no quorum, hence no lease and no self-fencing: a coordinator
  * cannot notice that it lost a majority, so it never stops feeding a watchdog and a
  * `watchdog-wait` level would declare a board stopped that may still act. Its automatic

@@ -156,6 +156,36 @@ const serial = z.strictObject({
 });
 
 /**
+ * A direct TCP link between nodes on one LAN (hal/tcp/link.ts): no broker hop. Every
+ * node listens on its own address and dials the others; the same authenticated frames as
+ * on MQTT and serial, and a handshake that proves the cluster key. Frames go out on every
+ * link that reaches the destination (with an `mqtt:` section too, the receiver drops the
+ * copies). No Last Will: a dead leader is found by the election timeout.
+ */
+const tcp = z.strictObject({
+  /**
+   * Where each node listens, this node's own entry included: `{ id, address: host:port }`.
+   * The same list on every node. Required, this node and at least one other.
+   */
+  peers: z
+    .array(
+      z.strictObject({
+        id: int('a node id', 1, 254),
+        address: z.string({ error: 'expected host:port, e.g. 10.0.0.12:7400' }).refine((s) => { const l = parseListen(s); return l !== undefined && l.port > 0; }, { error: 'expected host:port with a port 1..65535, e.g. 10.0.0.12:7400' }),
+      }),
+      { error: 'expected a list of { id, address: host:port }' },
+    )
+    .min(2, { error: 'expected this node and at least one other' })
+    .max(7, { error: 'expected at most 7 entries' }),
+  /** Listen here instead of this node's own `peers` address (e.g. 0.0.0.0:7400). */
+  listen: listen.optional(),
+  /** Largest frame on this link, bytes. Default 65536 (the wire default). */
+  maxFrame: int('bytes', 1024, 1_048_576).default(65536),
+  /** A connection must prove the key within this, ms (slowloris bound). Default 2000. */
+  helloTimeoutMs: int('milliseconds', 50, 60_000).default(2000),
+});
+
+/**
  * Board timing defaults (Raft and bully alike): heartbeat 100 ms, failure detection after
  * about a second of silence — etcd's defaults (heartbeat-interval 100 ms, election-timeout
  * 1000 ms; etcd docs "Tuning"). The engine's own defaults (src/raft/config.ts, 150..300 ms,
@@ -387,6 +417,8 @@ export const configSchema = z
     zab: zab.default(zab.parse({})),
     mqtt: mqtt.optional(),
     serial: z.array(serial, { error: 'expected a list of serial links' }).max(8, { error: 'expected at most 8 serial links' }).optional(),
+    /** Direct TCP between nodes on one LAN (no broker; `tcp` above). */
+    tcp: tcp.optional(),
     http: http.default(http.parse({})),
     kv: kv.default(kv.parse({})),
     hooks: hooks.default(hooks.parse({})),
@@ -539,13 +571,24 @@ export const configSchema = z
         if (external) {
           if (c.mqtt !== undefined) ctx.addIssue({ code: 'custom', path: ['mqtt'], message: `expected no mqtt: section with engine: ${c.engine} (the nodes talk only to ${c.engine})` });
           if (c.serial !== undefined) ctx.addIssue({ code: 'custom', path: ['serial'], message: `expected no serial: links with engine: ${c.engine} (the nodes talk only to ${c.engine})` });
+          if (c.tcp !== undefined) ctx.addIssue({ code: 'custom', path: ['tcp'], message: `expected no tcp: link with engine: ${c.engine} (the nodes talk only to ${c.engine})` });
           if (c.fencing !== undefined) for (const i of checkExternalFencing(c.fencing, c.engine)) ctx.addIssue({ code: 'custom', path: i.path, message: i.message });
           c.members.forEach((m, i) => {
             if (m.role === 'witness') ctx.addIssue({ code: 'custom', path: ['members', i, 'role'], message: `expected no witness with engine: ${c.engine} (${c.engine} is the quorum)` });
           });
-        } else if (c.mqtt === undefined && (c.serial === undefined || c.serial.length === 0)) {
-          ctx.addIssue({ code: 'custom', path: [], message: 'expected at least one link: an `mqtt:` section or a `serial:` list' });
+        } else if (c.mqtt === undefined && c.tcp === undefined && (c.serial === undefined || c.serial.length === 0)) {
+          ctx.addIssue({ code: 'custom', path: [], message: 'expected at least one link: an `mqtt:` section, a `tcp:` section or a `serial:` list' });
         }
+      });
+      guard(() => {
+        if (c.tcp === undefined) return;
+        const seen = new Set<number>();
+        c.tcp.peers.forEach((p, i) => {
+          if (!ids.has(p.id)) ctx.addIssue({ code: 'custom', path: ['tcp', 'peers', i, 'id'], message: `expected the id of a member, got ${p.id}` });
+          if (seen.has(p.id)) ctx.addIssue({ code: 'custom', path: ['tcp', 'peers', i, 'id'], message: `expected unique ids; ${p.id} appears twice` });
+          seen.add(p.id);
+        });
+        if (self && !seen.has(self.id)) ctx.addIssue({ code: 'custom', path: ['tcp', 'peers'], message: `expected this node's own address (id ${self.id}) among the peers: where it listens` });
       });
       const paths = new Set<string>();
       guard(() => {

@@ -21,7 +21,7 @@ import { openSerialRelayBoard, type SerialRelayBoard } from '../../hal/relay-boa
 import { DevWatchdog } from '../../hal/watchdog.ts';
 import { checkFencerConfig, type FenceDevice, type FenceTargetConfig } from '../../src/fence/index.ts';
 import type { RuntimeFencingOptions } from '../runtime/node.ts';
-import type { BullyFencingOptions } from '../runtime/bully-node.ts';
+import type { BullyFencingOptions } from '../runtime/bully-fencing.ts';
 import type { FenceDeviceConfig, FencingConfig, SenseConfig } from '../config/fencing.ts';
 export { checkBullyFencing } from '../config/fencing.ts';
 import { DevRelay } from './dev-relay.ts';

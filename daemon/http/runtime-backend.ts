@@ -9,7 +9,8 @@ import type { NodeRuntime, RuntimeObserver } from '../runtime/index.ts';
 import type { FenceRecord } from '../../src/fence/index.ts';
 import type { DropCounters } from '../../src/wire/codec.ts';
 import type { FenceDeviceInfo } from '../fencing/build.ts';
-import type { BullyRuntime, BullyRuntimeObserver } from '../runtime/bully-node.ts';
+import type { EngineRuntime, EngineRuntimeObserver } from '../runtime/engine-node.ts';
+import type { BullyEngine } from '../../src/bully/index.ts';
 import type { ClientCallback } from '../runtime/results.ts';
 import type { ActivationStatus } from '../runtime/leader-fencing.ts';
 import type { WriteTracer } from '../runtime/write-trace.ts';
@@ -57,7 +58,7 @@ export function fenceView(r: FenceRecord, nameOf: (id: number) => string | null)
 export const gauge = (name: string, help: string, value: number): MetricFamily => ({ name, help, type: 'gauge', samples: [{ value }] });
 export const counter = (name: string, help: string, value: number): MetricFamily => ({ name, help, type: 'counter', samples: [{ value }] });
 
-/** What the shared backend part needs of a runtime (NodeRuntime and BullyRuntime both have it). */
+/** What the shared backend part needs of a runtime (NodeRuntime and EngineRuntime both have it). */
 export interface FenceableRuntime {
   fence(node: number, cb: (r: { ok: boolean; record?: FenceRecord; error?: string }) => void): void;
   confirmFenced(node: number): { ok: boolean; error?: string; alive?: boolean };
@@ -574,12 +575,13 @@ export class RuntimeBackend extends KvBackendBase<NodeRuntime> implements ApiBac
 }
 
 /**
- * The HTTP API's backend over a BullyRuntime (engine: bully): status and leader views,
+ * The HTTP API's backend over the engine runtime with engine: bully (election only,
+ * daemon/runtime/engine-node.ts + bully-fencing.ts): status and leader views,
  * activation tracking for hooks, the fence endpoints, metrics. KV and lock requests
  * answer 501 `engine-unsupported` ("... needs the Raft engine (engine: raft)"): the
  * bully engine has no replicated log. Watches have nothing to watch (no onKeyChange).
  *
- * "Active" is the runtime's (BullyRuntime.active / activeToken / onActivation,
+ * "Active" is the runtime's (EngineRuntime.active / activeToken / onActivation,
  * docs/fencing.md): with a `fencing:` section (STONITH), a coordinator is active only once every
  * earlier coordinator it knows of is fenced, acknowledged its step-down or was
  * confirmed down by an operator; tokens only (no targets or `stonith: false`) and
@@ -590,13 +592,15 @@ export class RuntimeBackend extends KvBackendBase<NodeRuntime> implements ApiBac
  * Bully has no replicated log, so `fences.history` is this node's own finished fences
  * (not every node's, as under Raft), with `index` = the fence record's id.
  */
-export class BullyBackend extends BackendBase<BullyRuntime> implements ApiBackend {
+export class BullyBackend extends BackendBase<EngineRuntime> implements ApiBackend {
   private activeNow = false;
   private activeToken = 0;
   private lastRole = 'follower';
   private lastLeader = 0;
   elections = 0;
   leaderChanges = 0;
+  /** Durable writes of the hard state {epoch, held}. */
+  stateWrites = 0;
   readonly fsync = new HistogramRecorder(FSYNC_BUCKETS);
   onLeadership: ((ev: LeadershipEvent) => void) | undefined;
   private unsubscribe: (() => void) | undefined;
@@ -606,7 +610,7 @@ export class BullyBackend extends BackendBase<BullyRuntime> implements ApiBacken
     this.fenceDevices = devices;
   }
 
-  attach(rt: BullyRuntime): void {
+  attach(rt: EngineRuntime): void {
     this.unsubscribe?.();
     this.rt = rt;
     this.unsubscribe = rt.onActivation((ev) => {
@@ -624,12 +628,19 @@ export class BullyBackend extends BackendBase<BullyRuntime> implements ApiBacken
     });
   }
 
-  observer(): BullyRuntimeObserver {
+  observer(): EngineRuntimeObserver {
     return {
       afterStep: () => this.track(),
       booted: () => this.track(),
       fenced: (_rt, rec: FenceRecord) => this.countFence(rec),
+      persisted: (_rt, rd) => {
+        if (rd.hardState) this.stateWrites++;
+      },
     };
+  }
+
+  private get bully(): BullyEngine | undefined {
+    return this.rt?.engine as BullyEngine | undefined;
   }
 
 
@@ -638,7 +649,7 @@ export class BullyBackend extends BackendBase<BullyRuntime> implements ApiBacken
     const rt = this.rt;
     if (!rt || !rt.engine) return;
     const s = rt.status();
-    const es = rt.engine.status();
+    const es = this.bully!.bullyStatus();
     if (es.electionsStarted > this.elections) this.elections = es.electionsStarted;
     if (s.role !== this.lastRole) this.lastRole = s.role;
     if (s.leader !== this.lastLeader) {
@@ -658,34 +669,35 @@ export class BullyBackend extends BackendBase<BullyRuntime> implements ApiBacken
 
   status(): StatusView {
     const s = this.rt?.status();
-    const done = (s?.fences ?? []).filter((r) => r.outcome !== 'pending');
+    const local = s?.fences.local ?? [];
+    const done = local.filter((r) => r.outcome !== 'pending');
     return {
       id: this.self.name,
       engine: 'bully',
-      role: s?.role ?? 'down',
-      term: s?.epoch ?? 0,
+      role: this.roleName(s?.role),
+      term: s?.term ?? 0,
       leader: this.nameOf(s?.leader ?? 0),
       active: this.activeNow,
       commitIndex: 0,
       appliedIndex: 0,
       peers: this.members
         .filter((m) => m.id !== this.self.id)
-        .map((m) => ({ id: m.name, nodeId: m.id, role: m.role, priority: this.rt?.engine?.priorityOf(m.id) ?? null, ...this.contactOf(m.id) })),
+        .map((m) => ({ id: m.name, nodeId: m.id, role: m.role, priority: this.bully?.priorityOf(m.id) ?? null, ...this.contactOf(m.id) })),
       links: this.linksView(),
       relays: (this.fenceDevices ?? []).map((d) => ({ ...d })),
       witness: this.isWitness,
-      ...(s && this.fenceDevices !== undefined
+      ...(s && s.bully && this.fenceDevices !== undefined
         ? {
             elected: s.elected,
             waitingFor: s.waitingFor,
             // This node's own token while active (0 otherwise), as under Raft; /v1/leader has the coordinator's.
             token: this.activeNow ? this.activeToken : 0,
             selfFencing: false,
-            fencingMode: s.fencingMode,
-            knownCoordinators: this.byId(s.knownCoordinators),
-            clearedBy: this.byId(s.clearedBy),
+            fencingMode: s.bully.fencingMode,
+            knownCoordinators: this.byId(s.bully.knownCoordinators),
+            clearedBy: this.byId(s.bully.clearedBy),
             fences: {
-              local: s.fences.map((r) => fenceView(r, (id) => this.nameOf(id))),
+              local: local.map((r) => fenceView(r, (id) => this.nameOf(id))),
               history: done.map((r) => ({ index: r.id, target: this.nameOf(r.target) ?? r.target, outcome: r.outcome, by: this.self.name, term: r.term, level: r.level ?? -1, reason: r.reason })),
             },
           }
@@ -695,7 +707,12 @@ export class BullyBackend extends BackendBase<BullyRuntime> implements ApiBacken
 
   leader(): LeaderView {
     const s = this.rt?.status();
-    return { leader: this.nameOf(s?.leader ?? 0), term: s?.epoch ?? 0, token: s?.token ?? 0 };
+    return { leader: this.nameOf(s?.leader ?? 0), term: s?.term ?? 0, token: s?.bully?.leaderToken ?? 0 };
+  }
+
+  /** Bully's names for the roles (the engine runtime says leader for a coordinator). */
+  private roleName(role: string | undefined): string {
+    return role === undefined ? 'down' : role === 'leader' ? 'coordinator' : role;
   }
 
   private unsupported(what: string, cb: ClientCallback): void {
@@ -730,22 +747,23 @@ export class BullyBackend extends BackendBase<BullyRuntime> implements ApiBacken
 
   metrics(): MetricFamily[] {
     const s = this.rt?.status();
+    const role = this.roleName(s?.role);
     const roles = ['follower', 'candidate', 'coordinator', 'down'];
     const g = gauge;
     const c = counter;
     return [
-      { name: 'quorumd_role', help: 'Current role (1 for the current one).', type: 'gauge', samples: roles.map((r) => ({ labels: { role: r }, value: (s?.role ?? 'down') === r ? 1 : 0 })) },
+      { name: 'quorumd_role', help: 'Current role (1 for the current one).', type: 'gauge', samples: roles.map((r) => ({ labels: { role: r }, value: role === r ? 1 : 0 })) },
       g('quorumd_active', '1 while this node is the active coordinator (elected, and every earlier coordinator it knows of shown stopped).', this.activeNow ? 1 : 0),
       g('quorumd_elected', '1 while this node is the coordinator (its epoch durable), active or not.', s?.elected ? 1 : 0),
-      g('quorumd_term', 'Current term (bully: epoch).', s?.epoch ?? 0),
-      g('quorumd_fencing_token', 'Fencing token of the known coordinator (epoch × 256 + id; 0 when none).', s?.token ?? 0),
+      g('quorumd_term', 'Current term (bully: epoch).', s?.term ?? 0),
+      g('quorumd_fencing_token', 'Fencing token of the known coordinator (epoch × 256 + id; 0 when none).', s?.bully?.leaderToken ?? 0),
       g('quorumd_active_token', 'Fencing token of this node\'s coordinatorship while active (0 otherwise).', this.activeNow ? this.activeToken : 0),
       this.fencesMetric(),
       c('quorumd_elections_total', 'Elections this node started.', this.elections),
       c('quorumd_leader_changes_total', 'Leader changes seen by this node.', this.leaderChanges),
       ...this.linkMetrics(),
       ...this.frameMetrics(s),
-      c('quorumd_state_writes_total', 'Atomic writes of the bully state file (write, fsync, rename, fsync dir).', s?.stateWrites ?? 0),
+      c('quorumd_state_writes_total', 'Durable writes of the bully hard state (epoch, held) to the durable log.', this.stateWrites),
       { name: 'quorumd_fsync_seconds', help: 'fsync latency.', type: 'histogram', histogram: this.fsync.snapshot() },
       { name: 'quorumd_info', help: 'Static node information.', type: 'gauge', samples: [{ labels: { node: this.self.name, cluster: this.clusterName, engine: 'bully' }, value: 1 }] },
     ];

@@ -1,13 +1,20 @@
 /**
  * The engine runtime: ANY engine of the contract in src/engine/contract.ts wired to one
- * board's HAL (Clock, Storage, Link[]). It runs the contract engines that have no
- * runtime of their own — Multi-Paxos (`engine: paxos`, src/paxos/multi.ts) and ZAB
- * (`engine: zab`, src/zab/zab.ts) — under `quorumd start`, `quorumd dev` and `quorumd sim`.
+ * board's HAL (Clock, Storage, Link[]). It runs the contract engines — Multi-Paxos
+ * (`engine: paxos`, src/paxos/multi.ts), ZAB (`engine: zab`, src/zab/zab.ts) and the
+ * election-only bully (`engine: bully`, src/bully/engine.ts) — under `quorumd start`,
+ * `quorumd dev` and `quorumd sim`.
  *
- * This is meant to become THE node runtime of issue 15: Raft (node.ts) and bully
- * (bully-node.ts) still have their own and move onto this one in a later step, once it
- * carries what they have and it does not yet (the peer-gone campaign order with
- * pre-vote stickiness, write tracing, batching off, witness processes). The split-brain
+ * Election-only engines (caps.log false, `isElectionOnly`): leader, hooks, fencing;
+ * KV, locks and jobs answer 501 (ENGINE_UNSUPPORTED), and activation follows
+ * bully-fencing.ts (known coordinators, step-down acknowledgement, STONITH; no lease,
+ * no watchdog) instead of leader-fencing.ts. A board that ran the former bully runtime
+ * keeps its epochs in `bully.state`; the runtime never starts below it (bully-state.ts).
+ *
+ * This is meant to become THE node runtime of issue 15: Raft (node.ts) still has its
+ * own and moves onto this one in a later step, once it carries what Raft has and it
+ * does not yet (the peer-gone campaign order with pre-vote stickiness, write tracing,
+ * batching off, witness processes). The split-brain
  * defenses (activation gate, own lease, STONITH, watchdog, fence history) are the
  * module the Raft runtime uses too (leader-fencing.ts); scheduled jobs claim slots
  * through the log (jobClaim/jobDone) as under Raft. What is still missing is refused at
@@ -52,6 +59,9 @@ import type { Engine, EngineInit, EngineName, EngineStatus, HardState, Ready, Re
 import { PaxosNode } from '../../src/paxos/index.ts';
 import { ZabNode } from '../../src/zab/index.ts';
 import { RaftEngine } from '../../src/raft/engine.ts';
+import { BullyEngine, fencingToken } from '../../src/bully/index.ts';
+import { BullyFencing, type BullyActivationStatus } from './bully-fencing.ts';
+import { bullyStateOf } from './bully-state.ts';
 import type { Keyring } from '../../src/wire/auth.ts';
 import { DEFAULT_MAX_FRAME, newDropCounters, type DropCounters } from '../../src/wire/codec.ts';
 import { EntryType, MsgType, type ClientReply, type ClientRequest, type Entry, type MemberConfig, type Message } from '../../src/wire/messages.ts';
@@ -71,12 +81,22 @@ import { LeaderFencing, operatorConfirm, operatorFence, type ActivationStatus, t
 import type { FenceRecord } from '../../src/fence/index.ts';
 import type { JobOutcomeName } from '../../src/kv/index.ts';
 
-/** Engines this runtime hosts (Raft and bully have their own runtimes for now; PBFT needs f + 1 matching replies, not one node's). */
-export type ContractEngineName = Extract<EngineName, 'paxos' | 'zab'>;
-export const CONTRACT_ENGINES: readonly ContractEngineName[] = ['paxos', 'zab'];
+/** Engines this runtime hosts (Raft has its own runtime for now; PBFT needs f + 1 matching replies, not one node's). */
+export type ContractEngineName = Extract<EngineName, 'paxos' | 'zab' | 'bully'>;
+export const CONTRACT_ENGINES: readonly ContractEngineName[] = ['paxos', 'zab', 'bully'];
 
 export function isContractEngine(name: unknown): name is ContractEngineName {
-  return name === 'paxos' || name === 'zab';
+  return name === 'paxos' || name === 'zab' || name === 'bully';
+}
+
+/**
+ * Election-only engines (caps.log false, src/engine/contract.ts): leader, hooks and
+ * fencing, no replicated state. KV, locks and jobs answer 501, and their activation
+ * rules are bully-fencing.ts's, not leader-fencing.ts's (no log to claim in, no quorum
+ * lease). Known by name because a client may ask before the engine is built.
+ */
+export function isElectionOnly(name: ContractEngineName | 'raft'): boolean {
+  return name === 'bully';
 }
 
 /**
@@ -98,6 +118,8 @@ export function createEngine(name: RuntimeEngineName, init: EngineInit<Record<st
       return new PaxosNode(init as ConstructorParameters<typeof PaxosNode>[0]);
     case 'zab':
       return new ZabNode(init as ConstructorParameters<typeof ZabNode>[0]);
+    case 'bully':
+      return new BullyEngine(init as ConstructorParameters<typeof BullyEngine>[0]);
     default:
       throw new TypeError(`engine: expected one of ${CONTRACT_ENGINES.join(', ')}, got ${String(name)}`);
   }
@@ -114,6 +136,8 @@ export interface EngineRuntimeObserver {
   applied?(rt: EngineRuntime, e: Entry, result: ApplyResult | undefined): void;
   /** The engine threw: always a bug, never a bad frame. */
   engineError?(rt: EngineRuntime, err: Error): void;
+  /** An authenticated engine message arrived (before the engine steps it): the simulator's ground truth of who heard what. */
+  received?(rt: EngineRuntime, m: Message): void;
   /** A client command was proposed at (index, term) (the simulator's "proposed" ground truth). */
   proposed?(rt: EngineRuntime, index: Index, term: Term, data: Uint8Array): void;
   /** A snapshot this node took (compaction) is durable. */
@@ -187,6 +211,8 @@ export interface EngineNodeStatus extends ActivationStatus {
   unsupported: number;
   pending: { writes: number; reads: number; forwarded: number };
   storage: StorageStats | undefined;
+  /** Election-only engines (bully): the activation details of bully-fencing.ts and the leader's token. */
+  bully?: BullyActivationStatus & { leaderToken: number; priority: number };
   // elected, active (with a token issued and, with fencing, through the activation
   // gate: see the header), waitingFor, token, activation, fences, selfFencing:
   // ActivationStatus (leader-fencing.ts).
@@ -208,6 +234,11 @@ interface Forwarded {
   deadline: number;
   to: NodeId;
 }
+
+/** HTTP-like status for "this engine cannot do that": definite, nothing was applied (not 503 retry, not 504 unknown). */
+export const ENGINE_UNSUPPORTED = 501;
+/** How a refused command is named in the 501 answer. */
+const OP_NAMES: Partial<Record<Command['op'], string>> = { 'put': 'kv put', 'del': 'kv delete', 'lock.acquire': 'lock acquire', 'lock.renew': 'lock renew', 'lock.release': 'lock release', 'job.claim': 'job claim', 'job.done': 'job done' };
 
 function posInt(v: unknown, what: string, min: number): number {
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min) throw new RangeError(`EngineRuntime: ${what} must be an integer ≥ ${min}, got ${String(v)}`);
@@ -245,8 +276,12 @@ export class EngineRuntime {
   lockRefusals = 0;
   /** Writes refused for the quota (507). */
   quotaRefusals = 0;
-  /** Split-brain defenses (undefined without the `fencing` option). */
+  /** Split-brain defenses (undefined without the `fencing` option, and for election-only engines). */
   private fencing: LeaderFencing | undefined;
+  /** An election-only engine's activation rules (bully-fencing.ts; always present for one, mode 'off' without `fencing`). */
+  private electionFencing: BullyFencing | undefined;
+  /** The hard state last made durable (what a restart would rebuild from). */
+  private durableHard: HardState = { term: 0, vote: 0, commit: 0 };
   private readonly activationListeners = new ActivationListeners('EngineRuntime', (error) => this.log('error', 'activation listener threw', { node: this.id, error }));
 
   private readonly pendingWrites = new Map<Index, PendingWrite>();
@@ -290,7 +325,11 @@ export class EngineRuntime {
         if (rd.hardState) batch.hardState = rd.hardState;
         if (!batch.snapshot && !batch.entries && !batch.hardState) return false;
         if (rd.atomic) batch.atomic = true;
-        this.dlog!.persist(batch, done);
+        const hs = rd.hardState;
+        this.dlog!.persist(batch, hs ? (err) => {
+          if (!err) this.durableHard = hs;
+          done(err);
+        } : done);
         return true;
       },
       durable: (rd) => this.handleDurable(rd),
@@ -312,6 +351,10 @@ export class EngineRuntime {
   get bootHardState(): Readonly<HardState> {
     return this.bootHard;
   }
+  /** The hard state last made durable (the boot's, then every persisted Ready's). */
+  get durableHardState(): Readonly<HardState> {
+    return this.durableHard;
+  }
   /** Index of this node's newest snapshot (taken or installed), 0 for none. */
   get snapshotIndex(): Index {
     return this.snapIndex;
@@ -329,11 +372,13 @@ export class EngineRuntime {
    */
   get active(): boolean {
     if (!this.isLeader) return false;
+    if (this.electionFencing) return this.electionFencing.active;
     if (this.fencing) return this.fencing.isActive(this.opts.clock.monotonicMs());
     return this.eng!.leaderToken() > 0;
   }
   /** The fencing token of this node's leadership while active, else 0. */
   get activeToken(): number {
+    if (this.electionFencing) return this.electionFencing.token;
     if (this.fencing) return this.active ? this.fencing.token : 0;
     return this.isLeader ? this.eng!.leaderToken() : 0;
   }
@@ -347,6 +392,8 @@ export class EngineRuntime {
   }
   private activationStatus(): ActivationStatus {
     const elected = this.isLeader;
+    const ef = this.electionFencing;
+    if (ef) return { elected, active: ef.active, waitingFor: ef.waitingFor(), token: ef.token, activation: undefined, fences: { local: ef.fences(), history: [] }, selfFencing: false };
     if (this.fencing) return this.fencing.status(elected, this.active);
     const active = this.active;
     return { elected, active, waitingFor: elected && !active ? 'elected: waiting for this leadership\'s first entry to commit' : '', token: this.activeToken, activation: undefined, fences: { local: [], history: [...this.kv.fenceHistory] }, selfFencing: false };
@@ -380,6 +427,9 @@ export class EngineRuntime {
       unsupported: s?.unsupported ?? 0,
       pending: { writes: this.pendingWrites.size, reads: this.pendingReads.size, forwarded: this.forwarded.size },
       storage: this.dlog?.stats(),
+      ...(this.electionFencing && this.eng instanceof BullyEngine
+        ? { bully: { ...this.electionFencing.status(), leaderToken: s && s.leader !== NO_NODE ? fencingToken(s.term, s.leader) : 0, priority: this.eng.priority } }
+        : {}),
       ...this.activationStatus(),
     };
   }
@@ -391,15 +441,44 @@ export class EngineRuntime {
     if (this.stateValue !== 'new') throw new Error(`EngineRuntime ${this.id}: start() called twice (state ${this.stateValue})`);
     this.stateValue = 'booting';
     // ZAB keeps currentEpoch in HardState.vote (src/engine/contract.ts): not a Raft vote.
-    const storageOptions: DurableLogOptions = { ...(this.engineName === 'zab' ? { voteRule: 'number' as const } : {}), ...this.opts.storageOptions };
+    // Bully keeps its held epoch there too (a number, not a node id).
+    const storageOptions: DurableLogOptions = { ...(this.engineName === 'zab' || this.engineName === 'bully' ? { voteRule: 'number' as const } : {}), ...this.opts.storageOptions };
     openDurableLog(this.opts.storage, storageOptions, (err, opened) => {
       if (this.stateValue !== 'booting') return;
       if (err || !opened) return this.fatal(err ?? new Error('openDurableLog returned nothing'));
-      try {
-        this.boot(opened.log, opened.state);
-      } catch (e) {
-        this.fatal(e as Error);
-      }
+      const boot = (st: Recovered) => {
+        try {
+          this.boot(opened.log, st);
+        } catch (e) {
+          this.fatal(e as Error);
+        }
+      };
+      if (this.engineName !== 'bully') return boot(opened.state);
+      this.adoptBullyStateFile(opened.log, opened.state, boot);
+    });
+  }
+
+  /**
+   * A board upgraded from the bully runtime of its own keeps its epochs and boot counter
+   * in `bully.state` (bully-state.ts): never start below them. Merged into the durable
+   * log once (one batch), then booted from the merged state; a corrupt file is fatal.
+   */
+  private adoptBullyStateFile(dlog: DurableLog, st: Recovered, boot: (st: Recovered) => void): void {
+    let old;
+    try {
+      old = bullyStateOf(this.opts.storage);
+    } catch (e) {
+      return this.fatal(e as Error);
+    }
+    const meta = decodeMeta(st.meta);
+    if (!old || (old.epoch <= st.hardState.term && old.held <= st.hardState.vote && old.boot <= meta.boot)) return boot(st);
+    const hardState: HardState = { term: Math.max(old.epoch, st.hardState.term), vote: Math.max(old.held, st.hardState.vote), commit: 0 };
+    const m = encodeMeta({ boot: Math.max(old.boot, meta.boot), formed: meta.formed });
+    this.log('info', 'adopting bully.state', { node: this.id, epoch: hardState.term, held: hardState.vote, boot: old.boot });
+    dlog.persist({ hardState, meta: m }, (err) => {
+      if (this.stateValue !== 'booting') return;
+      if (err) return this.fatal(err);
+      boot({ ...st, hardState, meta: m });
     });
   }
 
@@ -412,6 +491,7 @@ export class EngineRuntime {
     this.bootCounter = Math.max(st.bootId, meta.boot + 1);
     this.wireBoot = this.bootCounter & 0xffff;
     this.bootHard = { ...st.hardState };
+    this.durableHard = { ...st.hardState };
     const snap = st.snapshot;
     let snapshot: SnapshotData | undefined;
     if (snap) snapshot = { meta: { index: snap.index, term: snap.term, config: snap.config as MemberConfig }, data: snap.data };
@@ -475,6 +555,7 @@ export class EngineRuntime {
     if (this.stateValue === 'stopped') return;
     this.stateValue = 'stopped';
     this.fencing?.stopped(true);
+    this.electionFencing?.stopped();
     this.cancelTick?.();
     this.dlog?.close();
     this.failAll('node stopped');
@@ -486,6 +567,7 @@ export class EngineRuntime {
     this.log('error', 'fatal: node stops', { node: this.id, error: err.message, kind: err.name });
     this.stateValue = 'stopped';
     this.fencing?.stopped(false);
+    this.electionFencing?.stopped();
     this.cancelTick?.();
     this.dlog?.close();
     this.failAll(`node stopped: ${err.message}`);
@@ -533,10 +615,11 @@ export class EngineRuntime {
   private readonly onTick = (): void => {
     if (this.stateValue !== 'running') return;
     if (!this.tickDeferred && this.opts.clock.monotonicMs() - this.tickDueAt > this.tickMs) {
-      // The tick comes late (the process stalled). Node runs timers before it polls
-      // sockets, so a heartbeat that arrived during the stall would still be unread when
-      // this tick reaches the election timeout: let the waiting input in first (a 0 ms
-      // timer runs after this loop turn's poll phase).
+      // As node.ts (and the bully runtime had it): the tick comes late (the process
+      // stalled: GC, SIGSTOP, a busy core). Node runs timers before it polls sockets, so
+      // a heartbeat that arrived during the stall would still be unread when this tick
+      // reaches the failure timeout. Let the waiting input in first: a 0 ms timer runs
+      // after this loop turn's poll phase.
       this.tickDeferred = true;
       this.cancelTick = this.opts.clock.setTimer(0, this.onTick);
       return;
@@ -553,6 +636,7 @@ export class EngineRuntime {
     if (this.stateValue !== 'running') return;
     this.fencing?.tick();
     this.pump();
+    if (this.stateValue === 'running') this.electionFencing?.updateActive();
   };
 
   /**
@@ -599,6 +683,7 @@ export class EngineRuntime {
       this.pendingUse = { keys: 0, bytes: 0 };
     }
     this.fencing?.step(leader, this.wasLeader);
+    this.electionFencing?.step();
     this.wasLeader = leader;
     this.opts.observer?.afterStep?.(this);
   }
@@ -763,6 +848,8 @@ export class EngineRuntime {
         this.fencing.peerSeen(m.from);
         this.noteAcknowledgement(m);
       }
+      this.opts.observer?.received?.(this, m);
+      this.electionFencing?.heard(m);
       if (eng.isCampaignRequest?.(m)) this.campaignSeenAt = this.opts.clock.monotonicMs();
       if (m.type === MsgType.ReadIndex) this.checkTickLag(this.opts.clock.monotonicMs());
       // The engine drops (and counts) message types that are not its own.
@@ -852,18 +939,24 @@ export class EngineRuntime {
 
   /** Locks (src/kv/lease.ts): only the lease id's digest goes into the command. */
   lockAcquire(name: string, owner: string, ttlMs: number, lease: string, cb: ClientCallback): void {
+    const refused = this.electionOnlyRefusal('lock acquire');
+    if (refused) return cb(refused);
     const l = leaseArg(lease);
     if (typeof l === 'string') return cb({ status: Status.BAD_REQUEST, error: l });
     this.write({ op: 'lock.acquire', name, owner, ttlMs, now: 0, lease: l }, cb);
   }
 
   lockRenew(name: string, lease: string, cb: ClientCallback): void {
+    const refused = this.electionOnlyRefusal('lock renew');
+    if (refused) return cb(refused);
     const l = leaseArg(lease);
     if (typeof l === 'string') return cb({ status: Status.BAD_REQUEST, error: l });
     this.write({ op: 'lock.renew', name, lease: l, now: 0 }, cb);
   }
 
   lockRelease(name: string, lease: string, cb: ClientCallback): void {
+    const refused = this.electionOnlyRefusal('lock release');
+    if (refused) return cb(refused);
     const l = leaseArg(lease);
     if (typeof l === 'string') return cb({ status: Status.BAD_REQUEST, error: l });
     this.write({ op: 'lock.release', name, lease: l }, cb);
@@ -872,6 +965,8 @@ export class EngineRuntime {
   /** Linearizable by default (readIndex → ReadState); `stale: true` reads this node's state as is. */
   get(key: string, opts: { stale?: boolean }, cb: ClientCallback): void {
     if (typeof cb !== 'function') throw new TypeError('EngineRuntime.get: cb must be a function');
+    const refused = this.electionOnlyRefusal('kv get');
+    if (refused) return cb(refused);
     const bad = checkKey(key);
     if (bad) return cb(bad);
     if (this.stateValue !== 'running') return cb(unavailable(`node ${this.id} is not running (${this.stateValue})`));
@@ -911,11 +1006,13 @@ export class EngineRuntime {
    */
   fence(node: NodeId, cb: (r: { ok: boolean; record?: FenceRecord; error?: string }) => void): void {
     if (typeof cb !== 'function') throw new TypeError('EngineRuntime.fence: cb must be a function');
+    if (this.electionFencing) return this.electionFencing.fence(node, cb);
     operatorFence(this.fencing, { id: this.id, running: this.stateValue === 'running' }, node, cb);
   }
 
   /** Operator: `quorumd fence confirm NODE` — a human declares `node` safely down (leader-fencing.ts). */
   confirmFenced(node: NodeId): ConfirmResult {
+    if (this.electionFencing) return this.electionFencing.confirmFenced(node);
     return operatorConfirm(this.fencing, { id: this.id, running: this.stateValue === 'running' }, node, () => this.activationStatus());
   }
 
@@ -936,6 +1033,7 @@ export class EngineRuntime {
   /** Builds the shared split-brain defenses with this runtime as their host (after the engine is up). */
   private setupFencing(): void {
     const f = this.opts.fencing;
+    if (isElectionOnly(this.engineName)) return this.setupElectionFencing();
     if (!f) return;
     const eo = this.opts.engineOptions ?? {};
     // The own lease defaults to the engine's failure-detection time: Paxos's minimum
@@ -988,6 +1086,36 @@ export class EngineRuntime {
     }, f);
   }
 
+  /** An election-only engine's activation rules (bully-fencing.ts); mode 'off' without the `fencing` option. */
+  private setupElectionFencing(): void {
+    this.electionFencing = new BullyFencing({
+      who: 'EngineRuntime',
+      id: this.id,
+      clock: this.opts.clock,
+      log: this.log,
+      rng: this.opts.rng,
+      tickMs: this.tickMs,
+      running: () => this.stateValue === 'running',
+      stopped: () => this.stateValue === 'stopped',
+      engine: () => (this.eng instanceof BullyEngine ? this.eng : undefined),
+      send: (m) => this.send(m),
+      heardAgoMs: (node) => this.wire?.heardAgoMs(node, this.opts.clock.monotonicMs()),
+      crash: (where, e) => this.fatal(new InternalError(where, e)),
+      activationChanged: (ev) => {
+        this.opts.observer?.activation?.(this, ev);
+        this.activationListeners.emit(ev);
+      },
+      fenced: (rec) => this.opts.observer?.fenced?.(this, rec),
+    }, this.opts.fencing);
+    this.electionFencing.booted(this.eng!.status().term);
+  }
+
+  /** Election-only engines (bully) have no replicated state: a definite 501, nothing was applied. */
+  private electionOnlyRefusal(what: string): ClientResult | undefined {
+    if (!isElectionOnly(this.engineName)) return undefined;
+    return { status: ENGINE_UNSUPPORTED, error: `${what}: the ${this.engineName} engine has no replicated log: KV and locks need the Raft engine (engine: raft)` };
+  }
+
   private localGet(key: string): ClientResult {
     const e = this.kv.get(key);
     if (!e) return { status: Status.NOT_FOUND, index: 0, error: `key ${JSON.stringify(key)} not found` };
@@ -996,6 +1124,8 @@ export class EngineRuntime {
 
   private write(cmd: Command, cb: ClientCallback): void {
     if (typeof cb !== 'function') throw new TypeError(`EngineRuntime.${cmd.op}: cb must be a function`);
+    const refused = this.electionOnlyRefusal(OP_NAMES[cmd.op] ?? cmd.op);
+    if (refused) return cb(refused);
     const enc = encodeCommand(cmd);
     if (enc instanceof KvError) return cb({ status: enc.httpStatus, error: enc.message });
     if (this.stateValue !== 'running') return cb(unavailable(`node ${this.id} is not running (${this.stateValue})`));

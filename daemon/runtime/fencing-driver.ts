@@ -2,7 +2,8 @@
  * The fencing driver of a node runtime: where a relay is switched and a power-sense
  * input read for STONITH. It owns the board's Fencer (src/fence/fencer.ts: levels,
  * verify, retries, delays, the command/result protocol) and does the HAL side of it
- * for both runtimes (node.ts for Raft, bully-node.ts for bully):
+ * for the runtimes (node.ts for Raft; engine-node.ts through leader-fencing.ts, and
+ * bully-fencing.ts for bully):
  *   - checks at setup that every device the fencer config names exists on this board;
  *   - closes relays an earlier incarnation left off (below);
  *   - executes the Fencer's commands on the HAL relays and power-sense inputs and
@@ -26,7 +27,7 @@ export interface FencingDevices {
 }
 
 export interface FencingDriverOptions {
-  /** Error message prefix: 'NodeRuntime' or 'BullyRuntime'. */
+  /** Error message prefix: 'NodeRuntime' or 'EngineRuntime'. */
   who: string;
   id: NodeId;
   /** Must list at least one target (the caller decides what no targets means). */

@@ -1,7 +1,7 @@
 /**
  * One seed of `quorumd sim --engine bully`: the same World, link model, fault plan and
- * timeline as the Raft run (cluster.ts), a BullyRuntime (daemon/runtime/bully-node.ts)
- * on every board at every boot, the bully invariants (bully-invariants.ts) after every
+ * timeline as the Raft run (cluster.ts), the engine runtime with the bully engine
+ * (daemon/runtime/engine-node.ts, src/bully/engine.ts) on every board at every boot, the bully invariants (bully-invariants.ts) after every
  * step, a simulated actuator, and at the end the convergence check.
  *
  * Members: boards 1..N with the default priorities (list position: board N is the
@@ -12,7 +12,7 @@
  * every board, within SETTLE_BOUND_MS; it must then hold for HOLD_MS. During the run the
  * same check runs per connected component whenever the world was quiet for SETTLE_MS.
  *
- * Fencing (default; docs/fencing.md, daemon/runtime/bully-node.ts): GPIO relays with
+ * Fencing (default; docs/fencing.md, daemon/runtime/bully-fencing.ts): GPIO relays with
  * power-sense inputs from every data board to every other (all-to-all, also beyond 3
  * boards: bully has no lease to fall back on, so a coordinator must be able to fence
  * whichever board coordinated before it), the runtime's activation gate and STONITH,
@@ -44,12 +44,18 @@ import type { PlannedFault } from '../../firmware-sim/faults.ts';
 import type { Storage } from '../../hal/interfaces.ts';
 import { FencedResource } from '../../src/fence/index.ts';
 import { SIM_POWER_ON_AFTER_MS, SimActuator, fencedOff, simFencing, type FenceWiring } from './fencing.ts';
-import type { BullyMember, BullyOptions } from '../../src/bully/index.ts';
+import type { BullyOptions } from '../../src/bully/index.ts';
 import type { NodeId } from '../../src/types.ts';
-import { BullyRuntime, BullyStateCorruptError, type BullyFencingOptions, type BullyRuntimeObserver, type BullyRuntimeOptions } from '../runtime/bully-node.ts';
+import { StorageCorruptError } from '../../hal/storage/index.ts';
+import { EngineRuntime, type EngineRuntimeObserver, type EngineRuntimeOptions } from '../runtime/engine-node.ts';
+import { BullyStateCorruptError } from '../runtime/bully-state.ts';
+import type { BullyFencingOptions } from '../runtime/bully-fencing.ts';
 import type { RoleView, TimelineRecorder } from './timeline/recorder.ts';
 import { formatLine } from '../runtime/index.ts';
-import { BullyInvariantChecker, settledProblem } from './bully-invariants.ts';
+import { BullyInvariantChecker, bullyOf, settledProblem } from './bully-invariants.ts';
+
+/** A runtime that hosts the bully engine. */
+type BullyRuntime = EngineRuntime;
 import { ACTUATE_EVERY_MS, BOOT_WAIT_MS, FAULTS_FROM_MS, type SeedResult } from './cluster.ts';
 import { SimViolation } from './invariants.ts';
 import type { SimConfig } from './options.ts';
@@ -99,7 +105,7 @@ export interface BullySeedHooks {
   /** Records the run for the HTML timeline (timeline/recorder.ts); recording does not change the trace. */
   timeline?: TimelineRecorder;
   wrapStorage?: (s: Storage, node: NodeId) => Storage;
-  runtime?: Partial<BullyRuntimeOptions>;
+  runtime?: Partial<EngineRuntimeOptions>;
   bully?: Partial<BullyOptions>;
   /** Invariants to skip (planted-bug tests show the others still catch the bug). */
   disableChecks?: string[];
@@ -115,8 +121,8 @@ export function bullySimFencing(hal: BoardHal, wiring: FenceWiring): BullyFencin
 
 /** What the timeline draws of a bully node after every step: the role and epoch it acts on. */
 export const BULLY_ROLE_VIEW: RoleView<BullyRuntime> = {
-  role: (rt) => rt.actedState.role,
-  term: (rt) => rt.actedState.term,
+  role: (rt) => bullyOf(rt).actedState.role,
+  term: (rt) => bullyOf(rt).actedState.term,
 };
 
 export function bullyClusterKey(seed: number): Uint8Array {
@@ -134,7 +140,8 @@ export function runBullySeed(cfg: SimConfig, seed: number, hooks: BullySeedHooks
   const allIds = [...dataIds, ...witnessIds];
   for (const id of allIds) world.addBoard(id);
   const wiring: FenceWiring | null = cfg.stonith ? wireBullyFencing(world, dataIds) : null;
-  const members: BullyMember[] = [...dataIds.map((id, i) => ({ id, priority: i + 1 })), ...witnessIds.map((id) => ({ id, priority: 0 }))];
+  // Priorities by list position (board N is the preferred coordinator), the witness 0: src/bully/engine.ts bullyMembersOf.
+  const config = { voters: dataIds, learners: [], witnesses: witnessIds };
   const keyring = { current: bullyClusterKey(seed) };
   const disabled = new Set(hooks.disableChecks ?? []);
   let violation: SimViolation | undefined;
@@ -185,7 +192,7 @@ export function runBullySeed(cfg: SimConfig, seed: number, hooks: BullySeedHooks
   );
   for (const d of disabled) checker.skip.add(d);
 
-  const baseObserver: BullyRuntimeObserver = {
+  const baseObserver: EngineRuntimeObserver = {
     booted: (r) => {
       changed();
       checker.booted(r);
@@ -214,23 +221,24 @@ export function runBullySeed(cfg: SimConfig, seed: number, hooks: BullySeedHooks
 
   world.onBoot((hal, board: Board) => {
     const storage = hooks.wrapStorage ? hooks.wrapStorage(hal.storage, hal.node) : hal.storage;
-    const rt = new BullyRuntime({
+    const rt = new EngineRuntime({
+      engine: 'bully',
       id: hal.node,
-      members,
+      config,
       cluster: 1,
       keyring,
       clock: hal.clock,
       storage,
       links: hal.links,
       rng: world.rng.fork(`bully:${hal.node}:${hal.incarnation}`),
-      ...(hooks.bully ? { bully: hooks.bully } : {}),
+      ...(hooks.bully ? { engineOptions: { ...hooks.bully } } : {}),
       logger: (level, msg, fields) => {
         if (level !== 'debug') world.ctx.log(`n${hal.node} ${formatLine(level, msg, traceFields(fields))}`);
       },
       observer,
       ...(wiring ? { fencing: bullySimFencing(hal, wiring) } : {}),
       onFatal: (err) => {
-        if (err instanceof BullyStateCorruptError) checker.fail('storage-corrupt', `node ${hal.node} refuses to start: ${err.message}`);
+        if (err instanceof BullyStateCorruptError || err instanceof StorageCorruptError) checker.fail('storage-corrupt', `node ${hal.node} refuses to start: ${err.message}`);
         // An exception from inside the node (the runtime's fatal path, daemon/runtime/fatal.ts)
         // is a bug: on a board the process would restart, here the seed fails and names it.
         if (err instanceof InternalError) checker.fail('internal-error', `node ${hal.node}: ${err.message} (${(err.stack ?? '').split('\n')[1]?.trim() ?? 'no stack'})`);

@@ -37,12 +37,19 @@
  * live node becomes coordinator"); what it does NOT promise — one coordinator across a
  * partition — is measured instead (dual_active_ms, stale_actuations in bully-cluster.ts).
  */
-import { fencingToken } from '../../src/bully/index.ts';
-import type { BullyReady } from '../../src/bully/index.ts';
+import { fencingToken, type BullyEngine } from '../../src/bully/index.ts';
+import type { Ready } from '../../src/engine/contract.ts';
 import { MsgType, type Message } from '../../src/wire/messages.ts';
 import type { NodeId, Term } from '../../src/types.ts';
-import type { BullyRuntime, BullyRuntimeObserver } from '../runtime/bully-node.ts';
+import type { EngineRuntime, EngineRuntimeObserver } from '../runtime/engine-node.ts';
 import { SimViolation } from './invariants.ts';
+
+/** A runtime that hosts the bully engine (engine-node.ts with engine: bully). */
+type BullyRuntime = EngineRuntime;
+/** Its engine, the contract adapter (src/bully/engine.ts). */
+export function bullyOf(rt: BullyRuntime): BullyEngine {
+  return rt.engine as BullyEngine;
+}
 
 interface Track {
   /** Highest epoch seen on this board in its current life (an adopted epoch not yet durable may be lost in a crash). */
@@ -54,7 +61,7 @@ interface Track {
   wasLeader: boolean;
 }
 
-export class BullyInvariantChecker implements BullyRuntimeObserver {
+export class BullyInvariantChecker implements EngineRuntimeObserver {
   private readonly nodes = new Map<NodeId, Track>();
   /** Every coordinatorship token begun in the run. */
   private readonly tokens = new Set<number>();
@@ -95,7 +102,7 @@ export class BullyInvariantChecker implements BullyRuntimeObserver {
 
   booted(rt: BullyRuntime): void {
     const t = this.track(rt.id);
-    const ep = rt.engine!.status().epoch;
+    const ep = bullyOf(rt).bullyStatus().epoch;
     if (ep < t.durable && !this.skip.has('epoch-durable')) this.fail('epoch-durable', `node ${rt.id} rebooted at epoch ${ep}, below the epoch ${t.durable} it had made durable`);
     t.wasLeader = false;
     t.epoch = ep;
@@ -103,14 +110,13 @@ export class BullyInvariantChecker implements BullyRuntimeObserver {
   }
 
   afterStep(rt: BullyRuntime): void {
-    const eng = rt.engine;
-    if (!eng || rt.state !== 'running') return;
+    if (!rt.engine || rt.state !== 'running') return;
     const t = this.track(rt.id);
-    const s = eng.status();
+    const s = bullyOf(rt).bullyStatus();
     // Within a life the epoch never decreases; across lives the durable one holds (booted()).
     if (s.epoch < t.epoch && !this.skip.has('epoch-monotonic')) this.fail('epoch-monotonic', `node ${rt.id}: epoch went from ${t.epoch} to ${s.epoch}`);
     t.epoch = s.epoch;
-    t.durable = Math.max(t.durable, rt.durableState.epoch);
+    t.durable = Math.max(t.durable, rt.durableHardState.term);
   }
 
   private beginCoordinatorship(rt: BullyRuntime, epoch: Term, t: Track): void {
@@ -124,17 +130,17 @@ export class BullyInvariantChecker implements BullyRuntimeObserver {
     this.onCoordinator?.(rt, token);
   }
 
-  persisted(rt: BullyRuntime, rd: BullyReady): void {
+  persisted(rt: BullyRuntime, rd: Ready): void {
     const t = this.track(rt.id);
-    const durable = rt.durableState.epoch;
+    const durable = rt.durableHardState.term;
     if (this.skip.has('persist-before-send')) {
       // fall through to the coordinatorship tracking only
-    } else if (rd.hardState && rd.hardState.epoch > durable) this.fail('persist-before-send', `node ${rt.id}: Ready with epoch ${rd.hardState.epoch} handled while only ${durable} is durable`);
+    } else if (rd.hardState && rd.hardState.term > durable) this.fail('persist-before-send', `node ${rt.id}: Ready with epoch ${rd.hardState.term} handled while only ${durable} is durable`);
     // The runtime acts on a soft state once its Ready is durable: a coordinatorship
     // begins here (a fresh epoch without stepping down is a new one too).
     const ss = rd.softState;
     if (ss) {
-      const leads = ss.role === 'coordinator';
+      const leads = ss.role === 'leader';
       if (leads && (!t.wasLeader || fencingToken(ss.term, rt.id) !== t.lastToken)) this.beginCoordinatorship(rt, ss.term, t);
       t.wasLeader = leads;
     }
@@ -209,8 +215,8 @@ export function settledProblem(components: BullyRuntime[][]): string | undefined
     const ids = comp.map((r) => r.id).join(',');
     let best: BullyRuntime | undefined;
     for (const r of comp) {
-      const p = r.engine!.priority;
-      if (p > 0 && (!best || p > best.engine!.priority)) best = r;
+      const p = bullyOf(r).priority;
+      if (p > 0 && (!best || p > bullyOf(best).priority)) best = r;
     }
     const coords = comp.filter((r) => r.isLeader).map((r) => r.id);
     if (!best) {
@@ -218,10 +224,10 @@ export function settledProblem(components: BullyRuntime[][]): string | undefined
       continue;
     }
     if (coords.length !== 1 || coords[0] !== best.id) {
-      return `component {${ids}}: expected exactly one coordinator, node ${best.id} (highest priority ${best.engine!.priority}), got [${coords.join(',')}]`;
+      return `component {${ids}}: expected exactly one coordinator, node ${best.id} (highest priority ${bullyOf(best).priority}), got [${coords.join(',')}]`;
     }
     for (const r of comp) {
-      const l = r.actedState.leader;
+      const l = bullyOf(r).actedState.leader;
       if (l !== best.id) return `component {${ids}}: node ${r.id} follows ${l || 'nobody'} instead of ${best.id}`;
     }
   }

@@ -25,7 +25,9 @@
  * read moves a process's clock ahead (BoardOptions.readAdvanceMaxUs), which delays a
  * leader's ticks and costs it its lease: the 300-seed sweep has 0 violations but more,
  * shorter failovers. The checks must observe without reading the process clock before
- * Raft moves here for good. Bully keeps bully-cluster.ts for now.
+ * Raft moves here for good. Bully runs on the engine runtime already, in
+ * bully-cluster.ts (its checks differ: no client workload, convergence and quiet-period
+ * checks); this file is where it is meant to land too.
  *
  * Timeline of a seed with --time T:
  *   [4 s, 0.7 T]     faults start (Poisson, kinds from --faults); each heals within
@@ -89,7 +91,7 @@ export interface EngineSeedHooks {
 }
 
 export function runEngineSeed(cfg: SimConfig, seed: number, hooks: EngineSeedHooks = {}): SeedResult {
-  const engine = cfg.engine as RuntimeEngineName;
+  const engine = cfg.engine as Exclude<RuntimeEngineName, 'bully'>;
   const wall0 = performance.now();
   // Real-time effects come with the stall kind: the clock also moves within a step.
   const world = new World({ seed, traceKeepLast: 40, board: { watchdogTimeoutMs: SIM_WATCHDOG_MS, ...(cfg.faults.includes('stall') ? { readAdvanceMaxUs: STALL_READ_ADVANCE_MAX_US } : {}) } });

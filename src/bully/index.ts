@@ -6,3 +6,4 @@ export type {
 } from './bully.ts';
 export { DEFAULT_BULLY_OPTIONS, resolveBullyOptions, resolveMembers, fencingToken, MAX_EPOCH, MAX_PRIORITY } from './options.ts';
 export type { BullyOptions, BullyMember, MemberPriority, BullyTicks } from './options.ts';
+export { BullyEngine, BULLY_CAPS, bullyMembersOf, type BullyEngineOptions } from './engine.ts';

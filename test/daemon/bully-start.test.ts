@@ -69,7 +69,9 @@ describe('quorumd start with engine: bully', () => {
     const ld = JSON.parse((await call(b.url, 'GET', '/v1/leader')).body.toString());
     expect(ld.leader).toBe('c');
     expect(ld.token).toBe(ld.term * 256 + 3);
-    expect(existsSync(join(dir, 'c', 'bully', 'bully.state'))).toBe(true);
+    // The epoch is durable in the engine runtime's durable log, in the bully directory (no bully.state any more).
+    expect(existsSync(join(dir, 'c', 'bully', 'hardstate'))).toBe(true);
+    expect(existsSync(join(dir, 'c', 'bully', 'bully.state'))).toBe(false);
     expect(await until(() => existsSync(join(dir, 'c.hook')), 5000)).toBe(true);
     expect(readFileSync(join(dir, 'c.hook'), 'utf8')).toContain(`active ${ld.term} ${ld.token}`);
 

@@ -1,12 +1,13 @@
 /**
- * BullyRuntime's activation gate without the simulator harness: a suspect this board
+ * Bully's activation gate (daemon/runtime/bully-fencing.ts on the engine runtime) without the simulator harness: a suspect this board
  * cannot fence keeps the new coordinator inactive (and says why) until an operator
  * confirms it down; tokens-only mode activates at once; bad operator input is named.
  */
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { World } from '../../../firmware-sim/world.ts';
-import { BullyRuntime, type BullyFencingOptions } from '../../../daemon/runtime/bully-node.ts';
+import { EngineRuntime } from '../../../daemon/runtime/engine-node.ts';
+import type { BullyFencingOptions } from '../../../daemon/runtime/bully-fencing.ts';
 import type { ActivationEvent } from '../../../daemon/runtime/node.ts';
 import { SIM_FENCER } from '../../../daemon/sim/fencing.ts';
 import type { NodeId } from '../../../src/types.ts';
@@ -20,12 +21,12 @@ function cluster(fencing: (hal: BoardHal) => BullyFencingOptions | undefined) {
   for (const id of [1, 2, 3]) world.addBoard(id);
   world.wireRelay(2, 1);
   world.powerSense(2, 1);
-  const rt = new Map<NodeId, BullyRuntime>();
+  const rt = new Map<NodeId, EngineRuntime>();
   const events: Array<{ node: NodeId } & ActivationEvent> = [];
   world.onBoot((hal) => {
     const f = fencing(hal);
-    const r = new BullyRuntime({
-      id: hal.node, members: [1, 2, 3], cluster: 9, keyring: KEY, clock: hal.clock, storage: hal.storage, links: hal.links,
+    const r = new EngineRuntime({
+      engine: 'bully', id: hal.node, config: { voters: [1, 2, 3], learners: [], witnesses: [] }, cluster: 9, keyring: KEY, clock: hal.clock, storage: hal.storage, links: hal.links,
       rng: world.rng.fork(`b:${hal.node}:${hal.incarnation}`),
       ...(f ? { fencing: f } : {}),
     });
@@ -42,7 +43,7 @@ const stonith = (hal: BoardHal): BullyFencingOptions => ({
   fencer: hal.node === 2 ? { ...SIM_FENCER, targets: [{ target: 1, levels: [[{ kind: 'gpio-relay', relay: 'relay:1', sense: 'sense:1' }]], action: 'reboot', powerOnAfterMs: 3000 }] } : { ...SIM_FENCER, targets: [] },
 });
 
-describe('BullyRuntime activation gate', () => {
+describe('bully activation gate (engine runtime)', () => {
   it('a suspect without a fence device: elected, not active, says why; an operator confirmation activates it', () => {
     const c = cluster(stonith);
     const r3 = () => c.rt.get(3)!;
@@ -52,16 +53,17 @@ describe('BullyRuntime activation gate', () => {
     expect(c.world.runUntil(() => r2().isLeader, 3000)).toBe(true);
     c.world.run(2000); // no lease for bully: waiting longer changes nothing
     const s = r2().status();
-    expect(s).toMatchObject({ elected: true, active: false, fencingMode: 'stonith' });
+    expect(s).toMatchObject({ elected: true, active: false, bully: { fencingMode: 'stonith' } });
     expect(s.waitingFor).toMatch(/earlier coordinator n3 may still act: no fence device for it/);
-    expect(s.knownCoordinators).toHaveProperty('n3');
+    expect(s.bully?.knownCoordinators).toHaveProperty('n3');
     expect(c.events.filter((e) => e.node === 2)).toEqual([]);
     expect(r2().confirmFenced(0)).toMatchObject({ ok: false, error: expect.stringMatching(/node: expected a node id 1\.\.254, got 0/) });
     expect(r2().confirmFenced(3)).toEqual({ ok: true });
     expect(r2().active).toBe(true);
-    expect(r2().status().clearedBy).toEqual({ n3: 'operator' });
-    expect(c.events.filter((e) => e.node === 2)).toEqual([expect.objectContaining({ active: true, token: r2().ownToken })]);
-    expect(r2().status().fences.map((f) => f.outcome)).toEqual(['confirmed']);
+    expect(r2().status().bully?.clearedBy).toEqual({ n3: 'operator' });
+    expect(c.events.filter((e) => e.node === 2)).toEqual([expect.objectContaining({ active: true, token: r2().activeToken })]);
+    expect(r2().activeToken).toBe(r2().status().term * 256 + 2);
+    expect(r2().status().fences.local.map((f) => f.outcome)).toEqual(['confirmed']);
     // An operator fence of a node without a device answers with a clear error.
     let answer: { ok: boolean; error?: string } | undefined;
     r2().fence(3, (a) => (answer = a));
@@ -72,7 +74,7 @@ describe('BullyRuntime activation gate', () => {
     const c = cluster(() => ({}));
     const r3 = () => c.rt.get(3)!;
     expect(c.world.runUntil(() => c.rt.get(3)?.state === 'running' && r3().isLeader, 3000)).toBe(true);
-    expect(r3().status()).toMatchObject({ fencingMode: 'tokens-only', active: true, waitingFor: '' });
+    expect(r3().status()).toMatchObject({ bully: { fencingMode: 'tokens-only' }, active: true, waitingFor: '' });
     c.world.board(3).setMains(false);
     const r2 = () => c.rt.get(2)!;
     expect(c.world.runUntil(() => r2().isLeader, 3000)).toBe(true);
@@ -85,8 +87,8 @@ describe('BullyRuntime activation gate', () => {
     world.addBoard(1);
     let err: Error | undefined;
     world.onBoot((hal) => {
-      const r = new BullyRuntime({
-        id: 1, members: [1, 2], cluster: 9, keyring: KEY, clock: hal.clock, storage: hal.storage, links: hal.links, rng: world.rng.fork('x'),
+      const r = new EngineRuntime({
+        engine: 'bully', id: 1, config: { voters: [1, 2], learners: [], witnesses: [] }, cluster: 9, keyring: KEY, clock: hal.clock, storage: hal.storage, links: hal.links, rng: world.rng.fork('x'),
         fencing: { relays: [], fencer: { targets: [{ target: 2, levels: [[{ kind: 'gpio-relay', relay: 'relay:2' }]] }] } },
         onFatal: (e) => (err = e),
       });

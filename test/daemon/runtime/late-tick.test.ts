@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Clock } from '../../../hal/interfaces.ts';
 import { World } from '../../../firmware-sim/world.ts';
-import { BullyRuntime } from '../../../daemon/runtime/bully-node.ts';
+import { EngineRuntime } from '../../../daemon/runtime/engine-node.ts';
 import { Rng } from '../../../src/rng.ts';
 import { KEY, testCluster } from './helpers.ts';
 
@@ -60,14 +60,14 @@ describe('a late tick lets waiting input in first', () => {
     expect(tc.leaders()).toHaveLength(1);
   });
 
-  it('bully runtime: the same', () => {
+  it('engine runtime (engine: bully): the same', () => {
     const world = new World({ seed: 3, board: { bootDelayMs: 10, restartDelayMs: 10 } });
     world.addBoard(1);
     const clocks: Array<ReturnType<typeof stallableClock>> = [];
     world.onBoot((hal) => {
       const c = stallableClock(hal.clock);
       clocks.push(c);
-      new BullyRuntime({ id: hal.node, members: [1], cluster: 3, keyring: KEY, clock: c.clock, storage: hal.storage, links: hal.links, rng: new Rng(1) }).start();
+      new EngineRuntime({ engine: 'bully', id: hal.node, config: { voters: [1], learners: [], witnesses: [] }, cluster: 3, keyring: KEY, clock: c.clock, storage: hal.storage, links: hal.links, rng: new Rng(1) }).start();
     });
     world.run(500);
     const c = clocks[0]!;

@@ -1,6 +1,6 @@
 /**
  * The bully engine's activation gate and STONITH in the simulator (daemon/sim/bully-cluster.ts,
- * daemon/runtime/bully-node.ts): an old coordinator cut off by a partition is fenced by
+ * daemon/runtime/bully-fencing.ts on the engine runtime): an old coordinator cut off by a partition is fenced by
  * the new one, verified off, and only then does the new one act; a returning better
  * board preempts without a power cycle (step-down acknowledgement); a planted bug (no
  * gate) makes the dual-active check fire.
@@ -8,7 +8,7 @@
 import { describe, expect, it } from 'vitest';
 import { runBullySeed, type BullySeedResult } from '../../../daemon/sim/bully-cluster.ts';
 import { parseSimOptions } from '../../../daemon/sim/options.ts';
-import type { BullyRuntime } from '../../../daemon/runtime/bully-node.ts';
+import type { EngineRuntime } from '../../../daemon/runtime/engine-node.ts';
 import type { FenceRecord } from '../../../src/fence/index.ts';
 import type { World } from '../../../firmware-sim/world.ts';
 import { BROKER } from '../../../firmware-sim/mqtt.ts';
@@ -27,18 +27,18 @@ function partitionScenario(runtime: Record<string, unknown> = {}): { r: BullySee
   const seen: Seen = { activations: [], fences: [], railOff5AtMs: null, coordAtPartition: 0 };
   const r = runBullySeed(cfg, 3, {
     runtime,
-    setup: ({ world, runtimes, changed }: { world: World; runtimes: Map<NodeId, BullyRuntime>; changed: () => void }) => {
+    setup: ({ world, runtimes, changed }: { world: World; runtimes: Map<NodeId, EngineRuntime>; changed: () => void }) => {
       const watch = () => {
         for (const rt of runtimes.values()) {
-          if (rt.state !== 'running' || rt.id === 5 || rt.status().fences.length === 0) continue;
-          for (const f of rt.status().fences) {
+          if (rt.state !== 'running' || rt.id === 5 || rt.status().fences.local.length === 0) continue;
+          for (const f of rt.status().fences.local) {
             if (f.outcome !== 'pending' && !seen.fences.some((x) => x.id === f.id && x.by === f.by)) seen.fences.push({ ...f, atMs: world.nowMs, by5Running: world.board(5).running });
           }
         }
         for (const rt of runtimes.values()) {
           const last = seen.activations.filter((a) => a.node === rt.id).at(-1);
           if (rt.state === 'running' && rt.active && last?.token !== rt.activeToken) {
-            seen.activations.push({ node: rt.id, token: rt.activeToken, atMs: world.nowMs, by: JSON.stringify(rt.status().clearedBy) });
+            seen.activations.push({ node: rt.id, token: rt.activeToken, atMs: world.nowMs, by: JSON.stringify(rt.status().bully?.clearedBy) });
           }
         }
         if (seen.railOff5AtMs === null && world.nowMs > 8000 && !world.board(5).railLive) seen.railOff5AtMs = world.nowMs;

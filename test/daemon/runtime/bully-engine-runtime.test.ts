@@ -1,14 +1,15 @@
 /**
- * BullyRuntime on a simulated World (virtual time): election of the highest board,
- * failover, the durable state file (epoch survives power cuts; corruption refuses to
- * start), persist-before-send, and the 501 answer for KV and locks.
+ * The engine runtime with engine: bully on a simulated World (virtual time): election of
+ * the highest board, failover, durable epochs (they survive power cuts; a board upgraded
+ * from the former bully runtime never starts below its bully.state, and a corrupt one
+ * refuses to start), persist-before-send, and the 501 answer for KV and locks.
  */
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { World } from '../../../firmware-sim/world.ts';
-import {
-  BullyRuntime, BullyStateCorruptError, BULLY_STATE_FILE, ENGINE_UNSUPPORTED, decodeBullyState, encodeBullyState,
-} from '../../../daemon/runtime/bully-node.ts';
+import { EngineRuntime, ENGINE_UNSUPPORTED } from '../../../daemon/runtime/engine-node.ts';
+import { BullyStateCorruptError, BULLY_STATE_FILE, decodeBullyState, encodeBullyState } from '../../../daemon/runtime/bully-state.ts';
+import type { BullyEngine } from '../../../src/bully/index.ts';
 import type { ClientResult } from '../../../daemon/runtime/index.ts';
 import { MsgType } from '../../../src/wire/messages.ts';
 import { Rng } from '../../../src/rng.ts';
@@ -16,20 +17,21 @@ import type { NodeId } from '../../../src/types.ts';
 
 const KEY = { current: new Uint8Array(createHash('sha256').update('bully-runtime-test').digest()) };
 
-function cluster(ids: NodeId[], seed = 1) {
+function cluster(ids: NodeId[], seed = 1, beforeBoot?: (hal: { node: NodeId; incarnation: number; storage: import('../../../hal/interfaces.ts').Storage }) => void) {
   const world = new World({ seed, board: { bootDelayMs: 100, restartDelayMs: 100 } });
   for (const id of ids) world.addBoard(id);
-  const rt = new Map<NodeId, BullyRuntime>();
+  const rt = new Map<NodeId, EngineRuntime>();
   const fatals: Array<{ node: NodeId; err: Error }> = [];
   const violations: string[] = [];
   world.onBoot((hal, board) => {
-    const r = new BullyRuntime({
-      id: hal.node, members: ids, cluster: 3, keyring: KEY, clock: hal.clock, storage: hal.storage, links: hal.links,
+    beforeBoot?.(hal);
+    const r = new EngineRuntime({
+      engine: 'bully', id: hal.node, config: { voters: ids, learners: [], witnesses: [] }, cluster: 3, keyring: KEY, clock: hal.clock, storage: hal.storage, links: hal.links,
       rng: world.rng.fork(`b:${hal.node}:${hal.incarnation}`),
       observer: {
         persisted: (x, rd) => {
           for (const m of rd.messages) {
-            if (m.type === MsgType.BullyCoordinator && m.term > x.durableState.epoch) violations.push(`n${x.id} sent epoch ${m.term} before it was durable`);
+            if (m.type === MsgType.BullyCoordinator && m.term > x.durableHardState.term) violations.push(`n${x.id} sent epoch ${m.term} before it was durable`);
           }
         },
       },
@@ -47,23 +49,27 @@ function cluster(ids: NodeId[], seed = 1) {
   return { world, rt, fatals, violations, live, coords, settledOn };
 }
 
-describe('BullyRuntime on simulated boards', () => {
+const epochOf = (r: EngineRuntime) => r.status().term;
+
+describe('engine runtime with engine: bully on simulated boards', () => {
   it('elects the highest board, fails over to the next, and the first takes over again on return', () => {
     const c = cluster([1, 2, 3]);
     expect(c.world.runUntil(c.settledOn(3), 2000)).toBe(true);
     const s = c.rt.get(3)!.status();
-    expect(s).toMatchObject({ engine: 'bully', role: 'coordinator', leader: 3, commitIndex: 0 });
-    expect(s.token).toBe(s.epoch * 256 + 3);
+    expect(s).toMatchObject({ engine: 'bully', role: 'leader', detail: 'coordinator', leader: 3, commitIndex: 0 });
+    expect(s.bully?.leaderToken).toBe(s.term * 256 + 3);
+    expect(s.active).toBe(true);
+    expect(c.rt.get(1)!.status().bully?.leaderToken).toBe(s.term * 256 + 3);
     const t0 = c.world.nowMs;
     c.world.board(3).setMains(false);
     expect(c.world.runUntil(c.settledOn(2), 2000)).toBe(true);
     const failover = c.world.nowMs - t0;
     expect(failover).toBeLessThan(400); // failure timeout ≤ 200 ms + answer timeout 50 ms + delivery
-    const e2 = c.rt.get(2)!.status().epoch;
-    expect(e2).toBeGreaterThan(s.epoch);
+    const e2 = epochOf(c.rt.get(2)!);
+    expect(e2).toBeGreaterThan(s.term);
     c.world.board(3).setMains(true);
     expect(c.world.runUntil(c.settledOn(3), 3000)).toBe(true);
-    expect(c.rt.get(3)!.status().epoch).toBeGreaterThan(e2); // epoch persisted across the power cut, then a fresh one
+    expect(epochOf(c.rt.get(3)!)).toBeGreaterThan(e2); // epoch persisted across the power cut, then a fresh one
     expect(c.violations).toEqual([]);
     expect(c.fatals).toEqual([]);
   });
@@ -77,24 +83,42 @@ describe('BullyRuntime on simulated boards', () => {
     expect(c.world.nowMs - t0).toBeLessThan(120);
   });
 
-  it('persists {epoch, held, boot} in bully.state; every boot has a new boot id', () => {
+  it('persists {term: epoch, vote: held} in the durable log; a restart rebuilds from it; every boot has a new boot id', () => {
     const c = cluster([1, 2]);
     expect(c.world.runUntil(c.settledOn(2), 2000)).toBe(true);
-    const raw = c.world.board(2).hal!.storage.read(BULLY_STATE_FILE)!;
-    const st = decodeBullyState(raw);
-    expect(st.epoch).toBe(c.rt.get(2)!.status().epoch);
-    expect(st.held).toBe(st.epoch);
+    const ep = epochOf(c.rt.get(2)!);
+    expect(c.rt.get(2)!.durableHardState).toEqual({ term: ep, vote: ep, commit: 0 });
+    expect(c.rt.get(1)!.durableHardState).toEqual({ term: ep, vote: 0, commit: 0 });
+    expect(c.world.board(2).hal!.storage.read(BULLY_STATE_FILE)).toBeUndefined();
     const boot1 = c.rt.get(2)!.status().bootId;
     c.world.board(2).crashProcess(100);
     c.world.run(500);
     expect(c.rt.get(2)!.status().bootId).toBe(boot1 + 1);
+    expect(c.rt.get(2)!.bootHardState).toEqual({ term: ep, vote: ep, commit: 0 });
+    expect((c.rt.get(2)!.engine as BullyEngine).bullyStatus().epoch).toBeGreaterThanOrEqual(ep);
   });
 
-  it('a corrupt state file: the node refuses to start with a clear error', () => {
+  it('a board upgraded from the former bully runtime: never starts below its bully.state (epoch, held, boot counter)', () => {
+    const c = cluster([1, 2], 1, (hal) => {
+      // Board 2 coordinated at epoch 40 before the upgrade; its boot counter was 70000.
+      if (hal.node !== 2 || hal.storage.read(BULLY_STATE_FILE) !== undefined) return;
+      hal.storage.write(BULLY_STATE_FILE, encodeBullyState({ epoch: 40, held: 40, boot: 70_000 }));
+      hal.storage.sync(BULLY_STATE_FILE, () => {});
+    });
+    expect(c.world.runUntil(c.settledOn(2), 3000)).toBe(true);
+    const r = c.rt.get(2)!;
+    expect(r.bootHardState.term).toBeGreaterThanOrEqual(40);
+    expect(r.bootHardState.vote).toBeGreaterThanOrEqual(40);
+    expect(epochOf(r)).toBeGreaterThan(40); // a fresh epoch above everything announced before the upgrade
+    expect(r.status().bootId).toBeGreaterThanOrEqual(70_001 & 0xffff);
+    expect(c.fatals).toEqual([]);
+  });
+
+  it('a corrupt bully.state: the node refuses to start with a clear error', () => {
     const c = cluster([1, 2]);
     expect(c.world.runUntil(c.settledOn(2), 2000)).toBe(true);
     const st = c.world.board(2).hal!.storage;
-    const raw = st.read(BULLY_STATE_FILE)!.slice();
+    const raw = encodeBullyState({ epoch: 3, held: 3, boot: 1 });
     raw[5] = raw[5]! ^ 0xff;
     st.write(BULLY_STATE_FILE, raw);
     st.sync(BULLY_STATE_FILE, () => {});
@@ -137,13 +161,21 @@ describe('bully state file format', () => {
     expect(() => decodeBullyState(badHeld)).toThrow(/held 2 out of range/);
   });
 
-  it('rejects bad options at construction', () => {
-    const world = new World({ seed: 1 });
-    world.addBoard(1);
-    const base = { id: 1, members: [1, 2], cluster: 1, keyring: KEY, clock: { monotonicMs: () => 0, wallMs: () => 0, setTimer: () => () => {} }, storage: { sync() {} } as never, links: [], rng: new Rng(1) };
-    expect(() => new BullyRuntime({ ...base, id: 300 })).toThrow(/id must be a node id/);
-    expect(() => new BullyRuntime({ ...base, members: [2, 3] })).toThrow(/this node \(1\) is not in the list/);
-    expect(() => new BullyRuntime({ ...base, bully: { heartbeatMs: 500 } })).toThrow(/heartbeatMs/);
-    expect(() => new BullyRuntime({ ...base, campaignOnPeerGone: 'yes' as never })).toThrow(/campaignOnPeerGone must be a boolean/);
+  it('rejects bad options: the id at construction, members and engine options at boot (fatal, named)', () => {
+    const base = { engine: 'bully' as const, id: 1, config: { voters: [1, 2], learners: [], witnesses: [] }, cluster: 1, keyring: KEY, clock: { monotonicMs: () => 0, wallMs: () => 0, setTimer: () => () => {} }, storage: { sync() {} } as never, links: [], rng: new Rng(1) };
+    expect(() => new EngineRuntime({ ...base, id: 300 })).toThrow(/id must be a node id/);
+    for (const [engineOptions, msg] of [[{ members: [2, 3] }, /this node \(1\) is not in the list/], [{ heartbeatMs: 500 }, /heartbeatMs/]] as const) {
+      const world = new World({ seed: 1, board: { bootDelayMs: 10 } });
+      world.addBoard(1);
+      const fatals: Error[] = [];
+      world.onBoot((hal, board) => {
+        new EngineRuntime({ ...base, clock: hal.clock, storage: hal.storage, links: hal.links, engineOptions: { ...engineOptions }, onFatal: (e) => {
+          fatals.push(e);
+          board.crashProcess(600_000);
+        } }).start();
+      });
+      world.run(200);
+      expect(fatals.map((e) => e.message)).toEqual([expect.stringMatching(msg)]);
+    }
   });
 });
