@@ -47,7 +47,7 @@ export class MemberRoleChecks {
 
   constructor(
     config: MemberConfig,
-    private readonly engine: 'paxos' | 'zab',
+    private readonly engine: 'raft' | 'paxos' | 'zab',
     private readonly fail: (invariant: string, detail: string) => void,
     private readonly disabled: ReadonlySet<string> = new Set(),
   ) {
