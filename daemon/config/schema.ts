@@ -273,11 +273,15 @@ const bully = z.strictObject({
 const paxos = z.strictObject({
   /** Engine tick, ms. Default 10. */
   tickMs: int('milliseconds', 1, 1000).default(10),
-  /** A follower that hears no leader for a time drawn in [min, max) runs phase 1 with a new ballot, ms. Default 150..300 (Raft's range). */
-  electionTimeoutMinMs: int('milliseconds', 10, 60_000).default(150),
-  electionTimeoutMaxMs: int('milliseconds', 11, 120_000).default(300),
-  /** Leader heartbeat (commit learning, read rounds), ms. Default 50. */
-  heartbeatMs: int('milliseconds', 1, 30_000).default(50),
+  /**
+   * A follower that hears no leader for a time drawn in [min, max) runs phase 1 with a new
+   * ballot, ms. Default 1000..2000: the board defaults Raft uses (docs/config.md, "Timing on
+   * a board"); the engine's own 150..300 is for the simulator, where nothing stalls.
+   */
+  electionTimeoutMinMs: int('milliseconds', 10, 60_000).default(1000),
+  electionTimeoutMaxMs: int('milliseconds', 11, 120_000).default(2000),
+  /** Leader heartbeat (commit learning, read rounds), ms. Default 100 (board default, as Raft's). */
+  heartbeatMs: int('milliseconds', 1, 30_000).default(100),
   /** Pre-prepare (Paxos' pre-vote): a cut-off node does not raise ballots. Default true. */
   prePrepare: bool('prePrepare').default(true),
   /** Check-quorum: a leader that heard from no quorum within a minimum election timeout steps down. Default true. */
@@ -293,12 +297,16 @@ const paxos = z.strictObject({
 const zab = z.strictObject({
   /** Engine tick, ms. Default 10. */
   tickMs: int('milliseconds', 1, 1000).default(10),
-  /** Leader ping (commit learning, liveness), ms. Default 50. */
-  heartbeatMs: int('milliseconds', 1, 30_000).default(50),
-  /** A follower that hears nothing from its leader this long goes back to election (ZooKeeper's syncLimit), ms. Default 150. */
-  syncLimitMs: int('milliseconds', 10, 60_000).default(150),
-  /** Longest discovery + synchronization before a prospective leader gives up (ZooKeeper's initLimit), ms. Default 1000. */
-  initLimitMs: int('milliseconds', 10, 600_000).default(1000),
+  /** Leader ping (commit learning, liveness), ms. Default 100 (board default, as Raft's heartbeat). */
+  heartbeatMs: int('milliseconds', 1, 30_000).default(100),
+  /**
+   * A follower that hears nothing from its leader this long goes back to election
+   * (ZooKeeper's syncLimit), ms. Default 1000: ten lost pings, as Raft's board election
+   * timeout (docs/config.md, "Timing on a board"); the engine's own 150 is for the simulator.
+   */
+  syncLimitMs: int('milliseconds', 10, 60_000).default(1000),
+  /** Longest discovery + synchronization before a prospective leader gives up (ZooKeeper's initLimit), ms. Default 2000. */
+  initLimitMs: int('milliseconds', 10, 600_000).default(2000),
   /** Campaign at once (survivors in id order) when the link reports the leader gone (MQTT Last Will). Default true. */
   campaignOnPeerGone: bool('campaignOnPeerGone').default(true),
 });

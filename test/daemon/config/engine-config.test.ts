@@ -11,10 +11,12 @@ describe('config: engine paxos and zab', () => {
   it('engine: paxos and engine: zab are accepted, with their documented defaults', () => {
     const p = parseConfigText(good + 'engine: paxos\n');
     expect(p.engine).toBe('paxos');
-    expect(p.paxos).toEqual({ tickMs: 10, electionTimeoutMinMs: 150, electionTimeoutMaxMs: 300, heartbeatMs: 50, prePrepare: true, checkQuorum: true, campaignOnPeerGone: true });
+    // The board defaults (docs/config.md, "Timing on a board"), as Raft's.
+    expect(p.paxos).toEqual({ tickMs: 10, electionTimeoutMinMs: 1000, electionTimeoutMaxMs: 2000, heartbeatMs: 100, prePrepare: true, checkQuorum: true, campaignOnPeerGone: true });
     const z = parseConfigText(good + 'engine: zab\nzab:\n  syncLimitMs: 300\n');
     expect(z.engine).toBe('zab');
-    expect(z.zab).toMatchObject({ heartbeatMs: 50, syncLimitMs: 300, initLimitMs: 1000 });
+    expect(z.zab).toMatchObject({ heartbeatMs: 100, syncLimitMs: 300, initLimitMs: 2000 });
+    expect(parseConfigText(good + 'engine: zab\n').zab).toMatchObject({ heartbeatMs: 100, syncLimitMs: 1000, initLimitMs: 2000 });
   });
 
   for (const engine of ['paxos', 'zab']) {
@@ -45,7 +47,7 @@ describe('config: engine paxos and zab', () => {
   it('paxos timing is checked like raft\'s', () => {
     const p = problems(good + 'engine: paxos\npaxos:\n  electionTimeoutMinMs: 300\n  electionTimeoutMaxMs: 200\n');
     expect(p.find((x) => x.key === 'paxos.electionTimeoutMaxMs')?.message).toMatch(/more than electionTimeoutMinMs/);
-    const q = problems(good + 'engine: paxos\npaxos:\n  heartbeatMs: 100\n');
+    const q = problems(good + 'engine: paxos\npaxos:\n  heartbeatMs: 600\n');
     expect(q.find((x) => x.key === 'paxos.heartbeatMs')?.message).toMatch(/at most half/);
   });
 });
