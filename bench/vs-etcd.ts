@@ -23,7 +23,7 @@
  *                        (quorumd dev: the new leader fences it, its rail is switched on
  *                        again after 5 s; etcd: restarted)
  *   RSS                  VmRSS of each member process (and private memory, which does
- *                        not count the shared pages of the node/etcd binary), idle and
+ *                        not count the shared pages of the node/etcd binary, and PSS), idle and
  *                        the peak under 64 writers; the dev supervisor (broker + rails)
  *   idle CPU             utime + stime of each member over --idle seconds, % of a core
  *   cold start           spawn of the cluster → first committed write: PUTs are tried
@@ -38,6 +38,12 @@
  *   npm run bench -- vs-etcd
  *   npx tsx bench/vs-etcd.ts [--rounds 2] [--writes 1000] [--secs 5] [--kills 5] [--idle 10]
  *                            [--max-load 2] [--etcd-timing 50/300] [--only quorumd]
+ *                            [--links mqtt,tcp] [--quorumd-node-options '--max-old-space-size=48']
+ *
+ * --links: the quorumd variants, each a `quorumd dev --link <link>` block of its own in
+ * every round (default mqtt; `mqtt,tcp` compares the broker with the direct TCP link,
+ * interleaved with etcd, one column each). --quorumd-node-options: NODE_OPTIONS for the
+ * dev supervisor and its node processes only (V8 heap limits for an A/B of memory flags).
  *
  * etcd: Debian's `etcd-server` package (apt-get install etcd-server). Without it the
  * quorumd column is measured alone and the bench says how to install it. Data goes to
@@ -83,7 +89,13 @@ const CONC = num('clients', 64, 1, 1024);
  */
 const FAILOVER_PUT_TIMEOUT_MS = num('probe-timeout', 1000, 50, 10_000);
 const ETCD_TIMING = opt('etcd-timing', '50/300');
+const Q_NODE_OPTIONS = opt('quorumd-node-options', '');
 const ONLY = opt('only', '');
+const LINKS = opt('links', 'mqtt').split(',').map((x) => x.trim());
+if (LINKS.length === 0 || LINKS.some((l) => l !== 'mqtt' && l !== 'tcp') || new Set(LINKS).size !== LINKS.length) {
+  console.error(`vs-etcd: --links must be a list of mqtt and tcp, e.g. mqtt,tcp; got ${JSON.stringify(opt('links', 'mqtt'))}`);
+  process.exit(2);
+}
 const timing = /^(\d+)\/(\d+)$/.exec(ETCD_TIMING);
 if (!timing) {
   console.error(`vs-etcd: --etcd-timing must be <heartbeat ms>/<election ms>, e.g. 50/300, got ${JSON.stringify(ETCD_TIMING)}`);
@@ -104,14 +116,14 @@ const pct = (xs: number[], p: number) => {
 };
 const median = (xs: number[]) => pct(xs, 50);
 
-function procStatus(pid: number): { rss: number; priv: number } {
+function procStatus(pid: number): { rss: number; priv: number; pss: number } {
   try {
     const rss = Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024;
     const r = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
     const f = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(r)?.[1] ?? 0);
-    return { rss, priv: (f('Private_Clean') + f('Private_Dirty')) / 1024 };
+    return { rss, priv: (f('Private_Clean') + f('Private_Dirty')) / 1024, pss: f('Pss') / 1024 };
   } catch {
-    return { rss: NaN, priv: NaN };
+    return { rss: NaN, priv: NaN, pss: NaN };
   }
 }
 function cpuSeconds(pid: number): number {
@@ -132,7 +144,10 @@ async function freePorts(span: number): Promise<number> {
       s.listen(p, '127.0.0.1', () => s.close(() => resolve(true)));
     });
   for (let attempt = 0; attempt < 200; attempt++) {
-    const base = 20000 + Math.floor(Math.random() * 40000);
+    // Below Linux's ephemeral range (32768+): a port there can be taken by any outgoing
+    // connection between this probe and the server's listen (it happened here: a node's
+    // HTTP port, and etcd members that never elected, at load 20+).
+    const base = 20000 + Math.floor(Math.random() * (32000 - 20000 - span));
     let ok = true;
     for (let k = 0; k < span && ok; k++) ok = await isFree(base + k);
     if (ok) return base;
@@ -278,10 +293,14 @@ async function startEtcd(dir: string): Promise<System> {
   return sys;
 }
 
-async function startQuorumd(dir: string): Promise<System> {
-  const base = (await freePorts(4)) - 0;
+async function startQuorumd(dir: string, link: string): Promise<System> {
+  // HTTP on base+1..3; with --link tcp the node links on base+11..13 (daemon/dev.ts devTcpPort).
+  const base = (await freePorts(14)) - 0;
   const t0 = performance.now();
-  const dev = spawn(process.execPath, ['--max-semi-space-size=1', bin, 'dev', '--base-port', String(base), '--data-dir', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const dev = spawn(process.execPath, ['--max-semi-space-size=1', bin, 'dev', '--base-port', String(base), '--data-dir', dir, '--link', link], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    ...(Q_NODE_OPTIONS ? { env: { ...process.env, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} ${Q_NODE_OPTIONS}`.trim() } } : {}),
+  });
   let out = '';
   dev.stdout!.on('data', (d) => (out += d));
   dev.stderr!.on('data', (d) => (out += d));
@@ -426,6 +445,8 @@ interface Block {
   seqP50: number;
   seqP99: number;
   fsyncsPerWrite: number;
+  /** The same under CONC writers (group commit: below 1 when batches form). */
+  fsyncsPerWriteConc: number;
   writesPerSec: number;
   readP50: number;
   readsPerSec: number;
@@ -433,6 +454,8 @@ interface Block {
   failoverFailed: number;
   idleRss: number;
   idlePriv: number;
+  /** Proportional set size (smaps_rollup Pss): what the member costs when its binary's pages are shared. */
+  idlePss: number;
   peakRss: number;
   supervisorRss: number;
   idleCpuPct: number;
@@ -497,11 +520,11 @@ async function failover(sys: System): Promise<{ ms: number[]; failed: number }> 
   return { ms, failed };
 }
 
-async function runBlock(kind: 'etcd' | 'quorumd'): Promise<Block> {
-  const load = await waitLoad(kind);
+async function runBlock(kind: 'etcd' | 'quorumd', link = 'mqtt'): Promise<Block> {
+  const load = await waitLoad(kind === 'etcd' ? kind : `quorumd ${link}`);
   const dir = mkdtempSync(join(tmpdir(), `quorumd-vs-etcd-${kind}-`));
   const t0 = performance.now();
-  const sys = kind === 'etcd' ? await startEtcd(dir) : await startQuorumd(dir);
+  const sys = kind === 'etcd' ? await startEtcd(dir) : await startQuorumd(dir, link);
   let failed = false;
   try {
     if (!(await firstWrite(sys, 60_000))) throw new Error(`${kind}: no write committed within 60 s of the start`);
@@ -516,6 +539,7 @@ async function runBlock(kind: 'etcd' | 'quorumd'): Promise<Block> {
     const idle = sys.members.map((m) => procStatus(m.pid));
     const idleRss = Math.max(...idle.map((s) => s.rss));
     const idlePriv = Math.max(...idle.map((s) => s.priv));
+    const idlePss = Math.max(...idle.map((s) => s.pss));
     const supervisorRss = sys.supervisorPid ? procStatus(sys.supervisorPid).rss : NaN;
 
     const L = await sys.leader();
@@ -537,7 +561,14 @@ async function runBlock(kind: 'etcd' | 'quorumd'): Promise<Block> {
       for (const m of sys.members) peakRss = Math.max(peakRss, procStatus(m.pid).rss);
     };
     let k = 0;
-    const writesPerSec = await closedLoop(CONC, SECS, () => sys.put(L.url, `c${k++ % 256}`, value), sample);
+    let okWrites = 0;
+    const f2 = await sys.fsyncs(L);
+    const writesPerSec = await closedLoop(CONC, SECS, async () => {
+      const ok = await sys.put(L.url, `c${k++ % 256}`, value);
+      if (ok) okWrites++;
+      return ok;
+    }, sample);
+    const f3 = await sys.fsyncs(L);
     sample();
     // Reads.
     const rl: number[] = [];
@@ -561,8 +592,8 @@ async function runBlock(kind: 'etcd' | 'quorumd'): Promise<Block> {
     }
     const fo = await failover(sys);
     return {
-      load, coldStartMs, readyMs, seqP50: pct(lat, 50), seqP99: pct(lat, 99), fsyncsPerWrite: (f1 - f0) / WRITES, writesPerSec,
-      readP50: pct(rl, 50), readsPerSec, failoverMs: fo.ms, failoverFailed: fo.failed, idleRss, idlePriv, peakRss,
+      load, coldStartMs, readyMs, seqP50: pct(lat, 50), seqP99: pct(lat, 99), fsyncsPerWrite: (f1 - f0) / WRITES, fsyncsPerWriteConc: (f3 - f2) / Math.max(1, okWrites), writesPerSec,
+      readP50: pct(rl, 50), readsPerSec, failoverMs: fo.ms, failoverFailed: fo.failed, idleRss, idlePriv, idlePss, peakRss,
       supervisorRss, idleCpuPct, cliMs: median(cli),
     };
   } catch (e) {
@@ -574,6 +605,15 @@ async function runBlock(kind: 'etcd' | 'quorumd'): Promise<Block> {
   }
 }
 
+/** A block that could not be measured: every number NaN (printed as an empty cell). */
+function failedBlock(): Block {
+  return {
+    load: NaN, coldStartMs: NaN, readyMs: NaN, seqP50: NaN, seqP99: NaN, fsyncsPerWrite: NaN, fsyncsPerWriteConc: NaN, writesPerSec: NaN,
+    readP50: NaN, readsPerSec: NaN, failoverMs: [], failoverFailed: 0, idleRss: NaN, idlePriv: NaN, idlePss: NaN, peakRss: NaN,
+    supervisorRss: NaN, idleCpuPct: NaN, cliMs: NaN,
+  };
+}
+
 // ---------------------------------------------------------------------------
 // Table
 
@@ -582,6 +622,7 @@ const ROWS: Row[] = [
   ['sequential writes, 1 client, p50', (b) => b.seqP50, 'ms', 2],
   ['sequential writes, p99', (b) => b.seqP99, 'ms', 2],
   ['fsyncs per write on the leader, 1 client', (b) => b.fsyncsPerWrite, '', 2],
+  [`fsyncs per write on the leader, ${CONC} clients`, (b) => b.fsyncsPerWriteConc, '', 2],
   [`${CONC} clients → leader, writes/s`, (b) => b.writesPerSec, '', 0],
   ['linearizable reads, 1 client, p50 (quorumd: lease read; etcd: ReadIndex round)', (b) => b.readP50, 'ms', 2],
   [`${CONC} readers → leader, reads/s (same)`, (b) => b.readsPerSec, '', 0],
@@ -589,6 +630,7 @@ const ROWS: Row[] = [
   ['failover, slowest', (b) => Math.max(...b.failoverMs), 'ms', 0],
   ['RSS per member idle', (b) => b.idleRss, 'MiB', 1],
   ['private memory per member idle (RSS less shared binary pages)', (b) => b.idlePriv, 'MiB', 1],
+  ['PSS per member idle (shared pages divided among the processes sharing them, as smem)', (b) => b.idlePss, 'MiB', 1],
   [`RSS per member peak (${CONC} writers)`, (b) => b.peakRss, 'MiB', 1],
   ['dev supervisor (broker + rails) idle RSS', (b) => b.supervisorRss, 'MiB', 1],
   ['idle CPU per member, % of a core', (b) => b.idleCpuPct, '', 2],
@@ -607,14 +649,18 @@ function range(xs: number[], digits: number, unit: string): string {
   return unit ? `${s} ${unit}` : s;
 }
 
-function printTable(etcd: Block[], q: Block[]): void {
-  console.log(`\n| measure | etcd ${ETCD_TIMING} | quorumd dev | quorumd / etcd |`);
-  console.log('|---|---:|---:|---:|');
+function printTable(etcd: Block[], qs: Record<string, Block[]>): void {
+  const links = Object.keys(qs);
+  console.log(`\n| measure | etcd ${ETCD_TIMING} | ${links.map((l) => `quorumd dev --link ${l}`).join(' | ')} | ${links.map((l) => `${l} / etcd`).join(' | ')} |`);
+  console.log(`|---|---:|${links.map(() => '---:|').join('')}${links.map(() => '---:|').join('')}`);
   for (const [label, get, unit, digits] of ROWS) {
     const e = etcd.map(get);
-    const qq = q.map(get);
-    const ratios = q.map((b, i) => (etcd[i] ? get(b) / get(etcd[i]) : NaN)).filter((x) => Number.isFinite(x));
-    console.log(`| ${label} | ${range(e, digits, unit)} | ${range(qq, digits, unit)} | ${ratios.length ? `${range(ratios, 2, '')}×` : ''} |`);
+    const cols = links.map((l) => range(qs[l]!.map(get), digits, unit));
+    const ratios = links.map((l) => {
+      const r = qs[l]!.map((b, i) => (etcd[i] ? get(b) / get(etcd[i]) : NaN)).filter((x) => Number.isFinite(x));
+      return r.length ? `${range(r, 2, '')}×` : '';
+    });
+    console.log(`| ${label} | ${range(e, digits, unit)} | ${cols.join(' | ')} | ${ratios.join(' | ')} |`);
   }
 }
 
@@ -627,15 +673,26 @@ if (ONLY !== 'quorumd' && !haveEtcd) {
 if (!existsSync(join(root, 'dist', 'cli.js'))) spawnSync(process.execPath, [join(root, 'scripts', 'build.mjs')], { stdio: 'inherit' });
 console.log(`vs-etcd: ${ROUNDS} round(s), ${WRITES} sequential writes, ${CONC} clients × ${SECS} s, ${KILLS} kills per round, idle window ${IDLE_S} s, etcd heartbeat/election ${ETCD_TIMING} ms`);
 console.log(`uptime: ${spawnSync('uptime', { encoding: 'utf8' }).stdout.trim()}`);
+if (Q_NODE_OPTIONS) console.log(`quorumd processes run with NODE_OPTIONS=${Q_NODE_OPTIONS}`);
 const etcdBlocks: Block[] = [];
-const qBlocks: Block[] = [];
+const qBlocks: Record<string, Block[]> = Object.fromEntries(LINKS.map((l) => [l, []]));
 for (let r = 0; r < ROUNDS; r++) {
   console.log(`round ${r + 1}/${ROUNDS}`);
-  // Alternate which goes first, so neither always meets the other's leftovers.
-  const order: Array<'etcd' | 'quorumd'> = haveEtcd ? (r % 2 === 0 ? ['etcd', 'quorumd'] : ['quorumd', 'etcd']) : ['quorumd'];
-  for (const kind of order) {
-    const b = await runBlock(kind);
-    (kind === 'etcd' ? etcdBlocks : qBlocks).push(b);
+  // Rotate which goes first, so none always meets another's leftovers.
+  const all: string[] = [...(haveEtcd ? ['etcd'] : []), ...LINKS];
+  const order = all.map((_, i) => all[(i + r) % all.length]!);
+  for (const what of order) {
+    let b: Block;
+    try {
+      b = what === 'etcd' ? await runBlock('etcd') : await runBlock('quorumd', what);
+    } catch (e) {
+      // One failed block (etcd not electing within 60 s at load 20+ happened) must not
+      // lose the rounds measured so far: say so, and leave its cell empty.
+      console.log(`  ${what}: block failed: ${(e as Error).message}`);
+      b = failedBlock();
+    }
+    (what === 'etcd' ? etcdBlocks : qBlocks[what]!).push(b);
+    const kind = what === 'etcd' ? 'etcd' : `quorumd ${what}`;
     console.log(`  ${kind}: ${JSON.stringify({ ...b, failoverMs: b.failoverMs.map((x) => Math.round(x)) }, (_k, v) => (typeof v === 'number' ? Math.round(v * 100) / 100 : v))}`);
   }
 }

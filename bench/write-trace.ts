@@ -20,7 +20,10 @@
  *   → client                   backend answer → the client has the response
  *
  *   npm run bench -- write-trace          (env QUORUMD_BENCH_WRITES, default 500)
- *   npx tsx bench/write-trace.ts [writes]
+ *   npx tsx bench/write-trace.ts [writes] [mqtt|tcp]   (env QUORUMD_BENCH_LINK; default mqtt)
+ *
+ * With `tcp` the cluster runs `quorumd dev --link tcp`: the "broker hop" rows are then
+ * the direct TCP hop between the nodes.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
@@ -29,14 +32,17 @@ import { join } from 'node:path';
 import { call } from '../daemon/client/http.ts';
 
 const WRITES = Number(process.argv[2] ?? process.env.QUORUMD_BENCH_WRITES ?? 500);
+const LINK = process.argv[3] ?? process.env.QUORUMD_BENCH_LINK ?? 'mqtt';
+if (LINK !== 'mqtt' && LINK !== 'tcp') throw new Error(`write-trace: the link must be mqtt or tcp, got ${JSON.stringify(LINK)}`);
 const root = join(import.meta.dirname, '..');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const now = () => performance.timeOrigin + performance.now();
 
 const dir = mkdtempSync(join(tmpdir(), 'quorumd-write-trace-'));
 const traceDir = join(dir, 'trace');
-const base = 20000 + Math.floor(Math.random() * 40000);
-const dev = spawn(process.execPath, ['--max-semi-space-size=1', join(root, 'bin', 'quorumd.js'), 'dev', '--base-port', String(base), '--data-dir', join(dir, 'data')], {
+// HTTP base+1..3, TCP links base+11..13; below the ephemeral range (32768+), where an outgoing connection may take a port.
+const base = 20000 + Math.floor(Math.random() * 12000);
+const dev = spawn(process.execPath, ['--max-semi-space-size=1', join(root, 'bin', 'quorumd.js'), 'dev', '--base-port', String(base), '--data-dir', join(dir, 'data'), '--link', LINK], {
   stdio: ['ignore', 'pipe', 'pipe'],
   env: { ...process.env, QUORUMD_TRACE_WRITES: traceDir },
 });
@@ -113,7 +119,7 @@ try {
     example ??= [...lp].sort((a, b) => a[1] - b[1]).map(([p, t]) => `${p}@${(t - c.sent).toFixed(2)}`).join(' ') + ` | ${first.node}: ` + [...(fp ?? [])].sort((a, b) => a[1] - b[1]).map(([p, t]) => `${p}@${(t - c.sent).toFixed(2)}`).join(' ');
   }
   const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.max(0, Math.ceil((p / 100) * xs.length) - 1))]!;
-  console.log(`write-trace: ${client.size} sequential writes to the leader ${l.leader} of a 3-node quorumd dev cluster`);
+  console.log(`write-trace: ${client.size} sequential writes to the leader ${l.leader} of a 3-node quorumd dev cluster (--link ${LINK})`);
   console.log(`uptime: ${(await import('node:child_process')).spawnSync('uptime', { encoding: 'utf8' }).stdout.trim()}`);
   console.log('| stage | p50 ms | p90 ms |\n|---|---:|---:|');
   for (const [k, v] of Object.entries(stages)) console.log(`| ${k} | ${pct(v, 50).toFixed(3)} | ${pct(v, 90).toFixed(3)} |`);

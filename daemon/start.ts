@@ -3,7 +3,7 @@
  * thing as a library call (daemon/index.ts).
  *
  * Wiring: systemClock() + FsStorage(<dataDir>/raft; the pid lock is <dataDir>/quorumd.pid) (fsync timed for /metrics) + the configured
- * links (one MqttLink over all brokers, one SerialLink per `serial:` entry; every frame
+ * links (one MqttLink over all brokers, one TcpLink for `tcp:`, one SerialLink per `serial:` entry; every frame
  * goes out on each link that reaches its destination, the receiver's replay window
  * drops the copies) → NodeRuntime (daemon/runtime)
  * → RuntimeBackend → HTTP API; leadership changes → hooks; pino logs on stdout.
@@ -23,6 +23,7 @@ import type { Clock, Done, Link, Storage } from '../hal/interfaces.ts';
 import { FsStorage } from '../hal/fs-storage.ts';
 import { MqttLink, type MqttTlsOptions } from '../hal/mqtt/link.ts';
 import { SerialLink } from '../hal/serial/link.ts';
+import { TcpLink } from '../hal/tcp/link.ts';
 import { Rng } from '../src/rng.ts';
 import { loadConfigFile, type ResolvedConfig } from './config/load.ts';
 import { HookRunner } from './hooks.ts';
@@ -39,7 +40,7 @@ import { writeTracerFromEnv } from './runtime/write-trace.ts';
 import type { EngineRuntime } from './runtime/engine-node.ts';
 import type { EngineBackend } from './http/engine-backend.ts';
 import { BullyBackend } from './http/runtime-backend.ts';
-import { bullyPriority } from './config/schema.ts';
+import { bullyPriority, parseListen } from './config/schema.ts';
 import { buildFencing, bullyFencingOptions, type BuiltFencing } from './fencing/build.ts';
 import { ensureTokenFile, readSecretFile } from './config/secrets.ts';
 import type { ApiCredential } from './http/auth.ts';
@@ -66,7 +67,7 @@ export interface RunningNode {
   /** The Raft runtime (engine: raft), the bully runtime (engine: bully; KV and locks answer 501), or the engine runtime (engine: paxos or zab). */
   runtime: NodeRuntime | EngineRuntime;
   backend: RuntimeBackend | BullyBackend | EngineBackend;
-  /** The node's links with their counters (MqttLink.stats / SerialLink.stats), in config order: mqtt first, then serial. */
+  /** The node's links with their counters (MqttLink.stats / SerialLink.stats), in config order: mqtt first, then tcp, then serial. */
   links: LinkInfo[];
   http: ApiServer;
   /** Base URL of the HTTP API, e.g. http://127.0.0.1:7071. */
@@ -207,13 +208,15 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
   const log = opts.pino ?? createPino(c.log.level, { node: cfg.self.name, cluster: c.cluster.name });
   // Under bully a witness member is a priority-0 board that follows and never coordinates.
   const witness = opts.witness === true;
-  if (cfg.self.role === 'witness' && c.engine === 'raft' && !witness) {
+  if (cfg.self.role === 'witness' && (c.engine === 'raft' || c.engine === 'paxos' || c.engine === 'zab') && !witness) {
     throw new Error(`${cfg.file}: node ${cfg.self.name} is a witness member: run it with \`quorumd witness --config ${cfg.file}\``);
   }
   if (witness && cfg.self.role !== 'witness') {
     throw new Error(`${cfg.file}: node ${cfg.self.name} is a voter (members: role), not a witness: run it with \`quorumd start\`, or give it role: witness`);
   }
-  if (witness && c.engine !== 'raft') throw new Error(`${cfg.file}: not implemented: a witness process for engine ${c.engine} (a bully witness is a priority-0 member run by \`quorumd start\`)`);
+  if (witness && c.engine !== 'raft' && c.engine !== 'paxos' && c.engine !== 'zab') throw new Error(`${cfg.file}: not implemented: a witness process for engine ${c.engine} (a bully witness is a priority-0 member run by \`quorumd start\`)`);
+  // An observer (engine zab) never leads: like a witness it needs no fence devices or watchdog.
+  const observer = cfg.self.role === 'observer';
 
   const unlock = lockDataDir(cfg.dataDir);
   // The operator credential: configured, or <dataDir>/api.token made at the first start.
@@ -262,6 +265,27 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
         errorKeys: ['droppedDisconnected', 'droppedBackpressure', 'droppedTooLarge', 'refusedTooLarge', 'unexpectedTopic', 'badPresence', 'forgedPresence', 'staleWills', 'droppedOversizePackets'],
       });
     }
+    if (c.tcp) {
+      // Listens and dials asynchronously, redialing with backoff: a peer that is not up
+      // yet, or a listen address in use, is a 'down' event and a log line, not a failed start.
+      const own = c.tcp.peers.find((p) => p.id === cfg.self.id)!;
+      const link = new TcpLink({
+        cluster: c.cluster.id,
+        self: cfg.self.id,
+        keyring: cfg.previousKey ? { current: cfg.key, previous: cfg.previousKey } : { current: cfg.key },
+        listen: parseListen(c.tcp.listen ?? own.address)!,
+        peers: c.tcp.peers.filter((p) => p.id !== cfg.self.id).map((p) => ({ id: p.id, ...parseListen(p.address)! })),
+        maxFrame: c.tcp.maxFrame,
+        helloTimeoutMs: c.tcp.helloTimeoutMs,
+      });
+      links.push(link);
+      linkInfos.push({
+        name: link.name,
+        stats: link.stats as unknown as Record<string, number>,
+        up: () => link.connectedPeers().length > 0,
+        errorKeys: ['droppedDown', 'droppedBackpressure', 'tooLarge', 'badHello', 'authFailures', 'helloTimeouts', 'refusedPending', 'listenErrors'],
+      });
+    }
     for (const [i, sc] of (c.serial ?? []).entries()) {
       // The SerialLink opens the port asynchronously and reopens it with backoff: a
       // missing or busy device is a 'down' event and a log line, not a failed start,
@@ -289,9 +313,9 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     throw err;
   }
 
-  // Fence devices, watchdog (a witness never leads: it needs neither).
+  // Fence devices, watchdog (a witness or an observer never leads: it needs neither).
   let fencing: BuiltFencing | undefined;
-  if (c.fencing && !witness) {
+  if (c.fencing && !witness && !observer) {
     try {
       fencing = buildFencing(c.fencing, { members: c.members, selfId: cfg.self.id, log: { warn: (f, m) => log.warn(f, m), error: (f, m) => log.error(f, m) } });
     } catch (err) {
@@ -337,6 +361,8 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
   const storage = new TimedStorage(new FsStorage(join(cfg.dataDir, c.engine === 'bully' ? 'bully' : contract ?? 'raft')), (s) => backend.fsync.observe(s));
   const voters = c.members.filter((m) => m.role === 'voter').map((m) => m.id);
   const witnesses = c.members.filter((m) => m.role === 'witness').map((m) => m.id);
+  // Observers are the engine's learners (the config allows them with engine: zab only).
+  const learners = c.members.filter((m) => m.role === 'observer').map((m) => m.id);
   const rlog = runtimeLogger(log);
   let stopping: Promise<void> | undefined;
   let fatal: Error | undefined;
@@ -362,7 +388,7 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
   const runtime = isEngineBackend(backend) ? new engineMods![0].EngineRuntime({
     engine: contract!,
     id: cfg.self.id,
-    config: { voters, learners: [], witnesses },
+    config: { voters, learners, witnesses },
     cluster: c.cluster.id,
     keyring: cfg.previousKey ? { current: cfg.key, previous: cfg.previousKey } : { current: cfg.key },
     clock: systemClock(),
@@ -511,7 +537,7 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     backend.jobsView = () => jobs.view();
     jobs.start();
   }
-  log.info({ id: cfg.self.id, http: url, dataDir: cfg.dataDir, links: linkInfos.map((l) => l.name), members: c.members.length, ...(witness ? { witness: true } : {}), ...(fencing ? { fencing: fencing.devices.map((d) => `${d.name}=${d.detail}`).join('; ') || (c.engine === 'bully' ? 'tokens only' : 'leases only'), stonith: c.fencing!.stonith } : {}) }, witness ? 'witness started' : 'node started');
+  log.info({ id: cfg.self.id, http: url, dataDir: cfg.dataDir, links: linkInfos.map((l) => l.name), members: c.members.length, ...(witness ? { witness: true } : {}), ...(observer ? { observer: true, ...(c.fencing ? { fencing: 'not used: an observer never leads' } : {}) } : {}), ...(fencing ? { fencing: fencing.devices.map((d) => `${d.name}=${d.detail}`).join('; ') || (c.engine === 'bully' ? 'tokens only' : 'leases only'), stonith: c.fencing!.stonith } : {}) }, witness ? 'witness started' : 'node started');
 
   const node: RunningNode = {
     config: cfg,

@@ -233,6 +233,7 @@ export function checkFencing(f: FencingConfig, members: Array<{ id: number; name
     if (!m) out.push({ path: at('targets', i, 'node'), message: `expected a member name (${names.join(', ')}), got "${t.node}"` });
     else if (t.node === selfName) out.push({ path: at('targets', i, 'node'), message: 'expected another member: a node never fences itself (its watchdog does that)' });
     else if (m.role === 'witness') out.push({ path: at('targets', i, 'node'), message: `expected a voter: ${t.node} is a witness, which never leads and never needs fencing` });
+    else if (m.role === 'observer') out.push({ path: at('targets', i, 'node'), message: `expected a voter: ${t.node} is an observer, which never leads and never needs fencing` });
     if (seen.has(t.node)) out.push({ path: at('targets', i, 'node'), message: `expected each member once; "${t.node}" is listed twice (put its devices in levels)` });
     seen.add(t.node);
     t.levels.forEach((lv, j) =>

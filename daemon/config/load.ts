@@ -240,7 +240,7 @@ export function loadJobsFile(file: string): JobConfig[] {
 export interface ResolvedConfig {
   config: Config;
   file: string;
-  self: { id: number; name: string; role: 'voter' | 'witness' };
+  self: { id: number; name: string; role: 'voter' | 'witness' | 'observer' };
   key: Uint8Array;
   previousKey: Uint8Array | undefined;
   dataDir: string;

@@ -60,9 +60,13 @@ const member = z.strictObject({
   name: name('member'),
   /**
    * `voter` (default): votes and may lead. `witness`: votes, never leads, holds no
-   * data (docs/fencing.md) — the third vote of a two-board cluster.
+   * data (docs/fencing.md) — the third vote of a two-board cluster (engines raft,
+   * paxos, zab; a priority-0 member under bully). `observer` (engine zab only,
+   * ZooKeeper's observers): receives and applies every committed write, serves reads,
+   * never votes, never counts in a quorum, never leads — more readers without slower
+   * writes or elections (docs/engines.md).
    */
-  role: z.enum(['voter', 'witness'], { error: 'expected "voter" or "witness"' }).default('voter'),
+  role: z.enum(['voter', 'witness', 'observer'], { error: 'expected "voter", "witness" or "observer"' }).default('voter'),
   /**
    * Bully engine only: the member's priority, higher wins (src/bully/options.ts).
    * Default: its 1-based position in this list (the last member is the preferred
@@ -156,6 +160,36 @@ const serial = z.strictObject({
 });
 
 /**
+ * A direct TCP link between nodes on one LAN (hal/tcp/link.ts): no broker hop. Every
+ * node listens on its own address and dials the others; the same authenticated frames as
+ * on MQTT and serial, and a handshake that proves the cluster key. Frames go out on every
+ * link that reaches the destination (with an `mqtt:` section too, the receiver drops the
+ * copies). No Last Will: a dead leader is found by the election timeout.
+ */
+const tcp = z.strictObject({
+  /**
+   * Where each node listens, this node's own entry included: `{ id, address: host:port }`.
+   * The same list on every node. Required, this node and at least one other.
+   */
+  peers: z
+    .array(
+      z.strictObject({
+        id: int('a node id', 1, 254),
+        address: z.string({ error: 'expected host:port, e.g. 10.0.0.12:7400' }).refine((s) => { const l = parseListen(s); return l !== undefined && l.port > 0; }, { error: 'expected host:port with a port 1..65535, e.g. 10.0.0.12:7400' }),
+      }),
+      { error: 'expected a list of { id, address: host:port }' },
+    )
+    .min(2, { error: 'expected this node and at least one other' })
+    .max(7, { error: 'expected at most 7 entries' }),
+  /** Listen here instead of this node's own `peers` address (e.g. 0.0.0.0:7400). */
+  listen: listen.optional(),
+  /** Largest frame on this link, bytes. Default 65536 (the wire default). */
+  maxFrame: int('bytes', 1024, 1_048_576).default(65536),
+  /** A connection must prove the key within this, ms (slowloris bound). Default 2000. */
+  helloTimeoutMs: int('milliseconds', 50, 60_000).default(2000),
+});
+
+/**
  * Board timing defaults (Raft and bully alike): heartbeat 100 ms, failure detection after
  * about a second of silence — etcd's defaults (heartbeat-interval 100 ms, election-timeout
  * 1000 ms; etcd docs "Tuning"). The engine's own defaults (src/raft/config.ts, 150..300 ms,
@@ -239,11 +273,15 @@ const bully = z.strictObject({
 const paxos = z.strictObject({
   /** Engine tick, ms. Default 10. */
   tickMs: int('milliseconds', 1, 1000).default(10),
-  /** A follower that hears no leader for a time drawn in [min, max) runs phase 1 with a new ballot, ms. Default 150..300 (Raft's range). */
-  electionTimeoutMinMs: int('milliseconds', 10, 60_000).default(150),
-  electionTimeoutMaxMs: int('milliseconds', 11, 120_000).default(300),
-  /** Leader heartbeat (commit learning, read rounds), ms. Default 50. */
-  heartbeatMs: int('milliseconds', 1, 30_000).default(50),
+  /**
+   * A follower that hears no leader for a time drawn in [min, max) runs phase 1 with a new
+   * ballot, ms. Default 1000..2000: the board defaults Raft uses (docs/config.md, "Timing on
+   * a board"); the engine's own 150..300 is for the simulator, where nothing stalls.
+   */
+  electionTimeoutMinMs: int('milliseconds', 10, 60_000).default(1000),
+  electionTimeoutMaxMs: int('milliseconds', 11, 120_000).default(2000),
+  /** Leader heartbeat (commit learning, read rounds), ms. Default 100 (board default, as Raft's). */
+  heartbeatMs: int('milliseconds', 1, 30_000).default(100),
   /** Pre-prepare (Paxos' pre-vote): a cut-off node does not raise ballots. Default true. */
   prePrepare: bool('prePrepare').default(true),
   /** Check-quorum: a leader that heard from no quorum within a minimum election timeout steps down. Default true. */
@@ -259,12 +297,16 @@ const paxos = z.strictObject({
 const zab = z.strictObject({
   /** Engine tick, ms. Default 10. */
   tickMs: int('milliseconds', 1, 1000).default(10),
-  /** Leader ping (commit learning, liveness), ms. Default 50. */
-  heartbeatMs: int('milliseconds', 1, 30_000).default(50),
-  /** A follower that hears nothing from its leader this long goes back to election (ZooKeeper's syncLimit), ms. Default 150. */
-  syncLimitMs: int('milliseconds', 10, 60_000).default(150),
-  /** Longest discovery + synchronization before a prospective leader gives up (ZooKeeper's initLimit), ms. Default 1000. */
-  initLimitMs: int('milliseconds', 10, 600_000).default(1000),
+  /** Leader ping (commit learning, liveness), ms. Default 100 (board default, as Raft's heartbeat). */
+  heartbeatMs: int('milliseconds', 1, 30_000).default(100),
+  /**
+   * A follower that hears nothing from its leader this long goes back to election
+   * (ZooKeeper's syncLimit), ms. Default 1000: ten lost pings, as Raft's board election
+   * timeout (docs/config.md, "Timing on a board"); the engine's own 150 is for the simulator.
+   */
+  syncLimitMs: int('milliseconds', 10, 60_000).default(1000),
+  /** Longest discovery + synchronization before a prospective leader gives up (ZooKeeper's initLimit), ms. Default 2000. */
+  initLimitMs: int('milliseconds', 10, 600_000).default(2000),
   /** Campaign at once (survivors in id order) when the link reports the leader gone (MQTT Last Will). Default true. */
   campaignOnPeerGone: bool('campaignOnPeerGone').default(true),
 });
@@ -400,14 +442,16 @@ export const configSchema = z
     engine: z.enum(['raft', 'bully', 'paxos', 'zab', 'pbft', 'etcd', 'zookeeper'], { error: 'expected "raft", "bully", "paxos", "zab", "pbft", "etcd" or "zookeeper"' }).default('raft'),
     raft: raft.default(raft.parse({})),
     bully: bully.default(bully.parse({})),
-    /** engine: paxos — Multi-Paxos options (KV, locks, jobs and fencing as under Raft; no witness yet). */
+    /** engine: paxos — Multi-Paxos options (KV, locks, jobs, fencing and witnesses as under Raft). */
     paxos: paxos.default(paxos.parse({})),
-    /** engine: zab — ZooKeeper's atomic broadcast options (KV, locks, jobs and fencing as under Raft; no witness yet). */
+    /** engine: zab — ZooKeeper's atomic broadcast options (KV, locks, jobs, fencing and witnesses as under Raft; observers). */
     zab: zab.default(zab.parse({})),
     /** engine: pbft — Byzantine fault tolerance (n ≥ 4, f = ⌊(n−1)/3⌋ liars); KV only so far, no locks, jobs, hooks or fencing (docs/engines.md). */
     pbft: pbft.default(pbft.parse({})),
     mqtt: mqtt.optional(),
     serial: z.array(serial, { error: 'expected a list of serial links' }).max(8, { error: 'expected at most 8 serial links' }).optional(),
+    /** Direct TCP between nodes on one LAN (no broker; `tcp` above). */
+    tcp: tcp.optional(),
     http: http.default(http.parse({})),
     kv: kv.default(kv.parse({})),
     hooks: hooks.default(hooks.parse({})),
@@ -515,11 +559,15 @@ export const configSchema = z
         if (c.fencing && c.engine === 'bully') for (const i of checkBullyFencing(c.fencing)) ctx.addIssue({ code: 'custom', path: i.path, message: i.message });
       });
       guard(() => {
-        // The engine runtime (daemon/runtime/engine-node.ts) serves KV, locks, jobs and fencing; witnesses it does not have yet.
-        if (c.engine !== 'paxos' && c.engine !== 'zab') return;
+        // Observers are ZooKeeper's: the zab engine has them (its learners); raft, paxos and bully are not wired for them.
+        if (c.engine === 'zab') return;
         c.members.forEach((m, i) => {
-          if (m.role === 'witness') ctx.addIssue({ code: 'custom', path: ['members', i, 'role'], message: `not implemented for engine ${c.engine}: witness members (the witness process needs engine: raft)` });
+          if (m.role === 'observer') ctx.addIssue({ code: 'custom', path: ['members', i, 'role'], message: `expected "voter" or "witness" with engine: ${c.engine}: observers (non-voting members that apply every write) need engine: zab` });
         });
+      });
+      guard(() => {
+        // The engine runtime (daemon/runtime/engine-node.ts): KV, locks, jobs, fencing, witnesses; zab also observers.
+        if (c.engine !== 'paxos' && c.engine !== 'zab') return;
         if (c.engine === 'paxos') {
           const p = c.paxos;
           if (p.electionTimeoutMaxMs <= p.electionTimeoutMinMs) ctx.addIssue({ code: 'custom', path: ['paxos', 'electionTimeoutMaxMs'], message: `expected more than electionTimeoutMinMs (${p.electionTimeoutMinMs}) by at least one tick` });
@@ -575,13 +623,24 @@ export const configSchema = z
         if (external) {
           if (c.mqtt !== undefined) ctx.addIssue({ code: 'custom', path: ['mqtt'], message: `expected no mqtt: section with engine: ${c.engine} (the nodes talk only to ${c.engine})` });
           if (c.serial !== undefined) ctx.addIssue({ code: 'custom', path: ['serial'], message: `expected no serial: links with engine: ${c.engine} (the nodes talk only to ${c.engine})` });
+          if (c.tcp !== undefined) ctx.addIssue({ code: 'custom', path: ['tcp'], message: `expected no tcp: link with engine: ${c.engine} (the nodes talk only to ${c.engine})` });
           if (c.fencing !== undefined) for (const i of checkExternalFencing(c.fencing, c.engine)) ctx.addIssue({ code: 'custom', path: i.path, message: i.message });
           c.members.forEach((m, i) => {
             if (m.role === 'witness') ctx.addIssue({ code: 'custom', path: ['members', i, 'role'], message: `expected no witness with engine: ${c.engine} (${c.engine} is the quorum)` });
           });
-        } else if (c.mqtt === undefined && (c.serial === undefined || c.serial.length === 0)) {
-          ctx.addIssue({ code: 'custom', path: [], message: 'expected at least one link: an `mqtt:` section or a `serial:` list' });
+        } else if (c.mqtt === undefined && c.tcp === undefined && (c.serial === undefined || c.serial.length === 0)) {
+          ctx.addIssue({ code: 'custom', path: [], message: 'expected at least one link: an `mqtt:` section, a `tcp:` section or a `serial:` list' });
         }
+      });
+      guard(() => {
+        if (c.tcp === undefined) return;
+        const seen = new Set<number>();
+        c.tcp.peers.forEach((p, i) => {
+          if (!ids.has(p.id)) ctx.addIssue({ code: 'custom', path: ['tcp', 'peers', i, 'id'], message: `expected the id of a member, got ${p.id}` });
+          if (seen.has(p.id)) ctx.addIssue({ code: 'custom', path: ['tcp', 'peers', i, 'id'], message: `expected unique ids; ${p.id} appears twice` });
+          seen.add(p.id);
+        });
+        if (self && !seen.has(self.id)) ctx.addIssue({ code: 'custom', path: ['tcp', 'peers'], message: `expected this node's own address (id ${self.id}) among the peers: where it listens` });
       });
       const paths = new Set<string>();
       guard(() => {
@@ -645,7 +704,7 @@ export const configSchema = z
 export type Config = z.infer<typeof configSchema>;
 
 /** A member's bully priority: as configured, else a witness 0, else its 1-based position in the list. */
-export function bullyPriority(m: { role: 'voter' | 'witness'; priority?: number | undefined }, index: number): number {
+export function bullyPriority(m: { role: 'voter' | 'witness' | 'observer'; priority?: number | undefined }, index: number): number {
   if (m.priority !== undefined) return m.priority;
   return m.role === 'witness' ? 0 : index + 1;
 }

@@ -22,7 +22,7 @@ import { COMMIT_BUCKETS, FSYNC_BUCKETS, HistogramRecorder, type MetricFamily } f
 export interface MemberInfo {
   id: number;
   name: string;
-  role: 'voter' | 'witness';
+  role: 'voter' | 'witness' | 'observer';
 }
 
 export interface LinkInfo {

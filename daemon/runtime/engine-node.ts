@@ -64,6 +64,7 @@ import type { Saboteur } from '../../src/pbft/byzantine.ts';
 import { signReply, type PbftReply } from '../../src/pbft/reply.ts';
 import { sha256 } from '../../src/pbft/encoding.ts';
 import { derivedFrameKeys, derivedPbftAuth, encodeResult, pbftFromDurable, pbftSnapshotRecord, pbftToDurable } from './pbft-host.ts';
+import { RaftEngine } from '../../src/raft/engine.ts';
 import { BullyEngine, fencingToken } from '../../src/bully/index.ts';
 import { BullyFencing, type BullyActivationStatus } from './bully-fencing.ts';
 import { bullyStateOf } from './bully-state.ts';
@@ -100,13 +101,25 @@ export function isContractEngine(name: unknown): name is ContractEngineName {
  * rules are bully-fencing.ts's, not leader-fencing.ts's (no log to claim in, no quorum
  * lease). Known by name because a client may ask before the engine is built.
  */
-export function isElectionOnly(name: ContractEngineName): boolean {
+export function isElectionOnly(name: ContractEngineName | 'raft'): boolean {
   return name === 'bully';
 }
 
+/**
+ * Engines this runtime can host: the contract engines above, and Raft (src/raft/engine.ts),
+ * which runs here in the simulated cluster (daemon/sim/engine-cluster.ts) while
+ * `quorumd start`/`dev` still run it on node.ts (issue 15: moving those is the next step).
+ */
+export type RuntimeEngineName = ContractEngineName | 'raft';
+export function isRuntimeEngine(name: unknown): name is RuntimeEngineName {
+  return name === 'raft' || isContractEngine(name);
+}
+
 /** Builds engine `name` from what was persisted. Options are the engine's own (src/<engine>/options.ts validates and names every problem). */
-export function createEngine(name: ContractEngineName, init: EngineInit<Record<string, unknown>>): Engine {
+export function createEngine(name: RuntimeEngineName, init: EngineInit<Record<string, unknown>>): Engine {
   switch (name) {
+    case 'raft':
+      return new RaftEngine(init as ConstructorParameters<typeof RaftEngine>[0]);
     case 'paxos':
       return new PaxosNode(init as ConstructorParameters<typeof PaxosNode>[0]);
     case 'zab':
@@ -148,7 +161,7 @@ export interface EngineRuntimeObserver {
 }
 
 export interface EngineRuntimeOptions {
-  engine: ContractEngineName;
+  engine: RuntimeEngineName;
   id: NodeId;
   /** Bootstrap membership (a snapshot's overrides it). */
   config: MemberConfig;
@@ -202,7 +215,7 @@ export type EngineRuntimeState = 'new' | 'booting' | 'running' | 'stopped';
 
 export interface EngineNodeStatus extends ActivationStatus {
   id: NodeId;
-  engine: ContractEngineName;
+  engine: RuntimeEngineName;
   state: EngineRuntimeState;
   role: string;
   detail: string | undefined;
@@ -216,6 +229,8 @@ export interface EngineNodeStatus extends ActivationStatus {
   bootId: number;
   framesAccepted: number;
   drops: DropCounters;
+  /** Messages of types this node's engine does not handle (dropped). */
+  unsupported: number;
   pending: { writes: number; reads: number; forwarded: number };
   storage: StorageStats | undefined;
   /** Election-only engines (bully): the activation details of bully-fencing.ts and the leader's token. */
@@ -257,7 +272,7 @@ function posInt(v: unknown, what: string, min: number): number {
 
 export class EngineRuntime {
   readonly id: NodeId;
-  readonly engineName: ContractEngineName;
+  readonly engineName: RuntimeEngineName;
   private readonly opts: EngineRuntimeOptions;
   private readonly log: Logger;
   private readonly timeoutMs: number;
@@ -308,7 +323,7 @@ export class EngineRuntime {
 
   constructor(opts: EngineRuntimeOptions) {
     if (typeof opts !== 'object' || opts === null) throw new TypeError('EngineRuntime: expected an options object');
-    if (!isContractEngine(opts.engine)) throw new TypeError(`EngineRuntime: engine must be one of ${CONTRACT_ENGINES.join(', ')}, got ${String(opts.engine)}`);
+    if (!isRuntimeEngine(opts.engine)) throw new TypeError(`EngineRuntime: engine must be one of raft, ${CONTRACT_ENGINES.join(', ')}, got ${String(opts.engine)}`);
     this.engineName = opts.engine;
     this.id = posInt(opts.id, 'id', 1);
     if (this.id > 254) throw new RangeError(`EngineRuntime: id must be a node id 1..254, got ${this.id}`);
@@ -449,6 +464,7 @@ export class EngineRuntime {
       bootId: this.wireBoot,
       framesAccepted: this.wire?.accepted ?? 0,
       drops: this.wire ? this.wire.drops() : newDropCounters(),
+      unsupported: s?.unsupported ?? 0,
       pending: { writes: this.pendingWrites.size, reads: this.pendingReads.size, forwarded: this.forwarded.size },
       storage: this.dlog?.stats(),
       ...(this.electionFencing && this.eng instanceof BullyEngine
@@ -625,10 +641,26 @@ export class EngineRuntime {
     this.cancelTick = this.opts.clock.setTimer(this.tickMs, this.onTick);
   }
 
-  /** Monotonic time the armed tick is due (see onTick: a late tick lets input in first). */
+  /** Monotonic time the armed tick is due, and whether the current one was put off once (onTick). */
   private tickDueAt = 0;
-  /** The current tick was put off once to let waiting input in (see onTick). */
   private tickDeferred = false;
+  /** Monotonic time of the last tick (NaN before the first): see checkTickLag. */
+  private lastTickAt = NaN;
+  /** When another node's vote request for a newer term last arrived (engine.isCampaignRequest; peer-gone campaigns defer to it). */
+  private campaignSeenAt = -Infinity;
+
+  /**
+   * The engine counts time in ticks, one per timer firing. A tick that comes late (the
+   * process was stopped: SIGSTOP, a GC pause, a blocked SD-card write) leaves the
+   * engine's clock behind real time, and a lease counted in ticks would outlive its
+   * real bound. So when the last tick is more than two periods old, heartbeat rounds
+   * sent so far hold no lease any more (engine.dropLease, where the engine has leases):
+   * reads take a round until a fresh one is acknowledged. Called before anything that
+   * may serve a read (a tick, a ReadIndex message, a client read).
+   */
+  private checkTickLag(now: number): void {
+    if (now - this.lastTickAt > 2 * this.tickMs) this.eng!.dropLease?.();
+  }
 
   private readonly onTick = (): void => {
     if (this.stateValue !== 'running') return;
@@ -644,6 +676,9 @@ export class EngineRuntime {
     }
     this.tickDeferred = false;
     this.armTick();
+    const now = this.opts.clock.monotonicMs();
+    this.checkTickLag(now);
+    this.lastTickAt = now;
     this.guard(() => this.eng!.tick(), 'tick');
     if (this.stateValue !== 'running') return;
     this.expire();
@@ -681,8 +716,10 @@ export class EngineRuntime {
   private engineFailed(e: unknown, what: string): void {
     const err = e instanceof Error ? e : new Error(String(e));
     this.log('error', 'engine threw', { node: this.id, input: what, error: err.message, stack: err.stack ?? '' });
-    this.opts.observer?.engineError?.(this, err);
-    this.fatal(new Error(`engine ${this.engineName} threw on ${what}: ${err.message}`));
+    // An InternalError names the input ("internal error in engine raft tick: RangeError: ..."), for the observer and the supervisor alike.
+    const ie = new InternalError(`engine ${this.engineName} ${what}`, err);
+    this.opts.observer?.engineError?.(this, ie);
+    this.fatal(ie);
   }
 
   private afterStep(): void {
@@ -907,14 +944,18 @@ export class EngineRuntime {
     const eng = this.eng!;
     const applied = this.kv.appliedIndex;
     if (applied - this.snapIndex < this.snapshotEntries || eng.status().appliedIndex !== applied) return;
-    const data = eng.status().isWitness ? new Uint8Array(0) : this.kv.snapshot();
+    const st = eng.status();
+    // A witness, or a former witness still without the data, keeps an empty snapshot.
+    const data = st.isWitness || st.dataMissing ? new Uint8Array(0) : this.kv.snapshot();
     const r = eng.compact(applied, data);
     if (!r.ok) {
       this.log('warn', 'compaction refused', { node: this.id, reason: r.reason });
       return;
     }
     this.snapIndex = r.meta.index;
-    this.dlog!.persist({ snapshot: { index: r.meta.index, term: r.meta.term, config: r.meta.config, data } }, (err) => {
+    // compaction: our own applied prefix; the log after it stays (a Paxos snapshot's term is
+    // the slot's origin, not the write stamp the log holds there: hal/storage/durable-log.ts).
+    this.dlog!.persist({ snapshot: { index: r.meta.index, term: r.meta.term, config: r.meta.config, data }, compaction: true }, (err) => {
       if (this.stateValue !== 'running') return;
       if (err) return this.fatal(err);
       this.log('debug', 'snapshot taken', { node: this.id, index: r.meta.index });
@@ -949,6 +990,12 @@ export class EngineRuntime {
    */
   private noteAcknowledgement(m: Message): void {
     const f = this.fencing!;
+    const acks = this.eng!.acknowledges;
+    if (acks !== undefined) {
+      // The engine's own rule (Raft: any of its messages in a term).
+      if (acks.call(this.eng, m)) f.acknowledged(m.from, m.term, m.type === MsgType.HeartbeatReply ? m.ctx : undefined);
+      return;
+    }
     switch (m.type) {
       case MsgType.HeartbeatReply:
         return f.acknowledged(m.from, m.term, m.ctx);
@@ -969,6 +1016,7 @@ export class EngineRuntime {
     if (m.type === MsgType.ClientRequest) this.onClientRequest(m);
     else if (m.type === MsgType.ClientReply) this.onClientReply(m);
     else {
+      const eng = this.eng!;
       if (this.fencing) {
         this.fencing.peerSeen(m.from);
         this.noteAcknowledgement(m);
@@ -976,8 +1024,10 @@ export class EngineRuntime {
       this.opts.observer?.received?.(this, m);
       this.electionFencing?.heard(m);
       this.opts.byzantine?.receive(m);
+      if (eng.isCampaignRequest?.(m)) this.campaignSeenAt = this.opts.clock.monotonicMs();
+      if (m.type === MsgType.ReadIndex) this.checkTickLag(this.opts.clock.monotonicMs());
       // The engine drops (and counts) message types that are not its own.
-      this.guard(() => this.eng!.step(m), `step ${MsgType[m.type] ?? m.type}`);
+      this.guard(() => eng.step(m), `step ${MsgType[m.type] ?? m.type}`);
       if (this.stateValue !== 'running') return;
       this.afterStep();
     }
@@ -985,6 +1035,11 @@ export class EngineRuntime {
   }
 
   private onLinkEvent(link: Link, ev: LinkEvent): void {
+    if (ev.kind === 'session-lost' || ev.kind === 'down') {
+      // Peers may hear our will now and forget us as leader: earlier heartbeat rounds
+      // hold no lease any more (src/raft/raft.ts leaderGone has the argument).
+      this.eng!.dropLease?.();
+    }
     if (ev.kind !== 'peer-gone') {
       WireEndpoint.logLinkEvent(this.log, this.id, link, ev);
       return;
@@ -1026,9 +1081,13 @@ export class EngineRuntime {
         // the will): let it finish instead of dueling with it, as node.ts does.
         const now = eng.status();
         if (now.role !== 'follower' || now.leader !== NO_NODE || now.term !== st.term) return;
-        this.guarded(() => eng.campaign(), 'campaign');
-        this.afterStep();
-        this.pump();
+        // Someone else is campaigning right now (we just granted or refused it): let it
+        // finish instead of splitting the vote; try again one period later if it fails.
+        if (this.opts.clock.monotonicMs() - this.campaignSeenAt >= this.staggerMs) {
+          this.guarded(() => eng.campaign(), 'campaign');
+          this.afterStep();
+          this.pump();
+        }
         if (--left > 0) this.opts.clock.setTimer(period, go);
       };
       if (rank === 0) go();
@@ -1086,9 +1145,12 @@ export class EngineRuntime {
     if (bad) return cb(bad);
     if (this.stateValue !== 'running') return cb(unavailable(`node ${this.id} is not running (${this.stateValue})`));
     const eng = this.eng!;
-    if (eng.status().isWitness) return cb(unavailable(`node ${this.id} is a witness and holds no data; ask a data node`));
+    const st = eng.status();
+    if (st.isWitness) return cb(unavailable(`node ${this.id} is a witness and holds no data; ask a data node`));
+    if (st.dataMissing) return cb(unavailable(`node ${this.id} is a former witness waiting for a snapshot with the data (docs/fencing.md); ask another node`));
     if (opts?.stale) return cb(this.localGet(key));
     const ctx = this.nextId();
+    this.checkTickLag(this.opts.clock.monotonicMs());
     const r = this.guarded(() => eng.readIndex(ctx), 'readIndex');
     this.afterStep();
     if (!r.ok) return cb(unavailable(`read not possible: ${r.reason}`));

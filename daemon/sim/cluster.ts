@@ -333,7 +333,7 @@ export function runSeed(cfg: SimConfig, seed: number, hooks: SeedHooks = {}): Se
  * file paths and frames depend on the checkout and on who called in (a timeline
  * recorder's observer), not on the seed — the trace hash must not.
  */
-function traceFields(fields: Record<string, unknown> | undefined): Record<string, unknown> | undefined {
+export function traceFields(fields: Record<string, unknown> | undefined): Record<string, unknown> | undefined {
   if (fields === undefined || !('stack' in fields)) return fields;
   const { stack: _stack, ...rest } = fields;
   return rest;

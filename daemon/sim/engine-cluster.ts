@@ -16,19 +16,38 @@
  * older leadership is carried out once a newer one was activated (`stale-actuation`),
  * and fencing never leaves every data board off (`fenced-all-off`).
  *
- * Raft keeps its own cluster (cluster.ts) until its runtime moves onto the engine
- * runtime. Bully runs on the engine runtime already, in bully-cluster.ts (its checks
- * differ: no client workload, convergence and quiet-period checks); this file is where
- * both are meant to land.
+ * Raft runs here too (`engine: raft`, src/raft/engine.ts on the same EngineRuntime),
+ * with a witness board when asked (`--witness`: a member that votes, holds no data and
+ * is neither fenced nor fences) and Raft's own checks (invariants.ts, plugged in through
+ * engine-invariants.ts). Raft runs here only with the stall fault among the faults for
+ * now: a run without it does not finish (not diagnosed yet). `quorumd sim` (runSeed)
+ * still runs Raft on cluster.ts, for that and because on this
+ * cluster the per-step `active` checks read the leader's clock about twice as often
+ * (the runtime calls afterStep after advance() too), and with the stall kind every
+ * read moves a process's clock ahead (BoardOptions.readAdvanceMaxUs), which delays a
+ * leader's ticks and costs it its lease: the 300-seed sweep has 0 violations but more,
+ * shorter failovers. The checks must observe without reading the process clock before
+ * Raft moves here for good. Bully runs on the engine runtime already, in
+ * bully-cluster.ts (its checks differ: no client workload, convergence and quiet-period
+ * checks); this file is where it is meant to land too.
+ *
+ * Timeline of a seed with --time T:
+ *   [4 s, 0.7 T]     faults start (Poisson, kinds from --faults); each heals within
+ *                    min(5 s, 0.15 T), so all are healed by 0.85 T at the latest
+ *   [0, T)           clients issue operations
+ *   T …              the workload drains (answers or client timeouts), then the
+ *                    liveness probe: a write must commit within PROBE_MS after healing
  */
+import { STALL_READ_ADVANCE_MAX_US } from '../../firmware-sim/faults.ts';
 import { World } from '../../firmware-sim/world.ts';
 import type { Board } from '../../firmware-sim/board.ts';
 import { StorageCorruptError } from '../../hal/storage/index.ts';
-import type { Storage } from '../../hal/interfaces.ts';
+import type { Link, Storage } from '../../hal/interfaces.ts';
 import { checkLinearizable } from '../../src/lin/index.ts';
 import type { NodeId } from '../../src/types.ts';
 import { encodeCommand } from '../../src/kv/index.ts';
-import { EngineRuntime, type EngineRuntimeObserver, type EngineRuntimeOptions, type ContractEngineName } from '../runtime/engine-node.ts';
+import { EngineRuntime, type EngineRuntimeObserver, type EngineRuntimeOptions, type RuntimeEngineName } from '../runtime/engine-node.ts';
+import { InternalError } from '../runtime/fatal.ts';
 import { Status, formatLine } from '../runtime/index.ts';
 import { SimViolation } from './invariants.ts';
 import { EngineInvariantChecker, engineChecks } from './engine-invariants.ts';
@@ -36,12 +55,38 @@ import { Workload, DEFAULT_WORKLOAD, type WorkloadNode, type WorkloadOptions } f
 import type { ByzKind } from '../../src/pbft/byzantine.ts';
 import { PbftClientNode, PbftSimKeys, ReplyPool, pickByzantine, saboteurFor, type PbftChecks } from './pbft-sim.ts';
 import type { SimConfig } from './options.ts';
+import type { RoleView, TimelineRecorder } from './timeline/recorder.ts';
 import { hashBytes } from './hash.ts';
-import { ACTUATE_EVERY_MS, BOOT_WAIT_MS, FAULTS_FROM_MS, PROBE_MS, clusterKey, type SeedResult } from './cluster.ts';
+import { ACTUATE_EVERY_MS, BOOT_WAIT_MS, FAULTS_FROM_MS, PROBE_MS, clusterKey, traceFields, type SeedResult } from './cluster.ts';
+import { MemberRoleChecks, simMembers } from './member-checks.ts';
 import { SIM_WATCHDOG_MS, SimActuator, countFencedOffBoards, fencedOff, simFencing, wireFencing, type FenceWiring } from './fencing.ts';
 
+/** What a test's `setup` hook gets: the world and runtimes before the run starts. */
+export interface EngineSimCluster {
+  world: World;
+  checker: EngineInvariantChecker;
+  runtimes: Map<NodeId, EngineRuntime>;
+  live(): EngineRuntime[];
+}
+
+/** What the timeline draws of a node after every step: the engine's role (its own finer one where it has it) and term. */
+export const ENGINE_ROLE_VIEW: RoleView<EngineRuntime> = {
+  role: (rt) => {
+    const s = rt.engine?.status();
+    return s === undefined ? 'starting' : (s.detail ?? s.role);
+  },
+  term: (rt) => rt.engine?.status().term ?? 0,
+};
+
+/** Test and benchmark hooks; the CLI uses only `timeline` (for --html). */
 export interface EngineSeedHooks {
+  /** Records the run for the HTML timeline (timeline/recorder.ts); recording does not change the trace. */
+  timeline?: TimelineRecorder;
+  /** Called with the world and runtimes before the run starts. */
+  setup?: (ctx: EngineSimCluster) => void;
   wrapStorage?: (s: Storage, node: NodeId) => Storage;
+  /** Wraps every board's links (e.g. hiding session losses from the runtime, to show the checks catch it). */
+  wrapLink?: (l: Link, node: NodeId) => Link;
   /** Extra runtime options (e.g. engine options with a planted bug). */
   runtime?: Partial<EngineRuntimeOptions>;
   workload?: Partial<WorkloadOptions>;
@@ -55,32 +100,38 @@ export interface EngineSeedHooks {
 }
 
 export function runEngineSeed(cfg: SimConfig, seed: number, hooks: EngineSeedHooks = {}): SeedResult {
-  const engine = cfg.engine as Exclude<ContractEngineName, 'bully'>;
+  const engine = cfg.engine as Exclude<RuntimeEngineName, 'bully'>;
   const wall0 = performance.now();
-  const world = new World({ seed, traceKeepLast: 40, board: { watchdogTimeoutMs: SIM_WATCHDOG_MS } });
-  const dataIds: NodeId[] = [];
-  for (let i = 1; i <= cfg.nodes; i++) dataIds.push(i);
-  for (const id of dataIds) world.addBoard(id);
+  // Real-time effects come with the stall kind: the clock also moves within a step.
+  const world = new World({ seed, traceKeepLast: 40, board: { watchdogTimeoutMs: SIM_WATCHDOG_MS, ...(cfg.faults.includes('stall') ? { readAdvanceMaxUs: STALL_READ_ADVANCE_MAX_US } : {}) } });
+  // Voters 1..nodes, then the witness (--witness), then the observers (--observers): member-checks.ts.
+  const config = simMembers(cfg.nodes, cfg.witness, cfg.observers ?? 0);
+  const dataIds: NodeId[] = config.voters;
+  const witnessIds: NodeId[] = config.witnesses;
+  hooks.timeline?.attach(world, { dataIds, witnessIds });
+  const allIds = [...dataIds, ...config.witnesses, ...config.learners];
+  for (const id of allIds) world.addBoard(id);
   // PBFT (pbft-sim.ts): liars from the seed, per-node signers, no leader-driven actuator.
   const pbft = engine === 'pbft';
   const liars = pbft && cfg.byzantine ? pickByzantine(world.rng.fork('byzantine'), dataIds) : new Map<NodeId, ByzKind[]>();
   const honestIds = dataIds.filter((id) => !liars.has(id));
   const isHonest = (rt: EngineRuntime) => !liars.has(rt.id);
   const pbftKeys = pbft ? new PbftSimKeys(dataIds, seed) : undefined;
-  // STONITH relays and power-sense inputs between data boards (fencing.ts). PBFT acts
-  // on committed requests, not on a leadership: no relays, no activation gate.
+  // STONITH relays and power-sense inputs between data boards (fencing.ts): voters only, the
+  // others never lead. PBFT acts on committed requests, not on a leadership: no relays, no activation gate.
   const wiring: FenceWiring | null = cfg.stonith && !pbft ? wireFencing(world, dataIds) : null;
   const dataBoards = dataIds.map((id) => world.board(id));
-  const config = { voters: dataIds, learners: [], witnesses: [] };
   const keyring = { current: clusterKey(seed) };
   let violation: SimViolation | undefined;
   // PBFT: a primary is not an actuating leader (a deposed one may believe it leads until it
   // hears of the new view), so the leader-actuator checks do not apply.
   const disabled = new Set([...(hooks.disableChecks ?? []), ...(pbft ? ['dual-active', 'stale-actuation'] : [])]);
-  const engChecks = engineChecks(engine, config, disabled, honestIds);
-  const checker = new EngineInvariantChecker(() => world.nowMs, engChecks, (v) => {
+  const onViolation = (v: SimViolation) => {
     violation ??= v;
-  }, disabled);
+  };
+  const engChecks = engineChecks(engine, config, disabled, () => world.nowMs, onViolation, honestIds);
+  const checker = new EngineInvariantChecker(() => world.nowMs, engChecks, onViolation, disabled);
+  const members = new MemberRoleChecks(config, engine, (inv, detail) => checker.fail(inv, detail), disabled);
   const pool = pbft ? new ReplyPool(dataIds, pbftKeys!.auth(dataIds[0]!), engChecks as PbftChecks, hooks.pbftClientQuorum) : undefined;
   const runtimes = new Map<NodeId, EngineRuntime>();
   const incarnation = new Map<EngineRuntime, number>();
@@ -94,12 +145,28 @@ export function runEngineSeed(cfg: SimConfig, seed: number, hooks: EngineSeedHoo
     for (const rt of runtimes.values()) if (isLive(rt)) out.push(rt);
     return out;
   };
+  /** Nodes that hold the KV state (not the witness): the clients' and the probe's. */
+  const liveData = () => live().filter((rt) => !config.witnesses.includes(rt.id));
   const activeNodes = () => live().filter((rt) => rt.active);
   /** Per-step checks of the split-brain defenses (as cluster.ts for Raft). */
+  /** Per board (in allIds order): its newest runtime and the incarnation it was booted in (= runtimes/incarnation). */
+  const slots: Array<{ board: Board; rt: EngineRuntime | undefined; inc: number }> = allIds.map((id) => ({ board: world.board(id), rt: undefined, inc: -1 }));
+  const slotOf = new Map<NodeId, (typeof slots)[number]>(allIds.map((id, i) => [id, slots[i]!]));
+  /**
+   * Per-step checks of the split-brain defenses. Runs after every step of every node:
+   * counts through the per-board slots without allocating, and builds the lists (for
+   * the message) only when a check fails.
+   */
   const measureActive = () => {
-    const act = activeNodes();
-    actuator.update(world.nowUs, act.length);
-    if (act.length >= 2 && !disabled.has('dual-active')) {
+    let nActive = 0;
+    for (let i = 0; i < slots.length; i++) {
+      const sl = slots[i]!;
+      const rt = sl.rt;
+      if (rt !== undefined && rt.state === 'running' && sl.board.hal !== null && sl.board.incarnation === sl.inc && rt.active) nActive++;
+    }
+    actuator.update(world.nowUs, nActive);
+    if (nActive >= 2 && !disabled.has('dual-active')) {
+      const act = activeNodes();
       checker.fail('dual-active', `${act.length} active leaders at once: ${act.map((r) => `n${r.id} (term ${r.engine!.status().term}, token ${r.activeToken})`).join(', ')}`);
     }
     if (dataIds.length >= 2 && countFencedOffBoards(dataBoards) === dataIds.length && !disabled.has('fenced-all-off')) {
@@ -107,10 +174,11 @@ export function runEngineSeed(cfg: SimConfig, seed: number, hooks: EngineSeedHoo
     }
   };
   const honestLive = () => live().filter(isHonest);
-  const observer: EngineRuntimeObserver = {
+  const baseObserver: EngineRuntimeObserver = {
     booted: (rt) => isHonest(rt) && checker.booted(rt),
     afterStep: (rt) => {
       if (isHonest(rt)) checker.afterStep(rt, honestLive);
+      if (members.active) members.afterStep(rt);
       measureActive();
     },
     fenced: (_rt, rec) => actuator.fenceFinished(rec),
@@ -118,14 +186,23 @@ export function runEngineSeed(cfg: SimConfig, seed: number, hooks: EngineSeedHoo
       const err = actuator.activationEvent(rt.id, ev, world.nowUs);
       if (err !== null && !disabled.has('token-growth')) checker.fail('token-growth', `fencing tokens must only grow: ${err}`);
     },
-    persisted: (rt, rd) => isHonest(rt) && checker.persisted(rt, rd),
-    applied: (rt, e, result) => isHonest(rt) && checker.applied(rt, e, result),
+    persisted: (rt, rd) => {
+      if (!isHonest(rt)) return;
+      checker.persisted(rt, rd);
+      if (members.active) members.persisted(rt, rd);
+    },
+    applied: (rt, e, result) => {
+      if (!isHonest(rt)) return;
+      checker.applied(rt, e, result);
+      if (members.active) members.applied(rt, e);
+    },
     proposed: (rt, index, term, data) => isHonest(rt) && checker.proposed(rt, index, term, data),
     snapshotTaken: (rt, index) => isHonest(rt) && checker.snapshotTaken(rt, index),
     checkpointed: (rt, index) => isHonest(rt) && checker.checkpointed(rt, index),
     replied: (_rt, rep) => pool?.add(rep),
     engineError: (rt, err) => checker.engineError(rt, err),
   };
+  const observer = hooks.timeline ? hooks.timeline.observer(baseObserver, ENGINE_ROLE_VIEW) : baseObserver;
 
   world.onBoot((hal, board: Board) => {
     const storage = hooks.wrapStorage ? hooks.wrapStorage(hal.storage, hal.node) : hal.storage;
@@ -137,11 +214,11 @@ export function runEngineSeed(cfg: SimConfig, seed: number, hooks: EngineSeedHoo
       keyring,
       clock: hal.clock,
       storage,
-      links: hal.links,
+      links: hooks.wrapLink ? hal.links.map((l) => hooks.wrapLink!(l, hal.node)) : hal.links,
       rng: world.rng.fork(`${engine}:${hal.node}:${hal.incarnation}`),
       snapshotEntries: 200,
       logger: (level, msg, fields) => {
-        if (level !== 'debug') world.ctx.log(`n${hal.node} ${formatLine(level, msg, fields)}`);
+        if (level !== 'debug') world.ctx.log(`n${hal.node} ${formatLine(level, msg, traceFields(fields))}`);
       },
       observer,
       ...(pbft ? {} : { fencing: simFencing(hal, wiring) }),
@@ -149,12 +226,18 @@ export function runEngineSeed(cfg: SimConfig, seed: number, hooks: EngineSeedHoo
       ...(liars.has(hal.node) ? { byzantine: saboteurFor(pbftKeys!.auth(hal.node), dataIds, liars.get(hal.node)!, world.rng.fork(`saboteur:${hal.node}:${hal.incarnation}`)) } : {}),
       onFatal: (err) => {
         if (err instanceof StorageCorruptError) checker.fail('storage-corrupt', `node ${hal.node} refuses to start: ${err.message}`);
+        // An exception from inside the node (the runtime's fatal path) is a bug: on a
+        // board the process would restart, here the seed fails and names it.
+        if (err instanceof InternalError) checker.fail('internal-error', `node ${hal.node}: ${err.message} (${(err.stack ?? '').split('\n')[1]?.trim() ?? 'no stack'})`);
         board.crashProcess();
       },
       ...hooks.runtime,
     });
     runtimes.set(hal.node, rt);
     incarnation.set(rt, hal.incarnation);
+    const slot = slotOf.get(hal.node)!;
+    slot.rt = rt;
+    slot.inc = hal.incarnation;
     hooks.onRuntime?.(rt);
     rt.start();
   });
@@ -180,7 +263,10 @@ export function runEngineSeed(cfg: SimConfig, seed: number, hooks: EngineSeedHoo
     if (!c) clientOf.set(rt, (c = new PbftClientNode(rt, pool, world.sched, DEFAULT_WORKLOAD.clientTimeoutMs - 500)));
     return c;
   };
-  const workload = new Workload(world.sched, world.rng.fork('clients'), () => live().map(client), { ...DEFAULT_WORKLOAD, ...hooks.workload });
+  const workload = new Workload(world.sched, world.rng.fork('clients'), pool ? () => liveData().map(client) : liveData, { ...DEFAULT_WORKLOAD, ...hooks.workload });
+  // A request to a stalled process waits for it (the workload calls the runtime directly).
+  workload.deliver = (node, fn) => world.board(node).deliver(fn);
+  if (hooks.timeline) workload.onOp = hooks.timeline.opListener();
   workload.start(T * 1000);
   // Only active leaders drive the actuator, each with its fencing token.
   const actuate = () => {
@@ -195,19 +281,20 @@ export function runEngineSeed(cfg: SimConfig, seed: number, hooks: EngineSeedHoo
     world.sched.after(ACTUATE_EVERY_MS * 1000, actuate);
   };
   world.sched.after(ACTUATE_EVERY_MS * 1000, actuate);
+  hooks.setup?.({ world, checker, runtimes, live });
 
   let probeMs = -1;
   const probeAcked: Array<{ index: number; dataHash: number; what: string }> = [];
   try {
     world.run(Math.max(T, healedBy));
-    world.runUntil(() => dataIds.every((id) => world.board(id).running && runtimes.get(id)?.state === 'running'), BOOT_WAIT_MS);
+    world.runUntil(() => allIds.every((id) => world.board(id).running && runtimes.get(id)?.state === 'running'), BOOT_WAIT_MS);
     world.runUntil(() => workload.pending === 0, DEFAULT_WORKLOAD.clientTimeoutMs + 1000);
     const t0 = world.nowMs;
     let done = false;
     let n = 0;
     const probe = () => {
       if (done) return;
-      const nodes = live();
+      const nodes = liveData();
       if (nodes.length > 0) {
         const rt = nodes[n++ % nodes.length]!;
         const value = new TextEncoder().encode(`probe.${n}`);
@@ -223,11 +310,19 @@ export function runEngineSeed(cfg: SimConfig, seed: number, hooks: EngineSeedHoo
     };
     probe();
     world.runUntil(() => done, PROBE_MS);
-    if (!done) checker.fail('liveness', `no write committed within ${PROBE_MS} ms after every fault healed (live nodes: ${live().map((r) => r.id).join(',') || 'none'})`);
+    if (!done) checker.fail('liveness', `no write committed within ${PROBE_MS} ms after every fault healed (live nodes: ${liveData().map((r) => r.id).join(',') || 'none'})`);
     world.run(500);
-    checker.checkAcked([...workload.acked, ...probeAcked]);
-    checker.checkStateMachines(honestLive());
-    for (const id of dataIds) {
+    if (done && config.learners.length > 0) {
+      // Observers receive the committed stream: each live one applies the probe (bounded wait).
+      const idx = probeAcked[0]!.index;
+      const view = () => live().map((r) => ({ id: r.id, appliedIndex: r.stateMachine.appliedIndex }));
+      world.runUntil(() => members.observersBehind(view(), idx, config.learners) === null, 5000);
+      const behind = members.observersBehind(view(), idx, config.learners);
+      if (behind !== null && !disabled.has('observer-behind')) checker.fail('observer-behind', behind);
+    }
+    checker.checkAcked([...workload.acked, ...probeAcked], live().find((r) => r.isLeader));
+    checker.checkStateMachines(pbft ? honestLive() : liveData());
+    for (const id of allIds) {
       const stale = world.board(id).stats.staleCalls;
       if (stale > 0) checker.fail('stale-hal-calls', `board ${id}: ${stale} calls through a dead incarnation's HAL (the runtime kept a reference across its death)`);
     }

@@ -18,6 +18,10 @@
  * linearizable (cluster.ts's checker, run by engine-cluster.ts).
  *
  * Per engine:
+ *   raft   invariants.ts InvariantChecker (Ongaro & Ousterhout 2014, Figure 3) — election
+ *          safety, log matching (hash chains over every durable log), leader
+ *          completeness, witnesses never lead, durable commit, commit monotonic per
+ *          life, acknowledged writes within the final leader's commit index
  *   paxos  src/paxos/invariants.ts PaxosInvariants — one value per slot ever chosen
  *          (ground truth from durable votes), chosen commands were proposed, learners
  *          apply only chosen values, durable votes and promises survive restarts and
@@ -36,11 +40,12 @@ import { ZabInvariants } from '../../src/zab/invariants.ts';
 import type { ZabNode } from '../../src/zab/index.ts';
 import { EntryType, type Entry, type MemberConfig } from '../../src/wire/messages.ts';
 import type { Index, NodeId, Term } from '../../src/types.ts';
+import type { RaftEngine } from '../../src/raft/engine.ts';
+import type { ApplyResult, KvStateMachine } from '../../src/kv/index.ts';
 import type { EngineRuntime } from '../runtime/engine-node.ts';
 import { hashBytes } from './hash.ts';
-import type { ApplyResult } from '../../src/kv/index.ts';
 import { PbftChecks } from './pbft-sim.ts';
-import { SimViolation } from './invariants.ts';
+import { InvariantChecker, SimViolation, type RaftHost } from './invariants.ts';
 
 /** An engine's own checks, fed by the cluster's observer. */
 export interface EngineChecks {
@@ -51,10 +56,60 @@ export interface EngineChecks {
   snapshotTaken(rt: EngineRuntime, index: Index): void;
   /** PBFT: the node took its checkpoint at `index`. */
   checkpointed?(rt: EngineRuntime, index: Index): void;
-  readonly engine: 'paxos' | 'zab' | 'pbft';
+  readonly engine: 'paxos' | 'zab' | 'raft' | 'pbft';
   /** After any step: `live` are the running runtimes. */
   afterStep(rt: EngineRuntime, live: () => readonly EngineRuntime[]): void;
   readonly violations: readonly string[];
+  /** At the end, beside the shared acknowledged-writes check (the final leader, if any). */
+  checkAcked?(acked: ReadonlyArray<{ index: Index; dataHash: number; what: string }>, finalLeader: EngineRuntime | undefined): void;
+}
+
+/**
+ * Raft's own checks: invariants.ts's InvariantChecker (it throws SimViolation itself,
+ * through the cluster's callback), fed with a view of each EngineRuntime as the
+ * RaftHost it checks (its RaftNode and its state machine).
+ */
+class RaftChecks implements EngineChecks {
+  readonly engine = 'raft' as const;
+  readonly violations: readonly string[] = [];
+  readonly inv: InvariantChecker;
+  private readonly views = new WeakMap<EngineRuntime, RaftHost>();
+  constructor(config: MemberConfig, disabled: ReadonlySet<string>, now: () => number, onViolation: (v: SimViolation) => void) {
+    this.inv = new InvariantChecker(now, config.witnesses, onViolation, disabled);
+  }
+  private view(rt: EngineRuntime): RaftHost {
+    let v = this.views.get(rt);
+    if (v === undefined) {
+      v = {
+        id: rt.id,
+        get engine() {
+          return (rt.engine as RaftEngine | undefined)?.raft;
+        },
+        get stateMachine(): KvStateMachine {
+          return rt.stateMachine;
+        },
+      };
+      this.views.set(rt, v);
+    }
+    return v;
+  }
+  booted(rt: EngineRuntime): void {
+    this.inv.booted(this.view(rt));
+  }
+  persisted(rt: EngineRuntime, rd: Ready): void {
+    this.inv.persisted(this.view(rt), rd as unknown as Parameters<InvariantChecker['persisted']>[1]);
+  }
+  applied(rt: EngineRuntime, e: Entry): void {
+    this.inv.applied(this.view(rt), e, undefined);
+  }
+  proposed(): void {}
+  snapshotTaken(): void {}
+  afterStep(rt: EngineRuntime): void {
+    this.inv.afterStep(this.view(rt));
+  }
+  checkAcked(acked: ReadonlyArray<{ index: Index; dataHash: number; what: string }>, finalLeader: EngineRuntime | undefined): void {
+    this.inv.checkAcked(acked, finalLeader && this.view(finalLeader));
+  }
 }
 
 class PaxosChecks implements EngineChecks {
@@ -134,8 +189,12 @@ class ZabChecks implements EngineChecks {
   }
 }
 
-/** `honest`: PBFT only, the nodes the simulator did not make Byzantine (the checks look at them alone). */
-export function engineChecks(engine: 'paxos' | 'zab' | 'pbft', config: MemberConfig, disabled: ReadonlySet<string>, honest?: readonly NodeId[]): EngineChecks {
+/**
+ * `now` and `onViolation` are for checks that throw their SimViolation themselves (Raft's);
+ * `honest`: PBFT only, the nodes the simulator did not make Byzantine (the checks look at them alone).
+ */
+export function engineChecks(engine: 'paxos' | 'zab' | 'raft' | 'pbft', config: MemberConfig, disabled: ReadonlySet<string>, now: () => number = () => 0, onViolation: (v: SimViolation) => void = () => {}, honest?: readonly NodeId[]): EngineChecks {
+  if (engine === 'raft') return new RaftChecks(config, disabled, now, onViolation);
   if (engine === 'pbft') return new PbftChecks(honest ?? config.voters);
   return engine === 'paxos' ? new PaxosChecks(config, disabled) : new ZabChecks(config, disabled);
 }
@@ -219,6 +278,7 @@ export class EngineInvariantChecker {
     this.engineDone();
   }
 
+  /** `result`: the state machine's (undefined for no-ops and witnesses); the per-engine checks (PBFT's client replies) and hooks that watch what was applied (sim/jobs.ts). */
   applied(rt: EngineRuntime, e: Entry, result?: ApplyResult): void {
     const last = this.lifeApplied.get(rt.id) ?? 0;
     if (e.index !== last + 1) this.fail('apply-order', `node ${rt.id} applied index ${e.index} after ${last}`);
@@ -256,7 +316,8 @@ export class EngineInvariantChecker {
   }
 
   /** Every write answered 200 is applied at its index with its data. */
-  checkAcked(acked: ReadonlyArray<{ index: Index; dataHash: number; what: string }>): void {
+  checkAcked(acked: ReadonlyArray<{ index: Index; dataHash: number; what: string }>, finalLeader?: EngineRuntime): void {
+    this.checks.checkAcked?.(acked, finalLeader);
     for (const a of acked) {
       const got = this.appliedAt.get(a.index);
       if (!got) {

@@ -32,11 +32,11 @@
  *
  * A violation throws `SimViolation` out of the scheduler: the seed stops at once.
  */
-import type { ApplyResult } from '../../src/kv/index.ts';
-import type { Ready } from '../../src/raft/index.ts';
+import type { ApplyResult, KvStateMachine } from '../../src/kv/index.ts';
+import type { RaftNode, Ready } from '../../src/raft/index.ts';
 import type { Entry } from '../../src/wire/messages.ts';
 import type { Index, NodeId, Term } from '../../src/types.ts';
-import type { NodeRuntime, RuntimeObserver } from '../runtime/index.ts';
+import type { RuntimeObserver } from '../runtime/index.ts';
 import { chainMix, hashBytes } from './hash.ts';
 
 export class SimViolation extends Error {
@@ -50,6 +50,17 @@ export class SimViolation extends Error {
   }
 }
 
+/**
+ * What the Raft checks look at of a node: its RaftNode and its state machine. A
+ * NodeRuntime is one; on the engine runtime (engine-invariants.ts RaftChecks) a view
+ * over the EngineRuntime and its RaftEngine is.
+ */
+export interface RaftHost {
+  readonly id: NodeId;
+  readonly engine: RaftNode | undefined;
+  readonly stateMachine: KvStateMachine;
+}
+
 interface Chain {
   /** Over (index, term, type): comparable between data nodes and witnesses. */
   meta: number;
@@ -58,7 +69,7 @@ interface Chain {
 }
 
 interface NodeTrack {
-  rt: NodeRuntime | undefined;
+  rt: RaftHost | undefined;
   witness: boolean;
   /** Chain value by index of this node's durable log (plus its snapshot base). */
   chain: ChainLog;
@@ -238,7 +249,7 @@ export class InvariantChecker implements RuntimeObserver {
   // ---------------------------------------------------------------------------
   // RuntimeObserver
 
-  booted(rt: NodeRuntime): void {
+  booted(rt: RaftHost): void {
     const t = this.track(rt.id);
     t.rt = rt;
     const raft = rt.engine!;
@@ -272,7 +283,7 @@ export class InvariantChecker implements RuntimeObserver {
     this.afterStep(rt);
   }
 
-  afterStep(rt: NodeRuntime): void {
+  afterStep(rt: RaftHost): void {
     this.checks++;
     const raft = rt.engine;
     if (!raft) return;
@@ -300,7 +311,7 @@ export class InvariantChecker implements RuntimeObserver {
     }
   }
 
-  persisted(rt: NodeRuntime, rd: Ready): void {
+  persisted(rt: RaftHost, rd: Ready): void {
     this.checks++;
     const t = this.track(rt.id);
     if (rd.snapshot) {
@@ -336,7 +347,7 @@ export class InvariantChecker implements RuntimeObserver {
     if (t.chain.size > 4096) t.chain.dropBelow(rt.engine?.snapshotIndex ?? 0);
   }
 
-  applied(rt: NodeRuntime, e: Entry, _result: ApplyResult | undefined): void {
+  applied(rt: RaftHost, e: Entry, _result: ApplyResult | undefined): void {
     this.checks++;
     const t = this.track(rt.id);
     const c = t.chain.get(e.index);
@@ -360,7 +371,7 @@ export class InvariantChecker implements RuntimeObserver {
     if (term < a.minTerm) a.minTerm = term;
   }
 
-  engineError(rt: NodeRuntime, err: Error): void {
+  engineError(rt: RaftHost, err: Error): void {
     this.fail('engine-error', `node ${rt.id}'s engine threw: ${err.message}`);
   }
 
@@ -372,7 +383,7 @@ export class InvariantChecker implements RuntimeObserver {
    * with: `index` applied (somewhere) with exactly the command's bytes, and within
    * the final leader's commit index.
    */
-  checkAcked(acked: ReadonlyArray<{ index: Index; dataHash: number; what: string }>, finalLeader: NodeRuntime | undefined): void {
+  checkAcked(acked: ReadonlyArray<{ index: Index; dataHash: number; what: string }>, finalLeader: RaftHost | undefined): void {
     const commit = finalLeader?.engine?.status().commitIndex ?? this.maxApplied;
     for (const w of acked) {
       const a = this.appliedLog[w.index];
@@ -384,7 +395,7 @@ export class InvariantChecker implements RuntimeObserver {
   }
 
   /** Data nodes that applied the same index hold byte-identical state machines. */
-  checkStateMachines(rts: readonly NodeRuntime[]): void {
+  checkStateMachines(rts: readonly RaftHost[]): void {
     const byIndex = new Map<Index, { id: NodeId; snap: Uint8Array }>();
     for (const rt of rts) {
       if (this.track(rt.id).witness) continue;

@@ -15,6 +15,11 @@ export interface SimConfig {
   nodes: number;
   /** Add one witness member (votes, never leads, holds no data). Default false. */
   witness: boolean;
+  /**
+   * Observers (the config's `learners`, ZooKeeper's observers): members that receive
+   * the committed stream but never vote and never lead. Engine zab only. Default 0.
+   */
+  observers?: number;
   engine: 'raft' | 'bully' | 'paxos' | 'zab' | 'pbft';
   /** Virtual time of the workload per seed, ms. Default 60 s. A liveness probe may run up to `probeMs` after it. */
   timeMs: number;
@@ -83,7 +88,7 @@ function pathOption(raw: unknown, flag: string, what: string): string | null {
 /** From commander's option object (or any plain object with the same names). */
 export function parseSimOptions(raw: Record<string, unknown>): SimConfig {
   if (typeof raw !== 'object' || raw === null) throw new SimOptionError('sim options: expected an object');
-  const known = new Set(['seed', 'seeds', 'nodes', 'witness', 'engine', 'time', 'faults', 'stonith', 'json', 'html', 'htmlDir']);
+  const known = new Set(['seed', 'seeds', 'nodes', 'witness', 'observers', 'engine', 'time', 'faults', 'stonith', 'json', 'html', 'htmlDir']);
   for (const k of Object.keys(raw)) if (!known.has(k)) throw new SimOptionError(`sim options: unknown option "${k}" (known: ${[...known].join(', ')})`);
   let seeds: number[];
   if (raw.seed !== undefined && raw.seeds !== undefined) throw new SimOptionError('give either --seed N or --seeds A..B, not both');
@@ -99,9 +104,13 @@ export function parseSimOptions(raw: Record<string, unknown>): SimConfig {
   if (witness && nodes + 1 > 8) throw new SimOptionError('--witness: at most 7 data nodes plus the witness');
   const engine = raw.engine ?? 'raft';
   if (engine !== 'raft' && engine !== 'bully' && engine !== 'paxos' && engine !== 'zab' && engine !== 'pbft') throw new SimOptionError(`--engine: expected raft, bully, paxos, zab or pbft, got "${String(engine)}"`);
-  const contract = engine === 'paxos' || engine === 'zab' || engine === 'pbft';
   if (engine === 'pbft' && nodes < 4) throw new SimOptionError(`--nodes: engine pbft needs at least 4 nodes (n = 3f + 1 tolerates f liars), got ${nodes}`);
-  if (witness && contract) throw new SimOptionError(`--witness: not implemented for engine ${engine} in the simulator (witness members need engine: raft)`);
+  if (witness && engine === 'pbft') throw new SimOptionError('--witness: not for engine pbft (every PBFT replica executes; a member without data cannot vouch for a result)');
+  const obsRaw = raw.observers ?? 0;
+  const observers = typeof obsRaw === 'string' && /^\d+$/.test(obsRaw) ? Number(obsRaw) : obsRaw;
+  if (typeof observers !== 'number' || !Number.isInteger(observers) || observers < 0 || observers > 4) throw new SimOptionError(`--observers: expected an integer 0..4, got ${String(obsRaw)}`);
+  if (observers > 0 && engine !== 'zab') throw new SimOptionError(`--observers: only with --engine zab (ZooKeeper's observers), got --engine ${String(engine)}`);
+  if (nodes + (witness ? 1 : 0) + observers > 8) throw new SimOptionError(`--observers: at most 8 boards in all (--nodes ${nodes}${witness ? ' + the witness' : ''} + ${observers} observers)`);
   const timeMs = parseDuration(raw.time ?? '60s', '--time');
   let faults: FaultKind[];
   let byzantine = false;
@@ -121,18 +130,17 @@ export function parseSimOptions(raw: Record<string, unknown>): SimConfig {
   const json = raw.json ?? false;
   if (typeof json !== 'boolean') throw new SimOptionError(`--json: expected a flag, got ${String(raw.json)}`);
   const html = pathOption(raw.html, '--html', 'FILE');
-  if (html !== null && contract) throw new SimOptionError(`--html: not implemented for engine ${engine} (the timeline records engine raft and bully runs)`);
-  if (raw.htmlDir !== undefined && raw.htmlDir !== null && contract) throw new SimOptionError(`--html-dir: not implemented for engine ${engine} (the timeline records engine raft and bully runs)`);
   const htmlDir = pathOption(raw.htmlDir, '--html-dir', 'DIR');
   if (html !== null && htmlDir !== null) throw new SimOptionError('give either --html FILE (one seed) or --html-dir DIR (the failing seeds of a range), not both');
   if (html !== null && seeds.length !== 1) throw new SimOptionError(`--html: writes the page of one seed (--seed N); for a range of ${seeds.length} seeds use --html-dir DIR (a page per failing seed plus an index)`);
-  return { seeds, nodes, witness, engine, timeMs, faults, ...(byzantine ? { byzantine } : {}), stonith, json, html, htmlDir };
+  return { seeds, nodes, witness, ...(observers > 0 ? { observers } : {}), engine, timeMs, faults, ...(byzantine ? { byzantine } : {}), stonith, json, html, htmlDir };
 }
 
 /** The command line that replays one seed with the same settings. */
 export function replayCommand(cfg: SimConfig, seed: number): string {
   const parts = ['quorumd sim', `--seed ${seed}`, `--nodes ${cfg.nodes}`];
   if (cfg.witness) parts.push('--witness');
+  if ((cfg.observers ?? 0) > 0) parts.push(`--observers ${cfg.observers}`);
   parts.push(`--engine ${cfg.engine}`, `--time ${cfg.timeMs % 1000 === 0 ? `${cfg.timeMs / 1000}s` : `${cfg.timeMs}ms`}`);
   const faults = [...(cfg.byzantine ? ['byzantine'] : []), ...cfg.faults];
   if (faults.length > 0) parts.push(`--faults ${faults.join(',')}`);

@@ -119,6 +119,14 @@ export interface PersistBatch {
    * snapshot file itself is written before the WAL as usual.
    */
   atomic?: boolean;
+  /**
+   * The snapshot is this node's own compaction of its applied prefix (not one received
+   * from a leader): the entries after it are this log's own and stay, whatever term the
+   * snapshot carries. Needed where an engine's snapshot term is not the term stored in
+   * the log at that index (Paxos: the slot's origin ballot vs the entry's write stamp);
+   * without it the term rule above would drop the tail — durable votes included.
+   */
+  compaction?: boolean;
 }
 
 /** Counters for metrics (SD-card wear, fsync rate). */
@@ -399,7 +407,7 @@ export class DurableLog {
       } catch (e) {
         bad(`snapshot.config is not CBOR-encodable: ${(e as Error).message}`);
       }
-      snapKeep = this.termAt(snap.index) === snap.term;
+      snapKeep = batch.compaction === true ? snap.index <= this.lastIndex : this.termAt(snap.index) === snap.term;
       lastAfterSnap = snapKeep ? this.lastIndex : snap.index;
       commitAfterSnap = Math.max(this.commit, snap.index);
     }

@@ -86,6 +86,28 @@
  *     covers). Opaque bytes; the runtime stores them as given.
  *   - RejectCode 'busy': too many proposals of this node in flight; retry later (503).
  *
+ * ## Extensions for Raft's extras, all optional
+ * Added when Raft moved onto this contract (src/raft/engine.ts); any engine may offer
+ * them, and the runtime uses each only where the engine has it.
+ *   - `proposeConfChange(change)`: a membership change through the log (one at a time;
+ *     learners, witnesses, promotion once caught up). Without it the membership is the
+ *     bootstrap one for good, and the runtime answers membership requests 501.
+ *   - `dropLease()`: heartbeat rounds sent so far hold no lease any more. The runtime
+ *     calls it when its tick came late (the engine's clock is behind real time) and when
+ *     a link lost a session through which peers may hear this node's will (MQTT Last
+ *     Will: they forget it as leader before its lease would end). Lease reads then wait
+ *     for a fresh round.
+ *   - `acknowledges(m)`: whether a received message shows that its sender follows the
+ *     leadership of `m.term` (so it does not lead an earlier one) — the activation gate's
+ *     acknowledgement. Without it the runtime has a rule per message type.
+ *   - `isCampaignRequest(m)`: whether `m` asks for a vote in a newer term than this
+ *     node's; the runtime's staggered campaigns after a leader's will defer to it.
+ *   - `EngineStatus.dataMissing`: a member that is no witness but whose log still lacks
+ *     data (a former witness before the snapshot that brings it): it serves no reads.
+ *   - `EngineStatus.unsupported`: messages of other engines' types it dropped.
+ *   - `SoftState.detail` / `EngineStatus.detail`: the engine's finer role (Raft
+ *     'pre-candidate' is role 'candidate', detail 'pre-candidate').
+ *
  * ## Capabilities differ, and say so
  * A replicated-log engine (`caps.log`) gives KV, locks, jobs and fence history. An
  * election-only engine (bully) gives a leader, hooks and fencing; its `propose` and
@@ -225,7 +247,21 @@ export interface EngineStatus {
   lastIndex: Index;
   isWitness: boolean;
   config: MemberConfig;
+  /** A member that is no witness but still lacks the data of part of its log (see "Extensions for Raft's extras"). */
+  dataMissing?: boolean;
+  /** Messages of other engines' types this engine dropped. */
+  unsupported?: number;
 }
+
+/** A membership change (Engine.proposeConfChange; Raft thesis §4: one server at a time). */
+export type MemberChange =
+  | { op: 'add-learner'; node: NodeId }
+  /** Learner → voter, refused until the learner caught up. */
+  | { op: 'promote'; node: NodeId }
+  | { op: 'add-voter'; node: NodeId }
+  | { op: 'add-witness'; node: NodeId }
+  /** Removes a voter, learner or witness. */
+  | { op: 'remove'; node: NodeId };
 
 /** What a restarted engine is built from: exactly what was persisted. */
 export interface EngineInit<O = unknown> {
@@ -274,4 +310,10 @@ export interface Engine {
   leaderToken(): number;
   /** The entry at `i` if still in the log (for the runtime's and simulator's checks). */
   entryAt(i: Index): Entry | undefined;
+
+  // Optional (see "Extensions for Raft's extras" in the header).
+  proposeConfChange?(change: MemberChange): Result;
+  dropLease?(): void;
+  acknowledges?(m: Message): boolean;
+  isCampaignRequest?(m: Message): boolean;
 }

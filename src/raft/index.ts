@@ -4,3 +4,5 @@ export type { HardState, SoftState, ReadState, SnapshotData, Ready, Result, Reje
 export { DEFAULT_OPTIONS, resolveOptions, applyConfChange, encodeConfig, decodeConfig, quorumSize, votingMembers, MSG_OVERHEAD_BYTES, SNAPSHOT_OVERHEAD_BYTES, ENTRY_OVERHEAD_BYTES } from './config.ts';
 export type { RaftOptions, ConfChange, MemberConfig, SnapshotMeta } from './config.ts';
 export { RaftLog } from './log.ts';
+export { RaftEngine, RAFT_CAPS, isRaftMessage } from './engine.ts';
+export type { RaftEngineOptions } from './engine.ts';

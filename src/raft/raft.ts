@@ -277,6 +277,8 @@ export class RaftNode {
    */
   private dataGapTo: Index = 0;
   private needBcast = false;
+  /** Index of this leadership's no-op (becomeLeader); its fencing token once committed. */
+  private termStart: Index = 0;
 
   private readRound = 0;
   private readRoundWanted = false;
@@ -382,6 +384,21 @@ export class RaftNode {
 
   get isLeader(): boolean {
     return this.role === 'leader';
+  }
+
+  /**
+   * The fencing token of this leadership (src/engine/contract.ts): the index of its
+   * no-op once that is committed, else 0. A later leader's log holds every committed
+   * entry (leader completeness), so its no-op lands at a higher index: tokens grow.
+   * The same value the Raft runtime always used (the last index at election).
+   */
+  leaderToken(): number {
+    return this.role === 'leader' && this.termStart > 0 && this.commit >= this.termStart ? this.termStart : 0;
+  }
+
+  /** The current membership, not copied (status().config copies it): do not mutate. */
+  get memberConfig(): Readonly<MemberConfig> {
+    return this.config;
   }
 
   // Cheap read-only views of single status() fields. status() copies the
@@ -1110,6 +1127,7 @@ export class RaftNode {
     // Raft §5.4.2 / §8: a new leader appends an empty entry of its term; committing it
     // commits everything before it and lets ReadIndex start (thesis §6.4).
     this.appendOwn(EntryType.Noop, new Uint8Array(0));
+    this.termStart = this.log.lastIndex;
   }
 
   private newProgress(id: NodeId): Progress {

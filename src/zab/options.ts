@@ -83,6 +83,13 @@ export interface ZabOptions {
    * Readys loses an acknowledged transaction. The invariants must catch it. Never set it.
    */
   testingAckBeforeDurable: boolean;
+  /**
+   * TESTING ONLY — a planted bug. The leader counts the observers' (learners')
+   * acknowledgements toward the commit quorum, as if they voted: it can commit a
+   * transaction that only a minority of voters holds. The simulator's member checks
+   * must catch it (daemon/sim/member-checks.ts, commit-quorum). Never set it.
+   */
+  testingCountObservers: boolean;
 }
 
 export const DEFAULT_ZAB_OPTIONS: Readonly<ZabOptions> = Object.freeze({
@@ -100,6 +107,7 @@ export const DEFAULT_ZAB_OPTIONS: Readonly<ZabOptions> = Object.freeze({
   heartbeatRounds: false,
   testingBroadcastBeforeQuorumSync: false,
   testingAckBeforeDurable: false,
+  testingCountObservers: false,
 });
 
 /** The options in engine ticks. */
@@ -145,6 +153,7 @@ export function resolveZabOptions(partial: Partial<ZabOptions> | undefined): { o
   bool('heartbeatRounds');
   bool('testingBroadcastBeforeQuorumSync');
   bool('testingAckBeforeDurable');
+  bool('testingCountObservers');
   const toTicks = (ms: number) => Math.max(1, Math.ceil(ms / o.tickMs));
   const heartbeat = Math.max(1, Math.round(o.heartbeatMs / o.tickMs));
   const syncLimit = toTicks(o.syncLimitMs);

@@ -1536,7 +1536,8 @@ export class ZabNode implements Engine {
     if (this.state !== 'leading' || this.leaderPhase !== 'broadcast') return;
     const acks = this.scratch;
     acks.length = 0;
-    for (const id of this.voting) {
+    // The planted bug testingCountObservers counts learners' acknowledgements too.
+    for (const id of this.options.testingCountObservers ? allMembers(this.config) : this.voting) {
       if (id === this.id) acks.push(this.stableIndex);
       else {
         const p = this.peers.get(id);

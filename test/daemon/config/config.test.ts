@@ -31,7 +31,7 @@ describe('config', () => {
     ['unknown key', good + 'mqqt: {}\n', 'mqqt', 13, /unknown key "mqqt"/],
     ['nested unknown key', good.replace('  brokers:', '  keepalive: 3\n  brokers:'), 'mqtt.keepalive', 12, /unknown key/],
     ['missing key', good.replace('  dataDir: /tmp/quorumd-a\n', ''), 'node.dataDir', 9, /missing/],
-    ['bad enum', good.replace('{ id: 3, name: c }', '{ id: 3, name: c, role: boss }'), 'members.2.role', 7, /"voter" or "witness"/],
+    ['bad enum', good.replace('{ id: 3, name: c }', '{ id: 3, name: c, role: boss }'), 'members.2.role', 7, /"voter", "witness" or "observer"/],
     ['duplicate id', good.replace('id: 3', 'id: 2'), 'members.2.id', 7, /unique id/],
     ['node not a member', good.replace('name: a\n  dataDir', 'name: zz\n  dataDir'), 'node.name', 9, /name of a member/],
     ['bad key', good.replace(KEY, 'abc'), 'cluster.key', 3, /hex digits/],

@@ -1,8 +1,7 @@
 /**
  * engine: paxos and engine: zab in the config: accepted with their sections' defaults,
- * with a fencing: section and jobs (the engine runtime has them, as raft); what it does
- * not have yet (witness members) is refused naming the key and saying "not implemented
- * for engine <name>".
+ * with a fencing: section, jobs and witness members (the engine runtime has them, as
+ * raft); observers (ZooKeeper's non-voting members) with engine: zab only.
  */
 import { describe, expect, it } from 'vitest';
 import { good, problems } from './helpers.ts';
@@ -12,27 +11,43 @@ describe('config: engine paxos and zab', () => {
   it('engine: paxos and engine: zab are accepted, with their documented defaults', () => {
     const p = parseConfigText(good + 'engine: paxos\n');
     expect(p.engine).toBe('paxos');
-    expect(p.paxos).toEqual({ tickMs: 10, electionTimeoutMinMs: 150, electionTimeoutMaxMs: 300, heartbeatMs: 50, prePrepare: true, checkQuorum: true, campaignOnPeerGone: true });
+    // The board defaults (docs/config.md, "Timing on a board"), as Raft's.
+    expect(p.paxos).toEqual({ tickMs: 10, electionTimeoutMinMs: 1000, electionTimeoutMaxMs: 2000, heartbeatMs: 100, prePrepare: true, checkQuorum: true, campaignOnPeerGone: true });
     const z = parseConfigText(good + 'engine: zab\nzab:\n  syncLimitMs: 300\n');
     expect(z.engine).toBe('zab');
-    expect(z.zab).toMatchObject({ heartbeatMs: 50, syncLimitMs: 300, initLimitMs: 1000 });
+    expect(z.zab).toMatchObject({ heartbeatMs: 100, syncLimitMs: 300, initLimitMs: 2000 });
+    expect(parseConfigText(good + 'engine: zab\n').zab).toMatchObject({ heartbeatMs: 100, syncLimitMs: 1000, initLimitMs: 2000 });
   });
 
   for (const engine of ['paxos', 'zab']) {
-    it(`engine: ${engine} takes a fencing: section and jobs, and refuses witness members, naming the key`, () => {
+    it(`engine: ${engine} takes a fencing: section, jobs and witness members`, () => {
       const f = parseConfigText(good + `engine: ${engine}\nfencing:\n  watchdogTimeoutMs: 15000\n`);
       expect(f.fencing?.watchdogTimeoutMs).toBe(15000);
       const j = parseConfigText(good + `engine: ${engine}\njobs:\n  - { name: j, cron: "*/5 * * * *", command: "true" }\n`);
       expect(j.jobs.map((x) => x.name)).toEqual(['j']);
-      const witness = problems(good.replace('{ id: 3, name: c }', '{ id: 3, name: c, role: witness }') + `engine: ${engine}\n`);
-      expect(witness.find((x) => x.key === 'members.2.role')?.message).toMatch(new RegExp(`not implemented for engine ${engine}: witness members`));
+      const w = parseConfigText(good.replace('{ id: 3, name: c }', '{ id: 3, name: c, role: witness }') + `engine: ${engine}\n`);
+      expect(w.members.map((m) => m.role)).toEqual(['voter', 'voter', 'witness']);
     });
   }
+
+  it('observers: engine zab only; never a fencing target; the role is named in the error', () => {
+    const withObserver = good.replace('{ id: 3, name: c }', '{ id: 3, name: c }\n  - { id: 4, name: d, role: observer }');
+    const z = parseConfigText(withObserver + 'engine: zab\n');
+    expect(z.members.map((m) => m.role)).toEqual(['voter', 'voter', 'voter', 'observer']);
+    for (const engine of ['raft', 'paxos', 'bully']) {
+      const p = problems(withObserver + `engine: ${engine}\n`);
+      expect(p.find((x) => x.key === 'members.3.role')?.message, engine).toMatch(new RegExp(`observers .* need engine: zab`));
+    }
+    const bad = problems(good.replace('{ id: 3, name: c }', '{ id: 3, name: c, role: listener }'));
+    expect(bad.find((x) => x.key === 'members.2.role')?.message).toMatch(/expected "voter", "witness" or "observer"/);
+    const target = problems(withObserver + 'engine: zab\nfencing:\n  targets:\n    - { node: d, levels: [[{ type: watchdog-wait, waitMs: 20000 }]] }\n');
+    expect(target.find((x) => x.key.startsWith('fencing.targets.0'))?.message).toMatch(/d is an observer, which never leads/);
+  });
 
   it('paxos timing is checked like raft\'s', () => {
     const p = problems(good + 'engine: paxos\npaxos:\n  electionTimeoutMinMs: 300\n  electionTimeoutMaxMs: 200\n');
     expect(p.find((x) => x.key === 'paxos.electionTimeoutMaxMs')?.message).toMatch(/more than electionTimeoutMinMs/);
-    const q = problems(good + 'engine: paxos\npaxos:\n  heartbeatMs: 100\n');
+    const q = problems(good + 'engine: paxos\npaxos:\n  heartbeatMs: 600\n');
     expect(q.find((x) => x.key === 'paxos.heartbeatMs')?.message).toMatch(/at most half/);
   });
 });

@@ -103,7 +103,7 @@ describe('quorumd sim --engine paxos|zab', () => {
   }, 60_000);
 
   it('refuses what is not implemented for these engines, naming it', () => {
-    expect(() => parseSimOptions({ seed: 1, engine: 'paxos', witness: true })).toThrow(/--witness: not implemented for engine paxos/);
+    expect(() => parseSimOptions({ seed: 1, engine: 'paxos', observers: 1 })).toThrow(/--observers: only with --engine zab/);
     expect(() => parseSimOptions({ seed: 1, engine: 'zab', html: 'x.html' })).toThrow(/--html: not implemented for engine zab/);
   });
 });

@@ -1,0 +1,41 @@
+/**
+ * Raft on the one simulated cluster (daemon/sim/engine-cluster.ts) and the one runtime
+ * (daemon/runtime/engine-node.ts, RaftEngine): a small sweep with every fault kind and
+ * a witness, and replay. Not here yet: runs without the stall fault (e.g. --faults
+ * power, or none) do not finish on this cluster for Raft (found at the end of the
+ * session that added it, not diagnosed), so the planted-bug tests stay on cluster.ts.
+ */
+import { describe, expect, it } from 'vitest';
+import { runEngineSeed } from '../../../daemon/sim/engine-cluster.ts';
+import { parseSimOptions } from '../../../daemon/sim/options.ts';
+
+const ALL = 'partition,crash,power,loss,reorder,clock,disk,stall';
+
+describe('Raft on the engine cluster', () => {
+  it('a small sweep with every fault kind, with and without a witness: no violation, linearizable, no split brain', () => {
+    for (const witness of [false, true]) {
+      const cfg = parseSimOptions({ seeds: '1..2', engine: 'raft', nodes: witness ? 2 : 5, witness, time: '20s', faults: ALL });
+      for (const seed of cfg.seeds) {
+        const r = runEngineSeed(cfg, seed);
+        expect(r.violation, JSON.stringify(r.violation)).toBeUndefined();
+        expect(['ok', 'unknown']).toContain(r.lin);
+        expect(r.faults).toBeGreaterThan(2);
+        expect(r.commits).toBeGreaterThan(100);
+        expect(r.actuations).toBeGreaterThan(0);
+        expect(r.staleActuations).toBe(0);
+        expect(r.dualActiveMs).toBe(0);
+      }
+    }
+  }, 300_000);
+
+  it('the same seed gives the same trace hash; another seed differs', () => {
+    const cfg = parseSimOptions({ seed: 5, engine: 'raft', nodes: 3, time: '8s', faults: ALL });
+    const a = runEngineSeed(cfg, 5);
+    const b = runEngineSeed(cfg, 5);
+    const c = runEngineSeed(cfg, 6);
+    expect(a.violation).toBeUndefined();
+    expect(b.trace).toBe(a.trace);
+    expect(b.commits).toBe(a.commits);
+    expect(c.trace).not.toBe(a.trace);
+  }, 120_000);
+});

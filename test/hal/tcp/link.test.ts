@@ -1,0 +1,216 @@
+/**
+ * The direct TCP link on 127.0.0.1: delivery between nodes, reconnect after a peer
+ * restarts, and hostile input on the listening port (garbage, oversize frames,
+ * slowloris, a wrong key, a replayed handshake, too many half-open connections).
+ * Every wait is a bounded poll.
+ */
+import { createHmac } from 'node:crypto';
+import net from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { TcpLink, type TcpLinkOptions } from '../../../hal/tcp/link.ts';
+import type { LinkEvent } from '../../../hal/interfaces.ts';
+import { FrameOpener, FrameSealer, Sender } from '../../../src/wire/auth.ts';
+import { MsgType } from '../../../src/wire/messages.ts';
+import { waitFor } from '../mqtt/helpers.ts';
+import { freeBasePort } from '../../helpers/ports.ts';
+
+const CLUSTER = 7;
+const KEY = new Uint8Array(32).fill(0x5a);
+const OTHER_KEY = new Uint8Array(32).fill(0x33);
+
+interface T {
+  link: TcpLink;
+  frames: Uint8Array[];
+  events: LinkEvent[];
+}
+const open: TcpLink[] = [];
+const raws: net.Socket[] = [];
+afterEach(async () => {
+  for (const s of raws.splice(0)) s.destroy();
+  await Promise.all(open.splice(0).map((l) => new Promise<void>((r) => l.close(() => r()))));
+});
+
+function mk(self: number, base: number, ids: number[], extra: Partial<TcpLinkOptions> = {}): T {
+  const link = new TcpLink({
+    cluster: CLUSTER,
+    self,
+    keyring: { current: KEY },
+    listen: { host: '127.0.0.1', port: base + self },
+    peers: ids.filter((i) => i !== self).map((id) => ({ id, host: '127.0.0.1', port: base + id })),
+    reconnect: { initialMs: 20, maxMs: 200 },
+    ...extra,
+  });
+  open.push(link);
+  const t: T = { link, frames: [], events: [] };
+  link.onFrame((f) => t.frames.push(f));
+  link.onEvent((e) => t.events.push(e));
+  return t;
+}
+
+/** A raw client on node `self`'s port; collects what the listener sends. */
+async function raw(port: number): Promise<{ sock: net.Socket; got: () => Buffer; closed: () => boolean }> {
+  const sock = net.createConnection({ host: '127.0.0.1', port });
+  raws.push(sock);
+  let got = Buffer.alloc(0);
+  let closed = false;
+  sock.on('data', (d) => (got = Buffer.concat([got, d])));
+  sock.on('error', () => {});
+  sock.on('close', () => (closed = true));
+  await new Promise<void>((r, j) => {
+    sock.once('connect', () => r());
+    sock.once('error', j);
+  });
+  return { sock, got: () => got, closed: () => closed };
+}
+
+/** The handshake as docs/config.md (tcp:) and hal/tcp/link.ts specify it, computed independently here. */
+function hello(challenge: Buffer, o: { cluster?: number; from: number; to: number; key?: Uint8Array }): Buffer {
+  const b = Buffer.alloc(32);
+  b.write('QDT1', 0, 'latin1');
+  b.writeUInt16BE(o.cluster ?? CLUSTER, 4);
+  b.writeUInt8(o.from, 6);
+  b.writeUInt8(o.to, 7);
+  Buffer.from('0102030405060708', 'hex').copy(b, 8);
+  createHmac('sha256', o.key ?? KEY).update('quorumd-tcp-hello\u0000').update(challenge).update(b.subarray(4, 16)).digest().copy(b, 16, 0, 16);
+  return b;
+}
+
+function framed(payload: Uint8Array): Buffer {
+  const b = Buffer.alloc(4 + payload.length);
+  b.writeUInt32BE(payload.length, 0);
+  b.set(payload, 4);
+  return b;
+}
+
+describe('TcpLink', () => {
+  it('delivers authenticated frames between three nodes, each way', async () => {
+    const base = await freeBasePort(3);
+    const ids = [1, 2, 3];
+    const [a, b, c] = ids.map((i) => mk(i, base, ids));
+    await waitFor('all connected', () => [a, b, c].every((t) => t!.link.connectedPeers().length === 2));
+    expect(a!.events[0]).toEqual({ kind: 'up' });
+    const sealer = new FrameSealer({ cluster: CLUSTER, keyring: { current: KEY }, sender: new Sender(1) });
+    const f = sealer.seal({ type: MsgType.Heartbeat, from: 1, to: 2, term: 5, commit: undefined, ctx: 0 }).frame;
+    a!.link.send(2, f);
+    c!.link.send(1, new Uint8Array([9, 9]));
+    b!.link.send(3, new Uint8Array(60_000).fill(7)); // one frame across many TCP segments
+    await waitFor('frames', () => b!.frames.length === 1 && a!.frames.length === 1 && c!.frames.length === 1);
+    const r = new FrameOpener({ cluster: CLUSTER, keyring: { current: KEY }, self: 2 }).open(b!.frames[0]!);
+    expect(r.ok && r.msg.type === MsgType.Heartbeat && r.msg.term === 5).toBe(true);
+    expect([...a!.frames[0]!]).toEqual([9, 9]);
+    expect(c!.frames[0]!.length).toBe(60_000);
+    expect(c!.frames[0]!.every((x) => x === 7)).toBe(true);
+    // Many small frames in a row arrive whole and in order.
+    for (let i = 0; i < 200; i++) a!.link.send(3, new Uint8Array([i & 0xff, 1, 2]));
+    await waitFor('200 frames', () => c!.frames.length === 201);
+    expect(c!.frames.slice(1).map((x) => x[0])).toEqual(Array.from({ length: 200 }, (_, i) => i & 0xff));
+  });
+
+  it('drops and counts frames for an unknown node or a peer that is down; throws for caller mistakes', async () => {
+    const base = await freeBasePort(2);
+    const a = mk(1, base, [1, 2]);
+    a.link.send(9, new Uint8Array([1]));
+    expect(a.link.stats.misaddressed).toBe(1);
+    a.link.send(2, new Uint8Array([1])); // node 2 not started
+    expect(a.link.stats.droppedDown).toBe(1);
+    expect(() => a.link.send(0, new Uint8Array([1]))).toThrow(/node id/);
+    expect(() => a.link.send(2, new Uint8Array(a.link.maxFrame + 1))).toThrow(/maxFrame/);
+    expect(() => new TcpLink({ cluster: CLUSTER, self: 1, keyring: { current: KEY }, listen: { host: '127.0.0.1', port: 1 }, peers: [{ id: 1, host: 'x', port: 2 }] })).toThrow(/this node/);
+    expect(() => new TcpLink({ cluster: CLUSTER, self: 1, keyring: { current: KEY }, listen: { host: '127.0.0.1', port: 70000 }, peers: [{ id: 2, host: 'x', port: 2 }] })).toThrow(/tcp\.listen\.port/);
+  });
+
+  it('reconnects to a peer that restarts, and redials at once when the peer comes back with a new session', async () => {
+    const base = await freeBasePort(2);
+    const a = mk(1, base, [1, 2]);
+    let b = mk(2, base, [1, 2]);
+    await waitFor('connected', () => a.link.connectedPeers().length === 1 && b.link.connectedPeers().length === 1);
+    await new Promise<void>((r) => b.link.close(() => r()));
+    await waitFor('a sees b down', () => a.events.some((e) => e.kind === 'down'));
+    b = mk(2, base, [1, 2]);
+    await waitFor('reconnected', () => a.link.connectedPeers().length === 1 && b.link.connectedPeers().length === 1);
+    await waitFor('a redialed b after its restart', () => a.link.stats.connects >= 2);
+    let n = 0;
+    await waitFor('frame after restart', () => {
+      a.link.send(2, new Uint8Array([++n & 0xff]));
+      return b.frames.length > 0;
+    });
+    expect(a.events.filter((e) => e.kind === 'up').length).toBe(2);
+  });
+
+  describe('hostile input on the listening port', () => {
+    it('closes a connection that sends garbage, and keeps serving its peers', async () => {
+      const base = await freeBasePort(2);
+      const a = mk(1, base, [1, 2]);
+      const b = mk(2, base, [1, 2]);
+      const g = await raw(base + 1);
+      g.sock.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+      await waitFor('garbage connection closed', () => g.closed());
+      expect(a.link.stats.badHello).toBe(1);
+      await waitFor('connected', () => b.link.connectedPeers().length === 1);
+      b.link.send(1, new Uint8Array([5]));
+      await waitFor('frame', () => a.frames.length === 1);
+    });
+
+    it('refuses a wrong key (a node of another cluster key) and a handshake for another challenge', async () => {
+      const base = await freeBasePort(2);
+      const a = mk(1, base, [1, 2]);
+      const b = mk(2, base, [1, 2], { keyring: { current: OTHER_KEY } });
+      await waitFor('b dialed and was refused', () => a.link.stats.authFailures >= 1);
+      b.link.send(1, new Uint8Array([1])); // b thinks it is connected until the close arrives: dropped or sent into a closed socket
+      // A recorded handshake does not open a second connection: its tag is for another challenge.
+      const r = await raw(base + 1);
+      await waitFor('challenge', () => r.got().length >= 20);
+      r.sock.write(hello(Buffer.alloc(16, 1), { from: 2, to: 1 }));
+      await waitFor('replayed handshake closed', () => r.closed());
+      expect(a.link.stats.authFailures).toBeGreaterThanOrEqual(2);
+      expect(a.frames.length).toBe(0);
+      // Right key, wrong addressee / cluster / unknown node: garbage.
+      for (const h of [{ from: 2, to: 3 }, { from: 2, to: 1, cluster: 8 }, { from: 9, to: 1 }]) {
+        const s = await raw(base + 1);
+        await waitFor('challenge', () => s.got().length >= 20);
+        s.sock.write(hello(s.got().subarray(4, 20), h));
+        await waitFor('closed', () => s.closed());
+      }
+      expect(a.link.stats.badHello).toBe(3);
+    });
+
+    it('accepts a correct handshake with the previous key (rotation), then closes at an oversize frame header', async () => {
+      const base = await freeBasePort(2);
+      const a = mk(1, base, [1, 2], { keyring: { current: OTHER_KEY, previous: KEY }, maxFrame: 1024 });
+      const r = await raw(base + 1);
+      await waitFor('challenge', () => r.got().length >= 20);
+      expect(r.got().subarray(0, 4).toString('latin1')).toBe('QDT1');
+      r.sock.write(Buffer.concat([hello(r.got().subarray(4, 20), { from: 2, to: 1 }), framed(new Uint8Array([4, 2]))]));
+      await waitFor('frame delivered', () => a.frames.length === 1);
+      expect([...a.frames[0]!]).toEqual([4, 2]);
+      const big = Buffer.alloc(4);
+      big.writeUInt32BE(1025, 0);
+      r.sock.write(big);
+      await waitFor('oversize closes', () => r.closed());
+      expect(a.link.stats.tooLarge).toBe(1);
+      // A zero length is no frame either.
+      const z = await raw(base + 1);
+      await waitFor('challenge', () => z.got().length >= 20);
+      z.sock.write(Buffer.concat([hello(z.got().subarray(4, 20), { from: 2, to: 1 }), Buffer.alloc(4)]));
+      await waitFor('zero length closes', () => z.closed());
+      expect(a.link.stats.tooLarge).toBe(2);
+      expect(a.frames.length).toBe(1);
+    });
+
+    it('closes a slow handshake (slowloris) and refuses connections beyond maxPending', async () => {
+      const base = await freeBasePort(2);
+      const a = mk(1, base, [1, 2], { helloTimeoutMs: 300, maxPending: 3 });
+      const slow = await raw(base + 1);
+      slow.sock.write('QD'); // a valid start, then nothing
+      const more = await Promise.all([0, 1, 2, 3].map(() => raw(base + 1)));
+      await waitFor('one beyond maxPending refused', () => a.link.stats.refusedPending >= 1);
+      await waitFor('slow handshakes timed out', () => slow.closed() && more.filter((m) => m.closed()).length === 4, 10_000);
+      expect(a.link.stats.helloTimeouts).toBe(3);
+      // The node still accepts a real peer afterwards.
+      const b = mk(2, base, [1, 2]);
+      await waitFor('peer connects', () => b.link.connectedPeers().length === 1);
+      b.link.send(1, new Uint8Array([1]));
+      await waitFor('frame', () => a.frames.length === 1);
+    });
+  });
+});
