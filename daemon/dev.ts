@@ -421,6 +421,8 @@ export async function startDev(opts: DevOptions): Promise<DevCluster> {
   const crashes: DevCluster['crashes'] = [];
   const t0 = performance.now();
   let stopping = false;
+  /** Set when the cluster never became ready: its logs are what the user needs next. */
+  let keepDir = false;
   // The supervisor's power rails: off = SIGKILL the process and keep it down; on = start it.
   const rails = withRelays
     ? await startRailServer({
@@ -552,7 +554,9 @@ export async function startDev(opts: DevOptions): Promise<DevCluster> {
           e.kill('SIGTERM');
         });
       }
-      if (ownDir && crashes.length > 0) {
+      if (ownDir && keepDir) {
+        out(`[dev] kept ${dir} (the logs of a cluster that did not become ready)\n`);
+      } else if (ownDir && crashes.length > 0) {
         // Evidence survives a crash: the logs (with the stack) and the data stay.
         const who = [...new Set(crashes.map((c) => c.node))];
         out(`[dev] kept ${dir}: ${who.join(', ')} crashed during this run; logs: ${who.map((w) => nodes.find((x) => x.name === w)!.logFile).join(', ')}\n`);
@@ -590,11 +594,14 @@ export async function startDev(opts: DevOptions): Promise<DevCluster> {
   const progress = opts.progress ?? stderrProgress();
   const t0Wait = Date.now();
   let leader: string | null = null;
+  // A lying node (testing only, --byzantine-node) may say anything about who leads: the
+  // cluster is ready when the honest nodes agree.
+  const judged = byzantineMode !== undefined ? nodes.filter((x) => x.id !== opts.byzantineNode) : nodes;
   let stableKey = '';
   let stableSince = 0;
   while (Date.now() < deadline && !stopping) {
     const rs = await Promise.all(
-      nodes.map((x) =>
+      judged.map((x) =>
         call(x.url, 'GET', '/v1/leader', { timeoutMs: 1000, token: apiToken }).then(
           (r) => (r.status === 200 ? (JSON.parse(r.body.toString()) as { leader: string | null; term: number }) : undefined),
           () => undefined,
@@ -606,7 +613,7 @@ export async function startDev(opts: DevOptions): Promise<DevCluster> {
     const agreed = names.every((x) => x !== null && x === names[0]) && rs.every((r) => r!.term === rs[0]!.term);
     let ready = false;
     if (agreed) {
-      const reads = bully ? [] : await Promise.all(nodes.filter((x) => x.role !== 'witness').map((x) => call(x.url, 'GET', '/v1/kv/greeting', { timeoutMs: 1000, token: apiToken }).catch(() => undefined)));
+      const reads = bully ? [] : await Promise.all(judged.filter((x) => x.role !== 'witness').map((x) => call(x.url, 'GET', '/v1/kv/greeting', { timeoutMs: 1000, token: apiToken }).catch(() => undefined)));
       ready = reads.every((r) => r !== undefined && (r.status === 200 || r.status === 404));
     }
     const key = ready ? `${names[0]}/${rs[0]!.term}` : '';
@@ -616,9 +623,9 @@ export async function startDev(opts: DevOptions): Promise<DevCluster> {
     }
     const secs = ((Date.now() - t0Wait) / 1000).toFixed(1);
     const leaderText = !agreed
-      ? up < n ? 'no leader yet' : 'electing'
+      ? up < judged.length ? 'no leader yet' : 'electing'
       : !ready ? `${names[0]} (term ${rs[0]!.term}), waiting for every node to confirm it` : `${names[0]} (term ${rs[0]!.term}), stable for ${((Date.now() - stableSince) / 1000).toFixed(1)} s`;
-    progress(`[dev] starting: ${up}/${n} node${n > 1 ? 's' : ''} answer; leader: ${leaderText}  (${secs} s)`, false);
+    progress(`[dev] starting: ${up}/${judged.length} node${judged.length > 1 ? 's' : ''} answer${judged.length < n ? ` (the lying n${opts.byzantineNode} not asked)` : ''}; leader: ${leaderText}  (${secs} s)`, false);
     if (key !== '' && Date.now() - stableSince >= stableMs) {
       leader = names[0]!;
       break;
@@ -628,8 +635,9 @@ export async function startDev(opts: DevOptions): Promise<DevCluster> {
   progress('', true);
   if (stopping) return cluster; // a signal came while we waited: the nodes are being stopped
   if (!leader) {
+    keepDir = true; // the error names the logs: they must still be there
     await cluster.stop();
-    throw new Error(`the dev cluster did not elect a stable leader within ${readyTimeoutMs} ms; see the node logs in ${dir}`);
+    throw new Error(`the dev cluster did not elect a stable leader within ${readyTimeoutMs} ms; see the node logs in ${dir}${ownDir ? ' (kept; remove it when done)' : ''}`);
   }
   const Q = cliCommand().cmd;
   const hint = linkHint();

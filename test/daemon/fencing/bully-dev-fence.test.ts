@@ -23,7 +23,7 @@ describe('quorumd dev --engine bully with simulated relays', () => {
     let printed = '';
     const base = await freeBasePort(3);
     const powerOnAfterMs = 3000;
-    dev = await startDev({ nodes: 3, engine: 'bully', basePort: base, handleSignals: false, powerOnAfterMs, out: (s) => (printed += s), readyTimeoutMs: 20_000 });
+    dev = await startDev({ nodes: 3, engine: 'bully', basePort: base, handleSignals: false, powerOnAfterMs, out: (s) => (printed += s), readyTimeoutMs: 60_000 });
     process.env.QUORUMD_API_TOKEN_FILE = dev.tokenFile; // as `quorumd --data-dir <dev dir>` finds it
     expect(printed).toMatch(/relays\s+simulated: power rails held by this process/);
     const [n1, n2, n3] = dev.nodes as [DevCluster['nodes'][number], DevCluster['nodes'][number], DevCluster['nodes'][number]];
@@ -100,5 +100,5 @@ describe('quorumd dev --engine bully with simulated relays', () => {
 
     await dev.stop();
     dev = undefined;
-  }, 60_000);
+  }, 120_000);
 });
