@@ -37,6 +37,9 @@ describe('quorumd dev start', () => {
     let printed = '';
     dev = await startDev({ nodes: 4, engine: 'pbft', byzantineNode: 4, byzantineMode: 'wrong-reply', basePort: base, handleSignals: false, out: (s) => (printed += s), progress: () => {}, readyTimeoutMs: 60_000 });
     expect(printed).toMatch(/LIAR\s+n4 runs as a BYZANTINE replica \(wrong-reply/);
+    // The guide prints only what works on pbft: no lock lines (locks answer 501 there).
+    expect(printed).not.toContain('/v1/locks/');
+    expect(printed).not.toContain(' lock list ');
     const token = readFileSync(dev.tokenFile, 'utf8').trim();
     const w = await call(dev.nodes[0]!.url, 'PUT', '/v1/kv/k', { body: 'v', token, timeoutMs: 15_000 });
     expect(w.status, w.body.toString()).toBe(200);
