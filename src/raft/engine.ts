@@ -132,7 +132,10 @@ export class RaftEngine implements Engine {
     return this.raft.takeEager();
   }
 
-  /** Raft's Ready, its softState's role mapped onto the contract's (in place: advance() does not read the role). */
+  /**
+   * Raft's Ready, its softState's role mapped onto the contract's, in place (RaftNode's
+   * advance() wants the very object ready() returned; advance() below maps it back).
+   */
   ready(): EngineReady | undefined {
     const rd = this.raft.ready();
     if (rd === undefined) return undefined;
@@ -142,6 +145,12 @@ export class RaftEngine implements Engine {
   }
 
   advance(rd: EngineReady): void {
+    // RaftNode remembers the softState it handed out and compares its role with the
+    // next one: left as 'candidate', a pre-candidate would differ from it at once, and
+    // every ready() after would return the same softState again — a runtime's Ready
+    // loop spinning at one instant for as long as the pre-vote round lasts.
+    const ss = rd.softState;
+    if (ss !== undefined && ss.detail === 'pre-candidate') (rd as unknown as RaftReady).softState = { role: 'pre-candidate', leader: ss.leader, term: ss.term };
     this.raft.advance(rd as unknown as RaftReady);
   }
 

@@ -71,6 +71,31 @@ describe('RaftEngine: the contract surface', () => {
     for (const e of c.engines.values()) expect(e.status().commitIndex).toBeGreaterThanOrEqual((r as { index: number }).index);
   });
 
+  it('a pre-candidate reports its role once: after advance() it has no Ready until something changes', () => {
+    // A node alone (its peers never answer) becomes a pre-candidate and stays one.
+    const e = new RaftEngine({ id: 1, config: { voters: [1, 2, 3], learners: [], witnesses: [] }, rng: new Rng(3), options: { preVote: true } });
+    let seen = 0;
+    for (let i = 0; i < 100 && e.status().detail !== 'pre-candidate'; i++) {
+      e.tick();
+      for (let n = 0; n < 10; n++) {
+        const rd = e.ready();
+        if (!rd) break;
+        e.advance(rd);
+      }
+    }
+    expect(e.status().detail).toBe('pre-candidate');
+    for (let n = 0; n < 10; n++) {
+      const rd = e.ready();
+      if (!rd) break;
+      if (rd.softState) seen++;
+      e.advance(rd);
+    }
+    // The pre-candidate's softState went out before the loop above (or in its first Ready), never again.
+    expect(seen).toBeLessThanOrEqual(1);
+    expect(e.hasReady?.() ?? false).toBe(false);
+    expect(e.ready()).toBeUndefined();
+  });
+
   it('maps heartbeatRounds onto leaseRead, unless leaseRead is given; other options are validated by Raft', () => {
     const config = { voters: [1, 2, 3], learners: [], witnesses: [] };
     expect(new RaftEngine({ id: 1, config, rng: new Rng(1), options: { heartbeatRounds: true } }).raft.options.leaseRead).toBe(true);
