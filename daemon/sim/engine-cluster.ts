@@ -19,15 +19,12 @@
  * Raft runs here too (`engine: raft`, src/raft/engine.ts on the same EngineRuntime),
  * with a witness board when asked (`--witness`: a member that votes, holds no data and
  * is neither fenced nor fences) and Raft's own checks (invariants.ts, plugged in through
- * engine-invariants.ts). Raft runs here only with the stall fault among the faults for
- * now: a run without it does not finish (not diagnosed yet). `quorumd sim` (runSeed)
- * still runs Raft on cluster.ts, for that and because on this
- * cluster the per-step `active` checks read the leader's clock about twice as often
- * (the runtime calls afterStep after advance() too), and with the stall kind every
- * read moves a process's clock ahead (BoardOptions.readAdvanceMaxUs), which delays a
- * leader's ticks and costs it its lease: the 300-seed sweep has 0 violations but more,
- * shorter failovers. The checks must observe without reading the process clock before
- * Raft moves here for good. Bully runs on the engine runtime already, in
+ * engine-invariants.ts). The checks and the actuator look at the nodes through
+ * World.observe: with the stall kind every process clock read moves that clock ahead
+ * (BoardOptions.readAdvanceMaxUs), and `active` reads the leader's clock, so checks
+ * that read it (the runtime reports a step also after advance(), about twice as often
+ * as the Raft runtime did) would delay the leader's ticks and cost it its lease; looking
+ * must not change the run. Bully runs on the engine runtime already, in
  * bully-cluster.ts (its checks differ: no client workload, convergence and quiet-period
  * checks); this file is where it is meant to land too.
  *
@@ -97,6 +94,8 @@ export interface EngineSeedHooks {
   pbftClientQuorum?: number;
   /** Told of every runtime booted (debugging a seed; tests that look inside nodes). */
   onRuntime?: (rt: EngineRuntime) => void;
+  /** Wraps the cluster's runtime observer (a test that makes the checks look more often, to show that looking does not change the run). */
+  wrapObserver?: (o: EngineRuntimeObserver) => EngineRuntimeObserver;
 }
 
 export function runEngineSeed(cfg: SimConfig, seed: number, hooks: EngineSeedHooks = {}): SeedResult {
@@ -176,11 +175,17 @@ export function runEngineSeed(cfg: SimConfig, seed: number, hooks: EngineSeedHoo
   const honestLive = () => live().filter(isHonest);
   const baseObserver: EngineRuntimeObserver = {
     booted: (rt) => isHonest(rt) && checker.booted(rt),
-    afterStep: (rt) => {
-      if (isHonest(rt)) checker.afterStep(rt, honestLive);
-      if (members.active) members.afterStep(rt);
-      measureActive();
-    },
+    // The checks look without moving any process clock (World.observe): `active` judges
+    // the leader's lease at its clock's "now", and with the stall kind every process read
+    // moves that clock ahead. The runtime reports a step more often than the Raft runtime
+    // did (also after advance()), and reads from here would then delay the leader's ticks
+    // and cost it its lease more often: the run would depend on how often the checks look.
+    afterStep: (rt) =>
+      world.observe(() => {
+        if (isHonest(rt)) checker.afterStep(rt, honestLive);
+        if (members.active) members.afterStep(rt);
+        measureActive();
+      }),
     fenced: (_rt, rec) => actuator.fenceFinished(rec),
     activation: (rt, ev) => {
       const err = actuator.activationEvent(rt.id, ev, world.nowUs);
@@ -202,7 +207,8 @@ export function runEngineSeed(cfg: SimConfig, seed: number, hooks: EngineSeedHoo
     replied: (_rt, rep) => pool?.add(rep),
     engineError: (rt, err) => checker.engineError(rt, err),
   };
-  const observer = hooks.timeline ? hooks.timeline.observer(baseObserver, ENGINE_ROLE_VIEW) : baseObserver;
+  const recorded = hooks.timeline ? hooks.timeline.observer(baseObserver, ENGINE_ROLE_VIEW) : baseObserver;
+  const observer = hooks.wrapObserver ? hooks.wrapObserver(recorded) : recorded;
 
   world.onBoot((hal, board: Board) => {
     const storage = hooks.wrapStorage ? hooks.wrapStorage(hal.storage, hal.node) : hal.storage;
@@ -270,14 +276,17 @@ export function runEngineSeed(cfg: SimConfig, seed: number, hooks: EngineSeedHoo
   workload.start(T * 1000);
   // Only active leaders drive the actuator, each with its fencing token.
   const actuate = () => {
-    measureActive();
-    for (const rt of activeNodes()) {
-      const before = actuator.stale;
-      actuator.command(rt.id, rt.activeToken, world.nowUs);
-      if (actuator.stale > before && !disabled.has('stale-actuation')) {
-        checker.fail('stale-actuation', `n${rt.id} drove the actuator with token ${rt.activeToken} after a newer leadership was activated (recent: ${actuator.recent.slice(-4).map((c) => `n${c.node}/${c.token}${c.stale ? ' stale' : ''}`).join(', ')})`);
+    // The actuator stands for the outside world: it reads who is active without moving a clock (as the checks).
+    world.observe(() => {
+      measureActive();
+      for (const rt of activeNodes()) {
+        const before = actuator.stale;
+        actuator.command(rt.id, rt.activeToken, world.nowUs);
+        if (actuator.stale > before && !disabled.has('stale-actuation')) {
+          checker.fail('stale-actuation', `n${rt.id} drove the actuator with token ${rt.activeToken} after a newer leadership was activated (recent: ${actuator.recent.slice(-4).map((c) => `n${c.node}/${c.token}${c.stale ? ' stale' : ''}`).join(', ')})`);
+        }
       }
-    }
+    });
     world.sched.after(ACTUATE_EVERY_MS * 1000, actuate);
   };
   world.sched.after(ACTUATE_EVERY_MS * 1000, actuate);
