@@ -56,7 +56,7 @@ import { BullyInvariantChecker, bullyOf, settledProblem } from './bully-invarian
 
 /** A runtime that hosts the bully engine. */
 type BullyRuntime = EngineRuntime;
-import { ACTUATE_EVERY_MS, BOOT_WAIT_MS, FAULTS_FROM_MS, type SeedResult } from './cluster.ts';
+import { ACTUATE_EVERY_MS, BOOT_WAIT_MS, FAULTS_FROM_MS, type SeedResult } from './engine-cluster.ts';
 import { SimViolation } from './invariants.ts';
 import type { SimConfig } from './options.ts';
 

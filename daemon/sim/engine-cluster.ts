@@ -35,6 +35,7 @@
  *   T …              the workload drains (answers or client timeouts), then the
  *                    liveness probe: a write must commit within PROBE_MS after healing
  */
+import { createHash } from 'node:crypto';
 import { STALL_READ_ADVANCE_MAX_US } from '../../firmware-sim/faults.ts';
 import { World } from '../../firmware-sim/world.ts';
 import type { Board } from '../../firmware-sim/board.ts';
@@ -54,9 +55,49 @@ import { PbftClientNode, PbftSimKeys, ReplyPool, pickByzantine, saboteurFor, typ
 import type { SimConfig } from './options.ts';
 import type { RoleView, TimelineRecorder } from './timeline/recorder.ts';
 import { hashBytes } from './hash.ts';
-import { ACTUATE_EVERY_MS, BOOT_WAIT_MS, FAULTS_FROM_MS, PROBE_MS, clusterKey, traceFields, type SeedResult } from './cluster.ts';
 import { MemberRoleChecks, simMembers } from './member-checks.ts';
 import { SIM_WATCHDOG_MS, SimActuator, countFencedOffBoards, fencedOff, simFencing, wireFencing, type FenceWiring } from './fencing.ts';
+
+/** Longest wait for the liveness probe's write after the run (virtual ms). */
+export const PROBE_MS = 20_000;
+/** Faults start once the cluster is up: boards boot 3 s after power-on (firmware-sim default). */
+export const FAULTS_FROM_MS = 4000;
+/** Longest wait for every board to be up again after healing (virtual ms). */
+export const BOOT_WAIT_MS = 15_000;
+/** Actuation period of a node that believes it leads (virtual ms). */
+export const ACTUATE_EVERY_MS = 100;
+
+export interface SeedResult {
+  seed: number;
+  trace: string;
+  violation?: { invariant: string; detail: string; atMs: number; lastTrace: string[] };
+  leaders: number;
+  commits: number;
+  ops: number;
+  opsOk: number;
+  opsUnknown: number;
+  faults: number;
+  /** Faults applied, by kind (kinds never applied are absent). */
+  faultsByKind: Record<string, number>;
+  virtualMs: number;
+  wallMs: number;
+  staleActuations: number;
+  actuations: number;
+  dualActiveMs: number;
+  /** Times without an active leader after there had been one (ms each): failover as the outside world sees it. */
+  failoversMs?: number[];
+  /** Fences that switched a board off (or found it off), and fences that failed. */
+  fences?: number;
+  fencesFailed?: number;
+  lin: 'ok' | 'fail' | 'unknown' | 'skipped';
+  historyOps: number;
+  /** Milliseconds from the end of healing to the probe's committed write (-1 if none). */
+  probeMs: number;
+}
+
+export function clusterKey(seed: number): Uint8Array {
+  return new Uint8Array(createHash('sha256').update(`quorumd-sim-key:${seed}`).digest());
+}
 
 /** What a test's `setup` hook gets: the world and runtimes before the run starts. */
 export interface EngineSimCluster {
@@ -374,4 +415,15 @@ export function runEngineSeed(cfg: SimConfig, seed: number, hooks: EngineSeedHoo
   };
   if (violation) result.violation = { invariant: violation.invariant, detail: violation.detail, atMs: violation.atMs, lastTrace: world.trace.last() };
   return result;
+}
+
+/**
+ * Log fields as the trace keeps them: without a stack (the fatal path logs one), whose
+ * file paths and frames depend on the checkout and on who called in (a timeline
+ * recorder's observer), not on the seed — the trace hash must not.
+ */
+export function traceFields(fields: Record<string, unknown> | undefined): Record<string, unknown> | undefined {
+  if (fields === undefined || !('stack' in fields)) return fields;
+  const { stack: _stack, ...rest } = fields;
+  return rest;
 }

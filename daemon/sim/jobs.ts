@@ -28,7 +28,8 @@ import type { Entry } from '../../src/wire/messages.ts';
 import { RuntimeBackend, type MemberInfo } from '../http/runtime-backend.ts';
 import { SlotCoordinator, type CoordinatorLog, type Decision, type JobsHost } from '../jobs/coordinator.ts';
 import type { NodeRuntime } from '../runtime/index.ts';
-import { runSeed, type SeedHooks, type SeedResult, type SimCluster } from './cluster.ts';
+import { runSeed, type SeedHooks, type SimCluster } from './cluster.ts';
+import type { SeedResult } from './engine-cluster.ts';
 import type { SimConfig } from './options.ts';
 import { SimViolation } from './invariants.ts';
 
