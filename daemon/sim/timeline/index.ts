@@ -10,7 +10,7 @@
 import { mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type { SeedResult } from '../engine-cluster.ts';
-import { runBullySeed, type BullySeedHooks } from '../bully-cluster.ts';
+import { runBullySeed, type BullySeedHooks } from '../bully-sim.ts';
 import { runEngineSeed, type EngineSeedHooks } from '../engine-cluster.ts';
 import { replayCommand, type SimConfig } from '../options.ts';
 import { seedLine } from '../report.ts';
