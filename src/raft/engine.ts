@@ -133,8 +133,8 @@ export class RaftEngine implements Engine {
   }
 
   /**
-   * Raft's Ready, its softState's role mapped onto the contract's, in place (RaftNode's
-   * advance() wants the very object ready() returned; advance() below maps it back).
+   * Raft's Ready (the same object: RaftNode.advance checks its identity), its
+   * softState's role mapped onto the contract's.
    */
   ready(): EngineReady | undefined {
     const rd = this.raft.ready();
@@ -144,11 +144,13 @@ export class RaftEngine implements Engine {
     return rd as unknown as EngineReady;
   }
 
+  /**
+   * Maps a pre-candidate's softState back before RaftNode sees it: RaftNode remembers
+   * the role it last reported from the advanced Ready, and 'candidate' there would
+   * differ from its own 'pre-candidate' forever — every ready() would report the role
+   * again and hasReady() would never turn false while it is a pre-candidate.
+   */
   advance(rd: EngineReady): void {
-    // RaftNode remembers the softState it handed out and compares its role with the
-    // next one: left as 'candidate', a pre-candidate would differ from it at once, and
-    // every ready() after would return the same softState again — a runtime's Ready
-    // loop spinning at one instant for as long as the pre-vote round lasts.
     const ss = rd.softState;
     if (ss !== undefined && ss.detail === 'pre-candidate') (rd as unknown as RaftReady).softState = { role: 'pre-candidate', leader: ss.leader, term: ss.term };
     this.raft.advance(rd as unknown as RaftReady);
