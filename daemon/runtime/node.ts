@@ -289,10 +289,15 @@ export class NodeRuntime {
       },
       // A leader's entries committed by a quorum of followers are applied and answered
       // while its own copy may still be syncing (src/raft/raft.ts takeCommitted).
+      // Paused while a snapshot is due: the snapshot is taken of the state machine at
+      // the engine's appliedIndex, which counts them only once durable here, so the two
+      // must meet first (maybeCompact); the Readys apply meanwhile.
       apply: () => {
-        const es = this.raft!.takeCommitted();
+        const raft = this.raft!;
+        if (this.kv.appliedIndex - raft.snapshotIndex >= this.snapshotEntries) return;
+        const es = raft.takeCommitted();
         if (es.length === 0) return;
-        const witness = this.raft!.witness;
+        const witness = raft.witness;
         for (let i = 0; i < es.length; i++) this.applyEntry(es[i]!, witness);
         this.serveReads();
       },

@@ -876,10 +876,14 @@ export class RaftNode {
       this.stableIndex = Math.max(this.stableIndex, Math.min(s, this.log.lastIndex));
     }
     if (!rd.snapshot) this.applied = Math.max(this.applied, committedTo);
-    // Entries applied through takeCommitted() count as applied here once durable here.
+    this.foldEager();
+    if (this.role === 'leader') this.maybeCommit();
+  }
+
+  /** Entries applied through takeCommitted() count in `applied` once durable here. */
+  private foldEager(): void {
     if (this.appliedEager > this.applied) this.applied = Math.max(this.applied, Math.min(this.appliedEager, this.stableIndex));
     if (this.appliedEager <= this.applied) this.appliedEager = 0;
-    if (this.role === 'leader') this.maybeCommit();
   }
 
   /** Highest index handed out to apply, through a Ready or takeCommitted(). */
@@ -918,6 +922,8 @@ export class RaftNode {
     if (o && (o.committedTo > base || o.rd.snapshot)) return NO_ENTRIES;
     const ents = this.log.slice(base + 1, this.commit);
     this.appliedEager = this.commit;
+    // Those already durable here count at once (there may be no later Ready to advance).
+    this.foldEager();
     return ents;
   }
 
