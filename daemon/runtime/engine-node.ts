@@ -350,6 +350,19 @@ export class EngineRuntime {
         const ms = this.eng!.takeEager?.();
         if (ms) for (let i = 0; i < ms.length; i++) this.send(ms[i]!);
       },
+      // Committed entries the engine lets go before its own Ready is durable (Raft: a
+      // leader's entries committed by a quorum of followers; src/raft/raft.ts takeCommitted).
+      // Paused while a snapshot is due: the snapshot is taken of the state machine at
+      // the engine's appliedIndex, which counts them only once durable here, so the two
+      // must meet first (maybeCompact); the Readys apply meanwhile.
+      apply: () => {
+        if (this.kv.appliedIndex - this.snapIndex >= this.snapshotEntries) return;
+        const es = this.eng!.takeCommitted?.();
+        if (!es || es.length === 0) return;
+        const witness = this.eng!.status().isWitness;
+        for (let i = 0; i < es.length; i++) this.applyEntry(es[i]!, witness);
+        this.serveReads();
+      },
       next: () => this.eng!.ready(),
       persist: (rd, done) => {
         const batch: PersistBatch = {};
