@@ -36,7 +36,10 @@ function capture() {
 describe('quorumd dev --engine pbft with a lying node: the f + 1 client', () => {
   it.skipIf(!process.env.QUORUMD_PBFT_LIAR_TEST)('KV through the f + 1 client is right; the liar\'s own answer is wrong and says it is one node\'s word', async () => {
     const base = await freeBasePort(4);
-    dev = await startDev({ nodes: 4, engine: 'pbft', byzantineNode: 4, byzantineMode: 'wrong-reply', basePort: base, handleSignals: false, out: () => {}, progress: () => {}, readyTimeoutMs: 60_000 });
+    let printed = '';
+    dev = await startDev({ nodes: 4, engine: 'pbft', byzantineNode: 4, byzantineMode: 'wrong-reply', basePort: base, handleSignals: false, out: (s) => (printed += s), progress: () => {}, readyTimeoutMs: 60_000 });
+    // The guide shows the f + 1 client.
+    expect(printed).toContain(`kv get greeting --pbft ${dev.dir}/n1.yaml --node ${dev.nodes.map((n) => n.url).join(',')}`);
     const token = readFileSync(dev.tokenFile, 'utf8').trim();
     const urls = dev.nodes.map((n) => n.url);
     const liar = dev.nodes[3]!.url;
