@@ -46,7 +46,7 @@ export interface PbftClientOptions {
   timeoutMs?: number;
   /** Send the request to the next node when the one asked has not answered within this (default 3 s). */
   retryMs?: number;
-  /** Poll period of GET /v1/pbft/reply (default 100 ms). */
+  /** Poll period of GET /v1/pbft/reply (default 50 ms; at once when the asked node answers). */
   pollMs?: number;
   /** The client id (default: 16 random bytes). A client that restarts takes a new one. */
   clientId?: Uint8Array;
@@ -89,7 +89,7 @@ export class PbftClient {
     this.f = Math.floor((o.members.length - 1) / 3);
     if (new Set(o.nodes).size < this.f + 1) throw new ClientError(`pbft client: ${new Set(o.nodes).size} node URL(s) given; f + 1 = ${this.f + 1} distinct nodes must answer (give all ${o.members.length})`);
     this.id = o.clientId ?? new Uint8Array(randomBytes(16));
-    this.o = { timeoutMs: 10_000, retryMs: 3000, pollMs: 100, ...o, nodes: [...new Set(o.nodes)] };
+    this.o = { timeoutMs: 10_000, retryMs: 3000, pollMs: 50, ...o, nodes: [...new Set(o.nodes)] };
   }
 
   /**
@@ -143,6 +143,8 @@ export class PbftClient {
     let asked = 0;
     let askedAt = 0;
     let inFlight = false;
+    // The asked node's answer comes once it executed the request: the others likely did too, so poll at once.
+    let wake: (() => void) | undefined;
 
     const take = (url: string, r: Reply): void => {
       const h = r.headers['x-quorumd-reply'];
@@ -178,6 +180,7 @@ export class PbftClient {
         })
         .finally(() => {
           inFlight = false;
+          wake?.();
         });
     };
     const poll = async (url: string): Promise<void> => {
@@ -201,7 +204,15 @@ export class PbftClient {
       // The asked node failed or is slow: the same request (same id and seq) to the next one.
       if (!inFlight && (askedAt === 0 || Date.now() - askedAt >= this.o.retryMs) && asked < nodes.length * 3) ask();
       await Promise.all(nodes.map((u) => poll(u)));
-      await new Promise((r) => setTimeout(r, this.o.pollMs));
+      if (this.judge([...replies.entries()], digest, notes)) continue;
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, this.o.pollMs);
+        wake = () => {
+          clearTimeout(t);
+          r();
+        };
+      });
+      wake = undefined;
     }
     this.judge([...replies.entries()], digest, notes); // fills the notes
     const lines = [...notes.values()].map((n) => `  ${n.url}: ${n.said}`).join('\n');
