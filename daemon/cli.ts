@@ -7,7 +7,7 @@
  */
 import { pathToFileURL } from 'node:url';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
-import { EXIT, EXIT_TABLE } from './exit-codes.ts';
+import { EXIT, EXIT_TABLE, UsageError } from './exit-codes.ts';
 
 /** Exit status for "this command exists in the contract but is not implemented yet" (usage: 2). */
 export const EXIT_NOT_IMPLEMENTED = EXIT.USAGE;
@@ -138,7 +138,7 @@ export function buildProgram(): Command {
     .option(...pbftOpt)
     .action(async (key: string, opts: { stale?: boolean; node: string; pbft?: string }) => {
       const c = await import('./client/commands.ts');
-      if (opts.pbft !== undefined && opts.stale) throw new Error('quorumd kv get: --stale and --pbft do not go together (a --pbft read is ordered and signed)');
+      if (opts.pbft !== undefined && opts.stale) throw new UsageError('quorumd kv get: --stale and --pbft do not go together (a --pbft read is ordered and signed)');
       process.exitCode = opts.pbft !== undefined ? await c.kvPbft(opts.node, opts.pbft, { kind: 'get', key }) : await c.kvGet(firstNode(opts.node), key, { stale: opts.stale === true });
     }));
   tokenOpts(kv.command('put <key> <value>')
