@@ -143,6 +143,8 @@ export class PbftClient {
     let asked = 0;
     let askedAt = 0;
     let inFlight = false;
+    // Nodes whose note is their answer to the request itself: a later failed poll does not hide it.
+    const answered = new Set<string>();
     // The asked node's answer comes once it executed the request: the others likely did too, so poll at once.
     let wake: (() => void) | undefined;
 
@@ -170,12 +172,14 @@ export class PbftClient {
           take(url, r);
           if (r.status !== 200 && r.status !== 404 && r.status !== 409) {
             notes.get(url)!.said = `answered ${r.status} to the request: ${errorText(r)}`;
+            answered.add(url);
             askedAt = 0; // try the next node now
           }
         })
         .catch((e: unknown) => {
           if (!(e instanceof ClientError && e.notSent)) sent = true;
           notes.get(url)!.said = `request failed: ${(e as Error).message}`;
+          answered.add(url);
           askedAt = 0;
         })
         .finally(() => {
@@ -187,9 +191,9 @@ export class PbftClient {
       try {
         const r = await call(url, 'GET', `/v1/pbft/reply?${this.q(seq)}`, { ...(this.o.token ? { token: this.o.token } : {}), timeoutMs: Math.max(1, Math.min(2000, deadline - Date.now())) });
         if (r.status === 200) take(url, r);
-        else if (!replies.has(url)) notes.get(url)!.said = r.status === 404 ? 'no signed reply yet' : `answered ${r.status} for its reply: ${errorText(r)}`;
+        else if (!replies.has(url) && !answered.has(url)) notes.get(url)!.said = r.status === 404 ? 'no signed reply yet' : `answered ${r.status} for its reply: ${errorText(r)}`;
       } catch (e) {
-        if (!replies.has(url)) notes.get(url)!.said = `reply poll failed: ${(e as Error).message}`;
+        if (!replies.has(url) && !answered.has(url)) notes.get(url)!.said = `reply poll failed: ${(e as Error).message}`;
       }
     };
 
@@ -203,6 +207,7 @@ export class PbftClient {
       }
       // The asked node failed or is slow: the same request (same id and seq) to the next one.
       if (!inFlight && (askedAt === 0 || Date.now() - askedAt >= this.o.retryMs) && asked < nodes.length * 3) ask();
+      if (deadline - Date.now() < 50) break; // a poll this short would only overwrite what the nodes said with a timeout
       await Promise.all(nodes.map((u) => poll(u)));
       if (this.judge([...replies.entries()], digest, notes)) continue;
       await new Promise<void>((r) => {
