@@ -9,7 +9,9 @@
  * cluster with a liar did not settle within 60 s (a PBFT liveness bug another change
  * fixes). The waits are bounded; the checks are not weakened.
  */
+import { spawn } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startDev, type DevCluster } from '../../daemon/dev.ts';
 import { call } from '../../daemon/client/http.ts';
@@ -57,6 +59,22 @@ describe('quorumd dev --engine pbft with a lying node: the f + 1 client', () => 
     } finally {
       delete process.env.QUORUMD_API_TOKEN;
     }
+
+    // The real CLI, as a user runs it (a child process; async: the dev nodes live in this process's broker).
+    const cli = await new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
+      const p = spawn(process.execPath, [join(import.meta.dirname, '..', '..', 'bin', 'quorumd.js'), 'kv', 'get', 'k', '--pbft', cfg, '--node', urls.join(',')], { env: { ...process.env, QUORUMD_API_TOKEN: token } });
+      let out = '';
+      let err = '';
+      p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      p.stderr.on('data', (d: Buffer) => (err += d.toString()));
+      const t = setTimeout(() => p.kill('SIGKILL'), 60_000);
+      p.on('close', (code) => {
+        clearTimeout(t);
+        resolve({ code, out, err });
+      });
+    });
+    expect(cli.code, cli.err).toBe(0);
+    expect(cli.out).toBe('v');
 
     // The embeddable client, asking the liar first (request 1 goes to nodes[1]).
     const client = PbftClient.fromConfig(cfg, [urls[0]!, liar, urls[1]!, urls[2]!], { token, timeoutMs: 30_000 });
