@@ -659,7 +659,7 @@ export async function startDev(opts: DevOptions): Promise<DevCluster> {
 ${nodes.map((x) => `  ${x.name.padEnd(10)}  ${x.url}  pid ${x.child?.pid}  log ${x.logFile}${x.role === 'voter' ? '' : x.role === 'witness' ? '  (witness: votes, never leads, keeps no data)' : '  (observer: applies every write, serves reads, never votes or leads)'}`).join('\n')}
   configs     ${dir}/n*.yaml${ownDir ? '  (temp dir, removed at exit unless a node crashed: then kept with its logs)' : ''}
   API token   ${tokenFile}  (mode 0600, operator scope; every request needs it, also on 127.0.0.1)
-${byzantineMode !== undefined ? `  LIAR        n${opts.byzantineNode} runs as a BYZANTINE replica (${byzantineMode}; testing only): its own answers may lie (one node's answer is only its word; the f + 1 CLI client is not built yet)
+${byzantineMode !== undefined ? `  LIAR        n${opts.byzantineNode} runs as a BYZANTINE replica (${byzantineMode}; testing only): its own answers may lie (one node's answer is only its word: kv --pbft below trusts f + 1 matching signed replies)
 ` : ''}  relays      ${rails ? `simulated: power rails held by this process at ${rails.url} (dev-relay); a fenced node is powered on again after ${powerOnAfterMs} ms` : 'none (relays: false)'}
 
 Dashboard: ${L.url}/ui  (paste the token of ${tokenFile} into its form)
@@ -687,7 +687,9 @@ ${obs ? `  curl -s -H "$AUTH" ${obs.url}/v1/kv/greeting            # ${obs.name}
 `}  curl -s -H "$AUTH" ${u(1)}/v1/leader
   curl -s -H "$AUTH" ${u(1)}/metrics | grep -E '^quorumd_(role|term)'
   ${Q} status --node ${all}
-${pbft ? `  (engine pbft: locks, jobs and relays are not built for it yet; one node's answer is only its word — docs/engines.md)
+${pbft ? `  ${Q} kv put greeting hi --pbft ${dir}/n1.yaml --node ${all}   # f + 1 matching signed replies, not one node's word
+  ${Q} kv get greeting --pbft ${dir}/n1.yaml --node ${all}
+  (engine pbft: locks, jobs and relays are not built for it yet; one node's answer is only its word — docs/engines.md)
 ` : `  ${Q} lock list --node ${u(1)}             # who holds backup: holder, fencing token, time left
 `}${devJobList.length > 0 ? `  ${Q} jobs --node ${u(1)}             # ${devJobList.map((j) => j.name).join(', ')}: last run, node, result (run by the active leader only)
 ` : ''}`}
