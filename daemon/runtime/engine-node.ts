@@ -86,6 +86,7 @@ import { ActivationListeners, type ActivationEvent } from './activation.ts';
 import { LeaderFencing, operatorConfirm, operatorFence, type ActivationStatus, type ConfirmResult, type RuntimeFencingOptions } from './leader-fencing.ts';
 import type { FenceRecord } from '../../src/fence/index.ts';
 import type { JobOutcomeName } from '../../src/kv/index.ts';
+import { traceMessage, type WriteTracer } from './write-trace.ts';
 
 /** Engines this runtime hosts (Raft has its own runtime for now; PBFT's clients trust f + 1 matching replies, not one node's: pbft-host.ts). */
 export type ContractEngineName = Extract<EngineName, 'paxos' | 'zab' | 'bully' | 'pbft'>;
@@ -209,6 +210,8 @@ export interface EngineRuntimeOptions {
    * this node lies — its PBFT traffic and the replies it signs go through the saboteur.
    */
   byzantine?: Saboteur;
+  /** Per-write trace points (daemon/runtime/write-trace.ts, QUORUMD_TRACE_WRITES); off when absent. */
+  trace?: WriteTracer;
 }
 
 export type EngineRuntimeState = 'new' | 'booting' | 'running' | 'stopped';
@@ -361,6 +364,8 @@ export class EngineRuntime {
         }
         if (!batch.snapshot && !batch.entries && !batch.hardState) return false;
         if (rd.atomic) batch.atomic = true;
+        const tr = this.opts.trace;
+        if (tr && rd.entries.length > 0) tr.mark('persist.start', rd.entries[0]!.index, rd.entries[rd.entries.length - 1]!.index);
         const hs = rd.hardState;
         this.dlog!.persist(batch, hs ? (err) => {
           if (!err) this.durableHard = hs;
@@ -368,7 +373,11 @@ export class EngineRuntime {
         } : done);
         return true;
       },
-      durable: (rd) => this.handleDurable(rd),
+      durable: (rd) => {
+        const tr = this.opts.trace;
+        if (tr && rd.entries.length > 0) tr.mark('persist.done', rd.entries[0]!.index, rd.entries[rd.entries.length - 1]!.index);
+        this.handleDurable(rd);
+      },
       fatal: (err) => this.fatal(err),
     });
   }
@@ -735,8 +744,19 @@ export class EngineRuntime {
     this.fencing?.step(leader, this.wasLeader);
     this.electionFencing?.step();
     this.wasLeader = leader;
+    if (this.opts.trace) this.traceCommit(this.opts.trace);
     this.opts.observer?.afterStep?.(this);
   }
+
+  /** Write trace: the commit index passed these entries (only with a tracer). */
+  private traceCommit(tr: WriteTracer): void {
+    const commit = this.eng!.status().commitIndex;
+    if (commit > this.tracedCommit) {
+      tr.mark('commit', this.tracedCommit + 1, commit);
+      this.tracedCommit = commit;
+    }
+  }
+  private tracedCommit = 0;
 
   private pump(): void {
     this.loop.pump();
@@ -810,6 +830,7 @@ export class EngineRuntime {
       if (err) this.log('error', 'apply order', { node: this.id, index: e.index, error: err.message });
     }
     this.opts.observer?.applied?.(this, e, result);
+    this.opts.trace?.mark('apply', e.index);
     this.fencing?.applied(e, result);
     if (this.pbftAuth) {
       this.pbftSignReply(e, result);
@@ -977,6 +998,7 @@ export class EngineRuntime {
       if (m.type === MsgType.Heartbeat) this.fencing.roundSent(m.term, m.ctx);
       else if (m.type === MsgType.ZabPing && m.ctx !== undefined) this.fencing.roundSent(m.term, m.ctx);
     }
+    if (this.opts.trace) traceMessage(this.opts.trace, m, 'send');
     this.wire!.send(m);
   }
 
@@ -1013,6 +1035,7 @@ export class EngineRuntime {
   }
 
   private onMessage(m: Message): void {
+    if (this.opts.trace) traceMessage(this.opts.trace, m, 'recv');
     if (m.type === MsgType.ClientRequest) this.onClientRequest(m);
     else if (m.type === MsgType.ClientReply) this.onClientReply(m);
     else {
@@ -1027,7 +1050,7 @@ export class EngineRuntime {
       if (eng.isCampaignRequest?.(m)) this.campaignSeenAt = this.opts.clock.monotonicMs();
       if (m.type === MsgType.ReadIndex) this.checkTickLag(this.opts.clock.monotonicMs());
       // The engine drops (and counts) message types that are not its own.
-      this.guard(() => eng.step(m), `step ${MsgType[m.type] ?? m.type}`);
+      this.guard(() => eng.step(m), `step ${MsgType[m.type] ?? m.type} from n${m.from}`);
       if (this.stateValue !== 'running') return;
       this.afterStep();
     }
@@ -1345,6 +1368,7 @@ export class EngineRuntime {
         return reply(unavailable(`not proposed: ${r.reason}`));
       }
       this.opts.observer?.proposed?.(this, r.index, r.term, data);
+      this.opts.trace?.mark('propose', r.index);
       if (growth.keys > 0 || growth.bytes > 0) {
         this.pendingGrowth.set(r.index, growth);
         this.pendingUse = { keys: this.pendingUse.keys + growth.keys, bytes: this.pendingUse.bytes + growth.bytes };
@@ -1357,6 +1381,8 @@ export class EngineRuntime {
       return;
     }
     const leader = eng.status().leader;
+    // A slot is claimed by the leader that saw itself active, never on its behalf by another (as node.ts).
+    if (cmd.op === 'job.claim') return reply(unavailable(`node ${this.id} is not the leader; a job claim is never forwarded`));
     if (!local) return reply(unavailable(`node ${this.id} is not the leader (leader: ${leader || 'unknown'}); not proposed`));
     if (leader === NO_NODE || leader === this.id) return reply(unavailable('no leader known; not proposed'));
     const data = encodeCommand(cmd);
