@@ -5,8 +5,9 @@
  * Wiring: systemClock() + FsStorage(<dataDir>/raft; the pid lock is <dataDir>/quorumd.pid) (fsync timed for /metrics) + the configured
  * links (one MqttLink over all brokers, one TcpLink for `tcp:`, one SerialLink per `serial:` entry; every frame
  * goes out on each link that reaches its destination, the receiver's replay window
- * drops the copies) → NodeRuntime (daemon/runtime)
- * → RuntimeBackend → HTTP API; leadership changes → hooks; pino logs on stdout.
+ * drops the copies) → EngineRuntime (daemon/runtime/engine-node.ts: raft, paxos, zab,
+ * pbft, bully) → EngineBackend (BullyBackend for bully) → HTTP API; leadership changes
+ * → hooks; pino logs on stdout.
  *
  * Shutdown (SIGTERM/SIGINT, or `stop()`): a leader first hands leadership to the most
  * up-to-date voter (Raft thesis §3.10) and waits, bounded, until another node leads,
@@ -33,6 +34,7 @@ import { RuntimeBackend, type LinkInfo } from './http/runtime-backend.ts';
 import { createPino, runtimeLogger } from './log.ts';
 import { systemClock } from '../hal/clock.ts';
 import { NodeRuntime } from './runtime/index.ts';
+import { RaftNode } from '../src/raft/raft.ts';
 import { writeTracerFromEnv } from './runtime/write-trace.ts';
 // The bully and the Paxos/ZAB runtimes are loaded only by a node that runs them
 // (startNode): a Raft node does not read, compile and keep their code (start-up CPU
@@ -64,7 +66,7 @@ export interface StartOptions {
 
 export interface RunningNode {
   config: ResolvedConfig;
-  /** The Raft runtime (engine: raft), the bully runtime (engine: bully; KV and locks answer 501), or the engine runtime (engine: paxos or zab). */
+  /** The engine runtime (any engine; under bully KV and locks answer 501); NodeRuntime only with QUORUMD_RAFT_RUNTIME=node (see raftOnNodeRuntime). */
   runtime: NodeRuntime | EngineRuntime;
   backend: RuntimeBackend | BullyBackend | EngineBackend;
   /** The node's links with their counters (MqttLink.stats / SerialLink.stats), in config order: mqtt first, then tcp, then serial. */
@@ -327,8 +329,9 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
 
   // QUORUMD_TRACE_WRITES=<dir>: per-write trace points (daemon/runtime/write-trace.ts, bench/write-trace.ts).
   const tracer = c.engine === 'raft' ? writeTracerFromEnv(cfg.self.name) : undefined;
-  // As isContractEngine (daemon/runtime/engine-node.ts), without loading that module for a Raft or bully node.
-  const contract = c.engine === 'paxos' || c.engine === 'zab' || c.engine === 'pbft' ? c.engine : undefined;
+  // The log engines on the engine runtime (daemon/runtime/engine-node.ts); Raft there too
+  // unless raftOnNodeRuntime() says otherwise (the switch of issue 15, see there).
+  const contract = c.engine === 'paxos' || c.engine === 'zab' || c.engine === 'pbft' || (c.engine === 'raft' && !raftOnNodeRuntime()) ? c.engine : undefined;
   // Testing only: `quorumd dev --byzantine-node` starts this node lying (daemon/runtime/pbft-host.ts devByzantine).
   let byzantine: import('../src/pbft/byzantine.ts').Saboteur | undefined;
   if (process.env.QUORUMD_DEV_BYZANTINE !== undefined) {
@@ -394,14 +397,17 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     clock: systemClock(),
     storage,
     // PBFT: a primary's will makes the backups suspect it sooner (src/pbft/pbft.ts leaderGone); it never elects anyone.
-    links: links.map((l) => peerGoneFilter(l, contract === 'paxos' ? c.paxos.campaignOnPeerGone : contract === 'zab' ? c.zab.campaignOnPeerGone : true)),
+    links: links.map((l) => peerGoneFilter(l, contract === 'raft' ? c.raft.campaignOnPeerGone : contract === 'paxos' ? c.paxos.campaignOnPeerGone : contract === 'zab' ? c.zab.campaignOnPeerGone : true)),
     rng: new Rng(randomBytes(4).readUInt32LE(0)),
-    engineOptions: contract === 'paxos'
-      ? { tickMs: c.paxos.tickMs, electionTimeoutMinMs: c.paxos.electionTimeoutMinMs, electionTimeoutMaxMs: c.paxos.electionTimeoutMaxMs, heartbeatMs: c.paxos.heartbeatMs, prePrepare: c.paxos.prePrepare, checkQuorum: c.paxos.checkQuorum }
-      : contract === 'zab'
-        ? { tickMs: c.zab.tickMs, heartbeatMs: c.zab.heartbeatMs, syncLimitMs: c.zab.syncLimitMs, initLimitMs: c.zab.initLimitMs }
-        : { ...c.pbft },
+    engineOptions: contract === 'raft'
+      ? { tickMs: c.raft.tickMs, electionTimeoutMinMs: c.raft.electionTimeoutMinMs, electionTimeoutMaxMs: c.raft.electionTimeoutMaxMs, heartbeatMs: c.raft.heartbeatMs, preVote: c.raft.preVote, checkQuorum: c.raft.checkQuorum }
+      : contract === 'paxos'
+        ? { tickMs: c.paxos.tickMs, electionTimeoutMinMs: c.paxos.electionTimeoutMinMs, electionTimeoutMaxMs: c.paxos.electionTimeoutMaxMs, heartbeatMs: c.paxos.heartbeatMs, prePrepare: c.paxos.prePrepare, checkQuorum: c.paxos.checkQuorum }
+        : contract === 'zab'
+          ? { tickMs: c.zab.tickMs, heartbeatMs: c.zab.heartbeatMs, syncLimitMs: c.zab.syncLimitMs, initLimitMs: c.zab.initLimitMs }
+          : { ...c.pbft },
     ...(byzantine ? { byzantine } : {}),
+    ...(tracer ? { trace: tracer } : {}),
     requestTimeoutMs: c.http.requestTimeoutMs,
     quota: { maxKeys: c.kv.maxKeys, maxBytes: c.kv.maxBytes },
     logger: rlog,
@@ -461,7 +467,7 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     ...(fencing ? { fencing: fencing.options } : {}),
   });
   if (fencing) backend.setFencing(fencing.devices);
-  if (tracer && backend instanceof RuntimeBackend) backend.trace = tracer;
+  if (tracer && (backend instanceof RuntimeBackend || isEngineBackend(backend))) backend.trace = tracer;
   if (backend instanceof BullyBackend) backend.attach(runtime as EngineRuntime);
   else if (isEngineBackend(backend)) backend.attach(runtime as EngineRuntime);
   else backend.attach(runtime as NodeRuntime);
@@ -558,8 +564,9 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     // No new slots; running jobs are stopped (SIGTERM, then SIGKILL) and their results reported while the runtime still runs.
     await jobs?.stop();
     await services?.stop();
-    // Bully has no leadership transfer: the followers notice within one failure timeout.
-    if (runtime.isLeader && !fatal && runtime instanceof NodeRuntime) await handOver(runtime);
+    // Engines that report their followers' progress (Raft) hand leadership over first;
+    // the others' followers notice within one failure/election timeout.
+    if (runtime.isLeader && !fatal) await handOver(runtime);
     await http.close(fatal ? `node ${cfg.self.name} stopped on a fatal error (${fatal.message.slice(0, 200)}); ask another node` : undefined);
     runtime.stop(); // closes the links too (and disarms the watchdog)
     fencing?.close();
@@ -569,11 +576,16 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     log.info('node stopped');
   }
 
-  /** Leadership transfer to the most caught-up voter; waits until someone else leads (bounded). */
-  async function handOver(runtime: NodeRuntime): Promise<void> {
+  /**
+   * Leadership transfer to the most caught-up voter; waits until someone else leads
+   * (bounded). Only where the engine transfers and reports its followers' progress
+   * (Engine.replicaProgress: Raft).
+   */
+  async function handOver(runtime: NodeRuntime | EngineRuntime): Promise<void> {
     const eng = runtime.engine;
     if (!eng) return;
-    const prog = eng.status().progress.filter((p) => voters.includes(p.id)).sort((x, y) => y.match - x.match);
+    const progress = eng instanceof RaftNode ? eng.status().progress : 'caps' in eng && eng.caps.transfer && eng.replicaProgress ? eng.replicaProgress() : [];
+    const prog = progress.filter((p) => voters.includes(p.id)).sort((x, y) => y.match - x.match);
     const to = prog[0];
     if (!to) return;
     const r = runtime.transferLeadership(to.id);
@@ -659,7 +671,7 @@ function injectFault(spec: string | undefined, runtime: NodeRuntime | EngineRunt
     log.error({ value: spec }, 'QUORUMD_INJECT_FAULT: expected engine-tick@<ms|SIGUSR2> or engine-step@<ms|SIGUSR2>; ignored');
     return;
   }
-  if (!(runtime instanceof NodeRuntime)) {
+  if (runtime instanceof NodeRuntime ? false : runtime.engineName !== 'raft') {
     log.error({ value: spec }, 'QUORUMD_INJECT_FAULT: only for engine raft; ignored');
     return;
   }
@@ -675,6 +687,16 @@ function injectFault(spec: string | undefined, runtime: NodeRuntime | EngineRunt
   };
   if (m[2] === 'SIGUSR2') process.once('SIGUSR2', arm);
   else setTimeout(arm, Number(m[2])).unref();
+}
+
+/**
+ * The switch of issue 15 point 1: `engine: raft` runs on the one engine runtime
+ * (EngineRuntime + EngineBackend), as every other engine does. QUORUMD_RAFT_RUNTIME=node
+ * runs it on the former Raft runtime (NodeRuntime + RuntimeBackend) instead — only for
+ * comparing the two (bench/engine-failover.ts A/B) until that runtime is removed.
+ */
+function raftOnNodeRuntime(env: NodeJS.ProcessEnv = process.env): boolean {
+  return env.QUORUMD_RAFT_RUNTIME === 'node';
 }
 
 /** The CLI command: starts, runs until a signal. Config errors propagate (exit 2 in cli.ts). */
