@@ -1,9 +1,10 @@
 /**
  * The engine runtime: ANY engine of the contract in src/engine/contract.ts wired to one
- * board's HAL (Clock, Storage, Link[]). It runs the contract engines — Multi-Paxos
- * (`engine: paxos`, src/paxos/multi.ts), ZAB (`engine: zab`, src/zab/zab.ts) and the
- * election-only bully (`engine: bully`, src/bully/engine.ts) — under `quorumd start`,
- * `quorumd dev` and `quorumd sim`.
+ * board's HAL (Clock, Storage, Link[]). It runs every engine — Raft (`engine: raft`,
+ * src/raft/engine.ts), Multi-Paxos (`engine: paxos`, src/paxos/multi.ts), ZAB
+ * (`engine: zab`, src/zab/zab.ts), PBFT (`engine: pbft`) and the election-only bully
+ * (`engine: bully`, src/bully/engine.ts) — under `quorumd start`, `quorumd dev` and
+ * `quorumd sim`.
  *
  * Election-only engines (caps.log false, `isElectionOnly`): leader, hooks, fencing;
  * KV, locks and jobs answer 501 (ENGINE_UNSUPPORTED), and activation follows
@@ -11,14 +12,16 @@
  * no watchdog) instead of leader-fencing.ts. A board that ran the former bully runtime
  * keeps its epochs in `bully.state`; the runtime never starts below it (bully-state.ts).
  *
- * This is meant to become THE node runtime of issue 15: Raft (node.ts) still has its
- * own and moves onto this one in a later step, once it carries what Raft has and it
- * does not yet (the peer-gone campaign order with pre-vote stickiness, write tracing,
- * batching off, witness processes). The split-brain
- * defenses (activation gate, own lease, STONITH, watchdog, fence history) are the
- * module the Raft runtime uses too (leader-fencing.ts); scheduled jobs claim slots
- * through the log (jobClaim/jobDone) as under Raft. What is still missing is refused at
- * config time for paxos and zab (daemon/config/schema.ts), never half-served.
+ * THE node runtime of issue 15: Raft (`engine: raft`, src/raft/engine.ts) runs here
+ * under `quorumd start` and `quorumd dev` too, its extras through the contract's
+ * optional extensions (dropLease, acknowledges, isCampaignRequest, replicaProgress,
+ * epochStart, dataMissing); the simulator's Raft cluster (daemon/sim/cluster.ts) still
+ * runs node.ts until it moves to engine-cluster.ts. Not carried over from node.ts:
+ * `batching: false` (one fsync per write, only ever used to measure what batching
+ * buys). The split-brain defenses (activation gate, own lease, STONITH, watchdog,
+ * fence history) are leader-fencing.ts; scheduled jobs claim slots through the log
+ * (jobClaim/jobDone). What an engine still lacks is refused at config time
+ * (daemon/config/schema.ts), never half-served.
  *
  * Life cycle (the same as node.ts): start() opens the durable log (hal/storage), takes
  * its new bootId for the wire stamps, builds the engine from exactly what was persisted
@@ -1101,9 +1104,14 @@ export class EngineRuntime {
       const go = () => {
         if (this.stateValue !== 'running' || this.eng !== eng) return;
         // Someone is campaigning already (we are, or we promised a newer term/ballot since
-        // the will): let it finish instead of dueling with it, as node.ts does.
+        // the will): let it finish instead of dueling with it, as node.ts does. A Raft
+        // pre-candidate has taken no term and promised nothing: it tries again, since its
+        // pre-vote may have been dropped by a peer still sticky to the old leader (its
+        // own copy of the will came later) — with 2 boards + a witness there is no other
+        // survivor to try.
         const now = eng.status();
-        if (now.role !== 'follower' || now.leader !== NO_NODE || now.term !== st.term) return;
+        const campaigning = now.role === 'leader' || (now.role === 'candidate' && now.detail !== 'pre-candidate');
+        if (campaigning || now.leader !== NO_NODE || now.term !== st.term) return;
         // Someone else is campaigning right now (we just granted or refused it): let it
         // finish instead of splitting the vote; try again one period later if it fails.
         if (this.opts.clock.monotonicMs() - this.campaignSeenAt >= this.staggerMs) {
