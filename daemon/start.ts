@@ -30,11 +30,9 @@ import { loadConfigFile, type ResolvedConfig } from './config/load.ts';
 import { HookRunner } from './hooks.ts';
 import { JobScheduler } from './jobs/scheduler.ts';
 import { startApiServer, type ApiServer } from './http/server.ts';
-import { RuntimeBackend, type LinkInfo } from './http/runtime-backend.ts';
+import type { LinkInfo } from './http/runtime-backend.ts';
 import { createPino, runtimeLogger } from './log.ts';
 import { systemClock } from '../hal/clock.ts';
-import { NodeRuntime } from './runtime/index.ts';
-import { RaftNode } from '../src/raft/raft.ts';
 import { writeTracerFromEnv } from './runtime/write-trace.ts';
 // The bully and the Paxos/ZAB runtimes are loaded only by a node that runs them
 // (startNode): a Raft node does not read, compile and keep their code (start-up CPU
@@ -66,9 +64,9 @@ export interface StartOptions {
 
 export interface RunningNode {
   config: ResolvedConfig;
-  /** The engine runtime (any engine; under bully KV and locks answer 501); NodeRuntime only with QUORUMD_RAFT_RUNTIME=node (see raftOnNodeRuntime). */
-  runtime: NodeRuntime | EngineRuntime;
-  backend: RuntimeBackend | BullyBackend | EngineBackend;
+  /** The engine runtime (any engine; under bully KV and locks answer 501). */
+  runtime: EngineRuntime;
+  backend: BullyBackend | EngineBackend;
   /** The node's links with their counters (MqttLink.stats / SerialLink.stats), in config order: mqtt first, then tcp, then serial. */
   links: LinkInfo[];
   http: ApiServer;
@@ -329,9 +327,8 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
 
   // QUORUMD_TRACE_WRITES=<dir>: per-write trace points (daemon/runtime/write-trace.ts, bench/write-trace.ts).
   const tracer = c.engine === 'raft' ? writeTracerFromEnv(cfg.self.name) : undefined;
-  // The log engines on the engine runtime (daemon/runtime/engine-node.ts); Raft there too
-  // unless raftOnNodeRuntime() says otherwise (the switch of issue 15, see there).
-  const contract = c.engine === 'paxos' || c.engine === 'zab' || c.engine === 'pbft' || (c.engine === 'raft' && !raftOnNodeRuntime()) ? c.engine : undefined;
+  // The log engines (every engine but bully): the engine runtime with the engine backend.
+  const contract = c.engine === 'raft' || c.engine === 'paxos' || c.engine === 'zab' || c.engine === 'pbft' ? c.engine : undefined;
   // Testing only: `quorumd dev --byzantine-node` starts this node lying (daemon/runtime/pbft-host.ts devByzantine).
   let byzantine: import('../src/pbft/byzantine.ts').Saboteur | undefined;
   if (process.env.QUORUMD_DEV_BYZANTINE !== undefined) {
@@ -358,7 +355,7 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     unlock();
     throw err;
   }
-  const backend = c.engine === 'bully' ? new BullyBackend(cfg.self, c.members, linkInfos, c.cluster.name) : engineMods ? new engineMods[1].EngineBackend(cfg.self, c.members, linkInfos, c.cluster.name) : new RuntimeBackend(cfg.self, c.members, linkInfos, c.cluster.name, c.engine);
+  const backend = engineMods ? new engineMods[1].EngineBackend(cfg.self, c.members, linkInfos, c.cluster.name) : new BullyBackend(cfg.self, c.members, linkInfos, c.cluster.name);
   const isEngineBackend = (b: typeof backend): b is EngineBackend => engineMods !== undefined && b instanceof engineMods[1].EngineBackend;
   // Each engine keeps its durable state in a directory of its own: one engine's log is never read as another's.
   const storage = new TimedStorage(new FsStorage(join(cfg.dataDir, c.engine === 'bully' ? 'bully' : contract ?? 'raft')), (s) => backend.fsync.observe(s));
@@ -415,7 +412,7 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     onFatal,
     // Activation gate, own lease, STONITH and watchdog as under Raft (daemon/runtime/leader-fencing.ts).
     ...(fencing ? { fencing: fencing.options } : {}),
-  }) : backend instanceof BullyBackend ? new bullyMod!.EngineRuntime({
+  }) : new bullyMod!.EngineRuntime({
     engine: 'bully',
     id: cfg.self.id,
     config: { voters, learners: [], witnesses },
@@ -441,36 +438,10 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     onFatal,
     // Activation gate + STONITH (stonith: false or no targets: tokens only). No lease, no watchdog.
     ...(fencing ? { fencing: bullyFencingOptions(fencing) } : {}),
-  }) : new NodeRuntime({
-    id: cfg.self.id,
-    config: { voters, learners: [], witnesses },
-    cluster: c.cluster.id,
-    keyring: cfg.previousKey ? { current: cfg.key, previous: cfg.previousKey } : { current: cfg.key },
-    clock: systemClock(),
-    storage,
-    links: links.map((l) => peerGoneFilter(l, c.raft.campaignOnPeerGone)),
-    rng: new Rng(randomBytes(4).readUInt32LE(0)),
-    raft: {
-      tickMs: c.raft.tickMs,
-      electionTimeoutMinMs: c.raft.electionTimeoutMinMs,
-      electionTimeoutMaxMs: c.raft.electionTimeoutMaxMs,
-      heartbeatMs: c.raft.heartbeatMs,
-      preVote: c.raft.preVote,
-      checkQuorum: c.raft.checkQuorum,
-    },
-    requestTimeoutMs: c.http.requestTimeoutMs,
-    quota: { maxKeys: c.kv.maxKeys, maxBytes: c.kv.maxBytes },
-    logger: rlog,
-    observer: (backend as RuntimeBackend).observer(),
-    ...(tracer ? { trace: tracer } : {}),
-    onFatal,
-    ...(fencing ? { fencing: fencing.options } : {}),
   });
   if (fencing) backend.setFencing(fencing.devices);
-  if (tracer && (backend instanceof RuntimeBackend || isEngineBackend(backend))) backend.trace = tracer;
-  if (backend instanceof BullyBackend) backend.attach(runtime as EngineRuntime);
-  else if (isEngineBackend(backend)) backend.attach(runtime as EngineRuntime);
-  else backend.attach(runtime as NodeRuntime);
+  if (tracer && isEngineBackend(backend)) backend.trace = tracer;
+  backend.attach(runtime);
 
   const hooks = new HookRunner({
     onActive: c.hooks.onActive,
@@ -487,7 +458,7 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
 
   // Service discovery on the replicated KV (daemon/services): not under bully (no KV), not on a witness (no data).
   let services: RunningServices | undefined;
-  if ((backend instanceof RuntimeBackend || isEngineBackend(backend)) && !witness) {
+  if (isEngineBackend(backend) && !witness) {
     try {
       services = await startServices(backend, { self: cfg.self.name, cluster: c.cluster.name, config: c.services, log: { debug: (f, m) => log.debug(f, m), info: (f, m) => log.info(f, m), warn: (f, m) => log.warn(f, m) }, env: { QUORUMD_NODE: cfg.self.name, QUORUMD_CLUSTER: c.cluster.name } });
     } catch (err) {
@@ -530,7 +501,7 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
   runtime.start();
   injectFault(process.env.QUORUMD_INJECT_FAULT, runtime, log);
   // Jobs run on data nodes only: a witness never leads.
-  const jobs = (backend instanceof RuntimeBackend || isEngineBackend(backend)) && !witness ? new JobScheduler({
+  const jobs = isEngineBackend(backend) && !witness ? new JobScheduler({
     jobs: c.jobs,
     host: backend,
     node: cfg.self.name,
@@ -539,7 +510,7 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     apiAuthEnv,
     log: { debug: (f, m) => log.debug(f, m), info: (f, m) => log.info(f, m), warn: (f, m) => log.warn(f, m), error: (f, m) => log.error(f, m) },
   }) : undefined;
-  if (jobs && (backend instanceof RuntimeBackend || isEngineBackend(backend))) {
+  if (jobs && isEngineBackend(backend)) {
     backend.jobsView = () => jobs.view();
     jobs.start();
   }
@@ -581,10 +552,10 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
    * (bounded). Only where the engine transfers and reports its followers' progress
    * (Engine.replicaProgress: Raft).
    */
-  async function handOver(runtime: NodeRuntime | EngineRuntime): Promise<void> {
+  async function handOver(runtime: EngineRuntime): Promise<void> {
     const eng = runtime.engine;
     if (!eng) return;
-    const progress = eng instanceof RaftNode ? eng.status().progress : 'caps' in eng && eng.caps.transfer && eng.replicaProgress ? eng.replicaProgress() : [];
+    const progress = eng.caps.transfer && eng.replicaProgress ? eng.replicaProgress() : [];
     const prog = progress.filter((p) => voters.includes(p.id)).sort((x, y) => y.match - x.match);
     const to = prog[0];
     if (!to) return;
@@ -632,7 +603,7 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
  *   mechanism, not two delays on top of each other): for Raft every node calls
  *   RaftNode.leaderGone (no more stickiness) and the lowest surviving voter campaigns
  *   at once, the next ones only after peerGoneStaggerMs × rank if that failed
- *   (daemon/runtime/node.ts). Until 2026-11 this wrapper delayed the hint by rank ×
+ *   (daemon/runtime/engine-node.ts). Until 2026-11 this wrapper delayed the hint by rank ×
  *   ≤ 10 ms on top of the runtime's own random 0–75 ms.
  */
 function peerGoneFilter(l: Link, pass: boolean): Link {
@@ -640,7 +611,7 @@ function peerGoneFilter(l: Link, pass: boolean): Link {
     name: l.name,
     maxFrame: l.maxFrame,
     // A point-to-point link's peer: the runtime puts on a wire only frames for the node
-    // at its other end (daemon/runtime/node.ts transmit); the wrapper must not hide it.
+    // at its other end (daemon/runtime/wire-endpoint.ts); the wrapper must not hide it.
     ...(typeof (l as { peer?: unknown }).peer === 'number' ? { peer: (l as unknown as { peer: number }).peer } : {}),
     // An RS-485 bus reaches only its drops: frames for anyone else are not offered to it,
     // so that its `misaddressed` counter keeps meaning a caller mistake.
@@ -664,14 +635,14 @@ function peerGoneFilter(l: Link, pass: boolean): Link {
  * fatal path and its supervisor (docs/cli.md, Exit status): the node must log the stack,
  * answer what is pending, exit 70 and be restarted. Unset: nothing.
  */
-function injectFault(spec: string | undefined, runtime: NodeRuntime | EngineRuntime, log: Pino): void {
+function injectFault(spec: string | undefined, runtime: EngineRuntime, log: Pino): void {
   if (spec === undefined || spec === '') return;
   const m = /^(engine-tick|engine-step)@(\d{1,7}|SIGUSR2)$/.exec(spec);
   if (!m) {
     log.error({ value: spec }, 'QUORUMD_INJECT_FAULT: expected engine-tick@<ms|SIGUSR2> or engine-step@<ms|SIGUSR2>; ignored');
     return;
   }
-  if (runtime instanceof NodeRuntime ? false : runtime.engineName !== 'raft') {
+  if (runtime.engineName !== 'raft') {
     log.error({ value: spec }, 'QUORUMD_INJECT_FAULT: only for engine raft; ignored');
     return;
   }
@@ -687,16 +658,6 @@ function injectFault(spec: string | undefined, runtime: NodeRuntime | EngineRunt
   };
   if (m[2] === 'SIGUSR2') process.once('SIGUSR2', arm);
   else setTimeout(arm, Number(m[2])).unref();
-}
-
-/**
- * The switch of issue 15 point 1: `engine: raft` runs on the one engine runtime
- * (EngineRuntime + EngineBackend), as every other engine does. QUORUMD_RAFT_RUNTIME=node
- * runs it on the former Raft runtime (NodeRuntime + RuntimeBackend) instead — only for
- * comparing the two (bench/engine-failover.ts A/B) until that runtime is removed.
- */
-function raftOnNodeRuntime(env: NodeJS.ProcessEnv = process.env): boolean {
-  return env.QUORUMD_RAFT_RUNTIME === 'node';
 }
 
 /** The CLI command: starts, runs until a signal. Config errors propagate (exit 2 in cli.ts). */

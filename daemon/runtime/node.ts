@@ -43,7 +43,7 @@
  * into the replicated history (`fence.record`). The watchdog is fed every tick, except
  * by a node that lost its lease after being active (self-fence). Operator: `fence(node)`.
  */
-import { KvError, KvStateMachine, encodeCommand, decodeCommand, leaseDigest, quotaGrowth, checkQuota, DEFAULT_KV_QUOTA, type KvQuota, type KvUsage, type ApplyResult, type Command, type JobOutcomeName } from '../../src/kv/index.ts';
+import { KvError, KvStateMachine, encodeCommand, decodeCommand, quotaGrowth, checkQuota, DEFAULT_KV_QUOTA, type KvQuota, type KvUsage, type ApplyResult, type Command, type JobOutcomeName } from '../../src/kv/index.ts';
 import { RaftNode, type RaftOptions, type Ready, type MemberConfig, type RaftStatus, type Result } from '../../src/raft/index.ts';
 import type { Keyring } from '../../src/wire/auth.ts';
 import { DEFAULT_MAX_FRAME, newDropCounters, type DropCounters } from '../../src/wire/codec.ts';
@@ -62,7 +62,8 @@ import { ReadyLoop } from './ready-loop.ts';
 import { nullLogger, type Logger } from './logger.ts';
 import { InternalError, guardedLinkCallbacks } from './fatal.ts';
 import type { WriteTracer } from './write-trace.ts';
-import { Status, unavailable, unknownOutcome, type ClientCallback, type ClientResult } from './results.ts';
+import { Status, checkKey, leaseArg, resultToClient, unavailable, unknownOutcome, type ClientCallback, type ClientResult } from './results.ts';
+import { decodeMeta, encodeMeta } from './meta.ts';
 
 /** Hooks for whoever watches the node from outside (the simulator's invariant checker). */
 export interface RuntimeObserver {
@@ -1181,76 +1182,5 @@ export class NodeRuntime {
 
 export { ALIVE_WINDOW_MS, aliveRefusal, type ConfirmResult } from './leader-fencing.ts';
 
-/** The digest of a lease id, or the reason it is not one. */
-export function leaseArg(lease: unknown): Uint8Array | string {
-  if (typeof lease !== 'string' || !/^[A-Za-z0-9_-]{22,64}$/.test(lease)) return 'lease: expected a lease id of 22 to 64 characters A-Z a-z 0-9 _ -';
-  return leaseDigest(lease);
-}
-
-export function checkKey(key: unknown): ClientResult | undefined {
-  if (typeof key !== 'string' || key.length === 0) return { status: Status.BAD_REQUEST, error: `key: expected a non-empty string, got ${typeof key}` };
-  return undefined;
-}
-
-/** Maps the state machine's result of an applied write to the client's answer. */
-export function resultToClient(r: ApplyResult | undefined): ClientResult {
-  if (!r) return { status: Status.OK };
-  switch (r.op) {
-    case 'put':
-    case 'del':
-      return r.ok ? { status: Status.OK, index: r.index } : { status: Status.CONFLICT, index: r.index, error: `cas failed: the key's modify index is ${r.index}` };
-    case 'lock.acquire':
-      return r.ok
-        ? { status: Status.OK, token: r.token, ttlMs: r.ttlMs, expiresAt: r.expiresAt }
-        : { status: Status.CONFLICT, holder: r.holder, token: r.token, expiresAt: r.expiresAt, error: `lock held by ${r.holder}` };
-    case 'lock.renew':
-      return r.ok ? { status: Status.OK, token: r.token, ttlMs: r.ttlMs, expiresAt: r.expiresAt } : { status: Status.CONFLICT, error: `renew refused: ${r.reason}` };
-    case 'lock.release':
-      return r.ok ? { status: Status.OK } : { status: Status.CONFLICT, error: 'release refused: not the holder' };
-    case 'lead.claim':
-    case 'lead.active':
-    case 'fence.record':
-      return { status: Status.OK };
-    case 'job.claim':
-      if (r.ok) return { status: Status.OK, index: r.index };
-      return {
-        status: Status.CONFLICT,
-        ...(r.claim ? { holder: `n${r.claim.node}`, token: r.claim.token, index: r.claim.index } : {}),
-        error:
-          r.reason === 'claimed'
-            ? `slot not granted: slot ${r.claim!.slot} of this job was already claimed by node ${r.claim!.node} (term ${r.claim!.term})`
-            : r.reason === 'stale-leader'
-              ? 'slot not granted: the claimer\'s term is older than the newest leadership'
-              : 'slot not granted: too many jobs in the replicated table',
-      };
-    case 'job.done':
-      return r.ok ? { status: Status.OK } : { status: Status.CONFLICT, error: 'job result not recorded: no matching claim, or a newer result is kept' };
-    case 'error':
-      // Applied as a no-op (the index is consumed): definite, and the input was bad.
-      return { status: Status.BAD_REQUEST, error: r.error.message };
-  }
-}
-
-/**
- * Runtime metadata kept with the hard state: [magic 'q', version, u32 wire boot
- * counter] and, from version 2, [u8 flags] (bit 0: the cluster formed once — the
- * fencing first-start rule, daemon/runtime/activation.ts). Version 1 (6 bytes) is read
- * as "not formed".
- */
-export interface RuntimeMeta {
-  boot: number;
-  formed: boolean;
-}
-export function encodeMeta(m: RuntimeMeta): Uint8Array {
-  const b = new Uint8Array(7);
-  b[0] = 0x71;
-  b[1] = 2;
-  new DataView(b.buffer).setUint32(2, m.boot >>> 0);
-  b[6] = m.formed ? 1 : 0;
-  return b;
-}
-export function decodeMeta(meta: Uint8Array): RuntimeMeta {
-  if (meta.length < 6 || meta[0] !== 0x71 || (meta[1] !== 1 && meta[1] !== 2)) return { boot: -1, formed: false };
-  const boot = new DataView(meta.buffer, meta.byteOffset, meta.byteLength).getUint32(2);
-  return { boot, formed: meta[1] === 2 && meta.length >= 7 && (meta[6]! & 1) === 1 };
-}
+export { checkKey, leaseArg, resultToClient } from './results.ts';
+export { decodeMeta, encodeMeta, type RuntimeMeta } from './meta.ts';
