@@ -1,7 +1,9 @@
 /**
- * The node runtime: one Raft engine wired to one board's HAL (Clock, Storage, Link[]).
- * The simulator (`quorumd sim`) and the real daemon (`quorumd start`) run this same
- * code; only the HAL behind it differs.
+ * The former Raft runtime: one Raft engine wired to one board's HAL (Clock, Storage,
+ * Link[]). `quorumd start` and `quorumd dev` run Raft on the engine runtime
+ * (engine-node.ts) now; this one is left only for the simulator's Raft cluster
+ * (daemon/sim/cluster.ts, and the jobs simulation over it), until that moves to
+ * daemon/sim/engine-cluster.ts — then this file goes (issue 15).
  *
  * Life cycle
  *   start()  open the durable log (recovery warnings are logged), take its new bootId
@@ -61,7 +63,6 @@ import { WireEndpoint } from './wire-endpoint.ts';
 import { ReadyLoop } from './ready-loop.ts';
 import { nullLogger, type Logger } from './logger.ts';
 import { InternalError, guardedLinkCallbacks } from './fatal.ts';
-import type { WriteTracer } from './write-trace.ts';
 import { Status, checkKey, leaseArg, resultToClient, unavailable, unknownOutcome, type ClientCallback, type ClientResult } from './results.ts';
 import { decodeMeta, encodeMeta } from './meta.ts';
 
@@ -141,8 +142,6 @@ export interface NodeRuntimeOptions {
   onFatal?: (err: Error) => void;
   /** Split-brain defenses; see RuntimeFencingOptions. */
   fencing?: RuntimeFencingOptions;
-  /** Per-write trace points (daemon/runtime/write-trace.ts); off when absent. */
-  trace?: WriteTracer;
   /**
    * Cluster-wide limits of the replicated state (src/kv/quota.ts), enforced by this node
    * while it leads: a write that would pass them answers 507 and is not proposed.
@@ -296,16 +295,10 @@ export class NodeRuntime {
         if (rd.entries.length > 0) batch.entries = rd.entries;
         if (rd.hardState) batch.hardState = rd.hardState;
         if (!batch.snapshot && !batch.entries && !batch.hardState) return false;
-        const tr = this.opts.trace;
-        if (tr && rd.entries.length > 0) tr.mark('persist.start', rd.entries[0]!.index, rd.entries[rd.entries.length - 1]!.index);
         this.dlog!.persist(batch, done);
         return true;
       },
-      durable: (rd) => {
-        const tr = this.opts.trace;
-        if (tr && rd.entries.length > 0) tr.mark('persist.done', rd.entries[0]!.index, rd.entries[rd.entries.length - 1]!.index);
-        this.handleDurable(rd);
-      },
+      durable: (rd) => this.handleDurable(rd),
       fatal: (err) => this.fatal(err),
     });
   }
@@ -588,10 +581,6 @@ export class NodeRuntime {
   private afterStep(): void {
     const raft = this.raft!;
     const leader = raft.isLeader;
-    if (this.opts.trace && raft.commitIndex > this.tracedCommit) {
-      this.opts.trace.mark('commit', this.tracedCommit + 1, raft.commitIndex);
-      this.tracedCommit = raft.commitIndex;
-    }
     if (leader && !this.wasLeader) {
       // Lock time line: a new leader continues from the state machine's clock, so the
       // time stamped into lock commands never runs backwards across leaders.
@@ -748,7 +737,6 @@ export class NodeRuntime {
       this.log('error', 'apply order', { node: this.id, index: e.index, error: result.error.message });
     }
     this.opts.observer?.applied?.(this, e, result);
-    this.opts.trace?.mark('apply', e.index);
     this.fencing?.applied(e, result);
     const w = this.pendingWrites.get(e.index);
     if (!w) return;
@@ -798,28 +786,12 @@ export class NodeRuntime {
 
   private send(m: Message): void {
     if (this.fencing && m.type === MsgType.Heartbeat) this.fencing.roundSent(m.term, m.ctx);
-    if (this.opts.trace) this.traceMsg(m, 'send');
     this.wire!.send(m);
   }
 
-  /** Trace points of replication messages (write-trace.ts); only with a tracer. */
-  private traceMsg(m: Message, dir: 'send' | 'recv'): void {
-    const tr = this.opts.trace!;
-    if (m.type === MsgType.Append && m.entries.length > 0) {
-      const lo = m.entries[0]!.index;
-      const hi = m.entries[m.entries.length - 1]!.index;
-      if (dir === 'send') tr.mark(`append.send>${m.to}`, lo, hi);
-      else tr.mark('append.recv', lo, hi);
-    } else if (m.type === MsgType.AppendReply && m.success) {
-      if (dir === 'send') tr.mark('ack.send', m.index);
-      else tr.mark(`ack.recv<${m.from}`, m.index);
-    }
-  }
-  private tracedCommit = 0;
 
   /** An authenticated message (daemon/runtime/wire-endpoint.ts opened it). */
   private onMessage(m: Message): void {
-    if (this.opts.trace) this.traceMsg(m, 'recv');
     if (RAFT_TYPES.has(m.type)) {
       this.fencing?.peerSeen(m.from);
       if ((m.type === MsgType.PreVote || m.type === MsgType.Vote) && m.term > this.raft!.status().term) this.campaignSeenAt = this.opts.clock.monotonicMs();
@@ -1094,7 +1066,6 @@ export class NodeRuntime {
         const prev = this.pendingWrites.get(r.index);
         if (prev) prev.reply(unknownOutcome(`the write proposed at index ${r.index} in term ${prev.term} was replaced in this node's log; it may or may not be applied`));
         this.pendingWrites.set(r.index, { term: r.term, reply, deadline: this.opts.clock.monotonicMs() + this.timeoutMs });
-        this.opts.trace?.mark('propose', r.index);
         return;
       }
       if (r.code === 'too-large') return reply({ status: Status.TOO_LARGE, error: r.reason });
