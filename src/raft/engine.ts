@@ -136,6 +136,10 @@ export class RaftEngine implements Engine {
     return this.raft.takeEager();
   }
 
+  takeCommitted(): Entry[] {
+    return this.raft.takeCommitted();
+  }
+
   /**
    * Raft's Ready (the same object: RaftNode.advance checks its identity), its
    * softState's role mapped onto the contract's.
