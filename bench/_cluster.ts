@@ -1,30 +1,30 @@
 /**
- * A World with a NodeRuntime on every board (rebuilt at every boot), for the
+ * A World with an engine runtime running Raft on every board (rebuilt at every boot), for the
  * benchmarks. Not a benchmark itself (bench/run.ts skips files starting with "_").
  */
 import { createHash } from 'node:crypto';
 import { World } from '../firmware-sim/world.ts';
 import type { Link } from '../hal/interfaces.ts';
-import { NodeRuntime, type NodeRuntimeOptions } from '../daemon/runtime/index.ts';
+import { EngineRuntime, type EngineRuntimeOptions } from '../daemon/runtime/engine-node.ts';
 import type { NodeId } from '../src/types.ts';
 
 export interface BenchCluster {
   world: World;
-  rt: Map<NodeId, NodeRuntime>;
+  rt: Map<NodeId, EngineRuntime>;
   /** Frame bytes handed to links by all nodes (every link, every copy). */
   wire: { frames: number; bytes: number };
-  live(): NodeRuntime[];
-  liveData(): NodeRuntime[];
-  leader(): NodeRuntime | undefined;
+  live(): EngineRuntime[];
+  liveData(): EngineRuntime[];
+  leader(): EngineRuntime | undefined;
 }
 
-export function benchCluster(opts: { seed: number; ids: NodeId[]; witnesses?: NodeId[]; runtime?: Partial<NodeRuntimeOptions> }): BenchCluster {
+export function benchCluster(opts: { seed: number; ids: NodeId[]; witnesses?: NodeId[]; runtime?: Partial<EngineRuntimeOptions> }): BenchCluster {
   const world = new World({ seed: opts.seed, board: { bootDelayMs: 100 } });
   const witnesses = opts.witnesses ?? [];
   const voters = opts.ids.filter((i) => !witnesses.includes(i));
   for (const id of opts.ids) world.addBoard(id);
-  const rt = new Map<NodeId, NodeRuntime>();
-  const inc = new Map<NodeRuntime, number>();
+  const rt = new Map<NodeId, EngineRuntime>();
+  const inc = new Map<EngineRuntime, number>();
   const wire = { frames: 0, bytes: 0 };
   const key = { current: new Uint8Array(createHash('sha256').update('bench').digest()) };
   const count = (l: Link): Link => ({
@@ -40,7 +40,8 @@ export function benchCluster(opts: { seed: number; ids: NodeId[]; witnesses?: No
     close: (d) => l.close(d),
   });
   world.onBoot((hal, board) => {
-    const r = new NodeRuntime({
+    const r = new EngineRuntime({
+      engine: 'raft',
       id: hal.node,
       config: { voters, learners: [], witnesses },
       cluster: 1,
@@ -56,7 +57,7 @@ export function benchCluster(opts: { seed: number; ids: NodeId[]; witnesses?: No
     inc.set(r, hal.incarnation);
     r.start();
   });
-  const isLive = (r: NodeRuntime) => r.state === 'running' && world.board(r.id).hal !== null && world.board(r.id).incarnation === inc.get(r);
+  const isLive = (r: EngineRuntime) => r.state === 'running' && world.board(r.id).hal !== null && world.board(r.id).incarnation === inc.get(r);
   const live = () => [...rt.values()].filter(isLive);
   return {
     world,

@@ -8,7 +8,6 @@
 import { createHash } from 'node:crypto';
 import { World } from '../firmware-sim/world.ts';
 import type { Link } from '../hal/interfaces.ts';
-import { NodeRuntime } from '../daemon/runtime/index.ts';
 import { EngineRuntime } from '../daemon/runtime/engine-node.ts';
 import type { NodeId } from '../src/types.ts';
 
@@ -54,9 +53,7 @@ export function cluster(engine: Engine, seed: number, n: number) {
   world.onBoot((hal, board) => {
     const common = { id: hal.node, cluster: CLUSTER, keyring: KEY, clock: hal.clock, storage: hal.storage, links: hal.links.map(counted), rng: world.rng.fork(`e:${hal.node}:${hal.incarnation}`), onFatal: () => board.crashProcess() };
     const config = { voters: ids, learners: [], witnesses: [] };
-    const rt = engine === 'raft'
-      ? new NodeRuntime({ ...common, config })
-      : new EngineRuntime({ ...common, engine, config });
+    const rt = new EngineRuntime({ ...common, engine, config });
     rts.set(hal.node, rt as Rt);
     rt.start();
   });

@@ -4,7 +4,7 @@
  * (`onInactive`). With a `fencing:` config section "active" is the runtime's
  * activation gate (docs/fencing.md: elected, and every earlier leader fenced, acknowledged,
  * confirmed by an operator or past its lease bound, and its own lease holds); the
- * events come from RuntimeBackend, which follows the runtime's activation observer.
+ * events come from the HTTP backend (EngineBackend, BullyBackend), which follows the runtime's activation observer.
  * Without fencing, active = leader with its term's first entry committed.
  * Environment: QUORUMD_EVENT (active|inactive), QUORUMD_TERM,
  * QUORUMD_TOKEN (the leadership's fencing token: pass it to what you drive and have it

@@ -30,7 +30,7 @@ import { loadConfigFile, type ResolvedConfig } from './config/load.ts';
 import { HookRunner } from './hooks.ts';
 import { JobScheduler } from './jobs/scheduler.ts';
 import { startApiServer, type ApiServer } from './http/server.ts';
-import type { LinkInfo } from './http/runtime-backend.ts';
+import type { LinkInfo } from './http/backend-base.ts';
 import { createPino, runtimeLogger } from './log.ts';
 import { systemClock } from '../hal/clock.ts';
 import { writeTracerFromEnv } from './runtime/write-trace.ts';
@@ -39,7 +39,7 @@ import { writeTracerFromEnv } from './runtime/write-trace.ts';
 // and memory of every node, issue 14).
 import type { EngineRuntime } from './runtime/engine-node.ts';
 import type { EngineBackend } from './http/engine-backend.ts';
-import { BullyBackend } from './http/runtime-backend.ts';
+import { BullyBackend } from './http/backend-base.ts';
 import { bullyPriority, parseListen } from './config/schema.ts';
 import { buildFencing, bullyFencingOptions, type BuiltFencing } from './fencing/build.ts';
 import { ensureTokenFile, readSecretFile } from './config/secrets.ts';

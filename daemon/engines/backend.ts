@@ -22,7 +22,7 @@ import type { ClientCallback } from '../runtime/results.ts';
 import type { JobRecord } from '../../src/kv/index.ts';
 import type { JobReport, JobsHost, Leadership } from '../jobs/coordinator.ts';
 import type { ApiBackend, LeaderView, StatusView } from '../http/backend.ts';
-import { BackendBase, fenceView, type LeadershipEvent, type MemberInfo } from '../http/runtime-backend.ts';
+import { BackendBase, fenceView, type LeadershipEvent, type MemberInfo } from '../http/backend-base.ts';
 import type { FenceDeviceInfo } from '../fencing/build.ts';
 import type { FenceRecord } from '../../src/fence/index.ts';
 import type { ExternalFencing } from './fencing.ts';

@@ -2,7 +2,7 @@
  * The external engines (`engine: etcd`, `engine: zookeeper`): a node that does not run
  * a quorum of its own but elects and keeps its replicated state through a
  * coordination service the site already runs. What the daemon needs of one, close to
- * the node runtime's client API (daemon/runtime/node.ts: get/put/del, locks, job
+ * the node runtime's client API (daemon/runtime/engine-node.ts: get/put/del, locks, job
  * claims, each answered once through a ClientCallback with the status rule of
  * daemon/runtime/results.ts) and its activation events, so that the HTTP backend,
  * hooks and scheduled jobs work unchanged on top (engines/backend.ts).

@@ -1,6 +1,6 @@
 /**
  * Turns the `fencing:` config section (daemon/config/fencing.ts) into the HAL objects
- * and the `RuntimeFencingOptions` that `startNode` hands to the NodeRuntime:
+ * and the `RuntimeFencingOptions` that `startNode` hands to the node runtime:
  *
  *   gpio-relay   → LedRelay | SysfsRelay | GpiosetRelay (hal/gpio)
  *   serial-relay → one RelayBoardClient per board path (hal/relay-board), opened on

@@ -32,7 +32,7 @@ import type { WriteTracer } from '../runtime/write-trace.ts';
 import type { ClientRef } from '../runtime/pbft-clients.ts';
 import type { PbftReply } from '../../src/pbft/reply.ts';
 import type { ApiBackend, LeaderView, StatusView } from './backend.ts';
-import { KvBackendBase, counter, gauge, type LeadershipEvent } from './runtime-backend.ts';
+import { KvBackendBase, counter, gauge, type LeadershipEvent } from './backend-base.ts';
 import { FSYNC_BUCKETS, HistogramRecorder, type MetricFamily } from './metrics.ts';
 
 export class EngineBackend extends KvBackendBase<EngineRuntime> implements ApiBackend, JobsHost {

@@ -15,7 +15,7 @@
  * Anything else is "no": not active, claimed before, not proposed (503), outcome
  * unknown (504: the claim may be committed; running would risk a second run) — the
  * rule is at most once, and a slot lost in a failover stays lost. The claim is proposed
- * by the leader itself and never forwarded (NodeRuntime.jobClaim).
+ * by the leader itself and never forwarded (EngineRuntime.jobClaim).
  *
  * node-cron's slot key is `<task name>:<slot ISO time>`; the task name is the job name
  * (job names have no ':'). The grant (term, token) is kept until the run starts, for
@@ -41,11 +41,11 @@ export interface JobReport {
   durationMs: number;
 }
 
-/** What the jobs need of a node (RuntimeBackend implements it over a NodeRuntime). */
+/** What the jobs need of a node (EngineBackend implements it over an EngineRuntime). */
 export interface JobsHost {
   /** This node's leadership while it is the active leader now, else undefined. */
   activeLeadership(): Leadership | undefined;
-  /** Proposes `job.claim` (NodeRuntime.jobClaim): 200 granted, 409 not granted, 503 not proposed, 504 unknown. */
+  /** Proposes `job.claim` (EngineRuntime.jobClaim): 200 granted, 409 not granted, 503 not proposed, 504 unknown. */
   claim(job: string, slot: number, lead: Leadership, cb: ClientCallback): void;
   /** Proposes `job.done` (forwarded to the leader if need be). */
   report(r: JobReport, cb: ClientCallback): void;

@@ -1,7 +1,7 @@
 /**
  * Leader activation in the runtime (docs/fencing.md, issue 6 points 1 and 6): engine-agnostic
- * bookkeeping that turns "elected" into "active" and back, for the Raft runtime
- * (node.ts) and the bully runtime alike.
+ * bookkeeping that turns "elected" into "active" and back, for every engine the
+ * node runtime (engine-node.ts) hosts.
  *
  *   inputs   elected(term, now) / suspectsKnown(suspects) / steppedDown(now),
  *            acknowledged(peer, term), fenceStarted / fenceResult, operatorConfirmed,
@@ -21,7 +21,7 @@
  * Before all three, the first-start rule (`waitForAll`, corosync's wait_for_all): a node
  * that has never seen every listed node neither activates nor fences, so two boards
  * that boot apart cannot fence each other in a loop; "formed" is persisted by the
- * runtime (daemon/runtime/node.ts metadata) and not waited for again.
+ * runtime (its metadata, daemon/runtime/meta.ts) and not waited for again.
  *
  * ## Why the old leader stops before the new one starts (the ordering, with numbers)
  *

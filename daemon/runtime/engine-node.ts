@@ -1349,7 +1349,7 @@ export class EngineRuntime {
   }
 
   /**
-   * Scheduled jobs (daemon/jobs), as NodeRuntime.jobClaim: claims `slot` of `job` for
+   * Scheduled jobs (daemon/jobs): claims `slot` of `job` for
    * this node's leadership of term `lead.term` (the engine's ballot or epoch) whose
    * fencing token the caller saw. Proposed only here and only by an active leader.
    */

@@ -27,7 +27,7 @@ export interface FencingDevices {
 }
 
 export interface FencingDriverOptions {
-  /** Error message prefix: 'NodeRuntime' or 'EngineRuntime'. */
+  /** Error message prefix: 'EngineRuntime'. */
   who: string;
   id: NodeId;
   /** Must list at least one target (the caller decides what no targets means). */

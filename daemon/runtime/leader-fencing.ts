@@ -104,7 +104,7 @@ export interface ActivationStatus {
 
 /** What the module needs from the runtime that hosts it (all calls are cheap getters unless said). */
 export interface LeaderFencingHost {
-  /** Error message prefix: 'NodeRuntime', 'EngineRuntime'. */
+  /** Error message prefix: 'EngineRuntime'. */
   who: string;
   id: NodeId;
   clock: Clock;

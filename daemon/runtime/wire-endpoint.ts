@@ -1,8 +1,8 @@
 /**
  * The wire endpoint of a node runtime: where a frame is sealed and put on the links,
  * and where an incoming frame is opened (authenticated, replay-checked) before the
- * runtime sees its message. Shared by the Raft runtime (node.ts) and the engine
- * runtime (engine-node.ts).
+ * runtime sees its message. Used by the node runtime (engine-node.ts)
+ * for every engine.
  *
  * Sending: every message is sealed once and the same frame goes out on every link
  * (multi-link redundancy; the receiver's replay window drops the copies), except a

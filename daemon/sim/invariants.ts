@@ -44,7 +44,6 @@ import type { ApplyResult, KvStateMachine } from '../../src/kv/index.ts';
 import { quorumSize, votingMembers, type RaftNode, type Ready } from '../../src/raft/index.ts';
 import type { Entry } from '../../src/wire/messages.ts';
 import type { Index, NodeId, Term } from '../../src/types.ts';
-import type { RuntimeObserver } from '../runtime/index.ts';
 import { chainMix, hashBytes } from './hash.ts';
 
 export class SimViolation extends Error {
@@ -59,9 +58,8 @@ export class SimViolation extends Error {
 }
 
 /**
- * What the Raft checks look at of a node: its RaftNode and its state machine. A
- * NodeRuntime is one; on the engine runtime (engine-invariants.ts RaftChecks) a view
- * over the EngineRuntime and its RaftEngine is.
+ * What the Raft checks look at of a node: its RaftNode and its state machine: a view
+ * over the EngineRuntime and its RaftEngine (engine-invariants.ts RaftChecks).
  */
 export interface RaftHost {
   readonly id: NodeId;
@@ -165,7 +163,7 @@ interface SeenAt {
   next: SeenAt | undefined;
 }
 
-export class InvariantChecker implements RuntimeObserver {
+export class InvariantChecker {
   readonly termLeader = new Map<Term, NodeId>();
   private readonly nodes = new Map<NodeId, NodeTrack>();
   /** The same tracks by node id 0..255 (track() runs on every step of every node). */
@@ -255,7 +253,7 @@ export class InvariantChecker implements RuntimeObserver {
   }
 
   // ---------------------------------------------------------------------------
-  // RuntimeObserver
+  // Observer callbacks (RaftChecks in engine-invariants.ts hands them on)
 
   booted(rt: RaftHost): void {
     const t = this.track(rt.id);

@@ -25,7 +25,7 @@ import type { World } from '../../firmware-sim/world.ts';
 import { decodeCommand, KvError, type ApplyResult, type JobRecord } from '../../src/kv/index.ts';
 import type { NodeId } from '../../src/types.ts';
 import type { Entry } from '../../src/wire/messages.ts';
-import type { MemberInfo } from '../http/runtime-backend.ts';
+import type { MemberInfo } from '../http/backend-base.ts';
 import { EngineBackend } from '../http/engine-backend.ts';
 import { SlotCoordinator, type CoordinatorLog, type Decision, type JobsHost } from '../jobs/coordinator.ts';
 import type { EngineRuntime } from '../runtime/engine-node.ts';

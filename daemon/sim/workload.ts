@@ -21,10 +21,10 @@ import type { Rng } from '../../src/rng.ts';
 import { encodeCommand } from '../../src/kv/index.ts';
 import type { Scheduler } from '../../firmware-sim/scheduler.ts';
 import type { NodeId } from '../../src/types.ts';
-import { Status, type ClientResult, type NodeRuntime } from '../runtime/index.ts';
+import { Status, type ClientResult, type EngineRuntime } from '../runtime/index.ts';
 
-/** What the workload needs of a node: any runtime with the client API (NodeRuntime, EngineRuntime). */
-export type WorkloadNode = Pick<NodeRuntime, 'id' | 'put' | 'get'>;
+/** What the workload needs of a node: the runtime's client API. */
+export type WorkloadNode = Pick<EngineRuntime, 'id' | 'put' | 'get'>;
 import { hashBytes } from './hash.ts';
 
 export interface WorkloadOptions {

@@ -73,7 +73,7 @@ describe('fencing driver time', () => {
     const d = driver(clock);
     d.fence(2, clock.monotonicMs(), { reason: 'earlier leader', term: 3 });
     const now = clock.monotonicMs(); // the step's reading (updateActive(now))
-    d.cancelDelayed(clock.monotonicMs(), 'active'); // a fresh reading inside the step, as the old node.ts did
+    d.cancelDelayed(clock.monotonicMs(), 'active'); // a fresh reading inside the step, as the former Raft runtime did
     expect(() => d.step(now)).not.toThrow();
     expect(d.fencer.history()[0]!.outcome).toBe('cancelled');
   });

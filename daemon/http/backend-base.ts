@@ -1,13 +1,10 @@
 /**
  * What every HTTP backend shares (BackendBase, KvBackendBase: members, fences, watches,
- * keys, locks, jobs, metrics parts), the bully backend, and RuntimeBackend over the
- * former Raft runtime (NodeRuntime) — which only the simulator's Raft jobs runs use
- * now (daemon/sim/jobs.ts); `quorumd start` serves Raft through EngineBackend
- * (engine-backend.ts). RuntimeBackend goes with node.ts (issue 15).
+ * keys, locks, jobs, metrics parts), and the bully backend. The log engines (raft,
+ * paxos, zab, pbft) are served by EngineBackend (engine-backend.ts).
  */
 import { decodeCommand, KvError, type KvStateMachine } from '../../src/kv/index.ts';
 import type { Entry } from '../../src/wire/messages.ts';
-import type { NodeRuntime, RuntimeObserver } from '../runtime/index.ts';
 import type { FenceRecord } from '../../src/fence/index.ts';
 import type { DropCounters } from '../../src/wire/codec.ts';
 import type { FenceDeviceInfo } from '../fencing/build.ts';
@@ -59,7 +56,7 @@ export function fenceView(r: FenceRecord, nameOf: (id: number) => string | null)
 export const gauge = (name: string, help: string, value: number): MetricFamily => ({ name, help, type: 'gauge', samples: [{ value }] });
 export const counter = (name: string, help: string, value: number): MetricFamily => ({ name, help, type: 'counter', samples: [{ value }] });
 
-/** What the shared backend part needs of a runtime (NodeRuntime and EngineRuntime both have it). */
+/** What the shared backend part needs of a runtime (EngineRuntime has it). */
 export interface FenceableRuntime {
   fence(node: number, cb: (r: { ok: boolean; record?: FenceRecord; error?: string }) => void): void;
   confirmFenced(node: number): { ok: boolean; error?: string; alive?: boolean };
@@ -182,7 +179,7 @@ export abstract class BackendBase<R extends FenceableRuntime> {
   }
 }
 
-/** What the KV part of a backend needs of a runtime (NodeRuntime and EngineRuntime both have it). */
+/** What the KV part of a backend needs of a runtime (EngineRuntime has it). */
 export interface KvRuntime extends FenceableRuntime {
   readonly stateMachine: KvStateMachine;
   readonly lockClockMs: number;
@@ -193,8 +190,8 @@ export interface KvRuntime extends FenceableRuntime {
 }
 
 /**
- * What the backends of replicated-log runtimes share (Raft's RuntimeBackend, the
- * contract engines' EngineBackend): key-change watches, /v1/keys and /v1/locks from the
+ * What a backend of a replicated-log engine needs (EngineBackend, kept apart from
+ * BackendBase so the election-only bully backend does without it): key-change watches, /v1/keys and /v1/locks from the
  * applied state, the listing service discovery reads, linearizable get, and the
  * commit-latency histogram.
  */
@@ -343,220 +340,6 @@ export interface LeadershipEvent {
   event: 'active' | 'inactive';
   term: number;
   token: number;
-}
-
-/**
- * Tracks leadership from the runtime's observer and serves the API.
- *
- * "Active", with a `fencing:` config section (the runtime has fencing options): the
- * runtime's activation gate (docs/fencing.md: elected, every earlier leader shown stopped —
- * fenced, acknowledged, lease expired or confirmed by an operator — and its own lease
- * holds); events come from the runtime's `activation` observer with the fencing token.
- * Without fencing: leader, and the entry that opened its term (its no-op, Raft §8) is
- * committed — a majority has moved to this term, so a deposed leader with
- * check-quorum steps down. Either way the epoch's fencing token is the index of that
- * first entry: it grows with every new term (each new leader appends above everything
- * committed).
- */
-export class RuntimeBackend extends KvBackendBase<NodeRuntime> implements ApiBackend, JobsHost {
-  private epochTerm = 0;
-  private epochStart = 0;
-  private lastRole = 'follower';
-  elections = 0;
-  leaderChanges = 0;
-  private lastLeader = 0;
-  readonly fsync = new HistogramRecorder(FSYNC_BUCKETS);
-  /** The scheduled jobs' view (set by startNode); none = an empty list. */
-  jobsView: (() => unknown[]) | undefined;
-
-  constructor(self: MemberInfo, members: MemberInfo[], links: LinkInfo[], clusterName: string, private readonly engineName = 'raft') {
-    super(self, members, links, clusterName);
-  }
-
-  /** The node runs with fencing (activation gate): hooks follow the runtime's activation events. */
-  setFencing(devices: FenceDeviceInfo[]): void {
-    this.fenceDevices = devices;
-  }
-
-  attach(rt: NodeRuntime): void {
-    this.rt = rt;
-  }
-
-  /** The observer to pass to the NodeRuntime. */
-  observer(): RuntimeObserver {
-    return {
-      applied: (_rt, e: Entry) => this.onApplied(e),
-      afterStep: () => this.track(),
-      booted: () => this.track(),
-      fenced: (_rt, rec: FenceRecord) => this.countFence(rec),
-      activation: (_rt, ev) => this.followActivation(ev),
-    };
-  }
-
-
-  private onApplied(e: Entry): void {
-    this.notifyWatchers(e);
-    this.track();
-  }
-
-  /** Epoch start: first index of the current term in the log (cached per term). */
-  private epoch(): { term: number; start: number } {
-    const eng = this.rt?.engine;
-    if (!eng) return { term: 0, start: 0 };
-    const s = eng.status();
-    if (s.term !== this.epochTerm) {
-      this.epochTerm = s.term;
-      this.epochStart = 0;
-    }
-    if (this.epochStart === 0 && s.lastTerm === s.term) {
-      let i = s.lastIndex;
-      // Bounded: at most the entries above the snapshot.
-      while (i > s.snapshotIndex + 1 && eng.termAt(i - 1) === s.term) i--;
-      if (eng.termAt(i) === s.term) this.epochStart = i;
-    }
-    return { term: s.term, start: this.epochStart };
-  }
-
-  private track(): void {
-    const rt = this.rt;
-    const eng = rt?.engine;
-    if (!rt || !eng) return;
-    const s = eng.status();
-    if (s.role !== this.lastRole) {
-      if (s.role === 'candidate') this.elections++;
-      this.lastRole = s.role;
-    }
-    if (s.leader !== this.lastLeader) {
-      if (s.leader !== 0) this.leaderChanges++;
-      this.lastLeader = s.leader;
-    }
-    if (this.fenceDevices !== undefined) return; // activation events come from the runtime
-    const isLeader = rt.isLeader;
-    const ep = this.epoch();
-    const active = isLeader && ep.start > 0 && s.commitIndex >= ep.start;
-    if (active && !this.activeNow) {
-      this.activeNow = true;
-      this.onLeadership?.({ event: 'active', term: ep.term, token: ep.start });
-    } else if (!isLeader && this.activeNow) {
-      this.activeNow = false;
-      this.onLeadership?.({ event: 'inactive', term: s.term, token: ep.start });
-    }
-  }
-
-  get active(): boolean {
-    return this.activeNow;
-  }
-
-  status(): StatusView {
-    const rt = this.rt;
-    const s = rt?.status();
-    const eng = rt?.engine?.status();
-    const progress = new Map((eng?.progress ?? []).map((p) => [p.id, p]));
-    return {
-      id: this.self.name,
-      engine: this.engineName,
-      role: s?.role ?? 'down',
-      term: s?.term ?? 0,
-      leader: this.nameOf(s?.leader ?? 0),
-      active: this.activeNow,
-      commitIndex: s?.commitIndex ?? 0,
-      appliedIndex: s?.appliedIndex ?? 0,
-      peers: this.members
-        .filter((m) => m.id !== this.self.id)
-        .map((m) => {
-          const p = progress.get(m.id);
-          return { id: m.name, nodeId: m.id, role: m.role, ...this.contactOf(m.id), ...(p ? { match: p.match, state: p.state } : {}) };
-        }),
-      links: this.linksView(),
-      relays: (this.fenceDevices ?? []).map((d) => ({ ...d })),
-      witness: this.isWitness,
-      ...this.fencingView(s),
-    };
-  }
-
-  leader(): LeaderView {
-    const s = this.rt?.status();
-    const ep = this.epoch();
-    const leaderId = s?.leader ?? 0;
-    // With fencing, the leader itself reports its leadership's token (0 until its claim is applied).
-    const token = leaderId === 0 ? 0 : this.fenceDevices !== undefined && leaderId === this.self.id ? s!.token : ep.start;
-    return { leader: this.nameOf(leaderId), term: s?.term ?? 0, token };
-  }
-
-  put(key: string, value: Uint8Array, opts: { cas?: number }, cb: ClientCallback): void {
-    this.need(cb)?.put(key, value, opts, this.timed(cb));
-  }
-  del(key: string, opts: { cas?: number }, cb: ClientCallback): void {
-    this.need(cb)?.del(key, opts, this.timed(cb));
-  }
-  lockAcquire(name: string, owner: string, ttlMs: number, lease: string, cb: ClientCallback): void {
-    this.need(cb)?.lockAcquire(name, owner, ttlMs, lease, this.timed(cb));
-  }
-  lockRenew(name: string, lease: string, cb: ClientCallback): void {
-    this.need(cb)?.lockRenew(name, lease, this.timed(cb));
-  }
-  lockRelease(name: string, lease: string, cb: ClientCallback): void {
-    this.need(cb)?.lockRelease(name, lease, this.timed(cb));
-  }
-
-  jobs(): unknown[] {
-    return this.jobsView?.() ?? [];
-  }
-
-  // JobsHost (daemon/jobs): the active leadership as hooks see it, claims and reports.
-
-  /**
-   * This node's leadership while it is the active leader now. With fencing: the
-   * runtime's activation gate, judged at this instant (lease included), and its token.
-   * Without: leader with its term's first entry committed; the token is that entry's
-   * index (the same as hooks get).
-   */
-  activeLeadership(): Leadership | undefined {
-    const rt = this.rt;
-    const eng = rt?.engine;
-    if (!rt || !eng || !rt.isLeader) return undefined;
-    if (this.fenceDevices !== undefined) {
-      const token = rt.activeToken;
-      return token > 0 ? { term: eng.status().term, token } : undefined;
-    }
-    if (!this.activeNow) return undefined;
-    const ep = this.epoch();
-    return ep.start > 0 ? { term: ep.term, token: ep.start } : undefined;
-  }
-
-
-  metrics(): MetricFamily[] {
-    const s = this.rt?.status();
-    const roles = ['follower', 'pre-candidate', 'candidate', 'leader', 'down'];
-    const g = gauge;
-    const c = counter;
-    return [
-      { name: 'quorumd_role', help: 'Current role (1 for the current one).', type: 'gauge', samples: roles.map((r) => ({ labels: { role: r }, value: (s?.role ?? 'down') === r ? 1 : 0 })) },
-      g('quorumd_active', '1 while this node is the active leader.', this.activeNow ? 1 : 0),
-      g('quorumd_term', 'Current term.', s?.term ?? 0),
-      g('quorumd_commit_index', 'Highest log index known committed.', s?.commitIndex ?? 0),
-      g('quorumd_apply_index', 'Highest log index applied to the state machine.', s?.appliedIndex ?? 0),
-      g('quorumd_last_index', 'Last log index.', s?.lastIndex ?? 0),
-      c('quorumd_elections_total', 'Elections this node started (became candidate).', this.elections),
-      c('quorumd_leader_changes_total', 'Leader changes seen by this node.', this.leaderChanges),
-      this.fencesMetric(),
-      g('quorumd_elected', '1 while this node is the elected leader (active or not).', s?.elected ? 1 : 0),
-      g('quorumd_fencing_token', 'Fencing token of this node\'s leadership while active (0 otherwise).', this.activeNow ? (s?.token ?? 0) : 0),
-      g('quorumd_self_fencing', '1 when this node stopped feeding its watchdog (it lost its lease after being active).', s?.selfFencing ? 1 : 0),
-      ...this.linkMetrics(),
-      ...this.frameMetrics(s),
-      c('quorumd_fsyncs_total', 'fsync calls (files and directory).', s?.storage?.syncs ?? 0),
-      { name: 'quorumd_fsync_seconds', help: 'fsync latency.', type: 'histogram', histogram: this.fsync.snapshot() },
-      { name: 'quorumd_commit_seconds', help: 'Writes through this node that succeeded (KV, locks, job slots): from the request to its commit and apply, forwarding to the leader included.', type: 'histogram', histogram: this.commitLatency.snapshot() },
-      g('quorumd_pending_writes', 'Client writes waiting for commit.', s?.pending.writes ?? 0),
-      g('quorumd_pending_reads', 'Client reads waiting for their read index.', s?.pending.reads ?? 0),
-      g('quorumd_kv_keys', 'Keys and lock records in the replicated state (what kv.maxKeys bounds).', this.rt?.stateMachine.usage().keys ?? 0),
-      g('quorumd_kv_bytes', 'Bytes of keys, values, lock names and owners in the replicated state (what kv.maxBytes bounds).', this.rt?.stateMachine.usage().bytes ?? 0),
-      c('quorumd_quota_refusals_total', 'Writes this node refused as leader because a kv quota was full (507).', this.rt?.quotaRefusals ?? 0),
-      c('quorumd_lock_refusals_total', 'Lock renewals/releases this node refused as leader without writing (wrong lease, not held).', this.rt?.lockRefusals ?? 0),
-      { name: 'quorumd_info', help: 'Static node information.', type: 'gauge', samples: [{ labels: { node: this.self.name, cluster: this.clusterName, engine: this.engineName }, value: 1 }] },
-    ];
-  }
 }
 
 /**
