@@ -223,3 +223,26 @@ export class PbftClientNode implements WorkloadNode {
     });
   }
 }
+
+/** Virtual ms the honest replicas get, after the post-heal probe committed, to settle (pbftUnsettled). */
+export const PBFT_SETTLE_MS = 30_000;
+
+/**
+ * PBFT's liveness beyond "some write commits" (the probe): once the network is
+ * synchronous and at most f replicas are faulty, every honest replica takes part again
+ * — it is in the normal mode of the one view the others are in and has executed as far
+ * (Castro & Liskov §4.5.2: liveness is the honest replicas' progress, and an honest
+ * replica left alone in another view counts against f). Null when settled, else what
+ * differs. Run after the workload stopped, so the executed indexes come to rest.
+ */
+export function pbftUnsettled(honest: readonly EngineRuntime[]): string | null {
+  if (honest.length === 0) return null;
+  const st = honest.map((rt) => {
+    const e = rt.engine as PbftNode | undefined;
+    return { id: rt.id, view: e?.currentView ?? -1, normal: e ? !e.inViewChange : false, executed: e?.executedIndex ?? -1 };
+  });
+  const view = Math.max(...st.map((s) => s.view));
+  const executed = Math.max(...st.map((s) => s.executed));
+  if (st.every((s) => s.view === view && s.normal && s.executed === executed)) return null;
+  return `honest replicas did not settle within ${PBFT_SETTLE_MS} ms of the post-heal write: ${st.map((s) => `n${s.id} view ${s.view}${s.normal ? '' : ' (view change)'} executed ${s.executed}`).join(', ')}`;
+}
