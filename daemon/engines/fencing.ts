@@ -301,7 +301,7 @@ export class ExternalFencing {
     this.running = false;
     this.timer?.();
     this.timer = undefined;
-    this.driver?.cancelTimer();
+    this.driver?.stop();
     this.feedTimer?.();
     this.feedTimer = undefined;
     this.o.watchdog?.disarm();

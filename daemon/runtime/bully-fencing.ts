@@ -347,7 +347,7 @@ export class BullyFencing {
 
   /** The node stopped (or failed): no timer left, not active. */
   stopped(): void {
-    this.fenceDriver?.cancelTimer();
+    this.fenceDriver?.stop();
     this.setActive(false);
   }
 

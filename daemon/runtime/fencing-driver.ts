@@ -94,21 +94,72 @@ export class FencingDriver {
     this.fencer = new Fencer({ ...f.fencer!, self: o.id }, o.rng.fork('fencer'));
     // GPIO lines keep their level across a process crash: a fence of an earlier
     // incarnation may have left a 'reboot' target switched off with nobody left to
-    // power it on. A fresh process has no fence running: close those relays.
+    // power it on. A fresh process has no fence running, so it powers those targets on
+    // — but not at once: the relay may be off because a fence is in progress right now
+    // (ours before a quick restart, or another board's on a shared relay board), and a
+    // fence promises the target stays off for powerOnAfterMs. So the power-on waits
+    // that long from our start (never shorter than any fence's own off time, which
+    // began before we started), reads the relay again, and leaves it alone if it is on
+    // by then or our own Fencer has started fencing that target meanwhile.
     for (const t of targets) {
       if ((t.action ?? 'reboot') !== 'reboot') continue;
+      const waitMs = t.powerOnAfterMs ?? 10_000;
       for (const lv of t.levels) {
         for (const d of lv) {
           if (d.kind === 'watchdog-wait') continue;
           const relay = f.relays!.find((r) => r.name === d.relay)!;
           relay.read((err, on) => {
             if (err || on !== false || o.stopped()) return;
-            o.log('warn', `relay ${relay.name} was left off by an earlier incarnation: powering n${t.target} back on`, { node: o.id });
-            relay.set(true, () => {});
+            o.log('warn', `relay ${relay.name} was left off (by an earlier incarnation, or a fence in progress): powering n${t.target} back on in ${waitMs} ms unless a fence takes it over`, { node: o.id, target: t.target });
+            this.leftOff.add(relay.name);
+            const cancel = o.clock.setTimer(waitMs, () => {
+              this.startupTimers.delete(cancel);
+              try {
+                this.powerOnLeftOff(relay, t.target);
+              } catch (e) {
+                o.fatal('power-on of a relay left off', e);
+              }
+            });
+            this.startupTimers.add(cancel);
           });
         }
       }
     }
+  }
+
+  /** Relays read off at start and not (yet) powered on by powerOnLeftOff (for tests and status). */
+  readonly leftOff = new Set<string>();
+  private readonly startupTimers = new Set<Cancel>();
+
+  /** The end of the start-up wait for a relay read off: on, unless a fence holds it or it is on already. */
+  private powerOnLeftOff(relay: Relay, target: NodeId): void {
+    const o = this.o;
+    if (o.stopped() || !o.running()) return;
+    if (this.fencer.busy(target)) {
+      o.log('info', `relay ${relay.name} left off: our fence of n${target} now runs it (it powers the target on at its end)`, { node: o.id, target });
+      this.leftOff.delete(relay.name);
+      return;
+    }
+    relay.read((err, on) => {
+      if (o.stopped() || !o.running()) return;
+      if (err) {
+        o.log('error', `relay ${relay.name} left off: reading it again failed (${err.message}); not switching it`, { node: o.id, target });
+        return;
+      }
+      this.leftOff.delete(relay.name);
+      if (on !== false || this.fencer.busy(target)) return;
+      o.log('warn', `relay ${relay.name} left off: powering n${target} back on`, { node: o.id, target });
+      relay.set(true, (e) => {
+        if (e) o.log('error', `relay ${relay.name} left off: power-on failed: ${e.message}`, { node: o.id, target });
+      });
+    });
+  }
+
+  /** The node stops: no wake-up and no start-up power-on left. */
+  stop(): void {
+    this.cancelTimer();
+    for (const c of this.startupTimers) c();
+    this.startupTimers.clear();
   }
 
   /**

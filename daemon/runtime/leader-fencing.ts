@@ -329,7 +329,7 @@ export class LeaderFencing {
   /** The node stops (stop() or the fatal path): not active any more, no wake-ups; `disarm` the watchdog on an orderly stop. */
   stopped(disarm: boolean): void {
     this.setActive(false);
-    this.driver?.cancelTimer();
+    this.driver?.stop();
     if (disarm) this.opts.watchdog?.disarm();
   }
 

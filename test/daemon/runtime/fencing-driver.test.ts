@@ -96,3 +96,117 @@ describe('fencing driver time', () => {
     expect(d.at(stale)).toBeGreaterThan(stale);
   });
 });
+
+/** A clock whose timers fire only when the test moves it. */
+function manualClock(): Clock & { advance(ms: number): void; pending(): number } {
+  let t = 1000;
+  let timers: { at: number; fn: () => void; live: boolean }[] = [];
+  return {
+    monotonicMs: () => t,
+    wallMs: () => t,
+    setTimer(ms: number, fn: () => void): Cancel {
+      const e = { at: t + ms, fn, live: true };
+      timers.push(e);
+      return () => {
+        e.live = false;
+      };
+    },
+    advance(ms: number) {
+      t += ms;
+      const due = timers.filter((e) => e.live && e.at <= t);
+      timers = timers.filter((e) => e.live && e.at > t);
+      for (const e of due) e.fn();
+    },
+    pending: () => timers.filter((e) => e.live).length,
+  };
+}
+
+function offRelay(name: string): Relay & { on: boolean; sets: boolean[] } {
+  const r = {
+    name,
+    on: false,
+    sets: [] as boolean[],
+    set(v: boolean, done: (err: Error | null) => void) {
+      r.on = v;
+      r.sets.push(v);
+      done(null);
+    },
+    read(done: (err: Error | null, on?: boolean) => void) {
+      done(null, r.on);
+    },
+  };
+  return r as unknown as Relay & { on: boolean; sets: boolean[] };
+}
+
+function startupDriver(clock: Clock, r: Relay, stopped: () => boolean = () => false): FencingDriver {
+  return new FencingDriver({
+    who: 'test',
+    id: 1,
+    devices: {
+      relays: [r],
+      fencer: { targets: [{ target: 2, delayMs: 0, powerOnAfterMs: 5000, levels: [[{ kind: 'gpio-relay', relay: r.name }]] }], randomDelayMaxMs: 0, priorityDelayMs: 0 },
+    },
+    rng: new Rng(7),
+    clock,
+    log: () => {},
+    running: () => !stopped(),
+    stopped,
+    resultFed: () => {},
+    wake: () => {},
+    record: () => {},
+    pollMs: 10,
+    fatal: (where, e) => {
+      throw new Error(`fatal at ${where}: ${String(e)}`);
+    },
+  });
+}
+
+describe('a relay read off at start', () => {
+  it('is not switched on at once: the fence that may hold it keeps its powerOnAfterMs; after that it is powered on', () => {
+    const clock = manualClock();
+    const r = offRelay('r2');
+    const d = startupDriver(clock, r);
+    expect(r.sets).toEqual([]); // the old driver switched it on here, cutting a fence in progress short
+    expect(d.leftOff.has('r2')).toBe(true);
+    clock.advance(4999);
+    expect(r.sets).toEqual([]);
+    clock.advance(1);
+    expect(r.sets).toEqual([true]);
+    expect(d.leftOff.size).toBe(0);
+  });
+
+  it('is left alone when it was switched on meanwhile (the fence that held it ended)', () => {
+    const clock = manualClock();
+    const r = offRelay('r2');
+    startupDriver(clock, r);
+    r.on = true;
+    clock.advance(5000);
+    expect(r.sets).toEqual([]);
+  });
+
+  it('is left to our own fence when one of the same target starts during the wait', () => {
+    const clock = manualClock();
+    const r = offRelay('r2');
+    const d = startupDriver(clock, r);
+    d.fence(2, clock.monotonicMs(), { reason: 'suspect', term: 4 });
+    d.step(clock.monotonicMs());
+    expect(d.fencer.busy(2)).toBe(true);
+    const setsByFence = r.sets.length;
+    clock.advance(5000); // the fencer is not stepped here: whatever switches the relay now is the start-up wait
+    expect(r.sets.slice(setsByFence)).toEqual([]);
+    expect(r.on).toBe(false);
+    expect(d.leftOff.size).toBe(0);
+  });
+
+  it('is not switched after the node stopped', () => {
+    const clock = manualClock();
+    const r = offRelay('r2');
+    let stopped = false;
+    const d = startupDriver(clock, r, () => stopped);
+    stopped = true;
+    d.stop();
+    expect(clock.pending()).toBe(0);
+    clock.advance(10_000);
+    expect(r.sets).toEqual([]);
+  });
+});
