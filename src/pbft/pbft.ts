@@ -1696,6 +1696,12 @@ export class PbftNode implements Engine {
   // about prepared requests, so it is never a safety matter, and f liars complaining
   // cannot change the view on their own (paper §4.5.2's third point holds).
   // Complaints older than three retransmission periods no longer count.
+  // A complaint is not signed: it is never forwarded or shown to a third replica, so,
+  // like the messages the paper authenticates with MACs on point-to-point channels
+  // (TOCS §3), the authenticated channel is enough — the per-sender frame key and its
+  // replay window (daemon/runtime/pbft-host.ts) stop a liar from complaining in another
+  // replica's name or replaying an old complaint. A cluster-key thief could fake them,
+  // and then force needless view changes: liveness only, never safety.
 
   private suspect(): void {
     if (!this.normal) return;
