@@ -75,6 +75,8 @@ export function saboteurFor(auth: PbftAuth, members: readonly NodeId[], kinds: r
 export class PbftChecks implements EngineChecks {
   readonly engine = 'pbft' as const;
   readonly inv: PbftInvariants;
+  /** Highest view (HardState.term) each replica made durable. */
+  private readonly durableView = new Map<NodeId, number>();
   private readonly seen = new Map<NodeId, { prepared: Map<Index, { view: number; digest: Uint8Array }>; committed: Map<Index, { view: number; digest: Uint8Array }> }>();
 
   constructor(honest: readonly NodeId[]) {
@@ -85,10 +87,13 @@ export class PbftChecks implements EngineChecks {
   }
   booted(rt: EngineRuntime): void {
     this.inv.observeRestart(rt.id, rt.stateMachine.appliedIndex);
+    // Views never go back below the durable one (afterStep sees the in-memory view, which a crash may undo before it is persisted and sent).
+    this.inv.observeRestartView(rt.id, this.durableView.get(rt.id) ?? 0);
     this.inv.observeView(rt.id, (rt.engine as PbftNode).currentView);
     this.seen.set(rt.id, { prepared: new Map(), committed: new Map() });
   }
   persisted(rt: EngineRuntime, rd: Ready): void {
+    if (rd.hardState && rd.hardState.term > (this.durableView.get(rt.id) ?? 0)) this.durableView.set(rt.id, rd.hardState.term);
     if (rd.snapshot) this.inv.observeInstalled(rt.id, rd.snapshot.meta.index);
   }
   applied(rt: EngineRuntime, e: Entry, result?: ApplyResult): void {
