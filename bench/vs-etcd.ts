@@ -672,6 +672,8 @@ if (ONLY !== 'quorumd' && !haveEtcd) {
 }
 if (!existsSync(join(root, 'dist', 'cli.js'))) spawnSync(process.execPath, [join(root, 'scripts', 'build.mjs')], { stdio: 'inherit' });
 console.log(`vs-etcd: ${ROUNDS} round(s), ${WRITES} sequential writes, ${CONC} clients × ${SECS} s, ${KILLS} kills per round, idle window ${IDLE_S} s, etcd heartbeat/election ${ETCD_TIMING} ms`);
+// The idle CPU row compares like with like only at the same heartbeat: say what each runs.
+console.log(`quorumd dev runs the board defaults (daemon/config/schema.ts): Raft heartbeat 100 ms, election timeout 1000–2000 ms${timing![1] === '100' ? '' : ` — not etcd's heartbeat (${timing![1]} ms): the idle CPU row is then not at the same heartbeat (--etcd-timing 100/1000 for that)`}`);
 console.log(`uptime: ${spawnSync('uptime', { encoding: 'utf8' }).stdout.trim()}`);
 if (Q_NODE_OPTIONS) console.log(`quorumd processes run with NODE_OPTIONS=${Q_NODE_OPTIONS}`);
 const etcdBlocks: Block[] = [];

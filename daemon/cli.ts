@@ -7,7 +7,7 @@
  */
 import { pathToFileURL } from 'node:url';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
-import { EXIT, EXIT_TABLE } from './exit-codes.ts';
+import { EXIT, EXIT_TABLE, UsageError } from './exit-codes.ts';
 
 /** Exit status for "this command exists in the contract but is not implemented yet" (usage: 2). */
 export const EXIT_NOT_IMPLEMENTED = EXIT.USAGE;
@@ -104,6 +104,8 @@ export function buildProgram(): Command {
   // (and QUORUMD_API_URL = its API), so `quorumd kv put` inside a job reaches its own node.
   const nodeOpt = ['--node <url>', 'node API URL(s), comma-separated (env QUORUMD_API_URL)', process.env.QUORUMD_API_URL ?? 'http://127.0.0.1:7071'] as const;
   const firstNode = (n: string) => n.split(',')[0]!.trim();
+  // Engine pbft: gather f + 1 matching signed replies from every --node (daemon/client/pbft.ts).
+  const pbftOpt = ['--pbft <config>', 'engine pbft: trust a result only when f + 1 nodes signed it; asks every --node URL; keys from this node config file (env QUORUMD_PBFT_CONFIG)', process.env.QUORUMD_PBFT_CONFIG] as const;
   // The API token: --token-file, QUORUMD_API_TOKEN(_FILE), --data-dir / QUORUMD_DATA_DIR, /var/lib/quorumd (daemon/client/token.ts).
   // Client commands find the API token (daemon/client/token.ts): --token-file,
   // QUORUMD_API_TOKEN(_FILE), --data-dir / QUORUMD_DATA_DIR, /var/lib/quorumd.
@@ -133,25 +135,29 @@ export function buildProgram(): Command {
     .description('print the value (raw) of a key; exit 1 if absent')
     .option('--stale', 'read the node\'s local state (not linearizable, works without a leader)')
     .option(...nodeOpt)
-    .action(async (key: string, opts: { stale?: boolean; node: string }) => {
+    .option(...pbftOpt)
+    .action(async (key: string, opts: { stale?: boolean; node: string; pbft?: string }) => {
       const c = await import('./client/commands.ts');
-      process.exitCode = await c.kvGet(firstNode(opts.node), key, { stale: opts.stale === true });
+      if (opts.pbft !== undefined && opts.stale) throw new UsageError('quorumd kv get: --stale and --pbft do not go together (a --pbft read is ordered and signed)');
+      process.exitCode = opts.pbft !== undefined ? await c.kvPbft(opts.node, opts.pbft, { kind: 'get', key }) : await c.kvGet(firstNode(opts.node), key, { stale: opts.stale === true });
     }));
   tokenOpts(kv.command('put <key> <value>')
     .description('write a value; prints index=<n>')
     .option('--cas <index>', 'only if the key\'s index is <index> (0 = only if absent)', parseIntArg('--cas', 0, Number.MAX_SAFE_INTEGER))
     .option(...nodeOpt)
-    .action(async (key: string, value: string, opts: { cas?: number; node: string }) => {
+    .option(...pbftOpt)
+    .action(async (key: string, value: string, opts: { cas?: number; node: string; pbft?: string }) => {
       const c = await import('./client/commands.ts');
-      process.exitCode = await c.kvPut(firstNode(opts.node), key, value, { cas: opts.cas });
+      process.exitCode = opts.pbft !== undefined ? await c.kvPbft(opts.node, opts.pbft, { kind: 'put', key, value, ...(opts.cas !== undefined ? { cas: opts.cas } : {}) }) : await c.kvPut(firstNode(opts.node), key, value, { cas: opts.cas });
     }));
   tokenOpts(kv.command('del <key>')
     .description('delete a key; prints index=<n>')
     .option('--cas <index>', 'only if the key\'s index is <index>', parseIntArg('--cas', 0, Number.MAX_SAFE_INTEGER))
     .option(...nodeOpt)
-    .action(async (key: string, opts: { cas?: number; node: string }) => {
+    .option(...pbftOpt)
+    .action(async (key: string, opts: { cas?: number; node: string; pbft?: string }) => {
       const c = await import('./client/commands.ts');
-      process.exitCode = await c.kvDel(firstNode(opts.node), key, { cas: opts.cas });
+      process.exitCode = opts.pbft !== undefined ? await c.kvPbft(opts.node, opts.pbft, { kind: 'del', key, ...(opts.cas !== undefined ? { cas: opts.cas } : {}) }) : await c.kvDel(firstNode(opts.node), key, { cas: opts.cas });
     }));
 
   tokenOpts(program

@@ -21,6 +21,8 @@ export type { Config } from './config/schema.ts';
 export { startApiServer, type ApiServer, type HttpOptions } from './http/server.ts';
 export type { ApiBackend } from './http/backend.ts';
 export { call as httpCall } from './client/http.ts';
+// Engine pbft: a client that trusts a result only with f + 1 matching signed replies.
+export { PbftClient, PbftClientError, type PbftClientOptions, type CertifiedResult } from './client/pbft.ts';
 export { runWorkload, historyToJsonLines } from './client/workload.ts';
 export { startDev, type DevCluster, type DevOptions } from './dev.ts';
 export { HookRunner, type HookEvent } from './hooks.ts';

@@ -93,7 +93,9 @@ export async function build(root = ROOT, log = (s) => process.stderr.write(s)) {
     throw new Error(`building dist/ needs esbuild (a devDependency): run \`npm ci\` in ${root} (${e.message})`);
   }
   const out = join(root, 'dist');
-  const r = esbuild.buildSync({
+  let r;
+  try {
+  r = esbuild.buildSync({
     absWorkingDir: root,
     entryPoints: ENTRIES,
     bundle: true,
@@ -124,6 +126,12 @@ export async function build(root = ROOT, log = (s) => process.stderr.write(s)) {
     logLevel: 'silent',
     metafile: false,
   });
+  } finally {
+    // buildSync runs esbuild in a worker thread with a long-lived esbuild child process
+    // (~130 MiB resident); without stop() both stayed for the life of the process that
+    // built — a `quorumd dev` supervisor started after an edit kept them all along.
+    await esbuild.stop?.();
+  }
   if (r.errors.length > 0) throw new Error(`build failed:\n${r.errors.map((e) => `  ${e.location?.file ?? ''}:${e.location?.line ?? ''} ${e.text}`).join('\n')}`);
   mkdirSync(out, { recursive: true });
   // Chunks and maps first, the entry points after them (an entry names its chunks).

@@ -391,3 +391,55 @@ export function jobs(node: string, o: { json?: boolean }, io: Out = stdio): Prom
     return 0;
   });
 }
+
+/**
+ * `quorumd kv get|put|del --pbft CONFIG`: engine pbft, the result only with f + 1
+ * matching signed replies from the --node URLs (daemon/client/pbft.ts). The output is
+ * the same as without --pbft; failures name every node and what it said.
+ */
+export async function kvPbft(nodes: string, configFile: string, op: { kind: 'get'; key: string } | { kind: 'put'; key: string; value: string; cas?: number } | { kind: 'del'; key: string; cas?: number }, o: { timeoutMs?: number } = {}, io: Out = stdio): Promise<number> {
+  const what = `kv ${op.kind}`;
+  const { PbftClient, PbftClientError } = await import('./pbft.ts');
+  let client;
+  try {
+    client = PbftClient.fromConfig(configFile, nodes.split(',').map((s) => s.trim()).filter((s) => s !== ''), o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {});
+  } catch (err) {
+    io.err(`quorumd ${what} --pbft: ${(err as Error).message}\n`);
+    return EXIT_USAGE;
+  }
+  try {
+    const r = op.kind === 'get' ? await client.get(op.key) : op.kind === 'put' ? await client.put(op.key, op.value, { cas: op.cas }) : await client.del(op.key, { cas: op.cas });
+    if (op.kind === 'get') {
+      if (r.status === 200) {
+        io.out(r.value ?? new Uint8Array(0));
+        if (process.stdout.isTTY && io === stdio) io.out('\n');
+        return 0;
+      }
+      if (r.status === 404) {
+        io.err(`quorumd kv get: key ${JSON.stringify(op.key)} not found (f + 1 replicas agree: ${r.replicas.join(', ')})\n`);
+        return EXIT_NO;
+      }
+    } else {
+      if (r.status === 200) {
+        io.out(`index=${String(r.index ?? 0)}\n`);
+        return 0;
+      }
+      if (r.status === 409) {
+        io.err(`quorumd ${what}: ${op.cas !== undefined ? `compare-and-set failed: the key's index is ${String(r.index ?? 0)}, not ${op.cas}` : 'refused (409): an older request of this client'}\n`);
+        return EXIT_NO;
+      }
+    }
+    io.err(`quorumd ${what}: ${r.status}${r.error ? `: ${r.error}` : ''} (f + 1 replicas agree: ${r.replicas.join(', ')})\n`);
+    return exitForStatus(r.status);
+  } catch (err) {
+    if (err instanceof PbftClientError) {
+      io.err(`quorumd ${what}: ${err.message}\n${op.kind !== 'get' && err.sent ? `quorumd ${what}: outcome unknown: the write may or may not have happened\n` : ''}`);
+      return op.kind !== 'get' && err.sent ? EXIT_UNKNOWN : EXIT_UNAVAILABLE;
+    }
+    if (err instanceof ClientError) {
+      io.err(`quorumd ${what}: ${err.message}\n`);
+      return EXIT_USAGE;
+    }
+    throw err;
+  }
+}

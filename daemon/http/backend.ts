@@ -8,6 +8,8 @@
  */
 import type { ClientCallback } from '../runtime/results.ts';
 import type { MetricFamily } from './metrics.ts';
+import type { PbftReply } from '../../src/pbft/reply.ts';
+import type { ClientRef as PbftClientRef } from '../runtime/pbft-clients.ts';
 
 export interface StatusView {
   id: string;
@@ -78,9 +80,12 @@ export interface ApiBackend {
   status(): StatusView;
   leader(): LeaderView;
   /** Linearizable read (ReadIndex) unless `stale`. */
-  get(key: string, opts: { stale: boolean }, cb: ClientCallback): void;
-  put(key: string, value: Uint8Array, opts: { cas?: number }, cb: ClientCallback): void;
-  del(key: string, opts: { cas?: number }, cb: ClientCallback): void;
+  /** `pbftClient` (engine pbft; others ignore it): the client request's identity, daemon/runtime/pbft-clients.ts. */
+  get(key: string, opts: { stale: boolean; pbftClient?: PbftClientRef }, cb: ClientCallback): void;
+  put(key: string, value: Uint8Array, opts: { cas?: number; pbftClient?: PbftClientRef }, cb: ClientCallback): void;
+  del(key: string, opts: { cas?: number; pbftClient?: PbftClientRef }, cb: ClientCallback): void;
+  /** Engine pbft: this node's signed reply for client request (id, seq), while it holds it. */
+  pbftClientReply?(id: Uint8Array, seq: number): PbftReply | undefined;
   /**
    * Locks: `lease` is the holder's secret lease id (docs/api.md); renew and release
    * name the grant by it, never by the public fencing token.

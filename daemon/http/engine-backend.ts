@@ -22,6 +22,8 @@ import type { FenceDeviceInfo } from '../fencing/build.ts';
 import type { JobsHost, Leadership } from '../jobs/coordinator.ts';
 import type { EngineRuntime, EngineRuntimeObserver } from '../runtime/engine-node.ts';
 import type { ClientCallback } from '../runtime/results.ts';
+import type { ClientRef } from '../runtime/pbft-clients.ts';
+import type { PbftReply } from '../../src/pbft/reply.ts';
 import type { ApiBackend, LeaderView, StatusView } from './backend.ts';
 import { KvBackendBase, counter, gauge, type LeadershipEvent } from './runtime-backend.ts';
 import { FSYNC_BUCKETS, HistogramRecorder, type MetricFamily } from './metrics.ts';
@@ -143,11 +145,15 @@ export class EngineBackend extends KvBackendBase<EngineRuntime> implements ApiBa
     return start > 0 && st.commitIndex >= start ? start : 0;
   }
 
-  put(key: string, value: Uint8Array, opts: { cas?: number }, cb: ClientCallback): void {
+  put(key: string, value: Uint8Array, opts: { cas?: number; pbftClient?: ClientRef }, cb: ClientCallback): void {
     this.need(cb)?.put(key, value, opts, this.timed(cb));
   }
-  del(key: string, opts: { cas?: number }, cb: ClientCallback): void {
+  del(key: string, opts: { cas?: number; pbftClient?: ClientRef }, cb: ClientCallback): void {
     this.need(cb)?.del(key, opts, this.timed(cb));
+  }
+  /** Engine pbft: the reply this node signed for a client request (pbft-clients.ts). */
+  pbftClientReply(id: Uint8Array, seq: number): PbftReply | undefined {
+    return this.rt?.engineName === 'pbft' ? this.rt.pbftClientReply(id, seq) : undefined;
   }
   lockAcquire(name: string, owner: string, ttlMs: number, lease: string, cb: ClientCallback): void {
     this.need(cb)?.lockAcquire(name, owner, ttlMs, lease, this.timed(cb));

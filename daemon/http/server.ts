@@ -16,6 +16,7 @@
  *   GET    /v1/keys?prefix=p&limit=n        → {index, keys: [{key, size, createIndex, modIndex}], more} (local)
  *   GET    /v1/locks                        → {index, clockMs, locks: [{name, owner, token, ttlMs, expiresAt}]} (local)
  *   GET    /metrics                         → Prometheus text
+ *   GET    /v1/pbft/reply?client=c&seq=n    → engine pbft: this node's signed reply for a client request (pbft-headers.ts)
  *   GET    /ui, /ui/<file>                  → the dashboard (its code only; its data needs the token)
  *
  * Every request (but the dashboard's own page and code under /ui, which hold no data)
@@ -49,6 +50,7 @@ import type { HttpTools } from '../services/http.ts';
 import { renderMetrics, type MetricFamily } from './metrics.ts';
 import { ApiAuth, requiredScope, scopeAllows, type ApiCredential } from './auth.ts';
 import { isUiPath, UI_HEADERS, uiFile } from '../ui/dashboard.ts';
+import { clientRefOf, pbftHeaders, REPLY_HEADER, replyHeaderValue } from './pbft-headers.ts';
 
 export interface HttpOptions {
   /** Default 127.0.0.1. Any non-loopback host requires `token` (checked by the config; enforced here too). */
@@ -386,11 +388,11 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
 
   function writeResult(res: ServerResponse, r: ClientResult, cas: number | undefined, what: string): void {
     if (r.status === 200) {
-      json(res, 200, cas === undefined ? { index: r.index ?? 0 } : { ok: true, index: r.index ?? 0 });
+      json(res, 200, cas === undefined ? { index: r.index ?? 0 } : { ok: true, index: r.index ?? 0 }, pbftHeaders(r));
       return;
     }
     if (r.status === 409) {
-      json(res, 409, { ok: false, index: r.index ?? 0, error: r.error ?? `${what}: compare-and-set failed: the key's index is ${r.index ?? 0}`, code: 'cas-failed' });
+      json(res, 409, { ok: false, index: r.index ?? 0, error: r.error ?? `${what}: compare-and-set failed: the key's index is ${r.index ?? 0}`, code: 'cas-failed' }, pbftHeaders(r));
       return;
     }
     sendError(res, failure(r, what));
@@ -398,9 +400,9 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
 
   function sendValue(res: ServerResponse, r: ClientResult, key: string): void {
     if (r.status === 200) {
-      send(res, 200, r.value ?? new Uint8Array(0), { 'Content-Type': 'application/octet-stream', 'X-Quorumd-Index': r.index ?? 0 });
+      send(res, 200, r.value ?? new Uint8Array(0), { 'Content-Type': 'application/octet-stream', 'X-Quorumd-Index': r.index ?? 0, ...pbftHeaders(r) });
     } else if (r.status === 404) {
-      json(res, 404, { error: `key ${JSON.stringify(key)} not found`, code: 'not-found' }, { 'X-Quorumd-Index': r.index ?? 0 });
+      json(res, 404, { error: `key ${JSON.stringify(key)} not found`, code: 'not-found' }, { 'X-Quorumd-Index': r.index ?? 0, ...pbftHeaders(r) });
     } else sendError(res, failure(r, 'get'));
   }
 
@@ -560,13 +562,29 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
       if (!backend.locks) throw new HttpError(501, 'engine-unsupported', 'locks need the Raft engine (engine: raft)');
       return json(res, 200, backend.locks());
     }
+    if (path === '/v1/pbft/reply') {
+      only('GET', 'HEAD');
+      const q = parseQuery(search, ['client', 'seq']);
+      rejectBodyIfAny(req);
+      if (!backend.pbftClientReply || backend.status().engine !== 'pbft') throw new HttpError(501, 'engine-unsupported', 'signed replies are given by engine pbft only');
+      const ref = clientRefOf(q.get('client'), q.get('seq'));
+      if (ref === undefined) throw bad('needs client=<hex id>&seq=<request number>');
+      if (typeof ref === 'string') throw bad(ref);
+      const rep = backend.pbftClientReply(ref.id, ref.seq);
+      if (!rep) return json(res, 404, { error: `no signed reply for client request ${q.get('client')}/${ref.seq} here (not executed here yet, or forgotten)`, code: 'not-found' });
+      const b64 = replyHeaderValue(rep);
+      return json(res, 200, { replica: rep.replica, reply: b64 }, { [REPLY_HEADER]: b64 });
+    }
     if (path.startsWith('/v1/kv/') || path === '/v1/kv') {
       const key = decodeName(path.slice('/v1/kv/'.length), 'key');
       only('GET', 'PUT', 'DELETE');
       if (method !== 'GET' && key.startsWith('_quorumd/')) throw bad(`key ${JSON.stringify(key.slice(0, 40))}: the prefix _quorumd/ is reserved for quorumd's own records (service discovery: /v1/services); it can be read, not written`, 'reserved-key');
       if (method === 'GET') {
-        const q = parseQuery(search, ['stale', 'watch', 'wait']);
+        const q = parseQuery(search, ['stale', 'watch', 'wait', 'client', 'seq']);
         rejectBodyIfAny(req);
+        const ref = clientRefOf(q.get('client'), q.get('seq'));
+        if (typeof ref === 'string') throw bad(ref);
+        if (ref && (q.has('watch') || q.has('stale'))) throw bad('client/seq (a signed, ordered read) do not combine with watch or stale');
         const w = q.get('watch');
         if (w !== undefined) {
           if (q.has('stale')) throw bad('watch reads are local already; do not combine watch with stale');
@@ -579,18 +597,21 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
         if (q.has('wait')) throw bad('wait is only meaningful with watch=<index>');
         const st = q.get('stale');
         if (st !== undefined && st !== '' && st !== 'true' && st !== '1') throw bad(`stale takes no value (or true/1), got ${JSON.stringify(st.slice(0, 40))}`);
-        const r = await call((cb) => backend.get(key, { stale: st !== undefined }, cb));
+        const r = await call((cb) => backend.get(key, { stale: st !== undefined, ...(ref ? { pbftClient: ref } : {}) }, cb));
         return sendValue(res, r, key);
       }
-      const q = parseQuery(search, ['cas']);
+      const q = parseQuery(search, ['cas', 'client', 'seq']);
       const cas = casOf(q);
+      const ref = clientRefOf(q.get('client'), q.get('seq'));
+      if (typeof ref === 'string') throw bad(ref);
+      const wopts = { ...(cas === undefined ? {} : { cas }), ...(ref ? { pbftClient: ref } : {}) };
       if (method === 'PUT') {
         const value = await readBody(req, Math.min(maxBody, MAX_VALUE_BYTES));
-        const r = await call((cb) => backend.put(key, value, cas === undefined ? {} : { cas }, cb));
+        const r = await call((cb) => backend.put(key, value, wopts, cb));
         return writeResult(res, r, cas, 'put');
       }
       rejectBodyIfAny(req);
-      const r = await call((cb) => backend.del(key, cas === undefined ? {} : { cas }, cb));
+      const r = await call((cb) => backend.del(key, wopts, cb));
       return writeResult(res, r, cas, 'delete');
     }
     if (path.startsWith('/v1/locks/') || path === '/v1/locks') {

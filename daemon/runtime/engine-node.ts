@@ -63,7 +63,8 @@ import type { PbftAuth } from '../../src/pbft/auth.ts';
 import type { Saboteur } from '../../src/pbft/byzantine.ts';
 import { signReply, type PbftReply } from '../../src/pbft/reply.ts';
 import { sha256 } from '../../src/pbft/encoding.ts';
-import { derivedFrameKeys, derivedPbftAuth, encodeResult, pbftFromDurable, pbftSnapshotRecord, pbftToDurable } from './pbft-host.ts';
+import { derivedFrameKeys, derivedPbftAuth, decodeResult, encodeResult, pbftFromDurable, pbftSnapshotRecord, pbftToDurable } from './pbft-host.ts';
+import { ClientTable, checkClientRef, clientKey, decodeClientOp, decodePbftState, encodeClientOp, encodePbftState, isClientOp, type ClientRef } from './pbft-clients.ts';
 import { RaftEngine } from '../../src/raft/engine.ts';
 import { BullyEngine, fencingToken } from '../../src/bully/index.ts';
 import { BullyFencing, type BullyActivationStatus } from './bully-fencing.ts';
@@ -318,6 +319,11 @@ export class EngineRuntime {
   private readonly pbftAuth: PbftAuth | undefined;
   private readonly pendingRefs = new Map<number, PendingWrite>();
   private readonly signedReplies = new Map<string, PbftReply>();
+  /** PBFT: the replicated last-write-per-client table (pbft-clients.ts), and the replies signed for client requests by client id/seq. */
+  private clientTable = new ClientTable();
+  private readonly clientReplies = new Map<string, PbftReply>();
+  /** PBFT: the client results of the entries applied in the current Ready (what was signed, before a liar's changes). */
+  private pbftApplied: Map<Index, ClientResult> | undefined;
   /** PBFT: the newest hard state in the durable log's shape (entries may not be stored above its term). */
   private pbftHard: HardState = { term: 1, vote: 0, commit: 0 };
 
@@ -349,6 +355,19 @@ export class EngineRuntime {
       eager: () => {
         const ms = this.eng!.takeEager?.();
         if (ms) for (let i = 0; i < ms.length; i++) this.send(ms[i]!);
+      },
+      // Committed entries the engine lets go before its own Ready is durable (Raft: a
+      // leader's entries committed by a quorum of followers; src/raft/raft.ts takeCommitted).
+      // Paused while a snapshot is due: the snapshot is taken of the state machine at
+      // the engine's appliedIndex, which counts them only once durable here, so the two
+      // must meet first (maybeCompact); the Readys apply meanwhile.
+      apply: () => {
+        if (this.kv.appliedIndex - this.snapIndex >= this.snapshotEntries) return;
+        const es = this.eng!.takeCommitted?.();
+        if (!es || es.length === 0) return;
+        const witness = this.eng!.status().isWitness;
+        for (let i = 0; i < es.length; i++) this.applyEntry(es[i]!, witness);
+        this.serveReads();
       },
       next: () => this.eng!.ready(),
       persist: (rd, done) => {
@@ -587,6 +606,13 @@ export class EngineRuntime {
   }
 
   private restoreStateMachine(index: Index, data: Uint8Array): void {
+    if (this.pbftAuth) {
+      // A PBFT snapshot may carry the client table beside the KV state (pbft-clients.ts).
+      const st = decodePbftState(data);
+      if (typeof st === 'string') throw new Error(`node ${this.id}: snapshot at index ${index}: ${st}`);
+      this.clientTable = st.table;
+      data = st.kv;
+    }
     if (data.length === 0) {
       // A witness keeps no data: an empty state machine at the snapshot's index.
       this.kv = new KvStateMachine();
@@ -769,13 +795,17 @@ export class EngineRuntime {
     let results: Map<Index, ApplyResult | undefined> | undefined;
     if (rd.committed.length > 0) {
       const witness = eng.status().isWitness;
-      if (this.pbftAuth) results = new Map();
+      if (this.pbftAuth) {
+        results = new Map();
+        this.pbftApplied = new Map();
+      }
       for (const e of rd.committed) {
         const r = this.applyEntry(e, witness);
         results?.set(e.index, r);
       }
     }
     if (rd.outcomes) this.pbftOutcomes(rd.outcomes, results);
+    this.pbftApplied = undefined;
     for (const rs of rd.readStates) {
       const p = this.pendingReads.get(rs.ctx);
       if (p) p.index = rs.index;
@@ -802,6 +832,7 @@ export class EngineRuntime {
       this.pendingUse = { keys: this.pendingUse.keys - g.keys, bytes: this.pendingUse.bytes - g.bytes };
     }
     let result: ApplyResult | undefined;
+    if (this.pbftAuth && e.type === EntryType.Normal && isClientOp(e.data)) return this.pbftApplyClientOp(e);
     if (e.type === EntryType.Normal && !witness) {
       result = this.kv.apply(e.index, e.data);
       if (result.op === 'error' && result.error.code === 'apply-order') this.log('error', 'apply order', { node: this.id, index: e.index, error: result.error.message });
@@ -812,7 +843,7 @@ export class EngineRuntime {
     this.opts.observer?.applied?.(this, e, result);
     this.fencing?.applied(e, result);
     if (this.pbftAuth) {
-      this.pbftSignReply(e, result);
+      this.pbftSignReply(e, resultToClient(result));
       return result;
     }
     const w = this.pendingWrites.get(e.index);
@@ -842,17 +873,24 @@ export class EngineRuntime {
    * are not offered under PBFT yet: their time stamps and leader checks assume a
    * trusted leader (501).
    */
-  private pbftPropose(cmd: Command, reply: ClientCallback, local: boolean): void {
+  private pbftPropose(req: Command | { cmd: Command; ref: ClientRef } | { read: string; ref: ClientRef }, reply: ClientCallback, local: boolean): void {
     if (!local) return reply(unavailable(`node ${this.id} runs pbft: every node proposes its own clients' requests; forwarded requests are not taken`));
+    if ('read' in req) return this.pbftProposeBytes(encodeClientOp({ ...req.ref, kind: 'read', key: req.read }), reply);
+    const cmd = 'ref' in req ? req.cmd : req;
     if (cmd.op !== 'put' && cmd.op !== 'del') return reply({ status: 501, error: `${cmd.op} is not supported under engine pbft yet (locks and jobs need a trusted leader's clock)` });
-    const data = encodeCommand(cmd);
-    if (data instanceof KvError) return reply({ status: data.httpStatus, error: data.message });
+    const plain = encodeCommand(cmd);
+    if (plain instanceof KvError) return reply({ status: plain.httpStatus, error: plain.message });
+    const data = 'ref' in req ? encodeClientOp({ ...req.ref, kind: 'write', command: plain }) : plain;
     const growth = quotaGrowth(this.kv, cmd);
     const over = growth.keys > 0 || growth.bytes > 0 ? checkQuota(this.quota, this.kv.usage(), { keys: 0, bytes: 0 }, growth) : null;
     if (over) {
       this.quotaRefusals++;
       return reply({ status: over.httpStatus, error: over.message });
     }
+    this.pbftProposeBytes(data, reply);
+  }
+
+  private pbftProposeBytes(data: Uint8Array, reply: ClientCallback): void {
     const eng = this.eng!;
     const r: Result = this.guarded(() => eng.propose(data), 'propose');
     this.afterStep();
@@ -875,24 +913,30 @@ export class EngineRuntime {
         w.reply(unavailable(`request ${this.id}/${o.ref} will never be applied (the engine dropped it); not applied`));
         continue;
       }
-      if (!results?.has(o.index)) {
+      const applied = this.pbftApplied?.get(o.index);
+      if (!results?.has(o.index) || !applied) {
         w.reply(unknownOutcome(`request ${this.id}/${o.ref} was applied at index ${o.index} before this node could see its result`));
         continue;
       }
-      let res = resultToClient(results.get(o.index));
+      let res = applied;
       const byz = this.opts.byzantine;
-      if (byz?.has('wrong-reply') && res.index !== undefined) res = { ...res, index: res.index + 7 }; // lies to its own client too
-      w.reply({ ...res, pbft: { origin: this.id, reqNo: o.ref, reply: this.signedReplies.get(`${this.id}/${o.ref}`) } });
+      if (byz?.has('wrong-reply')) {
+        // Lies to its own client too.
+        if (res.index !== undefined) res = { ...res, index: res.index + 7 };
+        if (res.value !== undefined) res = { ...res, value: new Uint8Array(Buffer.concat([Buffer.from('LIE-'), res.value])) };
+      }
+      w.reply({ ...res, pbftF: this.pbftF(), pbft: { origin: this.id, reqNo: o.ref, reply: this.signedReplies.get(`${this.id}/${o.ref}`) } });
     }
   }
 
   /** Every executed client request gets a signed reply (src/pbft/reply.ts): the client trusts f + 1 matching ones. */
-  private pbftSignReply(e: Entry, result: ApplyResult | undefined): void {
+  private pbftSignReply(e: Entry, res: ClientResult, client?: ClientRef): void {
     if (e.type !== EntryType.Normal) return;
+    this.pbftApplied?.set(e.index, res);
     const eng = this.eng as PbftNode;
     const req = eng.executedRequest(e.index);
     if (!req) return;
-    const plain = encodeResult(resultToClient(result));
+    const plain = encodeResult(res);
     const rep = signReply(this.pbftAuth!, {
       view: eng.currentView, origin: req.origin, reqNo: req.reqNo, index: e.index, opDigest: sha256(e.data),
       result: this.opts.byzantine ? this.opts.byzantine.replyResult(plain) : plain,
@@ -900,7 +944,78 @@ export class EngineRuntime {
     const key = `${req.origin}/${req.reqNo}`;
     this.signedReplies.set(key, rep);
     if (this.signedReplies.size > 1024) this.signedReplies.delete(this.signedReplies.keys().next().value!);
+    if (client) {
+      // The first execution's reply stays (a retry's duplicate answers the same result).
+      const ck = clientKey(client.id, client.seq);
+      if (!this.clientReplies.has(ck)) this.clientReplies.set(ck, rep);
+      if (this.clientReplies.size > 1024) this.clientReplies.delete(this.clientReplies.keys().next().value!);
+    }
     this.opts.observer?.replied?.(this, rep);
+  }
+
+  /** f of this PBFT cluster (⌊(n − 1) / 3⌋ of the voters). */
+  private pbftF(): number {
+    return Math.floor((this.opts.config.voters.length - 1) / 3);
+  }
+
+  /**
+   * A request of a client that gathers f + 1 replies itself (pbft-clients.ts): a KV write
+   * or, with a key, an ordered read, in the client's envelope. Proposed here as any
+   * request of this node (origin = this node); the answer carries this node's signed reply.
+   */
+  private pbftClientRequest(what: Command | string, ref: ClientRef, cb: ClientCallback): void {
+    if (typeof cb !== 'function') throw new TypeError('EngineRuntime: cb must be a function');
+    const bad = checkClientRef(ref);
+    if (bad) return cb({ status: Status.BAD_REQUEST, error: bad });
+    if (typeof what === 'string') {
+      const badKey = checkKey(what);
+      if (badKey) return cb(badKey);
+    }
+    if (this.stateValue !== 'running') return cb(unavailable(`node ${this.id} is not running (${this.stateValue})`));
+    this.pbftPropose(typeof what === 'string' ? { read: what, ref } : { cmd: what, ref }, cb, true);
+    this.pump();
+  }
+
+  /** Applies a client envelope (pbft-clients.ts): a read, or a write at most once per client request. */
+  private pbftApplyClientOp(e: Entry): ApplyResult | undefined {
+    const op = decodeClientOp(e.data);
+    if (typeof op === 'string') {
+      // Not a valid envelope: a bad command as any other (counted, index consumed).
+      const result = this.kv.apply(e.index, e.data);
+      this.opts.observer?.applied?.(this, e, result);
+      this.pbftSignReply(e, { status: Status.BAD_REQUEST, error: op });
+      return result;
+    }
+    let res: ClientResult;
+    let result: ApplyResult | undefined;
+    let seen: Entry = e;
+    if (op.kind === 'read') {
+      this.kv.applyNoop(e.index);
+      res = this.localGet(op.key!);
+    } else {
+      const v = this.clientTable.judge(op);
+      seen = { ...e, data: op.command! };
+      if (v.run) {
+        result = this.kv.apply(e.index, op.command!);
+        res = resultToClient(result);
+        this.clientTable.record(op, e.index, encodeResult(res));
+      } else {
+        this.kv.applyNoop(e.index);
+        const rec = 'recorded' in v ? decodeResult(v.recorded) : undefined;
+        res = rec === undefined
+          ? { status: Status.CONFLICT, error: `client request ${op.seq} is older than this client's last executed request (${'stale' in v ? v.stale : '?'}); not executed` }
+          : rec instanceof Error ? { status: Status.UNKNOWN, error: rec.message } : rec;
+      }
+    }
+    // Observers see the KV command itself (watches, the simulator); reads change nothing.
+    this.opts.observer?.applied?.(this, seen, result);
+    this.pbftSignReply(e, res, op);
+    return result;
+  }
+
+  /** The reply this node signed for the client request (id, seq), while it keeps it (the last 1024). */
+  pbftClientReply(id: Uint8Array, seq: number): PbftReply | undefined {
+    return this.clientReplies.get(clientKey(id, seq));
   }
 
   /** The reply this node signed for request origin/reqNo, while it keeps it (the last 1024). */
@@ -915,7 +1030,7 @@ export class EngineRuntime {
       this.log('error', 'pbft checkpoint skipped', { node: this.id, checkpoint: c, applied: this.kv.appliedIndex });
       return;
     }
-    const data = this.kv.snapshot();
+    const data = encodePbftState(this.kv.snapshot(), this.clientTable);
     const r = eng.compact(c, data);
     if (!r.ok) {
       this.log('warn', 'pbft checkpoint refused', { node: this.id, checkpoint: c, reason: r.reason });
@@ -1099,15 +1214,18 @@ export class EngineRuntime {
   // ---------------------------------------------------------------------------
   // Client API
 
-  put(key: string, value: Uint8Array, opts: { cas?: number }, cb: ClientCallback): void {
+  /** `pbftClient` (engine pbft): the client's id and request number, so that a retry on another node does not execute twice (pbft-clients.ts). */
+  put(key: string, value: Uint8Array, opts: { cas?: number; pbftClient?: ClientRef }, cb: ClientCallback): void {
     const cmd: Command = { op: 'put', key, value };
     if (opts?.cas !== undefined) cmd.cas = opts.cas;
+    if (opts?.pbftClient && this.pbftAuth) return this.pbftClientRequest(cmd, opts.pbftClient, cb);
     this.write(cmd, cb);
   }
 
-  del(key: string, opts: { cas?: number }, cb: ClientCallback): void {
+  del(key: string, opts: { cas?: number; pbftClient?: ClientRef }, cb: ClientCallback): void {
     const cmd: Command = { op: 'del', key };
     if (opts?.cas !== undefined) cmd.cas = opts.cas;
+    if (opts?.pbftClient && this.pbftAuth) return this.pbftClientRequest(cmd, opts.pbftClient, cb);
     this.write(cmd, cb);
   }
 
@@ -1136,8 +1254,11 @@ export class EngineRuntime {
     this.write({ op: 'lock.release', name, lease: l }, cb);
   }
 
-  /** Linearizable by default (readIndex → ReadState); `stale: true` reads this node's state as is. */
-  get(key: string, opts: { stale?: boolean }, cb: ClientCallback): void {
+  /**
+   * Linearizable by default (readIndex → ReadState); `stale: true` reads this node's state as is.
+   * Engine pbft with `pbftClient`: an ordered read that every replica executes and signs (pbft-clients.ts).
+   */
+  get(key: string, opts: { stale?: boolean; pbftClient?: ClientRef }, cb: ClientCallback): void {
     if (typeof cb !== 'function') throw new TypeError('EngineRuntime.get: cb must be a function');
     const refused = this.electionOnlyRefusal('kv get');
     if (refused) return cb(refused);
@@ -1148,6 +1269,12 @@ export class EngineRuntime {
     const st = eng.status();
     if (st.isWitness) return cb(unavailable(`node ${this.id} is a witness and holds no data; ask a data node`));
     if (st.dataMissing) return cb(unavailable(`node ${this.id} is a former witness waiting for a snapshot with the data (docs/fencing.md); ask another node`));
+    if (this.pbftAuth) {
+      if (opts?.pbftClient) return this.pbftClientRequest(key, opts.pbftClient, cb);
+      const f = this.pbftF();
+      const inner = cb;
+      cb = (res) => inner({ ...res, pbftF: f });
+    }
     if (opts?.stale) return cb(this.localGet(key));
     const ctx = this.nextId();
     this.checkTickLag(this.opts.clock.monotonicMs());

@@ -287,6 +287,20 @@ export class NodeRuntime {
         const ms = this.raft!.takeEager();
         for (let i = 0; i < ms.length; i++) this.send(ms[i]!);
       },
+      // A leader's entries committed by a quorum of followers are applied and answered
+      // while its own copy may still be syncing (src/raft/raft.ts takeCommitted).
+      // Paused while a snapshot is due: the snapshot is taken of the state machine at
+      // the engine's appliedIndex, which counts them only once durable here, so the two
+      // must meet first (maybeCompact); the Readys apply meanwhile.
+      apply: () => {
+        const raft = this.raft!;
+        if (this.kv.appliedIndex - raft.snapshotIndex >= this.snapshotEntries) return;
+        const es = raft.takeCommitted();
+        if (es.length === 0) return;
+        const witness = raft.witness;
+        for (let i = 0; i < es.length; i++) this.applyEntry(es[i]!, witness);
+        this.serveReads();
+      },
       next: () => this.raft!.ready(),
       persist: (rd, done) => {
         // Snapshot + entries + hard state as ONE batch: the durable log group-commits it with one fsync.

@@ -155,7 +155,10 @@ export function pbftSnapshotRecord(s: SnapshotData): NonNullable<PersistBatch['s
  * honest replicas sign equal bytes.
  */
 export function encodeResult(res: ClientResult): Uint8Array {
-  return new Uint8Array(encode([res.status, encodeReplyBody({ ...res, error: undefined })]));
+  // An ordered read's value (pbft-clients.ts) is a third element; writes keep their two.
+  const items: unknown[] = [res.status, encodeReplyBody({ ...res, error: undefined })];
+  if (res.value !== undefined) items.push(Buffer.from(res.value.buffer, res.value.byteOffset, res.value.length));
+  return new Uint8Array(encode(items));
 }
 
 export function decodeResult(b: Uint8Array): ClientResult | Error {
@@ -165,6 +168,9 @@ export function decodeResult(b: Uint8Array): ClientResult | Error {
   } catch (e) {
     return new Error(`pbft reply result: not CBOR (${(e as Error).message})`);
   }
-  if (!Array.isArray(v) || v.length !== 2 || typeof v[0] !== 'number' || !(v[1] instanceof Uint8Array)) return new Error('pbft reply result: expected [status, body]');
-  return decodeReplyBody(v[0], v[1]);
+  if (!Array.isArray(v) || v.length < 2 || v.length > 3 || typeof v[0] !== 'number' || !(v[1] instanceof Uint8Array)) return new Error('pbft reply result: expected [status, body] or [status, body, value]');
+  if (v.length === 3 && !(v[2] instanceof Uint8Array)) return new Error('pbft reply result: the value must be bytes');
+  const r = decodeReplyBody(v[0], v[1]);
+  if (r instanceof Error || v.length === 2) return r;
+  return { ...r, value: new Uint8Array(v[2] as Uint8Array) };
 }

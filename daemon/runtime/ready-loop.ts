@@ -8,7 +8,10 @@
  * Pipelining: before each Ready, and also while a persist is in flight, the loop asks
  * the engine for messages that need nothing durable (`eager`: a leader's Appends and
  * heartbeats, Raft thesis §10.2.1) and they go out at once, so that a follower's fsync
- * runs while the leader's own is still in flight instead of after it.
+ * runs while the leader's own is still in flight instead of after it. Likewise the
+ * entries a quorum of followers made committed while the leader's own persist is in
+ * flight (`apply`: RaftNode.takeCommitted()) are applied and answered at once, not
+ * after the leader's fsync and the Ready behind it.
  *
  * A persist that completes synchronously (an in-memory store, or a write with nothing
  * to wait for) is handled inside the loop; an asynchronous one ends the loop and its
@@ -34,6 +37,13 @@ export interface ReadyLoopHooks<R> {
    * its Ready's persist.
    */
   eager?: () => void;
+  /**
+   * Applies the committed entries the engine lets go before its own Ready is durable
+   * (the Raft runtimes: RaftNode.takeCommitted(), a leader's entries committed by a
+   * quorum of other durable copies). Called right after `eager`, at the same points.
+   * Optional: without it committed entries wait for the Ready that carries them.
+   */
+  apply?: () => void;
   /** The engine's next Ready, or undefined when it has none. */
   next: () => R | undefined;
   /** Starts making `rd` durable and returns true (calling `done` when it is), or returns false at once, without calling `done`, when `rd` has nothing to persist. */
@@ -85,6 +95,7 @@ export class ReadyLoop<R> {
     for (let n = 0; n < MAX_READY_LOOP; n++) {
       if (!h.running()) return;
       h.eager?.();
+      h.apply?.();
       if (this.busy) return;
       h.before?.();
       const rd = h.next();

@@ -42,6 +42,12 @@ export interface ClientResult {
    * different nodes (src/pbft/reply.ts) instead of trusting this one.
    */
   pbft?: { origin: number; reqNo: number; reply?: import('../../src/pbft/reply.ts').PbftReply };
+  /**
+   * Engine pbft: set on every KV answer of a pbft node. This answer is one node's word;
+   * a client trusts a result only with f + 1 matching signed replies (the HTTP answer
+   * says so in X-Quorumd-Trust). The value is f.
+   */
+  pbftF?: number;
 }
 
 export type ClientCallback = (res: ClientResult) => void;

@@ -14,26 +14,34 @@
  *   state-machine safety the entry applied at an index is the same on every node
  *                       (global index → chain value; a witness is compared on metadata)
  *   durable commit      a node's commit index never decreases during a life; after a
- *                       restart its durable log reaches every index it applied before,
- *                       and its commit index is ≥ the last one written with an fsync.
+ *                       restart its durable log reaches every index it applied from its
+ *                       own durable log, and its commit index is ≥ the last one written
+ *                       with an fsync.
  *                       A batch that only raises the commit index is not synced (the
  *                       durable log answers it at once and writes the record with its
  *                       next flush), so a node may come back with an older commit index
  *                       than it had: that is safe because Raft's commit index is
- *                       volatile (paper Fig. 2) — the engine hands out committed entries
- *                       only up to its durable index, so everything the node applied is
- *                       in its log, the restarted node rebuilds a prefix of the same
- *                       state and learns the rest of the commit index from the leader
- *                       (a heartbeat reply after a restart reports its commit, so an
- *                       idle leader sends it). What must survive — the log up to what
- *                       was applied or acknowledged, term and vote — is always synced
+ *                       volatile (paper Fig. 2) — the restarted node rebuilds a prefix
+ *                       of the same state and learns the rest of the commit index from
+ *                       the leader (a heartbeat reply after a restart reports its
+ *                       commit, so an idle leader sends it). What must survive — the
+ *                       log up to what was acknowledged, term and vote — is always
+ *                       synced
+ *   applied ⇒ durable   every entry a node applies is durable on a quorum of the voting
+ *                       members of its configuration at that moment, its own copy
+ *                       included if durable. Ready's committed entries are durable on
+ *                       the node itself too; a leader applies the entries a quorum of
+ *                       followers made committed while its own copy may still be
+ *                       syncing (RaftNode.takeCommitted): if it crashes before that
+ *                       copy is durable it comes back with a shorter log — the quorum
+ *                       holds what it applied, and the next leader has it
  *   acknowledged writes every write answered 200 is, at the end, in the committed log at
  *                       the index it was acknowledged with
  *
  * A violation throws `SimViolation` out of the scheduler: the seed stops at once.
  */
 import type { ApplyResult, KvStateMachine } from '../../src/kv/index.ts';
-import type { RaftNode, Ready } from '../../src/raft/index.ts';
+import { quorumSize, votingMembers, type RaftNode, type Ready } from '../../src/raft/index.ts';
 import type { Entry } from '../../src/wire/messages.ts';
 import type { Index, NodeId, Term } from '../../src/types.ts';
 import type { RuntimeObserver } from '../runtime/index.ts';
@@ -84,7 +92,7 @@ interface NodeTrack {
   /** Term and vote of the last persisted hard state (a change of either is synced). */
   hsTerm: Term;
   hsVote: NodeId;
-  /** Highest index this node applied, over all lives: always in its durable log. */
+  /** Highest index this node applied from its own durable log, over all lives: always in its durable log. */
   appliedMax: Index;
 }
 
@@ -350,9 +358,17 @@ export class InvariantChecker implements RuntimeObserver {
   applied(rt: RaftHost, e: Entry, _result: ApplyResult | undefined): void {
     this.checks++;
     const t = this.track(rt.id);
-    const c = t.chain.get(e.index);
-    if (!c) this.fail('checker', `node ${rt.id} applied index ${e.index} that the checker never saw persisted`);
-    if (e.index > t.appliedMax) t.appliedMax = e.index;
+    let at = this.seen.get(e.index);
+    while (at !== undefined && at.term !== e.term) at = at.next;
+    if (!at) this.fail('checker', `node ${rt.id} applied index ${e.index} (term ${e.term}) that the checker never saw persisted anywhere`);
+    let c = t.chain.get(e.index);
+    if (c && c.meta !== at.chain.meta) c = undefined; // its durable copy there is another entry (or none yet)
+    if (c) {
+      if (e.index > t.appliedMax) t.appliedMax = e.index;
+    } else {
+      this.durableOnQuorum(rt, e, at.chain);
+      c = at.chain;
+    }
     const term = rt.engine!.currentTerm;
     const a = this.appliedLog[e.index];
     const dataHash = t.witness ? undefined : hashBytes(e.data);
@@ -361,7 +377,7 @@ export class InvariantChecker implements RuntimeObserver {
       if (e.index > this.maxApplied) this.maxApplied = e.index;
       return;
     }
-    if (a.term !== e.term || a.chain.meta !== c.meta || (!t.witness && a.dataHash !== undefined && (a.dataHash !== dataHash || a.chain.full !== c.full))) {
+    if (a.term !== e.term || a.chain.meta !== c.meta || (!t.witness && a.dataHash !== undefined && (a.dataHash !== dataHash || (c.full !== -1 && a.chain.full !== c.full)))) {
       this.fail('state-machine-safety', `node ${rt.id} applied (index ${e.index}, term ${e.term}) but another node applied a different entry (term ${a.term}) at that index`);
     }
     if (a.dataHash === undefined && dataHash !== undefined) {
@@ -369,6 +385,24 @@ export class InvariantChecker implements RuntimeObserver {
       a.chain = c;
     }
     if (term < a.minTerm) a.minTerm = term;
+  }
+
+  /**
+   * `e` was applied on `rt` before its own copy was durable: it must be durable (the
+   * same chain at its index) on a quorum of the voting members of rt's configuration.
+   * Membership changes one server at a time: the leader counted the commit with the
+   * configuration it had then, which is rt's now unless a configuration entry was
+   * appended between the commit and the apply.
+   */
+  private durableOnQuorum(rt: RaftHost, e: Entry, c: Chain): void {
+    const cfg = rt.engine!.memberConfig;
+    const voting = votingMembers(cfg);
+    const need = quorumSize(cfg);
+    let have = 0;
+    for (const id of voting) if (this.track(id).chain.get(e.index)?.meta === c.meta) have++;
+    if (have < need) {
+      this.fail('applied-durable', `node ${rt.id} applied index ${e.index} (term ${e.term}) before its own copy was durable, held durably by ${have} voting member(s); a quorum is ${need}`);
+    }
   }
 
   engineError(rt: RaftHost, err: Error): void {

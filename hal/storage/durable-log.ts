@@ -22,11 +22,12 @@
  *   - a batch whose only change is a higher commit index is NOT synced (as etcd's
  *     `MustSync`): it is accepted and answered at once, and its commit record goes
  *     into the WAL with the next flush. Why that is safe: Raft's commit index is
- *     volatile state; everything a node applied was durable before it was applied
- *     (the engine hands out committed entries only up to its durable index), so a
- *     node that restarts with an older commit index rebuilds the same state from
- *     its log and learns the rest of the commit index from the leader — it never
- *     needs an entry it does not have. What a restart must not lose is the log and
+ *     volatile state; a node that restarts with an older commit index rebuilds a
+ *     prefix of the same state from its log and learns the rest of the commit index
+ *     from the leader — it never needs an entry it does not have. (A Raft leader
+ *     may apply entries that a quorum of followers holds durably before its own
+ *     copy is durable, src/raft/raft.ts takeCommitted: if it crashes first it comes
+ *     back with a shorter log, and the quorum holds them.) What a restart must not lose is the log and
  *     the term/vote, and those are always synced before anything depends on them.
  *     This takes one fsync off every write on the leader (the record holding only
  *     the new commit index, before it applies) and off every follower;

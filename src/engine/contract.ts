@@ -43,6 +43,14 @@
  * commit index is volatile state; every entry an engine hands out in `committed` must
  * already be durable).
  *
+ * Optional, for the same reason: `takeCommitted()` returns committed entries the
+ * runtime applies at once (in order, each exactly once, answering their clients),
+ * also while a Ready is being persisted, and that are in no Ready's `committed`: a
+ * leader's entries committed by a quorum of durable copies that need not include its
+ * own (Raft: src/raft/raft.ts takeCommitted, where the safety argument is). The
+ * engine's status().appliedIndex counts them only once they are durable here, and
+ * compact() covers only that, so a snapshot never runs ahead of the node's own log.
+ *
  * ## Durable state: one shape for every engine
  * The runtime stores every engine's state in the same durable log (hal/storage):
  *   - `HardState {term, vote, commit}`: two 32/53-bit numbers the engine must not lose
@@ -297,6 +305,8 @@ export interface Engine {
   hasReady(): boolean;
   /** Messages that need nothing durable (see "Optional, for pipelining" above). */
   takeEager?(): Message[];
+  /** Committed entries to apply now, also while a Ready is in flight (see "Optional, for the same reason" above). */
+  takeCommitted?(): Entry[];
   ready(): Ready | undefined;
   advance(rd: Ready): void;
 

@@ -132,6 +132,10 @@ export class RaftEngine implements Engine {
     return this.raft.takeEager();
   }
 
+  takeCommitted(): Entry[] {
+    return this.raft.takeCommitted();
+  }
+
   /** Raft's Ready, its softState's role mapped onto the contract's (in place: advance() does not read the role). */
   ready(): EngineReady | undefined {
     const rd = this.raft.ready();

@@ -31,6 +31,12 @@
  * time — before ready(), and while a Ready is being persisted — and the runtime sends
  * them at once, so the followers' fsyncs overlap the leader's (thesis §10.2.1).
  *
+ * A leader's committed entries need not wait for its own disk either: `takeCommitted()`
+ * hands out, at any time, the entries committed by a quorum of durable copies that
+ * need not include the leader's own (its copy may still be syncing), and the runtime
+ * applies them at once and answers their clients — see takeCommitted() for why that
+ * is safe. Entries in a Ready's `committed` are always durable here.
+ *
  * `advance(ready)` acknowledges that everything in that Ready is durable, sent and
  * applied: the engine only then counts its own log as stable (a leader counts its own
  * match toward commit only after this, as etcd does) and its applied index moves.
@@ -215,7 +221,17 @@ export class RaftNode {
   private role: Role = 'follower';
   private readonly log: RaftLog;
   private commit: Index = 0;
+  /**
+   * Applied by the runtime and durable here: what compact() may cover (the snapshot
+   * of the state machine must not run ahead of the local log). Acknowledged through
+   * advance(); entries takeCommitted() handed out count once they are durable here.
+   */
   private applied: Index = 0;
+  /**
+   * Highest index handed out by takeCommitted() (applied by the runtime, maybe before
+   * this node's own copy is durable); 0 when none is beyond `applied`.
+   */
+  private appliedEager: Index = 0;
   private stableIndex: Index = 0;
   /** First log index not yet handed out in a Ready. */
   private unstableFrom: Index = 1;
@@ -435,7 +451,11 @@ export class RaftNode {
     return this.log.snapIndex;
   }
 
-  /** The index the runtime has applied, as acknowledged by advance() (status().appliedIndex). */
+  /**
+   * The index the runtime has applied, as acknowledged by advance(), and durable here
+   * (status().appliedIndex): what compact() may cover. Entries a leader applied through
+   * takeCommitted() count once its own copy of them is durable.
+   */
   get appliedIndex(): Index {
     return this.applied;
   }
@@ -807,10 +827,11 @@ export class RaftNode {
     if (this.installing) rd.snapshot = this.installing;
     if (this.unstableFrom <= this.log.lastIndex) rd.entries = this.log.slice(this.unstableFrom, this.log.lastIndex);
     let committedTo = this.applied;
+    const base = this.handedOut();
     if (!this.installing && this.applied >= this.log.snapIndex && !this.applyBlocked()) {
       const hi = Math.min(this.commit, this.stableIndex);
-      if (hi > this.applied) {
-        rd.committed = this.log.slice(this.applied + 1, hi);
+      if (hi > base) {
+        rd.committed = this.log.slice(base + 1, hi);
         committedTo = hi;
       }
     }
@@ -831,7 +852,7 @@ export class RaftNode {
   /** Whether ready() would return a Ready (without flushing pending leader work). */
   hasReady(): boolean {
     return this.needBcast || this.readRoundWanted || this.msgs.length > 0 || this.readStates.length > 0 || this.failedReads.length > 0 ||
-      this.installing !== undefined || this.unstableFrom <= this.log.lastIndex || (Math.min(this.commit, this.stableIndex) > this.applied && !this.applyBlocked()) ||
+      this.installing !== undefined || this.unstableFrom <= this.log.lastIndex || (Math.min(this.commit, this.stableIndex) > this.handedOut() && !this.applyBlocked()) ||
       this.term !== this.prevHard.term || this.vote !== this.prevHard.vote || this.commit !== this.prevHard.commit ||
       this.role !== this.prevSoft.role || this.leader !== this.prevSoft.leader || this.term !== this.prevSoft.term;
   }
@@ -847,6 +868,7 @@ export class RaftNode {
       // The state machine was restored from the snapshot: it stands exactly there (a
       // former witness may have applied its data-less entries beyond it).
       this.applied = rd.snapshot.meta.index;
+      this.appliedEager = 0;
     }
     if (rd.entries.length > 0) {
       let s = rd.entries[rd.entries.length - 1]!.index;
@@ -854,7 +876,55 @@ export class RaftNode {
       this.stableIndex = Math.max(this.stableIndex, Math.min(s, this.log.lastIndex));
     }
     if (!rd.snapshot) this.applied = Math.max(this.applied, committedTo);
+    this.foldEager();
     if (this.role === 'leader') this.maybeCommit();
+  }
+
+  /** Entries applied through takeCommitted() count in `applied` once durable here. */
+  private foldEager(): void {
+    if (this.appliedEager > this.applied) this.applied = Math.max(this.applied, Math.min(this.appliedEager, this.stableIndex));
+    if (this.appliedEager <= this.applied) this.appliedEager = 0;
+  }
+
+  /** Highest index handed out to apply, through a Ready or takeCommitted(). */
+  private handedOut(): Index {
+    return this.appliedEager > this.applied ? this.appliedEager : this.applied;
+  }
+
+  /**
+   * A leader's committed entries that may be applied now although its own copy of them
+   * may not be durable yet (its Ready is still being persisted): the runtime applies
+   * them at once, in order, each exactly once, and answers their clients; they are in
+   * no Ready's `committed`. Empty for followers and candidates, while a snapshot is
+   * being installed, and while the Ready in flight holds committed entries not yet
+   * applied (they come first).
+   *
+   * Why this is safe (Raft thesis §10.2.1; etcd's server applies a leader's committed
+   * entries while its own WAL write is in flight too, etcdserver/raft.go): the leader
+   * counts its own log toward commit only once it is durable (maybeCommit), so an
+   * entry committed while the leader's copy is still syncing is durable on a quorum of
+   * other voters — committed in the Raft sense, on a quorum that every later leader's
+   * election overlaps (leader completeness). Applying it and answering the client
+   * reports exactly what is committed. If the leader then crashes before its own copy
+   * is durable, it restarts with a shorter log and an older commit index, rebuilds a
+   * prefix of the same state and learns the rest from the next leader, as any node
+   * that restarts behind does; nothing it applied is lost, because a quorum holds it.
+   * What must stay local stays local: compact() covers only entries that are applied
+   * AND durable here (appliedIndex lags until they are), so a snapshot never runs ahead
+   * of this node's own log; the hard state's commit never refers to entries beyond the
+   * durable log (entries are persisted with or before it, as before).
+   */
+  takeCommitted(): Entry[] {
+    if (this.role !== 'leader' || this.installing || this.applyBlocked() || this.applied < this.log.snapIndex) return NO_ENTRIES;
+    const base = this.handedOut();
+    if (this.commit <= base) return NO_ENTRIES;
+    const o = this.outstanding;
+    if (o && (o.committedTo > base || o.rd.snapshot)) return NO_ENTRIES;
+    const ents = this.log.slice(base + 1, this.commit);
+    this.appliedEager = this.commit;
+    // Those already durable here count at once (there may be no later Ready to advance).
+    this.foldEager();
+    return ents;
   }
 
   // -------------------------------------------------------------------------

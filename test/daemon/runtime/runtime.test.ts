@@ -203,6 +203,29 @@ describe('NodeRuntime on a simulated 3-board cluster', () => {
     expect(Buffer.from(g.stateMachine.snapshot()).toString('hex')).toBe(before);
   });
 
+  it("a leader with a slow disk answers writes its two followers made committed before its own fsync, and still compacts", () => {
+    const c = testCluster([1, 2, 3], { seed: 13, runtime: { snapshotEntries: 10 } });
+    c.until(() => c.leader() !== undefined, 5000);
+    c.world.run(300);
+    const L = c.leader()!;
+    c.world.board(L.id).flash.faults.slowFactor = 20; // 40–200 ms per fsync against the followers' 2–10
+    let early = 0;
+    const raft = L.engine!;
+    for (let i = 0; i < 30; i++) {
+      const r = c.call((cb) => L.put(`k${i % 4}`, bytes(`v${i}`), {}, cb), 5000);
+      expect(r?.status).toBe(Status.OK);
+      // Answered while the leader's own copy of the entry was not yet durable here.
+      if (r?.index !== undefined && raft.status().stableIndex < r.index) early++;
+    }
+    expect(early).toBeGreaterThan(20);
+    expect(c.leader()).toBe(L);
+    c.world.run(2000);
+    // Compaction is not starved: the leader's applied state and its own log meet.
+    expect(L.status().snapshotIndex).toBeGreaterThan(0);
+    expect(raft.status().appliedIndex).toBe(L.stateMachine.appliedIndex);
+    expect(c.fatals).toEqual([]);
+  });
+
   it('a witness votes but holds no data: two data boards + witness survive one data board down', () => {
     const c = testCluster([1, 2, 3], { seed: 5, witnesses: [3] });
     c.until(() => c.leader() !== undefined, 5000);

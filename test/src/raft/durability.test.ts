@@ -144,6 +144,110 @@ describe('raft durability contract', () => {
     for (const n of c.up()) expect(c.appliedData(n.id)).toContain('early');
   });
 
+  it("takeCommitted: a leader applies an entry both followers made durable while its own write is still in flight; compaction waits for its own copy", () => {
+    const c = new Cluster({ seed: 47, voters: [1, 2, 3], pipelined: true });
+    const l = c.waitLeader();
+    c.run(20);
+    const [a, b] = [1, 2, 3].filter((x) => x !== l.id) as [number, number];
+    expect(l.r.takeCommitted()).toEqual([]); // all applied already
+    const p = l.r.propose(text('fast'));
+    if (!p.ok) throw new Error(p.reason);
+    const early = l.r.takeEager();
+    const rd = l.r.ready()!; // the leader's own write of the entry: "in flight" until advance(rd)
+    expect(rd.entries.map((e) => e.index)).toEqual([p.index]);
+    const ack = (id: number) => {
+      const n = c.node(id);
+      n.r.step(early.find((m) => m.to === id && m.type === MsgType.Append)!);
+      const frd = n.r.ready()!;
+      n.r.advance(frd);
+      return frd.messages.find((m) => m.type === MsgType.AppendReply)!;
+    };
+    l.r.step(ack(a));
+    // Leader (not durable) + one follower: not committed, nothing to apply.
+    expect(l.r.commitIndex).toBeLessThan(p.index);
+    expect(l.r.takeCommitted()).toEqual([]);
+    l.r.step(ack(b));
+    expect(l.r.commitIndex).toBe(p.index);
+    // Followers get nothing early; the leader gets the entry once, in order.
+    expect(c.node(a).r.takeCommitted()).toEqual([]);
+    const got = l.r.takeCommitted();
+    expect(got.map((e) => [e.index, new TextDecoder().decode(e.data)])).toEqual([[p.index, 'fast']]);
+    expect(l.r.takeCommitted()).toEqual([]);
+    // Applied but not durable here: appliedIndex (what compact() may cover) lags, compact refuses.
+    expect(l.r.appliedIndex).toBe(p.index - 1);
+    expect(l.r.compact(p.index, text('snap')).ok).toBe(false);
+    l.r.advance(rd);
+    expect(l.r.appliedIndex).toBe(p.index);
+    // The next Ready does not hand the entry out again.
+    const rd2 = l.r.ready();
+    expect(rd2?.committed.map((e) => e.index) ?? []).toEqual([]);
+    if (rd2) l.r.advance(rd2);
+    expect(l.r.compact(p.index, text('snap')).ok).toBe(true);
+  });
+
+  it('takeCommitted waits while the Ready in flight holds committed entries not yet applied (they come first)', () => {
+    const c = new Cluster({ seed: 49, voters: [1, 2, 3], pipelined: true });
+    const l = c.waitLeader();
+    c.run(20);
+    const [a, b] = [1, 2, 3].filter((x) => x !== l.id) as [number, number];
+    const ack = (id: number, msgs: ReturnType<typeof l.r.takeEager>) => {
+      const n = c.node(id);
+      for (const m of msgs) if (m.to === id && m.type === MsgType.Append) n.r.step(m);
+      const frd = n.r.ready()!;
+      n.r.advance(frd);
+      return frd.messages.filter((m) => m.type === MsgType.AppendReply);
+    };
+    // Entry 1: committed by leader + a, once the leader's write is durable.
+    const p1 = l.r.propose(text('one'));
+    if (!p1.ok) throw new Error(p1.reason);
+    const e1 = l.r.takeEager();
+    const rd1 = l.r.ready()!;
+    for (const m of ack(a, e1)) l.r.step(m);
+    l.r.advance(rd1);
+    expect(l.r.commitIndex).toBe(p1.index);
+    // Entry 2 proposed; the next Ready carries entry 1 as committed and entry 2 to persist.
+    const p2 = l.r.propose(text('two'));
+    if (!p2.ok) throw new Error(p2.reason);
+    const e2 = l.r.takeEager();
+    const rd2 = l.r.ready()!;
+    expect(rd2.committed.map((e) => e.index)).toEqual([p1.index]);
+    for (const m of ack(a, e2)) l.r.step(m);
+    for (const m of ack(b, [...e1, ...e2])) l.r.step(m);
+    expect(l.r.commitIndex).toBe(p2.index);
+    // Entry 2 is committed, but entry 1 (in rd2.committed) is not applied yet: nothing early.
+    expect(l.r.takeCommitted()).toEqual([]);
+    l.r.advance(rd2);
+    const rd3 = l.r.ready()!;
+    expect(rd3.committed.map((e) => e.index)).toEqual([p2.index]);
+  });
+
+  it('takeCommitted: a leader that applied an entry and crashed before its own copy was durable restarts with a shorter log and catches up; the entry survives', () => {
+    const c = new Cluster({ seed: 51, voters: [1, 2, 3], pipelined: true });
+    const l = c.waitLeader();
+    c.run(20);
+    const p = l.r.propose(text('kept'));
+    if (!p.ok) throw new Error(p.reason);
+    const early = l.r.takeEager();
+    l.r.ready(); // never persisted
+    for (const id of [1, 2, 3].filter((x) => x !== l.id)) {
+      const n = c.node(id);
+      n.r.step(early.find((m) => m.to === id && m.type === MsgType.Append)!);
+      const frd = n.r.ready()!;
+      c.persistAndSend(n, frd); // durable on the follower
+      n.r.advance(frd);
+      l.r.step(frd.messages.find((m) => m.type === MsgType.AppendReply)!);
+    }
+    const got = l.r.takeCommitted();
+    expect(got.map((e) => e.index)).toEqual([p.index]); // applied and answered
+    for (const e of got) c.applyOne(c.node(l.id), e, false);
+    expect(c.appliedData(l.id)).toContain('kept');
+    c.crash(l.id);
+    c.restart(l.id);
+    expect(c.node(l.id).r.lastIndex).toBeLessThan(p.index); // its own copy was lost
+    c.run(150);
+    for (const n of c.up()) expect(c.appliedData(n.id)).toContain('kept');
+  });
+
   it('a follower that restarts with an older commit index (commit-only changes are not synced) catches up on an idle cluster', () => {
     const c = new Cluster({ seed: 45, voters: [1, 2, 3], pipelined: true });
     const l = c.waitLeader();

@@ -235,7 +235,12 @@ export class Cluster {
   /** Handles every Ready of a node: persist, send, apply, advance. */
   process(n: SimNode): void {
     for (let k = 0; k < 100 && n.raft; k++) {
-      if (this.pipelined) for (const m of n.raft.takeEager()) this.enqueue(m);
+      if (this.pipelined) {
+        for (const m of n.raft.takeEager()) this.enqueue(m);
+        const early = n.raft.takeCommitted();
+        const witness = early.length > 0 && n.r.status().isWitness;
+        for (const e of early) this.applyOne(n, e, witness);
+      }
       const rd = n.raft.ready();
       if (!rd) return;
       this.persistAndSend(n, rd);
@@ -243,7 +248,8 @@ export class Cluster {
     }
   }
 
-  private persistAndSend(n: SimNode, rd: Ready): void {
+  /** Persists a Ready into n's store, queues its messages and applies its committed entries (the caller advances). */
+  persistAndSend(n: SimNode, rd: Ready): void {
     const s = n.store;
     if (rd.snapshot) {
       // Installing a snapshot replaces the whole log (the engine discarded it too).
@@ -271,19 +277,22 @@ export class Cluster {
     }
     for (const m of rd.messages) this.enqueue(m);
     const witness = rd.committed.length > 0 && n.r.status().isWitness;
-    for (const e of rd.committed) {
-      if (e.index !== n.applied + 1) throw new Error(`node ${n.id}: applying ${e.index} after ${n.applied} (out of order or twice)`);
-      n.applied = e.index;
-      if (e.type === EntryType.Normal) n.sm.push(dec.decode(e.data));
-      if (!witness) {
-        const key = `${e.term}/${e.type}/${dec.decode(e.data)}`;
-        const prev = this.appliedAt.get(e.index);
-        if (prev === undefined) this.appliedAt.set(e.index, key);
-        else if (prev !== key) throw new Error(`state machine safety: node ${n.id} applied ${key} at ${e.index}, another node applied ${prev}`);
-      }
-    }
+    for (const e of rd.committed) this.applyOne(n, e, witness);
     n.reads.push(...rd.readStates);
     n.failedReads.push(...rd.failedReads);
+  }
+
+  /** Applies one committed entry to n's state machine: in order, exactly once, the same entry as every other node applied there. */
+  applyOne(n: SimNode, e: Entry, witness: boolean): void {
+    if (e.index !== n.applied + 1) throw new Error(`node ${n.id}: applying ${e.index} after ${n.applied} (out of order or twice)`);
+    n.applied = e.index;
+    if (e.type === EntryType.Normal) n.sm.push(dec.decode(e.data));
+    if (!witness) {
+      const key = `${e.term}/${e.type}/${dec.decode(e.data)}`;
+      const prev = this.appliedAt.get(e.index);
+      if (prev === undefined) this.appliedAt.set(e.index, key);
+      else if (prev !== key) throw new Error(`state machine safety: node ${n.id} applied ${key} at ${e.index}, another node applied ${prev}`);
+    }
   }
 
   tick(): void {
