@@ -19,7 +19,7 @@ import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { startDev, type DevCluster } from '../daemon/dev.ts';
 import { call } from '../daemon/client/http.ts';
-import { ALIVE_WINDOW_MS } from '../daemon/runtime/node.ts';
+import { ALIVE_WINDOW_MS } from '../daemon/runtime/leader-fencing.ts';
 import { freeBasePort } from '../test/helpers/ports.ts';
 
 const tries = Number(process.argv[2] ?? 20);

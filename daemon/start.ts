@@ -5,8 +5,9 @@
  * Wiring: systemClock() + FsStorage(<dataDir>/raft; the pid lock is <dataDir>/quorumd.pid) (fsync timed for /metrics) + the configured
  * links (one MqttLink over all brokers, one TcpLink for `tcp:`, one SerialLink per `serial:` entry; every frame
  * goes out on each link that reaches its destination, the receiver's replay window
- * drops the copies) → NodeRuntime (daemon/runtime)
- * → RuntimeBackend → HTTP API; leadership changes → hooks; pino logs on stdout.
+ * drops the copies) → EngineRuntime (daemon/runtime/engine-node.ts: raft, paxos, zab,
+ * pbft, bully) → EngineBackend (BullyBackend for bully) → HTTP API; leadership changes
+ * → hooks; pino logs on stdout.
  *
  * Shutdown (SIGTERM/SIGINT, or `stop()`): a leader first hands leadership to the most
  * up-to-date voter (Raft thesis §3.10) and waits, bounded, until another node leads,
@@ -29,10 +30,9 @@ import { loadConfigFile, type ResolvedConfig } from './config/load.ts';
 import { HookRunner } from './hooks.ts';
 import { JobScheduler } from './jobs/scheduler.ts';
 import { startApiServer, type ApiServer } from './http/server.ts';
-import { RuntimeBackend, type LinkInfo } from './http/runtime-backend.ts';
+import type { LinkInfo } from './http/runtime-backend.ts';
 import { createPino, runtimeLogger } from './log.ts';
 import { systemClock } from '../hal/clock.ts';
-import { NodeRuntime } from './runtime/index.ts';
 import { writeTracerFromEnv } from './runtime/write-trace.ts';
 // The bully and the Paxos/ZAB runtimes are loaded only by a node that runs them
 // (startNode): a Raft node does not read, compile and keep their code (start-up CPU
@@ -64,9 +64,9 @@ export interface StartOptions {
 
 export interface RunningNode {
   config: ResolvedConfig;
-  /** The Raft runtime (engine: raft), the bully runtime (engine: bully; KV and locks answer 501), or the engine runtime (engine: paxos or zab). */
-  runtime: NodeRuntime | EngineRuntime;
-  backend: RuntimeBackend | BullyBackend | EngineBackend;
+  /** The engine runtime (any engine; under bully KV and locks answer 501). */
+  runtime: EngineRuntime;
+  backend: BullyBackend | EngineBackend;
   /** The node's links with their counters (MqttLink.stats / SerialLink.stats), in config order: mqtt first, then tcp, then serial. */
   links: LinkInfo[];
   http: ApiServer;
@@ -327,8 +327,8 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
 
   // QUORUMD_TRACE_WRITES=<dir>: per-write trace points (daemon/runtime/write-trace.ts, bench/write-trace.ts).
   const tracer = c.engine === 'raft' ? writeTracerFromEnv(cfg.self.name) : undefined;
-  // As isContractEngine (daemon/runtime/engine-node.ts), without loading that module for a Raft or bully node.
-  const contract = c.engine === 'paxos' || c.engine === 'zab' || c.engine === 'pbft' ? c.engine : undefined;
+  // The log engines (every engine but bully): the engine runtime with the engine backend.
+  const contract = c.engine === 'raft' || c.engine === 'paxos' || c.engine === 'zab' || c.engine === 'pbft' ? c.engine : undefined;
   // Testing only: `quorumd dev --byzantine-node` starts this node lying (daemon/runtime/pbft-host.ts devByzantine).
   let byzantine: import('../src/pbft/byzantine.ts').Saboteur | undefined;
   if (process.env.QUORUMD_DEV_BYZANTINE !== undefined) {
@@ -355,7 +355,7 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     unlock();
     throw err;
   }
-  const backend = c.engine === 'bully' ? new BullyBackend(cfg.self, c.members, linkInfos, c.cluster.name) : engineMods ? new engineMods[1].EngineBackend(cfg.self, c.members, linkInfos, c.cluster.name) : new RuntimeBackend(cfg.self, c.members, linkInfos, c.cluster.name, c.engine);
+  const backend = engineMods ? new engineMods[1].EngineBackend(cfg.self, c.members, linkInfos, c.cluster.name) : new BullyBackend(cfg.self, c.members, linkInfos, c.cluster.name);
   const isEngineBackend = (b: typeof backend): b is EngineBackend => engineMods !== undefined && b instanceof engineMods[1].EngineBackend;
   // Each engine keeps its durable state in a directory of its own: one engine's log is never read as another's.
   const storage = new TimedStorage(new FsStorage(join(cfg.dataDir, c.engine === 'bully' ? 'bully' : contract ?? 'raft')), (s) => backend.fsync.observe(s));
@@ -394,14 +394,17 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     clock: systemClock(),
     storage,
     // PBFT: a primary's will makes the backups suspect it sooner (src/pbft/pbft.ts leaderGone); it never elects anyone.
-    links: links.map((l) => peerGoneFilter(l, contract === 'paxos' ? c.paxos.campaignOnPeerGone : contract === 'zab' ? c.zab.campaignOnPeerGone : true)),
+    links: links.map((l) => peerGoneFilter(l, contract === 'raft' ? c.raft.campaignOnPeerGone : contract === 'paxos' ? c.paxos.campaignOnPeerGone : contract === 'zab' ? c.zab.campaignOnPeerGone : true)),
     rng: new Rng(randomBytes(4).readUInt32LE(0)),
-    engineOptions: contract === 'paxos'
-      ? { tickMs: c.paxos.tickMs, electionTimeoutMinMs: c.paxos.electionTimeoutMinMs, electionTimeoutMaxMs: c.paxos.electionTimeoutMaxMs, heartbeatMs: c.paxos.heartbeatMs, prePrepare: c.paxos.prePrepare, checkQuorum: c.paxos.checkQuorum }
-      : contract === 'zab'
-        ? { tickMs: c.zab.tickMs, heartbeatMs: c.zab.heartbeatMs, syncLimitMs: c.zab.syncLimitMs, initLimitMs: c.zab.initLimitMs }
-        : { ...c.pbft },
+    engineOptions: contract === 'raft'
+      ? { tickMs: c.raft.tickMs, electionTimeoutMinMs: c.raft.electionTimeoutMinMs, electionTimeoutMaxMs: c.raft.electionTimeoutMaxMs, heartbeatMs: c.raft.heartbeatMs, preVote: c.raft.preVote, checkQuorum: c.raft.checkQuorum }
+      : contract === 'paxos'
+        ? { tickMs: c.paxos.tickMs, electionTimeoutMinMs: c.paxos.electionTimeoutMinMs, electionTimeoutMaxMs: c.paxos.electionTimeoutMaxMs, heartbeatMs: c.paxos.heartbeatMs, prePrepare: c.paxos.prePrepare, checkQuorum: c.paxos.checkQuorum }
+        : contract === 'zab'
+          ? { tickMs: c.zab.tickMs, heartbeatMs: c.zab.heartbeatMs, syncLimitMs: c.zab.syncLimitMs, initLimitMs: c.zab.initLimitMs }
+          : { ...c.pbft },
     ...(byzantine ? { byzantine } : {}),
+    ...(tracer ? { trace: tracer } : {}),
     requestTimeoutMs: c.http.requestTimeoutMs,
     quota: { maxKeys: c.kv.maxKeys, maxBytes: c.kv.maxBytes },
     logger: rlog,
@@ -409,7 +412,7 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     onFatal,
     // Activation gate, own lease, STONITH and watchdog as under Raft (daemon/runtime/leader-fencing.ts).
     ...(fencing ? { fencing: fencing.options } : {}),
-  }) : backend instanceof BullyBackend ? new bullyMod!.EngineRuntime({
+  }) : new bullyMod!.EngineRuntime({
     engine: 'bully',
     id: cfg.self.id,
     config: { voters, learners: [], witnesses },
@@ -435,36 +438,10 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     onFatal,
     // Activation gate + STONITH (stonith: false or no targets: tokens only). No lease, no watchdog.
     ...(fencing ? { fencing: bullyFencingOptions(fencing) } : {}),
-  }) : new NodeRuntime({
-    id: cfg.self.id,
-    config: { voters, learners: [], witnesses },
-    cluster: c.cluster.id,
-    keyring: cfg.previousKey ? { current: cfg.key, previous: cfg.previousKey } : { current: cfg.key },
-    clock: systemClock(),
-    storage,
-    links: links.map((l) => peerGoneFilter(l, c.raft.campaignOnPeerGone)),
-    rng: new Rng(randomBytes(4).readUInt32LE(0)),
-    raft: {
-      tickMs: c.raft.tickMs,
-      electionTimeoutMinMs: c.raft.electionTimeoutMinMs,
-      electionTimeoutMaxMs: c.raft.electionTimeoutMaxMs,
-      heartbeatMs: c.raft.heartbeatMs,
-      preVote: c.raft.preVote,
-      checkQuorum: c.raft.checkQuorum,
-    },
-    requestTimeoutMs: c.http.requestTimeoutMs,
-    quota: { maxKeys: c.kv.maxKeys, maxBytes: c.kv.maxBytes },
-    logger: rlog,
-    observer: (backend as RuntimeBackend).observer(),
-    ...(tracer ? { trace: tracer } : {}),
-    onFatal,
-    ...(fencing ? { fencing: fencing.options } : {}),
   });
   if (fencing) backend.setFencing(fencing.devices);
-  if (tracer && backend instanceof RuntimeBackend) backend.trace = tracer;
-  if (backend instanceof BullyBackend) backend.attach(runtime as EngineRuntime);
-  else if (isEngineBackend(backend)) backend.attach(runtime as EngineRuntime);
-  else backend.attach(runtime as NodeRuntime);
+  if (tracer && isEngineBackend(backend)) backend.trace = tracer;
+  backend.attach(runtime);
 
   const hooks = new HookRunner({
     onActive: c.hooks.onActive,
@@ -481,7 +458,7 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
 
   // Service discovery on the replicated KV (daemon/services): not under bully (no KV), not on a witness (no data).
   let services: RunningServices | undefined;
-  if ((backend instanceof RuntimeBackend || isEngineBackend(backend)) && !witness) {
+  if (isEngineBackend(backend) && !witness) {
     try {
       services = await startServices(backend, { self: cfg.self.name, cluster: c.cluster.name, config: c.services, log: { debug: (f, m) => log.debug(f, m), info: (f, m) => log.info(f, m), warn: (f, m) => log.warn(f, m) }, env: { QUORUMD_NODE: cfg.self.name, QUORUMD_CLUSTER: c.cluster.name } });
     } catch (err) {
@@ -524,7 +501,7 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
   runtime.start();
   injectFault(process.env.QUORUMD_INJECT_FAULT, runtime, log);
   // Jobs run on data nodes only: a witness never leads.
-  const jobs = (backend instanceof RuntimeBackend || isEngineBackend(backend)) && !witness ? new JobScheduler({
+  const jobs = isEngineBackend(backend) && !witness ? new JobScheduler({
     jobs: c.jobs,
     host: backend,
     node: cfg.self.name,
@@ -533,7 +510,7 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     apiAuthEnv,
     log: { debug: (f, m) => log.debug(f, m), info: (f, m) => log.info(f, m), warn: (f, m) => log.warn(f, m), error: (f, m) => log.error(f, m) },
   }) : undefined;
-  if (jobs && (backend instanceof RuntimeBackend || isEngineBackend(backend))) {
+  if (jobs && isEngineBackend(backend)) {
     backend.jobsView = () => jobs.view();
     jobs.start();
   }
@@ -558,8 +535,9 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     // No new slots; running jobs are stopped (SIGTERM, then SIGKILL) and their results reported while the runtime still runs.
     await jobs?.stop();
     await services?.stop();
-    // Bully has no leadership transfer: the followers notice within one failure timeout.
-    if (runtime.isLeader && !fatal && runtime instanceof NodeRuntime) await handOver(runtime);
+    // Engines that report their followers' progress (Raft) hand leadership over first;
+    // the others' followers notice within one failure/election timeout.
+    if (runtime.isLeader && !fatal) await handOver(runtime);
     await http.close(fatal ? `node ${cfg.self.name} stopped on a fatal error (${fatal.message.slice(0, 200)}); ask another node` : undefined);
     runtime.stop(); // closes the links too (and disarms the watchdog)
     fencing?.close();
@@ -569,11 +547,16 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     log.info('node stopped');
   }
 
-  /** Leadership transfer to the most caught-up voter; waits until someone else leads (bounded). */
-  async function handOver(runtime: NodeRuntime): Promise<void> {
+  /**
+   * Leadership transfer to the most caught-up voter; waits until someone else leads
+   * (bounded). Only where the engine transfers and reports its followers' progress
+   * (Engine.replicaProgress: Raft).
+   */
+  async function handOver(runtime: EngineRuntime): Promise<void> {
     const eng = runtime.engine;
     if (!eng) return;
-    const prog = eng.status().progress.filter((p) => voters.includes(p.id)).sort((x, y) => y.match - x.match);
+    const progress = eng.caps.transfer && eng.replicaProgress ? eng.replicaProgress() : [];
+    const prog = progress.filter((p) => voters.includes(p.id)).sort((x, y) => y.match - x.match);
     const to = prog[0];
     if (!to) return;
     const r = runtime.transferLeadership(to.id);
@@ -620,7 +603,7 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
  *   mechanism, not two delays on top of each other): for Raft every node calls
  *   RaftNode.leaderGone (no more stickiness) and the lowest surviving voter campaigns
  *   at once, the next ones only after peerGoneStaggerMs × rank if that failed
- *   (daemon/runtime/node.ts). Until 2026-11 this wrapper delayed the hint by rank ×
+ *   (daemon/runtime/engine-node.ts). Until 2026-11 this wrapper delayed the hint by rank ×
  *   ≤ 10 ms on top of the runtime's own random 0–75 ms.
  */
 function peerGoneFilter(l: Link, pass: boolean): Link {
@@ -628,7 +611,7 @@ function peerGoneFilter(l: Link, pass: boolean): Link {
     name: l.name,
     maxFrame: l.maxFrame,
     // A point-to-point link's peer: the runtime puts on a wire only frames for the node
-    // at its other end (daemon/runtime/node.ts transmit); the wrapper must not hide it.
+    // at its other end (daemon/runtime/wire-endpoint.ts); the wrapper must not hide it.
     ...(typeof (l as { peer?: unknown }).peer === 'number' ? { peer: (l as unknown as { peer: number }).peer } : {}),
     // An RS-485 bus reaches only its drops: frames for anyone else are not offered to it,
     // so that its `misaddressed` counter keeps meaning a caller mistake.
@@ -652,14 +635,14 @@ function peerGoneFilter(l: Link, pass: boolean): Link {
  * fatal path and its supervisor (docs/cli.md, Exit status): the node must log the stack,
  * answer what is pending, exit 70 and be restarted. Unset: nothing.
  */
-function injectFault(spec: string | undefined, runtime: NodeRuntime | EngineRuntime, log: Pino): void {
+function injectFault(spec: string | undefined, runtime: EngineRuntime, log: Pino): void {
   if (spec === undefined || spec === '') return;
   const m = /^(engine-tick|engine-step)@(\d{1,7}|SIGUSR2)$/.exec(spec);
   if (!m) {
     log.error({ value: spec }, 'QUORUMD_INJECT_FAULT: expected engine-tick@<ms|SIGUSR2> or engine-step@<ms|SIGUSR2>; ignored');
     return;
   }
-  if (!(runtime instanceof NodeRuntime)) {
+  if (runtime.engineName !== 'raft') {
     log.error({ value: spec }, 'QUORUMD_INJECT_FAULT: only for engine raft; ignored');
     return;
   }

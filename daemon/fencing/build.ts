@@ -20,7 +20,7 @@ import { GpiogetPowerSense, GpiosetRelay, LedRelay, SysfsPowerSense, SysfsRelay 
 import { openSerialRelayBoard, type SerialRelayBoard } from '../../hal/relay-board/index.ts';
 import { DevWatchdog } from '../../hal/watchdog.ts';
 import { checkFencerConfig, type FenceDevice, type FenceTargetConfig } from '../../src/fence/index.ts';
-import type { RuntimeFencingOptions } from '../runtime/node.ts';
+import type { RuntimeFencingOptions } from '../runtime/leader-fencing.ts';
 import type { BullyFencingOptions } from '../runtime/bully-fencing.ts';
 import type { FenceDeviceConfig, FencingConfig, SenseConfig } from '../config/fencing.ts';
 export { checkBullyFencing } from '../config/fencing.ts';

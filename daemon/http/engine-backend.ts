@@ -1,6 +1,6 @@
 /**
  * The HTTP API's backend over an EngineRuntime (daemon/runtime/engine-node.ts): the
- * contract engines `paxos` and `zab`. The same API as under Raft (docs/api.md): KV
+ * log engines `raft`, `paxos`, `zab` and `pbft`. One API for all (docs/api.md): KV
  * with linearizable get, put/delete with cas, watches (from the runtime's `applied`
  * observer), locks with fencing tokens, status, leader, keys, locks, metrics.
  *
@@ -11,10 +11,16 @@
  * its leadership's fencing token issued. The token is the engine's `leaderToken()`, the
  * index of the leadership's first entry once committed (Paxos: its start slot; ZAB:
  * the epoch-start entry, zxid (epoch, 0)). Scheduled jobs (JobsHost) claim slots
- * through the log as under Raft. /v1/leader reports the token on the leader itself; a
- * ZAB follower knows it from NEWLEADER (the leader's epoch-start index, once committed
- * there), as Raft's backend reports its log's view; a Paxos follower reports 0 (its log does
- * not mark the start slot: the no-ops that fill gaps below it carry the same ballot).
+ * through the log. /v1/leader reports the token on the leader itself; a follower reports
+ * the leadership's first entry in its own log once committed there, where the engine
+ * names it (EngineStatus.epochStart: Raft the term's first entry, ZAB the epoch-start
+ * NEWLEADER told it); a Paxos follower reports 0 (its log does not mark the start slot:
+ * the no-ops that fill gaps below it carry the same ballot).
+ *
+ * Raft's finer role 'pre-candidate' (status detail) is shown as the role, as Raft's API
+ * always showed it; /v1/status peers carry the leader's replication progress (match,
+ * state) where the engine reports it (Engine.replicaProgress); with QUORUMD_TRACE_WRITES a put
+ * marks http.in/http.out (daemon/runtime/write-trace.ts).
  */
 import type { Entry } from '../../src/wire/messages.ts';
 import type { FenceRecord } from '../../src/fence/index.ts';
@@ -22,6 +28,7 @@ import type { FenceDeviceInfo } from '../fencing/build.ts';
 import type { JobsHost, Leadership } from '../jobs/coordinator.ts';
 import type { EngineRuntime, EngineRuntimeObserver } from '../runtime/engine-node.ts';
 import type { ClientCallback } from '../runtime/results.ts';
+import type { WriteTracer } from '../runtime/write-trace.ts';
 import type { ClientRef } from '../runtime/pbft-clients.ts';
 import type { PbftReply } from '../../src/pbft/reply.ts';
 import type { ApiBackend, LeaderView, StatusView } from './backend.ts';
@@ -37,6 +44,8 @@ export class EngineBackend extends KvBackendBase<EngineRuntime> implements ApiBa
   readonly fsync = new HistogramRecorder(FSYNC_BUCKETS);
   /** The scheduled jobs' view (set by startNode); none = an empty list. */
   jobsView: (() => unknown[]) | undefined;
+  /** Per-write trace points (daemon/runtime/write-trace.ts): set by startNode when tracing is on. */
+  trace: WriteTracer | undefined;
 
   /** The node runs with fencing (activation gate): hooks follow the runtime's activation events. */
   setFencing(devices: FenceDeviceInfo[]): void {
@@ -66,9 +75,10 @@ export class EngineBackend extends KvBackendBase<EngineRuntime> implements ApiBa
     const rt = this.rt;
     if (!rt || !rt.engine) return;
     const s = rt.engine.status();
-    if (s.role !== this.lastRole) {
-      if (s.role === 'candidate') this.elections++;
-      this.lastRole = s.role;
+    const role = roleName(s);
+    if (role !== this.lastRole) {
+      if (role === 'candidate') this.elections++;
+      this.lastRole = role;
     }
     if (s.leader !== this.lastLeader) {
       if (s.leader !== 0) this.leaderChanges++;
@@ -106,17 +116,21 @@ export class EngineBackend extends KvBackendBase<EngineRuntime> implements ApiBa
 
   status(): StatusView {
     const s = this.rt?.status();
+    const progress = new Map((this.rt?.engine?.replicaProgress?.() ?? []).map((p) => [p.id, p]));
     return {
       id: this.self.name,
       engine: this.rt?.engineName ?? 'paxos',
-      role: s?.role ?? 'down',
-      ...(s?.detail ? { detail: s.detail } : {}),
+      role: s ? roleName(s) : 'down',
+      ...(s?.detail && s.detail !== roleName(s) ? { detail: s.detail } : {}),
       term: s?.term ?? 0,
       leader: this.nameOf(s?.leader ?? 0),
       active: this.activeNow,
       commitIndex: s?.commitIndex ?? 0,
       appliedIndex: s?.appliedIndex ?? 0,
-      peers: this.members.filter((m) => m.id !== this.self.id).map((m) => ({ id: m.name, nodeId: m.id, role: m.role, ...this.contactOf(m.id) })),
+      peers: this.members.filter((m) => m.id !== this.self.id).map((m) => {
+        const p = progress.get(m.id);
+        return { id: m.name, nodeId: m.id, role: m.role, ...this.contactOf(m.id), ...(p ? { match: p.match, state: p.state } : {}) };
+      }),
       links: this.linksView(),
       relays: (this.fenceDevices ?? []).map((d) => ({ ...d })),
       witness: this.isWitness,
@@ -132,20 +146,31 @@ export class EngineBackend extends KvBackendBase<EngineRuntime> implements ApiBa
   }
 
   /**
-   * The leader's token as a ZAB follower knows it: the index of the leader's
-   * epoch-start entry, zxid (e, 0), which NEWLEADER told it (ZabStatus.epochStart),
-   * once committed here; 0 before (as Raft's backend reports the first index of the
-   * current term). Paxos: 0 (see the header).
+   * The leader's token as a follower knows it: the index of the leadership's first
+   * entry in its log (EngineStatus.epochStart: Raft the term's first entry, ZAB the
+   * epoch-start zxid (e, 0) NEWLEADER told it), once committed here; 0 before, and 0
+   * for engines that do not name it (Paxos, see the header).
    */
   private followerToken(): number {
-    const eng = this.rt?.engine;
-    if (!eng || this.rt!.engineName !== 'zab') return 0;
-    const st = eng.status() as ReturnType<typeof eng.status> & { epochStart?: number };
-    const start = st.epochStart ?? 0;
-    return start > 0 && st.commitIndex >= start ? start : 0;
+    const st = this.rt?.engine?.status();
+    const start = st?.epochStart ?? 0;
+    return start > 0 && st!.commitIndex >= start ? start : 0;
   }
 
   put(key: string, value: Uint8Array, opts: { cas?: number; pbftClient?: ClientRef }, cb: ClientCallback): void {
+    const tr = this.trace;
+    if (tr) {
+      // http.in happened before the index was known: recorded with its own time.
+      const t0 = tr.now();
+      const inner = cb;
+      cb = (r) => {
+        if (r.index !== undefined) {
+          tr.markAt('http.in', r.index, r.index, t0);
+          tr.mark('http.out', r.index);
+        }
+        inner(r);
+      };
+    }
     this.need(cb)?.put(key, value, opts, this.timed(cb));
   }
   del(key: string, opts: { cas?: number; pbftClient?: ClientRef }, cb: ClientCallback): void {
@@ -171,20 +196,23 @@ export class EngineBackend extends KvBackendBase<EngineRuntime> implements ApiBa
 
   metrics(): MetricFamily[] {
     const s = this.rt?.status();
-    const roles = ['follower', 'candidate', 'leader', 'down'];
+    const engine = this.rt?.engineName ?? 'paxos';
+    const roles = engine === 'raft' ? ['follower', 'pre-candidate', 'candidate', 'leader', 'down'] : ['follower', 'candidate', 'leader', 'down'];
+    const role = s ? roleName(s) : 'down';
     const g = gauge;
     const c = counter;
-    const engine = this.rt?.engineName ?? 'paxos';
     return [
-      { name: 'quorumd_role', help: 'Current role (1 for the current one).', type: 'gauge', samples: roles.map((r) => ({ labels: { role: r }, value: (s?.role ?? 'down') === r ? 1 : 0 })) },
+      { name: 'quorumd_role', help: 'Current role (1 for the current one).', type: 'gauge', samples: roles.map((r) => ({ labels: { role: r }, value: role === r ? 1 : 0 })) },
       g('quorumd_active', '1 while this node is the active leader (its leadership\'s fencing token issued).', this.activeNow ? 1 : 0),
-      g('quorumd_term', `Current term (${engine}: ${engine === 'paxos' ? 'promised ballot' : 'epoch'}).`, s?.term ?? 0),
+      g('quorumd_term', `Current term${TERM_MEANS[engine] ? ` (${engine}: ${TERM_MEANS[engine]})` : ''}.`, s?.term ?? 0),
       g('quorumd_commit_index', 'Highest log index known committed.', s?.commitIndex ?? 0),
       g('quorumd_apply_index', 'Highest log index applied to the state machine.', s?.appliedIndex ?? 0),
       g('quorumd_last_index', 'Last log index.', s?.lastIndex ?? 0),
       c('quorumd_elections_total', 'Elections this node started (became candidate).', this.elections),
       c('quorumd_leader_changes_total', 'Leader changes seen by this node.', this.leaderChanges),
       g('quorumd_fencing_token', 'Fencing token of this node\'s leadership while active (0 otherwise).', this.activeNow ? this.activeToken : 0),
+      g('quorumd_elected', '1 while this node is the elected leader (active or not).', s?.elected ? 1 : 0),
+      g('quorumd_self_fencing', '1 when this node stopped feeding its watchdog (it lost its lease after being active).', s?.selfFencing ? 1 : 0),
       ...this.linkMetrics(),
       this.fencesMetric(),
       ...this.frameMetrics(s),
@@ -200,4 +228,16 @@ export class EngineBackend extends KvBackendBase<EngineRuntime> implements ApiBa
       { name: 'quorumd_info', help: 'Static node information.', type: 'gauge', samples: [{ labels: { node: this.self.name, cluster: this.clusterName, engine }, value: 1 }] },
     ];
   }
+}
+
+/** What `quorumd_term` counts, for engines whose leadership number is not a term. */
+const TERM_MEANS: Record<string, string> = { paxos: 'promised ballot', zab: 'epoch', pbft: 'view' };
+
+/**
+ * The role as the API shows it: the contract's role, except Raft's pre-candidate
+ * (role 'candidate', detail 'pre-candidate'), which Raft's API has always shown as a
+ * role of its own (it has not started an election: it asks whether it could win one).
+ */
+function roleName(s: { role: string; detail?: string | undefined }): string {
+  return s.detail === 'pre-candidate' ? 'pre-candidate' : s.role;
 }

@@ -1,7 +1,9 @@
 /**
- * The HTTP API's backend over a real NodeRuntime (daemon/runtime): status and leader
- * views, key-change notifications for watches (from the runtime's `applied`
- * observer), leadership tracking for hooks, and the metric families.
+ * What every HTTP backend shares (BackendBase, KvBackendBase: members, fences, watches,
+ * keys, locks, jobs, metrics parts), the bully backend, and RuntimeBackend over the
+ * former Raft runtime (NodeRuntime) — which only the simulator's Raft jobs runs use
+ * now (daemon/sim/jobs.ts); `quorumd start` serves Raft through EngineBackend
+ * (engine-backend.ts). RuntimeBackend goes with node.ts (issue 15).
  */
 import { decodeCommand, KvError, type KvStateMachine } from '../../src/kv/index.ts';
 import type { Entry } from '../../src/wire/messages.ts';
@@ -13,7 +15,6 @@ import type { EngineRuntime, EngineRuntimeObserver } from '../runtime/engine-nod
 import type { BullyEngine } from '../../src/bully/index.ts';
 import type { ClientCallback } from '../runtime/results.ts';
 import type { ActivationStatus } from '../runtime/leader-fencing.ts';
-import type { WriteTracer } from '../runtime/write-trace.ts';
 import type { JobRecord } from '../../src/kv/index.ts';
 import type { JobReport, JobsHost, Leadership } from '../jobs/coordinator.ts';
 import type { ApiBackend, FenceAnswer, KeyView, LeaderView, LockView, StatusView } from './backend.ts';
@@ -482,23 +483,7 @@ export class RuntimeBackend extends KvBackendBase<NodeRuntime> implements ApiBac
     return { leader: this.nameOf(leaderId), term: s?.term ?? 0, token };
   }
 
-  /** Per-write trace points (daemon/runtime/write-trace.ts): set by startNode when tracing is on. */
-  trace: WriteTracer | undefined;
-
   put(key: string, value: Uint8Array, opts: { cas?: number }, cb: ClientCallback): void {
-    const tr = this.trace;
-    if (tr) {
-      // http.in happened before the index was known: recorded with its own time.
-      const t0 = tr.now();
-      const inner = cb;
-      cb = (r) => {
-        if (r.index !== undefined) {
-          tr.markAt('http.in', r.index, r.index, t0);
-          tr.mark('http.out', r.index);
-        }
-        inner(r);
-      };
-    }
     this.need(cb)?.put(key, value, opts, this.timed(cb));
   }
   del(key: string, opts: { cas?: number }, cb: ClientCallback): void {

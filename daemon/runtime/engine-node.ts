@@ -1,9 +1,10 @@
 /**
  * The engine runtime: ANY engine of the contract in src/engine/contract.ts wired to one
- * board's HAL (Clock, Storage, Link[]). It runs the contract engines — Multi-Paxos
- * (`engine: paxos`, src/paxos/multi.ts), ZAB (`engine: zab`, src/zab/zab.ts) and the
- * election-only bully (`engine: bully`, src/bully/engine.ts) — under `quorumd start`,
- * `quorumd dev` and `quorumd sim`.
+ * board's HAL (Clock, Storage, Link[]). It runs every engine — Raft (`engine: raft`,
+ * src/raft/engine.ts), Multi-Paxos (`engine: paxos`, src/paxos/multi.ts), ZAB
+ * (`engine: zab`, src/zab/zab.ts), PBFT (`engine: pbft`) and the election-only bully
+ * (`engine: bully`, src/bully/engine.ts) — under `quorumd start`, `quorumd dev` and
+ * `quorumd sim`.
  *
  * Election-only engines (caps.log false, `isElectionOnly`): leader, hooks, fencing;
  * KV, locks and jobs answer 501 (ENGINE_UNSUPPORTED), and activation follows
@@ -11,14 +12,16 @@
  * no watchdog) instead of leader-fencing.ts. A board that ran the former bully runtime
  * keeps its epochs in `bully.state`; the runtime never starts below it (bully-state.ts).
  *
- * This is meant to become THE node runtime of issue 15: Raft (node.ts) still has its
- * own and moves onto this one in a later step, once it carries what Raft has and it
- * does not yet (the peer-gone campaign order with pre-vote stickiness, write tracing,
- * batching off, witness processes). The split-brain
- * defenses (activation gate, own lease, STONITH, watchdog, fence history) are the
- * module the Raft runtime uses too (leader-fencing.ts); scheduled jobs claim slots
- * through the log (jobClaim/jobDone) as under Raft. What is still missing is refused at
- * config time for paxos and zab (daemon/config/schema.ts), never half-served.
+ * THE node runtime of issue 15: Raft (`engine: raft`, src/raft/engine.ts) runs here
+ * under `quorumd start` and `quorumd dev` too, its extras through the contract's
+ * optional extensions (dropLease, acknowledges, isCampaignRequest, replicaProgress,
+ * epochStart, dataMissing); the simulator's Raft cluster (daemon/sim/cluster.ts) still
+ * runs node.ts until it moves to engine-cluster.ts. Not carried over from node.ts:
+ * `batching: false` (one fsync per write, only ever used to measure what batching
+ * buys). The split-brain defenses (activation gate, own lease, STONITH, watchdog,
+ * fence history) are leader-fencing.ts; scheduled jobs claim slots through the log
+ * (jobClaim/jobDone). What an engine still lacks is refused at config time
+ * (daemon/config/schema.ts), never half-served.
  *
  * Life cycle (the same as node.ts): start() opens the durable log (hal/storage), takes
  * its new bootId for the wire stamps, builds the engine from exactly what was persisted
@@ -81,12 +84,13 @@ import { WireEndpoint } from './wire-endpoint.ts';
 import { ReadyLoop } from './ready-loop.ts';
 import { InternalError, guardedLinkCallbacks } from './fatal.ts';
 import { nullLogger, type Logger } from './logger.ts';
-import { Status, unavailable, unknownOutcome, type ClientCallback, type ClientResult } from './results.ts';
-import { checkKey, decodeMeta, encodeMeta, leaseArg, resultToClient } from './node.ts';
+import { Status, checkKey, leaseArg, resultToClient, unavailable, unknownOutcome, type ClientCallback, type ClientResult } from './results.ts';
+import { decodeMeta, encodeMeta } from './meta.ts';
 import { ActivationListeners, type ActivationEvent } from './activation.ts';
 import { LeaderFencing, operatorConfirm, operatorFence, type ActivationStatus, type ConfirmResult, type RuntimeFencingOptions } from './leader-fencing.ts';
 import type { FenceRecord } from '../../src/fence/index.ts';
 import type { JobOutcomeName } from '../../src/kv/index.ts';
+import { traceMessage, type WriteTracer } from './write-trace.ts';
 
 /** Engines this runtime hosts (Raft has its own runtime for now; PBFT's clients trust f + 1 matching replies, not one node's: pbft-host.ts). */
 export type ContractEngineName = Extract<EngineName, 'paxos' | 'zab' | 'bully' | 'pbft'>;
@@ -210,6 +214,8 @@ export interface EngineRuntimeOptions {
    * this node lies — its PBFT traffic and the replies it signs go through the saboteur.
    */
   byzantine?: Saboteur;
+  /** Per-write trace points (daemon/runtime/write-trace.ts, QUORUMD_TRACE_WRITES); off when absent. */
+  trace?: WriteTracer;
 }
 
 export type EngineRuntimeState = 'new' | 'booting' | 'running' | 'stopped';
@@ -380,6 +386,8 @@ export class EngineRuntime {
         }
         if (!batch.snapshot && !batch.entries && !batch.hardState) return false;
         if (rd.atomic) batch.atomic = true;
+        const tr = this.opts.trace;
+        if (tr && rd.entries.length > 0) tr.mark('persist.start', rd.entries[0]!.index, rd.entries[rd.entries.length - 1]!.index);
         const hs = rd.hardState;
         this.dlog!.persist(batch, hs ? (err) => {
           if (!err) this.durableHard = hs;
@@ -387,7 +395,11 @@ export class EngineRuntime {
         } : done);
         return true;
       },
-      durable: (rd) => this.handleDurable(rd),
+      durable: (rd) => {
+        const tr = this.opts.trace;
+        if (tr && rd.entries.length > 0) tr.mark('persist.done', rd.entries[0]!.index, rd.entries[rd.entries.length - 1]!.index);
+        this.handleDurable(rd);
+      },
       fatal: (err) => this.fatal(err),
     });
   }
@@ -761,8 +773,19 @@ export class EngineRuntime {
     this.fencing?.step(leader, this.wasLeader);
     this.electionFencing?.step();
     this.wasLeader = leader;
+    if (this.opts.trace) this.traceCommit(this.opts.trace);
     this.opts.observer?.afterStep?.(this);
   }
+
+  /** Write trace: the commit index passed these entries (only with a tracer). */
+  private traceCommit(tr: WriteTracer): void {
+    const commit = this.eng!.status().commitIndex;
+    if (commit > this.tracedCommit) {
+      tr.mark('commit', this.tracedCommit + 1, commit);
+      this.tracedCommit = commit;
+    }
+  }
+  private tracedCommit = 0;
 
   private pump(): void {
     this.loop.pump();
@@ -841,6 +864,7 @@ export class EngineRuntime {
       if (err) this.log('error', 'apply order', { node: this.id, index: e.index, error: err.message });
     }
     this.opts.observer?.applied?.(this, e, result);
+    this.opts.trace?.mark('apply', e.index);
     this.fencing?.applied(e, result);
     if (this.pbftAuth) {
       this.pbftSignReply(e, resultToClient(result));
@@ -1092,6 +1116,7 @@ export class EngineRuntime {
       if (m.type === MsgType.Heartbeat) this.fencing.roundSent(m.term, m.ctx);
       else if (m.type === MsgType.ZabPing && m.ctx !== undefined) this.fencing.roundSent(m.term, m.ctx);
     }
+    if (this.opts.trace) traceMessage(this.opts.trace, m, 'send');
     this.wire!.send(m);
   }
 
@@ -1128,6 +1153,7 @@ export class EngineRuntime {
   }
 
   private onMessage(m: Message): void {
+    if (this.opts.trace) traceMessage(this.opts.trace, m, 'recv');
     if (m.type === MsgType.ClientRequest) this.onClientRequest(m);
     else if (m.type === MsgType.ClientReply) this.onClientReply(m);
     else {
@@ -1142,7 +1168,7 @@ export class EngineRuntime {
       if (eng.isCampaignRequest?.(m)) this.campaignSeenAt = this.opts.clock.monotonicMs();
       if (m.type === MsgType.ReadIndex) this.checkTickLag(this.opts.clock.monotonicMs());
       // The engine drops (and counts) message types that are not its own.
-      this.guard(() => eng.step(m), `step ${MsgType[m.type] ?? m.type}`);
+      this.guard(() => eng.step(m), `step ${MsgType[m.type] ?? m.type} from n${m.from}`);
       if (this.stateValue !== 'running') return;
       this.afterStep();
     }
@@ -1193,9 +1219,14 @@ export class EngineRuntime {
       const go = () => {
         if (this.stateValue !== 'running' || this.eng !== eng) return;
         // Someone is campaigning already (we are, or we promised a newer term/ballot since
-        // the will): let it finish instead of dueling with it, as node.ts does.
+        // the will): let it finish instead of dueling with it, as node.ts does. A Raft
+        // pre-candidate has taken no term and promised nothing: it tries again, since its
+        // pre-vote may have been dropped by a peer still sticky to the old leader (its
+        // own copy of the will came later) — with 2 boards + a witness there is no other
+        // survivor to try.
         const now = eng.status();
-        if (now.role !== 'follower' || now.leader !== NO_NODE || now.term !== st.term) return;
+        const campaigning = now.role === 'leader' || (now.role === 'candidate' && now.detail !== 'pre-candidate');
+        if (campaigning || now.leader !== NO_NODE || now.term !== st.term) return;
         // Someone else is campaigning right now (we just granted or refused it): let it
         // finish instead of splitting the vote; try again one period later if it fails.
         if (this.opts.clock.monotonicMs() - this.campaignSeenAt >= this.staggerMs) {
@@ -1472,6 +1503,7 @@ export class EngineRuntime {
         return reply(unavailable(`not proposed: ${r.reason}`));
       }
       this.opts.observer?.proposed?.(this, r.index, r.term, data);
+      this.opts.trace?.mark('propose', r.index);
       if (growth.keys > 0 || growth.bytes > 0) {
         this.pendingGrowth.set(r.index, growth);
         this.pendingUse = { keys: this.pendingUse.keys + growth.keys, bytes: this.pendingUse.bytes + growth.bytes };
@@ -1484,6 +1516,8 @@ export class EngineRuntime {
       return;
     }
     const leader = eng.status().leader;
+    // A slot is claimed by the leader that saw itself active, never on its behalf by another (as node.ts).
+    if (cmd.op === 'job.claim') return reply(unavailable(`node ${this.id} is not the leader; a job claim is never forwarded`));
     if (!local) return reply(unavailable(`node ${this.id} is not the leader (leader: ${leader || 'unknown'}); not proposed`));
     if (leader === NO_NODE || leader === this.id) return reply(unavailable('no leader known; not proposed'));
     const data = encodeCommand(cmd);

@@ -1,7 +1,9 @@
 /**
- * The node runtime: one Raft engine wired to one board's HAL (Clock, Storage, Link[]).
- * The simulator (`quorumd sim`) and the real daemon (`quorumd start`) run this same
- * code; only the HAL behind it differs.
+ * The former Raft runtime: one Raft engine wired to one board's HAL (Clock, Storage,
+ * Link[]). `quorumd start` and `quorumd dev` run Raft on the engine runtime
+ * (engine-node.ts) now; this one is left only for the simulator's Raft cluster
+ * (daemon/sim/cluster.ts, and the jobs simulation over it), until that moves to
+ * daemon/sim/engine-cluster.ts — then this file goes (issue 15).
  *
  * Life cycle
  *   start()  open the durable log (recovery warnings are logged), take its new bootId
@@ -43,7 +45,7 @@
  * into the replicated history (`fence.record`). The watchdog is fed every tick, except
  * by a node that lost its lease after being active (self-fence). Operator: `fence(node)`.
  */
-import { KvError, KvStateMachine, encodeCommand, decodeCommand, leaseDigest, quotaGrowth, checkQuota, DEFAULT_KV_QUOTA, type KvQuota, type KvUsage, type ApplyResult, type Command, type JobOutcomeName } from '../../src/kv/index.ts';
+import { KvError, KvStateMachine, encodeCommand, decodeCommand, quotaGrowth, checkQuota, DEFAULT_KV_QUOTA, type KvQuota, type KvUsage, type ApplyResult, type Command, type JobOutcomeName } from '../../src/kv/index.ts';
 import { RaftNode, type RaftOptions, type Ready, type MemberConfig, type RaftStatus, type Result } from '../../src/raft/index.ts';
 import type { Keyring } from '../../src/wire/auth.ts';
 import { DEFAULT_MAX_FRAME, newDropCounters, type DropCounters } from '../../src/wire/codec.ts';
@@ -61,8 +63,8 @@ import { WireEndpoint } from './wire-endpoint.ts';
 import { ReadyLoop } from './ready-loop.ts';
 import { nullLogger, type Logger } from './logger.ts';
 import { InternalError, guardedLinkCallbacks } from './fatal.ts';
-import type { WriteTracer } from './write-trace.ts';
-import { Status, unavailable, unknownOutcome, type ClientCallback, type ClientResult } from './results.ts';
+import { Status, checkKey, leaseArg, resultToClient, unavailable, unknownOutcome, type ClientCallback, type ClientResult } from './results.ts';
+import { decodeMeta, encodeMeta } from './meta.ts';
 
 /** Hooks for whoever watches the node from outside (the simulator's invariant checker). */
 export interface RuntimeObserver {
@@ -140,8 +142,6 @@ export interface NodeRuntimeOptions {
   onFatal?: (err: Error) => void;
   /** Split-brain defenses; see RuntimeFencingOptions. */
   fencing?: RuntimeFencingOptions;
-  /** Per-write trace points (daemon/runtime/write-trace.ts); off when absent. */
-  trace?: WriteTracer;
   /**
    * Cluster-wide limits of the replicated state (src/kv/quota.ts), enforced by this node
    * while it leads: a write that would pass them answers 507 and is not proposed.
@@ -309,16 +309,10 @@ export class NodeRuntime {
         if (rd.entries.length > 0) batch.entries = rd.entries;
         if (rd.hardState) batch.hardState = rd.hardState;
         if (!batch.snapshot && !batch.entries && !batch.hardState) return false;
-        const tr = this.opts.trace;
-        if (tr && rd.entries.length > 0) tr.mark('persist.start', rd.entries[0]!.index, rd.entries[rd.entries.length - 1]!.index);
         this.dlog!.persist(batch, done);
         return true;
       },
-      durable: (rd) => {
-        const tr = this.opts.trace;
-        if (tr && rd.entries.length > 0) tr.mark('persist.done', rd.entries[0]!.index, rd.entries[rd.entries.length - 1]!.index);
-        this.handleDurable(rd);
-      },
+      durable: (rd) => this.handleDurable(rd),
       fatal: (err) => this.fatal(err),
     });
   }
@@ -601,10 +595,6 @@ export class NodeRuntime {
   private afterStep(): void {
     const raft = this.raft!;
     const leader = raft.isLeader;
-    if (this.opts.trace && raft.commitIndex > this.tracedCommit) {
-      this.opts.trace.mark('commit', this.tracedCommit + 1, raft.commitIndex);
-      this.tracedCommit = raft.commitIndex;
-    }
     if (leader && !this.wasLeader) {
       // Lock time line: a new leader continues from the state machine's clock, so the
       // time stamped into lock commands never runs backwards across leaders.
@@ -761,7 +751,6 @@ export class NodeRuntime {
       this.log('error', 'apply order', { node: this.id, index: e.index, error: result.error.message });
     }
     this.opts.observer?.applied?.(this, e, result);
-    this.opts.trace?.mark('apply', e.index);
     this.fencing?.applied(e, result);
     const w = this.pendingWrites.get(e.index);
     if (!w) return;
@@ -811,28 +800,12 @@ export class NodeRuntime {
 
   private send(m: Message): void {
     if (this.fencing && m.type === MsgType.Heartbeat) this.fencing.roundSent(m.term, m.ctx);
-    if (this.opts.trace) this.traceMsg(m, 'send');
     this.wire!.send(m);
   }
 
-  /** Trace points of replication messages (write-trace.ts); only with a tracer. */
-  private traceMsg(m: Message, dir: 'send' | 'recv'): void {
-    const tr = this.opts.trace!;
-    if (m.type === MsgType.Append && m.entries.length > 0) {
-      const lo = m.entries[0]!.index;
-      const hi = m.entries[m.entries.length - 1]!.index;
-      if (dir === 'send') tr.mark(`append.send>${m.to}`, lo, hi);
-      else tr.mark('append.recv', lo, hi);
-    } else if (m.type === MsgType.AppendReply && m.success) {
-      if (dir === 'send') tr.mark('ack.send', m.index);
-      else tr.mark(`ack.recv<${m.from}`, m.index);
-    }
-  }
-  private tracedCommit = 0;
 
   /** An authenticated message (daemon/runtime/wire-endpoint.ts opened it). */
   private onMessage(m: Message): void {
-    if (this.opts.trace) this.traceMsg(m, 'recv');
     if (RAFT_TYPES.has(m.type)) {
       this.fencing?.peerSeen(m.from);
       if ((m.type === MsgType.PreVote || m.type === MsgType.Vote) && m.term > this.raft!.status().term) this.campaignSeenAt = this.opts.clock.monotonicMs();
@@ -1107,7 +1080,6 @@ export class NodeRuntime {
         const prev = this.pendingWrites.get(r.index);
         if (prev) prev.reply(unknownOutcome(`the write proposed at index ${r.index} in term ${prev.term} was replaced in this node's log; it may or may not be applied`));
         this.pendingWrites.set(r.index, { term: r.term, reply, deadline: this.opts.clock.monotonicMs() + this.timeoutMs });
-        this.opts.trace?.mark('propose', r.index);
         return;
       }
       if (r.code === 'too-large') return reply({ status: Status.TOO_LARGE, error: r.reason });
@@ -1195,76 +1167,5 @@ export class NodeRuntime {
 
 export { ALIVE_WINDOW_MS, aliveRefusal, type ConfirmResult } from './leader-fencing.ts';
 
-/** The digest of a lease id, or the reason it is not one. */
-export function leaseArg(lease: unknown): Uint8Array | string {
-  if (typeof lease !== 'string' || !/^[A-Za-z0-9_-]{22,64}$/.test(lease)) return 'lease: expected a lease id of 22 to 64 characters A-Z a-z 0-9 _ -';
-  return leaseDigest(lease);
-}
-
-export function checkKey(key: unknown): ClientResult | undefined {
-  if (typeof key !== 'string' || key.length === 0) return { status: Status.BAD_REQUEST, error: `key: expected a non-empty string, got ${typeof key}` };
-  return undefined;
-}
-
-/** Maps the state machine's result of an applied write to the client's answer. */
-export function resultToClient(r: ApplyResult | undefined): ClientResult {
-  if (!r) return { status: Status.OK };
-  switch (r.op) {
-    case 'put':
-    case 'del':
-      return r.ok ? { status: Status.OK, index: r.index } : { status: Status.CONFLICT, index: r.index, error: `cas failed: the key's modify index is ${r.index}` };
-    case 'lock.acquire':
-      return r.ok
-        ? { status: Status.OK, token: r.token, ttlMs: r.ttlMs, expiresAt: r.expiresAt }
-        : { status: Status.CONFLICT, holder: r.holder, token: r.token, expiresAt: r.expiresAt, error: `lock held by ${r.holder}` };
-    case 'lock.renew':
-      return r.ok ? { status: Status.OK, token: r.token, ttlMs: r.ttlMs, expiresAt: r.expiresAt } : { status: Status.CONFLICT, error: `renew refused: ${r.reason}` };
-    case 'lock.release':
-      return r.ok ? { status: Status.OK } : { status: Status.CONFLICT, error: 'release refused: not the holder' };
-    case 'lead.claim':
-    case 'lead.active':
-    case 'fence.record':
-      return { status: Status.OK };
-    case 'job.claim':
-      if (r.ok) return { status: Status.OK, index: r.index };
-      return {
-        status: Status.CONFLICT,
-        ...(r.claim ? { holder: `n${r.claim.node}`, token: r.claim.token, index: r.claim.index } : {}),
-        error:
-          r.reason === 'claimed'
-            ? `slot not granted: slot ${r.claim!.slot} of this job was already claimed by node ${r.claim!.node} (term ${r.claim!.term})`
-            : r.reason === 'stale-leader'
-              ? 'slot not granted: the claimer\'s term is older than the newest leadership'
-              : 'slot not granted: too many jobs in the replicated table',
-      };
-    case 'job.done':
-      return r.ok ? { status: Status.OK } : { status: Status.CONFLICT, error: 'job result not recorded: no matching claim, or a newer result is kept' };
-    case 'error':
-      // Applied as a no-op (the index is consumed): definite, and the input was bad.
-      return { status: Status.BAD_REQUEST, error: r.error.message };
-  }
-}
-
-/**
- * Runtime metadata kept with the hard state: [magic 'q', version, u32 wire boot
- * counter] and, from version 2, [u8 flags] (bit 0: the cluster formed once — the
- * fencing first-start rule, daemon/runtime/activation.ts). Version 1 (6 bytes) is read
- * as "not formed".
- */
-export interface RuntimeMeta {
-  boot: number;
-  formed: boolean;
-}
-export function encodeMeta(m: RuntimeMeta): Uint8Array {
-  const b = new Uint8Array(7);
-  b[0] = 0x71;
-  b[1] = 2;
-  new DataView(b.buffer).setUint32(2, m.boot >>> 0);
-  b[6] = m.formed ? 1 : 0;
-  return b;
-}
-export function decodeMeta(meta: Uint8Array): RuntimeMeta {
-  if (meta.length < 6 || meta[0] !== 0x71 || (meta[1] !== 1 && meta[1] !== 2)) return { boot: -1, formed: false };
-  const boot = new DataView(meta.buffer, meta.byteOffset, meta.byteLength).getUint32(2);
-  return { boot, formed: meta[1] === 2 && meta.length >= 7 && (meta[6]! & 1) === 1 };
-}
+export { checkKey, leaseArg, resultToClient } from './results.ts';
+export { decodeMeta, encodeMeta, type RuntimeMeta } from './meta.ts';

@@ -1,3 +1,5 @@
+import { leaseDigest, type ApplyResult } from '../../src/kv/index.ts';
+
 /**
  * What the node runtime's client API answers: an HTTP-like status (docs/api.md) plus
  * the operation's data. The status rule that users and the simulator's history rely on:
@@ -57,4 +59,54 @@ export function unavailable(error: string): ClientResult {
 }
 export function unknownOutcome(error: string): ClientResult {
   return { status: Status.UNKNOWN, error };
+}
+
+/** The digest of a lease id, or the reason it is not one. */
+export function leaseArg(lease: unknown): Uint8Array | string {
+  if (typeof lease !== 'string' || !/^[A-Za-z0-9_-]{22,64}$/.test(lease)) return 'lease: expected a lease id of 22 to 64 characters A-Z a-z 0-9 _ -';
+  return leaseDigest(lease);
+}
+
+export function checkKey(key: unknown): ClientResult | undefined {
+  if (typeof key !== 'string' || key.length === 0) return { status: Status.BAD_REQUEST, error: `key: expected a non-empty string, got ${typeof key}` };
+  return undefined;
+}
+
+/** Maps the state machine's result of an applied write to the client's answer. */
+export function resultToClient(r: ApplyResult | undefined): ClientResult {
+  if (!r) return { status: Status.OK };
+  switch (r.op) {
+    case 'put':
+    case 'del':
+      return r.ok ? { status: Status.OK, index: r.index } : { status: Status.CONFLICT, index: r.index, error: `cas failed: the key's modify index is ${r.index}` };
+    case 'lock.acquire':
+      return r.ok
+        ? { status: Status.OK, token: r.token, ttlMs: r.ttlMs, expiresAt: r.expiresAt }
+        : { status: Status.CONFLICT, holder: r.holder, token: r.token, expiresAt: r.expiresAt, error: `lock held by ${r.holder}` };
+    case 'lock.renew':
+      return r.ok ? { status: Status.OK, token: r.token, ttlMs: r.ttlMs, expiresAt: r.expiresAt } : { status: Status.CONFLICT, error: `renew refused: ${r.reason}` };
+    case 'lock.release':
+      return r.ok ? { status: Status.OK } : { status: Status.CONFLICT, error: 'release refused: not the holder' };
+    case 'lead.claim':
+    case 'lead.active':
+    case 'fence.record':
+      return { status: Status.OK };
+    case 'job.claim':
+      if (r.ok) return { status: Status.OK, index: r.index };
+      return {
+        status: Status.CONFLICT,
+        ...(r.claim ? { holder: `n${r.claim.node}`, token: r.claim.token, index: r.claim.index } : {}),
+        error:
+          r.reason === 'claimed'
+            ? `slot not granted: slot ${r.claim!.slot} of this job was already claimed by node ${r.claim!.node} (term ${r.claim!.term})`
+            : r.reason === 'stale-leader'
+              ? 'slot not granted: the claimer\'s term is older than the newest leadership'
+              : 'slot not granted: too many jobs in the replicated table',
+      };
+    case 'job.done':
+      return r.ok ? { status: Status.OK } : { status: Status.CONFLICT, error: 'job result not recorded: no matching claim, or a newer result is kept' };
+    case 'error':
+      // Applied as a no-op (the index is consumed): definite, and the input was bad.
+      return { status: Status.BAD_REQUEST, error: r.error.message };
+  }
 }

@@ -22,6 +22,7 @@
  */
 import { appendFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { MsgType, type Message } from '../../src/wire/messages.ts';
 
 export interface WriteTracer {
   /** `point` happened now for log indexes lo..hi (hi defaults to lo). */
@@ -61,4 +62,21 @@ export function writeTracerFromEnv(node: string, env: NodeJS.ProcessEnv = proces
     now,
     flush,
   };
+}
+
+/**
+ * The trace points a replication message carries (append.send>N / append.recv for an
+ * Append with entries, ack.send / ack.recv<N for a successful AppendReply): Raft's
+ * replication messages; other engines' messages mark nothing.
+ */
+export function traceMessage(tr: WriteTracer, m: Message, dir: 'send' | 'recv'): void {
+  if (m.type === MsgType.Append && m.entries.length > 0) {
+    const lo = m.entries[0]!.index;
+    const hi = m.entries[m.entries.length - 1]!.index;
+    if (dir === 'send') tr.mark(`append.send>${m.to}`, lo, hi);
+    else tr.mark('append.recv', lo, hi);
+  } else if (m.type === MsgType.AppendReply && m.success) {
+    if (dir === 'send') tr.mark('ack.send', m.index);
+    else tr.mark(`ack.recv<${m.from}`, m.index);
+  }
 }

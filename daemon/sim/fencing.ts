@@ -22,7 +22,7 @@ import type { Board, BoardHal } from '../../firmware-sim/board.ts';
 import type { FenceTargetConfig, FencerConfig } from '../../src/fence/index.ts';
 import { TokenMonotonicity } from '../../src/fence/index.ts';
 import type { NodeId } from '../../src/types.ts';
-import type { RuntimeFencingOptions } from '../runtime/node.ts';
+import type { RuntimeFencingOptions } from '../runtime/leader-fencing.ts';
 
 /** Hardware watchdog of every simulated board (ms): a Pi's bcm2835 can do 1–15 s; 3 s keeps the lease-only failover short. */
 export const SIM_WATCHDOG_MS = 3000;

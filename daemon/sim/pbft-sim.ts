@@ -34,7 +34,7 @@ import type { Index, NodeId } from '../../src/types.ts';
 import type { Rng } from '../../src/rng.ts';
 import type { Scheduler } from '../../firmware-sim/scheduler.ts';
 import type { EngineRuntime } from '../runtime/engine-node.ts';
-import { resultToClient } from '../runtime/node.ts';
+import { resultToClient } from '../runtime/results.ts';
 import { Status, type ClientCallback, type ClientResult } from '../runtime/results.ts';
 import { decodeResult, encodeResult } from '../runtime/pbft-host.ts';
 import type { EngineChecks } from './engine-invariants.ts';

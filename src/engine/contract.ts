@@ -115,6 +115,13 @@
  *   - `EngineStatus.unsupported`: messages of other engines' types it dropped.
  *   - `SoftState.detail` / `EngineStatus.detail`: the engine's finer role (Raft
  *     'pre-candidate' is role 'candidate', detail 'pre-candidate').
+ *   - `replicaProgress()`: on a leader, how far each other member's log is known to match
+ *     (the runtime hands leadership to the most caught-up voter before it stops, and
+ *     /v1/status shows it); elsewhere an empty list.
+ *   - `EngineStatus.epochStart`: the index of the current leadership's first entry in
+ *     this node's log (0 while unknown); once committed it is that leadership's
+ *     fencing token, so a follower can report the leader's token (ZAB has it from
+ *     NEWLEADER, Raft from the first entry of the term in its log).
  *
  * ## Capabilities differ, and say so
  * A replicated-log engine (`caps.log`) gives KV, locks, jobs and fence history. An
@@ -259,6 +266,17 @@ export interface EngineStatus {
   dataMissing?: boolean;
   /** Messages of other engines' types this engine dropped. */
   unsupported?: number;
+  /** The current leadership's first entry in this node's log, 0 = not known (see "Extensions for Raft's extras"). */
+  epochStart?: Index;
+}
+
+/** A leader's view of one other member's replication (Engine.replicaProgress). */
+export interface ReplicaProgress {
+  id: NodeId;
+  /** Highest index known to be in that member's log. */
+  match: Index;
+  /** The engine's name for how it replicates to that member now (Raft: probe, replicate, snapshot). */
+  state: string;
 }
 
 /** A membership change (Engine.proposeConfChange; Raft thesis §4: one server at a time). */
@@ -326,4 +344,5 @@ export interface Engine {
   dropLease?(): void;
   acknowledges?(m: Message): boolean;
   isCampaignRequest?(m: Message): boolean;
+  replicaProgress?(): ReplicaProgress[];
 }

@@ -7,7 +7,8 @@
  * reads with `leaseRead`), leadership transfer (TimeoutNow, thesis §3.10), witness
  * members, and a quorum-acknowledged lease (check-quorum + heartbeat rounds). The
  * contract's optional extensions Raft has: membership changes (proposeConfChange),
- * dropLease, acknowledges, isCampaignRequest, status().dataMissing and .unsupported.
+ * dropLease, acknowledges, isCampaignRequest, replicaProgress, status().dataMissing,
+ * .unsupported and .epochStart.
  *
  * What maps how:
  *   - role: 'pre-candidate' is the contract's 'candidate' with detail 'pre-candidate'
@@ -20,7 +21,7 @@
  *   - step(): a message of another engine's type is dropped and counted, as the other
  *     engines do, not thrown at (RaftNode.step throws: to RaftNode it is a bug).
  */
-import type { Capabilities, Engine, EngineInit, EngineStatus, MemberChange, Ready as EngineReady, Result } from '../engine/contract.ts';
+import type { Capabilities, Engine, EngineInit, EngineStatus, MemberChange, Ready as EngineReady, ReplicaProgress, Result } from '../engine/contract.ts';
 import type { Index, NodeId, Term } from '../types.ts';
 import { MsgType, type Entry, type Message } from '../wire/messages.ts';
 import type { RaftOptions, SnapshotMeta } from './config.ts';
@@ -51,6 +52,9 @@ export class RaftEngine implements Engine {
   readonly raft: RaftNode;
   /** Messages of other engines' types, dropped. */
   unsupported = 0;
+  /** status().epochStart, cached per term (found once, by a bounded scan back from the last index). */
+  private epochTerm = 0;
+  private epochStartIdx = 0;
 
   constructor(init: EngineInit<RaftEngineOptions>) {
     if (typeof init !== 'object' || init === null) throw new TypeError('RaftEngine: expected an init object {id, config, rng, ...}');
@@ -136,7 +140,10 @@ export class RaftEngine implements Engine {
     return this.raft.takeCommitted();
   }
 
-  /** Raft's Ready, its softState's role mapped onto the contract's (in place: advance() does not read the role). */
+  /**
+   * Raft's Ready (the same object: RaftNode.advance checks its identity), its
+   * softState's role mapped onto the contract's.
+   */
   ready(): EngineReady | undefined {
     const rd = this.raft.ready();
     if (rd === undefined) return undefined;
@@ -145,7 +152,15 @@ export class RaftEngine implements Engine {
     return rd as unknown as EngineReady;
   }
 
+  /**
+   * Maps a pre-candidate's softState back before RaftNode sees it: RaftNode remembers
+   * the role it last reported from the advanced Ready, and 'candidate' there would
+   * differ from its own 'pre-candidate' forever — every ready() would report the role
+   * again and hasReady() would never turn false while it is a pre-candidate.
+   */
   advance(rd: EngineReady): void {
+    const ss = rd.softState;
+    if (ss !== undefined && ss.detail === 'pre-candidate') (rd as unknown as RaftReady).softState = { role: 'pre-candidate', leader: ss.leader, term: ss.term };
     this.raft.advance(rd as unknown as RaftReady);
   }
 
@@ -168,7 +183,38 @@ export class RaftEngine implements Engine {
       unsupported: this.unsupported,
     };
     if (role === 'pre-candidate') s.detail = role;
+    const start = this.epochStart();
+    if (start > 0) s.epochStart = start;
     return s;
+  }
+
+  /**
+   * The first index of the current term in this log (0 while the log holds no entry of
+   * it): the term's no-op on its leader (Raft §8), whose index is the leadership's
+   * fencing token once committed (RaftNode.leaderToken). Cached per term; the scan back
+   * runs only while not found and stops at the snapshot.
+   */
+  private epochStart(): Index {
+    const r = this.raft;
+    const term = r.currentTerm;
+    if (term !== this.epochTerm) {
+      this.epochTerm = term;
+      this.epochStartIdx = 0;
+    }
+    if (this.epochStartIdx === 0) {
+      let i = r.lastIndex;
+      if (i === 0 || r.termAt(i) !== term) return 0;
+      const floor = r.snapshotIndex + 1;
+      while (i > floor && r.termAt(i - 1) === term) i--;
+      this.epochStartIdx = i;
+    }
+    return this.epochStartIdx;
+  }
+
+  /** The leader's replication progress per other member (empty on a follower). */
+  replicaProgress(): ReplicaProgress[] {
+    if (!this.raft.isLeader) return [];
+    return this.raft.status().progress.map((p) => ({ id: p.id, match: p.match, state: p.state }));
   }
 
   get isLeader(): boolean {

@@ -81,7 +81,7 @@ describe('compiled daemon (dist/)', () => {
     // Nor bundled into what it loads: none of the daemon's modules, none of the
     // packages the build inlines (mqtt, aedes, zod, pino, yaml), and little code at all.
     const text = [...files].map((f) => readFileSync(join(dist, f), 'utf8')).join('\n');
-    for (const marker of ['class NodeRuntime', 'class RaftNode', 'class MqttLink', 'class DurableLog', 'MqttClient', 'Aedes', 'ZodError', 'pino', 'YAMLParseError']) expect(text.includes(marker), marker).toBe(false);
+    for (const marker of ['class EngineRuntime', 'class RaftNode', 'class MqttLink', 'class DurableLog', 'MqttClient', 'Aedes', 'ZodError', 'pino', 'YAMLParseError']) expect(text.includes(marker), marker).toBe(false);
     const cliText = [...staticClosure('cli.js').files].map((f) => readFileSync(join(dist, f), 'utf8')).join('\n');
     expect(text.length + cliText.length).toBeLessThan(300_000);
   });

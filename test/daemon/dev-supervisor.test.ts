@@ -57,7 +57,7 @@ describe('quorumd dev supervisor', () => {
     expect(dev.crashes).toMatchObject([{ node: victim.name, pid: oldPid, code: 70, restartInMs: 500 }]);
     // The crash stack is in the node's log file.
     const log = readFileSync(victim.logFile, 'utf8');
-    expect(log).toMatch(/"stack":"InternalError: internal error in tick: Error: injected fault: RaftNode\.tick throws[^"]*\\n\s+at /);
+    expect(log).toMatch(/"stack":"InternalError: internal error in engine raft tick: Error: injected fault: RaftNode\.tick throws[^"]*\\n\s+at /);
     // At exit the temp dir (configs, data, logs) is kept and said so.
     await dev.stop();
     expect(printed).toContain(`[dev] kept ${dev.dir}: ${victim.name} crashed during this run; logs: ${victim.logFile}`);

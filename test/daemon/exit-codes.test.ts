@@ -136,7 +136,7 @@ const cases: Case[] = [
   ['a read whose connection was lost is not unknown', () => ['kv', 'get', 'k', '--node', dropUrl], undefined, EXIT.UNAVAILABLE, /socket hang up|ECONNRESET/],
   ['not allowed: unknown token (status)', () => ['status', '--node', url.ok], { QUORUMD_API_TOKEN: 'wrong-token-0123456789', QUORUMD_API_TOKEN_FILE: '' }, EXIT.DENIED, /HTTP 401: unknown or malformed bearer token/],
   ['not allowed: unknown token (kv put)', () => ['kv', 'put', 'k', 'v', '--node', url.ok], { QUORUMD_API_TOKEN: 'wrong-token-0123456789', QUORUMD_API_TOKEN_FILE: '' }, EXIT.DENIED, /401/],
-  ['fatal: start, and the engine throws (injected): the node stops, exit 70', () => ['start', '--config', join(work, 'alone.yaml')], { QUORUMD_INJECT_FAULT: 'engine-tick@1500' }, EXIT.FATAL, /internal error in tick/],
+  ['fatal: start, and the engine throws (injected): the node stops, exit 70', () => ['start', '--config', join(work, 'alone.yaml')], { QUORUMD_INJECT_FAULT: 'engine-tick@1500' }, EXIT.FATAL, /internal error in engine raft tick/],
   ['not allowed: read scope writing (403)', () => ['kv', 'put', 'k', 'v', '--node', url.ok], { QUORUMD_API_TOKEN: readOnlyToken, QUORUMD_API_TOKEN_FILE: '' }, EXIT.DENIED, /needs scope write/],
 ];
 

@@ -84,9 +84,9 @@ describe('fatal path of quorumd start', () => {
       const log = procs[0]!.out.join('');
       expect(code, log.slice(-3000)).toBe(EXIT.FATAL);
       expect(res.status).toBe(503);
-      expect(res.body.toString()).toMatch(/stopped on a fatal error.*internal error in (tick|engine step)/);
+      expect(res.body.toString()).toMatch(/stopped on a fatal error.*internal error in engine raft (tick|step \w+)/);
       // The stack is in the log (pino JSON: "stack":"InternalError: ...\n    at ...").
-      expect(log).toMatch(/"stack":"InternalError: internal error in (tick|engine step of \w+ from n2): Error: injected fault: RaftNode\.(tick|step) throws[^"]*\\n\s+at /);
+      expect(log).toMatch(/"stack":"InternalError: internal error in engine raft (tick|step \w+ from n\d+): Error: injected fault: RaftNode\.(tick|step) throws[^"]*\\n\s+at /);
       expect(log).toContain('node stopped on a fatal error; exiting so that the supervisor restarts it');
       if (n === 2) {
         // n1 closed its link (an orderly "offline"): n2 hears at once that n1 is gone.

@@ -15,7 +15,6 @@ import { pino } from 'pino';
 import { startBroker, type RunningBroker } from '../../../hal/mqtt/broker.ts';
 import { parseConfigWithPositions, resolveConfig } from '../../../daemon/config/load.ts';
 import { startNode, type RunningNode } from '../../../daemon/start.ts';
-import type { NodeRuntime } from '../../../daemon/runtime/index.ts';
 import { call } from '../../../daemon/client/http.ts';
 import { Rng } from '../../../src/rng.ts';
 import { testTokenFile } from '../../helpers/auth.ts';
@@ -117,7 +116,7 @@ describe('HTTP fuzz', () => {
     }
     // The node is alive and its state is exactly the accepted writes.
     expect((await call(base, 'GET', '/v1/status')).status).toBe(200);
-    const sm = (node.runtime as NodeRuntime).stateMachine; // engine: raft in this test
+    const sm = node.runtime.stateMachine; // engine: raft in this test
     const present = [...expectedKeys].filter(([, v]) => v !== null).map(([k]) => k).sort();
     expect(sm.keys()).toEqual(present);
     for (const k of present) expect(Buffer.from(sm.get(k)!.value).toString('hex')).toBe(expectedKeys.get(k));

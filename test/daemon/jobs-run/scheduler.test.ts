@@ -16,7 +16,6 @@ import { parseConfigWithPositions, resolveConfig } from '../../../daemon/config/
 import { startNode, type RunningNode } from '../../../daemon/start.ts';
 import { call, jsonOf } from '../../../daemon/client/http.ts';
 import * as cmd from '../../../daemon/client/commands.ts';
-import type { NodeRuntime } from '../../../daemon/runtime/index.ts';
 import { testTokenFile } from '../../helpers/auth.ts';
 
 const KEY = '00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff';
@@ -98,7 +97,7 @@ describe('JobScheduler in a running node', () => {
     expect(by.fails!.last).toMatchObject({ result: 'failed', exitCode: 3 });
     expect(by.hangs!.last).toMatchObject({ result: 'timeout' });
     expect(Date.parse(by.env!.nextRun!)).toBeGreaterThan(Date.parse(by.env!.last!.slot));
-    expect((node.runtime as NodeRuntime).stateMachine.job('env')?.result?.outcome).toBe('ok');
+    expect(node.runtime.stateMachine.job('env')?.result?.outcome).toBe('ok');
 
     // `quorumd jobs` prints the same as a table.
     const o = { out: '', err: '' };

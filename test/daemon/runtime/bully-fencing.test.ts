@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { World } from '../../../firmware-sim/world.ts';
 import { EngineRuntime } from '../../../daemon/runtime/engine-node.ts';
 import type { BullyFencingOptions } from '../../../daemon/runtime/bully-fencing.ts';
-import type { ActivationEvent } from '../../../daemon/runtime/node.ts';
+import type { ActivationEvent } from '../../../daemon/runtime/activation.ts';
 import { SIM_FENCER } from '../../../daemon/sim/fencing.ts';
 import type { NodeId } from '../../../src/types.ts';
 import type { BoardHal } from '../../../firmware-sim/board.ts';

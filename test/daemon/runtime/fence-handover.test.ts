@@ -12,7 +12,7 @@ import type { BoardHal } from '../../../firmware-sim/board.ts';
 import type { PowerSense, Relay } from '../../../hal/interfaces.ts';
 import { BROKER } from '../../../firmware-sim/mqtt.ts';
 import { SIM_FENCER, SIM_WATCHDOG_MS } from '../../../daemon/sim/fencing.ts';
-import type { NodeRuntime } from '../../../daemon/runtime/index.ts';
+import type { EngineRuntime } from '../../../daemon/runtime/engine-node.ts';
 import { testCluster } from './helpers.ts';
 
 const IDS = [1, 2, 3, 4, 5];
@@ -72,7 +72,7 @@ describe('fence hand-over', () => {
     expect(c.until(() => active().length === 1 && active()[0]!.id === 1, 15_000)).toBe(true);
     // Cut n1 off: another node is elected and fences it through the rail (off, verified).
     c.world.partition([[1], [2, 3, 4, 5, BROKER]]);
-    let fencer: NodeRuntime | undefined;
+    let fencer: EngineRuntime | undefined;
     expect(c.until(() => {
       fencer = live().find((r) => r.id !== 1 && r.status().fences.history.some((f) => f.target === 1 && f.outcome === 'off'));
       return fencer !== undefined && !c.world.board(1).mainsOn;
@@ -83,7 +83,7 @@ describe('fence hand-over', () => {
     c.world.heal();
     c.world.board(off.by).crashProcess(120_000);
     // The next leader waits out the dead fencer's lease, becomes active, and hands the fence over.
-    let next: NodeRuntime | undefined;
+    let next: EngineRuntime | undefined;
     expect(c.until(() => {
       next = active().find((r) => r.id !== off.by && r.id !== 1);
       return next !== undefined;

@@ -7,23 +7,23 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { World } from '../../../firmware-sim/world.ts';
-import type { NodeRuntime } from '../../../daemon/runtime/index.ts';
-import type { ActivationEvent } from '../../../daemon/runtime/node.ts';
+import type { EngineRuntime } from '../../../daemon/runtime/engine-node.ts';
+import type { ActivationEvent } from '../../../daemon/runtime/activation.ts';
 import { fencedOff, simFencing, wireFencing, type FenceWiring, SIM_WATCHDOG_MS } from '../../../daemon/sim/fencing.ts';
 import { BROKER } from '../../../firmware-sim/mqtt.ts';
 import type { NodeId } from '../../../src/types.ts';
 import { testCluster, type TestCluster } from './helpers.ts';
-import { ALIVE_WINDOW_MS } from '../../../daemon/runtime/node.ts';
+import { ALIVE_WINDOW_MS } from '../../../daemon/runtime/leader-fencing.ts';
 
 interface Rig {
   c: TestCluster;
   events: Array<{ node: NodeId; atMs: number } & ActivationEvent>;
   problems: string[];
   maxActive: number;
-  live(): NodeRuntime[];
-  activeNodes(): NodeRuntime[];
+  live(): EngineRuntime[];
+  activeNodes(): EngineRuntime[];
   /** Runs until exactly one node is active, other than `not` (bounded). */
-  oneActive(maxMs?: number, not?: NodeId): NodeRuntime;
+  oneActive(maxMs?: number, not?: NodeId): EngineRuntime;
 }
 
 function rig(ids: NodeId[], o: { witnesses?: NodeId[]; stonith?: boolean; wire?: (w: World) => FenceWiring | null; seed?: number; waitForAll?: NodeId[] } = {}): Rig {
@@ -34,7 +34,7 @@ function rig(ids: NodeId[], o: { witnesses?: NodeId[]; stonith?: boolean; wire?:
   const problems: string[] = [];
   let c!: TestCluster;
   const live = () => [...c.rt.values()].filter((r) => r.state === 'running' && c.world.board(r.id).hal !== null && c.world.board(r.id).incarnation === incOf.get(r));
-  const incOf = new Map<NodeRuntime, number>();
+  const incOf = new Map<EngineRuntime, number>();
   const activeNodes = () => live().filter((r) => r.active);
   const r: Rig = {
     get c() {

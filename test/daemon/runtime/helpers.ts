@@ -1,22 +1,23 @@
 /**
- * A small World with a NodeRuntime on every board, rebuilt at every boot (as the
- * simulator does), for the runtime tests.
+ * A small World with a Raft node on the engine runtime (EngineRuntime, engine raft) on
+ * every board, rebuilt at every boot (as the simulator does), for the runtime tests.
  */
 import { createHash } from 'node:crypto';
 import { World, type WorldOptions } from '../../../firmware-sim/world.ts';
 import type { BoardHal } from '../../../firmware-sim/board.ts';
-import { NodeRuntime, type NodeRuntimeOptions, type ClientResult } from '../../../daemon/runtime/index.ts';
+import { EngineRuntime, type EngineRuntimeOptions } from '../../../daemon/runtime/engine-node.ts';
+import type { ClientResult } from '../../../daemon/runtime/results.ts';
 import type { NodeId } from '../../../src/types.ts';
 
 export const KEY = { current: new Uint8Array(createHash('sha256').update('runtime-test').digest()) };
 
 export interface TestCluster {
   world: World;
-  rt: Map<NodeId, NodeRuntime>;
+  rt: Map<NodeId, EngineRuntime>;
   logs: string[];
   fatals: Array<{ node: NodeId; err: Error }>;
-  leader(): NodeRuntime | undefined;
-  leaders(): NodeRuntime[];
+  leader(): EngineRuntime | undefined;
+  leaders(): EngineRuntime[];
   /** Runs until `pred` or `maxMs` of virtual time; returns whether pred held. */
   until(pred: () => boolean, maxMs: number): boolean;
   /** Issues a request and runs until its callback (bounded); returns the result or undefined. */
@@ -29,9 +30,9 @@ export function testCluster(
     seed?: number;
     world?: Partial<WorldOptions>;
     witnesses?: NodeId[];
-    runtime?: Partial<NodeRuntimeOptions>;
+    runtime?: Partial<EngineRuntimeOptions>;
     /** Options that depend on the boot's HAL (fencing: watchdog, relays, power-sense). */
-    perBoot?: (hal: BoardHal) => Partial<NodeRuntimeOptions>;
+    perBoot?: (hal: BoardHal) => Partial<EngineRuntimeOptions>;
     /** Wiring before the first boot (relays, senses). */
     wire?: (world: World) => void;
   } = {},
@@ -41,11 +42,12 @@ export function testCluster(
   const voters = ids.filter((i) => !witnesses.includes(i));
   for (const id of ids) world.addBoard(id);
   opts.wire?.(world);
-  const rt = new Map<NodeId, NodeRuntime>();
+  const rt = new Map<NodeId, EngineRuntime>();
   const logs: string[] = [];
   const fatals: Array<{ node: NodeId; err: Error }> = [];
   world.onBoot((hal, board) => {
-    const r = new NodeRuntime({
+    const r = new EngineRuntime({
+      engine: 'raft',
       id: hal.node,
       config: { voters, learners: [], witnesses },
       cluster: 7,
@@ -68,8 +70,8 @@ export function testCluster(
     r.start();
   });
   const running = () => [...rt.values()].filter((r) => r.state === 'running' && world.board(r.id).hal !== null && world.board(r.id).incarnation === incarnationOf(r));
-  const incs = new Map<NodeRuntime, number>();
-  const incarnationOf = (r: NodeRuntime) => incs.get(r) ?? world.board(r.id).incarnation;
+  const incs = new Map<EngineRuntime, number>();
+  const incarnationOf = (r: EngineRuntime) => incs.get(r) ?? world.board(r.id).incarnation;
   const tc: TestCluster = {
     world,
     rt,

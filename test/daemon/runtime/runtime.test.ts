@@ -1,14 +1,15 @@
 /**
- * The node runtime on a small simulated World: election, commit, forwarding, ReadIndex
+ * Raft on the engine runtime (EngineRuntime, engine raft) on a small simulated World: election, commit, forwarding, ReadIndex
  * reads, the 503/504 rule, restart from flash after power cuts, snapshots, a witness,
  * bad input, and the leader-gone fast path.
  */
 import { describe, expect, it } from 'vitest';
-import { Status } from '../../../daemon/runtime/index.ts';
+import { Status } from '../../../daemon/runtime/results.ts';
+import type { RaftEngine } from '../../../src/raft/engine.ts';
 import { BROKER } from '../../../firmware-sim/world.ts';
 import { bytes, testCluster, text } from './helpers.ts';
 
-describe('NodeRuntime on a simulated 3-board cluster', () => {
+describe('EngineRuntime with engine raft on a simulated 3-board cluster', () => {
   it('elects one leader, commits through it and through forwarding followers, reads linearizably anywhere', () => {
     const c = testCluster([1, 2, 3]);
     expect(c.until(() => c.leader() !== undefined, 5000)).toBe(true);
@@ -210,7 +211,7 @@ describe('NodeRuntime on a simulated 3-board cluster', () => {
     const L = c.leader()!;
     c.world.board(L.id).flash.faults.slowFactor = 20; // 40–200 ms per fsync against the followers' 2–10
     let early = 0;
-    const raft = L.engine!;
+    const raft = (L.engine as RaftEngine).raft;
     for (let i = 0; i < 30; i++) {
       const r = c.call((cb) => L.put(`k${i % 4}`, bytes(`v${i}`), {}, cb), 5000);
       expect(r?.status).toBe(Status.OK);
@@ -259,15 +260,15 @@ describe('NodeRuntime on a simulated 3-board cluster', () => {
   });
 
   it('validates its options with clear errors', async () => {
-    const { NodeRuntime } = await import('../../../daemon/runtime/index.ts');
-    expect(() => new NodeRuntime(null as never)).toThrow(/options object/);
+    const { EngineRuntime } = await import('../../../daemon/runtime/engine-node.ts');
+    expect(() => new EngineRuntime(null as never)).toThrow(/options object/);
     const c = testCluster([1]);
     c.world.run(200);
     const hal = c.world.board(1).hal!;
-    const base = { id: 1, config: { voters: [1], learners: [], witnesses: [] }, cluster: 1, keyring: { current: new Uint8Array(32) }, clock: hal.clock, storage: hal.storage, links: hal.links, rng: c.world.rng };
-    expect(() => new NodeRuntime({ ...base, id: 0 })).toThrow(/id must be/);
-    expect(() => new NodeRuntime({ ...base, requestTimeoutMs: 0 })).toThrow(/requestTimeoutMs/);
-    expect(() => new NodeRuntime({ ...base, links: [{} as never] })).toThrow(/links\[0\]/);
-    expect(() => new NodeRuntime({ ...base, batching: 'yes' as never })).toThrow(/batching/);
+    const base = { engine: 'raft' as const, id: 1, config: { voters: [1], learners: [], witnesses: [] }, cluster: 1, keyring: { current: new Uint8Array(32) }, clock: hal.clock, storage: hal.storage, links: hal.links, rng: c.world.rng };
+    expect(() => new EngineRuntime({ ...base, id: 0 })).toThrow(/id must be/);
+    expect(() => new EngineRuntime({ ...base, requestTimeoutMs: 0 })).toThrow(/requestTimeoutMs/);
+    expect(() => new EngineRuntime({ ...base, links: [{} as never] })).toThrow(/links\[0\]/);
+    expect(() => new EngineRuntime({ ...base, engine: 'raftx' as never })).toThrow(/engine must be one of/);
   });
 });

@@ -71,6 +71,24 @@ describe('RaftEngine: the contract surface', () => {
     for (const e of c.engines.values()) expect(e.status().commitIndex).toBeGreaterThanOrEqual((r as { index: number }).index);
   });
 
+  it('a pre-candidate\'s Ready, once advanced, is not handed out again (the role change is reported once)', () => {
+    // Alone among silent peers, node 1 becomes a pre-candidate and stays one.
+    const e = new RaftEngine({ id: 1, config: { voters: [1, 2, 3], learners: [], witnesses: [] }, rng: new Rng(3), options: { preVote: true } });
+    const soft: string[] = [];
+    for (let t = 0; t < 60 && e.status().detail !== 'pre-candidate'; t++) {
+      e.tick();
+      for (let rd = e.ready(); rd; rd = e.ready()) {
+        if (rd.softState) soft.push(`${rd.softState.role}/${rd.softState.detail ?? ''}`);
+        e.advance(rd);
+        if (soft.length > 10) break;
+      }
+    }
+    expect(e.status().detail).toBe('pre-candidate');
+    expect(soft).toEqual(['candidate/pre-candidate']);
+    expect(e.hasReady()).toBe(false);
+    expect(e.ready()).toBeUndefined();
+  });
+
   it('maps heartbeatRounds onto leaseRead, unless leaseRead is given; other options are validated by Raft', () => {
     const config = { voters: [1, 2, 3], learners: [], witnesses: [] };
     expect(new RaftEngine({ id: 1, config, rng: new Rng(1), options: { heartbeatRounds: true } }).raft.options.leaseRead).toBe(true);
