@@ -1631,7 +1631,9 @@ export class PbftNode implements Engine {
     this.ckptQueue = [];
     this.ckptWanted = undefined;
     this.ownCkpts.clear();
-    this.history.clear();
+    // What executed here before the jump stays true (a Ready handed out before it may
+    // still be applying those entries, and their replies need it); only the old part goes.
+    for (const k of [...this.history.keys()]) if (k <= st.seq - 2 * this.ticks.window) this.history.delete(k);
     this.makeStable(st);
     this.installing = {
       meta: {
