@@ -1,7 +1,7 @@
 /**
- * Simulator speed: virtual time / wall time for a whole 5-node cluster (NodeRuntime,
+ * Simulator speed: virtual time / wall time for a whole 5-node Raft cluster (EngineRuntime,
  * real codec + HMAC on every frame, durable log on the flash model, invariant checks
- * after every step) at rising client load, through the same runSeed as `quorumd sim`
+ * after every step) at rising client load, through the same runEngineSeed as `quorumd sim`
  * (linearizability check excluded: it is measured separately below).
  *
  * What "load" means is printed with every row: closed-loop clients (each issues its
@@ -20,7 +20,7 @@
  *
  *   npx tsx bench/sim-speed.ts [reps=3]
  */
-import { runSeed } from '../daemon/sim/cluster.ts';
+import { runEngineSeed as runSeed } from '../daemon/sim/engine-cluster.ts';
 import { parseSimOptions } from '../daemon/sim/options.ts';
 import { TimelineRecorder, timelinePage, timelineMeta } from '../daemon/sim/timeline/index.ts';
 

@@ -12,7 +12,7 @@
 import { ProgressLine, type ProgressStream } from './sim/progress.ts';
 import { parseSimOptions, SimOptionError, type SimConfig } from './sim/options.ts';
 import { faultKindsText, lastLine, seedLine, totalsOf, violationText } from './sim/report.ts';
-import type { SeedResult } from './sim/cluster.ts';
+import type { SeedResult } from './sim/engine-cluster.ts';
 import { checkHtmlFile, prepareHtmlDir, recordSeed, runAnySeed, timelinePage, writeHtmlDir, writePage } from './sim/timeline/index.ts';
 
 export interface SimIo {

@@ -331,6 +331,10 @@ export class Board implements PoweredBoard {
   private readMono(): number {
     const base = this.clockHw.monotonicMs();
     if (this.readAdvanceMaxUs === 0) return base;
+    // The simulator reading (World.observe), not the process: the clock as it stands,
+    // without the cost of a read (no draw, no lead added). lag() only drains the lead
+    // by board time, which gives the same as draining it later in one go.
+    if (this.ctx.observing > 0) return base + this.lag(base);
     const lag = this.lag(base) + this.cpuRng.int(0, this.readAdvanceMaxUs) / 1000;
     this.lagMs = lag;
     return base + lag;

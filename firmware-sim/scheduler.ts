@@ -496,6 +496,12 @@ export class SimContext {
    * reads, so the trace is the same with or without one.
    */
   observer: SimObserver | null = null;
+  /**
+   * > 0 while the simulator itself looks at the nodes (World.observe): a process's clock
+   * read then does not move that clock (BoardOptions.readAdvanceMaxUs), so what the
+   * checks look at, and how often, does not change the run.
+   */
+  observing = 0;
 
   constructor(
     readonly sched: Scheduler,

@@ -194,6 +194,21 @@ export class World {
     this.partitionCuts = [];
   }
 
+  /**
+   * Runs `fn` as the simulator looking at the nodes, not as their processes working: a
+   * process clock read inside (a runtime's `active` judging its lease now) does not move
+   * that clock ahead (BoardOptions.readAdvanceMaxUs), so checks and measurements may
+   * look as often as they like without changing the run. Returns what `fn` returns.
+   */
+  observe<T>(fn: () => T): T {
+    this.ctx.observing++;
+    try {
+      return fn();
+    } finally {
+      this.ctx.observing--;
+    }
+  }
+
   /** Runs `ms` of virtual time from now. Returns the events fired. */
   run(ms: number): number {
     if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 0) throw new RangeError(`World.run: expected a finite number of ms ≥ 0, got ${String(ms)}`);

@@ -31,11 +31,11 @@
  *                        Two active coordinators that never heard of each other (two
  *                        sides of a partition) are what bully allows: measured
  *                        (dual_active_ms), not a violation
- *   fenced-all-off       (bully-cluster.ts) never every data board off because of fencing
+ *   fenced-all-off       (bully-sim.ts) never every data board off because of fencing
  *
  * The last check is the one bully promises (Garcia-Molina 1982: "the highest-priority
  * live node becomes coordinator"); what it does NOT promise — one coordinator across a
- * partition — is measured instead (dual_active_ms, stale_actuations in bully-cluster.ts).
+ * partition — is measured instead (dual_active_ms, stale_actuations in bully-sim.ts).
  */
 import { fencingToken, type BullyEngine } from '../../src/bully/index.ts';
 import type { Ready } from '../../src/engine/contract.ts';

@@ -1,35 +1,33 @@
 /**
- * One seed of `quorumd sim --engine paxos|zab`: the simulated cluster for contract
- * engines. The same World (boards, MQTT broker model, flash with power-loss
- * semantics, clocks, faults from the seed), the same client workload, liveness probe
- * and linearizability check as the Raft cluster (cluster.ts), with an EngineRuntime
- * (daemon/runtime/engine-node.ts) booted on every board at every boot and the checks
- * of engine-invariants.ts (shared + the engine's own) after every step.
+ * One seed of `quorumd sim`: the one simulated cluster, for every engine. A World
+ * (boards, MQTT broker model, flash with power-loss semantics, clocks, faults from the
+ * seed) with an EngineRuntime (daemon/runtime/engine-node.ts) booted on every board at
+ * every boot: simWorld, bootNodes, scheduleFaults, awaitBoardsUp, checkStaleHal and
+ * worldResult below are what every engine's run is made of.
  *
- * Split-brain defenses as for Raft (cluster.ts, fencing.ts): every board runs the
- * runtime's fencing (daemon/runtime/leader-fencing.ts: activation gate, own lease on
- * heartbeat rounds, watchdog self-fencing), and with STONITH (default; `--no-stonith`:
- * leases only) GPIO relays in every data board's supply are driven by the other data
- * boards, so a new leader fences the previous one before it acts. The actuator is
- * driven by active leaders only; after every step at most one leader is active
- * (`dual-active`), activation tokens only grow (`token-growth`), no command from an
- * older leadership is carried out once a newer one was activated (`stale-actuation`),
- * and fencing never leaves every data board off (`fenced-all-off`).
+ * Log engines (raft, paxos, zab, pbft; runEngineSeed): a client workload, a liveness
+ * probe and the linearizability check, with the checks of engine-invariants.ts (the
+ * shared ones + the engine's own: Raft's invariants.ts, src/paxos, src/zab, PBFT's
+ * pbft-sim.ts) after every step. Bully (bully-sim.ts, runBullySeed) has no replicated
+ * data: its own checks (bully-invariants.ts), a fencing actuator and convergence checks
+ * instead of clients and a probe, on the same world, boards, boots and fault plan.
  *
- * Raft runs here too (`engine: raft`, src/raft/engine.ts on the same EngineRuntime),
- * with a witness board when asked (`--witness`: a member that votes, holds no data and
- * is neither fenced nor fences) and Raft's own checks (invariants.ts, plugged in through
- * engine-invariants.ts). Raft runs here only with the stall fault among the faults for
- * now: a run without it does not finish (not diagnosed yet). `quorumd sim` (runSeed)
- * still runs Raft on cluster.ts, for that and because on this
- * cluster the per-step `active` checks read the leader's clock about twice as often
- * (the runtime calls afterStep after advance() too), and with the stall kind every
- * read moves a process's clock ahead (BoardOptions.readAdvanceMaxUs), which delays a
- * leader's ticks and costs it its lease: the 300-seed sweep has 0 violations but more,
- * shorter failovers. The checks must observe without reading the process clock before
- * Raft moves here for good. Bully runs on the engine runtime already, in
- * bully-cluster.ts (its checks differ: no client workload, convergence and quiet-period
- * checks); this file is where it is meant to land too.
+ * Split-brain defenses (fencing.ts): every board runs the runtime's fencing
+ * (daemon/runtime/leader-fencing.ts: activation gate, own lease on heartbeat rounds,
+ * watchdog self-fencing), and with STONITH (default; `--no-stonith`: leases only) GPIO
+ * relays in every data board's supply are driven by the other data boards, so a new
+ * leader fences the previous one before it acts. The actuator is driven by active
+ * leaders only; after every step at most one leader is active (`dual-active`),
+ * activation tokens only grow (`token-growth`), no command from an older leadership is
+ * carried out once a newer one was activated (`stale-actuation`), and fencing never
+ * leaves every data board off (`fenced-all-off`). A witness board (`--witness`) votes,
+ * holds no data and is neither fenced nor fences.
+ *
+ * The checks and the actuator look at the nodes through World.observe: with the stall
+ * kind every process clock read moves that clock ahead (BoardOptions.readAdvanceMaxUs),
+ * and `active` reads the leader's clock, so checks that read it (the runtime reports a
+ * step also after advance()) would delay the leader's ticks and cost it its lease:
+ * looking must not change the run.
  *
  * Timeline of a seed with --time T:
  *   [4 s, 0.7 T]     faults start (Poisson, kinds from --faults); each heals within
@@ -38,13 +36,15 @@
  *   T …              the workload drains (answers or client timeouts), then the
  *                    liveness probe: a write must commit within PROBE_MS after healing
  */
-import { STALL_READ_ADVANCE_MAX_US } from '../../firmware-sim/faults.ts';
+import { createHash } from 'node:crypto';
+import { STALL_READ_ADVANCE_MAX_US, type PlannedFault } from '../../firmware-sim/faults.ts';
 import { World } from '../../firmware-sim/world.ts';
-import type { Board } from '../../firmware-sim/board.ts';
+import type { Board, BoardHal, BoardOptions } from '../../firmware-sim/board.ts';
 import { StorageCorruptError } from '../../hal/storage/index.ts';
 import type { Link, Storage } from '../../hal/interfaces.ts';
 import { checkLinearizable } from '../../src/lin/index.ts';
 import type { NodeId } from '../../src/types.ts';
+import type { MemberConfig } from '../../src/wire/messages.ts';
 import { encodeCommand } from '../../src/kv/index.ts';
 import { EngineRuntime, type EngineRuntimeObserver, type EngineRuntimeOptions, type RuntimeEngineName } from '../runtime/engine-node.ts';
 import { InternalError } from '../runtime/fatal.ts';
@@ -57,9 +57,49 @@ import { PBFT_SETTLE_MS, PbftClientNode, PbftSimKeys, ReplyPool, pbftUnsettled, 
 import type { SimConfig } from './options.ts';
 import type { RoleView, TimelineRecorder } from './timeline/recorder.ts';
 import { hashBytes } from './hash.ts';
-import { ACTUATE_EVERY_MS, BOOT_WAIT_MS, FAULTS_FROM_MS, PROBE_MS, clusterKey, traceFields, type SeedResult } from './cluster.ts';
 import { MemberRoleChecks, simMembers } from './member-checks.ts';
 import { SIM_WATCHDOG_MS, SimActuator, countFencedOffBoards, fencedOff, simFencing, wireFencing, type FenceWiring } from './fencing.ts';
+
+/** Longest wait for the liveness probe's write after the run (virtual ms). */
+export const PROBE_MS = 20_000;
+/** Faults start once the cluster is up: boards boot 3 s after power-on (firmware-sim default). */
+export const FAULTS_FROM_MS = 4000;
+/** Longest wait for every board to be up again after healing (virtual ms). */
+export const BOOT_WAIT_MS = 15_000;
+/** Actuation period of a node that believes it leads (virtual ms). */
+export const ACTUATE_EVERY_MS = 100;
+
+export interface SeedResult {
+  seed: number;
+  trace: string;
+  violation?: { invariant: string; detail: string; atMs: number; lastTrace: string[] };
+  leaders: number;
+  commits: number;
+  ops: number;
+  opsOk: number;
+  opsUnknown: number;
+  faults: number;
+  /** Faults applied, by kind (kinds never applied are absent). */
+  faultsByKind: Record<string, number>;
+  virtualMs: number;
+  wallMs: number;
+  staleActuations: number;
+  actuations: number;
+  dualActiveMs: number;
+  /** Times without an active leader after there had been one (ms each): failover as the outside world sees it. */
+  failoversMs?: number[];
+  /** Fences that switched a board off (or found it off), and fences that failed. */
+  fences?: number;
+  fencesFailed?: number;
+  lin: 'ok' | 'fail' | 'unknown' | 'skipped';
+  historyOps: number;
+  /** Milliseconds from the end of healing to the probe's committed write (-1 if none). */
+  probeMs: number;
+}
+
+export function clusterKey(seed: number): Uint8Array {
+  return new Uint8Array(createHash('sha256').update(`quorumd-sim-key:${seed}`).digest());
+}
 
 /** What a test's `setup` hook gets: the world and runtimes before the run starts. */
 export interface EngineSimCluster {
@@ -97,20 +137,178 @@ export interface EngineSeedHooks {
   pbftClientQuorum?: number;
   /** Told of every runtime booted (debugging a seed; tests that look inside nodes). */
   onRuntime?: (rt: EngineRuntime) => void;
+  /** Wraps the cluster's runtime observer (a test that makes the checks look more often, to show that looking does not change the run). */
+  wrapObserver?: (o: EngineRuntimeObserver) => EngineRuntimeObserver;
+}
+
+/** The boards of one seed: voters 1..nodes, then the witness (--witness), then the observers (--observers): member-checks.ts. */
+export interface SimBase {
+  world: World;
+  config: MemberConfig;
+  dataIds: NodeId[];
+  witnessIds: NodeId[];
+  allIds: NodeId[];
+}
+
+/**
+ * The world of one seed with a board per member, the stall kind's clock effect (the
+ * clock also moves within a step) and the timeline's lanes. Every engine's run starts here.
+ */
+export function simWorld(cfg: SimConfig, seed: number, timeline: TimelineRecorder | undefined, board: BoardOptions = {}): SimBase {
+  const world = new World({ seed, traceKeepLast: 40, board: { ...board, ...(cfg.faults.includes('stall') ? { readAdvanceMaxUs: STALL_READ_ADVANCE_MAX_US } : {}) } });
+  const config = simMembers(cfg.nodes, cfg.witness, cfg.observers ?? 0);
+  const dataIds: NodeId[] = config.voters;
+  const witnessIds: NodeId[] = config.witnesses;
+  timeline?.attach(world, { dataIds, witnessIds });
+  const allIds = [...dataIds, ...config.witnesses, ...config.learners];
+  for (const id of allIds) world.addBoard(id);
+  return { world, config, dataIds, witnessIds, allIds };
+}
+
+/** The runtimes of a seed: the newest per board, and which of them is live (its board's current incarnation, running). */
+export interface SimNodes {
+  runtimes: Map<NodeId, EngineRuntime>;
+  isLive(rt: EngineRuntime): boolean;
+  live(): EngineRuntime[];
+  /** Live runtimes that are active now: counted through per-board slots, without allocating (it runs after every step). */
+  countActive(): number;
+}
+
+export interface SimBootOptions {
+  engine: RuntimeEngineName;
+  keyring: { current: Uint8Array };
+  observer: EngineRuntimeObserver;
+  /** Per boot: the engine's own runtime options (fencing, engine options, PBFT keys). */
+  options: (hal: BoardHal) => Partial<EngineRuntimeOptions>;
+  /** A violation (throws SimViolation). */
+  fail: (invariant: string, detail: string) => never;
+  /** Errors that mean the node's durable state is unreadable (a `storage-corrupt` violation). */
+  corrupt?: (err: Error) => boolean;
+  /** Told of every fatal error before the process dies. */
+  onFatal?: (err: Error) => void;
+  hooks: Pick<EngineSeedHooks, 'wrapStorage' | 'wrapLink' | 'runtime' | 'onRuntime'>;
+}
+
+/** Boots an EngineRuntime on every board at every boot (the process a board's supervisor starts). */
+export function bootNodes(base: SimBase, o: SimBootOptions): SimNodes {
+  const { world } = base;
+  const runtimes = new Map<NodeId, EngineRuntime>();
+  const incarnation = new Map<EngineRuntime, number>();
+  /** Per board (in allIds order): its newest runtime and the incarnation it was booted in (= runtimes/incarnation). */
+  const slots: Array<{ board: Board; rt: EngineRuntime | undefined; inc: number }> = base.allIds.map((id) => ({ board: world.board(id), rt: undefined, inc: -1 }));
+  const slotOf = new Map<NodeId, (typeof slots)[number]>(base.allIds.map((id, i) => [id, slots[i]!]));
+  const isLive = (rt: EngineRuntime) => {
+    const b = world.board(rt.id);
+    return rt.state === 'running' && b.hal !== null && b.incarnation === incarnation.get(rt);
+  };
+  const live = () => {
+    const out: EngineRuntime[] = [];
+    for (const rt of runtimes.values()) if (isLive(rt)) out.push(rt);
+    return out;
+  };
+  const countActive = () => {
+    let n = 0;
+    for (let i = 0; i < slots.length; i++) {
+      const sl = slots[i]!;
+      const rt = sl.rt;
+      if (rt !== undefined && rt.state === 'running' && sl.board.hal !== null && sl.board.incarnation === sl.inc && rt.active) n++;
+    }
+    return n;
+  };
+  const h = o.hooks;
+  world.onBoot((hal, board: Board) => {
+    const storage = h.wrapStorage ? h.wrapStorage(hal.storage, hal.node) : hal.storage;
+    const rt = new EngineRuntime({
+      engine: o.engine,
+      id: hal.node,
+      config: base.config,
+      cluster: 1,
+      keyring: o.keyring,
+      clock: hal.clock,
+      storage,
+      links: h.wrapLink ? hal.links.map((l) => h.wrapLink!(l, hal.node)) : hal.links,
+      rng: world.rng.fork(`${o.engine}:${hal.node}:${hal.incarnation}`),
+      snapshotEntries: 200,
+      logger: (level, msg, fields) => {
+        if (level !== 'debug') world.ctx.log(`n${hal.node} ${formatLine(level, msg, traceFields(fields))}`);
+      },
+      observer: o.observer,
+      ...o.options(hal),
+      onFatal: (err) => {
+        if (err instanceof StorageCorruptError || o.corrupt?.(err)) o.fail('storage-corrupt', `node ${hal.node} refuses to start: ${err.message}`);
+        // An exception from inside the node (the runtime's fatal path) is a bug: on a
+        // board the process would restart, here the seed fails and names it.
+        if (err instanceof InternalError) o.fail('internal-error', `node ${hal.node}: ${err.message} (${(err.stack ?? '').split('\n')[1]?.trim() ?? 'no stack'})`);
+        o.onFatal?.(err);
+        board.crashProcess();
+      },
+      ...h.runtime,
+    });
+    runtimes.set(hal.node, rt);
+    incarnation.set(rt, hal.incarnation);
+    const slot = slotOf.get(hal.node)!;
+    slot.rt = rt;
+    slot.inc = hal.incarnation;
+    h.onRuntime?.(rt);
+    rt.start();
+  });
+  return { runtimes, isLive, live, countActive };
+}
+
+/**
+ * The seed's faults: from 4 s (or 0.3 T) to 0.7 T, kinds from --faults, each healed
+ * within min(5 s, 0.15 T): all are healed by `healedBy`.
+ */
+export function scheduleFaults(world: World, cfg: SimConfig): { plan: PlannedFault[]; healedBy: number } {
+  const T = cfg.timeMs;
+  const maxDur = Math.min(5000, Math.max(500, Math.round(T * 0.15)));
+  const faultEnd = Math.round(T * 0.7);
+  const plan = world.faults.schedule({
+    kinds: cfg.faults,
+    startMs: Math.min(FAULTS_FROM_MS, Math.round(T * 0.3)),
+    endMs: faultEnd,
+    meanGapMs: Math.min(5000, Math.max(300, Math.round(T / 12))),
+    minDurationMs: Math.min(500, maxDur),
+    maxDurationMs: maxDur,
+  });
+  return { plan, healedBy: faultEnd + maxDur };
+}
+
+/** After healing: every board up again (power restored → boot delay; disk repaired → restart), bounded. */
+export function awaitBoardsUp(base: SimBase, nodes: SimNodes): boolean {
+  return base.world.runUntil(() => base.allIds.every((id) => base.world.board(id).running && nodes.runtimes.get(id)?.state === 'running'), BOOT_WAIT_MS);
+}
+
+/** No call went through a dead incarnation's HAL (a runtime that kept a reference across its death). */
+export function checkStaleHal(base: SimBase, fail: (invariant: string, detail: string) => never): void {
+  for (const id of base.allIds) {
+    const stale = base.world.board(id).stats.staleCalls;
+    if (stale > 0) fail('stale-hal-calls', `board ${id}: ${stale} calls through a dead incarnation's HAL (the runtime kept a reference across its death)`);
+  }
+}
+
+/** The fields every engine's result has from the world and the actuator. */
+export function worldResult(base: SimBase, seed: number, wall0: number, actuator: SimActuator): Pick<SeedResult, 'seed' | 'trace' | 'faults' | 'faultsByKind' | 'virtualMs' | 'wallMs' | 'staleActuations' | 'actuations' | 'dualActiveMs' | 'failoversMs'> {
+  const { world } = base;
+  return {
+    seed,
+    trace: world.traceHash(),
+    faults: world.faults.applied,
+    faultsByKind: { ...world.faults.appliedByKind },
+    virtualMs: Math.round(world.nowMs),
+    wallMs: Math.round(performance.now() - wall0),
+    staleActuations: actuator.stale,
+    actuations: actuator.actuations,
+    dualActiveMs: Math.round(actuator.dualUs / 1000),
+    failoversMs: actuator.gapsUs.map((u) => Math.round(u / 1000)),
+  };
 }
 
 export function runEngineSeed(cfg: SimConfig, seed: number, hooks: EngineSeedHooks = {}): SeedResult {
   const engine = cfg.engine as Exclude<RuntimeEngineName, 'bully'>;
   const wall0 = performance.now();
-  // Real-time effects come with the stall kind: the clock also moves within a step.
-  const world = new World({ seed, traceKeepLast: 40, board: { watchdogTimeoutMs: SIM_WATCHDOG_MS, ...(cfg.faults.includes('stall') ? { readAdvanceMaxUs: STALL_READ_ADVANCE_MAX_US } : {}) } });
-  // Voters 1..nodes, then the witness (--witness), then the observers (--observers): member-checks.ts.
-  const config = simMembers(cfg.nodes, cfg.witness, cfg.observers ?? 0);
-  const dataIds: NodeId[] = config.voters;
-  const witnessIds: NodeId[] = config.witnesses;
-  hooks.timeline?.attach(world, { dataIds, witnessIds });
-  const allIds = [...dataIds, ...config.witnesses, ...config.learners];
-  for (const id of allIds) world.addBoard(id);
+  const base = simWorld(cfg, seed, hooks.timeline, { watchdogTimeoutMs: SIM_WATCHDOG_MS });
+  const { world, config, dataIds, allIds } = base;
   // PBFT (pbft-sim.ts): liars from the seed, per-node signers, no leader-driven actuator.
   const pbft = engine === 'pbft';
   const liars = pbft && cfg.byzantine ? pickByzantine(world.rng.fork('byzantine'), dataIds) : new Map<NodeId, ByzKind[]>();
@@ -133,37 +331,18 @@ export function runEngineSeed(cfg: SimConfig, seed: number, hooks: EngineSeedHoo
   const checker = new EngineInvariantChecker(() => world.nowMs, engChecks, onViolation, disabled);
   const members = new MemberRoleChecks(config, engine, (inv, detail) => checker.fail(inv, detail), disabled);
   const pool = pbft ? new ReplyPool(dataIds, pbftKeys!.auth(dataIds[0]!), engChecks as PbftChecks, hooks.pbftClientQuorum) : undefined;
-  const runtimes = new Map<NodeId, EngineRuntime>();
-  const incarnation = new Map<EngineRuntime, number>();
   const actuator = new SimActuator();
-  const isLive = (rt: EngineRuntime) => {
-    const b = world.board(rt.id);
-    return rt.state === 'running' && b.hal !== null && b.incarnation === incarnation.get(rt);
-  };
-  const live = () => {
-    const out: EngineRuntime[] = [];
-    for (const rt of runtimes.values()) if (isLive(rt)) out.push(rt);
-    return out;
-  };
+  let nodes: SimNodes;
+  const live = () => nodes.live();
   /** Nodes that hold the KV state (not the witness): the clients' and the probe's. */
   const liveData = () => live().filter((rt) => !config.witnesses.includes(rt.id));
   const activeNodes = () => live().filter((rt) => rt.active);
-  /** Per-step checks of the split-brain defenses (as cluster.ts for Raft). */
-  /** Per board (in allIds order): its newest runtime and the incarnation it was booted in (= runtimes/incarnation). */
-  const slots: Array<{ board: Board; rt: EngineRuntime | undefined; inc: number }> = allIds.map((id) => ({ board: world.board(id), rt: undefined, inc: -1 }));
-  const slotOf = new Map<NodeId, (typeof slots)[number]>(allIds.map((id, i) => [id, slots[i]!]));
   /**
    * Per-step checks of the split-brain defenses. Runs after every step of every node:
-   * counts through the per-board slots without allocating, and builds the lists (for
-   * the message) only when a check fails.
+   * counts without allocating, and builds the lists (for the message) only when a check fails.
    */
   const measureActive = () => {
-    let nActive = 0;
-    for (let i = 0; i < slots.length; i++) {
-      const sl = slots[i]!;
-      const rt = sl.rt;
-      if (rt !== undefined && rt.state === 'running' && sl.board.hal !== null && sl.board.incarnation === sl.inc && rt.active) nActive++;
-    }
+    const nActive = nodes.countActive();
     actuator.update(world.nowUs, nActive);
     if (nActive >= 2 && !disabled.has('dual-active')) {
       const act = activeNodes();
@@ -176,11 +355,17 @@ export function runEngineSeed(cfg: SimConfig, seed: number, hooks: EngineSeedHoo
   const honestLive = () => live().filter(isHonest);
   const baseObserver: EngineRuntimeObserver = {
     booted: (rt) => isHonest(rt) && checker.booted(rt),
-    afterStep: (rt) => {
-      if (isHonest(rt)) checker.afterStep(rt, honestLive);
-      if (members.active) members.afterStep(rt);
-      measureActive();
-    },
+    // The checks look without moving any process clock (World.observe): `active` judges
+    // the leader's lease at its clock's "now", and with the stall kind every process read
+    // moves that clock ahead. The runtime reports a step more often than the Raft runtime
+    // did (also after advance()), and reads from here would then delay the leader's ticks
+    // and cost it its lease more often: the run would depend on how often the checks look.
+    afterStep: (rt) =>
+      world.observe(() => {
+        if (isHonest(rt)) checker.afterStep(rt, honestLive);
+        if (members.active) members.afterStep(rt);
+        measureActive();
+      }),
     fenced: (_rt, rec) => actuator.fenceFinished(rec),
     activation: (rt, ev) => {
       const err = actuator.activationEvent(rt.id, ev, world.nowUs);
@@ -202,58 +387,25 @@ export function runEngineSeed(cfg: SimConfig, seed: number, hooks: EngineSeedHoo
     replied: (_rt, rep) => pool?.add(rep),
     engineError: (rt, err) => checker.engineError(rt, err),
   };
-  const observer = hooks.timeline ? hooks.timeline.observer(baseObserver, ENGINE_ROLE_VIEW) : baseObserver;
+  const recorded = hooks.timeline ? hooks.timeline.observer(baseObserver, ENGINE_ROLE_VIEW) : baseObserver;
+  const observer = hooks.wrapObserver ? hooks.wrapObserver(recorded) : recorded;
 
-  world.onBoot((hal, board: Board) => {
-    const storage = hooks.wrapStorage ? hooks.wrapStorage(hal.storage, hal.node) : hal.storage;
-    const rt = new EngineRuntime({
-      engine,
-      id: hal.node,
-      config,
-      cluster: 1,
-      keyring,
-      clock: hal.clock,
-      storage,
-      links: hooks.wrapLink ? hal.links.map((l) => hooks.wrapLink!(l, hal.node)) : hal.links,
-      rng: world.rng.fork(`${engine}:${hal.node}:${hal.incarnation}`),
-      snapshotEntries: 200,
-      logger: (level, msg, fields) => {
-        if (level !== 'debug') world.ctx.log(`n${hal.node} ${formatLine(level, msg, traceFields(fields))}`);
-      },
-      observer,
+  nodes = bootNodes(base, {
+    engine,
+    keyring,
+    observer,
+    options: (hal) => ({
       ...(pbft ? {} : { fencing: simFencing(hal, wiring) }),
       ...(pbftKeys ? { pbftAuth: pbftKeys.auth(hal.node) } : {}),
       ...(liars.has(hal.node) ? { byzantine: saboteurFor(pbftKeys!.auth(hal.node), dataIds, liars.get(hal.node)!, world.rng.fork(`saboteur:${hal.node}:${hal.incarnation}`)) } : {}),
-      onFatal: (err) => {
-        if (err instanceof StorageCorruptError) checker.fail('storage-corrupt', `node ${hal.node} refuses to start: ${err.message}`);
-        // An exception from inside the node (the runtime's fatal path) is a bug: on a
-        // board the process would restart, here the seed fails and names it.
-        if (err instanceof InternalError) checker.fail('internal-error', `node ${hal.node}: ${err.message} (${(err.stack ?? '').split('\n')[1]?.trim() ?? 'no stack'})`);
-        board.crashProcess();
-      },
-      ...hooks.runtime,
-    });
-    runtimes.set(hal.node, rt);
-    incarnation.set(rt, hal.incarnation);
-    const slot = slotOf.get(hal.node)!;
-    slot.rt = rt;
-    slot.inc = hal.incarnation;
-    hooks.onRuntime?.(rt);
-    rt.start();
+    }),
+    fail: (inv, detail) => checker.fail(inv, detail),
+    hooks,
   });
+  const { runtimes } = nodes;
 
   const T = cfg.timeMs;
-  const maxDur = Math.min(5000, Math.max(500, Math.round(T * 0.15)));
-  const faultEnd = Math.round(T * 0.7);
-  const healedBy = faultEnd + maxDur;
-  world.faults.schedule({
-    kinds: cfg.faults,
-    startMs: Math.min(FAULTS_FROM_MS, Math.round(T * 0.3)),
-    endMs: faultEnd,
-    meanGapMs: Math.min(5000, Math.max(300, Math.round(T / 12))),
-    minDurationMs: Math.min(500, maxDur),
-    maxDurationMs: maxDur,
-  });
+  const { healedBy } = scheduleFaults(world, cfg);
 
   // PBFT clients trust f + 1 matching replies, not the node they asked (pbft-sim.ts).
   const clientOf = new Map<EngineRuntime, PbftClientNode>();
@@ -270,14 +422,17 @@ export function runEngineSeed(cfg: SimConfig, seed: number, hooks: EngineSeedHoo
   workload.start(T * 1000);
   // Only active leaders drive the actuator, each with its fencing token.
   const actuate = () => {
-    measureActive();
-    for (const rt of activeNodes()) {
-      const before = actuator.stale;
-      actuator.command(rt.id, rt.activeToken, world.nowUs);
-      if (actuator.stale > before && !disabled.has('stale-actuation')) {
-        checker.fail('stale-actuation', `n${rt.id} drove the actuator with token ${rt.activeToken} after a newer leadership was activated (recent: ${actuator.recent.slice(-4).map((c) => `n${c.node}/${c.token}${c.stale ? ' stale' : ''}`).join(', ')})`);
+    // The actuator stands for the outside world: it reads who is active without moving a clock (as the checks).
+    world.observe(() => {
+      measureActive();
+      for (const rt of activeNodes()) {
+        const before = actuator.stale;
+        actuator.command(rt.id, rt.activeToken, world.nowUs);
+        if (actuator.stale > before && !disabled.has('stale-actuation')) {
+          checker.fail('stale-actuation', `n${rt.id} drove the actuator with token ${rt.activeToken} after a newer leadership was activated (recent: ${actuator.recent.slice(-4).map((c) => `n${c.node}/${c.token}${c.stale ? ' stale' : ''}`).join(', ')})`);
+        }
       }
-    }
+    });
     world.sched.after(ACTUATE_EVERY_MS * 1000, actuate);
   };
   world.sched.after(ACTUATE_EVERY_MS * 1000, actuate);
@@ -287,7 +442,7 @@ export function runEngineSeed(cfg: SimConfig, seed: number, hooks: EngineSeedHoo
   const probeAcked: Array<{ index: number; dataHash: number; what: string }> = [];
   try {
     world.run(Math.max(T, healedBy));
-    world.runUntil(() => allIds.every((id) => world.board(id).running && runtimes.get(id)?.state === 'running'), BOOT_WAIT_MS);
+    awaitBoardsUp(base, nodes);
     world.runUntil(() => workload.pending === 0, DEFAULT_WORKLOAD.clientTimeoutMs + 1000);
     const t0 = world.nowMs;
     let done = false;
@@ -328,10 +483,7 @@ export function runEngineSeed(cfg: SimConfig, seed: number, hooks: EngineSeedHoo
     }
     checker.checkAcked([...workload.acked, ...probeAcked], live().find((r) => r.isLeader));
     checker.checkStateMachines(pbft ? honestLive() : liveData());
-    for (const id of allIds) {
-      const stale = world.board(id).stats.staleCalls;
-      if (stale > 0) checker.fail('stale-hal-calls', `board ${id}: ${stale} calls through a dead incarnation's HAL (the runtime kept a reference across its death)`);
-    }
+    checkStaleHal(base, (inv, detail) => checker.fail(inv, detail));
   } catch (e) {
     if (!(e instanceof SimViolation)) throw e;
     violation ??= e;
@@ -348,21 +500,12 @@ export function runEngineSeed(cfg: SimConfig, seed: number, hooks: EngineSeedHoo
     }
   }
   const result: SeedResult = {
-    seed,
-    trace: world.traceHash(),
+    ...worldResult(base, seed, wall0, actuator),
     leaders: checker.elections,
     commits: checker.highestApplied,
     ops: workload.stats.issued,
     opsOk: workload.stats.ok + workload.stats.conflict,
     opsUnknown: workload.stats.unknown + workload.stats.noAnswer,
-    faults: world.faults.applied,
-    faultsByKind: { ...world.faults.appliedByKind },
-    virtualMs: Math.round(world.nowMs),
-    wallMs: Math.round(performance.now() - wall0),
-    staleActuations: actuator.stale,
-    actuations: actuator.actuations,
-    dualActiveMs: Math.round(actuator.dualUs / 1000),
-    failoversMs: actuator.gapsUs.map((u) => Math.round(u / 1000)),
     fences: actuator.fences,
     fencesFailed: actuator.fencesFailed,
     lin,
@@ -371,4 +514,15 @@ export function runEngineSeed(cfg: SimConfig, seed: number, hooks: EngineSeedHoo
   };
   if (violation) result.violation = { invariant: violation.invariant, detail: violation.detail, atMs: violation.atMs, lastTrace: world.trace.last() };
   return result;
+}
+
+/**
+ * Log fields as the trace keeps them: without a stack (the fatal path logs one), whose
+ * file paths and frames depend on the checkout and on who called in (a timeline
+ * recorder's observer), not on the seed — the trace hash must not.
+ */
+export function traceFields(fields: Record<string, unknown> | undefined): Record<string, unknown> | undefined {
+  if (fields === undefined || !('stack' in fields)) return fields;
+  const { stack: _stack, ...rest } = fields;
+  return rest;
 }

@@ -1,8 +1,8 @@
 /**
  * Leader-only scheduled jobs in the cluster simulator (test/daemon/jobs): one seed of
- * `runSeed` (faults, clients, invariants as `quorumd sim` draws them) with, on every
+ * `runEngineSeed` (faults, clients, invariants as `quorumd sim` draws them) with, on every
  * boot incarnation of every data node, the real `SlotCoordinator` over the real
- * `RuntimeBackend` (attached to that incarnation's NodeRuntime, with fencing: the
+ * `EngineBackend` (attached to that incarnation's EngineRuntime, with fencing: the
  * simulator always runs the activation gate) — node-cron's part played in virtual time:
  *
  *   - slot k is the time BASE + k·1000 ms; every live data node decides it
@@ -13,7 +13,7 @@
  *     `runMs` later and reports `job.done` through the host, like daemon/jobs/scheduler.ts;
  *   - every `job.claim` the state machine granted is recorded from the applied entries
  *     (the invariant checker's `applied` observer is wrapped: no production hook);
- *   - after `runSeed` returns (all faults healed, every board up, probe committed), the
+ *   - after `runEngineSeed` returns (all faults healed, every board up, probe committed), the
  *     world runs `tailMs` more: slots keep firing until `settleMs` before the end, so the
  *     last seconds show whether jobs run again and the replicated records can settle.
  *
@@ -25,10 +25,11 @@ import type { World } from '../../firmware-sim/world.ts';
 import { decodeCommand, KvError, type ApplyResult, type JobRecord } from '../../src/kv/index.ts';
 import type { NodeId } from '../../src/types.ts';
 import type { Entry } from '../../src/wire/messages.ts';
-import { RuntimeBackend, type MemberInfo } from '../http/runtime-backend.ts';
+import type { MemberInfo } from '../http/runtime-backend.ts';
+import { EngineBackend } from '../http/engine-backend.ts';
 import { SlotCoordinator, type CoordinatorLog, type Decision, type JobsHost } from '../jobs/coordinator.ts';
-import type { NodeRuntime } from '../runtime/index.ts';
-import { runSeed, type SeedHooks, type SeedResult, type SimCluster } from './cluster.ts';
+import type { EngineRuntime } from '../runtime/engine-node.ts';
+import { runEngineSeed, type EngineSeedHooks, type EngineSimCluster, type SeedResult } from './engine-cluster.ts';
 import type { SimConfig } from './options.ts';
 import { SimViolation } from './invariants.ts';
 
@@ -41,18 +42,18 @@ export interface JobsSimOptions {
   jitterMs?: number;
   /** Virtual duration of a run before it reports job.done (ms). Default 5. */
   runMs?: number;
-  /** Virtual time run after runSeed returned (ms). Default 10 000. */
+  /** Virtual time run after runEngineSeed returned (ms). Default 10 000. */
   tailMs?: number;
   /** No slots fire in the last `settleMs` of the tail (ms). Default 2000. */
   settleMs?: number;
   /** Liveness window: every slot in the last `windowMs` before firing stops must have run (ms). Default 4000. */
   windowMs?: number;
-  /** Planted bugs: the JobsHost the coordinator gets (default: the RuntimeBackend itself). */
-  host?: (backend: RuntimeBackend, rt: NodeRuntime) => JobsHost;
+  /** Planted bugs: the JobsHost the coordinator gets (default: the EngineBackend itself). */
+  host?: (backend: EngineBackend, rt: EngineRuntime) => JobsHost;
   /** Planted bugs: the decision (default: the SlotCoordinator's decide). */
   coordinator?: (host: JobsHost, log: CoordinatorLog) => { decide(key: string, cb: (d: Decision) => void): void };
-  /** Extra runSeed hooks (setup is chained after the driver's). */
-  hooks?: SeedHooks;
+  /** Extra runEngineSeed hooks (setup is chained after the driver's). */
+  hooks?: EngineSeedHooks;
 }
 
 /** A run as the outside world saw it (ground truth). */
@@ -85,7 +86,7 @@ export interface JobsSeedResult {
   sim: SeedResult;
   /** Trace hash after the tail (covers the whole run). */
   trace: string;
-  /** A SimViolation thrown during the tail (runSeed reports its own in sim.violation). */
+  /** A SimViolation thrown during the tail (runEngineSeed reports its own in sim.violation). */
   tailViolation?: string;
   runs: JobRun[];
   grants: JobGrant[];
@@ -142,9 +143,9 @@ export function runJobsSeed(cfg: SimConfig, seed: number, opts: JobsSimOptions =
   const members: MemberInfo[] = dataIds.map((id) => ({ id, name: `n${id}`, role: 'voter' as const }));
   if (cfg.witness) members.push({ id: cfg.nodes + 1, name: `n${cfg.nodes + 1}`, role: 'witness' });
 
-  let ctx: SimCluster | undefined;
+  let ctx: EngineSimCluster | undefined;
   let world!: World;
-  const perRuntime = new WeakMap<NodeRuntime, NodeJobs>();
+  const perRuntime = new WeakMap<EngineRuntime, NodeJobs>();
   const runs: JobRun[] = [];
   const grants = new Map<number, JobGrant>();
   const decisions: Record<string, number> = {};
@@ -157,11 +158,11 @@ export function runJobsSeed(cfg: SimConfig, seed: number, opts: JobsSimOptions =
   let wasActive = false;
   const activeAtK = new Map<number, boolean>();
 
-  const liveData = (): NodeRuntime[] => ctx!.live().filter((rt) => rt.id <= cfg.nodes);
-  const jobsOf = (rt: NodeRuntime): NodeJobs => {
+  const liveData = (): EngineRuntime[] => ctx!.live().filter((rt) => rt.id <= cfg.nodes);
+  const jobsOf = (rt: EngineRuntime): NodeJobs => {
     let j = perRuntime.get(rt);
     if (!j) {
-      const backend = new RuntimeBackend(members.find((m) => m.id === rt.id)!, members, [], 'sim');
+      const backend = new EngineBackend(members.find((m) => m.id === rt.id)!, members, [], 'sim');
       backend.setFencing([]); // the simulator always runs the activation gate (simFencing)
       backend.attach(rt);
       const host = opts.host ? opts.host(backend, rt) : backend;
@@ -172,7 +173,7 @@ export function runJobsSeed(cfg: SimConfig, seed: number, opts: JobsSimOptions =
     return j;
   };
 
-  const fire = (rt: NodeRuntime, k: number) => {
+  const fire = (rt: EngineRuntime, k: number) => {
     if (!ctx!.live().includes(rt)) return;
     const j = jobsOf(rt);
     j.decide(slotKey(k), (d) => {
@@ -187,9 +188,10 @@ export function runJobsSeed(cfg: SimConfig, seed: number, opts: JobsSimOptions =
         token: d.lead.token,
         atMs: world.nowMs,
         live,
-        active: live && rt.active,
-        activeToken: rt.activeToken,
-        activeTerm: rt.engine?.currentTerm ?? 0,
+        // The ground truth looks without moving the node's clock (World.observe).
+        active: live && world.observe(() => rt.active),
+        activeToken: world.observe(() => rt.activeToken),
+        activeTerm: rt.engine?.status().term ?? 0,
         reported: 0,
       };
       runs.push(run);
@@ -212,7 +214,7 @@ export function runJobsSeed(cfg: SimConfig, seed: number, opts: JobsSimOptions =
     const k = Math.round(now / 1000);
     if (firstK < 0) firstK = k;
     lastK = k;
-    activeAtK.set(k, liveData().some((rt) => rt.active));
+    activeAtK.set(k, world.observe(() => liveData().some((rt) => rt.active)));
     for (const rt of liveData()) {
       const d = jitter(seed, rt.id, k, jitterMs);
       if (d === 0) fire(rt, k);
@@ -223,7 +225,7 @@ export function runJobsSeed(cfg: SimConfig, seed: number, opts: JobsSimOptions =
 
   const SAMPLE_MS = 20;
   const sample = () => {
-    const active = liveData().some((rt) => rt.active);
+    const active = world.observe(() => liveData().some((rt) => rt.active));
     if (active && firstActiveMs < 0) firstActiveMs = world.nowMs;
     if (!active && firstActiveMs >= 0) noActiveMs += SAMPLE_MS;
     if (wasActive && !active) gaps++;
@@ -231,13 +233,13 @@ export function runJobsSeed(cfg: SimConfig, seed: number, opts: JobsSimOptions =
     if (world.nowMs < stopAtMs) world.sched.after(SAMPLE_MS * 1000, sample);
   };
 
-  const setup = (c: SimCluster) => {
+  const setup = (c: EngineSimCluster) => {
     ctx = c;
     world = c.world;
     // Grants, as the state machine applied them (every node applies each; keep one per index).
     const checker = c.checker;
     const applied = checker.applied.bind(checker);
-    checker.applied = (rt: NodeRuntime, e: Entry, r: ApplyResult | undefined) => {
+    checker.applied = (rt: EngineRuntime, e: Entry, r: ApplyResult | undefined) => {
       applied(rt, e, r);
       if (r?.op === 'job.claim' && r.ok && !grants.has(e.index)) {
         const cmd = decodeCommand(e.data);
@@ -249,7 +251,7 @@ export function runJobsSeed(cfg: SimConfig, seed: number, opts: JobsSimOptions =
     opts.hooks?.setup?.(c);
   };
 
-  const sim = runSeed(cfg, seed, { skipLin: true, ...opts.hooks, setup });
+  const sim = runEngineSeed(cfg, seed, { skipLin: true, ...opts.hooks, setup });
   let tailViolation: string | undefined;
   if (!sim.violation) {
     stopAtMs = world.nowMs + tailMs - settleMs;

@@ -10,7 +10,7 @@
  * there had been one (fencing.ts), over every seed — compare with and without
  * --no-stonith.
  */
-import type { SeedResult } from './cluster.ts';
+import type { SeedResult } from './engine-cluster.ts';
 import { replayCommand, type SimConfig } from './options.ts';
 import { percentile } from './fencing.ts';
 import { FAULT_KINDS } from '../../firmware-sim/faults.ts';

@@ -115,3 +115,39 @@ describe('fault plans', () => {
     expect(() => w.run(Number.POSITIVE_INFINITY)).toThrow(/finite/);
   });
 });
+
+describe('World.observe: the simulator looking does not move a process clock', () => {
+  /** One board whose process clock moves on every read (the stall kind's setting); `look` reads it between the process's own reads. */
+  function reads(look: (w: World, hal: BoardHal) => void): number[] {
+    const w = new World({ seed: 9, board: { bootDelayMs: 10, readAdvanceMaxUs: 200 } });
+    const out: number[] = [];
+    w.onBoot((hal) => {
+      const tick = () => {
+        out.push(hal.clock.monotonicMs());
+        look(w, hal);
+        out.push(hal.clock.monotonicMs());
+        if (out.length < 200) hal.clock.setTimer(5, tick);
+      };
+      tick();
+    });
+    w.addBoard(1);
+    w.run(2000);
+    return out;
+  }
+
+  it('reads inside observe() leave the process reads as they were without them; reads outside move them', () => {
+    const plain = reads(() => {});
+    const observed: number[] = [];
+    const quiet = reads((w, hal) => {
+      for (let i = 0; i < 5; i++) observed.push(w.observe(() => hal.clock.monotonicMs()));
+    });
+    expect(plain.length).toBe(200);
+    expect(quiet).toEqual(plain);
+    // What the observer saw never runs behind the process's own earlier reads.
+    for (let i = 1; i < observed.length; i++) expect(observed[i]!).toBeGreaterThanOrEqual(observed[i - 1]!);
+    const loud = reads((_w, hal) => {
+      for (let i = 0; i < 5; i++) hal.clock.monotonicMs();
+    });
+    expect(loud).not.toEqual(plain);
+  });
+});

@@ -9,9 +9,9 @@
  */
 import { mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { runSeed, type SeedHooks, type SeedResult } from '../cluster.ts';
-import { runBullySeed, type BullySeedHooks } from '../bully-cluster.ts';
-import { runEngineSeed } from '../engine-cluster.ts';
+import type { SeedResult } from '../engine-cluster.ts';
+import { runBullySeed, type BullySeedHooks } from '../bully-sim.ts';
+import { runEngineSeed, type EngineSeedHooks } from '../engine-cluster.ts';
 import { replayCommand, type SimConfig } from '../options.ts';
 import { seedLine } from '../report.ts';
 import { TimelineRecorder, type TimelineData, type TimelineMeta } from './recorder.ts';
@@ -20,10 +20,10 @@ import { indexPage, timelinePage, type IndexEntry } from './page.ts';
 export { TimelineRecorder, type TimelineData } from './recorder.ts';
 export { timelinePage, indexPage } from './page.ts';
 
-/** Runs one seed of either engine (hooks as runSeed / runBullySeed take them; `timeline` set here). */
-export function runAnySeed(cfg: SimConfig, seed: number, hooks: SeedHooks | BullySeedHooks = {}): SeedResult {
+/** Runs one seed of any engine (hooks as runEngineSeed / runBullySeed take them; `timeline` set here, Raft and bully only). */
+export function runAnySeed(cfg: SimConfig, seed: number, hooks: EngineSeedHooks | BullySeedHooks = {}): SeedResult {
   if (cfg.engine === 'paxos' || cfg.engine === 'zab' || cfg.engine === 'pbft') return runEngineSeed(cfg, seed);
-  return cfg.engine === 'bully' ? runBullySeed(cfg, seed, hooks as BullySeedHooks) : runSeed(cfg, seed, hooks as SeedHooks);
+  return cfg.engine === 'bully' ? runBullySeed(cfg, seed, hooks as BullySeedHooks) : runEngineSeed(cfg, seed, hooks as EngineSeedHooks);
 }
 
 export function timelineMeta(cfg: SimConfig, r: SeedResult): TimelineMeta {
@@ -42,7 +42,7 @@ export function timelineMeta(cfg: SimConfig, r: SeedResult): TimelineMeta {
 }
 
 /** Runs `seed` with the recorder: its result and the page's data. */
-export function recordSeed(cfg: SimConfig, seed: number, hooks: Omit<SeedHooks, 'timeline'> | Omit<BullySeedHooks, 'timeline'> = {}): { result: SeedResult; data: TimelineData } {
+export function recordSeed(cfg: SimConfig, seed: number, hooks: Omit<EngineSeedHooks, 'timeline'> | Omit<BullySeedHooks, 'timeline'> = {}): { result: SeedResult; data: TimelineData } {
   const rec = new TimelineRecorder();
   const result = runAnySeed(cfg, seed, { ...hooks, timeline: rec });
   return { result, data: rec.finish(timelineMeta(cfg, result), result.violation) };
@@ -97,7 +97,7 @@ export function writeHtmlDir(
   cfg: SimConfig,
   failing: readonly SeedResult[],
   summary: { totals: string; faultKinds: string },
-  hooks: Omit<SeedHooks, 'timeline'> | Omit<BullySeedHooks, 'timeline'> = {},
+  hooks: Omit<EngineSeedHooks, 'timeline'> | Omit<BullySeedHooks, 'timeline'> = {},
 ): HtmlDirResult {
   prepareHtmlDir(dir);
   const entries: IndexEntry[] = [];

@@ -1,8 +1,8 @@
 /**
  * The timeline recorder: what `quorumd sim --html` draws, collected while a seed runs.
  *
- * One recorder per seed. A simulated cluster (Raft's cluster.ts, bully-cluster.ts, and
- * every engine after them) feeds it at the same four points and nowhere else:
+ * One recorder per seed. The simulated cluster (engine-cluster.ts, and bully-sim.ts for
+ * bully) feeds it at the same four points and nowhere else:
  *
  *   rec.attach(world, lanes)          board states, relay contacts, faults — through the
  *                                     world's SimObserver (firmware-sim/observer.ts)

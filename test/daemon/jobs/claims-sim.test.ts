@@ -1,6 +1,6 @@
 /**
  * Leader-only job claims in whole simulated clusters (daemon/sim/jobs.ts): the real
- * SlotCoordinator over the real RuntimeBackend on every boot of every data node, one
+ * SlotCoordinator over the real EngineBackend on every boot of every data node, one
  * job every virtual second, faults from the seed as `quorumd sim` draws them (all
  * kinds), 3 nodes, 5 nodes and 3 + witness, 30 seeds each. Checked per seed
  * (checkJobs): at most one run per slot (ground truth), runs in slot order with
@@ -12,7 +12,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { SlotCoordinator, type CoordinatorLog, type Decision, type JobsHost, type Leadership } from '../../../daemon/jobs/coordinator.ts';
-import type { RuntimeBackend } from '../../../daemon/http/runtime-backend.ts';
+import type { EngineBackend } from '../../../daemon/http/engine-backend.ts';
 import { checkJobs, missingBound, runJobsSeed, type JobsSeedResult, type JobsSimOptions } from '../../../daemon/sim/jobs.ts';
 import { parseSimOptions, replayCommand, type SimConfig } from '../../../daemon/sim/options.ts';
 
@@ -97,7 +97,7 @@ describe('job claims in the simulator (30 seeds per configuration, all fault kin
 
 describe('planted bugs are caught', () => {
   it('a host whose claim answers 200 without going through the log', () => {
-    const lying = (b: RuntimeBackend): JobsHost => ({
+    const lying = (b: EngineBackend): JobsHost => ({
       activeLeadership: () => b.activeLeadership(),
       claim: (_job, _slot, _lead, cb) => cb({ status: 200, index: 0 }),
       report: (r, cb) => b.report(r, cb),
@@ -132,7 +132,7 @@ describe('planted bugs are caught', () => {
   it('a node that runs every slot it is told about while merely elected (no claim, no activation gate)', () => {
     const eager: JobsSimOptions['coordinator'] = (host) => ({
       decide(_key, cb) {
-        const b = host as RuntimeBackend & { rt?: { isLeader: boolean; engine?: { currentTerm: number } } };
+        const b = host as EngineBackend & { rt?: { isLeader: boolean; engine?: { currentTerm: number } } };
         const rt = b.rt!;
         if (!rt.isLeader) return cb({ run: false, reason: 'not-active', detail: 'follower' });
         cb({ run: true, lead: { term: rt.engine!.currentTerm, token: 1 } });

@@ -1,12 +1,12 @@
 /**
- * The bully engine's activation gate and STONITH in the simulator (daemon/sim/bully-cluster.ts,
+ * The bully engine's activation gate and STONITH in the simulator (daemon/sim/bully-sim.ts,
  * daemon/runtime/bully-fencing.ts on the engine runtime): an old coordinator cut off by a partition is fenced by
  * the new one, verified off, and only then does the new one act; a returning better
  * board preempts without a power cycle (step-down acknowledgement); a planted bug (no
  * gate) makes the dual-active check fire.
  */
 import { describe, expect, it } from 'vitest';
-import { runBullySeed, type BullySeedResult } from '../../../daemon/sim/bully-cluster.ts';
+import { runBullySeed, type BullySeedResult } from '../../../daemon/sim/bully-sim.ts';
 import { parseSimOptions } from '../../../daemon/sim/options.ts';
 import type { EngineRuntime } from '../../../daemon/runtime/engine-node.ts';
 import type { FenceRecord } from '../../../src/fence/index.ts';

@@ -3,7 +3,7 @@
  * the checks must catch (so that a green sweep means something).
  */
 import { describe, expect, it } from 'vitest';
-import { runBullySeed, type BullySeedResult } from '../../../daemon/sim/bully-cluster.ts';
+import { runBullySeed, type BullySeedResult } from '../../../daemon/sim/bully-sim.ts';
 import { parseSimOptions } from '../../../daemon/sim/options.ts';
 import { lyingStorage } from './helpers.ts';
 

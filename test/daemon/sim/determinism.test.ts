@@ -3,7 +3,7 @@
  * command's contract: option validation, output lines, exit status.
  */
 import { describe, expect, it } from 'vitest';
-import { runSeed } from '../../../daemon/sim/cluster.ts';
+import { runEngineSeed } from '../../../daemon/sim/engine-cluster.ts';
 import { parseSimOptions, parseDuration, replayCommand } from '../../../daemon/sim/options.ts';
 import { runSimCommand } from '../../../daemon/sim.ts';
 
@@ -12,9 +12,9 @@ const ALL = 'partition,crash,power,loss,reorder,clock,disk';
 describe('quorumd sim determinism', () => {
   it('the same seed gives the same trace hash; two seeds differ', () => {
     const cfg = parseSimOptions({ seed: 7, nodes: 3, time: '6s', faults: ALL });
-    const a = runSeed(cfg, 7);
-    const b = runSeed(cfg, 7);
-    const c = runSeed(cfg, 8);
+    const a = runEngineSeed(cfg, 7);
+    const b = runEngineSeed(cfg, 7);
+    const c = runEngineSeed(cfg, 8);
     expect(a.trace).toMatch(/^[0-9a-f]{64}$/);
     expect(b.trace).toBe(a.trace);
     expect(b.commits).toBe(a.commits);
@@ -25,14 +25,14 @@ describe('quorumd sim determinism', () => {
   it('with the real-time effects (stall: frozen processes, a clock that moves within a step) the same seed still replays exactly', () => {
     // Seed 1 draws two stalls in 12 s.
     const cfg = parseSimOptions({ seed: 1, nodes: 3, time: '12s', faults: `${ALL},stall` });
-    const a = runSeed(cfg, 1);
-    const b = runSeed(cfg, 1);
+    const a = runEngineSeed(cfg, 1);
+    const b = runEngineSeed(cfg, 1);
     expect(a.faultsByKind.stall ?? 0).toBeGreaterThan(0);
     expect(b.trace).toBe(a.trace);
     expect(b.commits).toBe(a.commits);
     expect(b.ops).toBe(a.ops);
     // The effects change the run: the same seed without them differs.
-    expect(runSeed(parseSimOptions({ seed: 1, nodes: 3, time: '12s', faults: ALL }), 1).trace).not.toBe(a.trace);
+    expect(runEngineSeed(parseSimOptions({ seed: 1, nodes: 3, time: '12s', faults: ALL }), 1).trace).not.toBe(a.trace);
     expect(a.violation).toBeUndefined();
   });
 });

@@ -5,7 +5,7 @@
  * activation gate (raw leadership drives the actuator) they catch two active leaders.
  */
 import { describe, expect, it } from 'vitest';
-import { runSeed, type SeedResult } from '../../../daemon/sim/cluster.ts';
+import { runEngineSeed, type SeedResult } from '../../../daemon/sim/engine-cluster.ts';
 import { parseSimOptions, replayCommand } from '../../../daemon/sim/options.ts';
 import { SimActuator, fenceTopology, percentile } from '../../../daemon/sim/fencing.ts';
 import { lastLine, totalsOf } from '../../../daemon/sim/report.ts';
@@ -15,7 +15,7 @@ const FAULTS = 'partition,crash,power,loss,clock';
 function sweep(seeds: number[], o: { nodes: number; witness?: boolean; stonith: boolean }): Array<SeedResult & { replay: string }> {
   return seeds.map((seed) => {
     const cfg = parseSimOptions({ seed, nodes: o.nodes, witness: o.witness ?? false, stonith: o.stonith, time: '20s', faults: FAULTS });
-    return { ...runSeed(cfg, seed), replay: replayCommand(cfg, seed) };
+    return { ...runEngineSeed(cfg, seed), replay: replayCommand(cfg, seed) };
   });
 }
 
@@ -48,7 +48,7 @@ describe('fencing in the simulator', () => {
     let caught: SeedResult | undefined;
     for (let seed = 1; seed <= 30 && !caught; seed++) {
       const cfg = parseSimOptions({ seed, nodes: 3, time: '20s', faults: 'partition' });
-      const r = runSeed(cfg, seed, { runtime: { fencing: undefined }, skipLin: true });
+      const r = runEngineSeed(cfg, seed, { runtime: { fencing: undefined }, skipLin: true });
       if (r.violation) caught = r;
     }
     expect(caught?.violation?.invariant).toBe('dual-active');

@@ -8,7 +8,7 @@
  *   - the end-of-run acknowledged-writes check on a fabricated lost write.
  */
 import { describe, expect, it } from 'vitest';
-import { runSeed } from '../../../daemon/sim/cluster.ts';
+import { runEngineSeed } from '../../../daemon/sim/engine-cluster.ts';
 import { InvariantChecker, SimViolation } from '../../../daemon/sim/invariants.ts';
 import { parseSimOptions } from '../../../daemon/sim/options.ts';
 import { lyingStorage } from './helpers.ts';
@@ -16,7 +16,7 @@ import { lyingStorage } from './helpers.ts';
 describe('planted bugs are caught', () => {
   it('a disk that lies about fsync, with power cuts: durable-commit violation', () => {
     const cfg = parseSimOptions({ seeds: '1..10', nodes: 3, time: '10s', faults: 'power' });
-    const caught = cfg.seeds.map((s) => runSeed(cfg, s, { wrapStorage: lyingStorage, skipLin: true }).violation?.invariant);
+    const caught = cfg.seeds.map((s) => runEngineSeed(cfg, s, { wrapStorage: lyingStorage, skipLin: true }).violation?.invariant);
     expect(caught.filter((v) => v === 'durable-commit').length).toBeGreaterThanOrEqual(8);
   });
 
@@ -29,18 +29,19 @@ describe('planted bugs are caught', () => {
       },
     };
     for (const seed of cfg.seeds) {
-      const honest = runSeed(cfg, seed, outage);
+      const honest = runEngineSeed(cfg, seed, outage);
       expect(honest.violation).toBeUndefined();
       expect(honest.lin).toBe('ok');
-      const lying = runSeed(cfg, seed, { ...outage, wrapStorage: lyingStorage, disableChecks: ['durable-commit', 'commit-monotonic'] });
-      expect(['log-matching', 'election-safety', 'state-machine-safety', 'acked-write-lost', 'leader-completeness', 'linearizability']).toContain(lying.violation?.invariant);
+      const lying = runEngineSeed(cfg, seed, { ...outage, wrapStorage: lyingStorage, disableChecks: ['durable-commit', 'commit-monotonic'] });
+      // one-leader-per-term and acked-lost: the shared checks' names for election safety and a lost acknowledged write.
+      expect(['log-matching', 'election-safety', 'one-leader-per-term', 'state-machine-safety', 'acked-write-lost', 'acked-lost', 'leader-completeness', 'linearizability']).toContain(lying.violation?.invariant);
     }
   });
 
   it('stale local reads instead of ReadIndex: the linearizability check fails', () => {
     const cfg = parseSimOptions({ seeds: '1..3', nodes: 3, time: '10s', faults: 'partition' });
     for (const seed of cfg.seeds) {
-      const r = runSeed(cfg, seed, { workload: { staleReads: true } });
+      const r = runEngineSeed(cfg, seed, { workload: { staleReads: true } });
       expect(r.violation?.invariant).toBe('linearizability');
       expect(r.lin).toBe('fail');
     }

@@ -4,7 +4,7 @@
  * liveness probe and the linearizability check. Seeds run one after another.
  */
 import { describe, expect, it } from 'vitest';
-import { runSeed, type SeedResult } from '../../../daemon/sim/cluster.ts';
+import { runEngineSeed, type SeedResult } from '../../../daemon/sim/engine-cluster.ts';
 import { parseSimOptions, replayCommand } from '../../../daemon/sim/options.ts';
 
 // stall brings the real-time effects (issue 12): frozen processes, a clock that moves within a step.
@@ -16,7 +16,7 @@ describe('simulation sweep (50 seeds, all fault kinds)', () => {
     for (let seed = 1; seed <= 50; seed++) {
       const nodes = seed % 3 === 0 ? 5 : 3;
       const cfg = parseSimOptions({ seed, nodes, witness: seed % 5 === 0, time: '30s', faults: ALL });
-      results.push({ ...runSeed(cfg, seed), replay: replayCommand(cfg, seed) });
+      results.push({ ...runEngineSeed(cfg, seed), replay: replayCommand(cfg, seed) });
     }
     const bad = results.filter((r) => r.violation).map((r) => `${r.replay}: ${r.violation!.invariant}: ${r.violation!.detail}`);
     expect(bad).toEqual([]);

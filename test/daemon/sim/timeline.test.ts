@@ -21,7 +21,7 @@ import { recordSeed, runAnySeed, timelinePage, writeHtmlDir } from '../../../dae
 import { jsonScriptText } from '../../../daemon/ui/assets.ts';
 import { runSimCommand } from '../../../daemon/sim.ts';
 import type { TimelineData } from '../../../daemon/sim/timeline/recorder.ts';
-import type { SeedResult } from '../../../daemon/sim/cluster.ts';
+import type { SeedResult } from '../../../daemon/sim/engine-cluster.ts';
 import { lyingStorage } from './helpers.ts';
 
 const ALL = FAULT_KINDS.join(',');

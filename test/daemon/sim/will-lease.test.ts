@@ -10,7 +10,7 @@
  *     the linearizability check finds its stale lease reads.
  */
 import { describe, expect, it } from 'vitest';
-import { runSeed, type SimCluster } from '../../../daemon/sim/cluster.ts';
+import { runEngineSeed, type EngineSimCluster } from '../../../daemon/sim/engine-cluster.ts';
 import { parseSimOptions } from '../../../daemon/sim/options.ts';
 import { sessionBlindLink } from './helpers.ts';
 
@@ -20,15 +20,15 @@ import { sessionBlindLink } from './helpers.ts';
  */
 function dropLeaderEvery(everyMs: number) {
   const gaps: number[] = [];
-  const setup = (c: SimCluster) => {
+  const setup = (c: EngineSimCluster) => {
     const drop = () => {
       // The newest leader (an older one cut off a moment ago may still believe it leads).
-      const l = c.live().filter((r) => r.isLeader).sort((a, b) => b.engine!.currentTerm - a.engine!.currentTerm)[0];
+      const l = c.live().filter((r) => r.isLeader).sort((a, b) => b.engine!.status().term - a.engine!.status().term)[0];
       if (l) {
         c.world.broker.client(l.id)?.dropSession();
         const t0 = c.world.nowMs;
         const watch = () => {
-          if (c.live().some((r) => r.isLeader && r.engine!.currentTerm > l.engine!.currentTerm)) gaps.push(c.world.nowMs - t0);
+          if (c.live().some((r) => r.isLeader && r.engine!.status().term > l.engine!.status().term)) gaps.push(c.world.nowMs - t0);
           else if (c.world.nowMs - t0 < everyMs) c.world.sched.after(1000, watch);
         };
         watch();
@@ -47,7 +47,7 @@ describe('will hint with lease reads (fencing on)', () => {
     const gaps: number[] = [];
     for (const seed of cfg.seeds) {
       const d = dropLeaderEvery(1000);
-      const r = runSeed(cfg, seed, { setup: d.setup, workload: { clients: 16 } });
+      const r = runEngineSeed(cfg, seed, { setup: d.setup, workload: { clients: 16 } });
       expect(r.violation, `seed ${seed}: ${r.violation?.invariant} ${r.violation?.detail}`).toBeUndefined();
       expect(r.lin).toBe('ok');
       expect(r.leaders).toBeGreaterThan(8);
@@ -62,7 +62,7 @@ describe('will hint with lease reads (fencing on)', () => {
   }, 300_000);
 
   it('planted: a leader blind to its own session loss keeps serving lease reads: the linearizability check fails', () => {
-    const caught = cfg.seeds.map((seed) => runSeed(cfg, seed, { setup: dropLeaderEvery(1000).setup, workload: { clients: 16 }, wrapLink: sessionBlindLink }).violation?.invariant);
+    const caught = cfg.seeds.map((seed) => runEngineSeed(cfg, seed, { setup: dropLeaderEvery(1000).setup, workload: { clients: 16 }, wrapLink: sessionBlindLink }).violation?.invariant);
     expect(caught.filter((v) => v === 'linearizability').length).toBeGreaterThanOrEqual(2);
   }, 300_000);
 });

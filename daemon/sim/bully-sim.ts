@@ -1,8 +1,9 @@
 /**
- * One seed of `quorumd sim --engine bully`: the same World, link model, fault plan and
- * timeline as the Raft run (cluster.ts), the engine runtime with the bully engine
- * (daemon/runtime/engine-node.ts, src/bully/engine.ts) on every board at every boot, the bully invariants (bully-invariants.ts) after every
- * step, a simulated actuator, and at the end the convergence check.
+ * What `quorumd sim --engine bully` adds to the simulated cluster (engine-cluster.ts:
+ * the same world, boards, fault plan, EngineRuntime on every board at every boot,
+ * timeline and result fields): the bully invariants (bully-invariants.ts) after every
+ * step, a fencing actuator, and instead of a client workload and a liveness probe the
+ * convergence checks. Bully has no replicated data: no clients, no linearizability.
  *
  * Members: boards 1..N with the default priorities (list position: board N is the
  * preferred coordinator); the witness (--witness) has priority 0 (never coordinates).
@@ -34,31 +35,25 @@
  * fenced-all-off (never every data board off because of fencing); at the end, the
  * converged coordinator must be active within ACTIVE_BOUND_MS.
  */
-import { STALL_READ_ADVANCE_MAX_US } from '../../firmware-sim/faults.ts';
-import { InternalError } from '../runtime/fatal.ts';
-import { createHash } from 'node:crypto';
-import { World } from '../../firmware-sim/world.ts';
 import { BROKER } from '../../firmware-sim/mqtt.ts';
-import type { Board, BoardHal } from '../../firmware-sim/board.ts';
-import type { PlannedFault } from '../../firmware-sim/faults.ts';
+import type { World } from '../../firmware-sim/world.ts';
+import type { BoardHal } from '../../firmware-sim/board.ts';
 import type { Storage } from '../../hal/interfaces.ts';
 import { FencedResource } from '../../src/fence/index.ts';
-import { SIM_POWER_ON_AFTER_MS, SimActuator, fencedOff, simFencing, type FenceWiring } from './fencing.ts';
 import type { BullyOptions } from '../../src/bully/index.ts';
 import type { NodeId } from '../../src/types.ts';
-import { StorageCorruptError } from '../../hal/storage/index.ts';
-import { EngineRuntime, type EngineRuntimeObserver, type EngineRuntimeOptions } from '../runtime/engine-node.ts';
+import type { EngineRuntime, EngineRuntimeObserver, EngineRuntimeOptions } from '../runtime/engine-node.ts';
 import { BullyStateCorruptError } from '../runtime/bully-state.ts';
 import type { BullyFencingOptions } from '../runtime/bully-fencing.ts';
 import type { RoleView, TimelineRecorder } from './timeline/recorder.ts';
-import { formatLine } from '../runtime/index.ts';
+import { SIM_POWER_ON_AFTER_MS, SimActuator, fencedOff, simFencing, type FenceWiring } from './fencing.ts';
 import { BullyInvariantChecker, bullyOf, settledProblem } from './bully-invariants.ts';
+import { SimViolation } from './invariants.ts';
+import type { SimConfig } from './options.ts';
+import { ACTUATE_EVERY_MS, awaitBoardsUp, bootNodes, checkStaleHal, clusterKey, scheduleFaults, simWorld, worldResult, type SeedResult, type SimNodes } from './engine-cluster.ts';
 
 /** A runtime that hosts the bully engine. */
 type BullyRuntime = EngineRuntime;
-import { ACTUATE_EVERY_MS, BOOT_WAIT_MS, FAULTS_FROM_MS, type SeedResult } from './cluster.ts';
-import { SimViolation } from './invariants.ts';
-import type { SimConfig } from './options.ts';
 
 /** Quiet time after the last change before the per-component check applies (ms): reconnect (1 s) + failure timeout + election, with margin. */
 export const SETTLE_MS = 3000;
@@ -125,34 +120,19 @@ export const BULLY_ROLE_VIEW: RoleView<BullyRuntime> = {
   term: (rt) => bullyOf(rt).actedState.term,
 };
 
-export function bullyClusterKey(seed: number): Uint8Array {
-  return new Uint8Array(createHash('sha256').update(`quorumd-sim-key:${seed}`).digest());
-}
 
 export function runBullySeed(cfg: SimConfig, seed: number, hooks: BullySeedHooks = {}): BullySeedResult {
   const wall0 = performance.now();
-  // Real-time effects come with the stall kind: the clock also moves within a step.
-  const world = new World({ seed, traceKeepLast: 40, ...(cfg.faults.includes('stall') ? { board: { readAdvanceMaxUs: STALL_READ_ADVANCE_MAX_US } } : {}) });
-  const dataIds: NodeId[] = [];
-  for (let i = 1; i <= cfg.nodes; i++) dataIds.push(i);
-  const witnessIds: NodeId[] = cfg.witness ? [cfg.nodes + 1] : [];
-  hooks.timeline?.attach(world, { dataIds, witnessIds });
-  const allIds = [...dataIds, ...witnessIds];
-  for (const id of allIds) world.addBoard(id);
+  // Bully does not feed a watchdog (it does not self-fence): the boards' default timeout.
+  const base = simWorld(cfg, seed, hooks.timeline);
+  const { world, dataIds, allIds } = base;
   const wiring: FenceWiring | null = cfg.stonith ? wireBullyFencing(world, dataIds) : null;
   // Priorities by list position (board N is the preferred coordinator), the witness 0: src/bully/engine.ts bullyMembersOf.
-  const config = { voters: dataIds, learners: [], witnesses: witnessIds };
-  const keyring = { current: bullyClusterKey(seed) };
   const disabled = new Set(hooks.disableChecks ?? []);
   let violation: SimViolation | undefined;
-
-  const runtimes = new Map<NodeId, BullyRuntime>();
-  const incarnation = new Map<BullyRuntime, number>();
-  const isLive = (rt: BullyRuntime) => {
-    const b = world.board(rt.id);
-    return rt.state === 'running' && b.hal !== null && b.incarnation === incarnation.get(rt);
-  };
-  const live = () => [...runtimes.values()].filter(isLive);
+  let nodes: SimNodes;
+  const isLive = (rt: BullyRuntime) => nodes.isLive(rt);
+  const live = () => nodes.live();
 
   // ---- actuator ---------------------------------------------------------------
   const fenced = cfg.stonith ? new FencedResource({ name: 'sim-actuator' }) : undefined;
@@ -219,52 +199,24 @@ export function runBullySeed(cfg: SimConfig, seed: number, hooks: BullySeedHooks
   };
   const observer = hooks.timeline ? hooks.timeline.observer(baseObserver, BULLY_ROLE_VIEW) : baseObserver;
 
-  world.onBoot((hal, board: Board) => {
-    const storage = hooks.wrapStorage ? hooks.wrapStorage(hal.storage, hal.node) : hal.storage;
-    const rt = new EngineRuntime({
-      engine: 'bully',
-      id: hal.node,
-      config,
-      cluster: 1,
-      keyring,
-      clock: hal.clock,
-      storage,
-      links: hal.links,
-      rng: world.rng.fork(`bully:${hal.node}:${hal.incarnation}`),
+  nodes = bootNodes(base, {
+    engine: 'bully',
+    keyring: { current: clusterKey(seed) },
+    observer,
+    options: (hal) => ({
       ...(hooks.bully ? { engineOptions: { ...hooks.bully } } : {}),
-      logger: (level, msg, fields) => {
-        if (level !== 'debug') world.ctx.log(`n${hal.node} ${formatLine(level, msg, traceFields(fields))}`);
-      },
-      observer,
       ...(wiring ? { fencing: bullySimFencing(hal, wiring) } : {}),
-      onFatal: (err) => {
-        if (err instanceof BullyStateCorruptError || err instanceof StorageCorruptError) checker.fail('storage-corrupt', `node ${hal.node} refuses to start: ${err.message}`);
-        // An exception from inside the node (the runtime's fatal path, daemon/runtime/fatal.ts)
-        // is a bug: on a board the process would restart, here the seed fails and names it.
-        if (err instanceof InternalError) checker.fail('internal-error', `node ${hal.node}: ${err.message} (${(err.stack ?? '').split('\n')[1]?.trim() ?? 'no stack'})`);
-        changed();
-        board.crashProcess();
-      },
-      ...hooks.runtime,
-    });
-    runtimes.set(hal.node, rt);
-    incarnation.set(rt, hal.incarnation);
-    rt.start();
+    }),
+    fail: (inv, detail) => checker.fail(inv, detail),
+    corrupt: (err) => err instanceof BullyStateCorruptError,
+    onFatal: () => changed(),
+    hooks,
   });
+  const { runtimes } = nodes;
 
   // ---- faults (same plan as the Raft run) -----------------------------------
   const T = cfg.timeMs;
-  const maxDur = Math.min(5000, Math.max(500, Math.round(T * 0.15)));
-  const faultEnd = Math.round(T * 0.7);
-  const healedBy = faultEnd + maxDur;
-  const plan: PlannedFault[] = world.faults.schedule({
-    kinds: cfg.faults,
-    startMs: Math.min(FAULTS_FROM_MS, Math.round(T * 0.3)),
-    endMs: faultEnd,
-    meanGapMs: Math.min(5000, Math.max(300, Math.round(T / 12))),
-    minDurationMs: Math.min(500, maxDur),
-    maxDurationMs: maxDur,
-  });
+  const { plan, healedBy } = scheduleFaults(world, cfg);
   // Every fault start and end is a change; a fault in force (other than a wall-clock
   // step, which bully never reads) keeps the world unquiet.
   for (const f of plan) {
@@ -311,7 +263,7 @@ export function runBullySeed(cfg: SimConfig, seed: number, hooks: BullySeedHooks
   let probeMs = -1;
   try {
     world.run(Math.max(T, healedBy));
-    world.runUntil(() => allIds.every((id) => world.board(id).running && runtimes.get(id)?.state === 'running'), BOOT_WAIT_MS);
+    awaitBoardsUp(base, nodes);
     const t0 = world.nowMs;
     const settled = () => settledProblem([live()]) === undefined && live().length === allIds.length;
     // A fence at the end (a board coming back preempts and fences) costs the fenced board a power cycle.
@@ -331,10 +283,7 @@ export function runBullySeed(cfg: SimConfig, seed: number, hooks: BullySeedHooks
       const p = settledProblem([live()]) ?? `only ${live().length} of ${allIds.length} boards running`;
       checker.fail('convergence', `no single coordinator within ${bound} ms after every fault healed and every board was up: ${p}`);
     }
-    for (const id of allIds) {
-      const st = world.board(id).stats.staleCalls;
-      if (st > 0) checker.fail('stale-hal-calls', `board ${id}: ${st} calls through a dead incarnation's HAL`);
-    }
+    checkStaleHal(base, (inv, detail) => checker.fail(inv, detail));
   } catch (e) {
     if (!(e instanceof SimViolation)) throw e;
     violation ??= e;
@@ -342,22 +291,13 @@ export function runBullySeed(cfg: SimConfig, seed: number, hooks: BullySeedHooks
   actuator.update(world.nowUs, activeNow().length);
 
   const result: BullySeedResult = {
-    seed,
+    ...worldResult(base, seed, wall0, actuator),
     engine: 'bully',
-    trace: world.traceHash(),
     leaders: checker.coordinatorships,
     commits: 0,
     ops: 0,
     opsOk: 0,
     opsUnknown: 0,
-    faults: world.faults.applied,
-    faultsByKind: { ...world.faults.appliedByKind },
-    virtualMs: Math.round(world.nowMs),
-    wallMs: Math.round(performance.now() - wall0),
-    staleActuations: actuator.stale,
-    actuations: actuator.actuations,
-    dualActiveMs: Math.round(actuator.dualUs / 1000),
-    failoversMs: actuator.gapsUs.map((u) => Math.round(u / 1000)),
     fences,
     fencesFailed,
     lin: 'skipped',
@@ -369,15 +309,4 @@ export function runBullySeed(cfg: SimConfig, seed: number, hooks: BullySeedHooks
   };
   if (violation) result.violation = { invariant: violation.invariant, detail: violation.detail, atMs: violation.atMs, lastTrace: world.trace.last() };
   return result;
-}
-
-/**
- * Log fields as the trace keeps them: without a stack (the fatal path logs one), whose
- * file paths and frames depend on the checkout and on who called in (a timeline
- * recorder's observer), not on the seed — the trace hash must not.
- */
-function traceFields(fields: Record<string, unknown> | undefined): Record<string, unknown> | undefined {
-  if (fields === undefined || !('stack' in fields)) return fields;
-  const { stack: _stack, ...rest } = fields;
-  return rest;
 }
