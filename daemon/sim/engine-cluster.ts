@@ -53,7 +53,7 @@ import { SimViolation } from './invariants.ts';
 import { EngineInvariantChecker, engineChecks } from './engine-invariants.ts';
 import { Workload, DEFAULT_WORKLOAD, type WorkloadNode, type WorkloadOptions } from './workload.ts';
 import type { ByzKind } from '../../src/pbft/byzantine.ts';
-import { PbftClientNode, PbftSimKeys, ReplyPool, pickByzantine, saboteurFor, type PbftChecks } from './pbft-sim.ts';
+import { PBFT_SETTLE_MS, PbftClientNode, PbftSimKeys, ReplyPool, pbftUnsettled, pickByzantine, saboteurFor, type PbftChecks } from './pbft-sim.ts';
 import type { SimConfig } from './options.ts';
 import type { RoleView, TimelineRecorder } from './timeline/recorder.ts';
 import { hashBytes } from './hash.ts';
@@ -467,6 +467,12 @@ export function runEngineSeed(cfg: SimConfig, seed: number, hooks: EngineSeedHoo
     world.runUntil(() => done, PROBE_MS);
     if (!done) checker.fail('liveness', `no write committed within ${PROBE_MS} ms after every fault healed (live nodes: ${liveData().map((r) => r.id).join(',') || 'none'})`);
     world.run(500);
+    if (done && pbft && !disabled.has('pbft-liveness')) {
+      // Every honest replica takes part again: one view, normal mode, same executed index (pbft-sim.ts).
+      world.runUntil(() => pbftUnsettled(honestLive()) === null, PBFT_SETTLE_MS);
+      const why = pbftUnsettled(honestLive());
+      if (why !== null) checker.fail('pbft-liveness', why);
+    }
     if (done && config.learners.length > 0) {
       // Observers receive the committed stream: each live one applies the probe (bounded wait).
       const idx = probeAcked[0]!.index;

@@ -75,6 +75,8 @@ export function saboteurFor(auth: PbftAuth, members: readonly NodeId[], kinds: r
 export class PbftChecks implements EngineChecks {
   readonly engine = 'pbft' as const;
   readonly inv: PbftInvariants;
+  /** Highest view (HardState.term) each replica made durable. */
+  private readonly durableView = new Map<NodeId, number>();
   private readonly seen = new Map<NodeId, { prepared: Map<Index, { view: number; digest: Uint8Array }>; committed: Map<Index, { view: number; digest: Uint8Array }> }>();
 
   constructor(honest: readonly NodeId[]) {
@@ -85,10 +87,13 @@ export class PbftChecks implements EngineChecks {
   }
   booted(rt: EngineRuntime): void {
     this.inv.observeRestart(rt.id, rt.stateMachine.appliedIndex);
+    // Views never go back below the durable one (afterStep sees the in-memory view, which a crash may undo before it is persisted and sent).
+    this.inv.observeRestartView(rt.id, this.durableView.get(rt.id) ?? 0);
     this.inv.observeView(rt.id, (rt.engine as PbftNode).currentView);
     this.seen.set(rt.id, { prepared: new Map(), committed: new Map() });
   }
   persisted(rt: EngineRuntime, rd: Ready): void {
+    if (rd.hardState && rd.hardState.term > (this.durableView.get(rt.id) ?? 0)) this.durableView.set(rt.id, rd.hardState.term);
     if (rd.snapshot) this.inv.observeInstalled(rt.id, rd.snapshot.meta.index);
   }
   applied(rt: EngineRuntime, e: Entry, result?: ApplyResult): void {
@@ -222,4 +227,27 @@ export class PbftClientNode implements WorkloadNode {
       cb({ status: Status.UNKNOWN, error: `fewer than f + 1 matching replies for request ${origin}/${reqNo} within ${this.waitMs} ms` });
     });
   }
+}
+
+/** Virtual ms the honest replicas get, after the post-heal probe committed, to settle (pbftUnsettled). */
+export const PBFT_SETTLE_MS = 30_000;
+
+/**
+ * PBFT's liveness beyond "some write commits" (the probe): once the network is
+ * synchronous and at most f replicas are faulty, every honest replica takes part again
+ * — it is in the normal mode of the one view the others are in and has executed as far
+ * (Castro & Liskov §4.5.2: liveness is the honest replicas' progress, and an honest
+ * replica left alone in another view counts against f). Null when settled, else what
+ * differs. Run after the workload stopped, so the executed indexes come to rest.
+ */
+export function pbftUnsettled(honest: readonly EngineRuntime[]): string | null {
+  if (honest.length === 0) return null;
+  const st = honest.map((rt) => {
+    const e = rt.engine as PbftNode | undefined;
+    return { id: rt.id, view: e?.currentView ?? -1, normal: e ? !e.inViewChange : false, executed: e?.executedIndex ?? -1 };
+  });
+  const view = Math.max(...st.map((s) => s.view));
+  const executed = Math.max(...st.map((s) => s.executed));
+  if (st.every((s) => s.view === view && s.normal && s.executed === executed)) return null;
+  return `honest replicas did not settle within ${PBFT_SETTLE_MS} ms of the post-heal write: ${st.map((s) => `n${s.id} view ${s.view}${s.normal ? '' : ' (view change)'} executed ${s.executed}`).join(', ')}`;
 }

@@ -121,6 +121,16 @@ export class PbftInvariants {
     else if (c.digest !== digest) this.fail(`checkpoint-agreement: replicas ${c.replica} and ${replica} have different checkpoint digests at ${seq}`);
   }
 
+  /**
+   * An honest replica restarted: its view may fall back to the last one it made durable
+   * (a view it entered and crashed in before persisting it: nothing of that view left
+   * it, since a replica persists before it sends), never below that.
+   */
+  observeRestartView(replica: NodeId, durableView: Term): void {
+    if (!this.honest.has(replica)) return;
+    this.views.set(replica, durableView);
+  }
+
   observeView(replica: NodeId, view: Term): void {
     if (!this.honest.has(replica)) return;
     const v = this.views.get(replica) ?? 0;

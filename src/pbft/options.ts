@@ -89,8 +89,11 @@ export interface PbftOptions {
    *   - `commitQuorumMinusOne`: committed-local with 2f COMMITs instead of 2f + 1.
    *   - `viewChangeDropsPrepared`: the NEW-VIEW computation ignores prepared
    *     certificates (every slot re-proposed as a null request).
+   *   - `viewChangeAlone`: a backup whose timer expires sends its VIEW-CHANGE at once
+   *     instead of complaining first (the paper's rule; pbft.ts "Suspicion" says why
+   *     one spurious timeout then leaves it alone in a higher view).
    */
-  testingBugs: { commitQuorumMinusOne?: boolean; viewChangeDropsPrepared?: boolean };
+  testingBugs: { commitQuorumMinusOne?: boolean; viewChangeDropsPrepared?: boolean; viewChangeAlone?: boolean };
 }
 
 export const DEFAULT_PBFT_OPTIONS: Readonly<PbftOptions> = Object.freeze({
@@ -147,7 +150,7 @@ export function resolvePbftOptions(partial: Partial<PbftOptions> | undefined): {
   const tb = o.testingBugs;
   if (tb === null || typeof tb !== 'object' || Array.isArray(tb)) throw new TypeError('pbft options: testingBugs must be an object (testing only)');
   for (const [k, v] of Object.entries(tb)) {
-    if (k !== 'commitQuorumMinusOne' && k !== 'viewChangeDropsPrepared') throw new TypeError(`pbft options: testingBugs.${k} is not a known planted bug`);
+    if (k !== 'commitQuorumMinusOne' && k !== 'viewChangeDropsPrepared' && k !== 'viewChangeAlone') throw new TypeError(`pbft options: testingBugs.${k} is not a known planted bug`);
     if (typeof v !== 'boolean') throw new TypeError(`pbft options: testingBugs.${k} must be a boolean`);
   }
   if (o.maxPending > DEDUP_WINDOW) {

@@ -49,7 +49,8 @@
  *
  * ## View change (paper §4.4, with signatures; TOCS §4.5.2 for the doubling timer)
  * A backup whose known request does not execute within the timeout (doubling after
- * each view change that brings no new execution) sends VIEW-CHANGE(v+1, stable
+ * each view change that brings no new execution) complains (SUSPECT, see "Suspicion"
+ * below: beyond the paper); once f + 1 replicas complain, it sends VIEW-CHANGE(v+1, stable
  * checkpoint with its 2f + 1-signature proof, the highest-view prepared certificate of
  * every sequence number above it). It also joins the smallest higher view for which
  * f + 1 replicas sent a VIEW-CHANGE. The new primary, with 2f + 1 valid VIEW-CHANGEs
@@ -97,7 +98,7 @@
  */
 import type { Rng } from '../rng.ts';
 import { NO_NODE, type Index, type NodeId, type Term } from '../types.ts';
-import { EntryType, MsgType, type Entry, type MemberConfig, type Message, type PbftCheckpoint, type PbftCommit, type PbftCommitted, type PbftFetchRequest, type PbftFetchState, type PbftNewView, type PbftPrePrepare, type PbftPrepare, type PbftRequest, type PbftState, type PbftStatus, type PbftViewChange } from '../wire/messages.ts';
+import { EntryType, MsgType, type Entry, type MemberConfig, type Message, type PbftCheckpoint, type PbftCommit, type PbftCommitted, type PbftFetchRequest, type PbftFetchState, type PbftNewView, type PbftPrePrepare, type PbftPrepare, type PbftRequest, type PbftState, type PbftStatus, type PbftSuspect, type PbftViewChange } from '../wire/messages.ts';
 import type {
   Capabilities, Engine, EngineInit, EngineRole, EngineStatus, HardState, ProposalOutcome, Ready, ReadState, Result, SnapshotData, SnapshotMeta, SoftState,
 } from '../engine/contract.ts';
@@ -121,6 +122,7 @@ export const REQ_BLOCK = 2 ** 20;
 const PBFT_TYPES = new Set<MsgType>([
   MsgType.PbftRequest, MsgType.PbftPrePrepare, MsgType.PbftPrepare, MsgType.PbftCommit, MsgType.PbftCheckpoint, MsgType.PbftViewChange,
   MsgType.PbftNewView, MsgType.PbftStatus, MsgType.PbftCommitted, MsgType.PbftFetchState, MsgType.PbftState, MsgType.PbftFetchRequest,
+  MsgType.PbftSuspect,
 ]);
 
 /** Why step() ignored a message; one counter each (status().dropped). A Byzantine peer's traffic shows up here. */
@@ -165,6 +167,8 @@ export interface PbftStatusView extends EngineStatus {
   /** Own proposals in flight. */
   ownInFlight: number;
   viewChanges: number;
+  /** Times this replica's view-change timer expired and it complained (SUSPECT); f + 1 complaints change the view. */
+  suspicions: number;
   stateTransfers: number;
   /** Checkpoints whose compact() the runtime did not deliver in time (the window may stall). */
   checkpointsMissed: number;
@@ -353,6 +357,11 @@ export class PbftNode implements Engine {
   private nvTimer: number | undefined;
   private backoff = 0;
   private primarySuspected = false;
+  /** Our view-change timer expired in this view: we complain (SUSPECT) until progress or a view change. */
+  private suspecting = false;
+  /** Other replicas' complaints about the current view: replica → tick of the latest one received. */
+  private suspects = new Map<NodeId, number>();
+  private suspicions = 0;
   private nvSentFor: Term = 0;
   /** The NEW-VIEW of the installed view and the VIEW-CHANGEs it rests on (to relay to laggards). */
   private curNV: { msg: { payload: Uint8Array; sig: Uint8Array }; vcs: StoredVC[] } | undefined;
@@ -560,7 +569,7 @@ export class PbftNode implements Engine {
       config: { voters: [...this.config.voters], learners: [], witnesses: [] },
       view: this.view, mode: this.normal ? 'normal' : 'view-change', primary: primaryOf(this.group, this.view),
       n: this.group.n, f: this.group.f, quorum: this.group.q, stableCheckpoint: this.low, highestSeq: top,
-      pendingRequests: this.known.size, ownInFlight: this.mine.size, viewChanges: this.viewChanges, stateTransfers: this.stateTransfers,
+      pendingRequests: this.known.size, ownInFlight: this.mine.size, viewChanges: this.viewChanges, suspicions: this.suspicions, stateTransfers: this.stateTransfers,
       checkpointsMissed: this.checkpointsMissed, divergentCheckpoints: this.divergent, deferredViewChanges: this.deferredViewChanges,
       dropped: { ...this.dropped }, scheme: this.auth.scheme,
     };
@@ -725,7 +734,10 @@ export class PbftNode implements Engine {
     if (this.normal && !this.isPrimary() && this.known.size > 0) {
       this.vcElapsed++;
       const limit = this.primarySuspected ? this.ticks.retransmit : this.viewChangeTimeout();
-      if (this.vcElapsed >= limit) this.startViewChange(this.view + 1);
+      if (this.vcElapsed >= limit) {
+        if (this.options.testingBugs.viewChangeAlone === true) this.startViewChange(this.view + 1);
+        else this.suspect();
+      }
     } else if (this.normal) {
       this.vcElapsed = 0;
     }
@@ -779,6 +791,8 @@ export class PbftNode implements Engine {
         return this.onState(m);
       case MsgType.PbftFetchRequest:
         return this.onFetchRequest(m);
+      case MsgType.PbftSuspect:
+        return this.onSuspect(m);
       default:
         this.dropped.foreignType++;
     }
@@ -1421,6 +1435,7 @@ export class PbftNode implements Engine {
       this.vcElapsed = 0;
       this.backoff = 0;
       this.primarySuspected = false;
+      this.suspecting = false;
     }
     return entry;
   }
@@ -1616,7 +1631,9 @@ export class PbftNode implements Engine {
     this.ckptQueue = [];
     this.ckptWanted = undefined;
     this.ownCkpts.clear();
-    this.history.clear();
+    // What executed here before the jump stays true (a Ready handed out before it may
+    // still be applying those entries, and their replies need it); only the old part goes.
+    for (const k of [...this.history.keys()]) if (k <= st.seq - 2 * this.ticks.window) this.history.delete(k);
     this.makeStable(st);
     this.installing = {
       meta: {
@@ -1646,6 +1663,8 @@ export class PbftNode implements Engine {
     this.vcElapsed = 0;
     this.nvTimer = undefined;
     this.primarySuspected = false;
+    this.suspecting = false;
+    this.suspects.clear();
     this.pendingNV = undefined;
     this.assigned.clear();
     this.queue = [];
@@ -1655,6 +1674,64 @@ export class PbftNode implements Engine {
     this.noopSeq = 0;
     this.sendViewChange();
     this.processViewChanges();
+  }
+
+  // -------------------------------------------------------------------------
+  // Suspicion
+  //
+  // The paper's backup whose timer expires sends VIEW-CHANGE for v + 1 at once and
+  // stops taking part in view v (§4.4). Alone, that is final: the other 2f + 1 go on in
+  // view v (they need f + 1 VIEW-CHANGEs to follow, §4.5.2), and the replica is out of
+  // every quorum until the next view change — with one liar among the rest, the liar
+  // alone then decides whether view v makes progress (found on real processes: one
+  // timeout at start-up on a loaded machine). It cannot simply go back to view v: its
+  // VIEW-CHANGE for v + 1 is signed and out there, and if it prepared more requests in
+  // view v, a NEW-VIEW for v + 1 built from that stale VIEW-CHANGE, f liars and f
+  // honest replicas that did not prepare them would drop a committed request.
+  // So the timer's expiry is split in two, as in the SUSPECT message proposed for
+  // Fabric's PBFT (hyperledger fabric issue 1120) and concord-bft's complaints: the
+  // replica first complains (SUSPECT, resent every retransmission period while its
+  // timer stays expired) and keeps working in view v; only when f + 1 distinct
+  // replicas complain or sent a VIEW-CHANGE for a later view — at least one of them
+  // honest, the paper's own threshold for joining a view change — does it send its
+  // VIEW-CHANGE. Execution of a request clears the complaint. A complaint says nothing
+  // about prepared requests, so it is never a safety matter, and f liars complaining
+  // cannot change the view on their own (paper §4.5.2's third point holds).
+  // Complaints older than three retransmission periods no longer count.
+  // A complaint is not signed: it is never forwarded or shown to a third replica, so,
+  // like the messages the paper authenticates with MACs on point-to-point channels
+  // (TOCS §3), the authenticated channel is enough — the per-sender frame key and its
+  // replay window (daemon/runtime/pbft-host.ts) stop a liar from complaining in another
+  // replica's name or replaying an old complaint. A cluster-key thief could fake them,
+  // and then force needless view changes: liveness only, never safety.
+
+  private suspect(): void {
+    if (!this.normal) return;
+    if (!this.suspecting) {
+      this.suspecting = true;
+      this.suspicions++;
+      this.broadcast({ type: MsgType.PbftSuspect, from: this.id, to: 0, term: this.view });
+    }
+    if (this.suspectCount() >= this.group.f + 1) this.startViewChange(this.view + 1);
+  }
+
+  private onSuspect(m: PbftSuspect): void {
+    if (m.term !== this.view || !this.normal) return;
+    this.suspects.set(m.from, this.now);
+    if (this.suspectCount() >= this.group.f + 1) this.startViewChange(this.view + 1);
+  }
+
+  /** Replicas that want to leave the current view: our own complaint, fresh complaints, VIEW-CHANGEs for later views. */
+  private suspectCount(): number {
+    const who = new Set<NodeId>();
+    if (this.suspecting) who.add(this.id);
+    const fresh = this.ticks.retransmit * 3;
+    for (const [r, t] of this.suspects) {
+      if (this.now - t <= fresh) who.add(r);
+      else this.suspects.delete(r);
+    }
+    for (const [r, list] of this.vcs) if (r !== this.id && list.some((v) => v.body.newView > this.view)) who.add(r);
+    return who.size;
   }
 
   /**
@@ -1781,6 +1858,11 @@ export class PbftNode implements Engine {
     for (const [r, list] of this.vcs) {
       if (r === this.id) continue;
       for (const v of list) if (v.body.newView > this.view) { higher.set(r, Math.min(higher.get(r) ?? Infinity, v.body.newView)); }
+    }
+    if (this.normal && higher.size < this.group.f + 1 && this.suspectCount() >= this.group.f + 1) {
+      // Complaints and VIEW-CHANGEs together: f + 1 replicas want to leave this view.
+      this.startViewChange(this.view + 1);
+      return;
     }
     if (higher.size >= this.group.f + 1) {
       // At least one of them is honest, so a view change is due; go to the smallest
@@ -1967,6 +2049,8 @@ export class PbftNode implements Engine {
     this.nvTimer = undefined;
     this.vcElapsed = 0;
     this.pendingNV = undefined;
+    this.suspecting = false;
+    this.suspects.clear();
     this.curNV = { msg: { payload, sig }, vcs: chosen };
     this.assigned.clear();
     this.queue = [];
@@ -2047,6 +2131,7 @@ export class PbftNode implements Engine {
         }
       }
     }
+    if (this.normal && this.suspecting) this.broadcast({ type: MsgType.PbftSuspect, from: this.id, to: 0, term: this.view });
     if (!this.normal) {
       const own = this.ownViewChange();
       if (own) this.broadcast({ type: MsgType.PbftViewChange, from: this.id, to: 0, term: this.view, payload: own.payload, sig: own.sig });

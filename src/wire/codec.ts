@@ -168,6 +168,7 @@ export const BODY_LAYOUT = {
   [MsgType.PbftFetchState]: [u('seq')],
   [MsgType.PbftState]: [u('seq'), bytes('proof'), bytes('exec'), u('offset'), u('total'), bytes('data')],
   [MsgType.PbftFetchRequest]: [u('seq'), bytes('digest')],
+  [MsgType.PbftSuspect]: [],
 } as const satisfies { readonly [T in MsgType]: FieldSpec<Extract<Message, { type: T }>> };
 
 // Compile-time completeness: a field added to a message in messages.ts but missing

@@ -90,6 +90,7 @@ export enum MsgType {
   PbftFetchState = 79,
   PbftState = 80,
   PbftFetchRequest = 81,
+  PbftSuspect = 82,
 }
 
 export enum EntryType {
@@ -331,6 +332,13 @@ export interface PbftState extends Base {
 
 /** Asks for the request with `digest` (at `seq`): a replica prepares only requests it holds. */
 export interface PbftFetchRequest extends Base { type: MsgType.PbftFetchRequest; seq: Index; digest: Uint8Array }
+/**
+ * A complaint (unsigned; the per-sender frame key says who sent it): the sender's
+ * view-change timer expired in view `term`, it suspects that view's primary but stays
+ * in the view. f + 1 complaints (or VIEW-CHANGEs) from distinct replicas start the
+ * view change (src/pbft/pbft.ts, "Suspicion").
+ */
+export interface PbftSuspect extends Base { type: MsgType.PbftSuspect }
 
 // ---------------------------------------------------------------------------
 // ZAB (src/zab/zab.ts explains the protocol; docs/wire.md lists sizes).
@@ -433,4 +441,4 @@ export type Message =
   | PaxosSnapshot | PaxosSnapshotReply
   | ZabMessage
   | PbftRequest | PbftPrePrepare | PbftPrepare | PbftCommit | PbftCheckpoint | PbftViewChange | PbftNewView
-  | PbftStatus | PbftCommitted | PbftFetchState | PbftState | PbftFetchRequest;
+  | PbftStatus | PbftCommitted | PbftFetchState | PbftState | PbftFetchRequest | PbftSuspect;

@@ -32,11 +32,11 @@ describe('quorumd dev start', () => {
     expect(existsSync(`${dir}/n1.log`)).toBe(true);
   }, 60_000);
 
-  // Opt-in (QUORUMD_PBFT_LIAR_TEST=1): in about 1 of 10 tries on a loaded machine the four
-  // nodes, one lying, did not settle on a leader within 60 s (cause not found yet; the
-  // session's closing note has it). It passes otherwise; it stays out of npm test until
-  // that is understood, so that a known flake does not hide other failures.
-  it.skipIf(!process.env.QUORUMD_PBFT_LIAR_TEST)('engine pbft with a lying node: ready when the honest nodes agree; KV through an honest node', async () => {
+  // It failed in about 1 of 10 tries on a loaded machine: one honest node's view-change
+  // timer expired at start-up and, under the paper's rule, it went alone to view 1 and
+  // never came back. Fixed by complaints before a view change (src/pbft/pbft.ts
+  // "Suspicion") and the 4000 ms board timeout; 15 of 15 passed at load 16–40.
+  it('engine pbft with a lying node: ready when the honest nodes agree; KV through an honest node', async () => {
     const base = await freeBasePort(4);
     let printed = '';
     dev = await startDev({ nodes: 4, engine: 'pbft', byzantineNode: 4, byzantineMode: 'wrong-reply', basePort: base, handleSignals: false, out: (s) => (printed += s), progress: () => {}, readyTimeoutMs: 60_000 });

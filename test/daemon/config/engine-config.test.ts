@@ -57,13 +57,13 @@ describe('config: engine pbft', () => {
   it('is accepted with 4 members and its documented defaults', () => {
     const p = parseConfigText(four + 'engine: pbft\n');
     expect(p.engine).toBe('pbft');
-    expect(p.pbft).toEqual({ tickMs: 10, viewChangeTimeoutMs: 1000, maxViewChangeTimeoutMs: 60000, retransmitMs: 200, statusMs: 1000, checkpointInterval: 32 });
+    expect(p.pbft).toEqual({ tickMs: 10, viewChangeTimeoutMs: 4000, maxViewChangeTimeoutMs: 60000, retransmitMs: 200, statusMs: 1000, checkpointInterval: 32 });
   });
   it('refuses what the runtime does not do under pbft yet, naming the key', () => {
     expect(problems(good + 'engine: pbft\n').find((x) => x.key === 'members')?.message).toMatch(/at least 4 members with engine: pbft/);
     expect(problems(four + 'engine: pbft\nfencing:\n  watchdogTimeoutMs: 15000\n').find((x) => x.key === 'fencing')?.message).toMatch(/not implemented for engine pbft yet/);
     expect(problems(four + 'engine: pbft\njobs:\n  - { name: j, cron: "*/5 * * * *", command: "true" }\n').find((x) => x.key === 'jobs')?.message).toMatch(/not implemented for engine pbft yet/);
     expect(problems(four + 'engine: pbft\nhooks:\n  onActive: "true"\n').find((x) => x.key === 'hooks')?.message).toMatch(/not implemented for engine pbft yet/);
-    expect(problems(four + 'engine: pbft\npbft:\n  retransmitMs: 600\n').find((x) => x.key === 'pbft.retransmitMs')?.message).toMatch(/at most half of viewChangeTimeoutMs/);
+    expect(problems(four + 'engine: pbft\npbft:\n  retransmitMs: 2500\n').find((x) => x.key === 'pbft.retransmitMs')?.message).toMatch(/at most half of viewChangeTimeoutMs/);
   });
 });

@@ -73,6 +73,16 @@ describe('PBFT invariants', () => {
     i.observeView(3, 4);
     expect(i.violations).toEqual([expect.stringMatching(/^checkpoint-agreement/), expect.stringMatching(/^view-monotonic: replica 3 went from view 5 back to 4/)]);
   });
+  it('view-monotonic across a restart: back to the durable view is fine, below it is not', () => {
+    const i = inv();
+    i.observeView(2, 3); // entered view 3 in memory, crashed before persisting it (durable: 2)
+    i.observeRestartView(2, 2);
+    i.observeView(2, 2);
+    expect(i.violations).toEqual([]);
+    i.observeRestartView(2, 2);
+    i.observeView(2, 1);
+    expect(i.violations).toEqual([expect.stringMatching(/^view-monotonic: replica 2 went from view 2 back to 1/)]);
+  });
   it('client-safety: an accepted result must be one an honest replica produced, at that index', () => {
     const i = inv();
     i.observeRestart(1, 6); // restarted from a snapshot at 6

@@ -134,6 +134,7 @@ export const messageArb: { [T in MsgType]: fc.Arbitrary<Of<T>> } = {
   [MsgType.PbftFetchState]: fc.record({ b: base, seq }).map(({ b, seq }) => ({ ...b, type: MsgType.PbftFetchState as const, seq })),
   [MsgType.PbftState]: pbftState,
   [MsgType.PbftFetchRequest]: fc.record({ b: base, seq, digest }).map(({ b, ...r }) => ({ ...b, type: MsgType.PbftFetchRequest as const, ...r })),
+  [MsgType.PbftSuspect]: base.map((b) => ({ ...b, type: MsgType.PbftSuspect as const })),
   [MsgType.PreVote]: fc.record({ b: base, tp: termPair, lastIndex: uint }).map(({ b, tp, lastIndex }) => ({ ...b, term: tp.term, type: MsgType.PreVote as const, lastIndex, lastTerm: tp.lastTerm })),
   [MsgType.PreVoteReply]: fc.record({ b: base, granted: fc.boolean() }).map(({ b, granted }) => ({ ...b, type: MsgType.PreVoteReply as const, granted })),
   [MsgType.Vote]: fc

@@ -174,6 +174,7 @@ export const SAMPLES: { [T in MsgType]: Extract<Message, { type: T }> } = {
     ...pb, type: MsgType.PbftState, seq: ps - 6, proof: encodeSigList(ckptProof), exec: new Uint8Array(40), offset: 4096, total: 20000, data: bytes(512, 9),
   },
   [MsgType.PbftFetchRequest]: { ...pb, type: MsgType.PbftFetchRequest, seq: ps, digest: dg },
+  [MsgType.PbftSuspect]: { ...pb, type: MsgType.PbftSuspect },
 };
 const ENV = { cluster: 1, bootId: 300, seq: 1000 };
 

@@ -1,0 +1,68 @@
+/**
+ * Complaints before a view change (src/pbft/pbft.ts "Suspicion"), on one replica fed
+ * messages by hand: its own expired timer is a complaint, not a VIEW-CHANGE; f + 1
+ * distinct fresh complaints (or VIEW-CHANGEs for a later view) start the view change;
+ * a stale complaint, one for another view, or f complaints alone do not.
+ */
+import { describe, expect, it } from 'vitest';
+import { Rng } from '../../../src/rng.ts';
+import { PbftNode } from '../../../src/pbft/pbft.ts';
+import { SimulatedKeys } from '../../../src/pbft/auth.ts';
+import { MsgType, type Message } from '../../../src/wire/messages.ts';
+
+const members = [1, 2, 3, 4];
+const keys = new SimulatedKeys(members, 'suspect-test');
+// retransmitMs 200 = 20 ticks: a complaint counts for 60 ticks.
+const node = (id: number) => new PbftNode({ id, config: { voters: members, learners: [], witnesses: [] }, auth: keys.auth(id), rng: new Rng(id), options: { viewChangeTimeoutMs: 1000 } });
+const suspect = (from: number, to: number, view = 0): Message => ({ type: MsgType.PbftSuspect, from, to, term: view });
+
+function drain(n: PbftNode): Message[] {
+  const out: Message[] = [];
+  for (let rd = n.ready(); rd; rd = n.ready()) {
+    out.push(...rd.messages);
+    n.advance(rd);
+  }
+  return out;
+}
+const ticks = (n: PbftNode, k: number): Message[] => {
+  const out: Message[] = [];
+  for (let i = 0; i < k; i++) {
+    n.tick();
+    out.push(...drain(n));
+  }
+  return out;
+};
+
+describe('pbft complaints', () => {
+  it('an expired timer sends SUSPECT and keeps the replica in its view; a second replica complaining changes it', () => {
+    const n = node(2);
+    drain(n);
+    expect(n.propose(new Uint8Array([1])).ok).toBe(true); // a request of ours the primary (1, silent here) never orders
+    drain(n);
+    const sent = ticks(n, 100); // 1000 ms
+    expect(sent.some((m) => m.type === MsgType.PbftSuspect && m.term === 0)).toBe(true);
+    expect(sent.some((m) => m.type === MsgType.PbftViewChange)).toBe(false);
+    expect([n.currentView, n.inViewChange, n.status().suspicions]).toEqual([0, false, 1]);
+    // resent every retransmission period while the timer stays expired
+    expect(ticks(n, 20).filter((m) => m.type === MsgType.PbftSuspect).length).toBeGreaterThanOrEqual(3);
+    n.step(suspect(3, 2, 1)); // about another view: ignored
+    expect(n.inViewChange).toBe(false);
+    n.step(suspect(3, 2)); // f + 1 = 2 with our own
+    expect([n.currentView, n.inViewChange]).toEqual([1, true]);
+    expect(drain(n).some((m) => m.type === MsgType.PbftViewChange && m.term === 1)).toBe(true);
+  });
+
+  it('f complaints of others alone never change the view; f + 1 fresh ones do, stale ones do not count', () => {
+    const n = node(2);
+    drain(n);
+    n.step(suspect(3, 2));
+    ticks(n, 200);
+    n.step(suspect(3, 2)); // one replica, however often: f = 1
+    expect(n.inViewChange).toBe(false);
+    ticks(n, 61); // 3's complaint is now stale
+    n.step(suspect(4, 2));
+    expect(n.inViewChange).toBe(false);
+    n.step(suspect(3, 2)); // 3 and 4 fresh: f + 1
+    expect([n.currentView, n.inViewChange]).toEqual([1, true]);
+  });
+});
