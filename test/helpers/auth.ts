@@ -7,7 +7,7 @@
  * themselves, as a user's shell would after `export QUORUMD_API_TOKEN_FILE=...`.
  * Auth stays on: a test that forgets the token gets 401, as a user would.
  */
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureTokenFile } from '../../daemon/config/secrets.ts';
@@ -19,6 +19,8 @@ let token: string | undefined;
 export function testTokenFile(): string {
   if (file === undefined) {
     const dir = mkdtempSync(join(tmpdir(), 'quorumd-test-token-'));
+    // One directory per test process: removed when that process ends (they piled up in /tmp).
+    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
     file = join(dir, 'api.token');
     token = ensureTokenFile(file, 'test API token').token;
   }
