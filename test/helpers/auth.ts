@@ -13,14 +13,13 @@ import { join } from 'node:path';
 import { ensureTokenFile } from '../../daemon/config/secrets.ts';
 
 let file: string | undefined;
+let dir: string | undefined;
 let token: string | undefined;
 
 /** The token file of this test process (created on first use); sets QUORUMD_API_TOKEN_FILE. */
 export function testTokenFile(): string {
   if (file === undefined) {
-    const dir = mkdtempSync(join(tmpdir(), 'quorumd-test-token-'));
-    // One directory per test process: removed when that process ends (they piled up in /tmp).
-    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+    dir = mkdtempSync(join(tmpdir(), 'quorumd-test-token-'));
     file = join(dir, 'api.token');
     token = ensureTokenFile(file, 'test API token').token;
   }
@@ -32,4 +31,15 @@ export function testTokenFile(): string {
 export function testToken(): string {
   testTokenFile();
   return token!;
+}
+
+/**
+ * Removes the token file's directory (test/helpers/setup.ts, after each test file: they
+ * piled up in /tmp by the hundred). A later testTokenFile() makes a new one.
+ */
+export function removeTestTokenDir(): void {
+  if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+  dir = undefined;
+  file = undefined;
+  token = undefined;
 }

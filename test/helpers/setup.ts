@@ -7,4 +7,11 @@
  * key; with this, they are private like a real deployment's. The refusal itself is
  * tested in test/security with files made 0644 on purpose (chmod, not the umask).
  */
+import { afterAll } from 'vitest';
+import { removeTestTokenDir } from './auth.ts';
+
 process.umask(0o077);
+
+// The test file's API token directory (test/helpers/auth.ts), if it made one. Registered
+// first, so it runs after the file's own afterAll hooks (which may still stop nodes).
+afterAll(() => removeTestTokenDir());
