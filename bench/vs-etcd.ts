@@ -51,7 +51,7 @@
  * every loop is bounded; everything started is stopped.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -211,11 +211,15 @@ async function startEtcd(dir: string): Promise<System> {
     '--listen-client-urls', `http://127.0.0.1:${base + i}`, '--advertise-client-urls', `http://127.0.0.1:${base + i}`,
     '--listen-peer-urls', `http://127.0.0.1:${base + 3 + i}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${base + 3 + i}`,
     '--initial-cluster', initial, '--initial-cluster-state', 'new', '--initial-cluster-token', `vs-etcd-${base}`,
-    '--heartbeat-interval', timing![1]!, '--election-timeout', timing![2]!, '--log-level', 'error',
+    '--heartbeat-interval', timing![1]!, '--election-timeout', timing![2]!, '--log-level', 'warn',
   ];
   const members: Member[] = names.map((name, i) => ({ name, url: `http://127.0.0.1:${base + i}`, pid: 0 }));
   const launch = (i: number) => {
-    const c = spawn('etcd', args(i), { stdio: 'ignore' });
+    // Each member's own output goes to <dir>/<name>.log (appended across restarts): kept
+    // with the data when a block fails (an etcd that never committed left nothing to read).
+    const log = openSync(join(dir, `${names[i]!}.log`), 'a');
+    const c = spawn('etcd', args(i), { stdio: ['ignore', log, log] });
+    closeSync(log);
     procs.set(names[i]!, c);
     members[i]!.pid = c.pid!;
   };
