@@ -44,19 +44,21 @@ function relay(name: string): Relay {
   } as unknown as Relay;
 }
 
-function driver(clock: Clock): FencingDriver {
+function driver(clock: Clock, o: { relay?: Relay; delayMs?: number; powerOnAfterMs?: number; stopped?: () => boolean } = {}): FencingDriver {
+  const r = o.relay ?? relay('r2');
+  const stopped = o.stopped ?? (() => false);
   return new FencingDriver({
     who: 'test',
     id: 1,
     devices: {
-      relays: [relay('r2')],
-      fencer: { targets: [{ target: 2, delayMs: 1000, levels: [[{ kind: 'gpio-relay', relay: 'r2' }]] }], randomDelayMaxMs: 0, priorityDelayMs: 0 },
+      relays: [r],
+      fencer: { targets: [{ target: 2, delayMs: o.delayMs ?? 1000, ...(o.powerOnAfterMs !== undefined ? { powerOnAfterMs: o.powerOnAfterMs } : {}), levels: [[{ kind: 'gpio-relay', relay: r.name }]] }], randomDelayMaxMs: 0, priorityDelayMs: 0 },
     },
     rng: new Rng(7),
     clock,
     log: () => {},
-    running: () => true,
-    stopped: () => false,
+    running: () => !stopped(),
+    stopped,
     resultFed: () => {},
     wake: () => {},
     record: () => {},
@@ -139,26 +141,7 @@ function offRelay(name: string): Relay & { on: boolean; sets: boolean[] } {
 }
 
 function startupDriver(clock: Clock, r: Relay, stopped: () => boolean = () => false): FencingDriver {
-  return new FencingDriver({
-    who: 'test',
-    id: 1,
-    devices: {
-      relays: [r],
-      fencer: { targets: [{ target: 2, delayMs: 0, powerOnAfterMs: 5000, levels: [[{ kind: 'gpio-relay', relay: r.name }]] }], randomDelayMaxMs: 0, priorityDelayMs: 0 },
-    },
-    rng: new Rng(7),
-    clock,
-    log: () => {},
-    running: () => !stopped(),
-    stopped,
-    resultFed: () => {},
-    wake: () => {},
-    record: () => {},
-    pollMs: 10,
-    fatal: (where, e) => {
-      throw new Error(`fatal at ${where}: ${String(e)}`);
-    },
-  });
+  return driver(clock, { relay: r, delayMs: 0, powerOnAfterMs: 5000, stopped });
 }
 
 describe('a relay read off at start', () => {
