@@ -277,6 +277,13 @@ function posInt(v: unknown, what: string, min: number): number {
   return v;
 }
 
+/** The client answer for a proposal the engine refused (too large, malformed, or not proposable now). */
+function proposeRefused(r: Extract<Result, { ok: false }>): ClientResult {
+  if (r.code === 'too-large') return { status: Status.TOO_LARGE, error: r.reason };
+  if (r.code === 'bad-request') return { status: Status.BAD_REQUEST, error: r.reason };
+  return unavailable(`not proposed: ${r.reason}`);
+}
+
 export class EngineRuntime {
   readonly id: NodeId;
   readonly engineName: RuntimeEngineName;
@@ -918,11 +925,7 @@ export class EngineRuntime {
     const eng = this.eng!;
     const r: Result = this.guarded(() => eng.propose(data), 'propose');
     this.afterStep();
-    if (!r.ok) {
-      if (r.code === 'too-large') return reply({ status: Status.TOO_LARGE, error: r.reason });
-      if (r.code === 'bad-request') return reply({ status: Status.BAD_REQUEST, error: r.reason });
-      return reply(unavailable(`not proposed: ${r.reason}`));
-    }
+    if (!r.ok) return reply(proposeRefused(r));
     if (r.ref === undefined) return reply(unknownOutcome(`the pbft engine accepted the proposal without a ref; its outcome cannot be followed`));
     this.pendingRefs.set(r.ref, { term: r.term, reply, deadline: this.opts.clock.monotonicMs() + this.timeoutMs, ref: r.ref, op: data });
   }
@@ -1497,11 +1500,7 @@ export class EngineRuntime {
       }
       const r: Result = this.guarded(() => eng.propose(data), 'propose');
       this.afterStep();
-      if (!r.ok) {
-        if (r.code === 'too-large') return reply({ status: Status.TOO_LARGE, error: r.reason });
-        if (r.code === 'bad-request') return reply({ status: Status.BAD_REQUEST, error: r.reason });
-        return reply(unavailable(`not proposed: ${r.reason}`));
-      }
+      if (!r.ok) return reply(proposeRefused(r));
       this.opts.observer?.proposed?.(this, r.index, r.term, data);
       this.opts.trace?.mark('propose', r.index);
       if (growth.keys > 0 || growth.bytes > 0) {
