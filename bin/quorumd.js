@@ -11,6 +11,10 @@
 // `quorumd dev` and the systemd unit pass the same flags to each node.
 import { existsSync } from 'node:fs';
 
+// QUORUMD_TRACE_START=1: start-up trace points on stderr (daemon/start-trace.ts has the format).
+const trace = process.env.QUORUMD_TRACE_START === '1' ? (step) => process.stderr.write(`quorumd start-trace ${step} +${performance.now().toFixed(1)} @${(performance.timeOrigin + performance.now()).toFixed(1)} cpu ${((process.cpuUsage().user + process.cpuUsage().system) / 1000).toFixed(1)}\n`) : () => {};
+trace('bin');
+
 // Stack traces through the source maps in dist/ (file:line of the TypeScript).
 if (process.env.QUORUMD_SOURCE_MAPS !== '0') process.setSourceMapsEnabled(true);
 const here = new URL('.', import.meta.url);
@@ -28,4 +32,5 @@ if (!checked && existsSync(new URL('../scripts/build.mjs', here)) && existsSync(
 // For daemon/dev.ts: dist/ is known fresh in this process (it passes that on to its nodes).
 globalThis.quorumdBuildChecked = true;
 const { main } = await import('../dist/cli.js');
+trace('cli loaded');
 await main(process.argv);

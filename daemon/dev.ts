@@ -41,6 +41,9 @@ import { startRailServer, type RailServer } from './fencing/dev-relay.ts';
 import { ensureTokenFile } from './config/secrets.ts';
 import { UsageError } from './exit-codes.ts';
 import { cliCommand, linkHint } from './cli-path.ts';
+import { startMark } from './start-trace.ts';
+
+startMark('dev: module loaded');
 
 export interface DevOptions {
   /** Voters (data nodes that may lead), n1..nN. */
@@ -396,6 +399,7 @@ export async function startDev(opts: DevOptions): Promise<DevCluster> {
   // Closed broker: each node logs in with the password derived from the cluster key (hal/mqtt/credentials.ts).
   const broker = await startBroker({ port: opts.brokerPort ?? 0, host: '127.0.0.1', clusterKeys: [{ cluster: 1, keys: [Buffer.from(key, 'hex')] }] });
   const brokerUrl = `mqtt://127.0.0.1:${broker.port}`;
+  startMark('dev: broker listening');
   let etcd: ChildProcess | undefined;
   let etcdUrl: string | undefined;
   if (etcdBin) {
@@ -489,6 +493,7 @@ export async function startDev(opts: DevOptions): Promise<DevCluster> {
     });
   };
   for (const node of nodes) spawnNode(node);
+  startMark('dev: nodes spawned');
 
   /** A node crashed: keep its log, say where, restart it after a backoff (bounded). */
   function supervise(node: DevNode, pid: number | undefined, code: number | null, signal: string | null): void {

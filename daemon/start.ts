@@ -34,6 +34,7 @@ import type { LinkInfo } from './http/backend-base.ts';
 import { createPino, runtimeLogger } from './log.ts';
 import { systemClock } from '../hal/clock.ts';
 import { writeTracerFromEnv } from './runtime/write-trace.ts';
+import { startMark, tracedObserver } from './start-trace.ts';
 // The bully and the Paxos/ZAB runtimes are loaded only by a node that runs them
 // (startNode): a Raft node does not read, compile and keep their code (start-up CPU
 // and memory of every node, issue 14).
@@ -46,6 +47,8 @@ import { ensureTokenFile, readSecretFile } from './config/secrets.ts';
 import type { ApiCredential } from './http/auth.ts';
 import type { Logger as Pino } from 'pino';
 import { startServices, type RunningServices, type ServicesApi } from './services/index.ts';
+
+startMark('start module loaded');
 
 export interface StartOptions {
   /** A logger to use instead of pino on stdout. */
@@ -201,6 +204,7 @@ function readPem(file: string | undefined, what: string): string | undefined {
 /** Starts a node from a resolved config (see loadConfigFile). */
 export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartOptions = {}): Promise<RunningNode> {
   const cfg = typeof cfgOrFile === 'string' ? loadConfigFile(cfgOrFile) : cfgOrFile;
+  startMark('config loaded');
   const c = cfg.config;
   if (c.engine === 'etcd' || c.engine === 'zookeeper') {
     throw new Error(`${cfg.file}: engine ${c.engine} runs through an external service: start it with startExternalNode() (import { startExternalNode } from 'quorumd'); \`quorumd start\` does that by itself`);
@@ -313,6 +317,7 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     throw err;
   }
 
+  startMark('links created');
   // Fence devices, watchdog (a witness or an observer never leads: it needs neither).
   let fencing: BuiltFencing | undefined;
   if (c.fencing && !witness && !observer) {
@@ -355,6 +360,7 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     unlock();
     throw err;
   }
+  startMark('engine modules loaded');
   const backend = engineMods ? new engineMods[1].EngineBackend(cfg.self, c.members, linkInfos, c.cluster.name) : new BullyBackend(cfg.self, c.members, linkInfos, c.cluster.name);
   const isEngineBackend = (b: typeof backend): b is EngineBackend => engineMods !== undefined && b instanceof engineMods[1].EngineBackend;
   // Each engine keeps its durable state in a directory of its own: one engine's log is never read as another's.
@@ -408,7 +414,7 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     requestTimeoutMs: c.http.requestTimeoutMs,
     quota: { maxKeys: c.kv.maxKeys, maxBytes: c.kv.maxBytes },
     logger: rlog,
-    observer: backend.observer(),
+    observer: tracedObserver(backend.observer()),
     onFatal,
     // Activation gate, own lease, STONITH and watchdog as under Raft (daemon/runtime/leader-fencing.ts).
     ...(fencing ? { fencing: fencing.options } : {}),
@@ -452,6 +458,7 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     log: { info: (f, m) => log.info(f, m), warn: (f, m) => log.warn(f, m), error: (f, m) => log.error(f, m) },
   });
   backend.onLeadership = (ev) => {
+    if (ev.event === 'active') startMark('active');
     log.info({ event: ev.event, term: ev.term, token: ev.token }, ev.event === 'active' ? 'became active leader' : 'no longer leader');
     hooks.fire(ev);
   };
@@ -498,6 +505,7 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
   hooks.apiUrl = url;
   hooks.apiAuthEnv = apiAuthEnv;
 
+  startMark('http listening');
   runtime.start();
   injectFault(process.env.QUORUMD_INJECT_FAULT, runtime, log);
   // Jobs run on data nodes only: a witness never leads.
@@ -622,6 +630,7 @@ function peerGoneFilter(l: Link, pass: boolean): Link {
     onFrame: (h) => l.onFrame(h),
     onEvent: (h) =>
       l.onEvent((ev) => {
+        if (ev.kind === 'up') startMark('first link up');
         if (ev.kind !== 'peer-gone' || pass) h(ev);
       }),
     close: (d) => l.close(d),
