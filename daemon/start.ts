@@ -402,6 +402,7 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     // PBFT: a primary's will makes the backups suspect it sooner (src/pbft/pbft.ts leaderGone); it never elects anyone.
     links: links.map((l) => peerGoneFilter(l, contract === 'raft' ? c.raft.campaignOnPeerGone : contract === 'paxos' ? c.paxos.campaignOnPeerGone : contract === 'zab' ? c.zab.campaignOnPeerGone : true)),
     rng: new Rng(randomBytes(4).readUInt32LE(0)),
+    startClockWhen: { reachable: () => peerReachable(links, cfg.self.id, c.members.map((m) => m.id)), maxWaitMs: START_CLOCK_MAX_WAIT_MS },
     engineOptions: contract === 'raft'
       ? { tickMs: c.raft.tickMs, electionTimeoutMinMs: c.raft.electionTimeoutMinMs, electionTimeoutMaxMs: c.raft.electionTimeoutMaxMs, heartbeatMs: c.raft.heartbeatMs, preVote: c.raft.preVote, checkQuorum: c.raft.checkQuorum }
       : contract === 'paxos'
@@ -429,6 +430,7 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     // No stagger: bully needs no vote, every follower may start its election at once.
     links: links.map((l) => peerGoneFilter(l, c.bully.campaignOnPeerGone)),
     rng: new Rng(randomBytes(4).readUInt32LE(0)),
+    startClockWhen: { reachable: () => peerReachable(links, cfg.self.id, c.members.map((m) => m.id)), maxWaitMs: START_CLOCK_MAX_WAIT_MS },
     engineOptions: {
       members: c.members.map((m, i) => ({ id: m.id, priority: bullyPriority(m, i) })),
       tickMs: c.bully.tickMs,
@@ -600,6 +602,36 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     process.once('SIGINT', () => onSignal('SIGINT'));
   }
   return node;
+}
+
+/**
+ * The longest a node's engine clock waits at start for a reachable peer
+ * (EngineRuntimeOptions.startClockWhen), ms: a node that hears of no peer within about
+ * one election timeout starts it anyway (it could not win a vote alone; and should a
+ * link never say so, it costs this once).
+ */
+const START_CLOCK_MAX_WAIT_MS = 1000;
+
+/**
+ * A peer is reachable through one of `links`: an MQTT broker connection on which a
+ * member's presence is online (it subscribed to its inbox), a TCP connection to a peer,
+ * or an open serial port (the other end is not known before it speaks).
+ */
+function peerReachable(links: Link[], self: number, members: number[]): boolean {
+  const yes = () => {
+    startMark('peer reachable');
+    return true;
+  };
+  for (const l of links) {
+    if (l instanceof MqttLink) {
+      if (l.connectedCount() > 0 && members.some((m) => m !== self && l.peerState(m) === 'online')) return yes();
+    } else if (l instanceof TcpLink) {
+      if (l.connectedPeers().length > 0) return yes();
+    } else if (l instanceof SerialLink) {
+      if (l.isUp) return yes();
+    } else return yes();
+  }
+  return false;
 }
 
 /**

@@ -191,6 +191,18 @@ export interface EngineRuntimeOptions {
    * Default 25 (as the Raft runtime).
    */
   peerGoneStaggerMs?: number;
+  /**
+   * Start the engine's clock only once a peer is reachable (`quorumd start`: a link
+   * connected to a peer, or to a broker a peer is present on), or after `maxWaitMs`
+   * since boot, whichever comes first. A node whose links are still connecting, or
+   * whose peers are still starting, would otherwise time out and campaign into the
+   * void: its lost pre-vote cost a whole election round of a cluster's cold start
+   * (issue 14). Holding the clock is what a slow start looks like to the protocol (no
+   * timer fires early; a lease or a vote refusal counted in ticks only lasts longer),
+   * so safety does not depend on it. Not for a one-member cluster (nothing to wait
+   * for). Unset (the simulator): the clock starts at boot.
+   */
+  startClockWhen?: { reachable: () => boolean; maxWaitMs: number };
   storageOptions?: DurableLogOptions;
   logger?: Logger;
   observer?: EngineRuntimeObserver;
@@ -295,6 +307,8 @@ export class EngineRuntime {
   private readonly maxFrame: number;
   private readonly quota: KvQuota;
   private tickMs = 10;
+  /** Monotonic time until which the engine's clock waits for a reachable peer (startClockWhen); undefined once it runs. */
+  private clockHeldUntil: number | undefined;
 
   private stateValue: EngineRuntimeState = 'new';
   private eng: Engine | undefined;
@@ -620,6 +634,8 @@ export class EngineRuntime {
     const s = this.eng.status();
     this.log('info', 'booted', { node: this.id, engine: this.engineName, term: s.term, commit: s.commitIndex, last: s.lastIndex, snapshot: this.snapIndex, bootId: this.wireBoot });
     this.opts.observer?.booted?.(this);
+    const sc = this.opts.startClockWhen;
+    if (sc && this.opts.config.voters.length + this.opts.config.witnesses.length > 1) this.clockHeldUntil = this.opts.clock.monotonicMs() + sc.maxWaitMs;
     this.armTick();
     this.pump();
   }
@@ -722,10 +738,16 @@ export class EngineRuntime {
     this.tickDeferred = false;
     this.armTick();
     const now = this.opts.clock.monotonicMs();
-    this.checkTickLag(now);
-    this.lastTickAt = now;
-    this.guard(() => this.eng!.tick(), 'tick');
-    if (this.stateValue !== 'running') return;
+    if (this.clockHeldUntil !== undefined && (now >= this.clockHeldUntil || this.opts.startClockWhen!.reachable())) {
+      this.log('info', 'engine clock started', { node: this.id, peerReachable: now < this.clockHeldUntil });
+      this.clockHeldUntil = undefined;
+    }
+    if (this.clockHeldUntil === undefined) {
+      this.checkTickLag(now);
+      this.lastTickAt = now;
+      this.guard(() => this.eng!.tick(), 'tick');
+      if (this.stateValue !== 'running') return;
+    }
     this.expire();
     this.afterStep();
     if (this.stateValue !== 'running') return;
