@@ -15,9 +15,13 @@ import { existsSync } from 'node:fs';
 const trace = process.env.QUORUMD_TRACE_START === '1' ? (step) => process.stderr.write(`quorumd start-trace ${step} +${performance.now().toFixed(1)} @${(performance.timeOrigin + performance.now()).toFixed(1)} cpu ${((process.cpuUsage().user + process.cpuUsage().system) / 1000).toFixed(1)}\n`) : () => {};
 trace('bin');
 
-// Stack traces through the source maps in dist/ (file:line of the TypeScript).
-if (process.env.QUORUMD_SOURCE_MAPS !== '0') process.setSourceMapsEnabled(true);
 const here = new URL('.', import.meta.url);
+// Stack traces through the source maps in dist/ (file:line of the TypeScript), read
+// when a stack is first formatted (bin/stack-maps.js says why not at load).
+if (process.env.QUORUMD_SOURCE_MAPS !== '0') {
+  const { installLazySourceMaps } = await import('./stack-maps.js');
+  installLazySourceMaps(new URL('../dist/', here));
+}
 // In a git checkout (sources beside us), build first when a source changed since the
 // last build; a published package has dist/ only. `quorumd dev` checked that already
 // when it started: it sets QUORUMD_BUILD_CHECKED=1 for its node processes, which then
