@@ -31,6 +31,9 @@ export function cronProblem(expr: string): string | undefined {
 
 /** True when `tz` is an IANA time zone this Node.js knows (e.g. "UTC", "Europe/Berlin"). */
 export function knownTimeZone(tz: string): boolean {
+  // Every Node.js knows UTC (the default): the first Intl.DateTimeFormat of a process
+  // costs ~20 ms of CPU (ICU's zone data), a tenth of a node's start-up (issue 14).
+  if (tz === 'UTC') return true;
   try {
     new Intl.DateTimeFormat('en-US', { timeZone: tz });
     return true;
