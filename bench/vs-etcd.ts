@@ -56,6 +56,7 @@ import { createServer } from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { agent, call } from '../daemon/client/http.ts';
+import { loadConfigFile } from '../daemon/config/load.ts';
 
 // ---------------------------------------------------------------------------
 // Options
@@ -464,6 +465,8 @@ interface Block {
   supervisorRss: number;
   idleCpuPct: number;
   cliMs: number;
+  /** The heartbeat interval the members ran, ms (etcd: --etcd-timing; quorumd: its nodes' config). */
+  heartbeatMs: number;
 }
 
 async function firstWrite(sys: System, deadlineMs: number): Promise<boolean> {
@@ -534,6 +537,8 @@ async function runBlock(kind: 'etcd' | 'quorumd', link = 'mqtt'): Promise<Block>
     if (!(await firstWrite(sys, 60_000))) throw new Error(`${kind}: no write committed within 60 s of the start`);
     const coldStartMs = performance.now() - t0;
     const readyMs = sys.kind === 'etcd' ? NaN : await sys.ready;
+    // What the idle CPU row is measured at: etcd's --heartbeat-interval, or the Raft heartbeat of the generated node config.
+    const heartbeatMs = sys.kind === 'etcd' ? Number(timing![1]) : loadConfigFile(join(dir, 'n1.yaml')).config.raft.heartbeatMs;
     // Settle, then idle memory and CPU.
     await sleep(3000);
     const cpu0 = sys.members.map((m) => cpuSeconds(m.pid));
@@ -598,7 +603,7 @@ async function runBlock(kind: 'etcd' | 'quorumd', link = 'mqtt'): Promise<Block>
     return {
       load, coldStartMs, readyMs, seqP50: pct(lat, 50), seqP99: pct(lat, 99), fsyncsPerWrite: (f1 - f0) / WRITES, fsyncsPerWriteConc: (f3 - f2) / Math.max(1, okWrites), writesPerSec,
       readP50: pct(rl, 50), readsPerSec, failoverMs: fo.ms, failoverFailed: fo.failed, idleRss, idlePriv, idlePss, peakRss,
-      supervisorRss, idleCpuPct, cliMs: median(cli),
+      supervisorRss, idleCpuPct, cliMs: median(cli), heartbeatMs,
     };
   } catch (e) {
     failed = true;
@@ -614,7 +619,7 @@ function failedBlock(): Block {
   return {
     load: NaN, coldStartMs: NaN, readyMs: NaN, seqP50: NaN, seqP99: NaN, fsyncsPerWrite: NaN, fsyncsPerWriteConc: NaN, writesPerSec: NaN,
     readP50: NaN, readsPerSec: NaN, failoverMs: [], failoverFailed: 0, idleRss: NaN, idlePriv: NaN, idlePss: NaN, peakRss: NaN,
-    supervisorRss: NaN, idleCpuPct: NaN, cliMs: NaN,
+    supervisorRss: NaN, idleCpuPct: NaN, cliMs: NaN, heartbeatMs: NaN,
   };
 }
 
@@ -622,6 +627,7 @@ function failedBlock(): Block {
 // Table
 
 type Row = [label: string, get: (b: Block) => number, unit: string, digits: number];
+const idleCpuOf = (b: Block) => b.idleCpuPct;
 const ROWS: Row[] = [
   ['sequential writes, 1 client, p50', (b) => b.seqP50, 'ms', 2],
   ['sequential writes, p99', (b) => b.seqP99, 'ms', 2],
@@ -637,7 +643,7 @@ const ROWS: Row[] = [
   ['PSS per member idle (shared pages divided among the processes sharing them, as smem)', (b) => b.idlePss, 'MiB', 1],
   [`RSS per member peak (${CONC} writers)`, (b) => b.peakRss, 'MiB', 1],
   ['dev supervisor (broker + rails) idle RSS', (b) => b.supervisorRss, 'MiB', 1],
-  ['idle CPU per member, % of a core', (b) => b.idleCpuPct, '', 2],
+  ['idle CPU per member, % of a core', idleCpuOf, '', 2],
   ['cold start of 3 members → first write', (b) => b.coldStartMs, 'ms', 0],
   ['cold start → quorumd dev prints its guide (every node agrees, stable)', (b) => b.readyMs, 'ms', 0],
   ['CLI call (quorumd kv get / etcdctl get), wall, median', (b) => b.cliMs, 'ms', 0],
@@ -657,7 +663,11 @@ function printTable(etcd: Block[], qs: Record<string, Block[]>): void {
   const links = Object.keys(qs);
   console.log(`\n| measure | etcd ${ETCD_TIMING} | ${links.map((l) => `quorumd dev --link ${l}`).join(' | ')} | ${links.map((l) => `${l} / etcd`).join(' | ')} |`);
   console.log(`|---|---:|${links.map(() => '---:|').join('')}${links.map(() => '---:|').join('')}`);
-  for (const [label, get, unit, digits] of ROWS) {
+  // The idle CPU row says the heartbeat each side ran at: they compare only when it is the same.
+  const hb = (bs: Block[]) => range(bs.map((b) => b.heartbeatMs), 0, 'ms');
+  const hbNote = ` (heartbeat: etcd ${hb(etcd)}; ${links.map((l) => `quorumd ${l} ${hb(qs[l]!)}`).join(', ')})`;
+  for (const [row, get, unit, digits] of ROWS) {
+    const label = get === idleCpuOf ? `${row}${hbNote}` : row;
     const e = etcd.map(get);
     const cols = links.map((l) => range(qs[l]!.map(get), digits, unit));
     const ratios = links.map((l) => {
