@@ -16,6 +16,12 @@
  * and the medians over the rounds. Each round waits (bounded) for the 1-minute load to
  * drop below --max-load and prints the load it started at.
  *
+ * Trace points: the supervisor and the nodes run with QUORUMD_TRACE_START=1
+ * (daemon/start-trace.ts) and the round prints, for each start-up step, the time from
+ * the spawn (median over the nodes, and the last node) and the CPU the process had
+ * used by then: where a cold start goes, step by step (process start, module load,
+ * config, links, storage open and the first engine step, peer reachable, leader).
+ *
  *   npm run bench -- cold-start [--rounds 5] [--nodes 3] [--max-load 2]
  */
 import { spawn } from 'node:child_process';
@@ -46,7 +52,20 @@ const median = (xs: number[]) => {
   return s.length ? s[Math.floor((s.length - 1) / 2)]! : NaN;
 };
 
+/** Start-up steps seen: step → per process, [ms from the spawn, CPU ms so far]. */
+type Steps = Map<string, Array<[number, number]>>;
+
+/** The start-trace lines of `text` (daemon/start-trace.ts), into `steps`, timed from `t0Wall` (epoch ms). */
+function readSteps(text: string, t0Wall: number, steps: Steps, prefix: string): void {
+  for (const m of text.matchAll(/^quorumd start-trace (.+) \+[\d.]+ @([\d.]+) cpu ([\d.]+)$/gm)) {
+    const k = `${prefix}${m[1]!}`;
+    if (!steps.has(k)) steps.set(k, []);
+    steps.get(k)!.push([Number(m[2]) - t0Wall, Number(m[3])]);
+  }
+}
+
 interface Round {
+  steps: Steps;
   load: number;
   http: number;
   leader: number;
@@ -62,9 +81,10 @@ async function round(): Promise<Round> {
   const base = await freeBasePort(NODES);
   const urls = Array.from({ length: NODES }, (_, k) => `http://127.0.0.1:${base + k + 1}`);
   const t0 = performance.now();
-  const dev = spawn(process.execPath, ['--max-semi-space-size=1', bin, 'dev', '--nodes', String(NODES), '--base-port', String(base), '--data-dir', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const t0Wall = performance.timeOrigin + t0;
+  const dev = spawn(process.execPath, ['--max-semi-space-size=1', bin, 'dev', '--nodes', String(NODES), '--base-port', String(base), '--data-dir', dir], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, QUORUMD_TRACE_START: '1' } });
   let out = '';
-  const r: Round = { load, http: NaN, leader: NaN, write: NaN, guide: NaN };
+  const r: Round = { steps: new Map(), load, http: NaN, leader: NaN, write: NaN, guide: NaN };
   dev.stdout!.on('data', (d) => {
     out += d;
     if (Number.isNaN(r.guide) && /quorumd dev: \d+ nodes? running/.test(out)) r.guide = performance.now() - t0;
@@ -111,6 +131,14 @@ async function round(): Promise<Round> {
         }
       }
     }
+    readSteps(out, t0Wall, r.steps, 'supervisor: ');
+    for (let k = 1; k <= NODES; k++) {
+      try {
+        readSteps(readFileSync(join(dir, `n${k}.log`), 'utf8'), t0Wall, r.steps, 'node: ');
+      } catch {
+        /* no log */
+      }
+    }
     rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
   }
   return r;
@@ -123,6 +151,11 @@ for (let k = 0; k < ROUNDS; k++) {
   const r = await round();
   rounds.push(r);
   console.log(`round ${k + 1}: load ${r.load.toFixed(2)}  http ${f(r.http)}  leader ${f(r.leader)}  write ${f(r.write)}  guide ${f(r.guide)}`);
+  for (const [step, xs] of r.steps) {
+    const ms = xs.map((x) => x[0]);
+    const cpu = xs.map((x) => x[1]);
+    console.log(`    ${step.padEnd(52)} ${xs.length > 1 ? `median ${f(median(ms)).padStart(8)}, last ${f(Math.max(...ms)).padStart(8)}` : f(ms[0]!).padStart(8)} from the spawn; CPU ${Math.round(median(cpu))} ms`);
+  }
 }
 console.log(`median of ${ROUNDS}: http ${f(median(rounds.map((r) => r.http)))}  leader ${f(median(rounds.map((r) => r.leader)))}  write ${f(median(rounds.map((r) => r.write)))}  guide ${f(median(rounds.map((r) => r.guide)))}`);
 process.exit(0);
