@@ -176,8 +176,17 @@ export class PbftFencing {
     return t !== undefined && now - t > this.suspectAfterMs;
   }
 
+  /** Monotonic ms of the last tick (NaN before the first). */
+  private lastTick = NaN;
+
   /** Every tick: compare the detector with the executed votes; propose where they differ. */
   tick(now: number): void {
+    // Silence is counted in this process's own running time: after a stall of this
+    // process (SIGSTOP, a GC pause, a starved core: its tick came late) the others'
+    // frames are still unread in the socket, so the stall counts for nobody.
+    const gap = now - this.lastTick - this.h.tickMs;
+    if (gap > this.h.tickMs) for (const [x, t] of this.heardAt) this.heardAt.set(x, t + gap);
+    this.lastTick = now;
     this.driver?.step(now);
     const tally = this.h.tally();
     for (const x of this.heardAt.keys()) {
@@ -193,7 +202,9 @@ export class PbftFencing {
         this.inFlight.delete(x);
         return; // refused (busy, stopped): the next tick tries again
       }
-      if (req.kind === 'suspect') this.h.log('warn', `pbft fencing: n${x} not heard for ${Math.round(now - this.heardAt.get(x)!)} ms: voting to fence it (round ${req.round})`, { node: this.h.id, target: x, reqNo });
+      if (req.kind === 'suspect' && !detector) this.h.log('error', `TESTING ONLY: lying vote to fence n${x} (round ${req.round}), heard ${Math.round(now - this.heardAt.get(x)!)} ms ago`, { node: this.h.id, target: x, reqNo });
+      else if (req.kind === 'suspect') this.h.log('warn', `pbft fencing: n${x} not heard for ${Math.round(now - this.heardAt.get(x)!)} ms: voting to fence it (round ${req.round})`, { node: this.h.id, target: x, reqNo });
+      else this.h.log('info', `pbft fencing: n${x} heard again: withdrawing the vote to fence it`, { node: this.h.id, target: x, reqNo });
       this.h.voted?.(reqNo, req, detector);
     }
   }
