@@ -9,6 +9,8 @@
  *     the honest boards hear each other (a liar that withholds its own messages is
  *     unheard and may be fenced itself) — and with the planted one-vote tally it does,
  *     and the simulator's check (pbft-fence-vote) says so;
+ *   - a relay opened without any decision (a board acting on its own) is caught by
+ *     pbft-fence-undecided;
  *   - the codec of fence requests and the checkpointed state with the tally.
  */
 import { describe, expect, it } from 'vitest';
@@ -111,6 +113,21 @@ describe('pbft fencing in quorumd sim', () => {
     expect(caught, 'the planted one-vote tally was not caught in seeds 1..8').toBeDefined();
     expect(caught!.detail).toMatch(/none is an honest board's vote/);
   }, 240_000);
+
+  it('a relay switched off without a decision is caught (pbft-fence-undecided)', () => {
+    // A board that switches a neighbour off on its own (as a bug or a liar wired to a relay could): n1 opens n2's relay at 3 s.
+    const cfg = parseSimOptions({ seed: 7, engine: 'pbft', nodes: 4, time: '8s', faults: '' });
+    const r = runEngineSeed(cfg, 7, {
+      skipLin: true,
+      setup: ({ world }) => world.sched.after(3_000_000, () => world.board(1).hal!.relays.find((x) => x.name === 'relay:2')!.set(false, () => {})),
+    });
+    expect(r.violation?.invariant).toBe('pbft-fence-undecided');
+    expect(r.violation?.detail).toMatch(/n2 is off because of fencing .* but no replica executed a decision to fence it/);
+    // The same seed without it: no violation, no fence.
+    const clean = runEngineSeed(cfg, 7, { skipLin: true });
+    expect(clean.violation).toBeUndefined();
+    expect(clean.fences).toBe(0);
+  }, 120_000);
 
   it('fence requests: codec; the checkpointed state carries the tally beside the client table', () => {
     const s = encodeFenceOp({ kind: 'suspect', target: 3, round: 2 });
