@@ -140,6 +140,9 @@ export function createEngine(name: RuntimeEngineName, init: EngineInit<Record<st
   }
 }
 
+/** `quorumd fence` / `fence confirm` under pbft: one board's word (its operator's included) is not a decision. */
+const PBFT_NO_OPERATOR_FENCE = 'engine pbft: a board is fenced only on a committed decision of f + 1 members (their failure detectors vote through the log), not on one node\'s request; switch the relay by hand if you must (docs/fencing.md, "PBFT")';
+
 /** Hooks for whoever watches the node from outside (the simulator's checks, the HTTP backend). */
 export interface EngineRuntimeObserver {
   booted?(rt: EngineRuntime): void;
@@ -1438,12 +1441,14 @@ export class EngineRuntime {
   fence(node: NodeId, cb: (r: { ok: boolean; record?: FenceRecord; error?: string }) => void): void {
     if (typeof cb !== 'function') throw new TypeError('EngineRuntime.fence: cb must be a function');
     if (this.electionFencing) return this.electionFencing.fence(node, cb);
+    if (this.pbftAuth) return cb({ ok: false, error: PBFT_NO_OPERATOR_FENCE });
     operatorFence(this.fencing, { id: this.id, running: this.stateValue === 'running' }, node, cb);
   }
 
   /** Operator: `quorumd fence confirm NODE` — a human declares `node` safely down (leader-fencing.ts). */
   confirmFenced(node: NodeId): ConfirmResult {
     if (this.electionFencing) return this.electionFencing.confirmFenced(node);
+    if (this.pbftAuth) return { ok: false, error: PBFT_NO_OPERATOR_FENCE };
     return operatorConfirm(this.fencing, { id: this.id, running: this.stateValue === 'running' }, node, () => this.activationStatus());
   }
 

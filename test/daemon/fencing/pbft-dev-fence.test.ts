@@ -11,6 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { rmSync } from 'node:fs';
 import { startDev, type DevCluster } from '../../../daemon/dev.ts';
 import { logLines, poll, status } from './helpers.ts';
+import { call } from '../../../daemon/client/http.ts';
 import { freeBasePort } from '../../helpers/ports.ts';
 
 let dev: DevCluster | undefined;
@@ -83,6 +84,10 @@ describe('quorumd dev --engine pbft with simulated relays', () => {
     const onAt = dev.railLog.find((e) => e.node === n2.name && e.on)!.atMs;
     expect(onAt - off.atMs).toBeGreaterThanOrEqual(powerOnAfterMs - 50);
     expect(Date.now() - stoppedAt).toBeLessThan(150_000);
+    // An operator's `quorumd fence n3` on one node is one node's word, not a decision: refused, nothing switched.
+    const op = await call(n1.url, 'POST', '/v1/fence/n3', { timeoutMs: 15_000 });
+    expect(op.status).toBeGreaterThanOrEqual(400);
+    expect(op.body.toString()).toMatch(/engine pbft: a board is fenced only on a committed decision of f \+ 1 members/);
     // Only n2 was ever switched off.
     expect([...new Set(dev.railLog.filter((e) => !e.on).map((e) => e.node))]).toEqual([n2.name]);
   }, 300_000);
