@@ -22,7 +22,10 @@
  *      Fencer: levels, verify, "already off" is success, power-on after
  *      `powerOnAfterMs` for 'reboot'), with s as the fence's token (`term`). A decision
  *      replayed at boot (s at or below the executed index this process booted with)
- *      does not switch anything again.
+ *      does not switch anything again. That index is stored without an fsync
+ *      (pbft-host.ts), so a decision executed just before a crash may be carried out
+ *      once more: "already off", or one more reboot of X. A board that was behind
+ *      carries a decision out when it executes it, late.
  *   5. After a decision about X the detector holds X as heard for `holdAfterFenceMs`
  *      (default 30 s): a fenced board that reboots is not voted off again while it boots;
  *      if it stays silent past the hold it is suspected again (a relay that failed gets
