@@ -32,7 +32,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startBroker, type RunningBroker } from '../hal/mqtt/broker.ts';
 import type { JobConfig } from './config/jobs.ts';
@@ -507,8 +507,40 @@ export async function startDev(opts: DevOptions): Promise<DevCluster> {
       else out(`\n[dev] ${node.name} (pid ${child.pid}) exited (${signal ?? `code ${code}`}). Restart it with:  kill -USR2 ${process.pid}   (restarts every stopped node)\n`);
     });
   };
-  for (const node of nodes) spawnNode(node);
+  // A node's start is CPU-bound (about half a second of CPU: loading and compiling the
+  // daemon, QUORUMD_TRACE_START=1 shows it). On a machine with fewer cores than nodes,
+  // starting them all at once slows every one of them down, and the first write waits
+  // for a quorum of them (issue 14: 3 nodes on 2 cores). So at most max(quorum, cores)
+  // start at once; each further node starts when one of those answers on its HTTP port
+  // (its loading done), and every node is started within 2 s. Not under bully: its
+  // preferred coordinator is the last member, and a quorum started first would elect
+  // another one that the last then preempts.
+  const quorum = pbft ? 2 * Math.floor((voterCount - 1) / 3) + 1 : Math.floor((voterCount + (withWitness ? 1 : 0)) / 2) + 1;
+  const firstBatch = bully ? n : Math.min(n, Math.max(quorum, availableParallelism()));
+  for (const node of nodes.slice(0, firstBatch)) spawnNode(node);
   startMark('dev: nodes spawned');
+  const later = nodes.slice(firstBatch);
+  const spawnLater = (node: DevNode | undefined) => {
+    if (node && !stopping && node.powered && !node.child) spawnNode(node);
+  };
+  if (later.length > 0) {
+    void (async () => {
+      const deadline = performance.now() + 2000;
+      const answered = new Set<string>();
+      while (later.length > 0 && !stopping && performance.now() < deadline) {
+        for (const x of nodes.slice(0, firstBatch)) {
+          if (answered.has(x.name)) continue;
+          const up = await call(x.url, 'GET', '/v1/leader', { timeoutMs: 200, token: apiToken }).then(() => true, () => false);
+          if (up) {
+            answered.add(x.name);
+            spawnLater(later.shift());
+          }
+        }
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      for (const x of later.splice(0)) spawnLater(x);
+    })();
+  }
 
   /** A node crashed: keep its log, say where, restart it after a backoff (bounded). */
   function supervise(node: DevNode, pid: number | undefined, code: number | null, signal: string | null): void {
