@@ -1464,18 +1464,23 @@ export class EngineRuntime {
     const enc = encodeCommand(cmd);
     if (enc instanceof KvError) return cb({ status: enc.httpStatus, error: enc.message });
     if (this.stateValue !== 'running') return cb(unavailable(`node ${this.id} is not running (${this.stateValue})`));
-    this.proposeOrForward(cmd, cb, true);
+    this.proposeOrForward(cmd, cb, true, enc);
     this.pump();
   }
 
-  /** Proposes on the leader; a follower forwards requests of its own clients (a forwarded request is never forwarded again). */
-  private proposeOrForward(cmd: Command, reply: ClientCallback, local: boolean): void {
+  /**
+   * Proposes on the leader; a follower forwards requests of its own clients (a forwarded
+   * request is never forwarded again). `encoded`: encodeCommand(cmd) when the caller has
+   * it already (a put is encoded once per write, not twice).
+   */
+  private proposeOrForward(cmd: Command, reply: ClientCallback, local: boolean, encoded?: Uint8Array): void {
     const eng = this.eng!;
     if (this.pbftAuth) return this.pbftPropose(cmd, reply, local);
     if (eng.isLeader) {
       if (cmd.op === 'lock.acquire' || cmd.op === 'lock.renew') {
         if (!this.active) return reply(unavailable(`leader ${this.id} is not active yet (${this.activationStatus().waitingFor}); the lock command was not proposed`));
         cmd = { ...cmd, now: this.lockNow() };
+        encoded = undefined;
       }
       if ((cmd.op === 'lock.renew' || cmd.op === 'lock.release') && cmd.lease && this.judgesLocksLocally()) {
         const verdict = this.kv.lockCheck(cmd.name, cmd.lease, this.lockNow());
@@ -1490,7 +1495,7 @@ export class EngineRuntime {
         const term = eng.status().term;
         if (term !== cmd.term) return reply(unavailable(`term changed (now ${term}, claim for ${cmd.term}); the job claim was not proposed`));
       }
-      const data = encodeCommand(cmd);
+      const data = encoded ?? encodeCommand(cmd);
       if (data instanceof KvError) return reply({ status: data.httpStatus, error: data.message });
       const growth = quotaGrowth(this.kv, cmd);
       const over = growth.keys > 0 || growth.bytes > 0 ? checkQuota(this.quota, this.kv.usage(), this.pendingUse, growth) : null;
@@ -1519,7 +1524,7 @@ export class EngineRuntime {
     if (cmd.op === 'job.claim') return reply(unavailable(`node ${this.id} is not the leader; a job claim is never forwarded`));
     if (!local) return reply(unavailable(`node ${this.id} is not the leader (leader: ${leader || 'unknown'}); not proposed`));
     if (leader === NO_NODE || leader === this.id) return reply(unavailable('no leader known; not proposed'));
-    const data = encodeCommand(cmd);
+    const data = encoded ?? encodeCommand(cmd);
     if (data instanceof KvError) return reply({ status: data.httpStatus, error: data.message });
     const reqId = this.nextId();
     this.forwarded.set(reqId, { reply, deadline: this.opts.clock.monotonicMs() + this.timeoutMs, to: leader });
