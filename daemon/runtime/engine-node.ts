@@ -1465,8 +1465,35 @@ export class EngineRuntime {
     if (enc instanceof KvError) return cb({ status: enc.httpStatus, error: enc.message });
     if (this.stateValue !== 'running') return cb(unavailable(`node ${this.id} is not running (${this.stateValue})`));
     this.proposeOrForward(cmd, cb, true, enc);
-    this.pump();
+    this.pumpSoon();
   }
+
+  /**
+   * The pump after a client write. Where the clock can defer (hal Clock.soon: a real
+   * board), one pump runs after every request read in this event-loop turn, so that
+   * their entries leave in one Append per follower and one Ready (one fsync), instead of
+   * an Append per request: under 64 writers the leader sent 3.6 Appends per follower per
+   * Ready, each one a frame, a broker publish and an ack. The proposal itself is made
+   * at once (the entry has its index); only the sending waits, for microseconds.
+   * Without `soon` (the simulator) it pumps at once, as before.
+   */
+  private pumpSoon(): void {
+    const soon = this.opts.clock.soon;
+    if (!soon) return this.pump();
+    if (this.pumpQueued) return;
+    this.pumpQueued = true;
+    soon.call(this.opts.clock, this.queuedPump);
+  }
+  private pumpQueued = false;
+  private readonly queuedPump = (): void => {
+    this.pumpQueued = false;
+    // An entry point of its own (a setImmediate): a throw takes the fatal path.
+    try {
+      this.pump();
+    } catch (e) {
+      this.fatal(new InternalError('pump after client writes', e));
+    }
+  };
 
   /**
    * Proposes on the leader; a follower forwards requests of its own clients (a forwarded
