@@ -67,6 +67,8 @@ import type { Saboteur } from '../../src/pbft/byzantine.ts';
 import { signReply, type PbftReply } from '../../src/pbft/reply.ts';
 import { sha256 } from '../../src/pbft/encoding.ts';
 import { derivedFrameKeys, derivedPbftAuth, decodeResult, encodeResult, pbftFromDurable, pbftSnapshotRecord, pbftToDurable } from './pbft-host.ts';
+import { PbftTime, type PbftTimeOptions } from './pbft-time.ts';
+import { isTimeReport } from '../../src/pbft/agreed-time.ts';
 import { ClientTable, checkClientRef, clientKey, decodeClientOp, decodePbftState, encodeClientOp, encodePbftState, isClientOp, type ClientRef } from './pbft-clients.ts';
 import { RaftEngine } from '../../src/raft/engine.ts';
 import { BullyEngine, fencingToken } from '../../src/bully/index.ts';
@@ -209,6 +211,8 @@ export interface EngineRuntimeOptions {
    * (pbft-host.ts says what that protects against and what not).
    */
   pbftAuth?: PbftAuth;
+  /** PBFT: the agreed lock time's report period and cap (pbft-time.ts; defaults there). */
+  pbftTime?: PbftTimeOptions;
   /**
    * Testing only (`quorumd dev --byzantine-node`, `quorumd sim --faults byzantine`):
    * this node lies — its PBFT traffic and the replies it signs go through the saboteur.
@@ -339,6 +343,8 @@ export class EngineRuntime {
   private pbftApplied: Map<Index, ClientResult> | undefined;
   /** PBFT: the newest hard state in the durable log's shape (entries may not be stored above its term). */
   private pbftHard: HardState = { term: 1, vote: 0, commit: 0 };
+  /** PBFT: the agreed lock time (pbft-time.ts; src/pbft/agreed-time.ts). */
+  private readonly pbftTime: PbftTime | undefined;
 
   constructor(opts: EngineRuntimeOptions) {
     if (typeof opts !== 'object' || opts === null) throw new TypeError('EngineRuntime: expected an options object');
@@ -360,7 +366,10 @@ export class EngineRuntime {
     this.staggerMs = posInt(opts.peerGoneStaggerMs ?? 25, 'peerGoneStaggerMs', 0);
     this.quota = { maxKeys: posInt(opts.quota?.maxKeys ?? DEFAULT_KV_QUOTA.maxKeys, 'quota.maxKeys', 1), maxBytes: posInt(opts.quota?.maxBytes ?? DEFAULT_KV_QUOTA.maxBytes, 'quota.maxBytes', 1) };
     this.maxFrame = Math.min(DEFAULT_MAX_FRAME, ...opts.links.map((l) => l.maxFrame));
-    if (opts.engine === 'pbft') this.pbftAuth = opts.pbftAuth ?? derivedPbftAuth(this.id, opts.config.voters, opts.keyring.current, opts.cluster);
+    if (opts.engine === 'pbft') {
+      this.pbftAuth = opts.pbftAuth ?? derivedPbftAuth(this.id, opts.config.voters, opts.keyring.current, opts.cluster);
+      this.pbftTime = new PbftTime(opts.config.voters, Math.floor((opts.config.voters.length - 1) / 3), opts.pbftTime);
+    }
     else if (opts.pbftAuth || opts.byzantine) throw new TypeError(`EngineRuntime: pbftAuth and byzantine are for engine pbft, not ${opts.engine}`);
     this.loop = new ReadyLoop<Ready>({
       clock: opts.clock,
@@ -477,6 +486,7 @@ export class EngineRuntime {
     return { elected, active, waitingFor: elected && !active ? 'elected: waiting for this leadership\'s first entry to commit' : '', token: this.activeToken, activation: undefined, fences: { local: [], history: [...this.kv.fenceHistory] }, selfFencing: false };
   }
   get lockClockMs(): number {
+    if (this.pbftTime) return this.pbftTime.nowMs;
     return this.isLeader ? this.lockNow() : this.kv.clockMs;
   }
   contact(peer: NodeId): { agoMs: number | null; links: Record<string, number | null> } {
@@ -594,6 +604,7 @@ export class EngineRuntime {
     this.kv = new KvStateMachine();
     this.snapIndex = snap?.index ?? 0;
     if (snap) this.restoreStateMachine(snap.index, snap.data);
+    this.pbftTime?.afterApply(this.kv, this.opts.clock.monotonicMs());
     this.wire = new WireEndpoint({
       id: this.id,
       cluster: this.opts.cluster,
@@ -630,6 +641,8 @@ export class EngineRuntime {
       const st = decodePbftState(data);
       if (typeof st === 'string') throw new Error(`node ${this.id}: snapshot at index ${index}: ${st}`);
       this.clientTable = st.table;
+      const bad = this.pbftTime?.restore(st.clock);
+      if (bad) throw new Error(`node ${this.id}: snapshot at index ${index}: ${bad}`);
       data = st.kv;
     }
     if (data.length === 0) {
@@ -730,6 +743,7 @@ export class EngineRuntime {
     this.afterStep();
     if (this.stateValue !== 'running') return;
     this.fencing?.tick();
+    if (this.pbftTime) this.pbftTimeTick(now);
     this.pump();
     if (this.stateValue === 'running') this.electionFencing?.updateActive();
   };
@@ -836,6 +850,7 @@ export class EngineRuntime {
     }
     if (rd.outcomes) this.pbftOutcomes(rd.outcomes, results);
     this.pbftApplied = undefined;
+    if (this.pbftTime && (rd.committed.length > 0 || rd.snapshot)) this.pbftTime.afterApply(this.kv, this.opts.clock.monotonicMs());
     for (const rs of rd.readStates) {
       const p = this.pendingReads.get(rs.ctx);
       if (p) p.index = rs.index;
@@ -863,8 +878,15 @@ export class EngineRuntime {
     }
     let result: ApplyResult | undefined;
     if (this.pbftAuth && e.type === EntryType.Normal && isClientOp(e.data)) return this.pbftApplyClientOp(e);
+    if (this.pbftTime && e.type === EntryType.Normal && isTimeReport(e.data)) {
+      // A clock report (pbft-time.ts): the agreed lock time, nothing in the KV state.
+      this.pbftTime.applyReport((this.eng as PbftNode).executedRequest(e.index)?.origin, e.data);
+      const err = this.kv.applyNoop(e.index);
+      if (err) this.log('error', 'apply order', { node: this.id, index: e.index, error: err.message });
+      return undefined;
+    }
     if (e.type === EntryType.Normal && !witness) {
-      result = this.kv.apply(e.index, e.data);
+      result = this.kv.apply(e.index, this.pbftTime ? this.pbftTime.stamp(e.data) : e.data);
       if (result.op === 'error' && result.error.code === 'apply-order') this.log('error', 'apply order', { node: this.id, index: e.index, error: result.error.message });
     } else {
       const err = this.kv.applyNoop(e.index);
@@ -900,15 +922,18 @@ export class EngineRuntime {
 
   /**
    * Any replica proposes (the primary only orders): the request is signed by this node
-   * as its origin and its outcome comes back by ref (Ready.outcomes). Locks and jobs
-   * are not offered under PBFT yet: their time stamps and leader checks assume a
-   * trusted leader (501).
+   * as its origin and its outcome comes back by ref (Ready.outcomes). Locks execute at
+   * the agreed time (pbft-time.ts): their `now` is proposed as 0. Jobs are not offered
+   * under PBFT: their claims assume a trusted leader (501).
    */
   private pbftPropose(req: Command | { cmd: Command; ref: ClientRef } | { read: string; ref: ClientRef }, reply: ClientCallback, local: boolean): void {
     if (!local) return reply(unavailable(`node ${this.id} runs pbft: every node proposes its own clients' requests; forwarded requests are not taken`));
     if ('read' in req) return this.pbftProposeBytes(encodeClientOp({ ...req.ref, kind: 'read', key: req.read }), reply);
-    const cmd = 'ref' in req ? req.cmd : req;
-    if (cmd.op !== 'put' && cmd.op !== 'del') return reply({ status: 501, error: `${cmd.op} is not supported under engine pbft yet (locks and jobs need a trusted leader's clock)` });
+    let cmd = 'ref' in req ? req.cmd : req;
+    if (cmd.op !== 'put' && cmd.op !== 'del' && cmd.op !== 'lock.acquire' && cmd.op !== 'lock.renew' && cmd.op !== 'lock.release') {
+      return reply({ status: 501, error: `${cmd.op} is not supported under engine pbft (jobs need a trusted leader)` });
+    }
+    if (cmd.op === 'lock.acquire' || cmd.op === 'lock.renew') cmd = { ...cmd, now: 0 };
     const plain = encodeCommand(cmd);
     if (plain instanceof KvError) return reply({ status: plain.httpStatus, error: plain.message });
     const data = 'ref' in req ? encodeClientOp({ ...req.ref, kind: 'write', command: plain }) : plain;
@@ -1003,6 +1028,34 @@ export class EngineRuntime {
     this.pump();
   }
 
+  /**
+   * A lock command of a client that gathers f + 1 replies itself (daemon/client/pbft.ts):
+   * proposed in the client's envelope, `now` = 0 (it executes at the agreed time).
+   */
+  pbftLock(cmd: Command, ref: ClientRef, cb: ClientCallback): void {
+    if (typeof cb !== 'function') throw new TypeError('EngineRuntime.pbftLock: cb must be a function');
+    if (!this.pbftAuth) return cb({ status: ENGINE_UNSUPPORTED, error: `pbft client locks need engine pbft; this node runs ${this.engineName}` });
+    if (cmd.op !== 'lock.acquire' && cmd.op !== 'lock.renew' && cmd.op !== 'lock.release') return cb({ status: Status.BAD_REQUEST, error: `pbftLock: expected a lock command, got ${String(cmd.op)}` });
+    const bad = encodeCommand(cmd);
+    if (bad instanceof KvError) return cb({ status: bad.httpStatus, error: bad.message });
+    this.pbftClientRequest(cmd, ref, cb);
+  }
+
+  /** PBFT: the agreed lock time (src/pbft/agreed-time.ts), and this node's estimate of it. */
+  get pbftLockTime(): { agreedMs: number; estimateMs: number; running: boolean; reports: number } | undefined {
+    const t = this.pbftTime;
+    if (!t) return undefined;
+    return { agreedMs: t.nowMs, estimateMs: t.line.estimate(this.opts.clock.monotonicMs()), running: t.line.isRunning, reports: t.executedReports };
+  }
+
+  /** PBFT: while a lock is live, propose this node's clock report every period (pbft-time.ts). */
+  private pbftTimeTick(now: number): void {
+    const t = this.pbftTime!;
+    const data = t.due(now);
+    if (!data) return;
+    this.pbftProposeBytes(data, () => t.settled());
+  }
+
   /** Applies a client envelope (pbft-clients.ts): a read, or a write at most once per client request. */
   private pbftApplyClientOp(e: Entry): ApplyResult | undefined {
     const op = decodeClientOp(e.data);
@@ -1023,7 +1076,7 @@ export class EngineRuntime {
       const v = this.clientTable.judge(op);
       seen = { ...e, data: op.command! };
       if (v.run) {
-        result = this.kv.apply(e.index, op.command!);
+        result = this.kv.apply(e.index, this.pbftTime ? this.pbftTime.stamp(op.command!) : op.command!);
         res = resultToClient(result);
         this.clientTable.record(op, e.index, encodeResult(res));
       } else {
@@ -1057,7 +1110,7 @@ export class EngineRuntime {
       this.log('error', 'pbft checkpoint skipped', { node: this.id, checkpoint: c, applied: this.kv.appliedIndex });
       return;
     }
-    const data = encodePbftState(this.kv.snapshot(), this.clientTable);
+    const data = encodePbftState(this.kv.snapshot(), this.clientTable, this.pbftTime?.encode());
     const r = eng.compact(c, data);
     if (!r.ok) {
       this.log('warn', 'pbft checkpoint refused', { node: this.id, checkpoint: c, reason: r.reason });

@@ -1,0 +1,150 @@
+/**
+ * Engine pbft, locks at the agreed time (daemon/runtime/pbft-time.ts, src/pbft/agreed-time.ts)
+ * on four simulated boards in virtual time: a lock is granted with a fencing token, a second
+ * owner is refused while it is live and gets it (with a larger token) once the agreed time
+ * passed its expiry; every replica holds the same agreed time and lock state; the clock
+ * survives a snapshot; the time pauses while no lock is live.
+ */
+import { createHash } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { World } from '../../../firmware-sim/world.ts';
+import { EngineRuntime } from '../../../daemon/runtime/engine-node.ts';
+import type { ClientResult } from '../../../daemon/runtime/results.ts';
+import type { NodeId } from '../../../src/types.ts';
+import type { PbftNode } from '../../../src/pbft/pbft.ts';
+import { encodeCommand, leaseDigest } from '../../../src/kv/index.ts';
+
+const KEY = { current: new Uint8Array(createHash('sha256').update('pbft-locks-test').digest()) };
+const IDS: NodeId[] = [1, 2, 3, 4];
+const LEASE_A = 'a'.repeat(22);
+const LEASE_B = 'b'.repeat(22);
+
+function cluster(seed = 7) {
+  const world = new World({ seed, board: { bootDelayMs: 100, restartDelayMs: 100 } });
+  for (const id of IDS) world.addBoard(id);
+  const rt = new Map<NodeId, EngineRuntime>();
+  const fatals: string[] = [];
+  world.onBoot((hal, board) => {
+    const r = new EngineRuntime({
+      engine: 'pbft', id: hal.node, config: { voters: IDS, learners: [], witnesses: [] }, cluster: 3, keyring: KEY, clock: hal.clock, storage: hal.storage, links: hal.links,
+      rng: world.rng.fork(`p:${hal.node}:${hal.incarnation}`),
+      engineOptions: { checkpointInterval: 4 },
+      onFatal: (err) => {
+        fatals.push(`n${hal.node}: ${err.message}`);
+        board.crashProcess(60_000);
+      },
+    });
+    rt.set(hal.node, r);
+    r.start();
+  });
+  const call = (fn: (cb: (r: ClientResult) => void) => void, maxMs = 20_000): ClientResult | undefined => {
+    let got: ClientResult | undefined;
+    fn((r) => (got = r));
+    world.runUntil(() => got !== undefined, maxMs);
+    return got;
+  };
+  world.runUntil(() => IDS.every((n) => rt.get(n)?.state === 'running'), 5000);
+  return { world, rt, fatals, call };
+}
+
+describe('pbft locks at the agreed time', () => {
+  it('grants with a token, refuses a second owner while live, grants it after expiry; replicas agree', () => {
+    const c = cluster();
+    const a = c.call((cb) => c.rt.get(1)!.lockAcquire('door', 'alice', 3000, LEASE_A, cb));
+    expect(a?.status, a?.error).toBe(200);
+    expect(a?.token).toBeGreaterThan(0);
+    expect(a?.pbftF).toBe(1);
+    expect(a?.pbft?.reply).toBeDefined();
+    const b = c.call((cb) => c.rt.get(2)!.lockAcquire('door', 'bob', 3000, LEASE_B, cb));
+    expect(b?.status).toBe(409);
+    expect(b?.holder).toBe('alice');
+    // The time lines run while the lock is live: reports move the agreed time.
+    const t0 = c.rt.get(1)!.pbftLockTime!.agreedMs;
+    c.world.run(1500);
+    expect(c.rt.get(1)!.pbftLockTime!.running).toBe(true);
+    expect(c.rt.get(1)!.pbftLockTime!.agreedMs).toBeGreaterThan(t0);
+    // Renew by the holder (at n3): the lease runs on from the agreed time.
+    const r = c.call((cb) => c.rt.get(3)!.lockRenew('door', LEASE_A, cb));
+    expect(r?.status, r?.error).toBe(200);
+    expect(r?.token).toBe(a!.token);
+    const renewedAt = c.world.nowMs;
+    // Bob polls (bounded) until the agreed time passed the renewed expiry.
+    let got: ClientResult | undefined;
+    for (let i = 0; i < 40 && got?.status !== 200; i++) {
+      c.world.run(500);
+      got = c.call((cb) => c.rt.get(2)!.lockAcquire('door', 'bob', 3000, LEASE_B, cb));
+    }
+    expect(got?.status, got?.error).toBe(200);
+    expect(got!.token).toBeGreaterThan(a!.token!);
+    // In virtual time, honest replicas let the lease run its TTL give or take one report
+    // period (1 s) and the 500 ms poll of this test.
+    const heldMs = c.world.nowMs - renewedAt;
+    expect(heldMs).toBeGreaterThanOrEqual(3000 - 1000);
+    expect(heldMs).toBeLessThanOrEqual(3000 + 2000 + 500);
+    // Expiry came no earlier than the TTL after the renewal on the agreed time line.
+    expect(got!.expiresAt! - 3000).toBeGreaterThanOrEqual(r!.expiresAt!);
+    c.world.runUntil(() => IDS.every((n) => c.rt.get(n)!.stateMachine.appliedIndex === c.rt.get(2)!.stateMachine.appliedIndex), 5000);
+    const states = IDS.map((n) => JSON.stringify({ t: c.rt.get(n)!.pbftLockTime!.agreedMs, l: c.rt.get(n)!.stateMachine.lockList(0).map((l) => [l.name, l.owner, l.token, l.expiresAt]) }));
+    expect(new Set(states).size).toBe(1);
+    // Released: no live lock, the time lines pause and nobody reports any more.
+    expect(c.call((cb) => c.rt.get(4)!.lockRelease('door', LEASE_B, cb))?.status).toBe(200);
+    c.world.run(2000);
+    const paused = IDS.map((n) => c.rt.get(n)!.pbftLockTime!);
+    c.world.run(10_000);
+    for (const [i, n] of IDS.entries()) {
+      const now = c.rt.get(n)!.pbftLockTime!;
+      expect(now.running).toBe(false);
+      expect(now.agreedMs).toBe(paused[i]!.agreedMs);
+      expect(now.reports).toBe(paused[i]!.reports);
+    }
+    expect(c.fatals).toEqual([]);
+  }, 60_000);
+
+  it('the agreed clock is in the checkpointed state: a replica that caught up by state transfer judges the lock alike', () => {
+    const c = cluster(11);
+    c.world.partition([[1, 2, 3], [4]]);
+    const a = c.call((cb) => c.rt.get(1)!.lockAcquire('pump', 'alice', 60_000, LEASE_A, cb));
+    expect(a?.status, a?.error).toBe(200);
+    // Reports and writes carry the others past stable checkpoints (interval 4).
+    c.world.run(5000);
+    for (let i = 0; i < 12; i++) expect(c.call((cb) => c.rt.get(2)!.put(`k${i}`, new Uint8Array([i]), {}, cb))?.status).toBe(200);
+    c.world.heal();
+    const target = c.rt.get(1)!.stateMachine.appliedIndex;
+    const caughtUp = c.world.runUntil(() => c.rt.get(4)!.snapshotIndex > a!.token! && c.rt.get(4)!.stateMachine.appliedIndex >= target, 30_000);
+    expect(caughtUp, `n4 snapshot ${c.rt.get(4)!.snapshotIndex} applied ${c.rt.get(4)!.stateMachine.appliedIndex}, target ${target}, grant ${a!.token}; ${c.fatals.join('; ')}`).toBe(true);
+    expect(c.rt.get(4)!.pbftLockTime!.agreedMs).toBeGreaterThan(0);
+    // Node 4 judges at the agreed time it got in the snapshot: the lock is held.
+    const b = c.call((cb) => c.rt.get(4)!.lockAcquire('pump', 'bob', 1000, LEASE_B, cb));
+    expect(b?.status).toBe(409);
+    expect(b?.holder).toBe('alice');
+    c.world.runUntil(() => IDS.every((n) => c.rt.get(n)!.stateMachine.appliedIndex === c.rt.get(4)!.stateMachine.appliedIndex), 5000);
+    const t = IDS.map((n) => c.rt.get(n)!.pbftLockTime!.agreedMs);
+    expect(new Set(t).size).toBe(1);
+    expect(c.fatals).toEqual([]);
+  }, 60_000);
+
+  it('a lying origin\'s now is ignored: a lock it proposes with a far-future time executes at the agreed time', () => {
+    const c = cluster(13);
+    const a = c.call((cb) => c.rt.get(1)!.lockAcquire('gate', 'alice', 5000, LEASE_A, cb));
+    expect(a?.status, a?.error).toBe(200);
+    c.world.run(3000);
+    // Node 2 proposes raw lock commands as origin, past the runtime: `now` a day ahead, then 0.
+    const eng = c.rt.get(2)!.engine as PbftNode;
+    const T = c.rt.get(2)!.pbftLockTime!.agreedMs;
+    const steal = encodeCommand({ op: 'lock.acquire', name: 'gate', owner: 'mallory', ttlMs: 5000, now: T + 86_400_000, lease: leaseDigest(LEASE_B) }) as Uint8Array;
+    const forever = encodeCommand({ op: 'lock.acquire', name: 'well', owner: 'mallory', ttlMs: 5000, now: T + 86_400_000, lease: leaseDigest(LEASE_B) }) as Uint8Array;
+    expect(eng.propose(steal).ok).toBe(true);
+    expect(eng.propose(forever).ok).toBe(true);
+    const applied = c.rt.get(1)!.stateMachine.appliedIndex;
+    c.world.runUntil(() => IDS.every((n) => c.rt.get(n)!.stateMachine.appliedIndex >= applied + 2), 10_000);
+    for (const n of IDS) {
+      const sm = c.rt.get(n)!.stateMachine;
+      expect(sm.getLock('gate', 0)?.owner).toBe('alice'); // not stolen by a time in the future
+      const well = sm.getLock('well', 0)!;
+      expect(well.owner).toBe('mallory');
+      expect(well.expiresAt).toBeLessThanOrEqual(c.rt.get(n)!.pbftLockTime!.agreedMs + 5000); // not a day long
+      expect(sm.clockMs).toBeLessThan(T + 86_400_000);
+    }
+    expect(c.fatals).toEqual([]);
+  }, 60_000);
+});
