@@ -883,6 +883,8 @@ export class EngineRuntime {
       this.pbftTime.applyReport((this.eng as PbftNode).executedRequest(e.index)?.origin, e.data);
       const err = this.kv.applyNoop(e.index);
       if (err) this.log('error', 'apply order', { node: this.id, index: e.index, error: err.message });
+      this.opts.observer?.applied?.(this, e, undefined);
+      this.opts.trace?.mark('apply', e.index);
       return undefined;
     }
     if (e.type === EntryType.Normal && !witness) {
