@@ -12,7 +12,10 @@ import { EngineRuntime } from '../../../daemon/runtime/engine-node.ts';
 import type { ClientResult } from '../../../daemon/runtime/results.ts';
 import type { NodeId } from '../../../src/types.ts';
 import type { PbftNode } from '../../../src/pbft/pbft.ts';
-import { encodeCommand, leaseDigest } from '../../../src/kv/index.ts';
+import { decodeCommand, encodeCommand, KvStateMachine, leaseDigest } from '../../../src/kv/index.ts';
+import { ClientTable, decodePbftState, encodePbftState } from '../../../daemon/runtime/pbft-clients.ts';
+import { PbftTime } from '../../../daemon/runtime/pbft-time.ts';
+import { encodeTimeReport } from '../../../src/pbft/agreed-time.ts';
 
 const KEY = { current: new Uint8Array(createHash('sha256').update('pbft-locks-test').digest()) };
 const IDS: NodeId[] = [1, 2, 3, 4];
@@ -46,6 +49,33 @@ function cluster(seed = 7) {
   world.runUntil(() => IDS.every((n) => rt.get(n)?.state === 'running'), 5000);
   return { world, rt, fatals, call };
 }
+
+describe('pbft agreed time in one runtime (pbft-time.ts)', () => {
+  it('stamps lock.acquire and lock.renew with T, leaves other commands as they are; the clock rides in the snapshot', () => {
+    const t = new PbftTime(IDS, 1);
+    t.applyReport(1, encodeTimeReport(5000));
+    t.applyReport(2, encodeTimeReport(4000));
+    t.applyReport(3, encodeTimeReport(1e9)); // the 2nd largest is 5000
+    t.applyReport(undefined, encodeTimeReport(7));
+    expect(t.nowMs).toBe(5000);
+    expect(t.badReports).toBe(1);
+    const acq = encodeCommand({ op: 'lock.acquire', name: 'n', owner: 'o', ttlMs: 10, now: 999_999, lease: leaseDigest(LEASE_A) }) as Uint8Array;
+    expect(decodeCommand(t.stamp(acq))).toMatchObject({ op: 'lock.acquire', now: 5000 });
+    const ren = encodeCommand({ op: 'lock.renew', name: 'n', lease: leaseDigest(LEASE_A), now: 0 }) as Uint8Array;
+    expect(decodeCommand(t.stamp(ren))).toMatchObject({ op: 'lock.renew', now: 5000 });
+    const put = encodeCommand({ op: 'put', key: 'k', value: new Uint8Array([1]) }) as Uint8Array;
+    expect(t.stamp(put)).toBe(put);
+    // Snapshot: without a clock byte for byte the KV snapshot; with one, it comes back.
+    const kv = new KvStateMachine().snapshot();
+    expect(encodePbftState(kv, new ClientTable(), undefined)).toEqual(kv);
+    const st = decodePbftState(encodePbftState(kv, new ClientTable(), t.encode()));
+    if (typeof st === 'string') throw new Error(st);
+    const u = new PbftTime(IDS, 1);
+    expect(u.restore(st.clock)).toBeUndefined();
+    expect(u.nowMs).toBe(5000);
+    expect(Buffer.from(u.encode()!)).toEqual(Buffer.from(t.encode()!));
+  });
+});
 
 describe('pbft locks at the agreed time', () => {
   it('grants with a token, refuses a second owner while live, grants it after expiry; replicas agree', () => {
