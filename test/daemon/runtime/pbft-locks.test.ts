@@ -177,4 +177,30 @@ describe('pbft locks at the agreed time', () => {
     }
     expect(c.fatals).toEqual([]);
   }, 60_000);
+
+  it('a client\'s lock request retried on another node executes once (a retried release answers 200, not 409)', () => {
+    const c = cluster(17);
+    const id = new Uint8Array(16).fill(3);
+    const cmd = { op: 'lock.acquire' as const, name: 'valve', owner: 'alice', ttlMs: 60_000, now: 0, lease: leaseDigest(LEASE_A) };
+    const first = c.call((cb) => c.rt.get(1)!.pbftLock(cmd, { id, seq: 1 }, cb));
+    expect(first?.status, first?.error).toBe(200);
+    expect(first?.pbft?.reply).toBeDefined();
+    // Another owner is refused.
+    const bob = c.call((cb) => c.rt.get(4)!.pbftLock({ ...cmd, owner: 'bob', lease: leaseDigest(LEASE_B) }, { id: new Uint8Array(16).fill(4), seq: 1 }, cb));
+    expect(bob?.status).toBe(409);
+    expect(bob?.holder).toBe('alice');
+    // Release (seq 2), then the client retries it on another node: executed again it would
+    // find no grant (409); executed once, the retry answers the recorded 200.
+    const rel = { op: 'lock.release' as const, name: 'valve', lease: leaseDigest(LEASE_A) };
+    expect(c.call((cb) => c.rt.get(1)!.pbftLock(rel, { id, seq: 2 }, cb))?.status).toBe(200);
+    const retry = c.call((cb) => c.rt.get(3)!.pbftLock(rel, { id, seq: 2 }, cb));
+    expect(retry?.status, retry?.error).toBe(200);
+    // The same release as a new request (seq 3) does execute: the lock is gone.
+    expect(c.call((cb) => c.rt.get(2)!.pbftLock(rel, { id, seq: 3 }, cb))?.status).toBe(409);
+    // Every node signed the same reply for (client, 1).
+    c.world.runUntil(() => IDS.every((n) => c.rt.get(n)!.pbftClientReply(id, 1) !== undefined), 5000);
+    const results = IDS.map((n) => Buffer.from(c.rt.get(n)!.pbftClientReply(id, 1)!.result).toString('hex'));
+    expect(new Set(results).size).toBe(1);
+    expect(c.fatals).toEqual([]);
+  }, 60_000);
 });
