@@ -48,10 +48,12 @@
  *   - Hold T back: T is at least the (f + 1)-th largest honest report; 2f + 1 honest
  *     replicas report every P. A faulty primary may delay honest reports (it orders),
  *     but an honest replica whose request does not execute within the view-change
- *     timeout starts a view change. So a lease ends at most P + the view-change timeout
- *     later than it would with honest replicas only. A liar that reports nothing, or
- *     a time in the past, changes nothing (its report is one of the f smallest or
- *     largest).
+ *     timeout D starts a view change. So a lease ends at most P + D later than it
+ *     would with honest replicas only, plus P + D − C when D > C − P (honest estimates
+ *     that ran more than C ahead of the held-back T are pulled back to T + C). A liar
+ *     that reports nothing, or a time in the past, changes nothing (its report is one
+ *     of the f smallest). test/src/pbft/agreed-time.test.ts measures these bounds in a
+ *     model of four replicas with drifting clocks.
  *   - The proposer's `now` is not used at all, and the grant's token (its sequence
  *     number) and the lease digest are as under Raft.
  *   - Honest replicas also lag: T trails the honest time lines by about one report
