@@ -203,4 +203,30 @@ describe('pbft locks at the agreed time', () => {
     expect(new Set(results).size).toBe(1);
     expect(c.fatals).toEqual([]);
   }, 60_000);
+
+  it('a lying member that reports a time a day ahead, every 300 ms, does not end another holder\'s lease early', () => {
+    const c = cluster(19);
+    const a = c.call((cb) => c.rt.get(1)!.lockAcquire('hatch', 'alice', 8000, LEASE_A, cb));
+    expect(a?.status, a?.error).toBe(200);
+    const grantedAt = c.world.nowMs;
+    const t0 = c.rt.get(1)!.pbftLockTime!.agreedMs;
+    const liar = c.rt.get(4)!.engine as PbftNode;
+    let got: ClientResult | undefined;
+    let lies = 0;
+    for (let i = 0; i < 60 && got?.status !== 200; i++) {
+      const T = c.rt.get(4)!.pbftLockTime!.agreedMs;
+      if (liar.propose(encodeTimeReport(T + 86_400_000)).ok) lies++;
+      c.world.run(300);
+      if (i % 2 === 1) got = c.call((cb) => c.rt.get(2)!.lockAcquire('hatch', 'bob', 8000, LEASE_B, cb));
+    }
+    expect(lies).toBeGreaterThan(10);
+    expect(got?.status, got?.error).toBe(200);
+    // Not before ttl − P − C (P = 1 s, C = 2 s), and not much after the ttl either.
+    const heldMs = c.world.nowMs - grantedAt;
+    expect(heldMs).toBeGreaterThanOrEqual(8000 - 1000 - 2000);
+    expect(heldMs).toBeLessThanOrEqual(8000 + 2000 + 600);
+    // The agreed time ran no faster than real time plus the cap: the day-ahead reports did not count.
+    for (const n of IDS) expect(c.rt.get(n)!.pbftLockTime!.agreedMs - t0).toBeLessThanOrEqual(c.world.nowMs - grantedAt + 2000);
+    expect(c.fatals).toEqual([]);
+  }, 60_000);
 });
