@@ -192,40 +192,37 @@ const SNAP_MAGIC = 'quorumd-pbft-state';
 /**
  * The application state a PBFT checkpoint covers. Without clients recorded and without
  * clock reports it is the KV snapshot itself (byte for byte as before); with clients
- * only, [magic, 1, kv snapshot, table]; with the agreed lock clock (pbft-time.ts),
- * [magic, 2, kv snapshot, table, clock].
+ * only, [magic, 1, kv snapshot, table]; with the agreed lock clock (pbft-time.ts: its
+ * own CBOR bytes, carried as a byte string), [magic, 3, kv snapshot, table, clock bytes].
  */
 export function encodePbftState(kvSnapshot: Uint8Array, table: ClientTable, clock?: Uint8Array): Uint8Array {
   if (table.size === 0 && clock === undefined) return kvSnapshot;
   const t = table.encode();
-  const tail = clock ? [t, clock] : [t];
-  const out = new CborWriter(kvSnapshot.length + 32);
-  out.array(clock ? 5 : 4).text(SNAP_MAGIC).uint(clock ? 2 : 1).bytes(kvSnapshot);
+  const out = new CborWriter(kvSnapshot.length + t.length + 32);
+  out.array(clock ? 5 : 4).text(SNAP_MAGIC).uint(clock ? 3 : 1).bytes(kvSnapshot);
   const head = out.finish();
-  // The table and the clock are already CBOR: appended as the last elements.
-  const all = new Uint8Array(head.length + tail.reduce((n, x) => n + x.length, 0));
+  // The table is already CBOR: append it as the 4th element (and the clock as bytes after it).
+  const tail = clock ? new CborWriter(clock.length + 16).bytes(clock).finish() : new Uint8Array(0);
+  const all = new Uint8Array(head.length + t.length + tail.length);
   all.set(head, 0);
-  let at = head.length;
-  for (const x of tail) {
-    all.set(x, at);
-    at += x.length;
-  }
+  all.set(t, head.length);
+  all.set(tail, head.length + t.length);
   return all;
 }
 
 const MAGIC_BYTES = utf8Encoder.encode(SNAP_MAGIC);
 
-/** Splits a PBFT snapshot into the KV snapshot, the client table and the agreed clock (parsed CBOR); a string names what is wrong. */
-export function decodePbftState(data: Uint8Array): { kv: Uint8Array; table: ClientTable; clock?: Cbor } | string {
-  // 0x84 or 0x85 (array of 4 or 5), then the magic as text (0x72 = text of 18 bytes).
+/** Splits a PBFT snapshot into the KV snapshot, the client table and the agreed clock's bytes (if any); a string names what is wrong. */
+export function decodePbftState(data: Uint8Array): { kv: Uint8Array; table: ClientTable; clock?: Uint8Array } | string {
+  // 0x84 / 0x85 (array of 4 / 5), then the magic as text (0x72 = text of 18 bytes).
   const wrapped = data.length > 2 + MAGIC_BYTES.length && (data[0] === 0x84 || data[0] === 0x85) && data[1] === 0x60 + MAGIC_BYTES.length && MAGIC_BYTES.every((b, i) => data[2 + i] === b);
   if (!wrapped) return { kv: data, table: new ClientTable() };
   const r = readCbor(data);
   if (!r.ok) return `pbft snapshot: not valid CBOR: ${r.error}`;
   const a = r.value;
-  const v2 = Array.isArray(a) && a.length === 5 && a[1] === 2;
-  if (!Array.isArray(a) || !((a.length === 4 && a[1] === 1) || v2) || !(a[2] instanceof Uint8Array)) return 'pbft snapshot: expected [magic, 1, kv snapshot, client table] or [magic, 2, kv snapshot, client table, clock]';
+  const ok = Array.isArray(a) && a[2] instanceof Uint8Array && ((a.length === 4 && a[1] === 1) || (a.length === 5 && a[1] === 3 && a[4] instanceof Uint8Array));
+  if (!ok) return 'pbft snapshot: expected [magic, 1, kv snapshot, client table] or [magic, 3, kv snapshot, client table, clock]';
   const t = ClientTable.decode(a[3]!);
   if (typeof t === 'string') return `pbft snapshot: ${t}`;
-  return v2 ? { kv: a[2], table: t, clock: a[4]! } : { kv: a[2], table: t };
+  return { kv: a[2] as Uint8Array, table: t, ...(a.length === 5 ? { clock: a[4] as Uint8Array } : {}) };
 }

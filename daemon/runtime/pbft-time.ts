@@ -12,7 +12,7 @@
  */
 import { AgreedClock, decodeTimeReport, encodeTimeReport, LocalTimeLine } from '../../src/pbft/agreed-time.ts';
 import { decodeCommand, encodeCommand, KvError, OpCode, type KvStateMachine } from '../../src/kv/index.ts';
-import type { Cbor } from '../../src/kv/cbor.ts';
+import { readCbor } from '../../src/kv/cbor.ts';
 import type { NodeId } from '../../src/types.ts';
 
 /** Report period P while a lock is live. */
@@ -97,12 +97,15 @@ export class PbftTime {
     return this.clock.encode();
   }
 
-  restore(v: Cbor | undefined): string | undefined {
-    if (v === undefined) {
+  /** The replicated part from a snapshot (encode()'s bytes; undefined: none recorded), or a string naming what is wrong. */
+  restore(bytes: Uint8Array | undefined): string | undefined {
+    if (bytes === undefined) {
       this.clock = new AgreedClock(this.members, this.f);
       return undefined;
     }
-    const c = AgreedClock.decode(v, this.members, this.f);
+    const r = readCbor(bytes);
+    if (!r.ok) return `agreed clock: not valid CBOR: ${r.error}`;
+    const c = AgreedClock.decode(r.value, this.members, this.f);
     if (typeof c === 'string') return c;
     this.clock = c;
     return undefined;
