@@ -67,13 +67,26 @@ describe('pbft agreed time in one runtime (pbft-time.ts)', () => {
     expect(t.stamp(put)).toBe(put);
     // Snapshot: without a clock byte for byte the KV snapshot; with one, it comes back.
     const kv = new KvStateMachine().snapshot();
-    expect(encodePbftState(kv, new ClientTable(), undefined)).toEqual(kv);
-    const st = decodePbftState(encodePbftState(kv, new ClientTable(), t.encode()));
+    expect(encodePbftState(kv, new ClientTable(), undefined, undefined)).toEqual(kv);
+    const st = decodePbftState(encodePbftState(kv, new ClientTable(), undefined, t.encode()));
     if (typeof st === 'string') throw new Error(st);
+    expect(st.fences).toBeUndefined();
     const u = new PbftTime(IDS, 1);
     expect(u.restore(st.clock)).toBeUndefined();
     expect(u.nowMs).toBe(5000);
     expect(Buffer.from(u.encode()!)).toEqual(Buffer.from(t.encode()!));
+    // Beside a fence tally (version 3 carries both; version 2, the tally alone, stays as it was).
+    const tally = new Uint8Array([0x82, 1, 2]);
+    const both = decodePbftState(encodePbftState(kv, new ClientTable(), tally, t.encode()));
+    if (typeof both === 'string') throw new Error(both);
+    expect(both.fences).toEqual(tally);
+    expect(Buffer.from(both.clock!)).toEqual(Buffer.from(t.encode()!));
+    const v2 = encodePbftState(kv, new ClientTable(), tally, undefined);
+    expect(v2[0]).toBe(0x85);
+    const only = decodePbftState(v2);
+    if (typeof only === 'string') throw new Error(only);
+    expect(only.fences).toEqual(tally);
+    expect(only.clock).toBeUndefined();
   });
 });
 
