@@ -67,7 +67,11 @@ import type { Saboteur } from '../../src/pbft/byzantine.ts';
 import { signReply, type PbftReply } from '../../src/pbft/reply.ts';
 import { sha256 } from '../../src/pbft/encoding.ts';
 import { derivedFrameKeys, derivedPbftAuth, decodeResult, encodeResult, pbftFromDurable, pbftSnapshotRecord, pbftToDurable } from './pbft-host.ts';
+import { PbftTime, type PbftTimeOptions } from './pbft-time.ts';
+import { isTimeReport } from '../../src/pbft/agreed-time.ts';
 import { ClientTable, checkClientRef, clientKey, decodeClientOp, decodePbftState, encodeClientOp, encodePbftState, isClientOp, type ClientRef } from './pbft-clients.ts';
+import { PbftFencing, decodeFenceOp, isFenceOp, type PbftFencingOptions } from './pbft-fencing.ts';
+import { FenceTally, type FenceDecision, type FenceRequest } from '../../src/pbft/actuation.ts';
 import { RaftEngine } from '../../src/raft/engine.ts';
 import { BullyEngine, fencingToken } from '../../src/bully/index.ts';
 import { BullyFencing, type BullyActivationStatus } from './bully-fencing.ts';
@@ -138,6 +142,9 @@ export function createEngine(name: RuntimeEngineName, init: EngineInit<Record<st
   }
 }
 
+/** `quorumd fence` / `fence confirm` under pbft: one board's word (its operator's included) is not a decision. */
+const PBFT_NO_OPERATOR_FENCE = 'engine pbft: a board is fenced only on a committed decision of f + 1 members (their failure detectors vote through the log), not on one node\'s request; switch the relay by hand if you must (docs/fencing.md, "PBFT")';
+
 /** Hooks for whoever watches the node from outside (the simulator's checks, the HTTP backend). */
 export interface EngineRuntimeObserver {
   booted?(rt: EngineRuntime): void;
@@ -163,6 +170,10 @@ export interface EngineRuntimeObserver {
   replied?(rt: EngineRuntime, reply: PbftReply): void;
   /** PBFT: this node took the snapshot of checkpoint `index` (its digest is signed). */
   checkpointed?(rt: EngineRuntime, index: Index): void;
+  /** PBFT fencing: this node proposed a fence vote (request number `reqNo`); `detectorSuspects`: its failure detector's view at that moment. */
+  pbftFenceVoted?(rt: EngineRuntime, reqNo: number, req: FenceRequest, detectorSuspects: boolean): void;
+  /** PBFT fencing: a fence decision executed here (every replica, with or without fencing configured). */
+  pbftFenceDecided?(rt: EngineRuntime, d: FenceDecision): void;
 }
 
 export interface EngineRuntimeOptions {
@@ -209,6 +220,14 @@ export interface EngineRuntimeOptions {
    * (pbft-host.ts says what that protects against and what not).
    */
   pbftAuth?: PbftAuth;
+  /** PBFT: the agreed lock time's report period and cap (pbft-time.ts; defaults there). */
+  pbftTime?: PbftTimeOptions;
+  /**
+   * PBFT: STONITH on committed f + 1 votes (pbft-fencing.ts): this board's failure
+   * detector votes, and it drives the relays of its `fencer` targets on a decision. The
+   * `fencing` option (leases, activation gate) is not for pbft.
+   */
+  pbftFencing?: PbftFencingOptions;
   /**
    * Testing only (`quorumd dev --byzantine-node`, `quorumd sim --faults byzantine`):
    * this node lies — its PBFT traffic and the replies it signs go through the saboteur.
@@ -339,6 +358,11 @@ export class EngineRuntime {
   private pbftApplied: Map<Index, ClientResult> | undefined;
   /** PBFT: the newest hard state in the durable log's shape (entries may not be stored above its term). */
   private pbftHard: HardState = { term: 1, vote: 0, commit: 0 };
+  /** PBFT: the replicated fence tally (src/pbft/actuation.ts; in the checkpoints), and this board's detector/relay side (with the pbftFencing option). */
+  private pbftTally: FenceTally | undefined;
+  private pbftFencingHost: PbftFencing | undefined;
+  /** PBFT: the agreed lock time (pbft-time.ts; src/pbft/agreed-time.ts). */
+  private readonly pbftTime: PbftTime | undefined;
 
   constructor(opts: EngineRuntimeOptions) {
     if (typeof opts !== 'object' || opts === null) throw new TypeError('EngineRuntime: expected an options object');
@@ -360,8 +384,12 @@ export class EngineRuntime {
     this.staggerMs = posInt(opts.peerGoneStaggerMs ?? 25, 'peerGoneStaggerMs', 0);
     this.quota = { maxKeys: posInt(opts.quota?.maxKeys ?? DEFAULT_KV_QUOTA.maxKeys, 'quota.maxKeys', 1), maxBytes: posInt(opts.quota?.maxBytes ?? DEFAULT_KV_QUOTA.maxBytes, 'quota.maxBytes', 1) };
     this.maxFrame = Math.min(DEFAULT_MAX_FRAME, ...opts.links.map((l) => l.maxFrame));
-    if (opts.engine === 'pbft') this.pbftAuth = opts.pbftAuth ?? derivedPbftAuth(this.id, opts.config.voters, opts.keyring.current, opts.cluster);
-    else if (opts.pbftAuth || opts.byzantine) throw new TypeError(`EngineRuntime: pbftAuth and byzantine are for engine pbft, not ${opts.engine}`);
+    if (opts.engine === 'pbft') {
+      this.pbftAuth = opts.pbftAuth ?? derivedPbftAuth(this.id, opts.config.voters, opts.keyring.current, opts.cluster);
+      this.pbftTime = new PbftTime(opts.config.voters, Math.floor((opts.config.voters.length - 1) / 3), opts.pbftTime);
+    }
+    else if (opts.pbftAuth || opts.byzantine || opts.pbftFencing) throw new TypeError(`EngineRuntime: pbftAuth, pbftFencing and byzantine are for engine pbft, not ${opts.engine}`);
+    if (opts.engine === 'pbft' && opts.fencing) throw new TypeError('EngineRuntime: engine pbft fences on committed votes (option pbftFencing), not through the leader fencing option `fencing`');
     this.loop = new ReadyLoop<Ready>({
       clock: opts.clock,
       running: () => this.stateValue === 'running',
@@ -474,9 +502,10 @@ export class EngineRuntime {
     if (ef) return { elected, active: ef.active, waitingFor: ef.waitingFor(), token: ef.token, activation: undefined, fences: { local: ef.fences(), history: [] }, selfFencing: false };
     if (this.fencing) return this.fencing.status(elected, this.active);
     const active = this.active;
-    return { elected, active, waitingFor: elected && !active ? 'elected: waiting for this leadership\'s first entry to commit' : '', token: this.activeToken, activation: undefined, fences: { local: [], history: [...this.kv.fenceHistory] }, selfFencing: false };
+    return { elected, active, waitingFor: elected && !active ? 'elected: waiting for this leadership\'s first entry to commit' : '', token: this.activeToken, activation: undefined, fences: { local: this.pbftFences, history: [...this.kv.fenceHistory] }, selfFencing: false };
   }
   get lockClockMs(): number {
+    if (this.pbftTime) return this.pbftTime.nowMs;
     return this.isLeader ? this.lockNow() : this.kv.clockMs;
   }
   contact(peer: NodeId): { agoMs: number | null; links: Record<string, number | null> } {
@@ -592,8 +621,10 @@ export class EngineRuntime {
     } as EngineInit<Record<string, unknown>>);
     this.tickMs = posInt(this.eng.tickMs, 'engine tickMs', 1);
     this.kv = new KvStateMachine();
+    if (this.pbftAuth) this.pbftTally = this.newTally();
     this.snapIndex = snap?.index ?? 0;
     if (snap) this.restoreStateMachine(snap.index, snap.data);
+    this.pbftTime?.afterApply(this.kv, this.opts.clock.monotonicMs());
     this.wire = new WireEndpoint({
       id: this.id,
       cluster: this.opts.cluster,
@@ -630,6 +661,13 @@ export class EngineRuntime {
       const st = decodePbftState(data);
       if (typeof st === 'string') throw new Error(`node ${this.id}: snapshot at index ${index}: ${st}`);
       this.clientTable = st.table;
+      if (st.fences) {
+        const t = FenceTally.decode(this.tallyOptions(), st.fences);
+        if (typeof t === 'string') throw new Error(`node ${this.id}: snapshot at index ${index}: ${t}`);
+        this.pbftTally = t;
+      } else this.pbftTally = this.newTally();
+      const bad = this.pbftTime?.restore(st.clock);
+      if (bad) throw new Error(`node ${this.id}: snapshot at index ${index}: ${bad}`);
       data = st.kv;
     }
     if (data.length === 0) {
@@ -649,6 +687,7 @@ export class EngineRuntime {
     this.stateValue = 'stopped';
     this.fencing?.stopped(true);
     this.electionFencing?.stopped();
+    this.pbftFencingHost?.stopped();
     this.cancelTick?.();
     this.dlog?.close();
     this.failAll('node stopped');
@@ -661,6 +700,7 @@ export class EngineRuntime {
     this.stateValue = 'stopped';
     this.fencing?.stopped(false);
     this.electionFencing?.stopped();
+    this.pbftFencingHost?.stopped();
     this.cancelTick?.();
     this.dlog?.close();
     this.failAll(`node stopped: ${err.message}`);
@@ -730,6 +770,8 @@ export class EngineRuntime {
     this.afterStep();
     if (this.stateValue !== 'running') return;
     this.fencing?.tick();
+    this.pbftFencingHost?.tick(this.opts.clock.monotonicMs());
+    if (this.pbftTime) this.pbftTimeTick(now);
     this.pump();
     if (this.stateValue === 'running') this.electionFencing?.updateActive();
   };
@@ -836,6 +878,7 @@ export class EngineRuntime {
     }
     if (rd.outcomes) this.pbftOutcomes(rd.outcomes, results);
     this.pbftApplied = undefined;
+    if (this.pbftTime && (rd.committed.length > 0 || rd.snapshot)) this.pbftTime.afterApply(this.kv, this.opts.clock.monotonicMs());
     for (const rs of rd.readStates) {
       const p = this.pendingReads.get(rs.ctx);
       if (p) p.index = rs.index;
@@ -863,8 +906,18 @@ export class EngineRuntime {
     }
     let result: ApplyResult | undefined;
     if (this.pbftAuth && e.type === EntryType.Normal && isClientOp(e.data)) return this.pbftApplyClientOp(e);
+    if (this.pbftAuth && e.type === EntryType.Normal && isFenceOp(e.data)) return this.pbftApplyFenceOp(e);
+    if (this.pbftTime && e.type === EntryType.Normal && isTimeReport(e.data)) {
+      // A clock report (pbft-time.ts): the agreed lock time, nothing in the KV state.
+      this.pbftTime.applyReport((this.eng as PbftNode).executedRequest(e.index)?.origin, e.data);
+      const err = this.kv.applyNoop(e.index);
+      if (err) this.log('error', 'apply order', { node: this.id, index: e.index, error: err.message });
+      this.opts.observer?.applied?.(this, e, undefined);
+      this.opts.trace?.mark('apply', e.index);
+      return undefined;
+    }
     if (e.type === EntryType.Normal && !witness) {
-      result = this.kv.apply(e.index, e.data);
+      result = this.kv.apply(e.index, this.pbftTime ? this.pbftTime.stamp(e.data) : e.data);
       if (result.op === 'error' && result.error.code === 'apply-order') this.log('error', 'apply order', { node: this.id, index: e.index, error: result.error.message });
     } else {
       const err = this.kv.applyNoop(e.index);
@@ -900,15 +953,21 @@ export class EngineRuntime {
 
   /**
    * Any replica proposes (the primary only orders): the request is signed by this node
-   * as its origin and its outcome comes back by ref (Ready.outcomes). Locks and jobs
-   * are not offered under PBFT yet: their time stamps and leader checks assume a
-   * trusted leader (501).
+   * as its origin and its outcome comes back by ref (Ready.outcomes). Locks execute at
+   * the agreed time (pbft-time.ts): their `now` is proposed as 0. Jobs are not offered
+   * under PBFT: their claims assume a trusted leader (501).
    */
   private pbftPropose(req: Command | { cmd: Command; ref: ClientRef } | { read: string; ref: ClientRef }, reply: ClientCallback, local: boolean): void {
     if (!local) return reply(unavailable(`node ${this.id} runs pbft: every node proposes its own clients' requests; forwarded requests are not taken`));
-    if ('read' in req) return this.pbftProposeBytes(encodeClientOp({ ...req.ref, kind: 'read', key: req.read }), reply);
-    const cmd = 'ref' in req ? req.cmd : req;
-    if (cmd.op !== 'put' && cmd.op !== 'del') return reply({ status: 501, error: `${cmd.op} is not supported under engine pbft yet (locks and jobs need a trusted leader's clock)` });
+    if ('read' in req) {
+      this.pbftProposeBytes(encodeClientOp({ ...req.ref, kind: 'read', key: req.read }), reply);
+      return;
+    }
+    let cmd = 'ref' in req ? req.cmd : req;
+    if (cmd.op !== 'put' && cmd.op !== 'del' && cmd.op !== 'lock.acquire' && cmd.op !== 'lock.renew' && cmd.op !== 'lock.release') {
+      return reply({ status: 501, error: `${cmd.op} is not supported under engine pbft (jobs need a trusted leader)` });
+    }
+    if (cmd.op === 'lock.acquire' || cmd.op === 'lock.renew') cmd = { ...cmd, now: 0 };
     const plain = encodeCommand(cmd);
     if (plain instanceof KvError) return reply({ status: plain.httpStatus, error: plain.message });
     const data = 'ref' in req ? encodeClientOp({ ...req.ref, kind: 'write', command: plain }) : plain;
@@ -921,13 +980,21 @@ export class EngineRuntime {
     this.pbftProposeBytes(data, reply);
   }
 
-  private pbftProposeBytes(data: Uint8Array, reply: ClientCallback): void {
+  /** Proposes `data` as this node's request; returns its request number (ref) once the engine took it. */
+  private pbftProposeBytes(data: Uint8Array, reply: ClientCallback): number | undefined {
     const eng = this.eng!;
     const r: Result = this.guarded(() => eng.propose(data), 'propose');
     this.afterStep();
-    if (!r.ok) return reply(proposeRefused(r));
-    if (r.ref === undefined) return reply(unknownOutcome(`the pbft engine accepted the proposal without a ref; its outcome cannot be followed`));
+    if (!r.ok) {
+      reply(proposeRefused(r));
+      return undefined;
+    }
+    if (r.ref === undefined) {
+      reply(unknownOutcome(`the pbft engine accepted the proposal without a ref; its outcome cannot be followed`));
+      return undefined;
+    }
     this.pendingRefs.set(r.ref, { term: r.term, reply, deadline: this.opts.clock.monotonicMs() + this.timeoutMs, ref: r.ref, op: data });
+    return r.ref;
   }
 
   /** Outcomes of own proposals: index 0 = never applied (503); else the result applied in this Ready. */
@@ -1003,6 +1070,34 @@ export class EngineRuntime {
     this.pump();
   }
 
+  /**
+   * A lock command of a client that gathers f + 1 replies itself (daemon/client/pbft.ts):
+   * proposed in the client's envelope, `now` = 0 (it executes at the agreed time).
+   */
+  pbftLock(cmd: Command, ref: ClientRef, cb: ClientCallback): void {
+    if (typeof cb !== 'function') throw new TypeError('EngineRuntime.pbftLock: cb must be a function');
+    if (!this.pbftAuth) return cb({ status: ENGINE_UNSUPPORTED, error: `pbft client locks need engine pbft; this node runs ${this.engineName}` });
+    if (cmd.op !== 'lock.acquire' && cmd.op !== 'lock.renew' && cmd.op !== 'lock.release') return cb({ status: Status.BAD_REQUEST, error: `pbftLock: expected a lock command, got ${String(cmd.op)}` });
+    const bad = encodeCommand(cmd);
+    if (bad instanceof KvError) return cb({ status: bad.httpStatus, error: bad.message });
+    this.pbftClientRequest(cmd, ref, cb);
+  }
+
+  /** PBFT: the agreed lock time (src/pbft/agreed-time.ts), and this node's estimate of it. */
+  get pbftLockTime(): { agreedMs: number; estimateMs: number; running: boolean; reports: number } | undefined {
+    const t = this.pbftTime;
+    if (!t) return undefined;
+    return { agreedMs: t.nowMs, estimateMs: t.line.estimate(this.opts.clock.monotonicMs()), running: t.line.isRunning, reports: t.executedReports };
+  }
+
+  /** PBFT: while a lock is live, propose this node's clock report every period (pbft-time.ts). */
+  private pbftTimeTick(now: number): void {
+    const t = this.pbftTime!;
+    const data = t.due(now);
+    if (!data) return;
+    this.pbftProposeBytes(data, () => t.settled());
+  }
+
   /** Applies a client envelope (pbft-clients.ts): a read, or a write at most once per client request. */
   private pbftApplyClientOp(e: Entry): ApplyResult | undefined {
     const op = decodeClientOp(e.data);
@@ -1023,7 +1118,7 @@ export class EngineRuntime {
       const v = this.clientTable.judge(op);
       seen = { ...e, data: op.command! };
       if (v.run) {
-        result = this.kv.apply(e.index, op.command!);
+        result = this.kv.apply(e.index, this.pbftTime ? this.pbftTime.stamp(op.command!) : op.command!);
         res = resultToClient(result);
         this.clientTable.record(op, e.index, encodeResult(res));
       } else {
@@ -1038,6 +1133,63 @@ export class EngineRuntime {
     this.opts.observer?.applied?.(this, seen, result);
     this.pbftSignReply(e, res, op);
     return result;
+  }
+
+  private tallyOptions(): { members: readonly NodeId[]; f: number; planted?: 'one-vote' | 'stale-votes' } {
+    const planted = this.opts.pbftFencing?.plantedTally;
+    return { members: this.opts.config.voters, f: this.pbftF(), ...(planted ? { planted } : {}) };
+  }
+
+  private newTally(): FenceTally {
+    return new FenceTally(this.tallyOptions());
+  }
+
+  /**
+   * Applies a fence vote (pbft-fencing.ts): on every replica, into the replicated tally,
+   * counted by the request's signed origin; a decision it completes fences the target
+   * on the board(s) wired to it (pbftFencing). Changes nothing in the KV state.
+   */
+  private pbftApplyFenceOp(e: Entry): ApplyResult | undefined {
+    this.kv.applyNoop(e.index);
+    this.opts.observer?.applied?.(this, e, undefined);
+    const req = decodeFenceOp(e.data);
+    const ex = (this.eng as PbftNode).executedRequest(e.index);
+    let decision: FenceDecision | undefined;
+    if (typeof req === 'string') this.log('warn', 'pbft fence request refused', { node: this.id, index: e.index, error: req });
+    else if (ex) decision = this.pbftTally!.apply({ index: e.index, origin: ex.origin, reqNo: ex.reqNo, request: req });
+    this.pbftSignReply(e, typeof req === 'string' ? { status: Status.BAD_REQUEST, error: req } : { status: Status.OK, index: e.index });
+    if (decision) {
+      this.opts.observer?.pbftFenceDecided?.(this, decision);
+      this.pbftFencingHost?.decided(decision, this.opts.clock.monotonicMs());
+    }
+    return undefined;
+  }
+
+  /** PBFT fencing's host (pbft-fencing.ts): created at boot with the pbftFencing option. */
+  private setupPbftFencing(o: PbftFencingOptions): void {
+    const eng = this.eng as PbftNode;
+    this.pbftFencingHost = new PbftFencing({
+      id: this.id,
+      members: this.opts.config.voters,
+      clock: this.opts.clock,
+      log: this.log,
+      rng: this.opts.rng,
+      tickMs: this.tickMs,
+      statusMs: eng.options.statusMs,
+      running: () => this.stateValue === 'running',
+      stopped: () => this.stateValue === 'stopped',
+      tally: () => this.pbftTally!,
+      propose: (data, done) => this.pbftProposeBytes(data, () => done()),
+      bootExecuted: this.bootHard.commit,
+      crash: (where, e) => this.fatal(new InternalError(where, e)),
+      voted: (reqNo, req, suspects) => this.opts.observer?.pbftFenceVoted?.(this, reqNo, req, suspects),
+      fenced: (rec) => this.opts.observer?.fenced?.(this, rec),
+    }, o);
+  }
+
+  /** PBFT fencing: fences this board started on committed decisions (status, tests). */
+  get pbftFences(): FenceRecord[] {
+    return this.pbftFencingHost?.fences() ?? [];
   }
 
   /** The reply this node signed for the client request (id, seq), while it keeps it (the last 1024). */
@@ -1057,7 +1209,8 @@ export class EngineRuntime {
       this.log('error', 'pbft checkpoint skipped', { node: this.id, checkpoint: c, applied: this.kv.appliedIndex });
       return;
     }
-    const data = encodePbftState(this.kv.snapshot(), this.clientTable);
+    const tally = this.pbftTally;
+    const data = encodePbftState(this.kv.snapshot(), this.clientTable, tally && !tally.empty ? tally.encode() : undefined, this.pbftTime?.encode());
     const r = eng.compact(c, data);
     if (!r.ok) {
       this.log('warn', 'pbft checkpoint refused', { node: this.id, checkpoint: c, reason: r.reason });
@@ -1165,6 +1318,7 @@ export class EngineRuntime {
         this.fencing.peerSeen(m.from);
         this.noteAcknowledgement(m);
       }
+      this.pbftFencingHost?.heard(m.from, this.opts.clock.monotonicMs());
       this.opts.observer?.received?.(this, m);
       this.electionFencing?.heard(m);
       this.opts.byzantine?.receive(m);
@@ -1342,12 +1496,14 @@ export class EngineRuntime {
   fence(node: NodeId, cb: (r: { ok: boolean; record?: FenceRecord; error?: string }) => void): void {
     if (typeof cb !== 'function') throw new TypeError('EngineRuntime.fence: cb must be a function');
     if (this.electionFencing) return this.electionFencing.fence(node, cb);
+    if (this.pbftAuth) return cb({ ok: false, error: PBFT_NO_OPERATOR_FENCE });
     operatorFence(this.fencing, { id: this.id, running: this.stateValue === 'running' }, node, cb);
   }
 
   /** Operator: `quorumd fence confirm NODE` — a human declares `node` safely down (leader-fencing.ts). */
   confirmFenced(node: NodeId): ConfirmResult {
     if (this.electionFencing) return this.electionFencing.confirmFenced(node);
+    if (this.pbftAuth) return { ok: false, error: PBFT_NO_OPERATOR_FENCE };
     return operatorConfirm(this.fencing, { id: this.id, running: this.stateValue === 'running' }, node, () => this.activationStatus());
   }
 
@@ -1369,6 +1525,10 @@ export class EngineRuntime {
   private setupFencing(): void {
     const f = this.opts.fencing;
     if (isElectionOnly(this.engineName)) return this.setupElectionFencing();
+    if (this.pbftAuth) {
+      if (this.opts.pbftFencing) this.setupPbftFencing(this.opts.pbftFencing);
+      return;
+    }
     if (!f) return;
     const eo = this.opts.engineOptions ?? {};
     // The own lease defaults to the engine's failure-detection time: Paxos's minimum

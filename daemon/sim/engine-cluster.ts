@@ -53,7 +53,7 @@ import { SimViolation } from './invariants.ts';
 import { EngineInvariantChecker, engineChecks } from './engine-invariants.ts';
 import { Workload, DEFAULT_WORKLOAD, type WorkloadNode, type WorkloadOptions } from './workload.ts';
 import type { ByzKind } from '../../src/pbft/byzantine.ts';
-import { PBFT_SETTLE_MS, PbftClientNode, PbftSimKeys, ReplyPool, pbftUnsettled, pickByzantine, saboteurFor, type PbftChecks } from './pbft-sim.ts';
+import { PBFT_SETTLE_MS, PbftClientNode, PbftFenceChecks, PbftSimKeys, ReplyPool, pbftUnsettled, pickByzantine, saboteurFor, simPbftFencing, type PbftChecks } from './pbft-sim.ts';
 import type { SimConfig } from './options.ts';
 import type { RoleView, TimelineRecorder } from './timeline/recorder.ts';
 import { hashBytes } from './hash.ts';
@@ -135,6 +135,8 @@ export interface EngineSeedHooks {
   disableChecks?: string[];
   /** PBFT, testing the checks only: clients accept with this many matching replies instead of f + 1. */
   pbftClientQuorum?: number;
+  /** PBFT, testing the checks only: a planted bug in every replica's fence tally (src/pbft/actuation.ts). */
+  pbftPlantedTally?: 'one-vote' | 'stale-votes';
   /** Told of every runtime booted (debugging a seed; tests that look inside nodes). */
   onRuntime?: (rt: EngineRuntime) => void;
   /** Wraps the cluster's runtime observer (a test that makes the checks look more often, to show that looking does not change the run). */
@@ -316,8 +318,8 @@ export function runEngineSeed(cfg: SimConfig, seed: number, hooks: EngineSeedHoo
   const isHonest = (rt: EngineRuntime) => !liars.has(rt.id);
   const pbftKeys = pbft ? new PbftSimKeys(dataIds, seed) : undefined;
   // STONITH relays and power-sense inputs between data boards (fencing.ts): voters only, the
-  // others never lead. PBFT acts on committed requests, not on a leadership: no relays, no activation gate.
-  const wiring: FenceWiring | null = cfg.stonith && !pbft ? wireFencing(world, dataIds) : null;
+  // others never lead. PBFT fences on committed f + 1 votes (pbft-sim.ts), with no activation gate.
+  const wiring: FenceWiring | null = cfg.stonith ? wireFencing(world, dataIds) : null;
   const dataBoards = dataIds.map((id) => world.board(id));
   const keyring = { current: clusterKey(seed) };
   let violation: SimViolation | undefined;
@@ -330,6 +332,7 @@ export function runEngineSeed(cfg: SimConfig, seed: number, hooks: EngineSeedHoo
   const engChecks = engineChecks(engine, config, disabled, () => world.nowMs, onViolation, honestIds);
   const checker = new EngineInvariantChecker(() => world.nowMs, engChecks, onViolation, disabled);
   const members = new MemberRoleChecks(config, engine, (inv, detail) => checker.fail(inv, detail), disabled);
+  const pbftFences = pbft && wiring ? new PbftFenceChecks(new Set(honestIds), (inv, detail) => disabled.has(inv) || checker.fail(inv, detail)) : undefined;
   const pool = pbft ? new ReplyPool(dataIds, pbftKeys!.auth(dataIds[0]!), engChecks as PbftChecks, hooks.pbftClientQuorum) : undefined;
   const actuator = new SimActuator();
   let nodes: SimNodes;
@@ -348,9 +351,11 @@ export function runEngineSeed(cfg: SimConfig, seed: number, hooks: EngineSeedHoo
       const act = activeNodes();
       checker.fail('dual-active', `${act.length} active leaders at once: ${act.map((r) => `n${r.id} (term ${r.engine!.status().term}, token ${r.activeToken})`).join(', ')}`);
     }
-    if (dataIds.length >= 2 && countFencedOffBoards(dataBoards) === dataIds.length && !disabled.has('fenced-all-off')) {
+    const nOff = dataIds.length >= 2 ? countFencedOffBoards(dataBoards) : 0;
+    if (nOff === dataIds.length && nOff > 0 && !disabled.has('fenced-all-off')) {
       checker.fail('fenced-all-off', `every data board is off because of fencing at once (mains on, rail dead): ${fencedOff(world, dataIds).map((n) => `n${n}`).join(', ')}`);
     }
+    if (pbftFences && nOff > 0) pbftFences.fencedOff(fencedOff(world, dataIds));
   };
   const honestLive = () => live().filter(isHonest);
   const baseObserver: EngineRuntimeObserver = {
@@ -385,6 +390,8 @@ export function runEngineSeed(cfg: SimConfig, seed: number, hooks: EngineSeedHoo
     snapshotTaken: (rt, index) => isHonest(rt) && checker.snapshotTaken(rt, index),
     checkpointed: (rt, index) => isHonest(rt) && checker.checkpointed(rt, index),
     replied: (_rt, rep) => pool?.add(rep),
+    pbftFenceVoted: (rt, reqNo, req, suspects) => pbftFences?.voted(rt.id, reqNo, req, suspects),
+    pbftFenceDecided: (rt, d) => pbftFences?.decided(rt.id, d),
     engineError: (rt, err) => checker.engineError(rt, err),
   };
   const recorded = hooks.timeline ? hooks.timeline.observer(baseObserver, ENGINE_ROLE_VIEW) : baseObserver;
@@ -395,7 +402,7 @@ export function runEngineSeed(cfg: SimConfig, seed: number, hooks: EngineSeedHoo
     keyring,
     observer,
     options: (hal) => ({
-      ...(pbft ? {} : { fencing: simFencing(hal, wiring) }),
+      ...(pbft ? (wiring ? { pbftFencing: simPbftFencing(hal, wiring, liars.has(hal.node), hooks.pbftPlantedTally) } : {}) : { fencing: simFencing(hal, wiring) }),
       ...(pbftKeys ? { pbftAuth: pbftKeys.auth(hal.node) } : {}),
       ...(liars.has(hal.node) ? { byzantine: saboteurFor(pbftKeys!.auth(hal.node), dataIds, liars.get(hal.node)!, world.rng.fork(`saboteur:${hal.node}:${hal.incarnation}`)) } : {}),
     }),
