@@ -1171,7 +1171,12 @@ export class EngineRuntime {
       if (eng.isCampaignRequest?.(m)) this.campaignSeenAt = this.opts.clock.monotonicMs();
       if (m.type === MsgType.ReadIndex) this.checkTickLag(this.opts.clock.monotonicMs());
       // The engine drops (and counts) message types that are not its own.
-      this.guard(() => eng.step(m), `step ${MsgType[m.type] ?? m.type} from n${m.from}`);
+      // guard() inline: the input's name is built only when the engine throws (this runs per message).
+      try {
+        eng.step(m);
+      } catch (e) {
+        this.engineFailed(e, `step ${MsgType[m.type] ?? m.type} from n${m.from}`);
+      }
       if (this.stateValue !== 'running') return;
       this.afterStep();
     }

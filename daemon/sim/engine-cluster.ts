@@ -353,6 +353,14 @@ export function runEngineSeed(cfg: SimConfig, seed: number, hooks: EngineSeedHoo
     }
   };
   const honestLive = () => live().filter(isHonest);
+  /** The checks after a step of `stepped` (one closure for the run, not one per step). */
+  let stepped: EngineRuntime | undefined;
+  const stepChecks = () => {
+    const rt = stepped!;
+    if (isHonest(rt)) checker.afterStep(rt, honestLive);
+    if (members.active) members.afterStep(rt);
+    measureActive();
+  };
   const baseObserver: EngineRuntimeObserver = {
     booted: (rt) => isHonest(rt) && checker.booted(rt),
     // The checks look without moving any process clock (World.observe): `active` judges
@@ -360,12 +368,10 @@ export function runEngineSeed(cfg: SimConfig, seed: number, hooks: EngineSeedHoo
     // moves that clock ahead. The runtime reports a step more often than the Raft runtime
     // did (also after advance()), and reads from here would then delay the leader's ticks
     // and cost it its lease more often: the run would depend on how often the checks look.
-    afterStep: (rt) =>
-      world.observe(() => {
-        if (isHonest(rt)) checker.afterStep(rt, honestLive);
-        if (members.active) members.afterStep(rt);
-        measureActive();
-      }),
+    afterStep: (rt) => {
+      stepped = rt;
+      world.observe(stepChecks);
+    },
     fenced: (_rt, rec) => actuator.fenceFinished(rec),
     activation: (rt, ev) => {
       const err = actuator.activationEvent(rt.id, ev, world.nowUs);
