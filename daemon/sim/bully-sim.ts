@@ -48,7 +48,7 @@ import type { BullyFencingOptions } from '../runtime/bully-fencing.ts';
 import type { RoleView, TimelineRecorder } from './timeline/recorder.ts';
 import { SIM_POWER_ON_AFTER_MS, SimActuator, fencedOff, simFencing, type FenceWiring } from './fencing.ts';
 import { BullyInvariantChecker, bullyOf, settledProblem } from './bully-invariants.ts';
-import { SimViolation } from './invariants.ts';
+import { SimViolation } from './violation.ts';
 import type { SimConfig } from './options.ts';
 import { ACTUATE_EVERY_MS, awaitBoardsUp, bootNodes, checkStaleHal, clusterKey, scheduleFaults, simWorld, worldResult, type SeedResult, type SimNodes } from './engine-cluster.ts';
 

@@ -7,7 +7,7 @@
  *
  * Log engines (raft, paxos, zab, pbft; runEngineSeed): a client workload, a liveness
  * probe and the linearizability check, with the checks of engine-invariants.ts (the
- * shared ones + the engine's own: Raft's invariants.ts, src/paxos, src/zab, PBFT's
+ * shared ones + the engine's own: Raft's raft-invariants.ts, src/paxos, src/zab, PBFT's
  * pbft-sim.ts) after every step. Bully (bully-sim.ts, runBullySeed) has no replicated
  * data: its own checks (bully-invariants.ts), a fencing actuator and convergence checks
  * instead of clients and a probe, on the same world, boards, boots and fault plan.
@@ -49,7 +49,7 @@ import { encodeCommand } from '../../src/kv/index.ts';
 import { EngineRuntime, type EngineRuntimeObserver, type EngineRuntimeOptions, type RuntimeEngineName } from '../runtime/engine-node.ts';
 import { InternalError } from '../runtime/fatal.ts';
 import { Status, formatLine } from '../runtime/index.ts';
-import { SimViolation } from './invariants.ts';
+import { SimViolation } from './violation.ts';
 import { EngineInvariantChecker, engineChecks } from './engine-invariants.ts';
 import { Workload, DEFAULT_WORKLOAD, type WorkloadNode, type WorkloadOptions } from './workload.ts';
 import type { ByzKind } from '../../src/pbft/byzantine.ts';

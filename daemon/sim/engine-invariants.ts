@@ -18,7 +18,7 @@
  * linearizable (cluster.ts's checker, run by engine-cluster.ts).
  *
  * Per engine:
- *   raft   invariants.ts InvariantChecker (Ongaro & Ousterhout 2014, Figure 3) — election
+ *   raft   raft-invariants.ts InvariantChecker (Ongaro & Ousterhout 2014, Figure 3) — election
  *          safety, log matching (hash chains over every durable log), leader
  *          completeness, witnesses never lead, durable commit, commit monotonic per
  *          life, acknowledged writes within the final leader's commit index
@@ -45,7 +45,8 @@ import type { ApplyResult, KvStateMachine } from '../../src/kv/index.ts';
 import type { EngineRuntime } from '../runtime/engine-node.ts';
 import { hashBytes } from './hash.ts';
 import { PbftChecks } from './pbft-sim.ts';
-import { InvariantChecker, SimViolation, type RaftHost } from './invariants.ts';
+import { InvariantChecker, type RaftHost } from './raft-invariants.ts';
+import { SimViolation } from './violation.ts';
 
 /**
  * The node is a witness (holds no command data). From the engine's status, not the
@@ -78,7 +79,7 @@ export interface EngineChecks {
 }
 
 /**
- * Raft's own checks: invariants.ts's InvariantChecker (it throws SimViolation itself,
+ * Raft's own checks: raft-invariants.ts's InvariantChecker (it throws SimViolation itself,
  * through the cluster's callback), fed with a view of each EngineRuntime as the
  * RaftHost it checks (its RaftNode and its state machine).
  */
