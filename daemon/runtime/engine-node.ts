@@ -1392,7 +1392,11 @@ export class EngineRuntime {
       running: () => this.stateValue === 'running',
       stopped: () => this.stateValue === 'stopped',
       isLeader: () => this.isLeader,
-      leaderId: () => this.eng?.status().leader ?? NO_NODE,
+      leaderId: () => {
+        // Asked after every step of a follower: the engine's cheap getter where it has one.
+        const e = this.eng;
+        return e === undefined ? NO_NODE : (e.currentLeader ?? e.status().leader);
+      },
       term: () => this.eng?.status().term ?? 0,
       voters: () => {
         const c = this.eng!.status().config;
