@@ -223,6 +223,21 @@ function devFencing(k: number, n: number, railUrl: string, powerOnAfterMs: numbe
   const targets = Array.from({ length: n }, (_, i) => i + 1).filter((j) => j !== k);
   if (targets.length === 0) return '';
   const bully = engine === 'bully';
+  if (engine === 'pbft') {
+    const list = targets.map((j) => `    - { node: n${j}, action: reboot, powerOnAfterMs: ${powerOnAfterMs}, levels: [[{ type: dev-relay, url: "${railUrl}"${tokenFile !== undefined ? `, tokenFile: ${JSON.stringify(tokenFile)}` : ''} }]] }`).join('\n');
+    return `fencing:
+  # Simulated relays (quorumd dev only): each target's power rail is held by the dev
+  # supervisor at ${railUrl}. docs/fencing.md has the real devices (gpio-relay, serial-relay).
+  # pbft: no leader, lease or watchdog. Every board votes (a signed request through the
+  # log) to fence a member it has not heard from for 4 s; the boards wired to it switch
+  # its relay when the f + 1st vote executes.
+  randomDelayMaxMs: 300
+  settleMs: 200
+  opTimeoutMs: 2000
+  targets:
+${list}
+`;
+  }
   if (engine === 'etcd') {
     const list = targets.map((j) => `    - { node: n${j}, action: reboot, powerOnAfterMs: ${powerOnAfterMs}, levels: [[{ type: dev-relay, url: "${railUrl}"${tokenFile !== undefined ? `, tokenFile: ${JSON.stringify(tokenFile)}` : ''} }]] }`).join('\n');
     return `fencing:
@@ -295,7 +310,7 @@ cluster:
 ${o.keyFile !== undefined ? `  keyFile: ${JSON.stringify(o.keyFile)}` : `  key: ${o.key}`}
 members:
 ${members}
-${o.engine === 'bully' ? 'engine: bully   # priorities: list position, the last member is the preferred coordinator\n' : ''}${o.engine === 'paxos' || o.engine === 'zab' ? `engine: ${o.engine}   # KV, locks, jobs, fencing and witnesses as under raft${o.engine === 'zab' ? '; observers' : ''} (docs/engines.md)\n` : ''}${o.engine === 'pbft' ? 'engine: pbft   # Byzantine fault tolerant: n = 3f + 1; KV only so far (docs/engines.md)\n' : ''}node:
+${o.engine === 'bully' ? 'engine: bully   # priorities: list position, the last member is the preferred coordinator\n' : ''}${o.engine === 'paxos' || o.engine === 'zab' ? `engine: ${o.engine}   # KV, locks, jobs, fencing and witnesses as under raft${o.engine === 'zab' ? '; observers' : ''} (docs/engines.md)\n` : ''}${o.engine === 'pbft' ? 'engine: pbft   # Byzantine fault tolerant: n = 3f + 1; KV, and STONITH on f + 1 committed votes (docs/engines.md)\n' : ''}node:
   name: n${o.k}
   dataDir: ${JSON.stringify(join(o.dir, `n${o.k}`))}
 ${o.engine === 'etcd' ? `engine: etcd   # elected through the local etcd below (docs/external.md); no links
@@ -334,7 +349,7 @@ export async function startDev(opts: DevOptions): Promise<DevCluster> {
   const out = opts.out ?? ((s: string) => void process.stdout.write(s));
   if (opts.engine !== 'raft' && opts.engine !== 'bully' && opts.engine !== 'paxos' && opts.engine !== 'zab' && opts.engine !== 'pbft' && opts.engine !== 'etcd') throw new UsageError(`--engine: expected raft, bully, paxos, zab, pbft or etcd, got "${String(opts.engine)}"`);
   const bully = opts.engine === 'bully';
-  // pbft: KV only so far (daemon/config/schema.ts refuses fencing, jobs and hooks for it); at least 4 nodes.
+  // pbft: KV and STONITH on f + 1 committed votes (daemon/config/schema.ts refuses jobs and hooks for it); at least 4 nodes.
   const pbft = opts.engine === 'pbft';
   if (pbft && opts.nodes < 4) throw new UsageError(`--nodes: engine pbft needs at least 4 nodes (n = 3f + 1 tolerates f liars), got ${opts.nodes}`);
   let byzantineMode: string | undefined;
@@ -369,8 +384,8 @@ export async function startDev(opts: DevOptions): Promise<DevCluster> {
   // Every check before anything is started (a throw below would leak the broker and the temp dir).
   const powerOnAfterMs = opts.powerOnAfterMs ?? 5000;
   if (!Number.isInteger(powerOnAfterMs) || powerOnAfterMs < 0 || powerOnAfterMs > 86_400_000) throw new UsageError(`powerOnAfterMs: expected an integer 0..86400000 ms, got ${String(opts.powerOnAfterMs)}`);
-  const withRelays = opts.relays ?? !pbft;
-  if (pbft && withRelays) throw new UsageError('relays: not implemented for engine pbft yet (STONITH must act on committed requests, not on a primary)');
+  // pbft: relays too; a board is fenced only on a committed decision of f + 1 members (daemon/runtime/pbft-fencing.ts).
+  const withRelays = opts.relays ?? true;
   if (pbft && opts.jobs !== undefined && opts.jobs.length > 0) throw new UsageError('--jobs: not implemented for engine pbft yet (a job slot is claimed by a trusted leader)');
   if (bully && opts.jobs !== undefined && opts.jobs.length > 0) throw new UsageError('--jobs: scheduled jobs need --engine raft (a slot is granted through the replicated log)');
   const devJobList = bully || pbft ? [] : (opts.jobs ?? [DEV_DEMO_JOB]);
@@ -689,7 +704,7 @@ ${obs ? `  curl -s -H "$AUTH" ${obs.url}/v1/kv/greeting            # ${obs.name}
   ${Q} status --node ${all}
 ${pbft ? `  ${Q} kv put greeting hi --pbft ${dir}/n1.yaml --node ${all}   # f + 1 matching signed replies, not one node's word
   ${Q} kv get greeting --pbft ${dir}/n1.yaml --node ${all}
-  (engine pbft: locks, jobs and relays are not built for it yet; one node's answer is only its word — docs/engines.md)
+  (engine pbft: locks and jobs are not built for it yet; a node is fenced only when f + 1 others voted through the log; one node's answer is only its word — docs/engines.md)
 ` : `  ${Q} lock list --node ${u(1)}             # who holds backup: holder, fencing token, time left
 `}${devJobList.length > 0 ? `  ${Q} jobs --node ${u(1)}             # ${devJobList.map((j) => j.name).join(', ')}: last run, node, result (run by the active leader only)
 ` : ''}`}

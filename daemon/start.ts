@@ -41,7 +41,7 @@ import type { EngineRuntime } from './runtime/engine-node.ts';
 import type { EngineBackend } from './http/engine-backend.ts';
 import { BullyBackend } from './http/backend-base.ts';
 import { bullyPriority, parseListen } from './config/schema.ts';
-import { buildFencing, bullyFencingOptions, type BuiltFencing } from './fencing/build.ts';
+import { buildFencing, bullyFencingOptions, pbftFencingOptions, type BuiltFencing } from './fencing/build.ts';
 import { ensureTokenFile, readSecretFile } from './config/secrets.ts';
 import type { ApiCredential } from './http/auth.ts';
 import type { Logger as Pino } from 'pino';
@@ -410,8 +410,10 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     logger: rlog,
     observer: backend.observer(),
     onFatal,
-    // Activation gate, own lease, STONITH and watchdog as under Raft (daemon/runtime/leader-fencing.ts).
-    ...(fencing ? { fencing: fencing.options } : {}),
+    // Activation gate, own lease, STONITH and watchdog as under Raft (daemon/runtime/leader-fencing.ts);
+    // pbft: STONITH on committed f + 1 votes (daemon/runtime/pbft-fencing.ts; a lying dev node also votes against everyone).
+    ...(fencing && contract !== 'pbft' ? { fencing: fencing.options } : {}),
+    ...(contract === 'pbft' && (fencing || byzantine) ? { pbftFencing: { ...(fencing ? pbftFencingOptions(fencing) : {}), ...(byzantine ? { lieSuspectAll: true } : {}) } } : {}),
   }) : new bullyMod!.EngineRuntime({
     engine: 'bully',
     id: cfg.self.id,

@@ -296,6 +296,35 @@ export function checkBullyFencing(f: FencingConfig): Array<{ path: PropertyKey[]
 }
 
 /**
+ * `engine: pbft`: the keys of a `fencing:` section that have no meaning there. A PBFT
+ * board fences only on a committed decision of f + 1 members (daemon/runtime/
+ * pbft-fencing.ts): no leader, so no activation gate or lease (activation.*,
+ * waitForAll), no self-fencing (watchdog, watchdogTimeoutMs, and a watchdog-wait level,
+ * which would declare a board down by waiting for a self-fence that never comes), and
+ * no "the old leader runs the workload" (priorityDelayMs). Relays, power-sense inputs,
+ * per-target delays, randomDelayMaxMs, retries and power-on apply as for the others.
+ */
+export function checkPbftFencing(f: FencingConfig): Array<{ path: PropertyKey[]; message: string }> {
+  const out: Array<{ path: PropertyKey[]; message: string }> = [];
+  const why = 'has no meaning for engine pbft: a board fences only on a committed decision of f + 1 members, there is no trusted leader, no lease and no self-fencing (docs/fencing.md, "PBFT")';
+  for (const [k, v] of Object.entries(f.activation ?? {})) {
+    if (v !== undefined) out.push({ path: ['fencing', 'activation', k], message: `${why}; remove fencing.activation` });
+  }
+  if (f.watchdog !== undefined) out.push({ path: ['fencing', 'watchdog'], message: `${why}; remove fencing.watchdog` });
+  if (f.watchdogTimeoutMs !== undefined) out.push({ path: ['fencing', 'watchdogTimeoutMs'], message: `${why}; remove the key` });
+  if (f.waitForAll.length > 0) out.push({ path: ['fencing', 'waitForAll'], message: `${why}; remove the key` });
+  if (f.priorityDelayMs !== undefined) out.push({ path: ['fencing', 'priorityDelayMs'], message: `${why} (no board runs the workload alone); remove the key (delayMs per target and randomDelayMaxMs still apply)` });
+  f.targets.forEach((t, i) =>
+    t.levels.forEach((lv, j) =>
+      lv.forEach((d, k) => {
+        if (d.type === 'watchdog-wait') out.push({ path: ['fencing', 'targets', i, 'levels', j, k, 'type'], message: 'expected gpio-relay, serial-relay or dev-relay: watchdog-wait has no meaning for engine pbft (a pbft board never self-fences, so waiting proves nothing)' });
+      }),
+    ),
+  );
+  return out;
+}
+
+/**
  * `engine: etcd` / `engine: zookeeper`: the keys of a `fencing:` section that have no
  * meaning there (daemon/engines/fencing.ts, file comment), each as {path, message}.
  * The service elects one leader at a time and a new leader only fences earlier ones:

@@ -7,7 +7,7 @@
  * docs/config.md is the user-facing page; examples/ has two commented files.
  */
 import * as z from 'zod';
-import { checkBullyFencing, checkExternalFencing, checkFencing, fencingSchema } from './fencing.ts';
+import { checkBullyFencing, checkExternalFencing, checkFencing, checkPbftFencing, fencingSchema } from './fencing.ts';
 import { jobsSchema } from './jobs.ts';
 import { checkExternal, etcdSchema, zookeeperSchema } from './external.ts';
 import { servicesSchema } from './services.ts';
@@ -451,7 +451,7 @@ export const configSchema = z
     paxos: paxos.default(paxos.parse({})),
     /** engine: zab — ZooKeeper's atomic broadcast options (KV, locks, jobs, fencing and witnesses as under Raft; observers). */
     zab: zab.default(zab.parse({})),
-    /** engine: pbft — Byzantine fault tolerance (n ≥ 4, f = ⌊(n−1)/3⌋ liars); KV only so far, no locks, jobs, hooks or fencing (docs/engines.md). */
+    /** engine: pbft — Byzantine fault tolerance (n ≥ 4, f = ⌊(n−1)/3⌋ liars); KV and STONITH on committed f + 1 votes; no locks, jobs or hooks yet (docs/engines.md). */
     pbft: pbft.default(pbft.parse({})),
     mqtt: mqtt.optional(),
     serial: z.array(serial, { error: 'expected a list of serial links' }).max(8, { error: 'expected at most 8 serial links' }).optional(),
@@ -590,9 +590,10 @@ export const configSchema = z
         c.members.forEach((m, i) => {
           if (m.role === 'witness') ctx.addIssue({ code: 'custom', path: ['members', i, 'role'], message: 'not implemented for engine pbft: witness members' });
         });
-        if (c.fencing) ctx.addIssue({ code: 'custom', path: ['fencing'], message: 'not implemented for engine pbft yet: STONITH and the activation gate act on a leader, and a PBFT primary is not trusted (fencing must act on committed requests)' });
+        // STONITH on committed f + 1 votes (daemon/runtime/pbft-fencing.ts): relays yes, leader-only keys no.
+        if (c.fencing) for (const i of checkPbftFencing(c.fencing)) ctx.addIssue({ code: 'custom', path: i.path, message: i.message });
         if (c.jobs.length > 0) ctx.addIssue({ code: 'custom', path: ['jobs'], message: 'not implemented for engine pbft yet: job slots are claimed by a trusted leader' });
-        if (c.hooks.onActive !== undefined || c.hooks.onInactive !== undefined) ctx.addIssue({ code: 'custom', path: ['hooks'], message: 'not implemented for engine pbft yet: hooks run on a leader\'s activation, and a PBFT primary is not trusted' });
+        if (c.hooks.onActive !== undefined || c.hooks.onInactive !== undefined) ctx.addIssue({ code: 'custom', path: ['hooks'], message: 'has no meaning for engine pbft: onActive/onInactive run when this board becomes or stops being the one active leader, and under pbft no board is one (the primary is not trusted; every replica executes the same committed requests). Act on the world through committed requests instead (STONITH on f + 1 votes: fencing); docs/engines.md "Actuation"' });
         const p = c.pbft;
         if (p.retransmitMs * 2 > p.viewChangeTimeoutMs) ctx.addIssue({ code: 'custom', path: ['pbft', 'retransmitMs'], message: `expected at most half of viewChangeTimeoutMs (${p.viewChangeTimeoutMs}): one lost message must be retransmitted before the primary is suspected` });
         if (p.maxViewChangeTimeoutMs < p.viewChangeTimeoutMs) ctx.addIssue({ code: 'custom', path: ['pbft', 'maxViewChangeTimeoutMs'], message: `expected at least viewChangeTimeoutMs (${p.viewChangeTimeoutMs})` });

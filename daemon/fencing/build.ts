@@ -15,6 +15,7 @@
  * `sense:<target>:<level>.<n>`, levels and devices counted from 1.
  * The result is validated once more with `checkFencerConfig` (src/fence).
  */
+import type { PbftFencingOptions } from '../runtime/pbft-fencing.ts';
 import type { Done, DoneWith, PowerSense, Relay, Watchdog } from '../../hal/interfaces.ts';
 import { GpiogetPowerSense, GpiosetRelay, LedRelay, SysfsPowerSense, SysfsRelay } from '../../hal/gpio/index.ts';
 import { openSerialRelayBoard, type SerialRelayBoard } from '../../hal/relay-board/index.ts';
@@ -271,6 +272,16 @@ export function buildFencing(f: FencingConfig, deps: BuildDeps): BuiltFencing {
     closeAll();
     throw e;
   }
+}
+
+/**
+ * Engine pbft's fencing options from a build (daemon/runtime/pbft-fencing.ts): relays,
+ * power-sense inputs and the fencer; no lease or watchdog (checkPbftFencing rejected
+ * those keys). `stonith: false` or no targets: this board votes but switches nothing.
+ */
+export function pbftFencingOptions(b: BuiltFencing): PbftFencingOptions {
+  if (b.watchdog) throw new Error('fencing.watchdog: not used by engine pbft (checkPbftFencing rejects it)');
+  return { relays: b.options.relays ?? [], powerSense: b.options.powerSense ?? [], ...(b.options.fencer ? { fencer: b.options.fencer } : {}) };
 }
 
 /**

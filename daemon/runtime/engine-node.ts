@@ -68,6 +68,8 @@ import { signReply, type PbftReply } from '../../src/pbft/reply.ts';
 import { sha256 } from '../../src/pbft/encoding.ts';
 import { derivedFrameKeys, derivedPbftAuth, decodeResult, encodeResult, pbftFromDurable, pbftSnapshotRecord, pbftToDurable } from './pbft-host.ts';
 import { ClientTable, checkClientRef, clientKey, decodeClientOp, decodePbftState, encodeClientOp, encodePbftState, isClientOp, type ClientRef } from './pbft-clients.ts';
+import { PbftFencing, decodeFenceOp, isFenceOp, type PbftFencingOptions } from './pbft-fencing.ts';
+import { FenceTally, type FenceDecision, type FenceRequest } from '../../src/pbft/actuation.ts';
 import { RaftEngine } from '../../src/raft/engine.ts';
 import { BullyEngine, fencingToken } from '../../src/bully/index.ts';
 import { BullyFencing, type BullyActivationStatus } from './bully-fencing.ts';
@@ -138,6 +140,9 @@ export function createEngine(name: RuntimeEngineName, init: EngineInit<Record<st
   }
 }
 
+/** `quorumd fence` / `fence confirm` under pbft: one board's word (its operator's included) is not a decision. */
+const PBFT_NO_OPERATOR_FENCE = 'engine pbft: a board is fenced only on a committed decision of f + 1 members (their failure detectors vote through the log), not on one node\'s request; switch the relay by hand if you must (docs/fencing.md, "PBFT")';
+
 /** Hooks for whoever watches the node from outside (the simulator's checks, the HTTP backend). */
 export interface EngineRuntimeObserver {
   booted?(rt: EngineRuntime): void;
@@ -163,6 +168,10 @@ export interface EngineRuntimeObserver {
   replied?(rt: EngineRuntime, reply: PbftReply): void;
   /** PBFT: this node took the snapshot of checkpoint `index` (its digest is signed). */
   checkpointed?(rt: EngineRuntime, index: Index): void;
+  /** PBFT fencing: this node proposed a fence vote (request number `reqNo`); `detectorSuspects`: its failure detector's view at that moment. */
+  pbftFenceVoted?(rt: EngineRuntime, reqNo: number, req: FenceRequest, detectorSuspects: boolean): void;
+  /** PBFT fencing: a fence decision executed here (every replica, with or without fencing configured). */
+  pbftFenceDecided?(rt: EngineRuntime, d: FenceDecision): void;
 }
 
 export interface EngineRuntimeOptions {
@@ -209,6 +218,12 @@ export interface EngineRuntimeOptions {
    * (pbft-host.ts says what that protects against and what not).
    */
   pbftAuth?: PbftAuth;
+  /**
+   * PBFT: STONITH on committed f + 1 votes (pbft-fencing.ts): this board's failure
+   * detector votes, and it drives the relays of its `fencer` targets on a decision. The
+   * `fencing` option (leases, activation gate) is not for pbft.
+   */
+  pbftFencing?: PbftFencingOptions;
   /**
    * Testing only (`quorumd dev --byzantine-node`, `quorumd sim --faults byzantine`):
    * this node lies — its PBFT traffic and the replies it signs go through the saboteur.
@@ -339,6 +354,9 @@ export class EngineRuntime {
   private pbftApplied: Map<Index, ClientResult> | undefined;
   /** PBFT: the newest hard state in the durable log's shape (entries may not be stored above its term). */
   private pbftHard: HardState = { term: 1, vote: 0, commit: 0 };
+  /** PBFT: the replicated fence tally (src/pbft/actuation.ts; in the checkpoints), and this board's detector/relay side (with the pbftFencing option). */
+  private pbftTally: FenceTally | undefined;
+  private pbftFencingHost: PbftFencing | undefined;
 
   constructor(opts: EngineRuntimeOptions) {
     if (typeof opts !== 'object' || opts === null) throw new TypeError('EngineRuntime: expected an options object');
@@ -361,7 +379,8 @@ export class EngineRuntime {
     this.quota = { maxKeys: posInt(opts.quota?.maxKeys ?? DEFAULT_KV_QUOTA.maxKeys, 'quota.maxKeys', 1), maxBytes: posInt(opts.quota?.maxBytes ?? DEFAULT_KV_QUOTA.maxBytes, 'quota.maxBytes', 1) };
     this.maxFrame = Math.min(DEFAULT_MAX_FRAME, ...opts.links.map((l) => l.maxFrame));
     if (opts.engine === 'pbft') this.pbftAuth = opts.pbftAuth ?? derivedPbftAuth(this.id, opts.config.voters, opts.keyring.current, opts.cluster);
-    else if (opts.pbftAuth || opts.byzantine) throw new TypeError(`EngineRuntime: pbftAuth and byzantine are for engine pbft, not ${opts.engine}`);
+    else if (opts.pbftAuth || opts.byzantine || opts.pbftFencing) throw new TypeError(`EngineRuntime: pbftAuth, pbftFencing and byzantine are for engine pbft, not ${opts.engine}`);
+    if (opts.engine === 'pbft' && opts.fencing) throw new TypeError('EngineRuntime: engine pbft fences on committed votes (option pbftFencing), not through the leader fencing option `fencing`');
     this.loop = new ReadyLoop<Ready>({
       clock: opts.clock,
       running: () => this.stateValue === 'running',
@@ -474,7 +493,7 @@ export class EngineRuntime {
     if (ef) return { elected, active: ef.active, waitingFor: ef.waitingFor(), token: ef.token, activation: undefined, fences: { local: ef.fences(), history: [] }, selfFencing: false };
     if (this.fencing) return this.fencing.status(elected, this.active);
     const active = this.active;
-    return { elected, active, waitingFor: elected && !active ? 'elected: waiting for this leadership\'s first entry to commit' : '', token: this.activeToken, activation: undefined, fences: { local: [], history: [...this.kv.fenceHistory] }, selfFencing: false };
+    return { elected, active, waitingFor: elected && !active ? 'elected: waiting for this leadership\'s first entry to commit' : '', token: this.activeToken, activation: undefined, fences: { local: this.pbftFences, history: [...this.kv.fenceHistory] }, selfFencing: false };
   }
   get lockClockMs(): number {
     return this.isLeader ? this.lockNow() : this.kv.clockMs;
@@ -592,6 +611,7 @@ export class EngineRuntime {
     } as EngineInit<Record<string, unknown>>);
     this.tickMs = posInt(this.eng.tickMs, 'engine tickMs', 1);
     this.kv = new KvStateMachine();
+    if (this.pbftAuth) this.pbftTally = this.newTally();
     this.snapIndex = snap?.index ?? 0;
     if (snap) this.restoreStateMachine(snap.index, snap.data);
     this.wire = new WireEndpoint({
@@ -630,6 +650,11 @@ export class EngineRuntime {
       const st = decodePbftState(data);
       if (typeof st === 'string') throw new Error(`node ${this.id}: snapshot at index ${index}: ${st}`);
       this.clientTable = st.table;
+      if (st.fences) {
+        const t = FenceTally.decode(this.tallyOptions(), st.fences);
+        if (typeof t === 'string') throw new Error(`node ${this.id}: snapshot at index ${index}: ${t}`);
+        this.pbftTally = t;
+      } else this.pbftTally = this.newTally();
       data = st.kv;
     }
     if (data.length === 0) {
@@ -649,6 +674,7 @@ export class EngineRuntime {
     this.stateValue = 'stopped';
     this.fencing?.stopped(true);
     this.electionFencing?.stopped();
+    this.pbftFencingHost?.stopped();
     this.cancelTick?.();
     this.dlog?.close();
     this.failAll('node stopped');
@@ -661,6 +687,7 @@ export class EngineRuntime {
     this.stateValue = 'stopped';
     this.fencing?.stopped(false);
     this.electionFencing?.stopped();
+    this.pbftFencingHost?.stopped();
     this.cancelTick?.();
     this.dlog?.close();
     this.failAll(`node stopped: ${err.message}`);
@@ -730,6 +757,7 @@ export class EngineRuntime {
     this.afterStep();
     if (this.stateValue !== 'running') return;
     this.fencing?.tick();
+    this.pbftFencingHost?.tick(this.opts.clock.monotonicMs());
     this.pump();
     if (this.stateValue === 'running') this.electionFencing?.updateActive();
   };
@@ -863,6 +891,7 @@ export class EngineRuntime {
     }
     let result: ApplyResult | undefined;
     if (this.pbftAuth && e.type === EntryType.Normal && isClientOp(e.data)) return this.pbftApplyClientOp(e);
+    if (this.pbftAuth && e.type === EntryType.Normal && isFenceOp(e.data)) return this.pbftApplyFenceOp(e);
     if (e.type === EntryType.Normal && !witness) {
       result = this.kv.apply(e.index, e.data);
       if (result.op === 'error' && result.error.code === 'apply-order') this.log('error', 'apply order', { node: this.id, index: e.index, error: result.error.message });
@@ -906,7 +935,10 @@ export class EngineRuntime {
    */
   private pbftPropose(req: Command | { cmd: Command; ref: ClientRef } | { read: string; ref: ClientRef }, reply: ClientCallback, local: boolean): void {
     if (!local) return reply(unavailable(`node ${this.id} runs pbft: every node proposes its own clients' requests; forwarded requests are not taken`));
-    if ('read' in req) return this.pbftProposeBytes(encodeClientOp({ ...req.ref, kind: 'read', key: req.read }), reply);
+    if ('read' in req) {
+      this.pbftProposeBytes(encodeClientOp({ ...req.ref, kind: 'read', key: req.read }), reply);
+      return;
+    }
     const cmd = 'ref' in req ? req.cmd : req;
     if (cmd.op !== 'put' && cmd.op !== 'del') return reply({ status: 501, error: `${cmd.op} is not supported under engine pbft yet (locks and jobs need a trusted leader's clock)` });
     const plain = encodeCommand(cmd);
@@ -921,13 +953,21 @@ export class EngineRuntime {
     this.pbftProposeBytes(data, reply);
   }
 
-  private pbftProposeBytes(data: Uint8Array, reply: ClientCallback): void {
+  /** Proposes `data` as this node's request; returns its request number (ref) once the engine took it. */
+  private pbftProposeBytes(data: Uint8Array, reply: ClientCallback): number | undefined {
     const eng = this.eng!;
     const r: Result = this.guarded(() => eng.propose(data), 'propose');
     this.afterStep();
-    if (!r.ok) return reply(proposeRefused(r));
-    if (r.ref === undefined) return reply(unknownOutcome(`the pbft engine accepted the proposal without a ref; its outcome cannot be followed`));
+    if (!r.ok) {
+      reply(proposeRefused(r));
+      return undefined;
+    }
+    if (r.ref === undefined) {
+      reply(unknownOutcome(`the pbft engine accepted the proposal without a ref; its outcome cannot be followed`));
+      return undefined;
+    }
     this.pendingRefs.set(r.ref, { term: r.term, reply, deadline: this.opts.clock.monotonicMs() + this.timeoutMs, ref: r.ref, op: data });
+    return r.ref;
   }
 
   /** Outcomes of own proposals: index 0 = never applied (503); else the result applied in this Ready. */
@@ -1040,6 +1080,63 @@ export class EngineRuntime {
     return result;
   }
 
+  private tallyOptions(): { members: readonly NodeId[]; f: number; planted?: 'one-vote' | 'stale-votes' } {
+    const planted = this.opts.pbftFencing?.plantedTally;
+    return { members: this.opts.config.voters, f: this.pbftF(), ...(planted ? { planted } : {}) };
+  }
+
+  private newTally(): FenceTally {
+    return new FenceTally(this.tallyOptions());
+  }
+
+  /**
+   * Applies a fence vote (pbft-fencing.ts): on every replica, into the replicated tally,
+   * counted by the request's signed origin; a decision it completes fences the target
+   * on the board(s) wired to it (pbftFencing). Changes nothing in the KV state.
+   */
+  private pbftApplyFenceOp(e: Entry): ApplyResult | undefined {
+    this.kv.applyNoop(e.index);
+    this.opts.observer?.applied?.(this, e, undefined);
+    const req = decodeFenceOp(e.data);
+    const ex = (this.eng as PbftNode).executedRequest(e.index);
+    let decision: FenceDecision | undefined;
+    if (typeof req === 'string') this.log('warn', 'pbft fence request refused', { node: this.id, index: e.index, error: req });
+    else if (ex) decision = this.pbftTally!.apply({ index: e.index, origin: ex.origin, reqNo: ex.reqNo, request: req });
+    this.pbftSignReply(e, typeof req === 'string' ? { status: Status.BAD_REQUEST, error: req } : { status: Status.OK, index: e.index });
+    if (decision) {
+      this.opts.observer?.pbftFenceDecided?.(this, decision);
+      this.pbftFencingHost?.decided(decision, this.opts.clock.monotonicMs());
+    }
+    return undefined;
+  }
+
+  /** PBFT fencing's host (pbft-fencing.ts): created at boot with the pbftFencing option. */
+  private setupPbftFencing(o: PbftFencingOptions): void {
+    const eng = this.eng as PbftNode;
+    this.pbftFencingHost = new PbftFencing({
+      id: this.id,
+      members: this.opts.config.voters,
+      clock: this.opts.clock,
+      log: this.log,
+      rng: this.opts.rng,
+      tickMs: this.tickMs,
+      statusMs: eng.options.statusMs,
+      running: () => this.stateValue === 'running',
+      stopped: () => this.stateValue === 'stopped',
+      tally: () => this.pbftTally!,
+      propose: (data, done) => this.pbftProposeBytes(data, () => done()),
+      bootExecuted: this.bootHard.commit,
+      crash: (where, e) => this.fatal(new InternalError(where, e)),
+      voted: (reqNo, req, suspects) => this.opts.observer?.pbftFenceVoted?.(this, reqNo, req, suspects),
+      fenced: (rec) => this.opts.observer?.fenced?.(this, rec),
+    }, o);
+  }
+
+  /** PBFT fencing: fences this board started on committed decisions (status, tests). */
+  get pbftFences(): FenceRecord[] {
+    return this.pbftFencingHost?.fences() ?? [];
+  }
+
   /** The reply this node signed for the client request (id, seq), while it keeps it (the last 1024). */
   pbftClientReply(id: Uint8Array, seq: number): PbftReply | undefined {
     return this.clientReplies.get(clientKey(id, seq));
@@ -1057,7 +1154,8 @@ export class EngineRuntime {
       this.log('error', 'pbft checkpoint skipped', { node: this.id, checkpoint: c, applied: this.kv.appliedIndex });
       return;
     }
-    const data = encodePbftState(this.kv.snapshot(), this.clientTable);
+    const tally = this.pbftTally;
+    const data = encodePbftState(this.kv.snapshot(), this.clientTable, tally && !tally.empty ? tally.encode() : undefined);
     const r = eng.compact(c, data);
     if (!r.ok) {
       this.log('warn', 'pbft checkpoint refused', { node: this.id, checkpoint: c, reason: r.reason });
@@ -1165,6 +1263,7 @@ export class EngineRuntime {
         this.fencing.peerSeen(m.from);
         this.noteAcknowledgement(m);
       }
+      this.pbftFencingHost?.heard(m.from, this.opts.clock.monotonicMs());
       this.opts.observer?.received?.(this, m);
       this.electionFencing?.heard(m);
       this.opts.byzantine?.receive(m);
@@ -1347,12 +1446,14 @@ export class EngineRuntime {
   fence(node: NodeId, cb: (r: { ok: boolean; record?: FenceRecord; error?: string }) => void): void {
     if (typeof cb !== 'function') throw new TypeError('EngineRuntime.fence: cb must be a function');
     if (this.electionFencing) return this.electionFencing.fence(node, cb);
+    if (this.pbftAuth) return cb({ ok: false, error: PBFT_NO_OPERATOR_FENCE });
     operatorFence(this.fencing, { id: this.id, running: this.stateValue === 'running' }, node, cb);
   }
 
   /** Operator: `quorumd fence confirm NODE` — a human declares `node` safely down (leader-fencing.ts). */
   confirmFenced(node: NodeId): ConfirmResult {
     if (this.electionFencing) return this.electionFencing.confirmFenced(node);
+    if (this.pbftAuth) return { ok: false, error: PBFT_NO_OPERATOR_FENCE };
     return operatorConfirm(this.fencing, { id: this.id, running: this.stateValue === 'running' }, node, () => this.activationStatus());
   }
 
@@ -1374,6 +1475,10 @@ export class EngineRuntime {
   private setupFencing(): void {
     const f = this.opts.fencing;
     if (isElectionOnly(this.engineName)) return this.setupElectionFencing();
+    if (this.pbftAuth) {
+      if (this.opts.pbftFencing) this.setupPbftFencing(this.opts.pbftFencing);
+      return;
+    }
     if (!f) return;
     const eo = this.opts.engineOptions ?? {};
     // The own lease defaults to the engine's failure-detection time: Paxos's minimum

@@ -55,7 +55,7 @@ import { SimViolation } from './violation.ts';
 import { EngineInvariantChecker, engineChecks } from './engine-invariants.ts';
 import { Workload, DEFAULT_WORKLOAD, type WorkloadNode, type WorkloadOptions } from './workload.ts';
 import type { ByzKind } from '../../src/pbft/byzantine.ts';
-import { PBFT_SETTLE_MS, PbftClientNode, PbftSimKeys, ReplyPool, pbftUnsettled, pickByzantine, saboteurFor, type PbftChecks } from './pbft-sim.ts';
+import { PBFT_SETTLE_MS, PbftClientNode, PbftFenceChecks, PbftSimKeys, ReplyPool, pbftUnsettled, pickByzantine, saboteurFor, simPbftFencing, type PbftChecks } from './pbft-sim.ts';
 import type { SimConfig } from './options.ts';
 import type { RoleView, TimelineRecorder } from './timeline/recorder.ts';
 import { hashBytes } from './hash.ts';
@@ -138,6 +138,8 @@ export interface EngineSeedHooks {
   disableChecks?: string[];
   /** PBFT, testing the checks only: clients accept with this many matching replies instead of f + 1. */
   pbftClientQuorum?: number;
+  /** PBFT, testing the checks only: a planted bug in every replica's fence tally (src/pbft/actuation.ts). */
+  pbftPlantedTally?: 'one-vote' | 'stale-votes';
   /** Told of every runtime booted (debugging a seed; tests that look inside nodes). */
   onRuntime?: (rt: EngineRuntime) => void;
   /** Wraps the cluster's runtime observer (a test that makes the checks look more often, to show that looking does not change the run). */
@@ -381,6 +383,7 @@ function logEngineRun(cfg: SimConfig, seed: number, hooks: EngineSeedHooks): Eng
   let disabled: Set<string>;
   let checker: EngineInvariantChecker;
   let members: MemberRoleChecks;
+  let pbftFences: PbftFenceChecks | undefined;
   let pool: ReplyPool | undefined;
   const actuator = new SimActuator();
   let nodes: SimNodes;
@@ -413,8 +416,8 @@ function logEngineRun(cfg: SimConfig, seed: number, hooks: EngineSeedHooks): Eng
       isHonest = (rt) => !liars.has(rt.id);
       pbftKeys = pbft ? new PbftSimKeys(dataIds, seed) : undefined;
       // STONITH relays and power-sense inputs between data boards (fencing.ts): voters only, the
-      // others never lead. PBFT acts on committed requests, not on a leadership: no relays, no activation gate.
-      const wiring: FenceWiring | null = cfg.stonith && !pbft ? wireFencing(world, dataIds) : null;
+      // others never lead. PBFT fences on committed f + 1 votes (pbft-sim.ts), with no activation gate.
+      const wiring: FenceWiring | null = cfg.stonith ? wireFencing(world, dataIds) : null;
       const dataBoards = dataIds.map((id) => world.board(id));
       // PBFT: a primary is not an actuating leader (a deposed one may believe it leads until it
       // hears of the new view), so the leader-actuator checks do not apply.
@@ -425,6 +428,7 @@ function logEngineRun(cfg: SimConfig, seed: number, hooks: EngineSeedHooks): Eng
       const engChecks = engineChecks(engine, config, disabled, () => world.nowMs, onViolation, honestIds);
       checker = new EngineInvariantChecker(() => world.nowMs, engChecks, onViolation, disabled);
       members = new MemberRoleChecks(config, engine, (inv, detail) => checker.fail(inv, detail), disabled);
+      pbftFences = pbft && wiring ? new PbftFenceChecks(new Set(honestIds), (inv, detail) => disabled.has(inv) || checker.fail(inv, detail)) : undefined;
       pool = pbft ? new ReplyPool(dataIds, pbftKeys!.auth(dataIds[0]!), engChecks as PbftChecks, hooks.pbftClientQuorum) : undefined;
       /**
        * Per-step checks of the split-brain defenses. Runs after every step of every node:
@@ -437,9 +441,11 @@ function logEngineRun(cfg: SimConfig, seed: number, hooks: EngineSeedHooks): Eng
           const act = activeNodes();
           checker.fail('dual-active', `${act.length} active leaders at once: ${act.map((r) => `n${r.id} (term ${r.engine!.status().term}, token ${r.activeToken})`).join(', ')}`);
         }
-        if (dataIds.length >= 2 && countFencedOffBoards(dataBoards) === dataIds.length && !disabled.has('fenced-all-off')) {
+        const nOff = dataIds.length >= 2 ? countFencedOffBoards(dataBoards) : 0;
+        if (nOff === dataIds.length && nOff > 0 && !disabled.has('fenced-all-off')) {
           checker.fail('fenced-all-off', `every data board is off because of fencing at once (mains on, rail dead): ${fencedOff(world, dataIds).map((n) => `n${n}`).join(', ')}`);
         }
+        if (pbftFences && nOff > 0) pbftFences.fencedOff(fencedOff(world, dataIds));
       };
       /** The checks after a step of `stepped` (one closure for the run, not one per step). */
       let stepped: EngineRuntime | undefined;
@@ -479,13 +485,15 @@ function logEngineRun(cfg: SimConfig, seed: number, hooks: EngineSeedHooks): Eng
         snapshotTaken: (rt, index) => isHonest(rt) && checker.snapshotTaken(rt, index),
         checkpointed: (rt, index) => isHonest(rt) && checker.checkpointed(rt, index),
         replied: (_rt, rep) => pool?.add(rep),
+        pbftFenceVoted: (rt, reqNo, req, suspects) => pbftFences?.voted(rt.id, reqNo, req, suspects),
+        pbftFenceDecided: (rt, d) => pbftFences?.decided(rt.id, d),
         engineError: (rt, err) => checker.engineError(rt, err),
       };
       const recorded = hooks.timeline ? hooks.timeline.observer(baseObserver, ENGINE_ROLE_VIEW) : baseObserver;
       return {
         observer: hooks.wrapObserver ? hooks.wrapObserver(recorded) : recorded,
         options: (hal) => ({
-          ...(pbft ? {} : { fencing: simFencing(hal, wiring) }),
+          ...(pbft ? (wiring ? { pbftFencing: simPbftFencing(hal, wiring, liars.has(hal.node), hooks.pbftPlantedTally) } : {}) : { fencing: simFencing(hal, wiring) }),
           ...(pbftKeys ? { pbftAuth: pbftKeys.auth(hal.node) } : {}),
           ...(liars.has(hal.node) ? { byzantine: saboteurFor(pbftKeys!.auth(hal.node), dataIds, liars.get(hal.node)!, world.rng.fork(`saboteur:${hal.node}:${hal.incarnation}`)) } : {}),
         }),

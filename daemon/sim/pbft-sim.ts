@@ -19,6 +19,13 @@
  *     from those, never from the node it asked. Without f + 1 before its deadline the
  *     outcome is unknown (504). Every accepted result is checked (client-safety) to
  *     have been executed by an honest node at that index with that result.
+ *   - Fencing (unless `--no-stonith`): the relays of fencing.ts (every data board's
+ *     supply switched by its neighbours), each board's failure detector voting through
+ *     the log (daemon/runtime/pbft-fencing.ts), and every liar also voting to fence
+ *     every other board all the time. PbftFenceChecks: every fence decision an honest
+ *     replica executes counts at least one honest voter whose own detector suspected
+ *     the target when it proposed that vote (`pbft-fence-vote`), and no data board is
+ *     off because of fencing unless a decision to fence it executed (`pbft-fence-undecided`).
  */
 import { BYZ_KINDS, Saboteur, type ByzKind } from '../../src/pbft/byzantine.ts';
 import { SimulatedKeys, type PbftAuth } from '../../src/pbft/auth.ts';
@@ -38,6 +45,10 @@ import { resultToClient } from '../runtime/results.ts';
 import { Status, type ClientCallback, type ClientResult } from '../runtime/results.ts';
 import { decodeResult, encodeResult } from '../runtime/pbft-host.ts';
 import type { EngineChecks } from './engine-invariants.ts';
+import type { FenceDecision, FenceRequest } from '../../src/pbft/actuation.ts';
+import type { BoardHal } from '../../firmware-sim/board.ts';
+import type { PbftFencingOptions } from '../runtime/pbft-fencing.ts';
+import { simFencing, type FenceWiring } from './fencing.ts';
 import type { WorkloadNode } from './workload.ts';
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
@@ -250,4 +261,53 @@ export function pbftUnsettled(honest: readonly EngineRuntime[]): string | null {
   const executed = Math.max(...st.map((s) => s.executed));
   if (st.every((s) => s.view === view && s.normal && s.executed === executed)) return null;
   return `honest replicas did not settle within ${PBFT_SETTLE_MS} ms of the post-heal write: ${st.map((s) => `n${s.id} view ${s.view}${s.normal ? '' : ' (view change)'} executed ${s.executed}`).join(', ')}`;
+}
+
+/** A fenced board is held as heard this long after a decision (ms): the simulated power-on (3 s) and boot fit well inside. */
+export const SIM_PBFT_HOLD_MS = 10_000;
+
+/** One boot's pbftFencing options: the board's relays (fencing.ts wiring), and the liar's false votes. */
+export function simPbftFencing(hal: BoardHal, wiring: FenceWiring | null, liar: boolean, planted?: PbftFencingOptions['plantedTally']): PbftFencingOptions {
+  const f = simFencing(hal, wiring);
+  return {
+    ...(f.relays ? { relays: f.relays } : {}),
+    ...(f.powerSense ? { powerSense: f.powerSense } : {}),
+    ...(f.fencer ? { fencer: f.fencer } : {}),
+    holdAfterFenceMs: SIM_PBFT_HOLD_MS,
+    ...(liar ? { lieSuspectAll: true } : {}),
+    ...(planted ? { plantedTally: planted } : {}),
+  };
+}
+
+/**
+ * PBFT fencing's checks (see the header). The simulator knows who is honest; an honest
+ * board's vote is recorded with its detector's view at the moment it proposed it.
+ */
+export class PbftFenceChecks {
+  /** origin/reqNo of honest suspect votes proposed while the proposer's detector suspected the target. */
+  private readonly honestSuspicions = new Set<string>();
+  /** Targets some replica executed a fence decision about (any replica: a liar runs the same sequence and may switch first). */
+  private readonly decidedTargets = new Set<NodeId>();
+  decisions = 0;
+  constructor(private readonly honest: ReadonlySet<NodeId>, private readonly fail: (invariant: string, detail: string) => void) {}
+
+  voted(node: NodeId, reqNo: number, req: FenceRequest, detectorSuspects: boolean): void {
+    if (this.honest.has(node) && req.kind === 'suspect' && detectorSuspects) this.honestSuspicions.add(`${node}/${reqNo}`);
+  }
+
+  decided(node: NodeId, d: FenceDecision): void {
+    this.decidedTargets.add(d.target);
+    if (!this.honest.has(node)) return;
+    this.decisions++;
+    if (!d.votes.some((v) => this.honestSuspicions.has(`${v.origin}/${v.reqNo}`))) {
+      this.fail('pbft-fence-vote', `n${node} executed a fence of n${d.target} at ${d.index} (round ${d.round}) with votes ${d.votes.map((v) => `n${v.origin}/${v.reqNo}`).join(', ')}: none is an honest board's vote cast while its own detector suspected n${d.target}`);
+    }
+  }
+
+  /** After a step, with the data boards that are off because of fencing (mains on, rail dead). */
+  fencedOff(ids: readonly NodeId[]): void {
+    for (const id of ids) {
+      if (!this.decidedTargets.has(id)) this.fail('pbft-fence-undecided', `n${id} is off because of fencing (mains on, rail dead) but no replica executed a decision to fence it`);
+    }
+  }
 }

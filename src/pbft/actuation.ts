@@ -32,10 +32,11 @@
  *
  * Which board drives the relay: the one(s) wired to X's relay, when they execute the
  * sequence number at which the decision falls, never earlier, and "already off" is
- * success (docs/fencing.md). Nothing of this is wired into the runtime yet
- * (docs/engines.md says what remains); `quorumd` refuses fencing for engine pbft.
+ * success (docs/fencing.md). The runtime side (failure detector, proposals, the tally
+ * in the checkpointed state, the relay driver) is daemon/runtime/pbft-fencing.ts.
  */
 import type { Index, NodeId } from '../types.ts';
+import { CborWriter, readCbor, type Cbor } from '../kv/cbor.ts';
 
 export type FenceRequest =
   /** The origin's failure detector suspects `target` (seen at its round `round`). */
@@ -59,6 +60,8 @@ export interface FenceDecision {
   index: Index;
   /** The f + 1 (or more) members whose current votes made it, sorted. */
   by: NodeId[];
+  /** Each voter's counted request (origin, request number), in the order of `by`: who can check a vote against its origin's detector. */
+  votes: Array<{ origin: NodeId; reqNo: number }>;
 }
 
 export interface FenceTallyOptions {
@@ -112,11 +115,71 @@ export class FenceTally {
     if (!votes) return undefined;
     const by = this.voters(r.target);
     if (by.length < this.need) return undefined;
-    const d: FenceDecision = { target: r.target, round: t.round, index: e.index, by };
+    const d: FenceDecision = { target: r.target, round: t.round, index: e.index, by, votes: by.map((o) => ({ origin: o, reqNo: t.latest.get(o)!.reqNo })) };
     t.round++;
     // Rule 3: every vote was for the round that just ended.
     for (const v of t.latest.values()) v.votes = false;
     this.decisions.push(d);
+    if (this.decisions.length > MAX_DECISIONS) this.decisions.shift();
     return d;
   }
+
+  /** Whether `origin`'s newest request about `target` votes for its current round (what the origin's detector compares with). */
+  votesNow(origin: NodeId, target: NodeId): boolean {
+    return this.targets.get(target)?.latest.get(origin)?.votes === true;
+  }
+
+  /**
+   * The replicated part (rounds and each origin's newest request per target) as CBOR
+   * bytes: [[target, round, origin, reqNo, votes 0|1, origin, reqNo, votes, ...], ...],
+   * sorted by target and origin, so equal histories give equal bytes (flat rows: the
+   * KV CBOR reader allows 4 levels). `decisions` is not part of it (a record of what
+   * this replica executed, not state).
+   */
+  encode(): Uint8Array {
+    const w = new CborWriter(64);
+    const targets = [...this.targets.keys()].sort((a, b) => a - b);
+    w.array(targets.length);
+    for (const target of targets) {
+      const t = this.targets.get(target)!;
+      const origins = [...t.latest.keys()].sort((a, b) => a - b);
+      w.array(2 + 3 * origins.length).uint(target).uint(t.round);
+      for (const o of origins) {
+        const v = t.latest.get(o)!;
+        w.uint(o).uint(v.reqNo).uint(v.votes ? 1 : 0);
+      }
+    }
+    return w.finish();
+  }
+
+  get empty(): boolean {
+    return this.targets.size === 0;
+  }
+
+  /** A tally from `encode()`'s bytes; a string names what is wrong. */
+  static decode(o: FenceTallyOptions, data: Uint8Array): FenceTally | string {
+    const r = readCbor(data);
+    if (!r.ok) return `fence tally: not valid CBOR: ${r.error}`;
+    const v = r.value;
+    const t = new FenceTally(o);
+    if (!Array.isArray(v) || v.length > 254) return 'fence tally: expected an array of at most 254 targets';
+    const isId = (x: Cbor | undefined): x is number => typeof x === 'number' && Number.isInteger(x) && x >= 1 && x <= 254;
+    const isCount = (x: Cbor | undefined): x is number => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
+    for (let i = 0; i < v.length; i++) {
+      const row = v[i];
+      if (!Array.isArray(row) || row.length < 2 || (row.length - 2) % 3 !== 0 || !isId(row[0]) || !isCount(row[1])) return `fence tally row ${i}: expected [target, round, origin, reqNo, votes, ...]`;
+      if (t.targets.has(row[0])) return `fence tally: target ${row[0]} twice`;
+      const latest = new Map<NodeId, { reqNo: number; votes: boolean }>();
+      for (let j = 2; j < row.length; j += 3) {
+        const [origin, reqNo, votes] = [row[j], row[j + 1], row[j + 2]];
+        if (!isId(origin) || !isCount(reqNo) || (votes !== 0 && votes !== 1) || latest.has(origin)) return `fence tally target ${row[0]}: expected distinct (origin, reqNo, votes 0|1) triples`;
+        latest.set(origin, { reqNo, votes: votes === 1 });
+      }
+      t.targets.set(row[0], { round: row[1], latest });
+    }
+    return t;
+  }
 }
+
+/** Decisions a tally keeps in `decisions` (a record for status and tests; not replicated state). */
+const MAX_DECISIONS = 256;

@@ -59,11 +59,16 @@ describe('config: engine pbft', () => {
     expect(p.engine).toBe('pbft');
     expect(p.pbft).toEqual({ tickMs: 10, viewChangeTimeoutMs: 4000, maxViewChangeTimeoutMs: 60000, retransmitMs: 200, statusMs: 1000, checkpointInterval: 32 });
   });
+  it('takes a fencing section with relays (STONITH on committed f + 1 votes)', () => {
+    const p = parseConfigText(four + 'engine: pbft\nfencing:\n  randomDelayMaxMs: 300\n  targets:\n    - { node: b, levels: [[{ type: dev-relay, url: "http://127.0.0.1:9/" }]] }\n');
+    expect(p.fencing?.targets.length).toBe(1);
+  });
   it('refuses what the runtime does not do under pbft yet, naming the key', () => {
     expect(problems(good + 'engine: pbft\n').find((x) => x.key === 'members')?.message).toMatch(/at least 4 members with engine: pbft/);
-    expect(problems(four + 'engine: pbft\nfencing:\n  watchdogTimeoutMs: 15000\n').find((x) => x.key === 'fencing')?.message).toMatch(/not implemented for engine pbft yet/);
+    expect(problems(four + 'engine: pbft\nfencing:\n  watchdogTimeoutMs: 15000\n').find((x) => x.key === 'fencing.watchdogTimeoutMs')?.message).toMatch(/no meaning for engine pbft: a board fences only on a committed decision of f \+ 1 members/);
     expect(problems(four + 'engine: pbft\njobs:\n  - { name: j, cron: "*/5 * * * *", command: "true" }\n').find((x) => x.key === 'jobs')?.message).toMatch(/not implemented for engine pbft yet/);
-    expect(problems(four + 'engine: pbft\nhooks:\n  onActive: "true"\n').find((x) => x.key === 'hooks')?.message).toMatch(/not implemented for engine pbft yet/);
+    expect(problems(four + 'engine: pbft\nhooks:\n  onActive: "true"\n').find((x) => x.key === 'hooks')?.message).toMatch(/no meaning for engine pbft: .*no board is one/);
+    expect(problems(four + 'engine: pbft\nfencing:\n  priorityDelayMs: 100\n').find((x) => x.key === 'fencing.priorityDelayMs')?.message).toMatch(/no meaning for engine pbft/);
     expect(problems(four + 'engine: pbft\npbft:\n  retransmitMs: 2500\n').find((x) => x.key === 'pbft.retransmitMs')?.message).toMatch(/at most half of viewChangeTimeoutMs/);
   });
 });

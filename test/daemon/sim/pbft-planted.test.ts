@@ -17,10 +17,13 @@ import { runEngineSeed } from '../../../daemon/sim/engine-cluster.ts';
 import { parseSimOptions } from '../../../daemon/sim/options.ts';
 
 const FAULTS = 'byzantine,partition,crash,loss,reorder';
+// Without STONITH (--no-stonith): these searches were found on schedules without the
+// fence votes and relays (issue 17's actuation, test/daemon/sim/pbft-fencing.test.ts),
+// which change every seed's schedule; the bugs here are the engine's, not fencing's.
 
 function search(bug: 'viewChangeDropsPrepared' | 'commitQuorumMinusOne', from: number, to: number, time: string): { seed: number; invariant: string; detail: string } | undefined {
   for (let seed = from; seed <= to; seed++) {
-    const cfg = parseSimOptions({ seed, engine: 'pbft', nodes: 4, time, faults: FAULTS });
+    const cfg = parseSimOptions({ seed, engine: 'pbft', nodes: 4, time, faults: FAULTS, stonith: false });
     const r = runEngineSeed(cfg, seed, { skipLin: true, runtime: { engineOptions: { testingBugs: { [bug]: true } } } });
     if (r.violation) return { seed, invariant: r.violation.invariant, detail: r.violation.detail };
   }
@@ -28,7 +31,7 @@ function search(bug: 'viewChangeDropsPrepared' | 'commitQuorumMinusOne', from: n
 }
 
 function clean(seed: number, time: string): string | undefined {
-  const cfg = parseSimOptions({ seed, engine: 'pbft', nodes: 4, time, faults: FAULTS });
+  const cfg = parseSimOptions({ seed, engine: 'pbft', nodes: 4, time, faults: FAULTS, stonith: false });
   return runEngineSeed(cfg, seed, { skipLin: true }).violation?.invariant;
 }
 

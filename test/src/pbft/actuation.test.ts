@@ -123,9 +123,36 @@ describe('PBFT actuation: f + 1 current votes fence, a lying primary cannot', ()
     expect(t.apply({ index: 3, origin: 2, reqNo: 1, request: { kind: 'suspect', target: 4, round: 0 } })).toBeUndefined();
     expect(t.voters(4)).toEqual([2]);
     const d = t.apply({ index: 4, origin: 3, reqNo: 7, request: { kind: 'suspect', target: 4, round: 0 } });
-    expect(d).toEqual({ target: 4, round: 0, index: 4, by: [2, 3] });
+    expect(d).toEqual({ target: 4, round: 0, index: 4, by: [2, 3], votes: [{ origin: 2, reqNo: 1 }, { origin: 3, reqNo: 7 }] });
     expect(t.round(4)).toBe(1);
     expect(t.voters(4)).toEqual([]);
     expect(() => new FenceTally({ members: [1, 2, 3], f: 1 })).toThrow(/3f \+ 1/);
+  });
+
+  it('the tally as replicated state: encode → decode gives a tally that decides the same from there on', () => {
+    const o = { members: [1, 2, 3, 4], f: 1 };
+    const a = new FenceTally(o);
+    a.apply({ index: 1, origin: 2, reqNo: 5, request: { kind: 'suspect', target: 4, round: 0 } });
+    a.apply({ index: 2, origin: 1, reqNo: 3, request: { kind: 'suspect', target: 3, round: 0 } });
+    a.apply({ index: 3, origin: 1, reqNo: 4, request: { kind: 'clear', target: 3 } });
+    a.apply({ index: 4, origin: 3, reqNo: 9, request: { kind: 'suspect', target: 2, round: 0 } });
+    a.apply({ index: 5, origin: 4, reqNo: 9, request: { kind: 'suspect', target: 2, round: 0 } }); // fences 2: round 1
+    const bytes = a.encode();
+    const b = FenceTally.decode(o, bytes);
+    if (typeof b === 'string') throw new Error(b);
+    expect(b.encode()).toEqual(bytes);
+    expect(b.round(2)).toBe(1);
+    expect(b.voters(4)).toEqual([2]);
+    expect(b.votesNow(1, 3)).toBe(false);
+    // The same next requests decide the same on both; an old request of origin 2 stays void on both.
+    for (const t of [a, b]) {
+      expect(t.apply({ index: 6, origin: 2, reqNo: 4, request: { kind: 'suspect', target: 3, round: 0 } })).toBeUndefined(); // one vote about 3 (n1 withdrew)
+      expect(t.apply({ index: 7, origin: 1, reqNo: 2, request: { kind: 'suspect', target: 3, round: 0 } })).toBeUndefined(); // n1's older request: void
+      expect(t.apply({ index: 8, origin: 3, reqNo: 10, request: { kind: 'suspect', target: 4, round: 0 } })?.by).toEqual([2, 3]);
+    }
+    expect(a.encode()).toEqual(b.encode());
+    // Bad bytes are named, not trusted.
+    expect(FenceTally.decode(o, new Uint8Array([0x81, 0x82, 0x04, 0x00, 0x00]))).toMatch(/fence tally/);
+    expect(FenceTally.decode(o, new Uint8Array([0xff]))).toMatch(/not valid CBOR/);
   });
 });
