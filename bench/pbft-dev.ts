@@ -6,18 +6,23 @@
  *     raft — one node's answer (the leader's commit, through n1..n3 in turn: followers
  *     forward); pbft — one node's answer (n1..n3 in turn: each proposes as origin), and
  *     pbft "f + 1" — the PbftClient (daemon/client/pbft.ts): the request to one node
- *     and polling every node until f + 1 matching signed replies;
+ *     and polling every node until f + 1 matching signed replies; and pbft locks through
+ *     that client: acquire then release, one after another, p50 / p99 of the pair;
  *   - 8 clients: each keeps one PUT outstanding for `--seconds`, writes/s (one node's
  *     answers; through n1..n4 for raft, n1..n3 for pbft when n4 lies).
  * Rounds alternate raft and pbft (A/B interleaved: the machine's load drifts); the load
  * average is printed before each round. `--liar` starts n4 as a wrong-reply liar (pbft).
- * A cluster that does not settle within 60 s is started again (at most 3 times); the
- * count of such starts is printed at the end.
+ * A cluster that does not get ready within 60 s fails its round (printed with where its
+ * logs are kept); it is not started again. Before the pbft complaints (merge 198c5ad)
+ * about 1 start in 10 left one replica alone in a higher view, and this bench retried;
+ * on main after it, 36 of 36 starts of a 4-node pbft dev cluster (18 with n4 lying) got
+ * ready, 34 within 20 s and two in 42 and 48 s, at load 10–18 (2026-12-03). A start
+ * that fails now is a bug to look at, not noise to retry.
  *
  *   npm run bench -- pbft-dev [--rounds 2] [--puts 100] [--seconds 10] [--liar]
  */
 import { loadavg } from 'node:os';
-import { readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { startDev, type DevCluster } from '../daemon/dev.ts';
 import { call } from '../daemon/client/http.ts';
 import { PbftClient } from '../daemon/client/pbft.ts';
@@ -44,25 +49,13 @@ const pct = (xs: number[], p: number) => {
   return s.length === 0 ? NaN : s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;
 };
 
-/** Starts that never settled, per engine (a pbft dev cluster sometimes leaves one replica alone in a higher view). */
-const unsettled = { raft: 0, pbft: 0 };
-
 async function withCluster<T>(engine: 'raft' | 'pbft', fn: (dev: DevCluster, token: string) => Promise<T>): Promise<T> {
-  let dev: DevCluster | undefined;
-  for (let attempt = 1; !dev; attempt++) {
-    const base = await freeBasePort(4);
-    try {
-      dev = await startDev({
-        nodes: 4, engine, relays: false, jobs: [], basePort: base, handleSignals: false, out: () => {}, progress: () => {}, readyTimeoutMs: 60_000,
-        ...(engine === 'pbft' && LIAR ? { byzantineNode: 4, byzantineMode: 'wrong-reply' } : {}),
-      });
-    } catch (e) {
-      unsettled[engine]++;
-      const dir = /see the node logs in (\S+) /.exec((e as Error).message)?.[1];
-      if (dir) rmSync(dir, { recursive: true, force: true });
-      if (attempt >= 3) throw e;
-    }
-  }
+  const base = await freeBasePort(4);
+  // A start that does not get ready throws (its logs are kept and named): the round fails.
+  const dev = await startDev({
+    nodes: 4, engine, relays: false, jobs: [], basePort: base, handleSignals: false, out: () => {}, progress: () => {}, readyTimeoutMs: 60_000,
+    ...(engine === 'pbft' && LIAR ? { byzantineNode: 4, byzantineMode: 'wrong-reply' } : {}),
+  });
   try {
     return await fn(dev, readFileSync(dev.tokenFile, 'utf8').trim());
   } finally {
@@ -114,6 +107,13 @@ for (let round = 1; round <= ROUNDS; round++) {
           const client = PbftClient.fromConfig(dev.nodes[0]!.configFile, urls, { token, timeoutMs: 10_000 });
           const c = await sequential(async () => client.put('cert', VALUE).then((r) => r.status === 200, () => false));
           certified = `; f + 1 client p50 ${f1(c.p50)} ms p99 ${f1(c.p99)} ms${c.failed ? ` (${c.failed} failed)` : ''}`;
+          // Locks through the f + 1 client: acquire then release (each one PBFT round at the agreed time; clock reports run while the lock is held).
+          const l = await sequential(async (i) => {
+            const a = await client.lockAcquire('bench', `b${i}`, 10_000).catch(() => undefined);
+            if (a?.status !== 200) return false;
+            return (await client.lockRelease('bench', a.lease).catch(() => undefined))?.status === 200;
+          });
+          certified += `; f + 1 lock acquire+release p50 ${f1(l.p50)} ms p99 ${f1(l.p99)} ms${l.failed ? ` (${l.failed} failed)` : ''}`;
         }
         const par = await parallel(honest, token);
         console.log(
@@ -125,4 +125,3 @@ for (let round = 1; round <= ROUNDS; round++) {
     }
   }
 }
-console.log(`starts that did not settle within 60 s (retried, at most 3 per round): raft ${unsettled.raft}, pbft ${unsettled.pbft}`);

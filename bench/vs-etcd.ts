@@ -201,6 +201,12 @@ function exited(c: ChildProcess): Promise<void> {
   return new Promise((r) => (c.exitCode !== null || c.signalCode !== null ? r() : c.once('exit', () => r())));
 }
 
+// etcd runs without auth, and etcd 3.4 refuses a request whose Authorization header it
+// cannot verify ("auth: invalid auth token"): its requests carry none. Without this, an
+// etcd block after a quorumd block (QUORUMD_API_TOKEN is set from then on) sent the dev
+// cluster's token and never committed a write ("no write committed within 60 s").
+const NO_TOKEN = '';
+
 async function startEtcd(dir: string): Promise<System> {
   const base = await freePorts(6);
   const names = ['m1', 'm2', 'm3'];
@@ -231,7 +237,7 @@ async function startEtcd(dir: string): Promise<System> {
     ready: Promise.resolve(0),
     async put(url, key, value, timeoutMs = 5000) {
       try {
-        const r = await call(url, 'POST', '/v3/kv/put', { body: JSON.stringify({ key: b64(key), value: b64(value) }), timeoutMs });
+        const r = await call(url, 'POST', '/v3/kv/put', { body: JSON.stringify({ key: b64(key), value: b64(value) }), timeoutMs, token: NO_TOKEN });
         if (r.status !== 200) lastError = `POST ${url}/v3/kv/put: ${r.status} ${r.body.toString().slice(0, 200)}`;
         return r.status === 200;
       } catch (e) {
@@ -241,7 +247,7 @@ async function startEtcd(dir: string): Promise<System> {
     },
     async get(url, key) {
       try {
-        return (await call(url, 'POST', '/v3/kv/range', { body: JSON.stringify({ key: b64(key) }), timeoutMs: 5000 })).status === 200;
+        return (await call(url, 'POST', '/v3/kv/range', { body: JSON.stringify({ key: b64(key) }), timeoutMs: 5000, token: NO_TOKEN })).status === 200;
       } catch {
         return false;
       }
@@ -249,14 +255,14 @@ async function startEtcd(dir: string): Promise<System> {
     async leader() {
       for (const m of members) {
         try {
-          const r = await call(m.url, 'POST', '/v3/maintenance/status', { body: '{}', timeoutMs: 1000 });
+          const r = await call(m.url, 'POST', '/v3/maintenance/status', { body: '{}', timeoutMs: 1000, token: NO_TOKEN });
           if (r.status !== 200) continue;
           const s = JSON.parse(r.body.toString()) as { header: { member_id: string }; leader: string };
           memberId.set(s.header.member_id, m.name);
           const name = memberId.get(s.leader);
           if (name) return members.find((x) => x.name === name);
           for (const o of members) {
-            const r2 = await call(o.url, 'POST', '/v3/maintenance/status', { body: '{}', timeoutMs: 1000 }).catch(() => undefined);
+            const r2 = await call(o.url, 'POST', '/v3/maintenance/status', { body: '{}', timeoutMs: 1000, token: NO_TOKEN }).catch(() => undefined);
             if (r2?.status === 200) memberId.set((JSON.parse(r2.body.toString()) as { header: { member_id: string } }).header.member_id, o.name);
           }
           const n2 = memberId.get(s.leader);
@@ -268,7 +274,7 @@ async function startEtcd(dir: string): Promise<System> {
       return undefined;
     },
     async fsyncs(m) {
-      const r = await call(m.url, 'GET', '/metrics', { timeoutMs: 5000 });
+      const r = await call(m.url, 'GET', '/metrics', { timeoutMs: 5000, token: NO_TOKEN });
       return Number(/^etcd_disk_wal_fsync_duration_seconds_count (\d+)/m.exec(r.body.toString())?.[1] ?? NaN);
     },
     kill(m) {

@@ -9,22 +9,33 @@
  *   client → leader API        the request leaves the client → the backend has it
  *   propose                    → the entry has its index
  *   → Append sent              (the leader sends before its own fsync: pipelining)
- *   broker hop →               Append sent → Append received by the first acker
+ *   hop →                      Append sent → Append received by the first acker
  *   follower fsync             received → its Ready durable
  *   → ack sent                 durable → AppendReply sent
- *   broker hop ←               ack sent → ack received by the leader
+ *   hop ←                      ack sent → ack received by the leader
+ *                              (each process has its own clock origin: the follower's
+ *                              offset is estimated as NTP does and taken off the two
+ *                              one-way hops; "both hops" needs no correction)
  *   ‖ leader fsync             the leader's own persist of the entry
+ *   waiting for the leader fsync after the first ack
+ *                              the part of it the commit waited for (0 when the first ack
+ *                              found it done, or the second ack came first)
  *   → commit                   a quorum is durable (the first ack with the leader's own fsync,
  *                              or the second ack, whichever is first) → commit
  *   → applied                  commit → applied
  *   → API answer               applied → backend answer
  *   → client                   backend answer → the client has the response
+ *   GC                         ms of garbage collection in the leader / first acker during the write
+ *
+ * Then the slowest 1 % of the writes one by one: the stages that took over 0.5 ms and
+ * the collections during each, and which stage was the largest how often (what makes
+ * the tail).
  *
  *   npm run bench -- write-trace          (env QUORUMD_BENCH_WRITES, default 500)
  *   npx tsx bench/write-trace.ts [writes] [mqtt|tcp]   (env QUORUMD_BENCH_LINK; default mqtt)
  *
- * With `tcp` the cluster runs `quorumd dev --link tcp`: the "broker hop" rows are then
- * the direct TCP hop between the nodes.
+ * With `tcp` the cluster runs `quorumd dev --link tcp`: the hop rows are then the
+ * direct TCP hop between the nodes.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
@@ -72,13 +83,21 @@ try {
 
   // node → index → point → time (first occurrence: a range mark covers every index in it)
   const points = new Map<string, Map<number, Map<string, number>>>();
+  // node → its garbage collections [start, duration] (ms)
+  const gcs = new Map<string, [number, number][]>();
   for (const f of readdirSync(traceDir)) {
     const node = f.split('-')[0]!;
     const byIndex = points.get(node) ?? new Map<number, Map<string, number>>();
     points.set(node, byIndex);
+    const gc = gcs.get(node) ?? [];
+    gcs.set(node, gc);
     for (const line of readFileSync(join(traceDir, f), 'utf8').split('\n')) {
       if (!line) continue;
-      const [point, lo, hi, t] = JSON.parse(line) as [string, number, number, number];
+      const [point, lo, hi, t, dur] = JSON.parse(line) as [string, number, number, number, number?];
+      if (point === 'gc') {
+        gc.push([t, dur ?? 0]);
+        continue;
+      }
       for (let i = lo; i <= hi; i++) {
         if (!client.has(i)) continue;
         let m = byIndex.get(i);
@@ -87,12 +106,36 @@ try {
       }
     }
   }
+  /** ms of `node`'s collections inside [a, b]. */
+  const gcIn = (node: string, a: number, b: number) => {
+    let ms = 0;
+    for (const [t, d] of gcs.get(node) ?? []) ms += Math.max(0, Math.min(b, t + d) - Math.max(a, t));
+    return ms;
+  };
   const L = points.get(l.leader)!;
+  // Each process's clock is performance.timeOrigin + performance.now(), and timeOrigin
+  // may be off by tens of ms between processes. The offset of each follower's clock
+  // against the leader's, as NTP estimates it (half the difference of the two one-way
+  // times, median over the writes); the one-way hop rows are corrected by it, the
+  // round trip row needs no correction.
+  const offset = new Map<string, number>();
+  for (const [node, byIndex] of points) {
+    if (node === l.leader) continue;
+    const id = node.slice(1);
+    const est: number[] = [];
+    for (const [i, fp] of byIndex) {
+      const lp = L.get(i);
+      const t1 = lp?.get(`append.send>${id}`), t2 = fp.get('append.recv'), t3 = fp.get('ack.send'), t4 = lp?.get(`ack.recv<${id}`);
+      if (t1 !== undefined && t2 !== undefined && t3 !== undefined && t4 !== undefined) est.push((t2 - t1 + (t3 - t4)) / 2);
+    }
+    offset.set(node, est.length > 0 ? [...est].sort((a, b) => a - b)[Math.floor(est.length / 2)]! : 0);
+  }
   const stages: Record<string, number[]> = {};
   const add = (k: string, v: number | undefined) => {
     if (v === undefined || !Number.isFinite(v)) return;
     (stages[k] ??= []).push(v);
   };
+  const perWrite: { index: number; total: number; parts: [string, number][]; gcLeader: number; gcAcker: number; acker: string }[] = [];
   let example: string | undefined;
   for (const [i, c] of client) {
     const lp = L.get(i);
@@ -109,32 +152,58 @@ try {
     }
     if (!first) continue;
     const fp = points.get(first.node)?.get(i);
+    const off = offset.get(first.node) ?? 0;
     const sendTo = lp.get(`append.send>${first.node.slice(1)}`);
-    add('client → leader API', lp.get('http.in')! - c.sent);
-    add('propose', lp.get('propose')! - lp.get('http.in')!);
-    add('→ Append sent', sendTo! - lp.get('propose')!);
-    add('broker hop →', fp?.get('append.recv')! - sendTo!);
-    add('follower fsync', fp?.get('persist.done')! - fp?.get('append.recv')!);
-    add('→ ack sent', fp?.get('ack.send')! - fp?.get('persist.done')!);
-    add('broker hop ←', first.t - fp?.get('ack.send')!);
-    add('‖ leader fsync', lp.get('persist.done')! - lp.get('persist.start')!);
-    // A leader counts its own copy only once durable; two followers make a quorum without it.
-    add('→ commit', lp.get('commit')! - Math.min(Math.max(first.t, lp.get('persist.done')!), second));
-    add('→ applied', lp.get('apply')! - lp.get('commit')!);
-    add('→ API answer', lp.get('http.out')! - lp.get('apply')!);
-    add('→ client', c.got - lp.get('http.out')!);
+    const parts: [string, number][] = [
+      ['client → leader API', lp.get('http.in')! - c.sent],
+      ['propose', lp.get('propose')! - lp.get('http.in')!],
+      ['→ Append sent', sendTo! - lp.get('propose')!],
+      ['hop → (clock offset corrected)', fp?.get('append.recv')! - off - sendTo!],
+      ['follower fsync', fp?.get('persist.done')! - fp?.get('append.recv')!],
+      ['→ ack sent', fp?.get('ack.send')! - fp?.get('persist.done')!],
+      ['hop ← (clock offset corrected)', first.t - (fp?.get('ack.send')! - off)],
+      ['‖ leader fsync', lp.get('persist.done')! - lp.get('persist.start')!],
+      // On the critical path only when the commit waited for it: the first ack came before
+      // the leader's copy was durable, and the second ack did not come before either.
+      ['waiting for the leader fsync after the first ack', Math.max(0, Math.min(lp.get('persist.done')!, second) - first.t)],
+      // A leader counts its own copy only once durable; two followers make a quorum without it.
+      ['→ commit', lp.get('commit')! - Math.min(Math.max(first.t, lp.get('persist.done')!), second)],
+      ['→ applied', lp.get('apply')! - lp.get('commit')!],
+      ['→ API answer', lp.get('http.out')! - lp.get('apply')!],
+      ['→ client', c.got - lp.get('http.out')!],
+    ];
+    for (const [k, v] of parts) add(k, v);
+    add('both hops (Append out + ack back, no clock offset)', first.t - sendTo! - (fp?.get('ack.send')! - fp?.get('append.recv')!));
     add('total (client)', c.got - c.sent);
-    add('leader fsync finished after the ack (ms, 0 if before)', Math.max(0, lp.get('persist.done')! - first.t));
-    example ??= [...lp].sort((a, b) => a[1] - b[1]).map(([p, t]) => `${p}@${(t - c.sent).toFixed(2)}`).join(' ') + ` | ${first.node}: ` + [...(fp ?? [])].sort((a, b) => a[1] - b[1]).map(([p, t]) => `${p}@${(t - c.sent).toFixed(2)}`).join(' ');
+      const gcLeader = gcIn(l.leader, c.sent, c.got);
+    const gcAcker = gcIn(first.node, c.sent + off, c.got + off);
+    add('GC on the leader during the write', gcLeader);
+    add('GC on the first acker during the write', gcAcker);
+    perWrite.push({ index: i, total: c.got - c.sent, parts: parts.filter(([, v]) => Number.isFinite(v)), gcLeader, gcAcker, acker: first.node });
+    example ??= [...lp].sort((a, b) => a[1] - b[1]).map(([p, t]) => `${p}@${(t - c.sent).toFixed(2)}`).join(' ') + ` | ${first.node}: ` + [...(fp ?? [])].sort((a, b) => a[1] - b[1]).map(([p, t]) => `${p}@${(t - off - c.sent).toFixed(2)}`).join(' ');
   }
   const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.max(0, Math.ceil((p / 100) * xs.length) - 1))]!;
   console.log(`write-trace: ${client.size} sequential writes to the leader ${l.leader} of a 3-node quorumd dev cluster (--link ${LINK})`);
   console.log(`uptime: ${(await import('node:child_process')).spawnSync('uptime', { encoding: 'utf8' }).stdout.trim()}`);
+  console.log(`follower clocks against the leader's (NTP estimate, median): ${[...offset].map(([n, o]) => `${n} ${o >= 0 ? '+' : ''}${o.toFixed(3)} ms`).join(', ')}`);
   console.log('| stage | p50 ms | p90 ms | p99 ms |\n|---|---:|---:|---:|');
   for (const [k, v] of Object.entries(stages)) console.log(`| ${k} | ${pct(v, 50).toFixed(3)} | ${pct(v, 90).toFixed(3)} | ${pct(v, 99).toFixed(3)} |`);
-  const late = stages['leader fsync finished after the ack (ms, 0 if before)'] ?? [];
-  console.log(`\nthe leader's own fsync finished after the first ack in ${late.filter((x) => x > 0).length} of ${late.length} writes`);
-  console.log(`\none write (ms after the client sent it): ${example}`);
+  const late = stages['waiting for the leader fsync after the first ack'] ?? [];
+  console.log(`\nthe commit waited for the leader's own fsync after the first ack in ${late.filter((x) => x > 0).length} of ${late.length} writes`);
+  // The slowest 1 %: where their time went (the stages on the critical path; the leader's
+  // fsync runs beside the follower's and counts only when the commit waited for it).
+  const slow = [...perWrite].sort((a, b) => b.total - a.total).slice(0, Math.max(1, Math.ceil(perWrite.length / 100)));
+  const p50 = pct(perWrite.map((w) => w.total), 50);
+  console.log(`\nthe slowest 1 % (${slow.length} writes; median total ${p50.toFixed(2)} ms): stages on the critical path over 0.5 ms, GC ms during the write`);
+  const blame = new Map<string, number>();
+  for (const w of slow) {
+    // The leader's fsync runs beside the follower's: its row "waiting for ..." says when it counted.
+    const big = w.parts.filter(([k, v]) => v > 0.5 && k !== '‖ leader fsync').sort((a, b) => b[1] - a[1]);
+    if (big[0]) blame.set(big[0][0], (blame.get(big[0][0]) ?? 0) + 1);
+    console.log(`  #${w.index} ${w.total.toFixed(2)} ms: ${big.map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ')} | GC leader ${w.gcLeader.toFixed(2)}, ${w.acker} ${w.gcAcker.toFixed(2)}`);
+  }
+  console.log(`  largest stage of a slow write: ${[...blame].sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k} ×${n}`).join(', ')}`);
+  console.log(`\none write (ms after the client sent it; the follower's times on the leader's clock): ${example}`);
 } finally {
   dev.kill('SIGTERM');
   await Promise.race([new Promise((r) => dev.once('exit', r)), sleep(10_000)]);

@@ -231,17 +231,19 @@ export function buildProgram(): Command {
     .option('--ttl <duration>', 'lease, e.g. 15s, 500ms, 2m', '15s')
     .option('--owner <owner>', 'who holds it', `${process.env.USER ?? 'cli'}@${process.pid}`)
     .option(...nodeOpt)
-    .action(async (name: string, opts: { ttl: string; owner: string; node: string }) => {
+    .option(...pbftOpt)
+    .action(async (name: string, opts: { ttl: string; owner: string; node: string; pbft?: string }) => {
       const c = await import('./client/commands.ts');
-      process.exitCode = await c.lockAcquire(firstNode(opts.node), name, opts);
+      process.exitCode = opts.pbft !== undefined ? await c.lockPbft(opts.node, opts.pbft, { kind: 'acquire', name, ttl: opts.ttl, owner: opts.owner }) : await c.lockAcquire(firstNode(opts.node), name, opts);
     }));
   tokenOpts(lock.command('release <name>')
     .description('release a lock: --lease is the lease id the acquire printed (the fencing token releases nothing)')
     .requiredOption('--lease <id>', 'the secret lease id of the grant')
     .option(...nodeOpt)
-    .action(async (name: string, opts: { lease: string; node: string }) => {
+    .option(...pbftOpt)
+    .action(async (name: string, opts: { lease: string; node: string; pbft?: string }) => {
       const c = await import('./client/commands.ts');
-      process.exitCode = await c.lockRelease(firstNode(opts.node), name, opts);
+      process.exitCode = opts.pbft !== undefined ? await c.lockPbft(opts.node, opts.pbft, { kind: 'release', name, lease: opts.lease }) : await c.lockRelease(firstNode(opts.node), name, opts);
     }));
   tokenOpts(lock.command('list [prefix]')
     .description('who holds which lock: holder, fencing token, ttl, time left (as the node asked has applied it)')
@@ -255,9 +257,10 @@ export function buildProgram(): Command {
     .description('renew a lock: it runs its ttl again from now; --lease is the lease id the acquire printed; prints renewed token=<t> ttlMs=<n>')
     .requiredOption('--lease <id>', 'the secret lease id of the grant')
     .option(...nodeOpt)
-    .action(async (name: string, opts: { lease: string; node: string }) => {
+    .option(...pbftOpt)
+    .action(async (name: string, opts: { lease: string; node: string; pbft?: string }) => {
       const c = await import('./client/commands.ts');
-      process.exitCode = await c.lockRelease(firstNode(opts.node), name, { lease: opts.lease, renew: true });
+      process.exitCode = opts.pbft !== undefined ? await c.lockPbft(opts.node, opts.pbft, { kind: 'renew', name, lease: opts.lease }) : await c.lockRelease(firstNode(opts.node), name, { lease: opts.lease, renew: true });
     }));
 
   // `fence NODE` runs the action; `fence confirm NODE` is a subcommand (commander

@@ -310,7 +310,7 @@ cluster:
 ${o.keyFile !== undefined ? `  keyFile: ${JSON.stringify(o.keyFile)}` : `  key: ${o.key}`}
 members:
 ${members}
-${o.engine === 'bully' ? 'engine: bully   # priorities: list position, the last member is the preferred coordinator\n' : ''}${o.engine === 'paxos' || o.engine === 'zab' ? `engine: ${o.engine}   # KV, locks, jobs, fencing and witnesses as under raft${o.engine === 'zab' ? '; observers' : ''} (docs/engines.md)\n` : ''}${o.engine === 'pbft' ? 'engine: pbft   # Byzantine fault tolerant: n = 3f + 1; KV, and STONITH on f + 1 committed votes (docs/engines.md)\n' : ''}node:
+${o.engine === 'bully' ? 'engine: bully   # priorities: list position, the last member is the preferred coordinator\n' : ''}${o.engine === 'paxos' || o.engine === 'zab' ? `engine: ${o.engine}   # KV, locks, jobs, fencing and witnesses as under raft${o.engine === 'zab' ? '; observers' : ''} (docs/engines.md)\n` : ''}${o.engine === 'pbft' ? 'engine: pbft   # Byzantine fault tolerant: n = 3f + 1; KV, locks on an agreed time, and STONITH on f + 1 committed votes (docs/engines.md)\n' : ''}node:
   name: n${o.k}
   dataDir: ${JSON.stringify(join(o.dir, `n${o.k}`))}
 ${o.engine === 'etcd' ? `engine: etcd   # elected through the local etcd below (docs/external.md); no links
@@ -704,7 +704,8 @@ ${obs ? `  curl -s -H "$AUTH" ${obs.url}/v1/kv/greeting            # ${obs.name}
   ${Q} status --node ${all}
 ${pbft ? `  ${Q} kv put greeting hi --pbft ${dir}/n1.yaml --node ${all}   # f + 1 matching signed replies, not one node's word
   ${Q} kv get greeting --pbft ${dir}/n1.yaml --node ${all}
-  (engine pbft: locks and jobs are not built for it yet; a node is fenced only when f + 1 others voted through the log; one node's answer is only its word — docs/engines.md)
+  ${Q} lock acquire backup --ttl 15s --pbft ${dir}/n1.yaml --node ${all}   # a fencing token f + 1 signed; the lease runs on the nodes' agreed time
+  (engine pbft: jobs are not built for it yet; a node is fenced only when f + 1 others voted through the log; one node's answer is only its word — docs/engines.md)
 ` : `  ${Q} lock list --node ${u(1)}             # who holds backup: holder, fencing token, time left
 `}${devJobList.length > 0 ? `  ${Q} jobs --node ${u(1)}             # ${devJobList.map((j) => j.name).join(', ')}: last run, node, result (run by the active leader only)
 ` : ''}`}

@@ -31,5 +31,8 @@ export function systemClock(opts: SystemClockOptions = {}): Clock {
       if (unref) t.unref();
       return () => clearTimeout(t);
     },
+    soon(fn: () => void): void {
+      setImmediate(fn);
+    },
   };
 }

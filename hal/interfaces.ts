@@ -30,6 +30,13 @@ export interface Clock {
   wallMs(): number;
   /** Calls `fn` once after `ms` of this board's monotonic time. */
   setTimer(ms: number, fn: () => void): Cancel;
+  /**
+   * Optional: calls `fn` once, right after the I/O callbacks of the current event-loop
+   * turn (Node's setImmediate), so that work which each of many inputs of one turn asks
+   * for runs once for all of them. Without it (the simulator, test fakes) callers do the
+   * work at once.
+   */
+  soon?(fn: () => void): void;
 }
 
 export type LinkEvent =

@@ -49,7 +49,7 @@ export function newestSourceMtime(root = ROOT) {
     }
   };
   for (const d of SOURCE_DIRS) walk(join(root, d));
-  for (const f of ['package.json', 'scripts/build.mjs', 'scripts/unused-transport.cjs']) newest = Math.max(newest, statSync(join(root, f)).mtimeMs);
+  for (const f of ['package.json', 'scripts/build.mjs', 'scripts/unused-transport.cjs', 'scripts/quiet-debug.cjs']) newest = Math.max(newest, statSync(join(root, f)).mtimeMs);
   return newest;
 }
 
@@ -109,8 +109,9 @@ export async function build(root = ROOT, log = (s) => process.stderr.write(s)) {
     // (serialport, cbor-x with its optional native extractor) and node-cron (it starts
     // worker processes from its own files).
     external: EXTERNAL,
-    // Transports of the mqtt package that quorumd never uses (scripts/unused-transport.cjs).
-    alias: { ws: './scripts/unused-transport.cjs', socks: './scripts/unused-transport.cjs' },
+    // Transports of the mqtt package that quorumd never uses (scripts/unused-transport.cjs);
+    // `debug` without an array per call while its output is off (scripts/quiet-debug.cjs).
+    alias: { ws: './scripts/unused-transport.cjs', socks: './scripts/unused-transport.cjs', debug: './scripts/quiet-debug.cjs' },
     // Bundled CommonJS packages require() Node's built-in modules: give every ES module
     // of the build a require of its own.
     banner: { js: "import { createRequire as __quorumdCreateRequire } from 'node:module'; const require = __quorumdCreateRequire(import.meta.url);" },

@@ -443,3 +443,72 @@ export async function kvPbft(nodes: string, configFile: string, op: { kind: 'get
     throw err;
   }
 }
+
+/**
+ * `quorumd lock acquire|renew|release NAME --pbft <config> --node <urls>`: the lock
+ * command through the f + 1 client (daemon/client/pbft.ts); prints as the one-node
+ * commands do, once f + 1 replicas signed the same result. The lock executes at the
+ * replicas' agreed time (daemon/runtime/pbft-time.ts).
+ */
+export async function lockPbft(
+  nodes: string,
+  configFile: string,
+  op: { kind: 'acquire'; name: string; ttl: string; owner: string; lease?: string } | { kind: 'renew' | 'release'; name: string; lease: string },
+  o: { timeoutMs?: number } = {},
+  io: Out = stdio,
+): Promise<number> {
+  const what = `lock ${op.kind}`;
+  let ttlMs = 0;
+  if (op.kind === 'acquire') {
+    const m = /^(\d{1,9})(ms|s|m|h)?$/.exec(op.ttl);
+    if (!m) {
+      io.err(`quorumd ${what}: --ttl must be a duration like 500ms, 15s, 2m or 1h, got ${JSON.stringify(op.ttl.slice(0, 40))}\n`);
+      return EXIT_USAGE;
+    }
+    ttlMs = Number(m[1]) * ({ ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const)[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h'];
+  }
+  const { PbftClient, PbftClientError } = await import('./pbft.ts');
+  let client;
+  try {
+    client = PbftClient.fromConfig(configFile, nodes.split(',').map((s) => s.trim()).filter((s) => s !== ''), o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {});
+  } catch (err) {
+    io.err(`quorumd ${what} --pbft: ${(err as Error).message}\n`);
+    return EXIT_USAGE;
+  }
+  try {
+    if (op.kind === 'acquire') {
+      const r = await client.lockAcquire(op.name, op.owner, ttlMs, op.lease);
+      if (r.status === 200) {
+        io.out(`token=${String(r.token)} lease=${r.lease} ttlMs=${String(r.ttlMs ?? ttlMs)}\n`);
+        return 0;
+      }
+      if (r.status === 409) {
+        io.err(`quorumd lock acquire: lock ${JSON.stringify(op.name)} is held by ${JSON.stringify(r.holder ?? null)} (f + 1 replicas agree: ${r.replicas.join(', ')})\n`);
+        return EXIT_NO;
+      }
+      io.err(`quorumd ${what}: ${r.status}${r.error ? `: ${r.error}` : ''} (f + 1 replicas agree: ${r.replicas.join(', ')})\n`);
+      return exitForStatus(r.status);
+    }
+    const r = op.kind === 'renew' ? await client.lockRenew(op.name, op.lease) : await client.lockRelease(op.name, op.lease);
+    if (r.status === 200) {
+      io.out(op.kind === 'renew' ? `renewed token=${String(r.token)}${r.ttlMs !== undefined ? ` ttlMs=${String(r.ttlMs)}` : ''}\n` : 'released\n');
+      return 0;
+    }
+    if (r.status === 409) {
+      io.err(`quorumd ${what}: lock ${JSON.stringify(op.name)} is not held with that lease (f + 1 replicas agree: ${r.replicas.join(', ')})\n`);
+      return EXIT_NO;
+    }
+    io.err(`quorumd ${what}: ${r.status}${r.error ? `: ${r.error}` : ''} (f + 1 replicas agree: ${r.replicas.join(', ')})\n`);
+    return exitForStatus(r.status);
+  } catch (err) {
+    if (err instanceof PbftClientError) {
+      io.err(`quorumd ${what}: ${err.message}\n${err.sent ? `quorumd ${what}: outcome unknown: the lock command may or may not have executed\n` : ''}`);
+      return err.sent ? EXIT_UNKNOWN : EXIT_UNAVAILABLE;
+    }
+    if (err instanceof ClientError) {
+      io.err(`quorumd ${what}: ${err.message}\n`);
+      return EXIT_USAGE;
+    }
+    throw err;
+  }
+}

@@ -27,7 +27,7 @@ import { call, ClientError, enc, nodeUrl, type Reply } from './http.ts';
 import { decodeReply, verifyReply, type PbftReply } from '../../src/pbft/reply.ts';
 import { sha256, bytesEqual } from '../../src/pbft/encoding.ts';
 import type { PbftAuth } from '../../src/pbft/auth.ts';
-import { encodeCommand, KvError, type Command } from '../../src/kv/index.ts';
+import { encodeCommand, KvError, leaseDigest, type Command } from '../../src/kv/index.ts';
 import type { NodeId } from '../../src/types.ts';
 import { encodeClientOp, type ClientOp } from '../runtime/pbft-clients.ts';
 import { decodeResult, derivedPbftAuth } from '../runtime/pbft-host.ts';
@@ -117,6 +117,30 @@ export class PbftClient {
   del(key: string, o: { cas?: number } = {}): Promise<CertifiedResult> {
     const cmd: Command = o.cas === undefined ? { op: 'del', key } : { op: 'del', key, cas: o.cas };
     return this.run({ kind: 'write', command: cmd }, (seq) => ['DELETE', `/v1/kv/${enc(key)}?${this.q(seq)}${o.cas !== undefined ? `&cas=${o.cas}` : ''}`, undefined]);
+  }
+
+  /**
+   * Acquires lock `name` for `owner` for `ttlMs`: 200 with the fencing token, or 409
+   * with the holder, as f + 1 replicas signed it. The lock executes at the replicas'
+   * agreed time (daemon/runtime/pbft-time.ts); the lease id is this client's secret
+   * (a fresh one unless given) and is needed to renew and release.
+   */
+  async lockAcquire(name: string, owner: string, ttlMs: number, lease: string = randomBytes(16).toString('base64url')): Promise<CertifiedResult & { lease: string }> {
+    const cmd: Command = { op: 'lock.acquire', name, owner, ttlMs, now: 0, lease: leaseDigest(lease) };
+    const r = await this.run({ kind: 'write', command: cmd }, (seq) => ['POST', `/v1/locks/${enc(name)}?ttl=${ttlMs}ms&owner=${enc(owner)}&lease=${enc(lease)}&${this.q(seq)}`, undefined]);
+    return { ...r, lease };
+  }
+
+  /** Renews the grant of `lease`: 200 with the new expiry on the agreed time line, or 409. */
+  lockRenew(name: string, lease: string): Promise<CertifiedResult> {
+    const cmd: Command = { op: 'lock.renew', name, lease: leaseDigest(lease), now: 0 };
+    return this.run({ kind: 'write', command: cmd }, (seq) => ['POST', `/v1/locks/${enc(name)}/renew?lease=${enc(lease)}&${this.q(seq)}`, undefined]);
+  }
+
+  /** Releases the grant of `lease`: 200, or 409 when `lease` does not hold it. */
+  lockRelease(name: string, lease: string): Promise<CertifiedResult> {
+    const cmd: Command = { op: 'lock.release', name, lease: leaseDigest(lease) };
+    return this.run({ kind: 'write', command: cmd }, (seq) => ['DELETE', `/v1/locks/${enc(name)}?lease=${enc(lease)}&${this.q(seq)}`, undefined]);
   }
 
   private q(seq: number): string {

@@ -10,6 +10,10 @@ import type { ClientCallback } from '../runtime/results.ts';
 import type { MetricFamily } from './metrics.ts';
 import type { PbftReply } from '../../src/pbft/reply.ts';
 import type { ClientRef as PbftClientRef } from '../runtime/pbft-clients.ts';
+import type { LockAcquireCommand, LockReleaseCommand, LockRenewCommand } from '../../src/kv/index.ts';
+
+/** A lock command as the pbft client sends it (daemon/client/pbft.ts). */
+export type LockCommand = LockAcquireCommand | LockRenewCommand | LockReleaseCommand;
 
 export interface StatusView {
   id: string;
@@ -86,6 +90,8 @@ export interface ApiBackend {
   del(key: string, opts: { cas?: number; pbftClient?: PbftClientRef }, cb: ClientCallback): void;
   /** Engine pbft: this node's signed reply for client request (id, seq), while it holds it. */
   pbftClientReply?(id: Uint8Array, seq: number): PbftReply | undefined;
+  /** Engine pbft: a lock command in a client's envelope (`now` is the agreed time: daemon/runtime/pbft-time.ts). */
+  pbftLock?(cmd: LockCommand, ref: PbftClientRef, cb: ClientCallback): void;
   /**
    * Locks: `lease` is the holder's secret lease id (docs/api.md); renew and release
    * name the grant by it, never by the public fencing token.

@@ -31,7 +31,7 @@ import type { ClientCallback } from '../runtime/results.ts';
 import type { WriteTracer } from '../runtime/write-trace.ts';
 import type { ClientRef } from '../runtime/pbft-clients.ts';
 import type { PbftReply } from '../../src/pbft/reply.ts';
-import type { ApiBackend, LeaderView, StatusView } from './backend.ts';
+import type { ApiBackend, LeaderView, LockCommand, StatusView } from './backend.ts';
 import { KvBackendBase, counter, gauge, type LeadershipEvent } from './backend-base.ts';
 import { FSYNC_BUCKETS, HistogramRecorder, type MetricFamily } from './metrics.ts';
 
@@ -179,6 +179,11 @@ export class EngineBackend extends KvBackendBase<EngineRuntime> implements ApiBa
   /** Engine pbft: the reply this node signed for a client request (pbft-clients.ts). */
   pbftClientReply(id: Uint8Array, seq: number): PbftReply | undefined {
     return this.rt?.engineName === 'pbft' ? this.rt.pbftClientReply(id, seq) : undefined;
+  }
+  /** Engine pbft: a lock command of a client that gathers f + 1 signed replies (daemon/client/pbft.ts). */
+  pbftLock(cmd: LockCommand, ref: ClientRef, cb: ClientCallback): void {
+    if (this.rt && this.rt.engineName !== 'pbft') return cb({ status: 400, error: `client/seq on a lock request are for engine pbft; this node runs ${this.rt.engineName}` });
+    this.need(cb)?.pbftLock(cmd, ref, this.timed(cb));
   }
   lockAcquire(name: string, owner: string, ttlMs: number, lease: string, cb: ClientCallback): void {
     this.need(cb)?.lockAcquire(name, owner, ttlMs, lease, this.timed(cb));

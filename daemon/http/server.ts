@@ -43,6 +43,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { MAX_KEY_BYTES, MAX_TTL_MS, MAX_VALUE_BYTES, MIN_TTL_MS } from '../../src/kv/commands.ts';
+import { leaseDigest } from '../../src/kv/lease.ts';
+import type { ClientRef } from '../runtime/pbft-clients.ts';
 import type { ClientResult } from '../runtime/results.ts';
 import type { ApiBackend, FenceAnswer } from './backend.ts';
 import type { ServiceRegistry } from '../services/registry.ts';
@@ -381,6 +383,13 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
     });
   }
 
+  /** client/seq of a lock request: a pbft client's envelope (other engines: ignored, as on /v1/kv). */
+  function lockClientRef(q: Params): ClientRef | undefined {
+    const ref = clientRefOf(q.get('client'), q.get('seq'));
+    if (typeof ref === 'string') throw bad(ref);
+    return ref && backend.pbftLock && backend.status().engine === 'pbft' ? ref : undefined;
+  }
+
   function casOf(q: Params): number | undefined {
     const c = q.get('cas');
     return c === undefined ? undefined : parseIndexParam(c, 'cas');
@@ -623,21 +632,26 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
       if (renew || method === 'DELETE') {
         if (renew) only('POST');
         const what = renew ? 'renew' : 'release';
-        const q = parseQuery(search, ['lease', 'token']);
+        const q = parseQuery(search, ['lease', 'token', 'client', 'seq']);
         if (q.has('token')) throw bad(`${what} takes lease=<the lease id of the acquire answer>, not token=: the fencing token is public and releases nothing`);
         const lease = leaseParam(q.get('lease'), `${what} needs lease=<the lease id of the acquire answer>`);
+        const ref = lockClientRef(q);
         holdOffLeaseGuesser(client);
-        const r = await call((cb) => (renew ? backend.lockRenew(name, lease, cb) : backend.lockRelease(name, lease, cb)));
+        const r = await call((cb) => {
+          if (ref) backend.pbftLock!(renew ? { op: 'lock.renew', name, lease: leaseDigest(lease), now: 0 } : { op: 'lock.release', name, lease: leaseDigest(lease) }, ref, cb);
+          else if (renew) backend.lockRenew(name, lease, cb);
+          else backend.lockRelease(name, lease, cb);
+        });
         if (r.status === 409) {
           countLeaseFailure(client);
-          return json(res, 409, { ok: false, error: r.error ?? `lock ${name} is not held with that lease`, code: 'not-held' });
+          return json(res, 409, { ok: false, error: r.error ?? `lock ${name} is not held with that lease`, code: 'not-held' }, pbftHeaders(r));
         }
         if (r.status !== 200) return sendError(res, failure(r, `lock ${what}`));
-        if (!renew) return json(res, 200, { ok: true });
-        return json(res, 200, { ok: true, ...(r.token !== undefined ? { token: r.token } : {}), ...(r.ttlMs !== undefined ? { ttlMs: r.ttlMs } : {}), ...(r.expiresAt !== undefined ? { expiresAt: r.expiresAt } : {}) });
+        if (!renew) return json(res, 200, { ok: true }, pbftHeaders(r));
+        return json(res, 200, { ok: true, ...(r.token !== undefined ? { token: r.token } : {}), ...(r.ttlMs !== undefined ? { ttlMs: r.ttlMs } : {}), ...(r.expiresAt !== undefined ? { expiresAt: r.expiresAt } : {}) }, pbftHeaders(r));
       }
       only('POST', 'DELETE');
-      const q = parseQuery(search, ['ttl', 'owner', 'lease']);
+      const q = parseQuery(search, ['ttl', 'owner', 'lease', 'client', 'seq']);
       const ttlRaw = q.get('ttl');
       const owner = q.get('owner');
       if (ttlRaw === undefined) throw bad('acquire needs ttl=<duration>, e.g. ttl=15s');
@@ -646,10 +660,13 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
       const ttlMs = parseDuration(ttlRaw, 'ttl');
       if (ttlMs < MIN_TTL_MS || ttlMs > MAX_TTL_MS) throw bad(`ttl must be between ${MIN_TTL_MS} ms and ${MAX_TTL_MS / 3_600_000} h, got ${ttlMs} ms`);
       // A client may choose its lease id (so that a retry after 504 is the same request); else a fresh one.
+      const ref = lockClientRef(q);
+      // A pbft client computes the request's bytes itself (the lease digest among them): it names the lease.
+      if (ref && !q.has('lease')) throw bad('client/seq on an acquire need lease=<the lease id the client chose>: the signed replies name the request by its bytes');
       const lease = q.has('lease') ? leaseParam(q.get('lease'), 'lease') : newLeaseId();
-      const r = await call((cb) => backend.lockAcquire(name, owner, ttlMs, lease, cb));
-      if (r.status === 200) return json(res, 200, { token: r.token ?? 0, lease, ttlMs: r.ttlMs ?? ttlMs });
-      if (r.status === 409) return json(res, 409, { holder: r.holder ?? null, error: r.error ?? `lock ${name} is held by ${r.holder ?? 'another owner'}`, code: 'lock-held' });
+      const r = await call((cb) => (ref ? backend.pbftLock!({ op: 'lock.acquire', name, owner, ttlMs, now: 0, lease: leaseDigest(lease) }, ref, cb) : backend.lockAcquire(name, owner, ttlMs, lease, cb)));
+      if (r.status === 200) return json(res, 200, { token: r.token ?? 0, lease, ttlMs: r.ttlMs ?? ttlMs }, pbftHeaders(r));
+      if (r.status === 409) return json(res, 409, { holder: r.holder ?? null, error: r.error ?? `lock ${name} is held by ${r.holder ?? 'another owner'}`, code: 'lock-held' }, pbftHeaders(r));
       return sendError(res, failure(r, 'lock acquire'));
     }
     if (path.startsWith('/v1/fence/')) {

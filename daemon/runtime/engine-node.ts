@@ -67,6 +67,8 @@ import type { Saboteur } from '../../src/pbft/byzantine.ts';
 import { signReply, type PbftReply } from '../../src/pbft/reply.ts';
 import { sha256 } from '../../src/pbft/encoding.ts';
 import { derivedFrameKeys, derivedPbftAuth, decodeResult, encodeResult, pbftFromDurable, pbftSnapshotRecord, pbftToDurable } from './pbft-host.ts';
+import { PbftTime, type PbftTimeOptions } from './pbft-time.ts';
+import { isTimeReport } from '../../src/pbft/agreed-time.ts';
 import { ClientTable, checkClientRef, clientKey, decodeClientOp, decodePbftState, encodeClientOp, encodePbftState, isClientOp, type ClientRef } from './pbft-clients.ts';
 import { PbftFencing, decodeFenceOp, isFenceOp, type PbftFencingOptions } from './pbft-fencing.ts';
 import { FenceTally, type FenceDecision, type FenceRequest } from '../../src/pbft/actuation.ts';
@@ -218,6 +220,8 @@ export interface EngineRuntimeOptions {
    * (pbft-host.ts says what that protects against and what not).
    */
   pbftAuth?: PbftAuth;
+  /** PBFT: the agreed lock time's report period and cap (pbft-time.ts; defaults there). */
+  pbftTime?: PbftTimeOptions;
   /**
    * PBFT: STONITH on committed f + 1 votes (pbft-fencing.ts): this board's failure
    * detector votes, and it drives the relays of its `fencer` targets on a decision. The
@@ -357,6 +361,8 @@ export class EngineRuntime {
   /** PBFT: the replicated fence tally (src/pbft/actuation.ts; in the checkpoints), and this board's detector/relay side (with the pbftFencing option). */
   private pbftTally: FenceTally | undefined;
   private pbftFencingHost: PbftFencing | undefined;
+  /** PBFT: the agreed lock time (pbft-time.ts; src/pbft/agreed-time.ts). */
+  private readonly pbftTime: PbftTime | undefined;
 
   constructor(opts: EngineRuntimeOptions) {
     if (typeof opts !== 'object' || opts === null) throw new TypeError('EngineRuntime: expected an options object');
@@ -378,7 +384,10 @@ export class EngineRuntime {
     this.staggerMs = posInt(opts.peerGoneStaggerMs ?? 25, 'peerGoneStaggerMs', 0);
     this.quota = { maxKeys: posInt(opts.quota?.maxKeys ?? DEFAULT_KV_QUOTA.maxKeys, 'quota.maxKeys', 1), maxBytes: posInt(opts.quota?.maxBytes ?? DEFAULT_KV_QUOTA.maxBytes, 'quota.maxBytes', 1) };
     this.maxFrame = Math.min(DEFAULT_MAX_FRAME, ...opts.links.map((l) => l.maxFrame));
-    if (opts.engine === 'pbft') this.pbftAuth = opts.pbftAuth ?? derivedPbftAuth(this.id, opts.config.voters, opts.keyring.current, opts.cluster);
+    if (opts.engine === 'pbft') {
+      this.pbftAuth = opts.pbftAuth ?? derivedPbftAuth(this.id, opts.config.voters, opts.keyring.current, opts.cluster);
+      this.pbftTime = new PbftTime(opts.config.voters, Math.floor((opts.config.voters.length - 1) / 3), opts.pbftTime);
+    }
     else if (opts.pbftAuth || opts.byzantine || opts.pbftFencing) throw new TypeError(`EngineRuntime: pbftAuth, pbftFencing and byzantine are for engine pbft, not ${opts.engine}`);
     if (opts.engine === 'pbft' && opts.fencing) throw new TypeError('EngineRuntime: engine pbft fences on committed votes (option pbftFencing), not through the leader fencing option `fencing`');
     this.loop = new ReadyLoop<Ready>({
@@ -496,6 +505,7 @@ export class EngineRuntime {
     return { elected, active, waitingFor: elected && !active ? 'elected: waiting for this leadership\'s first entry to commit' : '', token: this.activeToken, activation: undefined, fences: { local: this.pbftFences, history: [...this.kv.fenceHistory] }, selfFencing: false };
   }
   get lockClockMs(): number {
+    if (this.pbftTime) return this.pbftTime.nowMs;
     return this.isLeader ? this.lockNow() : this.kv.clockMs;
   }
   contact(peer: NodeId): { agoMs: number | null; links: Record<string, number | null> } {
@@ -614,6 +624,7 @@ export class EngineRuntime {
     if (this.pbftAuth) this.pbftTally = this.newTally();
     this.snapIndex = snap?.index ?? 0;
     if (snap) this.restoreStateMachine(snap.index, snap.data);
+    this.pbftTime?.afterApply(this.kv, this.opts.clock.monotonicMs());
     this.wire = new WireEndpoint({
       id: this.id,
       cluster: this.opts.cluster,
@@ -655,6 +666,8 @@ export class EngineRuntime {
         if (typeof t === 'string') throw new Error(`node ${this.id}: snapshot at index ${index}: ${t}`);
         this.pbftTally = t;
       } else this.pbftTally = this.newTally();
+      const bad = this.pbftTime?.restore(st.clock);
+      if (bad) throw new Error(`node ${this.id}: snapshot at index ${index}: ${bad}`);
       data = st.kv;
     }
     if (data.length === 0) {
@@ -758,6 +771,7 @@ export class EngineRuntime {
     if (this.stateValue !== 'running') return;
     this.fencing?.tick();
     this.pbftFencingHost?.tick(this.opts.clock.monotonicMs());
+    if (this.pbftTime) this.pbftTimeTick(now);
     this.pump();
     if (this.stateValue === 'running') this.electionFencing?.updateActive();
   };
@@ -864,6 +878,7 @@ export class EngineRuntime {
     }
     if (rd.outcomes) this.pbftOutcomes(rd.outcomes, results);
     this.pbftApplied = undefined;
+    if (this.pbftTime && (rd.committed.length > 0 || rd.snapshot)) this.pbftTime.afterApply(this.kv, this.opts.clock.monotonicMs());
     for (const rs of rd.readStates) {
       const p = this.pendingReads.get(rs.ctx);
       if (p) p.index = rs.index;
@@ -892,8 +907,17 @@ export class EngineRuntime {
     let result: ApplyResult | undefined;
     if (this.pbftAuth && e.type === EntryType.Normal && isClientOp(e.data)) return this.pbftApplyClientOp(e);
     if (this.pbftAuth && e.type === EntryType.Normal && isFenceOp(e.data)) return this.pbftApplyFenceOp(e);
+    if (this.pbftTime && e.type === EntryType.Normal && isTimeReport(e.data)) {
+      // A clock report (pbft-time.ts): the agreed lock time, nothing in the KV state.
+      this.pbftTime.applyReport((this.eng as PbftNode).executedRequest(e.index)?.origin, e.data);
+      const err = this.kv.applyNoop(e.index);
+      if (err) this.log('error', 'apply order', { node: this.id, index: e.index, error: err.message });
+      this.opts.observer?.applied?.(this, e, undefined);
+      this.opts.trace?.mark('apply', e.index);
+      return undefined;
+    }
     if (e.type === EntryType.Normal && !witness) {
-      result = this.kv.apply(e.index, e.data);
+      result = this.kv.apply(e.index, this.pbftTime ? this.pbftTime.stamp(e.data) : e.data);
       if (result.op === 'error' && result.error.code === 'apply-order') this.log('error', 'apply order', { node: this.id, index: e.index, error: result.error.message });
     } else {
       const err = this.kv.applyNoop(e.index);
@@ -929,9 +953,9 @@ export class EngineRuntime {
 
   /**
    * Any replica proposes (the primary only orders): the request is signed by this node
-   * as its origin and its outcome comes back by ref (Ready.outcomes). Locks and jobs
-   * are not offered under PBFT yet: their time stamps and leader checks assume a
-   * trusted leader (501).
+   * as its origin and its outcome comes back by ref (Ready.outcomes). Locks execute at
+   * the agreed time (pbft-time.ts): their `now` is proposed as 0. Jobs are not offered
+   * under PBFT: their claims assume a trusted leader (501).
    */
   private pbftPropose(req: Command | { cmd: Command; ref: ClientRef } | { read: string; ref: ClientRef }, reply: ClientCallback, local: boolean): void {
     if (!local) return reply(unavailable(`node ${this.id} runs pbft: every node proposes its own clients' requests; forwarded requests are not taken`));
@@ -939,8 +963,11 @@ export class EngineRuntime {
       this.pbftProposeBytes(encodeClientOp({ ...req.ref, kind: 'read', key: req.read }), reply);
       return;
     }
-    const cmd = 'ref' in req ? req.cmd : req;
-    if (cmd.op !== 'put' && cmd.op !== 'del') return reply({ status: 501, error: `${cmd.op} is not supported under engine pbft yet (locks and jobs need a trusted leader's clock)` });
+    let cmd = 'ref' in req ? req.cmd : req;
+    if (cmd.op !== 'put' && cmd.op !== 'del' && cmd.op !== 'lock.acquire' && cmd.op !== 'lock.renew' && cmd.op !== 'lock.release') {
+      return reply({ status: 501, error: `${cmd.op} is not supported under engine pbft (jobs need a trusted leader)` });
+    }
+    if (cmd.op === 'lock.acquire' || cmd.op === 'lock.renew') cmd = { ...cmd, now: 0 };
     const plain = encodeCommand(cmd);
     if (plain instanceof KvError) return reply({ status: plain.httpStatus, error: plain.message });
     const data = 'ref' in req ? encodeClientOp({ ...req.ref, kind: 'write', command: plain }) : plain;
@@ -1043,6 +1070,34 @@ export class EngineRuntime {
     this.pump();
   }
 
+  /**
+   * A lock command of a client that gathers f + 1 replies itself (daemon/client/pbft.ts):
+   * proposed in the client's envelope, `now` = 0 (it executes at the agreed time).
+   */
+  pbftLock(cmd: Command, ref: ClientRef, cb: ClientCallback): void {
+    if (typeof cb !== 'function') throw new TypeError('EngineRuntime.pbftLock: cb must be a function');
+    if (!this.pbftAuth) return cb({ status: ENGINE_UNSUPPORTED, error: `pbft client locks need engine pbft; this node runs ${this.engineName}` });
+    if (cmd.op !== 'lock.acquire' && cmd.op !== 'lock.renew' && cmd.op !== 'lock.release') return cb({ status: Status.BAD_REQUEST, error: `pbftLock: expected a lock command, got ${String(cmd.op)}` });
+    const bad = encodeCommand(cmd);
+    if (bad instanceof KvError) return cb({ status: bad.httpStatus, error: bad.message });
+    this.pbftClientRequest(cmd, ref, cb);
+  }
+
+  /** PBFT: the agreed lock time (src/pbft/agreed-time.ts), and this node's estimate of it. */
+  get pbftLockTime(): { agreedMs: number; estimateMs: number; running: boolean; reports: number } | undefined {
+    const t = this.pbftTime;
+    if (!t) return undefined;
+    return { agreedMs: t.nowMs, estimateMs: t.line.estimate(this.opts.clock.monotonicMs()), running: t.line.isRunning, reports: t.executedReports };
+  }
+
+  /** PBFT: while a lock is live, propose this node's clock report every period (pbft-time.ts). */
+  private pbftTimeTick(now: number): void {
+    const t = this.pbftTime!;
+    const data = t.due(now);
+    if (!data) return;
+    this.pbftProposeBytes(data, () => t.settled());
+  }
+
   /** Applies a client envelope (pbft-clients.ts): a read, or a write at most once per client request. */
   private pbftApplyClientOp(e: Entry): ApplyResult | undefined {
     const op = decodeClientOp(e.data);
@@ -1063,7 +1118,7 @@ export class EngineRuntime {
       const v = this.clientTable.judge(op);
       seen = { ...e, data: op.command! };
       if (v.run) {
-        result = this.kv.apply(e.index, op.command!);
+        result = this.kv.apply(e.index, this.pbftTime ? this.pbftTime.stamp(op.command!) : op.command!);
         res = resultToClient(result);
         this.clientTable.record(op, e.index, encodeResult(res));
       } else {
@@ -1155,7 +1210,7 @@ export class EngineRuntime {
       return;
     }
     const tally = this.pbftTally;
-    const data = encodePbftState(this.kv.snapshot(), this.clientTable, tally && !tally.empty ? tally.encode() : undefined);
+    const data = encodePbftState(this.kv.snapshot(), this.clientTable, tally && !tally.empty ? tally.encode() : undefined, this.pbftTime?.encode());
     const r = eng.compact(c, data);
     if (!r.ok) {
       this.log('warn', 'pbft checkpoint refused', { node: this.id, checkpoint: c, reason: r.reason });
@@ -1578,18 +1633,50 @@ export class EngineRuntime {
     const enc = encodeCommand(cmd);
     if (enc instanceof KvError) return cb({ status: enc.httpStatus, error: enc.message });
     if (this.stateValue !== 'running') return cb(unavailable(`node ${this.id} is not running (${this.stateValue})`));
-    this.proposeOrForward(cmd, cb, true);
-    this.pump();
+    this.proposeOrForward(cmd, cb, true, enc);
+    this.pumpSoon();
   }
 
-  /** Proposes on the leader; a follower forwards requests of its own clients (a forwarded request is never forwarded again). */
-  private proposeOrForward(cmd: Command, reply: ClientCallback, local: boolean): void {
+  /**
+   * The pump after a client write. Where the clock can defer (hal Clock.soon: a real
+   * board), one pump runs after every request read in this event-loop turn, so that
+   * their entries leave in one Append per follower and one Ready (one fsync), instead of
+   * an Append per request: under 64 writers the leader sent 3.6 Appends per follower per
+   * Ready, each one a frame, a broker publish and an ack. The proposal itself is made
+   * at once (the entry has its index); only the sending waits, for microseconds.
+   * Without `soon` (the simulator) it pumps at once, as before.
+   */
+  private pumpSoon(): void {
+    const soon = this.opts.clock.soon;
+    if (!soon) return this.pump();
+    if (this.pumpQueued) return;
+    this.pumpQueued = true;
+    soon.call(this.opts.clock, this.queuedPump);
+  }
+  private pumpQueued = false;
+  private readonly queuedPump = (): void => {
+    this.pumpQueued = false;
+    // An entry point of its own (a setImmediate): a throw takes the fatal path.
+    try {
+      this.pump();
+    } catch (e) {
+      this.fatal(new InternalError('pump after client writes', e));
+    }
+  };
+
+  /**
+   * Proposes on the leader; a follower forwards requests of its own clients (a forwarded
+   * request is never forwarded again). `encoded`: encodeCommand(cmd) when the caller has
+   * it already (a put is encoded once per write, not twice).
+   */
+  private proposeOrForward(cmd: Command, reply: ClientCallback, local: boolean, encoded?: Uint8Array): void {
     const eng = this.eng!;
     if (this.pbftAuth) return this.pbftPropose(cmd, reply, local);
     if (eng.isLeader) {
       if (cmd.op === 'lock.acquire' || cmd.op === 'lock.renew') {
         if (!this.active) return reply(unavailable(`leader ${this.id} is not active yet (${this.activationStatus().waitingFor}); the lock command was not proposed`));
         cmd = { ...cmd, now: this.lockNow() };
+        encoded = undefined;
       }
       if ((cmd.op === 'lock.renew' || cmd.op === 'lock.release') && cmd.lease && this.judgesLocksLocally()) {
         const verdict = this.kv.lockCheck(cmd.name, cmd.lease, this.lockNow());
@@ -1604,7 +1691,7 @@ export class EngineRuntime {
         const term = eng.status().term;
         if (term !== cmd.term) return reply(unavailable(`term changed (now ${term}, claim for ${cmd.term}); the job claim was not proposed`));
       }
-      const data = encodeCommand(cmd);
+      const data = encoded ?? encodeCommand(cmd);
       if (data instanceof KvError) return reply({ status: data.httpStatus, error: data.message });
       const growth = quotaGrowth(this.kv, cmd);
       const over = growth.keys > 0 || growth.bytes > 0 ? checkQuota(this.quota, this.kv.usage(), this.pendingUse, growth) : null;
@@ -1633,7 +1720,7 @@ export class EngineRuntime {
     if (cmd.op === 'job.claim') return reply(unavailable(`node ${this.id} is not the leader; a job claim is never forwarded`));
     if (!local) return reply(unavailable(`node ${this.id} is not the leader (leader: ${leader || 'unknown'}); not proposed`));
     if (leader === NO_NODE || leader === this.id) return reply(unavailable('no leader known; not proposed'));
-    const data = encodeCommand(cmd);
+    const data = encoded ?? encodeCommand(cmd);
     if (data instanceof KvError) return reply({ status: data.httpStatus, error: data.message });
     const reqId = this.nextId();
     this.forwarded.set(reqId, { reply, deadline: this.opts.clock.monotonicMs() + this.timeoutMs, to: leader });

@@ -190,20 +190,26 @@ export class ClientTable {
 const SNAP_MAGIC = 'quorumd-pbft-state';
 
 /**
- * The application state a PBFT checkpoint covers. Without clients recorded and without
- * fence votes it is the KV snapshot itself (byte for byte as before); with clients only,
- * [magic, 1, kv snapshot, table]; with fence votes (daemon/runtime/pbft-fencing.ts, the
- * tally's own CBOR bytes), [magic, 2, kv snapshot, table, tally bytes].
+ * The application state a PBFT checkpoint covers. Without clients recorded, without
+ * fence votes and without clock reports it is the KV snapshot itself (byte for byte as
+ * before); with clients only, [magic, 1, kv snapshot, table]; with fence votes
+ * (daemon/runtime/pbft-fencing.ts, the tally's own CBOR bytes), [magic, 2, kv snapshot,
+ * table, tally bytes]; with the agreed lock clock (pbft-time.ts, its own CBOR bytes),
+ * [magic, 3, kv snapshot, table, tally bytes or null, clock bytes].
  */
-export function encodePbftState(kvSnapshot: Uint8Array, table: ClientTable, fences?: Uint8Array): Uint8Array {
-  if (table.size === 0 && fences === undefined) return kvSnapshot;
+export function encodePbftState(kvSnapshot: Uint8Array, table: ClientTable, fences?: Uint8Array, clock?: Uint8Array): Uint8Array {
+  if (table.size === 0 && fences === undefined && clock === undefined) return kvSnapshot;
   const t = table.encode();
-  const extra = fences ? fences.length + 16 : 0;
-  const out = new CborWriter(kvSnapshot.length + t.length + extra + 32);
-  out.array(fences ? 5 : 4).text(SNAP_MAGIC).uint(fences ? 2 : 1).bytes(kvSnapshot);
+  const version = clock ? 3 : fences ? 2 : 1;
+  const out = new CborWriter(kvSnapshot.length + t.length + 32);
+  out.array(version + 3).text(SNAP_MAGIC).uint(version).bytes(kvSnapshot);
   const head = out.finish();
-  // The table is already CBOR: append it as the 4th element (and the tally as bytes after it).
-  const tail = fences ? new CborWriter(fences.length + 16).bytes(fences).finish() : new Uint8Array(0);
+  // The table is already CBOR: append it as the 4th element (and the tally, the clock as bytes after it).
+  const after = new CborWriter((fences?.length ?? 0) + (clock?.length ?? 0) + 32);
+  if (fences) after.bytes(fences);
+  else if (clock) after.null();
+  if (clock) after.bytes(clock);
+  const tail = version > 1 ? after.finish() : new Uint8Array(0);
   const all = new Uint8Array(head.length + t.length + tail.length);
   all.set(head, 0);
   all.set(t, head.length);
@@ -213,17 +219,24 @@ export function encodePbftState(kvSnapshot: Uint8Array, table: ClientTable, fenc
 
 const MAGIC_BYTES = utf8Encoder.encode(SNAP_MAGIC);
 
-/** Splits a PBFT snapshot into the KV snapshot, the client table and the fence tally's bytes (if any); a string names what is wrong. */
-export function decodePbftState(data: Uint8Array): { kv: Uint8Array; table: ClientTable; fences?: Uint8Array } | string {
-  // 0x84 / 0x85 (array of 4 / 5), then the magic as text (0x72 = text of 18 bytes).
-  const wrapped = data.length > 2 + MAGIC_BYTES.length && (data[0] === 0x84 || data[0] === 0x85) && data[1] === 0x60 + MAGIC_BYTES.length && MAGIC_BYTES.every((b, i) => data[2 + i] === b);
+/** Splits a PBFT snapshot into the KV snapshot, the client table, the fence tally's and the agreed clock's bytes (if any); a string names what is wrong. */
+export function decodePbftState(data: Uint8Array): { kv: Uint8Array; table: ClientTable; fences?: Uint8Array; clock?: Uint8Array } | string {
+  // 0x84 / 0x85 / 0x86 (array of 4 / 5 / 6), then the magic as text (0x72 = text of 18 bytes).
+  const wrapped = data.length > 2 + MAGIC_BYTES.length && (data[0] === 0x84 || data[0] === 0x85 || data[0] === 0x86) && data[1] === 0x60 + MAGIC_BYTES.length && MAGIC_BYTES.every((b, i) => data[2 + i] === b);
   if (!wrapped) return { kv: data, table: new ClientTable() };
   const r = readCbor(data);
   if (!r.ok) return `pbft snapshot: not valid CBOR: ${r.error}`;
   const a = r.value;
-  const ok = Array.isArray(a) && a[2] instanceof Uint8Array && ((a.length === 4 && a[1] === 1) || (a.length === 5 && a[1] === 2 && a[4] instanceof Uint8Array));
-  if (!ok) return 'pbft snapshot: expected [magic, 1, kv snapshot, client table] or [magic, 2, kv snapshot, client table, fence tally]';
+  const ok =
+    Array.isArray(a) &&
+    a[2] instanceof Uint8Array &&
+    ((a.length === 4 && a[1] === 1) ||
+      (a.length === 5 && a[1] === 2 && a[4] instanceof Uint8Array) ||
+      (a.length === 6 && a[1] === 3 && (a[4] === null || a[4] instanceof Uint8Array) && a[5] instanceof Uint8Array));
+  if (!ok) return 'pbft snapshot: expected [magic, 1, kv snapshot, client table], [magic, 2, kv snapshot, client table, fence tally] or [magic, 3, kv snapshot, client table, fence tally or null, clock]';
   const t = ClientTable.decode(a[3]!);
   if (typeof t === 'string') return `pbft snapshot: ${t}`;
-  return { kv: a[2] as Uint8Array, table: t, ...(a.length === 5 ? { fences: a[4] as Uint8Array } : {}) };
+  const fences = a.length >= 5 && a[4] instanceof Uint8Array ? a[4] : undefined;
+  const clock = a.length === 6 ? (a[5] as Uint8Array) : undefined;
+  return { kv: a[2] as Uint8Array, table: t, ...(fences ? { fences } : {}), ...(clock ? { clock } : {}) };
 }

@@ -16,12 +16,16 @@
  *   ack.recv<N             the leader got node N's AppendReply
  *   commit                 the commit index passed them
  *   apply                  applied to the state machine
+ * and, with no index (lo = hi = 0): `gc` lines `["gc", 0, 0, startMs, durationMs]`, one
+ * per garbage collection of the process (node:perf_hooks), so that a slow write can be
+ * matched with the collections that ran during it.
  * bench/write-trace.ts starts a dev cluster with it, writes, and prints the timeline.
  *
  * The simulator never passes a tracer: it only records, it never changes behaviour.
  */
 import { appendFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { PerformanceObserver } from 'node:perf_hooks';
 import { MsgType, type Message } from '../../src/wire/messages.ts';
 
 export interface WriteTracer {
@@ -56,6 +60,10 @@ export function writeTracerFromEnv(node: string, env: NodeJS.ProcessEnv = proces
     buf.push(`${JSON.stringify([point, lo, hi, Math.round(t * 1000) / 1000])}\n`);
     if (buf.length >= 4096) flush();
   };
+  // Collections: entry.startTime is on the same clock as now() (ms after timeOrigin).
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) buf.push(`${JSON.stringify(['gc', 0, 0, Math.round((origin + e.startTime) * 1000) / 1000, Math.round(e.duration * 1000) / 1000])}\n`);
+  }).observe({ entryTypes: ['gc'] });
   return {
     mark: (point, lo, hi = lo) => markAt(point, lo, hi, now()),
     markAt,

@@ -41,9 +41,10 @@ describe('quorumd dev start', () => {
     let printed = '';
     dev = await startDev({ nodes: 4, engine: 'pbft', byzantineNode: 4, byzantineMode: 'wrong-reply', basePort: base, handleSignals: false, out: (s) => (printed += s), progress: () => {}, readyTimeoutMs: 60_000 });
     expect(printed).toMatch(/LIAR\s+n4 runs as a BYZANTINE replica \(wrong-reply/);
-    // The guide prints only what works on pbft: no lock lines (locks answer 501 there).
+    // The guide prints what works on pbft: locks through the f + 1 client, not one node's curl.
     expect(printed).not.toContain('/v1/locks/');
     expect(printed).not.toContain(' lock list ');
+    expect(printed).toMatch(/lock acquire backup --ttl 15s --pbft \S+n1\.yaml --node /);
     const token = readFileSync(dev.tokenFile, 'utf8').trim();
     const w = await call(dev.nodes[0]!.url, 'PUT', '/v1/kv/k', { body: 'v', token, timeoutMs: 15_000 });
     expect(w.status, w.body.toString()).toBe(200);

@@ -15,7 +15,7 @@ import { derivedPbftAuth, encodeResult } from '../../daemon/runtime/pbft-host.ts
 import { encodeClientOp } from '../../daemon/runtime/pbft-clients.ts';
 import { encodeReply, signReply } from '../../src/pbft/reply.ts';
 import { sha256 } from '../../src/pbft/encoding.ts';
-import { encodeCommand } from '../../src/kv/index.ts';
+import { encodeCommand, leaseDigest, type Command } from '../../src/kv/index.ts';
 
 const KEY = new Uint8Array(32).fill(9);
 const MEMBERS = [1, 2, 3, 4];
@@ -41,6 +41,16 @@ function reply(f: Fake, key: string): string | undefined {
   return Buffer.from(encodeReply(signReply(auth, { view: 0, origin: 1, reqNo: 5, index: 9, opDigest: x.digest, result }))).toString('base64');
 }
 
+/** The lock command a real node proposes for a lock request (server.ts: `now` 0, the lease's digest). */
+function lockCommand(u: URL, method: string): Command {
+  const renew = u.pathname.endsWith('/renew');
+  const name = decodeURIComponent(u.pathname.slice('/v1/locks/'.length, renew ? -'/renew'.length : undefined));
+  const lease = leaseDigest(u.searchParams.get('lease')!);
+  if (renew) return { op: 'lock.renew', name, lease, now: 0 };
+  if (method === 'DELETE') return { op: 'lock.release', name, lease };
+  return { op: 'lock.acquire', name, owner: u.searchParams.get('owner')!, ttlMs: Number(/^(\d+)ms$/.exec(u.searchParams.get('ttl')!)![1]), now: 0, lease };
+}
+
 async function start(id: number, mode: Mode): Promise<Fake> {
   const f = { id, mode } as Fake;
   f.server = createServer((req, res) => {
@@ -62,11 +72,15 @@ async function start(id: number, mode: Mode): Promise<Fake> {
       requests.push(`${id} ${req.method} ${key}`);
       const id16 = Buffer.from(u.searchParams.get('client')!, 'hex');
       const seq = Number(u.searchParams.get('seq'));
+      const lock = u.pathname.startsWith('/v1/locks/') ? lockCommand(u, req.method!) : undefined;
       const k = decodeURIComponent(u.pathname.slice('/v1/kv/'.length));
-      const op = req.method === 'GET'
-        ? encodeClientOp({ id: id16, seq, kind: 'read', key: k })
-        : encodeClientOp({ id: id16, seq, kind: 'write', command: encodeCommand({ op: 'put', key: k, value: new Uint8Array(Buffer.concat(chunks)) }) as Uint8Array });
-      if (!executed.has(key)) executed.set(key, { digest: sha256(op), result: encodeResult(req.method === 'GET' ? { status: 200, index: 3, value: new Uint8Array(Buffer.from('v')) } : { status: 200, index: 7 }) });
+      const op = lock
+        ? encodeClientOp({ id: id16, seq, kind: 'write', command: encodeCommand(lock) as Uint8Array })
+        : req.method === 'GET'
+          ? encodeClientOp({ id: id16, seq, kind: 'read', key: k })
+          : encodeClientOp({ id: id16, seq, kind: 'write', command: encodeCommand({ op: 'put', key: k, value: new Uint8Array(Buffer.concat(chunks)) }) as Uint8Array });
+      const result = lock ? { status: 200, token: 12, ttlMs: 5000, expiresAt: 9000 } : req.method === 'GET' ? { status: 200, index: 3, value: new Uint8Array(Buffer.from('v')) } : { status: 200, index: 7 };
+      if (!executed.has(key)) executed.set(key, { digest: sha256(op), result: encodeResult(result) });
       const r = reply(f, key)!;
       res.writeHead(200, { 'X-Quorumd-Reply': r });
       res.end(req.method === 'GET' ? 'v' : '{"index":7}');
@@ -126,6 +140,21 @@ describe('the f + 1 client', () => {
     const e2 = await new PbftClient({ nodes: [fakes[2]!.url, fakes[3]!.url], members: MEMBERS, verifier: derivedPbftAuth(1, MEMBERS, KEY, 1), token: 'x'.repeat(20), pollMs: 10, timeoutMs: 800, clientId: other.id })
       .put('k3', 'v').then(() => undefined, (x: unknown) => x);
     expect((e2 as Error).message).toMatch(/replica 3: a reply for another operation/);
+  });
+
+  it('locks: the request names the lease the client chose, and the result is what f + 1 signed over the liar', async () => {
+    const c = client(fakes.map((f) => f.url));
+    await c.put('k', 'v'); // seq 1 → nodes[1], the liar; seq 2 (the acquire) → nodes[2]
+    const a = await c.lockAcquire('door', 'alice', 5000);
+    expect(a).toMatchObject({ status: 200, token: 12, ttlMs: 5000, seq: 2 });
+    expect(a.lease).toMatch(/^[A-Za-z0-9_-]{22}$/);
+    expect(a.replicas).toEqual([3, 4]);
+    // The fake derived the command from the URL (lease digest, ttl, owner, now 0): the digests matched.
+    const r = await c.lockRenew('door', a.lease); // seq 3 → nodes[3]
+    expect(r).toMatchObject({ status: 200, token: 12 });
+    const d = await c.lockRelease('door', a.lease); // seq 4 → nodes[0] refuses, retried on the liar
+    expect(d.status).toBe(200);
+    expect(d.replicas).toEqual([3, 4]);
   });
 
   it('refuses to start with fewer than f + 1 distinct nodes or fewer than 4 members', () => {
