@@ -347,6 +347,21 @@ export class ActivationController {
     return this.lead?.token ?? 0;
   }
 
+  /**
+   * view().wantFence without the view: the earlier leaders this leadership wants fenced
+   * now (the runtime asks on every step while it leads and is not active; the view
+   * builds every gate's sentences). Appends to `out` and returns it.
+   */
+  wantFence(out: NodeId[]): NodeId[] {
+    const l = this.lead;
+    if (l === null || l.gates === null || this.unseen.size > 0) return out;
+    for (const g of l.gates.values()) {
+      const w = g.wantFence;
+      if (w !== null) out.push(w);
+    }
+    return out;
+  }
+
   view(voters: readonly NodeId[]): ActivationView {
     const l = this.lead;
     if (l === null) return { elected: false, active: false, term: 0, token: 0, waitingFor: 'not leader', wantFence: [], clearedBy: {}, safeAtMs: null, leaseUntilMs: 0 };

@@ -1347,7 +1347,12 @@ export class EngineRuntime {
       if (eng.isCampaignRequest?.(m)) this.campaignSeenAt = this.opts.clock.monotonicMs();
       if (m.type === MsgType.ReadIndex) this.checkTickLag(this.opts.clock.monotonicMs());
       // The engine drops (and counts) message types that are not its own.
-      this.guard(() => eng.step(m), `step ${MsgType[m.type] ?? m.type} from n${m.from}`);
+      // guard() inline: the input's name is built only when the engine throws (this runs per message).
+      try {
+        eng.step(m);
+      } catch (e) {
+        this.engineFailed(e, `step ${MsgType[m.type] ?? m.type} from n${m.from}`);
+      }
       if (this.stateValue !== 'running') return;
       this.afterStep();
     }
@@ -1569,7 +1574,11 @@ export class EngineRuntime {
       running: () => this.stateValue === 'running',
       stopped: () => this.stateValue === 'stopped',
       isLeader: () => this.isLeader,
-      leaderId: () => this.eng?.status().leader ?? NO_NODE,
+      leaderId: () => {
+        // Asked after every step of a follower: the engine's cheap getter where it has one.
+        const e = this.eng;
+        return e === undefined ? NO_NODE : (e.currentLeader ?? e.status().leader);
+      },
       term: () => this.eng?.status().term ?? 0,
       voters: () => {
         const c = this.eng!.status().config;

@@ -364,8 +364,9 @@ export class LeaderFencing {
     const f = this.fencer;
     if (!f) return;
     if (this.h.isLeader() && !this.activeValue) {
-      const v = this.act.view(this.votersValue);
-      for (const target of v.wantFence) {
+      // The targets alone, not the view (its sentences cost a step's allocations): a fresh
+      // list, since starting a fence may come back here through the driver.
+      for (const target of this.act.wantFence([])) {
         if (f.busy(target) || !f.canFence(target)) continue;
         const last = this.h.kv().activation;
         this.driver!.fence(target, now, { reason: `earlier leader, before n${this.h.id} acts in term ${this.leaderTermValue}`, term: this.leaderTermValue, targetRunsWorkload: last !== null && last.node === target });

@@ -42,7 +42,7 @@ import type { Ready } from '../../src/engine/contract.ts';
 import { MsgType, type Message } from '../../src/wire/messages.ts';
 import type { NodeId, Term } from '../../src/types.ts';
 import type { EngineRuntime, EngineRuntimeObserver } from '../runtime/engine-node.ts';
-import { SimViolation } from './invariants.ts';
+import { SimViolation } from './violation.ts';
 
 /** A runtime that hosts the bully engine (engine-node.ts with engine: bully). */
 type BullyRuntime = EngineRuntime;

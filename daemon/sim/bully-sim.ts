@@ -48,9 +48,9 @@ import type { BullyFencingOptions } from '../runtime/bully-fencing.ts';
 import type { RoleView, TimelineRecorder } from './timeline/recorder.ts';
 import { SIM_POWER_ON_AFTER_MS, SimActuator, fencedOff, simFencing, type FenceWiring } from './fencing.ts';
 import { BullyInvariantChecker, bullyOf, settledProblem } from './bully-invariants.ts';
-import { SimViolation } from './invariants.ts';
+import { SimViolation } from './violation.ts';
 import type { SimConfig } from './options.ts';
-import { ACTUATE_EVERY_MS, awaitBoardsUp, bootNodes, checkStaleHal, clusterKey, scheduleFaults, simWorld, worldResult, type SeedResult, type SimNodes } from './engine-cluster.ts';
+import type { EngineRun, SeedResult, SimNodes, worldResult } from './engine-cluster.ts';
 
 /** A runtime that hosts the bully engine. */
 type BullyRuntime = EngineRuntime;
@@ -121,12 +121,15 @@ export const BULLY_ROLE_VIEW: RoleView<BullyRuntime> = {
 };
 
 
-export function runBullySeed(cfg: SimConfig, seed: number, hooks: BullySeedHooks = {}): BullySeedResult {
-  const wall0 = performance.now();
-  // Bully does not feed a watchdog (it does not self-fence): the boards' default timeout.
-  const base = simWorld(cfg, seed, hooks.timeline);
-  const { world, dataIds, allIds } = base;
-  const wiring: FenceWiring | null = cfg.stonith ? wireBullyFencing(world, dataIds) : null;
+/**
+ * Bully's part of a seed (engine-cluster.ts runEngineSeed runs it, on the same world,
+ * boots and fault plan as every engine): the bully checks after every step, the fencing
+ * actuator, the quiet-period checks during the run and the convergence checks at the end.
+ */
+export function bullyRun(cfg: SimConfig, hooks: BullySeedHooks): EngineRun {
+  let world: World;
+  let dataIds: NodeId[];
+  let allIds: NodeId[];
   // Priorities by list position (board N is the preferred coordinator), the witness 0: src/bully/engine.ts bullyMembersOf.
   const disabled = new Set(hooks.disableChecks ?? []);
   let violation: SimViolation | undefined;
@@ -171,142 +174,136 @@ export function runBullySeed(cfg: SimConfig, seed: number, hooks: BullySeedHooks
     },
   );
   for (const d of disabled) checker.skip.add(d);
-
-  const baseObserver: EngineRuntimeObserver = {
-    booted: (r) => {
-      changed();
-      checker.booted(r);
-    },
-    afterStep: (r) => {
-      checker.afterStep(r);
-      updateDual();
-    },
-    persisted: (r, rd) => checker.persisted(r, rd),
-    engineError: (r, err) => checker.engineError(r, err),
-    received: (r, m) => checker.received(r, m),
-    activation: (r, ev) => {
-      if (!ev.active) return;
-      checker.activated(r, ev.token);
-      actuator.activated(r.id, ev.token, world.nowUs);
-      // The first act of a new activation carries its token.
-      if (isLive(r)) actuate(r, ev.token);
-    },
-    fenced: (_r, rec) => {
-      changed();
-      if (rec.outcome === 'off' || rec.outcome === 'already-off') fences++;
-      else if (rec.outcome === 'failed') fencesFailed++;
-    },
-  };
-  const observer = hooks.timeline ? hooks.timeline.observer(baseObserver, BULLY_ROLE_VIEW) : baseObserver;
-
-  nodes = bootNodes(base, {
-    engine: 'bully',
-    keyring: { current: clusterKey(seed) },
-    observer,
-    options: (hal) => ({
-      ...(hooks.bully ? { engineOptions: { ...hooks.bully } } : {}),
-      ...(wiring ? { fencing: bullySimFencing(hal, wiring) } : {}),
-    }),
-    fail: (inv, detail) => checker.fail(inv, detail),
-    corrupt: (err) => err instanceof BullyStateCorruptError,
-    onFatal: () => changed(),
-    hooks,
-  });
-  const { runtimes } = nodes;
-
-  // ---- faults (same plan as the Raft run) -----------------------------------
-  const T = cfg.timeMs;
-  const { plan, healedBy } = scheduleFaults(world, cfg);
-  // Every fault start and end is a change; a fault in force (other than a wall-clock
-  // step, which bully never reads) keeps the world unquiet.
-  for (const f of plan) {
-    world.sched.at(Math.round(f.atMs * 1000), changed);
-    world.sched.at(Math.round(f.healMs * 1000), changed);
-  }
-  const faultInForce = (ms: number) => plan.some((f) => f.kind !== 'clock' && f.atMs <= ms && ms < f.healMs);
-
-  /** Connected components of live boards under the broker's current partition. */
-  const components = (): BullyRuntime[][] => {
-    const rts = live();
-    const b = world.broker;
-    const conn = (x: NodeId, y: NodeId) => b.reach(x, BROKER) && b.reach(y, BROKER) && b.reach(x, y);
-    const out: BullyRuntime[][] = [];
-    const seen = new Set<NodeId>();
-    for (const r of rts) {
-      if (seen.has(r.id)) continue;
-      const comp = rts.filter((o) => o.id === r.id || conn(r.id, o.id));
-      for (const o of comp) seen.add(o.id);
-      out.push(comp);
-    }
-    return out;
-  };
-
-  // A board that a fence switched off (or that came back) changes the components: not quiet.
-  let liveSig = '';
-  const periodic = () => {
-    const sig = live().map((r) => r.id).join(',');
-    if (sig !== liveSig) {
-      liveSig = sig;
-      changed();
-    }
-    const now = world.nowMs;
-    if (now - lastChangeMs >= SETTLE_MS && !faultInForce(now) && !disabled.has('one-coordinator')) {
-      checker.checkComponents(components(), `quiet for ${Math.round(now - lastChangeMs)} ms`);
-    }
-    updateDual();
-    for (const r of activeNow()) actuate(r, r.activeToken);
-    world.sched.after(CHECK_EVERY_MS * 1000, periodic);
-  };
-  world.sched.after(CHECK_EVERY_MS * 1000, periodic);
-  hooks.setup?.({ world, runtimes, checker, changed });
-
   let probeMs = -1;
-  try {
-    world.run(Math.max(T, healedBy));
-    awaitBoardsUp(base, nodes);
-    const t0 = world.nowMs;
-    const settled = () => settledProblem([live()]) === undefined && live().length === allIds.length;
-    // A fence at the end (a board coming back preempts and fences) costs the fenced board a power cycle.
-    const bound = SETTLE_BOUND_MS + (cfg.stonith ? SIM_POWER_ON_AFTER_MS + BOOT_DELAY_MS : 0);
-    if (world.runUntil(settled, bound)) {
-      probeMs = Math.round(world.nowMs - t0);
-      if (cfg.stonith && !disabled.has('activation')) {
-        const coord = () => live().find((r) => r.isLeader);
-        if (!world.runUntil(() => coord()?.active === true, ACTIVE_BOUND_MS)) {
-          const c = coord();
-          checker.fail('activation', `the coordinator ${c ? `n${c.id}` : '(none)'} did not become active within ${ACTIVE_BOUND_MS} ms after converging: ${c?.status().waitingFor ?? ''}`);
-        }
-      }
-      world.run(HOLD_MS);
-      if (!disabled.has('one-coordinator')) checker.checkComponents([live()], `${HOLD_MS} ms after converging`);
-    } else if (!disabled.has('one-coordinator')) {
-      const p = settledProblem([live()]) ?? `only ${live().length} of ${allIds.length} boards running`;
-      checker.fail('convergence', `no single coordinator within ${bound} ms after every fault healed and every board was up: ${p}`);
-    }
-    checkStaleHal(base, (inv, detail) => checker.fail(inv, detail));
-  } catch (e) {
-    if (!(e instanceof SimViolation)) throw e;
-    violation ??= e;
-  }
-  actuator.update(world.nowUs, activeNow().length);
 
-  const result: BullySeedResult = {
-    ...worldResult(base, seed, wall0, actuator),
-    engine: 'bully',
-    leaders: checker.coordinatorships,
-    commits: 0,
-    ops: 0,
-    opsOk: 0,
-    opsUnknown: 0,
-    fences,
-    fencesFailed,
-    lin: 'skipped',
-    historyOps: 0,
-    probeMs,
-    refusedActuations: refused,
-    activations: checker.activations,
-    settledChecks: checker.settledChecks,
+  return {
+    // Bully does not feed a watchdog (it does not self-fence): the boards' default timeout.
+    board: {},
+    boot(base) {
+      ({ world, dataIds, allIds } = base);
+      const wiring: FenceWiring | null = cfg.stonith ? wireBullyFencing(world, dataIds) : null;
+      const baseObserver: EngineRuntimeObserver = {
+        booted: (r) => {
+          changed();
+          checker.booted(r);
+        },
+        afterStep: (r) => {
+          checker.afterStep(r);
+          updateDual();
+        },
+        persisted: (r, rd) => checker.persisted(r, rd),
+        engineError: (r, err) => checker.engineError(r, err),
+        received: (r, m) => checker.received(r, m),
+        activation: (r, ev) => {
+          if (!ev.active) return;
+          checker.activated(r, ev.token);
+          actuator.activated(r.id, ev.token, world.nowUs);
+          // The first act of a new activation carries its token.
+          if (isLive(r)) actuate(r, ev.token);
+        },
+        fenced: (_r, rec) => {
+          changed();
+          if (rec.outcome === 'off' || rec.outcome === 'already-off') fences++;
+          else if (rec.outcome === 'failed') fencesFailed++;
+        },
+      };
+      return {
+        observer: hooks.timeline ? hooks.timeline.observer(baseObserver, BULLY_ROLE_VIEW) : baseObserver,
+        options: (hal) => ({
+          ...(hooks.bully ? { engineOptions: { ...hooks.bully } } : {}),
+          ...(wiring ? { fencing: bullySimFencing(hal, wiring) } : {}),
+        }),
+        fail: (inv, detail) => checker.fail(inv, detail),
+        corrupt: (err) => err instanceof BullyStateCorruptError,
+        onFatal: () => changed(),
+      };
+    },
+    start(n, plan) {
+      nodes = n;
+      // Every fault start and end is a change; a fault in force (other than a wall-clock
+      // step, which bully never reads) keeps the world unquiet.
+      for (const f of plan) {
+        world.sched.at(Math.round(f.atMs * 1000), changed);
+        world.sched.at(Math.round(f.healMs * 1000), changed);
+      }
+      const faultInForce = (ms: number) => plan.some((f) => f.kind !== 'clock' && f.atMs <= ms && ms < f.healMs);
+
+      /** Connected components of live boards under the broker's current partition. */
+      const components = (): BullyRuntime[][] => {
+        const rts = live();
+        const b = world.broker;
+        const conn = (x: NodeId, y: NodeId) => b.reach(x, BROKER) && b.reach(y, BROKER) && b.reach(x, y);
+        const out: BullyRuntime[][] = [];
+        const seen = new Set<NodeId>();
+        for (const r of rts) {
+          if (seen.has(r.id)) continue;
+          const comp = rts.filter((o) => o.id === r.id || conn(r.id, o.id));
+          for (const o of comp) seen.add(o.id);
+          out.push(comp);
+        }
+        return out;
+      };
+
+      // A board that a fence switched off (or that came back) changes the components: not quiet.
+      let liveSig = '';
+      const periodic = () => {
+        const sig = live().map((r) => r.id).join(',');
+        if (sig !== liveSig) {
+          liveSig = sig;
+          changed();
+        }
+        const now = world.nowMs;
+        if (now - lastChangeMs >= SETTLE_MS && !faultInForce(now) && !disabled.has('one-coordinator')) {
+          checker.checkComponents(components(), `quiet for ${Math.round(now - lastChangeMs)} ms`);
+        }
+        updateDual();
+        for (const r of activeNow()) actuate(r, r.activeToken);
+        world.sched.after(CHECK_EVERY_MS * 1000, periodic);
+      };
+      world.sched.after(CHECK_EVERY_MS * 1000, periodic);
+      hooks.setup?.({ world, runtimes: nodes.runtimes, checker, changed });
+    },
+    finish() {
+      const t0 = world.nowMs;
+      const settled = () => settledProblem([live()]) === undefined && live().length === allIds.length;
+      // A fence at the end (a board coming back preempts and fences) costs the fenced board a power cycle.
+      const bound = SETTLE_BOUND_MS + (cfg.stonith ? SIM_POWER_ON_AFTER_MS + BOOT_DELAY_MS : 0);
+      if (world.runUntil(settled, bound)) {
+        probeMs = Math.round(world.nowMs - t0);
+        if (cfg.stonith && !disabled.has('activation')) {
+          const coord = () => live().find((r) => r.isLeader);
+          if (!world.runUntil(() => coord()?.active === true, ACTIVE_BOUND_MS)) {
+            const c = coord();
+            checker.fail('activation', `the coordinator ${c ? `n${c.id}` : '(none)'} did not become active within ${ACTIVE_BOUND_MS} ms after converging: ${c?.status().waitingFor ?? ''}`);
+          }
+        }
+        world.run(HOLD_MS);
+        if (!disabled.has('one-coordinator')) checker.checkComponents([live()], `${HOLD_MS} ms after converging`);
+      } else if (!disabled.has('one-coordinator')) {
+        const p = settledProblem([live()]) ?? `only ${live().length} of ${allIds.length} boards running`;
+        checker.fail('convergence', `no single coordinator within ${bound} ms after every fault healed and every board was up: ${p}`);
+      }
+    },
+    result(thrown) {
+      violation ??= thrown;
+      actuator.update(world.nowUs, activeNow().length);
+      const fields: Omit<BullySeedResult, keyof ReturnType<typeof worldResult> | 'violation'> = {
+        engine: 'bully',
+        leaders: checker.coordinatorships,
+        commits: 0,
+        ops: 0,
+        opsOk: 0,
+        opsUnknown: 0,
+        fences,
+        fencesFailed,
+        lin: 'skipped',
+        historyOps: 0,
+        probeMs,
+        refusedActuations: refused,
+        activations: checker.activations,
+        settledChecks: checker.settledChecks,
+      };
+      return { violation, fields, actuator };
+    },
   };
-  if (violation) result.violation = { invariant: violation.invariant, detail: violation.detail, atMs: violation.atMs, lastTrace: world.trace.last() };
-  return result;
 }

@@ -2,14 +2,16 @@
  * One seed of `quorumd sim`: the one simulated cluster, for every engine. A World
  * (boards, MQTT broker model, flash with power-loss semantics, clocks, faults from the
  * seed) with an EngineRuntime (daemon/runtime/engine-node.ts) booted on every board at
- * every boot: simWorld, bootNodes, scheduleFaults, awaitBoardsUp, checkStaleHal and
- * worldResult below are what every engine's run is made of.
+ * every boot. runEngineSeed is the one entry for every engine: simWorld, bootNodes,
+ * scheduleFaults, awaitBoardsUp, checkStaleHal and worldResult below are what every
+ * engine's run is made of, and the engine's part (EngineRun) plugs in its checks, its
+ * activity and its end checks.
  *
- * Log engines (raft, paxos, zab, pbft; runEngineSeed): a client workload, a liveness
+ * Log engines (raft, paxos, zab, pbft; logEngineRun): a client workload, a liveness
  * probe and the linearizability check, with the checks of engine-invariants.ts (the
- * shared ones + the engine's own: Raft's invariants.ts, src/paxos, src/zab, PBFT's
- * pbft-sim.ts) after every step. Bully (bully-sim.ts, runBullySeed) has no replicated
- * data: its own checks (bully-invariants.ts), a fencing actuator and convergence checks
+ * shared ones + the engine's own: Raft's raft-invariants.ts, src/paxos, src/zab, PBFT's
+ * pbft-sim.ts) after every step. Bully (bully-sim.ts bullyRun) has no replicated data:
+ * its own checks (bully-invariants.ts), a fencing actuator and convergence checks
  * instead of clients and a probe, on the same world, boards, boots and fault plan.
  *
  * Split-brain defenses (fencing.ts): every board runs the runtime's fencing
@@ -49,7 +51,7 @@ import { encodeCommand } from '../../src/kv/index.ts';
 import { EngineRuntime, type EngineRuntimeObserver, type EngineRuntimeOptions, type RuntimeEngineName } from '../runtime/engine-node.ts';
 import { InternalError } from '../runtime/fatal.ts';
 import { Status, formatLine } from '../runtime/index.ts';
-import { SimViolation } from './invariants.ts';
+import { SimViolation } from './violation.ts';
 import { EngineInvariantChecker, engineChecks } from './engine-invariants.ts';
 import { Workload, DEFAULT_WORKLOAD, type WorkloadNode, type WorkloadOptions } from './workload.ts';
 import type { ByzKind } from '../../src/pbft/byzantine.ts';
@@ -59,6 +61,7 @@ import type { RoleView, TimelineRecorder } from './timeline/recorder.ts';
 import { hashBytes } from './hash.ts';
 import { MemberRoleChecks, simMembers } from './member-checks.ts';
 import { SIM_WATCHDOG_MS, SimActuator, countFencedOffBoards, fencedOff, simFencing, wireFencing, type FenceWiring } from './fencing.ts';
+import { bullyRun, type BullySeedHooks, type BullySeedResult } from './bully-sim.ts';
 
 /** Longest wait for the liveness probe's write after the run (virtual ms). */
 export const PROBE_MS = 20_000;
@@ -306,114 +309,92 @@ export function worldResult(base: SimBase, seed: number, wall0: number, actuator
   };
 }
 
-export function runEngineSeed(cfg: SimConfig, seed: number, hooks: EngineSeedHooks = {}): SeedResult {
-  const engine = cfg.engine as Exclude<RuntimeEngineName, 'bully'>;
+/** The fields of a seed's result that the engine's part of the run gives (the rest come from the world: worldResult). */
+export type EngineResultFields = Omit<SeedResult, keyof ReturnType<typeof worldResult> | 'violation'>;
+
+/**
+ * What one engine adds to the one run of a seed (runEngineSeed): log engines
+ * (logEngineRun below: clients, the liveness probe, engine-invariants.ts) and bully
+ * (bully-sim.ts bullyRun: no clients, bully-invariants.ts, convergence). The world, the
+ * boots, the fault plan, the run until every fault healed and every board is up, the
+ * stale-HAL check and the world's result fields are the same for every engine.
+ */
+export interface EngineRun {
+  /** Options of every board of the world (log engines: the watchdog their runtime feeds). */
+  board?: BoardOptions;
+  /** The world and its boards exist: relays, checks, the observer; how every boot's runtime is made. */
+  boot(base: SimBase): Omit<SimBootOptions, 'engine' | 'keyring' | 'hooks'>;
+  /** Runtimes boot and the fault plan is made: the engine's own activity (clients, actuator, quiet checks), then the test's setup hook. */
+  start(nodes: SimNodes, plan: readonly PlannedFault[]): void;
+  /** Every fault healed and every board up again (or the wait for it ended): the engine's end-of-run checks, which throw SimViolation. */
+  finish(): void;
+  /**
+   * The run is over (`thrown`: the violation that stopped it, if one did): the first
+   * violation (the checks record theirs before throwing), the engine's result fields and
+   * the actuator the split-brain figures come from.
+   */
+  result(thrown: SimViolation | undefined): { violation: SimViolation | undefined; fields: EngineResultFields; actuator: SimActuator };
+}
+
+/**
+ * One seed of `quorumd sim`, any engine: the world, a runtime booted on every board at
+ * every boot, the seed's faults, the run; the engine's part (EngineRun) plugs in its
+ * checks, its activity and its end checks. `hooks`: EngineSeedHooks for log engines,
+ * BullySeedHooks (bully-sim.ts) for bully.
+ */
+export function runEngineSeed(cfg: SimConfig, seed: number, hooks?: EngineSeedHooks): SeedResult;
+export function runEngineSeed(cfg: SimConfig, seed: number, hooks: BullySeedHooks): BullySeedResult;
+export function runEngineSeed(cfg: SimConfig, seed: number, hooks: EngineSeedHooks | BullySeedHooks): SeedResult;
+export function runEngineSeed(cfg: SimConfig, seed: number, hooks: EngineSeedHooks | BullySeedHooks = {}): SeedResult {
   const wall0 = performance.now();
-  const base = simWorld(cfg, seed, hooks.timeline, { watchdogTimeoutMs: SIM_WATCHDOG_MS });
-  const { world, config, dataIds, allIds } = base;
-  // PBFT (pbft-sim.ts): liars from the seed, per-node signers, no leader-driven actuator.
+  const run = cfg.engine === 'bully' ? bullyRun(cfg, hooks as BullySeedHooks) : logEngineRun(cfg, seed, hooks as EngineSeedHooks);
+  const base = simWorld(cfg, seed, hooks.timeline, run.board);
+  const boot = run.boot(base);
+  const nodes = bootNodes(base, { engine: cfg.engine, keyring: { current: clusterKey(seed) }, ...boot, hooks });
+  const { plan, healedBy } = scheduleFaults(base.world, cfg);
+  run.start(nodes, plan);
+  let thrown: SimViolation | undefined;
+  try {
+    base.world.run(Math.max(cfg.timeMs, healedBy));
+    awaitBoardsUp(base, nodes);
+    run.finish();
+    checkStaleHal(base, boot.fail);
+  } catch (e) {
+    if (!(e instanceof SimViolation)) throw e;
+    thrown = e;
+  }
+  const { violation, fields, actuator } = run.result(thrown);
+  const result: SeedResult = { ...worldResult(base, seed, wall0, actuator), ...fields };
+  if (violation) result.violation = { invariant: violation.invariant, detail: violation.detail, atMs: violation.atMs, lastTrace: base.world.trace.last() };
+  return result;
+}
+
+/** The log engines' part of a seed (raft, paxos, zab, pbft): clients, the liveness probe, the linearizability check. */
+function logEngineRun(cfg: SimConfig, seed: number, hooks: EngineSeedHooks): EngineRun {
+  const engine = cfg.engine as Exclude<RuntimeEngineName, 'bully'>;
   const pbft = engine === 'pbft';
-  const liars = pbft && cfg.byzantine ? pickByzantine(world.rng.fork('byzantine'), dataIds) : new Map<NodeId, ByzKind[]>();
-  const honestIds = dataIds.filter((id) => !liars.has(id));
-  const isHonest = (rt: EngineRuntime) => !liars.has(rt.id);
-  const pbftKeys = pbft ? new PbftSimKeys(dataIds, seed) : undefined;
-  // STONITH relays and power-sense inputs between data boards (fencing.ts): voters only, the
-  // others never lead. PBFT fences on committed f + 1 votes (pbft-sim.ts), with no activation gate.
-  const wiring: FenceWiring | null = cfg.stonith ? wireFencing(world, dataIds) : null;
-  const dataBoards = dataIds.map((id) => world.board(id));
-  const keyring = { current: clusterKey(seed) };
+  let world: World;
+  let config: MemberConfig;
+  let dataIds: NodeId[];
+  let liars: Map<NodeId, ByzKind[]>;
+  let isHonest: (rt: EngineRuntime) => boolean;
+  let pbftKeys: PbftSimKeys | undefined;
   let violation: SimViolation | undefined;
-  // PBFT: a primary is not an actuating leader (a deposed one may believe it leads until it
-  // hears of the new view), so the leader-actuator checks do not apply.
-  const disabled = new Set([...(hooks.disableChecks ?? []), ...(pbft ? ['dual-active', 'stale-actuation'] : [])]);
-  const onViolation = (v: SimViolation) => {
-    violation ??= v;
-  };
-  const engChecks = engineChecks(engine, config, disabled, () => world.nowMs, onViolation, honestIds);
-  const checker = new EngineInvariantChecker(() => world.nowMs, engChecks, onViolation, disabled);
-  const members = new MemberRoleChecks(config, engine, (inv, detail) => checker.fail(inv, detail), disabled);
-  const pbftFences = pbft && wiring ? new PbftFenceChecks(new Set(honestIds), (inv, detail) => disabled.has(inv) || checker.fail(inv, detail)) : undefined;
-  const pool = pbft ? new ReplyPool(dataIds, pbftKeys!.auth(dataIds[0]!), engChecks as PbftChecks, hooks.pbftClientQuorum) : undefined;
+  let disabled: Set<string>;
+  let checker: EngineInvariantChecker;
+  let members: MemberRoleChecks;
+  let pbftFences: PbftFenceChecks | undefined;
+  let pool: ReplyPool | undefined;
   const actuator = new SimActuator();
   let nodes: SimNodes;
+  /** The per-step split-brain checks (set up with the boards). */
+  let measureActive: () => void;
   const live = () => nodes.live();
   /** Nodes that hold the KV state (not the witness): the clients' and the probe's. */
   const liveData = () => live().filter((rt) => !config.witnesses.includes(rt.id));
   const activeNodes = () => live().filter((rt) => rt.active);
-  /**
-   * Per-step checks of the split-brain defenses. Runs after every step of every node:
-   * counts without allocating, and builds the lists (for the message) only when a check fails.
-   */
-  const measureActive = () => {
-    const nActive = nodes.countActive();
-    actuator.update(world.nowUs, nActive);
-    if (nActive >= 2 && !disabled.has('dual-active')) {
-      const act = activeNodes();
-      checker.fail('dual-active', `${act.length} active leaders at once: ${act.map((r) => `n${r.id} (term ${r.engine!.status().term}, token ${r.activeToken})`).join(', ')}`);
-    }
-    const nOff = dataIds.length >= 2 ? countFencedOffBoards(dataBoards) : 0;
-    if (nOff === dataIds.length && nOff > 0 && !disabled.has('fenced-all-off')) {
-      checker.fail('fenced-all-off', `every data board is off because of fencing at once (mains on, rail dead): ${fencedOff(world, dataIds).map((n) => `n${n}`).join(', ')}`);
-    }
-    if (pbftFences && nOff > 0) pbftFences.fencedOff(fencedOff(world, dataIds));
-  };
   const honestLive = () => live().filter(isHonest);
-  const baseObserver: EngineRuntimeObserver = {
-    booted: (rt) => isHonest(rt) && checker.booted(rt),
-    // The checks look without moving any process clock (World.observe): `active` judges
-    // the leader's lease at its clock's "now", and with the stall kind every process read
-    // moves that clock ahead. The runtime reports a step more often than the Raft runtime
-    // did (also after advance()), and reads from here would then delay the leader's ticks
-    // and cost it its lease more often: the run would depend on how often the checks look.
-    afterStep: (rt) =>
-      world.observe(() => {
-        if (isHonest(rt)) checker.afterStep(rt, honestLive);
-        if (members.active) members.afterStep(rt);
-        measureActive();
-      }),
-    fenced: (_rt, rec) => actuator.fenceFinished(rec),
-    activation: (rt, ev) => {
-      const err = actuator.activationEvent(rt.id, ev, world.nowUs);
-      if (err !== null && !disabled.has('token-growth')) checker.fail('token-growth', `fencing tokens must only grow: ${err}`);
-    },
-    persisted: (rt, rd) => {
-      if (!isHonest(rt)) return;
-      checker.persisted(rt, rd);
-      if (members.active) members.persisted(rt, rd);
-    },
-    applied: (rt, e, result) => {
-      if (!isHonest(rt)) return;
-      checker.applied(rt, e, result);
-      if (members.active) members.applied(rt, e);
-    },
-    proposed: (rt, index, term, data) => isHonest(rt) && checker.proposed(rt, index, term, data),
-    snapshotTaken: (rt, index) => isHonest(rt) && checker.snapshotTaken(rt, index),
-    checkpointed: (rt, index) => isHonest(rt) && checker.checkpointed(rt, index),
-    replied: (_rt, rep) => pool?.add(rep),
-    pbftFenceVoted: (rt, reqNo, req, suspects) => pbftFences?.voted(rt.id, reqNo, req, suspects),
-    pbftFenceDecided: (rt, d) => pbftFences?.decided(rt.id, d),
-    engineError: (rt, err) => checker.engineError(rt, err),
-  };
-  const recorded = hooks.timeline ? hooks.timeline.observer(baseObserver, ENGINE_ROLE_VIEW) : baseObserver;
-  const observer = hooks.wrapObserver ? hooks.wrapObserver(recorded) : recorded;
-
-  nodes = bootNodes(base, {
-    engine,
-    keyring,
-    observer,
-    options: (hal) => ({
-      ...(pbft ? (wiring ? { pbftFencing: simPbftFencing(hal, wiring, liars.has(hal.node), hooks.pbftPlantedTally) } : {}) : { fencing: simFencing(hal, wiring) }),
-      ...(pbftKeys ? { pbftAuth: pbftKeys.auth(hal.node) } : {}),
-      ...(liars.has(hal.node) ? { byzantine: saboteurFor(pbftKeys!.auth(hal.node), dataIds, liars.get(hal.node)!, world.rng.fork(`saboteur:${hal.node}:${hal.incarnation}`)) } : {}),
-    }),
-    fail: (inv, detail) => checker.fail(inv, detail),
-    hooks,
-  });
-  const { runtimes } = nodes;
-
-  const T = cfg.timeMs;
-  const { healedBy } = scheduleFaults(world, cfg);
-
+  let workload: Workload;
   // PBFT clients trust f + 1 matching replies, not the node they asked (pbft-sim.ts).
   const clientOf = new Map<EngineRuntime, PbftClientNode>();
   const client = (rt: EngineRuntime): WorkloadNode => {
@@ -422,105 +403,197 @@ export function runEngineSeed(cfg: SimConfig, seed: number, hooks: EngineSeedHoo
     if (!c) clientOf.set(rt, (c = new PbftClientNode(rt, pool, world.sched, DEFAULT_WORKLOAD.clientTimeoutMs - 500)));
     return c;
   };
-  const workload = new Workload(world.sched, world.rng.fork('clients'), pool ? () => liveData().map(client) : liveData, { ...DEFAULT_WORKLOAD, ...hooks.workload });
-  // A request to a stalled process waits for it (the workload calls the runtime directly).
-  workload.deliver = (node, fn) => world.board(node).deliver(fn);
-  if (hooks.timeline) workload.onOp = hooks.timeline.opListener();
-  workload.start(T * 1000);
-  // Only active leaders drive the actuator, each with its fencing token.
-  const actuate = () => {
-    // The actuator stands for the outside world: it reads who is active without moving a clock (as the checks).
-    world.observe(() => {
-      measureActive();
-      for (const rt of activeNodes()) {
-        const before = actuator.stale;
-        actuator.command(rt.id, rt.activeToken, world.nowUs);
-        if (actuator.stale > before && !disabled.has('stale-actuation')) {
-          checker.fail('stale-actuation', `n${rt.id} drove the actuator with token ${rt.activeToken} after a newer leadership was activated (recent: ${actuator.recent.slice(-4).map((c) => `n${c.node}/${c.token}${c.stale ? ' stale' : ''}`).join(', ')})`);
-        }
-      }
-    });
-    world.sched.after(ACTUATE_EVERY_MS * 1000, actuate);
-  };
-  world.sched.after(ACTUATE_EVERY_MS * 1000, actuate);
-  hooks.setup?.({ world, checker, runtimes, live });
-
   let probeMs = -1;
   const probeAcked: Array<{ index: number; dataHash: number; what: string }> = [];
-  try {
-    world.run(Math.max(T, healedBy));
-    awaitBoardsUp(base, nodes);
-    world.runUntil(() => workload.pending === 0, DEFAULT_WORKLOAD.clientTimeoutMs + 1000);
-    const t0 = world.nowMs;
-    let done = false;
-    let n = 0;
-    const probe = () => {
-      if (done) return;
-      const nodes = liveData();
-      if (nodes.length > 0) {
-        const rt = nodes[n++ % nodes.length]!;
-        const value = new TextEncoder().encode(`probe.${n}`);
-        const data = encodeCommand({ op: 'put', key: '__probe', value });
-        client(rt).put('__probe', value, {}, (res) => {
-          if (done || res.status !== Status.OK) return;
-          done = true;
-          probeMs = Math.round(world.nowMs - t0);
-          probeAcked.push({ index: res.index!, dataHash: data instanceof Uint8Array ? hashBytes(data) : 0, what: `probe put via node ${rt.id}` });
-        });
-      }
-      world.sched.after(300_000, probe);
-    };
-    probe();
-    world.runUntil(() => done, PROBE_MS);
-    if (!done) checker.fail('liveness', `no write committed within ${PROBE_MS} ms after every fault healed (live nodes: ${liveData().map((r) => r.id).join(',') || 'none'})`);
-    world.run(500);
-    if (done && pbft && !disabled.has('pbft-liveness')) {
-      // Every honest replica takes part again: one view, normal mode, same executed index (pbft-sim.ts).
-      world.runUntil(() => pbftUnsettled(honestLive()) === null, PBFT_SETTLE_MS);
-      const why = pbftUnsettled(honestLive());
-      if (why !== null) checker.fail('pbft-liveness', why);
-    }
-    if (done && config.learners.length > 0) {
-      // Observers receive the committed stream: each live one applies the probe (bounded wait).
-      const idx = probeAcked[0]!.index;
-      const view = () => live().map((r) => ({ id: r.id, appliedIndex: r.stateMachine.appliedIndex }));
-      world.runUntil(() => members.observersBehind(view(), idx, config.learners) === null, 5000);
-      const behind = members.observersBehind(view(), idx, config.learners);
-      if (behind !== null && !disabled.has('observer-behind')) checker.fail('observer-behind', behind);
-    }
-    checker.checkAcked([...workload.acked, ...probeAcked], live().find((r) => r.isLeader));
-    checker.checkStateMachines(pbft ? honestLive() : liveData());
-    checkStaleHal(base, (inv, detail) => checker.fail(inv, detail));
-  } catch (e) {
-    if (!(e instanceof SimViolation)) throw e;
-    violation ??= e;
-  }
 
-  let lin: SeedResult['lin'] = 'skipped';
-  if (!violation && !hooks.skipLin) {
-    const r = checkLinearizable(workload.history, { maxStates: 200_000 });
-    if (r.ok === true) lin = 'ok';
-    else if (r.ok === 'unknown') lin = 'unknown';
-    else {
-      lin = 'fail';
-      violation = new SimViolation('linearizability', r.explanation, world.nowMs);
-    }
-  }
-  const result: SeedResult = {
-    ...worldResult(base, seed, wall0, actuator),
-    leaders: checker.elections,
-    commits: checker.highestApplied,
-    ops: workload.stats.issued,
-    opsOk: workload.stats.ok + workload.stats.conflict,
-    opsUnknown: workload.stats.unknown + workload.stats.noAnswer,
-    fences: actuator.fences,
-    fencesFailed: actuator.fencesFailed,
-    lin,
-    historyOps: workload.history.length,
-    probeMs,
+  return {
+    board: { watchdogTimeoutMs: SIM_WATCHDOG_MS },
+    boot(base) {
+      ({ world, config, dataIds } = base);
+      // PBFT (pbft-sim.ts): liars from the seed, per-node signers, no leader-driven actuator.
+      liars = pbft && cfg.byzantine ? pickByzantine(world.rng.fork('byzantine'), dataIds) : new Map<NodeId, ByzKind[]>();
+      const honestIds = dataIds.filter((id) => !liars.has(id));
+      isHonest = (rt) => !liars.has(rt.id);
+      pbftKeys = pbft ? new PbftSimKeys(dataIds, seed) : undefined;
+      // STONITH relays and power-sense inputs between data boards (fencing.ts): voters only, the
+      // others never lead. PBFT fences on committed f + 1 votes (pbft-sim.ts), with no activation gate.
+      const wiring: FenceWiring | null = cfg.stonith ? wireFencing(world, dataIds) : null;
+      const dataBoards = dataIds.map((id) => world.board(id));
+      // PBFT: a primary is not an actuating leader (a deposed one may believe it leads until it
+      // hears of the new view), so the leader-actuator checks do not apply.
+      disabled = new Set([...(hooks.disableChecks ?? []), ...(pbft ? ['dual-active', 'stale-actuation'] : [])]);
+      const onViolation = (v: SimViolation) => {
+        violation ??= v;
+      };
+      const engChecks = engineChecks(engine, config, disabled, () => world.nowMs, onViolation, honestIds);
+      checker = new EngineInvariantChecker(() => world.nowMs, engChecks, onViolation, disabled);
+      members = new MemberRoleChecks(config, engine, (inv, detail) => checker.fail(inv, detail), disabled);
+      pbftFences = pbft && wiring ? new PbftFenceChecks(new Set(honestIds), (inv, detail) => disabled.has(inv) || checker.fail(inv, detail)) : undefined;
+      pool = pbft ? new ReplyPool(dataIds, pbftKeys!.auth(dataIds[0]!), engChecks as PbftChecks, hooks.pbftClientQuorum) : undefined;
+      /**
+       * Per-step checks of the split-brain defenses. Runs after every step of every node:
+       * counts without allocating, and builds the lists (for the message) only when a check fails.
+       */
+      measureActive = () => {
+        const nActive = nodes.countActive();
+        actuator.update(world.nowUs, nActive);
+        if (nActive >= 2 && !disabled.has('dual-active')) {
+          const act = activeNodes();
+          checker.fail('dual-active', `${act.length} active leaders at once: ${act.map((r) => `n${r.id} (term ${r.engine!.status().term}, token ${r.activeToken})`).join(', ')}`);
+        }
+        const nOff = dataIds.length >= 2 ? countFencedOffBoards(dataBoards) : 0;
+        if (nOff === dataIds.length && nOff > 0 && !disabled.has('fenced-all-off')) {
+          checker.fail('fenced-all-off', `every data board is off because of fencing at once (mains on, rail dead): ${fencedOff(world, dataIds).map((n) => `n${n}`).join(', ')}`);
+        }
+        if (pbftFences && nOff > 0) pbftFences.fencedOff(fencedOff(world, dataIds));
+      };
+      /** The checks after a step of `stepped` (one closure for the run, not one per step). */
+      let stepped: EngineRuntime | undefined;
+      const stepChecks = () => {
+        const rt = stepped!;
+        if (isHonest(rt)) checker.afterStep(rt, honestLive);
+        if (members.active) members.afterStep(rt);
+        measureActive();
+      };
+      const baseObserver: EngineRuntimeObserver = {
+        booted: (rt) => isHonest(rt) && checker.booted(rt),
+        // The checks look without moving any process clock (World.observe): `active` judges
+        // the leader's lease at its clock's "now", and with the stall kind every process read
+        // moves that clock ahead. The runtime reports a step more often than the Raft runtime
+        // did (also after advance()), and reads from here would then delay the leader's ticks
+        // and cost it its lease more often: the run would depend on how often the checks look.
+        afterStep: (rt) => {
+          stepped = rt;
+          world.observe(stepChecks);
+        },
+        fenced: (_rt, rec) => actuator.fenceFinished(rec),
+        activation: (rt, ev) => {
+          const err = actuator.activationEvent(rt.id, ev, world.nowUs);
+          if (err !== null && !disabled.has('token-growth')) checker.fail('token-growth', `fencing tokens must only grow: ${err}`);
+        },
+        persisted: (rt, rd) => {
+          if (!isHonest(rt)) return;
+          checker.persisted(rt, rd);
+          if (members.active) members.persisted(rt, rd);
+        },
+        applied: (rt, e, result) => {
+          if (!isHonest(rt)) return;
+          checker.applied(rt, e, result);
+          if (members.active) members.applied(rt, e);
+        },
+        proposed: (rt, index, term, data) => isHonest(rt) && checker.proposed(rt, index, term, data),
+        snapshotTaken: (rt, index) => isHonest(rt) && checker.snapshotTaken(rt, index),
+        checkpointed: (rt, index) => isHonest(rt) && checker.checkpointed(rt, index),
+        replied: (_rt, rep) => pool?.add(rep),
+        pbftFenceVoted: (rt, reqNo, req, suspects) => pbftFences?.voted(rt.id, reqNo, req, suspects),
+        pbftFenceDecided: (rt, d) => pbftFences?.decided(rt.id, d),
+        engineError: (rt, err) => checker.engineError(rt, err),
+      };
+      const recorded = hooks.timeline ? hooks.timeline.observer(baseObserver, ENGINE_ROLE_VIEW) : baseObserver;
+      return {
+        observer: hooks.wrapObserver ? hooks.wrapObserver(recorded) : recorded,
+        options: (hal) => ({
+          ...(pbft ? (wiring ? { pbftFencing: simPbftFencing(hal, wiring, liars.has(hal.node), hooks.pbftPlantedTally) } : {}) : { fencing: simFencing(hal, wiring) }),
+          ...(pbftKeys ? { pbftAuth: pbftKeys.auth(hal.node) } : {}),
+          ...(liars.has(hal.node) ? { byzantine: saboteurFor(pbftKeys!.auth(hal.node), dataIds, liars.get(hal.node)!, world.rng.fork(`saboteur:${hal.node}:${hal.incarnation}`)) } : {}),
+        }),
+        fail: (inv, detail) => checker.fail(inv, detail),
+      };
+    },
+    start(n) {
+      nodes = n;
+      workload = new Workload(world.sched, world.rng.fork('clients'), pool ? () => liveData().map(client) : liveData, { ...DEFAULT_WORKLOAD, ...hooks.workload });
+      // A request to a stalled process waits for it (the workload calls the runtime directly).
+      workload.deliver = (node, fn) => world.board(node).deliver(fn);
+      if (hooks.timeline) workload.onOp = hooks.timeline.opListener();
+      workload.start(cfg.timeMs * 1000);
+      // Only active leaders drive the actuator, each with its fencing token.
+      const actuate = () => {
+        // The actuator stands for the outside world: it reads who is active without moving a clock (as the checks).
+        world.observe(() => {
+          measureActive();
+          for (const rt of activeNodes()) {
+            const before = actuator.stale;
+            actuator.command(rt.id, rt.activeToken, world.nowUs);
+            if (actuator.stale > before && !disabled.has('stale-actuation')) {
+              checker.fail('stale-actuation', `n${rt.id} drove the actuator with token ${rt.activeToken} after a newer leadership was activated (recent: ${actuator.recent.slice(-4).map((c) => `n${c.node}/${c.token}${c.stale ? ' stale' : ''}`).join(', ')})`);
+            }
+          }
+        });
+        world.sched.after(ACTUATE_EVERY_MS * 1000, actuate);
+      };
+      world.sched.after(ACTUATE_EVERY_MS * 1000, actuate);
+      hooks.setup?.({ world, checker, runtimes: nodes.runtimes, live });
+    },
+    finish() {
+      world.runUntil(() => workload.pending === 0, DEFAULT_WORKLOAD.clientTimeoutMs + 1000);
+      const t0 = world.nowMs;
+      let done = false;
+      let n = 0;
+      const probe = () => {
+        if (done) return;
+        const nodes = liveData();
+        if (nodes.length > 0) {
+          const rt = nodes[n++ % nodes.length]!;
+          const value = new TextEncoder().encode(`probe.${n}`);
+          const data = encodeCommand({ op: 'put', key: '__probe', value });
+          client(rt).put('__probe', value, {}, (res) => {
+            if (done || res.status !== Status.OK) return;
+            done = true;
+            probeMs = Math.round(world.nowMs - t0);
+            probeAcked.push({ index: res.index!, dataHash: data instanceof Uint8Array ? hashBytes(data) : 0, what: `probe put via node ${rt.id}` });
+          });
+        }
+        world.sched.after(300_000, probe);
+      };
+      probe();
+      world.runUntil(() => done, PROBE_MS);
+      if (!done) checker.fail('liveness', `no write committed within ${PROBE_MS} ms after every fault healed (live nodes: ${liveData().map((r) => r.id).join(',') || 'none'})`);
+      world.run(500);
+      if (done && pbft && !disabled.has('pbft-liveness')) {
+        // Every honest replica takes part again: one view, normal mode, same executed index (pbft-sim.ts).
+        world.runUntil(() => pbftUnsettled(honestLive()) === null, PBFT_SETTLE_MS);
+        const why = pbftUnsettled(honestLive());
+        if (why !== null) checker.fail('pbft-liveness', why);
+      }
+      if (done && config.learners.length > 0) {
+        // Observers receive the committed stream: each live one applies the probe (bounded wait).
+        const idx = probeAcked[0]!.index;
+        const view = () => live().map((r) => ({ id: r.id, appliedIndex: r.stateMachine.appliedIndex }));
+        world.runUntil(() => members.observersBehind(view(), idx, config.learners) === null, 5000);
+        const behind = members.observersBehind(view(), idx, config.learners);
+        if (behind !== null && !disabled.has('observer-behind')) checker.fail('observer-behind', behind);
+      }
+      checker.checkAcked([...workload.acked, ...probeAcked], live().find((r) => r.isLeader));
+      checker.checkStateMachines(pbft ? honestLive() : liveData());
+    },
+    result(thrown) {
+      violation ??= thrown;
+      let lin: SeedResult['lin'] = 'skipped';
+      if (!violation && !hooks.skipLin) {
+        const r = checkLinearizable(workload.history, { maxStates: 200_000 });
+        if (r.ok === true) lin = 'ok';
+        else if (r.ok === 'unknown') lin = 'unknown';
+        else {
+          lin = 'fail';
+          violation = new SimViolation('linearizability', r.explanation, world.nowMs);
+        }
+      }
+      const fields: EngineResultFields = {
+        leaders: checker.elections,
+        commits: checker.highestApplied,
+        ops: workload.stats.issued,
+        opsOk: workload.stats.ok + workload.stats.conflict,
+        opsUnknown: workload.stats.unknown + workload.stats.noAnswer,
+        fences: actuator.fences,
+        fencesFailed: actuator.fencesFailed,
+        lin,
+        historyOps: workload.history.length,
+        probeMs,
+      };
+      return { violation, fields, actuator };
+    },
   };
-  if (violation) result.violation = { invariant: violation.invariant, detail: violation.detail, atMs: violation.atMs, lastTrace: world.trace.last() };
-  return result;
 }
 
 /**

@@ -18,7 +18,7 @@
  * linearizable (cluster.ts's checker, run by engine-cluster.ts).
  *
  * Per engine:
- *   raft   invariants.ts InvariantChecker (Ongaro & Ousterhout 2014, Figure 3) — election
+ *   raft   raft-invariants.ts InvariantChecker (Ongaro & Ousterhout 2014, Figure 3) — election
  *          safety, log matching (hash chains over every durable log), leader
  *          completeness, witnesses never lead, durable commit, commit monotonic per
  *          life, acknowledged writes within the final leader's commit index
@@ -45,7 +45,8 @@ import type { ApplyResult, KvStateMachine } from '../../src/kv/index.ts';
 import type { EngineRuntime } from '../runtime/engine-node.ts';
 import { hashBytes } from './hash.ts';
 import { PbftChecks } from './pbft-sim.ts';
-import { InvariantChecker, SimViolation, type RaftHost } from './invariants.ts';
+import { InvariantChecker, type RaftHost } from './raft-invariants.ts';
+import { SimViolation } from './violation.ts';
 
 /**
  * The node is a witness (holds no command data). From the engine's status, not the
@@ -68,13 +69,17 @@ export interface EngineChecks {
   readonly engine: 'paxos' | 'zab' | 'raft' | 'pbft';
   /** After any step: `live` are the running runtimes. */
   afterStep(rt: EngineRuntime, live: () => readonly EngineRuntime[]): void;
+  /** The term (ballot, epoch, view) of a leader, where the engine has it without building its status(): read after every step of a leader. */
+  leaderTerm?(rt: EngineRuntime): number;
+  /** Whether the node is a witness, where the engine has it without building its status(): read for every applied entry. */
+  isWitness?(rt: EngineRuntime): boolean;
   readonly violations: readonly string[];
   /** At the end, beside the shared acknowledged-writes check (the final leader, if any). */
   checkAcked?(acked: ReadonlyArray<{ index: Index; dataHash: number; what: string }>, finalLeader: EngineRuntime | undefined): void;
 }
 
 /**
- * Raft's own checks: invariants.ts's InvariantChecker (it throws SimViolation itself,
+ * Raft's own checks: raft-invariants.ts's InvariantChecker (it throws SimViolation itself,
  * through the cluster's callback), fed with a view of each EngineRuntime as the
  * RaftHost it checks (its RaftNode and its state machine).
  */
@@ -86,7 +91,11 @@ class RaftChecks implements EngineChecks {
   constructor(config: MemberConfig, disabled: ReadonlySet<string>, now: () => number, onViolation: (v: SimViolation) => void) {
     this.inv = new InvariantChecker(now, config.witnesses, onViolation, disabled);
   }
+  /** The last runtime asked for and its view: most calls ask for the same node as the one before. */
+  private lastRt: EngineRuntime | undefined;
+  private lastView: RaftHost | undefined;
   private view(rt: EngineRuntime): RaftHost {
+    if (rt === this.lastRt) return this.lastView!;
     let v = this.views.get(rt);
     if (v === undefined) {
       v = {
@@ -100,7 +109,15 @@ class RaftChecks implements EngineChecks {
       };
       this.views.set(rt, v);
     }
+    this.lastRt = rt;
+    this.lastView = v;
     return v;
+  }
+  leaderTerm(rt: EngineRuntime): number {
+    return (rt.engine as RaftEngine).raft.currentTerm;
+  }
+  isWitness(rt: EngineRuntime): boolean {
+    return (rt.engine as RaftEngine | undefined)?.raft.witness ?? false;
   }
   booted(rt: EngineRuntime): void {
     this.inv.booted(this.view(rt));
@@ -265,7 +282,7 @@ export class EngineInvariantChecker {
     if (!eng) return;
     // A leader's step: its (term, token) is checked when it changes, not at every step of
     // the leadership (this runs for most steps of a sweep: the leader handles most messages).
-    const term = eng.isLeader ? eng.status().term : -1;
+    const term = eng.isLeader ? (this.checks.leaderTerm?.(rt) ?? eng.status().term) : -1;
     if (term >= 0 && (term !== this.checkedTerm[rt.id] || eng.leaderToken() !== this.checkedToken[rt.id])) {
       const prev = this.leaderOfTerm.get(term);
       if (prev === undefined) {
@@ -300,7 +317,7 @@ export class EngineInvariantChecker {
     const last = this.lifeApplied.get(rt.id) ?? 0;
     if (e.index !== last + 1) this.fail('apply-order', `node ${rt.id} applied index ${e.index} after ${last}`);
     this.lifeApplied.set(rt.id, e.index);
-    const witness = isWitness(rt);
+    const witness = this.checks.isWitness?.(rt) ?? isWitness(rt);
     if (!witness || e.type !== EntryType.Normal) {
       const h = e.type === EntryType.Normal ? hashBytes(e.data) : 0;
       const a = this.appliedAt.get(e.index);

@@ -31,7 +31,7 @@ import { SlotCoordinator, type CoordinatorLog, type Decision, type JobsHost } fr
 import type { EngineRuntime } from '../runtime/engine-node.ts';
 import { runEngineSeed, type EngineSeedHooks, type EngineSimCluster, type SeedResult } from './engine-cluster.ts';
 import type { SimConfig } from './options.ts';
-import { SimViolation } from './invariants.ts';
+import { SimViolation } from './violation.ts';
 
 /** Slot 0's time (ms since the Unix epoch): 2025-01-01T00:00:00Z. */
 export const JOB_SLOT_BASE_MS = Date.UTC(2025, 0, 1);

@@ -345,4 +345,6 @@ export interface Engine {
   acknowledges?(m: Message): boolean;
   isCampaignRequest?(m: Message): boolean;
   replicaProgress?(): ReplicaProgress[];
+  /** status().leader without building the status (the runtime reads it after every step); without it, status() is asked. */
+  readonly currentLeader?: NodeId;
 }

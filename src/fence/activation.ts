@@ -273,6 +273,16 @@ export class ActivationGate {
     if (l.safeAtMs !== null && this.now >= l.safeAtMs) return this.activate('lease-expired');
   }
 
+  /**
+   * The node this gate wants fenced now, or null: status().wantFence without building the
+   * status and its sentences (a leader's runtime asks on every step while it is not active).
+   */
+  get wantFence(): NodeId | null {
+    const l = this.lead;
+    if (l === null || this.activeBy !== null || !this.formedValue || l.prev === 'unknown') return null;
+    return this.stonith && this.fenceFailure === null ? (l.prev as number) : null;
+  }
+
   status(): ActivationStatus {
     const l = this.lead;
     const base = { formed: this.formedValue };
@@ -292,7 +302,6 @@ export class ActivationGate {
     }
     const lease = l.safeAtMs === null ? null : `its lease to expire in ${Math.max(0, Math.ceil(l.safeAtMs - this.now))} ms`;
     let waitingFor: string;
-    let wantFence: NodeId | null = null;
     if (l.prev === 'unknown') {
       waitingFor = lease !== null ? `previous leader unknown: waiting for any earlier leader's lease to expire in ${Math.max(0, Math.ceil(l.safeAtMs! - this.now))} ms` : 'previous leader unknown and no lease bound: cannot prove it stopped (configure leases, or wait for the next election with a known previous leader)';
     } else {
@@ -300,11 +309,8 @@ export class ActivationGate {
       const alternatives = [lease, `an acknowledgement from ${who}`, `\`quorumd fence confirm ${who}\``].filter((x) => x !== null);
       if (!this.stonith) waitingFor = `previous leader ${who} may still act: waiting for ${alternatives.join(' or ')} (STONITH disabled)`;
       else if (this.fenceFailure !== null) waitingFor = `previous leader ${who}: fence failed (${this.fenceFailure}); waiting for ${alternatives.join(' or ')}`;
-      else {
-        wantFence = l.prev as number;
-        waitingFor = `previous leader ${who}: ${this.fenceInFlight ? 'fencing it (STONITH)' : 'about to fence it (STONITH)'}, or ${alternatives.join(' or ')}`;
-      }
+      else waitingFor = `previous leader ${who}: ${this.fenceInFlight ? 'fencing it (STONITH)' : 'about to fence it (STONITH)'}, or ${alternatives.join(' or ')}`;
     }
-    return { ...base, elected: true, active: false, term: l.term, waitingFor, wantFence, activeBy: null };
+    return { ...base, elected: true, active: false, term: l.term, waitingFor, wantFence: this.wantFence, activeBy: null };
   }
 }

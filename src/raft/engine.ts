@@ -220,6 +220,10 @@ export class RaftEngine implements Engine {
   get isLeader(): boolean {
     return this.raft.isLeader;
   }
+  /** status().leader, read after every step by the runtime (Engine.currentLeader). */
+  get currentLeader(): NodeId {
+    return this.raft.leaderId;
+  }
 
   /** The term now (cheaper than status().term). */
   get currentTerm(): Term {

@@ -10,7 +10,7 @@
 import { mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type { SeedResult } from '../engine-cluster.ts';
-import { runBullySeed, type BullySeedHooks } from '../bully-sim.ts';
+import type { BullySeedHooks } from '../bully-sim.ts';
 import { runEngineSeed, type EngineSeedHooks } from '../engine-cluster.ts';
 import { replayCommand, type SimConfig } from '../options.ts';
 import { seedLine } from '../report.ts';
@@ -20,10 +20,10 @@ import { indexPage, timelinePage, type IndexEntry } from './page.ts';
 export { TimelineRecorder, type TimelineData } from './recorder.ts';
 export { timelinePage, indexPage } from './page.ts';
 
-/** Runs one seed of any engine (hooks as runEngineSeed / runBullySeed take them; `timeline` set here, Raft and bully only). */
+/** Runs one seed of any engine (hooks as runEngineSeed takes them; `timeline` set here, Raft and bully only). */
 export function runAnySeed(cfg: SimConfig, seed: number, hooks: EngineSeedHooks | BullySeedHooks = {}): SeedResult {
   if (cfg.engine === 'paxos' || cfg.engine === 'zab' || cfg.engine === 'pbft') return runEngineSeed(cfg, seed);
-  return cfg.engine === 'bully' ? runBullySeed(cfg, seed, hooks as BullySeedHooks) : runEngineSeed(cfg, seed, hooks as EngineSeedHooks);
+  return runEngineSeed(cfg, seed, hooks);
 }
 
 export function timelineMeta(cfg: SimConfig, r: SeedResult): TimelineMeta {

@@ -1,10 +1,11 @@
 /**
- * The simulator's "applied ⇒ durable" check (daemon/sim/invariants.ts): an entry a node
+ * The simulator's "applied ⇒ durable" check (daemon/sim/raft-invariants.ts): an entry a node
  * applies before its own copy is durable (a Raft leader's takeCommitted) must be durable
  * on a quorum of voting members; with fewer the check fails.
  */
 import { describe, expect, it } from 'vitest';
-import { InvariantChecker, SimViolation, type RaftHost } from '../../../daemon/sim/invariants.ts';
+import { InvariantChecker, type RaftHost } from '../../../daemon/sim/raft-invariants.ts';
+import { SimViolation } from '../../../daemon/sim/violation.ts';
 import { KvStateMachine } from '../../../src/kv/index.ts';
 import { RaftNode, type Ready } from '../../../src/raft/index.ts';
 import { Rng } from '../../../src/rng.ts';

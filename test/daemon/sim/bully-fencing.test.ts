@@ -6,13 +6,17 @@
  * gate) makes the dual-active check fire.
  */
 import { describe, expect, it } from 'vitest';
-import { runBullySeed, type BullySeedResult } from '../../../daemon/sim/bully-sim.ts';
-import { parseSimOptions } from '../../../daemon/sim/options.ts';
+import type { BullySeedHooks, BullySeedResult } from '../../../daemon/sim/bully-sim.ts';
+import { runEngineSeed } from '../../../daemon/sim/engine-cluster.ts';
+import { parseSimOptions, type SimConfig } from '../../../daemon/sim/options.ts';
 import type { EngineRuntime } from '../../../daemon/runtime/engine-node.ts';
 import type { FenceRecord } from '../../../src/fence/index.ts';
 import type { World } from '../../../firmware-sim/world.ts';
 import { BROKER } from '../../../firmware-sim/mqtt.ts';
 import type { NodeId } from '../../../src/types.ts';
+
+/** Bully runs through the one entry of the simulated cluster, with its own hooks and result fields. */
+const runBully = (cfg: SimConfig, seed: number, hooks: BullySeedHooks = {}): BullySeedResult => runEngineSeed(cfg, seed, hooks) as BullySeedResult;
 
 interface Seen {
   activations: Array<{ node: NodeId; token: number; atMs: number; by: string }>;
@@ -25,7 +29,7 @@ interface Seen {
 function partitionScenario(runtime: Record<string, unknown> = {}): { r: BullySeedResult; seen: Seen } {
   const cfg = parseSimOptions({ seed: 3, nodes: 5, engine: 'bully', time: '25s', faults: '' });
   const seen: Seen = { activations: [], fences: [], railOff5AtMs: null, coordAtPartition: 0 };
-  const r = runBullySeed(cfg, 3, {
+  const r = runBully(cfg, 3, {
     runtime,
     setup: ({ world, runtimes, changed }: { world: World; runtimes: Map<NodeId, EngineRuntime>; changed: () => void }) => {
       const watch = () => {
@@ -96,8 +100,8 @@ describe('bully + STONITH (activation gate)', () => {
     const base = { seeds: '1..8', nodes: 5, engine: 'bully', time: '30s', faults: 'partition,crash,power,loss' };
     const plain = parseSimOptions({ ...base, stonith: false });
     const fenced = parseSimOptions(base);
-    const a = plain.seeds.map((s) => runBullySeed(plain, s));
-    const b = fenced.seeds.map((s) => runBullySeed(fenced, s));
+    const a = plain.seeds.map((s) => runBully(plain, s));
+    const b = fenced.seeds.map((s) => runBully(fenced, s));
     const bad = [...a, ...b].filter((x) => x.violation).map((x) => `seed ${x.seed}: ${x.violation!.invariant}: ${x.violation!.detail}`);
     expect(bad).toEqual([]);
     const sum = (rs: BullySeedResult[], k: 'dualActiveMs' | 'staleActuations' | 'refusedActuations' | 'fences' | 'activations') => rs.reduce((x, r) => x + (r[k] ?? 0), 0);

@@ -9,7 +9,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { runEngineSeed } from '../../../daemon/sim/engine-cluster.ts';
-import { InvariantChecker, SimViolation } from '../../../daemon/sim/invariants.ts';
+import { InvariantChecker } from '../../../daemon/sim/raft-invariants.ts';
+import { SimViolation } from '../../../daemon/sim/violation.ts';
 import { parseSimOptions } from '../../../daemon/sim/options.ts';
 import { lyingStorage } from './helpers.ts';
 

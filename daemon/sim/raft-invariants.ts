@@ -1,5 +1,6 @@
 /**
- * The safety invariants of Raft (Ongaro & Ousterhout 2014, Figure 3), checked by the
+ * Raft's own checks in the simulated cluster (engine-invariants.ts RaftChecks plugs them
+ * in beside the shared ones): the safety invariants of Raft (Ongaro & Ousterhout 2014, Figure 3), checked by the
  * simulator after every step of every node — every delivered message, tick, proposal
  * and every Ready — plus the durability and client-visible ones:
  *
@@ -45,17 +46,7 @@ import { quorumSize, votingMembers, type RaftNode, type Ready } from '../../src/
 import type { Entry } from '../../src/wire/messages.ts';
 import type { Index, NodeId, Term } from '../../src/types.ts';
 import { chainMix, hashBytes } from './hash.ts';
-
-export class SimViolation extends Error {
-  override readonly name = 'SimViolation';
-  constructor(
-    readonly invariant: string,
-    readonly detail: string,
-    readonly atMs: number,
-  ) {
-    super(`${invariant}: ${detail}`);
-  }
-}
+import { SimViolation } from './violation.ts';
 
 /**
  * What the Raft checks look at of a node: its RaftNode and its state machine: a view
