@@ -393,12 +393,12 @@ export function jobs(node: string, o: { json?: boolean }, io: Out = stdio): Prom
 }
 
 /**
- * `quorumd kv get|put|del --pbft CONFIG`: engine pbft, the result only with f + 1
- * matching signed replies from the --node URLs (daemon/client/pbft.ts). The output is
- * the same as without --pbft; failures name every node and what it said.
+ * Opens the f + 1 client of a `--pbft` command, runs `run` with it and maps its errors
+ * to the command's exit code: a bad --node/config is a usage error; no f + 1 agreement
+ * is "unavailable", or "unknown" (with `unknown` printed) once a request that changes
+ * state may have reached a replica.
  */
-export async function kvPbft(nodes: string, configFile: string, op: { kind: 'get'; key: string } | { kind: 'put'; key: string; value: string; cas?: number } | { kind: 'del'; key: string; cas?: number }, o: { timeoutMs?: number } = {}, io: Out = stdio): Promise<number> {
-  const what = `kv ${op.kind}`;
+async function withPbftClient(nodes: string, configFile: string, o: { timeoutMs?: number }, what: string, unknown: string | null, io: Out, run: (client: import('./pbft.ts').PbftClient) => Promise<number>): Promise<number> {
   const { PbftClient, PbftClientError } = await import('./pbft.ts');
   let client;
   try {
@@ -408,6 +408,29 @@ export async function kvPbft(nodes: string, configFile: string, op: { kind: 'get
     return EXIT_USAGE;
   }
   try {
+    return await run(client);
+  } catch (err) {
+    if (err instanceof PbftClientError) {
+      const maybe = unknown !== null && err.sent;
+      io.err(`quorumd ${what}: ${err.message}\n${maybe ? `quorumd ${what}: outcome unknown: ${unknown}\n` : ''}`);
+      return maybe ? EXIT_UNKNOWN : EXIT_UNAVAILABLE;
+    }
+    if (err instanceof ClientError) {
+      io.err(`quorumd ${what}: ${err.message}\n`);
+      return EXIT_USAGE;
+    }
+    throw err;
+  }
+}
+
+/**
+ * `quorumd kv get|put|del --pbft CONFIG`: engine pbft, the result only with f + 1
+ * matching signed replies from the --node URLs (daemon/client/pbft.ts). The output is
+ * the same as without --pbft; failures name every node and what it said.
+ */
+export async function kvPbft(nodes: string, configFile: string, op: { kind: 'get'; key: string } | { kind: 'put'; key: string; value: string; cas?: number } | { kind: 'del'; key: string; cas?: number }, o: { timeoutMs?: number } = {}, io: Out = stdio): Promise<number> {
+  const what = `kv ${op.kind}`;
+  return withPbftClient(nodes, configFile, o, what, op.kind === 'get' ? null : 'the write may or may not have happened', io, async (client) => {
     const r = op.kind === 'get' ? await client.get(op.key) : op.kind === 'put' ? await client.put(op.key, op.value, { cas: op.cas }) : await client.del(op.key, { cas: op.cas });
     if (op.kind === 'get') {
       if (r.status === 200) {
@@ -431,17 +454,7 @@ export async function kvPbft(nodes: string, configFile: string, op: { kind: 'get
     }
     io.err(`quorumd ${what}: ${r.status}${r.error ? `: ${r.error}` : ''} (f + 1 replicas agree: ${r.replicas.join(', ')})\n`);
     return exitForStatus(r.status);
-  } catch (err) {
-    if (err instanceof PbftClientError) {
-      io.err(`quorumd ${what}: ${err.message}\n${op.kind !== 'get' && err.sent ? `quorumd ${what}: outcome unknown: the write may or may not have happened\n` : ''}`);
-      return op.kind !== 'get' && err.sent ? EXIT_UNKNOWN : EXIT_UNAVAILABLE;
-    }
-    if (err instanceof ClientError) {
-      io.err(`quorumd ${what}: ${err.message}\n`);
-      return EXIT_USAGE;
-    }
-    throw err;
-  }
+  });
 }
 
 /**
@@ -467,15 +480,7 @@ export async function lockPbft(
     }
     ttlMs = Number(m[1]) * ({ ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const)[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h'];
   }
-  const { PbftClient, PbftClientError } = await import('./pbft.ts');
-  let client;
-  try {
-    client = PbftClient.fromConfig(configFile, nodes.split(',').map((s) => s.trim()).filter((s) => s !== ''), o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {});
-  } catch (err) {
-    io.err(`quorumd ${what} --pbft: ${(err as Error).message}\n`);
-    return EXIT_USAGE;
-  }
-  try {
+  return withPbftClient(nodes, configFile, o, what, 'the lock command may or may not have executed', io, async (client) => {
     if (op.kind === 'acquire') {
       const r = await client.lockAcquire(op.name, op.owner, ttlMs, op.lease);
       if (r.status === 200) {
@@ -500,15 +505,5 @@ export async function lockPbft(
     }
     io.err(`quorumd ${what}: ${r.status}${r.error ? `: ${r.error}` : ''} (f + 1 replicas agree: ${r.replicas.join(', ')})\n`);
     return exitForStatus(r.status);
-  } catch (err) {
-    if (err instanceof PbftClientError) {
-      io.err(`quorumd ${what}: ${err.message}\n${err.sent ? `quorumd ${what}: outcome unknown: the lock command may or may not have executed\n` : ''}`);
-      return err.sent ? EXIT_UNKNOWN : EXIT_UNAVAILABLE;
-    }
-    if (err instanceof ClientError) {
-      io.err(`quorumd ${what}: ${err.message}\n`);
-      return EXIT_USAGE;
-    }
-    throw err;
-  }
+  });
 }
