@@ -6,8 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { World } from '../../../firmware-sim/world.ts';
-import { EngineRuntime } from '../../../daemon/runtime/engine-node.ts';
+import { pbftWorld } from '../../helpers/pbft-world.ts';
 import type { ClientResult } from '../../../daemon/runtime/results.ts';
 import { ClientTable, decodeClientOp, decodePbftState, encodeClientOp, encodePbftState, isClientOp, MAX_CLIENTS } from '../../../daemon/runtime/pbft-clients.ts';
 import { decodeResult, derivedPbftAuth } from '../../../daemon/runtime/pbft-host.ts';
@@ -60,32 +59,10 @@ describe('pbft client envelope and table', () => {
 });
 
 function cluster() {
-  const world = new World({ seed: 5, board: { bootDelayMs: 100, restartDelayMs: 100 } });
-  for (const id of IDS) world.addBoard(id);
-  const rt = new Map<NodeId, EngineRuntime>();
-  const fatals: string[] = [];
-  world.onBoot((hal, board) => {
-    const r = new EngineRuntime({
-      engine: 'pbft', id: hal.node, config: { voters: IDS, learners: [], witnesses: [] }, cluster: 3, keyring: KEY, clock: hal.clock, storage: hal.storage, links: hal.links,
-      rng: world.rng.fork(`p:${hal.node}:${hal.incarnation}`),
-      engineOptions: { checkpointInterval: 4 },
-      onFatal: (err) => {
-        fatals.push(`n${hal.node}: ${err.message}`);
-        board.crashProcess(60_000);
-      },
-    });
-    rt.set(hal.node, r);
-    r.start();
-  });
-  const call = (fn: (cb: (r: ClientResult) => void) => void, maxMs = 20_000): ClientResult | undefined => {
-    let got: ClientResult | undefined;
-    fn((r) => (got = r));
-    world.runUntil(() => got !== undefined, maxMs);
-    return got;
-  };
+  const c = pbftWorld({ seed: 5, keyText: 'pbft-clients-test', ids: IDS });
   const verifier = derivedPbftAuth(1, IDS, KEY.current, 3);
-  const replies = (id: Uint8Array, seq: number): PbftReply[] => IDS.map((n) => rt.get(n)!.pbftClientReply(id, seq)).filter((x): x is PbftReply => x !== undefined);
-  return { world, rt, fatals, call, verifier, replies };
+  const replies = (id: Uint8Array, seq: number): PbftReply[] => IDS.map((n) => c.rt.get(n)!.pbftClientReply(id, seq)).filter((x): x is PbftReply => x !== undefined);
+  return { ...c, verifier, replies };
 }
 
 describe('pbft client requests on four simulated boards', () => {

@@ -5,10 +5,8 @@
  * passed its expiry; every replica holds the same agreed time and lock state; the clock
  * survives a snapshot; the time pauses while no lock is live.
  */
-import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { World } from '../../../firmware-sim/world.ts';
-import { EngineRuntime } from '../../../daemon/runtime/engine-node.ts';
+import { pbftWorld } from '../../helpers/pbft-world.ts';
 import type { ClientResult } from '../../../daemon/runtime/results.ts';
 import type { NodeId } from '../../../src/types.ts';
 import type { PbftNode } from '../../../src/pbft/pbft.ts';
@@ -17,37 +15,14 @@ import { ClientTable, decodePbftState, encodePbftState } from '../../../daemon/r
 import { PbftTime } from '../../../daemon/runtime/pbft-time.ts';
 import { encodeTimeReport } from '../../../src/pbft/agreed-time.ts';
 
-const KEY = { current: new Uint8Array(createHash('sha256').update('pbft-locks-test').digest()) };
 const IDS: NodeId[] = [1, 2, 3, 4];
 const LEASE_A = 'a'.repeat(22);
 const LEASE_B = 'b'.repeat(22);
 
 function cluster(seed = 7) {
-  const world = new World({ seed, board: { bootDelayMs: 100, restartDelayMs: 100 } });
-  for (const id of IDS) world.addBoard(id);
-  const rt = new Map<NodeId, EngineRuntime>();
-  const fatals: string[] = [];
-  world.onBoot((hal, board) => {
-    const r = new EngineRuntime({
-      engine: 'pbft', id: hal.node, config: { voters: IDS, learners: [], witnesses: [] }, cluster: 3, keyring: KEY, clock: hal.clock, storage: hal.storage, links: hal.links,
-      rng: world.rng.fork(`p:${hal.node}:${hal.incarnation}`),
-      engineOptions: { checkpointInterval: 4 },
-      onFatal: (err) => {
-        fatals.push(`n${hal.node}: ${err.message}`);
-        board.crashProcess(60_000);
-      },
-    });
-    rt.set(hal.node, r);
-    r.start();
-  });
-  const call = (fn: (cb: (r: ClientResult) => void) => void, maxMs = 20_000): ClientResult | undefined => {
-    let got: ClientResult | undefined;
-    fn((r) => (got = r));
-    world.runUntil(() => got !== undefined, maxMs);
-    return got;
-  };
-  world.runUntil(() => IDS.every((n) => rt.get(n)?.state === 'running'), 5000);
-  return { world, rt, fatals, call };
+  const c = pbftWorld({ seed, keyText: 'pbft-locks-test', ids: IDS });
+  c.world.runUntil(() => IDS.every((n) => c.rt.get(n)?.state === 'running'), 5000);
+  return c;
 }
 
 describe('pbft agreed time in one runtime (pbft-time.ts)', () => {
