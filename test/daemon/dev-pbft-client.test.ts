@@ -21,6 +21,7 @@ import { decodeReply } from '../../src/pbft/reply.ts';
 import { decodeResult } from '../../daemon/runtime/pbft-host.ts';
 import { LIE_PREFIX } from '../../src/pbft/byzantine.ts';
 import { freeBasePort } from '../helpers/ports.ts';
+import { capture } from '../helpers/capture.ts';
 
 let dev: DevCluster | undefined;
 afterAll(async () => {
@@ -28,12 +29,6 @@ afterAll(async () => {
   await dev?.stop();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
-
-function capture() {
-  let out = '';
-  let err = '';
-  return { io: { out: (s: string | Uint8Array) => void (out += typeof s === 'string' ? s : Buffer.from(s).toString()), err: (s: string) => void (err += s) }, get out() { return out; }, get err() { return err; } };
-}
 
 describe('quorumd dev --engine pbft with a lying node: the f + 1 client', () => {
   it('KV through the f + 1 client is right; the liar\'s own answer is wrong and says it is one node\'s word', async () => {

@@ -15,6 +15,7 @@ import { call } from '../../daemon/client/http.ts';
 import { PbftClient } from '../../daemon/client/pbft.ts';
 import { lockPbft } from '../../daemon/client/commands.ts';
 import { freeBasePort } from '../helpers/ports.ts';
+import { capture } from '../helpers/capture.ts';
 
 let dev: DevCluster | undefined;
 afterAll(async () => {
@@ -22,12 +23,6 @@ afterAll(async () => {
   await dev?.stop();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
-
-function capture() {
-  let out = '';
-  let err = '';
-  return { io: { out: (s: string | Uint8Array) => void (out += typeof s === 'string' ? s : Buffer.from(s).toString()), err: (s: string) => void (err += s) }, get out() { return out; }, get err() { return err; } };
-}
 
 function cli(args: string[], token: string): Promise<{ code: number | null; out: string; err: string }> {
   return new Promise((resolve) => {
