@@ -700,27 +700,26 @@ export class EngineRuntime {
 
   stop(): void {
     if (this.stateValue === 'stopped') return;
-    this.stateValue = 'stopped';
-    this.fencing?.stopped(true);
-    this.electionFencing?.stopped();
-    this.pbftFencingHost?.stopped();
-    this.cancelTick?.();
-    this.dlog?.close();
-    this.failAll('node stopped');
+    this.halt(true, 'node stopped');
     for (const l of this.opts.links) l.close();
   }
 
   private fatal(err: Error): void {
     if (this.stateValue === 'stopped') return;
     this.log('error', 'fatal: node stops', { node: this.id, error: err.message, kind: err.name });
+    this.halt(false, `node stopped: ${err.message}`);
+    this.opts.onFatal?.(err);
+  }
+
+  /** What stop() and fatal() both do: fencing stopped (the watchdog disarmed only on an orderly stop), no more ticks, the log closed, every waiting client answered with `why`. */
+  private halt(orderly: boolean, why: string): void {
     this.stateValue = 'stopped';
-    this.fencing?.stopped(false);
+    this.fencing?.stopped(orderly);
     this.electionFencing?.stopped();
     this.pbftFencingHost?.stopped();
     this.cancelTick?.();
     this.dlog?.close();
-    this.failAll(`node stopped: ${err.message}`);
-    this.opts.onFatal?.(err);
+    this.failAll(why);
   }
 
   private failAll(why: string): void {
