@@ -41,9 +41,10 @@ import { startMark, tracedObserver } from './start-trace.ts';
 import type { EngineRuntime } from './runtime/engine-node.ts';
 import type { EngineBackend } from './http/engine-backend.ts';
 import { BullyBackend } from './http/backend-base.ts';
-import { bullyPriority, parseListen } from './config/schema.ts';
+import { bullyPriority, parseListen, type Config } from './config/schema.ts';
 import { buildFencing, bullyFencingOptions, pbftFencingOptions, type BuiltFencing } from './fencing/build.ts';
 import { ensureTokenFile, readSecretFile } from './config/secrets.ts';
+import { ed25519Auth } from '../src/pbft/auth.ts';
 import type { ApiCredential } from './http/auth.ts';
 import type { Logger as Pino } from 'pino';
 import { startServices, type RunningServices, type ServicesApi } from './services/index.ts';
@@ -347,6 +348,9 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     }
     log.error({ node: cfg.self.name, behaviours: [...byzantine.kinds].join(',') }, 'TESTING ONLY: this node runs as a BYZANTINE (lying) PBFT replica, started by quorumd dev --byzantine-node; never on a real cluster');
   }
+  if (contract === 'pbft' && !cfg.pbftKeys) {
+    log.warn({ node: cfg.self.name }, 'pbft: no pbft.privateKey/publicKeys: every member\'s signing key is derived from the cluster key, so whoever reads the cluster key off any board can sign as every board (docs/engines.md "Keys"); configure per-board key files on a real cluster');
+  }
   let engineMods: [typeof import('./runtime/engine-node.ts'), typeof import('./http/engine-backend.ts')] | undefined;
   let bullyMod: typeof import('./runtime/engine-node.ts') | undefined;
   try {
@@ -409,7 +413,9 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
         ? { tickMs: c.paxos.tickMs, electionTimeoutMinMs: c.paxos.electionTimeoutMinMs, electionTimeoutMaxMs: c.paxos.electionTimeoutMaxMs, heartbeatMs: c.paxos.heartbeatMs, prePrepare: c.paxos.prePrepare, checkQuorum: c.paxos.checkQuorum }
         : contract === 'zab'
           ? { tickMs: c.zab.tickMs, heartbeatMs: c.zab.heartbeatMs, syncLimitMs: c.zab.syncLimitMs, initLimitMs: c.zab.initLimitMs }
-          : { ...c.pbft },
+          : pbftEngineOptions(c.pbft),
+    // pbft: this board's key files when configured (daemon/config/load.ts readPbftKeys); else the runtime derives them from the cluster key.
+    ...(contract === 'pbft' && cfg.pbftKeys ? { pbftAuth: ed25519Auth(cfg.self.id, cfg.pbftKeys.privateKey, cfg.pbftKeys.publicKeys) } : {}),
     ...(byzantine ? { byzantine } : {}),
     ...(tracer ? { trace: tracer } : {}),
     requestTimeoutMs: c.http.requestTimeoutMs,
@@ -719,4 +725,10 @@ export async function runStart(file: string): Promise<void> {
 export async function runWitness(file: string): Promise<void> {
   const cfg = loadConfigFile(file);
   await startNode(cfg, { handleSignals: true, witness: true });
+}
+
+/** The pbft section without its key paths: the engine's options only (src/pbft/options.ts). */
+function pbftEngineOptions(p: Config['pbft']): Omit<Config['pbft'], 'privateKey' | 'publicKeys'> {
+  const { privateKey: _k, publicKeys: _p, ...engine } = p;
+  return engine;
 }

@@ -26,7 +26,7 @@ import { loadConfigFile } from '../config/load.ts';
 import { call, ClientError, enc, nodeUrl, type Reply } from './http.ts';
 import { decodeReply, verifyReply, type PbftReply } from '../../src/pbft/reply.ts';
 import { sha256, bytesEqual } from '../../src/pbft/encoding.ts';
-import type { PbftAuth } from '../../src/pbft/auth.ts';
+import { ed25519Auth, type PbftAuth } from '../../src/pbft/auth.ts';
 import { encodeCommand, KvError, leaseDigest, type Command } from '../../src/kv/index.ts';
 import type { NodeId } from '../../src/types.ts';
 import { encodeClientOp, type ClientOp } from '../runtime/pbft-clients.ts';
@@ -93,14 +93,16 @@ export class PbftClient {
   }
 
   /**
-   * A client for the cluster of a node's config file (engine pbft; keys derived from its
-   * cluster key) and the given node URLs.
+   * A client for the cluster of a node's config file (engine pbft; the members' keys of its
+   * pbft.publicKeys, else derived from its cluster key) and the given node URLs.
    */
   static fromConfig(configFile: string, nodes: string[], o: Partial<PbftClientOptions> = {}): PbftClient {
     const rc = loadConfigFile(configFile);
     if (rc.config.engine !== 'pbft') throw new ClientError(`${configFile}: engine is ${rc.config.engine}, not pbft: the f + 1 client is for engine pbft`);
     const members = rc.config.members.filter((m) => (m.role ?? 'voter') === 'voter').map((m) => m.id);
-    const verifier = derivedPbftAuth(members[0]!, members, rc.key, rc.config.cluster.id);
+    // With pbft.publicKeys: the members' configured public keys (the config's board's own
+    // signer, of which only verify is used); without: keys derived from the cluster key.
+    const verifier = rc.pbftKeys ? ed25519Auth(rc.self.id, rc.pbftKeys.privateKey, rc.pbftKeys.publicKeys) : derivedPbftAuth(members[0]!, members, rc.key, rc.config.cluster.id);
     return new PbftClient({ ...o, nodes, members, verifier });
   }
 

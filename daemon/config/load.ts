@@ -11,6 +11,8 @@ import { configSchema, parseKey, parseListen, type Config } from './schema.ts';
 import { jobsSchema, type JobConfig } from './jobs.ts';
 import { loosePermissions, readSecretFile } from './secrets.ts';
 import type { ApiCredential } from '../http/auth.ts';
+import { ed25519PublicKeyRaw, parseEd25519PrivateKey, parseEd25519PublicKey } from '../../src/pbft/auth.ts';
+import type { KeyObject } from 'node:crypto';
 
 export interface ConfigProblem {
   /** Dotted key path, e.g. `members.1.id`; `(file)` for the whole file. */
@@ -259,6 +261,12 @@ export interface ResolvedConfig {
   mqttPassword: string | undefined;
   /** engine: etcd / zookeeper: the service password (password or passwordFile of its section). */
   servicePassword?: string | undefined;
+  /**
+   * engine: pbft with pbft.privateKey and pbft.publicKeys: this board's private key and
+   * every member's public key by member id, read and checked (the own public key matches
+   * the private key). Undefined: keys derived from the cluster key.
+   */
+  pbftKeys?: { privateKey: KeyObject; publicKeys: Map<number, KeyObject> } | undefined;
 }
 
 const noPos: Locator = () => ({ line: 0, col: 0 });
@@ -416,8 +424,10 @@ export function resolveConfig(config: Config, file: string, locate: Locator = no
   const mqttPassword = config.mqtt?.passwordFile !== undefined ? secret(config.mqtt.passwordFile, 'mqtt.passwordFile') : config.mqtt?.password;
   const svc = config.engine === 'etcd' ? config.etcd : config.engine === 'zookeeper' ? config.zookeeper : undefined;
   const servicePassword = svc?.passwordFile !== undefined ? secret(svc.passwordFile, `${config.engine}.passwordFile`) : svc?.password;
+  const pbftKeys = config.engine === 'pbft' ? readPbftKeys(config, base, secret, fail) : undefined;
   if (problems.length > 0 || !key) throw new ConfigError(file, problems.sort((a, b) => a.line - b.line || a.col - b.col));
   return {
+    ...(pbftKeys ? { pbftKeys } : {}),
     config,
     file,
     self,
@@ -428,4 +438,49 @@ export function resolveConfig(config: Config, file: string, locate: Locator = no
     http: { host: l.host, port: l.port, token, tokenFile, credentials, tls },
     mqttPassword,
   };
+}
+
+/**
+ * pbft.privateKey and pbft.publicKeys read and parsed (the schema checked that both or
+ * neither are set and that they name every member once). The private key is a secret
+ * file (owner-only, like the cluster key); the public keys are not secrets. A public
+ * key of this board that does not belong to its private key is refused: every peer
+ * would refuse this board's signatures, and the operator should hear why at start.
+ */
+function readPbftKeys(config: Config, base: string, secret: (f: string, key: string) => string | undefined, fail: (key: string, message: string) => void): ResolvedConfig['pbftKeys'] {
+  const p = config.pbft;
+  if (p.privateKey === undefined || p.publicKeys === undefined) return undefined;
+  let ok = true;
+  let privateKey: KeyObject | undefined;
+  const privText = secret(p.privateKey, 'pbft.privateKey');
+  if (privText === undefined) ok = false;
+  else {
+    try {
+      privateKey = parseEd25519PrivateKey(privText, resolvePath(p.privateKey, base));
+    } catch (err) {
+      fail('pbft.privateKey', (err as Error).message);
+      ok = false;
+    }
+  }
+  const publicKeys = new Map<number, KeyObject>();
+  for (const m of config.members) {
+    const f = p.publicKeys[m.name];
+    if (f === undefined) return undefined; // the schema reported it
+    const path = resolvePath(f, base);
+    const k = `pbft.publicKeys.${m.name}`;
+    try {
+      publicKeys.set(m.id, parseEd25519PublicKey(readFileSync(path, 'utf8'), path));
+    } catch (err) {
+      fail(k, (err as NodeJS.ErrnoException).code ? `expected a readable public key file: ${path}: ${(err as Error).message}` : (err as Error).message);
+      ok = false;
+    }
+  }
+  if (!ok || !privateKey) return undefined;
+  const self = config.members.find((m) => m.name === config.node.name)!;
+  const own = publicKeys.get(self.id)!;
+  if (Buffer.compare(Buffer.from(ed25519PublicKeyRaw(privateKey)), Buffer.from(ed25519PublicKeyRaw(own))) !== 0) {
+    fail(`pbft.publicKeys.${self.name}`, `expected the public key of this board's private key (${resolvePath(p.privateKey, base)}); ${resolvePath(p.publicKeys[self.name]!, base)} holds another key: derive it with  openssl pkey -in ${resolvePath(p.privateKey, base)} -pubout`);
+    return undefined;
+  }
+  return { privateKey, publicKeys };
 }

@@ -333,6 +333,14 @@ const pbft = z.strictObject({
   statusMs: int('milliseconds', 10, 600_000).default(1000),
   /** K: a checkpoint (snapshot, signed digest) every K requests. Default 32. */
   checkpointInterval: int('requests', 1, 65_536).default(32),
+  /**
+   * This board's Ed25519 private key file (PEM PKCS#8 or base64 of the 32-byte seed),
+   * mode 0600. With publicKeys; without both, every member's key pair is derived from
+   * the cluster key (daemon/runtime/pbft-host.ts says what that does not protect against).
+   */
+  privateKey: z.string({ error: 'expected the path of this board\'s Ed25519 private key file' }).min(1, 'expected a file path').optional(),
+  /** Every member's Ed25519 public key file (PEM SPKI or base64 of 32 raw bytes), by member name; this board's included. */
+  publicKeys: z.record(z.string(), z.string({ error: 'expected the path of the member\'s Ed25519 public key file' }).min(1, 'expected a file path'), { error: 'expected a mapping of member name to public key file' }).optional(),
 });
 
 const hooks = z.strictObject({
@@ -584,7 +592,12 @@ export const configSchema = z
       });
       guard(() => {
         // PBFT: what the engine runtime serves under it so far (pbft-host.ts); the rest is refused here, never half-served.
-        if (c.engine !== 'pbft') return;
+        if (c.engine !== 'pbft') {
+          for (const k of ['privateKey', 'publicKeys'] as const) {
+            if (c.pbft[k] !== undefined) ctx.addIssue({ code: 'custom', path: ['pbft', k], message: `has meaning only for engine pbft; this config runs engine ${c.engine}` });
+          }
+          return;
+        }
         const voters = c.members.filter((m) => m.role !== 'witness').length;
         if (voters < 4) ctx.addIssue({ code: 'custom', path: ['members'], message: `expected at least 4 members with engine: pbft (n = 3f + 1 tolerates f liars), got ${voters}` });
         c.members.forEach((m, i) => {
@@ -595,6 +608,19 @@ export const configSchema = z
         if (c.jobs.length > 0) ctx.addIssue({ code: 'custom', path: ['jobs'], message: 'not implemented for engine pbft yet: job slots are claimed by a trusted leader' });
         if (c.hooks.onActive !== undefined || c.hooks.onInactive !== undefined) ctx.addIssue({ code: 'custom', path: ['hooks'], message: 'has no meaning for engine pbft: onActive/onInactive run when this board becomes or stops being the one active leader, and under pbft no board is one (the primary is not trusted; every replica executes the same committed requests). Act on the world through committed requests instead (STONITH on f + 1 votes: fencing); docs/engines.md "Actuation"' });
         const p = c.pbft;
+        if ((p.privateKey === undefined) !== (p.publicKeys === undefined)) {
+          const has = p.privateKey !== undefined ? 'privateKey' : 'publicKeys';
+          const lacks = has === 'privateKey' ? 'publicKeys' : 'privateKey';
+          ctx.addIssue({ code: 'custom', path: ['pbft', has], message: `expected pbft.${lacks} too: per-board keys need both this board's private key and every member's public key (or neither: keys derived from the cluster key)` });
+        }
+        if (p.publicKeys !== undefined) {
+          const names = new Set(c.members.map((m) => m.name));
+          for (const n of Object.keys(p.publicKeys)) {
+            if (!names.has(n)) ctx.addIssue({ code: 'custom', path: ['pbft', 'publicKeys', n], message: `expected a member name (${[...names].join(', ')}), got "${n}"` });
+          }
+          const missing = c.members.filter((m) => !Object.hasOwn(p.publicKeys!, m.name)).map((m) => m.name);
+          if (missing.length > 0) ctx.addIssue({ code: 'custom', path: ['pbft', 'publicKeys'], message: `expected a public key file for every member; missing: ${missing.join(', ')}` });
+        }
         if (p.retransmitMs * 2 > p.viewChangeTimeoutMs) ctx.addIssue({ code: 'custom', path: ['pbft', 'retransmitMs'], message: `expected at most half of viewChangeTimeoutMs (${p.viewChangeTimeoutMs}): one lost message must be retransmitted before the primary is suspected` });
         if (p.maxViewChangeTimeoutMs < p.viewChangeTimeoutMs) ctx.addIssue({ code: 'custom', path: ['pbft', 'maxViewChangeTimeoutMs'], message: `expected at least viewChangeTimeoutMs (${p.viewChangeTimeoutMs})` });
       });
