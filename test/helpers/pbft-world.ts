@@ -8,8 +8,10 @@ import { World } from '../../firmware-sim/world.ts';
 import { EngineRuntime } from '../../daemon/runtime/engine-node.ts';
 import type { ClientResult } from '../../daemon/runtime/results.ts';
 import type { NodeId } from '../../src/types.ts';
+import type { PbftAuth } from '../../src/pbft/auth.ts';
 
-export function pbftWorld(opts: { seed: number; keyText: string; ids?: NodeId[] }) {
+/** `pbftAuth(id)`: board id's signer (default: the runtime derives keys from the cluster key). */
+export function pbftWorld(opts: { seed: number; keyText: string; ids?: NodeId[]; pbftAuth?: (id: NodeId) => PbftAuth }) {
   const ids = opts.ids ?? [1, 2, 3, 4];
   const keyring = { current: new Uint8Array(createHash('sha256').update(opts.keyText).digest()) };
   const world = new World({ seed: opts.seed, board: { bootDelayMs: 100, restartDelayMs: 100 } });
@@ -21,6 +23,7 @@ export function pbftWorld(opts: { seed: number; keyText: string; ids?: NodeId[] 
       engine: 'pbft', id: hal.node, config: { voters: ids, learners: [], witnesses: [] }, cluster: 3, keyring, clock: hal.clock, storage: hal.storage, links: hal.links,
       rng: world.rng.fork(`p:${hal.node}:${hal.incarnation}`),
       engineOptions: { checkpointInterval: 4 },
+      ...(opts.pbftAuth ? { pbftAuth: opts.pbftAuth(hal.node) } : {}),
       onFatal: (err) => {
         fatals.push(`n${hal.node}: ${err.message}`);
         board.crashProcess(60_000);
