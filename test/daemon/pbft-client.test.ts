@@ -16,6 +16,12 @@ import { encodeClientOp } from '../../daemon/runtime/pbft-clients.ts';
 import { encodeReply, signReply } from '../../src/pbft/reply.ts';
 import { sha256 } from '../../src/pbft/encoding.ts';
 import { encodeCommand, leaseDigest, type Command } from '../../src/kv/index.ts';
+import { createPublicKey, type KeyObject } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { devKeySeed, ed25519Auth, ed25519PrivateKeyFromSeed, type PbftAuth } from '../../src/pbft/auth.ts';
+import { good } from './config/helpers.ts';
 
 const KEY = new Uint8Array(32).fill(9);
 const MEMBERS = [1, 2, 3, 4];
@@ -32,11 +38,13 @@ interface Fake {
 const executed = new Map<string, { digest: Uint8Array; result: Uint8Array }>();
 const requests: string[] = [];
 let fakes: Fake[] = [];
+/** What the fakes sign with: the keys derived from KEY (cluster 1), or per-board keys (a test sets it). */
+let signer: (id: number) => PbftAuth = (id) => derivedPbftAuth(id, MEMBERS, KEY, 1);
 
 function reply(f: Fake, key: string): string | undefined {
   const x = executed.get(key);
   if (!x) return undefined;
-  const auth = derivedPbftAuth(f.id, MEMBERS, KEY, 1);
+  const auth = signer(f.id);
   const result = f.mode === 'liar' ? new Uint8Array(Buffer.from('LIE-')) : x.result;
   return Buffer.from(encodeReply(signReply(auth, { view: 0, origin: 1, reqNo: 5, index: 9, opDigest: x.digest, result }))).toString('base64');
 }
@@ -161,5 +169,38 @@ describe('the f + 1 client', () => {
     expect(() => client([fakes[2]!.url, fakes[2]!.url])).toThrow(/1 node URL\(s\) given; f \+ 1 = 2 distinct nodes must answer/);
     expect(() => new PbftClient({ nodes: [fakes[2]!.url, fakes[3]!.url], members: [1, 2, 3], verifier: derivedPbftAuth(1, [1, 2, 3], KEY, 1) })).toThrow(/at least 4 members/);
     expect(() => client(['nope', fakes[3]!.url])).toThrow(/is not a URL/);
+  });
+
+  it('fromConfig with pbft.publicKeys verifies with those keys: replies signed with them count, replies signed with keys derived from the cluster key do not', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'qpbftclient-'));
+    const priv = new Map<number, KeyObject>(MEMBERS.map((id) => [id, ed25519PrivateKeyFromSeed(devKeySeed(`pbft-client-test-file/${id}`))]));
+    const pubs = new Map<number, KeyObject>(MEMBERS.map((id) => [id, createPublicKey(priv.get(id)!)]));
+    const names = ['a', 'b', 'c', 'd'];
+    try {
+      names.forEach((n, i) => writeFileSync(join(dir, `${n}.pub`), pubs.get(i + 1)!.export({ format: 'pem', type: 'spki' })));
+      writeFileSync(join(dir, 'a.key'), priv.get(1)!.export({ format: 'pem', type: 'pkcs8' }), { mode: 0o600 });
+      // The fakes' cluster: key KEY, cluster id 1 (the default), members 1–4.
+      const base = good.replace(/key: [0-9a-f]+/, `key: "${Buffer.from(KEY).toString('hex')}"`).replace('{ id: 3, name: c }', '{ id: 3, name: c }\n  - { id: 4, name: d }') + 'engine: pbft\n';
+      const withKeys = join(dir, 'keys.yaml');
+      writeFileSync(withKeys, `${base}pbft:\n  privateKey: a.key\n  publicKeys:\n${names.map((n) => `    ${n}: ${n}.pub\n`).join('')}`, { mode: 0o600 });
+      const derived = join(dir, 'derived.yaml');
+      writeFileSync(derived, base, { mode: 0o600 });
+      const open = (file: string) => PbftClient.fromConfig(file, [fakes[2]!.url, fakes[3]!.url], { token: 'x'.repeat(20), pollMs: 10, timeoutMs: 800, retryMs: 300 });
+      // The fakes sign with the derived keys: the config without key files accepts them, the one with refuses them.
+      expect((await open(derived).put('fk', 'v')).status).toBe(200);
+      const e = await open(withKeys).put('fk', 'v').then(() => undefined, (x: unknown) => x);
+      expect(e).toBeInstanceOf(PbftClientError);
+      expect((e as Error).message).toMatch(/no f \+ 1 = 2 matching signed replies/);
+      // The fakes sign with the per-board keys: now the other way round.
+      signer = (id) => ed25519Auth(id, priv.get(id)!, pubs);
+      const w = await open(withKeys).put('fk', 'v');
+      expect(w.status).toBe(200);
+      expect(w.replicas).toEqual([3, 4]);
+      const e2 = await open(derived).put('fk', 'v').then(() => undefined, (x: unknown) => x);
+      expect(e2).toBeInstanceOf(PbftClientError);
+    } finally {
+      signer = (id) => derivedPbftAuth(id, MEMBERS, KEY, 1);
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
