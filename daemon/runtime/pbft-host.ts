@@ -70,7 +70,10 @@ export function derivedPbftAuth(id: NodeId, members: readonly NodeId[], clusterK
  * receiver's replay window (per sender: bootId, seq) would then move on to the liar's
  * stamps and drop the real sender's frames as stale — one liar could cut an honest
  * node off below PBFT (found by `quorumd sim --faults byzantine`). Same trust model as
- * the signing keys above: it stops a lying quorumd, not a thief of the cluster key.
+ * the derived signing keys above: it stops a lying quorumd, not a thief of the cluster
+ * key. They stay derived with per-board key files too: a thief of the cluster key can
+ * then forge frames tagged as another board (keep it looking heard, disturb the replay
+ * window for it) but not sign its requests, PREPAREs, COMMITs, replies or fence votes.
  */
 export function derivedFrameKeys(keyring: Keyring, cluster: number, members: readonly NodeId[]): (node: NodeId) => Keyring | undefined {
   const derive = (k: Uint8Array, i: NodeId) => new Uint8Array(createHmac('sha256', k).update(`quorumd-pbft-frame-key/v1/${cluster}/${i}`).digest());
