@@ -313,7 +313,7 @@ cluster:
 ${o.keyFile !== undefined ? `  keyFile: ${JSON.stringify(o.keyFile)}` : `  key: ${o.key}`}
 members:
 ${members}
-${o.engine === 'bully' ? 'engine: bully   # priorities: list position, the last member is the preferred coordinator\n' : ''}${o.engine === 'paxos' || o.engine === 'zab' ? `engine: ${o.engine}   # KV, locks, jobs, fencing and witnesses as under raft${o.engine === 'zab' ? '; observers' : ''} (docs/engines.md)\n` : ''}${o.engine === 'pbft' ? 'engine: pbft   # Byzantine fault tolerant: n = 3f + 1; KV, locks on an agreed time, and STONITH on f + 1 committed votes (docs/engines.md)\n' : ''}node:
+${o.engine === 'bully' ? 'engine: bully   # priorities: list position, the last member is the preferred coordinator\n' : ''}${o.engine === 'paxos' || o.engine === 'zab' ? `engine: ${o.engine}   # KV, locks, jobs, fencing and witnesses as under raft${o.engine === 'zab' ? '; observers' : ''} (docs/engines.md)\n` : ''}${o.engine === 'pbft' ? 'engine: pbft   # Byzantine fault tolerant: n = 3f + 1; KV, locks on an agreed time, and STONITH on f + 1 committed votes (docs/engines.md)\n# pbft signing keys: derived from the cluster key here (dev only); real boards set pbft.privateKey and pbft.publicKeys (docs/engines.md "Keys")\n' : ''}node:
   name: n${o.k}
   dataDir: ${JSON.stringify(join(o.dir, `n${o.k}`))}
 ${o.engine === 'etcd' ? `engine: etcd   # elected through the local etcd below (docs/external.md); no links
