@@ -503,7 +503,7 @@ export async function startDev(opts: DevOptions): Promise<DevCluster> {
       const crashed = node.powered && ((code !== null && code !== 0) || (signal !== null && CRASH_SIGNALS.has(signal)));
       if (crashed) return supervise(node, child.pid, code, signal);
       if (!node.powered) out(`[dev] ${node.name} (pid ${child.pid}) is down: its relay is off${rails ? ` until the fence powers it on (${powerOnAfterMs} ms)` : ''}\n`);
-      else if (rails) out(`\n[dev] ${node.name} (pid ${child.pid}) exited (${signal ?? `code ${code}`}). If it led, the next leader fences it through its relay and powers it on ${powerOnAfterMs} ms later; or restart it now: kill -USR2 ${process.pid}\n`);
+      else if (rails) out(`\n[dev] ${node.name} (pid ${child.pid}) exited (${signal ?? `code ${code}`}). ${pbft ? `Once f + 1 of the others voted it off, its relay is switched off, and on again ${powerOnAfterMs} ms later` : `If it led, the next leader fences it through its relay and powers it on ${powerOnAfterMs} ms later`}; or restart it now: kill -USR2 ${process.pid}\n`);
       else out(`\n[dev] ${node.name} (pid ${child.pid}) exited (${signal ?? `code ${code}`}). Restart it with:  kill -USR2 ${process.pid}   (restarts every stopped node)\n`);
     });
   };
@@ -746,10 +746,11 @@ ${pbft ? `  ${Q} kv put greeting hi --pbft ${dir}/n1.yaml --node ${all}   # f + 
 ` : `  ${Q} lock list --node ${u(1)}             # who holds backup: holder, fencing token, time left
 `}${devJobList.length > 0 ? `  ${Q} jobs --node ${u(1)}             # ${devJobList.map((j) => j.name).join(', ')}: last run, node, result (run by the active leader only)
 ` : ''}`}
-Failover: kill the leader and watch another node take over:
-  kill -9 ${L.child?.pid}        # ${leader}, the leader now
+Failover: kill the ${pbft ? 'primary' : 'leader'} and watch another node take over:
+  kill -9 ${L.child?.pid}        # ${leader}, the ${pbft ? 'primary' : 'leader'} now
   curl -s -H "$AUTH" ${nodes.find((x) => x !== L)?.url ?? u(1)}/v1/leader
-${rails ? `  ${Q} status --node ${all}   # the new leader fences ${leader} (relay off, verified) before it is active; ${leader} is back after ${powerOnAfterMs} ms${bully ? ' and, as the highest priority, coordinates again (preempt: the other coordinator acknowledges its step-down, no second fence)' : ''}
+${rails && pbft ? `  ${Q} status --node ${all}   # after about 4 s of silence the others vote ${leader} off; f + 1 committed votes switch its relay off; ${leader} is back after ${powerOnAfterMs} ms
+` : rails ? `  ${Q} status --node ${all}   # the new leader fences ${leader} (relay off, verified) before it is active; ${leader} is back after ${powerOnAfterMs} ms${bully ? ' and, as the highest priority, coordinates again (preempt: the other coordinator acknowledges its step-down, no second fence)' : ''}
   ${Q} fence ${nodes.find((x) => x !== L)?.name ?? 'n2'} --node ${L.url}   # operator: fence a node now through its relay
 ` : ''}  kill -USR2 ${process.pid}        # restarts every stopped node
 
