@@ -80,6 +80,9 @@ export interface MqttStats {
   wills: number;
 }
 
+/** Size of the broker's frame-copy slabs (Broker.copyFrame). */
+const BROKER_SLAB_BYTES = 16 * 1024;
+
 interface Delivery {
   broker: Broker;
   from: NodeId;
@@ -121,6 +124,14 @@ export class Broker {
   /** Bumped at every broker restart: frames and wills in flight belong to an epoch. */
   epoch = 0;
   private frameIds = 0;
+  /**
+   * The broker's copies of frames are cut from one slab (as the codec does for the frames
+   * it seals, src/wire/codec.ts allocFrame): `new Uint8Array(n)` above 64 bytes gets a
+   * backing store of its own, and that was one per frame sent. Each copy is its own
+   * disjoint range, never written after the copy; a copy kept alive keeps its slab alive.
+   */
+  private slab = new ArrayBuffer(BROKER_SLAB_BYTES);
+  private slabUsed = 0;
   private restartEv: SimEvent | null = null;
 
   constructor(
@@ -292,20 +303,32 @@ export class Broker {
     }
     const copies = this.rng.chance(c.dupRate) ? 2 : 1;
     if (copies === 2) st.duplicated++;
-    // The broker's own copy (the sender may reuse its buffer). A Uint8Array built from
-    // the frame, not frame.slice(): cheaper (no species lookup) and always a copy (a
-    // Buffer's slice() is a view).
-    const data = new Uint8Array(frame);
+    // The broker's own copy (the sender may reuse its buffer), cut from the broker's slab.
+    const data = this.copyFrame(frame);
     for (let k = 0; k < copies; k++) {
       let delay = this.latencyUs();
       if (this.rng.chance(c.reorderRate)) {
         delay += Math.round(this.rng.float() * c.reorderExtraMs * 1000);
         st.reordered++;
       }
-      const d: Delivery = { broker: this, from: from.node, to: target, connId: target.connId, epoch: this.epoch, frame: k === 0 ? data : new Uint8Array(data), id };
+      const d: Delivery = { broker: this, from: from.node, to: target, connId: target.connId, epoch: this.epoch, frame: k === 0 ? data : this.copyFrame(data), id };
       this.ctx.sched.after(delay, deliver, d);
     }
     this.ctx.logFields('mqtt s', fmtSend, id, from.node, to, frame.length, copies === 2 ? 1 : 0);
+  }
+
+  /** A copy of `frame` the broker owns (from the slab; large frames get their own buffer). */
+  private copyFrame(frame: Uint8Array): Uint8Array {
+    const n = frame.length;
+    if (n > BROKER_SLAB_BYTES / 4) return new Uint8Array(frame);
+    if (this.slabUsed + n > BROKER_SLAB_BYTES) {
+      this.slab = new ArrayBuffer(BROKER_SLAB_BYTES);
+      this.slabUsed = 0;
+    }
+    const out = new Uint8Array(this.slab, this.slabUsed, n);
+    out.set(frame);
+    this.slabUsed += n;
+    return out;
   }
 
   /** @internal */

@@ -459,7 +459,9 @@ export class DurableLog {
       records.push(encodeMark({ index: snap.index, term: snap.term, keep: snapKeep }));
     }
     if (entries.length > 0) {
-      this.terms.length = entries[0]!.index - this.base - 1;
+      // Truncate only when the batch overwrites a suffix (setting length is a runtime call even when unchanged).
+      const keep = entries[0]!.index - this.base - 1;
+      if (this.terms.length !== keep) this.terms.length = keep;
       for (const e of entries) {
         this.terms.push(e.term);
         records.push(encodeEntry(e));

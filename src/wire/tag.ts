@@ -93,10 +93,11 @@ function compressW(h: Int32Array): void {
   let a = h[0]!, bb = h[1]!, c = h[2]!, d = h[3]!, e = h[4]!, f = h[5]!, g = h[6]!, hh = h[7]!;
   for (let i = 0; i < 64; i++) {
     const S1 = ((e >>> 6) | (e << 26)) ^ ((e >>> 11) | (e << 21)) ^ ((e >>> 25) | (e << 7));
-    const ch = (e & f) ^ (~e & g);
+    // ch and maj in their shorter equal forms (one operation fewer each; the same bits).
+    const ch = g ^ (e & (f ^ g));
     const t1 = (hh + S1 + ch + K256[i]! + w[i]!) | 0;
     const S0 = ((a >>> 2) | (a << 30)) ^ ((a >>> 13) | (a << 19)) ^ ((a >>> 22) | (a << 10));
-    const maj = (a & bb) ^ (a & c) ^ (bb & c);
+    const maj = (a & bb) | (c & (a | bb));
     const t2 = (S0 + maj) | 0;
     hh = g;
     g = f;
