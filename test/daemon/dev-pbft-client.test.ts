@@ -9,9 +9,7 @@
  * change and the 4000 ms board timeout fixed it (10 of 10 at load 27–31), so it runs by
  * default. The waits are bounded; the checks are not weakened.
  */
-import { spawn } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startDev, type DevCluster } from '../../daemon/dev.ts';
 import { call } from '../../daemon/client/http.ts';
@@ -21,7 +19,7 @@ import { decodeReply } from '../../src/pbft/reply.ts';
 import { decodeResult } from '../../daemon/runtime/pbft-host.ts';
 import { LIE_PREFIX } from '../../src/pbft/byzantine.ts';
 import { freeBasePort } from '../helpers/ports.ts';
-import { capture } from '../helpers/capture.ts';
+import { capture, runCli } from '../helpers/capture.ts';
 
 let dev: DevCluster | undefined;
 afterAll(async () => {
@@ -56,18 +54,7 @@ describe('quorumd dev --engine pbft with a lying node: the f + 1 client', () => 
     }
 
     // The real CLI, as a user runs it (a child process; async: the dev nodes live in this process's broker).
-    const cli = await new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
-      const p = spawn(process.execPath, [join(import.meta.dirname, '..', '..', 'bin', 'quorumd.js'), 'kv', 'get', 'k', '--pbft', cfg, '--node', urls.join(',')], { env: { ...process.env, QUORUMD_API_TOKEN: token } });
-      let out = '';
-      let err = '';
-      p.stdout.on('data', (d: Buffer) => (out += d.toString()));
-      p.stderr.on('data', (d: Buffer) => (err += d.toString()));
-      const t = setTimeout(() => p.kill('SIGKILL'), 60_000);
-      p.on('close', (code) => {
-        clearTimeout(t);
-        resolve({ code, out, err });
-      });
-    });
+    const cli = await runCli(['kv', 'get', 'k', '--pbft', cfg, '--node', urls.join(',')], token);
     expect(cli.code, cli.err).toBe(0);
     expect(cli.out).toBe('v');
 

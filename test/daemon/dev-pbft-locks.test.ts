@@ -6,16 +6,14 @@
  * embeddable client; after the release the second owner gets a larger token. A single
  * node's lock answer says it is that node's word. Waits are bounded.
  */
-import { spawn } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startDev, type DevCluster } from '../../daemon/dev.ts';
 import { call } from '../../daemon/client/http.ts';
 import { PbftClient } from '../../daemon/client/pbft.ts';
 import { lockPbft } from '../../daemon/client/commands.ts';
 import { freeBasePort } from '../helpers/ports.ts';
-import { capture } from '../helpers/capture.ts';
+import { capture, runCli as cli } from '../helpers/capture.ts';
 
 let dev: DevCluster | undefined;
 afterAll(async () => {
@@ -23,21 +21,6 @@ afterAll(async () => {
   await dev?.stop();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
-
-function cli(args: string[], token: string): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, [join(import.meta.dirname, '..', '..', 'bin', 'quorumd.js'), ...args], { env: { ...process.env, QUORUMD_API_TOKEN: token } });
-    let out = '';
-    let err = '';
-    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    const t = setTimeout(() => p.kill('SIGKILL'), 60_000);
-    p.on('close', (code) => {
-      clearTimeout(t);
-      resolve({ code, out, err });
-    });
-  });
-}
 
 describe('quorumd dev --engine pbft with a lying node: locks through the f + 1 client', () => {
   it('acquire gets a token f + 1 signed; a second owner is refused; renew, release, then the second owner gets a larger token', async () => {

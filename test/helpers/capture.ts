@@ -1,3 +1,6 @@
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+
 /** An `io` for the CLI's command functions (daemon/client/commands.ts) that keeps what they print. */
 export function capture() {
   let out = '';
@@ -11,4 +14,20 @@ export function capture() {
       return err;
     },
   };
+}
+
+/** Runs the real `quorumd` CLI (bin/quorumd.js) as a child process with the API token in its environment; killed after 60 s. */
+export function runCli(args: string[], token: string): Promise<{ code: number | null; out: string; err: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, [join(import.meta.dirname, '..', '..', 'bin', 'quorumd.js'), ...args], { env: { ...process.env, QUORUMD_API_TOKEN: token } });
+    let out = '';
+    let err = '';
+    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const t = setTimeout(() => p.kill('SIGKILL'), 60_000);
+    p.on('close', (code) => {
+      clearTimeout(t);
+      resolve({ code, out, err });
+    });
+  });
 }
