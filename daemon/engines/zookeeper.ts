@@ -69,6 +69,7 @@ import type { EngineLog } from './etcd.ts';
 import { LeadershipGate } from './leadership.ts';
 import { decodeLeaderHistory, encodeLeaderHistory, suspectIds, type ExternalFencing, type Suspect } from './fencing.ts';
 import { LeaseWindow } from './safety.ts';
+import { guardMalformedFrames } from './zk-guard.ts';
 import { emptyStats, type ActivationEvent, type EngineMember, type EngineStats, type ExternalEngine, type ExternalStatus } from './types.ts';
 
 export interface ZkEngineOptions {
@@ -291,6 +292,7 @@ export class ZkEngine implements ExternalEngine {
     this.stats.elections++;
     const c = zk.createClient(this.o.servers.join(','), { sessionTimeout: this.o.sessionTimeoutMs, spinDelay: 100, retries: 0 });
     this.client = c;
+    guardMalformedFrames(c, this.o.log);
     if (this.o.auth) c.addAuthInfo('digest', Buffer.from(`${this.o.auth.username}:${this.o.auth.password}`));
     let ended: ((why: string) => void) | undefined;
     const over = new Promise<string>((resolve) => (ended = resolve));
