@@ -17,6 +17,7 @@
  * directory lock is released.
  */
 import { EXIT } from './exit-codes.ts';
+import { exitOnUncaught } from './runtime/process-guard.ts';
 import { randomBytes } from 'node:crypto';
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
@@ -596,6 +597,11 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
   }
 
   if (opts.handleSignals) {
+    // An exception no entry point caught (a library's event handler) takes the fatal path too: exit 70, not Node's 1.
+    exitOnUncaught(log, async (err) => {
+      runtime.crash('an event handler outside the engine', err);
+      await node.stop();
+    });
     const onSignal = (sig: string) => {
       log.info({ signal: sig }, 'stopping');
       void node.stop().then(
@@ -678,29 +684,37 @@ function peerGoneFilter(l: Link, pass: boolean): Link {
 }
 
 /**
- * QUORUMD_INJECT_FAULT=engine-tick@<when> | engine-step@<when>, <when> = <ms> after
- * start or SIGUSR2 (on receipt of that signal): from then on the Raft engine throws from
- * its tick (a timer) or from its next message (a link callback). Only for testing the
- * fatal path and its supervisor (docs/cli.md, Exit status): the node must log the stack,
- * answer what is pending, exit 70 and be restarted. Unset: nothing.
+ * QUORUMD_INJECT_FAULT=engine-tick@<when> | engine-step@<when> | uncaught@<when>, <when> =
+ * <ms> after start or SIGUSR2 (on receipt of that signal): from then on the Raft engine
+ * throws from its tick (a timer) or from its next message (a link callback); `uncaught`
+ * throws once from a plain event-loop callback outside the engine, as a library's socket
+ * handler would (any engine). Only for testing the fatal path and its supervisor
+ * (docs/cli.md, Exit status): the node must log the stack, answer what is pending, exit 70
+ * and be restarted. Unset: nothing.
  */
 function injectFault(spec: string | undefined, runtime: EngineRuntime, log: Pino): void {
   if (spec === undefined || spec === '') return;
-  const m = /^(engine-tick|engine-step)@(\d{1,7}|SIGUSR2)$/.exec(spec);
+  const m = /^(engine-tick|engine-step|uncaught)@(\d{1,7}|SIGUSR2)$/.exec(spec);
   if (!m) {
-    log.error({ value: spec }, 'QUORUMD_INJECT_FAULT: expected engine-tick@<ms|SIGUSR2> or engine-step@<ms|SIGUSR2>; ignored');
+    log.error({ value: spec }, 'QUORUMD_INJECT_FAULT: expected engine-tick@<ms|SIGUSR2>, engine-step@<ms|SIGUSR2> or uncaught@<ms|SIGUSR2>; ignored');
     return;
   }
-  if (runtime.engineName !== 'raft') {
-    log.error({ value: spec }, 'QUORUMD_INJECT_FAULT: only for engine raft; ignored');
+  if (m[1] !== 'uncaught' && runtime.engineName !== 'raft') {
+    log.error({ value: spec }, 'QUORUMD_INJECT_FAULT: engine-tick and engine-step only for engine raft; ignored');
     return;
   }
   const what = m[1] === 'engine-tick' ? 'tick' : 'step';
-  log.warn({ value: spec }, 'QUORUMD_INJECT_FAULT: this node will throw from its engine on purpose');
+  log.warn({ value: spec }, m[1] === 'uncaught' ? 'QUORUMD_INJECT_FAULT: this node will throw an uncaught exception on purpose' : 'QUORUMD_INJECT_FAULT: this node will throw from its engine on purpose');
   const arm = () => {
+    log.warn({ value: spec }, 'QUORUMD_INJECT_FAULT: armed');
+    if (m[1] === 'uncaught') {
+      setImmediate(() => {
+        throw new RangeError(`injected fault: an uncaught exception from an event handler (QUORUMD_INJECT_FAULT=${spec})`);
+      });
+      return;
+    }
     const eng = runtime.engine as unknown as Record<string, unknown> | undefined;
     if (!eng) return;
-    log.warn({ value: spec }, 'QUORUMD_INJECT_FAULT: armed');
     eng[what] = () => {
       throw new Error(`injected fault: RaftNode.${what} throws (QUORUMD_INJECT_FAULT=${spec})`);
     };

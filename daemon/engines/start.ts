@@ -20,6 +20,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Logger as Pino } from 'pino';
+import { exitOnUncaught } from '../runtime/process-guard.ts';
 import { loadConfigFile, type ResolvedConfig } from '../config/load.ts';
 import { etcdKeepAliveMs, zkProbeMs } from '../config/external.ts';
 import { HookRunner } from '../hooks.ts';
@@ -258,6 +259,8 @@ export async function startExternalNode(cfgOrFile: ResolvedConfig | string, opts
     })()),
   };
   if (opts.handleSignals) {
+    // An exception no handler caught (e.g. from a client library's socket handler): stop, exit 70 for the supervisor.
+    exitOnUncaught(log, () => node.stop());
     const onSignal = (sig: string) => {
       log.info({ signal: sig }, 'stopping');
       void node.stop().then(

@@ -704,6 +704,11 @@ export class EngineRuntime {
     for (const l of this.opts.links) l.close();
   }
 
+  /** The fatal path for an exception from outside the runtime's own entry points (an uncaught exception of a library; daemon/runtime/process-guard.ts). */
+  crash(where: string, e: unknown): void {
+    this.fatal(new InternalError(where, e));
+  }
+
   private fatal(err: Error): void {
     if (this.stateValue === 'stopped') return;
     this.log('error', 'fatal: node stops', { node: this.id, error: err.message, kind: err.name });

@@ -44,7 +44,7 @@ async function until<T>(what: string, fn: () => Promise<T | undefined>, maxMs: n
 }
 
 describe('fatal path of quorumd start', () => {
-  for (const kind of ['engine-tick', 'engine-step'] as const) {
+  for (const kind of ['engine-tick', 'engine-step', 'uncaught'] as const) {
     it(`${kind}: stack in the log, the pending request answered 503, links closed, exit 70`, async () => {
       broker ??= await startBroker({ port: 0, clusterKeys: [{ cluster: 1, keys: [key] }] });
       const sub = join(dir, kind);
@@ -54,7 +54,7 @@ describe('fatal path of quorumd start', () => {
       writeFileSync(keyFile, `${key.toString('hex')}\n`, { mode: 0o600 });
       // engine-tick: one member alone leads and ticks. engine-step: a second member sends
       // n1 messages (the link-callback entry point, where issue 12's RangeError escaped).
-      const n = kind === 'engine-tick' ? 1 : 2;
+      const n = kind === 'engine-step' ? 2 : 1;
       const base = await freeBasePort(n);
       const procs: Array<{ child: ChildProcess; out: string[]; exit: Promise<number | null> }> = [];
       for (let k = 1; k <= n; k++) {
@@ -84,9 +84,16 @@ describe('fatal path of quorumd start', () => {
       const log = procs[0]!.out.join('');
       expect(code, log.slice(-3000)).toBe(EXIT.FATAL);
       expect(res.status).toBe(503);
-      expect(res.body.toString()).toMatch(/stopped on a fatal error.*internal error in engine raft (tick|step \w+)/);
-      // The stack is in the log (pino JSON: "stack":"InternalError: ...\n    at ...").
-      expect(log).toMatch(/"stack":"InternalError: internal error in engine raft (tick|step \w+ from n\d+): Error: injected fault: RaftNode\.(tick|step) throws[^"]*\\n\s+at /);
+      if (kind === 'uncaught') {
+        // Not Node's default (print, exit 1): the fatal path, with the thrower's stack.
+        expect(res.body.toString()).toMatch(/stopped on a fatal error.*internal error in an event handler outside the engine: RangeError: injected fault/);
+        expect(log).toContain('fatal: uncaught exception outside the engine; node stops so that the supervisor restarts it');
+        expect(log).toMatch(/"stack":"RangeError: injected fault: an uncaught exception[^"]*\\n\s+at /);
+      } else {
+        expect(res.body.toString()).toMatch(/stopped on a fatal error.*internal error in engine raft (tick|step \w+)/);
+        // The stack is in the log (pino JSON: "stack":"InternalError: ...\n    at ...").
+        expect(log).toMatch(/"stack":"InternalError: internal error in engine raft (tick|step \w+ from n\d+): Error: injected fault: RaftNode\.(tick|step) throws[^"]*\\n\s+at /);
+      }
       expect(log).toContain('node stopped on a fatal error; exiting so that the supervisor restarts it');
       if (n === 2) {
         // n1 closed its link (an orderly "offline"): n2 hears at once that n1 is gone.
