@@ -49,7 +49,7 @@ export function newestSourceMtime(root = ROOT) {
     }
   };
   for (const d of SOURCE_DIRS) walk(join(root, d));
-  for (const f of ['package.json', 'scripts/build.mjs', 'scripts/unused-transport.cjs', 'scripts/quiet-debug.cjs']) newest = Math.max(newest, statSync(join(root, f)).mtimeMs);
+  for (const f of ['package.json', 'scripts/build.mjs', 'scripts/unused-transport.cjs', 'scripts/quiet-debug.cjs', 'scripts/unused-worker-timers.cjs']) newest = Math.max(newest, statSync(join(root, f)).mtimeMs);
   return newest;
 }
 
@@ -110,8 +110,19 @@ export async function build(root = ROOT, log = (s) => process.stderr.write(s)) {
     // worker processes from its own files).
     external: EXTERNAL,
     // Transports of the mqtt package that quorumd never uses (scripts/unused-transport.cjs);
-    // `debug` without an array per call while its output is off (scripts/quiet-debug.cjs).
-    alias: { ws: './scripts/unused-transport.cjs', socks: './scripts/unused-transport.cjs', debug: './scripts/quiet-debug.cjs' },
+    // `debug` without an array per call while its output is off (scripts/quiet-debug.cjs);
+    // the mqtt package's browser timers (scripts/unused-worker-timers.cjs). And
+    // `readable-stream` (mqtt, mqtt-packet's `bl`) is Node's own `stream`: the package is
+    // a copy of Node's stream code for browsers and old Node versions (~140 KiB with its
+    // helpers); a node process already has Node's loaded for its sockets, and the copy
+    // was compiled, and held in the heap, a second time.
+    alias: {
+      ws: './scripts/unused-transport.cjs',
+      socks: './scripts/unused-transport.cjs',
+      debug: './scripts/quiet-debug.cjs',
+      'worker-timers': './scripts/unused-worker-timers.cjs',
+      'readable-stream': 'node:stream',
+    },
     // Bundled CommonJS packages require() Node's built-in modules: give every ES module
     // of the build a require of its own.
     banner: { js: "import { createRequire as __quorumdCreateRequire } from 'node:module'; const require = __quorumdCreateRequire(import.meta.url);" },

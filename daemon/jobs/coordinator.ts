@@ -1,7 +1,8 @@
 /**
- * Who runs a slot: node-cron's run coordinator (`RunCoordinator.shouldRun`), answered
- * through the replicated log. node-cron asks on every node at every fire time; the
- * answer is yes on one node at most, and only if
+ * Who runs a slot: the run coordinator of the job scheduler (scheduler.ts; the
+ * interface is node-cron 4's `RunCoordinator`), answered through the replicated log.
+ * The scheduler asks on every node at every fire time; the answer is yes on one node
+ * at most, and only if
  *
  *  1. this node is the *active* leader now (docs/fencing.md: with a `fencing:` section the
  *     activation gate is open; without, its term's first entry is committed), and
@@ -17,8 +18,8 @@
  * rule is at most once, and a slot lost in a failover stays lost. The claim is proposed
  * by the leader itself and never forwarded (EngineRuntime.jobClaim).
  *
- * node-cron's slot key is `<task name>:<slot ISO time>`; the task name is the job name
- * (job names have no ':'). The grant (term, token) is kept until the run starts, for
+ * The slot key is `<job name>:<slot ISO time>` (node-cron's format; job names have no
+ * ':'). The grant (term, token) is kept until the run starts, for
  * the job's environment.
  */
 import type { RunCoordinator } from 'node-cron';
@@ -75,7 +76,7 @@ export interface CoordinatorStats {
   lostActivity: number;
 }
 
-/** Parses node-cron's slot key `<name>:<ISO time>`; undefined when it is not one. */
+/** Parses a slot key `<name>:<ISO time>`; undefined when it is not one. */
 export function parseSlotKey(key: string): { job: string; slot: number } | undefined {
   const i = key.indexOf(':');
   if (i <= 0) return undefined;
@@ -100,7 +101,7 @@ export class SlotCoordinator implements RunCoordinator {
     private readonly log: CoordinatorLog,
   ) {}
 
-  /** node-cron: may this node run the slot `key`? */
+  /** May this node run the slot `key`? */
   shouldRun(key: string): Promise<boolean> {
     return new Promise((resolve) =>
       this.decide(key, (d) => {
@@ -110,7 +111,7 @@ export class SlotCoordinator implements RunCoordinator {
     );
   }
 
-  /** node-cron: the run of `key` finished (or failed to start). */
+  /** The run of `key` finished (or was not started). */
   onComplete(key: string): void {
     this.grants.delete(key);
   }

@@ -1,21 +1,35 @@
 /**
- * Leader-only scheduled jobs (issue 8, docs/jobs.md): node-cron 4 schedules every
- * configured job on every node; its distributed run coordinator (SlotCoordinator,
- * coordinator.ts) lets a node run a slot only as the active leader holding a committed
- * claim for that slot. The run is a shell command (daemon/shell.ts) with the slot and
- * the leadership's fencing token in its environment; how it ended is replicated
- * (`job.done`), so `quorumd jobs` on any node shows the last run, its node and result.
+ * Leader-only scheduled jobs (issue 8, docs/jobs.md): every configured job is scheduled
+ * on every node (its slots from cron.ts: node-cron 4's syntax); for each slot the run
+ * coordinator (SlotCoordinator, coordinator.ts) lets a node run it only as the active
+ * leader holding a committed claim for that slot. The run is a shell command
+ * (daemon/shell.ts) with the slot and the leadership's fencing token in its
+ * environment; how it ended is replicated (`job.done`), so `quorumd jobs` on any node
+ * shows the last run, its node and result.
  *
- * Time: node-cron fires on the wall clock (cron is wall-clock time by nature); the
- * slot's identity is its scheduled time, which every node computes alike. A board
- * whose clock is off by more than a slot period could claim a slot "late" or "early";
- * the claim rule still grants each slot at most once and never a slot at or before
- * one granted earlier. Keep the boards on NTP.
+ * Time: slots fire on the wall clock (cron is wall-clock time by nature); the slot's
+ * identity is its scheduled time, which every node computes alike. A board whose clock
+ * is off by more than a slot period could claim a slot "late" or "early"; the claim
+ * rule still grants each slot at most once and never a slot at or before one granted
+ * earlier. Keep the boards on NTP.
+ *
+ * The firing rules are node-cron 4's, which this scheduler replaced (cron.ts says why):
+ * a timer wakes at the slot; a slot fired more than MISSED_TOLERANCE_MS late, or after
+ * the next slot of the job was due, is missed (logged, not run); with `overlap: skip` a
+ * slot that comes while the job's previous slot is still being claimed or run is
+ * skipped (logged).
  */
-import { createTask, type ScheduledTask, type TaskContext } from 'node-cron';
 import type { JobConfig } from '../config/jobs.ts';
 import { runShell, type RunningShell, type ShellLog, type ShellResult } from '../shell.ts';
 import { SlotCoordinator, type JobsHost, type JobReport } from './coordinator.ts';
+import { CronSchedule } from './cron.ts';
+
+/** A slot fired later than this after its time is missed (node-cron's default tolerance). */
+export const MISSED_TOLERANCE_MS = 1000;
+/** A timer waits at most this long before it looks at the clock again (a clock set forward is noticed by then). */
+const MAX_TIMER_MS = 3_600_000;
+/** Missed slots logged one by one at most (a clock set hours ahead would otherwise log thousands). */
+const MAX_MISSED_LOGGED = 20;
 
 export interface JobsLog extends ShellLog {
   debug(fields: Record<string, unknown>, msg: string): void;
@@ -72,9 +86,20 @@ interface LocalRun {
   shell: RunningShell | undefined;
 }
 
+/** A scheduled job: its schedule, the slot its timer waits for, and its slots in progress here. */
+interface Task {
+  job: JobConfig;
+  schedule: CronSchedule;
+  /** The slot the timer waits for (ms); undefined: no slot comes any more. */
+  expected: number | undefined;
+  timer: ReturnType<typeof setTimeout> | undefined;
+  /** Slots of this job being claimed or run on this node now. */
+  busy: number;
+}
+
 export class JobScheduler {
   readonly coordinator: SlotCoordinator;
-  private readonly tasks = new Map<string, ScheduledTask>();
+  private readonly tasks = new Map<string, Task>();
   private readonly running = new Map<string, Set<LocalRun>>();
   private readonly finished: Array<{ job: string; slot: number; token: number; result: ShellResult }> = [];
   private stopped = false;
@@ -87,40 +112,93 @@ export class JobScheduler {
   start(): void {
     if (this.stopped || this.tasks.size > 0) return;
     const log = this.o.log;
-    const cronLogger = {
-      info: (m: string) => log.debug({}, `node-cron: ${m}`),
-      warn: (m: string) => log.warn({}, `node-cron: ${m}`),
-      error: (m: string | Error, e?: Error) => log.error({ error: (e ?? m) instanceof Error ? (e ?? (m as Error)).message : String(m) }, 'node-cron error'),
-      debug: (m: string | Error) => log.debug({}, `node-cron: ${m instanceof Error ? m.message : m}`),
-    };
     for (const job of this.o.jobs) {
-      const task = createTask(job.cron, (ctx: TaskContext) => this.run(job, ctx), {
-        name: job.name,
-        timezone: job.timezone,
-        noOverlap: job.overlap === 'skip',
-        distributed: true,
-        runCoordinator: this.coordinator,
-        logger: cronLogger,
-      });
-      task.on('execution:overlap', (ctx) => {
-        if (job.overlap === 'skip') log.warn({ job: job.name, slot: ctx.date.toISOString() }, 'job still running from an earlier slot; this slot is skipped (overlap: skip)');
-      });
-      task.on('execution:missed', (ctx) => log.warn({ job: job.name, slot: ctx.date.toISOString() }, 'job slot missed (the process was busy or the clock jumped)'));
-      this.tasks.set(job.name, task);
-      void Promise.resolve(task.start()).catch((err: Error) => log.error({ job: job.name, error: err.message }, 'job could not be scheduled'));
+      let schedule: CronSchedule;
+      try {
+        schedule = new CronSchedule(job.cron, job.timezone);
+      } catch (err) {
+        // The config was validated; only an expression or zone this Node.js reads differently gets here.
+        log.error({ job: job.name, cron: job.cron, timezone: job.timezone, error: (err as Error).message }, 'job could not be scheduled');
+        continue;
+      }
+      const t: Task = { job, schedule, expected: schedule.next(Date.now()), timer: undefined, busy: 0 };
+      this.tasks.set(job.name, t);
+      this.arm(t);
     }
     if (this.o.jobs.length > 0) log.info({ jobs: this.o.jobs.map((j) => j.name) }, 'jobs scheduled (run by the active leader only)');
   }
 
-  /** node-cron calls this for a slot the coordinator allowed. */
-  private async run(job: JobConfig, ctx: TaskContext): Promise<void> {
-    const slot = ctx.date.getTime();
-    const slotIso = ctx.date.toISOString();
+  private arm(t: Task): void {
+    if (this.stopped || t.expected === undefined) return;
+    const delay = Math.min(MAX_TIMER_MS, Math.max(0, t.expected - Date.now()));
+    t.timer = setTimeout(() => this.beat(t), delay);
+  }
+
+  /**
+   * The timer of a job woke: fire the slot it waited for if it is on time, log the
+   * slots that were missed, and wait for the next one. "Now" is taken to its second,
+   * as node-cron does: a slot is on time up to MISSED_TOLERANCE_MS late and before the
+   * job's next slot.
+   */
+  private beat(t: Task): void {
+    t.timer = undefined;
+    if (this.stopped) return;
+    const log = this.o.log;
+    const now = Math.floor(Date.now() / 1000) * 1000;
+    let slot = t.expected;
+    let missed = 0;
+    while (slot !== undefined && slot <= now) {
+      const next = t.schedule.next(slot);
+      const late = now - slot;
+      if (late <= MISSED_TOLERANCE_MS && (next === undefined || late < next - slot)) {
+        this.fire(t, slot);
+        slot = next;
+        break;
+      }
+      if (missed < MAX_MISSED_LOGGED) log.warn({ job: t.job.name, slot: new Date(slot).toISOString() }, 'job slot missed (the process was busy or the clock jumped)');
+      missed++;
+      slot = next;
+      if (missed >= MAX_MISSED_LOGGED && slot !== undefined && slot <= now) {
+        // Bounded: the rest up to now are counted in one line.
+        const resume = t.schedule.next(now);
+        log.warn({ job: t.job.name, from: new Date(slot).toISOString(), until: new Date(now).toISOString() }, 'job slots missed from this slot until now (the clock jumped or the process was stopped); the next slot runs as scheduled');
+        slot = resume;
+        break;
+      }
+    }
+    t.expected = slot;
+    this.arm(t);
+  }
+
+  /** A slot is due: unless it would overlap (overlap: skip), ask the coordinator and run it if granted. */
+  private fire(t: Task, slot: number): void {
+    const job = t.job;
+    const slotIso = new Date(slot).toISOString();
+    if (t.busy > 0 && job.overlap === 'skip') {
+      this.o.log.warn({ job: job.name, slot: slotIso }, 'job still running from an earlier slot; this slot is skipped (overlap: skip)');
+      return;
+    }
+    t.busy++;
     const key = `${job.name}:${slotIso}`;
+    void this.coordinator
+      .shouldRun(key)
+      .then(async (allowed) => {
+        if (allowed) await this.run(job, slot, key);
+      })
+      .catch((err: unknown) => this.o.log.error({ job: job.name, slot: slotIso, error: (err as Error)?.message ?? String(err) }, 'job slot failed'))
+      .finally(() => {
+        this.coordinator.onComplete(key);
+        t.busy--;
+      });
+  }
+
+  /** Runs a slot the coordinator allowed. */
+  private async run(job: JobConfig, slot: number, key: string): Promise<void> {
+    const slotIso = new Date(slot).toISOString();
     const lead = this.coordinator.grant(key);
     const log = this.o.log;
     if (!lead) {
-      // Only reachable if node-cron ran a slot without asking the coordinator.
+      // Only reachable if a slot were run without asking the coordinator.
       log.error({ job: job.name, slot: slotIso }, 'job slot has no grant; not run');
       return;
     }
@@ -180,7 +258,7 @@ export class JobScheduler {
   view(): JobView[] {
     return this.o.jobs.map((job) => {
       const task = this.tasks.get(job.name);
-      const next = !this.stopped && task ? task.getNextRun() : null;
+      const next = !this.stopped && task ? task.schedule.next(Date.now()) : undefined;
       const rec = this.o.host.record(job.name);
       const here = this.running.get(job.name);
       let last: JobView['last'] = null;
@@ -207,7 +285,7 @@ export class JobScheduler {
         overlap: job.overlap,
         timeoutMs: job.timeoutMs,
         command: job.command,
-        nextRun: next ? next.toISOString() : null,
+        nextRun: next !== undefined ? new Date(next).toISOString() : null,
         runningHere: here?.size ?? 0,
         last,
       };
@@ -227,11 +305,8 @@ export class JobScheduler {
     if (this.stopped) return;
     this.stopped = true;
     for (const t of this.tasks.values()) {
-      try {
-        await t.destroy();
-      } catch {
-        /* already destroyed */
-      }
+      if (t.timer) clearTimeout(t.timer);
+      t.timer = undefined;
     }
     const waits: Array<Promise<unknown>> = [];
     for (const set of this.running.values()) {

@@ -70,6 +70,15 @@ describe('compiled daemon (dist/)', () => {
     }
   });
 
+  it('leaves out what a node never runs: the MQTT client\'s browser timers and the userland copy of Node\'s streams', () => {
+    // scripts/build.mjs aliases them (readable-stream → node:stream, worker-timers → a stub).
+    const built = (JSON.parse(readFileSync(join(dist, '.build-stamp.json'), 'utf8')) as { files: string[] }).files.filter((f) => f.endsWith('.js'));
+    const text = built.map((f) => readFileSync(join(dist, f), 'utf8')).join('\n');
+    for (const pkg of ['readable-stream', 'worker-timers', '@babel/runtime', 'broker-factory']) expect(text.includes(`node_modules/${pkg}/`), pkg).toBe(false);
+    // The mqtt client is still in (the stub keeps its browser-only branch).
+    expect(text.includes('node_modules/mqtt/')).toBe(true);
+  });
+
   it('a client command loads neither the daemon nor its heavy packages', () => {
     const cli = importsOf('cli.js');
     // The commander program itself: node built-ins only (commander is bundled).
