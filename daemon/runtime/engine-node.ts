@@ -883,28 +883,37 @@ export class EngineRuntime {
         }
       }
     }
+    // Indexed loops (as node.ts had them): a Ready's empty lists are one frozen array, and
+    // for-of over a frozen array is not turned into a plain loop (an iterator object per loop,
+    // three per Ready; this runs for every Ready of every node).
     const msgs = rd.messages;
     for (let i = 0; i < msgs.length; i++) this.send(msgs[i]!);
     let results: Map<Index, ApplyResult | undefined> | undefined;
-    if (rd.committed.length > 0) {
+    const committed = rd.committed;
+    if (committed.length > 0) {
       const witness = eng.status().isWitness;
       if (this.pbftAuth) {
         results = new Map();
         this.pbftApplied = new Map();
       }
-      for (const e of rd.committed) {
+      for (let i = 0; i < committed.length; i++) {
+        const e = committed[i]!;
         const r = this.applyEntry(e, witness);
         results?.set(e.index, r);
       }
     }
     if (rd.outcomes) this.pbftOutcomes(rd.outcomes, results);
     this.pbftApplied = undefined;
-    if (this.pbftTime && (rd.committed.length > 0 || rd.snapshot)) this.pbftTime.afterApply(this.kv, this.opts.clock.monotonicMs());
-    for (const rs of rd.readStates) {
+    if (this.pbftTime && (committed.length > 0 || rd.snapshot)) this.pbftTime.afterApply(this.kv, this.opts.clock.monotonicMs());
+    const rss = rd.readStates;
+    for (let i = 0; i < rss.length; i++) {
+      const rs = rss[i]!;
       const p = this.pendingReads.get(rs.ctx);
       if (p) p.index = rs.index;
     }
-    for (const ctx of rd.failedReads) {
+    const failed = rd.failedReads;
+    for (let i = 0; i < failed.length; i++) {
+      const ctx = failed[i]!;
       const p = this.pendingReads.get(ctx);
       if (p) {
         this.pendingReads.delete(ctx);
