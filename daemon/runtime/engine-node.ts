@@ -784,7 +784,12 @@ export class EngineRuntime {
     if (this.clockHeldUntil === undefined) {
       this.checkTickLag(now);
       this.lastTickAt = now;
-      this.guard(() => this.eng!.tick(), 'tick');
+      // Caught here, as in onMessage, not through a closure per tick (every node ticks every tickMs).
+      try {
+        this.eng!.tick();
+      } catch (e) {
+        this.engineFailed(e, 'tick');
+      }
       if (this.stateValue !== 'running') return;
     }
     this.expire();
@@ -797,21 +802,7 @@ export class EngineRuntime {
     if (this.stateValue === 'running') this.electionFencing?.updateActive();
   };
 
-  /**
-   * Runs an engine input. An exception is an engine bug: the engine's state is no longer
-   * known to be sound, so it is logged with its stack, reported, and the node takes the
-   * fatal path (pending requests answered, onFatal → the process exits for its
-   * supervisor), as the Raft and bully runtimes do. Never rethrown into a link callback.
-   */
-  private guard(fn: () => void, what: string): void {
-    try {
-      fn();
-    } catch (e) {
-      this.engineFailed(e, what);
-    }
-  }
-
-  /** An engine call that answers a Result: an exception is a definite refusal here, then the fatal path. */
+  /** An engine call that answers a Result: an exception is a definite refusal here, then the fatal path (engineFailed). */
   private guarded<T>(fn: () => Result<T>, what: string): Result<T> {
     try {
       return fn();
@@ -821,6 +812,13 @@ export class EngineRuntime {
     }
   }
 
+  /**
+   * An engine input threw (the tick and message paths catch inline; guarded() for the
+   * rest). An exception is an engine bug: the engine's state is no longer known to be
+   * sound, so it is logged with its stack, reported, and the node takes the fatal path
+   * (pending requests answered, onFatal → the process exits for its supervisor), as the
+   * Raft and bully runtimes do. Never rethrown into a link callback.
+   */
   private engineFailed(e: unknown, what: string): void {
     const err = e instanceof Error ? e : new Error(String(e));
     this.log('error', 'engine threw', { node: this.id, input: what, error: err.message, stack: err.stack ?? '' });
@@ -1355,7 +1353,7 @@ export class EngineRuntime {
       if (eng.isCampaignRequest?.(m)) this.campaignSeenAt = this.opts.clock.monotonicMs();
       if (m.type === MsgType.ReadIndex) this.checkTickLag(this.opts.clock.monotonicMs());
       // The engine drops (and counts) message types that are not its own.
-      // guard() inline: the input's name is built only when the engine throws (this runs per message).
+      // Caught inline: the input's name is built only when the engine throws (this runs per message).
       try {
         eng.step(m);
       } catch (e) {
