@@ -15,6 +15,35 @@ import { existsSync } from 'node:fs';
 const trace = process.env.QUORUMD_TRACE_START === '1' ? (step) => process.stderr.write(`quorumd start-trace ${step} +${performance.now().toFixed(1)} @${(performance.timeOrigin + performance.now()).toFixed(1)} cpu ${((process.cpuUsage().user + process.cpuUsage().system) / 1000).toFixed(1)}\n`) : () => {};
 trace('bin');
 
+// `quorumd sim` is a batch computation, not a resident node: the memory flags above trade
+// CPU for resident set, and with 1 MiB semi-spaces a sweep spends several times as many
+// scavenges (the simulator allocates a few hundred MB per seed, most of it short-lived).
+// So sim runs again in a child without them (only when they came from the line above:
+// `node bin/quorumd.js sim` runs as it is). Ctrl-C reaches both (one process group):
+// the parent only waits, forwards SIGTERM/SIGHUP and ends as the child did.
+if (process.execArgv.some((a) => a.startsWith('--max-semi-space-size=')) && process.argv.slice(2).find((a) => !a.startsWith('-')) === 'sim') {
+  const { spawn } = await import('node:child_process');
+  const { fileURLToPath } = await import('node:url');
+  const flags = process.execArgv.filter((a) => !a.startsWith('--max-semi-space-size=') && !a.startsWith('--heap-growing-percent='));
+  const child = spawn(process.execPath, [...flags, fileURLToPath(import.meta.url), ...process.argv.slice(2)], { stdio: 'inherit' });
+  process.on('SIGINT', () => {});
+  for (const sig of ['SIGTERM', 'SIGHUP']) process.on(sig, () => child.kill(sig));
+  const code = await new Promise((resolve) => {
+    child.on('error', (err) => {
+      process.stderr.write(`quorumd: could not start the simulator process: ${err.message}\n`);
+      resolve(1);
+    });
+    child.on('exit', (c, signal) => {
+      if (signal) {
+        process.removeAllListeners(signal);
+        process.kill(process.pid, signal);
+      }
+      resolve(c ?? 1);
+    });
+  });
+  process.exit(code);
+}
+
 const here = new URL('.', import.meta.url);
 // Stack traces through the source maps in dist/ (file:line of the TypeScript), read
 // when a stack is first formatted (bin/stack-maps.js says why not at load).

@@ -789,7 +789,12 @@ export class EngineRuntime {
     if (this.clockHeldUntil === undefined) {
       this.checkTickLag(now);
       this.lastTickAt = now;
-      this.guard(() => this.eng!.tick(), 'tick');
+      // Caught here, as in onMessage, not through a closure per tick (every node ticks every tickMs).
+      try {
+        this.eng!.tick();
+      } catch (e) {
+        this.engineFailed(e, 'tick');
+      }
       if (this.stateValue !== 'running') return;
     }
     this.expire();
@@ -802,21 +807,7 @@ export class EngineRuntime {
     if (this.stateValue === 'running') this.electionFencing?.updateActive();
   };
 
-  /**
-   * Runs an engine input. An exception is an engine bug: the engine's state is no longer
-   * known to be sound, so it is logged with its stack, reported, and the node takes the
-   * fatal path (pending requests answered, onFatal → the process exits for its
-   * supervisor), as the Raft and bully runtimes do. Never rethrown into a link callback.
-   */
-  private guard(fn: () => void, what: string): void {
-    try {
-      fn();
-    } catch (e) {
-      this.engineFailed(e, what);
-    }
-  }
-
-  /** An engine call that answers a Result: an exception is a definite refusal here, then the fatal path. */
+  /** An engine call that answers a Result: an exception is a definite refusal here, then the fatal path (engineFailed). */
   private guarded<T>(fn: () => Result<T>, what: string): Result<T> {
     try {
       return fn();
@@ -826,6 +817,13 @@ export class EngineRuntime {
     }
   }
 
+  /**
+   * An engine input threw (the tick and message paths catch inline; guarded() for the
+   * rest). An exception is an engine bug: the engine's state is no longer known to be
+   * sound, so it is logged with its stack, reported, and the node takes the fatal path
+   * (pending requests answered, onFatal → the process exits for its supervisor), as the
+   * Raft and bully runtimes do. Never rethrown into a link callback.
+   */
   private engineFailed(e: unknown, what: string): void {
     const err = e instanceof Error ? e : new Error(String(e));
     this.log('error', 'engine threw', { node: this.id, input: what, error: err.message, stack: err.stack ?? '' });
@@ -888,28 +886,37 @@ export class EngineRuntime {
         }
       }
     }
+    // Indexed loops (as node.ts had them): a Ready's empty lists are one frozen array, and
+    // for-of over a frozen array is not turned into a plain loop (an iterator object per loop,
+    // three per Ready; this runs for every Ready of every node).
     const msgs = rd.messages;
     for (let i = 0; i < msgs.length; i++) this.send(msgs[i]!);
     let results: Map<Index, ApplyResult | undefined> | undefined;
-    if (rd.committed.length > 0) {
+    const committed = rd.committed;
+    if (committed.length > 0) {
       const witness = eng.status().isWitness;
       if (this.pbftAuth) {
         results = new Map();
         this.pbftApplied = new Map();
       }
-      for (const e of rd.committed) {
+      for (let i = 0; i < committed.length; i++) {
+        const e = committed[i]!;
         const r = this.applyEntry(e, witness);
         results?.set(e.index, r);
       }
     }
     if (rd.outcomes) this.pbftOutcomes(rd.outcomes, results);
     this.pbftApplied = undefined;
-    if (this.pbftTime && (rd.committed.length > 0 || rd.snapshot)) this.pbftTime.afterApply(this.kv, this.opts.clock.monotonicMs());
-    for (const rs of rd.readStates) {
+    if (this.pbftTime && (committed.length > 0 || rd.snapshot)) this.pbftTime.afterApply(this.kv, this.opts.clock.monotonicMs());
+    const rss = rd.readStates;
+    for (let i = 0; i < rss.length; i++) {
+      const rs = rss[i]!;
       const p = this.pendingReads.get(rs.ctx);
       if (p) p.index = rs.index;
     }
-    for (const ctx of rd.failedReads) {
+    const failed = rd.failedReads;
+    for (let i = 0; i < failed.length; i++) {
+      const ctx = failed[i]!;
       const p = this.pendingReads.get(ctx);
       if (p) {
         this.pendingReads.delete(ctx);
@@ -1351,7 +1358,7 @@ export class EngineRuntime {
       if (eng.isCampaignRequest?.(m)) this.campaignSeenAt = this.opts.clock.monotonicMs();
       if (m.type === MsgType.ReadIndex) this.checkTickLag(this.opts.clock.monotonicMs());
       // The engine drops (and counts) message types that are not its own.
-      // guard() inline: the input's name is built only when the engine throws (this runs per message).
+      // Caught inline: the input's name is built only when the engine throws (this runs per message).
       try {
         eng.step(m);
       } catch (e) {

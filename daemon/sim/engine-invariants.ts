@@ -61,7 +61,8 @@ function isWitness(rt: EngineRuntime): boolean {
 export interface EngineChecks {
   booted(rt: EngineRuntime): void;
   persisted(rt: EngineRuntime, rd: Ready): void;
-  applied(rt: EngineRuntime, e: Entry, result?: ApplyResult): void;
+  /** `dataHash`: hashBytes(e.data) when the shared check already computed it (a Normal entry on a data node), else undefined. */
+  applied(rt: EngineRuntime, e: Entry, result?: ApplyResult, dataHash?: number): void;
   proposed(rt: EngineRuntime, index: Index, term: Term, data: Uint8Array): void;
   snapshotTaken(rt: EngineRuntime, index: Index): void;
   /** PBFT: the node took its checkpoint at `index`. */
@@ -125,8 +126,8 @@ class RaftChecks implements EngineChecks {
   persisted(rt: EngineRuntime, rd: Ready): void {
     this.inv.persisted(this.view(rt), rd as unknown as Parameters<InvariantChecker['persisted']>[1]);
   }
-  applied(rt: EngineRuntime, e: Entry): void {
-    this.inv.applied(this.view(rt), e, undefined);
+  applied(rt: EngineRuntime, e: Entry, _result?: ApplyResult, dataHash?: number): void {
+    this.inv.applied(this.view(rt), e, undefined, dataHash);
   }
   proposed(): void {}
   snapshotTaken(): void {}
@@ -318,8 +319,12 @@ export class EngineInvariantChecker {
     if (e.index !== last + 1) this.fail('apply-order', `node ${rt.id} applied index ${e.index} after ${last}`);
     this.lifeApplied.set(rt.id, e.index);
     const witness = this.checks.isWitness?.(rt) ?? isWitness(rt);
+    // The data's hash, handed on to the engine's checks (Raft's hashes the same bytes again
+    // otherwise): computed here in this call from this entry, so it is the value they would compute.
+    let dataHash: number | undefined;
     if (!witness || e.type !== EntryType.Normal) {
       const h = e.type === EntryType.Normal ? hashBytes(e.data) : 0;
+      if (e.type === EntryType.Normal) dataHash = h;
       const a = this.appliedAt.get(e.index);
       if (!a) this.appliedAt.set(e.index, { hash: h, type: e.type, node: rt.id });
       else if ((a.hash !== h || a.type !== e.type) && !this.disabled.has('state-machine-safety')) {
@@ -327,7 +332,7 @@ export class EngineInvariantChecker {
       }
     }
     this.highestApplied = Math.max(this.highestApplied, e.index);
-    this.checks.applied(rt, e, result);
+    this.checks.applied(rt, e, result, dataHash);
     this.engineDone();
   }
 

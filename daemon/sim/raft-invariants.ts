@@ -344,7 +344,8 @@ export class InvariantChecker {
     if (t.chain.size > 4096) t.chain.dropBelow(rt.engine?.snapshotIndex ?? 0);
   }
 
-  applied(rt: RaftHost, e: Entry, _result: ApplyResult | undefined): void {
+  /** `knownHash`: hashBytes(e.data) if the caller computed it already (engine-invariants.ts), else computed here. */
+  applied(rt: RaftHost, e: Entry, _result: ApplyResult | undefined, knownHash?: number): void {
     this.checks++;
     const t = this.track(rt.id);
     let at = this.seen.get(e.index);
@@ -360,7 +361,7 @@ export class InvariantChecker {
     }
     const term = rt.engine!.currentTerm;
     const a = this.appliedLog[e.index];
-    const dataHash = t.witness ? undefined : hashBytes(e.data);
+    const dataHash = t.witness ? undefined : (knownHash ?? hashBytes(e.data));
     if (!a) {
       this.appliedLog[e.index] = { term: e.term, chain: c, dataHash, minTerm: term };
       if (e.index > this.maxApplied) this.maxApplied = e.index;

@@ -60,7 +60,7 @@ import {
   segmentName,
   snapshotName,
 } from './format.ts';
-import { Kind, RECORD_HEADER, encodeRecord } from './records.ts';
+import { Kind, RECORD_HEADER, encodeRecord, recordBuffer } from './records.ts';
 import { type Recovered, type RecoveryPlan, type SegmentInfo, recover } from './recover.ts';
 
 export interface DurableLogOptions {
@@ -534,7 +534,8 @@ export class DurableLog {
     const parts: Uint8Array[] = [];
     for (const p of group) {
       if (p.snapshot) snap = p.snapshot;
-      parts.push(...p.records);
+      const rs = p.records;
+      for (let i = 0; i < rs.length; i++) parts.push(rs[i]!);
     }
     const groupCommit = this.commit;
     if (groupCommit > this.walCommit) parts.push(encodeCommit(groupCommit));
@@ -698,7 +699,8 @@ function concat(parts: Uint8Array[]): Uint8Array {
   if (parts.length === 1) return parts[0]!;
   let n = 0;
   for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
+  // From the records' slab (records.ts): this is written or appended (copied) at once.
+  const out = recordBuffer(n);
   let o = 0;
   for (const p of parts) {
     out.set(p, o);

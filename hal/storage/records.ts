@@ -125,6 +125,38 @@ function hex(n: number): string {
 const NO_BYTES = new Uint8Array(0);
 
 /**
+ * Record buffers come from a slab: views into one shared ArrayBuffer, handed out
+ * back to back and never handed out twice. A WAL entry record is ~50–120 bytes, and
+ * V8 keeps a typed array of more than 64 bytes outside the heap, so `new Uint8Array(n)`
+ * per record meant a native allocation and a backing store for the garbage collector to
+ * track and free, for every entry of every node (the frame slab in src/wire/codec.ts and
+ * the broker's in firmware-sim/mqtt.ts exist for the same reason).
+ *
+ * Safe because nothing is reused: a record lives until its flush copies it into the file
+ * (or longer, if a caller keeps it), and a full slab is simply dropped for a new one; it
+ * is freed once its last record is. The cost is memory held a little longer: a slab stays
+ * while any record in it is referenced (records of a flush in flight, a few KiB), never
+ * more than SLAB_BYTES per record kept. Larger buffers (snapshots) get their own.
+ */
+const SLAB_BYTES = 64 * 1024;
+/** Buffers above this size are not taken from the slab. */
+const SLAB_MAX = 4096;
+let slab = new ArrayBuffer(SLAB_BYTES);
+let slabUsed = 0;
+
+/** A zero-filled buffer of `n` bytes that no one else holds (from the slab when small). */
+export function recordBuffer(n: number): Uint8Array {
+  if (n > SLAB_MAX) return new Uint8Array(n);
+  if (slabUsed + n > SLAB_BYTES) {
+    slab = new ArrayBuffer(SLAB_BYTES);
+    slabUsed = 0;
+  }
+  const out = new Uint8Array(slab, slabUsed, n);
+  slabUsed += n;
+  return out;
+}
+
+/**
  * Builds payloads of fixed-width fields into one growing buffer (no per-field
  * allocation: this is on the WAL's persist path). The first 9 bytes are kept free
  * for a record header, so `record(kind)` frames the payload without copying it;
@@ -135,11 +167,11 @@ export class Writer {
   private off = RECORD_HEADER + 1;
   /** `sizeHint`: expected payload bytes; exact hints avoid any copy in `record()`. */
   constructor(sizeHint = 32) {
-    this.buf = new Uint8Array(RECORD_HEADER + 1 + Math.max(0, sizeHint));
+    this.buf = recordBuffer(RECORD_HEADER + 1 + Math.max(0, sizeHint));
   }
   private room(n: number): void {
     if (this.off + n <= this.buf.length) return;
-    const next = new Uint8Array(Math.max(this.buf.length * 2, this.off + n));
+    const next = recordBuffer(Math.max(this.buf.length * 2, this.off + n));
     next.set(this.buf.subarray(0, this.off));
     this.buf = next;
   }
@@ -180,7 +212,8 @@ export class Writer {
   }
   /** The payload framed as one record of `kind` (same bytes as `encodeRecord(kind, finish())`). */
   record(kind: number): Uint8Array {
-    const out = this.off === this.buf.length ? this.buf : this.buf.slice(0, this.off);
+    // A slab buffer is cut to size as a view (its spare bytes are never handed out again); a big one is copied, not kept whole.
+    const out = this.off === this.buf.length ? this.buf : this.buf.length <= SLAB_MAX ? this.buf.subarray(0, this.off) : this.buf.slice(0, this.off);
     this.buf = NO_BYTES; // a fresh empty Uint8Array here cost ~2% of the simulator's time
     this.off = 0;
     return sealRecord(out, kind);
