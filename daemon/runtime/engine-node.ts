@@ -338,7 +338,8 @@ export class EngineRuntime {
   private readonly maxFrame: number;
   private readonly quota: KvQuota;
   private tickMs = 10;
-  private readonly quietMode: boolean;
+  /** options.quietTicks and the engine can say which ticks are quiet (set at boot). */
+  private quietMode = false;
   /**
    * Quiet ticks (options.quietTicks): how many ticks after `tickBase` the engine may
    * take without acting (made up by syncTicks, the timer is armed for the one after),
@@ -418,7 +419,6 @@ export class EngineRuntime {
     this.timeoutMs = posInt(opts.requestTimeoutMs ?? 2000, 'requestTimeoutMs', 1);
     this.snapshotEntries = posInt(opts.snapshotEntries ?? 1000, 'snapshotEntries', 1);
     this.staggerMs = posInt(opts.peerGoneStaggerMs ?? 25, 'peerGoneStaggerMs', 0);
-    this.quietMode = opts.quietTicks === true;
     this.quota = { maxKeys: posInt(opts.quota?.maxKeys ?? DEFAULT_KV_QUOTA.maxKeys, 'quota.maxKeys', 1), maxBytes: posInt(opts.quota?.maxBytes ?? DEFAULT_KV_QUOTA.maxBytes, 'quota.maxBytes', 1) };
     this.maxFrame = Math.min(DEFAULT_MAX_FRAME, ...opts.links.map((l) => l.maxFrame));
     if (opts.engine === 'pbft') {
@@ -657,6 +657,8 @@ export class EngineRuntime {
       ...(this.pbftAuth ? { auth: this.pbftAuth } : {}),
     } as EngineInit<Record<string, unknown>>);
     this.tickMs = posInt(this.eng.tickMs, 'engine tickMs', 1);
+    // Engines without quietTicks keep a timer per tick, armed as without the option.
+    this.quietMode = this.opts.quietTicks === true && typeof this.eng.quietTicks === 'function';
     this.kv = new KvStateMachine();
     if (this.pbftAuth) this.pbftTally = this.newTally();
     this.snapIndex = snap?.index ?? 0;
