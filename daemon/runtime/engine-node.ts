@@ -806,8 +806,13 @@ export class EngineRuntime {
       this.quietLeft--;
       this.tickBase += this.tickMs;
       this.lastTickAt = this.tickBase;
-      this.guard(() => this.eng!.tick(), 'tick');
-      if (this.stateValue !== 'running') return;
+      // guard() inline: no closure per made-up tick.
+      try {
+        this.eng!.tick();
+      } catch (e) {
+        this.engineFailed(e, 'tick');
+        return;
+      }
     }
   }
 
