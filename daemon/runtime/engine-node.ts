@@ -968,7 +968,6 @@ export class EngineRuntime {
   private tracedCommit = 0;
 
   private pump(): void {
-    this.recheckQuiet();
     this.loop.pump();
   }
 
