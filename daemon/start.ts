@@ -408,6 +408,8 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     links: links.map((l) => peerGoneFilter(l, contract === 'raft' ? c.raft.campaignOnPeerGone : contract === 'paxos' ? c.paxos.campaignOnPeerGone : contract === 'zab' ? c.zab.campaignOnPeerGone : true)),
     rng: new Rng(randomBytes(4).readUInt32LE(0)),
     startClockWhen: { reachable: () => peerReachable(links, cfg.self.id, c.members.map((m) => m.id)), maxWaitMs: START_CLOCK_MAX_WAIT_MS },
+    // Idle CPU (issue 14): no wake-up every tick while the engine has nothing due (engines with quietTicks: Raft).
+    quietTicks: true,
     engineOptions: contract === 'raft'
       ? { tickMs: c.raft.tickMs, electionTimeoutMinMs: c.raft.electionTimeoutMinMs, electionTimeoutMaxMs: c.raft.electionTimeoutMaxMs, heartbeatMs: c.raft.heartbeatMs, preVote: c.raft.preVote, checkQuorum: c.raft.checkQuorum }
       : contract === 'paxos'

@@ -331,6 +331,24 @@ export class ActivationController {
     return this.gatesOpen() && this.now < this.leaseUntil(voters);
   }
 
+  /**
+   * Monotonic time before which tick() cannot change whether this node is active or
+   * whether it feeds its watchdog, when no other input comes first (the runtime's quiet
+   * ticks sleep until then): the end of the own lease while active, the self-fence
+   * deadline while that timer runs. -Infinity when the next tick may change something
+   * (elected and not active yet: the gates and the lease are judged at every tick; or
+   * the loss of activity is not timed yet); Infinity when no tick ever does by itself.
+   */
+  quietUntil(voters: readonly NodeId[]): number {
+    let until = Infinity;
+    if (this.lead !== null) {
+      if (!this.isActive(voters)) return -Infinity;
+      until = this.leaseUntil(voters);
+    } else if (this.wasActive && this.lostSinceMs === null) return -Infinity;
+    if (this.wasActive && this.lostSinceMs !== null && this.shouldFeedWatchdog()) until = Math.min(until, this.lostSinceMs + this.opts.selfFenceAfterMs);
+    return until;
+  }
+
   /** False once a node that was active spent `selfFenceAfterMs` without being active (self-fence). */
   shouldFeedWatchdog(): boolean {
     return !(this.wasActive && this.lostSinceMs !== null && this.now - this.lostSinceMs >= this.opts.selfFenceAfterMs);

@@ -247,6 +247,18 @@ export interface EngineRuntimeOptions {
   byzantine?: Saboteur;
   /** Per-write trace points (daemon/runtime/write-trace.ts, QUORUMD_TRACE_WRITES); off when absent. */
   trace?: WriteTracer;
+  /**
+   * Quiet ticks (issue 14, idle CPU): sleep through the ticks the engine says would only
+   * count (engine.quietTicks) instead of waking every tickMs, and make them up, in
+   * order, before the next input. An idle follower then wakes for its leader's
+   * heartbeats and about once a second, not 100 times a second; the engine still sees
+   * every tick, between the same inputs (see armTick). Only while nothing else wants
+   * the tick: no client request waiting (their timeouts), fencing quiet
+   * (LeaderFencing.quietUntil), the engine's clock started, not PBFT, not the etcd
+   * engine's election fencing. Default false (the simulator and most tests tick every
+   * tickMs); `quorumd start` sets it.
+   */
+  quietTicks?: boolean;
 }
 
 export type EngineRuntimeState = 'new' | 'booting' | 'running' | 'stopped';
@@ -326,6 +338,17 @@ export class EngineRuntime {
   private readonly maxFrame: number;
   private readonly quota: KvQuota;
   private tickMs = 10;
+  /** options.quietTicks and the engine can say which ticks are quiet (set at boot). */
+  private quietMode = false;
+  /**
+   * Quiet ticks (options.quietTicks): how many ticks after `tickBase` the engine may
+   * take without acting (made up by syncTicks, the timer is armed for the one after),
+   * and the monotonic time of the latest tick taken (made up ones count at the time
+   * they were due). `ticking`: onTick runs (it arms the timer itself at its end).
+   */
+  private quietLeft = 0;
+  private tickBase = 0;
+  private ticking = false;
   /** Monotonic time until which the engine's clock waits for a reachable peer (startClockWhen); undefined once it runs. */
   private clockHeldUntil: number | undefined;
 
@@ -634,6 +657,8 @@ export class EngineRuntime {
       ...(this.pbftAuth ? { auth: this.pbftAuth } : {}),
     } as EngineInit<Record<string, unknown>>);
     this.tickMs = posInt(this.eng.tickMs, 'engine tickMs', 1);
+    // Engines without quietTicks keep a timer per tick, armed as without the option.
+    this.quietMode = this.opts.quietTicks === true && typeof this.eng.quietTicks === 'function';
     this.kv = new KvStateMachine();
     if (this.pbftAuth) this.pbftTally = this.newTally();
     this.snapIndex = snap?.index ?? 0;
@@ -742,8 +767,74 @@ export class EngineRuntime {
   }
 
   private armTick(): void {
-    this.tickDueAt = this.opts.clock.monotonicMs() + this.tickMs;
-    this.cancelTick = this.opts.clock.setTimer(this.tickMs, this.onTick);
+    const now = this.opts.clock.monotonicMs();
+    // Quiet ticks: the next q ticks are due at now + k × tickMs as before (k = 1..q), only
+    // nobody wakes for them; syncTicks takes each once its time passed, before any input,
+    // and the timer fires for tick q + 1, the first that may act. q = 0: one tick per
+    // timer, as without quiet ticks.
+    const q = this.quietMode ? this.quietTicksAt(now) : 0;
+    this.quietLeft = q;
+    this.tickBase = now;
+    this.tickDueAt = now + (q + 1) * this.tickMs;
+    this.cancelTick = this.opts.clock.setTimer((q + 1) * this.tickMs, this.onTick);
+  }
+
+  /** Longest quiet stretch, ms: a sleeping node still looks at everything once a second. */
+  private static readonly MAX_QUIET_MS = 1000;
+
+  /** How many ticks from now may be made up later instead of woken for (0: wake for the next one). */
+  private quietTicksAt(now: number): number {
+    if (this.stateValue !== 'running' || this.clockHeldUntil !== undefined) return 0;
+    if (this.pbftTime || this.pbftFencingHost || this.electionFencing) return 0;
+    // expire() times out waiting clients at their deadlines: tick while any waits.
+    if (this.pendingWrites.size > 0 || this.forwarded.size > 0 || this.pendingRefs.size > 0 || this.pendingReads.size > 0) return 0;
+    let q = this.eng!.quietTicks?.() ?? 0;
+    if (!(q >= 1)) return 0;
+    let untilMs = EngineRuntime.MAX_QUIET_MS;
+    if (this.fencing) untilMs = Math.min(untilMs, this.fencing.quietUntil(now) - now);
+    // The tick after the quiet ones must come no later than that.
+    q = Math.min(q, Math.floor(untilMs / this.tickMs) - 1);
+    return q > 0 ? q : 0;
+  }
+
+  /**
+   * Quiet ticks: takes the quiet ticks whose time has come (each at the time it was
+   * due), so that an input finds the engine's clock where a timer every tickMs would
+   * have put it. Called before every input; cheap when nothing is owed.
+   */
+  private syncTicks(all = false): void {
+    if (this.quietLeft === 0) return;
+    const now = this.opts.clock.monotonicMs();
+    // all: onTick, whose timer fired for the tick after the quiet ones (a timer may fire
+    // a fraction of a millisecond before its time by this clock).
+    while (this.quietLeft > 0 && (all || this.tickBase + this.tickMs <= now)) {
+      this.quietLeft--;
+      this.tickBase += this.tickMs;
+      this.lastTickAt = this.tickBase;
+      // guard() inline: no closure per made-up tick.
+      try {
+        this.eng!.tick();
+      } catch (e) {
+        this.engineFailed(e, 'tick');
+        return;
+      }
+    }
+  }
+
+  /**
+   * Quiet ticks: after an input the engine may act sooner than the armed timer (it became
+   * leader: heartbeats; a client request now waits: its timeout), so the timer moves
+   * earlier. Never later: a timer that fires early only looks again.
+   */
+  private recheckQuiet(): void {
+    if (this.quietLeft === 0 || this.ticking || this.tickDeferred || this.stateValue !== 'running') return;
+    const now = this.opts.clock.monotonicMs();
+    const q = this.quietTicksAt(now);
+    if (q >= this.quietLeft) return;
+    this.quietLeft = q;
+    this.tickDueAt = this.tickBase + (q + 1) * this.tickMs;
+    this.cancelTick?.();
+    this.cancelTick = this.opts.clock.setTimer(Math.max(0, this.tickDueAt - now), this.onTick);
   }
 
   /** Monotonic time the armed tick is due, and whether the current one was put off once (onTick). */
@@ -764,6 +855,7 @@ export class EngineRuntime {
    * may serve a read (a tick, a ReadIndex message, a client read).
    */
   private checkTickLag(now: number): void {
+    this.syncTicks();
     if (now - this.lastTickAt > 2 * this.tickMs) this.eng!.dropLease?.();
   }
 
@@ -780,7 +872,24 @@ export class EngineRuntime {
       return;
     }
     this.tickDeferred = false;
+    if (this.quietMode) {
+      // The quiet ticks first (all due by now), then this one; the timer is armed at the end.
+      this.ticking = true;
+      try {
+        this.syncTicks(true);
+        if (this.stateValue === 'running') this.tickNow();
+      } finally {
+        this.ticking = false;
+      }
+      if (this.stateValue === 'running') this.armTick();
+      return;
+    }
     this.armTick();
+    this.tickNow();
+  };
+
+  /** One tick (onTick after the timer): the engine's, then what else runs every tick. */
+  private tickNow(): void {
     const now = this.opts.clock.monotonicMs();
     if (this.clockHeldUntil !== undefined && (now >= this.clockHeldUntil || this.opts.startClockWhen!.reachable())) {
       this.log('info', 'engine clock started', { node: this.id, peerReachable: now < this.clockHeldUntil });
@@ -805,7 +914,7 @@ export class EngineRuntime {
     if (this.pbftTime) this.pbftTimeTick(now);
     this.pump();
     if (this.stateValue === 'running') this.electionFencing?.updateActive();
-  };
+  }
 
   /** An engine call that answers a Result: an exception is a definite refusal here, then the fatal path (engineFailed). */
   private guarded<T>(fn: () => Result<T>, what: string): Result<T> {
@@ -848,6 +957,7 @@ export class EngineRuntime {
     this.wasLeader = leader;
     if (this.opts.trace) this.traceCommit(this.opts.trace);
     this.opts.observer?.afterStep?.(this);
+    this.recheckQuiet();
   }
 
   /** Write trace: the commit index passed these entries (only with a tracer). */
@@ -1027,6 +1137,7 @@ export class EngineRuntime {
       return undefined;
     }
     this.pendingRefs.set(r.ref, { term: r.term, reply, deadline: this.opts.clock.monotonicMs() + this.timeoutMs, ref: r.ref, op: data });
+    this.recheckQuiet(); // a client waits now: its timeout needs the tick (quietTicksAt)
     return r.ref;
   }
 
@@ -1342,6 +1453,7 @@ export class EngineRuntime {
   }
 
   private onMessage(m: Message): void {
+    this.syncTicks();
     if (this.opts.trace) traceMessage(this.opts.trace, m, 'recv');
     if (m.type === MsgType.ClientRequest) this.onClientRequest(m);
     else if (m.type === MsgType.ClientReply) this.onClientReply(m);
@@ -1371,6 +1483,7 @@ export class EngineRuntime {
   }
 
   private onLinkEvent(link: Link, ev: LinkEvent): void {
+    this.syncTicks();
     if (ev.kind === 'session-lost' || ev.kind === 'down') {
       // Peers may hear our will now and forget us as leader: earlier heartbeat rounds
       // hold no lease any more (src/raft/raft.ts leaderGone has the argument).
@@ -1425,6 +1538,7 @@ export class EngineRuntime {
         // Someone else is campaigning right now (we just granted or refused it): let it
         // finish instead of splitting the vote; try again one period later if it fails.
         if (this.opts.clock.monotonicMs() - this.campaignSeenAt >= this.staggerMs) {
+          this.syncTicks();
           this.guarded(() => eng.campaign(), 'campaign');
           this.afterStep();
           this.pump();
@@ -1508,11 +1622,13 @@ export class EngineRuntime {
     this.afterStep();
     if (!r.ok) return cb(unavailable(`read not possible: ${r.reason}`));
     this.pendingReads.set(ctx, { key, cb, deadline: this.opts.clock.monotonicMs() + this.timeoutMs });
+    this.recheckQuiet(); // a client waits now: its timeout needs the tick (quietTicksAt)
     this.pump();
   }
 
   campaign(): Result<{ term: Term }> {
     if (this.stateValue !== 'running') return { ok: false, code: 'no-leader', reason: `node ${this.id} is not running` };
+    this.syncTicks();
     const r = this.eng!.campaign();
     this.afterStep();
     this.pump();
@@ -1521,6 +1637,7 @@ export class EngineRuntime {
 
   transferLeadership(to: NodeId): Result<{ term: Term }> {
     if (this.stateValue !== 'running') return { ok: false, code: 'not-leader', reason: `node ${this.id} is not running` };
+    this.syncTicks();
     const r = this.eng!.transferLeadership(to);
     this.afterStep();
     this.pump();
@@ -1703,6 +1820,7 @@ export class EngineRuntime {
    * it already (a put is encoded once per write, not twice).
    */
   private proposeOrForward(cmd: Command, reply: ClientCallback, local: boolean, encoded?: Uint8Array): void {
+    this.syncTicks();
     const eng = this.eng!;
     if (this.pbftAuth) return this.pbftPropose(cmd, reply, local);
     if (eng.isLeader) {
@@ -1746,6 +1864,7 @@ export class EngineRuntime {
       const prev = this.pendingWrites.get(r.index);
       if (prev) prev.reply(unknownOutcome(`the write proposed at index ${r.index} in term ${prev.term} was replaced in this node's log; it may or may not be applied`));
       this.pendingWrites.set(r.index, { term: r.term, reply, deadline: this.opts.clock.monotonicMs() + this.timeoutMs });
+      this.recheckQuiet(); // a client waits now: its timeout needs the tick (quietTicksAt)
       return;
     }
     const leader = eng.status().leader;
@@ -1757,6 +1876,7 @@ export class EngineRuntime {
     if (data instanceof KvError) return reply({ status: data.httpStatus, error: data.message });
     const reqId = this.nextId();
     this.forwarded.set(reqId, { reply, deadline: this.opts.clock.monotonicMs() + this.timeoutMs, to: leader });
+    this.recheckQuiet(); // a client waits now: its timeout needs the tick (quietTicksAt)
     const m: ClientRequest = { type: MsgType.ClientRequest, from: this.id, to: leader, term: eng.status().term, reqId, body: data };
     this.send(m);
   }

@@ -326,6 +326,23 @@ export class LeaderFencing {
     }
   }
 
+  /**
+   * Monotonic time before which tick() would change nothing here (no activation change,
+   * no fence to start, the watchdog fed recently enough), when no other input comes
+   * first: what the runtime's quiet ticks may sleep until (-Infinity: tick now). The
+   * fencer's own deadlines have their own wake-up (fencing-driver.ts); the watchdog is
+   * still fed at least every third of its timeout (hal/watchdog.ts recommendedFeedMs).
+   */
+  quietUntil(now: number): number {
+    // Becoming active or just stopping (and a leader that is not active yet fences
+    // from runFencer): every tick, as before.
+    if (this.h.isLeader() !== this.activeValue) return -Infinity;
+    let until = this.act.quietUntil(this.votersValue);
+    const wd = this.opts.watchdog;
+    if (wd) until = Math.min(until, now + Math.floor(wd.timeoutMs / 3));
+    return until;
+  }
+
   /** The node stops (stop() or the fatal path): not active any more, no wake-ups; `disarm` the watchdog on an orderly stop. */
   stopped(disarm: boolean): void {
     this.setActive(false);

@@ -105,6 +105,13 @@
  *     a link lost a session through which peers may hear this node's will (MQTT Last
  *     Will: they forget it as leader before its lease would end). Lease reads then wait
  *     for a fresh round.
+ *   - `quietTicks()`: how many of the next tick() calls would only count time — no
+ *     message, no role or leader change, nothing in a Ready — if no other input came
+ *     first (0: the next one may act). An idle node need not wake for those: the runtime
+ *     (daemon/runtime/engine-node.ts, quiet ticks) sleeps until the first tick that may
+ *     act and makes up the quiet ones, in order, before any other input, so the engine
+ *     sees the same ticks between the same inputs as with a timer every tickMs. Without
+ *     it the runtime wakes for every tick.
  *   - `acknowledges(m)`: whether a received message shows that its sender follows the
  *     leadership of `m.term` (so it does not lead an earlier one) — the activation gate's
  *     acknowledgement. Without it the runtime has a rule per message type.
@@ -342,6 +349,7 @@ export interface Engine {
   // Optional (see "Extensions for Raft's extras" in the header).
   proposeConfChange?(change: MemberChange): Result;
   dropLease?(): void;
+  quietTicks?(): number;
   acknowledges?(m: Message): boolean;
   isCampaignRequest?(m: Message): boolean;
   replicaProgress?(): ReplicaProgress[];

@@ -7,7 +7,7 @@
  * reads with `leaseRead`), leadership transfer (TimeoutNow, thesis §3.10), witness
  * members, and a quorum-acknowledged lease (check-quorum + heartbeat rounds). The
  * contract's optional extensions Raft has: membership changes (proposeConfChange),
- * dropLease, acknowledges, isCampaignRequest, replicaProgress, status().dataMissing,
+ * dropLease, quietTicks, acknowledges, isCampaignRequest, replicaProgress, status().dataMissing,
  * .unsupported and .epochStart.
  *
  * What maps how:
@@ -113,6 +113,10 @@ export class RaftEngine implements Engine {
 
   dropLease(): void {
     this.raft.dropLease();
+  }
+
+  quietTicks(): number {
+    return this.raft.quietTicks();
   }
 
   /**

@@ -479,6 +479,24 @@ export class RaftNode {
     else this.tickElection();
   }
 
+  /**
+   * How many of the next tick() calls only count (tickLeader / tickElection below act on
+   * none of them) when no other input comes first: the runtime may sleep through them and
+   * make them up in order before the next input (src/engine/contract.ts quietTicks).
+   * Leader: until its next heartbeat, check-quorum round or transfer timeout; any
+   * other role: until its election timeout; a member that never campaigns (witness,
+   * learner): no tick of its own ever acts.
+   */
+  quietTicks(): number {
+    if (this.role === 'leader') {
+      let acts = Math.min(this.ticks.heartbeat - this.heartbeatElapsed, this.ticks.electionMin - this.electionElapsed);
+      if (this.transferee !== NO_NODE) acts = Math.min(acts, this.ticks.electionMin - this.transferElapsed);
+      return Math.max(0, acts - 1);
+    }
+    if (!this.promotable()) return Number.MAX_SAFE_INTEGER;
+    return Math.max(0, this.randomizedTimeout - this.electionElapsed - 1);
+  }
+
   /** Starts an election now (pre-vote first when enabled), e.g. when the link reports the leader gone. */
   campaign(): Result<{ term: Term }> {
     if (this.lacksData()) return { ok: false, code: 'not-caught-up', reason: `node ${this.id} lacks the data of its log up to index ${this.dataGapTo} (a former witness) and campaigns only once a snapshot from the leader brought it` };

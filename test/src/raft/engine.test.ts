@@ -175,3 +175,39 @@ describe('RaftNode.leaderToken (the contract fencing token)', () => {
     expect(e.leaderToken()).toBe(noop);
   });
 });
+
+describe('RaftEngine.quietTicks: the ticks that only count', () => {
+  /** Messages and role changes the engine has after its inputs so far (consumed). */
+  const output = (e: Engine): { msgs: number; soft: boolean } => {
+    const eager = e.takeEager?.() ?? [];
+    const rd = e.ready();
+    if (rd) e.advance(rd);
+    return { msgs: eager.length + (rd?.messages.length ?? 0), soft: rd?.softState !== undefined };
+  };
+
+  it('leader: quiet until its next heartbeat, which the tick after them sends; follower: quiet until its election timeout, then it campaigns', () => {
+    const c = contractCluster([1, 2, 3], 9);
+    c.tick(200);
+    const l = c.leader()!;
+    expect(l).toBeDefined();
+    c.drain();
+    for (const e of c.engines.values()) {
+      const q = e.quietTicks!();
+      expect(q, `n${e.id}`).toBeGreaterThanOrEqual(0);
+      for (let i = 0; i < q; i++) {
+        e.tick();
+        expect(output(e), `n${e.id} quiet tick ${i + 1} of ${q}`).toEqual({ msgs: 0, soft: false });
+      }
+      e.tick();
+      const acted = output(e);
+      expect(acted.msgs, `n${e.id}: the tick after ${q} quiet ones`).toBeGreaterThan(0);
+      if (e !== l) expect(acted.soft).toBe(true); // a follower became a (pre-)candidate
+    }
+  });
+
+  it('a witness never campaigns: every tick of its own is quiet', () => {
+    const c = contractCluster([1, 2], 3, [3]);
+    c.tick(200);
+    expect(c.engines.get(3)!.quietTicks!()).toBe(Number.MAX_SAFE_INTEGER);
+  });
+});
