@@ -1366,15 +1366,65 @@ export class EngineRuntime {
     }
     if (ev.kind !== 'peer-gone') {
       WireEndpoint.logLinkEvent(this.log, this.id, link, ev);
+      // A direct connection to a peer ended: a will held for it may count now.
+      if (ev.kind === 'session-lost' && ev.peer !== undefined) this.releaseHeldWill(ev.peer);
       return;
     }
     if (ev.peer === this.id) return;
-    // With another link that may still reach the peer, this broker losing it says nothing.
-    const otherPath = this.opts.links.some((l) => {
+    // With another link that still reaches the peer, this broker losing it says nothing
+    // yet: the will is held until no other link reaches it (a TCP connection closing,
+    // as when the peer's process was killed: its kernel closes every socket at once).
+    if (this.otherPath(link, ev.peer)) {
+      this.heldWills.set(ev.peer, link);
+      this.log('info', 'will held: another link still reaches the peer', { node: this.id, link: link.name, peer: ev.peer });
+      return;
+    }
+    this.heldWills.delete(ev.peer);
+    this.peerGone(link, ev.peer);
+  }
+
+  /**
+   * Wills (peer-gone) that came while another link still reached the peer, by peer: the
+   * link they came on. Released by releaseHeldWill.
+   */
+  private readonly heldWills = new Map<NodeId, Link>();
+
+  /**
+   * Whether a link other than `link` reaches `peer` now: by its own word where it can
+   * tell (Link.reaches: TCP knows its connections), else by what it carries (a serial
+   * wire reaches its peer, a bus or a broker every node).
+   */
+  private otherPath(link: Link, peer: NodeId): boolean {
+    return this.opts.links.some((l) => {
+      if (l === link) return false;
+      if (typeof l.reaches === 'function') return l.reaches(peer);
       const p = (l as { peer?: unknown }).peer;
-      return l !== link && (typeof p !== 'number' || p === ev.peer);
+      return typeof p !== 'number' || p === peer;
     });
-    if (otherPath) return;
+  }
+
+  /**
+   * A will held for `peer` counts once no link reaches the peer. The link it came on
+   * must still say the peer is away: a peer back online there since (whose newer
+   * heartbeats we may have acknowledged through that broker) makes the old will void.
+   * A will link that cannot tell (no `reaches`) keeps it held: the election timeout
+   * decides, as without wills.
+   */
+  private releaseHeldWill(peer: NodeId): void {
+    const link = this.heldWills.get(peer);
+    if (link === undefined || this.stateValue !== 'running' || typeof link.reaches !== 'function') return;
+    if (link.reaches(peer)) {
+      this.heldWills.delete(peer);
+      return;
+    }
+    if (this.otherPath(link, peer)) return;
+    this.heldWills.delete(peer);
+    this.peerGone(link, peer);
+  }
+
+  /** A will that counts: forget `peer` if it leads, and campaign in id order (below). */
+  private peerGone(link: Link, peer: NodeId): void {
+    const ev = { peer };
     const eng = this.eng!;
     const st = eng.status();
     this.log('info', 'peer gone', { node: this.id, link: link.name, peer: ev.peer, leader: st.leader });
