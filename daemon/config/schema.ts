@@ -173,8 +173,11 @@ const serial = z.strictObject({
  * A direct TCP link between nodes on one LAN (hal/tcp/link.ts): no broker hop. Every
  * node listens on its own address and dials the others; the same authenticated frames as
  * on MQTT and serial, and a handshake that proves the cluster key. Frames go out on every
- * link that reaches the destination (with an `mqtt:` section too, the receiver drops the
- * copies). No Last Will: a dead leader is found by the election timeout.
+ * link that reaches the destination. No Last Will of its own: alone, a dead leader is
+ * found by the election timeout; with an `mqtt:` section beside it the broker's will
+ * counts once this link's connections to that node are closed too (docs/mqtt.md,
+ * "Beside a direct TCP link"), and the brokers carry frames only as a fallback
+ * (`mqtt.frames`).
  */
 const tcp = z.strictObject({
   /**
