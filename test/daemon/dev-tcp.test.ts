@@ -45,6 +45,12 @@ describe('quorumd dev --link tcp', () => {
     }
     const st = JSON.parse((await call(dev.nodes[2]!.url, 'GET', '/v1/status')).body.toString()) as { links: Array<{ name: string }> };
     expect(st.links.map((l) => l.name)).toEqual(['mqtt', `tcp:127.0.0.1:${devTcpPort(base, 3)}`]);
+    // mqtt.frames: fallback — while TCP is up no frame also goes through the broker: no
+    // second copy for the replay window to drop (with `always` every heartbeat makes one).
+    for (const n of dev.nodes) {
+      const m = (await call(n.url, 'GET', '/metrics')).body.toString();
+      expect(/^quorumd_dropped_frames_total\{reason="replay"\} (\d+)$/m.exec(m)?.[1] ?? '0', n.name).toBe('0');
+    }
 
     // SIGKILL the leader: its kernel closes its TCP connections at once, the broker then
     // publishes its will, and the survivors campaign on it (the 'peer gone' line) instead
