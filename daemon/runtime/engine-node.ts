@@ -1449,6 +1449,8 @@ export class EngineRuntime {
       const period = survivors.length * this.staggerMs;
       const electionMinMs = typeof this.opts.engineOptions?.electionTimeoutMinMs === 'number' ? this.opts.engineOptions.electionTimeoutMinMs : 150;
       let left = period > 0 ? Math.ceil(electionMinMs / period) + 1 : 1;
+      const campaignWindowMs = Math.max(this.staggerMs, electionMinMs / 4);
+      let campaignedAt = -Infinity;
       const go = () => {
         if (this.stateValue !== 'running' || this.eng !== eng) return;
         // Someone is campaigning already (we are, or we promised a newer term/ballot since
@@ -1458,11 +1460,34 @@ export class EngineRuntime {
         // own copy of the will came later) — with 2 boards + a witness there is no other
         // survivor to try.
         const now = eng.status();
-        const campaigning = now.role === 'leader' || (now.role === 'candidate' && now.detail !== 'pre-candidate');
-        if (campaigning || now.leader !== NO_NODE || now.term !== st.term) return;
+        if (now.role === 'leader' || now.leader !== NO_NODE) return;
+        if (now.role === 'candidate' && now.detail !== 'pre-candidate') {
+          // Our vote round is running. If it is still undecided a campaign window after we
+          // started it, the vote was split (another survivor campaigned at the same term,
+          // each voting for itself): the lowest survivor starts over at the next term — the
+          // other candidate grants it, as its log is no newer — instead of all of them
+          // waiting out an election timeout. Only rank 0 does, so that no new duel starts.
+          if (rank === 0 && now.term > st.term && this.opts.clock.monotonicMs() - campaignedAt >= campaignWindowMs) {
+            campaignedAt = this.opts.clock.monotonicMs();
+            this.guarded(() => eng.campaign(), 'campaign');
+            this.afterStep();
+            this.pump();
+          }
+          if (--left > 0) this.opts.clock.setTimer(period, go);
+          return;
+        }
+        if (now.term !== st.term) return;
         // Someone else is campaigning right now (we just granted or refused it): let it
         // finish instead of splitting the vote; try again one period later if it fails.
-        if (this.opts.clock.monotonicMs() - this.campaignSeenAt >= this.staggerMs) {
+        // "Right now" lasts as long as a campaign may take: a pre-vote round, a vote round
+        // and the voters' fsync of their vote. One stagger was too short on a loaded
+        // machine: a survivor that had refused the first survivor's pre-vote (its own copy
+        // of the will not there yet) campaigned 30 ms later, the first one retried, each
+        // granted the other's pre-vote, and the two split the vote at the same term — a
+        // 2–3 s failover (the election timeout). A quarter of the minimum election
+        // timeout keeps the hint path far ahead of that.
+        if (this.opts.clock.monotonicMs() - this.campaignSeenAt >= campaignWindowMs) {
+          campaignedAt = this.opts.clock.monotonicMs();
           this.guarded(() => eng.campaign(), 'campaign');
           this.afterStep();
           this.pump();
