@@ -1462,14 +1462,16 @@ export class EngineRuntime {
         const now = eng.status();
         if (now.role === 'leader' || now.leader !== NO_NODE) return;
         if (now.role === 'candidate' && now.detail !== 'pre-candidate') {
+          if (this.engineName !== 'raft') return;
           // Our vote round is running. If it is still undecided a campaign window after we
           // started it, the vote was split (another survivor campaigned at the same term,
           // each voting for itself): the lowest survivor starts over at the next term — the
           // other candidate grants it, as its log is no newer — instead of all of them
           // waiting out an election timeout. Only rank 0 does, so that no new duel starts;
           // and only under Raft, where a candidate's vote round is what this reasons about
-          // (a bully or Paxos candidate restarted mid-round would only start over).
-          if (this.engineName === 'raft' && rank === 0 && now.term > st.term && this.opts.clock.monotonicMs() - campaignedAt >= campaignWindowMs) {
+          // (a bully or Paxos candidate restarted mid-round would only start over: the
+          // other engines stop here, as before).
+          if (rank === 0 && now.term > st.term && this.opts.clock.monotonicMs() - campaignedAt >= campaignWindowMs) {
             campaignedAt = this.opts.clock.monotonicMs();
             this.guarded(() => eng.campaign(), 'campaign');
             this.afterStep();
