@@ -66,8 +66,9 @@ export interface DevOptions {
   /**
    * How the nodes talk: `mqtt` (default) through the in-process broker, which also
    * relays each node's Last Will (fast failover); `tcp`: directly (hal/tcp/link.ts), node
-   * nK listening on 127.0.0.1:<base-port + 10 + K> — no broker hop on a write, but a
-   * dead leader is found by the election timeout only.
+   * nK listening on 127.0.0.1:<base-port + 10 + K> — no broker hop on a write — with the
+   * broker beside it for presence and wills only (`mqtt.frames: fallback`), so that a
+   * killed leader is still replaced on its will (docs/mqtt.md).
    */
   link?: string;
   /** Keep data here instead of a fresh temp directory (kept at exit). */
@@ -322,9 +323,13 @@ etcd:
   ttlSec: 2          # failover after a crash within ~2 s (default 5)
   keepAliveMs: 300
   marginMs: 200
-` : o.link === 'tcp' ? `tcp:   # direct links, no broker (quorumd dev --link tcp)
+` : o.link === 'tcp' ? `tcp:   # direct links, no broker hop on a write (quorumd dev --link tcp)
   peers:
 ${roles.map((_, i) => `    - { id: ${i + 1}, address: 127.0.0.1:${devTcpPort(o.basePort, i + 1)} }`).join('\n')}
+mqtt:   # the embedded broker beside tcp: presence and Last Wills (fast failover), frames only while a TCP connection is down
+  brokers: [${o.brokerUrl}]
+  keepaliveSec: 5
+  frames: fallback
 ` : `mqtt:
   brokers: [${o.brokerUrl}]
   keepaliveSec: 5
@@ -706,7 +711,7 @@ export async function startDev(opts: DevOptions): Promise<DevCluster> {
   out(`quorumd dev: ${n} node${n > 1 ? 's' : ''} running, leader ${leader}
 
   broker      ${brokerUrl}  (in this process)${link === 'tcp' ? `
-  links       tcp: the nodes talk directly (n1 on 127.0.0.1:${devTcpPort(opts.basePort, 1)}, ...); the broker is unused` : ''}${etcdUrl ? `
+  links       tcp: the nodes talk directly (n1 on 127.0.0.1:${devTcpPort(opts.basePort, 1)}, ...); the broker carries presence and wills (failover hint)` : ''}${etcdUrl ? `
   etcd        ${etcdUrl}  (child pid ${etcd?.pid}, data and log in ${dir}; the nodes elect through it)` : ''}
 ${nodes.map((x) => `  ${x.name.padEnd(10)}  ${x.url}  pid ${x.child?.pid}  log ${x.logFile}${x.role === 'voter' ? '' : x.role === 'witness' ? '  (witness: votes, never leads, keeps no data)' : '  (observer: applies every write, serves reads, never votes or leads)'}`).join('\n')}
   configs     ${dir}/n*.yaml${ownDir ? '  (temp dir, removed at exit unless a node crashed: then kept with its logs)' : ''}

@@ -318,6 +318,10 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     unlock();
     throw err;
   }
+  // mqtt.frames (daemon/config/schema.ts): with `fallback` the brokers carry a frame only
+  // when the TCP link cannot send it now; they carry the presence and the wills anyway.
+  const tcpLink = links.find((l): l is TcpLink => l instanceof TcpLink);
+  const mqttFrames = c.mqtt && tcpLink && (c.mqtt.frames ?? 'fallback') === 'fallback' ? (to: number) => !tcpLink.sendsTo(to) : undefined;
 
   startMark('links created');
   // Fence devices, watchdog (a witness or an observer never leads: it needs neither).
@@ -405,7 +409,7 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     clock: systemClock(),
     storage,
     // PBFT: a primary's will makes the backups suspect it sooner (src/pbft/pbft.ts leaderGone); it never elects anyone.
-    links: links.map((l) => peerGoneFilter(l, contract === 'raft' ? c.raft.campaignOnPeerGone : contract === 'paxos' ? c.paxos.campaignOnPeerGone : contract === 'zab' ? c.zab.campaignOnPeerGone : true)),
+    links: links.map((l) => peerGoneFilter(l, contract === 'raft' ? c.raft.campaignOnPeerGone : contract === 'paxos' ? c.paxos.campaignOnPeerGone : contract === 'zab' ? c.zab.campaignOnPeerGone : true, mqttFrames)),
     rng: new Rng(randomBytes(4).readUInt32LE(0)),
     startClockWhen: { reachable: () => peerReachable(links, cfg.self.id, c.members.map((m) => m.id)), maxWaitMs: START_CLOCK_MAX_WAIT_MS },
     // Idle CPU (issue 14): no wake-up every tick while the engine has nothing due (engines with quietTicks: Raft).
@@ -439,7 +443,7 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     clock: systemClock(),
     storage,
     // No stagger: bully needs no vote, every follower may start its election at once.
-    links: links.map((l) => peerGoneFilter(l, c.bully.campaignOnPeerGone)),
+    links: links.map((l) => peerGoneFilter(l, c.bully.campaignOnPeerGone, mqttFrames)),
     rng: new Rng(randomBytes(4).readUInt32LE(0)),
     startClockWhen: { reachable: () => peerReachable(links, cfg.self.id, c.members.map((m) => m.id)), maxWaitMs: START_CLOCK_MAX_WAIT_MS },
     engineOptions: {
@@ -661,11 +665,17 @@ function peerReachable(links: Link[], self: number, members: number[]): boolean 
  *   at once, the next ones only after peerGoneStaggerMs × rank if that failed
  *   (daemon/runtime/engine-node.ts). Until 2026-11 this wrapper delayed the hint by rank ×
  *   ≤ 10 ms on top of the runtime's own random 0–75 ms.
+ * - `mqttFrames` (mqtt.frames: fallback beside tcp:): the MQTT link is offered a frame
+ *   only when this says so (the TCP link cannot send to that peer now).
  */
-function peerGoneFilter(l: Link, pass: boolean): Link {
+function peerGoneFilter(l: Link, pass: boolean, mqttFrames: ((to: number) => boolean) | undefined): Link {
+  const viaBroker = l instanceof MqttLink && mqttFrames !== undefined ? mqttFrames : undefined;
   return {
     name: l.name,
     maxFrame: l.maxFrame,
+    // What the link says it reaches (TCP connections, MQTT presence): the runtime weighs
+    // a will by it (a will counts only when no other link reaches the peer).
+    ...(typeof l.reaches === 'function' ? { reaches: (p: number) => l.reaches!(p) } : {}),
     // A point-to-point link's peer: the runtime puts on a wire only frames for the node
     // at its other end (daemon/runtime/wire-endpoint.ts); the wrapper must not hide it.
     ...(typeof (l as { peer?: unknown }).peer === 'number' ? { peer: (l as unknown as { peer: number }).peer } : {}),
@@ -673,6 +683,8 @@ function peerGoneFilter(l: Link, pass: boolean): Link {
     // so that its `misaddressed` counter keeps meaning a caller mistake.
     send: (to, f) => {
       if (l instanceof SerialLink && l.bus && !l.bus.members.includes(to)) return;
+      // mqtt.frames: fallback: through the brokers only what the TCP link cannot send now.
+      if (viaBroker !== undefined && !viaBroker(to)) return;
       l.send(to, f);
     },
     onFrame: (h) => l.onFrame(h),

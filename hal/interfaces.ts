@@ -53,7 +53,17 @@ export type LinkEvent =
    * done so for a close this side made or saw; a leader stops counting earlier
    * heartbeat rounds toward its read lease (RaftNode.dropLease).
    */
-  | { kind: 'session-lost'; reason: string }
+  | {
+      kind: 'session-lost';
+      reason: string;
+      /**
+       * Set by a link of direct connections (TCP): the connection to this peer ended
+       * (closed by this side, or seen closing: FIN, RST, a socket error). That peer may
+       * now act on a will of this node (see `Link.reaches`): a leader drops its lease as
+       * above, and a will held for that peer may count now.
+       */
+      peer?: NodeId;
+    }
   /** The transport learned that a peer's connection died (e.g. MQTT Last Will). */
   | { kind: 'peer-gone'; peer: NodeId };
 
@@ -71,6 +81,15 @@ export interface Link {
   onFrame(handler: (frame: Uint8Array) => void): void;
   onEvent(handler: (ev: LinkEvent) => void): void;
   close(done?: Done): void;
+  /**
+   * Optional: whether this link reaches `peer` right now, by what the transport saw,
+   * never by a timeout's guess (TCP: an authenticated connection to the peer is open,
+   * until FIN, RST, a socket error or this side's own close; MQTT: a connected broker
+   * shows the peer online). A will from one link counts only when no other link reaches
+   * the peer (daemon/runtime/engine-node.ts, docs/mqtt.md). Links without it are taken
+   * to reach every node they carry frames for.
+   */
+  reaches?(peer: NodeId): boolean;
 }
 
 /** An output that switches another board's power (GPIO line to a relay, serial relay board channel). */

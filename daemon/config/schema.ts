@@ -111,6 +111,16 @@ const mqtt = z.strictObject({
    * election timeout (1..2 s by default).
    */
   keepaliveSec: int('seconds', 1, 65535).default(5),
+  /**
+   * Which frames go through the brokers. `always`: every frame, also beside a `tcp:`
+   * link (the receiver drops the second copy). `fallback`: only frames for a peer that
+   * the `tcp:` link cannot send to right now (its connection down), so while TCP is up
+   * the brokers carry presence and wills only — the failover hint — and no broker CPU
+   * is spent per write. Default `fallback` with a `tcp:` section (docs/config.md "Direct
+   * TCP" has the measurement), else `always` (the only value without `tcp:`: a serial
+   * link cannot tell whether its wire reaches the peer).
+   */
+  frames: z.enum(['always', 'fallback'], { error: 'expected "always" (every frame through the brokers too) or "fallback" (only frames the tcp: link cannot carry now)' }).optional(),
   /** TLS for mqtts:// brokers: PEM files. Default: Node's root CAs, no client cert. */
   tls: z
     .strictObject({
@@ -163,8 +173,11 @@ const serial = z.strictObject({
  * A direct TCP link between nodes on one LAN (hal/tcp/link.ts): no broker hop. Every
  * node listens on its own address and dials the others; the same authenticated frames as
  * on MQTT and serial, and a handshake that proves the cluster key. Frames go out on every
- * link that reaches the destination (with an `mqtt:` section too, the receiver drops the
- * copies). No Last Will: a dead leader is found by the election timeout.
+ * link that reaches the destination. No Last Will of its own: alone, a dead leader is
+ * found by the election timeout; with an `mqtt:` section beside it the broker's will
+ * counts once this link's connections to that node are closed too (docs/mqtt.md,
+ * "Beside a direct TCP link"), and the brokers carry frames only as a fallback
+ * (`mqtt.frames`).
  */
 const tcp = z.strictObject({
   /**
@@ -662,6 +675,11 @@ export const configSchema = z
           });
         } else if (c.mqtt === undefined && c.tcp === undefined && (c.serial === undefined || c.serial.length === 0)) {
           ctx.addIssue({ code: 'custom', path: [], message: 'expected at least one link: an `mqtt:` section, a `tcp:` section or a `serial:` list' });
+        }
+      });
+      guard(() => {
+        if (c.mqtt?.frames === 'fallback' && c.tcp === undefined) {
+          ctx.addIssue({ code: 'custom', path: ['mqtt', 'frames'], message: 'expected a tcp: section beside mqtt.frames: fallback (the brokers then carry only the frames the tcp: link cannot); without tcp: leave frames out or set it to always' });
         }
       });
       guard(() => {

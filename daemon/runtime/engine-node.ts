@@ -1491,15 +1491,65 @@ export class EngineRuntime {
     }
     if (ev.kind !== 'peer-gone') {
       WireEndpoint.logLinkEvent(this.log, this.id, link, ev);
+      // A direct connection to a peer ended: a will held for it may count now.
+      if (ev.kind === 'session-lost' && ev.peer !== undefined) this.releaseHeldWill(ev.peer);
       return;
     }
     if (ev.peer === this.id) return;
-    // With another link that may still reach the peer, this broker losing it says nothing.
-    const otherPath = this.opts.links.some((l) => {
+    // With another link that still reaches the peer, this broker losing it says nothing
+    // yet: the will is held until no other link reaches it (a TCP connection closing,
+    // as when the peer's process was killed: its kernel closes every socket at once).
+    if (this.otherPath(link, ev.peer)) {
+      this.heldWills.set(ev.peer, link);
+      this.log('info', 'will held: another link still reaches the peer', { node: this.id, link: link.name, peer: ev.peer });
+      return;
+    }
+    this.heldWills.delete(ev.peer);
+    this.peerGone(link, ev.peer);
+  }
+
+  /**
+   * Wills (peer-gone) that came while another link still reached the peer, by peer: the
+   * link they came on. Released by releaseHeldWill.
+   */
+  private readonly heldWills = new Map<NodeId, Link>();
+
+  /**
+   * Whether a link other than `link` reaches `peer` now: by its own word where it can
+   * tell (Link.reaches: TCP knows its connections), else by what it carries (a serial
+   * wire reaches its peer, a bus or a broker every node).
+   */
+  private otherPath(link: Link, peer: NodeId): boolean {
+    return this.opts.links.some((l) => {
+      if (l === link) return false;
+      if (typeof l.reaches === 'function') return l.reaches(peer);
       const p = (l as { peer?: unknown }).peer;
-      return l !== link && (typeof p !== 'number' || p === ev.peer);
+      return typeof p !== 'number' || p === peer;
     });
-    if (otherPath) return;
+  }
+
+  /**
+   * A will held for `peer` counts once no link reaches the peer. The link it came on
+   * must still say the peer is away: a peer back online there since (whose newer
+   * heartbeats we may have acknowledged through that broker) makes the old will void.
+   * A will link that cannot tell (no `reaches`) keeps it held: the election timeout
+   * decides, as without wills.
+   */
+  private releaseHeldWill(peer: NodeId): void {
+    const link = this.heldWills.get(peer);
+    if (link === undefined || this.stateValue !== 'running' || typeof link.reaches !== 'function') return;
+    if (link.reaches(peer)) {
+      this.heldWills.delete(peer);
+      return;
+    }
+    if (this.otherPath(link, peer)) return;
+    this.heldWills.delete(peer);
+    this.peerGone(link, peer);
+  }
+
+  /** A will that counts: forget `peer` if it leads, and campaign in id order (below). */
+  private peerGone(link: Link, peer: NodeId): void {
+    const ev = { peer };
     const eng = this.eng!;
     const st = eng.status();
     this.log('info', 'peer gone', { node: this.id, link: link.name, peer: ev.peer, leader: st.leader });
@@ -1524,8 +1574,12 @@ export class EngineRuntime {
       const period = survivors.length * this.staggerMs;
       const electionMinMs = typeof this.opts.engineOptions?.electionTimeoutMinMs === 'number' ? this.opts.engineOptions.electionTimeoutMinMs : 150;
       let left = period > 0 ? Math.ceil(electionMinMs / period) + 1 : 1;
+      const campaignWindowMs = Math.max(this.staggerMs, electionMinMs / 4);
+      let campaignedAt = -Infinity;
       const go = () => {
         if (this.stateValue !== 'running' || this.eng !== eng) return;
+        // Quiet ticks due by now first: the engine decides on the state it would have.
+        this.syncTicks();
         // Someone is campaigning already (we are, or we promised a newer term/ballot since
         // the will): let it finish instead of dueling with it, as node.ts does. A Raft
         // pre-candidate has taken no term and promised nothing: it tries again, since its
@@ -1533,12 +1587,40 @@ export class EngineRuntime {
         // own copy of the will came later) — with 2 boards + a witness there is no other
         // survivor to try.
         const now = eng.status();
-        const campaigning = now.role === 'leader' || (now.role === 'candidate' && now.detail !== 'pre-candidate');
-        if (campaigning || now.leader !== NO_NODE || now.term !== st.term) return;
+        if (now.role === 'leader' || now.leader !== NO_NODE) return;
+        if (now.role === 'candidate' && now.detail !== 'pre-candidate') {
+          if (this.engineName !== 'raft') return;
+          // Our vote round is running. If it is still undecided a campaign window after we
+          // started it, the vote was split (another survivor campaigned at the same term,
+          // each voting for itself): the lowest survivor starts over at the next term — the
+          // other candidate grants it, as its log is no newer — instead of all of them
+          // waiting out an election timeout. Only rank 0 does, so that no new duel starts;
+          // and only under Raft, where a candidate's vote round is what this reasons about
+          // (a bully or Paxos candidate restarted mid-round would only start over: the
+          // other engines stop here, as before).
+          if (rank === 0 && now.term > st.term && this.opts.clock.monotonicMs() - campaignedAt >= campaignWindowMs) {
+            this.syncTicks();
+            campaignedAt = this.opts.clock.monotonicMs();
+            this.guarded(() => eng.campaign(), 'campaign');
+            this.afterStep();
+            this.pump();
+          }
+          if (--left > 0) this.opts.clock.setTimer(period, go);
+          return;
+        }
+        if (now.term !== st.term) return;
         // Someone else is campaigning right now (we just granted or refused it): let it
         // finish instead of splitting the vote; try again one period later if it fails.
-        if (this.opts.clock.monotonicMs() - this.campaignSeenAt >= this.staggerMs) {
+        // "Right now" lasts as long as a campaign may take: a pre-vote round, a vote round
+        // and the voters' fsync of their vote. One stagger was too short on a loaded
+        // machine: a survivor that had refused the first survivor's pre-vote (its own copy
+        // of the will not there yet) campaigned 30 ms later, the first one retried, each
+        // granted the other's pre-vote, and the two split the vote at the same term — a
+        // 2–3 s failover (the election timeout). A quarter of the minimum election
+        // timeout keeps the hint path far ahead of that.
+        if (this.opts.clock.monotonicMs() - this.campaignSeenAt >= campaignWindowMs) {
           this.syncTicks();
+          campaignedAt = this.opts.clock.monotonicMs();
           this.guarded(() => eng.campaign(), 'campaign');
           this.afterStep();
           this.pump();

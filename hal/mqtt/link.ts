@@ -560,6 +560,14 @@ export class MqttLink implements Link {
     return seen ? 'offline' : undefined;
   }
 
+  /**
+   * Whether a connected broker shows `peer` online now (Link.reaches): not after its
+   * will or its orderly goodbye until it says online again.
+   */
+  reaches(peer: NodeId): boolean {
+    return this.peerState(peer) === 'online';
+  }
+
   /** Per-broker connection state, in options order. */
   status(): BrokerStatus[] {
     return this.conns.map((c) => ({ url: c.ep.url, connected: c.ready, attempts: c.attempts, lastError: c.lastError }));

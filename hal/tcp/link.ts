@@ -30,9 +30,24 @@
  * `send` never throws for transport problems: frames for a peer that is not connected,
  * or whose socket already holds `maxQueuedBytes` unsent, are dropped and counted (Raft
  * retransmits). It throws for caller mistakes (a bad id, an oversize frame), like the
- * other links. No 'peer-gone' hints: a closed TCP connection is not a safe sign that a
- * leader stopped acting (the leader may not have seen it close yet, and still count its
- * read lease); followers use the election timeout (docs/config.md, "Direct TCP").
+ * other links.
+ *
+ * No 'peer-gone' hints of its own: the hint is the MQTT will of a broker beside it
+ * (`mqtt:` with `frames: fallback`, docs/config.md). This link gives two facts that make
+ * acting on that will safe (docs/mqtt.md, "The will as a failover hint"):
+ *   - `reaches(peer)`: an authenticated connection with that peer is open, dialed or
+ *     accepted. A connection counts as closed only on FIN, RST, a socket error or our own
+ *     close, never on a timeout's guess, so a partition that sends nothing leaves the
+ *     peer "reached" (and its will ignored) until the election timeout decides.
+ *     Updated on 'end' and 'error', not only on 'close' (which Node reports a phase of
+ *     the event loop later): a killed peer's FIN is seen before its will, which takes a
+ *     hop through the broker.
+ *   - `{kind:'session-lost', peer}` whenever an authenticated connection with a peer
+ *     ends, either direction, emitted by the side that closes it (in the same turn of
+ *     the event loop, before it serves anything else) or sees it close: that peer may
+ *     now find this node unreachable and act on its will, so a leader drops its read
+ *     lease (as on a lost broker session), and a will the runtime held for that peer
+ *     may count now.
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import net from 'node:net';
@@ -212,6 +227,19 @@ export class TcpLink implements Link {
     return [...this.out.values()].filter((o) => o.ready).map((o) => o.peer.id);
   }
 
+  /**
+   * Whether an authenticated connection with `peer` is open now, dialed or accepted
+   * (see the header: closed only by FIN, RST, a socket error or our own close).
+   */
+  reaches(peer: NodeId): boolean {
+    return this.out.get(peer)?.ready === true || this.inbound.has(peer);
+  }
+
+  /** Whether a frame for `peer` can leave now (its outgoing connection is up). */
+  sendsTo(peer: NodeId): boolean {
+    return this.out.get(peer)?.ready === true;
+  }
+
   /** Per-peer connection state, in options order. */
   status(): { peer: NodeId; address: string; connected: boolean; inbound: boolean; attempts: number; lastError: string | undefined }[] {
     return [...this.out.values()].map((o) => ({
@@ -312,6 +340,7 @@ export class TcpLink implements Link {
       if (wasReady) {
         this.stats.disconnects++;
         o.attempts = 0;
+        this.emit({ kind: 'session-lost', reason: `node ${o.peer.id}: ${why}`, peer: o.peer.id });
         this.updateUp(`node ${o.peer.id}: ${why}`);
       } else {
         o.attempts++;
@@ -319,6 +348,8 @@ export class TcpLink implements Link {
       this.scheduleDial(o);
     };
     sock.on('error', (err) => fail(err.message));
+    // The peer's FIN: closed for us at once (see the header), not a loop phase later at 'close'.
+    sock.on('end', () => fail('connection closed by the peer'));
     sock.on('close', () => fail('connection closed'));
     sock.on('data', (d: Buffer) => {
       if (o.sock !== sock) return;
@@ -384,7 +415,6 @@ export class TcpLink implements Link {
       return;
     }
     this.pending.add(sock);
-    sock.on('error', () => {}); // 'close' follows; a reset from a hostile peer is not our error
     const challenge = randomBytes(16);
     sock.write(Buffer.concat([MAGIC, challenge]));
     let got: Buffer = Buffer.alloc(0);
@@ -396,10 +426,21 @@ export class TcpLink implements Link {
     }, this.helloTimeoutMs);
     // After the handshake: the frame parser's state.
     let need = 0; // bytes of the frame being read; 0 = reading a header
+    // The end of an authenticated connection, seen first at FIN ('end'), RST ('error')
+    // or 'close': the peer is no longer reached through it.
+    const ended = (why: string) => {
+      if (peer === 0 || this.inbound.get(peer)?.sock !== sock) return;
+      this.inbound.delete(peer);
+      if (!sock.destroyed) sock.destroy();
+      this.emit({ kind: 'session-lost', reason: `node ${peer}: incoming connection ${why}`, peer });
+    };
+    sock.on('end', () => ended('closed by the peer'));
+    // A reset from a hostile peer is not our error; 'close' follows.
+    sock.on('error', (err) => ended(err.message));
     sock.on('close', () => {
       clearTimeout(timer);
       this.pending.delete(sock);
-      if (peer !== 0 && this.inbound.get(peer)?.sock === sock) this.inbound.delete(peer);
+      ended('closed');
     });
     sock.on('data', (d: Buffer) => {
       if (this.closed) return;
@@ -421,7 +462,10 @@ export class TcpLink implements Link {
         peer = who.peer;
         const old = this.inbound.get(peer);
         this.inbound.set(peer, { sock, session: who.session });
-        if (old) old.sock.destroy();
+        if (old) {
+          old.sock.destroy();
+          this.emit({ kind: 'session-lost', reason: `node ${peer}: incoming connection replaced by a new one`, peer });
+        }
         const known = this.sessions.get(peer);
         this.sessions.set(peer, who.session);
         if (known !== undefined && known !== who.session) {
@@ -442,7 +486,7 @@ export class TcpLink implements Link {
           if (len === 0 || len > this.maxFrame) {
             this.stats.tooLarge++;
             this.lastError = `node ${peer}: a frame of ${len} bytes announced (expected 1..${this.maxFrame}); connection closed`;
-            sock.destroy();
+            ended(`closed: a frame of ${len} bytes announced`);
             return;
           }
           need = len;

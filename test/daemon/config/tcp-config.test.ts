@@ -33,10 +33,22 @@ describe('config tcp:', () => {
     expect(problems(tcp(three, '  maxFrame: 10\n')).some((x) => x.key === 'tcp.maxFrame')).toBe(true);
   });
 
-  it('`quorumd dev --link tcp` writes configs that pass the schema, one port per node', () => {
+  it('mqtt.frames: fallback needs a tcp: section; a wrong value names what is expected', () => {
+    const mqtt = (frames: string) => `mqtt:\n  brokers: [mqtt://10.0.0.9:1883]\n  frames: ${frames}\n`;
+    const c = parseConfigText(`${tcp(three)}${mqtt('fallback')}`);
+    expect(c.mqtt!.frames).toBe('fallback');
+    expect(parseConfigText(`${tcp(three)}mqtt:\n  brokers: [mqtt://10.0.0.9:1883]\n`).mqtt!.frames).toBeUndefined(); // start.ts: fallback beside tcp:, always otherwise
+    const alone = problems(`${noMqtt}${mqtt('fallback')}`).find((x) => x.key === 'mqtt.frames');
+    expect(alone?.message).toMatch(/expected a tcp: section beside mqtt\.frames: fallback/);
+    expect(parseConfigText(`${noMqtt}${mqtt('always')}`).mqtt!.frames).toBe('always');
+    const bad = problems(`${tcp(three)}${mqtt('sometimes')}`).find((x) => x.key === 'mqtt.frames');
+    expect(bad?.message).toMatch(/expected "always" .* or "fallback"/);
+  });
+
+  it('`quorumd dev --link tcp` writes configs that pass the schema, one port per node, the broker beside for wills only', () => {
     const text = devConfig({ k: 2, n: 3, key: '00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff', brokerUrl: 'mqtt://127.0.0.1:1', basePort: 21000, dir: '/tmp/x', link: 'tcp' });
     const c = parseConfigText(text);
-    expect(c.mqtt).toBeUndefined();
+    expect(c.mqtt).toMatchObject({ brokers: ['mqtt://127.0.0.1:1'], frames: 'fallback', keepaliveSec: 5 });
     expect(c.tcp!.peers.map((p) => p.address)).toEqual([1, 2, 3].map((k) => `127.0.0.1:${devTcpPort(21000, k)}`));
   });
 });

@@ -4,8 +4,10 @@
  * slowloris, a wrong key, a replayed handshake, too many half-open connections).
  * Every wait is a bounded poll.
  */
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import net from 'node:net';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { TcpLink, type TcpLinkOptions } from '../../../hal/tcp/link.ts';
 import type { LinkEvent } from '../../../hal/interfaces.ts';
@@ -25,7 +27,9 @@ interface T {
 }
 const open: TcpLink[] = [];
 const raws: net.Socket[] = [];
+const children: ChildProcess[] = [];
 afterEach(async () => {
+  for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
   for (const s of raws.splice(0)) s.destroy();
   await Promise.all(open.splice(0).map((l) => new Promise<void>((r) => l.close(() => r()))));
 });
@@ -135,6 +139,86 @@ describe('TcpLink', () => {
       return b.frames.length > 0;
     });
     expect(a.events.filter((e) => e.kind === 'up').length).toBe(2);
+  });
+
+  describe('reaches(): whether a connection with the peer is open (the will of a peer counts only when none is)', () => {
+    /** Node `self` in a process of its own (test/hal/tcp/peer-process.ts); resolves once it is connected to every other id. */
+    async function peerProcess(self: number, base: number, ids: number[]): Promise<ChildProcess> {
+      const arg = JSON.stringify({ cluster: CLUSTER, self, key: Buffer.from(KEY).toString('hex'), base, ids });
+      const c = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'peer-process.ts'), arg], { stdio: ['ignore', 'pipe', 'inherit'] });
+      children.push(c);
+      let out = '';
+      c.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+      const want = `connected ${ids.filter((i) => i !== self).join(',')}\n`;
+      await waitFor(`node ${self}'s process connected`, () => out.includes(want), 30_000);
+      return c;
+    }
+
+    it('is true while a connection is open, false at once when the peer process is SIGKILLed, true again after it is back', async () => {
+      const base = await freeBasePort(2);
+      const a = mk(1, base, [1, 2]);
+      expect(a.link.reaches(2)).toBe(false);
+      let b = await peerProcess(2, base, [1, 2]);
+      await waitFor('a reaches 2', () => a.link.reaches(2) && a.link.sendsTo(2));
+      expect(a.link.reaches(3)).toBe(false); // not a peer
+      const lost0 = a.events.filter((e) => e.kind === 'session-lost').length;
+      b.kill('SIGKILL');
+      // The kernel closed b's sockets: no timeout involved (the election timeout is 1 s and more).
+      const ms = await waitFor('a no longer reaches 2', () => !a.link.reaches(2), 5000, 1);
+      expect(ms).toBeLessThan(2000);
+      expect(a.link.sendsTo(2)).toBe(false);
+      // Each of the two connections (dialed and accepted) ended with a session-lost naming the peer.
+      const lost = a.events.slice(lost0).filter((e) => e.kind === 'session-lost');
+      expect(lost.length).toBe(2);
+      expect(lost.every((e) => e.kind === 'session-lost' && e.peer === 2)).toBe(true);
+      b = await peerProcess(2, base, [1, 2]);
+      await waitFor('a reaches 2 again (redialed)', () => a.link.reaches(2) && a.link.sendsTo(2));
+      b.kill('SIGKILL');
+      await waitFor('and not after the second kill', () => !a.link.reaches(2));
+    }, 90_000);
+
+    it('counts an accepted connection alone; a partition that sends nothing leaves the peer reached (no guess)', async () => {
+      const base = await freeBasePort(2);
+      const a = mk(1, base, [1, 2]);
+      // A node 2 that only dials (its handshake by hand): a's outgoing connection stays down.
+      const r = await raw(base + 1);
+      await waitFor('challenge', () => r.got().length >= 20);
+      r.sock.write(hello(r.got().subarray(4, 20), { from: 2, to: 1 }));
+      await waitFor('a reaches 2 through the accepted connection', () => a.link.reaches(2));
+      expect(a.link.sendsTo(2)).toBe(false);
+      // Silence is not a close: still reached after a while with nothing on the wire.
+      await new Promise((res) => setTimeout(res, 300));
+      expect(a.link.reaches(2)).toBe(true);
+      r.sock.end(); // FIN
+      await waitFor('FIN: no longer reached', () => !a.link.reaches(2));
+      expect(a.events.some((e) => e.kind === 'session-lost' && e.peer === 2)).toBe(true);
+    });
+
+    it('our own close of a connection says session-lost too (the peer may act on our will next); close() of the link says nothing', async () => {
+      const base = await freeBasePort(2);
+      const a = mk(1, base, [1, 2]);
+      const b = mk(2, base, [1, 2]);
+      await waitFor('connected', () => a.link.reaches(2) && b.link.reaches(1) && a.link.sendsTo(2) && b.link.sendsTo(1));
+      // b announces an oversize frame on its connection to a: a closes it.
+      const aLost = a.events.filter((e) => e.kind === 'session-lost').length;
+      const r = await raw(base + 1);
+      await waitFor('challenge', () => r.got().length >= 20);
+      r.sock.write(hello(r.got().subarray(4, 20), { from: 2, to: 1 })); // replaces b's accepted connection (a new session of 2)
+      await waitFor('replaced connection reported', () => a.events.slice(aLost).some((e) => e.kind === 'session-lost' && e.peer === 2 && /replaced/.test(e.reason)));
+      const big = Buffer.alloc(4);
+      big.writeUInt32BE(a.link.maxFrame + 1, 0);
+      r.sock.write(big);
+      await waitFor('a closed it and said so', () => a.events.slice(aLost).some((e) => e.kind === 'session-lost' && e.peer === 2 && /bytes announced/.test(e.reason)));
+      // b's own connections settle again (a redialed it on the new session; b redials a).
+      await waitFor('connected again', () => a.link.reaches(2) && b.link.reaches(1) && a.link.sendsTo(2) && b.link.sendsTo(1));
+      const bEvents = b.events.length;
+      const aEvents = a.events.length;
+      await new Promise<void>((res) => a.link.close(() => res()));
+      expect(a.events.length).toBe(aEvents);
+      expect(a.link.reaches(2)).toBe(false);
+      await waitFor('b sees a gone', () => !b.link.reaches(1));
+      expect(b.events.slice(bEvents).some((e) => e.kind === 'session-lost' && e.peer === 1)).toBe(true);
+    });
   });
 
   describe('hostile input on the listening port', () => {
