@@ -1576,6 +1576,12 @@ export class EngineRuntime {
       let left = period > 0 ? Math.ceil(electionMinMs / period) + 1 : 1;
       const campaignWindowMs = Math.max(this.staggerMs, electionMinMs / 4);
       let campaignedAt = -Infinity;
+      const campaignNow = () => {
+        campaignedAt = this.opts.clock.monotonicMs();
+        this.guarded(() => eng.campaign(), 'campaign');
+        this.afterStep();
+        this.pump();
+      };
       const go = () => {
         if (this.stateValue !== 'running' || this.eng !== eng) return;
         // Quiet ticks due by now first: the engine decides on the state it would have.
@@ -1599,11 +1605,7 @@ export class EngineRuntime {
           // (a bully or Paxos candidate restarted mid-round would only start over: the
           // other engines stop here, as before).
           if (rank === 0 && now.term > st.term && this.opts.clock.monotonicMs() - campaignedAt >= campaignWindowMs) {
-            this.syncTicks();
-            campaignedAt = this.opts.clock.monotonicMs();
-            this.guarded(() => eng.campaign(), 'campaign');
-            this.afterStep();
-            this.pump();
+            campaignNow();
           }
           if (--left > 0) this.opts.clock.setTimer(period, go);
           return;
@@ -1619,11 +1621,7 @@ export class EngineRuntime {
         // 2–3 s failover (the election timeout). A quarter of the minimum election
         // timeout keeps the hint path far ahead of that.
         if (this.opts.clock.monotonicMs() - this.campaignSeenAt >= campaignWindowMs) {
-          this.syncTicks();
-          campaignedAt = this.opts.clock.monotonicMs();
-          this.guarded(() => eng.campaign(), 'campaign');
-          this.afterStep();
-          this.pump();
+          campaignNow();
         }
         if (--left > 0) this.opts.clock.setTimer(period, go);
       };

@@ -8,6 +8,7 @@ import type { BoardHal } from '../../../firmware-sim/board.ts';
 import { EngineRuntime, type EngineRuntimeOptions } from '../../../daemon/runtime/engine-node.ts';
 import type { ClientResult } from '../../../daemon/runtime/results.ts';
 import type { NodeId } from '../../../src/types.ts';
+import type { Clock } from '../../../hal/interfaces.ts';
 
 export const KEY = { current: new Uint8Array(createHash('sha256').update('runtime-test').digest()) };
 
@@ -92,3 +93,21 @@ export function testCluster(
 
 export const bytes = (s: string) => new TextEncoder().encode(s);
 export const text = (b: Uint8Array | undefined) => (b ? new TextDecoder().decode(b) : undefined);
+
+/** A board's clock that can jump (a stalled process sees time leap) and records the delay of every timer armed through it. */
+export function stallableClock(inner: Clock): { clock: Clock; jump(ms: number): void; delays: number[] } {
+  let offset = 0;
+  const delays: number[] = [];
+  return {
+    delays,
+    jump: (ms) => void (offset += ms),
+    clock: {
+      monotonicMs: () => inner.monotonicMs() + offset,
+      wallMs: () => inner.wallMs() + offset,
+      setTimer: (ms, fn) => {
+        delays.push(ms);
+        return inner.setTimer(ms, fn);
+      },
+    },
+  };
+}

@@ -5,29 +5,11 @@
  * sockets). A tick on time runs at once. Raft and bully runtimes alike.
  */
 import { describe, expect, it } from 'vitest';
-import type { Clock } from '../../../hal/interfaces.ts';
 import { World } from '../../../firmware-sim/world.ts';
 import { EngineRuntime } from '../../../daemon/runtime/engine-node.ts';
 import { Rng } from '../../../src/rng.ts';
-import { KEY, testCluster } from './helpers.ts';
+import { KEY, stallableClock, testCluster } from './helpers.ts';
 
-/** The board's clock, plus a stall we can inject (`jump`) and the delays of every timer armed. */
-function stallableClock(inner: Clock): { clock: Clock; jump(ms: number): void; delays: number[] } {
-  let offset = 0;
-  const delays: number[] = [];
-  return {
-    delays,
-    jump: (ms) => void (offset += ms),
-    clock: {
-      monotonicMs: () => inner.monotonicMs() + offset,
-      wallMs: () => inner.wallMs() + offset,
-      setTimer: (ms, fn) => {
-        delays.push(ms);
-        return inner.setTimer(ms, fn);
-      },
-    },
-  };
-}
 
 describe('a late tick lets waiting input in first', () => {
   it('raft runtime: on time → next tick armed at tickMs; late → one 0 ms timer, then the tick', () => {

@@ -12,45 +12,27 @@
 import { describe, expect, it } from 'vitest';
 import { World } from '../../../firmware-sim/world.ts';
 import { BROKER } from '../../../firmware-sim/mqtt.ts';
-import type { Clock } from '../../../hal/interfaces.ts';
 import { EngineRuntime } from '../../../daemon/runtime/engine-node.ts';
 import { SIM_WATCHDOG_MS, simFencing, wireFencing } from '../../../daemon/sim/fencing.ts';
 import type { NodeId } from '../../../src/types.ts';
-import { KEY, bytes } from './helpers.ts';
+import { KEY, bytes, stallableClock } from './helpers.ts';
 
 const IDS: NodeId[] = [1, 2, 3];
 /** The board defaults of daemon/config/schema.ts (heartbeat 100 ms, election 1000..2000 ms, tick 10 ms). */
 const BOARD = { tickMs: 10, heartbeatMs: 100, electionTimeoutMinMs: 1000, electionTimeoutMaxMs: 2000 };
 
-/** A clock that counts the timers armed through it (and can jump, as a stalled process sees it). */
-function countingClock(inner: Clock): { clock: Clock; delays: number[]; jump(ms: number): void } {
-  const delays: number[] = [];
-  let offset = 0;
-  return {
-    delays,
-    jump: (ms) => void (offset += ms),
-    clock: {
-      monotonicMs: () => inner.monotonicMs() + offset,
-      wallMs: () => inner.wallMs() + offset,
-      setTimer: (ms, fn) => {
-        delays.push(ms);
-        return inner.setTimer(ms, fn);
-      },
-    },
-  };
-}
 
 function cluster(quietTicks: boolean, seed: number, opts: { fencing?: boolean; leaseMs?: number; engineOptions?: Record<string, unknown> } = {}) {
   const world = new World({ seed, board: { bootDelayMs: 100, restartDelayMs: 100, watchdogTimeoutMs: SIM_WATCHDOG_MS } });
   for (const id of IDS) world.addBoard(id);
   const wiring = opts.fencing ? wireFencing(world, IDS) : null;
   const rts = new Map<NodeId, EngineRuntime>();
-  const clocks = new Map<NodeId, ReturnType<typeof countingClock>>();
+  const clocks = new Map<NodeId, ReturnType<typeof stallableClock>>();
   /** Everything that shows the protocol's course, with its virtual time. */
   const trace: string[] = [];
   const last = new Map<NodeId, string>();
   world.onBoot((hal, board) => {
-    const c = countingClock(hal.clock);
+    const c = stallableClock(hal.clock);
     clocks.set(hal.node, c);
     const rt = new EngineRuntime({
       engine: 'raft',
