@@ -98,51 +98,93 @@ const ZERO: Chain = { meta: 0, full: 0 };
 
 /**
  * A node's chain values by index: always a contiguous range [lo, lo + size) (a
- * snapshot base, then the entries after it), so an array from `lo` rather than a Map
- * (a Map set per persisted entry per node showed in the simulator's profile).
+ * snapshot base, then the entries after it), so arrays from `lo` rather than a Map
+ * (a Map set per persisted entry per node showed in the simulator's profile). The two
+ * halves of each value are kept in two number arrays, not as a Chain object per
+ * entry: an object with two doubles per persisted entry of every node was the
+ * checker's largest allocation.
+ *
+ * The snapshot base is the one value that is an object shared with other records
+ * (what was applied at that index, possibly a log-matching record whose `full` is
+ * filled in later, matchLog): it is kept as that object and read through it, so every
+ * read sees what it saw when the log held Chain objects.
  */
 class ChainLog {
   private lo: Index;
-  private items: Chain[];
+  private readonly metas: number[] = [];
+  private readonly fulls: number[] = [];
+  /** The value at offset 0 while it is the snapshot base (read live; metas/fulls[0] unused then). */
+  private base: Chain | undefined;
 
   constructor(index: Index = 0, base?: Chain) {
     this.lo = index;
-    this.items = base ? [base] : [];
+    if (base) {
+      this.base = base;
+      this.metas.push(0);
+      this.fulls.push(0);
+    }
   }
 
   get size(): number {
-    return this.items.length;
+    return this.metas.length;
   }
 
-  get(i: Index): Chain | undefined {
+  /** Where index i is held (an offset for meta()/full()/chain()), or -1 when it is not. */
+  offset(i: Index): number {
     const k = i - this.lo;
-    return k >= 0 && k < this.items.length ? this.items[k] : undefined;
+    return k >= 0 && k < this.metas.length ? k : -1;
+  }
+
+  /** The halves of the value at an offset from offset() (≥ 0). */
+  meta(k: number): number {
+    return k === 0 && this.base !== undefined ? this.base.meta : this.metas[k]!;
+  }
+  full(k: number): number {
+    return k === 0 && this.base !== undefined ? this.base.full : this.fulls[k]!;
+  }
+
+  /** The value at an offset as a Chain to keep: the base object itself, else a copy (entry values never change once set). */
+  chain(k: number): Chain {
+    return k === 0 && this.base !== undefined ? this.base : { meta: this.metas[k]!, full: this.fulls[k]! };
   }
 
   /** Sets index i: an existing one, or the next after the last (the range stays contiguous). */
-  set(i: Index, c: Chain): void {
+  set(i: Index, meta: number, full: number): void {
     const k = i - this.lo;
-    if (this.items.length === 0) {
+    if (this.metas.length === 0) {
       this.lo = i;
-      this.items.push(c);
-    } else if (k >= 0 && k <= this.items.length) {
-      this.items[k] = c;
+      this.metas.push(meta);
+      this.fulls.push(full);
+    } else if (k >= 0 && k < this.metas.length) {
+      if (k === 0) this.base = undefined;
+      this.metas[k] = meta;
+      this.fulls[k] = full;
+    } else if (k === this.metas.length) {
+      this.metas.push(meta);
+      this.fulls.push(full);
     } else {
-      throw new Error(`invariant checker: chain index ${i} outside ${this.lo}..${this.lo + this.items.length}`);
+      throw new Error(`invariant checker: chain index ${i} outside ${this.lo}..${this.lo + this.metas.length}`);
     }
   }
 
   /** Forgets every index ≥ i. */
   truncateFrom(i: Index): void {
     const k = i - this.lo;
-    if (k < this.items.length) this.items.length = Math.max(0, k);
+    if (k < this.metas.length) {
+      const n = Math.max(0, k);
+      if (n === 0) this.base = undefined;
+      this.metas.length = n;
+      this.fulls.length = n;
+    }
   }
 
   /** Forgets every index < i. */
   dropBelow(i: Index): void {
-    const k = Math.min(i - this.lo, this.items.length);
+    const k = Math.min(i - this.lo, this.metas.length);
     if (k <= 0) return;
-    this.items.splice(0, k);
+    this.base = undefined;
+    this.metas.splice(0, k);
+    this.fulls.splice(0, k);
     this.lo += k;
   }
 }
@@ -160,11 +202,12 @@ export class InvariantChecker {
   /** The same tracks by node id 0..255 (track() runs on every step of every node). */
   private readonly byId: (NodeTrack | undefined)[] = new Array<NodeTrack | undefined>(256).fill(undefined);
   /**
-   * (index, term) → chain: the log-matching map, keyed by index with a short list per
-   * index (one term, unless leaders overwrote it), not by an `index:term` string built
-   * and hashed for every persisted entry of every node.
+   * (index, term) → chain: the log-matching map, an array by index with a short list
+   * per index (one term, unless leaders overwrote it): not an `index:term` string built
+   * and hashed for every persisted entry of every node, nor a Map (its lookups were
+   * most of persisted()'s time; indexes are small and dense, from 1 up).
    */
-  private readonly seen = new Map<Index, SeenAt>();
+  private readonly seen: (SeenAt | undefined)[] = [];
   /** index → what was applied there (state-machine safety). */
   private readonly appliedLog: (AppliedRec | undefined)[] = [];
   private maxApplied = 0;
@@ -212,10 +255,14 @@ export class InvariantChecker {
     return t;
   }
 
-  private entryChain(prev: Chain, e: Entry, witness: boolean): Chain {
-    const meta = chainMix(prev.meta, e.index, e.term, e.type, 0);
-    const full = witness ? 0 : chainMix(prev.full, e.index, e.term, e.type, hashBytes(e.data));
-    return { meta, full };
+  /** The last entryChain() result (two numbers, not an object per persisted entry of every node). */
+  private cMeta = 0;
+  private cFull = 0;
+
+  /** The chain value of `e` after (prevMeta, prevFull), into cMeta/cFull. */
+  private entryChain(prevMeta: number, prevFull: number, e: Entry, witness: boolean): void {
+    this.cMeta = chainMix(prevMeta, e.index, e.term, e.type, 0);
+    this.cFull = witness ? 0 : chainMix(prevFull, e.index, e.term, e.type, hashBytes(e.data));
   }
 
   /** Chain value at a snapshot index: what was applied there (a snapshot holds only applied state). */
@@ -227,20 +274,20 @@ export class InvariantChecker {
     return a.chain;
   }
 
-  /** Records (index, term) → chain; a different chain for the same (index, term) breaks log matching. */
-  private matchLog(id: NodeId, e: Entry, c: Chain, witness: boolean): void {
-    const head = this.seen.get(e.index);
+  /** Records (index, term) → chain (meta, full); a different chain for the same (index, term) breaks log matching. */
+  private matchLog(id: NodeId, e: Entry, meta: number, full: number, witness: boolean): void {
+    const head = this.seen[e.index];
     let at = head;
     while (at !== undefined && at.term !== e.term) at = at.next;
     if (at === undefined) {
-      this.seen.set(e.index, { term: e.term, chain: witness ? { meta: c.meta, full: -1 } : c, next: head });
+      this.seen[e.index] = { term: e.term, chain: { meta, full: witness ? -1 : full }, next: head };
       return;
     }
     const s = at.chain;
-    if (s.meta !== c.meta || (!witness && s.full !== -1 && s.full !== c.full)) {
+    if (s.meta !== meta || (!witness && s.full !== -1 && s.full !== full)) {
       this.fail('log-matching', `node ${id} has entry (index ${e.index}, term ${e.term}) with a log prefix different from another node's entry with the same index and term`);
     }
-    if (!witness && s.full === -1) s.full = c.full;
+    if (!witness && s.full === -1) s.full = full;
   }
 
   // ---------------------------------------------------------------------------
@@ -267,14 +314,18 @@ export class InvariantChecker {
     t.acceptedCommit = s.commitIndex;
     t.hsTerm = s.term;
     t.hsVote = s.vote;
-    let prev = this.snapshotBase(rt.id, s.snapshotIndex, s.snapshotTerm);
-    t.chain = new ChainLog(s.snapshotIndex, prev);
+    const base = this.snapshotBase(rt.id, s.snapshotIndex, s.snapshotTerm);
+    t.chain = new ChainLog(s.snapshotIndex, base);
+    let pm = base.meta;
+    let pf = base.full;
     for (let i = s.snapshotIndex + 1; i <= s.lastIndex; i++) {
       const e = raft.entryAt(i);
       if (!e) this.fail('recovery', `node ${rt.id} recovered a log with a hole at index ${i}`);
-      prev = this.entryChain(prev, e, t.witness);
-      t.chain.set(i, prev);
-      this.matchLog(rt.id, e, prev, t.witness);
+      this.entryChain(pm, pf, e, t.witness);
+      pm = this.cMeta;
+      pf = this.cFull;
+      t.chain.set(i, pm, pf);
+      this.matchLog(rt.id, e, pm, pf, t.witness);
     }
     t.last = Math.max(s.snapshotIndex, s.lastIndex);
     this.afterStep(rt);
@@ -321,12 +372,18 @@ export class InvariantChecker {
     if (rd.entries.length > 0) {
       const first = rd.entries[0]!.index;
       t.chain.truncateFrom(first);
-      let prev = t.chain.get(first - 1);
-      if (!prev) this.fail('checker', `node ${rt.id} persisted entries from ${first} but its log before them is unknown to the checker`);
-      for (const e of rd.entries) {
-        prev = this.entryChain(prev, e, t.witness);
-        t.chain.set(e.index, prev);
-        this.matchLog(rt.id, e, prev, t.witness);
+      const k = t.chain.offset(first - 1);
+      if (k < 0) this.fail('checker', `node ${rt.id} persisted entries from ${first} but its log before them is unknown to the checker`);
+      let pm = t.chain.meta(k);
+      let pf = t.chain.full(k);
+      const es = rd.entries;
+      for (let i = 0; i < es.length; i++) {
+        const e = es[i]!;
+        this.entryChain(pm, pf, e, t.witness);
+        pm = this.cMeta;
+        pf = this.cFull;
+        t.chain.set(e.index, pm, pf);
+        this.matchLog(rt.id, e, pm, pf, t.witness);
       }
       t.last = rd.entries[rd.entries.length - 1]!.index;
     }
@@ -348,31 +405,38 @@ export class InvariantChecker {
   applied(rt: RaftHost, e: Entry, _result: ApplyResult | undefined, knownHash?: number): void {
     this.checks++;
     const t = this.track(rt.id);
-    let at = this.seen.get(e.index);
+    let at = this.seen[e.index];
     while (at !== undefined && at.term !== e.term) at = at.next;
     if (!at) this.fail('checker', `node ${rt.id} applied index ${e.index} (term ${e.term}) that the checker never saw persisted anywhere`);
-    let c = t.chain.get(e.index);
-    if (c && c.meta !== at.chain.meta) c = undefined; // its durable copy there is another entry (or none yet)
-    if (c) {
+    // c: the node's own durable copy's chain if it holds this entry there (offset k), else
+    // the log-matching record's (held by the object, whose `full` may be filled in later).
+    let k = t.chain.offset(e.index);
+    if (k >= 0 && t.chain.meta(k) !== at.chain.meta) k = -1; // its durable copy there is another entry (or none yet)
+    let cMeta: number;
+    let cFull: number;
+    if (k >= 0) {
+      cMeta = t.chain.meta(k);
+      cFull = t.chain.full(k);
       if (e.index > t.appliedMax) t.appliedMax = e.index;
     } else {
       this.durableOnQuorum(rt, e, at.chain);
-      c = at.chain;
+      cMeta = at.chain.meta;
+      cFull = at.chain.full;
     }
     const term = rt.engine!.currentTerm;
     const a = this.appliedLog[e.index];
     const dataHash = t.witness ? undefined : (knownHash ?? hashBytes(e.data));
     if (!a) {
-      this.appliedLog[e.index] = { term: e.term, chain: c, dataHash, minTerm: term };
+      this.appliedLog[e.index] = { term: e.term, chain: k >= 0 ? t.chain.chain(k) : at.chain, dataHash, minTerm: term };
       if (e.index > this.maxApplied) this.maxApplied = e.index;
       return;
     }
-    if (a.term !== e.term || a.chain.meta !== c.meta || (!t.witness && a.dataHash !== undefined && (a.dataHash !== dataHash || (c.full !== -1 && a.chain.full !== c.full)))) {
+    if (a.term !== e.term || a.chain.meta !== cMeta || (!t.witness && a.dataHash !== undefined && (a.dataHash !== dataHash || (cFull !== -1 && a.chain.full !== cFull)))) {
       this.fail('state-machine-safety', `node ${rt.id} applied (index ${e.index}, term ${e.term}) but another node applied a different entry (term ${a.term}) at that index`);
     }
     if (a.dataHash === undefined && dataHash !== undefined) {
       a.dataHash = dataHash;
-      a.chain = c;
+      a.chain = k >= 0 ? t.chain.chain(k) : at.chain;
     }
     if (term < a.minTerm) a.minTerm = term;
   }
@@ -389,7 +453,11 @@ export class InvariantChecker {
     const voting = votingMembers(cfg);
     const need = quorumSize(cfg);
     let have = 0;
-    for (const id of voting) if (this.track(id).chain.get(e.index)?.meta === c.meta) have++;
+    for (const id of voting) {
+      const ch = this.track(id).chain;
+      const k = ch.offset(e.index);
+      if (k >= 0 && ch.meta(k) === c.meta) have++;
+    }
     if (have < need) {
       this.fail('applied-durable', `node ${rt.id} applied index ${e.index} (term ${e.term}) before its own copy was durable, held durably by ${have} voting member(s); a quorum is ${need}`);
     }
