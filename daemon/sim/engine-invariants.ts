@@ -41,6 +41,7 @@ import type { ZabNode } from '../../src/zab/index.ts';
 import { EntryType, type Entry, type MemberConfig } from '../../src/wire/messages.ts';
 import type { Index, NodeId, Term } from '../../src/types.ts';
 import type { RaftEngine } from '../../src/raft/engine.ts';
+import type { RaftNode } from '../../src/raft/index.ts';
 import type { ApplyResult, KvStateMachine } from '../../src/kv/index.ts';
 import type { EngineRuntime } from '../runtime/engine-node.ts';
 import { hashBytes } from './hash.ts';
@@ -80,6 +81,25 @@ export interface EngineChecks {
 }
 
 /**
+ * An EngineRuntime as the RaftHost the Raft checks look at: its RaftEngine's RaftNode and
+ * its state machine, read when asked. A class (getters on its prototype), not an object
+ * literal with getters per runtime: every view then has the same shape, and the checks'
+ * `rt.engine` after every step stays a monomorphic property load.
+ */
+class RaftView implements RaftHost {
+  readonly id: NodeId;
+  constructor(private readonly rt: EngineRuntime) {
+    this.id = rt.id;
+  }
+  get engine(): RaftNode | undefined {
+    return (this.rt.engine as RaftEngine | undefined)?.raft;
+  }
+  get stateMachine(): KvStateMachine {
+    return this.rt.stateMachine;
+  }
+}
+
+/**
  * Raft's own checks: raft-invariants.ts's InvariantChecker (it throws SimViolation itself,
  * through the cluster's callback), fed with a view of each EngineRuntime as the
  * RaftHost it checks (its RaftNode and its state machine).
@@ -99,15 +119,7 @@ class RaftChecks implements EngineChecks {
     if (rt === this.lastRt) return this.lastView!;
     let v = this.views.get(rt);
     if (v === undefined) {
-      v = {
-        id: rt.id,
-        get engine() {
-          return (rt.engine as RaftEngine | undefined)?.raft;
-        },
-        get stateMachine(): KvStateMachine {
-          return rt.stateMachine;
-        },
-      };
+      v = new RaftView(rt);
       this.views.set(rt, v);
     }
     this.lastRt = rt;
@@ -229,7 +241,15 @@ export function engineChecks(engine: 'paxos' | 'zab' | 'raft' | 'pbft', config: 
 /** The shared checks plus the engine's; throws SimViolation at the first problem. */
 export class EngineInvariantChecker {
   private readonly leaderOfTerm = new Map<Term, NodeId>();
-  private readonly appliedAt = new Map<Index, { hash: number; type: number; node: NodeId }>();
+  /**
+   * What was applied first at each index (state-machine safety): its data hash, entry
+   * type and node, in three arrays by index (undefined type: nothing applied there yet).
+   * Not a Map of objects: this runs for every entry applied on every node, and the Map's
+   * get and set were most of applied()'s time. Indexes are small and dense, from 1 up.
+   */
+  private readonly appliedType: number[] = [];
+  private readonly appliedHash: number[] = [];
+  private readonly appliedNode: NodeId[] = [];
   private readonly lifeApplied = new Map<NodeId, Index>();
   private readonly tokenOf = new Map<string, number>();
   private highestToken = 0;
@@ -325,10 +345,14 @@ export class EngineInvariantChecker {
     if (!witness || e.type !== EntryType.Normal) {
       const h = e.type === EntryType.Normal ? hashBytes(e.data) : 0;
       if (e.type === EntryType.Normal) dataHash = h;
-      const a = this.appliedAt.get(e.index);
-      if (!a) this.appliedAt.set(e.index, { hash: h, type: e.type, node: rt.id });
-      else if ((a.hash !== h || a.type !== e.type) && !this.disabled.has('state-machine-safety')) {
-        this.fail('state-machine-safety', `node ${rt.id} applied another entry at index ${e.index} (type ${e.type}) than node ${a.node} (type ${a.type})`);
+      const i = e.index;
+      const type = this.appliedType[i];
+      if (type === undefined) {
+        this.appliedType[i] = e.type;
+        this.appliedHash[i] = h;
+        this.appliedNode[i] = rt.id;
+      } else if ((this.appliedHash[i] !== h || type !== e.type) && !this.disabled.has('state-machine-safety')) {
+        this.fail('state-machine-safety', `node ${rt.id} applied another entry at index ${i} (type ${e.type}) than node ${this.appliedNode[i]} (type ${type})`);
       }
     }
     this.highestApplied = Math.max(this.highestApplied, e.index);
@@ -358,12 +382,11 @@ export class EngineInvariantChecker {
   checkAcked(acked: ReadonlyArray<{ index: Index; dataHash: number; what: string }>, finalLeader?: EngineRuntime): void {
     this.checks.checkAcked?.(acked, finalLeader);
     for (const a of acked) {
-      const got = this.appliedAt.get(a.index);
-      if (!got) {
+      if (this.appliedType[a.index] === undefined) {
         if (a.index > this.highestApplied) this.fail('acked-lost', `${a.what}: acknowledged at index ${a.index}, but nothing was applied there (highest applied ${this.highestApplied})`);
         continue; // below an installed snapshot everywhere: not observed entry by entry
       }
-      if (got.hash !== a.dataHash) this.fail('acked-lost', `${a.what}: acknowledged at index ${a.index}, but another entry was applied there`);
+      if (this.appliedHash[a.index] !== a.dataHash) this.fail('acked-lost', `${a.what}: acknowledged at index ${a.index}, but another entry was applied there`);
     }
   }
 
