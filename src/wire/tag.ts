@@ -8,6 +8,7 @@
  * node:crypto is allowed in src/: hashing is deterministic computation, not I/O.
  */
 import { createHash } from 'node:crypto';
+import { sha256Compress } from './sha256.ts';
 
 export const TAG_BYTES = 16;
 /** Shortest accepted key: 128 bits (RFC 2104 §3 recommends at least the hash output length, 32 bytes; 16 is the floor). */
@@ -51,25 +52,16 @@ function checkKey(key: unknown, what: string): void {
 // §4 "Implementation note") allows precomputing the compression-function state
 // after the key's inner pad block (K ⊕ ipad) and outer pad block (K ⊕ opad) once
 // per key; a tag then costs ceil((len+9)/64) + 1 compressions. SHA-256 itself is
-// FIPS 180-4 §6.2 (constants §4.2.2, initial hash §5.3.3), written out below.
+// FIPS 180-4 §6.2 (initial hash §5.3.3 below; the compression function with its
+// constants, §4.2.2, in sha256.ts).
 // Node's Hash.copy() on precomputed pads was measured too and is slower than
 // createHmac (2.4–3.0 µs: two native objects per tag). test/src/wire/tag.test.ts
 // checks every length 0..300 and random inputs against createHmac.
 
-const K256 = new Int32Array([
-  0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
-  0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
-  0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
-  0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
-  0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
-  0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
-  0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-  0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
-]);
 const SHA256_IV = new Int32Array([0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19]);
 
-/** Message schedule scratch (single-threaded: one shared buffer, never retained). */
-const W = new Int32Array(64);
+/** The block being compressed as 16 big-endian words (single-threaded: one shared buffer, never retained). */
+const W = new Int32Array(16);
 /** Scratch for the padded last block(s) of the inner hash. */
 const TAIL = new Uint8Array(128);
 
@@ -77,45 +69,7 @@ const TAIL = new Uint8Array(128);
 function compress(h: Int32Array, b: Uint8Array, off: number): void {
   const w = W;
   for (let i = 0; i < 16; i++, off += 4) w[i] = (b[off]! << 24) | (b[off + 1]! << 16) | (b[off + 2]! << 8) | b[off + 3]!;
-  compressW(h);
-}
-
-/** One SHA-256 compression of the block already in W[0..16) (big-endian words) into state `h`. */
-function compressW(h: Int32Array): void {
-  const w = W;
-  for (let i = 16; i < 64; i++) {
-    const x = w[i - 15]!;
-    const y = w[i - 2]!;
-    const s0 = ((x >>> 7) | (x << 25)) ^ ((x >>> 18) | (x << 14)) ^ (x >>> 3);
-    const s1 = ((y >>> 17) | (y << 15)) ^ ((y >>> 19) | (y << 13)) ^ (y >>> 10);
-    w[i] = (w[i - 16]! + s0 + w[i - 7]! + s1) | 0;
-  }
-  let a = h[0]!, bb = h[1]!, c = h[2]!, d = h[3]!, e = h[4]!, f = h[5]!, g = h[6]!, hh = h[7]!;
-  for (let i = 0; i < 64; i++) {
-    const S1 = ((e >>> 6) | (e << 26)) ^ ((e >>> 11) | (e << 21)) ^ ((e >>> 25) | (e << 7));
-    // ch and maj in their shorter equal forms (one operation fewer each; the same bits).
-    const ch = g ^ (e & (f ^ g));
-    const t1 = (hh + S1 + ch + K256[i]! + w[i]!) | 0;
-    const S0 = ((a >>> 2) | (a << 30)) ^ ((a >>> 13) | (a << 19)) ^ ((a >>> 22) | (a << 10));
-    const maj = (a & bb) | (c & (a | bb));
-    const t2 = (S0 + maj) | 0;
-    hh = g;
-    g = f;
-    f = e;
-    e = (d + t1) | 0;
-    d = c;
-    c = bb;
-    bb = a;
-    a = (t1 + t2) | 0;
-  }
-  h[0] = (h[0]! + a) | 0;
-  h[1] = (h[1]! + bb) | 0;
-  h[2] = (h[2]! + c) | 0;
-  h[3] = (h[3]! + d) | 0;
-  h[4] = (h[4]! + e) | 0;
-  h[5] = (h[5]! + f) | 0;
-  h[6] = (h[6]! + g) | 0;
-  h[7] = (h[7]! + hh) | 0;
+  sha256Compress(h, w);
 }
 
 /** Writes the 64-bit big-endian bit length of `bytes` at b[off..off+8). */
@@ -259,7 +213,7 @@ class HmacKey {
       const bytes = 64 + len; // K⊕ipad ‖ data, in bits below
       w[14] = Math.floor(bytes / 0x20000000);
       w[15] = (bytes * 8) | 0;
-      compressW(st);
+      sha256Compress(st, w);
     } else {
       const t = TAIL;
       for (let i = 0; i < rest; i++) t[i] = data[full + i]!;
@@ -277,7 +231,7 @@ class HmacKey {
     for (let i = 9; i < 15; i++) w[i] = 0;
     w[15] = (64 + 32) * 8;
     st.set(this.outer);
-    compressW(st);
+    sha256Compress(st, w);
   }
 }
 
