@@ -1969,14 +1969,23 @@ export class EngineRuntime {
   }
 
   private onClientRequest(m: ClientRequest): void {
-    const answer = (res: ClientResult) => {
+    const answer = this.replyTo(m);
+    const cmd = decodeCommand(m.body);
+    if (cmd instanceof KvError) return answer({ status: cmd.httpStatus, error: `forwarded command: ${cmd.message}` });
+    this.proposeOrForward(cmd, answer, false);
+  }
+
+  /**
+   * The callback that answers a forwarded request. Returned unnamed (not a `const f = …`
+   * in onClientRequest): under tsx, which runs the simulator, esbuild's keepNames wraps
+   * every named function value in an Object.defineProperty call, here once per forwarded request.
+   */
+  private replyTo(m: ClientRequest): ClientCallback {
+    return (res: ClientResult) => {
       if (this.stateValue !== 'running') return;
       const rep: ClientReply = { type: MsgType.ClientReply, from: this.id, to: m.from, term: this.eng!.status().term, reqId: m.reqId, status: res.status, body: encodeReplyBody(res) };
       this.send(rep);
     };
-    const cmd = decodeCommand(m.body);
-    if (cmd instanceof KvError) return answer({ status: cmd.httpStatus, error: `forwarded command: ${cmd.message}` });
-    this.proposeOrForward(cmd, answer, false);
   }
 
   private onClientReply(m: ClientReply): void {
