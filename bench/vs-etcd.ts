@@ -12,6 +12,12 @@
  *   sequential writes    --writes PUTs of a 16-byte value, one at a time, to the leader
  *   fsyncs per write     the leader's fsync counter over those writes / writes
  *                        (quorumd_fsyncs_total; etcd_disk_wal_fsync_duration_seconds_count)
+ *   fsync time           the members' fsync latency histograms over those writes (same
+ *                        disk, same time): the mean on the leader and on the followers,
+ *                        and the share ≤ 1 ms. etcd times its fdatasync call; quorumd
+ *                        times a sync from its request to its callback, so the trip
+ *                        through libuv's thread pool and the wait for the event loop are in
+ *                        it — on a busy machine that is most of the difference
  *   64 clients           64 closed-loop writers to the leader for --secs seconds
  *   linearizable reads   GET on the leader, one at a time and 64 at once. quorumd's
  *                        are lease reads (the leader answers alone while a quorum's
@@ -39,11 +45,18 @@
  *   npx tsx bench/vs-etcd.ts [--rounds 2] [--writes 1000] [--secs 5] [--kills 5] [--idle 10]
  *                            [--max-load 2] [--etcd-timing 50/300] [--only quorumd]
  *                            [--links mqtt,tcp] [--quorumd-node-options '--max-old-space-size=48']
+ *                            [--only-writes] [--compare <another checkout>]
  *
  * --links: the quorumd variants, each a `quorumd dev --link <link>` block of its own in
  * every round (default mqtt; `mqtt,tcp` compares the broker with the direct TCP link,
  * interleaved with etcd, one column each). --quorumd-node-options: NODE_OPTIONS for the
  * dev supervisor and its node processes only (V8 heap limits for an A/B of memory flags).
+ * --only-writes: the write rows only (sequential writes, fsyncs per write, the CONC
+ * writers); no idle window, reads, CLI calls or failovers — a block takes seconds, not
+ * minutes, so more interleaved rounds fit in an A/B of the write path.
+ * --compare <dir>: one more quorumd column per link, `<dir>/bin/quorumd.js` (another
+ * checkout, built: a baseline), interleaved with the others in every round; its column
+ * is named `<link>@base`.
  *
  * etcd: Debian's `etcd-server` package (apt-get install etcd-server). Without it the
  * quorumd column is measured alone and the bench says how to install it. Data goes to
@@ -92,18 +105,26 @@ const FAILOVER_PUT_TIMEOUT_MS = num('probe-timeout', 1000, 50, 10_000);
 const ETCD_TIMING = opt('etcd-timing', '50/300');
 const Q_NODE_OPTIONS = opt('quorumd-node-options', '');
 const ONLY = opt('only', '');
+const ONLY_WRITES = process.argv.includes('--only-writes');
 const LINKS = opt('links', 'mqtt').split(',').map((x) => x.trim());
 if (LINKS.length === 0 || LINKS.some((l) => l !== 'mqtt' && l !== 'tcp') || new Set(LINKS).size !== LINKS.length) {
   console.error(`vs-etcd: --links must be a list of mqtt and tcp, e.g. mqtt,tcp; got ${JSON.stringify(opt('links', 'mqtt'))}`);
   process.exit(2);
 }
+const COMPARE = opt('compare', '');
+if (COMPARE && !existsSync(join(COMPARE, 'bin', 'quorumd.js'))) {
+  console.error(`vs-etcd: --compare must be a checkout of quorumd (with bin/quorumd.js and a built dist/), got ${JSON.stringify(COMPARE)}`);
+  process.exit(2);
+}
+/** The quorumd columns: each link, and with --compare the same link from the other checkout. */
+const VARIANTS = LINKS.flatMap((l) => [l, ...(COMPARE ? [`${l}@base`] : [])]);
 const timing = /^(\d+)\/(\d+)$/.exec(ETCD_TIMING);
 if (!timing) {
   console.error(`vs-etcd: --etcd-timing must be <heartbeat ms>/<election ms>, e.g. 50/300, got ${JSON.stringify(ETCD_TIMING)}`);
   process.exit(2);
 }
 const root = join(import.meta.dirname, '..');
-const bin = join(root, 'bin', 'quorumd.js');
+const ownBin = join(root, 'bin', 'quorumd.js');
 const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 
 // ---------------------------------------------------------------------------
@@ -187,6 +208,8 @@ interface System {
   get(url: string, key: string): Promise<boolean>;
   leader(): Promise<Member | undefined>;
   fsyncs(m: Member): Promise<number>;
+  /** The member's fsync latency histogram (cumulative buckets, seconds), from its /metrics. */
+  fsyncHist(m: Member): Promise<Hist>;
   kill(m: Member): void;
   /** Until every member answers again (after a kill). */
   recover(m: Member): Promise<void>;
@@ -195,6 +218,40 @@ interface System {
 }
 
 const b64 = (s: string) => Buffer.from(s).toString('base64');
+
+/**
+ * A Prometheus histogram as scraped: cumulative counts per upper bound (seconds), count, sum.
+ * etcd's etcd_disk_wal_fsync_duration_seconds times the fdatasync call of its WAL;
+ * quorumd's quorumd_fsync_seconds times a sync from the request to its callback (the
+ * thread pool's trip and the event loop's wait included): same disk, not quite the same
+ * span — the difference is the cost of doing it off the event loop.
+ */
+interface Hist {
+  le: Map<number, number>;
+  count: number;
+  sum: number;
+}
+function parseHist(text: string, name: string): Hist {
+  const le = new Map<number, number>();
+  for (const m of text.matchAll(new RegExp(`^${name}_bucket\\{le="([^"]+)"\\} (\\S+)`, 'gm'))) if (m[1] !== '+Inf') le.set(Number(m[1]), Number(m[2]));
+  const count = Number(new RegExp(`^${name}_count (\\S+)`, 'm').exec(text)?.[1] ?? NaN);
+  const sum = Number(new RegExp(`^${name}_sum (\\S+)`, 'm').exec(text)?.[1] ?? NaN);
+  return { le, count, sum };
+}
+/** b − a, bucket by bucket. */
+function histDelta(a: Hist, b: Hist): Hist {
+  return { le: new Map([...b.le].map(([k, v]) => [k, v - (a.le.get(k) ?? 0)])), count: b.count - a.count, sum: b.sum - a.sum };
+}
+/** Summed over members. */
+function histSum(hs: Hist[]): Hist {
+  const le = new Map<number, number>();
+  for (const h of hs) for (const [k, v] of h.le) le.set(k, (le.get(k) ?? 0) + v);
+  return { le, count: hs.reduce((a, h) => a + h.count, 0), sum: hs.reduce((a, h) => a + h.sum, 0) };
+}
+/** Share of observations at or below `s` seconds (a bucket bound both systems have: 0.001). */
+function histShare(h: Hist, s: number): number {
+  return h.count > 0 ? (h.le.get(s) ?? NaN) / h.count : NaN;
+}
 /** The last failed request (for error messages). */
 let lastError = '';
 
@@ -278,6 +335,10 @@ async function startEtcd(dir: string): Promise<System> {
       const r = await call(m.url, 'GET', '/metrics', { timeoutMs: 5000, token: NO_TOKEN });
       return Number(/^etcd_disk_wal_fsync_duration_seconds_count (\d+)/m.exec(r.body.toString())?.[1] ?? NaN);
     },
+    async fsyncHist(m) {
+      const r = await call(m.url, 'GET', '/metrics', { timeoutMs: 5000, token: NO_TOKEN });
+      return parseHist(r.body.toString(), 'etcd_disk_wal_fsync_duration_seconds');
+    },
     kill(m) {
       procs.get(m.name)?.kill('SIGKILL');
     },
@@ -304,7 +365,9 @@ async function startEtcd(dir: string): Promise<System> {
   return sys;
 }
 
-async function startQuorumd(dir: string, link: string): Promise<System> {
+async function startQuorumd(dir: string, variant: string): Promise<System> {
+  const [link, base_] = variant.split('@') as [string, string?];
+  const bin = base_ ? join(COMPARE, 'bin', 'quorumd.js') : ownBin;
   // HTTP on base+1..3; with --link tcp the node links on base+11..13 (daemon/dev.ts devTcpPort).
   const base = (await freePorts(14)) - 0;
   const t0 = performance.now();
@@ -400,6 +463,10 @@ async function startQuorumd(dir: string, link: string): Promise<System> {
       const r = await call(m.url, 'GET', '/metrics', { timeoutMs: 5000 });
       return Number(/^quorumd_fsyncs_total (\d+)/m.exec(r.body.toString())?.[1] ?? NaN);
     },
+    async fsyncHist(m) {
+      const r = await call(m.url, 'GET', '/metrics', { timeoutMs: 5000 });
+      return parseHist(r.body.toString(), 'quorumd_fsync_seconds');
+    },
     kill(m) {
       pids();
       try {
@@ -458,6 +525,11 @@ interface Block {
   fsyncsPerWrite: number;
   /** The same under CONC writers (group commit: below 1 when batches form). */
   fsyncsPerWriteConc: number;
+  /** Mean fsync time over the sequential writes, ms: on the leader, and on the followers together. */
+  fsyncMeanLeader: number;
+  fsyncMeanFollowers: number;
+  /** Share of all members' fsyncs over the sequential writes that took ≤ 1 ms. */
+  fsyncUnder1ms: number;
   writesPerSec: number;
   readP50: number;
   readsPerSec: number;
@@ -548,7 +620,7 @@ async function runBlock(kind: 'etcd' | 'quorumd', link = 'mqtt'): Promise<Block>
     // Settle, then idle memory and CPU.
     await sleep(3000);
     const cpu0 = sys.members.map((m) => cpuSeconds(m.pid));
-    await sleep(IDLE_S * 1000);
+    if (!ONLY_WRITES) await sleep(IDLE_S * 1000);
     const cpu1 = sys.members.map((m) => cpuSeconds(m.pid));
     const idleCpuPct = median(cpu1.map((c, i) => ((c - cpu0[i]!) / IDLE_S) * 100));
     const idle = sys.members.map((m) => procStatus(m.pid));
@@ -563,6 +635,7 @@ async function runBlock(kind: 'etcd' | 'quorumd', link = 'mqtt'): Promise<Block>
     const value = 'v'.repeat(16);
     for (let i = 0; i < 50; i++) await sys.put(L.url, 'seq', value);
     const f0 = await sys.fsyncs(L);
+    const h0 = await Promise.all(sys.members.map((m) => sys.fsyncHist(m)));
     const lat: number[] = [];
     for (let i = 0; i < WRITES; i++) {
       const s = performance.now();
@@ -570,6 +643,12 @@ async function runBlock(kind: 'etcd' | 'quorumd', link = 'mqtt'): Promise<Block>
       lat.push(performance.now() - s);
     }
     const f1 = await sys.fsyncs(L);
+    const hd = (await Promise.all(sys.members.map((m) => sys.fsyncHist(m)))).map((h, i) => histDelta(h0[i]!, h));
+    const hl = hd[sys.members.indexOf(L)]!;
+    const hf = histSum(hd.filter((_, i) => sys.members[i] !== L));
+    const fsyncMeanLeader = (hl.sum / hl.count) * 1000;
+    const fsyncMeanFollowers = (hf.sum / hf.count) * 1000;
+    const fsyncUnder1ms = histShare(histSum(hd), 0.001);
     // 64 writers, RSS sampled meanwhile.
     let peakRss = 0;
     const sample = () => {
@@ -585,6 +664,12 @@ async function runBlock(kind: 'etcd' | 'quorumd', link = 'mqtt'): Promise<Block>
     }, sample);
     const f3 = await sys.fsyncs(L);
     sample();
+    if (ONLY_WRITES) {
+      return {
+        ...failedBlock(), load, coldStartMs, readyMs, seqP50: pct(lat, 50), seqP99: pct(lat, 99), fsyncsPerWrite: (f1 - f0) / WRITES, fsyncMeanLeader, fsyncMeanFollowers, fsyncUnder1ms,
+        fsyncsPerWriteConc: (f3 - f2) / Math.max(1, okWrites), writesPerSec, peakRss, heartbeatMs,
+      };
+    }
     // Reads.
     const rl: number[] = [];
     for (let i = 0; i < Math.min(WRITES, 1000); i++) {
@@ -607,7 +692,7 @@ async function runBlock(kind: 'etcd' | 'quorumd', link = 'mqtt'): Promise<Block>
     }
     const fo = await failover(sys);
     return {
-      load, coldStartMs, readyMs, seqP50: pct(lat, 50), seqP99: pct(lat, 99), fsyncsPerWrite: (f1 - f0) / WRITES, fsyncsPerWriteConc: (f3 - f2) / Math.max(1, okWrites), writesPerSec,
+      load, coldStartMs, readyMs, seqP50: pct(lat, 50), seqP99: pct(lat, 99), fsyncsPerWrite: (f1 - f0) / WRITES, fsyncMeanLeader, fsyncMeanFollowers, fsyncUnder1ms, fsyncsPerWriteConc: (f3 - f2) / Math.max(1, okWrites), writesPerSec,
       readP50: pct(rl, 50), readsPerSec, failoverMs: fo.ms, failoverFailed: fo.failed, idleRss, idlePriv, idlePss, peakRss,
       supervisorRss, idleCpuPct, cliMs: median(cli), heartbeatMs,
     };
@@ -623,7 +708,7 @@ async function runBlock(kind: 'etcd' | 'quorumd', link = 'mqtt'): Promise<Block>
 /** A block that could not be measured: every number NaN (printed as an empty cell). */
 function failedBlock(): Block {
   return {
-    load: NaN, coldStartMs: NaN, readyMs: NaN, seqP50: NaN, seqP99: NaN, fsyncsPerWrite: NaN, fsyncsPerWriteConc: NaN, writesPerSec: NaN,
+    load: NaN, coldStartMs: NaN, readyMs: NaN, seqP50: NaN, seqP99: NaN, fsyncsPerWrite: NaN, fsyncsPerWriteConc: NaN, fsyncMeanLeader: NaN, fsyncMeanFollowers: NaN, fsyncUnder1ms: NaN, writesPerSec: NaN,
     readP50: NaN, readsPerSec: NaN, failoverMs: [], failoverFailed: 0, idleRss: NaN, idlePriv: NaN, idlePss: NaN, peakRss: NaN,
     supervisorRss: NaN, idleCpuPct: NaN, cliMs: NaN, heartbeatMs: NaN,
   };
@@ -638,6 +723,9 @@ const ROWS: Row[] = [
   ['sequential writes, 1 client, p50', (b) => b.seqP50, 'ms', 2],
   ['sequential writes, p99', (b) => b.seqP99, 'ms', 2],
   ['fsyncs per write on the leader, 1 client', (b) => b.fsyncsPerWrite, '', 2],
+  ['fsync time, mean, on the leader during the sequential writes (etcd: the fdatasync call; quorumd: request → callback, thread pool included)', (b) => b.fsyncMeanLeader, 'ms', 2],
+  ['fsync time, mean, on the followers (same)', (b) => b.fsyncMeanFollowers, 'ms', 2],
+  ['fsyncs ≤ 1 ms, share of all members\' (same)', (b) => b.fsyncUnder1ms, '', 2],
   [`fsyncs per write on the leader, ${CONC} clients`, (b) => b.fsyncsPerWriteConc, '', 2],
   [`${CONC} clients → leader, writes/s`, (b) => b.writesPerSec, '', 0],
   ['linearizable reads, 1 client, p50 (quorumd: lease read; etcd: ReadIndex round)', (b) => b.readP50, 'ms', 2],
@@ -655,6 +743,9 @@ const ROWS: Row[] = [
   ['CLI call (quorumd kv get / etcdctl get), wall, median', (b) => b.cliMs, 'ms', 0],
 ];
 
+/** The rows --only-writes measures. */
+const WRITE_ROWS = new Set(ROWS.slice(0, 8).map((r) => r[0]));
+
 function range(xs: number[], digits: number, unit: string): string {
   const ok = xs.filter((x) => Number.isFinite(x));
   if (ok.length === 0) return '–';
@@ -667,12 +758,12 @@ function range(xs: number[], digits: number, unit: string): string {
 
 function printTable(etcd: Block[], qs: Record<string, Block[]>): void {
   const links = Object.keys(qs);
-  console.log(`\n| measure | etcd ${ETCD_TIMING} | ${links.map((l) => `quorumd dev --link ${l}`).join(' | ')} | ${links.map((l) => `${l} / etcd`).join(' | ')} |`);
+  console.log(`\n| measure | etcd ${ETCD_TIMING} | ${links.map((l) => `quorumd dev --link ${l.replace('@base', '')}${l.endsWith('@base') ? ' (--compare)' : ''}`).join(' | ')} | ${links.map((l) => `${l} / etcd`).join(' | ')} |`);
   console.log(`|---|---:|${links.map(() => '---:|').join('')}${links.map(() => '---:|').join('')}`);
   // The idle CPU row says the heartbeat each side ran at: they compare only when it is the same.
   const hb = (bs: Block[]) => range(bs.map((b) => b.heartbeatMs), 0, 'ms');
   const hbNote = ` (heartbeat: etcd ${hb(etcd)}; ${links.map((l) => `quorumd ${l} ${hb(qs[l]!)}`).join(', ')})`;
-  for (const [row, get, unit, digits] of ROWS) {
+  for (const [row, get, unit, digits] of ONLY_WRITES ? ROWS.filter((r) => WRITE_ROWS.has(r[0])) : ROWS) {
     const label = get === idleCpuOf ? `${row}${hbNote}` : row;
     const e = etcd.map(get);
     const cols = links.map((l) => range(qs[l]!.map(get), digits, unit));
@@ -691,17 +782,19 @@ if (ONLY !== 'quorumd' && !haveEtcd) {
   console.log('etcd not found: install Debian\'s etcd 3.4 for the side-by-side columns:\n  sudo apt-get install etcd-server etcd-client\n(measuring quorumd alone)');
 }
 if (!existsSync(join(root, 'dist', 'cli.js'))) spawnSync(process.execPath, [join(root, 'scripts', 'build.mjs')], { stdio: 'inherit' });
-console.log(`vs-etcd: ${ROUNDS} round(s), ${WRITES} sequential writes, ${CONC} clients × ${SECS} s, ${KILLS} kills per round, idle window ${IDLE_S} s, etcd heartbeat/election ${ETCD_TIMING} ms`);
+console.log(ONLY_WRITES
+  ? `vs-etcd --only-writes: ${ROUNDS} round(s), ${WRITES} sequential writes, ${CONC} clients × ${SECS} s, etcd heartbeat/election ${ETCD_TIMING} ms`
+  : `vs-etcd: ${ROUNDS} round(s), ${WRITES} sequential writes, ${CONC} clients × ${SECS} s, ${KILLS} kills per round, idle window ${IDLE_S} s, etcd heartbeat/election ${ETCD_TIMING} ms`);
 // The idle CPU row compares like with like only at the same heartbeat: say what each runs.
 console.log(`quorumd dev runs the board defaults (daemon/config/schema.ts): Raft heartbeat 100 ms, election timeout 1000–2000 ms${timing![1] === '100' ? '' : ` — not etcd's heartbeat (${timing![1]} ms): the idle CPU row is then not at the same heartbeat (--etcd-timing 100/1000 for that)`}`);
 console.log(`uptime: ${spawnSync('uptime', { encoding: 'utf8' }).stdout.trim()}`);
 if (Q_NODE_OPTIONS) console.log(`quorumd processes run with NODE_OPTIONS=${Q_NODE_OPTIONS}`);
 const etcdBlocks: Block[] = [];
-const qBlocks: Record<string, Block[]> = Object.fromEntries(LINKS.map((l) => [l, []]));
+const qBlocks: Record<string, Block[]> = Object.fromEntries(VARIANTS.map((l) => [l, []]));
 for (let r = 0; r < ROUNDS; r++) {
   console.log(`round ${r + 1}/${ROUNDS}`);
   // Rotate which goes first, so none always meets another's leftovers.
-  const all: string[] = [...(haveEtcd ? ['etcd'] : []), ...LINKS];
+  const all: string[] = [...(haveEtcd ? ['etcd'] : []), ...VARIANTS];
   const order = all.map((_, i) => all[(i + r) % all.length]!);
   for (const what of order) {
     let b: Block;

@@ -27,6 +27,10 @@
  *   → client                   backend answer → the client has the response
  *   GC                         ms of garbage collection in the leader / first acker during the write
  *
+ * Before the table: the CPU time of each node process per write (utime + stime over the
+ * writes: on a shared 2-core machine a steadier measure than wall time), and each node's
+ * garbage collections during the writes by kind (how many, how long, the longest).
+ *
  * Then the slowest 1 % of the writes one by one: the stages that took over 0.5 ms and
  * the collections during each, and which stage was the largest how often (what makes
  * the tail).
@@ -37,7 +41,7 @@
  * With `tcp` the cluster runs `quorumd dev --link tcp`: the hop rows are then the
  * direct TCP hop between the nodes.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -47,6 +51,7 @@ const WRITES = Number(process.argv[2] ?? process.env.QUORUMD_BENCH_WRITES ?? 500
 const LINK = process.argv[3] ?? process.env.QUORUMD_BENCH_LINK ?? 'mqtt';
 if (LINK !== 'mqtt' && LINK !== 'tcp') throw new Error(`write-trace: the link must be mqtt or tcp, got ${JSON.stringify(LINK)}`);
 const root = join(import.meta.dirname, '..');
+const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const now = () => performance.timeOrigin + performance.now();
 
@@ -72,6 +77,21 @@ try {
   const leaderUrl = urls[Number(l.leader.slice(1)) - 1]!;
   for (let i = 0; i < 50; i++) await call(leaderUrl, 'PUT', '/v1/kv/warm', { body: 'x' });
   const client = new Map<number, { sent: number; got: number }>();
+  // CPU of each node process over the writes (utime + stime, /proc/<pid>/stat): the
+  // trace files are named <node>-<pid>.jsonl (the warm-up above made every node write one).
+  await sleep(300);
+  const nodePids = readdirSync(traceDir).map((f) => /^(.+)-(\d+)\.jsonl$/.exec(f)).filter((m) => m !== null).map((m) => ({ node: m[1]!, pid: Number(m[2]) }));
+  const cpuOf = (pid: number) => {
+    try {
+      const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      return ((Number(f[11]) + Number(f[12])) / CLK_TCK) * 1000;
+    } catch {
+      return NaN;
+    }
+  };
+  const cpu0 = nodePids.map((p) => cpuOf(p.pid));
+  const self0 = process.cpuUsage();
+  const wall0 = now();
   for (let i = 0; i < WRITES; i++) {
     const sent = now();
     const r = await call(leaderUrl, 'PUT', '/v1/kv/seq', { body: 'v'.repeat(16) });
@@ -79,12 +99,15 @@ try {
     if (r.status !== 200) throw new Error(`write ${i}: ${r.status} ${r.body.toString()}`);
     client.set((JSON.parse(r.body.toString()) as { index: number }).index, { sent, got });
   }
+  const wall1 = now();
+  const cpu1 = nodePids.map((p) => cpuOf(p.pid));
+  const self1 = process.cpuUsage(self0);
   await sleep(500); // every node's tracer flushes within 200 ms
 
   // node → index → point → time (first occurrence: a range mark covers every index in it)
   const points = new Map<string, Map<number, Map<string, number>>>();
   // node → its garbage collections [start, duration] (ms)
-  const gcs = new Map<string, [number, number][]>();
+  const gcs = new Map<string, [number, number, number][]>();
   for (const f of readdirSync(traceDir)) {
     const node = f.split('-')[0]!;
     const byIndex = points.get(node) ?? new Map<number, Map<string, number>>();
@@ -93,9 +116,9 @@ try {
     gcs.set(node, gc);
     for (const line of readFileSync(join(traceDir, f), 'utf8').split('\n')) {
       if (!line) continue;
-      const [point, lo, hi, t, dur] = JSON.parse(line) as [string, number, number, number, number?];
+      const [point, lo, hi, t, dur, kind] = JSON.parse(line) as [string, number, number, number, number?, number?];
       if (point === 'gc') {
-        gc.push([t, dur ?? 0]);
+        gc.push([t, dur ?? 0, kind ?? 0]);
         continue;
       }
       for (let i = lo; i <= hi; i++) {
@@ -186,6 +209,17 @@ try {
   console.log(`write-trace: ${client.size} sequential writes to the leader ${l.leader} of a 3-node quorumd dev cluster (--link ${LINK})`);
   console.log(`uptime: ${(await import('node:child_process')).spawnSync('uptime', { encoding: 'utf8' }).stdout.trim()}`);
   console.log(`follower clocks against the leader's (NTP estimate, median): ${[...offset].map(([n, o]) => `${n} ${o >= 0 ? '+' : ''}${o.toFixed(3)} ms`).join(', ')}`);
+  console.log(`CPU per write (utime + stime over the ${client.size} writes, in ${1000 / CLK_TCK} ms ticks): ${nodePids.map((p, k) => `${p.node}${p.node === l.leader ? ' (leader)' : ''} ${((cpu1[k]! - cpu0[k]!) / client.size).toFixed(3)} ms`).join(', ')}; the client ${((self1.user + self1.system) / 1000 / client.size).toFixed(3)} ms`);
+  // Collections during the writes, per node: how many, how long (a long one is a write's tail).
+  for (const [node, gc] of gcs) {
+    const run = gc.filter(([t]) => t >= wall0 && t <= wall1);
+    if (run.length === 0) continue;
+    const kinds = new Map<number, number[]>();
+    for (const [, d, k] of run) (kinds.get(k) ?? kinds.set(k, []).get(k)!).push(d);
+    const name: Record<number, string> = { 1: 'scavenge', 2: 'mark-compact', 4: 'incremental marking', 8: 'weak callbacks' };
+    const inRun = run.map(([, d]) => d);
+    console.log(`GC during the writes on ${node}${node === l.leader ? ' (leader)' : ''}: ${inRun.length} collections, ${inRun.reduce((a, b) => a + b, 0).toFixed(1)} ms in all, longest ${Math.max(...inRun).toFixed(2)} ms, over 5 ms: ${inRun.filter((d) => d > 5).length} (${[...kinds].map(([k, ds]) => `${name[k] ?? `kind ${k}`} ×${ds.length} ${ds.reduce((a, b) => a + b, 0).toFixed(1)} ms, longest ${Math.max(...ds).toFixed(2)}`).join('; ')})`);
+  }
   console.log('| stage | p50 ms | p90 ms | p99 ms |\n|---|---:|---:|---:|');
   for (const [k, v] of Object.entries(stages)) console.log(`| ${k} | ${pct(v, 50).toFixed(3)} | ${pct(v, 90).toFixed(3)} | ${pct(v, 99).toFixed(3)} |`);
   const late = stages['waiting for the leader fsync after the first ack'] ?? [];

@@ -16,9 +16,10 @@
  *   ack.recv<N             the leader got node N's AppendReply
  *   commit                 the commit index passed them
  *   apply                  applied to the state machine
- * and, with no index (lo = hi = 0): `gc` lines `["gc", 0, 0, startMs, durationMs]`, one
- * per garbage collection of the process (node:perf_hooks), so that a slow write can be
- * matched with the collections that ran during it.
+ * and, with no index (lo = hi = 0): `gc` lines `["gc", 0, 0, startMs, durationMs, kind]`
+ * (kind: node:perf_hooks' NODE_PERFORMANCE_GC_* — 1 scavenge, 2 mark-compact, 4
+ * incremental marking, 8 weak callbacks), one per garbage collection of the process,
+ * so that a slow write can be matched with the collections that ran during it.
  * bench/write-trace.ts starts a dev cluster with it, writes, and prints the timeline.
  *
  * The simulator never passes a tracer: it only records, it never changes behaviour.
@@ -62,7 +63,7 @@ export function writeTracerFromEnv(node: string, env: NodeJS.ProcessEnv = proces
   };
   // Collections: entry.startTime is on the same clock as now() (ms after timeOrigin).
   new PerformanceObserver((list) => {
-    for (const e of list.getEntries()) buf.push(`${JSON.stringify(['gc', 0, 0, Math.round((origin + e.startTime) * 1000) / 1000, Math.round(e.duration * 1000) / 1000])}\n`);
+    for (const e of list.getEntries()) buf.push(`${JSON.stringify(['gc', 0, 0, Math.round((origin + e.startTime) * 1000) / 1000, Math.round(e.duration * 1000) / 1000, (e as unknown as { detail?: { kind?: number } }).detail?.kind ?? 0])}\n`);
   }).observe({ entryTypes: ['gc'] });
   return {
     mark: (point, lo, hi = lo) => markAt(point, lo, hi, now()),
