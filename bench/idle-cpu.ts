@@ -9,10 +9,10 @@
  * Why windows over minutes and not one window after the start: a node is a V8 process,
  * and V8 compiles the heartbeat path with its optimizing compiler only after it ran hot
  * for a while. In the first minutes an idle node spends a good part of its CPU in the
- * interpreter, the baseline code and the compiler (perf showed ~15 % of a follower's
- * samples in TurboFan in its first minute); after a few minutes that is over. An etcd
- * member (Go, compiled ahead of time) has no such phase. The summary gives both: the
- * first window and the windows after --warmup seconds.
+ * interpreter, the baseline code and the compiler (perf: ~15 % of a follower's samples
+ * in TurboFan at one minute, ~9 % at four); a follower's idle CPU about halves over its
+ * first four minutes. An etcd member (Go, compiled ahead of time) has no such phase.
+ * The summary gives both: the first window and the windows after --warmup seconds.
  *
  *   npx tsx bench/idle-cpu.ts [--links mqtt,tcp] [--jobs on|off|both] [--warmup 240]
  *                             [--window 30] [--windows 6] [--etcd-timing 100/1000]
