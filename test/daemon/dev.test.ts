@@ -4,10 +4,10 @@
  */
 import { execFile, spawnSync } from 'node:child_process';
 import { promisify } from 'node:util';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { afterAll, describe, expect, it } from 'vitest';
-import { startDev, type DevCluster } from '../../daemon/dev.ts';
+import { NODE_MALLOC_TUNABLES, startDev, type DevCluster } from '../../daemon/dev.ts';
 import { call } from '../../daemon/client/http.ts';
 import { freeBasePort } from '../helpers/ports.ts';
 
@@ -34,6 +34,14 @@ describe('quorumd dev', () => {
     expect(printed).toMatch(/^  (quorumd|node \/\S+\/bin\/quorumd\.js) status --node /m);
     expect(dev.nodes.map((n) => n.url)).toEqual([1, 2, 3].map((k) => `http://127.0.0.1:${base + k}`));
     expect(new Set(dev.nodes.map((n) => n.child?.pid)).size).toBe(3);
+    // Each node runs with glibc's malloc settings (NODE_MALLOC_TUNABLES), unless this environment has its own.
+    if (process.platform === 'linux') {
+      for (const n of dev.nodes) {
+        // glibc parses the variable in place, putting a NUL where a ':' separated two settings.
+        const env = `:${readFileSync(`/proc/${n.child!.pid}/environ`, 'utf8').replace(/\0/g, ':')}`;
+        expect(env).toContain(`:GLIBC_TUNABLES=${process.env.GLIBC_TUNABLES ?? NODE_MALLOC_TUNABLES}:`);
+      }
+    }
     expect(printed).toMatch(/leader n\d/);
     // The guide's first lines: how the CLI (QUORUMD_DATA_DIR) and curl ($AUTH) find the token.
     const exportLine = printed.split('\n').map((l) => l.trim()).find((l) => l.startsWith('export QUORUMD_DATA_DIR='));
