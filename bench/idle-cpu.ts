@@ -26,9 +26,9 @@
  * Roles are read at the end of each window (quorumd: /v1/status; etcd: its status
  * endpoint). Loopback only; every loop is bounded; everything started is stopped.
  */
+import { cpuSeconds, findNodePids, freePorts, numberOption } from './_proc.ts';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -37,13 +37,7 @@ function opt(name: string, dflt: string): string {
   return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1]! : dflt;
 }
 function num(name: string, dflt: number, min: number, max: number): number {
-  const raw = opt(name, String(dflt));
-  const v = Number(raw);
-  if (!Number.isFinite(v) || v < min || v > max) {
-    console.error(`idle-cpu: --${name} must be a number in ${min}..${max}, got ${JSON.stringify(raw)}`);
-    process.exit(2);
-  }
-  return v;
+  return numberOption('idle-cpu', name, opt(name, String(dflt)), min, max);
 }
 const WARMUP_S = num('warmup', 240, 0, 3600);
 const WINDOW_S = num('window', 30, 5, 600);
@@ -70,38 +64,12 @@ if (COMPARE && !existsSync(join(COMPARE, 'bin', 'quorumd.js'))) {
   process.exit(2);
 }
 const root = join(import.meta.dirname, '..');
-const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const median = (xs: number[]) => {
   const s = xs.filter(Number.isFinite).sort((a, b) => a - b);
   return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 };
 
-function cpuTicks(pid: number): number {
-  try {
-    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return Number(f[11]) + Number(f[12]);
-  } catch {
-    return NaN;
-  }
-}
-
-/** `span` free TCP ports on 127.0.0.1 from the returned one on, below the ephemeral range. */
-async function freePorts(span: number): Promise<number> {
-  const isFree = (p: number) =>
-    new Promise<boolean>((resolve) => {
-      const s = createServer();
-      s.once('error', () => resolve(false));
-      s.listen(p, '127.0.0.1', () => s.close(() => resolve(true)));
-    });
-  for (let attempt = 0; attempt < 200; attempt++) {
-    const base = 20000 + Math.floor(Math.random() * (32000 - 20000 - span));
-    let ok = true;
-    for (let k = 0; k < span && ok; k++) ok = await isFree(base + k);
-    if (ok) return base;
-  }
-  throw new Error('idle-cpu: no free port range found on 127.0.0.1');
-}
 
 interface Member {
   name: string;
@@ -118,7 +86,7 @@ interface Sys {
 
 async function startEtcd(): Promise<Sys> {
   const dir = mkdtempSync(join(tmpdir(), 'quorumd-idle-cpu-etcd-'));
-  const base = await freePorts(6);
+  const base = await freePorts(6, 'idle-cpu');
   const names = ['m1', 'm2', 'm3'];
   const initial = names.map((n, i) => `${n}=http://127.0.0.1:${base + 3 + i}`).join(',');
   const procs = names.map((n, i) =>
@@ -156,7 +124,7 @@ async function startEtcd(): Promise<Sys> {
 
 async function startDev(checkout: string, label: string, link: string, jobs: boolean): Promise<Sys> {
   const dir = mkdtempSync(join(tmpdir(), 'quorumd-idle-cpu-dev-'));
-  const base = await freePorts(14); // HTTP base+1..3, TCP links base+11..13 (daemon/dev.ts)
+  const base = await freePorts(14, 'idle-cpu'); // HTTP base+1..3, TCP links base+11..13 (daemon/dev.ts)
   const args = [join(checkout, 'bin', 'quorumd.js'), 'dev', '--base-port', String(base), '--data-dir', join(dir, 'd'), '--link', link];
   if (!jobs) {
     writeFileSync(join(dir, 'no-jobs.yaml'), 'jobs: []\n');
@@ -169,16 +137,7 @@ async function startDev(checkout: string, label: string, link: string, jobs: boo
   const t0 = Date.now();
   while (!/quorumd dev: \d+ nodes? running/.test(out) && Date.now() - t0 < 90_000 && dev.exitCode === null) await sleep(50);
   const members: Member[] = [1, 2, 3].map((k) => ({ name: `n${k}`, pid: 0 }));
-  for (const p of readdirSync('/proc')) {
-    if (!/^\d+$/.test(p)) continue;
-    let cmd: string;
-    try {
-      cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8');
-    } catch {
-      continue;
-    }
-    for (const m of members) if (cmd.includes(`${join(dir, 'd', `${m.name}.yaml`)}\0`) && cmd.includes('\0start\0')) m.pid = Number(p);
-  }
+  findNodePids(join(dir, 'd'), members);
   if (members.some((m) => m.pid === 0)) {
     dev.kill('SIGKILL');
     throw new Error(`idle-cpu: quorumd dev (${label}) did not start:\n${out.slice(-2000)}`);
@@ -244,16 +203,16 @@ try {
   const lastWindowStart = WARMUP_S + WINDOWS * WINDOW_S;
   for (let w = 0; w < 1000 && (Date.now() - t0) / 1000 < lastWindowStart; w++) {
     const at = (Date.now() - t0) / 1000;
-    const c0 = systems.map((s) => s.members.map((m) => cpuTicks(m.pid)));
+    const c0 = systems.map((s) => s.members.map((m) => cpuSeconds(m.pid)));
     const w0 = performance.now();
     await sleep(WINDOW_S * 1000);
     const secs = (performance.now() - w0) / 1000;
-    const c1 = systems.map((s) => s.members.map((m) => cpuTicks(m.pid)));
+    const c1 = systems.map((s) => s.members.map((m) => cpuSeconds(m.pid)));
     const leaders = await Promise.all(systems.map((s) => s.leader()));
     const parts = systems.map((s, i) =>
       `${s.label}: ${s.members
         .map((m, k) => {
-          const pct = ((c1[i]![k]! - c0[i]![k]!) / CLK_TCK / secs) * 100;
+          const pct = ((c1[i]![k]! - c0[i]![k]!) / secs) * 100;
           rows[i]![k]!.push({ at, pct, leader: leaders[i] === m.name });
           return `${m.name}${leaders[i] === m.name ? '*' : ''} ${pct.toFixed(2)}`;
         })

@@ -63,9 +63,9 @@
  * fresh directories under the OS temp dir (same file system for both). Loopback only;
  * every loop is bounded; everything started is stopped.
  */
+import { cpuSeconds, findNodePids, freePorts, numberOption } from './_proc.ts';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { agent, call } from '../daemon/client/http.ts';
@@ -80,13 +80,7 @@ function opt(name: string, dflt: string): string {
   return process.env[`QUORUMD_BENCH_${name.toUpperCase().replace(/-/g, '_')}`] ?? dflt;
 }
 function num(name: string, dflt: number, min: number, max: number): number {
-  const raw = opt(name, String(dflt));
-  const v = Number(raw);
-  if (!Number.isFinite(v) || v < min || v > max) {
-    console.error(`vs-etcd: --${name} must be a number in ${min}..${max}, got ${JSON.stringify(raw)}`);
-    process.exit(2);
-  }
-  return v;
+  return numberOption('vs-etcd', name, opt(name, String(dflt)), min, max);
 }
 const ROUNDS = num('rounds', 2, 1, 20);
 const WRITES = num('writes', 1000, 10, 100_000);
@@ -125,7 +119,6 @@ if (!timing) {
 }
 const root = join(import.meta.dirname, '..');
 const ownBin = join(root, 'bin', 'quorumd.js');
-const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -147,34 +140,6 @@ function procStatus(pid: number): { rss: number; priv: number; pss: number } {
   } catch {
     return { rss: NaN, priv: NaN, pss: NaN };
   }
-}
-function cpuSeconds(pid: number): number {
-  try {
-    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return (Number(f[11]) + Number(f[12])) / CLK_TCK;
-  } catch {
-    return NaN;
-  }
-}
-
-/** A free TCP port on 127.0.0.1 (and, for `span` > 1, the ports after it too). */
-async function freePorts(span: number): Promise<number> {
-  const isFree = (p: number) =>
-    new Promise<boolean>((resolve) => {
-      const s = createServer();
-      s.once('error', () => resolve(false));
-      s.listen(p, '127.0.0.1', () => s.close(() => resolve(true)));
-    });
-  for (let attempt = 0; attempt < 200; attempt++) {
-    // Below Linux's ephemeral range (32768+): a port there can be taken by any outgoing
-    // connection between this probe and the server's listen (it happened here: a node's
-    // HTTP port, and etcd members that never elected, at load 20+).
-    const base = 20000 + Math.floor(Math.random() * (32000 - 20000 - span));
-    let ok = true;
-    for (let k = 0; k < span && ok; k++) ok = await isFree(base + k);
-    if (ok) return base;
-  }
-  throw new Error('vs-etcd: no free port range found on 127.0.0.1');
 }
 
 async function waitLoad(label: string): Promise<number> {
@@ -266,7 +231,7 @@ function exited(c: ChildProcess): Promise<void> {
 const NO_TOKEN = '';
 
 async function startEtcd(dir: string): Promise<System> {
-  const base = await freePorts(6);
+  const base = await freePorts(6, 'vs-etcd');
   const names = ['m1', 'm2', 'm3'];
   const initial = names.map((n, i) => `${n}=http://127.0.0.1:${base + 3 + i}`).join(',');
   const procs = new Map<string, ChildProcess>();
@@ -369,7 +334,7 @@ async function startQuorumd(dir: string, variant: string): Promise<System> {
   const [link, base_] = variant.split('@') as [string, string?];
   const bin = base_ ? join(COMPARE, 'bin', 'quorumd.js') : ownBin;
   // HTTP on base+1..3; with --link tcp the node links on base+11..13 (daemon/dev.ts devTcpPort).
-  const base = (await freePorts(14)) - 0;
+  const base = (await freePorts(14, 'vs-etcd')) - 0;
   const t0 = performance.now();
   const dev = spawn(process.execPath, ['--max-semi-space-size=1', bin, 'dev', '--base-port', String(base), '--data-dir', dir, '--link', link], {
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -379,20 +344,8 @@ async function startQuorumd(dir: string, variant: string): Promise<System> {
   dev.stdout!.on('data', (d) => (out += d));
   dev.stderr!.on('data', (d) => (out += d));
   const members: Member[] = [1, 2, 3].map((k) => ({ name: `n${k}`, url: `http://127.0.0.1:${base + k}`, pid: 0 }));
-  const pids = () => {
-    // The node processes of this dev cluster: `... start --config <dir>/nK.yaml` (a fenced
-    // node is started again by the supervisor with a new pid).
-    for (const p of readdirSync('/proc')) {
-      if (!/^\d+$/.test(p)) continue;
-      let cmd: string;
-      try {
-        cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8');
-      } catch {
-        continue;
-      }
-      for (const m of members) if (cmd.includes(`${join(dir, `${m.name}.yaml`)}\0`) && cmd.includes('\0start\0')) m.pid = Number(p);
-    }
-  };
+  // The node processes of this dev cluster (a fenced node comes back with a new pid).
+  const pids = () => findNodePids(dir, members);
   // The dev cluster's API token (operator scope): every request of this process and its
   // CLI calls use it. The supervisor writes it before it spawns the nodes; writes are
   // tried from the spawn on (as for etcd), so it is picked up as soon as it is there.

@@ -1,0 +1,72 @@
+/**
+ * Small helpers the process-level benches share (vs-etcd.ts, idle-cpu.ts): CPU time of a
+ * process from /proc and a range of free TCP ports on 127.0.0.1.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { createServer } from 'node:net';
+
+/** Clock ticks per second of /proc/<pid>/stat's utime and stime. */
+export const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+
+/** CPU seconds (user + system) a process has used so far; NaN once it is gone. */
+export function cpuSeconds(pid: number): number {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+  } catch {
+    return NaN;
+  }
+}
+
+/** `span` free TCP ports on 127.0.0.1, from the returned one on. `who` names the bench in the error. */
+export async function freePorts(span: number, who: string): Promise<number> {
+  const isFree = (p: number) =>
+    new Promise<boolean>((resolve) => {
+      const s = createServer();
+      s.once('error', () => resolve(false));
+      s.listen(p, '127.0.0.1', () => s.close(() => resolve(true)));
+    });
+  for (let attempt = 0; attempt < 200; attempt++) {
+    // Below Linux's ephemeral range (32768+): a port there can be taken by any outgoing
+    // connection between this probe and the server's listen (it happened here: a node's
+    // HTTP port, and etcd members that never elected, at load 20+).
+    const base = 20000 + Math.floor(Math.random() * (32000 - 20000 - span));
+    let ok = true;
+    for (let k = 0; k < span && ok; k++) ok = await isFree(base + k);
+    if (ok) return base;
+  }
+  throw new Error(`${who}: no free port range found on 127.0.0.1`);
+}
+
+/**
+ * A numeric option: `raw` (from the bench's own option lookup) checked against min..max;
+ * anything else ends the bench with exit 2 and a message naming the option.
+ */
+export function numberOption(who: string, name: string, raw: string, min: number, max: number): number {
+  const v = Number(raw);
+  if (!Number.isFinite(v) || v < min || v > max) {
+    console.error(`${who}: --${name} must be a number in ${min}..${max}, got ${JSON.stringify(raw)}`);
+    process.exit(2);
+  }
+  return v;
+}
+
+/**
+ * The pids of a `quorumd dev` cluster's node processes (`... start --config <configDir>/nK.yaml`),
+ * found in /proc and written into `members` (a fenced node is started again by the supervisor with
+ * a new pid, so callers look again after kills).
+ */
+export function findNodePids(configDir: string, members: { name: string; pid: number }[]): void {
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    let cmd: string;
+    try {
+      cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const m of members) if (cmd.includes(`${join(configDir, `${m.name}.yaml`)}\0`) && cmd.includes('\0start\0')) m.pid = Number(p);
+  }
+}
