@@ -24,8 +24,8 @@
  *   anyone else.
  * - Bounded input: a packet announcing more than maxFrame + 1 KiB closes the
  *   connection at its header (hal/mqtt/guard.ts), before the body is buffered; and the
- *   receive path yields after every FRAMES_PER_TURN frames it hands to the node, so at
- *   most that many per event-loop turn (the socket is paused meanwhile), and a flood of frames cannot
+ *   receive path hands at most FRAMES_PER_TURN frames to the node per event-loop turn,
+ *   then yields (the socket is paused meanwhile), so that a flood of frames cannot
  *   starve the node's timers: Raft ticks and heartbeats keep their time.
  * - Events: 'up' when the first broker connection is ready (subscribed), 'down' when
  *   the last one is lost after having been up.
@@ -56,7 +56,7 @@ import { MqttSizeGuard } from './guard.ts';
 /** The last default `boot` of this process: links made within one second still get growing values. */
 let lastDefaultBoot = 0;
 
-/** Frames handed to the node before the receive path yields (see the header): at most this many per event-loop turn. */
+/** Frames handed to the node per event-loop turn before the receive path yields (see the header). */
 export const FRAMES_PER_TURN = 256;
 /** Bytes a packet may carry beyond maxFrame (topic, headers; presence and leader records are far smaller). */
 export const PACKET_OVERHEAD = 1024;
@@ -174,7 +174,7 @@ export interface MqttLinkStats {
   staleWills: number;
   /** Broker connections closed because a packet announced more than maxFrame + PACKET_OVERHEAD bytes. */
   droppedOversizePackets: number;
-  /** Times the receive path yielded to the event loop (once per FRAMES_PER_TURN frames received). */
+  /** Times the receive path yielded to the event loop after FRAMES_PER_TURN frames in one turn. */
   receiveYields: number;
   /** peer-gone events emitted. */
   peerGone: number;
@@ -323,7 +323,7 @@ export class MqttLink implements Link {
   private connSeq = 0;
   /** Newest connection (boot, conn) seen per peer, over every broker: older presence is stale. */
   private readonly newest = new Map<NodeId, { boot: number; conn: number }>();
-  /** Frames handed on since the receive path last yielded. */
+  /** Frames handed on in the current event-loop turn (reset by a setImmediate). */
   private turnFrames = 0;
   private frameHandler: ((frame: Uint8Array) => void) | undefined;
   private eventHandler: ((ev: LinkEvent) => void) | undefined;
@@ -656,16 +656,11 @@ export class MqttLink implements Link {
     }
     c.client = client;
     const live = () => c.gen === gen && !this.closing;
-    // The receive path yields once every FRAMES_PER_TURN frames: mqtt.js takes the next
-    // packet only when this calls back, so the socket waits meanwhile. The count runs
-    // across event-loop turns and restarts only at a yield, so no turn hands on more
-    // than FRAMES_PER_TURN frames, and an idle node, which gets a frame or two per
-    // turn, schedules nothing: a setImmediate per turn to restart the count cost an
-    // extra loop iteration per heartbeat (issue 14). A node under steady load yields
-    // at most once per FRAMES_PER_TURN frames when it would not have had to.
+    // The receive path yields after FRAMES_PER_TURN frames in one event-loop turn: mqtt.js
+    // takes the next packet only when this calls back, so the socket waits meanwhile.
     client.handleMessage = (_packet, done) => {
+      if (this.turnFrames === 0) setImmediate(() => (this.turnFrames = 0));
       if (++this.turnFrames < FRAMES_PER_TURN) return done();
-      this.turnFrames = 0;
       this.stats.receiveYields++;
       setImmediate(done);
     };
