@@ -17,11 +17,16 @@
  *   npx tsx bench/idle-cpu.ts [--links mqtt,tcp] [--jobs on|off|both] [--warmup 240]
  *                             [--window 30] [--windows 6] [--etcd-timing 100/1000]
  *                             [--compare /path/to/other/checkout]
+ *                             [--node-flags '--single-threaded-gc|--interrupt-budget=16384']
  *
  * --jobs: quorumd dev's demo job (a shell command every 10 s on the leader, its slot
  * claimed through the log) on, off (`--jobs` with an empty list), or one cluster each.
  * --compare: the same variants from another checkout (its dist/ is built when stale, as
  * bin/quorumd.js does), in the same windows: an A/B of a change.
+ * --node-flags: one more cluster per set of flags (sets separated by |) for the nodes of
+ * this checkout (QUORUMD_DEV_NODE_FLAGS, daemon/dev.ts), in the same windows: what a V8
+ * flag does to idle CPU over the first minutes (earlier tier-up, GC threads) and to RSS.
+ * Memory: VmRSS of each member at the end of the last window (median per system).
  * CPU: utime + stime of each member process from /proc/<pid>/stat, % of one core.
  * Roles are read at the end of each window (quorumd: /v1/status; etcd: its status
  * endpoint). Loopback only; every loop is bounded; everything started is stopped.
@@ -62,6 +67,13 @@ const COMPARE = opt('compare', '');
 if (COMPARE && !existsSync(join(COMPARE, 'bin', 'quorumd.js'))) {
   console.error(`idle-cpu: --compare must be a checkout of quorumd (with bin/quorumd.js), got ${JSON.stringify(COMPARE)}`);
   process.exit(2);
+}
+const NODE_FLAG_SETS = opt('node-flags', '').split('|').map((x) => x.trim()).filter((x) => x !== '');
+for (const set of NODE_FLAG_SETS) {
+  if (!set.split(/\s+/).every((f) => /^--[A-Za-z0-9][A-Za-z0-9_-]*(=\S+)?$/.test(f))) {
+    console.error(`idle-cpu: --node-flags must be sets of node flags (--name or --name=value) separated by |, got ${JSON.stringify(set)}`);
+    process.exit(2);
+  }
 }
 const root = join(import.meta.dirname, '..');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -122,7 +134,7 @@ async function startEtcd(): Promise<Sys> {
   };
 }
 
-async function startDev(checkout: string, label: string, link: string, jobs: boolean): Promise<Sys> {
+async function startDev(checkout: string, label: string, link: string, jobs: boolean, nodeFlags = ''): Promise<Sys> {
   const dir = mkdtempSync(join(tmpdir(), 'quorumd-idle-cpu-dev-'));
   const base = await freePorts(14, 'idle-cpu'); // HTTP base+1..3, TCP links base+11..13 (daemon/dev.ts)
   const args = [join(checkout, 'bin', 'quorumd.js'), 'dev', '--base-port', String(base), '--data-dir', join(dir, 'd'), '--link', link];
@@ -130,7 +142,8 @@ async function startDev(checkout: string, label: string, link: string, jobs: boo
     writeFileSync(join(dir, 'no-jobs.yaml'), 'jobs: []\n');
     args.push('--jobs', join(dir, 'no-jobs.yaml'));
   }
-  const dev = spawn(process.execPath, ['--max-semi-space-size=1', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const env = nodeFlags ? { ...process.env, QUORUMD_DEV_NODE_FLAGS: nodeFlags } : process.env;
+  const dev = spawn(process.execPath, ['--max-semi-space-size=1', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
   let out = '';
   dev.stdout!.on('data', (d) => (out = (out + d).slice(-20_000)));
   dev.stderr!.on('data', (d) => (out = (out + d).slice(-20_000)));
@@ -197,6 +210,7 @@ try {
   if (haveEtcd) systems.push(await startEtcd());
   else console.log('etcd not found (apt-get install etcd-server): quorumd alone');
   for (const [co, tag] of checkouts) for (const link of LINKS) for (const j of jobModes) systems.push(await startDev(co, `quorumd ${link}${j ? '' : ' no-jobs'}${tag}`, link, j));
+  for (const flags of NODE_FLAG_SETS) for (const link of LINKS) for (const j of jobModes) systems.push(await startDev(root, `quorumd ${link}${j ? '' : ' no-jobs'} ${flags}`, link, j, flags));
   const t0 = Date.now();
   // Per system and member: [cpu %, was leader] per window.
   const rows = systems.map((s) => s.members.map(() => [] as Array<{ at: number; pct: number; leader: boolean }>));
@@ -220,15 +234,23 @@ try {
     );
     console.log(`t=${at.toFixed(0).padStart(4)} s load ${loadavg()[0]!.toFixed(2)} | ${parts.join(' | ')}`);
   }
-  console.log(`\n| system | first window: leader | first window: followers | after ${WARMUP_S} s: leader (median) | after ${WARMUP_S} s: followers (median) | after ${WARMUP_S} s: all members (median) |`);
-  console.log('|---|---:|---:|---:|---:|---:|');
+  const rss = (pid: number) => {
+    try {
+      return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
+    } catch {
+      return NaN;
+    }
+  };
+  const rssAtEnd = systems.map((s) => median(s.members.map((m) => rss(m.pid))));
+  console.log(`\n| system | first window: leader | first window: followers | after ${WARMUP_S} s: leader (median) | after ${WARMUP_S} s: followers (median) | after ${WARMUP_S} s: all members (median) | RSS at the end (median) |`);
+  console.log('|---|---:|---:|---:|---:|---:|---:|');
   const f = (x: number) => (Number.isFinite(x) ? `${x.toFixed(2)} %` : '–');
   systems.forEach((s, i) => {
     const all = rows[i]!.flat();
     const first = all.filter((r) => r.at === all[0]!.at);
     const late = all.filter((r) => r.at >= WARMUP_S);
     const pick = (rs: typeof all, leader: boolean) => median(rs.filter((r) => r.leader === leader).map((r) => r.pct));
-    console.log(`| ${s.label} | ${f(pick(first, true))} | ${f(pick(first, false))} | ${f(pick(late, true))} | ${f(pick(late, false))} | ${f(median(late.map((r) => r.pct)))} |`);
+    console.log(`| ${s.label} | ${f(pick(first, true))} | ${f(pick(first, false))} | ${f(pick(late, true))} | ${f(pick(late, false))} | ${f(median(late.map((r) => r.pct)))} | ${Number.isFinite(rssAtEnd[i]!) ? `${rssAtEnd[i]!.toFixed(1)} MiB` : '–'} |`);
   });
   console.log(`uptime: ${spawnSync('uptime', { encoding: 'utf8' }).stdout.trim()}`);
 } finally {

@@ -28,7 +28,7 @@
  * removed — unless a node crashed during the run: then it is kept, with its logs, and
  * its path is printed.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -192,6 +192,22 @@ export const NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1', '--heap
  * on `quorumd dev` (issue 14, 4 interleaved rounds × 3 nodes): idle RSS per node 64.5 → 62.8 MiB.
  */
 export const NODE_MALLOC_TUNABLES = 'glibc.malloc.arena_max=2:glibc.malloc.mmap_threshold=131072';
+
+/**
+ * QUORUMD_DEV_NODE_FLAGS: more flags for the node processes `quorumd dev` spawns, after
+ * NODE_FLAGS (for V8 the later of two settings wins), separated by spaces, each `--name`
+ * or `--name=value`. It is there to measure what a V8 flag costs or saves on a real
+ * cluster (bench/idle-cpu.ts --node-flags; bench/vs-etcd.ts and bench/cold-start.ts
+ * pass their environment on): NODE_OPTIONS refuses most V8 flags (--interrupt-budget,
+ * --single-threaded-gc, --max-lazy, ...). Anything else is a UsageError naming the variable.
+ */
+export function devNodeFlags(raw: string | undefined): string[] {
+  if (raw === undefined || raw.trim() === '') return [];
+  const flags = raw.trim().split(/\s+/);
+  const bad = flags.find((f) => !/^--[A-Za-z0-9][A-Za-z0-9_-]*(=\S+)?$/.test(f));
+  if (bad !== undefined) throw new UsageError(`QUORUMD_DEV_NODE_FLAGS: expected flags for node separated by spaces, each --name or --name=value (e.g. "--single-threaded-gc --interrupt-budget=16384"), got "${bad}"`);
+  return flags;
+}
 
 /** The default progress line: redrawn in place on a terminal; elsewhere one line per change (the seconds left out). */
 function stderrProgress(): (line: string, final: boolean) => void {
@@ -423,6 +439,13 @@ export async function startDev(opts: DevOptions): Promise<DevCluster> {
       throw new Error(`port ${t} (TCP link of n${k} = --base-port ${opts.basePort} + 10 + ${k}) is in use; stop what uses it or pick another --base-port`);
     }
   }
+  const extraNodeFlags = devNodeFlags(process.env.QUORUMD_DEV_NODE_FLAGS);
+  if (extraNodeFlags.length > 0) {
+    // A flag this node binary does not know would make every node exit at once (and the
+    // supervisor restart it again): refuse it here, with node's own message.
+    const probe = spawnSync(process.execPath, [...NODE_FLAGS, ...extraNodeFlags, '-e', '0'], { encoding: 'utf8', timeout: 30_000 });
+    if (probe.status !== 0) throw new UsageError(`QUORUMD_DEV_NODE_FLAGS: node does not start with "${extraNodeFlags.join(' ')}": ${(probe.stderr || probe.error?.message || `exit ${String(probe.status ?? probe.signal)}`).trim().split('\n')[0]}`);
+  }
   const ownDir = opts.dataDir === undefined;
   const dir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'quorumd-dev-'));
   mkdirSync(dir, { recursive: true });
@@ -509,7 +532,7 @@ export async function startDev(opts: DevOptions): Promise<DevCluster> {
     // Testing only: the lying node gets its behaviours and this process's pid (start refuses them otherwise).
     const liar = byzantineMode !== undefined && node.id === opts.byzantineNode ? { QUORUMD_DEV_BYZANTINE: byzantineMode, QUORUMD_DEV_PARENT: String(process.pid) } : undefined;
     const env = { ...process.env, ...(process.env.GLIBC_TUNABLES === undefined ? { GLIBC_TUNABLES: NODE_MALLOC_TUNABLES } : {}), ...(checked ? { QUORUMD_BUILD_CHECKED: '1' } : {}), ...liar };
-    const child = spawn(process.execPath, [...NODE_FLAGS, bin, node.role === 'witness' ? 'witness' : 'start', '--config', node.configFile], { stdio: ['ignore', 'pipe', 'pipe'], env });
+    const child = spawn(process.execPath, [...NODE_FLAGS, ...extraNodeFlags, bin, node.role === 'witness' ? 'witness' : 'start', '--config', node.configFile], { stdio: ['ignore', 'pipe', 'pipe'], env });
     child.stdout?.pipe(log);
     child.stderr?.pipe(log);
     node.child = child;
