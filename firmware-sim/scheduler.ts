@@ -388,7 +388,13 @@ export class Scheduler {
     this.cancelled++;
     // Lazy deletion keeps cancel O(1); rebuild when the dead outnumber the living so
     // that a node that re-arms its election timer on every heartbeat cannot grow the heap.
-    if (this.cancelled > 1024 && this.cancelled * 2 > this.heap.length) this.compact();
+    // The floor is low on purpose: a loaded 5-node cluster has ~20 live events, and with
+    // a floor of 1024 its heap held ~530 dead ones (96 %), so every push and pop sifted
+    // through twice the levels. With 64: 116 instead of 193 heap comparisons per client
+    // operation, compaction included (4-client bench row). Compaction drops only
+    // cancelled events and (time, seq) is a total order: the same events fire in the
+    // same order.
+    if (this.cancelled > 64 && this.cancelled * 2 > this.heap.length) this.compact();
   }
 
   private fire(ev: SimEvent): void {

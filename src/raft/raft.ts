@@ -1461,12 +1461,15 @@ export class RaftNode {
   /** Raft §5.3/§5.4.2: commit the highest index stored on a quorum, if it is of the current term. */
   private maybeCommit(): void {
     if (this.role !== 'leader') return;
+    // The scratch array is written by index and its length set only when it changes:
+    // `length = 0` then push was a runtime call per use (a leader does this per step).
     const matches = this.scratch;
-    matches.length = 0;
+    let n = 0;
     for (const id of this.voting) {
-      if (id === this.id) matches.push(this.stableIndex); // own log counts only once durable
-      else matches.push(this.progress.get(id)?.match ?? 0);
+      if (id === this.id) matches[n++] = this.stableIndex; // own log counts only once durable
+      else matches[n++] = this.progress.get(id)?.match ?? 0;
     }
+    if (matches.length !== n) matches.length = n;
     const mci = kthLargest(matches, this.quorum, 0);
     // Figure 8: only entries of the current term are committed by counting.
     if (mci > this.commit && this.log.term(mci) === this.term) {
@@ -1755,9 +1758,10 @@ export class RaftNode {
   /** Releases reads whose heartbeat round a quorum (counting us) acknowledged. */
   private checkReads(): void {
     if (this.role !== 'leader') return;
-    const acked = this.scratch;
-    acked.length = 0;
-    for (const id of this.voting) acked.push(id === this.id ? Number.MAX_SAFE_INTEGER : this.progress.get(id)?.ackedRound ?? 0);
+    const acked = this.scratch; // by index, as in maybeCommit
+    let n = 0;
+    for (const id of this.voting) acked[n++] = id === this.id ? Number.MAX_SAFE_INTEGER : this.progress.get(id)?.ackedRound ?? 0;
+    if (acked.length !== n) acked.length = n;
     const confirmed = kthLargest(acked, this.quorum, 0);
     let k = 0;
     while (k < this.pendingReads.length && this.pendingReads[k]!.round <= Math.min(confirmed, this.readRound)) {
@@ -1777,15 +1781,16 @@ export class RaftNode {
    */
   private leaseValid(): boolean {
     if (!this.options.leaseRead || this.transferee !== NO_NODE || this.timeoutNowSentInTerm) return false;
-    const sent = this.scratch;
-    sent.length = 0;
+    const sent = this.scratch; // by index, as in maybeCommit
+    let n = 0;
     for (const id of this.voting) {
-      if (id === this.id) sent.push(this.now);
+      if (id === this.id) sent[n++] = this.now;
       else {
         const round = this.progress.get(id)?.ackedRound ?? 0;
-        sent.push(round > this.leaseFloor ? (this.roundSentAt.get(round) ?? -Infinity) : -Infinity);
+        sent[n++] = round > this.leaseFloor ? (this.roundSentAt.get(round) ?? -Infinity) : -Infinity;
       }
     }
+    if (sent.length !== n) sent.length = n;
     const start = kthLargest(sent, this.quorum, -Infinity);
     return this.now < start + Math.floor(this.ticks.electionMin * (1 - this.options.maxClockDriftRatio)) - 1;
   }
