@@ -19,6 +19,10 @@
  *                        through libuv's thread pool and the wait for the event loop are in
  *                        it — on a busy machine that is most of the difference
  *   64 clients           64 closed-loop writers to the leader for --secs seconds
+ *   CPU per write        utime + stime of the members together (and of the dev
+ *                        supervisor, which hosts the broker) over the sequential writes
+ *                        and over the 64 writers, / writes: what a write costs, which a
+ *                        busy machine disturbs much less than the wall-time rows
  *   linearizable reads   GET on the leader, one at a time and 64 at once. quorumd's
  *                        are lease reads (the leader answers alone while a quorum's
  *                        heartbeat acknowledgement holds); etcd's are ReadIndex rounds
@@ -484,6 +488,16 @@ interface Block {
   /** Share of all members' fsyncs over the sequential writes that took ≤ 1 ms. */
   fsyncUnder1ms: number;
   writesPerSec: number;
+  /**
+   * CPU time (utime + stime) per write, ms, of every member together and of the dev
+   * supervisor (the embedded broker: with --link tcp it is idle), over the sequential
+   * writes and over the CONC writers. On a shared machine a steadier measure than wall
+   * time: it counts what a write costs, not how long it waited for a core.
+   */
+  cpuSeqMembers: number;
+  cpuSeqSupervisor: number;
+  cpuConcMembers: number;
+  cpuConcSupervisor: number;
   readP50: number;
   readsPerSec: number;
   failoverMs: number[];
@@ -589,12 +603,14 @@ async function runBlock(kind: 'etcd' | 'quorumd', link = 'mqtt'): Promise<Block>
     for (let i = 0; i < 50; i++) await sys.put(L.url, 'seq', value);
     const f0 = await sys.fsyncs(L);
     const h0 = await Promise.all(sys.members.map((m) => sys.fsyncHist(m)));
+    const c0 = cpuNow(sys);
     const lat: number[] = [];
     for (let i = 0; i < WRITES; i++) {
       const s = performance.now();
       if (!(await sys.put(L.url, 'seq', value))) throw new Error(`${kind}: sequential write ${i} failed: ${lastError}`);
       lat.push(performance.now() - s);
     }
+    const c1 = cpuNow(sys);
     const f1 = await sys.fsyncs(L);
     const hd = (await Promise.all(sys.members.map((m) => sys.fsyncHist(m)))).map((h, i) => histDelta(h0[i]!, h));
     const hl = hd[sys.members.indexOf(L)]!;
@@ -610,17 +626,25 @@ async function runBlock(kind: 'etcd' | 'quorumd', link = 'mqtt'): Promise<Block>
     let k = 0;
     let okWrites = 0;
     const f2 = await sys.fsyncs(L);
+    const c2 = cpuNow(sys);
     const writesPerSec = await closedLoop(CONC, SECS, async () => {
       const ok = await sys.put(L.url, `c${k++ % 256}`, value);
       if (ok) okWrites++;
       return ok;
     }, sample);
+    const c3 = cpuNow(sys);
     const f3 = await sys.fsyncs(L);
     sample();
+    const cpu = {
+      cpuSeqMembers: ((c1.members - c0.members) * 1000) / WRITES,
+      cpuSeqSupervisor: ((c1.supervisor - c0.supervisor) * 1000) / WRITES,
+      cpuConcMembers: ((c3.members - c2.members) * 1000) / Math.max(1, okWrites),
+      cpuConcSupervisor: ((c3.supervisor - c2.supervisor) * 1000) / Math.max(1, okWrites),
+    };
     if (ONLY_WRITES) {
       return {
         ...failedBlock(), load, coldStartMs, readyMs, seqP50: pct(lat, 50), seqP99: pct(lat, 99), fsyncsPerWrite: (f1 - f0) / WRITES, fsyncMeanLeader, fsyncMeanFollowers, fsyncUnder1ms,
-        fsyncsPerWriteConc: (f3 - f2) / Math.max(1, okWrites), writesPerSec, peakRss, heartbeatMs,
+        fsyncsPerWriteConc: (f3 - f2) / Math.max(1, okWrites), writesPerSec, ...cpu, peakRss, heartbeatMs,
       };
     }
     // Reads.
@@ -645,7 +669,7 @@ async function runBlock(kind: 'etcd' | 'quorumd', link = 'mqtt'): Promise<Block>
     }
     const fo = await failover(sys);
     return {
-      load, coldStartMs, readyMs, seqP50: pct(lat, 50), seqP99: pct(lat, 99), fsyncsPerWrite: (f1 - f0) / WRITES, fsyncMeanLeader, fsyncMeanFollowers, fsyncUnder1ms, fsyncsPerWriteConc: (f3 - f2) / Math.max(1, okWrites), writesPerSec,
+      load, coldStartMs, readyMs, seqP50: pct(lat, 50), seqP99: pct(lat, 99), fsyncsPerWrite: (f1 - f0) / WRITES, fsyncMeanLeader, fsyncMeanFollowers, fsyncUnder1ms, fsyncsPerWriteConc: (f3 - f2) / Math.max(1, okWrites), writesPerSec, ...cpu,
       readP50: pct(rl, 50), readsPerSec, failoverMs: fo.ms, failoverFailed: fo.failed, idleRss, idlePriv, idlePss, peakRss,
       supervisorRss, idleCpuPct, cliMs: median(cli), heartbeatMs,
     };
@@ -658,10 +682,18 @@ async function runBlock(kind: 'etcd' | 'quorumd', link = 'mqtt'): Promise<Block>
   }
 }
 
+/** CPU seconds so far of the members together and of the supervisor (NaN for etcd: it has none, an empty cell). */
+function cpuNow(sys: System): { members: number; supervisor: number } {
+  let members = 0;
+  for (const m of sys.members) members += cpuSeconds(m.pid);
+  return { members, supervisor: sys.supervisorPid ? cpuSeconds(sys.supervisorPid) : NaN };
+}
+
 /** A block that could not be measured: every number NaN (printed as an empty cell). */
 function failedBlock(): Block {
   return {
     load: NaN, coldStartMs: NaN, readyMs: NaN, seqP50: NaN, seqP99: NaN, fsyncsPerWrite: NaN, fsyncsPerWriteConc: NaN, fsyncMeanLeader: NaN, fsyncMeanFollowers: NaN, fsyncUnder1ms: NaN, writesPerSec: NaN,
+    cpuSeqMembers: NaN, cpuSeqSupervisor: NaN, cpuConcMembers: NaN, cpuConcSupervisor: NaN,
     readP50: NaN, readsPerSec: NaN, failoverMs: [], failoverFailed: 0, idleRss: NaN, idlePriv: NaN, idlePss: NaN, peakRss: NaN,
     supervisorRss: NaN, idleCpuPct: NaN, cliMs: NaN, heartbeatMs: NaN,
   };
@@ -681,6 +713,10 @@ const ROWS: Row[] = [
   ['fsyncs ≤ 1 ms, share of all members\' (same)', (b) => b.fsyncUnder1ms, '', 2],
   [`fsyncs per write on the leader, ${CONC} clients`, (b) => b.fsyncsPerWriteConc, '', 2],
   [`${CONC} clients → leader, writes/s`, (b) => b.writesPerSec, '', 0],
+  ['CPU per write, all members together, sequential (utime + stime)', (b) => b.cpuSeqMembers, 'ms', 2],
+  ['CPU per write, the dev supervisor (embedded broker), sequential', (b) => b.cpuSeqSupervisor, 'ms', 2],
+  [`CPU per write, all members together, ${CONC} clients`, (b) => b.cpuConcMembers, 'ms', 3],
+  [`CPU per write, the dev supervisor (embedded broker), ${CONC} clients`, (b) => b.cpuConcSupervisor, 'ms', 3],
   ['linearizable reads, 1 client, p50 (quorumd: lease read; etcd: ReadIndex round)', (b) => b.readP50, 'ms', 2],
   [`${CONC} readers → leader, reads/s (same)`, (b) => b.readsPerSec, '', 0],
   ['failover, SIGKILL leader → first write, median', (b) => median(b.failoverMs), 'ms', 0],
