@@ -36,6 +36,7 @@
  *                        not count the shared pages of the node/etcd binary, and PSS), idle and
  *                        the peak under 64 writers; the dev supervisor (broker + rails)
  *   idle CPU             utime + stime of each member over --idle seconds, % of a core
+ *                        (quorumd dev runs without its demo job here: etcd has none)
  *   cold start           spawn of the cluster → first committed write: PUTs are tried
  *                        from the spawn on, round robin over the members, every 10 ms
  *                        (for quorumd too; the guide of `quorumd dev` is printed later,
@@ -69,7 +70,7 @@
  */
 import { cpuSeconds, findNodePids, freePorts, numberOption } from './_proc.ts';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { agent, call } from '../daemon/client/http.ts';
@@ -340,7 +341,12 @@ async function startQuorumd(dir: string, variant: string): Promise<System> {
   // HTTP on base+1..3; with --link tcp the node links on base+11..13 (daemon/dev.ts devTcpPort).
   const base = (await freePorts(14, 'vs-etcd')) - 0;
   const t0 = performance.now();
-  const dev = spawn(process.execPath, ['--max-semi-space-size=1', bin, 'dev', '--base-port', String(base), '--data-dir', dir, '--link', link], {
+  // No scheduled job: dev's demo job (a shell command every 10 s on the leader, its slot
+  // claimed and released through the log) is work etcd does not do, and it alone adds
+  // 0.2–0.3 points to a young leader's idle CPU (bench/idle-cpu.ts --jobs both).
+  const noJobs = join(dir, 'no-jobs.yaml');
+  writeFileSync(noJobs, 'jobs: []\n');
+  const dev = spawn(process.execPath, ['--max-semi-space-size=1', bin, 'dev', '--base-port', String(base), '--data-dir', dir, '--link', link, '--jobs', noJobs], {
     stdio: ['ignore', 'pipe', 'pipe'],
     ...(Q_NODE_OPTIONS ? { env: { ...process.env, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} ${Q_NODE_OPTIONS}`.trim() } } : {}),
   });
