@@ -31,7 +31,7 @@ export function encodeReplyBody(res: ClientResult): Uint8Array {
  * call was 1.8 % of the simulator's 4-client bench row (every forwarded request is
  * answered through here).
  */
-function plainReplyItems(b: Uint8Array): unknown[] | undefined {
+export function plainReplyItems(b: Uint8Array): unknown[] | undefined {
   const n = b.length;
   if (n < 1 || b[0] !== 0x80 + FIELDS.length) return undefined;
   const items: unknown[] = [];
