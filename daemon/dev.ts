@@ -498,7 +498,10 @@ export async function startDev(opts: DevOptions): Promise<DevCluster> {
           if (node.powered !== on) {
             node.powered = on;
             railLog.push({ node: name, on, atMs: Math.round(performance.now() - t0) });
-            out(`\n[dev] relay of ${name}: power ${on ? 'ON' : 'OFF'}${on ? ' (fence action reboot: it boots again)' : node.child ? ` (fenced: SIGKILL pid ${node.child.pid}, kept down)` : ' (fenced; its process was already gone)'}\n`);
+            // A node's scheduled power-on can still arrive while dev stops (its fencer has not
+            // exited yet): the rail records it, but nothing is started, and the line says so.
+            const onNote = stopping ? ' (fence action reboot; not started: dev is stopping)' : ' (fence action reboot: it boots again)';
+            out(`\n[dev] relay of ${name}: power ${on ? 'ON' : 'OFF'}${on ? onNote : node.child ? ` (fenced: SIGKILL pid ${node.child.pid}, kept down)` : ' (fenced; its process was already gone)'}\n`);
             if (!on) node.child?.kill('SIGKILL');
             else if (!stopping) powerOn(node);
           }
