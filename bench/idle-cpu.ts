@@ -32,6 +32,7 @@
  * endpoint). Loopback only; every loop is bounded; everything started is stopped.
  */
 import { cpuSeconds, findNodePids, freePorts, numberOption } from './_proc.ts';
+import { devNodeFlags } from '../daemon/dev.ts';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -70,8 +71,11 @@ if (COMPARE && !existsSync(join(COMPARE, 'bin', 'quorumd.js'))) {
 }
 const NODE_FLAG_SETS = opt('node-flags', '').split('|').map((x) => x.trim()).filter((x) => x !== '');
 for (const set of NODE_FLAG_SETS) {
-  if (!set.split(/\s+/).every((f) => /^--[A-Za-z0-9][A-Za-z0-9_-]*(=\S+)?$/.test(f))) {
-    console.error(`idle-cpu: --node-flags must be sets of node flags (--name or --name=value) separated by |, got ${JSON.stringify(set)}`);
+  // The same check dev applies to QUORUMD_DEV_NODE_FLAGS, which is where each set goes.
+  try {
+    devNodeFlags(set);
+  } catch (e) {
+    console.error(`idle-cpu: --node-flags must be sets of node flags (--name or --name=value) separated by |, got ${JSON.stringify(set)}: ${(e as Error).message}`);
     process.exit(2);
   }
 }
