@@ -9,7 +9,11 @@
  * over the rounds and the ratio quorumd / etcd per round.
  *
  * What each row measures:
- *   sequential writes    --writes PUTs of a 16-byte value, one at a time, to the leader
+ *   sequential writes    --writes PUTs of a 16-byte value, one at a time, to the leader,
+ *                        after --warmup writes (default 3000) of the same kind: a node's
+ *                        JavaScript runs unoptimized until V8 has seen it hot, so the
+ *                        first thousand writes after a start cost it 2–3× the CPU of
+ *                        later ones. The first 1000 of the warm-up are the cold rows
  *   fsyncs per write     the leader's fsync counter over those writes / writes
  *                        (quorumd_fsyncs_total; etcd_disk_wal_fsync_duration_seconds_count)
  *   fsync time           the members' fsync latency histograms over those writes (same
@@ -47,7 +51,7 @@
  *                        address: the CLI's would otherwise be refused)
  *
  *   npm run bench -- vs-etcd
- *   npx tsx bench/vs-etcd.ts [--rounds 2] [--writes 1000] [--secs 5] [--kills 5] [--idle 10]
+ *   npx tsx bench/vs-etcd.ts [--rounds 2] [--writes 1000] [--warmup 3000] [--secs 5] [--kills 5] [--idle 10]
  *                            [--max-load 2] [--etcd-timing 50/300] [--only quorumd]
  *                            [--links mqtt,tcp] [--quorumd-node-options '--max-old-space-size=48']
  *                            [--only-writes] [--compare <another checkout>]
@@ -89,6 +93,16 @@ function num(name: string, dflt: number, min: number, max: number): number {
 }
 const ROUNDS = num('rounds', 2, 1, 20);
 const WRITES = num('writes', 1000, 10, 100_000);
+/**
+ * Sequential writes before the measured ones, the same number for both systems. A fresh
+ * quorumd node runs its write path in V8's interpreter and baseline tiers until the
+ * optimizing compiler has seen it hot, and compiles meanwhile (on its own threads, in its
+ * own CPU time): over the first thousand writes after start its CPU per write is 2–3× its
+ * steady figure. etcd speeds up too (Go's heap and GC pacing, its caches), less. The first
+ * COLD_WRITES of the warm-up are timed as rows of their own (the figure right after a start).
+ */
+const WARMUP = num('warmup', 3000, 0, 100_000);
+const COLD_WRITES = Math.min(1000, WARMUP);
 const SECS = num('secs', 5, 1, 120);
 const KILLS = num('kills', 5, 0, 50);
 const IDLE_S = num('idle', 10, 2, 300);
@@ -485,6 +499,10 @@ interface Block {
   readyMs: number;
   seqP50: number;
   seqP99: number;
+  /** The first COLD_WRITES sequential writes after start (part of the warm-up). */
+  coldSeqP50: number;
+  coldSeqP99: number;
+  coldCpuSeqMembers: number;
   fsyncsPerWrite: number;
   /** The same under CONC writers (group commit: below 1 when batches form). */
   fsyncsPerWriteConc: number;
@@ -604,9 +622,18 @@ async function runBlock(kind: 'etcd' | 'quorumd', link = 'mqtt'): Promise<Block>
 
     const L = await sys.leader();
     if (!L) throw new Error(`${kind}: no leader`);
-    // Sequential writes to the leader (a short warm-up first).
+    // Sequential writes to the leader: the warm-up, its first COLD_WRITES timed as the cold rows.
     const value = 'v'.repeat(16);
-    for (let i = 0; i < 50; i++) await sys.put(L.url, 'seq', value);
+    const coldLat: number[] = [];
+    const cc0 = cpuNow(sys);
+    let cc1 = cc0;
+    for (let i = 0; i < WARMUP; i++) {
+      const s = performance.now();
+      if (!(await sys.put(L.url, 'seq', value))) throw new Error(`${kind}: warm-up write ${i} failed: ${lastError}`);
+      if (i < COLD_WRITES) coldLat.push(performance.now() - s);
+      if (i === COLD_WRITES - 1) cc1 = cpuNow(sys);
+    }
+    const cold = { coldSeqP50: pct(coldLat, 50), coldSeqP99: pct(coldLat, 99), coldCpuSeqMembers: COLD_WRITES ? ((cc1.members - cc0.members) * 1000) / COLD_WRITES : NaN };
     const f0 = await sys.fsyncs(L);
     const h0 = await Promise.all(sys.members.map((m) => sys.fsyncHist(m)));
     const c0 = cpuNow(sys);
@@ -649,7 +676,7 @@ async function runBlock(kind: 'etcd' | 'quorumd', link = 'mqtt'): Promise<Block>
     };
     if (ONLY_WRITES) {
       return {
-        ...failedBlock(), load, coldStartMs, readyMs, seqP50: pct(lat, 50), seqP99: pct(lat, 99), fsyncsPerWrite: (f1 - f0) / WRITES, fsyncMeanLeader, fsyncMeanFollowers, fsyncUnder1ms,
+        ...failedBlock(), load, coldStartMs, readyMs, seqP50: pct(lat, 50), seqP99: pct(lat, 99), ...cold, fsyncsPerWrite: (f1 - f0) / WRITES, fsyncMeanLeader, fsyncMeanFollowers, fsyncUnder1ms,
         fsyncsPerWriteConc: (f3 - f2) / Math.max(1, okWrites), writesPerSec, ...cpu, peakRss, heartbeatMs,
       };
     }
@@ -675,7 +702,7 @@ async function runBlock(kind: 'etcd' | 'quorumd', link = 'mqtt'): Promise<Block>
     }
     const fo = await failover(sys);
     return {
-      load, coldStartMs, readyMs, seqP50: pct(lat, 50), seqP99: pct(lat, 99), fsyncsPerWrite: (f1 - f0) / WRITES, fsyncMeanLeader, fsyncMeanFollowers, fsyncUnder1ms, fsyncsPerWriteConc: (f3 - f2) / Math.max(1, okWrites), writesPerSec, ...cpu,
+      load, coldStartMs, readyMs, seqP50: pct(lat, 50), seqP99: pct(lat, 99), ...cold, fsyncsPerWrite: (f1 - f0) / WRITES, fsyncMeanLeader, fsyncMeanFollowers, fsyncUnder1ms, fsyncsPerWriteConc: (f3 - f2) / Math.max(1, okWrites), writesPerSec, ...cpu,
       readP50: pct(rl, 50), readsPerSec, failoverMs: fo.ms, failoverFailed: fo.failed, idleRss, idlePriv, idlePss, peakRss,
       supervisorRss, idleCpuPct, cliMs: median(cli), heartbeatMs,
     };
@@ -698,7 +725,7 @@ function cpuNow(sys: System): { members: number; supervisor: number } {
 /** A block that could not be measured: every number NaN (printed as an empty cell). */
 function failedBlock(): Block {
   return {
-    load: NaN, coldStartMs: NaN, readyMs: NaN, seqP50: NaN, seqP99: NaN, fsyncsPerWrite: NaN, fsyncsPerWriteConc: NaN, fsyncMeanLeader: NaN, fsyncMeanFollowers: NaN, fsyncUnder1ms: NaN, writesPerSec: NaN,
+    load: NaN, coldStartMs: NaN, readyMs: NaN, seqP50: NaN, seqP99: NaN, coldSeqP50: NaN, coldSeqP99: NaN, coldCpuSeqMembers: NaN, fsyncsPerWrite: NaN, fsyncsPerWriteConc: NaN, fsyncMeanLeader: NaN, fsyncMeanFollowers: NaN, fsyncUnder1ms: NaN, writesPerSec: NaN,
     cpuSeqMembers: NaN, cpuSeqSupervisor: NaN, cpuConcMembers: NaN, cpuConcSupervisor: NaN,
     readP50: NaN, readsPerSec: NaN, failoverMs: [], failoverFailed: 0, idleRss: NaN, idlePriv: NaN, idlePss: NaN, peakRss: NaN,
     supervisorRss: NaN, idleCpuPct: NaN, cliMs: NaN, heartbeatMs: NaN,
@@ -711,8 +738,11 @@ function failedBlock(): Block {
 type Row = [label: string, get: (b: Block) => number, unit: string, digits: number];
 const idleCpuOf = (b: Block) => b.idleCpuPct;
 const ROWS: Row[] = [
-  ['sequential writes, 1 client, p50', (b) => b.seqP50, 'ms', 2],
-  ['sequential writes, p99', (b) => b.seqP99, 'ms', 2],
+  [`sequential writes, 1 client, p50 (after ${WARMUP} warm-up writes)`, (b) => b.seqP50, 'ms', 2],
+  ['sequential writes, p99 (same)', (b) => b.seqP99, 'ms', 2],
+  [`sequential writes, p50, cold: the first ${COLD_WRITES} after start`, (b) => b.coldSeqP50, 'ms', 2],
+  ['sequential writes, p99, cold (same)', (b) => b.coldSeqP99, 'ms', 2],
+  ['CPU per write, all members together, cold (same)', (b) => b.coldCpuSeqMembers, 'ms', 2],
   ['fsyncs per write on the leader, 1 client', (b) => b.fsyncsPerWrite, '', 2],
   ['fsync time, mean, on the leader during the sequential writes (etcd: the fdatasync call; quorumd: request → callback, thread pool included)', (b) => b.fsyncMeanLeader, 'ms', 2],
   ['fsync time, mean, on the followers (same)', (b) => b.fsyncMeanFollowers, 'ms', 2],
@@ -742,7 +772,7 @@ const ROWS: Row[] = [
 ];
 
 /** The rows --only-writes measures. */
-const WRITE_ROWS = new Set(ROWS.slice(0, 8).map((r) => r[0]));
+const WRITE_ROWS = new Set(ROWS.slice(0, 15).map((r) => r[0]));
 
 function range(xs: number[], digits: number, unit: string): string {
   const ok = xs.filter((x) => Number.isFinite(x));
