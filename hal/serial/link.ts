@@ -14,12 +14,18 @@
  * Failure handling: a port that cannot be opened, or disappears (USB adapter
  * unplugged, pty closed), gives one 'down' event naming the path and the cause, then
  * the link reopens with exponential backoff (`reopen`), and says 'up' when it is back.
+ * A port learns that it is gone from serialport's 'close' event; as a backstop, while
+ * up the link also checks once a second that the device path still exists (`presence`):
+ * a USB adapter's /dev/ttyUSBn and a pty's symlink vanish when the device does, and
+ * serialport's Linux binding treats a read of 0 bytes as "nothing yet" and retries, so a
+ * port whose other end is gone can otherwise stay 'up' without a frame for ever.
  * `send` never throws for transport problems: while the port is down frames are
  * dropped and counted. It does throw for caller mistakes (a bad node id, a frame
  * that is not a Uint8Array or exceeds `maxFrame`), like the simulator's link.
  * Received garbage, bad CRCs, bad escapes and oversize frames are counted and
  * skipped; the decoder resynchronizes on the next SLIP END.
  */
+import { stat } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { SerialPort as SerialPortClass } from 'serialport';
 import type { Cancel, Clock, Done, Link, LinkEvent } from '../interfaces.ts';
@@ -83,6 +89,14 @@ export interface SerialLinkOptions {
   reopen?: { initialMs?: number; maxMs?: number };
   /** Port factory (tests). Default: serialport's native binding. */
   portFactory?: SerialPortFactory;
+  /**
+   * While up, check every `everyMs` (default 1000) that the device path still exists;
+   * a path found missing is a disconnect ('down' naming the path, then the reopen
+   * backoff). One stat() per second. `false` turns it off. Default: on with the native
+   * port factory, off with a custom `portFactory` (mock ports have no path on disk)
+   * unless `presence` is given; `exists` replaces the stat() (tests).
+   */
+  presence?: false | { everyMs?: number; exists?: (path: string, cb: (exists: boolean) => void) => void };
   /** Link name in status and logs. Default `serial:<path>`. */
   name?: string;
 }
@@ -141,6 +155,9 @@ export class SerialLink implements Link {
   private readonly backoffMax: number;
   private backoff: number;
   private reopenTimer: Cancel | null = null;
+  private presenceTimer: Cancel | null = null;
+  private readonly presenceEveryMs: number;
+  private readonly pathExists: ((path: string, cb: (exists: boolean) => void) => void) | null;
   private frameHandler: ((frame: Uint8Array) => void) | null = null;
   private eventHandler: ((ev: LinkEvent) => void) | null = null;
 
@@ -161,6 +178,11 @@ export class SerialLink implements Link {
     this.clock = opts.clock ?? systemClock({ unref: true });
     this.factory = opts.portFactory ?? defaultPortFactory;
     this.name = opts.name ?? `serial:${opts.path}`;
+    const presence = opts.presence ?? (opts.portFactory === undefined ? {} : false);
+    if (presence !== false && (presence === null || typeof presence !== 'object')) throw new TypeError(`serial.presence: expected false or {everyMs?, exists?}, got ${String(presence)}`);
+    this.presenceEveryMs = presence === false ? 0 : (presence.everyMs ?? 1000);
+    if (presence !== false && !(Number.isFinite(this.presenceEveryMs) && this.presenceEveryMs >= 10)) throw new RangeError(`serial.presence.everyMs: expected a number of ms >= 10, got ${String(presence.everyMs)}`);
+    this.pathExists = presence === false ? null : (presence.exists ?? statExists);
     if ((opts.peer === undefined) === (opts.bus === undefined)) throw new RangeError('serial: set exactly one of `peer` (point-to-point) or `bus` (RS-485 multi-drop)');
     if (opts.peer !== undefined) {
       checkId('serial.peer', opts.peer);
@@ -221,6 +243,8 @@ export class SerialLink implements Link {
     this.state = 'closed';
     this.reopenTimer?.();
     this.reopenTimer = null;
+    this.presenceTimer?.();
+    this.presenceTimer = null;
     this.bus?.stop();
     const port = this.port;
     this.port = null;
@@ -285,6 +309,24 @@ export class SerialLink implements Link {
       this.state = 'up';
       this.lastError = null;
       this.emit({ kind: 'up' });
+      this.watchPresence(port);
+    });
+  }
+
+  /** The backstop for a port that vanished without a 'close' (see the header). */
+  private watchPresence(port: SerialPortLike): void {
+    const exists = this.pathExists;
+    if (exists === null) return;
+    this.presenceTimer?.();
+    this.presenceTimer = this.clock.setTimer(this.presenceEveryMs, () => {
+      this.presenceTimer = null;
+      if (this.port !== port || this.state !== 'up') return;
+      exists(this.path, (there) => {
+        if (this.port !== port || this.state !== 'up') return;
+        if (there) return this.watchPresence(port);
+        this.stats.disconnects++;
+        this.failed(`${this.path} vanished (the device path no longer exists)`, false);
+      });
     });
   }
 
@@ -299,6 +341,8 @@ export class SerialLink implements Link {
       old.on('error', () => {}); // a late error from a dead port must not become an uncaught 'error'
       if (old.isOpen) old.close();
     }
+    this.presenceTimer?.();
+    this.presenceTimer = null;
     const wasDown = this.state === 'down';
     this.state = 'down';
     if (!wasDown) this.emit({ kind: 'down', reason });
@@ -363,6 +407,11 @@ export class SerialLink implements Link {
       this.lastError = `${this.name} event handler threw: ${(e as Error).message}`;
     }
   }
+}
+
+/** The default presence check: the path exists (ENOENT/ENOTDIR = gone; any other error is not taken as proof of absence). */
+function statExists(path: string, cb: (exists: boolean) => void): void {
+  stat(path, (err) => cb(!err || (err.code !== 'ENOENT' && err.code !== 'ENOTDIR')));
 }
 
 function checkId(what: string, v: unknown): asserts v is NodeId {

@@ -16,7 +16,7 @@ afterEach(async () => {
   SerialPortMock.binding.reset();
 });
 
-function setup(path: string) {
+function setup(path: string, presence?: ConstructorParameters<typeof SerialLink>[0]['presence']) {
   const vt = new VirtualTime();
   const ports: SerialPortMock[] = [];
   const events: LinkEvent[] = [];
@@ -27,6 +27,7 @@ function setup(path: string) {
     peer: 2,
     clock: vt.clock(),
     reopen: { initialMs: 100, maxMs: 400 },
+    ...(presence === undefined ? {} : { presence }),
     portFactory: ({ path: p, baudRate }) => {
       const port = new SerialPortMock({ path: p, baudRate, autoOpen: false });
       ports.push(port);
@@ -103,6 +104,51 @@ describe('SerialLink error paths (mock binding)', () => {
     expect(t.frames.length).toBe(0);
   });
 
+  it("a device path that vanishes while the port says nothing gives 'down' within a check, then reopens when it is back", async () => {
+    SerialPortMock.binding.createPort('/dev/ttyMOCK3');
+    let there = true;
+    let checks = 0;
+    const t = setup('/dev/ttyMOCK3', { everyMs: 1000, exists: (p, cb) => { expect(p).toBe('/dev/ttyMOCK3'); checks++; cb(there); } });
+    await waitFor(() => t.link.isUp, 2000, 'up');
+    t.vt.run(5000);
+    expect(checks).toBe(5); // once a second while up, nothing else
+    expect(t.events.map((e) => e.kind)).toEqual(['up']);
+    there = false; // e.g. the USB adapter is unplugged and the binding never reports it
+    t.vt.run(5999);
+    expect(t.link.isUp).toBe(true);
+    t.vt.run(6000);
+    expect(t.events[1]).toEqual({ kind: 'down', reason: '/dev/ttyMOCK3 vanished (the device path no longer exists)' });
+    expect(t.link.stats.disconnects).toBe(1);
+    expect(t.ports[0]!.isOpen).toBe(false);
+    // While down the path is not polled; the reopen backoff runs (+100 ms) and finds the port.
+    const before = checks;
+    there = true;
+    t.vt.run(6100);
+    await waitFor(() => t.link.isUp, 2000, 'up again');
+    expect(checks).toBe(before);
+    expect(t.events.map((e) => e.kind)).toEqual(['up', 'down', 'up']);
+    expect(t.ports.length).toBe(2);
+    t.vt.run(7100);
+    expect(checks).toBe(before + 1); // watching again
+  });
+
+  it('checks no path with a custom port factory unless asked, and never after close', async () => {
+    SerialPortMock.binding.createPort('/dev/ttyMOCK4');
+    const t = setup('/dev/ttyMOCK4'); // mock factory, no presence option: the mock path is not on disk
+    await waitFor(() => t.link.isUp, 2000, 'up');
+    t.vt.run(10_000);
+    expect(t.events.map((e) => e.kind)).toEqual(['up']);
+    let checks = 0;
+    SerialPortMock.binding.createPort('/dev/ttyMOCK5');
+    const u = setup('/dev/ttyMOCK5', { exists: (_p, cb) => { checks++; cb(true); } });
+    await waitFor(() => u.link.isUp, 2000, 'up');
+    u.vt.run(2000);
+    expect(checks).toBe(2);
+    await new Promise<void>((r) => u.link.close(() => r()));
+    u.vt.run(10_000);
+    expect(checks).toBe(2);
+  });
+
   it('rejects bad options with errors that name them', () => {
     const mk = (o: object) => () => new SerialLink({ path: '/dev/x', self: 1, peer: 2, portFactory: () => { throw new Error('unused'); }, ...o });
     expect(mk({ path: '' })).toThrow(/serial\.path/);
@@ -112,5 +158,7 @@ describe('SerialLink error paths (mock binding)', () => {
     expect(mk({ maxFrame: 0 })).toThrow(/serial\.maxFrame/);
     expect(mk({ bus: { members: [1, 2] } })).toThrow(/exactly one/);
     expect(mk({ reopen: { initialMs: 500, maxMs: 100 } })).toThrow(/serial\.reopen/);
+    expect(mk({ presence: { everyMs: 0 } })).toThrow(/serial\.presence\.everyMs/);
+    expect(mk({ presence: 'yes' })).toThrow(/serial\.presence/);
   });
 });
