@@ -279,16 +279,20 @@ export async function startBroker(opts: BrokerOptions = {}): Promise<RunningBrok
 
   /**
    * parseTopic, remembered: a cluster publishes to a handful of topics over and over,
-   * and splitting each one again cost more than the rest of the checks. Bounded: an
-   * account publishing to ever new topics only empties it now and then.
+   * and splitting each one again cost more than the rest of the checks. Only quorumd
+   * topics are kept (at most 26 characters each: anything else is refused, and its
+   * connection closed, so it need not be fast), at most 1024 of them: an account
+   * publishing to ever new topics only empties it now and then, and a client cannot
+   * park long topic strings in it.
    */
-  const topics = new Map<string, ParsedTopic | null>();
+  const topics = new Map<string, ParsedTopic>();
   const topicOf = (topic: string): ParsedTopic | undefined => {
     const known = topics.get(topic);
-    if (known !== undefined) return known ?? undefined;
+    if (known !== undefined) return known;
     const t = parseTopic(topic);
+    if (t === undefined) return undefined;
     if (topics.size >= 1024) topics.clear();
-    topics.set(topic, t ?? null);
+    topics.set(topic, t);
     return t;
   };
 
