@@ -16,7 +16,8 @@
  *   mosquitto   Debian's mosquitto (anonymous, loopback), when installed
  *
  * Per broker and mode: the broker process's CPU (utime + stime from /proc, and the
- * stime part) per write, its garbage collections (--trace-gc), the CPU of this process (the three
+ * stime part) per write, its wake-ups per write (voluntary context switches: each
+ * time its event loop slept and a packet woke it), its garbage collections (--trace-gc), the CPU of this process (the three
  * links: mqtt.js publish and receive) per write, and the round trip p50/p99.
  * Modes: `seq` (one write at a time) and `inflight=N` (N writes in flight, each its own
  * 4 publishes: what a busy leader's pipelining looks like to the broker).
@@ -85,14 +86,22 @@ async function main(): Promise<void> {
   interface Broker {
     port: number;
     /** The broker process's CPU so far, µs: all, and the part in the kernel. */
-    cpuUs(): Promise<{ cpu: number; sys: number; gcN: number; gcMs: number }>;
+    cpuUs(): Promise<{ cpu: number; sys: number; wakes: number; preempted: number; gcN: number; gcMs: number }>;
     stop(): Promise<void>;
   }
 
   /** utime + stime of `pid` so far, µs, and the stime part. */
   const procCpu = (pid: number) => {
     const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return { cpu: ((Number(f[11]) + Number(f[12])) / CLK_TCK) * 1e6, sys: (Number(f[12]) / CLK_TCK) * 1e6 };
+    const st = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const ctx = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(st)?.[1] ?? NaN);
+    return {
+      cpu: ((Number(f[11]) + Number(f[12])) / CLK_TCK) * 1e6,
+      sys: (Number(f[12]) / CLK_TCK) * 1e6,
+      /** Times the main thread slept and was woken (an epoll_wait that blocked, mostly), and was preempted. */
+      wakes: ctx('voluntary_ctxt_switches'),
+      preempted: ctx('nonvoluntary_ctxt_switches'),
+    };
   };
 
   /** Starts a broker process and waits (bounded) until it accepts connections on `port`. */
@@ -173,7 +182,7 @@ async function main(): Promise<void> {
   const APPEND = [0, 0, frame(1, 150, 3), frame(1, 150, 3)];
   const ACK = [0, frame(2, 60, 4), frame(3, 60, 4)];
 
-  async function measure(kind: string): Promise<{ broker: number; brokerSys: number; gcPer1000: number; gcMsPer1000: number; links: number; linksSys: number; p50: number; p99: number; inflightBroker: number; inflightLinks: number; wps: number }> {
+  async function measure(kind: string): Promise<{ broker: number; brokerSys: number; wakes: number; gcPer1000: number; gcMsPer1000: number; links: number; linksSys: number; p50: number; p99: number; inflightBroker: number; inflightLinks: number; wps: number }> {
     const b = await startBrokerOf(kind);
     const key = Buffer.from(KEY_HEX, 'hex');
     const url = `mqtt://127.0.0.1:${b.port}`;
@@ -252,6 +261,7 @@ async function main(): Promise<void> {
       return {
         broker: (c1.cpu - c0.cpu) / 1000 / WRITES,
         brokerSys: (c1.sys - c0.sys) / 1000 / WRITES,
+        wakes: (c1.wakes - c0.wakes) / WRITES,
         gcPer1000: ((c1.gcN - c0.gcN) * 1000) / WRITES,
         gcMsPer1000: ((c1.gcMs - c0.gcMs) * 1000) / WRITES,
         linksSys: l1.system / 1000 / WRITES,
@@ -277,7 +287,7 @@ async function main(): Promise<void> {
       const m = await measure(k);
       (rows[k] ??= []).push(m);
       console.log(
-        `  round ${r + 1} ${k.padEnd(9)} seq: broker ${m.broker.toFixed(3)} ms/write (sys ${m.brokerSys.toFixed(3)}), GC ${m.gcPer1000.toFixed(1)}/${m.gcMsPer1000.toFixed(1)} ms per 1000, links ${m.links.toFixed(3)} (sys ${m.linksSys.toFixed(3)}), rtt p50 ${m.p50.toFixed(3)} p99 ${m.p99.toFixed(3)} ms | ` +
+        `  round ${r + 1} ${k.padEnd(9)} seq: broker ${m.broker.toFixed(3)} ms/write (sys ${m.brokerSys.toFixed(3)}, ${m.wakes.toFixed(2)} wake-ups), GC ${m.gcPer1000.toFixed(1)}/${m.gcMsPer1000.toFixed(1)} ms per 1000, links ${m.links.toFixed(3)} (sys ${m.linksSys.toFixed(3)}), rtt p50 ${m.p50.toFixed(3)} p99 ${m.p99.toFixed(3)} ms | ` +
           `inflight ${INFLIGHT}: broker ${m.inflightBroker.toFixed(3)}, links ${m.inflightLinks.toFixed(3)} ms/write, ${Math.round(m.wps)} writes/s | load ${loadavg()[0]!.toFixed(2)}`,
       );
     }
