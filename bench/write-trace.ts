@@ -36,7 +36,12 @@
  * the tail).
  *
  *   npm run bench -- write-trace          (env QUORUMD_BENCH_WRITES, default 500)
- *   npx tsx bench/write-trace.ts [writes] [mqtt|tcp]   (env QUORUMD_BENCH_LINK; default mqtt)
+ *   npx tsx bench/write-trace.ts [writes] [mqtt|tcp] [warm-up writes]
+ *        (env QUORUMD_BENCH_LINK, default mqtt; QUORUMD_BENCH_WARMUP, default 3000)
+ *
+ * The warm-up writes go before the traced ones, as in bench/vs-etcd.ts: a node's
+ * JavaScript runs unoptimized until V8 has seen it hot, and a tail measured cold is
+ * mostly the compiler's (the trace is on during the warm-up too: its cost is warmed as well).
  *
  * With `tcp` the cluster runs `quorumd dev --link tcp`: the hop rows are then the
  * direct TCP hop between the nodes.
@@ -49,6 +54,9 @@ import { call } from '../daemon/client/http.ts';
 
 const WRITES = Number(process.argv[2] ?? process.env.QUORUMD_BENCH_WRITES ?? 500);
 const LINK = process.argv[3] ?? process.env.QUORUMD_BENCH_LINK ?? 'mqtt';
+const WARMUP = Number(process.argv[4] ?? process.env.QUORUMD_BENCH_WARMUP ?? 3000);
+if (!Number.isInteger(WRITES) || WRITES < 1 || WRITES > 1_000_000) throw new Error(`write-trace: writes must be an integer 1..1000000, got ${String(process.argv[2] ?? process.env.QUORUMD_BENCH_WRITES)}`);
+if (!Number.isInteger(WARMUP) || WARMUP < 1 || WARMUP > 1_000_000) throw new Error(`write-trace: warm-up writes must be an integer 1..1000000, got ${String(process.argv[4] ?? process.env.QUORUMD_BENCH_WARMUP)}`);
 if (LINK !== 'mqtt' && LINK !== 'tcp') throw new Error(`write-trace: the link must be mqtt or tcp, got ${JSON.stringify(LINK)}`);
 const root = join(import.meta.dirname, '..');
 const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
@@ -75,7 +83,7 @@ try {
   const urls = [1, 2, 3].map((k) => `http://127.0.0.1:${base + k}`);
   const l = JSON.parse((await call(urls[0]!, 'GET', '/v1/leader')).body.toString()) as { leader: string };
   const leaderUrl = urls[Number(l.leader.slice(1)) - 1]!;
-  for (let i = 0; i < 50; i++) await call(leaderUrl, 'PUT', '/v1/kv/warm', { body: 'x' });
+  for (let i = 0; i < WARMUP; i++) await call(leaderUrl, 'PUT', '/v1/kv/warm', { body: 'v'.repeat(16) });
   const client = new Map<number, { sent: number; got: number }>();
   // CPU of each node process over the writes (utime + stime, /proc/<pid>/stat): the
   // trace files are named <node>-<pid>.jsonl (the warm-up above made every node write one).

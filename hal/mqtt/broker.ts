@@ -41,7 +41,7 @@ import { Aedes, type AedesOptions, type AuthenticateError, type Client } from 'a
 import mqttPacket from 'mqtt-packet';
 import type { NodeId } from '../../src/types.ts';
 import { DEFAULT_MAX_FRAME } from '../../src/wire/codec.ts';
-import { checkCluster, checkNodeId, parseTopic } from './topics.ts';
+import { checkCluster, checkNodeId, parseTopic, type ParsedTopic } from './topics.ts';
 import { nodePassword, parseNodeName } from './credentials.ts';
 import { MqttSizeGuard } from './guard.ts';
 
@@ -101,6 +101,15 @@ export interface RunningBroker {
   close(cb?: (err: Error | null) => void): void;
 }
 
+interface ClientState {
+  /** The account it authenticated as (undefined on an open broker, or before CONNACK). */
+  user: BrokerUser | undefined;
+  /** Token buckets: messages and bytes left, and when they were last refilled (ms). */
+  m: number;
+  b: number;
+  at: number;
+}
+
 interface Account {
   user: BrokerUser;
   /** SHA-256 of the password: equal-length digests for timingSafeEqual. */
@@ -138,27 +147,30 @@ function checkUsers(users: unknown): BrokerUser[] {
  * their shortest form are read (src/wire/cbor.ts subset).
  */
 export function peekFrameFrom(payload: Uint8Array): number | undefined {
+  // Runs on every frame the broker carries: a plain loop, no allocation.
+  const n = payload.length;
   let i = 0;
-  const head = payload[i++];
-  if (head === undefined) return undefined;
+  if (n === 0) return undefined;
+  const head = payload[i++]!;
   if (head >= 0x80 && head <= 0x97) {
     /* short array */
   } else if (head === 0x98) i++;
   else return undefined;
-  const uint = (): number | undefined => {
-    const b = payload[i++];
-    if (b === undefined) return undefined;
-    if (b <= 0x17) return b;
-    if (b === 0x18) return payload[i++];
-    if (b === 0x19) {
-      const hi = payload[i++];
-      const lo = payload[i++];
-      return hi === undefined || lo === undefined ? undefined : (hi << 8) | lo;
-    }
-    return undefined;
-  };
-  for (let k = 0; k < 3; k++) if (uint() === undefined) return undefined;
-  return uint();
+  let value = -1;
+  for (let k = 0; k < 4; k++) {
+    if (i >= n) return undefined;
+    const b = payload[i++]!;
+    if (b <= 0x17) value = b;
+    else if (b === 0x18) {
+      if (i >= n) return undefined;
+      value = payload[i++]!;
+    } else if (b === 0x19) {
+      if (i + 1 >= n) return undefined;
+      value = (payload[i]! << 8) | payload[i + 1]!;
+      i += 2;
+    } else return undefined;
+  }
+  return value;
 }
 
 /** Starts the broker; resolves once it listens. */
@@ -200,8 +212,16 @@ export async function startBroker(opts: BrokerOptions = {}): Promise<RunningBrok
   };
   for (const [k, v] of Object.entries(rate)) if (typeof v !== 'number' || !(v > 0)) throw new RangeError(`startBroker: rate.${k} must be a positive number, got ${String(v)}`);
   const perAddress = opts.maxConnectionsPerAddress ?? 64;
-  /** Token buckets per client: [messages, bytes, last refill ms]. */
-  const buckets = new WeakMap<Client, { m: number; b: number; at: number }>();
+  /**
+   * Per client (by Client object: ids may be reused): its account once authenticated,
+   * and its token buckets (messages, bytes, last refill ms). One lookup per publish.
+   */
+  const clients = new WeakMap<Client, ClientState>();
+  const stateOf = (client: Client): ClientState => {
+    let st = clients.get(client);
+    if (!st) clients.set(client, (st = { user: undefined, m: rate.msgBurst, b: rate.byteBurst, at: performance.now() }));
+    return st;
+  };
   const stats = { rateDelayed: 0, oversize: 0, refusedConnections: 0, refusedClientIds: 0, refusedLogins: 0 };
 
   /** A derived node account, when `username` names a node of a cluster whose key we hold and the password matches. */
@@ -214,8 +234,6 @@ export async function startBroker(opts: BrokerOptions = {}): Promise<RunningBrok
     for (const k of keys) if (timingSafeEqual(given, sha256(nodePassword(k, n.cluster, n.node))) && password !== undefined) ok = true;
     return ok ? { username: username!, password: '', nodeId: n.node, cluster: n.cluster } : undefined;
   };
-  /** Account of each authenticated client (by Client object: ids may be reused). */
-  const who = new WeakMap<Client, BrokerUser>();
 
   const refuse = (done: Parameters<NonNullable<AedesOptions['authenticate']>>[3], code: number, msg: string) => {
     const err = new Error(msg) as AuthenticateError;
@@ -242,15 +260,13 @@ export async function startBroker(opts: BrokerOptions = {}): Promise<RunningBrok
       stats.refusedClientIds++;
       return refuse(done, 5, `client id ${client.id} belongs to node ${idOf.node} of cluster ${idOf.cluster}; user ${user.username} may not use it`);
     }
-    who.set(client, user);
+    stateOf(client).user = user;
     done(null, true);
   };
 
-  /** Ms until `client` may publish `bytes` more (0 = now), charging its buckets. */
-  const rateWait = (client: Client, bytes: number): number => {
+  /** Ms until the client of `b` may publish `bytes` more (0 = now), charging its buckets. */
+  const rateWait = (b: ClientState, bytes: number): number => {
     const now = performance.now();
-    let b = buckets.get(client);
-    if (!b) buckets.set(client, (b = { m: rate.msgBurst, b: rate.byteBurst, at: now }));
     const dt = (now - b.at) / 1000;
     b.at = now;
     b.m = Math.min(rate.msgBurst, b.m + dt * rate.msgs) - 1;
@@ -261,9 +277,28 @@ export async function startBroker(opts: BrokerOptions = {}): Promise<RunningBrok
 
   const clusterOk = (u: BrokerUser, c: number) => u.cluster === undefined || u.cluster === c;
 
+  /**
+   * parseTopic, remembered: a cluster publishes to a handful of topics over and over,
+   * and splitting each one again cost more than the rest of the checks. Only quorumd
+   * topics are kept (at most 26 characters each: anything else is refused, and its
+   * connection closed, so it need not be fast), at most 1024 of them: an account
+   * publishing to ever new topics only empties it now and then, and a client cannot
+   * park long topic strings in it.
+   */
+  const topics = new Map<string, ParsedTopic>();
+  const topicOf = (topic: string): ParsedTopic | undefined => {
+    const known = topics.get(topic);
+    if (known !== undefined) return known;
+    const t = parseTopic(topic);
+    if (t === undefined) return undefined;
+    if (topics.size >= 1024) topics.clear();
+    topics.set(topic, t);
+    return t;
+  };
+
   const authorizeSubscribe: AedesOptions['authorizeSubscribe'] = (client, sub, done) => {
     if (!secured) return done(null, sub);
-    const u = who.get(client);
+    const u = clients.get(client)?.user;
     const t = parseTopic(sub.topic);
     let ok = false;
     if (u && t && clusterOk(u, t.cluster)) {
@@ -274,28 +309,34 @@ export async function startBroker(opts: BrokerOptions = {}): Promise<RunningBrok
     done(null, ok ? sub : null);
   };
 
-  const authorizePublish: AedesOptions['authorizePublish'] = (client, packet, done0) => {
-    if (packet.topic.startsWith('$SYS')) return done0(new Error('$SYS topics are reserved'));
-    // Rate limit (every mode): a client above its rate waits here, and aedes reads no more of it meanwhile.
-    const wait = client ? rateWait(client, (packet.payload as Uint8Array | undefined)?.length ?? 0) : 0;
-    const done: typeof done0 = wait <= 0 ? done0 : (err) => {
-      stats.rateDelayed++;
-      setTimeout(() => done0(err), Math.min(wait, 10_000));
-    };
-    if (!secured) return done(null);
-    const u = client ? who.get(client) : undefined;
-    const t = parseTopic(packet.topic);
-    const deny = (why: string) => done(new Error(`publish to ${packet.topic} refused for ${u ? `user ${u.username}` : 'unknown client'}: ${why}`));
-    if (!u) return deny('not authenticated');
-    if (!t || t.kind === 'presence-all') return deny('not a quorumd topic');
-    if (!clusterOk(u, t.cluster)) return deny(`account is bound to cluster ${u.cluster}`);
-    if (u.nodeId === undefined) return deny('observer accounts are read-only');
-    if (t.kind === 'presence' && t.node !== u.nodeId) return deny(`presence only for node ${u.nodeId}`);
+  /** The reason a publish of `u` (undefined: not authenticated) to `packet` is refused, or undefined if allowed. */
+  const publishRefusal = (u: BrokerUser | undefined, packet: { topic: string; payload: unknown }): string | undefined => {
+    if (!u) return 'not authenticated';
+    const t = topicOf(packet.topic);
+    if (!t || t.kind === 'presence-all') return 'not a quorumd topic';
+    if (!clusterOk(u, t.cluster)) return `account is bound to cluster ${u.cluster}`;
+    if (u.nodeId === undefined) return 'observer accounts are read-only';
+    if (t.kind === 'presence' && t.node !== u.nodeId) return `presence only for node ${u.nodeId}`;
     if (t.kind === 'inbox') {
       const from = peekFrameFrom(packet.payload as Uint8Array);
-      if (from !== u.nodeId) return deny(`frames must be sent as node ${u.nodeId} (header says ${from ?? 'not a frame'})`);
+      if (from !== u.nodeId) return `frames must be sent as node ${u.nodeId} (header says ${from ?? 'not a frame'})`;
     }
-    done(null);
+    return undefined;
+  };
+
+  // Called for every publish (every frame of every write, 4 per write on a 3-node
+  // cluster): it answers synchronously and allocates nothing on the allowed path.
+  const authorizePublish: AedesOptions['authorizePublish'] = (client, packet, done) => {
+    if (packet.topic.startsWith('$SYS')) return done(new Error('$SYS topics are reserved'));
+    const st = client ? stateOf(client) : undefined;
+    const why = secured ? publishRefusal(st?.user, packet) : undefined;
+    const err = why === undefined ? null : new Error(`publish to ${packet.topic} refused for ${st?.user ? `user ${st.user.username}` : 'unknown client'}: ${why}`);
+    // Rate limit (every mode, refused publishes too): a client above its rate waits
+    // here, and aedes reads no more of it meanwhile.
+    const wait = st ? rateWait(st, (packet.payload as Uint8Array | undefined)?.length ?? 0) : 0;
+    if (wait <= 0) return done(err);
+    stats.rateDelayed++;
+    setTimeout(() => done(err), Math.min(wait, 10_000));
   };
 
   const aedes = await Aedes.createBroker({ authenticate, authorizeSubscribe, authorizePublish });

@@ -160,6 +160,45 @@ describe('startBroker access rules', () => {
     expect(peekFrameFrom(Buffer.from('hello'))).toBeUndefined();
     expect(peekFrameFrom(new Uint8Array([0x88, 1, 7]))).toBeUndefined();
   });
+
+  it('peekFrameFrom reads every integer form of the header, and nothing from a header cut short', () => {
+    // [version 1, type 256 (two bytes), cluster 7 (one byte), from 254 (two bytes, 0x19)] in a 0x98 array.
+    const h = [0x98, 9, 0x01, 0x19, 0x01, 0x00, 0x18, 0x07, 0x19, 0x00, 0xfe];
+    expect(peekFrameFrom(new Uint8Array([...h, 0x01, 0x02]))).toBe(254);
+    expect(peekFrameFrom(new Uint8Array(h))).toBe(254);
+    for (let n = 0; n < h.length; n++) expect(peekFrameFrom(new Uint8Array(h.slice(0, n))), `prefix of ${n} bytes`).toBeUndefined();
+    // A real frame: every prefix that ends before `from` is complete reads nothing, every longer one reads it.
+    const f = frameFrom(200, 1);
+    const whole = 6; // short array head, version, type, cluster, 0x18 + from
+    for (let n = 0; n <= f.length; n++) expect(peekFrameFrom(f.subarray(0, n)), `prefix of ${n} bytes`).toBe(n >= whole ? 200 : undefined);
+    // Anything but an unsigned integer in the first four items: not a frame.
+    expect(peekFrameFrom(new Uint8Array([0x84, 0x01, 0x02, 0x03, 0x20]))).toBeUndefined(); // negative int
+    expect(peekFrameFrom(new Uint8Array([0x84, 0x01, 0x1a, 0, 0, 0, 1, 0x03, 0x04]))).toBeUndefined(); // 4-byte int
+  });
+
+  it('keeps its rules after many distinct topics (the parsed-topic memo empties and refills)', async () => {
+    const { c: watcher } = await raw('n1', 'secret-one');
+    const got: string[] = [];
+    watcher.on('message', (t) => got.push(t));
+    await sub(watcher, `quorumd/${C}/to/1`);
+    // n2 is not bound to a cluster: inboxes of 254 nodes in 5 clusters are 1270 distinct allowed topics.
+    const { c: n2 } = await raw('n2', 'secret-two');
+    for (let cl = 100; cl < 105; cl++) for (let to = 1; to <= 254; to++) n2.publish(`quorumd/${cl}/to/${to}`, frameFrom(2, to));
+    n2.publish(`quorumd/${C}/to/1`, frameFrom(2, 1));
+    await waitFor('the last frame delivered', () => got.length === 1, 20_000);
+    expect(n2.connected).toBe(true);
+    // Still refused afterwards: another node's presence, and a frame in another's name.
+    let closed = false;
+    n2.on('close', () => (closed = true));
+    n2.publish(`quorumd/${C}/presence/3`, 'x');
+    await waitFor('refused', () => closed);
+    const { c: again } = await raw('n2', 'secret-two');
+    let closed2 = false;
+    again.on('close', () => (closed2 = true));
+    again.publish(`quorumd/${C}/to/1`, frameFrom(3, 1));
+    await waitFor('refused', () => closed2);
+    expect(got).toEqual([`quorumd/${C}/to/1`]);
+  });
 });
 
 describe('TLS', () => {
