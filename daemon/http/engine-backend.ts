@@ -68,7 +68,12 @@ export class EngineBackend extends KvBackendBase<EngineRuntime> implements ApiBa
 
   private onApplied(e: Entry): void {
     this.notifyWatchers(e);
-    this.track();
+    // Per applied entry only what applying can change: the activation (without fencing a
+    // leader becomes active when its term's first entry applies). Role and leader change
+    // in steps, and every step ends in afterStep → track(). A full track() here read
+    // status() per entry (a copy of the configuration and of the progress table): under
+    // 64 writers that was an allocation per write on the leader.
+    this.trackActivation(undefined);
   }
 
   private track(): void {
@@ -84,17 +89,25 @@ export class EngineBackend extends KvBackendBase<EngineRuntime> implements ApiBa
       if (s.leader !== 0) this.leaderChanges++;
       this.lastLeader = s.leader;
     }
+    this.trackActivation(s.term);
+  }
+
+  /** Follows the active token (hooks' leadership events); `term`: the engine's, or undefined to read it only when an event is due. */
+  private trackActivation(term: number | undefined): void {
+    const rt = this.rt;
+    if (!rt || !rt.engine) return;
     if (this.fenceDevices !== undefined) return; // activation events come from the runtime
     const token = rt.activeToken;
     if (token > 0 && (!this.activeNow || token !== this.activeToken)) {
+      const t = term ?? rt.engine.status().term;
       if (this.activeNow) this.onLeadership?.({ event: 'inactive', term: this.activeTerm, token: this.activeToken });
       this.activeNow = true;
       this.activeToken = token;
-      this.activeTerm = s.term;
-      this.onLeadership?.({ event: 'active', term: s.term, token });
+      this.activeTerm = t;
+      this.onLeadership?.({ event: 'active', term: t, token });
     } else if (token === 0 && this.activeNow) {
       this.activeNow = false;
-      this.onLeadership?.({ event: 'inactive', term: s.term, token: this.activeToken });
+      this.onLeadership?.({ event: 'inactive', term: term ?? rt.engine.status().term, token: this.activeToken });
     }
   }
 

@@ -144,6 +144,23 @@ function parseIndexParam(raw: string, what: string): number {
 
 type Params = Map<string, string>;
 
+const GET_HEAD = ['GET', 'HEAD'] as const;
+const KV_METHODS = ['GET', 'PUT', 'DELETE'] as const;
+const POST_ONLY = ['POST'] as const;
+const POST_DELETE = ['POST', 'DELETE'] as const;
+
+/** 405 unless `method` is one of `allowed` (a module function: no closure per request). */
+function onlyMethods(method: string, path: string, allowed: readonly string[]): void {
+  if (!allowed.includes(method)) {
+    throw new HttpError(405, 'method-not-allowed', `${method} is not allowed on ${path.slice(0, 80)}; expected ${allowed.join(' or ')}`, { allow: allowed.join(', ') });
+  }
+}
+
+/** Who the wrong-lease guard counts for: address and credential (built on the lock paths only, not for every request). */
+function leaseClient(req: IncomingMessage, credential: string): string {
+  return `${req.socket.remoteAddress ?? '?'}|${credential}`;
+}
+
 function parseQuery(search: string, allowed: readonly string[]): Params {
   const out: Params = new Map();
   if (search.length > 4096) throw bad('query string longer than 4096 characters');
@@ -332,7 +349,8 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
       req.on('end', () => {
         if (done) return;
         done = true;
-        resolve(new Uint8Array(Buffer.concat(chunks)));
+        // One copy (a chunk may be a view of a larger socket buffer): most bodies are one chunk.
+        resolve(chunks.length === 1 ? new Uint8Array(chunks[0]!) : new Uint8Array(Buffer.concat(chunks)));
       });
       req.on('error', (err) => {
         if (done) return;
@@ -493,16 +511,11 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
     const qi = rawUrl.indexOf('?');
     const path = qi < 0 ? rawUrl : rawUrl.slice(0, qi);
     const search = qi < 0 ? '' : rawUrl.slice(qi + 1);
-    const only = (...allowed: string[]) => {
-      if (!allowed.includes(method)) {
-        throw new HttpError(405, 'method-not-allowed', `${method} is not allowed on ${path.slice(0, 80)}; expected ${allowed.join(' or ')}`, { allow: allowed.join(', ') });
-      }
-    };
 
     // The dashboard's own page and code (no cluster data): served to anyone; every
     // request the page makes for data carries the token (daemon/ui/dashboard.ts).
     if (isUiPath(path)) {
-      only('GET', 'HEAD');
+      onlyMethods(method, path, GET_HEAD);
       parseQuery(search, []);
       rejectBodyIfAny(req);
       const a = uiFile(path);
@@ -526,35 +539,34 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
     if (!scopeAllows(who.scope, need)) {
       throw new HttpError(403, 'forbidden', `credential ${JSON.stringify(who.name)} has scope ${who.scope}; ${method} ${path.slice(0, 80)} needs scope ${need}`);
     }
-    const client = `${req.socket.remoteAddress ?? '?'}|${who.name}`;
 
     if (path === '/v1/status') {
-      only('GET', 'HEAD');
+      onlyMethods(method, path, GET_HEAD);
       parseQuery(search, []);
       rejectBodyIfAny(req);
       return json(res, 200, backend.status());
     }
     if (path === '/v1/leader') {
-      only('GET', 'HEAD');
+      onlyMethods(method, path, GET_HEAD);
       parseQuery(search, []);
       rejectBodyIfAny(req);
       return json(res, 200, backend.leader());
     }
     if (path === '/v1/jobs') {
-      only('GET', 'HEAD');
+      onlyMethods(method, path, GET_HEAD);
       parseQuery(search, []);
       rejectBodyIfAny(req);
       if (!backend.jobs) throw new HttpError(501, 'engine-unsupported', 'scheduled jobs need the Raft engine (engine: raft)');
       return json(res, 200, { jobs: backend.jobs() });
     }
     if (path === '/metrics') {
-      only('GET', 'HEAD');
+      onlyMethods(method, path, GET_HEAD);
       parseQuery(search, []);
       rejectBodyIfAny(req);
       return send(res, 200, renderMetrics([...backend.metrics(), ...httpFamilies()]), { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8' });
     }
     if (path === '/v1/keys') {
-      only('GET', 'HEAD');
+      onlyMethods(method, path, GET_HEAD);
       const q = parseQuery(search, ['prefix', 'limit']);
       rejectBodyIfAny(req);
       if (!backend.keys) throw new HttpError(501, 'engine-unsupported', 'listing keys needs the Raft engine (engine: raft)');
@@ -572,7 +584,7 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
       return json(res, 200, backend.locks());
     }
     if (path === '/v1/pbft/reply') {
-      only('GET', 'HEAD');
+      onlyMethods(method, path, GET_HEAD);
       const q = parseQuery(search, ['client', 'seq']);
       rejectBodyIfAny(req);
       if (!backend.pbftClientReply || backend.status().engine !== 'pbft') throw new HttpError(501, 'engine-unsupported', 'signed replies are given by engine pbft only');
@@ -586,7 +598,7 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
     }
     if (path.startsWith('/v1/kv/') || path === '/v1/kv') {
       const key = decodeName(path.slice('/v1/kv/'.length), 'key');
-      only('GET', 'PUT', 'DELETE');
+      onlyMethods(method, path, KV_METHODS);
       if (method !== 'GET' && key.startsWith('_quorumd/')) throw bad(`key ${JSON.stringify(key.slice(0, 40))}: the prefix _quorumd/ is reserved for quorumd's own records (service discovery: /v1/services); it can be read, not written`, 'reserved-key');
       if (method === 'GET') {
         const q = parseQuery(search, ['stale', 'watch', 'wait', 'client', 'seq']);
@@ -630,27 +642,27 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
       const name = decodeName(rest, 'lock name');
       rejectBodyIfAny(req);
       if (renew || method === 'DELETE') {
-        if (renew) only('POST');
+        if (renew) onlyMethods(method, path, POST_ONLY);
         const what = renew ? 'renew' : 'release';
         const q = parseQuery(search, ['lease', 'token', 'client', 'seq']);
         if (q.has('token')) throw bad(`${what} takes lease=<the lease id of the acquire answer>, not token=: the fencing token is public and releases nothing`);
         const lease = leaseParam(q.get('lease'), `${what} needs lease=<the lease id of the acquire answer>`);
         const ref = lockClientRef(q);
-        holdOffLeaseGuesser(client);
+        holdOffLeaseGuesser(leaseClient(req, who.name));
         const r = await call((cb) => {
           if (ref) backend.pbftLock!(renew ? { op: 'lock.renew', name, lease: leaseDigest(lease), now: 0 } : { op: 'lock.release', name, lease: leaseDigest(lease) }, ref, cb);
           else if (renew) backend.lockRenew(name, lease, cb);
           else backend.lockRelease(name, lease, cb);
         });
         if (r.status === 409) {
-          countLeaseFailure(client);
+          countLeaseFailure(leaseClient(req, who.name));
           return json(res, 409, { ok: false, error: r.error ?? `lock ${name} is not held with that lease`, code: 'not-held' }, pbftHeaders(r));
         }
         if (r.status !== 200) return sendError(res, failure(r, `lock ${what}`));
         if (!renew) return json(res, 200, { ok: true }, pbftHeaders(r));
         return json(res, 200, { ok: true, ...(r.token !== undefined ? { token: r.token } : {}), ...(r.ttlMs !== undefined ? { ttlMs: r.ttlMs } : {}), ...(r.expiresAt !== undefined ? { expiresAt: r.expiresAt } : {}) }, pbftHeaders(r));
       }
-      only('POST', 'DELETE');
+      onlyMethods(method, path, POST_DELETE);
       const q = parseQuery(search, ['ttl', 'owner', 'lease', 'client', 'seq']);
       const ttlRaw = q.get('ttl');
       const owner = q.get('owner');
@@ -674,7 +686,7 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
       const confirm = rest.endsWith('/confirm');
       if (confirm) rest = rest.slice(0, -'/confirm'.length);
       if (!/^[a-z0-9][a-z0-9-]{0,31}$/.test(rest)) throw bad(`node must be a member name (a-z, 0-9, -), got ${JSON.stringify(rest.slice(0, 40))}`, 'bad-node');
-      only('POST');
+      onlyMethods(method, path, POST_ONLY);
       parseQuery(search, []);
       rejectBodyIfAny(req);
       if (confirm) {
