@@ -171,8 +171,11 @@ export interface DevCluster {
 const bin = join(import.meta.dirname, '..', 'bin', 'quorumd.js');
 /**
  * V8 flags for each node process (the bin's shebang line carries the same for
- * `quorumd` started from a shell): 1 MiB young-generation semi-spaces keep ~15 MiB of
- * heap out of a node's resident set for a few more (sub-millisecond) scavenges; and
+ * `quorumd` started from a shell): 4 MiB young-generation semi-spaces, a quarter of V8's
+ * default of 16: a node's live data is small and short-lived. 1 MiB saves ~7 MiB more at the
+ * peak under load and nothing once a node has idled for half a minute (V8 shrinks
+ * the young generation again), and a busy leader then spends a quarter of its time in scavenges: 20-30 %
+ * fewer writes/s under 64 writers (docs/install-pi.md "Memory"). And
  * the old generation may grow only 20 % beyond what survived the last full collection
  * (V8 picks a factor of up to 4 when the mutator allocates fast): under 64 writers the
  * leader's heap otherwise swells with garbage from ~30 to ~80 MiB (RSS peak ~130 MiB;
@@ -180,7 +183,7 @@ const bin = join(import.meta.dirname, '..', 'bin', 'quorumd.js');
  * limit: a large KV still fits (--max-old-space-size would be a hard cap, an
  * out-of-memory exit).
  */
-export const NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1', '--heap-growing-percent=20'];
+export const NODE_FLAGS: readonly string[] = ['--max-semi-space-size=4', '--heap-growing-percent=20'];
 /**
  * glibc's malloc settings for each node process (GLIBC_TUNABLES; the systemd unit sets
  * the same, docs/install-pi.md "Memory"), unless the environment already has its own.
