@@ -44,13 +44,24 @@ describe.skipIf(!socat.run)('serial links in quorumd start (socat ptys, real ser
     const r1 = await h.writes(() => leader, 50, 4, 'both');
     expect(r1.latencies).toHaveLength(50);
     for (const n of nodes) {
-      const m = await h.metrics(n);
-      const replays = metricValue(m, 'quorumd_dropped_frames_total', { reason: 'replay' });
-      const accepted = metricValue(m, 'quorumd_frames_accepted_total');
       // Each accepted frame had a twin on the other link (unless that one was lost or
       // arrived after the window): most copies must show up as replays, not as input.
-      expect(replays, `${n.name} replays`).toBeGreaterThan(accepted * 0.5);
-      expect(replays, `${n.name} replays`).toBeLessThanOrEqual(accepted);
+      // The twin of a frame just accepted may still be on its way over the slower link
+      // (a follower that got few Appends makes the counts small: 2 of 4 once, on a
+      // loaded machine), so the share is awaited, bounded, not read once.
+      let last = '';
+      await waitFor(async () => {
+        const m = await h.metrics(n);
+        const replays = metricValue(m, 'quorumd_dropped_frames_total', { reason: 'replay' });
+        const accepted = metricValue(m, 'quorumd_frames_accepted_total');
+        last = `${replays} replays of ${accepted} accepted`;
+        return replays > accepted * 0.5;
+      }, 20_000, `${n.name}: most copies counted as replays`).catch((e: Error) => {
+        throw new Error(`${e.message} (last: ${last})`);
+      });
+      const m = await h.metrics(n);
+      const replays = metricValue(m, 'quorumd_dropped_frames_total', { reason: 'replay' });
+      expect(replays, `${n.name} replays`).toBeLessThanOrEqual(metricValue(m, 'quorumd_frames_accepted_total'));
       expect(metricValue(m, 'quorumd_link_up')).toBe(3); // mqtt + two wires
     }
 
