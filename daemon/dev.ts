@@ -171,12 +171,12 @@ export interface DevCluster {
 const bin = join(import.meta.dirname, '..', 'bin', 'quorumd.js');
 /**
  * V8 flags for each node process (the bin's shebang line carries the same for
- * `quorumd` started from a shell): 4 MiB young-generation semi-spaces, a quarter of V8's
- * default of 16: a node's live data is small and short-lived. 1 MiB saves ~7 MiB more at the
- * peak under load and nothing once a node has idled for half a minute (V8 shrinks
- * the young generation again), and a busy leader then spends a quarter of its time in scavenges: 20-30 %
- * fewer writes/s under 64 writers (docs/install-pi.md "Memory"). And
- * the old generation may grow only 20 % beyond what survived the last full collection
+ * `quorumd` started from a shell): 4 MiB young-generation semi-spaces, a quarter of
+ * V8's default of 16: a node's live data is small and short-lived. 1 MiB saves ~7 MiB
+ * more at the peak under load and nothing once a node has idled for half a minute (V8
+ * shrinks the young generation again), and a busy leader then spends a quarter of its
+ * time in scavenges: 20-30 % fewer writes/s under 64 writers (docs/install-pi.md
+ * "Memory"). And the old generation may grow only 20 % beyond what survived the last full collection
  * (V8 picks a factor of up to 4 when the mutator allocates fast): under 64 writers the
  * leader's heap otherwise swells with garbage from ~30 to ~80 MiB (RSS peak ~130 MiB;
  * ~88 with the flag, and no more CPU per write, issue 14). A growth factor, not a
