@@ -6,7 +6,7 @@
 // node's live data is small and short-lived, so a quarter of the default is plenty.
 // 1 MiB keeps ~7 MiB less resident at the peak under load and nothing once a node has
 // idled for half a minute (V8 gives the young generation back), and costs a busy
-// leader a scavenge every few dozen writes: 20-30 % fewer writes/s under 64 writers
+// leader a scavenge every few dozen writes: 16-26 % fewer writes/s under 64 writers
 // (docs/install-pi.md, "Memory").
 // --heap-growing-percent=20: the old generation grows at most 20 % beyond what the last
 // full collection kept (V8 otherwise lets it grow up to 4× under a fast allocation

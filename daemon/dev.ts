@@ -175,7 +175,7 @@ const bin = join(import.meta.dirname, '..', 'bin', 'quorumd.js');
  * V8's default of 16: a node's live data is small and short-lived. 1 MiB saves ~7 MiB
  * more at the peak under load and nothing once a node has idled for half a minute (V8
  * shrinks the young generation again), and a busy leader then spends a quarter of its
- * time in scavenges: 20-30 % fewer writes/s under 64 writers (docs/install-pi.md
+ * time in scavenges: 16-26 % fewer writes/s under 64 writers (docs/install-pi.md
  * "Memory"). And the old generation may grow only 20 % beyond what survived the last full collection
  * (V8 picks a factor of up to 4 when the mutator allocates fast): under 64 writers the
  * leader's heap otherwise swells with garbage from ~30 to ~80 MiB (RSS peak ~130 MiB;
