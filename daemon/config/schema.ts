@@ -411,8 +411,14 @@ const http = z.strictObject({
   requestTimeoutMs: int('milliseconds', 10, 600_000).default(5000),
   /** A connection that has not sent a whole request header within this is destroyed, ms. Default 10000. */
   headersTimeoutMs: int('milliseconds', 100, 600_000).default(10_000),
-  /** Connections one client address may hold at once; more are closed at accept. Default 64 (a watch holds one). */
-  maxConnectionsPerAddress: int('connections', 1, 65_536).default(64),
+  /**
+   * Connections one client address may hold at once; more are closed at accept (the client
+   * sees a reset). Default 128: room for an application's pool of 64 (a watch holds one
+   * too) beside the tools on the same host — `quorumd dev` keeps a connection to each node,
+   * the CLI opens one per call. At 64, a pool of 64 beside `quorumd dev` had ~140
+   * connections a second refused and reopened. The server takes at most 1024 in all.
+   */
+  maxConnectionsPerAddress: int('connections', 1, 65_536).default(128),
 });
 
 /**

@@ -70,7 +70,7 @@ export interface HttpOptions {
   tls?: { cert: string | Buffer; key: string | Buffer; ca?: string | Buffer };
   /** A connection that has not sent a complete request header within this is destroyed (ms). Default 10000. */
   headersTimeoutMs?: number;
-  /** Connections from one client address at a time; more are destroyed when accepted. Default 64. */
+  /** Connections from one client address at a time; more are destroyed when accepted. Default 128 (the config's default says why). */
   maxConnectionsPerAddress?: number;
   /** Connections at a time in all. Default 1024. */
   maxConnections?: number;
@@ -259,7 +259,7 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
     return Promise.reject(err);
   }
   const headersTimeoutMs = opts.headersTimeoutMs ?? 10_000;
-  const perAddress = opts.maxConnectionsPerAddress ?? 64;
+  const perAddress = opts.maxConnectionsPerAddress ?? 128;
   const leaseLimit = opts.leaseFailures ?? { max: 5, windowMs: 10_000 };
   const byAddress = new Map<string, number>();
   /** Wrong-lease failures per client (address + credential): count and window start. */
