@@ -113,6 +113,14 @@ describe('compiled daemon (dist/)', () => {
     for (const marker of ['ZodError', 'YAMLParseError', 'class RaftNode', 'class PbftNode', 'class EngineRuntime']) expect(text.includes(marker), marker).toBe(false);
   });
 
+  it('no built module imports node:tls or node:https up front: only a node or client with TLS configured loads them (hal/lazy-builtins.ts)', () => {
+    const built = (JSON.parse(readFileSync(join(dist, '.build-stamp.json'), 'utf8')) as { files: string[] }).files.filter((f) => f.endsWith('.js'));
+    for (const f of built) {
+      const p = importsOf(f).packages;
+      expect(p.filter((x) => /^(node:)?(tls|https)$/.test(x)), f).toEqual([]);
+    }
+  });
+
   it('embeds with plain node: import { startNode } from "quorumd" in an application folder', async () => {
     broker = await startBroker({ port: 0, host: '127.0.0.1', open: true });
     const app = mkdtempSync(join(tmpdir(), 'quorumd-embed-'));
