@@ -113,11 +113,11 @@ describe('compiled daemon (dist/)', () => {
     for (const marker of ['ZodError', 'YAMLParseError', 'class RaftNode', 'class PbftNode', 'class EngineRuntime']) expect(text.includes(marker), marker).toBe(false);
   });
 
-  it('no built module imports node:tls or node:https up front: only a node or client with TLS configured loads them (hal/lazy-builtins.ts)', () => {
+  it('no built module imports node:tls, node:https or node-cron up front: only a process with TLS configured, or with jobs, loads them (hal/lazy-builtins.ts, daemon/jobs/node-cron.ts)', () => {
     const built = (JSON.parse(readFileSync(join(dist, '.build-stamp.json'), 'utf8')) as { files: string[] }).files.filter((f) => f.endsWith('.js'));
     for (const f of built) {
       const p = importsOf(f).packages;
-      expect(p.filter((x) => /^(node:)?(tls|https)$/.test(x)), f).toEqual([]);
+      expect(p.filter((x) => /^((node:)?(tls|https)|node-cron)$/.test(x)), f).toEqual([]);
     }
   });
 
