@@ -58,8 +58,10 @@ export function buildProgram(): Command {
       const { runDev } = await import('./dev.ts');
       opts.nodes ??= opts.engine === 'pbft' ? 4 : 3;
       if (opts.jobs !== undefined) {
-        const { loadJobsFile } = await import('./config/load.ts');
-        opts.jobs = loadJobsFile(opts.jobs);
+        // Checked by a short-lived child: the YAML parser, zod and node-cron would stay
+        // in the supervisor for the whole session (daemon/config/jobs-file.ts).
+        const { loadJobsFileApart } = await import('./config/jobs-file.ts');
+        opts.jobs = await loadJobsFileApart(opts.jobs);
       }
       await runDev(opts);
     });
@@ -305,6 +307,16 @@ export function buildProgram(): Command {
           `engine ${c.engine}, links: ${[c.mqtt ? `mqtt(${c.mqtt.brokers.join(',')})` : '', ...(c.serial ?? []).map((s) => `serial(${s.path}→${s.peer})`)].filter(Boolean).join(' ')}, ` +
           `HTTP ${c.http.listen}${c.http.tls ? ' (https)' : ''}, API token ${r.http.tokenFile ?? '(inline)'}${r.http.credentials.length ? ` + ${r.http.credentials.length} scoped` : ''}, data ${r.dataDir}\n`,
       );
+    });
+
+  config
+    .command('validate-jobs <file>')
+    .description('check a file with only a `jobs:` list (what `quorumd dev --jobs` takes); exit 2 with every problem')
+    .option('--json', 'print the checked jobs, defaults filled in, as a JSON array')
+    .action(async (file: string, opts: { json?: boolean }) => {
+      const { loadJobsFile } = await import('./config/load.ts');
+      const jobs = loadJobsFile(file);
+      process.stdout.write(opts.json ? `${JSON.stringify(jobs)}\n` : `${file}: ok — ${jobs.length} job${jobs.length === 1 ? '' : 's'}${jobs.map((j, i) => `${i === 0 ? ': ' : ', '}${j.name} (${j.cron})`).join('')}\n`);
     });
 
   program

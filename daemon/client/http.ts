@@ -10,7 +10,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
-import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import type { Agent as HttpsAgent } from 'node:https';
+import { nodeHttps } from '../../hal/lazy-builtins.ts';
 import { findApiToken, type TokenSources } from './token.ts';
 
 export interface Reply {
@@ -52,7 +53,7 @@ function tlsAgent(): HttpsAgent {
   const ca = file(process.env.QUORUMD_API_CA_FILE, 'QUORUMD_API_CA_FILE');
   const cert = file(process.env.QUORUMD_API_CERT_FILE, 'QUORUMD_API_CERT_FILE');
   const key = file(process.env.QUORUMD_API_KEY_FILE, 'QUORUMD_API_KEY_FILE');
-  httpsAgent = new HttpsAgent({ keepAlive: true, maxSockets: 256, ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}) });
+  httpsAgent = new (nodeHttps().Agent)({ keepAlive: true, maxSockets: 256, ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}) });
   return httpsAgent;
 }
 
@@ -98,7 +99,7 @@ export function call(base: string | URL, method: string, path: string, opts: Cal
   const timeoutMs = opts.timeoutMs ?? 10_000;
   return new Promise((resolve, reject) => {
     const body = opts.body === undefined ? undefined : typeof opts.body === 'string' ? Buffer.from(opts.body) : Buffer.from(opts.body);
-    const req = (secure ? httpsRequest : request)(
+    const req = (secure ? nodeHttps().request : request)(
       {
         host: u.hostname.replace(/^\[(.*)\]$/, '$1'),
         port: u.port || (secure ? 443 : 80),

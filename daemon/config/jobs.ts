@@ -4,7 +4,7 @@
  * replicated log granted it that slot (docs/jobs.md). Every key is documented at its
  * declaration, with its default and why.
  */
-import { validate, validateDetailed } from 'node-cron';
+import { nodeCron } from '../jobs/node-cron.ts';
 import * as z from 'zod';
 
 /** Job names: like member names, safe in logs, environment and the replicated table; no ':' (node-cron's slot keys use it). */
@@ -18,10 +18,10 @@ export const CRON_HELP = 'expected 5 fields "minute hour day-of-month month day-
  * node-cron's `validate` decides; its detailed validation names the bad field.
  */
 export function cronProblem(expr: string): string | undefined {
-  if (validate(expr)) return undefined;
+  if (nodeCron().validate(expr)) return undefined;
   let detail = '';
   try {
-    const d = validateDetailed(expr);
+    const d = nodeCron().validateDetailed(expr);
     detail = d.errors.map((e) => `${e.field}: ${e.message}`).join('; ');
   } catch (err) {
     detail = (err as Error).message;

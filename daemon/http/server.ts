@@ -40,7 +40,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
+import { nodeHttps } from '../../hal/lazy-builtins.ts';
 import type { AddressInfo, Socket } from 'node:net';
 import { MAX_KEY_BYTES, MAX_TTL_MS, MAX_VALUE_BYTES, MIN_TTL_MS } from '../../src/kv/commands.ts';
 import { leaseDigest } from '../../src/kv/lease.ts';
@@ -765,7 +765,7 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
     );
   };
   const server: Server = opts.tls
-    ? createHttpsServer({ ...serverOpts, cert: opts.tls.cert, key: opts.tls.key, ...(opts.tls.ca !== undefined ? { ca: opts.tls.ca, requestCert: true, rejectUnauthorized: true } : {}) }, handler)
+    ? nodeHttps().createServer({ ...serverOpts, cert: opts.tls.cert, key: opts.tls.key, ...(opts.tls.ca !== undefined ? { ca: opts.tls.ca, requestCert: true, rejectUnauthorized: true } : {}) }, handler)
     : createServer(serverOpts, handler);
   server.maxConnections = opts.maxConnections ?? 1024;
   server.keepAliveTimeout = 5000;

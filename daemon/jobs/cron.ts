@@ -18,7 +18,7 @@
  * (n-th such weekday); a wall time that a DST change skips does not fire, and a wall
  * time that it repeats fires once (its first instant).
  */
-import { parse } from 'node-cron';
+import { nodeCron } from './node-cron.ts';
 
 /** How far ahead a next slot is searched (node-cron searches as far): beyond it, none. */
 const MAX_DAYS = 366 * 100;
@@ -131,7 +131,7 @@ export class CronSchedule {
     readonly expr: string,
     readonly timeZone = 'UTC',
   ) {
-    const f = parse(expr);
+    const f = nodeCron().parse(expr);
     this.seconds = sortedUnique(f.second);
     this.minutes = sortedUnique(f.minute);
     this.hours = sortedUnique(f.hour);

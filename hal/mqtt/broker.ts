@@ -36,7 +36,8 @@
  */
 import { timingSafeEqual, createHash } from 'node:crypto';
 import net from 'node:net';
-import tls from 'node:tls';
+import type { TlsOptions } from 'node:tls';
+import { nodeTls } from '../lazy-builtins.ts';
 import { Aedes, type AedesOptions, type AuthenticateError, type Client } from 'aedes';
 import mqttPacket from 'mqtt-packet';
 import type { NodeId } from '../../src/types.ts';
@@ -366,7 +367,7 @@ export async function startBroker(opts: BrokerOptions = {}): Promise<RunningBrok
     s.on('data', (d: Buffer) => guard.feed(d));
   };
   const server: net.Server = opts.tls
-    ? tls.createServer(
+    ? nodeTls().createServer(
         {
           cert: opts.tls.cert,
           key: opts.tls.key,
@@ -374,7 +375,7 @@ export async function startBroker(opts: BrokerOptions = {}): Promise<RunningBrok
           requestCert: opts.tls.requestCert === true,
           rejectUnauthorized: opts.tls.requestCert === true,
           noDelay: true,
-        } as tls.TlsOptions,
+        } as TlsOptions,
         handle,
       )
     : net.createServer({ noDelay: true }, handle);

@@ -41,7 +41,7 @@
  */
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
-import tls from 'node:tls';
+import { nodeTls } from '../lazy-builtins.ts';
 import type { Duplex } from 'node:stream';
 import { MqttClient, type IClientOptions } from 'mqtt';
 import type { Done, Link, LinkEvent } from '../interfaces.ts';
@@ -610,7 +610,7 @@ export class MqttLink implements Link {
         return sock;
       }
       const servername = ep.tls.servername ?? (net.isIP(ep.host) ? undefined : ep.host);
-      const t = tls.connect({
+      const t = nodeTls().connect({
         socket: sock,
         host: ep.host,
         ...(servername !== undefined ? { servername } : {}),

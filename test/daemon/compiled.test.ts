@@ -95,6 +95,32 @@ describe('compiled daemon (dist/)', () => {
     expect(text.length + cliText.length).toBeLessThan(300_000);
   });
 
+  it('the dev supervisor loads no YAML parser, zod or node-cron (a jobs file is checked by a child), and no engine', () => {
+    // What `quorumd dev` loads before and while it runs: cli.js, the dev module and what it
+    // imports statically, and the module that checks a --jobs file in a child process.
+    const cli = importsOf('cli.js');
+    const entry = [...cli.dynamic.filter((f) => f.startsWith('dev-') || f.startsWith('jobs-file-'))];
+    expect(entry.filter((f) => f.startsWith('dev-'))).toHaveLength(1);
+    const files = new Set<string>();
+    const packages = new Set<string>();
+    for (const e of entry) {
+      const c = staticClosure(e);
+      c.files.forEach((f) => files.add(f));
+      c.packages.forEach((p) => packages.add(p));
+    }
+    for (const heavy of ['zod', 'yaml', 'node-cron', 'serialport', 'pino']) expect(packages.has(heavy), heavy).toBe(false);
+    const text = [...files].map((f) => readFileSync(join(dist, f), 'utf8')).join('\n');
+    for (const marker of ['ZodError', 'YAMLParseError', 'class RaftNode', 'class PbftNode', 'class EngineRuntime']) expect(text.includes(marker), marker).toBe(false);
+  });
+
+  it('no built module imports node:tls, node:https or node-cron up front: only a process with TLS configured, or with jobs, loads them (hal/lazy-builtins.ts, daemon/jobs/node-cron.ts)', () => {
+    const built = (JSON.parse(readFileSync(join(dist, '.build-stamp.json'), 'utf8')) as { files: string[] }).files.filter((f) => f.endsWith('.js'));
+    for (const f of built) {
+      const p = importsOf(f).packages;
+      expect(p.filter((x) => /^((node:)?(tls|https)|node-cron)$/.test(x)), f).toEqual([]);
+    }
+  });
+
   it('embeds with plain node: import { startNode } from "quorumd" in an application folder', async () => {
     broker = await startBroker({ port: 0, host: '127.0.0.1', open: true });
     const app = mkdtempSync(join(tmpdir(), 'quorumd-embed-'));

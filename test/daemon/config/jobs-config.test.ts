@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { good as base, problems, root } from './helpers.ts';
 import { loadJobsFile, parseConfigText } from '../../../daemon/config/load.ts';
+import { loadJobsFileApart } from '../../../daemon/config/jobs-file.ts';
 
 describe('jobs config', () => {
   it('no jobs by default; a job gets the documented defaults', () => {
@@ -66,5 +67,25 @@ describe('jobs config', () => {
     writeFileSync(join(dir, 'list.yaml'), '- { name: tick }\n');
     expect(() => loadJobsFile(join(dir, 'list.yaml'))).toThrow(/expected a YAML mapping with a `jobs:` list/);
     expect(() => loadJobsFile(join(dir, 'missing.yaml'))).toThrow(/cannot read the file/);
+  });
+
+  it('quorumd dev --jobs FILE is checked by a child process (the supervisor keeps no YAML/zod/node-cron): same jobs, same errors', async () => {
+    const bin = join(root, 'bin', 'quorumd.js');
+    const dir = mkdtempSync(join(tmpdir(), 'qjobs-'));
+    writeFileSync(join(dir, 'ok.yaml'), 'jobs:\n  - { name: tick, cron: "* * * * * *", command: "date" }\n  - { name: tock, cron: "0 2 * * *", command: "true", timezone: "Europe/Berlin" }\n');
+    expect(await loadJobsFileApart(join(dir, 'ok.yaml'))).toEqual(loadJobsFile(join(dir, 'ok.yaml')));
+    writeFileSync(join(dir, 'bad.yaml'), 'jobs:\n  - { name: tick, cron: "* * 32 * *", command: "date" }\n');
+    const err = await loadJobsFileApart(join(dir, 'bad.yaml')).catch((e: Error) => e);
+    expect(err).toBeInstanceOf(Error);
+    expect((err as Error).name).toBe('ConfigError');
+    expect((err as Error).message).toMatch(/^\S*bad\.yaml:2:\d+: jobs\.0\.cron: job "tick": "\* \* 32 \* \*" is not a valid cron expression/);
+    await expect(loadJobsFileApart(join(dir, 'missing.yaml'))).rejects.toThrow(/missing\.yaml:0:0: \(file\): cannot read the file/);
+    // Through the CLI: exit 2 and the problem, before any node starts.
+    const r = spawnSync(process.execPath, [bin, 'dev', '--jobs', join(dir, 'bad.yaml'), '--data-dir', join(dir, 'data')], { encoding: 'utf8', timeout: 30_000 });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/invalid configuration:\n\S*bad\.yaml:2:\d+: jobs\.0\.cron: job "tick"/);
+    const v = spawnSync(process.execPath, [bin, 'config', 'validate-jobs', join(dir, 'ok.yaml')], { encoding: 'utf8', timeout: 30_000 });
+    expect(v.status).toBe(0);
+    expect(v.stdout).toMatch(/ok\.yaml: ok — 2 jobs: tick \(\* \* \* \* \* \*\), tock \(0 2 \* \* \*\)/);
   });
 });

@@ -1,0 +1,49 @@
+/**
+ * `quorumd dev --jobs FILE` in the supervisor: the file is read and checked by a
+ * short-lived child (`quorumd config validate-jobs FILE --json`), not in the
+ * supervisor itself.
+ *
+ * Why a child: checking a jobs file takes the YAML parser, zod with the config
+ * schemas and node-cron (daemon/config/load.ts), ~0.4 MB of JavaScript whose source,
+ * code and schema objects a process keeps to its end once loaded (an ES module is
+ * never unloaded). The supervisor needs none of it after this one check, and it
+ * stays up for the whole dev session: with the check in-process its idle RSS was
+ * ~3.5 MiB higher (issue 14: supervisor idle ≤ 60 MiB). The child costs one short
+ * node start (~0.1 s of CPU) before the cluster starts; its errors are the same
+ * ConfigError text as the in-process check (file:line:col: key: what was expected).
+ */
+import { spawnSync } from 'node:child_process';
+import type { JobConfig } from './jobs.ts';
+import { cliCommand } from '../cli-path.ts';
+
+/** A jobs file the child refused: its message as `loadJobsFile` would have thrown it (cli.ts prints ConfigErrors). */
+class JobsFileError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+/** The jobs of `file`, checked as in a node config; throws a ConfigError-named Error naming each problem. */
+export async function loadJobsFileApart(file: string): Promise<JobConfig[]> {
+  const r = spawnSync(process.execPath, [cliCommand().bin, 'config', 'validate-jobs', file, '--json'], {
+    encoding: 'utf8',
+    // Plain node for the child: no loader (NODE_OPTIONS of a test runner) and no
+    // start-up trace lines of its own.
+    env: { ...process.env, NODE_OPTIONS: '', QUORUMD_TRACE_START: '' },
+    timeout: 60_000,
+    maxBuffer: 4 * 1024 * 1024,
+  });
+  if (r.error !== undefined || r.status === null) {
+    // The child could not run (no fork possible, killed): check in this process instead;
+    // the result is the same, only the memory stays.
+    const { loadJobsFile } = await import('./load.ts');
+    return loadJobsFile(file);
+  }
+  if (r.status !== 0) {
+    const msg = r.stderr.replace(/^quorumd: invalid configuration:\n/, '').replace(/^quorumd: /, '').trimEnd();
+    throw new JobsFileError(msg || `checking the jobs file ${file} failed (exit status ${r.status})`);
+  }
+  try {
+    return JSON.parse(r.stdout) as JobConfig[];
+  } catch (err) {
+    throw new Error(`checking the jobs file ${file}: unexpected output of \`quorumd config validate-jobs\`: ${(err as Error).message}`);
+  }
+}
