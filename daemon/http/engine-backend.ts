@@ -79,17 +79,27 @@ export class EngineBackend extends KvBackendBase<EngineRuntime> implements ApiBa
   private track(): void {
     const rt = this.rt;
     if (!rt || !rt.engine) return;
-    const s = rt.engine.status();
-    const role = roleName(s);
+    // After every step (every propose on a leader, every message on any node): the three
+    // getters where the engine has them, not an EngineStatus object each time.
+    const e = rt.engine;
+    let role = e.currentRole;
+    let leader = e.currentLeader;
+    let term = e.currentTerm;
+    if (role === undefined || leader === undefined || term === undefined) {
+      const s = e.status();
+      role = roleName(s);
+      leader = s.leader;
+      term = s.term;
+    }
     if (role !== this.lastRole) {
       if (role === 'candidate') this.elections++;
       this.lastRole = role;
     }
-    if (s.leader !== this.lastLeader) {
-      if (s.leader !== 0) this.leaderChanges++;
-      this.lastLeader = s.leader;
+    if (leader !== this.lastLeader) {
+      if (leader !== 0) this.leaderChanges++;
+      this.lastLeader = leader;
     }
-    this.trackActivation(s.term);
+    this.trackActivation(term);
   }
 
   /** Follows the active token (hooks' leadership events); `term`: the engine's, or undefined to read it only when an event is due. */

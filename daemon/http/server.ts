@@ -374,26 +374,75 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
     }
   }
 
-  /** Calls a backend operation with a backstop timer: an unanswered call becomes 504. */
-  function call(op: (cb: (r: ClientResult) => void) => void, limitMs = backstopMs): Promise<ClientResult> {
+  // The backstops of the calls in flight, oldest first, and one timer for the oldest.
+  // Every call waits the same backstopMs, so deadlines are in call order and the head
+  // is always the next to expire: one timer is enough, armed for the head's deadline
+  // and re-armed for the next one when it fires. A timer per call (setTimeout, then
+  // clearTimeout once answered) was an object and two timer-list operations per write
+  // on the leader. Precision is unchanged: a call still gets its 504 once its own
+  // deadline has passed, as late as Node runs due timers, as before. Answered calls
+  // leave the list as soon as they are the oldest (calls finish roughly in order), so
+  // it holds about the calls in flight.
+  interface Backstop {
+    deadline: number;
+    settled: boolean;
+    resolve: (r: ClientResult) => void;
+  }
+  const backstops: Backstop[] = [];
+  let backstopHead = 0;
+  let backstopTimer: ReturnType<typeof setTimeout> | undefined;
+
+  function dropSettledBackstops(): void {
+    while (backstopHead < backstops.length && backstops[backstopHead]!.settled) backstopHead++;
+    if (backstopHead === backstops.length) {
+      backstops.length = 0;
+      backstopHead = 0;
+      // Nothing in flight: no timer either (as before, an idle server holds none).
+      if (backstopTimer !== undefined) {
+        clearTimeout(backstopTimer);
+        backstopTimer = undefined;
+      }
+    } else if (backstopHead >= 1024 && backstopHead * 2 >= backstops.length) {
+      backstops.splice(0, backstopHead);
+      backstopHead = 0;
+    }
+  }
+
+  function armBackstopTimer(): void {
+    if (backstopTimer !== undefined || backstopHead === backstops.length) return;
+    backstopTimer = setTimeout(expireBackstops, Math.max(0, backstops[backstopHead]!.deadline - performance.now()));
+  }
+
+  function expireBackstops(): void {
+    backstopTimer = undefined;
+    const now = performance.now();
+    while (backstopHead < backstops.length && backstops[backstopHead]!.deadline <= now) {
+      const b = backstops[backstopHead++]!;
+      if (b.settled) continue;
+      b.settled = true;
+      b.resolve({ status: 504, error: `no answer from the node within ${backstopMs} ms` });
+    }
+    dropSettledBackstops();
+    armBackstopTimer();
+  }
+
+  /** Calls a backend operation with a backstop: an unanswered call becomes 504 after backstopMs. */
+  function call(op: (cb: (r: ClientResult) => void) => void): Promise<ClientResult> {
     return new Promise((resolve) => {
-      let settled = false;
-      const t = setTimeout(() => {
-        if (settled) return;
-        settled = true;
-        resolve({ status: 504, error: `no answer from the node within ${limitMs} ms` });
-      }, limitMs);
+      const b: Backstop = { deadline: performance.now() + backstopMs, settled: false, resolve };
+      backstops.push(b);
+      armBackstopTimer();
       try {
         op((r) => {
-          if (settled) return;
-          settled = true;
-          clearTimeout(t);
+          if (b.settled) return;
+          b.settled = true;
+          dropSettledBackstops();
           resolve(r);
         });
       } catch (err) {
-        if (settled) return;
-        settled = true;
-        clearTimeout(t);
+        if (b.settled) return;
+        b.settled = true;
+        dropSettledBackstops();
         onError(err, 'backend call');
         // A synchronous throw happened before anything was proposed.
         resolve({ status: 503, error: `internal error before proposing: ${(err as Error).message}` });

@@ -355,4 +355,12 @@ export interface Engine {
   replicaProgress?(): ReplicaProgress[];
   /** status().leader without building the status (the runtime reads it after every step); without it, status() is asked. */
   readonly currentLeader?: NodeId;
+  /** status().term without building the status (the HTTP layer's bookkeeping reads it after every step). */
+  readonly currentTerm?: Term;
+  /**
+   * The role as the API names it, without building the status: status().role, or
+   * 'pre-candidate' while status().detail says so. With currentLeader and currentTerm it
+   * lets the per-step bookkeeping skip status(); without the three, status() is asked.
+   */
+  readonly currentRole?: string;
 }

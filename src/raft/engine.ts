@@ -234,6 +234,11 @@ export class RaftEngine implements Engine {
     return this.raft.currentTerm;
   }
 
+  /** status().role, 'pre-candidate' included (Engine.currentRole). */
+  get currentRole(): string {
+    return this.raft.currentRole;
+  }
+
   leaderToken(): number {
     return this.raft.leaderToken();
   }

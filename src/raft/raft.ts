@@ -204,6 +204,44 @@ const RAFT_TYPES = new Set<MsgType>([
 /** The empty lists of a Ready (frozen: a consumer that tried to add to one would throw, not corrupt the next Ready). */
 const NO_ENTRIES = Object.freeze([]) as unknown as Entry[];
 const NO_MESSAGES = Object.freeze([]) as unknown as Message[];
+
+/**
+ * Drops, in place, each successful AppendReply that a later one in the same list makes
+ * redundant: same destination, same term, an index at least as high. A follower whose
+ * disk is busy steps several Appends into one Ready (one fsync for all of them) and
+ * used to answer each; under load that was ~2 acknowledgements per fsync, each one
+ * encoded, tagged, sent, then read, verified and stepped by the leader. The last one
+ * says all the others say: a success means "my log matches yours up to index", the
+ * leader takes the highest (match never moves back, and the in-flight window drops
+ * every Append at or below it), and all of them leave together once the Ready is
+ * durable, so none is delayed. Same term and destination means the same leader, whose
+ * log only grows within its term, so the higher match does not cover an older
+ * conflicting suffix. Rejections and replies to other messages are kept as they are.
+ */
+function coalesceAcks(msgs: Message[]): void {
+  let acks = 0;
+  for (let i = 0; i < msgs.length; i++) {
+    const m = msgs[i]!;
+    if (m.type === MsgType.AppendReply && m.success) acks++;
+  }
+  if (acks < 2) return;
+  let kept = 0;
+  for (let i = 0; i < msgs.length; i++) {
+    const m = msgs[i]!;
+    if (m.type === MsgType.AppendReply && m.success && supersededAck(msgs, i, m)) continue;
+    msgs[kept++] = m;
+  }
+  msgs.length = kept;
+}
+
+/** A later successful AppendReply in `msgs` (after `i`) to the same node, same term, index ≥ m.index. */
+function supersededAck(msgs: Message[], i: number, m: AppendReply): boolean {
+  for (let j = i + 1; j < msgs.length; j++) {
+    const x = msgs[j]!;
+    if (x.type === MsgType.AppendReply && x.success && x.to === m.to && x.term === m.term && x.index >= m.index) return true;
+  }
+  return false;
+}
 const NO_READ_STATES = Object.freeze([]) as unknown as ReadState[];
 const NO_CTXS = Object.freeze([]) as unknown as number[];
 
@@ -831,6 +869,7 @@ export class RaftNode {
     if (!this.hasReady()) return undefined;
     // Empty lists are one shared frozen array (a Ready per step of every node: five
     // fresh arrays each, most of them empty, were a visible share of the garbage).
+    if (this.msgs.length > 1) coalesceAcks(this.msgs);
     const rd: Ready = {
       entries: NO_ENTRIES,
       messages: this.msgs.length > 0 ? this.msgs : NO_MESSAGES,

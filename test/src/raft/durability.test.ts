@@ -48,6 +48,31 @@ describe('raft durability contract', () => {
     r.advance(rd2);
   });
 
+  it('Appends stepped into one Ready get one acknowledgement, the highest; a rejection is kept', () => {
+    const r = new RaftNode({ id: 2, config: { voters: [1, 2, 3], learners: [], witnesses: [] }, rng: new Rng(2) });
+    const e = (index: number) => ({ term: 1, index, type: EntryType.Normal, data: text(`v${index}`) });
+    r.step({ type: MsgType.Append, from: 1, to: 2, term: 1, prevIndex: 0, prevTerm: 0, commit: 0, entries: [e(1), e(2)] });
+    r.step({ type: MsgType.Append, from: 1, to: 2, term: 1, prevIndex: 2, prevTerm: 1, commit: 0, entries: [e(3)] });
+    r.step({ type: MsgType.Append, from: 1, to: 2, term: 1, prevIndex: 3, prevTerm: 1, commit: 0, entries: [e(4), e(5)] });
+    const rd = r.ready()!;
+    expect(rd.entries.map((x) => x.index)).toEqual([1, 2, 3, 4, 5]);
+    // The last ack covers the others: same leader and term, and the highest index.
+    expect(rd.messages).toEqual([expect.objectContaining({ type: MsgType.AppendReply, to: 1, term: 1, success: true, index: 5 })]);
+    r.advance(rd);
+    // A gap (prevIndex 9 is unknown) is rejected; the rejection is not dropped behind a later success.
+    r.step({ type: MsgType.Append, from: 1, to: 2, term: 1, prevIndex: 9, prevTerm: 1, commit: 0, entries: [e(10)] });
+    r.step({ type: MsgType.Append, from: 1, to: 2, term: 1, prevIndex: 5, prevTerm: 1, commit: 0, entries: [e(6)] });
+    const rd2 = r.ready()!;
+    expect(rd2.messages.map((m) => m.type === MsgType.AppendReply && [m.success, m.index])).toEqual([[false, 9], [true, 6]]);
+    r.advance(rd2);
+    // An ack with a lower index than an earlier one in the same Ready (a duplicate) drops nothing higher.
+    r.step({ type: MsgType.Append, from: 1, to: 2, term: 1, prevIndex: 6, prevTerm: 1, commit: 0, entries: [e(7)] });
+    r.step({ type: MsgType.Append, from: 1, to: 2, term: 1, prevIndex: 5, prevTerm: 1, commit: 0, entries: [e(6)] });
+    const rd3 = r.ready()!;
+    expect(rd3.messages.map((m) => m.type === MsgType.AppendReply && [m.success, m.index])).toEqual([[true, 7], [true, 6]]);
+    r.advance(rd3);
+  });
+
   it('a node that crashes before persisting its Ready never acknowledged anything', () => {
     const c = new Cluster({ seed: 31, voters: [1, 2, 3] });
     const l = c.waitLeader();

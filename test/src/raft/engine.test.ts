@@ -71,6 +71,22 @@ describe('RaftEngine: the contract surface', () => {
     for (const e of c.engines.values()) expect(e.status().commitIndex).toBeGreaterThanOrEqual((r as { index: number }).index);
   });
 
+  it('currentRole, currentLeader and currentTerm say what status() says, at every tick (pre-candidate and candidate included)', () => {
+    const c = contractCluster([1, 2, 3], 5);
+    const seen = new Set<string>();
+    for (let i = 0; i < 80; i++) {
+      c.tick(1);
+      for (const e of c.engines.values()) {
+        const s = e.status();
+        const role = s.detail === 'pre-candidate' ? 'pre-candidate' : s.role;
+        expect([e.currentRole, e.currentLeader, e.currentTerm]).toEqual([role, s.leader, s.term]);
+        seen.add(role);
+      }
+      if (i === 60) c.leader()?.propose(text('y'));
+    }
+    expect([...seen].sort()).toEqual(expect.arrayContaining(['follower', 'leader']));
+  });
+
   it('a pre-candidate\'s Ready, once advanced, is not handed out again (the role change is reported once)', () => {
     // Alone among silent peers, node 1 becomes a pre-candidate and stays one.
     const e = new RaftEngine({ id: 1, config: { voters: [1, 2, 3], learners: [], witnesses: [] }, rng: new Rng(3), options: { preVote: true } });
