@@ -84,7 +84,20 @@ describe('RaftEngine: the contract surface', () => {
       }
       if (i === 60) c.leader()?.propose(text('y'));
     }
-    expect([...seen].sort()).toEqual(expect.arrayContaining(['follower', 'leader']));
+    // A lone node among silent peers campaigns and stays a (pre-)candidate: the
+    // cluster above elects between two observations, so these roles are checked here.
+    for (const preVote of [true, false]) {
+      const e = new RaftEngine({ id: 1, config: { voters: [1, 2, 3], learners: [], witnesses: [] }, rng: new Rng(3), options: { preVote } });
+      for (let t = 0; t < 60; t++) {
+        e.tick();
+        for (let rd = e.ready(); rd; rd = e.ready()) e.advance(rd);
+        const s = e.status();
+        const role = s.detail === 'pre-candidate' ? 'pre-candidate' : s.role;
+        expect([e.currentRole, e.currentLeader, e.currentTerm]).toEqual([role, s.leader, s.term]);
+        seen.add(role);
+      }
+    }
+    expect([...seen].sort()).toEqual(['candidate', 'follower', 'leader', 'pre-candidate']);
   });
 
   it('a pre-candidate\'s Ready, once advanced, is not handed out again (the role change is reported once)', () => {
