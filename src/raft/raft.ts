@@ -204,6 +204,8 @@ const RAFT_TYPES = new Set<MsgType>([
 /** The empty lists of a Ready (frozen: a consumer that tried to add to one would throw, not corrupt the next Ready). */
 const NO_ENTRIES = Object.freeze([]) as unknown as Entry[];
 const NO_MESSAGES = Object.freeze([]) as unknown as Message[];
+const NO_READ_STATES = Object.freeze([]) as unknown as ReadState[];
+const NO_CTXS = Object.freeze([]) as unknown as number[];
 
 /**
  * Drops, in place, each successful AppendReply that a later one in the same list makes
@@ -242,8 +244,6 @@ function supersededAck(msgs: Message[], i: number, m: AppendReply): boolean {
   }
   return false;
 }
-const NO_READ_STATES = Object.freeze([]) as unknown as ReadState[];
-const NO_CTXS = Object.freeze([]) as unknown as number[];
 
 const isNat = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0;
 
@@ -867,9 +867,9 @@ export class RaftNode {
     // The runtime asks after every input; most of the time there is nothing: answer
     // without allocating (hasReady() false implies every field below would be empty).
     if (!this.hasReady()) return undefined;
+    if (this.msgs.length > 1) coalesceAcks(this.msgs);
     // Empty lists are one shared frozen array (a Ready per step of every node: five
     // fresh arrays each, most of them empty, were a visible share of the garbage).
-    if (this.msgs.length > 1) coalesceAcks(this.msgs);
     const rd: Ready = {
       entries: NO_ENTRIES,
       messages: this.msgs.length > 0 ? this.msgs : NO_MESSAGES,
