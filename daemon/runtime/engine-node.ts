@@ -143,6 +143,10 @@ export function createEngine(name: RuntimeEngineName, init: EngineInit<Record<st
 }
 
 /** `quorumd fence` / `fence confirm` under pbft: one board's word (its operator's included) is not a decision. */
+/** A snapshot is due after at most this many times snapshotEntries entries, whatever their bytes (snapshotDue). */
+const SNAPSHOT_MAX_FACTOR = 20;
+/** What an entry costs in the log beyond its data (WAL record header, index, term, type): counted by snapshotDue. */
+const LOG_RECORD_OVERHEAD = 32;
 const PBFT_NO_OPERATOR_FENCE = 'engine pbft: a board is fenced only on a committed decision of f + 1 members (their failure detectors vote through the log), not on one node\'s request; switch the relay by hand if you must (docs/fencing.md, "PBFT")';
 
 /** Hooks for whoever watches the node from outside (the simulator's checks, the HTTP backend). */
@@ -194,7 +198,12 @@ export interface EngineRuntimeOptions {
   engineOptions?: Record<string, unknown>;
   /** How long a client request may wait for its outcome, ms. Default 2000 (as the Raft runtime). */
   requestTimeoutMs?: number;
-  /** Compact once this many entries were applied since the last snapshot. Default 1000. */
+  /**
+   * Compact (snapshot the state machine, then drop the log before it) once at least this
+   * many entries were applied since the last snapshot AND those entries hold at least
+   * half as many bytes as the state (see snapshotDue), or once 20 times this many were
+   * applied whatever their size. Default 1000.
+   */
   snapshotEntries?: number;
   /**
    * When the link reports the leader gone (MQTT Last Will), the surviving voters
@@ -362,6 +371,8 @@ export class EngineRuntime {
   private formed = false;
   private bootHard: HardState = { term: 0, vote: 0, commit: 0 };
   private snapIndex: Index = 0;
+  /** Bytes of the entries applied since the last snapshot (data + a record's overhead): see snapshotDue. */
+  private logBytesSinceSnap = 0;
   private cancelTick: Cancel | undefined;
   private readonly loop: ReadyLoop<Ready>;
   private ids = 0;
@@ -440,7 +451,7 @@ export class EngineRuntime {
       // the engine's appliedIndex, which counts them only once durable here, so the two
       // must meet first (maybeCompact); the Readys apply meanwhile.
       apply: () => {
-        if (this.kv.appliedIndex - this.snapIndex >= this.snapshotEntries) return;
+        if (this.snapshotDue()) return;
         const es = this.eng!.takeCommitted?.();
         if (!es || es.length === 0) return;
         const witness = this.eng!.status().isWitness;
@@ -662,6 +673,7 @@ export class EngineRuntime {
     this.kv = new KvStateMachine();
     if (this.pbftAuth) this.pbftTally = this.newTally();
     this.snapIndex = snap?.index ?? 0;
+    this.logBytesSinceSnap = 0;
     if (snap) this.restoreStateMachine(snap.index, snap.data);
     this.pbftTime?.afterApply(this.kv, this.opts.clock.monotonicMs());
     this.wire = new WireEndpoint({
@@ -988,6 +1000,7 @@ export class EngineRuntime {
         return this.fatal(e as Error);
       }
       this.snapIndex = idx;
+      this.logBytesSinceSnap = 0;
       this.log('info', 'snapshot installed', { node: this.id, index: idx, term: rd.snapshot.meta.term });
       for (const [i, w] of this.pendingWrites) {
         if (i <= idx) {
@@ -1042,6 +1055,7 @@ export class EngineRuntime {
   }
 
   private applyEntry(e: Entry, witness: boolean): ApplyResult | undefined {
+    this.logBytesSinceSnap += e.data.length + LOG_RECORD_OVERHEAD;
     const g = this.pendingGrowth.get(e.index);
     if (g) {
       this.pendingGrowth.delete(e.index);
@@ -1361,6 +1375,7 @@ export class EngineRuntime {
       return;
     }
     this.snapIndex = c;
+    this.logBytesSinceSnap = 0;
     this.opts.observer?.checkpointed?.(this, c);
     this.dlog!.persist({ snapshot: pbftSnapshotRecord({ meta: r.meta, data }) }, (err) => {
       if (this.stateValue !== 'running') return;
@@ -1379,10 +1394,35 @@ export class EngineRuntime {
     }
   }
 
+  /**
+   * Whether a snapshot is due. A snapshot writes the whole state machine (up to the
+   * quota, 16 MiB by default) and is taken synchronously, so its cost grows with the
+   * state, while the log it lets go grows with the writes. Counting entries alone
+   * (every snapshotEntries) made a node with 15 MB of state rewrite 15 MB every 1000
+   * small writes: 15 KB written per write (SD-card wear) and a stall of the event loop
+   * and of the log's fsyncs each time — ~150 ms on a 2-core x86 (the snapshot's
+   * encoding and copies, then its write and fsync before the next WAL flush), several
+   * times that on a Pi, every node at about the same index. So a snapshot waits, past
+   * snapshotEntries, until the entries since the last one hold at least half the
+   * state's bytes: the snapshots then cost at most about twice the bytes of the log
+   * itself (the amortization of log-structured stores; Redis rewrites its append-only
+   * file by the same rule). With a small state nothing changes (1000 small entries
+   * outweigh it). The log kept between snapshots then holds up to about half the state's
+   * bytes (or snapshotEntries entries, whichever is more), and never more than
+   * SNAPSHOT_MAX_FACTOR × snapshotEntries entries, which also bounds what a restart
+   * replays.
+   */
+  private snapshotDue(): boolean {
+    const n = this.kv.appliedIndex - this.snapIndex;
+    if (n < this.snapshotEntries) return false;
+    if (n >= this.snapshotEntries * SNAPSHOT_MAX_FACTOR) return true;
+    return this.logBytesSinceSnap * 2 >= this.kv.usage().bytes;
+  }
+
   private maybeCompact(): void {
     const eng = this.eng!;
     const applied = this.kv.appliedIndex;
-    if (applied - this.snapIndex < this.snapshotEntries || eng.status().appliedIndex !== applied) return;
+    if (!this.snapshotDue() || eng.status().appliedIndex !== applied) return;
     const st = eng.status();
     // A witness, or a former witness still without the data, keeps an empty snapshot.
     const data = st.isWitness || st.dataMissing ? new Uint8Array(0) : this.kv.snapshot();
@@ -1392,6 +1432,7 @@ export class EngineRuntime {
       return;
     }
     this.snapIndex = r.meta.index;
+    this.logBytesSinceSnap = 0;
     // compaction: our own applied prefix; the log after it stays (a Paxos snapshot's term is
     // the slot's origin, not the write stamp the log holds there: hal/storage/durable-log.ts).
     this.dlog!.persist({ snapshot: { index: r.meta.index, term: r.meta.term, config: r.meta.config, data }, compaction: true }, (err) => {

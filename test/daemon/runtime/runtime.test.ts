@@ -204,6 +204,38 @@ describe('EngineRuntime with engine raft on a simulated 3-board cluster', () => 
     expect(Buffer.from(g.stateMachine.snapshot()).toString('hex')).toBe(before);
   });
 
+  it('snapshots a large state by bytes as well as by count: not every snapshotEntries, but once the log since the last holds half the state, or after 20 × snapshotEntries', () => {
+    // snapshotEntries 10. The state is ~60 KB (two 30 KB values) and every later write
+    // adds ~50 bytes to the log: by count alone a 60 KB snapshot would be written every
+    // 10 writes (1.2 KB per write of 50 bytes); by bytes the log reaches 30 KB only
+    // after ~600, so the bound of 20 × 10 entries decides.
+    const c = testCluster([1, 2, 3], { seed: 21, runtime: { snapshotEntries: 10 } });
+    c.until(() => c.leader() !== undefined, 5000);
+    const L = c.leader()!;
+    for (const k of ['big1', 'big2']) expect(c.call((cb) => L.put(k, new Uint8Array(30_000).fill(7), {}, cb))?.status).toBe(Status.OK);
+    const snaps: number[] = [];
+    const note = () => {
+      const s = L.status().snapshotIndex;
+      if (s > 0 && s !== snaps.at(-1)) snaps.push(s);
+    };
+    for (let i = 0; i < 460; i++) {
+      expect(c.call((cb) => L.put(`k${i % 5}`, bytes(`v${i}`), {}, cb))?.status).toBe(Status.OK);
+      note();
+    }
+    c.world.run(200);
+    note();
+    // The first snapshot holds the two big values (their own 60 KB of log paid for it);
+    // after it only the entry bound: gaps of 200 (a snapshot is taken at the first
+    // durable Ready once due, so a gap may run a few entries over).
+    expect(snaps.length, `snapshots at ${snaps.join(', ')}`).toBeGreaterThanOrEqual(3);
+    expect(snaps[0], `snapshots at ${snaps.join(', ')}: the first is due by bytes`).toBeLessThan(40);
+    const gaps = snaps.slice(1).map((s, i) => s - snaps[i]!);
+    for (const g of gaps) expect(g, `snapshots at ${snaps.join(', ')}`).toBeGreaterThanOrEqual(200);
+    for (const g of gaps) expect(g, `snapshots at ${snaps.join(', ')}`).toBeLessThan(240);
+    // With a small state nothing changes: every snapshotEntries (the test above).
+    expect(c.fatals).toEqual([]);
+  });
+
   it("a leader with a slow disk answers writes its two followers made committed before its own fsync, and still compacts", () => {
     const c = testCluster([1, 2, 3], { seed: 13, runtime: { snapshotEntries: 10 } });
     c.until(() => c.leader() !== undefined, 5000);
