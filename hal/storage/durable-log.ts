@@ -159,6 +159,10 @@ export interface Opened {
 interface Pending {
   records: Uint8Array[];
   snapshot?: SnapshotRecord;
+  /** Written beside the WAL (see persist): its file first, then its mark joins the queue. */
+  beside?: boolean;
+  /** Its mark is in `records`: remove the segments below this index once they are durable. */
+  compactTo?: number;
   done: Done;
   /** Needs an fsync (false: only the commit index moved; see the header). */
   sync: boolean;
@@ -268,6 +272,8 @@ export class DurableLog {
   private draining = false;
   private failure: Error | undefined;
   private closed = false;
+  /** A compaction snapshot's file is being written beside the WAL (see persist). */
+  private besideBusy = false;
   private readonly counters = { persists: 0, groups: 0, unsynced: 0, bytesWritten: 0, fileSyncs: 0, dirSyncs: 0 };
 
   /** Use openDurableLog(). */
@@ -344,7 +350,25 @@ export class DurableLog {
   /**
    * Makes `batch` durable and then calls `done(null)`. Invalid input (an engine bug)
    * calls `done` with a `StorageInputError` at once and writes nothing. Batches
-   * become durable in call order; `done`s fire in call order.
+   * become durable in call order; `done`s fire in call order — except a compaction
+   * written beside the WAL:
+   *
+   * A batch that is only a compaction snapshot (`compaction`, no entries, hard state or
+   * meta) whose term is the log's own term at its index does not hold up the WAL. Its
+   * file is written and fsynced while later batches flush as usual, and only then does
+   * its mark join the queue (its `done` fires after that flush, so possibly after later
+   * batches' `done`s); the segments below it are removed after the mark is durable, as
+   * always. A snapshot holds the whole state machine (up to 16 MiB by default): in the
+   * queue, every node stalled its writes for the file's write and fsync — on a Pi's SD
+   * card about a second for 16 MiB — at about the same index on every node.
+   * Why a crash in between is safe: the WAL still holds every entry (nothing is removed
+   * before the mark is durable), and a snapshot file found durable without its mark is
+   * applied by recovery with the mark's rule (recover.ts: the log after it is kept when
+   * the log's term at its index is the snapshot's) — the same result the mark gives,
+   * which is why only a snapshot whose term matches the log goes beside (a Paxos
+   * compaction's term is the slot's origin and may differ: it stays in the queue).
+   * Snapshot files and marks stay in index order: while one is being written beside,
+   * a batch holding another snapshot waits in the queue.
    */
   persist(batch: PersistBatch, done: Done): void {
     if (typeof done !== 'function') throw new StorageInputError('persist: done must be a function');
@@ -357,6 +381,7 @@ export class DurableLog {
       return done(e as Error);
     }
     this.counters.persists++;
+    if (item.beside) return this.writeBeside(item);
     if (!item.sync && !this.flushing && this.pending.length === 0) {
       // Only the commit index moved: nothing to wait for (see the header). Answered
       // synchronously; its record is written with the next flush.
@@ -445,6 +470,10 @@ export class DurableLog {
       if (!isBytes(meta)) bad('meta must be a Uint8Array');
       if (meta.length > MAX_META_BYTES) bad(`meta of ${meta.length} bytes exceeds ${MAX_META_BYTES}`);
     }
+    // Beside the WAL (see persist): decided on the log as it is before this batch.
+    const beside =
+      batch.compaction === true && snap !== undefined && entries.length === 0 && hs === undefined && meta === undefined &&
+      batch.atomic !== true && !this.besideBusy && this.termAt(snap.index) === snap.term;
     // --- apply ---
     const termBefore = this.term;
     const voteBefore = this.vote;
@@ -490,6 +519,7 @@ export class DurableLog {
     if (meta) this.meta = meta.slice();
     const item: Pending = { records, done, sync };
     if (snap) item.snapshot = snap;
+    if (beside) item.beside = true;
     return item;
   }
 
@@ -499,6 +529,8 @@ export class DurableLog {
     this.draining = true;
     try {
       while (!this.flushing && this.pending.length > 0) {
+        // Snapshot files and marks in index order: a snapshot waits for the one beside.
+        if (this.besideBusy && this.pending.some((p) => p.snapshot !== undefined)) break;
         const group = this.pending.splice(0);
         if (!group.some((p) => p.sync)) {
           // Commit-only batches that queued behind a flush: done in call order, no I/O.
@@ -531,9 +563,11 @@ export class DurableLog {
     if (this.failure) return cb(this.failure);
     // Everything accepted is in this group (all pending were taken): the accepted state is the target.
     let snap: SnapshotRecord | undefined;
+    let compactTo: number | undefined;
     const parts: Uint8Array[] = [];
     for (const p of group) {
       if (p.snapshot) snap = p.snapshot;
+      if (p.compactTo !== undefined) compactTo = Math.max(compactTo ?? 0, p.compactTo);
       const rs = p.records;
       for (let i = 0; i < rs.length; i++) parts.push(rs[i]!);
     }
@@ -547,29 +581,59 @@ export class DurableLog {
       !sameBytes(target.meta, this.durable.meta);
     try {
       if (snap) {
-        const sn = snap;
-        this.writeSnapshot(sn, (err) => {
+        const to = Math.max(snap.index, compactTo ?? 0);
+        this.writeSnapshot(snap, (err) => {
           if (err) cb(err);
-          else this.flushWal(parts, target, hsChanged, groupCommit, sn, cb);
+          else this.flushWal(parts, target, hsChanged, groupCommit, to, cb);
         });
-      } else this.flushWal(parts, target, hsChanged, groupCommit, undefined, cb);
+      } else this.flushWal(parts, target, hsChanged, groupCommit, compactTo, cb);
     } catch (e) {
       cb(this.fail(e));
     }
   }
 
   /** flushGroup's second half, once its snapshot (if any) is durable. A method, not a per-flush closure. */
-  private flushWal(parts: Uint8Array[], target: HardStateFile, hsChanged: boolean, groupCommit: number, snap: SnapshotRecord | undefined, cb: Done): void {
+  private flushWal(parts: Uint8Array[], target: HardStateFile, hsChanged: boolean, groupCommit: number, compactTo: number | undefined, cb: Done): void {
     try {
       this.writeWalAndHardState(parts, hsChanged ? target : undefined, (err2) => {
         if (err2) return cb(err2);
         this.walCommit = Math.max(this.walCommit, groupCommit);
         this.durable = { ...target, commit: this.walCommit };
-        if (snap) this.compact(snap.index);
+        if (compactTo !== undefined) this.compact(compactTo);
         cb(null);
       });
     } catch (e) {
       cb(this.fail(e));
+    }
+  }
+
+  /** A compaction beside the WAL (see persist): its file now, its mark into the queue once the file is durable. */
+  private writeBeside(item: Pending): void {
+    const snap = item.snapshot!;
+    item.snapshot = undefined;
+    item.beside = undefined;
+    item.compactTo = snap.index;
+    this.besideBusy = true;
+    const after = (err: Error | null): void => {
+      this.besideBusy = false;
+      if (err || this.failure) {
+        item.done(this.fail(err ?? this.failure));
+      } else if (this.closed) {
+        // Nothing more goes into the WAL. The file is durable: recovery applies it
+        // without its mark (see persist), so the snapshot is not lost.
+        item.done(null);
+        return;
+      } else {
+        // First in the queue: its place in call order is before everything queued since
+        // (a later snapshot's mark must follow it; later entries are above it and kept).
+        this.pending.unshift(item);
+      }
+      this.drain();
+    };
+    try {
+      this.writeSnapshot(snap, once(after));
+    } catch (e) {
+      after(e as Error);
     }
   }
 

@@ -63,13 +63,16 @@ describe('quorumd sim --engine paxos|zab', () => {
     // The bug shows only when a leader change finds a slot accepted by some but not yet
     // chosen (about one seed in fifteen with leader crashes, power cuts and partitions);
     // which seed brings that depends on the whole simulated run, so look for the first
-    // seed of a bounded few where the shared checks catch it, then hold that seed.
+    // seed of a bounded few where the shared checks catch it, then hold that seed. The
+    // search runs without the Paxos invariants: a run stops at its first violation, and
+    // on some schedules they see the bug first — each side is checked on its own.
     const bug = { runtime: { engineOptions: { plantedBug: 'skip-reproposal' } } };
+    const PAXOS_OWN = ['applied-prefix', 'ballot-owner', 'learned-chosen', 'one-value', 'one-value-per-ballot', 'promise-kept', 'proposed', 'token-grows', 'votes-kept']; // src/paxos/invariants.ts
     const tried: string[] = [];
     let seed = 0;
     for (let s = 1; s <= 40 && seed === 0; s++) {
       const cfg = parseSimOptions({ seed: s, engine: 'paxos', nodes: 5, time: '60s', faults: LEADER_FAULTS });
-      const v = runEngineSeed(cfg, s, bug).violation;
+      const v = runEngineSeed(cfg, s, { ...bug, disableChecks: PAXOS_OWN }).violation;
       tried.push(`${s}:${v?.invariant ?? 'none'}`);
       if (v !== undefined) {
         expect(v.invariant, tried.join(' ')).toBe('state-machine-safety');
