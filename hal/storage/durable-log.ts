@@ -55,7 +55,7 @@ import {
   encodeHardState,
   encodeMark,
   encodeSegmentHeader,
-  encodeSnapshot,
+  encodeSnapshotParts,
   parseSnapshotName,
   segmentName,
   snapshotName,
@@ -641,7 +641,10 @@ export class DurableLog {
   private writeSnapshot(snap: SnapshotRecord, done: Done): void {
     const name = snapshotName(snap.index);
     const tmp = name + TMP_SUFFIX;
-    this.write(tmp, encodeSnapshot(snap));
+    // Head and state written apart: the state (up to 16 MiB) is not copied into one buffer first.
+    const [head, data] = encodeSnapshotParts(snap);
+    this.write(tmp, head);
+    this.append(tmp, data);
     this.sync(tmp, (err) => {
       if (err) return done(err);
       try {

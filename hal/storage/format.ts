@@ -145,15 +145,15 @@ export function decodeHardState(p: Uint8Array): HardStateFile {
   return { term, vote, commit, bootId, meta };
 }
 
-export function encodeSnapshot(s: SnapshotRecord): Uint8Array {
+/** A snapshot file's one record as [head, data], without copying the data (the whole state machine): durable-log.ts writes head, then appends data. */
+export function encodeSnapshotParts(s: SnapshotRecord): [Uint8Array, Uint8Array] {
   const cfg = new Uint8Array(cborEncode(s.config));
-  return new Writer(21 + cfg.length + s.data.length)
+  return new Writer(21 + cfg.length)
     .u8(FORMAT_VERSION)
     .u64(s.index, 'snapshot index')
     .u64(s.term, 'snapshot term')
     .bytes(cfg)
-    .raw(s.data)
-    .record(Kind.Snapshot);
+    .recordWithTail(Kind.Snapshot, s.data);
 }
 export function decodeSnapshot(p: Uint8Array): SnapshotRecord {
   const r = new Reader(p);

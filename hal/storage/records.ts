@@ -218,6 +218,21 @@ export class Writer {
     this.off = 0;
     return sealRecord(out, kind);
   }
+  /**
+   * The payload so far followed by `tail` as one record of `kind`, returned as
+   * [head, tail] without copying the tail: head ‖ tail is the same bytes as
+   * `raw(tail).record(kind)`. For a snapshot file, whose tail is the whole state
+   * machine (up to 16 MiB): one copy fewer on the event loop.
+   */
+  recordWithTail(kind: number, tail: Uint8Array): [Uint8Array, Uint8Array] {
+    const head = this.buf.slice(0, this.off);
+    this.buf = NO_BYTES;
+    this.off = 0;
+    putU32(head, 0, head.length - RECORD_HEADER + tail.length);
+    head[8] = kind;
+    putU32(head, 4, crc32(tail, crc32(head.subarray(8), crc32Small(head, 0, 4, 0))));
+    return [head, tail];
+  }
 }
 
 /** Reads fixed-width fields; throws `RangeError` on short input (callers turn it into a typed error). */

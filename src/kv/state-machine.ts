@@ -525,7 +525,7 @@ export class KvStateMachine {
         else w.array(8).uint(r.slot).uint(r.node).uint(JOB_OUTCOMES.indexOf(r.outcome)).uint(r.code + 1).text(r.signal).uint(r.startedAtMs).uint(r.durationMs).uint(r.index);
       }
     }
-    return w.finish();
+    return w.take();
   }
 
   /** Rebuilds a state machine from `snapshot()` bytes, validating everything. Never throws. */
