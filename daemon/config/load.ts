@@ -3,7 +3,7 @@
  * `<file>:<line>:<col>: <key.path>: <expected>`. The line is that of the offending
  * value; for a missing key, that of the mapping that should hold it.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { closeSync, constants as fsConstants, existsSync, fstatSync, openSync, readFileSync, readSync, type Stats } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { isMap, isNode, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
 import * as z from 'zod';
@@ -215,17 +215,49 @@ function crossHidden(path: PropertyKey[], issues: ReadonlyArray<{ code: string; 
   });
 }
 
-/** Reads a file of at most MAX_CONFIG_BYTES as text; problems are ConfigErrors. */
+/** What a non-regular file is, for the error that refuses it. */
+function fileKind(st: Stats): string {
+  if (st.isDirectory()) return 'a directory';
+  if (st.isFIFO()) return 'a named pipe (FIFO)';
+  if (st.isCharacterDevice()) return 'a character device';
+  if (st.isBlockDevice()) return 'a block device';
+  if (st.isSocket()) return 'a socket';
+  return 'not a regular file';
+}
+
+/**
+ * Reads a file of at most MAX_CONFIG_BYTES as text; problems are ConfigErrors.
+ *
+ * Only a regular file is read, and never more than the limit: readFileSync on a named
+ * pipe blocked until a writer came (forever, and `quorumd dev --jobs` then checked the
+ * file again in the supervisor after its child's timeout), and on /dev/zero it read
+ * until memory ran out. The open is non-blocking so that a FIFO is refused instead of
+ * waited on (O_NONBLOCK changes nothing for a regular file).
+ */
 function readConfigText(file: string): string {
+  let fd: number | undefined;
   try {
-    const buf = readFileSync(file);
-    if (buf.length > MAX_CONFIG_BYTES) {
-      throw new ConfigError(file, [{ key: '(file)', line: 1, col: 1, message: `expected at most ${MAX_CONFIG_BYTES} bytes, got ${buf.length}` }]);
+    fd = openSync(file, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+    const st = fstatSync(fd);
+    if (!st.isFile()) {
+      throw new ConfigError(file, [{ key: '(file)', line: 0, col: 0, message: `expected a regular file, got ${fileKind(st)}` }]);
     }
-    return buf.toString('utf8');
+    if (st.size > MAX_CONFIG_BYTES) {
+      throw new ConfigError(file, [{ key: '(file)', line: 1, col: 1, message: `expected at most ${MAX_CONFIG_BYTES} bytes, got ${st.size}` }]);
+    }
+    // The size may change while we read: read at most one byte past the limit to see it.
+    const buf = Buffer.alloc(MAX_CONFIG_BYTES + 1);
+    let len = 0;
+    for (let n = -1; n !== 0 && len < buf.length; len += n) n = readSync(fd, buf, len, buf.length - len, null);
+    if (len > MAX_CONFIG_BYTES) {
+      throw new ConfigError(file, [{ key: '(file)', line: 1, col: 1, message: `expected at most ${MAX_CONFIG_BYTES} bytes, got more` }]);
+    }
+    return buf.toString('utf8', 0, len);
   } catch (err) {
     if (err instanceof ConfigError) throw err;
     throw new ConfigError(file, [{ key: '(file)', line: 0, col: 0, message: `cannot read the file: ${(err as Error).message}` }]);
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
 }
 

@@ -3,8 +3,8 @@
  * key, the line and what was expected — a bad cron expression by node-cron's
  * `validate`, with the job name and the expression, also through `quorumd config validate`.
  */
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -88,4 +88,42 @@ describe('jobs config', () => {
     expect(v.status).toBe(0);
     expect(v.stdout).toMatch(/ok\.yaml: ok — 2 jobs: tick \(\* \* \* \* \* \*\), tock \(0 2 \* \* \*\)/);
   });
+
+  it('a jobs or config file that is not a regular file (a named pipe, a device, a directory) is refused at once with exit 2, nothing started', () => {
+    // Before, a named pipe blocked the check until a writer came (forever: `dev --jobs`
+    // then re-checked it in the supervisor after the child's timeout), and /dev/zero
+    // was read until memory ran out. Each check runs as a child with a bound, so a
+    // regression fails here instead of hanging the test process.
+    const bin = join(root, 'bin', 'quorumd.js');
+    const dir = mkdtempSync(join(tmpdir(), 'qjobs-'));
+    try {
+      const fifo = join(dir, 'jobs.fifo');
+      execFileSync('mkfifo', [fifo]);
+      mkdirSync(join(dir, 'adir'));
+      const cases: Array<[string, RegExp]> = [
+        [fifo, /jobs\.fifo:0:0: \(file\): expected a regular file, got a named pipe \(FIFO\)/],
+        ['/dev/zero', /\/dev\/zero:0:0: \(file\): expected a regular file, got a character device/],
+        [join(dir, 'adir'), /adir:0:0: \(file\): expected a regular file, got a directory/],
+      ];
+      for (const [file, msg] of cases) {
+        for (const args of [['config', 'validate-jobs', file, '--json'], ['config', 'validate', file]]) {
+          const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', timeout: 30_000 });
+          expect(r.signal, `${args.join(' ')}: killed by the bound, i.e. it hung`).toBeNull();
+          expect(r.status, args.join(' ')).toBe(2);
+          expect(r.stderr).toMatch(msg);
+        }
+      }
+      // Through `dev --jobs`: exit 2 before anything starts; no data directory made.
+      const r = spawnSync(process.execPath, [bin, 'dev', '--jobs', fifo, '--data-dir', join(dir, 'data')], { encoding: 'utf8', timeout: 30_000 });
+      expect(r.signal).toBeNull();
+      expect(r.status).toBe(2);
+      expect(r.stderr).toMatch(/jobs\.fifo:0:0: \(file\): expected a regular file, got a named pipe/);
+      expect(existsSync(join(dir, 'data'))).toBe(false);
+      // Over the size limit: refused from its size.
+      writeFileSync(join(dir, 'huge.yaml'), Buffer.alloc((1 << 20) + 1, 0x61));
+      expect(() => loadJobsFile(join(dir, 'huge.yaml'))).toThrow(/huge\.yaml:1:1: \(file\): expected at most 1048576 bytes, got 1048577/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
 });

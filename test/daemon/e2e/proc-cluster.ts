@@ -52,8 +52,12 @@ export class ProcCluster {
   dir = '';
   keyFile = '';
 
-  /** `extraYaml` is appended to every node's config; `perNode(k)` to node k's only. */
-  static async start(n: number, extraYaml = '', perNode: (k: number) => string = () => ''): Promise<ProcCluster> {
+  /**
+   * `extraYaml` is appended to every node's config; `perNode(k)` to node k's only.
+   * `link: 'tcp'` gives the nodes direct TCP links (as `quorumd dev --link tcp`), the
+   * broker then carrying presence and frames only while a TCP connection is down.
+   */
+  static async start(n: number, extraYaml = '', perNode: (k: number) => string = () => '', link: 'mqtt' | 'tcp' = 'mqtt'): Promise<ProcCluster> {
     const c = new ProcCluster();
     c.dir = mkdtempSync(join(tmpdir(), 'quorumd-e2e-'));
     c.brokerPort = await freePort();
@@ -61,10 +65,11 @@ export class ProcCluster {
     c.keyFile = join(c.dir, 'cluster.key');
     writeFileSync(c.keyFile, `${key}\n`, { mode: 0o600 });
     await c.startBroker();
-    const base = await freeBasePort(n);
+    // tcp: node k's link listens on base + 10 + k (devTcpPort), so those must be free too.
+    const base = await freeBasePort(link === 'tcp' ? 10 + n : n);
     for (let k = 1; k <= n; k++) {
       const config = join(c.dir, `n${k}.yaml`);
-      writeFileSync(config, devConfig({ k, n, key, tokenFile: testTokenFile(), brokerUrl: `mqtt://127.0.0.1:${c.brokerPort}`, basePort: base, dir: c.dir }).replace(/^hooks:[\s\S]*?^log:/m, 'log:') + extraYaml + perNode(k), { mode: 0o600 }); // the key is inline: a secret file
+      writeFileSync(config, devConfig({ k, n, key, tokenFile: testTokenFile(), brokerUrl: `mqtt://127.0.0.1:${c.brokerPort}`, basePort: base, dir: c.dir, link }).replace(/^hooks:[\s\S]*?^log:/m, 'log:') + extraYaml + perNode(k), { mode: 0o600 }); // the key is inline: a secret file
       c.nodes.push({ name: `n${k}`, url: `http://127.0.0.1:${base + k}`, config, log: join(c.dir, `n${k}.log`), child: undefined });
     }
     for (const node of c.nodes) c.spawn(node);

@@ -1,0 +1,327 @@
+/**
+ * A soak of real processes under load, pauses and restarts, checked for
+ * linearizability: one `quorumd broker` and three `quorumd start` nodes (mqtt or tcp
+ * links, test/daemon/e2e/proc-cluster.ts), busy-loop processes beside them, and per
+ * round
+ *   - a Jepsen-style workload (daemon/client/workload.ts) of `clients` clients on the
+ *     round's own keys (many keys, bounded ops: each key's history stays small enough
+ *     for src/lin's checker),
+ *   - one fault, in turn: SIGSTOP/SIGCONT of the leader or a follower (200 ms - 3 s,
+ *     drawn), SIGKILL and restart of the leader or a follower, a broker restart, a
+ *     follower paused while the leader keeps appending to it (Raft's coalesced acks),
+ *   - on a paused leader, also a burst of raw-socket PUTs, some of whose clients hang up
+ *     at once: each one still connected must get exactly one answer (200, 503 or 504,
+ *     docs/api.md), nothing more on its socket, within the backstop and slack,
+ *   - then a quiet read of every key through every node; the round's history with those
+ *     reads must be linearizable, so every acknowledged write is there at the end.
+ * Printed per round: the fault, op counts, burst answers, the checker's verdict. It
+ * exits 1 if any round failed a check (the logs are then kept and named).
+ *
+ *   npx tsx bench/chaos-soak.ts [mqtt|tcp] [rounds] [secondsPerRound] [clients] [busyLoops]
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as net from 'node:net';
+import { loadavg } from 'node:os';
+import { checkLinearizable, type HistoryOp } from '../src/lin/index.ts';
+import { Rng } from '../src/rng.ts';
+import { call } from '../daemon/client/http.ts';
+import { historyToJsonLines, runWorkload } from '../daemon/client/workload.ts';
+import { ProcCluster, type ProcNode } from '../test/daemon/e2e/proc-cluster.ts';
+import { removeTestTokenDir, testToken } from '../test/helpers/auth.ts';
+
+const linkArg = process.argv[2] ?? 'mqtt';
+const rounds = Number(process.argv[3] ?? 12);
+const seconds = Number(process.argv[4] ?? 8);
+const clients = Number(process.argv[5] ?? 32);
+const busy = Number(process.argv[6] ?? 4);
+if (linkArg !== 'mqtt' && linkArg !== 'tcp') throw new Error(`link: expected mqtt or tcp, got ${linkArg}`);
+const link: 'mqtt' | 'tcp' = linkArg;
+if (!Number.isInteger(rounds) || rounds < 1 || rounds > 500) throw new Error(`rounds: expected 1..500, got ${process.argv[3]}`);
+if (!Number.isFinite(seconds) || seconds < 2 || seconds > 120) throw new Error(`secondsPerRound: expected 2..120, got ${process.argv[4]}`);
+if (!Number.isInteger(clients) || clients < 1 || clients > 256) throw new Error(`clients: expected 1..256, got ${process.argv[5]}`);
+if (!Number.isInteger(busy) || busy < 0 || busy > 16) throw new Error(`busyLoops: expected 0..16, got ${process.argv[6]}`);
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/**
+ * Keys per round: many, so that each key's history stays small (and holds few
+ * unknown-outcome ops, which multiply the checker's search) even with 32 clients.
+ */
+const KEYS = 128;
+const BURST = 64;
+const BURST_HANGUPS = 8;
+/** The server's backstop (10 s) plus generous slack for a loaded 2-core machine. */
+const BURST_WAIT_MS = 30_000;
+
+/**
+ * The last two outlast the HTTP backstop (10 s): the burst's calls are in flight on
+ * the leader while both followers are stopped (no quorum: each must end once, as a
+ * 504 from the step-down or the backstop), and in the last the leader itself stops
+ * too with those calls in flight (its backstop timer is overdue at SIGCONT: every
+ * call still ends exactly once).
+ */
+const faults = ['stop-leader', 'stop-follower', 'kill-leader', 'kill-follower', 'broker-restart', 'stop-follower-long', 'stop-quorum', 'stop-leader-inflight'] as const;
+const LONG_STOP_MS = 12_000;
+type Fault = (typeof faults)[number];
+
+interface BurstResult {
+  answers: Record<string, number>;
+  duplicates: number;
+  unanswered: number;
+  hungUp: number;
+  ops: HistoryOp[];
+  /** The slowest answer, ms after the request was sent. */
+  slowestMs: number;
+}
+
+/**
+ * `BURST` PUTs on raw sockets to `node` (paused, typically), keys `prefix-p<i>`; the
+ * first BURST_HANGUPS sockets are destroyed right after sending. Resolves once every
+ * remaining socket has an answer and has stayed quiet 300 ms more, or BURST_WAIT_MS.
+ */
+function burst(node: ProcNode, prefix: string, token: string, started: () => void): Promise<BurstResult> {
+  const u = new URL(node.url);
+  const res: BurstResult = { answers: {}, duplicates: 0, unanswered: 0, hungUp: 0, ops: [], slowestMs: 0 };
+  const socks: Array<Promise<void>> = [];
+  for (let i = 0; i < BURST; i++) {
+    const key = `${prefix}-p${i}`;
+    const value = `burst-${prefix}-${i}`;
+    const body = JSON.stringify(value);
+    socks.push(
+      new Promise<void>((resolve) => {
+        const t0 = performance.now();
+        let buf = '';
+        let done = false;
+        let statuses: number[] = [];
+        const s = net.connect(Number(u.port), '127.0.0.1');
+        const finish = () => {
+          if (done) return;
+          done = true;
+          clearTimeout(timer);
+          s.destroy();
+          if (i < BURST_HANGUPS) {
+            res.hungUp++;
+            res.ops.push({ client: 5000 + i, op: 'put', key, value, call: t0, ret: null });
+          } else if (statuses.length === 0) {
+            res.unanswered++;
+            res.ops.push({ client: 5000 + i, op: 'put', key, value, call: t0, ret: null });
+          } else {
+            const st = statuses[0]!;
+            res.answers[st] = (res.answers[st] ?? 0) + 1;
+            if (statuses.length > 1) res.duplicates++;
+            res.slowestMs = Math.max(res.slowestMs, retAt - t0);
+            if (st === 200) res.ops.push({ client: 5000 + i, op: 'put', key, value, call: t0, ret: retAt });
+            else if (st !== 503) res.ops.push({ client: 5000 + i, op: 'put', key, value, call: t0, ret: null });
+          }
+          resolve();
+        };
+        let retAt = 0;
+        let quiet: ReturnType<typeof setTimeout> | undefined;
+        const timer = setTimeout(finish, BURST_WAIT_MS);
+        s.on('connect', () => {
+          s.write(`PUT /v1/kv/${encodeURIComponent(key)} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+          if (i < BURST_HANGUPS) setImmediate(finish);
+        });
+        s.on('data', (d) => {
+          buf += d.toString('latin1');
+          // Count status lines; each answer is one (keep-alive: a second would be a duplicate).
+          const m = buf.match(/HTTP\/1\.1 (\d{3}) /g) ?? [];
+          const before = statuses.length;
+          statuses = m.map((x) => Number(x.slice(9, 12)));
+          if (statuses.length > before && before === 0) retAt = performance.now();
+          clearTimeout(quiet);
+          quiet = setTimeout(finish, 300);
+        });
+        s.on('error', () => finish());
+        s.on('close', () => finish());
+      }),
+    );
+  }
+  started();
+  return Promise.all(socks).then(() => res);
+}
+
+async function finals(c: ProcCluster, keys: string[]): Promise<{ ops: HistoryOp[]; bad: string[] }> {
+  const ops: HistoryOp[] = [];
+  const bad: string[] = [];
+  for (const node of c.nodes) {
+    for (const key of keys) {
+      const t = performance.now();
+      let r;
+      let why = '';
+      for (let a = 0; a < 20; a++) {
+        try {
+          r = await call(node.url, 'GET', `/v1/kv/${encodeURIComponent(key)}`, { timeoutMs: 3000 });
+          if (r.status === 200 || r.status === 404) break;
+          why = `${r.status} ${r.body.toString().slice(0, 120)}`;
+        } catch (e) {
+          r = undefined;
+          why = (e as Error).message.slice(0, 120);
+        }
+        if (a === 0) console.log(`  final read ${node.name} ${key} failed (${why}); status: ${await statusLine(c)}`);
+        await sleep(250);
+      }
+      if (!r || (r.status !== 200 && r.status !== 404)) {
+        bad.push(`${node.name} ${key}: ${why} after ${(performance.now() - t).toFixed(0)} ms; status: ${await statusLine(c)}`);
+        continue;
+      }
+      ops.push({ client: 1000, op: 'get', key, output: r.status === 200 ? (JSON.parse(r.body.toString()) as string) : null, call: t, ret: performance.now() });
+    }
+  }
+  return { ops, bad };
+}
+
+/** Every node's role, commit and applied index (or why not), for a failure's context. */
+async function statusLine(c: ProcCluster): Promise<string> {
+  const parts = await Promise.all(
+    c.nodes.map(async (n) => {
+      try {
+        const r = await call(n.url, 'GET', '/v1/status', { timeoutMs: 2000 });
+        const j = JSON.parse(r.body.toString()) as { role: string; term: number; commitIndex: number; appliedIndex: number; peers?: Array<{ name?: string; match?: number }> };
+        return `${n.name}:${j.role} t${j.term} c${j.commitIndex} a${j.appliedIndex}${j.peers ? ` [${j.peers.map((p) => `${p.name}:m${p.match ?? '-'}`).join(',')}]` : ''}`;
+      } catch (e) {
+        return `${n.name}:${(e as Error).message.slice(0, 40)}`;
+      }
+    }),
+  );
+  return parts.join(' ');
+}
+
+async function role(c: ProcCluster, name: string): Promise<string> {
+  const n = c.nodes.find((x) => x.name === name)!;
+  try {
+    const r = await call(n.url, 'GET', '/v1/status', { timeoutMs: 1000 });
+    return (JSON.parse(r.body.toString()) as { role: string }).role;
+  } catch {
+    return '?';
+  }
+}
+
+async function main(): Promise<void> {
+  const token = testToken();
+  const busyKids: ChildProcess[] = [];
+  const budgetMs = rounds * (seconds + 40) * 1000 + 120_000;
+  for (let b = 0; b < busy; b++) {
+    // Each busy loop ends by itself too, should this process die without stopping it.
+    busyKids.push(spawn(process.execPath, ['-e', `const e=Date.now()+${budgetMs};while(Date.now()<e){}`], { stdio: 'ignore' }));
+  }
+  const c = await ProcCluster.start(3, '', () => '', link);
+  const rng = new Rng(Number(process.env.SEED ?? 20261204));
+  const draw = (lo: number, hi: number) => Math.round(lo + rng.float() * (hi - lo));
+  let failed = 0;
+  const totals = { ops: 0, acked: 0, unknown: 0, burstAnswered: 0, burstDup: 0, burstUnanswered: 0, faults: {} as Record<string, number> };
+  const cpu0 = process.cpuUsage();
+  console.log(`chaos-soak: link ${link}, ${rounds} rounds x ${seconds} s, ${clients} clients, ${busy} busy loops, load ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+  try {
+    await c.waitLeader(60_000);
+    for (let round = 1; round <= rounds; round++) {
+      const fault: Fault = faults[(round - 1) % faults.length]!;
+      totals.faults[fault] = (totals.faults[fault] ?? 0) + 1;
+      const keys = Array.from({ length: KEYS }, (_, i) => `r${round}-k${i}`);
+      const t0 = performance.now();
+      const work = runWorkload({ nodes: c.nodes.map((n) => n.url), keys, clients, until: t0 + seconds * 1000, timeoutMs: 1500, random: () => rng.float(), maxOpsPerClient: 400 });
+      await sleep(draw(500, 1500));
+      const leader = await c.waitLeader(30_000);
+      const followers = c.nodes.filter((n) => n !== leader && n.child);
+      const follower = followers[draw(0, followers.length - 1)]!;
+      let detail = '';
+      let b: Promise<BurstResult> | undefined;
+      if (fault === 'stop-leader' || fault === 'stop-follower' || fault === 'stop-follower-long') {
+        const who = fault === 'stop-leader' ? leader : follower;
+        const ms = fault === 'stop-follower-long' ? draw(2000, 3000) : draw(200, 3000);
+        c.kill(who, 'SIGSTOP');
+        if (fault === 'stop-leader') b = burst(who, `r${round}`, token, () => {});
+        await sleep(ms);
+        c.kill(who, 'SIGCONT');
+        detail = `${who.name} (${who === leader ? 'leader' : 'follower'}) ${ms} ms`;
+      } else if (fault === 'stop-quorum' || fault === 'stop-leader-inflight') {
+        // Both followers stop first, so that the burst's calls stay in flight on the
+        // leader (no quorum); for stop-leader-inflight the leader stops 1 s later too,
+        // its backstop timer then overdue when it continues (before the followers do).
+        const stopped = fault === 'stop-quorum' ? followers : [leader, ...followers];
+        for (const f of followers) c.kill(f, 'SIGSTOP');
+        b = burst(leader, `r${round}`, token, () => {});
+        await sleep(1000);
+        if (fault === 'stop-leader-inflight') c.kill(leader, 'SIGSTOP');
+        await sleep(LONG_STOP_MS);
+        for (const f of stopped) c.kill(f, 'SIGCONT');
+        detail = `${stopped.map((f) => f.name).join('+')} stopped ${LONG_STOP_MS} ms`;
+      } else if (fault === 'kill-leader' || fault === 'kill-follower') {
+        const who = fault === 'kill-leader' ? leader : follower;
+        c.kill(who, 'SIGKILL');
+        const ms = draw(300, 2000);
+        await sleep(ms);
+        await c.waitFor(async () => who.child === undefined, 10_000, `${who.name} exited`);
+        c.spawn(who);
+        detail = `${who.name} (${who === leader ? 'leader' : 'follower'}) down ${ms} ms`;
+      } else {
+        await c.killBroker();
+        const ms = draw(300, 2000);
+        await sleep(ms);
+        await c.startBroker();
+        detail = `broker down ${ms} ms`;
+      }
+      const { history, counts } = await work;
+      const br = b ? await b : undefined;
+      await c.waitLeader(60_000);
+      const allKeys = br ? [...keys, ...Array.from({ length: BURST }, (_, i) => `r${round}-p${i}`)] : keys;
+      const fin = await finals(c, allKeys);
+      const full = [...history, ...(br?.ops ?? []), ...fin.ops];
+      let res = checkLinearizable(full);
+      if (res.ok === 'unknown') {
+        // Out of the default search budget (a key with many unknown outcomes): that key
+        // alone again with a larger one, the history kept for a look.
+        const key = res.key;
+        writeFileSync(join(c.dir, `round${round}.jsonl`), historyToJsonLines(full));
+        console.log(`  round ${round}: checker budget exceeded on ${key} (${full.filter((o) => o.key === key).length} ops, ${full.filter((o) => o.key === key && o.ret === null).length} unknown); again with 16M states; history in ${join(c.dir, `round${round}.jsonl`)}`);
+        const again = checkLinearizable(full.filter((o) => o.key === key), { maxStates: 16_000_000 });
+        if (again.ok === true) res = checkLinearizable(full.filter((o) => o.key !== key));
+        else res = again;
+      }
+      const acked = history.filter((o) => (o.op === 'put' && o.ret !== null) || (o.op === 'cas' && o.output === 'ok')).length;
+      const unknown = history.filter((o) => o.ret === null).length;
+      totals.ops += history.length;
+      totals.acked += acked;
+      totals.unknown += unknown;
+      const problems: string[] = [];
+      if (res.ok !== true) problems.push(`NOT LINEARIZABLE: ${JSON.stringify(res).slice(0, 1500)}`);
+      if (fin.bad.length > 0) problems.push(`final reads failed: ${fin.bad.slice(0, 5).join('; ')}`);
+      if (br) {
+        const answered = Object.values(br.answers).reduce((a, x) => a + x, 0);
+        totals.burstAnswered += answered;
+        totals.burstDup += br.duplicates;
+        totals.burstUnanswered += br.unanswered;
+        const okStatuses = Object.keys(br.answers).every((s) => s === '200' || s === '503' || s === '504');
+        if (br.duplicates > 0 || br.unanswered > 0 || !okStatuses) problems.push(`burst: ${JSON.stringify(br.answers)} duplicates ${br.duplicates} unanswered ${br.unanswered}`);
+        detail += `; burst ${JSON.stringify(br.answers)} (+${br.hungUp} hung up, slowest ${br.slowestMs.toFixed(0)} ms)`;
+      }
+      const roles = (await Promise.all(c.nodes.map(async (n) => `${n.name}:${await role(c, n.name)}`))).join(' ');
+      console.log(`round ${round} ${fault} [${detail}] ops ${history.length} acked ${acked} unknown ${unknown} ${JSON.stringify(counts)} -> ${res.ok === true ? 'linearizable' : 'FAIL'} (${roles}) load ${loadavg()[0]!.toFixed(2)}`);
+      for (const p of problems) console.log(`  ${p}`);
+      if (problems.length > 0) failed++;
+    }
+  } finally {
+    for (const k of busyKids) k.kill('SIGKILL');
+    // Errors the nodes logged (a second answer, an internal error) are worth a look.
+    const suspicious: string[] = [];
+    for (const n of c.nodes) {
+      try {
+        for (const line of readFileSync(n.log, 'utf8').split('\n')) if (/ERR_HTTP_HEADERS_SENT|internal error|uncaught|unhandled|FATAL/i.test(line)) suspicious.push(`${n.name}: ${line.slice(0, 200)}`);
+      } catch {
+        /* the log may not exist */
+      }
+    }
+    const cpu = process.cpuUsage(cpu0);
+    console.log(`totals: ${JSON.stringify(totals)}, failed rounds ${failed}, suspicious log lines ${suspicious.length}, client cpu ${((cpu.user + cpu.system) / 1e6).toFixed(1)} s, load ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+    for (const s of suspicious.slice(0, 20)) console.log(`  ${s}`);
+    if (failed > 0 || suspicious.length > 0) {
+      console.log(`logs kept in ${c.dir}`);
+      for (const ch of [...c.nodes.map((n) => n.child), c.broker]) ch?.kill('SIGKILL');
+    } else await c.stop();
+    removeTestTokenDir();
+  }
+  process.exitCode = failed > 0 ? 1 : 0;
+}
+
+await main();
