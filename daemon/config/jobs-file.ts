@@ -15,7 +15,7 @@
  * errors are the same ConfigError text as the in-process check (file:line:col: key:
  * what was expected).
  */
-import { spawnSync } from 'node:child_process';
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import type { JobConfig } from './jobs.ts';
 import { cliCommand } from '../cli-path.ts';
 
@@ -35,12 +35,29 @@ export async function loadJobsFileApart(file: string): Promise<JobConfig[]> {
     timeout: 60_000,
     maxBuffer: 4 * 1024 * 1024,
   });
-  if (r.error !== undefined || r.status === null) {
-    // The child could not run (no fork possible, killed): check in this process instead;
-    // the result is the same, only the memory stays.
-    const { loadJobsFile } = await import('./load.ts');
-    return loadJobsFile(file);
+  const out = childOutcome(r, file);
+  if (out !== 'in-process') return out;
+  // The child could not be started (no fork possible, no memory): check in this process
+  // instead; the result is the same, only the memory stays.
+  const { loadJobsFile } = await import('./load.ts');
+  return loadJobsFile(file);
+}
+
+/**
+ * What the checking child's end means: the jobs it printed; a ConfigError-named error
+ * with its message (a bad file); 'in-process' when it could not be started at all. A
+ * child that started and was then killed — its 60 s limit, or a signal from outside —
+ * is an error too, not a reason to check again here: the same file would hang or kill
+ * the supervisor the same way (before config files were opened only when regular, a
+ * named pipe did exactly that).
+ */
+export function childOutcome(r: Pick<SpawnSyncReturns<string>, 'status' | 'signal' | 'error' | 'stdout' | 'stderr'>, file: string): JobConfig[] | 'in-process' {
+  const code = (r.error as NodeJS.ErrnoException | undefined)?.code;
+  if (r.status === null && (r.signal !== null || code === 'ETIMEDOUT')) {
+    const how = code === 'ETIMEDOUT' ? 'was stopped after 60 s' : `was killed (${String(r.signal)})`;
+    throw new JobsFileError(`checking the jobs file ${file} did not finish: the check ${how}; expected a regular YAML file of at most 1 MiB`);
   }
+  if (r.error !== undefined || r.status === null) return 'in-process';
   if (r.status !== 0) {
     const msg = r.stderr.replace(/^quorumd: invalid configuration:\n/, '').replace(/^quorumd: /, '').trimEnd();
     throw new JobsFileError(msg || `checking the jobs file ${file} failed (exit status ${r.status})`);

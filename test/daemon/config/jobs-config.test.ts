@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { good as base, problems, root } from './helpers.ts';
 import { loadJobsFile, parseConfigText } from '../../../daemon/config/load.ts';
-import { loadJobsFileApart } from '../../../daemon/config/jobs-file.ts';
+import { childOutcome, loadJobsFileApart } from '../../../daemon/config/jobs-file.ts';
 
 describe('jobs config', () => {
   it('no jobs by default; a job gets the documented defaults', () => {
@@ -126,4 +126,22 @@ describe('jobs config', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   }, 120_000);
+});
+
+describe('dev --jobs: what the checking child\'s end means (daemon/config/jobs-file.ts)', () => {
+  const r = (x: Partial<Parameters<typeof childOutcome>[0]>) => ({ status: null, signal: null, error: undefined, stdout: '', stderr: '', ...x });
+  it('its jobs when it printed them; its message when it refused the file', () => {
+    expect(childOutcome(r({ status: 0, stdout: '[{"name":"a"}]\n' }), 'j.yaml')).toEqual([{ name: 'a' }]);
+    expect(() => childOutcome(r({ status: 2, stderr: 'quorumd: invalid configuration:\nj.yaml:3:5: jobs.0.cron: expected a cron expression\n' }), 'j.yaml')).toThrow(/^j\.yaml:3:5: jobs\.0\.cron: expected a cron expression$/);
+    expect(() => childOutcome(r({ status: 0, stdout: 'not json' }), 'j.yaml')).toThrow(/j\.yaml: unexpected output/);
+  });
+  it('killed by its time limit or a signal: an error naming the file, never a second check in the supervisor', () => {
+    const timedOut = Object.assign(new Error('spawnSync node ETIMEDOUT'), { code: 'ETIMEDOUT' });
+    expect(() => childOutcome(r({ signal: 'SIGTERM', error: timedOut }), 'pipe.yaml')).toThrow(/checking the jobs file pipe\.yaml did not finish: the check was stopped after 60 s; expected a regular YAML file/);
+    expect(() => childOutcome(r({ signal: 'SIGKILL' }), 'j.yaml')).toThrow(/did not finish: the check was killed \(SIGKILL\)/);
+  });
+  it('not started at all (no fork possible): checked in this process instead', () => {
+    const eagain = Object.assign(new Error('spawnSync node EAGAIN'), { code: 'EAGAIN' });
+    expect(childOutcome(r({ error: eagain }), 'j.yaml')).toBe('in-process');
+  });
 });
