@@ -3,10 +3,14 @@
  * `<file>:<line>:<col>: <key.path>: <expected>`. The line is that of the offending
  * value; for a missing key, that of the mapping that should hold it.
  */
-import { closeSync, constants as fsConstants, existsSync, fstatSync, openSync, readFileSync, readSync, type Stats } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { isMap, isNode, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
 import * as z from 'zod';
+import { FileReadError, readRegularFile } from './regular-file.ts';
+
+/** Largest PEM file read (a certificate chain or a key): far above any real one. */
+const MAX_PEM_BYTES = 1024 * 1024;
 import { configSchema, parseKey, parseListen, type Config } from './schema.ts';
 import { jobsSchema, type JobConfig } from './jobs.ts';
 import { loosePermissions, readSecretFile } from './secrets.ts';
@@ -215,49 +219,17 @@ function crossHidden(path: PropertyKey[], issues: ReadonlyArray<{ code: string; 
   });
 }
 
-/** What a non-regular file is, for the error that refuses it. */
-function fileKind(st: Stats): string {
-  if (st.isDirectory()) return 'a directory';
-  if (st.isFIFO()) return 'a named pipe (FIFO)';
-  if (st.isCharacterDevice()) return 'a character device';
-  if (st.isBlockDevice()) return 'a block device';
-  if (st.isSocket()) return 'a socket';
-  return 'not a regular file';
-}
-
 /**
- * Reads a file of at most MAX_CONFIG_BYTES as text; problems are ConfigErrors.
- *
- * Only a regular file is read, and never more than the limit: readFileSync on a named
- * pipe blocked until a writer came (forever, and `quorumd dev --jobs` then checked the
- * file again in the supervisor after its child's timeout), and on /dev/zero it read
- * until memory ran out. The open is non-blocking so that a FIFO is refused instead of
- * waited on (O_NONBLOCK changes nothing for a regular file).
+ * Reads a file of at most MAX_CONFIG_BYTES as text; problems are ConfigErrors. Only a
+ * regular file is read, never past the limit (daemon/config/regular-file.ts says why).
  */
 function readConfigText(file: string): string {
-  let fd: number | undefined;
   try {
-    fd = openSync(file, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
-    const st = fstatSync(fd);
-    if (!st.isFile()) {
-      throw new ConfigError(file, [{ key: '(file)', line: 0, col: 0, message: `expected a regular file, got ${fileKind(st)}` }]);
-    }
-    if (st.size > MAX_CONFIG_BYTES) {
-      throw new ConfigError(file, [{ key: '(file)', line: 1, col: 1, message: `expected at most ${MAX_CONFIG_BYTES} bytes, got ${st.size}` }]);
-    }
-    // The size may change while we read: read at most one byte past the limit to see it.
-    const buf = Buffer.alloc(MAX_CONFIG_BYTES + 1);
-    let len = 0;
-    for (let n = -1; n !== 0 && len < buf.length; len += n) n = readSync(fd, buf, len, buf.length - len, null);
-    if (len > MAX_CONFIG_BYTES) {
-      throw new ConfigError(file, [{ key: '(file)', line: 1, col: 1, message: `expected at most ${MAX_CONFIG_BYTES} bytes, got more` }]);
-    }
-    return buf.toString('utf8', 0, len);
+    return readRegularFile(file, MAX_CONFIG_BYTES).toString('utf8');
   } catch (err) {
-    if (err instanceof ConfigError) throw err;
-    throw new ConfigError(file, [{ key: '(file)', line: 0, col: 0, message: `cannot read the file: ${(err as Error).message}` }]);
-  } finally {
-    if (fd !== undefined) closeSync(fd);
+    const e = err as FileReadError;
+    const at = e.reason === 'too-large' ? 1 : 0;
+    throw new ConfigError(file, [{ key: '(file)', line: at, col: at, message: e.message }]);
   }
 }
 
@@ -350,7 +322,7 @@ function fileProblems(raw: unknown, file: string, locate: Locator, skip: Set<str
     if (typeof v !== 'string' || v === '' || skip.has(key)) return;
     try {
       if (secret) readSecret(v, base, key, file, locate);
-      else readFileSync(resolvePath(v, base));
+      else readRegularFile(resolvePath(v, base), MAX_PEM_BYTES);
     } catch (err) {
       if (err instanceof ConfigError) out.push(...err.problems);
       else out.push(problem(locate, key, `expected a readable PEM file: ${(err as Error).message}`));
@@ -443,7 +415,7 @@ export function resolveConfig(config: Config, file: string, locate: Locator = no
     const t = config.http.tls;
     const pem = (f: string, k: string) => {
       try {
-        return readFileSync(resolvePath(f, base), 'utf8');
+        return readRegularFile(resolvePath(f, base), MAX_PEM_BYTES).toString('utf8');
       } catch (err) {
         fail(k, `expected a readable PEM file: ${(err as Error).message}`);
         return '';
@@ -501,9 +473,9 @@ function readPbftKeys(config: Config, base: string, secret: (f: string, key: str
     const path = resolvePath(f, base);
     const k = `pbft.publicKeys.${m.name}`;
     try {
-      publicKeys.set(m.id, parseEd25519PublicKey(readFileSync(path, 'utf8'), path));
+      publicKeys.set(m.id, parseEd25519PublicKey(readRegularFile(path, MAX_PEM_BYTES).toString('utf8'), path));
     } catch (err) {
-      fail(k, (err as NodeJS.ErrnoException).code ? `expected a readable public key file: ${path}: ${(err as Error).message}` : (err as Error).message);
+      fail(k, err instanceof FileReadError ? `expected a readable public key file: ${path}: ${err.message.replace(/^cannot read the file: /, '')}` : (err as Error).message);
       ok = false;
     }
   }

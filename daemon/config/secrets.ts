@@ -14,8 +14,9 @@
  * whose clients hold a token the node forgot.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, statSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { type FileReadError, readRegularFile } from './regular-file.ts';
 
 export class SecretFileError extends Error {
   override readonly name = 'SecretFileError';
@@ -49,11 +50,14 @@ export function readSecretFile(path: string, what: string): string {
   if (loose) throw new SecretFileError(loose);
   let buf: Buffer;
   try {
-    buf = readFileSync(path);
+    // Only a regular file, never past the limit: a named pipe blocked `start` for good.
+    buf = readRegularFile(path, MAX_SECRET_BYTES);
   } catch (err) {
-    throw new SecretFileError(`${what}: cannot read ${path}: ${(err as Error).message}`);
+    const e = err as FileReadError;
+    if (e.reason === 'too-large') throw new SecretFileError(`${what}: ${path}: ${e.message}; expected a secret of at most ${MAX_SECRET_BYTES} bytes`);
+    if (e.reason === 'not-regular') throw new SecretFileError(`${what}: ${path}: ${e.message}`);
+    throw new SecretFileError(`${what}: cannot read ${path}: ${e.message.replace(/^cannot read the file: /, '')}`);
   }
-  if (buf.length > MAX_SECRET_BYTES) throw new SecretFileError(`${what}: ${path} is ${buf.length} bytes, expected a secret of at most ${MAX_SECRET_BYTES} bytes`);
   return buf.toString('utf8').trim();
 }
 

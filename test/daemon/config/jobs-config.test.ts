@@ -145,3 +145,34 @@ describe('dev --jobs: what the checking child\'s end means (daemon/config/jobs-f
     expect(childOutcome(r({ error: eagain }), 'j.yaml')).toBe('in-process');
   });
 });
+
+describe('secret and PEM files a config names: only regular files, never past a limit', () => {
+  it('a cluster key file, an API token file or a TLS certificate that is a named pipe is refused at once (exit 2), not waited on', () => {
+    // Each check runs as a child with a bound: a regression fails here instead of hanging.
+    const bin = join(root, 'bin', 'quorumd.js');
+    const dir = mkdtempSync(join(tmpdir(), 'qsecret-'));
+    try {
+      for (const name of ['key.fifo', 'token.fifo', 'cert.fifo']) {
+        execFileSync('mkfifo', ['-m', '600', join(dir, name)]);
+      }
+      const keyOk = join(dir, 'cluster.key');
+      writeFileSync(keyOk, `${'ab'.repeat(32)}\n`, { mode: 0o600 });
+      const node = (extra: string) => `cluster:\n  name: home\n${extra}members:\n  - { id: 1, name: a }\n  - { id: 2, name: b }\n  - { id: 3, name: c }\nnode:\n  name: a\n  dataDir: ${join(dir, 'data')}\nmqtt:\n  brokers: [mqtt://127.0.0.1:1883]\n`;
+      const cases: Array<[string, string, RegExp]> = [
+        ['key', node(`  keyFile: ${join(dir, 'key.fifo')}\n`), /key\.fifo: expected a regular file, got a named pipe \(FIFO\)/],
+        ['token', node(`  keyFile: ${keyOk}\n`) + `http:\n  tokens:\n    - { name: app, scope: read, tokenFile: ${join(dir, 'token.fifo')} }\n`, /token\.fifo: expected a regular file, got a named pipe \(FIFO\)/],
+        ['cert', node(`  keyFile: ${keyOk}\n`) + `http:\n  tls: { certFile: ${join(dir, 'cert.fifo')}, keyFile: ${join(dir, 'cert.fifo')} }\n`, /expected a readable PEM file: expected a regular file, got a named pipe \(FIFO\)/],
+      ];
+      for (const [what, text, msg] of cases) {
+        const cfg = join(dir, `${what}.yaml`);
+        writeFileSync(cfg, text, { mode: 0o600 });
+        const r = spawnSync(process.execPath, [bin, 'config', 'validate', cfg], { encoding: 'utf8', timeout: 30_000 });
+        expect(r.signal, `${what}: killed by the bound, i.e. it hung`).toBeNull();
+        expect(r.status, `${what}: ${r.stdout}${r.stderr}`).toBe(2);
+        expect(r.stderr, what).toMatch(msg);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
+});
