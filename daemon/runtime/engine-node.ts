@@ -601,12 +601,33 @@ export class EngineRuntime {
     openDurableLog(this.opts.storage, storageOptions, (err, opened) => {
       if (this.stateValue !== 'booting') return;
       if (err || !opened) return this.fatal(err ?? new Error('openDurableLog returned nothing'));
-      const boot = (st: Recovered) => {
+      const start = (st: Recovered) => {
         try {
           this.boot(opened.log, st);
         } catch (e) {
           this.fatal(e as Error);
         }
+      };
+      // The wire bootId of this run must be newer than every one an earlier run used
+      // (src/wire/auth.ts Sender: receivers drop a frame whose (bootId, seq) they have
+      // passed). It is max(the durable log's bootId, the last seq wrap's counter + 1),
+      // boot(). The log's bootId is already durable and grows by one per boot; a wrap's
+      // counter is durable too — but when this run's id comes from it, nothing durable
+      // says that this run used it, and the next boot would compute the same id again.
+      // Seen in a soak run: a node whose seq had wrapped was killed twice within seconds;
+      // its third run reused the second run's id, and every frame it sent was dropped as
+      // a replay until its seq passed the second run's, for about two minutes (no acks,
+      // no reads through it). So such an id is made durable before anything is sent.
+      const boot = (st: Recovered) => {
+        const meta = decodeMeta(st.meta);
+        const wire = Math.max(st.bootId, meta.boot + 1);
+        if (wire === st.bootId) return start(st);
+        opened.log.persist({ meta: encodeMeta({ boot: wire, formed: meta.formed }) }, (err2) => {
+          if (this.stateValue !== 'booting') return;
+          if (err2) return this.fatal(err2);
+          // boot() computes the same id from `st` (its meta is the one before this write).
+          start(st);
+        });
       };
       if (this.engineName !== 'bully') return boot(opened.state);
       this.adoptBullyStateFile(opened.log, opened.state, boot);

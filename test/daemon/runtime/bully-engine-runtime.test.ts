@@ -114,6 +114,27 @@ describe('engine runtime with engine: bully on simulated boards', () => {
     expect(c.fatals).toEqual([]);
   });
 
+  it('a boot id taken from the metadata (a seq wrap\'s, here the upgraded bully.state\'s counter) is made durable: every later boot gets a newer one', () => {
+    // Before, the id came from max(the log's bootId, metadata counter + 1) without being
+    // written anywhere: the next boot computed the same id again, and receivers dropped
+    // that run's frames as replays until its seq passed the previous run's.
+    const c = cluster([1, 2], 1, (hal) => {
+      if (hal.node !== 2 || hal.storage.read(BULLY_STATE_FILE) !== undefined) return;
+      hal.storage.write(BULLY_STATE_FILE, encodeBullyState({ epoch: 40, held: 40, boot: 70_000 }));
+      hal.storage.sync(BULLY_STATE_FILE, () => {});
+    });
+    expect(c.world.runUntil(c.settledOn(2), 3000)).toBe(true);
+    const ids = [c.rt.get(2)!.status().bootId];
+    expect(ids[0]).toBe(70_001 & 0xffff);
+    for (let i = 0; i < 3; i++) {
+      c.world.board(2).crashProcess(100);
+      c.world.run(500);
+      ids.push(c.rt.get(2)!.status().bootId);
+    }
+    expect(ids).toEqual([0, 1, 2, 3].map((k) => (70_001 + k) & 0xffff));
+    expect(c.fatals).toEqual([]);
+  });
+
   it('a corrupt bully.state: the node refuses to start with a clear error', () => {
     const c = cluster([1, 2]);
     expect(c.world.runUntil(c.settledOn(2), 2000)).toBe(true);
