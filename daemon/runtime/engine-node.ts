@@ -142,11 +142,11 @@ export function createEngine(name: RuntimeEngineName, init: EngineInit<Record<st
   }
 }
 
-/** `quorumd fence` / `fence confirm` under pbft: one board's word (its operator's included) is not a decision. */
 /** A snapshot is due after at most this many times snapshotEntries entries, whatever their bytes (snapshotDue). */
 const SNAPSHOT_MAX_FACTOR = 20;
 /** What an entry costs in the log beyond its data (WAL record header, index, term, type): counted by snapshotDue. */
 const LOG_RECORD_OVERHEAD = 32;
+/** `quorumd fence` / `fence confirm` under pbft: one board's word (its operator's included) is not a decision. */
 const PBFT_NO_OPERATOR_FENCE = 'engine pbft: a board is fenced only on a committed decision of f + 1 members (their failure detectors vote through the log), not on one node\'s request; switch the relay by hand if you must (docs/fencing.md, "PBFT")';
 
 /** Hooks for whoever watches the node from outside (the simulator's checks, the HTTP backend). */
@@ -610,8 +610,8 @@ export class EngineRuntime {
       };
       // The wire bootId of this run must be newer than every one an earlier run used
       // (src/wire/auth.ts Sender: receivers drop a frame whose (bootId, seq) they have
-      // passed). It is max(the durable log's bootId, the last seq wrap's counter + 1),
-      // boot(). The log's bootId is already durable and grows by one per boot; a wrap's
+      // passed). boot() takes max(the durable log's bootId, the last seq wrap's counter
+      // + 1). The log's bootId is already durable and grows by one per boot; a wrap's
       // counter is durable too — but when this run's id comes from it, nothing durable
       // says that this run used it, and the next boot would compute the same id again.
       // Seen in a soak run: a node whose seq had wrapped was killed twice within seconds;
