@@ -7,12 +7,22 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { good as base, problems, root } from './helpers.ts';
 import { loadJobsFile, parseConfigText } from '../../../daemon/config/load.ts';
 import { childOutcome, loadJobsFileApart } from '../../../daemon/config/jobs-file.ts';
 
 describe('jobs config', () => {
+  /** Temp dirs of the cases below, removed at the end (a failed case included). */
+  const dirs: string[] = [];
+  const tempDir = () => {
+    const d = mkdtempSync(join(tmpdir(), 'qjobs-'));
+    dirs.push(d);
+    return d;
+  };
+  afterAll(() => {
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  });
   it('no jobs by default; a job gets the documented defaults', () => {
     expect(parseConfigText(base).jobs).toEqual([]);
     const c = parseConfigText(`${base}jobs:\n  - name: meters\n    cron: "*/15 * * * *"\n    command: /usr/local/bin/read-meters\n`);
@@ -50,7 +60,7 @@ describe('jobs config', () => {
   });
 
   it('`quorumd config validate` rejects a bad cron expression with the job name and the expression (exit 2)', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'qjobs-'));
+    const dir = tempDir();
     writeFileSync(join(dir, 'bad.yaml'), `${base}jobs:\n  - name: rotate-logs\n    cron: "0 25 * * *"\n    command: logrotate /etc/logrotate.conf\n`);
     const bin = join(root, 'bin', 'quorumd.js');
     const r = spawnSync(process.execPath, [bin, 'config', 'validate', join(dir, 'bad.yaml')], { encoding: 'utf8', timeout: 30_000 });
@@ -59,7 +69,7 @@ describe('jobs config', () => {
   });
 
   it('quorumd dev --jobs FILE: a file with only a jobs list, checked the same way', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'qjobs-'));
+    const dir = tempDir();
     writeFileSync(join(dir, 'ok.yaml'), 'jobs:\n  - { name: tick, cron: "* * * * * *", command: "date" }\n');
     expect(loadJobsFile(join(dir, 'ok.yaml'))).toEqual([{ name: 'tick', cron: '* * * * * *', command: 'date', timeoutMs: 600_000, timezone: 'UTC', overlap: 'skip' }]);
     writeFileSync(join(dir, 'bad.yaml'), 'jobs:\n  - { name: tick, cron: "* * 32 * *", command: "date" }\n');
@@ -71,7 +81,7 @@ describe('jobs config', () => {
 
   it('quorumd dev --jobs FILE is checked by a child process (the supervisor keeps no YAML/zod/node-cron): same jobs, same errors', async () => {
     const bin = join(root, 'bin', 'quorumd.js');
-    const dir = mkdtempSync(join(tmpdir(), 'qjobs-'));
+    const dir = tempDir();
     writeFileSync(join(dir, 'ok.yaml'), 'jobs:\n  - { name: tick, cron: "* * * * * *", command: "date" }\n  - { name: tock, cron: "0 2 * * *", command: "true", timezone: "Europe/Berlin" }\n');
     expect(await loadJobsFileApart(join(dir, 'ok.yaml'))).toEqual(loadJobsFile(join(dir, 'ok.yaml')));
     writeFileSync(join(dir, 'bad.yaml'), 'jobs:\n  - { name: tick, cron: "* * 32 * *", command: "date" }\n');
