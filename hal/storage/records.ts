@@ -72,14 +72,18 @@ function crc32Small(b: Uint8Array, from: number, to: number, crc: number): numbe
   return ~c >>> 0;
 }
 
-/** Fills in the 9-byte header (len, CRC, kind) of a record whose payload is already at out[9..]. */
-function sealRecord(out: Uint8Array, kind: number): Uint8Array {
-  const len = out.length - RECORD_HEADER;
+/**
+ * Fills in the 9-byte header (len, CRC, kind) of a record whose payload is at out[9..],
+ * followed by `tail` when given (a payload kept in two pieces: the record is out ‖ tail).
+ */
+function sealRecord(out: Uint8Array, kind: number, tail?: Uint8Array): Uint8Array {
+  const len = out.length - RECORD_HEADER + (tail === undefined ? 0 : tail.length);
   putU32(out, 0, len);
   out[8] = kind;
   // One CRC over [0,4) ‖ [8, end): the length field, then kind and payload.
   const head = crc32Small(out, 0, 4, 0);
-  const crc = out.length <= SMALL_RECORD ? crc32Small(out, 8, out.length, head) : crc32(out.subarray(8), head);
+  let crc = out.length <= SMALL_RECORD ? crc32Small(out, 8, out.length, head) : crc32(out.subarray(8), head);
+  if (tail !== undefined) crc = crc32(tail, crc);
   putU32(out, 4, crc);
   return out;
 }
@@ -228,10 +232,7 @@ export class Writer {
     const head = this.buf.slice(0, this.off);
     this.buf = NO_BYTES;
     this.off = 0;
-    putU32(head, 0, head.length - RECORD_HEADER + tail.length);
-    head[8] = kind;
-    putU32(head, 4, crc32(tail, crc32(head.subarray(8), crc32Small(head, 0, 4, 0))));
-    return [head, tail];
+    return [sealRecord(head, kind, tail), tail];
   }
 }
 
