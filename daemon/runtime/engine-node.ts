@@ -601,32 +601,31 @@ export class EngineRuntime {
     openDurableLog(this.opts.storage, storageOptions, (err, opened) => {
       if (this.stateValue !== 'booting') return;
       if (err || !opened) return this.fatal(err ?? new Error('openDurableLog returned nothing'));
-      const start = (st: Recovered) => {
+      const start = (st: Recovered, bootCounter: number) => {
         try {
-          this.boot(opened.log, st);
+          this.boot(opened.log, st, bootCounter);
         } catch (e) {
           this.fatal(e as Error);
         }
       };
       // The wire bootId of this run must be newer than every one an earlier run used
       // (src/wire/auth.ts Sender: receivers drop a frame whose (bootId, seq) they have
-      // passed). boot() takes max(the durable log's bootId, the last seq wrap's counter
-      // + 1). The log's bootId is already durable and grows by one per boot; a wrap's
-      // counter is durable too — but when this run's id comes from it, nothing durable
-      // says that this run used it, and the next boot would compute the same id again.
-      // Seen in a soak run: a node whose seq had wrapped was killed twice within seconds;
-      // its third run reused the second run's id, and every frame it sent was dropped as
-      // a replay until its seq passed the second run's, for about two minutes (no acks,
-      // no reads through it). So such an id is made durable before anything is sent.
+      // passed): max(the durable log's bootId, the last seq wrap's counter + 1). The log's
+      // bootId is already durable and grows by one per boot; a wrap's counter is durable
+      // too — but when this run's id comes from it, nothing durable says that this run
+      // used it, and the next boot would compute the same id again. Seen in a soak run: a
+      // node whose seq had wrapped was killed twice within seconds and its third run
+      // booted with its second run's id; reads through it got no answer for about two
+      // minutes (its frames dropped as replays until its seq passed the second run's,
+      // as read from the logs). So such an id is made durable before anything is sent.
       const boot = (st: Recovered) => {
         const meta = decodeMeta(st.meta);
-        const wire = Math.max(st.bootId, meta.boot + 1);
-        if (wire === st.bootId) return start(st);
-        opened.log.persist({ meta: encodeMeta({ boot: wire, formed: meta.formed }) }, (err2) => {
+        const counter = Math.max(st.bootId, meta.boot + 1);
+        if (counter === st.bootId) return start(st, counter);
+        opened.log.persist({ meta: encodeMeta({ boot: counter, formed: meta.formed }) }, (err2) => {
           if (this.stateValue !== 'booting') return;
           if (err2) return this.fatal(err2);
-          // boot() computes the same id from `st` (its meta is the one before this write).
-          start(st);
+          start(st, counter);
         });
       };
       if (this.engineName !== 'bully') return boot(opened.state);
@@ -658,13 +657,12 @@ export class EngineRuntime {
     });
   }
 
-  private boot(dlog: DurableLog, st: Recovered): void {
+  /** `bootCounter`: this run's boot counter, already durable (see start(); the wire bootId is its low 16 bits). */
+  private boot(dlog: DurableLog, st: Recovered, bootCounter: number): void {
     this.dlog = dlog;
     for (const w of st.warnings) this.log('warn', 'storage recovery', { node: this.id, warning: w });
-    // Wire bootId: as node.ts (the durable log's counter, and a seq wrap's in the metadata).
-    const meta = decodeMeta(st.meta);
-    this.formed = meta.formed;
-    this.bootCounter = Math.max(st.bootId, meta.boot + 1);
+    this.formed = decodeMeta(st.meta).formed;
+    this.bootCounter = bootCounter;
     this.wireBoot = this.bootCounter & 0xffff;
     const snap = st.snapshot;
     let snapshot: SnapshotData | undefined;
