@@ -1435,7 +1435,7 @@ export class EngineRuntime {
     const n = this.kv.appliedIndex - this.snapIndex;
     if (n < this.snapshotEntries) return false;
     if (n >= this.snapshotEntries * SNAPSHOT_MAX_FACTOR) return true;
-    return this.logBytesSinceSnap * 2 >= this.kv.usage().bytes;
+    return this.logBytesSinceSnap * 2 >= this.kv.usedBytes;
   }
 
   private maybeCompact(): void {

@@ -217,6 +217,11 @@ export class KvStateMachine {
     return { ...this.use };
   }
 
+  /** usage().bytes without the copy (asked on every apply while a snapshot may be due). */
+  get usedBytes(): number {
+    return this.use.bytes;
+  }
+
   /** Index of the last entry applied (or skipped as a no-op); 0 before the first. */
   get appliedIndex(): number {
     return this.applied;
