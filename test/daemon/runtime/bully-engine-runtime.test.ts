@@ -98,13 +98,16 @@ describe('engine runtime with engine: bully on simulated boards', () => {
     expect((c.rt.get(2)!.engine as BullyEngine).bullyStatus().epoch).toBeGreaterThanOrEqual(ep);
   });
 
-  it('a board upgraded from the former bully runtime: never starts below its bully.state (epoch, held, boot counter)', () => {
-    const c = cluster([1, 2], 1, (hal) => {
-      // Board 2 coordinated at epoch 40 before the upgrade; its boot counter was 70000.
+  /** Boards 1 and 2, board 2 upgraded from the former bully runtime: it coordinated at epoch 40, its boot counter was 70000. */
+  const upgradedCluster = () =>
+    cluster([1, 2], 1, (hal) => {
       if (hal.node !== 2 || hal.storage.read(BULLY_STATE_FILE) !== undefined) return;
       hal.storage.write(BULLY_STATE_FILE, encodeBullyState({ epoch: 40, held: 40, boot: 70_000 }));
       hal.storage.sync(BULLY_STATE_FILE, () => {});
     });
+
+  it('a board upgraded from the former bully runtime: never starts below its bully.state (epoch, held, boot counter)', () => {
+    const c = upgradedCluster();
     expect(c.world.runUntil(c.settledOn(2), 3000)).toBe(true);
     const r = c.rt.get(2)!;
     expect(r.bootHardState.term).toBeGreaterThanOrEqual(40);
@@ -118,11 +121,7 @@ describe('engine runtime with engine: bully on simulated boards', () => {
     // Before, the id came from max(the log's bootId, metadata counter + 1) without being
     // written anywhere: the next boot computed the same id again, and receivers dropped
     // that run's frames as replays until its seq passed the previous run's.
-    const c = cluster([1, 2], 1, (hal) => {
-      if (hal.node !== 2 || hal.storage.read(BULLY_STATE_FILE) !== undefined) return;
-      hal.storage.write(BULLY_STATE_FILE, encodeBullyState({ epoch: 40, held: 40, boot: 70_000 }));
-      hal.storage.sync(BULLY_STATE_FILE, () => {});
-    });
+    const c = upgradedCluster();
     expect(c.world.runUntil(c.settledOn(2), 3000)).toBe(true);
     const ids = [c.rt.get(2)!.status().bootId];
     expect(ids[0]).toBe(70_001 & 0xffff);
