@@ -8,15 +8,15 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { isMap, isNode, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
 import * as z from 'zod';
 import { FileReadError, readRegularFile } from './regular-file.ts';
-
-/** Largest PEM file read (a certificate chain or a key): far above any real one. */
-const MAX_PEM_BYTES = 1024 * 1024;
 import { configSchema, parseKey, parseListen, type Config } from './schema.ts';
 import { jobsSchema, type JobConfig } from './jobs.ts';
 import { loosePermissions, readSecretFile } from './secrets.ts';
 import type { ApiCredential } from '../http/auth.ts';
 import { ed25519PublicKeyRaw, parseEd25519PrivateKey, parseEd25519PublicKey } from '../../src/pbft/auth.ts';
 import type { KeyObject } from 'node:crypto';
+
+/** Largest PEM file read (a certificate chain or a key): far above any real one. */
+const MAX_PEM_BYTES = 1024 * 1024;
 
 export interface ConfigProblem {
   /** Dotted key path, e.g. `members.1.id`; `(file)` for the whole file. */
@@ -229,7 +229,7 @@ function readConfigText(file: string): string {
   } catch (err) {
     const e = err as FileReadError;
     const at = e.reason === 'too-large' ? 1 : 0;
-    throw new ConfigError(file, [{ key: '(file)', line: at, col: at, message: e.message }]);
+    throw new ConfigError(file, [{ key: '(file)', line: at, col: at, message: e.reason === 'io' ? `cannot read the file: ${e.message}` : e.message }]);
   }
 }
 
@@ -475,7 +475,7 @@ function readPbftKeys(config: Config, base: string, secret: (f: string, key: str
     try {
       publicKeys.set(m.id, parseEd25519PublicKey(readRegularFile(path, MAX_PEM_BYTES).toString('utf8'), path));
     } catch (err) {
-      fail(k, err instanceof FileReadError ? `expected a readable public key file: ${path}: ${err.message.replace(/^cannot read the file: /, '')}` : (err as Error).message);
+      fail(k, err instanceof FileReadError ? `expected a readable public key file: ${path}: ${err.message}` : (err as Error).message);
       ok = false;
     }
   }

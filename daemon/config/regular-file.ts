@@ -7,7 +7,7 @@
  */
 import { closeSync, constants as fsConstants, fstatSync, openSync, readSync, type Stats } from 'node:fs';
 
-/** Why a file was refused; `message` says what was expected (callers add the file's name). */
+/** Why a file was refused; `message` says what was expected, or the system's error for 'io' (callers add the file's name). */
 export class FileReadError extends Error {
   constructor(
     readonly reason: 'not-regular' | 'too-large' | 'io',
@@ -34,7 +34,7 @@ export function readRegularFile(path: string, maxBytes: number): Buffer {
     try {
       fd = openSync(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
     } catch (err) {
-      throw new FileReadError('io', `cannot read the file: ${(err as Error).message}`);
+      throw new FileReadError('io', (err as Error).message);
     }
     const st = fstatSync(fd);
     if (!st.isFile()) throw new FileReadError('not-regular', `expected a regular file, got ${fileKind(st)}`);
@@ -47,7 +47,7 @@ export function readRegularFile(path: string, maxBytes: number): Buffer {
     return buf.subarray(0, len);
   } catch (err) {
     if (err instanceof FileReadError) throw err;
-    throw new FileReadError('io', `cannot read the file: ${(err as Error).message}`);
+    throw new FileReadError('io', (err as Error).message);
   } finally {
     if (fd !== undefined) closeSync(fd);
   }

@@ -54,9 +54,7 @@ export function readSecretFile(path: string, what: string): string {
     buf = readRegularFile(path, MAX_SECRET_BYTES);
   } catch (err) {
     const e = err as FileReadError;
-    if (e.reason === 'too-large') throw new SecretFileError(`${what}: ${path}: ${e.message}; expected a secret of at most ${MAX_SECRET_BYTES} bytes`);
-    if (e.reason === 'not-regular') throw new SecretFileError(`${what}: ${path}: ${e.message}`);
-    throw new SecretFileError(`${what}: cannot read ${path}: ${e.message.replace(/^cannot read the file: /, '')}`);
+    throw new SecretFileError(e.reason === 'io' ? `${what}: cannot read ${path}: ${e.message}` : `${what}: ${path}: ${e.message} (a secret)`);
   }
   return buf.toString('utf8').trim();
 }
