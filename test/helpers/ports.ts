@@ -11,8 +11,17 @@
  */
 import { createServer } from 'node:net';
 
-const LOW = 20_000;
-const HIGH = 32_000; // exclusive; keeps clear of the ephemeral range
+/**
+ * Each vitest worker draws from its own slice of 20000..32000 (VITEST_POOL_ID is 1..the
+ * number of workers; vitest.config.ts runs several at once): a port probed free by one
+ * worker cannot be handed to another before the first binds it. Eight slices of 1500;
+ * workers beyond eight share them again (still probed, as before).
+ */
+const SLICES = 8;
+const SLICE = 1500;
+const pool = Number(process.env.VITEST_POOL_ID ?? 1);
+const LOW = 20_000 + (((Number.isInteger(pool) && pool > 0 ? pool : 1) - 1) % SLICES) * SLICE;
+const HIGH = LOW + SLICE; // exclusive; the last slice ends at 32000, clear of the ephemeral range
 
 export function portFree(port: number): Promise<boolean> {
   return new Promise((r) => {
