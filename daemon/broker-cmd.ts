@@ -16,7 +16,7 @@
  * lines of node accounts, for `mosquitto_passwd -U` (docs/mqtt.md).
  */
 import { readFileSync } from 'node:fs';
-import * as z from 'zod';
+import { z } from './config/zod.ts';
 import { startBroker, type BrokerUser, type RunningBroker } from '../hal/mqtt/broker.ts';
 import { nodePassword, nodeUsername } from '../hal/mqtt/credentials.ts';
 import { readSecretFile } from './config/secrets.ts';

@@ -9,7 +9,7 @@
  * window, or a healthy leader would switch off between two of them: checked here
  * (at least two renewal periods must fit).
  */
-import * as z from 'zod';
+import { z } from './zod.ts';
 
 const int = (what: string, min: number, max: number) =>
   z

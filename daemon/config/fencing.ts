@@ -21,7 +21,7 @@
  *           - - { type: serial-relay, path: /dev/ttyUSB0, channel: 1, channels: 4 }
  *           - - { type: watchdog-wait, waitMs: 20000 }
  */
-import * as z from 'zod';
+import { z } from './zod.ts';
 
 const int = (what: string, min: number, max: number) =>
   z

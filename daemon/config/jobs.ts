@@ -5,7 +5,7 @@
  * declaration, with its default and why.
  */
 import { nodeCron } from '../jobs/node-cron.ts';
-import * as z from 'zod';
+import { z } from './zod.ts';
 
 /** Job names: like member names, safe in logs, environment and the replicated table; no ':' (node-cron's slot keys use it). */
 const JOB_NAME = /^[a-z0-9][a-z0-9_-]{0,47}$/;

@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { isMap, isNode, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
-import * as z from 'zod';
+import { z } from './zod.ts';
 import { FileReadError, readRegularFile } from './regular-file.ts';
 import { configSchema, parseKey, parseListen, type Config } from './schema.ts';
 import { jobsSchema, type JobConfig } from './jobs.ts';

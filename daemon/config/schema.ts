@@ -6,7 +6,7 @@
  * expected>` (see load.ts); `quorumd config validate FILE` prints them and exits 2.
  * docs/config.md is the user-facing page; examples/ has two commented files.
  */
-import * as z from 'zod';
+import { z } from './zod.ts';
 import { checkBullyFencing, checkExternalFencing, checkFencing, checkPbftFencing, fencingSchema } from './fencing.ts';
 import { jobsSchema } from './jobs.ts';
 import { checkExternal, etcdSchema, zookeeperSchema } from './external.ts';

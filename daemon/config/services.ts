@@ -3,7 +3,7 @@
  * at its declaration. Service discovery is on for every engine with a replicated KV
  * (all but bully); its DNS interface and mDNS announcements are off by default.
  */
-import * as z from 'zod';
+import { z } from './zod.ts';
 
 const int = (what: string, min: number, max: number) =>
   z
