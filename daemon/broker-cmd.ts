@@ -16,7 +16,8 @@
  * lines of node accounts, for `mosquitto_passwd -U` (docs/mqtt.md).
  */
 import { readFileSync } from 'node:fs';
-import { z } from './config/zod.ts';
+import './config/zod.ts'; // before zod: no JIT (see there)
+import * as z from 'zod';
 import { startBroker, type BrokerUser, type RunningBroker } from '../hal/mqtt/broker.ts';
 import { nodePassword, nodeUsername } from '../hal/mqtt/credentials.ts';
 import { readSecretFile } from './config/secrets.ts';

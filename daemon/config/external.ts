@@ -9,7 +9,8 @@
  * window, or a healthy leader would switch off between two of them: checked here
  * (at least two renewal periods must fit).
  */
-import { z } from './zod.ts';
+import './zod.ts'; // before zod: no JIT (see there)
+import * as z from 'zod';
 
 const int = (what: string, min: number, max: number) =>
   z

@@ -21,7 +21,8 @@
  *           - - { type: serial-relay, path: /dev/ttyUSB0, channel: 1, channels: 4 }
  *           - - { type: watchdog-wait, waitMs: 20000 }
  */
-import { z } from './zod.ts';
+import './zod.ts'; // before zod: no JIT (see there)
+import * as z from 'zod';
 
 const int = (what: string, min: number, max: number) =>
   z

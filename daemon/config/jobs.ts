@@ -5,7 +5,8 @@
  * declaration, with its default and why.
  */
 import { nodeCron } from '../jobs/node-cron.ts';
-import { z } from './zod.ts';
+import './zod.ts'; // before zod: no JIT (see there)
+import * as z from 'zod';
 
 /** Job names: like member names, safe in logs, environment and the replicated table; no ':' (node-cron's slot keys use it). */
 const JOB_NAME = /^[a-z0-9][a-z0-9_-]{0,47}$/;

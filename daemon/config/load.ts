@@ -6,7 +6,8 @@
 import { existsSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { isMap, isNode, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
-import { z } from './zod.ts';
+import './zod.ts'; // before zod: no JIT (see there)
+import * as z from 'zod';
 import { FileReadError, readRegularFile } from './regular-file.ts';
 import { configSchema, parseKey, parseListen, type Config } from './schema.ts';
 import { jobsSchema, type JobConfig } from './jobs.ts';

@@ -6,7 +6,8 @@
  * expected>` (see load.ts); `quorumd config validate FILE` prints them and exits 2.
  * docs/config.md is the user-facing page; examples/ has two commented files.
  */
-import { z } from './zod.ts';
+import './zod.ts'; // before zod: no JIT (see there)
+import * as z from 'zod';
 import { checkBullyFencing, checkExternalFencing, checkFencing, checkPbftFencing, fencingSchema } from './fencing.ts';
 import { jobsSchema } from './jobs.ts';
 import { checkExternal, etcdSchema, zookeeperSchema } from './external.ts';

@@ -3,7 +3,8 @@
  * at its declaration. Service discovery is on for every engine with a replicated KV
  * (all but bully); its DNS interface and mDNS announcements are off by default.
  */
-import { z } from './zod.ts';
+import './zod.ts'; // before zod: no JIT (see there)
+import * as z from 'zod';
 
 const int = (what: string, min: number, max: number) =>
   z
