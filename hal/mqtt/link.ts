@@ -52,6 +52,7 @@ import { checkCluster, checkNodeId, inboxTopic, leaderTopic, parseTopic, presenc
 import { encodePresence, newerConnection, readPresence, type Presence } from './presence.ts';
 import { nodeClientId, nodePassword, nodeUsername } from './credentials.ts';
 import { MqttSizeGuard } from './guard.ts';
+import { encodePublishQos0 } from './publish-packet.ts';
 
 /** The last default `boot` of this process: links made within one second still get growing values. */
 let lastDefaultBoot = 0;
@@ -225,6 +226,8 @@ interface Conn {
   client: MqttClient | undefined;
   /** The TCP socket under the MQTT stream (under TLS when secure). */
   socket: net.Socket | undefined;
+  /** The stream mqtt.js reads and writes (the socket, or TLS over it): frames are written to it directly (send). */
+  stream: Duplex | undefined;
   /** Ready = CONNACK received and subscriptions granted. */
   ready: boolean;
   /** Bumped for every new client: events of an older client are ignored. */
@@ -317,6 +320,8 @@ export class MqttLink implements Link {
   private readonly maxBuffered: number;
   private readonly random: () => number;
   private readonly inbox: string;
+  /** Each peer's inbox topic as UTF-8 bytes, built on its first frame (one per member). */
+  private readonly inboxTopics = new Map<NodeId, Buffer>();
   private readonly keyring: Keyring;
   /** This start's counter (see MqttLinkOptions.boot). */
   private readonly boot: number;
@@ -369,6 +374,7 @@ export class MqttLink implements Link {
       ep,
       client: undefined,
       socket: undefined,
+      stream: undefined,
       ready: false,
       gen: 0,
       conn: 0,
@@ -398,11 +404,11 @@ export class MqttLink implements Link {
       this.stats.refusedTooLarge++;
       return;
     }
-    const payload = Buffer.from(frame.buffer, frame.byteOffset, frame.length);
-    const topic = inboxTopic(this.cluster, to);
+    let packet: Buffer | undefined;
     let any = false;
     for (const c of this.conns) {
-      if (!c.ready || !c.client) continue;
+      const stream = c.stream;
+      if (!c.ready || !c.client || !stream || !stream.writable) continue;
       any = true;
       if (c.socket && c.socket.writableLength > this.maxBuffered) {
         this.stats.droppedBackpressure++;
@@ -410,9 +416,21 @@ export class MqttLink implements Link {
       }
       this.stats.framesSent++;
       // QoS 0: a lost frame is retransmitted by Raft; no broker-side queue, no PUBACK.
-      c.client.publish(topic, payload, { qos: 0, retain: false }, () => {});
+      // One buffer, one write, into the stream mqtt.js writes its own packets to (each of
+      // those is written whole within one call, so a frame never lands inside one).
+      packet ??= encodePublishQos0(this.inboxBytes(to), frame);
+      stream.write(packet);
     }
     if (!any) this.stats.droppedDisconnected++;
+  }
+
+  private inboxBytes(to: NodeId): Buffer {
+    let t = this.inboxTopics.get(to);
+    if (!t) {
+      t = Buffer.from(inboxTopic(this.cluster, to), 'utf8');
+      this.inboxTopics.set(to, t);
+    }
+    return t;
   }
 
   /** The handler gets a view of the received payload; it may keep it (the buffer is not reused). */
@@ -607,6 +625,7 @@ export class MqttLink implements Link {
       });
       if (!ep.secure) {
         sock.on('data', (d: Buffer) => guard.feed(d));
+        c.stream = sock;
         return sock;
       }
       const servername = ep.tls.servername ?? (net.isIP(ep.host) ? undefined : ep.host);
@@ -623,6 +642,7 @@ export class MqttLink implements Link {
       sock.on('error', (err) => t.destroy(err));
       stream = t;
       t.on('data', (d: Buffer) => guard.feed(d));
+      c.stream = t;
       return t;
     };
     const options: IClientOptions = {
@@ -723,6 +743,7 @@ export class MqttLink implements Link {
     const client = c.client;
     c.client = undefined;
     c.socket = undefined;
+    c.stream = undefined;
     const wasReady = c.ready;
     c.ready = false;
     if (client) client.end(true, {}, () => {});
