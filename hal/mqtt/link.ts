@@ -241,6 +241,10 @@ interface Conn {
   presence: Map<NodeId, Presence>;
 }
 
+function uncork(stream: Duplex): void {
+  stream.uncork();
+}
+
 const DEFAULTS = {
   keepaliveSec: 5,
   connectTimeoutMs: 5000,
@@ -417,8 +421,14 @@ export class MqttLink implements Link {
       this.stats.framesSent++;
       // QoS 0: a lost frame is retransmitted by Raft; no broker-side queue, no PUBACK.
       // One buffer, one write, into the stream mqtt.js writes its own packets to (each of
-      // those is written whole within one call, so a frame never lands inside one).
+      // those is written whole within one call, so a frame never lands inside one). The
+      // stream is corked until the end of this tick, as mqtt.js does for its packets: the
+      // frames of one turn (an Append to each follower) leave in one system call.
       packet ??= encodePublishQos0(this.inboxBytes(to), frame);
+      if (stream.writableCorked === 0) {
+        stream.cork();
+        process.nextTick(uncork, stream);
+      }
       stream.write(packet);
     }
     if (!any) this.stats.droppedDisconnected++;
