@@ -3,12 +3,23 @@
  * and what was expected; `quorumd config validate` exits 2 on a bad file.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { KEY, good, problems, root } from './helpers.ts';
 import { ConfigError, loadConfigFile, parseConfigText } from '../../../daemon/config/load.ts';
+
+/** Temp directories of this file's tests, removed at the end. */
+const dirs: string[] = [];
+function tempDir(): string {
+  const d = mkdtempSync(join(tmpdir(), 'qcfg-'));
+  dirs.push(d);
+  return d;
+}
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
 
 describe('config', () => {
   it('a minimal file gets the documented defaults', () => {
@@ -57,7 +68,7 @@ describe('config', () => {
   });
 
   it('keyFile and tokenFile are read relative to the config; a missing one names its line', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'qcfg-'));
+    const dir = tempDir();
     writeFileSync(join(dir, 'k'), KEY + '\n');
     writeFileSync(join(dir, 'q.yaml'), good.replace(`key: ${KEY}`, 'keyFile: k'));
     expect(loadConfigFile(join(dir, 'q.yaml')).key.length).toBe(32);
@@ -66,7 +77,7 @@ describe('config', () => {
   });
 
   it('reports every problem of a file in one pass: per-field, cross-field, missing files; a typo gets the nearest key', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'qcfg-'));
+    const dir = tempDir();
     const file = join(dir, 'all.yaml');
     writeFileSync(file, [
       'cluster:',
@@ -112,7 +123,7 @@ describe('config', () => {
   });
 
   it('`quorumd config validate` exits 2 naming key and line, 0 for a good file', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'qcfg-'));
+    const dir = tempDir();
     writeFileSync(join(dir, 'bad.yaml'), good.replace('id: 2,', 'id: 300,'));
     writeFileSync(join(dir, 'good.yaml'), good);
     const bin = join(root, 'bin', 'quorumd.js');
