@@ -39,10 +39,21 @@ export function readRegularFile(path: string, maxBytes: number): Buffer {
     const st = fstatSync(fd);
     if (!st.isFile()) throw new FileReadError('not-regular', `expected a regular file, got ${fileKind(st)}`);
     if (st.size > maxBytes) throw new FileReadError('too-large', `expected at most ${maxBytes} bytes, got ${st.size}`);
-    // The size may change while we read: read at most one byte past the limit to see it.
-    const buf = Buffer.alloc(maxBytes + 1);
+    // Sized to the file, one byte more to see that it grew while we read; grown (at most
+    // to one byte past the limit) only if it did. Not the limit itself: a 64-byte key
+    // would cost a zeroed MiB, kept alive by the view returned.
+    let buf = Buffer.alloc(st.size + 1);
     let len = 0;
-    for (let n = -1; n !== 0 && len < buf.length; len += n) n = readSync(fd, buf, len, buf.length - len, null);
+    for (;;) {
+      const n = readSync(fd, buf, len, buf.length - len, null);
+      len += n;
+      if (n === 0 || len > maxBytes) break;
+      if (len === buf.length) {
+        const more = Buffer.alloc(Math.min(maxBytes + 1, buf.length * 2));
+        buf.copy(more, 0, 0, len);
+        buf = more;
+      }
+    }
     if (len > maxBytes) throw new FileReadError('too-large', `expected at most ${maxBytes} bytes, got more`);
     return buf.subarray(0, len);
   } catch (err) {
