@@ -7,17 +7,9 @@
  */
 import { pathToFileURL } from 'node:url';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
-import { EXIT, EXIT_TABLE, UsageError } from './exit-codes.ts';
+import { EXIT, EXIT_TABLE, endQuietlyOnClosedOutput, NotImplementedError, reportCommandError, UsageError } from './exit-codes.ts';
 
-/** Exit status for "this command exists in the contract but is not implemented yet" (usage: 2). */
-export const EXIT_NOT_IMPLEMENTED = EXIT.USAGE;
-
-export class NotImplementedError extends Error {
-  constructor(what: string, issue: string) {
-    super(`not implemented yet: ${what} (arrives with ${issue})`);
-    this.name = 'NotImplementedError';
-  }
-}
+export { EXIT_NOT_IMPLEMENTED, NotImplementedError } from './exit-codes.ts';
 
 export function parseIntArg(name: string, min: number, max: number) {
   return (raw: string): number => {
@@ -343,14 +335,7 @@ export function buildProgram(): Command {
 }
 
 export async function main(argv: string[]): Promise<void> {
-  // `quorumd … | head`: a reader that stops early must not turn the exit status into 1
-  // (an EPIPE thrown from a write); the status the command decided is kept.
-  for (const stream of [process.stdout, process.stderr]) {
-    stream.on('error', (e: NodeJS.ErrnoException) => {
-      if (e.code !== 'EPIPE') throw e;
-      process.exit(process.exitCode ?? 0);
-    });
-  }
+  endQuietlyOnClosedOutput();
   const program = buildProgram();
   try {
     await program.parseAsync(argv);
@@ -361,25 +346,7 @@ export async function main(argv: string[]): Promise<void> {
       process.exitCode = err.exitCode === 0 ? EXIT.OK : EXIT.USAGE;
       return;
     }
-    if (err instanceof Error && err.name === 'ConfigError') {
-      process.stderr.write(`quorumd: invalid configuration:\n${err.message}\n`);
-      process.exitCode = EXIT.USAGE;
-      return;
-    }
-    if (err instanceof Error && (err.name === 'ClientError' || err.name === 'UsageError')) {
-      // A bad --node URL, an unreadable token file, a bad option value: nothing was tried.
-      process.stderr.write(`quorumd: ${err.message}\n`);
-      process.exitCode = EXIT.USAGE;
-      return;
-    }
-    if (err instanceof NotImplementedError) {
-      process.stderr.write(`quorumd: ${err.message}\n`);
-      process.exitCode = EXIT_NOT_IMPLEMENTED;
-      return;
-    }
-    const msg = err instanceof Error ? err.message : String(err);
-    process.stderr.write(/^quorumd\b/.test(msg) ? `${msg}\n` : `quorumd: ${msg}\n`);
-    process.exitCode = EXIT.NO;
+    reportCommandError(err);
   }
 }
 

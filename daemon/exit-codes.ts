@@ -47,3 +47,54 @@ export const EXIT_TABLE: ReadonlyArray<[number, string]> = [
 export class UsageError extends Error {
   override readonly name = 'UsageError';
 }
+
+/** Exit status for "this command exists in the contract but is not implemented yet" (usage: 2). */
+export const EXIT_NOT_IMPLEMENTED = EXIT.USAGE;
+
+export class NotImplementedError extends Error {
+  constructor(what: string, issue: string) {
+    super(`not implemented yet: ${what} (arrives with ${issue})`);
+    this.name = 'NotImplementedError';
+  }
+}
+
+/**
+ * `quorumd … | head`: a reader that stops early must not turn the exit status into 1
+ * (an EPIPE thrown from a write); the status the command decided is kept.
+ */
+export function endQuietlyOnClosedOutput(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EPIPE') throw e;
+      process.exit(process.exitCode ?? 0);
+    });
+  }
+}
+
+/**
+ * How a command that failed ends: its message on stderr and the exit status of the
+ * table above. Shared by the command line (daemon/cli.ts) and the node process's own
+ * entry (daemon/node-main.ts), so that `quorumd start` fails the same way whichever
+ * build runs it.
+ */
+export function reportCommandError(err: unknown): void {
+  if (err instanceof Error && err.name === 'ConfigError') {
+    process.stderr.write(`quorumd: invalid configuration:\n${err.message}\n`);
+    process.exitCode = EXIT.USAGE;
+    return;
+  }
+  if (err instanceof Error && (err.name === 'ClientError' || err.name === 'UsageError')) {
+    // A bad --node URL, an unreadable token file, a bad option value: nothing was tried.
+    process.stderr.write(`quorumd: ${err.message}\n`);
+    process.exitCode = EXIT.USAGE;
+    return;
+  }
+  if (err instanceof NotImplementedError) {
+    process.stderr.write(`quorumd: ${err.message}\n`);
+    process.exitCode = EXIT_NOT_IMPLEMENTED;
+    return;
+  }
+  const msg = err instanceof Error ? err.message : String(err);
+  process.stderr.write(/^quorumd\b/.test(msg) ? `${msg}\n` : `quorumd: ${msg}\n`);
+  process.exitCode = EXIT.NO;
+}
