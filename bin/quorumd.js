@@ -13,6 +13,7 @@
 // rate: a leader under 64 writers swelled from ~30 to ~80 MiB of mostly garbage).
 // `quorumd dev` and the systemd unit pass the same flags to each node.
 import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 
 // QUORUMD_TRACE_START=1: start-up trace points on stderr (daemon/start-trace.ts has the format).
 const trace = process.env.QUORUMD_TRACE_START === '1' ? (step) => process.stderr.write(`quorumd start-trace ${step} +${performance.now().toFixed(1)} @${(performance.timeOrigin + performance.now()).toFixed(1)} cpu ${((process.cpuUsage().user + process.cpuUsage().system) / 1000).toFixed(1)}\n`) : () => {};
@@ -26,7 +27,6 @@ trace('bin');
 // the parent only waits, forwards SIGTERM/SIGHUP and ends as the child did.
 if (process.execArgv.some((a) => a.startsWith('--max-semi-space-size=')) && process.argv.slice(2).find((a) => !a.startsWith('-')) === 'sim') {
   const { spawn } = await import('node:child_process');
-  const { fileURLToPath } = await import('node:url');
   const flags = process.execArgv.filter((a) => !a.startsWith('--max-semi-space-size=') && !a.startsWith('--heap-growing-percent='));
   const child = spawn(process.execPath, [...flags, fileURLToPath(import.meta.url), ...process.argv.slice(2)], { stdio: 'inherit' });
   process.on('SIGINT', () => {});
@@ -67,6 +67,30 @@ if (!checked && existsSync(new URL('../scripts/build.mjs', here)) && existsSync(
 }
 // For daemon/dev.ts: dist/ is known fresh in this process (it passes that on to its nodes).
 globalThis.quorumdBuildChecked = true;
-const { main } = await import('../dist/cli.js');
-trace('cli loaded');
-await main(process.argv);
+
+// A node process, in the exact form `quorumd dev` and the systemd unit start it, runs its
+// own bundle through V8's code cache (bin/code-cache.js); every other command line goes
+// through the full CLI below (which runs the same runStart/runWitness).
+const args = process.argv.slice(2);
+const nodeCommand =
+  (args[0] === 'start' || args[0] === 'witness') &&
+  ((args.length === 3 && args[1] === '--config' && !args[2].startsWith('-')) || (args.length === 2 && /^--config=./.test(args[1])))
+    ? { command: args[0], config: args.length === 3 ? args[2] : args[1].slice('--config='.length) }
+    : null;
+const nodeBundle = fileURLToPath(new URL('../dist/node.cjs', here));
+if (nodeCommand !== null && existsSync(nodeBundle)) {
+  const { loadWithCodeCache } = await import('./code-cache.js');
+  const { exports, cache, file } = loadWithCodeCache(nodeBundle, {
+    onWrite: (err) => {
+      // A directory this user may not write to (an install owned by root, no
+      // CacheDirectory=) just means no cache: said only by the trace below.
+      if (err !== null && !/EACCES|EPERM|EROFS/.test(err)) process.stderr.write(`quorumd: code cache not written (${file}): ${err}\n`);
+    },
+  });
+  trace(`node bundle loaded (code cache ${cache})`);
+  await exports.runNodeCommand(nodeCommand.command, nodeCommand.config);
+} else {
+  const { main } = await import('../dist/cli.js');
+  trace('cli loaded');
+  await main(process.argv);
+}

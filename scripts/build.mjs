@@ -25,12 +25,15 @@
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { removeStaleCaches } from '../bin/code-cache.js';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 /** Folders whose files go into the build (bench/ and test/ never do). */
 export const SOURCE_DIRS = ['daemon', 'hal', 'src', 'firmware-sim'];
 /** Entry points: dist/<name>.js. */
 export const ENTRIES = { cli: 'daemon/cli.ts', index: 'daemon/index.ts' };
+/** The node process's entry (`start`, `witness`): dist/node.cjs, a CommonJS bundle (see build()). */
+export const NODE_ENTRY = { name: 'node', source: 'daemon/node-main.ts' };
 const STAMP = '.build-stamp.json';
 /** Packages loaded from node_modules at run time (see build()); the rest is bundled. */
 // etcd3 reads its .proto files next to its own code at run time (so it cannot be
@@ -62,9 +65,9 @@ export function isFresh(root = ROOT) {
     return false;
   }
   if (typeof stamp?.sourceMtimeMs !== 'number') return false;
-  for (const name of Object.keys(ENTRIES)) {
+  for (const file of [...Object.keys(ENTRIES).map((n) => `${n}.js`), `${NODE_ENTRY.name}.cjs`]) {
     try {
-      statSync(join(root, 'dist', `${name}.js`));
+      statSync(join(root, 'dist', file));
     } catch {
       return false;
     }
@@ -93,14 +96,10 @@ export async function build(root = ROOT, log = (s) => process.stderr.write(s)) {
     throw new Error(`building dist/ needs esbuild (a devDependency): run \`npm ci\` in ${root} (${e.message})`);
   }
   const out = join(root, 'dist');
-  let r;
-  try {
-  r = esbuild.buildSync({
+  // Shared by both builds below.
+  const common = {
     absWorkingDir: root,
-    entryPoints: ENTRIES,
     bundle: true,
-    splitting: true,
-    format: 'esm',
     platform: 'node',
     target: 'node20',
     // Pure-JavaScript packages are bundled too: a node process then reads a handful of
@@ -123,9 +122,6 @@ export async function build(root = ROOT, log = (s) => process.stderr.write(s)) {
       'worker-timers': './scripts/unused-worker-timers.cjs',
       'readable-stream': 'node:stream',
     },
-    // Bundled CommonJS packages require() Node's built-in modules: give every ES module
-    // of the build a require of its own.
-    banner: { js: "import { createRequire as __quorumdCreateRequire } from 'node:module'; const require = __quorumdCreateRequire(import.meta.url);" },
     sourcemap: 'linked',
     // Stack traces name the TypeScript file and line through the maps; the sources'
     // text is not copied into them (a node would keep ~1.5 MiB of it in its heap).
@@ -137,7 +133,35 @@ export async function build(root = ROOT, log = (s) => process.stderr.write(s)) {
     write: false,
     logLevel: 'silent',
     metafile: false,
-  });
+  };
+  let r;
+  try {
+    // The command line and the library: ES modules, one file per entry point and shared
+    // chunks, so that a command loads only what it runs.
+    const esm = esbuild.buildSync({
+      ...common,
+      entryPoints: ENTRIES,
+      splitting: true,
+      format: 'esm',
+      // Bundled CommonJS packages require() Node's built-in modules: give every ES module
+      // of the build a require of its own.
+      banner: { js: "import { createRequire as __quorumdCreateRequire } from 'node:module'; const require = __quorumdCreateRequire(import.meta.url);" },
+    });
+    // The node process (`start`, `witness`): one CommonJS file, because V8 can cache the
+    // compiled code of a classic script and Node 20 offers no cache for ES modules
+    // (bin/code-cache.js). Modules the node imports lazily (engines, TLS, jobs) stay
+    // lazy: esbuild wraps each in a function that runs on first import.
+    const cjs = esbuild.buildSync({
+      ...common,
+      entryPoints: { [NODE_ENTRY.name]: NODE_ENTRY.source },
+      outExtension: { '.js': '.cjs' },
+      format: 'cjs',
+      // import.meta does not exist in a CommonJS file: the few modules that locate files
+      // next to themselves (ui assets, createRequire for externals) get the bundle's own.
+      define: { 'import.meta.url': '__quorumdImportMetaUrl', 'import.meta.dirname': '__dirname' },
+      banner: { js: "const __quorumdImportMetaUrl = require('node:url').pathToFileURL(__filename).href;" },
+    });
+    r = { errors: [...esm.errors, ...cjs.errors], outputFiles: [...esm.outputFiles, ...cjs.outputFiles] };
   } finally {
     // buildSync runs esbuild in a worker thread with a long-lived esbuild child process
     // (~130 MiB resident); without stop() both stayed for the life of the process that
@@ -154,10 +178,14 @@ export async function build(root = ROOT, log = (s) => process.stderr.write(s)) {
     keep.add(relative(out, f.path));
   }
   writeAtomic(join(out, STAMP), JSON.stringify({ sourceMtimeMs: mtime, builtAt: new Date().toISOString(), files: [...keep].sort() }, null, 1) + '\n');
+  // V8 code caches of the node bundle's earlier builds (bin/code-cache.js): useless now.
+  const nodeBundle = join(out, `${NODE_ENTRY.name}.cjs`);
+  removeStaleCaches(out, nodeBundle, readFileSync(nodeBundle));
   // Chunks of earlier builds: removed once they are an hour old (a process started
-  // before this build may still import one of them lazily).
+  // before this build may still import one of them lazily). The current build's code
+  // caches stay (they are written after the build, by the processes that run it).
   for (const name of readdirSync(out)) {
-    if (keep.has(name)) continue;
+    if (keep.has(name) || name.endsWith('.codecache')) continue;
     const p = join(out, name);
     try {
       if (Date.now() - statSync(p).mtimeMs > 3_600_000) rmSync(p, { force: true });
@@ -165,15 +193,15 @@ export async function build(root = ROOT, log = (s) => process.stderr.write(s)) {
       /* raced with another build */
     }
   }
-  const bytes = files.filter((f) => f.path.endsWith('.js')).reduce((n, f) => n + f.contents.length, 0);
-  log(`quorumd: built dist/ (${files.filter((f) => f.path.endsWith('.js')).length} modules, ${(bytes / 1024).toFixed(0)} KiB of JavaScript) in ${Math.round(performance.now() - t0)} ms\n`);
+  const bytes = files.filter((f) => /\.c?js$/.test(f.path)).reduce((n, f) => n + f.contents.length, 0);
+  log(`quorumd: built dist/ (${files.filter((f) => /\.c?js$/.test(f.path)).length} modules, ${(bytes / 1024).toFixed(0)} KiB of JavaScript) in ${Math.round(performance.now() - t0)} ms\n`);
   return files.map((f) => f.path);
 }
 
 function rank(p) {
   const base = p.slice(p.lastIndexOf('/') + 1);
   if (base.endsWith('.map')) return 0;
-  return Object.keys(ENTRIES).some((e) => base === `${e}.js`) ? 2 : 1;
+  return Object.keys(ENTRIES).some((e) => base === `${e}.js`) || base === `${NODE_ENTRY.name}.cjs` ? 2 : 1;
 }
 
 /** Builds when dist/ is missing or older than the sources (a git checkout); no-op otherwise. */

@@ -8,6 +8,7 @@
  */
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { builtinModules } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -111,6 +112,25 @@ describe('compiled daemon (dist/)', () => {
     for (const heavy of ['zod', 'yaml', 'node-cron', 'serialport', 'pino']) expect(packages.has(heavy), heavy).toBe(false);
     const text = [...files].map((f) => readFileSync(join(dist, f), 'utf8')).join('\n');
     for (const marker of ['ZodError', 'YAMLParseError', 'class RaftNode', 'class PbftNode', 'class EngineRuntime']) expect(text.includes(marker), marker).toBe(false);
+  });
+
+  it('the node process runs a bundle of its own (dist/node.cjs): CommonJS for the code cache, without the command line, dev, sim or broker', () => {
+    const built = (JSON.parse(readFileSync(join(dist, '.build-stamp.json'), 'utf8')) as { files: string[] }).files;
+    expect(built).toEqual(expect.arrayContaining(['node.cjs', 'node.cjs.map']));
+    const node = readFileSync(join(dist, 'node.cjs'), 'utf8');
+    const esm = built.filter((f) => f.endsWith('.js')).map((f) => readFileSync(join(dist, f), 'utf8')).join('\n');
+    for (const marker of ['CommanderError', 'function startDev', 'function runSim', 'function runBroker']) {
+      expect(esm.includes(marker), marker).toBe(true);
+      expect(node.includes(marker), marker).toBe(false);
+    }
+    expect(node).toContain('function runNodeCommand');
+    // bin/code-cache.js compiles it with vm.Script, which has no loader for import():
+    // the modules a node loads lazily are inlined (and run on first use).
+    expect(node).not.toMatch(/\bimport\(/);
+    // What it requires: Node's modules and the packages the build keeps external, no TypeScript.
+    const EXTERNAL = ['serialport', 'cbor-x', 'node-cron', 'etcd3', 'node-zookeeper-client', 'cockatiel'];
+    const required = new Set([...node.matchAll(/\brequire\("([^"]+)"\)/g)].map((m) => m[1]!));
+    for (const r of required) expect(r.startsWith('node:') || builtinModules.includes(r) || EXTERNAL.includes(r) || r.startsWith('@serialport/'), r).toBe(true);
   });
 
   it('no built module imports node:tls, node:https or node-cron up front: only a process with TLS configured, or with jobs, loads them (hal/lazy-builtins.ts, daemon/jobs/node-cron.ts)', () => {

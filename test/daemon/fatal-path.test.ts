@@ -95,6 +95,10 @@ describe('fatal path of quorumd start', () => {
         expect(log).toMatch(/"stack":"InternalError: internal error in engine raft (tick|step \w+ from n\d+): Error: injected fault: RaftNode\.(tick|step) throws[^"]*\\n\s+at /);
       }
       expect(log).toContain('node stopped on a fatal error; exiting so that the supervisor restarts it');
+      // Its frames name the TypeScript sources (bin/stack-maps.js, through the map of the
+      // node's bundle dist/node.cjs), not the bundle.
+      expect(log).toMatch(/"stack":"[^"]*\\n\s+at [^"]*\/(daemon|src|hal)\/[\w/-]+\.ts:\d+:\d+/);
+      expect(log).not.toMatch(/dist\/node\.cjs:\d+/);
       if (n === 2) {
         // n1 closed its link (an orderly "offline"): n2 hears at once that n1 is gone.
         await until('n2 hearing that n1 is gone', async () => (/"msg":"peer gone"[^\n]*|"peer":1[^\n]*"msg":"peer gone"/.test(procs[1]!.out.join('')) ? true : undefined), 20_000);

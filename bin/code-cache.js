@@ -1,0 +1,141 @@
+// Loads the node process's bundle (dist/node.cjs) with a V8 code cache: the bytecode V8
+// compiled for it in an earlier run of the same build, instead of compiling it again.
+//
+// Why: a node process spent ~150 ms of CPU compiling and first running its modules, and
+// `quorumd dev` starts three of them at once (on a 2-core board that is most of the
+// cold start). Node 20 has no cache for ES modules (module.enableCompileCache() came
+// with Node 22.1); for a classic script V8 accepts the data createCachedData() made.
+// So the node's code is built as one CommonJS file and compiled here with vm.Script.
+//
+// Where the cache lives: $QUORUMD_CODE_CACHE_DIR, else systemd's $CACHE_DIRECTORY
+// (CacheDirectory= in packaging/quorumd.service), else beside the bundle in dist/. A
+// process that found no usable cache writes one a few seconds after it started (by then
+// it has compiled what a running node runs); a directory it cannot write to means no
+// cache, nothing else. QUORUMD_CODE_CACHE=off turns it off.
+//
+// Trust: the cache is code. It is read only from those directories, which belong to
+// whoever installed or runs quorumd (anyone who can write there can change dist/ or the
+// unit as well). V8 itself refuses data from another V8 version or other flags, but it
+// checks the source only by its length, so the file name carries a hash of the bundle's
+// bytes: a rebuilt bundle never meets the bytecode of the old one.
+// Plain JavaScript: it runs before anything is built.
+import { createHash } from 'node:crypto';
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { basename, dirname, join } from 'node:path';
+import { Script } from 'node:vm';
+
+/** How long after the start a process with no usable cache writes one (ms). */
+export const WRITE_AFTER_MS = 5000;
+
+/**
+ * The cache file for `bundle` (its bytes `code`) in `dir`: its name holds a hash of the
+ * bundle and one of what else V8 compares (Node's version, the architecture, V8 flags).
+ */
+export function cacheFileFor(dir, bundle, code, execArgv = process.execArgv) {
+  const env = createHash('sha256').update(`${process.version} ${process.arch} ${execArgv.join(' ')}`).digest('hex').slice(0, 8);
+  return join(dir, `${basename(bundle)}-${sourceHash(code)}-${env}.codecache`);
+}
+
+function sourceHash(code) {
+  return createHash('sha256').update(code).digest('hex').slice(0, 16);
+}
+
+/**
+ * Removes from `dir` the caches of other builds of `bundle` (whose bytes are now `code`):
+ * they can never be used again. Called when a cache is written, and by the build for dist/.
+ */
+export function removeStaleCaches(dir, bundle, code) {
+  const current = sourceHash(code);
+  const prefix = `${basename(bundle)}-`;
+  try {
+    for (const f of readdirSync(dir)) {
+      const m = /^([0-9a-f]{16})-[0-9a-f]{8}\.codecache$/.exec(f.startsWith(prefix) ? f.slice(prefix.length) : '');
+      if (m !== null && m[1] !== current) rmSync(join(dir, f), { force: true });
+    }
+  } catch {
+    /* another process cleaned up first, or the directory is not ours to clean */
+  }
+}
+
+/** The directory the cache goes to, or null when it is off. */
+export function cacheDir(bundle, env = process.env) {
+  if (env.QUORUMD_CODE_CACHE === 'off') return null;
+  if (env.QUORUMD_CODE_CACHE_DIR) return env.QUORUMD_CODE_CACHE_DIR;
+  // systemd may list several directories, separated by colons.
+  if (env.CACHE_DIRECTORY) return env.CACHE_DIRECTORY.split(':')[0];
+  return dirname(bundle);
+}
+
+/**
+ * Runs the CommonJS file `bundle` as Node's own loader would (exports, require, module,
+ * __filename, __dirname) and returns its exports and what became of the cache:
+ * 'accepted' (used), 'rejected' (V8 refused it: written again), 'damaged' (its checksum
+ * failed: written again), 'none' (none there yet), or 'off'.
+ */
+export function loadWithCodeCache(bundle, { env = process.env, writeAfterMs = WRITE_AFTER_MS, onWrite = () => {} } = {}) {
+  const code = readFileSync(bundle);
+  const dir = cacheDir(bundle, env);
+  const file = dir === null ? null : cacheFileFor(dir, bundle, code);
+  let cachedData;
+  let damaged = false;
+  if (file !== null) {
+    let stored;
+    try {
+      stored = readFileSync(file);
+    } catch {
+      /* not written yet */
+    }
+    if (stored !== undefined) {
+      cachedData = checkedPayload(stored);
+      damaged = cachedData === undefined;
+    }
+  }
+  // The wrapper stays on the bundle's first line (its banner), so that line and column
+  // numbers of every other line match the source map.
+  const script = new Script(`(function (exports, require, module, __filename, __dirname) {${code.toString('utf8')}\n})`, { filename: bundle, cachedData });
+  const cache = file === null ? 'off' : damaged ? 'damaged' : cachedData === undefined ? 'none' : script.cachedDataRejected ? 'rejected' : 'accepted';
+  const module = { exports: {} };
+  script.runInThisContext().call(module.exports, module.exports, createRequire(bundle), module, bundle, dirname(bundle));
+  if (cache === 'none' || cache === 'rejected' || cache === 'damaged') {
+    setTimeout(() => onWrite(writeCache(script, file, bundle, code)), writeAfterMs).unref();
+  }
+  return { exports: module.exports, cache, file };
+}
+
+/**
+ * The V8 data in a cache file (a SHA-256 of the data, then the data), or undefined when
+ * the checksum fails. V8 checks its version, flags, the source's length and the data's
+ * length, but not a checksum of the bytecode (not in a release build): a cache with a
+ * flipped bit, which an SD card can produce, ran as wrong code in a test
+ * (test/daemon/code-cache.test.ts). A damaged file is treated as no cache.
+ */
+function checkedPayload(stored) {
+  if (stored.length <= 32) return undefined;
+  const data = stored.subarray(32);
+  return createHash('sha256').update(data).digest().equals(stored.subarray(0, 32)) ? data : undefined;
+}
+
+/**
+ * Writes what V8 has compiled of `script` so far to `file` (whole or not at all, as
+ * several nodes may write at once), and removes the caches of other builds of `bundle`
+ * (bytes `code`) from its directory. Returns null when written, else why not.
+ */
+function writeCache(script, file, bundle, code) {
+  const tmp = `${file}.tmp-${process.pid}`;
+  try {
+    mkdirSync(dirname(file), { recursive: true });
+    const data = script.createCachedData();
+    writeFileSync(tmp, Buffer.concat([createHash('sha256').update(data).digest(), data]), { mode: 0o644 });
+    renameSync(tmp, file);
+  } catch (e) {
+    try {
+      rmSync(tmp, { force: true });
+    } catch {
+      /* the directory refused the file in the first place */
+    }
+    return e instanceof Error ? e.message : String(e);
+  }
+  removeStaleCaches(dirname(file), bundle, code);
+  return null;
+}

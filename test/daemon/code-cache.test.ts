@@ -1,0 +1,218 @@
+/**
+ * bin/code-cache.js: the node process's bundle (dist/node.cjs) compiled with a V8 code
+ * cache. Each case runs in a child process (plain node, as the bin does), so that V8
+ * sees a fresh isolate with the bin's flags:
+ *   - no cache → the bundle runs, a cache is written; the next process accepts it;
+ *   - the file name carries a hash of the bundle: a changed bundle of the same length
+ *     (V8 alone would take the old bytecode for it) gets a cache of its own, and
+ *     writing it removes the old build's;
+ *   - a damaged cache is refused by V8, the bundle still runs and the cache is rewritten;
+ *   - QUORUMD_CODE_CACHE=off, and a directory that cannot be written: no cache, same result;
+ *   - end to end: `quorumd start --config` through the bin, twice — the second node
+ *     starts from the cache the first one wrote, and serves.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { startBroker, type RunningBroker } from '../../hal/mqtt/broker.ts';
+import { testTokenFile, testToken } from '../helpers/auth.ts';
+
+const root = join(import.meta.dirname, '..', '..');
+const loader = join(root, 'bin', 'code-cache.js');
+const dirs: string[] = [];
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+function tempDir(): string {
+  const d = mkdtempSync(join(tmpdir(), 'quorumd-codecache-'));
+  dirs.push(d);
+  return d;
+}
+
+/** A small CommonJS "bundle" whose answer shows which source ran. */
+function bundleText(answer: string): string {
+  return `'use strict';\nfunction work(n) { let s = 0; for (let i = 0; i < n; i++) s += i % 7; return s; }\nexports.answer = ${JSON.stringify(answer)};\nexports.sum = work(1000);\nexports.where = __filename;\n`;
+}
+
+/** Loads `bundle` in a child through bin/code-cache.js; the cache is written at once. */
+function run(bundle: string, env: Record<string, string> = {}) {
+  const code = `
+    const { loadWithCodeCache } = await import(${JSON.stringify(loader)});
+    // The loader's timer does not hold a process open (a node runs anyway): this one does.
+    const alive = setTimeout(() => {}, 20_000);
+    const r = loadWithCodeCache(${JSON.stringify(bundle)}, { writeAfterMs: 0, onWrite: (err) => {
+      clearTimeout(alive);
+      console.log(JSON.stringify({ answer: r.exports.answer, sum: r.exports.sum, cache: r.cache, file: r.file, wrote: err }));
+    } });
+    if (r.cache === 'accepted' || r.cache === 'off') {
+      clearTimeout(alive);
+      console.log(JSON.stringify({ answer: r.exports.answer, sum: r.exports.sum, cache: r.cache, file: r.file, wrote: 'not needed' }));
+    }`;
+  // The same command line every time: the cache's name depends on the process's flags.
+  return spawnSync(process.execPath, ['--input-type=module', '-e', code], { encoding: 'utf8', timeout: 30_000, env: { ...process.env, QUORUMD_CODE_CACHE: '', QUORUMD_CODE_CACHE_DIR: '', CACHE_DIRECTORY: '', ...env } });
+}
+function load(bundle: string, env: Record<string, string> = {}): { answer: string; sum: number; cache: string; file: string | null; wrote: string | null } {
+  const r = run(bundle, env);
+  expect(r.status, r.stderr).toBe(0);
+  return JSON.parse(r.stdout.trim());
+}
+
+const caches = (dir: string) => readdirSync(dir).filter((f) => f.endsWith('.codecache')).sort();
+
+describe('code cache (bin/code-cache.js)', () => {
+  it('written by the first process, accepted by the next, beside the bundle by default', () => {
+    const dir = tempDir();
+    const bundle = join(dir, 'b.cjs');
+    writeFileSync(bundle, bundleText('one'));
+    const first = load(bundle);
+    expect(first).toMatchObject({ answer: 'one', sum: 2997, cache: 'none', wrote: null });
+    expect(first.file).toMatch(new RegExp(`^${dir}/b\\.cjs-[0-9a-f]{16}-[0-9a-f]{8}\\.codecache$`));
+    expect(caches(dir)).toHaveLength(1);
+    const second = load(bundle);
+    expect(second).toMatchObject({ answer: 'one', sum: 2997, cache: 'accepted', file: first.file });
+  });
+
+  it('a changed bundle of the same length gets its own cache (V8 checks only the length); the old one is removed', () => {
+    const dir = tempDir();
+    const bundle = join(dir, 'b.cjs');
+    writeFileSync(bundle, bundleText('one'));
+    const old = load(bundle);
+    writeFileSync(bundle, bundleText('two'));
+    const changed = load(bundle);
+    expect(changed).toMatchObject({ answer: 'two', cache: 'none', wrote: null });
+    expect(changed.file).not.toBe(old.file);
+    expect(caches(dir)).toEqual([changed.file!.slice(dir.length + 1)]);
+    // Why the name matters: V8 accepts the data of "two" for the source of "one" (same
+    // length) and runs the old build's code.
+    writeFileSync(old.file!, readFileSync(changed.file!));
+    writeFileSync(bundle, bundleText('one'));
+    expect(load(bundle)).toMatchObject({ answer: 'two', cache: 'accepted' });
+  });
+
+  it('a damaged cache is refused: the bundle runs from its source and the cache is written again', () => {
+    const dir = tempDir();
+    const bundle = join(dir, 'b.cjs');
+    writeFileSync(bundle, bundleText('one'));
+    const { file } = load(bundle);
+    const good = readFileSync(file!);
+    // Cut short: damaged (the checksum), and V8 refuses it too (its length check).
+    writeFileSync(file!, good.subarray(0, good.length >> 1));
+    expect(load(bundle)).toMatchObject({ answer: 'one', sum: 2997, cache: 'damaged', wrote: null });
+    expect(load(bundle)).toMatchObject({ answer: 'one', cache: 'accepted' });
+    // Bits flipped in the bytecode: V8 alone runs it (a wrong sum, see below); the checksum stops it.
+    const flipped = Buffer.from(good);
+    for (let i = 64; i < flipped.length; i += 97) flipped[i]! ^= 0x5a;
+    writeFileSync(file!, flipped);
+    expect(load(bundle)).toMatchObject({ answer: 'one', sum: 2997, cache: 'damaged', wrote: null });
+    expect(load(bundle)).toMatchObject({ answer: 'one', sum: 2997, cache: 'accepted' });
+    // Whole, but V8 refuses it (here: made for a source of another length): rejected.
+    const other = join(dir, 'other.cjs');
+    writeFileSync(other, bundleText('three'));
+    const o = load(other);
+    writeFileSync(o.file!, readFileSync(file!));
+    expect(load(other)).toMatchObject({ answer: 'three', sum: 2997, cache: 'rejected', wrote: null });
+    expect(load(other)).toMatchObject({ answer: 'three', cache: 'accepted' });
+  });
+
+  it('why the checksum: V8 by itself runs a cache with flipped bits (if this fails, V8 checks now)', () => {
+    const dir = tempDir();
+    const bundle = join(dir, 'b.cjs');
+    writeFileSync(bundle, bundleText('one'));
+    const { file } = load(bundle);
+    const data = Buffer.from(readFileSync(file!).subarray(32));
+    for (let i = 64; i < data.length; i += 97) data[i]! ^= 0x5a;
+    writeFileSync(file!, Buffer.concat([createHash('sha256').update(data).digest(), data]));
+    const r = run(bundle);
+    // Accepted by V8, and then either a wrong result or a crash: never the right sum.
+    const ran = r.status === 0 ? (JSON.parse(r.stdout.trim()) as { cache: string; sum: number }) : undefined;
+    if (ran !== undefined) expect(ran.cache).toBe('accepted');
+    expect(ran?.sum).not.toBe(2997);
+  });
+
+  it('off, elsewhere, or nowhere writable: the bundle runs the same', () => {
+    const dir = tempDir();
+    const bundle = join(dir, 'b.cjs');
+    writeFileSync(bundle, bundleText('one'));
+    expect(load(bundle, { QUORUMD_CODE_CACHE: 'off' })).toMatchObject({ answer: 'one', cache: 'off', file: null });
+    expect(caches(dir)).toEqual([]);
+    // systemd's CacheDirectory= (the first of a list), and an explicit directory before it.
+    const sys = join(dir, 'sys');
+    mkdirSync(sys);
+    expect(load(bundle, { CACHE_DIRECTORY: `${sys}:/elsewhere` })).toMatchObject({ cache: 'none', wrote: null });
+    expect(caches(sys)).toHaveLength(1);
+    const mine = join(dir, 'mine', 'deeper');
+    expect(load(bundle, { QUORUMD_CODE_CACHE_DIR: mine, CACHE_DIRECTORY: sys })).toMatchObject({ cache: 'none', wrote: null });
+    expect(caches(mine)).toHaveLength(1);
+    // A directory this process cannot write to (root ignores modes: a file in the way instead).
+    const blocked = join(dir, 'blocked');
+    writeFileSync(blocked, 'a file where the directory would be');
+    const r = load(bundle, { QUORUMD_CODE_CACHE_DIR: join(blocked, 'cache') });
+    expect(r).toMatchObject({ answer: 'one', sum: 2997, cache: 'none' });
+    expect(r.wrote).toMatch(/EEXIST|ENOTDIR/);
+  });
+
+  it('a node through the bin: the first start writes the cache, the second starts from it and serves', async () => {
+    const dir = tempDir();
+    const cacheDir = join(dir, 'cache');
+    const broker: RunningBroker = await startBroker({ port: 0, host: '127.0.0.1', open: true });
+    try {
+      const cfg = join(dir, 'n1.yaml');
+      writeFileSync(
+        cfg,
+        `cluster: { name: cc, id: 9, key: ${'ab'.repeat(32)} }
+members:
+  - { id: 1, name: n1 }
+node: { name: n1, dataDir: ${JSON.stringify(join(dir, 'data'))} }
+mqtt: { brokers: [mqtt://127.0.0.1:${broker.port}] }
+http: { listen: 127.0.0.1:0, tokenFile: ${JSON.stringify(testTokenFile())} }
+log: { level: info }
+`,
+      );
+      const runNode = async (waitForCache: boolean): Promise<{ trace: string; status: unknown }> => {
+        const child = spawn(process.execPath, [join(root, 'bin', 'quorumd.js'), 'start', '--config', cfg], {
+          stdio: ['ignore', 'pipe', 'pipe'],
+          env: { ...process.env, QUORUMD_TRACE_START: '1', QUORUMD_CODE_CACHE_DIR: cacheDir, QUORUMD_CODE_CACHE: '' },
+        });
+        let out = '';
+        child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+        child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+        const exited = new Promise<void>((r) => child.on('exit', () => r()));
+        try {
+          const deadline = Date.now() + 60_000;
+          let url: string | undefined;
+          while (url === undefined && Date.now() < deadline) {
+            url = /"http":"(http:\/\/127\.0\.0\.1:\d+)"/.exec(out)?.[1];
+            if (url === undefined) await new Promise((r) => setTimeout(r, 50));
+          }
+          expect(url, out).toBeDefined();
+          let status: unknown;
+          while (Date.now() < deadline) {
+            const res = await fetch(`${url}/v1/status`, { headers: { authorization: `Bearer ${testToken()}` } }).catch(() => undefined);
+            if (res?.ok) {
+              status = await res.json();
+              if ((status as { role?: string }).role === 'leader') break;
+            }
+            await new Promise((r) => setTimeout(r, 50));
+          }
+          while (waitForCache && Date.now() < deadline && !(existsSync(cacheDir) && caches(cacheDir).length > 0)) await new Promise((r) => setTimeout(r, 100));
+          return { trace: out, status };
+        } finally {
+          child.kill('SIGTERM');
+          await exited;
+        }
+      };
+      const first = await runNode(true);
+      expect(first.trace).toContain('node bundle loaded (code cache none)');
+      expect(first.status).toMatchObject({ role: 'leader' });
+      expect(caches(cacheDir)).toHaveLength(1);
+      const second = await runNode(false);
+      expect(second.trace).toContain('node bundle loaded (code cache accepted)');
+      expect(second.status).toMatchObject({ role: 'leader' });
+    } finally {
+      await new Promise<void>((r) => broker.close(() => r()));
+    }
+  }, 150_000);
+});
