@@ -581,9 +581,18 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     const eng = runtime.engine;
     if (!eng) return;
     const progress = eng.caps.transfer && eng.replicaProgress ? eng.replicaProgress() : [];
-    const prog = progress.filter((p) => voters.includes(p.id)).sort((x, y) => y.match - x.match);
+    // A voter that every link says is gone (its orderly "offline" or its will on MQTT, its
+    // TCP connection closed) cannot take over: when the whole cluster stops at once
+    // (`quorumd dev` on Ctrl-C, a shutdown of every board) the followers leave first, and
+    // waiting for them held the leader for the whole bound below (4 s by default).
+    // A link that cannot tell (serial) keeps every voter a candidate.
+    const gone = (id: number) => links.length > 0 && links.every((l) => typeof l.reaches === 'function') && !links.some((l) => l.reaches!(id));
+    const prog = progress.filter((p) => voters.includes(p.id) && !gone(p.id)).sort((x, y) => y.match - x.match);
     const to = prog[0];
-    if (!to) return;
+    if (!to) {
+      if (progress.some((p) => voters.includes(p.id))) log.info('SIGTERM: no voter is reachable to take over leadership; stopping without a transfer');
+      return;
+    }
     const r = runtime.transferLeadership(to.id);
     if (!r.ok) {
       log.warn({ to: to.id, reason: r.reason }, 'leadership transfer not started');
@@ -596,6 +605,10 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
       const s = runtime.status();
       if (s.leader !== cfg.self.id && s.leader !== 0) {
         log.info({ leader: s.leader, term: s.term }, 'leadership transferred');
+        return;
+      }
+      if (gone(to.id)) {
+        log.info({ to: to.id }, 'leadership transfer abandoned: the node it went to is gone (stopping too?)');
         return;
       }
     }
