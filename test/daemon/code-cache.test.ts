@@ -154,6 +154,22 @@ describe('code cache (bin/code-cache.js)', () => {
     expect(r.wrote).toMatch(/EEXIST|ENOTDIR/);
   });
 
+  it('npm pack leaves code caches out of the package (each machine writes its own)', () => {
+    // A name no loader or build removes meanwhile (not node.cjs-<hash>-<hash>.codecache).
+    const planted = join(root, 'dist', `zz-pack-test-${process.pid}.codecache`);
+    writeFileSync(planted, 'not a cache');
+    try {
+      const r = spawnSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root, encoding: 'utf8', timeout: 60_000 });
+      expect(r.status, r.stderr).toBe(0);
+      const files = (JSON.parse(r.stdout) as Array<{ files: Array<{ path: string }> }>)[0]!.files.map((f) => f.path);
+      expect(files).toContain('dist/node.cjs');
+      expect(files).toContain('bin/code-cache.js');
+      expect(files.filter((f) => f.endsWith('.codecache'))).toEqual([]);
+    } finally {
+      rmSync(planted, { force: true });
+    }
+  });
+
   it('a node through the bin: the first start writes the cache, the second starts from it and serves', async () => {
     const dir = tempDir();
     const cacheDir = join(dir, 'cache');
