@@ -58,9 +58,14 @@ export function removeStaleCaches(dir, bundle, code) {
   }
 }
 
-/** The directory the cache goes to, or null when it is off. */
+/**
+ * The directory the cache goes to, or null when it is off. QUORUMD_CODE_CACHE is `on`
+ * (or unset) or `off`; any other value is refused (throws) rather than guessed at.
+ */
 export function cacheDir(bundle, env = process.env) {
-  if (env.QUORUMD_CODE_CACHE === 'off') return null;
+  const mode = env.QUORUMD_CODE_CACHE ?? '';
+  if (mode === 'off') return null;
+  if (mode !== '' && mode !== 'on') throw new Error(`QUORUMD_CODE_CACHE: expected on or off, got ${JSON.stringify(mode)}`);
   if (env.QUORUMD_CODE_CACHE_DIR) return env.QUORUMD_CODE_CACHE_DIR;
   // systemd may list several directories, separated by colons.
   if (env.CACHE_DIRECTORY) return env.CACHE_DIRECTORY.split(':')[0];
@@ -71,11 +76,20 @@ export function cacheDir(bundle, env = process.env) {
  * Runs the CommonJS file `bundle` as Node's own loader would (exports, require, module,
  * __filename, __dirname) and returns its exports and what became of the cache:
  * 'accepted' (used), 'rejected' (V8 refused it: written again), 'damaged' (its checksum
- * failed: written again), 'none' (none there yet), or 'off'.
+ * failed: written again), 'none' (none there yet), or 'off' — and `problem`, a line to
+ * print when the settings could not be followed.
  */
 export function loadWithCodeCache(bundle, { env = process.env, writeAfterMs = WRITE_AFTER_MS, onWrite = () => {} } = {}) {
   const code = readFileSync(bundle);
-  const dir = cacheDir(bundle, env);
+  let dir;
+  let problem;
+  try {
+    dir = cacheDir(bundle, env);
+  } catch (e) {
+    // A value we do not know: the node runs, without a cache, and says why.
+    dir = null;
+    problem = `${e.message}; running without a code cache`;
+  }
   const file = dir === null ? null : cacheFileFor(dir, bundle, code);
   let cachedData;
   let damaged = false;
@@ -100,7 +114,7 @@ export function loadWithCodeCache(bundle, { env = process.env, writeAfterMs = WR
   if (cache === 'none' || cache === 'rejected' || cache === 'damaged') {
     setTimeout(() => onWrite(writeCache(script, file, bundle, code)), writeAfterMs).unref();
   }
-  return { exports: module.exports, cache, file };
+  return { exports: module.exports, cache, file, problem };
 }
 
 /**

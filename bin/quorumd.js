@@ -80,13 +80,14 @@ const nodeCommand =
 const nodeBundle = fileURLToPath(new URL('../dist/node.cjs', here));
 if (nodeCommand !== null && existsSync(nodeBundle)) {
   const { loadWithCodeCache } = await import('./code-cache.js');
-  const { exports, cache, file } = loadWithCodeCache(nodeBundle, {
+  const { exports, cache, file, problem } = loadWithCodeCache(nodeBundle, {
     onWrite: (err) => {
       // A directory this user may not write to (an install owned by root, no
       // CacheDirectory=) just means no cache: said only by the trace below.
       if (err !== null && !/EACCES|EPERM|EROFS/.test(err)) process.stderr.write(`quorumd: code cache not written (${file}): ${err}\n`);
     },
   });
+  if (problem !== undefined) process.stderr.write(`quorumd: ${problem}\n`);
   trace(`node bundle loaded (code cache ${cache})`);
   await exports.runNodeCommand(nodeCommand.command, nodeCommand.config);
 } else {

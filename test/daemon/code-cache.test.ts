@@ -49,7 +49,7 @@ function run(bundle: string, env: Record<string, string> = {}) {
     } });
     if (r.cache === 'accepted' || r.cache === 'off') {
       clearTimeout(alive);
-      console.log(JSON.stringify({ answer: r.exports.answer, sum: r.exports.sum, cache: r.cache, file: r.file, wrote: 'not needed' }));
+      console.log(JSON.stringify({ answer: r.exports.answer, sum: r.exports.sum, cache: r.cache, file: r.file, wrote: 'not needed', problem: r.problem }));
     }`;
   // The same command line every time: the cache's name depends on the process's flags.
   return spawnSync(process.execPath, ['--input-type=module', '-e', code], { encoding: 'utf8', timeout: 30_000, env: { ...process.env, QUORUMD_CODE_CACHE: '', QUORUMD_CODE_CACHE_DIR: '', CACHE_DIRECTORY: '', ...env } });
@@ -138,6 +138,13 @@ describe('code cache (bin/code-cache.js)', () => {
     writeFileSync(bundle, bundleText('one'));
     expect(load(bundle, { QUORUMD_CODE_CACHE: 'off' })).toMatchObject({ answer: 'one', cache: 'off', file: null });
     expect(caches(dir)).toEqual([]);
+    // A value it does not know is not guessed at: no cache, and a line that says why.
+    const odd = run(bundle, { QUORUMD_CODE_CACHE: '0' });
+    expect(odd.status, odd.stderr).toBe(0);
+    expect(JSON.parse(odd.stdout.trim())).toMatchObject({ answer: 'one', cache: 'off', problem: 'QUORUMD_CODE_CACHE: expected on or off, got "0"; running without a code cache' });
+    expect(caches(dir)).toEqual([]);
+    expect(load(bundle, { QUORUMD_CODE_CACHE: 'on' })).toMatchObject({ cache: 'none', wrote: null });
+    rmSync(join(dir, caches(dir)[0]!));
     // systemd's CacheDirectory= (the first of a list), and an explicit directory before it.
     const sys = join(dir, 'sys');
     mkdirSync(sys);
