@@ -818,6 +818,31 @@ function printTable(etcd: Block[], qs: Record<string, Block[]>): void {
 
 // ---------------------------------------------------------------------------
 
+/**
+ * What an empty `node` process costs on this machine (median of 7): the floor under every
+ * quorumd process, the cold start's four and each CLI call's. NODE_EXTRA_CA_CERTS, when
+ * set, makes Node 20 parse that file in every process before any JavaScript runs
+ * (~40 ms of CPU for Debian's 144-certificate bundle on the 2-core x86-64 machine of
+ * issue 14): said, and measured without it, so that a row is not blamed on quorumd.
+ */
+function nodeFloor(): string {
+  const probe = (env: NodeJS.ProcessEnv) => {
+    const cpu: number[] = [];
+    const wall: number[] = [];
+    for (let i = 0; i < 7; i++) {
+      const t0 = performance.now();
+      const r = spawnSync(process.execPath, ['-e', 'const u = process.cpuUsage(); process.stdout.write(String((u.user + u.system) / 1000))'], { encoding: 'utf8', env, timeout: 30_000 });
+      wall.push(performance.now() - t0);
+      cpu.push(Number(r.stdout));
+    }
+    return `${median(cpu).toFixed(0)} ms CPU, ${median(wall).toFixed(0)} ms wall`;
+  };
+  const extra = process.env.NODE_EXTRA_CA_CERTS;
+  if (!extra) return `an empty node process (node -e 0): ${probe(process.env)}`;
+  const { NODE_EXTRA_CA_CERTS: _, ...without } = process.env;
+  return `an empty node process (node -e 0): ${probe(process.env)} with NODE_EXTRA_CA_CERTS=${extra} as set here, ${probe(without)} without it (every quorumd process and CLI call pays the difference; the rows below are measured as set)`;
+}
+
 const haveEtcd = ONLY !== 'quorumd' && spawnSync('etcd', ['--version'], { encoding: 'utf8' }).status === 0;
 if (ONLY !== 'quorumd' && !haveEtcd) {
   console.log('etcd not found: install Debian\'s etcd 3.4 for the side-by-side columns:\n  sudo apt-get install etcd-server etcd-client\n(measuring quorumd alone)');
@@ -829,6 +854,7 @@ console.log(ONLY_WRITES
 // The idle CPU row compares like with like only at the same heartbeat: say what each runs.
 console.log(`quorumd dev runs the board defaults (daemon/config/schema.ts): Raft heartbeat 100 ms, election timeout 1000–2000 ms${timing![1] === '100' ? '' : ` — not etcd's heartbeat (${timing![1]} ms): the idle CPU row is then not at the same heartbeat (--etcd-timing 100/1000 for that)`}`);
 console.log(`uptime: ${spawnSync('uptime', { encoding: 'utf8' }).stdout.trim()}`);
+console.log(nodeFloor());
 if (Q_NODE_OPTIONS) console.log(`quorumd processes run with NODE_OPTIONS=${Q_NODE_OPTIONS}`);
 const etcdBlocks: Block[] = [];
 const qBlocks: Record<string, Block[]> = Object.fromEntries(VARIANTS.map((l) => [l, []]));
