@@ -52,7 +52,7 @@ export function newestSourceMtime(root = ROOT) {
     }
   };
   for (const d of SOURCE_DIRS) walk(join(root, d));
-  for (const f of ['package.json', 'scripts/build.mjs', 'scripts/unused-transport.cjs', 'scripts/quiet-debug.cjs', 'scripts/unused-worker-timers.cjs']) newest = Math.max(newest, statSync(join(root, f)).mtimeMs);
+  for (const f of ['package.json', 'scripts/build.mjs', 'scripts/unused-transport.cjs', 'scripts/quiet-debug.cjs', 'scripts/unused-worker-timers.cjs', 'scripts/no-cbor-extract.cjs']) newest = Math.max(newest, statSync(join(root, f)).mtimeMs);
   return newest;
 }
 
@@ -153,6 +153,10 @@ export async function build(root = ROOT, log = (s) => process.stderr.write(s)) {
     // lazy: esbuild wraps each in a function that runs on first import.
     const cjs = esbuild.buildSync({
       ...common,
+      // cbor-x goes into the bundle (and so into the code cache) instead of loading from
+      // node_modules, without its optional native extractor (scripts/no-cbor-extract.cjs).
+      external: EXTERNAL.filter((p) => p !== 'cbor-x' && p !== 'cbor-extract'),
+      alias: { ...common.alias, 'cbor-extract': './scripts/no-cbor-extract.cjs' },
       entryPoints: { [NODE_ENTRY.name]: NODE_ENTRY.source },
       outExtension: { '.js': '.cjs' },
       format: 'cjs',
