@@ -17,7 +17,9 @@
 // whoever installed or runs quorumd (anyone who can write there can change dist/ or the
 // unit as well). V8 itself refuses data from another V8 version or other flags, but it
 // checks the source only by its length, so the file name carries a hash of the bundle's
-// bytes: a rebuilt bundle never meets the bytecode of the old one.
+// bytes: a rebuilt bundle never meets the bytecode of the old one. Nor does V8 checksum
+// the bytecode, so the file carries a SHA-256 of its data (checkedPayload): a damaged
+// file is compiled afresh, never run.
 // Plain JavaScript: it runs before anything is built.
 import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
