@@ -125,6 +125,10 @@ const cases: Case[] = [
   ['usage: dev option rejected by the parser', () => ['dev', '--nodes', '9'], undefined, EXIT.USAGE, /--nodes must be between 1 and 7/],
   ['usage: dev option rejected by its own check', () => ['dev', '--engine', 'nope', '--base-port', '40000'], undefined, EXIT.USAGE, /--engine: expected raft, bully, paxos, zab, pbft or etcd/],
   ['usage: invalid config file', () => ['config', 'validate', join(work, 'bad.yaml')], undefined, EXIT.USAGE, /invalid configuration/],
+  // `start|witness --config <file>` run the node's own bundle (bin/code-cache.js): they end as the CLI does.
+  ['usage: start with an invalid config file (the node bundle)', () => ['start', '--config', join(work, 'bad.yaml')], undefined, EXIT.USAGE, /quorumd: invalid configuration:/],
+  ['usage: witness --config=<invalid file> (the node bundle)', () => ['witness', `--config=${join(work, 'bad.yaml')}`], undefined, EXIT.USAGE, /quorumd: invalid configuration:/],
+  ['usage: start with an extra argument (the full CLI)', () => ['start', '--config', join(work, 'bad.yaml'), 'extra'], undefined, EXIT.USAGE, /too many arguments|unknown command|excess/i],
   ['usage: a bad --node URL', () => ['status', '--node', 'not a url'], undefined, EXIT.USAGE, /is not a URL/],
   ['usage: the node calls the request malformed (400)', () => ['lock', 'release', 'L', '--lease', 'short', '--node', url.ok], undefined, EXIT.USAGE, /400: lease must be/],
   ['not applied: write to a port where nothing listens', () => ['kv', 'put', 'k', 'v', '--node', closedUrl], undefined, EXIT.UNAVAILABLE, /ECONNREFUSED.*nothing was done/],
