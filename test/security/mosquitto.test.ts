@@ -90,6 +90,11 @@ describe.skipIf(!mosq.run)('examples/mosquitto with Debian mosquitto', () => {
   it("a node's client id cannot be taken: the dashboard asking for quorumd-7-<leader> leaves the leader connected", async () => {
     const leader = await h.waitLeader();
     const before = await h.json(leader, '/v1/status');
+    // Only what the broker logs from here on: the test above logs in with node 2's own
+    // account, which does take over quorumd-7-2 (and node 2 takes it back): when node 2
+    // leads, those lines are in the log already.
+    const logFile = join(h.dir, 'mosquitto.log');
+    const logFrom = readFileSync(logFile, 'utf8').length;
     for (let i = 0; i < 8; i++) {
       const r = await mqttClient(broker.url, { username: 'dashboard', password: 'dashboard-password', clientId: `quorumd-7-${leader.id}` });
       r.c.end(true);
@@ -98,6 +103,7 @@ describe.skipIf(!mosq.run)('examples/mosquitto with Debian mosquitto', () => {
     const after = await h.json(leader, '/v1/status');
     expect(after?.term).toBe(before?.term);
     expect((after?.links as Array<{ up: boolean }>)[0]!.up).toBe(true);
-    expect(readFileSync(join(h.dir, 'mosquitto.log'), 'utf8')).not.toMatch(new RegExp(`Client quorumd-7-${leader.id} already connected, closing old connection`));
+    const logged = readFileSync(logFile, 'utf8').slice(logFrom);
+    expect(logged).not.toMatch(new RegExp(`Client quorumd-7-${leader.id} already connected, closing old connection`));
   });
 });
