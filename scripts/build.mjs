@@ -178,13 +178,13 @@ export async function build(root = ROOT, log = (s) => process.stderr.write(s)) {
   const files = [...r.outputFiles].sort((a, b) => rank(a.path) - rank(b.path));
   const keep = new Set([STAMP]);
   for (const f of files) {
-    writeAtomic(f.path, f.contents);
+    writeAtomic(f.path, f.path === join(out, `${NODE_ENTRY.name}.cjs`) ? wrapForCodeCache(f.contents) : f.contents);
     keep.add(relative(out, f.path));
   }
   writeAtomic(join(out, STAMP), JSON.stringify({ sourceMtimeMs: mtime, builtAt: new Date().toISOString(), files: [...keep].sort() }, null, 1) + '\n');
   // V8 code caches of the node bundle's earlier builds (bin/code-cache.js): useless now.
   const nodeBundle = join(out, `${NODE_ENTRY.name}.cjs`);
-  removeStaleCaches(out, nodeBundle, readFileSync(nodeBundle));
+  removeStaleCaches(out, nodeBundle, readFileSync(nodeBundle, 'latin1'));
   // Chunks of earlier builds: removed once they are an hour old (a process started
   // before this build may still import one of them lazily). The current build's code
   // caches stay (they are written after the build, by the processes that run it).
@@ -201,6 +201,20 @@ export async function build(root = ROOT, log = (s) => process.stderr.write(s)) {
   log(`quorumd: built dist/ (${files.filter((f) => /\.c?js$/.test(f.path)).length} modules, ${(bytes / 1024).toFixed(0)} KiB of JavaScript) in ${Math.round(performance.now() - t0)} ms\n`);
   return files.map((f) => f.path);
 }
+
+/**
+ * dist/node.cjs as bin/code-cache.js compiles it: the CommonJS module wrapper is in the
+ * file, so the loader hands V8 the file's text as it reads it (one string) instead of
+ * building a second 1.5 MB copy around it, which stayed in the heap until the first full
+ * collection. The wrapper stays on the first line (the banner's), so the source map's
+ * lines still match. ASCII only (esbuild's default charset): the loader reads it as latin1.
+ */
+function wrapForCodeCache(contents) {
+  if (contents.some((b) => b > 0x7f)) throw new Error('build: dist/node.cjs must be ASCII (bin/code-cache.js reads it as latin1)');
+  return Buffer.concat([Buffer.from(CJS_WRAPPER[0]), contents, Buffer.from(CJS_WRAPPER[1])]);
+}
+/** The CommonJS module wrapper around dist/node.cjs (bin/code-cache.js calls the function). */
+export const CJS_WRAPPER = ['(function (exports, require, module, __filename, __dirname) {', '\n})\n'];
 
 function rank(p) {
   const base = p.slice(p.lastIndexOf('/') + 1);

@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startBroker, type RunningBroker } from '../../hal/mqtt/broker.ts';
 import { testTokenFile, testToken } from '../helpers/auth.ts';
+import { CJS_WRAPPER } from '../../scripts/build.mjs';
 
 const root = join(import.meta.dirname, '..', '..');
 const loader = join(root, 'bin', 'code-cache.js');
@@ -32,9 +33,9 @@ function tempDir(): string {
   return d;
 }
 
-/** A small CommonJS "bundle" whose answer shows which source ran. */
+/** A small CommonJS "bundle", in its module wrapper as the build writes dist/node.cjs; its answer shows which source ran. */
 function bundleText(answer: string): string {
-  return `'use strict';\nfunction work(n) { let s = 0; for (let i = 0; i < n; i++) s += i % 7; return s; }\nexports.answer = ${JSON.stringify(answer)};\nexports.sum = work(1000);\nexports.where = __filename;\n`;
+  return `${CJS_WRAPPER[0]}'use strict';\nfunction work(n) { let s = 0; for (let i = 0; i < n; i++) s += i % 7; return s; }\nexports.answer = ${JSON.stringify(answer)};\nexports.sum = work(1000);\nexports.where = __filename;\n${CJS_WRAPPER[1]}`;
 }
 
 /** Loads `bundle` in a child through bin/code-cache.js; the cache is written at once. */
