@@ -61,13 +61,26 @@ function load(bundle: string, env: Record<string, string> = {}): { answer: strin
   return JSON.parse(r.stdout.trim());
 }
 
+/** A fresh directory holding b.cjs, the bundle whose answer is "one". */
+function bundleOne(): { dir: string; bundle: string } {
+  const dir = tempDir();
+  const bundle = join(dir, 'b.cjs');
+  writeFileSync(bundle, bundleText('one'));
+  return { dir, bundle };
+}
+
+/** `data` with every 97th byte from the 64th changed: bits flipped all through a cache. */
+function flipBits(data: Buffer): Buffer {
+  const out = Buffer.from(data);
+  for (let i = 64; i < out.length; i += 97) out[i]! ^= 0x5a;
+  return out;
+}
+
 const caches = (dir: string) => readdirSync(dir).filter((f) => f.endsWith('.codecache')).sort();
 
 describe('code cache (bin/code-cache.js)', () => {
   it('written by the first process, accepted by the next, beside the bundle by default', () => {
-    const dir = tempDir();
-    const bundle = join(dir, 'b.cjs');
-    writeFileSync(bundle, bundleText('one'));
+    const { dir, bundle } = bundleOne();
     const first = load(bundle);
     expect(first).toMatchObject({ answer: 'one', sum: 2997, cache: 'none', wrote: null });
     expect(first.file).toMatch(new RegExp(`^${dir}/b\\.cjs-[0-9a-f]{16}-[0-9a-f]{8}\\.codecache$`));
@@ -77,9 +90,7 @@ describe('code cache (bin/code-cache.js)', () => {
   });
 
   it('a changed bundle of the same length gets its own cache (V8 checks only the length); the old one is removed', () => {
-    const dir = tempDir();
-    const bundle = join(dir, 'b.cjs');
-    writeFileSync(bundle, bundleText('one'));
+    const { dir, bundle } = bundleOne();
     const old = load(bundle);
     writeFileSync(bundle, bundleText('two'));
     const changed = load(bundle);
@@ -94,9 +105,7 @@ describe('code cache (bin/code-cache.js)', () => {
   });
 
   it('a damaged cache is refused: the bundle runs from its source and the cache is written again', () => {
-    const dir = tempDir();
-    const bundle = join(dir, 'b.cjs');
-    writeFileSync(bundle, bundleText('one'));
+    const { dir, bundle } = bundleOne();
     const { file } = load(bundle);
     const good = readFileSync(file!);
     // Cut short: damaged (the checksum), and V8 refuses it too (its length check).
@@ -104,9 +113,7 @@ describe('code cache (bin/code-cache.js)', () => {
     expect(load(bundle)).toMatchObject({ answer: 'one', sum: 2997, cache: 'damaged', wrote: null });
     expect(load(bundle)).toMatchObject({ answer: 'one', cache: 'accepted' });
     // Bits flipped in the bytecode: V8 alone runs it (a wrong sum, see below); the checksum stops it.
-    const flipped = Buffer.from(good);
-    for (let i = 64; i < flipped.length; i += 97) flipped[i]! ^= 0x5a;
-    writeFileSync(file!, flipped);
+    writeFileSync(file!, flipBits(good));
     expect(load(bundle)).toMatchObject({ answer: 'one', sum: 2997, cache: 'damaged', wrote: null });
     expect(load(bundle)).toMatchObject({ answer: 'one', sum: 2997, cache: 'accepted' });
     // Whole, but V8 refuses it (here: made for a source of another length): rejected.
@@ -119,12 +126,9 @@ describe('code cache (bin/code-cache.js)', () => {
   });
 
   it('why the checksum: V8 by itself runs a cache with flipped bits (if this fails, V8 checks now)', () => {
-    const dir = tempDir();
-    const bundle = join(dir, 'b.cjs');
-    writeFileSync(bundle, bundleText('one'));
+    const { bundle } = bundleOne();
     const { file } = load(bundle);
-    const data = Buffer.from(readFileSync(file!).subarray(32));
-    for (let i = 64; i < data.length; i += 97) data[i]! ^= 0x5a;
+    const data = flipBits(readFileSync(file!).subarray(32));
     writeFileSync(file!, Buffer.concat([createHash('sha256').update(data).digest(), data]));
     const r = run(bundle);
     // Accepted by V8, and then either a wrong result or a crash: never the right sum.
@@ -134,9 +138,7 @@ describe('code cache (bin/code-cache.js)', () => {
   });
 
   it('off, elsewhere, or nowhere writable: the bundle runs the same', () => {
-    const dir = tempDir();
-    const bundle = join(dir, 'b.cjs');
-    writeFileSync(bundle, bundleText('one'));
+    const { dir, bundle } = bundleOne();
     expect(load(bundle, { QUORUMD_CODE_CACHE: 'off' })).toMatchObject({ answer: 'one', cache: 'off', file: null });
     expect(caches(dir)).toEqual([]);
     // A value it does not know is not guessed at: no cache, and a line that says why.
