@@ -21,20 +21,22 @@
 // the bytecode, so the file carries a SHA-256 of its data (checkedPayload): a damaged
 // file is compiled afresh, never run.
 // Plain JavaScript: it runs before anything is built.
-import { createHash } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { basename, dirname, join } from 'node:path';
-import { Script } from 'node:vm';
+// CommonJS (bin/package.json): a node process loads no ES module machinery at all.
+'use strict';
+const { createHash } = require('node:crypto');
+const { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } = require('node:fs');
+const { createRequire } = require('node:module');
+const { basename, dirname, join } = require('node:path');
+const { Script } = require('node:vm');
 
 /** How long after the start a process with no usable cache writes one (ms). */
-export const WRITE_AFTER_MS = 5000;
+const WRITE_AFTER_MS = 5000;
 
 /**
  * The cache file for `bundle` (its bytes `code`) in `dir`: its name holds a hash of the
  * bundle and one of what else V8 compares (Node's version, the architecture, V8 flags).
  */
-export function cacheFileFor(dir, bundle, code, execArgv = process.execArgv) {
+function cacheFileFor(dir, bundle, code, execArgv = process.execArgv) {
   const env = createHash('sha256').update(`${process.version} ${process.arch} ${execArgv.join(' ')}`).digest('hex').slice(0, 8);
   return join(dir, `${basename(bundle)}-${sourceHash(code)}-${env}.codecache`);
 }
@@ -47,7 +49,7 @@ function sourceHash(code) {
  * Removes from `dir` the caches of other builds of `bundle` (whose bytes are now `code`):
  * they can never be used again. Called when a cache is written, and by the build for dist/.
  */
-export function removeStaleCaches(dir, bundle, code) {
+function removeStaleCaches(dir, bundle, code) {
   const current = sourceHash(code);
   const prefix = `${basename(bundle)}-`;
   try {
@@ -64,7 +66,7 @@ export function removeStaleCaches(dir, bundle, code) {
  * The directory the cache goes to, or null when it is off. QUORUMD_CODE_CACHE is `on`
  * (or unset) or `off`; any other value is refused (throws) rather than guessed at.
  */
-export function cacheDir(bundle, env = process.env) {
+function cacheDir(bundle, env = process.env) {
   const mode = env.QUORUMD_CODE_CACHE ?? '';
   if (mode === 'off') return null;
   if (mode !== '' && mode !== 'on') throw new Error(`QUORUMD_CODE_CACHE: expected on or off, got ${JSON.stringify(mode)}`);
@@ -81,7 +83,7 @@ export function cacheDir(bundle, env = process.env) {
  * failed: written again), 'none' (none there yet), or 'off' — and `problem`, a line to
  * print when the settings could not be followed.
  */
-export function loadWithCodeCache(bundle, { env = process.env, writeAfterMs = WRITE_AFTER_MS, onWrite = () => {} } = {}) {
+function loadWithCodeCache(bundle, { env = process.env, writeAfterMs = WRITE_AFTER_MS, onWrite = () => {} } = {}) {
   // One string, the whole file: it holds the module wrapper already (scripts/build.mjs),
   // so V8 compiles it as read and no second copy of 1.5 MB lingers until a full GC.
   const code = readFileSync(bundle, 'latin1');
@@ -111,12 +113,12 @@ export function loadWithCodeCache(bundle, { env = process.env, writeAfterMs = WR
   }
   const script = new Script(code, { filename: bundle, cachedData });
   const cache = file === null ? 'off' : damaged ? 'damaged' : cachedData === undefined ? 'none' : script.cachedDataRejected ? 'rejected' : 'accepted';
-  const module = { exports: {} };
-  script.runInThisContext().call(module.exports, module.exports, createRequire(bundle), module, bundle, dirname(bundle));
+  const mod = { exports: {} };
+  script.runInThisContext().call(mod.exports, mod.exports, createRequire(bundle), mod, bundle, dirname(bundle));
   if (cache === 'none' || cache === 'rejected' || cache === 'damaged') {
     setTimeout(() => onWrite(writeCache(script, file, bundle, code)), writeAfterMs).unref();
   }
-  return { exports: module.exports, cache, file, problem };
+  return { exports: mod.exports, cache, file, problem };
 }
 
 /**
@@ -155,3 +157,5 @@ function writeCache(script, file, bundle, code) {
   removeStaleCaches(dirname(file), bundle, code);
   return null;
 }
+
+module.exports = { WRITE_AFTER_MS, cacheFileFor, removeStaleCaches, cacheDir, loadWithCodeCache };

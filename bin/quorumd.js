@@ -12,86 +12,99 @@
 // full collection kept (V8 otherwise lets it grow up to 4× under a fast allocation
 // rate: a leader under 64 writers swelled from ~30 to ~80 MiB of mostly garbage).
 // `quorumd dev` and the systemd unit pass the same flags to each node.
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+// CommonJS (bin/package.json says so): a node process, started as `quorumd start
+// --config <file>`, then loads no ES module machinery at all (Node's ES module loader is
+// ~1.8 MiB of resident memory and 10-30 ms of CPU in every process); the CLI's commands
+// import the ES modules of dist/ below.
+'use strict';
+const { existsSync } = require('node:fs');
+const { join } = require('node:path');
+const { pathToFileURL } = require('node:url');
 
 // QUORUMD_TRACE_START=1: start-up trace points on stderr (daemon/start-trace.ts has the format).
 const trace = process.env.QUORUMD_TRACE_START === '1' ? (step) => process.stderr.write(`quorumd start-trace ${step} +${performance.now().toFixed(1)} @${(performance.timeOrigin + performance.now()).toFixed(1)} cpu ${((process.cpuUsage().user + process.cpuUsage().system) / 1000).toFixed(1)}\n`) : () => {};
 trace('bin');
 
+// No top-level await in CommonJS: the steps below run in one async function, and a
+// failure nothing else caught ends the process as an uncaught exception would.
+//
 // `quorumd sim` is a batch computation, not a resident node: the memory flags above trade
 // CPU for resident set, and with 1 MiB semi-spaces a sweep spends several times as many
 // scavenges (the simulator allocates a few hundred MB per seed, most of it short-lived).
 // So sim runs again in a child without them (only when they came from the line above:
 // `node bin/quorumd.js sim` runs as it is). Ctrl-C reaches both (one process group):
 // the parent only waits, forwards SIGTERM/SIGHUP and ends as the child did.
-if (process.execArgv.some((a) => a.startsWith('--max-semi-space-size=')) && process.argv.slice(2).find((a) => !a.startsWith('-')) === 'sim') {
-  const { spawn } = await import('node:child_process');
-  const flags = process.execArgv.filter((a) => !a.startsWith('--max-semi-space-size=') && !a.startsWith('--heap-growing-percent='));
-  const child = spawn(process.execPath, [...flags, fileURLToPath(import.meta.url), ...process.argv.slice(2)], { stdio: 'inherit' });
-  process.on('SIGINT', () => {});
-  for (const sig of ['SIGTERM', 'SIGHUP']) process.on(sig, () => child.kill(sig));
-  const code = await new Promise((resolve) => {
-    child.on('error', (err) => {
-      process.stderr.write(`quorumd: could not start the simulator process: ${err.message}\n`);
-      resolve(1);
+(async () => {
+  if (process.execArgv.some((a) => a.startsWith('--max-semi-space-size=')) && process.argv.slice(2).find((a) => !a.startsWith('-')) === 'sim') {
+    const { spawn } = require('node:child_process');
+    const flags = process.execArgv.filter((a) => !a.startsWith('--max-semi-space-size=') && !a.startsWith('--heap-growing-percent='));
+    const child = spawn(process.execPath, [...flags, __filename, ...process.argv.slice(2)], { stdio: 'inherit' });
+    process.on('SIGINT', () => {});
+    for (const sig of ['SIGTERM', 'SIGHUP']) process.on(sig, () => child.kill(sig));
+    const code = await new Promise((resolve) => {
+      child.on('error', (err) => {
+        process.stderr.write(`quorumd: could not start the simulator process: ${err.message}\n`);
+        resolve(1);
+      });
+      child.on('exit', (c, signal) => {
+        if (signal) {
+          process.removeAllListeners(signal);
+          process.kill(process.pid, signal);
+        }
+        resolve(c ?? 1);
+      });
     });
-    child.on('exit', (c, signal) => {
-      if (signal) {
-        process.removeAllListeners(signal);
-        process.kill(process.pid, signal);
-      }
-      resolve(c ?? 1);
+    process.exit(code);
+  }
+
+  // Stack traces through the source maps in dist/ (file:line of the TypeScript), read
+  // when a stack is first formatted (bin/stack-maps.js says why not at load).
+  if (process.env.QUORUMD_SOURCE_MAPS !== '0') {
+    require('./stack-maps.js').installLazySourceMaps(join(__dirname, '..', 'dist'));
+  }
+  // In a git checkout (sources beside us), build first when a source changed since the
+  // last build; a published package has dist/ only. `quorumd dev` checked that already
+  // when it started: it sets QUORUMD_BUILD_CHECKED=1 for its node processes, which then
+  // skip the walk over the sources (a stat per file; 10–130 ms of a node's start on a
+  // busy machine). Removed here so that hooks and jobs of the node do not inherit it.
+  const checked = process.env.QUORUMD_BUILD_CHECKED === '1';
+  delete process.env.QUORUMD_BUILD_CHECKED;
+  if (!checked && existsSync(join(__dirname, '..', 'scripts', 'build.mjs')) && existsSync(join(__dirname, '..', 'daemon', 'cli.ts'))) {
+    const { ensureBuilt } = await import(pathToFileURL(join(__dirname, '..', 'scripts', 'build.mjs')).href);
+    await ensureBuilt();
+  }
+  // For daemon/dev.ts: dist/ is known fresh in this process (it passes that on to its nodes).
+  globalThis.quorumdBuildChecked = true;
+
+  // A node process, in the exact form `quorumd dev` and the systemd unit start it, runs its
+  // own bundle through V8's code cache (bin/code-cache.js); every other command line goes
+  // through the full CLI below (which runs the same runStart/runWitness).
+  const args = process.argv.slice(2);
+  const nodeCommand =
+    (args[0] === 'start' || args[0] === 'witness') &&
+    ((args.length === 3 && args[1] === '--config' && !args[2].startsWith('-')) || (args.length === 2 && /^--config=./.test(args[1])))
+      ? { command: args[0], config: args.length === 3 ? args[2] : args[1].slice('--config='.length) }
+      : null;
+  const nodeBundle = join(__dirname, '..', 'dist', 'node.cjs');
+  if (nodeCommand !== null && existsSync(nodeBundle)) {
+    const { loadWithCodeCache } = require('./code-cache.js');
+    const { exports: node, cache, file, problem } = loadWithCodeCache(nodeBundle, {
+      onWrite: (err) => {
+        // A directory this user may not write to (an install owned by root, no
+        // CacheDirectory=) just means no cache: said only by the trace below.
+        if (err !== null && !/EACCES|EPERM|EROFS/.test(err)) process.stderr.write(`quorumd: code cache not written (${file}): ${err}\n`);
+      },
     });
+    if (problem !== undefined) process.stderr.write(`quorumd: ${problem}\n`);
+    trace(`node bundle loaded (code cache ${cache})`);
+    await node.runNodeCommand(nodeCommand.command, nodeCommand.config);
+  } else {
+    const { main } = await import(pathToFileURL(join(__dirname, '..', 'dist', 'cli.js')).href);
+    trace('cli loaded');
+    await main(process.argv);
+  }
+})().catch((err) => {
+  process.nextTick(() => {
+    throw err;
   });
-  process.exit(code);
-}
-
-const here = new URL('.', import.meta.url);
-// Stack traces through the source maps in dist/ (file:line of the TypeScript), read
-// when a stack is first formatted (bin/stack-maps.js says why not at load).
-if (process.env.QUORUMD_SOURCE_MAPS !== '0') {
-  const { installLazySourceMaps } = await import('./stack-maps.js');
-  installLazySourceMaps(new URL('../dist/', here));
-}
-// In a git checkout (sources beside us), build first when a source changed since the
-// last build; a published package has dist/ only. `quorumd dev` checked that already
-// when it started: it sets QUORUMD_BUILD_CHECKED=1 for its node processes, which then
-// skip the walk over the sources (a stat per file; 10–130 ms of a node's start on a
-// busy machine). Removed here so that hooks and jobs of the node do not inherit it.
-const checked = process.env.QUORUMD_BUILD_CHECKED === '1';
-delete process.env.QUORUMD_BUILD_CHECKED;
-if (!checked && existsSync(new URL('../scripts/build.mjs', here)) && existsSync(new URL('../daemon/cli.ts', here))) {
-  const { ensureBuilt } = await import('../scripts/build.mjs');
-  await ensureBuilt();
-}
-// For daemon/dev.ts: dist/ is known fresh in this process (it passes that on to its nodes).
-globalThis.quorumdBuildChecked = true;
-
-// A node process, in the exact form `quorumd dev` and the systemd unit start it, runs its
-// own bundle through V8's code cache (bin/code-cache.js); every other command line goes
-// through the full CLI below (which runs the same runStart/runWitness).
-const args = process.argv.slice(2);
-const nodeCommand =
-  (args[0] === 'start' || args[0] === 'witness') &&
-  ((args.length === 3 && args[1] === '--config' && !args[2].startsWith('-')) || (args.length === 2 && /^--config=./.test(args[1])))
-    ? { command: args[0], config: args.length === 3 ? args[2] : args[1].slice('--config='.length) }
-    : null;
-const nodeBundle = fileURLToPath(new URL('../dist/node.cjs', here));
-if (nodeCommand !== null && existsSync(nodeBundle)) {
-  const { loadWithCodeCache } = await import('./code-cache.js');
-  const { exports, cache, file, problem } = loadWithCodeCache(nodeBundle, {
-    onWrite: (err) => {
-      // A directory this user may not write to (an install owned by root, no
-      // CacheDirectory=) just means no cache: said only by the trace below.
-      if (err !== null && !/EACCES|EPERM|EROFS/.test(err)) process.stderr.write(`quorumd: code cache not written (${file}): ${err}\n`);
-    },
-  });
-  if (problem !== undefined) process.stderr.write(`quorumd: ${problem}\n`);
-  trace(`node bundle loaded (code cache ${cache})`);
-  await exports.runNodeCommand(nodeCommand.command, nodeCommand.config);
-} else {
-  const { main } = await import('../dist/cli.js');
-  trace('cli loaded');
-  await main(process.argv);
-}
+});

@@ -8,13 +8,14 @@
 // never prints. Here V8 calls Error.prepareStackTrace when a stack is formatted; frames
 // in `dist` are mapped with node:module's SourceMap, each map read once, on first use.
 // Plain JavaScript: it runs before anything is built.
-import { readFileSync } from 'node:fs';
-import { SourceMap } from 'node:module';
-import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+'use strict';
+const { readFileSync } = require('node:fs');
+const { SourceMap } = require('node:module');
+const { dirname, resolve } = require('node:path');
+const { fileURLToPath } = require('node:url');
 
 /** Maps stack frames in the directory `distDir` (a path or file: URL) to their sources. */
-export function installLazySourceMaps(distDir) {
+function installLazySourceMaps(distDir) {
   const dist = typeof distDir === 'string' ? distDir : fileURLToPath(distDir);
   const prefix = dist.endsWith('/') ? dist : `${dist}/`;
   /** file → its SourceMap, or null when it has none (or it does not parse). */
@@ -58,3 +59,5 @@ export function installLazySourceMaps(distDir) {
     return head + frames.map((f) => `\n    at ${frame(f)}`).join('');
   };
 }
+
+module.exports = { installLazySourceMaps };

@@ -8,6 +8,7 @@
  *     writing it removes the old build's;
  *   - a damaged cache is refused by V8, the bundle still runs and the cache is rewritten;
  *   - QUORUMD_CODE_CACHE=off, and a directory that cannot be written: no cache, same result;
+ *   - a node process loads no ES module machinery (bin/ is CommonJS), a CLI command does;
  *   - end to end: `quorumd start --config` through the bin, twice — the second node
  *     starts from the cache the first one wrote, and serves.
  */
@@ -178,6 +179,26 @@ describe('code cache (bin/code-cache.js)', () => {
     } finally {
       rmSync(planted, { force: true });
     }
+  });
+
+  it('a node process runs without ES modules (bin/ is CommonJS); a CLI command loads them', () => {
+    // What Node loaded, written as the process exits (a preload, so the bin is untouched).
+    const dir = tempDir();
+    const preload = join(dir, 'modules.cjs');
+    writeFileSync(preload, `process.on('exit', () => require('node:fs').writeFileSync(process.env.MODULES_OUT, process.moduleLoadList.join('\\n')));`);
+    const loaded = (args: string[]): string[] => {
+      const out = join(dir, `modules-${args[0]}.txt`);
+      const r = spawnSync(process.execPath, [join(root, 'bin', 'quorumd.js'), ...args], { encoding: 'utf8', timeout: 30_000, env: { ...process.env, NODE_OPTIONS: `--require ${preload}`, MODULES_OUT: out, QUORUMD_BUILD_CHECKED: '1' } });
+      expect(r.error).toBeUndefined();
+      return readFileSync(out, 'utf8').split('\n');
+    };
+    // A node (its config missing: it ends at once, with the CLI's message, through its bundle).
+    const node = loaded(['start', '--config', join(dir, 'missing.yaml')]);
+    expect(node).toContain('NativeModule vm');
+    expect(node.filter((m) => m.startsWith('NativeModule internal/modules/esm/') && !/\/(utils|assert|loader)$/.test(m))).toEqual([]);
+    // The same check on a CLI command, which imports dist/'s ES modules: it can fail.
+    const cli = loaded(['--version']);
+    expect(cli).toContain('NativeModule internal/modules/esm/module_job');
   });
 
   it('a node through the bin: the first start writes the cache, the second starts from it and serves', async () => {
