@@ -19,7 +19,7 @@ const int = (what: string, min: number, max: number) =>
     .min(min, { error: `expected ${what}: an integer ${min}..${max}` })
     .max(max, { error: `expected ${what}: an integer ${min}..${max}` });
 
-const tls = z.strictObject({
+const tls = () => z.strictObject({
   /** CA that signed the servers' certificates (PEM). Default: Node's root CAs. */
   caFile: z.string({ error: 'expected a file path' }).optional(),
   /** Client certificate and key (PEM), for services that require client certificates. */
@@ -31,12 +31,12 @@ const tls = z.strictObject({
  * ρ: the largest clock rate difference between a board and the service's servers.
  * Default 0.001 (1000 ppm): ten times a crystal's tolerance, room for NTP slewing.
  */
-const driftRate = z.number({ error: 'expected driftRate: a number 0..0.1' }).min(0, { error: 'expected driftRate: a number 0..0.1' }).max(0.1, { error: 'expected driftRate: a number 0..0.1' }).default(0.001);
+const driftRate = () => z.number({ error: 'expected driftRate: a number 0..0.1' }).min(0, { error: 'expected driftRate: a number 0..0.1' }).max(0.1, { error: 'expected driftRate: a number 0..0.1' }).default(0.001);
 
 /** M: fixed margin of the window, ms. Default 500: a late timer on a loaded board, a hook being told. */
-const marginMs = int('milliseconds', 0, 60_000).default(500);
+const marginMs = () => int('milliseconds', 0, 60_000).default(500);
 
-export const etcdSchema = z.strictObject({
+export const etcdSchema = () => z.strictObject({
   /**
    * etcd client URLs, http://host:port or https://host:port (all the same scheme).
    * Required. List every member: a request that cannot reach one is sent to the next.
@@ -59,18 +59,18 @@ export const etcdSchema = z.strictObject({
   ttlSec: int('seconds', 1, 3600).default(5),
   /** Renewal period of the lease, ms. Default: a fifth of the TTL (1000 for 5 s). */
   keepAliveMs: int('milliseconds', 50, 600_000).optional(),
-  driftRate,
-  marginMs,
+  driftRate: driftRate(),
+  marginMs: marginMs(),
   /** etcd user (etcd's authentication). Default: none. */
   username: z.string({ error: 'expected a string' }).min(1, { error: 'expected a user name' }).optional(),
   password: z.string({ error: 'expected a string' }).optional(),
   /** The password in a file (so that the config can be world-readable). */
   passwordFile: z.string({ error: 'expected a file path' }).optional(),
   /** TLS files for https:// endpoints. */
-  tls: tls.optional(),
+  tls: tls().optional(),
 });
 
-export const zookeeperSchema = z.strictObject({
+export const zookeeperSchema = () => z.strictObject({
   /** host:port of every server of the ensemble. Required. */
   servers: z
     .array(z.string({ error: 'expected host:port' }).regex(/^[A-Za-z0-9.-]+:\d{1,5}$/, { error: 'expected a ZooKeeper server as host:port, e.g. 10.0.0.5:2181' }), { error: 'expected a list of host:port' })
@@ -93,18 +93,18 @@ export const zookeeperSchema = z.strictObject({
    * from your zoo.cfg; too small is unsafe.
    */
   serverLagMs: int('milliseconds', 0, 600_000).default(12_000),
-  driftRate,
-  marginMs,
+  driftRate: driftRate(),
+  marginMs: marginMs(),
   /** digest user: znodes are created readable and writable by this user only. Default: open ACLs. */
   username: z.string({ error: 'expected a string' }).min(1, { error: 'expected a user name' }).optional(),
   password: z.string({ error: 'expected a string' }).optional(),
   passwordFile: z.string({ error: 'expected a file path' }).optional(),
   /** Not supported: node-zookeeper-client speaks plain TCP only. Present = a config error that says so. */
-  tls: tls.optional(),
+  tls: tls().optional(),
 });
 
-export type EtcdConfig = z.infer<typeof etcdSchema>;
-export type ZookeeperConfig = z.infer<typeof zookeeperSchema>;
+export type EtcdConfig = z.infer<ReturnType<typeof etcdSchema>>;
+export type ZookeeperConfig = z.infer<ReturnType<typeof zookeeperSchema>>;
 
 export const etcdKeepAliveMs = (c: EtcdConfig): number => c.keepAliveMs ?? c.ttlSec * 200;
 export const zkProbeMs = (c: ZookeeperConfig): number => c.probeMs ?? Math.max(20, Math.floor(c.sessionTimeoutMs / 6));

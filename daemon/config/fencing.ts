@@ -33,7 +33,7 @@ const int = (what: string, min: number, max: number) =>
 const bool = (what: string) => z.boolean({ error: `expected ${what}: true or false` });
 const str = (what: string) => z.string({ error: `expected ${what} (string)` }).min(1, { error: `expected ${what} (a non-empty string)` }).max(200, { error: `expected ${what} of at most 200 characters` });
 const MEMBER_NAME = /^[a-z0-9][a-z0-9-]{0,31}$/;
-const memberName = z.string({ error: 'expected a member name (string)' }).regex(MEMBER_NAME, { error: 'expected a member name (1-32 characters a-z, 0-9, -)' });
+const memberName = () => z.string({ error: 'expected a member name (string)' }).regex(MEMBER_NAME, { error: 'expected a member name (1-32 characters a-z, 0-9, -)' });
 const DAY = 86_400_000;
 
 /**
@@ -42,7 +42,7 @@ const DAY = 86_400_000;
  *   - `sysfs`: legacy /sys/class/gpio line `line` on the chip labelled `chipLabel`;
  *   - `gpioget`: libgpiod's `gpioget` on `chip` / `line` (one short child per read).
  */
-const sense = z.strictObject({
+const sense = () => z.strictObject({
   backend: z.enum(['sysfs', 'gpioget'], { error: 'expected "sysfs" or "gpioget"' }),
   /** gpioget: chip name, number or label (e.g. gpiochip0, pinctrl-rp1). Required for gpioget. */
   chip: str('a chip').optional(),
@@ -63,7 +63,7 @@ const sense = z.strictObject({
  *   - `sysfs`: legacy /sys/class/gpio (`chipLabel` + `line`);
  *   - `gpioset`: a long-lived libgpiod `gpioset` child (`chip` + `line`).
  */
-const gpioRelay = z.strictObject({
+const gpioRelay = () => z.strictObject({
   type: z.literal('gpio-relay'),
   backend: z.enum(['led', 'sysfs', 'gpioset'], { error: 'expected "led", "sysfs" or "gpioset"' }),
   /** led: the LED class device name (the overlay's label), e.g. fence-pi-right. */
@@ -80,11 +80,11 @@ const gpioRelay = z.strictObject({
    */
   cutWhenActive: bool('cutWhenActive').default(true),
   root: str('a directory').optional(),
-  sense: sense.optional(),
+  sense: sense().optional(),
 });
 
 /** One channel of a serial/USB relay board (hal/relay-board/, LCUS-type, 9600 8N1). */
-const serialRelay = z.strictObject({
+const serialRelay = () => z.strictObject({
   type: z.literal('serial-relay'),
   /** Device; prefer the stable /dev/serial/by-id/... link. Required. Several devices may share a board. */
   path: str('a device path'),
@@ -98,7 +98,7 @@ const serialRelay = z.strictObject({
   statusFormat: z.enum(['ascii', 'binary'], { error: 'expected "ascii" or "binary"' }).default('ascii'),
   /** Answer deadline per board operation, ms. Default 1000 (hal/relay-board/client.ts explains). */
   timeoutMs: int('milliseconds', 50, 60_000).default(1000),
-  sense: sense.optional(),
+  sense: sense().optional(),
 });
 
 /**
@@ -106,10 +106,10 @@ const serialRelay = z.strictObject({
  * quorum, like diskless SBD). `waitMs` must cover the target's selfFenceAfterMs +
  * watchdog timeout + a margin.
  */
-const watchdogWait = z.strictObject({
+const watchdogWait = () => z.strictObject({
   type: z.literal('watchdog-wait'),
   waitMs: int('milliseconds', 0, DAY),
-  sense: sense.optional(),
+  sense: sense().optional(),
 });
 
 /**
@@ -117,7 +117,7 @@ const watchdogWait = z.strictObject({
  * dev supervisor, reached over HTTP on loopback. Off = the supervisor SIGKILLs the
  * target's process and keeps it down; on = it starts it again. Not for boards.
  */
-const devRelay = z.strictObject({
+const devRelay = () => z.strictObject({
   type: z.literal('dev-relay'),
   /** The supervisor's rail server, http://127.0.0.1:<port> (loopback only). */
   url: z.string({ error: 'expected a URL http://127.0.0.1:<port>' }).regex(/^http:\/\/(127\.\d+\.\d+\.\d+|localhost|\[::1\]):\d{1,5}\/?$/, { error: 'expected a loopback URL http://127.0.0.1:<port> (dev relays exist only for `quorumd dev`)' }),
@@ -125,19 +125,19 @@ const devRelay = z.strictObject({
   tokenFile: z.string({ error: 'expected a file path' }).optional(),
 });
 
-const device = z.discriminatedUnion('type', [gpioRelay, serialRelay, watchdogWait, devRelay], {
+const device = () => z.discriminatedUnion('type', [gpioRelay(), serialRelay(), watchdogWait(), devRelay()], {
   error: 'expected a fence device with type gpio-relay, serial-relay, watchdog-wait or dev-relay',
 });
 
-const target = z.strictObject({
+const target = () => z.strictObject({
   /** The member this entry fences (its name). Required; not this node. */
-  node: memberName,
+  node: memberName(),
   /**
    * Fence levels, tried in order; a level is a list of devices that must all succeed
    * (a board with two supplies needs both relays). Required, 1..4 levels of 1..4 devices.
    */
   levels: z
-    .array(z.array(device, { error: 'expected a list of fence devices' }).min(1, { error: 'expected at least one device in a level' }).max(4, { error: 'expected at most 4 devices in a level' }), { error: 'expected a list of levels (each a list of devices)' })
+    .array(z.array(device(), { error: 'expected a list of fence devices' }).min(1, { error: 'expected at least one device in a level' }).max(4, { error: 'expected at most 4 devices in a level' }), { error: 'expected a list of levels (each a list of devices)' })
     .min(1, { error: 'expected at least one fence level' })
     .max(4, { error: 'expected at most 4 fence levels' }),
   /** `reboot` (default): power the target back on after powerOnAfterMs, it rejoins as a follower. `off`: leave it off until an operator acts. */
@@ -148,7 +148,7 @@ const target = z.strictObject({
   delayMs: int('milliseconds', 0, DAY).default(0),
 });
 
-export const fencingSchema = z.strictObject({
+export const fencingSchema = () => z.strictObject({
   /**
    * STONITH on/off. Default true: the listed targets are fenced when needed. false
    * keeps the gate, the leases and the watchdog but never switches a relay (failover
@@ -163,7 +163,7 @@ export const fencingSchema = z.strictObject({
    * leader has nobody to fence anyway; the list makes "both boards were up once" an
    * explicit precondition of acting (daemon/runtime/activation.ts). Raft only.
    */
-  waitForAll: z.array(memberName, { error: 'expected a list of member names' }).max(7, { error: 'expected at most 7 names' }).default([]),
+  waitForAll: z.array(memberName(), { error: 'expected a list of member names' }).max(7, { error: 'expected at most 7 names' }).default([]),
   /** This board's hardware watchdog (hal/watchdog.ts). Default: none (the lease bound then assumes watchdogTimeoutMs). */
   watchdog: z
     .strictObject({
@@ -209,12 +209,12 @@ export const fencingSchema = z.strictObject({
   /** Fence records kept in memory. Default 100. */
   historyLimit: int('a count', 1, 10_000).optional(),
   /** Fence devices per target member. Default []: no STONITH (leases and operators only). */
-  targets: z.array(target, { error: 'expected a list of fence targets ({node, levels})' }).max(7, { error: 'expected at most 7 targets' }).default([]),
+  targets: z.array(target(), { error: 'expected a list of fence targets ({node, levels})' }).max(7, { error: 'expected at most 7 targets' }).default([]),
 });
 
-export type FencingConfig = z.infer<typeof fencingSchema>;
-export type FenceDeviceConfig = z.infer<typeof device>;
-export type SenseConfig = z.infer<typeof sense>;
+export type FencingConfig = z.infer<ReturnType<typeof fencingSchema>>;
+export type FenceDeviceConfig = z.infer<ReturnType<typeof device>>;
+export type SenseConfig = z.infer<ReturnType<typeof sense>>;
 
 type Issue = { path: PropertyKey[]; message: string };
 

@@ -43,7 +43,7 @@ export function knownTimeZone(tz: string): boolean {
   }
 }
 
-export const jobSchema = z
+export const jobSchema = () => z
   .strictObject({
     /** Unique name: 1-48 characters a-z, 0-9, '-', '_'. Shown by `quorumd jobs`, given to the command as QUORUMD_JOB. Required. */
     name: z
@@ -101,8 +101,8 @@ export const jobSchema = z
     }
   });
 
-export const jobsSchema = z
-  .array(jobSchema, { error: 'expected a list of jobs ({name, cron, command})' })
+export const jobsSchema = () => z
+  .array(jobSchema(), { error: 'expected a list of jobs ({name, cron, command})' })
   .max(64, { error: 'expected at most 64 jobs' })
   .superRefine((jobs, ctx) => {
     const seen = new Set<string>();
@@ -112,4 +112,4 @@ export const jobsSchema = z
     });
   });
 
-export type JobConfig = z.infer<typeof jobSchema>;
+export type JobConfig = z.infer<ReturnType<typeof jobSchema>>;

@@ -78,7 +78,7 @@ export function parseConfigText(text: string, file = '<config>'): Config {
 }
 
 export function parseConfigWithPositions(text: string, file = '<config>'): { config: Config; locate: Locator } {
-  const r = parseYamlWithSchema(text, file, configSchema, 'expected a YAML mapping with cluster, members, node and a link (mqtt or serial)');
+  const r = parseYamlWithSchema(text, file, configSchema(), 'expected a YAML mapping with cluster, members, node and a link (mqtt or serial)');
   return { config: r.value, locate: r.locate };
 }
 
@@ -239,7 +239,7 @@ function readConfigText(file: string): string {
  * Throws ConfigError naming each bad job, key and cron expression.
  */
 export function loadJobsFile(file: string): JobConfig[] {
-  const schema = z.strictObject({ jobs: jobsSchema });
+  const schema = z.strictObject({ jobs: jobsSchema() });
   return parseYamlWithSchema(readConfigText(file), file, schema, 'expected a YAML mapping with a `jobs:` list').value.jobs;
 }
 

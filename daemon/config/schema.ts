@@ -5,6 +5,12 @@
  * Every problem in a file is reported as `<file>:<line>:<col>: <key.path>: <what was
  * expected>` (see load.ts); `quorumd config validate FILE` prints them and exits 2.
  * docs/config.md is the user-facing page; examples/ has two commented files.
+ *
+ * Every schema here (and in fencing.ts, jobs.ts, external.ts, services.ts) is a function
+ * that builds it afresh: a node parses its config once at start, and the ~1,000 zod
+ * objects of the whole tree, kept in module constants, held 1.2 MiB of a node's heap for
+ * its whole life (a heap snapshot of an idle node, issue 14). Built in a call, they are
+ * garbage once the config is parsed.
  */
 import './zod.ts'; // before zod: no JIT (see there)
 import * as z from 'zod';
@@ -34,7 +40,7 @@ const bool = (what: string) => z.boolean({ error: `expected ${what}: true or fal
  * digits = 16..64 bytes) or `base64:<...>`. 16 bytes is the floor of the HMAC tag
  * (src/wire/tag.ts); generate one with `openssl rand -hex 32`.
  */
-const keyText = z
+const keyText = () => z
   .string({ error: 'expected a key: 32-128 hex digits or base64:<16-64 bytes>' })
   .refine((s) => parseKey(s) !== undefined, {
     error: 'expected a key: 32-128 hex digits (16-64 bytes, e.g. from `openssl rand -hex 32`) or base64:<16-64 bytes>',
@@ -54,7 +60,7 @@ export function parseKey(s: string): Uint8Array | undefined {
   return new Uint8Array(b);
 }
 
-const member = z.strictObject({
+const member = () => z.strictObject({
   /** Wire id 1..254 (small on the wire, docs/wire.md). Same on every node's config. */
   id: int('a node id', 1, 254),
   /** Human name, for logs, status tables and hooks. */
@@ -77,7 +83,7 @@ const member = z.strictObject({
   priority: int('a priority', 0, 0xffffffff).optional(),
 });
 
-const listen = z
+const listen = () => z
   .string({ error: 'expected host:port, e.g. 127.0.0.1:7071' })
   .refine((s) => parseListen(s) !== undefined, { error: 'expected host:port with a port 0..65535, e.g. 127.0.0.1:7071 or [::1]:7071' });
 
@@ -94,13 +100,13 @@ export function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
-const brokerUrl = z
+const brokerUrl = () => z
   .string({ error: 'expected a broker URL mqtt://host:port or mqtts://host:port' })
   .regex(/^mqtts?:\/\/[^\s/@]+(:\d{1,5})?\/?$/, { error: 'expected a broker URL mqtt://host[:port] or mqtts://host[:port] (credentials go in username/password)' });
 
-const mqtt = z.strictObject({
+const mqtt = () => z.strictObject({
   /** One or more brokers; every frame goes through every connected one (hal/mqtt/link.ts). Required. */
-  brokers: z.array(brokerUrl, { error: 'expected a list of broker URLs' }).min(1, { error: 'expected at least one broker URL' }).max(8, { error: 'expected at most 8 brokers' }),
+  brokers: z.array(brokerUrl(), { error: 'expected a list of broker URLs' }).min(1, { error: 'expected at least one broker URL' }).max(8, { error: 'expected at most 8 brokers' }),
   /** Broker credentials. Default: anonymous. Prefer passwordFile so the config can be world-readable. */
   username: z.string({ error: 'expected a string' }).optional(),
   password: z.string({ error: 'expected a string' }).optional(),
@@ -142,7 +148,7 @@ const mqtt = z.strictObject({
  * every link that reaches its destination, and the receiver drops the copies by the
  * sender's sequence number (replay window, src/wire/auth.ts).
  */
-const serial = z.strictObject({
+const serial = () => z.strictObject({
   /** Device, e.g. /dev/serial0 (the Pi's UART) or /dev/ttyUSB0. Required. */
   path: z.string({ error: 'expected a device path such as /dev/serial0' }).min(1, { error: 'expected a device path such as /dev/serial0' }),
   /** Point-to-point: the node at the other end of this wire. Exactly one of peer / bus. */
@@ -180,7 +186,7 @@ const serial = z.strictObject({
  * "Beside a direct TCP link"), and the brokers carry frames only as a fallback
  * (`mqtt.frames`).
  */
-const tcp = z.strictObject({
+const tcp = () => z.strictObject({
   /**
    * Where each node listens, this node's own entry included: `{ id, address: host:port }`.
    * The same list on every node. Required, this node and at least one other.
@@ -196,7 +202,7 @@ const tcp = z.strictObject({
     .min(2, { error: 'expected this node and at least one other' })
     .max(7, { error: 'expected at most 7 entries' }),
   /** Listen here instead of this node's own `peers` address (e.g. 0.0.0.0:7400). */
-  listen: listen.optional(),
+  listen: listen().optional(),
   /** Largest frame on this link, bytes. Default 65536 (the wire default). */
   maxFrame: int('bytes', 1024, 1_048_576).default(65536),
   /** A connection must prove the key within this, ms (slowloris bound). Default 2000. */
@@ -220,7 +226,7 @@ const tcp = z.strictObject({
 const BOARD_HEARTBEAT_MS = 100;
 const BOARD_FAILURE_MIN_MS = 1000;
 
-const raft = z.strictObject({
+const raft = () => z.strictObject({
   /** Engine tick, ms. Default 10 (src/raft/config.ts explains). */
   tickMs: int('milliseconds', 1, 1000).default(10),
   /**
@@ -252,7 +258,7 @@ const raft = z.strictObject({
  * Bully engine options (`engine: bully`). Defaults and reasons are documented at the
  * engine's declaration, src/bully/options.ts (BullyOptions); repeated here in short.
  */
-const bully = z.strictObject({
+const bully = () => z.strictObject({
   /** Engine tick, ms. Default 10. */
   tickMs: int('milliseconds', 1, 1000).default(10),
   /** Coordinator re-announcement period, ms. Default 100, the Raft heartbeat (board timing note above; followers never reply: n−1 small messages per period). */
@@ -284,7 +290,7 @@ const bully = z.strictObject({
  * Multi-Paxos engine options (`engine: paxos`, src/paxos/options.ts documents each with
  * its reason; repeated here in short). Run by the engine runtime (daemon/runtime/engine-node.ts).
  */
-const paxos = z.strictObject({
+const paxos = () => z.strictObject({
   /** Engine tick, ms. Default 10. */
   tickMs: int('milliseconds', 1, 1000).default(10),
   /**
@@ -308,7 +314,7 @@ const paxos = z.strictObject({
  * ZAB engine options (`engine: zab`, src/zab/options.ts documents each with its reason).
  * Run by the engine runtime (daemon/runtime/engine-node.ts).
  */
-const zab = z.strictObject({
+const zab = () => z.strictObject({
   /** Engine tick, ms. Default 10. */
   tickMs: int('milliseconds', 1, 1000).default(10),
   /** Leader ping (commit learning, liveness), ms. Default 100 (board default, as Raft's heartbeat). */
@@ -329,7 +335,7 @@ const zab = z.strictObject({
  * PBFT engine options (`engine: pbft`, src/pbft/options.ts documents each with its
  * reason). Run by the engine runtime (daemon/runtime/engine-node.ts, pbft-host.ts).
  */
-const pbft = z.strictObject({
+const pbft = () => z.strictObject({
   /** Engine tick, ms. Default 10. */
   tickMs: int('milliseconds', 1, 1000).default(10),
   /**
@@ -357,7 +363,7 @@ const pbft = z.strictObject({
   publicKeys: z.record(z.string(), z.string({ error: 'expected the path of the member\'s Ed25519 public key file' }).min(1, 'expected a file path'), { error: 'expected a mapping of member name to public key file' }).optional(),
 });
 
-const hooks = z.strictObject({
+const hooks = () => z.strictObject({
   /**
    * Command run (through /bin/sh -c) when this node becomes the *active* leader (with a
    * `fencing:` section: once the activation gate opens, docs/fencing.md).
@@ -372,7 +378,7 @@ const hooks = z.strictObject({
 });
 
 /** An extra API credential (daemon/http/auth.ts): a name, a scope and the file holding its token. */
-const apiToken = z.strictObject({
+const apiToken = () => z.strictObject({
   /** Shown in logs and 403 answers, never the token. */
   name: z.string({ error: 'expected a credential name' }).regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, { error: 'expected a credential name of 1-64 characters A-Z a-z 0-9 . _ -' }),
   /** read (GET everything), write (+ KV writes, locks), operator (+ fence, fence confirm, jobs control, transfer). */
@@ -381,12 +387,12 @@ const apiToken = z.strictObject({
   tokenFile: z.string({ error: 'expected a file path' }),
 });
 
-const http = z.strictObject({
+const http = () => z.strictObject({
   /**
    * Address of the HTTP API. Default 127.0.0.1:7071: only this board can reach it.
    * Any other address requires `tls` (a bearer token must not cross a LAN in clear).
    */
-  listen: listen.default('127.0.0.1:7071'),
+  listen: listen().default('127.0.0.1:7071'),
   /**
    * The operator credential (full access). Default: `<node.dataDir>/api.token`, created
    * at the first start (mode 0600) and logged; `quorumd` finds it there by itself.
@@ -395,7 +401,7 @@ const http = z.strictObject({
   token: z.string({ error: 'expected a string of at least 16 characters' }).min(16, { error: 'expected a token of at least 16 characters' }).optional(),
   tokenFile: z.string({ error: 'expected a file path' }).optional(),
   /** More credentials with narrower scopes, e.g. a read token for monitoring. Default: none. */
-  tokens: z.array(apiToken, { error: 'expected a list of {name, scope, tokenFile}' }).max(64, { error: 'expected at most 64 tokens' }).default([]),
+  tokens: z.array(apiToken(), { error: 'expected a list of {name, scope, tokenFile}' }).max(64, { error: 'expected at most 64 tokens' }).default([]),
   /** HTTPS: PEM certificate and key files; with clientCaFile, clients must present a certificate it signed. Default: plain HTTP (loopback only). */
   tls: z
     .strictObject({
@@ -428,19 +434,19 @@ const http = z.strictObject({
  * leader's apply). The defaults keep a node under the shipped systemd unit's
  * MemoryMax=256M with the quota full, also after a restart (docs/security.md).
  */
-const kv = z.strictObject({
+const kv = () => z.strictObject({
   /** Keys plus lock records. Default 10000. */
   maxKeys: int('keys', 1, 10_000_000).default(10_000),
   /** Bytes of keys, values, lock names and owners. Default 16777216 (16 MiB). */
   maxBytes: int('bytes', 1024, 4 * 1024 * 1024 * 1024).default(16 * 1024 * 1024),
 });
 
-const log = z.strictObject({
+const log = () => z.strictObject({
   /** pino level. Default info: role changes, elections, hooks, errors; no per-request lines. */
   level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { error: 'expected one of fatal, error, warn, info, debug, trace, silent' }).default('info'),
 });
 
-export const configSchema = z
+export const configSchema = () => z
   .strictObject({
     cluster: z.strictObject({
       /** Human name of the cluster (logs, status). Required. */
@@ -448,15 +454,15 @@ export const configSchema = z
       /** Wire cluster id 0..65535: frames of another cluster on the same broker are dropped. Default 1. */
       id: int('a cluster id', 0, 65535).default(1),
       /** Shared HMAC key (docs/wire.md). Exactly one of key / keyFile. */
-      key: keyText.optional(),
+      key: keyText().optional(),
       keyFile: z.string({ error: 'expected a file path' }).optional(),
       /** The previous key during a rotation (accepted, never used to send). Default: none. At most one of previousKey / previousKeyFile. */
-      previousKey: keyText.optional(),
+      previousKey: keyText().optional(),
       previousKeyFile: z.string({ error: 'expected a file path' }).optional(),
     }),
     /** Every member of the cluster; the same list on every node. */
     members: z
-      .array(member, { error: 'expected a list of members ({id, name, role})' })
+      .array(member(), { error: 'expected a list of members ({id, name, role})' })
       .min(1, { error: 'expected at least one member' })
       .max(7, { error: 'expected at most 7 members' }),
     node: z.strictObject({
@@ -473,40 +479,40 @@ export const configSchema = z
      * runs (the `etcd:` or `zookeeper:` section; no links needed).
      */
     engine: z.enum(['raft', 'bully', 'paxos', 'zab', 'pbft', 'etcd', 'zookeeper'], { error: 'expected "raft", "bully", "paxos", "zab", "pbft", "etcd" or "zookeeper"' }).default('raft'),
-    raft: raft.default(raft.parse({})),
-    bully: bully.default(bully.parse({})),
+    raft: raft().default(raft().parse({})),
+    bully: bully().default(bully().parse({})),
     /** engine: paxos — Multi-Paxos options (KV, locks, jobs, fencing and witnesses as under Raft). */
-    paxos: paxos.default(paxos.parse({})),
+    paxos: paxos().default(paxos().parse({})),
     /** engine: zab — ZooKeeper's atomic broadcast options (KV, locks, jobs, fencing and witnesses as under Raft; observers). */
-    zab: zab.default(zab.parse({})),
+    zab: zab().default(zab().parse({})),
     /** engine: pbft — Byzantine fault tolerance (n ≥ 4, f = ⌊(n−1)/3⌋ liars); KV and STONITH on committed f + 1 votes; no locks, jobs or hooks yet (docs/engines.md). */
-    pbft: pbft.default(pbft.parse({})),
-    mqtt: mqtt.optional(),
-    serial: z.array(serial, { error: 'expected a list of serial links' }).max(8, { error: 'expected at most 8 serial links' }).optional(),
+    pbft: pbft().default(pbft().parse({})),
+    mqtt: mqtt().optional(),
+    serial: z.array(serial(), { error: 'expected a list of serial links' }).max(8, { error: 'expected at most 8 serial links' }).optional(),
     /** Direct TCP between nodes on one LAN (no broker; `tcp` above). */
-    tcp: tcp.optional(),
-    http: http.default(http.parse({})),
-    kv: kv.default(kv.parse({})),
-    hooks: hooks.default(hooks.parse({})),
-    log: log.default(log.parse({})),
+    tcp: tcp().optional(),
+    http: http().default(http().parse({})),
+    kv: kv().default(kv().parse({})),
+    hooks: hooks().default(hooks().parse({})),
+    log: log().default(log().parse({})),
     /**
      * Split-brain defenses: activation gate, leases, STONITH fence devices, watchdog,
      * two-node mode (daemon/config/fencing.ts documents every key). Default: absent,
      * a leader acts as soon as its term's first entry commits (no gate, no STONITH).
      */
-    fencing: fencingSchema.optional(),
+    fencing: fencingSchema().optional(),
     /** Service discovery: node liveness TTL, script checks, DNS and mDNS (daemon/config/services.ts). */
-    services: servicesSchema.default(servicesSchema.parse({})),
+    services: servicesSchema().default(servicesSchema().parse({})),
     /** engine: etcd — endpoints, prefix, lease TTL, credentials (daemon/config/external.ts). */
-    etcd: etcdSchema.optional(),
+    etcd: etcdSchema().optional(),
     /** engine: zookeeper — servers, chroot, session timeout, the ensemble's lag (daemon/config/external.ts). */
-    zookeeper: zookeeperSchema.optional(),
+    zookeeper: zookeeperSchema().optional(),
     /**
      * Leader-only scheduled jobs (daemon/config/jobs.ts documents every key; docs/jobs.md):
      * run by the active leader only, each time slot at most once in the cluster, also
      * across failovers. The same list on every node. Default: none. Needs engine: raft.
      */
-    jobs: jobsSchema.default([]),
+    jobs: jobsSchema().default([]),
   })
   .superRefine(
     (c, ctx) => {
@@ -758,7 +764,7 @@ export const configSchema = z
     { when: () => true },
   );
 
-export type Config = z.infer<typeof configSchema>;
+export type Config = z.infer<ReturnType<typeof configSchema>>;
 
 /** A member's bully priority: as configured, else a witness 0, else its 1-based position in the list. */
 export function bullyPriority(m: { role: 'voter' | 'witness' | 'observer'; priority?: number | undefined }, index: number): number {

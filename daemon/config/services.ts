@@ -13,7 +13,7 @@ const int = (what: string, min: number, max: number) =>
     .min(min, { error: `expected ${what}: an integer ${min}..${max}` })
     .max(max, { error: `expected ${what}: an integer ${min}..${max}` });
 
-export const servicesSchema = z.strictObject({
+export const servicesSchema = () => z.strictObject({
   /**
    * A node that owns instances renews its liveness every nodeTtlMs / 3; when it was
    * silent for nodeTtlMs the active leader removes its instances. Default 10000: a
@@ -55,4 +55,4 @@ export const servicesSchema = z.strictObject({
     .optional(),
 });
 
-export type ServicesConfig = z.infer<typeof servicesSchema>;
+export type ServicesConfig = z.infer<ReturnType<typeof servicesSchema>>;
