@@ -13,9 +13,9 @@
 // rate: a leader under 64 writers swelled from ~30 to ~80 MiB of mostly garbage).
 // `quorumd dev` and the systemd unit pass the same flags to each node.
 // CommonJS (bin/package.json says so): a node process, started as `quorumd start
-// --config <file>`, then loads no ES module machinery at all (Node's ES module loader is
-// ~1.8 MiB of resident memory and 10-30 ms of CPU in every process); the CLI's commands
-// import the ES modules of dist/ below.
+// --config <file>`, then loads no ES module machinery at all (Node's ES module loader
+// cost a node 1.2 MiB of resident memory and ~15 ms of CPU before this line: issue 14,
+// docs/install-pi.md); the CLI's commands import the ES modules of dist/ below.
 'use strict';
 const { existsSync } = require('node:fs');
 const { join } = require('node:path');
