@@ -69,7 +69,9 @@ trace('bin');
   // busy machine). Removed here so that hooks and jobs of the node do not inherit it.
   const checked = process.env.QUORUMD_BUILD_CHECKED === '1';
   delete process.env.QUORUMD_BUILD_CHECKED;
-  if (!checked && existsSync(join(__dirname, '..', 'scripts', 'build.mjs')) && existsSync(join(__dirname, '..', 'daemon', 'cli.ts'))) {
+  // (scripts/freshness.cjs answers without the build's own module; only a stale dist/
+  // loads it.)
+  if (!checked && existsSync(join(__dirname, '..', 'scripts', 'build.mjs')) && existsSync(join(__dirname, '..', 'daemon', 'cli.ts')) && !require('../scripts/freshness.cjs').isFresh()) {
     const { ensureBuilt } = await import(pathToFileURL(join(__dirname, '..', 'scripts', 'build.mjs')).href);
     await ensureBuilt();
   }

@@ -13,67 +13,35 @@
  * lands in a chunk that only that command loads. Pure-JavaScript npm packages are
  * bundled as well (EXTERNAL below lists the ones loaded from node_modules).
  *
- * In a git checkout `bin/quorumd.js` calls `ensureBuilt()` first: when a source file
- * is newer than the last build it builds again (about half a second), so that an
- * edit followed by `npx quorumd dev` never runs stale code. Several processes may do
+ * In a git checkout `bin/quorumd.js` asks scripts/freshness.cjs first and, when a source
+ * file is newer than the last build, calls `ensureBuilt()`: it builds again (about half
+ * a second), so that an edit followed by `npx quorumd dev` never runs stale code. Several processes may do
  * this at once (a test suite spawning nodes): every output file is written to a
  * temporary name and renamed into place, outputs are a pure function of the sources
  * (chunk names carry a content hash), so concurrent builds write the same bytes and a
  * reader never sees a half-written file. The stamp is written last. A published
  * package ships dist/ and no sources: there the check is skipped.
  */
+import { createRequire } from 'node:module';
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { dirname, join, relative } from 'node:path';
+import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { removeStaleCaches } from '../bin/code-cache.js';
 
-export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
-/** Folders whose files go into the build (bench/ and test/ never do). */
-export const SOURCE_DIRS = ['daemon', 'hal', 'src', 'firmware-sim'];
-/** Entry points: dist/<name>.js. */
-export const ENTRIES = { cli: 'daemon/cli.ts', index: 'daemon/index.ts' };
-/** The node process's entry (`start`, `witness`): dist/node.cjs, a CommonJS bundle (see build()). */
-export const NODE_ENTRY = { name: 'node', source: 'daemon/node-main.ts' };
-const STAMP = '.build-stamp.json';
+// CommonJS helpers, through require (an ES module import of a CommonJS file makes Node
+// parse it for its export names first): what the build reads and writes, and whether
+// dist/ is fresh (scripts/freshness.cjs, which bin/quorumd.js asks without loading this
+// file); the code cache's clean-up (bin/code-cache.js).
+const require = createRequire(import.meta.url);
+const freshness = require('./freshness.cjs');
+const { removeStaleCaches } = require('../bin/code-cache.js');
+
+export const { ROOT, SOURCE_DIRS, ENTRIES, NODE_ENTRY, newestSourceMtime, isFresh } = freshness;
+const { STAMP } = freshness;
 /** Packages loaded from node_modules at run time (see build()); the rest is bundled. */
 // etcd3 reads its .proto files next to its own code at run time (so it cannot be
 // bundled); node-zookeeper-client and cockatiel go with it: the external engines load
 // them only when a node runs engine: etcd or zookeeper.
 export const EXTERNAL = ['serialport', '@serialport/*', 'cbor-x', 'cbor-extract', 'node-cron', 'etcd3', 'node-zookeeper-client', 'cockatiel'];
-
-/** Newest modification time (ms) of any file the build reads: sources, package.json, this script. */
-export function newestSourceMtime(root = ROOT) {
-  let newest = 0;
-  const walk = (dir) => {
-    for (const d of readdirSync(dir, { withFileTypes: true })) {
-      const p = join(dir, d.name);
-      if (d.isDirectory()) walk(p);
-      else if (d.isFile()) newest = Math.max(newest, statSync(p).mtimeMs);
-    }
-  };
-  for (const d of SOURCE_DIRS) walk(join(root, d));
-  for (const f of ['package.json', 'scripts/build.mjs', 'scripts/unused-transport.cjs', 'scripts/quiet-debug.cjs', 'scripts/unused-worker-timers.cjs', 'scripts/no-cbor-extract.cjs']) newest = Math.max(newest, statSync(join(root, f)).mtimeMs);
-  return newest;
-}
-
-/** The build in dist/ is there and covers every source as it is now. */
-export function isFresh(root = ROOT) {
-  let stamp;
-  try {
-    stamp = JSON.parse(readFileSync(join(root, 'dist', STAMP), 'utf8'));
-  } catch {
-    return false;
-  }
-  if (typeof stamp?.sourceMtimeMs !== 'number') return false;
-  for (const file of [...Object.keys(ENTRIES).map((n) => `${n}.js`), `${NODE_ENTRY.name}.cjs`]) {
-    try {
-      statSync(join(root, 'dist', file));
-    } catch {
-      return false;
-    }
-  }
-  return newestSourceMtime(root) <= stamp.sourceMtimeMs;
-}
 
 /** Writes `data` to `file` so that readers see the old file or the whole new one. */
 function writeAtomic(file, data) {
