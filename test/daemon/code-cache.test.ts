@@ -21,6 +21,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { startBroker, type RunningBroker } from '../../hal/mqtt/broker.ts';
 import { testTokenFile, testToken } from '../helpers/auth.ts';
 import { CJS_WRAPPER } from '../../scripts/build.mjs';
+import { binLoaded } from '../helpers/loaded-modules.ts';
 
 const root = join(import.meta.dirname, '..', '..');
 const loader = join(root, 'bin', 'code-cache.js');
@@ -182,22 +183,12 @@ describe('code cache (bin/code-cache.js)', () => {
   });
 
   it('a node process runs without ES modules (bin/ is CommonJS); a CLI command loads them', () => {
-    // What Node loaded, written as the process exits (a preload, so the bin is untouched).
-    const dir = tempDir();
-    const preload = join(dir, 'modules.cjs');
-    writeFileSync(preload, `process.on('exit', () => require('node:fs').writeFileSync(process.env.MODULES_OUT, process.moduleLoadList.join('\\n')));`);
-    const loaded = (args: string[]): string[] => {
-      const out = join(dir, `modules-${args[0]}.txt`);
-      const r = spawnSync(process.execPath, [join(root, 'bin', 'quorumd.js'), ...args], { encoding: 'utf8', timeout: 30_000, env: { ...process.env, NODE_OPTIONS: `--require ${preload}`, MODULES_OUT: out, QUORUMD_BUILD_CHECKED: '1' } });
-      expect(r.error).toBeUndefined();
-      return readFileSync(out, 'utf8').split('\n');
-    };
     // A node (its config missing: it ends at once, with the CLI's message, through its bundle).
-    const node = loaded(['start', '--config', join(dir, 'missing.yaml')]);
+    const node = binLoaded(['start', '--config', join(tempDir(), 'missing.yaml')], { QUORUMD_BUILD_CHECKED: '1' }).builtins;
     expect(node).toContain('NativeModule vm');
     expect(node.filter((m) => m.startsWith('NativeModule internal/modules/esm/') && !/\/(utils|assert|loader)$/.test(m))).toEqual([]);
     // The same check on a CLI command, which imports dist/'s ES modules: it can fail.
-    const cli = loaded(['--version']);
+    const cli = binLoaded(['--version'], { QUORUMD_BUILD_CHECKED: '1' }).builtins;
     expect(cli).toContain('NativeModule internal/modules/esm/module_job');
   });
 

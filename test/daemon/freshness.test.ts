@@ -7,12 +7,12 @@
  *   - stale when any source (in any source folder, at any depth) or build input is
  *     newer, when an entry file is missing, or when there is no readable stamp.
  */
-import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { binLoaded } from '../helpers/loaded-modules.ts';
 
 const root = join(import.meta.dirname, '..', '..');
 const freshness = createRequire(import.meta.url)('../../scripts/freshness.cjs') as {
@@ -78,18 +78,11 @@ describe('dist/ freshness (scripts/freshness.cjs)', () => {
   });
 
   it('the bin asks it without loading the build script when dist/ is fresh', () => {
-    // A preload writes, at exit, the CommonJS modules the process loaded. The build
-    // script requires bin/code-cache.js: had the bin loaded the build, that file would
-    // be among them.
-    const d = mkdtempSync(join(tmpdir(), 'quorumd-fresh-bin-'));
-    dirs.push(d);
-    const out = join(d, 'loaded.json');
-    const preload = join(d, 'p.cjs');
-    writeFileSync(preload, `process.on('exit', () => require('node:fs').writeFileSync(process.env.LOADED_OUT, JSON.stringify(Object.keys(require.cache))));`);
-    const r = spawnSync(process.execPath, [join(root, 'bin', 'quorumd.js'), '--version'], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, NODE_OPTIONS: `--require ${preload}`, LOADED_OUT: out, QUORUMD_BUILD_CHECKED: '' } });
+    // The build script requires bin/code-cache.js: had the bin loaded the build, that
+    // file would be in the CommonJS cache.
+    const r = binLoaded(['--version'], { QUORUMD_BUILD_CHECKED: '' });
     expect(r.status, r.stderr).toBe(0);
-    const loaded = JSON.parse(readFileSync(out, 'utf8')) as string[];
-    expect(loaded).toContain(join(root, 'scripts', 'freshness.cjs'));
-    expect(loaded).not.toContain(join(root, 'bin', 'code-cache.js'));
+    expect(r.commonjs).toContain(join(root, 'scripts', 'freshness.cjs'));
+    expect(r.commonjs).not.toContain(join(root, 'bin', 'code-cache.js'));
   });
 });
