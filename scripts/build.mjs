@@ -15,8 +15,8 @@
  *
  * In a git checkout `bin/quorumd.js` asks scripts/freshness.cjs first and, when a source
  * file is newer than the last build, calls `ensureBuilt()`: it builds again (about half
- * a second), so that an edit followed by `npx quorumd dev` never runs stale code. Several processes may do
- * this at once (a test suite spawning nodes): every output file is written to a
+ * a second), so that an edit followed by `npx quorumd dev` never runs stale code.
+ * Several processes may do this at once (a test suite spawning nodes): every output file is written to a
  * temporary name and renamed into place, outputs are a pure function of the sources
  * (chunk names carry a content hash), so concurrent builds write the same bytes and a
  * reader never sees a half-written file. The stamp is written last. A published
