@@ -9,15 +9,8 @@
  * window, or a healthy leader would switch off between two of them: checked here
  * (at least two renewal periods must fit).
  */
-import './zod.ts'; // before zod: no JIT (see there)
+import { int } from './zod.ts'; // before zod: no JIT (see there)
 import * as z from 'zod';
-
-const int = (what: string, min: number, max: number) =>
-  z
-    .number({ error: `expected ${what}: an integer ${min}..${max}` })
-    .int({ error: `expected ${what}: an integer ${min}..${max}` })
-    .min(min, { error: `expected ${what}: an integer ${min}..${max}` })
-    .max(max, { error: `expected ${what}: an integer ${min}..${max}` });
 
 const tls = () => z.strictObject({
   /** CA that signed the servers' certificates (PEM). Default: Node's root CAs. */

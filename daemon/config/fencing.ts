@@ -21,15 +21,9 @@
  *           - - { type: serial-relay, path: /dev/ttyUSB0, channel: 1, channels: 4 }
  *           - - { type: watchdog-wait, waitMs: 20000 }
  */
-import './zod.ts'; // before zod: no JIT (see there)
+import { int } from './zod.ts'; // before zod: no JIT (see there)
 import * as z from 'zod';
 
-const int = (what: string, min: number, max: number) =>
-  z
-    .number({ error: `expected ${what}: an integer ${min}..${max}` })
-    .int({ error: `expected ${what}: an integer ${min}..${max}` })
-    .min(min, { error: `expected ${what}: an integer ${min}..${max}` })
-    .max(max, { error: `expected ${what}: an integer ${min}..${max}` });
 const bool = (what: string) => z.boolean({ error: `expected ${what}: true or false` });
 const str = (what: string) => z.string({ error: `expected ${what} (string)` }).min(1, { error: `expected ${what} (a non-empty string)` }).max(200, { error: `expected ${what} of at most 200 characters` });
 const MEMBER_NAME = /^[a-z0-9][a-z0-9-]{0,31}$/;

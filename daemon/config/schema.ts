@@ -12,7 +12,7 @@
  * its whole life (a heap snapshot of an idle node, issue 14). Built in a call, they are
  * garbage once the config is parsed.
  */
-import './zod.ts'; // before zod: no JIT (see there)
+import { int } from './zod.ts'; // before zod: no JIT (see there)
 import * as z from 'zod';
 import { checkBullyFencing, checkExternalFencing, checkFencing, checkPbftFencing, fencingSchema } from './fencing.ts';
 import { jobsSchema } from './jobs.ts';
@@ -25,13 +25,6 @@ const name = (what: string) =>
   z.string({ error: `expected a ${what} name (string)` }).regex(NAME, {
     error: `expected a ${what} name of 1-32 characters a-z, 0-9 and '-', starting with a letter or digit`,
   });
-
-const int = (what: string, min: number, max: number) =>
-  z
-    .number({ error: `expected ${what}: an integer ${min}..${max}` })
-    .int({ error: `expected ${what}: an integer ${min}..${max}` })
-    .min(min, { error: `expected ${what}: an integer ${min}..${max}` })
-    .max(max, { error: `expected ${what}: an integer ${min}..${max}` });
 
 const bool = (what: string) => z.boolean({ error: `expected ${what}: true or false` });
 
@@ -479,22 +472,22 @@ export const configSchema = () => z
      * runs (the `etcd:` or `zookeeper:` section; no links needed).
      */
     engine: z.enum(['raft', 'bully', 'paxos', 'zab', 'pbft', 'etcd', 'zookeeper'], { error: 'expected "raft", "bully", "paxos", "zab", "pbft", "etcd" or "zookeeper"' }).default('raft'),
-    raft: raft().default(raft().parse({})),
-    bully: bully().default(bully().parse({})),
+    raft: raft().prefault({}),
+    bully: bully().prefault({}),
     /** engine: paxos — Multi-Paxos options (KV, locks, jobs, fencing and witnesses as under Raft). */
-    paxos: paxos().default(paxos().parse({})),
+    paxos: paxos().prefault({}),
     /** engine: zab — ZooKeeper's atomic broadcast options (KV, locks, jobs, fencing and witnesses as under Raft; observers). */
-    zab: zab().default(zab().parse({})),
+    zab: zab().prefault({}),
     /** engine: pbft — Byzantine fault tolerance (n ≥ 4, f = ⌊(n−1)/3⌋ liars); KV and STONITH on committed f + 1 votes; no locks, jobs or hooks yet (docs/engines.md). */
-    pbft: pbft().default(pbft().parse({})),
+    pbft: pbft().prefault({}),
     mqtt: mqtt().optional(),
     serial: z.array(serial(), { error: 'expected a list of serial links' }).max(8, { error: 'expected at most 8 serial links' }).optional(),
     /** Direct TCP between nodes on one LAN (no broker; `tcp` above). */
     tcp: tcp().optional(),
-    http: http().default(http().parse({})),
-    kv: kv().default(kv().parse({})),
-    hooks: hooks().default(hooks().parse({})),
-    log: log().default(log().parse({})),
+    http: http().prefault({}),
+    kv: kv().prefault({}),
+    hooks: hooks().prefault({}),
+    log: log().prefault({}),
     /**
      * Split-brain defenses: activation gate, leases, STONITH fence devices, watchdog,
      * two-node mode (daemon/config/fencing.ts documents every key). Default: absent,
@@ -502,7 +495,7 @@ export const configSchema = () => z
      */
     fencing: fencingSchema().optional(),
     /** Service discovery: node liveness TTL, script checks, DNS and mDNS (daemon/config/services.ts). */
-    services: servicesSchema().default(servicesSchema().parse({})),
+    services: servicesSchema().prefault({}),
     /** engine: etcd — endpoints, prefix, lease TTL, credentials (daemon/config/external.ts). */
     etcd: etcdSchema().optional(),
     /** engine: zookeeper — servers, chroot, session timeout, the ensemble's lag (daemon/config/external.ts). */

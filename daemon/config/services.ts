@@ -3,15 +3,8 @@
  * at its declaration. Service discovery is on for every engine with a replicated KV
  * (all but bully); its DNS interface and mDNS announcements are off by default.
  */
-import './zod.ts'; // before zod: no JIT (see there)
+import { int } from './zod.ts'; // before zod: no JIT (see there)
 import * as z from 'zod';
-
-const int = (what: string, min: number, max: number) =>
-  z
-    .number({ error: `expected ${what}: an integer ${min}..${max}` })
-    .int({ error: `expected ${what}: an integer ${min}..${max}` })
-    .min(min, { error: `expected ${what}: an integer ${min}..${max}` })
-    .max(max, { error: `expected ${what}: an integer ${min}..${max}` });
 
 export const servicesSchema = () => z.strictObject({
   /**
