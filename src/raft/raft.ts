@@ -308,6 +308,8 @@ export class RaftNode {
    * term it carries is durable), and it holds no lease promise (see inLease()).
    */
   private readonly bootedPristine: boolean;
+  /** The next election timeout is one tick: this node booted at term 0 as the lowest voter, and has not campaigned yet (resetTimers). */
+  private lowestFirstPending = false;
   /** Counts ticks since construction (leases are measured in it). */
   private now = 0;
   private votes = new Map<NodeId, boolean>();
@@ -391,6 +393,8 @@ export class RaftNode {
     this.term = hs.term;
     this.vote = hs.vote;
     this.bootedPristine = hs.term === 0;
+    // The lowest id among the voters that may lead (a witness votes but never campaigns).
+    this.lowestFirstPending = this.bootedPristine && this.voting.length > 1 && this.config.voters.includes(this.id) && this.config.voters.every((v) => v >= this.id);
     this.commit = Math.max(hs.commit, snapIndex);
     this.applied = init.applied ?? snapIndex;
     if (!isNat(this.applied) || this.applied < snapIndex || this.applied > this.commit) {
@@ -1145,6 +1149,13 @@ export class RaftNode {
     this.randomizedTimeout = this.term === 0
       ? this.rng.int(this.ticks.firstElectionMin, this.ticks.firstElectionMax - 1)
       : this.rng.int(this.ticks.electionMin, this.ticks.electionMax - 1);
+    // The lowest voter of a brand-new cluster asks at once, the first time: its clock
+    // starts when a peer is reachable (the daemon holds it until then), so its pre-vote
+    // meets a peer that has backed nobody, and the other nodes' first timeouts are still
+    // drawn as above (its campaign is over before theirs run out, and the tie-break of
+    // PreVote keeps a crossing one from splitting the vote). Only once: should that
+    // pre-vote fail (a peer not listening yet), it waits the randomized timeouts.
+    if (this.lowestFirstPending && this.term === 0) this.randomizedTimeout = 1;
   }
 
   private becomeFollower(term: Term, leader: NodeId): void {
@@ -1177,6 +1188,7 @@ export class RaftNode {
   }
 
   private startCampaign(transfer: boolean): void {
+    this.lowestFirstPending = false;
     if (this.options.preVote && !transfer) {
       this.role = 'pre-candidate';
       this.leader = NO_NODE;

@@ -182,20 +182,33 @@ describe('raft randomized membership changes', () => {
 
 describe('raft under harsh schedules', () => {
   it('long reordering (delays up to 300 ms, beyond the election timeout) keeps safety and makes progress', () => {
-    for (let seed = 400; seed < 405; seed++) {
+    let acceptedInStorm = 0;
+    let committedInStorm = 0;
+    for (let seed = 400; seed < 410; seed++) {
       const c = new Cluster({ seed, voters: [1, 2, 3, 4, 5], net: { drop: 0.02, minDelay: 0, maxDelay: 30 } });
       let ok = 0;
       for (let t = 0; t < 600; t++) {
         if (t % 3 === 0 && c.propose(`r${t}`) !== undefined) ok++;
         c.tick();
       }
+      if (ok > 0) acceptedInStorm++;
       c.net = { drop: 0, minDelay: 0, maxDelay: 0 };
       c.run(300);
       const l = c.waitLeader(300);
-      expect(c.appliedData(l.id).length).toBeGreaterThan(0);
+      if (c.appliedData(l.id).length > 0) committedInStorm++;
+      // Once the network is calm, a write commits, and every node applied the same.
+      expect(c.propose('calm')).toBeDefined();
+      c.run(50);
+      expect(c.appliedData(l.id).at(-1)).toBe('calm');
       for (const n of c.up()) expect(c.appliedData(n.id)).toEqual(c.appliedData(l.id));
-      expect(ok).toBeGreaterThan(0);
     }
+    // During the storm a leader is elected and commits writes in most seeds, not in every
+    // one: with delays beyond the election timeout a seed may see no leader at all for its
+    // 600 ticks (liveness needs a calm network; safety is checked after every step). Over
+    // seeds 400-479 that happened in 2-3 of 80, which ones depending on details of the
+    // election timing; seeds 400-404 alone were once all lucky.
+    expect(acceptedInStorm).toBeGreaterThanOrEqual(8);
+    expect(committedInStorm).toBeGreaterThanOrEqual(8);
   });
 
   it('churn: a node crashes every 200-300 ms and restarts shortly after; the cluster keeps committing', () => {
