@@ -1,8 +1,8 @@
 /**
  * The config is parsed without zod's JIT (daemon/config/zod.ts): loading the config
  * modules and parsing a config compiles no code from strings. zod's JIT would compile
- * one parser per object schema with `new Function` (the defaults parsed at load, then
- * the file), each used once: start-up CPU and heap of every node and CLI call.
+ * one parser per object schema with `new Function` (the file, and each absent section
+ * for its defaults), each used once: start-up CPU and heap of every node and CLI call.
  */
 import { describe, expect, it } from 'vitest';
 
