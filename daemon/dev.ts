@@ -34,7 +34,8 @@ import { createWriteStream, existsSync, mkdirSync, mkdtempSync, rmSync, writeFil
 import { createServer } from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startBroker, type RunningBroker } from '../hal/mqtt/broker.ts';
+import type { RunningBroker } from '../hal/mqtt/broker.ts';
+import { listenEarly } from '../hal/mqtt/early-listen.ts';
 import type { JobConfig } from './config/jobs.ts';
 import { call } from './client/http.ts';
 import { startRailServer, type RailServer } from './fencing/dev-relay.ts';
@@ -453,10 +454,13 @@ export async function startDev(opts: DevOptions): Promise<DevCluster> {
   const dir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'quorumd-dev-'));
   mkdirSync(dir, { recursive: true });
   const key = randomBytes(32).toString('hex');
-  // Closed broker: each node logs in with the password derived from the cluster key (hal/mqtt/credentials.ts).
-  const broker = await startBroker({ port: opts.brokerPort ?? 0, host: '127.0.0.1', clusterKeys: [{ cluster: 1, keys: [Buffer.from(key, 'hex')] }] });
-  const brokerUrl = `mqtt://127.0.0.1:${broker.port}`;
-  startMark('dev: broker listening');
+  // The broker's port now, the broker itself once the nodes are starting: they spend their
+  // first few hundred milliseconds loading their own code, and loading aedes meanwhile
+  // takes its ~30 ms off the cold start; a node that connects before it waits in the
+  // port's queue (hal/mqtt/early-listen.ts).
+  const early = await listenEarly('127.0.0.1', opts.brokerPort ?? 0);
+  const brokerUrl = `mqtt://127.0.0.1:${early.port}`;
+  startMark('dev: broker port bound');
   let etcd: ChildProcess | undefined;
   let etcdUrl: string | undefined;
   if (etcdBin) {
@@ -472,7 +476,7 @@ export async function startDev(opts: DevOptions): Promise<DevCluster> {
       if (ok) break;
       if (performance.now() > deadline || etcd.exitCode !== null) {
         etcd.kill('SIGKILL');
-        await new Promise<void>((r) => broker.close(() => r()));
+        early.close();
         throw new Error(`--engine etcd: the local etcd did not come up within 20 s; see ${join(dir, 'etcd.log')}`);
       }
       await new Promise((r) => setTimeout(r, 100));
@@ -564,6 +568,19 @@ export async function startDev(opts: DevOptions): Promise<DevCluster> {
   const firstBatch = bully ? n : Math.min(n, Math.max(quorum, availableParallelism()));
   for (const node of nodes.slice(0, firstBatch)) spawnNode(node);
   startMark('dev: nodes spawned');
+  // Closed broker: each node logs in with the password derived from the cluster key (hal/mqtt/credentials.ts).
+  let broker: RunningBroker;
+  try {
+    const { startBroker } = await import('../hal/mqtt/broker.ts');
+    broker = await startBroker({ listening: early, clusterKeys: [{ cluster: 1, keys: [Buffer.from(key, 'hex')] }] });
+  } catch (e) {
+    stopping = true;
+    for (const node of nodes) node.child?.kill('SIGKILL');
+    await rails?.close();
+    early.close();
+    throw e;
+  }
+  startMark('dev: broker listening');
   const later = nodes.slice(firstBatch);
   const spawnLater = (node: DevNode | undefined) => {
     if (node && !stopping && node.powered && !node.child) spawnNode(node);

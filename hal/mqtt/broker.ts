@@ -45,6 +45,7 @@ import { DEFAULT_MAX_FRAME } from '../../src/wire/codec.ts';
 import { checkCluster, checkNodeId, parseTopic, type ParsedTopic } from './topics.ts';
 import { nodePassword, parseNodeName } from './credentials.ts';
 import { MqttSizeGuard } from './guard.ts';
+import type { EarlyListener } from './early-listen.ts';
 
 // aedes writes packets with mqtt-packet, whose default is to pre-build 65,536 two-byte
 // Buffers for packet ids on the first write (~6 MiB of heap in the broker's process);
@@ -89,6 +90,12 @@ export interface BrokerOptions {
   rate?: { messagesPerSec?: number; messageBurst?: number; bytesPerSec?: number; byteBurst?: number };
   /** Connections one client address may hold at once. Default 64. */
   maxConnectionsPerAddress?: number;
+  /**
+   * A port already bound (hal/mqtt/early-listen.ts): the broker serves it, with the
+   * connections that waited there, instead of binding `port` itself. Plain TCP: not
+   * with `tls`.
+   */
+  listening?: EarlyListener;
 }
 
 export interface RunningBroker {
@@ -177,11 +184,12 @@ export function peekFrameFrom(payload: Uint8Array): number | undefined {
 /** Starts the broker; resolves once it listens. */
 export async function startBroker(opts: BrokerOptions = {}): Promise<RunningBroker> {
   if (typeof opts !== 'object' || opts === null) throw new TypeError('startBroker: options object expected');
-  const host = opts.host ?? '127.0.0.1';
+  const host = opts.listening?.host ?? opts.host ?? '127.0.0.1';
   if (typeof host !== 'string' || net.isIP(host) === 0 && host !== 'localhost') {
     throw new TypeError(`startBroker: host must be an IP address or "localhost", got ${JSON.stringify(host)}`);
   }
-  const port = opts.port ?? (opts.tls ? 8883 : 1883);
+  if (opts.listening !== undefined && opts.tls) throw new TypeError('startBroker: listening (a port bound early) is plain TCP; a TLS broker binds its own port');
+  const port = opts.listening?.port ?? opts.port ?? (opts.tls ? 8883 : 1883);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`startBroker: port must be an integer 0..65535, got ${String(port)}`);
   if (opts.tls && (opts.tls.cert === undefined || opts.tls.key === undefined)) {
     throw new TypeError('startBroker: tls needs cert and key (PEM)');
@@ -366,7 +374,12 @@ export async function startBroker(opts: BrokerOptions = {}): Promise<RunningBrok
     });
     s.on('data', (d: Buffer) => guard.feed(d));
   };
-  const server: net.Server = opts.tls
+  const sockets = new Set<net.Socket>();
+  const track = (s: net.Socket) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  };
+  const server: net.Server = opts.listening ? opts.listening.server : opts.tls
     ? nodeTls().createServer(
         {
           cert: opts.tls.cert,
@@ -381,25 +394,29 @@ export async function startBroker(opts: BrokerOptions = {}): Promise<RunningBrok
     : net.createServer({ noDelay: true }, handle);
   // A client that resets the connection or fails TLS must not take the broker down.
   server.on('tlsClientError', () => {});
-  await new Promise<void>((resolve, reject) => {
-    // A port in use (EADDRINUSE) and the like: close what was built, so that nothing
-    // (aedes's own timers) keeps the process alive after the caller reports it.
-    const fail = (err: NodeJS.ErrnoException) => {
-      aedes.close(() => reject(err));
-    };
-    server.once('error', fail);
-    server.listen(port, host, () => {
-      server.off('error', fail);
-      resolve();
+  if (opts.listening) {
+    // Bound already; the connections that waited for the broker are served first.
+    opts.listening.take((s) => {
+      handle(s);
+      track(s);
     });
-  });
+  } else {
+    await new Promise<void>((resolve, reject) => {
+      // A port in use (EADDRINUSE) and the like: close what was built, so that nothing
+      // (aedes's own timers) keeps the process alive after the caller reports it.
+      const fail = (err: NodeJS.ErrnoException) => {
+        aedes.close(() => reject(err));
+      };
+      server.once('error', fail);
+      server.listen(port, host, () => {
+        server.off('error', fail);
+        resolve();
+      });
+    });
+  }
   server.on('error', () => {});
   const addr = server.address() as net.AddressInfo;
-  const sockets = new Set<net.Socket>();
-  server.on('connection', (s: net.Socket) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-  });
+  if (!opts.listening) server.on('connection', track);
   let closing = false;
   return {
     port: addr.port,
