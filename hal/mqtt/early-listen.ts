@@ -8,7 +8,7 @@
  * off the cold start (issue 14) instead of delaying every node by it. A node that
  * connects before the broker is there waits in the queue: its bytes stay in the
  * socket's buffer until the broker reads them. Plain TCP only (a TLS broker binds its
- * own port).
+ * own port). Until the broker takes it the port does not keep the process alive.
  */
 import net from 'node:net';
 
@@ -36,6 +36,9 @@ export function listenEarly(host: string, port: number): Promise<EarlyListener> 
     queue.push(s);
   };
   server.on('connection', park);
+  // Not a reason to stay alive by itself until the broker takes it: a caller that fails
+  // between binding and starting the broker must not hang on an orphaned port.
+  server.unref();
   let taken = false;
   return new Promise((resolve, reject) => {
     server.once('error', reject);
@@ -49,6 +52,7 @@ export function listenEarly(host: string, port: number): Promise<EarlyListener> 
         take(handle) {
           if (taken) throw new Error('EarlyListener.take: already taken');
           taken = true;
+          server.ref();
           server.off('connection', park);
           server.on('connection', handle);
           for (const s of queue.splice(0)) if (!s.destroyed) handle(s);

@@ -4,7 +4,9 @@
  * takes it over, as are later ones; a client gone meanwhile is dropped; closing without a
  * broker frees the port.
  */
+import { spawnSync } from 'node:child_process';
 import net from 'node:net';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import mqtt, { type MqttClient } from 'mqtt';
 import { startBroker, type RunningBroker } from '../../../hal/mqtt/broker.ts';
@@ -85,6 +87,15 @@ describe('a broker port bound early', () => {
     early = undefined;
     const again = await listenEarly('127.0.0.1', port);
     again.close();
+  });
+
+  it('an early port alone does not keep a process alive (a caller that fails before the broker starts exits)', () => {
+    const root = join(import.meta.dirname, '..', '..', '..');
+    const script = `import { listenEarly } from ${JSON.stringify(join(root, 'hal/mqtt/early-listen.ts'))}; const e = await listenEarly('127.0.0.1', 0); process.stdout.write(String(e.port));`;
+    const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: root, encoding: 'utf8', timeout: 60_000 });
+    expect(r.error).toBeUndefined(); // not killed by the timeout
+    expect(r.status).toBe(0);
+    expect(Number(r.stdout)).toBeGreaterThan(0);
   });
 
   it('a TLS broker refuses an early plain port', async () => {
