@@ -420,7 +420,7 @@ export async function startDev(opts: DevOptions): Promise<DevCluster> {
   if (roles.length > 7) throw new UsageError(`--nodes ${voterCount}${withWitness ? ' + --witness' : ''} + --observers ${observerCount}: at most 7 members in all`);
   // Every member gets a process and an HTTP port; `n` counts them all, voters are n1..n<voterCount>.
   const n = roles.length;
-  // Every check before anything is started (a throw below would leak the broker and the temp dir).
+  // Every check before anything is started (a throw below would leave the temp dir, and what was started, behind).
   const powerOnAfterMs = opts.powerOnAfterMs ?? 5000;
   if (!Number.isInteger(powerOnAfterMs) || powerOnAfterMs < 0 || powerOnAfterMs > 86_400_000) throw new UsageError(`powerOnAfterMs: expected an integer 0..86400000 ms, got ${String(opts.powerOnAfterMs)}`);
   // pbft: relays too; a board is fenced only on a committed decision of f + 1 members (daemon/runtime/pbft-fencing.ts).
@@ -455,9 +455,10 @@ export async function startDev(opts: DevOptions): Promise<DevCluster> {
   mkdirSync(dir, { recursive: true });
   const key = randomBytes(32).toString('hex');
   // The broker's port now, the broker itself once the nodes are starting: they spend their
-  // first few hundred milliseconds loading their own code, and loading aedes meanwhile
-  // takes its ~30 ms off the cold start; a node that connects before it waits in the
-  // port's queue (hal/mqtt/early-listen.ts).
+  // first few hundred milliseconds loading their own code, and starting the broker
+  // meanwhile (~40 ms, most of it loading aedes) takes ~40 ms off the cold start (issue
+  // 14, bench cold-start); a node that connects before it waits in the port's queue
+  // (hal/mqtt/early-listen.ts).
   const early = await listenEarly('127.0.0.1', opts.brokerPort ?? 0);
   const brokerUrl = `mqtt://127.0.0.1:${early.port}`;
   startMark('dev: broker port bound');

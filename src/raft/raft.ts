@@ -394,7 +394,7 @@ export class RaftNode {
     this.vote = hs.vote;
     this.bootedPristine = hs.term === 0;
     // The lowest id among the voters that may lead (a witness votes but never campaigns).
-    this.lowestFirstPending = this.bootedPristine && this.voting.length > 1 && this.config.voters.includes(this.id) && this.config.voters.every((v) => v >= this.id);
+    this.lowestFirstPending = this.bootedPristine && this.config.voters.includes(this.id) && this.config.voters.every((v) => v >= this.id);
     this.commit = Math.max(hs.commit, snapIndex);
     this.applied = init.applied ?? snapIndex;
     if (!isNat(this.applied) || this.applied < snapIndex || this.applied > this.commit) {
