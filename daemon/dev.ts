@@ -35,7 +35,7 @@ import { createServer } from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { RunningBroker } from '../hal/mqtt/broker.ts';
-import { listenEarly } from '../hal/mqtt/early-listen.ts';
+import { listenEarly, type EarlyListener } from '../hal/mqtt/early-listen.ts';
 import type { JobConfig } from './config/jobs.ts';
 import { call } from './client/http.ts';
 import { startRailServer, type RailServer } from './fencing/dev-relay.ts';
@@ -454,73 +454,97 @@ export async function startDev(opts: DevOptions): Promise<DevCluster> {
   const dir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'quorumd-dev-'));
   mkdirSync(dir, { recursive: true });
   const key = randomBytes(32).toString('hex');
+  const nodes: DevNode[] = [];
+  const railLog: DevCluster['railLog'] = [];
+  const crashes: DevCluster['crashes'] = [];
+  let stopping = false;
+  /** Set when the cluster never became ready: its logs are what the user needs next. */
+  let keepDir = false;
+  let etcd: ChildProcess | undefined;
+  let rails: RailServer | undefined;
+  let early: EarlyListener | undefined;
+  /**
+   * A start that failed after something was started: stop it all again (nodes, etcd,
+   * the rails' server, the broker's port), remove a temp dir of ours unless its logs
+   * are named in the error, and throw the error. Without this, a server still listening
+   * kept the process up after the error was printed.
+   */
+  const failStart = async (e: unknown): Promise<never> => {
+    stopping = true;
+    for (const node of nodes) node.child?.kill('SIGKILL');
+    etcd?.kill('SIGKILL');
+    await rails?.close();
+    early?.close();
+    if (ownDir && !keepDir) rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
+    throw e;
+  };
   // The broker's port now, the broker itself once the nodes are starting: they spend their
   // first few hundred milliseconds loading their own code, and starting the broker
   // meanwhile (~40 ms, most of it loading aedes) takes ~40 ms off the cold start (issue
   // 14, bench cold-start); a node that connects before it waits in the port's queue
   // (hal/mqtt/early-listen.ts).
-  const early = await listenEarly('127.0.0.1', opts.brokerPort ?? 0);
-  const brokerUrl = `mqtt://127.0.0.1:${early.port}`;
-  startMark('dev: broker port bound');
-  let etcd: ChildProcess | undefined;
   let etcdUrl: string | undefined;
-  if (etcdBin) {
-    const [cp, pp] = [await freeLocalPort(), await freeLocalPort()];
-    etcdUrl = `http://127.0.0.1:${cp}`;
-    const elog = createWriteStream(join(dir, 'etcd.log'), { flags: 'a' });
-    etcd = spawn(etcdBin, ['--name', 'dev', '--data-dir', join(dir, 'etcd'), '--listen-client-urls', etcdUrl, '--advertise-client-urls', etcdUrl, '--listen-peer-urls', `http://127.0.0.1:${pp}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${pp}`, '--initial-cluster', `dev=http://127.0.0.1:${pp}`, '--heartbeat-interval', '50', '--election-timeout', '500', '--logger', 'zap', '--log-outputs', 'stderr', '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    etcd.stdout!.pipe(elog);
-    etcd.stderr!.pipe(elog);
-    const deadline = performance.now() + 20_000;
-    for (;;) {
-      const ok = await fetch(`${etcdUrl}/health`, { signal: AbortSignal.timeout(500) }).then((r) => r.ok, () => false);
-      if (ok) break;
-      if (performance.now() > deadline || etcd.exitCode !== null) {
-        etcd.kill('SIGKILL');
-        early.close();
-        throw new Error(`--engine etcd: the local etcd did not come up within 20 s; see ${join(dir, 'etcd.log')}`);
-      }
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-  // Secrets as files only their owner may read (docs/security.md); one API token for the dev cluster.
-  const keyFile = join(dir, 'cluster.key');
-  writeFileSync(keyFile, `${key}\n`, { mode: 0o600 });
-  const tokenFile = join(dir, 'api.token');
-  const { token: apiToken } = ensureTokenFile(tokenFile, 'dev API token');
-  const nodes: DevNode[] = [];
-  const railLog: DevCluster['railLog'] = [];
-  const crashes: DevCluster['crashes'] = [];
+  let brokerUrl: string;
+  let keyFile: string;
+  let tokenFile: string;
+  let apiToken: string;
   const t0 = performance.now();
-  let stopping = false;
-  /** Set when the cluster never became ready: its logs are what the user needs next. */
-  let keepDir = false;
-  // The supervisor's power rails: off = SIGKILL the process and keep it down; on = start it.
-  const rails = withRelays
-    ? await startRailServer({
-        token: apiToken,
-        get: (name) => nodes.find((x) => x.name === name)?.powered,
-        set: (name, on) => {
-          const node = nodes.find((x) => x.name === name);
-          if (!node) return undefined;
-          if (node.powered !== on) {
-            node.powered = on;
-            railLog.push({ node: name, on, atMs: Math.round(performance.now() - t0) });
-            // A node's scheduled power-on can still arrive while dev stops (its fencer has not
-            // exited yet): the rail records it, but nothing is started, and the line says so.
-            const onNote = stopping ? ' (fence action reboot; not started: dev is stopping)' : ' (fence action reboot: it boots again)';
-            out(`\n[dev] relay of ${name}: power ${on ? 'ON' : 'OFF'}${on ? onNote : node.child ? ` (fenced: SIGKILL pid ${node.child.pid}, kept down)` : ' (fenced; its process was already gone)'}\n`);
-            if (!on) node.child?.kill('SIGKILL');
-            else if (!stopping) powerOn(node);
-          }
-          return node.powered;
-        },
-      })
-    : undefined;
-  for (let k = 1; k <= n; k++) {
-    const configFile = join(dir, `n${k}.yaml`);
-    writeFileSync(configFile, devConfig({ k, n: voterCount, keyFile, tokenFile, brokerUrl, basePort: opts.basePort, dir, engine: opts.engine, jobs: devJobList, link, witness: withWitness, observers: observerCount, ...(etcdUrl ? { etcdUrl } : {}), ...(rails ? { railUrl: rails.url, powerOnAfterMs } : {}) }));
-    nodes.push({ name: `n${k}`, id: k, role: roles[k - 1]!, url: `http://127.0.0.1:${opts.basePort + k}`, configFile, logFile: join(dir, `n${k}.log`), child: undefined, powered: true, crashTimes: [], restartTimer: undefined });
+  try {
+    early = await listenEarly('127.0.0.1', opts.brokerPort ?? 0);
+    brokerUrl = `mqtt://127.0.0.1:${early.port}`;
+    startMark('dev: broker port bound');
+    if (etcdBin) {
+      const [cp, pp] = [await freeLocalPort(), await freeLocalPort()];
+      etcdUrl = `http://127.0.0.1:${cp}`;
+      const elog = createWriteStream(join(dir, 'etcd.log'), { flags: 'a' });
+      etcd = spawn(etcdBin, ['--name', 'dev', '--data-dir', join(dir, 'etcd'), '--listen-client-urls', etcdUrl, '--advertise-client-urls', etcdUrl, '--listen-peer-urls', `http://127.0.0.1:${pp}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${pp}`, '--initial-cluster', `dev=http://127.0.0.1:${pp}`, '--heartbeat-interval', '50', '--election-timeout', '500', '--logger', 'zap', '--log-outputs', 'stderr', '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      etcd.stdout!.pipe(elog);
+      etcd.stderr!.pipe(elog);
+      const deadline = performance.now() + 20_000;
+      for (;;) {
+        const ok = await fetch(`${etcdUrl}/health`, { signal: AbortSignal.timeout(500) }).then((r) => r.ok, () => false);
+        if (ok) break;
+        if (performance.now() > deadline || etcd.exitCode !== null) {
+          keepDir = true; // the error names etcd's log
+          throw new Error(`--engine etcd: the local etcd did not come up within 20 s; see ${join(dir, 'etcd.log')}`);
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    // Secrets as files only their owner may read (docs/security.md); one API token for the dev cluster.
+    keyFile = join(dir, 'cluster.key');
+    writeFileSync(keyFile, `${key}\n`, { mode: 0o600 });
+    tokenFile = join(dir, 'api.token');
+    apiToken = ensureTokenFile(tokenFile, 'dev API token').token;
+    // The supervisor's power rails: off = SIGKILL the process and keep it down; on = start it.
+    rails = withRelays
+      ? await startRailServer({
+          token: apiToken,
+          get: (name) => nodes.find((x) => x.name === name)?.powered,
+          set: (name, on) => {
+            const node = nodes.find((x) => x.name === name);
+            if (!node) return undefined;
+            if (node.powered !== on) {
+              node.powered = on;
+              railLog.push({ node: name, on, atMs: Math.round(performance.now() - t0) });
+              // A node's scheduled power-on can still arrive while dev stops (its fencer has not
+              // exited yet): the rail records it, but nothing is started, and the line says so.
+              const onNote = stopping ? ' (fence action reboot; not started: dev is stopping)' : ' (fence action reboot: it boots again)';
+              out(`\n[dev] relay of ${name}: power ${on ? 'ON' : 'OFF'}${on ? onNote : node.child ? ` (fenced: SIGKILL pid ${node.child.pid}, kept down)` : ' (fenced; its process was already gone)'}\n`);
+              if (!on) node.child?.kill('SIGKILL');
+              else if (!stopping) powerOn(node);
+            }
+            return node.powered;
+          },
+        })
+      : undefined;
+    for (let k = 1; k <= n; k++) {
+      const configFile = join(dir, `n${k}.yaml`);
+      writeFileSync(configFile, devConfig({ k, n: voterCount, keyFile, tokenFile, brokerUrl, basePort: opts.basePort, dir, engine: opts.engine, jobs: devJobList, link, witness: withWitness, observers: observerCount, ...(etcdUrl ? { etcdUrl } : {}), ...(rails ? { railUrl: rails.url, powerOnAfterMs } : {}) }));
+      nodes.push({ name: `n${k}`, id: k, role: roles[k - 1]!, url: `http://127.0.0.1:${opts.basePort + k}`, configFile, logFile: join(dir, `n${k}.log`), child: undefined, powered: true, crashTimes: [], restartTimer: undefined });
+    }
+  } catch (e) {
+    return failStart(e);
   }
 
   /** Starts the node once its previous process (if dying) has exited: the data dir lock is per process. */
@@ -575,11 +599,7 @@ export async function startDev(opts: DevOptions): Promise<DevCluster> {
     const { startBroker } = await import('../hal/mqtt/broker.ts');
     broker = await startBroker({ listening: early, clusterKeys: [{ cluster: 1, keys: [Buffer.from(key, 'hex')] }] });
   } catch (e) {
-    stopping = true;
-    for (const node of nodes) node.child?.kill('SIGKILL');
-    await rails?.close();
-    early.close();
-    throw e;
+    return failStart(e);
   }
   startMark('dev: broker listening');
   const later = nodes.slice(firstBatch);
