@@ -163,7 +163,8 @@ export interface DevCluster {
   /** Rail switches so far, oldest first: what the fences did. */
   railLog: Array<{ node: string; on: boolean; atMs: number }>;
   /** Node processes that crashed so far (the supervisor's record), oldest first. */
-  crashes: Array<{ node: string; pid: number | undefined; code: number | null; signal: string | null; atMs: number; logFile: string; restartInMs: number | null }>;
+  /** Crashes, and starts that failed (`startError`: the process could not be created at all, e.g. EMFILE, EAGAIN, ENOMEM). */
+  crashes: Array<{ node: string; pid: number | undefined; code: number | null; signal: string | null; startError?: string; atMs: number; logFile: string; restartInMs: number | null }>;
   /** Starts node `name` again (after you killed it), if its rail is on. */
   restart(name: string): void;
   stop(): Promise<void>;
@@ -567,7 +568,28 @@ export async function startDev(opts: DevOptions): Promise<DevCluster> {
     // Testing only: the lying node gets its behaviours and this process's pid (start refuses them otherwise).
     const liar = byzantineMode !== undefined && node.id === opts.byzantineNode ? { QUORUMD_DEV_BYZANTINE: byzantineMode, QUORUMD_DEV_PARENT: String(process.pid) } : undefined;
     const env = { ...process.env, ...(process.env.GLIBC_TUNABLES === undefined ? { GLIBC_TUNABLES: NODE_MALLOC_TUNABLES } : {}), ...(checked ? { QUORUMD_BUILD_CHECKED: '1' } : {}), ...liar };
-    const child = spawn(process.execPath, [...NODE_FLAGS, ...extraNodeFlags, bin, node.role === 'witness' ? 'witness' : 'start', '--config', node.configFile], { stdio: ['ignore', 'pipe', 'pipe'], env });
+    // Neither may end the supervisor with an unhandled error (its nodes would be left
+    // running without it): a log that cannot be opened is said, and the node runs on
+    // without it; a process that could not be created (out of file descriptors,
+    // processes or memory: node's spawn throws for some causes and emits 'error' for
+    // others, and no 'exit' follows either) is handled like a crash: said, and tried
+    // again after the crash backoff.
+    log.on('error', (err) => out(`[dev] ${node.name}'s log ${node.logFile}: ${err.message}\n`));
+    const notStarted = (err: Error) => {
+      log.destroy();
+      if (!stopping && node.powered) supervise(node, undefined, null, null, err.message);
+    };
+    let child: ChildProcess;
+    try {
+      child = spawn(process.execPath, [...NODE_FLAGS, ...extraNodeFlags, bin, node.role === 'witness' ? 'witness' : 'start', '--config', node.configFile], { stdio: ['ignore', 'pipe', 'pipe'], env });
+    } catch (err) {
+      return notStarted(err as Error);
+    }
+    child.on('error', (err) => {
+      if (child.pid !== undefined) return; // a started process: its 'exit' reports it
+      if (node.child === child) node.child = undefined;
+      notStarted(err);
+    });
     child.stdout?.pipe(log);
     child.stderr?.pipe(log);
     node.child = child;
@@ -625,16 +647,17 @@ export async function startDev(opts: DevOptions): Promise<DevCluster> {
     })();
   }
 
-  /** A node crashed: keep its log, say where, restart it after a backoff (bounded). */
-  function supervise(node: DevNode, pid: number | undefined, code: number | null, signal: string | null): void {
+  /** A node crashed, or its process could not be created (`startError`): keep its log, say where, restart it after a backoff (bounded). */
+  function supervise(node: DevNode, pid: number | undefined, code: number | null, signal: string | null, startError?: string): void {
     const now = performance.now();
     node.crashTimes = node.crashTimes.filter((t) => now - t < CRASH_WINDOW_MS);
     node.crashTimes.push(now);
     const n = node.crashTimes.length;
     const restartInMs = n > CRASH_RESTARTS ? null : Math.min(8000, 500 * 2 ** (n - 1));
-    crashes.push({ node: node.name, pid, code, signal, atMs: Math.round(now - t0), logFile: node.logFile, restartInMs });
+    crashes.push({ node: node.name, pid, code, signal, ...(startError !== undefined ? { startError } : {}), atMs: Math.round(now - t0), logFile: node.logFile, restartInMs });
     const how = signal ?? `exit code ${code}${code === 70 ? ': a fatal error' : ''}`;
-    out(`\n[dev] ${node.name} (pid ${pid}) crashed (${how}). Its log is kept: ${node.logFile} (the error and its stack are at its end; ${dir} is kept at exit)\n`);
+    if (startError !== undefined) out(`\n[dev] could not start ${node.name}: ${startError}\n`);
+    else out(`\n[dev] ${node.name} (pid ${pid}) crashed (${how}). Its log is kept: ${node.logFile} (the error and its stack are at its end; ${dir} is kept at exit)\n`);
     if (restartInMs === null) {
       out(`[dev] ${node.name} crashed ${n} times within ${CRASH_WINDOW_MS / 1000} s: not restarted again. Restart it by hand: kill -USR2 ${process.pid}\n`);
       return;
@@ -645,7 +668,8 @@ export async function startDev(opts: DevOptions): Promise<DevCluster> {
       node.restartTimer = undefined;
       if (stopping || !node.powered || node.child) return; // fenced meanwhile: its relay brings it back
       spawnNode(node);
-      out(`[dev] restarted ${node.name} (pid ${(node.child as ChildProcess | undefined)?.pid})\n`);
+      const pid = (node.child as ChildProcess | undefined)?.pid;
+      if (pid !== undefined) out(`[dev] restarted ${node.name} (pid ${pid})\n`);
     }, restartInMs);
   }
 
@@ -697,9 +721,10 @@ export async function startDev(opts: DevOptions): Promise<DevCluster> {
       }
       if (ownDir && keepDir) {
         out(`[dev] kept ${dir} (the logs of a cluster that did not become ready)\n`);
-      } else if (ownDir && crashes.length > 0) {
-        // Evidence survives a crash: the logs (with the stack) and the data stay.
-        const who = [...new Set(crashes.map((c) => c.node))];
+      } else if (ownDir && crashes.some((c) => c.startError === undefined)) {
+        // Evidence survives a crash: the logs (with the stack) and the data stay (a process
+        // that could not be created left none).
+        const who = [...new Set(crashes.filter((c) => c.startError === undefined).map((c) => c.node))];
         out(`[dev] kept ${dir}: ${who.join(', ')} crashed during this run; logs: ${who.map((w) => nodes.find((x) => x.name === w)!.logFile).join(', ')}\n`);
       } else if (ownDir) {
         // Retries: a log stream may still be flushing, or a late file appear, while the tree

@@ -32,10 +32,17 @@ export function packageRoot(): string {
   for (let i = 0; i < 8; i++) {
     const p = join(dir, 'package.json');
     if (existsSync(p)) {
+      let text: string;
       try {
-        if ((JSON.parse(readFileSync(p, 'utf8')) as { name?: string }).name === 'quorumd') return dir;
+        text = readFileSync(p, 'utf8');
+      } catch (err) {
+        // Unreadable is not "absent" (out of file descriptors, permissions): say which.
+        throw new Error(`quorumd ui assets: cannot read ${p}: ${(err as Error).message}`);
+      }
+      try {
+        if ((JSON.parse(text) as { name?: string }).name === 'quorumd') return dir;
       } catch {
-        // not ours; keep going up
+        // not JSON, so not ours; keep going up
       }
     }
     const up = dirname(dir);
