@@ -1,6 +1,6 @@
 /**
- * Small helpers the process-level benches share (vs-etcd.ts, idle-cpu.ts): CPU time of a
- * process from /proc and a range of free TCP ports on 127.0.0.1.
+ * Small helpers the process-level benches share (vs-etcd.ts, idle-cpu.ts, ...): CPU time of a
+ * process from /proc, a range of free TCP ports on 127.0.0.1, the bin's node flags.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -69,4 +69,17 @@ export function findNodePids(configDir: string, members: { name: string; pid: nu
     }
     for (const m of members) if (cmd.includes(`${join(configDir, `${m.name}.yaml`)}\0`) && cmd.includes('\0start\0')) m.pid = Number(p);
   }
+}
+
+/**
+ * The node flags on the first line of `bin` (bin/quorumd.js: `#!/usr/bin/env -S node
+ * <flags>`): what a user's `quorumd dev` runs its supervisor (broker, rails) with. The
+ * benches spawn `process.execPath <these flags> bin dev ...`, the same process as the
+ * README's command with this node binary.
+ */
+export function binNodeFlags(bin: string): string[] {
+  const first = readFileSync(bin, 'utf8').split('\n', 1)[0]!;
+  const m = /^#!\S*env -S node((?: --[^\s]+)*)\s*$/.exec(first);
+  if (!m) throw new Error(`${bin}: expected a first line "#!/usr/bin/env -S node [--flags]", got ${JSON.stringify(first)}`);
+  return m[1]!.split(' ').filter((f) => f !== '');
 }

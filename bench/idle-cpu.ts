@@ -31,7 +31,7 @@
  * Roles are read at the end of each window (quorumd: /v1/status; etcd: its status
  * endpoint). Loopback only; every loop is bounded; everything started is stopped.
  */
-import { cpuSeconds, findNodePids, freePorts, numberOption } from './_proc.ts';
+import { binNodeFlags, cpuSeconds, findNodePids, freePorts, numberOption } from './_proc.ts';
 import { devNodeFlags } from '../daemon/dev.ts';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -147,7 +147,7 @@ async function startDev(checkout: string, label: string, link: string, jobs: boo
     args.push('--jobs', join(dir, 'no-jobs.yaml'));
   }
   const env = nodeFlags ? { ...process.env, QUORUMD_DEV_NODE_FLAGS: nodeFlags } : process.env;
-  const dev = spawn(process.execPath, ['--max-semi-space-size=1', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
+  const dev = spawn(process.execPath, [...binNodeFlags(args[0]!), ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
   let out = '';
   dev.stdout!.on('data', (d) => (out = (out + d).slice(-20_000)));
   dev.stderr!.on('data', (d) => (out = (out + d).slice(-20_000)));

@@ -71,7 +71,7 @@
  * fresh directories under the OS temp dir (same file system for both). Loopback only;
  * every loop is bounded; everything started is stopped.
  */
-import { cpuSeconds, findNodePids, freePorts, numberOption } from './_proc.ts';
+import { binNodeFlags, cpuSeconds, findNodePids, freePorts, numberOption } from './_proc.ts';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -359,7 +359,7 @@ async function startQuorumd(dir: string, variant: string): Promise<System> {
   // 0.2–0.3 points to a young leader's idle CPU (bench/idle-cpu.ts --jobs both).
   const noJobs = join(dir, 'no-jobs.yaml');
   writeFileSync(noJobs, 'jobs: []\n');
-  const dev = spawn(process.execPath, ['--max-semi-space-size=1', bin, 'dev', '--base-port', String(base), '--data-dir', dir, '--link', link, '--jobs', noJobs], {
+  const dev = spawn(process.execPath, [...binNodeFlags(bin), bin, 'dev', '--base-port', String(base), '--data-dir', dir, '--link', link, '--jobs', noJobs], {
     stdio: ['ignore', 'pipe', 'pipe'],
     ...(Q_NODE_OPTIONS ? { env: { ...process.env, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} ${Q_NODE_OPTIONS}`.trim() } } : {}),
   });
