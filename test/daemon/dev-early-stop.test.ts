@@ -4,29 +4,16 @@
  * Found as a leak: the signal handlers were installed only after the guide.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { bin } from './e2e/proc-cluster.ts';
 import { freeBasePort } from '../helpers/ports.ts';
+import { processesUsing } from '../helpers/procs.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'quorumd-dev-early-'));
 const leftovers = new Set<number>();
-
-/** Pids of processes whose command line names `d` (the dev nodes' configs live there). */
-function processesUsing(d: string): number[] {
-  const pids: number[] = [];
-  for (const e of readdirSync('/proc')) {
-    if (!/^\d+$/.test(e)) continue;
-    try {
-      if (readFileSync(`/proc/${e}/cmdline`, 'utf8').split('\0').some((a) => a.includes(d))) pids.push(Number(e));
-    } catch {
-      /* gone meanwhile */
-    }
-  }
-  return pids;
-}
 
 afterAll(() => {
   for (const p of [...leftovers, ...processesUsing(dir)]) {
