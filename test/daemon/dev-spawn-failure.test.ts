@@ -75,12 +75,12 @@ describe('quorumd dev: a node process that cannot be created', () => {
     for (let limit = 24; limit <= 64; limit++) {
       const r = await devAt(limit);
       seen.push(`${limit}: ${r.outcome}`);
-      expect(r.out, `ulimit -n ${limit}`).not.toMatch(/Unhandled 'error' event/);
+      expect(r.out, `ulimit -n ${limit}: ${r.out}`).not.toMatch(/Unhandled 'error' event/);
       expect(r.leftover, `ulimit -n ${limit}: node processes left running:\n${r.out}`).toEqual([]);
       if (r.outcome === 'spawn failed') {
         spawnFailed++;
-        expect(r.out).toMatch(/\[dev\] could not start n\d: spawn \S+ EMFILE/);
-        expect(r.out).toMatch(/\[dev\] restarting n\d in \d+ ms/);
+        expect(r.out, `ulimit -n ${limit}`).toMatch(/\[dev\] could not start n\d: spawn \S+ EMFILE/);
+        expect(r.out, `ulimit -n ${limit}`).toMatch(/\[dev\] restarting n\d in \d+ ms/);
       }
       if (r.outcome === 'running' || spawnFailed > 0) break;
     }
