@@ -174,7 +174,7 @@ function parseQuery(search: string, allowed: readonly string[]): Params {
       k = decodeURIComponent((eq < 0 ? part : part.slice(0, eq)).replace(/\+/g, ' '));
       v = eq < 0 ? '' : decodeURIComponent(part.slice(eq + 1).replace(/\+/g, ' '));
     } catch {
-      throw bad(`query parameter ${JSON.stringify(part.slice(0, 40))} is not valid percent-encoding`);
+      throw bad(`query parameter ${JSON.stringify(part.slice(0, 40))} is not valid percent-encoding of UTF-8 text (%XX escapes of UTF-8 bytes)`);
     }
     if (!allowed.includes(k)) {
       throw bad(`unknown query parameter ${JSON.stringify(k.slice(0, 40))}; expected ${allowed.length ? allowed.join(', ') : 'none'}`);
@@ -195,7 +195,7 @@ function decodeName(raw: string, what: 'key' | 'lock name'): string {
   try {
     s = decodeURIComponent(raw);
   } catch {
-    throw bad(`${what} is not valid percent-encoding`, 'bad-key');
+    throw bad(`${what} is not valid percent-encoding of UTF-8 text (%XX escapes of UTF-8 bytes)`, 'bad-key');
   }
   if (s.length === 0) throw bad(`${what} is empty; expected /v1/${what === 'key' ? 'kv' : 'locks'}/<${what === 'key' ? 'key' : 'name'}>`, 'bad-key');
   if (!wellFormed(s)) throw bad(`${what} is not well-formed Unicode`, 'bad-key');

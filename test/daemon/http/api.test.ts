@@ -114,6 +114,9 @@ describe('HTTP API (docs/api.md)', () => {
       ['PUT', '/v1/kv/k?cas=-1', 400, /cas/],
       ['GET', '/v1/kv/k?bogus=1', 400, /unknown query parameter "bogus"/],
       ['GET', '/v1/kv/%E0%A4%A', 400, /percent-encoding/],
+      // Well-formed escapes of bytes that are not UTF-8: the message says UTF-8, not only "percent-encoding".
+      ['GET', '/v1/kv/%C3%28', 400, /key is not valid percent-encoding of UTF-8 text/],
+      ['GET', '/v1/kv/k?stale=%FF', 400, /query parameter "stale=%FF" is not valid percent-encoding of UTF-8 text/],
       ['GET', '/v1/kv/', 400, /key is empty/],
       ['GET', `/v1/kv/${'k'.repeat(300)}`, 400, /at most 256/],
       ['POST', '/v1/locks/x?owner=me', 400, /ttl/],
