@@ -2,8 +2,8 @@
  * Small helpers the process-level benches share (vs-etcd.ts, idle-cpu.ts, ...): CPU time of a
  * process from /proc, a range of free TCP ports on 127.0.0.1, the bin's node flags.
  */
-import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { createServer } from 'node:net';
 
@@ -77,6 +77,20 @@ export function findNodePids(configDir: string, members: { name: string; pid: nu
  * benches spawn `process.execPath <these flags> bin dev ...`, the same process as the
  * README's command with this node binary.
  */
+/**
+ * `quorumd dev`'s arguments for "no scheduled job" in the checkout of `bin` (benches
+ * compare with older checkouts): `--no-jobs` where its CLI has it, else an empty jobs
+ * file written into `dir` (checked by a short child process before the nodes start,
+ * ~0.1 s later to the first write).
+ */
+export function devNoJobsArgs(bin: string, dir: string): string[] {
+  const cli = join(dirname(bin), '..', 'daemon', 'cli.ts');
+  if (existsSync(cli) && readFileSync(cli, 'utf8').includes(`'--no-jobs'`)) return ['--no-jobs'];
+  const file = join(dir, 'no-jobs.yaml');
+  writeFileSync(file, 'jobs: []\n');
+  return ['--jobs', file];
+}
+
 export function binNodeFlags(bin: string): string[] {
   const first = readFileSync(bin, 'utf8').split('\n', 1)[0]!;
   const m = /^#!\S*env -S node((?: --[^\s]+)*)\s*$/.exec(first);

@@ -31,10 +31,10 @@
  * Roles are read at the end of each window (quorumd: /v1/status; etcd: its status
  * endpoint). Loopback only; every loop is bounded; everything started is stopped.
  */
-import { binNodeFlags, cpuSeconds, findNodePids, freePorts, numberOption } from './_proc.ts';
+import { binNodeFlags, cpuSeconds, devNoJobsArgs, findNodePids, freePorts, numberOption } from './_proc.ts';
 import { devNodeFlags } from '../daemon/dev.ts';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -142,10 +142,7 @@ async function startDev(checkout: string, label: string, link: string, jobs: boo
   const dir = mkdtempSync(join(tmpdir(), 'quorumd-idle-cpu-dev-'));
   const base = await freePorts(14, 'idle-cpu'); // HTTP base+1..3, TCP links base+11..13 (daemon/dev.ts)
   const args = [join(checkout, 'bin', 'quorumd.js'), 'dev', '--base-port', String(base), '--data-dir', join(dir, 'd'), '--link', link];
-  if (!jobs) {
-    writeFileSync(join(dir, 'no-jobs.yaml'), 'jobs: []\n');
-    args.push('--jobs', join(dir, 'no-jobs.yaml'));
-  }
+  if (!jobs) args.push(...devNoJobsArgs(args[0]!, dir));
   const env = nodeFlags ? { ...process.env, QUORUMD_DEV_NODE_FLAGS: nodeFlags } : process.env;
   const dev = spawn(process.execPath, [...binNodeFlags(args[0]!), ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
   let out = '';

@@ -71,9 +71,9 @@
  * fresh directories under the OS temp dir (same file system for both). Loopback only;
  * every loop is bounded; everything started is stopped.
  */
-import { binNodeFlags, cpuSeconds, findNodePids, freePorts, numberOption } from './_proc.ts';
+import { binNodeFlags, cpuSeconds, devNoJobsArgs, findNodePids, freePorts, numberOption } from './_proc.ts';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { agent, call } from '../daemon/client/http.ts';
@@ -357,9 +357,7 @@ async function startQuorumd(dir: string, variant: string): Promise<System> {
   // No scheduled job: dev's demo job (a shell command every 10 s on the leader, its slot
   // claimed and released through the log) is work etcd does not do, and it alone adds
   // 0.2–0.3 points to a young leader's idle CPU (bench/idle-cpu.ts --jobs both).
-  const noJobs = join(dir, 'no-jobs.yaml');
-  writeFileSync(noJobs, 'jobs: []\n');
-  const dev = spawn(process.execPath, [...binNodeFlags(bin), bin, 'dev', '--base-port', String(base), '--data-dir', dir, '--link', link, '--jobs', noJobs], {
+  const dev = spawn(process.execPath, [...binNodeFlags(bin), bin, 'dev', '--base-port', String(base), '--data-dir', dir, '--link', link, ...devNoJobsArgs(bin, dir)], {
     stdio: ['ignore', 'pipe', 'pipe'],
     ...(Q_NODE_OPTIONS ? { env: { ...process.env, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} ${Q_NODE_OPTIONS}`.trim() } } : {}),
   });

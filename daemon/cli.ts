@@ -46,10 +46,13 @@ export function buildProgram(): Command {
     .option('--link <link>', 'mqtt (through the in-process broker; its Last Will speeds up failover) or tcp (direct between the nodes, n<K> on 127.0.0.1:<base-port + 10 + K>; fewer hops per write)', 'mqtt')
     .option('--data-dir <dir>', 'where node data goes (default: a fresh temp directory, removed at exit)')
     .option('--jobs <file>', 'YAML file with a `jobs:` list for every node (default: one demo job, heartbeat, every 10 s)')
+    .option('--no-jobs', 'no scheduled job at all, not even the demo job')
     .action(async (opts) => {
       const { runDev } = await import('./dev.ts');
       opts.nodes ??= opts.engine === 'pbft' ? 4 : 3;
-      if (opts.jobs !== undefined) {
+      // --no-jobs: an empty list, with no file to check (and so no checking child).
+      if (opts.jobs === false) opts.jobs = [];
+      else if (opts.jobs !== undefined) {
         // Checked by a short-lived child: the YAML parser, zod and node-cron would stay
         // in the supervisor for the whole session (daemon/config/jobs-file.ts).
         const { loadJobsFileApart } = await import('./config/jobs-file.ts');
