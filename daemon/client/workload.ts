@@ -5,8 +5,9 @@
  * else's) can decide whether the run was linearizable.
  *
  * Mapping of answers to history entries (docs/api.md):
- *   200 → completed op; 409 on cas → output "fail"; 503 (definitely not applied) →
- *   the op is left out (it did not happen); 504, a timeout or a dropped connection →
+ *   200 → completed op; 409 on cas → output "fail"; 503 (definitely not applied) and
+ *   a connection refused (the request was never sent: a node down) → the op is left
+ *   out (it did not happen); 504, a timeout or a connection lost after it was made →
  *   `ret: null` (it may have happened, at any time after its call). Reads that fail
  *   are left out (a read changes nothing).
  *
@@ -81,8 +82,13 @@ export async function runWorkload(o: WorkloadOptions): Promise<WorkloadResult> {
           }
         } catch (e) {
           if (!(e instanceof ClientError)) throw e;
-          history.push({ client: id, op: 'put', key, value, call: t0, ret: null });
-          bump('put-timeout');
+          // Refused at connect (a node killed or fenced): never sent, so not applied —
+          // recorded as nothing, like a 503. Any other failure may have been applied.
+          if (e.notSent) bump('put-refused');
+          else {
+            history.push({ client: id, op: 'put', key, value, call: t0, ret: null });
+            bump('put-timeout');
+          }
         }
       } else {
         const t0 = now();
@@ -96,7 +102,7 @@ export async function runWorkload(o: WorkloadOptions): Promise<WorkloadResult> {
           got = { status: res.status, value: res.status === 200 ? decodeValue(res.body) : null, index: Number(res.headers['x-quorumd-index'] ?? 0) };
         } catch (e) {
           if (!(e instanceof ClientError)) throw e;
-          bump('get-timeout');
+          bump(e.notSent ? 'get-refused' : 'get-timeout');
           continue;
         }
         if (r < 0.75) {
@@ -121,8 +127,11 @@ export async function runWorkload(o: WorkloadOptions): Promise<WorkloadResult> {
           }
         } catch (e) {
           if (!(e instanceof ClientError)) throw e;
-          history.push({ client: id, op: 'cas', key, from: got.value, to, output: null, call: t0, ret: null });
-          bump('cas-timeout');
+          if (e.notSent) bump('cas-refused');
+          else {
+            history.push({ client: id, op: 'cas', key, from: got.value, to, output: null, call: t0, ret: null });
+            bump('cas-timeout');
+          }
         }
       }
     }
