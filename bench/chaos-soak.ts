@@ -17,7 +17,10 @@
  * Printed per round: the fault, op counts, burst answers, the checker's verdict. It
  * exits 1 if any round failed a check (the logs are then kept and named).
  *
- *   npx tsx bench/chaos-soak.ts [mqtt|tcp] [rounds] [secondsPerRound] [clients] [busyLoops]
+ *   npx tsx bench/chaos-soak.ts [mqtt|tcp] [rounds] [secondsPerRound] [clients] [busyLoops] [raft|paxos|zab]
+ *
+ * The last argument is the engine of the three nodes (default raft): Multi-Paxos and
+ * ZAB run on the engine runtime and owe clients the same answers (docs/api.md).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -36,12 +39,14 @@ const rounds = Number(process.argv[3] ?? 12);
 const seconds = Number(process.argv[4] ?? 8);
 const clients = Number(process.argv[5] ?? 32);
 const busy = Number(process.argv[6] ?? 4);
+const engine = process.argv[7] ?? 'raft';
 if (linkArg !== 'mqtt' && linkArg !== 'tcp') throw new Error(`link: expected mqtt or tcp, got ${linkArg}`);
 const link: 'mqtt' | 'tcp' = linkArg;
 if (!Number.isInteger(rounds) || rounds < 1 || rounds > 500) throw new Error(`rounds: expected 1..500, got ${process.argv[3]}`);
 if (!Number.isFinite(seconds) || seconds < 2 || seconds > 120) throw new Error(`secondsPerRound: expected 2..120, got ${process.argv[4]}`);
 if (!Number.isInteger(clients) || clients < 1 || clients > 256) throw new Error(`clients: expected 1..256, got ${process.argv[5]}`);
 if (!Number.isInteger(busy) || busy < 0 || busy > 16) throw new Error(`busyLoops: expected 0..16, got ${process.argv[6]}`);
+if (engine !== 'raft' && engine !== 'paxos' && engine !== 'zab') throw new Error(`engine: expected raft, paxos or zab, got ${engine}`);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /**
@@ -206,13 +211,14 @@ async function main(): Promise<void> {
     // Each busy loop ends by itself too, should this process die without stopping it.
     busyKids.push(spawn(process.execPath, ['-e', `const e=Date.now()+${budgetMs};while(Date.now()<e){}`], { stdio: 'ignore' }));
   }
-  const c = await ProcCluster.start(3, '', () => '', link);
+  // The generated config names no engine for raft (its default); the others are added.
+  const c = await ProcCluster.start(3, engine === 'raft' ? '' : `engine: ${engine}\n`, () => '', link);
   const rng = new Rng(Number(process.env.SEED ?? 20261204));
   const draw = (lo: number, hi: number) => Math.round(lo + rng.float() * (hi - lo));
   let failed = 0;
   const totals = { ops: 0, acked: 0, unknown: 0, burstAnswered: 0, burstDup: 0, burstUnanswered: 0, faults: {} as Record<string, number> };
   const cpu0 = process.cpuUsage();
-  console.log(`chaos-soak: link ${link}, ${rounds} rounds x ${seconds} s, ${clients} clients, ${busy} busy loops, load ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+  console.log(`chaos-soak: engine ${engine}, link ${link}, ${rounds} rounds x ${seconds} s, ${clients} clients, ${busy} busy loops, load ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
   try {
     await c.waitLeader(60_000);
     for (let round = 1; round <= rounds; round++) {
