@@ -122,7 +122,14 @@ export function lockDataDir(dir: string): () => void {
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       const fd = openSync(p, 'wx');
-      writeSync(fd, `${process.pid}\n`);
+      try {
+        writeSync(fd, `${process.pid}\n`);
+      } catch (err) {
+        // Created but not written (a full disk): leave no empty lock file behind.
+        closeSync(fd);
+        unlinkSync(p);
+        throw err;
+      }
       closeSync(fd);
       return () => {
         try {
@@ -132,7 +139,7 @@ export function lockDataDir(dir: string): () => void {
         }
       };
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new Error(`data directory ${dir}: cannot create ${p}: ${(err as Error).message}`);
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new Error(`data directory ${dir}: cannot create ${p}: ${(err as Error).message}${diskFullHint(err)}`);
       let pid = NaN;
       try {
         pid = Number(readFileSync(p, 'utf8').trim());
@@ -177,21 +184,33 @@ function nextStartCounter(dir: string): number {
   }
   const next = Math.min(0xffffffff, Math.max(prev + 1, Math.floor(Date.now() / 1000)));
   const tmp = `${p}.tmp`;
-  const fd = openSync(tmp, 'w', 0o600);
   try {
-    writeSync(fd, `${next}\n`);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, p);
-  const dfd = openSync(dir, 'r');
-  try {
-    fsyncSync(dfd);
-  } finally {
-    closeSync(dfd);
+    const fd = openSync(tmp, 'w', 0o600);
+    try {
+      writeSync(fd, `${next}\n`);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, p);
+    const dfd = openSync(dir, 'r');
+    try {
+      fsyncSync(dfd);
+    } finally {
+      closeSync(dfd);
+    }
+  } catch (err) {
+    // A write to a descriptor names no file ("ENOSPC: no space left on device, write"):
+    // say which, and what a full disk means here.
+    throw new Error(`data directory ${dir}: cannot write ${p}: ${(err as Error).message}${diskFullHint(err)}`);
   }
   return next;
+}
+
+/** What to do about a full file system, for errors that are one ('' otherwise). */
+export function diskFullHint(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'ENOSPC' || code === 'EDQUOT' ? ' (the file system of the data directory is full: free space on it, then start the node again)' : '';
 }
 
 function readPem(file: string | undefined, what: string): string | undefined {
@@ -389,7 +408,9 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
   const onFatal = (err: Error) => {
     if (fatal) return;
     fatal = err;
-    log.fatal({ error: err.message, kind: err.name, stack: err.stack ?? '' }, 'node stopped on a fatal error; exiting so that the supervisor restarts it');
+    // A full disk is the operator's to fix, not a bug: say so, and where.
+    const hint = diskFullHint((err as { cause?: unknown }).cause);
+    log.fatal({ error: `${err.message}${hint}`, kind: err.name, ...(hint ? { dataDir: cfg.dataDir } : {}), stack: err.stack ?? '' }, 'node stopped on a fatal error; exiting so that the supervisor restarts it');
     setImmediate(() => {
       void node
         .stop()

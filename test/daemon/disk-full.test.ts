@@ -1,0 +1,39 @@
+/**
+ * A node started on a full disk says which file it could not write and that the disk is
+ * full. Found by hand: a follower whose data directory filled up stopped (exit 70,
+ * "storage I/O failed: ENOSPC", as it should), and every restart then ended with only
+ * `quorumd: ENOSPC: no space left on device, write` — a write to a descriptor names no
+ * file. Here the full disk is /dev/full (every write to it fails with ENOSPC) behind the
+ * start counter's temporary file, the first file a start writes after its lock.
+ */
+import { spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { devConfig } from '../../daemon/dev.ts';
+import { ensureTokenFile } from '../../daemon/config/secrets.ts';
+import { freeBasePort } from '../helpers/ports.ts';
+
+const bin = join(import.meta.dirname, '..', '..', 'bin', 'quorumd.js');
+const work = mkdtempSync(join(tmpdir(), 'quorumd-disk-full-'));
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+describe('quorumd start on a full disk', () => {
+  it.skipIf(!existsSync('/dev/full'))('names the file it could not write and says the disk is full; leaves no lock behind', async () => {
+    writeFileSync(join(work, 'cluster.key'), 'cd'.repeat(32) + '\n');
+    chmodSync(join(work, 'cluster.key'), 0o600);
+    ensureTokenFile(join(work, 'api.token'), 'test token');
+    // Its broker is not there (port 1): the start fails before it would need one.
+    writeFileSync(join(work, 'n1.yaml'), devConfig({ k: 1, n: 1, keyFile: join(work, 'cluster.key'), tokenFile: join(work, 'api.token'), brokerUrl: 'mqtt://127.0.0.1:1', basePort: await freeBasePort(1), dir: work, jobs: [] }));
+    const data = join(work, 'n1');
+    mkdirSync(data);
+    symlinkSync('/dev/full', join(data, 'start.counter.tmp'));
+    const r = spawnSync(process.execPath, [bin, 'start', '--config', join(work, 'n1.yaml')], { encoding: 'utf8', timeout: 60_000 });
+    expect(r.signal, `killed by the test's bound: ${r.stderr}`).toBeNull();
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain(`cannot write ${join(data, 'start.counter')}: ENOSPC`);
+    expect(r.stderr).toMatch(/the file system of the data directory is full: free space on it, then start the node again/);
+    expect(existsSync(join(data, 'quorumd.pid')), 'the lock of the failed start').toBe(false);
+  }, 90_000);
+});
