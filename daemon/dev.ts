@@ -756,16 +756,16 @@ export async function startDev(opts: DevOptions): Promise<DevCluster> {
   // election in progress. Meanwhile a progress line says what is missing.
   const readyTimeoutMs = opts.readyTimeoutMs ?? 30_000;
   const stableMs = opts.stableMs ?? 1500;
-  const deadline = Date.now() + readyTimeoutMs;
+  const deadline = performance.now() + readyTimeoutMs;
   const progress = opts.progress ?? stderrProgress();
-  const t0Wait = Date.now();
+  const t0Wait = performance.now();
   let leader: string | null = null;
   // A lying node (testing only, --byzantine-node) may say anything about who leads: the
   // cluster is ready when the honest nodes agree.
   const judged = byzantineMode !== undefined ? nodes.filter((x) => x.id !== opts.byzantineNode) : nodes;
   let stableKey = '';
   let stableSince = 0;
-  while (Date.now() < deadline && !stopping) {
+  while (performance.now() < deadline && !stopping) {
     const rs = await Promise.all(
       judged.map((x) =>
         call(x.url, 'GET', '/v1/leader', { timeoutMs: 1000, token: apiToken }).then(
@@ -785,14 +785,14 @@ export async function startDev(opts: DevOptions): Promise<DevCluster> {
     const key = ready ? `${names[0]}/${rs[0]!.term}` : '';
     if (key !== stableKey) {
       stableKey = key;
-      stableSince = Date.now();
+      stableSince = performance.now();
     }
-    const secs = ((Date.now() - t0Wait) / 1000).toFixed(1);
+    const secs = ((performance.now() - t0Wait) / 1000).toFixed(1);
     const leaderText = !agreed
       ? up < judged.length ? 'no leader yet' : 'electing'
-      : !ready ? `${names[0]} (term ${rs[0]!.term}), waiting for every node to confirm it` : `${names[0]} (term ${rs[0]!.term}), stable for ${((Date.now() - stableSince) / 1000).toFixed(1)} s`;
+      : !ready ? `${names[0]} (term ${rs[0]!.term}), waiting for every node to confirm it` : `${names[0]} (term ${rs[0]!.term}), stable for ${((performance.now() - stableSince) / 1000).toFixed(1)} s`;
     progress(`[dev] starting: ${up}/${judged.length} node${judged.length > 1 ? 's' : ''} answer${judged.length < n ? ` (the lying n${opts.byzantineNode} not asked)` : ''}; leader: ${leaderText}  (${secs} s)`, false);
-    if (key !== '' && Date.now() - stableSince >= stableMs) {
+    if (key !== '' && performance.now() - stableSince >= stableMs) {
       leader = names[0]!;
       break;
     }

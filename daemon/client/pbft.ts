@@ -161,7 +161,7 @@ export class PbftClient {
     const nodes = this.o.nodes;
     const notes = new Map<string, NodeNote>(nodes.map((u) => [u, { url: u, said: 'no answer yet' }]));
     const replies = new Map<string, PbftReply>(); // by node URL: the newest reply it gave
-    const deadline = Date.now() + this.o.timeoutMs;
+    const deadline = performance.now() + this.o.timeoutMs;
     const [method, path, body] = request(seq);
     let sent = false;
     // The node asked first: spread requests over the nodes.
@@ -189,9 +189,9 @@ export class PbftClient {
       const url = nodes[next % nodes.length]!;
       next++;
       asked++;
-      askedAt = Date.now();
+      askedAt = performance.now();
       inFlight = true;
-      const timeoutMs = Math.max(1, Math.min(this.o.retryMs, deadline - Date.now()));
+      const timeoutMs = Math.max(1, Math.min(this.o.retryMs, deadline - performance.now()));
       call(url, method, path, { ...(body ? { body } : {}), ...(this.o.token ? { token: this.o.token } : {}), timeoutMs })
         .then((r) => {
           sent = true;
@@ -215,7 +215,7 @@ export class PbftClient {
     };
     const poll = async (url: string): Promise<void> => {
       try {
-        const r = await call(url, 'GET', `/v1/pbft/reply?${this.q(seq)}`, { ...(this.o.token ? { token: this.o.token } : {}), timeoutMs: Math.max(1, Math.min(2000, deadline - Date.now())) });
+        const r = await call(url, 'GET', `/v1/pbft/reply?${this.q(seq)}`, { ...(this.o.token ? { token: this.o.token } : {}), timeoutMs: Math.max(1, Math.min(2000, deadline - performance.now())) });
         if (r.status === 200) take(url, r);
         else if (!replies.has(url) && !answered.has(url)) notes.get(url)!.said = r.status === 404 ? 'no signed reply yet' : `answered ${r.status} for its reply: ${errorText(r)}`;
       } catch (e) {
@@ -224,7 +224,7 @@ export class PbftClient {
     };
 
     ask();
-    for (let round = 0; Date.now() < deadline && round < 100_000; round++) {
+    for (let round = 0; performance.now() < deadline && round < 100_000; round++) {
       const verdict = this.judge([...replies.entries()], digest, notes);
       if (verdict) {
         const res = decodeResult(verdict.result);
@@ -232,8 +232,8 @@ export class PbftClient {
         return { ...res, replicas: verdict.replicas, seq };
       }
       // The asked node failed or is slow: the same request (same id and seq) to the next one.
-      if (!inFlight && (askedAt === 0 || Date.now() - askedAt >= this.o.retryMs) && asked < nodes.length * 3) ask();
-      if (deadline - Date.now() < 50) break; // a poll this short would only overwrite what the nodes said with a timeout
+      if (!inFlight && (askedAt === 0 || performance.now() - askedAt >= this.o.retryMs) && asked < nodes.length * 3) ask();
+      if (deadline - performance.now() < 50) break; // a poll this short would only overwrite what the nodes said with a timeout
       await Promise.all(nodes.map((u) => poll(u)));
       if (this.judge([...replies.entries()], digest, notes)) continue;
       await new Promise<void>((r) => {

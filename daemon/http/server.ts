@@ -491,7 +491,7 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
       const passed = (x: ClientResult) => x.status === 200 && (x.index ?? 0) > after;
       if (passed(r) || (r.status !== 200 && r.status !== 404)) return sendValue(res, r, key);
       const firstStatus = r.status;
-      const deadline = Date.now() + waitMs;
+      const deadline = performance.now() + waitMs;
       await new Promise<void>((resolve) => {
         let finished = false;
         let unsub: (() => void) | undefined;
@@ -515,7 +515,7 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
         if (backend.onKeyChange) unsub = backend.onKeyChange(key, () => void check());
         else {
           const tick = () => {
-            if (finished || Date.now() >= deadline) return;
+            if (finished || performance.now() >= deadline) return;
             void check().then(() => {
               if (!finished) poll = setTimeout(tick, 50);
             });
@@ -531,7 +531,7 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
 
   /** A wrong-lease 409 for `client`; the window restarts when it has passed. */
   function countLeaseFailure(client: string): void {
-    const now = Date.now();
+    const now = performance.now();
     const f = leaseFails.get(client);
     if (!f || now - f.since >= leaseLimit.windowMs) leaseFails.set(client, { n: 1, since: now });
     else f.n++;
@@ -542,7 +542,7 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
   function holdOffLeaseGuesser(client: string): void {
     const f = leaseFails.get(client);
     if (!f) return;
-    const left = leaseLimit.windowMs - (Date.now() - f.since);
+    const left = leaseLimit.windowMs - (performance.now() - f.since);
     if (left <= 0) {
       leaseFails.delete(client);
       return;
