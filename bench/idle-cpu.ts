@@ -20,7 +20,7 @@
  *                             [--node-flags '--single-threaded-gc|--interrupt-budget=16384']
  *
  * --jobs: quorumd dev's demo job (a shell command every 10 s on the leader, its slot
- * claimed through the log) on, off (`--jobs` with an empty list), or one cluster each.
+ * claimed through the log) on, off (`--no-jobs`), or one cluster each.
  * --compare: the same variants from another checkout (its dist/ is built when stale, as
  * bin/quorumd.js does), in the same windows: an A/B of a change.
  * --node-flags: one more cluster per set of flags (sets separated by |) for the nodes of
