@@ -19,8 +19,8 @@
 import { EXIT } from './exit-codes.ts';
 import { exitOnUncaught } from './runtime/process-guard.ts';
 import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
-import { join } from 'node:path';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import type { Clock, Done, Link, Storage } from '../hal/interfaces.ts';
 import { FsStorage } from '../hal/fs-storage.ts';
 import { MqttLink, type MqttTlsOptions } from '../hal/mqtt/link.ts';
@@ -113,11 +113,37 @@ class TimedStorage implements Storage {
 }
 
 /**
+ * Creates the data directory (and its parents) if needed; an error names it. Node's
+ * recursive mkdir says ENOENT for a directory it may not create on a read-only file
+ * system (seen with a read-only mount), although the parent exists: a plain mkdir of
+ * the first missing directory then gives the real cause (EROFS, EACCES), which is
+ * what the operator needs to read.
+ */
+function makeDataDir(dir: string): void {
+  try {
+    mkdirSync(dir, { recursive: true });
+  } catch (err) {
+    let cause = err as NodeJS.ErrnoException;
+    if (cause.code === 'ENOENT') {
+      // The first missing one of dir and its parents: what the recursive mkdir tripped on.
+      let first = dir;
+      for (let i = 0; i < 256 && dirname(first) !== first && !existsSync(dirname(first)); i++) first = dirname(first);
+      try {
+        mkdirSync(first);
+      } catch (plain) {
+        cause = plain as NodeJS.ErrnoException;
+      }
+    }
+    throw new Error(`data directory ${dir}: cannot create it: ${cause.message}${diskFullHint(cause)}`);
+  }
+}
+
+/**
  * One process per data directory: a pid file created with O_EXCL. A file left by a
  * process that no longer exists (SIGKILL, power cut) is taken over.
  */
 export function lockDataDir(dir: string): () => void {
-  mkdirSync(dir, { recursive: true });
+  makeDataDir(dir);
   const p = join(dir, 'quorumd.pid');
   for (let attempt = 0; attempt < 2; attempt++) {
     try {

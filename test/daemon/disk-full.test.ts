@@ -7,7 +7,7 @@
  * start counter's temporary file, the first file a start writes after its lock.
  */
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -35,5 +35,22 @@ describe('quorumd start on a full disk', () => {
     expect(r.stderr).toContain(`cannot write ${join(data, 'start.counter')}: ENOSPC`);
     expect(r.stderr).toMatch(/the file system of the data directory is full: free space on it, then start the node again/);
     expect(existsSync(join(data, 'quorumd.pid')), 'the lock of the failed start').toBe(false);
+  }, 90_000);
+
+  // A read-only file system needs a mount: only where this process may mount (root).
+  const ro = join(work, 'ro');
+  mkdirSync(ro, { recursive: true });
+  const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k,ro', 'tmpfs', ro], { encoding: 'utf8', timeout: 10_000 }).status === 0;
+  afterAll(() => {
+    if (mounted) spawnSync('umount', [ro], { timeout: 10_000 });
+  });
+  it.skipIf(!mounted)('a data directory that cannot be created on a read-only file system: EROFS and the directory, not ENOENT', () => {
+    // Node's recursive mkdir says ENOENT here; the operator needs to read "read-only".
+    const cfg = join(work, 'ro.yaml');
+    writeFileSync(cfg, readFileSync(join(work, 'n1.yaml'), 'utf8').replace(/^( *dataDir: ).*$/m, `$1${JSON.stringify(join(ro, 'deep', 'n1'))}`));
+    const r = spawnSync(process.execPath, [bin, 'start', '--config', cfg], { encoding: 'utf8', timeout: 60_000 });
+    expect(r.signal, `killed by the test's bound: ${r.stderr}`).toBeNull();
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain(`data directory ${join(ro, 'deep', 'n1')}: cannot create it: EROFS: read-only file system, mkdir '${join(ro, 'deep')}'`);
   }, 90_000);
 });
