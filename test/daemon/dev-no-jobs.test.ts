@@ -10,18 +10,12 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { bin } from './e2e/proc-cluster.ts';
 import { freeBasePort } from '../helpers/ports.ts';
-import { processesUsing } from '../helpers/procs.ts';
+import { killProcessesUsing } from '../helpers/procs.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'quorumd-dev-nojobs-'));
 
 afterAll(() => {
-  for (const p of processesUsing(dir)) {
-    try {
-      process.kill(p, 'SIGKILL');
-    } catch {
-      /* gone */
-    }
-  }
+  killProcessesUsing(dir);
   rmSync(dir, { recursive: true, force: true });
 });
 

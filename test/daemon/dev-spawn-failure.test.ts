@@ -17,18 +17,12 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { bin } from './e2e/proc-cluster.ts';
 import { freeBasePort } from '../helpers/ports.ts';
-import { processesUsing } from '../helpers/procs.ts';
+import { killProcessesUsing, processesUsing } from '../helpers/procs.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'quorumd-dev-spawnfail-'));
 
 afterAll(() => {
-  for (const p of processesUsing(root)) {
-    try {
-      process.kill(p, 'SIGKILL');
-    } catch {
-      /* gone */
-    }
-  }
+  killProcessesUsing(root);
   rmSync(root, { recursive: true, force: true });
 });
 

@@ -17,3 +17,14 @@ export function processesUsing(text: string): number[] {
   }
   return pids;
 }
+
+/** SIGKILL to every process whose command line names `text` (a test's data dir): what a failed test left running. */
+export function killProcessesUsing(text: string): void {
+  for (const p of processesUsing(text)) {
+    try {
+      process.kill(p, 'SIGKILL');
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+}
