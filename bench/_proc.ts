@@ -77,11 +77,18 @@ export function findNodePids(configDir: string, members: { name: string; pid: nu
  * benches spawn `process.execPath <these flags> bin dev ...`, the same process as the
  * README's command with this node binary.
  */
+export function binNodeFlags(bin: string): string[] {
+  const first = readFileSync(bin, 'utf8').split('\n', 1)[0]!;
+  const m = /^#!\S*env -S node((?: --[^\s]+)*)\s*$/.exec(first);
+  if (!m) throw new Error(`${bin}: expected a first line "#!/usr/bin/env -S node [--flags]", got ${JSON.stringify(first)}`);
+  return m[1]!.split(' ').filter((f) => f !== '');
+}
+
 /**
  * `quorumd dev`'s arguments for "no scheduled job" in the checkout of `bin` (benches
  * compare with older checkouts): `--no-jobs` where its CLI has it, else an empty jobs
  * file written into `dir` (checked by a short child process before the nodes start,
- * ~0.1 s later to the first write).
+ * 0.1–0.2 s later to the first write: 623–749 against 828–874 ms in 6 interleaved starts).
  */
 export function devNoJobsArgs(bin: string, dir: string): string[] {
   const cli = join(dirname(bin), '..', 'daemon', 'cli.ts');
@@ -89,11 +96,4 @@ export function devNoJobsArgs(bin: string, dir: string): string[] {
   const file = join(dir, 'no-jobs.yaml');
   writeFileSync(file, 'jobs: []\n');
   return ['--jobs', file];
-}
-
-export function binNodeFlags(bin: string): string[] {
-  const first = readFileSync(bin, 'utf8').split('\n', 1)[0]!;
-  const m = /^#!\S*env -S node((?: --[^\s]+)*)\s*$/.exec(first);
-  if (!m) throw new Error(`${bin}: expected a first line "#!/usr/bin/env -S node [--flags]", got ${JSON.stringify(first)}`);
-  return m[1]!.split(' ').filter((f) => f !== '');
 }
