@@ -151,9 +151,14 @@ export function lockDataDir(dir: string): () => void {
       try {
         writeSync(fd, `${process.pid}\n`);
       } catch (err) {
-        // Created but not written (a full disk): leave no empty lock file behind.
-        closeSync(fd);
-        unlinkSync(p);
+        // Created but not written (a full disk): leave no empty lock file behind. The
+        // write's error is the one to report, whatever the clean-up meets.
+        try {
+          closeSync(fd);
+          unlinkSync(p);
+        } catch {
+          /* a later start takes over a lock file without a live pid anyway */
+        }
         throw err;
       }
       closeSync(fd);
@@ -234,7 +239,7 @@ function nextStartCounter(dir: string): number {
 }
 
 /** What to do about a full file system, for errors that are one ('' otherwise). */
-export function diskFullHint(err: unknown): string {
+function diskFullHint(err: unknown): string {
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
   return code === 'ENOSPC' || code === 'EDQUOT' ? ' (the file system of the data directory is full: free space on it, then start the node again)' : '';
 }
