@@ -7,8 +7,10 @@
  *
  * Pipelining: before each Ready, and also while a persist is in flight, the loop asks
  * the engine for messages that need nothing durable (`eager`: a leader's Appends and
- * heartbeats, Raft thesis §10.2.1) and they go out at once, so that a follower's fsync
- * runs while the leader's own is still in flight instead of after it. Likewise the
+ * heartbeats, Raft thesis §10.2.1; a follower's heartbeat replies) and they go out at
+ * once, so that a follower's fsync runs while the leader's own is still in flight
+ * instead of after it, and a follower whose fsync is slow still answers its leader's
+ * heartbeats. Likewise the
  * entries a quorum of followers made committed while the leader's own persist is in
  * flight (`apply`: RaftNode.takeCommitted()) are applied and answered at once, not
  * after the leader's fsync and the Ready behind it.

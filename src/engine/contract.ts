@@ -37,8 +37,11 @@
  * Optional, for pipelining: `takeEager()` returns messages that may be sent before
  * anything is durable — a leader's replication traffic, which acknowledges nothing of
  * its own log (it counts its own entries toward commit only after `advance()`); Raft
- * thesis §10.2.1. The runtime may call it at any time, also while a Ready is being
- * persisted, and sends what it returns at once; those messages are not in any Ready.
+ * thesis §10.2.1 — and a follower's liveness answers that acknowledge no entry and
+ * rest only on state already durable (Raft: heartbeat replies once their term is
+ * durable), so that a slow fsync does not make a follower look gone. The runtime may
+ * call it at any time, also while a Ready is being persisted, and sends what it
+ * returns at once; those messages are not in any Ready.
  * A `hardState` whose only change is `commit` is made durable without an fsync (the
  * commit index is volatile state; every entry an engine hands out in `committed` must
  * already be durable).

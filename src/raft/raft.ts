@@ -29,7 +29,9 @@
  *
  * A leader's own messages need nothing durable: `takeEager()` hands them out at any
  * time — before ready(), and while a Ready is being persisted — and the runtime sends
- * them at once, so the followers' fsyncs overlap the leader's (thesis §10.2.1).
+ * them at once, so the followers' fsyncs overlap the leader's (thesis §10.2.1). A
+ * follower's heartbeat replies in a durable term go the same way, so that a slow fsync
+ * does not silence it (see takeEager).
  *
  * A leader's committed entries need not wait for its own disk either: `takeCommitted()`
  * hands out, at any time, the entries committed by a quorum of durable copies that
@@ -43,7 +45,9 @@
  * `ready()` may not be called again before `advance()`; tick/step/propose may be
  * called in between (their output goes into the next Ready). Messages created at any
  * time are sent only after every entry that was in the log at their creation is
- * durable, so an acknowledgement never runs ahead of the disk.
+ * durable, so an acknowledgement never runs ahead of the disk — except what
+ * takeEager() hands out, which acknowledges nothing of the log: a leader's own
+ * replication traffic, and a follower's heartbeat replies in a durable term.
  *
  * Restart: construct a new RaftNode from exactly what was persisted (hard state,
  * snapshot, entries). The state machine is expected to be restored from the
@@ -845,19 +849,31 @@ export class RaftNode {
    * durable copies is still needed for every commit, and if the leader crashes first it
    * merely lost entries that no one was told are committed. Proposals made since the
    * last Ready become Appends here. May be called at any time, also while a Ready is
-   * being persisted; followers and candidates get nothing (their votes and
-   * acknowledgements wait for the disk).
+   * being persisted.
+   *
+   * A follower gets its replies to heartbeats of its current term, once that term is
+   * durable: such a reply acknowledges no entry (the leader learns its match only from
+   * AppendReply), it says "I follow you in this term and heard this round" — a promise
+   * kept in memory (the election timer it reset; after a restart inLease() refuses votes
+   * for an election timeout) resting on a term no restart can forget. So a follower
+   * whose disk stalls (an SD card's garbage collection: seconds) still tells its leader
+   * it is there while its fsync is in flight, and the leader keeps its quorum (check-quorum)
+   * and lease instead of stepping down over a slow disk; the writes wait for the disk
+   * either way. Its votes, append and snapshot acknowledgements wait for the disk, and so
+   * does everything of a candidate.
    */
   takeEager(): Message[] {
-    if (this.role !== 'leader' || this.prevHard.term !== this.term) return NO_MESSAGES;
-    this.flush();
+    if (this.prevHard.term !== this.term) return NO_MESSAGES;
+    const leader = this.role === 'leader';
+    if (leader) this.flush();
+    else if (this.role !== 'follower') return NO_MESSAGES;
     const msgs = this.msgs;
     let out: Message[] | undefined;
     let kept = 0;
     for (let i = 0; i < msgs.length; i++) {
       const m = msgs[i]!;
       const t = m.type;
-      if (m.term === this.term && (t === MsgType.Append || t === MsgType.Heartbeat || t === MsgType.Snapshot || t === MsgType.TimeoutNow)) (out ??= []).push(m);
+      if (m.term === this.term && (leader ? t === MsgType.Append || t === MsgType.Heartbeat || t === MsgType.Snapshot || t === MsgType.TimeoutNow : t === MsgType.HeartbeatReply)) (out ??= []).push(m);
       else msgs[kept++] = m;
     }
     if (out === undefined) return NO_MESSAGES;

@@ -130,7 +130,7 @@ describe('raft durability contract', () => {
     const l = c.waitLeader();
     c.run(20);
     const [a, b] = [1, 2, 3].filter((x) => x !== l.id) as [number, number];
-    expect(c.node(a).r.takeEager()).toEqual([]); // followers: nothing before the disk
+    expect(c.node(a).r.takeEager()).toEqual([]); // a follower with nothing to answer: nothing
     const idx = l.r.propose(text('p'));
     expect(idx.ok).toBe(true);
     const early = l.r.takeEager();
@@ -289,5 +289,50 @@ describe('raft durability contract', () => {
     c.run(40); // no proposals: only heartbeats can bring the commit index back
     expect(c.node(f).r.status().commitIndex).toBe(want);
     expect(c.appliedData(f)).toEqual(c.appliedData(l.id));
+  });
+
+  it('a follower answers heartbeats while its fsync is in flight (takeEager); its append acknowledgement still waits for the disk', () => {
+    const r = new RaftNode({ id: 2, config: { voters: [1, 2, 3], learners: [], witnesses: [] }, rng: new Rng(2) });
+    const hb = (term: number, ctx: number) => ({ type: MsgType.Heartbeat, from: 1, to: 2, term, ctx, commit: undefined }) as const;
+    r.step({ type: MsgType.Append, from: 1, to: 2, term: 1, prevIndex: 0, prevTerm: 0, commit: 0, entries: [{ term: 1, index: 1, type: EntryType.Noop, data: new Uint8Array(0) }] });
+    const rd1 = r.ready()!;
+    // Term 1 is in this Ready, not durable yet: a reply now would rest on a term a
+    // restart could forget (and with it the lease promise), so it waits like the ack.
+    r.step(hb(1, 1));
+    expect(r.takeEager()).toEqual([]);
+    r.advance(rd1);
+    const rd2 = r.ready()!;
+    expect(rd2.messages.map((m) => m.type)).toEqual([MsgType.HeartbeatReply]);
+    r.advance(rd2);
+    // Term 1 durable. The next entry's write is in flight (a slow SD card): the
+    // heartbeats of that time are answered at once, the entry's ack is not.
+    r.step({ type: MsgType.Append, from: 1, to: 2, term: 1, prevIndex: 1, prevTerm: 1, commit: 1, entries: [{ term: 1, index: 2, type: EntryType.Normal, data: text('x') }] });
+    const rd3 = r.ready()!;
+    expect(rd3.messages).toEqual([expect.objectContaining({ type: MsgType.AppendReply, index: 2 })]);
+    expect(r.takeEager()).toEqual([]);
+    r.step(hb(1, 2));
+    r.step(hb(1, 3));
+    const early = r.takeEager();
+    expect(early).toEqual([
+      expect.objectContaining({ type: MsgType.HeartbeatReply, to: 1, term: 1, ctx: 2 }),
+      expect.objectContaining({ type: MsgType.HeartbeatReply, to: 1, term: 1, ctx: 3 }),
+    ]);
+    expect(early.some((m) => m.type === MsgType.AppendReply)).toBe(false);
+    r.advance(rd3);
+    expect(r.ready()).toBeUndefined(); // nothing left behind: the replies went once
+    // A heartbeat of a higher term: its reply waits until the new term is durable.
+    r.step(hb(2, 1));
+    expect(r.takeEager()).toEqual([]);
+    const rd4 = r.ready()!;
+    expect(rd4.hardState?.term).toBe(2);
+    expect(rd4.messages).toEqual([expect.objectContaining({ type: MsgType.HeartbeatReply, term: 2 })]);
+    r.advance(rd4);
+    // A campaign, ended by the heartbeat of a leader of a higher term: follower again,
+    // term 3 not durable yet, so nothing early.
+    r.campaign();
+    expect(r.status().role).not.toBe('follower');
+    r.step(hb(3, 1));
+    expect(r.status().role).toBe('follower');
+    expect(r.takeEager()).toEqual([]);
   });
 });
