@@ -1320,6 +1320,31 @@ export class PaxosNode implements Engine {
   // -------------------------------------------------------------------------
   // Ready / advance
 
+  /**
+   * A follower's heartbeat replies, sent at once instead of after the Ready being
+   * persisted (the runtime may call this at any time, also while a write is in flight).
+   * A reply acknowledges no slot (the leader learns what an acceptor holds only from
+   * PaxosAccepted): it says "I follow the leader of this ballot and heard this round",
+   * which rests on the promise alone — so only once that promise is durable, so that no
+   * restart can forget it. An acceptor whose disk stalls for seconds (an SD card's garbage
+   * collection) then still counts for its leader's check-quorum and read rounds; what
+   * it accepts waits for the disk as before.
+   */
+  takeEager(): Message[] {
+    if (this.role !== 'follower' || this.prevHard.term !== this.promised || this.msgs.length === 0) return NO_MESSAGES;
+    const msgs = this.msgs;
+    let out: Message[] | undefined;
+    let kept = 0;
+    for (let i = 0; i < msgs.length; i++) {
+      const m = msgs[i]!;
+      if (m.type === MsgType.HeartbeatReply && m.term === this.promised) (out ??= []).push(m);
+      else msgs[kept++] = m;
+    }
+    if (out === undefined) return NO_MESSAGES;
+    msgs.length = kept;
+    return out;
+  }
+
   ready(): Ready | undefined {
     if (this.outstanding) throw new Error('paxos ready(): the previous Ready has not been advanced yet; call advance(ready) first');
     this.flush();

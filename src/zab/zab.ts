@@ -624,6 +624,33 @@ export class ZabNode implements Engine {
       this.softChanged();
   }
 
+  /**
+   * A follower's PONGs, sent at once instead of after the Ready being persisted (the
+   * runtime may call this at any time, also while a write is in flight). A PONG
+   * acknowledges no transaction (the leader learns what a follower logged only from
+   * ACK): it says "I follow the leader of this epoch and heard this ping round", which
+   * rests on the epochs alone — so only once both (acceptedEpoch and currentEpoch) are
+   * durable at this epoch, so that no restart can forget them. A follower whose disk
+   * stalls for seconds (an SD card's garbage collection) then still counts for its
+   * leader's quorum checks and read rounds; its ACKs wait for the disk as before.
+   */
+  takeEager(): Message[] {
+    if (this.state !== 'following' || this.msgs.length === 0) return NO_MESSAGES;
+    const e = this.epoch;
+    if (this.prevHard.term !== e || this.prevHard.vote !== e) return NO_MESSAGES;
+    const msgs = this.msgs;
+    let out: Message[] | undefined;
+    let kept = 0;
+    for (let i = 0; i < msgs.length; i++) {
+      const m = msgs[i]!;
+      if (m.type === MsgType.ZabPong && m.term === e) (out ??= []).push(m);
+      else msgs[kept++] = m;
+    }
+    if (out === undefined) return NO_MESSAGES;
+    msgs.length = kept;
+    return out;
+  }
+
   ready(): Ready | undefined {
     if (this.outstanding) throw new Error('zab ready(): the previous Ready has not been advanced yet; call advance(ready) first');
     this.flush();

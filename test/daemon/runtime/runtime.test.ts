@@ -1,7 +1,8 @@
 /**
  * Raft on the engine runtime (EngineRuntime, engine raft) on a small simulated World: election, commit, forwarding, ReadIndex
  * reads, the 503/504 rule, restart from flash after power cuts, snapshots, a witness,
- * bad input, and the leader-gone fast path.
+ * bad input, and the leader-gone fast path; and (raft, paxos, zab) a leader that keeps its
+ * quorum while its followers' disks stall.
  */
 import { describe, expect, it } from 'vitest';
 import { Status } from '../../../daemon/runtime/results.ts';
@@ -302,5 +303,41 @@ describe('EngineRuntime with engine raft on a simulated 3-board cluster', () => 
     expect(() => new EngineRuntime({ ...base, requestTimeoutMs: 0 })).toThrow(/requestTimeoutMs/);
     expect(() => new EngineRuntime({ ...base, links: [{} as never] })).toThrow(/links\[0\]/);
     expect(() => new EngineRuntime({ ...base, engine: 'raftx' as never })).toThrow(/engine must be one of/);
+  });
+});
+
+describe('a follower whose disk stalls (EngineRuntime, engines with heartbeat replies)', () => {
+  it.each(['raft', 'paxos', 'zab'] as const)("%s: a leader keeps its quorum while both followers' fsyncs take seconds (an SD card's garbage collection): their heartbeat replies do not wait for the disk", (engine) => {
+    const c = testCluster([1, 2, 3], { seed: 17, runtime: { engine } });
+    c.until(() => c.leader() !== undefined, 5000);
+    c.world.run(300);
+    const L = c.leader()!;
+    const term = L.status().term;
+    // 0.3–1.5 s per fsync against an election timeout of 150–300 ms and check-quorum.
+    for (const r of c.rt.values()) if (r !== L) c.world.board(r.id).flash.faults.slowFactor = 150;
+    // A client writing all along keeps a follower's fsync in flight nearly all the time.
+    let answered = 0;
+    let ok = 0;
+    let pending = false;
+    let notLeading = 0;
+    for (let t = 0; t < 10_000; t += 10) {
+      if (!pending) {
+        pending = true;
+        L.put('k', bytes(`v${answered}`), {}, (r) => {
+          pending = false;
+          answered++;
+          if (r.status === Status.OK) ok++;
+        });
+      }
+      c.world.run(10);
+      if (c.leader() !== L || L.status().term !== term) notLeading++;
+    }
+    expect(notLeading, '10-ms samples in which the leader of the start was not leading').toBe(0);
+    expect(ok, `${answered} answered`).toBeGreaterThan(2); // the writes went on, at the disks' pace
+    // Reads need a quorum's word only, not the disks: answered while the disks are slow.
+    const t0 = c.world.nowMs;
+    expect(c.call((cb) => L.get('k', {}, cb), 2000)?.status).toBe(Status.OK);
+    expect(c.world.nowMs - t0).toBeLessThan(100);
+    expect(c.fatals).toEqual([]);
   });
 });

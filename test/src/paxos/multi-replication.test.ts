@@ -159,6 +159,34 @@ describe('paxos durability contract', () => {
     p.advance(rd);
   });
 
+  it('a follower answers heartbeats at once while its write is in flight, once its promise is durable (takeEager); its Accepted waits for the disk', () => {
+    const p = new PaxosNode({ id: 2, config: cfg([1, 2, 3]), rng: new Rng(1) });
+    const b = ballotOf(1, 1);
+    const hb = (ctx: number) => ({ type: MsgType.Heartbeat, from: 1, to: 2, term: b, ctx, commit: undefined }) as const;
+    p.step(accept(1, 2, b, 1, ['x']));
+    const rd1 = p.ready()!;
+    expect(rd1.hardState?.term).toBe(b);
+    // The promise of ballot b is in that Ready, not durable yet: the reply waits too.
+    p.step(hb(1));
+    expect(p.takeEager()).toEqual([]);
+    p.advance(rd1);
+    const rd2 = p.ready()!;
+    expect(rd2.messages).toEqual([expect.objectContaining({ type: MsgType.HeartbeatReply, ctx: 1 })]);
+    p.advance(rd2);
+    // Promise durable; the next values' write in flight (a slow SD card): heartbeats are
+    // answered at once, the Accepted is not.
+    p.step(accept(1, 2, b, 2, ['y']));
+    const rd3 = p.ready()!;
+    expect(rd3.messages).toEqual([expect.objectContaining({ type: MsgType.PaxosAccepted, ok: true, index: 2 })]);
+    p.step(hb(2));
+    expect(p.takeEager()).toEqual([expect.objectContaining({ type: MsgType.HeartbeatReply, to: 1, term: b, ctx: 2 })]);
+    p.advance(rd3);
+    expect(p.ready()).toBeUndefined();
+    // A heartbeat of a higher ballot raises the promise: its reply waits for the disk.
+    p.step({ ...hb(3), term: ballotOf(2, 1) });
+    expect(p.takeEager()).toEqual([]);
+  });
+
   it('durable slots: ballot and origin in a header, stamps never decreasing, and a restart from them gives the same log', () => {
     const p = new PaxosNode({ id: 2, config: cfg([1, 2, 3]), rng: new Rng(1) });
     const b1 = ballotOf(1, 1);

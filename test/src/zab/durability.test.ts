@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import { Rng } from '../../../src/rng.ts';
 import { ZabNode } from '../../../src/zab/index.ts';
-import { MsgType } from '../../../src/wire/messages.ts';
+import { EntryType, MsgType } from '../../../src/wire/messages.ts';
 import { Cluster } from './harness.ts';
 import { drain, hist, hs, lone } from './helpers.ts';
 
@@ -101,5 +101,26 @@ describe('durable state', () => {
     expect(rd.messages).toContainEqual(expect.objectContaining({ type: MsgType.ZabAckNewLeader, index: 3 }));
     z.advance(rd);
     expect(z.status().lastIndex).toBe(3);
+  });
+
+  it('a follower answers pings at once while its write is in flight (takeEager): a PONG rests on its durable epochs, its ACK waits for the disk', () => {
+    const c = new Cluster({ seed: 51, voters: [1, 2, 3] });
+    c.runUntil(() => c.agreed() !== undefined, 200, 'agreement');
+    c.propose('a');
+    c.run(20);
+    const L = c.leader()!;
+    const e = L.z.status().epoch;
+    const fid = [1, 2, 3].find((id) => id !== L.id)!;
+    const f = c.node(fid).z;
+    expect(f.takeEager()).toEqual([]);
+    const last = c.node(fid).store.entries.at(-1)!;
+    f.step({ type: MsgType.ZabProposal, from: L.id, to: fid, term: e, prevIndex: last.index, prevTerm: last.term, commit: 0, entries: [{ term: e, index: last.index + 1, type: EntryType.Normal, data: new TextEncoder().encode('b') }] });
+    const rd = f.ready()!; // "in flight": not advanced
+    expect(rd.entries.map((x) => x.index)).toEqual([last.index + 1]);
+    expect(rd.messages).toEqual([expect.objectContaining({ type: MsgType.ZabAck, index: last.index + 1 })]);
+    f.step({ type: MsgType.ZabPing, from: L.id, to: fid, term: e, ctx: 7 });
+    expect(f.takeEager()).toEqual([expect.objectContaining({ type: MsgType.ZabPong, to: L.id, term: e, ctx: 7 })]);
+    f.advance(rd);
+    expect(f.ready()).toBeUndefined(); // the PONG went once
   });
 });
