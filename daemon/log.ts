@@ -17,7 +17,14 @@ export function createPino(level: LevelName, base: Record<string, unknown> = {})
 /** The runtime's Logger over pino. */
 export function runtimeLogger(p: Pino): Logger {
   return (level, msg, fields) => {
-    if (fields) p[level](fields, msg);
-    else p[level](msg);
+    if (!fields) return p[level](msg);
+    // The runtime names its own node by number (`node: 2`: the simulator's trace has
+    // many nodes in one log); this process's pino already carries the node's name under
+    // `node`, and a second `node` key in the same JSON line replaced the name for most
+    // readers (jq, JSON.parse keep the last one).
+    if (typeof fields.node === 'number') {
+      const { node: _own, ...rest } = fields;
+      p[level](rest, msg);
+    } else p[level](fields, msg);
   };
 }
