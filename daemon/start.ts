@@ -134,7 +134,7 @@ function makeDataDir(dir: string): void {
         cause = plain as NodeJS.ErrnoException;
       }
     }
-    throw new Error(`data directory ${dir}: cannot create it: ${cause.message}${diskFullHint(cause)}`);
+    throw new Error(`data directory ${dir}: cannot create it: ${cause.message}${storageHint(cause)}`);
   }
 }
 
@@ -170,7 +170,7 @@ export function lockDataDir(dir: string): () => void {
         }
       };
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new Error(`data directory ${dir}: cannot create ${p}: ${(err as Error).message}${diskFullHint(err)}`);
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new Error(`data directory ${dir}: cannot create ${p}: ${(err as Error).message}${storageHint(err)}`);
       let pid = NaN;
       try {
         pid = Number(readFileSync(p, 'utf8').trim());
@@ -233,15 +233,34 @@ function nextStartCounter(dir: string): number {
   } catch (err) {
     // A write to a descriptor names no file ("ENOSPC: no space left on device, write"):
     // say which, and what a full disk means here.
-    throw new Error(`data directory ${dir}: cannot write ${p}: ${(err as Error).message}${diskFullHint(err)}`);
+    throw new Error(`data directory ${dir}: cannot write ${p}: ${(err as Error).message}${storageHint(err)}`);
   }
   return next;
 }
 
-/** What to do about a full file system, for errors that are one ('' otherwise). */
-function diskFullHint(err: unknown): string {
-  const code = (err as NodeJS.ErrnoException | undefined)?.code;
-  return code === 'ENOSPC' || code === 'EDQUOT' ? ' (the file system of the data directory is full: free space on it, then start the node again)' : '';
+/**
+ * What the operator is to do about a storage error that is theirs to fix — a full, a
+ * failing or a read-only disk — or '' for any other error. Looks through `cause`
+ * (the storage layer wraps the system's error to name the file).
+ */
+function storageHint(err: unknown): string {
+  let code: string | undefined;
+  let e = err as { code?: unknown; cause?: unknown } | undefined;
+  for (let depth = 0; depth < 4 && e !== undefined && e !== null && code === undefined; depth++) {
+    if (typeof e.code === 'string') code = e.code;
+    e = e.cause as typeof e;
+  }
+  switch (code) {
+    case 'ENOSPC':
+    case 'EDQUOT':
+      return ' (the file system of the data directory is full: free space on it, then start the node again)';
+    case 'EIO':
+      return ' (the storage device reported an I/O error: the SD card or disk may be failing, see the kernel log (dmesg); the other nodes carry on without this one)';
+    case 'EROFS':
+      return ' (the file system of the data directory is read-only: mounted so, or remounted read-only by the kernel after write errors, see dmesg)';
+    default:
+      return '';
+  }
 }
 
 function readPem(file: string | undefined, what: string): string | undefined {
@@ -439,8 +458,8 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
   const onFatal = (err: Error) => {
     if (fatal) return;
     fatal = err;
-    // A full disk is the operator's to fix, not a bug: say so, and where.
-    const hint = diskFullHint((err as { cause?: unknown }).cause);
+    // A full, failing or read-only disk is the operator's to fix, not a bug: say so, and where.
+    const hint = storageHint(err);
     log.fatal({ error: `${err.message}${hint}`, kind: err.name, ...(hint ? { dataDir: cfg.dataDir } : {}), stack: err.stack ?? '' }, 'node stopped on a fatal error; exiting so that the supervisor restarts it');
     setImmediate(() => {
       void node

@@ -199,7 +199,9 @@ function writeAll(fd: number, data: Uint8Array, name: string): void {
 }
 
 function withContext(err: NodeJS.ErrnoException, what: string): Error {
-  const e = new Error(`${what}: ${err.code ?? ''} ${err.message}`.trim());
+  // Node's own messages start with the code already ("EIO: i/o error, fdatasync").
+  const code = err.code !== undefined && !err.message.startsWith(`${err.code}:`) ? `${err.code} ` : '';
+  const e = new Error(`${what}: ${code}${err.message}`);
   (e as Error & { cause?: unknown }).cause = err;
   return e;
 }

@@ -52,5 +52,6 @@ describe('quorumd start on a full disk', () => {
     expect(r.signal, `killed by the test's bound: ${r.stderr}`).toBeNull();
     expect(r.status).toBe(1);
     expect(r.stderr).toContain(`data directory ${join(ro, 'deep', 'n1')}: cannot create it: EROFS: read-only file system, mkdir '${join(ro, 'deep')}'`);
+    expect(r.stderr).toContain('(the file system of the data directory is read-only: mounted so, or remounted read-only by the kernel after write errors, see dmesg)');
   }, 90_000);
 });
