@@ -30,8 +30,22 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** strace is installed and may trace a child of ours here (ptrace allowed). */
-const canTrace = spawnSync('strace', ['-f', '-qq', '-e', 'trace=none', 'true'], { timeout: 10_000 }).status === 0;
+/**
+ * strace is installed and may attach to a process it did not start (the node is our
+ * child, not strace's: Yama's ptrace_scope 1 refuses that to a user without
+ * CAP_SYS_PTRACE). Tried on a short-lived sibling: strace exits 0 once it ends.
+ */
+function canAttach(): boolean {
+  const sib = spawn('sleep', ['0.5'], { stdio: 'ignore' });
+  try {
+    return spawnSync('strace', ['-qq', '-e', 'trace=none', '-p', String(sib.pid)], { timeout: 10_000, stdio: 'ignore' }).status === 0;
+  } catch {
+    return false;
+  } finally {
+    sib.kill('SIGKILL');
+  }
+}
+const canTrace = canAttach();
 
 async function until<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, maxMs: number): Promise<T> {
   const end = performance.now() + maxMs;
