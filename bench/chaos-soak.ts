@@ -9,6 +9,8 @@
  *   - one fault, in turn: SIGSTOP/SIGCONT of the leader or a follower (200 ms - 3 s,
  *     drawn), SIGKILL and restart of the leader or a follower, a broker restart, a
  *     follower paused while the leader keeps appending to it (Raft's coalesced acks),
+ *     both followers' disks slowed (every fsync delayed 0.5-2 s by strace for 3 s, an SD
+ *     card's garbage collection: the leader must stay leader; skipped without strace),
  *   - on a paused leader, also a burst of raw-socket PUTs, some of whose clients hang up
  *     at once: each one still connected must get exactly one answer (200, 503 or 504,
  *     docs/api.md), nothing more on its socket, within the backstop and slack,
@@ -17,7 +19,7 @@
  * Printed per round: the fault, op counts, burst answers, the checker's verdict. It
  * exits 1 if any round failed a check (the logs are then kept and named).
  *
- *   npx tsx bench/chaos-soak.ts [mqtt|tcp] [rounds] [secondsPerRound] [clients] [busyLoops] [raft|paxos|zab]
+ *   [FAULTS=f1,f2] npx tsx bench/chaos-soak.ts [mqtt|tcp] [rounds] [secondsPerRound] [clients] [busyLoops] [raft|paxos|zab]
  *
  * The last argument is the engine of the three nodes (default raft): Multi-Paxos and
  * ZAB run on the engine runtime and owe clients the same answers (docs/api.md).
@@ -66,7 +68,12 @@ const BURST_WAIT_MS = 30_000;
  * too with those calls in flight (its backstop timer is overdue at SIGCONT: every
  * call still ends exactly once).
  */
-const faults = ['stop-leader', 'stop-follower', 'kill-leader', 'kill-follower', 'broker-restart', 'stop-follower-long', 'stop-quorum', 'stop-leader-inflight'] as const;
+const faults = ['stop-leader', 'stop-follower', 'kill-leader', 'kill-follower', 'broker-restart', 'stop-follower-long', 'stop-quorum', 'stop-leader-inflight', 'slow-disk-followers'] as const;
+/** FAULTS=a,b (env): only these faults, in turn (all by default). */
+const only: readonly Fault[] = process.env.FAULTS ? process.env.FAULTS.split(',').map((f) => {
+  if (!(faults as readonly string[]).includes(f)) throw new Error(`FAULTS: expected a comma-separated list of ${faults.join(', ')}; got ${f}`);
+  return f as Fault;
+}) : faults;
 const LONG_STOP_MS = 12_000;
 type Fault = (typeof faults)[number];
 
@@ -222,7 +229,7 @@ async function main(): Promise<void> {
   try {
     await c.waitLeader(60_000);
     for (let round = 1; round <= rounds; round++) {
-      const fault: Fault = faults[(round - 1) % faults.length]!;
+      const fault: Fault = only[(round - 1) % only.length]!;
       totals.faults[fault] = (totals.faults[fault] ?? 0) + 1;
       const keys = Array.from({ length: KEYS }, (_, i) => `r${round}-k${i}`);
       const t0 = performance.now();
@@ -232,6 +239,7 @@ async function main(): Promise<void> {
       const followers = c.nodes.filter((n) => n !== leader && n.child);
       const follower = followers[draw(0, followers.length - 1)]!;
       let detail = '';
+      let slowDiskElection = '';
       let b: Promise<BurstResult> | undefined;
       if (fault === 'stop-leader' || fault === 'stop-follower' || fault === 'stop-follower-long') {
         const who = fault === 'stop-leader' ? leader : follower;
@@ -253,6 +261,25 @@ async function main(): Promise<void> {
         await sleep(LONG_STOP_MS);
         for (const f of stopped) c.kill(f, 'SIGCONT');
         detail = `${stopped.map((f) => f.name).join('+')} stopped ${LONG_STOP_MS} ms`;
+      } else if (fault === 'slow-disk-followers') {
+        // Every fsync of both followers delayed (strace's syscall fault injection), the
+        // workload going on: writes wait for the disks, but the followers still answer
+        // heartbeats, so the leader must keep its quorum — no election.
+        const ms = draw(500, 2000);
+        const tracers = followers.map((f) => spawn('strace', ['-f', '-qq', '-p', String(f.child!.pid), '-e', 'trace=fdatasync,fsync', '-e', `inject=fdatasync,fsync:delay_enter=${ms * 1000}`, '-o', '/dev/null'], { stdio: 'ignore' }));
+        const attached = await Promise.all(tracers.map((t) => new Promise<boolean>((r) => {
+          t.once('error', () => r(false));
+          t.once('exit', () => r(false));
+          setTimeout(() => r(t.exitCode === null), 1000);
+        })));
+        await sleep(3000);
+        for (const t of tracers) t.kill('SIGINT');
+        await Promise.all(tracers.map((t) => (t.exitCode === null ? new Promise((r) => t.once('exit', r)) : undefined)));
+        if (attached.every(Boolean)) {
+          const after = await c.waitLeader(30_000);
+          detail = `${followers.map((f) => f.name).join('+')} fsync +${ms} ms for 3 s; leader ${leader.name} -> ${after.name}`;
+          if (after !== leader) slowDiskElection = `the leader changed (${leader.name} -> ${after.name}) while only the followers' disks were slow`;
+        } else detail = 'skipped: strace is missing or may not attach here';
       } else if (fault === 'kill-leader' || fault === 'kill-follower') {
         const who = fault === 'kill-leader' ? leader : follower;
         c.kill(who, 'SIGKILL');
@@ -293,6 +320,7 @@ async function main(): Promise<void> {
       const problems: string[] = [];
       if (res.ok !== true) problems.push(`NOT LINEARIZABLE: ${JSON.stringify(res).slice(0, 1500)}`);
       if (fin.bad.length > 0) problems.push(`final reads failed: ${fin.bad.slice(0, 5).join('; ')}`);
+      if (slowDiskElection) problems.push(slowDiskElection);
       if (br) {
         const answered = Object.values(br.answers).reduce((a, x) => a + x, 0);
         totals.burstAnswered += answered;
