@@ -31,11 +31,12 @@
  *   applied ⇒ durable   every entry a node applies is durable on a quorum of the voting
  *                       members of its configuration at that moment, its own copy
  *                       included if durable. Ready's committed entries are durable on
- *                       the node itself too; a leader applies the entries a quorum of
- *                       followers made committed while its own copy may still be
- *                       syncing (RaftNode.takeCommitted): if it crashes before that
- *                       copy is durable it comes back with a shorter log — the quorum
- *                       holds what it applied, and the next leader has it
+ *                       the node itself too; a leader or a follower applies the
+ *                       entries a quorum of other copies made committed while its own
+ *                       copy may still be syncing (RaftNode.takeCommitted): if it
+ *                       crashes before that copy is durable it comes back with a
+ *                       shorter log — the quorum holds what it applied (in their logs
+ *                       or compacted into their snapshots), and the next leader has it
  *   acknowledged writes every write answered 200 is, at the end, in the committed log at
  *                       the index it was acknowledged with
  *
@@ -176,6 +177,16 @@ class ChainLog {
       this.metas.length = n;
       this.fulls.length = n;
     }
+  }
+
+  /**
+   * Index i lies below what this log holds: compacted into its snapshot (or forgotten by
+   * dropBelow, which follows the snapshot). A snapshot covers only applied, hence
+   * committed, entries, and state-machine safety checks that those are the same
+   * everywhere: the node holds that entry durably, in its snapshot.
+   */
+  compactedPast(i: Index): boolean {
+    return this.metas.length > 0 && i < this.lo;
   }
 
   /** Forgets every index < i. */
@@ -456,7 +467,9 @@ export class InvariantChecker {
     for (const id of voting) {
       const ch = this.track(id).chain;
       const k = ch.offset(e.index);
-      if (k >= 0 && ch.meta(k) === c.meta) have++;
+      // A member that compacted past the index holds it in its snapshot: a follower
+      // catching up applies entries that the others compacted long ago.
+      if (k >= 0 ? ch.meta(k) === c.meta : ch.compactedPast(e.index)) have++;
     }
     if (have < need) {
       this.fail('applied-durable', `node ${rt.id} applied index ${e.index} (term ${e.term}) before its own copy was durable, held durably by ${have} voting member(s); a quorum is ${need}`);
