@@ -445,18 +445,31 @@ export class EngineRuntime {
         const ms = this.eng!.takeEager?.();
         if (ms) for (let i = 0; i < ms.length; i++) this.send(ms[i]!);
       },
-      // Committed entries the engine lets go before its own Ready is durable (Raft: a
-      // leader's entries committed by a quorum of followers; src/raft/raft.ts takeCommitted).
+      // Committed entries the engine lets go before its own Ready is durable (Raft:
+      // entries committed by a quorum of other durable copies, on a leader or a
+      // follower; src/raft/raft.ts takeCommitted).
       // Paused while a snapshot is due: the snapshot is taken of the state machine at
       // the engine's appliedIndex, which counts them only once durable here, so the two
       // must meet first (maybeCompact); the Readys apply meanwhile.
       apply: () => {
-        if (this.snapshotDue()) return;
-        const es = this.eng!.takeCommitted?.();
-        if (!es || es.length === 0) return;
-        const witness = this.eng!.status().isWitness;
-        for (let i = 0; i < es.length; i++) this.applyEntry(es[i]!, witness);
-        this.serveReads();
+        // Read states need nothing durable (Raft: RaftNode.takeReadStates): a read is
+        // served as soon as the applied index reaches its own.
+        const rss = this.eng!.takeReadStates?.();
+        let reads = false;
+        if (rss && rss.length > 0) {
+          for (let i = 0; i < rss.length; i++) {
+            const p = this.pendingReads.get(rss[i]!.ctx);
+            if (p) p.index = rss[i]!.index;
+          }
+          reads = true;
+        }
+        const es = this.snapshotDue() ? undefined : this.eng!.takeCommitted?.();
+        if (es && es.length > 0) {
+          const witness = this.eng!.status().isWitness;
+          for (let i = 0; i < es.length; i++) this.applyEntry(es[i]!, witness);
+          reads = true;
+        }
+        if (reads) this.serveReads();
       },
       next: () => this.eng!.ready(),
       persist: (rd, done) => {

@@ -11,9 +11,9 @@
  * once, so that a follower's fsync runs while the leader's own is still in flight
  * instead of after it, and a follower whose fsync is slow still answers its leader's
  * heartbeats. Likewise the
- * entries a quorum of followers made committed while the leader's own persist is in
- * flight (`apply`: RaftNode.takeCommitted()) are applied and answered at once, not
- * after the leader's fsync and the Ready behind it.
+ * entries a quorum of other copies made committed while this node's own persist is in
+ * flight (`apply`: RaftNode.takeCommitted(), on a leader or a follower) are applied and
+ * answered at once, not after its own fsync and the Ready behind it.
  *
  * A persist that completes synchronously (an in-memory store, or a write with nothing
  * to wait for) is handled inside the loop; an asynchronous one ends the loop and its
@@ -41,8 +41,8 @@ export interface ReadyLoopHooks<R> {
   eager?: () => void;
   /**
    * Applies the committed entries the engine lets go before its own Ready is durable
-   * (the Raft runtimes: RaftNode.takeCommitted(), a leader's entries committed by a
-   * quorum of other durable copies). Called right after `eager`, at the same points.
+   * (the Raft runtimes: RaftNode.takeCommitted(), entries committed by a quorum of
+   * other durable copies, on a leader or a follower). Called right after `eager`, at the same points.
    * Optional: without it committed entries wait for the Ready that carries them.
    */
   apply?: () => void;

@@ -48,11 +48,14 @@
  *
  * Optional, for the same reason: `takeCommitted()` returns committed entries the
  * runtime applies at once (in order, each exactly once, answering their clients),
- * also while a Ready is being persisted, and that are in no Ready's `committed`: a
- * leader's entries committed by a quorum of durable copies that need not include its
- * own (Raft: src/raft/raft.ts takeCommitted, where the safety argument is). The
+ * also while a Ready is being persisted, and that are in no Ready's `committed`:
+ * entries committed by a quorum of durable copies that need not include the node's
+ * own (Raft, leader and follower: src/raft/raft.ts takeCommitted, where the safety
+ * argument is). The
  * engine's status().appliedIndex counts them only once they are durable here, and
  * compact() covers only that, so a snapshot never runs ahead of the node's own log.
+ * Likewise `takeReadStates()`: read states (a read's confirmed index) handed out at
+ * once instead of in the next Ready — a read waits for the applied index, not the disk.
  *
  * ## Durable state: one shape for every engine
  * The runtime stores every engine's state in the same durable log (hal/storage):
@@ -335,6 +338,8 @@ export interface Engine {
   takeEager?(): Message[];
   /** Committed entries to apply now, also while a Ready is in flight (see "Optional, for the same reason" above). */
   takeCommitted?(): Entry[];
+  /** Read states to act on now, also while a Ready is in flight: they depend on nothing durable (see "Optional, for the same reason" above). */
+  takeReadStates?(): ReadState[];
   ready(): Ready | undefined;
   advance(rd: Ready): void;
 

@@ -21,7 +21,7 @@
  *   - step(): a message of another engine's type is dropped and counted, as the other
  *     engines do, not thrown at (RaftNode.step throws: to RaftNode it is a bug).
  */
-import type { Capabilities, Engine, EngineInit, EngineStatus, MemberChange, Ready as EngineReady, ReplicaProgress, Result } from '../engine/contract.ts';
+import type { Capabilities, Engine, EngineInit, EngineStatus, MemberChange, ReadState, Ready as EngineReady, ReplicaProgress, Result } from '../engine/contract.ts';
 import type { Index, NodeId, Term } from '../types.ts';
 import { MsgType, type Entry, type Message } from '../wire/messages.ts';
 import type { RaftOptions, SnapshotMeta } from './config.ts';
@@ -142,6 +142,10 @@ export class RaftEngine implements Engine {
 
   takeCommitted(): Entry[] {
     return this.raft.takeCommitted();
+  }
+
+  takeReadStates(): ReadState[] {
+    return this.raft.takeReadStates();
   }
 
   /**

@@ -33,11 +33,12 @@
  * follower's heartbeat replies in a durable term go the same way, so that a slow fsync
  * does not silence it (see takeEager).
  *
- * A leader's committed entries need not wait for its own disk either: `takeCommitted()`
+ * Committed entries need not wait for the node's own disk either: `takeCommitted()`
  * hands out, at any time, the entries committed by a quorum of durable copies that
- * need not include the leader's own (its copy may still be syncing), and the runtime
- * applies them at once and answers their clients — see takeCommitted() for why that
- * is safe. Entries in a Ready's `committed` are always durable here.
+ * need not include this node's own (its copy may still be syncing) — on a leader and on
+ * a follower — and the runtime applies them at once and answers their clients — see
+ * takeCommitted() for why that is safe. Entries in a Ready's `committed` are always
+ * durable here.
  *
  * `advance(ready)` acknowledges that everything in that Ready is durable, sent and
  * applied: the engine only then counts its own log as stable (a leader counts its own
@@ -841,7 +842,8 @@ export class RaftNode {
 
   /**
    * Messages this leader may send before its own log is durable, taken out of the next
-   * Ready: Appends, heartbeats, snapshot chunks and TimeoutNow of its current term, once
+   * Ready: Appends, heartbeats, snapshot chunks, TimeoutNow and answers to a follower's
+   * ReadIndex (a commit index whose leadership a quorum confirmed) of its current term, once
    * that term (with its vote for itself) is durable. As etcd's leader does (Raft thesis
    * §10.2.1: the leader may write its log in parallel with replicating it), because
    * none of them acknowledges anything of this node's log: the leader counts its own
@@ -851,8 +853,9 @@ export class RaftNode {
    * last Ready become Appends here. May be called at any time, also while a Ready is
    * being persisted.
    *
-   * A follower gets its replies to heartbeats of its current term, once that term is
-   * durable: such a reply acknowledges no entry (the leader learns its match only from
+   * A follower gets its ReadIndex requests (they ask, and promise nothing) and its
+   * replies to heartbeats of its current term, once that term is durable: such a
+   * reply acknowledges no entry (the leader learns its match only from
    * AppendReply), it says "I follow you in this term and heard this round" — a promise
    * kept in memory (the election timer it reset; after a restart inLease() refuses votes
    * for an election timeout) resting on a term no restart can forget. So a follower
@@ -873,7 +876,7 @@ export class RaftNode {
     for (let i = 0; i < msgs.length; i++) {
       const m = msgs[i]!;
       const t = m.type;
-      if (m.term === this.term && (leader ? t === MsgType.Append || t === MsgType.Heartbeat || t === MsgType.Snapshot || t === MsgType.TimeoutNow : t === MsgType.HeartbeatReply)) (out ??= []).push(m);
+      if (m.term === this.term && (leader ? t === MsgType.Append || t === MsgType.Heartbeat || t === MsgType.Snapshot || t === MsgType.TimeoutNow || t === MsgType.ReadIndexReply : t === MsgType.HeartbeatReply || t === MsgType.ReadIndex)) (out ??= []).push(m);
       else msgs[kept++] = m;
     }
     if (out === undefined) return NO_MESSAGES;
@@ -969,12 +972,28 @@ export class RaftNode {
   }
 
   /**
-   * A leader's committed entries that may be applied now although its own copy of them
+   * Read states (a read's index, confirmed by the leader) to act on now, also while a
+   * Ready is being persisted; they are then in no Ready's `readStates`. A read state
+   * depends on nothing this node writes: the read is served once the applied index
+   * reaches it (takeCommitted keeps applying meanwhile), so neither a leader's nor a
+   * follower's linearizable reads wait for its own disk.
+   */
+  takeReadStates(): ReadState[] {
+    if (this.readStates.length === 0) return NO_READ_STATES;
+    const rs = this.readStates;
+    this.readStates = [];
+    return rs;
+  }
+
+  /**
+   * Committed entries that may be applied now although this node's own copy of them
    * may not be durable yet (its Ready is still being persisted): the runtime applies
    * them at once, in order, each exactly once, and answers their clients; they are in
-   * no Ready's `committed`. Empty for followers and candidates, while a snapshot is
-   * being installed, and while the Ready in flight holds committed entries not yet
-   * applied (they come first).
+   * no Ready's `committed`. A leader's, and a follower's (the entries its leader says
+   * are committed), so that neither waits for its own disk to apply — a follower whose
+   * SD card stalls still serves linearizable reads of what the cluster committed. Empty
+   * for candidates, while a snapshot is being installed, and while the Ready in flight
+   * holds committed entries not yet applied (they come first).
    *
    * Why this is safe (Raft thesis §10.2.1; etcd's server applies a leader's committed
    * entries while its own WAL write is in flight too, etcdserver/raft.go): the leader
@@ -986,13 +1005,18 @@ export class RaftNode {
    * is durable, it restarts with a shorter log and an older commit index, rebuilds a
    * prefix of the same state and learns the rest from the next leader, as any node
    * that restarts behind does; nothing it applied is lost, because a quorum holds it.
+   * A follower: its commit index never exceeds what its leader counted committed (the
+   * leader's commit, capped at the last entry the follower holds from that leader's
+   * Appends, whose log matches the leader's up to there), so what it applies early is
+   * committed on a quorum of durable copies just the same, and a crash before its own
+   * fsync costs it only a replay from the leader, as for the leader above.
    * What must stay local stays local: compact() covers only entries that are applied
    * AND durable here (appliedIndex lags until they are), so a snapshot never runs ahead
    * of this node's own log; the hard state's commit never refers to entries beyond the
    * durable log (entries are persisted with or before it, as before).
    */
   takeCommitted(): Entry[] {
-    if (this.role !== 'leader' || this.installing || this.applyBlocked() || this.applied < this.log.snapIndex) return NO_ENTRIES;
+    if ((this.role !== 'leader' && this.role !== 'follower') || this.installing || this.applyBlocked() || this.applied < this.log.snapIndex) return NO_ENTRIES;
     const base = this.handedOut();
     if (this.commit <= base) return NO_ENTRIES;
     const o = this.outstanding;

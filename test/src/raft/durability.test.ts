@@ -193,7 +193,7 @@ describe('raft durability contract', () => {
     expect(l.r.takeCommitted()).toEqual([]);
     l.r.step(ack(b));
     expect(l.r.commitIndex).toBe(p.index);
-    // Followers get nothing early; the leader gets the entry once, in order.
+    // Follower a has not heard of the commit yet: nothing for it. The leader gets the entry once, in order.
     expect(c.node(a).r.takeCommitted()).toEqual([]);
     const got = l.r.takeCommitted();
     expect(got.map((e) => [e.index, new TextDecoder().decode(e.data)])).toEqual([[p.index, 'fast']]);
@@ -334,5 +334,26 @@ describe('raft durability contract', () => {
     r.step(hb(3, 1));
     expect(r.status().role).toBe('follower');
     expect(r.takeEager()).toEqual([]);
+  });
+
+  it('takeCommitted: a follower applies what its leader says is committed while its own copy is still being written; each entry once', () => {
+    const r = new RaftNode({ id: 2, config: { voters: [1, 2, 3], learners: [], witnesses: [] }, rng: new Rng(2) });
+    const e = (index: number) => ({ term: 1, index, type: EntryType.Normal, data: text(`v${index}`) });
+    const dec = (es: { index: number; data: Uint8Array }[]) => es.map((x) => [x.index, new TextDecoder().decode(x.data)]);
+    r.step({ type: MsgType.Append, from: 1, to: 2, term: 1, prevIndex: 0, prevTerm: 0, commit: 0, entries: [e(1), e(2)] });
+    const rd1 = r.ready()!; // its write "in flight" (a slow SD card)
+    expect(r.takeCommitted()).toEqual([]); // nothing committed yet
+    // The leader's next Append says 1..2 are committed (a quorum of other copies is durable).
+    r.step({ type: MsgType.Append, from: 1, to: 2, term: 1, prevIndex: 2, prevTerm: 1, commit: 2, entries: [e(3)] });
+    expect(dec(r.takeCommitted())).toEqual([[1, 'v1'], [2, 'v2']]);
+    expect(r.takeCommitted()).toEqual([]);
+    // They count as applied only once durable here (compaction covers no more than that).
+    expect(r.status().appliedIndex).toBe(0);
+    r.advance(rd1);
+    expect(r.status().appliedIndex).toBe(2);
+    const rd2 = r.ready()!;
+    expect(rd2.committed).toEqual([]); // not handed out twice
+    expect(rd2.entries.map((x) => x.index)).toEqual([3]);
+    r.advance(rd2);
   });
 });
