@@ -341,7 +341,7 @@ describe('a follower whose disk stalls (EngineRuntime, engines with heartbeat re
     expect(c.fatals).toEqual([]);
   });
 
-  it('raft: a follower whose fsyncs take seconds still answers linearizable reads at once (it applies what its leader says is committed)', () => {
+  it('raft: a follower whose fsyncs take up to 1.5 s still answers every linearizable read (it applies what its leader says is committed; a read needs nothing durable)', () => {
     const c = testCluster([1, 2, 3], { seed: 21 });
     c.until(() => c.leader() !== undefined, 5000);
     c.world.run(300);
