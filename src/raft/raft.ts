@@ -48,7 +48,8 @@
  * time are sent only after every entry that was in the log at their creation is
  * durable, so an acknowledgement never runs ahead of the disk — except what
  * takeEager() hands out, which acknowledges nothing of the log: a leader's own
- * replication traffic, and a follower's heartbeat replies in a durable term.
+ * replication traffic and its answers to ReadIndex, and a follower's heartbeat replies
+ * and ReadIndex requests in a durable term.
  *
  * Restart: construct a new RaftNode from exactly what was persisted (hard state,
  * snapshot, entries). The state machine is expected to be restored from the
