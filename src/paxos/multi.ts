@@ -122,6 +122,7 @@ import type {
   Capabilities, Engine, EngineInit, EngineRole, EngineStatus, HardState, ReadState, Ready, Result, SnapshotData, SnapshotMeta, SoftState,
 } from '../engine/contract.ts';
 import { allMembers, copyConfig, quorumSize, validateConfig, votingMembers } from '../raft/config.ts';
+import { takeOut } from '../engine/eager.ts';
 import { nextBallot, type Ballot } from './ballot.ts';
 import { PAXOS_MSG_OVERHEAD_BYTES, PAXOS_SLOT_OVERHEAD_BYTES, resolvePaxosOptions, type PaxosOptions, type PaxosTicks } from './options.ts';
 import { decodeDurableSlot, encodeDurableSlot, SlotLog } from './slots.ts';
@@ -206,6 +207,8 @@ const PAXOS_TYPES = new Set<MsgType>([
 
 const NO_ENTRIES = Object.freeze([]) as unknown as Entry[];
 const NO_MESSAGES = Object.freeze([]) as unknown as Message[];
+/** What a follower's takeEager() hands out: its heartbeat replies. */
+const FOLLOWER_EAGER: ReadonlySet<MsgType> = new Set([MsgType.HeartbeatReply]);
 const NO_READ_STATES = Object.freeze([]) as unknown as ReadState[];
 const NO_CTXS = Object.freeze([]) as unknown as number[];
 const EMPTY = new Uint8Array(0);
@@ -1331,18 +1334,8 @@ export class PaxosNode implements Engine {
    * it accepts waits for the disk as before.
    */
   takeEager(): Message[] {
-    if (this.role !== 'follower' || this.prevHard.term !== this.promised || this.msgs.length === 0) return NO_MESSAGES;
-    const msgs = this.msgs;
-    let out: Message[] | undefined;
-    let kept = 0;
-    for (let i = 0; i < msgs.length; i++) {
-      const m = msgs[i]!;
-      if (m.type === MsgType.HeartbeatReply && m.term === this.promised) (out ??= []).push(m);
-      else msgs[kept++] = m;
-    }
-    if (out === undefined) return NO_MESSAGES;
-    msgs.length = kept;
-    return out;
+    if (this.role !== 'follower' || this.prevHard.term !== this.promised) return NO_MESSAGES;
+    return takeOut(this.msgs, FOLLOWER_EAGER, this.promised);
   }
 
   ready(): Ready | undefined {

@@ -79,6 +79,7 @@ import {
   type ConfChange, type MemberConfig, type RaftOptions, type SnapshotMeta, type Ticks,
 } from './config.ts';
 import { RaftLog } from './log.ts';
+import { takeOut } from '../engine/eager.ts';
 
 export type Role = 'follower' | 'pre-candidate' | 'candidate' | 'leader';
 
@@ -210,6 +211,9 @@ const RAFT_TYPES = new Set<MsgType>([
 /** The empty lists of a Ready (frozen: a consumer that tried to add to one would throw, not corrupt the next Ready). */
 const NO_ENTRIES = Object.freeze([]) as unknown as Entry[];
 const NO_MESSAGES = Object.freeze([]) as unknown as Message[];
+/** What takeEager() hands out (see there): a leader's replication traffic and answers to ReadIndex; a follower's heartbeat replies and ReadIndex requests. */
+const LEADER_EAGER: ReadonlySet<MsgType> = new Set([MsgType.Append, MsgType.Heartbeat, MsgType.Snapshot, MsgType.TimeoutNow, MsgType.ReadIndexReply]);
+const FOLLOWER_EAGER: ReadonlySet<MsgType> = new Set([MsgType.HeartbeatReply, MsgType.ReadIndex]);
 const NO_READ_STATES = Object.freeze([]) as unknown as ReadState[];
 const NO_CTXS = Object.freeze([]) as unknown as number[];
 
@@ -868,22 +872,13 @@ export class RaftNode {
    */
   takeEager(): Message[] {
     if (this.prevHard.term !== this.term) return NO_MESSAGES;
-    const leader = this.role === 'leader';
-    if (leader) this.flush();
-    else if (this.role !== 'follower') return NO_MESSAGES;
-    const msgs = this.msgs;
-    let out: Message[] | undefined;
-    let kept = 0;
-    for (let i = 0; i < msgs.length; i++) {
-      const m = msgs[i]!;
-      const t = m.type;
-      if (m.term === this.term && (leader ? t === MsgType.Append || t === MsgType.Heartbeat || t === MsgType.Snapshot || t === MsgType.TimeoutNow || t === MsgType.ReadIndexReply : t === MsgType.HeartbeatReply || t === MsgType.ReadIndex)) (out ??= []).push(m);
-      else msgs[kept++] = m;
+    if (this.role === 'leader') {
+      this.flush();
+      return takeOut(this.msgs, LEADER_EAGER, this.term);
     }
-    if (out === undefined) return NO_MESSAGES;
-    msgs.length = kept;
-    return out;
+    return this.role === 'follower' ? takeOut(this.msgs, FOLLOWER_EAGER, this.term) : NO_MESSAGES;
   }
+
 
   ready(): Ready | undefined {
     if (this.outstanding) throw new Error('raft ready(): the previous Ready has not been advanced yet; call advance(ready) first');

@@ -109,6 +109,7 @@ import { allMembers, copyConfig, ENTRY_OVERHEAD_BYTES, MSG_OVERHEAD_BYTES, quoru
 import { kthLargest } from '../raft/raft.ts';
 import { FastLeaderElection, NO_VOTE, type Decision, type Vote } from './fle.ts';
 import { ZabHistory } from './history.ts';
+import { takeOut } from '../engine/eager.ts';
 import { MAX_EPOCH, resolveZabOptions, type ZabOptions, type ZabTicks } from './options.ts';
 
 /** ZooKeeper's peer states. */
@@ -230,6 +231,8 @@ const ZAB_TYPES = new Set<MsgType>([
 
 const NO_ENTRIES = Object.freeze([]) as unknown as Entry[];
 const NO_MESSAGES = Object.freeze([]) as unknown as Message[];
+/** What a follower's takeEager() hands out: its PONGs. */
+const FOLLOWER_EAGER: ReadonlySet<MsgType> = new Set([MsgType.ZabPong]);
 const NO_READ_STATES = Object.freeze([]) as unknown as ReadState[];
 const NO_CTXS = Object.freeze([]) as unknown as number[];
 const EMPTY = new Uint8Array(0);
@@ -635,20 +638,9 @@ export class ZabNode implements Engine {
    * leader's quorum checks and read rounds; its ACKs wait for the disk as before.
    */
   takeEager(): Message[] {
-    if (this.state !== 'following' || this.msgs.length === 0) return NO_MESSAGES;
     const e = this.epoch;
-    if (this.prevHard.term !== e || this.prevHard.vote !== e) return NO_MESSAGES;
-    const msgs = this.msgs;
-    let out: Message[] | undefined;
-    let kept = 0;
-    for (let i = 0; i < msgs.length; i++) {
-      const m = msgs[i]!;
-      if (m.type === MsgType.ZabPong && m.term === e) (out ??= []).push(m);
-      else msgs[kept++] = m;
-    }
-    if (out === undefined) return NO_MESSAGES;
-    msgs.length = kept;
-    return out;
+    if (this.state !== 'following' || this.prevHard.term !== e || this.prevHard.vote !== e) return NO_MESSAGES;
+    return takeOut(this.msgs, FOLLOWER_EAGER, e);
   }
 
   ready(): Ready | undefined {
