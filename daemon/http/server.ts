@@ -817,6 +817,13 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
     ? nodeHttps().createServer({ ...serverOpts, cert: opts.tls.cert, key: opts.tls.key, ...(opts.tls.ca !== undefined ? { ca: opts.tls.ca, requestCert: true, rejectUnauthorized: true } : {}) }, handler)
     : createServer(serverOpts, handler);
   server.maxConnections = opts.maxConnections ?? 1024;
+  // A client that half-closes once its request is out (`nc -N`, HTTP stacks that
+  // shutdown(SHUT_WR) after sending) must still get its answer: Node's server by default
+  // ends its own side at the client's FIN, so a write committed a tick later was never
+  // answered — applied or not, the client could not tell. With this (a property of
+  // Node's http.Server since 0.x, not in its docs) the connection closes after the last
+  // pending answer instead (test/daemon/http/half-close.test.ts).
+  (server as unknown as { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
   server.keepAliveTimeout = 5000;
   server.on('connection', (s: Socket) => {
     const addr = s.remoteAddress ?? '?';

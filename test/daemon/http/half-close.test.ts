@@ -1,0 +1,75 @@
+/**
+ * A client that half-closes its connection after sending its request (`nc -N`, HTTP
+ * stacks that shutdown(SHUT_WR) once the request is out) still gets its answer.
+ *
+ * Node's HTTP server, by default, ends its side as soon as the client's FIN arrives, so
+ * a write whose commit came a tick later was never answered although it may have been
+ * applied — the client could not tell. The writes here are committed 50 ms later, as a
+ * cluster's are.
+ */
+import * as net from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startApiServer, type ApiServer } from '../../../daemon/http/server.ts';
+import type { ClientCallback } from '../../../daemon/runtime/index.ts';
+import { FakeBackend } from './fake-backend.ts';
+import { testToken } from '../../helpers/auth.ts';
+
+const TOKEN = testToken();
+
+/** Commits every put 50 ms after it is asked for, like a cluster's round trip. */
+class SlowBackend extends FakeBackend {
+  override put(key: string, value: Uint8Array, o: { cas?: number }, cb: ClientCallback): void {
+    setTimeout(() => super.put(key, value, o, cb), 50);
+  }
+}
+
+let srv: ApiServer;
+let port: number;
+beforeAll(async () => {
+  srv = await startApiServer(new SlowBackend(), { port: 0, maxBodyBytes: 1024, maxWatchMs: 2000, backstopMs: 2000, token: TOKEN, leaseFailures: { max: 3, windowMs: 60_000 } });
+  port = srv.address().port;
+});
+afterAll(() => srv.close());
+
+/** Sends `raw`, half-closes, and returns everything the server sent until it closed (bounded: 10 s). */
+function sendThenHalfClose(raw: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(port, '127.0.0.1', () => s.end(raw));
+    let got = '';
+    const timer = setTimeout(() => {
+      s.destroy();
+      reject(new Error(`no close within 10 s; got ${JSON.stringify(got)}`));
+    }, 10_000);
+    s.on('data', (d: Buffer) => (got += d.toString('latin1')));
+    s.on('error', () => {}); // the close below reports what arrived
+    s.on('close', () => {
+      clearTimeout(timer);
+      resolve(got);
+    });
+  });
+}
+
+const put = (key: string, value: string) => `PUT /v1/kv/${key} HTTP/1.1\r\nHost: q\r\nAuthorization: Bearer ${TOKEN}\r\nContent-Length: ${value.length}\r\n\r\n${value}`;
+const get = (key: string) => `GET /v1/kv/${key} HTTP/1.1\r\nHost: q\r\nAuthorization: Bearer ${TOKEN}\r\n\r\n`;
+
+describe('a client that half-closes after its request', () => {
+  it('gets the answer to a write committed after its FIN, and the connection then closes', async () => {
+    const got = await sendThenHalfClose(put('hc1', 'v1'));
+    expect(got.split('\r\n')[0]).toBe('HTTP/1.1 200 OK');
+    expect(got).toMatch(/"index":\d+/);
+    expect(await sendThenHalfClose(get('hc1'))).toMatch(/^HTTP\/1\.1 200 OK[\s\S]*\r\n\r\nv1$/);
+  });
+
+  it('gets every answer to writes pipelined before its FIN, in order', async () => {
+    const got = await sendThenHalfClose(put('hc2', 'a') + put('hc2', 'bb'));
+    const indexes = [...got.matchAll(/HTTP\/1\.1 200 OK[\s\S]*?"index":(\d+)/g)].map((m) => Number(m[1]));
+    expect(indexes).toHaveLength(2);
+    expect(indexes[1]).toBeGreaterThan(indexes[0]!);
+    expect(await sendThenHalfClose(get('hc2'))).toMatch(/\r\n\r\nbb$/);
+  });
+
+  it('an incomplete request cut off by a FIN still gets 400, not silence', async () => {
+    const got = await sendThenHalfClose(`PUT /v1/kv/hc3 HTTP/1.1\r\nHost: q\r\nAuthorization: Bearer ${TOKEN}\r\nContent-Length: 10\r\n\r\nabc`);
+    expect(got.split('\r\n')[0]).toBe('HTTP/1.1 400 Bad Request');
+  });
+});
