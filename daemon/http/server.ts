@@ -793,9 +793,30 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
     // Node checks the two timeouts above only this often (default 30 s: a slow-header client kept its socket ~34 s).
     connectionsCheckingInterval: Math.min(1000, headersTimeoutMs),
   };
+  // Requests pipelined on one connection run one after the other: Node starts a handler
+  // for each request as soon as it is parsed, so a GET pipelined behind a PUT was served
+  // before the PUT committed. RFC 9112 §9.3.2 lets a server handle pipelined requests
+  // in parallel only when all of them are safe methods; their answers go out in order
+  // anyway, so waiting costs a pipelining client nothing it could have seen.
+  const previous = new WeakMap<Socket, Promise<void>>();
   const handler = (req: IncomingMessage, res: ServerResponse) => {
     open.add(res);
     res.once('close', () => open.delete(res));
+    const sock = req.socket;
+    const before = previous.get(sock);
+    const run = () => handle(req, res);
+    // After the one before it whatever became of it (handle answers its own errors).
+    const done = before === undefined ? run() : before.then(run, run);
+    previous.set(sock, done);
+    const forget = () => {
+      if (previous.get(sock) === done) previous.delete(sock);
+    };
+    done.then(forget, (err: unknown) => {
+      forget();
+      onError(err, `${req.method} ${req.url?.slice(0, 80)}`);
+    });
+  };
+  const handle = (req: IncomingMessage, res: ServerResponse): Promise<void> =>
     route(req, res).then(
       () => {
         if (!res.headersSent && !res.destroyed) json(res, 500, { error: 'handler ended without an answer', code: 'internal' });
@@ -812,7 +833,6 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
         if (!res.headersSent) json(res, 500, { error: `internal error: ${(err as Error)?.message ?? String(err)}`, code: 'internal' });
       },
     );
-  };
   const server: Server = opts.tls
     ? nodeHttps().createServer({ ...serverOpts, cert: opts.tls.cert, key: opts.tls.key, ...(opts.tls.ca !== undefined ? { ca: opts.tls.ca, requestCert: true, rejectUnauthorized: true } : {}) }, handler)
     : createServer(serverOpts, handler);

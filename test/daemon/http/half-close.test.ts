@@ -5,7 +5,8 @@
  * Node's HTTP server, by default, ends its side as soon as the client's FIN arrives, so
  * a write whose commit came a tick later was never answered although it may have been
  * applied — the client could not tell. The writes here are committed 50 ms later, as a
- * cluster's are.
+ * cluster's are. Requests pipelined on one connection are handled in order: a read
+ * behind a write sees it.
  */
 import * as net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -66,6 +67,14 @@ describe('a client that half-closes after its request', () => {
     expect(indexes).toHaveLength(2);
     expect(indexes[1]).toBeGreaterThan(indexes[0]!);
     expect(await sendThenHalfClose(get('hc2'))).toMatch(/\r\n\r\nbb$/);
+  });
+
+  it('a read pipelined behind a write is handled after the write (RFC 9112 §9.3.2) and sees it', async () => {
+    const got = await sendThenHalfClose(put('hc4', 'first') + get('hc4') + put('hc4', 'second') + get('hc4'));
+    expect(got.match(/HTTP\/1\.1 \d{3}/g)).toEqual(['HTTP/1.1 200', 'HTTP/1.1 200', 'HTTP/1.1 200', 'HTTP/1.1 200']);
+    const bodies = got.split(/HTTP\/1\.1 200 OK\r\n/).slice(1).map((r) => r.slice(r.indexOf('\r\n\r\n') + 4));
+    expect(bodies[1]).toBe('first');
+    expect(bodies[3]).toBe('second');
   });
 
   it('an incomplete request cut off by a FIN still gets 400, not silence', async () => {
