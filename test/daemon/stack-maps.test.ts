@@ -5,7 +5,8 @@
  * that the test runner's own stack handling is not in the way.
  */
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
+import { createRequire, SourceMap } from 'node:module';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
@@ -37,4 +38,37 @@ describe('lazy source maps for the compiled daemon', () => {
   it('without it the same stack names dist/ chunks (the check above can fail)', () => {
     expect(stackOfFailedStart(false)).toMatch(/dist\/chunk-[A-Z0-9]+\.js:\d+:\d+/);
   });
+
+  it('its map lookup (lazyMap, decoding only the lines it needs) agrees with node:module SourceMap on every built map', () => {
+    const { lazyMap } = createRequire(import.meta.url)(join(root, 'bin', 'stack-maps.js')) as {
+      lazyMap: (json: unknown) => { findEntry(line: number, column: number): { originalSource: string; originalLine: number; originalColumn: number } | undefined };
+    };
+    const dist = join(root, 'dist');
+    const maps = readdirSync(dist).filter((f) => f.endsWith('.js.map') || f.endsWith('.cjs.map'));
+    expect(maps).toContain('node.cjs.map');
+    let compared = 0;
+    for (const f of maps) {
+      const json = JSON.parse(readFileSync(join(dist, f), 'utf8')) as { mappings: string };
+      const generated = readFileSync(join(dist, f.slice(0, -'.map'.length)), 'utf8').split('\n');
+      const lazy = lazyMap(json);
+      const node = new SourceMap(json as never);
+      // Every line, from the last to the first (the lazy map walks forward on demand), at
+      // a spread of columns including 0 and the line's end.
+      for (let line = generated.length - 1; line >= 0; line--) {
+        const len = generated[line]!.length;
+        for (const col of [0, 1, Math.floor(len / 3), Math.floor(len / 2), len - 1, len]) {
+          if (col < 0) continue;
+          const a = lazy.findEntry(line, col);
+          const b = node.findEntry(line, col) as { generatedLine?: number; originalSource?: string; originalLine?: number; originalColumn?: number };
+          // node's findEntry may answer with a segment of an earlier line; a frame's column
+          // is mapped only by a segment of its own line.
+          const expected = b.generatedLine === line && b.originalSource !== undefined ? { originalSource: b.originalSource, originalLine: b.originalLine, originalColumn: b.originalColumn } : undefined;
+          expect(a, `${f} ${line}:${col}`).toEqual(expected);
+          compared++;
+        }
+      }
+    }
+    expect(compared).toBeGreaterThan(1000);
+  });
 });
+
