@@ -252,7 +252,7 @@ function portFree(port: number): Promise<boolean> {
 /**
  * The generated `fencing:` section of node k: a dev-relay per other node, short delays.
  * Engine bully gets no lease, watchdog or priority delay (they have no meaning there:
- * daemon/fencing/build.ts checkBullyFencing): its coordinator is active once every
+ * daemon/config/fencing.ts checkBullyFencing): its coordinator is active once every
  * earlier coordinator it knows of is fenced or acknowledged its step-down.
  */
 function devFencing(k: number, n: number, railUrl: string, powerOnAfterMs: number, engine = 'raft', tokenFile?: string): string {

@@ -21,3 +21,10 @@ export async function runNodeCommand(command: 'start' | 'witness', configFile: s
     reportCommandError(err);
   }
 }
+
+/**
+ * The node's config reader. In dist/node.cjs this is daemon/config/load-apart.ts (the
+ * parser loaded for the read and released after it); exported for its test
+ * (test/daemon/config-apart.test.ts).
+ */
+export { loadConfigFile } from './config/load.ts';

@@ -35,13 +35,29 @@ const require = createRequire(import.meta.url);
 const freshness = require('./freshness.cjs');
 const { removeStaleCaches } = require('../bin/code-cache.js');
 
-export const { ROOT, SOURCE_DIRS, ENTRIES, NODE_ENTRY, newestSourceMtime, isFresh } = freshness;
+export const { ROOT, SOURCE_DIRS, ENTRIES, NODE_ENTRY, CONFIG_ENTRY, newestSourceMtime, isFresh } = freshness;
+/** The CommonJS bundles a node process compiles with a V8 code cache (bin/code-cache.js). */
+const CACHED_BUNDLES = [NODE_ENTRY.name, CONFIG_ENTRY.name];
 const { STAMP } = freshness;
 /** Packages loaded from node_modules at run time (see build()); the rest is bundled. */
 // etcd3 reads its .proto files next to its own code at run time (so it cannot be
 // bundled); node-zookeeper-client and cockatiel go with it: the external engines load
 // them only when a node runs engine: etcd or zookeeper.
 export const EXTERNAL = ['serialport', '@serialport/*', 'cbor-x', 'cbor-extract', 'node-cron', 'etcd3', 'node-zookeeper-client', 'cockatiel'];
+
+/**
+ * In the node bundle, imports of daemon/config/load.ts go to daemon/config/load-apart.ts,
+ * which loads the parser from dist/config.cjs for the read and lets go of it (it says why).
+ */
+function configApart(root) {
+  const load = join(root, 'daemon', 'config', 'load.ts');
+  return {
+    name: 'config-apart',
+    setup(b) {
+      b.onResolve({ filter: /(^|\/)load\.ts$/ }, (args) => (join(args.resolveDir, args.path) === load ? { path: join(root, 'daemon', 'config', 'load-apart.ts') } : undefined));
+    },
+  };
+}
 
 /** Writes `data` to `file` so that readers see the old file or the whole new one. */
 function writeAtomic(file, data) {
@@ -119,21 +135,29 @@ export async function build(root = ROOT, log = (s) => process.stderr.write(s)) {
     // compiled code of a classic script and Node 20 offers no cache for ES modules
     // (bin/code-cache.js). Modules the node imports lazily (engines, TLS, jobs) stay
     // lazy: esbuild wraps each in a function that runs on first import.
-    const cjs = esbuild.buildSync({
+    const nodeCjs = {
       ...common,
       // cbor-x goes into the bundle (and so into the code cache) instead of loading from
       // node_modules, without its optional native extractor (scripts/no-cbor-extract.cjs).
       external: EXTERNAL.filter((p) => p !== 'cbor-x' && p !== 'cbor-extract'),
       alias: { ...common.alias, 'cbor-extract': './scripts/no-cbor-extract.cjs' },
-      entryPoints: { [NODE_ENTRY.name]: NODE_ENTRY.source },
       outExtension: { '.js': '.cjs' },
       format: 'cjs',
       // import.meta does not exist in a CommonJS file: the few modules that locate files
       // next to themselves (ui assets, createRequire for externals) get the bundle's own.
       define: { 'import.meta.url': '__quorumdImportMetaUrl', 'import.meta.dirname': '__dirname' },
       banner: { js: "const __quorumdImportMetaUrl = require('node:url').pathToFileURL(__filename).href;" },
-    });
-    r = { errors: [...esm.errors, ...cjs.errors], outputFiles: [...esm.outputFiles, ...cjs.outputFiles] };
+    };
+    // (A plugin needs esbuild's asynchronous API.)
+    const cjs = await esbuild.build({ ...nodeCjs, entryPoints: { [NODE_ENTRY.name]: NODE_ENTRY.source }, plugins: [configApart(root)] });
+    // The node's config parser, a bundle of its own (daemon/config/load-apart.ts says why).
+    const config = esbuild.buildSync({ ...nodeCjs, entryPoints: { [CONFIG_ENTRY.name]: CONFIG_ENTRY.source } });
+    r = { errors: [...esm.errors, ...cjs.errors, ...config.errors], outputFiles: [...esm.outputFiles, ...cjs.outputFiles, ...config.outputFiles] };
+    // What a node keeps must not keep the parser: zod or yaml in dist/node.cjs means a
+    // module the node reaches imports daemon/config/load.ts or a schema (daemon/config/plain.ts has the helpers a node needs).
+    const nodeOut = cjs.outputFiles.find((f) => f.path.endsWith(`${NODE_ENTRY.name}.cjs`));
+    const leaked = nodeOut === undefined ? [] : ['$ZodType', 'LineCounter'].filter((marker) => nodeOut.text.includes(marker));
+    if (leaked.length > 0) r.errors.push({ text: `dist/${NODE_ENTRY.name}.cjs contains the config parser (${leaked.join(', ')}): a module of the node imports daemon/config/load.ts or a zod schema instead of daemon/config/plain.ts` });
   } finally {
     // buildSync runs esbuild in a worker thread with a long-lived esbuild child process
     // (~130 MiB resident); without stop() both stayed for the life of the process that
@@ -146,13 +170,15 @@ export async function build(root = ROOT, log = (s) => process.stderr.write(s)) {
   const files = [...r.outputFiles].sort((a, b) => rank(a.path) - rank(b.path));
   const keep = new Set([STAMP]);
   for (const f of files) {
-    writeAtomic(f.path, f.path === join(out, `${NODE_ENTRY.name}.cjs`) ? wrapForCodeCache(f.contents) : f.contents);
+    writeAtomic(f.path, CACHED_BUNDLES.some((b) => f.path === join(out, `${b}.cjs`)) ? wrapForCodeCache(f.contents) : f.contents);
     keep.add(relative(out, f.path));
   }
   writeAtomic(join(out, STAMP), JSON.stringify({ sourceMtimeMs: mtime, builtAt: new Date().toISOString(), files: [...keep].sort() }, null, 1) + '\n');
-  // V8 code caches of the node bundle's earlier builds (bin/code-cache.js): useless now.
-  const nodeBundle = join(out, `${NODE_ENTRY.name}.cjs`);
-  removeStaleCaches(out, nodeBundle, readFileSync(nodeBundle, 'latin1'));
+  // V8 code caches of the node bundles' earlier builds (bin/code-cache.js): useless now.
+  for (const b of CACHED_BUNDLES) {
+    const bundle = join(out, `${b}.cjs`);
+    removeStaleCaches(out, bundle, readFileSync(bundle, 'latin1'));
+  }
   // Chunks of earlier builds: removed once they are an hour old (a process started
   // before this build may still import one of them lazily). The current build's code
   // caches stay (they are written after the build, by the processes that run it).
@@ -187,6 +213,7 @@ export const CJS_WRAPPER = ['(function (exports, require, module, __filename, __
 function rank(p) {
   const base = p.slice(p.lastIndexOf('/') + 1);
   if (base.endsWith('.map')) return 0;
+  // dist/config.cjs ranks with the chunks: written before dist/node.cjs, which loads it.
   return Object.keys(ENTRIES).some((e) => base === `${e}.js`) || base === `${NODE_ENTRY.name}.cjs` ? 2 : 1;
 }
 

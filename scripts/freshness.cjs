@@ -18,6 +18,10 @@ const BUILD_INPUTS = ['package.json', 'scripts/build.mjs', 'scripts/freshness.cj
 const ENTRIES = { cli: 'daemon/cli.ts', index: 'daemon/index.ts' };
 /** The node process's entry (`start`, `witness`): dist/node.cjs, a CommonJS bundle (scripts/build.mjs). */
 const NODE_ENTRY = { name: 'node', source: 'daemon/node-main.ts' };
+/** The node's config parser, loaded for the read and let go (daemon/config/load-apart.ts): dist/config.cjs. */
+const CONFIG_ENTRY = { name: 'config', source: 'daemon/config/load.ts' };
+/** The files in dist/ that a build must have written (besides chunks and maps). */
+const OUTPUT_FILES = [...Object.keys(ENTRIES).map((n) => `${n}.js`), `${NODE_ENTRY.name}.cjs`, `${CONFIG_ENTRY.name}.cjs`];
 /** The build's stamp in dist/: the newest source time it covers, and its files. */
 const STAMP = '.build-stamp.json';
 
@@ -46,7 +50,7 @@ function isFresh(root = ROOT) {
     return false;
   }
   if (typeof stamp?.sourceMtimeMs !== 'number') return false;
-  for (const file of [...Object.keys(ENTRIES).map((n) => `${n}.js`), `${NODE_ENTRY.name}.cjs`]) {
+  for (const file of OUTPUT_FILES) {
     try {
       statSync(`${root}/dist/${file}`);
     } catch {
@@ -56,4 +60,4 @@ function isFresh(root = ROOT) {
   return newestSourceMtime(root) <= stamp.sourceMtimeMs;
 }
 
-module.exports = { ROOT, SOURCE_DIRS, BUILD_INPUTS, ENTRIES, NODE_ENTRY, STAMP, newestSourceMtime, isFresh };
+module.exports = { ROOT, SOURCE_DIRS, BUILD_INPUTS, ENTRIES, NODE_ENTRY, CONFIG_ENTRY, OUTPUT_FILES, STAMP, newestSourceMtime, isFresh };

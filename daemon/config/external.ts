@@ -11,6 +11,7 @@
  */
 import { int } from './zod.ts'; // before zod: no JIT (see there)
 import * as z from 'zod';
+import { etcdKeepAliveMs, zkProbeMs } from './plain.ts';
 
 const tls = () => z.strictObject({
   /** CA that signed the servers' certificates (PEM). Default: Node's root CAs. */
@@ -99,8 +100,7 @@ export const zookeeperSchema = () => z.strictObject({
 export type EtcdConfig = z.infer<ReturnType<typeof etcdSchema>>;
 export type ZookeeperConfig = z.infer<ReturnType<typeof zookeeperSchema>>;
 
-export const etcdKeepAliveMs = (c: EtcdConfig): number => c.keepAliveMs ?? c.ttlSec * 200;
-export const zkProbeMs = (c: ZookeeperConfig): number => c.probeMs ?? Math.max(20, Math.floor(c.sessionTimeoutMs / 6));
+export { etcdKeepAliveMs, zkProbeMs };
 
 export interface Issue {
   path: (string | number)[];

@@ -14,6 +14,9 @@
  */
 import { int } from './zod.ts'; // before zod: no JIT (see there)
 import * as z from 'zod';
+import { bullyPriority, isLoopback, parseKey, parseListen } from './plain.ts';
+// Zod-free helpers, re-exported for the modules that import them from here.
+export { bullyPriority, isLoopback, parseKey, parseListen };
 import { checkBullyFencing, checkExternalFencing, checkFencing, checkPbftFencing, fencingSchema } from './fencing.ts';
 import { jobsSchema } from './jobs.ts';
 import { checkExternal, etcdSchema, zookeeperSchema } from './external.ts';
@@ -39,19 +42,6 @@ const keyText = () => z
     error: 'expected a key: 32-128 hex digits (16-64 bytes, e.g. from `openssl rand -hex 32`) or base64:<16-64 bytes>',
   });
 
-export function parseKey(s: string): Uint8Array | undefined {
-  let b: Buffer;
-  if (s.startsWith('base64:')) {
-    const t = s.slice(7);
-    if (!/^[A-Za-z0-9+/]+={0,2}$/.test(t)) return undefined;
-    b = Buffer.from(t, 'base64');
-  } else {
-    if (!/^([0-9a-fA-F]{2})+$/.test(s)) return undefined;
-    b = Buffer.from(s, 'hex');
-  }
-  if (b.length < 16 || b.length > 64) return undefined;
-  return new Uint8Array(b);
-}
 
 const member = () => z.strictObject({
   /** Wire id 1..254 (small on the wire, docs/wire.md). Same on every node's config. */
@@ -80,18 +70,7 @@ const listen = () => z
   .string({ error: 'expected host:port, e.g. 127.0.0.1:7071' })
   .refine((s) => parseListen(s) !== undefined, { error: 'expected host:port with a port 0..65535, e.g. 127.0.0.1:7071 or [::1]:7071' });
 
-export function parseListen(s: string): { host: string; port: number } | undefined {
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/.exec(s);
-  if (!m) return undefined;
-  const port = Number(m[3]);
-  if (port > 65535) return undefined;
-  return { host: (m[1] ?? m[2])!, port };
-}
 
-/** True for addresses that only this machine can reach. */
-export function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
-}
 
 const brokerUrl = () => z
   .string({ error: 'expected a broker URL mqtt://host:port or mqtts://host:port' })
@@ -759,8 +738,3 @@ export const configSchema = () => z
 
 export type Config = z.infer<ReturnType<typeof configSchema>>;
 
-/** A member's bully priority: as configured, else a witness 0, else its 1-based position in the list. */
-export function bullyPriority(m: { role: 'voter' | 'witness' | 'observer'; priority?: number | undefined }, index: number): number {
-  if (m.priority !== undefined) return m.priority;
-  return m.role === 'witness' ? 0 : index + 1;
-}

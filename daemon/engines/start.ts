@@ -22,7 +22,7 @@ import { readFileSync } from 'node:fs';
 import type { Logger as Pino } from 'pino';
 import { exitOnUncaught } from '../runtime/process-guard.ts';
 import { loadConfigFile, type ResolvedConfig } from '../config/load.ts';
-import { etcdKeepAliveMs, zkProbeMs } from '../config/external.ts';
+import { etcdKeepAliveMs, zkProbeMs } from '../config/plain.ts';
 import { HookRunner } from '../hooks.ts';
 import { JobScheduler } from '../jobs/scheduler.ts';
 import { startApiServer, type ApiServer } from '../http/server.ts';

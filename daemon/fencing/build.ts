@@ -24,7 +24,6 @@ import { checkFencerConfig, type FenceDevice, type FenceTargetConfig } from '../
 import type { RuntimeFencingOptions } from '../runtime/leader-fencing.ts';
 import type { BullyFencingOptions } from '../runtime/bully-fencing.ts';
 import type { FenceDeviceConfig, FencingConfig, SenseConfig } from '../config/fencing.ts';
-export { checkBullyFencing } from '../config/fencing.ts';
 import { DevRelay } from './dev-relay.ts';
 import { readSecretFile } from '../config/secrets.ts';
 

@@ -5,7 +5,7 @@
  * `ServicesApi` a running node exposes as `node.services`.
  */
 import type { ServicesConfig } from '../config/services.ts';
-import { parseListen } from '../config/schema.ts';
+import { parseListen } from '../config/plain.ts';
 import { handleServices } from './http.ts';
 import { ServiceError, ServiceRegistry, type Catalog, type KvPort, type RegistryLog } from './registry.ts';
 import { parseInstanceDef, type Health, type InstanceView } from './catalog.ts';

@@ -235,7 +235,8 @@ log: { level: info }
             }
             await new Promise((r) => setTimeout(r, 50));
           }
-          while (waitForCache && Date.now() < deadline && !(existsSync(cacheDir) && caches(cacheDir).length > 0)) await new Promise((r) => setTimeout(r, 100));
+          // Both bundles' caches: the node's and its config parser's (dist/config.cjs).
+          while (waitForCache && Date.now() < deadline && !(existsSync(cacheDir) && caches(cacheDir).length >= 2)) await new Promise((r) => setTimeout(r, 100));
           return { trace: out, status };
         } finally {
           child.kill('SIGTERM');
@@ -244,10 +245,12 @@ log: { level: info }
       };
       const first = await runNode(true);
       expect(first.trace).toContain('node bundle loaded (code cache none)');
+      expect(first.trace).toContain('config bundle loaded (code cache none)');
       expect(first.status).toMatchObject({ role: 'leader' });
-      expect(caches(cacheDir)).toHaveLength(1);
+      expect(caches(cacheDir).map((f) => f.split('-')[0])).toEqual(['config.cjs', 'node.cjs']);
       const second = await runNode(false);
       expect(second.trace).toContain('node bundle loaded (code cache accepted)');
+      expect(second.trace).toContain('config bundle loaded (code cache accepted)');
       expect(second.status).toMatchObject({ role: 'leader' });
     } finally {
       await new Promise<void>((r) => broker.close(() => r()));

@@ -3,9 +3,9 @@
  * bin/quorumd.js makes in a git checkout before every command, without loading the
  * build itself. On a tree of its own (temporary), so that nothing here touches the
  * checkout's dist/:
- *   - fresh when the stamp covers the newest source and every entry file is there;
+ *   - fresh when the stamp covers the newest source and every output file is there;
  *   - stale when any source (in any source folder, at any depth) or build input is
- *     newer, when an entry file is missing, or when there is no readable stamp.
+ *     newer, when an output file is missing, or when there is no readable stamp.
  */
 import { mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -19,7 +19,7 @@ const freshness = createRequire(import.meta.url)('../../scripts/freshness.cjs') 
   SOURCE_DIRS: string[];
   BUILD_INPUTS: string[];
   ENTRIES: Record<string, string>;
-  NODE_ENTRY: { name: string };
+  OUTPUT_FILES: string[];
   STAMP: string;
   isFresh(root: string): boolean;
 };
@@ -41,7 +41,7 @@ function tree(): string {
   dirs.push(d);
   for (const s of freshness.SOURCE_DIRS) touch(join(d, s, 'deep', 'er', 'x.ts'));
   for (const f of freshness.BUILD_INPUTS) touch(join(d, f));
-  for (const e of [...Object.keys(freshness.ENTRIES).map((n) => `${n}.js`), `${freshness.NODE_ENTRY.name}.cjs`]) touch(join(d, 'dist', e));
+  for (const e of freshness.OUTPUT_FILES) touch(join(d, 'dist', e));
   writeFileSync(join(d, 'dist', freshness.STAMP), JSON.stringify({ sourceMtimeMs: T0.getTime() }));
   return d;
 }
@@ -65,10 +65,14 @@ describe('dist/ freshness (scripts/freshness.cjs)', () => {
     }
   });
 
-  it('stale when an entry file or the stamp is missing, or the stamp does not parse', () => {
-    const a = tree();
-    rmSync(join(a, 'dist', `${freshness.NODE_ENTRY.name}.cjs`));
-    expect(freshness.isFresh(a)).toBe(false);
+  it('stale when an output file or the stamp is missing, or the stamp does not parse', () => {
+    // Each output on its own: dist/node.cjs and dist/config.cjs (the node's config parser) included.
+    expect(freshness.OUTPUT_FILES).toEqual(expect.arrayContaining(['cli.js', 'index.js', 'node.cjs', 'config.cjs']));
+    for (const f of freshness.OUTPUT_FILES) {
+      const a = tree();
+      rmSync(join(a, 'dist', f));
+      expect(freshness.isFresh(a), f).toBe(false);
+    }
     const b = tree();
     rmSync(join(b, 'dist', freshness.STAMP));
     expect(freshness.isFresh(b)).toBe(false);

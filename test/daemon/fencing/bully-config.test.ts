@@ -11,7 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
 import { startBroker } from '../../../hal/mqtt/broker.ts';
 import { startNode } from '../../../daemon/start.ts';
-import { checkBullyFencing } from '../../../daemon/fencing/build.ts';
+import { checkBullyFencing } from '../../../daemon/config/fencing.ts';
 import { parseConfigText } from '../../../daemon/config/load.ts';
 import { call } from '../../../daemon/client/http.ts';
 import { testTokenFile } from '../../helpers/auth.ts';
