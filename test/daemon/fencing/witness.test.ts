@@ -108,8 +108,13 @@ describe('two boards + witness', () => {
     expect(wg.status).toBe(503);
     expect(wg.body.toString()).toMatch(/witness/);
 
-    // SIGKILL the leader: the other board and the witness (2 of 3) take over.
+    // SIGKILL the leader: the other board and the witness (2 of 3) take over — once the
+    // other board has the write. Killed before that (a board that started late, a busy
+    // machine), the write is committed on the leader and the witness only: the witness
+    // rightly refuses its vote to a board that lacks it, and the cluster waits for the
+    // dead leader (docs/fencing.md, "Two boards + witness").
     const other = first.i === 0 ? 1 : 0;
+    await poll('the other board to have the write', 30_000, async () => ((await status(other)).commitIndex as number) >= idx || undefined);
     procs[first.i]!.kill('SIGKILL');
     procs[first.i] = undefined;
     const t0 = Date.now();
