@@ -42,7 +42,6 @@ const keyText = () => z
     error: 'expected a key: 32-128 hex digits (16-64 bytes, e.g. from `openssl rand -hex 32`) or base64:<16-64 bytes>',
   });
 
-
 const member = () => z.strictObject({
   /** Wire id 1..254 (small on the wire, docs/wire.md). Same on every node's config. */
   id: int('a node id', 1, 254),
@@ -69,8 +68,6 @@ const member = () => z.strictObject({
 const listen = () => z
   .string({ error: 'expected host:port, e.g. 127.0.0.1:7071' })
   .refine((s) => parseListen(s) !== undefined, { error: 'expected host:port with a port 0..65535, e.g. 127.0.0.1:7071 or [::1]:7071' });
-
-
 
 const brokerUrl = () => z
   .string({ error: 'expected a broker URL mqtt://host:port or mqtts://host:port' })
