@@ -14,16 +14,82 @@
 // several times that on a Pi. The first stack formatted in a process paid it, and Node
 // itself formats one whenever a stream is destroyed with an error (it reads err.stack
 // to release the frames) — so a follower whose leader was killed stalled ~0.3 s at its
-// first write to the dead socket, in the middle of the failover.
+// first write to the dead socket, in the middle of the failover. Decoding lazily still
+// read and parsed the whole map and walked it up to the frame (~70-100 ms for the node
+// bundle: its generated lines are few and long), so the build also writes an index
+// beside each map (mapIndex): a lookup then reads a few hundred bytes of the map and
+// decodes at most a few hundred segments, ~1 ms. lazyMap is what runs when a map has
+// no index of its own build.
 // Plain JavaScript: it runs before anything is built.
 'use strict';
-const { readFileSync } = require('node:fs');
+const { closeSync, openSync, readFileSync, readSync, statSync } = require('node:fs');
 const { dirname, resolve } = require('node:path');
 const { fileURLToPath } = require('node:url');
 
 /** Base64 digit values of the source map VLQ alphabet; -1 for other characters. */
 const B64 = new Int8Array(128).fill(-1);
 for (let i = 0; i < 64; i++) B64['ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'.charCodeAt(i)] = i;
+
+/** Position and value of the VLQ reader below (module-level, so that reading allocates nothing). */
+let vlqPos = 0;
+let vlqValue = 0;
+
+/** Reads one base64 VLQ number of `m` at `vlqPos` into `vlqValue`, advancing `vlqPos`; false at a malformed one. */
+function readVlq(m) {
+  let result = 0;
+  let shift = 0;
+  for (;;) {
+    const c = m.charCodeAt(vlqPos++);
+    const d = c < 128 ? B64[c] : -1;
+    if (d < 0 || shift > 30) return false;
+    result += (d & 31) * 2 ** shift;
+    shift += 5;
+    if ((d & 32) === 0) break;
+  }
+  vlqValue = result % 2 === 1 ? -(result - 1) / 2 : result / 2;
+  return true;
+}
+
+/**
+ * Decodes the segments of `m[pos, end)` from the running values in `s` ({line, col, src,
+ * oline, ocol}: generated line and column, source index, original line and column;
+ * updated in place: ';' starts a line, column 0). After each segment with a source it
+ * calls `seg(start, colBefore)` (where the segment starts in `m`, and the generated
+ * column before it) and stops when that returns false. False at a malformed segment.
+ */
+function walkSegments(m, pos, end, s, seg) {
+  vlqPos = pos;
+  while (vlqPos < end) {
+    const c = m.charCodeAt(vlqPos);
+    if (c === 59) {
+      s.line++; // ';'
+      s.col = 0;
+      vlqPos++;
+      continue;
+    }
+    if (c === 44) {
+      vlqPos++; // ','
+      continue;
+    }
+    const start = vlqPos;
+    const colBefore = s.col;
+    if (!readVlq(m)) return false;
+    s.col += vlqValue;
+    const next = m.charCodeAt(vlqPos);
+    if (vlqPos < end && next !== 44 && next !== 59) {
+      if (!readVlq(m)) return false;
+      s.src += vlqValue;
+      if (!readVlq(m)) return false;
+      s.oline += vlqValue;
+      if (!readVlq(m)) return false;
+      s.ocol += vlqValue;
+      const n5 = m.charCodeAt(vlqPos);
+      if (vlqPos < end && n5 !== 44 && n5 !== 59 && !readVlq(m)) return false;
+      if (!seg(start, colBefore)) return true;
+    }
+  }
+  return true;
+}
 
 /**
  * A source map (version 3) looked up without decoding it all: `findEntry(line, column)`
@@ -52,18 +118,11 @@ function lazyMap(json) {
   let value = 0;
   /** Reads one VLQ number at `pos` into `value`; false at a malformed one. */
   const read = () => {
-    let result = 0;
-    let shift = 0;
-    for (;;) {
-      const c = m.charCodeAt(pos++);
-      const d = c < 128 ? B64[c] : -1;
-      if (d < 0 || shift > 30) return false;
-      result += (d & 31) * 2 ** shift;
-      shift += 5;
-      if ((d & 32) === 0) break;
-    }
-    value = result % 2 === 1 ? -(result - 1) / 2 : result / 2;
-    return true;
+    vlqPos = pos;
+    const ok = readVlq(m);
+    pos = vlqPos;
+    value = vlqValue;
+    return ok;
   };
   /**
    * Walks the segments of line `line` from the running values in `st` (source, line,
@@ -122,6 +181,125 @@ function lazyMap(json) {
   };
 }
 
+/** Segments with a source between two checkpoints of a map index (mapIndex). */
+const INDEX_EVERY = 256;
+/** Numbers per checkpoint in `points`: generated line, column before and at the segment, source, original line and column before it, where it starts in `mappings`. */
+const POINT = 7;
+
+/**
+ * The checkpoint index of a source map, written by the build beside each map as
+ * `<map>-index.json` (indexedMap reads it): every INDEX_EVERY-th segment with a source,
+ * the running values just before it and where it starts in `mappings`, and where
+ * `mappings` starts in the map file (bytes). With it a lookup reads a few hundred bytes
+ * of the map instead of the whole file, parses no JSON but the index's, and decodes at
+ * most INDEX_EVERY segments: the first stack a node formats cost it ~70-100 ms with
+ * lazyMap (reading, parsing and walking the ~1 MB map of dist/node.cjs, whose 120
+ * generated lines are long), ~1 ms this way. `mapText`: the map file's text as written.
+ */
+function mapIndex(mapText) {
+  const json = JSON.parse(mapText);
+  const m = json.mappings;
+  const key = /"mappings"\s*:\s*"/.exec(mapText);
+  if (typeof m !== 'string' || !Array.isArray(json.sources) || key === null) throw new TypeError('not a source map');
+  const start = key.index + key[0].length;
+  // The mappings alphabet needs no JSON escapes: the file holds them as they are.
+  if (mapText.slice(start, start + m.length) !== m || mapText[start + m.length] !== '"') throw new TypeError('mappings not found verbatim in the map text');
+  const points = [];
+  const s = { line: 0, col: 0, src: 0, oline: 0, ocol: 0 };
+  let before = [0, 0, 0];
+  let n = 0;
+  const ok = walkSegments(m, 0, m.length, s, (at, colBefore) => {
+    if (n++ % INDEX_EVERY === 0) points.push(s.line, colBefore, s.col, before[0], before[1], before[2], at);
+    before = [s.src, s.oline, s.ocol];
+    return true;
+  });
+  if (!ok) throw new TypeError('malformed mappings');
+  return {
+    version: 1,
+    mapBytes: Buffer.byteLength(mapText),
+    mappingsAt: Buffer.byteLength(mapText.slice(0, start)),
+    mappingsLength: m.length,
+    sources: json.sources,
+    sourceRoot: typeof json.sourceRoot === 'string' ? json.sourceRoot : '',
+    points,
+  };
+}
+
+/**
+ * A map looked up through its index (mapIndex): `findEntry` as lazyMap's. `readWindow(from,
+ * to)` gives `mappings[from, to)` (read from the map file at the index's offset).
+ */
+function indexedMap(index, readWindow) {
+  const p = index.points;
+  const n = p.length / POINT;
+  const sources = index.sources;
+  const root = index.sourceRoot !== '' ? index.sourceRoot.replace(/\/?$/, '/') : '';
+  return {
+    findEntry(line, column) {
+      if (!Number.isInteger(line) || line < 0) return undefined;
+      // The last checkpoint whose segment is at or before (line, column).
+      let lo = 0;
+      let hi = n - 1;
+      let i = -1;
+      while (lo <= hi) {
+        const mid = (lo + hi) >> 1;
+        const l = p[mid * POINT];
+        if (l < line || (l === line && p[mid * POINT + 2] <= column)) {
+          i = mid;
+          lo = mid + 1;
+        } else hi = mid - 1;
+      }
+      // The answer lies before the next checkpoint's segment, which is past (line, column).
+      const from = i < 0 ? 0 : p[i * POINT + 6];
+      const to = i + 1 < n ? p[(i + 1) * POINT + 6] : index.mappingsLength;
+      const s = i < 0 ? { line: 0, col: 0, src: 0, oline: 0, ocol: 0 } : { line: p[i * POINT], col: p[i * POINT + 1], src: p[i * POINT + 3], oline: p[i * POINT + 4], ocol: p[i * POINT + 5] };
+      const m = readWindow(from, to);
+      let found;
+      const ok = walkSegments(m, 0, m.length, s, () => {
+        if (s.line > line || (s.line === line && s.col > column)) return false;
+        if (s.line === line) found = [s.src, s.oline, s.ocol];
+        return true;
+      });
+      if (!ok || found === undefined || typeof sources[found[0]] !== 'string') return undefined;
+      return { originalSource: root + sources[found[0]], originalLine: found[1], originalColumn: found[2] };
+    },
+  };
+}
+
+/**
+ * The indexed map of `file` (its `<file>.map` and `<file>.map-index.json`), or null when
+ * there is no index or it does not belong to the map beside it (another build): then
+ * the caller reads the whole map.
+ */
+function indexedMapOf(file) {
+  let index;
+  try {
+    index = JSON.parse(readFileSync(`${file}.map-index.json`, 'utf8'));
+  } catch {
+    return null;
+  }
+  if (index?.version !== 1 || !Array.isArray(index.points) || !Array.isArray(index.sources)) return null;
+  const map = `${file}.map`;
+  const read = (from, to) => {
+    const fd = openSync(map, 'r');
+    try {
+      const buf = Buffer.alloc(to - from);
+      const got = readSync(fd, buf, 0, buf.length, index.mappingsAt + from);
+      return buf.toString('latin1', 0, got);
+    } finally {
+      closeSync(fd);
+    }
+  };
+  try {
+    // The map it was built from: same size, and `mappings` where the index says.
+    if (statSync(map).size !== index.mapBytes) return null;
+    if (read(-1, 0) !== '"' || read(index.mappingsLength, index.mappingsLength + 1) !== '"') return null;
+  } catch {
+    return null;
+  }
+  return indexedMap(index, read);
+}
+
 /** Maps stack frames in the directory `distDir` (a path or file: URL) to their sources. */
 function installLazySourceMaps(distDir) {
   const dist = typeof distDir === 'string' ? distDir : fileURLToPath(distDir);
@@ -132,7 +310,7 @@ function installLazySourceMaps(distDir) {
     let m = maps.get(file);
     if (m === undefined) {
       try {
-        m = lazyMap(JSON.parse(readFileSync(`${file}.map`, 'utf8')));
+        m = indexedMapOf(file) ?? lazyMap(JSON.parse(readFileSync(`${file}.map`, 'utf8')));
       } catch {
         m = null;
       }
@@ -168,4 +346,4 @@ function installLazySourceMaps(distDir) {
   };
 }
 
-module.exports = { installLazySourceMaps, lazyMap };
+module.exports = { installLazySourceMaps, lazyMap, mapIndex, indexedMap, indexedMapOf };

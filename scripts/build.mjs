@@ -34,6 +34,7 @@ import { fileURLToPath } from 'node:url';
 const require = createRequire(import.meta.url);
 const freshness = require('./freshness.cjs');
 const { removeStaleCaches } = require('../bin/code-cache.js');
+const { mapIndex } = require('../bin/stack-maps.js');
 
 export const { ROOT, SOURCE_DIRS, ENTRIES, NODE_ENTRY, CONFIG_ENTRY, newestSourceMtime, isFresh } = freshness;
 /** The CommonJS bundles a node process compiles with a V8 code cache (bin/code-cache.js). */
@@ -172,6 +173,11 @@ export async function build(root = ROOT, log = (s) => process.stderr.write(s)) {
   for (const f of files) {
     writeAtomic(f.path, CACHED_BUNDLES.some((b) => f.path === join(out, `${b}.cjs`)) ? wrapForCodeCache(f.contents) : f.contents);
     keep.add(relative(out, f.path));
+    // Each map's checkpoint index, for the first stack trace a process formats (bin/stack-maps.js mapIndex).
+    if (f.path.endsWith('.map')) {
+      writeAtomic(`${f.path}-index.json`, JSON.stringify(mapIndex(f.text)));
+      keep.add(relative(out, `${f.path}-index.json`));
+    }
   }
   writeAtomic(join(out, STAMP), JSON.stringify({ sourceMtimeMs: mtime, builtAt: new Date().toISOString(), files: [...keep].sort() }, null, 1) + '\n');
   // V8 code caches of the node bundles' earlier builds (bin/code-cache.js): useless now.

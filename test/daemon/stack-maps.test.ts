@@ -5,7 +5,8 @@
  * that the test runner's own stack handling is not in the way.
  */
 import { spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { appendFileSync, copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createRequire, SourceMap } from 'node:module';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -69,6 +70,60 @@ describe('lazy source maps for the compiled daemon', () => {
       }
     }
     expect(compared).toBeGreaterThan(1000);
+  });
+
+  type Entry = { originalSource: string; originalLine: number; originalColumn: number } | undefined;
+  const stackMaps = createRequire(import.meta.url)(join(root, 'bin', 'stack-maps.js')) as {
+    indexedMapOf: (file: string) => { findEntry(line: number, column: number): Entry } | null;
+  };
+
+  it('the index the build writes beside each map (indexedMapOf) gives what node:module SourceMap gives, at 200 columns of every line', () => {
+    const dist = join(root, 'dist');
+    const maps = readdirSync(dist).filter((f) => f.endsWith('.js.map') || f.endsWith('.cjs.map'));
+    let compared = 0;
+    let found = 0;
+    for (const f of maps) {
+      const file = join(dist, f.slice(0, -'.map'.length));
+      const indexed = stackMaps.indexedMapOf(file);
+      expect(indexed, `${f}: no index beside it`).not.toBeNull();
+      const node = new SourceMap(JSON.parse(readFileSync(join(dist, f), 'utf8')) as never);
+      const generated = readFileSync(file, 'utf8').split('\n');
+      for (let line = 0; line < generated.length; line++) {
+        const len = generated[line]!.length;
+        const cols = new Set([0, len]);
+        for (let k = 1; k < 200 && k <= len; k++) cols.add(Math.floor((len * k) / 200));
+        for (const col of cols) {
+          const a = indexed!.findEntry(line, col);
+          const b = node.findEntry(line, col) as { generatedLine?: number; originalSource?: string; originalLine?: number; originalColumn?: number };
+          const expected = b.generatedLine === line && b.originalSource !== undefined ? { originalSource: b.originalSource, originalLine: b.originalLine, originalColumn: b.originalColumn } : undefined;
+          expect(a, `${f} ${line}:${col}`).toEqual(expected);
+          compared++;
+          if (a !== undefined) found++;
+        }
+      }
+    }
+    expect(compared).toBeGreaterThan(10_000);
+    expect(found).toBeGreaterThan(compared / 2);
+  });
+
+  it('an index that does not belong to the map beside it (another build) is not used', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'quorumd-map-index-'));
+    try {
+      const file = join(dir, 'node.cjs');
+      copyFileSync(join(root, 'dist', 'node.cjs.map'), `${file}.map`);
+      copyFileSync(join(root, 'dist', 'node.cjs.map-index.json'), `${file}.map-index.json`);
+      expect(stackMaps.indexedMapOf(file)).not.toBeNull();
+      appendFileSync(`${file}.map`, ' ');
+      expect(stackMaps.indexedMapOf(file)).toBeNull();
+      // Same size, `mappings` elsewhere: refused too.
+      const text = readFileSync(join(root, 'dist', 'node.cjs.map'), 'utf8');
+      writeFileSync(`${file}.map`, ` ${text.slice(0, -1)}`);
+      expect(stackMaps.indexedMapOf(file)).toBeNull();
+      rmSync(`${file}.map-index.json`);
+      expect(stackMaps.indexedMapOf(file)).toBeNull();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
