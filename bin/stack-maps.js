@@ -8,18 +8,16 @@
 // never prints. Here V8 calls Error.prepareStackTrace when a stack is formatted; frames
 // in `dist` are mapped through each module's map, read once, on first use.
 //
-// The map is decoded only as far as a frame needs (lazyMap below), not with
-// node:module's SourceMap, which decodes every segment into an array of its own when it
-// is constructed: ~190-300 ms of CPU for the node bundle's 1.4 MB map on a 2-core x86,
-// several times that on a Pi. The first stack formatted in a process paid it, and Node
-// itself formats one whenever a stream is destroyed with an error (it reads err.stack
-// to release the frames) — so a follower whose leader was killed stalled ~0.3 s at its
-// first write to the dead socket, in the middle of the failover. Decoding lazily still
-// read and parsed the whole map and walked it up to the frame (~70-100 ms for the node
-// bundle: its generated lines are few and long), so the build also writes an index
-// beside each map (mapIndex): a lookup then reads a few hundred bytes of the map and
-// decodes at most a few hundred segments, ~1 ms. lazyMap is what runs when a map has
-// no index of its own build.
+// Not with node:module's SourceMap, which decodes every segment into an array of its own
+// when it is constructed: ~190-300 ms of CPU for the node bundle's 1.4 MB map on a 2-core
+// x86, several times that on a Pi. The first stack formatted in a process paid it, and
+// Node itself formats one whenever a stream is destroyed with an error (it reads
+// err.stack to release the frames) — so a follower whose leader was killed stalled
+// ~0.3 s at its first write to the dead socket, in the middle of the failover. Reading,
+// parsing and walking the whole map still cost ~70-100 ms, so the build writes an index
+// beside each map (mapIndex): a lookup reads a few hundred bytes of the map and decodes
+// at most a few hundred segments, ~4 ms for a whole first stack. A map without an index
+// of its own build is walked once and indexed in memory (mapWithoutIndex).
 // Plain JavaScript: it runs before anything is built.
 'use strict';
 const { closeSync, openSync, readFileSync, readSync, statSync } = require('node:fs');
@@ -91,110 +89,46 @@ function walkSegments(m, pos, end, s, seg) {
   return true;
 }
 
-/**
- * A source map (version 3) looked up without decoding it all: `findEntry(line, column)`
- * (0-based, generated) gives `{originalSource, originalLine, originalColumn}` of the
- * last segment of that generated line starting at or before the column, or undefined.
- *
- * The format's facts this rests on (Source Map Revision 3): `mappings` holds one group
- * per generated line, separated by ';', of segments separated by ','; a segment is 1, 4
- * or 5 base64 VLQ numbers — generated column, source index, original line, original
- * column, name index — each relative to the previous segment's; the generated column
- * restarts at 0 on every line, the other four carry over from line to line. So a line
- * is decoded from the running values at its start, which are kept per line as the
- * lines are first walked (numbers only, no object per segment).
- */
-function lazyMap(json) {
-  const m = json.mappings;
-  const sources = json.sources;
-  const root = typeof json.sourceRoot === 'string' && json.sourceRoot !== '' ? json.sourceRoot.replace(/\/?$/, '/') : '';
-  if (typeof m !== 'string' || !Array.isArray(sources)) throw new TypeError('not a source map');
-  // Where each generated line's group starts in `m`, and the running source, original
-  // line and original column there (3 numbers per line, for the lines walked so far).
-  const at = [0];
-  const carry = [0, 0, 0];
-  let walked = 0;
-  let pos = 0;
-  let value = 0;
-  /** Reads one VLQ number at `pos` into `value`; false at a malformed one. */
-  const read = () => {
-    vlqPos = pos;
-    const ok = readVlq(m);
-    pos = vlqPos;
-    value = vlqValue;
-    return ok;
-  };
-  /**
-   * Walks the segments of line `line` from the running values in `st` (source, line,
-   * column; updated in place); calls `seg(column)` after each segment that has a source
-   * and stops when it returns false. False at a malformed group.
-   */
-  const walk = (line, st, seg) => {
-    pos = at[line];
-    let col = 0;
-    while (pos < m.length) {
-      const c = m.charCodeAt(pos);
-      if (c === 59) return true; // ';': the line's end
-      if (c === 44) {
-        pos++; // ','
-        continue;
-      }
-      if (!read()) return false;
-      col += value;
-      const next = m.charCodeAt(pos);
-      if (pos < m.length && next !== 44 && next !== 59) {
-        if (!read()) return false;
-        st[0] += value;
-        if (!read()) return false;
-        st[1] += value;
-        if (!read()) return false;
-        st[2] += value;
-        const n5 = m.charCodeAt(pos);
-        if (pos < m.length && n5 !== 44 && n5 !== 59 && !read()) return false;
-        if (seg !== undefined && !seg(col)) return true;
-      }
-    }
-    return true;
-  };
-  return {
-    findEntry(line, column) {
-      if (!Number.isInteger(line) || line < 0) return undefined;
-      // Walk the lines before it once, keeping the running values at each line's start.
-      while (walked < line) {
-        const st = carry.slice(walked * 3, walked * 3 + 3);
-        if (!walk(walked, st)) return undefined;
-        if (pos >= m.length) return undefined; // the map has fewer lines
-        at.push(pos + 1);
-        carry.push(st[0], st[1], st[2]);
-        walked++;
-      }
-      const st = carry.slice(line * 3, line * 3 + 3);
-      let found;
-      const ok = walk(line, st, (col) => {
-        if (col > column) return false;
-        found = [st[0], st[1], st[2]];
-        return true;
-      });
-      if (!ok || found === undefined || typeof sources[found[0]] !== 'string') return undefined;
-      return { originalSource: root + sources[found[0]], originalLine: found[1], originalColumn: found[2] };
-    },
-  };
-}
-
 /** Segments with a source between two checkpoints of a map index (mapIndex). */
 const INDEX_EVERY = 256;
 /** Numbers per checkpoint in `points`: generated line, column before and at the segment, source, original line and column before it, where it starts in `mappings`. */
 const POINT = 7;
 
 /**
+ * The checkpoints of a map's `mappings` (the format, Source Map Revision 3: one group per
+ * generated line, separated by ';', of segments separated by ','; a segment is 1, 4 or 5
+ * base64 VLQ numbers — generated column, source index, original line, original column,
+ * name index — each relative to the previous segment's; the generated column restarts
+ * on every line, the others carry over): every INDEX_EVERY-th segment with a source,
+ * with the running values just before it and where it starts. A lookup starts from the
+ * nearest checkpoint and decodes at most INDEX_EVERY segments.
+ */
+function checkpoints(m) {
+  const points = [];
+  const s = { line: 0, col: 0, src: 0, oline: 0, ocol: 0 };
+  let src = 0;
+  let oline = 0;
+  let ocol = 0;
+  let n = 0;
+  const ok = walkSegments(m, 0, m.length, s, (at, colBefore) => {
+    if (n++ % INDEX_EVERY === 0) points.push(s.line, colBefore, s.col, src, oline, ocol, at);
+    src = s.src;
+    oline = s.oline;
+    ocol = s.ocol;
+    return true;
+  });
+  if (!ok) throw new TypeError('malformed mappings');
+  return points;
+}
+
+/**
  * The checkpoint index of a source map, written by the build beside each map as
- * `<map>-index.json` (indexedMap reads it): every INDEX_EVERY-th segment with a source,
- * the running values just before it and where it starts in `mappings`, and where
- * `mappings` starts in the map file (bytes). With it a lookup reads a few hundred bytes
- * of the map instead of the whole file, parses no JSON but the index's, and decodes at
- * most INDEX_EVERY segments: the first stack a node formats cost it ~70-100 ms with
- * lazyMap (reading, parsing and walking the ~1 MB map of dist/node.cjs, whose 120
- * generated lines are long), ~1 ms this way. `mapText`: the map file's text as written.
+ * `<map>-index.json` (indexedMapOf reads it): the checkpoints, and where `mappings`
+ * starts in the map file (bytes). With it a lookup reads a few hundred bytes of the map
+ * instead of the whole file and parses no JSON but the index's: the first stack a node
+ * formatted cost it ~70-100 ms when it read, parsed and walked the ~1 MB map of
+ * dist/node.cjs (whose 120 generated lines are long), ~4 ms this way. `mapText`: the map
+ * file's text as written.
  */
 function mapIndex(mapText) {
   const json = JSON.parse(mapText);
@@ -204,16 +138,6 @@ function mapIndex(mapText) {
   const start = key.index + key[0].length;
   // The mappings alphabet needs no JSON escapes: the file holds them as they are.
   if (mapText.slice(start, start + m.length) !== m || mapText[start + m.length] !== '"') throw new TypeError('mappings not found verbatim in the map text');
-  const points = [];
-  const s = { line: 0, col: 0, src: 0, oline: 0, ocol: 0 };
-  let before = [0, 0, 0];
-  let n = 0;
-  const ok = walkSegments(m, 0, m.length, s, (at, colBefore) => {
-    if (n++ % INDEX_EVERY === 0) points.push(s.line, colBefore, s.col, before[0], before[1], before[2], at);
-    before = [s.src, s.oline, s.ocol];
-    return true;
-  });
-  if (!ok) throw new TypeError('malformed mappings');
   return {
     version: 1,
     mapBytes: Buffer.byteLength(mapText),
@@ -221,13 +145,26 @@ function mapIndex(mapText) {
     mappingsLength: m.length,
     sources: json.sources,
     sourceRoot: typeof json.sourceRoot === 'string' ? json.sourceRoot : '',
-    points,
+    points: checkpoints(m),
   };
 }
 
 /**
- * A map looked up through its index (mapIndex): `findEntry` as lazyMap's. `readWindow(from,
- * to)` gives `mappings[from, to)` (read from the map file at the index's offset).
+ * A map without an index beside it (a parsed source map, version 3): the same lookup,
+ * its checkpoints built in memory from one walk over `mappings`.
+ */
+function mapWithoutIndex(json) {
+  const m = json.mappings;
+  if (typeof m !== 'string' || !Array.isArray(json.sources)) throw new TypeError('not a source map');
+  const index = { mappingsLength: m.length, sources: json.sources, sourceRoot: typeof json.sourceRoot === 'string' ? json.sourceRoot : '', points: checkpoints(m) };
+  return indexedMap(index, (from, to) => m.slice(from, to));
+}
+
+/**
+ * A map looked up through its checkpoints: `findEntry(line, column)` (0-based, generated)
+ * gives `{originalSource, originalLine, originalColumn}` of the last segment of that
+ * generated line starting at or before the column, or undefined. `readWindow(from, to)`
+ * gives `mappings[from, to)`.
  */
 function indexedMap(index, readWindow) {
   const p = index.points;
@@ -304,13 +241,13 @@ function indexedMapOf(file) {
 function installLazySourceMaps(distDir) {
   const dist = typeof distDir === 'string' ? distDir : fileURLToPath(distDir);
   const prefix = dist.endsWith('/') ? dist : `${dist}/`;
-  /** file → its map (lazyMap), or null when it has none (or it does not parse). */
+  /** file → its map (indexed or not), or null when it has none (or it does not parse). */
   const maps = new Map();
   const mapOf = (file) => {
     let m = maps.get(file);
     if (m === undefined) {
       try {
-        m = indexedMapOf(file) ?? lazyMap(JSON.parse(readFileSync(`${file}.map`, 'utf8')));
+        m = indexedMapOf(file) ?? mapWithoutIndex(JSON.parse(readFileSync(`${file}.map`, 'utf8')));
       } catch {
         m = null;
       }
@@ -346,4 +283,4 @@ function installLazySourceMaps(distDir) {
   };
 }
 
-module.exports = { installLazySourceMaps, lazyMap, mapIndex, indexedMap, indexedMapOf };
+module.exports = { installLazySourceMaps, mapIndex, mapWithoutIndex, indexedMapOf };

@@ -40,9 +40,9 @@ describe('lazy source maps for the compiled daemon', () => {
     expect(stackOfFailedStart(false)).toMatch(/dist\/chunk-[A-Z0-9]+\.js:\d+:\d+/);
   });
 
-  it('its map lookup (lazyMap, decoding only the lines it needs) agrees with node:module SourceMap on every built map', () => {
-    const { lazyMap } = createRequire(import.meta.url)(join(root, 'bin', 'stack-maps.js')) as {
-      lazyMap: (json: unknown) => { findEntry(line: number, column: number): { originalSource: string; originalLine: number; originalColumn: number } | undefined };
+  it('a map without an index (mapWithoutIndex, checkpoints built in memory) agrees with node:module SourceMap on every built map', () => {
+    const { mapWithoutIndex } = createRequire(import.meta.url)(join(root, 'bin', 'stack-maps.js')) as {
+      mapWithoutIndex: (json: unknown) => { findEntry(line: number, column: number): { originalSource: string; originalLine: number; originalColumn: number } | undefined };
     };
     const dist = join(root, 'dist');
     const maps = readdirSync(dist).filter((f) => f.endsWith('.js.map') || f.endsWith('.cjs.map'));
@@ -51,10 +51,9 @@ describe('lazy source maps for the compiled daemon', () => {
     for (const f of maps) {
       const json = JSON.parse(readFileSync(join(dist, f), 'utf8')) as { mappings: string };
       const generated = readFileSync(join(dist, f.slice(0, -'.map'.length)), 'utf8').split('\n');
-      const lazy = lazyMap(json);
+      const lazy = mapWithoutIndex(json);
       const node = new SourceMap(json as never);
-      // Every line, from the last to the first (the lazy map walks forward on demand), at
-      // a spread of columns including 0 and the line's end.
+      // Every line, from the last to the first, at a spread of columns including 0 and the line's end.
       for (let line = generated.length - 1; line >= 0; line--) {
         const len = generated[line]!.length;
         for (const col of [0, 1, Math.floor(len / 3), Math.floor(len / 2), len - 1, len]) {
