@@ -40,8 +40,9 @@ function config(): string {
 }
 
 /**
- * Runs `script` in a fresh node (CommonJS, no code cache) with `codeCache` = bin/code-cache.js;
- * the script prints one JSON line. `countParser(file)` in it: zod and yaml objects in a heap snapshot.
+ * Runs `script` in a fresh node (CommonJS, code cache off), after a prelude that gives it
+ * `loadWithCodeCache` (bin/code-cache.js) and `countParser()` (zod and yaml objects in a
+ * heap snapshot of the process); the script prints one JSON line, returned parsed.
  */
 function run(script: string): Record<string, unknown> {
   const prelude = `
