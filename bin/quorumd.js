@@ -89,6 +89,23 @@ trace('bin');
       : null;
   const nodeBundle = join(__dirname, '..', 'dist', 'node.cjs');
   if (nodeCommand !== null && existsSync(nodeBundle)) {
+    // Two V8 settings for a resident node that V8 reads when it uses them, so they are
+    // set here rather than on the first line (which `quorumd dev`, the systemd unit and a
+    // shell all pass; kernels before 5.1 cut a first line at 127 bytes). A flag given on
+    // the command line wins. Measured on `quorumd dev` (issue 14, docs/install-pi.md "Memory"):
+    // --bytecode-old-age=1: V8 drops the bytecode of a function that has not run since the
+    //   last full collection (its default waits for five): what ran only while the node
+    //   started (module set-up, the config check, the first election) is compiled again
+    //   from the source if it ever runs again, and ~2 MiB of heap stay free for good.
+    // --gc-memory-reducer-start-delay-ms=4000: V8 gives start-up memory back (the young
+    //   generation grown to its semi-spaces, start-up garbage: ~12 MiB) once a check finds
+    //   the process idle over its last ~5 s. Its first check at 8 s often still sees the
+    //   start-up and then waits 8 s more, so a node held that memory until 16 or 24 s;
+    //   checked at 4 s (put off) and 12 s (idle), it is given back ~14 s after the start.
+    const given = (name) => process.execArgv.some((a) => a.replaceAll('_', '-').startsWith(`${name}=`));
+    const v8Flags = ['--bytecode-old-age=1', '--gc-memory-reducer-start-delay-ms=4000'].filter((f) => !given(f.slice(0, f.indexOf('='))));
+    for (const flag of v8Flags) require('node:v8').setFlagsFromString(flag);
+    trace(`v8 flags set: ${v8Flags.join(' ') || 'none'}`);
     const { loadWithCodeCache } = require('./code-cache.js');
     const { exports: node, cache, file, problem } = loadWithCodeCache(nodeBundle, {
       onWrite: (err) => {
