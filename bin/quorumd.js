@@ -101,8 +101,8 @@ trace('bin');
     //   generation grown to its semi-spaces, start-up garbage: ~12 MiB) once a check finds
     //   the process idle over its last ~5 s. Its first check at 8 s often still sees the
     //   start-up and then waits 8 s more, so a node held that memory until 16 or 24 s;
-    //   checked at 4 s (put off) and 12 s (idle), it is given back ~14 s after the start.
-    const given = (name) => process.execArgv.some((a) => a.replaceAll('_', '-').startsWith(`${name}=`));
+    //   checked at 4 s (put off) and 12 s (idle), most starts have given it back by ~14 s.
+    const given = (name) => process.execArgv.some((a) => a.replaceAll('_', '-') === name || a.replaceAll('_', '-').startsWith(`${name}=`));
     const v8Flags = ['--bytecode-old-age=1', '--gc-memory-reducer-start-delay-ms=4000'].filter((f) => !given(f.slice(0, f.indexOf('='))));
     for (const flag of v8Flags) require('node:v8').setFlagsFromString(flag);
     trace(`v8 flags set: ${v8Flags.join(' ') || 'none'}`);
