@@ -21,7 +21,7 @@ import * as z from 'zod';
 import { startBroker, type BrokerUser, type RunningBroker } from '../hal/mqtt/broker.ts';
 import { nodePassword, nodeUsername } from '../hal/mqtt/credentials.ts';
 import { readSecretFile } from './config/secrets.ts';
-import { parseKey } from './config/schema.ts';
+import { parseKey } from './config/plain.ts';
 import { parseYamlWithSchema } from './config/load.ts';
 
 export interface BrokerCmdOptions {

@@ -100,8 +100,6 @@ export const zookeeperSchema = () => z.strictObject({
 export type EtcdConfig = z.infer<ReturnType<typeof etcdSchema>>;
 export type ZookeeperConfig = z.infer<ReturnType<typeof zookeeperSchema>>;
 
-export { etcdKeepAliveMs, zkProbeMs };
-
 export interface Issue {
   path: (string | number)[];
   message: string;

@@ -9,7 +9,8 @@ import { isMap, isNode, isSeq, LineCounter, parseDocument, type Document, type N
 import './zod.ts'; // before zod: no JIT (see there)
 import * as z from 'zod';
 import { FileReadError, readRegularFile } from './regular-file.ts';
-import { configSchema, parseKey, parseListen, type Config } from './schema.ts';
+import { configSchema, type Config } from './schema.ts';
+import { parseKey, parseListen } from './plain.ts';
 import { jobsSchema, type JobConfig } from './jobs.ts';
 import { loosePermissions, readSecretFile } from './secrets.ts';
 import type { ApiCredential } from '../http/auth.ts';

@@ -3,8 +3,8 @@
  * with no zod and no YAML. A node process (dist/node.cjs) loads the config parser
  * (daemon/config/load.ts with zod, yaml and the schemas) from a bundle of its own and
  * lets go of it once the config is read (daemon/config/load-apart.ts), so whatever the
- * node keeps calling must not live in a module that imports zod. schema.ts re-exports
- * these for everything else.
+ * node keeps calling must not live in a module that imports zod. Everything imports
+ * them from here (the schemas too).
  */
 import type { EtcdConfig, ZookeeperConfig } from './external.ts';
 

@@ -15,8 +15,6 @@
 import { int } from './zod.ts'; // before zod: no JIT (see there)
 import * as z from 'zod';
 import { bullyPriority, isLoopback, parseKey, parseListen } from './plain.ts';
-// Zod-free helpers, re-exported for the modules that import them from here.
-export { bullyPriority, isLoopback, parseKey, parseListen };
 import { checkBullyFencing, checkExternalFencing, checkFencing, checkPbftFencing, fencingSchema } from './fencing.ts';
 import { jobsSchema } from './jobs.ts';
 import { checkExternal, etcdSchema, zookeeperSchema } from './external.ts';

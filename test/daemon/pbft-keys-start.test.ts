@@ -14,7 +14,7 @@ import { pino } from 'pino';
 import { parseConfigWithPositions, resolveConfig } from '../../daemon/config/load.ts';
 import { startNode } from '../../daemon/start.ts';
 import { derivedPbftAuth } from '../../daemon/runtime/pbft-host.ts';
-import { parseKey } from '../../daemon/config/schema.ts';
+import { parseKey } from '../../daemon/config/plain.ts';
 import type { PbftAuth } from '../../src/pbft/auth.ts';
 import { testTokenFile } from '../helpers/auth.ts';
 
