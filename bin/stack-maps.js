@@ -132,21 +132,20 @@ function checkpoints(m) {
  */
 function mapIndex(mapText) {
   const json = JSON.parse(mapText);
-  const m = json.mappings;
+  const index = checkpointIndex(json);
   const key = /"mappings"\s*:\s*"/.exec(mapText);
-  if (typeof m !== 'string' || !Array.isArray(json.sources) || key === null) throw new TypeError('not a source map');
+  if (key === null) throw new TypeError('not a source map');
   const start = key.index + key[0].length;
   // The mappings alphabet needs no JSON escapes: the file holds them as they are.
-  if (mapText.slice(start, start + m.length) !== m || mapText[start + m.length] !== '"') throw new TypeError('mappings not found verbatim in the map text');
-  return {
-    version: 1,
-    mapBytes: Buffer.byteLength(mapText),
-    mappingsAt: Buffer.byteLength(mapText.slice(0, start)),
-    mappingsLength: m.length,
-    sources: json.sources,
-    sourceRoot: typeof json.sourceRoot === 'string' ? json.sourceRoot : '',
-    points: checkpoints(m),
-  };
+  if (mapText.slice(start, start + json.mappings.length) !== json.mappings || mapText[start + json.mappings.length] !== '"') throw new TypeError('mappings not found verbatim in the map text');
+  return { version: 1, mapBytes: Buffer.byteLength(mapText), mappingsAt: Buffer.byteLength(mapText.slice(0, start)), ...index };
+}
+
+/** What a lookup needs of a parsed source map (version 3): its sources and the checkpoints of its `mappings`. */
+function checkpointIndex(json) {
+  const m = json.mappings;
+  if (typeof m !== 'string' || !Array.isArray(json.sources)) throw new TypeError('not a source map');
+  return { mappingsLength: m.length, sources: json.sources, sourceRoot: typeof json.sourceRoot === 'string' ? json.sourceRoot : '', points: checkpoints(m) };
 }
 
 /**
@@ -154,10 +153,7 @@ function mapIndex(mapText) {
  * its checkpoints built in memory from one walk over `mappings`.
  */
 function mapWithoutIndex(json) {
-  const m = json.mappings;
-  if (typeof m !== 'string' || !Array.isArray(json.sources)) throw new TypeError('not a source map');
-  const index = { mappingsLength: m.length, sources: json.sources, sourceRoot: typeof json.sourceRoot === 'string' ? json.sourceRoot : '', points: checkpoints(m) };
-  return indexedMap(index, (from, to) => m.slice(from, to));
+  return indexedMap(checkpointIndex(json), (from, to) => json.mappings.slice(from, to));
 }
 
 /**
