@@ -62,6 +62,10 @@
  * --only-writes: the write rows only (sequential writes, fsyncs per write, the CONC
  * writers); no idle window, reads, CLI calls or failovers — a block takes seconds, not
  * minutes, so more interleaved rounds fit in an A/B of the write path.
+ * --paired N (default 6; 0: none): after the blocks, N paired rounds per link with etcd
+ * and quorumd running side by side, the write and read rows alternating between them in
+ * segments seconds apart (pairedRounds says why); --pair-secs: each segment's writers and
+ * readers windows (default 3 s). Printed as a second table: per-pair ratios, their median.
  * --compare <dir>: one more quorumd column per link, `<dir>/bin/quorumd.js` (another
  * checkout, built: a baseline), interleaved with the others in every round; its column
  * is named `<link>@base`.
@@ -118,6 +122,10 @@ const ETCD_TIMING = opt('etcd-timing', '50/300');
 const Q_NODE_OPTIONS = opt('quorumd-node-options', '');
 const ONLY = opt('only', '');
 const ONLY_WRITES = process.argv.includes('--only-writes');
+/** Paired rounds after the blocks (see pairedRounds); 0: none. */
+const PAIRS = num('paired', 6, 0, 50);
+/** Length of a paired segment's writers and readers windows, s. */
+const PAIR_SECS = num('pair-secs', 3, 1, 60);
 const LINKS = opt('links', 'mqtt').split(',').map((x) => x.trim());
 if (LINKS.length === 0 || LINKS.some((l) => l !== 'mqtt' && l !== 'tcp') || new Set(LINKS).size !== LINKS.length) {
   console.error(`vs-etcd: --links must be a list of mqtt and tcp, e.g. mqtt,tcp; got ${JSON.stringify(opt('links', 'mqtt'))}`);
@@ -824,6 +832,113 @@ function printTable(etcd: Block[], qs: Record<string, Block[]>): void {
   }
 }
 
+
+// ---------------------------------------------------------------------------
+// Paired rounds
+
+/**
+ * The blocks above give each system a cluster of its own, one after the other, a minute
+ * or more apart. On a machine whose speed swings over minutes (the 2-core VM of issue 14:
+ * the same read micro-benchmark measured its client's CPU per read at 35 µs in one start
+ * and 56–80 µs in the next three, and etcd's 64 writers ran at 3,931 and 5,283 writes/s in
+ * two rounds of one run) a block's write or read ratio says as much about which block
+ * landed in a slow spell as about the two systems. Here both run side by side (the one not
+ * measured idles: etcd ~1.5 %, a quorumd node ~2.5 % of a core), and the load rows
+ * alternate between them in segments seconds apart, the order swapped every pair; a
+ * pair's ratio compares two measurements taken under the same machine. The blocks'
+ * numbers stay as they were measured: this is a second table, not a replacement.
+ */
+interface Segment {
+  seqP50: number;
+  seqP99: number;
+  writesPerSec: number;
+  readsPerSec: number;
+  failed: number;
+}
+
+async function segment(sys: System): Promise<Segment> {
+  // Fresh connections for each segment: the other system's idle keep-alive sockets are
+  // not carried into this one, and neither side reuses sockets its server may be closing.
+  agent.destroy();
+  const L = await sys.leader();
+  if (!L) throw new Error(`${sys.kind}: no leader`);
+  const value = 'v'.repeat(16);
+  const lat: number[] = [];
+  let failed = 0;
+  for (let i = 0; i < WRITES; i++) {
+    const s = performance.now();
+    if (await sys.put(L.url, 'seq', value)) lat.push(performance.now() - s);
+    else if (++failed > 100) throw new Error(`${sys.kind}: more than 100 sequential writes failed: ${lastError}`);
+  }
+  let k = 0;
+  const w = await closedLoop(CONC, PAIR_SECS, () => sys.put(L.url, `c${k++ % 256}`, value));
+  const r = await closedLoop(CONC, PAIR_SECS, () => sys.get(L.url, 'seq'));
+  return { seqP50: pct(lat, 50), seqP99: pct(lat, 99), writesPerSec: w.perSec, readsPerSec: r.perSec, failed: failed + w.failed + r.failed };
+}
+
+async function pairedRounds(link: string): Promise<void> {
+  const load = await waitLoad(`paired etcd + quorumd ${link}`);
+  const dirs = [mkdtempSync(join(tmpdir(), 'quorumd-vs-etcd-paired-etcd-')), mkdtempSync(join(tmpdir(), 'quorumd-vs-etcd-paired-quorumd-'))];
+  const started: System[] = [];
+  let failed = false;
+  try {
+    const etcd = await startEtcd(dirs[0]!);
+    started.push(etcd);
+    const q = await startQuorumd(dirs[1]!, link);
+    started.push(q);
+    for (const sys of started) if (!(await firstWrite(sys, 60_000))) throw new Error(`${sys.kind}: no write committed within 60 s of the start`);
+    await q.ready;
+    // The same warm-up as a block's, for each (a fresh quorumd node's write path is not optimized yet).
+    for (const sys of started) {
+      const L = await sys.leader();
+      if (!L) throw new Error(`${sys.kind}: no leader`);
+      for (let i = 0; i < WARMUP; i++) if (!(await sys.put(L.url, 'seq', 'w'))) throw new Error(`${sys.kind}: warm-up write ${i} failed: ${lastError}`);
+    }
+    const es: Segment[] = [];
+    const qs: Segment[] = [];
+    for (let p = 0; p < PAIRS; p++) {
+      const first = p % 2 === 0 ? etcd : q;
+      const second = first === etcd ? q : etcd;
+      const a = await segment(first);
+      const b = await segment(second);
+      const [e, x] = first === etcd ? [a, b] : [b, a];
+      es.push(e);
+      qs.push(x);
+      console.log(`  pair ${p + 1}/${PAIRS} (${first.kind} first): etcd ${JSON.stringify(e, rnd)} quorumd ${JSON.stringify(x, rnd)}`);
+    }
+    const rows: Array<[string, (s: Segment) => number, string, number]> = [
+      [`sequential writes, 1 client, p50 (${WRITES} per segment)`, (s) => s.seqP50, 'ms', 2],
+      ['sequential writes, p99 (same)', (s) => s.seqP99, 'ms', 2],
+      [`${CONC} clients → leader, writes/s (${PAIR_SECS} s per segment)`, (s) => s.writesPerSec, '', 0],
+      [`${CONC} readers → leader, reads/s (same; quorumd: lease read, etcd: ReadIndex round)`, (s) => s.readsPerSec, '', 0],
+      ['failed requests (each retried at once; should be 0)', (s) => s.failed, '', 0],
+    ];
+    console.log(`\n| paired rounds, ${PAIRS} pairs (load ${load.toFixed(2)} at the start) | etcd ${ETCD_TIMING} | quorumd dev --link ${link} | ${link} / etcd: median of the pairs' ratios (range) |`);
+    console.log('|---|---:|---:|---:|');
+    for (const [label, get, unit, digits] of rows) {
+      const ratios = qs.map((x, i) => get(x) / get(es[i]!)).filter((v) => Number.isFinite(v));
+      const ratio = label.startsWith('failed') || ratios.length === 0 ? '' : `${midMedian(ratios).toFixed(2)}× (${range(ratios, 2, '')}×)`;
+      console.log(`| ${label} | ${range(es.map(get), digits, unit)} | ${range(qs.map(get), digits, unit)} | ${ratio} |`);
+    }
+  } catch (e) {
+    failed = true;
+    console.log(`  paired rounds (${link}) failed: ${(e as Error).message}\n  (data and logs kept in ${dirs.join(' and ')})`);
+  } finally {
+    for (const sys of started) await sys.stop();
+    agent.destroy();
+    if (!failed) for (const d of dirs) rmSync(d, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
+  }
+}
+
+/** The median, the mean of the middle two for an even count (pct's 50th is the lower one). */
+function midMedian(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+const rnd = (_k: string, v: unknown) => (typeof v === 'number' ? Math.round(v * 100) / 100 : v);
+
 // ---------------------------------------------------------------------------
 
 /**
@@ -887,5 +1002,9 @@ for (let r = 0; r < ROUNDS; r++) {
   }
 }
 printTable(etcdBlocks, qBlocks);
+if (haveEtcd && PAIRS > 0) {
+  console.log(`\npaired rounds: etcd and quorumd side by side, ${PAIRS} pairs per link, the order swapped every pair`);
+  for (const link of LINKS) await pairedRounds(link);
+}
 console.log(`\nuptime: ${spawnSync('uptime', { encoding: 'utf8' }).stdout.trim()}`);
 process.exit(0);
