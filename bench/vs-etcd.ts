@@ -66,6 +66,7 @@
  * and quorumd running side by side, the write and read rows alternating between them in
  * segments seconds apart (pairedRounds says why); --pair-secs: each segment's writers and
  * readers windows (default 3 s). Printed as a second table: per-pair ratios, their median.
+ * It adds ~2 min per link (both clusters' start and warm-up, then ~15 s a pair).
  * --compare <dir>: one more quorumd column per link, `<dir>/bin/quorumd.js` (another
  * checkout, built: a baseline), interleaved with the others in every round; its column
  * is named `<link>@base`.
