@@ -833,7 +833,6 @@ function printTable(etcd: Block[], qs: Record<string, Block[]>): void {
   }
 }
 
-
 // ---------------------------------------------------------------------------
 // Paired rounds
 
@@ -873,7 +872,8 @@ async function segment(sys: System): Promise<Segment> {
   }
   let k = 0;
   const w = await closedLoop(CONC, PAIR_SECS, () => sys.put(L.url, `c${k++ % 256}`, value));
-  const r = await closedLoop(CONC, PAIR_SECS, () => sys.get(L.url, 'seq'));
+  // --only-writes: no readers here either (their row stays empty).
+  const r = ONLY_WRITES ? { perSec: NaN, failed: 0 } : await closedLoop(CONC, PAIR_SECS, () => sys.get(L.url, 'seq'));
   return { seqP50: pct(lat, 50), seqP99: pct(lat, 99), writesPerSec: w.perSec, readsPerSec: r.perSec, failed: failed + w.failed + r.failed };
 }
 
@@ -938,6 +938,7 @@ function midMedian(xs: number[]): number {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
+/** JSON.stringify's replacer for the per-block and per-pair lines: numbers to two decimals. */
 const rnd = (_k: string, v: unknown) => (typeof v === 'number' ? Math.round(v * 100) / 100 : v);
 
 // ---------------------------------------------------------------------------
@@ -999,7 +1000,7 @@ for (let r = 0; r < ROUNDS; r++) {
     }
     (what === 'etcd' ? etcdBlocks : qBlocks[what]!).push(b);
     const kind = what === 'etcd' ? 'etcd' : `quorumd ${what}`;
-    console.log(`  ${kind}: ${JSON.stringify({ ...b, failoverMs: b.failoverMs.map((x) => Math.round(x)) }, (_k, v) => (typeof v === 'number' ? Math.round(v * 100) / 100 : v))}`);
+    console.log(`  ${kind}: ${JSON.stringify({ ...b, failoverMs: b.failoverMs.map((x) => Math.round(x)) }, rnd)}`);
   }
 }
 printTable(etcdBlocks, qBlocks);
