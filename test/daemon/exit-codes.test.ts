@@ -38,7 +38,11 @@ const url: Record<'ok' | 'unavailable' | 'unknown' | 'witness', string> = {} as 
 const readOnlyToken = 'read-only-token-0123456789abcdef';
 let dropper: Server;
 let dropUrl = '';
-let closedUrl = '';
+// A port where nothing listens: port 1 (tcpmux, never served here; test/hal/mqtt/link.test.ts
+// does the same). A port bound and closed again was taken by another test file's server now
+// and then (test files run in parallel), and the request then waited out its 2 s instead of
+// being refused.
+const closedUrl = 'http://127.0.0.1:1';
 let busyPort = 0;
 let busy: Server;
 const sockets = new Set<Socket>();
@@ -62,10 +66,6 @@ beforeAll(async () => {
     s.once('data', () => s.destroy());
   });
   dropUrl = `http://127.0.0.1:${await listen(dropper)}`;
-  // A port where nothing listens: bind one, note it, close it.
-  const tmp = createServer();
-  closedUrl = `http://127.0.0.1:${await listen(tmp)}`;
-  await new Promise((r) => tmp.close(r));
   busy = createServer((s) => s.destroy());
   busyPort = await listen(busy);
   writeFileSync(join(work, 'bad.yaml'), 'cluster: { name: x, id: 1, keyFile: none.key }\nmembers: []\n');
