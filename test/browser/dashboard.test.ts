@@ -37,7 +37,9 @@ declare const window: {
 
 const bin = join(import.meta.dirname, '..', '..', 'bin', 'quorumd.js');
 const keepShots = process.env.QUORUMD_SCREENSHOT_DIR;
-const work = mkdtempSync(join(tmpdir(), 'quorumd-dashboard-'));
+// Made only when the tests run: skipped, the file's afterAll does not run either, and the
+// directory stayed behind.
+const work = SKIP_BROWSER ? '' : mkdtempSync(join(tmpdir(), 'quorumd-dashboard-'));
 const shots = keepShots ?? join(work, 'shots');
 mkdirSync(shots, { recursive: true });
 
@@ -107,7 +109,7 @@ afterAll(async () => {
     }
   }
   if (keepShots) console.log(`dashboard screenshots in ${keepShots}`);
-  rmSync(work, { recursive: true, force: true });
+  if (work) rmSync(work, { recursive: true, force: true });
 }, 60_000);
 
 async function shot(page: Page, name: string): Promise<void> {

@@ -22,7 +22,9 @@ declare const window: {
   renderError: string;
 };
 
-const work = mkdtempSync(join(tmpdir(), 'quorumd-lanes-'));
+// Made only when the tests run: skipped, the file's afterAll does not run either, and the
+// directory stayed behind.
+const work = SKIP_BROWSER ? '' : mkdtempSync(join(tmpdir(), 'quorumd-lanes-'));
 let browser: Browser;
 
 const PAGE = (a: ReturnType<typeof uiAssets>) => `<!doctype html><html><head><meta charset="utf-8"><style>${a.uplotCss}</style></head><body>
@@ -53,7 +55,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await browser?.close();
-  rmSync(work, { recursive: true, force: true });
+  if (work) rmSync(work, { recursive: true, force: true });
 });
 
 describe.skipIf(SKIP_BROWSER)('lanes renderer in Chromium', () => {

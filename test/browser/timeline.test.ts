@@ -39,7 +39,9 @@ declare function getComputedStyle(el: unknown): { backgroundColor: string };
 
 const ALL = FAULT_KINDS.join(',');
 const keepShots = process.env.QUORUMD_SCREENSHOT_DIR;
-const work = mkdtempSync(join(tmpdir(), 'quorumd-timeline-browser-'));
+// Made only when the tests run: skipped, the file's afterAll does not run either, and the
+// directory stayed behind.
+const work = SKIP_BROWSER ? '' : mkdtempSync(join(tmpdir(), 'quorumd-timeline-browser-'));
 const shots = keepShots ?? join(work, 'shots');
 mkdirSync(shots, { recursive: true });
 
@@ -84,7 +86,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await browser?.close();
   if (keepShots) console.log(`timeline screenshots in ${keepShots}`);
-  rmSync(work, { recursive: true, force: true });
+  if (work) rmSync(work, { recursive: true, force: true });
 });
 
 async function load(page: Page, m: Made): Promise<void> {
