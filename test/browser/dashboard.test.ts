@@ -41,7 +41,7 @@ const keepShots = process.env.QUORUMD_SCREENSHOT_DIR;
 // directory stayed behind.
 const work = SKIP_BROWSER ? '' : mkdtempSync(join(tmpdir(), 'quorumd-dashboard-'));
 const shots = keepShots ?? join(work, 'shots');
-mkdirSync(shots, { recursive: true });
+if (!SKIP_BROWSER) mkdirSync(shots, { recursive: true });
 
 let dev: ChildProcess | undefined;
 let printed = '';
