@@ -182,7 +182,9 @@ await node.stop();
       p.stdout.on('data', (d) => (stdout += d));
       p.stderr.on('data', (d) => (stderr += d));
       const t = setTimeout(() => p.kill('SIGKILL'), 40_000);
-      p.on('exit', (code) => {
+      // 'close', not 'exit': 'exit' may come before the last of stdout is read, and the
+      // app's answer is its last line.
+      p.on('close', (code) => {
         clearTimeout(t);
         resolve({ code, stdout, stderr });
       });

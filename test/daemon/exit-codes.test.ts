@@ -101,7 +101,9 @@ function run(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 30_000): P
     c.stdout.on('data', (d: Buffer) => (out += d.toString()));
     c.stderr.on('data', (d: Buffer) => (err += d.toString()));
     const t = setTimeout(() => c.kill('SIGKILL'), timeoutMs);
-    c.on('exit', (code) => {
+    // 'close', not 'exit': 'exit' may come before the last of stdout and stderr is read (a
+    // fresh-clone run lost a row's whole message so, and the row failed on an empty string).
+    c.on('close', (code) => {
       clearTimeout(t);
       resolve({ code, out, err, ms: Date.now() - t0 });
     });
