@@ -76,7 +76,7 @@
  * fresh directories under the OS temp dir (same file system for both). Loopback only;
  * every loop is bounded; everything started is stopped.
  */
-import { binNodeFlags, cpuSeconds, devNoJobsArgs, findNodePids, freePorts, numberOption } from './_proc.ts';
+import { binNodeFlags, CLK_TCK, cpuSeconds, devNoJobsArgs, findNodePids, freePorts, numberOption } from './_proc.ts';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -852,8 +852,28 @@ interface Segment {
   seqP50: number;
   seqP99: number;
   writesPerSec: number;
+  /**
+   * CPU per write (ms) in the writers window: the system's processes (members and the
+   * dev supervisor), this process (the client), and the whole machine (every CPU's busy
+   * time in /proc/stat, the kernel's own threads included: journal commits, softirqs).
+   * With both cores busy, writes/s follow the machine's CPU per write.
+   */
+  cpuSystem: number;
+  cpuClient: number;
+  cpuMachine: number;
   readsPerSec: number;
   failed: number;
+}
+
+/** Busy CPU seconds of the whole machine so far (all CPUs; /proc/stat's first line, idle and iowait left out). */
+function machineBusySeconds(): number {
+  try {
+    const f = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/).slice(1).map(Number);
+    // user nice system idle iowait irq softirq steal (guest time is inside user already)
+    return (f[0]! + f[1]! + f[2]! + f[5]! + f[6]! + f[7]!) / CLK_TCK;
+  } catch {
+    return NaN;
+  }
 }
 
 async function segment(sys: System): Promise<Segment> {
@@ -871,10 +891,23 @@ async function segment(sys: System): Promise<Segment> {
     else if (++failed > 100) throw new Error(`${sys.kind}: more than 100 sequential writes failed: ${lastError}`);
   }
   let k = 0;
+  const c0 = cpuNow(sys);
+  const u0 = process.cpuUsage();
+  const m0 = machineBusySeconds();
   const w = await closedLoop(CONC, PAIR_SECS, () => sys.put(L.url, `c${k++ % 256}`, value));
+  const m1 = machineBusySeconds();
+  const u1 = process.cpuUsage(u0);
+  const c1 = cpuNow(sys);
+  const writes = w.perSec * PAIR_SECS;
+  const perWrite = (sec: number) => (sec * 1000) / writes;
+  const sup = Number.isNaN(c1.supervisor) ? 0 : c1.supervisor - c0.supervisor;
   // --only-writes: no readers here either (their row stays empty).
   const r = ONLY_WRITES ? { perSec: NaN, failed: 0 } : await closedLoop(CONC, PAIR_SECS, () => sys.get(L.url, 'seq'));
-  return { seqP50: pct(lat, 50), seqP99: pct(lat, 99), writesPerSec: w.perSec, readsPerSec: r.perSec, failed: failed + w.failed + r.failed };
+  return {
+    seqP50: pct(lat, 50), seqP99: pct(lat, 99), writesPerSec: w.perSec,
+    cpuSystem: perWrite(c1.members - c0.members + sup), cpuClient: perWrite((u1.user + u1.system) / 1e6), cpuMachine: perWrite(m1 - m0),
+    readsPerSec: r.perSec, failed: failed + w.failed + r.failed,
+  };
 }
 
 async function pairedRounds(link: string): Promise<void> {
@@ -911,6 +944,9 @@ async function pairedRounds(link: string): Promise<void> {
       [`sequential writes, 1 client, p50 (${WRITES} per segment)`, (s) => s.seqP50, 'ms', 2],
       ['sequential writes, p99 (same)', (s) => s.seqP99, 'ms', 2],
       [`${CONC} clients → leader, writes/s (${PAIR_SECS} s per segment)`, (s) => s.writesPerSec, '', 0],
+      [`CPU per write, ${CONC} clients: the system's processes (quorumd: nodes + dev supervisor)`, (s) => s.cpuSystem, 'ms', 3],
+      ['CPU per write, same: the benchmark\'s client (this process)', (s) => s.cpuClient, 'ms', 3],
+      ['CPU per write, same: the whole machine (/proc/stat, kernel threads included)', (s) => s.cpuMachine, 'ms', 3],
       [`${CONC} readers → leader, reads/s (same; quorumd: lease read, etcd: ReadIndex round)`, (s) => s.readsPerSec, '', 0],
       ['failed requests (each retried at once; should be 0)', (s) => s.failed, '', 0],
     ];
@@ -938,8 +974,8 @@ function midMedian(xs: number[]): number {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
-/** JSON.stringify's replacer for the per-block and per-pair lines: numbers to two decimals. */
-const rnd = (_k: string, v: unknown) => (typeof v === 'number' ? Math.round(v * 100) / 100 : v);
+/** JSON.stringify's replacer for the per-block and per-pair lines: numbers to two decimals (below 1: three, for CPU ms per write). */
+const rnd = (_k: string, v: unknown) => (typeof v !== 'number' ? v : Math.abs(v) < 1 ? Math.round(v * 1000) / 1000 : Math.round(v * 100) / 100);
 
 // ---------------------------------------------------------------------------
 
