@@ -54,8 +54,14 @@ export function requiredScope(method: string, path: string): Scope {
 // writers this was 2–3 % of the leader's busy time.
 const digest = (s: string) => hash('sha256', s, 'buffer');
 
+/** Who a request is: the credential its token matched (never the token). */
+export interface Caller {
+  readonly name: string;
+  readonly scope: Scope;
+}
+
 export class ApiAuth {
-  private readonly creds: Array<{ name: string; scope: Scope; digest: Buffer }>;
+  private readonly creds: Array<Caller & { digest: Buffer }>;
 
   constructor(credentials: ApiCredential[]) {
     if (!Array.isArray(credentials) || credentials.length === 0) throw new TypeError('HTTP API: at least one credential {name, scope, token} is needed');
@@ -71,12 +77,12 @@ export class ApiAuth {
   }
 
   /** The credential an `Authorization` header names, or undefined (missing, malformed, unknown). */
-  check(header: string | undefined): { name: string; scope: Scope } | undefined {
+  check(header: string | undefined): Caller | undefined {
     const m = header === undefined ? null : /^Bearer ([\x21-\x7e]{1,512})$/.exec(header);
     const given = digest(m ? m[1]! : '\u0000no token');
-    let found: { name: string; scope: Scope } | undefined;
+    let found: Caller | undefined;
     // Every credential is compared, whatever matched: constant work per request.
-    for (const c of this.creds) if (timingSafeEqual(given, c.digest) && m) found = { name: c.name, scope: c.scope };
+    for (const c of this.creds) if (timingSafeEqual(given, c.digest) && m) found = c;
     return found;
   }
 }

@@ -50,7 +50,7 @@ import type { ApiBackend, FenceAnswer } from './backend.ts';
 import type { ServiceRegistry } from '../services/registry.ts';
 import type { HttpTools } from '../services/http.ts';
 import { renderMetrics, type MetricFamily } from './metrics.ts';
-import { ApiAuth, requiredScope, scopeAllows, type ApiCredential } from './auth.ts';
+import { ApiAuth, requiredScope, scopeAllows, type ApiCredential, type Caller } from './auth.ts';
 import { isUiPath, UI_HEADERS, uiFile } from '../ui/dashboard.ts';
 import { clientRefOf, pbftHeaders, REPLY_HEADER, replyHeaderValue } from './pbft-headers.ts';
 
@@ -142,7 +142,9 @@ function parseIndexParam(raw: string, what: string): number {
   return Number(raw);
 }
 
-type Params = Map<string, string>;
+type Params = ReadonlyMap<string, string>;
+/** The parameters of a request without a query string (most of them): one shared, read-only map. */
+const NO_PARAMS: Params = new Map();
 
 const GET_HEAD = ['GET', 'HEAD'] as const;
 const KV_METHODS = ['GET', 'PUT', 'DELETE'] as const;
@@ -162,9 +164,9 @@ function leaseClient(req: IncomingMessage, credential: string): string {
 }
 
 function parseQuery(search: string, allowed: readonly string[]): Params {
-  const out: Params = new Map();
   if (search.length > 4096) throw bad('query string longer than 4096 characters');
-  if (!search) return out;
+  if (!search) return NO_PARAMS;
+  const out = new Map<string, string>();
   for (const part of search.split('&')) {
     if (part === '') continue;
     const eq = part.indexOf('=');
@@ -552,7 +554,15 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
     }
   }
 
-  async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  /**
+   * The checks every request passes (target, credential, scope), then the endpoint.
+   * Not an async function itself, nor one large one for every endpoint: an async
+   * function's state holds room for all of its locals, and one function dispatching
+   * ~20 endpoints made a leader under 64 writers allocate 15.2 KB per write instead of
+   * 14.3 (V8's sampling heap profiler; less garbage, fewer young-generation collections).
+   * The KV endpoints (the hot path) have a small async function of their own.
+   */
+  function route(req: IncomingMessage, res: ServerResponse): Promise<void> | void {
     const method = req.method ?? '';
     const rawUrl = req.url ?? '';
     if (rawUrl.length > 8192) throw new HttpError(414, 'uri-too-long', 'request target longer than 8192 characters');
@@ -588,7 +598,53 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
     if (!scopeAllows(who.scope, need)) {
       throw new HttpError(403, 'forbidden', `credential ${JSON.stringify(who.name)} has scope ${who.scope}; ${method} ${path.slice(0, 80)} needs scope ${need}`);
     }
+    if (path.startsWith('/v1/kv/') || path === '/v1/kv') return kv(req, res, method, path, search);
+    return endpoint(req, res, method, path, search, who);
+  }
 
+  /** /v1/kv/<key>: GET (lease read, stale, watch), PUT, DELETE. */
+  async function kv(req: IncomingMessage, res: ServerResponse, method: string, path: string, search: string): Promise<void> {
+    const key = decodeName(path.slice('/v1/kv/'.length), 'key');
+    onlyMethods(method, path, KV_METHODS);
+    if (method !== 'GET' && key.startsWith('_quorumd/')) throw bad(`key ${JSON.stringify(key.slice(0, 40))}: the prefix _quorumd/ is reserved for quorumd's own records (service discovery: /v1/services); it can be read, not written`, 'reserved-key');
+    if (method === 'GET') {
+      const q = parseQuery(search, ['stale', 'watch', 'wait', 'client', 'seq']);
+      rejectBodyIfAny(req);
+      const ref = clientRefOf(q.get('client'), q.get('seq'));
+      if (typeof ref === 'string') throw bad(ref);
+      if (ref && (q.has('watch') || q.has('stale'))) throw bad('client/seq (a signed, ordered read) do not combine with watch or stale');
+      const w = q.get('watch');
+      if (w !== undefined) {
+        if (q.has('stale')) throw bad('watch reads are local already; do not combine watch with stale');
+        const after = parseIndexParam(w, 'watch');
+        const waitRaw = q.get('wait');
+        const waitMs = waitRaw === undefined ? defaultWatchMs : parseDuration(waitRaw, 'wait');
+        if (waitMs > maxWatchMs) throw bad(`wait must be at most ${maxWatchMs} ms, got ${waitMs} ms`);
+        return watch(req, res, key, after, waitMs);
+      }
+      if (q.has('wait')) throw bad('wait is only meaningful with watch=<index>');
+      const st = q.get('stale');
+      if (st !== undefined && st !== '' && st !== 'true' && st !== '1') throw bad(`stale takes no value (or true/1), got ${JSON.stringify(st.slice(0, 40))}`);
+      const r = await call((cb) => backend.get(key, { stale: st !== undefined, ...(ref ? { pbftClient: ref } : {}) }, cb));
+      return sendValue(res, r, key);
+    }
+    const q = parseQuery(search, ['cas', 'client', 'seq']);
+    const cas = casOf(q);
+    const ref = clientRefOf(q.get('client'), q.get('seq'));
+    if (typeof ref === 'string') throw bad(ref);
+    const wopts = { ...(cas === undefined ? {} : { cas }), ...(ref ? { pbftClient: ref } : {}) };
+    if (method === 'PUT') {
+      const value = await readBody(req, Math.min(maxBody, MAX_VALUE_BYTES));
+      const r = await call((cb) => backend.put(key, value, wopts, cb));
+      return writeResult(res, r, cas, 'put');
+    }
+    rejectBodyIfAny(req);
+    const r = await call((cb) => backend.del(key, wopts, cb));
+    return writeResult(res, r, cas, 'delete');
+  }
+
+  /** Every endpoint but the dashboard's files and /v1/kv. */
+  async function endpoint(req: IncomingMessage, res: ServerResponse, method: string, path: string, search: string, who: Caller): Promise<void> {
     if (path === '/v1/status') {
       onlyMethods(method, path, GET_HEAD);
       parseQuery(search, []);
@@ -644,45 +700,6 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
       if (!rep) return json(res, 404, { error: `no signed reply for client request ${q.get('client')}/${ref.seq} here (not executed here yet, or forgotten)`, code: 'not-found' });
       const b64 = replyHeaderValue(rep);
       return json(res, 200, { replica: rep.replica, reply: b64 }, { [REPLY_HEADER]: b64 });
-    }
-    if (path.startsWith('/v1/kv/') || path === '/v1/kv') {
-      const key = decodeName(path.slice('/v1/kv/'.length), 'key');
-      onlyMethods(method, path, KV_METHODS);
-      if (method !== 'GET' && key.startsWith('_quorumd/')) throw bad(`key ${JSON.stringify(key.slice(0, 40))}: the prefix _quorumd/ is reserved for quorumd's own records (service discovery: /v1/services); it can be read, not written`, 'reserved-key');
-      if (method === 'GET') {
-        const q = parseQuery(search, ['stale', 'watch', 'wait', 'client', 'seq']);
-        rejectBodyIfAny(req);
-        const ref = clientRefOf(q.get('client'), q.get('seq'));
-        if (typeof ref === 'string') throw bad(ref);
-        if (ref && (q.has('watch') || q.has('stale'))) throw bad('client/seq (a signed, ordered read) do not combine with watch or stale');
-        const w = q.get('watch');
-        if (w !== undefined) {
-          if (q.has('stale')) throw bad('watch reads are local already; do not combine watch with stale');
-          const after = parseIndexParam(w, 'watch');
-          const waitRaw = q.get('wait');
-          const waitMs = waitRaw === undefined ? defaultWatchMs : parseDuration(waitRaw, 'wait');
-          if (waitMs > maxWatchMs) throw bad(`wait must be at most ${maxWatchMs} ms, got ${waitMs} ms`);
-          return watch(req, res, key, after, waitMs);
-        }
-        if (q.has('wait')) throw bad('wait is only meaningful with watch=<index>');
-        const st = q.get('stale');
-        if (st !== undefined && st !== '' && st !== 'true' && st !== '1') throw bad(`stale takes no value (or true/1), got ${JSON.stringify(st.slice(0, 40))}`);
-        const r = await call((cb) => backend.get(key, { stale: st !== undefined, ...(ref ? { pbftClient: ref } : {}) }, cb));
-        return sendValue(res, r, key);
-      }
-      const q = parseQuery(search, ['cas', 'client', 'seq']);
-      const cas = casOf(q);
-      const ref = clientRefOf(q.get('client'), q.get('seq'));
-      if (typeof ref === 'string') throw bad(ref);
-      const wopts = { ...(cas === undefined ? {} : { cas }), ...(ref ? { pbftClient: ref } : {}) };
-      if (method === 'PUT') {
-        const value = await readBody(req, Math.min(maxBody, MAX_VALUE_BYTES));
-        const r = await call((cb) => backend.put(key, value, wopts, cb));
-        return writeResult(res, r, cas, 'put');
-      }
-      rejectBodyIfAny(req);
-      const r = await call((cb) => backend.del(key, wopts, cb));
-      return writeResult(res, r, cas, 'delete');
     }
     if (path.startsWith('/v1/locks/') || path === '/v1/locks') {
       let rest = path.slice('/v1/locks/'.length);
@@ -799,40 +816,59 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
   // in parallel only when all of them are safe methods; their answers go out in order
   // anyway, so waiting costs a pipelining client nothing it could have seen.
   const previous = new WeakMap<Socket, Promise<void>>();
+  function closed(this: ServerResponse): void {
+    open.delete(this);
+  }
+  // No closure more than needed per request: under 64 writers a leader answers thousands
+  // a second, and what it allocates per request is its garbage collector's work.
   const handler = (req: IncomingMessage, res: ServerResponse) => {
     open.add(res);
-    res.once('close', () => open.delete(res));
+    res.on('close', closed);
     const sock = req.socket;
     const before = previous.get(sock);
-    const run = () => handle(req, res);
     // After the one before it whatever became of it (handle answers its own errors).
-    const done = before === undefined ? run() : before.then(run, run);
+    const done = before === undefined ? handle(req, res) : before.then(() => handle(req, res), () => handle(req, res));
     previous.set(sock, done);
-    const forget = () => {
-      if (previous.get(sock) === done) previous.delete(sock);
-    };
-    done.then(forget, (err: unknown) => {
-      forget();
-      onError(err, `${req.method} ${req.url?.slice(0, 80)}`);
-    });
-  };
-  const handle = (req: IncomingMessage, res: ServerResponse): Promise<void> =>
-    route(req, res).then(
+    done.then(
       () => {
-        if (!res.headersSent && !res.destroyed) json(res, 500, { error: 'handler ended without an answer', code: 'internal' });
+        if (previous.get(sock) === done) previous.delete(sock);
       },
       (err: unknown) => {
-        if (err instanceof HttpError) {
-          // A body we did not read (413, or an error found before reading it) makes the
-          // connection unusable for the next request: say so and close after answering.
-          if (!req.complete) res.setHeader('Connection', 'close');
-          sendError(res, err);
-          return;
-        }
+        if (previous.get(sock) === done) previous.delete(sock);
         onError(err, `${req.method} ${req.url?.slice(0, 80)}`);
-        if (!res.headersSent) json(res, 500, { error: `internal error: ${(err as Error)?.message ?? String(err)}`, code: 'internal' });
       },
     );
+  };
+  /** After an endpoint returned: a 500 if it ended without an answer. */
+  function answered(res: ServerResponse): void {
+    if (!res.headersSent && !res.destroyed) json(res, 500, { error: 'handler ended without an answer', code: 'internal' });
+  }
+  /** An endpoint threw: its HttpError is the answer; anything else is logged and a 500. */
+  function failed(req: IncomingMessage, res: ServerResponse, err: unknown): void {
+    if (err instanceof HttpError) {
+      // A body we did not read (413, or an error found before reading it) makes the
+      // connection unusable for the next request: say so and close after answering.
+      if (!req.complete) res.setHeader('Connection', 'close');
+      sendError(res, err);
+      return;
+    }
+    onError(err, `${req.method} ${req.url?.slice(0, 80)}`);
+    if (!res.headersSent) json(res, 500, { error: `internal error: ${(err as Error)?.message ?? String(err)}`, code: 'internal' });
+  }
+  const settled = Promise.resolve();
+  const handle = (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    let p: Promise<void> | void;
+    try {
+      p = route(req, res);
+      if (p === undefined) {
+        answered(res);
+        return settled;
+      }
+    } catch (err) {
+      p = Promise.reject(err);
+    }
+    return p.then(() => answered(res), (err: unknown) => failed(req, res, err));
+  };
   const server: Server = opts.tls
     ? nodeHttps().createServer({ ...serverOpts, cert: opts.tls.cert, key: opts.tls.key, ...(opts.tls.ca !== undefined ? { ca: opts.tls.ca, requestCert: true, rejectUnauthorized: true } : {}) }, handler)
     : createServer(serverOpts, handler);

@@ -25,7 +25,7 @@ export interface HttpTools {
   json(res: ServerResponse, status: number, v: unknown, headers?: Record<string, string | number>): void;
   readBody(req: IncomingMessage, limit: number): Promise<Uint8Array>;
   rejectBodyIfAny(req: IncomingMessage): void;
-  parseQuery(search: string, allowed: readonly string[]): Map<string, string>;
+  parseQuery(search: string, allowed: readonly string[]): ReadonlyMap<string, string>;
   parseDuration(raw: string, what: string): number;
   /** An error for the server's error path: {error, code} with this status. */
   error(status: number, code: string, message: string): Error;
@@ -35,7 +35,7 @@ export interface HttpTools {
   watchSlot(): () => void;
 }
 
-const flag = (q: Map<string, string>, k: string, t: HttpTools): boolean => {
+const flag = (q: ReadonlyMap<string, string>, k: string, t: HttpTools): boolean => {
   const v = q.get(k);
   if (v === undefined) return false;
   if (v !== '' && v !== 'true' && v !== '1') throw t.error(400, 'bad-request', `${k} takes no value (or true/1), got ${JSON.stringify(v.slice(0, 40))}`);
@@ -119,7 +119,7 @@ export async function handleServices(reg: ServiceRegistry, req: IncomingMessage,
   }
 }
 
-async function readCatalog(reg: ServiceRegistry, q: Map<string, string>, t: HttpTools): Promise<Catalog> {
+async function readCatalog(reg: ServiceRegistry, q: ReadonlyMap<string, string>, t: HttpTools): Promise<Catalog> {
   const stale = flag(q, 'stale', t);
   const w = q.get('watch');
   if (w === undefined) {
