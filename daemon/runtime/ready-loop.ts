@@ -19,6 +19,19 @@
  * to wait for) is handled inside the loop; an asynchronous one ends the loop and its
  * completion starts it again. At most MAX_READY_LOOP Readys are handled back to back;
  * then the loop yields to the event loop (a zero-delay timer) and continues.
+ *
+ * Group commit to the end of the turn: when an asynchronous persist completes, its Ready
+ * is acted on at once (acknowledgements out, committed entries applied), but the next
+ * persist starts only once the event loop has run the rest of this turn's I/O callbacks
+ * (Clock.soon: setImmediate on a board), so that the messages and requests that arrived
+ * beside the disk's completion go into the same write and fsync instead of the one after.
+ * Nothing that was waiting is delayed by more than that turn, and an idle loop starts a
+ * persist at once as before (a lone write pays nothing). Under 64 writers through the
+ * broker this made fewer fsyncs per write (one run each: the leader 0.049 against 0.060,
+ * a follower 0.055 against 0.060) and 5–7 % more writes/s for 4–6 % less CPU per write
+ * (two side-by-side runs of 8 and 12 pairs, `quorumd dev` against `quorumd dev`;
+ * over --link tcp +2 %). Without `soon` (the
+ * simulator's clock) the next persist starts at once, as before.
  */
 import type { Clock, Done } from '../../hal/interfaces.ts';
 import { InternalError } from './fatal.ts';
@@ -66,6 +79,8 @@ export class ReadyLoop<R> {
   /** Inside h.persist(): a completion now is synchronous and handled by pump(). */
   private persisting = false;
   private doneDuringPersist = false;
+  /** A persist completed this turn; the next one waits for the turn's end (Clock.soon). */
+  private lingering = false;
 
   constructor(hooks: ReadyLoopHooks<R>) {
     this.h = hooks;
@@ -85,9 +100,28 @@ export class ReadyLoop<R> {
     // A storage completion is an entry point of its own (called from the disk's callback).
     try {
       h.durable(rd);
+      const soon = h.clock.soon;
+      if (soon) {
+        // Sends and applies now (pump stops before persisting while lingering); the next
+        // persist at the end of this turn (see the header).
+        this.lingering = true;
+        this.pump();
+        soon.call(h.clock, this.endLinger);
+        return;
+      }
       this.pump();
     } catch (e) {
       h.fatal(new InternalError('applying a durable Ready', e));
+    }
+  };
+
+  private readonly endLinger = (): void => {
+    this.lingering = false;
+    // An entry point of its own (a setImmediate).
+    try {
+      this.pump();
+    } catch (e) {
+      this.h.fatal(new InternalError('persisting after a completed write', e));
     }
   };
 
@@ -98,7 +132,7 @@ export class ReadyLoop<R> {
       if (!h.running()) return;
       h.eager?.();
       h.apply?.();
-      if (this.busy) return;
+      if (this.busy || this.lingering) return;
       h.before?.();
       const rd = h.next();
       if (!rd) return;
