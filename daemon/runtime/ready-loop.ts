@@ -30,8 +30,8 @@
  * broker this made fewer fsyncs per write (one run each: the leader 0.049 against 0.060,
  * a follower 0.055 against 0.060) and 5–7 % more writes/s for 4–6 % less CPU per write
  * (two side-by-side runs of 8 and 12 pairs, `quorumd dev` against `quorumd dev`;
- * over --link tcp +2 %). Without `soon` (the
- * simulator's clock) the next persist starts at once, as before.
+ * over --link tcp +2 %). Without `soon` (the simulator's clock) the next persist
+ * starts at once, as before.
  */
 import type { Clock, Done } from '../../hal/interfaces.ts';
 import { InternalError } from './fatal.ts';
