@@ -26,16 +26,26 @@ function runDev(args: string[], env: NodeJS.ProcessEnv, maxMs: number): Promise<
   const dev = spawn(process.execPath, [bin, 'dev', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   started.push(dev);
   let err = '';
+  let errEnded = false;
   dev.stdout!.resume();
   dev.stderr!.on('data', (b: Buffer) => (err += b.toString()));
+  dev.stderr!.on('end', () => (errEnded = true));
   return new Promise((resolve) => {
     const timer = setTimeout(() => {
       dev.kill('SIGKILL');
       resolve({ code: null, hung: true, err });
     }, maxMs);
+    // 'exit' may come before the last of stderr is read: wait for its end too, but not for
+    // 'close' (a node child still holding the pipe would make an exited dev look hung),
+    // and at most 5 s.
     dev.on('exit', (code) => {
       clearTimeout(timer);
-      resolve({ code, hung: false, err });
+      if (errEnded) return resolve({ code, hung: false, err });
+      const cap = setTimeout(() => resolve({ code, hung: false, err }), 5000);
+      dev.stderr!.once('end', () => {
+        clearTimeout(cap);
+        resolve({ code, hung: false, err });
+      });
     });
   });
 }
