@@ -865,12 +865,17 @@ interface Segment {
   failed: number;
 }
 
-/** Busy CPU seconds of the whole machine so far (all CPUs; /proc/stat's first line, idle and iowait left out). */
+/**
+ * Busy CPU seconds of the whole machine so far (all CPUs; /proc/stat's first line): user,
+ * nice, system, irq and softirq. Idle and iowait are left out, and so is steal (time the
+ * hypervisor gave to other guests: not work of this machine, and it would make a segment
+ * that met a busy host look costlier).
+ */
 function machineBusySeconds(): number {
   try {
     const f = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/).slice(1).map(Number);
     // user nice system idle iowait irq softirq steal (guest time is inside user already)
-    return (f[0]! + f[1]! + f[2]! + f[5]! + f[6]! + f[7]!) / CLK_TCK;
+    return (f[0]! + f[1]! + f[2]! + f[5]! + f[6]!) / CLK_TCK;
   } catch {
     return NaN;
   }
