@@ -1,27 +1,145 @@
 /**
- * Structured logs of a real node: pino, one JSON object per line on stdout (journald
- * keeps them; `journalctl -u quorumd -o cat | npx pino-pretty` reads them).
- * The runtime logs through its injected `Logger` (daemon/runtime/logger.ts); this
- * adapts it to pino so that its fields become JSON fields.
+ * Structured logs of a real node: one JSON object per line on stdout, in pino's format
+ * (journald keeps them; `journalctl -u quorumd -o cat | npx pino-pretty` reads them):
+ *
+ *   {"level":30,"time":"2026-12-05T21:31:33.675Z","node":"n1","cluster":"dev","link":"mqtt","msg":"link up"}
+ *
+ * `level` is pino's number (10 trace, 20 debug, 30 info, 40 warn, 50 error, 60 fatal),
+ * `time` ISO 8601 UTC, then the node's own fields, the line's fields, and `msg`.
+ *
+ * Why not pino itself, which wrote these lines until now: a node logs a few lines a
+ * minute (roles, elections, hooks, errors; no per-request lines), and pino with its
+ * stream and transport machinery cost each node process ~0.8 MiB of resident memory
+ * (its code and objects, and the worker_threads, assert and os modules it loads): idle
+ * RSS of a `quorumd dev` node 56.1–57.4 MiB with pino against 55.3 MiB without, the
+ * largest of three nodes ~30 s after the start. An embedder may still pass a pino
+ * logger (startNode's `pino` option): it has the methods of NodeLog.
+ *
+ * The runtime logs through its injected `Logger` (daemon/runtime/logger.ts);
+ * runtimeLogger adapts it to a NodeLog.
  */
-import { pino, type Logger as Pino } from 'pino';
+import { writeSync } from 'node:fs';
 import type { Logger } from './runtime/logger.ts';
 
 export type LevelName = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
-/** A pino logger on stdout (fd 1, synchronous writes so that nothing is lost at exit). */
-export function createPino(level: LevelName, base: Record<string, unknown> = {}): Pino {
-  return pino({ level, base, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination({ dest: 1, sync: true }));
+/** One level's method: a message, or fields and a message (pino's argument order). */
+export interface LogFn {
+  (msg: string): void;
+  (fields: object, msg?: string): void;
 }
 
-/** The runtime's Logger over pino. */
-export function runtimeLogger(p: Pino): Logger {
+/** What quorumd calls on a node's logger. A pino Logger has all of it. */
+export interface NodeLog {
+  fatal: LogFn;
+  error: LogFn;
+  warn: LogFn;
+  info: LogFn;
+  debug: LogFn;
+  trace: LogFn;
+}
+
+/** pino's level numbers (readers such as pino-pretty rely on them). */
+const LEVELS = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60 } as const;
+type Level = keyof typeof LEVELS;
+
+/** Where the lines go: a file descriptor (stdout, 1), or a function (tests). */
+export type LogSink = number | ((line: string) => void);
+
+/**
+ * A logger writing JSON lines at `level` and above to `sink` (stdout by default), each
+ * line with the fields of `base` after level and time. Writes are synchronous, so that
+ * nothing is lost when the process exits right after a fatal line. A log call never
+ * throws: a value JSON cannot hold is written as text, and a sink that fails (stdout
+ * closed) drops the line.
+ */
+export function createNodeLog(level: LevelName, base: Record<string, unknown> = {}, sink: LogSink = 1): NodeLog {
+  const min = level === 'silent' ? Infinity : LEVELS[level];
+  if (min === undefined) throw new RangeError(`log level: expected one of fatal, error, warn, info, debug, trace, silent, got ${JSON.stringify(level)}`);
+  // The base fields, encoded once: `,"node":"n1","cluster":"dev"` (empty without any).
+  const baseText = encodeFields(base);
+  const write = typeof sink === 'number' ? (line: string) => writeFd(sink, line) : sink;
+  const method = (name: Level): LogFn => {
+    const n = LEVELS[name];
+    if (n < min) return () => {};
+    return (a: string | object, msg?: string) => {
+      let fields = '';
+      let text: string | undefined;
+      if (typeof a === 'string') text = a;
+      else {
+        fields = encodeFields(a as Record<string, unknown>);
+        text = msg;
+      }
+      const tail = text === undefined ? '' : `,"msg":${JSON.stringify(String(text))}`;
+      write(`{"level":${n},"time":"${new Date().toISOString()}"${baseText}${fields}${tail}}\n`);
+    };
+  };
+  return { fatal: method('fatal'), error: method('error'), warn: method('warn'), info: method('info'), debug: method('debug'), trace: method('trace') };
+}
+
+/**
+ * `fields` as the members of a JSON object, each preceded by a comma (`,"a":1,"b":"x"`),
+ * keys in insertion order; `level`, `time` and `msg` are the line's own and are left out.
+ * An Error becomes {type, message, stack} (JSON.stringify would make it {}), a bigint its
+ * digits, and an object JSON cannot encode (a cycle) the text of String(value).
+ */
+function encodeFields(fields: Record<string, unknown> | null | undefined): string {
+  if (fields === null || typeof fields !== 'object') return '';
+  let out = '';
+  for (const k of Object.keys(fields)) {
+    if (k === 'level' || k === 'time' || k === 'msg') continue;
+    const v = fields[k];
+    if (v === undefined || typeof v === 'function' || typeof v === 'symbol') continue;
+    out += `,${JSON.stringify(k)}:${encodeValue(v)}`;
+  }
+  return out;
+}
+
+function encodeValue(v: unknown): string {
+  try {
+    return JSON.stringify(v, replacer) ?? 'null';
+  } catch {
+    return JSON.stringify(String(v));
+  }
+}
+
+function replacer(_key: string, v: unknown): unknown {
+  if (v instanceof Error) return { type: v.name, message: v.message, stack: v.stack };
+  if (typeof v === 'bigint') return v.toString();
+  return v;
+}
+
+/** A shared word to sleep on (Atomics.wait) between retries of a write that would block. */
+let sleeper: Int32Array | undefined;
+
+/**
+ * Writes `line` to `fd` whole. stdout may be a non-blocking pipe or socket (journald):
+ * a full pipe answers EAGAIN, and the write is retried after 1 ms, at most 1000 times
+ * (a second); any other error (stdout closed) drops what is left of the line.
+ */
+function writeFd(fd: number, line: string): void {
+  const buf = Buffer.from(line, 'utf8');
+  let off = 0;
+  let waits = 0;
+  while (off < buf.length) {
+    try {
+      off += writeSync(fd, buf, off, buf.length - off);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EAGAIN' || waits++ >= 1000) return;
+      sleeper ??= new Int32Array(new SharedArrayBuffer(4));
+      Atomics.wait(sleeper, 0, 0, 1);
+    }
+  }
+}
+
+/** The runtime's Logger over a NodeLog. */
+export function runtimeLogger(p: NodeLog): Logger {
   return (level, msg, fields) => {
     if (!fields) return p[level](msg);
     // The runtime names its own node by number (`node: 2`: the simulator's trace has
-    // many nodes in one log); this process's pino already carries the node's name under
-    // `node`, and a second `node` key in the same JSON line replaced the name for most
-    // readers (jq, JSON.parse keep the last one).
+    // many nodes in one log); this process's logger already carries the node's name
+    // under `node`, and a second `node` key in the same JSON line replaced the name for
+    // most readers (jq, JSON.parse keep the last one).
     if (typeof fields.node === 'number') {
       const { node: _own, ...rest } = fields;
       p[level](rest, msg);

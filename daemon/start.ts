@@ -7,7 +7,7 @@
  * goes out on each link that reaches its destination, the receiver's replay window
  * drops the copies) → EngineRuntime (daemon/runtime/engine-node.ts: raft, paxos, zab,
  * pbft, bully) → EngineBackend (BullyBackend for bully) → HTTP API; leadership changes
- * → hooks; pino logs on stdout.
+ * → hooks; JSON log lines on stdout (daemon/log.ts).
  *
  * Shutdown (SIGTERM/SIGINT, or `stop()`): a leader first hands leadership to the most
  * up-to-date voter (Raft thesis §3.10) and waits, bounded, until another node leads,
@@ -32,7 +32,7 @@ import { HookRunner } from './hooks.ts';
 import { JobScheduler } from './jobs/scheduler.ts';
 import { startApiServer, type ApiServer } from './http/server.ts';
 import type { LinkInfo } from './http/backend-base.ts';
-import { createPino, runtimeLogger } from './log.ts';
+import { createNodeLog, runtimeLogger, type NodeLog } from './log.ts';
 import { systemClock } from '../hal/clock.ts';
 import { writeTracerFromEnv } from './runtime/write-trace.ts';
 import { startMark, tracedObserver } from './start-trace.ts';
@@ -48,14 +48,13 @@ import { buildFencing, bullyFencingOptions, pbftFencingOptions, type BuiltFencin
 import { ensureTokenFile, readSecretFile } from './config/secrets.ts';
 import { ed25519Auth } from '../src/pbft/auth.ts';
 import type { ApiCredential } from './http/auth.ts';
-import type { Logger as Pino } from 'pino';
 import { startServices, type RunningServices, type ServicesApi } from './services/index.ts';
 
 startMark('start module loaded');
 
 export interface StartOptions {
-  /** A logger to use instead of pino on stdout. */
-  pino?: Pino;
+  /** A logger to use instead of JSON lines on stdout: a pino Logger, or anything with its level methods (NodeLog). */
+  pino?: NodeLog;
   /** Install SIGTERM/SIGINT handlers that stop the node and exit. Default false (library use). */
   handleSignals?: boolean;
   /** Override the HTTP port (0 = any free port; tests). */
@@ -85,7 +84,7 @@ export interface RunningNode {
   jobs: JobScheduler | undefined;
   /** Service discovery (engines with a replicated KV, not a witness; undefined under bully). */
   services: ServicesApi | undefined;
-  log: Pino;
+  log: NodeLog;
   /** Transfers leadership if leader (bounded), then stops everything. Idempotent. */
   stop(): Promise<void>;
 }
@@ -281,7 +280,7 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
   if (c.engine === 'etcd' || c.engine === 'zookeeper') {
     throw new Error(`${cfg.file}: engine ${c.engine} runs through an external service: start it with startExternalNode() (import { startExternalNode } from 'quorumd'); \`quorumd start\` does that by itself`);
   }
-  const log = opts.pino ?? createPino(c.log.level, { node: cfg.self.name, cluster: c.cluster.name });
+  const log = opts.pino ?? createNodeLog(c.log.level, { node: cfg.self.name, cluster: c.cluster.name });
   // Under bully a witness member is a priority-0 board that follows and never coordinates.
   const witness = opts.witness === true;
   if (cfg.self.role === 'witness' && (c.engine === 'raft' || c.engine === 'paxos' || c.engine === 'zab') && !witness) {
@@ -791,7 +790,7 @@ function peerGoneFilter(l: Link, pass: boolean, mqttFrames: ((to: number) => boo
  * (docs/cli.md, Exit status): the node must log the stack, answer what is pending, exit 70
  * and be restarted. Unset: nothing.
  */
-function injectFault(spec: string | undefined, runtime: EngineRuntime, log: Pino): void {
+function injectFault(spec: string | undefined, runtime: EngineRuntime, log: NodeLog): void {
   if (spec === undefined || spec === '') return;
   const m = /^(engine-tick|engine-step|uncaught)@(\d{1,7}|SIGUSR2)$/.exec(spec);
   if (!m) {

@@ -409,7 +409,7 @@ const kv = () => z.strictObject({
 });
 
 const log = () => z.strictObject({
-  /** pino level. Default info: role changes, elections, hooks, errors; no per-request lines. */
+  /** Lowest level written (pino's level names; daemon/log.ts). Default info: role changes, elections, hooks, errors; no per-request lines. */
   level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { error: 'expected one of fatal, error, warn, info, debug, trace, silent' }).default('info'),
 });
 

@@ -1,8 +1,8 @@
 /**
  * `quorumd start` for `engine: etcd` and `engine: zookeeper`, and `startExternalNode()`
  * as a library call: the engine (daemon/engines/etcd.ts or zookeeper.ts) → the
- * ExternalBackend → the same HTTP API, hooks and scheduled jobs as a Raft node; pino
- * logs on stdout. No links, no local log: the service holds the state.
+ * ExternalBackend → the same HTTP API, hooks and scheduled jobs as a Raft node; JSON
+ * log lines on stdout (daemon/log.ts). No links, no local log: the service holds the state.
  *
  * Shutdown (SIGTERM/SIGINT, or `stop()`): scheduled jobs stop, the HTTP server
  * closes, then the engine switches itself off (inactive hook) and only then gives up
@@ -19,14 +19,13 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import type { Logger as Pino } from 'pino';
 import { exitOnUncaught } from '../runtime/process-guard.ts';
 import { loadConfigFile, type ResolvedConfig } from '../config/load.ts';
 import { etcdKeepAliveMs, zkProbeMs } from '../config/plain.ts';
 import { HookRunner } from '../hooks.ts';
 import { JobScheduler } from '../jobs/scheduler.ts';
 import { startApiServer, type ApiServer } from '../http/server.ts';
-import { createPino, runtimeLogger } from '../log.ts';
+import { createNodeLog, runtimeLogger, type NodeLog } from '../log.ts';
 import { buildFencing, DEFAULT_WATCHDOG_TIMEOUT_MS, type BuiltFencing } from '../fencing/build.ts';
 import { systemClock } from '../../hal/clock.ts';
 import { Rng } from '../../src/rng.ts';
@@ -52,7 +51,7 @@ export interface RunningExternalNode {
   jobs: JobScheduler;
   /** Service discovery on the service's KV. */
   services: ServicesApi;
-  log: Pino;
+  log: NodeLog;
   stop(): Promise<void>;
 }
 
@@ -111,7 +110,7 @@ export function buildEngine(cfg: ResolvedConfig, log: EngineLog, fencing?: Exter
 export async function startExternalNode(cfgOrFile: ResolvedConfig | string, opts: StartOptions = {}): Promise<RunningExternalNode> {
   const cfg = typeof cfgOrFile === 'string' ? loadConfigFile(cfgOrFile) : cfgOrFile;
   const c = cfg.config;
-  const log = opts.pino ?? createPino(c.log.level, { node: cfg.self.name, cluster: c.cluster.name });
+  const log = opts.pino ?? createNodeLog(c.log.level, { node: cfg.self.name, cluster: c.cluster.name });
   if (opts.witness) throw new Error(`${cfg.file}: engine ${c.engine} has no witnesses (${c.engine} is the quorum)`);
   const unlock = lockDataDir(cfg.dataDir);
   // The operator credential, as startNode makes it: configured, or <dataDir>/api.token made at the first start.

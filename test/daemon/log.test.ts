@@ -1,21 +1,103 @@
 /**
- * The runtime's Logger over pino (daemon/log.ts): one JSON object per line, the node's
- * name under `node` exactly once.
+ * A node's log (daemon/log.ts): one JSON object per line in pino's format, the node's
+ * name under `node` exactly once, and a log call that never throws.
  */
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { pino } from 'pino';
-import { runtimeLogger } from '../../daemon/log.ts';
+import { createNodeLog, runtimeLogger, type LevelName, type NodeLog } from '../../daemon/log.ts';
 
-function capture() {
+function capture(level: LevelName = 'debug') {
   const lines: string[] = [];
-  const p = pino({ level: 'debug', base: { node: 'n2', cluster: 'dev' } }, { write: (s: string) => void lines.push(s) });
-  return { lines, log: runtimeLogger(p) };
+  const log = createNodeLog(level, { node: 'n2', cluster: 'dev' }, (s) => void lines.push(s));
+  return { lines, log, parsed: () => lines.map((l) => JSON.parse(l) as Record<string, unknown>) };
 }
+
+describe('createNodeLog', () => {
+  it("writes pino's line: level number, ISO time, the node's fields, the line's fields, msg", () => {
+    const { lines, log } = capture();
+    log.info({ peer: 3, link: 'mqtt' }, 'peer gone');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^\{"level":30,"time":"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z","node":"n2","cluster":"dev","peer":3,"link":"mqtt","msg":"peer gone"\}\n$/);
+  });
+
+  it('numbers the levels as pino does and leaves out those below the configured one', () => {
+    const { log, parsed } = capture('warn');
+    log.trace('t');
+    log.debug('d');
+    log.info('i');
+    log.warn('w');
+    log.error('e');
+    log.fatal('f');
+    expect(parsed().map((l) => [l.level, l.msg])).toEqual([[40, 'w'], [50, 'e'], [60, 'f']]);
+    const all = capture('trace');
+    for (const m of ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const) all.log[m](m);
+    expect(all.parsed().map((l) => l.level)).toEqual([10, 20, 30, 40, 50, 60]);
+  });
+
+  it('writes nothing at level silent, and refuses a level it does not know, naming it', () => {
+    const { lines, log } = capture('silent');
+    log.fatal({ a: 1 }, 'x');
+    expect(lines).toEqual([]);
+    expect(() => createNodeLog('loud' as LevelName)).toThrow(/log level: expected one of fatal, error, warn, info, debug, trace, silent, got "loud"/);
+  });
+
+  it('keeps a line whose values JSON cannot hold, and never writes a key twice', () => {
+    const { lines, log, parsed } = capture();
+    const cycle: Record<string, unknown> = { name: 'c' };
+    cycle.self = cycle;
+    const err = new RangeError('disk full');
+    log.error({ err, big: 12345678901234567890n, cycle, gone: undefined, fn: () => 1, level: 'x', time: 0, msg: 'shadow', ok: true }, 'odd values');
+    expect(lines).toHaveLength(1);
+    for (const k of ['level', 'time', 'msg', 'node']) expect(lines[0]!.match(new RegExp(`"${k}":`, 'g')), k).toHaveLength(1);
+    const [l] = parsed();
+    expect(l).toMatchObject({ level: 50, msg: 'odd values', big: '12345678901234567890', cycle: '[object Object]', ok: true });
+    expect(l!.err).toMatchObject({ type: 'RangeError', message: 'disk full' });
+    expect(String((l!.err as { stack: string }).stack)).toContain('RangeError: disk full');
+    expect(l).not.toHaveProperty('gone');
+    expect(l).not.toHaveProperty('fn');
+  });
+
+  it('writes fields without a message, and a message without fields', () => {
+    const { log, parsed } = capture();
+    log.info({ term: 4 });
+    log.info('plain');
+    const [a, b] = parsed();
+    expect(a).toMatchObject({ level: 30, node: 'n2', term: 4 });
+    expect(a).not.toHaveProperty('msg');
+    expect(b).toMatchObject({ level: 30, node: 'n2', cluster: 'dev', msg: 'plain' });
+  });
+
+  it('writes whole lines to a file descriptor, and drops them without throwing when it is not open', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'quorumd-log-'));
+    try {
+      const file = join(dir, 'n1.log');
+      const fd = openSync(file, 'a');
+      try {
+        const log = createNodeLog('info', { node: 'n1' }, fd);
+        log.info({ text: 'é'.repeat(5000) }, 'long line');
+        log.warn('second');
+      } finally {
+        closeSync(fd);
+      }
+      const got = readFileSync(file, 'utf8').split('\n');
+      expect(got).toHaveLength(3);
+      expect(JSON.parse(got[0]!)).toMatchObject({ node: 'n1', msg: 'long line', text: 'é'.repeat(5000) });
+      expect(JSON.parse(got[1]!)).toMatchObject({ level: 40, msg: 'second' });
+      // A descriptor no process has open (EBADF): the line is lost, the caller goes on.
+      expect(() => createNodeLog('info', {}, 1_000_000).error('nowhere')).not.toThrow();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
 
 describe('runtimeLogger', () => {
   it("drops the runtime's numeric own-node field: the line keeps the node's name, once", () => {
     const { lines, log } = capture();
-    log('error', 'fatal: node stops', { node: 2, error: 'storage I/O failed', kind: 'StorageIoError' });
+    runtimeLogger(log)('error', 'fatal: node stops', { node: 2, error: 'storage I/O failed', kind: 'StorageIoError' });
     expect(lines).toHaveLength(1);
     // Count the keys in the text: JSON.parse would hide a duplicate by keeping the last.
     expect(lines[0]!.match(/"node":/g)).toHaveLength(1);
@@ -23,12 +105,20 @@ describe('runtimeLogger', () => {
   });
 
   it('passes other fields, and lines without fields, through unchanged', () => {
-    const { lines, log } = capture();
-    log('info', 'peer gone', { peer: 3, link: 'mqtt' });
-    log('warn', 'plain');
-    expect(lines.map((l) => JSON.parse(l))).toEqual([
+    const { log, parsed } = capture();
+    const rl = runtimeLogger(log);
+    rl('info', 'peer gone', { peer: 3, link: 'mqtt' });
+    rl('warn', 'plain');
+    expect(parsed()).toEqual([
       expect.objectContaining({ node: 'n2', msg: 'peer gone', peer: 3, link: 'mqtt', level: 30 }),
       expect.objectContaining({ node: 'n2', msg: 'plain', level: 40 }),
     ]);
+  });
+
+  it("takes an embedder's pino logger as well (startNode's pino option)", () => {
+    const lines: string[] = [];
+    const p: NodeLog = pino({ level: 'debug', base: { node: 'n2', cluster: 'dev' } }, { write: (s: string) => void lines.push(s) });
+    runtimeLogger(p)('warn', 'lease lost', { node: 2, term: 7 });
+    expect(lines.map((l) => JSON.parse(l))).toEqual([expect.objectContaining({ node: 'n2', msg: 'lease lost', term: 7, level: 40 })]);
   });
 });
