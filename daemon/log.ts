@@ -68,7 +68,8 @@ export function createNodeLog(level: LevelName, base: Record<string, unknown> = 
       if (typeof a === 'string') text = a;
       else {
         fields = encodeFields(a as Record<string, unknown>);
-        text = msg;
+        // As pino: without a message argument, a `msg` among the fields is the message.
+        text = msg ?? (typeof (a as { msg?: unknown } | null)?.msg === 'string' ? (a as { msg: string }).msg : undefined);
       }
       const tail = text === undefined ? '' : `,"msg":${JSON.stringify(String(text))}`;
       write(`{"level":${n},"time":"${new Date().toISOString()}"${baseText}${fields}${tail}}\n`);

@@ -68,6 +68,9 @@ describe('createNodeLog', () => {
     expect(a).toMatchObject({ level: 30, node: 'n2', term: 4 });
     expect(a).not.toHaveProperty('msg');
     expect(b).toMatchObject({ level: 30, node: 'n2', cluster: 'dev', msg: 'plain' });
+    // As pino: a `msg` field is the message when no message argument is given.
+    log.warn({ msg: 'from the fields', term: 5 });
+    expect(parsed()[2]).toMatchObject({ level: 40, msg: 'from the fields', term: 5 });
   });
 
   it('writes whole lines to a file descriptor, and drops them without throwing when it is not open', () => {
