@@ -112,21 +112,39 @@ function replacer(_key: string, v: unknown): unknown {
 
 /** A shared word to sleep on (Atomics.wait) between retries of a write that would block. */
 let sleeper: Int32Array | undefined;
+/** Descriptors whose reader stopped reading: a line already waited a second in vain. */
+const stalled = new Set<number>();
+/** Descriptors where a dropped line was cut short: the next line starts on a new one. */
+const cut = new Set<number>();
 
 /**
- * Writes `line` to `fd` whole. stdout may be a non-blocking pipe or socket (journald):
- * a full pipe answers EAGAIN, and the write is retried after 1 ms, at most 1000 times
- * (a second); any other error (stdout closed) drops what is left of the line.
+ * Writes `line` to `fd` whole. stdout may be a non-blocking pipe or socket: a full pipe
+ * answers EAGAIN, and the write is retried after 1 ms, at most 1000 times (a second).
+ * A line that waited that long in vain is dropped, and so are the next ones at their
+ * first EAGAIN until a write gets through again: a reader that stopped reading must not
+ * hold up the node a second per line (its heartbeats run on this thread). Any other
+ * error (stdout closed) drops what is left of the line. After a line cut short, the
+ * next one starts on a line of its own, so that every whole line still parses.
  */
 function writeFd(fd: number, line: string): void {
-  const buf = Buffer.from(line, 'utf8');
+  const buf = Buffer.from(cut.has(fd) ? `\n${line}` : line, 'utf8');
   let off = 0;
   let waits = 0;
   while (off < buf.length) {
     try {
-      off += writeSync(fd, buf, off, buf.length - off);
+      const n = writeSync(fd, buf, off, buf.length - off);
+      // No progress without an error (not seen, but it would spin): treated as EAGAIN.
+      if (n <= 0) throw Object.assign(new Error('write made no progress'), { code: 'EAGAIN' });
+      off += n;
+      stalled.delete(fd);
+      cut.delete(fd);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EAGAIN' || waits++ >= 1000) return;
+      if (off > 0) cut.add(fd);
+      if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') return;
+      if (stalled.has(fd) || waits++ >= 1000) {
+        stalled.add(fd);
+        return;
+      }
       sleeper ??= new Int32Array(new SharedArrayBuffer(4));
       Atomics.wait(sleeper, 0, 0, 1);
     }

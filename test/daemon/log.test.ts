@@ -2,7 +2,8 @@
  * A node's log (daemon/log.ts): one JSON object per line in pino's format, the node's
  * name under `node` exactly once, and a log call that never throws.
  */
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -95,6 +96,51 @@ describe('createNodeLog', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+});
+
+describe('createNodeLog on a reader that stops reading', () => {
+  it('drops lines after one second in vain instead of holding each up, and writes again once the reader reads', async () => {
+    // A real non-blocking socket (the child's stdin, as libuv makes it) whose reader does
+    // not read until it gets SIGUSR1; then it copies what it reads into a file.
+    const dir = mkdtempSync(join(tmpdir(), 'quorumd-log-'));
+    const out = join(dir, 'read.log');
+    const child = spawn('sh', ['-c', `trap 'exec cat > "${out}"' USR1; while :; do sleep 0.05; done`], { stdio: ['pipe', 'ignore', 'ignore'] });
+    try {
+      const fd = (child.stdin as unknown as { _handle: { fd: number } })._handle.fd;
+      expect(fd).toBeGreaterThan(2);
+      // Fill the socket's buffer until it answers EAGAIN (bounded: 64 MiB at most).
+      const block = Buffer.alloc(65536, 0x20);
+      let full = false;
+      for (let i = 0; i < 1024 && !full; i++) {
+        try {
+          writeSync(fd, block);
+        } catch (e) {
+          expect((e as NodeJS.ErrnoException).code).toBe('EAGAIN');
+          full = true;
+        }
+      }
+      expect(full).toBe(true);
+      const log = createNodeLog('info', { node: 'n1' }, fd);
+      const t0 = performance.now();
+      for (let i = 0; i < 20; i++) log.warn({ i }, 'nobody reads');
+      // The first line waits ~1 s, the 19 after it not at all (each waiting would be 20 s).
+      expect(performance.now() - t0).toBeLessThan(10_000);
+      child.kill('SIGUSR1');
+      // Once the reader drains, a line gets through again, on a line of its own.
+      let got = '';
+      for (let i = 0; i < 400 && !/"msg":"read again"/.test(got); i++) {
+        log.info('read again');
+        await new Promise((r) => setTimeout(r, 25));
+        got = existsSync(out) ? readFileSync(out, 'latin1') : '';
+      }
+      const lines = got.split('\n').filter((l) => l.includes('"msg":"read again"'));
+      expect(lines.length).toBeGreaterThan(0);
+      expect(JSON.parse(lines[0]!)).toMatchObject({ level: 30, node: 'n1', msg: 'read again' });
+    } finally {
+      child.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
 });
 
 describe('runtimeLogger', () => {
