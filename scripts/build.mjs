@@ -88,7 +88,7 @@ export async function build(root = ROOT, log = (s) => process.stderr.write(s)) {
     platform: 'node',
     target: 'node20',
     // Pure-JavaScript packages are bundled too: a node process then reads a handful of
-    // files instead of several hundred (mqtt, aedes, pino, zod, yaml and their
+    // files instead of several hundred (mqtt, aedes, zod, yaml and their
     // dependencies), which was most of its start-up CPU. Kept external: native code
     // (serialport, cbor-x with its optional native extractor) and node-cron (it starts
     // worker processes from its own files).

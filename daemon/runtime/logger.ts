@@ -1,6 +1,6 @@
 /**
  * The logger the node runtime writes through. Injected, so that the same runtime logs
- * into the simulator's trace, into pino on a board, or nowhere in a benchmark.
+ * into the simulator's trace, into JSON lines on a board (daemon/log.ts), or nowhere in a benchmark.
  *
  * `fields` are small structured values (numbers, strings, booleans); a logger must not
  * keep a reference to them.
