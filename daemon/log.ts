@@ -49,9 +49,10 @@ export type LogSink = number | ((line: string) => void);
 /**
  * A logger writing JSON lines at `level` and above to `sink` (stdout by default), each
  * line with the fields of `base` after level and time. Writes are synchronous, so that
- * nothing is lost when the process exits right after a fatal line. A log call never
- * throws: a value JSON cannot hold is written as text, and a sink that fails (stdout
- * closed) drops the line.
+ * nothing is lost when the process exits right after a fatal line. A value JSON cannot
+ * hold does not make a log call throw (it is written as text), nor does a descriptor
+ * that fails (stdout closed: the line is dropped); a function sink's own errors reach
+ * the caller.
  */
 export function createNodeLog(level: LevelName, base: Record<string, unknown> = {}, sink: LogSink = 1): NodeLog {
   const min = level === 'silent' ? Infinity : LEVELS[level];
