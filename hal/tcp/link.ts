@@ -12,14 +12,22 @@
  *
  * Connection set-up (so that only a holder of the cluster key takes a connection slot,
  * and a recorded handshake cannot be replayed):
- *   listener → dialer   "QDT1" ‖ challenge (16 random bytes)                      20 bytes
+ *   listener → dialer   "QDT1" ‖ challenge (16 bytes: listener's session (8) ‖ 8 random)   20 bytes
  *   dialer → listener   "QDT1" ‖ cluster u16 ‖ from u8 ‖ to u8 ‖ session (8) ‖ tag (16)   32 bytes
  *     tag = HMAC-SHA256(key, "quorumd-tcp-hello" 0x00 ‖ challenge ‖ cluster ‖ from ‖ to ‖ session)[0..16]
  * The listener accepts the current or the previous key (rotation as for frames). The
  * session is random per link instance (per process start): a connection from a peer
  * with a new session means the peer restarted, and the listener redials it at once,
  * rather than keep sending into a connection whose other end may be gone (a board that
- * lost power sends no RST; TCP would retransmit into it for minutes).
+ * lost power sends no RST; TCP would retransmit into it for minutes) — unless its own
+ * connection to that peer already leads to the new session: when both restart-time dials
+ * cross, ours may reach the new process before its hello reaches us, and redialing it
+ * would only cost a needless down and up. The dialer learns which session it reached
+ * from the challenge's first 8 bytes. They are not authenticated and need not be: they
+ * decide only whether a connection is redialed, and whoever can answer a dial on the
+ * peer's address can swallow our frames anyway. The challenge stays 16 bytes as before
+ * (a dialer that treats it as opaque still works); its 8 random bytes keep a recorded
+ * hello from being replayed (a match needs the same listener process and 64 random bits).
  *
  * Hostile input (every case counted in `stats`, the connection closed, the node keeps
  * running): garbage or a wrong magic, a wrong cluster or addressee, an unknown node, a
@@ -117,7 +125,7 @@ export interface TcpLinkStats {
   helloTimeouts: number;
   /** Accepted connections refused because maxPending were in handshake. */
   refusedPending: number;
-  /** Peers seen with a new session (restarted): their outgoing connection was redialed. */
+  /** Peers seen with a new session (restarted); their outgoing connection was redialed unless it already reached the new session. */
   peerRestarts: number;
   dials: number;
   connects: number;
@@ -132,6 +140,8 @@ interface Out {
   attempts: number;
   timer: ReturnType<typeof setTimeout> | undefined;
   lastError: string | undefined;
+  /** The session the listener announced in the challenge of the current connection (hex). */
+  reached: string | undefined;
 }
 
 export class TcpLink implements Link {
@@ -198,7 +208,7 @@ export class TcpLink implements Link {
       checkEndpoint(`tcp.peers[${i}]`, p, false);
       if (p.id === this.self) throw new RangeError(`tcp.peers[${i}]: node ${p.id} is this node`);
       if (this.out.has(p.id)) throw new RangeError(`tcp.peers[${i}]: node ${p.id} appears twice`);
-      this.out.set(p.id, { peer: { id: p.id, host: p.host, port: p.port }, sock: null, ready: false, attempts: 0, timer: undefined, lastError: undefined });
+      this.out.set(p.id, { peer: { id: p.id, host: p.host, port: p.port }, sock: null, ready: false, attempts: 0, timer: undefined, lastError: undefined, reached: undefined });
     }
     this.server = net.createServer({ noDelay: true, pauseOnConnect: false }, (s) => this.accepted(s));
     this.server.on('error', (err) => this.listenFailed(err));
@@ -326,6 +336,7 @@ export class TcpLink implements Link {
     const sock = net.createConnection({ host: o.peer.host, port: o.peer.port, noDelay: true });
     o.sock = sock;
     o.ready = false;
+    o.reached = undefined;
     let got: Buffer = Buffer.alloc(0);
     const timer = setTimeout(() => fail(`no handshake from ${o.peer.host}:${o.peer.port} within ${this.helloTimeoutMs} ms`), this.helloTimeoutMs + 1000);
     const fail = (why: string) => {
@@ -366,6 +377,7 @@ export class TcpLink implements Link {
       clearTimeout(timer);
       const challenge = got.subarray(4, CHALLENGE_BYTES);
       sock.write(this.hello(challenge, o.peer.id));
+      o.reached = challenge.subarray(0, SESSION_BYTES).toString('hex');
       o.ready = true;
       o.attempts = 0;
       o.lastError = undefined;
@@ -415,7 +427,7 @@ export class TcpLink implements Link {
       return;
     }
     this.pending.add(sock);
-    const challenge = randomBytes(16);
+    const challenge = Buffer.concat([this.session, randomBytes(CHALLENGE_BYTES - 4 - SESSION_BYTES)]);
     sock.write(Buffer.concat([MAGIC, challenge]));
     let got: Buffer = Buffer.alloc(0);
     let peer: NodeId | 0 = 0;
@@ -469,10 +481,11 @@ export class TcpLink implements Link {
         const known = this.sessions.get(peer);
         this.sessions.set(peer, who.session);
         if (known !== undefined && known !== who.session) {
-          // The peer restarted: our connection to it may lead into a dead socket.
+          // The peer restarted: our connection to it may lead into a dead socket, unless
+          // its challenge came from the new session (the dials crossed; see the header).
           this.stats.peerRestarts++;
           const o = this.out.get(peer)!;
-          if (o.sock !== null && o.ready) {
+          if (o.sock !== null && o.ready && o.reached !== who.session) {
             o.sock.destroy(); // 'close' → redial with attempts reset
           }
         }

@@ -68,13 +68,13 @@ async function raw(port: number): Promise<{ sock: net.Socket; got: () => Buffer;
 }
 
 /** The handshake as docs/config.md (tcp:) and hal/tcp/link.ts specify it, computed independently here. */
-function hello(challenge: Buffer, o: { cluster?: number; from: number; to: number; key?: Uint8Array }): Buffer {
+function hello(challenge: Buffer, o: { cluster?: number; from: number; to: number; key?: Uint8Array; session?: Buffer }): Buffer {
   const b = Buffer.alloc(32);
   b.write('QDT1', 0, 'latin1');
   b.writeUInt16BE(o.cluster ?? CLUSTER, 4);
   b.writeUInt8(o.from, 6);
   b.writeUInt8(o.to, 7);
-  Buffer.from('0102030405060708', 'hex').copy(b, 8);
+  (o.session ?? Buffer.from('0102030405060708', 'hex')).copy(b, 8);
   createHmac('sha256', o.key ?? KEY).update('quorumd-tcp-hello\u0000').update(challenge).update(b.subarray(4, 16)).digest().copy(b, 16, 0, 16);
   return b;
 }
@@ -139,6 +139,60 @@ describe('TcpLink', () => {
       return b.frames.length > 0;
     });
     expect(a.events.filter((e) => e.kind === 'up').length).toBe(2);
+  });
+
+  it('after a restart, keeps a connection that already reached the new session (crossing dials) and redials one that reached another', async () => {
+    const base = await freeBasePort(2);
+    const a = mk(1, base, [1, 2]);
+    const b = mk(2, base, [1, 2]);
+    await waitFor('connected', () => a.link.sendsTo(2) && b.link.sendsTo(1));
+    await new Promise<void>((r) => b.link.close(() => r()));
+    await waitFor('a sees b down', () => a.events.some((e) => e.kind === 'down'));
+    // A restarted node 2 by hand, so that the order is fixed: a's redial reaches it first,
+    // its challenge naming session `announced`; then its own hello (session `session`) reaches a.
+    // First the crossing dials of one restart; then a restart whose challenge named another
+    // session (as a connection into a board that lost power would have).
+    const S1 = Buffer.from('0102030405060708', 'hex');
+    const S2 = Buffer.from('1112131415161718', 'hex');
+    for (const [announced, session, kept] of [[S1, S1, true], [Buffer.from('a1a2a3a4a5a6a7a8', 'hex'), S2, false]] as const) {
+      const accepted: net.Socket[] = [];
+      const server = net.createServer((s) => {
+        accepted.push(s);
+        raws.push(s);
+        s.on('error', () => {});
+        s.write(Buffer.concat([Buffer.from('QDT1', 'latin1'), announced, Buffer.alloc(8, 0xee)]));
+      });
+      await new Promise<void>((r) => server.listen(base + 2, '127.0.0.1', () => r()));
+      try {
+        await waitFor('a dialed the restarted node 2', () => a.link.sendsTo(2) && accepted.length === 1);
+        const dials = a.link.stats.dials;
+        const ups = a.events.filter((e) => e.kind === 'up').length;
+        const restarts = a.link.stats.peerRestarts;
+        const r = await raw(base + 1);
+        await waitFor('challenge', () => r.got().length >= 20);
+        r.sock.write(hello(r.got().subarray(4, 20), { from: 2, to: 1, session }));
+        await waitFor('a saw the new session', () => a.link.stats.peerRestarts === restarts + 1);
+        if (kept) {
+          // A frame sent after the hello still arrives on the first connection (a redial would have closed it).
+          a.link.send(2, new Uint8Array([42]));
+          let bytes = Buffer.alloc(0);
+          accepted[0]!.on('data', (d: Buffer) => (bytes = Buffer.concat([bytes, d])));
+          await waitFor('the frame on the kept connection', () => bytes.includes(Buffer.from([0, 0, 0, 1, 42])));
+          expect(a.link.stats.dials).toBe(dials);
+          expect(accepted.length).toBe(1);
+          expect(a.events.filter((e) => e.kind === 'up').length).toBe(ups);
+        } else {
+          await waitFor('a redialed', () => accepted.length === 2 && a.link.sendsTo(2));
+          expect(a.link.stats.dials).toBe(dials + 1);
+        }
+        r.sock.destroy();
+        await waitFor('a sees the hand-made node 2 go', () => !a.link.reaches(2) || a.link.sendsTo(2));
+      } finally {
+        for (const s of accepted) s.destroy();
+        await new Promise<void>((r) => server.close(() => r()));
+      }
+      await waitFor('a sees node 2 down again', () => !a.link.sendsTo(2));
+    }
   });
 
   describe('reaches(): whether a connection with the peer is open (the will of a peer counts only when none is)', () => {
