@@ -9,10 +9,11 @@
  *
  * Why not pino itself, which wrote these lines until now: a node logs a few lines a
  * minute (roles, elections, hooks, errors; no per-request lines), and pino with its
- * stream and transport machinery cost each node process ~0.8 MiB of resident memory
+ * stream and transport machinery cost each node process ~0.5 MiB of resident memory
  * (its code and objects, and the worker_threads, assert and os modules it loads): idle
- * RSS of a `quorumd dev` node 56.1–57.4 MiB with pino against 55.3 MiB without, the
- * largest of three nodes ~30 s after the start. An embedder may still pass a pino
+ * RSS of a `quorumd dev --no-jobs` node 55.9 MiB typical with pino against 55.4
+ * without, the largest of three nodes 25–40 s after the start, 4 interleaved starts
+ * each (one start of each kept ~58.5, V8's memory reducer). An embedder may still pass a pino
  * logger (startNode's `pino` option): it has the methods of NodeLog.
  *
  * The runtime logs through its injected `Logger` (daemon/runtime/logger.ts);
