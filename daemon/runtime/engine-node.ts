@@ -95,6 +95,7 @@ import { LeaderFencing, operatorConfirm, operatorFence, type ActivationStatus, t
 import type { FenceRecord } from '../../src/fence/index.ts';
 import type { JobOutcomeName } from '../../src/kv/index.ts';
 import { traceMessage, type WriteTracer } from './write-trace.ts';
+import { IndexMap } from './index-map.ts';
 
 /** Engines this runtime hosts (Raft has its own runtime for now; PBFT's clients trust f + 1 matching replies, not one node's: pbft-host.ts). */
 export type ContractEngineName = Extract<EngineName, 'paxos' | 'zab' | 'bully' | 'pbft'>;
@@ -390,14 +391,16 @@ export class EngineRuntime {
   private durableHard: HardState = { term: 0, vote: 0, commit: 0 };
   private readonly activationListeners = new ActivationListeners('EngineRuntime', (error) => this.log('error', 'activation listener threw', { node: this.id, error }));
 
-  private readonly pendingWrites = new Map<Index, PendingWrite>();
-  private readonly pendingGrowth = new Map<Index, KvUsage>();
+  // Keyed by increasing numbers, set and deleted on every request: IndexMaps, not Maps
+  // (index-map.ts says why).
+  private readonly pendingWrites = new IndexMap<PendingWrite>();
+  private readonly pendingGrowth = new IndexMap<KvUsage>();
   private pendingUse: KvUsage = { keys: 0, bytes: 0 };
-  private readonly pendingReads = new Map<number, PendingRead>();
-  private readonly forwarded = new Map<number, Forwarded>();
+  private readonly pendingReads = new IndexMap<PendingRead>();
+  private readonly forwarded = new IndexMap<Forwarded>();
   /** PBFT only (see pbft-host.ts): its signer, proposals waiting for their outcome by ref, replies it signed. */
   private readonly pbftAuth: PbftAuth | undefined;
-  private readonly pendingRefs = new Map<number, PendingWrite>();
+  private readonly pendingRefs = new IndexMap<PendingWrite>();
   private readonly signedReplies = new Map<string, PbftReply>();
   /** PBFT: the replicated last-write-per-client table (pbft-clients.ts), and the replies signed for client requests by client id/seq. */
   private clientTable = new ClientTable();
@@ -797,9 +800,9 @@ export class EngineRuntime {
   }
 
   private failAll(why: string): void {
-    const writes = [...this.pendingWrites.values()];
-    const fw = [...this.forwarded.values()];
-    const reads = [...this.pendingReads.values()];
+    const writes = this.pendingWrites.values();
+    const fw = this.forwarded.values();
+    const reads = this.pendingReads.values();
     for (const w of this.pendingRefs.values()) writes.push(w);
     this.pendingWrites.clear();
     this.pendingRefs.clear();
@@ -1034,11 +1037,8 @@ export class EngineRuntime {
       this.snapIndex = idx;
       this.logBytesSinceSnap = 0;
       this.log('info', 'snapshot installed', { node: this.id, index: idx, term: rd.snapshot.meta.term });
-      for (const [i, w] of this.pendingWrites) {
-        if (i <= idx) {
-          this.pendingWrites.delete(i);
-          w.reply(unknownOutcome(`a snapshot up to index ${idx} replaced the log; the outcome of the write at index ${i} is not known here`));
-        }
+      for (const [i, w] of this.pendingWrites.takeWhere((i) => i <= idx)) {
+        w.reply(unknownOutcome(`a snapshot up to index ${idx} replaced the log; the outcome of the write at index ${i} is not known here`));
       }
     }
     // Indexed loops (as node.ts had them): a Ready's empty lists are one frozen array, and
@@ -1419,9 +1419,9 @@ export class EngineRuntime {
   private serveReads(): void {
     if (this.pendingReads.size === 0) return;
     const applied = this.kv.appliedIndex;
-    for (const [ctx, p] of this.pendingReads) {
-      if (p.index === undefined || p.index > applied) continue;
-      this.pendingReads.delete(ctx);
+    const ready = this.pendingReads.takeWhere((_, p) => p.index !== undefined && p.index <= applied);
+    for (let i = 0; i < ready.length; i++) {
+      const p = ready[i]![1];
       p.cb(this.localGet(p.key));
     }
   }
@@ -1626,9 +1626,7 @@ export class EngineRuntime {
     const eng = this.eng!;
     const st = eng.status();
     this.log('info', 'peer gone', { node: this.id, link: link.name, peer: ev.peer, leader: st.leader });
-    for (const [id, f] of this.forwarded) {
-      if (f.to !== ev.peer) continue;
-      this.forwarded.delete(id);
+    for (const [, f] of this.forwarded.takeWhere((_, f) => f.to === ev.peer)) {
       f.reply(unknownOutcome(`node ${ev.peer}, the leader this write was forwarded to, is gone (its connection died); the write may or may not be applied`));
     }
     if (ev.peer !== st.leader) return;
@@ -2075,29 +2073,18 @@ export class EngineRuntime {
 
   private expire(): void {
     const now = this.opts.clock.monotonicMs();
-    if (this.pendingWrites.size > 0) for (const [i, w] of this.pendingWrites) {
-      if (w.deadline <= now) {
-        this.pendingWrites.delete(i);
-        w.reply(unknownOutcome(`no outcome within ${this.timeoutMs} ms for the write proposed at index ${i}; it may or may not be applied`));
-      }
+    const late = (_: number, p: { deadline: number }) => p.deadline <= now;
+    if (this.pendingWrites.size > 0) for (const [i, w] of this.pendingWrites.takeWhere(late)) {
+      w.reply(unknownOutcome(`no outcome within ${this.timeoutMs} ms for the write proposed at index ${i}; it may or may not be applied`));
     }
-    if (this.forwarded.size > 0) for (const [id, f] of this.forwarded) {
-      if (f.deadline <= now) {
-        this.forwarded.delete(id);
-        f.reply(unknownOutcome(`no answer from the leader within ${this.timeoutMs} ms; the forwarded write may or may not be applied`));
-      }
+    if (this.forwarded.size > 0) for (const [, f] of this.forwarded.takeWhere(late)) {
+      f.reply(unknownOutcome(`no answer from the leader within ${this.timeoutMs} ms; the forwarded write may or may not be applied`));
     }
-    if (this.pendingRefs.size > 0) for (const [ref, w] of this.pendingRefs) {
-      if (w.deadline <= now) {
-        this.pendingRefs.delete(ref);
-        w.reply(unknownOutcome(`no outcome within ${this.timeoutMs} ms for request ${this.id}/${ref}; it may or may not be applied`));
-      }
+    if (this.pendingRefs.size > 0) for (const [ref, w] of this.pendingRefs.takeWhere(late)) {
+      w.reply(unknownOutcome(`no outcome within ${this.timeoutMs} ms for request ${this.id}/${ref}; it may or may not be applied`));
     }
-    if (this.pendingReads.size > 0) for (const [ctx, r] of this.pendingReads) {
-      if (r.deadline <= now) {
-        this.pendingReads.delete(ctx);
-        r.cb(unavailable(`the read was not confirmed within ${this.timeoutMs} ms`));
-      }
+    if (this.pendingReads.size > 0) for (const [, r] of this.pendingReads.takeWhere(late)) {
+      r.cb(unavailable(`the read was not confirmed within ${this.timeoutMs} ms`));
     }
   }
 
