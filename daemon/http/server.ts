@@ -291,8 +291,11 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
     if (list === undefined) {
       const l: ServerResponse[] = [];
       unanswered.set(sock, l);
-      lists.add(l);
-      sock.once('close', () => lists.delete(l));
+      // (A connection closed already never says so again: its list is not kept.)
+      if (!sock.destroyed) {
+        lists.add(l);
+        sock.once('close', () => lists.delete(l));
+      }
       list = l;
     }
     return list;
