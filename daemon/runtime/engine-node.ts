@@ -15,8 +15,8 @@
  * THE node runtime of issue 15: Raft (`engine: raft`, src/raft/engine.ts) runs here
  * under `quorumd start` and `quorumd dev` too, its extras through the contract's
  * optional extensions (dropLease, acknowledges, isCampaignRequest, replicaProgress,
- * epochStart, dataMissing); the simulator's Raft cluster (daemon/sim/cluster.ts) still
- * runs node.ts until it moves to engine-cluster.ts. Not carried over from node.ts:
+ * epochStart, dataMissing), and the simulator's clusters run it too
+ * (daemon/sim/engine-cluster.ts). Not carried over from the former node.ts:
  * `batching: false` (one fsync per write, only ever used to measure what batching
  * buys). The split-brain defenses (activation gate, own lease, STONITH, watchdog,
  * fence history) are leader-fencing.ts; scheduled jobs claim slots through the log
@@ -97,7 +97,7 @@ import type { JobOutcomeName } from '../../src/kv/index.ts';
 import { traceMessage, type WriteTracer } from './write-trace.ts';
 import { IndexMap } from './index-map.ts';
 
-/** Engines this runtime hosts (Raft has its own runtime for now; PBFT's clients trust f + 1 matching replies, not one node's: pbft-host.ts). */
+/** The contract engines this runtime hosts besides Raft (RuntimeEngineName below; PBFT's clients trust f + 1 matching replies, not one node's: pbft-host.ts). */
 export type ContractEngineName = Extract<EngineName, 'paxos' | 'zab' | 'bully' | 'pbft'>;
 export const CONTRACT_ENGINES: readonly ContractEngineName[] = ['paxos', 'zab', 'bully', 'pbft'];
 
@@ -117,8 +117,8 @@ export function isElectionOnly(name: ContractEngineName | 'raft'): boolean {
 
 /**
  * Engines this runtime can host: the contract engines above, and Raft (src/raft/engine.ts),
- * which runs here in the simulated cluster (daemon/sim/engine-cluster.ts) while
- * `quorumd start`/`dev` still run it on node.ts (issue 15: moving those is the next step).
+ * here under `quorumd start`/`dev` and in the simulated cluster (daemon/sim/engine-cluster.ts)
+ * alike.
  */
 export type RuntimeEngineName = ContractEngineName | 'raft';
 export function isRuntimeEngine(name: unknown): name is RuntimeEngineName {
