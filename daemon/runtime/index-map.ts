@@ -77,10 +77,6 @@ export class IndexMap<V> {
     return i < this.keys.length && this.keys[i] === k ? this.vals[i] : undefined;
   }
 
-  has(k: number): boolean {
-    return this.get(k) !== undefined;
-  }
-
   delete(k: number): boolean {
     const i = this.find(k);
     if (i >= this.keys.length || this.keys[i] !== k || this.vals[i] === undefined) return false;
