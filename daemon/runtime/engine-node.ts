@@ -398,6 +398,13 @@ export class EngineRuntime {
   private pendingUse: KvUsage = { keys: 0, bytes: 0 };
   private readonly pendingReads = new IndexMap<PendingRead>();
   private readonly forwarded = new IndexMap<Forwarded>();
+  // The predicates of the per-tick timeout sweep and of serveReads, made once (not a
+  // closure per tick or per Ready), with the instant and the applied index they compare
+  // against set just before each use.
+  private sweepNow = 0;
+  private servedUpTo = 0;
+  private readonly isLate = (_: number, p: { deadline: number }): boolean => p.deadline <= this.sweepNow;
+  private readonly isServable = (_: number, p: PendingRead): boolean => p.index !== undefined && p.index <= this.servedUpTo;
   /** PBFT only (see pbft-host.ts): its signer, proposals waiting for their outcome by ref, replies it signed. */
   private readonly pbftAuth: PbftAuth | undefined;
   private readonly pendingRefs = new IndexMap<PendingWrite>();
@@ -1418,8 +1425,8 @@ export class EngineRuntime {
 
   private serveReads(): void {
     if (this.pendingReads.size === 0) return;
-    const applied = this.kv.appliedIndex;
-    const ready = this.pendingReads.takeWhere((_, p) => p.index !== undefined && p.index <= applied);
+    this.servedUpTo = this.kv.appliedIndex;
+    const ready = this.pendingReads.takeWhere(this.isServable);
     for (let i = 0; i < ready.length; i++) {
       const p = ready[i]![1];
       p.cb(this.localGet(p.key));
@@ -2072,8 +2079,8 @@ export class EngineRuntime {
   }
 
   private expire(): void {
-    const now = this.opts.clock.monotonicMs();
-    const late = (_: number, p: { deadline: number }) => p.deadline <= now;
+    this.sweepNow = this.opts.clock.monotonicMs();
+    const late = this.isLate;
     if (this.pendingWrites.size > 0) for (const [i, w] of this.pendingWrites.takeWhere(late)) {
       w.reply(unknownOutcome(`no outcome within ${this.timeoutMs} ms for the write proposed at index ${i}; it may or may not be applied`));
     }
