@@ -130,16 +130,6 @@ export class IndexMap<V> {
     this.live = 0;
   }
 
-  /** The live entries in key order, as a copy (safe to change the map while going through it). */
-  entries(): [number, V][] {
-    const out: [number, V][] = [];
-    for (let i = this.head; i < this.keys.length; i++) {
-      const v = this.vals[i];
-      if (v !== undefined) out.push([this.keys[i]!, v]);
-    }
-    return out;
-  }
-
   /** The live values in key order, as a copy. */
   values(): V[] {
     const out: V[] = [];
