@@ -285,6 +285,8 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
    * do this (runtime/index-map.ts has the same story for the runtime's pending tables).
    */
   const unanswered = new WeakMap<Socket, ServerResponse[]>();
+  // The lists, for close(why). Not found through `sockets` below: with TLS those are the
+  // TCP sockets of 'connection', while a request's socket is the TLS socket over one.
   const lists = new Set<ServerResponse[]>();
   function unansweredOn(sock: Socket): ServerResponse[] {
     let list = unanswered.get(sock);
