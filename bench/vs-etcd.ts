@@ -44,7 +44,10 @@
  *   cold start           spawn of the cluster → first committed write: PUTs are tried
  *                        from the spawn on, round robin over the members, every 10 ms
  *                        (for quorumd too; the guide of `quorumd dev` is printed later,
- *                        once every node agreed on the leader for a while: its own row)
+ *                        once every node agreed on the leader for a while: its own row).
+ *                        Before the first block (untimed): dist/ is built if a source is
+ *                        newer, and one start writes V8's code cache, so no block times a
+ *                        build or a start without the cache (_proc.ts prepareBin)
  *   CLI call             wall time of `quorumd kv get` (and `etcdctl get`) against the
  *                        leader, median of 5, after the benchmark's own keep-alive
  *                        sockets are closed (a call on an idle machine, as the goal says)
@@ -76,7 +79,7 @@
  * fresh directories under the OS temp dir (same file system for both). Loopback only;
  * every loop is bounded; everything started is stopped.
  */
-import { binNodeFlags, CLK_TCK, cpuSeconds, devNoJobsArgs, findNodePids, freePorts, numberOption } from './_proc.ts';
+import { binNodeFlags, CLK_TCK, cpuSeconds, devNoJobsArgs, findNodePids, freePorts, numberOption, prepareBin } from './_proc.ts';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -1013,7 +1016,9 @@ const haveEtcd = ONLY !== 'quorumd' && spawnSync('etcd', ['--version'], { encodi
 if (ONLY !== 'quorumd' && !haveEtcd) {
   console.log('etcd not found: install Debian\'s etcd 3.4 for the side-by-side columns:\n  sudo apt-get install etcd-server etcd-client\n(measuring quorumd alone)');
 }
-if (!existsSync(join(root, 'dist', 'cli.js'))) spawnSync(process.execPath, [join(root, 'scripts', 'build.mjs')], { stdio: 'inherit' });
+// Not timed: a stale dist/ or a missing code cache would be the first block's start (_proc.ts prepareBin).
+console.log(`quorumd: ${await prepareBin(ownBin, 'vs-etcd')}`);
+if (COMPARE) console.log(`--compare ${COMPARE}: ${await prepareBin(join(COMPARE, 'bin', 'quorumd.js'), 'vs-etcd')}`);
 console.log(ONLY_WRITES
   ? `vs-etcd --only-writes: ${ROUNDS} round(s), ${WRITES} sequential writes, ${CONC} clients × ${SECS} s, etcd heartbeat/election ${ETCD_TIMING} ms`
   : `vs-etcd: ${ROUNDS} round(s), ${WRITES} sequential writes, ${CONC} clients × ${SECS} s, ${KILLS} kills per round, idle window ${IDLE_S} s, etcd heartbeat/election ${ETCD_TIMING} ms`);

@@ -51,7 +51,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { call } from '../daemon/client/http.ts';
-import { binNodeFlags } from './_proc.ts';
+import { binNodeFlags, prepareBin } from './_proc.ts';
 
 const WRITES = Number(process.argv[2] ?? process.env.QUORUMD_BENCH_WRITES ?? 500);
 const LINK = process.argv[3] ?? process.env.QUORUMD_BENCH_LINK ?? 'mqtt';
@@ -64,6 +64,7 @@ const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).s
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const now = () => performance.timeOrigin + performance.now();
 
+console.log(`quorumd: ${await prepareBin(join(root, 'bin', 'quorumd.js'), 'write-trace')}`);
 const dir = mkdtempSync(join(tmpdir(), 'quorumd-write-trace-'));
 const traceDir = join(dir, 'trace');
 // HTTP base+1..3, TCP links base+11..13; below the ephemeral range (32768+), where an outgoing connection may take a port.
