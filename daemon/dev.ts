@@ -565,9 +565,11 @@ export async function startDev(opts: DevOptions): Promise<DevCluster> {
     // QUORUMD_BUILD_CHECKED: when this process runs through the bin, the bin already made
     // sure that dist/ is fresh, and the nodes skip that check (bin/quorumd.js).
     const checked = (globalThis as { quorumdBuildChecked?: boolean }).quorumdBuildChecked === true;
-    // Testing only: the lying node gets its behaviours and this process's pid (start refuses them otherwise).
-    const liar = byzantineMode !== undefined && node.id === opts.byzantineNode ? { QUORUMD_DEV_BYZANTINE: byzantineMode, QUORUMD_DEV_PARENT: String(process.pid) } : undefined;
-    const env = { ...process.env, ...(process.env.GLIBC_TUNABLES === undefined ? { GLIBC_TUNABLES: NODE_MALLOC_TUNABLES } : {}), ...(checked ? { QUORUMD_BUILD_CHECKED: '1' } : {}), ...liar };
+    // This process's pid: a node stops once this process is gone (start.ts
+    // stopWithDevSupervisor), and the lying node's behaviours are refused without it.
+    // Testing only: the lying node gets its behaviours.
+    const liar = byzantineMode !== undefined && node.id === opts.byzantineNode ? { QUORUMD_DEV_BYZANTINE: byzantineMode } : undefined;
+    const env = { ...process.env, ...(process.env.GLIBC_TUNABLES === undefined ? { GLIBC_TUNABLES: NODE_MALLOC_TUNABLES } : {}), ...(checked ? { QUORUMD_BUILD_CHECKED: '1' } : {}), QUORUMD_DEV_PARENT: String(process.pid), ...liar };
     // Neither may end the supervisor with an unhandled error (its nodes would be left
     // running without it): a log that cannot be opened is said, and the node runs on
     // without it; a process that could not be created (out of file descriptors,

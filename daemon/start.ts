@@ -828,15 +828,37 @@ export async function runStart(file: string): Promise<void> {
     // Loaded only here: a Raft or bully node never loads the etcd/ZooKeeper clients.
     const { startExternalNode } = await import('./engines/start.ts');
     await startExternalNode(cfg, { handleSignals: true });
-    return;
+  } else {
+    await startNode(cfg, { handleSignals: true });
   }
-  await startNode(cfg, { handleSignals: true });
+  stopWithDevSupervisor();
 }
 
 /** `quorumd witness --config FILE`: the witness member of a two-board cluster (see StartOptions.witness). */
 export async function runWitness(file: string): Promise<void> {
   const cfg = loadConfigFile(file);
   await startNode(cfg, { handleSignals: true, witness: true });
+  stopWithDevSupervisor();
+}
+
+/**
+ * A node that `quorumd dev` started stops, as on SIGTERM, once that supervisor is gone.
+ * dev puts its pid in QUORUMD_DEV_PARENT; a process whose parent died is handed to init
+ * (or a subreaper), so its parent pid changes. Without this, a supervisor killed with
+ * SIGKILL (the OOM killer, `kill -9`, a terminal closed hard) left its nodes running for
+ * good without the broker and relays it held, on their ports. Looked at twice a second
+ * (getppid); a node whose parent is not that pid (a `quorumd start` that merely inherited
+ * the variable, from a hook for instance) ignores it.
+ */
+function stopWithDevSupervisor(): void {
+  const parent = process.env.QUORUMD_DEV_PARENT;
+  if (parent === undefined || parent !== String(process.ppid)) return;
+  const timer = setInterval(() => {
+    if (String(process.ppid) === parent) return;
+    clearInterval(timer);
+    process.kill(process.pid, 'SIGTERM');
+  }, 500);
+  timer.unref();
 }
 
 /** The pbft section without its key paths: the engine's options only (src/pbft/options.ts). */

@@ -1,0 +1,50 @@
+/**
+ * `quorumd dev` killed with SIGKILL (the OOM killer, `kill -9`): it can neither stop its
+ * nodes nor remove anything, so the nodes must notice by themselves and stop. Found by
+ * hand: three node processes still running 10 s after the supervisor was killed, without
+ * the broker and relays it held, on their ports, for good. Real processes: the bin's
+ * supervisor and its three nodes.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { bin } from './e2e/proc-cluster.ts';
+import { freeBasePort } from '../helpers/ports.ts';
+import { killProcessesUsing, processesUsing } from '../helpers/procs.ts';
+
+const root = mkdtempSync(join(tmpdir(), 'quorumd-dev-killed-'));
+
+afterAll(() => {
+  killProcessesUsing(root);
+  rmSync(root, { recursive: true, force: true });
+});
+
+describe('quorumd dev killed with SIGKILL', () => {
+  it('leaves no node running: each stops once its supervisor is gone', async () => {
+    const data = join(root, 'data');
+    const base = await freeBasePort(3);
+    const dev = spawn(process.execPath, [bin, 'dev', '--base-port', String(base), '--data-dir', data, '--no-jobs'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    dev.stdout!.on('data', (b: Buffer) => (out += b.toString()));
+    dev.stderr!.on('data', (b: Buffer) => (out += b.toString()));
+    const exited = new Promise<void>((r) => dev.on('exit', () => r()));
+    const startEnd = performance.now() + 90_000;
+    while (!/quorumd dev: \d+ nodes running/.test(out) && dev.exitCode === null && performance.now() < startEnd) await new Promise((r) => setTimeout(r, 50));
+    expect(out, 'dev did not start within 90 s').toMatch(/quorumd dev: 3 nodes running/);
+    const nodes = processesUsing(data).filter((p) => p !== dev.pid);
+    expect(nodes.length, `node processes using ${data}: ${nodes.join(', ')}`).toBe(3);
+
+    dev.kill('SIGKILL');
+    await exited;
+    // A node looks twice a second; its stop (leadership transfer, storage closed) is bounded by seconds.
+    const end = performance.now() + 30_000;
+    let left = processesUsing(data);
+    while (left.length > 0 && performance.now() < end) {
+      await new Promise((r) => setTimeout(r, 100));
+      left = processesUsing(data);
+    }
+    expect(left, 'node processes still running 30 s after their supervisor was killed').toEqual([]);
+  }, 180_000);
+});
