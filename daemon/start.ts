@@ -823,6 +823,7 @@ function injectFault(spec: string | undefined, runtime: EngineRuntime, log: Node
 
 /** The CLI command: starts, runs until a signal. Config errors propagate (exit 2 in cli.ts). */
 export async function runStart(file: string): Promise<void> {
+  const devParent = devSupervisor();
   const cfg = loadConfigFile(file);
   if (cfg.config.engine === 'etcd' || cfg.config.engine === 'zookeeper') {
     // Loaded only here: a Raft or bully node never loads the etcd/ZooKeeper clients.
@@ -831,30 +832,38 @@ export async function runStart(file: string): Promise<void> {
   } else {
     await startNode(cfg, { handleSignals: true });
   }
-  stopWithDevSupervisor();
+  stopWithDevSupervisor(devParent);
 }
 
 /** `quorumd witness --config FILE`: the witness member of a two-board cluster (see StartOptions.witness). */
 export async function runWitness(file: string): Promise<void> {
+  const devParent = devSupervisor();
   const cfg = loadConfigFile(file);
   await startNode(cfg, { handleSignals: true, witness: true });
-  stopWithDevSupervisor();
+  stopWithDevSupervisor(devParent);
 }
 
 /**
- * A node that `quorumd dev` started stops, as on SIGTERM, once that supervisor is gone.
- * dev puts its pid in QUORUMD_DEV_PARENT; a process whose parent died is handed to init
- * (or a subreaper), so its parent pid changes. Without this, a supervisor killed with
- * SIGKILL (the OOM killer, `kill -9`, a terminal closed hard) left its nodes running for
- * good without the broker and relays it held, on their ports. Looked at twice a second
- * (getppid); a node whose parent is not that pid (a `quorumd start` that merely inherited
- * the variable, from a hook for instance) ignores it.
+ * The pid of the `quorumd dev` process that started this one (QUORUMD_DEV_PARENT, when it
+ * is our parent), read first thing: a supervisor that dies while the node starts must
+ * still be noticed. A `quorumd start` whose parent is not that pid (one that merely
+ * inherited the variable, from a hook for instance) has none.
  */
-function stopWithDevSupervisor(): void {
-  const parent = process.env.QUORUMD_DEV_PARENT;
-  if (parent === undefined || parent !== String(process.ppid)) return;
+function devSupervisor(): number | undefined {
+  return process.env.QUORUMD_DEV_PARENT === String(process.ppid) ? process.ppid : undefined;
+}
+
+/**
+ * A node that `quorumd dev` started stops, as on SIGTERM, once that supervisor is gone:
+ * a process whose parent died is handed to init (or a subreaper), so its parent pid
+ * changes. Without this, a supervisor killed with SIGKILL (the OOM killer, `kill -9`, a
+ * terminal closed hard) left its nodes running for good without the broker and relays it
+ * held, on their ports. Looked at twice a second (getppid).
+ */
+function stopWithDevSupervisor(parent: number | undefined): void {
+  if (parent === undefined) return;
   const timer = setInterval(() => {
-    if (String(process.ppid) === parent) return;
+    if (process.ppid === parent) return;
     clearInterval(timer);
     process.kill(process.pid, 'SIGTERM');
   }, 500);
