@@ -824,6 +824,7 @@ function injectFault(spec: string | undefined, runtime: EngineRuntime, log: Node
 /** The CLI command: starts, runs until a signal. Config errors propagate (exit 2 in cli.ts). */
 export async function runStart(file: string): Promise<void> {
   const devParent = devSupervisor();
+  if (devParent === 'gone') return devSupervisorGone();
   const cfg = loadConfigFile(file);
   if (cfg.config.engine === 'etcd' || cfg.config.engine === 'zookeeper') {
     // Loaded only here: a Raft or bully node never loads the etcd/ZooKeeper clients.
@@ -838,6 +839,7 @@ export async function runStart(file: string): Promise<void> {
 /** `quorumd witness --config FILE`: the witness member of a two-board cluster (see StartOptions.witness). */
 export async function runWitness(file: string): Promise<void> {
   const devParent = devSupervisor();
+  if (devParent === 'gone') return devSupervisorGone();
   const cfg = loadConfigFile(file);
   await startNode(cfg, { handleSignals: true, witness: true });
   stopWithDevSupervisor(devParent);
@@ -846,11 +848,26 @@ export async function runWitness(file: string): Promise<void> {
 /**
  * The pid of the `quorumd dev` process that started this one (QUORUMD_DEV_PARENT, when it
  * is our parent), read first thing: a supervisor that dies while the node starts must
- * still be noticed. A `quorumd start` whose parent is not that pid (one that merely
- * inherited the variable, from a hook for instance) has none.
+ * still be noticed. 'gone': that process no longer exists (it died before this one got
+ * here: the node does not start). A `quorumd start` whose parent is another, living
+ * process (one that merely inherited the variable, from a hook for instance) has none.
  */
-function devSupervisor(): number | undefined {
-  return process.env.QUORUMD_DEV_PARENT === String(process.ppid) ? process.ppid : undefined;
+function devSupervisor(): number | 'gone' | undefined {
+  const v = process.env.QUORUMD_DEV_PARENT;
+  if (v === undefined || !/^[1-9]\d*$/.test(v)) return undefined;
+  const pid = Number(v);
+  if (process.ppid === pid) return pid;
+  try {
+    process.kill(pid, 0);
+    return undefined;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'ESRCH' ? 'gone' : undefined;
+  }
+}
+
+/** Said when the supervisor died before this node started (a `quorumd dev` node's stderr then goes nowhere; anyone else's shell sees why nothing started). */
+function devSupervisorGone(): void {
+  process.stderr.write(`quorumd: not starting: QUORUMD_DEV_PARENT names the quorumd dev process (pid ${process.env.QUORUMD_DEV_PARENT}) that started this node, and it is gone\n`);
 }
 
 /**
@@ -860,8 +877,8 @@ function devSupervisor(): number | undefined {
  * terminal closed hard) left its nodes running for good without the broker and relays it
  * held, on their ports. Looked at twice a second (getppid).
  */
-function stopWithDevSupervisor(parent: number | undefined): void {
-  if (parent === undefined) return;
+function stopWithDevSupervisor(parent: number | 'gone' | undefined): void {
+  if (parent === undefined || parent === 'gone') return;
   const timer = setInterval(() => {
     if (process.ppid === parent) return;
     clearInterval(timer);

@@ -47,4 +47,32 @@ describe('quorumd dev killed with SIGKILL', () => {
     }
     expect(left, 'node processes still running 30 s after their supervisor was killed').toEqual([]);
   }, 180_000);
+
+  it('also while its nodes are still starting', async () => {
+    const data = join(root, 'starting');
+    const base = await freeBasePort(3);
+    const dev = spawn(process.execPath, [bin, 'dev', '--base-port', String(base), '--data-dir', data, '--no-jobs'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    dev.stdout!.on('data', (b: Buffer) => (out += b.toString()));
+    dev.stderr!.on('data', (b: Buffer) => (out += b.toString()));
+    const exited = new Promise<void>((r) => dev.on('exit', () => r()));
+    // The first node process appears (a node loads for a few hundred ms before it serves).
+    const spawnEnd = performance.now() + 60_000;
+    let nodes = processesUsing(data).filter((p) => p !== dev.pid);
+    while (nodes.length === 0 && dev.exitCode === null && performance.now() < spawnEnd) {
+      await new Promise((r) => setTimeout(r, 5));
+      nodes = processesUsing(data).filter((p) => p !== dev.pid);
+    }
+    expect(nodes.length, `no node process appeared within 60 s:\n${out}`).toBeGreaterThan(0);
+    dev.kill('SIGKILL');
+    await exited;
+    expect(out, 'the supervisor was to be killed before its nodes were running').not.toMatch(/nodes running/);
+    const end = performance.now() + 30_000;
+    let left = processesUsing(data);
+    while (left.length > 0 && performance.now() < end) {
+      await new Promise((r) => setTimeout(r, 100));
+      left = processesUsing(data);
+    }
+    expect(left, 'node processes still running 30 s after their supervisor was killed during their start').toEqual([]);
+  }, 180_000);
 });
