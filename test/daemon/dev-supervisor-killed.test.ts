@@ -3,9 +3,9 @@
  * nodes nor remove anything, so the nodes must notice by themselves and stop. Found by
  * hand: three node processes still running 10 s after the supervisor was killed, without
  * the broker and relays it held, on their ports, for good. Real processes: the bin's
- * supervisor and its three nodes.
+ * supervisor and its nodes.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,58 +21,54 @@ afterAll(() => {
   rmSync(root, { recursive: true, force: true });
 });
 
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** `quorumd dev` (no jobs) on `data`; `output()` is what it printed so far. */
+async function startDev(data: string): Promise<{ dev: ChildProcess; output: () => string; nodes: () => number[] }> {
+  const base = await freeBasePort(3);
+  const dev = spawn(process.execPath, [bin, 'dev', '--base-port', String(base), '--data-dir', data, '--no-jobs'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  dev.stdout!.on('data', (b: Buffer) => (out += b.toString()));
+  dev.stderr!.on('data', (b: Buffer) => (out += b.toString()));
+  // Its node processes: every process naming the data dir but the supervisor itself.
+  return { dev, output: () => out, nodes: () => processesUsing(data).filter((p) => p !== dev.pid) };
+}
+
+/** SIGKILL to the supervisor, then the node processes still running once none is left or 30 s passed. */
+async function killAndWait(dev: ChildProcess, data: string): Promise<number[]> {
+  const exited = new Promise<void>((r) => (dev.exitCode !== null || dev.signalCode !== null ? r() : dev.once('exit', () => r())));
+  dev.kill('SIGKILL');
+  await exited;
+  // A node looks twice a second; its stop (leadership transfer, storage closed) is bounded by seconds.
+  const end = performance.now() + 30_000;
+  let left = processesUsing(data);
+  while (left.length > 0 && performance.now() < end) {
+    await sleep(100);
+    left = processesUsing(data);
+  }
+  return left;
+}
+
 describe('quorumd dev killed with SIGKILL', () => {
   it('leaves no node running: each stops once its supervisor is gone', async () => {
     const data = join(root, 'data');
-    const base = await freeBasePort(3);
-    const dev = spawn(process.execPath, [bin, 'dev', '--base-port', String(base), '--data-dir', data, '--no-jobs'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    dev.stdout!.on('data', (b: Buffer) => (out += b.toString()));
-    dev.stderr!.on('data', (b: Buffer) => (out += b.toString()));
-    const exited = new Promise<void>((r) => dev.on('exit', () => r()));
+    const { dev, output, nodes } = await startDev(data);
     const startEnd = performance.now() + 90_000;
-    while (!/quorumd dev: \d+ nodes running/.test(out) && dev.exitCode === null && performance.now() < startEnd) await new Promise((r) => setTimeout(r, 50));
-    expect(out, 'dev did not start within 90 s').toMatch(/quorumd dev: 3 nodes running/);
-    const nodes = processesUsing(data).filter((p) => p !== dev.pid);
-    expect(nodes.length, `node processes using ${data}: ${nodes.join(', ')}`).toBe(3);
-
-    dev.kill('SIGKILL');
-    await exited;
-    // A node looks twice a second; its stop (leadership transfer, storage closed) is bounded by seconds.
-    const end = performance.now() + 30_000;
-    let left = processesUsing(data);
-    while (left.length > 0 && performance.now() < end) {
-      await new Promise((r) => setTimeout(r, 100));
-      left = processesUsing(data);
-    }
-    expect(left, 'node processes still running 30 s after their supervisor was killed').toEqual([]);
+    while (!/quorumd dev: \d+ nodes running/.test(output()) && dev.exitCode === null && performance.now() < startEnd) await sleep(50);
+    expect(output(), 'dev did not start within 90 s').toMatch(/quorumd dev: 3 nodes running/);
+    expect(nodes().length).toBe(3);
+    expect(await killAndWait(dev, data), 'node processes still running 30 s after their supervisor was killed').toEqual([]);
   }, 180_000);
 
   it('also while its nodes are still starting', async () => {
     const data = join(root, 'starting');
-    const base = await freeBasePort(3);
-    const dev = spawn(process.execPath, [bin, 'dev', '--base-port', String(base), '--data-dir', data, '--no-jobs'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    dev.stdout!.on('data', (b: Buffer) => (out += b.toString()));
-    dev.stderr!.on('data', (b: Buffer) => (out += b.toString()));
-    const exited = new Promise<void>((r) => dev.on('exit', () => r()));
+    const { dev, output, nodes } = await startDev(data);
     // The first node process appears (a node loads for a few hundred ms before it serves).
     const spawnEnd = performance.now() + 60_000;
-    let nodes = processesUsing(data).filter((p) => p !== dev.pid);
-    while (nodes.length === 0 && dev.exitCode === null && performance.now() < spawnEnd) {
-      await new Promise((r) => setTimeout(r, 5));
-      nodes = processesUsing(data).filter((p) => p !== dev.pid);
-    }
-    expect(nodes.length, `no node process appeared within 60 s:\n${out}`).toBeGreaterThan(0);
-    dev.kill('SIGKILL');
-    await exited;
-    expect(out, 'the supervisor was to be killed before its nodes were running').not.toMatch(/nodes running/);
-    const end = performance.now() + 30_000;
-    let left = processesUsing(data);
-    while (left.length > 0 && performance.now() < end) {
-      await new Promise((r) => setTimeout(r, 100));
-      left = processesUsing(data);
-    }
+    while (nodes().length === 0 && dev.exitCode === null && performance.now() < spawnEnd) await sleep(5);
+    expect(nodes().length, `no node process appeared within 60 s:\n${output()}`).toBeGreaterThan(0);
+    const left = await killAndWait(dev, data);
+    expect(output(), 'the supervisor was to be killed before its nodes were running').not.toMatch(/nodes running/);
     expect(left, 'node processes still running 30 s after their supervisor was killed during their start').toEqual([]);
   }, 180_000);
 });
