@@ -658,13 +658,14 @@ export async function startDev(opts: DevOptions): Promise<DevCluster> {
     const restartInMs = n > CRASH_RESTARTS ? null : Math.min(8000, 500 * 2 ** (n - 1));
     crashes.push({ node: node.name, pid, code, signal, ...(startError !== undefined ? { startError } : {}), atMs: Math.round(now - t0), logFile: node.logFile, restartInMs });
     const how = signal ?? `exit code ${code}${code === 70 ? ': a fatal error' : ''}`;
-    if (startError !== undefined) out(`\n[dev] could not start ${node.name}: ${startError}\n`);
-    else out(`\n[dev] ${node.name} (pid ${pid}) crashed (${how}). Its log is kept: ${node.logFile} (the error and its stack are at its end; ${dir} is kept at exit)\n`);
+    const what = startError !== undefined ? `\n[dev] could not start ${node.name}: ${startError}\n` : `\n[dev] ${node.name} (pid ${pid}) crashed (${how}). Its log is kept: ${node.logFile} (the error and its stack are at its end; ${dir} is kept at exit)\n`;
+    // What happened and what follows in one write: a reader of the output (a person, a
+    // log shipper, a test) never sees the one without the other.
     if (restartInMs === null) {
-      out(`[dev] ${node.name} crashed ${n} times within ${CRASH_WINDOW_MS / 1000} s: not restarted again. Restart it by hand: kill -USR2 ${process.pid}\n`);
+      out(`${what}[dev] ${node.name} crashed ${n} times within ${CRASH_WINDOW_MS / 1000} s: not restarted again. Restart it by hand: kill -USR2 ${process.pid}\n`);
       return;
     }
-    out(`[dev] restarting ${node.name} in ${restartInMs} ms (restart ${n} of at most ${CRASH_RESTARTS} per ${CRASH_WINDOW_MS / 1000} s)\n`);
+    out(`${what}[dev] restarting ${node.name} in ${restartInMs} ms (restart ${n} of at most ${CRASH_RESTARTS} per ${CRASH_WINDOW_MS / 1000} s)\n`);
     clearTimeout(node.restartTimer);
     node.restartTimer = setTimeout(() => {
       node.restartTimer = undefined;

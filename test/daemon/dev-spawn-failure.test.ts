@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { bin } from './e2e/proc-cluster.ts';
 import { freeBasePort } from '../helpers/ports.ts';
-import { killProcessesUsing, processesUsing } from '../helpers/procs.ts';
+import { killProcessesUsing, waitUntilNoneUsing } from '../helpers/procs.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'quorumd-dev-spawnfail-'));
 
@@ -53,12 +53,7 @@ async function devAt(limit: number): Promise<{ outcome: Outcome; out: string; le
   await Promise.race([exited, new Promise((r) => setTimeout(r, 30_000))]);
   if (dev.exitCode === null && dev.signalCode === null) throw new Error(`ulimit -n ${limit}: dev did not stop within 30 s of SIGTERM:\n${out}`);
   // Its nodes get SIGTERM from it and are waited for; a process still naming the dir is one left behind.
-  const leftEnd = performance.now() + 10_000;
-  let leftover = processesUsing(data);
-  while (leftover.length > 0 && performance.now() < leftEnd) {
-    await new Promise((r) => setTimeout(r, 100));
-    leftover = processesUsing(data);
-  }
+  const leftover = await waitUntilNoneUsing(data, 10_000);
   return { outcome, out, leftover };
 }
 

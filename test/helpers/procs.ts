@@ -28,3 +28,21 @@ export function killProcessesUsing(text: string): void {
     }
   }
 }
+
+/**
+ * Waits, bounded by `maxMs`, until no process names `text`, and returns the pids still
+ * naming it at the end ([] when none). "None" must hold on two reads 200 ms apart: a
+ * process in the middle of its exec shows an empty command line for a moment (measured:
+ * a forked child reads as its parent's command line, then as empty, then as its own), so
+ * one empty read is not proof that nothing is left.
+ */
+export async function waitUntilNoneUsing(text: string, maxMs: number): Promise<number[]> {
+  const end = performance.now() + maxMs;
+  let emptyReads = 0;
+  for (;;) {
+    const left = processesUsing(text);
+    emptyReads = left.length === 0 ? emptyReads + 1 : 0;
+    if (emptyReads >= 2 || performance.now() >= end) return left;
+    await new Promise((r) => setTimeout(r, left.length === 0 ? 200 : 100));
+  }
+}
