@@ -4,10 +4,10 @@
  */
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import { createServer } from 'node:net';
-import { createHash } from 'node:crypto';
+import { createRequire } from 'node:module';
 
 /** Clock ticks per second of /proc/<pid>/stat's utime and stime. */
 export const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
@@ -126,10 +126,13 @@ export async function prepareBin(bin: string, who: string): Promise<string> {
       said.push('built dist/ first (older than the sources)');
     }
   }
-  if (process.env.QUORUMD_CODE_CACHE === 'off') return [...said, 'no code cache (QUORUMD_CODE_CACHE=off)'].join('; ');
-  const cacheDir = process.env.QUORUMD_CODE_CACHE_DIR || process.env.CACHE_DIRECTORY || join(root, 'dist');
-  // The file name bin/code-cache.js gives the cache of this very bundle (its bytes' hash).
-  const prefix = `node.cjs-${createHash('sha256').update(readFileSync(join(root, 'dist', 'node.cjs'), 'latin1'), 'latin1').digest('hex').slice(0, 16)}-`;
+  // Where that checkout's bin looks for the cache, and the name it gives the cache of this
+  // very bundle (its bytes' hash; the part after it depends on the nodes' V8 flags).
+  const bundle = join(root, 'dist', 'node.cjs');
+  const codeCache = createRequire(bin)('./code-cache.js') as { cacheDir: (bundle: string) => string | null; cacheFileFor: (dir: string, bundle: string, code: string) => string };
+  const cacheDir = codeCache.cacheDir(bundle);
+  if (cacheDir === null) return [...said, 'no code cache (QUORUMD_CODE_CACHE=off)'].join('; ');
+  const prefix = basename(codeCache.cacheFileFor(cacheDir, bundle, readFileSync(bundle, 'latin1'))).replace(/[0-9a-f]{8}\.codecache$/, '');
   const cached = () => {
     try {
       return readdirSync(cacheDir).some((f) => f.startsWith(prefix) && f.endsWith('.codecache'));
