@@ -21,6 +21,7 @@
  */
 import { writeSync } from 'node:fs';
 import type { Logger } from './runtime/logger.ts';
+import { isoUtc } from './utc-text.ts';
 
 export type LevelName = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
@@ -74,7 +75,7 @@ export function createNodeLog(level: LevelName, base: Record<string, unknown> = 
         text = msg ?? (typeof (a as { msg?: unknown } | null)?.msg === 'string' ? (a as { msg: string }).msg : undefined);
       }
       const tail = text === undefined ? '' : `,"msg":${JSON.stringify(String(text))}`;
-      write(`{"level":${n},"time":"${new Date().toISOString()}"${baseText}${fields}${tail}}\n`);
+      write(`{"level":${n},"time":"${isoUtc(Date.now())}"${baseText}${fields}${tail}}\n`);
     };
   };
   return { fatal: method('fatal'), error: method('error'), warn: method('warn'), info: method('info'), debug: method('debug'), trace: method('trace') };

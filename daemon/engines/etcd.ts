@@ -48,6 +48,7 @@ import { LeadershipGate } from './leadership.ts';
 import { decodeLeaderHistory, encodeLeaderHistory, suspectIds, type ExternalFencing, type Suspect } from './fencing.ts';
 import { LeaseWindow } from './safety.ts';
 import { emptyStats, type ActivationEvent, type EngineMember, type EngineStats, type ExternalEngine, type ExternalStatus } from './types.ts';
+import { isoUtc } from '../utc-text.ts';
 
 export interface EtcdEngineOptions {
   /** Client URLs, http://host:port or https://host:port (all the same scheme). */
@@ -711,7 +712,7 @@ export class EtcdEngine implements ExternalEngine {
         const r = await this.client.kv.range({ key: k });
         const cur = this.readJob(job, r.kvs[0]);
         if (typeof cur === 'string') return { status: Status.CONFLICT, error: cur } as ClientResult;
-        if (cur && cur.claim.slot >= slot) return { status: Status.CONFLICT, holder: String(cur.claim.node), error: `slot already claimed (slot ${new Date(cur.claim.slot).toISOString()}, token ${cur.claim.token})` } as ClientResult;
+        if (cur && cur.claim.slot >= slot) return { status: Status.CONFLICT, holder: String(cur.claim.node), error: `slot already claimed (slot ${isoUtc(cur.claim.slot)}, token ${cur.claim.token})` } as ClientResult;
         const modRev = r.kvs[0] ? rev(r.kvs[0].mod_revision) : 0;
         const next = (index: number): JobRecord => ({ name: job, claim: { slot, node: this.o.self.id, term: lead.term, token: lead.token, index }, result: cur?.result ?? null });
         // The claim's index is the revision of this write; the stored copy names the leader token instead (known before the write).

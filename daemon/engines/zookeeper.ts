@@ -71,6 +71,7 @@ import { decodeLeaderHistory, encodeLeaderHistory, suspectIds, type ExternalFenc
 import { LeaseWindow } from './safety.ts';
 import { guardMalformedFrames } from './zk-guard.ts';
 import { emptyStats, type ActivationEvent, type EngineMember, type EngineStats, type ExternalEngine, type ExternalStatus } from './types.ts';
+import { isoUtc } from '../utc-text.ts';
 
 export interface ZkEngineOptions {
   /** host:port of each server. */
@@ -717,7 +718,7 @@ export class ZkEngine implements ExternalEngine {
       for (let i = 0; i < 3; i++) {
         const cur = await this.readJob(c, job);
         if (typeof cur === 'string') return { status: Status.CONFLICT, error: cur };
-        if (cur.rec && cur.rec.claim.slot >= slot) return { status: Status.CONFLICT, holder: String(cur.rec.claim.node), error: `slot already claimed (slot ${new Date(cur.rec.claim.slot).toISOString()}, token ${cur.rec.claim.token})` };
+        if (cur.rec && cur.rec.claim.slot >= slot) return { status: Status.CONFLICT, holder: String(cur.rec.claim.node), error: `slot already claimed (slot ${isoUtc(cur.rec.claim.slot)}, token ${cur.rec.claim.token})` };
         const rec: JobRecord = { name: job, claim: { slot, node: this.o.self.id, term: lead.term, token: lead.token, index: lead.token }, result: cur.rec?.result ?? null };
         const data = Buffer.from(encodeJobRecord(rec));
         // Guarded by our candidate znode: gone with our session, and with it our leadership.

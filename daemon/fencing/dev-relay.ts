@@ -18,6 +18,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Done, DoneWith, Relay } from '../../hal/interfaces.ts';
+import { httpDateNow } from '../utc-text.ts';
 
 const NAME = /^[a-z0-9][a-z0-9-]{0,31}$/;
 
@@ -134,7 +135,9 @@ export function startRailServer(o: RailServerOptions): Promise<RailServer> {
   const server = createServer((req, res) => {
     const send = (status: number, v: unknown) => {
       const body = JSON.stringify(v) + '\n';
-      res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body), ...(status === 401 ? { 'WWW-Authenticate': 'Bearer' } : {}) });
+      // Date written by us, not by Node's Date#toUTCString (daemon/utc-text.ts says why).
+      res.sendDate = false;
+      res.writeHead(status, { Date: httpDateNow(), 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body), ...(status === 401 ? { 'WWW-Authenticate': 'Bearer' } : {}) });
       res.end(body);
     };
     const m0 = /^Bearer (.+)$/.exec(req.headers.authorization ?? '');

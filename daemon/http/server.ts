@@ -50,6 +50,7 @@ import type { ApiBackend, FenceAnswer } from './backend.ts';
 import type { ServiceRegistry } from '../services/registry.ts';
 import type { HttpTools } from '../services/http.ts';
 import { renderMetrics, type MetricFamily } from './metrics.ts';
+import { httpDateNow } from '../utc-text.ts';
 import { ApiAuth, requiredScope, scopeAllows, type ApiCredential, type Caller } from './auth.ts';
 import { isUiPath, UI_HEADERS, uiFile } from '../ui/dashboard.ts';
 import { clientRefOf, pbftHeaders, REPLY_HEADER, replyHeaderValue } from './pbft-headers.ts';
@@ -848,6 +849,10 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
   // No closure more than needed per request: under 64 writers a leader answers thousands
   // a second, and what it allocates per request is its garbage collector's work.
   const handler = (req: IncomingMessage, res: ServerResponse) => {
+    // Our own Date header: Node's would be written by Date#toUTCString, which loads ICU's
+    // time-zone names into the process (~1 MiB resident, daemon/utc-text.ts).
+    res.sendDate = false;
+    res.setHeader('Date', httpDateNow());
     const sock = req.socket;
     const list = unansweredOn(sock);
     list.push(res);

@@ -25,6 +25,7 @@
 import type { RunCoordinator } from 'node-cron';
 import type { JobRecord } from '../../src/kv/index.ts';
 import type { ClientCallback } from '../runtime/results.ts';
+import { isoUtc } from '../utc-text.ts';
 
 export interface Leadership {
   term: number;
@@ -132,7 +133,7 @@ export class SlotCoordinator implements RunCoordinator {
       this.log.warn({ key }, 'job slot key not understood; not run');
       return cb({ run: false, reason: 'bad-key', detail: `slot key ${JSON.stringify(key)}: expected <job>:<ISO time>` });
     }
-    const fields = { job: k.job, slot: new Date(k.slot).toISOString() };
+    const fields = { job: k.job, slot: isoUtc(k.slot) };
     const lead = this.host.activeLeadership();
     if (!lead) {
       this.stats.notActive++;
@@ -147,8 +148,8 @@ export class SlotCoordinator implements RunCoordinator {
         // to it is now refused (at most once). Say so once per such claim.
         this.warnedFuture = rec.claim.index;
         this.log.warn(
-          { ...fields, claimed: new Date(rec.claim.slot).toISOString(), by: this.host.nodeName(rec.claim.node), aheadMs: rec.claim.slot - k.slot },
-          `job slots are refused until ${new Date(rec.claim.slot).toISOString()}: ${this.host.nodeName(rec.claim.node)} claimed that slot with a clock ${Math.round((rec.claim.slot - k.slot) / 1000)} s ahead of this node's; check NTP on both (docs/jobs.md, Time)`,
+          { ...fields, claimed: isoUtc(rec.claim.slot), by: this.host.nodeName(rec.claim.node), aheadMs: rec.claim.slot - k.slot },
+          `job slots are refused until ${isoUtc(rec.claim.slot)}: ${this.host.nodeName(rec.claim.node)} claimed that slot with a clock ${Math.round((rec.claim.slot - k.slot) / 1000)} s ahead of this node's; check NTP on both (docs/jobs.md, Time)`,
         );
       }
       const detail = `slot already claimed by ${this.host.nodeName(rec.claim.node)} (term ${rec.claim.term})`;

@@ -23,6 +23,7 @@ import type { JobConfig } from '../config/jobs.ts';
 import { runShell, type RunningShell, type ShellLog, type ShellResult } from '../shell.ts';
 import { SlotCoordinator, type JobsHost, type JobReport } from './coordinator.ts';
 import { CronSchedule } from './cron.ts';
+import { isoUtc } from '../utc-text.ts';
 
 /** A slot fired later than this after its time is missed (node-cron's default tolerance). */
 export const MISSED_TOLERANCE_MS = 1000;
@@ -155,13 +156,13 @@ export class JobScheduler {
         slot = next;
         break;
       }
-      if (missed < MAX_MISSED_LOGGED) log.warn({ job: t.job.name, slot: new Date(slot).toISOString() }, 'job slot missed (the process was busy or the clock jumped)');
+      if (missed < MAX_MISSED_LOGGED) log.warn({ job: t.job.name, slot: isoUtc(slot) }, 'job slot missed (the process was busy or the clock jumped)');
       missed++;
       slot = next;
       if (missed >= MAX_MISSED_LOGGED && slot !== undefined && slot <= now) {
         // Bounded: the rest up to now are counted in one line.
         const resume = t.schedule.next(now);
-        log.warn({ job: t.job.name, from: new Date(slot).toISOString(), until: new Date(now).toISOString() }, 'job slots missed from this slot until now (the clock jumped or the process was stopped); the next slot runs as scheduled');
+        log.warn({ job: t.job.name, from: isoUtc(slot), until: isoUtc(now) }, 'job slots missed from this slot until now (the clock jumped or the process was stopped); the next slot runs as scheduled');
         slot = resume;
         break;
       }
@@ -173,7 +174,7 @@ export class JobScheduler {
   /** A slot is due: unless it would overlap (overlap: skip), ask the coordinator and run it if granted. */
   private fire(t: Task, slot: number): void {
     const job = t.job;
-    const slotIso = new Date(slot).toISOString();
+    const slotIso = isoUtc(slot);
     if (t.busy > 0 && job.overlap === 'skip') {
       this.o.log.warn({ job: job.name, slot: slotIso }, 'job still running from an earlier slot; this slot is skipped (overlap: skip)');
       return;
@@ -194,7 +195,7 @@ export class JobScheduler {
 
   /** Runs a slot the coordinator allowed. */
   private async run(job: JobConfig, slot: number, key: string): Promise<void> {
-    const slotIso = new Date(slot).toISOString();
+    const slotIso = isoUtc(slot);
     const lead = this.coordinator.grant(key);
     const log = this.o.log;
     if (!lead) {
@@ -267,14 +268,14 @@ export class JobScheduler {
         const r = rec.result !== null && rec.result.slot === c.slot ? rec.result : null;
         const runningHere = [...(here ?? [])].some((x) => x.slot === c.slot);
         last = {
-          slot: new Date(c.slot).toISOString(),
+          slot: isoUtc(c.slot),
           node: this.o.host.nodeName(c.node),
           term: c.term,
           token: c.token,
           result: r ? r.outcome : runningHere ? 'running' : 'pending',
           exitCode: r && r.code >= 0 ? r.code : null,
           signal: r && r.signal !== '' ? r.signal : null,
-          startedAt: r ? new Date(r.startedAtMs).toISOString() : null,
+          startedAt: r ? isoUtc(r.startedAtMs) : null,
           durationMs: r ? r.durationMs : null,
         };
       }
@@ -285,7 +286,7 @@ export class JobScheduler {
         overlap: job.overlap,
         timeoutMs: job.timeoutMs,
         command: job.command,
-        nextRun: next !== undefined ? new Date(next).toISOString() : null,
+        nextRun: next !== undefined ? isoUtc(next) : null,
         runningHere: here?.size ?? 0,
         last,
       };
