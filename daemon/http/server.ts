@@ -952,7 +952,7 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
         socket.destroy();
         return;
       }
-      socket.end(`HTTP/1.1 400 Bad Request\r\nContent-Type: ${JSON_TYPE}\r\nContent-Length: ${Buffer.byteLength(json)}\r\nConnection: close\r\n\r\n${body}`);
+      socket.end(`HTTP/1.1 400 Bad Request\r\nDate: ${httpDateNow()}\r\nContent-Type: ${JSON_TYPE}\r\nContent-Length: ${Buffer.byteLength(json)}\r\nConnection: close\r\n\r\n${body}`);
       // end() half-closes; a peer that never closes its side must not keep the socket.
       setTimeout(() => socket.destroy(), 2000).unref();
     } else socket.destroy();

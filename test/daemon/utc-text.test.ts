@@ -4,6 +4,7 @@
  * use it (a Date-to-text conversion loads ICU's zone names, ~1 MiB per process).
  */
 import { request } from 'node:http';
+import { connect } from 'node:net';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { httpDate, httpDateNow, isoUtc } from '../../daemon/utc-text.ts';
 import { createNodeLog } from '../../daemon/log.ts';
@@ -124,6 +125,17 @@ describe("the node's log and HTTP answers", () => {
         expect(at).toBeGreaterThanOrEqual(before);
         expect(at).toBeLessThanOrEqual(after);
       }
+      // A request Node cannot parse is answered by the server's own 400, with a Date too.
+      const raw = await new Promise<string>((resolve, reject) => {
+        let got = '';
+        const s = connect(api.address().port, '127.0.0.1', () => s.write('NOT HTTP AT ALL\r\n\r\n'));
+        s.setTimeout(30_000, () => s.destroy(new Error('no answer to a malformed request within 30 s')));
+        s.on('data', (d: Buffer) => (got += d.toString('latin1')));
+        s.on('error', reject);
+        s.on('close', () => resolve(got));
+      });
+      expect(raw.split('\r\n')[0]).toBe('HTTP/1.1 400 Bad Request');
+      expect(raw).toMatch(/\r\nDate: \w{3}, \d\d \w{3} \d{4} \d\d:\d\d:\d\d GMT\r\n/);
       expect(calls(spies)).toBe(dateToText.map((m) => `${m}: 0`).join(', '));
       // and the cached text follows the clock
       const a = httpDateNow();
