@@ -66,23 +66,25 @@ function utcFields(ms: number): Utc {
 
 const p2 = (n: number) => (n < 10 ? '0' : '') + n;
 const p3 = (n: number) => (n < 10 ? '00' : n < 100 ? '0' : '') + n;
-const p4 = (n: number) => (n < 10 ? '000' : n < 100 ? '00' : n < 1000 ? '0' : '') + n;
 
-/** An instant in ms since the epoch in the common range, as an integer (Date truncates too). */
+/**
+ * 1970-01-01 to 9999-12-31: a year of four digits, no sign, written as it is. Outside
+ * (and for NaN) Date itself answers.
+ */
 const inRange = (ms: number) => ms >= 0 && ms < YEAR_10000_MS;
 
 /** `new Date(ms).toISOString()`: `2026-12-06T08:49:37.123Z`. */
 export function isoUtc(ms: number): string {
   if (!inRange(ms)) return new Date(ms).toISOString();
   const t = utcFields(Math.trunc(ms));
-  return `${p4(t.year)}-${p2(t.month)}-${p2(t.day)}T${p2(t.hour)}:${p2(t.minute)}:${p2(t.second)}.${p3(t.milli)}Z`;
+  return `${t.year}-${p2(t.month)}-${p2(t.day)}T${p2(t.hour)}:${p2(t.minute)}:${p2(t.second)}.${p3(t.milli)}Z`;
 }
 
 /** `new Date(ms).toUTCString()`, the HTTP date (IMF-fixdate, RFC 9110): `Sun, 06 Dec 2026 08:49:37 GMT`. */
 export function httpDate(ms: number): string {
   if (!inRange(ms)) return new Date(ms).toUTCString();
   const t = utcFields(Math.trunc(ms));
-  return `${WEEKDAYS[t.days % 7]}, ${p2(t.day)} ${MONTHS[t.month - 1]} ${p4(t.year)} ${p2(t.hour)}:${p2(t.minute)}:${p2(t.second)} GMT`;
+  return `${WEEKDAYS[t.days % 7]}, ${p2(t.day)} ${MONTHS[t.month - 1]} ${t.year} ${p2(t.hour)}:${p2(t.minute)}:${p2(t.second)} GMT`;
 }
 
 let cachedSecond = -1;
