@@ -74,16 +74,17 @@ export function findNodePids(configDir: string, members: { name: string; pid: nu
 }
 
 /**
- * The node flags on the first line of `bin` (bin/quorumd.js: `#!/usr/bin/env -S node
- * <flags>`): what a user's `quorumd dev` runs its supervisor (broker, rails) with. The
- * benches spawn `process.execPath <these flags> bin dev ...`, the same process as the
- * README's command with this node binary.
+ * How a user's `quorumd <args>` runs, for the checkout of `bin` (its bin/quorumd.js):
+ * the file itself, whose first lines are a shell script that execs node with the flags
+ * for the command (the same process and pid); in older checkouts, whose first line was
+ * `#!/usr/bin/env -S node <flags>`, node with those flags. Returns what to spawn.
  */
-export function binNodeFlags(bin: string): string[] {
+export function userCommand(bin: string, args: readonly string[]): [string, string[]] {
   const first = readFileSync(bin, 'utf8').split('\n', 1)[0]!;
+  if (first === '#!/bin/sh') return [bin, [...args]];
   const m = /^#!\S*env -S node((?: --[^\s]+)*)\s*$/.exec(first);
-  if (!m) throw new Error(`${bin}: expected a first line "#!/usr/bin/env -S node [--flags]", got ${JSON.stringify(first)}`);
-  return m[1]!.split(' ').filter((f) => f !== '');
+  if (!m) throw new Error(`${bin}: expected a first line "#!/bin/sh" or "#!/usr/bin/env -S node [--flags]", got ${JSON.stringify(first)}`);
+  return [process.execPath, [...m[1]!.split(' ').filter((f) => f !== ''), bin, ...args]];
 }
 
 /**
@@ -143,7 +144,7 @@ export async function prepareBin(bin: string, who: string): Promise<string> {
   if (cached()) return [...said, 'code cache present'].join('; ');
   const dir = mkdtempSync(join(tmpdir(), 'quorumd-bench-warm-'));
   const t0 = Date.now();
-  const dev = spawn(process.execPath, [...binNodeFlags(bin), bin, 'dev', '--base-port', String(await freePorts(14, who)), '--data-dir', join(dir, 'd'), ...devNoJobsArgs(bin, dir)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const dev = spawn(...userCommand(bin, ['dev', '--base-port', String(await freePorts(14, who)), '--data-dir', join(dir, 'd'), ...devNoJobsArgs(bin, dir)]), { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   dev.stdout!.on('data', (d) => (out += d));
   dev.stderr!.on('data', (d) => (out += d));

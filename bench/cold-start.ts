@@ -30,7 +30,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { call } from '../daemon/client/http.ts';
 import { freeBasePort } from '../test/helpers/ports.ts';
-import { binNodeFlags, prepareBin } from './_proc.ts';
+import { prepareBin, userCommand } from './_proc.ts';
 
 function num(name: string, dflt: number, min: number, max: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -83,7 +83,7 @@ async function round(): Promise<Round> {
   const urls = Array.from({ length: NODES }, (_, k) => `http://127.0.0.1:${base + k + 1}`);
   const t0 = performance.now();
   const t0Wall = performance.timeOrigin + t0;
-  const dev = spawn(process.execPath, [...binNodeFlags(bin), bin, 'dev', '--nodes', String(NODES), '--base-port', String(base), '--data-dir', dir], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, QUORUMD_TRACE_START: '1' } });
+  const dev = spawn(...userCommand(bin, ['dev', '--nodes', String(NODES), '--base-port', String(base), '--data-dir', dir]), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, QUORUMD_TRACE_START: '1' } });
   let out = '';
   const r: Round = { steps: new Map(), load, http: NaN, leader: NaN, write: NaN, guide: NaN };
   dev.stdout!.on('data', (d) => {

@@ -31,7 +31,7 @@
  * Roles are read at the end of each window (quorumd: /v1/status; etcd: its status
  * endpoint). Loopback only; every loop is bounded; everything started is stopped.
  */
-import { binNodeFlags, cpuSeconds, devNoJobsArgs, findNodePids, freePorts, numberOption } from './_proc.ts';
+import { cpuSeconds, devNoJobsArgs, findNodePids, freePorts, numberOption, userCommand } from './_proc.ts';
 import { devNodeFlags } from '../daemon/dev.ts';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -141,10 +141,11 @@ async function startEtcd(): Promise<Sys> {
 async function startDev(checkout: string, label: string, link: string, jobs: boolean, nodeFlags = ''): Promise<Sys> {
   const dir = mkdtempSync(join(tmpdir(), 'quorumd-idle-cpu-dev-'));
   const base = await freePorts(14, 'idle-cpu'); // HTTP base+1..3, TCP links base+11..13 (daemon/dev.ts)
-  const args = [join(checkout, 'bin', 'quorumd.js'), 'dev', '--base-port', String(base), '--data-dir', join(dir, 'd'), '--link', link];
-  if (!jobs) args.push(...devNoJobsArgs(args[0]!, dir));
+  const bin = join(checkout, 'bin', 'quorumd.js');
+  const args = ['dev', '--base-port', String(base), '--data-dir', join(dir, 'd'), '--link', link];
+  if (!jobs) args.push(...devNoJobsArgs(bin, dir));
   const env = nodeFlags ? { ...process.env, QUORUMD_DEV_NODE_FLAGS: nodeFlags } : process.env;
-  const dev = spawn(process.execPath, [...binNodeFlags(args[0]!), ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
+  const dev = spawn(...userCommand(bin, args), { stdio: ['ignore', 'pipe', 'pipe'], env });
   let out = '';
   dev.stdout!.on('data', (d) => (out = (out + d).slice(-20_000)));
   dev.stderr!.on('data', (d) => (out = (out + d).slice(-20_000)));

@@ -79,7 +79,7 @@
  * fresh directories under the OS temp dir (same file system for both). Loopback only;
  * every loop is bounded; everything started is stopped.
  */
-import { binNodeFlags, CLK_TCK, cpuSeconds, devNoJobsArgs, findNodePids, freePorts, numberOption, prepareBin } from './_proc.ts';
+import { CLK_TCK, cpuSeconds, devNoJobsArgs, findNodePids, freePorts, numberOption, prepareBin, userCommand } from './_proc.ts';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -369,7 +369,7 @@ async function startQuorumd(dir: string, variant: string): Promise<System> {
   // No scheduled job: dev's demo job (a shell command every 10 s on the leader, its slot
   // claimed and released through the log) is work etcd does not do, and it alone adds
   // 0.2–0.3 points to a young leader's idle CPU (bench/idle-cpu.ts --jobs both).
-  const dev = spawn(process.execPath, [...binNodeFlags(bin), bin, 'dev', '--base-port', String(base), '--data-dir', dir, '--link', link, ...devNoJobsArgs(bin, dir)], {
+  const dev = spawn(...userCommand(bin, ['dev', '--base-port', String(base), '--data-dir', dir, '--link', link, ...devNoJobsArgs(bin, dir)]), {
     stdio: ['ignore', 'pipe', 'pipe'],
     ...(Q_NODE_OPTIONS ? { env: { ...process.env, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} ${Q_NODE_OPTIONS}`.trim() } } : {}),
   });
@@ -479,7 +479,8 @@ async function startQuorumd(dir: string, variant: string): Promise<System> {
       throw new Error(`quorumd node ${m.name} did not come back within 60 s`);
     },
     cliGet(m) {
-      return [process.execPath, bin, 'kv', 'get', 'seq', '--node', m.url];
+      // As a user types it: bin/quorumd, which runs node without flags for a CLI call.
+      return userCommand(bin, ['kv', 'get', 'seq', '--node', m.url]).flat();
     },
     async stop() {
       dev.kill('SIGTERM');

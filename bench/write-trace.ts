@@ -51,7 +51,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { call } from '../daemon/client/http.ts';
-import { binNodeFlags, prepareBin } from './_proc.ts';
+import { prepareBin, userCommand } from './_proc.ts';
 
 const WRITES = Number(process.argv[2] ?? process.env.QUORUMD_BENCH_WRITES ?? 500);
 const LINK = process.argv[3] ?? process.env.QUORUMD_BENCH_LINK ?? 'mqtt';
@@ -69,7 +69,7 @@ const dir = mkdtempSync(join(tmpdir(), 'quorumd-write-trace-'));
 const traceDir = join(dir, 'trace');
 // HTTP base+1..3, TCP links base+11..13; below the ephemeral range (32768+), where an outgoing connection may take a port.
 const base = 20000 + Math.floor(Math.random() * 12000);
-const dev = spawn(process.execPath, [...binNodeFlags(join(root, 'bin', 'quorumd.js')), join(root, 'bin', 'quorumd.js'), 'dev', '--base-port', String(base), '--data-dir', join(dir, 'data'), '--link', LINK], {
+const dev = spawn(...userCommand(join(root, 'bin', 'quorumd.js'), ['dev', '--base-port', String(base), '--data-dir', join(dir, 'data'), '--link', LINK]), {
   stdio: ['ignore', 'pipe', 'pipe'],
   env: { ...process.env, QUORUMD_TRACE_WRITES: traceDir },
 });

@@ -1,17 +1,46 @@
-#!/usr/bin/env -S node --max-semi-space-size=4 --heap-growing-percent=20
-// Entry point for `quorumd` / `npx quorumd`: runs the compiled daemon in dist/ (plain
-// JavaScript built by scripts/build.mjs; `npm ci` builds it as the `prepare` step).
+#!/bin/sh
+":" /*
+# The lines up to the comment's end are read by sh, which the kernel runs this file with
+# when it runs as `quorumd` (npm links it onto the PATH; `npx quorumd`); node reads a
+# string and a comment. sh then runs node on this same file in its own place (exec: one
+# process, same pid), with the node flags the command needs.
+#
+# A resident process started by hand (`quorumd start`, `quorumd witness`, `quorumd
+# broker`) gets the memory settings that `quorumd dev` gives its nodes (daemon/dev.ts
+# NODE_FLAGS, NODE_MALLOC_TUNABLES) and the systemd unit a board's node
+# (packaging/quorumd.service; docs/install-pi.md, "Memory", says why each):
+#   --max-semi-space-size=4     a 4 MiB young generation instead of V8's 16 (a leader
+#                               peaked at ~95 MiB under 64 writers without it, ~75 with it)
+#   --heap-growing-percent=20   the old generation grows 20 % past the last full
+#                               collection's survivors, not up to 4x under load
+#   GLIBC_TUNABLES              two malloc arenas, large blocks from mmap (unless set)
+# Every other command gets no flag at all: with any V8 flag on its command line, Node 20
+# compiles its built-in modules from their source instead of loading the compiled code
+# it carries (V8 refuses a code cache made under other flags): 15 -> 32 ms of CPU for
+# http, net and crypto, and ~20 ms more for each CLI call such as `quorumd kv get`.
+# (`quorumd dev`'s supervisor holds the same memory without them: 53-54 MiB idle, 56
+# under 64 writers.) Shell built-ins only: an external command here (readlink, dirname)
+# cost every call ~5-10 ms; node finds this file's real directory itself.
+command=
+for arg in "$@"; do
+  case $arg in
+    -*) ;;
+    *) command=$arg; break ;;
+  esac
+done
+case $command in
+  start | witness | broker)
+    GLIBC_TUNABLES=${GLIBC_TUNABLES:-glibc.malloc.arena_max=2:glibc.malloc.mmap_threshold=131072}
+    export GLIBC_TUNABLES
+    exec node --max-semi-space-size=4 --heap-growing-percent=20 "$0" "$@"
+    ;;
+esac
+exec node "$0" "$@"
+*/
+// Runs the compiled daemon in dist/ (plain JavaScript built by scripts/build.mjs; `npm ci`
+// builds it as the `prepare` step). Run as `node bin/quorumd.js ...`, node skips the
+// lines above and the process has the flags its command line gives.
 //
-// --max-semi-space-size=4 (V8's young generation, in MiB; V8's own default is 16): a
-// node's live data is small and short-lived, so a quarter of the default is plenty.
-// 1 MiB keeps ~7 MiB less resident at the peak under load and nothing once a node has
-// idled for half a minute (V8 gives the young generation back), and costs a busy
-// leader a scavenge every few dozen writes: 16-26 % fewer writes/s under 64 writers
-// (docs/install-pi.md, "Memory").
-// --heap-growing-percent=20: the old generation grows at most 20 % beyond what the last
-// full collection kept (V8 otherwise lets it grow up to 4× under a fast allocation
-// rate: a leader under 64 writers swelled from ~30 to ~80 MiB of mostly garbage).
-// `quorumd dev` and the systemd unit pass the same flags to each node.
 // CommonJS (bin/package.json says so): a node process, started as `quorumd start
 // --config <file>`, then loads no ES module machinery at all (Node's ES module loader
 // cost a node 1.2 MiB of resident memory and ~15 ms of CPU before this line: issue 14,
@@ -27,36 +56,7 @@ trace('bin');
 
 // No top-level await in CommonJS: the steps below run in one async function, and a
 // failure nothing else caught ends the process as an uncaught exception would.
-//
-// `quorumd sim` is a batch computation, not a resident node: the memory flags above trade
-// CPU for resident set, and with 1 MiB semi-spaces a sweep spends several times as many
-// scavenges (the simulator allocates a few hundred MB per seed, most of it short-lived).
-// So sim runs again in a child without them (only when they came from the line above:
-// `node bin/quorumd.js sim` runs as it is). Ctrl-C reaches both (one process group):
-// the parent only waits, forwards SIGTERM/SIGHUP and ends as the child did.
 (async () => {
-  if (process.execArgv.some((a) => a.startsWith('--max-semi-space-size=')) && process.argv.slice(2).find((a) => !a.startsWith('-')) === 'sim') {
-    const { spawn } = require('node:child_process');
-    const flags = process.execArgv.filter((a) => !a.startsWith('--max-semi-space-size=') && !a.startsWith('--heap-growing-percent='));
-    const child = spawn(process.execPath, [...flags, __filename, ...process.argv.slice(2)], { stdio: 'inherit' });
-    process.on('SIGINT', () => {});
-    for (const sig of ['SIGTERM', 'SIGHUP']) process.on(sig, () => child.kill(sig));
-    const code = await new Promise((resolve) => {
-      child.on('error', (err) => {
-        process.stderr.write(`quorumd: could not start the simulator process: ${err.message}\n`);
-        resolve(1);
-      });
-      child.on('exit', (c, signal) => {
-        if (signal) {
-          process.removeAllListeners(signal);
-          process.kill(process.pid, signal);
-        }
-        resolve(c ?? 1);
-      });
-    });
-    process.exit(code);
-  }
-
   // Stack traces through the source maps in dist/ (file:line of the TypeScript), read
   // when a stack is first formatted (bin/stack-maps.js says why not at load).
   if (process.env.QUORUMD_SOURCE_MAPS !== '0') {
@@ -90,9 +90,8 @@ trace('bin');
   const nodeBundle = join(__dirname, '..', 'dist', 'node.cjs');
   if (nodeCommand !== null && existsSync(nodeBundle)) {
     // Two V8 settings for a resident node that V8 reads when it uses them, so they are
-    // set here rather than on the first line (which `quorumd dev`, the systemd unit and a
-    // shell all pass; kernels before 5.1 cut a first line at 127 bytes). A flag given on
-    // the command line wins. Measured on `quorumd dev` (issue 14, docs/install-pi.md "Memory"):
+    // set here rather than on the command line (bin/quorumd, `quorumd dev`, the systemd
+    // unit); a flag given there wins. Measured on `quorumd dev` (issue 14, docs/install-pi.md "Memory"):
     // --bytecode-old-age=1: V8 drops the bytecode of a function that has not run since the
     //   last full collection (its default waits for five): what ran only while the node
     //   started (module set-up, the config check, the first election) is compiled again
