@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startBroker, type RunningBroker } from '../../hal/mqtt/broker.ts';
 import { isFresh } from '../../scripts/build.mjs';
+import { binLoaded } from '../helpers/loaded-modules.ts';
 
 const root = join(import.meta.dirname, '..', '..');
 const dist = join(root, 'dist');
@@ -94,6 +95,16 @@ describe('compiled daemon (dist/)', () => {
     for (const marker of ['class EngineRuntime', 'class RaftNode', 'class MqttLink', 'class DurableLog', 'MqttClient', 'Aedes', 'ZodError', 'pino', 'YAMLParseError']) expect(text.includes(marker), marker).toBe(false);
     const cliText = [...staticClosure('cli.js').files].map((f) => readFileSync(join(dist, f), 'utf8')).join('\n');
     expect(text.length + cliText.length).toBeLessThan(300_000);
+  });
+
+  it('a CLI call loads no crypto: `kv get` against a node that is not there', () => {
+    // Node's crypto module costs a call ~4 ms; only `lock acquire` needs random bytes (a
+    // lease id), and takes them from Web Crypto's global, which loads it on first use.
+    const r = binLoaded(['kv', 'get', 'x', '--node', 'http://127.0.0.1:9'], { QUORUMD_BUILD_CHECKED: '1' });
+    expect(r.status, r.stderr).toBe(3);
+    expect(r.stderr).toContain('ECONNREFUSED');
+    expect(r.builtins).toContain('NativeModule http');
+    expect(r.builtins.filter((m) => /^NativeModule (internal\/)?crypto/.test(m))).toEqual([]);
   });
 
   it('the dev supervisor loads no YAML parser, zod or node-cron (a jobs file is checked by a child), and no engine', () => {
