@@ -479,7 +479,7 @@ async function startQuorumd(dir: string, variant: string): Promise<System> {
       throw new Error(`quorumd node ${m.name} did not come back within 60 s`);
     },
     cliGet(m) {
-      // As a user types it: bin/quorumd, which runs node without flags for a CLI call.
+      // As a user types it: the bin as a command, whose shell lines run node without flags for a CLI call.
       return userCommand(bin, ['kv', 'get', 'seq', '--node', m.url]).flat();
     },
     async stop() {
