@@ -90,8 +90,8 @@ trace('bin');
   const nodeBundle = join(__dirname, '..', 'dist', 'node.cjs');
   if (nodeCommand !== null && existsSync(nodeBundle)) {
     // Two V8 settings for a resident node that V8 reads when it uses them, so they are
-    // set here rather than on the command line (bin/quorumd, `quorumd dev`, the systemd
-    // unit); a flag given there wins. Measured on `quorumd dev` (issue 14, docs/install-pi.md "Memory"):
+    // set here rather than on the command line (the shell lines above, `quorumd dev`, the
+    // systemd unit); a flag given there wins. Measured on `quorumd dev` (issue 14, docs/install-pi.md "Memory"):
     // --bytecode-old-age=1: V8 drops the bytecode of a function that has not run since the
     //   last full collection (its default waits for five): what ran only while the node
     //   started (module set-up, the config check, the first election) is compiled again

@@ -172,8 +172,9 @@ export interface DevCluster {
 
 const bin = join(import.meta.dirname, '..', 'bin', 'quorumd.js');
 /**
- * V8 flags for each node process (bin/quorumd, the command on the PATH, gives the same
- * to `quorumd start`, `witness` and `broker` started from a shell): 4 MiB young-generation semi-spaces, a quarter of
+ * V8 flags for each node process (the shell lines at the top of bin/quorumd.js give the
+ * same to `quorumd start`, `witness` and `broker` typed in a shell, and the systemd unit
+ * to a board's node; test/daemon/bin-shell.test.ts checks all three agree): 4 MiB young-generation semi-spaces, a quarter of
  * V8's default of 16: a node's live data is small and short-lived. 1 MiB saves ~7 MiB
  * more at the peak under load and nothing once a node has idled for half a minute (V8
  * shrinks the young generation again), and a busy leader then spends a quarter of its

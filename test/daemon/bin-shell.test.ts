@@ -13,6 +13,7 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { delimiter, join, relative } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { NODE_FLAGS, NODE_MALLOC_TUNABLES } from '../../daemon/dev.ts';
 
 const root = join(import.meta.dirname, '..', '..');
 const bin = join(root, 'bin', 'quorumd.js');
@@ -40,8 +41,9 @@ function viaShell(args: string[], env: NodeJS.ProcessEnv = {}): string[] {
   return r.stdout.split('\0').slice(0, -1);
 }
 
-const MEMORY = ['--max-semi-space-size=4', '--heap-growing-percent=20'];
-const TUNABLES = 'GLIBC_TUNABLES=glibc.malloc.arena_max=2:glibc.malloc.mmap_threshold=131072';
+// What `quorumd dev` gives its nodes: the shell lines must give a hand-started node the same.
+const MEMORY = [...NODE_FLAGS];
+const TUNABLES = `GLIBC_TUNABLES=${NODE_MALLOC_TUNABLES}`;
 
 describe('bin/quorumd.js run as a command', () => {
   it('the link npm makes resolves to this file (a relative symlink)', () => {
@@ -58,6 +60,12 @@ describe('bin/quorumd.js run as a command', () => {
     for (const args of [['start', '--config', '/etc/quorumd/q.yaml'], ['witness', '--config=w.yaml'], ['broker', '--port', '1883'], ['--verbose', 'start']]) {
       expect(viaShell(args)).toEqual([...MEMORY, link, ...args, TUNABLES]);
     }
+  });
+
+  it('the systemd unit starts a node with the same flags and tunables', () => {
+    const unit = readFileSync(join(root, 'packaging', 'quorumd.service'), 'utf8');
+    expect(unit).toMatch(new RegExp(`^ExecStart=/usr/bin/node ${MEMORY.join(' ')} /opt/quorumd/bin/quorumd\\.js start `, 'm'));
+    expect(unit).toContain(`\nEnvironment=${TUNABLES}\n`);
   });
 
   it('GLIBC_TUNABLES the environment has is kept', () => {
