@@ -71,6 +71,8 @@ export interface HttpOptions {
   tls?: { cert: string | Buffer; key: string | Buffer; ca?: string | Buffer };
   /** A connection that has not sent a complete request header within this is destroyed (ms). Default 10000. */
   headersTimeoutMs?: number;
+  /** An idle keep-alive connection is closed after this (ms; Node adds 1 s before it acts). Default 5000. */
+  keepAliveTimeoutMs?: number;
   /** Connections from one client address at a time; more are destroyed when accepted. Default 128 (the config's default says why). */
   maxConnectionsPerAddress?: number;
   /** Connections at a time in all. Default 1024. */
@@ -846,9 +848,31 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
   // in parallel only when all of them are safe methods; their answers go out in order
   // anyway, so waiting costs a pipelining client nothing it could have seen.
   const previous = new WeakMap<Socket, Promise<void>>();
+  // A client's silence is judged by timers: its header not in within headersTimeoutMs
+  // (Node's connection check), an idle keep-alive connection past its timeout (the
+  // socket's). Node runs due timers *before* it reads the sockets, so after this process
+  // stood still past such a timeout (SIGSTOP, a paused VM, a blocked loop), a client
+  // whose request had been waiting in the kernel all along looked silent, and its
+  // connection was destroyed with the request unanswered — a write never proposed, that
+  // the client could not tell from one lost mid-way (bench/chaos-soak.ts: 7 of 56 PUTs
+  // sent to a leader just before it was stopped for 12 s). So the verdict waits for the
+  // next poll phase, where whatever the kernel holds is read and a request in it reaches
+  // the handler; setImmediate runs right after that phase. The connection is destroyed
+  // only if no request came. (A request whose body was cut short by a stall longer than
+  // requestTimeout, over a minute, is still lost with its connection.)
+  const judgedSilent = new Set<Socket>();
+  function closeUnlessRequest(socket: Socket): void {
+    if (socket.destroyed || judgedSilent.has(socket)) return;
+    judgedSilent.add(socket);
+    setImmediate(() => {
+      if (judgedSilent.delete(socket)) socket.destroy();
+    });
+  }
   // No closure more than needed per request: under 64 writers a leader answers thousands
   // a second, and what it allocates per request is its garbage collector's work.
   const handler = (req: IncomingMessage, res: ServerResponse) => {
+    // A request on a connection judged silent (closeUnlessRequest): it was not.
+    if (judgedSilent.size !== 0) judgedSilent.delete(req.socket);
     // Our own Date header: Node's would be written by Date#toUTCString, which loads ICU's
     // time-zone names into the process (~1 MiB resident, daemon/utc-text.ts).
     res.sendDate = false;
@@ -915,7 +939,9 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
   // Node's http.Server since 0.x, not in its docs) the connection closes after the last
   // pending answer instead (test/daemon/http/half-close.test.ts).
   (server as unknown as { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
-  server.keepAliveTimeout = 5000;
+  server.keepAliveTimeout = opts.keepAliveTimeoutMs ?? 5000;
+  // An idle keep-alive connection's timeout (with a listener here, Node leaves the socket to us).
+  server.on('timeout', (s: Socket) => closeUnlessRequest(s));
   server.on('connection', (s: Socket) => {
     const addr = s.remoteAddress ?? '?';
     const n = byAddress.get(addr) ?? 0;
@@ -948,8 +974,9 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
       const timeout = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' || err.code === 'ERR_HTTP_HEADERS_TIMEOUT';
       if (timeout) {
         // A client that did not send its header in time gets no answer worth waiting for:
-        // destroyed, not half-closed (a client that never reads would keep the descriptor).
-        socket.destroy();
+        // destroyed, not half-closed (a client that never reads would keep the descriptor)
+        // — unless the header was only waiting for us to read it (closeUnlessRequest).
+        closeUnlessRequest(socket);
         return;
       }
       socket.end(`HTTP/1.1 400 Bad Request\r\nDate: ${httpDateNow()}\r\nContent-Type: ${JSON_TYPE}\r\nContent-Length: ${Buffer.byteLength(json)}\r\nConnection: close\r\n\r\n${body}`);
