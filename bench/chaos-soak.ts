@@ -58,6 +58,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const KEYS = 128;
 const BURST = 64;
 const BURST_HANGUPS = 8;
+/** The bursts' source address (any of 127.0.0.0/8 reaches the node on 127.0.0.1). */
+const BURST_SOURCE = '127.0.0.2';
 /** The server's backstop (10 s) plus generous slack for a loaded 2-core machine. */
 const BURST_WAIT_MS = 30_000;
 
@@ -81,6 +83,8 @@ interface BurstResult {
   answers: Record<string, number>;
   duplicates: number;
   unanswered: number;
+  /** How each unanswered call ended: closed by the node (and when), or still waiting at BURST_WAIT_MS. */
+  unansweredHow: string[];
   hungUp: number;
   ops: HistoryOp[];
   /** The slowest answer, ms after the request was sent. */
@@ -94,7 +98,7 @@ interface BurstResult {
  */
 function burst(node: ProcNode, prefix: string, token: string, started: () => void): Promise<BurstResult> {
   const u = new URL(node.url);
-  const res: BurstResult = { answers: {}, duplicates: 0, unanswered: 0, hungUp: 0, ops: [], slowestMs: 0 };
+  const res: BurstResult = { answers: {}, duplicates: 0, unanswered: 0, unansweredHow: [], hungUp: 0, ops: [], slowestMs: 0 };
   const socks: Array<Promise<void>> = [];
   for (let i = 0; i < BURST; i++) {
     const key = `${prefix}-p${i}`;
@@ -106,7 +110,11 @@ function burst(node: ProcNode, prefix: string, token: string, started: () => voi
         let buf = '';
         let done = false;
         let statuses: number[] = [];
-        const s = net.connect(Number(u.port), '127.0.0.1');
+        // From a loopback address of its own: the node holds at most 128 connections per
+        // client address and destroys more at accept (docs/security.md), and the workload's
+        // abandoned calls keep theirs open until answered (a client's FIN may be a
+        // half-close), so after a stopped round they could leave too few for the burst.
+        const s = net.connect({ port: Number(u.port), host: '127.0.0.1', localAddress: BURST_SOURCE });
         const finish = () => {
           if (done) return;
           done = true;
@@ -117,6 +125,7 @@ function burst(node: ProcNode, prefix: string, token: string, started: () => voi
             res.ops.push({ client: 5000 + i, op: 'put', key, value, call: t0, ret: null });
           } else if (statuses.length === 0) {
             res.unanswered++;
+            res.unansweredHow.push(ended === '' ? `no answer in ${BURST_WAIT_MS} ms` : `${ended} after ${(performance.now() - t0).toFixed(0)} ms`);
             res.ops.push({ client: 5000 + i, op: 'put', key, value, call: t0, ret: null });
           } else {
             const st = statuses[0]!;
@@ -129,6 +138,8 @@ function burst(node: ProcNode, prefix: string, token: string, started: () => voi
           resolve();
         };
         let retAt = 0;
+        /** Why the socket ended, if the node ended it. */
+        let ended = '';
         let quiet: ReturnType<typeof setTimeout> | undefined;
         const timer = setTimeout(finish, BURST_WAIT_MS);
         s.on('connect', () => {
@@ -145,8 +156,14 @@ function burst(node: ProcNode, prefix: string, token: string, started: () => voi
           clearTimeout(quiet);
           quiet = setTimeout(finish, 300);
         });
-        s.on('error', () => finish());
-        s.on('close', () => finish());
+        s.on('error', (e) => {
+          ended ||= `error ${e.message}`;
+          finish();
+        });
+        s.on('close', () => {
+          ended ||= 'closed by the node';
+          finish();
+        });
       }),
     );
   }
@@ -200,6 +217,17 @@ async function statusLine(c: ProcCluster): Promise<string> {
   return parts.join(' ');
 }
 
+/** A node's count of connections destroyed at accept (over its per-address or total limit); NaN if it does not answer. */
+async function refusedAtAccept(node: ProcNode, token: string): Promise<number> {
+  try {
+    const r = await call(node.url, 'GET', '/metrics', { timeoutMs: 2000, token });
+    const m = /^quorumd_http_connections_refused_total (\d+)$/m.exec(r.body.toString());
+    return m ? Number(m[1]) : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
 async function role(c: ProcCluster, name: string): Promise<string> {
   const n = c.nodes.find((x) => x.name === name)!;
   try {
@@ -241,6 +269,8 @@ async function main(): Promise<void> {
       let detail = '';
       let slowDiskElection = '';
       let b: Promise<BurstResult> | undefined;
+      // The leader takes the bursts: its refusals at accept before the fault (for the problem line).
+      const refused0 = await refusedAtAccept(leader, token);
       if (fault === 'stop-leader' || fault === 'stop-follower' || fault === 'stop-follower-long') {
         const who = fault === 'stop-leader' ? leader : follower;
         const ms = fault === 'stop-follower-long' ? draw(2000, 3000) : draw(200, 3000);
@@ -327,7 +357,10 @@ async function main(): Promise<void> {
         totals.burstDup += br.duplicates;
         totals.burstUnanswered += br.unanswered;
         const okStatuses = Object.keys(br.answers).every((s) => s === '200' || s === '503' || s === '504');
-        if (br.duplicates > 0 || br.unanswered > 0 || !okStatuses) problems.push(`burst: ${JSON.stringify(br.answers)} duplicates ${br.duplicates} unanswered ${br.unanswered}`);
+        if (br.duplicates > 0 || br.unanswered > 0 || !okStatuses) {
+          const how = br.unansweredHow.length > 0 ? ` (${[...new Set(br.unansweredHow)].join('; ')})` : '';
+          problems.push(`burst: ${JSON.stringify(br.answers)} duplicates ${br.duplicates} unanswered ${br.unanswered}${how}; connections the leader refused at accept meanwhile: ${(await refusedAtAccept(leader, token)) - refused0}`);
+        }
         detail += `; burst ${JSON.stringify(br.answers)} (+${br.hungUp} hung up, slowest ${br.slowestMs.toFixed(0)} ms)`;
       }
       const roles = (await Promise.all(c.nodes.map(async (n) => `${n.name}:${await role(c, n.name)}`))).join(' ');
