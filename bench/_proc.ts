@@ -1,6 +1,7 @@
 /**
  * Small helpers the process-level benches share (vs-etcd.ts, idle-cpu.ts, ...): CPU time of a
- * process from /proc, a range of free TCP ports on 127.0.0.1, the bin's node flags.
+ * process from /proc, a range of free TCP ports on 127.0.0.1, how a user's `quorumd` command
+ * runs, a checkout made ready for timed starts.
  */
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -101,8 +102,8 @@ export function devNoJobsArgs(bin: string, dir: string): string[] {
   return ['--jobs', file];
 }
 
-/** The nodes of a plain `quorumd dev` (its default --nodes). */
-const NODES_IN_DEV = 3;
+/** The nodes of prepareBin's untimed `quorumd dev` start. */
+const WARM_NODES = 3;
 
 /**
  * Gets the checkout of `bin` ready for timed starts, and says what it did. Two things a
@@ -170,12 +171,12 @@ export async function prepareBin(bin: string, who: string): Promise<string> {
   let verdict: 'present' | 'written' | undefined;
   const ready = (): boolean => {
     const says = existsSync(join(dir, 'd')) ? nodeSays() : undefined;
-    if (says !== undefined && says.length === NODES_IN_DEV && says.every((x) => x === 'accepted')) verdict = 'present';
+    if (says !== undefined && says.length === WARM_NODES && says.every((x) => x === 'accepted')) verdict = 'present';
     else if (writtenSince(t0 - 1000)) verdict = 'written';
     else if (says === undefined && Date.now() - t0 > 15_000 && cached()) verdict = 'present';
     return verdict !== undefined;
   };
-  const dev = spawn(...userCommand(bin, ['dev', '--base-port', String(await freePorts(14, who)), '--data-dir', join(dir, 'd'), ...devNoJobsArgs(bin, dir)]), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, QUORUMD_TRACE_START: '1' } });
+  const dev = spawn(...userCommand(bin, ['dev', '--nodes', String(WARM_NODES), '--base-port', String(await freePorts(14, who)), '--data-dir', join(dir, 'd'), ...devNoJobsArgs(bin, dir)]), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, QUORUMD_TRACE_START: '1' } });
   let out = '';
   dev.stdout!.on('data', (d) => (out += d));
   dev.stderr!.on('data', (d) => (out += d));
