@@ -35,6 +35,20 @@
  *     WAL segments wholly below the snapshot are removed. The previous snapshot file
  *     is removed only after the new one's rename is durable.
  *
+ * One record per flush: the records of a flush (a group's entries, marks and commit
+ * record) go into the WAL as ONE record (Kind.Batch when there are several), so a flush
+ * torn by a power cut is one bad record at the end of the log and never a bad record
+ * followed by good ones. That matters because the WAL file may be preallocated
+ * (hal/fs-storage.ts writes segments into zero-filled space, so that an fdatasync has
+ * no file size to commit): the file's size then no longer hides the part of an
+ * unfinished write that reached the disk, and a disk may persist the pages of one
+ * write in any order — a later record of the flush could survive where an earlier one
+ * did not, which recovery would have to call corruption (a good record after a bad
+ * one is what a flipped bit in acknowledged data looks like). Flushes are serial (the
+ * next one starts after this one's fsync), so at most the last record is ever torn.
+ * A group larger than maxRecordBytes is written as several flushes, each synced
+ * before the next. Recovery reads zeros after the last record as the end of the log.
+ *
  * Failure: after any I/O error the log is failed for good (a failed fsync leaves the
  * file's state unknown) and every later persist gets the error; restart and recover.
  */
@@ -60,7 +74,7 @@ import {
   segmentName,
   snapshotName,
 } from './format.ts';
-import { Kind, RECORD_HEADER, encodeRecord, recordBuffer } from './records.ts';
+import { Kind, RECORD_HEADER, packRecords, recordBuffer } from './records.ts';
 import { type Recovered, type RecoveryPlan, type SegmentInfo, recover } from './recover.ts';
 
 export interface DurableLogOptions {
@@ -500,17 +514,10 @@ export class DurableLog {
       }
     }
     if (batch.atomic === true && records.length > 1) {
-      // Inside the batch every record keeps its length and kind but not its CRC (the
-      // batch's CRC covers them): a torn batch then holds nothing that parses as a
-      // record of its own, which recovery would take for corruption before the tail.
-      const inner = records.map((r) => {
-        const x = new Uint8Array(r.length - 4);
-        x.set(r.subarray(0, 4), 0);
-        x.set(r.subarray(8), 4);
-        return x;
-      });
+      // One record, whatever its size (a torn write must never keep a prefix of it).
+      const one = packRecords(records, Infinity);
       records.length = 0;
-      records.push(encodeRecord(Kind.Batch, concat(inner)));
+      records.push(one[0]!);
     }
     if (hs) {
       this.term = hs.term;
@@ -598,13 +605,26 @@ export class DurableLog {
   /** flushGroup's second half, once its snapshot (if any) is durable. A method, not a per-flush closure. */
   private flushWal(parts: Uint8Array[], target: HardStateFile, hsChanged: boolean, groupCommit: number, compactTo: number | undefined, cb: Done): void {
     try {
-      this.writeWalAndHardState(parts, hsChanged ? target : undefined, (err2) => {
+      // One record per flush (see the header, "One record per flush"); a group too large
+      // for one record is written as several flushes, each synced before the next.
+      const chunks = packRecords(parts, this.opts.maxRecordBytes);
+      const after: Done = (err2) => {
         if (err2) return cb(err2);
         this.walCommit = Math.max(this.walCommit, groupCommit);
         this.durable = { ...target, commit: this.walCommit };
         if (compactTo !== undefined) this.compact(compactTo);
         cb(null);
-      });
+      };
+      let next = 1;
+      const more: Done = (err) => {
+        if (err || next >= chunks.length) return after(err);
+        try {
+          this.writeWalAndHardState([chunks[next++]!], undefined, more);
+        } catch (e) {
+          cb(this.fail(e));
+        }
+      };
+      this.writeWalAndHardState(chunks.length > 0 ? [chunks[0]!] : [], hsChanged ? target : undefined, chunks.length > 1 ? more : after);
     } catch (e) {
       cb(this.fail(e));
     }

@@ -47,6 +47,53 @@ export function encodeRecord(kind: number, payload: Uint8Array): Uint8Array {
   return new Writer(payload.length).raw(payload).record(kind);
 }
 
+/**
+ * Whole records (each with its header and CRC, as `encodeRecord` makes them) packed into
+ * as few records as `maxLen` allows: runs of them become one Kind.Batch record each
+ * (every inner record keeps its length and kind but not its CRC: the batch's covers
+ * them, so a torn batch holds nothing that parses as a record of its own); a Batch
+ * among them is taken apart into the new one (batches do not nest). A record that fits
+ * with no other stays as it is. `maxLen` bounds a record's length field (kind + payload),
+ * as recovery reads it. With `maxLen` = Infinity the result is always one record.
+ */
+export function packRecords(records: readonly Uint8Array[], maxLen: number): Uint8Array[] {
+  if (records.length <= 1) return records.slice();
+  const out: Uint8Array[] = [];
+  let run: Uint8Array[] = [];
+  let runLen = 1; // the batch's own kind byte
+  const close = (): void => {
+    if (run.length === 1) out.push(run[0]!);
+    else if (run.length > 1) out.push(sealBatch(run, runLen));
+    run = [];
+    runLen = 1;
+  };
+  for (const r of records) {
+    const inner = r[8] === Kind.Batch ? r.length - RECORD_HEADER - 1 : r.length - 4;
+    if (run.length > 0 && runLen + inner > maxLen) close();
+    run.push(r);
+    runLen += inner;
+  }
+  close();
+  return out;
+}
+
+/** One Kind.Batch record holding `records` (whole records; a Batch among them contributes its inner records). */
+function sealBatch(records: readonly Uint8Array[], len: number): Uint8Array {
+  const out = recordBuffer(RECORD_HEADER + len);
+  let o = RECORD_HEADER + 1;
+  for (const r of records) {
+    if (r[8] === Kind.Batch) {
+      out.set(r.subarray(RECORD_HEADER + 1), o);
+      o += r.length - RECORD_HEADER - 1;
+    } else {
+      out.set(r.subarray(0, 4), o); // length (kind + payload)
+      out.set(r.subarray(RECORD_HEADER), o + 4); // kind, payload
+      o += r.length - 4;
+    }
+  }
+  return sealRecord(out, Kind.Batch);
+}
+
 /** CRC-32 (IEEE 802.3, the polynomial zlib.crc32 uses), one table entry per byte value. */
 const CRC_TABLE = (() => {
   const t = new Int32Array(256);

@@ -6,6 +6,8 @@
  *
  * Rules (docs/architecture.md, Durability):
  *   - a partial or bad LAST record of the LAST segment is a torn write: cut, warned;
+ *   - zeros after the last record are the end of the log, in any segment (space the
+ *     writer preallocated, hal/fs-storage.ts): the last segment's are cut, silently;
  *   - anything else that does not parse — a bad record followed by a valid one, a bad
  *     record in an earlier segment, a missing segment, a bad hard-state or snapshot
  *     file — is a `StorageCorruptError` naming the file and byte offset.
@@ -97,7 +99,7 @@ export function scanRecords(
   buf: Uint8Array,
   isLast: boolean,
   maxLen: number,
-): { records: Rec[]; validEnd: number; torn?: { offset: number; dropped: number; reason: string } } {
+): { records: Rec[]; validEnd: number; torn?: { offset: number; dropped: number; reason: string }; zeros?: number } {
   const records: Rec[] = [];
   let off = 0;
   while (off < buf.length) {
@@ -121,6 +123,10 @@ export function scanRecords(
       off = r.next;
       continue;
     }
+    // Nothing but zeros to the end: the end of the log in space the file system (or a
+    // preallocation, hal/fs-storage.ts) filled with zeros — not a torn record, in any
+    // segment. A segment needs its header, though.
+    if (records.length > 0 && allZero(buf, off)) return { records, validEnd: off, zeros: buf.length - off };
     if (!isLast) throw new StorageCorruptError(file, off, `${r.reason} (not the last segment, so this is not a torn write)`);
     if (!allZero(buf, off)) {
       for (let y = off + 1; y + RECORD_HEADER < buf.length; y++) {
@@ -256,7 +262,9 @@ export function recover(storage: Storage, opts: RecoverOptions): RecoveryPlan {
       }
     }
     scanned.push({ name: s.name, seq: s.seq, records: res.records, size: res.validEnd, maxIndex });
-    if (res.torn) (scanned[scanned.length - 1] as { torn?: boolean }).torn = true;
+    // A torn tail is cut (and said); zeros after the last record of the last segment are
+    // cut silently, so that new records follow the last one with no gap.
+    if (res.torn || (isLast && res.zeros)) (scanned[scanned.length - 1] as { torn?: boolean }).torn = true;
   }
   let start = 0;
   for (let i = 1; i < scanned.length; i++) {

@@ -20,7 +20,14 @@ interface Inode {
   last?: { kind: 'append'; offset: number; bytes: Uint8Array } | { kind: 'write'; bytes: Uint8Array } | { kind: 'other' };
 }
 
-export type Tail = 'cut' | 'zeros' | 'garbage';
+/**
+ * What a power cut leaves of a file's last unsynced append: a prefix of it followed by
+ * nothing ('cut'), by zeros or by garbage; or 'sectors': the file was preallocated
+ * (zero-filled space, hal/fs-storage.ts), so its size hides nothing and the disk kept
+ * any subset of the append's 512-byte sectors (in file offsets), the others still zero,
+ * followed by more zeros.
+ */
+export type Tail = 'cut' | 'zeros' | 'garbage' | 'sectors';
 
 export class PowerLossStorage implements Storage {
   private dir = new Map<string, Inode>();
@@ -138,7 +145,7 @@ export class PowerLossStorage implements Storage {
       let content = f.durable;
       const l = f.last;
       if (l && l.kind === 'append' && l.offset === f.durable.length && rng.chance(0.7)) {
-        content = concat(f.durable, this.tear(rng, l.bytes, tail));
+        content = concat(f.durable, tail === 'sectors' ? this.sectors(rng, l.offset, l.bytes) : this.tear(rng, l.bytes, tail));
       } else if (l && l.kind === 'write' && rng.chance(0.5)) {
         content = this.tear(rng, l.bytes, tail);
       }
@@ -149,11 +156,24 @@ export class PowerLossStorage implements Storage {
     this.dir = new Map(this.durableDir);
   }
 
+  /** The sectors of an append at file offset `at` that reached the disk, in any order; then zeros. */
+  private sectors(rng: Rng, at: number, bytes: Uint8Array): Uint8Array {
+    const out = new Uint8Array(bytes.length + rng.int(0, 1024));
+    for (let o = 0; o < bytes.length; ) {
+      const next = Math.min(bytes.length, (Math.floor((at + o) / 512) + 1) * 512 - at);
+      if (rng.chance(0.5)) out.set(bytes.subarray(o, next), o);
+      o = next;
+    }
+    return out;
+  }
+
   private tear(rng: Rng, bytes: Uint8Array, tail: Tail): Uint8Array {
     const k = rng.int(0, bytes.length);
     const out = new Uint8Array(tail === 'cut' ? k : bytes.length);
     out.set(bytes.subarray(0, k), 0);
     if (tail === 'garbage') for (let i = k; i < out.length; i++) out[i] = rng.int(0, 255);
+    // 'sectors' on a whole-file write (a new file: its size is not durable before its data)
+    // is a prefix followed by zeros.
     return out;
   }
 
