@@ -11,22 +11,61 @@
  * File names are flat: no path separators, no "." or "..", no NUL, at most 255 bytes.
  * A bad name is a RangeError naming it. Reads of missing files return undefined.
  *
- * Descriptors stay open: every file written or appended keeps its descriptor (opened
- * O_APPEND, so a truncation never leaves a hole) until it is removed, renamed,
- * replaced or the storage closes, and the directory keeps one too. A sync is then one
+ * Descriptors stay open: every file written or appended keeps its descriptor until it
+ * is removed, renamed, truncated, replaced or the storage closes, and the directory
+ * keeps one too (writes are positional, at the end this process knows: a truncation
+ * closes the descriptor, and the next append starts at the new size). A sync is then one
  * trip through the thread pool (fdatasync) instead of three (open, fsync, close) —
  * about half of a WAL sync's time on ext4, most of it on tmpfs. fdatasync, as etcd
  * uses for its WAL: it flushes the data and what is needed to read it back (the
  * size), not the times. A descriptor with a sync in flight is closed only after that
  * sync called back (its number must not be reused under it).
+ *
+ * Preallocation (WAL segments only: names as hal/storage/format.ts gives them): an
+ * append that would pass the end of the space written so far first writes zeros up to
+ * the next multiple of `preallocateBytes` (default 1 MiB) past it, and later appends
+ * overwrite those zeros. An fdatasync after an append that grows a file must commit the
+ * new size through the file system's journal (on ext4 a journal commit, by its own
+ * kernel thread, on every write); one that only overwrites flushes the data pages and
+ * nothing else. Measured on this project's 2-core test VM (ext4, 150-byte records, 3,000
+ * syncs each): fdatasync median 0.16–0.18 ms growing, 0.12 ms into written zeros; with
+ * two busy loops beside it 0.21–0.35 ms against 0.15–0.23 ms. On an SD card the journal
+ * blocks are also card writes that each small write no longer pays. The zeros cost one
+ * larger sync every `preallocateBytes` of log. (etcd preallocates its WAL segments too,
+ * with fallocate, which Node does not offer.) The file then ends in zeros: recovery
+ * reads them as the end of the log, and the durable log writes every flush as one
+ * record, so that a torn write into this space is one bad record, never a bad record
+ * followed by good ones (hal/storage/durable-log.ts, "One record per flush").
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Done, Storage } from './interfaces.ts';
+import { parseSegmentName } from './storage/format.ts';
 
 const MAX_NAME = 255;
-/** Writes and appends: always at the end, created when missing (write() adds O_TRUNC). */
-const APPEND = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_APPEND;
+/** Writes and appends: created when missing (write() adds O_TRUNC). Positional, not O_APPEND (Linux's pwrite ignores the position under O_APPEND). */
+const WRITE = fs.constants.O_WRONLY | fs.constants.O_CREAT;
+/** Default `preallocateBytes`. */
+const PREALLOCATE_BYTES = 1 << 20;
+/** The zeros of a preallocation are written in pieces of this size (one short-lived buffer). */
+const ZERO_PIECE = 64 * 1024;
+
+export interface FsStorageOptions {
+  /**
+   * WAL segments are extended with zeros in steps of this many bytes, ahead of the
+   * appends (see the header). Default 1 MiB; 0 turns preallocation off (every append
+   * grows the file).
+   */
+  preallocateBytes?: number;
+}
+
+/** Where the next append of an open file goes, and how far the file is written (its size on disk). */
+interface OpenFile {
+  fd: number;
+  end: number;
+  written: number;
+  preallocate: boolean;
+}
 
 export function validateFileName(name: unknown): string {
   if (typeof name !== 'string') throw new RangeError(`storage file name must be a string, got ${typeof name}`);
@@ -39,7 +78,8 @@ export function validateFileName(name: unknown): string {
 
 export class FsStorage implements Storage {
   readonly dir: string;
-  private fds = new Map<string, number>();
+  private fds = new Map<string, OpenFile>();
+  private readonly preallocateBytes: number;
   /** Syncs in flight per descriptor; a descriptor dropped meanwhile is closed by the last one. */
   private syncing = new Map<number, number>();
   private closeWhenIdle = new Set<number>();
@@ -47,8 +87,11 @@ export class FsStorage implements Storage {
   private closed = false;
 
   /** Uses `dir` (created if missing, with parents). */
-  constructor(dir: string) {
+  constructor(dir: string, opts: FsStorageOptions = {}) {
     if (typeof dir !== 'string' || dir.length === 0) throw new RangeError('FsStorage: dir must be a non-empty path');
+    const pre = opts.preallocateBytes ?? PREALLOCATE_BYTES;
+    if (!Number.isSafeInteger(pre) || pre < 0) throw new RangeError(`FsStorage: preallocateBytes must be a non-negative integer, got ${String(pre)}`);
+    this.preallocateBytes = pre;
     this.dir = path.resolve(dir);
     fs.mkdirSync(this.dir, { recursive: true });
     const st = fs.statSync(this.dir);
@@ -63,10 +106,10 @@ export class FsStorage implements Storage {
     if (this.closed) throw new Error(`FsStorage(${this.dir}): closed`);
   }
   private dropFd(name: string): void {
-    const fd = this.fds.get(name);
-    if (fd !== undefined) {
+    const f = this.fds.get(name);
+    if (f !== undefined) {
       this.fds.delete(name);
-      this.release(fd);
+      this.release(f.fd);
     }
   }
   /** Closes `fd` now, or once the syncs running on it called back. */
@@ -97,24 +140,55 @@ export class FsStorage implements Storage {
   write(name: string, data: Uint8Array): void {
     const p = this.p(name);
     this.dropFd(name);
-    const fd = fs.openSync(p, APPEND | fs.constants.O_TRUNC);
-    this.fds.set(name, fd);
-    writeAll(fd, data, name);
+    const fd = fs.openSync(p, WRITE | fs.constants.O_TRUNC);
+    this.fds.set(name, { fd, end: data.length, written: data.length, preallocate: this.preallocates(name) });
+    writeAll(fd, data, 0, name);
   }
 
   append(name: string, data: Uint8Array): void {
     const p = this.p(name);
-    let fd = this.fds.get(name);
-    if (fd === undefined) {
-      fd = fs.openSync(p, APPEND);
-      this.fds.set(name, fd);
+    let f = this.fds.get(name);
+    if (f === undefined) {
+      const fd = fs.openSync(p, WRITE);
+      let size: number;
+      try {
+        size = fs.fstatSync(fd).size;
+      } catch (e) {
+        fs.closeSync(fd);
+        throw e;
+      }
+      f = { fd, end: size, written: size, preallocate: this.preallocates(name) };
+      this.fds.set(name, f);
     }
-    writeAll(fd, data, name);
+    const end = f.end + data.length;
+    if (f.preallocate && end > f.written) {
+      // Zeros from the written end to the next step past this append (see the header).
+      const step = this.preallocateBytes;
+      const to = (Math.floor(end / step) + 1) * step;
+      try {
+        writeZeros(f.fd, f.written, to - f.written, name);
+        f.written = to;
+      } catch (e) {
+        // A nearly full disk: no room for the zeros, perhaps for the record. Go on with
+        // plain appends for this file (zeros already written are overwritten or read
+        // as the log's end), so that preallocation never stops a node sooner.
+        if ((e as NodeJS.ErrnoException).code !== 'ENOSPC') throw e;
+        f.preallocate = false;
+      }
+    }
+    writeAll(f.fd, data, f.end, name);
+    f.end = end;
+    if (end > f.written) f.written = end;
+  }
+
+  private preallocates(name: string): boolean {
+    return this.preallocateBytes > 0 && parseSegmentName(name) !== undefined;
   }
 
   truncate(name: string, size: number): void {
     const p = this.p(name);
     if (!Number.isSafeInteger(size) || size < 0) throw new RangeError(`FsStorage.truncate(${name}): size must be a non-negative integer, got ${size}`);
+    this.dropFd(name); // the next append starts at the new size
     fs.truncateSync(p, size);
   }
 
@@ -140,8 +214,8 @@ export class FsStorage implements Storage {
       queueMicrotask(() => done(e as Error));
       return;
     }
-    const fd = this.fds.get(name);
-    if (fd !== undefined) return this.syncFd(fd, false, `fsync ${name}`, done);
+    const f = this.fds.get(name);
+    if (f !== undefined) return this.syncFd(f.fd, false, `fsync ${name}`, done);
     // Not written by this process (recovery truncated it): open it once for the sync.
     fs.open(p, 'r', (err, rfd) => {
       if (err) return done(withContext(err, `fsync ${name}`));
@@ -180,7 +254,7 @@ export class FsStorage implements Storage {
 
   /** Closes the descriptors (those with a sync in flight once it calls back); later calls throw. Syncs already running still call back. */
   close(): void {
-    for (const fd of this.fds.values()) this.release(fd);
+    for (const f of this.fds.values()) this.release(f.fd);
     this.fds.clear();
     if (this.dirFd !== undefined) this.release(this.dirFd);
     this.dirFd = undefined;
@@ -188,13 +262,23 @@ export class FsStorage implements Storage {
   }
 }
 
-/** writeSync may write less than asked (rare on files, but allowed): loop, bounded by progress. */
-function writeAll(fd: number, data: Uint8Array, name: string): void {
+/** `data` at byte `at` of the file. writeSync may write less than asked (rare on files, but allowed): loop, bounded by progress. */
+function writeAll(fd: number, data: Uint8Array, at: number, name: string): void {
   let off = 0;
   while (off < data.length) {
-    const n = fs.writeSync(fd, data, off, data.length - off);
+    const n = fs.writeSync(fd, data, off, data.length - off, at + off);
     if (n <= 0) throw new Error(`FsStorage: write to ${name} made no progress`);
     off += n;
+  }
+}
+
+/** `n` zero bytes at byte `at` of the file, in pieces (one short-lived buffer). */
+function writeZeros(fd: number, at: number, n: number, name: string): void {
+  const zeros = new Uint8Array(Math.min(n, ZERO_PIECE));
+  for (let done = 0; done < n; ) {
+    const k = Math.min(zeros.length, n - done);
+    writeAll(fd, k === zeros.length ? zeros : zeros.subarray(0, k), at + done, name);
+    done += k;
   }
 }
 

@@ -2,7 +2,8 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { FsStorage, validateFileName } from '../../hal/fs-storage.ts';
 import type { DurableLog, DurableLogOptions, Opened, PersistBatch } from '../../hal/storage/index.ts';
 import { StorageCorruptError, openDurableLog } from '../../hal/storage/index.ts';
@@ -27,6 +28,17 @@ function persist(log: DurableLog, b: PersistBatch): Promise<void> {
 }
 function cb(fn: (done: (err: Error | null) => void) => void): Promise<void> {
   return new Promise((res, rej) => fn((err) => (err ? rej(err) : res())));
+}
+
+/** Where each record of a WAL segment ends (the framing: u32 length, CRC, then length bytes), up to the first zero length. */
+function recordEnds(buf: Uint8Array): number[] {
+  const ends: number[] = [];
+  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  for (let o = 0; o + 8 <= buf.length && dv.getUint32(o, true) !== 0; ) {
+    o += 8 + dv.getUint32(o, true);
+    ends.push(o);
+  }
+  return ends;
 }
 
 describe('FsStorage', () => {
@@ -62,6 +74,78 @@ describe('FsStorage', () => {
     expect(() => st.truncate('c', -1)).toThrow(/size must be a non-negative integer/);
     st.close();
     expect(() => st.list()).toThrow(/closed/);
+  });
+
+  it('preallocates WAL segments only, in steps of preallocateBytes, and writes each append where the last one ended', () => {
+    const d = tmpDir();
+    expect(() => new FsStorage(d, { preallocateBytes: -1 })).toThrow(/preallocateBytes must be a non-negative integer, got -1/);
+    const st = new FsStorage(d, { preallocateBytes: 4096 });
+    const seg = segmentName(1);
+    const rec = (n: number, v: number) => new Uint8Array(n).fill(v);
+    st.write(seg, rec(100, 1)); // a new segment: exactly what was written
+    expect(fs.statSync(path.join(d, seg)).size).toBe(100);
+    st.append(seg, rec(50, 2)); // past the written end: zeros up to the next step past it
+    expect(fs.statSync(path.join(d, seg)).size).toBe(4096);
+    st.append(seg, rec(4000, 3)); // 150 + 4000 passes 4096: the next step
+    expect(fs.statSync(path.join(d, seg)).size).toBe(8192);
+    const got = st.read(seg)!;
+    expect(got.subarray(0, 100).every((b) => b === 1)).toBe(true);
+    expect(got.subarray(100, 150).every((b) => b === 2)).toBe(true);
+    expect(got.subarray(150, 4150).every((b) => b === 3)).toBe(true);
+    expect(got.subarray(4150).every((b) => b === 0)).toBe(true);
+    // Truncated (recovery cuts the zeros): the next append starts at the new size, zeros after it again.
+    st.truncate(seg, 150);
+    st.append(seg, rec(10, 4));
+    const again = st.read(seg)!;
+    expect(again.length).toBe(4096);
+    expect(again.subarray(150, 160).every((b) => b === 4)).toBe(true);
+    expect(again.subarray(160).every((b) => b === 0)).toBe(true);
+    // Other files (hard state, snapshots, their .tmp) are never padded.
+    st.write('hardstate.tmp', rec(10, 5));
+    st.append('hardstate.tmp', rec(10, 6));
+    expect(fs.statSync(path.join(d, 'hardstate.tmp')).size).toBe(20);
+    st.close();
+    // Off: a segment grows by what is appended.
+    const plain = new FsStorage(tmpDir(), { preallocateBytes: 0 });
+    plain.write(seg, rec(100, 1));
+    plain.append(seg, rec(50, 2));
+    expect(plain.read(seg)!.length).toBe(150);
+    plain.close();
+  });
+});
+
+describe('FsStorage on a nearly full file system', () => {
+  // A small tmpfs needs a mount: only where this process may mount (root).
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'quorumd-fs-full-'));
+  const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=96k', 'tmpfs', dir], { encoding: 'utf8', timeout: 10_000 }).status === 0;
+  afterAll(() => {
+    if (mounted) spawnSync('umount', [dir], { timeout: 10_000 });
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  it.skipIf(!mounted)('no room for the preallocation: appends go on without it until the records themselves do not fit', () => {
+    const st = new FsStorage(dir, { preallocateBytes: 64 * 1024 });
+    const seg = segmentName(1);
+    st.write(seg, new Uint8Array(100).fill(1));
+    st.append(seg, new Uint8Array(100).fill(2)); // zeros to 64 KiB: fits
+    expect(fs.statSync(path.join(dir, seg)).size).toBe(64 * 1024);
+    const rec = new Uint8Array(1000).fill(3);
+    let appended = 0;
+    let error: unknown;
+    for (let i = 0; i < 200; i++) {
+      try {
+        st.append(seg, rec); // the next 64 KiB of zeros would not fit in 96 KiB
+        appended++;
+      } catch (e) {
+        error = e;
+        break;
+      }
+    }
+    // Past the first step (where the zeros no longer fit) the records went on, plainly, until the disk was full.
+    expect(appended).toBeGreaterThan(70);
+    expect((error as NodeJS.ErrnoException | undefined)?.code).toBe('ENOSPC');
+    const got = st.read(seg)!;
+    expect(got.subarray(200, 200 + 70 * 1000).every((b) => b === 3)).toBe(true);
+    st.close();
   });
 });
 
@@ -123,19 +207,55 @@ describe('durable log on FsStorage (real files, real fsync)', () => {
     st.close();
     const segPath = path.join(d, segmentName(1));
     const full = fs.readFileSync(segPath);
-    fs.truncateSync(segPath, full.length - 5);
+    // The file is preallocated: records, then zeros to the next MiB.
+    const ends = recordEnds(full);
+    const end = ends[ends.length - 1]!;
+    expect(full.length).toBe(1 << 20);
+    expect(full.subarray(end).every((b) => b === 0)).toBe(true);
+    // A write torn at the end: its last 5 bytes never reached the disk (zeros, as in preallocated space).
+    full.fill(0, end - 5, end);
+    fs.writeFileSync(segPath, full);
     st = new FsStorage(d);
     const b = await open(st);
     expect(b.state.entries.map((e) => e.index)).toEqual([1, 2, 3, 4]);
     expect(b.state.warnings.some((w) => w.includes(`torn tail in ${segmentName(1)}`))).toBe(true);
     st.close();
     const cut = fs.readFileSync(segPath);
-    expect(cut.length).toBeLessThan(full.length - 5);
+    expect(cut.length).toBe(ends[ends.length - 2]);
     cut[40]! ^= 0x10;
     fs.writeFileSync(segPath, cut);
     st = new FsStorage(d);
     await expect(open(st)).rejects.toBeInstanceOf(StorageCorruptError);
     await expect(open(st)).rejects.toThrow(new RegExp(`${segmentName(1)} at byte \\d+`));
+    st.close();
+  });
+
+  it('preallocated segments: every restart continues right after the last record, with no warning; zeros ending an earlier segment are its end', async () => {
+    const d = tmpDir();
+    let st = new FsStorage(d, { preallocateBytes: 4096 });
+    let a = await open(st, { segmentBytes: 1500 });
+    let n = 0;
+    for (let boot = 0; boot < 3; boot++) {
+      for (let i = 0; i < 20; i++) {
+        n++;
+        await persist(a.log, { hardState: { term: 1, vote: 1, commit: n - 1 }, entries: [ent(n, 1, `value ${n} `.repeat(8))] });
+      }
+      st.close();
+      const segs = fs.readdirSync(d).filter((f) => f.startsWith('wal-')).sort();
+      expect(segs.length).toBeGreaterThan(1 + boot);
+      // Earlier segments end in zeros (appended to, then rolled away from); only a
+      // segment that got nothing after the roll that created it has its exact size.
+      const padded = segs.filter((f) => {
+        const buf = fs.readFileSync(path.join(d, f));
+        return buf.length % 4096 === 0 && buf[buf.length - 1] === 0;
+      });
+      expect(padded.length).toBeGreaterThanOrEqual(segs.length - 1);
+      expect(padded).toContain(segs[0]);
+      st = new FsStorage(d, { preallocateBytes: 4096 });
+      a = await open(st, { segmentBytes: 1500 });
+      expect(a.state.warnings).toEqual([]);
+      expect(a.state.entries.map((e) => e.index)).toEqual(Array.from({ length: n }, (_, k) => k + 1));
+    }
     st.close();
   });
 
