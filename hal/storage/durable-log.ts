@@ -602,7 +602,7 @@ export class DurableLog {
     }
   }
 
-  /** flushGroup's second half, once its snapshot (if any) is durable. A method, not a per-flush closure. */
+  /** flushGroup's second half, once its snapshot (if any) is durable. */
   private flushWal(parts: Uint8Array[], target: HardStateFile, hsChanged: boolean, groupCommit: number, compactTo: number | undefined, cb: Done): void {
     try {
       // One record per flush (see the header, "One record per flush"); a group too large

@@ -17,6 +17,13 @@ import type { Entry } from '../../src/wire/messages.ts';
 import { Kind, Reader, Writer } from './records.ts';
 
 export const FORMAT_VERSION = 1;
+/**
+ * Version of a WAL segment (its header). 2: the segment may end in zeros (preallocated,
+ * hal/fs-storage.ts) and every flush is one record (durable-log.ts). This build writes
+ * 2 and reads 1 and 2; a build that reads only 1 refuses a 2 with "unsupported format
+ * version" instead of calling the zeros corruption.
+ */
+export const SEGMENT_VERSION = 2;
 /** 'QWAL' as a little-endian u32: the first payload field of every segment. */
 export const SEGMENT_MAGIC = 0x4c415751;
 
@@ -69,14 +76,14 @@ export interface SnapshotRecord {
 }
 
 export function encodeSegmentHeader(seq: number): Uint8Array {
-  return new Writer(13).u32(SEGMENT_MAGIC).u8(FORMAT_VERSION).u64(seq, 'segment seq').record(Kind.SegmentHeader);
+  return new Writer(13).u32(SEGMENT_MAGIC).u8(SEGMENT_VERSION).u64(seq, 'segment seq').record(Kind.SegmentHeader);
 }
 export function decodeSegmentHeader(p: Uint8Array): { seq: number } {
   const r = new Reader(p);
   const magic = r.u32('segment magic');
   if (magic !== SEGMENT_MAGIC) throw new RangeError(`bad segment magic 0x${magic.toString(16)}`);
   const v = r.u8('format version');
-  if (v !== FORMAT_VERSION) throw new RangeError(`unsupported format version ${v} (this build reads ${FORMAT_VERSION})`);
+  if (v < 1 || v > SEGMENT_VERSION) throw new RangeError(`unsupported format version ${v} (this build reads 1 to ${SEGMENT_VERSION})`);
   const seq = r.u64('segment seq');
   r.end('segment header');
   return { seq };

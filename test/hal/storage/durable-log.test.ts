@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { StorageCorruptError, StorageInputError, recover } from '../../../hal/storage/index.ts';
-import { HARDSTATE_FILE, encodeCommit, encodeSegmentHeader, segmentName } from '../../../hal/storage/format.ts';
+import { HARDSTATE_FILE, SEGMENT_MAGIC, SEGMENT_VERSION, encodeCommit, encodeSegmentHeader, segmentName } from '../../../hal/storage/format.ts';
+import { Kind, Writer } from '../../../hal/storage/records.ts';
 import { Rng } from '../../../src/rng.ts';
 import { ent, ents, openNow, persistNow, show } from './helpers.ts';
 import { PowerLossStorage } from './power-loss-storage.ts';
@@ -212,6 +213,26 @@ describe('durable log: recovery of damaged files', () => {
         expect(openNow(s2).state.entries.length).toBe(8);
       }
     }
+  });
+
+  it('reads segments of format 1 (written before preallocation) and 2; refuses a newer one by its version', () => {
+    const header = (v: number) => new Writer(13).u32(SEGMENT_MAGIC).u8(v).u64(1, 'seq').record(Kind.SegmentHeader);
+    expect(header(SEGMENT_VERSION)).toEqual(encodeSegmentHeader(1));
+    const { st, seg, offsets } = build();
+    const full = st.read(seg)!;
+    for (const v of [1, 2, 3]) {
+      const s2 = new PowerLossStorage();
+      for (const n of st.list()) s2.write(n, st.read(n)!);
+      const content = full.slice();
+      content.set(header(v), 0);
+      s2.setContent(seg, content);
+      if (v <= SEGMENT_VERSION) {
+        expect(openNow(s2).state.entries.map((e) => e.index)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+      } else {
+        expect(() => recover(s2, ropts)).toThrow(`storage corrupt: ${seg} at byte 0: bad segment header: unsupported format version 3 (this build reads 1 to 2)`);
+      }
+    }
+    expect(offsets[1]).toBe(header(1).length);
   });
 
   it('a bit flip in a middle record is fatal and names the file and offset', () => {
