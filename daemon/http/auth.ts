@@ -15,6 +15,13 @@
  * credential (equal-length inputs, no early exit on the first match), so the time of
  * an answer tells neither a token's prefix nor which credential matched.
  *
+ * A keep-alive connection whose header matched is not hashed again while it sends the
+ * very same header: the credential is remembered for that connection (the header
+ * string and whom it matched; forgotten with the connection). Comparing a header with
+ * the one the same connection sent before tells its client nothing it did not send
+ * itself; any other header is checked in full. Under 64 writers the hash was 2–3 % of
+ * the leader's busy time.
+ *
  * The scope a request needs is decided from its method and path alone, before any
  * routing (`requiredScope`): an endpoint added later without a rule here needs the
  * operator scope, so a new endpoint is closed until someone decides otherwise.
@@ -62,6 +69,8 @@ export interface Caller {
 
 export class ApiAuth {
   private readonly creds: Array<Caller & { digest: Buffer }>;
+  /** Per connection: the header that last matched, and whom (see the header). */
+  private readonly byConnection = new WeakMap<object, { header: string; caller: Caller }>();
 
   constructor(credentials: ApiCredential[]) {
     if (!Array.isArray(credentials) || credentials.length === 0) throw new TypeError('HTTP API: at least one credential {name, scope, token} is needed');
@@ -76,13 +85,22 @@ export class ApiAuth {
     });
   }
 
-  /** The credential an `Authorization` header names, or undefined (missing, malformed, unknown). */
-  check(header: string | undefined): Caller | undefined {
+  /**
+   * The credential an `Authorization` header names, or undefined (missing, malformed,
+   * unknown). `connection`: the request's socket, whose last matching header is
+   * remembered (see the header).
+   */
+  check(header: string | undefined, connection?: object): Caller | undefined {
+    if (connection !== undefined && header !== undefined) {
+      const known = this.byConnection.get(connection);
+      if (known !== undefined && known.header === header) return known.caller;
+    }
     const m = header === undefined ? null : /^Bearer ([\x21-\x7e]{1,512})$/.exec(header);
     const given = digest(m ? m[1]! : '\u0000no token');
     let found: Caller | undefined;
     // Every credential is compared, whatever matched: constant work per request.
     for (const c of this.creds) if (timingSafeEqual(given, c.digest) && m) found = c;
+    if (found !== undefined && connection !== undefined) this.byConnection.set(connection, { header: header!, caller: found });
     return found;
   }
 }

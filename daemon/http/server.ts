@@ -620,7 +620,7 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
       return send(res, 200, method === 'HEAD' ? '' : a.body, { 'Content-Type': a.type, 'Cache-Control': 'no-cache', ETag: a.etag, ...UI_HEADERS });
     }
 
-    const who = auth.check(req.headers.authorization);
+    const who = auth.check(req.headers.authorization, req.socket);
     if (!who) {
       throw new HttpError(401, 'unauthorized', req.headers.authorization === undefined
         ? 'no credentials: send Authorization: Bearer <token> (the node\'s token file; `quorumd` finds it by itself, docs/security.md)'
