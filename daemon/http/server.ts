@@ -338,7 +338,7 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
   function send(res: ServerResponse, status: number, body: string | Uint8Array, headers: Record<string, string | number> = {}): void {
     if (res.headersSent || res.destroyed) return;
     counts.set(status, (counts.get(status) ?? 0) + 1);
-    const h: Record<string, string | number> = { 'Cache-Control': 'no-store', ...headers };
+    const h: Record<string, string | number> = { Date: httpDateNow(), 'Cache-Control': 'no-store', ...headers };
     if (typeof body === 'string' && !('Content-Type' in h)) h['Content-Type'] = JSON_TYPE;
     h['Content-Length'] = typeof body === 'string' ? Buffer.byteLength(body) : body.length;
     res.writeHead(status, h);
@@ -613,7 +613,7 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
       if (!a) throw new HttpError(404, 'not-found', `no such dashboard file: ${path.slice(0, 80)} (the dashboard is /ui)`);
       if (req.headers['if-none-match'] === a.etag) {
         counts.set(304, (counts.get(304) ?? 0) + 1);
-        res.writeHead(304, { ETag: a.etag, 'Cache-Control': 'no-cache' });
+        res.writeHead(304, { Date: httpDateNow(), ETag: a.etag, 'Cache-Control': 'no-cache' });
         res.end();
         return;
       }
@@ -875,8 +875,10 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
     if (judgedSilent.size !== 0) judgedSilent.delete(req.socket);
     // Our own Date header: Node's would be written by Date#toUTCString, which loads ICU's
     // time-zone names into the process (~1 MiB resident, daemon/utc-text.ts).
+    // It goes into writeHead's object with the others (send, and the 304 below): one
+    // setHeader before writeHead would send every header of every answer through
+    // setHeader's validation (Node's slow path for headers set both ways).
     res.sendDate = false;
-    res.setHeader('Date', httpDateNow());
     const sock = req.socket;
     const list = unansweredOn(sock);
     list.push(res);

@@ -2,6 +2,7 @@
  * The HTTP API contract of docs/api.md against an in-process backend: routes, status
  * codes, error bodies, limits, watch, locks, auth, metrics.
  */
+import * as http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApiServer, type ApiServer } from '../../../daemon/http/server.ts';
 import { call, type Reply } from '../../../daemon/client/http.ts';
@@ -201,6 +202,42 @@ describe('credentials and scopes', () => {
       expect((await call(u, 'POST', '/v1/fence/n2', { token: 'operator-token-0001' })).status).toBe(501);
     } finally {
       await s.close();
+    }
+  });
+});
+
+describe('the Date header', () => {
+  /** Status and raw header lines of one request (no agent: a connection of its own). */
+  const raw = (path: string, headers: Record<string, string>): Promise<{ status: number; raw: string[] }> =>
+    new Promise((resolve, reject) => {
+      const u = new URL(path, base);
+      const r = http.request({ host: u.hostname, port: u.port, path: u.pathname, headers, agent: false, timeout: 10_000 }, (res) => {
+        res.resume();
+        res.on('end', () => resolve({ status: res.statusCode!, raw: res.rawHeaders }));
+      });
+      r.on('timeout', () => r.destroy(new Error(`no answer to GET ${path} within 10 s`)));
+      r.on('error', reject);
+      r.end();
+    });
+  it('is on every kind of answer, once, as an HTTP-date of now', async () => {
+    const auth = { Authorization: `Bearer ${TOKEN}` };
+    const etag = (await raw('/ui', {})).raw;
+    const tag = etag[etag.findIndex((h, i) => i % 2 === 0 && h.toLowerCase() === 'etag') + 1]!;
+    const cases: Array<[string, Record<string, string>, number]> = [
+      ['/v1/status', auth, 200],
+      ['/v1/kv/no-such-key', auth, 404],
+      ['/v1/status', {}, 401],
+      ['/ui', { 'If-None-Match': tag }, 304],
+    ];
+    for (const [path, headers, status] of cases) {
+      const r = await raw(path, headers);
+      expect(r.status, path).toBe(status);
+      const dates = r.raw.filter((h, i) => i % 2 === 1 && r.raw[i - 1]!.toLowerCase() === 'date');
+      expect(dates, `${status} ${path}`).toHaveLength(1);
+      expect(dates[0]).toMatch(/^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d{2}:\d{2}:\d{2} GMT$/);
+      expect(Math.abs(Date.parse(dates[0]!) - Date.now())).toBeLessThan(60_000);
+      const names = r.raw.filter((_, i) => i % 2 === 0).map((h) => h.toLowerCase());
+      expect(new Set(names).size, `a header twice in ${names.join(', ')}`).toBe(names.length);
     }
   });
 });
