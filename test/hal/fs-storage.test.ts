@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it, onTestFinished } from 'vitest';
 import { FsStorage, validateFileName } from '../../hal/fs-storage.ts';
 import type { DurableLog, DurableLogOptions, Opened, PersistBatch } from '../../hal/storage/index.ts';
 import { StorageCorruptError, openDurableLog } from '../../hal/storage/index.ts';
@@ -124,6 +124,8 @@ describe('FsStorage on a nearly full file system', () => {
   });
   it.skipIf(!mounted)('no room for the preallocation: appends go on without it until the records themselves do not fit', () => {
     const st = new FsStorage(dir, { preallocateBytes: 64 * 1024 });
+    // Closed whatever happens: an open descriptor would keep the tmpfs from unmounting.
+    onTestFinished(() => st.close());
     const seg = segmentName(1);
     st.write(seg, new Uint8Array(100).fill(1));
     st.append(seg, new Uint8Array(100).fill(2)); // zeros to 64 KiB: fits
@@ -145,7 +147,6 @@ describe('FsStorage on a nearly full file system', () => {
     expect((error as NodeJS.ErrnoException | undefined)?.code).toBe('ENOSPC');
     const got = st.read(seg)!;
     expect(got.subarray(200, 200 + 70 * 1000).every((b) => b === 3)).toBe(true);
-    st.close();
   });
 });
 
