@@ -321,11 +321,11 @@ export class DurableLog {
       if (t) this.storage.truncate(t.name, t.size);
       // A snapshot applied at recovery without its WAL mark gets the mark now, before
       // any new entry, so that the next recovery replays the same log.
-      const parts = this.plan.missingMark ? [encodeMark(this.plan.missingMark)] : [];
-      const truncatedElsewhere = t && (parts.length === 0 || this.segments[this.segments.length - 1]?.size! >= this.opts.segmentBytes);
+      const mark = this.plan.missingMark ? encodeMark(this.plan.missingMark) : undefined;
+      const truncatedElsewhere = t && (mark === undefined || this.segments[this.segments.length - 1]?.size! >= this.opts.segmentBytes);
       const j = join(truncatedElsewhere ? 2 : 1, cb);
       if (truncatedElsewhere) this.sync(t.name, j);
-      this.writeWalAndHardState(parts, { ...this.durable, bootId: this.boot }, j);
+      this.writeWalAndHardState(mark, { ...this.durable, bootId: this.boot }, j);
     } catch (e) {
       cb(e as Error);
     }
@@ -615,16 +615,20 @@ export class DurableLog {
         if (compactTo !== undefined) this.compact(compactTo);
         cb(null);
       };
-      let next = 1;
-      const more: Done = (err) => {
-        if (err || next >= chunks.length) return after(err);
-        try {
-          this.writeWalAndHardState([chunks[next++]!], undefined, more);
-        } catch (e) {
-          cb(this.fail(e));
-        }
-      };
-      this.writeWalAndHardState(chunks.length > 0 ? [chunks[0]!] : [], hsChanged ? target : undefined, chunks.length > 1 ? more : after);
+      let then = after;
+      if (chunks.length > 1) {
+        let next = 1;
+        const more: Done = (err) => {
+          if (err || next >= chunks.length) return after(err);
+          try {
+            this.writeWalAndHardState(chunks[next++], undefined, more);
+          } catch (e) {
+            cb(this.fail(e));
+          }
+        };
+        then = more;
+      }
+      this.writeWalAndHardState(chunks[0], hsChanged ? target : undefined, then);
     } catch (e) {
       cb(this.fail(e));
     }
@@ -690,13 +694,13 @@ export class DurableLog {
     });
   }
 
-  /** One append + one fsync for the WAL; the hard-state replace in parallel when term/vote/meta changed. */
-  private writeWalAndHardState(parts: Uint8Array[], hs: HardStateFile | undefined, done: Done): void {
+  /** One record (a flush: see the header) appended + one fsync for the WAL; the hard-state replace in parallel when term/vote/meta changed. */
+  private writeWalAndHardState(record: Uint8Array | undefined, hs: HardStateFile | undefined, done: Done): void {
     let dirSyncNeeded = false;
     let walName: string | undefined;
-    if (parts.length > 0) {
+    if (record !== undefined) {
       let cur = this.segments[this.segments.length - 1];
-      let bytes = concat(parts);
+      let bytes = record;
       if (!cur || cur.size >= this.opts.segmentBytes) {
         // Roll. The previous segment is entirely durable (every flush fsyncs it before
         // the next starts), so only this one can ever hold a torn tail.
@@ -712,14 +716,13 @@ export class DurableLog {
         this.append(cur.name, bytes);
       }
       cur.size += bytes.length;
-      for (const p of parts) {
-        if (p[8] === 2 /* Kind.Entry */) cur.maxIndex = Math.max(cur.maxIndex, entryIndexAt(p, 0));
-        else if (p[8] === Kind.Batch) {
-          // The records inside an atomic batch ([u32 len][kind][payload] each, no CRC), from payload offset 9.
-          for (let o = RECORD_HEADER + 1; o + 5 <= p.length; ) {
-            if (p[o + 4] === 2) cur.maxIndex = Math.max(cur.maxIndex, entryIndexAt(p, o - 4));
-            o += 4 + ((p[o]! | (p[o + 1]! << 8) | (p[o + 2]! << 16) | (p[o + 3]! << 24)) >>> 0);
-          }
+      const p = record;
+      if (p[8] === 2 /* Kind.Entry */) cur.maxIndex = Math.max(cur.maxIndex, entryIndexAt(p, 0));
+      else if (p[8] === Kind.Batch) {
+        // The records inside a batch ([u32 len][kind][payload] each, no CRC), from payload offset 9.
+        for (let o = RECORD_HEADER + 1; o + 5 <= p.length; ) {
+          if (p[o + 4] === 2) cur.maxIndex = Math.max(cur.maxIndex, entryIndexAt(p, o - 4));
+          o += 4 + ((p[o]! | (p[o + 1]! << 8) | (p[o + 2]! << 16) | (p[o + 3]! << 24)) >>> 0);
         }
       }
       walName = cur.name;

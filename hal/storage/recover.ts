@@ -264,7 +264,7 @@ export function recover(storage: Storage, opts: RecoverOptions): RecoveryPlan {
     scanned.push({ name: s.name, seq: s.seq, records: res.records, size: res.validEnd, maxIndex });
     // A torn tail is cut (and said); zeros after the last record of the last segment are
     // cut silently, so that new records follow the last one with no gap.
-    if (res.torn || (isLast && res.zeros)) (scanned[scanned.length - 1] as { torn?: boolean }).torn = true;
+    if (res.torn || (isLast && res.zeros)) (scanned[scanned.length - 1] as { cut?: boolean }).cut = true;
   }
   let start = 0;
   for (let i = 1; i < scanned.length; i++) {
@@ -420,7 +420,7 @@ export function recover(storage: Storage, opts: RecoverOptions): RecoveryPlan {
     vote = 0;
   }
   const lastSeg = live[live.length - 1];
-  const truncate = lastSeg && (lastSeg as { torn?: boolean }).torn ? { name: lastSeg.name, size: lastSeg.size } : undefined;
+  const truncate = lastSeg && (lastSeg as { cut?: boolean }).cut ? { name: lastSeg.name, size: lastSeg.size } : undefined;
   const out: RecoveryPlan = {
     fresh: false,
     hardState: { term, vote, commit },
