@@ -130,6 +130,10 @@ export class EtcdEngine implements ExternalEngine {
   private readonly jobReadAt = new Map<string, number>();
   private stopped = false;
   private started = false;
+  /** The newest revision any answer to this node carried: stale reads are never older (range()). */
+  private revisionFloor = 0;
+  /** Stale reads answered below that floor and read again linearizably (tests look). */
+  staleRereads = 0;
   private leaseId = '';
   private leaseGen = 0;
   private leaseLostFlag = false;
@@ -555,10 +559,44 @@ export class EtcdEngine implements ExternalEngine {
     return enc(this.p.kv + key);
   }
 
+  /**
+   * A range, serializable when `stale` — but never older than what this node already
+   * saw. Each call goes to a member picked at random, and a serializable range is
+   * answered from that member's own copy, which may not have applied the newest
+   * writes yet: two stale reads in a row could go back in time, and a node's own
+   * write could be missing from its next stale read. A node's service catalog reads
+   * the change index and then the instances (services/registry.ts): from a lagging
+   * member the instances could miss a change the index already counts, and a blocking
+   * watch from that index would then wait for the next change instead of reporting
+   * this one. So every answer's header revision raises a floor, and a serializable
+   * answer below the floor is read again linearizably (a linearizable range is at
+   * least as new as every answer before it) — stale reads stay local in the common
+   * case and are monotonic always.
+   */
+  private async range(req: Parameters<Etcd3['kv']['range']>[0], stale: boolean): Promise<IRangeResponse> {
+    const floor = this.revisionFloor;
+    const r = await this.client.kv.range({ ...req, serializable: stale });
+    if (stale && rev(r.header.revision) < floor) {
+      this.staleRereads++;
+      return this.noteRevision(await this.client.kv.range({ ...req, serializable: false }));
+    }
+    return this.noteRevision(r);
+  }
+
+  /** Raises the revision floor of stale reads to an answer's header revision. */
+  private noteRevision<T extends { header: { revision: string } }>(r: T): T {
+    this.raiseFloor(rev(r.header.revision));
+    return r;
+  }
+
+  private raiseFloor(revision: number): void {
+    if (revision > this.revisionFloor) this.revisionFloor = revision;
+  }
+
   get(key: string, opts: { stale: boolean }, cb: ClientCallback): void {
     const bad = checkCommand({ op: 'del', key });
     if (bad) return cb(bad);
-    this.run(false, 'get', cb, () => this.client.kv.range({ key: this.kvKey(key), serializable: opts.stale }), (r: IRangeResponse) => {
+    this.run(false, 'get', cb, () => this.range({ key: this.kvKey(key) }, opts.stale), (r: IRangeResponse) => {
       const kv = r.kvs[0];
       if (!kv) return { status: Status.NOT_FOUND, index: 0, error: `key ${JSON.stringify(key)} not found` };
       return { status: Status.OK, value: new Uint8Array(kv.value), index: rev(kv.mod_revision) };
@@ -567,7 +605,7 @@ export class EtcdEngine implements ExternalEngine {
 
   list(prefix: string, opts: { stale: boolean }, cb: (r: { status: number; entries?: Array<{ key: string; value: Uint8Array; index: number }>; error?: string }) => void): void {
     const from = this.kvKey(prefix);
-    this.run(false, 'list', (r) => cb(r as never), () => this.client.kv.range({ key: from, range_end: prefixEnd(from), serializable: opts.stale }), (r: IRangeResponse) => {
+    this.run(false, 'list', (r) => cb(r as never), () => this.range({ key: from, range_end: prefixEnd(from) }, opts.stale), (r: IRangeResponse) => {
       const entries = r.kvs.map((kv) => ({ key: kv.key.toString('utf8').slice(this.p.kv.length), value: new Uint8Array(kv.value), index: rev(kv.mod_revision) }));
       return { status: Status.OK, entries } as ClientResult;
     });
@@ -589,7 +627,7 @@ export class EtcdEngine implements ExternalEngine {
   private casWrite(what: string, key: string, cas: number | undefined, op: IRequestOp, cb: ClientCallback): void {
     const k = this.kvKey(key);
     const compare: ICompare[] = cas === undefined ? [] : cas === 0 ? [{ key: k, target: 'Create', result: 'Equal', create_revision: 0 }] : [{ key: k, target: 'Mod', result: 'Equal', mod_revision: cas }];
-    this.run(true, what, cb, () => this.client.kv.txn({ compare, success: [op], failure: [{ request_range: { key: k } }] }), (r: ITxnResponse) => {
+    this.run(true, what, cb, () => this.client.kv.txn({ compare, success: [op], failure: [{ request_range: { key: k } }] }).then((r) => this.noteRevision(r)), (r: ITxnResponse) => {
       if (r.succeeded) return { status: Status.OK, index: rev(r.header.revision) };
       const cur = r.responses[0]?.response_range.kvs[0];
       const index = cur ? rev(cur.mod_revision) : 0;
@@ -790,8 +828,15 @@ export class EtcdEngine implements ExternalEngine {
         (watcher) => {
           if (closed) return void watcher.cancel().catch(() => undefined);
           w = watcher;
-          watcher.on('put', () => fire());
-          watcher.on('delete', () => fire());
+          // A change seen here is a revision our next stale read must not be older than.
+          watcher.on('put', (kv) => {
+            this.raiseFloor(rev(kv.mod_revision));
+            fire();
+          });
+          watcher.on('delete', (kv) => {
+            this.raiseFloor(rev(kv.mod_revision));
+            fire();
+          });
           // Reconnected after a gap: the key may have changed meanwhile.
           watcher.on('connected', () => fire());
         },
