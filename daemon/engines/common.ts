@@ -25,13 +25,20 @@ export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeou
 /**
  * Wraps a callback so that it is called exactly once: by the first answer, or with
  * `onTimeout()` after `ms` (monotonic timer) when none came. Later answers are dropped.
+ * The timeout waits for the poll phase of the loop turn its timer fires in (setImmediate):
+ * after a stall every timer is due at once, and Node runs timers before it reads
+ * sockets, so the service's answer that arrived during the stall is taken first
+ * instead of being called a timeout.
  */
 export function answerOnce(cb: ClientCallback, ms: number, onTimeout: () => ClientResult): ClientCallback {
   let done = false;
   const t = setTimeout(() => {
     if (done) return;
-    done = true;
-    cb(onTimeout());
+    setImmediate(() => {
+      if (done) return;
+      done = true;
+      cb(onTimeout());
+    }).unref?.();
   }, ms);
   t.unref?.();
   return (r) => {

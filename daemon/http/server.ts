@@ -425,6 +425,7 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
   const backstops: Backstop[] = [];
   let backstopHead = 0;
   let backstopTimer: ReturnType<typeof setTimeout> | undefined;
+  let backstopImmediate: ReturnType<typeof setImmediate> | undefined;
 
   function dropSettledBackstops(): void {
     while (backstopHead < backstops.length && backstops[backstopHead]!.settled) backstopHead++;
@@ -436,6 +437,10 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
         clearTimeout(backstopTimer);
         backstopTimer = undefined;
       }
+      if (backstopImmediate !== undefined) {
+        clearImmediate(backstopImmediate);
+        backstopImmediate = undefined;
+      }
     } else if (backstopHead >= 1024 && backstopHead * 2 >= backstops.length) {
       backstops.splice(0, backstopHead);
       backstopHead = 0;
@@ -443,12 +448,23 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
   }
 
   function armBackstopTimer(): void {
-    if (backstopTimer !== undefined || backstopHead === backstops.length) return;
-    backstopTimer = setTimeout(expireBackstops, Math.max(0, backstops[backstopHead]!.deadline - performance.now()));
+    if (backstopTimer !== undefined || backstopImmediate !== undefined || backstopHead === backstops.length) return;
+    backstopTimer = setTimeout(afterInput, Math.max(0, backstops[backstopHead]!.deadline - performance.now()));
+  }
+
+  // When the timer fires, the expiry waits for this loop turn's poll phase. Node runs
+  // due timers before it reads sockets: after a stall (SIGSTOP, a swapping or overloaded
+  // board) every deadline is past at once, and the answers that arrived meanwhile —
+  // followers' acknowledgements, etcd's replies — are still unread in the kernel. A 504
+  // then would call "unknown" a write the node is about to answer. setImmediate runs
+  // after the poll phase, so what arrived during the stall is read first.
+  function afterInput(): void {
+    backstopTimer = undefined;
+    backstopImmediate = setImmediate(expireBackstops);
   }
 
   function expireBackstops(): void {
-    backstopTimer = undefined;
+    backstopImmediate = undefined;
     const now = performance.now();
     while (backstopHead < backstops.length && backstops[backstopHead]!.deadline <= now) {
       const b = backstops[backstopHead++]!;
