@@ -102,6 +102,14 @@ export interface DurableLogOptions {
   voteRule?: 'raft' | 'number';
 }
 
+/**
+ * What one entry and one snapshot mark add to a Kind.Batch record's length (their
+ * records without the CRC, records.ts packRecords); the fields are fixed-width, so the
+ * same for every entry beyond its data.
+ */
+const ENTRY_INNER = encodeEntry({ term: 1, index: 1, type: EntryType.Normal, data: new Uint8Array(0) }).length - 4;
+const MARK_INNER = encodeMark({ index: 1, term: 1, keep: false }).length - 4;
+
 const DEFAULTS: Required<DurableLogOptions> = {
   segmentBytes: 4 << 20,
   maxRecordBytes: 16 << 20,
@@ -480,6 +488,12 @@ export class DurableLog {
         if (en.term < prevTerm) bad(`entries[${i}].term ${en.term} is below the previous entry's term ${prevTerm}`);
       }
       prevTerm = en.term;
+    }
+    if (batch.atomic === true && entries.length + (snap ? 1 : 0) > 1) {
+      // Written as one record (below): it must fit one, or recovery would refuse it.
+      let len = 1 + (snap ? MARK_INNER : 0);
+      for (const e of entries) len += ENTRY_INNER + e.data.length;
+      if (len > this.opts.maxRecordBytes) bad(`an atomic batch of ${entries.length} entries is ${len} bytes as one record, above maxRecordBytes (${this.opts.maxRecordBytes}); it must be written as one record`);
     }
     const lastAfter = entries.length > 0 ? entries[entries.length - 1]!.index : lastAfterSnap;
     if (hs && hs.commit > lastAfter) bad(`hardState.commit ${hs.commit} is beyond the last index ${lastAfter}`);

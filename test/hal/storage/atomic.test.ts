@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { Rng } from '../../../src/rng.ts';
 import type { DurableLogOptions } from '../../../hal/storage/index.ts';
-import { ent, ents, openNow, show } from './helpers.ts';
+import { ent, ents, openNow, persistNow, show } from './helpers.ts';
 import { PowerLossStorage } from './power-loss-storage.ts';
 
 function stepsOf(run: (st: PowerLossStorage) => void): number {
@@ -155,6 +155,24 @@ describe('atomic replace under power cuts at every step', () => {
     // ...but one larger than maxRecordBytes is written as several flushes and can keep
     // a prefix: what the flag is for (an atomic batch is one record whatever its size).
     expect(run(false, { maxRecordBytes: 1000 }).has('prefix')).toBe(true);
+  });
+});
+
+describe('an atomic batch must fit one record', () => {
+  it('one that fits maxRecordBytes exactly is written and read back; one byte more is refused with an error naming the limit, and nothing of it is kept', () => {
+    // A Kind.Batch record's length field: 1 (its kind) + per entry 22 (length, kind,
+    // term, index, type) + the entry's data. 1 + 3 × 22 + 933 = 1000.
+    const opts: DurableLogOptions = { maxRecordBytes: 1000 };
+    const three = (from: number, bytes: number[]) => bytes.map((n, i) => ent(from + i, 1, 'y'.repeat(n)));
+    const st = new PowerLossStorage({ auto: true });
+    const { log } = openNow(st, opts);
+    expect(persistNow(log, { hardState: { term: 1, vote: 0, commit: 0 }, entries: three(1, [311, 311, 311]), atomic: true })).toBeNull();
+    const err = persistNow(log, { hardState: { term: 1, vote: 0, commit: 0 }, entries: three(4, [311, 311, 312]), atomic: true });
+    expect(String(err)).toMatch(/atomic batch of 3 entries is 1001 bytes as one record, above maxRecordBytes \(1000\)/);
+    // The node goes on: a plain batch after it is written.
+    expect(persistNow(log, { entries: [ent(4, 1)] })).toBeNull();
+    const r = openNow(st, opts);
+    expect(show(r.state.entries)).toEqual(show([...three(1, [311, 311, 311]), ent(4, 1)]));
   });
 });
 
