@@ -7,6 +7,9 @@
  *
  * Stages (median, p90 and p99 over the writes, ms; "‖" = runs in parallel with the row above):
  *   client → leader API        the request leaves the client → the backend has it
+ *                              (the leader's clock offset against the client's is
+ *                              estimated as for the followers, below, and taken off
+ *                              this row and "→ client")
  *   propose                    → the entry has its index
  *   → Append sent              (the leader sends before its own fsync: pipelining)
  *   hop →                      Append sent → Append received by the first acker
@@ -163,6 +166,15 @@ try {
     }
     offset.set(node, est.length > 0 ? [...est].sort((a, b) => a - b)[Math.floor(est.length / 2)]! : 0);
   }
+  // The leader's clock against the client's, the same way (the request out and the
+  // answer back are the two one-way times); the client's two rows are corrected by it.
+  const clientEst: number[] = [];
+  for (const [i, c] of client) {
+    const lp = L.get(i);
+    const t2 = lp?.get('http.in'), t3 = lp?.get('http.out');
+    if (t2 !== undefined && t3 !== undefined) clientEst.push((t2 - c.sent + (t3 - c.got)) / 2);
+  }
+  const leaderOff = clientEst.length > 0 ? [...clientEst].sort((a, b) => a - b)[Math.floor(clientEst.length / 2)]! : 0;
   const stages: Record<string, number[]> = {};
   const add = (k: string, v: number | undefined) => {
     if (v === undefined || !Number.isFinite(v)) return;
@@ -188,7 +200,7 @@ try {
     const off = offset.get(first.node) ?? 0;
     const sendTo = lp.get(`append.send>${first.node.slice(1)}`);
     const parts: [string, number][] = [
-      ['client → leader API', lp.get('http.in')! - c.sent],
+      ['client → leader API (clock offset corrected)', lp.get('http.in')! - leaderOff - c.sent],
       ['propose', lp.get('propose')! - lp.get('http.in')!],
       ['→ Append sent', sendTo! - lp.get('propose')!],
       ['hop → (clock offset corrected)', fp?.get('append.recv')! - off - sendTo!],
@@ -203,7 +215,7 @@ try {
       ['→ commit', lp.get('commit')! - Math.min(Math.max(first.t, lp.get('persist.done')!), second)],
       ['→ applied', lp.get('apply')! - lp.get('commit')!],
       ['→ API answer', lp.get('http.out')! - lp.get('apply')!],
-      ['→ client', c.got - lp.get('http.out')!],
+      ['→ client (clock offset corrected)', c.got - (lp.get('http.out')! - leaderOff)],
     ];
     for (const [k, v] of parts) add(k, v);
     add('both hops (Append out + ack back, no clock offset)', first.t - sendTo! - (fp?.get('ack.send')! - fp?.get('append.recv')!));
@@ -213,12 +225,12 @@ try {
     add('GC on the leader during the write', gcLeader);
     add('GC on the first acker during the write', gcAcker);
     perWrite.push({ index: i, total: c.got - c.sent, parts: parts.filter(([, v]) => Number.isFinite(v)), gcLeader, gcAcker, acker: first.node });
-    example ??= [...lp].sort((a, b) => a[1] - b[1]).map(([p, t]) => `${p}@${(t - c.sent).toFixed(2)}`).join(' ') + ` | ${first.node}: ` + [...(fp ?? [])].sort((a, b) => a[1] - b[1]).map(([p, t]) => `${p}@${(t - off - c.sent).toFixed(2)}`).join(' ');
+    example ??= [...lp].sort((a, b) => a[1] - b[1]).map(([p, t]) => `${p}@${(t - leaderOff - c.sent).toFixed(2)}`).join(' ') + ` | ${first.node}: ` + [...(fp ?? [])].sort((a, b) => a[1] - b[1]).map(([p, t]) => `${p}@${(t - off - leaderOff - c.sent).toFixed(2)}`).join(' ');
   }
   const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.max(0, Math.ceil((p / 100) * xs.length) - 1))]!;
   console.log(`write-trace: ${client.size} sequential writes to the leader ${l.leader} of a 3-node quorumd dev cluster (--link ${LINK})`);
   console.log(`uptime: ${(await import('node:child_process')).spawnSync('uptime', { encoding: 'utf8' }).stdout.trim()}`);
-  console.log(`follower clocks against the leader's (NTP estimate, median): ${[...offset].map(([n, o]) => `${n} ${o >= 0 ? '+' : ''}${o.toFixed(3)} ms`).join(', ')}`);
+  console.log(`follower clocks against the leader's (NTP estimate, median): ${[...offset].map(([n, o]) => `${n} ${o >= 0 ? '+' : ''}${o.toFixed(3)} ms`).join(', ')}; the leader's against the client's ${leaderOff >= 0 ? '+' : ''}${leaderOff.toFixed(3)} ms`);
   console.log(`CPU per write (utime + stime over the ${client.size} writes, in ${1000 / CLK_TCK} ms ticks): ${nodePids.map((p, k) => `${p.node}${p.node === l.leader ? ' (leader)' : ''} ${((cpu1[k]! - cpu0[k]!) / client.size).toFixed(3)} ms`).join(', ')}; the client ${((self1.user + self1.system) / 1000 / client.size).toFixed(3)} ms`);
   // Collections during the writes, per node: how many, how long (a long one is a write's tail).
   for (const [node, gc] of gcs) {
