@@ -145,6 +145,13 @@ interface Progress {
   active: boolean;
   /** Highest commit index the follower told us it has (lets heartbeats omit commit). */
   knownCommit: Index;
+  /**
+   * Highest commit index we sent it that it can take (an Append's commit as far as its
+   * entries reach, a heartbeat's): what it has unless a message was lost. See pushCommit.
+   */
+  sentCommit: Index;
+  /** A read we answered it (ReadIndexReply) needs its commit index at least here; 0: none. */
+  wantCommit: Index;
   /** Highest heartbeat round (ctx) it acknowledged in this term. */
   ackedRound: number;
   /** Heartbeat rounds in a row without progress while data is in flight. */
@@ -1308,7 +1315,7 @@ export class RaftNode {
   private newProgress(id: NodeId): Progress {
     return {
       id, match: 0, next: this.log.lastIndex + 1, state: 'probe', probeSent: false, inflight: [], active: false,
-      knownCommit: 0, ackedRound: 0, stall: 0, matchAtLastRound: 0, timeoutNowSent: false,
+      knownCommit: 0, sentCommit: 0, wantCommit: 0, ackedRound: 0, stall: 0, matchAtLastRound: 0, timeoutNowSent: false,
     };
   }
 
@@ -1402,6 +1409,7 @@ export class RaftNode {
     for (const pr of this.progress.values()) {
       const c = Math.min(pr.match, this.commit);
       const hb: Heartbeat = { type: MsgType.Heartbeat, from: this.id, to: pr.id, term: this.term, commit: c > pr.knownCommit ? c : undefined, ctx };
+      if (c > pr.sentCommit) pr.sentCommit = c;
       this.send(hb);
     }
     if (ctx !== 0) this.checkReads();
@@ -1462,6 +1470,9 @@ export class RaftNode {
     const last = entries[entries.length - 1]!.index;
     pr.next = last + 1;
     pr.inflight.push(last);
+    // A follower takes the commit as far as the entries it has from us (§5.3).
+    const c = Math.min(this.commit, last);
+    if (c > pr.sentCommit) pr.sentCommit = c;
     return true;
   }
 
@@ -1514,12 +1525,17 @@ export class RaftNode {
     if (this.role !== 'leader') return; // maybeCommit may have made us step down
     if (pr.id === this.transferee && pr.match === this.log.lastIndex) this.sendTimeoutNow(pr);
     this.sendAppends(pr);
+    if (pr.wantCommit > 0) this.pushCommit(pr);
   }
 
   private handleHeartbeatReply(pr: Progress, m: HeartbeatReply): void {
     // What the follower says it has, also when lower (it restarted): a stale, reordered
     // reply only costs the commit field in the next heartbeat.
-    if (m.commit !== undefined) pr.knownCommit = m.commit;
+    if (m.commit !== undefined) {
+      pr.knownCommit = m.commit;
+      // Lower after a restart (the commit index is not durable on every change): it must be told again.
+      if (m.commit < pr.sentCommit) pr.sentCommit = m.commit;
+    }
     if (m.ctx > pr.ackedRound) {
       pr.ackedRound = m.ctx;
       this.checkReads();
@@ -1838,8 +1854,39 @@ export class RaftNode {
   }
 
   private serveRead(ctx: number, from: NodeId, index: Index): void {
-    if (from === this.id) this.readStates.push({ ctx, index });
-    else this.send({ type: MsgType.ReadIndexReply, from: this.id, to: from, term: this.term, ctx, index, ok: true });
+    if (from === this.id) return void this.readStates.push({ ctx, index });
+    const pr = this.progress.get(from);
+    if (pr && index > pr.wantCommit) {
+      pr.wantCommit = index;
+      this.pushCommit(pr); // first: the commit then arrives before the answer
+    }
+    this.send({ type: MsgType.ReadIndexReply, from: this.id, to: from, term: this.term, ctx, index, ok: true });
+  }
+
+  /**
+   * A follower serves a read once it has applied the ReadIndex, so it needs the commit
+   * index up to there — which it learns from our next Append or heartbeat. With lease
+   * reads a ReadIndex is answered without a heartbeat round, and a read right after a
+   * write (whose commit came with the followers' acknowledgements) waited for the next
+   * heartbeat: 94 ms median on a 3-node dev cluster at a 100 ms heartbeat. So a follower
+   * that was answered a read gets the commit at once: a heartbeat carrying it (ctx 0,
+   * no read round), when its log matches ours that far (match) and it has not been sent
+   * that commit yet. If it lacks entries, the Appends bringing them carry the commit
+   * (and this runs again at its acknowledgement). Heartbeats may carry any commit up to
+   * the follower's match (§5.3, as bcastHeartbeat), so safety is untouched; the cost is
+   * one heartbeat and its reply per read that would otherwise have waited.
+   */
+  private pushCommit(pr: Progress): void {
+    const want = pr.wantCommit;
+    if (Math.max(pr.sentCommit, pr.knownCommit) >= want) {
+      pr.wantCommit = 0;
+      return;
+    }
+    const c = Math.min(pr.match, this.commit);
+    if (c < want) return; // entries still on their way: their acknowledgement calls again
+    pr.wantCommit = 0;
+    pr.sentCommit = c;
+    this.send({ type: MsgType.Heartbeat, from: this.id, to: pr.id, term: this.term, commit: c, ctx: 0 });
   }
 
   /** Releases reads whose heartbeat round a quorum (counting us) acknowledged. */

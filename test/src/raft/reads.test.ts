@@ -47,6 +47,38 @@ describe('raft reads', () => {
     expect(f.reads).toEqual([{ ctx: 5, index: l.r.status().commitIndex }]);
   });
 
+  it('lease reads: a follower answered a read gets the commit index at once, not at the next heartbeat (a read right after a write)', () => {
+    // Heartbeats every 50 ticks: a follower that waited for one would wait long.
+    const c = new Cluster({ seed: 46, voters: [1, 2, 3], options: { leaseRead: true, heartbeatMs: 500, electionTimeoutMinMs: 1500, electionTimeoutMaxMs: 3000 } });
+    const l = c.waitLeader(1000);
+    c.run(60); // a heartbeat round acknowledged: the lease holds
+    const f = c.up().find((n) => n.id !== l.id)!;
+    c.record = true;
+    const w = c.propose('w')!;
+    c.run(1);
+    // The write committed with the followers' acknowledgements; nothing told f so yet.
+    expect(l.r.status().commitIndex).toBeGreaterThanOrEqual(w);
+    expect(f.r.status().commitIndex).toBeLessThan(w);
+    expect(c.log.filter((m) => m.type === MsgType.Heartbeat)).toEqual([]);
+    c.log = [];
+    expect(f.r.readIndex(7).ok).toBe(true);
+    c.process(f);
+    c.run(1);
+    // Served by the lease (no read round), and f has the commit to apply the write.
+    expect(f.reads).toEqual([{ ctx: 7, index: l.r.status().commitIndex }]);
+    expect(f.r.status().commitIndex).toBeGreaterThanOrEqual(w);
+    expect(f.applied).toBeGreaterThanOrEqual(w);
+    // What it cost: one heartbeat to f (no read round) and its reply.
+    expect(c.log.filter((m) => m.type === MsgType.Heartbeat).map((m) => [m.to, (m as { ctx: number }).ctx])).toEqual([[f.id, 0]]);
+    // A second read with nothing new committed sends nothing more.
+    c.log = [];
+    f.r.readIndex(8);
+    c.process(f);
+    c.run(1);
+    expect(f.reads.map((r) => r.ctx)).toEqual([7, 8]);
+    expect(c.log.filter((m) => m.type === MsgType.Heartbeat)).toEqual([]);
+  });
+
   it('a new leader serves no read before it has committed an entry of its term', () => {
     const c = new Cluster({ seed: 44, voters: [1, 2, 3] });
     // Appends are lost until we allow them: the new leader's Noop cannot commit.
