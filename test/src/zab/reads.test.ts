@@ -46,6 +46,25 @@ describe('reads', () => {
     expect(f.applied).toBeGreaterThanOrEqual(f.reads[0]!.index);
   });
 
+  it('a follower whose ACK came after the commit gets the COMMIT with its read\'s answer, not with the next write or ping', () => {
+    // Pings every 50 ticks: a follower that waited for the next one would wait long.
+    const c = new Cluster({ seed: 34, voters: [1, 2, 3], options: { heartbeatMs: 500, syncLimitMs: 2000, initLimitMs: 4000 } });
+    c.runUntil(() => c.agreed() !== undefined, 1000, 'agreement');
+    c.run(5);
+    const l = c.leader()!;
+    const w = c.propose('w')!;
+    c.run(1);
+    // The first ACK committed it; the other follower acknowledged after, and was not told.
+    expect(l.z.commitIndex).toBeGreaterThanOrEqual(w);
+    const late = c.up().find((n) => n !== l && n.z.commitIndex < w);
+    expect(late, 'a follower that has not heard of the commit').toBeDefined();
+    const f = late!;
+    const ctx = c.read(f.id)!;
+    c.run(1); // the read's ping round and the answer, nothing more
+    expect(f.reads).toEqual([{ ctx, index: l.z.commitIndex }]);
+    expect(f.applied).toBeGreaterThanOrEqual(w);
+  });
+
   it('a leader cut off from its quorum never serves a read; it fails it when it gives up, while the majority moves on', () => {
     const c = settled(33, [1, 2, 3, 4, 5]);
     const l = c.leader()!;
