@@ -218,6 +218,9 @@ const RAFT_TYPES = new Set<MsgType>([
 /** The empty lists of a Ready (frozen: a consumer that tried to add to one would throw, not corrupt the next Ready). */
 const NO_ENTRIES = Object.freeze([]) as unknown as Entry[];
 const NO_MESSAGES = Object.freeze([]) as unknown as Message[];
+/** ReadIndex requests a follower keeps track of at most (askedReads). */
+const MAX_ASKED_READS = 1024;
+
 /** What takeEager() hands out (see there): a leader's replication traffic and answers to ReadIndex; a follower's heartbeat replies and ReadIndex requests. */
 const LEADER_EAGER: ReadonlySet<MsgType> = new Set([MsgType.Append, MsgType.Heartbeat, MsgType.Snapshot, MsgType.TimeoutNow, MsgType.ReadIndexReply]);
 const FOLLOWER_EAGER: ReadonlySet<MsgType> = new Set([MsgType.HeartbeatReply, MsgType.ReadIndex]);
@@ -314,6 +317,8 @@ export class RaftNode {
   private msgs: Message[] = [];
   private readStates: ReadState[] = [];
   private failedReads: number[] = [];
+  /** ReadIndex requests this follower forwarded to its leader, not answered yet (setLeader). */
+  private askedReads: number[] = [];
   private outstanding: { rd: Ready; committedTo: Index } | undefined;
 
   private electionElapsed = 0;
@@ -610,7 +615,7 @@ export class RaftNode {
       return { ok: false, code: 'bad-request', reason: `leaderGone: id must be a node id 1..254, got ${String(id)}` };
     }
     if (id === this.id || this.role === 'leader' || this.leader !== id) return { ok: true, forgot: false };
-    this.leader = NO_NODE;
+    this.setLeader(NO_NODE);
     return { ok: true, forgot: true };
   }
 
@@ -689,6 +694,10 @@ export class RaftNode {
     if (this.role !== 'leader') {
       if (this.leader === NO_NODE) return { ok: false, code: 'no-leader', reason: 'no leader known' };
       this.send({ type: MsgType.ReadIndex, from: this.id, to: this.leader, term: this.term, ctx });
+      // Bounded: answers lost on the way leave their ctx here; the oldest beyond the
+      // bound is failed (its client's request timeout has long answered it).
+      if (this.askedReads.length >= MAX_ASKED_READS) this.failedReads.push(this.askedReads.shift()!);
+      this.askedReads.push(ctx);
       return { ok: true, term: this.term };
     }
     this.leaderRead(ctx, this.id);
@@ -822,10 +831,15 @@ export class RaftNode {
         if (this.role === 'leader') this.leaderRead(m.ctx, m.from);
         else this.send({ type: MsgType.ReadIndexReply, from: this.id, to: m.from, term: this.term, ctx: m.ctx, index: 0, ok: false });
         return;
-      case MsgType.ReadIndexReply:
+      case MsgType.ReadIndexReply: {
+        // Only for a read we asked and have not given up on (setLeader): once.
+        const k = this.askedReads.indexOf(m.ctx);
+        if (k < 0) return;
+        this.askedReads.splice(k, 1);
         if (m.ok) this.readStates.push({ ctx: m.ctx, index: m.index });
         else this.failedReads.push(m.ctx);
         return;
+      }
       case MsgType.AppendReply:
       case MsgType.HeartbeatReply:
       case MsgType.SnapshotReply: {
@@ -1208,7 +1222,7 @@ export class RaftNode {
       this.vote = NO_NODE;
     }
     this.role = 'follower';
-    this.leader = leader;
+    this.setLeader(leader);
     this.resetTimers();
     this.votes.clear();
     if (wasLeader) this.loseLeadership();
@@ -1225,6 +1239,21 @@ export class RaftNode {
     this.waitingReads = [];
   }
 
+  /**
+   * The leader this node follows changes (or it knows none). ReadIndex requests it
+   * forwarded to the one before are failed now ("no leader", 503: the client may
+   * retry) instead of waiting out the request timeout: that leader is gone or deposed,
+   * and its answer, if any came, is no longer looked for. Before, a follower cut off
+   * from its leader kept its clients' reads for the whole timeout.
+   */
+  private setLeader(leader: NodeId): void {
+    if (leader !== this.leader && this.askedReads.length > 0) {
+      for (const ctx of this.askedReads) this.failedReads.push(ctx);
+      this.askedReads = [];
+    }
+    this.leader = leader;
+  }
+
   private failRead(ctx: number, from: NodeId): void {
     if (from === this.id) this.failedReads.push(ctx);
     else this.send({ type: MsgType.ReadIndexReply, from: this.id, to: from, term: this.term, ctx, index: 0, ok: false });
@@ -1234,7 +1263,7 @@ export class RaftNode {
     this.lowestFirstPending = false;
     if (this.options.preVote && !transfer) {
       this.role = 'pre-candidate';
-      this.leader = NO_NODE;
+      this.setLeader(NO_NODE);
       this.resetTimers();
       this.votes.clear();
       // Counting our own pre-vote needs no persistence: a pre-vote changes nothing.
@@ -1252,7 +1281,7 @@ export class RaftNode {
     this.role = 'candidate';
     this.term += 1;
     this.vote = this.id;
-    this.leader = NO_NODE;
+    this.setLeader(NO_NODE);
     this.resetTimers();
     this.votes.clear();
     // Our own vote counts at once: the Vote requests leave only after the Ready that
@@ -1294,7 +1323,7 @@ export class RaftNode {
 
   private becomeLeader(): void {
     this.role = 'leader';
-    this.leader = this.id;
+    this.setLeader(this.id);
     this.resetTimers();
     this.votes.clear();
     this.progress.clear();

@@ -57,8 +57,13 @@ describe('will hint with lease reads (fencing on)', () => {
     // (Fewer than one per drop: a dropped leader is also fenced by its successor — its
     // relay switched off — and stays off for a while; drops then find no leader to hit.)
     expect(gaps.length).toBeGreaterThan(20);
-    // The election timeout is 150–300 ms: a median far below it is the will at work.
-    expect(gaps[Math.floor(gaps.length / 2)]).toBeLessThan(60);
+    // The election timeout is 150–300 ms: a median far below it is the will at work,
+    // and most failovers come before the shortest timeout could have run out. (The
+    // median moves with any change to the runs' timing: 56 ms on these seeds and 66 ms
+    // on seeds 7..30 before followers failed their forwarded reads at a leader change,
+    // 62 and 71 after; the bound is half the shortest timeout.)
+    expect(gaps[Math.floor(gaps.length / 2)]).toBeLessThan(75);
+    expect(gaps[Math.floor((gaps.length * 3) / 4)]).toBeLessThan(150);
   }, 300_000);
 
   it('planted: a leader blind to its own session loss keeps serving lease reads: the linearizability check fails', () => {

@@ -2,7 +2,7 @@
  * Reads: ReadIndex (thesis §6.4) and lease reads (§6.4.1).
  */
 import { describe, expect, it } from 'vitest';
-import { MsgType } from '../../../src/wire/messages.ts';
+import { MsgType, type Message } from '../../../src/wire/messages.ts';
 import { Cluster } from './harness.ts';
 import { RaftNode } from '../../../src/raft/index.ts';
 import { Rng } from '../../../src/rng.ts';
@@ -77,6 +77,38 @@ describe('raft reads', () => {
     c.run(1);
     expect(f.reads.map((r) => r.ctx)).toEqual([7, 8]);
     expect(c.log.filter((m) => m.type === MsgType.Heartbeat)).toEqual([]);
+  });
+
+  it('a follower fails the reads it forwarded as soon as it no longer follows that leader, not at the request timeout; a late answer is ignored', () => {
+    const c = new Cluster({ seed: 47, voters: [1, 2, 3] });
+    const l = c.waitLeader();
+    c.run(10);
+    const f = c.up().find((n) => n.id !== l.id)!;
+    // The leader's answers to f's reads are lost.
+    let held: Message[] = [];
+    c.filter = (m) => (m.type === MsgType.ReadIndexReply && m.to === f.id ? void held.push(m) : m);
+    expect(f.r.readIndex(9).ok).toBe(true);
+    c.process(f);
+    c.run(1);
+    expect(held).toHaveLength(1);
+    expect(f.reads).toEqual([]);
+    expect(f.failedReads).toEqual([]);
+    // The leader's will arrives: f forgets it, and its read fails at once (503, retry).
+    expect(f.r.leaderGone(l.id)).toMatchObject({ ok: true, forgot: true });
+    c.process(f);
+    expect(f.failedReads).toEqual([9]);
+    // The answer arriving late is not a second outcome.
+    c.filter = undefined;
+    c.deliver(held[0]!);
+    expect(f.reads).toEqual([]);
+    expect(f.failedReads).toEqual([9]);
+    // Bounded: with every answer lost, the oldest beyond 1024 outstanding is failed.
+    held = [];
+    c.run(20);
+    c.filter = (m) => (m.type === MsgType.ReadIndexReply && m.to === f.id ? void held.push(m) : m);
+    for (let ctx = 100; ctx < 100 + 1030; ctx++) expect(f.r.readIndex(ctx).ok).toBe(true);
+    c.process(f);
+    expect(f.failedReads.slice(1)).toEqual([100, 101, 102, 103, 104, 105]);
   });
 
   it('a new leader serves no read before it has committed an entry of its term', () => {
