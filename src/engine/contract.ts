@@ -354,6 +354,16 @@ export interface Engine {
   /** The entry at `i` if still in the log (for the runtime's and simulator's checks). */
   entryAt(i: Index): Entry | undefined;
 
+  /**
+   * Optional, on a leader: peer `to` is about to be told something it acts on only once
+   * it has applied `index` (the runtime's answer to a write `to` forwarded: `to` answers
+   * its client once it has applied that write itself, so the client then reads its own
+   * write there, also with a local read). Send `to` the commit up to `index` now, or as
+   * soon as its log holds that far, instead of with the next heartbeat. Changes nothing
+   * about what is committed. Without it the peer learns the commit as it otherwise would.
+   */
+  notifyCommit?(to: NodeId, index: Index): void;
+
   // Optional (see "Extensions for Raft's extras" in the header).
   proposeConfChange?(change: MemberChange): Result;
   dropLease?(): void;

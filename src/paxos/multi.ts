@@ -143,6 +143,10 @@ interface Progress {
   inflight: Index[];
   active: boolean;
   knownCommit: Index;
+  /** The highest commit we sent it (Accepts carry ours, heartbeats up to its match); see pushCommit. */
+  sentCommit: Index;
+  /** It was told an answer it acts on once it has applied this index; 0: none (pushCommit). */
+  wantCommit: Index;
   ackedRound: number;
   stall: number;
   matchAtLastRound: Index;
@@ -1000,7 +1004,7 @@ export class PaxosNode implements Engine {
   private newProgress(id: NodeId): Progress {
     return {
       id, match: 0, next: this.commit + 1, state: 'probe', probeSent: false, inflight: [], active: false,
-      knownCommit: 0, ackedRound: 0, stall: 0, matchAtLastRound: 0, timeoutNowSent: false,
+      knownCommit: 0, sentCommit: 0, wantCommit: 0, ackedRound: 0, stall: 0, matchAtLastRound: 0, timeoutNowSent: false,
     };
   }
 
@@ -1046,6 +1050,8 @@ export class PaxosNode implements Engine {
     }
     if (slots.length === 0 && pr.state === 'replicate') return false;
     this.send({ type: MsgType.PaxosAccept, from: this.id, to: pr.id, term: this.ballot, first: pr.next, commit: this.commit, slots });
+    const carried = Math.min(this.commit, slots.length > 0 ? slots[slots.length - 1]!.index : pr.next - 1);
+    if (carried > pr.sentCommit) pr.sentCommit = carried;
     if (pr.state === 'probe') {
       pr.probeSent = true;
       return false;
@@ -1110,6 +1116,37 @@ export class PaxosNode implements Engine {
     }
     if (pr.id === this.transferee && pr.match === this.log.lastIndex) this.sendTimeoutNow(pr);
     this.sendAccepts(pr);
+    if (pr.wantCommit > 0) this.pushCommit(pr);
+  }
+
+  /**
+   * Peer `to` is about to be told, by the runtime, the answer to a write it forwarded,
+   * and answers its client once it has applied that write itself (so the client reads
+   * its own write there). A replica learns the commit from our Accepts and heartbeats —
+   * the next of which may be a heartbeat interval away when no write follows — so it
+   * gets a heartbeat carrying the commit now (ctx 0: no read round), up to its match as
+   * every heartbeat's, or at its PaxosAccepted when its slots are still on the way.
+   */
+  notifyCommit(to: NodeId, index: Index): void {
+    if (this.role !== 'leader' || index > this.commit) return;
+    const pr = this.progress.get(to);
+    if (pr && index > pr.wantCommit) {
+      pr.wantCommit = index;
+      this.pushCommit(pr);
+    }
+  }
+
+  private pushCommit(pr: Progress): void {
+    const want = pr.wantCommit;
+    if (Math.max(pr.sentCommit, pr.knownCommit) >= want) {
+      pr.wantCommit = 0;
+      return;
+    }
+    const c = Math.min(pr.match, this.commit);
+    if (c < want) return; // its slots are still on the way: its PaxosAccepted calls again
+    pr.wantCommit = 0;
+    pr.sentCommit = c;
+    this.send({ type: MsgType.Heartbeat, from: this.id, to: pr.id, term: this.ballot, commit: c, ctx: 0 });
   }
 
   /** A slot is chosen once a quorum holds this ballot's value there (every value we hold is at our ballot). */
@@ -1150,7 +1187,11 @@ export class PaxosNode implements Engine {
     const pr = this.progress.get(m.from);
     if (!pr) return;
     pr.active = true;
-    if (m.commit !== undefined && m.commit > pr.knownCommit) pr.knownCommit = m.commit;
+    if (m.commit !== undefined) {
+      if (m.commit > pr.knownCommit) pr.knownCommit = m.commit;
+      // Lower than we sent (it restarted, or the heartbeat was lost on its way): tell it again.
+      if (m.commit < pr.sentCommit) pr.sentCommit = m.commit;
+    }
     if (m.ctx > pr.ackedRound) {
       pr.ackedRound = m.ctx;
       this.checkReads();
@@ -1306,6 +1347,7 @@ export class PaxosNode implements Engine {
     for (const pr of this.progress.values()) {
       const c = Math.min(pr.match, this.commit);
       this.send({ type: MsgType.Heartbeat, from: this.id, to: pr.id, term: this.ballot, commit: c > pr.knownCommit ? c : undefined, ctx });
+      if (c > pr.knownCommit && c > pr.sentCommit) pr.sentCommit = c;
     }
     if (ctx !== 0) this.checkReads();
   }

@@ -140,6 +140,10 @@ export class RaftEngine implements Engine {
     return this.raft.takeEager();
   }
 
+  notifyCommit(to: NodeId, index: Index): void {
+    this.raft.notifyCommit(to, index);
+  }
+
   takeCommitted(): Entry[] {
     return this.raft.takeCommitted();
   }

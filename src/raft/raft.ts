@@ -1884,17 +1884,29 @@ export class RaftNode {
 
   private serveRead(ctx: number, from: NodeId, index: Index): void {
     if (from === this.id) return void this.readStates.push({ ctx, index });
-    const pr = this.progress.get(from);
-    if (pr && index > pr.wantCommit) {
-      pr.wantCommit = index;
-      this.pushCommit(pr); // first: the commit then arrives before the answer
-    }
+    this.notifyCommit(from, index); // first: the commit then arrives before the answer
     this.send({ type: MsgType.ReadIndexReply, from: this.id, to: from, term: this.term, ctx, index, ok: true });
   }
 
   /**
-   * A follower serves a read once it has applied the ReadIndex, so it needs the commit
-   * index up to there — which it learns from our next Append or heartbeat. With lease
+   * Peer `to` is being told something it will act on only once it has applied `index`:
+   * a read's ReadIndex (above) or, from the runtime, the answer to a write it forwarded
+   * (it answers its client once it has applied the write itself, so that the client
+   * reads its own write there). It gets the commit up to `index` at once (pushCommit).
+   * Nothing on a follower, or for an index not committed here.
+   */
+  notifyCommit(to: NodeId, index: Index): void {
+    if (this.role !== 'leader' || index > this.commit) return;
+    const pr = this.progress.get(to);
+    if (pr && index > pr.wantCommit) {
+      pr.wantCommit = index;
+      this.pushCommit(pr);
+    }
+  }
+
+  /**
+   * A follower serves a read once it has applied the ReadIndex (and answers a write it
+   * forwarded once it has applied the write), so it needs the commit index up to there — which it learns from our next Append or heartbeat. With lease
    * reads a ReadIndex is answered without a heartbeat round, and a read right after a
    * write (whose commit came with the followers' acknowledgements) waited for the next
    * heartbeat: 94 ms median on a 3-node dev cluster at a 100 ms heartbeat. So a follower

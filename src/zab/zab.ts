@@ -1679,12 +1679,22 @@ export class ZabNode implements Engine {
 
   private serveRead(ctx: number, from: NodeId, index: Index): void {
     if (from === this.id) return void this.readStates.push({ ctx, index });
-    const p = this.peers.get(from);
+    this.notifyCommit(from, index); // first: the COMMIT then arrives before the answer
+    this.send({ type: MsgType.ZabSyncReply, from: this.id, to: from, term: this.epoch, ctx, index, ok: true });
+  }
+
+  /**
+   * Peer `to` acts on what we tell it only once it has applied `index`: a read's SYNC
+   * answer (above), or from the runtime the answer to a write it forwarded. It gets the
+   * COMMIT up to there at once (pushCommit). Nothing unless we lead and `index` is committed.
+   */
+  notifyCommit(to: NodeId, index: Index): void {
+    if (!this.isLeader || index > this.commit) return;
+    const p = this.peers.get(to);
     if (p && p.stage === 'synced' && index > p.wantCommit) {
       p.wantCommit = index;
-      this.pushCommit(p); // first: the COMMIT then arrives before the answer
+      this.pushCommit(p);
     }
-    this.send({ type: MsgType.ZabSyncReply, from: this.id, to: from, term: this.epoch, ctx, index, ok: true });
   }
 
   /**

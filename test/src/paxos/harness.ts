@@ -252,7 +252,7 @@ export class Cluster {
     }
   }
 
-  private deliver(m: Message): void {
+  deliver(m: Message): void {
     const n = this.nodes.get(m.to);
     if (!n || !n.engine || this.blocked.has(`${m.from}>${m.to}`)) return;
     n.engine.step(m);

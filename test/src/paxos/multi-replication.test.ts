@@ -39,6 +39,43 @@ describe('paxos replication', () => {
     for (const n of c.up()) expect(c.appliedData(n.id)).toHaveLength(50);
   });
 
+  it('notifyCommit (the runtime answering a write a replica forwarded): the replica gets the commit at once by a heartbeat, or at its PaxosAccepted when its slot is still on the way', () => {
+    const c = new Cluster({ seed: 24, voters: [1, 2, 3], options: { heartbeatMs: 500, electionTimeoutMinMs: 1500, electionTimeoutMaxMs: 3000 } });
+    const l = c.waitLeader(1000);
+    c.run(60);
+    const f = c.up().find((n) => n.id !== l.id)!;
+    const heartbeatsTo = (id: number) => c.log.filter((m) => m.type === MsgType.Heartbeat && m.to === id).map((m) => (m as { ctx: number }).ctx);
+    c.record = true;
+    const w = c.propose('w')!;
+    c.runUntil(() => l.e.status().commitIndex >= w, 20, 'the write chosen');
+    expect(f.e.status().commitIndex).toBeLessThan(w); // nothing followed the write to carry the commit
+    c.log = [];
+    l.e.notifyCommit(f.id, w);
+    c.process(l);
+    c.runUntil(() => f.applied >= w, 5, 'the replica applied the write');
+    expect(heartbeatsTo(f.id)).toEqual([0]); // one heartbeat, no read round
+    c.log = [];
+    l.e.notifyCommit(f.id, w);
+    c.process(l);
+    c.run(3);
+    expect(heartbeatsTo(f.id)).toEqual([]); // told already
+    // f's Accept for the next write is held back: the commit cannot reach it before the slot.
+    const held: Message[] = [];
+    c.filter = (m) => (m.type === MsgType.PaxosAccept && m.to === f.id ? void held.push(m) : m);
+    const w2 = c.propose('w2')!;
+    c.runUntil(() => l.e.status().commitIndex >= w2, 20, 'the second write chosen');
+    c.log = [];
+    l.e.notifyCommit(f.id, w2);
+    c.process(l);
+    c.run(3);
+    expect(heartbeatsTo(f.id)).toEqual([]);
+    expect(f.e.status().commitIndex).toBeLessThan(w2);
+    c.filter = undefined;
+    for (const m of held) c.deliver(m);
+    c.runUntil(() => f.applied >= w2, 5, 'the replica applied the second write');
+    expect(heartbeatsTo(f.id)).toEqual([0]);
+  });
+
   it('pipelining: many Accepts in flight per follower before the first answer', () => {
     const c = new Cluster({ seed: 22, voters: [1, 2, 3], net: { minDelay: 3, maxDelay: 3 } });
     const l = c.waitLeader();

@@ -79,6 +79,57 @@ describe('raft reads', () => {
     expect(c.log.filter((m) => m.type === MsgType.Heartbeat)).toEqual([]);
   });
 
+  it('notifyCommit (the runtime answering a write a follower forwarded): the follower gets the commit at once, or at its acknowledgement when the entry is still on its way', () => {
+    const c = new Cluster({ seed: 48, voters: [1, 2, 3], options: { heartbeatMs: 500, electionTimeoutMinMs: 1500, electionTimeoutMaxMs: 3000 } });
+    const l = c.waitLeader(1000);
+    c.run(60);
+    const [f, g] = c.up().filter((n) => n.id !== l.id) as [typeof l, typeof l];
+    c.record = true;
+    const w = c.propose('w')!;
+    c.run(1);
+    expect(l.r.status().commitIndex).toBeGreaterThanOrEqual(w);
+    expect(f.r.status().commitIndex).toBeLessThan(w);
+    c.log = [];
+    l.r.notifyCommit(f.id, w);
+    c.process(l);
+    c.run(1);
+    expect(f.r.status().commitIndex).toBeGreaterThanOrEqual(w);
+    expect(f.applied).toBeGreaterThanOrEqual(w);
+    expect(c.log.filter((m) => m.type === MsgType.Heartbeat).map((m) => [m.to, (m as { ctx: number }).ctx])).toEqual([[f.id, 0]]);
+    // Told already: nothing more.
+    c.log = [];
+    l.r.notifyCommit(f.id, w);
+    c.process(l);
+    c.run(1);
+    expect(c.log.filter((m) => m.type === MsgType.Heartbeat)).toEqual([]);
+    // The entry has not reached f yet (its Append held back) when g's acknowledgement
+    // commits it: no heartbeat can carry that commit to f yet; its acknowledgement brings it.
+    const held: Message[] = [];
+    c.filter = (m) => (m.type === MsgType.Append && m.to === f.id ? void held.push(m) : m);
+    const w2 = c.propose('w2')!;
+    c.run(1);
+    expect(l.r.status().commitIndex).toBeGreaterThanOrEqual(w2);
+    c.log = [];
+    l.r.notifyCommit(f.id, w2);
+    c.process(l);
+    c.run(1);
+    expect(c.log.filter((m) => m.type === MsgType.Heartbeat && m.to === f.id)).toEqual([]);
+    expect(f.r.status().commitIndex).toBeLessThan(w2);
+    c.filter = undefined;
+    for (const m of held) c.deliver(m);
+    c.run(2);
+    expect(f.r.status().commitIndex).toBeGreaterThanOrEqual(w2);
+    expect(f.applied).toBeGreaterThanOrEqual(w2);
+    // On a follower, or for an index not committed: nothing.
+    c.log = [];
+    f.r.notifyCommit(g.id, w2);
+    l.r.notifyCommit(f.id, l.r.status().commitIndex + 5);
+    c.process(f);
+    c.process(l);
+    c.run(1);
+    expect(c.log.filter((m) => m.type === MsgType.Heartbeat)).toEqual([]);
+  });
+
   it('a follower fails the reads it forwarded as soon as it no longer follows that leader, not at the request timeout; a late answer is ignored', () => {
     const c = new Cluster({ seed: 47, voters: [1, 2, 3] });
     const l = c.waitLeader();
