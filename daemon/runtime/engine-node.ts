@@ -320,6 +320,26 @@ interface Forwarded {
   to: NodeId;
 }
 
+/** A forwarded write's answer, held until this node has applied it (see onClientReply). */
+interface HeldAnswer {
+  res: ClientResult;
+  reply: ClientCallback;
+  deadline: number;
+  /** Answer once the applied index reaches this. */
+  at: Index;
+}
+
+/**
+ * The index a write's answer speaks of: a put's or delete's modify index (the entry's
+ * own on success; on a failed cas the key's current one), a lock grant's token (its
+ * entry's index; on 409 the holder's). 0: none (nothing to wait for).
+ */
+function answerIndex(res: ClientResult): Index {
+  const a = res.index ?? 0;
+  const b = res.token ?? 0;
+  return a > b ? a : b;
+}
+
 /** HTTP-like status for "this engine cannot do that": definite, nothing was applied (not 503 retry, not 504 unknown). */
 export const ENGINE_UNSUPPORTED = 501;
 /** How a refused command is named in the 501 answer. */
@@ -398,6 +418,8 @@ export class EngineRuntime {
   private pendingUse: KvUsage = { keys: 0, bytes: 0 };
   private readonly pendingReads = new IndexMap<PendingRead>();
   private readonly forwarded = new IndexMap<Forwarded>();
+  /** Answers of forwarded writes waiting for this node to apply them, roughly in index order. */
+  private held: HeldAnswer[] = [];
   // The predicates of the per-tick timeout sweep and of serveReads, made once (not a
   // closure per tick or per Ready), with the instant and the applied index they compare
   // against set just before each use.
@@ -451,10 +473,7 @@ export class EngineRuntime {
     this.loop = new ReadyLoop<Ready>({
       clock: opts.clock,
       running: () => this.stateValue === 'running',
-      eager: () => {
-        const ms = this.eng!.takeEager?.();
-        if (ms) for (let i = 0; i < ms.length; i++) this.send(ms[i]!);
-      },
+      eager: () => this.sendEager(),
       // Committed entries the engine lets go before its own Ready is durable (Raft:
       // entries committed by a quorum of other durable copies, on a leader or a
       // follower; src/raft/raft.ts takeCommitted).
@@ -603,7 +622,7 @@ export class EngineRuntime {
       framesAccepted: this.wire?.accepted ?? 0,
       drops: this.wire ? this.wire.drops() : newDropCounters(),
       unsupported: s?.unsupported ?? 0,
-      pending: { writes: this.pendingWrites.size, reads: this.pendingReads.size, forwarded: this.forwarded.size },
+      pending: { writes: this.pendingWrites.size, reads: this.pendingReads.size, forwarded: this.forwarded.size + this.held.length },
       storage: this.dlog?.stats(),
       ...(this.electionFencing && this.eng instanceof BullyEngine
         ? { bully: { ...this.electionFencing.status(), leaderToken: s && s.leader !== NO_NODE ? fencingToken(s.term, s.leader) : 0, priority: this.eng.priority } }
@@ -810,13 +829,16 @@ export class EngineRuntime {
     const writes = this.pendingWrites.values();
     const fw = this.forwarded.values();
     const reads = this.pendingReads.values();
+    const held = this.held;
     for (const w of this.pendingRefs.values()) writes.push(w);
     this.pendingWrites.clear();
     this.pendingRefs.clear();
     this.forwarded.clear();
     this.pendingReads.clear();
+    this.held = [];
     for (const w of writes) w.reply(unknownOutcome(`${why}; the write was proposed and may or may not be applied`));
     for (const f of fw) f.reply(unknownOutcome(`${why}; the write was forwarded to the leader and may or may not be applied`));
+    for (const h of held) h.reply(h.res); // the leader applied it: the outcome is known
     for (const r of reads) r.cb(unavailable(why));
   }
 
@@ -841,7 +863,7 @@ export class EngineRuntime {
     if (this.stateValue !== 'running' || this.clockHeldUntil !== undefined) return 0;
     if (this.pbftTime || this.pbftFencingHost || this.electionFencing) return 0;
     // expire() times out waiting clients at their deadlines: tick while any waits.
-    if (this.pendingWrites.size > 0 || this.forwarded.size > 0 || this.pendingRefs.size > 0 || this.pendingReads.size > 0) return 0;
+    if (this.pendingWrites.size > 0 || this.forwarded.size > 0 || this.held.length > 0 || this.pendingRefs.size > 0 || this.pendingReads.size > 0) return 0;
     let q = this.eng!.quietTicks?.() ?? 0;
     if (!(q >= 1)) return 0;
     let untilMs = EngineRuntime.MAX_QUIET_MS;
@@ -1423,7 +1445,9 @@ export class EngineRuntime {
     });
   }
 
+  /** Serves the reads, and answers the held forwarded writes, that the applied index now covers. */
   private serveReads(): void {
+    if (this.held.length > 0) this.releaseHeld(false);
     if (this.pendingReads.size === 0) return;
     this.servedUpTo = this.kv.appliedIndex;
     const ready = this.pendingReads.takeWhere(this.isServable);
@@ -2061,9 +2085,23 @@ export class EngineRuntime {
   private replyTo(m: ClientRequest): ClientCallback {
     return (res: ClientResult) => {
       if (this.stateValue !== 'running') return;
-      const rep: ClientReply = { type: MsgType.ClientReply, from: this.id, to: m.from, term: this.eng!.status().term, reqId: m.reqId, status: res.status, body: encodeReplyBody(res) };
+      const eng = this.eng!;
+      // The asking node answers its client once it has applied this (onClientReply):
+      // it gets the commit now, ahead of this answer, not with the next heartbeat.
+      const at = answerIndex(res);
+      if (at > 0 && eng.notifyCommit) {
+        eng.notifyCommit(m.from, at);
+        this.sendEager();
+      }
+      const rep: ClientReply = { type: MsgType.ClientReply, from: this.id, to: m.from, term: eng.currentTerm ?? eng.status().term, reqId: m.reqId, status: res.status, body: encodeReplyBody(res) };
       this.send(rep);
     };
+  }
+
+  /** Sends what the engine lets go before anything is durable (the Ready loop's `eager`). */
+  private sendEager(): void {
+    const ms = this.eng!.takeEager?.();
+    if (ms) for (let i = 0; i < ms.length; i++) this.send(ms[i]!);
   }
 
   private onClientReply(m: ClientReply): void {
@@ -2075,7 +2113,41 @@ export class EngineRuntime {
       this.log('warn', 'bad ClientReply', { node: this.id, from: m.from, error: res.message });
       return f.reply(unknownOutcome(`the leader's answer was unreadable (${res.message}); the write may or may not be applied`));
     }
+    // Read your writes here: the client's next read on this node — a local (stale) one
+    // too — must see this write, so the answer waits until this node has applied it
+    // (the leader sent us the commit just before its answer: notifyCommit). Most
+    // answers find it applied already, or wait for the commit a moment behind.
+    const at = answerIndex(res);
+    if (at > this.kv.appliedIndex) {
+      this.held.push({ res, reply: f.reply, deadline: f.deadline, at });
+      return;
+    }
     f.reply(res);
+  }
+
+  /**
+   * Answers the held forwarded writes this node has applied; with `expired`, also those
+   * past their request's deadline — answered as the leader did (the write was applied
+   * by the cluster), only this node has not caught up yet (cut off from the leader, or
+   * far behind): the one case where a read here right after may not see the write.
+   */
+  private releaseHeld(expired: boolean): void {
+    const applied = this.kv.appliedIndex;
+    const now = this.sweepNow;
+    let out: HeldAnswer[] | undefined;
+    let kept = 0;
+    const held = this.held;
+    for (let i = 0; i < held.length; i++) {
+      const h = held[i]!;
+      if (h.at <= applied) (out ??= []).push(h);
+      else if (expired && h.deadline <= now) {
+        (out ??= []).push(h);
+        this.log('warn', 'forwarded write answered before this node applied it', { node: this.id, index: h.at, applied });
+      } else held[kept++] = h;
+    }
+    if (!out) return;
+    held.length = kept;
+    for (let i = 0; i < out.length; i++) out[i]!.reply(out[i]!.res);
   }
 
   private expire(): void {
@@ -2087,6 +2159,7 @@ export class EngineRuntime {
     if (this.forwarded.size > 0) for (const [, f] of this.forwarded.takeWhere(late)) {
       f.reply(unknownOutcome(`no answer from the leader within ${this.timeoutMs} ms; the forwarded write may or may not be applied`));
     }
+    if (this.held.length > 0) this.releaseHeld(true);
     if (this.pendingRefs.size > 0) for (const [ref, w] of this.pendingRefs.takeWhere(late)) {
       w.reply(unknownOutcome(`no outcome within ${this.timeoutMs} ms for request ${this.id}/${ref}; it may or may not be applied`));
     }
