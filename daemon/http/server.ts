@@ -432,15 +432,11 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
     if (backstopHead === backstops.length) {
       backstops.length = 0;
       backstopHead = 0;
-      // Nothing in flight: no timer either (as before, an idle server holds none).
-      if (backstopTimer !== undefined) {
-        clearTimeout(backstopTimer);
-        backstopTimer = undefined;
-      }
-      if (backstopImmediate !== undefined) {
-        clearImmediate(backstopImmediate);
-        backstopImmediate = undefined;
-      }
+      // Nothing in flight. A timer still armed is left to fire (it finds nothing due and
+      // arms no other): clearing it here and arming a new one for the next call was a
+      // Timeout object per write when calls come one at a time. An armed timer is never
+      // later than the next call's deadline (deadlines grow), and it is unref'd: an idle
+      // server holds none after at most backstopMs, and none keeps a process alive.
     } else if (backstopHead >= 1024 && backstopHead * 2 >= backstops.length) {
       backstops.splice(0, backstopHead);
       backstopHead = 0;
@@ -450,6 +446,7 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
   function armBackstopTimer(): void {
     if (backstopTimer !== undefined || backstopImmediate !== undefined || backstopHead === backstops.length) return;
     backstopTimer = setTimeout(afterInput, Math.max(0, backstops[backstopHead]!.deadline - performance.now()));
+    backstopTimer.unref();
   }
 
   // When the timer fires, the expiry waits for this loop turn's poll phase. Node runs
@@ -1016,6 +1013,8 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
           new Promise<void>((r) => {
             if (closing) return r();
             closing = true;
+            if (backstopTimer !== undefined) clearTimeout(backstopTimer);
+            backstopTimer = undefined;
             server.close(() => r());
             const open = [...lists].flat();
             if (why === undefined || open.length === 0) {
