@@ -253,6 +253,7 @@ export class EngineBackend extends KvBackendBase<EngineRuntime> implements ApiBa
       g('quorumd_kv_bytes', 'Bytes of keys, values, lock names and owners in the replicated state (what kv.maxBytes bounds).', this.rt?.stateMachine.usage().bytes ?? 0),
       c('quorumd_quota_refusals_total', 'Writes this node refused as leader because a kv quota was full (507).', this.rt?.quotaRefusals ?? 0),
       c('quorumd_lock_refusals_total', 'Lock renewals/releases this node refused as leader without writing (wrong lease, not held).', this.rt?.lockRefusals ?? 0),
+      c('quorumd_forwarded_answered_unapplied_total', 'Writes this node forwarded and answered at their request timeout before it had applied them (cut off from its leader or far behind): a ?stale read here right after may not have seen them.', this.rt?.answeredUnapplied ?? 0),
       { name: 'quorumd_info', help: 'Static node information.', type: 'gauge', samples: [{ labels: { node: this.self.name, cluster: this.clusterName, engine }, value: 1 }] },
     ];
   }

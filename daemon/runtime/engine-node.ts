@@ -401,6 +401,8 @@ export class EngineRuntime {
   private lockClockOffset = 0;
   /** Lock renewals/releases refused by this leader without proposing. */
   lockRefusals = 0;
+  /** Forwarded writes answered at their deadline before this node had applied them (releaseHeld): read-your-writes did not hold for those. */
+  answeredUnapplied = 0;
   /** Writes refused for the quota (507). */
   quotaRefusals = 0;
   /** Split-brain defenses (undefined without the `fencing` option, and for election-only engines). */
@@ -2142,6 +2144,7 @@ export class EngineRuntime {
       if (h.at <= applied) (out ??= []).push(h);
       else if (expired && h.deadline <= now) {
         (out ??= []).push(h);
+        this.answeredUnapplied++;
         this.log('warn', 'forwarded write answered before this node applied it', { node: this.id, index: h.at, applied });
       } else held[kept++] = h;
     }

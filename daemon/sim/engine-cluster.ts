@@ -98,6 +98,8 @@ export interface SeedResult {
   historyOps: number;
   /** Milliseconds from the end of healing to the probe's committed write (-1 if none). */
   probeMs: number;
+  /** With the workload's readYourWrites: stale reads made right after a write through the same node, skipped (answered unapplied), missed. */
+  readYourWrites?: { checked: number; skipped: number; missed: number; misses: string[] };
 }
 
 export function clusterKey(seed: number): Uint8Array {
@@ -591,6 +593,11 @@ function logEngineRun(cfg: SimConfig, seed: number, hooks: EngineSeedHooks): Eng
         historyOps: workload.history.length,
         probeMs,
       };
+      if (hooks.workload?.readYourWrites) {
+        fields.readYourWrites = workload.readYourWrites;
+        const miss = workload.readYourWrites.misses[0];
+        if (miss !== undefined && !violation) violation = new SimViolation('read-your-writes', `${workload.readYourWrites.missed} stale reads right after a write through the same node missed it; first: ${miss}`, world.nowMs);
+      }
       return { violation, fields, actuator };
     },
   };

@@ -23,8 +23,8 @@ import type { Scheduler } from '../../firmware-sim/scheduler.ts';
 import type { NodeId } from '../../src/types.ts';
 import { Status, type ClientResult, type EngineRuntime } from '../runtime/index.ts';
 
-/** What the workload needs of a node: the runtime's client API. */
-export type WorkloadNode = Pick<EngineRuntime, 'id' | 'put' | 'get'>;
+/** What the workload needs of a node: the runtime's client API (and, for readYourWrites, its count of writes answered unapplied). */
+export type WorkloadNode = Pick<EngineRuntime, 'id' | 'put' | 'get'> & Partial<Pick<EngineRuntime, 'answeredUnapplied'>>;
 import { hashBytes } from './hash.ts';
 
 export interface WorkloadOptions {
@@ -40,6 +40,14 @@ export interface WorkloadOptions {
    * that the linearizability check catches stale reads (a planted bug in the tests).
    */
   staleReads?: boolean;
+  /**
+   * After every put answered 200, a `stale` read of the same key on the same node, at
+   * once: it must see that write or a later one (docs/api.md: a node answers a write
+   * once it has applied it itself). Not part of the history (a stale read is not
+   * linearizable); misses are counted in `readYourWrites`. Off by default (it adds
+   * requests, so the runs of a seed differ with it).
+   */
+  readYourWrites?: boolean;
   /** Share of operations: puts, gets; the rest are cas. */
   putShare: number;
   getShare: number;
@@ -152,6 +160,8 @@ export class Workload {
   readonly history: HistoryOp[] = [];
   readonly acked: AckedWrite[] = [];
   readonly stats: WorkloadStats = { issued: 0, ok: 0, conflict: 0, unavailable: 0, unknown: 0, noAnswer: 0 };
+  /** With opts.readYourWrites: the reads made, those skipped (see checkOwnWrite), those that did not see the write just answered, and the first 20 of these. */
+  readonly readYourWrites = { checked: 0, skipped: 0, missed: 0, misses: [] as string[] };
   private stopAtUs = 0;
   private seq = 0;
   private inFlight = 0;
@@ -262,6 +272,7 @@ export class Workload {
     const bytes = utf8(value);
     const data = encodeCommand(cas ? { op: 'put', key, value: bytes, cas: cas.index } : { op: 'put', key, value: bytes });
     const dataHash = data instanceof Uint8Array ? hashBytes(data) : 0;
+    const unapplied0 = node.answeredUnapplied ?? 0;
     this.request(
       client,
       node.id,
@@ -277,6 +288,7 @@ export class Workload {
         }
         if (res && res.status === Status.OK && res.index !== undefined) {
           this.acked.push({ index: res.index, dataHash, what: `put ${key}=${value} via node ${node.id}` });
+          if (this.opts.readYourWrites) this.checkOwnWrite(node, key, value, res.index, unapplied0);
         }
         if (cas) {
           const output = ret === null ? null : res!.status === Status.OK ? 'ok' : 'fail';
@@ -288,6 +300,25 @@ export class Workload {
         after();
       },
     );
+  }
+
+  /** readYourWrites: a stale read of `key` on `node` right after it answered the put of `value` at `index`. */
+  private checkOwnWrite(node: WorkloadNode, key: string, value: string, index: number, unapplied0: number): void {
+    // The node answered a forwarded write before applying it (its request deadline
+    // passed first; it logs so): the one documented exception.
+    if ((node.answeredUnapplied ?? 0) !== unapplied0) {
+      this.readYourWrites.skipped++;
+      return;
+    }
+    this.send(node.id, (cb) => node.get(key, { stale: true }, cb), (r: ClientResult) => {
+      this.readYourWrites.checked++;
+      const seen = r.status === Status.OK ? (r.index ?? 0) : -1;
+      if (seen >= index) return;
+      this.readYourWrites.missed++;
+      if (this.readYourWrites.misses.length < 20) {
+        this.readYourWrites.misses.push(`at ${(this.sched.now / 1000).toFixed(1)} ms node ${node.id} answered put ${key}=${value} (index ${index}); a stale read there right after gave ${r.status}${r.status === Status.OK ? ` ${readValue(r)} (index ${seen})` : ''}`);
+      }
+    });
   }
 
   get(client: number, node: WorkloadNode, key: string, after: (r: { value: string | null; index: number } | undefined) => void): void {
