@@ -330,9 +330,21 @@ export class DurableLog {
       // A snapshot applied at recovery without its WAL mark gets the mark now, before
       // any new entry, so that the next recovery replays the same log.
       const mark = this.plan.missingMark ? encodeMark(this.plan.missingMark) : undefined;
-      const truncatedElsewhere = t && (mark === undefined || this.segments[this.segments.length - 1]?.size! >= this.opts.segmentBytes);
-      const j = join(truncatedElsewhere ? 2 : 1, cb);
-      if (truncatedElsewhere) this.sync(t.name, j);
+      // What recovery read may be only in the page cache, not on the card: written by a
+      // process that crashed before its fsync, or whose fsync failed (EIO) — the kernel
+      // shows the bytes to readers either way. The engine is rebuilt from what was read
+      // (an acceptor's votes, a follower's log) and acts on it as durable, so it must be
+      // durable before open calls back: every segment and the snapshot file recovery
+      // kept are fsynced (as PostgreSQL syncs its data directory after a crash), the
+      // directory by the hard-state replace below. Found by the simulator: an acceptor
+      // whose WAL fsync failed restarted with that slot's vote read back, and lost it at
+      // the next power cut (votes-kept, paxos seed 154). A segment the write below
+      // appends to is synced by it; syncing it here too is harmless.
+      const files = this.segments.map((s) => s.name);
+      if (this.plan.snapshot) files.push(snapshotName(this.plan.snapshot.index));
+      if (t && !files.includes(t.name)) files.push(t.name);
+      const j = join(files.length + 1, cb);
+      for (const f of files) this.sync(f, j);
       this.writeWalAndHardState(mark, { ...this.durable, bootId: this.boot }, j);
     } catch (e) {
       cb(e as Error);
