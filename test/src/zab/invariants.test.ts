@@ -51,6 +51,27 @@ describe('ZAB invariants', () => {
     expect(inv.deliveredUpTo).toBe(3);
   });
 
+  it("a primary's own entry read back at its restart (its Ready never became durable) counts as broadcast by it; another node's does not, nor a changed one", () => {
+    const inv = new ZabInvariants({ config });
+    const log = epoch1(inv);
+    // Node 1 appended c at 4; the Ready's fsync failed and it stopped. Restarted, it read c back.
+    const withC = [...log, cmd(1, 4, 'c')];
+    inv.started(view(1, { log: withC }), hard(1, 1));
+    // A follower synced from it (node 1 leading the next epoch) persists c: no violation.
+    inv.ready(view(2, { log: withC }), rd({ entries: [cmd(1, 4, 'c')] }));
+    expect(inv.violations).toEqual([]);
+    // A node that was not the primary of epoch 1 restarting with an entry of epoch 1 at 5
+    // does not make it broadcast: a copy of it elsewhere is still caught.
+    inv.started(view(3, { log: [...withC, cmd(1, 5, 'd')] }), hard(1, 1));
+    inv.ready(view(2, { log: [...withC, cmd(1, 5, 'd')] }), rd({ entries: [cmd(1, 5, 'd')] }));
+    expect(inv.violations.join('\n')).toMatch(/node 2 persisted \(1, 5\) that the primary of epoch 1 \(1\) never broadcast/);
+    // The primary restarting with another transaction where it had broadcast one.
+    const inv2 = new ZabInvariants({ config });
+    const log2 = epoch1(inv2);
+    inv2.started(view(1, { log: [...log2.slice(0, 2), cmd(1, 3, 'B')] }), hard(1, 1));
+    expect(inv2.violations.join('\n')).toMatch(/primary 1 of epoch 1 restarted with another transaction at 3/);
+  });
+
   it('integrity: delivering what no primary broadcast', () => {
     const inv = new ZabInvariants({ config });
     epoch1(inv);
