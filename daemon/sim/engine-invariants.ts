@@ -252,7 +252,8 @@ export class EngineInvariantChecker {
   private readonly appliedNode: NodeId[] = [];
   private readonly lifeApplied = new Map<NodeId, Index>();
   private readonly tokenOf = new Map<string, number>();
-  private highestToken = 0;
+  /** Every leadership's token, with its term: tokens must grow with the term, not with the time they are issued. */
+  private readonly issued: Array<{ term: number; token: number; node: NodeId }> = [];
   /** Per node id: the (term, token) its leadership was last checked with in this life (the check is the same until one changes). */
   private readonly checkedTerm: number[] = [];
   private readonly checkedToken: number[] = [];
@@ -315,9 +316,21 @@ export class EngineInvariantChecker {
         const key = `${rt.id}/${term}`;
         const had = this.tokenOf.get(key);
         if (had === undefined) {
-          if (token <= this.highestToken && !this.disabled.has('token-growth')) this.fail('token-growth', `leader ${rt.id} (term ${term}) issued token ${token}, not above the earlier token ${this.highestToken}`);
+          // Ordered by leadership, not by the moment of issue: a leader that learns late
+          // that its term's start committed (it was stalled while a later term began:
+          // raft seed 112, 5 nodes, every fault kind) issues its smaller token after a
+          // later leadership issued a larger one. A resource that saw the larger refuses
+          // it, which is what fencing needs. What must hold: a later term's token is
+          // above every earlier term's (and a term's token, re-issued after a PBFT
+          // primary's restart, above the one before it).
+          if (!this.disabled.has('token-growth')) {
+            for (const x of this.issued) {
+              if (x.term <= term && x.token >= token) this.fail('token-growth', `leader ${rt.id} (term ${term}) issued token ${token}, not above token ${x.token} of node ${x.node}'s ${x.term === term ? 'earlier leadership of the same term' : `earlier term ${x.term}`}`);
+              else if (x.term > term && x.token <= token) this.fail('token-growth', `leader ${rt.id} (term ${term}) issued token ${token}, not below token ${x.token} of node ${x.node}'s later term ${x.term}`);
+            }
+          }
           this.tokenOf.set(key, token);
-          this.highestToken = Math.max(this.highestToken, token);
+          this.issued.push({ term, token, node: rt.id });
         } else if (had !== token) this.fail('token-growth', `leader ${rt.id} (term ${term}) changed its token from ${had} to ${token}`);
       }
       this.checkedTerm[rt.id] = term;
