@@ -825,6 +825,11 @@ function injectFault(spec: string | undefined, runtime: EngineRuntime, log: Node
 export async function runStart(file: string): Promise<void> {
   const devParent = devSupervisor();
   if (devParent === 'gone') return devSupervisorGone();
+  // Watched from now on, not once started: a start that never finished was never watched.
+  // (A node was found still running 37 minutes after its supervisor had gone, with no log
+  // left to say where its start stood.) Before the start installs its SIGTERM handler,
+  // the signal ends the process outright, which is right for a node nobody supervises.
+  stopWithDevSupervisor(devParent);
   const cfg = loadConfigFile(file);
   if (cfg.config.engine === 'etcd' || cfg.config.engine === 'zookeeper') {
     // Loaded only here: a Raft or bully node never loads the etcd/ZooKeeper clients.
@@ -833,16 +838,15 @@ export async function runStart(file: string): Promise<void> {
   } else {
     await startNode(cfg, { handleSignals: true });
   }
-  stopWithDevSupervisor(devParent);
 }
 
 /** `quorumd witness --config FILE`: the witness member of a two-board cluster (see StartOptions.witness). */
 export async function runWitness(file: string): Promise<void> {
   const devParent = devSupervisor();
   if (devParent === 'gone') return devSupervisorGone();
+  stopWithDevSupervisor(devParent); // from now on: see runStart
   const cfg = loadConfigFile(file);
   await startNode(cfg, { handleSignals: true, witness: true });
-  stopWithDevSupervisor(devParent);
 }
 
 /**
