@@ -123,6 +123,7 @@ import type {
 } from '../engine/contract.ts';
 import { allMembers, copyConfig, quorumSize, validateConfig, votingMembers } from '../raft/config.ts';
 import { takeOut } from '../engine/eager.ts';
+import { commitToPush, wantCommit } from '../engine/commit-push.ts';
 import { nextBallot, type Ballot } from './ballot.ts';
 import { PAXOS_MSG_OVERHEAD_BYTES, PAXOS_SLOT_OVERHEAD_BYTES, resolvePaxosOptions, type PaxosOptions, type PaxosTicks } from './options.ts';
 import { decodeDurableSlot, encodeDurableSlot, SlotLog } from './slots.ts';
@@ -1121,30 +1122,20 @@ export class PaxosNode implements Engine {
 
   /**
    * Peer `to` is about to be told, by the runtime, the answer to a write it forwarded,
-   * and answers its client once it has applied that write itself (so the client reads
-   * its own write there). A replica learns the commit from our Accepts and heartbeats —
-   * the next of which may be a heartbeat interval away when no write follows — so it
-   * gets a heartbeat carrying the commit now (ctx 0: no read round), up to its match as
-   * every heartbeat's, or at its PaxosAccepted when its slots are still on the way.
+   * and answers its client once it has applied that write itself. A replica learns the
+   * commit from our Accepts and heartbeats, the next of which may be a heartbeat
+   * interval away: it gets it now (src/engine/commit-push.ts).
    */
   notifyCommit(to: NodeId, index: Index): void {
     if (this.role !== 'leader' || index > this.commit) return;
     const pr = this.progress.get(to);
-    if (pr && index > pr.wantCommit) {
-      pr.wantCommit = index;
-      this.pushCommit(pr);
-    }
+    if (pr && wantCommit(pr, index)) this.pushCommit(pr);
   }
 
+  /** A heartbeat (ctx 0: no read round) carrying the commit `pr` waits for, up to its match as every heartbeat's; or at its PaxosAccepted. */
   private pushCommit(pr: Progress): void {
-    const want = pr.wantCommit;
-    if (Math.max(pr.sentCommit, pr.knownCommit) >= want) {
-      pr.wantCommit = 0;
-      return;
-    }
-    const c = Math.min(pr.match, this.commit);
-    if (c < want) return; // its slots are still on the way: its PaxosAccepted calls again
-    pr.wantCommit = 0;
+    const c = commitToPush(pr, Math.max(pr.sentCommit, pr.knownCommit), Math.min(pr.match, this.commit));
+    if (c === 0) return;
     pr.sentCommit = c;
     this.send({ type: MsgType.Heartbeat, from: this.id, to: pr.id, term: this.ballot, commit: c, ctx: 0 });
   }

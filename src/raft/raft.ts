@@ -80,6 +80,7 @@ import {
 } from './config.ts';
 import { RaftLog } from './log.ts';
 import { takeOut } from '../engine/eager.ts';
+import { commitToPush, wantCommit } from '../engine/commit-push.ts';
 
 export type Role = 'follower' | 'pre-candidate' | 'candidate' | 'leader';
 
@@ -150,7 +151,7 @@ interface Progress {
    * entries reach, a heartbeat's): what it has unless a message was lost. See pushCommit.
    */
   sentCommit: Index;
-  /** A read we answered it (ReadIndexReply) needs its commit index at least here; 0: none. */
+  /** It was told something it acts on once it has applied this (a read's ReadIndexReply, a forwarded write's answer); 0: none. See notifyCommit. */
   wantCommit: Index;
   /** Highest heartbeat round (ctx) it acknowledged in this term. */
   ackedRound: number;
@@ -1889,43 +1890,22 @@ export class RaftNode {
   }
 
   /**
-   * Peer `to` is being told something it will act on only once it has applied `index`:
-   * a read's ReadIndex (above) or, from the runtime, the answer to a write it forwarded
-   * (it answers its client once it has applied the write itself, so that the client
-   * reads its own write there). It gets the commit up to `index` at once (pushCommit).
-   * Nothing on a follower, or for an index not committed here.
+   * Peer `to` is being told something it acts on only once it has applied `index`: a
+   * read's ReadIndex (above) or, from the runtime, the answer to a write it forwarded.
+   * It gets the commit now (src/engine/commit-push.ts). With lease reads a ReadIndex is
+   * answered without a heartbeat round, and a follower's read right after a write waited
+   * for the next heartbeat: 94 ms median at a 100 ms heartbeat before this.
    */
   notifyCommit(to: NodeId, index: Index): void {
     if (this.role !== 'leader' || index > this.commit) return;
     const pr = this.progress.get(to);
-    if (pr && index > pr.wantCommit) {
-      pr.wantCommit = index;
-      this.pushCommit(pr);
-    }
+    if (pr && wantCommit(pr, index)) this.pushCommit(pr);
   }
 
-  /**
-   * A follower serves a read once it has applied the ReadIndex (and answers a write it
-   * forwarded once it has applied the write), so it needs the commit index up to there — which it learns from our next Append or heartbeat. With lease
-   * reads a ReadIndex is answered without a heartbeat round, and a read right after a
-   * write (whose commit came with the followers' acknowledgements) waited for the next
-   * heartbeat: 94 ms median on a 3-node dev cluster at a 100 ms heartbeat. So a follower
-   * that was answered a read gets the commit at once: a heartbeat carrying it (ctx 0,
-   * no read round), when its log matches ours that far (match) and it has not been sent
-   * that commit yet. If it lacks entries, the Appends bringing them carry the commit
-   * (and this runs again at its acknowledgement). Heartbeats may carry any commit up to
-   * the follower's match (§5.3, as bcastHeartbeat), so safety is untouched; the cost is
-   * one heartbeat and its reply per read that would otherwise have waited.
-   */
+  /** A heartbeat (ctx 0: no read round) carrying the commit `pr` waits for, once its log matches ours that far (§5.3, as bcastHeartbeat). */
   private pushCommit(pr: Progress): void {
-    const want = pr.wantCommit;
-    if (Math.max(pr.sentCommit, pr.knownCommit) >= want) {
-      pr.wantCommit = 0;
-      return;
-    }
-    const c = Math.min(pr.match, this.commit);
-    if (c < want) return; // entries still on their way: their acknowledgement calls again
-    pr.wantCommit = 0;
+    const c = commitToPush(pr, Math.max(pr.sentCommit, pr.knownCommit), Math.min(pr.match, this.commit));
+    if (c === 0) return;
     pr.sentCommit = c;
     this.send({ type: MsgType.Heartbeat, from: this.id, to: pr.id, term: this.term, commit: c, ctx: 0 });
   }

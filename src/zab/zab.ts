@@ -110,6 +110,7 @@ import { kthLargest } from '../raft/raft.ts';
 import { FastLeaderElection, NO_VOTE, type Decision, type Vote } from './fle.ts';
 import { ZabHistory } from './history.ts';
 import { takeOut } from '../engine/eager.ts';
+import { commitToPush, wantCommit } from '../engine/commit-push.ts';
 import { MAX_EPOCH, resolveZabOptions, type ZabOptions, type ZabTicks } from './options.ts';
 
 /** ZooKeeper's peer states. */
@@ -168,7 +169,7 @@ interface Peer {
   backAt: number;
   /** The highest commit sent to it (in a proposal or a COMMIT). */
   commitSent: Index;
-  /** A read we answered it (SYNC reply) needs its commit at least here; 0: none (pushCommit). */
+  /** It was told something it acts on once it has applied this (a read's SYNC reply, a forwarded write's answer); 0: none. See notifyCommit. */
   wantCommit: Index;
 }
 
@@ -1685,38 +1686,20 @@ export class ZabNode implements Engine {
 
   /**
    * Peer `to` acts on what we tell it only once it has applied `index`: a read's SYNC
-   * answer (above), or from the runtime the answer to a write it forwarded. It gets the
-   * COMMIT up to there at once (pushCommit). Nothing unless we lead and `index` is committed.
+   * answer (above), or from the runtime the answer to a write it forwarded. A COMMIT
+   * goes to a follower only up to what it acknowledged (sendCommit); one whose ACK came
+   * after a quorum's heard of the commit only with the next proposal or ping (p90 103 ms
+   * at a 100 ms heartbeat, for a read right after a write). It gets the COMMIT now, or at
+   * its ACK if that is still on the way (src/engine/commit-push.ts).
    */
   notifyCommit(to: NodeId, index: Index): void {
     if (!this.isLeader || index > this.commit) return;
     const p = this.peers.get(to);
-    if (p && p.stage === 'synced' && index > p.wantCommit) {
-      p.wantCommit = index;
-      this.pushCommit(p);
-    }
+    if (p && p.stage === 'synced' && wantCommit(p, index)) this.pushCommit(p);
   }
 
-  /**
-   * A follower serves a read once it has applied the index we answered, so it needs
-   * our COMMIT up to there. A COMMIT goes to a follower only up to what it acknowledged
-   * (sendCommit); one whose ACK came after a quorum's (the commit already moved) heard
-   * of that commit only with the next proposal or COMMIT — its read right after a
-   * write waited for the next write or ping (p90 103 ms on a 3-node dev cluster at a
-   * 100 ms heartbeat). So a follower answered a read gets the COMMIT at once once it
-   * holds that far; if its ACK is still on the way, at that ACK (onAck). No change to
-   * what a COMMIT may say (up to its ACK): one more COMMIT per read that would have
-   * waited, nothing for the rest.
-   */
   private pushCommit(p: Peer): void {
-    const want = p.wantCommit;
-    if (Math.max(p.commitSent, p.knownCommit) >= want) {
-      p.wantCommit = 0;
-      return;
-    }
-    if (Math.min(this.commit, p.acked) < want) return; // its ACK is still on the way
-    p.wantCommit = 0;
-    this.sendCommit(p);
+    if (commitToPush(p, Math.max(p.commitSent, p.knownCommit), Math.min(this.commit, p.acked)) > 0) this.sendCommit(p);
   }
 
   /** Serves reads whose ping round a quorum of synchronized voters (us included) answered. */
