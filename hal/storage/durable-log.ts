@@ -340,9 +340,9 @@ export class DurableLog {
       // whose WAL fsync failed restarted with that slot's vote read back, and lost it at
       // the next power cut (votes-kept, paxos seed 154). A segment the write below
       // appends to is synced by it; syncing it here too is harmless.
+      // (The torn-tail truncation is always of the last kept segment: synced with them.)
       const files = this.segments.map((s) => s.name);
       if (this.plan.snapshot) files.push(snapshotName(this.plan.snapshot.index));
-      if (t && !files.includes(t.name)) files.push(t.name);
       const j = join(files.length + 1, cb);
       for (const f of files) this.sync(f, j);
       this.writeWalAndHardState(mark, { ...this.durable, bootId: this.boot }, j);
