@@ -13,13 +13,18 @@
  *   propose                    → the entry has its index
  *   → Append sent              (the leader sends before its own fsync: pipelining)
  *   hop →                      Append sent → Append received by the first acker
- *   follower fsync             received → its Ready durable
+ *   follower: waiting for its disk
+ *                              received → its write starts (a write of its own still in
+ *                              flight: the next one waits for it, and takes every Append
+ *                              that came meanwhile, group commit)
+ *   follower write + fsync     its write starts → its Ready durable
  *   → ack sent                 durable → AppendReply sent
  *   hop ←                      ack sent → ack received by the leader
  *                              (each process has its own clock origin: the follower's
  *                              offset is estimated as NTP does and taken off the two
  *                              one-way hops; "both hops" needs no correction)
- *   ‖ leader fsync             the leader's own persist of the entry
+ *   ‖ leader: waiting for its disk, ‖ leader write + fsync
+ *                              the leader's own persist of the entry (as for the follower)
  *   waiting for the leader fsync after the first ack
  *                              the part of it the commit waited for (0 when the first ack
  *                              found it done, or the second ack came first)
@@ -39,8 +44,17 @@
  * the tail).
  *
  *   npm run bench -- write-trace          (env QUORUMD_BENCH_WRITES, default 500)
- *   npx tsx bench/write-trace.ts [writes] [mqtt|tcp] [warm-up writes]
- *        (env QUORUMD_BENCH_LINK, default mqtt; QUORUMD_BENCH_WARMUP, default 3000)
+ *   npx tsx bench/write-trace.ts [writes] [mqtt|tcp] [warm-up writes] [writers]
+ *        (env QUORUMD_BENCH_LINK, default mqtt; QUORUMD_BENCH_WARMUP, default 3000;
+ *         QUORUMD_BENCH_WRITERS, default 1)
+ *
+ * With more than one writer (e.g. 64, as bench/vs-etcd.ts's throughput rows) the
+ * writers run side by side, each on its own key, until `writes` are answered, and the
+ * same timeline is printed per write, with, before it, what says whether the disk or the
+ * processors set the pace: writes/s, writes and fsyncs (Readys written) per node per
+ * write, and the share of the machine's processor time that was idle (/proc/stat) —
+ * a pipeline waiting on fsyncs leaves the processors idle while writes queue at the
+ * disks (the "waiting for its disk" rows), one short of processors leaves none.
  *
  * The warm-up writes go before the traced ones, as in bench/vs-etcd.ts: a node's
  * JavaScript runs unoptimized until V8 has seen it hot, and a tail measured cold is
@@ -51,7 +65,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { call } from '../daemon/client/http.ts';
 import { prepareBin, userCommand } from './_proc.ts';
@@ -61,11 +75,18 @@ const LINK = process.argv[3] ?? process.env.QUORUMD_BENCH_LINK ?? 'mqtt';
 const WARMUP = Number(process.argv[4] ?? process.env.QUORUMD_BENCH_WARMUP ?? 3000);
 if (!Number.isInteger(WRITES) || WRITES < 1 || WRITES > 1_000_000) throw new Error(`write-trace: writes must be an integer 1..1000000, got ${String(process.argv[2] ?? process.env.QUORUMD_BENCH_WRITES)}`);
 if (!Number.isInteger(WARMUP) || WARMUP < 1 || WARMUP > 1_000_000) throw new Error(`write-trace: warm-up writes must be an integer 1..1000000, got ${String(process.argv[4] ?? process.env.QUORUMD_BENCH_WARMUP)}`);
+const WRITERS = Number(process.argv[5] ?? process.env.QUORUMD_BENCH_WRITERS ?? 1);
+if (!Number.isInteger(WRITERS) || WRITERS < 1 || WRITERS > 256) throw new Error(`write-trace: writers must be an integer 1..256, got ${String(process.argv[5] ?? process.env.QUORUMD_BENCH_WRITERS)}`);
 if (LINK !== 'mqtt' && LINK !== 'tcp') throw new Error(`write-trace: the link must be mqtt or tcp, got ${JSON.stringify(LINK)}`);
 const root = join(import.meta.dirname, '..');
 const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const now = () => performance.timeOrigin + performance.now();
+/** The machine's processor time so far, idle (idle + iowait) and all, in /proc/stat's ticks. */
+function machineCpu(): { idle: number; total: number } {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1, 9).map(Number);
+  return { idle: f[3]! + f[4]!, total: f.reduce((a, b) => a + b, 0) };
+}
 
 console.log(`quorumd: ${await prepareBin(join(root, 'bin', 'quorumd.js'), 'write-trace')}`);
 const dir = mkdtempSync(join(tmpdir(), 'quorumd-write-trace-'));
@@ -104,15 +125,23 @@ try {
   };
   const cpu0 = nodePids.map((p) => cpuOf(p.pid));
   const self0 = process.cpuUsage();
+  const machine0 = machineCpu();
   const wall0 = now();
-  for (let i = 0; i < WRITES; i++) {
-    const sent = now();
-    const r = await call(leaderUrl, 'PUT', '/v1/kv/seq', { body: 'v'.repeat(16) });
-    const got = now();
-    if (r.status !== 200) throw new Error(`write ${i}: ${r.status} ${r.body.toString()}`);
-    client.set((JSON.parse(r.body.toString()) as { index: number }).index, { sent, got });
-  }
+  // Writers side by side (one: sequential), each on its own key, until WRITES are answered.
+  let started = 0;
+  const writer = async (w: number) => {
+    while (started < WRITES) {
+      const i = started++;
+      const sent = now();
+      const r = await call(leaderUrl, 'PUT', WRITERS === 1 ? '/v1/kv/seq' : `/v1/kv/w${w}`, { body: 'v'.repeat(16) });
+      const got = now();
+      if (r.status !== 200) throw new Error(`write ${i}: ${r.status} ${r.body.toString()}`);
+      client.set((JSON.parse(r.body.toString()) as { index: number }).index, { sent, got });
+    }
+  };
+  await Promise.all(Array.from({ length: WRITERS }, (_, w) => writer(w)));
   const wall1 = now();
+  const machine1 = machineCpu();
   const cpu1 = nodePids.map((p) => cpuOf(p.pid));
   const self1 = process.cpuUsage(self0);
   await sleep(500); // every node's tracer flushes within 200 ms
@@ -121,6 +150,10 @@ try {
   const points = new Map<string, Map<number, Map<string, number>>>();
   // node → its garbage collections [start, duration] (ms)
   const gcs = new Map<string, [number, number, number][]>();
+  // node → its writes to the durable log during the traced writes
+  const persists = new Map<string, number>();
+  // node → its acknowledgements [point, last index acknowledged, time]
+  const acks = new Map<string, [string, number, number][]>();
   for (const f of readdirSync(traceDir)) {
     const node = f.split('-')[0]!;
     const byIndex = points.get(node) ?? new Map<number, Map<string, number>>();
@@ -134,11 +167,37 @@ try {
         gc.push([t, dur ?? 0, kind ?? 0]);
         continue;
       }
+      // The node's writes (one Ready each: one fsync) started during the traced writes.
+      if (point === 'persist.start' && t >= wall0 && t <= wall1) persists.set(node, (persists.get(node) ?? 0) + 1);
+      if (point === 'ack.send' || point.startsWith('ack.recv<')) {
+        // An AppendReply carries only the last index it acknowledges: it acknowledges every one below too (set below).
+        (acks.get(node) ?? acks.set(node, []).get(node)!).push([point, hi, t]);
+        continue;
+      }
       for (let i = lo; i <= hi; i++) {
         if (!client.has(i)) continue;
         let m = byIndex.get(i);
         if (!m) byIndex.set(i, (m = new Map()));
         if (!m.has(point)) m.set(point, t);
+      }
+    }
+  }
+  // Each traced write's first acknowledgement of each kind: the earliest one for its index or above.
+  const written = [...client.keys()].sort((a, b) => b - a);
+  for (const [node, marks] of acks) {
+    const byIndex = points.get(node)!;
+    const byPoint = new Map<string, [number, number][]>();
+    for (const [point, index, t] of marks) (byPoint.get(point) ?? byPoint.set(point, []).get(point)!).push([index, t]);
+    for (const [point, ms] of byPoint) {
+      ms.sort((a, b) => b[0] - a[0]);
+      let k = 0;
+      let first = Infinity;
+      for (const i of written) {
+        while (k < ms.length && ms[k]![0] >= i) first = Math.min(first, ms[k++]![1]);
+        if (first === Infinity) continue;
+        let m = byIndex.get(i);
+        if (!m) byIndex.set(i, (m = new Map()));
+        if (!m.has(point)) m.set(point, first);
       }
     }
   }
@@ -204,10 +263,12 @@ try {
       ['propose', lp.get('propose')! - lp.get('http.in')!],
       ['→ Append sent', sendTo! - lp.get('propose')!],
       ['hop → (clock offset corrected)', fp?.get('append.recv')! - off - sendTo!],
-      ['follower fsync', fp?.get('persist.done')! - fp?.get('append.recv')!],
+      ['follower: waiting for its disk', fp?.get('persist.start')! - fp?.get('append.recv')!],
+      ['follower write + fsync', fp?.get('persist.done')! - fp?.get('persist.start')!],
       ['→ ack sent', fp?.get('ack.send')! - fp?.get('persist.done')!],
       ['hop ← (clock offset corrected)', first.t - (fp?.get('ack.send')! - off)],
-      ['‖ leader fsync', lp.get('persist.done')! - lp.get('persist.start')!],
+      ['‖ leader: waiting for its disk', lp.get('persist.start')! - lp.get('propose')!],
+      ['‖ leader write + fsync', lp.get('persist.done')! - lp.get('persist.start')!],
       // On the critical path only when the commit waited for it: the first ack came before
       // the leader's copy was durable, and the second ack did not come before either.
       ['waiting for the leader fsync after the first ack', Math.max(0, Math.min(lp.get('persist.done')!, second) - first.t)],
@@ -228,8 +289,11 @@ try {
     example ??= [...lp].sort((a, b) => a[1] - b[1]).map(([p, t]) => `${p}@${(t - leaderOff - c.sent).toFixed(2)}`).join(' ') + ` | ${first.node}: ` + [...(fp ?? [])].sort((a, b) => a[1] - b[1]).map(([p, t]) => `${p}@${(t - off - leaderOff - c.sent).toFixed(2)}`).join(' ');
   }
   const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.max(0, Math.ceil((p / 100) * xs.length) - 1))]!;
-  console.log(`write-trace: ${client.size} sequential writes to the leader ${l.leader} of a 3-node quorumd dev cluster (--link ${LINK})`);
-  console.log(`uptime: ${(await import('node:child_process')).spawnSync('uptime', { encoding: 'utf8' }).stdout.trim()}`);
+  console.log(`write-trace: ${client.size} ${WRITERS === 1 ? 'sequential writes' : `writes by ${WRITERS} writers side by side`} to the leader ${l.leader} of a 3-node quorumd dev cluster (--link ${LINK})`);
+  console.log(`uptime: ${spawnSync('uptime', { encoding: 'utf8' }).stdout.trim()}`);
+  const secs = (wall1 - wall0) / 1000;
+  const idle = (machine1.idle - machine0.idle) / Math.max(1, machine1.total - machine0.total);
+  console.log(`${(client.size / secs).toFixed(0)} writes/s; Readys written (one fsync each) per write: ${[...persists].sort().map(([n, k]) => `${n}${n === l.leader ? ' (leader)' : ''} ${(k / client.size).toFixed(3)}`).join(', ')}; the machine's processors idle ${(idle * 100).toFixed(1)} % of the time (/proc/stat, ${availableParallelism()} processors)`);
   console.log(`follower clocks against the leader's (NTP estimate, median): ${[...offset].map(([n, o]) => `${n} ${o >= 0 ? '+' : ''}${o.toFixed(3)} ms`).join(', ')}; the leader's against the client's ${leaderOff >= 0 ? '+' : ''}${leaderOff.toFixed(3)} ms`);
   console.log(`CPU per write (utime + stime over the ${client.size} writes, in ${1000 / CLK_TCK} ms ticks): ${nodePids.map((p, k) => `${p.node}${p.node === l.leader ? ' (leader)' : ''} ${((cpu1[k]! - cpu0[k]!) / client.size).toFixed(3)} ms`).join(', ')}; the client ${((self1.user + self1.system) / 1000 / client.size).toFixed(3)} ms`);
   // Collections during the writes, per node: how many, how long (a long one is a write's tail).
@@ -254,7 +318,7 @@ try {
   const blame = new Map<string, number>();
   for (const w of slow) {
     // The leader's fsync runs beside the follower's: its row "waiting for ..." says when it counted.
-    const big = w.parts.filter(([k, v]) => v > 0.5 && k !== '‖ leader fsync').sort((a, b) => b[1] - a[1]);
+    const big = w.parts.filter(([k, v]) => v > 0.5 && !k.startsWith('‖')).sort((a, b) => b[1] - a[1]);
     if (big[0]) blame.set(big[0][0], (blame.get(big[0][0]) ?? 0) + 1);
     console.log(`  #${w.index} ${w.total.toFixed(2)} ms: ${big.map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ')} | GC leader ${w.gcLeader.toFixed(2)}, ${w.acker} ${w.gcAcker.toFixed(2)}`);
   }
