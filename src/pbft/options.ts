@@ -92,8 +92,11 @@ export interface PbftOptions {
    *   - `viewChangeAlone`: a backup whose timer expires sends its VIEW-CHANGE at once
    *     instead of complaining first (the paper's rule; pbft.ts "Suspicion" says why
    *     one spurious timeout then leaves it alone in a higher view).
+   *   - `newViewTimerAlone`: a replica whose NEW-VIEW timer expires sends VIEW-CHANGE
+   *     for the next view at once instead of complaining first (the paper's rule; the
+   *     same race in the view change: pbft.ts "Suspicion").
    */
-  testingBugs: { commitQuorumMinusOne?: boolean; viewChangeDropsPrepared?: boolean; viewChangeAlone?: boolean };
+  testingBugs: { commitQuorumMinusOne?: boolean; viewChangeDropsPrepared?: boolean; viewChangeAlone?: boolean; newViewTimerAlone?: boolean };
 }
 
 export const DEFAULT_PBFT_OPTIONS: Readonly<PbftOptions> = Object.freeze({
@@ -150,7 +153,7 @@ export function resolvePbftOptions(partial: Partial<PbftOptions> | undefined): {
   const tb = o.testingBugs;
   if (tb === null || typeof tb !== 'object' || Array.isArray(tb)) throw new TypeError('pbft options: testingBugs must be an object (testing only)');
   for (const [k, v] of Object.entries(tb)) {
-    if (k !== 'commitQuorumMinusOne' && k !== 'viewChangeDropsPrepared' && k !== 'viewChangeAlone') throw new TypeError(`pbft options: testingBugs.${k} is not a known planted bug`);
+    if (k !== 'commitQuorumMinusOne' && k !== 'viewChangeDropsPrepared' && k !== 'viewChangeAlone' && k !== 'newViewTimerAlone') throw new TypeError(`pbft options: testingBugs.${k} is not a known planted bug`);
     if (typeof v !== 'boolean') throw new TypeError(`pbft options: testingBugs.${k} must be a boolean`);
   }
   if (o.maxPending > DEDUP_WINDOW) {

@@ -64,6 +64,10 @@
  * replicas prepared it, f + 1 of them honest; any 2f + 1 VIEW-CHANGEs include one of
  * those f + 1 (or a stable checkpoint covering n), and a certificate of a higher view
  * for n can only carry the same digest (by induction over views: O re-proposed it).
+ * Once a replica holds 2f + 1 VIEW-CHANGEs for v it runs the NEW-VIEW timer; when that
+ * expires without a valid NEW-VIEW(v) it complains about v as well (beyond the paper,
+ * which sends VIEW-CHANGE(v+1) at once: "Suspicion" below), and moves on to v + 1 when
+ * f + 1 replicas complain or ask for a later view.
  * Beyond the paper: a replica that waited a whole timeout in a view change without
  * 2f + 1 VIEW-CHANGEs joins the smallest higher view another replica asked for
  * (joinHigherView(): the paper's rules can deadlock after a restart); views more than
@@ -742,7 +746,9 @@ export class PbftNode implements Engine {
       this.vcElapsed = 0;
     }
     if (!this.normal && this.nvTimer !== undefined && ++this.nvTimer >= this.viewChangeTimeout()) {
-      this.startViewChange(this.view + 1);
+      // No NEW-VIEW in time: a complaint, like the normal-mode timer ("Suspicion").
+      if (this.options.testingBugs.newViewTimerAlone === true) this.startViewChange(this.view + 1);
+      else this.suspect();
     } else if (!this.normal && this.nvTimer === undefined && ++this.vcElapsed >= this.viewChangeTimeout()) {
       this.joinHigherView();
     }
@@ -1698,6 +1704,30 @@ export class PbftNode implements Engine {
   // about prepared requests, so it is never a safety matter, and f liars complaining
   // cannot change the view on their own (paper §4.5.2's third point holds).
   // Complaints older than three retransmission periods no longer count.
+  //
+  // The same holds for the NEW-VIEW timer (TOCS §4.5.2: a replica that holds 2f + 1
+  // VIEW-CHANGEs for v starts a timer, and if no valid NEW-VIEW(v) arrives in time it
+  // starts the view change to v + 1, waiting twice as long). Alone, that move strands
+  // the replica just like the normal-mode one: found by `quorumd sim` (pbft seed 46, 5
+  // nodes) — n2 restarted while the others changed to view 4, whose primary n5 was
+  // down; n2's timer ran out first (timers start when each replica reaches 2f + 1
+  // VIEW-CHANGEs, so they never expire together) and it moved to view 5 alone; n5 came
+  // back and the others installed NEW-VIEW(4). One VIEW-CHANGE(5) pulls nobody forward
+  // (f + 1 are needed, §4.5.2), and a replica in a higher view is not handed a lower
+  // NEW-VIEW — nor could it take one: its VIEW-CHANGE(5) is signed and out there without
+  // the certificates it would prepare back in view 4. So an expired NEW-VIEW timer is a
+  // complaint about v too (SUSPECT for v, sent in the view change), and a replica in
+  // the view change to v counts complaints about v and VIEW-CHANGEs for later views as
+  // in v's normal mode: f + 1 of them (one honest at least) move it to v + 1; until
+  // then it keeps asking for v's NEW-VIEW (STATUS), which a replica that installed v
+  // relays. Safety is untouched: leaving a view later never is a safety matter (the
+  // VIEW-CHANGE it sends then is as complete as ever), and a complaint carries no
+  // certificates. Liveness: if no honest replica ever installs v, every honest replica
+  // reaches v (the f + 1 rule pulls them) and, the network being timely, holds their
+  // 2f + 1 VIEW-CHANGEs for v (each is retransmitted), so all of them complain once their
+  // timers expire — f + 1 at least — and all move to v + 1; if one installed v, the
+  // others get its NEW-VIEW through STATUS.
+  // f liars complaining still move no one.
   // A complaint is not signed: it is never forwarded or shown to a third replica, so,
   // like the messages the paper authenticates with MACs on point-to-point channels
   // (TOCS §3), the authenticated channel is enough — the per-sender frame key and its
@@ -1706,7 +1736,6 @@ export class PbftNode implements Engine {
   // and then force needless view changes: liveness only, never safety.
 
   private suspect(): void {
-    if (!this.normal) return;
     if (!this.suspecting) {
       this.suspecting = true;
       this.suspicions++;
@@ -1716,7 +1745,8 @@ export class PbftNode implements Engine {
   }
 
   private onSuspect(m: PbftSuspect): void {
-    if (m.term !== this.view || !this.normal) return;
+    // In view v's normal mode or in the view change to v alike: the sender wants to leave v.
+    if (m.term !== this.view) return;
     this.suspects.set(m.from, this.now);
     if (this.suspectCount() >= this.group.f + 1) this.startViewChange(this.view + 1);
   }
@@ -1859,8 +1889,9 @@ export class PbftNode implements Engine {
       if (r === this.id) continue;
       for (const v of list) if (v.body.newView > this.view) { higher.set(r, Math.min(higher.get(r) ?? Infinity, v.body.newView)); }
     }
-    if (this.normal && higher.size < this.group.f + 1 && this.suspectCount() >= this.group.f + 1) {
-      // Complaints and VIEW-CHANGEs together: f + 1 replicas want to leave this view.
+    if (higher.size < this.group.f + 1 && this.suspectCount() >= this.group.f + 1) {
+      // Complaints and VIEW-CHANGEs together: f + 1 replicas want to leave this view
+      // (in its normal mode or in the view change to it).
       this.startViewChange(this.view + 1);
       return;
     }
@@ -2131,7 +2162,7 @@ export class PbftNode implements Engine {
         }
       }
     }
-    if (this.normal && this.suspecting) this.broadcast({ type: MsgType.PbftSuspect, from: this.id, to: 0, term: this.view });
+    if (this.suspecting) this.broadcast({ type: MsgType.PbftSuspect, from: this.id, to: 0, term: this.view });
     if (!this.normal) {
       const own = this.ownViewChange();
       if (own) this.broadcast({ type: MsgType.PbftViewChange, from: this.id, to: 0, term: this.view, payload: own.payload, sig: own.sig });

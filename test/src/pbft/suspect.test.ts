@@ -66,3 +66,46 @@ describe('pbft complaints', () => {
     expect([n.currentView, n.inViewChange]).toEqual([1, true]);
   });
 });
+
+describe('pbft complaints in a view change (the NEW-VIEW timer)', () => {
+  /** Replica 3 in the view change to view 1 with 2f + 1 VIEW-CHANGEs: its NEW-VIEW timer runs (the primary of view 1, 2, stays silent). */
+  function inViewChange(): { n: PbftNode; ticks: number } {
+    const others = [1, 4].map((id) => node(id));
+    const vcs: Message[] = [];
+    for (const o of others) {
+      drain(o);
+      o.step(suspect(o.id === 1 ? 2 : 1, o.id)); // two complaints each: f + 1
+      o.step(suspect(3, o.id));
+      expect(o.currentView).toBe(1);
+      vcs.push(...drain(o).filter((m) => m.type === MsgType.PbftViewChange && m.to === 3));
+    }
+    const n = node(3);
+    drain(n);
+    for (const m of vcs) n.step(m); // f + 1 VIEW-CHANGEs for view 1: it joins, 2f + 1 with its own
+    expect([n.currentView, n.inViewChange]).toEqual([1, true]);
+    drain(n);
+    // viewChangeTimeoutMs 1000 = 100 ticks, doubled by the view change: 200 ticks.
+    return { n, ticks: 200 };
+  }
+
+  it('the expired NEW-VIEW timer complains and keeps waiting in the view; f + 1 complaints move on', () => {
+    const { n, ticks: t } = inViewChange();
+    const sent = ticks(n, t);
+    expect(sent.some((m) => m.type === MsgType.PbftSuspect && m.term === 1)).toBe(true);
+    expect(sent.some((m) => m.type === MsgType.PbftViewChange && m.term === 2)).toBe(false);
+    expect([n.currentView, n.inViewChange]).toEqual([1, true]);
+    expect(ticks(n, 5 * t).some((m) => m.type === MsgType.PbftViewChange && m.term === 2)).toBe(false); // alone, never
+    expect(n.currentView).toBe(1);
+    n.step(suspect(4, 3, 1)); // a second replica gave up on view 1 too
+    expect([n.currentView, n.inViewChange]).toEqual([2, true]);
+    expect(drain(n).some((m) => m.type === MsgType.PbftViewChange && m.term === 2)).toBe(true);
+  });
+
+  it('f complaints of others alone do not move a replica in a view change', () => {
+    const { n, ticks: t } = inViewChange();
+    n.step(suspect(4, 3, 1)); // one liar (f = 1) complaining about view 1
+    ticks(n, t - 10);
+    n.step(suspect(4, 3, 1));
+    expect([n.currentView, n.inViewChange]).toEqual([1, true]);
+  });
+});
