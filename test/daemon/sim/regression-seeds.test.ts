@@ -26,11 +26,24 @@ describe('regression seeds', () => {
     // with the moment of issue: the check was stricter than the property
     // (daemon/sim/engine-invariants.ts; the planted run below shows it still fails).
     ['raft', 112],
+    // n2 restarted while the others changed to view 4, whose primary n5 was down; n2's
+    // NEW-VIEW timer ran out first and it moved to view 5 alone; n5 came back and the
+    // others installed NEW-VIEW(4); one VIEW-CHANGE(5) pulls nobody forward, so n2 sat
+    // out for good (pbft-liveness). The NEW-VIEW timer now complains first, as the
+    // normal-mode timer does (src/pbft/pbft.ts "Suspicion"; test/src/pbft/newview-timer.test.ts).
+    ['pbft', 46],
   ] as const)('%s seed %i', (engine, seed) => {
     const cfg = parseSimOptions({ seed, nodes: 5, time: '30s', faults: ALL, engine });
     const r = runEngineSeed(cfg, seed);
     expect(r.violation, `${r.violation?.invariant}: ${r.violation?.detail}`).toBeUndefined();
     expect(r.lin).toBe('ok');
+  }, 120_000);
+
+  it('planted: the paper\'s NEW-VIEW timer (newViewTimerAlone) leaves pbft seed 46\'s n2 alone in view 5: pbft-liveness', () => {
+    const cfg = parseSimOptions({ seed: 46, nodes: 5, time: '30s', faults: ALL, engine: 'pbft' });
+    const r = runEngineSeed(cfg, 46, { skipLin: true, runtime: { engineOptions: { testingBugs: { newViewTimerAlone: true } } } });
+    expect(r.violation?.invariant).toBe('pbft-liveness');
+    expect(r.violation?.detail).toMatch(/n2 view 5 \(view change\)/);
   }, 120_000);
 
   it('planted: tokens that shrink as terms grow fail token-growth', () => {
