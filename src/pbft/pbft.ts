@@ -171,7 +171,7 @@ export interface PbftStatusView extends EngineStatus {
   /** Own proposals in flight. */
   ownInFlight: number;
   viewChanges: number;
-  /** Times this replica's view-change timer expired and it complained (SUSPECT); f + 1 complaints change the view. */
+  /** Times this replica's view-change or NEW-VIEW timer expired and it complained (SUSPECT); f + 1 complaints change the view. */
   suspicions: number;
   stateTransfers: number;
   /** Checkpoints whose compact() the runtime did not deliver in time (the window may stall). */
@@ -1728,6 +1728,11 @@ export class PbftNode implements Engine {
   // timers expire — f + 1 at least — and all move to v + 1; if one installed v, the
   // others get its NEW-VIEW through STATUS.
   // f liars complaining still move no one.
+  // What complaints do not rule out (in either mode): a replica that counted f + 1
+  // complaints moves even if one of their authors then makes progress (executes, or
+  // installs the NEW-VIEW) before it hears the others, and may be left ahead alone. That
+  // takes messages crossing within a delay; under the paper's rule the first timer to
+  // expire was enough.
   // A complaint is not signed: it is never forwarded or shown to a third replica, so,
   // like the messages the paper authenticates with MACs on point-to-point channels
   // (TOCS §3), the authenticated channel is enough — the per-sender frame key and its

@@ -334,9 +334,10 @@ export interface PbftState extends Base {
 export interface PbftFetchRequest extends Base { type: MsgType.PbftFetchRequest; seq: Index; digest: Uint8Array }
 /**
  * A complaint (unsigned; the per-sender frame key says who sent it): the sender's
- * view-change timer expired in view `term`, it suspects that view's primary but stays
- * in the view. f + 1 complaints (or VIEW-CHANGEs) from distinct replicas start the
- * view change (src/pbft/pbft.ts, "Suspicion").
+ * view-change timer expired in view `term` (or its NEW-VIEW timer, in the view change
+ * to `term`), it suspects that view's primary but stays in the view. f + 1 complaints
+ * (or VIEW-CHANGEs for later views) from distinct replicas make a replica leave the
+ * view (src/pbft/pbft.ts, "Suspicion").
  */
 export interface PbftSuspect extends Base { type: MsgType.PbftSuspect }
 
