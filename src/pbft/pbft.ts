@@ -50,7 +50,7 @@
  * ## View change (paper §4.4, with signatures; TOCS §4.5.2 for the doubling timer)
  * A backup whose known request does not execute within the timeout (doubling after
  * each view change that brings no new execution) complains (SUSPECT, see "Suspicion"
- * below: beyond the paper); once f + 1 replicas complain, it sends VIEW-CHANGE(v+1, stable
+ * below: beyond the paper); once f + 1 other replicas complain, it sends VIEW-CHANGE(v+1, stable
  * checkpoint with its 2f + 1-signature proof, the highest-view prepared certificate of
  * every sequence number above it). It also joins the smallest higher view for which
  * f + 1 replicas sent a VIEW-CHANGE. The new primary, with 2f + 1 valid VIEW-CHANGEs
@@ -67,7 +67,7 @@
  * Once a replica holds 2f + 1 VIEW-CHANGEs for v it runs the NEW-VIEW timer; when that
  * expires without a valid NEW-VIEW(v) it complains about v as well (beyond the paper,
  * which sends VIEW-CHANGE(v+1) at once: "Suspicion" below), and moves on to v + 1 when
- * f + 1 replicas complain or ask for a later view.
+ * f + 1 other replicas complain or ask for a later view.
  * Beyond the paper: a replica that waited a whole timeout in a view change without
  * 2f + 1 VIEW-CHANGEs joins the smallest higher view another replica asked for
  * (joinHigherView(): the paper's rules can deadlock after a restart); views more than
@@ -171,7 +171,7 @@ export interface PbftStatusView extends EngineStatus {
   /** Own proposals in flight. */
   ownInFlight: number;
   viewChanges: number;
-  /** Times this replica's view-change or NEW-VIEW timer expired and it complained (SUSPECT); f + 1 complaints change the view. */
+  /** Times this replica's view-change or NEW-VIEW timer expired and it complained (SUSPECT); f + 1 complaints of other replicas change the view. */
   suspicions: number;
   stateTransfers: number;
   /** Checkpoints whose compact() the runtime did not deliver in time (the window may stall). */
@@ -1697,7 +1697,7 @@ export class PbftNode implements Engine {
   // So the timer's expiry is split in two, as in the SUSPECT message proposed for
   // Fabric's PBFT (hyperledger fabric issue 1120) and concord-bft's complaints: the
   // replica first complains (SUSPECT, resent every retransmission period while its
-  // timer stays expired) and keeps working in view v; only when f + 1 distinct
+  // timer stays expired) and keeps working in view v; only when f + 1 other
   // replicas complain or sent a VIEW-CHANGE for a later view — at least one of them
   // honest, the paper's own threshold for joining a view change — does it send its
   // VIEW-CHANGE. Execution of a request clears the complaint. A complaint says nothing
@@ -1718,21 +1718,34 @@ export class PbftNode implements Engine {
   // the certificates it would prepare back in view 4. So an expired NEW-VIEW timer is a
   // complaint about v too (SUSPECT for v, sent in the view change), and a replica in
   // the view change to v counts complaints about v and VIEW-CHANGEs for later views as
-  // in v's normal mode: f + 1 of them (one honest at least) move it to v + 1; until
+  // in v's normal mode: f + 1 of them (one honest at least; others', see below) move it to v + 1; until
   // then it keeps asking for v's NEW-VIEW (STATUS), which a replica that installed v
   // relays. Safety is untouched: leaving a view later never is a safety matter (the
   // VIEW-CHANGE it sends then is as complete as ever), and a complaint carries no
   // certificates. Liveness: if no honest replica ever installs v, every honest replica
   // reaches v (the f + 1 rule pulls them) and, the network being timely, holds their
   // 2f + 1 VIEW-CHANGEs for v (each is retransmitted), so all of them complain once their
-  // timers expire — f + 1 at least — and all move to v + 1; if one installed v, the
+  // timers expire — each hears 2f ≥ f + 1 others — and all move to v + 1; if one installed v, the
   // others get its NEW-VIEW through STATUS.
   // f liars complaining still move no one.
-  // What complaints do not rule out (in either mode): a replica that counted f + 1
-  // complaints moves even if one of their authors then makes progress (executes, or
-  // installs the NEW-VIEW) before it hears the others, and may be left ahead alone. That
-  // takes messages crossing within a delay; under the paper's rule the first timer to
-  // expire was enough.
+  //
+  // Whose complaints count: other replicas' only — f + 1 of them, the paper's own
+  // threshold for joining a view change (§4.5.2: f + 1 VIEW-CHANGEs "from other
+  // replicas"). A replica's own expired timer is a message to the others, not a vote of
+  // its own. Counting itself, a replica whose timer expired left the view on a single
+  // other complaint: a liar's (one liar could then strand any honest replica that fell
+  // behind), or an honest one withdrawn a moment later — `quorumd sim` pbft seed 188 (5
+  // nodes): n4 complained once and executed again 50 ms later; n5, cut off from progress
+  // for a second, counted that complaint (60 ticks old, the last tick it still counts)
+  // with its own and went to view 1 alone, for good. Liveness keeps: with a faulty
+  // primary every honest replica hears the 2f other honest ones complain, and 2f ≥ f + 1
+  // (n ≥ 4); an honest primary that makes no progress runs no timer but moves on its
+  // backups' complaints, and its VIEW-CHANGE then counts at each of them.
+  // What complaints still do not rule out (in either mode): a replica moves on f + 1
+  // other replicas' complaints even if their authors then make progress (execute, or
+  // install the NEW-VIEW) before they hear each other, and may be left ahead alone. That
+  // takes messages crossing within a delay at f + 1 replicas at once; under the paper's
+  // rule the first timer to expire was enough.
   // A complaint is not signed: it is never forwarded or shown to a third replica, so,
   // like the messages the paper authenticates with MACs on point-to-point channels
   // (TOCS §3), the authenticated channel is enough — the per-sender frame key and its
@@ -1756,10 +1769,9 @@ export class PbftNode implements Engine {
     if (this.suspectCount() >= this.group.f + 1) this.startViewChange(this.view + 1);
   }
 
-  /** Replicas that want to leave the current view: our own complaint, fresh complaints, VIEW-CHANGEs for later views. */
+  /** Other replicas that want to leave the current view: fresh complaints, VIEW-CHANGEs for later views (our own complaint is not counted: see "Suspicion"). */
   private suspectCount(): number {
     const who = new Set<NodeId>();
-    if (this.suspecting) who.add(this.id);
     const fresh = this.ticks.retransmit * 3;
     for (const [r, t] of this.suspects) {
       if (this.now - t <= fresh) who.add(r);

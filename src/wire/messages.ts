@@ -336,7 +336,7 @@ export interface PbftFetchRequest extends Base { type: MsgType.PbftFetchRequest;
  * A complaint (unsigned; the per-sender frame key says who sent it): the sender's
  * view-change timer expired in view `term` (or its NEW-VIEW timer, in the view change
  * to `term`), it suspects that view's primary but stays in the view. f + 1 complaints
- * (or VIEW-CHANGEs for later views) from distinct replicas make a replica leave the
+ * (or VIEW-CHANGEs for later views) from other replicas make a replica leave the
  * view (src/pbft/pbft.ts, "Suspicion").
  */
 export interface PbftSuspect extends Base { type: MsgType.PbftSuspect }

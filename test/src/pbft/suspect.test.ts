@@ -1,8 +1,10 @@
 /**
  * Complaints before a view change (src/pbft/pbft.ts "Suspicion"), on one replica fed
- * messages by hand: its own expired timer is a complaint, not a VIEW-CHANGE; f + 1
- * distinct fresh complaints (or VIEW-CHANGEs for a later view) start the view change;
- * a stale complaint, one for another view, or f complaints alone do not.
+ * messages by hand: its own expired timer is a complaint, not a VIEW-CHANGE, and not a
+ * vote of its own; f + 1 fresh complaints of other replicas (or VIEW-CHANGEs for a later
+ * view) start the view change; a stale complaint, one for another view, or f
+ * complaints alone do not — not even with its own timer expired (one liar could
+ * otherwise pull it into a view nobody else follows).
  */
 import { describe, expect, it } from 'vitest';
 import { Rng } from '../../../src/rng.ts';
@@ -34,7 +36,7 @@ const ticks = (n: PbftNode, k: number): Message[] => {
 };
 
 describe('pbft complaints', () => {
-  it('an expired timer sends SUSPECT and keeps the replica in its view; a second replica complaining changes it', () => {
+  it('an expired timer sends SUSPECT and keeps the replica in its view; f + 1 other replicas complaining change it', () => {
     const n = node(2);
     drain(n);
     expect(n.propose(new Uint8Array([1])).ok).toBe(true); // a request of ours the primary (1, silent here) never orders
@@ -47,9 +49,24 @@ describe('pbft complaints', () => {
     expect(ticks(n, 20).filter((m) => m.type === MsgType.PbftSuspect).length).toBeGreaterThanOrEqual(3);
     n.step(suspect(3, 2, 1)); // about another view: ignored
     expect(n.inViewChange).toBe(false);
-    n.step(suspect(3, 2)); // f + 1 = 2 with our own
+    n.step(suspect(3, 2)); // one other (f = 1): our own complaint does not make it f + 1
+    expect(n.inViewChange).toBe(false);
+    n.step(suspect(4, 2)); // f + 1 = 2 others
     expect([n.currentView, n.inViewChange]).toEqual([1, true]);
     expect(drain(n).some((m) => m.type === MsgType.PbftViewChange && m.term === 1)).toBe(true);
+  });
+
+  it('pbft seed 188: one complaint withdrawn a moment later (or a liar\'s) does not move a replica whose own timer expired', () => {
+    const n = node(2);
+    drain(n);
+    expect(n.propose(new Uint8Array([1])).ok).toBe(true);
+    drain(n);
+    ticks(n, 40);
+    n.step(suspect(4, 2)); // 4 complains once, then makes progress and stops
+    const sent = ticks(n, 60); // our timer expires while 4's complaint is still fresh
+    expect(sent.some((m) => m.type === MsgType.PbftSuspect && m.term === 0)).toBe(true);
+    expect(sent.some((m) => m.type === MsgType.PbftViewChange)).toBe(false);
+    expect([n.currentView, n.inViewChange]).toEqual([0, false]);
   });
 
   it('f complaints of others alone never change the view; f + 1 fresh ones do, stale ones do not count', () => {
@@ -96,7 +113,9 @@ describe('pbft complaints in a view change (the NEW-VIEW timer)', () => {
     expect([n.currentView, n.inViewChange]).toEqual([1, true]);
     expect(ticks(n, 5 * t).some((m) => m.type === MsgType.PbftViewChange && m.term === 2)).toBe(false); // alone, never
     expect(n.currentView).toBe(1);
-    n.step(suspect(4, 3, 1)); // a second replica gave up on view 1 too
+    n.step(suspect(4, 3, 1)); // one other replica gave up on view 1 too: f, with our own not counted
+    expect([n.currentView, n.inViewChange]).toEqual([1, true]);
+    n.step(suspect(1, 3, 1)); // f + 1 others
     expect([n.currentView, n.inViewChange]).toEqual([2, true]);
     expect(drain(n).some((m) => m.type === MsgType.PbftViewChange && m.term === 2)).toBe(true);
   });
