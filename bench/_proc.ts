@@ -23,6 +23,23 @@ export function cpuSeconds(pid: number): number {
   }
 }
 
+/**
+ * The whole machine's processor time so far in seconds (all CPUs; /proc/stat's first
+ * line): `busy` is user, nice, system, irq and softirq; `idle` is idle and iowait. Steal
+ * (time the hypervisor gave to other guests) is in neither: it is not work of this
+ * machine, and it would make a segment that met a busy host look costlier. NaN for both
+ * where /proc/stat cannot be read.
+ */
+export function machineSeconds(): { busy: number; idle: number } {
+  try {
+    const f = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/).slice(1).map(Number);
+    // user nice system idle iowait irq softirq steal (guest time is inside user already)
+    return { busy: (f[0]! + f[1]! + f[2]! + f[5]! + f[6]!) / CLK_TCK, idle: (f[3]! + f[4]!) / CLK_TCK };
+  } catch {
+    return { busy: NaN, idle: NaN };
+  }
+}
+
 /** `span` free TCP ports on 127.0.0.1, from the returned one on. `who` names the bench in the error. */
 export async function freePorts(span: number, who: string): Promise<number> {
   const isFree = (p: number) =>

@@ -79,7 +79,7 @@
  * fresh directories under the OS temp dir (same file system for both). Loopback only;
  * every loop is bounded; everything started is stopped.
  */
-import { CLK_TCK, cpuSeconds, devNoJobsArgs, findNodePids, freePorts, numberOption, prepareBin, userCommand } from './_proc.ts';
+import { cpuSeconds, devNoJobsArgs, machineSeconds, findNodePids, freePorts, numberOption, prepareBin, userCommand } from './_proc.ts';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -869,22 +869,6 @@ interface Segment {
   failed: number;
 }
 
-/**
- * Busy CPU seconds of the whole machine so far (all CPUs; /proc/stat's first line): user,
- * nice, system, irq and softirq. Idle and iowait are left out, and so is steal (time the
- * hypervisor gave to other guests: not work of this machine, and it would make a segment
- * that met a busy host look costlier).
- */
-function machineBusySeconds(): number {
-  try {
-    const f = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/).slice(1).map(Number);
-    // user nice system idle iowait irq softirq steal (guest time is inside user already)
-    return (f[0]! + f[1]! + f[2]! + f[5]! + f[6]!) / CLK_TCK;
-  } catch {
-    return NaN;
-  }
-}
-
 async function segment(sys: System): Promise<Segment> {
   // Fresh connections for each segment: the other system's idle keep-alive sockets are
   // not carried into this one, and neither side reuses sockets its server may be closing.
@@ -902,9 +886,9 @@ async function segment(sys: System): Promise<Segment> {
   let k = 0;
   const c0 = cpuNow(sys);
   const u0 = process.cpuUsage();
-  const m0 = machineBusySeconds();
+  const m0 = machineSeconds().busy;
   const w = await closedLoop(CONC, PAIR_SECS, () => sys.put(L.url, `c${k++ % 256}`, value));
-  const m1 = machineBusySeconds();
+  const m1 = machineSeconds().busy;
   const u1 = process.cpuUsage(u0);
   const c1 = cpuNow(sys);
   const writes = w.perSec * PAIR_SECS;

@@ -51,7 +51,7 @@
  * With more than one writer (e.g. 64, as bench/vs-etcd.ts's throughput rows) the
  * writers run side by side, each on its own key, until `writes` are answered, and the
  * same timeline is printed per write, with, before it, what says whether the disk or the
- * processors set the pace: writes/s, writes and fsyncs (Readys written) per node per
+ * processors set the pace: writes/s, Readys written (one fsync each) per node per
  * write, and the share of the machine's processor time that was idle (/proc/stat) —
  * a pipeline waiting on fsyncs leaves the processors idle while writes queue at the
  * disks (the "waiting for its disk" rows), one short of processors leaves none.
@@ -68,7 +68,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { call } from '../daemon/client/http.ts';
-import { prepareBin, userCommand } from './_proc.ts';
+import { CLK_TCK, cpuSeconds, machineSeconds, prepareBin, userCommand } from './_proc.ts';
 
 const WRITES = Number(process.argv[2] ?? process.env.QUORUMD_BENCH_WRITES ?? 500);
 const LINK = process.argv[3] ?? process.env.QUORUMD_BENCH_LINK ?? 'mqtt';
@@ -79,14 +79,8 @@ const WRITERS = Number(process.argv[5] ?? process.env.QUORUMD_BENCH_WRITERS ?? 1
 if (!Number.isInteger(WRITERS) || WRITERS < 1 || WRITERS > 256) throw new Error(`write-trace: writers must be an integer 1..256, got ${String(process.argv[5] ?? process.env.QUORUMD_BENCH_WRITERS)}`);
 if (LINK !== 'mqtt' && LINK !== 'tcp') throw new Error(`write-trace: the link must be mqtt or tcp, got ${JSON.stringify(LINK)}`);
 const root = join(import.meta.dirname, '..');
-const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const now = () => performance.timeOrigin + performance.now();
-/** The machine's processor time so far, idle (idle + iowait) and all, in /proc/stat's ticks. */
-function machineCpu(): { idle: number; total: number } {
-  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1, 9).map(Number);
-  return { idle: f[3]! + f[4]!, total: f.reduce((a, b) => a + b, 0) };
-}
 
 console.log(`quorumd: ${await prepareBin(join(root, 'bin', 'quorumd.js'), 'write-trace')}`);
 const dir = mkdtempSync(join(tmpdir(), 'quorumd-write-trace-'));
@@ -115,17 +109,10 @@ try {
   // trace files are named <node>-<pid>.jsonl (the warm-up above made every node write one).
   await sleep(300);
   const nodePids = readdirSync(traceDir).map((f) => /^(.+)-(\d+)\.jsonl$/.exec(f)).filter((m) => m !== null).map((m) => ({ node: m[1]!, pid: Number(m[2]) }));
-  const cpuOf = (pid: number) => {
-    try {
-      const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-      return ((Number(f[11]) + Number(f[12])) / CLK_TCK) * 1000;
-    } catch {
-      return NaN;
-    }
-  };
+  const cpuOf = (pid: number) => cpuSeconds(pid) * 1000;
   const cpu0 = nodePids.map((p) => cpuOf(p.pid));
   const self0 = process.cpuUsage();
-  const machine0 = machineCpu();
+  const machine0 = machineSeconds();
   const wall0 = now();
   // Writers side by side (one: sequential), each on its own key, until WRITES are answered.
   let started = 0;
@@ -141,7 +128,7 @@ try {
   };
   await Promise.all(Array.from({ length: WRITERS }, (_, w) => writer(w)));
   const wall1 = now();
-  const machine1 = machineCpu();
+  const machine1 = machineSeconds();
   const cpu1 = nodePids.map((p) => cpuOf(p.pid));
   const self1 = process.cpuUsage(self0);
   await sleep(500); // every node's tracer flushes within 200 ms
@@ -292,7 +279,8 @@ try {
   console.log(`write-trace: ${client.size} ${WRITERS === 1 ? 'sequential writes' : `writes by ${WRITERS} writers side by side`} to the leader ${l.leader} of a 3-node quorumd dev cluster (--link ${LINK})`);
   console.log(`uptime: ${spawnSync('uptime', { encoding: 'utf8' }).stdout.trim()}`);
   const secs = (wall1 - wall0) / 1000;
-  const idle = (machine1.idle - machine0.idle) / Math.max(1, machine1.total - machine0.total);
+  const idleS = machine1.idle - machine0.idle;
+  const idle = idleS / (idleS + machine1.busy - machine0.busy);
   console.log(`${(client.size / secs).toFixed(0)} writes/s; Readys written (one fsync each) per write: ${[...persists].sort().map(([n, k]) => `${n}${n === l.leader ? ' (leader)' : ''} ${(k / client.size).toFixed(3)}`).join(', ')}; the machine's processors idle ${(idle * 100).toFixed(1)} % of the time (/proc/stat, ${availableParallelism()} processors)`);
   console.log(`follower clocks against the leader's (NTP estimate, median): ${[...offset].map(([n, o]) => `${n} ${o >= 0 ? '+' : ''}${o.toFixed(3)} ms`).join(', ')}; the leader's against the client's ${leaderOff >= 0 ? '+' : ''}${leaderOff.toFixed(3)} ms`);
   console.log(`CPU per write (utime + stime over the ${client.size} writes, in ${1000 / CLK_TCK} ms ticks): ${nodePids.map((p, k) => `${p.node}${p.node === l.leader ? ' (leader)' : ''} ${((cpu1[k]! - cpu0[k]!) / client.size).toFixed(3)} ms`).join(', ')}; the client ${((self1.user + self1.system) / 1000 / client.size).toFixed(3)} ms`);
