@@ -116,9 +116,35 @@ function loadWithCodeCache(bundle, { env = process.env, writeAfterMs = WRITE_AFT
   const mod = { exports: {} };
   script.runInThisContext().call(mod.exports, mod.exports, createRequire(bundle), mod, bundle, dirname(bundle));
   if (cache === 'none' || cache === 'rejected' || cache === 'damaged') {
-    setTimeout(() => onWrite(writeCache(script, file, bundle, code)), writeAfterMs).unref();
+    pendingWrites++;
+    setTimeout(() => {
+      try {
+        onWrite(writeCache(script, file, bundle, code));
+      } finally {
+        pendingWrites--;
+        if (pendingWrites === 0) for (const fn of afterWrites.splice(0)) fn();
+      }
+    }, writeAfterMs).unref();
   }
   return { exports: mod.exports, cache, file, problem };
+}
+
+/** Cache writes this process has scheduled and not yet made, and who waits for them. */
+let pendingWrites = 0;
+const afterWrites = [];
+
+/**
+ * Calls `fn` once this process has written every code cache it is going to write (at
+ * once when none is pending). Why anyone waits: V8 stamps a cache with a hash of the V8
+ * flags in force when it is written, and a flag changed at run time changes that hash
+ * for good (set and cleared again, it still differs), so a cache written after such a
+ * change is refused, and written again, at every later start. bin/settle-memory.js
+ * changes a flag only from here. (A write that never fires, because the process ends
+ * first, leaves `fn` uncalled: nothing left to settle then.)
+ */
+function afterCacheWrites(fn) {
+  if (pendingWrites === 0) fn();
+  else afterWrites.push(fn);
 }
 
 /**
@@ -158,4 +184,4 @@ function writeCache(script, file, bundle, code) {
   return null;
 }
 
-module.exports = { WRITE_AFTER_MS, cacheFileFor, removeStaleCaches, cacheDir, loadWithCodeCache };
+module.exports = { WRITE_AFTER_MS, cacheFileFor, removeStaleCaches, cacheDir, loadWithCodeCache, afterCacheWrites };

@@ -100,12 +100,13 @@ trace('bin');
     //   generation grown to its semi-spaces, start-up garbage: ~12 MiB) once a check finds
     //   the process idle over its last ~5 s. Its first check at 8 s often still sees the
     //   start-up and then waits 8 s more, so a node held that memory until 16 or 24 s;
-    //   checked at 4 s (put off) and 12 s (idle), most starts have given it back by ~14 s.
+    //   the first check is now at 4 s, and bin/settle-memory.js (below, once the node has
+    //   started) makes that check collect whatever V8 makes of the start-up.
     const given = (name) => process.execArgv.some((a) => a.replaceAll('_', '-') === name || a.replaceAll('_', '-').startsWith(`${name}=`));
     const v8Flags = ['--bytecode-old-age=1', '--gc-memory-reducer-start-delay-ms=4000'].filter((f) => !given(f.slice(0, f.indexOf('='))));
     for (const flag of v8Flags) require('node:v8').setFlagsFromString(flag);
     trace(`v8 flags set: ${v8Flags.join(' ') || 'none'}`);
-    const { loadWithCodeCache } = require('./code-cache.js');
+    const { loadWithCodeCache, afterCacheWrites } = require('./code-cache.js');
     const { exports: node, cache, file, problem } = loadWithCodeCache(nodeBundle, {
       onWrite: (err) => {
         // A directory this user may not write to (an install owned by root, no
@@ -116,6 +117,11 @@ trace('bin');
     if (problem !== undefined) process.stderr.write(`quorumd: ${problem}\n`);
     trace(`node bundle loaded (code cache ${cache})`);
     await node.runNodeCommand(nodeCommand.command, nodeCommand.config);
+    // Started: V8 favours memory for a while, so that the start-up memory goes back at the
+    // memory reducer's next check (bin/settle-memory.js says why; a flag given wins).
+    if (!given('--optimize-for-size') && !given('--no-optimize-for-size')) {
+      require('./settle-memory.js').settleMemory({ afterCacheWrites, onStep: (step) => trace(`memory settle: --optimize-for-size ${step}`) });
+    }
   } else {
     const { main } = await import(pathToFileURL(join(__dirname, '..', 'dist', 'cli.js')).href);
     trace('cli loaded');

@@ -10,7 +10,8 @@
  *   - QUORUMD_CODE_CACHE=off, and a directory that cannot be written: no cache, same result;
  *   - a node process loads no ES module machinery (bin/ is CommonJS), a CLI command does;
  *   - end to end: `quorumd start --config` through the bin, twice — the second node
- *     starts from the cache the first one wrote, and serves.
+ *     starts from the cache the first one wrote, serves, and settles its memory
+ *     (bin/settle-memory.js, tested in settle-memory.test.ts).
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -237,6 +238,8 @@ log: { level: info }
           }
           // Both bundles' caches: the node's and its config parser's (dist/config.cjs).
           while (waitForCache && Date.now() < deadline && !(existsSync(cacheDir) && caches(cacheDir).length >= 2)) await new Promise((r) => setTimeout(r, 100));
+          // A started node favours memory for a while, from 3 s after its start (bin/settle-memory.js).
+          while (!waitForCache && Date.now() < deadline && !out.includes('memory settle: --optimize-for-size on')) await new Promise((r) => setTimeout(r, 100));
           return { trace: out, status };
         } finally {
           child.kill('SIGTERM');
@@ -252,6 +255,7 @@ log: { level: info }
       expect(second.trace).toContain('node bundle loaded (code cache accepted)');
       expect(second.trace).toContain('config bundle loaded (code cache accepted)');
       expect(second.status).toMatchObject({ role: 'leader' });
+      expect(second.trace).toContain('memory settle: --optimize-for-size on');
     } finally {
       await new Promise<void>((r) => broker.close(() => r()));
     }
