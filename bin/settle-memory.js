@@ -17,7 +17,7 @@
 //
 // The flag is cleared again as soon as those three collections have run (2 s after the
 // first when fewer follow, 16 s after it was set when none comes), because it costs a
-// node under load dearly: V8 keeps the young generation small and collects more. With 64
+// node under load dearly (which of V8's memory-for-speed trades does it was not traced). With 64
 // writers from the first second (`quorumd dev`, mqtt, 3 starts each way, 2026-12-07),
 // a window held to 16 s cost the leader 1.5-2x the CPU per write (236 against 112 us in
 // the first 3 s) and the cluster 3,200-4,300 against 5,200-5,800 writes/s. Ended at the
