@@ -17,14 +17,14 @@
 //
 // The flag is cleared again as soon as those three collections have run (2 s after the
 // first when fewer follow, 16 s after it was set when none comes), because it costs a
-// node under load dearly (which of V8's memory-for-speed trades does it was not traced). With 64
-// writers from the first second (`quorumd dev`, mqtt, 3 starts each way, 2026-12-07),
-// a window held to 16 s cost the leader 1.5-2x the CPU per write (236 against 112 us in
-// the first 3 s) and the cluster 3,200-4,300 against 5,200-5,800 writes/s. Ended at the
-// collections, the window lasted 2.1-3.3 s under that load (2.6 s idle), and the first
-// 3 s wrote 4,345-5,184 against 4,155-5,361 writes/s without it: within the noise.
-// Cleared, V8's usual balance of speed and memory stands (with --heap-growing-percent=20
-// and 4 MiB semi-spaces, docs/install-pi.md "Memory").
+// node under load dearly (which of V8's trades of speed for memory does that was not
+// traced). With 64 writers from the first second (`quorumd dev`, mqtt, 3 starts each
+// way, 2026-12-07), a window held to 16 s cost the leader 1.5-2x the CPU per write (236
+// against 112 us in the first 3 s) and the cluster 3,200-4,300 against 5,200-5,800
+// writes/s. Ended at the collections, the window lasted 2.1-3.3 s under that load (2.6 s
+// idle), and the first 3 s wrote 4,345-5,184 against 4,155-5,361 writes/s without it:
+// within the noise. Cleared, V8's usual balance of speed and memory stands (with
+// --heap-growing-percent=20 and 4 MiB semi-spaces, docs/install-pi.md "Memory").
 //
 // The flag is changed only once this process has written the code caches it is going to
 // write (bin/code-cache.js afterCacheWrites says why), and not at all when the command
@@ -42,7 +42,7 @@ const SETTLE_GCS = 3;
  * may stop after one.
  */
 const SETTLE_AFTER_FIRST_GC_MS = 2000;
-/** The longest it stays set (ms) when fewer come: long enough to hold a check (they are 8 s apart) and its collections. */
+/** The longest it stays set (ms) when no full collection comes: long enough to hold a check (they are 8 s apart) and its collections. */
 const SETTLE_FOR_MS = 16000;
 
 /**
