@@ -1718,16 +1718,16 @@ export class PbftNode implements Engine {
   // the certificates it would prepare back in view 4. So an expired NEW-VIEW timer is a
   // complaint about v too (SUSPECT for v, sent in the view change), and a replica in
   // the view change to v counts complaints about v and VIEW-CHANGEs for later views as
-  // in v's normal mode: f + 1 of them (one honest at least; others', see below) move it to v + 1; until
-  // then it keeps asking for v's NEW-VIEW (STATUS), which a replica that installed v
-  // relays. Safety is untouched: leaving a view later never is a safety matter (the
-  // VIEW-CHANGE it sends then is as complete as ever), and a complaint carries no
-  // certificates. Liveness: if no honest replica ever installs v, every honest replica
-  // reaches v (the f + 1 rule pulls them) and, the network being timely, holds their
-  // 2f + 1 VIEW-CHANGEs for v (each is retransmitted), so all of them complain once their
-  // timers expire — each hears 2f ≥ f + 1 others — and all move to v + 1; if one installed v, the
-  // others get its NEW-VIEW through STATUS.
-  // f liars complaining still move no one.
+  // in v's normal mode: f + 1 of them (one honest at least; other replicas' only, see
+  // below) move it to v + 1; until then it keeps asking for v's NEW-VIEW (STATUS), which
+  // a replica that installed v relays. Safety is untouched: leaving a view later never
+  // is a safety matter (the VIEW-CHANGE it sends then is as complete as ever), and a
+  // complaint carries no certificates. Liveness: if no honest replica ever installs v,
+  // every honest replica reaches v (the f + 1 rule pulls them) and, the network being
+  // timely, holds their 2f + 1 VIEW-CHANGEs for v (each is retransmitted), so all of
+  // them complain once their timers expire — each hears 2f ≥ f + 1 others — and all
+  // move to v + 1; if one installed v, the others get its NEW-VIEW through STATUS. f
+  // liars complaining still move no one.
   //
   // Whose complaints count: other replicas' only — f + 1 of them, the paper's own
   // threshold for joining a view change (§4.5.2: f + 1 VIEW-CHANGEs "from other
