@@ -24,7 +24,7 @@
 // CommonJS (bin/package.json): a node process loads no ES module machinery at all.
 'use strict';
 const { createHash } = require('node:crypto');
-const { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } = require('node:fs');
+const { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } = require('node:fs');
 const { createRequire } = require('node:module');
 const { basename, dirname, join } = require('node:path');
 const { Script } = require('node:vm');
@@ -46,19 +46,52 @@ function sourceHash(code) {
 }
 
 /**
- * Removes from `dir` the caches of other builds of `bundle` (whose bytes are now `code`):
- * they can never be used again. Called when a cache is written, and by the build for dist/.
+ * How many caches of one build a directory keeps: one per set of node flags that loaded
+ * it (the flags are in the name). A board's node has one set; a checkout where tests and
+ * benchmarks ran with other flags collected one 430 KB file per set, for good.
  */
-function removeStaleCaches(dir, bundle, code) {
+const CACHES_PER_BUILD = 3;
+
+/**
+ * Removes from `dir` the caches of other builds of `bundle` (whose bytes are now `code`):
+ * they can never be used again. Of this build's, it keeps the CACHES_PER_BUILD used last
+ * (a process that accepts a cache marks it used: touchCache), `keep` (the one just
+ * written) always among them. Called when a cache is written, and by the build for dist/.
+ */
+function removeStaleCaches(dir, bundle, code, keep = null) {
   const current = sourceHash(code);
   const prefix = `${basename(bundle)}-`;
   try {
+    const mine = [];
     for (const f of readdirSync(dir)) {
       const m = /^([0-9a-f]{16})-[0-9a-f]{8}\.codecache$/.exec(f.startsWith(prefix) ? f.slice(prefix.length) : '');
-      if (m !== null && m[1] !== current) rmSync(join(dir, f), { force: true });
+      if (m === null) continue;
+      if (m[1] !== current) rmSync(join(dir, f), { force: true });
+      else if (join(dir, f) !== keep) mine.push({ f, used: usedAt(join(dir, f)) });
     }
+    mine.sort((a, b) => b.used - a.used);
+    for (const { f } of mine.slice(keep === null ? CACHES_PER_BUILD : CACHES_PER_BUILD - 1)) rmSync(join(dir, f), { force: true });
   } catch {
     /* another process cleaned up first, or the directory is not ours to clean */
+  }
+}
+
+/** When a cache file was last written or accepted (its mtime), 0 when it is gone. */
+function usedAt(file) {
+  try {
+    return statSync(file).mtimeMs;
+  } catch {
+    return 0;
+  }
+}
+
+/** Marks an accepted cache as used (its mtime), for removeStaleCaches; a read-only directory just leaves it. */
+function touchCache(file) {
+  try {
+    const now = new Date();
+    utimesSync(file, now, now);
+  } catch {
+    /* not ours to touch: it stays, and may be removed sooner */
   }
 }
 
@@ -113,6 +146,7 @@ function loadWithCodeCache(bundle, { env = process.env, writeAfterMs = WRITE_AFT
   }
   const script = new Script(code, { filename: bundle, cachedData });
   const cache = file === null ? 'off' : damaged ? 'damaged' : cachedData === undefined ? 'none' : script.cachedDataRejected ? 'rejected' : 'accepted';
+  if (cache === 'accepted') touchCache(file);
   const mod = { exports: {} };
   script.runInThisContext().call(mod.exports, mod.exports, createRequire(bundle), mod, bundle, dirname(bundle));
   if (cache === 'none' || cache === 'rejected' || cache === 'damaged') {
@@ -180,8 +214,8 @@ function writeCache(script, file, bundle, code) {
     }
     return e instanceof Error ? e.message : String(e);
   }
-  removeStaleCaches(dirname(file), bundle, code);
+  removeStaleCaches(dirname(file), bundle, code, file);
   return null;
 }
 
-module.exports = { WRITE_AFTER_MS, cacheFileFor, removeStaleCaches, cacheDir, loadWithCodeCache, afterCacheWrites };
+module.exports = { WRITE_AFTER_MS, CACHES_PER_BUILD, cacheFileFor, removeStaleCaches, cacheDir, loadWithCodeCache, afterCacheWrites };

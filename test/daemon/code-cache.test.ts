@@ -5,7 +5,8 @@
  *   - no cache → the bundle runs, a cache is written; the next process accepts it;
  *   - the file name carries a hash of the bundle: a changed bundle of the same length
  *     (V8 alone would take the old bytecode for it) gets a cache of its own, and
- *     writing it removes the old build's;
+ *     writing it removes the old build's; of one build, the caches of the three flag
+ *     sets used last stay;
  *   - a damaged cache is refused by V8, the bundle still runs and the cache is rewritten;
  *   - QUORUMD_CODE_CACHE=off, and a directory that cannot be written: no cache, same result;
  *   - a node process loads no ES module machinery (bin/ is CommonJS), a CLI command does;
@@ -15,7 +16,8 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -105,6 +107,40 @@ describe('code cache (bin/code-cache.js)', () => {
     writeFileSync(old.file!, readFileSync(changed.file!));
     writeFileSync(bundle, bundleText('one'));
     expect(load(bundle)).toMatchObject({ answer: 'two', cache: 'accepted' });
+  });
+
+  it("one build's caches: those of the three flag sets used last stay (a checkout collected one per set for good)", () => {
+    const { dir, bundle } = bundleOne();
+    const { file } = load(bundle);
+    const F = file!.slice(dir.length + 1);
+    // Caches of the same build written under other node flags (the flags' hash is the
+    // name's last part), each used at another moment; ours the longest ago.
+    const now = Date.now() / 1000;
+    const other = (k: number) => F.replace(/-[0-9a-f]{8}\.codecache$/, `-0000000${k}.codecache`);
+    const usedAt = (f: string, secondsAgo: number) => utimesSync(join(dir, f), now - secondsAgo, now - secondsAgo);
+    for (const k of [1, 2, 3, 4]) {
+      writeFileSync(join(dir, other(k)), 'x');
+      usedAt(other(k), 50 - k * 10);
+    }
+    usedAt(F, 100);
+    // Accepted: marked used, so it is among the three kept.
+    expect(load(bundle)).toMatchObject({ cache: 'accepted' });
+    expect(statSync(file!).mtimeMs / 1000).toBeGreaterThan(now - 5);
+    const { removeStaleCaches, CACHES_PER_BUILD } = createRequire(import.meta.url)(loader);
+    expect(CACHES_PER_BUILD).toBe(3);
+    removeStaleCaches(dir, bundle, readFileSync(bundle, 'latin1'));
+    expect(caches(dir)).toEqual([F, other(3), other(4)].sort());
+    // A cache just written stays whatever its neighbours' times: here it is rewritten
+    // (damaged) while three others carry later times (a clock set back since).
+    for (const k of [5, 6]) {
+      writeFileSync(join(dir, other(k)), 'x');
+      usedAt(other(k), -60 * k);
+    }
+    usedAt(other(4), -30);
+    writeFileSync(file!, 'damaged');
+    usedAt(F, 100);
+    expect(load(bundle)).toMatchObject({ cache: 'damaged', wrote: null });
+    expect(caches(dir)).toEqual([F, other(5), other(6)].sort());
   });
 
   it('a damaged cache is refused: the bundle runs from its source and the cache is written again', () => {
