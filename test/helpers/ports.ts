@@ -31,15 +31,15 @@ export function portFree(port: number): Promise<boolean> {
   });
 }
 
-/** Ports this process handed out already: two servers of one test never get the same one. */
+/**
+ * Ports this process handed out already (single ports and whole ranges): no two servers
+ * of one test file get the same one, even when the first is not listening yet when the
+ * second is drawn — a probe sees only listeners. (Service discovery's e2e once drew
+ * three DNS ports, then a node base whose range took one of them: the node that bound
+ * second exited at start, and the scenario met a refused connection.)
+ */
 const handedOut = new Set<number>();
 
-/**
- * One free port below the ephemeral range, for a server a test starts (a node's HTTP
- * listener, a broker, etcd). Not `listen(0)`: that draws from the ephemeral range, where
- * an outgoing connection of a parallel test can take the port before the server binds it
- * (a witness e2e once failed so: the surviving board never listened).
- */
 export async function freePort(): Promise<number> {
   for (let i = 0; i < 100; i++) {
     const port = LOW + Math.floor(Math.random() * (HIGH - LOW));
@@ -52,13 +52,18 @@ export async function freePort(): Promise<number> {
   throw new Error(`freePort: no free port between ${LOW} and ${HIGH} in 100 draws`);
 }
 
-/** A base B such that B+1..B+n are free now (bounded: 100 draws). */
+/** A base B such that B+1..B+n are free now and not handed out before (bounded: 100 draws). */
 export async function freeBasePort(n: number): Promise<number> {
   if (!Number.isInteger(n) || n < 1 || n > 100) throw new RangeError(`freeBasePort: expected 1..100 ports, got ${n}`);
   for (let i = 0; i < 100; i++) {
     const base = LOW + Math.floor(Math.random() * (HIGH - LOW - n - 1));
-    const ok = await Promise.all(Array.from({ length: n }, (_, k) => portFree(base + k + 1)));
-    if (ok.every(Boolean)) return base;
+    const range = Array.from({ length: n }, (_, k) => base + k + 1);
+    if (range.some((p) => handedOut.has(p))) continue;
+    const ok = await Promise.all(range.map(portFree));
+    if (ok.every(Boolean)) {
+      for (const p of range) handedOut.add(p);
+      return base;
+    }
   }
   throw new Error(`freeBasePort: no ${n} consecutive free ports between ${LOW} and ${HIGH} in 100 draws`);
 }
