@@ -153,6 +153,13 @@ describe('FsStorage on a nearly full file system', () => {
 describe('durable log on FsStorage (real files, real fsync)', () => {
   it('keeps descriptors open (one per written file and the directory), closes them after a sync in flight, and at close()', async () => {
     const fds = () => fs.readdirSync('/proc/self/fd').length;
+    // A descriptor given up after a sync is closed asynchronously: polled for (bounded),
+    // not slept for (20 ms was not always enough with busy loops beside the suite).
+    const fdsBecome = async (n: number) => {
+      const end = performance.now() + 10_000;
+      while (fds() !== n && performance.now() < end) await new Promise((r) => setTimeout(r, 5));
+      expect(fds()).toBe(n);
+    };
     const before = fds();
     const st = new FsStorage(tmpDir());
     st.write('a', new Uint8Array([1, 2]));
@@ -170,11 +177,9 @@ describe('durable log on FsStorage (real files, real fsync)', () => {
     const synced = cb((d) => st.sync('a', d));
     st.remove('a');
     await synced;
-    await new Promise((r) => setTimeout(r, 20));
-    expect(fds()).toBe(before + 2);
+    await fdsBecome(before + 2);
     st.close();
-    await new Promise((r) => setTimeout(r, 20));
-    expect(fds()).toBe(before);
+    await fdsBecome(before);
   });
 
   it('round trip, suffix overwrite, group commit', async () => {
