@@ -724,7 +724,8 @@ async function runBlock(kind: 'etcd' | 'quorumd', link = 'mqtt'): Promise<Block>
     // (and a node takes at most http.maxConnectionsPerAddress from one address).
     agent.destroy();
     const cli: number[] = [];
-    for (let i = 0; i < 5; i++) {
+    // (etcd's CLI comes in its own Debian package: without it the row stays empty, said once at the start.)
+    for (let i = 0; i < (kind === 'etcd' && !haveEtcdctl ? 0 : 5); i++) {
       const [cmd, ...args] = sys.cliGet(L);
       const s = performance.now();
       const r = spawnSync(cmd!, args, { encoding: 'utf8', timeout: 10_000, env: { ...process.env, ETCDCTL_API: '3' } });
@@ -1001,6 +1002,8 @@ const haveEtcd = ONLY !== 'quorumd' && spawnSync('etcd', ['--version'], { encodi
 if (ONLY !== 'quorumd' && !haveEtcd) {
   console.log('etcd not found: install Debian\'s etcd 3.4 for the side-by-side columns:\n  sudo apt-get install etcd-server etcd-client\n(measuring quorumd alone)');
 }
+const haveEtcdctl = haveEtcd && spawnSync('etcdctl', ['version'], { encoding: 'utf8', env: { ...process.env, ETCDCTL_API: '3' } }).status === 0;
+if (haveEtcd && !haveEtcdctl) console.log('etcdctl not found: etcd\'s CLI call is not timed (its cell stays empty); install it with\n  sudo apt-get install etcd-client');
 // Not timed: a stale dist/ or a missing code cache would be the first block's start (_proc.ts prepareBin).
 console.log(`quorumd: ${await prepareBin(ownBin, 'vs-etcd')}`);
 if (COMPARE) console.log(`--compare ${COMPARE}: ${await prepareBin(join(COMPARE, 'bin', 'quorumd.js'), 'vs-etcd')}`);
