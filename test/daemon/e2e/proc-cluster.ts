@@ -6,7 +6,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createWriteStream, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -51,6 +51,15 @@ export class ProcCluster {
   nodes: ProcNode[] = [];
   dir = '';
   keyFile = '';
+  /**
+   * Nodes that ended by themselves with a failure (an exit code other than 0, no signal),
+   * as `name: exit code N`. Until the cluster's first leader, waitLeader fails on one: a
+   * node that could not start (a port taken, a config refused) would otherwise leave a
+   * cluster that still elects with the others, and the test fails later, at a call to
+   * the missing node, with nothing saying why (seen: ECONNREFUSED in discovery.test.ts).
+   */
+  failedExits: string[] = [];
+  private hadLeader = false;
 
   /**
    * `extraYaml` is appended to every node's config; `perNode(k)` to node k's only.
@@ -121,6 +130,9 @@ export class ProcCluster {
 
   spawn(node: ProcNode): void {
     spawnStart(node);
+    node.child!.once('exit', (code, signal) => {
+      if (signal === null && code !== null && code !== 0) this.failedExits.push(`${node.name}: exit code ${code}`);
+    });
   }
 
   /** Polls `f` every 50 ms until true, at most `ms`. */
@@ -153,8 +165,26 @@ export class ProcCluster {
 
   async waitLeader(ms = 20_000): Promise<ProcNode> {
     let l: ProcNode | undefined;
-    await this.waitFor(async () => (l = await this.leader()) !== undefined, ms, 'a leader all live nodes agree on');
+    await this.waitFor(
+      async () => {
+        if (!this.hadLeader && this.failedExits.length > 0) throw new Error(`a node exited while the cluster started (${this.failedExits.join(', ')}); the end of its log:\n${this.logTail(this.failedExits[0]!.split(':')[0]!)}`);
+        return (l = await this.leader()) !== undefined;
+      },
+      ms,
+      'a leader all live nodes agree on',
+    );
+    this.hadLeader = true;
     return l!;
+  }
+
+  /** The last lines of a node's log (for an error message). */
+  logTail(name: string, lines = 15): string {
+    const node = this.nodes.find((n) => n.name === name);
+    try {
+      return node ? readFileSync(node.log, 'utf8').trimEnd().split('\n').slice(-lines).join('\n') : `(no node ${name})`;
+    } catch (e) {
+      return `(${(e as Error).message})`;
+    }
   }
 
   kill(node: ProcNode, sig: NodeJS.Signals): void {
