@@ -40,6 +40,12 @@ export function portFree(port: number): Promise<boolean> {
  */
 const handedOut = new Set<number>();
 
+/**
+ * One free port below the ephemeral range, for a server a test starts (a node's HTTP
+ * listener, a broker, etcd). Not `listen(0)`: that draws from the ephemeral range, where
+ * an outgoing connection of a parallel test can take the port before the server binds it
+ * (a witness e2e once failed so: the surviving board never listened).
+ */
 export async function freePort(): Promise<number> {
   for (let i = 0; i < 100; i++) {
     const port = LOW + Math.floor(Math.random() * (HIGH - LOW));

@@ -23,6 +23,6 @@ describe('ProcCluster', () => {
     expect(err?.message).toMatch(/a node exited while the cluster started \(n3: exit code 2\)/);
     expect(err?.message).toContain('noSuchSetting');
     // The two others elected meanwhile or will: the harness only refused to hide n3.
-    expect(c.failedExits).toEqual(['n3: exit code 2']);
+    expect(c.failedExits).toEqual([{ name: 'n3', code: 2 }]);
   }, 90_000);
 });

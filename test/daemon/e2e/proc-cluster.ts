@@ -52,13 +52,13 @@ export class ProcCluster {
   dir = '';
   keyFile = '';
   /**
-   * Nodes that ended by themselves with a failure (an exit code other than 0, no signal),
-   * as `name: exit code N`. Until the cluster's first leader, waitLeader fails on one: a
+   * Nodes that ended by themselves with a failure (an exit code other than 0, no signal).
+   * Until the cluster's first leader, waitLeader fails on one: a
    * node that could not start (a port taken, a config refused) would otherwise leave a
    * cluster that still elects with the others, and the test fails later, at a call to
    * the missing node, with nothing saying why (seen: ECONNREFUSED in discovery.test.ts).
    */
-  failedExits: string[] = [];
+  failedExits: Array<{ name: string; code: number }> = [];
   private hadLeader = false;
 
   /**
@@ -131,7 +131,7 @@ export class ProcCluster {
   spawn(node: ProcNode): void {
     spawnStart(node);
     node.child!.once('exit', (code, signal) => {
-      if (signal === null && code !== null && code !== 0) this.failedExits.push(`${node.name}: exit code ${code}`);
+      if (signal === null && code !== null && code !== 0) this.failedExits.push({ name: node.name, code });
     });
   }
 
@@ -167,7 +167,10 @@ export class ProcCluster {
     let l: ProcNode | undefined;
     await this.waitFor(
       async () => {
-        if (!this.hadLeader && this.failedExits.length > 0) throw new Error(`a node exited while the cluster started (${this.failedExits.join(', ')}); the end of its log:\n${this.logTail(this.failedExits[0]!.split(':')[0]!)}`);
+        if (!this.hadLeader && this.failedExits.length > 0) {
+          const exits = this.failedExits.map((e) => `${e.name}: exit code ${e.code}`).join(', ');
+          throw new Error(`a node exited while the cluster started (${exits}); the end of its log:\n${this.logTail(this.failedExits[0]!.name)}`);
+        }
         return (l = await this.leader()) !== undefined;
       },
       ms,
