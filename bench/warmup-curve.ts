@@ -49,10 +49,19 @@ for (let i = 0; i < args.length; i++) {
   if (m[1] === 'variant') variants.push(value.trim());
   else opts.set(m[1]!, value);
 }
-const RUNS = numberOption(WHO, 'runs', opts.get('runs') ?? '2', 1, 20);
-const WINDOWS = numberOption(WHO, 'windows', opts.get('windows') ?? '10', 1, 50);
-const WINDOW = numberOption(WHO, 'window', opts.get('window') ?? '1000', 100, 100_000);
-const IDLE_MS = numberOption(WHO, 'idle-ms', opts.get('idle-ms') ?? '0', 0, 120_000);
+/** A whole-number option (numberOption checks the range). */
+const count = (name: string, dflt: string, min: number, max: number): number => {
+  const v = numberOption(WHO, name, opts.get(name) ?? dflt, min, max);
+  if (!Number.isInteger(v)) {
+    console.error(`${WHO}: --${name} must be a whole number, got ${JSON.stringify(opts.get(name))}`);
+    process.exit(2);
+  }
+  return v;
+};
+const RUNS = count('runs', '2', 1, 20);
+const WINDOWS = count('windows', '10', 1, 50);
+const WINDOW = count('window', '1000', 100, 100_000);
+const IDLE_MS = count('idle-ms', '0', 0, 120_000);
 const LINK = opts.get('link') ?? 'mqtt';
 if (LINK !== 'mqtt' && LINK !== 'tcp') {
   console.error(`${WHO}: --link must be mqtt or tcp, got ${JSON.stringify(LINK)}`);
