@@ -9,9 +9,9 @@
  * Variants are sets of V8 flags for the node processes (QUORUMD_DEV_NODE_FLAGS, e.g.
  * `--variant '--interrupt-budget=16384'`; the first variant is always the default, no
  * flag), run interleaved --runs times each, each run on a cluster of its own. Before the
- * first run, one untimed run warms this process's own client code (its JIT would
- * otherwise be in the first run's numbers), and prepareBin builds dist/ and writes the
- * code cache if needed.
+ * counted runs, one untimed run per variant warms this process's own client code (its JIT
+ * would otherwise be in the first run's numbers) and has that variant's nodes write their
+ * V8 code cache (keyed by their flags); prepareBin builds dist/ first if needed.
  *
  * --idle-ms: how long the cluster idles after its leader is known before the first write
  * (default 0). vs-etcd idles ~13 s first (its idle window), so that a node has settled
@@ -80,8 +80,12 @@ const median = (xs: number[]) => {
   return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 };
 
-/** One fresh cluster with node flags `flags`: `windows` windows of `window` sequential writes; p50/p99 of each. */
-async function run(flags: string, windows: number, window: number): Promise<{ p50: number; p99: number }[]> {
+/**
+ * One fresh cluster with node flags `flags`: `windows` windows of `window` sequential
+ * writes; p50/p99 of each. `aliveMs`: the cluster runs at least this long after its start.
+ */
+async function run(flags: string, windows: number, window: number, aliveMs = 0): Promise<{ p50: number; p99: number }[]> {
+  const started = performance.now();
   const dir = mkdtempSync(join(tmpdir(), 'quorumd-warmup-curve-'));
   // HTTP base+1..3, TCP links base+11..13.
   const base = await freePorts(14, WHO);
@@ -113,6 +117,7 @@ async function run(flags: string, windows: number, window: number): Promise<{ p5
       }
       result.push({ p50: pct(lat, 50), p99: pct(lat, 99) });
     }
+    await sleep(aliveMs - (performance.now() - started));
     return result;
   } finally {
     dev.kill('SIGTERM');
@@ -123,7 +128,10 @@ async function run(flags: string, windows: number, window: number): Promise<{ p5
 
 console.log(`quorumd: ${await prepareBin(bin, WHO)}`);
 console.log(`${WHO}: ${RUNS} run(s) per variant, interleaved; ${WINDOWS} windows of ${WINDOW} sequential writes from the first on (--link ${LINK}, idle ${IDLE_MS} ms before them)`);
-await run('', 1, Math.min(WINDOW * 3, 5000)); // warms this process's client code; not counted
+// Untimed, once per variant: warms this process's client code, and lets each variant's nodes
+// write the V8 code cache for their flags (a cache is keyed by them, and written ~5 s after a
+// node starts: bin/code-cache.js), so that no counted run starts without one.
+for (const v of variants) await run(v, 1, 3000, 8000);
 const curves = new Map<string, { p50: number; p99: number }[][]>(variants.map((v) => [v, []]));
 for (let r = 0; r < RUNS; r++) {
   for (const v of r % 2 === 0 ? variants : [...variants].reverse()) {
