@@ -46,8 +46,14 @@ for (let i = 0; i < args.length; i++) {
     console.error(`${WHO}: unknown option or missing value at ${JSON.stringify(a)}; expected --runs N, --windows N, --window N, --idle-ms MS, --variant '<node flags>', --link mqtt|tcp`);
     process.exit(2);
   }
-  if (m[1] === 'variant') variants.push(value.trim());
-  else opts.set(m[1]!, value);
+  if (m[1] === 'variant') {
+    // The table keeps one row per flag set: a repeat (or '' again: the default) would fold two variants' runs into one.
+    if (variants.includes(value.trim())) {
+      console.error(`${WHO}: --variant ${JSON.stringify(value)} is given twice (the default, no flag, is always the first); expected distinct flag sets`);
+      process.exit(2);
+    }
+    variants.push(value.trim());
+  } else opts.set(m[1]!, value);
 }
 /** A whole-number option (numberOption checks the range). */
 const count = (name: string, dflt: string, min: number, max: number): number => {
