@@ -13,7 +13,8 @@
  * Screenshots go to $QUORUMD_SCREENSHOT_DIR when set (kept), else to a temp folder.
  * Waits are bounded polls (a busy machine elects slower, never differently).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { spawnTied } from '../helpers/tied.ts';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -72,7 +73,7 @@ async function startDevCli(): Promise<void> {
   for (let attempt = 0; attempt < 5; attempt++) {
     base = await freeBasePort(3);
     printed = '';
-    const child = spawn(process.execPath, [bin, 'dev', '--nodes', '3', '--base-port', String(base), '--data-dir', join(work, 'dev')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawnTied(process.execPath, [bin, 'dev', '--nodes', '3', '--base-port', String(base), '--data-dir', join(work, 'dev')], { stdio: ['ignore', 'pipe', 'pipe'] });
     dev = child;
     child.stdout!.on('data', (c: Buffer) => (printed += c.toString()));
     child.stderr!.on('data', (c: Buffer) => (printed += c.toString()));

@@ -14,7 +14,8 @@
  *     starts from the cache the first one wrote, serves, and settles its memory
  *     (bin/settle-memory.js, tested in settle-memory.test.ts).
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
+import { spawnTied } from '../helpers/tied.ts';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -247,7 +248,7 @@ log: { level: info }
 `,
       );
       const runNode = async (waitForCache: boolean): Promise<{ trace: string; status: unknown }> => {
-        const child = spawn(process.execPath, [join(root, 'bin', 'quorumd.js'), 'start', '--config', cfg], {
+        const child = spawnTied(process.execPath, [join(root, 'bin', 'quorumd.js'), 'start', '--config', cfg], {
           stdio: ['ignore', 'pipe', 'pipe'],
           env: { ...process.env, QUORUMD_TRACE_START: '1', QUORUMD_CODE_CACHE_DIR: cacheDir, QUORUMD_CODE_CACHE: '' },
         });

@@ -6,7 +6,7 @@
  *   - what a client command loads: from dist/cli.js, the module graph of the `kv` /
  *     `status` commands reaches no daemon code and none of the daemon's heavy packages.
  */
-import { spawn } from 'node:child_process';
+import { spawnTied } from '../helpers/tied.ts';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { builtinModules } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -187,7 +187,7 @@ await node.stop();
 `,
     );
     const out = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-      const p = spawn(process.execPath, ['app.mjs'], { cwd: app, env: { ...process.env, NODE_OPTIONS: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+      const p = spawnTied(process.execPath, ['app.mjs'], { cwd: app, env: { ...process.env, NODE_OPTIONS: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
       let stdout = '';
       let stderr = '';
       p.stdout.on('data', (d) => (stdout += d));

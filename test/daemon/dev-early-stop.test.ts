@@ -3,7 +3,7 @@
  * guide is printed) stops its node processes too: none is left running behind it.
  * Found as a leak: the signal handlers were installed only after the guide.
  */
-import { spawn } from 'node:child_process';
+import { spawnTied } from '../helpers/tied.ts';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -40,7 +40,7 @@ async function until<T>(what: string, f: () => T | undefined, maxMs: number): Pr
 describe('quorumd dev stopped before its guide', () => {
   it('SIGTERM while waiting for the first leader stops every node process', async () => {
     const base = await freeBasePort(3);
-    const dev = spawn(process.execPath, [bin, 'dev', '--nodes', '3', '--base-port', String(base), '--data-dir', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const dev = spawnTied(process.execPath, [bin, 'dev', '--nodes', '3', '--base-port', String(base), '--data-dir', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     dev.stdout!.on('data', (b: Buffer) => (out += b.toString()));

@@ -3,7 +3,7 @@
  * and no jobs file to check (so no checking child before the nodes start). The default
  * (the demo job) is covered by dev.test.ts; this checks the nodes really run without one.
  */
-import { spawn } from 'node:child_process';
+import { spawnTied } from '../helpers/tied.ts';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,7 +22,7 @@ afterAll(() => {
 describe('quorumd dev --no-jobs', () => {
   it('runs the cluster with no scheduled job, not even the demo job', async () => {
     const base = await freeBasePort(3);
-    const dev = spawn(process.execPath, [bin, 'dev', '--no-jobs', '--base-port', String(base), '--data-dir', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const dev = spawnTied(process.execPath, [bin, 'dev', '--no-jobs', '--base-port', String(base), '--data-dir', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     dev.stdout!.on('data', (b: Buffer) => (out += b.toString()));

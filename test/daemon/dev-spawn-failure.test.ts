@@ -10,7 +10,7 @@
  * every step on the way; reaching a running cluster first is a failure (the case was
  * never exercised).
  */
-import { spawn } from 'node:child_process';
+import { spawnTied } from '../helpers/tied.ts';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -33,7 +33,7 @@ async function devAt(limit: number): Promise<{ outcome: Outcome; out: string; le
   const data = join(root, `fd${limit}`);
   const base = await freeBasePort(3);
   const cmd = `ulimit -n ${limit} && exec "$0" "$@"`;
-  const dev = spawn('/bin/sh', ['-c', cmd, process.execPath, bin, 'dev', '--base-port', String(base), '--data-dir', data], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const dev = spawnTied('/bin/sh', ['-c', cmd, process.execPath, bin, 'dev', '--base-port', String(base), '--data-dir', data], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   dev.stdout!.on('data', (b: Buffer) => (out += b.toString()));
   dev.stderr!.on('data', (b: Buffer) => (out += b.toString()));

@@ -4,7 +4,7 @@
  * dir of its own is not left behind. Found by hand: a node config that could not be
  * written printed its error and then hung for good, the relays' server still listening.
  */
-import { spawn } from 'node:child_process';
+import { spawnTied } from '../helpers/tied.ts';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -14,7 +14,7 @@ import { bin } from './e2e/proc-cluster.ts';
 import { freeBasePort } from '../helpers/ports.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'quorumd-dev-startfail-'));
-const started: ReturnType<typeof spawn>[] = [];
+const started: ReturnType<typeof spawnTied>[] = [];
 
 afterAll(() => {
   for (const c of started) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
@@ -23,7 +23,7 @@ afterAll(() => {
 
 /** Runs `quorumd dev ...args`; resolves with its exit and output, or with `hung` once `maxMs` passed (then kills it). */
 function runDev(args: string[], env: NodeJS.ProcessEnv, maxMs: number): Promise<{ code: number | null; hung: boolean; err: string }> {
-  const dev = spawn(process.execPath, [bin, 'dev', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  const dev = spawnTied(process.execPath, [bin, 'dev', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   started.push(dev);
   let err = '';
   let errEnded = false;

@@ -5,7 +5,8 @@
  * the broker and relays it held, on their ports, for good. Real processes: the bin's
  * supervisor and its nodes.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { spawnTied } from '../helpers/tied.ts';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,7 +27,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** `quorumd dev` (no jobs) on `data`; `output()` is what it printed so far. */
 async function startDev(data: string): Promise<{ dev: ChildProcess; output: () => string; nodes: () => number[] }> {
   const base = await freeBasePort(3);
-  const dev = spawn(process.execPath, [bin, 'dev', '--base-port', String(base), '--data-dir', data, '--no-jobs'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const dev = spawnTied(process.execPath, [bin, 'dev', '--base-port', String(base), '--data-dir', data, '--no-jobs'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   dev.stdout!.on('data', (b: Buffer) => (out += b.toString()));
   dev.stderr!.on('data', (b: Buffer) => (out += b.toString()));

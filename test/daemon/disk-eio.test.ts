@@ -8,6 +8,7 @@
  * missing or may not trace).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnTied } from '../helpers/tied.ts';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -69,7 +70,7 @@ describe('quorumd start on a disk whose fsync fails (EIO)', () => {
     const base = await freeBasePort(1);
     const cfg = join(dir, 'n1.yaml');
     writeFileSync(cfg, devConfig({ k: 1, n: 1, keyFile, tokenFile, brokerUrl: `mqtt://127.0.0.1:${broker.port}`, basePort: base, dir, jobs: [] }));
-    const child = spawn(process.execPath, [bin, 'start', '--config', cfg], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawnTied(process.execPath, [bin, 'start', '--config', cfg], { stdio: ['ignore', 'pipe', 'pipe'] });
     children.push(child);
     const out: string[] = [];
     child.stdout!.on('data', (d: Buffer) => out.push(d.toString()));
@@ -84,7 +85,7 @@ describe('quorumd start on a disk whose fsync fails (EIO)', () => {
     });
     expect((await call(url, 'PUT', '/v1/kv/before', { body: 'ok', timeoutMs: 10_000, token })).status).toBe(200);
     // Every fdatasync of the node fails from now on.
-    const tracer = spawn('strace', ['-f', '-qq', '-p', String(child.pid), '-e', 'trace=fdatasync,fsync', '-e', 'inject=fdatasync,fsync:error=EIO', '-o', '/dev/null'], { stdio: 'ignore' });
+    const tracer = spawnTied('strace', ['-f', '-qq', '-p', String(child.pid), '-e', 'trace=fdatasync,fsync', '-e', 'inject=fdatasync,fsync:error=EIO', '-o', '/dev/null'], { stdio: 'ignore' });
     children.push(tracer);
     await until('strace attached', () => (/^TracerPid:\s+[1-9]/m.test(readFileSync(`/proc/${child.pid}/status`, 'utf8')) ? true : undefined), 30_000);
     const put = await call(url, 'PUT', '/v1/kv/after', { body: 'lost', timeoutMs: 30_000, token });

@@ -9,7 +9,7 @@
  * 3 (not applied, safe to retry), a write whose connection was lost after sending is 4
  * (unknown: read back first), and a read never ends in 4.
  */
-import { spawn } from 'node:child_process';
+import { spawnTied } from '../helpers/tied.ts';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -95,7 +95,7 @@ interface Run {
 function run(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 30_000): Promise<Run> {
   const t0 = Date.now();
   return new Promise((resolve) => {
-    const c = spawn(process.execPath, [bin, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const c = spawnTied(process.execPath, [bin, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     c.stdout.on('data', (d: Buffer) => (out += d.toString()));

@@ -6,7 +6,8 @@
  * MQTT handler. The exception is injected with QUORUMD_INJECT_FAULT (daemon/start.ts),
  * armed by SIGUSR2 once the node leads, so that the test decides when it happens.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { spawnTied } from '../helpers/tied.ts';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -60,7 +61,7 @@ describe('fatal path of quorumd start', () => {
       for (let k = 1; k <= n; k++) {
         const cfg = join(sub, `n${k}.yaml`);
         writeFileSync(cfg, devConfig({ k, n, keyFile, tokenFile, brokerUrl: `mqtt://127.0.0.1:${broker.port}`, basePort: base, dir: sub, jobs: [] }));
-        const child = spawn(process.execPath, [bin, 'start', '--config', cfg], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...(k === 1 ? { QUORUMD_INJECT_FAULT: `${kind}@SIGUSR2` } : {}) } });
+        const child = spawnTied(process.execPath, [bin, 'start', '--config', cfg], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...(k === 1 ? { QUORUMD_INJECT_FAULT: `${kind}@SIGUSR2` } : {}) } });
         children.push(child);
         const out: string[] = [];
         child.stdout!.on('data', (d: Buffer) => out.push(d.toString()));

@@ -2,7 +2,7 @@
  * A node's log (daemon/log.ts): one JSON object per line in pino's format, the node's
  * name under `node` exactly once, and a log call that never throws.
  */
-import { spawn } from 'node:child_process';
+import { spawnTied } from '../helpers/tied.ts';
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -104,7 +104,7 @@ describe('createNodeLog on a reader that stops reading', () => {
     // not read until it gets SIGUSR1; then it copies what it reads into a file.
     const dir = mkdtempSync(join(tmpdir(), 'quorumd-log-'));
     const out = join(dir, 'read.log');
-    const child = spawn('sh', ['-c', `trap 'exec cat > "${out}"' USR1; while :; do sleep 0.05; done`], { stdio: ['pipe', 'ignore', 'ignore'] });
+    const child = spawnTied('sh', ['-c', `trap 'exec cat > "${out}"' USR1; while :; do sleep 0.05; done`], { stdio: ['pipe', 'ignore', 'ignore'] });
     try {
       const fd = (child.stdin as unknown as { _handle: { fd: number } })._handle.fd;
       expect(fd).toBeGreaterThan(2);

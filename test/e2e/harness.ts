@@ -8,7 +8,8 @@
  * SIGKILL after 3 s) and removes the temp directory, and is safe to call twice or
  * after a failed start. Ports are free ports on 127.0.0.1 found by binding to 0.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnTied } from '../helpers/tied.ts';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as net from 'node:net';
@@ -170,7 +171,7 @@ export class Harness {
   /** `quorumd broker` as a child process (the embedded aedes, closed: node accounts derived from the cluster key). */
   async aedesChild(port?: number): Promise<BrokerProc> {
     const p = port ?? (await freePort());
-    const child = spawn(process.execPath, [bin, 'broker', '--port', String(p), '--cluster-key-file', this.keyFile(), '--cluster', '7'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawnTied(process.execPath, [bin, 'broker', '--port', String(p), '--cluster-key-file', this.keyFile(), '--cluster', '7'], { stdio: ['ignore', 'pipe', 'pipe'] });
     const log = createWriteStream(join(this.dir, `aedes-${p}.log`), { flags: 'a' });
     child.stdout!.pipe(log);
     child.stderr!.pipe(log);
@@ -188,7 +189,7 @@ export class Harness {
     // writes to subscribers are Nagle-delayed (~40 ms per frame measured in bench/links.ts).
     const nd = opts.noDelay === false ? '' : 'set_tcp_nodelay true\n';
     writeFileSync(conf, `listener ${p} 127.0.0.1\nallow_anonymous true\npersistence false\n${nd}log_dest stderr\nlog_type error\nlog_type warning\n`);
-    const child = spawn(MOSQUITTO, ['-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawnTied(MOSQUITTO, ['-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
     const log = createWriteStream(join(this.dir, `mosquitto-${p}.log`), { flags: 'a' });
     child.stdout!.pipe(log);
     child.stderr!.pipe(log);

@@ -4,7 +4,8 @@
  * temp dir (mode 0600: they hold the cluster key), logs per node, SIGKILL and restart
  * by node, the HTTP API on free ports. Every wait is a bounded poll.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { spawnTied } from '../helpers/tied.ts';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -76,7 +77,7 @@ export class ExternalProcCluster {
 
   spawn(node: ProcNode): void {
     const log = createWriteStream(node.log, { flags: 'a' });
-    const child = spawn(process.execPath, [BIN, 'start', '--config', node.config], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawnTied(process.execPath, [BIN, 'start', '--config', node.config], { stdio: ['ignore', 'pipe', 'pipe'] });
     child.stdout!.pipe(log);
     child.stderr!.pipe(log);
     node.child = child;

@@ -10,7 +10,8 @@
  * values so that the tests run in seconds; the engines' safety rules take them as
  * configuration, not as assumptions.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnTied } from '../helpers/tied.ts';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync, createWriteStream } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -142,7 +143,7 @@ export class EtcdCluster {
 
   private spawn(m: Member): void {
     const out = createWriteStream(m.log, { flags: 'a' });
-    const p = spawn(ETCD_BIN!, m.args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawnTied(ETCD_BIN!, m.args, { stdio: ['ignore', 'pipe', 'pipe'] });
     p.stdout!.pipe(out);
     p.stderr!.pipe(out);
     m.proc = p;
@@ -268,7 +269,7 @@ export class ZkEnsemble {
 
   private spawn(m: Member): void {
     const out = createWriteStream(m.log, { flags: 'a' });
-    const p = spawn(JAVA!, m.args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawnTied(JAVA!, m.args, { stdio: ['ignore', 'pipe', 'pipe'] });
     p.stdout!.pipe(out);
     p.stderr!.pipe(out);
     m.proc = p;

@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawnTied } from './tied.ts';
 import { join } from 'node:path';
 
 /** An `io` for the CLI's command functions (daemon/client/commands.ts) that keeps what they print. */
@@ -19,7 +19,7 @@ export function capture() {
 /** Runs the real `quorumd` CLI (bin/quorumd.js) as a child process with the API token in its environment; killed after 60 s. */
 export function runCli(args: string[], token: string): Promise<{ code: number | null; out: string; err: string }> {
   return new Promise((resolve) => {
-    const p = spawn(process.execPath, [join(import.meta.dirname, '..', '..', 'bin', 'quorumd.js'), ...args], { env: { ...process.env, QUORUMD_API_TOKEN: token } });
+    const p = spawnTied(process.execPath, [join(import.meta.dirname, '..', '..', 'bin', 'quorumd.js'), ...args], { env: { ...process.env, QUORUMD_API_TOKEN: token } });
     let out = '';
     let err = '';
     p.stdout.on('data', (d: Buffer) => (out += d.toString()));

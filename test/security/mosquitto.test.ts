@@ -6,12 +6,12 @@
  * clients, other nodes' inboxes and a node's client id are refused.
  */
 import { execFileSync } from 'node:child_process';
+import { spawnTied } from '../helpers/tied.ts';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nodePassword, nodeUsername } from '../../hal/mqtt/credentials.ts';
 import { bin, CALM_RAFT_YAML, freePort, Harness, killChild, MOSQUITTO, mosquittoCheck, waitFor, type BrokerProc } from '../e2e/harness.ts';
-import { spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { mqttClient, sleep } from './helpers.ts';
 
@@ -42,7 +42,7 @@ beforeAll(async () => {
   writeFileSync(join(h.dir, 'quorumd.passwd'), plain + 'dashboard:dashboard-password\n', { mode: 0o600 });
   execFileSync('/usr/bin/mosquitto_passwd', ['-U', join(h.dir, 'quorumd.passwd')]);
   expect(readFileSync(join(h.dir, 'quorumd.passwd'), 'utf8')).not.toContain(plain.split('\n')[0]!.split(':')[1]!);
-  const child = spawn(MOSQUITTO, ['-c', join(h.dir, 'mosquitto.conf')], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawnTied(MOSQUITTO, ['-c', join(h.dir, 'mosquitto.conf')], { stdio: ['ignore', 'pipe', 'pipe'] });
   const log = createWriteStream(join(h.dir, 'mosquitto.log'));
   child.stdout!.pipe(log);
   child.stderr!.pipe(log);

@@ -4,7 +4,8 @@
  * data directory. Every wait is bounded; stop() kills whatever is left and removes
  * the directory.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { spawnTied } from '../../helpers/tied.ts';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as net from 'node:net';
@@ -36,7 +37,7 @@ export interface ProcNode {
  */
 export function spawnStart(node: { config: string; log: string; child: ChildProcess | undefined }): void {
   const log = createWriteStream(node.log, { flags: 'a' });
-  const child = spawn(process.execPath, [bin, 'start', '--config', node.config], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawnTied(process.execPath, [bin, 'start', '--config', node.config], { stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout!.pipe(log);
   child.stderr!.pipe(log);
   node.child = child;
@@ -92,7 +93,7 @@ export class ProcCluster {
    */
   async startBroker(): Promise<void> {
     if (this.broker && this.broker.exitCode === null && this.broker.signalCode === null) throw new Error('ProcCluster.startBroker: the broker is running');
-    const b = spawn(process.execPath, [bin, 'broker', '--port', String(this.brokerPort), '--cluster-key-file', this.keyFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const b = spawnTied(process.execPath, [bin, 'broker', '--port', String(this.brokerPort), '--cluster-key-file', this.keyFile], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.broker = b;
     const brokerLog = createWriteStream(join(this.dir, 'broker.log'), { flags: 'a' });
     b.stdout!.pipe(brokerLog);

@@ -4,7 +4,8 @@
  * elect it; it becomes active once the old leader's lease bound has passed, since this
  * cluster has no relays), and the witness never leads and keeps no data.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { spawnTied } from '../../helpers/tied.ts';
 import { createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -55,7 +56,7 @@ describe('two boards + witness', () => {
     names.forEach((n, i) => {
       const file = join(dir, `${n}.yaml`);
       writeFileSync(file, config(n, ports[i]!, broker!.port));
-      const c = spawn(process.execPath, [bin, n === 'wit' ? 'witness' : 'start', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const c = spawnTied(process.execPath, [bin, n === 'wit' ? 'witness' : 'start', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
       const log = createWriteStream(join(dir, `${n}.log`));
       c.stdout!.pipe(log);
       c.stderr!.pipe(log);

@@ -3,7 +3,8 @@
  * free 127.0.0.1 port, a TCP proxy that can black-hole a connection, and a throwaway
  * CA + certificates made with the openssl CLI.
  */
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
+import { spawnTied } from '../../helpers/tied.ts';
 import { existsSync, mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -50,7 +51,7 @@ export async function startMosquitto(port?: number): Promise<Mosquitto> {
   const dir = mkdtempSync(join(tmpdir(), 'quorumd-mosq-'));
   const conf = join(dir, 'mosquitto.conf');
   writeFileSync(conf, [`listener ${p} 127.0.0.1`, 'allow_anonymous true', 'persistence false', 'log_dest none', ''].join('\n'));
-  const proc = spawn(MOSQUITTO, ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const proc = spawnTied(MOSQUITTO, ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   let exited = false;

@@ -2,7 +2,8 @@
  * The real backend (serialport) against the emulated board on the other end of a
  * socat pty pair. Without socat: skipped locally with a message, a failure with CI set.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnTied } from '../../helpers/tied.ts';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -42,7 +43,7 @@ describe.skipIf(!haveSocat)('serial relay board over a socat pty pair', () => {
     dir = mkdtempSync(join(tmpdir(), 'quorumd-relayboard-'));
     const a = join(dir, 'host');
     const b = join(dir, 'board');
-    socat = spawn(SOCAT, ['-d', '-d', `pty,raw,echo=0,link=${a}`, `pty,raw,echo=0,link=${b}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+    socat = spawnTied(SOCAT, ['-d', '-d', `pty,raw,echo=0,link=${a}`, `pty,raw,echo=0,link=${b}`], { stdio: ['ignore', 'ignore', 'pipe'] });
     await poll(() => existsSync(a) && existsSync(b), 5000, `socat ptys ${a} ${b}`);
     emu = await attachRelayBoardEmulation(b, { channels: 4 });
     board = await openSerialRelayBoard({ path: a, channels: 4, timeoutMs: 400, switchMs: 20 });

@@ -3,7 +3,8 @@
  * `serialport` opens them. Without socat the tests skip locally with a clear message,
  * but with CI set a missing socat fails the run (the brief: CI installs it via apt).
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnTied } from '../../helpers/tied.ts';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -48,7 +49,7 @@ export async function waitFor(cond: () => boolean, ms: number, what: string): Pr
 }
 
 function startSocat(a: string, b: string): ChildProcess {
-  return spawn(SOCAT, ['-d', '-d', `pty,raw,echo=0,link=${a}`, `pty,raw,echo=0,link=${b}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+  return spawnTied(SOCAT, ['-d', '-d', `pty,raw,echo=0,link=${a}`, `pty,raw,echo=0,link=${b}`], { stdio: ['ignore', 'ignore', 'pipe'] });
 }
 
 export async function ptyPair(): Promise<PtyPair> {

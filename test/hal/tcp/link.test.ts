@@ -4,7 +4,8 @@
  * slowloris, a wrong key, a replayed handshake, too many half-open connections).
  * Every wait is a bounded poll.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { spawnTied } from '../../helpers/tied.ts';
 import { createHmac } from 'node:crypto';
 import net from 'node:net';
 import { join } from 'node:path';
@@ -199,7 +200,7 @@ describe('TcpLink', () => {
     /** Node `self` in a process of its own (test/hal/tcp/peer-process.ts); resolves once it is connected to every other id. */
     async function peerProcess(self: number, base: number, ids: number[]): Promise<ChildProcess> {
       const arg = JSON.stringify({ cluster: CLUSTER, self, key: Buffer.from(KEY).toString('hex'), base, ids });
-      const c = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'peer-process.ts'), arg], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const c = spawnTied(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'peer-process.ts'), arg], { stdio: ['ignore', 'pipe', 'inherit'] });
       children.push(c);
       let out = '';
       c.stdout!.on('data', (d: Buffer) => (out += d.toString()));
