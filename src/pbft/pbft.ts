@@ -180,6 +180,8 @@ export interface PbftStatusView extends EngineStatus {
   divergentCheckpoints: number;
   /** VIEW-CHANGEs held back until a newer checkpoint proof arrived (see sendViewChange). */
   deferredViewChanges: number;
+  /** The view-change and NEW-VIEW timeout now in effect, ms: the configured one, doubled for each view change since a request last executed in the view it was committed in (capped). */
+  viewChangeTimeoutMs: number;
   dropped: PbftDropCounters;
   scheme: string;
 }
@@ -575,7 +577,7 @@ export class PbftNode implements Engine {
       n: this.group.n, f: this.group.f, quorum: this.group.q, stableCheckpoint: this.low, highestSeq: top,
       pendingRequests: this.known.size, ownInFlight: this.mine.size, viewChanges: this.viewChanges, suspicions: this.suspicions, stateTransfers: this.stateTransfers,
       checkpointsMissed: this.checkpointsMissed, divergentCheckpoints: this.divergent, deferredViewChanges: this.deferredViewChanges,
-      dropped: { ...this.dropped }, scheme: this.auth.scheme,
+      viewChangeTimeoutMs: this.viewChangeTimeout() * this.options.tickMs, dropped: { ...this.dropped }, scheme: this.auth.scheme,
     };
   }
 
@@ -1437,11 +1439,19 @@ export class PbftNode implements Engine {
     if (seq % this.options.checkpointInterval === 0) this.ckptQueue.push({ seq, exec: encodeExecState(this.windows) });
     if (!replaying) {
       if (seq === this.noopSeq && this.normal && this.isPrimary() && s.committed!.view === this.view) this.token = seq;
-      // Progress: the view-change timer restarts, and the doubling ends (TOCS §4.5.2).
-      this.vcElapsed = 0;
-      this.backoff = 0;
-      this.primarySuspected = false;
-      this.suspecting = false;
+      // Progress in normal operation: the view-change timer restarts, and the complaint
+      // about this primary ends. The doubling ends only with a request executed in the
+      // view that came out of the view change (TOCS §4.5.2: "before it executes a request
+      // in the new view that it had not executed previously"): not with an old view's
+      // certificate caught up on (COMMITTED), which says nothing about the new primary.
+      // During a view change an execution changes no timer and withdraws no complaint:
+      // the NEW-VIEW timer and the complaint about the view being installed stand.
+      if (this.normal) {
+        this.vcElapsed = 0;
+        if (view === this.view) this.backoff = 0;
+        this.primarySuspected = false;
+        this.suspecting = false;
+      }
     }
     return entry;
   }

@@ -44,16 +44,14 @@ describe('regression seeds', () => {
     expect(r.lin).toBe('ok');
   }, 120_000);
 
-  it('planted: the paper\'s NEW-VIEW timer (newViewTimerAlone) leaves a replica alone in a higher view: pbft-liveness', () => {
-    // Seed 46 itself no longer shows it (counting only other replicas' complaints moved
-    // its schedule); seed 27 does, and runs clean without the planted rule (above: the
-    // sweep of seeds 1..240 that this list comes from).
-    const cfg = parseSimOptions({ seed: 27, nodes: 5, time: '30s', faults: ALL, engine: 'pbft' });
-    const planted = runEngineSeed(cfg, 27, { skipLin: true, runtime: { engineOptions: { testingBugs: { newViewTimerAlone: true } } } });
-    expect(planted.violation?.invariant).toBe('pbft-liveness');
-    expect(planted.violation?.detail).toMatch(/n4 view 6 \(view change\)/);
-    expect(runEngineSeed(cfg, 27, { skipLin: true }).violation).toBeUndefined();
-  }, 120_000);
+  // The paper's NEW-VIEW timer planted back (testingBugs.newViewTimerAlone) once failed
+  // seed 27 here (pbft-liveness: n4 alone in view 6). It needs one replica's NEW-VIEW
+  // timer to run out well before the others'; in seed 46 that came from an old view's
+  // certificate, caught up on during the view change, resetting the replica's doubled
+  // timeout. Since that no longer happens (test/src/pbft/backoff.test.ts), no seed of
+  // 1..720 (5 nodes), 1..150 (4) or 1..80 (7) shows the planted rule (searched
+  // 2026-12-07). The race itself is rebuilt, and the planted rule caught, in
+  // test/src/pbft/newview-timer.test.ts.
 
   it('planted: tokens that shrink as terms grow fail token-growth', () => {
     const orig = RaftEngine.prototype.leaderToken;
