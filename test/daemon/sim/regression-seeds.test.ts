@@ -50,8 +50,9 @@ describe('regression seeds', () => {
   // certificate, caught up on during the view change, resetting the replica's doubled
   // timeout. Since that no longer happens (test/src/pbft/backoff.test.ts), no seed of
   // 1..720 (5 nodes), 1..150 (4) or 1..80 (7) shows the planted rule (searched
-  // 2026-12-07). The race itself is rebuilt, and the planted rule caught, in
-  // test/src/pbft/newview-timer.test.ts.
+  // 2026-12-07). The race is rebuilt on purpose instead, and the planted rule caught by
+  // pbft-liveness there: test/daemon/sim/pbft-liveness.test.ts (five boards, a partition
+  // and a stall) and test/src/pbft/newview-timer.test.ts (the engines alone).
 
   it('planted: tokens that shrink as terms grow fail token-growth', () => {
     const orig = RaftEngine.prototype.leaderToken;
