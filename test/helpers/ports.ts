@@ -42,11 +42,11 @@ const handedOut = new Set<number>();
 
 /**
  * Where to look for a base B whose B+1..B+n lie in this worker's slice: first `RANDOM_DRAWS`
- * random bases (ranges spread out, so that files starting at the same time rarely probe
- * the same ports), then every base of the slice once, from a random one on, wrapping:
- * bounded by the slice, and it finds a free range whenever one exists. Random draws
- * alone did not: with a third of the slice handed out (test/helpers/ports.test.ts) 100
- * draws for 5 free consecutive ports failed in ~10 % of runs (simulated, 4,000 runs).
+ * random bases (as before: spread over the slice), then every base of the slice once,
+ * from a random one on, wrapping: bounded by the slice, and it finds a free range
+ * whenever one exists. Random draws alone did not: with a third of the slice handed out
+ * (test/helpers/ports.test.ts) 100 draws for 5 free consecutive ports failed in ~10 % of
+ * runs (simulated, 4,000 runs).
  */
 const RANDOM_DRAWS = 20;
 function* bases(n: number): Generator<number> {

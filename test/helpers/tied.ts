@@ -3,10 +3,10 @@
  *
  * Why: a test stops what it starts in its own hooks, but when the run itself is cut short
  * — SIGTERM to vitest from a CI timeout or `kill`, a worker that dies — those hooks
- * never run, and etcd, ZooKeeper's JVM, mosquitto, socat and quorumd nodes went on
- * running for good, reparented to init (seen 2026-12-07: SIGTERM to `vitest run
- * test/engines` left a ZooKeeper member behind; the worker itself finished its file
- * ~40 s later and exited, the JVM did not). Ctrl-C in a terminal does not show it: the
+ * never run, and what they started runs on for good, reparented to init (seen: etcd,
+ * ZooKeeper and quorumd nodes after a killed `npm test`; on 2026-12-07 SIGTERM to `vitest
+ * run test/engines` left a ZooKeeper member behind: the worker finished its file within
+ * ~40 s and exited, the JVM did not). Ctrl-C in a terminal does not show it: the
  * whole process group gets the signal there.
  *
  * How: the child is started through util-linux's `setpriv --pdeathsig KILL`, which asks
