@@ -22,10 +22,11 @@
  *   npx tsx bench/warmup-curve.ts [--runs 2] [--windows 10] [--window 1000] [--idle-ms 0]
  *                                 [--variant '<node flags>']... [--link mqtt|tcp]
  *
- * Measured on the project's 2-core VM (2026-12-07, Intel Xeon): with writes from the start,
- * p50/p99 per 1000 writes 2.2/8 ms, then 1.6/7, 1.5/6.5, 1.3/5, 1.1/5, and 1.0/2–2.5 ms
- * only after 8,000–10,000 writes; the leader's TurboFan compilations, 50–66 a second in
- * its first 6 s, were still 14–27 a second at writes 3,000–4,000.
+ * Measured with this bench on the project's 2-core VM (2026-12-07, Intel Xeon, 2 runs,
+ * writes from the start), p50/p99 ms per 1000 writes: 2.19/7.72, 1.70/5.91, 1.39/5.98,
+ * 1.24/3.93, 1.22/3.38, 1.17/3.06, then 1.15/2.7 at writes 6,000–8,000. The leader's
+ * TurboFan compilations (--trace-opt), 50–66 a second in its first 6 s, were still 14–27
+ * a second at writes 3,000–4,000.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
