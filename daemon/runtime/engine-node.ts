@@ -398,6 +398,12 @@ export class EngineRuntime {
   private readonly loop: ReadyLoop<Ready>;
   private ids = 0;
   private wasLeader = false;
+  /**
+   * The lock clock of this leadership: lockNow() = floor(monotonic) + this offset, set at
+   * election so that it continues from the state machine's clock (the newest lock
+   * command's time). It may be negative (this process is older than the lock time line)
+   * and is an integer (a lock command's `now` must be one). See lockNow().
+   */
   private lockClockOffset = 0;
   /** Lock renewals/releases refused by this leader without proposing. */
   lockRefusals = 0;
@@ -1023,8 +1029,8 @@ export class EngineRuntime {
   private afterStep(): void {
     const leader = this.eng!.isLeader;
     if (leader && !this.wasLeader) {
-      // Lock time line: a new leader continues from the state machine's clock.
-      this.lockClockOffset = Math.max(0, this.kv.clockMs - this.opts.clock.monotonicMs());
+      // Lock time line: a new leader continues from the state machine's clock (lockNow()).
+      this.lockClockOffset = this.kv.clockMs - Math.floor(this.opts.clock.monotonicMs());
     }
     if (!leader && this.wasLeader && this.pendingGrowth.size > 0) {
       this.pendingGrowth.clear();
@@ -2171,6 +2177,22 @@ export class EngineRuntime {
     }
   }
 
+  /**
+   * The time a lock command is stamped with on this leader, on the cluster's lock clock:
+   * this leader's monotonic milliseconds since its election, counted on from the state
+   * machine's clock as it stood then, and never below that clock.
+   *
+   * Each board's monotonic clock starts at its own process start (performance.now()), so
+   * two boards' readings differ by their processes' ages (hours on a real fleet). The
+   * offset takes that difference out, both ways: a new leader whose process is older than
+   * the time line must not jump it forward — every lease would end early and a lock be
+   * granted again while its holder still counts on its ttl (found on real processes: a
+   * second grant 4.1 s into a 20 s lease after a failover to an older node) — and one
+   * whose process is younger must stamp whole milliseconds (a fractional offset made
+   * every acquire and renew a 400 until the leadership moved). The time from the newest
+   * lock command to this election is not counted: a failover makes leases longer, never
+   * shorter.
+   */
   private lockNow(): number {
     return Math.max(this.kv.clockMs, Math.floor(this.opts.clock.monotonicMs()) + this.lockClockOffset);
   }
