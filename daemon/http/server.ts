@@ -270,6 +270,8 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
   /** Wrong-lease failures per client (address + credential): count and window start. */
   const leaseFails = new Map<string, { n: number; since: number }>();
   let refusedConnections = 0;
+  /** Requests answered 503 because too many were pipelined on their connection (MAX_PIPELINED). */
+  let pipelineRefusals = 0;
   const onError = opts.onError ?? (() => {});
   const counts = new Map<number, number>();
   let watches = 0;
@@ -319,6 +321,12 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
       help: 'Connections destroyed at accept: too many from one address, or in all.',
       type: 'counter',
       samples: [{ value: refusedConnections }],
+    },
+    {
+      name: 'quorumd_http_pipeline_refusals_total',
+      help: 'Requests answered 503 untried because their connection had too many pipelined requests without an answer.',
+      type: 'counter',
+      samples: [{ value: pipelineRefusals }],
     },
     ...serviceFamilies(),
   ];
@@ -861,6 +869,20 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
   // in parallel only when all of them are safe methods; their answers go out in order
   // anyway, so waiting costs a pipelining client nothing it could have seen.
   const previous = new WeakMap<Socket, Promise<void>>();
+  // At most MAX_PIPELINED requests without an answer per connection. Node's server stops
+  // reading a connection only when answers already written pile up unsent, and ours are
+  // written later (after a commit, a read's confirmation), so a client that pipelined
+  // thousands of GETs had them all parsed and queued: 8 connections with a read token
+  // took a node from ~80 MB to ~540 MB RSS, and a leader lost its leadership to it and
+  // was fenced. Past the bound a request is answered 503 at once (nothing tried) with
+  // Connection: close, and the connection is read no more: the requests before it still
+  // get their answers, then it closes. Clients that pipeline at all send a few.
+  const MAX_PIPELINED = 32;
+  const overPipelined = (sock: Socket, res: ServerResponse, n: number) => {
+    pipelineRefusals++;
+    sock.pause();
+    json(res, 503, { error: `too many requests pipelined on one connection (${n} without an answer; at most ${MAX_PIPELINED}): not tried; this connection closes after the answers before this one`, code: 'unavailable' }, { Connection: 'close' });
+  };
   // A client's silence is judged by timers: its header not in within headersTimeoutMs
   // (Node's connection check), an idle keep-alive connection past its timeout (the
   // socket's). Node runs due timers *before* it reads the sockets, so after this process
@@ -899,6 +921,7 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
       const k = list.indexOf(res);
       if (k >= 0) list.splice(k, 1);
     });
+    if (list.length > MAX_PIPELINED) return overPipelined(sock, res, list.length);
     const before = previous.get(sock);
     // After the one before it whatever became of it (handle answers its own errors).
     const done = before === undefined ? handle(req, res) : before.then(() => handle(req, res), () => handle(req, res));
