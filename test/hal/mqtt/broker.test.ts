@@ -199,6 +199,41 @@ describe('startBroker access rules', () => {
     await waitFor('refused', () => closed2);
     expect(got).toEqual([`quorumd/${C}/to/1`]);
   });
+
+  it('an observer cannot stall the broker with subscriptions: at most 64 filters per connection, then it is closed', async () => {
+    const { c: obs } = await raw('dash', 'secret-dash');
+    let closed = false;
+    obs.on('close', () => (closed = true));
+    // 64 distinct allowed filters (presence of 64 nodes) are granted, one by one ...
+    for (let n = 1; n <= 64; n++) expect(await sub(obs, `quorumd/${C}/presence/${n}`)).toBe(0);
+    // ... and a filter already held again costs nothing new.
+    expect(await sub(obs, `quorumd/${C}/presence/1`)).toBe(0);
+    expect(obs.connected).toBe(true);
+    const refusedBefore = br.stats.refusedSubscriptions;
+    // The 65th closes the connection: one SUBSCRIBE of 1,500 filters, as the stall was made
+    // of (under the packet size bound, which closes larger ones by itself).
+    const oversizeBefore = br.stats.oversize;
+    obs.subscribe(Array.from({ length: 1500 }, (_, i) => `quorumd/${C + 1}/presence/${i}`), { qos: 0 }, () => {});
+    await waitFor('the observer closed', () => closed);
+    expect(br.stats.refusedSubscriptions).toBeGreaterThan(refusedBefore);
+    expect(br.stats.oversize).toBe(oversizeBefore);
+    // The broker serves others meanwhile and afterwards.
+    const { c: n1, err } = await raw('n1', 'secret-one');
+    expect(err).toBeUndefined();
+    expect(await sub(n1, `quorumd/${C}/to/1`)).toBe(0);
+  });
+
+  it('refuses persistent sessions (clean session 0), for nodes and observers alike', async () => {
+    for (const [u, p] of [['dash', 'secret-dash'], ['n1', 'secret-one']] as const) {
+      const c = mqtt.connect(url(), { protocolVersion: 4, reconnectPeriod: 0, clean: false, clientId: `persist-${u}`, username: u, password: p });
+      clients.push(c);
+      let err: Error | undefined;
+      c.on('error', (e) => (err = e));
+      await waitFor('refusal', () => err !== undefined || c.connected);
+      expect(c.connected).toBe(false);
+      expect(err?.message).toMatch(/Not authorized/);
+    }
+  });
 });
 
 describe('TLS', () => {
