@@ -1017,9 +1017,23 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
         closeUnlessRequest(socket);
         return;
       }
-      socket.end(`HTTP/1.1 400 Bad Request\r\nDate: ${httpDateNow()}\r\nContent-Type: ${JSON_TYPE}\r\nContent-Length: ${Buffer.byteLength(json)}\r\nConnection: close\r\n\r\n${body}`);
-      // end() half-closes; a peer that never closes its side must not keep the socket.
-      setTimeout(() => socket.destroy(), 2000).unref();
+      const answer400 = () => {
+        if (!socket.writable) return void socket.destroy();
+        socket.end(`HTTP/1.1 400 Bad Request\r\nDate: ${httpDateNow()}\r\nContent-Type: ${JSON_TYPE}\r\nContent-Length: ${Buffer.byteLength(json)}\r\nConnection: close\r\n\r\n${body}`);
+        // end() half-closes; a peer that never closes its side must not keep the socket.
+        setTimeout(() => socket.destroy(), 2000).unref();
+      };
+      // Requests before the malformed one keep their answers, and the 400 comes after
+      // them: ending the connection at once replaced the answer to a write pipelined
+      // before it (applied: a lock granted with its lease never seen) with this 400,
+      // which says "nothing was tried". The wait is bounded: every request is answered
+      // within the backstop. Nothing more is read meanwhile. (A request whose body the
+      // error cut short is the malformed one: it gets the 400.)
+      const before = unanswered.get(socket)?.filter((r) => !r.writableFinished && !r.destroyed && r.req.complete) ?? [];
+      if (before.length === 0) return answer400();
+      socket.pause();
+      let left = before.length;
+      for (const r of before) r.once('close', () => --left === 0 && answer400());
     } else socket.destroy();
   });
 

@@ -81,4 +81,13 @@ describe('a client that half-closes after its request', () => {
     const got = await sendThenHalfClose(`PUT /v1/kv/hc3 HTTP/1.1\r\nHost: q\r\nAuthorization: Bearer ${TOKEN}\r\nContent-Length: 10\r\n\r\nabc`);
     expect(got.split('\r\n')[0]).toBe('HTTP/1.1 400 Bad Request');
   });
+
+  it('a malformed request behind a write: the write is answered first, then the 400', async () => {
+    // Garbage where the next request line should be (a body longer than its
+    // Content-Length reads the same way); the write before it commits 50 ms later.
+    const got = await sendThenHalfClose(put('hc5', 'v5') + 'xx' + put('hc5', 'v6'));
+    expect(got.match(/HTTP\/1\.1 \d{3}/g)).toEqual(['HTTP/1.1 200', 'HTTP/1.1 400']);
+    expect(got).toMatch(/^HTTP\/1\.1 200 OK[\s\S]*"index":\d+[\s\S]*HTTP\/1\.1 400 Bad Request[\s\S]*malformed HTTP request/);
+    expect(await sendThenHalfClose(get('hc5'))).toMatch(/\r\n\r\nv5$/);
+  });
 });
