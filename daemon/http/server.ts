@@ -150,7 +150,7 @@ type Params = ReadonlyMap<string, string>;
 const NO_PARAMS: Params = new Map();
 
 const GET_HEAD = ['GET', 'HEAD'] as const;
-const KV_METHODS = ['GET', 'PUT', 'DELETE'] as const;
+const KV_METHODS = ['GET', 'HEAD', 'PUT', 'DELETE'] as const;
 const POST_ONLY = ['POST'] as const;
 const POST_DELETE = ['POST', 'DELETE'] as const;
 
@@ -659,8 +659,10 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
   async function kv(req: IncomingMessage, res: ServerResponse, method: string, path: string, search: string): Promise<void> {
     const key = decodeName(path.slice('/v1/kv/'.length), 'key');
     onlyMethods(method, path, KV_METHODS);
-    if (method !== 'GET' && key.startsWith('_quorumd/')) throw bad(`key ${JSON.stringify(key.slice(0, 40))}: the prefix _quorumd/ is reserved for quorumd's own records (service discovery: /v1/services); it can be read, not written`, 'reserved-key');
-    if (method === 'GET') {
+    // HEAD is a GET whose body Node leaves out (the headers, Content-Length included, stay).
+    const read = method === 'GET' || method === 'HEAD';
+    if (!read && key.startsWith('_quorumd/')) throw bad(`key ${JSON.stringify(key.slice(0, 40))}: the prefix _quorumd/ is reserved for quorumd's own records (service discovery: /v1/services); it can be read, not written`, 'reserved-key');
+    if (read) {
       const q = parseQuery(search, ['stale', 'watch', 'wait', 'client', 'seq']);
       rejectBodyIfAny(req);
       const ref = clientRefOf(q.get('client'), q.get('seq'));

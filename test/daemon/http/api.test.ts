@@ -38,6 +38,13 @@ describe('HTTP API (docs/api.md)', () => {
     const missing = await req('GET', '/v1/kv/nope');
     expect(missing.status).toBe(404);
     expect(j(missing)).toMatchObject({ code: 'not-found' });
+    // HEAD: the GET's status and headers, no body (read scope, as GET).
+    const h = await req('HEAD', '/v1/kv/a%2Fb');
+    expect(h.status).toBe(200);
+    expect(h.headers['content-length']).toBe('2');
+    expect(h.headers['x-quorumd-index']).toBe(String(idx));
+    expect(h.body.length).toBe(0);
+    expect((await req('HEAD', '/v1/kv/nope')).status).toBe(404);
     const d = await req('DELETE', '/v1/kv/a/b');
     expect(d.status).toBe(200);
     expect((await req('GET', '/v1/kv/a/b')).status).toBe(404);
