@@ -133,6 +133,13 @@ const cases: Case[] = [
   ['usage: start with an extra argument (the full CLI)', () => ['start', '--config', join(work, 'bad.yaml'), 'extra'], undefined, EXIT.USAGE, /too many arguments|unknown command|excess/i],
   ['usage: a bad --node URL', () => ['status', '--node', 'not a url'], undefined, EXIT.USAGE, /is not a URL/],
   ['usage: the node calls the request malformed (400)', () => ['lock', 'release', 'L', '--lease', 'short', '--node', url.ok], undefined, EXIT.USAGE, /400: lease must be/],
+  // A bad --node URL or token file is bad input whatever the command: nothing was sent,
+  // so never 4 ("the write may have happened") nor 3.
+  ['usage: a bad --node URL on a write (kv put)', () => ['kv', 'put', 'k', 'v', '--node', 'notaurl'], undefined, EXIT.USAGE, /--node "notaurl" is not a URL/],
+  ['usage: a --node port out of range on a read (kv get)', () => ['kv', 'get', 'k', '--node', 'http://127.0.0.1:99999'], undefined, EXIT.USAGE, /is not a URL/],
+  ['usage: an ftp:// --node on a write (lock acquire)', () => ['lock', 'acquire', 'L', '--node', 'ftp://127.0.0.1/'], undefined, EXIT.USAGE, /expected an http:\/\/ or https:\/\/ URL/],
+  ['usage: QUORUMD_API_URL not a URL (kv del)', () => ['kv', 'del', 'k'], { QUORUMD_API_URL: 'garbage' }, EXIT.USAGE, /"garbage" is not a URL/],
+  ['usage: the --data-dir has no token file (kv put)', () => ['kv', 'put', 'k', 'v', '--data-dir', join(work, 'nonexistent'), '--node', url.ok], { QUORUMD_API_TOKEN_FILE: '' }, EXIT.USAGE, /--data-dir: .*nonexistent\/api\.token: cannot read the API token/],
   ['not applied: write to a port where nothing listens', () => ['kv', 'put', 'k', 'v', '--node', closedUrl], undefined, EXIT.UNAVAILABLE, /ECONNREFUSED.*nothing was done/],
   ['not applied: read from a port where nothing listens', () => ['kv', 'get', 'k', '--node', closedUrl], undefined, EXIT.UNAVAILABLE, /ECONNREFUSED/],
   ['not applied: status of a node that does not answer', () => ['status', '--node', `${url.ok},${closedUrl}`], undefined, EXIT.UNAVAILABLE, /unreachable/],
