@@ -78,6 +78,10 @@ beforeAll(async () => {
     res.writeHead(400, { 'Content-Type': 'application/json' }).end('{"error":"name: expected a DNS label"}');
   });
   malformedUrl = `http://127.0.0.1:${await listen(malformed as unknown as Server)}`;
+  // Token files that hold no token: two lines (CR LF inside: an Authorization header
+  // cannot carry it), nothing at all.
+  writeFileSync(join(work, 'crlf.token'), 'abcdefghijklmnop\r\nqrstuvwxyz012345\n');
+  writeFileSync(join(work, 'empty.token'), '');
   writeFileSync(join(work, 'bad.yaml'), 'cluster: { name: x, id: 1, keyFile: none.key }\nmembers: []\n');
   writeFileSync(join(work, 'cluster.key'), 'ab'.repeat(32) + '\n');
   chmodSync(join(work, 'cluster.key'), 0o600);
@@ -153,6 +157,11 @@ const cases: Case[] = [
   ['usage: the --data-dir has no token file (kv put)', () => ['kv', 'put', 'k', 'v', '--data-dir', join(work, 'nonexistent'), '--node', url.ok], { QUORUMD_API_TOKEN_FILE: '' }, EXIT.USAGE, /--data-dir: .*nonexistent\/api\.token: cannot read the API token/],
   ['usage: a bad --node URL (services register)', () => ['services', 'register', 'web', 'w1', '--address', '127.0.0.1', '--port', '80', '--node', 'notaurl'], undefined, EXIT.USAGE, /is not a URL/],
   ['usage: a bad --node URL (services watch), at once', () => ['services', 'watch', '--node', 'notaurl'], undefined, EXIT.USAGE, /is not a URL/],
+  // Token files: a bounded read of one token, else bad input naming the file.
+  ['usage: a token file of two lines (CR LF inside)', () => ['kv', 'put', 'k', 'v', '--token-file', join(work, 'crlf.token'), '--node', url.ok], undefined, EXIT.USAGE, /--token-file .*crlf\.token: cannot read the API token: expected an API token: one line of 16 to 512 printable ASCII characters.*, but it holds the character "\\r" \(more than one line\)/],
+  ['usage: an empty token file', () => ['kv', 'get', 'k', '--token-file', join(work, 'empty.token'), '--node', url.ok], undefined, EXIT.USAGE, /empty\.token: cannot read the API token: expected an API token.*, but it is empty/],
+  ['usage: --token-file /dev/zero (no endless read)', () => ['kv', 'get', 'k', '--token-file', '/dev/zero', '--node', url.ok], undefined, EXIT.USAGE, /--token-file \/dev\/zero: cannot read the API token: expected a regular file, got a character device/],
+  ['usage: QUORUMD_API_TOKEN with a newline inside', () => ['kv', 'get', 'k', '--node', url.ok], { QUORUMD_API_TOKEN: 'abcdefghijklmnop\nqrstuvwxyz', QUORUMD_API_TOKEN_FILE: '' }, EXIT.USAGE, /QUORUMD_API_TOKEN: expected an API token/],
   // `quorumd services` ends by the same table as every other command.
   ['usage: services register --meta without =', () => ['services', 'register', 'web', 'w1', '--address', '127.0.0.1', '--port', '80', '--meta', 'novalue', '--node', closedUrl], undefined, EXIT.USAGE, /--meta "novalue": expected key=value/],
   ['usage: services register --check-ttl not a duration', () => ['services', 'register', 'web', 'w1', '--address', '127.0.0.1', '--port', '80', '--check-ttl', 'nope', '--node', closedUrl], undefined, EXIT.USAGE, /check\.ttl: expected a duration like 500ms.*\(--check-ttl\)/],
