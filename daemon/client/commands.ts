@@ -37,7 +37,7 @@ export const stdio: Out = {
   err: (s) => void process.stderr.write(s),
 };
 
-function failStatus(r: Reply, io: Out, what: string): number {
+export function failStatus(r: Reply, io: Out, what: string): number {
   let msg = r.body.toString('utf8').trim();
   try {
     const j = JSON.parse(msg) as { error?: string };
@@ -57,11 +57,16 @@ function failStatus(r: Reply, io: Out, what: string): number {
   return exitForStatus(r.status);
 }
 
-async function guarded(io: Out, what: string, write: boolean, f: () => Promise<number>): Promise<number> {
+export async function guarded(io: Out, what: string, write: boolean, f: () => Promise<number>): Promise<number> {
   try {
     return await f();
   } catch (err) {
     if (err instanceof ClientError) {
+      // Our own input was bad (--node, the token file): nothing was tried.
+      if (err.badInput) {
+        io.err(`quorumd ${what}: ${err.message}\n`);
+        return EXIT_USAGE;
+      }
       // Never sent (refused, no route): definitely not applied. Else a write may have happened.
       const unknown = write && !err.notSent;
       io.err(`quorumd ${what}: ${err.message}${unknown ? ' (outcome unknown: the write may or may not have happened)' : err.notSent ? ' (the node was not reached: nothing was done)' : ''}\n`);
@@ -274,7 +279,8 @@ export async function statusReport(nodes: string[]): Promise<{ text: string; exi
         if (s.witness === true) notes.push(`${String(s.id)} is a witness: it votes, never leads and keeps no data`);
         return [String(s.id), n, role, String(s.term), String(s.leader ?? '-'), s.active ? 'yes' : elected ? 'elected' : 'no', String(s.commitIndex), String(s.appliedIndex), links];
       } catch (err) {
-        if (!(err instanceof ClientError)) throw err;
+        // Bad input of our own (the token file): not a node's problem, and exit 2 for all.
+        if (!(err instanceof ClientError) || err.badInput) throw err;
         problems.push(`${n}: ${err.message}`);
         exits.push(EXIT_UNAVAILABLE);
         return ['?', n, 'unreachable', '', '', '', '', '', ''];

@@ -28,9 +28,16 @@ export class ClientError extends Error {
    * (a timeout, a connection lost mid-way): a write's outcome is then unknown.
    */
   readonly notSent: boolean;
-  constructor(message: string, o: { notSent?: boolean } = {}) {
+  /**
+   * The command's own input was bad (a --node URL that is not one, a token file that
+   * cannot be read or holds no token, an unreadable TLS file): no request was made,
+   * so the exit status is the bad-input one (2), never "unknown" or "unavailable".
+   */
+  readonly badInput: boolean;
+  constructor(message: string, o: { notSent?: boolean; badInput?: boolean } = {}) {
     super(message);
-    this.notSent = o.notSent ?? false;
+    this.badInput = o.badInput ?? false;
+    this.notSent = this.badInput || (o.notSent ?? false);
   }
 }
 
@@ -47,7 +54,7 @@ function tlsAgent(): HttpsAgent {
     try {
       return readFileSync(v);
     } catch (err) {
-      throw new ClientError(`${what} ${v}: ${(err as Error).message}`);
+      throw new ClientError(`${what} ${v}: ${(err as Error).message}`, { badInput: true });
     }
   };
   const ca = file(process.env.QUORUMD_API_CA_FILE, 'QUORUMD_API_CA_FILE');
@@ -68,7 +75,7 @@ export function currentToken(): ReturnType<typeof findApiToken> {
   try {
     return findApiToken(defaultSources);
   } catch (err) {
-    throw new ClientError((err as Error).message);
+    throw new ClientError((err as Error).message, { badInput: true });
   }
 }
 
@@ -78,9 +85,9 @@ export function nodeUrl(raw: string): URL {
   try {
     u = new URL(raw);
   } catch {
-    throw new ClientError(`--node ${JSON.stringify(raw)} is not a URL; expected http://host:port, e.g. http://127.0.0.1:7071`);
+    throw new ClientError(`--node ${JSON.stringify(raw)} is not a URL; expected http://host:port, e.g. http://127.0.0.1:7071`, { badInput: true });
   }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new ClientError(`--node ${JSON.stringify(raw)}: expected an http:// or https:// URL`);
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new ClientError(`--node ${JSON.stringify(raw)}: expected an http:// or https:// URL`, { badInput: true });
   return u;
 }
 

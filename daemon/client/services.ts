@@ -1,8 +1,12 @@
 /**
  * `quorumd services list|register|deregister|pass|watch`: the CLI of service discovery
- * (daemon/services; docs/api.md "Services"). Same conventions as the other client
- * commands (commands.ts): results on stdout, problems on stderr, exit 0 done, 1 a
- * definite no (bad input, absent, not the owner), 3 not applied (503), 4 unknown (504).
+ * (daemon/services; docs/api.md "Services"). Same conventions and the same exit table as
+ * the other client commands (commands.ts, daemon/exit-codes.ts, docs/cli.md): results on
+ * stdout, problems on stderr; 0 done; 1 a definite no (absent, not the owner, the node
+ * answered 404/409/500/501); 2 bad usage or input, nothing tried (a bad option value, a
+ * bad --node URL or token file, the node's 400/413); 3 not applied, safe to retry (the
+ * node was not reached, 503, 429); 4 outcome unknown (504, or the connection lost after
+ * a write was sent); 5 not allowed (401, 403).
  *
  *   list [NAME] [--healthy] [--tag t,u] [--json]   one line per instance (or per service)
  *   register NAME INSTANCE --address A --port P [--tag t]... [--meta k=v]...
@@ -12,29 +16,20 @@
  *   pass NAME INSTANCE [--note text]                a TTL heartbeat (to the registering node)
  *   watch [NAME] [--healthy] [--count N]            prints the catalog (JSON, one line) at every change
  */
-import { call, enc, jsonOf } from './http.ts';
-import { EXIT_NO, EXIT_UNAVAILABLE, EXIT_UNKNOWN, stdio, type Out } from './commands.ts';
+import { call, ClientError, enc, jsonOf, nodeUrl } from './http.ts';
+import { EXIT_UNAVAILABLE, EXIT_USAGE, failStatus, guarded, stdio, type Out } from './commands.ts';
 import type { Reply } from './http.ts';
+import { CatalogError, checkLabel, parseInstanceDef } from '../services/catalog.ts';
 
-function fail(r: Reply, io: Out, what: string): number {
-  let msg = r.body.toString('utf8').trim();
-  try {
-    const j = JSON.parse(msg) as { error?: string };
-    if (j.error) msg = j.error;
-  } catch {
-    /* raw */
-  }
-  io.err(`quorumd services ${what}: ${r.status}: ${msg}\n`);
-  return r.status === 503 ? EXIT_UNAVAILABLE : r.status === 504 ? EXIT_UNKNOWN : EXIT_NO;
-}
+const fail = (r: Reply, io: Out, what: string): number => failStatus(r, io, `services ${what}`);
 
-async function guard(io: Out, what: string, write: boolean, f: () => Promise<number>): Promise<number> {
-  try {
-    return await f();
-  } catch (err) {
-    io.err(`quorumd services ${what}: ${(err as Error).message}${write ? ' (outcome unknown: the change may or may not have happened)' : ''}\n`);
-    return write ? EXIT_UNKNOWN : EXIT_UNAVAILABLE;
-  }
+/** The shared mapping of commands.ts (ClientError: 2 for our own bad input, else 3 or 4). */
+const guard = (io: Out, what: string, write: boolean, f: () => Promise<number>): Promise<number> => guarded(io, `services ${what}`, write, f);
+
+/** A bad option value: the message on stderr, exit 2 (nothing was sent). */
+function usage(io: Out, what: string, msg: string): number {
+  io.err(`quorumd services ${what}: ${msg}\n`);
+  return EXIT_USAGE;
 }
 
 interface Instance {
@@ -58,8 +53,7 @@ function filterQuery(o: { healthy?: boolean; tag?: string }, extra: string[] = [
 export function servicesList(node: string, name: string | undefined, o: { healthy?: boolean; tag?: string; json?: boolean }, io: Out = stdio): Promise<number> {
   return guard(io, 'list', false, async () => {
     if (name === undefined && (o.healthy || o.tag)) {
-      io.err('quorumd services list: --healthy and --tag filter the instances of one service: give its NAME\n');
-      return EXIT_NO;
+      return usage(io, 'list', '--healthy and --tag filter the instances of one service: give its NAME');
     }
     const r = await call(node, 'GET', name === undefined ? '/v1/services' : `/v1/services/${enc(name)}${filterQuery(o)}`);
     if (r.status !== 200) return fail(r, io, 'list');
@@ -95,6 +89,22 @@ export function checkFrom(o: { checkTtl?: string; checkHttp?: string; checkTcp?:
   return undefined;
 }
 
+/** The option behind a field of the registration body, for the error that names it. */
+const OPTION_OF: Record<string, string> = {
+  'service name': 'NAME',
+  instance: 'INSTANCE',
+  address: '--address',
+  port: '--port',
+  tags: '--tag',
+  meta: '--meta',
+  'check.ttl': '--check-ttl',
+  'check.http': '--check-http',
+  'check.tcp': '--check-tcp',
+  'check.script': '--check-script',
+  'check.interval': '--interval',
+  'check.timeout': '--timeout',
+};
+
 export function servicesRegister(
   node: string,
   name: string,
@@ -104,20 +114,23 @@ export function servicesRegister(
 ): Promise<number> {
   return guard(io, 'register', true, async () => {
     const check = checkFrom(o);
-    if (typeof check === 'string') {
-      io.err(`quorumd services register: ${check}\n`);
-      return EXIT_NO;
-    }
+    if (typeof check === 'string') return usage(io, 'register', check);
     const meta: Record<string, string> = {};
     for (const m of o.meta ?? []) {
       const i = m.indexOf('=');
-      if (i <= 0) {
-        io.err(`quorumd services register: --meta ${JSON.stringify(m)}: expected key=value\n`);
-        return EXIT_NO;
-      }
+      if (i <= 0) return usage(io, 'register', `--meta ${JSON.stringify(m)}: expected key=value`);
       meta[m.slice(0, i)] = m.slice(i + 1);
     }
     const body = { address: o.address, port: o.port, tags: o.tag ?? [], meta, ...(check ? { check } : {}) };
+    // The node's own checks, here first: a bad value (--check-ttl nope) is bad input
+    // found before anything is sent, not a 400 after a round trip (or a 3 without a node).
+    try {
+      checkLabel(name, 'service name'); // named as the node names it (daemon/services/http.ts)
+      parseInstanceDef(name, instance, body);
+    } catch (err) {
+      if (!(err instanceof CatalogError)) throw err;
+      return usage(io, 'register', `${err.message}${OPTION_OF[err.field] ? ` (${OPTION_OF[err.field]})` : ''}`);
+    }
     const r = await call(node, 'PUT', `/v1/services/${enc(name)}/${enc(instance)}`, { body: JSON.stringify(body) });
     if (r.status !== 200) return fail(r, io, 'register');
     const j = jsonOf(r);
@@ -150,12 +163,20 @@ export async function servicesWatch(node: string, name: string | undefined, o: {
   let printed = 0;
   let failures = 0;
   const wait = o.waitSec ?? 60;
+  try {
+    nodeUrl(node);
+  } catch (err) {
+    if (!(err instanceof ClientError)) throw err;
+    return usage(io, 'watch', err.message);
+  }
   for (;;) {
     const path = name === undefined ? `/v1/services?watch=${index}&wait=${wait}s` : `/v1/services/${enc(name)}${filterQuery(o, [`watch=${index}`, `wait=${wait}s`])}`;
     let r: Reply;
     try {
       r = await call(node, 'GET', path, { timeoutMs: (wait + 15) * 1000 });
     } catch (err) {
+      // Our own bad input (the token file) does not get better with retrying.
+      if (err instanceof ClientError && err.badInput) return usage(io, 'watch', err.message);
       if (++failures > 10) {
         io.err(`quorumd services watch: ${(err as Error).message}; giving up after 10 failures in a row\n`);
         return EXIT_UNAVAILABLE;

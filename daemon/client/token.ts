@@ -15,8 +15,9 @@
  *
  * Kept small and free of daemon imports: the CLI loads it without loading a node.
  */
-import { readFileSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
+import { readRegularFile } from '../config/regular-file.ts';
 
 export const TOKEN_FILE_NAME = 'api.token';
 export const DEFAULT_DATA_DIR = '/var/lib/quorumd';
@@ -37,13 +38,37 @@ export interface FoundToken {
   tried: string[];
 }
 
+/**
+ * What a token may be: what the API server accepts in `Authorization: Bearer <token>`
+ * (daemon/http/auth.ts: 1-512 printable ASCII characters, no space) and at least the 16
+ * characters a node requires of a credential (daemon/config/schema.ts). A node makes a
+ * 43-character base64url one (daemon/config/secrets.ts newToken).
+ */
+const TOKEN = /^[\x21-\x7e]{16,512}$/;
+export const TOKEN_HELP = 'an API token: one line of 16 to 512 printable ASCII characters without spaces (a node creates a 43-character one in <data dir>/api.token)';
+/** Most bytes read from a token file: the longest token with room for surrounding whitespace. */
+export const MAX_TOKEN_FILE_BYTES = 1024;
+
+/** Why `token` (already trimmed) cannot be one, or undefined when it can. */
+export function tokenProblem(token: string): string | undefined {
+  if (TOKEN.test(token)) return undefined;
+  if (token.length === 0) return 'it is empty';
+  if (token.length < 16 || token.length > 512) return `it holds ${token.length} characters`;
+  const bad = [...token].find((c) => !/[\x21-\x7e]/.test(c))!;
+  return `it holds the character ${JSON.stringify(bad)}${/[\r\n]/.test(bad) ? ' (more than one line)' : ''}`;
+}
+
 const cache = new Map<string, { mtimeMs: number; size: number; token: string }>();
 
+/** The token in `path`: a regular file of at most MAX_TOKEN_FILE_BYTES holding one token (else an Error saying what was expected). */
 function readTokenFile(path: string): string {
   const st = statSync(path);
   const hit = cache.get(path);
   if (hit && hit.mtimeMs === st.mtimeMs && hit.size === st.size) return hit.token;
-  const token = readFileSync(path, 'utf8').trim();
+  // Bounded, and only a regular file: /dev/zero was read until memory ran out, a FIFO waited for good.
+  const token = readRegularFile(path, MAX_TOKEN_FILE_BYTES).toString('utf8').trim();
+  const problem = tokenProblem(token);
+  if (problem !== undefined) throw new Error(`expected ${TOKEN_HELP}, but ${problem}`);
   cache.set(path, { mtimeMs: st.mtimeMs, size: st.size, token });
   return token;
 }
@@ -65,7 +90,12 @@ export function findApiToken(o: TokenSources = {}): FoundToken {
   };
   if (o.tokenFile) return explicit(o.tokenFile, '--token-file');
   tried.push('--token-file');
-  if (env.QUORUMD_API_TOKEN) return { token: env.QUORUMD_API_TOKEN.trim(), source: 'QUORUMD_API_TOKEN', tried };
+  if (env.QUORUMD_API_TOKEN) {
+    const token = env.QUORUMD_API_TOKEN.trim();
+    const problem = tokenProblem(token);
+    if (problem !== undefined) throw new Error(`QUORUMD_API_TOKEN: expected ${TOKEN_HELP}, but ${problem}`);
+    return { token, source: 'QUORUMD_API_TOKEN', tried };
+  }
   tried.push('QUORUMD_API_TOKEN');
   if (env.QUORUMD_API_TOKEN_FILE) return explicit(env.QUORUMD_API_TOKEN_FILE, 'QUORUMD_API_TOKEN_FILE');
   tried.push('QUORUMD_API_TOKEN_FILE');

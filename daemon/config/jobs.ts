@@ -94,10 +94,10 @@ export const jobSchema = () => z
   .superRefine((j, ctx) => {
     const p = cronProblem(j.cron);
     if (p !== undefined) {
-      ctx.addIssue({ code: 'custom', path: ['cron'], message: `job "${j.name}": ${JSON.stringify(j.cron)} is not a valid cron expression (${p}); ${CRON_HELP}` });
+      ctx.addIssue({ code: 'custom', path: ['cron'], message: `job ${JSON.stringify(j.name)}: ${JSON.stringify(j.cron)} is not a valid cron expression (${p}); ${CRON_HELP}` });
     }
     if (!knownTimeZone(j.timezone)) {
-      ctx.addIssue({ code: 'custom', path: ['timezone'], message: `job "${j.name}": expected an IANA time zone such as UTC or Europe/Berlin, got ${JSON.stringify(j.timezone)}` });
+      ctx.addIssue({ code: 'custom', path: ['timezone'], message: `job ${JSON.stringify(j.name)}: expected an IANA time zone such as UTC or Europe/Berlin, got ${JSON.stringify(j.timezone)}` });
     }
   });
 
@@ -107,7 +107,7 @@ export const jobsSchema = () => z
   .superRefine((jobs, ctx) => {
     const seen = new Set<string>();
     jobs.forEach((j, i) => {
-      if (seen.has(j.name)) ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `expected a unique job name; "${j.name}" appears twice` });
+      if (seen.has(j.name)) ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `expected a unique job name; ${JSON.stringify(j.name)} appears twice` });
       seen.add(j.name);
     });
   });

@@ -5,7 +5,7 @@
  */
 import { existsSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
-import { isMap, isNode, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
+import { isMap, isNode, isSeq, LineCounter, parseDocument, visit, type Document, type Node } from 'yaml';
 import './zod.ts'; // before zod: no JIT (see there)
 import * as z from 'zod';
 import { FileReadError, readRegularFile } from './regular-file.ts';
@@ -39,6 +39,9 @@ export class ConfigError extends Error {
     super(problems.map((p) => `${file}:${p.line}:${p.col}: ${p.key}: ${p.message}`).join('\n'));
   }
 }
+
+/** The YAML library's bound on alias expansion (its maxAliasCount): a config written by hand never comes near it. */
+const MAX_ALIAS_COUNT = 100;
 
 /** Largest config file read (bytes): a config is a few KiB; anything huge is a mistake. */
 const MAX_CONFIG_BYTES = 1 << 20;
@@ -96,7 +99,22 @@ export function parseYamlWithSchema<T>(text: string, file: string, schema: z.Zod
     problems.push({ key: '(yaml)', line: pos.line, col: pos.col, message: `not valid YAML: ${e.message.split('\n')[0]}` });
   }
   if (problems.length) throw new ConfigError(file, problems);
-  const raw: unknown = doc.toJS({ maxAliasCount: 100 });
+  let raw: unknown;
+  try {
+    raw = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+  } catch (err) {
+    // The YAML library refuses aliases that would expand too far ("billion laughs") and
+    // says so with a plain exception: a config problem like any other, at the first alias.
+    let off = 0;
+    visit(doc, {
+      Alias(_key, node) {
+        off = node.range?.[0] ?? 0;
+        return visit.BREAK;
+      },
+    });
+    const pos = lc.linePos(off);
+    throw new ConfigError(file, [{ key: '(yaml)', line: pos.line, col: pos.col, message: `not usable YAML: ${(err as Error).message.split('\n')[0]} (its aliases (*name) would expand it far past its size; expected a config without them, or with few)` }]);
+  }
   if (raw === null || raw === undefined || typeof raw !== 'object' || Array.isArray(raw)) {
     throw new ConfigError(file, [{ key: '(file)', line: 1, col: 1, message: whatRoot }]);
   }

@@ -12,6 +12,7 @@
 import { spawnTied } from '../helpers/tied.ts';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -45,6 +46,10 @@ let dropUrl = '';
 const closedUrl = 'http://127.0.0.1:1';
 let busyPort = 0;
 let busy: Server;
+// Answers 400 to every request (a node calling the request malformed, for the commands
+// whose input the CLI cannot check itself, e.g. `services deregister`).
+let malformed: HttpServer;
+let malformedUrl = '';
 const sockets = new Set<Socket>();
 
 function listen(s: Server): Promise<number> {
@@ -68,6 +73,15 @@ beforeAll(async () => {
   dropUrl = `http://127.0.0.1:${await listen(dropper)}`;
   busy = createServer((s) => s.destroy());
   busyPort = await listen(busy);
+  malformed = createHttpServer((req, res) => {
+    req.resume();
+    res.writeHead(400, { 'Content-Type': 'application/json' }).end('{"error":"name: expected a DNS label"}');
+  });
+  malformedUrl = `http://127.0.0.1:${await listen(malformed as unknown as Server)}`;
+  // Token files that hold no token: two lines (CR LF inside: an Authorization header
+  // cannot carry it), nothing at all.
+  writeFileSync(join(work, 'crlf.token'), 'abcdefghijklmnop\r\nqrstuvwxyz012345\n');
+  writeFileSync(join(work, 'empty.token'), '');
   writeFileSync(join(work, 'bad.yaml'), 'cluster: { name: x, id: 1, keyFile: none.key }\nmembers: []\n');
   writeFileSync(join(work, 'cluster.key'), 'ab'.repeat(32) + '\n');
   chmodSync(join(work, 'cluster.key'), 0o600);
@@ -82,6 +96,7 @@ afterAll(async () => {
   for (const s of sockets) s.destroy();
   dropper?.close();
   busy?.close();
+  malformed?.close();
   rmSync(work, { recursive: true, force: true });
 });
 
@@ -133,6 +148,28 @@ const cases: Case[] = [
   ['usage: start with an extra argument (the full CLI)', () => ['start', '--config', join(work, 'bad.yaml'), 'extra'], undefined, EXIT.USAGE, /too many arguments|unknown command|excess/i],
   ['usage: a bad --node URL', () => ['status', '--node', 'not a url'], undefined, EXIT.USAGE, /is not a URL/],
   ['usage: the node calls the request malformed (400)', () => ['lock', 'release', 'L', '--lease', 'short', '--node', url.ok], undefined, EXIT.USAGE, /400: lease must be/],
+  // A bad --node URL or token file is bad input whatever the command: nothing was sent,
+  // so never 4 ("the write may have happened") nor 3.
+  ['usage: a bad --node URL on a write (kv put)', () => ['kv', 'put', 'k', 'v', '--node', 'notaurl'], undefined, EXIT.USAGE, /--node "notaurl" is not a URL/],
+  ['usage: a --node port out of range on a read (kv get)', () => ['kv', 'get', 'k', '--node', 'http://127.0.0.1:99999'], undefined, EXIT.USAGE, /is not a URL/],
+  ['usage: an ftp:// --node on a write (lock acquire)', () => ['lock', 'acquire', 'L', '--node', 'ftp://127.0.0.1/'], undefined, EXIT.USAGE, /expected an http:\/\/ or https:\/\/ URL/],
+  ['usage: QUORUMD_API_URL not a URL (kv del)', () => ['kv', 'del', 'k'], { QUORUMD_API_URL: 'garbage' }, EXIT.USAGE, /"garbage" is not a URL/],
+  ['usage: the --data-dir has no token file (kv put)', () => ['kv', 'put', 'k', 'v', '--data-dir', join(work, 'nonexistent'), '--node', url.ok], { QUORUMD_API_TOKEN_FILE: '' }, EXIT.USAGE, /--data-dir: .*nonexistent\/api\.token: cannot read the API token/],
+  ['usage: a bad --node URL (services register)', () => ['services', 'register', 'web', 'w1', '--address', '127.0.0.1', '--port', '80', '--node', 'notaurl'], undefined, EXIT.USAGE, /is not a URL/],
+  ['usage: a bad --node URL (services watch), at once', () => ['services', 'watch', '--node', 'notaurl'], undefined, EXIT.USAGE, /is not a URL/],
+  // Token files: a bounded read of one token, else bad input naming the file.
+  ['usage: a token file of two lines (CR LF inside)', () => ['kv', 'put', 'k', 'v', '--token-file', join(work, 'crlf.token'), '--node', url.ok], undefined, EXIT.USAGE, /--token-file .*crlf\.token: cannot read the API token: expected an API token: one line of 16 to 512 printable ASCII characters.*, but it holds the character "\\r" \(more than one line\)/],
+  ['usage: an empty token file', () => ['kv', 'get', 'k', '--token-file', join(work, 'empty.token'), '--node', url.ok], undefined, EXIT.USAGE, /empty\.token: cannot read the API token: expected an API token.*, but it is empty/],
+  ['usage: --token-file /dev/zero (no endless read)', () => ['kv', 'get', 'k', '--token-file', '/dev/zero', '--node', url.ok], undefined, EXIT.USAGE, /--token-file \/dev\/zero: cannot read the API token: expected a regular file, got a character device/],
+  ['usage: QUORUMD_API_TOKEN with a newline inside', () => ['kv', 'get', 'k', '--node', url.ok], { QUORUMD_API_TOKEN: 'abcdefghijklmnop\nqrstuvwxyz', QUORUMD_API_TOKEN_FILE: '' }, EXIT.USAGE, /QUORUMD_API_TOKEN: expected an API token/],
+  // `quorumd services` ends by the same table as every other command.
+  ['usage: services register --meta without =', () => ['services', 'register', 'web', 'w1', '--address', '127.0.0.1', '--port', '80', '--meta', 'novalue', '--node', closedUrl], undefined, EXIT.USAGE, /--meta "novalue": expected key=value/],
+  ['usage: services register --check-ttl not a duration', () => ['services', 'register', 'web', 'w1', '--address', '127.0.0.1', '--port', '80', '--check-ttl', 'nope', '--node', closedUrl], undefined, EXIT.USAGE, /check\.ttl: expected a duration like 500ms.*\(--check-ttl\)/],
+  ['usage: services list --healthy without NAME', () => ['services', 'list', '--healthy', '--node', url.ok], undefined, EXIT.USAGE, /give its NAME/],
+  ['usage: the node calls a services request malformed (400)', () => ['services', 'deregister', 'web', 'w1', '--node', malformedUrl], undefined, EXIT.USAGE, /400: name: expected a DNS label/],
+  ['not applied: services register to a port where nothing listens', () => ['services', 'register', 'web', 'w1', '--address', '127.0.0.1', '--port', '80', '--node', closedUrl], undefined, EXIT.UNAVAILABLE, /ECONNREFUSED.*nothing was done/],
+  ['not allowed: unknown token (services list)', () => ['services', 'list', '--node', url.ok], { QUORUMD_API_TOKEN: 'wrong-token-0123456789', QUORUMD_API_TOKEN_FILE: '' }, EXIT.DENIED, /401/],
+  ['not allowed: read scope registering (services register, 403)', () => ['services', 'register', 'web', 'w1', '--address', '127.0.0.1', '--port', '80', '--node', url.ok], { QUORUMD_API_TOKEN: readOnlyToken, QUORUMD_API_TOKEN_FILE: '' }, EXIT.DENIED, /needs scope write/],
   ['not applied: write to a port where nothing listens', () => ['kv', 'put', 'k', 'v', '--node', closedUrl], undefined, EXIT.UNAVAILABLE, /ECONNREFUSED.*nothing was done/],
   ['not applied: read from a port where nothing listens', () => ['kv', 'get', 'k', '--node', closedUrl], undefined, EXIT.UNAVAILABLE, /ECONNREFUSED/],
   ['not applied: status of a node that does not answer', () => ['status', '--node', `${url.ok},${closedUrl}`], undefined, EXIT.UNAVAILABLE, /unreachable/],

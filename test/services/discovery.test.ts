@@ -197,14 +197,15 @@ describe('service discovery on 3 quorumd processes (Raft)', () => {
     const watch = cli('watch', 'db', '--count', '1');
     expect(watch.status, watch.stderr).toBe(0);
     expect((JSON.parse(watch.stdout.trim()) as { instances: unknown[] }).instances).toHaveLength(1);
+    // Exit statuses of docs/cli.md's one table: 2 bad input (found before sending), 5 not allowed (403).
     const bad = cli('register', 'DB', 'x', '--address', '1.2.3.4', '--port', '1');
-    expect(bad.status).toBe(1);
+    expect(bad.status).toBe(2);
     expect(bad.stderr).toMatch(/service name: expected a DNS label/);
     const two = cli('register', 'db', 'x', '--address', '1.2.3.4', '--port', '1', '--check-ttl', '5s', '--check-tcp', '1.2.3.4:1');
-    expect(two.status).toBe(1);
+    expect(two.status).toBe(2);
     expect(two.stderr).toMatch(/give one check, not ttl and tcp/);
     const script = cli('register', 'db', 'x', '--address', '1.2.3.4', '--port', '1', '--check-script', '/bin/true');
-    expect(script.status).toBe(1);
+    expect(script.status).toBe(5);
     expect(script.stderr).toMatch(/script checks are off on this node/);
     expect(cli('deregister', 'db', 'main').status).toBe(0);
     const gone = cli('deregister', 'db', 'main');

@@ -68,6 +68,26 @@ describe('jobs config', () => {
     expect(r.stderr).toMatch(/bad\.yaml:15:\d+: jobs\.0\.cron: job "rotate-logs": "0 25 \* \* \*" is not a valid cron expression \(hour: /);
   });
 
+  it('an alias bomb is an invalid config (exit 2, FILE:LINE of the first alias), and a job name with control characters is shown quoted', () => {
+    // Before, the YAML library's "Excessive alias count" escaped as a bare exception
+    // (exit 1, no file named), and a name's ESC went to the terminal raw in the cron error.
+    const dir = tempDir();
+    const bin = join(root, 'bin', 'quorumd.js');
+    const laughs = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]'];
+    for (const [x, y] of [['b', 'a'], ['c', 'b'], ['d', 'c'], ['e', 'd']]) laughs.push(`${x}: &${x} [${Array(9).fill(`*${y}`).join(',')}]`);
+    writeFileSync(join(dir, 'bomb.yaml'), `${laughs.join('\n')}\njobs: [*e]\n`);
+    for (const args of [['config', 'validate', join(dir, 'bomb.yaml')], ['config', 'validate-jobs', join(dir, 'bomb.yaml')]]) {
+      const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', timeout: 30_000 });
+      expect(r.status, args.join(' ')).toBe(2);
+      expect(r.stderr).toMatch(/bomb\.yaml:2:8: \(yaml\): not usable YAML: Excessive alias count/);
+    }
+    writeFileSync(join(dir, 'esc.yaml'), 'jobs:\n  - name: "a\\e[31mb"\n    cron: "61 * * * *"\n    command: "true"\n');
+    const r = spawnSync(process.execPath, [bin, 'config', 'validate-jobs', join(dir, 'esc.yaml')], { encoding: 'utf8', timeout: 30_000 });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('esc.yaml:3:11: jobs.0.cron: job "a\\u001b[31mb": "61 * * * *" is not a valid cron expression');
+    expect(r.stderr + r.stdout).not.toContain('\x1b');
+  });
+
   it('quorumd dev --jobs FILE: a file with only a jobs list, checked the same way', () => {
     const dir = tempDir();
     writeFileSync(join(dir, 'ok.yaml'), 'jobs:\n  - { name: tick, cron: "* * * * * *", command: "date" }\n');
