@@ -59,7 +59,7 @@ export const counter = (name: string, help: string, value: number): MetricFamily
 /** What the shared backend part needs of a runtime (EngineRuntime has it). */
 export interface FenceableRuntime {
   fence(node: number, cb: (r: { ok: boolean; record?: FenceRecord; error?: string }) => void): void;
-  confirmFenced(node: number): { ok: boolean; error?: string; alive?: boolean };
+  confirmFenced(node: number): { ok: boolean; error?: string; alive?: boolean; notLeader?: boolean };
 }
 
 /**
@@ -109,8 +109,12 @@ export abstract class BackendBase<R extends FenceableRuntime> {
     if (this.fenceDevices === undefined) return { status: 503, error: `node ${this.self.name} runs without a fencing: section (no activation gate to open)` };
     if (!rt) return { status: 503, error: 'node is starting' };
     const r = rt.confirmFenced(id);
-    if (!r.ok) return { status: r.alive ? 409 : 503, error: r.error ?? 'not confirmed' };
-    const { ok: _ok, error: _e, alive: _a, ...result } = r as { ok: boolean; error?: string; alive?: boolean } & Record<string, unknown>;
+    if (!r.ok) {
+      if (r.alive) return { status: 409, code: 'node-alive', error: r.error ?? 'not confirmed' };
+      if (r.notLeader) return { status: 409, code: 'not-leader', error: r.error ?? 'not confirmed' };
+      return { status: 503, error: r.error ?? 'not confirmed' };
+    }
+    const { ok: _ok, error: _e, alive: _a, notLeader: _n, ...result } = r as { ok: boolean; error?: string; alive?: boolean; notLeader?: boolean } & Record<string, unknown>;
     return { status: 200, result };
   }
 

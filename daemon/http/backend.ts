@@ -74,6 +74,8 @@ export interface LeaderView {
 export interface FenceAnswer {
   status: 200 | 400 | 404 | 409 | 502 | 503;
   error?: string;
+  /** The error's code when the status alone does not name it (409: 'node-alive' or 'not-leader'). */
+  code?: string;
   /** The fence record (src/fence FenceRecord) when a fence ran. */
   record?: unknown;
   /** Confirm: what the confirmation did (superseded fence, active now, what it still waits for). */

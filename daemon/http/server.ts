@@ -11,7 +11,7 @@
  *   POST   /v1/locks/<name>/renew?token=t   → {token, expiresAt} | 409
  *   DELETE /v1/locks/<name>?token=t         → {ok:true} | 409
  *   POST   /v1/fence/<node>                 → {ok:true, record} | 502 {record} (fence failed) | 503
- *   POST   /v1/fence/<node>/confirm         → {ok:true, node, superseded, active, waitingFor} (operator: node declared safely down) | 409 alive
+ *   POST   /v1/fence/<node>/confirm         → {ok:true, node, superseded, active, waitingFor} (operator: node declared safely down) | 409 alive, or not the leader
  *   GET    /v1/jobs                         → {jobs: [...]} scheduled jobs: last run (replicated), next run
  *   GET    /v1/keys?prefix=p&limit=n        → {index, keys: [{key, size, createIndex, modIndex}], more} (local)
  *   GET    /v1/locks                        → {index, clockMs, locks: [{name, owner, token, ttlMs, expiresAt}]} (local)
@@ -814,7 +814,7 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
         if (!backend.confirmFenced) throw new HttpError(501, 'engine-unsupported', 'this node cannot confirm fences (engine without fencing)');
         const r = backend.confirmFenced(rest);
         if (r.status === 200) return json(res, 200, { ok: true, node: rest, ...(r.result ?? {}) });
-        throw new HttpError(r.status, r.status === 404 ? 'not-found' : r.status === 409 ? 'node-alive' : r.status === 503 ? 'unavailable' : 'bad-request', r.error ?? 'not confirmed');
+        throw new HttpError(r.status, r.code ?? (r.status === 404 ? 'not-found' : r.status === 409 ? 'node-alive' : r.status === 503 ? 'unavailable' : 'bad-request'), r.error ?? 'not confirmed');
       }
       const fence = backend.fence;
       if (!fence) throw new HttpError(501, 'engine-unsupported', 'this node cannot fence (engine without fencing)');

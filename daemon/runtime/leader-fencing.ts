@@ -59,6 +59,8 @@ export interface ConfirmResult {
   error?: string;
   /** Refused because the node is alive (HTTP 409). */
   alive?: boolean;
+  /** Refused because this node is not the leader: only the leader can tell whether the node is alive (HTTP 409). */
+  notLeader?: boolean;
   /** A fence of the node that was still running here was superseded by the confirmation. */
   superseded?: boolean;
   /** This node is an active leader after the confirmation; else what it still waits for. */
@@ -82,6 +84,31 @@ export function aliveRefusal(node: NodeId, heardAgoMs: number | undefined, isKno
     return `n${node} is alive: this node accepted an authenticated message from it ${Math.round(heardAgoMs)} ms ago; confirm only a node that is powered off (it must have been silent for ${ALIVE_WINDOW_MS} ms)`;
   }
   if (isKnownLeader) return `n${node} is the leader this node follows; confirm only a node that is powered off`;
+  return undefined;
+}
+
+/**
+ * Why this node cannot judge whether `node` is alive, or undefined when it can. Silence
+ * means something only to a node that would have heard the other one: the leader, which
+ * every live voter, witness and learner answers many times a second, once it has led
+ * for the whole window. A follower hears its leader (and candidates) only, so every
+ * other follower looks silent to it, alive or not.
+ */
+export function cannotJudgeAlive(self: NodeId, node: NodeId, leader: { isLeader: boolean; leaderId: NodeId; leadingForMs: number }): { notLeader: boolean; error: string } | undefined {
+  if (!leader.isLeader) {
+    const l = leader.leaderId;
+    return {
+      notLeader: true,
+      error:
+        l !== NO_NODE && l !== self
+          ? `n${self} is not the leader (n${l} is): a follower hears only its leader, so it cannot tell whether n${node} is alive; confirm on the leader n${l}`
+          : `n${self} is not the leader and knows of none: only a leader hears every node, so only a leader can tell whether n${node} is alive; confirm on the leader once one is elected`,
+    };
+  }
+  if (leader.leadingForMs < ALIVE_WINDOW_MS) {
+    const wait = Math.ceil(ALIVE_WINDOW_MS - leader.leadingForMs);
+    return { notLeader: false, error: `n${self} leads since ${Math.floor(leader.leadingForMs)} ms only: it cannot tell yet whether n${node} has been silent for ${ALIVE_WINDOW_MS} ms; retry in ${wait} ms` };
+  }
   return undefined;
 }
 
@@ -163,6 +190,8 @@ export class LeaderFencing {
   private leaderTermValue: Term = 0;
   private votersValue: NodeId[] = [];
   private electedToken = 0;
+  /** When this node became leader (monotonic ms; its confirmations wait for ALIVE_WINDOW_MS of it). */
+  private leaderSinceMs = 0;
   private claimProposed: Term = 0;
   private selfFenceLogged = false;
   /** Power-ons taken over from earlier fencers, by target (pending timers). */
@@ -276,6 +305,7 @@ export class LeaderFencing {
     const now = h.clock.monotonicMs();
     if (leader && !wasLeader) {
       this.leaderTermValue = h.term();
+      this.leaderSinceMs = now;
       this.electedToken = h.tokenAtElection();
       this.votersValue = h.voters();
       act.elected(this.leaderTermValue, now);
@@ -506,7 +536,9 @@ export class LeaderFencing {
 
   /**
    * `quorumd fence confirm NODE` — a human declares `node` safely down (as Pacemaker's
-   * stonith_admin --confirm). Clears it as a suspect and records it.
+   * stonith_admin --confirm). Clears it as a suspect and records it. Only the leader
+   * takes it, and only a node it has not heard from for ALIVE_WINDOW_MS (cannotJudgeAlive):
+   * a live node is never confirmed down, whichever node is asked.
    */
   confirmFenced(node: NodeId, activeNow: () => ActivationStatus): ConfirmResult {
     const h = this.h;
@@ -517,6 +549,9 @@ export class LeaderFencing {
     const now = h.clock.monotonicMs();
     const alive = aliveRefusal(node, h.heardAgoMs(node), h.leaderId() === node);
     if (alive) return { ok: false, alive: true, error: alive };
+    const leader = h.isLeader();
+    const blind = cannotJudgeAlive(h.id, node, { isLeader: leader, leaderId: h.leaderId(), leadingForMs: leader && this.leaderTermValue !== 0 ? now - this.leaderSinceMs : 0 });
+    if (blind) return { ok: false, ...(blind.notLeader ? { notLeader: true } : {}), error: blind.error };
     this.act.operatorConfirmed(node, now);
     const term = h.term();
     // A fence of it still running (in its delay, or switching) is superseded: say so.

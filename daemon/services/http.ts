@@ -62,7 +62,8 @@ export async function handleServices(reg: ServiceRegistry, req: IncomingMessage,
       if (method !== 'GET' && method !== 'HEAD') throw t.error(405, 'method-not-allowed', `${method} is not allowed on /v1/services; expected GET`);
       t.rejectBodyIfAny(req);
       const q = t.parseQuery(search, ['watch', 'wait', 'stale']);
-      const c = await readCatalog(reg, q, t);
+      const c = await readCatalog(reg, q, t, req, res);
+      if (!c) return;
       return t.json(res, 200, { index: c.index, services: summary(c) }, { 'X-Quorumd-Index': c.index });
     }
     const name = checkLabel(parts[0], 'service name');
@@ -73,7 +74,8 @@ export async function handleServices(reg: ServiceRegistry, req: IncomingMessage,
       const healthy = flag(q, 'healthy', t);
       const tagRaw = q.get('tag');
       const tags = tagRaw === undefined ? [] : tagRaw.split(',').filter((x) => x !== '');
-      const c = await readCatalog(reg, q, t);
+      const c = await readCatalog(reg, q, t, req, res);
+      if (!c) return;
       return t.json(res, 200, { index: c.index, name, instances: ServiceRegistry.select(c, name, { healthy, tags }) }, { 'X-Quorumd-Index': c.index });
     }
     const instance = checkLabel(parts[1], 'instance');
@@ -119,7 +121,13 @@ export async function handleServices(reg: ServiceRegistry, req: IncomingMessage,
   }
 }
 
-async function readCatalog(reg: ServiceRegistry, q: ReadonlyMap<string, string>, t: HttpTools): Promise<Catalog> {
+/**
+ * The catalog to answer with; with watch=<i>, after its index passed i or the wait
+ * ended. Undefined when the client closed its connection during the wait: the watch
+ * gave its slot back then (a client that resets at once must not hold one for the
+ * whole wait), and there is nobody left to answer.
+ */
+async function readCatalog(reg: ServiceRegistry, q: ReadonlyMap<string, string>, t: HttpTools, req: IncomingMessage, res: ServerResponse): Promise<Catalog | undefined> {
   const stale = flag(q, 'stale', t);
   const w = q.get('watch');
   if (w === undefined) {
@@ -131,9 +139,20 @@ async function readCatalog(reg: ServiceRegistry, q: ReadonlyMap<string, string>,
   const waitMs = waitRaw === undefined ? t.defaultWatchMs : t.parseDuration(waitRaw, 'wait');
   if (waitMs > t.maxWatchMs) throw t.error(400, 'bad-request', `wait must be at most ${t.maxWatchMs} ms, got ${waitMs} ms`);
   const release = t.watchSlot();
+  const gone = new AbortController();
+  const closed = () => gone.abort();
+  // The connection's own close too: a response queued behind another one on its
+  // connection may not have the socket yet.
+  const sock = req.socket;
+  res.once('close', closed);
+  sock.once('close', closed);
+  if (res.destroyed || sock.destroyed) gone.abort(); // closed before this handler ran
   try {
-    return await reg.watch(Number(w), waitMs, { stale: true });
+    const c = await reg.watch(Number(w), waitMs, { stale: true, signal: gone.signal });
+    return gone.signal.aborted ? undefined : c;
   } finally {
+    res.off('close', closed);
+    sock.off('close', closed);
     release();
   }
 }

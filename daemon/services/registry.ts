@@ -207,27 +207,35 @@ export class ServiceRegistry {
     return { index: ix.index ?? 0, instances };
   }
 
-  /** Blocks until the catalog's index passes `after` (or `waitMs` passed), then lists. */
-  async watch(after: number, waitMs: number, opts: { stale: boolean } = { stale: true }): Promise<Catalog> {
-    const first = await this.list(opts);
-    if (first.index > after) return first;
+  /**
+   * Blocks until the catalog's index passes `after` (or `waitMs` passed), then lists.
+   * `signal` ends the wait early (the client went away): the first listing comes back
+   * at once, and the key-change listener and timers are gone by then.
+   */
+  async watch(after: number, waitMs: number, opts: { stale: boolean; signal?: AbortSignal } = { stale: true }): Promise<Catalog> {
+    const { signal, ...listOpts } = opts;
+    const first = await this.list(listOpts);
+    if (first.index > after || signal?.aborted) return first;
     const deadline = this.now() + waitMs;
     return new Promise<Catalog>((resolve) => {
       let done = false;
       let poll: NodeJS.Timeout | undefined;
       let unsub: (() => void) | undefined;
+      const aborted = () => finish(first);
       const finish = (c: Catalog) => {
         if (done) return;
         done = true;
         clearTimeout(timer);
         if (poll) clearTimeout(poll);
         unsub?.();
+        signal?.removeEventListener('abort', aborted);
         resolve(c);
       };
-      const timer = setTimeout(() => void this.list(opts).then(finish, () => finish(first)), waitMs);
+      const timer = setTimeout(() => void this.list(listOpts).then(finish, () => finish(first)), waitMs);
+      signal?.addEventListener('abort', aborted, { once: true });
       const check = () => {
         if (done) return;
-        void this.list(opts).then((c) => {
+        void this.list(listOpts).then((c) => {
           if (c.index > after) finish(c);
         }, () => undefined);
       };

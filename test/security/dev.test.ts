@@ -77,6 +77,20 @@ describe('quorumd dev under attack', () => {
     expect((s.fences as { history: Array<{ outcome: string }> }).history.filter((f) => f.outcome === 'confirmed')).toEqual([]);
   });
 
+  it('POST <follower>/v1/fence/<the other, live follower>/confirm: refused 409 not-leader (a follower hears only its leader), nothing recorded', async () => {
+    const followers = dev.nodes.filter((n) => n.name !== leader.name);
+    expect(followers.length).toBe(2);
+    for (const [via, target] of [followers, [...followers].reverse()] as const) {
+      const r = await call(via!.url, 'POST', `/v1/fence/${target!.name}/confirm`, { token });
+      expect(r.status).toBe(409);
+      expect(JSON.parse(r.body.toString())).toMatchObject({ code: 'not-leader', error: expect.stringMatching(/confirm on the leader n\d+/) });
+    }
+    for (const n of dev.nodes) {
+      const s = await json(n.url, '/v1/status');
+      expect((s.fences as { history: Array<{ outcome: string }> }).history.filter((f) => f.outcome === 'confirmed')).toEqual([]);
+    }
+  });
+
   it('DELETE /v1/locks/backup?token=1..40: the fencing token releases nothing; lease guesses write nothing and get 429', async () => {
     let a = await call(leader.url, 'POST', '/v1/locks/backup?ttl=60s&owner=backup-job', { token });
     for (let i = 0; i < 50 && a.status === 503; i++) {

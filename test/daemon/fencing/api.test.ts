@@ -9,7 +9,9 @@ import { startApiServer, type ApiServer } from '../../../daemon/http/server.ts';
 import type { ApiBackend, FenceAnswer } from '../../../daemon/http/backend.ts';
 import { call, jsonOf } from '../../../daemon/client/http.ts';
 import { DevRelay, startRailServer } from '../../../daemon/fencing/dev-relay.ts';
+import { BackendBase, type FenceableRuntime } from '../../../daemon/http/backend-base.ts';
 import { testToken } from '../../helpers/auth.ts';
+import { freePort } from '../../helpers/ports.ts';
 
 const servers: Array<{ close(): Promise<void> | void }> = [];
 afterAll(async () => {
@@ -74,6 +76,40 @@ describe('fence endpoints', () => {
     const notConf = await call(u, 'POST', '/v1/fence/n3/confirm');
     expect(notConf.status).toBe(503);
     expect(jsonOf(notConf).error).toMatch(/not running with fencing/);
+  });
+
+  it('POST /v1/fence/<node>/confirm: a runtime that refuses as not the leader answers 409 not-leader; alive stays 409 node-alive', async () => {
+    // The runtime's answers as leader-fencing.ts gives them (a follower cannot judge n3, n2 is its leader).
+    const rt: FenceableRuntime = {
+      fence: (_n, cb) => cb({ ok: false, error: 'unused' }),
+      confirmFenced: (node) =>
+        node === 2
+          ? { ok: false, alive: true, error: 'n2 is the leader this node follows; confirm only a node that is powered off' }
+          : node === 3
+            ? { ok: false, notLeader: true, error: 'n1 is not the leader (n2 is): a follower hears only its leader, so it cannot tell whether n3 is alive; confirm on the leader n2' }
+            : { ok: false, error: 'n1 leads since 200 ms only: it cannot tell yet whether n4 has been silent for 1000 ms; retry in 800 ms' },
+    };
+    class Base extends BackendBase<FenceableRuntime> {
+      constructor() {
+        super({ id: 1, name: 'n1', role: 'voter' }, [1, 2, 3, 4].map((id) => ({ id, name: `n${id}`, role: 'voter' as const })), [], 'test');
+        this.fenceDevices = [];
+        this.rt = rt;
+      }
+    }
+    const b = new Base();
+    const port = await freePort();
+    const s = await startApiServer(backend({ confirmFenced: (n: string) => b.confirmFenced(n) }), { host: '127.0.0.1', port, token: testToken() });
+    servers.push(s);
+    const u = `http://127.0.0.1:${port}`;
+    const notLeader = await call(u, 'POST', '/v1/fence/n3/confirm');
+    expect(notLeader.status).toBe(409);
+    expect(jsonOf(notLeader)).toMatchObject({ code: 'not-leader', error: expect.stringMatching(/confirm on the leader n2$/) });
+    const alive = await call(u, 'POST', '/v1/fence/n2/confirm');
+    expect(alive.status).toBe(409);
+    expect(jsonOf(alive)).toMatchObject({ code: 'node-alive' });
+    const early = await call(u, 'POST', '/v1/fence/n4/confirm');
+    expect(early.status).toBe(503);
+    expect(jsonOf(early)).toMatchObject({ code: 'unavailable', error: expect.stringMatching(/retry in 800 ms/) });
   });
 
   it('a backend without fencing answers 501; a fence that never finishes answers 504 (outcome unknown)', async () => {

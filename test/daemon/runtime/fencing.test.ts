@@ -225,8 +225,10 @@ describe('activation gate in the runtime', () => {
     const old = r.oneActive(5000);
     r.c.world.board(old.id).setMains(false);
     const cutAt = r.c.world.nowMs;
-    expect(r.c.until(() => r.live().some((x) => x.isLeader && x.status().token > 0), 5000)).toBe(true);
+    expect(r.c.until(() => r.live().some((x) => x.isLeader), 5000)).toBe(true);
+    const electedAt = r.c.world.nowMs;
     const next = r.live().find((x) => x.isLeader)!;
+    expect(r.c.until(() => next.status().token > 0, 5000)).toBe(true);
     expect(next.active).toBe(false);
     // A node heard from within ALIVE_WINDOW_MS is alive: confirming it down is refused.
     if (r.c.world.nowMs - cutAt < ALIVE_WINDOW_MS - 100) expect(next.confirmFenced(old.id)).toMatchObject({ ok: false, alive: true });
@@ -234,7 +236,17 @@ describe('activation gate in the runtime', () => {
     // received, and a frame already on its way at the cut arrives up to one broker
     // latency (≤ 5 ms here) later: wait that much more than the window.
     r.c.world.run(Math.max(0, cutAt + ALIVE_WINDOW_MS + 50 - r.c.world.nowMs));
+    // Silent for the window, but this leader has not led for the window yet: as a
+    // follower it heard nobody but its leader, so a live node could look just as silent.
+    expect(r.c.world.nowMs - electedAt).toBeLessThan(ALIVE_WINDOW_MS - 100);
+    const early = next.confirmFenced(old.id);
+    expect(early).toMatchObject({ ok: false, error: expect.stringMatching(/leads since \d+ ms only: it cannot tell yet whether n\d+ has been silent for 1000 ms; retry in \d+ ms/) });
+    expect(early.alive).toBeUndefined();
+    expect(early.notLeader).toBeUndefined();
+    // Drift between the board's clock and the world's: a little more than the window.
+    r.c.world.run(Math.max(0, electedAt + ALIVE_WINDOW_MS + 100 - r.c.world.nowMs));
     expect(next.active).toBe(false);
+    expect(next.status().fences.history.some((f) => f.outcome === 'confirmed')).toBe(false);
     const t0 = r.c.world.nowMs;
     // The answer says what happened: recorded, no fence was running, and the leader is active now.
     expect(next.confirmFenced(old.id)).toEqual({ ok: true, superseded: false, active: true, waitingFor: '' });
@@ -249,6 +261,27 @@ describe('activation gate in the runtime', () => {
     let res: { ok: boolean; error?: string } | undefined;
     next.fence(old.id, (x) => (res = x));
     expect(res?.error).toMatch(/no fence device/);
+  });
+
+  it('operator confirmation through a follower: refused (it hears only its leader), nothing recorded; the leader refuses the live node as alive', () => {
+    const ids = [1, 2, 3];
+    const r = rig(ids, { stonith: false });
+    const leader = r.oneActive(5000);
+    // Long past the window: the followers have not heard each other all that time (Raft
+    // followers talk to the leader only), and both are running.
+    r.c.world.run(3 * ALIVE_WINDOW_MS);
+    const [f, g] = r.live().filter((x) => x.id !== leader.id);
+    expect(f && g && leader.isLeader).toBe(true);
+    const viaFollower = f!.confirmFenced(g!.id);
+    expect(viaFollower).toMatchObject({ ok: false, notLeader: true });
+    expect(viaFollower.error).toBe(`n${f!.id} is not the leader (n${leader.id} is): a follower hears only its leader, so it cannot tell whether n${g!.id} is alive; confirm on the leader n${leader.id}`);
+    // The leader follows both and refuses the same request as alive; the leader itself is alive to its followers.
+    expect(leader.confirmFenced(g!.id)).toMatchObject({ ok: false, alive: true });
+    expect(f!.confirmFenced(leader.id)).toMatchObject({ ok: false, alive: true });
+    // Nothing reached the replicated fence history.
+    r.c.world.run(500);
+    for (const x of r.live()) expect(x.status().fences.history.filter((h) => h.outcome === 'confirmed')).toEqual([]);
+    expect(r.problems).toEqual([]);
   });
 });
 
