@@ -8,43 +8,12 @@ import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import mqtt, { type MqttClient } from 'mqtt';
 import { startBroker, type RunningBroker } from '../../../hal/mqtt/broker.ts';
-import { waitFor } from './helpers.ts';
+import { SilentHolder, waitFor } from './helpers.ts';
 
 const users = [
   { username: 'n1', password: 'secret-one', nodeId: 1 },
   { username: 'n2', password: 'secret-two', nodeId: 2 },
 ];
-
-/**
- * `count` sockets that never send a byte; each one the server closes is opened again at
- * once, up to `maxReopens` in all (bounded), until stop().
- */
-class SilentHolder {
-  readonly open = new Set<net.Socket>();
-  connected = 0;
-  reopens = 0;
-  private stopped = false;
-  constructor(private readonly port: number, count: number, private readonly maxReopens = 50_000) {
-    for (let i = 0; i < count; i++) this.dial();
-  }
-  private dial(): void {
-    const s = net.connect({ host: '127.0.0.1', port: this.port });
-    this.open.add(s);
-    s.on('connect', () => this.connected++);
-    s.on('error', () => {});
-    s.on('close', () => {
-      this.open.delete(s);
-      if (this.stopped || this.reopens >= this.maxReopens) return;
-      this.reopens++;
-      this.dial();
-    });
-  }
-  stop(): void {
-    this.stopped = true;
-    for (const s of this.open) s.destroy();
-    this.open.clear();
-  }
-}
 
 let br: RunningBroker | undefined;
 const holders: SilentHolder[] = [];
