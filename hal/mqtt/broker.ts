@@ -111,6 +111,12 @@ export interface BrokerOptions {
    */
   connectTimeoutMs?: number;
   /**
+   * Where to report connections closed or refused at the per-address bound (one line,
+   * no newline): the first at once, then at most one summary per 10 s while it goes on.
+   * Without it they are only counted in `stats`.
+   */
+  log?: (line: string) => void;
+  /**
    * A port already bound (hal/mqtt/early-listen.ts): the broker serves it, with the
    * connections that waited there, instead of binding `port` itself. Plain TCP: not
    * with `tls`.
@@ -257,6 +263,7 @@ export async function startBroker(opts: BrokerOptions = {}): Promise<RunningBrok
   };
   for (const [k, v] of Object.entries(rate)) if (typeof v !== 'number' || !(v > 0)) throw new RangeError(`startBroker: rate.${k} must be a positive number, got ${String(v)}`);
   const perAddress = opts.maxConnectionsPerAddress ?? 64;
+  if (opts.log !== undefined && typeof opts.log !== 'function') throw new TypeError('startBroker: log must be a function (line: string) => void');
   if (!Number.isInteger(perAddress) || perAddress < 1) throw new RangeError(`startBroker: maxConnectionsPerAddress must be an integer >= 1, got ${String(opts.maxConnectionsPerAddress)}`);
   const connectTimeout = opts.connectTimeoutMs ?? 10_000;
   if (!Number.isInteger(connectTimeout) || connectTimeout < 100 || connectTimeout > 600_000) throw new RangeError(`startBroker: connectTimeoutMs must be an integer 100..600000, got ${String(opts.connectTimeoutMs)}`);
@@ -429,6 +436,37 @@ export async function startBroker(opts: BrokerOptions = {}): Promise<RunningBrok
     a.waiting.delete(s);
     if (--a.held <= 0) byAddress.delete(addr);
   };
+  /**
+   * Reports pressure on the per-address bound: the first event at once, then what
+   * happened during each 10 s window, until a window passes without any.
+   */
+  let closing = false;
+  const LIMIT_LOG_MS = 10_000;
+  const limitLog = { timer: undefined as ReturnType<typeof setTimeout> | undefined, evicted: 0, refused: 0, addrs: new Set<string>() };
+  const limitLine = (evicted: number, refused: number, addrs: Set<string>, within: string) =>
+    `broker: ${evicted} connection(s) closed before their CONNECT to make room for newer ones and ${refused} refused ` +
+    `(all ${perAddress} of the address authenticated)${within}, from ${[...addrs].slice(0, 5).join(', ')}${addrs.size > 5 ? ` and ${addrs.size - 5} more` : ''}: ` +
+    `something holds connections of that address without logging in (maxConnectionsPerAddress ${perAddress})`;
+  const flushLimitLog = () => {
+    limitLog.timer = undefined;
+    if (limitLog.evicted + limitLog.refused === 0 || closing) return;
+    opts.log?.(limitLine(limitLog.evicted, limitLog.refused, limitLog.addrs, ` in the last ${LIMIT_LOG_MS / 1000} s`));
+    limitLog.evicted = limitLog.refused = 0;
+    limitLog.addrs.clear();
+    limitLog.timer = setTimeout(flushLimitLog, LIMIT_LOG_MS);
+    limitLog.timer.unref?.();
+  };
+  const atLimit = (addr: string, kind: 'evicted' | 'refused') => {
+    if (opts.log === undefined || closing) return;
+    if (limitLog.timer === undefined) {
+      opts.log(limitLine(kind === 'evicted' ? 1 : 0, kind === 'refused' ? 1 : 0, new Set([addr]), ''));
+      limitLog.timer = setTimeout(flushLimitLog, LIMIT_LOG_MS);
+      limitLog.timer.unref?.();
+      return;
+    }
+    limitLog[kind]++;
+    limitLog.addrs.add(addr);
+  };
   const handle = (s: net.Socket) => {
     const addr = s.remoteAddress ?? '?';
     let a = byAddress.get(addr);
@@ -438,10 +476,12 @@ export async function startBroker(opts: BrokerOptions = {}): Promise<RunningBrok
       if (oldest === undefined) {
         // Every connection of this address has authenticated: those are never closed for a newcomer.
         stats.refusedConnections++;
+        atLimit(addr, 'refused');
         s.destroy();
         return;
       }
       stats.evictedConnections++;
+      atLimit(addr, 'evicted');
       uncount(oldest, addr);
       oldest.destroy();
     }
@@ -502,7 +542,6 @@ export async function startBroker(opts: BrokerOptions = {}): Promise<RunningBrok
   server.on('error', () => {});
   const addr = server.address() as net.AddressInfo;
   if (!opts.listening) server.on('connection', track);
-  let closing = false;
   return {
     port: addr.port,
     host,
@@ -514,6 +553,7 @@ export async function startBroker(opts: BrokerOptions = {}): Promise<RunningBrok
         return;
       }
       closing = true;
+      if (limitLog.timer) clearTimeout(limitLog.timer);
       server.close();
       aedes.close(() => {
         // aedes closes its clients; destroy anything left (half-open, TLS handshakes).

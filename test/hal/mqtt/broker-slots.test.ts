@@ -50,7 +50,8 @@ async function roundTrip(a: MqttClient, b: MqttClient, topic: string): Promise<v
 
 describe('broker connections per address', () => {
   it('a node gets in while its address is full of silent sockets that are reopened as soon as they close', async () => {
-    br = await startBroker({ port: 0, users }); // default bound: 64 per address
+    const lines: string[] = [];
+    br = await startBroker({ port: 0, users, log: (l) => lines.push(l) }); // default bound: 64 per address
     const h = new SilentHolder(br.port, 64);
     holders.push(h);
     await waitFor('64 silent sockets connected', () => h.connected >= 64);
@@ -62,6 +63,9 @@ describe('broker connections per address', () => {
     expect(br.stats.evictedConnections).toBeGreaterThanOrEqual(2);
     expect(h.reopens).toBeGreaterThanOrEqual(2); // the holder did reopen what was closed
     expect(n1.closes() + n2.closes()).toBe(0);
+    // Said once at once (more only as a summary per 10 s), naming the address.
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/1 connection\(s\) closed before their CONNECT .* from 127\.0\.0\.1: something holds connections/);
   });
 
   it('never closes an authenticated connection to make room; at the bound with all authenticated a newcomer is refused', async () => {
@@ -102,5 +106,6 @@ describe('broker connections per address', () => {
     expect(ms).toBeGreaterThanOrEqual(100);
     await expect(startBroker({ port: 0, users, connectTimeoutMs: 0 })).rejects.toThrow(/connectTimeoutMs must be an integer 100\.\.600000/);
     await expect(startBroker({ port: 0, users, maxConnectionsPerAddress: 0 })).rejects.toThrow(/maxConnectionsPerAddress must be an integer >= 1/);
+    await expect(startBroker({ port: 0, users, log: 'stderr' as unknown as () => void })).rejects.toThrow(/log must be a function/);
   });
 });
