@@ -40,7 +40,7 @@
  *     slots with silent sockets, reopening each one the broker closes, mostly closes its
  *     own older sockets; a node's CONNECT, sent at once, authenticates it within a round
  *     trip and it is never closed for this again. A socket may stay silent before its
- *     CONNECT for `connectTimeoutMs` (default 10 s).
+ *     CONNECT for `connectTimeoutMs` (default 10 s), and as long in a TLS handshake.
  */
 import { timingSafeEqual, createHash } from 'node:crypto';
 import net from 'node:net';
@@ -513,12 +513,17 @@ export async function startBroker(opts: BrokerOptions = {}): Promise<RunningBrok
           requestCert: opts.tls.requestCert === true,
           rejectUnauthorized: opts.tls.requestCert === true,
           noDelay: true,
+          // The TLS handshake comes before handle() (not counted per address, no aedes
+          // timer yet): Node's default gives a silent socket 120 s; the same time as
+          // for the CONNECT that follows.
+          handshakeTimeout: connectTimeout,
         } as TlsOptions,
         handle,
       )
     : net.createServer({ noDelay: true }, handle);
-  // A client that resets the connection or fails TLS must not take the broker down.
-  server.on('tlsClientError', () => {});
+  // A client that resets the connection or fails TLS must not take the broker down; its
+  // socket is closed here (Node leaves one whose handshake timed out open otherwise).
+  server.on('tlsClientError', (_err: Error, s: net.Socket) => s.destroy());
   if (opts.listening) {
     // Bound already; the connections that waited for the broker are served first.
     opts.listening.take((s) => {

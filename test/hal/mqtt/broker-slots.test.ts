@@ -8,7 +8,7 @@ import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import mqtt, { type MqttClient } from 'mqtt';
 import { startBroker, type RunningBroker } from '../../../hal/mqtt/broker.ts';
-import { SilentHolder, waitFor } from './helpers.ts';
+import { makeCerts, SilentHolder, waitFor } from './helpers.ts';
 
 const users = [
   { username: 'n1', password: 'secret-one', nodeId: 1 },
@@ -104,6 +104,22 @@ describe('broker connections per address', () => {
     s.on('close', () => (closed = true));
     const ms = await waitFor('the silent socket closed', () => closed, 3000);
     expect(ms).toBeGreaterThanOrEqual(100);
+    // Under TLS the handshake, before any CONNECT, gets the same time (Node's default: 120 s).
+    const certs = makeCerts();
+    try {
+      const tb = await startBroker({ port: 0, users, connectTimeoutMs: 200, tls: { cert: certs.serverCert, key: certs.serverKey } });
+      try {
+        const t = net.connect({ host: '127.0.0.1', port: tb.port });
+        let tclosed = false;
+        t.on('error', () => {});
+        t.on('close', () => (tclosed = true));
+        await waitFor('the silent socket closed in its TLS handshake', () => tclosed, 3000);
+      } finally {
+        await new Promise((r) => tb.close(r));
+      }
+    } finally {
+      certs.cleanup();
+    }
     await expect(startBroker({ port: 0, users, connectTimeoutMs: 0 })).rejects.toThrow(/connectTimeoutMs must be an integer 100\.\.600000/);
     await expect(startBroker({ port: 0, users, maxConnectionsPerAddress: 0 })).rejects.toThrow(/maxConnectionsPerAddress must be an integer >= 1/);
     await expect(startBroker({ port: 0, users, log: 'stderr' as unknown as () => void })).rejects.toThrow(/log must be a function/);
