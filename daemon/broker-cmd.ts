@@ -82,7 +82,7 @@ export async function runBroker(opts: BrokerCmdOptions): Promise<RunningBroker> 
     : undefined;
   let b: RunningBroker;
   try {
-    b = await startBroker({ port: opts.port, host, users, clusterKeys, ...(tls ? { tls } : {}) });
+    b = await startBroker({ port: opts.port, host, users, clusterKeys, ...(tls ? { tls } : {}), log: (line) => void process.stderr.write(`quorumd ${line}\n`) });
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'EADDRINUSE') throw new Error(`quorumd broker: port ${opts.port} on ${host} is in use (EADDRINUSE); stop what uses it (ss -ltnp 'sport = :${opts.port}') or pick another --port`);

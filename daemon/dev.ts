@@ -622,7 +622,7 @@ export async function startDev(opts: DevOptions): Promise<DevCluster> {
   let broker: RunningBroker;
   try {
     const { startBroker } = await import('../hal/mqtt/broker.ts');
-    broker = await startBroker({ listening: early, clusterKeys: [{ cluster: 1, keys: [Buffer.from(key, 'hex')] }] });
+    broker = await startBroker({ listening: early, clusterKeys: [{ cluster: 1, keys: [Buffer.from(key, 'hex')] }], log: (line) => out(`[dev] ${line}\n`) });
   } catch (e) {
     return failStart(e);
   }

@@ -358,7 +358,7 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
         name: link.name,
         stats: link.stats as unknown as Record<string, number>,
         up: () => link.connectedPeers().length > 0,
-        errorKeys: ['droppedDown', 'droppedBackpressure', 'tooLarge', 'badHello', 'authFailures', 'helloTimeouts', 'refusedPending', 'listenErrors'],
+        errorKeys: ['droppedDown', 'droppedBackpressure', 'tooLarge', 'badHello', 'authFailures', 'helloTimeouts', 'evictedPending', 'listenErrors'],
       });
     }
     for (const [i, sc] of (c.serial ?? []).entries()) {

@@ -32,7 +32,15 @@
  *     next packets only once the current ones are authorized, so delaying the
  *     authorization pushes back through TCP onto that client alone, and nobody else's
  *     frames wait behind its flood.
- *   - One client address holds at most `maxConnectionsPerAddress` connections.
+ *   - One client address holds at most `maxConnectionsPerAddress` connections. At the
+ *     bound a new connection is not refused: the oldest connection of that address that
+ *     has not authenticated yet (no CONNECT with good credentials) is closed to make room,
+ *     and only when all of them have authenticated is the new one refused. Whoever shares
+ *     an address with a node (every local user in `quorumd dev`, a NAT) and holds the
+ *     slots with silent sockets, reopening each one the broker closes, mostly closes its
+ *     own older sockets; a node's CONNECT, sent at once, authenticates it within a round
+ *     trip and it is never closed for this again. A socket may stay silent before its
+ *     CONNECT for `connectTimeoutMs` (default 10 s), and as long in a TLS handshake.
  */
 import { timingSafeEqual, createHash } from 'node:crypto';
 import net from 'node:net';
@@ -88,8 +96,26 @@ export interface BrokerOptions {
   maxPacketBytes?: number;
   /** Publish rate per client. Default 5000 messages/s (burst 10000) and 32 MiB/s (burst 32 MiB). */
   rate?: { messagesPerSec?: number; messageBurst?: number; bytesPerSec?: number; byteBurst?: number };
-  /** Connections one client address may hold at once. Default 64. */
+  /**
+   * Connections one client address may hold at once. Default 64. At the bound the
+   * oldest of that address's connections without a successful CONNECT is closed for the
+   * new one; when all have authenticated the new one is refused.
+   */
   maxConnectionsPerAddress?: number;
+  /**
+   * How long a connection may stay before its CONNECT arrives, ms. Default 10,000: a
+   * client sends CONNECT as soon as TCP (and TLS, which is done before this starts)
+   * is up, and 10 s lets its first segment be retransmitted three times (1 + 2 + 4 s
+   * of TCP's initial backoff) on a lossy Wi-Fi; aedes's own default, 30 s, let a
+   * silent socket hold a slot three times as long.
+   */
+  connectTimeoutMs?: number;
+  /**
+   * Where to report connections closed or refused at the per-address bound (one line,
+   * no newline): the first at once, then at most one summary per 10 s while it goes on.
+   * Without it they are only counted in `stats`.
+   */
+  log?: (line: string) => void;
   /**
    * A port already bound (hal/mqtt/early-listen.ts): the broker serves it, with the
    * connections that waited there, instead of binding `port` itself. Plain TCP: not
@@ -103,8 +129,13 @@ export interface RunningBroker {
   host: string;
   /** The aedes instance (events for logs and tests). */
   aedes: Aedes;
-  /** Refusals and slow-downs so far (metrics, tests). */
-  stats: { rateDelayed: number; oversize: number; refusedConnections: number; refusedClientIds: number; refusedLogins: number; refusedSubscriptions: number };
+  /**
+   * Refusals and slow-downs so far (metrics, logs, tests). `evictedConnections`: closed
+   * before their CONNECT to make room for a newer connection from the same address;
+   * `refusedConnections`: refused because that address held its bound of authenticated
+   * connections.
+   */
+  stats: { rateDelayed: number; oversize: number; refusedConnections: number; evictedConnections: number; refusedClientIds: number; refusedLogins: number; refusedSubscriptions: number };
   /** Stops listening, disconnects every client (their wills are published), calls back once. */
   close(cb?: (err: Error | null) => void): void;
 }
@@ -232,6 +263,10 @@ export async function startBroker(opts: BrokerOptions = {}): Promise<RunningBrok
   };
   for (const [k, v] of Object.entries(rate)) if (typeof v !== 'number' || !(v > 0)) throw new RangeError(`startBroker: rate.${k} must be a positive number, got ${String(v)}`);
   const perAddress = opts.maxConnectionsPerAddress ?? 64;
+  if (opts.log !== undefined && typeof opts.log !== 'function') throw new TypeError('startBroker: log must be a function (line: string) => void');
+  if (!Number.isInteger(perAddress) || perAddress < 1) throw new RangeError(`startBroker: maxConnectionsPerAddress must be an integer >= 1, got ${String(opts.maxConnectionsPerAddress)}`);
+  const connectTimeout = opts.connectTimeoutMs ?? 10_000;
+  if (!Number.isInteger(connectTimeout) || connectTimeout < 100 || connectTimeout > 600_000) throw new RangeError(`startBroker: connectTimeoutMs must be an integer 100..600000, got ${String(opts.connectTimeoutMs)}`);
   /**
    * Per client (by Client object: ids may be reused): its account once authenticated,
    * and its token buckets (messages, bytes, last refill ms). One lookup per publish.
@@ -242,7 +277,7 @@ export async function startBroker(opts: BrokerOptions = {}): Promise<RunningBrok
     if (!st) clients.set(client, (st = { user: undefined, m: rate.msgBurst, b: rate.byteBurst, at: performance.now() }));
     return st;
   };
-  const stats = { rateDelayed: 0, oversize: 0, refusedConnections: 0, refusedClientIds: 0, refusedLogins: 0, refusedSubscriptions: 0 };
+  const stats = { rateDelayed: 0, oversize: 0, refusedConnections: 0, evictedConnections: 0, refusedClientIds: 0, refusedLogins: 0, refusedSubscriptions: 0 };
 
   /** A derived node account, when `username` names a node of a cluster whose key we hold and the password matches. */
   const derivedUser = (username: string | undefined, password: Buffer | undefined): BrokerUser | undefined => {
@@ -266,7 +301,10 @@ export async function startBroker(opts: BrokerOptions = {}): Promise<RunningBrok
     // with the square of a SUBSCRIBE's filters (3.9 s of broker time for one packet of
     // 2,400), and keeps them after the client has gone.
     if (client.clean === false) return refuse(done, 5, `client ${client.id}: persistent sessions (clean session 0) are not offered by this broker; connect with clean session 1`);
-    if (!secured) return done(null, true);
+    if (!secured) {
+      authenticated(client);
+      return done(null, true);
+    }
     let user = derivedUser(username, password);
     if (!user) {
       const acc = username === undefined ? undefined : accounts.get(username);
@@ -286,6 +324,7 @@ export async function startBroker(opts: BrokerOptions = {}): Promise<RunningBrok
       return refuse(done, 5, `client id ${client.id} belongs to node ${idOf.node} of cluster ${idOf.cluster}; user ${user.username} may not use it`);
     }
     stateOf(client).user = user;
+    authenticated(client);
     done(null, true);
   };
 
@@ -375,23 +414,82 @@ export async function startBroker(opts: BrokerOptions = {}): Promise<RunningBrok
     setTimeout(() => done(err), Math.min(wait, 10_000));
   };
 
-  const aedes = await Aedes.createBroker({ authenticate, authorizeSubscribe, authorizePublish });
+  const aedes = await Aedes.createBroker({ authenticate, authorizeSubscribe, authorizePublish, connectTimeout });
   const aedesHandle = aedes.handle as (s: net.Socket) => void;
-  const byAddress = new Map<string, number>();
-  const handle = (s: net.Socket) => {
-    const addr = s.remoteAddress ?? '?';
-    const n = byAddress.get(addr) ?? 0;
-    if (n >= perAddress) {
-      stats.refusedConnections++;
-      s.destroy();
+  /**
+   * Per client address: how many connections it holds, and those of them not
+   * authenticated yet, oldest first (a Set keeps insertion order).
+   */
+  const byAddress = new Map<string, { held: number; waiting: Set<net.Socket> }>();
+  /** The address entry of each connection still counted in it. */
+  const counted = new WeakMap<net.Socket, { held: number; waiting: Set<net.Socket> }>();
+  /** A connection of `client` presented good credentials: never closed to make room. */
+  function authenticated(client: Client): void {
+    const s = (client as unknown as { conn?: net.Socket }).conn;
+    if (s) counted.get(s)?.waiting.delete(s);
+  }
+  /** Stops counting `s` in its address (once: at eviction or at close, whichever is first). */
+  const uncount = (s: net.Socket, addr: string) => {
+    const a = counted.get(s);
+    if (!a) return;
+    counted.delete(s);
+    a.waiting.delete(s);
+    if (--a.held <= 0) byAddress.delete(addr);
+  };
+  /**
+   * Reports pressure on the per-address bound: the first event at once, then what
+   * happened during each 10 s window, until a window passes without any.
+   */
+  let closing = false;
+  const LIMIT_LOG_MS = 10_000;
+  const limitLog = { timer: undefined as ReturnType<typeof setTimeout> | undefined, evicted: 0, refused: 0, addrs: new Set<string>() };
+  const limitLine = (evicted: number, refused: number, addrs: Set<string>, within: string) =>
+    `broker: ${evicted} connection(s) closed before their CONNECT to make room for newer ones and ${refused} refused ` +
+    `(all ${perAddress} of the address authenticated)${within}, from ${[...addrs].slice(0, 5).join(', ')}${addrs.size > 5 ? ` and ${addrs.size - 5} more` : ''}: ` +
+    `something holds connections of that address without logging in (maxConnectionsPerAddress ${perAddress})`;
+  const flushLimitLog = () => {
+    limitLog.timer = undefined;
+    if (limitLog.evicted + limitLog.refused === 0 || closing) return;
+    opts.log?.(limitLine(limitLog.evicted, limitLog.refused, limitLog.addrs, ` in the last ${LIMIT_LOG_MS / 1000} s`));
+    limitLog.evicted = limitLog.refused = 0;
+    limitLog.addrs.clear();
+    limitLog.timer = setTimeout(flushLimitLog, LIMIT_LOG_MS);
+    limitLog.timer.unref?.();
+  };
+  const atLimit = (addr: string, kind: 'evicted' | 'refused') => {
+    if (opts.log === undefined || closing) return;
+    if (limitLog.timer === undefined) {
+      opts.log(limitLine(kind === 'evicted' ? 1 : 0, kind === 'refused' ? 1 : 0, new Set([addr]), ''));
+      limitLog.timer = setTimeout(flushLimitLog, LIMIT_LOG_MS);
+      limitLog.timer.unref?.();
       return;
     }
-    byAddress.set(addr, n + 1);
-    s.once('close', () => {
-      const left = (byAddress.get(addr) ?? 1) - 1;
-      if (left <= 0) byAddress.delete(addr);
-      else byAddress.set(addr, left);
-    });
+    limitLog[kind]++;
+    limitLog.addrs.add(addr);
+  };
+  const handle = (s: net.Socket) => {
+    const addr = s.remoteAddress ?? '?';
+    let a = byAddress.get(addr);
+    if (a === undefined) byAddress.set(addr, (a = { held: 0, waiting: new Set() }));
+    if (a.held >= perAddress) {
+      const oldest = a.waiting.values().next().value;
+      if (oldest === undefined) {
+        // Every connection of this address has authenticated: those are never closed for a newcomer.
+        stats.refusedConnections++;
+        atLimit(addr, 'refused');
+        s.destroy();
+        return;
+      }
+      stats.evictedConnections++;
+      atLimit(addr, 'evicted');
+      uncount(oldest, addr);
+      oldest.destroy();
+    }
+    a.held++;
+    byAddress.set(addr, a); // again: evicting the last one (a bound of 1) removed it
+    a.waiting.add(s);
+    counted.set(s, a);
+    s.once('close', () => uncount(s, addr));
     aedesHandle(s);
     // After aedes's 'readable' listener: this 'data' listener sees every chunk aedes reads
     // (without switching the socket to flowing mode) and closes it at an oversized header.
@@ -415,12 +513,17 @@ export async function startBroker(opts: BrokerOptions = {}): Promise<RunningBrok
           requestCert: opts.tls.requestCert === true,
           rejectUnauthorized: opts.tls.requestCert === true,
           noDelay: true,
+          // The TLS handshake comes before handle() (not counted per address, no aedes
+          // timer yet): Node's default gives a silent socket 120 s; the same time as
+          // for the CONNECT that follows.
+          handshakeTimeout: connectTimeout,
         } as TlsOptions,
         handle,
       )
     : net.createServer({ noDelay: true }, handle);
-  // A client that resets the connection or fails TLS must not take the broker down.
-  server.on('tlsClientError', () => {});
+  // A client that resets the connection or fails TLS must not take the broker down; its
+  // socket is closed here (Node leaves one whose handshake timed out open otherwise).
+  server.on('tlsClientError', (_err: Error, s: net.Socket) => s.destroy());
   if (opts.listening) {
     // Bound already; the connections that waited for the broker are served first.
     opts.listening.take((s) => {
@@ -444,7 +547,6 @@ export async function startBroker(opts: BrokerOptions = {}): Promise<RunningBrok
   server.on('error', () => {});
   const addr = server.address() as net.AddressInfo;
   if (!opts.listening) server.on('connection', track);
-  let closing = false;
   return {
     port: addr.port,
     host,
@@ -456,6 +558,7 @@ export async function startBroker(opts: BrokerOptions = {}): Promise<RunningBrok
         return;
       }
       closing = true;
+      if (limitLog.timer) clearTimeout(limitLog.timer);
       server.close();
       aedes.close(() => {
         // aedes closes its clients; destroy anything left (half-open, TLS handshakes).

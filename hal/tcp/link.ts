@@ -31,9 +31,19 @@
  *
  * Hostile input (every case counted in `stats`, the connection closed, the node keeps
  * running): garbage or a wrong magic, a wrong cluster or addressee, an unknown node, a
- * bad tag (wrong key); a handshake not complete within `helloTimeoutMs` (slowloris); more
- * than `maxPending` connections in handshake at once; a length of 0 or above `maxFrame`
- * (the connection closes at the header, nothing of that size is buffered).
+ * bad tag (wrong key); a handshake not complete within `helloTimeoutMs` (slowloris); a
+ * length of 0 or above `maxFrame` (the connection closes at the header, nothing of that
+ * size is buffered).
+ *
+ * At most `maxPending` accepted connections are in handshake at once. At the bound a new
+ * one is not refused: the oldest connection in handshake of the address holding the most
+ * of them is closed for it (counted in `evictedPending`). Refusing the newcomer let any
+ * LAN host without the key hold every slot with silent connections, reopened as they
+ * timed out, and no peer got in: after a power cut of a tcp-only cluster, no leader for
+ * as long as it held them. Now a holder mostly closes its own older connections, a peer
+ * answers the challenge within a round trip, and a peer dialing from another address
+ * than the holder's is not closed for the holder's newcomers at all. Authenticated
+ * connections do not count here and are never closed for this.
  *
  * `send` never throws for transport problems: frames for a peer that is not connected,
  * or whose socket already holds `maxQueuedBytes` unsent, are dropped and counted (Raft
@@ -93,7 +103,10 @@ export interface TcpLinkOptions {
   maxFrame?: number;
   /** An accepted connection must complete the handshake within this, ms. Default 2000. */
   helloTimeoutMs?: number;
-  /** Accepted connections in handshake at once; more are closed at once. Default 16. */
+  /**
+   * Accepted connections in handshake at once. Default 16. At the bound the oldest in
+   * handshake from the address holding the most of them is closed for the newcomer.
+   */
   maxPending?: number;
   /** Unsent bytes per outgoing connection above which frames are dropped. Default 1 MiB. */
   maxQueuedBytes?: number;
@@ -123,8 +136,8 @@ export interface TcpLinkStats {
   authFailures: number;
   /** Accepted connections closed for not finishing the handshake in time. */
   helloTimeouts: number;
-  /** Accepted connections refused because maxPending were in handshake. */
-  refusedPending: number;
+  /** Connections in handshake closed for a newer one because maxPending were in handshake. */
+  evictedPending: number;
   /** Peers seen with a new session (restarted); their outgoing connection was redialed unless it already reached the new session. */
   peerRestarts: number;
   dials: number;
@@ -150,7 +163,7 @@ export class TcpLink implements Link {
   readonly self: NodeId;
   readonly stats: TcpLinkStats = {
     framesSent: 0, framesReceived: 0, bytesReceived: 0, misaddressed: 0, droppedDown: 0, droppedBackpressure: 0,
-    tooLarge: 0, badHello: 0, authFailures: 0, helloTimeouts: 0, refusedPending: 0, peerRestarts: 0,
+    tooLarge: 0, badHello: 0, authFailures: 0, helloTimeouts: 0, evictedPending: 0, peerRestarts: 0,
     dials: 0, connects: 0, disconnects: 0, listenErrors: 0,
   };
   /** The last transport problem, for status pages. */
@@ -163,7 +176,8 @@ export class TcpLink implements Link {
   private readonly inbound = new Map<NodeId, { sock: net.Socket; session: string }>();
   private readonly sessions = new Map<NodeId, string>();
   private readonly session = randomBytes(SESSION_BYTES);
-  private readonly pending = new Set<net.Socket>();
+  /** Accepted connections in handshake, oldest first, and the address each came from. */
+  private readonly pending = new Map<net.Socket, string>();
   private readonly server: net.Server;
   private readonly helloTimeoutMs: number;
   private readonly maxPending: number;
@@ -319,7 +333,7 @@ export class TcpLink implements Link {
       o.sock?.destroy();
       o.sock = null;
     }
-    for (const s of this.pending) s.destroy();
+    for (const s of this.pending.keys()) s.destroy();
     this.pending.clear();
     for (const { sock } of this.inbound.values()) sock.destroy();
     this.inbound.clear();
@@ -421,12 +435,8 @@ export class TcpLink implements Link {
       sock.destroy();
       return;
     }
-    if (this.pending.size >= this.maxPending) {
-      this.stats.refusedPending++;
-      sock.destroy();
-      return;
-    }
-    this.pending.add(sock);
+    if (this.pending.size >= this.maxPending) this.makeRoom();
+    this.pending.set(sock, sock.remoteAddress ?? '?');
     const challenge = Buffer.concat([this.session, randomBytes(CHALLENGE_BYTES - 4 - SESSION_BYTES)]);
     sock.write(Buffer.concat([MAGIC, challenge]));
     let got: Buffer = Buffer.alloc(0);
@@ -518,6 +528,28 @@ export class TcpLink implements Link {
       // Keep no view of a large chunk alive for a few trailing bytes.
       if (got.length > 0 && got.byteOffset > 0) got = Buffer.from(got);
     });
+  }
+
+  /**
+   * Closes the oldest connection in handshake of the address that holds the most of
+   * them (a Map iterates in insertion order): a holder of many slots pays for its own
+   * newcomers. At most maxPending entries: two short passes.
+   */
+  private makeRoom(): void {
+    const per = new Map<string, number>();
+    let most = 0;
+    for (const addr of this.pending.values()) {
+      const n = (per.get(addr) ?? 0) + 1;
+      per.set(addr, n);
+      if (n > most) most = n;
+    }
+    for (const [s, addr] of this.pending) {
+      if (per.get(addr) !== most) continue;
+      this.stats.evictedPending++;
+      this.pending.delete(s);
+      s.destroy(); // its 'close' clears its timer
+      return;
+    }
   }
 
   private refuse(sock: net.Socket, timer: ReturnType<typeof setTimeout>, why: 'badHello' | 'authFailures' | string): void {

@@ -26,6 +26,44 @@ export async function waitFor(what: string, pred: () => boolean, timeoutMs = 500
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
 }
 
+/**
+ * `count` connections to 127.0.0.1:`port` that never send a byte (a holder of a
+ * server's connection slots); each one the server closes is opened again at once, up to
+ * `maxReopens` in all (bounded), until stop(). `localAddress` (another loopback address
+ * such as 127.0.0.2) makes them come from another client address.
+ */
+export class SilentHolder {
+  readonly open = new Set<net.Socket>();
+  connected = 0;
+  reopens = 0;
+  private stopped = false;
+  constructor(
+    private readonly port: number,
+    count: number,
+    private readonly o: { maxReopens?: number; localAddress?: string } = {},
+  ) {
+    for (let i = 0; i < count; i++) this.dial();
+  }
+  private dial(): void {
+    const s = net.connect({ host: '127.0.0.1', port: this.port, ...(this.o.localAddress ? { localAddress: this.o.localAddress } : {}) });
+    this.open.add(s);
+    s.on('connect', () => this.connected++);
+    s.on('error', () => {});
+    s.resume(); // reads (and drops) what the server sends, so that its close is seen
+    s.on('close', () => {
+      this.open.delete(s);
+      if (this.stopped || this.reopens >= (this.o.maxReopens ?? 50_000)) return;
+      this.reopens++;
+      this.dial();
+    });
+  }
+  stop(): void {
+    this.stopped = true;
+    for (const s of this.open) s.destroy();
+    this.open.clear();
+  }
+}
+
 /** Free ports come from one helper: below the ephemeral range (see test/helpers/ports.ts). */
 export { freePort };
 

@@ -14,7 +14,7 @@ import { TcpLink, type TcpLinkOptions } from '../../../hal/tcp/link.ts';
 import type { LinkEvent } from '../../../hal/interfaces.ts';
 import { FrameOpener, FrameSealer, Sender } from '../../../src/wire/auth.ts';
 import { MsgType } from '../../../src/wire/messages.ts';
-import { waitFor } from '../mqtt/helpers.ts';
+import { SilentHolder, waitFor } from '../mqtt/helpers.ts';
 import { freeBasePort } from '../../helpers/ports.ts';
 
 const CLUSTER = 7;
@@ -29,7 +29,9 @@ interface T {
 const open: TcpLink[] = [];
 const raws: net.Socket[] = [];
 const children: ChildProcess[] = [];
+const holders: SilentHolder[] = [];
 afterEach(async () => {
+  for (const h of holders.splice(0)) h.stop();
   for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
   for (const s of raws.splice(0)) s.destroy();
   await Promise.all(open.splice(0).map((l) => new Promise<void>((r) => l.close(() => r()))));
@@ -336,20 +338,64 @@ describe('TcpLink', () => {
       expect(a.frames.length).toBe(1);
     });
 
-    it('closes a slow handshake (slowloris) and refuses connections beyond maxPending', async () => {
+    it('closes a slow handshake (slowloris); beyond maxPending the oldest in handshake is closed for the newcomer', async () => {
       const base = await freeBasePort(2);
       const a = mk(1, base, [1, 2], { helloTimeoutMs: 300, maxPending: 3 });
       const slow = await raw(base + 1);
       slow.sock.write('QD'); // a valid start, then nothing
-      const more = await Promise.all([0, 1, 2, 3].map(() => raw(base + 1)));
-      await waitFor('one beyond maxPending refused', () => a.link.stats.refusedPending >= 1);
-      await waitFor('slow handshakes timed out', () => slow.closed() && more.filter((m) => m.closed()).length === 4, 10_000);
+      const more: Awaited<ReturnType<typeof raw>>[] = [];
+      for (let i = 0; i < 4; i++) more.push(await raw(base + 1));
+      await waitFor('the two oldest closed for newcomers', () => slow.closed() && more[0]!.closed());
+      expect(a.link.stats.evictedPending).toBe(2);
+      await waitFor('slow handshakes timed out', () => more.every((m) => m.closed()), 10_000);
       expect(a.link.stats.helloTimeouts).toBe(3);
       // The node still accepts a real peer afterwards.
       const b = mk(2, base, [1, 2]);
       await waitFor('peer connects', () => b.link.connectedPeers().length === 1);
       b.link.send(1, new Uint8Array([1]));
       await waitFor('frame', () => a.frames.length === 1);
+    });
+
+    it('a restarted peer gets in while silent connections, reopened as they close, hold every handshake slot', async () => {
+      const base = await freeBasePort(2);
+      // Default maxPending (16); a hello timeout longer than the wait below, so that no
+      // slot frees up by itself while the peer dials.
+      const a = mk(1, base, [1, 2], { helloTimeoutMs: 20_000 });
+      await new Promise<void>((r) => a.link.whenListening(r));
+      const h = new SilentHolder(base + 1, 16);
+      holders.push(h);
+      await waitFor('16 silent connections', () => h.connected >= 16);
+      const b = mk(2, base, [1, 2]);
+      await waitFor('a frame of the peer delivered', () => {
+        if (a.frames.length === 0 && b.link.sendsTo(1)) b.link.send(1, new Uint8Array([9]));
+        return a.frames.length > 0;
+      });
+      expect(a.link.reaches(2)).toBe(true);
+      expect(a.link.stats.evictedPending).toBeGreaterThanOrEqual(1);
+      expect(h.reopens).toBeGreaterThanOrEqual(1);
+    });
+
+    it('never closes an authenticated connection, nor a handshake from another address, for a holder\'s newcomers', async () => {
+      const base = await freeBasePort(3);
+      const a = mk(1, base, [1, 2, 3], { helloTimeoutMs: 20_000, maxPending: 4 });
+      const c = mk(3, base, [1, 2, 3]);
+      await waitFor('node 3 reaches node 1', () => a.link.reaches(3));
+      // A handshake in progress from 127.0.0.1: the challenge read, no answer yet.
+      const peer = await raw(base + 1);
+      await waitFor('challenge', () => peer.got().length >= 20);
+      // Silent connections from 127.0.0.2, more than the slots, reopened as they close.
+      const h = new SilentHolder(base + 1, 4, { localAddress: '127.0.0.2' });
+      holders.push(h);
+      await waitFor('200 of them closed for newer ones', () => a.link.stats.evictedPending >= 200);
+      h.stop();
+      expect(peer.closed()).toBe(false);
+      peer.sock.write(Buffer.concat([hello(peer.got().subarray(4, 20), { from: 2, to: 1 }), framed(new Uint8Array([2]))]));
+      await waitFor('the handshake completes and its frame arrives', () => a.frames.length === 1);
+      expect(a.link.reaches(2)).toBe(true);
+      expect(a.link.reaches(3)).toBe(true);
+      expect(a.events.filter((e) => e.kind === 'session-lost')).toEqual([]);
+      c.link.send(1, new Uint8Array([3]));
+      await waitFor('node 3 still delivers', () => a.frames.length === 2);
     });
   });
 });
