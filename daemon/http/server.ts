@@ -267,8 +267,41 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
   const perAddress = opts.maxConnectionsPerAddress ?? 128;
   const leaseLimit = opts.leaseFailures ?? { max: 5, windowMs: 10_000 };
   const byAddress = new Map<string, number>();
-  /** Wrong-lease failures per client (address + credential): count and window start. */
-  const leaseFails = new Map<string, { n: number; since: number }>();
+  /**
+   * Wrong-lease failures per client (address + credential): how many distinct leases
+   * failed since the window started (the same wrong lease again is one failure: an
+   * application that retries the release of a lease that lapsed is not guessing), and
+   * which (their digests; at most leaseLimit.max + 1 of them: past the limit the client
+   * is held off before anything is tried).
+   */
+  const leaseFails = new Map<string, { n: number; since: number; tried: Set<string> }>();
+  /**
+   * Leases each client (address + credential) was granted or renewed through this node,
+   * by digest, newest last (at most 64 per client, 10,000 clients): never held off. On a
+   * board every application is 127.0.0.1 and often uses the one token file, so without
+   * this five wrong guesses by one of them — or one buggy release loop — held the real
+   * holder's renewals off for 10 s, longer than a short ttl. A lease that already worked
+   * for this client tells a guesser nothing.
+   */
+  const leasesOf = new Map<string, Set<string>>();
+  const leaseKey = (lease: string) => Buffer.from(leaseDigest(lease)).toString('base64');
+  function leaseWorked(client: string, lease: string): void {
+    const key = leaseKey(lease);
+    let set = leasesOf.get(client);
+    if (set === undefined) {
+      if (leasesOf.size >= 10_000) leasesOf.delete(leasesOf.keys().next().value!); // bounded: oldest client first
+      leasesOf.set(client, (set = new Set()));
+    }
+    set.delete(key);
+    set.add(key);
+    if (set.size > 64) set.delete(set.values().next().value!);
+  }
+  function leaseReleased(client: string, lease: string): void {
+    const set = leasesOf.get(client);
+    if (set === undefined) return;
+    set.delete(leaseKey(lease));
+    if (set.size === 0) leasesOf.delete(client);
+  }
   let refusedConnections = 0;
   /** Requests answered 503 because too many were pipelined on their connection (MAX_PIPELINED). */
   let pipelineRefusals = 0;
@@ -585,18 +618,23 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
   }
 
   /** A wrong-lease 409 for `client`; the window restarts when it has passed. */
-  function countLeaseFailure(client: string): void {
+  function countLeaseFailure(client: string, lease: string): void {
     const now = performance.now();
     const f = leaseFails.get(client);
-    if (!f || now - f.since >= leaseLimit.windowMs) leaseFails.set(client, { n: 1, since: now });
-    else f.n++;
+    const key = leaseKey(lease);
+    if (!f || now - f.since >= leaseLimit.windowMs) leaseFails.set(client, { n: 1, since: now, tried: new Set([key]) });
+    else if (!f.tried.has(key)) {
+      f.n++;
+      f.tried.add(key);
+    }
     if (leaseFails.size > 10_000) leaseFails.delete(leaseFails.keys().next().value!); // bounded: oldest first
   }
 
-  /** 429 while `client` has used up its wrong-lease failures in the current window. */
-  function holdOffLeaseGuesser(client: string): void {
+  /** 429 while `client` has used up its wrong-lease failures in the current window (not for a lease that worked for it). */
+  function holdOffLeaseGuesser(client: string, lease: string): void {
     const f = leaseFails.get(client);
     if (!f) return;
+    if (leasesOf.get(client)?.has(leaseKey(lease))) return;
     const left = leaseLimit.windowMs - (performance.now() - f.since);
     if (left <= 0) {
       leaseFails.delete(client);
@@ -769,18 +807,23 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
         if (q.has('token')) throw bad(`${what} takes lease=<the lease id of the acquire answer>, not token=: the fencing token is public and releases nothing`);
         const lease = leaseParam(q.get('lease'), `${what} needs lease=<the lease id of the acquire answer>`);
         const ref = lockClientRef(q);
-        holdOffLeaseGuesser(leaseClient(req, who.name));
+        const client = leaseClient(req, who.name);
+        holdOffLeaseGuesser(client, lease);
         const r = await call((cb) => {
           if (ref) backend.pbftLock!(renew ? { op: 'lock.renew', name, lease: leaseDigest(lease), now: 0 } : { op: 'lock.release', name, lease: leaseDigest(lease) }, ref, cb);
           else if (renew) backend.lockRenew(name, lease, cb);
           else backend.lockRelease(name, lease, cb);
         });
         if (r.status === 409) {
-          countLeaseFailure(leaseClient(req, who.name));
+          countLeaseFailure(client, lease);
           return json(res, 409, { ok: false, error: r.error ?? `lock ${name} is not held with that lease`, code: 'not-held' }, pbftHeaders(r));
         }
         if (r.status !== 200) return sendError(res, failure(r, `lock ${what}`));
-        if (!renew) return json(res, 200, { ok: true }, pbftHeaders(r));
+        if (!renew) {
+          leaseReleased(client, lease);
+          return json(res, 200, { ok: true }, pbftHeaders(r));
+        }
+        leaseWorked(client, lease);
         return json(res, 200, { ok: true, ...(r.token !== undefined ? { token: r.token } : {}), ...(r.ttlMs !== undefined ? { ttlMs: r.ttlMs } : {}), ...(r.expiresAt !== undefined ? { expiresAt: r.expiresAt } : {}) }, pbftHeaders(r));
       }
       onlyMethods(method, path, POST_DELETE);
@@ -798,7 +841,10 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
       if (ref && !q.has('lease')) throw bad('client/seq on an acquire need lease=<the lease id the client chose>: the signed replies name the request by its bytes');
       const lease = q.has('lease') ? leaseParam(q.get('lease'), 'lease') : newLeaseId();
       const r = await call((cb) => (ref ? backend.pbftLock!({ op: 'lock.acquire', name, owner, ttlMs, now: 0, lease: leaseDigest(lease) }, ref, cb) : backend.lockAcquire(name, owner, ttlMs, lease, cb)));
-      if (r.status === 200) return json(res, 200, { token: r.token ?? 0, lease, ttlMs: r.ttlMs ?? ttlMs }, pbftHeaders(r));
+      if (r.status === 200) {
+        leaseWorked(leaseClient(req, who.name), lease);
+        return json(res, 200, { token: r.token ?? 0, lease, ttlMs: r.ttlMs ?? ttlMs }, pbftHeaders(r));
+      }
       if (r.status === 409) return json(res, 409, { holder: r.holder ?? null, error: r.error ?? `lock ${name} is held by ${r.holder ?? 'another owner'}`, code: 'lock-held' }, pbftHeaders(r));
       return sendError(res, failure(r, 'lock acquire'));
     }

@@ -26,9 +26,10 @@ describe('a wall-clock step', () => {
   it('back by an hour does not stretch the wrong-lease hold-off (300 ms here) to an hour', async () => {
     const got = await call(base, 'POST', '/v1/locks/step?ttl=15s&owner=me');
     expect(got.status).toBe(200);
+    // Distinct wrong leases (the same one again is not another guess).
     const wrong = `/v1/locks/step?lease=${'w'.repeat(22)}`;
-    expect((await call(base, 'DELETE', wrong)).status).toBe(409);
-    expect((await call(base, 'DELETE', wrong)).status).toBe(409);
+    expect((await call(base, 'DELETE', `/v1/locks/step?lease=${'u'.repeat(22)}`)).status).toBe(409);
+    expect((await call(base, 'DELETE', `/v1/locks/step?lease=${'v'.repeat(22)}`)).status).toBe(409);
     expect((await call(base, 'DELETE', wrong)).status).toBe(429);
     const real = Date.now.bind(Date);
     vi.spyOn(Date, 'now').mockImplementation(() => real() - 3_600_000);
