@@ -11,6 +11,7 @@
  */
 import { call, ClientError, currentToken, enc, jsonOf, nodeUrl, type Reply } from './http.ts';
 import { EXIT } from '../exit-codes.ts';
+import { shown } from './shown.ts';
 
 export const EXIT_NO = EXIT.NO;
 export const EXIT_USAGE = EXIT.USAGE;
@@ -45,7 +46,8 @@ export function failStatus(r: Reply, io: Out, what: string): number {
   } catch {
     /* raw text */
   }
-  io.err(`quorumd ${what}: ${r.status}: ${msg}\n`);
+  // The node's message may quote names others chose (a lock's holder): shown, not obeyed.
+  io.err(`quorumd ${what}: ${r.status}: ${shown(msg)}\n`);
   if (r.status === 401) {
     const t = currentToken();
     io.err(
@@ -146,7 +148,7 @@ export function lockAcquire(node: string, name: string, o: { ttl: string; owner:
       return 0;
     }
     if (r.status === 409) {
-      io.err(`quorumd lock acquire: lock ${JSON.stringify(name)} is held by ${JSON.stringify(jsonOf(r).holder)}\n`);
+      io.err(`quorumd lock acquire: lock ${shown(JSON.stringify(name))} is held by ${shown(JSON.stringify(jsonOf(r).holder))}\n`);
       return EXIT_NO;
     }
     return failStatus(r, io, 'lock acquire');
@@ -197,7 +199,7 @@ export function lockList(node: string, prefix: string, o: { json?: boolean }, io
     }
     // Asked of a follower, the lock clock lags (the newest applied lock command's time): at most.
     const rows = [['LOCK', 'HOLDER', 'TOKEN', 'TTL', j.exact ? 'EXPIRES IN' : 'EXPIRES IN (at most)']];
-    for (const l of locks) rows.push([l.name, l.owner, String(l.token), `${l.ttlMs}ms`, `${Math.max(0, l.expiresAt - j.clockMs)}ms`]);
+    for (const l of locks) rows.push([shown(l.name), shown(l.owner), String(l.token), `${l.ttlMs}ms`, `${Math.max(0, l.expiresAt - j.clockMs)}ms`]);
     io.out(pad(rows));
     if (!j.exact) io.out('(asked of a follower: its lock clock lags; ask the leader for the exact time left)\n');
     return 0;
@@ -385,10 +387,10 @@ export function jobs(node: string, o: { json?: boolean }, io: Out = stdio): Prom
       const l = j.last;
       const result = l === null ? '-' : l.result === 'failed' ? `failed(${l.exitCode ?? l.signal ?? '?'})` : l.result;
       rows.push([
-        j.name,
-        j.timezone === 'UTC' ? j.cron : `${j.cron} (${j.timezone})`,
+        shown(j.name),
+        shown(j.timezone === 'UTC' ? j.cron : `${j.cron} (${j.timezone})`),
         l?.slot ?? 'never',
-        l?.node ?? '-',
+        shown(l?.node ?? '-'),
         result,
         l?.durationMs !== null && l?.durationMs !== undefined ? `${l.durationMs}ms` : '-',
         j.nextRun ?? '-',
@@ -495,7 +497,7 @@ export async function lockPbft(
         return 0;
       }
       if (r.status === 409) {
-        io.err(`quorumd lock acquire: lock ${JSON.stringify(op.name)} is held by ${JSON.stringify(r.holder ?? null)} (f + 1 replicas agree: ${r.replicas.join(', ')})\n`);
+        io.err(`quorumd lock acquire: lock ${shown(JSON.stringify(op.name))} is held by ${shown(JSON.stringify(r.holder ?? null))} (f + 1 replicas agree: ${r.replicas.join(', ')})\n`);
         return EXIT_NO;
       }
       io.err(`quorumd ${what}: ${r.status}${r.error ? `: ${r.error}` : ''} (f + 1 replicas agree: ${r.replicas.join(', ')})\n`);

@@ -19,6 +19,7 @@
 import { call, ClientError, enc, jsonOf, nodeUrl } from './http.ts';
 import { EXIT_UNAVAILABLE, EXIT_USAGE, failStatus, guarded, stdio, type Out } from './commands.ts';
 import type { Reply } from './http.ts';
+import { shown } from './shown.ts';
 import { CatalogError, checkLabel, parseInstanceDef } from '../services/catalog.ts';
 
 const fail = (r: Reply, io: Out, what: string): number => failStatus(r, io, `services ${what}`);
@@ -43,7 +44,7 @@ interface Instance {
   output: string;
 }
 
-const line = (v: Instance) => `${v.name}/${v.instance}\t${v.address.includes(':') ? `[${v.address}]` : v.address}:${v.port}\t${v.health}\tnode=${v.node}${v.tags.length ? `\ttags=${v.tags.join(',')}` : ''}\n`;
+const line = (v: Instance) => shown(`${v.name}/${v.instance}`) + `\t${shown(v.address.includes(':') ? `[${v.address}]` : v.address)}:${v.port}\t${shown(String(v.health))}\tnode=${shown(String(v.node))}${v.tags.length ? `\ttags=${shown(v.tags.join(','))}` : ''}\n`;
 
 function filterQuery(o: { healthy?: boolean; tag?: string }, extra: string[] = []): string {
   const q = [...(o.healthy ? ['healthy'] : []), ...(o.tag ? [`tag=${encodeURIComponent(o.tag)}`] : []), ...extra];
@@ -64,7 +65,7 @@ export function servicesList(node: string, name: string | undefined, o: { health
     }
     if (name === undefined) {
       for (const [n, s] of Object.entries(j.services as Record<string, { instances: number; healthy: number; tags: string[] }>)) {
-        io.out(`${n}\t${s.healthy}/${s.instances} healthy${s.tags.length ? `\ttags=${s.tags.join(',')}` : ''}\n`);
+        io.out(`${shown(n)}\t${s.healthy}/${s.instances} healthy${s.tags.length ? `\ttags=${shown(s.tags.join(','))}` : ''}\n`);
       }
       return 0;
     }

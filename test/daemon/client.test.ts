@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApiServer, type ApiServer } from '../../daemon/http/server.ts';
 import * as cmd from '../../daemon/client/commands.ts';
+import { shown } from '../../daemon/client/shown.ts';
 import { FakeBackend } from './http/fake-backend.ts';
 import { testToken } from '../helpers/auth.ts';
 
@@ -75,5 +76,34 @@ describe('CLI clients', () => {
     expect(lines[0]).toMatch(/^NODE\s+URL\s+ROLE\s+TERM\s+LEADER/);
     expect(lines[1]).toMatch(/^n1\s+http:\/\/127\.0\.0\.1:\d+\s+leader\s+1\s+n1\s+yes/);
     expect(lines[2]).toMatch(/unreachable/);
+  });
+
+  it('shown: control characters (C0, DEL, C1) and bidirectional overrides escaped, other text as it is', () => {
+    expect(shown('a\tb\x1b[0m\x7f\u0085\u202e\u2066 ü ✓ 日本')).toBe('a\\u{9}b\\u{1b}[0m\\u{7f}\\u{85}\\u{202e}\\u{2066} ü ✓ 日本');
+    // The same result on every call (no state kept between calls).
+    expect([shown('\x1b'), shown('\x1b'), shown('x')]).toEqual(['\\u{1b}', '\\u{1b}', 'x']);
+  });
+
+  it('lock list and the errors that quote a holder show control characters escaped, never raw', async () => {
+    // A write token chooses lock names and owners: ESC sequences and newlines included.
+    const owner = '\x1b[31mroot\x1b[0m\nfake-lock  root  1  60s';
+    expect(await cmd.lockAcquire(url, 'evil\u202eyek', { ttl: '15s', owner }, cap().io)).toBe(0);
+    let c = cap();
+    expect(await cmd.lockList(url, 'evil', {}, c.io)).toBe(0);
+    expect(c.o.out).not.toMatch(/[\x00-\x09\x0b-\x1f\x7f\u202e]/);
+    const rows = c.o.out.trimEnd().split('\n');
+    expect(rows).toHaveLength(2); // the header and one lock: no forged row
+    expect(rows[1]).toContain('evil\\u{202e}yek');
+    expect(rows[1]).toContain('\\u{1b}[31mroot\\u{1b}[0m\\u{a}fake-lock');
+    // Another owner's acquire: the 409 names the holder.
+    c = cap();
+    expect(await cmd.lockAcquire(url, 'evil\u202eyek', { ttl: '15s', owner: 'bob' }, c.io)).toBe(cmd.EXIT_NO);
+    expect(c.o.err).toContain('is held by "\\u001b[31mroot'); // JSON's own escape
+    expect(c.o.err).toContain('evil\\u{202e}yek');
+    expect(c.o.err).not.toMatch(/[\x00-\x09\x0b-\x1f\x7f\u202e]/);
+    // --json stays JSON (which escapes them itself) and round-trips the owner exactly.
+    c = cap();
+    expect(await cmd.lockList(url, 'evil', { json: true }, c.io)).toBe(0);
+    expect((JSON.parse(c.o.out) as { locks: Array<{ owner: string }> }).locks[0]!.owner).toBe(owner);
   });
 });
