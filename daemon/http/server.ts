@@ -266,7 +266,32 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
   const headersTimeoutMs = opts.headersTimeoutMs ?? 10_000;
   const perAddress = opts.maxConnectionsPerAddress ?? 128;
   const leaseLimit = opts.leaseFailures ?? { max: 5, windowMs: 10_000 };
-  const byAddress = new Map<string, number>();
+  /**
+   * Per client address: the connections it holds, and those of them on which no request
+   * has passed authentication yet, oldest first (a Set keeps insertion order). At the
+   * bound the oldest of those is closed for a newcomer; only when every one of them has
+   * carried an authenticated request is the newcomer refused. Refusing it instead let any
+   * local user without a token hold all 128 slots of 127.0.0.1 with half-sent headers,
+   * renewed as they timed out, and the CLI, hooks and dashboards of the board could not
+   * get in for as long.
+   */
+  const byAddress = new Map<string, { held: number; waiting: Set<Socket> }>();
+  /** The address entry of each connection still counted in it (the TCP socket, also under TLS). */
+  const counted = new WeakMap<Socket, { held: number; waiting: Set<Socket> }>();
+  /** A request on `sock` passed authentication: its connection is never closed to make room. */
+  const authenticated = (sock: Socket) => {
+    const raw = (sock as Socket & { _parent?: Socket })._parent ?? sock; // TLS: the TCP socket under it
+    counted.get(raw)?.waiting.delete(raw);
+  };
+  let evictedConnections = 0;
+  /** Stops counting `s` in its address (once: at eviction or at close, whichever is first). */
+  const uncount = (s: Socket, addr: string) => {
+    const a = counted.get(s);
+    if (!a) return;
+    counted.delete(s);
+    a.waiting.delete(s);
+    if (--a.held <= 0) byAddress.delete(addr);
+  };
   /**
    * Wrong-lease failures per client (address + credential): how many distinct leases
    * failed since the window started (the same wrong lease again is one failure: an
@@ -354,6 +379,12 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
       help: 'Connections destroyed at accept: too many from one address, or in all.',
       type: 'counter',
       samples: [{ value: refusedConnections }],
+    },
+    {
+      name: 'quorumd_http_connections_evicted_total',
+      help: 'Connections closed to make room for a newer one from the same address: none of their requests had passed authentication.',
+      type: 'counter',
+      samples: [{ value: evictedConnections }],
     },
     {
       name: 'quorumd_http_pipeline_refusals_total',
@@ -685,6 +716,7 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
         ? 'no credentials: send Authorization: Bearer <token> (the node\'s token file; `quorumd` finds it by itself, docs/security.md)'
         : 'unknown or malformed bearer token (Authorization: Bearer <token>)');
     }
+    authenticated(req.socket);
     const need = requiredScope(method, path);
     if (!scopeAllows(who.scope, need)) {
       throw new HttpError(403, 'forbidden', `credential ${JSON.stringify(who.name)} has scope ${who.scope}; ${method} ${path.slice(0, 80)} needs scope ${need}`);
@@ -1030,19 +1062,27 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
   server.on('timeout', (s: Socket) => closeUnlessRequest(s));
   server.on('connection', (s: Socket) => {
     const addr = s.remoteAddress ?? '?';
-    const n = byAddress.get(addr) ?? 0;
-    if (n >= perAddress) {
-      refusedConnections++;
-      s.destroy();
-      return;
+    let a = byAddress.get(addr);
+    if (a === undefined) byAddress.set(addr, (a = { held: 0, waiting: new Set() }));
+    if (a.held >= perAddress) {
+      const oldest = a.waiting.values().next().value;
+      if (oldest === undefined) {
+        refusedConnections++;
+        s.destroy();
+        return;
+      }
+      evictedConnections++;
+      uncount(oldest, addr);
+      oldest.destroy();
     }
-    byAddress.set(addr, n + 1);
+    a.held++;
+    byAddress.set(addr, a); // again: evicting the last one (a bound of 1) removed it
+    a.waiting.add(s);
+    counted.set(s, a);
     sockets.add(s);
     s.on('close', () => {
       sockets.delete(s);
-      const left = (byAddress.get(addr) ?? 1) - 1;
-      if (left <= 0) byAddress.delete(addr);
-      else byAddress.set(addr, left);
+      uncount(s, addr);
     });
   });
   server.on('drop', () => {
