@@ -160,6 +160,9 @@ interface ClientState {
  */
 const MAX_SUBSCRIPTIONS = 64;
 
+/** How late a failed login's refusal is answered (ms): see authenticate. */
+const LOGIN_REFUSAL_DELAY_MS = 1000;
+
 interface Account {
   user: BrokerUser;
   /** SHA-256 of the password: equal-length digests for timingSafeEqual. */
@@ -315,7 +318,15 @@ export async function startBroker(opts: BrokerOptions = {}): Promise<RunningBrok
     }
     if (!user) {
       stats.refusedLogins++;
-      return refuse(done, 4, `bad username or password for client ${client.id}`);
+      const conn = (client as unknown as { conn?: net.Socket }).conn;
+      trouble(conn?.remoteAddress ?? '?', 'login');
+      // Answered late: a guesser waits a second per try on each connection, and the
+      // per-address bound caps its connections, so passwords of a users file (8
+      // characters at least) are not tried thousands of times a second (4,268/s from one
+      // client before). A client with good credentials never waits.
+      const t = setTimeout(() => refuse(done, 4, `bad username or password for client ${client.id}`), LOGIN_REFUSAL_DELAY_MS);
+      conn?.once('close', () => clearTimeout(t));
+      return;
     }
     // A node's client id is that node's: taking it would disconnect the node (MQTT 3.1.1 §3.1.4).
     const idOf = parseNodeName(client.id);
@@ -437,35 +448,43 @@ export async function startBroker(opts: BrokerOptions = {}): Promise<RunningBrok
     if (--a.held <= 0) byAddress.delete(addr);
   };
   /**
-   * Reports pressure on the per-address bound: the first event at once, then what
+   * Reports trouble at the door, per kind: connections closed or refused at the
+   * per-address bound, and failed logins. The first event of a kind at once, then what
    * happened during each 10 s window, until a window passes without any.
    */
   let closing = false;
-  const LIMIT_LOG_MS = 10_000;
-  const limitLog = { timer: undefined as ReturnType<typeof setTimeout> | undefined, evicted: 0, refused: 0, addrs: new Set<string>() };
-  const limitLine = (evicted: number, refused: number, addrs: Set<string>, within: string) =>
-    `broker: ${evicted} connection(s) closed before their CONNECT to make room for newer ones and ${refused} refused ` +
-    `(all ${perAddress} of the address authenticated)${within}, from ${[...addrs].slice(0, 5).join(', ')}${addrs.size > 5 ? ` and ${addrs.size - 5} more` : ''}: ` +
-    `something holds connections of that address without logging in (maxConnectionsPerAddress ${perAddress})`;
-  const flushLimitLog = () => {
-    limitLog.timer = undefined;
-    if (limitLog.evicted + limitLog.refused === 0 || closing) return;
-    opts.log?.(limitLine(limitLog.evicted, limitLog.refused, limitLog.addrs, ` in the last ${LIMIT_LOG_MS / 1000} s`));
-    limitLog.evicted = limitLog.refused = 0;
-    limitLog.addrs.clear();
-    limitLog.timer = setTimeout(flushLimitLog, LIMIT_LOG_MS);
-    limitLog.timer.unref?.();
+  const TROUBLE_LOG_MS = 10_000;
+  type Trouble = 'evicted' | 'refused' | 'login';
+  const troubleLine = (kind: Trouble, n: number, addrs: Set<string>, within: string) => {
+    const from = `from ${[...addrs].slice(0, 5).join(', ')}${addrs.size > 5 ? ` and ${addrs.size - 5} more` : ''}`;
+    if (kind === 'login') return `broker: ${n} failed login(s)${within}, ${from}: bad username or password (each refusal is answered ${LOGIN_REFUSAL_DELAY_MS} ms late)`;
+    return kind === 'evicted'
+      ? `broker: ${n} connection(s) closed before their CONNECT to make room for newer ones${within}, ${from}: something holds connections of that address without logging in (maxConnectionsPerAddress ${perAddress})`
+      : `broker: ${n} connection(s) refused${within} (all ${perAddress} of the address authenticated), ${from} (maxConnectionsPerAddress ${perAddress})`;
   };
-  const atLimit = (addr: string, kind: 'evicted' | 'refused') => {
+  const troubles = new Map<Trouble, { timer: ReturnType<typeof setTimeout> | undefined; n: number; addrs: Set<string> }>();
+  const flushTrouble = (kind: Trouble) => {
+    const t = troubles.get(kind)!;
+    t.timer = undefined;
+    if (t.n === 0 || closing) return;
+    opts.log?.(troubleLine(kind, t.n, t.addrs, ` in the last ${TROUBLE_LOG_MS / 1000} s`));
+    t.n = 0;
+    t.addrs.clear();
+    t.timer = setTimeout(flushTrouble, TROUBLE_LOG_MS, kind);
+    t.timer.unref?.();
+  };
+  const trouble = (addr: string, kind: Trouble) => {
     if (opts.log === undefined || closing) return;
-    if (limitLog.timer === undefined) {
-      opts.log(limitLine(kind === 'evicted' ? 1 : 0, kind === 'refused' ? 1 : 0, new Set([addr]), ''));
-      limitLog.timer = setTimeout(flushLimitLog, LIMIT_LOG_MS);
-      limitLog.timer.unref?.();
+    let t = troubles.get(kind);
+    if (t === undefined) troubles.set(kind, (t = { timer: undefined, n: 0, addrs: new Set() }));
+    if (t.timer === undefined) {
+      opts.log(troubleLine(kind, 1, new Set([addr]), ''));
+      t.timer = setTimeout(flushTrouble, TROUBLE_LOG_MS, kind);
+      t.timer.unref?.();
       return;
     }
-    limitLog[kind]++;
-    limitLog.addrs.add(addr);
+    t.n++;
+    if (t.addrs.size < 64) t.addrs.add(addr);
   };
   const handle = (s: net.Socket) => {
     const addr = s.remoteAddress ?? '?';
@@ -476,12 +495,12 @@ export async function startBroker(opts: BrokerOptions = {}): Promise<RunningBrok
       if (oldest === undefined) {
         // Every connection of this address has authenticated: those are never closed for a newcomer.
         stats.refusedConnections++;
-        atLimit(addr, 'refused');
+        trouble(addr, 'refused');
         s.destroy();
         return;
       }
       stats.evictedConnections++;
-      atLimit(addr, 'evicted');
+      trouble(addr, 'evicted');
       uncount(oldest, addr);
       oldest.destroy();
     }
@@ -558,7 +577,7 @@ export async function startBroker(opts: BrokerOptions = {}): Promise<RunningBrok
         return;
       }
       closing = true;
-      if (limitLog.timer) clearTimeout(limitLog.timer);
+      for (const t of troubles.values()) if (t.timer) clearTimeout(t.timer);
       server.close();
       aedes.close(() => {
         // aedes closes its clients; destroy anything left (half-open, TLS handshakes).

@@ -2,7 +2,7 @@
  * The broker's connection bound per client address under a holder of silent sockets
  * (no credentials, same address as the nodes: every local user in `quorumd dev`), with
  * real sockets on 127.0.0.1: a node still gets in, and authenticated connections are
- * never closed to make room.
+ * never closed to make room. And failed logins: refused a second late, and said.
  */
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -123,5 +123,26 @@ describe('broker connections per address', () => {
     await expect(startBroker({ port: 0, users, connectTimeoutMs: 0 })).rejects.toThrow(/connectTimeoutMs must be an integer 100\.\.600000/);
     await expect(startBroker({ port: 0, users, maxConnectionsPerAddress: 0 })).rejects.toThrow(/maxConnectionsPerAddress must be an integer >= 1/);
     await expect(startBroker({ port: 0, users, log: 'stderr' as unknown as () => void })).rejects.toThrow(/log must be a function/);
+  });
+});
+
+describe('failed broker logins', () => {
+  it('are answered a second late, on every connection at once, and said in the log; good credentials are not held up', async () => {
+    const lines: string[] = [];
+    br = await startBroker({ port: 0, users, log: (l) => lines.push(l) });
+    const t0 = performance.now();
+    // 20 guesses side by side, each on its own connection (as a guesser would parallelize).
+    const guesses = await Promise.all(Array.from({ length: 20 }, (_, i) => node(br!.port, 'n1', `guess-${i}`).then((r) => ({ ...r, at: performance.now() - t0 }))));
+    for (const g of guesses) {
+      expect(g.err).toMatch(/Bad username or password/);
+      expect(g.at).toBeGreaterThanOrEqual(950);
+    }
+    expect(br.stats.refusedLogins).toBe(20);
+    // Said at once for the first, the rest in the summary 10 s later (not waited for here).
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^broker: 1 failed login\(s\), from 127\.0\.0\.1: bad username or password/);
+    // Meanwhile a node with its password connects (no delay is added to a good login).
+    const n1 = await node(br.port, 'n1', 'secret-one');
+    expect(n1.err).toBeUndefined();
   });
 });
