@@ -138,9 +138,10 @@ export function parseDuration(raw: string, what: string): number {
   return n * (unit === 'ms' ? 1 : unit === 's' ? 1000 : unit === 'm' ? 60_000 : 3_600_000);
 }
 
-function parseIndexParam(raw: string, what: string): number {
+/** An index-like query parameter: `what` names it, `kind` says what it counts (in the error). */
+function parseIndexParam(raw: string, what: string, kind = 'a log index'): number {
   if (!/^\d{1,16}$/.test(raw) || !Number.isSafeInteger(Number(raw))) {
-    throw bad(`${what} must be a non-negative integer (a log index), got ${JSON.stringify(raw.slice(0, 40))}`);
+    throw bad(`${what} must be a non-negative integer (${kind}), got ${JSON.stringify(raw.slice(0, 40))}`);
   }
   return Number(raw);
 }
@@ -433,8 +434,15 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
 
   /** Reads the body up to `limit` bytes; rejects with 413 beyond it. */
   function readBody(req: IncomingMessage, limit: number): Promise<Uint8Array> {
+    // Node undoes `chunked` and nothing else: a gzip-coded body would be stored as its compressed bytes.
+    const te = req.headers['transfer-encoding'];
+    if (te !== undefined && te.trim().toLowerCase() !== 'chunked') {
+      return Promise.reject(bad(`Transfer-Encoding ${JSON.stringify(te.slice(0, 40))}: only chunked is understood; send the body uncoded (no gzip or other coding)`));
+    }
     const cl = req.headers['content-length'];
     if (cl !== undefined) {
+      // Digits beyond 15 are a length no body here may have: 413, like any other too large.
+      if (/^\d{16,}$/.test(cl)) return Promise.reject(new HttpError(413, 'too-large', `body of ${cl.length > 40 ? `${cl.slice(0, 40)}…` : cl} bytes, expected at most ${limit}`));
       if (!/^\d{1,15}$/.test(cl)) return Promise.reject(bad(`Content-Length must be a non-negative integer, got ${JSON.stringify(cl.slice(0, 40))}`));
       if (Number(cl) > limit) return Promise.reject(new HttpError(413, 'too-large', `body of ${cl} bytes, expected at most ${limit}`));
     }
@@ -476,7 +484,7 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
     const cl = req.headers['content-length'];
     const te = req.headers['transfer-encoding'];
     if ((cl !== undefined && cl !== '0') || te !== undefined) {
-      throw bad(`${req.method} ${'this endpoint'} takes no request body`);
+      throw bad(`${req.method} ${(req.url ?? '').split('?')[0]!.slice(0, 80)} takes no request body`);
     }
   }
 
@@ -687,6 +695,7 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
   function route(req: IncomingMessage, res: ServerResponse): Promise<void> | void {
     const method = req.method ?? '';
     const rawUrl = req.url ?? '';
+    if (req.headers.host === undefined && req.httpVersionMinor >= 1) throw bad('an HTTP/1.1 request needs a Host header (RFC 9112 §3.2), e.g. Host: 127.0.0.1');
     if (rawUrl.length > 8192) throw new HttpError(414, 'uri-too-long', 'request target longer than 8192 characters');
     if (!rawUrl.startsWith('/')) throw bad(`request target must be a path starting with '/', got ${JSON.stringify(rawUrl.slice(0, 40))}`);
     const qi = rawUrl.indexOf('?');
@@ -803,7 +812,7 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
       const prefix = q.get('prefix') ?? '';
       if (Buffer.byteLength(prefix) > MAX_KEY_BYTES || !wellFormed(prefix)) throw bad(`prefix must be well-formed text of at most ${MAX_KEY_BYTES} bytes`);
       const limitRaw = q.get('limit');
-      const limit = limitRaw === undefined ? 1000 : parseIndexParam(limitRaw, 'limit');
+      const limit = limitRaw === undefined ? 1000 : parseIndexParam(limitRaw, 'limit', 'how many keys at most, written in digits');
       if (limit < 1 || limit > 10_000) throw bad(`limit must be between 1 and 10000, got ${limit}`);
       return json(res, 200, backend.keys(prefix, limit));
     }
@@ -938,6 +947,8 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
 
   const serverOpts = {
     maxHeaderSize: 16 * 1024,
+    // A missing Host gets our own 400 that says so (route()), not Node's bare one.
+    requireHostHeader: false,
     requestTimeout: maxWatchMs + 60_000,
     headersTimeout: headersTimeoutMs,
     // Node checks the two timeouts above only this often (default 30 s: a slow-header client kept its socket ~34 s).

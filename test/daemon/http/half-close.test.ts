@@ -82,6 +82,22 @@ describe('a client that half-closes after its request', () => {
     expect(got.split('\r\n')[0]).toBe('HTTP/1.1 400 Bad Request');
   });
 
+  it('requests Node would accept or refuse bare get an answer that names the problem', async () => {
+    const auth = `Authorization: Bearer ${TOKEN}`;
+    const cases: Array<[string, RegExp]> = [
+      // No Host on HTTP/1.1: Node's own 400 had no body.
+      [`GET /v1/leader HTTP/1.1\r\n${auth}\r\n\r\n`, /^HTTP\/1\.1 400[\s\S]*needs a Host header/],
+      // A length no body here may have: too large, not "not an integer".
+      [`PUT /v1/kv/big HTTP/1.1\r\nHost: q\r\n${auth}\r\nContent-Length: 99999999999999999\r\n\r\n`, /^HTTP\/1\.1 413[\s\S]*body of 99999999999999999 bytes, expected at most 1024/],
+      // gzip under chunked: Node undoes only the chunks; the compressed bytes were stored as the value.
+      [`PUT /v1/kv/gz HTTP/1.1\r\nHost: q\r\n${auth}\r\nTransfer-Encoding: gzip, chunked\r\n\r\n2\r\nab\r\n0\r\n\r\n`, /^HTTP\/1\.1 400[\s\S]*only chunked is understood/],
+      // A body where none is taken: the message names the endpoint.
+      [`DELETE /v1/kv/x?cas=1 HTTP/1.1\r\nHost: q\r\n${auth}\r\nContent-Length: 2\r\n\r\nab`, /^HTTP\/1\.1 400[\s\S]*DELETE \/v1\/kv\/x takes no request body/],
+    ];
+    for (const [raw, re] of cases) expect(await sendThenHalfClose(raw)).toMatch(re);
+    expect(await sendThenHalfClose(get('gz'))).toMatch(/^HTTP\/1\.1 404/);
+  });
+
   it('a malformed request behind a write: the write is answered first, then the 400', async () => {
     // Garbage where the next request line should be (a body longer than its
     // Content-Length reads the same way); the write before it commits 50 ms later.
