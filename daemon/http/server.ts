@@ -54,6 +54,7 @@ import { httpDateNow } from '../utc-text.ts';
 import { ApiAuth, requiredScope, scopeAllows, type ApiCredential, type Caller } from './auth.ts';
 import { isUiPath, UI_HEADERS, uiFile } from '../ui/dashboard.ts';
 import { clientRefOf, pbftHeaders, REPLY_HEADER, replyHeaderValue } from './pbft-headers.ts';
+import { AddressSlots } from '../../hal/address-slots.ts';
 
 export interface HttpOptions {
   /** Default 127.0.0.1. Any non-loopback host requires `token` (checked by the config; enforced here too). */
@@ -268,31 +269,22 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
   const perAddress = opts.maxConnectionsPerAddress ?? 128;
   const leaseLimit = opts.leaseFailures ?? { max: 5, windowMs: 10_000 };
   /**
-   * Per client address: the connections it holds, and those of them on which no request
-   * has passed authentication yet, oldest first (a Set keeps insertion order). At the
-   * bound the oldest of those is closed for a newcomer; only when every one of them has
-   * carried an authenticated request is the newcomer refused. Refusing it instead let any
-   * local user without a token hold all 128 slots of 127.0.0.1 with half-sent headers,
-   * renewed as they timed out, and the CLI, hooks and dashboards of the board could not
-   * get in for as long.
+   * Connections per client address (hal/address-slots.ts): at the bound a newcomer closes
+   * the address's oldest connection on which no request has passed authentication yet.
+   * Refusing it instead let any local user without a token hold all 128 slots of
+   * 127.0.0.1 with half-sent headers, renewed as they timed out, and the CLI, hooks and
+   * dashboards of the board could not get in for as long. Counted by TCP socket, also
+   * under TLS.
    */
-  const byAddress = new Map<string, { held: number; waiting: Set<Socket> }>();
-  /** The address entry of each connection still counted in it (the TCP socket, also under TLS). */
-  const counted = new WeakMap<Socket, { held: number; waiting: Set<Socket> }>();
+  let slots: AddressSlots<Socket>;
+  try {
+    slots = new AddressSlots<Socket>(perAddress);
+  } catch (err) {
+    return Promise.reject(err);
+  }
   /** A request on `sock` passed authentication: its connection is never closed to make room. */
-  const authenticated = (sock: Socket) => {
-    const raw = (sock as Socket & { _parent?: Socket })._parent ?? sock; // TLS: the TCP socket under it
-    counted.get(raw)?.waiting.delete(raw);
-  };
+  const authenticated = (sock: Socket) => slots.authenticated((sock as Socket & { _parent?: Socket })._parent ?? sock); // TLS: the TCP socket under it
   let evictedConnections = 0;
-  /** Stops counting `s` in its address (once: at eviction or at close, whichever is first). */
-  const uncount = (s: Socket, addr: string) => {
-    const a = counted.get(s);
-    if (!a) return;
-    counted.delete(s);
-    a.waiting.delete(s);
-    if (--a.held <= 0) byAddress.delete(addr);
-  };
   /**
    * Wrong-lease failures per client (address + credential): how many distinct leases
    * failed since the window started (the same wrong lease again is one failure: an
@@ -1072,28 +1064,20 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
   // An idle keep-alive connection's timeout (with a listener here, Node leaves the socket to us).
   server.on('timeout', (s: Socket) => closeUnlessRequest(s));
   server.on('connection', (s: Socket) => {
-    const addr = s.remoteAddress ?? '?';
-    let a = byAddress.get(addr);
-    if (a === undefined) byAddress.set(addr, (a = { held: 0, waiting: new Set() }));
-    if (a.held >= perAddress) {
-      const oldest = a.waiting.values().next().value;
-      if (oldest === undefined) {
-        refusedConnections++;
-        s.destroy();
-        return;
-      }
-      evictedConnections++;
-      uncount(oldest, addr);
-      oldest.destroy();
+    const slot = slots.admit(s, s.remoteAddress ?? '?');
+    if (slot.refused) {
+      refusedConnections++;
+      s.destroy();
+      return;
     }
-    a.held++;
-    byAddress.set(addr, a); // again: evicting the last one (a bound of 1) removed it
-    a.waiting.add(s);
-    counted.set(s, a);
+    if (slot.evict) {
+      evictedConnections++;
+      slot.evict.destroy();
+    }
     sockets.add(s);
     s.on('close', () => {
       sockets.delete(s);
-      uncount(s, addr);
+      slots.release(s);
     });
   });
   server.on('drop', () => {

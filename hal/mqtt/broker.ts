@@ -53,6 +53,7 @@ import { DEFAULT_MAX_FRAME } from '../../src/wire/codec.ts';
 import { checkCluster, checkNodeId, parseTopic, type ParsedTopic } from './topics.ts';
 import { nodePassword, parseNodeName } from './credentials.ts';
 import { MqttSizeGuard } from './guard.ts';
+import { AddressSlots } from '../address-slots.ts';
 import type { EarlyListener } from './early-listen.ts';
 
 // aedes writes packets with mqtt-packet, whose default is to pre-build 65,536 two-byte
@@ -427,26 +428,13 @@ export async function startBroker(opts: BrokerOptions = {}): Promise<RunningBrok
 
   const aedes = await Aedes.createBroker({ authenticate, authorizeSubscribe, authorizePublish, connectTimeout });
   const aedesHandle = aedes.handle as (s: net.Socket) => void;
-  /**
-   * Per client address: how many connections it holds, and those of them not
-   * authenticated yet, oldest first (a Set keeps insertion order).
-   */
-  const byAddress = new Map<string, { held: number; waiting: Set<net.Socket> }>();
-  /** The address entry of each connection still counted in it. */
-  const counted = new WeakMap<net.Socket, { held: number; waiting: Set<net.Socket> }>();
+  /** Connections per client address (hal/address-slots.ts: room is made by closing the oldest not logged in). */
+  const slots = new AddressSlots<net.Socket>(perAddress);
   /** A connection of `client` presented good credentials: never closed to make room. */
   function authenticated(client: Client): void {
     const s = (client as unknown as { conn?: net.Socket }).conn;
-    if (s) counted.get(s)?.waiting.delete(s);
+    if (s) slots.authenticated(s);
   }
-  /** Stops counting `s` in its address (once: at eviction or at close, whichever is first). */
-  const uncount = (s: net.Socket, addr: string) => {
-    const a = counted.get(s);
-    if (!a) return;
-    counted.delete(s);
-    a.waiting.delete(s);
-    if (--a.held <= 0) byAddress.delete(addr);
-  };
   /**
    * Reports trouble at the door, per kind: connections closed or refused at the
    * per-address bound, and failed logins. The first event of a kind at once, then what
@@ -488,27 +476,20 @@ export async function startBroker(opts: BrokerOptions = {}): Promise<RunningBrok
   };
   const handle = (s: net.Socket) => {
     const addr = s.remoteAddress ?? '?';
-    let a = byAddress.get(addr);
-    if (a === undefined) byAddress.set(addr, (a = { held: 0, waiting: new Set() }));
-    if (a.held >= perAddress) {
-      const oldest = a.waiting.values().next().value;
-      if (oldest === undefined) {
-        // Every connection of this address has authenticated: those are never closed for a newcomer.
-        stats.refusedConnections++;
-        trouble(addr, 'refused');
-        s.destroy();
-        return;
-      }
+    const slot = slots.admit(s, addr);
+    if (slot.refused) {
+      // Every connection of this address has authenticated: those are never closed for a newcomer.
+      stats.refusedConnections++;
+      trouble(addr, 'refused');
+      s.destroy();
+      return;
+    }
+    if (slot.evict) {
       stats.evictedConnections++;
       trouble(addr, 'evicted');
-      uncount(oldest, addr);
-      oldest.destroy();
+      slot.evict.destroy();
     }
-    a.held++;
-    byAddress.set(addr, a); // again: evicting the last one (a bound of 1) removed it
-    a.waiting.add(s);
-    counted.set(s, a);
-    s.once('close', () => uncount(s, addr));
+    s.once('close', () => slots.release(s));
     aedesHandle(s);
     // After aedes's 'readable' listener: this 'data' listener sees every chunk aedes reads
     // (without switching the socket to flowing mode) and closes it at an oversized header.
