@@ -5,7 +5,9 @@
  *
  * `clients` lock clients each, in a loop: think, acquire one of a few lock names with a
  * ttl (a fresh lease id per acquire), renew it a few times every ttl/3 (counted from
- * when it sent the previous acquire or renewal), then release it. Every request goes
+ * when it sent the previous acquire or renewal), then release it — or, for some holds,
+ * let it lapse (keep counting on it to the end of its ttl, then forget it, as a client
+ * that dies), so that the lease's end itself is checked. Every request goes
  * to a random live data node, through the runtime's API (lockAcquire, lockRenew,
  * lockRelease), as the workload's put/get/cas do.
  *
@@ -44,6 +46,11 @@ export interface LockWorkloadOptions {
   thinkMaxMs: number;
   /** A client gives up on an answer after this long (ms). */
   clientTimeoutMs: number;
+  /**
+   * Share of holds that end without a release (as a client that dies): the lock lapses
+   * at the end of its ttl, which tests the lease's end itself (a released lock does not).
+   */
+  lapseShare: number;
 }
 
 export const DEFAULT_LOCK_WORKLOAD: LockWorkloadOptions = {
@@ -56,6 +63,7 @@ export const DEFAULT_LOCK_WORKLOAD: LockWorkloadOptions = {
   thinkMinMs: 20,
   thinkMaxMs: 400,
   clientTimeoutMs: 3000,
+  lapseShare: 0.3,
 };
 
 export interface LockStats {
@@ -189,30 +197,36 @@ export class LockWorkload {
       const list = this.holds.get(name);
       if (list) list.push(hold);
       else this.holds.set(name, [hold]);
-      this.renewLoop(hold, lease, ttlMs, sentUs, this.rng.int(this.opts.renewMin, this.opts.renewMax));
+      const renewals = this.rng.int(this.opts.renewMin, this.opts.renewMax);
+      const lapse = this.rng.float() < this.opts.lapseShare;
+      this.renewLoop(hold, lease, ttlMs, sentUs, renewals, lapse);
     });
   }
 
   /** The next renewal ttl/3 after the last 200 acquire/renewal was sent, `left` times; then the release. */
-  private renewLoop(hold: Hold, lease: string, ttlMs: number, lastSentUs: number, left: number): void {
+  private renewLoop(hold: Hold, lease: string, ttlMs: number, lastSentUs: number, left: number, lapse: boolean): void {
     // A retry (no live node, no answer, 503) comes RETRY_MS after the failed try.
     const at = Math.max(lastSentUs + Math.floor(ttlMs / 3) * 1000, this.sched.now + (this.sched.now > lastSentUs ? RETRY_MS * 1000 : 0));
     this.sched.after(at - this.sched.now, () => {
       // Past the end of its counted lease (answers were slow): it has lost the lock.
-      if (left === 0 || this.sched.now >= this.stopAtUs || this.sched.now >= lastSentUs + ttlMs * 1000) return this.release(hold, lease);
+      const endUs = lastSentUs + ttlMs * 1000;
+      if (this.sched.now >= endUs) return this.release(hold, lease);
+      // Lapse: keep counting on the lock to the end of the ttl, then forget it without a release.
+      if (lapse && (left === 0 || this.sched.now >= this.stopAtUs)) return void this.sched.after(endUs - this.sched.now, () => this.release(hold, lease, false));
+      if (left === 0 || this.sched.now >= this.stopAtUs) return this.release(hold, lease);
       const node = this.pickNode();
-      if (node === undefined) return this.renewLoop(hold, lease, ttlMs, lastSentUs, left);
+      if (node === undefined) return this.renewLoop(hold, lease, ttlMs, lastSentUs, left, lapse);
       const sentUs = this.sched.now;
       const what = `c${hold.client} renew ${hold.name} (token ${hold.token}, ttl ${ttlMs} ms, sent at ${fmt(sentUs)})`;
       this.request(node, what, (n, cb) => n.lockRenew(hold.name, lease, cb), (res) => {
         if (res?.status === Status.CONFLICT) return this.release(hold, lease, false);
-        if (!res || res.status !== Status.OK) return this.renewLoop(hold, lease, ttlMs, lastSentUs, left);
+        if (!res || res.status !== Status.OK) return this.renewLoop(hold, lease, ttlMs, lastSentUs, left, lapse);
         this.stats.renewals++;
         if (res.token !== undefined && res.token !== hold.token) {
           this.violated('lock-token-growth', `${what} answered 200 by n${node.id} with token ${res.token}, not its grant's ${hold.token}`);
         }
         this.addSpan(hold, sentUs, ttlMs, `${what} answered 200 by n${node.id} at ${fmt(this.sched.now)}`);
-        this.renewLoop(hold, lease, ttlMs, sentUs, left - 1);
+        this.renewLoop(hold, lease, ttlMs, sentUs, left - 1, lapse);
       });
     });
   }
