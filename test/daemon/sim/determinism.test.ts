@@ -114,4 +114,18 @@ describe('quorumd sim options and output', () => {
     expect(objs[0]!.trace).toBe(lines[0]!.match(/trace=([0-9a-f]{64})/)![1]);
     expect(objs[1]).toMatchObject({ type: 'total', seeds: 1, violations: 0 });
   });
+
+  it('--locks: the seed line ends with the lock counts, the JSON line has them, the replay command keeps the flags', async () => {
+    const lines: string[] = [];
+    expect(await runSimCommand({ seed: 2, nodes: 3, time: '8s', faults: 'crash', locks: true, processClocks: true }, (l) => lines.push(l))).toBe(0);
+    expect(lines[0]).toMatch(/ speed=\d+x lock_grants=[1-9]\d* lock_renewals=\d+ lock_conflicts=\d+$/);
+    const json: string[] = [];
+    await runSimCommand({ seed: 2, nodes: 3, time: '8s', faults: 'crash', locks: true, processClocks: true, json: true }, (l) => json.push(l));
+    const seed = JSON.parse(json[0]!) as { trace: string; locks: { grants: number } };
+    expect(seed.trace).toBe(lines[0]!.match(/trace=([0-9a-f]{64})/)![1]);
+    expect(seed.locks.grants).toBeGreaterThan(0);
+    const plain: string[] = [];
+    await runSimCommand({ seed: 2, nodes: 3, time: '8s', faults: 'crash' }, (l) => plain.push(l));
+    expect(plain[0]).not.toMatch(/lock_/);
+  });
 });
