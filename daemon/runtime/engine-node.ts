@@ -269,6 +269,13 @@ export interface EngineRuntimeOptions {
    * tickMs); `quorumd start` sets it.
    */
   quietTicks?: boolean;
+  /**
+   * Tests only: a planted bug, to show that the simulator's lock checks (daemon/sim/locks.ts)
+   * catch it. 'clamped-offset': the lock clock's offset as before commit ad2fb33, clamped at
+   * 0 and fractional (a failover to an older process jumps the lock clock ahead; one to a
+   * younger process stamps fractional times). Never set outside tests.
+   */
+  plantedLockClock?: 'clamped-offset';
 }
 
 export type EngineRuntimeState = 'new' | 'booting' | 'running' | 'stopped';
@@ -1030,7 +1037,7 @@ export class EngineRuntime {
     const leader = this.eng!.isLeader;
     if (leader && !this.wasLeader) {
       // Lock time line: a new leader continues from the state machine's clock (lockNow()).
-      this.lockClockOffset = this.kv.clockMs - Math.floor(this.opts.clock.monotonicMs());
+      this.lockClockOffset = this.opts.plantedLockClock === 'clamped-offset' ? Math.max(0, this.kv.clockMs - this.opts.clock.monotonicMs()) : this.kv.clockMs - Math.floor(this.opts.clock.monotonicMs());
     }
     if (!leader && this.wasLeader && this.pendingGrowth.size > 0) {
       this.pendingGrowth.clear();

@@ -43,7 +43,7 @@ import { STALL_READ_ADVANCE_MAX_US, type PlannedFault } from '../../firmware-sim
 import { World } from '../../firmware-sim/world.ts';
 import type { Board, BoardHal, BoardOptions } from '../../firmware-sim/board.ts';
 import { StorageCorruptError } from '../../hal/storage/index.ts';
-import type { Link, Storage } from '../../hal/interfaces.ts';
+import type { Clock, Link, Storage } from '../../hal/interfaces.ts';
 import { checkLinearizable } from '../../src/lin/index.ts';
 import type { NodeId } from '../../src/types.ts';
 import type { MemberConfig } from '../../src/wire/messages.ts';
@@ -62,6 +62,8 @@ import { hashBytes } from './hash.ts';
 import { MemberRoleChecks, simMembers } from './member-checks.ts';
 import { SIM_WATCHDOG_MS, SimActuator, countFencedOffBoards, fencedOff, simFencing, wireFencing, type FenceWiring } from './fencing.ts';
 import { bullyRun, type BullySeedHooks, type BullySeedResult } from './bully-sim.ts';
+import { LockWorkload, DEFAULT_LOCK_WORKLOAD, type LockStats, type LockWorkloadOptions } from './locks.ts';
+import type { Rng } from '../../src/rng.ts';
 
 /** Longest wait for the liveness probe's write after the run (virtual ms). */
 export const PROBE_MS = 20_000;
@@ -100,6 +102,8 @@ export interface SeedResult {
   probeMs: number;
   /** With the workload's readYourWrites: stale reads made right after a write through the same node, skipped (answered unapplied), missed. */
   readYourWrites?: { checked: number; skipped: number; missed: number; misses: string[] };
+  /** With --locks: the lock clients' counts (locks.ts). */
+  locks?: LockStats;
 }
 
 export function clusterKey(seed: number): Uint8Array {
@@ -135,6 +139,8 @@ export interface EngineSeedHooks {
   /** Extra runtime options (e.g. engine options with a planted bug). */
   runtime?: Partial<EngineRuntimeOptions>;
   workload?: Partial<WorkloadOptions>;
+  /** With --locks: lock client options (locks.ts). */
+  locks?: Partial<LockWorkloadOptions>;
   skipLin?: boolean;
   /** Checks to switch off by name (shared or the engine's): a planted-bug test shows which check catches what. */
   disableChecks?: string[];
@@ -194,6 +200,22 @@ export interface SimBootOptions {
   /** Told of every fatal error before the process dies. */
   onFatal?: (err: Error) => void;
   hooks: Pick<EngineSeedHooks, 'wrapStorage' | 'wrapLink' | 'runtime' | 'onRuntime'>;
+  /** --process-clocks: each process's monotonic clock from its own origin (processClock). */
+  processClocks?: boolean;
+}
+
+/**
+ * --process-clocks: the monotonic clock of one process incarnation as performance.now()
+ * gives it on a real node: from an origin of its own, with a fraction, restarting with
+ * the process. The first process of each board in the run started some time before it
+ * (up to 3 h, drawn), a restarted one a few hundred ms before it first reads the clock.
+ * Runs at the board's rate from the board's monotonic clock; timers are the board's.
+ */
+export function processClock(hw: Clock, board: Board, rng: Rng, first: boolean): Clock {
+  const origin = (first ? rng.int(0, 3 * 3_600_000) : rng.int(20, 400)) + (rng.int(1, 1023) / 1024);
+  // The hardware reading, not the process facade's: reading that may move a stalled process's clock.
+  const base = board.clockHw.monotonicMs();
+  return { ...hw, monotonicMs: () => origin + (hw.monotonicMs() - base) };
 }
 
 /** Boots an EngineRuntime on every board at every boot (the process a board's supervisor starts). */
@@ -223,7 +245,13 @@ export function bootNodes(base: SimBase, o: SimBootOptions): SimNodes {
     return n;
   };
   const h = o.hooks;
+  const clocked = new Set<NodeId>();
   world.onBoot((hal, board: Board) => {
+    let clock = hal.clock;
+    if (o.processClocks) {
+      clock = processClock(hal.clock, board, world.rng.fork(`process-clock:${hal.node}:${hal.incarnation}`), !clocked.has(hal.node));
+      clocked.add(hal.node);
+    }
     const storage = h.wrapStorage ? h.wrapStorage(hal.storage, hal.node) : hal.storage;
     const rt = new EngineRuntime({
       engine: o.engine,
@@ -231,7 +259,7 @@ export function bootNodes(base: SimBase, o: SimBootOptions): SimNodes {
       config: base.config,
       cluster: 1,
       keyring: o.keyring,
-      clock: hal.clock,
+      clock,
       storage,
       links: h.wrapLink ? hal.links.map((l) => h.wrapLink!(l, hal.node)) : hal.links,
       rng: world.rng.fork(`${o.engine}:${hal.node}:${hal.incarnation}`),
@@ -352,7 +380,7 @@ export function runEngineSeed(cfg: SimConfig, seed: number, hooks: EngineSeedHoo
   const run = cfg.engine === 'bully' ? bullyRun(cfg, hooks as BullySeedHooks) : logEngineRun(cfg, seed, hooks as EngineSeedHooks);
   const base = simWorld(cfg, seed, hooks.timeline, run.board);
   const boot = run.boot(base);
-  const nodes = bootNodes(base, { engine: cfg.engine, keyring: { current: clusterKey(seed) }, ...boot, hooks });
+  const nodes = bootNodes(base, { engine: cfg.engine, keyring: { current: clusterKey(seed) }, ...boot, hooks, ...(cfg.processClocks ? { processClocks: true } : {}) });
   const { plan, healedBy } = scheduleFaults(base.world, cfg);
   run.start(nodes, plan);
   let thrown: SimViolation | undefined;
@@ -397,6 +425,8 @@ function logEngineRun(cfg: SimConfig, seed: number, hooks: EngineSeedHooks): Eng
   const activeNodes = () => live().filter((rt) => rt.active);
   const honestLive = () => live().filter(isHonest);
   let workload: Workload;
+  /** --locks: the lock clients (locks.ts). */
+  let locks: LockWorkload | undefined;
   // PBFT clients trust f + 1 matching replies, not the node they asked (pbft-sim.ts).
   const clientOf = new Map<EngineRuntime, PbftClientNode>();
   const client = (rt: EngineRuntime): WorkloadNode => {
@@ -509,6 +539,11 @@ function logEngineRun(cfg: SimConfig, seed: number, hooks: EngineSeedHooks): Eng
       workload.deliver = (node, fn) => world.board(node).deliver(fn);
       if (hooks.timeline) workload.onOp = hooks.timeline.opListener();
       workload.start(cfg.timeMs * 1000);
+      if (cfg.locks) {
+        locks = new LockWorkload(world.sched, world.rng.fork('locks'), liveData, (inv, detail) => checker.fail(inv, detail), { ...DEFAULT_LOCK_WORKLOAD, ...hooks.locks });
+        locks.deliver = (node, fn) => world.board(node).deliver(fn);
+        locks.start(cfg.timeMs * 1000);
+      }
       // Only active leaders drive the actuator, each with its fencing token.
       const actuate = () => {
         // The actuator stands for the outside world: it reads who is active without moving a clock (as the checks).
@@ -528,7 +563,7 @@ function logEngineRun(cfg: SimConfig, seed: number, hooks: EngineSeedHooks): Eng
       hooks.setup?.({ world, checker, runtimes: nodes.runtimes, live });
     },
     finish() {
-      world.runUntil(() => workload.pending === 0, DEFAULT_WORKLOAD.clientTimeoutMs + 1000);
+      world.runUntil(() => workload.pending === 0 && (locks?.pending ?? 0) === 0, DEFAULT_WORKLOAD.clientTimeoutMs + 1000);
       const t0 = world.nowMs;
       let done = false;
       let n = 0;
@@ -593,6 +628,7 @@ function logEngineRun(cfg: SimConfig, seed: number, hooks: EngineSeedHooks): Eng
         historyOps: workload.history.length,
         probeMs,
       };
+      if (locks) fields.locks = locks.stats;
       if (hooks.workload?.readYourWrites) {
         fields.readYourWrites = workload.readYourWrites;
         const miss = workload.readYourWrites.misses[0];

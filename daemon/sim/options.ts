@@ -41,6 +41,18 @@ export interface SimConfig {
   html: string | null;
   /** `--html-dir DIR`: write a timeline page for every failing seed, and index.html, into DIR. */
   htmlDir: string | null;
+  /**
+   * `--locks` (log engines but pbft): lock clients too (daemon/sim/locks.ts), and the
+   * client-side lock checks. Off by default: without it a seed runs as it always did.
+   */
+  locks?: boolean;
+  /**
+   * `--process-clocks`: each process incarnation's monotonic clock starts at its own
+   * origin (hours, with a fraction, drawn from the seed) and restarts with the process,
+   * as performance.now() does on a real node. Off by default: the board's hardware
+   * monotonic clock, which does not restart with the process.
+   */
+  processClocks?: boolean;
 }
 
 /** Largest number of seeds in one run (a typo like 1..1e9 should not run for a week). */
@@ -88,7 +100,7 @@ function pathOption(raw: unknown, flag: string, what: string): string | null {
 /** From commander's option object (or any plain object with the same names). */
 export function parseSimOptions(raw: Record<string, unknown>): SimConfig {
   if (typeof raw !== 'object' || raw === null) throw new SimOptionError('sim options: expected an object');
-  const known = new Set(['seed', 'seeds', 'nodes', 'witness', 'observers', 'engine', 'time', 'faults', 'stonith', 'json', 'html', 'htmlDir']);
+  const known = new Set(['seed', 'seeds', 'nodes', 'witness', 'observers', 'engine', 'time', 'faults', 'stonith', 'json', 'html', 'htmlDir', 'locks', 'processClocks']);
   for (const k of Object.keys(raw)) if (!known.has(k)) throw new SimOptionError(`sim options: unknown option "${k}" (known: ${[...known].join(', ')})`);
   let seeds: number[];
   if (raw.seed !== undefined && raw.seeds !== undefined) throw new SimOptionError('give either --seed N or --seeds A..B, not both');
@@ -136,7 +148,15 @@ export function parseSimOptions(raw: Record<string, unknown>): SimConfig {
   const htmlDir = pathOption(raw.htmlDir, '--html-dir', 'DIR');
   if (html !== null && htmlDir !== null) throw new SimOptionError('give either --html FILE (one seed) or --html-dir DIR (the failing seeds of a range), not both');
   if (html !== null && seeds.length !== 1) throw new SimOptionError(`--html: writes the page of one seed (--seed N); for a range of ${seeds.length} seeds use --html-dir DIR (a page per failing seed plus an index)`);
-  return { seeds, nodes, witness, ...(observers > 0 ? { observers } : {}), engine, timeMs, faults, ...(byzantine ? { byzantine } : {}), stonith, json, html, htmlDir };
+  const locks = raw.locks ?? false;
+  if (typeof locks !== 'boolean') throw new SimOptionError(`--locks: expected a flag, got ${String(raw.locks)}`);
+  if (locks && (engine === 'bully' || engine === 'pbft')) throw new SimOptionError(`--locks: for engines raft, paxos and zab (bully has no locks; pbft clients gather f + 1 replies for locks, not simulated), got --engine ${engine}`);
+  const processClocks = raw.processClocks ?? false;
+  if (typeof processClocks !== 'boolean') throw new SimOptionError(`--process-clocks: expected a flag, got ${String(raw.processClocks)}`);
+  return {
+    seeds, nodes, witness, ...(observers > 0 ? { observers } : {}), engine, timeMs, faults, ...(byzantine ? { byzantine } : {}), stonith, json, html, htmlDir,
+    ...(locks ? { locks } : {}), ...(processClocks ? { processClocks } : {}),
+  };
 }
 
 /** The command line that replays one seed with the same settings. */
@@ -148,5 +168,7 @@ export function replayCommand(cfg: SimConfig, seed: number): string {
   const faults = [...(cfg.byzantine ? ['byzantine'] : []), ...cfg.faults];
   if (faults.length > 0) parts.push(`--faults ${faults.join(',')}`);
   if (!cfg.stonith) parts.push('--no-stonith');
+  if (cfg.locks) parts.push('--locks');
+  if (cfg.processClocks) parts.push('--process-clocks');
   return parts.join(' ');
 }

@@ -27,7 +27,8 @@ export function seedLine(r: SeedResult, cfg: SimConfig): string {
     `seed=${r.seed} ${r.violation ? 'VIOLATION' : 'ok'} trace=${r.trace} leaders=${r.leaders} commits=${r.commits} ` +
     `ops=${r.ops} ops_ok=${r.opsOk} ops_unknown=${r.opsUnknown} history=${r.historyOps} lin=${r.lin} faults=${r.faults} ` +
     `probe_ms=${r.probeMs} stale_actuations=${r.staleActuations} dual_active_ms=${r.dualActiveMs} fences=${r.fences ?? 0} ` +
-    `virtual_ms=${r.virtualMs} wall_ms=${r.wallMs} speed=${ratio}x`
+    `virtual_ms=${r.virtualMs} wall_ms=${r.wallMs} speed=${ratio}x` +
+    (r.locks ? ` lock_grants=${r.locks.grants} lock_renewals=${r.locks.renewals} lock_conflicts=${r.locks.conflicts}` : '')
   );
 }
 

@@ -37,6 +37,28 @@ describe('quorumd sim determinism', () => {
   });
 });
 
+describe('quorumd sim --locks --process-clocks determinism', () => {
+  it('a run with lock clients and per-process clocks is a pure function of its seed', () => {
+    const opts = { seed: 3, nodes: 3, time: '12s', faults: 'crash,partition,stall' };
+    const cfg = parseSimOptions({ ...opts, locks: true, processClocks: true });
+    const a = runEngineSeed(cfg, 3);
+    const b = runEngineSeed(cfg, 3);
+    expect(a.violation).toBeUndefined();
+    expect(a.locks!.grants).toBeGreaterThan(0);
+    expect(b.trace).toBe(a.trace);
+    expect(b.locks).toEqual(a.locks);
+    expect(b.ops).toBe(a.ops);
+    expect(b.commits).toBe(a.commits);
+    // Each option changes the run; off, the seed runs as it did before either existed.
+    const locksOnly = runEngineSeed(parseSimOptions({ ...opts, locks: true }), 3);
+    const plain = runEngineSeed(parseSimOptions(opts), 3);
+    expect(locksOnly.trace).not.toBe(a.trace);
+    expect(plain.trace).not.toBe(locksOnly.trace);
+    expect(plain.locks).toBeUndefined();
+    expect(runEngineSeed(parseSimOptions({ ...opts, locks: false, processClocks: false }), 3).trace).toBe(plain.trace);
+  });
+});
+
 describe('quorumd sim options and output', () => {
   it('validates every option with a clear error', () => {
     expect(() => parseSimOptions({})).toThrow(/--seed N or --seeds A\.\.B is required/);
@@ -56,6 +78,12 @@ describe('quorumd sim options and output', () => {
     const cfg = parseSimOptions({ seeds: '3..5', nodes: 3, witness: true, time: '30s', faults: 'crash, loss', stonith: false });
     expect(cfg.seeds).toEqual([3, 4, 5]);
     expect(replayCommand(cfg, 4)).toBe('quorumd sim --seed 4 --nodes 3 --witness --engine raft --time 30s --faults crash,loss --no-stonith');
+    expect(replayCommand(parseSimOptions({ seed: 4, nodes: 3, time: '30s', locks: true, processClocks: true }), 4)).toBe('quorumd sim --seed 4 --nodes 3 --engine raft --time 30s --locks --process-clocks');
+    expect(() => parseSimOptions({ seed: 1, engine: 'bully', locks: true })).toThrow(/--locks: for engines raft, paxos and zab/);
+    expect(() => parseSimOptions({ seed: 1, engine: 'pbft', nodes: 4, locks: true })).toThrow(/--locks: for engines raft, paxos and zab/);
+    expect(() => parseSimOptions({ seed: 1, locks: 'yes' })).toThrow(/--locks: expected a flag/);
+    expect(() => parseSimOptions({ seed: 1, processClocks: 1 })).toThrow(/--process-clocks: expected a flag/);
+    expect(parseSimOptions({ seed: 1 })).not.toHaveProperty('locks');
   });
 
   it('runs the bully engine (its own checks: test/daemon/sim/bully-sweep.test.ts)', async () => {
@@ -85,5 +113,19 @@ describe('quorumd sim options and output', () => {
     expect(objs[0]).toMatchObject({ type: 'seed', seed: 1 });
     expect(objs[0]!.trace).toBe(lines[0]!.match(/trace=([0-9a-f]{64})/)![1]);
     expect(objs[1]).toMatchObject({ type: 'total', seeds: 1, violations: 0 });
+  });
+
+  it('--locks: the seed line ends with the lock counts, the JSON line has them, the replay command keeps the flags', async () => {
+    const lines: string[] = [];
+    expect(await runSimCommand({ seed: 2, nodes: 3, time: '8s', faults: 'crash', locks: true, processClocks: true }, (l) => lines.push(l))).toBe(0);
+    expect(lines[0]).toMatch(/ speed=\d+x lock_grants=[1-9]\d* lock_renewals=\d+ lock_conflicts=\d+$/);
+    const json: string[] = [];
+    await runSimCommand({ seed: 2, nodes: 3, time: '8s', faults: 'crash', locks: true, processClocks: true, json: true }, (l) => json.push(l));
+    const seed = JSON.parse(json[0]!) as { trace: string; locks: { grants: number } };
+    expect(seed.trace).toBe(lines[0]!.match(/trace=([0-9a-f]{64})/)![1]);
+    expect(seed.locks.grants).toBeGreaterThan(0);
+    const plain: string[] = [];
+    await runSimCommand({ seed: 2, nodes: 3, time: '8s', faults: 'crash' }, (l) => plain.push(l));
+    expect(plain[0]).not.toMatch(/lock_/);
   });
 });
