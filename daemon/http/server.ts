@@ -289,8 +289,8 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
    * Wrong-lease failures per client (address + credential): how many distinct leases
    * failed since the window started (the same wrong lease again is one failure: an
    * application that retries the release of a lease that lapsed is not guessing), and
-   * which (their digests; at most leaseLimit.max + 1 of them: past the limit the client
-   * is held off before anything is tried).
+   * which (their digests). Bounded: past the limit only leases that worked for the
+   * client (at most 64, leasesOf) still reach the node, so at most leaseLimit.max + 64.
    */
   const leaseFails = new Map<string, { n: number; since: number; tried: Set<string> }>();
   /**
