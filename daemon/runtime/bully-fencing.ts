@@ -161,11 +161,15 @@ export class BullyFencing {
   }
 
   /**
-   * This process heard a coordinator token above its own: the engine has already stepped
-   * down in memory, and the runtime is only acting out a Ready that was durable-pending
-   * (one Ready at a time). Never activate on such a stale Ready.
+   * The acted coordinatorship is over already: the engine has stepped down in memory (or
+   * begun a fresh epoch), and the runtime is only acting out a Ready whose epoch is still
+   * being made durable (one Ready at a time). Never activate on such a stale Ready. A
+   * token above our own among the known coordinators says so too, but is not enough
+   * alone: that entry is deleted when the other board acknowledges *its* step-down (an
+   * Answer at the new epoch), which can happen while our Ready still waits for its fsync.
    */
   private superseded(): boolean {
+    if (this.host.engine()?.actedLeadStale) return true;
     const own = this.ownToken;
     for (const t of this.known.values()) if (t > own) return true;
     return false;

@@ -230,6 +230,11 @@ export class BullyNode {
     return this.role === 'coordinator';
   }
 
+  /** The epoch in memory (status().epoch without building the status). */
+  get currentEpoch(): Term {
+    return this.epoch;
+  }
+
   /** Whether this node can ever coordinate (priority > 0). */
   get eligible(): boolean {
     return this.priority > 0;

@@ -162,6 +162,17 @@ export class BullyEngine implements Engine {
     return this.acted;
   }
 
+  /**
+   * The acted state is a coordinatorship that the algorithm has already left in memory:
+   * it stepped down (it saw a higher epoch) or began a fresh epoch, and the Ready that
+   * says so waits for its epoch to be durable. Nothing may be started on the acted
+   * coordinatorship meanwhile (daemon/runtime/bully-fencing.ts does not activate).
+   */
+  get actedLeadStale(): boolean {
+    const a = this.acted;
+    return a.role === 'coordinator' && (!this.node.isLeader || this.node.currentEpoch !== a.term);
+  }
+
   /** The hard state of the last advanced Ready (or the one this engine was built from). */
   get hardState(): HardState {
     return { term: this.durable.epoch, vote: this.durable.held, commit: 0 };

@@ -7,10 +7,14 @@ import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { World } from '../../../firmware-sim/world.ts';
 import { EngineRuntime } from '../../../daemon/runtime/engine-node.ts';
-import type { BullyFencingOptions } from '../../../daemon/runtime/bully-fencing.ts';
+import { BullyFencing, type BullyFencingOptions } from '../../../daemon/runtime/bully-fencing.ts';
 import type { ActivationEvent } from '../../../daemon/runtime/activation.ts';
 import { SIM_FENCER } from '../../../daemon/sim/fencing.ts';
 import type { NodeId } from '../../../src/types.ts';
+import { BullyEngine } from '../../../src/bully/index.ts';
+import { Rng } from '../../../src/rng.ts';
+import { MsgType, type Message } from '../../../src/wire/messages.ts';
+import type { Clock } from '../../../hal/interfaces.ts';
 import type { BoardHal } from '../../../firmware-sim/board.ts';
 
 const KEY = { current: new Uint8Array(createHash('sha256').update('bully-fencing-test').digest()) };
@@ -96,5 +100,82 @@ describe('bully activation gate (engine runtime)', () => {
     });
     world.run(5000);
     expect(err?.message).toMatch(/fencer target 2 names device "relay:2", which this board does not have/);
+  });
+});
+
+/**
+ * BullyFencing alone, on a real BullyEngine whose Readies this test makes durable (or
+ * holds back, as a slow fsync would): the runtime's order of calls, without a network.
+ */
+function alone(id: NodeId, fencing: BullyFencingOptions | undefined) {
+  let nowMs = 0;
+  const sent: Message[] = [];
+  const activations: ActivationEvent[] = [];
+  const heardAt = new Map<NodeId, number>();
+  const eng = new BullyEngine({ id, config: { voters: [1, 2, 3], learners: [], witnesses: [] }, rng: new Rng(7) });
+  const clock: Clock = { monotonicMs: () => nowMs, wallMs: () => nowMs, setTimer: () => () => {} };
+  const f = new BullyFencing({
+    who: 'test', id, clock, log: () => {}, rng: new Rng(8), tickMs: eng.tickMs,
+    running: () => true, stopped: () => false, engine: () => eng, send: (m) => sent.push(m),
+    heardAgoMs: (n) => (heardAt.has(n) ? nowMs - heardAt.get(n)! : undefined),
+    crash: (where, e) => { throw new Error(`${where}: ${String(e)}`); },
+    activationChanged: (ev) => activations.push(ev), fenced: () => {},
+  }, fencing);
+  f.booted(0);
+  /** The Ready's epoch is durable now: the runtime acts on it (and sends its messages). */
+  const durable = () => {
+    for (let rd = eng.ready(); rd; rd = eng.ready()) {
+      sent.push(...rd.messages);
+      eng.advance(rd);
+      f.step();
+    }
+  };
+  const deliver = (m: Message) => {
+    heardAt.set(m.from, nowMs);
+    f.heard(m);
+    eng.step(m);
+    f.step();
+  };
+  const tick = (n = 1) => {
+    for (let i = 0; i < n; i++) {
+      nowMs += eng.tickMs;
+      eng.tick();
+      f.step();
+      f.updateActive(); // the runtime's tick ends with it
+    }
+  };
+  return { eng, f, sent, activations, deliver, durable, tick, now: () => nowMs };
+}
+
+describe('bully activation on a stale Ready', () => {
+  it('a coordinator that stepped down in memory (its Ready waits for the fsync) never activates, even when the newer coordinator then steps down itself', () => {
+    // sim seed 74 (5 boards, every fault) found it: n1 activated with token 769 after it
+    // had heard n2's 1026, because n2's Answer (n2 had stepped down for n3) erased n2 from
+    // the coordinators n1 knew, while n1's own step-down still waited for its fsync.
+    const a = alone(3, {});
+    a.tick(30); // no higher member: coordinator at epoch 1 after its failure timeout
+    a.durable();
+    expect(a.eng.actedState).toMatchObject({ role: 'coordinator', term: 1 });
+    expect(a.f.active).toBe(true);
+    // n2 announces epoch 2 (it coordinated while cut off from n3): n3 steps down in
+    // memory and, outranking n2, starts a fresh epoch — its Ready is not durable yet.
+    a.deliver({ type: MsgType.BullyCoordinator, from: 2, to: 3, term: 2, priority: 2 });
+    a.tick();
+    expect(a.f.active).toBe(false);
+    expect(a.eng.isLeader).toBe(true); // the acted state: still epoch 1
+    expect(a.eng.bullyStatus().epoch).toBe(3);
+    // n2 hears a higher epoch elsewhere and answers n3 at epoch 2: its coordinatorship ended.
+    a.deliver({ type: MsgType.BullyAnswer, from: 2, to: 3, term: 2, priority: 2 });
+    a.tick();
+    expect(a.f.status().knownCoordinators).toEqual({});
+    // Still the stale Ready of epoch 1: not active (token 259 is below n2's 514, heard).
+    expect(a.f.active).toBe(false);
+    expect(a.activations.filter((e) => e.active).map((e) => e.token)).toEqual([259]);
+    // Durable: the fresh coordinatorship (epoch 3, token 771) activates.
+    a.durable();
+    a.tick();
+    expect(a.eng.actedState).toMatchObject({ role: 'coordinator', term: 3 });
+    expect(a.f.active).toBe(true);
+    expect(a.activations.filter((e) => e.active).map((e) => e.token)).toEqual([259, 771]);
   });
 });
