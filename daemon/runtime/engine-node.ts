@@ -1004,7 +1004,7 @@ export class EngineRuntime {
     this.pbftFencingHost?.tick(this.opts.clock.monotonicMs());
     if (this.pbftTime) this.pbftTimeTick(now);
     this.pump();
-    if (this.stateValue === 'running') this.electionFencing?.updateActive();
+    if (this.stateValue === 'running') this.electionFencing?.tick();
   }
 
   /** An engine call that answers a Result: an exception is a definite refusal here, then the fatal path (engineFailed). */

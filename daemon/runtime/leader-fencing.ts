@@ -68,6 +68,13 @@ export interface ConfirmResult {
   waitingFor?: string;
   /** Recorded, but something went wrong after (the node stopped). */
   warning?: string;
+  /**
+   * Bully (bully-fencing.ts): what the coordinator knew when it accepted — how long ago it
+   * last heard the node (null: never since its process started), and how long it had
+   * been coordinator, i.e. listening to every member's reports.
+   */
+  lastHeardMs?: number | null;
+  listenedMs?: number;
 }
 
 /**
@@ -78,10 +85,14 @@ export interface ConfirmResult {
  */
 export const ALIVE_WINDOW_MS = 1000;
 
-/** Why confirming `node` down is refused (it is alive), or undefined. Shared by every runtime. */
-export function aliveRefusal(node: NodeId, heardAgoMs: number | undefined, isKnownLeader: boolean): string | undefined {
-  if (heardAgoMs !== undefined && heardAgoMs < ALIVE_WINDOW_MS) {
-    return `n${node} is alive: this node accepted an authenticated message from it ${Math.round(heardAgoMs)} ms ago; confirm only a node that is powered off (it must have been silent for ${ALIVE_WINDOW_MS} ms)`;
+/**
+ * Why confirming `node` down is refused (it is alive), or undefined. Shared by every
+ * runtime; `windowMs` is ALIVE_WINDOW_MS except where an engine's timing needs longer
+ * (bully-fencing.ts).
+ */
+export function aliveRefusal(node: NodeId, heardAgoMs: number | undefined, isKnownLeader: boolean, windowMs = ALIVE_WINDOW_MS): string | undefined {
+  if (heardAgoMs !== undefined && heardAgoMs < windowMs) {
+    return `n${node} is alive: this node accepted an authenticated message from it ${Math.round(heardAgoMs)} ms ago; confirm only a node that is powered off (it must have been silent for ${windowMs} ms)`;
   }
   if (isKnownLeader) return `n${node} is the leader this node follows; confirm only a node that is powered off`;
   return undefined;

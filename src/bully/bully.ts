@@ -13,6 +13,10 @@
  *   - The coordinator announces itself (Coordinator) to everyone and re-announces every
  *     `heartbeatMs`. The classic algorithm detects failure by a failed request; here a
  *     follower starts an election when the announcements stop for a failure timeout.
+ *     A coordinator answers every Election it receives with its announcement, whoever
+ *     sent it: the runtime's fencing layer has followers send their coordinator one
+ *     now and then, so that the coordinator hears every live member
+ *     (daemon/runtime/bully-fencing.ts, "member reports").
  *   - Preemption (`preempt`, default on): a node that hears a coordinator of lower
  *     priority than its own runs an election and takes over. Off = keepalived's
  *     nopreempt: follow any live coordinator; take over only when it fails.
@@ -108,7 +112,7 @@ export interface BullyDropCounters {
   foreignType: number;
   /** The message's priority differs from the configured priority of its sender (member lists disagree). */
   priorityMismatch: number;
-  /** An Election from a node that is not below us (misconfiguration), or to a node that never coordinates. */
+  /** An Election to a non-coordinator from a node that is not below us (misconfiguration), or to a node that never coordinates. */
   notLower: number;
   /** Epoch beyond MAX_EPOCH. */
   badEpoch: number;
@@ -348,14 +352,18 @@ export class BullyNode {
   }
 
   private onElection(from: NodeId, fromPrio: number): void {
+    if (this.role === 'coordinator') {
+      // Our announcement is the answer: it stops the candidate's election and names us.
+      // From any member, also one above us: an Election that reaches a coordinator asks
+      // who coordinates, and telling it is always right. The runtime uses this as a
+      // follower's report to its coordinator (daemon/runtime/bully-fencing.ts), and a
+      // follower above its coordinator exists under nopreempt.
+      this.send(from, MsgType.BullyCoordinator);
+      return;
+    }
     if (!this.eligible || fromPrio >= this.priority) {
       // Elections go only to eligible members of higher priority: the lists disagree.
       this.dropped.notLower++;
-      return;
-    }
-    if (this.role === 'coordinator') {
-      // Our announcement is the answer: it stops the candidate's election and names us.
-      this.send(from, MsgType.BullyCoordinator);
       return;
     }
     this.send(from, MsgType.BullyAnswer);

@@ -10,21 +10,25 @@ import { EngineRuntime } from '../../../daemon/runtime/engine-node.ts';
 import { BullyFencing, type BullyFencingOptions } from '../../../daemon/runtime/bully-fencing.ts';
 import type { ActivationEvent } from '../../../daemon/runtime/activation.ts';
 import { SIM_FENCER } from '../../../daemon/sim/fencing.ts';
+import { ALIVE_WINDOW_MS } from '../../../daemon/runtime/leader-fencing.ts';
 import type { NodeId } from '../../../src/types.ts';
 import { BullyEngine } from '../../../src/bully/index.ts';
 import { Rng } from '../../../src/rng.ts';
 import { MsgType, type Message } from '../../../src/wire/messages.ts';
 import type { Clock } from '../../../hal/interfaces.ts';
 import type { BoardHal } from '../../../firmware-sim/board.ts';
+import { BROKER } from '../../../firmware-sim/mqtt.ts';
 
 const KEY = { current: new Uint8Array(createHash('sha256').update('bully-fencing-test').digest()) };
 
 /** 3 boards; board 2 can fence only board 1 (relay + sense), so it cannot fence board 3. */
-function cluster(fencing: (hal: BoardHal) => BullyFencingOptions | undefined) {
+function cluster(fencing: (hal: BoardHal) => BullyFencingOptions | undefined, engineOptions?: Record<string, unknown>) {
   const world = new World({ seed: 5, board: { bootDelayMs: 100, restartDelayMs: 100 } });
   for (const id of [1, 2, 3]) world.addBoard(id);
   world.wireRelay(2, 1);
   world.powerSense(2, 1);
+  world.wireRelay(3, 1);
+  world.powerSense(3, 1);
   const rt = new Map<NodeId, EngineRuntime>();
   const events: Array<{ node: NodeId } & ActivationEvent> = [];
   world.onBoot((hal) => {
@@ -33,6 +37,7 @@ function cluster(fencing: (hal: BoardHal) => BullyFencingOptions | undefined) {
       engine: 'bully', id: hal.node, config: { voters: [1, 2, 3], learners: [], witnesses: [] }, cluster: 9, keyring: KEY, clock: hal.clock, storage: hal.storage, links: hal.links,
       rng: world.rng.fork(`b:${hal.node}:${hal.incarnation}`),
       ...(f ? { fencing: f } : {}),
+      ...(engineOptions ? { engineOptions } : {}),
     });
     r.onActivation((ev) => events.push({ node: hal.node, ...ev }));
     rt.set(hal.node, r);
@@ -47,14 +52,29 @@ const stonith = (hal: BoardHal): BullyFencingOptions => ({
   fencer: hal.node === 2 ? { ...SIM_FENCER, targets: [{ target: 1, levels: [[{ kind: 'gpio-relay', relay: 'relay:1', sense: 'sense:1' }]], action: 'reboot', powerOnAfterMs: 3000 }] } : { ...SIM_FENCER, targets: [] },
 });
 
+/** As `stonith`, and board 3 (the preferred coordinator) can fence board 1: both judge as coordinators with a gate. */
+const stonith3 = (hal: BoardHal): BullyFencingOptions =>
+  hal.node === 3 ? { relays: hal.relays, powerSense: hal.powerSense, fencer: { ...SIM_FENCER, targets: [{ target: 1, levels: [[{ kind: 'gpio-relay', relay: 'relay:1', sense: 'sense:1' }]], action: 'reboot', powerOnAfterMs: 3000 }] } } : stonith(hal);
+
 describe('bully activation gate (engine runtime)', () => {
   it('a suspect without a fence device: elected, not active, says why; an operator confirmation activates it', () => {
     const c = cluster(stonith);
     const r3 = () => c.rt.get(3)!;
     expect(c.world.runUntil(() => c.rt.get(3)?.state === 'running' && r3().active, 3000)).toBe(true);
     c.world.board(3).setMains(false);
+    const cutAt = c.world.nowMs;
     const r2 = () => c.rt.get(2)!;
     expect(c.world.runUntil(() => r2().isLeader, 3000)).toBe(true);
+    const electedAt = c.world.nowMs;
+    // Heard a moment ago: alive.
+    expect(r2().confirmFenced(3)).toMatchObject({ ok: false, alive: true, error: expect.stringMatching(/^n3 is alive: this node accepted an authenticated message from it \d+ ms ago/) });
+    // Silent for the window now, but n2 has not coordinated (listened to the members'
+    // reports) for the window yet: it cannot tell, and says when to ask again.
+    c.world.run(Math.max(0, cutAt + ALIVE_WINDOW_MS + 50 - c.world.nowMs));
+    expect(c.world.nowMs - electedAt).toBeLessThan(ALIVE_WINDOW_MS - 100);
+    const early = r2().confirmFenced(3);
+    expect(early).toMatchObject({ ok: false, error: expect.stringMatching(/^n2 coordinates since \d+ ms only \(it last heard n3 \d+ ms ago\): every live member reports to its coordinator every 200 ms, so it cannot tell yet whether n3 has been silent for 1000 ms; retry in \d+ ms$/) });
+    expect(early.alive ?? early.notLeader).toBeUndefined();
     c.world.run(2000); // no lease for bully: waiting longer changes nothing
     const s = r2().status();
     expect(s).toMatchObject({ elected: true, active: false, bully: { fencingMode: 'stonith' } });
@@ -62,7 +82,11 @@ describe('bully activation gate (engine runtime)', () => {
     expect(s.bully?.knownCoordinators).toHaveProperty('n3');
     expect(c.events.filter((e) => e.node === 2)).toEqual([]);
     expect(r2().confirmFenced(0)).toMatchObject({ ok: false, error: expect.stringMatching(/node: expected a node id 1\.\.254, got 0/) });
-    expect(r2().confirmFenced(3)).toEqual({ ok: true });
+    const ok = r2().confirmFenced(3);
+    // What n2 knew: n3 silent since the cut, n2 coordinating since its election.
+    expect(ok).toEqual({ ok: true, superseded: false, active: true, waitingFor: '', lastHeardMs: expect.any(Number), listenedMs: expect.any(Number) });
+    expect(ok.lastHeardMs).toBeGreaterThanOrEqual(c.world.nowMs - cutAt - 50);
+    expect(ok.listenedMs).toBeGreaterThanOrEqual(2000);
     expect(r2().active).toBe(true);
     expect(r2().status().bully?.clearedBy).toEqual({ n3: 'operator' });
     expect(c.events.filter((e) => e.node === 2)).toEqual([expect.objectContaining({ active: true, token: r2().activeToken })]);
@@ -72,6 +96,71 @@ describe('bully activation gate (engine runtime)', () => {
     let answer: { ok: boolean; error?: string } | undefined;
     r2().fence(3, (a) => (answer = a));
     expect(answer).toEqual({ ok: false, error: 'node 2 has no fence device for n3 (fencing.fencer.targets)' });
+  });
+
+  it('fence confirm of a running member: the coordinator hears its reports and refuses (alive); a follower cannot judge and names the coordinator; nothing is recorded', () => {
+    const c = cluster(stonith3);
+    const r = (id: NodeId) => c.rt.get(id)!;
+    expect(c.world.runUntil(() => c.rt.get(3)?.state === 'running' && r(3).active, 3000)).toBe(true);
+    c.world.run(3 * ALIVE_WINDOW_MS); // long past the window: n3 has listened all that time
+    expect([1, 2].map((id) => r(id).status().leader)).toEqual([3, 3]);
+    // Followers report to their coordinator: n3 heard n1 and n2 a moment ago.
+    for (const id of [1, 2] as const) expect(r(3).contact(id).agoMs).toBeLessThan(250);
+    const viaCoordinator = r(3).confirmFenced(1);
+    expect(viaCoordinator).toMatchObject({ ok: false, alive: true, error: expect.stringMatching(/^n1 is alive: this node accepted an authenticated message from it \d+ ms ago/) });
+    // n2 hears only n3's announcements: n1 looks silent to it, running or not.
+    const viaFollower = r(2).confirmFenced(1);
+    expect(viaFollower).toEqual({ ok: false, notLeader: true, error: 'n2 is not the coordinator (n3 is): a bully follower hears only its coordinator, so it cannot tell whether n1 is alive; confirm on the coordinator n3' });
+    expect(r(2).confirmFenced(3)).toMatchObject({ ok: false, alive: true });
+    expect(r(2).confirmFenced(2)).toEqual({ ok: false, error: 'a node cannot confirm itself down' });
+    for (const id of [1, 2, 3] as const) expect(r(id).status().fences.local).toEqual([]);
+    expect(r(3).status().bully?.clearedBy).toEqual({});
+    // The reports cost one Election and one answering announcement per follower every
+    // 200 ms: n3 takes them without counting a drop.
+    expect((r(3).engine as BullyEngine).bullyStatus().dropped).toMatchObject({ notLower: 0 });
+  });
+
+  it('a coordinator that just booted says what it knows: it cannot tell yet (heard nothing since it started), then the member is alive', () => {
+    const c = cluster(stonith3);
+    const r = (id: NodeId) => c.rt.get(id)!;
+    expect(c.world.runUntil(() => c.rt.get(3)?.state === 'running' && r(3).active, 3000)).toBe(true);
+    const firstBoot = r(3);
+    // n3 restarts (a reset): it comes back, takes over again (preempt), and n2's report
+    // acknowledges n2's coordinatorship meanwhile, so n3 is active without a fence.
+    c.world.board(3).setMains(false);
+    c.world.run(300);
+    c.world.board(3).setMains(true);
+    expect(c.world.runUntil(() => c.rt.get(3) !== firstBoot && r(3).state === 'running' && r(3).isLeader, 5000)).toBe(true);
+    const early = r(3).confirmFenced(1);
+    expect(early.ok).toBe(false);
+    expect(early.alive ?? early.notLeader).toBeUndefined();
+    expect(early.error).toMatch(/^n3 coordinates since \d+ ms only \((it has heard nothing from n1 since it started \d+ ms ago|it last heard n1 \d+ ms ago)\): every live member reports to its coordinator every 200 ms, so it cannot tell yet whether n1 has been silent for 1000 ms; retry in \d+ ms$/);
+    c.world.run(ALIVE_WINDOW_MS + 100);
+    expect(r(3).active).toBe(true);
+    expect(r(3).confirmFenced(1)).toMatchObject({ ok: false, alive: true });
+    expect(r(3).status().fences.local.filter((f) => f.outcome === 'confirmed')).toEqual([]);
+  });
+
+  it('nopreempt, a partition heals: the old coordinator follows the new one and its reports acknowledge it (no operator, no fence); confirming it is refused', () => {
+    const c = cluster(stonith3, { preempt: false });
+    const r = (id: NodeId) => c.rt.get(id)!;
+    expect(c.world.runUntil(() => c.rt.get(3)?.state === 'running' && r(3).active, 3000)).toBe(true);
+    expect(c.world.runUntil(() => r(2).status().leader === 3 && r(1).status().leader === 3, 3000)).toBe(true);
+    c.world.partition([[3], [1, 2, BROKER]]);
+    expect(c.world.runUntil(() => r(2).isLeader, 3000)).toBe(true);
+    c.world.run(1000);
+    // n2 cannot fence n3 (no device for it on n2): it waits, and says for what.
+    expect(r(2).active).toBe(false);
+    expect(r(2).status().waitingFor).toMatch(/earlier coordinator n3 may still act: no fence device for it/);
+    c.world.heal();
+    // n3 hears the newer epoch, steps down and (nopreempt) follows n2, below it in
+    // priority: its first report is the step-down acknowledgement.
+    expect(c.world.runUntil(() => r(2).active, 5000)).toBe(true);
+    expect(r(3).status()).toMatchObject({ leader: 2, active: false });
+    expect(r(2).status().bully?.clearedBy).toEqual({ n3: 'acknowledged' });
+    c.world.run(2 * ALIVE_WINDOW_MS);
+    expect(r(2).confirmFenced(3)).toMatchObject({ ok: false, alive: true });
+    expect(r(2).status().fences.local).toEqual([]);
   });
 
   it('tokens only (fencing without targets): active as soon as coordinator; no confirmation to give', () => {
@@ -141,7 +230,7 @@ function alone(id: NodeId, fencing: BullyFencingOptions | undefined) {
       nowMs += eng.tickMs;
       eng.tick();
       f.step();
-      f.updateActive(); // the runtime's tick ends with it
+      f.tick(); // the runtime's tick ends with it
     }
   };
   return { eng, f, sent, activations, deliver, durable, tick, now: () => nowMs };

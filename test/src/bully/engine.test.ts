@@ -201,6 +201,24 @@ describe('message rules', () => {
     expect(drain(n).messages).toEqual([coord(3, 1, 1)]);
   });
 
+  it('a coordinator answers an Election from above too (a nopreempt follower reporting to it); a follower still drops one', () => {
+    // Under nopreempt, 3 follows the lower coordinator 2 and reports to it with Elections
+    // (daemon/runtime/bully-fencing.ts): 2 answers with its announcement, nothing else changes.
+    const c = mk(2, { options: { preempt: false } });
+    c.campaign();
+    drain(c);
+    tickUntil(c, () => c.isLeader);
+    drain(c);
+    c.step(election(3, 2, 1));
+    expect(drain(c).messages).toEqual([coord(2, 3, 1)]);
+    expect(c.status()).toMatchObject({ role: 'coordinator', epoch: 1, leader: 2 });
+    expect(c.status().dropped.notLower).toBe(0);
+    const f = mk(2);
+    f.step(election(3, 2, 0));
+    expect(f.ready()).toBeUndefined();
+    expect(f.status().dropped.notLower).toBe(1);
+  });
+
   it('a stale announcement is rejected with the higher epoch, and its sender steps down', () => {
     const f = mk(1, { epoch: 5 });
     f.step(coord(2, 1, 3));
