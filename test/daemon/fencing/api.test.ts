@@ -12,6 +12,8 @@ import { DevRelay, startRailServer } from '../../../daemon/fencing/dev-relay.ts'
 import { BackendBase, type FenceableRuntime } from '../../../daemon/http/backend-base.ts';
 import { testToken } from '../../helpers/auth.ts';
 import { freePort } from '../../helpers/ports.ts';
+import { capture } from '../../helpers/capture.ts';
+import { fenceConfirm } from '../../../daemon/client/commands.ts';
 
 const servers: Array<{ close(): Promise<void> | void }> = [];
 afterAll(async () => {
@@ -110,6 +112,33 @@ describe('fence endpoints', () => {
     const early = await call(u, 'POST', '/v1/fence/n4/confirm');
     expect(early.status).toBe(503);
     expect(jsonOf(early)).toMatchObject({ code: 'unavailable', error: expect.stringMatching(/retry in 800 ms/) });
+  });
+
+  it('quorumd fence confirm prints what the node asked knew (bully) and what it still waits for; a refusal names the node to ask', async () => {
+    const u = await serve(
+      backend({
+        confirmFenced: (node: string): FenceAnswer =>
+          node === 'n2'
+            ? { status: 200, result: { superseded: true, active: false, waitingFor: 'earlier coordinator n4 may still act: no fence device for it on this board', lastHeardMs: null, listenedMs: 12_345 } }
+            : node === 'n3'
+              ? { status: 200, result: { superseded: false, active: true, waitingFor: '', lastHeardMs: 1765, listenedMs: 11_693 } }
+              : { status: 409, code: 'not-leader', error: 'n1 is not the coordinator (n3 is): a bully follower hears only its coordinator, so it cannot tell whether n4 is alive; confirm on the coordinator n3' },
+      }),
+    );
+    let c = capture();
+    expect(await fenceConfirm(u, 'n2', c.io)).toBe(0);
+    expect(c.out).toBe(
+      'confirmed: n2 is recorded as safely down\n' +
+        '  the node asked had heard nothing from n2 since it started; it had listened to every member for 12.3 s as coordinator\n' +
+        '  a fence of n2 that was still under way on the node asked was stopped\n' +
+        '  the node asked is not active yet: earlier coordinator n4 may still act: no fence device for it on this board\n',
+    );
+    c = capture();
+    expect(await fenceConfirm(u, 'n3', c.io)).toBe(0);
+    expect(c.out).toBe('confirmed: n3 is recorded as safely down\n  the node asked last heard n3 1.8 s ago; it had listened to every member for 11.7 s as coordinator\n');
+    c = capture();
+    expect(await fenceConfirm(u, 'n4', c.io)).toBe(1);
+    expect(c.err).toMatch(/^quorumd fence confirm: 409: n1 is not the coordinator \(n3 is\): .*; confirm on the coordinator n3\n$/);
   });
 
   it('a backend without fencing answers 501; a fence that never finishes answers 504 (outcome unknown)', async () => {
