@@ -4,11 +4,14 @@
  * visible in `quorumd status` and the log, before the new coordinator becomes active;
  * the killed node comes back after the configured power-on delay and rejoins (it has
  * the highest priority, so it preempts; the coordinator it preempts acknowledges its
- * step-down, so nobody fences a healthy node). Real child processes, bounded polling.
+ * step-down, so nobody fences a healthy node). Before that, `fence confirm` of a running
+ * member is refused: by the coordinator, which hears the members' reports (409
+ * node-alive), and by a follower, which cannot judge (409 not-leader). Real child
+ * processes, bounded polling.
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { startDev, type DevCluster } from '../../../daemon/dev.ts';
-import { call } from '../../../daemon/client/http.ts';
+import { call, jsonOf } from '../../../daemon/client/http.ts';
 import { statusTable } from '../../../daemon/client/commands.ts';
 import { logLines, poll, status } from './helpers.ts';
 import { freeBasePort } from '../../helpers/ports.ts';
@@ -41,6 +44,19 @@ describe('quorumd dev --engine bully with simulated relays', () => {
     // Fence endpoints answer for bully: self and unknown members are refused.
     expect((await call(n3.url, 'POST', '/v1/fence/n3', { timeoutMs: 2000 })).status).toBe(400);
     expect((await call(n3.url, 'POST', '/v1/fence/nobody/confirm', { timeoutMs: 2000 })).status).toBe(404);
+    // fence confirm of a running member: the coordinator hears the member's reports and
+    // refuses (it may answer 503 while it has coordinated for less than a second);
+    // a follower cannot judge and names the coordinator. Nothing is recorded.
+    const viaCoordinator = await poll('n3 to judge n1', 20_000, async () => {
+      const r = await call(n3.url, 'POST', '/v1/fence/n1/confirm', { timeoutMs: 2000 });
+      return r.status === 503 ? undefined : r;
+    });
+    expect(viaCoordinator.status).toBe(409);
+    expect(jsonOf(viaCoordinator)).toMatchObject({ code: 'node-alive', error: expect.stringMatching(/^n1 is alive: this node accepted an authenticated message from it \d+ ms ago/) });
+    const viaFollower = await call(n2.url, 'POST', '/v1/fence/n1/confirm', { timeoutMs: 2000 });
+    expect(viaFollower.status).toBe(409);
+    expect(jsonOf(viaFollower)).toMatchObject({ code: 'not-leader', error: 'n2 is not the coordinator (n3 is): a bully follower hears only its coordinator, so it cannot tell whether n1 is alive; confirm on the coordinator n3' });
+    for (const n of dev.nodes) expect(((await status(n.url)).fences as { local: unknown[] }).local).toEqual([]);
     const oldPid = n3.child!.pid!;
 
     n3.child!.kill('SIGKILL');
