@@ -228,7 +228,7 @@ const raft = () => z.strictObject({
 const bully = () => z.strictObject({
   /** Engine tick, ms. Default 10. */
   tickMs: int('milliseconds', 1, 1000).default(10),
-  /** Coordinator re-announcement period, ms. Default 100, the Raft heartbeat (board timing note above; followers never reply: n−1 small messages per period). */
+  /** Coordinator re-announcement period, ms. Default 100, the Raft heartbeat (board timing note above; followers never reply: n−1 small messages per period, plus, with a fencing: section, a report from each follower every 200 ms and its answer: docs/fencing.md). */
   heartbeatMs: int('milliseconds', 1, 30_000).default(BOARD_HEARTBEAT_MS),
   /**
    * A follower that heard no announcement for a time drawn in [min, max) starts an

@@ -16,7 +16,9 @@ export interface BullyOptions {
    * member), ms. Default 50, the Raft heartbeat: the classic bully algorithm detects a
    * dead coordinator by a failed request; on boards that may sit idle, followers
    * instead notice that the periodic announcement stopped. Followers never reply to it,
-   * so an idle cluster costs n-1 small messages per period (Raft: 2(n-1)).
+   * so an idle cluster costs n-1 small messages per period (Raft: 2(n-1)); with fencing
+   * the runtime adds each follower's report to its coordinator every 200 ms and the
+   * coordinator's answer (daemon/runtime/bully-fencing.ts).
    */
   heartbeatMs: number;
   /**
