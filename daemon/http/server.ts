@@ -601,12 +601,44 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
     } else sendError(res, failure(r, 'get'));
   }
 
-  async function watch(req: IncomingMessage, res: ServerResponse, key: string, after: number, waitMs: number): Promise<void> {
+  /**
+   * Takes one of the server's watch slots for the request, and tells when its client went
+   * away: `gone` aborts when the response or its connection closes — also when that
+   * happened before this call (a watch pipelined behind another request on a connection
+   * reset meanwhile: its response never had the socket and never reports a close, only the
+   * connection does). Listening starts here, before the watch's first read: a close during
+   * that read was missed, and the watch held its slot for its whole wait. `done()` gives
+   * the slot back and removes the listeners; once, later calls do nothing.
+   */
+  function openWatch(req: IncomingMessage, res: ServerResponse): { gone: AbortSignal; done: () => void } {
     if (watches >= maxWatches) throw new HttpError(503, 'unavailable', `too many watches open (${maxWatches}); retry later`);
     watches++;
+    const ac = new AbortController();
+    const closed = () => ac.abort();
+    const sock = req.socket;
+    res.once('close', closed);
+    sock.once('close', closed);
+    if (res.destroyed || sock.destroyed) ac.abort();
+    let open = true;
+    return {
+      gone: ac.signal,
+      done: () => {
+        if (!open) return;
+        open = false;
+        watches--;
+        res.off('close', closed);
+        sock.off('close', closed);
+      },
+    };
+  }
+
+  async function watch(req: IncomingMessage, res: ServerResponse, key: string, after: number, waitMs: number): Promise<void> {
+    const w = openWatch(req, res);
     try {
+      if (w.gone.aborted) return;
       const read = () => call((cb) => backend.get(key, { stale: true }, cb));
       let r = await read();
+      if (w.gone.aborted) return;
       const passed = (x: ClientResult) => x.status === 200 && (x.index ?? 0) > after;
       if (passed(r) || (r.status !== 200 && r.status !== 404)) return sendValue(res, r, key);
       const firstStatus = r.status;
@@ -621,10 +653,11 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
           clearTimeout(timer);
           if (poll) clearTimeout(poll);
           unsub?.();
+          w.gone.removeEventListener('abort', finish);
           resolve();
         };
         const timer = setTimeout(finish, waitMs);
-        res.on('close', finish);
+        w.gone.addEventListener('abort', finish, { once: true });
         const check = async () => {
           if (finished) return;
           r = await read();
@@ -642,9 +675,9 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
           poll = setTimeout(tick, 50);
         }
       });
-      if (!res.destroyed) sendValue(res, r, key);
+      if (!w.gone.aborted) sendValue(res, r, key);
     } finally {
-      watches--;
+      w.done();
     }
   }
 
@@ -922,15 +955,7 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
         error: (status, code, message) => new HttpError(status, code, message),
         maxWatchMs,
         defaultWatchMs,
-        watchSlot: () => {
-          if (watches >= maxWatches) throw new HttpError(503, 'unavailable', `too many watches open (${maxWatches}); retry later`);
-          watches++;
-          let released = false;
-          return () => {
-            if (!released) watches--;
-            released = true;
-          };
-        },
+        openWatch,
       };
       return svc.handle(svc.registry, req, res, path, search, who.scope, tools);
     }
@@ -1021,7 +1046,8 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
   };
   /** After an endpoint returned: a 500 if it ended without an answer. */
   function answered(res: ServerResponse): void {
-    if (!res.headersSent && !res.destroyed) json(res, 500, { error: 'handler ended without an answer', code: 'internal' });
+    // (Not when the client went away: a watch ends without an answer then, rightly.)
+    if (!res.headersSent && !res.destroyed && !res.req.socket.destroyed) json(res, 500, { error: 'handler ended without an answer', code: 'internal' });
   }
   /** An endpoint threw: its HttpError is the answer; anything else is logged and a 500. */
   function failed(req: IncomingMessage, res: ServerResponse, err: unknown): void {
