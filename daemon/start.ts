@@ -574,6 +574,7 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
       ...(cfg.http.tls ? { tls: cfg.http.tls } : {}),
       headersTimeoutMs: c.http.headersTimeoutMs,
       maxConnectionsPerAddress: c.http.maxConnectionsPerAddress,
+      ...(c.http.maxWatchesPerAddress !== undefined ? { maxWatchesPerAddress: c.http.maxWatchesPerAddress } : {}),
       maxBodyBytes: c.http.maxBodyBytes,
       maxWatchMs: c.http.maxWatchMs,
       backstopMs: c.http.requestTimeoutMs + 2000,

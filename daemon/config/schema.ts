@@ -393,6 +393,17 @@ const http = () => z.strictObject({
    * connections a second refused and reopened. The server takes at most 1024 in all.
    */
   maxConnectionsPerAddress: int('connections', 1, 65_536).default(128),
+  /**
+   * Watches (`?watch=` on /v1/kv and /v1/services together) one client address may hold
+   * open at once; more are answered 429 too-many-watches and their connection closes.
+   * Default half of maxConnectionsPerAddress (64 of 128). A watch holds its connection for
+   * up to its wait (maxWatchMs, 5 min), and a connection that carried an authenticated
+   * request is never closed to make room; without this bound one read token could fill
+   * all of 127.0.0.1's connections with watches, and every other application of the
+   * board would be kept out of the API for minutes. The other half stays for requests
+   * that end within a request timeout. At most maxConnectionsPerAddress.
+   */
+  maxWatchesPerAddress: int('watches', 1, 65_536).optional(),
 });
 
 /**
@@ -716,6 +727,12 @@ export const configSchema = () => z
           if (tokenNames.has(t.name)) ctx.addIssue({ code: 'custom', path: ['http', 'tokens', i, 'name'], message: `expected a unique name; "${t.name}" is taken${t.name === 'token' ? ' (the operator credential of http.token/tokenFile)' : ''}` });
           tokenNames.add(t.name);
         });
+      });
+      guard(() => {
+        const w = c.http.maxWatchesPerAddress;
+        if (w !== undefined && w > c.http.maxConnectionsPerAddress) {
+          ctx.addIssue({ code: 'custom', path: ['http', 'maxWatchesPerAddress'], message: `expected at most http.maxConnectionsPerAddress (${c.http.maxConnectionsPerAddress}), got ${w}: each watch holds one of the address's connections` });
+        }
       });
       const l = guarded(() => parseListen(c.http.listen), undefined);
       guard(() => {

@@ -34,7 +34,8 @@
  * header within `headersTimeoutMs` is destroyed (not half-closed: a client that
  * never reads must not keep the descriptor), checked every second; one client
  * address holds at most `maxConnectionsPerAddress` connections (more are destroyed
- * at accept), the server at most `maxConnections`. Repeated lock renewals and
+ * at accept), the server at most `maxConnections`; at most `maxWatchesPerAddress` of them
+ * may wait in a watch (more are answered 429), `maxWatches` in all (more: 503). Repeated lock renewals and
  * releases with a wrong lease id from one client (address + credential) are answered
  * 429 for a while without reaching the node.
  */
@@ -90,6 +91,15 @@ export interface HttpOptions {
   backstopMs?: number;
   /** Most concurrent watches; more get 503. Default 1024 (each holds a socket). */
   maxWatches?: number;
+  /**
+   * Most watches (KV and service watches together) open at once from one client address;
+   * more get 429 `too-many-watches` and their connection closes. Default half of
+   * `maxConnectionsPerAddress` (64 of 128): a watch holds its connection for up to its
+   * wait, and a connection that carried an authenticated request is never closed to make
+   * room, so without this one read token could fill every slot of 127.0.0.1 with watches
+   * and keep the board's other applications out for minutes.
+   */
+  maxWatchesPerAddress?: number;
   /** Longest wait for `POST /v1/fence/<node>` (delays, retries, settle), ms. Default 120000; then 504. */
   fenceTimeoutMs?: number;
   /** Service discovery (daemon/services): /v1/services answers 501 without it. */
@@ -282,6 +292,10 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
   } catch (err) {
     return Promise.reject(err);
   }
+  const watchesPerAddress = opts.maxWatchesPerAddress ?? Math.max(1, Math.floor(perAddress / 2));
+  if (!Number.isInteger(watchesPerAddress) || watchesPerAddress < 1) {
+    return Promise.reject(new RangeError(`maxWatchesPerAddress: expected an integer >= 1, got ${String(opts.maxWatchesPerAddress)}`));
+  }
   /** A request on `sock` passed authentication: its connection is never closed to make room. */
   const authenticated = (sock: Socket) => slots.authenticated((sock as Socket & { _parent?: Socket })._parent ?? sock); // TLS: the TCP socket under it
   let evictedConnections = 0;
@@ -326,6 +340,10 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
   const onError = opts.onError ?? (() => {});
   const counts = new Map<number, number>();
   let watches = 0;
+  /** Watches open per client address (only addresses with one open). */
+  const watchesOf = new Map<string, number>();
+  /** Watches refused: the address's bound (429), the server's (503). */
+  const watchRefusals = { address: 0, node: 0 };
   const sockets = new Set<Socket>();
   /**
    * Requests without an answer yet (answered 503 by close(why)): one short list per
@@ -378,6 +396,18 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
       help: 'Connections closed to make room for a newer one from the same address: none of their requests had passed authentication.',
       type: 'counter',
       samples: [{ value: evictedConnections }],
+    },
+    {
+      name: 'quorumd_http_watches_open',
+      help: 'KV and service watches waiting now.',
+      type: 'gauge',
+      samples: [{ value: watches }],
+    },
+    {
+      name: 'quorumd_http_watch_refusals_total',
+      help: 'Watches refused: limit="address" the client address already held maxWatchesPerAddress (429), limit="node" the server held maxWatches (503).',
+      type: 'counter',
+      samples: [{ labels: { limit: 'address' }, value: watchRefusals.address }, { labels: { limit: 'node' }, value: watchRefusals.node }],
     },
     {
       name: 'quorumd_http_pipeline_refusals_total',
@@ -609,10 +639,27 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
    * connection does). Listening starts here, before the watch's first read: a close during
    * that read was missed, and the watch held its slot for its whole wait. `done()` gives
    * the slot back and removes the listeners; once, later calls do nothing.
+   *
+   * One client address holds at most `watchesPerAddress` watches: a watch keeps its
+   * connection for up to its wait, and authenticated connections are never closed to make
+   * room, so watches alone could hold every connection slot of the address (127.0.0.1 is
+   * every local application). Past the bound the watch is answered 429 and its connection
+   * closes, so that the refused ones do not hold slots either.
    */
   function openWatch(req: IncomingMessage, res: ServerResponse): { gone: AbortSignal; done: () => void } {
-    if (watches >= maxWatches) throw new HttpError(503, 'unavailable', `too many watches open (${maxWatches}); retry later`);
+    const addr = req.socket.remoteAddress ?? '?';
+    const mine = watchesOf.get(addr) ?? 0;
+    if (mine >= watchesPerAddress) {
+      watchRefusals.address++;
+      res.setHeader('Connection', 'close');
+      throw new HttpError(429, 'too-many-watches', `${mine} ${mine === 1 ? 'watch' : 'watches'} open from ${addr} already: at most ${watchesPerAddress} per address (http.maxWatchesPerAddress). Each holds a connection for up to its wait, and the address's other connections (http.maxConnectionsPerAddress ${perAddress}) are kept for other requests; retry once one of them has ended`);
+    }
+    if (watches >= maxWatches) {
+      watchRefusals.node++;
+      throw new HttpError(503, 'unavailable', `too many watches open (${maxWatches}); retry later`);
+    }
     watches++;
+    watchesOf.set(addr, mine + 1);
     const ac = new AbortController();
     const closed = () => ac.abort();
     const sock = req.socket;
@@ -626,6 +673,9 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
         if (!open) return;
         open = false;
         watches--;
+        const left = (watchesOf.get(addr) ?? 1) - 1;
+        if (left > 0) watchesOf.set(addr, left);
+        else watchesOf.delete(addr);
         res.off('close', closed);
         sock.off('close', closed);
       },
