@@ -1159,15 +1159,46 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
   server.on('drop', () => {
     refusedConnections++;
   });
+  /**
+   * The last answer on a connection, written by hand (Node's parser is done with it), and
+   * the connection closed. Requests before it on the connection keep their answers, and
+   * this one comes after them: ending the connection at once replaced the answer to a
+   * write pipelined before it (applied: a lock granted with its lease never seen) with an
+   * answer that says "nothing was tried". The wait is bounded: every request is answered
+   * within the backstop. Nothing more is read meanwhile.
+   */
+  function lastAnswer(socket: Socket, status: string, json: string, o: { head?: boolean; headers?: string } = {}): void {
+    const write = () => {
+      if (!socket.writable) return void socket.destroy();
+      // An answer to HEAD carries no body (RFC 9110 §9.3.2), or the client misreads the stream.
+      socket.end(`HTTP/1.1 ${status}\r\nDate: ${httpDateNow()}\r\n${o.headers ?? ''}Content-Type: ${JSON_TYPE}\r\nContent-Length: ${Buffer.byteLength(json)}\r\nConnection: close\r\n\r\n${o.head === true ? '' : json}`);
+      // end() half-closes; a peer that never closes its side must not keep the socket.
+      setTimeout(() => socket.destroy(), 2000).unref();
+    };
+    // (A request whose body the error cut short is the malformed one: it gets the 400.)
+    const before = unanswered.get(socket)?.filter((r) => !r.writableFinished && !r.destroyed && r.req.complete) ?? [];
+    if (before.length === 0) return write();
+    socket.pause();
+    let left = before.length;
+    for (const r of before) r.once('close', () => --left === 0 && write());
+  }
+  // CONNECT (a proxy's tunnel request): Node hands the connection to a 'connect' listener,
+  // and without one destroyed it, the client left with a reset and no word why. This is
+  // no proxy: 405 naming the method, then the connection closes (whatever the client
+  // sent after its request, the tunnel's first bytes, is not read).
+  server.on('connect', (req: IncomingMessage, socket: Socket) => {
+    counts.set(405, (counts.get(405) ?? 0) + 1);
+    const body = JSON.stringify({ error: `CONNECT is not allowed: this is quorumd's HTTP API, not a proxy (asked to tunnel to ${JSON.stringify((req.url ?? '').slice(0, 80))}); expected GET, HEAD, PUT, POST or DELETE on /v1/..., /metrics or /ui`, code: 'method-not-allowed' }) + '\n';
+    socket.on('error', () => socket.destroy());
+    lastAnswer(socket, '405 Method Not Allowed', body, { headers: 'Allow: GET, HEAD, PUT, POST, DELETE\r\n' });
+  });
   // A TLS handshake that fails (no client certificate, wrong CA) must not take the server down.
   server.on('tlsClientError', (_err: Error, s: Socket) => s.destroy());
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     counts.set(400, (counts.get(400) ?? 0) + 1);
     if (socket.writable) {
       const json = JSON.stringify({ error: `malformed HTTP request: ${err.code ?? err.message}`, code: 'bad-request' }) + '\n';
-      // An answer to HEAD carries no body (RFC 9110 §9.3.2), or the client misreads the stream.
       const raw = (err as { rawPacket?: Buffer }).rawPacket;
-      const body = raw && raw.subarray(0, 5).toString('latin1') === 'HEAD ' ? '' : json;
       const timeout = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' || err.code === 'ERR_HTTP_HEADERS_TIMEOUT';
       if (timeout) {
         // A client that did not send its header in time gets no answer worth waiting for:
@@ -1176,23 +1207,7 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
         closeUnlessRequest(socket);
         return;
       }
-      const answer400 = () => {
-        if (!socket.writable) return void socket.destroy();
-        socket.end(`HTTP/1.1 400 Bad Request\r\nDate: ${httpDateNow()}\r\nContent-Type: ${JSON_TYPE}\r\nContent-Length: ${Buffer.byteLength(json)}\r\nConnection: close\r\n\r\n${body}`);
-        // end() half-closes; a peer that never closes its side must not keep the socket.
-        setTimeout(() => socket.destroy(), 2000).unref();
-      };
-      // Requests before the malformed one keep their answers, and the 400 comes after
-      // them: ending the connection at once replaced the answer to a write pipelined
-      // before it (applied: a lock granted with its lease never seen) with this 400,
-      // which says "nothing was tried". The wait is bounded: every request is answered
-      // within the backstop. Nothing more is read meanwhile. (A request whose body the
-      // error cut short is the malformed one: it gets the 400.)
-      const before = unanswered.get(socket)?.filter((r) => !r.writableFinished && !r.destroyed && r.req.complete) ?? [];
-      if (before.length === 0) return answer400();
-      socket.pause();
-      let left = before.length;
-      for (const r of before) r.once('close', () => --left === 0 && answer400());
+      lastAnswer(socket, '400 Bad Request', json, { head: raw !== undefined && raw.subarray(0, 5).toString('latin1') === 'HEAD ' });
     } else socket.destroy();
   });
 
