@@ -352,6 +352,7 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
         peers: c.tcp.peers.filter((p) => p.id !== cfg.self.id).map((p) => ({ id: p.id, ...parseListen(p.address)! })),
         maxFrame: c.tcp.maxFrame,
         helloTimeoutMs: c.tcp.helloTimeoutMs,
+        maxPending: c.tcp.maxPending,
       });
       links.push(link);
       linkInfos.push({

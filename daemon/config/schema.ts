@@ -174,6 +174,16 @@ const tcp = () => z.strictObject({
   maxFrame: int('bytes', 1024, 1_048_576).default(65536),
   /** A connection must prove the key within this, ms (slowloris bound). Default 2000. */
   helloTimeoutMs: int('milliseconds', 50, 60_000).default(2000),
+  /**
+   * Accepted connections still in their handshake at once (each holds a descriptor for at
+   * most helloTimeoutMs). Default 16. At the bound a newcomer closes the oldest of them
+   * from the address that holds the most (quorumd_link_errors_total{kind="evictedPending"}),
+   * so a host holding them all with silent connections mostly closes its own. Raise it
+   * when many hosts that are no peers share an address with the peers (a NAT) and
+   * connect here. At least the number of the other nodes in `peers`: after a power cut
+   * they all dial at once, and with fewer slots one's handshake is closed for another's.
+   */
+  maxPending: int('connections', 1, 1024).default(16),
 });
 
 /**
@@ -682,6 +692,13 @@ export const configSchema = () => z
           seen.add(p.id);
         });
         if (self && !seen.has(self.id)) ctx.addIssue({ code: 'custom', path: ['tcp', 'peers'], message: `expected this node's own address (id ${self.id}) among the peers: where it listens` });
+      });
+      guard(() => {
+        if (c.tcp === undefined) return;
+        const others = c.tcp.peers.length - 1;
+        if (c.tcp.maxPending < others) {
+          ctx.addIssue({ code: 'custom', path: ['tcp', 'maxPending'], message: `expected at least ${others}, the other nodes in tcp.peers (they all dial at once after a power cut, and with fewer slots one's handshake is closed for another's), got ${c.tcp.maxPending}` });
+        }
       });
       const paths = new Set<string>();
       guard(() => {
