@@ -451,6 +451,7 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
     const extra = { ...e.extra };
     delete extra.allow;
     delete extra.retryAfter;
+    delete extra.closeIfLast;
     json(res, e.status, { error: e.message, code: e.code, ...extra }, headers);
   }
 
@@ -644,15 +645,15 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
    * connection for up to its wait, and authenticated connections are never closed to make
    * room, so watches alone could hold every connection slot of the address (127.0.0.1 is
    * every local application). Past the bound the watch is answered 429 and its connection
-   * closes, so that the refused ones do not hold slots either.
+   * closes (when nothing is pipelined behind it), so that the refused ones do not hold
+   * slots either.
    */
   function openWatch(req: IncomingMessage, res: ServerResponse): { gone: AbortSignal; done: () => void } {
     const addr = req.socket.remoteAddress ?? '?';
     const mine = watchesOf.get(addr) ?? 0;
     if (mine >= watchesPerAddress) {
       watchRefusals.address++;
-      res.setHeader('Connection', 'close');
-      throw new HttpError(429, 'too-many-watches', `${mine} ${mine === 1 ? 'watch' : 'watches'} open from ${addr} already: at most ${watchesPerAddress} per address (http.maxWatchesPerAddress). Each holds a connection for up to its wait, and the address's other connections (http.maxConnectionsPerAddress ${perAddress}) are kept for other requests; retry once one of them has ended`);
+      throw new HttpError(429, 'too-many-watches', `${mine} ${mine === 1 ? 'watch' : 'watches'} open from ${addr} already: at most ${watchesPerAddress} per address (http.maxWatchesPerAddress). Each holds a connection for up to its wait, and the address's other connections (http.maxConnectionsPerAddress ${perAddress}) are kept for other requests; retry once one of them has ended`, { closeIfLast: true });
     }
     if (watches >= maxWatches) {
       watchRefusals.node++;
@@ -1105,6 +1106,10 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
       // A body we did not read (413, or an error found before reading it) makes the
       // connection unusable for the next request: say so and close after answering.
       if (!req.complete) res.setHeader('Connection', 'close');
+      // Close after this answer, but not while requests pipelined behind it wait on the
+      // connection: a write among them would be applied with its answer cut off. (Decided
+      // here, not where the error was thrown: by now the parser has read what came with it.)
+      else if (err.extra.closeIfLast === true && (unanswered.get(req.socket)?.length ?? 1) <= 1) res.setHeader('Connection', 'close');
       sendError(res, err);
       return;
     }

@@ -130,12 +130,26 @@ describe('open watches per client address', () => {
   }, 30_000);
 
   it('maxWatchesPerAddress sets the bound; a bound that is not a positive integer is refused, naming it', async () => {
-    const { port } = await start({ maxWatchesPerAddress: 1 });
+    const { port, base } = await start({ maxWatchesPerAddress: 1 });
     const first = await hogWatch(port, '/v1/kv/a?watch=5&wait=100s');
     const second = await hogWatch(port, '/v1/kv/b?watch=5&wait=100s');
     await until('the second refused', () => second.closed(), 5000);
     expect(second.got()).toMatch(/^HTTP\/1\.1 429 [\s\S]*1 watch open from 127\.0\.0\.1 already: at most 1 per address/);
     expect(first.closed()).toBe(false);
+    // A write pipelined behind the refused watch is still done and answered: the
+    // connection closes only after it (a close right after the 429 cut its answer off).
+    const both = await new Promise<string>((resolve, reject) => {
+      let got = '';
+      const s = net.connect(port, '127.0.0.1', () =>
+        s.end(`GET /v1/kv/c?watch=5&wait=100s HTTP/1.1\r\nHost: q\r\nAuthorization: Bearer ${TOKEN}\r\n\r\nPUT /v1/kv/after HTTP/1.1\r\nHost: q\r\nAuthorization: Bearer ${TOKEN}\r\nContent-Length: 1\r\n\r\nv`),
+      );
+      sockets.add(s);
+      s.on('data', (d: Buffer) => (got += d.toString('latin1')));
+      s.on('error', reject);
+      s.on('close', () => resolve(got));
+    });
+    expect(both.match(/HTTP\/1\.1 \d{3}/g)).toEqual(['HTTP/1.1 429', 'HTTP/1.1 200']);
+    expect((await call(base, 'GET', '/v1/kv/after')).body.toString()).toBe('v');
     await srv!.close();
     srv = undefined;
     for (const bad of [0, 1.5, -1]) {
