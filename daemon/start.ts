@@ -352,6 +352,7 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
         peers: c.tcp.peers.filter((p) => p.id !== cfg.self.id).map((p) => ({ id: p.id, ...parseListen(p.address)! })),
         maxFrame: c.tcp.maxFrame,
         helloTimeoutMs: c.tcp.helloTimeoutMs,
+        maxPending: c.tcp.maxPending,
       });
       links.push(link);
       linkInfos.push({
@@ -574,6 +575,7 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
       ...(cfg.http.tls ? { tls: cfg.http.tls } : {}),
       headersTimeoutMs: c.http.headersTimeoutMs,
       maxConnectionsPerAddress: c.http.maxConnectionsPerAddress,
+      ...(c.http.maxWatchesPerAddress !== undefined ? { maxWatchesPerAddress: c.http.maxWatchesPerAddress } : {}),
       maxBodyBytes: c.http.maxBodyBytes,
       maxWatchMs: c.http.maxWatchMs,
       backstopMs: c.http.requestTimeoutMs + 2000,

@@ -186,7 +186,9 @@ export async function servicesWatch(node: string, name: string | undefined, o: {
       continue;
     }
     if (r.status !== 200) {
-      if (r.status !== 503 || ++failures > 10) return fail(r, io, 'watch');
+      // 503: no leader yet, or the node's watches all taken; 429: this address's
+      // (http.maxWatchesPerAddress). Both pass; anything else is an answer.
+      if ((r.status !== 503 && r.status !== 429) || ++failures > 10) return fail(r, io, 'watch');
       await new Promise((res) => setTimeout(res, 500));
       continue;
     }

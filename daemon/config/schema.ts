@@ -174,6 +174,16 @@ const tcp = () => z.strictObject({
   maxFrame: int('bytes', 1024, 1_048_576).default(65536),
   /** A connection must prove the key within this, ms (slowloris bound). Default 2000. */
   helloTimeoutMs: int('milliseconds', 50, 60_000).default(2000),
+  /**
+   * Accepted connections still in their handshake at once (each holds a descriptor for at
+   * most helloTimeoutMs). Default 16. At the bound a newcomer closes the oldest of them
+   * from the address that holds the most (quorumd_link_errors_total{kind="evictedPending"}),
+   * so a host holding them all with silent connections mostly closes its own. Raise it
+   * when many hosts that are no peers share an address with the peers (a NAT) and
+   * connect here. At least the number of the other nodes in `peers`: after a power cut
+   * they all dial at once, and with fewer slots one's handshake is closed for another's.
+   */
+  maxPending: int('connections', 1, 1024).default(16),
 });
 
 /**
@@ -393,6 +403,17 @@ const http = () => z.strictObject({
    * connections a second refused and reopened. The server takes at most 1024 in all.
    */
   maxConnectionsPerAddress: int('connections', 1, 65_536).default(128),
+  /**
+   * Watches (`?watch=` on /v1/kv and /v1/services together) one client address may hold
+   * open at once; more are answered 429 too-many-watches and their connection closes.
+   * Default half of maxConnectionsPerAddress (64 of 128). A watch holds its connection for
+   * up to its wait (maxWatchMs, 5 min), and a connection that carried an authenticated
+   * request is never closed to make room; without this bound one read token could fill
+   * all of 127.0.0.1's connections with watches, and every other application of the
+   * board would be kept out of the API for minutes. The other half stays for requests
+   * that end within a request timeout. At most maxConnectionsPerAddress.
+   */
+  maxWatchesPerAddress: int('watches', 1, 65_536).optional(),
 });
 
 /**
@@ -672,6 +693,13 @@ export const configSchema = () => z
         });
         if (self && !seen.has(self.id)) ctx.addIssue({ code: 'custom', path: ['tcp', 'peers'], message: `expected this node's own address (id ${self.id}) among the peers: where it listens` });
       });
+      guard(() => {
+        if (c.tcp === undefined) return;
+        const others = c.tcp.peers.length - 1;
+        if (c.tcp.maxPending < others) {
+          ctx.addIssue({ code: 'custom', path: ['tcp', 'maxPending'], message: `expected at least ${others}, the other nodes in tcp.peers (they all dial at once after a power cut, and with fewer slots one's handshake is closed for another's), got ${c.tcp.maxPending}` });
+        }
+      });
       const paths = new Set<string>();
       guard(() => {
         c.serial?.forEach((s, i) => {
@@ -716,6 +744,12 @@ export const configSchema = () => z
           if (tokenNames.has(t.name)) ctx.addIssue({ code: 'custom', path: ['http', 'tokens', i, 'name'], message: `expected a unique name; "${t.name}" is taken${t.name === 'token' ? ' (the operator credential of http.token/tokenFile)' : ''}` });
           tokenNames.add(t.name);
         });
+      });
+      guard(() => {
+        const w = c.http.maxWatchesPerAddress;
+        if (w !== undefined && w > c.http.maxConnectionsPerAddress) {
+          ctx.addIssue({ code: 'custom', path: ['http', 'maxWatchesPerAddress'], message: `expected at most http.maxConnectionsPerAddress (${c.http.maxConnectionsPerAddress}), got ${w}: each watch holds one of the address's connections` });
+        }
       });
       const l = guarded(() => parseListen(c.http.listen), undefined);
       guard(() => {

@@ -202,6 +202,7 @@ export async function startExternalNode(cfgOrFile: ResolvedConfig | string, opts
       ...(cfg.http.tls ? { tls: cfg.http.tls } : {}),
       headersTimeoutMs: c.http.headersTimeoutMs,
       maxConnectionsPerAddress: c.http.maxConnectionsPerAddress,
+      ...(c.http.maxWatchesPerAddress !== undefined ? { maxWatchesPerAddress: c.http.maxWatchesPerAddress } : {}),
       maxBodyBytes: c.http.maxBodyBytes,
       maxWatchMs: c.http.maxWatchMs,
       backstopMs: c.http.requestTimeoutMs + 2000,

@@ -34,7 +34,8 @@
  * header within `headersTimeoutMs` is destroyed (not half-closed: a client that
  * never reads must not keep the descriptor), checked every second; one client
  * address holds at most `maxConnectionsPerAddress` connections (more are destroyed
- * at accept), the server at most `maxConnections`. Repeated lock renewals and
+ * at accept), the server at most `maxConnections`; at most `maxWatchesPerAddress` of them
+ * may wait in a watch (more are answered 429), `maxWatches` in all (more: 503). Repeated lock renewals and
  * releases with a wrong lease id from one client (address + credential) are answered
  * 429 for a while without reaching the node.
  */
@@ -90,6 +91,15 @@ export interface HttpOptions {
   backstopMs?: number;
   /** Most concurrent watches; more get 503. Default 1024 (each holds a socket). */
   maxWatches?: number;
+  /**
+   * Most watches (KV and service watches together) open at once from one client address;
+   * more get 429 `too-many-watches` and their connection closes. Default half of
+   * `maxConnectionsPerAddress` (64 of 128): a watch holds its connection for up to its
+   * wait, and a connection that carried an authenticated request is never closed to make
+   * room, so without this one read token could fill every slot of 127.0.0.1 with watches
+   * and keep the board's other applications out for minutes.
+   */
+  maxWatchesPerAddress?: number;
   /** Longest wait for `POST /v1/fence/<node>` (delays, retries, settle), ms. Default 120000; then 504. */
   fenceTimeoutMs?: number;
   /** Service discovery (daemon/services): /v1/services answers 501 without it. */
@@ -282,6 +292,10 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
   } catch (err) {
     return Promise.reject(err);
   }
+  const watchesPerAddress = opts.maxWatchesPerAddress ?? Math.max(1, Math.floor(perAddress / 2));
+  if (!Number.isInteger(watchesPerAddress) || watchesPerAddress < 1) {
+    return Promise.reject(new RangeError(`maxWatchesPerAddress: expected an integer >= 1, got ${String(opts.maxWatchesPerAddress)}`));
+  }
   /** A request on `sock` passed authentication: its connection is never closed to make room. */
   const authenticated = (sock: Socket) => slots.authenticated((sock as Socket & { _parent?: Socket })._parent ?? sock); // TLS: the TCP socket under it
   let evictedConnections = 0;
@@ -326,6 +340,10 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
   const onError = opts.onError ?? (() => {});
   const counts = new Map<number, number>();
   let watches = 0;
+  /** Watches open per client address (only addresses with one open). */
+  const watchesOf = new Map<string, number>();
+  /** Watches refused: the address's bound (429), the server's (503). */
+  const watchRefusals = { address: 0, node: 0 };
   const sockets = new Set<Socket>();
   /**
    * Requests without an answer yet (answered 503 by close(why)): one short list per
@@ -380,6 +398,18 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
       samples: [{ value: evictedConnections }],
     },
     {
+      name: 'quorumd_http_watches_open',
+      help: 'KV and service watches waiting now.',
+      type: 'gauge',
+      samples: [{ value: watches }],
+    },
+    {
+      name: 'quorumd_http_watch_refusals_total',
+      help: 'Watches refused: limit="address" the client address already held maxWatchesPerAddress (429), limit="node" the server held maxWatches (503).',
+      type: 'counter',
+      samples: [{ labels: { limit: 'address' }, value: watchRefusals.address }, { labels: { limit: 'node' }, value: watchRefusals.node }],
+    },
+    {
       name: 'quorumd_http_pipeline_refusals_total',
       help: 'Requests answered 503 untried because their connection had too many pipelined requests without an answer.',
       type: 'counter',
@@ -421,6 +451,7 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
     const extra = { ...e.extra };
     delete extra.allow;
     delete extra.retryAfter;
+    delete extra.closeIfLast;
     json(res, e.status, { error: e.message, code: e.code, ...extra }, headers);
   }
 
@@ -601,12 +632,64 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
     } else sendError(res, failure(r, 'get'));
   }
 
-  async function watch(req: IncomingMessage, res: ServerResponse, key: string, after: number, waitMs: number): Promise<void> {
-    if (watches >= maxWatches) throw new HttpError(503, 'unavailable', `too many watches open (${maxWatches}); retry later`);
+  /**
+   * Takes one of the server's watch slots for the request, and tells when its client went
+   * away: `gone` aborts when the response or its connection closes — also when that
+   * happened before this call (a watch pipelined behind another request on a connection
+   * reset meanwhile: its response never had the socket and never reports a close, only the
+   * connection does). Listening starts here, before the watch's first read: a close during
+   * that read was missed, and the watch held its slot for its whole wait. `done()` gives
+   * the slot back and removes the listeners; once, later calls do nothing.
+   *
+   * One client address holds at most `watchesPerAddress` watches: a watch keeps its
+   * connection for up to its wait, and authenticated connections are never closed to make
+   * room, so watches alone could hold every connection slot of the address (127.0.0.1 is
+   * every local application). Past the bound the watch is answered 429 and its connection
+   * closes (when nothing is pipelined behind it), so that the refused ones do not hold
+   * slots either.
+   */
+  function openWatch(req: IncomingMessage, res: ServerResponse): { gone: AbortSignal; done: () => void } {
+    const addr = req.socket.remoteAddress ?? '?';
+    const mine = watchesOf.get(addr) ?? 0;
+    if (mine >= watchesPerAddress) {
+      watchRefusals.address++;
+      throw new HttpError(429, 'too-many-watches', `${mine} ${mine === 1 ? 'watch' : 'watches'} open from ${addr} already: at most ${watchesPerAddress} per address (http.maxWatchesPerAddress). Each holds a connection for up to its wait, and the address's other connections (http.maxConnectionsPerAddress ${perAddress}) are kept for other requests; retry once one of them has ended`, { closeIfLast: true });
+    }
+    if (watches >= maxWatches) {
+      watchRefusals.node++;
+      throw new HttpError(503, 'unavailable', `too many watches open (${maxWatches}); retry later`);
+    }
     watches++;
+    watchesOf.set(addr, mine + 1);
+    const ac = new AbortController();
+    const closed = () => ac.abort();
+    const sock = req.socket;
+    res.once('close', closed);
+    sock.once('close', closed);
+    if (res.destroyed || sock.destroyed) ac.abort();
+    let open = true;
+    return {
+      gone: ac.signal,
+      done: () => {
+        if (!open) return;
+        open = false;
+        watches--;
+        const left = (watchesOf.get(addr) ?? 1) - 1;
+        if (left > 0) watchesOf.set(addr, left);
+        else watchesOf.delete(addr);
+        res.off('close', closed);
+        sock.off('close', closed);
+      },
+    };
+  }
+
+  async function watch(req: IncomingMessage, res: ServerResponse, key: string, after: number, waitMs: number): Promise<void> {
+    const w = openWatch(req, res);
     try {
+      if (w.gone.aborted) return;
       const read = () => call((cb) => backend.get(key, { stale: true }, cb));
       let r = await read();
+      if (w.gone.aborted) return;
       const passed = (x: ClientResult) => x.status === 200 && (x.index ?? 0) > after;
       if (passed(r) || (r.status !== 200 && r.status !== 404)) return sendValue(res, r, key);
       const firstStatus = r.status;
@@ -621,10 +704,11 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
           clearTimeout(timer);
           if (poll) clearTimeout(poll);
           unsub?.();
+          w.gone.removeEventListener('abort', finish);
           resolve();
         };
         const timer = setTimeout(finish, waitMs);
-        res.on('close', finish);
+        w.gone.addEventListener('abort', finish, { once: true });
         const check = async () => {
           if (finished) return;
           r = await read();
@@ -642,9 +726,9 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
           poll = setTimeout(tick, 50);
         }
       });
-      if (!res.destroyed) sendValue(res, r, key);
+      if (!w.gone.aborted) sendValue(res, r, key);
     } finally {
-      watches--;
+      w.done();
     }
   }
 
@@ -922,15 +1006,7 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
         error: (status, code, message) => new HttpError(status, code, message),
         maxWatchMs,
         defaultWatchMs,
-        watchSlot: () => {
-          if (watches >= maxWatches) throw new HttpError(503, 'unavailable', `too many watches open (${maxWatches}); retry later`);
-          watches++;
-          let released = false;
-          return () => {
-            if (!released) watches--;
-            released = true;
-          };
-        },
+        openWatch,
       };
       return svc.handle(svc.registry, req, res, path, search, who.scope, tools);
     }
@@ -1021,7 +1097,8 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
   };
   /** After an endpoint returned: a 500 if it ended without an answer. */
   function answered(res: ServerResponse): void {
-    if (!res.headersSent && !res.destroyed) json(res, 500, { error: 'handler ended without an answer', code: 'internal' });
+    // (Not when the client went away: a watch ends without an answer then, rightly.)
+    if (!res.headersSent && !res.destroyed && !res.req.socket.destroyed) json(res, 500, { error: 'handler ended without an answer', code: 'internal' });
   }
   /** An endpoint threw: its HttpError is the answer; anything else is logged and a 500. */
   function failed(req: IncomingMessage, res: ServerResponse, err: unknown): void {
@@ -1029,6 +1106,10 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
       // A body we did not read (413, or an error found before reading it) makes the
       // connection unusable for the next request: say so and close after answering.
       if (!req.complete) res.setHeader('Connection', 'close');
+      // Close after this answer, but not while requests pipelined behind it wait on the
+      // connection: a write among them would be applied with its answer cut off. (Decided
+      // here, not where the error was thrown: by now the parser has read what came with it.)
+      else if (err.extra.closeIfLast === true && (unanswered.get(req.socket)?.length ?? 1) <= 1) res.setHeader('Connection', 'close');
       sendError(res, err);
       return;
     }
@@ -1083,15 +1164,46 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
   server.on('drop', () => {
     refusedConnections++;
   });
+  /**
+   * The last answer on a connection, written by hand (Node's parser is done with it), and
+   * the connection closed. Requests before it on the connection keep their answers, and
+   * this one comes after them: ending the connection at once replaced the answer to a
+   * write pipelined before it (applied: a lock granted with its lease never seen) with an
+   * answer that says "nothing was tried". The wait is bounded: every request is answered
+   * within the backstop. Nothing more is read meanwhile.
+   */
+  function lastAnswer(socket: Socket, status: string, json: string, o: { head?: boolean; headers?: string } = {}): void {
+    const write = () => {
+      if (!socket.writable) return void socket.destroy();
+      // An answer to HEAD carries no body (RFC 9110 §9.3.2), or the client misreads the stream.
+      socket.end(`HTTP/1.1 ${status}\r\nDate: ${httpDateNow()}\r\n${o.headers ?? ''}Content-Type: ${JSON_TYPE}\r\nContent-Length: ${Buffer.byteLength(json)}\r\nConnection: close\r\n\r\n${o.head === true ? '' : json}`);
+      // end() half-closes; a peer that never closes its side must not keep the socket.
+      setTimeout(() => socket.destroy(), 2000).unref();
+    };
+    // (A request whose body the error cut short is the malformed one: it gets the 400.)
+    const before = unanswered.get(socket)?.filter((r) => !r.writableFinished && !r.destroyed && r.req.complete) ?? [];
+    if (before.length === 0) return write();
+    socket.pause();
+    let left = before.length;
+    for (const r of before) r.once('close', () => --left === 0 && write());
+  }
+  // CONNECT (a proxy's tunnel request): Node hands the connection to a 'connect' listener,
+  // and without one destroyed it, the client left with a reset and no word why. This is
+  // no proxy: 405 naming the method, then the connection closes (whatever the client
+  // sent after its request, the tunnel's first bytes, is not read).
+  server.on('connect', (req: IncomingMessage, socket: Socket) => {
+    counts.set(405, (counts.get(405) ?? 0) + 1);
+    const body = JSON.stringify({ error: `CONNECT is not allowed: this is quorumd's HTTP API, not a proxy (asked to tunnel to ${JSON.stringify((req.url ?? '').slice(0, 80))}); expected GET, HEAD, PUT, POST or DELETE on /v1/..., /metrics or /ui`, code: 'method-not-allowed' }) + '\n';
+    socket.on('error', () => socket.destroy());
+    lastAnswer(socket, '405 Method Not Allowed', body, { headers: 'Allow: GET, HEAD, PUT, POST, DELETE\r\n' });
+  });
   // A TLS handshake that fails (no client certificate, wrong CA) must not take the server down.
   server.on('tlsClientError', (_err: Error, s: Socket) => s.destroy());
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     counts.set(400, (counts.get(400) ?? 0) + 1);
     if (socket.writable) {
       const json = JSON.stringify({ error: `malformed HTTP request: ${err.code ?? err.message}`, code: 'bad-request' }) + '\n';
-      // An answer to HEAD carries no body (RFC 9110 §9.3.2), or the client misreads the stream.
       const raw = (err as { rawPacket?: Buffer }).rawPacket;
-      const body = raw && raw.subarray(0, 5).toString('latin1') === 'HEAD ' ? '' : json;
       const timeout = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' || err.code === 'ERR_HTTP_HEADERS_TIMEOUT';
       if (timeout) {
         // A client that did not send its header in time gets no answer worth waiting for:
@@ -1100,23 +1212,7 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
         closeUnlessRequest(socket);
         return;
       }
-      const answer400 = () => {
-        if (!socket.writable) return void socket.destroy();
-        socket.end(`HTTP/1.1 400 Bad Request\r\nDate: ${httpDateNow()}\r\nContent-Type: ${JSON_TYPE}\r\nContent-Length: ${Buffer.byteLength(json)}\r\nConnection: close\r\n\r\n${body}`);
-        // end() half-closes; a peer that never closes its side must not keep the socket.
-        setTimeout(() => socket.destroy(), 2000).unref();
-      };
-      // Requests before the malformed one keep their answers, and the 400 comes after
-      // them: ending the connection at once replaced the answer to a write pipelined
-      // before it (applied: a lock granted with its lease never seen) with this 400,
-      // which says "nothing was tried". The wait is bounded: every request is answered
-      // within the backstop. Nothing more is read meanwhile. (A request whose body the
-      // error cut short is the malformed one: it gets the 400.)
-      const before = unanswered.get(socket)?.filter((r) => !r.writableFinished && !r.destroyed && r.req.complete) ?? [];
-      if (before.length === 0) return answer400();
-      socket.pause();
-      let left = before.length;
-      for (const r of before) r.once('close', () => --left === 0 && answer400());
+      lastAnswer(socket, '400 Bad Request', json, { head: raw !== undefined && raw.subarray(0, 5).toString('latin1') === 'HEAD ' });
     } else socket.destroy();
   });
 

@@ -31,8 +31,11 @@ export interface HttpTools {
   error(status: number, code: string, message: string): Error;
   maxWatchMs: number;
   defaultWatchMs: number;
-  /** Takes one of the server's watch slots (503 when none is left); returns its release. */
-  watchSlot(): () => void;
+  /**
+   * Takes one of the server's watch slots for the request (503 when none is left); `gone`
+   * aborts when the client goes away (also if it already has), `done()` gives the slot back.
+   */
+  openWatch(req: IncomingMessage, res: ServerResponse): { gone: AbortSignal; done: () => void };
 }
 
 const flag = (q: ReadonlyMap<string, string>, k: string, t: HttpTools): boolean => {
@@ -138,21 +141,11 @@ async function readCatalog(reg: ServiceRegistry, q: ReadonlyMap<string, string>,
   const waitRaw = q.get('wait');
   const waitMs = waitRaw === undefined ? t.defaultWatchMs : t.parseDuration(waitRaw, 'wait');
   if (waitMs > t.maxWatchMs) throw t.error(400, 'bad-request', `wait must be at most ${t.maxWatchMs} ms, got ${waitMs} ms`);
-  const release = t.watchSlot();
-  const gone = new AbortController();
-  const closed = () => gone.abort();
-  // The connection's own close too: a response queued behind another one on its
-  // connection may not have the socket yet.
-  const sock = req.socket;
-  res.once('close', closed);
-  sock.once('close', closed);
-  if (res.destroyed || sock.destroyed) gone.abort(); // closed before this handler ran
+  const open = t.openWatch(req, res);
   try {
-    const c = await reg.watch(Number(w), waitMs, { stale: true, signal: gone.signal });
-    return gone.signal.aborted ? undefined : c;
+    const c = await reg.watch(Number(w), waitMs, { stale: true, signal: open.gone });
+    return open.gone.aborted ? undefined : c;
   } finally {
-    res.off('close', closed);
-    sock.off('close', closed);
-    release();
+    open.done();
   }
 }

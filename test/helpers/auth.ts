@@ -11,15 +11,20 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureTokenFile } from '../../daemon/config/secrets.ts';
+import { removeAtExit } from './exit-cleanup.ts';
 
 let file: string | undefined;
 let dir: string | undefined;
 let token: string | undefined;
+/** Forgets the directory's removal at exit (a benchmark's: see exit-cleanup.ts). */
+let forget: (() => void) | undefined;
 
 /** The token file of this test process (created on first use); sets QUORUMD_API_TOKEN_FILE. */
 export function testTokenFile(): string {
   if (file === undefined) {
     dir = mkdtempSync(join(tmpdir(), 'quorumd-test-token-'));
+    // Outside vitest (a benchmark), removed when the process ends, however it ends.
+    forget = removeAtExit(dir);
     file = join(dir, 'api.token');
     token = ensureTokenFile(file, 'test API token').token;
   }
@@ -35,10 +40,13 @@ export function testToken(): string {
 
 /**
  * Removes the token file's directory (test/helpers/setup.ts, after each test file: they
- * piled up in /tmp by the hundred). A later testTokenFile() makes a new one.
+ * piled up in /tmp by the hundred; a benchmark's goes when its process ends, or earlier
+ * by this). A later testTokenFile() makes a new one.
  */
 export function removeTestTokenDir(): void {
   if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+  forget?.();
+  forget = undefined;
   dir = undefined;
   file = undefined;
   token = undefined;

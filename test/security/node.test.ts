@@ -125,6 +125,43 @@ describe("a node's HTTP server", () => {
       for (const s of socks) s.destroy();
     }
   }, 90_000);
+
+  it('200 half-closed watches from one address: 64 held, the other 136 answered 429 at once; other clients still get in', async () => {
+    // Before: the watches held all 128 connections of 127.0.0.1 for their whole wait, and
+    // every other local application was reset at accept (a read token is enough for this).
+    const token = readFileSync(h.tokenFile, 'utf8').trim();
+    const port = Number(new URL(node.url).port);
+    const open = async () => Number(/^quorumd_http_watches_open (\d+)/m.exec((await call(node.url, 'GET', '/metrics')).body.toString())?.[1]);
+    const socks: net.Socket[] = [];
+    /** A watch on a new connection, half-closed at once; resolves with its status line when the node closes it. */
+    const watch = () =>
+      new Promise<string>((resolve) => {
+        let got = '';
+        const s = net.connect(port, '127.0.0.1', () => s.end(`GET /v1/kv/hog?watch=0&wait=60s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\n\r\n`));
+        socks.push(s);
+        s.on('data', (d) => (got += d.toString('latin1')));
+        s.on('error', () => {});
+        s.on('close', () => resolve(got.slice(0, 12) || 'closed before an answer'));
+      });
+    try {
+      const held = Array.from({ length: 64 }, watch);
+      await until(async () => (await open()) === 64, 30_000, '64 watches open');
+      // The next 136, in batches (so that the address stays below its 128 connections and
+      // no connection is closed to make room): each answered 429 at once, its connection closed.
+      for (let b = 0; b < 8; b++) {
+        const answers = await Promise.all(Array.from({ length: 17 }, watch));
+        expect(answers).toEqual(Array(17).fill('HTTP/1.1 429'));
+        // Meanwhile a client of the same address gets in.
+        expect((await call(node.url, 'GET', '/v1/status')).status).toBe(200);
+      }
+      expect(await open()).toBe(64);
+      // A write to the key ends the 64 waiting watches with their answer.
+      expect((await call(node.url, 'PUT', '/v1/kv/hog', { body: 'x' })).status).toBe(200);
+      expect(await Promise.all(held)).toEqual(Array(64).fill('HTTP/1.1 200'));
+    } finally {
+      for (const s of socks) s.destroy();
+    }
+  }, 90_000);
 });
 
 describe('the KV quota', () => {

@@ -62,6 +62,19 @@ describe('config', () => {
     });
   }
 
+  it('http.maxWatchesPerAddress: unset by default (the server takes half the connection bound); at most maxConnectionsPerAddress', () => {
+    expect(parseConfigText(good).http.maxWatchesPerAddress).toBeUndefined();
+    expect(parseConfigText(good + 'http:\n  maxWatchesPerAddress: 100\n').http.maxWatchesPerAddress).toBe(100);
+    expect(parseConfigText(good + 'http:\n  maxConnectionsPerAddress: 16\n  maxWatchesPerAddress: 16\n').http.maxWatchesPerAddress).toBe(16);
+    const over = problems(good + 'http:\n  maxConnectionsPerAddress: 16\n  maxWatchesPerAddress: 17\n').find((x) => x.key === 'http.maxWatchesPerAddress');
+    expect(over?.message).toMatch(/expected at most http\.maxConnectionsPerAddress \(16\), got 17: each watch holds one of the address's connections/);
+    expect(over?.line).toBe(15);
+    const zero = problems(good + 'http:\n  maxWatchesPerAddress: 0\n').find((x) => x.key === 'http.maxWatchesPerAddress');
+    expect(zero?.message).toMatch(/expected watches: an integer 1\.\.65536/);
+    // Beyond the default connection bound (128) without raising it: refused too.
+    expect(problems(good + 'http:\n  maxWatchesPerAddress: 129\n').some((x) => x.key === 'http.maxWatchesPerAddress' && /\(128\)/.test(x.message))).toBe(true);
+  });
+
   it('a file that is not a mapping, and a missing file, are errors not crashes', () => {
     expect(problems('- 1\n- 2\n')[0]!.message).toMatch(/expected a YAML mapping/);
     expect(() => loadConfigFile('/nonexistent/q.yaml')).toThrow(/cannot read the file/);

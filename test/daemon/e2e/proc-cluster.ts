@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { devConfig } from '../../../daemon/dev.ts';
 import { call } from '../../../daemon/client/http.ts';
 import { testTokenFile } from '../../helpers/auth.ts';
+import { removeAtExit } from '../../helpers/exit-cleanup.ts';
 import { freeBasePort, freePort } from '../../helpers/ports.ts';
 
 export const bin = join(import.meta.dirname, '..', '..', '..', 'bin', 'quorumd.js');
@@ -61,6 +62,8 @@ export class ProcCluster {
    */
   failedExits: Array<{ name: string; code: number }> = [];
   private hadLeader = false;
+  /** Forgets the directory's removal at exit (a benchmark's: test/helpers/exit-cleanup.ts). */
+  private forgetDir: () => void = () => undefined;
 
   /**
    * `extraYaml` is appended to every node's config; `perNode(k)` to node k's only.
@@ -70,6 +73,11 @@ export class ProcCluster {
   static async start(n: number, extraYaml = '', perNode: (k: number) => string = () => '', link: 'mqtt' | 'tcp' = 'mqtt'): Promise<ProcCluster> {
     const c = new ProcCluster();
     c.dir = mkdtempSync(join(tmpdir(), 'quorumd-e2e-'));
+    // A benchmark that ends without stop() (an error, Ctrl-C, a time limit) leaves no
+    // configs with the cluster key inline behind: its processes are killed, the directory removed.
+    c.forgetDir = removeAtExit(c.dir, () => {
+      for (const p of [c.broker, ...c.nodes.map((n) => n.child)]) p?.kill('SIGKILL');
+    });
     c.brokerPort = await freePort();
     const key = randomBytes(32).toString('hex');
     c.keyFile = join(c.dir, 'cluster.key');
@@ -212,6 +220,7 @@ export class ProcCluster {
       ),
     );
     rmSync(this.dir, { recursive: true, force: true });
+    this.forgetDir();
   }
 }
 

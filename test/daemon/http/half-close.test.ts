@@ -98,6 +98,39 @@ describe('a client that half-closes after its request', () => {
     expect(await sendThenHalfClose(get('gz'))).toMatch(/^HTTP\/1\.1 404/);
   });
 
+  it('CONNECT gets 405 naming the method (Node reset the connection without a word), then the connection closes', async () => {
+    const connect = 'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n';
+    const got = await sendThenHalfClose(connect + '\x16\x03\x01 tunnel bytes');
+    expect(got.split('\r\n')[0]).toBe('HTTP/1.1 405 Method Not Allowed');
+    expect(got).toMatch(/\r\nAllow: GET, HEAD, PUT, POST, DELETE\r\n/);
+    expect(got).toMatch(/\r\nConnection: close\r\n/);
+    const body = JSON.parse(got.slice(got.indexOf('\r\n\r\n') + 4)) as { error: string; code: string };
+    expect(body.code).toBe('method-not-allowed');
+    expect(body.error).toMatch(/^CONNECT is not allowed: this is quorumd's HTTP API, not a proxy \(asked to tunnel to "example\.com:443"\)/);
+    // A client that does not half-close gets the answer too, and the node closes the connection.
+    const open = await new Promise<string>((resolve, reject) => {
+      const s = net.connect(port, '127.0.0.1', () => s.write(connect));
+      let out = '';
+      const timer = setTimeout(() => {
+        s.destroy();
+        reject(new Error(`not closed by the node within 10 s; got ${JSON.stringify(out)}`));
+      }, 10_000);
+      s.on('data', (d: Buffer) => (out += d.toString('latin1')));
+      s.on('error', () => {});
+      s.on('close', () => {
+        clearTimeout(timer);
+        resolve(out);
+      });
+    });
+    expect(open.split('\r\n')[0]).toBe('HTTP/1.1 405 Method Not Allowed');
+    // Behind a write (committed 50 ms later) on the same connection: the write's answer first.
+    const behind = await sendThenHalfClose(put('hc7', 'v7') + connect);
+    expect(behind.match(/HTTP\/1\.1 \d{3}/g)).toEqual(['HTTP/1.1 200', 'HTTP/1.1 405']);
+    expect(await sendThenHalfClose(get('hc7'))).toMatch(/\r\n\r\nv7$/);
+    // Counted with the other answers.
+    expect(await sendThenHalfClose(`GET /metrics HTTP/1.1\r\nHost: q\r\nAuthorization: Bearer ${TOKEN}\r\n\r\n`)).toMatch(/^quorumd_http_responses_total\{code="405"\} [3-9]/m);
+  });
+
   it('a malformed request behind a write: the write is answered first, then the 400', async () => {
     // Garbage where the next request line should be (a body longer than its
     // Content-Length reads the same way); the write before it commits 50 ms later.
