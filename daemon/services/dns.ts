@@ -131,11 +131,17 @@ export function startDns(o: DnsOptions): Promise<DnsServer> {
     }
   };
   sock.on('message', (msg, rinfo) => {
+    if (rinfo.port === 0) {
+      stats.malformed++;
+      return;
+    }
     const out = respond(msg, (q) => {
       const opt = (q.additionals ?? []).find((a) => a.type === 'OPT') as { udpPayloadSize?: number } | undefined;
       return Math.max(512, Math.min(4096, opt?.udpPayloadSize ?? 512));
     });
-    if (out) sock.send(out, rinfo.port, rinfo.address);
+    // Node throws on a send to port 0; a datagram "from" port 0 is forged anyway (no
+    // socket sends from it), so it is dropped like any other malformed packet.
+    if (out) sock.send(out, rinfo.port, rinfo.address, (err) => err && o.log.warn({ error: err.message, to: `${rinfo.address}:${rinfo.port}` }, 'services DNS: answer not sent'));
   });
   // DNS over TCP (RFC 1035 4.2.2, RFC 7766): messages with a 2-byte length; for answers that do not fit UDP.
   const conns = new Set<TcpSocket>();

@@ -65,6 +65,8 @@ export function startMdns(o: MdnsOptions): MdnsResponder {
   m.on('error', (err: Error) => o.log.warn({ error: err.message }, 'services mDNS: socket error'));
   m.on('warning', (err: Error) => o.log.warn({ error: err.message }, 'services mDNS: bad packet ignored'));
   m.on('query', (q, rinfo) => {
+    // No socket sends from port 0 (and Node throws on a send to it): a forged source.
+    if (rinfo.port === 0) return;
     stats.queries++;
     const all = mdnsRecords(o.catalog(), o.ttlSec);
     const answers: Answer[] = [];
@@ -78,8 +80,9 @@ export function startMdns(o: MdnsOptions): MdnsResponder {
     const additionals = all.filter((r) => names.has(r.name) && !answers.includes(r));
     stats.answered++;
     // A query from a port other than 5353 is a one-shot (legacy unicast) query: answer it directly.
-    if (rinfo.port !== (o.port ?? 5353)) m.respond({ answers, additionals }, rinfo);
-    else m.respond({ answers, additionals });
+    const sent = (err: Error | null) => err && o.log.warn({ error: err.message }, 'services mDNS: answer not sent');
+    if (rinfo.port !== (o.port ?? 5353)) m.respond({ answers, additionals }, rinfo, sent);
+    else m.respond({ answers, additionals }, sent);
   });
   return {
     stats,

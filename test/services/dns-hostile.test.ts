@@ -1,0 +1,120 @@
+/**
+ * The DNS and mDNS interfaces of service discovery against what anybody on the LAN (or
+ * any local user) can send them: forged source ports, names that do not survive
+ * decoding, expensive questions, TCP clients that never read or never finish, and
+ * registrations (valid for the API) whose records do not fit DNS's limits. Every case
+ * here once stopped a node, stalled its event loop for seconds, grew its memory without
+ * bound, or sent packets no resolver can read.
+ */
+import { spawnSync } from 'node:child_process';
+import { createSocket } from 'node:dgram';
+import dnsPacket from 'dns-packet';
+import { describe, expect, it } from 'vitest';
+import type { Catalog } from '../../daemon/services/registry.ts';
+import type { InstanceView } from '../../daemon/services/catalog.ts';
+import { startDns } from '../../daemon/services/dns.ts';
+import { startMdns } from '../../daemon/services/mdns.ts';
+import { freePort } from '../helpers/ports.ts';
+
+const log = { debug: () => undefined, info: () => undefined, warn: () => undefined };
+
+export const cat = (n: number, f: (i: number) => Partial<InstanceView> = () => ({})): Catalog => ({
+  index: 9,
+  instances: Array.from({ length: n }, (_, i) => ({ name: 'web', instance: `i${i}`, address: `10.0.${i >> 8}.${i & 255}`, port: 80, tags: [], meta: {}, check: { type: 'none' as const }, node: 'n1', health: 'passing' as const, output: '', index: i + 1, ...f(i) })),
+});
+
+/**
+ * Sends one UDP datagram with source port 0 to 127.0.0.1:`port` through a raw socket
+ * (python3; needs root or CAP_NET_RAW). No Node socket can send from port 0, a host on
+ * the LAN can.
+ */
+const RAW = `
+import socket, struct, sys
+port = int(sys.argv[1]); payload = bytes.fromhex(sys.argv[2])
+def csum(b):
+    if len(b) % 2: b += b'\\0'
+    s = sum(struct.unpack('!%dH' % (len(b) // 2), b)); s = (s >> 16) + (s & 0xffff); s += s >> 16; return (~s) & 0xffff
+lo = socket.inet_aton('127.0.0.1'); n = 8 + len(payload)
+c = csum(lo + lo + struct.pack('!BBH', 0, 17, n) + struct.pack('!HHHH', 0, port, n, 0) + payload)
+udp = struct.pack('!HHHH', 0, port, n, c) + payload
+ip = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 20 + n, 1, 0, 64, 17, 0, lo, lo)
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW); s.sendto(ip + udp, ('127.0.0.1', 0))
+`;
+function rawCapable(): { run: boolean; reason: string } {
+  const r = spawnSync('python3', ['-c', 'import socket; socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)'], { encoding: 'utf8', timeout: 10_000 });
+  if (r.status === 0) return { run: true, reason: '' };
+  const reason = `no raw socket (python3 as root or with CAP_NET_RAW): ${r.error?.message ?? r.stderr.trim().split('\n').pop()}`;
+  console.warn(`SKIP the source-port-0 tests: ${reason}`);
+  return { run: false, reason };
+}
+const raw = rawCapable();
+function sendFromPort0(port: number, payload: Buffer): void {
+  const r = spawnSync('python3', ['-c', RAW, String(port), payload.toString('hex')], { encoding: 'utf8', timeout: 10_000 });
+  if (r.status !== 0) throw new Error(`raw send failed: ${r.stderr}`);
+}
+
+/** Runs `f` and reports whether an uncaught exception happened while it ran (and for `settleMs` after). */
+async function uncaughtDuring(f: () => Promise<void>, settleMs: number): Promise<Error | undefined> {
+  let caught: Error | undefined;
+  const on = (e: Error) => {
+    caught = e;
+  };
+  // vitest reports uncaught exceptions as failures of the run; this listener sees them first.
+  process.prependListener('uncaughtException', on);
+  try {
+    await f();
+    await new Promise((r) => setTimeout(r, settleMs));
+  } finally {
+    process.off('uncaughtException', on);
+  }
+  return caught;
+}
+
+function udpAsk(port: number, msg: Buffer, ms = 3000): Promise<Buffer | undefined> {
+  return new Promise((resolve) => {
+    const s = createSocket('udp4');
+    const t = setTimeout(() => {
+      s.close();
+      resolve(undefined);
+    }, ms);
+    s.once('message', (m) => {
+      clearTimeout(t);
+      s.close();
+      resolve(m);
+    });
+    s.send(msg, port, '127.0.0.1');
+  });
+}
+
+describe('DNS interface under hostile input', () => {
+  it.skipIf(!raw.run)('a datagram from source port 0 is dropped and counted; the server keeps answering', async () => {
+    const dns = await startDns({ host: '127.0.0.1', port: 0, cluster: 'plant', ttlSec: 0, catalog: () => cat(3), log });
+    try {
+      const query = dnsPacket.encode({ type: 'query', id: 5, questions: [{ name: 'web.service.plant.quorumd', type: 'SRV' }] });
+      const err = await uncaughtDuring(async () => sendFromPort0(dns.port, query), 300);
+      expect(err?.message, 'no exception escapes the server').toBeUndefined();
+      expect(dns.stats.malformed).toBe(1);
+      const reply = await udpAsk(dns.port, query);
+      expect(reply && dnsPacket.decode(reply).answers).toHaveLength(3);
+    } finally {
+      await dns.close();
+    }
+  });
+});
+
+describe('mDNS responder under hostile input', () => {
+  it.skipIf(!raw.run)('a query from source port 0 is ignored; the responder keeps answering', async () => {
+    const port = await freePort();
+    const m = startMdns({ ttlSec: 120, port, interface: '127.0.0.1', catalog: () => cat(3), log });
+    try {
+      await new Promise((r) => setTimeout(r, 200));
+      const query = dnsPacket.encode({ type: 'query', id: 0, questions: [{ name: '_web._tcp.local', type: 'PTR' }] });
+      const err = await uncaughtDuring(async () => sendFromPort0(port, query), 300);
+      expect(err?.message, 'no exception escapes the responder').toBeUndefined();
+      const reply = await udpAsk(port, query);
+      expect(reply && dnsPacket.decode(reply).answers).toHaveLength(3);
+    } finally {
+      await m.close();
+    }
+  });
+});
