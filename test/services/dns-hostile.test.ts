@@ -9,10 +9,10 @@
 import { spawnSync } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import dnsPacket from 'dns-packet';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { Catalog } from '../../daemon/services/registry.ts';
 import type { InstanceView } from '../../daemon/services/catalog.ts';
-import { startDns } from '../../daemon/services/dns.ts';
+import { answer, encodeWithin, startDns } from '../../daemon/services/dns.ts';
 import { startMdns } from '../../daemon/services/mdns.ts';
 import { freePort } from '../helpers/ports.ts';
 
@@ -87,6 +87,32 @@ function udpAsk(port: number, msg: Buffer, ms = 3000): Promise<Buffer | undefine
 }
 
 describe('DNS interface under hostile input', () => {
+  it('fitting a large answer into a UDP size encodes the message once, not once per dropped record', () => {
+    // 1000 healthy instances: with one encode per dropped record a single 43-byte query
+    // held the event loop for ~13 s (300 instances: ~1.1 s), so a trickle of UDP queries
+    // stopped the node (its broker session, its leadership, its API).
+    const q = { type: 'query' as const, id: 1, questions: [{ name: 'web.service.plant.quorumd', type: 'SRV' as const }] };
+    const { packet } = answer(q, { cluster: 'plant', ttlSec: 5, catalog: cat(1000) });
+    const encode = vi.spyOn(dnsPacket, 'encode');
+    const measure = vi.spyOn(dnsPacket, 'encodingLength');
+    try {
+      for (const limit of [512, 1232, 65_535]) {
+        encode.mockClear();
+        measure.mockClear();
+        const out = encodeWithin(packet, limit);
+        expect(out.length).toBeLessThanOrEqual(limit);
+        const p = dnsPacket.decode(out);
+        expect(p.answers!.length).toBeGreaterThan(0);
+        expect(encode.mock.calls.length, `encodes for limit ${limit}`).toBe(1);
+        // Each record measured at most once, and only those up to the first that does not fit.
+        expect(measure.mock.calls.length, `measurements for limit ${limit}`).toBeLessThanOrEqual(2 + Math.ceil(limit / 20));
+      }
+    } finally {
+      encode.mockRestore();
+      measure.mockRestore();
+    }
+  });
+
   it.skipIf(!raw.run)('a datagram from source port 0 is dropped and counted; the server keeps answering', async () => {
     const dns = await startDns({ host: '127.0.0.1', port: 0, cluster: 'plant', ttlSec: 0, catalog: () => cat(3), log });
     try {
