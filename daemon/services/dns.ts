@@ -39,14 +39,28 @@ export interface DnsServer {
 
 const AA = 1 << 10;
 const TC = 1 << 9;
-const RCODE = { NOERROR: 0, NXDOMAIN: 3, REFUSED: 5, FORMERR: 1 } as const;
+const RCODE = { NOERROR: 0, FORMERR: 1, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5 } as const;
+
+/**
+ * Whether a decoded name encodes back to what was asked. dns-packet decodes a label's
+ * bytes as UTF-8, so bytes that are not UTF-8 come back as U+FFFD (3 bytes each): 63
+ * bytes 0xff turned into a 189-byte "label" whose length byte no resolver can read, and
+ * a 271-byte question into a 771-byte answer.
+ */
+function reEncodable(name: string): boolean {
+  if (name.includes('\uFFFD')) return false;
+  return name.replace(/\.$/, '').split('.').every((l) => Buffer.byteLength(l) <= 63) && Buffer.byteLength(name) <= 255;
+}
 
 /** The answer to one query packet (exported for tests without sockets). */
 export function answer(query: Packet, o: { cluster: string; ttlSec: number; catalog: Catalog }): { packet: Packet; rcode: number } {
   const zone = `service.${o.cluster}.quorumd`;
   const q = (query.questions ?? [])[0] as Question | undefined;
   const base = { type: 'response' as const, id: query.id ?? 0, questions: q ? [q] : [] };
-  if (!q) return { packet: { ...base, flags: RCODE.FORMERR }, rcode: RCODE.FORMERR };
+  if (!q || !reEncodable(q.name)) return { packet: { ...base, questions: [], flags: RCODE.FORMERR }, rcode: RCODE.FORMERR };
+  // Only standard queries (opcode 0); NOTIFY, UPDATE and the rest are not implemented (RFC 1035 4.1.1).
+  const opcode = ((query.flags ?? 0) >> 11) & 0xf;
+  if (opcode !== 0) return { packet: { ...base, flags: (opcode << 11) | RCODE.NOTIMP }, rcode: RCODE.NOTIMP };
   const name = q.name.toLowerCase().replace(/\.$/, '');
   if (name !== zone && !name.endsWith(`.${zone}`)) return { packet: { ...base, flags: RCODE.REFUSED }, rcode: RCODE.REFUSED };
   const labels = name === zone ? [] : name.slice(0, -(zone.length + 1)).split('.');

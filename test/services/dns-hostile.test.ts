@@ -87,6 +87,35 @@ function udpAsk(port: number, msg: Buffer, ms = 3000): Promise<Buffer | undefine
 }
 
 describe('DNS interface under hostile input', () => {
+  it('a name that does not survive decoding gets FORMERR, a non-query opcode NOTIMP, each a well-formed answer', async () => {
+    const dns = await startDns({ host: '127.0.0.1', port: 0, cluster: 'plant', ttlSec: 0, catalog: () => cat(3), log });
+    try {
+      const header = (flags: number) => Buffer.from([0xbe, 0xef, flags >> 8, flags & 255, 0, 1, 0, 0, 0, 0, 0, 0]);
+      const name = (labels: Buffer[]) => Buffer.concat([...labels.flatMap((l) => [Buffer.from([l.length]), l]), Buffer.from([0])]);
+      const tail = Buffer.from([0, 33, 0, 1]); // SRV IN
+      // Labels of bytes that are not UTF-8 (dns-packet reads them as U+FFFD).
+      const bad = Buffer.concat([header(0x0100), name([Buffer.alloc(63, 0xff), Buffer.alloc(63, 0xff), Buffer.alloc(63, 0xff), Buffer.alloc(61, 0xff)]), tail]);
+      const r1 = await udpAsk(dns.port, bad);
+      expect(r1, 'an answer').toBeDefined();
+      expect(r1!.length).toBeLessThanOrEqual(bad.length);
+      const p1 = dnsPacket.decode(r1!);
+      expect(p1.id).toBe(0xbeef);
+      expect(p1.flags! & 15).toBe(1); // FORMERR
+      // An UPDATE (opcode 5) for a name of the zone: not answered as if it were a query.
+      const update = Buffer.concat([header(5 << 11), name(['web', 'service', 'plant', 'quorumd'].map((l) => Buffer.from(l))), tail]);
+      const p2 = dnsPacket.decode((await udpAsk(dns.port, update))!);
+      expect(p2.flags! & 15).toBe(4); // NOTIMP
+      expect(p2.answers).toHaveLength(0);
+      // Control characters in a name of the zone survive decoding: NXDOMAIN, the question echoed byte for byte.
+      const ctrl = Buffer.concat([header(0x0100), name([Buffer.from('we\x00b\x07'), ...['service', 'plant', 'quorumd'].map((l) => Buffer.from(l))]), tail]);
+      const r3 = (await udpAsk(dns.port, ctrl))!;
+      expect(r3[3]! & 15).toBe(3);
+      expect(r3.subarray(12, ctrl.length)).toEqual(ctrl.subarray(12));
+    } finally {
+      await dns.close();
+    }
+  });
+
   it('fitting a large answer into a UDP size encodes the message once, not once per dropped record', () => {
     // 1000 healthy instances: with one encode per dropped record a single 43-byte query
     // held the event loop for ~13 s (300 instances: ~1.1 s), so a trickle of UDP queries
