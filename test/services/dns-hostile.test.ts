@@ -8,6 +8,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createSocket } from 'node:dgram';
+import { connect, type Socket } from 'node:net';
 import dnsPacket from 'dns-packet';
 import { describe, expect, it, vi } from 'vitest';
 import type { Catalog } from '../../daemon/services/registry.ts';
@@ -112,6 +113,120 @@ describe('DNS interface under hostile input', () => {
       expect(r3[3]! & 15).toBe(3);
       expect(r3.subarray(12, ctrl.length)).toEqual(ctrl.subarray(12));
     } finally {
+      await dns.close();
+    }
+  });
+
+  const tcpQuery = (name: string, type: 'SRV' | 'ANY', id = 1) => {
+    const m = dnsPacket.encode({ type: 'query', id, questions: [{ name, type: type as 'SRV' }] });
+    const len = Buffer.alloc(2);
+    len.writeUInt16BE(m.length);
+    return Buffer.concat([len, m]);
+  };
+  const opened = (port: number, localAddress = '127.0.0.1') =>
+    new Promise<Socket>((resolve, reject) => {
+      const s = connect({ port, host: '127.0.0.1', localAddress });
+      s.once('connect', () => resolve(s));
+      s.once('error', reject);
+    });
+  const until = async (f: () => boolean, ms: number, what: string) => {
+    const end = performance.now() + ms;
+    for (let i = 0; i < 10_000 && !f(); i++) {
+      if (performance.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+
+  it('TCP: a client that pipelines queries and never reads stalls itself; the server holds a bounded backlog, then answers every query', async () => {
+    // 300 instances: every ANY answer is 48 KB. 400 queries (19 MB of answers) in one 18 KB write.
+    const dns = await startDns({ host: '127.0.0.1', port: 0, cluster: 'plant', ttlSec: 0, catalog: () => cat(300), log });
+    const s = await opened(dns.port);
+    try {
+      s.pause();
+      const N = 400;
+      s.write(Buffer.concat(Array.from({ length: N }, (_, i) => tcpQuery('web.service.plant.quorumd', 'ANY', i))));
+      // Wait until the server stops taking queries (the count holds still for 500 ms).
+      let last = -1;
+      let still = 0;
+      await until(() => {
+        if (dns.stats.queries === last) still++;
+        else (last = dns.stats.queries), (still = 0);
+        return still >= 25;
+      }, 20_000, 'the server to stop reading');
+      // What the kernel's socket buffers hold on loopback (a few MB) plus 64 KB of
+      // backlog: ~90 answers here, not all of them (before: all 400 at
+      // once, 19 MB held by the server and growing with every query sent).
+      expect(dns.stats.queries).toBeLessThan(N);
+      // Reading resumes the server: every query gets its answer, in order.
+      let buf = Buffer.alloc(0);
+      let got = 0;
+      let inOrder = true;
+      s.on('data', (d) => {
+        buf = Buffer.concat([buf, d]);
+        while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
+          const p = dnsPacket.decode(buf.subarray(2, 2 + buf.readUInt16BE(0)));
+          if (p.id !== got) inOrder = false;
+          got++;
+          buf = buf.subarray(2 + buf.readUInt16BE(0));
+        }
+      });
+      s.resume();
+      await until(() => got === N, 30_000, `${N} answers`);
+      expect(inOrder).toBe(true);
+    } finally {
+      s.destroy();
+      await dns.close();
+    }
+  });
+
+  it('TCP: a connection that dribbles bytes without completing a query is closed after the idle time', async () => {
+    const dns = await startDns({ host: '127.0.0.1', port: 0, cluster: 'plant', ttlSec: 0, catalog: () => cat(3), tcp: { idleMs: 300 }, log });
+    const s = await opened(dns.port);
+    let closed = false;
+    s.on('close', () => (closed = true));
+    s.on('error', () => undefined);
+    // A length of 0x4100 bytes, then one byte every 50 ms: it never completes.
+    s.write(Buffer.from([0x41]));
+    const drip = setInterval(() => !closed && s.write(Buffer.from([0x41])), 50);
+    try {
+      await until(() => closed, 5_000, 'the server to close the dribbling connection');
+      // A connection that asks gets its answer (the timer only starts it).
+      const ok = await opened(dns.port);
+      const answered = new Promise<boolean>((r) => ok.once('data', () => r(true)));
+      ok.write(tcpQuery('web.service.plant.quorumd', 'SRV'));
+      expect(await answered).toBe(true);
+      ok.destroy();
+    } finally {
+      clearInterval(drip);
+      s.destroy();
+      await dns.close();
+    }
+  });
+
+  it('TCP: connections are bounded per client address and in all; the oldest make room', async () => {
+    const dns = await startDns({ host: '127.0.0.1', port: 0, cluster: 'plant', ttlSec: 0, catalog: () => cat(3), tcp: { perAddress: 4, max: 6 }, log });
+    const socks: Array<{ s: Socket; from: string; closed: boolean }> = [];
+    try {
+      const open = async (from: string) => {
+        const e = { s: await opened(dns.port, from), from, closed: false };
+        e.s.on('close', () => (e.closed = true));
+        e.s.on('error', () => undefined);
+        socks.push(e);
+        // One answered query: the server has accepted (and counted) this connection.
+        const answered = new Promise<void>((r) => e.s.once('data', () => r()));
+        e.s.write(tcpQuery('web.service.plant.quorumd', 'SRV'));
+        await answered;
+      };
+      for (let i = 0; i < 6; i++) await open('127.0.0.2');
+      await until(() => socks.filter((e) => e.closed).length === 2, 5_000, 'the 2 oldest of 127.0.0.2 closed');
+      expect(socks.map((e) => e.closed)).toEqual([true, true, false, false, false, false]);
+      for (let i = 0; i < 3; i++) await open('127.0.0.3');
+      // 4 of .2 and 3 of .3 make 7 > 6: the oldest in all (.2's third) closes.
+      await until(() => socks.filter((e) => e.closed).length === 3, 5_000, 'the oldest in all closed');
+      expect(socks.filter((e) => !e.closed).map((e) => e.from)).toEqual(['127.0.0.2', '127.0.0.2', '127.0.0.2', '127.0.0.3', '127.0.0.3', '127.0.0.3']);
+      expect(socks[2]!.closed).toBe(true);
+    } finally {
+      for (const e of socks) e.s.destroy();
       await dns.close();
     }
   });
