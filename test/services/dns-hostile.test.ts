@@ -14,7 +14,7 @@ import { describe, expect, it, vi } from 'vitest';
 import type { Catalog } from '../../daemon/services/registry.ts';
 import type { InstanceView } from '../../daemon/services/catalog.ts';
 import { answer, encodeWithin, startDns } from '../../daemon/services/dns.ts';
-import { startMdns } from '../../daemon/services/mdns.ts';
+import { mdnsRecords, startMdns } from '../../daemon/services/mdns.ts';
 import { freePort } from '../helpers/ports.ts';
 
 const log = { debug: () => undefined, info: () => undefined, warn: () => undefined };
@@ -273,6 +273,74 @@ describe('DNS interface under hostile input', () => {
 });
 
 describe('mDNS responder under hostile input', () => {
+  // Registrations the API accepts whose DNS-SD names or TXT strings exceed DNS's limits,
+  // beside ordinary ones: a service name of 63 characters (its type label _<name> is 64),
+  // an instance and a name of 40 each (the host label <instance>-<name> is 81), and 32
+  // tags of 64 characters with a meta value of 512 (TXT strings of 2 KB and 514 bytes).
+  const L63 = 'a'.repeat(62) + 'b';
+  const hostile = cat(43, (i) =>
+    i === 40 ? { name: L63, instance: 'x' } : i === 41 ? { name: 'n'.repeat(40), instance: 'i'.repeat(40) } : i === 42 ? { instance: 'big', tags: Array.from({ length: 32 }, (_, k) => `t${String(k).padStart(2, '0')}${'x'.repeat(61)}`), meta: { k: 'v'.repeat(512), path: '/api' } } : {},
+  );
+
+  it('records that do not fit DNS are left out, each other record encodes and decodes', () => {
+    const skipped: string[] = [];
+    const rs = mdnsRecords(hostile, 120, (v) => skipped.push(`${v.name}/${v.instance}`));
+    expect(skipped).toEqual([`${L63}/x`, `${'n'.repeat(40)}/${'i'.repeat(40)}`]);
+    const txt = rs.find((r) => r.type === 'TXT' && r.name === 'big._web._tcp.local') as { data: string[] };
+    for (const t of txt.data) expect(Buffer.byteLength(t)).toBeLessThanOrEqual(255);
+    expect(txt.data[0]).toMatch(/^tags=t00x+,t01x+,t02x+$/); // the tags that fit 255 bytes
+    expect(txt.data.slice(1)).toEqual(['path=/api']); // k=<512 v> does not fit; path does
+    // Before, one packet of all of them (the announcement) could not be decoded by anybody.
+    for (const r of rs) expect(() => dnsPacket.decode(dnsPacket.encode({ type: 'response', answers: [r] })), `${r.type} ${r.name}`).not.toThrow();
+  });
+
+  it('one-shot queries: a well-formed answer that repeats the id, each record once, TTL at most 10 s, within one packet', async () => {
+    const port = await freePort();
+    const m = startMdns({ ttlSec: 120, port, interface: '127.0.0.1', catalog: () => hostile, log });
+    try {
+      await new Promise((r) => setTimeout(r, 200));
+      const name = (n: string) => Buffer.concat([...n.split('.').flatMap((l) => [Buffer.from([l.length]), Buffer.from(l)]), Buffer.from([0])]);
+      // 1400 questions for the same name (the rest as compression pointers to the first): 8.4 KB.
+      const qs = 1400;
+      const q = Buffer.concat([Buffer.from([0x12, 0x34, 0, 0, qs >> 8, qs & 255, 0, 0, 0, 0, 0, 0]), name('_web._tcp.local'), Buffer.from([0, 12, 0, 1]), ...Array.from({ length: qs - 1 }, () => Buffer.from([0xc0, 12, 0, 12, 0, 1]))]);
+      const r1 = await udpAsk(port, q);
+      expect(r1, 'an answer (before: ~46,000 answers, over 64 KB: none at all)').toBeDefined();
+      const p1 = dnsPacket.decode(r1!);
+      expect(p1.id).toBe(0x1234);
+      const ptrs = p1.answers!.filter((a) => a.type === 'PTR').map((a) => (a as { data: string }).data);
+      expect(new Set(ptrs).size).toBe(ptrs.length);
+      expect(ptrs.length).toBeGreaterThan(5);
+      expect(p1.questions).toHaveLength(1);
+      expect(r1!.length).toBeLessThanOrEqual(1400 + 12 + 100);
+      for (const a of [...p1.answers!, ...p1.additionals!]) expect((a as { ttl: number }).ttl).toBeLessThanOrEqual(10);
+      // The instance with the oversized TXT strings: readable.
+      const big = dnsPacket.encode({ type: 'query', id: 77, questions: [{ name: 'big._web._tcp.local', type: 'TXT' }] });
+      const p2 = dnsPacket.decode((await udpAsk(port, big))!);
+      expect(p2.id).toBe(77);
+      expect(p2.answers!.map((a) => a.type)).toEqual(['TXT']);
+      // The browsing query: every announced service type, none of the skipped ones.
+      const browse = dnsPacket.encode({ type: 'query', id: 78, questions: [{ name: '_services._dns-sd._udp.local', type: 'PTR' }] });
+      const p3 = dnsPacket.decode((await udpAsk(port, browse))!);
+      expect(p3.answers!.map((a) => (a as { data: string }).data)).toEqual(['_web._tcp.local']);
+    } finally {
+      await m.close();
+    }
+  });
+
+  it('a record is multicast at most once a second, however often it is announced (queries go the same way)', async () => {
+    const port = await freePort();
+    const m = startMdns({ ttlSec: 120, port, interface: '127.0.0.1', catalog: () => hostile, log });
+    try {
+      m.announce();
+      const once = m.stats.multicastRecords;
+      expect(once).toBe(mdnsRecords(hostile, 120).length);
+      for (let i = 0; i < 50; i++) m.announce();
+      expect(m.stats.multicastRecords).toBe(once);
+    } finally {
+      await m.close();
+    }
+  });
+
   it.skipIf(!raw.run)('a query from source port 0 is ignored; the responder keeps answering', async () => {
     const port = await freePort();
     const m = startMdns({ ttlSec: 120, port, interface: '127.0.0.1', catalog: () => cat(3), log });
