@@ -89,7 +89,7 @@ function udpAsk(port: number, msg: Buffer, ms = 3000): Promise<Buffer | undefine
 
 describe('DNS interface under hostile input', () => {
   it('a name that does not survive decoding gets FORMERR, a non-query opcode NOTIMP, each a well-formed answer', async () => {
-    const dns = await startDns({ host: '127.0.0.1', port: 0, cluster: 'plant', ttlSec: 0, catalog: () => cat(3), log });
+    const dns = await startDns({ host: '127.0.0.1', port: await freePort(), cluster: 'plant', ttlSec: 0, catalog: () => cat(3), log });
     try {
       const header = (flags: number) => Buffer.from([0xbe, 0xef, flags >> 8, flags & 255, 0, 1, 0, 0, 0, 0, 0, 0]);
       const name = (labels: Buffer[]) => Buffer.concat([...labels.flatMap((l) => [Buffer.from([l.length]), l]), Buffer.from([0])]);
@@ -139,7 +139,7 @@ describe('DNS interface under hostile input', () => {
 
   it('TCP: a client that pipelines queries and never reads stalls itself; the server holds a bounded backlog, then answers every query', async () => {
     // 300 instances: every ANY answer is 48 KB. 400 queries (19 MB of answers) in one 18 KB write.
-    const dns = await startDns({ host: '127.0.0.1', port: 0, cluster: 'plant', ttlSec: 0, catalog: () => cat(300), log });
+    const dns = await startDns({ host: '127.0.0.1', port: await freePort(), cluster: 'plant', ttlSec: 0, catalog: () => cat(300), log });
     const s = await opened(dns.port);
     try {
       s.pause();
@@ -180,7 +180,7 @@ describe('DNS interface under hostile input', () => {
   });
 
   it('TCP: a connection that dribbles bytes without completing a query is closed after the idle time', async () => {
-    const dns = await startDns({ host: '127.0.0.1', port: 0, cluster: 'plant', ttlSec: 0, catalog: () => cat(3), tcp: { idleMs: 300 }, log });
+    const dns = await startDns({ host: '127.0.0.1', port: await freePort(), cluster: 'plant', ttlSec: 0, catalog: () => cat(3), tcp: { idleMs: 300 }, log });
     const s = await opened(dns.port);
     let closed = false;
     s.on('close', () => (closed = true));
@@ -204,7 +204,7 @@ describe('DNS interface under hostile input', () => {
   });
 
   it('TCP: connections are bounded per client address and in all; the oldest make room', async () => {
-    const dns = await startDns({ host: '127.0.0.1', port: 0, cluster: 'plant', ttlSec: 0, catalog: () => cat(3), tcp: { perAddress: 4, max: 6 }, log });
+    const dns = await startDns({ host: '127.0.0.1', port: await freePort(), cluster: 'plant', ttlSec: 0, catalog: () => cat(3), tcp: { perAddress: 4, max: 6 }, log });
     const socks: Array<{ s: Socket; from: string; closed: boolean }> = [];
     try {
       const open = async (from: string) => {
@@ -258,7 +258,7 @@ describe('DNS interface under hostile input', () => {
   });
 
   it.skipIf(!raw.run)('a datagram from source port 0 is dropped and counted; the server keeps answering', async () => {
-    const dns = await startDns({ host: '127.0.0.1', port: 0, cluster: 'plant', ttlSec: 0, catalog: () => cat(3), log });
+    const dns = await startDns({ host: '127.0.0.1', port: await freePort(), cluster: 'plant', ttlSec: 0, catalog: () => cat(3), log });
     try {
       const query = dnsPacket.encode({ type: 'query', id: 5, questions: [{ name: 'web.service.plant.quorumd', type: 'SRV' }] });
       const err = await uncaughtDuring(async () => sendFromPort0(dns.port, query), 300);
