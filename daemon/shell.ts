@@ -6,6 +6,7 @@
  *   reaches the script's children too (a `sleep` under sh would otherwise keep the
  *   pipes, and the run, alive);
  * - still running after `timeoutMs`: SIGTERM to the group, SIGKILL `killGraceMs` later;
+ *   then the run ends even if a process that left the group holds its pipes;
  * - stdout and stderr logged line by line, at most `maxOutputBytes` per run (then
  *   truncated, so that a chatty script cannot fill the disk with logs);
  * - never throws: a command that cannot be started is a result with `spawnError`.
@@ -110,10 +111,32 @@ export function runShell(o: ShellRun): RunningShell {
   let timedOut = false;
   let killTimer: NodeJS.Timeout | undefined;
   let closed = false;
+  let exited = false;
+  c.on('exit', () => (exited = true));
+  /**
+   * After the SIGKILL: a process that left the group (`setsid cmd &`, a daemon that
+   * detaches) but kept the job's stdout or stderr open would hold the run open, and
+   * with it every later slot of the job (overlap: skip) and the node's shutdown, for
+   * as long as it lives. Once the shell itself is gone its pipes are closed here and
+   * the run ends; the detached process is not ours to kill (it left the group).
+   */
+  const release = () => {
+    if (closed) return;
+    if (!exited) {
+      killTimer = setTimeout(release, 100);
+      return;
+    }
+    log.warn(fields, `${what} ended; its output is still held open by a process outside its process group (started with setsid or detached), which keeps running`);
+    c.stdout?.destroy();
+    c.stderr?.destroy();
+  };
   const terminate = () => {
     if (closed || killTimer) return;
     killGroup('SIGTERM');
-    killTimer = setTimeout(() => killGroup('SIGKILL'), grace);
+    killTimer = setTimeout(() => {
+      killGroup('SIGKILL');
+      killTimer = setTimeout(release, 200);
+    }, grace);
   };
   const timer = setTimeout(() => {
     timedOut = true;

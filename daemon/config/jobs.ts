@@ -4,7 +4,7 @@
  * replicated log granted it that slot (docs/jobs.md). Every key is documented at its
  * declaration, with its default and why.
  */
-import { nodeCron } from '../jobs/node-cron.ts';
+import { cronRangeProblem, nodeCron } from '../jobs/node-cron.ts';
 import './zod.ts'; // before zod: no JIT (see there)
 import * as z from 'zod';
 
@@ -19,6 +19,8 @@ export const CRON_HELP = 'expected 5 fields "minute hour day-of-month month day-
  * node-cron's `validate` decides; its detailed validation names the bad field.
  */
 export function cronProblem(expr: string): string | undefined {
+  const range = cronRangeProblem(expr);
+  if (range !== undefined) return range;
   if (nodeCron().validate(expr)) return undefined;
   let detail = '';
   try {

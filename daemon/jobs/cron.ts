@@ -18,7 +18,7 @@
  * (n-th such weekday); a wall time that a DST change skips does not fire, and a wall
  * time that it repeats fires once (its first instant).
  */
-import { nodeCron } from './node-cron.ts';
+import { cronRangeProblem, nodeCron } from './node-cron.ts';
 
 /** How far ahead a next slot is searched (node-cron searches as far): beyond it, none. */
 const MAX_DAYS = 366 * 100;
@@ -131,6 +131,8 @@ export class CronSchedule {
     readonly expr: string,
     readonly timeZone = 'UTC',
   ) {
+    const range = cronRangeProblem(expr);
+    if (range !== undefined) throw new Error(`cron ${JSON.stringify(expr)}: ${range}`);
     const f = nodeCron().parse(expr);
     this.seconds = sortedUnique(f.second);
     this.minutes = sortedUnique(f.minute);

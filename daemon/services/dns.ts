@@ -12,18 +12,22 @@
  * without records of the type asked is an empty NOERROR, any other zone is REFUSED
  * (this is no recursive resolver). Answers fit the client's UDP size (512 bytes, or
  * its EDNS size up to 4096): extra records go first, then answers, with TC set so
- * the client can ask over TCP... which this server does not offer — a client gets the
- * records that fit, as Consul's DNS does by default. Malformed packets are counted
- * and dropped; nothing a packet holds can stop the server.
+ * the client asks again over TCP on the same port, where answers are up to 64 KB.
+ * Malformed packets are counted and dropped, a question that cannot be echoed is
+ * FORMERR; nothing a packet holds can stop the server, and a TCP client holds at most
+ * a bounded share of it (see the TCP server below).
  */
 import { createSocket, type Socket } from 'node:dgram';
 import { createServer, isIP, type Server, type Socket as TcpSocket } from 'node:net';
 import dnsPacket, { type Answer, type Packet, type Question } from 'dns-packet';
 import type { Catalog } from './registry.ts';
 import type { InstanceView } from './catalog.ts';
+import { AddressSlots } from '../../hal/address-slots.ts';
 
 export interface DnsOptions {
   host: string;
+  /** TCP bounds (tests): idle close without a completed query, connections per client address, in all. */
+  tcp?: { idleMs?: number; perAddress?: number; max?: number };
   port: number;
   cluster: string;
   ttlSec: number;
@@ -33,20 +37,36 @@ export interface DnsOptions {
 
 export interface DnsServer {
   port: number;
-  readonly stats: { queries: number; malformed: number; nxdomain: number; refused: number };
+  readonly stats: { queries: number; malformed: number; nxdomain: number; refused: number; tcpConnections: number };
   close(): Promise<void>;
 }
 
+/** Bytes of answers written and not yet taken by a TCP client before its next query is read. */
+const TCP_BACKLOG = 64 * 1024;
 const AA = 1 << 10;
 const TC = 1 << 9;
-const RCODE = { NOERROR: 0, NXDOMAIN: 3, REFUSED: 5, FORMERR: 1 } as const;
+const RCODE = { NOERROR: 0, FORMERR: 1, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5 } as const;
+
+/**
+ * Whether a decoded name encodes back to what was asked. dns-packet decodes a label's
+ * bytes as UTF-8, so bytes that are not UTF-8 come back as U+FFFD (3 bytes each): 63
+ * bytes 0xff turned into a 189-byte "label" whose length byte no resolver can read, and
+ * a 271-byte question into a 771-byte answer.
+ */
+function reEncodable(name: string): boolean {
+  if (name.includes('\uFFFD')) return false;
+  return name.replace(/\.$/, '').split('.').every((l) => Buffer.byteLength(l) <= 63) && Buffer.byteLength(name) <= 255;
+}
 
 /** The answer to one query packet (exported for tests without sockets). */
 export function answer(query: Packet, o: { cluster: string; ttlSec: number; catalog: Catalog }): { packet: Packet; rcode: number } {
   const zone = `service.${o.cluster}.quorumd`;
   const q = (query.questions ?? [])[0] as Question | undefined;
   const base = { type: 'response' as const, id: query.id ?? 0, questions: q ? [q] : [] };
-  if (!q) return { packet: { ...base, flags: RCODE.FORMERR }, rcode: RCODE.FORMERR };
+  if (!q || !reEncodable(q.name)) return { packet: { ...base, questions: [], flags: RCODE.FORMERR }, rcode: RCODE.FORMERR };
+  // Only standard queries (opcode 0); NOTIFY, UPDATE and the rest are not implemented (RFC 1035 4.1.1).
+  const opcode = ((query.flags ?? 0) >> 11) & 0xf;
+  if (opcode !== 0) return { packet: { ...base, flags: (opcode << 11) | RCODE.NOTIMP }, rcode: RCODE.NOTIMP };
   const name = q.name.toLowerCase().replace(/\.$/, '');
   if (name !== zone && !name.endsWith(`.${zone}`)) return { packet: { ...base, flags: RCODE.REFUSED }, rcode: RCODE.REFUSED };
   const labels = name === zone ? [] : name.slice(0, -(zone.length + 1)).split('.');
@@ -82,29 +102,37 @@ export function answer(query: Packet, o: { cluster: string; ttlSec: number; cata
   return { packet: { ...base, flags: AA | RCODE.NOERROR, answers, additionals }, rcode: RCODE.NOERROR };
 }
 
-/** Encodes within `limit` bytes: additionals dropped first (no TC), then answers (TC set). */
+/**
+ * Encodes within `limit` bytes: additionals dropped first (no TC), then answers (TC set).
+ * dns-packet does not compress names, so a message's size is its header and questions
+ * plus the sum of its records' sizes: each record is measured once and the message is
+ * encoded once. (Re-encoding after every dropped record cost O(n²): 1.1 s of event loop
+ * per 43-byte UDP query with 300 instances, 13 s with 1000.)
+ */
 export function encodeWithin(p: Packet, limit: number): Buffer {
-  let buf = dnsPacket.encode(p);
-  if (buf.length <= limit) return buf;
-  const adds = [...(p.additionals ?? [])];
-  while (buf.length > limit && adds.length > 0) {
-    adds.pop();
-    buf = dnsPacket.encode({ ...p, additionals: adds });
-  }
-  if (buf.length <= limit) return buf;
-  const q: Packet = { ...p, additionals: [], flags: (p.flags ?? 0) | TC };
-  const answers = [...(p.answers ?? [])];
-  buf = dnsPacket.encode(q);
-  while (buf.length > limit && answers.length > 0) {
-    answers.pop();
-    buf = dnsPacket.encode({ ...q, answers });
-  }
-  return buf;
+  const size = (r: Answer) => dnsPacket.encodingLength({ answers: [r] }) - 12;
+  /** The longest prefix of `rs` that fits in `room` bytes (each record measured at most once). */
+  const fit = (rs: Answer[], room: number): { n: number; bytes: number } => {
+    let bytes = 0;
+    for (let i = 0; i < rs.length; i++) {
+      const b = size(rs[i]!);
+      if (bytes + b > room) return { n: i, bytes };
+      bytes += b;
+    }
+    return { n: rs.length, bytes };
+  };
+  const base = dnsPacket.encodingLength({ ...p, answers: [], additionals: [], authorities: [] });
+  const answers = p.answers ?? [];
+  const a = fit(answers, limit - base);
+  if (a.n < answers.length) return dnsPacket.encode({ ...p, flags: (p.flags ?? 0) | TC, answers: answers.slice(0, a.n), additionals: [] });
+  const adds = p.additionals ?? [];
+  const b = fit(adds, limit - base - a.bytes);
+  return dnsPacket.encode({ ...p, answers, additionals: adds.slice(0, b.n) });
 }
 
 export function startDns(o: DnsOptions): Promise<DnsServer> {
   const sock: Socket = createSocket({ type: isIP(o.host) === 6 ? 'udp6' : 'udp4' });
-  const stats = { queries: 0, malformed: 0, nxdomain: 0, refused: 0 };
+  const stats = { queries: 0, malformed: 0, nxdomain: 0, refused: 0, tcpConnections: 0 };
   /** The encoded answer to one query message, within `limit` bytes (undefined: dropped). */
   const respond = (msg: Buffer, limitOf: (q: Packet) => number): Buffer | undefined => {
     let query: Packet;
@@ -131,34 +159,88 @@ export function startDns(o: DnsOptions): Promise<DnsServer> {
     }
   };
   sock.on('message', (msg, rinfo) => {
+    if (rinfo.port === 0) {
+      stats.malformed++;
+      return;
+    }
     const out = respond(msg, (q) => {
       const opt = (q.additionals ?? []).find((a) => a.type === 'OPT') as { udpPayloadSize?: number } | undefined;
       return Math.max(512, Math.min(4096, opt?.udpPayloadSize ?? 512));
     });
-    if (out) sock.send(out, rinfo.port, rinfo.address);
+    // Node throws on a send to port 0; a datagram "from" port 0 is forged anyway (no
+    // socket sends from it), so it is dropped like any other malformed packet.
+    if (out) sock.send(out, rinfo.port, rinfo.address, (err) => err && o.log.warn({ error: err.message, to: `${rinfo.address}:${rinfo.port}` }, 'services DNS: answer not sent'));
   });
-  // DNS over TCP (RFC 1035 4.2.2, RFC 7766): messages with a 2-byte length; for answers that do not fit UDP.
+  // DNS over TCP (RFC 1035 4.2.2, RFC 7766): messages with a 2-byte length; for answers
+  // that do not fit UDP. Anybody who can reach the port can connect, so each connection
+  // is bounded: queries are read only while the answers already written are under
+  // TCP_BACKLOG bytes (a client that asks and never reads stalls itself, not the node's
+  // memory: it grew by ~280 MB in 25 s before), a connection that completes no query
+  // within idleMs is closed however many bytes it dribbles (a byte every few seconds
+  // held one open forever), and connections are bounded per client address and in all,
+  // the oldest closed to make room (RFC 7766 6.2.2 lets a server close idle ones).
   const conns = new Set<TcpSocket>();
+  const t = { idleMs: o.tcp?.idleMs ?? 10_000, perAddress: o.tcp?.perAddress ?? 16, max: o.tcp?.max ?? 64 };
+  const slots = new AddressSlots<TcpSocket>(t.perAddress);
   const tcp: Server = createServer((c) => {
+    if (conns.size >= t.max) {
+      const oldest = conns.values().next().value!;
+      conns.delete(oldest);
+      slots.release(oldest);
+      oldest.destroy();
+    }
+    // Nobody authenticates here, so admission never refuses: at the bound it names the
+    // address's oldest connection to close.
+    const adm = slots.admit(c, c.remoteAddress ?? '');
+    if (adm.refused) return c.destroy();
+    if (adm.evict) {
+      conns.delete(adm.evict);
+      adm.evict.destroy();
+    }
     conns.add(c);
+    stats.tcpConnections++;
     let buf = Buffer.alloc(0);
-    c.setTimeout(10_000, () => c.destroy());
+    const idle = setTimeout(() => c.destroy(), t.idleMs);
     c.on('error', () => undefined);
-    c.on('close', () => conns.delete(c));
-    c.on('data', (d) => {
-      buf = Buffer.concat([buf, d]);
-      if (buf.length > 70_000) return c.destroy();
-      while (buf.length >= 2) {
+    c.on('close', () => {
+      clearTimeout(idle);
+      if (later) clearImmediate(later);
+      conns.delete(c);
+      slots.release(c);
+    });
+    // At most 32 queries per turn of the event loop, so that one connection's pipeline
+    // of 70 KB of small queries does not hold everything else up.
+    let later: NodeJS.Immediate | undefined;
+    const work = () => {
+      later = undefined;
+      for (let k = 0; buf.length >= 2 && c.writableLength < TCP_BACKLOG && !c.destroyed; k++) {
+        if (k === 32) {
+          c.pause();
+          later = setImmediate(work);
+          return;
+        }
         const n = buf.readUInt16BE(0);
         if (buf.length < 2 + n) break;
         const out = respond(buf.subarray(2, 2 + n), () => 65_535);
         buf = buf.subarray(2 + n);
+        idle.refresh();
         if (out) {
           const len = Buffer.alloc(2);
           len.writeUInt16BE(out.length);
           c.write(Buffer.concat([len, out]));
         }
       }
+      // Read on only when the answers so far are on their way ('drain' calls work again).
+      if (c.writableLength >= TCP_BACKLOG) c.pause();
+      else c.resume();
+    };
+    c.on('drain', () => {
+      if (!later) work();
+    });
+    c.on('data', (d) => {
+      buf = buf.length === 0 ? d : Buffer.concat([buf, d]);
+      if (buf.length > 70_000) return c.destroy();
+      if (!later) work();
     });
   });
   return new Promise((resolve, reject) => {

@@ -43,6 +43,18 @@ describe('jobs config', () => {
     }
   });
 
+  it('a range with a huge bound is refused at once, not expanded (node-cron took 19 s and 2 GB for 1-10000000)', () => {
+    for (const [bad, range] of [['1-10000000 * * * *', '1-10000000'], ['0 0 1-99999999 * *', '1-99999999'], ['0 0 * * 100-1', '100-1']]) {
+      const t0 = performance.now();
+      const q = problems(`${base}jobs:\n  - { name: j, cron: ${JSON.stringify(bad)}, command: "true" }\n`);
+      expect(performance.now() - t0, bad).toBeLessThan(5000);
+      expect(q.map((x) => x.key)).toEqual(['jobs.0.cron']);
+      expect(q[0]!.message).toContain(`job "j": ${JSON.stringify(bad)} is not a valid cron expression (the range ${range} is out of every field's bounds`);
+    }
+    // Ranges within the bounds, and steps, are node-cron's to judge as before.
+    expect(parseConfigText(`${base}jobs:\n  - { name: j, cron: "0-59/100 1-5 * 1-12 0-6", command: "true" }\n`).jobs).toHaveLength(1);
+  });
+
   it('other mistakes: names, duplicates, time zone, timeout, overlap, unknown keys, engine bully', () => {
     const one = (job: string) => problems(`${base}jobs:\n  - ${job}\n`);
     expect(one('{ name: "Bad Name", cron: "* * * * *", command: "true" }')[0]!.message).toMatch(/expected a job name of 1-48 characters/);

@@ -1,0 +1,358 @@
+/**
+ * The DNS and mDNS interfaces of service discovery against what anybody on the LAN (or
+ * any local user) can send them: forged source ports, names that do not survive
+ * decoding, expensive questions, TCP clients that never read or never finish, and
+ * registrations (valid for the API) whose records do not fit DNS's limits. Every case
+ * here once stopped a node, stalled its event loop for seconds, grew its memory without
+ * bound, or sent packets no resolver can read.
+ */
+import { spawnSync } from 'node:child_process';
+import { createSocket } from 'node:dgram';
+import { connect, type Socket } from 'node:net';
+import dnsPacket from 'dns-packet';
+import { describe, expect, it, vi } from 'vitest';
+import type { Catalog } from '../../daemon/services/registry.ts';
+import type { InstanceView } from '../../daemon/services/catalog.ts';
+import { answer, encodeWithin, startDns } from '../../daemon/services/dns.ts';
+import { mdnsRecords, startMdns } from '../../daemon/services/mdns.ts';
+import { freePort } from '../helpers/ports.ts';
+
+const log = { debug: () => undefined, info: () => undefined, warn: () => undefined };
+
+export const cat = (n: number, f: (i: number) => Partial<InstanceView> = () => ({})): Catalog => ({
+  index: 9,
+  instances: Array.from({ length: n }, (_, i) => ({ name: 'web', instance: `i${i}`, address: `10.0.${i >> 8}.${i & 255}`, port: 80, tags: [], meta: {}, check: { type: 'none' as const }, node: 'n1', health: 'passing' as const, output: '', index: i + 1, ...f(i) })),
+});
+
+/**
+ * Sends one UDP datagram with source port 0 to 127.0.0.1:`port` through a raw socket
+ * (python3; needs root or CAP_NET_RAW). No Node socket can send from port 0, a host on
+ * the LAN can.
+ */
+const RAW = `
+import socket, struct, sys
+port = int(sys.argv[1]); payload = bytes.fromhex(sys.argv[2])
+def csum(b):
+    if len(b) % 2: b += b'\\0'
+    s = sum(struct.unpack('!%dH' % (len(b) // 2), b)); s = (s >> 16) + (s & 0xffff); s += s >> 16; return (~s) & 0xffff
+lo = socket.inet_aton('127.0.0.1'); n = 8 + len(payload)
+c = csum(lo + lo + struct.pack('!BBH', 0, 17, n) + struct.pack('!HHHH', 0, port, n, 0) + payload)
+udp = struct.pack('!HHHH', 0, port, n, c) + payload
+ip = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 20 + n, 1, 0, 64, 17, 0, lo, lo)
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW); s.sendto(ip + udp, ('127.0.0.1', 0))
+`;
+function rawCapable(): { run: boolean; reason: string } {
+  const r = spawnSync('python3', ['-c', 'import socket; socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)'], { encoding: 'utf8', timeout: 10_000 });
+  if (r.status === 0) return { run: true, reason: '' };
+  const reason = `no raw socket (python3 as root or with CAP_NET_RAW): ${r.error?.message ?? r.stderr.trim().split('\n').pop()}`;
+  console.warn(`SKIP the source-port-0 tests: ${reason}`);
+  return { run: false, reason };
+}
+const raw = rawCapable();
+function sendFromPort0(port: number, payload: Buffer): void {
+  const r = spawnSync('python3', ['-c', RAW, String(port), payload.toString('hex')], { encoding: 'utf8', timeout: 10_000 });
+  if (r.status !== 0) throw new Error(`raw send failed: ${r.stderr}`);
+}
+
+/** Runs `f` and reports whether an uncaught exception happened while it ran (and for `settleMs` after). */
+async function uncaughtDuring(f: () => Promise<void>, settleMs: number): Promise<Error | undefined> {
+  let caught: Error | undefined;
+  const on = (e: Error) => {
+    caught = e;
+  };
+  // vitest reports uncaught exceptions as failures of the run; this listener sees them first.
+  process.prependListener('uncaughtException', on);
+  try {
+    await f();
+    await new Promise((r) => setTimeout(r, settleMs));
+  } finally {
+    process.off('uncaughtException', on);
+  }
+  return caught;
+}
+
+function udpAsk(port: number, msg: Buffer, ms = 3000): Promise<Buffer | undefined> {
+  return new Promise((resolve) => {
+    const s = createSocket('udp4');
+    const t = setTimeout(() => {
+      s.close();
+      resolve(undefined);
+    }, ms);
+    s.once('message', (m) => {
+      clearTimeout(t);
+      s.close();
+      resolve(m);
+    });
+    s.send(msg, port, '127.0.0.1');
+  });
+}
+
+describe('DNS interface under hostile input', () => {
+  it('a name that does not survive decoding gets FORMERR, a non-query opcode NOTIMP, each a well-formed answer', async () => {
+    const dns = await startDns({ host: '127.0.0.1', port: await freePort(), cluster: 'plant', ttlSec: 0, catalog: () => cat(3), log });
+    try {
+      const header = (flags: number) => Buffer.from([0xbe, 0xef, flags >> 8, flags & 255, 0, 1, 0, 0, 0, 0, 0, 0]);
+      const name = (labels: Buffer[]) => Buffer.concat([...labels.flatMap((l) => [Buffer.from([l.length]), l]), Buffer.from([0])]);
+      const tail = Buffer.from([0, 33, 0, 1]); // SRV IN
+      // Labels of bytes that are not UTF-8 (dns-packet reads them as U+FFFD).
+      const bad = Buffer.concat([header(0x0100), name([Buffer.alloc(63, 0xff), Buffer.alloc(63, 0xff), Buffer.alloc(63, 0xff), Buffer.alloc(61, 0xff)]), tail]);
+      const r1 = await udpAsk(dns.port, bad);
+      expect(r1, 'an answer').toBeDefined();
+      expect(r1!.length).toBeLessThanOrEqual(bad.length);
+      const p1 = dnsPacket.decode(r1!);
+      expect(p1.id).toBe(0xbeef);
+      expect(p1.flags! & 15).toBe(1); // FORMERR
+      // An UPDATE (opcode 5) for a name of the zone: not answered as if it were a query.
+      const update = Buffer.concat([header(5 << 11), name(['web', 'service', 'plant', 'quorumd'].map((l) => Buffer.from(l))), tail]);
+      const p2 = dnsPacket.decode((await udpAsk(dns.port, update))!);
+      expect(p2.flags! & 15).toBe(4); // NOTIMP
+      expect(p2.answers).toHaveLength(0);
+      // Control characters in a name of the zone survive decoding: NXDOMAIN, the question echoed byte for byte.
+      const ctrl = Buffer.concat([header(0x0100), name([Buffer.from('we\x00b\x07'), ...['service', 'plant', 'quorumd'].map((l) => Buffer.from(l))]), tail]);
+      const r3 = (await udpAsk(dns.port, ctrl))!;
+      expect(r3[3]! & 15).toBe(3);
+      expect(r3.subarray(12, ctrl.length)).toEqual(ctrl.subarray(12));
+    } finally {
+      await dns.close();
+    }
+  });
+
+  const tcpQuery = (name: string, type: 'SRV' | 'ANY', id = 1) => {
+    const m = dnsPacket.encode({ type: 'query', id, questions: [{ name, type: type as 'SRV' }] });
+    const len = Buffer.alloc(2);
+    len.writeUInt16BE(m.length);
+    return Buffer.concat([len, m]);
+  };
+  const opened = (port: number, localAddress = '127.0.0.1') =>
+    new Promise<Socket>((resolve, reject) => {
+      const s = connect({ port, host: '127.0.0.1', localAddress });
+      s.once('connect', () => resolve(s));
+      s.once('error', reject);
+    });
+  const until = async (f: () => boolean, ms: number, what: string) => {
+    const end = performance.now() + ms;
+    for (let i = 0; i < 10_000 && !f(); i++) {
+      if (performance.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+
+  it('TCP: a client that pipelines queries and never reads stalls itself; the server holds a bounded backlog, then answers every query', async () => {
+    // 300 instances: every ANY answer is 48 KB. 400 queries (19 MB of answers) in one 18 KB write.
+    const dns = await startDns({ host: '127.0.0.1', port: await freePort(), cluster: 'plant', ttlSec: 0, catalog: () => cat(300), log });
+    const s = await opened(dns.port);
+    try {
+      s.pause();
+      const N = 400;
+      s.write(Buffer.concat(Array.from({ length: N }, (_, i) => tcpQuery('web.service.plant.quorumd', 'ANY', i))));
+      // Wait until the server stops taking queries (the count holds still for 500 ms).
+      let last = -1;
+      let still = 0;
+      await until(() => {
+        if (dns.stats.queries === last) still++;
+        else (last = dns.stats.queries), (still = 0);
+        return still >= 25;
+      }, 20_000, 'the server to stop reading');
+      // What the kernel's socket buffers hold on loopback (a few MB) plus 64 KB of
+      // backlog: ~90 answers here, not all of them (before: all 400 at
+      // once, 19 MB held by the server and growing with every query sent).
+      expect(dns.stats.queries).toBeLessThan(N);
+      // Reading resumes the server: every query gets its answer, in order.
+      let buf = Buffer.alloc(0);
+      let got = 0;
+      let inOrder = true;
+      s.on('data', (d) => {
+        buf = Buffer.concat([buf, d]);
+        while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
+          const p = dnsPacket.decode(buf.subarray(2, 2 + buf.readUInt16BE(0)));
+          if (p.id !== got) inOrder = false;
+          got++;
+          buf = buf.subarray(2 + buf.readUInt16BE(0));
+        }
+      });
+      s.resume();
+      await until(() => got === N, 30_000, `${N} answers`);
+      expect(inOrder).toBe(true);
+    } finally {
+      s.destroy();
+      await dns.close();
+    }
+  });
+
+  it('TCP: a connection that dribbles bytes without completing a query is closed after the idle time', async () => {
+    const dns = await startDns({ host: '127.0.0.1', port: await freePort(), cluster: 'plant', ttlSec: 0, catalog: () => cat(3), tcp: { idleMs: 300 }, log });
+    const s = await opened(dns.port);
+    let closed = false;
+    s.on('close', () => (closed = true));
+    s.on('error', () => undefined);
+    // A length of 0x4100 bytes, then one byte every 50 ms: it never completes.
+    s.write(Buffer.from([0x41]));
+    const drip = setInterval(() => !closed && s.write(Buffer.from([0x41])), 50);
+    try {
+      await until(() => closed, 5_000, 'the server to close the dribbling connection');
+      // A connection that asks gets its answer (the timer only starts it).
+      const ok = await opened(dns.port);
+      const answered = new Promise<boolean>((r) => ok.once('data', () => r(true)));
+      ok.write(tcpQuery('web.service.plant.quorumd', 'SRV'));
+      expect(await answered).toBe(true);
+      ok.destroy();
+    } finally {
+      clearInterval(drip);
+      s.destroy();
+      await dns.close();
+    }
+  });
+
+  it('TCP: connections are bounded per client address and in all; the oldest make room', async () => {
+    const dns = await startDns({ host: '127.0.0.1', port: await freePort(), cluster: 'plant', ttlSec: 0, catalog: () => cat(3), tcp: { perAddress: 4, max: 6 }, log });
+    const socks: Array<{ s: Socket; from: string; closed: boolean }> = [];
+    try {
+      const open = async (from: string) => {
+        const e = { s: await opened(dns.port, from), from, closed: false };
+        e.s.on('close', () => (e.closed = true));
+        e.s.on('error', () => undefined);
+        socks.push(e);
+        // One answered query: the server has accepted (and counted) this connection.
+        const answered = new Promise<void>((r) => e.s.once('data', () => r()));
+        e.s.write(tcpQuery('web.service.plant.quorumd', 'SRV'));
+        await answered;
+      };
+      for (let i = 0; i < 6; i++) await open('127.0.0.2');
+      await until(() => socks.filter((e) => e.closed).length === 2, 5_000, 'the 2 oldest of 127.0.0.2 closed');
+      expect(socks.map((e) => e.closed)).toEqual([true, true, false, false, false, false]);
+      for (let i = 0; i < 3; i++) await open('127.0.0.3');
+      // 4 of .2 and 3 of .3 make 7 > 6: the oldest in all (.2's third) closes.
+      await until(() => socks.filter((e) => e.closed).length === 3, 5_000, 'the oldest in all closed');
+      expect(socks.filter((e) => !e.closed).map((e) => e.from)).toEqual(['127.0.0.2', '127.0.0.2', '127.0.0.2', '127.0.0.3', '127.0.0.3', '127.0.0.3']);
+      expect(socks[2]!.closed).toBe(true);
+    } finally {
+      for (const e of socks) e.s.destroy();
+      await dns.close();
+    }
+  });
+
+  it('fitting a large answer into a UDP size encodes the message once, not once per dropped record', () => {
+    // 1000 healthy instances: with one encode per dropped record a single 43-byte query
+    // held the event loop for ~13 s (300 instances: ~1.1 s), so a trickle of UDP queries
+    // stopped the node (its broker session, its leadership, its API).
+    const q = { type: 'query' as const, id: 1, questions: [{ name: 'web.service.plant.quorumd', type: 'SRV' as const }] };
+    const { packet } = answer(q, { cluster: 'plant', ttlSec: 5, catalog: cat(1000) });
+    const encode = vi.spyOn(dnsPacket, 'encode');
+    const measure = vi.spyOn(dnsPacket, 'encodingLength');
+    try {
+      for (const limit of [512, 1232, 65_535]) {
+        encode.mockClear();
+        measure.mockClear();
+        const out = encodeWithin(packet, limit);
+        expect(out.length).toBeLessThanOrEqual(limit);
+        const p = dnsPacket.decode(out);
+        expect(p.answers!.length).toBeGreaterThan(0);
+        expect(encode.mock.calls.length, `encodes for limit ${limit}`).toBe(1);
+        // Each record measured at most once, and only those up to the first that does not fit.
+        expect(measure.mock.calls.length, `measurements for limit ${limit}`).toBeLessThanOrEqual(2 + Math.ceil(limit / 20));
+      }
+    } finally {
+      encode.mockRestore();
+      measure.mockRestore();
+    }
+  });
+
+  it.skipIf(!raw.run)('a datagram from source port 0 is dropped and counted; the server keeps answering', async () => {
+    const dns = await startDns({ host: '127.0.0.1', port: await freePort(), cluster: 'plant', ttlSec: 0, catalog: () => cat(3), log });
+    try {
+      const query = dnsPacket.encode({ type: 'query', id: 5, questions: [{ name: 'web.service.plant.quorumd', type: 'SRV' }] });
+      const err = await uncaughtDuring(async () => sendFromPort0(dns.port, query), 300);
+      expect(err?.message, 'no exception escapes the server').toBeUndefined();
+      expect(dns.stats.malformed).toBe(1);
+      const reply = await udpAsk(dns.port, query);
+      expect(reply && dnsPacket.decode(reply).answers).toHaveLength(3);
+    } finally {
+      await dns.close();
+    }
+  });
+});
+
+describe('mDNS responder under hostile input', () => {
+  // Registrations the API accepts whose DNS-SD names or TXT strings exceed DNS's limits,
+  // beside ordinary ones: a service name of 63 characters (its type label _<name> is 64),
+  // an instance and a name of 40 each (the host label <instance>-<name> is 81), and 32
+  // tags of 64 characters with a meta value of 512 (TXT strings of 2 KB and 514 bytes).
+  const L63 = 'a'.repeat(62) + 'b';
+  const hostile = cat(43, (i) =>
+    i === 40 ? { name: L63, instance: 'x' } : i === 41 ? { name: 'n'.repeat(40), instance: 'i'.repeat(40) } : i === 42 ? { instance: 'big', tags: Array.from({ length: 32 }, (_, k) => `t${String(k).padStart(2, '0')}${'x'.repeat(61)}`), meta: { k: 'v'.repeat(512), path: '/api' } } : {},
+  );
+
+  it('records that do not fit DNS are left out, each other record encodes and decodes', () => {
+    const skipped: string[] = [];
+    const rs = mdnsRecords(hostile, 120, (v) => skipped.push(`${v.name}/${v.instance}`));
+    expect(skipped).toEqual([`${L63}/x`, `${'n'.repeat(40)}/${'i'.repeat(40)}`]);
+    const txt = rs.find((r) => r.type === 'TXT' && r.name === 'big._web._tcp.local') as { data: string[] };
+    for (const t of txt.data) expect(Buffer.byteLength(t)).toBeLessThanOrEqual(255);
+    expect(txt.data[0]).toMatch(/^tags=t00x+,t01x+,t02x+$/); // the tags that fit 255 bytes
+    expect(txt.data.slice(1)).toEqual(['path=/api']); // k=<512 v> does not fit; path does
+    // Before, one packet of all of them (the announcement) could not be decoded by anybody.
+    for (const r of rs) expect(() => dnsPacket.decode(dnsPacket.encode({ type: 'response', answers: [r] })), `${r.type} ${r.name}`).not.toThrow();
+  });
+
+  it('one-shot queries: a well-formed answer that repeats the id, each record once, TTL at most 10 s, within one packet', async () => {
+    const port = await freePort();
+    const m = startMdns({ ttlSec: 120, port, interface: '127.0.0.1', catalog: () => hostile, log });
+    try {
+      await new Promise((r) => setTimeout(r, 200));
+      const name = (n: string) => Buffer.concat([...n.split('.').flatMap((l) => [Buffer.from([l.length]), Buffer.from(l)]), Buffer.from([0])]);
+      // 1400 questions for the same name (the rest as compression pointers to the first): 8.4 KB.
+      const qs = 1400;
+      const q = Buffer.concat([Buffer.from([0x12, 0x34, 0, 0, qs >> 8, qs & 255, 0, 0, 0, 0, 0, 0]), name('_web._tcp.local'), Buffer.from([0, 12, 0, 1]), ...Array.from({ length: qs - 1 }, () => Buffer.from([0xc0, 12, 0, 12, 0, 1]))]);
+      const r1 = await udpAsk(port, q);
+      expect(r1, 'an answer (before: ~46,000 answers, over 64 KB: none at all)').toBeDefined();
+      const p1 = dnsPacket.decode(r1!);
+      expect(p1.id).toBe(0x1234);
+      const ptrs = p1.answers!.filter((a) => a.type === 'PTR').map((a) => (a as { data: string }).data);
+      expect(new Set(ptrs).size).toBe(ptrs.length);
+      expect(ptrs.length).toBeGreaterThan(5);
+      expect(p1.questions).toHaveLength(1);
+      expect(r1!.length).toBeLessThanOrEqual(1400 + 12 + 100);
+      for (const a of [...p1.answers!, ...p1.additionals!]) expect((a as { ttl: number }).ttl).toBeLessThanOrEqual(10);
+      // The instance with the oversized TXT strings: readable.
+      const big = dnsPacket.encode({ type: 'query', id: 77, questions: [{ name: 'big._web._tcp.local', type: 'TXT' }] });
+      const p2 = dnsPacket.decode((await udpAsk(port, big))!);
+      expect(p2.id).toBe(77);
+      expect(p2.answers!.map((a) => a.type)).toEqual(['TXT']);
+      // The browsing query: every announced service type, none of the skipped ones.
+      const browse = dnsPacket.encode({ type: 'query', id: 78, questions: [{ name: '_services._dns-sd._udp.local', type: 'PTR' }] });
+      const p3 = dnsPacket.decode((await udpAsk(port, browse))!);
+      expect(p3.answers!.map((a) => (a as { data: string }).data)).toEqual(['_web._tcp.local']);
+    } finally {
+      await m.close();
+    }
+  });
+
+  it('a record is multicast at most once a second, however often it is announced (queries go the same way)', async () => {
+    const port = await freePort();
+    const m = startMdns({ ttlSec: 120, port, interface: '127.0.0.1', catalog: () => hostile, log });
+    try {
+      m.announce();
+      const once = m.stats.multicastRecords;
+      expect(once).toBe(mdnsRecords(hostile, 120).length);
+      for (let i = 0; i < 50; i++) m.announce();
+      expect(m.stats.multicastRecords).toBe(once);
+    } finally {
+      await m.close();
+    }
+  });
+
+  it.skipIf(!raw.run)('a query from source port 0 is ignored; the responder keeps answering', async () => {
+    const port = await freePort();
+    const m = startMdns({ ttlSec: 120, port, interface: '127.0.0.1', catalog: () => cat(3), log });
+    try {
+      await new Promise((r) => setTimeout(r, 200));
+      const query = dnsPacket.encode({ type: 'query', id: 0, questions: [{ name: '_web._tcp.local', type: 'PTR' }] });
+      const err = await uncaughtDuring(async () => sendFromPort0(port, query), 300);
+      expect(err?.message, 'no exception escapes the responder').toBeUndefined();
+      const reply = await udpAsk(port, query);
+      expect(reply && dnsPacket.decode(reply).answers).toHaveLength(3);
+    } finally {
+      await m.close();
+    }
+  });
+});
