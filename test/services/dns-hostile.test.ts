@@ -7,7 +7,7 @@
  * bound, or sent packets no resolver can read.
  */
 import { spawnSync } from 'node:child_process';
-import { createSocket } from 'node:dgram';
+import { createSocket, Socket as DgramSocket } from 'node:dgram';
 import { connect, type Socket } from 'node:net';
 import dnsPacket from 'dns-packet';
 import { describe, expect, it, vi } from 'vitest';
@@ -227,6 +227,26 @@ describe('DNS interface under hostile input', () => {
       expect(socks[2]!.closed).toBe(true);
     } finally {
       for (const e of socks) e.s.destroy();
+      await dns.close();
+    }
+  });
+
+  it('a datagram from source port 0 is dropped in-process too (where no raw socket is allowed, the test below skips)', async () => {
+    // The server's own UDP socket, found through the bind it makes; the datagram is handed
+    // to it as the kernel would hand a forged one (Node throws on the answer's send to
+    // port 0: before, that exception stopped the node).
+    const bind = vi.spyOn(DgramSocket.prototype, 'bind');
+    const dns = await startDns({ host: '127.0.0.1', port: await freePort(), cluster: 'plant', ttlSec: 0, catalog: () => cat(3), log });
+    try {
+      const sock = bind.mock.contexts[0] as DgramSocket;
+      expect(sock).toBeInstanceOf(DgramSocket);
+      const query = dnsPacket.encode({ type: 'query', id: 6, questions: [{ name: 'web.service.plant.quorumd', type: 'SRV' }] });
+      expect(() => sock.emit('message', query, { address: '127.0.0.1', family: 'IPv4', port: 0, size: query.length })).not.toThrow();
+      expect(dns.stats.malformed).toBe(1);
+      const reply = await udpAsk(dns.port, query);
+      expect(reply && dnsPacket.decode(reply).answers).toHaveLength(3);
+    } finally {
+      bind.mockRestore();
       await dns.close();
     }
   });
