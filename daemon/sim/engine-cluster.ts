@@ -545,6 +545,7 @@ function logEngineRun(cfg: SimConfig, seed: number, hooks: EngineSeedHooks): Eng
         const lockNodes = certifying ? () => liveData().map((rt) => pbftClient(rt, certifying)) : liveData;
         locks = new LockWorkload(world.sched, world.rng.fork('locks'), lockNodes, (inv, detail) => checker.fail(inv, detail), { ...DEFAULT_LOCK_WORKLOAD, ...(pbft ? PBFT_LOCK_WORKLOAD : {}), ...hooks.locks });
         locks.deliver = (node, fn) => world.board(node).deliver(fn);
+        if (hooks.timeline) ({ onOp: locks.onOp, onHold: locks.onHold } = hooks.timeline.lockListeners());
         locks.start(cfg.timeMs * 1000);
       }
       // Only active leaders drive the actuator, each with its fencing token.
