@@ -326,7 +326,7 @@ export function buildProgram(): Command {
     .option('--time <duration>', 'virtual time per seed, e.g. 60s', '60s')
     .option('--faults <list>', 'partition,crash,power,loss,reorder,clock,disk,stall (and byzantine for engine pbft)', '')
     .option('--no-stonith', 'disable fencing')
-    .option('--locks', 'lock clients too, with the client-side lock checks (raft, paxos, zab)')
+    .option('--locks', 'lock clients too, with the client-side lock checks (raft, paxos, zab, pbft; bully has no locks)')
     .option('--process-clocks', 'each process\'s monotonic clock starts at its own origin, with a fraction, at every process start (as performance.now())')
     .option('--json', 'one JSON object per line')
     .option('--html <file>', 'write the timeline of the seed (--seed) as a self-contained HTML page')

@@ -273,9 +273,13 @@ export interface EngineRuntimeOptions {
    * Tests only: a planted bug, to show that the simulator's lock checks (daemon/sim/locks.ts)
    * catch it. 'clamped-offset': the lock clock's offset as before commit ad2fb33, clamped at
    * 0 and fractional (a failover to an older process jumps the lock clock ahead; one to a
-   * younger process stamps fractional times). Never set outside tests.
+   * younger process stamps fractional times). 'own-clock-report' (engine pbft): every
+   * board reports its own monotonic clock as its clock report instead of its estimate of
+   * the agreed time (daemon/runtime/pbft-time.ts), the design src/pbft/agreed-time.ts
+   * explains it must not use: processes started at different times jump the agreed time.
+   * Never set outside tests.
    */
-  plantedLockClock?: 'clamped-offset';
+  plantedLockClock?: 'clamped-offset' | 'own-clock-report';
 }
 
 export type EngineRuntimeState = 'new' | 'booting' | 'running' | 'stopped';
@@ -481,7 +485,7 @@ export class EngineRuntime {
     this.maxFrame = Math.min(DEFAULT_MAX_FRAME, ...opts.links.map((l) => l.maxFrame));
     if (opts.engine === 'pbft') {
       this.pbftAuth = opts.pbftAuth ?? derivedPbftAuth(this.id, opts.config.voters, opts.keyring.current, opts.cluster);
-      this.pbftTime = new PbftTime(opts.config.voters, Math.floor((opts.config.voters.length - 1) / 3), opts.pbftTime);
+      this.pbftTime = new PbftTime(opts.config.voters, Math.floor((opts.config.voters.length - 1) / 3), opts.plantedLockClock === 'own-clock-report' ? { ...opts.pbftTime, plantedOwnClock: true } : opts.pbftTime);
     }
     else if (opts.pbftAuth || opts.byzantine || opts.pbftFencing) throw new TypeError(`EngineRuntime: pbftAuth, pbftFencing and byzantine are for engine pbft, not ${opts.engine}`);
     if (opts.engine === 'pbft' && opts.fencing) throw new TypeError('EngineRuntime: engine pbft fences on committed votes (option pbftFencing), not through the leader fencing option `fencing`');

@@ -23,12 +23,15 @@ export const PBFT_TIME_CAP_MS = 2000;
 export interface PbftTimeOptions {
   reportMs?: number;
   capMs?: number;
+  /** Tests only (EngineRuntimeOptions.plantedLockClock 'own-clock-report'): report the board's own monotonic clock. */
+  plantedOwnClock?: boolean;
 }
 
 export class PbftTime {
   clock: AgreedClock;
   readonly line: LocalTimeLine;
   readonly reportMs: number;
+  private readonly plantedOwnClock: boolean;
   private lastReportAt = -Infinity;
   private inFlight = false;
   /** Reports executed (any origin) and refused (not a member, bad bytes): status and tests. */
@@ -42,6 +45,7 @@ export class PbftTime {
   ) {
     this.clock = new AgreedClock(members, f);
     this.reportMs = o.reportMs ?? PBFT_TIME_REPORT_MS;
+    this.plantedOwnClock = o.plantedOwnClock === true;
     this.line = new LocalTimeLine(o.capMs ?? PBFT_TIME_CAP_MS);
   }
 
@@ -80,7 +84,7 @@ export class PbftTime {
   /** The report to propose now, or undefined (the line is paused, not due, or one is still in flight). */
   due(mono: number): Uint8Array | undefined {
     if (!this.line.isRunning || this.inFlight || mono - this.lastReportAt < this.reportMs) return undefined;
-    const v = this.line.reportValue(mono);
+    const v = this.plantedOwnClock ? Math.floor(mono) : this.line.reportValue(mono);
     if (v <= this.clock.nowMs) return undefined;
     this.lastReportAt = mono;
     this.inFlight = true;

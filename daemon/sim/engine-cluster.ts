@@ -55,7 +55,7 @@ import { SimViolation } from './violation.ts';
 import { EngineInvariantChecker, engineChecks } from './engine-invariants.ts';
 import { Workload, DEFAULT_WORKLOAD, type WorkloadNode, type WorkloadOptions } from './workload.ts';
 import type { ByzKind } from '../../src/pbft/byzantine.ts';
-import { PBFT_SETTLE_MS, PbftClientNode, PbftFenceChecks, PbftSimKeys, ReplyPool, pbftUnsettled, pickByzantine, saboteurFor, simPbftFencing, type PbftChecks } from './pbft-sim.ts';
+import { PBFT_LOCK_WORKLOAD, PBFT_SETTLE_MS, PbftClientNode, PbftFenceChecks, PbftSimKeys, ReplyPool, pbftUnsettled, pickByzantine, saboteurFor, simPbftFencing, type PbftChecks } from './pbft-sim.ts';
 import type { SimConfig } from './options.ts';
 import type { RoleView, TimelineRecorder } from './timeline/recorder.ts';
 import { hashBytes } from './hash.ts';
@@ -429,12 +429,12 @@ function logEngineRun(cfg: SimConfig, seed: number, hooks: EngineSeedHooks): Eng
   let locks: LockWorkload | undefined;
   // PBFT clients trust f + 1 matching replies, not the node they asked (pbft-sim.ts).
   const clientOf = new Map<EngineRuntime, PbftClientNode>();
-  const client = (rt: EngineRuntime): WorkloadNode => {
-    if (!pool) return rt;
+  const pbftClient = (rt: EngineRuntime, pool: ReplyPool): PbftClientNode => {
     let c = clientOf.get(rt);
     if (!c) clientOf.set(rt, (c = new PbftClientNode(rt, pool, world.sched, DEFAULT_WORKLOAD.clientTimeoutMs - 500)));
     return c;
   };
+  const client = (rt: EngineRuntime): WorkloadNode => (pool ? pbftClient(rt, pool) : rt);
   let probeMs = -1;
   const probeAcked: Array<{ index: number; dataHash: number; what: string }> = [];
 
@@ -540,8 +540,12 @@ function logEngineRun(cfg: SimConfig, seed: number, hooks: EngineSeedHooks): Eng
       if (hooks.timeline) workload.onOp = hooks.timeline.opListener();
       workload.start(cfg.timeMs * 1000);
       if (cfg.locks) {
-        locks = new LockWorkload(world.sched, world.rng.fork('locks'), liveData, (inv, detail) => checker.fail(inv, detail), { ...DEFAULT_LOCK_WORKLOAD, ...hooks.locks });
+        // PBFT: through the f + 1 client, on the agreed time's documented bound (pbft-sim.ts).
+        const certifying = pool;
+        const lockNodes = certifying ? () => liveData().map((rt) => pbftClient(rt, certifying)) : liveData;
+        locks = new LockWorkload(world.sched, world.rng.fork('locks'), lockNodes, (inv, detail) => checker.fail(inv, detail), { ...DEFAULT_LOCK_WORKLOAD, ...(pbft ? PBFT_LOCK_WORKLOAD : {}), ...hooks.locks });
         locks.deliver = (node, fn) => world.board(node).deliver(fn);
+        if (hooks.timeline) ({ onOp: locks.onOp, onHold: locks.onHold } = hooks.timeline.lockListeners());
         locks.start(cfg.timeMs * 1000);
       }
       // Only active leaders drive the actuator, each with its fencing token.

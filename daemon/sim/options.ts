@@ -42,7 +42,7 @@ export interface SimConfig {
   /** `--html-dir DIR`: write a timeline page for every failing seed, and index.html, into DIR. */
   htmlDir: string | null;
   /**
-   * `--locks` (log engines but pbft): lock clients too (daemon/sim/locks.ts), and the
+   * `--locks` (the log engines: raft, paxos, zab, pbft): lock clients too (daemon/sim/locks.ts), and the
    * client-side lock checks. Off by default: without it a seed runs as it always did.
    */
   locks?: boolean;
@@ -150,7 +150,7 @@ export function parseSimOptions(raw: Record<string, unknown>): SimConfig {
   if (html !== null && seeds.length !== 1) throw new SimOptionError(`--html: writes the page of one seed (--seed N); for a range of ${seeds.length} seeds use --html-dir DIR (a page per failing seed plus an index)`);
   const locks = raw.locks ?? false;
   if (typeof locks !== 'boolean') throw new SimOptionError(`--locks: expected a flag, got ${String(raw.locks)}`);
-  if (locks && (engine === 'bully' || engine === 'pbft')) throw new SimOptionError(`--locks: for engines raft, paxos and zab (bully has no locks; pbft clients gather f + 1 replies for locks, not simulated), got --engine ${engine}`);
+  if (locks && engine === 'bully') throw new SimOptionError('--locks: engine bully only elects a coordinator: it has no replicated log and so no locks (its nodes answer lock requests 501); --locks is for engines raft, paxos, zab and pbft');
   const processClocks = raw.processClocks ?? false;
   if (typeof processClocks !== 'boolean') throw new SimOptionError(`--process-clocks: expected a flag, got ${String(raw.processClocks)}`);
   return {

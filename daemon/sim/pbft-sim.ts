@@ -18,7 +18,11 @@
  *     in the pool every runtime's signed replies go to, and takes the status and index
  *     from those, never from the node it asked. Without f + 1 before its deadline the
  *     outcome is unknown (504). Every accepted result is checked (client-safety) to
- *     have been executed by an honest node at that index with that result.
+ *     have been executed by an honest node at that index with that result. The lock
+ *     clients of `--locks` (locks.ts) go through the same client: their acquire, renew
+ *     and release, with `now` = 0 as every pbft client writes it (the replicas execute
+ *     lock commands at their agreed time), are certified like a put, and they count on
+ *     a lease only until sent + ttl − (P + C) (PBFT_LOCK_WORKLOAD).
  *   - Fencing (unless `--no-stonith`): the relays of fencing.ts (every data board's
  *     supply switched by its neighbours), each board's failure detector voting through
  *     the log (daemon/runtime/pbft-fencing.ts), and every liar also voting to fence
@@ -50,6 +54,9 @@ import type { BoardHal } from '../../firmware-sim/board.ts';
 import type { PbftFencingOptions } from '../runtime/pbft-fencing.ts';
 import { simFencing, type FenceWiring } from './fencing.ts';
 import type { WorkloadNode } from './workload.ts';
+import type { LockNode, LockWorkloadOptions } from './locks.ts';
+import { leaseDigest } from '../../src/kv/lease.ts';
+import { PBFT_TIME_CAP_MS, PBFT_TIME_REPORT_MS } from '../runtime/pbft-time.ts';
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 
@@ -192,7 +199,25 @@ export class ReplyPool {
   }
 }
 
-export class PbftClientNode implements WorkloadNode {
+/**
+ * `--locks` under pbft: a lease runs on the replicas' agreed time, which docs/api.md
+ * ("Locks under engine pbft") and docs/engines.md ("Locks: agreed time") say may end it
+ * up to P + C (report period + cap, 3 s) earlier in real time than its ttl: a holder
+ * counts on sent + ttl − 3 s and renews with at least that to spare. The ttls are longer
+ * than the other engines' (6–12 s, renewed every ttl/3, so with 1–5 s to spare) so that
+ * a hold still counts for 3–9 s; one or two renewals and half the holds lapsing keep
+ * holds short and hand locks over by expiry often, which is what the agreed time decides.
+ */
+export const PBFT_LOCK_WORKLOAD: Partial<LockWorkloadOptions> = {
+  ttlMinMs: 6000,
+  ttlMaxMs: 12_000,
+  renewMin: 1,
+  renewMax: 2,
+  lapseShare: 0.5,
+  earlyEndMs: PBFT_TIME_REPORT_MS + PBFT_TIME_CAP_MS,
+};
+
+export class PbftClientNode implements WorkloadNode, LockNode {
   constructor(
     readonly rt: EngineRuntime,
     private readonly pool: ReplyPool,
@@ -206,6 +231,22 @@ export class PbftClientNode implements WorkloadNode {
   put(key: string, value: Uint8Array, opts: { cas?: number }, cb: ClientCallback): void {
     const op = encodeCommand(opts.cas !== undefined ? { op: 'put', key, value, cas: opts.cas } : { op: 'put', key, value });
     this.rt.put(key, value, opts, (res) => this.certify(res, op instanceof Uint8Array ? op : undefined, cb));
+  }
+
+  /** Lock commands as the node proposes them (`now` 0, the lease's digest), certified like a put. */
+  lockAcquire(name: string, owner: string, ttlMs: number, lease: string, cb: ClientCallback): void {
+    const op = encodeCommand({ op: 'lock.acquire', name, owner, ttlMs, now: 0, lease: leaseDigest(lease) });
+    this.rt.lockAcquire(name, owner, ttlMs, lease, (res) => this.certify(res, op instanceof Uint8Array ? op : undefined, cb));
+  }
+
+  lockRenew(name: string, lease: string, cb: ClientCallback): void {
+    const op = encodeCommand({ op: 'lock.renew', name, lease: leaseDigest(lease), now: 0 });
+    this.rt.lockRenew(name, lease, (res) => this.certify(res, op instanceof Uint8Array ? op : undefined, cb));
+  }
+
+  lockRelease(name: string, lease: string, cb: ClientCallback): void {
+    const op = encodeCommand({ op: 'lock.release', name, lease: leaseDigest(lease) });
+    this.rt.lockRelease(name, lease, (res) => this.certify(res, op instanceof Uint8Array ? op : undefined, cb));
   }
 
   get(key: string, opts: { stale?: boolean }, cb: ClientCallback): void {

@@ -17,7 +17,12 @@ import { FAULT_KINDS } from '../../firmware-sim/faults.ts';
 
 export const GATE_NOTE = 'stale_actuations/dual_active_ms measure active leaders (the activation gate: docs/fencing.md)';
 
-export function seedLine(r: SeedResult, cfg: SimConfig): string {
+/**
+ * The seed's line. `wall: false` leaves out `wall_ms` and `speed` (they measure the
+ * machine, not the run): the timeline page quotes the line so, and so is the same file
+ * for the same seed on every run.
+ */
+export function seedLine(r: SeedResult, cfg: SimConfig, o: { wall?: boolean } = {}): string {
   if (cfg.json) {
     const { violation, ...rest } = r;
     return JSON.stringify({ type: 'seed', ...rest, ...(violation ? { violation: { ...violation, replay: replayCommand(cfg, r.seed) } } : {}) });
@@ -27,7 +32,7 @@ export function seedLine(r: SeedResult, cfg: SimConfig): string {
     `seed=${r.seed} ${r.violation ? 'VIOLATION' : 'ok'} trace=${r.trace} leaders=${r.leaders} commits=${r.commits} ` +
     `ops=${r.ops} ops_ok=${r.opsOk} ops_unknown=${r.opsUnknown} history=${r.historyOps} lin=${r.lin} faults=${r.faults} ` +
     `probe_ms=${r.probeMs} stale_actuations=${r.staleActuations} dual_active_ms=${r.dualActiveMs} fences=${r.fences ?? 0} ` +
-    `virtual_ms=${r.virtualMs} wall_ms=${r.wallMs} speed=${ratio}x` +
+    `virtual_ms=${r.virtualMs}` + (o.wall === false ? '' : ` wall_ms=${r.wallMs} speed=${ratio}x`) +
     (r.locks ? ` lock_grants=${r.locks.grants} lock_renewals=${r.locks.renewals} lock_conflicts=${r.locks.conflicts}` : '')
   );
 }

@@ -1,7 +1,8 @@
 /**
  * The simulation timeline in a real browser (headless Chromium, test/browser/chromium.ts),
  * offline: the page of one failing planted-bug seed (a disk that lies about fsync), one
- * clean Raft seed with every fault kind, and one bully seed with fences.
+ * clean Raft seed with every fault kind, one bully seed with fences, and one --locks seed
+ * whose lock clock has the old rule planted (a lock-mutual-exclusion violation).
  *
  * Checked on each: the page runs without errors and asks the network for nothing; the
  * lanes, fault bands, client bars and markers are drawn (pixels of the canvas compared
@@ -33,7 +34,7 @@ interface Chart {
   posOf(ms: number): number;
   uplot: { bbox: { left: number; top: number }; ctx: { getImageData(x: number, y: number, w: number, h: number): { data: ArrayLike<number> } } };
 }
-declare const window: { devicePixelRatio: number; quorumdTimeline: { chart: Chart; rows: Array<{ label: string }>; laneRow: Record<string, number>; clientRow0: number } };
+declare const window: { devicePixelRatio: number; quorumdTimeline: { chart: Chart; rows: Array<{ label: string }>; laneRow: Record<string, number>; clientRow0: number; lockRow0: number } };
 declare const document: { querySelectorAll(sel: string): Iterable<{ textContent: string | null; querySelector(sel: string): unknown }> };
 declare function getComputedStyle(el: unknown): { backgroundColor: string };
 
@@ -49,7 +50,7 @@ interface Made {
   file: string;
   data: TimelineData;
 }
-const pages: Record<'failing' | 'clean' | 'bully', Made> = {} as never;
+const pages: Record<'failing' | 'clean' | 'bully' | 'locks', Made> = {} as never;
 let browser: Browser;
 
 function make(name: string, data: TimelineData): Made {
@@ -80,6 +81,10 @@ beforeAll(async () => {
   expect(bully.result.violation).toBeUndefined();
   expect(bully.data.fences.length).toBeGreaterThan(0);
   pages.bully = make('bully', bully.data);
+  const locksCfg = parseSimOptions({ seed: 8, nodes: 3, time: '12s', faults: 'crash,partition,stall', locks: true, processClocks: true });
+  const locks = recordSeed(locksCfg, 8, { runtime: { plantedLockClock: 'clamped-offset' }, skipLin: true });
+  expect(locks.result.violation?.invariant).toBe('lock-mutual-exclusion');
+  pages.locks = make('locks', locks.data);
   browser = await openBrowser();
 }, 180_000);
 
@@ -146,10 +151,10 @@ async function legendColor(page: Page, name: string): Promise<[number, number, n
 }
 
 /** Row index of the lanes and clients, as the page laid them out. */
-function layout(page: Page): Promise<{ labels: string[]; laneRow: Record<string, number>; clientRow0: number }> {
+function layout(page: Page): Promise<{ labels: string[]; laneRow: Record<string, number>; clientRow0: number; lockRow0: number }> {
   return page.evaluate(() => {
     const t = window.quorumdTimeline;
-    return { labels: t.rows.map((r) => r.label), laneRow: t.laneRow, clientRow0: t.clientRow0 };
+    return { labels: t.rows.map((r) => r.label), laneRow: t.laneRow, clientRow0: t.clientRow0, lockRow0: t.lockRow0 };
   });
 }
 
@@ -328,4 +333,92 @@ describe.skipIf(SKIP_BROWSER)('simulation timeline in Chromium', () => {
     expect(errors).toEqual([]);
     expect(external).toEqual([]);
   }, 120_000);
+
+  it('--locks: lock requests on the lock clients\' rows coloured by outcome, grants with their token, what each client counts on holding, and the holds in a lock violation marked', async () => {
+    const { page, external, errors } = browser;
+    const { data } = pages.locks;
+    const L = data.locks!;
+    await load(page, pages.locks);
+    await expect(page.locator('[data-testid=violation]').innerText()).resolves.toContain('VIOLATION lock-mutual-exclusion');
+    const lay = await layout(page);
+    expect(lay.labels).toEqual(expect.arrayContaining(['client 4', 'lock client 1', 'lock client 2', 'lock client 3']));
+    expect(lay.lockRow0).toBe(lay.labels.indexOf('lock client 1'));
+    const lockRow = (client: number) => lay.lockRow0 + client - 1;
+    const zoom = (a: number, b: number) => page.evaluate(([x, y]) => window.quorumdTimeline.chart.setRange(x!, y!), [a, b]);
+
+    // A granted acquire: its bar in the legend's colour, its hover names the request, the outcome and the token.
+    let g = -1;
+    for (let i = 0; i < L.cols.length; i += 10) if (L.outcomes[L.cols[i + 6]!] === 'granted') { g = i; break; }
+    expect(g).toBeGreaterThanOrEqual(0);
+    const [call, ret] = [L.cols[g]! / 1000, L.cols[g + 1]! / 1000];
+    await zoom(call - (ret - call), ret + (ret - call));
+    const bar = await at(page, (call + ret) / 2, lockRow(L.cols[g + 2]!), 0.15);
+    expect(bar.rgb).toEqual(await legendColor(page, 'granted'));
+    const barTip = await hover(page, bar.x, bar.y);
+    expect(barTip).toMatch(new RegExp(`^lock client ${L.cols[g + 2]}: acquire ${L.names[L.cols[g + 5]!]} \\(ttl [\\d.]+ s\\) via n${L.cols[g + 3]}\n`));
+    expect(barTip).toContain('granted (200, with its fencing token)');
+    expect(barTip).toContain(`fencing token ${L.cols[g + 7]}`);
+    await shot(page, 'locks-granted-bar');
+
+    // A refused acquire (409 held), where there is one wide enough to aim at.
+    let h = -1;
+    for (let i = 0; i < L.cols.length; i += 10) if (L.outcomes[L.cols[i + 6]!] === 'held' && L.cols[i + 1]! - L.cols[i]! > 5000) { h = i; break; }
+    if (h >= 0) {
+      const [c2, r2] = [L.cols[h]! / 1000, L.cols[h + 1]! / 1000];
+      await zoom(c2 - (r2 - c2), r2 + (r2 - c2));
+      const p = await at(page, (c2 + r2) / 2, lockRow(L.cols[h + 2]!), 0.15);
+      expect(p.rgb).toEqual(await legendColor(page, 'held'));
+      expect(await hover(page, p.x, p.y)).toContain('held by another client (409)');
+    }
+
+    // Holds: a band under the bars, in the lock's colour; the two in the violation in its colour, saying so.
+    let plain = -1;
+    const inViolation: number[] = [];
+    for (let i = 0; i < L.spans.length; i += 3) {
+      const k = L.spans[i + 2]! * 7;
+      if (L.holds[k + 6] === 1) inViolation.push(i);
+      else if (plain < 0 && Math.min(data.end, L.spans[i + 1]!) - L.spans[i]! > 200_000) plain = i;
+    }
+    expect(plain).toBeGreaterThanOrEqual(0);
+    expect(inViolation.length).toBeGreaterThanOrEqual(2);
+    // The grant that broke the check is answered at the violation, where the run stops: only the hold it overlapped is wide enough to aim at.
+    const drawn = inViolation.filter((i) => Math.min(data.end, L.spans[i + 1]!) - L.spans[i]! > 50_000);
+    expect(drawn.length).toBeGreaterThanOrEqual(1);
+    // A hold may run on past the end of the run (the client still counted on it then): aim within the run.
+    const endMs = data.end / 1000;
+    const holdAt = async (i: number) => {
+      const [from, to] = [L.spans[i]! / 1000, Math.min(endMs, L.spans[i + 1]! / 1000)];
+      await zoom(from - 100, to + 100);
+      // Away from the violation line and the lock's label, within the band.
+      const k = L.spans[i + 2]! * 7;
+      return at(page, from + (to - from) * 0.8, lockRow(L.holds[k + 1]!), 0.7);
+    };
+    const ph = await holdAt(plain);
+    const pk = L.spans[plain + 2]! * 7;
+    expect(ph.rgb).toEqual(await legendColor(page, `held: ${L.names[L.holds[pk + 2]!]}`));
+    const holdTip = await hover(page, ph.x, ph.y);
+    expect(holdTip).toMatch(new RegExp(`^lock client ${L.holds[pk + 1]} holds ${L.names[L.holds[pk + 2]!]} \\(token ${L.holds[pk + 3]}, ttl `));
+    expect(holdTip).toContain('counts on it ');
+    const vMs = data.violations[0]!.at / 1000;
+    for (const i of drawn) {
+      const k = L.spans[i + 2]! * 7;
+      const [from, to] = [L.spans[i]! / 1000, Math.min(endMs, L.spans[i + 1]! / 1000)];
+      // A point of the band away from the violation's red line.
+      const x = vMs - from > to - vMs ? (from + Math.min(vMs, to)) / 2 : (Math.max(vMs, from) + to) / 2;
+      await zoom(from - 100, to + 100);
+      const p = await at(page, x, lockRow(L.holds[k + 1]!), 0.7);
+      expect(p.rgb, `hold of lock client ${L.holds[k + 1]} token ${L.holds[k + 3]}`).toEqual(await legendColor(page, 'hold in the violation'));
+      expect(await hover(page, p.x, p.y)).toContain("VIOLATION: this hold is one of lock-mutual-exclusion's (the red line)");
+    }
+    // The violation line across the lock rows too, named.
+    await page.click('button[data-action="go to the violation"]');
+    const vl = await at(page, vMs, lockRow(1), 0.3);
+    expect(vl.rgb[0]).toBeGreaterThan(180);
+    expect(vl.rgb[1]).toBeLessThan(60);
+    expect(await hover(page, vl.x, vl.y)).toContain('VIOLATION: lock-mutual-exclusion');
+    await shot(page, 'locks-violation');
+    await expect(page.locator('#legend').innerText()).resolves.toMatch(/lock requests:[\s\S]*granted[\s\S]*locks:[\s\S]*held: (pump|valve)[\s\S]*hold in the violation/);
+    expect(errors).toEqual([]);
+    expect(external).toEqual([]);
+  }, 180_000);
 });

@@ -13,6 +13,11 @@
  *                board whose supply switched), fences (flag on the fencing board)
  *   c1 … cK      one row per client: each request a bar from call to return,
  *                coloured by outcome
+ *   lock c1 …    with --locks, one row per lock client: each lock request (acquire,
+ *                renew, release) a bar from call to return coloured by outcome, the
+ *                grants labelled with their fencing token; under the bars, what the
+ *                client counts on holding (a band per lock name, red when the hold is
+ *                one of a lock check's violation)
  *   violations   a red line across every row at the step it was found, with its name
  *
  * Fault kinds are drawn generically: a fault with a node goes into that board's strip,
@@ -84,6 +89,40 @@
     timeout: 'no answer (client gave up: may have happened)',
     rejected: 'rejected (4xx)',
   };
+  var LOCK_OUTCOME_COLORS = {
+    granted: '#1b5e20',
+    renewed: '#66bb6a',
+    released: '#90a4ae',
+    held: '#ffb300',
+    expired: '#ff7043',
+    unavailable: '#9e9e9e',
+    unknown: '#e53935',
+    timeout: '#8e24aa',
+    error: '#000000',
+  };
+  var LOCK_OUTCOME_TEXT = {
+    granted: 'granted (200, with its fencing token)',
+    renewed: 'renewed (200: the ttl runs again from when it was sent)',
+    released: 'released (200)',
+    held: 'held by another client (409)',
+    expired: 'not held by this lease any more (409: it ran out, or another holds the lock)',
+    unavailable: 'unavailable (503: did not happen)',
+    unknown: 'outcome unknown (504)',
+    timeout: 'no answer (client gave up: may have happened)',
+    error: 'error (400 or another status: a bug)',
+  };
+  var LOCK_KIND_WORD = { acquire: 'acquire', renew: 'renew', release: 'release' };
+  var HOLD_END_TEXT = {
+    held: 'still held when the run ended',
+    released: 'released by its client',
+    lapsed: 'lapsed: the client counted on it to the end of its lease, then forgot it without a release (a client that dies)',
+    lost: 'lost: a renewal was refused (409)',
+    overdue: 'ran out: its renewals got no answer before the lease ended; the client released it late',
+  };
+  var LOCK_NAME_COLORS = { pump: '#3f6fb5', valve: '#b5843f' };
+  var HOLD_IN_VIOLATION = '#d00000';
+  /** A lock client's row, as fractions of its height: request bars, then what it counts on holding. */
+  var LOCK_ROW = { height: 26, bars: [0.04, 0.52], holds: [0.58, 0.96] };
   /** A partition side's colour: light with the broker (it can talk), dark without. */
   var SIDE_WITH_BROKER = '#c9b8ef';
   var SIDE_WITHOUT_BROKER = '#5b3a9c';
@@ -141,6 +180,9 @@
   });
   var clientRow0 = rows.length;
   for (var c = 1; c <= D.ops.clients; c++) rows.push({ label: 'client ' + c, height: 13, background: '#fcfcfc' });
+  var LK = D.locks || null;
+  var lockRow0 = rows.length;
+  if (LK) for (var lc = 1; lc <= LK.clients; lc++) rows.push({ label: 'lock client ' + lc, height: LOCK_ROW.height, background: '#f8fbff' });
   var layers = [];
 
   // ---- lane states ------------------------------------------------------------------
@@ -377,6 +419,66 @@
     },
   });
 
+  // ---- lock requests and holds (--locks) -----------------------------------------------
+  var lk = LK ? LK.cols : [];
+  var nLock = lk.length / 10;
+  var lh = LK ? LK.holds : [];
+  var ls = LK ? LK.spans : [];
+  function lockNameOf(code) { return LK.names[code]; }
+  if (LK) {
+    layers.push({
+      kind: 'spans',
+      n: nLock,
+      top: LOCK_ROW.bars[0],
+      bottom: LOCK_ROW.bars[1],
+      minPx: 2,
+      row: function (i) { return lockRow0 + lk[i * 10 + 2] - 1; },
+      from: function (i) { return lk[i * 10] / 1000; },
+      to: function (i) { return lk[i * 10 + 1] / 1000; },
+      color: function (i) { return colorOf(LOCK_OUTCOME_COLORS, LK.outcomes[lk[i * 10 + 6]]); },
+      label: function (i) { return LK.outcomes[lk[i * 10 + 6]] === 'granted' ? 'token ' + lk[i * 10 + 7] : ''; },
+      text: function (i) {
+        var b = i * 10;
+        var kind = LK.kinds[lk[b + 4]];
+        var out = LK.outcomes[lk[b + 6]];
+        var tok = lk[b + 7];
+        var lines = ['lock client ' + lk[b + 2] + ': ' + (LOCK_KIND_WORD[kind] || kind) + ' ' + lockNameOf(lk[b + 5]) + (kind === 'acquire' ? ' (ttl ' + fmt(lk[b + 8]) + ')' : '') + ' via n' + lk[b + 3]];
+        lines.push(LOCK_OUTCOME_TEXT[out] || out);
+        if (tok >= 0) lines.push(out === 'held' ? 'held with token ' + tok : 'fencing token ' + tok);
+        if (out === 'error' && lk[b + 9] >= 0) lines.push('status ' + lk[b + 9]);
+        lines.push('call ' + at(lk[b] / 1000) + ', return ' + at(lk[b + 1] / 1000) + ' (' + fmt((lk[b + 1] - lk[b]) / 1000) + ')');
+        return lines.join('\n');
+      },
+    });
+    layers.push({
+      kind: 'spans',
+      n: ls.length / 3,
+      top: LOCK_ROW.holds[0],
+      bottom: LOCK_ROW.holds[1],
+      minPx: 2,
+      row: function (i) { return lockRow0 + lh[ls[i * 3 + 2] * 7 + 1] - 1; },
+      from: function (i) { return ls[i * 3] / 1000; },
+      to: function (i) { return ls[i * 3 + 1] / 1000; },
+      color: function (i) {
+        var h = ls[i * 3 + 2] * 7;
+        return lh[h + 6] ? HOLD_IN_VIOLATION : colorOf(LOCK_NAME_COLORS, lockNameOf(lh[h + 2]));
+      },
+      label: function (i) { return lockNameOf(lh[ls[i * 3 + 2] * 7 + 2]); },
+      text: function (i) {
+        var k = ls[i * 3 + 2];
+        var h = k * 7;
+        var lines = [
+          'lock client ' + lh[h + 1] + ' holds ' + lockNameOf(lh[h + 2]) + ' (token ' + lh[h + 3] + ', ttl ' + fmt(lh[h + 4]) + ')',
+          'counts on it ' + interval(ls[i * 3] / 1000, ls[i * 3 + 1] / 1000),
+          'granted at ' + at(lh[h] / 1000),
+          HOLD_END_TEXT[LK.ends[lh[h + 5]]] || LK.ends[lh[h + 5]],
+        ];
+        if (lh[h + 6]) lines.push('VIOLATION: this hold is one of ' + (D.violations[0] ? D.violations[0].invariant : 'a lock check') + "'s (the red line)");
+        return lines.join('\n');
+      },
+    });
+  }
+
   // ---- violations ---------------------------------------------------------------------
   var vi = D.violations;
   layers.push({
@@ -423,18 +525,41 @@
     if (outs.indexOf(o) < 0) outs.push(o);
   }
   legend(lg, 'requests', outs, OUTCOME_COLORS, OUTCOME_TEXT);
+  if (LK) {
+    var louts = [];
+    for (var r = 0; r < nLock; r++) {
+      var lo = LK.outcomes[lk[r * 10 + 6]];
+      if (louts.indexOf(lo) < 0) louts.push(lo);
+    }
+    legend(lg, 'lock requests', louts, LOCK_OUTCOME_COLORS, LOCK_OUTCOME_TEXT);
+    var held = [];
+    for (var hi = 0; hi < lh.length; hi += 7) {
+      var hn = lockNameOf(lh[hi + 2]);
+      if (held.indexOf(hn) < 0) held.push(hn);
+    }
+    var HELD_COLORS = {};
+    var HELD_TEXT = {};
+    held.forEach(function (n) { HELD_COLORS['held: ' + n] = colorOf(LOCK_NAME_COLORS, n); HELD_TEXT['held: ' + n] = 'what a lock client counts on holding ' + n + ': from the grant until sent + ttl, or its release'; });
+    var violating = false;
+    for (var vh = 0; vh < lh.length; vh += 7) if (lh[vh + 6]) violating = true;
+    if (violating) { HELD_COLORS['hold in the violation'] = HOLD_IN_VIOLATION; HELD_TEXT['hold in the violation'] = 'a hold that a lock check found overlapping another, or with a wrong token'; }
+    legend(lg, 'locks', Object.keys(HELD_COLORS), HELD_COLORS, HELD_TEXT);
+  }
 
   // ---- draw ---------------------------------------------------------------------------
   var first = vi.length > 0 ? vi[0].at / 1000 : null;
-  var focus = first === null ? null : { min: Math.max(0, first - 5000), max: Math.min(endMs, first + 1500) };
+  // A violation stops the run: when it is at the end, half a second more of axis keeps its
+  // line (and what was granted at that moment) off the chart's edge.
+  var xMax = first !== null && endMs - first < 500 ? first + 500 : endMs;
+  var focus = first === null ? null : { min: Math.max(0, first - 5000), max: Math.min(xMax, first + 1500) };
   var buttons = [];
   if (first !== null) {
     buttons.push({ label: 'violation', title: 'go to the violation', onClick: function (ch) { ch.setRange(focus.min, focus.max); } });
   }
-  var chart = QuorumdLanes.render(document.getElementById('chart'), { xMin: 0, xMax: endMs, initial: focus, rows: rows, layers: layers }, {
+  var chart = QuorumdLanes.render(document.getElementById('chart'), { xMin: 0, xMax: xMax, initial: focus, rows: rows, layers: layers }, {
     buttons: buttons,
     details: document.getElementById('details'),
   });
-  window.quorumdTimeline = { data: D, chart: chart, rows: rows, laneRow: laneRow, clientRow0: clientRow0 };
+  window.quorumdTimeline = { data: D, chart: chart, rows: rows, laneRow: laneRow, clientRow0: clientRow0, lockRow0: LK ? lockRow0 : -1 };
   document.body.setAttribute('data-ready', '1');
 })();

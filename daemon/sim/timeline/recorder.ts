@@ -9,6 +9,8 @@
  *   rec.observer(base, view)          wraps the runtime observer: role and term after
  *                                     every step, activation (token), finished fences
  *   workload.onOp = rec.opListener()  client requests, call → return, with their outcome
+ *   locks.onOp / locks.onHold         with --locks: lock requests with their outcome, and
+ *     = rec.lockListeners()           every hold as its client counts on it (locks.ts)
  *   rec.finish(result, meta)          the violation (if any) and the run's summary
  *
  * Recording only reads. It draws no random number, schedules nothing and writes
@@ -34,6 +36,7 @@ import type { NodeId } from '../../../src/types.ts';
 import type { FenceRecord } from '../../../src/fence/index.ts';
 import type { ActivationEvent } from '../../runtime/activation.ts';
 import type { OpRecord } from '../workload.ts';
+import type { HoldEnd, LockHold, LockKind, LockOpRecord, LockOutcome } from '../locks.ts';
 
 /** Format of TimelineData; the page's script refuses another. */
 export const TIMELINE_VERSION = 1;
@@ -78,7 +81,7 @@ export interface TimelineMeta {
   stonith: boolean;
   /** The command that replays the seed. */
   replay: string;
-  /** The `quorumd sim` output line of the seed. */
+  /** The `quorumd sim` output line of the seed, without `wall_ms` and `speed` (they differ from run to run). */
   summary: string;
   trace: string;
 }
@@ -120,6 +123,25 @@ export interface TimelineData {
     values: Array<string | null>;
   };
   violations: TimelineViolation[];
+  /** With --locks only (absent otherwise). */
+  locks?: TimelineLocks;
+}
+
+/** The lock clients' requests and holds (`--locks`, daemon/sim/locks.ts). */
+export interface TimelineLocks {
+  kinds: LockKind[];
+  outcomes: LockOutcome[];
+  /** Lock names (index = the name codes below). */
+  names: string[];
+  clients: number;
+  /** Flat [callUs, retUs, client, node, kindCode, nameCode, outcomeCode, token (-1: none), ttlMs, status (-1: no answer), ...] (10 a request). */
+  cols: number[];
+  /** How a hold ended (index = the end codes below); 'held' = still held when the run ended. */
+  ends: Array<HoldEnd | 'held'>;
+  /** Flat [grantedUs, client, nameCode, token, ttlMs, endCode, inViolation (1|0), ...] (7 a hold), in grant order. */
+  holds: number[];
+  /** Flat [fromUs, untilUs, hold index, ...]: the stretches of time each client counted on holding its lock (from a 200 to sent + ttl or its release; renewals answered in time extend a stretch). */
+  spans: number[];
 }
 
 /** The engine's role and term of a runtime, read by cheap getters after every step. */
@@ -150,6 +172,9 @@ interface LaneTrack {
 
 const OP_KINDS: OpRecord['kind'][] = ['put', 'get', 'cas'];
 const OP_OUTCOMES: OpRecord['outcome'][] = ['ok', 'not-found', 'conflict', 'unavailable', 'unknown', 'timeout', 'rejected'];
+const LOCK_KINDS: LockKind[] = ['acquire', 'renew', 'release'];
+const LOCK_OUTCOMES: LockOutcome[] = ['granted', 'renewed', 'released', 'held', 'expired', 'unavailable', 'unknown', 'timeout', 'error'];
+const HOLD_ENDS: Array<HoldEnd | 'held'> = ['held', 'released', 'lapsed', 'lost', 'overdue'];
 
 export class TimelineRecorder implements SimObserver {
   private world: World | null = null;
@@ -171,6 +196,12 @@ export class TimelineRecorder implements SimObserver {
   private readonly keys: string[] = [];
   private readonly keyCode = new Map<string, number>();
   private clients = 0;
+  /** --locks: set once the lock listeners were taken. */
+  private lockCols: number[] | null = null;
+  private readonly lockNames: string[] = [];
+  private readonly lockNameCode = new Map<string, number>();
+  private lockClients = 0;
+  private readonly holds: LockHold[] = [];
 
   /**
    * Starts recording `world` (right after it is built, before boards are added, so
@@ -357,6 +388,52 @@ export class TimelineRecorder implements SimObserver {
     return (o) => this.op(o);
   }
 
+  // ---- the lock clients (--locks) ----------------------------------------------------
+
+  lockOp(o: LockOpRecord): void {
+    const cols = (this.lockCols ??= []);
+    cols.push(o.callUs, o.retUs, o.client, o.node, LOCK_KINDS.indexOf(o.kind), this.code(this.lockNames, this.lockNameCode, o.name), LOCK_OUTCOMES.indexOf(o.outcome), o.token, o.ttlMs, o.status);
+    if (o.client > this.lockClients) this.lockClients = o.client;
+  }
+
+  /** A grant: the hold object itself, read at finish() (its spans and end change until then). */
+  lockHold(h: LockHold): void {
+    this.lockCols ??= [];
+    this.holds.push(h);
+    this.code(this.lockNames, this.lockNameCode, h.name);
+    if (h.client > this.lockClients) this.lockClients = h.client;
+  }
+
+  /** For LockWorkload.onOp and onHold. */
+  lockListeners(): { onOp: (o: LockOpRecord) => void; onHold: (h: LockHold) => void } {
+    this.lockCols ??= [];
+    return { onOp: (o) => this.lockOp(o), onHold: (h) => this.lockHold(h) };
+  }
+
+  private lockData(): TimelineLocks | undefined {
+    if (this.lockCols === null) return undefined;
+    const holds: number[] = [];
+    const spans: number[] = [];
+    this.holds.forEach((h, i) => {
+      holds.push(h.grantedUs, h.client, this.code(this.lockNames, this.lockNameCode, h.name), h.token, h.ttlMs, HOLD_ENDS.indexOf(h.end ?? 'held'), h.violation !== null ? 1 : 0);
+      // One interval per stretch the client counted on without a break (a renewal answered
+      // before the previous end extends it), so that a hold is one band on the page.
+      let from = -1;
+      let until = -1;
+      for (const s of h.spans) {
+        if (s.until <= s.from) continue;
+        if (from >= 0 && s.from <= until) until = Math.max(until, s.until);
+        else {
+          if (from >= 0) spans.push(from, until, i);
+          from = s.from;
+          until = s.until;
+        }
+      }
+      if (from >= 0) spans.push(from, until, i);
+    });
+    return { kinds: LOCK_KINDS, outcomes: LOCK_OUTCOMES, names: this.lockNames, clients: this.lockClients, cols: this.lockCols, ends: HOLD_ENDS, holds, spans };
+  }
+
   // ---- the end ----------------------------------------------------------------------
 
   /** Stops recording and returns the data of the page. */
@@ -380,6 +457,7 @@ export class TimelineRecorder implements SimObserver {
       relays: this.relays,
       ops: { kinds: OP_KINDS, outcomes: OP_OUTCOMES, keys: this.keys, clients: this.clients, cols: this.opCols, values: this.opValues },
       violations: violation ? [{ at: Math.round(violation.atMs * 1000), invariant: violation.invariant, detail: violation.detail }] : [],
+      ...(this.lockCols !== null ? { locks: this.lockData() } : {}),
     };
   }
 }

@@ -79,8 +79,8 @@ describe('quorumd sim options and output', () => {
     expect(cfg.seeds).toEqual([3, 4, 5]);
     expect(replayCommand(cfg, 4)).toBe('quorumd sim --seed 4 --nodes 3 --witness --engine raft --time 30s --faults crash,loss --no-stonith');
     expect(replayCommand(parseSimOptions({ seed: 4, nodes: 3, time: '30s', locks: true, processClocks: true }), 4)).toBe('quorumd sim --seed 4 --nodes 3 --engine raft --time 30s --locks --process-clocks');
-    expect(() => parseSimOptions({ seed: 1, engine: 'bully', locks: true })).toThrow(/--locks: for engines raft, paxos and zab/);
-    expect(() => parseSimOptions({ seed: 1, engine: 'pbft', nodes: 4, locks: true })).toThrow(/--locks: for engines raft, paxos and zab/);
+    expect(() => parseSimOptions({ seed: 1, engine: 'bully', locks: true })).toThrow(/--locks: engine bully only elects a coordinator: it has no replicated log and so no locks .*--locks is for engines raft, paxos, zab and pbft/);
+    expect(parseSimOptions({ seed: 1, engine: 'pbft', nodes: 4, locks: true }).locks).toBe(true);
     expect(() => parseSimOptions({ seed: 1, locks: 'yes' })).toThrow(/--locks: expected a flag/);
     expect(() => parseSimOptions({ seed: 1, processClocks: 1 })).toThrow(/--process-clocks: expected a flag/);
     expect(parseSimOptions({ seed: 1 })).not.toHaveProperty('locks');
@@ -97,6 +97,11 @@ describe('quorumd sim options and output', () => {
     const lines: string[] = [];
     expect(await runSimCommand({ seed: 1, nodes: 0 }, (l) => lines.push(l))).toBe(2);
     expect(lines).toEqual([]);
+    // --locks with bully: said at run time, before anything runs.
+    const err: string[] = [];
+    expect(await runSimCommand({ seed: 1, engine: 'bully', locks: true }, (l) => lines.push(l), { err: { write: (s: string) => err.push(s) }, progress: false })).toBe(2);
+    expect(lines).toEqual([]);
+    expect(err.join('')).toBe('quorumd sim: --locks: engine bully only elects a coordinator: it has no replicated log and so no locks (its nodes answer lock requests 501); --locks is for engines raft, paxos, zab and pbft\n');
   });
 
   it('prints one line per seed with trace=<sha256> and the total line; --json gives JSON lines', async () => {

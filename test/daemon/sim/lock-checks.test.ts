@@ -7,10 +7,10 @@ import { describe, expect, it } from 'vitest';
 import { Scheduler } from '../../../firmware-sim/scheduler.ts';
 import { Rng } from '../../../src/rng.ts';
 import { Status, type ClientResult } from '../../../daemon/runtime/index.ts';
-import { LockWorkload, type LockNode } from '../../../daemon/sim/locks.ts';
+import { DEFAULT_LOCK_WORKLOAD, LockWorkload, type LockNode, type LockWorkloadOptions } from '../../../daemon/sim/locks.ts';
 import { SimViolation } from '../../../daemon/sim/violation.ts';
 
-type Bug = 'none' | 'ignore-holder' | 'bad-request' | 'same-token' | 'early-expiry';
+type Bug = 'none' | 'ignore-holder' | 'bad-request' | 'same-token' | 'early-expiry' | 'short-lease';
 
 /** A lock service in virtual time: stamps a command when it arrives (LATENCY after it is sent), answers LATENCY later. */
 function fakeService(sched: Scheduler, bug: Bug): LockNode {
@@ -26,7 +26,7 @@ function fakeService(sched: Scheduler, bug: Bug): LockNode {
     const l = locks.get(name);
     return l && sched.now < l.expiresUs ? l : undefined;
   };
-  const ttlUs = (ttlMs: number) => (bug === 'early-expiry' ? ttlMs * 900 : ttlMs * 1000);
+  const ttlUs = (ttlMs: number) => (bug === 'early-expiry' ? ttlMs * 900 : bug === 'short-lease' ? ttlMs * 250 : ttlMs * 1000);
   return {
     id: 1,
     lockAcquire: (name, _owner, ttlMs, lease, cb) =>
@@ -54,12 +54,12 @@ function fakeService(sched: Scheduler, bug: Bug): LockNode {
   };
 }
 
-function run(bug: Bug, seed: number): { violation: SimViolation | undefined; lw: LockWorkload } {
+function run(bug: Bug, seed: number, opts: Partial<LockWorkloadOptions> = {}): { violation: SimViolation | undefined; lw: LockWorkload } {
   const sched = new Scheduler();
   const node = fakeService(sched, bug);
   const lw = new LockWorkload(sched, new Rng(seed), () => [node], (inv, detail) => {
     throw new SimViolation(inv, detail, sched.now / 1000);
-  });
+  }, { ...DEFAULT_LOCK_WORKLOAD, ...opts });
   lw.start(60_000_000);
   try {
     sched.run(70_000_000);
@@ -80,6 +80,9 @@ describe('lock checks', () => {
       expect(lw.stats.conflicts).toBeGreaterThan(0);
       expect(lw.stats.releases).toBeGreaterThan(0);
       expect(lw.pending).toBe(0);
+      // Holds lapse and the lock passes to another client when its lease ran out, never before.
+      expect(lw.stats.takeovers).toBeGreaterThan(0);
+      expect(lw.stats.takeoverMinMs!).toBeGreaterThanOrEqual(0);
     }
   });
 
@@ -89,6 +92,28 @@ describe('lock checks', () => {
 
   it('a lease that ends before ttl after its command was sent: lock-mutual-exclusion (no margin)', () => {
     expect(run('early-expiry', 1).violation?.invariant).toBe('lock-mutual-exclusion');
+  });
+
+  it('a lease that ends so early that a renewal is refused, with no other client about: lock-early-expiry', () => {
+    // One client: nobody takes the lock over, so mutual exclusion alone would not see it.
+    const { violation } = run('short-lease', 1, { clients: 1, names: ['pump'] });
+    expect(violation?.invariant).toBe('lock-early-expiry');
+    expect(violation?.detail).toMatch(/^c1 (renew|release) pump \(token \d+, .*\) answered 409 by n1 at [\d.]+ ms \(.*\): the lease ended before [\d.]+ ms, the end its holder counts on \(sent \+ ttl of its last 200\), [\d.]+ ms early at least$/);
+    // The same lone client on a correct service: no violation, and renewals went through.
+    const ok = run('none', 1, { clients: 1, names: ['pump'] });
+    expect(ok.violation).toBeUndefined();
+    expect(ok.lw.stats.renewals).toBeGreaterThan(5);
+  });
+
+  it('with the engine\'s documented early end (earlyEndMs, pbft\'s agreed time): a lease that ends within it passes, one that ends earlier does not', () => {
+    // early-expiry ends leases 10 % early: within a 2 s margin for ttls up to 20 s.
+    const within = run('early-expiry', 1, { earlyEndMs: 2000, ttlMinMs: 6000, ttlMaxMs: 12_000 });
+    expect(within.violation).toBeUndefined();
+    expect(within.lw.stats.takeovers).toBeGreaterThan(0);
+    expect(within.lw.stats.takeoverMinMs!).toBeLessThan(0);
+    expect(within.lw.stats.takeoverMinMs!).toBeGreaterThanOrEqual(-2000);
+    // Ended at a quarter of the ttl: beyond any margin shorter than the ttl.
+    expect(run('short-lease', 1, { earlyEndMs: 2000, ttlMinMs: 6000, ttlMaxMs: 12_000 }).violation?.invariant).toMatch(/^lock-(mutual-exclusion|early-expiry)$/);
   });
 
   it('a 400 for a lock command: lock-bad-request', () => {

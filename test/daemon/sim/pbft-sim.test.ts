@@ -3,7 +3,8 @@
  * sweep with lying nodes and the network faults (the full one is
  * `quorumd sim --engine pbft --seeds 1..300 --nodes 4|7 --faults byzantine,...`,
  * docs/engines.md), replay, the f + 1 client rule (a client that takes fewer replies
- * believes a liar, and client-safety says so), and the option checks.
+ * believes a liar, and client-safety says so; the lock clients of --locks too), and the
+ * option checks.
  * The engine's planted bugs (commit on 2f, a view change that drops a prepared
  * request) need crafted message schedules to show: test/src/pbft/planted.test.ts.
  */
@@ -56,6 +57,20 @@ describe('quorumd sim --engine pbft', () => {
     expect(bad.violation?.invariant).toBe('client-safety');
     expect(bad.violation?.detail).toMatch(/accepted result "4c49452d/); // "LIE-" in hex
     expect(runEngineSeed(cfg, 1, { skipLin: true }).violation).toBeUndefined();
+  }, 120_000);
+
+  it('--locks: lock answers are certified like writes; a lock client that takes one reply believes a liar, and client-safety says so', () => {
+    // Lock clients only (no KV clients): seed 3 has a 'wrong-reply' liar (found by running seeds 1..6 so).
+    const cfg = parseSimOptions({ seed: 3, engine: 'pbft', nodes: 4, time: '15s', faults: FAULTS, locks: true });
+    const bad = runEngineSeed(cfg, 3, { pbftClientQuorum: 1, skipLin: true, workload: { clients: 0 } });
+    expect(bad.violation?.invariant).toBe('client-safety');
+    expect(bad.violation?.detail).toMatch(/accepted result "4c49452d/); // "LIE-" in hex
+    expect(bad.violation!.atMs).toBeLessThan(15_000); // a lock request's, not the probe's after the run
+    const good = runEngineSeed(cfg, 3, { workload: { clients: 0 } });
+    expect(good.violation, `${good.violation?.invariant}: ${good.violation?.detail}`).toBeUndefined();
+    expect(good.ops).toBe(0);
+    expect(good.locks!.grants).toBeGreaterThan(0);
+    expect(good.locks!.renewals).toBeGreaterThan(0);
   }, 120_000);
 
   it('options: byzantine only for pbft, pbft needs n ≥ 4, the replay line names byzantine', () => {

@@ -2,11 +2,18 @@
  * Seeds that once failed a sweep, kept as they were found (5 nodes, every fault kind,
  * 30 s). Each is a bug report: the run must stay clean. Later changes move what a seed
  * exercises, so each fix also has a test of its own; these keep the original runs.
+ *
+ * Below them, pinned --locks seeds: the lock clock of every engine that has locks, each
+ * seed short enough for a few seconds of `npm test`. A seed on which a planted lock clock
+ * bug fails a lock check must run clean with the real code (so the rule, not the seed,
+ * fails). test/daemon/sim/lock-clock-planted.test.ts searches seeds for the Raft case on
+ * a longer run; these are the quick pins for raft, paxos, zab and pbft.
  */
 import { describe, expect, it } from 'vitest';
 import { runEngineSeed } from '../../../daemon/sim/engine-cluster.ts';
 import { parseSimOptions } from '../../../daemon/sim/options.ts';
 import { RaftEngine } from '../../../src/raft/engine.ts';
+import type { EngineRuntimeOptions } from '../../../daemon/runtime/engine-node.ts';
 
 const ALL = 'partition,crash,power,loss,reorder,clock,disk,stall';
 
@@ -68,4 +75,56 @@ describe('regression seeds', () => {
       RaftEngine.prototype.leaderToken = orig;
     }
   }, 120_000);
+});
+
+/**
+ * The lock clock, pinned (found 2026-12-07 by running seeds 1..30 of each engine with
+ * the planted rule). raft, paxos and zab share the runtime's lock clock (a new leader
+ * continues the state machine's clock: engine-node.ts lockNow); the planted rule is the
+ * one before commit ad2fb33 (an offset clamped at 0, fractional): with per-process
+ * clocks a failover to an older process jumps the clock ahead (a second holder inside
+ * the first one's ttl, or a renewal refused before the ttl ran out) and one to a younger
+ * process stamps fractional times (400). pbft judges leases on the replicas' agreed time
+ * (daemon/runtime/pbft-time.ts); its planted rule has every board report its own
+ * monotonic clock instead of its estimate of the agreed time, which jumps the agreed time
+ * by the boards' uptime as soon as a lock is live.
+ */
+describe('--locks regression seeds: the lock clock', () => {
+  const CLAMPED: Partial<EngineRuntimeOptions> = { plantedLockClock: 'clamped-offset' };
+  it.each([
+    ['raft', 2, 'lock-bad-request'],
+    ['raft', 8, 'lock-mutual-exclusion'],
+    ['raft', 5, 'lock-early-expiry'],
+    ['paxos', 3, 'lock-bad-request'],
+    ['paxos', 18, 'lock-mutual-exclusion'],
+    ['zab', 3, 'lock-bad-request'],
+    ['zab', 5, 'lock-mutual-exclusion'],
+  ] as const)('%s seed %i (3 nodes, 12 s, crash,partition,stall, --process-clocks): the old offset rule fails %s, the real rule runs clean', (engine, seed, invariant) => {
+    const cfg = parseSimOptions({ seed, nodes: 3, time: '12s', faults: 'crash,partition,stall', engine, locks: true, processClocks: true });
+    const planted = runEngineSeed(cfg, seed, { runtime: CLAMPED, skipLin: true });
+    expect(planted.violation?.invariant, planted.violation?.detail).toBe(invariant);
+    const real = runEngineSeed(cfg, seed);
+    expect(real.violation, `${real.violation?.invariant}: ${real.violation?.detail}`).toBeUndefined();
+    expect(real.lin).toBe('ok');
+    expect(real.locks!.grants).toBeGreaterThan(1);
+    expect(real.locks!.renewals).toBeGreaterThan(0);
+  }, 60_000);
+
+  it('pbft seed 11 (4 nodes, 20 s, crash,partition,stall,loss): boards that report their own clocks fail lock-mutual-exclusion, with and without --process-clocks; the agreed time runs clean, locks passing on by expiry', () => {
+    for (const processClocks of [true, false]) {
+      const cfg = parseSimOptions({ seed: 11, nodes: 4, time: '20s', faults: 'crash,partition,stall,loss', engine: 'pbft', locks: true, processClocks });
+      const planted = runEngineSeed(cfg, 11, { runtime: { plantedLockClock: 'own-clock-report' }, skipLin: true });
+      expect(planted.violation?.invariant, planted.violation?.detail).toBe('lock-mutual-exclusion');
+      // The first grant ran at agreed time 0; the boards' reports of their clocks (uptime, or hours with per-process clocks) then expired it at once.
+      expect(planted.violation?.detail).toMatch(/^c\d acquire \w+ \(ttl \d+ ms, sent at [\d.]+ ms\) answered 200 by n\d at [\d.]+ ms \(token \d+\), while c\d \(token \d+, granted at [\d.]+ ms\) counts on holding \w+ until [\d.]+ ms \(the lease's ttl less the 3000 ms the engine may end it early\)/);
+    }
+    const cfg = parseSimOptions({ seed: 11, nodes: 4, time: '20s', faults: 'crash,partition,stall,loss', engine: 'pbft', locks: true, processClocks: true });
+    const real = runEngineSeed(cfg, 11);
+    expect(real.violation, `${real.violation?.invariant}: ${real.violation?.detail}`).toBeUndefined();
+    expect(real.lin).toBe('ok');
+    expect(real.locks!.grants).toBeGreaterThan(2);
+    expect(real.locks!.renewals).toBeGreaterThan(2);
+    // Leases ran out and the lock went to another client: what the agreed time decides.
+    expect(real.locks!.takeovers).toBeGreaterThan(0);
+  }, 60_000);
 });

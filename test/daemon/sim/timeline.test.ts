@@ -9,6 +9,9 @@
  *   - a planted bug's violation is on the page at its step, with its message;
  *   - the page is self-contained, its data round-trips, nothing in the data can close
  *     its <script> element, and a 60 s 5-node run with every fault kind is < 2 MB;
+ *   - the page of a seed is the same file on every run (a run is a function of its seed);
+ *   - --locks: every lock request with its outcome and every hold is recorded, the
+ *     recording changes nothing, and a lock check's violation marks the holds in it;
  *   - --html and --html-dir from the command.
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -152,6 +155,90 @@ describe('sim timeline', () => {
     expect(html).toContain('quorumd sim --seed 1 --nodes 3 --engine raft --time 10s --faults power');
   });
 
+  it('the page of a seed is the same file on every run (with and without --locks --process-clocks)', () => {
+    for (const opts of [{ faults: ALL }, { faults: 'crash,partition,stall', locks: true, processClocks: true }]) {
+      const cfg = parseSimOptions({ seed: 4, nodes: 3, time: '10s', ...opts });
+      const a = timelinePage(recordSeed(cfg, 4).data);
+      const b = timelinePage(recordSeed(cfg, 4).data);
+      expect(a === b, `${JSON.stringify(opts)}: two runs of seed 4 gave different pages`).toBe(true);
+      expect(pageData(a).meta.summary).not.toMatch(/wall_ms|speed=/);
+    }
+  });
+
+  it('--locks: every lock request with its outcome and every hold is recorded; recording changes nothing; without --locks nothing of it', () => {
+    const cfg = parseSimOptions({ seed: 3, nodes: 3, time: '30s', faults: 'crash,partition,stall', locks: true, processClocks: true });
+    const plain = runAnySeed(cfg, 3);
+    const { result, data } = recordSeed(cfg, 3);
+    expect(result.trace).toBe(plain.trace);
+    expect(comparable(result)).toEqual(comparable(plain));
+    expect(result.violation).toBeUndefined();
+    const L = data.locks!;
+    const st = result.locks!;
+    // One record per request, each returning after its call, its outcome counted as the stats count it.
+    expect(L.cols.length / 10).toBe(st.issued);
+    const n: Record<string, number> = {};
+    for (let i = 0; i < L.cols.length; i += 10) {
+      expect(L.cols[i + 1]!).toBeGreaterThanOrEqual(L.cols[i]!);
+      const o = L.outcomes[L.cols[i + 6]!]!;
+      n[o] = (n[o] ?? 0) + 1;
+      if (o === 'granted') expect(L.cols[i + 7]!).toBeGreaterThan(0);
+    }
+    expect(n.granted).toBe(st.grants);
+    expect(n.renewed).toBe(st.renewals);
+    expect(n.released ?? 0).toBe(st.releases);
+    expect((n.held ?? 0) + (n.expired ?? 0)).toBe(st.conflicts);
+    expect((n.unavailable ?? 0) + (n.unknown ?? 0) + (n.timeout ?? 0) + (n.error ?? 0)).toBe(st.unavailable);
+    expect(n.error).toBeUndefined();
+    // One hold per grant, with the grant's token; its stretches start at or after the grant and do not overlap.
+    expect(L.holds.length / 7).toBe(st.grants);
+    const grantTokens = new Set<number>();
+    for (let i = 0; i < L.cols.length; i += 10) if (L.outcomes[L.cols[i + 6]!] === 'granted') grantTokens.add(L.cols[i + 7]!);
+    for (let h = 0; h < L.holds.length; h += 7) {
+      expect(grantTokens.has(L.holds[h + 3]!)).toBe(true);
+      expect(L.holds[h + 6]).toBe(0);
+    }
+    const ends = new Set<string>();
+    for (let h = 0; h < L.holds.length; h += 7) ends.add(L.ends[L.holds[h + 5]!]!);
+    expect([...ends].every((e) => ['held', 'released', 'lapsed', 'lost', 'overdue'].includes(e))).toBe(true);
+    const last = new Map<number, number>();
+    for (let i = 0; i < L.spans.length; i += 3) {
+      const hold = L.spans[i + 2]! * 7;
+      expect(L.spans[i]!).toBeGreaterThanOrEqual(L.holds[hold]!);
+      expect(L.spans[i + 1]!).toBeGreaterThan(L.spans[i]!);
+      expect(L.spans[i]!).toBeGreaterThan(last.get(hold) ?? -1);
+      last.set(hold, L.spans[i + 1]!);
+    }
+    expect(L.spans.length / 3).toBeGreaterThanOrEqual(st.grants);
+    // Two holds of one lock never overlap in a clean run (what lock-mutual-exclusion checks).
+    for (let i = 0; i < L.spans.length; i += 3) {
+      for (let j = i + 3; j < L.spans.length; j += 3) {
+        const a = L.spans[i + 2]! * 7;
+        const b = L.spans[j + 2]! * 7;
+        if (a === b || L.holds[a + 2] !== L.holds[b + 2]) continue;
+        expect(L.spans[i]! < L.spans[j + 1]! && L.spans[j]! < L.spans[i + 1]!).toBe(false);
+      }
+    }
+    expect(recordSeed(parseSimOptions({ seed: 3, nodes: 3, time: '5s', faults: 'crash' }), 3).data).not.toHaveProperty('locks');
+  });
+
+  it('--locks: a lock check\'s violation (the old lock clock rule planted) is recorded at its step, and the two holds in it are marked', () => {
+    const cfg = parseSimOptions({ seed: 8, nodes: 3, time: '12s', faults: 'crash,partition,stall', locks: true, processClocks: true });
+    const { result, data } = recordSeed(cfg, 8, { runtime: { plantedLockClock: 'clamped-offset' }, skipLin: true });
+    expect(result.violation?.invariant).toBe('lock-mutual-exclusion');
+    expect(data.violations).toEqual([{ at: Math.round(result.violation!.atMs * 1000), invariant: 'lock-mutual-exclusion', detail: result.violation!.detail }]);
+    const L = data.locks!;
+    const marked: number[] = [];
+    for (let h = 0; h < L.holds.length; h += 7) if (L.holds[h + 6] === 1) marked.push(h);
+    expect(marked).toHaveLength(2);
+    const [a, b] = marked as [number, number];
+    expect(L.holds[a + 2]).toBe(L.holds[b + 2]); // one lock
+    expect(L.holds[a + 1]).not.toBe(L.holds[b + 1]); // two clients
+    expect(result.violation!.detail).toContain(`(token ${L.holds[a + 3]}`);
+    expect(result.violation!.detail).toContain(`(token ${L.holds[b + 3]}`);
+    const html = timelinePage(data);
+    expect(html).toContain('VIOLATION lock-mutual-exclusion');
+  });
+
   it('the page is self-contained, its data round-trips, and a 60 s 5-node run with every fault kind is under 2 MB', () => {
     const cfg = parseSimOptions({ seed: 1, nodes: 5, time: '60s', faults: ALL });
     const { result, data } = recordSeed(cfg, 1);
@@ -208,7 +295,9 @@ describe('sim timeline', () => {
     const d = pageData(readFileSync(file, 'utf8'));
     expect(d.meta.seed).toBe(2);
     expect(out[0]).toContain(`trace=${d.meta.trace}`);
-    expect(d.meta.summary).toBe(out[0]);
+    // The printed line less what measures the machine (the page is the same file on every run).
+    expect(out[0]).toMatch(/ virtual_ms=\d+ wall_ms=\d+ speed=\d+x/);
+    expect(d.meta.summary).toBe(out[0]!.replace(/ wall_ms=\d+ speed=\d+x/, ''));
 
     const dir = join(tmp, 'clean');
     expect(await runSimCommand({ seeds: '1..2', nodes: 3, time: '5s', faults: 'crash', htmlDir: dir }, () => {}, io)).toBe(0);
