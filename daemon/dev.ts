@@ -39,6 +39,7 @@ import { listenEarly, type EarlyListener } from '../hal/mqtt/early-listen.ts';
 import type { JobConfig } from './config/jobs.ts';
 import { call } from './client/http.ts';
 import { startRailServer, type RailServer } from './fencing/dev-relay.ts';
+import { cutPower, DEV_BOARD_ENV } from './fencing/dev-power.ts';
 import { ensureTokenFile } from './config/secrets.ts';
 import { UsageError } from './exit-codes.ts';
 import { cliCommand, linkHint } from './cli-path.ts';
@@ -456,6 +457,15 @@ export async function startDev(opts: DevOptions): Promise<DevCluster> {
   const dir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'quorumd-dev-'));
   mkdirSync(dir, { recursive: true });
   const key = randomBytes(32).toString('hex');
+  /** This cluster's part of every node's board mark (DEV_BOARD_ENV, daemon/fencing/dev-power.ts). */
+  const boardCluster = `${process.pid}-${randomBytes(6).toString('hex')}`;
+  const boardOf = (node: DevNode) => `${boardCluster}/${node.name}/`;
+  /** A power cut: the node process and every process it started (jobs, hooks, their children). */
+  const cut = (node: DevNode): number => {
+    const r = cutPower(node.child?.pid ?? undefined, boardOf(node));
+    node.child?.kill('SIGKILL'); // already SIGKILLed by pid; this records it on the ChildProcess too
+    return r.killed.filter((p) => p !== node.child?.pid).length;
+  };
   const nodes: DevNode[] = [];
   const railLog: DevCluster['railLog'] = [];
   const crashes: DevCluster['crashes'] = [];
@@ -532,9 +542,17 @@ export async function startDev(opts: DevOptions): Promise<DevCluster> {
               // A node's scheduled power-on can still arrive while dev stops (its fencer has not
               // exited yet): the rail records it, but nothing is started, and the line says so.
               const onNote = stopping ? ' (fence action reboot; not started: dev is stopping)' : ' (fence action reboot: it boots again)';
-              out(`\n[dev] relay of ${name}: power ${on ? 'ON' : 'OFF'}${on ? onNote : node.child ? ` (fenced: SIGKILL pid ${node.child.pid}, kept down)` : ' (fenced; its process was already gone)'}\n`);
-              if (!on) node.child?.kill('SIGKILL');
-              else if (!stopping) powerOn(node);
+              if (on) {
+                out(`\n[dev] relay of ${name}: power ON${onNote}\n`);
+                if (!stopping) powerOn(node);
+              } else {
+                // Power off stops everything on the board, as a real relay does: not only the
+                // node process but the jobs and hooks it started (their own process groups).
+                const pid = node.child?.pid;
+                const others = cut(node);
+                const also = others > 0 ? ` and ${others} process${others > 1 ? 'es' : ''} it started` : '';
+                out(`\n[dev] relay of ${name}: power OFF${pid !== undefined ? ` (fenced: SIGKILL pid ${pid}${also}, kept down)` : ` (fenced; its process was already gone${others > 0 ? `; SIGKILL ${others} process${others > 1 ? 'es' : ''} it had started` : ''})`}\n`);
+              }
             }
             return node.powered;
           },
@@ -570,7 +588,8 @@ export async function startDev(opts: DevOptions): Promise<DevCluster> {
     // stopWithDevSupervisor), and the lying node's behaviours are refused without it.
     // Testing only: the lying node gets its behaviours.
     const liar = byzantineMode !== undefined && node.id === opts.byzantineNode ? { QUORUMD_DEV_BYZANTINE: byzantineMode } : undefined;
-    const env = { ...process.env, ...(process.env.GLIBC_TUNABLES === undefined ? { GLIBC_TUNABLES: NODE_MALLOC_TUNABLES } : {}), ...(checked ? { QUORUMD_BUILD_CHECKED: '1' } : {}), QUORUMD_DEV_PARENT: String(process.pid), ...liar };
+    // DEV_BOARD_ENV: every process this node starts inherits it, so a power cut finds them all (dev-power.ts).
+    const env = { ...process.env, ...(process.env.GLIBC_TUNABLES === undefined ? { GLIBC_TUNABLES: NODE_MALLOC_TUNABLES } : {}), ...(checked ? { QUORUMD_BUILD_CHECKED: '1' } : {}), QUORUMD_DEV_PARENT: String(process.pid), [DEV_BOARD_ENV]: `${boardOf(node)}${randomBytes(4).toString('hex')}`, ...liar };
     // Neither may end the supervisor with an unhandled error (its nodes would be left
     // running without it): a log that cannot be opened is said, and the node runs on
     // without it; a process that could not be created (out of file descriptors,
@@ -701,7 +720,8 @@ export async function startDev(opts: DevOptions): Promise<DevCluster> {
           new Promise<void>((resolve) => {
             const c = node.child;
             if (!c || c.exitCode !== null || c.signalCode !== null) return resolve();
-            const t = setTimeout(() => c.kill('SIGKILL'), 5000);
+            // Still there after 5 s: a power cut, which also stops the jobs and hooks it started.
+            const t = setTimeout(() => void cut(node), 5000);
             c.once('exit', () => {
               clearTimeout(t);
               resolve();
@@ -710,6 +730,11 @@ export async function startDev(opts: DevOptions): Promise<DevCluster> {
           }),
       );
       await Promise.all(exits);
+      // A node that stopped on its own ended its jobs and hooks (SIGTERM, SIGKILL after their
+      // grace), but may have exited before a run was gone, and a node killed earlier (kill -9)
+      // left its runs behind: nothing a node started outlives `quorumd dev`.
+      const left = nodes.reduce((k, node) => k + cut(node), 0);
+      if (left > 0) out(`[dev] stopped ${left} process${left > 1 ? 'es' : ''} the nodes had started (jobs or hooks still running)\n`);
       await rails?.close();
       await new Promise<void>((r) => broker.close(() => r()));
       if (etcd && etcd.exitCode === null && etcd.signalCode === null) {
