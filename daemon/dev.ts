@@ -7,7 +7,8 @@
  * Simulated relays (STONITH, docs/fencing.md): this process holds the "power rail" of every
  * node process. A rail server on 127.0.0.1 (daemon/fencing/dev-relay.ts) lets the
  * nodes switch each other's rails through a `dev-relay` fence device in their
- * generated configs. Rail off = SIGKILL of the node's process, which stays down; rail
+ * generated configs. Rail off = SIGKILL of the node's process and of every process it
+ * started (jobs, hooks: fencing/dev-power.ts), which stay down; rail
  * on = the process is started again. So when the leader's process dies, the new
  * leader fences it through its rail (visible in `quorumd status`, `/v1/status` fences
  * and the log) before it becomes active, and powers it back on `powerOnAfterMs` later
@@ -24,7 +25,8 @@
  * failover demo's fence brings it back.
  *
  * Ctrl-C / SIGTERM: every node gets SIGTERM (the leader hands over first), then
- * SIGKILL after 5 s if still there; the broker stops; a temp data directory is
+ * a power cut after 5 s if still there; whatever the nodes started and left running (a
+ * job run of a node killed earlier) is SIGKILLed; the broker stops; a temp data directory is
  * removed — unless a node crashed during the run: then it is kept, with its logs, and
  * its path is printed.
  */
