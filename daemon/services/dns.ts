@@ -40,8 +40,8 @@ export interface DnsOptions {
   host: string;
   /** TCP bounds (tests): idle close without a completed query, connections per client address, in all. */
   tcp?: { idleMs?: number; perAddress?: number; max?: number };
-  /** UDP answers per source address (tests): sustained per second, and the burst above it. */
-  udpRate?: { perSec?: number; burst?: number };
+  /** UDP answers per source address (tests): sustained per second, the burst above it, addresses tracked. */
+  udpRate?: { perSec?: number; burst?: number; sources?: number };
   port: number;
   cluster: string;
   ttlSec: number;
@@ -156,7 +156,7 @@ export function startDns(o: DnsOptions): Promise<DnsServer> {
   const sock: Socket = createSocket({ type: isIP(o.host) === 6 ? 'udp6' : 'udp4' });
   const stats = { queries: 0, malformed: 0, nxdomain: 0, refused: 0, tcpConnections: 0, slipped: 0 };
   // Full UDP answers per source address: a token bucket each, in least-recently-seen order.
-  const rate = { perSec: o.udpRate?.perSec ?? UDP_RATE.perSec, burst: o.udpRate?.burst ?? UDP_RATE.burst };
+  const rate = { perSec: o.udpRate?.perSec ?? UDP_RATE.perSec, burst: o.udpRate?.burst ?? UDP_RATE.burst, sources: o.udpRate?.sources ?? RATE_SOURCES };
   const buckets = new Map<string, { tokens: number; at: number }>();
   const take = (from: string): boolean => {
     const now = performance.now();
@@ -165,7 +165,7 @@ export function startDns(o: DnsOptions): Promise<DnsServer> {
     if (b) {
       buckets.delete(from);
       tokens = Math.min(rate.burst, b.tokens + ((now - b.at) / 1000) * rate.perSec);
-    } else if (buckets.size >= RATE_SOURCES) buckets.delete(buckets.keys().next().value!);
+    } else if (buckets.size >= rate.sources) buckets.delete(buckets.keys().next().value!);
     const ok = tokens >= 1;
     buckets.set(from, { tokens: ok ? tokens - 1 : tokens, at: now });
     return ok;
