@@ -18,13 +18,16 @@
  * UDP answers go to whatever source address a datagram claims, so a host that can
  * forge one can aim the answers at a victim: with EDNS sizes up to 4096 bytes a 54-byte
  * query drew a 4085-byte answer (x75). Two bounds keep that small: UDP answers are at
- * most 1232 bytes (the EDNS size DNS Flag Day 2020 settled on, which also never needs
- * IP fragmentation), and each source address gets UDP_RATE full answers a second (a
+ * most 1232 bytes (the EDNS size DNS Flag Day 2020 settled on: it fits the IPv6
+ * minimum MTU, so it is never fragmented), and each source address gets UDP_RATE full answers a second (a
  * token bucket, after BIND's response rate limiting); past that it gets a "slip": the
- * header and question with TC set and no records, no larger than its query, so a real
- * resolver asks again over TCP (which cannot be forged) and a victim gets nothing bigger
- * than what the attacker sent. The buckets are bounded (RATE_SOURCES, least recently
- * used dropped first).
+ * header and question with TC set and no records, about the size of its query (the
+ * question is echoed; a name compressed against the header decodes at most ~10 bytes
+ * longer than it was sent, and an OPT record only answers one), so a real
+ * resolver asks again over TCP (which cannot be forged) and a victim gets hardly more
+ * than the attacker sent. The buckets are bounded (RATE_SOURCES, least recently seen
+ * forgotten first).
+ *
  * Malformed packets are counted and dropped, a question that cannot be echoed is
  * FORMERR; nothing a packet holds can stop the server, and a TCP client holds at most
  * a bounded share of it (see the TCP server below).
