@@ -202,7 +202,7 @@ describe('DNS interface under hostile input', () => {
   });
 
   it('UDP: past its rate a source address gets TC-only slips no larger than its query; other addresses are not held back; tracked addresses are bounded', async () => {
-    const dns = await startDns({ host: '127.0.0.1', port: await freePort(), cluster: 'plant', ttlSec: 0, catalog: () => cat(50), udpRate: { perSec: 1, burst: 5, sources: 2 }, log });
+    const dns = await startDns({ host: '127.0.0.1', port: await freePort(), cluster: 'plant', ttlSec: 0, catalog: () => cat(50), udpRate: { perSec: 0.01, burst: 5, sources: 2 }, log });
     try {
       const q = ednsQuery('SRV', 4096);
       const t0 = performance.now();
@@ -223,11 +223,12 @@ describe('DNS interface under hostile input', () => {
         }
       }
       const seconds = (performance.now() - t0) / 1000;
-      // The burst, plus what the rate refilled meanwhile (1 a second).
-      expect(full, `full answers of 20 (sizes ${sizes.join(' ')})`).toBeLessThanOrEqual(5 + Math.ceil(seconds));
+      // The burst, plus what the rate refilled meanwhile (one per 100 s: none unless the machine stalls that long).
+      expect(full, `full answers of 20 (sizes ${sizes.join(' ')})`).toBeLessThanOrEqual(5 + Math.floor(seconds / 100));
+      expect(full).toBeGreaterThanOrEqual(5);
       expect(dns.stats.slipped).toBe(20 - full);
       const total = sizes.reduce((a, b) => a + b, 0);
-      console.log(`rate 1/s burst 5: 20 queries of ${q.length} B -> ${full} full answers, ${20 - full} slips; ${total} B in all (x${(total / (20 * q.length)).toFixed(1)}, x${(sizes.at(-1)! / q.length).toFixed(2)} for a slip)`);
+      console.log(`burst 5: 20 queries of ${q.length} B -> ${full} full answers, ${20 - full} slips; ${total} B in all (x${(total / (20 * q.length)).toFixed(1)}, x${(sizes.at(-1)! / q.length).toFixed(2)} for a slip)`);
       // Another address has its own bucket.
       const other = dnsPacket.decode((await udpAsk(dns.port, q, 3000, '127.0.0.3'))!);
       expect(other.answers!.length).toBeGreaterThan(0);
