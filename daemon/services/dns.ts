@@ -11,8 +11,23 @@
  * Healthy = passing or warning. An unknown name in the zone is NXDOMAIN, a known one
  * without records of the type asked is an empty NOERROR, any other zone is REFUSED
  * (this is no recursive resolver). Answers fit the client's UDP size (512 bytes, or
- * its EDNS size up to 4096): extra records go first, then answers, with TC set so
- * the client asks again over TCP on the same port, where answers are up to 64 KB.
+ * its EDNS size up to UDP_MAX, 1232): extra records go first, then answers, with TC set
+ * so the client asks again over TCP on the same port, where answers are up to 64 KB.
+ * A query with an EDNS OPT record gets one back (RFC 6891 7) advertising UDP_MAX.
+ *
+ * UDP answers go to whatever source address a datagram claims, so a host that can
+ * forge one can aim the answers at a victim: with EDNS sizes up to 4096 bytes a 54-byte
+ * query drew a 4085-byte answer (x75). Two bounds keep that small: UDP answers are at
+ * most 1232 bytes (the EDNS size DNS Flag Day 2020 settled on: it fits the IPv6
+ * minimum MTU, so it is never fragmented), and each source address gets UDP_RATE full answers a second (a
+ * token bucket, after BIND's response rate limiting); past that it gets a "slip": the
+ * header and question with TC set and no records, about the size of its query (the
+ * question is echoed; a name compressed against the header decodes at most ~10 bytes
+ * longer than it was sent, and an OPT record only answers one), so a real
+ * resolver asks again over TCP (which cannot be forged) and a victim gets hardly more
+ * than the attacker sent. The buckets are bounded (RATE_SOURCES, least recently seen
+ * forgotten first).
+ *
  * Malformed packets are counted and dropped, a question that cannot be echoed is
  * FORMERR; nothing a packet holds can stop the server, and a TCP client holds at most
  * a bounded share of it (see the TCP server below).
@@ -28,6 +43,8 @@ export interface DnsOptions {
   host: string;
   /** TCP bounds (tests): idle close without a completed query, connections per client address, in all. */
   tcp?: { idleMs?: number; perAddress?: number; max?: number };
+  /** UDP answers per source address (tests): sustained per second, the burst above it, addresses tracked. */
+  udpRate?: { perSec?: number; burst?: number; sources?: number };
   port: number;
   cluster: string;
   ttlSec: number;
@@ -37,12 +54,18 @@ export interface DnsOptions {
 
 export interface DnsServer {
   port: number;
-  readonly stats: { queries: number; malformed: number; nxdomain: number; refused: number; tcpConnections: number };
+  readonly stats: { queries: number; malformed: number; nxdomain: number; refused: number; tcpConnections: number; slipped: number };
   close(): Promise<void>;
 }
 
 /** Bytes of answers written and not yet taken by a TCP client before its next query is read. */
 const TCP_BACKLOG = 64 * 1024;
+/** The largest UDP answer, whatever EDNS size a query offers (DNS Flag Day 2020). */
+export const UDP_MAX = 1232;
+/** Full UDP answers per second per source address, and the burst above that. */
+const UDP_RATE = { perSec: 50, burst: 100 };
+/** Source addresses whose rate is tracked; past that the least recently seen is forgotten. */
+const RATE_SOURCES = 4096;
 const AA = 1 << 10;
 const TC = 1 << 9;
 const RCODE = { NOERROR: 0, FORMERR: 1, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5 } as const;
@@ -121,20 +144,41 @@ export function encodeWithin(p: Packet, limit: number): Buffer {
     }
     return { n: rs.length, bytes };
   };
-  const base = dnsPacket.encodingLength({ ...p, answers: [], additionals: [], authorities: [] });
+  // An OPT record (EDNS) is part of the header's share: always kept, never dropped.
+  const opt = (p.additionals ?? []).filter((r) => r.type === 'OPT');
+  const adds = (p.additionals ?? []).filter((r) => r.type !== 'OPT');
+  const base = dnsPacket.encodingLength({ ...p, answers: [], additionals: opt, authorities: [] });
   const answers = p.answers ?? [];
   const a = fit(answers, limit - base);
-  if (a.n < answers.length) return dnsPacket.encode({ ...p, flags: (p.flags ?? 0) | TC, answers: answers.slice(0, a.n), additionals: [] });
-  const adds = p.additionals ?? [];
+  if (a.n < answers.length) return dnsPacket.encode({ ...p, flags: (p.flags ?? 0) | TC, answers: answers.slice(0, a.n), additionals: opt });
   const b = fit(adds, limit - base - a.bytes);
-  return dnsPacket.encode({ ...p, answers, additionals: adds.slice(0, b.n) });
+  return dnsPacket.encode({ ...p, answers, additionals: [...adds.slice(0, b.n), ...opt] });
 }
 
 export function startDns(o: DnsOptions): Promise<DnsServer> {
   const sock: Socket = createSocket({ type: isIP(o.host) === 6 ? 'udp6' : 'udp4' });
-  const stats = { queries: 0, malformed: 0, nxdomain: 0, refused: 0, tcpConnections: 0 };
-  /** The encoded answer to one query message, within `limit` bytes (undefined: dropped). */
-  const respond = (msg: Buffer, limitOf: (q: Packet) => number): Buffer | undefined => {
+  const stats = { queries: 0, malformed: 0, nxdomain: 0, refused: 0, tcpConnections: 0, slipped: 0 };
+  // Full UDP answers per source address: a token bucket each, in least-recently-seen order.
+  const rate = { perSec: o.udpRate?.perSec ?? UDP_RATE.perSec, burst: o.udpRate?.burst ?? UDP_RATE.burst, sources: o.udpRate?.sources ?? RATE_SOURCES };
+  const buckets = new Map<string, { tokens: number; at: number }>();
+  const take = (from: string): boolean => {
+    const now = performance.now();
+    const b = buckets.get(from);
+    let tokens = rate.burst;
+    if (b) {
+      buckets.delete(from);
+      tokens = Math.min(rate.burst, b.tokens + ((now - b.at) / 1000) * rate.perSec);
+    } else if (buckets.size >= rate.sources) buckets.delete(buckets.keys().next().value!);
+    const ok = tokens >= 1;
+    buckets.set(from, { tokens: ok ? tokens - 1 : tokens, at: now });
+    return ok;
+  };
+  /**
+   * The encoded answer to one query message (undefined: dropped): over TCP up to 64 KB;
+   * over UDP within the size the query offers (at most UDP_MAX), or a slip once `from`
+   * is over its rate.
+   */
+  const respond = (msg: Buffer, udpFrom?: string): Buffer | undefined => {
     let query: Packet;
     try {
       query = dnsPacket.decode(msg);
@@ -151,7 +195,17 @@ export function startDns(o: DnsOptions): Promise<DnsServer> {
       const { packet, rcode } = answer(query, { cluster: o.cluster, ttlSec: o.ttlSec, catalog: o.catalog() });
       if (rcode === RCODE.NXDOMAIN) stats.nxdomain++;
       if (rcode === RCODE.REFUSED) stats.refused++;
-      return encodeWithin(packet, limitOf(query));
+      // EDNS (RFC 6891): a query with an OPT record gets one, with the UDP size this server takes.
+      const asked = (query.additionals ?? []).find((a) => a.type === 'OPT') as { udpPayloadSize?: number } | undefined;
+      const opt: Answer[] = asked ? [{ type: 'OPT', name: '.', udpPayloadSize: UDP_MAX, extendedRcode: 0, ednsVersion: 0, flags: 0, options: [] } as unknown as Answer] : [];
+      packet.additionals = [...(packet.additionals ?? []), ...opt];
+      if (udpFrom === undefined) return encodeWithin(packet, 65_535);
+      if (!take(udpFrom)) {
+        // The slip: no records, TC set; its question is the query's, re-encoded no longer.
+        stats.slipped++;
+        return dnsPacket.encode({ ...packet, flags: (packet.flags ?? 0) | TC, answers: [], authorities: [], additionals: opt });
+      }
+      return encodeWithin(packet, Math.max(512, Math.min(UDP_MAX, asked?.udpPayloadSize ?? 512)));
     } catch (err) {
       stats.malformed++;
       o.log.warn({ error: (err as Error).message }, 'services DNS: query not answered');
@@ -163,10 +217,7 @@ export function startDns(o: DnsOptions): Promise<DnsServer> {
       stats.malformed++;
       return;
     }
-    const out = respond(msg, (q) => {
-      const opt = (q.additionals ?? []).find((a) => a.type === 'OPT') as { udpPayloadSize?: number } | undefined;
-      return Math.max(512, Math.min(4096, opt?.udpPayloadSize ?? 512));
-    });
+    const out = respond(msg, rinfo.address);
     // Node throws on a send to port 0; a datagram "from" port 0 is forged anyway (no
     // socket sends from it), so it is dropped like any other malformed packet.
     if (out) sock.send(out, rinfo.port, rinfo.address, (err) => err && o.log.warn({ error: err.message, to: `${rinfo.address}:${rinfo.port}` }, 'services DNS: answer not sent'));
@@ -221,7 +272,7 @@ export function startDns(o: DnsOptions): Promise<DnsServer> {
         }
         const n = buf.readUInt16BE(0);
         if (buf.length < 2 + n) break;
-        const out = respond(buf.subarray(2, 2 + n), () => 65_535);
+        const out = respond(buf.subarray(2, 2 + n));
         buf = buf.subarray(2 + n);
         idle.refresh();
         if (out) {

@@ -132,6 +132,8 @@ export function packets(records: Answer[]): Answer[][] {
 }
 
 export interface MdnsResponder {
+  /** Resolves once the socket is bound (queries sent before may be lost); rejects with the bind error. */
+  readonly ready: Promise<void>;
   announce(): void;
   readonly stats: { queries: number; answered: number; announcements: number; skipped: number; multicastRecords: number };
   close(): Promise<void>;
@@ -143,6 +145,12 @@ export function startMdns(o: MdnsOptions): MdnsResponder {
   m.on('error', (err: Error) => o.log.warn({ error: err.message }, 'services mDNS: socket error'));
   m.on('warning', (err: Error) => o.log.warn({ error: err.message }, 'services mDNS: bad packet ignored'));
   const sent = (err: Error | null) => err && o.log.warn({ error: err.message }, 'services mDNS: packet not sent');
+  const ready = new Promise<void>((resolve, reject) => {
+    m.once('ready', () => resolve());
+    m.once('error', reject);
+  });
+  // Whoever does not wait for it still hears of a bind error through the log above.
+  ready.catch(() => undefined);
 
   // The records of the current catalog, built once per catalog (not once per query),
   // indexed by lower-case owner name; instances left out are logged once.
@@ -218,6 +226,7 @@ export function startMdns(o: MdnsOptions): MdnsResponder {
     }
   });
   return {
+    ready,
     stats,
     announce: () => {
       try {

@@ -4,10 +4,12 @@
  * killed (SIGKILL): its instances vanish within its liveness TTL and the others stay;
  * a blocking watch sees every change (each registration, one at a time, and the
  * removal); the DNS interface answers SRV and A with the healthy instances (with
- * dns-packet over UDP, and with `dig` when Debian's bind9-dnsutils is installed).
+ * dns-packet over TCP, truncated over UDP, and with `dig` when Debian's bind9-dnsutils
+ * is installed).
  */
 import { spawnSync } from 'node:child_process';
 import { createSocket } from 'node:dgram';
+import { connect } from 'node:net';
 import dnsPacket from 'dns-packet';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { call } from '../../daemon/client/http.ts';
@@ -32,21 +34,41 @@ async function api(url: string, method: string, path: string, body?: unknown): P
   }
 }
 
-async function dnsQuery(port: number, name: string, type: 'SRV' | 'A'): Promise<dnsPacket.Packet> {
-  const sock = createSocket('udp4');
+/** One DNS query offering an EDNS UDP size of 4096 bytes, over UDP (the default) or TCP; the answer and its size. */
+async function dnsAsk(port: number, name: string, type: 'SRV' | 'A', over: 'udp' | 'tcp' = 'udp'): Promise<{ p: dnsPacket.Packet; bytes: number }> {
+  const query = dnsPacket.encode({ type: 'query', id: 7, flags: dnsPacket.RECURSION_DESIRED, questions: [{ type, name }], additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 4096 } as never] });
+  let close = () => undefined as void;
   try {
     return await new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`no DNS answer for ${name} ${type} within 10 s`)), 10_000);
-      sock.once('message', (m) => {
+      const t = setTimeout(() => reject(new Error(`no DNS answer over ${over} for ${name} ${type} within 10 s`)), 10_000);
+      const done = (m: Buffer) => {
         clearTimeout(t);
-        resolve(dnsPacket.decode(m));
-      });
-      sock.send(dnsPacket.encode({ type: 'query', id: 7, flags: dnsPacket.RECURSION_DESIRED, questions: [{ type, name }], additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 4096 } as never] }), port, '127.0.0.1');
+        resolve({ p: dnsPacket.decode(m), bytes: m.length });
+      };
+      if (over === 'udp') {
+        const sock = createSocket('udp4');
+        close = () => sock.close();
+        sock.once('message', done);
+        sock.send(query, port, '127.0.0.1');
+      } else {
+        const c = connect({ port, host: '127.0.0.1' });
+        close = () => void c.destroy();
+        c.on('error', reject);
+        let buf = Buffer.alloc(0);
+        c.on('data', (d) => {
+          buf = Buffer.concat([buf, d]);
+          if (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) done(buf.subarray(2, 2 + buf.readUInt16BE(0)));
+        });
+        const len = Buffer.alloc(2);
+        len.writeUInt16BE(query.length);
+        c.write(Buffer.concat([len, query]));
+      }
     });
   } finally {
-    sock.close();
+    close();
   }
 }
+const dnsQuery = async (port: number, name: string, type: 'SRV' | 'A', over: 'udp' | 'tcp' = 'udp') => (await dnsAsk(port, name, type, over)).p;
 
 /** Three nodes of one cluster as the scenario sees them, whatever runs them. */
 interface Nodes {
@@ -110,25 +132,45 @@ async function discoveryScenario(h: Nodes): Promise<void> {
   expect((healthy.json.instances as unknown[]).length).toBe(N);
   expect(((await api(leader.url, 'GET', '/v1/services/web?healthy&tag=odd')).json.instances as unknown[]).length).toBe(N / 2);
 
-  // DNS: SRV and A of the healthy instances, from every node's own cache.
+  // DNS: SRV and A of the healthy instances, from every node's own cache. Over TCP (what
+  // a resolver does after a truncated UDP answer, or `dig +tcp`): every record.
   const zone = `web.service.${h.cluster}.quorumd`;
+  const ports = new Set(Array.from({ length: N }, (_, i) => 8000 + i));
+  const addrs = new Set(Array.from({ length: N }, (_, i) => `10.1.${Math.floor(i / 250)}.${(i % 250) + 1}`));
   for (const port of h.dnsPorts) {
     const srv = await until('SRV answers for every healthy instance', async () => {
-      const p = await dnsQuery(port, zone, 'SRV');
+      const p = await dnsQuery(port, zone, 'SRV', 'tcp');
       return (p.answers ?? []).length === N ? p : undefined;
     }, 15_000, 100);
     expect((srv.answers ?? []).every((a) => a.type === 'SRV')).toBe(true);
-    expect(new Set((srv.answers ?? []).map((a) => (a as { data: { port: number } }).data.port))).toEqual(new Set(Array.from({ length: N }, (_, i) => 8000 + i)));
-    // 50 SRV records fill 4 KB without name compression: the optional A records may not fit (no TC for them).
+    expect(new Set((srv.answers ?? []).map((a) => (a as { data: { port: number } }).data.port))).toEqual(ports);
     expect(srv.flags! & (1 << 9)).toBe(0);
-    for (const add of srv.additionals ?? []) expect(add.type === 'A' || add.type === 'OPT').toBe(true);
-    const a = await dnsQuery(port, zone, 'A');
-    expect((a.answers ?? []).map((x) => (x as { data: unknown }).data)).not.toContain('10.9.9.9');
+    // Every target's address as an additional record (no size limit over TCP), and the OPT record.
+    expect(new Set((srv.additionals ?? []).filter((x) => x.type === 'A').map((x) => (x as { data: string }).data))).toEqual(addrs);
+    expect((srv.additionals ?? []).filter((x) => x.type === 'OPT')).toHaveLength(1);
+    const a = await dnsQuery(port, zone, 'A', 'tcp');
+    expect(new Set((a.answers ?? []).map((x) => (x as { data: string }).data))).toEqual(addrs);
     expect((a.answers ?? []).length).toBe(N);
+    // Over UDP the answer is cut at 1232 bytes whatever size the query offers (4096 here),
+    // with TC set so resolvers retry over TCP: what it carries are real records, not all.
+    for (const type of ['SRV', 'A'] as const) {
+      const u = await dnsAsk(port, zone, type);
+      expect(u.bytes, `${type} over UDP: ${u.bytes} bytes`).toBeLessThanOrEqual(1232);
+      expect(u.p.flags! & (1 << 9), `${type} over UDP: TC`).not.toBe(0);
+      const got = u.p.answers ?? [];
+      expect(got.length).toBeGreaterThan(0);
+      expect(got.length).toBeLessThan(N);
+      for (const r of got) {
+        expect(r.type).toBe(type);
+        if (type === 'SRV') expect(ports).toContain((r as { data: { port: number } }).data.port);
+        else expect(addrs).toContain((r as { data: string }).data);
+      }
+    }
   }
   expect((await dnsQuery(h.dnsPorts[0]!, `i07.web.service.${h.cluster}.quorumd`, "A")).answers?.[0] as unknown).toMatchObject({ type: 'A', data: '10.1.0.8' });
   expect((await dnsQuery(h.dnsPorts[0]!, `nope.service.${h.cluster}.quorumd`, 'SRV')).flags! & 15).toBe(3); // NXDOMAIN
   expect((await dnsQuery(h.dnsPorts[0]!, 'example.com', 'A')).flags! & 15).toBe(5); // REFUSED
+  // dig over UDP: the answer comes truncated and dig asks again over TCP, as a resolver does.
   const dig = spawnSync('dig', ['@127.0.0.1', '-p', String(h.dnsPorts[1]), 'SRV', zone, '+short', '+time=2', '+tries=2'], { encoding: 'utf8' });
   if (dig.error === undefined) {
     const lines = dig.stdout.trim().split('\n').filter(Boolean);
@@ -158,7 +200,7 @@ async function discoveryScenario(h: Nodes): Promise<void> {
   for (const t of theirs) expect(gone).toContain(t);
   await until('the watch saw the removal', () => seen.some((s) => s.count === N + 1 - mine.length), 20_000);
   // DNS follows.
-  await until('DNS without the victim\'s instances', async () => ((await dnsQuery(h.dnsPorts[h.nodes.indexOf(watcherNode)]!, zone, 'SRV')).answers ?? []).length === N - mine.length, 15_000, 100);
+  await until('DNS without the victim\'s instances', async () => ((await dnsQuery(h.dnsPorts[h.nodes.indexOf(watcherNode)]!, zone, 'SRV', 'tcp')).answers ?? []).length === N - mine.length, 15_000, 100);
   stopWatch = true;
   await watcher;
 }

@@ -71,9 +71,10 @@ async function uncaughtDuring(f: () => Promise<void>, settleMs: number): Promise
   return caught;
 }
 
-function udpAsk(port: number, msg: Buffer, ms = 3000): Promise<Buffer | undefined> {
+function udpAsk(port: number, msg: Buffer, ms = 3000, from?: string): Promise<Buffer | undefined> {
   return new Promise((resolve) => {
     const s = createSocket('udp4');
+    if (from) s.bind(0, from);
     const t = setTimeout(() => {
       s.close();
       resolve(undefined);
@@ -117,8 +118,8 @@ describe('DNS interface under hostile input', () => {
     }
   });
 
-  const tcpQuery = (name: string, type: 'SRV' | 'ANY', id = 1) => {
-    const m = dnsPacket.encode({ type: 'query', id, questions: [{ name, type: type as 'SRV' }] });
+  const tcpQuery = (name: string, type: 'SRV' | 'ANY', id = 1, edns = false) => {
+    const m = dnsPacket.encode({ type: 'query', id, questions: [{ name, type: type as 'SRV' }], ...(edns ? { additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 4096 } as never] } : {}) });
     const len = Buffer.alloc(2);
     len.writeUInt16BE(m.length);
     return Buffer.concat([len, m]);
@@ -136,6 +137,117 @@ describe('DNS interface under hostile input', () => {
       await new Promise((r) => setTimeout(r, 20));
     }
   };
+
+  /** A query of `type` for web.service.plant.quorumd offering an EDNS UDP size of `size` bytes. */
+  const ednsQuery = (type: 'SRV' | 'A' | 'ANY', size: number, id = 1) =>
+    dnsPacket.encode({ type: 'query', id, flags: dnsPacket.RECURSION_DESIRED, questions: [{ name: 'web.service.plant.quorumd', type: type as 'SRV' }], additionals: [{ type: 'OPT', name: '.', udpPayloadSize: size } as never] });
+
+  it('UDP: an EDNS query offering 4096 or 65535 bytes gets at most 1232 (TC set, an OPT record back); TCP has every record', async () => {
+    // A forged source address turns each answer into traffic at a victim: a 54-byte
+    // query drew 4085 bytes (x75) with 50 instances before.
+    const dns = await startDns({ host: '127.0.0.1', port: await freePort(), cluster: 'plant', ttlSec: 0, catalog: () => cat(50), log });
+    try {
+      for (const type of ['SRV', 'A', 'ANY'] as const) {
+        for (const size of [4096, 65_535]) {
+          const q = ednsQuery(type, size);
+          const r = (await udpAsk(dns.port, q))!;
+          expect(r, `${type} ${size}: an answer`).toBeDefined();
+          const ratio = r.length / q.length;
+          expect(r.length, `${type} offering ${size}: ${q.length} B query -> ${r.length} B (x${ratio.toFixed(1)})`).toBeLessThanOrEqual(1232);
+          expect(ratio).toBeLessThan(23);
+          const p = dnsPacket.decode(r);
+          expect(p.flags! & (1 << 9), `${type}: TC`).not.toBe(0);
+          expect(p.answers!.length).toBeGreaterThan(0);
+          expect(p.answers!.length).toBeLessThan(50);
+          const opt = p.additionals!.filter((a) => a.type === 'OPT') as Array<{ udpPayloadSize: number }>;
+          expect(opt, `${type}: one OPT record (RFC 6891)`).toHaveLength(1);
+          expect(opt[0]!.udpPayloadSize).toBe(1232);
+        }
+      }
+      // Without EDNS: 512 bytes, no OPT.
+      const plain = dnsPacket.decode((await udpAsk(dns.port, dnsPacket.encode({ type: 'query', id: 2, questions: [{ name: 'web.service.plant.quorumd', type: 'SRV' }] })))!);
+      expect(plain.additionals!.filter((a) => a.type === 'OPT')).toHaveLength(0);
+      // A small answer is whole, with its A records and the OPT record after them.
+      const small = await startDns({ host: '127.0.0.1', port: await freePort(), cluster: 'plant', ttlSec: 0, catalog: () => cat(3), log });
+      try {
+        const p = dnsPacket.decode((await udpAsk(small.port, ednsQuery('SRV', 4096)))!);
+        expect(p.flags! & (1 << 9)).toBe(0);
+        expect(p.answers).toHaveLength(3);
+        expect(p.additionals!.map((a) => a.type)).toEqual(['A', 'A', 'A', 'OPT']);
+      } finally {
+        await small.close();
+      }
+      // Over TCP (what the resolver does on TC, and `dig +tcp`): all 50 SRV records with their A records, and OPT.
+      const s = await opened(dns.port);
+      try {
+        let buf = Buffer.alloc(0);
+        const got = new Promise<dnsPacket.Packet>((resolve) =>
+          s.on('data', (d) => {
+            buf = Buffer.concat([buf, d]);
+            if (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) resolve(dnsPacket.decode(buf.subarray(2, 2 + buf.readUInt16BE(0))));
+          }),
+        );
+        s.write(tcpQuery('web.service.plant.quorumd', 'SRV', 3, true));
+        const p = await got;
+        expect(p.flags! & (1 << 9)).toBe(0);
+        expect(p.answers!.map((a) => (a as { data: { target: string } }).data.target)).toEqual(Array.from({ length: 50 }, (_, i) => `i${i}.web.service.plant.quorumd`));
+        expect(p.additionals!.filter((a) => a.type === 'A')).toHaveLength(50);
+        expect(p.additionals!.filter((a) => a.type === 'OPT')).toHaveLength(1);
+      } finally {
+        s.destroy();
+      }
+    } finally {
+      await dns.close();
+    }
+  });
+
+  it('UDP: past its rate a source address gets TC-only slips no larger than its query; other addresses are not held back; tracked addresses are bounded', async () => {
+    const dns = await startDns({ host: '127.0.0.1', port: await freePort(), cluster: 'plant', ttlSec: 0, catalog: () => cat(50), udpRate: { perSec: 0.01, burst: 5, sources: 2 }, log });
+    try {
+      const q = ednsQuery('SRV', 4096);
+      const t0 = performance.now();
+      const sizes: number[] = [];
+      let full = 0;
+      for (let i = 0; i < 20; i++) {
+        const r = (await udpAsk(dns.port, q, 3000, '127.0.0.2'))!;
+        expect(r, `answer ${i}`).toBeDefined();
+        sizes.push(r.length);
+        const p = dnsPacket.decode(r);
+        expect(p.flags! & (1 << 9), `answer ${i}: TC`).not.toBe(0);
+        if (p.answers!.length > 0) full++;
+        else {
+          // A slip: the question and OPT, no larger than the query, so a resolver retries over TCP.
+          expect(r.length).toBeLessThanOrEqual(q.length);
+          expect(p.questions).toEqual([{ name: 'web.service.plant.quorumd', type: 'SRV', class: 'IN' }]);
+          expect(p.additionals!.map((a) => a.type)).toEqual(['OPT']);
+        }
+      }
+      const seconds = (performance.now() - t0) / 1000;
+      // The burst, plus what the rate refilled meanwhile (one per 100 s: none unless the machine stalls that long).
+      expect(full, `full answers of 20 (sizes ${sizes.join(' ')})`).toBeLessThanOrEqual(5 + Math.floor(seconds / 100));
+      expect(full).toBeGreaterThanOrEqual(5);
+      expect(dns.stats.slipped).toBe(20 - full);
+      const total = sizes.reduce((a, b) => a + b, 0);
+      console.log(`burst 5: 20 queries of ${q.length} B -> ${full} full answers, ${20 - full} slips; ${total} B in all (x${(total / (20 * q.length)).toFixed(1)}, x${(sizes.at(-1)! / q.length).toFixed(2)} for a slip)`);
+      // Another address has its own bucket.
+      const other = dnsPacket.decode((await udpAsk(dns.port, q, 3000, '127.0.0.3'))!);
+      expect(other.answers!.length).toBeGreaterThan(0);
+      // With 2 addresses tracked, a third makes the least recently seen (127.0.0.2) forgotten: a full burst again.
+      expect(dnsPacket.decode((await udpAsk(dns.port, q, 3000, '127.0.0.4'))!).answers!.length).toBeGreaterThan(0);
+      expect(dnsPacket.decode((await udpAsk(dns.port, q, 3000, '127.0.0.2'))!).answers!.length).toBeGreaterThan(0);
+      // TCP is not rate limited.
+      const s = await opened(dns.port, '127.0.0.2');
+      try {
+        const answered = new Promise<Buffer>((r) => s.once('data', r));
+        s.write(tcpQuery('web.service.plant.quorumd', 'SRV', 4, true));
+        expect((await answered).length).toBeGreaterThan(1232);
+      } finally {
+        s.destroy();
+      }
+    } finally {
+      await dns.close();
+    }
+  });
 
   it('TCP: a client that pipelines queries and never reads stalls itself; the server holds a bounded backlog, then answers every query', async () => {
     // 300 instances: every ANY answer is 48 KB. 400 queries (19 MB of answers) in one 18 KB write.
@@ -318,7 +430,7 @@ describe('mDNS responder under hostile input', () => {
     const port = await freePort();
     const m = startMdns({ ttlSec: 120, port, interface: '127.0.0.1', catalog: () => hostile, log });
     try {
-      await new Promise((r) => setTimeout(r, 200));
+      await m.ready;
       const name = (n: string) => Buffer.concat([...n.split('.').flatMap((l) => [Buffer.from([l.length]), Buffer.from(l)]), Buffer.from([0])]);
       // 1400 questions for the same name (the rest as compression pointers to the first): 8.4 KB.
       const qs = 1400;
@@ -347,6 +459,24 @@ describe('mDNS responder under hostile input', () => {
     }
   });
 
+  it('ready resolves once the socket is bound, and rejects with the bind error of an address this host does not have', async () => {
+    const m = startMdns({ ttlSec: 120, port: await freePort(), interface: '127.0.0.1', catalog: () => cat(3), log });
+    try {
+      await expect(m.ready).resolves.toBeUndefined();
+    } finally {
+      await m.close();
+    }
+    const warned: string[] = [];
+    // 192.0.2.1 (TEST-NET-1, RFC 5737) is on no interface here: the bind fails.
+    const bad = startMdns({ ttlSec: 120, port: await freePort(), interface: '192.0.2.1', catalog: () => cat(3), log: { warn: (f) => warned.push(String(f.error)) } });
+    try {
+      await expect(bad.ready).rejects.toThrow(/EADDRNOTAVAIL/);
+      expect(warned.join(' ')).toMatch(/EADDRNOTAVAIL/);
+    } finally {
+      await bad.close();
+    }
+  });
+
   it('a record is multicast at most once a second, however often it is announced (queries go the same way)', async () => {
     const port = await freePort();
     const m = startMdns({ ttlSec: 120, port, interface: '127.0.0.1', catalog: () => hostile, log });
@@ -365,7 +495,7 @@ describe('mDNS responder under hostile input', () => {
     const port = await freePort();
     const m = startMdns({ ttlSec: 120, port, interface: '127.0.0.1', catalog: () => cat(3), log });
     try {
-      await new Promise((r) => setTimeout(r, 200));
+      await m.ready;
       const query = dnsPacket.encode({ type: 'query', id: 0, questions: [{ name: '_web._tcp.local', type: 'PTR' }] });
       const err = await uncaughtDuring(async () => sendFromPort0(port, query), 300);
       expect(err?.message, 'no exception escapes the responder').toBeUndefined();

@@ -319,7 +319,7 @@ describe('mDNS/DNS-SD', () => {
     const m = startMdns({ ttlSec: 120, port, interface: '127.0.0.1', catalog: () => c, log });
     const sock = createSocket('udp4');
     try {
-      await new Promise((r) => setTimeout(r, 200));
+      await m.ready;
       const got = new Promise<dnsPacket.Packet>((resolve) => sock.on('message', (msg) => resolve(dnsPacket.decode(msg))));
       sock.send(dnsPacket.encode({ type: 'query', id: 0, questions: [{ name: '_web._tcp.local', type: 'PTR' }] }), port, '127.0.0.1');
       const p = await Promise.race([got, new Promise<undefined>((r) => setTimeout(() => r(undefined), 3000))]);
