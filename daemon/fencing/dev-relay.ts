@@ -5,7 +5,7 @@
  * 127.0.0.1 answers
  *
  *   GET  /rail/<node>          → 200 {"node","on"}           (the relay's read-back)
- *   POST /rail/<node>?on=0|1   → 200 {"node","on"}           (switch; off = SIGKILL and keep down, on = start again)
+ *   POST /rail/<node>?on=0|1   → 200 {"node","on"}           (switch; off = a power cut: SIGKILL of the node and of everything it started, dev-power.ts, kept down; on = start again)
  *
  * and node processes reach it through `DevRelay`, a HAL `Relay` (config
  * `type: dev-relay`). Every request needs the dev cluster's token
