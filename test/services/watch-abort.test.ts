@@ -11,40 +11,13 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { startApiServer, type ApiServer } from '../../daemon/http/server.ts';
 import { call } from '../../daemon/client/http.ts';
 import { handleServices } from '../../daemon/services/http.ts';
-import { ServiceRegistry, type KvPort, type ListCallback } from '../../daemon/services/registry.ts';
-import type { ClientCallback } from '../../daemon/runtime/results.ts';
+import { ServiceRegistry } from '../../daemon/services/registry.ts';
 import { FakeBackend } from '../daemon/http/fake-backend.ts';
 import { testToken } from '../helpers/auth.ts';
 import { freePort } from '../helpers/ports.ts';
 import { until } from '../engines/servers.ts';
+import { StillKv } from './still-kv.ts';
 
-/** An empty catalog whose index never moves: every watch waits its whole wait. Counts the key-change listeners. */
-class StillKv implements KvPort {
-  listeners = 0;
-  get(_key: string, _o: { stale: boolean }, cb: ClientCallback): void {
-    cb({ status: 404, index: 0 });
-  }
-  put(_key: string, _v: Uint8Array, _o: { cas?: number }, cb: ClientCallback): void {
-    cb({ status: 503, error: 'read-only test KV' });
-  }
-  del(_key: string, _o: { cas?: number }, cb: ClientCallback): void {
-    cb({ status: 503, error: 'read-only test KV' });
-  }
-  list(_prefix: string, _o: { stale: boolean }, cb: ListCallback): void {
-    cb({ status: 200, entries: [] });
-  }
-  onKeyChange(_key: string, _fn: () => void): () => void {
-    this.listeners++;
-    let on = true;
-    return () => {
-      if (on) this.listeners--;
-      on = false;
-    };
-  }
-  activeLeadership() {
-    return undefined;
-  }
-}
 
 const SLOTS = 8;
 let srv: ApiServer | undefined;

@@ -14,37 +14,16 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { startApiServer, type ApiServer, type HttpOptions } from '../../../daemon/http/server.ts';
 import { call } from '../../../daemon/client/http.ts';
 import { handleServices } from '../../../daemon/services/http.ts';
-import { ServiceRegistry, type KvPort, type ListCallback } from '../../../daemon/services/registry.ts';
-import type { ClientCallback } from '../../../daemon/runtime/index.ts';
+import { ServiceRegistry } from '../../../daemon/services/registry.ts';
 import { FakeBackend } from './fake-backend.ts';
 import { testToken } from '../../helpers/auth.ts';
 import { until } from '../../engines/servers.ts';
+import { StillKv } from '../../services/still-kv.ts';
 
 const TOKEN = testToken();
 /** The hog's credential: scope read is enough for watches. */
 const READ = 'read-only-token-of-a-monitor';
 
-/** An empty catalog whose index never moves: a service watch waits its whole wait. */
-class StillKv implements KvPort {
-  get(_key: string, _o: { stale: boolean }, cb: ClientCallback): void {
-    cb({ status: 404, index: 0 });
-  }
-  put(_key: string, _v: Uint8Array, _o: { cas?: number }, cb: ClientCallback): void {
-    cb({ status: 503, error: 'read-only test KV' });
-  }
-  del(_key: string, _o: { cas?: number }, cb: ClientCallback): void {
-    cb({ status: 503, error: 'read-only test KV' });
-  }
-  list(_prefix: string, _o: { stale: boolean }, cb: ListCallback): void {
-    cb({ status: 200, entries: [] });
-  }
-  onKeyChange(): () => void {
-    return () => undefined;
-  }
-  activeLeadership() {
-    return undefined;
-  }
-}
 
 let srv: ApiServer | undefined;
 const sockets = new Set<net.Socket>();
