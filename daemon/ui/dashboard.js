@@ -441,7 +441,8 @@
       if (selectedKey !== key) return;
       if (v.idx !== idx) {
         // Bounded: a key written all the time must not grow the page without end.
-        var t = v.text.length > WATCH_LOG_CHARS ? v.text.slice(0, WATCH_LOG_CHARS) + '… (' + v.text.length + ' characters in all)' : v.text;
+        var cut = WATCH_LOG_CHARS - (/[\ud800-\udbff]/.test(v.text.charAt(WATCH_LOG_CHARS - 1)) ? 1 : 0); // not between the halves of a surrogate pair
+        var t = v.text.length > WATCH_LOG_CHARS ? v.text.slice(0, cut) + '… (' + v.text.length + ' characters in all)' : v.text;
         var li = el('li', null, clock(Date.now()) + '  index ' + v.idx + ': ');
         li.appendChild(shown(t, true));
         var log = $('kv-log');
