@@ -284,12 +284,13 @@ export abstract class KvBackendBase<R extends KvRuntime> extends BackendBase<R> 
     return { index: sm.appliedIndex, keys, more: all.length > limit };
   }
 
-  locks(): { index: number; clockMs: number; exact: boolean; locks: LockView[] } {
+  locks(prefix: string, limit: number): { index: number; clockMs: number; exact: boolean; locks: LockView[]; more: boolean } {
     const rt = this.rt;
-    if (!rt) return { index: 0, clockMs: 0, exact: false, locks: [] };
+    if (!rt) return { index: 0, clockMs: 0, exact: false, locks: [], more: false };
     const clockMs = rt.lockClockMs;
-    const locks = rt.stateMachine.lockList(clockMs).map((l) => ({ name: l.name, owner: l.owner, token: l.token, ttlMs: l.ttlMs, expiresAt: l.expiresAt }));
-    return { index: rt.stateMachine.appliedIndex, clockMs, exact: rt.isLeader, locks };
+    const all = rt.stateMachine.lockList(clockMs, prefix);
+    const locks = all.slice(0, limit).map((l) => ({ name: l.name, owner: l.owner, token: l.token, ttlMs: l.ttlMs, expiresAt: l.expiresAt }));
+    return { index: rt.stateMachine.appliedIndex, clockMs, exact: rt.isLeader, locks, more: all.length > limit };
   }
 
   /** Times a successful write through this node (request to commit and apply), for quorumd_commit_seconds. */

@@ -128,10 +128,11 @@ export interface ApiBackend {
   /**
    * Locks granted and not lapsed in this node's applied state (a local read), with the
    * lock clock they were judged at; `exact`: this node leads, so `expiresAt - clockMs` is
-   * the time left (elsewhere the clock lags: an upper bound). Optional: without it
-   * `GET /v1/locks` answers 501.
+   * the time left (elsewhere the clock lags: an upper bound). Those whose name starts
+   * with `prefix`, the first `limit` by name; `more`: there were others. Optional:
+   * without it `GET /v1/locks` answers 501.
    */
-  locks?(): { index: number; clockMs: number; exact: boolean; locks: LockView[] };
+  locks?(prefix: string, limit: number): { index: number; clockMs: number; exact: boolean; locks: LockView[]; more: boolean };
   /** Metric families of the node (role, term, indexes, elections, links, fsync...). */
   metrics(): MetricFamily[];
 }

@@ -14,7 +14,7 @@
  *   POST   /v1/fence/<node>/confirm         → {ok:true, node, superseded, active, waitingFor} (operator: node declared safely down) | 409 alive, or not the leader
  *   GET    /v1/jobs                         → {jobs: [...]} scheduled jobs: last run (replicated), next run
  *   GET    /v1/keys?prefix=p&limit=n        → {index, keys: [{key, size, createIndex, modIndex}], more} (local)
- *   GET    /v1/locks                        → {index, clockMs, locks: [{name, owner, token, ttlMs, expiresAt}]} (local)
+ *   GET    /v1/locks[?prefix=p&limit=n]     → {index, clockMs, exact, locks: [{name, owner, token, ttlMs, expiresAt}], more} (local)
  *   GET    /metrics                         → Prometheus text
  *   GET    /v1/pbft/reply?client=c&seq=n    → engine pbft: this node's signed reply for a client request (pbft-headers.ts)
  *   GET    /ui, /ui/<file>                  → the dashboard (its code only; its data needs the token)
@@ -893,10 +893,17 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
       return json(res, 200, backend.keys(prefix, limit));
     }
     if (path === '/v1/locks' && (method === 'GET' || method === 'HEAD')) {
-      parseQuery(search, []);
+      const q = parseQuery(search, ['prefix', 'limit']);
       rejectBodyIfAny(req);
       if (!backend.locks) throw new HttpError(501, 'engine-unsupported', 'locks need the Raft engine (engine: raft)');
-      return json(res, 200, backend.locks());
+      const prefix = q.get('prefix') ?? '';
+      if (Buffer.byteLength(prefix) > MAX_KEY_BYTES || !wellFormed(prefix)) throw bad(`prefix must be well-formed text of at most ${MAX_KEY_BYTES} bytes`);
+      // Without limit: every lock (as before; the CLI's lock list). The dashboard asks for
+      // a page: with thousands of locks the whole list is megabytes of JSON per poll.
+      const limitRaw = q.get('limit');
+      const limit = limitRaw === undefined ? Infinity : parseIndexParam(limitRaw, 'limit', 'how many locks at most, written in digits');
+      if (limitRaw !== undefined && (limit < 1 || limit > 10_000)) throw bad(`limit must be between 1 and 10000, got ${limit}`);
+      return json(res, 200, backend.locks(prefix, limit));
     }
     if (path === '/v1/pbft/reply') {
       onlyMethods(method, path, GET_HEAD);

@@ -22,6 +22,8 @@ export interface UiAssets {
   lanesJs: string;
   /** daemon/ui/dashboard.js: the node dashboard's page code (served at /ui/dashboard.js). */
   dashboardJs: string;
+  /** daemon/ui/text.js: defines the global `QuorumdText` (invisible and bidi characters shown as marked codes). */
+  textJs: string;
 }
 
 let cached: UiAssets | undefined;
@@ -75,6 +77,7 @@ export function uiAssets(): UiAssets {
     uplotCss: readAsset(join(dirname(uplotJsPath), 'uPlot.min.css'), "uPlot's stylesheet"),
     lanesJs: readAsset(join(root, 'daemon', 'ui', 'lanes.js'), 'the lanes renderer'),
     dashboardJs: readAsset(join(root, 'daemon', 'ui', 'dashboard.js'), 'the dashboard'),
+    textJs: readAsset(join(root, 'daemon', 'ui', 'text.js'), 'the text marking code'),
   };
   return cached;
 }

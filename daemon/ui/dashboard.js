@@ -3,9 +3,11 @@
  *
  * Reads the node's API with the token the user typed (kept in sessionStorage, sent as
  * `Authorization: Bearer`): /v1/status and /v1/leader every second, /metrics every two
- * seconds, /v1/keys, /v1/locks and /v1/jobs every three; a watched key is a long poll
- * (GET /v1/kv/<key>?watch=<index>). Nothing is written: the page has no operator
- * actions.
+ * seconds, /v1/keys, /v1/locks (the first 200 of each under a prefix) and /v1/jobs
+ * every three; a watched key is a long poll (GET /v1/kv/<key>?watch=<index>), its log
+ * the last 50 changes. Nothing is written: the page has no operator actions. Names and
+ * values from the cluster go into the page as text, never HTML, with invisible and
+ * bidirectional control characters shown as marked codes (text.js).
  *
  * "Roles over time" is one lane per member, drawn with the lanes renderer (lanes.js on
  * uPlot), from what this node saw since the page opened:
@@ -26,6 +28,9 @@
   var TOKEN_KEY = 'quorumd.apiToken';
   var HEARD_MS = 3000; // a peer heard within this is "heard"
   var KEEP_MS = 30 * 60 * 1000; // history kept for the lanes (oldest dropped)
+  var LIST_LIMIT = 200; // keys and locks asked for per poll (narrow the prefix for more)
+  var WATCH_LOG_MAX = 50; // changes kept in a watched key's log (oldest dropped)
+  var WATCH_LOG_CHARS = 2000; // characters of each value in that log (the full value is shown above it)
   var COLORS = {
     leader: '#2e7d32', coordinator: '#2e7d32', follower: '#1565c0', candidate: '#f9a825', 'pre-candidate': '#fbc02d',
     heard: '#90caf9', 'not heard': '#bdbdbd', unreachable: '#616161', down: '#616161', witness: '#6a1b9a',
@@ -73,6 +78,17 @@
       none.appendChild(el('td', { colspan: String(head.length) }, 'none'));
       t.appendChild(none);
     }
+  }
+  /**
+   * A name or value from the cluster (a key, a lock, its holder) as text, with the
+   * characters that would be invisible or reorder the text shown as marked codes
+   * (daemon/ui/text.js). `layout`: a value, whose tabs and line breaks stay.
+   */
+  function shown(s, layout) {
+    var span = el('span');
+    if (typeof QuorumdText === 'undefined') span.textContent = String(s);
+    else span.appendChild(QuorumdText.fragment(document, String(s), { keepLayout: !!layout }));
+    return span;
   }
   function pill(text, cls) { return el('span', { class: 'pill ' + (cls || text) }, text); }
   function ago(ms) {
@@ -375,12 +391,12 @@
   function pollKeys() {
     if (unsupported.keys) return;
     var prefix = $('kv-prefix').value;
-    json('/v1/keys?prefix=' + encodeURIComponent(prefix) + '&limit=200').then(function (r) {
-      table('keys', ['key', 'bytes', 'created at', 'modified at'], r.keys.map(function (k) { return [k.key, k.size, k.createIndex, k.modIndex]; }),
+    json('/v1/keys?prefix=' + encodeURIComponent(prefix) + '&limit=' + LIST_LIMIT).then(function (r) {
+      table('keys', ['key', 'bytes', 'created at', 'modified at'], r.keys.map(function (k) { return [shown(k.key), k.size, k.createIndex, k.modIndex]; }),
         function (i) { return { 'data-key': r.keys[i].key }; });
       if (r.more) {
         var tr = el('tr');
-        tr.appendChild(el('td', { colspan: '4' }, 'more keys: narrow the prefix'));
+        tr.appendChild(el('td', { colspan: '4' }, 'the first ' + r.keys.length + ' keys are shown; more: narrow the prefix'));
         $('keys').appendChild(tr);
       }
     }, function (err) {
@@ -396,8 +412,11 @@
       var text;
       try { text = new TextDecoder('utf-8', { fatal: true }).decode(bytes); } catch (e) { text = '(' + bytes.length + ' bytes, not UTF-8)'; }
       var idx = Number(r.headers.get('X-Quorumd-Index') || 0);
-      $('kv-key').textContent = key + '  (index ' + idx + ')';
-      $('kv-text').textContent = r.status === 404 ? '(absent)' : text;
+      $('kv-key').textContent = '';
+      $('kv-key').appendChild(shown(key));
+      $('kv-key').appendChild(document.createTextNode('  (index ' + idx + ')'));
+      $('kv-text').textContent = '';
+      $('kv-text').appendChild(r.status === 404 ? document.createTextNode('(absent)') : shown(text, true));
       return { idx: idx, text: r.status === 404 ? '(deleted)' : text };
     });
   }
@@ -421,8 +440,14 @@
     }).then(function (v) {
       if (selectedKey !== key) return;
       if (v.idx !== idx) {
-        var li = el('li', null, clock(Date.now()) + '  index ' + v.idx + ': ' + v.text);
-        $('kv-log').insertBefore(li, $('kv-log').firstChild);
+        // Bounded: a key written all the time must not grow the page without end.
+        var cut = WATCH_LOG_CHARS - (/[\ud800-\udbff]/.test(v.text.charAt(WATCH_LOG_CHARS - 1)) ? 1 : 0); // not between the halves of a surrogate pair
+        var t = v.text.length > WATCH_LOG_CHARS ? v.text.slice(0, cut) + '… (' + v.text.length + ' characters in all)' : v.text;
+        var li = el('li', null, clock(Date.now()) + '  index ' + v.idx + ': ');
+        li.appendChild(shown(t, true));
+        var log = $('kv-log');
+        log.insertBefore(li, log.firstChild);
+        while (log.children.length > WATCH_LOG_MAX) log.removeChild(log.lastChild);
       }
       watch(key, Math.max(idx, v.idx));
     }, function (err) {
@@ -437,13 +462,20 @@
   });
   $('kv-watch').addEventListener('change', function () { if (selectedKey !== null) selectKey(selectedKey); });
   $('kv-form').addEventListener('submit', function (e) { e.preventDefault(); pollKeys(); });
+  $('lock-form').addEventListener('submit', function (e) { e.preventDefault(); pollLocks(); });
 
   function pollLocks() {
     if (unsupported.locks) return;
-    json('/v1/locks').then(function (r) {
+    var prefix = $('lock-prefix').value;
+    json('/v1/locks?prefix=' + encodeURIComponent(prefix) + '&limit=' + LIST_LIMIT).then(function (r) {
       table('locks', ['lock', 'holder', 'fencing token', 'ttl', r.exact ? 'expires in' : 'expires in (at most: this node follows, its lock clock lags)'], r.locks.map(function (k) {
-        return [k.name, k.owner, k.token, k.ttlMs + ' ms', QuorumdLanes.fmtSpan(Math.max(0, k.expiresAt - r.clockMs))];
+        return [shown(k.name), shown(k.owner), k.token, QuorumdLanes.fmtSpan(k.ttlMs), QuorumdLanes.fmtSpan(Math.max(0, k.expiresAt - r.clockMs))];
       }), function (i) { return { 'data-lock': r.locks[i].name }; });
+      if (r.more) {
+        var tr = el('tr');
+        tr.appendChild(el('td', { colspan: '5' }, 'the first ' + r.locks.length + ' locks are shown; more: narrow the prefix'));
+        $('locks').appendChild(tr);
+      }
     }, function (err) {
       if (err.status === 501) {
         unsupported.locks = true;
@@ -456,7 +488,7 @@
     json('/v1/jobs').then(function (r) {
       table('jobs', ['job', 'schedule', 'last slot', 'ran on', 'result', 'took', 'next run'], r.jobs.map(function (j) {
         var l = j.last;
-        return [j.name, j.cron + (j.timezone && j.timezone !== 'UTC' ? ' (' + j.timezone + ')' : ''), l ? l.slot : 'never', l ? l.node : '—',
+        return [shown(j.name), j.cron + (j.timezone && j.timezone !== 'UTC' ? ' (' + j.timezone + ')' : ''), l ? l.slot : 'never', l ? l.node : '—',
           l ? (l.result === 'failed' ? 'failed (' + (l.exitCode !== null ? l.exitCode : l.signal) + ')' : l.result) : '—',
           l && l.durationMs !== null ? l.durationMs + ' ms' : '—', j.nextRun || '—'];
       }), function (i) { return { 'data-job': r.jobs[i].name }; });

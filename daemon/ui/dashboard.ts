@@ -1,8 +1,9 @@
 /**
  * The node dashboard, `GET /ui`: a page every node serves itself, with no build step
  * at run time and nothing fetched from outside. The page and its code are files of
- * the package (this module's HTML, daemon/ui/dashboard.js, daemon/ui/lanes.js and
- * uPlot from node_modules, daemon/ui/assets.ts), about 100 KB in all (uPlot 51 KB of it), read once.
+ * the package (this module's HTML, daemon/ui/dashboard.js, daemon/ui/lanes.js,
+ * daemon/ui/text.js and uPlot from node_modules, daemon/ui/assets.ts), about 110 KB in
+ * all (uPlot 51 KB of it), read once.
  *
  * Credentials: the page and its code hold no cluster data, so they are served to
  * anyone who reaches the port (like the login page of any web console). Everything
@@ -84,11 +85,14 @@ const PAGE = `<!doctype html>
       <label><input type="checkbox" id="kv-watch" data-testid="kv-watch"> watch (shows every change as it is applied)</label>
       <pre id="kv-text" data-testid="kv-text"></pre><ol id="kv-log" data-testid="kv-log"></ol></div>
   </section>
-  <section><h2>Locks</h2><table id="locks" data-testid="locks"></table></section>
+  <section><h2>Locks</h2>
+    <form id="lock-form"><label>prefix <input id="lock-prefix" data-testid="lock-prefix" size="30"></label> <button type="submit">list</button></form>
+    <table id="locks" data-testid="locks"></table></section>
   <section><h2>Scheduled jobs</h2><table id="jobs" data-testid="jobs"></table></section>
 </main>
 <script src="/ui/uplot.js"></script>
 <script src="/ui/lanes.js"></script>
+<script src="/ui/text.js"></script>
 <script src="/ui/dashboard.js"></script>
 </body>
 </html>
@@ -113,6 +117,10 @@ th{color:#555;font-weight:600}
 #keys tr[data-key]{cursor:pointer}#keys tr[data-key]:hover{background:#f4f4ff}
 #kv-text{background:#f7f7f7;padding:6px;max-height:200px;overflow:auto}
 #lane-details{min-height:1.2em;color:#333}
+.qt-mark{display:inline-block;font:11px ui-monospace,monospace;line-height:1.2;color:#b00020;border:1px solid #b00020;border-radius:3px;padding:0 2px;margin:0 1px;vertical-align:baseline}
+#keys td:first-child,#locks td:nth-child(-n+2),#jobs td:first-child{overflow-wrap:anywhere;max-width:40em}
+#kv-key,#kv-text{overflow-wrap:anywhere;white-space:pre-wrap}
+#kv-log li{white-space:pre-wrap;overflow-wrap:anywhere;max-height:6em;overflow:auto}
 `;
 
 let files: Map<string, UiFile> | undefined;
@@ -133,6 +141,7 @@ export function uiFile(path: string): UiFile | undefined {
       ['/ui/uplot.css', file(a.uplotCss, 'text/css; charset=utf-8')],
       ['/ui/uplot.js', file(a.uplotJs, js)],
       ['/ui/lanes.js', file(a.lanesJs, js)],
+      ['/ui/text.js', file(a.textJs, js)],
       ['/ui/dashboard.js', file(a.dashboardJs, js)],
     ]);
   }

@@ -300,12 +300,14 @@ export class KvStateMachine {
   }
 
   /**
-   * Every lock granted and not lapsed at `now` (default: judged at `clockMs`), sorted
-   * by name: who holds what, for `GET /v1/locks` and the dashboard.
+   * Every lock granted and not lapsed at `now` (default: judged at `clockMs`) whose
+   * name starts with `prefix`, sorted by name: who holds what, for `GET /v1/locks` and
+   * the dashboard.
    */
-  lockList(now?: number): LockRecord[] {
+  lockList(now?: number, prefix = ''): LockRecord[] {
     const at = Math.max(now ?? 0, this.clock);
-    return [...this.locks.keys()].sort(byKey).map((n) => this.locks.get(n)!).filter((l) => at < l.expiresAt);
+    const names = prefix === '' ? [...this.locks.keys()] : [...this.locks.keys()].filter((n) => n.startsWith(prefix));
+    return names.sort(byKey).map((n) => this.locks.get(n)!).filter((l) => at < l.expiresAt);
   }
 
   /**

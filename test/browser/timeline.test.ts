@@ -13,7 +13,7 @@
  * Screenshots go to $QUORUMD_SCREENSHOT_DIR when set (kept), else to a temp folder that
  * is removed at the end.
  */
-import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -421,4 +421,22 @@ describe.skipIf(SKIP_BROWSER)('simulation timeline in Chromium', () => {
     expect(errors).toEqual([]);
     expect(external).toEqual([]);
   }, 180_000);
+
+  it('the page\'s Content-Security-Policy: its own scripts run, a script or handler that got into the file does not, nothing is fetched', async () => {
+    const { page, external, errors } = browser;
+    const html = readFileSync(pages.clean.file, 'utf8');
+    const planted = '<script>window.__pwned=1</script><img src="x.png" onerror="window.__pwned=2"><iframe src="javascript:parent.__pwned=3"></iframe><a id="jsurl" href="javascript:window.__pwned=4">x</a>';
+    const file = join(work, 'planted.html');
+    writeFileSync(file, html.replace('<div id="legend">', `${planted}<div id="legend">`));
+    const before = errors.length;
+    await load(page, { file, data: pages.clean.data });
+    await page.click('#jsurl');
+    expect(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned)).toBeUndefined();
+    // Chromium says what it refused (console errors of the page), and nothing left the machine.
+    const refused = errors.splice(before);
+    expect(refused.join('\n')).toMatch(/Content Security Policy/);
+    expect(external).toEqual([]);
+    // The page itself drew its chart.
+    expect(await page.evaluate(() => window.quorumdTimeline.rows.length)).toBeGreaterThan(3);
+  }, 60_000);
 });

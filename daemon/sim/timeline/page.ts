@@ -6,6 +6,7 @@
  * What is drawn and how is in page.js (browser side) and daemon/ui/lanes.js (the
  * renderer the node dashboard shares); this file only assembles the document.
  */
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { escapeHtml, jsonScriptText, packageRoot, scriptText, uiAssets } from '../../ui/assets.ts';
@@ -35,9 +36,26 @@ code,.mono{font:12px ui-monospace,monospace}
 table{border-collapse:collapse}td,th{border-bottom:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top}
 `;
 
+/** A CSP source for an inline script: its SHA-256 (CSP Level 2 hash sources). */
+function scriptHash(text: string): string {
+  return `'sha256-${createHash('sha256').update(text, 'utf8').digest('base64')}'`;
+}
+
+/**
+ * The page's Content-Security-Policy, in a <meta> (the page is a file: no headers).
+ * Its own inline scripts run, named by their hashes; no other script can (nothing
+ * injected, no attribute handler, no javascript: URL), nothing is fetched or sent
+ * (default-src 'none': a page opened from a CI artifact cannot call out), no form, no
+ * base. Styles may be inline: the page's own, and the one lanes.js adds.
+ */
+export function timelineCsp(scripts: readonly string[]): string {
+  return `default-src 'none'; script-src ${scripts.map(scriptHash).join(' ')}; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'`;
+}
+
 /** One seed's page. */
 export function timelinePage(data: TimelineData): string {
   const a = uiAssets();
+  const scripts = [scriptText(a.uplotJs), scriptText(a.lanesJs), scriptText(pageScript())];
   const m = data.meta;
   const title = `quorumd sim — seed ${m.seed}, ${m.engine}, ${m.nodes} node${m.nodes === 1 ? '' : 's'}${m.witness ? ' + witness' : ''}`;
   const v = data.violations[0];
@@ -49,6 +67,7 @@ export function timelinePage(data: TimelineData): string {
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width,initial-scale=1">
+<meta http-equiv="Content-Security-Policy" content="${escapeHtml(timelineCsp(scripts))}">
 <title>${escapeHtml(title)}</title>
 <style>${a.uplotCss}</style>
 <style>${STYLE}</style>
@@ -63,10 +82,10 @@ ${status}
 <div id="details" data-testid="details"></div>
 <p class="help">Drag across the chart to zoom to a range; mouse wheel zooms, shift+wheel or shift+drag pans; double-click or "reset" shows the whole run; arrow keys and +/− work too. Hover over anything for what it is; click to keep its description below the chart.</p>
 <p class="help">Made by <code>quorumd sim --html</code>. Charts drawn with uPlot (MIT licence, © Leon Sorokin), included in this file.</p>
-<script>${scriptText(a.uplotJs)}</script>
-<script>${scriptText(a.lanesJs)}</script>
+<script>${scripts[0]}</script>
+<script>${scripts[1]}</script>
 <script type="application/json" id="timeline-data">${jsonScriptText(data)}</script>
-<script>${scriptText(pageScript())}</script>
+<script>${scripts[2]}</script>
 </body>
 </html>
 `;
@@ -96,6 +115,7 @@ export function indexPage(run: { title: string; settings: string; totals: string
 <html lang="en">
 <head>
 <meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'">
 <title>${escapeHtml(run.title)}</title>
 <style>${STYLE}</style>
 </head>

@@ -69,6 +69,33 @@ describe('GET /v1/keys and /v1/locks', () => {
     expect((j.locks[0]!.expiresAt as number) - j.clockMs).toBe(15_000);
     expect(r.body).not.toContain('L'.repeat(22));
     expect(Object.keys(j.locks[0]!).sort()).toEqual(['expiresAt', 'name', 'owner', 'token', 'ttlMs']);
+    expect(j).toMatchObject({ more: false });
+  });
+
+  it('lists locks by prefix, bounded by limit (the dashboard asks for a page, not megabytes of JSON per poll)', async () => {
+    for (let i = 0; i < 5; i++) await new Promise<void>((r) => b.lockAcquire(`page/${i}`, `owner-${i}`, 15_000, `${'P'.repeat(21)}${i}`, () => r()));
+    const page = JSON.parse((await get('/v1/locks?prefix=page%2F&limit=3', auth())).body) as { locks: Array<{ name: string }>; more: boolean };
+    expect(page.locks.map((l) => l.name)).toEqual(['page/0', 'page/1', 'page/2']);
+    expect(page.more).toBe(true);
+    const rest = JSON.parse((await get('/v1/locks?prefix=page%2F&limit=5', auth())).body) as { locks: unknown[]; more: boolean };
+    expect(rest.locks).toHaveLength(5);
+    expect(rest.more).toBe(false);
+    // Without limit, every lock, as before (the CLI's lock list).
+    expect((JSON.parse((await get('/v1/locks', auth())).body) as { locks: unknown[] }).locks).toHaveLength(6);
+    const none = JSON.parse((await get('/v1/locks?prefix=nothing', auth())).body) as { locks: unknown[]; more: boolean };
+    expect(none).toMatchObject({ locks: [], more: false });
+    for (const [q, msg] of [
+      ['limit=0', /limit must be between 1 and 10000, got 0/],
+      ['limit=10001', /limit must be between 1 and 10000/],
+      ['limit=ten', /limit/],
+      [`prefix=${'x'.repeat(257)}`, /prefix must be well-formed text of at most 256 bytes/],
+      ['prefix=%ED%A0%80', /prefix|percent/],
+      ['limt=5', /unknown query parameter "limt"/],
+    ] as const) {
+      const r = await get(`/v1/locks?${q}`, auth());
+      expect(r.status, q).toBe(400);
+      expect(JSON.parse(r.body).error, q).toMatch(msg);
+    }
   });
 });
 
@@ -81,14 +108,15 @@ describe('GET /ui', () => {
     expect(r.headers['x-frame-options']).toBe('DENY');
     expect(r.body).toContain('<script src="/ui/dashboard.js">');
     expect(r.body).not.toMatch(/<script>(?!<)/); // no inline script: the CSP forbids it
-    for (const f of ['/ui/dashboard.js', '/ui/lanes.js', '/ui/uplot.js', '/ui/uplot.css', '/ui/dashboard.css']) {
+    expect(r.body).toContain('<script src="/ui/text.js">');
+    for (const f of ['/ui/dashboard.js', '/ui/lanes.js', '/ui/text.js', '/ui/uplot.js', '/ui/uplot.css', '/ui/dashboard.css']) {
       const a = await get(f);
       expect(a.status, f).toBe(200);
       expect(a.body.length, f).toBeGreaterThan(100);
     }
     // Small enough for a Pi: the page and everything it loads.
     let total = 0;
-    for (const f of ['/ui', '/ui/dashboard.js', '/ui/lanes.js', '/ui/uplot.js', '/ui/uplot.css', '/ui/dashboard.css']) total += (await get(f)).body.length;
+    for (const f of ['/ui', '/ui/dashboard.js', '/ui/lanes.js', '/ui/text.js', '/ui/uplot.js', '/ui/uplot.css', '/ui/dashboard.css']) total += (await get(f)).body.length;
     expect(total).toBeLessThan(200 * 1024);
   });
 

@@ -24,9 +24,10 @@ export class FakeBackend implements ApiBackend {
     };
   }
 
-  locks(): { index: number; clockMs: number; exact: boolean; locks: LockView[] } {
+  locks(prefix: string, limit: number): { index: number; clockMs: number; exact: boolean; locks: LockView[]; more: boolean } {
     const clockMs = Math.max(this.now, this.kv.clockMs);
-    return { index: this.kv.appliedIndex, clockMs, exact: true, locks: this.kv.lockList(clockMs).map((l) => ({ name: l.name, owner: l.owner, token: l.token, ttlMs: l.ttlMs, expiresAt: l.expiresAt })) };
+    const all = this.kv.lockList(clockMs, prefix);
+    return { index: this.kv.appliedIndex, clockMs, exact: true, locks: all.slice(0, limit).map((l) => ({ name: l.name, owner: l.owner, token: l.token, ttlMs: l.ttlMs, expiresAt: l.expiresAt })), more: all.length > limit };
   }
 
   status(): StatusView {

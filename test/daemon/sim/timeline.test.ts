@@ -14,6 +14,7 @@
  *     recording changes nothing, and a lock check's violation marks the holds in it;
  *   - --html and --html-dir from the command.
  */
+import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -254,6 +255,50 @@ describe('sim timeline', () => {
     expect(html).toContain('QuorumdLanes');
     expect(html).toMatch(/var uPlot=function/);
     expect(pageData(html)).toEqual(JSON.parse(JSON.stringify(data)));
+  });
+
+  it('the page carries a Content-Security-Policy that lets its own inline scripts run and nothing else, and fetches nothing', () => {
+    const cfg = parseSimOptions({ seed: 3, nodes: 3, time: '5s', faults: 'crash' });
+    const html = timelinePage(recordSeed(cfg, 3).data);
+    const meta = /<meta http-equiv="Content-Security-Policy" content="([^"]*)">/.exec(html);
+    expect(meta, 'a CSP meta element').not.toBeNull();
+    const csp = meta![1]!.replace(/&#39;/g, "'");
+    // Before every script: a policy only applies to what follows it.
+    expect(html.indexOf('<meta http-equiv="Content-Security-Policy"')).toBeLessThan(html.indexOf('<script'));
+    const directives = new Map(csp.split(/;\s*/).map((d) => [d.split(' ')[0]!, d.split(' ').slice(1)] as const));
+    expect(directives.get('default-src')).toEqual(["'none'"]);
+    expect(directives.get('base-uri')).toEqual(["'none'"]);
+    expect(directives.get('form-action')).toEqual(["'none'"]);
+    const allowed = directives.get('script-src')!;
+    expect(allowed.some((s) => /unsafe|self|\*|https?:|data:|blob:/.test(s)), allowed.join(' ')).toBe(false);
+    // Each inline script the page runs is allowed by its hash, and nothing else is.
+    const inline = [...html.matchAll(/<script>([\s\S]*?)<\/script>/g)].map((m) => m[1]!);
+    expect(inline).toHaveLength(3);
+    const hashes = inline.map((t) => `'sha256-${createHash('sha256').update(t, 'utf8').digest('base64')}'`);
+    expect(allowed).toEqual(hashes);
+    // The index page of --html-dir runs no script at all.
+    const dir = join(tmp, 'csp-dir');
+    const res = writeHtmlDir(dir, parseSimOptions({ seeds: '1..1', nodes: 3, time: '2s' }), [], { totals: 't', faultKinds: '' });
+    expect(readFileSync(res.index, 'utf8')).toMatch(/<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src/);
+  });
+
+  it('hostile text in every string of the data stays text: no element of it gets into the page', () => {
+    const cfg = parseSimOptions({ seed: 1, nodes: 3, time: '5s', faults: 'crash,partition', locks: true });
+    const { data } = recordSeed(cfg, 1);
+    const evil = '"\'><script>window.__pwned=1</script><img src=x onerror=alert(1)></title></style><!--';
+    // The same suffix on every string keeps equal strings equal (names used as keys stay consistent).
+    const taint = (v: unknown): unknown =>
+      typeof v === 'string' ? v + evil : Array.isArray(v) ? v.map(taint) : v !== null && typeof v === 'object' ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, taint(x)])) : v;
+    const bad = taint(data) as TimelineData;
+    bad.violations = [{ ...(bad.violations[0] ?? { at: 1e6, invariant: 'x' }), invariant: `inv${evil}`, detail: `detail${evil}` } as TimelineData['violations'][number]];
+    const html = timelinePage(bad);
+    const clean = timelinePage(data);
+    // As many tags as the page without it has (its own, and a mention of one in a comment of page.js).
+    for (const tag of [/<script\b/gi, /<\/script>/gi, /<img\b/gi, /<\/title>/gi, /<\/style>/gi, /<!--/g]) {
+      expect(html.match(tag)?.length ?? 0, String(tag)).toBe(clean.match(tag)?.length ?? 0);
+    }
+    expect(html).not.toContain(evil);
+    expect(pageData(html)).toEqual(JSON.parse(JSON.stringify(bad)));
   });
 
   it('nothing in the data can close its <script> element', () => {
