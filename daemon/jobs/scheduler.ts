@@ -18,12 +18,14 @@
  * (MAX_TIMER_MS), and compares how far the wall clock moved with how far the monotonic
  * one did. That tells a step of the wall clock (NTP's first sync on a board without an
  * RTC, `date -s`) from a busy process:
- *   - a step forward that skipped slots runs the newest skipped slot once, when the
- *     step is noticed, and logs the others as skipped (one line): systemd timers
- *     coalesce missed elapses the same way, and Vixie cron runs a fixed-time job whose
- *     time a small forward change skipped. A daily job does not lose its day to a
- *     10-second NTP correction over its slot; a job every 10 s does not run 360 times
- *     after a step of an hour.
+ *   - a step forward of up to CATCH_UP_MAX_STEP_MS that skipped slots runs the newest
+ *     skipped slot once, when the step is noticed, and logs the others as skipped (one
+ *     line): systemd timers coalesce missed elapses the same way, and Vixie cron runs
+ *     a fixed-time job whose time a forward change of less than 3 hours skipped. A
+ *     daily job does not lose its day to a 10-second NTP correction over its slot; a
+ *     job every 10 s does not run 360 times after a step of an hour. A larger step is
+ *     a correction of a clock that was wrong (a board that booted with an old time):
+ *     the slots it skipped are not run (one line says so).
  *   - a step back aims at the first slot after the new time, but never at or before the
  *     newest slot the cluster granted (that one ran, or was claimed, already: a slot
  *     never runs twice). Without this, a clock set back (or set wrongly ahead for a
@@ -47,6 +49,13 @@ import { isoUtc } from '../utc-text.ts';
 export const MISSED_TOLERANCE_MS = 1000;
 /** A timer waits at most this long before it looks at the wall clock again: a step of it is noticed by then. */
 export const MAX_TIMER_MS = 60_000;
+/**
+ * A forward step of the wall clock up to this size runs the newest slot it skipped; a
+ * larger one is taken as a correction of a clock that was wrong (Vixie cron's rule, with
+ * its 3 hours): nothing it skipped runs. It also bounds what a bad step on the leader
+ * can do: a slot it claims at the wrong time refuses every slot up to it.
+ */
+export const CATCH_UP_MAX_STEP_MS = 3 * 3_600_000;
 /** Missed slots logged one by one at most (a clock set hours ahead would otherwise log thousands). */
 const MAX_MISSED_LOGGED = 20;
 
@@ -210,7 +219,12 @@ export class JobScheduler {
       const newest = lastSlotUpTo(t.schedule, slot, now);
       const late = now - newest;
       const stepped = stepMs > MISSED_TOLERANCE_MS;
-      if (late <= MISSED_TOLERANCE_MS || stepped) {
+      if (stepped && stepMs > CATCH_UP_MAX_STEP_MS && late > MISSED_TOLERANCE_MS) {
+        log.warn(
+          { job: t.job.name, from: isoUtc(slot), until: isoUtc(newest), stepMs: Math.round(stepMs) },
+          `the wall clock stepped forward ${Math.round(stepMs / 1000)} s, more than ${CATCH_UP_MAX_STEP_MS / 3_600_000} h: taken as the correction of a wrong clock, the job's slots it skipped are not run; the next slot runs as scheduled`,
+        );
+      } else if (late <= MISSED_TOLERANCE_MS || stepped) {
         if (newest > slot) {
           if (stepped) {
             log.warn(

@@ -99,21 +99,37 @@ describe('JobScheduler timing', () => {
     await s.stop();
   });
 
-  it('a clock set hours ahead: the newest skipped slot runs once, one line says so, then the next slots as scheduled', async () => {
+  it('a clock set two hours ahead: the newest skipped slot runs once, one line says so, then the next slots as scheduled', async () => {
     const { s, lines, slots } = scheduler('* * * * * *');
     s.start();
     await vi.advanceTimersByTimeAsync(1000);
     expect(slots).toEqual(['2026-12-03T18:00:01.000Z']);
-    step(3 * 3_600_000);
+    step(2 * 3_600_000 + 500);
     await vi.advanceTimersByTimeAsync(1000);
-    // 18:00:02 .. 21:00:02 were due: one of them, the newest, is asked for, once.
-    expect(slots).toEqual(['2026-12-03T18:00:01.000Z', '2026-12-03T21:00:02.000Z']);
+    // 18:00:02 .. 20:00:02 were due (the timer woke at 20:00:02.5): one of them, the newest, is asked for, once.
+    expect(slots).toEqual(['2026-12-03T18:00:01.000Z', '2026-12-03T20:00:02.000Z']);
     const warns = lines.filter((l) => l.level === 'warn');
     expect(warns).toHaveLength(1);
-    expect(warns[0]!.msg).toContain('the wall clock stepped forward 10800 s');
-    expect(warns[0]!.fields).toMatchObject({ from: '2026-12-03T18:00:02.000Z', until: '2026-12-03T21:00:02.000Z' });
+    expect(warns[0]!.msg).toContain('the wall clock stepped forward 7201 s');
+    expect(warns[0]!.fields).toMatchObject({ from: '2026-12-03T18:00:02.000Z', until: '2026-12-03T20:00:02.000Z' });
     await vi.advanceTimersByTimeAsync(2000);
-    expect(slots.slice(2)).toEqual(['2026-12-03T21:00:03.000Z', '2026-12-03T21:00:04.000Z']);
+    expect(slots.slice(2)).toEqual(['2026-12-03T20:00:03.000Z', '2026-12-03T20:00:04.000Z']);
+    await s.stop();
+  });
+
+  it('a clock stepped more than 3 h ahead (a board that booted with an old time): nothing it skipped runs, one line says so', async () => {
+    const { s, lines, slots } = scheduler('0 */5 * * * *'); // every 5 minutes
+    s.start();
+    await vi.advanceTimersByTimeAsync(60_000);
+    step(2 * 86_400_000 + 30_000); // NTP's first sync: two days and 30 s on
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(slots).toEqual([]);
+    const warns = lines.filter((l) => l.level === 'warn');
+    expect(warns).toHaveLength(1);
+    expect(warns[0]!.msg).toContain('the wall clock stepped forward 172830 s, more than 3 h: taken as the correction of a wrong clock');
+    expect(s.view()[0]!.nextRun).toBe('2026-12-05T18:05:00.000Z');
+    await vi.advanceTimersByTimeAsync(4 * 60_000);
+    expect(slots).toEqual(['2026-12-05T18:05:00.000Z']);
     await s.stop();
   });
 
