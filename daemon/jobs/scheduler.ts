@@ -219,7 +219,11 @@ export class JobScheduler {
       const newest = lastSlotUpTo(t.schedule, slot, now);
       const late = now - newest;
       const stepped = stepMs > MISSED_TOLERANCE_MS;
-      if (stepped && stepMs > CATCH_UP_MAX_STEP_MS && late > MISSED_TOLERANCE_MS) {
+      if (stepped && stepMs > CATCH_UP_MAX_STEP_MS) {
+        // Not even a slot that looks on time now: after a step of years, "on time" is a
+        // coincidence of where the step landed, and a slot claimed on a clock that is
+        // wrong refuses every slot up to it; the next slot, a full period on, is as
+        // scheduled (and a bad step that is corrected within it claims nothing).
         log.warn(
           { job: t.job.name, from: isoUtc(slot), until: isoUtc(newest), stepMs: Math.round(stepMs) },
           `the wall clock stepped forward ${Math.round(stepMs / 1000)} s, more than ${CATCH_UP_MAX_STEP_MS / 3_600_000} h: taken as the correction of a wrong clock, the job's slots it skipped are not run; the next slot runs as scheduled`,
