@@ -206,14 +206,14 @@ export class JobScheduler {
       // cluster (a slot never runs twice, and asking for one would only be refused).
       const granted = this.o.host.record(t.job.name)?.claim.slot ?? -Infinity;
       const first = t.schedule.next(Math.max(now - 1000, granted));
-      if (first !== slot) {
-        log.warn(
-          { job: t.job.name, stepMs: Math.round(stepMs), awaited: isoUtc(slot), next: first !== undefined ? isoUtc(first) : null, ...(granted >= now ? { lastGranted: isoUtc(granted) } : {}) },
-          `the wall clock was set back ${Math.round(-stepMs / 1000)} s: the job's next slot is ${first !== undefined ? isoUtc(first) : 'none'}` +
-            (granted >= now ? ` (the first after ${isoUtc(granted)}, the newest slot granted in the cluster: no slot runs twice)` : ''),
-        );
-        slot = first;
-      }
+      // Said once per step (the next wake measures from here), also when the awaited
+      // slot stays: then the job pauses until the slots granted before come again.
+      log.warn(
+        { job: t.job.name, stepMs: Math.round(stepMs), awaited: isoUtc(slot), next: first !== undefined ? isoUtc(first) : null, ...(granted >= now ? { lastGranted: isoUtc(granted) } : {}) },
+        `the wall clock was set back ${Math.round(-stepMs / 1000)} s: the job's next slot is ${first !== undefined ? isoUtc(first) : 'none'}` +
+          (granted >= now ? ` (the first after ${isoUtc(granted)}, the newest slot granted in the cluster: no slot runs twice)` : ''),
+      );
+      slot = first;
     }
     if (slot !== undefined && slot <= now) {
       const newest = lastSlotUpTo(t.schedule, slot, now);
@@ -233,12 +233,12 @@ export class JobScheduler {
           if (stepped) {
             log.warn(
               { job: t.job.name, from: isoUtc(slot), until: isoUtc(newest), stepMs: Math.round(stepMs) },
-              `the wall clock stepped forward ${Math.round(stepMs / 1000)} s: the job's slots it skipped (from ${isoUtc(slot)}) are not run; the newest, ${isoUtc(newest)}, runs now`,
+              `the wall clock stepped forward ${Math.round(stepMs / 1000)} s: the job's slots it skipped (from ${isoUtc(slot)}) are not run; the newest, ${isoUtc(newest)}, is due now (the active leader runs it)`,
             );
           }
           else this.logMissed(t, slot, newest);
         } else if (late > MISSED_TOLERANCE_MS) {
-          log.warn({ job: t.job.name, slot: isoUtc(newest), stepMs: Math.round(stepMs) }, `the wall clock stepped forward ${Math.round(stepMs / 1000)} s past the job's slot: it runs now, ${Math.round(late / 1000)} s late`);
+          log.warn({ job: t.job.name, slot: isoUtc(newest), stepMs: Math.round(stepMs) }, `the wall clock stepped forward ${Math.round(stepMs / 1000)} s past the job's slot: it is due now, ${Math.round(late / 1000)} s late (the active leader runs it)`);
         }
         this.fire(t, newest);
       } else {
