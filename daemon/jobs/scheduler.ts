@@ -92,7 +92,10 @@ export interface JobView {
   overlap: 'skip' | 'allow';
   timeoutMs: number;
   command: string;
-  /** Next fire time on this node's clock (ISO), null when not scheduled. */
+  /**
+   * The next slot that can run (ISO): the first after this node's clock and after the
+   * newest slot granted in the cluster; null when not scheduled.
+   */
   nextRun: string | null;
   /** Runs of this job in progress on this node. */
   runningHere: number;
@@ -352,8 +355,10 @@ export class JobScheduler {
   view(): JobView[] {
     return this.o.jobs.map((job) => {
       const task = this.tasks.get(job.name);
-      const next = !this.stopped && task ? task.schedule.next(this.wallMs()) : undefined;
       const rec = this.o.host.record(job.name);
+      // After the newest granted slot as well: a slot at or before it is refused (a
+      // clock set back, or a leader whose clock was ahead), so it is not the next run.
+      const next = !this.stopped && task ? task.schedule.next(Math.max(this.wallMs(), rec?.claim.slot ?? -Infinity)) : undefined;
       const here = this.running.get(job.name);
       let last: JobView['last'] = null;
       if (rec) {

@@ -197,6 +197,8 @@ describe('JobScheduler timing', () => {
     expect(lines.find((l) => l.msg.startsWith('the wall clock was set back 30 s'))?.msg).toContain(
       "the job's next slot is 2026-12-03T18:01:00.000Z (the first after 2026-12-03T18:00:50.000Z, the newest slot granted in the cluster: no slot runs twice)",
     );
+    // What `quorumd jobs` shows: not 17:59:50 (by the clock), which would be refused.
+    expect(s.view()[0]!.nextRun).toBe('2026-12-03T18:01:00.000Z');
     await vi.advanceTimersByTimeAsync(75_000); // 18:00:56
     expect(slots).toEqual([]); // 18:00:10 .. 18:00:50 were not asked for again
     await vi.advanceTimersByTimeAsync(5_000); // 18:01:01
