@@ -187,11 +187,12 @@ export class JobScheduler {
    * since the timer was set (how much further, or less far, it moved than the
    * monotonic clock) decides what happens to slots it skipped (the header says why):
    *   - on time (at most MISSED_TOLERANCE_MS late): the newest due slot fires;
-   *   - later than that after a step forward: the newest skipped slot fires once;
+   *   - later than that after a step forward of up to CATCH_UP_MAX_STEP_MS: the newest
+   *     skipped slot fires once; after a larger step nothing fires at this wake;
    *   - later than that without a step (a busy process): missed, logged;
    *   - the clock was set back: the timer aims at the first slot after the new time and
-   *     after the newest slot the cluster granted (the one it waited for may be later:
-   *     the step went back past earlier slots; or earlier: it was granted already).
+   *     after the newest slot the cluster granted (earlier than the slot it waited for
+   *     when the step went back past slots; later when that slot was granted already).
    * Only a step of more than MISSED_TOLERANCE_MS counts: NTP's slewing and a timer that
    * wakes a millisecond early are not steps.
    */
