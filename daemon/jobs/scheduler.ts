@@ -13,11 +13,31 @@
  * rule still grants each slot at most once and never a slot at or before one granted
  * earlier. Keep the boards on NTP.
  *
- * The firing rules are node-cron 4's, which this scheduler replaced (cron.ts says why):
- * a timer wakes at the slot; a slot fired more than MISSED_TOLERANCE_MS late, or after
- * the next slot of the job was due, is missed (logged, not run); with `overlap: skip` a
- * slot that comes while the job's previous slot is still being claimed or run is
- * skipped (logged).
+ * The timers themselves run on the monotonic clock (Node's setTimeout), so the
+ * scheduler looks at the wall clock whenever one wakes, at least once a minute
+ * (MAX_TIMER_MS), and compares how far the wall clock moved with how far the monotonic
+ * one did. That tells a step of the wall clock (NTP's first sync on a board without an
+ * RTC, `date -s`) from a busy process:
+ *   - a step forward of up to CATCH_UP_MAX_STEP_MS that skipped slots runs the newest
+ *     skipped slot once, when the step is noticed, and logs the others as skipped (one
+ *     line): systemd timers coalesce missed elapses the same way, and Vixie cron runs
+ *     a fixed-time job whose time a forward change of less than 3 hours skipped. A
+ *     daily job does not lose its day to a 10-second NTP correction over its slot; a
+ *     job every 10 s does not run 360 times after a step of an hour. A larger step is
+ *     a correction of a clock that was wrong (a board that booted with an old time):
+ *     the slots it skipped are not run (one line says so).
+ *   - a step back aims at the first slot after the new time, but never at or before the
+ *     newest slot the cluster granted (that one ran, or was claimed, already: a slot
+ *     never runs twice). Without this, a clock set back (or set wrongly ahead for a
+ *     moment and then corrected) left the timer waiting for the slot it computed before,
+ *     for as long as the step: a step back of ten years stopped the job on that node for
+ *     ten years.
+ *
+ * The firing rules otherwise are node-cron 4's, which this scheduler replaced (cron.ts
+ * says why): a timer wakes at the slot; without a clock step, a slot fired more than
+ * MISSED_TOLERANCE_MS late, or after the next slot of the job was due, is missed
+ * (logged, not run: the process was busy); with `overlap: skip` a slot that comes
+ * while the job's previous slot is still being claimed or run is skipped (logged).
  */
 import type { JobConfig } from '../config/jobs.ts';
 import { runShell, type RunningShell, type ShellLog, type ShellResult } from '../shell.ts';
@@ -27,8 +47,15 @@ import { isoUtc } from '../utc-text.ts';
 
 /** A slot fired later than this after its time is missed (node-cron's default tolerance). */
 export const MISSED_TOLERANCE_MS = 1000;
-/** A timer waits at most this long before it looks at the clock again (a clock set forward is noticed by then). */
-const MAX_TIMER_MS = 3_600_000;
+/** A timer waits at most this long before it looks at the wall clock again: a step of it is noticed by then. */
+export const MAX_TIMER_MS = 60_000;
+/**
+ * A forward step of the wall clock up to this size runs the newest slot it skipped; a
+ * larger one is taken as a correction of a clock that was wrong (Vixie cron's rule, with
+ * its 3 hours): nothing it skipped runs. It also bounds what a bad step on the leader
+ * can do: a slot it claims at the wrong time refuses every slot up to it.
+ */
+export const CATCH_UP_MAX_STEP_MS = 3 * 3_600_000;
 /** Missed slots logged one by one at most (a clock set hours ahead would otherwise log thousands). */
 const MAX_MISSED_LOGGED = 20;
 
@@ -49,6 +76,12 @@ export interface JobSchedulerOptions {
   log: JobsLog;
   /** Grace between SIGTERM and SIGKILL on timeout or stop, ms. Default 2000. */
   killGraceMs?: number;
+  /**
+   * The two clocks, ms (tests): `wallMs` places the slots (default Date.now),
+   * `monotonicMs` tells a step of the wall clock from a late timer (default
+   * performance.now). The timers are setTimeout's either way.
+   */
+  clock?: { wallMs(): number; monotonicMs(): number };
 }
 
 /** A job as `GET /v1/jobs` and `quorumd jobs` show it. */
@@ -59,7 +92,10 @@ export interface JobView {
   overlap: 'skip' | 'allow';
   timeoutMs: number;
   command: string;
-  /** Next fire time on this node's clock (ISO), null when not scheduled. */
+  /**
+   * The next slot that can run (ISO): the first after this node's clock and after the
+   * newest slot granted in the cluster; null when not scheduled.
+   */
   nextRun: string | null;
   /** Runs of this job in progress on this node. */
   runningHere: number;
@@ -94,6 +130,9 @@ interface Task {
   /** The slot the timer waits for (ms); undefined: no slot comes any more. */
   expected: number | undefined;
   timer: ReturnType<typeof setTimeout> | undefined;
+  /** Both clocks when the timer was set: how far each moved until it woke tells a step of the wall clock. */
+  armedWall: number;
+  armedMono: number;
   /** Slots of this job being claimed or run on this node now. */
   busy: number;
 }
@@ -104,9 +143,14 @@ export class JobScheduler {
   private readonly running = new Map<string, Set<LocalRun>>();
   private readonly finished: Array<{ job: string; slot: number; token: number; result: ShellResult }> = [];
   private stopped = false;
+  private readonly wallMs: () => number;
+  private readonly monoMs: () => number;
 
   constructor(private readonly o: JobSchedulerOptions) {
     this.coordinator = new SlotCoordinator(o.host, o.log);
+    const c = o.clock;
+    this.wallMs = c ? () => c.wallMs() : () => Date.now();
+    this.monoMs = c ? () => c.monotonicMs() : () => performance.now();
   }
 
   /** Schedules every job (idempotent). */
@@ -122,7 +166,7 @@ export class JobScheduler {
         log.error({ job: job.name, cron: job.cron, timezone: job.timezone, error: (err as Error).message }, 'job could not be scheduled');
         continue;
       }
-      const t: Task = { job, schedule, expected: schedule.next(Date.now()), timer: undefined, busy: 0 };
+      const t: Task = { job, schedule, expected: schedule.next(this.wallMs()), timer: undefined, armedWall: 0, armedMono: 0, busy: 0 };
       this.tasks.set(job.name, t);
       this.arm(t);
     }
@@ -131,44 +175,97 @@ export class JobScheduler {
 
   private arm(t: Task): void {
     if (this.stopped || t.expected === undefined) return;
-    const delay = Math.min(MAX_TIMER_MS, Math.max(0, t.expected - Date.now()));
+    t.armedWall = this.wallMs();
+    t.armedMono = this.monoMs();
+    const delay = Math.min(MAX_TIMER_MS, Math.max(0, t.expected - t.armedWall));
     t.timer = setTimeout(() => this.beat(t), delay);
   }
 
   /**
-   * The timer of a job woke: fire the slot it waited for if it is on time, log the
-   * slots that were missed, and wait for the next one. "Now" is taken to its second,
-   * as node-cron does: a slot is on time up to MISSED_TOLERANCE_MS late and before the
-   * job's next slot.
+   * The timer of a job woke: fire the slot it waited for if it is due, and wait for the
+   * next one. "Now" is taken to its second, as node-cron does. The wall clock's step
+   * since the timer was set (how much further, or less far, it moved than the
+   * monotonic clock) decides what happens to slots it skipped (the header says why):
+   *   - on time (at most MISSED_TOLERANCE_MS late): the newest due slot fires;
+   *   - later than that after a step forward of up to CATCH_UP_MAX_STEP_MS: the newest
+   *     skipped slot fires once; after a larger step nothing fires at this wake;
+   *   - later than that without a step (a busy process): missed, logged;
+   *   - the clock was set back: the timer aims at the first slot after the new time and
+   *     after the newest slot the cluster granted (earlier than the slot it waited for
+   *     when the step went back past slots; later when that slot was granted already).
+   * Only a step of more than MISSED_TOLERANCE_MS counts: NTP's slewing and a timer that
+   * wakes a millisecond early are not steps.
    */
   private beat(t: Task): void {
     t.timer = undefined;
     if (this.stopped) return;
     const log = this.o.log;
-    const now = Math.floor(Date.now() / 1000) * 1000;
+    const wall = this.wallMs();
+    const stepMs = wall - t.armedWall - (this.monoMs() - t.armedMono);
+    const now = Math.floor(wall / 1000) * 1000;
     let slot = t.expected;
-    let missed = 0;
-    while (slot !== undefined && slot <= now) {
-      const next = t.schedule.next(slot);
-      const late = now - slot;
-      if (late <= MISSED_TOLERANCE_MS && (next === undefined || late < next - slot)) {
-        this.fire(t, slot);
-        slot = next;
-        break;
+    if (slot !== undefined && slot > now && stepMs < -MISSED_TOLERANCE_MS) {
+      // Not due, and the clock was set back: the first slot from now on (next() is
+      // strictly after the second it is given), after the newest one granted in the
+      // cluster (a slot never runs twice, and asking for one would only be refused).
+      const granted = this.o.host.record(t.job.name)?.claim.slot ?? -Infinity;
+      const first = t.schedule.next(Math.max(now - 1000, granted));
+      // Said once per step (the next wake measures from here), also when the awaited
+      // slot stays: then the job pauses until the slots granted before come again.
+      log.warn(
+        { job: t.job.name, stepMs: Math.round(stepMs), awaited: isoUtc(slot), next: first !== undefined ? isoUtc(first) : null, ...(granted >= now ? { lastGranted: isoUtc(granted) } : {}) },
+        `the wall clock was set back ${Math.round(-stepMs / 1000)} s: the job's next slot is ${first !== undefined ? isoUtc(first) : 'none'}` +
+          (granted >= now ? ` (the first after ${isoUtc(granted)}, the newest slot granted in the cluster: no slot runs twice)` : ''),
+      );
+      slot = first;
+    }
+    if (slot !== undefined && slot <= now) {
+      const newest = lastSlotUpTo(t.schedule, slot, now);
+      const late = now - newest;
+      const stepped = stepMs > MISSED_TOLERANCE_MS;
+      if (stepped && stepMs > CATCH_UP_MAX_STEP_MS) {
+        // Not even a slot that looks on time now: after a step of years, "on time" is a
+        // coincidence of where the step landed, and a slot claimed on a clock that is
+        // wrong refuses every slot up to it; the next slot, a full period on, is as
+        // scheduled (and a bad step that is corrected within it claims nothing).
+        log.warn(
+          { job: t.job.name, from: isoUtc(slot), until: isoUtc(newest), stepMs: Math.round(stepMs) },
+          `the wall clock stepped forward ${Math.round(stepMs / 1000)} s, more than ${CATCH_UP_MAX_STEP_MS / 3_600_000} h: taken as the correction of a wrong clock, the job's slots it skipped are not run; the next slot runs as scheduled`,
+        );
+      } else if (late <= MISSED_TOLERANCE_MS || stepped) {
+        if (newest > slot) {
+          if (stepped) {
+            log.warn(
+              { job: t.job.name, from: isoUtc(slot), until: isoUtc(newest), stepMs: Math.round(stepMs) },
+              `the wall clock stepped forward ${Math.round(stepMs / 1000)} s: the job's slots it skipped (from ${isoUtc(slot)}) are not run; the newest, ${isoUtc(newest)}, is due now (the active leader runs it)`,
+            );
+          }
+          else this.logMissed(t, slot, newest);
+        } else if (late > MISSED_TOLERANCE_MS) {
+          log.warn({ job: t.job.name, slot: isoUtc(newest), stepMs: Math.round(stepMs) }, `the wall clock stepped forward ${Math.round(stepMs / 1000)} s past the job's slot: it is due now, ${Math.round(late / 1000)} s late (the active leader runs it)`);
+        }
+        this.fire(t, newest);
+      } else {
+        this.logMissed(t, slot, t.schedule.next(newest) ?? newest + 1);
       }
-      if (missed < MAX_MISSED_LOGGED) log.warn({ job: t.job.name, slot: isoUtc(slot) }, 'job slot missed (the process was busy or the clock jumped)');
-      missed++;
-      slot = next;
-      if (missed >= MAX_MISSED_LOGGED && slot !== undefined && slot <= now) {
-        // Bounded: the rest up to now are counted in one line.
-        const resume = t.schedule.next(now);
-        log.warn({ job: t.job.name, from: isoUtc(slot), until: isoUtc(now) }, 'job slots missed from this slot until now (the clock jumped or the process was stopped); the next slot runs as scheduled');
-        slot = resume;
-        break;
-      }
+      slot = t.schedule.next(newest);
     }
     t.expected = slot;
     this.arm(t);
+  }
+
+  /** Logs the slots from `from` up to (not including) `until` as missed: one by one up to MAX_MISSED_LOGGED, then one line. */
+  private logMissed(t: Task, from: number, until: number): void {
+    const log = this.o.log;
+    let slot: number | undefined = from;
+    for (let n = 0; slot !== undefined && slot < until; n++) {
+      if (n === MAX_MISSED_LOGGED) {
+        log.warn({ job: t.job.name, from: isoUtc(slot), until: isoUtc(until) }, 'job slots missed from this slot until now (the process was stopped or busy); the next slot runs as scheduled');
+        return;
+      }
+      log.warn({ job: t.job.name, slot: isoUtc(slot) }, 'job slot missed (the process was busy)');
+      slot = t.schedule.next(slot);
+    }
   }
 
   /** A slot is due: unless it would overlap (overlap: skip), ask the coordinator and run it if granted. */
@@ -209,7 +306,7 @@ export class JobScheduler {
     let set = this.running.get(job.name);
     if (!set) this.running.set(job.name, (set = new Set()));
     set.add(local);
-    const startedAtMs = Date.now();
+    const startedAtMs = this.wallMs();
     log.info(fields, 'job run start');
     local.shell = runShell({
       command: job.command,
@@ -259,8 +356,10 @@ export class JobScheduler {
   view(): JobView[] {
     return this.o.jobs.map((job) => {
       const task = this.tasks.get(job.name);
-      const next = !this.stopped && task ? task.schedule.next(Date.now()) : undefined;
       const rec = this.o.host.record(job.name);
+      // After the newest granted slot as well: a slot at or before it is refused (a
+      // clock set back, or a leader whose clock was ahead), so it is not the next run.
+      const next = !this.stopped && task ? task.schedule.next(Math.max(this.wallMs(), rec?.claim.slot ?? -Infinity)) : undefined;
       const here = this.running.get(job.name);
       let last: JobView['last'] = null;
       if (rec) {
@@ -317,5 +416,22 @@ export class JobScheduler {
       }
     }
     await Promise.all(waits);
+  }
+}
+
+/**
+ * The newest slot of `s` in [from, now] (`from` is a slot at or before `now`). Searched
+ * in windows back from `now` that double (a few dozen calls of next() for a step of
+ * years), then walked forward inside the window.
+ */
+function lastSlotUpTo(s: CronSchedule, from: number, now: number): number {
+  for (let w = 1000; ; w *= 2) {
+    const lo = Math.max(from - 1000, now - w);
+    let x = s.next(lo);
+    if (x !== undefined && x <= now) {
+      for (let y = s.next(x); y !== undefined && y <= now; y = s.next(x)) x = y;
+      return x;
+    }
+    if (lo <= from - 1000) return from;
   }
 }

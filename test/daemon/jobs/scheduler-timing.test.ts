@@ -1,8 +1,14 @@
 /**
  * When the job scheduler (daemon/jobs/scheduler.ts) asks for a slot, in fake time:
- * once per slot on time; slots its timer woke too late for are logged as missed, not
- * run (node-cron's rule: more than a second late, or after the next slot was due); a
- * clock set hours ahead logs a bounded number of lines; stop() ends the timers. The
+ * once per slot on time; slots its timer woke too late for in a busy process are
+ * logged as missed, not run (node-cron's rule: more than a second late, or after the
+ * next slot was due); steps of the wall clock (NTP, `date -s`): forward, the newest
+ * skipped slot runs once; back, the timer aims at the first slot after the new time,
+ * never at or before the newest granted one; stop() ends the timers.
+ *
+ * The fake clock: vitest's fake Date is the wall clock and moves with the fake timers;
+ * `step(ms)` moves the wall clock alone (what a step does on a board), and the
+ * monotonic clock given to the scheduler is the wall clock minus every step so far. The
  * coordinator's answer itself is tested in coordinator.test.ts; runs in a real node in
  * test/daemon/jobs-run.
  */
@@ -12,7 +18,14 @@ import type { JobsHost } from '../../../daemon/jobs/coordinator.ts';
 
 const T0 = Date.UTC(2026, 11, 3, 18, 0, 0);
 
-function scheduler(cron: string) {
+let stepped = 0;
+/** A step of the wall clock: the monotonic clock (and the timers on it) does not move. */
+function step(ms: number): void {
+  vi.setSystemTime(Date.now() + ms);
+  stepped += ms;
+}
+
+function scheduler(cron: string, granted?: () => number | undefined) {
   const lines: Array<{ level: string; fields: Record<string, unknown>; msg: string }> = [];
   const rec = (level: string) => (fields: Record<string, unknown>, msg: string) => void lines.push({ level, fields, msg });
   const asked: string[] = [];
@@ -26,7 +39,10 @@ function scheduler(cron: string) {
       throw new Error('not reached');
     },
     report: () => {},
-    record: () => undefined,
+    record: (job) => {
+      const slot = granted?.();
+      return slot === undefined ? undefined : { name: job, claim: { index: 7, job, slot, node: 2, term: 3, token: 7 }, result: null };
+    },
     nodeName: (id) => `n${id}`,
   };
   const s = new JobScheduler({
@@ -35,13 +51,22 @@ function scheduler(cron: string) {
     node: 'n1',
     cluster: 'c',
     log: { debug: rec('debug'), info: rec('info'), warn: rec('warn'), error: rec('error') },
+    clock: { wallMs: () => Date.now(), monotonicMs: () => Date.now() - stepped },
   });
-  return { s, lines, asked, missed: () => lines.filter((l) => l.msg.startsWith('job slot missed')).map((l) => l.fields.slot) };
+  /** The slots the coordinator was asked about (their ISO time). */
+  const slots: string[] = [];
+  const shouldRun = s.coordinator.shouldRun.bind(s.coordinator);
+  s.coordinator.shouldRun = (key: string) => {
+    slots.push(key.slice(key.indexOf(':') + 1));
+    return shouldRun(key);
+  };
+  return { s, lines, asked, slots, missed: () => lines.filter((l) => l.msg.startsWith('job slot missed')).map((l) => l.fields.slot) };
 }
 
 beforeEach(() => {
   vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
   vi.setSystemTime(T0 + 300);
+  stepped = 0;
 });
 afterEach(() => vi.useRealTimers());
 
@@ -74,27 +99,111 @@ describe('JobScheduler timing', () => {
     await s.stop();
   });
 
-  it('a clock set hours ahead logs a bounded number of lines and goes on with the next slot', async () => {
-    const { s, lines, asked } = scheduler('* * * * * *');
+  it('a clock set two hours ahead: the newest skipped slot runs once, one line says so, then the next slots as scheduled', async () => {
+    const { s, lines, slots } = scheduler('* * * * * *');
     s.start();
     await vi.advanceTimersByTimeAsync(1000);
-    vi.setSystemTime(Date.now() + 3 * 3_600_000);
+    expect(slots).toEqual(['2026-12-03T18:00:01.000Z']);
+    step(2 * 3_600_000 + 500);
     await vi.advanceTimersByTimeAsync(1000);
-    expect(lines.filter((l) => l.level === 'warn').length).toBeLessThanOrEqual(21);
-    expect(lines.some((l) => l.msg.startsWith('job slots missed from this slot until now'))).toBe(true);
-    const n = asked.length;
+    // 18:00:02 .. 20:00:02 were due (the timer woke at 20:00:02.5): one of them, the newest, is asked for, once.
+    expect(slots).toEqual(['2026-12-03T18:00:01.000Z', '2026-12-03T20:00:02.000Z']);
+    const warns = lines.filter((l) => l.level === 'warn');
+    expect(warns).toHaveLength(1);
+    expect(warns[0]!.msg).toContain('the wall clock stepped forward 7201 s');
+    expect(warns[0]!.fields).toMatchObject({ from: '2026-12-03T18:00:02.000Z', until: '2026-12-03T20:00:02.000Z' });
     await vi.advanceTimersByTimeAsync(2000);
-    expect(asked.length).toBe(n + 2);
+    expect(slots.slice(2)).toEqual(['2026-12-03T20:00:03.000Z', '2026-12-03T20:00:04.000Z']);
     await s.stop();
   });
 
-  it('a clock set back: nothing fires until the wall clock reaches the awaited slot again', async () => {
-    const { s, asked } = scheduler('0 * * * * *'); // every minute
+  it('a clock stepped more than 3 h ahead (a board that booted with an old time): nothing it skipped runs, one line says so', async () => {
+    const { s, lines, slots } = scheduler('0 */5 * * * *'); // every 5 minutes
     s.start();
-    vi.setSystemTime(T0 - 3_600_000); // an hour back
+    await vi.advanceTimersByTimeAsync(60_000);
+    step(2 * 86_400_000 + 30_000); // NTP's first sync: two days and 30 s on
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(slots).toEqual([]);
+    const warns = lines.filter((l) => l.level === 'warn');
+    expect(warns).toHaveLength(1);
+    expect(warns[0]!.msg).toContain('the wall clock stepped forward 172830 s, more than 3 h: taken as the correction of a wrong clock');
+    expect(s.view()[0]!.nextRun).toBe('2026-12-05T18:05:00.000Z');
+    await vi.advanceTimersByTimeAsync(4 * 60_000);
+    expect(slots).toEqual(['2026-12-05T18:05:00.000Z']);
+    await s.stop();
+  });
+
+  it('a step forward of 10 s over a minute slot runs that slot, once, when the timer wakes', async () => {
+    const { s, slots, lines } = scheduler('0 * * * * *'); // every minute
+    s.start();
+    await vi.advanceTimersByTimeAsync(50_000); // 18:00:50.3; the timer for 18:01:00 is due in 9.7 s
+    step(10_000); // NTP: 18:01:00.3 now
+    await vi.advanceTimersByTimeAsync(9_700); // the timer wakes at 18:01:10.3
+    expect(slots).toEqual(['2026-12-03T18:01:00.000Z']);
+    expect(lines.some((l) => l.msg.includes('the wall clock stepped forward 10 s past the job\'s slot: it is due now, 10 s late (the active leader runs it)'))).toBe(true);
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(slots).toEqual(['2026-12-03T18:01:00.000Z', '2026-12-03T18:02:00.000Z']);
+    await s.stop();
+  });
+
+  it('a daily job whose slot a step of an hour skipped runs it once, within a minute of the step', async () => {
+    const { s, slots } = scheduler('0 30 18 * * *'); // 18:30 every day
+    s.start();
+    await vi.advanceTimersByTimeAsync(20 * 60_000); // 18:20:00.3
+    step(3_600_000); // 19:20:00.3: 18:30 was skipped
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(slots).toEqual(['2026-12-03T18:30:00.000Z']);
+    await vi.advanceTimersByTimeAsync(3_600_000);
+    expect(slots).toEqual(['2026-12-03T18:30:00.000Z']); // the next is tomorrow's
+    expect(s.view()[0]!.nextRun).toBe('2026-12-04T18:30:00.000Z');
+    await s.stop();
+  });
+
+  it('a clock set back: the timer aims at the first slot after the new time', async () => {
+    const { s, slots, lines } = scheduler('0 * * * * *'); // every minute
+    s.start();
+    step(-3_600_000); // an hour back: 17:00:00.3
     await vi.advanceTimersByTimeAsync(120_000);
-    // The timer (set for 18:01:00 when the clock read 18:00:00.3) fired after its 59.7 s; the slot was an hour ahead then: it waits for it.
-    expect(asked).toEqual([]);
+    // The timer (set for 18:01:00 when the clock read 18:00:00.3) woke after its 59.7 s at
+    // 17:01:00.0: the slot it waited for is an hour ahead; 17:01:00 is the first after now.
+    expect(slots).toEqual(['2026-12-03T17:01:00.000Z', '2026-12-03T17:02:00.000Z']);
+    expect(lines.some((l) => l.msg.startsWith('the wall clock was set back 3600 s'))).toBe(true);
+    await s.stop();
+  });
+
+  it('a clock set ten years ahead for a moment and then corrected does not stop the job', async () => {
+    const TEN_YEARS = 3652 * 86_400_000;
+    const { s, slots } = scheduler('*/10 * * * * *');
+    s.start();
+    await vi.advanceTimersByTimeAsync(10_000); // 18:00:10 asked
+    step(TEN_YEARS); // a bad NTP answer
+    await vi.advanceTimersByTimeAsync(10_000); // the timer woke at 2036-12-01T18:00:20: on a slot, but after a step of years nothing runs
+    expect(slots).toEqual(['2026-12-03T18:00:10.000Z']);
+    step(-TEN_YEARS); // corrected at 18:00:20.3 (real time), before the next slot of the wrong time
+    await vi.advanceTimersByTimeAsync(30_000);
+    // The slots of the real time again, from the first after the correction; none of 2036.
+    expect(slots).toEqual(['2026-12-03T18:00:10.000Z', '2026-12-03T18:00:30.000Z', '2026-12-03T18:00:40.000Z', '2026-12-03T18:00:50.000Z']);
+    await s.stop();
+  });
+
+  it('a clock set back never aims at or before the newest slot granted in the cluster', async () => {
+    let granted: number | undefined = T0 + 50_000; // 18:00:50 ran (claimed) already
+    const { s, slots, lines } = scheduler('*/10 * * * * *', () => granted);
+    s.start();
+    await vi.advanceTimersByTimeAsync(4_700); // 18:00:05
+    step(-30_000); // 17:59:35: 17:59:40 .. 18:00:50 would come again
+    await vi.advanceTimersByTimeAsync(6_000); // the timer for 18:00:10 woke at 17:59:40
+    expect(slots).toEqual([]);
+    expect(lines.find((l) => l.msg.startsWith('the wall clock was set back 30 s'))?.msg).toContain(
+      "the job's next slot is 2026-12-03T18:01:00.000Z (the first after 2026-12-03T18:00:50.000Z, the newest slot granted in the cluster: no slot runs twice)",
+    );
+    // What `quorumd jobs` shows: not 17:59:50 (by the clock), which would be refused.
+    expect(s.view()[0]!.nextRun).toBe('2026-12-03T18:01:00.000Z');
+    await vi.advanceTimersByTimeAsync(75_000); // 18:00:56
+    expect(slots).toEqual([]); // 18:00:10 .. 18:00:50 were not asked for again
+    await vi.advanceTimersByTimeAsync(5_000); // 18:01:01
+    expect(slots).toEqual(['2026-12-03T18:01:00.000Z']);
+    granted = undefined;
     await s.stop();
   });
 });
