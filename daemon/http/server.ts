@@ -11,7 +11,7 @@
  *   POST   /v1/locks/<name>/renew?token=t   → {token, expiresAt} | 409
  *   DELETE /v1/locks/<name>?token=t         → {ok:true} | 409
  *   POST   /v1/fence/<node>                 → {ok:true, record} | 502 {record} (fence failed) | 503
- *   POST   /v1/fence/<node>/confirm         → {ok:true, node, superseded, active, waitingFor} (operator: node declared safely down) | 409 alive, or not the leader
+ *   POST   /v1/fence/<node>/confirm         → {ok:true, node, superseded, active, waitingFor, lastHeardMs, listenedMs} (operator: node declared safely down) | 409 alive, or not the leader
  *   GET    /v1/jobs                         → {jobs: [...]} scheduled jobs: last run (replicated), next run
  *   GET    /v1/keys?prefix=p&limit=n        → {index, keys: [{key, size, createIndex, modIndex}], more} (local)
  *   GET    /v1/locks                        → {index, clockMs, locks: [{name, owner, token, ttlMs, expiresAt}]} (local)
