@@ -41,8 +41,10 @@ const within = <T>(p: Promise<T>, ms: number) => Promise.race([p, new Promise<'h
 
 describe('runShell against processes that leave the process group', () => {
   it('a run ends although a detached process holds its output open', async () => {
-    // The shell exits at once; the setsid'd sleep keeps stdout and stderr.
-    const run = runShell({ command: 'setsid sleep 60 & echo "pid $!"', env: {}, timeoutMs: 30_000, killGraceMs: 100, log, fields: {}, what: 'job' });
+    // The shell exits at once; the setsid'd sleep keeps stdout and stderr. (setsid in the
+    // foreground: once it returns the sleep has left the run's group. `setsid sleep 60 &`
+    // could still be in it when the shell exits, and be stopped with the group.)
+    const run = runShell({ command: `setsid sh -c 'sleep 60 & echo "pid $!"'`, env: {}, timeoutMs: 30_000, killGraceMs: 100, log, fields: {}, what: 'job' });
     const t0 = performance.now();
     const r = await within(run.done, 10_000);
     expect(r, 'the run ended (the shell exited; 200 ms for its last output)').not.toBe('hung');
@@ -53,7 +55,7 @@ describe('runShell against processes that leave the process group', () => {
   });
 
   it('kill() (the node stopping) ends such a run too', async () => {
-    const run = runShell({ command: 'setsid sleep 60 & echo "pid $!"; sleep 60', env: {}, timeoutMs: 60_000, killGraceMs: 100, log, fields: {}, what: 'job' });
+    const run = runShell({ command: `setsid sh -c 'sleep 60 & echo "pid $!"'; sleep 60`, env: {}, timeoutMs: 60_000, killGraceMs: 100, log, fields: {}, what: 'job' });
     for (let i = 0; i < 200 && detached().length === 0; i++) await new Promise((r) => setTimeout(r, 25));
     run.kill('node stopping');
     const r = await within(run.done, 10_000);
@@ -121,6 +123,15 @@ describe('the run ends when its shell exits; what is left of its process group i
     expect(lines).toContain('parent-done');
     expect(endedAt - exitedAt, 'SIGKILL only after the grace (500 ms)').toBeGreaterThanOrEqual(490);
     await expectKilled(detached()[0]!);
+  });
+
+  it('a process moved out of the group before the shell exits keeps running', async () => {
+    const run = runShell({ ...opts, command: `setsid sh -c 'sleep 300 > /dev/null 2>&1 & echo "pid $!"'` });
+    const r = await within(run.done, 10_000);
+    expect(r).toMatchObject({ code: 0, timedOut: false });
+    const pid = detached()[0]!;
+    await new Promise((res) => setTimeout(res, 300));
+    expect(state(pid), 'still running').toMatch(/^[RS]$/);
   });
 
   it('a shell with nothing left behind ends as before: no signal, no warning', async () => {
