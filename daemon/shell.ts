@@ -5,8 +5,15 @@
  * - `/bin/sh -c <command>` in its own process group, so that a timeout or a stop
  *   reaches the script's children too (a `sleep` under sh would otherwise keep the
  *   pipes, and the run, alive);
+ * - the run is its shell: when the shell exits, its exit status is the run's, and
+ *   whatever is left in its process group (`sleep 300 &`) gets SIGTERM, SIGKILL
+ *   `killGraceMs` later — systemd's KillMode=control-group for a unit's main process.
+ *   Before, a background child that kept the shell's stdout (`sleep 300 & echo hi`)
+ *   held the run open until its timeout (10 min for a job), and every slot of the job
+ *   meanwhile was skipped;
  * - still running after `timeoutMs`: SIGTERM to the group, SIGKILL `killGraceMs` later;
- *   then the run ends even if a process that left the group holds its pipes;
+ * - either way the run ends even if a process that left the group (setsid) holds its
+ *   pipes: they are closed once the shell is gone and the group killed;
  * - stdout and stderr logged line by line, at most `maxOutputBytes` per run (then
  *   truncated, so that a chatty script cannot fill the disk with logs);
  * - never throws: a command that cannot be started is a result with `spawnError`.
@@ -42,11 +49,16 @@ export interface ShellResult {
   timedOut: boolean;
   /** Set when the command could not be started at all. */
   spawnError?: string;
+  /** How long the shell ran (until its exit, not until the rest of its group was gone). */
   ms: number;
 }
 
 export interface RunningShell {
-  /** Resolves once the process and its pipes are closed. */
+  /**
+   * Resolves once the shell has exited and its pipes are closed: at once when nothing
+   * else holds them, else once the rest of its process group is killed (at most
+   * `killGraceMs` and a few hundred ms after the shell's exit).
+   */
   done: Promise<ShellResult>;
   /** Ends the run now: SIGTERM to the group, SIGKILL after the grace. Idempotent. */
   kill(reason: string): void;
@@ -108,11 +120,20 @@ export function runShell(o: ShellRun): RunningShell {
       }
     }
   };
+  /** Anything left in the run's process group (the shell's own pid is its id)? */
+  const groupAlive = () => {
+    try {
+      process.kill(-c.pid!, 0);
+      return true;
+    } catch (err) {
+      return (err as NodeJS.ErrnoException).code === 'EPERM';
+    }
+  };
   let timedOut = false;
   let killTimer: NodeJS.Timeout | undefined;
   let closed = false;
   let exited = false;
-  c.on('exit', () => (exited = true));
+  let exitedAt: number | undefined;
   /**
    * After the SIGKILL: a process that left the group (`setsid cmd &`, a daemon that
    * detaches) but kept the job's stdout or stderr open would hold the run open, and
@@ -143,6 +164,24 @@ export function runShell(o: ShellRun): RunningShell {
     log.error({ ...fields, timeoutMs: o.timeoutMs }, `${what} timed out: SIGTERM`);
     terminate();
   }, o.timeoutMs);
+  /**
+   * The shell exited: the run is over, with the shell's status. Its pipes close at once
+   * unless something still holds them: what is left of its process group is stopped
+   * (SIGTERM, SIGKILL after the grace; it may have written output meanwhile, which is
+   * read and logged until the pipes close), and a process outside the group cannot be,
+   * so the pipes are closed on our side (release) once the group is gone.
+   */
+  c.on('exit', (code, signal) => {
+    exited = true;
+    exitedAt = performance.now();
+    if (closed) return;
+    clearTimeout(timer);
+    if (killTimer) return; // (a timeout or kill() is under way: it goes on)
+    if (groupAlive()) {
+      log.warn({ ...fields, code, signal }, `${what}'s shell exited; processes it started are still in its process group: SIGTERM to them, SIGKILL ${grace} ms later`);
+      terminate();
+    } else killTimer = setTimeout(release, 200);
+  });
   let spawnError: string | undefined;
   const done = new Promise<ShellResult>((resolve) => {
     c.on('error', (err) => {
@@ -153,7 +192,7 @@ export function runShell(o: ShellRun): RunningShell {
       closed = true;
       clearTimeout(timer);
       if (killTimer) clearTimeout(killTimer);
-      const ms = Math.round(performance.now() - t0);
+      const ms = Math.round((exitedAt ?? performance.now()) - t0);
       resolve({ code, signal, timedOut, ms, ...(spawnError !== undefined && code === null && signal === null ? { spawnError } : {}) });
     });
   });

@@ -407,8 +407,8 @@ const http = () => z.strictObject({
    * Watches (`?watch=` on /v1/kv and /v1/services together) one client address may hold
    * open at once; more are answered 429 too-many-watches and their connection closes.
    * Default half of maxConnectionsPerAddress (64 of 128). A watch holds its connection for
-   * up to its wait (maxWatchMs, 5 min), and a connection that carried an authenticated
-   * request is never closed to make room; without this bound one read token could fill
+   * up to its wait (maxWatchMs, 5 min), and a connection with a request in progress is
+   * never closed to make room; without this bound one read token could fill
    * all of 127.0.0.1's connections with watches, and every other application of the
    * board would be kept out of the API for minutes. The other half stays for requests
    * that end within a request timeout. At most maxConnectionsPerAddress.

@@ -288,7 +288,7 @@ export class ExternalFencing {
     if (bad) return { ok: false, error: bad };
     if (!this.running) return { ok: false, error: 'node is stopping' };
     const now = this.now();
-    this.driver?.confirm(node, now);
+    this.driver?.confirm(node, now, { term: this.lead?.token ?? 0 }); // (as this node's fences carry)
     this.lead?.gates.get(node)?.operatorConfirmed(node, now);
     this.o.log('warn', `operator confirmed n${node} down`, { node: this.o.self, target: node });
     this.update();

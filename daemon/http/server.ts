@@ -11,7 +11,7 @@
  *   POST   /v1/locks/<name>/renew?token=t   → {token, expiresAt} | 409
  *   DELETE /v1/locks/<name>?token=t         → {ok:true} | 409
  *   POST   /v1/fence/<node>                 → {ok:true, record} | 502 {record} (fence failed) | 503
- *   POST   /v1/fence/<node>/confirm         → {ok:true, node, superseded, active, waitingFor} (operator: node declared safely down) | 409 alive, or not the leader
+ *   POST   /v1/fence/<node>/confirm         → {ok:true, node, superseded, active, waitingFor, lastHeardMs, listenedMs} (operator: node declared safely down) | 409 alive, or not the leader
  *   GET    /v1/jobs                         → {jobs: [...]} scheduled jobs: last run (replicated), next run
  *   GET    /v1/keys?prefix=p&limit=n        → {index, keys: [{key, size, createIndex, modIndex}], more} (local)
  *   GET    /v1/locks[?prefix=p&limit=n]     → {index, clockMs, exact, locks: [{name, owner, token, ttlMs, expiresAt}], more} (local)
@@ -33,8 +33,9 @@
  * Bounded resources (docs/security.md): a connection that has not sent its whole
  * header within `headersTimeoutMs` is destroyed (not half-closed: a client that
  * never reads must not keep the descriptor), checked every second; one client
- * address holds at most `maxConnectionsPerAddress` connections (more are destroyed
- * at accept), the server at most `maxConnections`; at most `maxWatchesPerAddress` of them
+ * address holds at most `maxConnectionsPerAddress` connections, the server at most
+ * `maxConnections` (at a bound an unauthenticated or idle connection gives way to a
+ * newcomer, else it is destroyed at accept: hal/address-slots.ts); at most `maxWatchesPerAddress` of them
  * may wait in a watch (more are answered 429), `maxWatches` in all (more: 503). Repeated lock renewals and
  * releases with a wrong lease id from one client (address + credential) are answered
  * 429 for a while without reaching the node.
@@ -77,8 +78,14 @@ export interface HttpOptions {
   keepAliveTimeoutMs?: number;
   /** Connections from one client address at a time; more are destroyed when accepted. Default 128 (the config's default says why). */
   maxConnectionsPerAddress?: number;
-  /** Connections at a time in all. Default 1024. */
+  /** Connections at a time in all. Default 1024. At the bound the connection of any address idle the longest (at least `idleEvictMs`) is closed for a newcomer, else the newcomer is. */
   maxConnections?: number;
+  /**
+   * At a connection bound, a keep-alive connection idle (no request in progress, no
+   * bytes of a next one read) for at least this long is closed for a newcomer (ms).
+   * Default IDLE_EVICT_MS (1000; see there why). For tests.
+   */
+  idleEvictMs?: number;
   /** Lock renewals/releases refused for a wrong lease, per client and window, before 429. Default 5 per 10 s. */
   leaseFailures?: { max: number; windowMs: number };
   /** Largest request body (bytes). Default 65536; values are further capped by MAX_VALUE_BYTES. */
@@ -95,8 +102,8 @@ export interface HttpOptions {
    * Most watches (KV and service watches together) open at once from one client address;
    * more get 429 `too-many-watches` and their connection closes. Default half of
    * `maxConnectionsPerAddress` (64 of 128): a watch holds its connection for up to its
-   * wait, and a connection that carried an authenticated request is never closed to make
-   * room, so without this one read token could fill every slot of 127.0.0.1 with watches
+   * wait, and a connection with a request in progress is never closed to make room, so
+   * without this one read token could fill every slot of 127.0.0.1 with watches
    * and keep the board's other applications out for minutes.
    */
   maxWatchesPerAddress?: number;
@@ -123,6 +130,23 @@ export interface ApiServer {
 }
 
 const JSON_TYPE = 'application/json; charset=utf-8';
+
+/**
+ * How long a keep-alive connection must have been idle before it may be closed to make
+ * room for a newcomer at a connection bound (ms). Closing an idle keep-alive connection
+ * races with its client: one that picks it from its pool and sends just as the close
+ * crosses sees a reset, and cannot tell whether its request ran (RFC 9112 §9.5 calls
+ * this out; clients retry only idempotent requests on a reused connection, §9.3.1). The node's
+ * own keep-alive timeout (5 s) has that race already; this bound keeps it away from
+ * connections in active use: a client sending requests back to back, or a few per
+ * second (the CLI, `status --watch`, a dashboard, a pool under load), always finds its
+ * connections idle for less than a second. A shorter bound would let eviction hit such
+ * clients; a longer one (toward the 5 s timeout) would let a holder that sends one
+ * request every few seconds on each connection keep them all (a holder must now send
+ * more than one request per second per connection, 128 a second for 127.0.0.1's slots,
+ * which the node serves but which shows in its metrics).
+ */
+export const IDLE_EVICT_MS = 1000;
 
 class HttpError extends Error {
   constructor(
@@ -288,7 +312,7 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
    */
   let slots: AddressSlots<Socket>;
   try {
-    slots = new AddressSlots<Socket>(perAddress);
+    slots = new AddressSlots<Socket>(perAddress, { total: opts.maxConnections ?? 1024, minIdleMs: opts.idleEvictMs ?? IDLE_EVICT_MS });
   } catch (err) {
     return Promise.reject(err);
   }
@@ -296,9 +320,13 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
   if (!Number.isInteger(watchesPerAddress) || watchesPerAddress < 1) {
     return Promise.reject(new RangeError(`maxWatchesPerAddress: expected an integer >= 1, got ${String(opts.maxWatchesPerAddress)}`));
   }
-  /** A request on `sock` passed authentication: its connection is never closed to make room. */
-  const authenticated = (sock: Socket) => slots.authenticated((sock as Socket & { _parent?: Socket })._parent ?? sock); // TLS: the TCP socket under it
+  /** The TCP socket of a request's socket (under TLS, the one under it): what `slots` counts. */
+  const tcpOf = (sock: Socket) => (sock as Socket & { _parent?: Socket })._parent ?? sock;
+  /** A request on `sock` passed authentication: its connection is closed to make room only once idle. */
+  const authenticated = (sock: Socket) => slots.authenticated(tcpOf(sock));
   let evictedConnections = 0;
+  /** Authenticated keep-alive connections closed at a bound for a newcomer, idle for IDLE_EVICT_MS or more. */
+  let idleEvictions = 0;
   /**
    * Wrong-lease failures per client (address + credential): how many distinct leases
    * failed since the window started (the same wrong lease again is one failure: an
@@ -396,6 +424,12 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
       help: 'Connections closed to make room for a newer one from the same address: none of their requests had passed authentication.',
       type: 'counter',
       samples: [{ value: evictedConnections }],
+    },
+    {
+      name: 'quorumd_http_idle_connections_evicted_total',
+      help: 'Keep-alive connections closed to make room for a newer one at the per-address or the total bound: no request in progress, none begun, idle for a second or more.',
+      type: 'counter',
+      samples: [{ value: idleEvictions }],
     },
     {
       name: 'quorumd_http_watches_open',
@@ -642,8 +676,8 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
    * the slot back and removes the listeners; once, later calls do nothing.
    *
    * One client address holds at most `watchesPerAddress` watches: a watch keeps its
-   * connection for up to its wait, and authenticated connections are never closed to make
-   * room, so watches alone could hold every connection slot of the address (127.0.0.1 is
+   * connection for up to its wait, and a connection with a request in progress is never
+   * closed to make room, so watches alone could hold every connection slot of the address (127.0.0.1 is
    * every local application). Past the bound the watch is answered 429 and its connection
    * closes (when nothing is pipelined behind it), so that the refused ones do not hold
    * slots either.
@@ -1083,9 +1117,12 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
     const sock = req.socket;
     const list = unansweredOn(sock);
     list.push(res);
+    slots.busy(tcpOf(sock));
     res.on('close', () => {
       const k = list.indexOf(res);
       if (k >= 0) list.splice(k, 1);
+      // Nothing left to answer: idle (a candidate to make room once idle for IDLE_EVICT_MS).
+      if (list.length === 0) slots.idle(tcpOf(sock), performance.now());
     });
     if (list.length > MAX_PIPELINED) return overPipelined(sock, res, list.length);
     const before = previous.get(sock);
@@ -1140,7 +1177,8 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
   const server: Server = opts.tls
     ? nodeHttps().createServer({ ...serverOpts, cert: opts.tls.cert, key: opts.tls.key, ...(opts.tls.ca !== undefined ? { ca: opts.tls.ca, requestCert: true, rejectUnauthorized: true } : {}) }, handler)
     : createServer(serverOpts, handler);
-  server.maxConnections = opts.maxConnections ?? 1024;
+  // (The bound in all, opts.maxConnections, is kept by `slots`, not by Node's
+  // server.maxConnections, which refuses at the bound where we close an idle one.)
   // A client that half-closes once its request is out (`nc -N`, HTTP stacks that
   // shutdown(SHUT_WR) after sending) must still get its answer: Node's server by default
   // ends its own side at the client's FIN, so a write committed a tick later was never
@@ -1151,15 +1189,35 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
   server.keepAliveTimeout = opts.keepAliveTimeoutMs ?? 5000;
   // An idle keep-alive connection's timeout (with a listener here, Node leaves the socket to us).
   server.on('timeout', (s: Socket) => closeUnlessRequest(s));
-  server.on('connection', (s: Socket) => {
-    const slot = slots.admit(s, s.remoteAddress ?? '?');
+  /**
+   * The connections whose HTTP parser is between messages: no byte of a next request
+   * read. Node keeps this list for its own server.closeIdleConnections() (the same test:
+   * its ConnectionsList, `idle()`), under a symbol it does not export; found by its
+   * description. Without it (another Node.js) no connection counts as idle here, and a
+   * newcomer at a full bound is refused as before.
+   */
+  let connectionsKey: symbol | undefined; // (set once the server listens)
+  const parsersBetweenMessages = (): Set<Socket> => {
+    connectionsKey ??= Object.getOwnPropertySymbols(server).find((k) => k.description === 'http.server.connections');
+    const list = connectionsKey === undefined ? undefined : (server as unknown as Record<symbol, { idle?: () => { socket?: Socket }[] }>)[connectionsKey];
+    const out = new Set<Socket>();
+    for (const p of list?.idle?.() ?? []) if (p.socket) out.add(tcpOf(p.socket));
+    return out;
+  };
+  /** Counts a new connection, closing what must give way for it, or closes it: hal/address-slots.ts. */
+  const admitConnection = (s: Socket, addr: string) => {
+    if (s.destroyed) return;
+    if (closing) return void s.destroy();
+    let between: Set<Socket> | undefined;
+    const slot = slots.admit(s, addr, performance.now(), (c) => (between ??= parsersBetweenMessages()).has(c));
     if (slot.refused) {
       refusedConnections++;
       s.destroy();
       return;
     }
     if (slot.evict) {
-      evictedConnections++;
+      if (slot.idle) idleEvictions++;
+      else evictedConnections++;
       slot.evict.destroy();
     }
     sockets.add(s);
@@ -1167,6 +1225,17 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
       sockets.delete(s);
       slots.release(s);
     });
+  };
+  server.on('connection', (s: Socket) => {
+    const addr = s.remoteAddress ?? '?';
+    if (!slots.full(addr)) return admitConnection(s, addr);
+    // At a bound, something gives way or the newcomer is closed; decided after this poll
+    // phase, once what the kernel held for the other connections has been read: after
+    // this process stood still (a stall, SIGSTOP), a connection whose next request sat
+    // unread in the kernel looked idle, and closing it would lose a request its client
+    // had sent (the same reason as closeUnlessRequest's wait). The newcomer sends
+    // nothing that is read before then.
+    setImmediate(admitConnection, s, addr);
   });
   server.on('drop', () => {
     refusedConnections++;

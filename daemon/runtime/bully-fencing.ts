@@ -478,7 +478,7 @@ export class BullyFencing {
       };
     }
     const superseded = this.fencer?.current(node)?.outcome === 'pending';
-    this.fenceDriver!.confirm(node, now);
+    this.fenceDriver!.confirm(node, now, { term: this.acted.term }); // (the coordinator's epoch, as its fences carry)
     this.known.delete(node);
     this.lead?.gates.get(node)?.operatorConfirmed(node, now);
     const lastHeardMs = heard === undefined ? null : Math.round(heard);

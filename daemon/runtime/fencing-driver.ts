@@ -14,7 +14,7 @@
  * rules differ (Raft's lease and replicated history, bully's known coordinators).
  */
 import { Fencer, type FenceCommand, type FenceRecord, type FencerConfig } from '../../src/fence/index.ts';
-import type { NodeId } from '../../src/types.ts';
+import type { NodeId, Term } from '../../src/types.ts';
 import type { Rng } from '../../src/rng.ts';
 import type { Cancel, Clock, PowerSense, Relay } from '../../hal/interfaces.ts';
 import type { Logger } from './logger.ts';
@@ -201,9 +201,9 @@ export class FencingDriver {
     return this.fencer.fence(target, this.at(now), req);
   }
 
-  /** An operator confirmed `target` down (Fencer.confirm at a clamped time). */
-  confirm(target: NodeId, now: number, by?: string): number {
-    return this.fencer.confirm(target, this.at(now), by);
+  /** An operator confirmed `target` down (Fencer.confirm at a clamped time), taken at leadership `term`. */
+  confirm(target: NodeId, now: number, o: { by?: string; term?: Term } = {}): number {
+    return this.fencer.confirm(target, this.at(now), o.by, o.term);
   }
 
   /** Cancels the pending wake-up (node stopped). */

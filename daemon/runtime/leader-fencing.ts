@@ -69,9 +69,9 @@ export interface ConfirmResult {
   /** Recorded, but something went wrong after (the node stopped). */
   warning?: string;
   /**
-   * Bully (bully-fencing.ts): what the coordinator knew when it accepted — how long ago it
-   * last heard the node (null: never since its process started), and how long it had
-   * been coordinator, i.e. listening to every member's reports.
+   * What the leader (bully: the coordinator) knew when it accepted, the evidence it judged
+   * on: how long ago it last accepted a message from the node (null: never since its
+   * process started), and how long it had been leading, i.e. hearing every live member.
    */
   lastHeardMs?: number | null;
   listenedMs?: number;
@@ -561,16 +561,23 @@ export class LeaderFencing {
     const alive = aliveRefusal(node, h.heardAgoMs(node), h.leaderId() === node);
     if (alive) return { ok: false, alive: true, error: alive };
     const leader = h.isLeader();
-    const blind = cannotJudgeAlive(h.id, node, { isLeader: leader, leaderId: h.leaderId(), leadingForMs: leader && this.leaderTermValue !== 0 ? now - this.leaderSinceMs : 0 });
+    const leadingForMs = leader && this.leaderTermValue !== 0 ? now - this.leaderSinceMs : 0;
+    const blind = cannotJudgeAlive(h.id, node, { isLeader: leader, leaderId: h.leaderId(), leadingForMs });
     if (blind) return { ok: false, ...(blind.notLeader ? { notLeader: true } : {}), error: blind.error };
     this.act.operatorConfirmed(node, now);
     const term = h.term();
+    // The evidence, as bully's coordinator gives it (bully-fencing.ts): when this leader last
+    // heard the node, and for how long it had been hearing every member.
+    const heard = h.heardAgoMs(node);
+    const lastHeardMs = heard === undefined ? null : Math.round(heard);
+    const listenedMs = Math.floor(leadingForMs);
+    h.log('warn', `operator confirmed n${node} down`, { node: h.id, target: node, term, lastHeardMs: lastHeardMs ?? 'never since start', listenedMs });
     // A fence of it still running (in its delay, or switching) is superseded: say so.
     const superseded = this.fencer?.current(node)?.outcome === 'pending';
     // The Fencer's confirmed record reaches fenceRecordChanged through the driver's next
     // step (with any other fence's commands: nothing is taken out of the Fencer here);
     // the replicated record is this one, with the term.
-    if (this.driver) this.driver.confirm(node, now);
+    if (this.driver) this.driver.confirm(node, now, { term });
     const cmd: Command = { op: 'fence.record', target: node, by: h.id, term, outcome: 'confirmed', level: -1, atMs: Math.floor(now), reason: 'confirmed down by an operator' };
     h.submit(cmd);
     try {
@@ -579,10 +586,10 @@ export class LeaderFencing {
     } catch (e) {
       // Recorded, then the node failed: the answer says both (not a 500 that hides the record).
       h.crash('fence confirm', e);
-      return { ok: true, superseded, active: false, waitingFor: '', warning: `recorded, but node ${h.id} then stopped on an internal error: ${(e as Error)?.message ?? String(e)}` };
+      return { ok: true, superseded, active: false, waitingFor: '', lastHeardMs, listenedMs, warning: `recorded, but node ${h.id} then stopped on an internal error: ${(e as Error)?.message ?? String(e)}` };
     }
     const st = activeNow();
-    return { ok: true, superseded, active: st.active, waitingFor: st.waitingFor };
+    return { ok: true, superseded, active: st.active, waitingFor: st.waitingFor, lastHeardMs, listenedMs };
   }
 }
 

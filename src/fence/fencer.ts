@@ -399,10 +399,13 @@ export class Fencer {
    * a fence still in its delay or its levels stops. One that already switched the target
    * off and waits to power it on ('reboot') is over and keeps its power-on: the operator
    * says the node is down, not that it must stay down (issue 12: a confirm in that window
-   * left the board off for good).
+   * left the board off for good). `term`: the leadership (term, epoch) of the node that
+   * took the confirmation, recorded as a fence's is (0 left `quorumd status` showing
+   * `term 0` for every confirmation).
    */
-  confirm(target: NodeId, nowMs: number, by = 'operator'): number {
+  confirm(target: NodeId, nowMs: number, by = 'operator', term: Term = 0): number {
     nodeId(target, 'Fencer.confirm target');
+    if (!Number.isSafeInteger(term) || term < 0) throw new TypeError(`Fencer.confirm term: expected an integer >= 0, got ${describe(term)}`);
     this.advance(nowMs, 'confirm');
     const op = this.ops.get(target);
     if (op !== undefined && op.phase !== 'done' && op.phase !== 'power-on-wait' && op.phase !== 'power-on') this.cancel(target, nowMs, `superseded by operator confirmation (${by})`);
@@ -410,7 +413,7 @@ export class Fencer {
       id: this.nextRec++,
       target,
       by: this.self,
-      term: 0,
+      term,
       reason: `confirmed down by ${by.slice(0, 100)}`,
       action: 'off',
       requestedAtMs: nowMs,

@@ -45,4 +45,82 @@ describe('AddressSlots: connections per address, room made by closing the oldest
   it('refuses a bound that is not a positive integer, naming it', () => {
     expect(() => new AddressSlots(0)).toThrow(/connections per address: expected an integer >= 1, got 0/);
   });
+
+  it('with every slot authenticated, the connection idle the longest (at least minIdleMs) gives way; busy ones never', () => {
+    const s = new AddressSlots<{ name: string }>(3, { minIdleMs: 1000 });
+    const [a, b, c] = ['a', 'b', 'c'].map(conn);
+    for (const x of [a!, b!, c!]) {
+      s.admit(x, 'x', 0);
+      s.authenticated(x);
+    }
+    s.idle(b!, 100); // b idle first, then a; c has a request in progress
+    s.idle(a!, 200);
+    // Not idle long enough yet: refused.
+    expect(s.admit(conn('early'), 'x', 1050)).toEqual({ refused: true });
+    // b has been idle the longest.
+    const d = conn('d');
+    expect(s.admit(d, 'x', 1200)).toEqual({ refused: false, evict: b, idle: true });
+    s.authenticated(d);
+    // a got a request (busy), then d's slot is the newest: nobody idle, refused.
+    s.busy(a!);
+    expect(s.admit(conn('e'), 'x', 5000)).toEqual({ refused: true });
+    // a idle again from 5000: it is a candidate only from 6000 on.
+    s.idle(a!, 5000);
+    expect(s.admit(conn('f'), 'x', 5999)).toEqual({ refused: true });
+    expect(s.admit(conn('g'), 'x', 6000)).toEqual({ refused: false, evict: a, idle: true });
+  });
+
+  it('an unauthenticated connection gives way before any idle one; stillIdle can veto a candidate', () => {
+    const s = new AddressSlots<{ name: string }>(3);
+    const [a, b, c] = ['a', 'b', 'c'].map(conn);
+    for (const x of [a!, b!, c!]) s.admit(x, 'x', 0);
+    s.authenticated(a!);
+    s.authenticated(b!);
+    s.idle(a!, 0);
+    s.idle(b!, 10);
+    // c never authenticated: it goes first, however long a has been idle.
+    const d = conn('d');
+    expect(s.admit(d, 'x', 60_000)).toEqual({ refused: false, evict: c });
+    s.authenticated(d);
+    // The caller sees bytes of a next request on a: b goes instead.
+    const asked: string[] = [];
+    expect(s.admit(conn('e'), 'x', 60_000, (x) => (asked.push(x.name), x !== a))).toEqual({ refused: false, evict: b, idle: true });
+    expect(asked).toEqual(['a', 'b']);
+  });
+
+  it('a young unauthenticated connection is spared while an idle one can give way; once older than minIdleMs it goes first', () => {
+    const s = new AddressSlots<{ name: string }>(3, { minIdleMs: 1000 });
+    const [a, b, c] = ['a', 'b', 'c'].map(conn);
+    s.admit(a!, 'x', 0);
+    s.admit(b!, 'x', 0);
+    s.authenticated(a!);
+    s.authenticated(b!);
+    s.idle(a!, 0);
+    s.idle(b!, 100);
+    s.admit(c!, 'x', 5000); // c: a client whose request has not come in yet
+    const d = conn('d');
+    expect(s.admit(d, 'x', 5010)).toEqual({ refused: false, evict: a, idle: true });
+    // c is 1000 ms old now: it goes before b.
+    expect(s.admit(conn('e'), 'x', 6000)).toEqual({ refused: false, evict: c });
+  });
+
+  it('the bound in all: the longest-idle connection of any address gives way; none idle: refused', () => {
+    const s = new AddressSlots<{ name: string }>(10, { total: 3, minIdleMs: 1000 });
+    const [a, b, c] = ['a', 'b', 'c'].map(conn);
+    s.admit(a!, '10.0.0.1', 0);
+    s.admit(b!, '10.0.0.2', 0);
+    s.admit(c!, '10.0.0.3', 0);
+    for (const x of [a!, b!, c!]) s.authenticated(x);
+    expect(s.full('10.0.0.4')).toBe(true);
+    expect(s.admit(conn('d'), '10.0.0.4', 5000)).toEqual({ refused: true });
+    s.idle(c!, 1000);
+    s.idle(b!, 2000);
+    expect(s.admit(conn('e'), '10.0.0.4', 5000)).toEqual({ refused: false, evict: c, idle: true });
+    expect(s.size).toBe(3);
+  });
+
+  it('refuses bounds that are not positive integers, naming them', () => {
+    expect(() => new AddressSlots(4, { total: 0 })).toThrow(/connections in all: expected an integer >= 1, got 0/);
+    expect(() => new AddressSlots(4, { minIdleMs: -1 })).toThrow(/minimum idle time: expected a number of ms >= 0, got -1/);
+  });
 });

@@ -1,7 +1,7 @@
 /**
  * Open watches per client address. A watch holds its connection for up to its wait (at
- * most http.maxWatchMs, 5 min by default), and a connection that carried an authenticated
- * request is never closed to make room for another (address-bound.test.ts). So a holder
+ * most http.maxWatchMs, 5 min by default), and a connection with a request in progress
+ * is never closed to make room for another (address-bound.test.ts, idle-evict.test.ts). So a holder
  * of a read token could fill every connection slot of 127.0.0.1 — shared by every local
  * application — with watches it half-closed, and nobody else on the board got into the
  * API for minutes. Now one address holds at most `maxWatchesPerAddress` watches (KV and

@@ -92,6 +92,9 @@ describe('bully activation gate (engine runtime)', () => {
     expect(c.events.filter((e) => e.node === 2)).toEqual([expect.objectContaining({ active: true, token: r2().activeToken })]);
     expect(r2().activeToken).toBe(r2().status().term * 256 + 2);
     expect(r2().status().fences.local.map((f) => f.outcome)).toEqual(['confirmed']);
+    // With the coordinator's epoch, as its fences carry (it was 0: `quorumd status` showed term 0).
+    expect(r2().status().fences.local[0]!.term).toBe(r2().status().term);
+    expect(r2().status().term).toBeGreaterThan(0);
     // An operator fence of a node without a device answers with a clear error.
     let answer: { ok: boolean; error?: string } | undefined;
     r2().fence(3, (a) => (answer = a));

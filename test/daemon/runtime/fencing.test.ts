@@ -248,13 +248,22 @@ describe('activation gate in the runtime', () => {
     expect(next.active).toBe(false);
     expect(next.status().fences.history.some((f) => f.outcome === 'confirmed')).toBe(false);
     const t0 = r.c.world.nowMs;
-    // The answer says what happened: recorded, no fence was running, and the leader is active now.
-    expect(next.confirmFenced(old.id)).toEqual({ ok: true, superseded: false, active: true, waitingFor: '' });
+    // The answer says what happened: recorded, no fence was running, and the leader is active
+    // now; and what the leader knew, as bully's coordinator says it: when it last heard the
+    // node (before the cut, or never: it may have been elected after the cut), and how long
+    // it had been leading.
+    const ok = next.confirmFenced(old.id);
+    expect(ok).toEqual({ ok: true, superseded: false, active: true, waitingFor: '', lastHeardMs: expect.toBeOneOf([null, expect.any(Number)]), listenedMs: expect.any(Number) });
+    if (ok.lastHeardMs !== null) expect(ok.lastHeardMs).toBeGreaterThanOrEqual(r.c.world.nowMs - cutAt - 50);
+    expect(ok.listenedMs).toBeGreaterThanOrEqual(ALIVE_WINDOW_MS);
+    expect(ok.listenedMs).toBeLessThanOrEqual(r.c.world.nowMs - electedAt + 100);
     // active as soon as its own lease round is acknowledged, long before the lease bound (≈ 3.2 s)
     expect(r.c.until(() => next.active, 300)).toBe(true);
     expect(r.c.world.nowMs - t0).toBeLessThan(300);
     expect(next.status().activation!.clearedBy[String(old.id)]).toBe('operator');
     expect(r.c.until(() => next.status().fences.history.some((f) => f.outcome === 'confirmed' && f.target === old.id), 2000)).toBe(true);
+    // Recorded with the term of the leadership that took it.
+    expect(next.status().fences.history.find((f) => f.outcome === 'confirmed')!.term).toBe(next.status().term);
     // bad input is named
     expect(next.confirmFenced(0 as NodeId).error).toMatch(/node id 1..254/);
     expect(next.confirmFenced(next.id).ok).toBe(false);

@@ -241,6 +241,14 @@ describe('Fencer: one fence, step by step', () => {
     expect(hist.at(-1)!.reason).toMatch(/alice/);
   });
 
+  it('an operator confirm is recorded with the term it was taken at; a bad term is named', () => {
+    const { f } = setup({}, {});
+    f.confirm(2, 10, 'alice', 7);
+    expect(f.history().at(-1)).toMatchObject({ outcome: 'confirmed', term: 7, target: 2 });
+    expect(() => f.confirm(2, 20, 'bob', -1)).toThrow(/Fencer\.confirm term: expected an integer >= 0, got -1/);
+    expect(() => f.confirm(2, 20, 'bob', 1.5)).toThrow(/Fencer\.confirm term: expected an integer >= 0, got 1\.5/);
+  });
+
   it('rejects bad configuration and input with errors that name them', () => {
     expect(() => new Fencer({ self: 1, targets: [{ target: 1, levels: [[{ kind: 'gpio-relay', relay: 'r' }]] }] }, new Rng(1))).toThrow(/targets\[0\]\.target: a node cannot fence itself/);
     expect(() => new Fencer({ self: 1, targets: [{ target: 2, levels: [] }] }, new Rng(1))).toThrow(/targets\[0\]\.levels: expected a non-empty array/);
