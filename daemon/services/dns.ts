@@ -155,7 +155,7 @@ export function encodeWithin(p: Packet, limit: number): Buffer {
   return dnsPacket.encode({ ...p, answers, additionals: [...adds.slice(0, b.n), ...opt] });
 }
 
-export function startDns(o: DnsOptions): Promise<DnsServer> {
+function startDnsOnce(o: DnsOptions): Promise<DnsServer> {
   const sock: Socket = createSocket({ type: isIP(o.host) === 6 ? 'udp6' : 'udp4' });
   const stats = { queries: 0, malformed: 0, nxdomain: 0, refused: 0, tcpConnections: 0, slipped: 0 };
   // Full UDP answers per source address: a token bucket each, in least-recently-seen order.
@@ -294,10 +294,18 @@ export function startDns(o: DnsOptions): Promise<DnsServer> {
       if (!later) work();
     });
   });
+  const close = async () => {
+    for (const c of conns) c.destroy();
+    await Promise.all([new Promise<void>((r) => sock.close(() => r())), new Promise<void>((r) => tcp.close(() => r()))]);
+  };
   return new Promise((resolve, reject) => {
-    sock.once('error', reject);
+    const bindFailed = (err: Error) => {
+      sock.close();
+      reject(err);
+    };
+    sock.once('error', bindFailed);
     sock.bind(o.port, o.host, () => {
-      sock.off('error', reject);
+      sock.off('error', bindFailed);
       sock.on('error', (err) => o.log.warn({ error: err.message }, 'services DNS: socket error'));
       const port = sock.address().port;
       tcp.once('error', (err) => {
@@ -306,15 +314,31 @@ export function startDns(o: DnsOptions): Promise<DnsServer> {
       });
       tcp.listen(port, o.host, () => {
         tcp.on('error', (err) => o.log.warn({ error: err.message }, 'services DNS: TCP error'));
-        resolve({
-          port,
-          stats,
-          close: async () => {
-            for (const c of conns) c.destroy();
-            await Promise.all([new Promise<void>((r) => sock.close(() => r())), new Promise<void>((r) => tcp.close(() => r()))]);
-          },
-        });
+        resolve({ port, stats, close });
       });
     });
   });
+}
+
+/** Attempts at a UDP and TCP pair on one port number when `port` is 0 (any free one). */
+export const PORT0_ATTEMPTS = 16;
+
+/**
+ * Starts the DNS interface: UDP and TCP on `o.port`. With port 0 the kernel picks a
+ * free UDP port, and TCP must then listen on the same number, which something else may
+ * hold (the two protocols' ports are separate): then both are closed and another pair
+ * is tried, up to PORT0_ATTEMPTS times. A given port that is taken is an error at once.
+ */
+export async function startDns(o: DnsOptions): Promise<DnsServer> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startDnsOnce(o);
+    } catch (err) {
+      const inUse = (err as NodeJS.ErrnoException).code === 'EADDRINUSE';
+      if (o.port !== 0 || !inUse || attempt >= PORT0_ATTEMPTS) {
+        if (o.port === 0 && inUse) throw new Error(`services DNS: no port free for both UDP and TCP on ${o.host} after ${attempt} attempts (last: ${(err as Error).message})`);
+        throw err;
+      }
+    }
+  }
 }

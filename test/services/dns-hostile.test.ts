@@ -8,7 +8,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createSocket, Socket as DgramSocket } from 'node:dgram';
-import { connect, type Socket } from 'node:net';
+import { connect, createServer as createTcpServer, type Socket } from 'node:net';
 import dnsPacket from 'dns-packet';
 import { describe, expect, it, vi } from 'vitest';
 import type { Catalog } from '../../daemon/services/registry.ts';
@@ -360,6 +360,49 @@ describe('DNS interface under hostile input', () => {
     } finally {
       bind.mockRestore();
       await dns.close();
+    }
+  });
+
+  it('port 0: a UDP port whose TCP twin is taken is given back and another pair tried; a given port that is taken is an error', async () => {
+    // The kernel picks the UDP port; TCP then needs the same number, which another
+    // listener may hold (before: EADDRINUSE, and a test using port 0 failed now and then).
+    // Here the first UDP bind is steered onto a port whose TCP side a listener holds.
+    const held = await freePort();
+    const blocker = createTcpServer();
+    await new Promise<void>((r) => blocker.listen(held, '127.0.0.1', () => r()));
+    const realBind = DgramSocket.prototype.bind;
+    let steered = 0;
+    const bind = vi.spyOn(DgramSocket.prototype, 'bind').mockImplementation(function (this: DgramSocket, ...args: unknown[]) {
+      if (steered === 0 && args[0] === 0) {
+        steered++;
+        args[0] = held;
+      }
+      return (realBind as (...a: unknown[]) => DgramSocket).apply(this, args);
+    });
+    try {
+      const dns = await startDns({ host: '127.0.0.1', port: 0, cluster: 'plant', ttlSec: 0, catalog: () => cat(3), log });
+      try {
+        expect(steered, 'the first attempt met the held port').toBe(1);
+        expect(bind.mock.calls.length).toBeGreaterThanOrEqual(2);
+        expect(dns.port).not.toBe(held);
+        const query = dnsPacket.encode({ type: 'query', id: 8, questions: [{ name: 'web.service.plant.quorumd', type: 'SRV' }] });
+        expect(dnsPacket.decode((await udpAsk(dns.port, query))!).answers).toHaveLength(3);
+        const s = await opened(dns.port);
+        try {
+          const answered = new Promise<Buffer>((r) => s.once('data', r));
+          s.write(tcpQuery('web.service.plant.quorumd', 'SRV', 9));
+          expect((await answered).length).toBeGreaterThan(12);
+        } finally {
+          s.destroy();
+        }
+      } finally {
+        await dns.close();
+      }
+      // A port that was asked for is not swapped for another.
+      await expect(startDns({ host: '127.0.0.1', port: held, cluster: 'plant', ttlSec: 0, catalog: () => cat(3), log })).rejects.toThrow(/EADDRINUSE/);
+    } finally {
+      bind.mockRestore();
+      await new Promise((r) => blocker.close(r));
     }
   });
 
