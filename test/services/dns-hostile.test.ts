@@ -6,7 +6,7 @@
  * here once stopped a node, stalled its event loop for seconds, grew its memory without
  * bound, or sent packets no resolver can read.
  */
-import { spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { createSocket, Socket as DgramSocket } from 'node:dgram';
 import { connect, createServer as createTcpServer, type Socket } from 'node:net';
 import dnsPacket from 'dns-packet';
@@ -196,6 +196,60 @@ describe('DNS interface under hostile input', () => {
       } finally {
         s.destroy();
       }
+    } finally {
+      await dns.close();
+    }
+  });
+
+  it('EDNS: two OPT records or one outside the additional section are FORMERR, a version above 0 BADVERS; each answer has our OPT at version 0', async () => {
+    const dns = await startDns({ host: '127.0.0.1', port: await freePort(), cluster: 'plant', ttlSec: 0, catalog: () => cat(3), log });
+    try {
+      const question = { name: 'web.service.plant.quorumd', type: 'SRV' as const, class: 'IN' as const };
+      const opt = (ednsVersion = 0) => ({ type: 'OPT', name: '.', udpPayloadSize: 1232, ednsVersion, extendedRcode: 0, flags: 0, options: [] }) as never;
+      const ask = async (extra: Partial<dnsPacket.Packet>, id: number) => {
+        const r = await udpAsk(dns.port, dnsPacket.encode({ type: 'query', id, questions: [question], ...extra }));
+        expect(r, `answer ${id}`).toBeDefined();
+        const p = dnsPacket.decode(r!);
+        const opts = (p.additionals ?? []).filter((a) => a.type === 'OPT') as Array<{ extendedRcode: number; ednsVersion: number; udpPayloadSize: number }>;
+        expect(opts, `answer ${id}: one OPT record`).toHaveLength(1);
+        expect(opts[0]!.ednsVersion, `answer ${id}: version 0`).toBe(0);
+        expect(p.id).toBe(id);
+        expect(p.questions).toEqual([question]);
+        // The 12-bit RCODE: 8 bits in the OPT record above the header's 4.
+        return { p, rcode: (opts[0]!.extendedRcode << 4) | (p.flags! & 15) };
+      };
+      const two = await ask({ additionals: [opt(), opt()] }, 11);
+      expect(two.rcode, 'two OPT records').toBe(1);
+      expect(two.p.answers).toHaveLength(0);
+      const inAnswers = await ask({ answers: [opt()] }, 12);
+      expect(inAnswers.rcode, 'OPT in the answer section').toBe(1);
+      const inAuthority = await ask({ authorities: [opt()], additionals: [opt()] }, 13);
+      expect(inAuthority.rcode, 'OPT in the authority section').toBe(1);
+      const v1 = await ask({ additionals: [opt(1)] }, 14);
+      expect(v1.rcode, 'EDNS version 1: BADVERS').toBe(16);
+      expect(v1.p.answers).toHaveLength(0);
+      const v255 = await ask({ additionals: [opt(255)] }, 15);
+      expect(v255.rcode).toBe(16);
+      // Version 0 is answered as ever.
+      const v0 = await ask({ additionals: [opt(0)] }, 16);
+      expect(v0.rcode).toBe(0);
+      expect(v0.p.answers).toHaveLength(3);
+      expect(dns.stats).toMatchObject({ formerr: 3, badvers: 2 });
+      // dig reads these as a resolver does (run beside the server, not blocking this process).
+      const dig = (...args: string[]) =>
+        new Promise<{ stdout: string; stderr: string; error?: Error }>((resolve) =>
+          execFile('dig', ['@127.0.0.1', '-p', String(dns.port), 'SRV', 'web.service.plant.quorumd', '+time=2', '+tries=2', ...args], { encoding: 'utf8', timeout: 20_000 }, (error, stdout, stderr) =>
+            resolve({ stdout, stderr, ...((error as NodeJS.ErrnoException | null)?.code === 'ENOENT' ? { error: error! } : {}) }),
+          ),
+        );
+      const d1 = await dig('+edns=1', '+noednsnegotiation');
+      if (d1.error === undefined) {
+        expect(d1.stdout, d1.stdout + d1.stderr).toMatch(/status: BADVERS/);
+        expect(d1.stdout).toMatch(/EDNS: version: 0/);
+        const d0 = await dig('+edns=0');
+        expect(d0.stdout).toMatch(/status: NOERROR/);
+        expect(d0.stdout).toMatch(/ANSWER: 3/);
+      } else console.log(`dig not installed (${d1.error.message}); checked with dns-packet only`);
     } finally {
       await dns.close();
     }
