@@ -45,7 +45,7 @@ export interface DnsOptions {
   host: string;
   /** TCP bounds (tests): idle close without a completed query, connections per client address, in all. */
   tcp?: { idleMs?: number; perAddress?: number; max?: number };
-  /** UDP answers per source address (tests): sustained per second, the burst above it, addresses tracked. */
+  /** UDP answers per source address (config services.dns.udpRate): sustained per second, the burst above it, addresses tracked. */
   udpRate?: { perSec?: number; burst?: number; sources?: number };
   port: number;
   cluster: string;

@@ -61,7 +61,7 @@ export async function startServices(kv: KvPort, o: { self: string; cluster: stri
       const l = parseListen(o.config.dns.listen);
       if (!l) throw new Error(`services.dns.listen: expected host:port, got ${o.config.dns.listen}`);
       const { startDns } = await import('./dns.ts');
-      dns = await startDns({ host: l.host, port: l.port, cluster: o.cluster, ttlSec: o.config.dns.ttlSec, catalog: () => registry.cached(), log: o.log });
+      dns = await startDns({ host: l.host, port: l.port, cluster: o.cluster, ttlSec: o.config.dns.ttlSec, udpRate: o.config.dns.udpRate, catalog: () => registry.cached(), log: o.log });
       o.log.info({ dns: `${l.host}:${dns.port}`, zone: `service.${o.cluster}.quorumd` }, 'services: DNS interface listening');
     }
     if (o.config.mdns) {
