@@ -135,13 +135,14 @@ export interface MdnsResponder {
   /** Resolves once the socket is bound (queries sent before may be lost); rejects with the bind error. */
   readonly ready: Promise<void>;
   announce(): void;
-  readonly stats: { queries: number; answered: number; announcements: number; skipped: number; multicastRecords: number };
+  /** `ignored`: packets dropped unread (from source port 0). */
+  readonly stats: { queries: number; answered: number; ignored: number; announcements: number; skipped: number; multicastRecords: number };
   close(): Promise<void>;
 }
 
 export function startMdns(o: MdnsOptions): MdnsResponder {
   const m = makeMdns({ ...(o.interface ? { interface: o.interface } : {}), ...(o.port ? { port: o.port } : {}), ...(o.ip ? { ip: o.ip } : {}), multicast: true, loopback: true, reuseAddr: true });
-  const stats = { queries: 0, answered: 0, announcements: 0, skipped: 0, multicastRecords: 0 };
+  const stats = { queries: 0, answered: 0, ignored: 0, announcements: 0, skipped: 0, multicastRecords: 0 };
   m.on('error', (err: Error) => o.log.warn({ error: err.message }, 'services mDNS: socket error'));
   m.on('warning', (err: Error) => o.log.warn({ error: err.message }, 'services mDNS: bad packet ignored'));
   const sent = (err: Error | null) => err && o.log.warn({ error: err.message }, 'services mDNS: packet not sent');
@@ -194,7 +195,10 @@ export function startMdns(o: MdnsOptions): MdnsResponder {
 
   m.on('query', (q, rinfo) => {
     // No socket sends from port 0 (and Node throws on a send to it): a forged source.
-    if (rinfo.port === 0) return;
+    if (rinfo.port === 0) {
+      stats.ignored++;
+      return;
+    }
     stats.queries++;
     try {
       const { all, byName } = records();
