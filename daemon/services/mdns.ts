@@ -206,8 +206,20 @@ export interface MdnsResponder {
 }
 
 export function startMdns(o: MdnsOptions): MdnsResponder {
-  const m = makeMdns({ ...(o.interface ? { interface: o.interface } : {}), ...(o.port ? { port: o.port } : {}), ...(o.ip ? { ip: o.ip } : {}), multicast: true, loopback: true, reuseAddr: true });
   const stats = { queries: 0, answered: 0, ignored: 0, announcements: 0, goodbyes: 0, skipped: 0, multicastRecords: 0, multicastPackets: 0 };
+  // The socket is bound to the wildcard address, `interface` naming where to join the
+  // group and send: a UDP socket bound to a unicast address (what multicast-dns does
+  // with `interface` alone) receives no datagram sent to 224.0.0.251 on Linux, so a
+  // responder given an interface heard no multicast query at all. So an interface
+  // address this host does not have is refused here, as its bind used to be.
+  if (o.interface !== undefined && !Object.values((o.interfaces ?? networkInterfaces)()).some((l) => l?.some((i) => i.address === o.interface))) {
+    const err = Object.assign(new Error(`bind EADDRNOTAVAIL ${o.interface}: no interface of this host has that address`), { code: 'EADDRNOTAVAIL' });
+    o.log.warn({ error: err.message }, 'services mDNS: socket error');
+    const ready = Promise.reject(err);
+    ready.catch(() => undefined);
+    return { ready, stats, announce: () => undefined, close: async () => undefined };
+  }
+  const m = makeMdns({ ...(o.interface ? { interface: o.interface, bind: '0.0.0.0' } : {}), ...(o.port ? { port: o.port } : {}), ...(o.ip ? { ip: o.ip } : {}), multicast: true, loopback: true, reuseAddr: true });
   const now = o.now ?? (() => performance.now());
   // The addresses of the interface(s) packets arrive on: the one whose address is
   // `interface` (while no interface has that address: all of them), or every interface

@@ -115,6 +115,28 @@ describe('mDNS: the local link only (RFC 6762 11)', () => {
   });
 });
 
+describe('mDNS: a configured interface', () => {
+  it('a responder given an interface hears queries multicast to the group on it', async () => {
+    // Bound to the interface's own address (as before) a Linux socket receives nothing
+    // sent to 224.0.0.251: this responder never saw a multicast query.
+    const port = await freePort();
+    const m = startMdns({ ttlSec: 120, port, interface: '127.0.0.1', catalog: () => catalog([inst(1)]), log });
+    const s = createSocket({ type: 'udp4', reuseAddr: true });
+    try {
+      await m.ready;
+      await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
+      s.setMulticastInterface('127.0.0.1');
+      s.setMulticastLoopback(true);
+      await new Promise<void>((r, j) => s.send(dnsPacket.encode({ type: 'query', id: 0, questions: [{ name: '_web._tcp.local', type: 'PTR' }] }), port, '224.0.0.251', (e) => (e ? j(e) : r())));
+      await until('the multicast query answered', () => m.stats.answered === 1, 10_000);
+      expect(m.stats).toMatchObject({ queries: 1, ignored: 0 });
+    } finally {
+      s.close();
+      await m.close();
+    }
+  });
+});
+
 describe('mDNS: announcements of what changed', () => {
   const key = (r: dnsPacket.Answer) => `${r.type} ${r.name} ${JSON.stringify((r as { data?: unknown }).data)}`;
 
