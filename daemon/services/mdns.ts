@@ -14,7 +14,7 @@
  * catalog change only what changed: records that are new, and a goodbye (the record
  * with TTL 0, RFC 6762 10.1) for each record that went away, so that browsers drop an
  * instance at once instead of after ttlSec. Re-announcing the whole set at every
- * change sent every record of 300 instances (~1,200 records in ~60 packets) to every
+ * change sent every record of 300 instances (~1,200 records in 36 packets) to every
  * host on the LAN for each registration. Queries it cannot parse are ignored.
  *
  * mDNS is for one link (RFC 6762 11): a packet whose source address is not on a link
