@@ -212,8 +212,10 @@ export function startMdns(o: MdnsOptions): MdnsResponder {
   // with `interface` alone) receives no datagram sent to 224.0.0.251 on Linux, so a
   // responder given an interface heard no multicast query at all. So an interface
   // address this host does not have is refused here, as its bind used to be.
-  if (o.interface !== undefined && !Object.values((o.interfaces ?? networkInterfaces)()).some((l) => l?.some((i) => i.address === o.interface))) {
-    const err = Object.assign(new Error(`bind EADDRNOTAVAIL ${o.interface}: no interface of this host has that address`), { code: 'EADDRNOTAVAIL' });
+  // (0.0.0.0, the wildcard itself, means no particular interface, as it always did.)
+  const hostAddresses = Object.values((o.interfaces ?? networkInterfaces)()).flatMap((l) => (l ?? []).filter((i) => i.family === 'IPv4').map((i) => i.address));
+  if (o.interface !== undefined && o.interface !== '0.0.0.0' && !hostAddresses.includes(o.interface)) {
+    const err = Object.assign(new Error(`bind EADDRNOTAVAIL ${o.interface}: no interface of this host has that IPv4 address (it has ${hostAddresses.join(', ') || 'none'})`), { code: 'EADDRNOTAVAIL' });
     o.log.warn({ error: err.message }, 'services mDNS: socket error');
     const ready = Promise.reject(err);
     ready.catch(() => undefined);
@@ -230,7 +232,7 @@ export function startMdns(o: MdnsOptions): MdnsResponder {
     const t = now();
     if (!links || t - links.at > INTERFACES_MS) {
       const all = Object.values((o.interfaces ?? networkInterfaces)()).filter((l): l is NetworkInterfaceInfo[] => l !== undefined);
-      const mine = o.interface ? all.filter((l) => l.some((i) => i.address === o.interface)) : all;
+      const mine = o.interface && o.interface !== '0.0.0.0' ? all.filter((l) => l.some((i) => i.address === o.interface)) : all;
       links = { at: t, ifaces: (mine.length > 0 ? mine : all).flat() };
     }
     return onLink(addr, links.ifaces);

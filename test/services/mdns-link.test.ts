@@ -135,6 +135,22 @@ describe('mDNS: a configured interface', () => {
       await m.close();
     }
   });
+
+  it('an interface address this host does not have is refused at start, naming the addresses it has; 0.0.0.0 means any', async () => {
+    const interfaces = () => ({ lo: [iface('127.0.0.1', '255.0.0.0')], eth0: [iface('192.168.1.5', '255.255.255.0'), iface('fe80::1', 'ffff:ffff:ffff:ffff::', 'IPv6')] });
+    const warned: string[] = [];
+    const bad = startMdns({ ttlSec: 120, port: await freePort(), interface: 'eth0', interfaces, catalog: () => catalog([inst(1)]), log: { warn: (f) => warned.push(String(f.error)) } });
+    await expect(bad.ready).rejects.toThrow('bind EADDRNOTAVAIL eth0: no interface of this host has that IPv4 address (it has 127.0.0.1, 192.168.1.5)');
+    expect(warned).toHaveLength(1);
+    bad.announce();
+    await bad.close();
+    const any = startMdns({ ttlSec: 120, port: await freePort(), interface: '0.0.0.0', interfaces, catalog: () => catalog([inst(1)]), log });
+    try {
+      await expect(any.ready).resolves.toBeUndefined();
+    } finally {
+      await any.close();
+    }
+  });
 });
 
 describe('mDNS: announcements of what changed', () => {
