@@ -11,9 +11,10 @@
  *
  * Every node with mdns on answers queries for the healthy instances of its cached
  * catalog. It announces (an unsolicited response) the whole set once, then at each
- * catalog change only what changed: records that are new, and a goodbye (the record
- * with TTL 0, RFC 6762 10.1) for each record that went away, so that browsers drop an
- * instance at once instead of after ttlSec. Re-announcing the whole set at every
+ * catalog change only what changed: records that are new, each twice a second apart
+ * (RFC 6762 8.3), and a goodbye (the record with TTL 0, RFC 6762 10.1) for each record
+ * that went away, so that browsers drop an instance at once instead of after ttlSec.
+ * Re-announcing the whole set at every
  * change sent every record of 300 instances (~1,200 records in 36 packets) to every
  * host on the LAN for each registration. Queries it cannot parse are ignored.
  *
@@ -62,6 +63,8 @@ const MAX_TXT_STRING = 255;
 export const MAX_PACKET = 1400;
 /** RFC 6762 6: a record is multicast at most once a second (per interface; this responder has one). */
 const MULTICAST_GAP_MS = 1000;
+/** RFC 6762 8.3: a new record is announced at least twice, a second apart. */
+const ANNOUNCE_SENDS = 2;
 /** RFC 6762 6.7: the TTL of records in an answer to a one-shot (legacy unicast) query. */
 const LEGACY_TTL = 10;
 /** How long the host's interface addresses are taken as they were read (a DHCP lease may change them). */
@@ -194,7 +197,7 @@ export function packets(records: Answer[]): Answer[][] {
 export interface MdnsResponder {
   /** Resolves once the socket is bound (queries sent before may be lost); rejects with the bind error. */
   readonly ready: Promise<void>;
-  /** Announces what changed since the last announcement (the first time: everything). */
+  /** Announces what changed since the last announcement (the first time: everything); each new record is sent twice, a second apart. */
   announce(): void;
   /**
    * `ignored`: packets dropped unread (from source port 0, or from off the link);
@@ -293,28 +296,34 @@ export function startMdns(o: MdnsOptions): MdnsResponder {
   const multicast = (rs: Answer[]): void => {
     const t = now();
     const due = rs.map((r) => [keyOf(r), r] as [string, Answer]).filter(([k]) => isDue(k, t));
-    // An announcement waiting for its second is made by this answer.
-    for (const [k, r] of due) if (pending.get(k) === r) pending.delete(k);
+    // An announcement waiting for its second is made by this answer (one of its sends).
+    for (const [k, r] of due) {
+      const p = pending.get(k);
+      if (p?.r === r && --p.left === 0) pending.delete(k);
+    }
     send(due, t);
   };
   // Announcements wait for their record's second instead (a goodbye then the record
   // back within a second must not leave browsers with the goodbye): the latest wish per
-  // record, sent when due.
-  const pending = new Map<string, Answer>();
+  // record, sent when due, as often as `left` says (a new record twice, a second
+  // apart, RFC 6762 8.3, so that one lost packet does not hide it; a goodbye once).
+  const pending = new Map<string, { r: Answer; left: number }>();
   let flushTimer: NodeJS.Timeout | undefined;
   let closed = false;
   const flush = (): void => {
+    if (flushTimer) clearTimeout(flushTimer);
     flushTimer = undefined;
     if (closed) return;
     const t = now();
     const due: Array<[string, Answer]> = [];
-    let next = Infinity;
-    for (const [k, r] of pending) {
-      if (isDue(k, t)) due.push([k, r]);
-      else next = Math.min(next, lastMulticast.get(k)! + MULTICAST_GAP_MS);
+    for (const [k, p] of pending) {
+      if (!isDue(k, t)) continue;
+      due.push([k, p.r]);
+      if (--p.left === 0) pending.delete(k);
     }
-    for (const [k] of due) pending.delete(k);
     send(due, t);
+    let next = Infinity;
+    for (const k of pending.keys()) next = Math.min(next, (lastMulticast.get(k) ?? t) + MULTICAST_GAP_MS);
     if (pending.size > 0) {
       flushTimer = setTimeout(flush, Math.max(10, next - t));
       flushTimer.unref?.();
@@ -372,10 +381,12 @@ export function startMdns(o: MdnsOptions): MdnsResponder {
         // Goodbyes: the record as it was announced, with TTL 0 (RFC 6762 10.1).
         const gone = [...before].filter(([k]) => !current.has(k)).map(([k, r]) => [k, { ...r, ttl: 0 } as Answer] as const);
         announced = current;
-        if (added.length + gone.length === 0) return;
-        stats.announcements++;
-        stats.goodbyes += gone.length;
-        for (const [k, r] of [...gone, ...added]) pending.set(k, r);
+        if (added.length + gone.length > 0) {
+          stats.announcements++;
+          stats.goodbyes += gone.length;
+          for (const [k, r] of gone) pending.set(k, { r, left: 1 });
+          for (const [k, r] of added) pending.set(k, { r, left: ANNOUNCE_SENDS });
+        }
         flush();
       } catch (err) {
         o.log.warn({ error: (err as Error).message }, 'services mDNS: announcement not sent');
