@@ -68,7 +68,16 @@ export async function startServices(kv: KvPort, o: { self: string; cluster: stri
       const { startMdns } = await import('./mdns.ts');
       const m = startMdns({ ttlSec: o.config.mdns.ttlSec, ...(o.config.mdns.interface ? { interface: o.config.mdns.interface } : {}), catalog: () => registry.cached(), log: o.log });
       mdns = m;
-      registry.onChange(() => m.announce());
+      // One announcement for a run of changes: a node that starts with 300 instances in
+      // its log saw ~300 catalog changes in one go, and each announce() rebuilds the
+      // records of the whole catalog (~1,200) to find what changed.
+      let queued: NodeJS.Immediate | undefined;
+      registry.onChange(() => {
+        queued ??= setImmediate(() => {
+          queued = undefined;
+          m.announce();
+        });
+      });
     }
   } catch (err) {
     registry.stop();
