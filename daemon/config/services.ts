@@ -32,6 +32,26 @@ export const servicesSchema = () => z.strictObject({
       listen: z.string({ error: 'expected host:port' }).regex(/^(?:\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, { error: 'expected host:port, e.g. 127.0.0.1:8600' }).default('127.0.0.1:8600'),
       /** TTL of the answers, seconds. Default 5: resolvers ask again soon after a change. */
       ttlSec: int('seconds', 0, 3600).default(5),
+      /**
+       * Full UDP answers per source address (a token bucket each): past the rate a source
+       * gets TC-only "slips" about the size of its query, so that a forged source address
+       * cannot turn the port into an amplifier; real resolvers retry over TCP, which is
+       * not limited. The defaults serve a resolver that forwards a whole board's lookups.
+       */
+      udpRate: z
+        .strictObject({
+          /** Answers a second, sustained. Default 50. */
+          perSec: int('answers a second', 1, 100_000).default(50),
+          /** Answers above the rate a source may draw at once. Default 100. */
+          burst: int('answers', 1, 100_000).default(100),
+          /**
+           * Source addresses whose rate is tracked, least recently seen forgotten first
+           * (a forgotten source starts with a full burst again). Default 4096; each costs
+           * ~150 bytes, so the bound keeps a flood of forged sources to a few MB.
+           */
+          sources: int('addresses', 1, 65_536).default(4096),
+        })
+        .prefault({}),
     })
     .optional(),
   /**

@@ -13,7 +13,9 @@
  * (this is no recursive resolver). Answers fit the client's UDP size (512 bytes, or
  * its EDNS size up to UDP_MAX, 1232): extra records go first, then answers, with TC set
  * so the client asks again over TCP on the same port, where answers are up to 64 KB.
- * A query with an EDNS OPT record gets one back (RFC 6891 7) advertising UDP_MAX.
+ * A query with an EDNS OPT record gets one back (RFC 6891 7) advertising UDP_MAX; two
+ * OPT records, or one outside the additional section, are FORMERR, an EDNS version
+ * above 0 is BADVERS (see answer()).
  *
  * UDP answers go to whatever source address a datagram claims, so a host that can
  * forge one can aim the answers at a victim: with EDNS sizes up to 4096 bytes a 54-byte
@@ -43,7 +45,7 @@ export interface DnsOptions {
   host: string;
   /** TCP bounds (tests): idle close without a completed query, connections per client address, in all. */
   tcp?: { idleMs?: number; perAddress?: number; max?: number };
-  /** UDP answers per source address (tests): sustained per second, the burst above it, addresses tracked. */
+  /** UDP answers per source address (config services.dns.udpRate): sustained per second, the burst above it, addresses tracked. */
   udpRate?: { perSec?: number; burst?: number; sources?: number };
   port: number;
   cluster: string;
@@ -54,7 +56,7 @@ export interface DnsOptions {
 
 export interface DnsServer {
   port: number;
-  readonly stats: { queries: number; malformed: number; nxdomain: number; refused: number; tcpConnections: number; slipped: number };
+  readonly stats: { queries: number; malformed: number; nxdomain: number; refused: number; formerr: number; badvers: number; tcpConnections: number; slipped: number };
   close(): Promise<void>;
 }
 
@@ -68,7 +70,17 @@ const UDP_RATE = { perSec: 50, burst: 100 };
 const RATE_SOURCES = 4096;
 const AA = 1 << 10;
 const TC = 1 << 9;
-const RCODE = { NOERROR: 0, FORMERR: 1, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5 } as const;
+const RCODE = { NOERROR: 0, FORMERR: 1, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5, BADVERS: 16 } as const;
+/** The EDNS version this server speaks (RFC 6891: 0, the only one there is). */
+const EDNS_VERSION = 0;
+
+/**
+ * This server's OPT record (RFC 6891 6.1.2): the UDP size it takes, version 0, and the
+ * upper 8 bits of a 12-bit RCODE (BADVERS = 16 is 1 here and 0 in the header).
+ */
+function ourOpt(rcode = 0): Answer {
+  return { type: 'OPT', name: '.', udpPayloadSize: UDP_MAX, extendedRcode: rcode >> 4, ednsVersion: EDNS_VERSION, flags: 0, options: [] } as unknown as Answer;
+}
 
 /**
  * Whether a decoded name encodes back to what was asked. dns-packet decodes a label's
@@ -81,10 +93,34 @@ function reEncodable(name: string): boolean {
   return name.replace(/\.$/, '').split('.').every((l) => Buffer.byteLength(l) <= 63) && Buffer.byteLength(name) <= 255;
 }
 
-/** The answer to one query packet (exported for tests without sockets). */
+/**
+ * The answer to one query packet (exported for tests without sockets); `rcode` is the
+ * whole RCODE (16 for BADVERS, whose upper bits travel in the OPT record).
+ *
+ * EDNS (RFC 6891): a query with an OPT record gets this server's OPT back (6.1.1). A
+ * query with more than one OPT record, or one outside the additional section (where
+ * 6.1.1 puts it), is FORMERR; an OPT record of a version above 0 is BADVERS (6.1.3),
+ * with no records, so that the client falls back to version 0. Both error answers
+ * carry an OPT record of version 0 (section 7: a client then tells a server that
+ * knows EDNS from one that does not).
+ */
 export function answer(query: Packet, o: { cluster: string; ttlSec: number; catalog: Catalog }): { packet: Packet; rcode: number } {
   const zone = `service.${o.cluster}.quorumd`;
   const q = (query.questions ?? [])[0] as Question | undefined;
+  const isOpt = (r: Answer) => r.type === 'OPT';
+  const opts = (query.additionals ?? []).filter(isOpt) as Array<Answer & { ednsVersion?: number }>;
+  const misplaced = [...(query.answers ?? []), ...(query.authorities ?? [])].some(isOpt);
+  const edns = opts.length > 0 || misplaced;
+  const echoed = q && reEncodable(q.name) ? [q] : [];
+  const fail = (rcode: number): { packet: Packet; rcode: number } => ({ packet: { type: 'response', id: query.id ?? 0, questions: echoed, flags: rcode & 0xf, answers: [], additionals: edns ? [ourOpt(rcode)] : [] }, rcode });
+  if (misplaced || opts.length > 1) return fail(RCODE.FORMERR);
+  if ((opts[0]?.ednsVersion ?? 0) > EDNS_VERSION) return fail(RCODE.BADVERS);
+  const r = answerRecords(query, q, zone, o);
+  if (edns) r.packet.additionals = [...(r.packet.additionals ?? []), ourOpt(r.rcode)];
+  return r;
+}
+
+function answerRecords(query: Packet, q: Question | undefined, zone: string, o: { ttlSec: number; catalog: Catalog }): { packet: Packet; rcode: number } {
   const base = { type: 'response' as const, id: query.id ?? 0, questions: q ? [q] : [] };
   if (!q || !reEncodable(q.name)) return { packet: { ...base, questions: [], flags: RCODE.FORMERR }, rcode: RCODE.FORMERR };
   // Only standard queries (opcode 0); NOTIFY, UPDATE and the rest are not implemented (RFC 1035 4.1.1).
@@ -155,9 +191,9 @@ export function encodeWithin(p: Packet, limit: number): Buffer {
   return dnsPacket.encode({ ...p, answers, additionals: [...adds.slice(0, b.n), ...opt] });
 }
 
-export function startDns(o: DnsOptions): Promise<DnsServer> {
+function startDnsOnce(o: DnsOptions): Promise<DnsServer> {
   const sock: Socket = createSocket({ type: isIP(o.host) === 6 ? 'udp6' : 'udp4' });
-  const stats = { queries: 0, malformed: 0, nxdomain: 0, refused: 0, tcpConnections: 0, slipped: 0 };
+  const stats = { queries: 0, malformed: 0, nxdomain: 0, refused: 0, formerr: 0, badvers: 0, tcpConnections: 0, slipped: 0 };
   // Full UDP answers per source address: a token bucket each, in least-recently-seen order.
   const rate = { perSec: o.udpRate?.perSec ?? UDP_RATE.perSec, burst: o.udpRate?.burst ?? UDP_RATE.burst, sources: o.udpRate?.sources ?? RATE_SOURCES };
   const buckets = new Map<string, { tokens: number; at: number }>();
@@ -195,10 +231,11 @@ export function startDns(o: DnsOptions): Promise<DnsServer> {
       const { packet, rcode } = answer(query, { cluster: o.cluster, ttlSec: o.ttlSec, catalog: o.catalog() });
       if (rcode === RCODE.NXDOMAIN) stats.nxdomain++;
       if (rcode === RCODE.REFUSED) stats.refused++;
-      // EDNS (RFC 6891): a query with an OPT record gets one, with the UDP size this server takes.
+      if (rcode === RCODE.FORMERR) stats.formerr++;
+      if (rcode === RCODE.BADVERS) stats.badvers++;
+      // EDNS (RFC 6891): answer() added this server's OPT record for a query with one.
       const asked = (query.additionals ?? []).find((a) => a.type === 'OPT') as { udpPayloadSize?: number } | undefined;
-      const opt: Answer[] = asked ? [{ type: 'OPT', name: '.', udpPayloadSize: UDP_MAX, extendedRcode: 0, ednsVersion: 0, flags: 0, options: [] } as unknown as Answer] : [];
-      packet.additionals = [...(packet.additionals ?? []), ...opt];
+      const opt = (packet.additionals ?? []).filter((a) => a.type === 'OPT');
       if (udpFrom === undefined) return encodeWithin(packet, 65_535);
       if (!take(udpFrom)) {
         // The slip: no records, TC set; its question is the query's, re-encoded no longer.
@@ -294,10 +331,18 @@ export function startDns(o: DnsOptions): Promise<DnsServer> {
       if (!later) work();
     });
   });
+  const close = async () => {
+    for (const c of conns) c.destroy();
+    await Promise.all([new Promise<void>((r) => sock.close(() => r())), new Promise<void>((r) => tcp.close(() => r()))]);
+  };
   return new Promise((resolve, reject) => {
-    sock.once('error', reject);
+    const bindFailed = (err: Error) => {
+      sock.close();
+      reject(err);
+    };
+    sock.once('error', bindFailed);
     sock.bind(o.port, o.host, () => {
-      sock.off('error', reject);
+      sock.off('error', bindFailed);
       sock.on('error', (err) => o.log.warn({ error: err.message }, 'services DNS: socket error'));
       const port = sock.address().port;
       tcp.once('error', (err) => {
@@ -306,15 +351,31 @@ export function startDns(o: DnsOptions): Promise<DnsServer> {
       });
       tcp.listen(port, o.host, () => {
         tcp.on('error', (err) => o.log.warn({ error: err.message }, 'services DNS: TCP error'));
-        resolve({
-          port,
-          stats,
-          close: async () => {
-            for (const c of conns) c.destroy();
-            await Promise.all([new Promise<void>((r) => sock.close(() => r())), new Promise<void>((r) => tcp.close(() => r()))]);
-          },
-        });
+        resolve({ port, stats, close });
       });
     });
   });
+}
+
+/** Attempts at a UDP and TCP pair on one port number when `port` is 0 (any free one). */
+export const PORT0_ATTEMPTS = 16;
+
+/**
+ * Starts the DNS interface: UDP and TCP on `o.port`. With port 0 the kernel picks a
+ * free UDP port, and TCP must then listen on the same number, which something else may
+ * hold (the two protocols' ports are separate): then both are closed and another pair
+ * is tried, up to PORT0_ATTEMPTS times. A given port that is taken is an error at once.
+ */
+export async function startDns(o: DnsOptions): Promise<DnsServer> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startDnsOnce(o);
+    } catch (err) {
+      const inUse = (err as NodeJS.ErrnoException).code === 'EADDRINUSE';
+      if (o.port !== 0 || !inUse || attempt >= PORT0_ATTEMPTS) {
+        if (o.port === 0 && inUse) throw new Error(`services DNS: no port free for both UDP and TCP on ${o.host} after ${attempt} attempts (last: ${(err as Error).message})`);
+        throw err;
+      }
+    }
+  }
 }

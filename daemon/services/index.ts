@@ -61,14 +61,23 @@ export async function startServices(kv: KvPort, o: { self: string; cluster: stri
       const l = parseListen(o.config.dns.listen);
       if (!l) throw new Error(`services.dns.listen: expected host:port, got ${o.config.dns.listen}`);
       const { startDns } = await import('./dns.ts');
-      dns = await startDns({ host: l.host, port: l.port, cluster: o.cluster, ttlSec: o.config.dns.ttlSec, catalog: () => registry.cached(), log: o.log });
+      dns = await startDns({ host: l.host, port: l.port, cluster: o.cluster, ttlSec: o.config.dns.ttlSec, udpRate: o.config.dns.udpRate, catalog: () => registry.cached(), log: o.log });
       o.log.info({ dns: `${l.host}:${dns.port}`, zone: `service.${o.cluster}.quorumd` }, 'services: DNS interface listening');
     }
     if (o.config.mdns) {
       const { startMdns } = await import('./mdns.ts');
       const m = startMdns({ ttlSec: o.config.mdns.ttlSec, ...(o.config.mdns.interface ? { interface: o.config.mdns.interface } : {}), catalog: () => registry.cached(), log: o.log });
       mdns = m;
-      registry.onChange(() => m.announce());
+      // One announcement for a run of changes: a node that starts with 300 instances in
+      // its log saw ~300 catalog changes in one go, and each announce() rebuilds the
+      // records of the whole catalog (~1,200) to find what changed.
+      let queued: NodeJS.Immediate | undefined;
+      registry.onChange(() => {
+        queued ??= setImmediate(() => {
+          queued = undefined;
+          m.announce();
+        });
+      });
     }
   } catch (err) {
     registry.stop();

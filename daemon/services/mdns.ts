@@ -10,9 +10,20 @@
  *   <instance>-<name>.local       A / AAAA  the instance's address (IP addresses only)
  *
  * Every node with mdns on answers queries for the healthy instances of its cached
- * catalog and announces the whole set when the catalog changes (an unsolicited
- * response). Instances that went away are not "goodbye"-announced: their records age
- * out after ttlSec. Queries it cannot parse are ignored.
+ * catalog. It announces (an unsolicited response) the whole set once, then at each
+ * catalog change only what changed: records that are new, each twice a second apart
+ * (RFC 6762 8.3), and a goodbye (the record with TTL 0, RFC 6762 10.1) for each record
+ * that went away, so that browsers drop an instance at once instead of after ttlSec.
+ * Re-announcing the whole set at every
+ * change sent every record of 300 instances (~1,200 records in 36 packets) to every
+ * host on the LAN for each registration. Queries it cannot parse are ignored.
+ *
+ * mDNS is for one link (RFC 6762 11): a packet whose source address is not on a link
+ * of this host (in the subnet of one of the receiving interface's addresses, or
+ * link-local) is dropped unread, so a host elsewhere cannot query the responder
+ * through a router with unicast to port 5353. This responder never acts on other
+ * responders' responses (it does no probing or conflict resolution), so there is
+ * nothing else to accept.
  *
  * Anybody on the LAN can send to 5353, so: a record is multicast at most once a second
  * however many queries ask for it (RFC 6762 6), each record is answered once however
@@ -22,6 +33,7 @@
  */
 import makeMdns from 'multicast-dns';
 import { isIP } from 'node:net';
+import { networkInterfaces, type NetworkInterfaceInfo } from 'node:os';
 import dnsPacket, { type Answer } from 'dns-packet';
 import type { Catalog } from './registry.ts';
 import type { InstanceView } from './catalog.ts';
@@ -34,6 +46,9 @@ export interface MdnsOptions {
   ip?: string;
   catalog: () => Catalog;
   log: { warn(fields: Record<string, unknown>, msg: string): void };
+  /** Tests: the host's interfaces (default os.networkInterfaces()) and a monotonic clock in ms (default performance.now()). */
+  interfaces?: () => NodeJS.Dict<NetworkInterfaceInfo[]>;
+  now?: () => number;
 }
 
 /** DNS limits the records must keep to (RFC 1035 2.3.4, RFC 6763 6.1). */
@@ -48,8 +63,56 @@ const MAX_TXT_STRING = 255;
 export const MAX_PACKET = 1400;
 /** RFC 6762 6: a record is multicast at most once a second (per interface; this responder has one). */
 const MULTICAST_GAP_MS = 1000;
+/** RFC 6762 8.3: a new record is announced at least twice, a second apart. */
+const ANNOUNCE_SENDS = 2;
 /** RFC 6762 6.7: the TTL of records in an answer to a one-shot (legacy unicast) query. */
 const LEGACY_TTL = 10;
+/** How long the host's interface addresses are taken as they were read (a DHCP lease may change them). */
+const INTERFACES_MS = 5000;
+
+/** An IP address as a number (v4: 32 bits, v6: 128), or undefined; an IPv4-mapped IPv6 address is its IPv4 address. */
+function ipBits(addr: string): { v: 4 | 6; n: bigint } | undefined {
+  let a = addr.replace(/%.*$/, ''); // fe80::1%eth0: the zone is no part of the address
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(a);
+  if (mapped) a = mapped[1]!;
+  const fam = isIP(a);
+  if (fam === 4) return { v: 4, n: a.split('.').reduce((n, o) => (n << 8n) | BigInt(Number(o)), 0n) };
+  if (fam !== 6) return undefined;
+  // Expand "::" and a trailing dotted IPv4 part into eight 16-bit groups.
+  let tail: string[] = [];
+  const dotted = /(\d+\.\d+\.\d+\.\d+)$/.exec(a);
+  if (dotted) {
+    const v4 = ipBits(dotted[1]!)!.n;
+    tail = [(v4 >> 16n).toString(16), (v4 & 0xffffn).toString(16)];
+    a = a.slice(0, -dotted[1]!.length);
+    if (!a.endsWith('::')) a = a.slice(0, -1);
+  }
+  const [head = '', rest] = a.split('::');
+  const hs = head ? head.split(':') : [];
+  const rs = rest === undefined ? [] : rest ? rest.split(':') : [];
+  const fill = rest === undefined ? [] : Array(8 - hs.length - rs.length - tail.length).fill('0');
+  const groups = [...hs, ...fill, ...rs, ...tail];
+  return { v: 6, n: groups.reduce((n, g) => (n << 16n) | BigInt(parseInt(g, 16)), 0n) };
+}
+
+/**
+ * Whether `addr` is on one of the links `ifaces` are on (exported for tests): in the
+ * subnet of one of their addresses (address and netmask), or link-local (169.254/16,
+ * fe80::/10), which is on-link whatever the interface. RFC 6762 11's test for a packet.
+ */
+export function onLink(addr: string, ifaces: NetworkInterfaceInfo[]): boolean {
+  const a = ipBits(addr);
+  if (!a) return false;
+  if (a.v === 4 && a.n >> 16n === 0xa9fen) return true;
+  if (a.v === 6 && a.n >> 118n === 0x3fan) return true;
+  for (const i of ifaces) {
+    const net = ipBits(i.address);
+    const mask = ipBits(i.netmask);
+    if (!net || !mask || net.v !== a.v || mask.v !== a.v) continue;
+    if ((net.n & mask.n) === (a.n & mask.n)) return true;
+  }
+  return false;
+}
 
 const bytes = (s: string) => Buffer.byteLength(s);
 
@@ -134,14 +197,49 @@ export function packets(records: Answer[]): Answer[][] {
 export interface MdnsResponder {
   /** Resolves once the socket is bound (queries sent before may be lost); rejects with the bind error. */
   readonly ready: Promise<void>;
+  /** Announces what changed since the last announcement (the first time: everything); each new record is sent twice, a second apart. */
   announce(): void;
-  readonly stats: { queries: number; answered: number; announcements: number; skipped: number; multicastRecords: number };
+  /**
+   * `ignored`: packets dropped unread (from source port 0, or from off the link);
+   * `goodbyes`: records announced with TTL 0 because they went away;
+   * `multicastPackets`/`multicastRecords`: what went out to the group.
+   */
+  readonly stats: { queries: number; answered: number; ignored: number; announcements: number; goodbyes: number; skipped: number; multicastRecords: number; multicastPackets: number };
   close(): Promise<void>;
 }
 
 export function startMdns(o: MdnsOptions): MdnsResponder {
-  const m = makeMdns({ ...(o.interface ? { interface: o.interface } : {}), ...(o.port ? { port: o.port } : {}), ...(o.ip ? { ip: o.ip } : {}), multicast: true, loopback: true, reuseAddr: true });
-  const stats = { queries: 0, answered: 0, announcements: 0, skipped: 0, multicastRecords: 0 };
+  const stats = { queries: 0, answered: 0, ignored: 0, announcements: 0, goodbyes: 0, skipped: 0, multicastRecords: 0, multicastPackets: 0 };
+  // The socket is bound to the wildcard address, `interface` naming where to join the
+  // group and send: a UDP socket bound to a unicast address (what multicast-dns does
+  // with `interface` alone) receives no datagram sent to 224.0.0.251 on Linux, so a
+  // responder given an interface heard no multicast query at all. So an interface
+  // address this host does not have is refused here, as its bind used to be.
+  // (0.0.0.0, the wildcard itself, means no particular interface, as it always did.)
+  const hostAddresses = Object.values((o.interfaces ?? networkInterfaces)()).flatMap((l) => (l ?? []).filter((i) => i.family === 'IPv4').map((i) => i.address));
+  if (o.interface !== undefined && o.interface !== '0.0.0.0' && !hostAddresses.includes(o.interface)) {
+    const err = Object.assign(new Error(`bind EADDRNOTAVAIL ${o.interface}: no interface of this host has that IPv4 address (it has ${hostAddresses.join(', ') || 'none'})`), { code: 'EADDRNOTAVAIL' });
+    o.log.warn({ error: err.message }, 'services mDNS: socket error');
+    const ready = Promise.reject(err);
+    ready.catch(() => undefined);
+    return { ready, stats, announce: () => undefined, close: async () => undefined };
+  }
+  const m = makeMdns({ ...(o.interface ? { interface: o.interface, bind: '0.0.0.0' } : {}), ...(o.port ? { port: o.port } : {}), ...(o.ip ? { ip: o.ip } : {}), multicast: true, loopback: true, reuseAddr: true });
+  const now = o.now ?? (() => performance.now());
+  // The addresses of the interface(s) packets arrive on: the one whose address is
+  // `interface` (while no interface has that address: all of them), or every interface
+  // of the host (Node does not say which one a datagram came in on). Read again after
+  // INTERFACES_MS, not for every packet.
+  let links: { at: number; ifaces: NetworkInterfaceInfo[] } | undefined;
+  const local = (addr: string): boolean => {
+    const t = now();
+    if (!links || t - links.at > INTERFACES_MS) {
+      const all = Object.values((o.interfaces ?? networkInterfaces)()).filter((l): l is NetworkInterfaceInfo[] => l !== undefined);
+      const mine = o.interface && o.interface !== '0.0.0.0' ? all.filter((l) => l.some((i) => i.address === o.interface)) : all;
+      links = { at: t, ifaces: (mine.length > 0 ? mine : all).flat() };
+    }
+    return onLink(addr, links.ifaces);
+  };
   m.on('error', (err: Error) => o.log.warn({ error: err.message }, 'services mDNS: socket error'));
   m.on('warning', (err: Error) => o.log.warn({ error: err.message }, 'services mDNS: bad packet ignored'));
   const sent = (err: Error | null) => err && o.log.warn({ error: err.message }, 'services mDNS: packet not sent');
@@ -182,19 +280,65 @@ export function startMdns(o: MdnsOptions): MdnsResponder {
   const lastMulticast = new Map<string, number>();
   // (Computed when the records are built: dns-packet's encoder turns TXT strings into Buffers in place.)
   const keyOf = (r: Answer) => memo?.keys.get(r) ?? `${r.type} ${r.name.toLowerCase()} ${JSON.stringify((r as { data?: unknown }).data)}`;
-  const multicast = (rs: Answer[]): void => {
-    const now = performance.now();
-    const due = rs.filter((r) => now - (lastMulticast.get(keyOf(r)) ?? -Infinity) >= MULTICAST_GAP_MS);
+  /** Sends records (keyed) to the group now, noting when. */
+  const send = (due: Array<[string, Answer]>, t: number): void => {
     if (due.length === 0) return;
-    if (lastMulticast.size > 2 * (memo?.all.length ?? 0) + 64) for (const [k, t] of lastMulticast) if (now - t >= MULTICAST_GAP_MS) lastMulticast.delete(k);
-    for (const r of due) lastMulticast.set(keyOf(r), now);
+    if (lastMulticast.size > 2 * (memo?.all.length ?? 0) + 64) for (const [k, at] of lastMulticast) if (t - at >= MULTICAST_GAP_MS) lastMulticast.delete(k);
+    for (const [k] of due) lastMulticast.set(k, t);
     stats.multicastRecords += due.length;
-    for (const answers of packets(due)) m.respond({ answers }, sent);
+    for (const answers of packets(due.map(([, r]) => r))) {
+      stats.multicastPackets++;
+      m.respond({ answers }, sent);
+    }
   };
+  const isDue = (k: string, t: number) => t - (lastMulticast.get(k) ?? -Infinity) >= MULTICAST_GAP_MS;
+  /** Answers to queries: the records multicast less than a second ago are left out (the querier just heard them). */
+  const multicast = (rs: Answer[]): void => {
+    const t = now();
+    const due = rs.map((r) => [keyOf(r), r] as [string, Answer]).filter(([k]) => isDue(k, t));
+    // An announcement waiting for its second is made by this answer (one of its sends).
+    for (const [k, r] of due) {
+      const p = pending.get(k);
+      if (p?.r === r && --p.left === 0) pending.delete(k);
+    }
+    send(due, t);
+  };
+  // Announcements wait for their record's second instead (a goodbye then the record
+  // back within a second must not leave browsers with the goodbye): the latest wish per
+  // record, sent when due, as often as `left` says (a new record twice, a second
+  // apart, RFC 6762 8.3, so that one lost packet does not hide it; a goodbye once).
+  const pending = new Map<string, { r: Answer; left: number }>();
+  let flushTimer: NodeJS.Timeout | undefined;
+  let closed = false;
+  const flush = (): void => {
+    if (flushTimer) clearTimeout(flushTimer);
+    flushTimer = undefined;
+    if (closed) return;
+    const t = now();
+    const due: Array<[string, Answer]> = [];
+    for (const [k, p] of pending) {
+      if (!isDue(k, t)) continue;
+      due.push([k, p.r]);
+      if (--p.left === 0) pending.delete(k);
+    }
+    send(due, t);
+    let next = Infinity;
+    for (const k of pending.keys()) next = Math.min(next, (lastMulticast.get(k) ?? t) + MULTICAST_GAP_MS);
+    if (pending.size > 0) {
+      flushTimer = setTimeout(flush, Math.max(10, next - t));
+      flushTimer.unref?.();
+    }
+  };
+  // What the last announcement said: record key -> record.
+  let announced: Map<string, Answer> | undefined;
 
   m.on('query', (q, rinfo) => {
     // No socket sends from port 0 (and Node throws on a send to it): a forged source.
-    if (rinfo.port === 0) return;
+    // And mDNS is for this link only (RFC 6762 11): a source elsewhere is not answered.
+    if (rinfo.port === 0 || !local(rinfo.address)) {
+      stats.ignored++;
+      return;
+    }
     stats.queries++;
     try {
       const { all, byName } = records();
@@ -231,13 +375,27 @@ export function startMdns(o: MdnsOptions): MdnsResponder {
     announce: () => {
       try {
         const { all } = records();
-        if (all.length === 0) return;
-        stats.announcements++;
-        multicast(all);
+        const current = new Map(all.map((r) => [keyOf(r), r]));
+        const before = announced ?? new Map<string, Answer>();
+        const added = [...current].filter(([k]) => !before.has(k));
+        // Goodbyes: the record as it was announced, with TTL 0 (RFC 6762 10.1).
+        const gone = [...before].filter(([k]) => !current.has(k)).map(([k, r]) => [k, { ...r, ttl: 0 } as Answer] as const);
+        announced = current;
+        if (added.length + gone.length > 0) {
+          stats.announcements++;
+          stats.goodbyes += gone.length;
+          for (const [k, r] of gone) pending.set(k, { r, left: 1 });
+          for (const [k, r] of added) pending.set(k, { r, left: ANNOUNCE_SENDS });
+        }
+        flush();
       } catch (err) {
         o.log.warn({ error: (err as Error).message }, 'services mDNS: announcement not sent');
       }
     },
-    close: () => new Promise<void>((r) => m.destroy(() => r())),
+    close: () => {
+      closed = true;
+      if (flushTimer) clearTimeout(flushTimer);
+      return new Promise<void>((r) => m.destroy(() => r()));
+    },
   };
 }

@@ -123,8 +123,8 @@ export class ServiceRegistry {
   private stopped = false;
   private cache: Catalog = { index: 0, instances: [] };
   private readonly changeListeners = new Set<(c: Catalog) => void>();
-  /** Counters for /metrics and tests. */
-  readonly stats = { registered: 0, deregistered: 0, reaped: 0, healthChanges: 0, renewals: 0 };
+  /** Counters for /metrics and tests; `reapPasses`: reaper passes completed (as the active leader or not). */
+  readonly stats = { registered: 0, deregistered: 0, reaped: 0, healthChanges: 0, renewals: 0, reapPasses: 0 };
 
   constructor(
     private readonly kv: KvPort,
@@ -155,7 +155,7 @@ export class ServiceRegistry {
     };
     const reap = () => {
       if (this.stopped) return;
-      void this.reap();
+      void this.reap().finally(() => this.stats.reapPasses++);
       this.reapTimer = setTimeout(reap, Math.max(100, Math.floor(this.o.nodeTtlMs / 4)));
       this.reapTimer.unref?.();
     };

@@ -64,6 +64,11 @@ function registry(kv: KvPort, self: string, o: { nodeTtlMs?: number; scriptCheck
   regs.push(r);
   return r;
 }
+/** Waits (bounded) until `r`'s reaper has completed `n` more passes from now. */
+async function passes(r: ServiceRegistry, n: number): Promise<void> {
+  const from = r.stats.reapPasses;
+  await until(`${n} reaper passes`, async () => r.stats.reapPasses >= from + n, 30_000);
+}
 const def = (instance: string, extra: Record<string, unknown> = {}) => parseInstanceDef('web', instance, { address: '10.0.0.1', port: 80, ...extra });
 const healthOf = async (r: ServiceRegistry, instance: string) => (await r.list({ stale: true })).instances.find((v) => v.instance === instance)?.health;
 
@@ -153,8 +158,10 @@ describe('liveness of the registering node', () => {
     await a.register(def('a2'), { operator: false });
     await b.register(def('b1'), { operator: false });
     kv.leading = true; // b's KV says "active leader" (both share it; only b reaps since a stops)
-    // a keeps renewing: nothing is removed over several TTLs.
-    await new Promise((r) => setTimeout(r, 1500));
+    // a keeps renewing: nothing is removed over several TTLs. Proven by b's reaper: passes
+    // are at least 150 ms apart (TTL / 4), so 10 passes after this point span over two
+    // TTLs, in which a silent node would have been removed (by the third pass after its TTL).
+    await passes(b, 10);
     expect((await b.list({ stale: true })).instances.map((v) => v.instance)).toEqual(['a1', 'a2', 'b1']);
     // a "crashes": its renewals stop.
     a.stop();
@@ -172,8 +179,11 @@ describe('liveness of the registering node', () => {
     const b = registry(kv, 'b', { nodeTtlMs: 400 });
     await a.register(def('a1'), { operator: false });
     a.stop();
-    await new Promise((r) => setTimeout(r, 1500));
+    // 10 of b's reaper passes (at least 100 ms apart): over two TTLs of a's silence, in
+    // which an active leader would have removed a1.
+    await passes(b, 10);
     expect((await b.list({ stale: true })).instances).toHaveLength(1);
+    expect(b.stats.reaped).toBe(0);
   });
 
   it('a watch returns at the next change, with the new index', async () => {
