@@ -41,6 +41,7 @@ udp = struct.pack('!HHHH', 0, port, n, c) + payload
 ip = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 20 + n, 1, 0, 64, 17, 0, lo, lo)
 s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW); s.sendto(ip + udp, ('127.0.0.1', 0))
 `;
+import { udpAsk } from './udp-ask.ts';
 function rawCapable(): { run: boolean; reason: string } {
   const r = spawnSync('python3', ['-c', 'import socket; socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)'], { encoding: 'utf8', timeout: 10_000 });
   if (r.status === 0) return { run: true, reason: '' };
@@ -72,23 +73,6 @@ async function uncaughtDuring<T>(f: () => Promise<T>): Promise<{ result: T; erro
   } finally {
     process.off('uncaughtException', on);
   }
-}
-
-function udpAsk(port: number, msg: Buffer, ms = 3000, from?: string): Promise<Buffer | undefined> {
-  return new Promise((resolve) => {
-    const s = createSocket('udp4');
-    if (from) s.bind(0, from);
-    const t = setTimeout(() => {
-      s.close();
-      resolve(undefined);
-    }, ms);
-    s.once('message', (m) => {
-      clearTimeout(t);
-      s.close();
-      resolve(m);
-    });
-    s.send(msg, port, '127.0.0.1');
-  });
 }
 
 describe('DNS interface under hostile input', () => {

@@ -11,24 +11,9 @@ import { startServices } from '../../daemon/services/index.ts';
 import { good, problems } from '../daemon/config/helpers.ts';
 import { freePort } from '../helpers/ports.ts';
 import { StillKv } from './still-kv.ts';
+import { udpAsk } from './udp-ask.ts';
 
 const log = { debug: () => undefined, info: () => undefined, warn: () => undefined };
-
-function udpAsk(port: number, msg: Buffer, ms = 5000): Promise<Buffer | undefined> {
-  return new Promise((resolve) => {
-    const s = createSocket('udp4');
-    const t = setTimeout(() => {
-      s.close();
-      resolve(undefined);
-    }, ms);
-    s.once('message', (m) => {
-      clearTimeout(t);
-      s.close();
-      resolve(m);
-    });
-    s.send(msg, port, '127.0.0.1');
-  });
-}
 
 describe('services.dns.udpRate', () => {
   it('defaults to 50 a second, bursts of 100, 4096 sources; each key is checked and named', () => {
@@ -58,7 +43,7 @@ describe('services.dns.udpRate', () => {
       // 8 queries at once: 3 from the burst, at most a few more from the refill (one a second) however slow the machine.
       const t0 = performance.now();
       for (let i = 0; i < 8; i++) {
-        const r = await udpAsk(port, q);
+        const r = await udpAsk(port, q, 5000);
         expect(r, `answer ${i}`).toBeDefined();
         tc.push((dnsPacket.decode(r!).flags! & (1 << 9)) !== 0);
       }

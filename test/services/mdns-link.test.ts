@@ -13,6 +13,7 @@ import type { Catalog } from '../../daemon/services/registry.ts';
 import type { InstanceView } from '../../daemon/services/catalog.ts';
 import { mdnsRecords, onLink, packets, startMdns } from '../../daemon/services/mdns.ts';
 import { freePort } from '../helpers/ports.ts';
+import { udpAsk } from './udp-ask.ts';
 
 const log = { warn: () => undefined };
 
@@ -21,22 +22,6 @@ const catalog = (instances: InstanceView[], index = 1): Catalog => ({ index, ins
 
 const iface = (address: string, netmask: string, family: 'IPv4' | 'IPv6' = 'IPv4'): NetworkInterfaceInfo =>
   ({ address, netmask, family, mac: '00:00:00:00:00:00', internal: false, cidr: null, ...(family === 'IPv6' ? { scopeid: 0 } : {}) }) as NetworkInterfaceInfo;
-
-function udpAsk(port: number, msg: Buffer, from: string, ms = 5000): Promise<Buffer | undefined> {
-  return new Promise((resolve) => {
-    const s = createSocket('udp4');
-    s.bind(0, from, () => s.send(msg, port, '127.0.0.1'));
-    const t = setTimeout(() => {
-      s.close();
-      resolve(undefined);
-    }, ms);
-    s.once('message', (m) => {
-      clearTimeout(t);
-      s.close();
-      resolve(m);
-    });
-  });
-}
 
 /** Every datagram sent to the group port `port` from now on, decoded, with when it was sent. */
 function captureSends(port: number) {
@@ -91,7 +76,7 @@ describe('mDNS: the local link only (RFC 6762 11)', () => {
         await new Promise<void>((r, j) => off.send(q, port, '127.0.0.1', (e) => (e ? j(e) : r())));
         // A later query from on the link, answered: the responder read the earlier one first
         // (and an answer to it would have been sent first).
-        const on = await udpAsk(port, q, '127.0.0.1');
+        const on = await udpAsk(port, q, 5000, '127.0.0.1');
         expect(on && dnsPacket.decode(on).answers!.map((a) => (a as { data: string }).data)).toEqual(['i1._web._tcp.local']);
         expect(m.stats).toMatchObject({ ignored: 1, queries: 1, answered: 1 });
         expect(heard, 'no answer off the link').toHaveLength(0);
@@ -106,7 +91,7 @@ describe('mDNS: the local link only (RFC 6762 11)', () => {
     const all = startMdns({ ttlSec: 120, port: port2, interfaces, catalog: () => catalog([inst(1)]), log });
     try {
       await all.ready;
-      const r = await udpAsk(port2, q, '127.0.0.2');
+      const r = await udpAsk(port2, q, 5000, '127.0.0.2');
       expect(r && dnsPacket.decode(r).answers).toHaveLength(1);
       expect(all.stats.ignored).toBe(0);
     } finally {
