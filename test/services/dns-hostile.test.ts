@@ -7,7 +7,7 @@
  * bound, or sent packets no resolver can read.
  */
 import { execFile, spawnSync } from 'node:child_process';
-import { createSocket, Socket as DgramSocket } from 'node:dgram';
+import { Socket as DgramSocket } from 'node:dgram';
 import { connect, createServer as createTcpServer, type Socket } from 'node:net';
 import dnsPacket from 'dns-packet';
 import { describe, expect, it, vi } from 'vitest';

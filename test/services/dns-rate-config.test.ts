@@ -3,7 +3,6 @@
  * key (defaults unchanged: 50 a second, bursts of 100, 4,096 sources), refused with the
  * key, the line and the range when it is wrong, and what a node runs with.
  */
-import { createSocket } from 'node:dgram';
 import dnsPacket from 'dns-packet';
 import { describe, expect, it } from 'vitest';
 import { parseConfigText } from '../../daemon/config/load.ts';
