@@ -57,14 +57,15 @@
  * Locks: <chroot>/locks/<name> = {owner, ttlMs}, a persistent znode; the lock is
  * expired when the ZooKeeper leader's clock is past its mtime + ttlMs (the "now" of
  * the ensemble is read by writing <chroot>/clock and reading its mtime). Token = the
- * czxid of the lock's znode. ZooKeeper has no per-key TTL (its TTL nodes need a
- * server switch and this client does not speak them), hence the clock znode.
+ * zxid of the write that granted it. The znode is never removed (released = empty),
+ * so its version never repeats (lockAcquire). ZooKeeper has no per-key TTL (its TTL
+ * nodes need a server switch and this client does not speak them), hence the clock znode.
  */
 import zk, { type ACL, type Client, type Exception, type Stat, type TransactionResult } from 'node-zookeeper-client';
 import type { JobRecord } from '../../src/kv/index.ts';
 import type { JobReport, Leadership } from '../jobs/coordinator.ts';
 import { Status, type ClientCallback, type ClientResult } from '../runtime/results.ts';
-import { answerOnce, checkCommand, decodeJobRecord, decodeLeaderRecord, decodeLockGrant, encodeJobRecord, KeyWatchers, leaseHex, sleep } from './common.ts';
+import { answerOnce, checkCommand, decodeJobRecord, decodeLeaderRecord, decodeLockGrant, encodeJobRecord, KeyWatchers, leaseHex, sleep, type LockGrant } from './common.ts';
 import type { EngineLog } from './etcd.ts';
 import { LeadershipGate } from './leadership.ts';
 import { decodeLeaderHistory, encodeLeaderHistory, suspectIds, type ExternalFencing, type Suspect } from './fencing.ts';
@@ -621,33 +622,59 @@ export class ZkEngine implements ExternalEngine {
     return timeOf(st.mtime);
   }
 
+  /**
+   * The fencing token of the grant in a lock znode: written into the record by the
+   * first rewrite (a renewal), else the mzxid of the write that made the grant (token 0
+   * in its record); a record of an older quorumd (no token field) has its znode's czxid.
+   */
+  private lockToken(g: LockGrant, stat: Stat): number {
+    if (g.token === undefined) return zxid(stat.czxid);
+    return g.token > 0 ? g.token : zxid(stat.mzxid);
+  }
+
+  /** The record to write back over grant `g` (a renewal, the holder asking again): its token kept. */
+  private lockRecord(g: LockGrant, stat: Stat): Buffer {
+    return Buffer.from(JSON.stringify({ owner: g.owner, ttlMs: g.ttlMs, digest: g.digest, token: this.lockToken(g, stat) }));
+  }
+
+  /*
+   * A lock znode is created once and never removed: a release writes it empty, a new
+   * grant overwrites a free or lapsed record. Every write is conditional on the version
+   * read, and since the znode is never re-created its version never repeats. (Removing
+   * and re-creating it restarted the version: a holder's renewal, or a second acquirer
+   * that had read the old znode, could then write over a newer grant that happened to
+   * have the same version — two holders at once.)
+   */
+
   lockAcquire(name: string, owner: string, ttlMs: number, lease: string, cb: ClientCallback): void {
     const bad = checkCommand({ op: 'lock.acquire', name, owner, ttlMs, now: 0 });
     if (bad) return cb(bad);
     const digest = leaseHex(lease);
     if (typeof digest !== 'string') return cb(digest);
     const path = this.lockPath(name);
-    const data = Buffer.from(JSON.stringify({ owner, ttlMs, digest }));
+    const fresh = Buffer.from(JSON.stringify({ owner, ttlMs, digest, token: 0 }));
     this.run(true, 'lock acquire', cb, async (c) => {
       for (let i = 0; i < 8; i++) {
         const cur = await this.read(c, path);
         if (!cur) {
-          const r = await this.multi(c, (t) => t.create(path, Buffer.alloc(0), this.acl, CreateMode.PERSISTENT).setData(path, data, 0));
-          if (r.ok) return { status: Status.OK, token: zxid(r.results[1]!.stat!.czxid), ttlMs };
+          // A create's answer has no stat: the setData in the same multi gives the zxid.
+          const r = await this.multi(c, (t) => t.create(path, Buffer.alloc(0), this.acl, CreateMode.PERSISTENT).setData(path, fresh, 0));
+          if (r.ok) return { status: Status.OK, token: zxid(r.results[1]!.stat!.mzxid), ttlMs };
           continue;
         }
-        const g = decodeLockGrant(name, cur.data.toString('utf8'));
-        const now = await this.serverNow(c);
-        const expired = typeof g === 'string' || timeOf(cur.stat.mtime) + g.ttlMs <= now;
-        if (expired) {
-          const r = await this.multi(c, (t) => t.remove(path, cur.stat.version).create(path, Buffer.alloc(0), this.acl, CreateMode.PERSISTENT).setData(path, data, 0));
-          if (r.ok) return { status: Status.OK, token: zxid(r.results[2]!.stat!.czxid), ttlMs };
+        // Empty: released. A record quorumd cannot read: treated as free (and overwritten).
+        const g = cur.data.length === 0 ? 'free' : decodeLockGrant(name, cur.data.toString('utf8'));
+        if (typeof g === 'string' && g !== 'free') this.o.log.warn({ lock: name, error: g }, 'zookeeper: a lock znode holds a record quorumd did not write; it is treated as free');
+        const free = typeof g === 'string' || timeOf(cur.stat.mtime) + g.ttlMs <= (await this.serverNow(c));
+        if (free) {
+          const r = await this.multi(c, (t) => t.setData(path, fresh, cur.stat.version));
+          if (r.ok) return { status: Status.OK, token: zxid(r.results[0]!.stat!.mzxid), ttlMs };
           continue;
         }
-        const token = zxid(cur.stat.czxid);
+        const token = this.lockToken(g, cur.stat);
         // Only the same lease id (a retry of the same request after a 504) is the holder asking again.
         if (g.owner !== owner || g.digest !== digest) return { status: Status.CONFLICT, holder: g.owner, token, error: `lock ${name} is held by ${g.owner}` };
-        const r = await this.multi(c, (t) => t.setData(path, data, cur.stat.version));
+        const r = await this.multi(c, (t) => t.setData(path, this.lockRecord({ ...g, ttlMs }, cur.stat), cur.stat.version));
         if (r.ok) return { status: Status.OK, token, ttlMs };
       }
       return { status: Status.UNAVAILABLE, error: `lock ${name} kept changing; try again` };
@@ -655,13 +682,13 @@ export class ZkEngine implements ExternalEngine {
   }
 
   /** The lock's znode if it is held (not expired) with lease digest `digest`. */
-  private async heldWith(c: Client, name: string, digest: string): Promise<{ data: Buffer; stat: Stat; ttlMs: number } | undefined> {
+  private async heldWith(c: Client, name: string, digest: string): Promise<{ data: Buffer; stat: Stat; grant: LockGrant } | undefined> {
     const cur = await this.read(c, this.lockPath(name));
-    if (!cur) return undefined;
+    if (!cur || cur.data.length === 0) return undefined;
     const g = decodeLockGrant(name, cur.data.toString('utf8'));
     if (typeof g === 'string' || g.digest !== digest) return undefined;
     if (timeOf(cur.stat.mtime) + g.ttlMs <= (await this.serverNow(c))) return undefined;
-    return { ...cur, ttlMs: g.ttlMs };
+    return { ...cur, grant: g };
   }
 
   lockRenew(name: string, lease: string, cb: ClientCallback): void {
@@ -672,10 +699,10 @@ export class ZkEngine implements ExternalEngine {
     this.run(true, 'lock renew', cb, async (c) => {
       const cur = await this.heldWith(c, name, digest);
       if (!cur) return { status: Status.CONFLICT, error: `lock ${name} is not held with that lease` };
-      // Rewriting the same data moves the znode's mtime: the TTL runs from now.
-      const r = await this.multi(c, (t) => t.setData(this.lockPath(name), cur.data, cur.stat.version));
+      // Rewriting the record moves the znode's mtime: the TTL runs from now.
+      const r = await this.multi(c, (t) => t.setData(this.lockPath(name), this.lockRecord(cur.grant, cur.stat), cur.stat.version));
       if (!r.ok) return { status: Status.CONFLICT, error: `lock ${name} changed while renewing` };
-      return { status: Status.OK, token: zxid(cur.stat.czxid), ttlMs: cur.ttlMs };
+      return { status: Status.OK, token: this.lockToken(cur.grant, cur.stat), ttlMs: cur.grant.ttlMs };
     });
   }
 
@@ -687,7 +714,8 @@ export class ZkEngine implements ExternalEngine {
     this.run(true, 'lock release', cb, async (c) => {
       const cur = await this.heldWith(c, name, digest);
       if (!cur) return { status: Status.CONFLICT, error: `lock ${name} is not held with that lease` };
-      const r = await this.multi(c, (t) => t.remove(this.lockPath(name), cur.stat.version));
+      // Written empty, not removed: the znode's version goes on growing (see above).
+      const r = await this.multi(c, (t) => t.setData(this.lockPath(name), Buffer.alloc(0), cur.stat.version));
       if (!r.ok) return { status: Status.CONFLICT, error: `lock ${name} changed while releasing` };
       return { status: Status.OK };
     });
