@@ -116,6 +116,13 @@ export function notApplied(err: unknown): boolean {
   return /ECONNREFUSED|No connection established|failed to connect|Connection dropped before|etcdserver: no leader|etcdserver: not capable|etcdserver: too many requests|etcdserver: request is too large|permission denied|authentication failed|invalid auth token|user name is empty|Tried to call a .* method on etcd3, but the client was already closed|Connection pool has no hosts/i.test(m);
 }
 
+/** The service went back (see EtcdEngine.checkNotBack); `sent`: the call reached it (a write may be applied there). */
+export class ServiceWentBack extends Error {
+  constructor(message: string, readonly sent: boolean) {
+    super(message);
+  }
+}
+
 const errText = (err: unknown) => String((err as Error)?.message ?? err).replace(/ Please report this error at .*$/, '').slice(0, 300);
 
 export class EtcdEngine implements ExternalEngine {
@@ -134,6 +141,8 @@ export class EtcdEngine implements ExternalEngine {
   private revisionFloor = 0;
   /** Stale reads answered below that floor and read again linearizably (tests look). */
   staleRereads = 0;
+  /** Why this node refuses for good: etcd answered below the floor (checkNotBack). */
+  private wentBack: string | undefined;
   private leaseId = '';
   private leaseGen = 0;
   private leaseLostFlag = false;
@@ -243,6 +252,7 @@ export class EtcdEngine implements ExternalEngine {
       leaderToken: this.leaderToken,
       ...this.gate.view(this.leaseId ? BigInt(this.leaseId).toString(16) : ''),
       endpoints: [...this.o.endpoints],
+      ...(this.wentBack ? { refused: this.wentBack } : {}),
       stats: { ...this.stats, windowEnds: this.gate.windowEnds },
     };
   }
@@ -253,6 +263,12 @@ export class EtcdEngine implements ExternalEngine {
   private async campaignLoop(): Promise<void> {
     let backoff = 100;
     while (!this.stopped) {
+      if (this.wentBack) {
+        // No campaign on a service that went back (the reason is logged and in the status).
+        this.role = 'connecting';
+        await sleep(1000);
+        continue;
+      }
       try {
         await this.campaignOnce();
         backoff = 100;
@@ -274,6 +290,7 @@ export class EtcdEngine implements ExternalEngine {
     let delay = 50;
     for (;;) {
       if (this.stopped) throw new Error('stopped');
+      if (this.wentBack) throw new ServiceWentBack(this.wentBack, false);
       if (this.leaseLostFlag || gen !== this.leaseGen) throw new Error('lease lost');
       try {
         const r = await within(fn(), this.o.requestTimeoutMs);
@@ -293,7 +310,7 @@ export class EtcdEngine implements ExternalEngine {
     const gen = ++this.leaseGen;
     // 1. The lease; its grant answer opens the window (sent at t0).
     const t0 = this.now();
-    const grant = await this.step('lease grant', () => this.client.leaseClient.leaseGrant({ TTL: this.o.ttlSec }), gen);
+    const grant = await this.step('lease grant', () => this.grantLease(this.o.ttlSec), gen);
     const ttl = rev(grant.TTL);
     if (ttl <= 0) throw new Error('lease granted with TTL 0');
     this.leaseId = grant.ID;
@@ -303,7 +320,7 @@ export class EtcdEngine implements ExternalEngine {
       // 2. Our election key.
       const myKey = Buffer.concat([this.p.election, enc(BigInt(grant.ID).toString(16))]);
       const put = await this.step('election key', () =>
-        this.client.kv.txn({
+        this.txn({
           compare: [{ key: myKey, target: 'Create', result: 'Equal', create_revision: 0 }],
           success: [{ request_put: { key: myKey, value: enc(this.o.self.name), lease: grant.ID } }],
           failure: [{ request_range: { key: myKey } }],
@@ -314,7 +331,7 @@ export class EtcdEngine implements ExternalEngine {
       // 3. Wait for every earlier candidate to go.
       for (;;) {
         const r = await this.step('predecessor', () =>
-          this.client.kv.range({ key: this.p.election, range_end: prefixEnd(this.p.election), max_create_revision: myRev - 1, sort_order: 'Descend', sort_target: 'Create', limit: 1 } as never), gen);
+          this.lrange({ key: this.p.election, range_end: prefixEnd(this.p.election), max_create_revision: myRev - 1, sort_order: 'Descend', sort_target: 'Create', limit: 1 } as never), gen);
         const pred = r.kvs[0];
         if (!pred) break;
         this.o.log.debug({ waitingFor: pred.value.toString() }, 'etcd: waiting for the earlier candidate');
@@ -326,14 +343,14 @@ export class EtcdEngine implements ExternalEngine {
       let win: ITxnResponse | undefined;
       let suspects: Suspect[] = [];
       for (let round = 0; !win; round++) {
-        const h = await this.step('leader history', () => this.client.kv.range({ key: this.p.history }), gen);
+        const h = await this.step('leader history', () => this.lrange({ key: this.p.history }), gen);
         const prevKv = h.kvs[0];
         const prev = prevKv ? decodeLeaderHistory(prevKv.value.toString('utf8')) : undefined;
         if (typeof prev === 'string') this.o.log.warn({ error: prev }, 'etcd: the leader history is unreadable: the previous leader is unknown');
         suspects = this.o.fencing?.suspectsAfter(prev) ?? [];
         const record = encodeLeaderHistory({ node: this.o.self.name, id: this.o.self.id, clean: false, suspects: suspectIds(suspects) });
         const r = await this.step('win', () =>
-          this.client.kv.txn({
+          this.txn({
             compare: [
               { key: myKey, target: 'Create', result: 'Equal', create_revision: myRev },
               prevKv ? { key: this.p.history, target: 'Mod', result: 'Equal', mod_revision: prevKv.mod_revision } : { key: this.p.history, target: 'Create', result: 'Equal', create_revision: 0 },
@@ -477,7 +494,7 @@ export class EtcdEngine implements ExternalEngine {
    */
   private async writeHistory(token: number, clean: boolean, suspects: Suspect[]): Promise<boolean> {
     const record = encodeLeaderHistory({ node: this.o.self.name, id: this.o.self.id, clean, suspects: suspectIds(suspects) });
-    const r = await this.client.kv.txn({
+    const r = await this.txn({
       compare: [{ key: this.p.leader, target: 'Mod', result: 'Equal', mod_revision: token }],
       success: [{ request_put: { key: this.p.history, value: enc(record) } }],
       failure: [],
@@ -491,7 +508,7 @@ export class EtcdEngine implements ExternalEngine {
     let delay = 100;
     while (!this.stopped) {
       try {
-        const r = await this.client.kv.range({ key: this.p.leader });
+        const r = await this.lrange({ key: this.p.leader });
         const kv = r.kvs[0];
         this.setLeaderFrom(kv);
         const w = await this.client.watch().key(this.p.leader).startRevision(String(rev(r.header.revision) + 1)).create();
@@ -504,7 +521,7 @@ export class EtcdEngine implements ExternalEngine {
         w.on('delete', () => this.noteLeader(null, 0));
         w.on('connected', () => {
           // After a reconnect the watch resumes from its last revision; a read keeps the view honest anyway.
-          void this.client.kv.range({ key: this.p.leader }).then((x) => this.setLeaderFrom(x.kvs[0]), () => undefined);
+          void this.lrange({ key: this.p.leader }).then((x) => this.setLeaderFrom(x.kvs[0]), () => undefined);
         });
         return;
       } catch (err) {
@@ -532,6 +549,7 @@ export class EtcdEngine implements ExternalEngine {
   private run<T>(write: boolean, what: string, cb: ClientCallback, fn: () => Promise<T>, then: (v: T) => ClientResult | Promise<ClientResult>): void {
     this.stats.requests++;
     if (this.stopped) return cb({ status: Status.UNAVAILABLE, error: 'node is stopping' });
+    if (this.wentBack) return cb({ status: Status.UNAVAILABLE, error: `${what}: refused: ${this.wentBack}` });
     const answer = answerOnce(cb, this.o.requestTimeoutMs, () => {
       this.stats.requestErrors++;
       return write
@@ -543,6 +561,11 @@ export class EtcdEngine implements ExternalEngine {
         const v = await fn();
         answer(await then(v));
       } catch (err) {
+        if (err instanceof ServiceWentBack) {
+          this.stats.requestErrors++;
+          if (write && err.sent) return answer({ status: Status.UNKNOWN, error: `${what}: refused: ${err.message}. This write reached that etcd and may be applied there` });
+          return answer({ status: Status.UNAVAILABLE, error: `${what}: refused: ${err.message}` });
+        }
         if (notApplied(err) && left > 0 && !this.stopped && /ECONNREFUSED|No connection established|failed to connect/i.test(errText(err))) {
           await sleep(20);
           return attempt(left - 1);
@@ -574,13 +597,71 @@ export class EtcdEngine implements ExternalEngine {
    * case and are monotonic always.
    */
   private async range(req: Parameters<Etcd3['kv']['range']>[0], stale: boolean): Promise<IRangeResponse> {
+    if (!stale) return this.lrange(req);
+    this.refuseIfWentBack();
     const floor = this.revisionFloor;
-    const r = await this.client.kv.range({ ...req, serializable: stale });
-    if (stale && rev(r.header.revision) < floor) {
+    const r = await this.client.kv.range({ ...req, serializable: true });
+    if (rev(r.header.revision) < floor) {
       this.staleRereads++;
-      return this.noteRevision(await this.client.kv.range({ ...req, serializable: false }));
+      return this.lrange(req);
     }
     return this.noteRevision(r);
+  }
+
+  /*
+   * Linearizable calls, checked against the revision floor. A linearizable range, a
+   * transaction and a lease grant are answered with a header revision at least as new
+   * as everything committed before the call was sent — so at least the floor as it was
+   * then (every revision that raised it had been committed when its answer or watch
+   * event reached us). An answer below that means the service went back: wiped and
+   * created anew, or restored from an older backup. Its revisions, and so leader
+   * tokens, lock tokens and KV indexes, would then repeat ones given out before.
+   */
+
+  private async txn(req: Parameters<Etcd3['kv']['txn']>[0]): Promise<ITxnResponse> {
+    this.refuseIfWentBack();
+    const floor = this.revisionFloor;
+    return this.checkNotBack(floor, await this.client.kv.txn(req));
+  }
+
+  private async lrange(req: Parameters<Etcd3['kv']['range']>[0]): Promise<IRangeResponse> {
+    this.refuseIfWentBack();
+    const floor = this.revisionFloor;
+    return this.checkNotBack(floor, await this.client.kv.range({ ...req, serializable: false }));
+  }
+
+  private async grantLease(ttlSec: number): Promise<Awaited<ReturnType<Etcd3['leaseClient']['leaseGrant']>>> {
+    this.refuseIfWentBack();
+    const floor = this.revisionFloor;
+    return this.checkNotBack(floor, await this.client.leaseClient.leaseGrant({ TTL: ttlSec }));
+  }
+
+  private checkNotBack<T extends { header: { revision: string } }>(floor: number, r: T): T {
+    const got = rev(r.header.revision);
+    if (got < floor) this.wentBackTo(floor, got);
+    this.raiseFloor(got);
+    return r;
+  }
+
+  /** Nothing more is sent to a service that went back (its reason, 503). */
+  private refuseIfWentBack(): void {
+    if (this.wentBack) throw new ServiceWentBack(this.wentBack, false);
+  }
+
+  /** The service answered revision `got` after showing `floor`: stop leading and serving, for good (until a restart). */
+  private wentBackTo(floor: number, got: number): never {
+    if (!this.wentBack) {
+      this.wentBack =
+        `etcd answered with revision ${got} after it had shown this node revision ${floor}: the etcd cluster at ${this.o.endpoints.join(', ')} was wiped and created anew or restored from an older backup. ` +
+        'Its revisions now repeat ones it gave out before, so leader tokens, lock tokens and KV indexes from it could go backwards: this node neither leads nor serves requests until it is restarted (docs/external.md, "When the service goes back")';
+      this.o.log.error({ floor, revision: got }, this.wentBack);
+      this.leaseLostFlag = true;
+      this.gate.leaseLost('service-went-back');
+      this.gate.deposed('service-went-back');
+      this.o.fencing?.deposed();
+      this.wake?.();
+    }
+    throw new ServiceWentBack(this.wentBack, true);
   }
 
   /** Raises the revision floor of stale reads to an answer's header revision. */
@@ -627,7 +708,7 @@ export class EtcdEngine implements ExternalEngine {
   private casWrite(what: string, key: string, cas: number | undefined, op: IRequestOp, cb: ClientCallback): void {
     const k = this.kvKey(key);
     const compare: ICompare[] = cas === undefined ? [] : cas === 0 ? [{ key: k, target: 'Create', result: 'Equal', create_revision: 0 }] : [{ key: k, target: 'Mod', result: 'Equal', mod_revision: cas }];
-    this.run(true, what, cb, () => this.client.kv.txn({ compare, success: [op], failure: [{ request_range: { key: k } }] }).then((r) => this.noteRevision(r)), (r: ITxnResponse) => {
+    this.run(true, what, cb, () => this.txn({ compare, success: [op], failure: [{ request_range: { key: k } }] }), (r: ITxnResponse) => {
       if (r.succeeded) return { status: Status.OK, index: rev(r.header.revision) };
       const cur = r.responses[0]?.response_range.kvs[0];
       const index = cur ? rev(cur.mod_revision) : 0;
@@ -650,9 +731,9 @@ export class EtcdEngine implements ExternalEngine {
     const k = this.lockKey(name);
     let granted = '';
     this.run(true, 'lock acquire', cb, async () => {
-      const g = await this.client.leaseClient.leaseGrant({ TTL: ttlSec });
+      const g = await this.grantLease(ttlSec);
       granted = g.ID;
-      return this.client.kv.txn({
+      return this.txn({
         compare: [{ key: k, target: 'Create', result: 'Equal', create_revision: 0 }],
         success: [{ request_put: { key: k, value: enc(JSON.stringify({ owner, ttlMs: rev(g.TTL) * 1000, digest, etcdLease: g.ID })), lease: g.ID } }],
         failure: [{ request_range: { key: k } }],
@@ -694,7 +775,7 @@ export class EtcdEngine implements ExternalEngine {
     if (bad) return cb(bad);
     const digest = leaseHex(lease);
     if (typeof digest !== 'string') return cb(digest);
-    this.run(true, 'lock renew', cb, () => this.client.kv.range({ key: this.lockKey(name) }), async (r: IRangeResponse) => {
+    this.run(true, 'lock renew', cb, () => this.lrange({ key: this.lockKey(name) }), async (r: IRangeResponse) => {
       const cur = r.kvs[0];
       const g = cur ? decodeLockGrant(name, cur.value.toString('utf8')) : undefined;
       if (!cur || g === undefined || typeof g === 'string' || g.digest !== digest) return { status: Status.CONFLICT, error: `lock ${name} is not held with that lease` };
@@ -711,12 +792,12 @@ export class EtcdEngine implements ExternalEngine {
     if (typeof digest !== 'string') return cb(digest);
     const k = this.lockKey(name);
     this.run(true, 'lock release', cb, async () => {
-      const r = await this.client.kv.range({ key: k });
+      const r = await this.lrange({ key: k });
       const cur = r.kvs[0];
       const g = cur ? decodeLockGrant(name, cur.value.toString('utf8')) : undefined;
       if (!cur || g === undefined || typeof g === 'string' || g.digest !== digest) return { status: Status.CONFLICT, error: `lock ${name} is not held with that lease` } as ClientResult;
       // Delete only this grant (its create revision), not a later one made meanwhile.
-      const t = await this.client.kv.txn({
+      const t = await this.txn({
         compare: [{ key: k, target: 'Create', result: 'Equal', create_revision: cur.create_revision }],
         success: [{ request_delete_range: { key: k } }],
         failure: [],
@@ -747,14 +828,14 @@ export class EtcdEngine implements ExternalEngine {
     this.run(true, 'job claim', cb, async () => {
       // Read, then write if unchanged and we still lead with this token (bounded retries on a concurrent change).
       for (let i = 0; i < 3; i++) {
-        const r = await this.client.kv.range({ key: k });
+        const r = await this.lrange({ key: k });
         const cur = this.readJob(job, r.kvs[0]);
         if (typeof cur === 'string') return { status: Status.CONFLICT, error: cur } as ClientResult;
         if (cur && cur.claim.slot >= slot) return { status: Status.CONFLICT, holder: String(cur.claim.node), error: `slot already claimed (slot ${isoUtc(cur.claim.slot)}, token ${cur.claim.token})` } as ClientResult;
         const modRev = r.kvs[0] ? rev(r.kvs[0].mod_revision) : 0;
         const next = (index: number): JobRecord => ({ name: job, claim: { slot, node: this.o.self.id, term: lead.term, token: lead.token, index }, result: cur?.result ?? null });
         // The claim's index is the revision of this write; the stored copy names the leader token instead (known before the write).
-        const t = await this.client.kv.txn({
+        const t = await this.txn({
           compare: [
             modRev === 0 ? { key: k, target: 'Create', result: 'Equal', create_revision: 0 } : { key: k, target: 'Mod', result: 'Equal', mod_revision: modRev },
             { key: this.p.leader, target: 'Mod', result: 'Equal', mod_revision: lead.token },
@@ -781,13 +862,13 @@ export class EtcdEngine implements ExternalEngine {
     const k = this.jobKey(rep.job);
     this.run(true, 'job done', cb, async () => {
       for (let i = 0; i < 3; i++) {
-        const r = await this.client.kv.range({ key: k });
+        const r = await this.lrange({ key: k });
         const cur = this.readJob(rep.job, r.kvs[0]);
         if (cur === undefined || typeof cur === 'string') return { status: Status.CONFLICT, error: typeof cur === 'string' ? cur : `job ${rep.job} has no claim` } as ClientResult;
         if (cur.claim.slot !== rep.slot) return { status: Status.CONFLICT, error: `job ${rep.job}: the claimed slot is another one` } as ClientResult;
         const modRev = rev(r.kvs[0]!.mod_revision);
         const rec: JobRecord = { ...cur, result: { slot: rep.slot, node: this.o.self.id, outcome: rep.outcome, code: rep.code, signal: rep.signal, startedAtMs: rep.startedAtMs, durationMs: rep.durationMs, index: modRev + 1 } };
-        const t = await this.client.kv.txn({
+        const t = await this.txn({
           compare: [{ key: k, target: 'Mod', result: 'Equal', mod_revision: modRev }],
           success: [{ request_put: { key: k, value: enc(encodeJobRecord(rec)) } }],
           failure: [],
@@ -804,7 +885,7 @@ export class EtcdEngine implements ExternalEngine {
   /** The cached record; a read of it goes out (at most once a second per job), so the next call has the service's copy. */
   jobRecord(job: string): JobRecord | undefined {
     const now = this.now();
-    if (!this.stopped && now - (this.jobReadAt.get(job) ?? -Infinity) >= 1000) {
+    if (!this.stopped && !this.wentBack && now - (this.jobReadAt.get(job) ?? -Infinity) >= 1000) {
       this.jobReadAt.set(job, now);
       this.client.kv.range({ key: this.jobKey(job), serializable: true }).then((r) => void this.readJob(job, r.kvs[0]), () => undefined);
     }
