@@ -145,6 +145,13 @@ function p<T>(f: (cb: (err: Exception | Error | null, v: T) => void) => void): P
   return new Promise((resolve, reject) => f((err, v) => (err ? reject(err) : resolve(v))));
 }
 
+/** The ensemble went back (ZkEngine.wroteAt); `sent`: the call reached it (a write may be applied there). */
+export class ServiceWentBack extends Error {
+  constructor(message: string, readonly sent: boolean) {
+    super(message);
+  }
+}
+
 const LIVE = 1;
 const TOMBSTONE = 0;
 
@@ -174,6 +181,10 @@ export class ZkEngine implements ExternalEngine {
   /** Watches to arm again on a new session (a new client has none of the old one's). */
   private readonly armers = new Set<() => void>();
   readonly stats: EngineStats = emptyStats();
+  /** The newest zxid any answer showed this node (znode stats, our writes). */
+  private zxidFloor = 0;
+  /** Why this node refuses for good: a write of ours got a zxid not above the floor (wroteAt). */
+  private wentBack: string | undefined;
 
   constructor(private readonly o: ZkEngineOptions) {
     if (o.servers.length === 0) throw new Error('zookeeper: no servers');
@@ -260,6 +271,7 @@ export class ZkEngine implements ExternalEngine {
       leaderToken: this.leaderToken,
       ...this.gate.view(this.sessionId),
       endpoints: [...this.o.servers],
+      ...(this.wentBack ? { refused: this.wentBack } : {}),
       stats: { ...this.stats, windowEnds: this.gate.windowEnds },
     };
   }
@@ -268,6 +280,12 @@ export class ZkEngine implements ExternalEngine {
   private async sessionLoop(): Promise<void> {
     let backoff = 100;
     while (!this.stopped) {
+      if (this.wentBack) {
+        // No session with an ensemble that went back (the reason is logged and in the status).
+        this.role = 'connecting';
+        await sleep(1000);
+        continue;
+      }
       const gen = ++this.sessionGen;
       try {
         await this.runSession(gen);
@@ -294,17 +312,36 @@ export class ZkEngine implements ExternalEngine {
     this.stats.elections++;
     const c = zk.createClient(this.o.servers.join(','), { sessionTimeout: this.o.sessionTimeoutMs, spinDelay: 100, retries: 0 });
     this.client = c;
+    this.sessionId = '';
     guardMalformedFrames(c, this.o.log);
     if (this.o.auth) c.addAuthInfo('digest', Buffer.from(`${this.o.auth.username}:${this.o.auth.password}`));
     let ended: ((why: string) => void) | undefined;
     const over = new Promise<string>((resolve) => (ended = resolve));
+    // Not connected again within the session timeout (and a probe period): the ensemble
+    // has expired the session by now, whether or not a server says so. A server refuses
+    // to take a session back when its data is older than what the session saw ("client
+    // must try another server" in its log: the ensemble was wiped or restored), and then
+    // no server ever says so: the client would try for good. A new session is started.
+    let lostAt: NodeJS.Timeout | undefined;
     c.on('state', (s: { name: string }) => {
       if (s === State.EXPIRED || s === State.AUTH_FAILED) {
         if (s === State.EXPIRED) this.stats.leasesLost++;
         this.o.log.warn({ state: s.name }, 'zookeeper: session over');
         ended?.(s.name);
+      } else if (s === State.DISCONNECTED && !lostAt && this.sessionId) {
+        const ms = c.getSessionTimeout() + this.o.probeMs;
+        lostAt = setTimeout(() => {
+          if (c.getState() === State.SYNC_CONNECTED || gen !== this.sessionGen) return;
+          this.o.log.warn({ afterMs: ms }, 'zookeeper: no server took this session back within its timeout (a server whose data is older than what the session saw refuses it); starting a new session');
+          ended?.('NOT_RECONNECTED');
+        }, ms);
+        lostAt.unref?.();
+      } else if (s === State.SYNC_CONNECTED && lostAt) {
+        clearTimeout(lostAt);
+        lostAt = undefined;
       }
     });
+    void over.then(() => lostAt && clearTimeout(lostAt));
     const t0 = this.now();
     const connected = new Promise<void>((resolve) => c.once('connected', () => resolve()));
     c.connect();
@@ -322,6 +359,7 @@ export class ZkEngine implements ExternalEngine {
     // Our candidate znode; found again by its session part if the create's answer was lost.
     const prefix = `n-${this.sessionId}-`;
     const data = Buffer.from(JSON.stringify({ node: this.o.self.name, id: this.o.self.id }));
+    const floor = this.zxidFloor;
     const myName = await this.retry(gen, 'candidate znode', async () => {
       const kids = await p<string[]>((cb) => c.getChildren(this.paths.election, undefined, cb));
       const mine = kids.find((k) => k.startsWith(prefix));
@@ -332,6 +370,8 @@ export class ZkEngine implements ExternalEngine {
     const myPath = `${this.paths.election}/${myName}`;
     const myStat = await this.retry(gen, 'candidate stat', () => p<Stat | null>((cb) => c.exists(myPath, undefined, cb)));
     if (!myStat) throw new Error('our candidate znode vanished');
+    // Created by us after everything we had seen: its zxid must be newer.
+    this.wroteAt(floor, zxid(myStat.czxid), 'our candidate znode');
     this.myNode = myPath;
     this.myToken = zxid(myStat.czxid);
     this.role = 'candidate';
@@ -412,15 +452,54 @@ export class ZkEngine implements ExternalEngine {
     this.leaderToken = token;
   }
 
+  /** A znode's stat: its zxids are of transactions committed already, so the floor rises to them. */
+  private sawStat(st: Stat | undefined): void {
+    if (!st) return;
+    for (const b of [st.czxid, st.mzxid, st.pzxid]) {
+      const z = b ? zxid(b) : 0;
+      if (z > this.zxidFloor) this.zxidFloor = z;
+    }
+  }
+
+  /**
+   * A write of ours, sent when the floor was `floor`, got zxid `z`. The ZooKeeper leader
+   * numbers every write after everything committed before it, and everything that raised
+   * the floor had been committed — so z > floor, unless the ensemble went back: wiped and
+   * set up anew (zxids restart with epoch 1) or restored from an older snapshot. Its zxids
+   * would then repeat ones given out before, and with them leader tokens, lock tokens and
+   * KV indexes: this node refuses for good (until restarted).
+   */
+  private wroteAt(floor: number, z: number, what: string): void {
+    if (z > floor) {
+      if (z > this.zxidFloor) this.zxidFloor = z;
+      return;
+    }
+    if (!this.wentBack) {
+      this.wentBack =
+        `ZooKeeper gave ${what} zxid 0x${z.toString(16)} after it had shown this node zxid 0x${floor.toString(16)}: the ensemble at ${this.o.servers.join(', ')} was wiped and set up anew or restored from an older snapshot. ` +
+        'Its zxids now repeat ones it gave out before, so leader tokens, lock tokens and KV indexes from it could go backwards: this node neither leads nor serves requests until it is restarted (docs/external.md, "When the service goes back")';
+      this.o.log.error({ floor: `0x${floor.toString(16)}`, zxid: `0x${z.toString(16)}` }, this.wentBack);
+      this.gate.leaseLost('service-went-back');
+      this.gate.deposed('service-went-back');
+      this.o.fencing?.deposed();
+      this.sessionGen++;
+      this.wake?.();
+      this.client?.close();
+    }
+    throw new ServiceWentBack(this.wentBack, true);
+  }
+
   /** Retries one step within this session (transient errors: connection loss while reconnecting). */
   private async retry<T>(gen: number, what: string, fn: () => Promise<T>): Promise<T> {
     let delay = 50;
     for (;;) {
       if (this.stopped) throw new Error('stopped');
+      if (this.wentBack) throw new ServiceWentBack(this.wentBack, false);
       if (gen !== this.sessionGen) throw new Error('session replaced');
       try {
         return await fn();
       } catch (err) {
+        if (err instanceof ServiceWentBack) throw err;
         const code = codeOf(err);
         if (code === ZX.SESSION_EXPIRED || code === ZX.AUTH_FAILED || code === ZX.NO_AUTH) throw err;
         this.o.log.debug({ what, error: errText(err) }, 'zookeeper: step failed; retrying');
@@ -485,6 +564,10 @@ export class ZkEngine implements ExternalEngine {
       cb({ status: Status.UNAVAILABLE, error: 'node is stopping' });
       return undefined;
     }
+    if (this.wentBack) {
+      cb({ status: Status.UNAVAILABLE, error: `refused: ${this.wentBack}` });
+      return undefined;
+    }
     if (!c || c.getState() !== State.SYNC_CONNECTED) {
       cb({ status: Status.UNAVAILABLE, error: 'not connected to ZooKeeper (reconnecting); nothing was sent' });
       return undefined;
@@ -505,6 +588,10 @@ export class ZkEngine implements ExternalEngine {
     });
     fn(c).then(answer, (err) => {
       this.stats.requestErrors++;
+      if (err instanceof ServiceWentBack) {
+        if (write && err.sent) return answer({ status: Status.UNKNOWN, error: `${what}: refused: ${err.message}. This write reached that ensemble and may be applied there` });
+        return answer({ status: Status.UNAVAILABLE, error: `${what}: refused: ${err.message}` });
+      }
       const code = codeOf(err);
       // Refused by the server before applying: definite.
       const definite = code === ZX.NO_AUTH || code === ZX.AUTH_FAILED || code === ZX.SESSION_EXPIRED;
@@ -522,17 +609,29 @@ export class ZkEngine implements ExternalEngine {
     return new Promise((resolve, reject) =>
       c.getData(path, undefined, (err, data, stat) => {
         if (err) return codeOf(err) === ZX.NO_NODE ? resolve(undefined) : reject(err);
+        this.sawStat(stat);
         resolve({ data: data ?? Buffer.alloc(0), stat });
       }),
     );
   }
 
   private multi(c: Client, build: (t: ReturnType<Client['transaction']>) => void): Promise<{ ok: true; results: TransactionResult[] } | { ok: false; code: number | undefined; results: TransactionResult[] }> {
+    if (this.wentBack) return Promise.reject(new ServiceWentBack(this.wentBack, false));
+    const floor = this.zxidFloor;
     return new Promise((resolve, reject) => {
       const t = c.transaction();
       build(t);
       t.commit((err, results) => {
-        if (!err) return resolve({ ok: true, results });
+        if (!err) {
+          // A multi's writes share one zxid, newer than everything we had seen.
+          const written = results.find((r) => r.stat)?.stat;
+          try {
+            if (written) this.wroteAt(floor, zxid(written.mzxid), 'a multi-op');
+          } catch (e) {
+            return reject(e);
+          }
+          return resolve({ ok: true, results });
+        }
         const code = codeOf(err);
         // A failed op inside the multi (bad version, node exists, no node) is a definite "not applied".
         if (code === ZX.BAD_VERSION || code === ZX.NODE_EXISTS || code === ZX.NO_NODE || code === ZX.NOT_EMPTY) return resolve({ ok: false, code, results: results ?? [] });
@@ -618,7 +717,10 @@ export class ZkEngine implements ExternalEngine {
 
   /** The ensemble's clock now: the mtime of a write to <chroot>/clock (ms since the epoch, the ZooKeeper leader's clock). */
   private async serverNow(c: Client): Promise<number> {
+    if (this.wentBack) throw new ServiceWentBack(this.wentBack, false);
+    const floor = this.zxidFloor;
     const st = await p<Stat>((cb) => c.setData(this.paths.clock, Buffer.alloc(0), -1, cb));
+    this.wroteAt(floor, zxid(st.mzxid), 'the clock znode');
     return timeOf(st.mtime);
   }
 

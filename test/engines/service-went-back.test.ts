@@ -6,10 +6,15 @@
  * tokens went 114, 124, 132, then 3, 12, 17 after the wipe (and leader tokens and KV
  * indexes restart the same way). A node that has seen the service further ahead must
  * refuse, and say why, instead of handing out tokens that go backwards.
+ *
+ * ZooKeeper the same (zxids restart at epoch 1); there the node's client also never
+ * got back in before: a server refuses a session that has seen a newer zxid than its
+ * own ("client must try another server"), and the client tried for good, silently.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EtcdEngine } from '../../daemon/engines/etcd.ts';
-import { EtcdCluster, HAVE_ETCD, until } from './servers.ts';
+import { ZkEngine } from '../../daemon/engines/zookeeper.ts';
+import { EtcdCluster, HAVE_ETCD, HAVE_ZK, until, ZkEnsemble } from './servers.ts';
 import { call, lease, quietLog, text, Timeline } from './harness.ts';
 
 describe.skipIf(!HAVE_ETCD)('engine: etcd, the etcd cluster wiped under a running node', () => {
@@ -55,6 +60,50 @@ describe.skipIf(!HAVE_ETCD)('engine: etcd, the etcd cluster wiped under a runnin
       }
       const activeAfter = tl.events.filter((e) => e.active && e.token !== tokenBefore);
       expect(activeAfter, `n1 led again on the new cluster (index before the wipe ${lastIndex}, lock token ${lock.token}):\n${tl.dump()}`).toEqual([]);
+    } finally {
+      await a.stop();
+      tl.close();
+    }
+  }, 180_000);
+});
+
+describe.skipIf(!HAVE_ZK)('engine: zookeeper, the ensemble wiped under a running node', () => {
+  let ens: ZkEnsemble;
+  beforeAll(async () => {
+    ens = await ZkEnsemble.start(1);
+  }, 90_000);
+  afterAll(async () => {
+    await ens?.close();
+  });
+
+  it('the node refuses to lead or serve, and says why, instead of handing out tokens that go backwards', async () => {
+    const errors: string[] = [];
+    const log = { ...quietLog, error: (_f: Record<string, unknown>, m: string) => void errors.push(m) };
+    const a = new ZkEngine({ servers: ens.connect.split(','), chroot: '/quorumd-test/back', self: { id: 1, name: 'n1' }, sessionTimeoutMs: 3000, probeMs: 300, serverLagMs: 600, driftRate: 0.001, marginMs: 200, requestTimeoutMs: 3000, log });
+    const tl = new Timeline();
+    tl.watch('n1', a);
+    a.start();
+    try {
+      await until('n1 leads', () => a.active, 30_000);
+      for (let i = 0; i < 20; i++) expect((await call((cb) => a.put(`k${i}`, text('v'), {}, cb))).status).toBe(200);
+      const lock = await call((cb) => a.lockAcquire('L', 'o', 60_000, lease(), cb));
+      expect(lock.status).toBe(200);
+      const tokenBefore = a.status().token;
+      await ens.wipe();
+      await until('n1 refuses, saying why', () => a.status().refused, 60_000, 50);
+      expect(a.status().refused).toMatch(/ZooKeeper gave .* zxid 0x[0-9a-f]+ after it had shown this node zxid 0x[0-9a-f]+: .*wiped .* restored from an older snapshot/);
+      expect(errors.join('\n')).toContain('wiped and set up anew');
+      expect(a.active).toBe(false);
+      const put = await call((cb) => a.put('after', text('x'), {}, cb));
+      expect(put).toMatchObject({ status: 503 });
+      expect(put.error).toMatch(/refused: ZooKeeper gave/);
+      expect((await call((cb) => a.lockAcquire('L2', 'o', 60_000, lease(), cb))).status).toBe(503);
+      for (let i = 0; i < 20; i++) {
+        expect(a.active).toBe(false);
+        await new Promise((r) => setTimeout(r, 300));
+      }
+      const activeAfter = tl.events.filter((e) => e.active && e.token !== tokenBefore);
+      expect(activeAfter, `n1 led again on the new ensemble (lock token before the wipe ${lock.token}):\n${tl.dump()}`).toEqual([]);
     } finally {
       await a.stop();
       tl.close();
