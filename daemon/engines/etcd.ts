@@ -143,6 +143,8 @@ export class EtcdEngine implements ExternalEngine {
   staleRereads = 0;
   /** Why this node refuses for good: etcd answered below the floor (checkNotBack). */
   private wentBack: string | undefined;
+  /** Keys under the prefix that no quorumd node wrote, warned about once each. */
+  private readonly warnedKeys = new Set<string>();
   private leaseId = '';
   private leaseGen = 0;
   private leaseLostFlag = false;
@@ -328,12 +330,24 @@ export class EtcdEngine implements ExternalEngine {
       const myRev = put.succeeded ? rev(put.header.revision) : rev(put.responses[0]!.response_range.kvs[0]?.create_revision);
       if (myRev === 0) throw new Error('election key vanished while it was created');
       this.role = 'candidate';
-      // 3. Wait for every earlier candidate to go.
-      for (;;) {
+      // 3. Wait for every earlier candidate to go. A key without a lease is not one: every
+      // candidate's key is bound to its lease (step 2); one without would never expire and
+      // would keep every node behind it from leading (another program's put, an etcdctl
+      // typo). It is passed over, with a warning naming it.
+      for (let below = myRev - 1; below > 0; ) {
         const r = await this.step('predecessor', () =>
-          this.lrange({ key: this.p.election, range_end: prefixEnd(this.p.election), max_create_revision: myRev - 1, sort_order: 'Descend', sort_target: 'Create', limit: 1 } as never), gen);
+          this.lrange({ key: this.p.election, range_end: prefixEnd(this.p.election), max_create_revision: below, sort_order: 'Descend', sort_target: 'Create', limit: 1 } as never), gen);
         const pred = r.kvs[0];
         if (!pred) break;
+        if (String(pred.lease) === '0') {
+          const name = pred.key.toString('utf8');
+          if (!this.warnedKeys.has(name)) {
+            this.warnedKeys.add(name);
+            this.o.log.warn({ key: name }, `etcd: ${name} is in the election but bound to no lease, so no quorumd node wrote it (they all bind theirs): it is not counted as a candidate; delete it (etcdctl del ${name})`);
+          }
+          below = rev(pred.create_revision) - 1;
+          continue;
+        }
         this.o.log.debug({ waitingFor: pred.value.toString() }, 'etcd: waiting for the earlier candidate');
         await this.waitDeleted(pred.key, rev(r.header.revision) + 1, gen);
         if (this.leaseLostFlag || this.stopped || gen !== this.leaseGen) throw new Error('lease lost');

@@ -152,6 +152,9 @@ export class ServiceWentBack extends Error {
   }
 }
 
+/** A candidate's znode name: n-<session id, hex>-<ZooKeeper's 10-digit sequence>. */
+const CANDIDATE = /^n-[0-9a-f]+-\d{10}$/;
+
 const LIVE = 1;
 const TOMBSTONE = 0;
 
@@ -185,6 +188,8 @@ export class ZkEngine implements ExternalEngine {
   private zxidFloor = 0;
   /** Why this node refuses for good: a write of ours got a zxid not above the floor (wroteAt). */
   private wentBack: string | undefined;
+  /** Znodes in the election that no quorumd node made, warned about once each. */
+  private readonly warnedNodes = new Set<string>();
 
   constructor(private readonly o: ZkEngineOptions) {
     if (o.servers.length === 0) throw new Error('zookeeper: no servers');
@@ -381,8 +386,18 @@ export class ZkEngine implements ExternalEngine {
       while (!this.stopped && gen === this.sessionGen) {
         let changed!: () => void;
         const change = new Promise<void>((resolve) => (changed = resolve));
-        const kids = await this.retry(gen, 'election children', () => p<string[]>((cb) => c.getChildren(this.paths.election, () => changed(), cb)));
+        const all = await this.retry(gen, 'election children', () => p<string[]>((cb) => c.getChildren(this.paths.election, () => changed(), cb)));
+        // Only candidates count: ephemeral (they go with their session) and named as quorumd
+        // names them. Anything else (another program's znode, an operator's typo) would
+        // otherwise sort among them and, never going away, keep every node behind it from
+        // leading: it is passed over, with a warning naming it.
+        const kids = all.filter((k) => CANDIDATE.test(k) || this.foreign(k, 'its name is not n-<session>-<sequence>'));
         kids.sort((a, b) => seq(a).localeCompare(seq(b)));
+        while (kids.length > 0 && kids[0] !== myName) {
+          const st = await this.retry(gen, 'lowest candidate', () => p<Stat | null>((cb) => c.exists(`${this.paths.election}/${kids[0]}`, undefined, cb)));
+          if (!st || !st.ephemeralOwner.every((b) => b === 0)) break;
+          this.foreign(kids.shift()!, 'it is not ephemeral');
+        }
         await this.noteLeaderFrom(c, kids[0]);
         const i = kids.indexOf(myName);
         if (i < 0) throw new Error('our candidate znode is gone');
@@ -450,6 +465,16 @@ export class ZkEngine implements ExternalEngine {
     if (name !== null && token !== this.leaderToken) this.stats.leaderChanges++;
     this.leaderName = name;
     this.leaderToken = token;
+  }
+
+  /** Warns once about a znode in the election that no quorumd node made; false (for filters). */
+  private foreign(name: string, why: string): false {
+    if (!this.warnedNodes.has(name)) {
+      this.warnedNodes.add(name);
+      const path = `${this.paths.election}/${name}`;
+      this.o.log.warn({ znode: path }, `zookeeper: ${path} is in the election but ${why}, so no quorumd node made it: it is not counted as a candidate; delete it (zkCli.sh delete ${path})`);
+    }
+    return false;
   }
 
   /** A znode's stat: its zxids are of transactions committed already, so the floor rises to them. */
