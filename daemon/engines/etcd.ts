@@ -318,6 +318,7 @@ export class EtcdEngine implements ExternalEngine {
     this.leaseId = grant.ID;
     this.window.answered(t0, ttl * 1000);
     const keepAlive = this.keepAliveLoop(gen);
+    let ownWatch: Promise<Watcher> | undefined;
     try {
       // 2. Our election key.
       const myKey = Buffer.concat([this.p.election, enc(BigInt(grant.ID).toString(16))]);
@@ -384,17 +385,38 @@ export class EtcdEngine implements ExternalEngine {
       this.role = 'leader';
       this.noteLeader(this.o.self.name, token);
       this.o.log.info({ token, lease: BigInt(grant.ID).toString(16) }, 'etcd: elected');
+      // Our key gone while we hold (the lease revoked or the key deleted from outside: an
+      // etcdctl by hand) ends our leadership at once: the next candidate's watch sees
+      // the same delete and it may win right away. Watched from the win on, so no
+      // delete is missed while the watch is being set up; read again every second in case
+      // the watch is lost. Before, a revoke was noticed only at the next keep-alive and a
+      // deleted key never (two active leaders until a restart).
+      const ownKeyGone = (how: string) => {
+        if (this.leaseLostFlag || gen !== this.leaseGen || this.stopped) return;
+        this.stats.leasesLost++;
+        this.o.log.warn({ key: myKey.toString('utf8'), how }, 'etcd: our election key was deleted (lease revoked or key deleted by another client); switching off and campaigning again');
+        this.leaseLostFlag = true;
+        this.gate.leaseLost('key-deleted');
+        this.wake?.();
+      };
+      ownWatch = this.client.watch().key(myKey).startRevision(String(token + 1)).only('delete').create();
+      ownWatch.then((w) => w.on('delete', () => ownKeyGone('watch')), () => undefined);
       this.o.fencing?.elected(token, suspects);
       this.gate.elected(token);
-      // 5. Hold until the lease is lost (keep-alive answers TTL 0) or we stop.
+      // 5. Hold until the lease is lost (keep-alive answers TTL 0), our key is gone, or we stop.
       while (!this.leaseLostFlag && !this.stopped && gen === this.leaseGen) {
         await new Promise<void>((resolve) => {
           this.wake = resolve;
           setTimeout(resolve, 1000).unref?.();
         });
+        if (this.leaseLostFlag || this.stopped || gen !== this.leaseGen) break;
+        await this.lrange({ key: myKey, count_only: true } as never).then((r) => {
+          if (rev(r.count) === 0) ownKeyGone('read');
+        }, () => undefined);
       }
       this.wake = undefined;
     } finally {
+      void ownWatch?.then((w) => w.cancel(), () => undefined).catch(() => undefined);
       if (gen === this.leaseGen) this.leaseGen++;
       this.keepAliveStream?.cancel();
       await keepAlive;

@@ -58,6 +58,55 @@ describe.skipIf(!HAVE_ETCD)('engine: etcd, a foreign key in the election', () =>
   }, 120_000);
 });
 
+describe.skipIf(!HAVE_ETCD)("engine: etcd, the leader's key taken away from outside", () => {
+  let etcd: EtcdCluster;
+  beforeAll(async () => {
+    etcd = await EtcdCluster.start(1);
+  }, 60_000);
+  afterAll(async () => {
+    await etcd?.close();
+  });
+
+  // Seen before the fix (keep-alive every 1 s, TTL 5 s): after `etcdctl lease revoke` of
+  // the leader's lease the next leader was active 555 ms before the old one noticed (at
+  // its next keep-alive); after `etcdctl del` of its election key the old leader never
+  // noticed — two active leaders for good.
+  for (const how of ['lease revoked', 'election key deleted'] as const) {
+    it(`${how}: the leader switches off at once, not at its next keep-alive or never`, async () => {
+      const prefix = `/quorumd-test/taken-${how.replace(/ /g, '-')}/`;
+      const raw = new Etcd3({ hosts: etcd.endpoints });
+      const mk = (id: number) => new EtcdEngine({ endpoints: etcd.endpoints, prefix, self: { id, name: `n${id}` }, ttlSec: 5, keepAliveMs: 1000, driftRate: 0.001, marginMs: 500, requestTimeoutMs: 3000, log: quietLog });
+      const [a, b] = [mk(1), mk(2)];
+      const tl = new Timeline();
+      tl.watch('n1', a);
+      tl.watch('n2', b);
+      try {
+        a.start();
+        await until('n1 leads', () => a.active, 30_000);
+        b.start();
+        await until('n2 waits', () => b.status().role === 'candidate', 30_000);
+        const leaseHex = a.status().session.id;
+        if (how === 'lease revoked') await raw.leaseClient.leaseRevoke({ ID: BigInt(`0x${leaseHex}`).toString() });
+        else await raw.delete().key(`${prefix}election/${leaseHex}`).exec();
+        await until('n2 leads', () => b.active, 20_000);
+        await until('n1 switched off', () => !a.active, 5_000);
+        const off = tl.events.find((e) => e.node === 'n1' && !e.active)!;
+        const on = tl.events.find((e) => e.node === 'n2' && e.active)!;
+        const overlap = off.atMs - on.atMs;
+        console.log(`${how}: n1 off ${overlap > 0 ? `${overlap.toFixed(0)} ms after` : `${(-overlap).toFixed(0)} ms before`} n2 on`);
+        // Both hear of the same delete; n2 still has to read and win: n1 is off first, or
+        // at worst within a watch delivery of it.
+        expect(overlap, tl.dump()).toBeLessThan(200);
+      } finally {
+        await a.stop();
+        await b.stop();
+        raw.close();
+        tl.close();
+      }
+    }, 120_000);
+  }
+});
+
 const pr = <T>(f: (cb: (err: Error | null, v: T) => void) => void) => new Promise<T>((res, rej) => f((err, v) => (err ? rej(err) : res(v))));
 
 describe.skipIf(!HAVE_ZK)('engine: zookeeper, foreign znodes in the election', () => {
