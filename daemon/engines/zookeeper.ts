@@ -347,6 +347,25 @@ export class ZkEngine implements ExternalEngine {
       }
     });
     void over.then(() => lostAt && clearTimeout(lostAt));
+    // The client waits for a server's answer to its connect request without a limit (its
+    // own timeout covers only the TCP connect). A server whose process is stopped
+    // (SIGSTOP, a hung JVM, a long pause) still accepts TCP connections — the kernel
+    // queues them — and never answers: a client that picked it, to start a session or to
+    // take one back, waited on it for good. Not connected at two ticks in a row: the
+    // socket is dropped, and the client goes on to the next server.
+    const kickMs = Math.max(1000, Math.floor(this.o.sessionTimeoutMs / this.o.servers.length));
+    let waitedTick = false;
+    const kick = setInterval(() => {
+      if (gen !== this.sessionGen || this.stopped) return clearInterval(kick);
+      const waiting = c.getState() !== State.SYNC_CONNECTED;
+      if (waiting && waitedTick) {
+        this.o.log.debug({ afterMs: kickMs }, 'zookeeper: no connect answer from the server; trying the next one');
+        c.connectionManager.socket?.destroy();
+      }
+      waitedTick = waiting;
+    }, kickMs);
+    kick.unref?.();
+    void over.then(() => clearInterval(kick));
     const t0 = this.now();
     const connected = new Promise<void>((resolve) => c.once('connected', () => resolve()));
     c.connect();
