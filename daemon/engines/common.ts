@@ -106,13 +106,19 @@ export interface LockGrant {
   ttlMs: number;
   digest: string;
   etcdLease?: string;
+  /**
+   * ZooKeeper: the grant's fencing token once a renewal wrote it down; 0 in the record
+   * the grant itself wrote (its token is then that write's mzxid). Absent in records of
+   * quorumd versions that deleted and re-created lock znodes (their token is the czxid).
+   */
+  token?: number;
 }
 
 export function decodeLockGrant(name: string, text: string): LockGrant | string {
   try {
     const v = JSON.parse(text) as Record<string, unknown>;
-    if (typeof v.owner !== 'string' || !uint(v.ttlMs) || typeof v.digest !== 'string' || (v.etcdLease !== undefined && typeof v.etcdLease !== 'string')) return `lock record ${name}: expected {owner, ttlMs, digest}`;
-    return { owner: v.owner, ttlMs: v.ttlMs, digest: v.digest, ...(typeof v.etcdLease === 'string' ? { etcdLease: v.etcdLease } : {}) };
+    if (typeof v.owner !== 'string' || !uint(v.ttlMs) || typeof v.digest !== 'string' || (v.etcdLease !== undefined && typeof v.etcdLease !== 'string') || (v.token !== undefined && !uint(v.token))) return `lock record ${name}: expected {owner, ttlMs, digest}`;
+    return { owner: v.owner, ttlMs: v.ttlMs, digest: v.digest, ...(typeof v.etcdLease === 'string' ? { etcdLease: v.etcdLease } : {}), ...(typeof v.token === 'number' ? { token: v.token } : {}) };
   } catch {
     return `lock record ${name}: not JSON`;
   }

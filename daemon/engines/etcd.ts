@@ -116,6 +116,13 @@ export function notApplied(err: unknown): boolean {
   return /ECONNREFUSED|No connection established|failed to connect|Connection dropped before|etcdserver: no leader|etcdserver: not capable|etcdserver: too many requests|etcdserver: request is too large|permission denied|authentication failed|invalid auth token|user name is empty|Tried to call a .* method on etcd3, but the client was already closed|Connection pool has no hosts/i.test(m);
 }
 
+/** The service went back (see EtcdEngine.checkNotBack); `sent`: the call reached it (a write may be applied there). */
+export class ServiceWentBack extends Error {
+  constructor(message: string, readonly sent: boolean) {
+    super(message);
+  }
+}
+
 const errText = (err: unknown) => String((err as Error)?.message ?? err).replace(/ Please report this error at .*$/, '').slice(0, 300);
 
 export class EtcdEngine implements ExternalEngine {
@@ -134,6 +141,10 @@ export class EtcdEngine implements ExternalEngine {
   private revisionFloor = 0;
   /** Stale reads answered below that floor and read again linearizably (tests look). */
   staleRereads = 0;
+  /** Why this node refuses for good: etcd answered below the floor (checkNotBack). */
+  private wentBack: string | undefined;
+  /** Keys under the prefix that no quorumd node wrote, warned about once each. */
+  private readonly warnedKeys = new Set<string>();
   private leaseId = '';
   private leaseGen = 0;
   private leaseLostFlag = false;
@@ -243,6 +254,7 @@ export class EtcdEngine implements ExternalEngine {
       leaderToken: this.leaderToken,
       ...this.gate.view(this.leaseId ? BigInt(this.leaseId).toString(16) : ''),
       endpoints: [...this.o.endpoints],
+      ...(this.wentBack ? { refused: this.wentBack } : {}),
       stats: { ...this.stats, windowEnds: this.gate.windowEnds },
     };
   }
@@ -253,6 +265,12 @@ export class EtcdEngine implements ExternalEngine {
   private async campaignLoop(): Promise<void> {
     let backoff = 100;
     while (!this.stopped) {
+      if (this.wentBack) {
+        // No campaign on a service that went back (the reason is logged and in the status).
+        this.role = 'connecting';
+        await sleep(1000);
+        continue;
+      }
       try {
         await this.campaignOnce();
         backoff = 100;
@@ -274,6 +292,7 @@ export class EtcdEngine implements ExternalEngine {
     let delay = 50;
     for (;;) {
       if (this.stopped) throw new Error('stopped');
+      if (this.wentBack) throw new ServiceWentBack(this.wentBack, false);
       if (this.leaseLostFlag || gen !== this.leaseGen) throw new Error('lease lost');
       try {
         const r = await within(fn(), this.o.requestTimeoutMs);
@@ -293,17 +312,18 @@ export class EtcdEngine implements ExternalEngine {
     const gen = ++this.leaseGen;
     // 1. The lease; its grant answer opens the window (sent at t0).
     const t0 = this.now();
-    const grant = await this.step('lease grant', () => this.client.leaseClient.leaseGrant({ TTL: this.o.ttlSec }), gen);
+    const grant = await this.step('lease grant', () => this.grantLease(this.o.ttlSec), gen);
     const ttl = rev(grant.TTL);
     if (ttl <= 0) throw new Error('lease granted with TTL 0');
     this.leaseId = grant.ID;
     this.window.answered(t0, ttl * 1000);
     const keepAlive = this.keepAliveLoop(gen);
+    let ownWatch: Promise<Watcher> | undefined;
     try {
       // 2. Our election key.
       const myKey = Buffer.concat([this.p.election, enc(BigInt(grant.ID).toString(16))]);
       const put = await this.step('election key', () =>
-        this.client.kv.txn({
+        this.txn({
           compare: [{ key: myKey, target: 'Create', result: 'Equal', create_revision: 0 }],
           success: [{ request_put: { key: myKey, value: enc(this.o.self.name), lease: grant.ID } }],
           failure: [{ request_range: { key: myKey } }],
@@ -311,12 +331,24 @@ export class EtcdEngine implements ExternalEngine {
       const myRev = put.succeeded ? rev(put.header.revision) : rev(put.responses[0]!.response_range.kvs[0]?.create_revision);
       if (myRev === 0) throw new Error('election key vanished while it was created');
       this.role = 'candidate';
-      // 3. Wait for every earlier candidate to go.
-      for (;;) {
+      // 3. Wait for every earlier candidate to go. A key without a lease is not one: every
+      // candidate's key is bound to its lease (step 2); one without would never expire and
+      // would keep every node behind it from leading (another program's put, an etcdctl
+      // typo). It is passed over, with a warning naming it.
+      for (let below = myRev - 1; below > 0; ) {
         const r = await this.step('predecessor', () =>
-          this.client.kv.range({ key: this.p.election, range_end: prefixEnd(this.p.election), max_create_revision: myRev - 1, sort_order: 'Descend', sort_target: 'Create', limit: 1 } as never), gen);
+          this.lrange({ key: this.p.election, range_end: prefixEnd(this.p.election), max_create_revision: below, sort_order: 'Descend', sort_target: 'Create', limit: 1 } as never), gen);
         const pred = r.kvs[0];
         if (!pred) break;
+        if (String(pred.lease) === '0') {
+          const name = pred.key.toString('utf8');
+          if (!this.warnedKeys.has(name)) {
+            this.warnedKeys.add(name);
+            this.o.log.warn({ key: name }, `etcd: ${name} is in the election but bound to no lease, so no quorumd node wrote it (they all bind theirs): it is not counted as a candidate; delete it (etcdctl del ${name})`);
+          }
+          below = rev(pred.create_revision) - 1;
+          continue;
+        }
         this.o.log.debug({ waitingFor: pred.value.toString() }, 'etcd: waiting for the earlier candidate');
         await this.waitDeleted(pred.key, rev(r.header.revision) + 1, gen);
         if (this.leaseLostFlag || this.stopped || gen !== this.leaseGen) throw new Error('lease lost');
@@ -326,14 +358,14 @@ export class EtcdEngine implements ExternalEngine {
       let win: ITxnResponse | undefined;
       let suspects: Suspect[] = [];
       for (let round = 0; !win; round++) {
-        const h = await this.step('leader history', () => this.client.kv.range({ key: this.p.history }), gen);
+        const h = await this.step('leader history', () => this.lrange({ key: this.p.history }), gen);
         const prevKv = h.kvs[0];
         const prev = prevKv ? decodeLeaderHistory(prevKv.value.toString('utf8')) : undefined;
         if (typeof prev === 'string') this.o.log.warn({ error: prev }, 'etcd: the leader history is unreadable: the previous leader is unknown');
         suspects = this.o.fencing?.suspectsAfter(prev) ?? [];
         const record = encodeLeaderHistory({ node: this.o.self.name, id: this.o.self.id, clean: false, suspects: suspectIds(suspects) });
         const r = await this.step('win', () =>
-          this.client.kv.txn({
+          this.txn({
             compare: [
               { key: myKey, target: 'Create', result: 'Equal', create_revision: myRev },
               prevKv ? { key: this.p.history, target: 'Mod', result: 'Equal', mod_revision: prevKv.mod_revision } : { key: this.p.history, target: 'Create', result: 'Equal', create_revision: 0 },
@@ -353,17 +385,38 @@ export class EtcdEngine implements ExternalEngine {
       this.role = 'leader';
       this.noteLeader(this.o.self.name, token);
       this.o.log.info({ token, lease: BigInt(grant.ID).toString(16) }, 'etcd: elected');
+      // Our key gone while we hold (the lease revoked or the key deleted from outside: an
+      // etcdctl by hand) ends our leadership at once: the next candidate's watch sees
+      // the same delete and it may win right away. Watched from the win on, so no
+      // delete is missed while the watch is being set up; read again every second in case
+      // the watch is lost. Before, a revoke was noticed only at the next keep-alive and a
+      // deleted key never (two active leaders until a restart).
+      const ownKeyGone = (how: string) => {
+        if (this.leaseLostFlag || gen !== this.leaseGen || this.stopped) return;
+        this.stats.leasesLost++;
+        this.o.log.warn({ key: myKey.toString('utf8'), how }, 'etcd: our election key was deleted (lease revoked or key deleted by another client); switching off and campaigning again');
+        this.leaseLostFlag = true;
+        this.gate.leaseLost('key-deleted');
+        this.wake?.();
+      };
+      ownWatch = this.client.watch().key(myKey).startRevision(String(token + 1)).only('delete').create();
+      ownWatch.then((w) => w.on('delete', () => ownKeyGone('watch')), () => undefined);
       this.o.fencing?.elected(token, suspects);
       this.gate.elected(token);
-      // 5. Hold until the lease is lost (keep-alive answers TTL 0) or we stop.
+      // 5. Hold until the lease is lost (keep-alive answers TTL 0), our key is gone, or we stop.
       while (!this.leaseLostFlag && !this.stopped && gen === this.leaseGen) {
         await new Promise<void>((resolve) => {
           this.wake = resolve;
           setTimeout(resolve, 1000).unref?.();
         });
+        if (this.leaseLostFlag || this.stopped || gen !== this.leaseGen) break;
+        await this.lrange({ key: myKey, count_only: true } as never).then((r) => {
+          if (rev(r.count) === 0) ownKeyGone('read');
+        }, () => undefined);
       }
       this.wake = undefined;
     } finally {
+      void ownWatch?.then((w) => w.cancel(), () => undefined).catch(() => undefined);
       if (gen === this.leaseGen) this.leaseGen++;
       this.keepAliveStream?.cancel();
       await keepAlive;
@@ -477,7 +530,7 @@ export class EtcdEngine implements ExternalEngine {
    */
   private async writeHistory(token: number, clean: boolean, suspects: Suspect[]): Promise<boolean> {
     const record = encodeLeaderHistory({ node: this.o.self.name, id: this.o.self.id, clean, suspects: suspectIds(suspects) });
-    const r = await this.client.kv.txn({
+    const r = await this.txn({
       compare: [{ key: this.p.leader, target: 'Mod', result: 'Equal', mod_revision: token }],
       success: [{ request_put: { key: this.p.history, value: enc(record) } }],
       failure: [],
@@ -491,7 +544,7 @@ export class EtcdEngine implements ExternalEngine {
     let delay = 100;
     while (!this.stopped) {
       try {
-        const r = await this.client.kv.range({ key: this.p.leader });
+        const r = await this.lrange({ key: this.p.leader });
         const kv = r.kvs[0];
         this.setLeaderFrom(kv);
         const w = await this.client.watch().key(this.p.leader).startRevision(String(rev(r.header.revision) + 1)).create();
@@ -504,7 +557,7 @@ export class EtcdEngine implements ExternalEngine {
         w.on('delete', () => this.noteLeader(null, 0));
         w.on('connected', () => {
           // After a reconnect the watch resumes from its last revision; a read keeps the view honest anyway.
-          void this.client.kv.range({ key: this.p.leader }).then((x) => this.setLeaderFrom(x.kvs[0]), () => undefined);
+          void this.lrange({ key: this.p.leader }).then((x) => this.setLeaderFrom(x.kvs[0]), () => undefined);
         });
         return;
       } catch (err) {
@@ -532,6 +585,7 @@ export class EtcdEngine implements ExternalEngine {
   private run<T>(write: boolean, what: string, cb: ClientCallback, fn: () => Promise<T>, then: (v: T) => ClientResult | Promise<ClientResult>): void {
     this.stats.requests++;
     if (this.stopped) return cb({ status: Status.UNAVAILABLE, error: 'node is stopping' });
+    if (this.wentBack) return cb({ status: Status.UNAVAILABLE, error: `${what}: refused: ${this.wentBack}` });
     const answer = answerOnce(cb, this.o.requestTimeoutMs, () => {
       this.stats.requestErrors++;
       return write
@@ -543,6 +597,11 @@ export class EtcdEngine implements ExternalEngine {
         const v = await fn();
         answer(await then(v));
       } catch (err) {
+        if (err instanceof ServiceWentBack) {
+          this.stats.requestErrors++;
+          if (write && err.sent) return answer({ status: Status.UNKNOWN, error: `${what}: refused: ${err.message}. This write reached that etcd and may be applied there` });
+          return answer({ status: Status.UNAVAILABLE, error: `${what}: refused: ${err.message}` });
+        }
         if (notApplied(err) && left > 0 && !this.stopped && /ECONNREFUSED|No connection established|failed to connect/i.test(errText(err))) {
           await sleep(20);
           return attempt(left - 1);
@@ -574,13 +633,71 @@ export class EtcdEngine implements ExternalEngine {
    * case and are monotonic always.
    */
   private async range(req: Parameters<Etcd3['kv']['range']>[0], stale: boolean): Promise<IRangeResponse> {
+    if (!stale) return this.lrange(req);
+    this.refuseIfWentBack();
     const floor = this.revisionFloor;
-    const r = await this.client.kv.range({ ...req, serializable: stale });
-    if (stale && rev(r.header.revision) < floor) {
+    const r = await this.client.kv.range({ ...req, serializable: true });
+    if (rev(r.header.revision) < floor) {
       this.staleRereads++;
-      return this.noteRevision(await this.client.kv.range({ ...req, serializable: false }));
+      return this.lrange(req);
     }
     return this.noteRevision(r);
+  }
+
+  /*
+   * Linearizable calls, checked against the revision floor. A linearizable range, a
+   * transaction and a lease grant are answered with a header revision at least as new
+   * as everything committed before the call was sent — so at least the floor as it was
+   * then (every revision that raised it had been committed when its answer or watch
+   * event reached us). An answer below that means the service went back: wiped and
+   * created anew, or restored from an older backup. Its revisions, and so leader
+   * tokens, lock tokens and KV indexes, would then repeat ones given out before.
+   */
+
+  private async txn(req: Parameters<Etcd3['kv']['txn']>[0]): Promise<ITxnResponse> {
+    this.refuseIfWentBack();
+    const floor = this.revisionFloor;
+    return this.checkNotBack(floor, await this.client.kv.txn(req));
+  }
+
+  private async lrange(req: Parameters<Etcd3['kv']['range']>[0]): Promise<IRangeResponse> {
+    this.refuseIfWentBack();
+    const floor = this.revisionFloor;
+    return this.checkNotBack(floor, await this.client.kv.range({ ...req, serializable: false }));
+  }
+
+  private async grantLease(ttlSec: number): Promise<Awaited<ReturnType<Etcd3['leaseClient']['leaseGrant']>>> {
+    this.refuseIfWentBack();
+    const floor = this.revisionFloor;
+    return this.checkNotBack(floor, await this.client.leaseClient.leaseGrant({ TTL: ttlSec }));
+  }
+
+  private checkNotBack<T extends { header: { revision: string } }>(floor: number, r: T): T {
+    const got = rev(r.header.revision);
+    if (got < floor) this.wentBackTo(floor, got);
+    this.raiseFloor(got);
+    return r;
+  }
+
+  /** Nothing more is sent to a service that went back (its reason, 503). */
+  private refuseIfWentBack(): void {
+    if (this.wentBack) throw new ServiceWentBack(this.wentBack, false);
+  }
+
+  /** The service answered revision `got` after showing `floor`: stop leading and serving, for good (until a restart). */
+  private wentBackTo(floor: number, got: number): never {
+    if (!this.wentBack) {
+      this.wentBack =
+        `etcd answered with revision ${got} after it had shown this node revision ${floor}: the etcd cluster at ${this.o.endpoints.join(', ')} was wiped and created anew or restored from an older backup. ` +
+        'Its revisions now repeat ones it gave out before, so leader tokens, lock tokens and KV indexes from it could go backwards: this node neither leads nor serves requests until it is restarted (docs/external.md, "When the service goes back")';
+      this.o.log.error({ floor, revision: got }, this.wentBack);
+      this.leaseLostFlag = true;
+      this.gate.leaseLost('service-went-back');
+      this.gate.deposed('service-went-back');
+      this.o.fencing?.deposed();
+      this.wake?.();
+    }
+    throw new ServiceWentBack(this.wentBack, true);
   }
 
   /** Raises the revision floor of stale reads to an answer's header revision. */
@@ -627,7 +744,7 @@ export class EtcdEngine implements ExternalEngine {
   private casWrite(what: string, key: string, cas: number | undefined, op: IRequestOp, cb: ClientCallback): void {
     const k = this.kvKey(key);
     const compare: ICompare[] = cas === undefined ? [] : cas === 0 ? [{ key: k, target: 'Create', result: 'Equal', create_revision: 0 }] : [{ key: k, target: 'Mod', result: 'Equal', mod_revision: cas }];
-    this.run(true, what, cb, () => this.client.kv.txn({ compare, success: [op], failure: [{ request_range: { key: k } }] }).then((r) => this.noteRevision(r)), (r: ITxnResponse) => {
+    this.run(true, what, cb, () => this.txn({ compare, success: [op], failure: [{ request_range: { key: k } }] }), (r: ITxnResponse) => {
       if (r.succeeded) return { status: Status.OK, index: rev(r.header.revision) };
       const cur = r.responses[0]?.response_range.kvs[0];
       const index = cur ? rev(cur.mod_revision) : 0;
@@ -650,9 +767,9 @@ export class EtcdEngine implements ExternalEngine {
     const k = this.lockKey(name);
     let granted = '';
     this.run(true, 'lock acquire', cb, async () => {
-      const g = await this.client.leaseClient.leaseGrant({ TTL: ttlSec });
+      const g = await this.grantLease(ttlSec);
       granted = g.ID;
-      return this.client.kv.txn({
+      return this.txn({
         compare: [{ key: k, target: 'Create', result: 'Equal', create_revision: 0 }],
         success: [{ request_put: { key: k, value: enc(JSON.stringify({ owner, ttlMs: rev(g.TTL) * 1000, digest, etcdLease: g.ID })), lease: g.ID } }],
         failure: [{ request_range: { key: k } }],
@@ -694,7 +811,7 @@ export class EtcdEngine implements ExternalEngine {
     if (bad) return cb(bad);
     const digest = leaseHex(lease);
     if (typeof digest !== 'string') return cb(digest);
-    this.run(true, 'lock renew', cb, () => this.client.kv.range({ key: this.lockKey(name) }), async (r: IRangeResponse) => {
+    this.run(true, 'lock renew', cb, () => this.lrange({ key: this.lockKey(name) }), async (r: IRangeResponse) => {
       const cur = r.kvs[0];
       const g = cur ? decodeLockGrant(name, cur.value.toString('utf8')) : undefined;
       if (!cur || g === undefined || typeof g === 'string' || g.digest !== digest) return { status: Status.CONFLICT, error: `lock ${name} is not held with that lease` };
@@ -711,12 +828,12 @@ export class EtcdEngine implements ExternalEngine {
     if (typeof digest !== 'string') return cb(digest);
     const k = this.lockKey(name);
     this.run(true, 'lock release', cb, async () => {
-      const r = await this.client.kv.range({ key: k });
+      const r = await this.lrange({ key: k });
       const cur = r.kvs[0];
       const g = cur ? decodeLockGrant(name, cur.value.toString('utf8')) : undefined;
       if (!cur || g === undefined || typeof g === 'string' || g.digest !== digest) return { status: Status.CONFLICT, error: `lock ${name} is not held with that lease` } as ClientResult;
       // Delete only this grant (its create revision), not a later one made meanwhile.
-      const t = await this.client.kv.txn({
+      const t = await this.txn({
         compare: [{ key: k, target: 'Create', result: 'Equal', create_revision: cur.create_revision }],
         success: [{ request_delete_range: { key: k } }],
         failure: [],
@@ -747,14 +864,14 @@ export class EtcdEngine implements ExternalEngine {
     this.run(true, 'job claim', cb, async () => {
       // Read, then write if unchanged and we still lead with this token (bounded retries on a concurrent change).
       for (let i = 0; i < 3; i++) {
-        const r = await this.client.kv.range({ key: k });
+        const r = await this.lrange({ key: k });
         const cur = this.readJob(job, r.kvs[0]);
         if (typeof cur === 'string') return { status: Status.CONFLICT, error: cur } as ClientResult;
         if (cur && cur.claim.slot >= slot) return { status: Status.CONFLICT, holder: String(cur.claim.node), error: `slot already claimed (slot ${isoUtc(cur.claim.slot)}, token ${cur.claim.token})` } as ClientResult;
         const modRev = r.kvs[0] ? rev(r.kvs[0].mod_revision) : 0;
         const next = (index: number): JobRecord => ({ name: job, claim: { slot, node: this.o.self.id, term: lead.term, token: lead.token, index }, result: cur?.result ?? null });
         // The claim's index is the revision of this write; the stored copy names the leader token instead (known before the write).
-        const t = await this.client.kv.txn({
+        const t = await this.txn({
           compare: [
             modRev === 0 ? { key: k, target: 'Create', result: 'Equal', create_revision: 0 } : { key: k, target: 'Mod', result: 'Equal', mod_revision: modRev },
             { key: this.p.leader, target: 'Mod', result: 'Equal', mod_revision: lead.token },
@@ -781,13 +898,13 @@ export class EtcdEngine implements ExternalEngine {
     const k = this.jobKey(rep.job);
     this.run(true, 'job done', cb, async () => {
       for (let i = 0; i < 3; i++) {
-        const r = await this.client.kv.range({ key: k });
+        const r = await this.lrange({ key: k });
         const cur = this.readJob(rep.job, r.kvs[0]);
         if (cur === undefined || typeof cur === 'string') return { status: Status.CONFLICT, error: typeof cur === 'string' ? cur : `job ${rep.job} has no claim` } as ClientResult;
         if (cur.claim.slot !== rep.slot) return { status: Status.CONFLICT, error: `job ${rep.job}: the claimed slot is another one` } as ClientResult;
         const modRev = rev(r.kvs[0]!.mod_revision);
         const rec: JobRecord = { ...cur, result: { slot: rep.slot, node: this.o.self.id, outcome: rep.outcome, code: rep.code, signal: rep.signal, startedAtMs: rep.startedAtMs, durationMs: rep.durationMs, index: modRev + 1 } };
-        const t = await this.client.kv.txn({
+        const t = await this.txn({
           compare: [{ key: k, target: 'Mod', result: 'Equal', mod_revision: modRev }],
           success: [{ request_put: { key: k, value: enc(encodeJobRecord(rec)) } }],
           failure: [],
@@ -804,7 +921,7 @@ export class EtcdEngine implements ExternalEngine {
   /** The cached record; a read of it goes out (at most once a second per job), so the next call has the service's copy. */
   jobRecord(job: string): JobRecord | undefined {
     const now = this.now();
-    if (!this.stopped && now - (this.jobReadAt.get(job) ?? -Infinity) >= 1000) {
+    if (!this.stopped && !this.wentBack && now - (this.jobReadAt.get(job) ?? -Infinity) >= 1000) {
       this.jobReadAt.set(job, now);
       this.client.kv.range({ key: this.jobKey(job), serializable: true }).then((r) => void this.readJob(job, r.kvs[0]), () => undefined);
     }

@@ -70,6 +70,11 @@ export interface ExternalStatus {
   };
   /** Endpoints as configured. */
   endpoints: string[];
+  /**
+   * Set when this node refuses to lead or serve for good (until restarted), with why:
+   * the service answered older than it had already shown (wiped, re-created, restored).
+   */
+  refused?: string;
   /** Counters. */
   stats: EngineStats;
 }

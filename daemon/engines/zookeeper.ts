@@ -57,14 +57,15 @@
  * Locks: <chroot>/locks/<name> = {owner, ttlMs}, a persistent znode; the lock is
  * expired when the ZooKeeper leader's clock is past its mtime + ttlMs (the "now" of
  * the ensemble is read by writing <chroot>/clock and reading its mtime). Token = the
- * czxid of the lock's znode. ZooKeeper has no per-key TTL (its TTL nodes need a
- * server switch and this client does not speak them), hence the clock znode.
+ * zxid of the write that granted it. The znode is never removed (released = empty),
+ * so its version never repeats (lockAcquire). ZooKeeper has no per-key TTL (its TTL
+ * nodes need a server switch and this client does not speak them), hence the clock znode.
  */
 import zk, { type ACL, type Client, type Exception, type Stat, type TransactionResult } from 'node-zookeeper-client';
 import type { JobRecord } from '../../src/kv/index.ts';
 import type { JobReport, Leadership } from '../jobs/coordinator.ts';
 import { Status, type ClientCallback, type ClientResult } from '../runtime/results.ts';
-import { answerOnce, checkCommand, decodeJobRecord, decodeLeaderRecord, decodeLockGrant, encodeJobRecord, KeyWatchers, leaseHex, sleep } from './common.ts';
+import { answerOnce, checkCommand, decodeJobRecord, decodeLeaderRecord, decodeLockGrant, encodeJobRecord, KeyWatchers, leaseHex, sleep, type LockGrant } from './common.ts';
 import type { EngineLog } from './etcd.ts';
 import { LeadershipGate } from './leadership.ts';
 import { decodeLeaderHistory, encodeLeaderHistory, suspectIds, type ExternalFencing, type Suspect } from './fencing.ts';
@@ -144,6 +145,16 @@ function p<T>(f: (cb: (err: Exception | Error | null, v: T) => void) => void): P
   return new Promise((resolve, reject) => f((err, v) => (err ? reject(err) : resolve(v))));
 }
 
+/** The ensemble went back (ZkEngine.wroteAt); `sent`: the call reached it (a write may be applied there). */
+export class ServiceWentBack extends Error {
+  constructor(message: string, readonly sent: boolean) {
+    super(message);
+  }
+}
+
+/** A candidate's znode name: n-<session id, hex>-<ZooKeeper's 10-digit sequence>. */
+const CANDIDATE = /^n-[0-9a-f]+-\d{10}$/;
+
 const LIVE = 1;
 const TOMBSTONE = 0;
 
@@ -173,6 +184,12 @@ export class ZkEngine implements ExternalEngine {
   /** Watches to arm again on a new session (a new client has none of the old one's). */
   private readonly armers = new Set<() => void>();
   readonly stats: EngineStats = emptyStats();
+  /** The newest zxid any answer showed this node (znode stats, our writes). */
+  private zxidFloor = 0;
+  /** Why this node refuses for good: a write of ours got a zxid not above the floor (wroteAt). */
+  private wentBack: string | undefined;
+  /** Znodes in the election that no quorumd node made, warned about once each. */
+  private readonly warnedNodes = new Set<string>();
 
   constructor(private readonly o: ZkEngineOptions) {
     if (o.servers.length === 0) throw new Error('zookeeper: no servers');
@@ -259,6 +276,7 @@ export class ZkEngine implements ExternalEngine {
       leaderToken: this.leaderToken,
       ...this.gate.view(this.sessionId),
       endpoints: [...this.o.servers],
+      ...(this.wentBack ? { refused: this.wentBack } : {}),
       stats: { ...this.stats, windowEnds: this.gate.windowEnds },
     };
   }
@@ -267,6 +285,12 @@ export class ZkEngine implements ExternalEngine {
   private async sessionLoop(): Promise<void> {
     let backoff = 100;
     while (!this.stopped) {
+      if (this.wentBack) {
+        // No session with an ensemble that went back (the reason is logged and in the status).
+        this.role = 'connecting';
+        await sleep(1000);
+        continue;
+      }
       const gen = ++this.sessionGen;
       try {
         await this.runSession(gen);
@@ -293,17 +317,55 @@ export class ZkEngine implements ExternalEngine {
     this.stats.elections++;
     const c = zk.createClient(this.o.servers.join(','), { sessionTimeout: this.o.sessionTimeoutMs, spinDelay: 100, retries: 0 });
     this.client = c;
+    this.sessionId = '';
     guardMalformedFrames(c, this.o.log);
     if (this.o.auth) c.addAuthInfo('digest', Buffer.from(`${this.o.auth.username}:${this.o.auth.password}`));
     let ended: ((why: string) => void) | undefined;
     const over = new Promise<string>((resolve) => (ended = resolve));
+    // Not connected again within the session timeout (and a probe period): the ensemble
+    // has expired the session by now, whether or not a server says so. A server refuses
+    // to take a session back when its data is older than what the session saw ("client
+    // must try another server" in its log: the ensemble was wiped or restored), and then
+    // no server ever says so: the client would try for good. A new session is started.
+    let lostAt: NodeJS.Timeout | undefined;
     c.on('state', (s: { name: string }) => {
       if (s === State.EXPIRED || s === State.AUTH_FAILED) {
         if (s === State.EXPIRED) this.stats.leasesLost++;
         this.o.log.warn({ state: s.name }, 'zookeeper: session over');
         ended?.(s.name);
+      } else if (s === State.DISCONNECTED && !lostAt && this.sessionId) {
+        const ms = c.getSessionTimeout() + this.o.probeMs;
+        lostAt = setTimeout(() => {
+          if (c.getState() === State.SYNC_CONNECTED || gen !== this.sessionGen) return;
+          this.o.log.warn({ afterMs: ms }, 'zookeeper: no server took this session back within its timeout (a server whose data is older than what the session saw refuses it); starting a new session');
+          ended?.('NOT_RECONNECTED');
+        }, ms);
+        lostAt.unref?.();
+      } else if (s === State.SYNC_CONNECTED && lostAt) {
+        clearTimeout(lostAt);
+        lostAt = undefined;
       }
     });
+    void over.then(() => lostAt && clearTimeout(lostAt));
+    // The client waits for a server's answer to its connect request without a limit (its
+    // own timeout covers only the TCP connect). A server whose process is stopped
+    // (SIGSTOP, a hung JVM, a long pause) still accepts TCP connections — the kernel
+    // queues them — and never answers: a client that picked it, to start a session or to
+    // take one back, waited on it for good. Not connected at two ticks in a row: the
+    // socket is dropped, and the client goes on to the next server.
+    const kickMs = Math.max(1000, Math.floor(this.o.sessionTimeoutMs / this.o.servers.length));
+    let waitedTick = false;
+    const kick = setInterval(() => {
+      if (gen !== this.sessionGen || this.stopped) return clearInterval(kick);
+      const waiting = c.getState() !== State.SYNC_CONNECTED;
+      if (waiting && waitedTick) {
+        this.o.log.debug({ afterMs: kickMs }, 'zookeeper: no connect answer from the server; trying the next one');
+        c.connectionManager.socket?.destroy();
+      }
+      waitedTick = waiting;
+    }, kickMs);
+    kick.unref?.();
+    void over.then(() => clearInterval(kick));
     const t0 = this.now();
     const connected = new Promise<void>((resolve) => c.once('connected', () => resolve()));
     c.connect();
@@ -321,6 +383,7 @@ export class ZkEngine implements ExternalEngine {
     // Our candidate znode; found again by its session part if the create's answer was lost.
     const prefix = `n-${this.sessionId}-`;
     const data = Buffer.from(JSON.stringify({ node: this.o.self.name, id: this.o.self.id }));
+    const floor = this.zxidFloor;
     const myName = await this.retry(gen, 'candidate znode', async () => {
       const kids = await p<string[]>((cb) => c.getChildren(this.paths.election, undefined, cb));
       const mine = kids.find((k) => k.startsWith(prefix));
@@ -331,6 +394,8 @@ export class ZkEngine implements ExternalEngine {
     const myPath = `${this.paths.election}/${myName}`;
     const myStat = await this.retry(gen, 'candidate stat', () => p<Stat | null>((cb) => c.exists(myPath, undefined, cb)));
     if (!myStat) throw new Error('our candidate znode vanished');
+    // Created by us after everything we had seen: its zxid must be newer.
+    this.wroteAt(floor, zxid(myStat.czxid), 'our candidate znode');
     this.myNode = myPath;
     this.myToken = zxid(myStat.czxid);
     this.role = 'candidate';
@@ -340,8 +405,18 @@ export class ZkEngine implements ExternalEngine {
       while (!this.stopped && gen === this.sessionGen) {
         let changed!: () => void;
         const change = new Promise<void>((resolve) => (changed = resolve));
-        const kids = await this.retry(gen, 'election children', () => p<string[]>((cb) => c.getChildren(this.paths.election, () => changed(), cb)));
+        const all = await this.retry(gen, 'election children', () => p<string[]>((cb) => c.getChildren(this.paths.election, () => changed(), cb)));
+        // Only candidates count: ephemeral (they go with their session) and named as quorumd
+        // names them. Anything else (another program's znode, an operator's typo) would
+        // otherwise sort among them and, never going away, keep every node behind it from
+        // leading: it is passed over, with a warning naming it.
+        const kids = all.filter((k) => CANDIDATE.test(k) || this.foreign(k, 'its name is not n-<session>-<sequence>'));
         kids.sort((a, b) => seq(a).localeCompare(seq(b)));
+        while (kids.length > 0 && kids[0] !== myName) {
+          const st = await this.retry(gen, 'lowest candidate', () => p<Stat | null>((cb) => c.exists(`${this.paths.election}/${kids[0]}`, undefined, cb)));
+          if (!st || !st.ephemeralOwner.every((b) => b === 0)) break;
+          this.foreign(kids.shift()!, 'it is not ephemeral');
+        }
         await this.noteLeaderFrom(c, kids[0]);
         const i = kids.indexOf(myName);
         if (i < 0) throw new Error('our candidate znode is gone');
@@ -411,15 +486,64 @@ export class ZkEngine implements ExternalEngine {
     this.leaderToken = token;
   }
 
+  /** Warns once about a znode in the election that no quorumd node made; false (for filters). */
+  private foreign(name: string, why: string): false {
+    if (!this.warnedNodes.has(name)) {
+      this.warnedNodes.add(name);
+      const path = `${this.paths.election}/${name}`;
+      this.o.log.warn({ znode: path }, `zookeeper: ${path} is in the election but ${why}, so no quorumd node made it: it is not counted as a candidate; delete it (zkCli.sh delete ${path})`);
+    }
+    return false;
+  }
+
+  /** A znode's stat: its zxids are of transactions committed already, so the floor rises to them. */
+  private sawStat(st: Stat | undefined): void {
+    if (!st) return;
+    for (const b of [st.czxid, st.mzxid, st.pzxid]) {
+      const z = b ? zxid(b) : 0;
+      if (z > this.zxidFloor) this.zxidFloor = z;
+    }
+  }
+
+  /**
+   * A write of ours, sent when the floor was `floor`, got zxid `z`. The ZooKeeper leader
+   * numbers every write after everything committed before it, and everything that raised
+   * the floor had been committed — so z > floor, unless the ensemble went back: wiped and
+   * set up anew (zxids restart with epoch 1) or restored from an older snapshot. Its zxids
+   * would then repeat ones given out before, and with them leader tokens, lock tokens and
+   * KV indexes: this node refuses for good (until restarted).
+   */
+  private wroteAt(floor: number, z: number, what: string): void {
+    if (z > floor) {
+      if (z > this.zxidFloor) this.zxidFloor = z;
+      return;
+    }
+    if (!this.wentBack) {
+      this.wentBack =
+        `ZooKeeper gave ${what} zxid 0x${z.toString(16)} after it had shown this node zxid 0x${floor.toString(16)}: the ensemble at ${this.o.servers.join(', ')} was wiped and set up anew or restored from an older snapshot. ` +
+        'Its zxids now repeat ones it gave out before, so leader tokens, lock tokens and KV indexes from it could go backwards: this node neither leads nor serves requests until it is restarted (docs/external.md, "When the service goes back")';
+      this.o.log.error({ floor: `0x${floor.toString(16)}`, zxid: `0x${z.toString(16)}` }, this.wentBack);
+      this.gate.leaseLost('service-went-back');
+      this.gate.deposed('service-went-back');
+      this.o.fencing?.deposed();
+      this.sessionGen++;
+      this.wake?.();
+      this.client?.close();
+    }
+    throw new ServiceWentBack(this.wentBack, true);
+  }
+
   /** Retries one step within this session (transient errors: connection loss while reconnecting). */
   private async retry<T>(gen: number, what: string, fn: () => Promise<T>): Promise<T> {
     let delay = 50;
     for (;;) {
       if (this.stopped) throw new Error('stopped');
+      if (this.wentBack) throw new ServiceWentBack(this.wentBack, false);
       if (gen !== this.sessionGen) throw new Error('session replaced');
       try {
         return await fn();
       } catch (err) {
+        if (err instanceof ServiceWentBack) throw err;
         const code = codeOf(err);
         if (code === ZX.SESSION_EXPIRED || code === ZX.AUTH_FAILED || code === ZX.NO_AUTH) throw err;
         this.o.log.debug({ what, error: errText(err) }, 'zookeeper: step failed; retrying');
@@ -484,6 +608,10 @@ export class ZkEngine implements ExternalEngine {
       cb({ status: Status.UNAVAILABLE, error: 'node is stopping' });
       return undefined;
     }
+    if (this.wentBack) {
+      cb({ status: Status.UNAVAILABLE, error: `refused: ${this.wentBack}` });
+      return undefined;
+    }
     if (!c || c.getState() !== State.SYNC_CONNECTED) {
       cb({ status: Status.UNAVAILABLE, error: 'not connected to ZooKeeper (reconnecting); nothing was sent' });
       return undefined;
@@ -504,6 +632,10 @@ export class ZkEngine implements ExternalEngine {
     });
     fn(c).then(answer, (err) => {
       this.stats.requestErrors++;
+      if (err instanceof ServiceWentBack) {
+        if (write && err.sent) return answer({ status: Status.UNKNOWN, error: `${what}: refused: ${err.message}. This write reached that ensemble and may be applied there` });
+        return answer({ status: Status.UNAVAILABLE, error: `${what}: refused: ${err.message}` });
+      }
       const code = codeOf(err);
       // Refused by the server before applying: definite.
       const definite = code === ZX.NO_AUTH || code === ZX.AUTH_FAILED || code === ZX.SESSION_EXPIRED;
@@ -521,17 +653,29 @@ export class ZkEngine implements ExternalEngine {
     return new Promise((resolve, reject) =>
       c.getData(path, undefined, (err, data, stat) => {
         if (err) return codeOf(err) === ZX.NO_NODE ? resolve(undefined) : reject(err);
+        this.sawStat(stat);
         resolve({ data: data ?? Buffer.alloc(0), stat });
       }),
     );
   }
 
   private multi(c: Client, build: (t: ReturnType<Client['transaction']>) => void): Promise<{ ok: true; results: TransactionResult[] } | { ok: false; code: number | undefined; results: TransactionResult[] }> {
+    if (this.wentBack) return Promise.reject(new ServiceWentBack(this.wentBack, false));
+    const floor = this.zxidFloor;
     return new Promise((resolve, reject) => {
       const t = c.transaction();
       build(t);
       t.commit((err, results) => {
-        if (!err) return resolve({ ok: true, results });
+        if (!err) {
+          // A multi's writes share one zxid, newer than everything we had seen.
+          const written = results.find((r) => r.stat)?.stat;
+          try {
+            if (written) this.wroteAt(floor, zxid(written.mzxid), 'a multi-op');
+          } catch (e) {
+            return reject(e);
+          }
+          return resolve({ ok: true, results });
+        }
         const code = codeOf(err);
         // A failed op inside the multi (bad version, node exists, no node) is a definite "not applied".
         if (code === ZX.BAD_VERSION || code === ZX.NODE_EXISTS || code === ZX.NO_NODE || code === ZX.NOT_EMPTY) return resolve({ ok: false, code, results: results ?? [] });
@@ -617,9 +761,36 @@ export class ZkEngine implements ExternalEngine {
 
   /** The ensemble's clock now: the mtime of a write to <chroot>/clock (ms since the epoch, the ZooKeeper leader's clock). */
   private async serverNow(c: Client): Promise<number> {
+    if (this.wentBack) throw new ServiceWentBack(this.wentBack, false);
+    const floor = this.zxidFloor;
     const st = await p<Stat>((cb) => c.setData(this.paths.clock, Buffer.alloc(0), -1, cb));
+    this.wroteAt(floor, zxid(st.mzxid), 'the clock znode');
     return timeOf(st.mtime);
   }
+
+  /**
+   * The fencing token of the grant in a lock znode: written into the record by the
+   * first rewrite (a renewal), else the mzxid of the write that made the grant (token 0
+   * in its record); a record of an older quorumd (no token field) has its znode's czxid.
+   */
+  private lockToken(g: LockGrant, stat: Stat): number {
+    if (g.token === undefined) return zxid(stat.czxid);
+    return g.token > 0 ? g.token : zxid(stat.mzxid);
+  }
+
+  /** The record to write back over grant `g` (a renewal, the holder asking again): its token kept. */
+  private lockRecord(g: LockGrant, stat: Stat): Buffer {
+    return Buffer.from(JSON.stringify({ owner: g.owner, ttlMs: g.ttlMs, digest: g.digest, token: this.lockToken(g, stat) }));
+  }
+
+  /*
+   * A lock znode is created once and never removed: a release writes it empty, a new
+   * grant overwrites a free or lapsed record. Every write is conditional on the version
+   * read, and since the znode is never re-created its version never repeats. (Removing
+   * and re-creating it restarted the version: a holder's renewal, or a second acquirer
+   * that had read the old znode, could then write over a newer grant that happened to
+   * have the same version — two holders at once.)
+   */
 
   lockAcquire(name: string, owner: string, ttlMs: number, lease: string, cb: ClientCallback): void {
     const bad = checkCommand({ op: 'lock.acquire', name, owner, ttlMs, now: 0 });
@@ -627,27 +798,29 @@ export class ZkEngine implements ExternalEngine {
     const digest = leaseHex(lease);
     if (typeof digest !== 'string') return cb(digest);
     const path = this.lockPath(name);
-    const data = Buffer.from(JSON.stringify({ owner, ttlMs, digest }));
+    const fresh = Buffer.from(JSON.stringify({ owner, ttlMs, digest, token: 0 }));
     this.run(true, 'lock acquire', cb, async (c) => {
       for (let i = 0; i < 8; i++) {
         const cur = await this.read(c, path);
         if (!cur) {
-          const r = await this.multi(c, (t) => t.create(path, Buffer.alloc(0), this.acl, CreateMode.PERSISTENT).setData(path, data, 0));
-          if (r.ok) return { status: Status.OK, token: zxid(r.results[1]!.stat!.czxid), ttlMs };
+          // A create's answer has no stat: the setData in the same multi gives the zxid.
+          const r = await this.multi(c, (t) => t.create(path, Buffer.alloc(0), this.acl, CreateMode.PERSISTENT).setData(path, fresh, 0));
+          if (r.ok) return { status: Status.OK, token: zxid(r.results[1]!.stat!.mzxid), ttlMs };
           continue;
         }
-        const g = decodeLockGrant(name, cur.data.toString('utf8'));
-        const now = await this.serverNow(c);
-        const expired = typeof g === 'string' || timeOf(cur.stat.mtime) + g.ttlMs <= now;
-        if (expired) {
-          const r = await this.multi(c, (t) => t.remove(path, cur.stat.version).create(path, Buffer.alloc(0), this.acl, CreateMode.PERSISTENT).setData(path, data, 0));
-          if (r.ok) return { status: Status.OK, token: zxid(r.results[2]!.stat!.czxid), ttlMs };
+        // Empty: released. A record quorumd cannot read: treated as free (and overwritten).
+        const g = cur.data.length === 0 ? 'free' : decodeLockGrant(name, cur.data.toString('utf8'));
+        if (typeof g === 'string' && g !== 'free') this.o.log.warn({ lock: name, error: g }, 'zookeeper: a lock znode holds a record quorumd did not write; it is treated as free');
+        const free = typeof g === 'string' || timeOf(cur.stat.mtime) + g.ttlMs <= (await this.serverNow(c));
+        if (free) {
+          const r = await this.multi(c, (t) => t.setData(path, fresh, cur.stat.version));
+          if (r.ok) return { status: Status.OK, token: zxid(r.results[0]!.stat!.mzxid), ttlMs };
           continue;
         }
-        const token = zxid(cur.stat.czxid);
+        const token = this.lockToken(g, cur.stat);
         // Only the same lease id (a retry of the same request after a 504) is the holder asking again.
         if (g.owner !== owner || g.digest !== digest) return { status: Status.CONFLICT, holder: g.owner, token, error: `lock ${name} is held by ${g.owner}` };
-        const r = await this.multi(c, (t) => t.setData(path, data, cur.stat.version));
+        const r = await this.multi(c, (t) => t.setData(path, this.lockRecord({ ...g, ttlMs }, cur.stat), cur.stat.version));
         if (r.ok) return { status: Status.OK, token, ttlMs };
       }
       return { status: Status.UNAVAILABLE, error: `lock ${name} kept changing; try again` };
@@ -655,13 +828,13 @@ export class ZkEngine implements ExternalEngine {
   }
 
   /** The lock's znode if it is held (not expired) with lease digest `digest`. */
-  private async heldWith(c: Client, name: string, digest: string): Promise<{ data: Buffer; stat: Stat; ttlMs: number } | undefined> {
+  private async heldWith(c: Client, name: string, digest: string): Promise<{ data: Buffer; stat: Stat; grant: LockGrant } | undefined> {
     const cur = await this.read(c, this.lockPath(name));
-    if (!cur) return undefined;
+    if (!cur || cur.data.length === 0) return undefined;
     const g = decodeLockGrant(name, cur.data.toString('utf8'));
     if (typeof g === 'string' || g.digest !== digest) return undefined;
     if (timeOf(cur.stat.mtime) + g.ttlMs <= (await this.serverNow(c))) return undefined;
-    return { ...cur, ttlMs: g.ttlMs };
+    return { ...cur, grant: g };
   }
 
   lockRenew(name: string, lease: string, cb: ClientCallback): void {
@@ -672,10 +845,10 @@ export class ZkEngine implements ExternalEngine {
     this.run(true, 'lock renew', cb, async (c) => {
       const cur = await this.heldWith(c, name, digest);
       if (!cur) return { status: Status.CONFLICT, error: `lock ${name} is not held with that lease` };
-      // Rewriting the same data moves the znode's mtime: the TTL runs from now.
-      const r = await this.multi(c, (t) => t.setData(this.lockPath(name), cur.data, cur.stat.version));
+      // Rewriting the record moves the znode's mtime: the TTL runs from now.
+      const r = await this.multi(c, (t) => t.setData(this.lockPath(name), this.lockRecord(cur.grant, cur.stat), cur.stat.version));
       if (!r.ok) return { status: Status.CONFLICT, error: `lock ${name} changed while renewing` };
-      return { status: Status.OK, token: zxid(cur.stat.czxid), ttlMs: cur.ttlMs };
+      return { status: Status.OK, token: this.lockToken(cur.grant, cur.stat), ttlMs: cur.grant.ttlMs };
     });
   }
 
@@ -687,7 +860,8 @@ export class ZkEngine implements ExternalEngine {
     this.run(true, 'lock release', cb, async (c) => {
       const cur = await this.heldWith(c, name, digest);
       if (!cur) return { status: Status.CONFLICT, error: `lock ${name} is not held with that lease` };
-      const r = await this.multi(c, (t) => t.remove(this.lockPath(name), cur.stat.version));
+      // Written empty, not removed: the znode's version goes on growing (see above).
+      const r = await this.multi(c, (t) => t.setData(this.lockPath(name), Buffer.alloc(0), cur.stat.version));
       if (!r.ok) return { status: Status.CONFLICT, error: `lock ${name} changed while releasing` };
       return { status: Status.OK };
     });

@@ -219,6 +219,13 @@ export class EtcdCluster {
     await this.waitHealthy();
   }
 
+  /** Every member stopped, its data deleted, started again: a new, empty cluster whose revisions restart at 1. */
+  async wipe(): Promise<void> {
+    await this.stopAll();
+    for (const m of this.members) rmSync(m.dir, { recursive: true, force: true });
+    await this.startAll();
+  }
+
   async close(): Promise<void> {
     await this.stopAll();
     rmSync(this.dir, { recursive: true, force: true });
@@ -327,6 +334,13 @@ export class ZkEnsemble {
   async startAll(): Promise<void> {
     for (const [i, m] of this.members.entries()) if (!this.running(i)) this.spawn(m);
     await this.waitServing();
+  }
+
+  /** Every server stopped, its snapshots and logs deleted (myid kept), started again: zxids restart. */
+  async wipe(): Promise<void> {
+    await this.stopAll();
+    for (const m of this.members) rmSync(join(m.dir, 'data', 'version-2'), { recursive: true, force: true });
+    await this.startAll();
   }
 
   async close(): Promise<void> {
