@@ -690,33 +690,54 @@ export class DurableLog {
     }
   }
 
-  /** Snapshot file: write tmp, fsync, rename, fsync dir; then drop older snapshot files. */
+  /**
+   * Snapshot file: write tmp, fsync, rename, fsync dir; then drop older snapshot files.
+   *
+   * A tmp that could not be written or synced is removed again before the error goes
+   * on. It is worth nothing (recovery removes any leftover tmp), but it is as large as
+   * the state: on a disk that filled up during its write it held the space that the
+   * next start needed for its first small files, so that the node could not start
+   * again until an operator deleted it by hand (seen on a 4 MiB data directory: a
+   * 1.3 MB snapshot tmp, 4 KiB left free).
+   */
   private writeSnapshot(snap: SnapshotRecord, done: Done): void {
     const name = snapshotName(snap.index);
     const tmp = name + TMP_SUFFIX;
+    const failed = (err: Error): void => {
+      try {
+        this.storage.remove(tmp);
+      } catch {
+        /* best effort (perhaps never created): the write's error is the one to report, and recovery removes a leftover */
+      }
+      done(err);
+    };
     // Head and state written apart: the state (up to 16 MiB) is not copied into one buffer first.
     const [head, data] = encodeSnapshotParts(snap);
-    this.write(tmp, head);
-    this.append(tmp, data);
+    try {
+      this.write(tmp, head);
+      this.append(tmp, data);
+    } catch (e) {
+      return failed(e as Error);
+    }
     this.sync(tmp, (err) => {
-      if (err) return done(err);
+      if (err) return failed(err);
       try {
         this.storage.rename(tmp, name);
-        this.syncDir((err2) => {
-          if (err2) return done(err2);
-          try {
-            for (const n of this.storage.list()) {
-              const i = parseSnapshotName(n);
-              if (i !== undefined && i < snap.index) this.storage.remove(n);
-            }
-          } catch (e) {
-            return done(e as Error);
-          }
-          done(null);
-        });
       } catch (e) {
-        done(e as Error);
+        return failed(e as Error);
       }
+      this.syncDir((err2) => {
+        if (err2) return done(err2);
+        try {
+          for (const n of this.storage.list()) {
+            const i = parseSnapshotName(n);
+            if (i !== undefined && i < snap.index) this.storage.remove(n);
+          }
+        } catch (e) {
+          return done(e as Error);
+        }
+        done(null);
+      });
     });
   }
 
