@@ -140,12 +140,24 @@ export class FsStorage implements Storage {
   write(name: string, data: Uint8Array): void {
     const p = this.p(name);
     this.dropFd(name);
-    const fd = fs.openSync(p, WRITE | fs.constants.O_TRUNC);
-    this.fds.set(name, { fd, end: data.length, written: data.length, preallocate: this.preallocates(name) });
-    writeAll(fd, data, 0, name);
+    try {
+      const fd = fs.openSync(p, WRITE | fs.constants.O_TRUNC);
+      this.fds.set(name, { fd, end: data.length, written: data.length, preallocate: this.preallocates(name) });
+      writeAll(fd, data, 0, name);
+    } catch (e) {
+      throw named(e, `write ${name}`);
+    }
   }
 
   append(name: string, data: Uint8Array): void {
+    try {
+      this.appendTo(name, data);
+    } catch (e) {
+      throw named(e, `append to ${name}`);
+    }
+  }
+
+  private appendTo(name: string, data: Uint8Array): void {
     // An open descriptor was opened under a checked name, and close() forgets them all:
     // the path is needed (and built) only to open one. Building it on every append and
     // sync (path.join) was about 1.3 KB of garbage per write on every node.
@@ -191,7 +203,11 @@ export class FsStorage implements Storage {
     const p = this.p(name);
     if (!Number.isSafeInteger(size) || size < 0) throw new RangeError(`FsStorage.truncate(${name}): size must be a non-negative integer, got ${size}`);
     this.dropFd(name); // the next append starts at the new size
-    fs.truncateSync(p, size);
+    try {
+      fs.truncateSync(p, size);
+    } catch (e) {
+      throw named(e, `truncate ${name}`);
+    }
   }
 
   rename(from: string, to: string): void {
@@ -199,13 +215,21 @@ export class FsStorage implements Storage {
     const b = this.p(to);
     this.dropFd(from);
     this.dropFd(to);
-    fs.renameSync(a, b);
+    try {
+      fs.renameSync(a, b);
+    } catch (e) {
+      throw named(e, `rename ${from} to ${to}`);
+    }
   }
 
   remove(name: string): void {
     const p = this.p(name);
     this.dropFd(name);
-    fs.rmSync(p);
+    try {
+      fs.rmSync(p);
+    } catch (e) {
+      throw named(e, `remove ${name}`);
+    }
   }
 
   sync(name: string, done: Done): void {
@@ -288,7 +312,20 @@ function writeZeros(fd: number, at: number, n: number, name: string): void {
 function withContext(err: NodeJS.ErrnoException, what: string): Error {
   // Node's own messages start with the code already ("EIO: i/o error, fdatasync").
   const code = err.code !== undefined && !err.message.startsWith(`${err.code}:`) ? `${err.code} ` : '';
-  const e = new Error(`${what}: ${code}${err.message}`);
-  (e as Error & { cause?: unknown }).cause = err;
+  const e = new Error(`${what}: ${code}${err.message}`) as NodeJS.ErrnoException;
+  e.cause = err;
+  // Kept, so that a caller can still tell ENOSPC from EIO without looking through `cause`.
+  if (err.code !== undefined) e.code = err.code;
   return e;
+}
+
+/**
+ * A system error of a write, append, truncate, rename or removal, with the file it was
+ * about: a write to a descriptor names none ("ENOSPC: no space left on device, write"),
+ * and the node's fatal error is all an operator reads of it. Other errors (a bad name,
+ * a closed storage) already say what they are about.
+ */
+function named(e: unknown, what: string): unknown {
+  const err = e as NodeJS.ErrnoException;
+  return err instanceof Error && typeof err.code === 'string' && err.syscall !== undefined ? withContext(err, what) : e;
 }

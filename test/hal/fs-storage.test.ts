@@ -290,3 +290,31 @@ describe('durable log on FsStorage (real files, real fsync)', () => {
     st.close();
   });
 });
+
+describe('FsStorage: a failed write names the file', () => {
+  // /dev/full fails every write with ENOSPC: a name linked to it is a file on a full disk.
+  it.skipIf(!fs.existsSync('/dev/full'))('write and append say which file, keep the code, and the durable log passes it on', async () => {
+    const d = tmpDir();
+    fs.symlinkSync('/dev/full', path.join(d, 'snap-0000000000000006.snap.tmp'));
+    fs.symlinkSync('/dev/full', path.join(d, 'other'));
+    const st = new FsStorage(d);
+    onTestFinished(() => st.close());
+    let err: NodeJS.ErrnoException | undefined;
+    try {
+      st.append('other', new Uint8Array(10));
+    } catch (e) {
+      err = e as NodeJS.ErrnoException;
+    }
+    // Node's own message names no file: "ENOSPC: no space left on device, write".
+    expect(err?.message).toBe('append to other: ENOSPC: no space left on device, write');
+    expect(err?.code).toBe('ENOSPC');
+    // Through the durable log: its fatal error is what an operator reads in the node's log.
+    const a = await open(st);
+    await persist(a.log, { hardState: { term: 1, vote: 1, commit: 0 }, entries: ents(1, 10, 1) });
+    const e2 = await persist(a.log, { snapshot: { index: 6, term: 1, config: { voters: [1] }, data: new Uint8Array(10) }, compaction: true }).then(
+      () => undefined,
+      (e: Error) => e,
+    );
+    expect(e2?.message).toBe('storage I/O failed: write snap-0000000000000006.snap.tmp: ENOSPC: no space left on device, write');
+  });
+});
