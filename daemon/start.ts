@@ -19,7 +19,7 @@
 import { EXIT } from './exit-codes.ts';
 import { exitOnUncaught } from './runtime/process-guard.ts';
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Clock, Done, Link, Storage } from '../hal/interfaces.ts';
 import { FsStorage } from '../hal/fs-storage.ts';
@@ -121,7 +121,8 @@ class TimedStorage implements Storage {
  */
 function makeDataDir(dir: string): void {
   try {
-    mkdirSync(dir, { recursive: true });
+    // The owner's alone, whatever the umask (other local users are not trusted).
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
   } catch (err) {
     let cause = err as NodeJS.ErrnoException;
     if (cause.code === 'ENOENT') {
@@ -129,12 +130,18 @@ function makeDataDir(dir: string): void {
       let first = dir;
       for (let i = 0; i < 256 && dirname(first) !== first && !existsSync(dirname(first)); i++) first = dirname(first);
       try {
-        mkdirSync(first);
+        mkdirSync(first, { mode: 0o700 });
       } catch (plain) {
         cause = plain as NodeJS.ErrnoException;
       }
     }
     throw new Error(`data directory ${dir}: cannot create it: ${cause.message}${storageHint(cause)}`);
+  }
+  // Whoever may create, rename or remove files in it could replace the node's state (its
+  // log, hard state, API token): refused, as a secret file readable by others is.
+  const mode = statSync(dir).mode;
+  if ((mode & 0o022) !== 0) {
+    throw new Error(`data directory ${dir} is writable by ${(mode & 0o002) !== 0 ? 'other users' : 'its group'} (mode 0${(mode & 0o777).toString(8)}): they could replace the node's log, hard state and API token; make it the owner's alone: chmod 700 ${dir}`);
   }
 }
 
@@ -147,7 +154,7 @@ export function lockDataDir(dir: string): () => void {
   const p = join(dir, 'quorumd.pid');
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
-      const fd = openSync(p, 'wx');
+      const fd = openSync(p, 'wx', 0o600);
       try {
         writeSync(fd, `${process.pid}\n`);
       } catch (err) {
@@ -443,7 +450,20 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
   const backend = engineMods ? new engineMods[1].EngineBackend(cfg.self, c.members, linkInfos, c.cluster.name) : new BullyBackend(cfg.self, c.members, linkInfos, c.cluster.name);
   const isEngineBackend = (b: typeof backend): b is EngineBackend => engineMods !== undefined && b instanceof engineMods[1].EngineBackend;
   // Each engine keeps its durable state in a directory of its own: one engine's log is never read as another's.
-  const storage = new TimedStorage(new FsStorage(join(cfg.dataDir, c.engine === 'bully' ? 'bully' : contract ?? 'raft')), (s) => backend.fsync.observe(s));
+  let fsStorage: FsStorage;
+  try {
+    fsStorage = new FsStorage(join(cfg.dataDir, c.engine === 'bully' ? 'bully' : contract ?? 'raft'));
+  } catch (err) {
+    for (const l of links) l.close();
+    fencing?.close();
+    fencing?.watchdog?.disarm();
+    unlock();
+    throw new Error(`data directory ${cfg.dataDir}: ${(err as Error).message}${storageHint(err)}`);
+  }
+  for (const t of fsStorage.tightened) {
+    log.warn({ file: join(fsStorage.dir, t.name), mode: `0${t.mode.toString(8)}` }, 'storage file was readable or writable by group or others (made under a permissive umask by an earlier version): now mode 0600; other local users may have read the KV values in it');
+  }
+  const storage = new TimedStorage(fsStorage, (s) => backend.fsync.observe(s));
   const voters = c.members.filter((m) => m.role === 'voter').map((m) => m.id);
   const witnesses = c.members.filter((m) => m.role === 'witness').map((m) => m.id);
   // Observers are the engine's learners (the config allows them with engine: zab only).

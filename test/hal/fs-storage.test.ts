@@ -117,7 +117,7 @@ describe('FsStorage', () => {
 describe('FsStorage on a nearly full file system', () => {
   // A small tmpfs needs a mount: only where this process may mount (root).
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'quorumd-fs-full-'));
-  const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=96k', 'tmpfs', dir], { encoding: 'utf8', timeout: 10_000 }).status === 0;
+  const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=96k,mode=0700', 'tmpfs', dir], { encoding: 'utf8', timeout: 10_000 }).status === 0;
   afterAll(() => {
     if (mounted) spawnSync('umount', [dir], { timeout: 10_000 });
     fs.rmSync(dir, { recursive: true, force: true });
@@ -316,5 +316,47 @@ describe('FsStorage: a failed write names the file', () => {
       (e: Error) => e,
     );
     expect(e2?.message).toBe('storage I/O failed: write snap-0000000000000006.snap.tmp: ENOSPC: no space left on device, write');
+  });
+});
+
+describe('FsStorage: the files are the owner\'s alone, whatever the umask', () => {
+  // Found with `umask 000; quorumd dev`: the raft directory came out 0777 and the hard
+  // state and WAL 0666, so that any local user could read every KV value or rewrite the
+  // vote. (vitest runs this file in a forked process: process.umask may be set.)
+  it('creates its directory 0700 and its files 0600 under umask 000', () => {
+    const old = process.umask(0);
+    onTestFinished(() => void process.umask(old));
+    const d = path.join(tmpDir(), 'deep', 'raft');
+    const st = new FsStorage(d);
+    onTestFinished(() => st.close());
+    st.write('hardstate.tmp', new Uint8Array(4));
+    st.rename('hardstate.tmp', 'hardstate');
+    st.append(segmentName(1), new Uint8Array(4));
+    expect(fs.statSync(d).mode & 0o777).toBe(0o700);
+    expect(fs.statSync(path.dirname(d)).mode & 0o777).toBe(0o700);
+    expect(fs.statSync(path.join(d, 'hardstate')).mode & 0o777).toBe(0o600);
+    expect(fs.statSync(path.join(d, segmentName(1))).mode & 0o777).toBe(0o600);
+  });
+
+  it('refuses a directory others or its group may write to, naming it and the chmod', () => {
+    for (const mode of [0o777, 0o770, 0o1777]) {
+      const d = tmpDir();
+      fs.chmodSync(d, mode);
+      expect(() => new FsStorage(d)).toThrow(new RegExp(`^FsStorage: ${d} is writable by (other users|its group) \\(mode 0${(mode & 0o777).toString(8)}\\): .*chmod 700 ${d}$`));
+    }
+    const ok = tmpDir();
+    fs.chmodSync(ok, 0o755); // systemd's StateDirectory= default: others may list, not write
+    new FsStorage(ok).close();
+  });
+
+  it('makes files an earlier start left readable by others 0600, and says which', () => {
+    const d = tmpDir();
+    fs.writeFileSync(path.join(d, 'hardstate'), 'x', { mode: 0o666 });
+    fs.chmodSync(path.join(d, 'hardstate'), 0o666);
+    fs.writeFileSync(path.join(d, segmentName(1)), 'y', { mode: 0o600 });
+    const st = new FsStorage(d);
+    st.close();
+    expect(fs.statSync(path.join(d, 'hardstate')).mode & 0o777).toBe(0o600);
+    expect(st.tightened).toEqual([{ name: 'hardstate', mode: 0o666 }]);
   });
 });
