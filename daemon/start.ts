@@ -480,7 +480,10 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     if (fatal) return;
     fatal = err;
     // A full, failing or read-only disk is the operator's to fix, not a bug: say so, and where.
-    const hint = storageHint(err);
+    // A damaged file is named by the storage layer without its directory: add it, and what the refusal means.
+    const hint = err.name === 'StorageCorruptError'
+      ? ` (in ${fsStorage.dir}: the node refuses to start rather than run without state it acknowledged; docs/install-pi.md, "When a data file is damaged")`
+      : storageHint(err);
     log.fatal({ error: `${err.message}${hint}`, kind: err.name, ...(hint ? { dataDir: cfg.dataDir } : {}), stack: err.stack ?? '' }, 'node stopped on a fatal error; exiting so that the supervisor restarts it');
     setImmediate(() => {
       void node
