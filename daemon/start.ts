@@ -196,8 +196,13 @@ export function lockDataDir(dir: string): () => void {
       if (alive) throw new Error(`data directory ${dir} is in use by process ${pid} (${p}); one node per data directory`);
       try {
         unlinkSync(p);
-      } catch {
-        /* raced: retry */
+      } catch (e) {
+        // Gone meanwhile (raced with another start): retry. Anything else is why the lock
+        // cannot be taken, to be said: seen on a file system the kernel had remounted
+        // read-only, where this ended in a bare "could not take the lock".
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') {
+          throw new Error(`data directory ${dir}: cannot remove the lock file ${p} left by process ${Number.isInteger(pid) && pid > 0 ? `${pid}, which is no longer running` : 'that is gone'}: ${(e as Error).message}${storageHint(e)}`);
+        }
       }
     }
   }
