@@ -251,6 +251,55 @@ function nextStartCounter(dir: string): number {
 }
 
 /**
+ * `<dataDir>/<engine dir>.initialized` (e.g. `raft.initialized`): written once the
+ * engine's directory held its first durable hard state, never removed by quorumd. An
+ * engine directory that is missing or has no hard state while this file exists lost the
+ * node's votes and log (removed under a running node, emptied, another disk mounted
+ * over it): found by hand, a dev member whose raft/ was removed while it ran stopped at
+ * its next snapshot (ENOENT) and came back as a new member with term 0 and an empty
+ * log, having forgotten whom it voted for and what it acknowledged. The durable log
+ * alone cannot tell that from a first start. Refused, with what to do.
+ */
+function stateMarkPath(dataDir: string, sub: string): string {
+  return join(dataDir, `${sub}.initialized`);
+}
+
+function checkStateMark(dataDir: string, sub: string): void {
+  const mark = stateMarkPath(dataDir, sub);
+  if (!existsSync(mark)) return;
+  const dir = join(dataDir, sub);
+  if (existsSync(join(dir, 'hardstate'))) return;
+  throw new Error(
+    `data directory ${dataDir}: ${existsSync(dir) ? `${dir} has no hard state` : `${dir} is missing`}, but ${mark} says this node kept its state there: its votes and log are gone (removed, emptied, or another disk mounted?). Started like this it would be a new member that forgot whom it voted for and what it acknowledged, so it does not start. Put the directory back from this board (docs/install-pi.md, "When a data file is damaged"); only if you set up the whole cluster afresh, remove ${mark}`,
+  );
+}
+
+/** Writes the mark (atomically, synced) when missing and the engine's hard state exists; a failure is only logged (the mark guards, it holds no state). */
+function writeStateMark(dataDir: string, sub: string, warn: (msg: string) => void): void {
+  const mark = stateMarkPath(dataDir, sub);
+  try {
+    if (existsSync(mark) || !existsSync(join(dataDir, sub, 'hardstate'))) return;
+    const tmp = `${mark}.tmp`;
+    const fd = openSync(tmp, 'w', 0o600);
+    try {
+      writeSync(fd, `the state of this node is in ${sub}/ (written at its first start there; see docs/install-pi.md before removing this file)\n`);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, mark);
+    const dfd = openSync(dataDir, 'r');
+    try {
+      fsyncSync(dfd);
+    } finally {
+      closeSync(dfd);
+    }
+  } catch (err) {
+    warn(`cannot write ${mark}: ${(err as Error).message}${storageHint(err)}`);
+  }
+}
+
+/**
  * What the operator is to do about a storage error that is theirs to fix — a full, a
  * failing or a read-only disk — or '' for any other error. Looks through `cause`
  * (the storage layer wraps the system's error to name the file).
@@ -455,20 +504,31 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
   const backend = engineMods ? new engineMods[1].EngineBackend(cfg.self, c.members, linkInfos, c.cluster.name) : new BullyBackend(cfg.self, c.members, linkInfos, c.cluster.name);
   const isEngineBackend = (b: typeof backend): b is EngineBackend => engineMods !== undefined && b instanceof engineMods[1].EngineBackend;
   // Each engine keeps its durable state in a directory of its own: one engine's log is never read as another's.
+  const stateSub = c.engine === 'bully' ? 'bully' : contract ?? 'raft';
   let fsStorage: FsStorage;
   try {
-    fsStorage = new FsStorage(join(cfg.dataDir, c.engine === 'bully' ? 'bully' : contract ?? 'raft'));
+    checkStateMark(cfg.dataDir, stateSub);
+    fsStorage = new FsStorage(join(cfg.dataDir, stateSub));
   } catch (err) {
     for (const l of links) l.close();
     fencing?.close();
     fencing?.watchdog?.disarm();
     unlock();
-    throw new Error(`data directory ${cfg.dataDir}: ${(err as Error).message}${storageHint(err)}`);
+    const msg = (err as Error).message;
+    throw new Error(msg.startsWith('data directory ') ? msg : `data directory ${cfg.dataDir}: ${msg}${storageHint(err)}`);
   }
   for (const t of fsStorage.tightened) {
     log.warn({ file: join(fsStorage.dir, t.name), mode: `0${t.mode.toString(8)}` }, 'storage file was readable or writable by group or others (made under a permissive umask by an earlier version): now mode 0600; other local users may have read the KV values in it');
   }
   const storage = new TimedStorage(fsStorage, (s) => backend.fsync.observe(s));
+  // Once booted (the durable log's hard state is on disk): the state mark (checkStateMark).
+  const markingState = <O extends { booted?(rt: never): void }>(o: O): O => ({
+    ...o,
+    booted: (rt: never) => {
+      o.booted?.(rt);
+      writeStateMark(cfg.dataDir, stateSub, (m) => log.warn({ dataDir: cfg.dataDir }, m));
+    },
+  });
   const voters = c.members.filter((m) => m.role === 'voter').map((m) => m.id);
   const witnesses = c.members.filter((m) => m.role === 'witness').map((m) => m.id);
   // Observers are the engine's learners (the config allows them with engine: zab only).
@@ -528,7 +588,7 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     requestTimeoutMs: c.http.requestTimeoutMs,
     quota: { maxKeys: c.kv.maxKeys, maxBytes: c.kv.maxBytes },
     logger: rlog,
-    observer: tracedObserver(backend.observer()),
+    observer: markingState(tracedObserver(backend.observer())),
     onFatal,
     // Activation gate, own lease, STONITH and watchdog as under Raft (daemon/runtime/leader-fencing.ts);
     // pbft: STONITH on committed f + 1 votes (daemon/runtime/pbft-fencing.ts; a lying dev node also votes against everyone).
@@ -557,7 +617,7 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
       preempt: c.bully.preempt,
     },
     logger: rlog,
-    observer: backend.observer(),
+    observer: markingState(backend.observer()),
     onFatal,
     // Activation gate + STONITH (stonith: false or no targets: tokens only). No lease, no watchdog.
     ...(fencing ? { fencing: bullyFencingOptions(fencing) } : {}),
