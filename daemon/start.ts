@@ -21,6 +21,7 @@ import { exitOnUncaught } from './runtime/process-guard.ts';
 import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { userInfo } from 'node:os';
 import type { Clock, Done, Link, Storage } from '../hal/interfaces.ts';
 import { FsStorage } from '../hal/fs-storage.ts';
 import { MqttLink, type MqttTlsOptions } from '../hal/mqtt/link.ts';
@@ -304,7 +305,16 @@ function writeStateMark(dataDir: string, sub: string, warn: (msg: string) => voi
  * failing or a read-only disk — or '' for any other error. Looks through `cause`
  * (the storage layer wraps the system's error to name the file).
  */
-function storageHint(err: unknown): string {
+/** The name of the user this process runs as, for a message (its uid when the name cannot be found). */
+function userName(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    return `uid ${process.getuid?.() ?? '?'}`;
+  }
+}
+
+export function storageHint(err: unknown): string {
   let code: string | undefined;
   let e = err as { code?: unknown; cause?: unknown } | undefined;
   for (let depth = 0; depth < 4 && e !== undefined && e !== null && code === undefined; depth++) {
@@ -319,6 +329,9 @@ function storageHint(err: unknown): string {
       return ' (the storage device reported an I/O error: the SD card or disk may be failing, see the kernel log (dmesg); the other nodes carry on without this one)';
     case 'EROFS':
       return ' (the file system of the data directory is read-only: mounted so, or remounted read-only by the kernel after write errors, see dmesg)';
+    case 'EACCES':
+    case 'EPERM':
+      return ` (the node's user, ${userName()}, may not read or write it: the data directory and everything in it must belong to the user quorumd runs as: chown -R ${userName()} on the data directory)`;
     default:
       return '';
   }

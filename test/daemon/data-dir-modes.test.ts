@@ -39,3 +39,16 @@ describe('the data directory under a permissive umask', () => {
     lockDataDir(ok)();
   });
 });
+
+describe('a data file the node may not read', () => {
+  // Found by hand: raft/hardstate owned by root (0600) under a node run as another user:
+  // exit 70 with only "EACCES: permission denied, open '…/hardstate'".
+  it('says whose files they must be', async () => {
+    const { storageHint } = await import('../../daemon/start.ts');
+    const { userInfo } = await import('node:os');
+    const e = Object.assign(new Error("EACCES: permission denied, open '/d/raft/hardstate'"), { code: 'EACCES' });
+    const me = userInfo().username;
+    expect(storageHint(e)).toBe(` (the node's user, ${me}, may not read or write it: the data directory and everything in it must belong to the user quorumd runs as: chown -R ${me} on the data directory)`);
+    expect(storageHint(new Error('wrapped', { cause: e }))).toBe(storageHint(e));
+  });
+});
