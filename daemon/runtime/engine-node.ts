@@ -659,21 +659,15 @@ export class EngineRuntime {
     this.stateValue = 'booting';
     // ZAB keeps currentEpoch in HardState.vote (src/engine/contract.ts): not a Raft vote.
     // Bully keeps its held epoch there too (a number, not a node id); PBFT its reserved request-number blocks.
-    const storageOptions: DurableLogOptions = { ...(this.engineName === 'zab' || this.engineName === 'bully' || this.engineName === 'pbft' ? { voteRule: 'number' as const } : {}), ...this.opts.storageOptions };
+    const storageOptions: DurableLogOptions = {
+      ...(this.engineName === 'zab' || this.engineName === 'bully' || this.engineName === 'pbft' ? { voteRule: 'number' as const } : {}),
+      // The owner (daemon/runtime/meta.ts): checked, and written with the open's own hard-state replace.
+      openMeta: (m) => this.ownedMeta(m),
+      ...this.opts.storageOptions,
+    };
     openDurableLog(this.opts.storage, storageOptions, (err, opened) => {
       if (this.stateValue !== 'booting') return;
       if (err || !opened) return this.fatal(err ?? new Error('openDurableLog returned nothing'));
-      const owner = decodeMeta(opened.state.meta).owner;
-      if (owner !== undefined && (owner.cluster !== this.opts.cluster || owner.node !== this.id)) {
-        opened.log.close();
-        return this.fatal(
-          new StorageCorruptError(
-            HARDSTATE_FILE,
-            -1,
-            `this state belongs to node ${owner.node} of cluster ${owner.cluster}, but this is node ${this.id} of cluster ${this.opts.cluster}: a data directory copied from another ${owner.cluster === this.opts.cluster ? 'member' : 'cluster'}; a member must only ever start on its own data (its votes and acknowledged entries), never on another's`,
-          ),
-        );
-      }
       const start = (st: Recovered, bootCounter: number) => {
         try {
           this.boot(opened.log, st, bootCounter);
@@ -694,8 +688,7 @@ export class EngineRuntime {
       const boot = (st: Recovered) => {
         const meta = decodeMeta(st.meta);
         const counter = Math.max(st.bootId, meta.boot + 1);
-        // Metadata from a build without the owner gets it now (with the same durability as the boot counter).
-        if (counter === st.bootId && meta.owner !== undefined) return start(st, counter);
+        if (counter === st.bootId) return start(st, counter);
         opened.log.persist({ meta: this.metaBytes(counter, meta.formed) }, (err2) => {
           if (this.stateValue !== 'booting') return;
           if (err2) return this.fatal(err2);
@@ -729,6 +722,26 @@ export class EngineRuntime {
       if (err) return this.fatal(err);
       boot({ ...st, hardState, meta: m });
     });
+  }
+
+  /**
+   * The recovered metadata with this member as its owner; throws a StorageCorruptError
+   * when it names another member or cluster (metadata without an owner, from an older
+   * build or a fresh log, is taken as this member's).
+   */
+  private ownedMeta(recovered: Uint8Array): Uint8Array {
+    const meta = decodeMeta(recovered);
+    const owner = meta.owner;
+    if (owner !== undefined && (owner.cluster !== this.opts.cluster || owner.node !== this.id)) {
+      throw new StorageCorruptError(
+        HARDSTATE_FILE,
+        -1,
+        `this state belongs to node ${owner.node} of cluster ${owner.cluster}, but this is node ${this.id} of cluster ${this.opts.cluster}: a data directory copied from another ${owner.cluster === this.opts.cluster ? 'member' : 'cluster'}; a member must only ever start on its own data (its votes and acknowledged entries), never on another's`,
+      );
+    }
+    if (owner !== undefined) return recovered;
+    // boot -1: nothing recorded (a fresh log); 0 says the same to the next start (start(): counter = max(bootId, boot + 1)).
+    return this.metaBytes(Math.max(meta.boot, 0), meta.formed);
   }
 
   /** The runtime metadata of this member (daemon/runtime/meta.ts): its owner always written. */

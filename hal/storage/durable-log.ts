@@ -100,6 +100,14 @@ export interface DurableLogOptions {
    * currentEpoch there, which moves within one acceptedEpoch; src/engine/contract.ts).
    */
   voteRule?: 'raft' | 'number';
+  /**
+   * At open: the metadata to keep from now on, given the recovered one (empty when
+   * fresh). It is written with the new bootId, in the hard-state replace every open
+   * makes anyway (no extra fsync). It may throw to refuse the state (the runtime throws
+   * a StorageCorruptError for another member's state): open then fails with that error
+   * and writes nothing. Default: keep it as it is.
+   */
+  openMeta?: (recovered: Uint8Array) => Uint8Array;
 }
 
 /**
@@ -115,6 +123,7 @@ const DEFAULTS: Required<DurableLogOptions> = {
   maxRecordBytes: 16 << 20,
   maxSnapshotBytes: 512 << 20,
   voteRule: 'raft',
+  openMeta: (m) => m,
 };
 
 /** One Raft Ready's durable part. Applied in the order snapshot → entries → hard state. */
@@ -251,6 +260,11 @@ export function openDurableLog(storage: Storage, options: DurableLogOptions, don
   let plan: RecoveryPlan;
   try {
     plan = recover(storage, opts);
+    if (options.openMeta !== undefined) {
+      const meta = options.openMeta(plan.meta);
+      if (!(meta instanceof Uint8Array) || meta.length > MAX_META_BYTES) throw new StorageInputError(`durable log option openMeta: expected at most ${MAX_META_BYTES} bytes, got ${meta instanceof Uint8Array ? `${meta.length} bytes` : typeof meta}`);
+      plan.meta = meta;
+    }
   } catch (e) {
     done(e as Error);
     return;
