@@ -457,7 +457,9 @@ export async function startDev(opts: DevOptions): Promise<DevCluster> {
   }
   const ownDir = opts.dataDir === undefined;
   const dir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'quorumd-dev-'));
-  mkdirSync(dir, { recursive: true });
+  // The owner's alone whatever the umask, as mkdtemp makes it: it holds the token, the
+  // key, and configs whose hooks the nodes run (other local users are not trusted).
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
   const key = randomBytes(32).toString('hex');
   /** This cluster's part of every node's board mark (DEV_BOARD_ENV, daemon/fencing/dev-power.ts). */
   const boardCluster = `${process.pid}-${randomBytes(6).toString('hex')}`;
@@ -510,7 +512,7 @@ export async function startDev(opts: DevOptions): Promise<DevCluster> {
     if (etcdBin) {
       const [cp, pp] = [await freeLocalPort(), await freeLocalPort()];
       etcdUrl = `http://127.0.0.1:${cp}`;
-      const elog = createWriteStream(join(dir, 'etcd.log'), { flags: 'a' });
+      const elog = createWriteStream(join(dir, 'etcd.log'), { flags: 'a', mode: 0o600 });
       etcd = spawn(etcdBin, ['--name', 'dev', '--data-dir', join(dir, 'etcd'), '--listen-client-urls', etcdUrl, '--advertise-client-urls', etcdUrl, '--listen-peer-urls', `http://127.0.0.1:${pp}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${pp}`, '--initial-cluster', `dev=http://127.0.0.1:${pp}`, '--heartbeat-interval', '50', '--election-timeout', '500', '--logger', 'zap', '--log-outputs', 'stderr', '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'pipe'] });
       etcd.stdout!.pipe(elog);
       etcd.stderr!.pipe(elog);
@@ -562,7 +564,7 @@ export async function startDev(opts: DevOptions): Promise<DevCluster> {
       : undefined;
     for (let k = 1; k <= n; k++) {
       const configFile = join(dir, `n${k}.yaml`);
-      writeFileSync(configFile, devConfig({ k, n: voterCount, keyFile, tokenFile, brokerUrl, basePort: opts.basePort, dir, engine: opts.engine, jobs: devJobList, link, witness: withWitness, observers: observerCount, ...(etcdUrl ? { etcdUrl } : {}), ...(rails ? { railUrl: rails.url, powerOnAfterMs } : {}) }));
+      writeFileSync(configFile, devConfig({ k, n: voterCount, keyFile, tokenFile, brokerUrl, basePort: opts.basePort, dir, engine: opts.engine, jobs: devJobList, link, witness: withWitness, observers: observerCount, ...(etcdUrl ? { etcdUrl } : {}), ...(rails ? { railUrl: rails.url, powerOnAfterMs } : {}) }), { mode: 0o600 });
       nodes.push({ name: `n${k}`, id: k, role: roles[k - 1]!, url: `http://127.0.0.1:${opts.basePort + k}`, configFile, logFile: join(dir, `n${k}.log`), child: undefined, powered: true, crashTimes: [], restartTimer: undefined });
     }
   } catch (e) {
@@ -582,7 +584,7 @@ export async function startDev(opts: DevOptions): Promise<DevCluster> {
   }
 
   const spawnNode = (node: DevNode) => {
-    const log = createWriteStream(node.logFile, { flags: 'a' });
+    const log = createWriteStream(node.logFile, { flags: 'a', mode: 0o600 });
     // QUORUMD_BUILD_CHECKED: when this process runs through the bin, the bin already made
     // sure that dist/ is fresh, and the nodes skip that check (bin/quorumd.js).
     const checked = (globalThis as { quorumdBuildChecked?: boolean }).quorumdBuildChecked === true;

@@ -19,8 +19,9 @@
 import { EXIT } from './exit-codes.ts';
 import { exitOnUncaught } from './runtime/process-guard.ts';
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { userInfo } from 'node:os';
 import type { Clock, Done, Link, Storage } from '../hal/interfaces.ts';
 import { FsStorage } from '../hal/fs-storage.ts';
 import { MqttLink, type MqttTlsOptions } from '../hal/mqtt/link.ts';
@@ -121,7 +122,8 @@ class TimedStorage implements Storage {
  */
 function makeDataDir(dir: string): void {
   try {
-    mkdirSync(dir, { recursive: true });
+    // The owner's alone, whatever the umask (other local users are not trusted).
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
   } catch (err) {
     let cause = err as NodeJS.ErrnoException;
     if (cause.code === 'ENOENT') {
@@ -129,12 +131,18 @@ function makeDataDir(dir: string): void {
       let first = dir;
       for (let i = 0; i < 256 && dirname(first) !== first && !existsSync(dirname(first)); i++) first = dirname(first);
       try {
-        mkdirSync(first);
+        mkdirSync(first, { mode: 0o700 });
       } catch (plain) {
         cause = plain as NodeJS.ErrnoException;
       }
     }
     throw new Error(`data directory ${dir}: cannot create it: ${cause.message}${storageHint(cause)}`);
+  }
+  // Whoever may create, rename or remove files in it could replace the node's state (its
+  // log, hard state, API token): refused, as a secret file readable by others is.
+  const mode = statSync(dir).mode;
+  if ((mode & 0o022) !== 0) {
+    throw new Error(`data directory ${dir} is writable by ${(mode & 0o002) !== 0 ? 'other users' : 'its group'} (mode 0${(mode & 0o777).toString(8)}): they could replace the node's log, hard state and API token; make it the owner's alone: chmod 700 ${dir}`);
   }
 }
 
@@ -147,7 +155,7 @@ export function lockDataDir(dir: string): () => void {
   const p = join(dir, 'quorumd.pid');
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
-      const fd = openSync(p, 'wx');
+      const fd = openSync(p, 'wx', 0o600);
       try {
         writeSync(fd, `${process.pid}\n`);
       } catch (err) {
@@ -189,8 +197,13 @@ export function lockDataDir(dir: string): () => void {
       if (alive) throw new Error(`data directory ${dir} is in use by process ${pid} (${p}); one node per data directory`);
       try {
         unlinkSync(p);
-      } catch {
-        /* raced: retry */
+      } catch (e) {
+        // Gone meanwhile (raced with another start): retry. Anything else is why the lock
+        // cannot be taken, to be said: seen on a file system the kernel had remounted
+        // read-only, where this ended in a bare "could not take the lock".
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') {
+          throw new Error(`data directory ${dir}: cannot remove the lock file ${p} left by process ${Number.isInteger(pid) && pid > 0 ? `${pid}, which is no longer running` : 'that is gone'}: ${(e as Error).message}${storageHint(e)}`);
+        }
       }
     }
   }
@@ -239,11 +252,69 @@ function nextStartCounter(dir: string): number {
 }
 
 /**
+ * `<dataDir>/<engine dir>.initialized` (e.g. `raft.initialized`): written once the
+ * engine's directory held its first durable hard state, never removed by quorumd. An
+ * engine directory that is missing or has no hard state while this file exists lost the
+ * node's votes and log (removed under a running node, emptied, another disk mounted
+ * over it): found by hand, a dev member whose raft/ was removed while it ran stopped at
+ * its next snapshot (ENOENT) and came back as a new member with term 0 and an empty
+ * log, having forgotten whom it voted for and what it acknowledged. The durable log
+ * alone cannot tell that from a first start. Refused, with what to do.
+ */
+function stateMarkPath(dataDir: string, sub: string): string {
+  return join(dataDir, `${sub}.initialized`);
+}
+
+function checkStateMark(dataDir: string, sub: string): void {
+  const mark = stateMarkPath(dataDir, sub);
+  if (!existsSync(mark)) return;
+  const dir = join(dataDir, sub);
+  if (existsSync(join(dir, 'hardstate'))) return;
+  throw new Error(
+    `data directory ${dataDir}: ${existsSync(dir) ? `${dir} has no hard state` : `${dir} is missing`}, but ${mark} says this node kept its state there: its votes and log are gone (removed, emptied, or another disk mounted?). Started like this it would be a new member that forgot whom it voted for and what it acknowledged, so it does not start. Put the directory back from this board (docs/install-pi.md, "When a data file is damaged"); only if you set up the whole cluster afresh, remove ${mark}`,
+  );
+}
+
+/** Writes the mark (atomically, synced) when missing and the engine's hard state exists; a failure is only logged (the mark guards, it holds no state). */
+function writeStateMark(dataDir: string, sub: string, warn: (msg: string) => void): void {
+  const mark = stateMarkPath(dataDir, sub);
+  try {
+    if (existsSync(mark) || !existsSync(join(dataDir, sub, 'hardstate'))) return;
+    const tmp = `${mark}.tmp`;
+    const fd = openSync(tmp, 'w', 0o600);
+    try {
+      writeSync(fd, `the state of this node is in ${sub}/ (written at its first start there; see docs/install-pi.md before removing this file)\n`);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, mark);
+    const dfd = openSync(dataDir, 'r');
+    try {
+      fsyncSync(dfd);
+    } finally {
+      closeSync(dfd);
+    }
+  } catch (err) {
+    warn(`cannot write ${mark}: ${(err as Error).message}${storageHint(err)}`);
+  }
+}
+
+/**
  * What the operator is to do about a storage error that is theirs to fix — a full, a
  * failing or a read-only disk — or '' for any other error. Looks through `cause`
  * (the storage layer wraps the system's error to name the file).
  */
-function storageHint(err: unknown): string {
+/** The name of the user this process runs as, for a message (its uid when the name cannot be found). */
+function userName(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    return `uid ${process.getuid?.() ?? '?'}`;
+  }
+}
+
+export function storageHint(err: unknown): string {
   let code: string | undefined;
   let e = err as { code?: unknown; cause?: unknown } | undefined;
   for (let depth = 0; depth < 4 && e !== undefined && e !== null && code === undefined; depth++) {
@@ -258,6 +329,9 @@ function storageHint(err: unknown): string {
       return ' (the storage device reported an I/O error: the SD card or disk may be failing, see the kernel log (dmesg); the other nodes carry on without this one)';
     case 'EROFS':
       return ' (the file system of the data directory is read-only: mounted so, or remounted read-only by the kernel after write errors, see dmesg)';
+    case 'EACCES':
+    case 'EPERM':
+      return ` (the node's user, ${userName()}, may not read or write it: the data directory and everything in it must belong to the user quorumd runs as: chown -R ${userName()} on the data directory)`;
     default:
       return '';
   }
@@ -443,7 +517,31 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
   const backend = engineMods ? new engineMods[1].EngineBackend(cfg.self, c.members, linkInfos, c.cluster.name) : new BullyBackend(cfg.self, c.members, linkInfos, c.cluster.name);
   const isEngineBackend = (b: typeof backend): b is EngineBackend => engineMods !== undefined && b instanceof engineMods[1].EngineBackend;
   // Each engine keeps its durable state in a directory of its own: one engine's log is never read as another's.
-  const storage = new TimedStorage(new FsStorage(join(cfg.dataDir, c.engine === 'bully' ? 'bully' : contract ?? 'raft')), (s) => backend.fsync.observe(s));
+  const stateSub = c.engine === 'bully' ? 'bully' : contract ?? 'raft';
+  let fsStorage: FsStorage;
+  try {
+    checkStateMark(cfg.dataDir, stateSub);
+    fsStorage = new FsStorage(join(cfg.dataDir, stateSub));
+  } catch (err) {
+    for (const l of links) l.close();
+    fencing?.close();
+    fencing?.watchdog?.disarm();
+    unlock();
+    const msg = (err as Error).message;
+    throw new Error(msg.startsWith('data directory ') ? msg : `data directory ${cfg.dataDir}: ${msg}${storageHint(err)}`);
+  }
+  for (const t of fsStorage.tightened) {
+    log.warn({ file: join(fsStorage.dir, t.name), mode: `0${t.mode.toString(8)}` }, 'storage file was readable or writable by group or others (made under a permissive umask by an earlier version): now mode 0600; other local users may have read the KV values in it');
+  }
+  const storage = new TimedStorage(fsStorage, (s) => backend.fsync.observe(s));
+  // Once booted (the durable log's hard state is on disk): the state mark (checkStateMark).
+  const markingState = <O extends { booted?(rt: never): void }>(o: O): O => ({
+    ...o,
+    booted: (rt: never) => {
+      o.booted?.(rt);
+      writeStateMark(cfg.dataDir, stateSub, (m) => log.warn({ dataDir: cfg.dataDir }, m));
+    },
+  });
   const voters = c.members.filter((m) => m.role === 'voter').map((m) => m.id);
   const witnesses = c.members.filter((m) => m.role === 'witness').map((m) => m.id);
   // Observers are the engine's learners (the config allows them with engine: zab only).
@@ -460,7 +558,10 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     if (fatal) return;
     fatal = err;
     // A full, failing or read-only disk is the operator's to fix, not a bug: say so, and where.
-    const hint = storageHint(err);
+    // A damaged file is named by the storage layer without its directory: add it, and what the refusal means.
+    const hint = err.name === 'StorageCorruptError'
+      ? ` (in ${fsStorage.dir}: the node refuses to start rather than run without state it acknowledged; docs/install-pi.md, "When a data file is damaged")`
+      : storageHint(err);
     log.fatal({ error: `${err.message}${hint}`, kind: err.name, ...(hint ? { dataDir: cfg.dataDir } : {}), stack: err.stack ?? '' }, 'node stopped on a fatal error; exiting so that the supervisor restarts it');
     setImmediate(() => {
       void node
@@ -500,7 +601,7 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     requestTimeoutMs: c.http.requestTimeoutMs,
     quota: { maxKeys: c.kv.maxKeys, maxBytes: c.kv.maxBytes },
     logger: rlog,
-    observer: tracedObserver(backend.observer()),
+    observer: markingState(tracedObserver(backend.observer())),
     onFatal,
     // Activation gate, own lease, STONITH and watchdog as under Raft (daemon/runtime/leader-fencing.ts);
     // pbft: STONITH on committed f + 1 votes (daemon/runtime/pbft-fencing.ts; a lying dev node also votes against everyone).
@@ -529,7 +630,7 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
       preempt: c.bully.preempt,
     },
     logger: rlog,
-    observer: backend.observer(),
+    observer: markingState(backend.observer()),
     onFatal,
     // Activation gate + STONITH (stonith: false or no targets: tokens only). No lease, no watchdog.
     ...(fencing ? { fencing: bullyFencingOptions(fencing) } : {}),

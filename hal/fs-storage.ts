@@ -45,6 +45,15 @@ import { parseSegmentName } from './storage/format.ts';
 const MAX_NAME = 255;
 /** Writes and appends: created when missing (write() adds O_TRUNC). Positional, not O_APPEND (Linux's pwrite ignores the position under O_APPEND). */
 const WRITE = fs.constants.O_WRONLY | fs.constants.O_CREAT;
+/**
+ * Files and directories this storage creates are its owner's alone, whatever the umask:
+ * other local users are not trusted (docs/security.md). The log holds every value of the
+ * KV, which the API gives only to a token holder; and under `umask 000` the files came
+ * out 0666 in a 0777 directory, so that any local user could rewrite the hard state (a
+ * second vote in a term) or the log.
+ */
+const FILE_MODE = 0o600;
+const DIR_MODE = 0o700;
 /** Default `preallocateBytes`. */
 const PREALLOCATE_BYTES = 1 << 20;
 /** The zeros of a preallocation are written in pieces of this size (one short-lived buffer). */
@@ -85,6 +94,8 @@ export class FsStorage implements Storage {
   private closeWhenIdle = new Set<number>();
   private dirFd: number | undefined;
   private closed = false;
+  /** Files found readable or writable by group or others when opened, with their old mode; made 0600 (the caller may log it). */
+  readonly tightened: Array<{ name: string; mode: number }> = [];
 
   /** Uses `dir` (created if missing, with parents). */
   constructor(dir: string, opts: FsStorageOptions = {}) {
@@ -93,9 +104,24 @@ export class FsStorage implements Storage {
     if (!Number.isSafeInteger(pre) || pre < 0) throw new RangeError(`FsStorage: preallocateBytes must be a non-negative integer, got ${String(pre)}`);
     this.preallocateBytes = pre;
     this.dir = path.resolve(dir);
-    fs.mkdirSync(this.dir, { recursive: true });
+    fs.mkdirSync(this.dir, { recursive: true, mode: DIR_MODE });
     const st = fs.statSync(this.dir);
     if (!st.isDirectory()) throw new RangeError(`FsStorage: ${this.dir} is not a directory`);
+    // Whoever may create, rename or remove files here can replace the hard state or the
+    // log under the node: refused, as a secret file readable by others is.
+    if ((st.mode & 0o022) !== 0) {
+      throw new RangeError(`FsStorage: ${this.dir} is writable by ${(st.mode & 0o002) !== 0 ? 'other users' : 'its group'} (mode ${octal(st.mode)}): other users could replace the node's log and hard state; make it the owner's alone: chmod 700 ${this.dir}`);
+    }
+    // Files an earlier start made under a permissive umask: the owner's alone from now on.
+    for (const d of fs.readdirSync(this.dir, { withFileTypes: true })) {
+      if (!d.isFile()) continue;
+      const f = path.join(this.dir, d.name);
+      const mode = fs.lstatSync(f).mode;
+      if ((mode & 0o077) !== 0) {
+        fs.chmodSync(f, FILE_MODE);
+        this.tightened.push({ name: d.name, mode: mode & 0o777 });
+      }
+    }
   }
 
   private p(name: string): string {
@@ -140,18 +166,30 @@ export class FsStorage implements Storage {
   write(name: string, data: Uint8Array): void {
     const p = this.p(name);
     this.dropFd(name);
-    const fd = fs.openSync(p, WRITE | fs.constants.O_TRUNC);
-    this.fds.set(name, { fd, end: data.length, written: data.length, preallocate: this.preallocates(name) });
-    writeAll(fd, data, 0, name);
+    try {
+      const fd = fs.openSync(p, WRITE | fs.constants.O_TRUNC, FILE_MODE);
+      this.fds.set(name, { fd, end: data.length, written: data.length, preallocate: this.preallocates(name) });
+      writeAll(fd, data, 0, name);
+    } catch (e) {
+      throw named(e, `write ${name}`);
+    }
   }
 
   append(name: string, data: Uint8Array): void {
+    try {
+      this.appendTo(name, data);
+    } catch (e) {
+      throw named(e, `append to ${name}`);
+    }
+  }
+
+  private appendTo(name: string, data: Uint8Array): void {
     // An open descriptor was opened under a checked name, and close() forgets them all:
     // the path is needed (and built) only to open one. Building it on every append and
     // sync (path.join) was about 1.3 KB of garbage per write on every node.
     let f = this.fds.get(name);
     if (f === undefined) {
-      const fd = fs.openSync(this.p(name), WRITE);
+      const fd = fs.openSync(this.p(name), WRITE, FILE_MODE);
       let size: number;
       try {
         size = fs.fstatSync(fd).size;
@@ -191,7 +229,11 @@ export class FsStorage implements Storage {
     const p = this.p(name);
     if (!Number.isSafeInteger(size) || size < 0) throw new RangeError(`FsStorage.truncate(${name}): size must be a non-negative integer, got ${size}`);
     this.dropFd(name); // the next append starts at the new size
-    fs.truncateSync(p, size);
+    try {
+      fs.truncateSync(p, size);
+    } catch (e) {
+      throw named(e, `truncate ${name}`);
+    }
   }
 
   rename(from: string, to: string): void {
@@ -199,13 +241,21 @@ export class FsStorage implements Storage {
     const b = this.p(to);
     this.dropFd(from);
     this.dropFd(to);
-    fs.renameSync(a, b);
+    try {
+      fs.renameSync(a, b);
+    } catch (e) {
+      throw named(e, `rename ${from} to ${to}`);
+    }
   }
 
   remove(name: string): void {
     const p = this.p(name);
     this.dropFd(name);
-    fs.rmSync(p);
+    try {
+      fs.rmSync(p);
+    } catch (e) {
+      throw named(e, `remove ${name}`);
+    }
   }
 
   sync(name: string, done: Done): void {
@@ -285,10 +335,27 @@ function writeZeros(fd: number, at: number, n: number, name: string): void {
   }
 }
 
+function octal(mode: number): string {
+  return `0${(mode & 0o777).toString(8)}`;
+}
+
 function withContext(err: NodeJS.ErrnoException, what: string): Error {
   // Node's own messages start with the code already ("EIO: i/o error, fdatasync").
   const code = err.code !== undefined && !err.message.startsWith(`${err.code}:`) ? `${err.code} ` : '';
-  const e = new Error(`${what}: ${code}${err.message}`);
-  (e as Error & { cause?: unknown }).cause = err;
+  const e = new Error(`${what}: ${code}${err.message}`) as NodeJS.ErrnoException;
+  e.cause = err;
+  // Kept, so that a caller can still tell ENOSPC from EIO without looking through `cause`.
+  if (err.code !== undefined) e.code = err.code;
   return e;
+}
+
+/**
+ * A system error of a write, append, truncate, rename or removal, with the file it was
+ * about: a write to a descriptor names none ("ENOSPC: no space left on device, write"),
+ * and the node's fatal error is all an operator reads of it. Other errors (a bad name,
+ * a closed storage) already say what they are about.
+ */
+function named(e: unknown, what: string): unknown {
+  const err = e as NodeJS.ErrnoException;
+  return err instanceof Error && typeof err.code === 'string' && err.syscall !== undefined ? withContext(err, what) : e;
 }

@@ -82,7 +82,8 @@ import { EntryType, MsgType, type ClientReply, type ClientRequest, type Entry, t
 import { NO_NODE, type Index, type NodeId, type Term } from '../../src/types.ts';
 import type { Rng } from '../../src/rng.ts';
 import type { Cancel, Clock, Link, LinkEvent, Storage } from '../../hal/interfaces.ts';
-import { openDurableLog, type DurableLog, type DurableLogOptions, type PersistBatch, type Recovered, type StorageStats } from '../../hal/storage/index.ts';
+import { StorageCorruptError, openDurableLog, type DurableLog, type DurableLogOptions, type PersistBatch, type Recovered, type StorageStats } from '../../hal/storage/index.ts';
+import { HARDSTATE_FILE } from '../../hal/storage/format.ts';
 import { decodeReplyBody, encodeReplyBody } from './forward.ts';
 import { WireEndpoint } from './wire-endpoint.ts';
 import { ReadyLoop } from './ready-loop.ts';
@@ -658,7 +659,12 @@ export class EngineRuntime {
     this.stateValue = 'booting';
     // ZAB keeps currentEpoch in HardState.vote (src/engine/contract.ts): not a Raft vote.
     // Bully keeps its held epoch there too (a number, not a node id); PBFT its reserved request-number blocks.
-    const storageOptions: DurableLogOptions = { ...(this.engineName === 'zab' || this.engineName === 'bully' || this.engineName === 'pbft' ? { voteRule: 'number' as const } : {}), ...this.opts.storageOptions };
+    const storageOptions: DurableLogOptions = {
+      ...(this.engineName === 'zab' || this.engineName === 'bully' || this.engineName === 'pbft' ? { voteRule: 'number' as const } : {}),
+      // The owner (daemon/runtime/meta.ts): checked, and written with the open's own hard-state replace.
+      openMeta: (m) => this.ownedMeta(m),
+      ...this.opts.storageOptions,
+    };
     openDurableLog(this.opts.storage, storageOptions, (err, opened) => {
       if (this.stateValue !== 'booting') return;
       if (err || !opened) return this.fatal(err ?? new Error('openDurableLog returned nothing'));
@@ -683,7 +689,7 @@ export class EngineRuntime {
         const meta = decodeMeta(st.meta);
         const counter = Math.max(st.bootId, meta.boot + 1);
         if (counter === st.bootId) return start(st, counter);
-        opened.log.persist({ meta: encodeMeta({ boot: counter, formed: meta.formed }) }, (err2) => {
+        opened.log.persist({ meta: this.metaBytes(counter, meta.formed) }, (err2) => {
           if (this.stateValue !== 'booting') return;
           if (err2) return this.fatal(err2);
           start(st, counter);
@@ -709,13 +715,38 @@ export class EngineRuntime {
     const meta = decodeMeta(st.meta);
     if (!old || (old.epoch <= st.hardState.term && old.held <= st.hardState.vote && old.boot <= meta.boot)) return boot(st);
     const hardState: HardState = { term: Math.max(old.epoch, st.hardState.term), vote: Math.max(old.held, st.hardState.vote), commit: 0 };
-    const m = encodeMeta({ boot: Math.max(old.boot, meta.boot), formed: meta.formed });
+    const m = this.metaBytes(Math.max(old.boot, meta.boot), meta.formed);
     this.log('info', 'adopting bully.state', { node: this.id, epoch: hardState.term, held: hardState.vote, boot: old.boot });
     dlog.persist({ hardState, meta: m }, (err) => {
       if (this.stateValue !== 'booting') return;
       if (err) return this.fatal(err);
       boot({ ...st, hardState, meta: m });
     });
+  }
+
+  /**
+   * The recovered metadata with this member as its owner; throws a StorageCorruptError
+   * when it names another member or cluster (metadata without an owner, from an older
+   * build or a fresh log, is taken as this member's).
+   */
+  private ownedMeta(recovered: Uint8Array): Uint8Array {
+    const meta = decodeMeta(recovered);
+    const owner = meta.owner;
+    if (owner !== undefined && (owner.cluster !== this.opts.cluster || owner.node !== this.id)) {
+      throw new StorageCorruptError(
+        HARDSTATE_FILE,
+        -1,
+        `this state belongs to node ${owner.node} of cluster ${owner.cluster}, but this is node ${this.id} of cluster ${this.opts.cluster}: a data directory copied from another ${owner.cluster === this.opts.cluster ? 'member' : 'cluster'}; a member must only ever start on its own data (its votes and acknowledged entries), never on another's`,
+      );
+    }
+    if (owner !== undefined) return recovered;
+    // boot -1: nothing recorded (a fresh log); 0 says the same to the next start (start(): counter = max(bootId, boot + 1)).
+    return this.metaBytes(Math.max(meta.boot, 0), meta.formed);
+  }
+
+  /** The runtime metadata of this member (daemon/runtime/meta.ts): its owner always written. */
+  private metaBytes(boot: number, formed: boolean): Uint8Array {
+    return encodeMeta({ boot, formed, owner: { cluster: this.opts.cluster, node: this.id } });
   }
 
   /** `bootCounter`: this run's boot counter, already durable (see start(); the wire bootId is its low 16 bits). */
@@ -771,7 +802,7 @@ export class EngineRuntime {
       persistNextBoot: (bootId, done) => {
         this.bootCounter++;
         this.wireBoot = bootId;
-        this.dlog!.persist({ meta: encodeMeta({ boot: this.bootCounter, formed: this.formed }) }, done);
+        this.dlog!.persist({ meta: this.metaBytes(this.bootCounter, this.formed) }, done);
       },
     });
     // Link callbacks are entry points: an exception outside the engine's own guard (client
@@ -1928,7 +1959,7 @@ export class EngineRuntime {
       pump: () => this.pump(),
       persistFormed: (done) => {
         this.formed = true;
-        this.dlog!.persist({ meta: encodeMeta({ boot: this.bootCounter, formed: true }) }, done);
+        this.dlog!.persist({ meta: this.metaBytes(this.bootCounter, true) }, done);
       },
       crash: (where, e) => this.engineFailed(e, where),
       fatal: (err) => this.fatal(err),

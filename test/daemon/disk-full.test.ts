@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { devConfig } from '../../daemon/dev.ts';
 import { ensureTokenFile } from '../../daemon/config/secrets.ts';
+import { lockDataDir } from '../../daemon/start.ts';
 import { freeBasePort } from '../helpers/ports.ts';
 
 const bin = join(import.meta.dirname, '..', '..', 'bin', 'quorumd.js');
@@ -54,4 +55,29 @@ describe('quorumd start on a full disk', () => {
     expect(r.stderr).toContain(`data directory ${join(ro, 'deep', 'n1')}: cannot create it: EROFS: read-only file system, mkdir '${join(ro, 'deep')}'`);
     expect(r.stderr).toContain('(the file system of the data directory is read-only: mounted so, or remounted read-only by the kernel after write errors, see dmesg)');
   }, 90_000);
+});
+
+describe('the lock of a node that died on a file system now read-only', () => {
+  // Found by hand: a follower whose ext4 data directory the kernel remounted read-only
+  // (errors=remount-ro) stopped with EROFS, as it should; every restart then said only
+  // "could not take the lock …/quorumd.pid": the stale pid file could not be removed.
+  const dir = join(work, 'ro-lock');
+  mkdirSync(dir, { recursive: true });
+  const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k,mode=0700', 'tmpfs', dir], { encoding: 'utf8', timeout: 10_000 }).status === 0;
+  afterAll(() => {
+    if (mounted) spawnSync('umount', [dir], { timeout: 10_000 });
+  });
+  it.skipIf(!mounted)('says EROFS, the lock file and the pid that left it', () => {
+    // A pid that no longer runs: a child that has exited.
+    const gone = spawnSync(process.execPath, ['-e', '0'], { timeout: 30_000 }).pid!;
+    writeFileSync(join(dir, 'quorumd.pid'), `${gone}\n`);
+    expect(spawnSync('mount', ['-o', 'remount,ro', dir], { encoding: 'utf8', timeout: 10_000 }).status).toBe(0);
+    let msg = '';
+    try {
+      lockDataDir(dir)();
+    } catch (e) {
+      msg = (e as Error).message;
+    }
+    expect(msg).toBe(`data directory ${dir}: cannot remove the lock file ${join(dir, 'quorumd.pid')} left by process ${gone}, which is no longer running: EROFS: read-only file system, unlink '${join(dir, 'quorumd.pid')}' (the file system of the data directory is read-only: mounted so, or remounted read-only by the kernel after write errors, see dmesg)`);
+  });
 });

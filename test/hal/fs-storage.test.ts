@@ -117,7 +117,7 @@ describe('FsStorage', () => {
 describe('FsStorage on a nearly full file system', () => {
   // A small tmpfs needs a mount: only where this process may mount (root).
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'quorumd-fs-full-'));
-  const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=96k', 'tmpfs', dir], { encoding: 'utf8', timeout: 10_000 }).status === 0;
+  const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=96k,mode=0700', 'tmpfs', dir], { encoding: 'utf8', timeout: 10_000 }).status === 0;
   afterAll(() => {
     if (mounted) spawnSync('umount', [dir], { timeout: 10_000 });
     fs.rmSync(dir, { recursive: true, force: true });
@@ -288,5 +288,75 @@ describe('durable log on FsStorage (real files, real fsync)', () => {
     expect(b.state.hardState.commit).toBe(29);
     expect(b.state.warnings).toEqual([]);
     st.close();
+  });
+});
+
+describe('FsStorage: a failed write names the file', () => {
+  // /dev/full fails every write with ENOSPC: a name linked to it is a file on a full disk.
+  it.skipIf(!fs.existsSync('/dev/full'))('write and append say which file, keep the code, and the durable log passes it on', async () => {
+    const d = tmpDir();
+    fs.symlinkSync('/dev/full', path.join(d, 'snap-0000000000000006.snap.tmp'));
+    fs.symlinkSync('/dev/full', path.join(d, 'other'));
+    const st = new FsStorage(d);
+    onTestFinished(() => st.close());
+    let err: NodeJS.ErrnoException | undefined;
+    try {
+      st.append('other', new Uint8Array(10));
+    } catch (e) {
+      err = e as NodeJS.ErrnoException;
+    }
+    // Node's own message names no file: "ENOSPC: no space left on device, write".
+    expect(err?.message).toBe('append to other: ENOSPC: no space left on device, write');
+    expect(err?.code).toBe('ENOSPC');
+    // Through the durable log: its fatal error is what an operator reads in the node's log.
+    const a = await open(st);
+    await persist(a.log, { hardState: { term: 1, vote: 1, commit: 0 }, entries: ents(1, 10, 1) });
+    const e2 = await persist(a.log, { snapshot: { index: 6, term: 1, config: { voters: [1] }, data: new Uint8Array(10) }, compaction: true }).then(
+      () => undefined,
+      (e: Error) => e,
+    );
+    expect(e2?.message).toBe('storage I/O failed: write snap-0000000000000006.snap.tmp: ENOSPC: no space left on device, write');
+  });
+});
+
+describe('FsStorage: the files are the owner\'s alone, whatever the umask', () => {
+  // Found with `umask 000; quorumd dev`: the raft directory came out 0777 and the hard
+  // state and WAL 0666, so that any local user could read every KV value or rewrite the
+  // vote. (vitest runs this file in a forked process: process.umask may be set.)
+  it('creates its directory 0700 and its files 0600 under umask 000', () => {
+    const old = process.umask(0);
+    onTestFinished(() => void process.umask(old));
+    const d = path.join(tmpDir(), 'deep', 'raft');
+    const st = new FsStorage(d);
+    onTestFinished(() => st.close());
+    st.write('hardstate.tmp', new Uint8Array(4));
+    st.rename('hardstate.tmp', 'hardstate');
+    st.append(segmentName(1), new Uint8Array(4));
+    expect(fs.statSync(d).mode & 0o777).toBe(0o700);
+    expect(fs.statSync(path.dirname(d)).mode & 0o777).toBe(0o700);
+    expect(fs.statSync(path.join(d, 'hardstate')).mode & 0o777).toBe(0o600);
+    expect(fs.statSync(path.join(d, segmentName(1))).mode & 0o777).toBe(0o600);
+  });
+
+  it('refuses a directory others or its group may write to, naming it and the chmod', () => {
+    for (const mode of [0o777, 0o770, 0o1777]) {
+      const d = tmpDir();
+      fs.chmodSync(d, mode);
+      expect(() => new FsStorage(d)).toThrow(new RegExp(`^FsStorage: ${d} is writable by (other users|its group) \\(mode 0${(mode & 0o777).toString(8)}\\): .*chmod 700 ${d}$`));
+    }
+    const ok = tmpDir();
+    fs.chmodSync(ok, 0o755); // systemd's StateDirectory= default: others may list, not write
+    new FsStorage(ok).close();
+  });
+
+  it('makes files an earlier start left readable by others 0600, and says which', () => {
+    const d = tmpDir();
+    fs.writeFileSync(path.join(d, 'hardstate'), 'x', { mode: 0o666 });
+    fs.chmodSync(path.join(d, 'hardstate'), 0o666);
+    fs.writeFileSync(path.join(d, segmentName(1)), 'y', { mode: 0o600 });
+    const st = new FsStorage(d);
+    st.close();
+    expect(fs.statSync(path.join(d, 'hardstate')).mode & 0o777).toBe(0o600);
+    expect(st.tightened).toEqual([{ name: 'hardstate', mode: 0o666 }]);
   });
 });

@@ -41,6 +41,11 @@ export class PowerLossStorage implements Storage {
   bytes = 0;
   /** When set, sync(name) fails for names it returns true on (I/O error injection). */
   failSync: ((name: string) => boolean) | undefined;
+  /**
+   * When set, write(name) and append(name) throw ENOSPC for names it returns true on, as
+   * a full disk does: a write has created (and emptied) the file first, an append changes nothing.
+   */
+  failWrite: ((name: string) => boolean) | undefined;
 
   constructor(opts: { auto?: boolean } = {}) {
     this.auto = opts.auto ?? true;
@@ -59,11 +64,17 @@ export class PowerLossStorage implements Storage {
       f = { id: this.nextId++, data: new Uint8Array(0), durable: new Uint8Array(0) };
       this.dir.set(name, f);
     }
+    if (this.failWrite?.(name)) {
+      f.data = new Uint8Array(0);
+      f.last = { kind: 'other' };
+      throw noSpace(`write ${name}`);
+    }
     f.data = data.slice();
     f.last = f.last ? { kind: 'other' } : { kind: 'write', bytes: data.slice() };
     this.bytes += data.length;
   }
   append(name: string, data: Uint8Array): void {
+    if (this.failWrite?.(name)) throw noSpace(`append to ${name}`);
     let f = this.dir.get(name);
     if (!f) {
       f = { id: this.nextId++, data: new Uint8Array(0), durable: new Uint8Array(0) };
@@ -210,4 +221,8 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   out.set(a, 0);
   out.set(b, a.length);
   return out;
+}
+
+function noSpace(what: string): Error {
+  return Object.assign(new Error(`${what}: ENOSPC: no space left on device (injected)`), { code: 'ENOSPC' });
 }
