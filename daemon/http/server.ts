@@ -278,7 +278,8 @@ function failure(r: ClientResult, what: string): HttpError {
     case 503:
       return new HttpError(503, 'unavailable', `${msg} (definitely not applied; safe to retry)`);
     case 504:
-      return new HttpError(504, 'outcome-unknown', `${msg} (the request may or may not have been applied)`);
+      // Most of the node's own 504 reasons say so already ("… may or may not be applied").
+      return new HttpError(504, 'outcome-unknown', /may or may not/.test(msg) ? msg : `${msg} (the request may or may not have been applied)`);
     default:
       // Anything unexpected is reported as unknown: never a definite error when unsure.
       return new HttpError(504, 'outcome-unknown', `${what}: unexpected status ${r.status}: ${msg}`);

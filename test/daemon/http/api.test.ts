@@ -167,6 +167,13 @@ describe('HTTP API (docs/api.md)', () => {
     const k = await req('PUT', '/v1/kv/m', 'x');
     expect(k.status).toBe(504);
     expect(j(k)).toMatchObject({ code: 'outcome-unknown' });
+    // Said once: added where the node's reason does not say it, not repeated where it does.
+    const said = (r: typeof k) => String((j(r) as { error?: unknown }).error).match(/may or may not/g)?.length ?? 0;
+    expect(said(k)).toBe(1);
+    b.mode = 'unknown-said';
+    const k2 = await req('PUT', '/v1/kv/m', 'x');
+    expect(k2.status).toBe(504);
+    expect(said(k2)).toBe(1);
     b.mode = 'silent';
     // The backstop timer armed for the calls above is still pending (it is left to fire):
     // this call's 504 still comes at its own deadline, not at theirs.

@@ -10,7 +10,7 @@ import { resultToClient, type ClientCallback } from '../../../daemon/runtime/ind
 
 export class FakeBackend implements ApiBackend {
   readonly kv = new KvStateMachine();
-  mode: 'ok' | 'unavailable' | 'unknown' | 'silent' = 'ok';
+  mode: 'ok' | 'unavailable' | 'unknown' | 'unknown-said' | 'silent' = 'ok';
   private index = 0;
   private readonly watchers = new Map<string, Set<() => void>>();
   now = 1000;
@@ -39,6 +39,7 @@ export class FakeBackend implements ApiBackend {
   private write(cmd: Command, cb: ClientCallback): void {
     if (this.mode === 'unavailable') return cb({ status: 503, error: 'no leader' });
     if (this.mode === 'unknown') return cb({ status: 504, error: 'timed out' });
+    if (this.mode === 'unknown-said') return cb({ status: 504, error: 'the leader is gone; the write may or may not be applied' });
     if (this.mode === 'silent') return;
     const enc = encodeCommand(cmd);
     if (enc instanceof KvError) return cb({ status: enc.httpStatus, error: enc.message });
