@@ -7,11 +7,11 @@
  * a candidate: the nodes pass it over and say so, naming it.
  */
 import { Etcd3 } from 'etcd3';
-import zk, { type Client } from 'node-zookeeper-client';
+import zk from 'node-zookeeper-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EtcdEngine, type EngineLog } from '../../daemon/engines/etcd.ts';
 import { ZkEngine } from '../../daemon/engines/zookeeper.ts';
-import { EtcdCluster, HAVE_ETCD, HAVE_ZK, until, ZkEnsemble } from './servers.ts';
+import { EtcdCluster, HAVE_ETCD, HAVE_ZK, rawZk, until, zkCall, ZkEnsemble } from './servers.ts';
 import { quietLog, Timeline } from './harness.ts';
 
 function capture(): { log: EngineLog; warnings: string[] } {
@@ -107,8 +107,6 @@ describe.skipIf(!HAVE_ETCD)("engine: etcd, the leader's key taken away from outs
   }
 });
 
-const pr = <T>(f: (cb: (err: Error | null, v: T) => void) => void) => new Promise<T>((res, rej) => f((err, v) => (err ? rej(err) : res(v))));
-
 describe.skipIf(!HAVE_ZK)('engine: zookeeper, foreign znodes in the election', () => {
   let ens: ZkEnsemble;
   beforeAll(async () => {
@@ -120,15 +118,11 @@ describe.skipIf(!HAVE_ZK)('engine: zookeeper, foreign znodes in the election', (
 
   it('a persistent znode named like a candidate, and one named otherwise, are passed over with warnings; the nodes elect one leader', async () => {
     const root = `/quorumd-test/foreign${process.pid}`;
-    const raw: Client = zk.createClient(ens.connect, { sessionTimeout: 3000, retries: 0 });
-    await new Promise<void>((res) => {
-      raw.once('connected', () => res());
-      raw.connect();
-    });
-    await pr<string>((cb) => raw.mkdirp(`${root}/election`, null, zk.ACL.OPEN_ACL_UNSAFE, zk.CreateMode.PERSISTENT, cb));
+    const raw = await rawZk(ens.connect);
+    await zkCall<string>((cb) => raw.mkdirp(`${root}/election`, null, zk.ACL.OPEN_ACL_UNSAFE, zk.CreateMode.PERSISTENT, cb));
     // Sorts before every real candidate (sequence 0), and never goes away.
-    await pr<string>((cb) => raw.create(`${root}/election/n-0-0000000000`, Buffer.from('{"node":"ghost","id":9}'), zk.ACL.OPEN_ACL_UNSAFE, zk.CreateMode.PERSISTENT, cb));
-    await pr<string>((cb) => raw.create(`${root}/election/garbage`, Buffer.from('x'), zk.ACL.OPEN_ACL_UNSAFE, zk.CreateMode.PERSISTENT, cb));
+    await zkCall<string>((cb) => raw.create(`${root}/election/n-0-0000000000`, Buffer.from('{"node":"ghost","id":9}'), zk.ACL.OPEN_ACL_UNSAFE, zk.CreateMode.PERSISTENT, cb));
+    await zkCall<string>((cb) => raw.create(`${root}/election/garbage`, Buffer.from('x'), zk.ACL.OPEN_ACL_UNSAFE, zk.CreateMode.PERSISTENT, cb));
     const { log, warnings } = capture();
     const mk = (id: number) => new ZkEngine({ servers: ens.connect.split(','), chroot: root, self: { id, name: `n${id}` }, sessionTimeoutMs: 3000, probeMs: 300, serverLagMs: 600, driftRate: 0.001, marginMs: 200, requestTimeoutMs: 3000, log });
     const [a, b] = [mk(1), mk(2)];

@@ -17,6 +17,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../helpers/ports.ts';
+import zk, { type Client } from 'node-zookeeper-client';
 
 export const ETCD_BIN = ['/usr/bin/etcd', '/usr/local/bin/etcd'].find((p) => existsSync(p));
 export const ZK_JAR = '/usr/share/java/zookeeper.jar';
@@ -354,3 +355,16 @@ export function runs(cmd: string, args: string[]): boolean {
   const r = spawnSync(cmd, args, { stdio: 'ignore', timeout: 20_000 });
   return r.status === 0;
 }
+
+/** A plain ZooKeeper client on `connect`, connected: what another program with access to the chroot can do. */
+export async function rawZk(connect: string): Promise<Client> {
+  const c = zk.createClient(connect, { sessionTimeout: 3000, retries: 0 });
+  await new Promise<void>((res) => {
+    c.once('connected', () => res());
+    c.connect();
+  });
+  return c;
+}
+
+/** A node-zookeeper-client call as a promise. */
+export const zkCall = <T>(f: (cb: (err: Error | null, v: T) => void) => void) => new Promise<T>((res, rej) => f((err, v) => (err ? rej(err) : res(v))));

@@ -10,10 +10,10 @@
  * the lock znode was removed and re-created on every take-over, so its version
  * restarted and the second acquirer's version check matched the new grant.
  */
-import zk, { type Client } from 'node-zookeeper-client';
+import zk from 'node-zookeeper-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ZkEngine } from '../../daemon/engines/zookeeper.ts';
-import { HAVE_ZK, until, ZkEnsemble } from './servers.ts';
+import { HAVE_ZK, rawZk, until, zkCall, ZkEnsemble } from './servers.ts';
 import { call, lease, quietLog } from './harness.ts';
 
 function engine(id: number, servers: string[], chroot: string): ZkEngine {
@@ -41,16 +41,6 @@ function holdAfterRead(e: ZkEngine, suffix: string): { reached: Promise<void>; r
   return { reached: r, release };
 }
 
-/** A raw client on the same server: what another program with access to the chroot can do. */
-async function raw(connect: string): Promise<Client> {
-  const c = zk.createClient(connect, { sessionTimeout: 3000, retries: 0 });
-  await new Promise<void>((res) => {
-    c.once('connected', () => res());
-    c.connect();
-  });
-  return c;
-}
-const pr = <T>(f: (cb: (err: Error | null, v: T) => void) => void) => new Promise<T>((res, rej) => f((err, v) => (err ? rej(err) : res(v))));
 
 describe.skipIf(!HAVE_ZK)('engine: zookeeper locks: racing acquirers (standalone server)', () => {
   let ens: ZkEnsemble;
@@ -66,14 +56,14 @@ describe.skipIf(!HAVE_ZK)('engine: zookeeper locks: racing acquirers (standalone
     const servers = ens.connect.split(',');
     const b = engine(1, servers, root);
     const c = engine(2, servers, root);
-    const z = await raw(ens.connect);
+    const z = await rawZk(ens.connect);
     b.start();
     c.start();
     try {
       await until('both sessions up', () => b.status().role !== 'connecting' && c.status().role !== 'connecting', 30_000);
       // A lapsed grant: a record no quorumd wrote counts as free at once (written like a grant, version 1).
-      await pr<string>((cb) => z.create(`${root}/locks/L`, Buffer.alloc(0), zk.ACL.OPEN_ACL_UNSAFE, zk.CreateMode.PERSISTENT, cb));
-      await pr<unknown>((cb) => z.setData(`${root}/locks/L`, Buffer.from('{"owner":"gone"'), 0, cb));
+      await zkCall<string>((cb) => z.create(`${root}/locks/L`, Buffer.alloc(0), zk.ACL.OPEN_ACL_UNSAFE, zk.CreateMode.PERSISTENT, cb));
+      await zkCall<unknown>((cb) => z.setData(`${root}/locks/L`, Buffer.from('{"owner":"gone"'), 0, cb));
       const [LB, LC] = [lease(), lease()];
       const held = holdAfterRead(c, '/locks/L');
       const cGets = call((cb) => c.lockAcquire('L', 'c', 10_000, LC, cb));
