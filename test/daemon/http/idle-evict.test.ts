@@ -68,6 +68,17 @@ async function ask(c: Conn, raw = leader): Promise<string> {
 }
 
 /** A newcomer: connects and asks once. Its answer's status line, or 'closed' when it was refused. */
+/** `n` connections from 127.0.0.1, each with one request answered: keep-alive connections that then sit idle. */
+async function answeredConnections(port: number, n: number): Promise<Conn[]> {
+  const held: Conn[] = [];
+  for (let i = 0; i < n; i++) {
+    const c = await connect(port);
+    expect(await ask(c)).toBe('HTTP/1.1 200 OK');
+    held.push(c);
+  }
+  return held;
+}
+
 async function newcomer(port: number, localAddress?: string): Promise<{ c: Conn; status: string }> {
   const c = await connect(port, localAddress);
   return { c, status: await ask(c) };
@@ -89,12 +100,7 @@ const idleLong = () => {
 describe('idle keep-alive connections at a connection bound', () => {
   it('authenticated keep-alive connections holding every slot: the one idle the longest gives way to a newcomer', async () => {
     const port = await start({ maxConnectionsPerAddress: 4 });
-    const held: Conn[] = [];
-    for (let i = 0; i < 4; i++) {
-      const c = await connect(port);
-      expect(await ask(c)).toBe('HTTP/1.1 200 OK');
-      held.push(c);
-    }
+    const held = await answeredConnections(port, 4);
     // held[1] is asked again: held[0] is now the one idle the longest.
     expect(await ask(held[1]!)).toBe('HTTP/1.1 200 OK');
     expect(await ask(held[2]!)).toBe('HTTP/1.1 200 OK');
@@ -152,12 +158,7 @@ describe('idle keep-alive connections at a connection bound', () => {
 
   it('the bound in all: the connection of any address idle the longest gives way', async () => {
     const port = await start({ maxConnectionsPerAddress: 10, maxConnections: 3 });
-    const held: Conn[] = [];
-    for (let i = 0; i < 3; i++) {
-      const c = await connect(port);
-      expect(await ask(c)).toBe('HTTP/1.1 200 OK');
-      held.push(c);
-    }
+    const held = await answeredConnections(port, 3);
     await idleLong();
     // From another loopback address: its own bound is far, the bound in all is reached.
     const n = await newcomer(port, '127.0.0.2');
@@ -168,12 +169,7 @@ describe('idle keep-alive connections at a connection bound', () => {
 
   it('connections idle for less than the bound are never closed: the newcomer is refused', async () => {
     const port = await start({ maxConnectionsPerAddress: 3, idleEvictMs: 60_000 });
-    const held: Conn[] = [];
-    for (let i = 0; i < 3; i++) {
-      const c = await connect(port);
-      expect(await ask(c)).toBe('HTTP/1.1 200 OK');
-      held.push(c);
-    }
+    const held = await answeredConnections(port, 3);
     await idleLong();
     expect((await newcomer(port)).status).toBe('closed');
     for (const c of held) expect(await ask(c)).toBe('HTTP/1.1 200 OK');
