@@ -56,7 +56,7 @@ import { httpDateNow } from '../utc-text.ts';
 import { ApiAuth, requiredScope, scopeAllows, type ApiCredential, type Caller } from './auth.ts';
 import { isUiPath, UI_HEADERS, uiFile } from '../ui/dashboard.ts';
 import { clientRefOf, pbftHeaders, REPLY_HEADER, replyHeaderValue } from './pbft-headers.ts';
-import { AddressSlots } from '../../hal/address-slots.ts';
+import { AddressSlots, addressKey } from '../../hal/address-slots.ts';
 
 export interface HttpOptions {
   /** Default 127.0.0.1. Any non-loopback host requires `token` (checked by the config; enforced here too). */
@@ -313,7 +313,7 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
    */
   let slots: AddressSlots<Socket>;
   try {
-    slots = new AddressSlots<Socket>(perAddress, { total: opts.maxConnections ?? 1024, minIdleMs: opts.idleEvictMs ?? IDLE_EVICT_MS });
+    slots = new AddressSlots<Socket>(perAddress, { total: opts.maxConnections ?? 1024, minIdleMs: opts.idleEvictMs ?? IDLE_EVICT_MS, key: addressKey });
   } catch (err) {
     return Promise.reject(err);
   }
@@ -422,7 +422,7 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
     },
     {
       name: 'quorumd_http_connections_evicted_total',
-      help: 'Connections closed to make room for a newer one from the same address: none of their requests had passed authentication.',
+      help: 'Connections closed to make room for a newer one (from the same address, or at the bound in all from the address holding the most): none of their requests had passed authentication.',
       type: 'counter',
       samples: [{ value: evictedConnections }],
     },

@@ -39,7 +39,10 @@
  *     an address with a node (every local user in `quorumd dev`, a NAT) and holds the
  *     slots with silent sockets, reopening each one the broker closes, mostly closes its
  *     own older sockets; a node's CONNECT, sent at once, authenticates it within a round
- *     trip and it is never closed for this again. A socket may stay silent before its
+ *     trip and it is never closed for this again. All of 127.0.0.0/8 counts as one
+ *     address (hal/address-slots.ts addressKey): a local user can send from 127.0.0.2,
+ *     127.0.0.3, … as well, and would otherwise hold 64 sockets per address, without end.
+ *     A socket may stay silent before its
  *     CONNECT for `connectTimeoutMs` (default 10 s), and as long in a TLS handshake.
  */
 import { timingSafeEqual, createHash } from 'node:crypto';
@@ -53,7 +56,7 @@ import { DEFAULT_MAX_FRAME } from '../../src/wire/codec.ts';
 import { checkCluster, checkNodeId, parseTopic, type ParsedTopic } from './topics.ts';
 import { nodePassword, parseNodeName } from './credentials.ts';
 import { MqttSizeGuard } from './guard.ts';
-import { AddressSlots } from '../address-slots.ts';
+import { AddressSlots, addressKey } from '../address-slots.ts';
 import type { EarlyListener } from './early-listen.ts';
 
 // aedes writes packets with mqtt-packet, whose default is to pre-build 65,536 two-byte
@@ -429,7 +432,7 @@ export async function startBroker(opts: BrokerOptions = {}): Promise<RunningBrok
   const aedes = await Aedes.createBroker({ authenticate, authorizeSubscribe, authorizePublish, connectTimeout });
   const aedesHandle = aedes.handle as (s: net.Socket) => void;
   /** Connections per client address (hal/address-slots.ts: room is made by closing the oldest not logged in). */
-  const slots = new AddressSlots<net.Socket>(perAddress);
+  const slots = new AddressSlots<net.Socket>(perAddress, { key: addressKey });
   /** A connection of `client` presented good credentials: never closed to make room. */
   function authenticated(client: Client): void {
     const s = (client as unknown as { conn?: net.Socket }).conn;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { AddressSlots } from '../../hal/address-slots.ts';
+import { AddressSlots, addressKey } from '../../hal/address-slots.ts';
 
 const conn = (name: string) => ({ name });
 
@@ -117,6 +117,48 @@ describe('AddressSlots: connections per address, room made by closing the oldest
     s.idle(b!, 2000);
     expect(s.admit(conn('e'), '10.0.0.4', 5000)).toEqual({ refused: false, evict: c, idle: true });
     expect(s.size).toBe(3);
+  });
+
+  it('the bound in all: silent connections of the address holding the most give way, once minIdleMs old', () => {
+    // Several addresses filling the bound with connections that never authenticate (any
+    // local user can send from 127.0.0.2, 127.0.0.3, …; a LAN host can add addresses):
+    // before, the newcomer was refused for as long as they were reopened.
+    const s = new AddressSlots<{ name: string }>(4, { total: 6, minIdleMs: 1000 });
+    const held: { name: string }[] = [];
+    for (const addr of ['10.0.0.7', '10.0.0.8']) {
+      for (let i = 0; i < 3; i++) {
+        const c = conn(`${addr}#${i}`);
+        held.push(c);
+        expect(s.admit(c, addr, i)).toEqual({ refused: false, evict: undefined });
+      }
+    }
+    const a = conn('client-a');
+    // Too young to tell from a client whose request is on its way: nothing gives way yet.
+    expect(s.admit(a, '10.0.0.1', 500)).toEqual({ refused: true });
+    // 10.0.0.8 took one more of its own: the bound refuses it too; and 10.0.0.8 holds 3 still.
+    expect(s.admit(conn('x'), '10.0.0.8', 600)).toEqual({ refused: true });
+    // A second later the oldest silent one of the largest address goes (both hold 3: the first found).
+    expect(s.admit(a, '10.0.0.1', 1500)).toEqual({ refused: false, evict: held[0] });
+    s.authenticated(a);
+    // Now 10.0.0.8 holds the most: its oldest goes for the next newcomer, and the client stays.
+    expect(s.admit(conn('client-b'), '10.0.0.2', 1600)).toEqual({ refused: false, evict: held[3] });
+    expect(s.size).toBe(6);
+  });
+
+  it('counts all of 127.0.0.0/8, and an IPv4 address in IPv6 form, as one address', () => {
+    expect(addressKey('127.0.0.1')).toBe('127.0.0.0/8');
+    expect(addressKey('127.4.5.6')).toBe('127.0.0.0/8');
+    expect(addressKey('::ffff:127.0.0.9')).toBe('127.0.0.0/8');
+    expect(addressKey('::ffff:10.0.0.5')).toBe('10.0.0.5');
+    expect(addressKey('::1')).toBe('::1');
+    expect(addressKey('fe80::1')).toBe('fe80::1');
+    const s = new AddressSlots<{ name: string }>(2, { minIdleMs: 1000, key: addressKey });
+    const [a, b] = ['a', 'b'].map(conn);
+    s.admit(a!, '127.0.0.2', 0);
+    s.admit(b!, '::ffff:127.0.0.3', 0);
+    expect(s.full('127.0.0.1')).toBe(true);
+    // The CLI from 127.0.0.1 closes the oldest silent one of the local user's, as for one address.
+    expect(s.admit(conn('cli'), '127.0.0.1', 1000)).toEqual({ refused: false, evict: a });
   });
 
   it('refuses bounds that are not positive integers, naming them', () => {
