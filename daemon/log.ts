@@ -19,7 +19,7 @@
  * The runtime logs through its injected `Logger` (daemon/runtime/logger.ts);
  * runtimeLogger adapts it to a NodeLog.
  */
-import { writeSync } from 'node:fs';
+import { fstatSync, writeSync } from 'node:fs';
 import type { Logger } from './runtime/logger.ts';
 import { isoUtc } from './utc-text.ts';
 
@@ -61,6 +61,7 @@ export function createNodeLog(level: LevelName, base: Record<string, unknown> = 
   if (min === undefined) throw new RangeError(`log level: expected one of fatal, error, warn, info, debug, trace, silent, got ${JSON.stringify(level)}`);
   // The base fields, encoded once: `,"node":"n1","cluster":"dev"` (empty without any).
   const baseText = encodeFields(base);
+  if (typeof sink === 'number') nonBlocking(sink);
   const write = typeof sink === 'number' ? (line: string) => writeFd(sink, line) : sink;
   const method = (name: Level): LogFn => {
     const n = LEVELS[name];
@@ -111,6 +112,29 @@ function replacer(_key: string, v: unknown): unknown {
   if (v instanceof Error) return { type: v.name, message: v.message, stack: v.stack };
   if (typeof v === 'bigint') return v.toString();
   return v;
+}
+
+/**
+ * Makes stdout or stderr non-blocking when it is a pipe or a socket, so that writeFd's
+ * bound holds. A process inherits them blocking (systemd's journal socket, `quorumd start
+ * | tee …`), and a blocking write to a full pipe waits until the reader reads: with the
+ * reader stopped (a stalled journald, a pager left open) the node would stand still at
+ * its next ~64 KiB of lines — heartbeats, elections, HTTP — for as long as the reader does
+ * (2,000 lines into a pipe nobody read: blocked until the reader exited). `quorumd start`
+ * got non-blocking descriptors only by accident (node-main's EPIPE handler creates Node's
+ * streams); an embedder's process (startNode) did not. Node's own stream for the
+ * descriptor, once created, sets it non-blocking (libuv); nothing is written through it
+ * here. A terminal is left as it is (its mode is the shell's too).
+ */
+function nonBlocking(fd: number): void {
+  if (fd !== 1 && fd !== 2) return;
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFIFO() && !st.isSocket()) return;
+  } catch {
+    return; // not open: writeFd drops the lines
+  }
+  void (fd === 1 ? process.stdout : process.stderr);
 }
 
 /** A shared word to sleep on (Atomics.wait) between retries of a write that would block. */

@@ -3,11 +3,12 @@
  * name under `node` exactly once, and a log call that never throws.
  */
 import { spawnTied } from '../helpers/tied.ts';
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { pino } from 'pino';
+import { buildSync } from 'esbuild';
 import { createNodeLog, runtimeLogger, type LevelName, type NodeLog } from '../../daemon/log.ts';
 
 function capture(level: LevelName = 'debug') {
@@ -141,6 +142,45 @@ describe('createNodeLog on a reader that stops reading', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   }, 30_000);
+});
+
+describe('createNodeLog on stdout inherited blocking', () => {
+  it('a real process whose stdout is a pipe nobody reads drops lines instead of standing still', async () => {
+    // A process inherits its stdout blocking (systemd's journal socket, `quorumd start |
+    // tee`): a write to a full pipe then waited for as long as the reader did not read.
+    // Here the reader is `sleep 60`, which never reads; the child writes ~300 KB of lines
+    // and then says how long that took in a file of its own.
+    const dir = mkdtempSync(join(tmpdir(), 'quorumd-log-'));
+    const done = join(dir, 'done');
+    // Plain node, no loader (tsx itself makes stdout non-blocking, which hid this): the
+    // log module bundled to JavaScript as scripts/build.mjs bundles a node.
+    const logModule = join(dir, 'log.mjs');
+    buildSync({ entryPoints: [join(import.meta.dirname, '..', '..', 'daemon', 'log.ts')], bundle: true, platform: 'node', format: 'esm', outfile: logModule, logLevel: 'silent' });
+    const script = join(dir, 'child.mjs');
+    writeFileSync(script, [
+      `import { writeFileSync } from 'node:fs';`,
+      `import { createNodeLog } from ${JSON.stringify(logModule)};`,
+      `const log = createNodeLog('info', { node: 'n1' });`,
+      `const t0 = performance.now();`,
+      `for (let i = 0; i < 2000; i++) log.info({ i, pad: 'x'.repeat(100) }, 'a line nobody reads');`,
+      `writeFileSync(${JSON.stringify(done)}, String(Math.round(performance.now() - t0)));`,
+    ].join('\n'));
+    const sh = spawnTied('sh', ['-c', `"${process.execPath}" "${script}" | sleep 60`], { stdio: 'ignore', detached: true });
+    try {
+      const end = performance.now() + 40_000;
+      while (!existsSync(done) && performance.now() < end) await new Promise((r) => setTimeout(r, 50));
+      expect(existsSync(done), 'the child to finish its lines while nobody reads its stdout').toBe(true);
+      // The first line that finds the pipe full waits ~1 s, the rest are dropped at once.
+      expect(Number(readFileSync(done, 'utf8'))).toBeLessThan(20_000);
+    } finally {
+      try {
+        process.kill(-sh.pid!, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });
 
 describe('runtimeLogger', () => {
