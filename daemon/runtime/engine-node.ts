@@ -78,7 +78,7 @@ import { BullyFencing, type BullyActivationStatus } from './bully-fencing.ts';
 import { bullyStateOf } from './bully-state.ts';
 import type { Keyring } from '../../src/wire/auth.ts';
 import { DEFAULT_MAX_FRAME, newDropCounters, type DropCounters } from '../../src/wire/codec.ts';
-import { EntryType, MsgType, type ClientReply, type ClientRequest, type Entry, type MemberConfig, type Message } from '../../src/wire/messages.ts';
+import { EntryType, MsgType, engineOfType, type ClientReply, type ClientRequest, type Entry, type MemberConfig, type Message } from '../../src/wire/messages.ts';
 import { NO_NODE, type Index, type NodeId, type Term } from '../../src/types.ts';
 import type { Rng } from '../../src/rng.ts';
 import type { Cancel, Clock, Link, LinkEvent, Storage } from '../../hal/interfaces.ts';
@@ -640,7 +640,7 @@ export class EngineRuntime {
       isWitness: s?.isWitness ?? false,
       bootId: this.wireBoot,
       framesAccepted: this.wire?.accepted ?? 0,
-      drops: this.wire ? this.wire.drops() : newDropCounters(),
+      drops: { ...(this.wire ? this.wire.drops() : newDropCounters()), 'other-engine': this.otherEngineDrops },
       unsupported: s?.unsupported ?? 0,
       pending: { writes: this.pendingWrites.size, reads: this.pendingReads.size, forwarded: this.forwarded.size + this.held.length },
       storage: this.dlog?.stats(),
@@ -970,6 +970,10 @@ export class EngineRuntime {
   private lastTickAt = NaN;
   /** When another node's vote request for a newer term last arrived (engine.isCampaignRequest; peer-gone campaigns defer to it). */
   private campaignSeenAt = -Infinity;
+  /** Messages of another engine's types received (otherEngine). */
+  private otherEngineDrops = 0;
+  /** When each peer's other-engine messages were last said (monotonic ms). */
+  private readonly otherEngineSaid = new Map<NodeId, number>();
 
   /**
    * The engine counts time in ticks, one per timer firing. A tick that comes late (the
@@ -1623,7 +1627,10 @@ export class EngineRuntime {
       this.opts.byzantine?.receive(m);
       if (eng.isCampaignRequest?.(m)) this.campaignSeenAt = this.opts.clock.monotonicMs();
       if (m.type === MsgType.ReadIndex) this.checkTickLag(this.opts.clock.monotonicMs());
-      // The engine drops (and counts) message types that are not its own.
+      // A type of another engine: a member configured with another `engine:` (dropped
+      // here, counted and said; the engines also drop types not their own).
+      const kind = engineOfType(m.type);
+      if (kind !== undefined && kind !== eng.name) return this.otherEngine(m.from, kind);
       // Caught inline: the input's name is built only when the engine throws (this runs per message).
       try {
         eng.step(m);
@@ -1634,6 +1641,21 @@ export class EngineRuntime {
       this.afterStep();
     }
     this.pump();
+  }
+
+  /**
+   * A message of `kind` from `from`, while this node runs another engine: every member
+   * must run the same one (a ZAB node stopped on a Raft peer's PreVote before). Counted
+   * as dropped frames (reason other-engine); said at warn once a minute per peer, since
+   * the cluster cannot elect while it lasts and nothing else would say why.
+   */
+  private otherEngine(from: NodeId, kind: string): void {
+    this.otherEngineDrops++;
+    const now = this.opts.clock.monotonicMs();
+    const last = this.otherEngineSaid.get(from);
+    if (last !== undefined && now - last < 60_000) return;
+    this.otherEngineSaid.set(from, now);
+    this.log('warn', `n${from} sends ${kind} messages, but this node runs ${this.eng!.name}: every member needs the same \`engine:\` in its configuration; its messages are dropped`, { node: this.id, peer: from, peerEngine: kind });
   }
 
   private onLinkEvent(link: Link, ev: LinkEvent): void {

@@ -47,6 +47,7 @@ export const DROP_REASONS = [
   'replay', // (from, bootId, seq) already seen or older than the replay window
   'stale-boot', // bootId older than the newest seen from that sender
   'not-for-me', // addressed to another node
+  'other-engine', // authentic, but a type of another engine than this node's: a member with another `engine:` (counted by the runtime)
 ] as const;
 export type DropReason = (typeof DROP_REASONS)[number];
 

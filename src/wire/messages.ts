@@ -93,6 +93,21 @@ export enum MsgType {
   PbftSuspect = 82,
 }
 
+/**
+ * The one engine a message type belongs to, or undefined for the types several engines
+ * share (Heartbeat, HeartbeatReply, TimeoutNow, ReadIndex, ReadIndexReply: Raft and
+ * Paxos) and the forwarded client requests. A node that receives another engine's type
+ * is a member configured with another `engine:`; the runtime drops those and says so.
+ */
+export function engineOfType(t: MsgType): 'raft' | 'bully' | 'paxos' | 'zab' | 'pbft' | undefined {
+  if ((t >= MsgType.PreVote && t <= MsgType.AppendReply) || t === MsgType.Snapshot || t === MsgType.SnapshotReply) return 'raft';
+  if (t >= MsgType.BullyElection && t <= MsgType.BullyCoordinator) return 'bully';
+  if (t >= MsgType.PaxosPrepare && t <= MsgType.PaxosSnapshotReply) return 'paxos';
+  if (t >= MsgType.ZabNotification && t <= MsgType.ZabSyncReply) return 'zab';
+  if (t >= MsgType.PbftRequest && t <= MsgType.PbftSuspect) return 'pbft';
+  return undefined;
+}
+
 export enum EntryType {
   /** Application command for the replicated state machine. */
   Normal = 0,

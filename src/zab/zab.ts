@@ -526,8 +526,13 @@ export class ZabNode implements Engine {
 
   step(m: Message): void {
     if (typeof m !== 'object' || m === null) throw new TypeError(`zab step: expected a Message object, got ${String(m)}`);
-    if (!ZAB_TYPES.has(m.type)) throw new TypeError(`zab step: message type ${String(m.type)} (${MsgType[m.type] ?? 'unknown'}) is not a ZAB message`);
     if (!isNat(m.term) || !isNat(m.from) || !isNat(m.to)) throw new TypeError(`zab step: term, from and to must be non-negative integers (type ${MsgType[m.type]})`);
+    if (!ZAB_TYPES.has(m.type)) {
+      // A Raft, Paxos, bully or client message: a peer runs another engine (as the other
+      // engines do; this threw, and the runtime stopped the node on a peer's PreVote).
+      this.dropped++;
+      return;
+    }
     if (m.to !== this.id || m.from === this.id || !this.members.has(m.from)) {
       this.dropped++;
       return;
