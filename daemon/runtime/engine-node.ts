@@ -478,6 +478,7 @@ export class EngineRuntime {
     });
     if (!opts.rng || typeof opts.rng.int !== 'function') throw new TypeError('EngineRuntime: rng must be an Rng (src/rng.ts)');
     this.opts = opts;
+    this.memberIds = new Set<NodeId>([...opts.config.voters, ...opts.config.learners, ...opts.config.witnesses]);
     this.log = opts.logger ?? nullLogger;
     this.timeoutMs = posInt(opts.requestTimeoutMs ?? 2000, 'requestTimeoutMs', 1);
     this.snapshotEntries = posInt(opts.snapshotEntries ?? 1000, 'snapshotEntries', 1);
@@ -640,7 +641,7 @@ export class EngineRuntime {
       isWitness: s?.isWitness ?? false,
       bootId: this.wireBoot,
       framesAccepted: this.wire?.accepted ?? 0,
-      drops: { ...(this.wire ? this.wire.drops() : newDropCounters()), 'other-engine': this.otherEngineDrops },
+      drops: { ...(this.wire ? this.wire.drops() : newDropCounters()), 'other-engine': this.otherEngineDrops, 'not-member': this.notMemberDrops },
       unsupported: s?.unsupported ?? 0,
       pending: { writes: this.pendingWrites.size, reads: this.pendingReads.size, forwarded: this.forwarded.size + this.held.length },
       storage: this.dlog?.stats(),
@@ -972,8 +973,12 @@ export class EngineRuntime {
   private campaignSeenAt = -Infinity;
   /** Messages of another engine's types received (otherEngine). */
   private otherEngineDrops = 0;
-  /** When each peer's other-engine messages were last said (monotonic ms). */
-  private readonly otherEngineSaid = new Map<NodeId, number>();
+  /** Messages from nodes this node's members do not include (notMember). */
+  private notMemberDrops = 0;
+  /** When something about each peer was last said at warn (monotonic ms; sayOncePerMinute). */
+  private readonly warnedAt = new Map<NodeId, number>();
+  /** Every member this node's configuration lists, of any role. */
+  private readonly memberIds: Set<NodeId>;
 
   /**
    * The engine counts time in ticks, one per timer firing. A tick that comes late (the
@@ -1612,6 +1617,7 @@ export class EngineRuntime {
 
   private onMessage(m: Message): void {
     this.syncTicks();
+    if (!this.memberIds.has(m.from)) return this.notMember(m.from);
     if (this.opts.trace) traceMessage(this.opts.trace, m, 'recv');
     if (m.type === MsgType.ClientRequest) this.onClientRequest(m);
     else if (m.type === MsgType.ClientReply) this.onClientReply(m);
@@ -1651,11 +1657,32 @@ export class EngineRuntime {
    */
   private otherEngine(from: NodeId, kind: string): void {
     this.otherEngineDrops++;
-    const now = this.opts.clock.monotonicMs();
-    const last = this.otherEngineSaid.get(from);
-    if (last !== undefined && now - last < 60_000) return;
-    this.otherEngineSaid.set(from, now);
+    if (!this.sayOncePerMinute(from)) return;
     this.log('warn', `n${from} sends ${kind} messages, but this node runs ${this.eng!.name}: every member needs the same \`engine:\` in its configuration; its messages are dropped`, { node: this.id, peer: from, peerEngine: kind });
+  }
+
+  /**
+   * A message from a node this node's members do not include: its `members:` list differs
+   * from this one's (every node's must be the same: quorumd has no membership change, and
+   * two lists make two ideas of a majority — a node of one could lead with a majority of
+   * its own list that a leader of the other never meets). Raft acted on such a node's
+   * higher term (stepped down for it) and answered its vote requests. Dropped, counted
+   * (reason not-member) and said once a minute per sender; the nodes listed in both see
+   * nothing wrong, so this is where the difference shows.
+   */
+  private notMember(from: NodeId): void {
+    this.notMemberDrops++;
+    if (!this.sayOncePerMinute(from)) return;
+    this.log('warn', `n${from} is not among this node's members (${[...this.memberIds].sort((a, b) => a - b).map((i) => `n${i}`).join(', ')}) but sends to it: every node's \`members:\` must be the same list; its messages are dropped`, { node: this.id, peer: from });
+  }
+
+  /** True at most once a minute per peer (the warnings of otherEngine and notMember). */
+  private sayOncePerMinute(peer: NodeId): boolean {
+    const now = this.opts.clock.monotonicMs();
+    const last = this.warnedAt.get(peer);
+    if (last !== undefined && now - last < 60_000) return false;
+    this.warnedAt.set(peer, now);
+    return true;
   }
 
   private onLinkEvent(link: Link, ev: LinkEvent): void {

@@ -48,6 +48,7 @@ export const DROP_REASONS = [
   'stale-boot', // bootId older than the newest seen from that sender
   'not-for-me', // addressed to another node
   'other-engine', // authentic, but a type of another engine than this node's: a member with another `engine:` (counted by the runtime)
+  'not-member', // authentic, but from a node this node's `members:` does not list: configurations that differ (counted by the runtime)
 ] as const;
 export type DropReason = (typeof DROP_REASONS)[number];
 

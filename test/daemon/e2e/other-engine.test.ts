@@ -1,15 +1,19 @@
 /**
- * A member configured with another `engine:` than the others (a typo, or one board
- * left on the old setting): its peers' messages are authentic, but of another engine's
- * types. Every node must keep running, drop them, count them and say why — a ZAB node
- * used to stop ("fatal: internal error in engine zab step PreVote from n1") on the first
- * Raft message. Real processes, a real broker.
+ * Members whose configurations differ, on real processes and a real broker:
+ *  - one configured with another `engine:` than the others (a typo, or one board left on
+ *    the old setting): its peers' messages are authentic, but of another engine's types.
+ *    Every node must keep running, drop them, count them and say why — a ZAB node used
+ *    to stop ("fatal: internal error in engine zab step PreVote from n1") on the first
+ *    Raft message;
+ *  - one whose `members:` lists a node the others do not (a board added on one side
+ *    only): the others drop its messages and say so — Raft used to step down for its
+ *    higher terms and answer its vote requests, without a word.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { call } from '../../../daemon/client/http.ts';
 import { engineOfType, MsgType } from '../../../src/wire/messages.ts';
-import { ProcCluster } from './proc-cluster.ts';
+import { freePort, ProcCluster, type ProcNode } from './proc-cluster.ts';
 
 let cluster: ProcCluster | undefined;
 afterAll(async () => {
@@ -77,6 +81,50 @@ describe('a member with another engine', () => {
       60_000,
       'a Raft leader among n1, n2 and their warning about n3',
     );
+    for (const n of cluster.nodes) expect(n.child, `${n.name} still running`).toBeDefined();
+  }, 180_000);
+});
+
+describe('a node whose members list differs', () => {
+  it('the others drop its messages, count them and say that every members list must be the same', async () => {
+    await cluster?.stop();
+    cluster = await ProcCluster.start(3);
+    const leader = await cluster.waitLeader(60_000);
+    // n4: n1's configuration with itself added to the members, its own name, port and data.
+    const port = await freePort();
+    const text = readFileSync(cluster.nodes[0]!.config, 'utf8');
+    const four = text
+      .replace(/^(members:\n(?:  - .*\n)+)/m, (m) => `${m}  - { id: 4, name: n4 }\n`)
+      .replace(/^  name: n1$/m, '  name: n4')
+      .replace(/^(  dataDir: .*)n1"$/m, '$1n4"')
+      .replace(/listen: 127\.0\.0\.1:\d+/, `listen: 127.0.0.1:${port}`);
+    expect(four).toMatch(/id: 4, name: n4/);
+    expect(four).toMatch(/name: n4\n/);
+    const n4: ProcNode = { name: 'n4', url: `http://127.0.0.1:${port}`, config: cluster.nodes[0]!.config.replace(/n1\.yaml$/, 'n4.yaml'), log: cluster.nodes[0]!.log.replace(/n1\.log$/, 'n4.log'), child: undefined };
+    writeFileSync(n4.config, four, { mode: 0o600 });
+    cluster.nodes.push(n4);
+    cluster.spawn(n4);
+    let metric = 0;
+    await cluster.waitFor(
+      async () => {
+        try {
+          const r = await call(leader.url, 'GET', '/metrics', { timeoutMs: 2000 });
+          const m = /quorumd_dropped_frames_total\{reason="not-member"\} (\d+)/.exec(r.body.toString());
+          metric = m ? Number(m[1]) : 0;
+        } catch {
+          return false;
+        }
+        return metric > 0 && /n4 is not among this node's members/.test(readFileSync(leader.log, 'utf8'));
+      },
+      60_000,
+      "the leader's not-member count and its warning about n4",
+    );
+    const warn = readFileSync(leader.log, 'utf8').split('\n').find((l) => l.includes('n4 is not among'))!;
+    expect(JSON.parse(warn)).toMatchObject({ level: 40, peer: 4 });
+    expect(warn).toMatch(/\(n1, n2, n3\).*every node's `members:` must be the same list/);
+    // The three keep their leader and term; n4's campaigns move nobody.
+    const st = JSON.parse((await call(leader.url, 'GET', '/v1/status', { timeoutMs: 2000 })).body.toString()) as { role: string; term: number };
+    expect(st.role).toBe('leader');
     for (const n of cluster.nodes) expect(n.child, `${n.name} still running`).toBeDefined();
   }, 180_000);
 });
