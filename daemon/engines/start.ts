@@ -273,6 +273,10 @@ export async function startExternalNode(cfgOrFile: ResolvedConfig | string, opts
     };
     process.once('SIGTERM', () => onSignal('SIGTERM'));
     process.once('SIGINT', () => onSignal('SIGINT'));
+    // The terminal it was started from went away (an SSH session dropped without nohup):
+    // Node's default ended the process on the spot, a leader without handing over and its
+    // job runs left going; stop as on SIGTERM instead (quorumd reads no config on SIGHUP).
+    process.once('SIGHUP', () => onSignal('SIGHUP'));
   }
   return node;
 }
