@@ -20,9 +20,8 @@ import { indexPage, timelinePage, type IndexEntry } from './page.ts';
 export { TimelineRecorder, type TimelineData } from './recorder.ts';
 export { timelinePage, indexPage } from './page.ts';
 
-/** Runs one seed of any engine (hooks as runEngineSeed takes them; `timeline` set here, Raft and bully only). */
+/** Runs one seed of any engine (hooks as runEngineSeed takes them; `timeline` set by recordSeed). */
 export function runAnySeed(cfg: SimConfig, seed: number, hooks: EngineSeedHooks | BullySeedHooks = {}): SeedResult {
-  if (cfg.engine === 'paxos' || cfg.engine === 'zab' || cfg.engine === 'pbft') return runEngineSeed(cfg, seed);
   return runEngineSeed(cfg, seed, hooks);
 }
 
