@@ -90,6 +90,8 @@ export interface TimelineMeta {
   seed: number;
   nodes: number;
   witness: boolean;
+  /** ZAB observers (`--observers`); absent when none. */
+  observers?: number;
   timeMs: number;
   faults: string[];
   stonith: boolean;
