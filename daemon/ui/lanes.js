@@ -21,7 +21,8 @@
  *     layers: [ ... ] }                drawn in order; hover looks at them in reverse
  *   A spans layer: { kind: 'spans', n, row(i), from(i), to(i), color(i),
  *                    top, bottom (fractions of the row, default 0 and 1),
- *                    label(i)? (drawn inside when it fits), text(i) (the hover text),
+ *                    label(i)? (drawn inside when it fits; an array: the first of
+ *                    them that fits, longest first), text(i) (the hover text),
  *                    minPx? (narrowest drawn width, default 1) }
  *   A marks layer: { kind: 'marks', n, row(i) (-1: across every row), at(i), color(i),
  *                    shape: 'tick' | 'diamond' | 'flag' | 'line', top, bottom,
@@ -191,14 +192,11 @@
           }
           ctx.fillRect(x0, y0, w, y1 - y0);
           if (L.label && w > 24 * dpr && y1 - y0 >= 8 * dpr) {
-            var text = L.label(i);
+            var text = fitting(ctx, L.label(i), w - 6 * dpr);
             if (text) {
-              var tw = ctx.measureText(text).width;
-              if (tw + 6 * dpr < w) {
-                ctx.fillStyle = textOn(c);
-                ctx.fillText(text, x0 + 3 * dpr, (y0 + y1) / 2);
-                lastColor = null;
-              }
+              ctx.fillStyle = textOn(c);
+              ctx.fillText(text, x0 + 3 * dpr, (y0 + y1) / 2);
+              lastColor = null;
             }
           }
         } else {
@@ -242,6 +240,13 @@
         }
       }
       drawMarkLabels(ctx, labels, 2 * dpr);
+    }
+
+    /** The label (or the first of several) narrower than `room` canvas px; null when none is. */
+    function fitting(ctx, label, room) {
+      var list = Array.isArray(label) ? label : [label];
+      for (var k = 0; k < list.length; k++) if (list[k] && ctx.measureText(list[k]).width < room) return list[k];
+      return null;
     }
 
     /**

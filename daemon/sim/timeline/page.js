@@ -275,7 +275,7 @@
     label: function (i) {
       if (st.state[i] !== 'active') return st.state[i];
       var tok = tokenAt(lanes[st.row[i] - nNet].id, st.from[i] * 1000);
-      return tok !== null ? 'active · token ' + tok : 'active';
+      return tok !== null ? ['active · token ' + tok, 'active'] : 'active';
     },
     text: function (i) {
       var node = lanes[st.row[i] - nNet].id;
