@@ -118,6 +118,7 @@ export function bullySimFencing(hal: BoardHal, wiring: FenceWiring): BullyFencin
 export const BULLY_ROLE_VIEW: RoleView<BullyRuntime> = {
   role: (rt) => bullyOf(rt).actedState.role,
   term: (rt) => bullyOf(rt).actedState.term,
+  round: { word: 'epoch' },
 };
 
 

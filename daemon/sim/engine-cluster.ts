@@ -57,7 +57,8 @@ import { Workload, DEFAULT_WORKLOAD, type WorkloadNode, type WorkloadOptions } f
 import type { ByzKind } from '../../src/pbft/byzantine.ts';
 import { PBFT_LOCK_WORKLOAD, PBFT_SETTLE_MS, PbftClientNode, PbftFenceChecks, PbftSimKeys, ReplyPool, pbftUnsettled, pickByzantine, saboteurFor, simPbftFencing, type PbftChecks } from './pbft-sim.ts';
 import type { SimConfig } from './options.ts';
-import type { RoleView, TimelineRecorder } from './timeline/recorder.ts';
+import type { TimelineRecorder } from './timeline/recorder.ts';
+import { roleViewOf } from './role-views.ts';
 import { hashBytes } from './hash.ts';
 import { MemberRoleChecks, simMembers } from './member-checks.ts';
 import { SIM_WATCHDOG_MS, SimActuator, countFencedOffBoards, fencedOff, simFencing, wireFencing, type FenceWiring } from './fencing.ts';
@@ -118,14 +119,7 @@ export interface EngineSimCluster {
   live(): EngineRuntime[];
 }
 
-/** What the timeline draws of a node after every step: the engine's role (its own finer one where it has it) and term. */
-export const ENGINE_ROLE_VIEW: RoleView<EngineRuntime> = {
-  role: (rt) => {
-    const s = rt.engine?.status();
-    return s === undefined ? 'starting' : (s.detail ?? s.role);
-  },
-  term: (rt) => rt.engine?.status().term ?? 0,
-};
+export { ENGINE_ROLE_VIEW } from './role-views.ts';
 
 /** Test and benchmark hooks; the CLI uses only `timeline` (for --html). */
 export interface EngineSeedHooks {
@@ -172,7 +166,7 @@ export function simWorld(cfg: SimConfig, seed: number, timeline: TimelineRecorde
   const config = simMembers(cfg.nodes, cfg.witness, cfg.observers ?? 0);
   const dataIds: NodeId[] = config.voters;
   const witnessIds: NodeId[] = config.witnesses;
-  timeline?.attach(world, { dataIds, witnessIds });
+  timeline?.attach(world, { dataIds, witnessIds, observerIds: config.learners });
   const allIds = [...dataIds, ...config.witnesses, ...config.learners];
   for (const id of allIds) world.addBoard(id);
   return { world, config, dataIds, witnessIds, allIds };
@@ -444,6 +438,7 @@ function logEngineRun(cfg: SimConfig, seed: number, hooks: EngineSeedHooks): Eng
       ({ world, config, dataIds } = base);
       // PBFT (pbft-sim.ts): liars from the seed, per-node signers, no leader-driven actuator.
       liars = pbft && cfg.byzantine ? pickByzantine(world.rng.fork('byzantine'), dataIds) : new Map<NodeId, ByzKind[]>();
+      for (const [id, kinds] of liars) hooks.timeline?.markByzantine(id, kinds);
       const honestIds = dataIds.filter((id) => !liars.has(id));
       isHonest = (rt) => !liars.has(rt.id);
       pbftKeys = pbft ? new PbftSimKeys(dataIds, seed) : undefined;
@@ -521,7 +516,7 @@ function logEngineRun(cfg: SimConfig, seed: number, hooks: EngineSeedHooks): Eng
         pbftFenceDecided: (rt, d) => pbftFences?.decided(rt.id, d),
         engineError: (rt, err) => checker.engineError(rt, err),
       };
-      const recorded = hooks.timeline ? hooks.timeline.observer(baseObserver, ENGINE_ROLE_VIEW) : baseObserver;
+      const recorded = hooks.timeline ? hooks.timeline.observer(baseObserver, roleViewOf(engine)) : baseObserver;
       return {
         observer: hooks.wrapObserver ? hooks.wrapObserver(recorded) : recorded,
         options: (hal) => ({

@@ -142,9 +142,6 @@ export function parseSimOptions(raw: Record<string, unknown>): SimConfig {
   const json = raw.json ?? false;
   if (typeof json !== 'boolean') throw new SimOptionError(`--json: expected a flag, got ${String(raw.json)}`);
   const html = pathOption(raw.html, '--html', 'FILE');
-  const noTimeline = engine === 'paxos' || engine === 'zab' || engine === 'pbft';
-  if (html !== null && noTimeline) throw new SimOptionError(`--html: not implemented for engine ${engine} (the timeline records engine raft and bully runs)`);
-  if (raw.htmlDir !== undefined && raw.htmlDir !== null && noTimeline) throw new SimOptionError(`--html-dir: not implemented for engine ${engine} (the timeline records engine raft and bully runs)`);
   const htmlDir = pathOption(raw.htmlDir, '--html-dir', 'DIR');
   if (html !== null && htmlDir !== null) throw new SimOptionError('give either --html FILE (one seed) or --html-dir DIR (the failing seeds of a range), not both');
   if (html !== null && seeds.length !== 1) throw new SimOptionError(`--html: writes the page of one seed (--seed N); for a range of ${seeds.length} seeds use --html-dir DIR (a page per failing seed plus an index)`);

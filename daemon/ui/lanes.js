@@ -21,11 +21,13 @@
  *     layers: [ ... ] }                drawn in order; hover looks at them in reverse
  *   A spans layer: { kind: 'spans', n, row(i), from(i), to(i), color(i),
  *                    top, bottom (fractions of the row, default 0 and 1),
- *                    label(i)? (drawn inside when it fits), text(i) (the hover text),
+ *                    label(i)? (drawn inside when it fits; an array: the first of
+ *                    them that fits, longest first), text(i) (the hover text),
  *                    minPx? (narrowest drawn width, default 1) }
  *   A marks layer: { kind: 'marks', n, row(i) (-1: across every row), at(i), color(i),
  *                    shape: 'tick' | 'diamond' | 'flag' | 'line', top, bottom,
- *                    label(i)?, text(i) }
+ *                    label(i)? (where two labels of one row would overlap, the
+ *                    later one in time is drawn), text(i) }
  * Options: { buttons: [{ label, title, onClick(chart) }], onPick(hit), details: element
  *            (shows the text of the clicked item) }
  *
@@ -162,6 +164,8 @@
       ctx.textAlign = 'left';
       ctx.font = Math.round(10 * dpr) + 'px system-ui,sans-serif';
       var lastColor = null;
+      /** A marks layer's labels, drawn after its marks: [row, x, y, text, colour]. */
+      var labels = [];
       for (var i = 0; i < L.n; i++) {
         var row = L.row(i);
         var y0, y1;
@@ -188,14 +192,11 @@
           }
           ctx.fillRect(x0, y0, w, y1 - y0);
           if (L.label && w > 24 * dpr && y1 - y0 >= 8 * dpr) {
-            var text = L.label(i);
+            var text = fitting(ctx, L.label(i), w - 6 * dpr);
             if (text) {
-              var tw = ctx.measureText(text).width;
-              if (tw + 6 * dpr < w) {
-                ctx.fillStyle = textOn(c);
-                ctx.fillText(text, x0 + 3 * dpr, (y0 + y1) / 2);
-                lastColor = null;
-              }
+              ctx.fillStyle = textOn(c);
+              ctx.fillText(text, x0 + 3 * dpr, (y0 + y1) / 2);
+              lastColor = null;
             }
           }
         } else {
@@ -234,12 +235,40 @@
           }
           if (L.label) {
             var lt = L.label(i);
-            if (lt) {
-              ctx.fillStyle = c;
-              ctx.fillText(lt, x + 3 * dpr, shape === 'line' ? y0 + 8 * dpr : (y0 + y1) / 2);
-            }
+            if (lt) labels.push([row, x + 3 * dpr, shape === 'line' ? y0 + 8 * dpr : (y0 + y1) / 2, lt, c]);
           }
         }
+      }
+      drawMarkLabels(ctx, labels, 2 * dpr);
+    }
+
+    /** The label (or the first of several) narrower than `room` canvas px; null when none is. */
+    function fitting(ctx, label, room) {
+      var list = Array.isArray(label) ? label : [label];
+      for (var k = 0; k < list.length; k++) if (list[k] && ctx.measureText(list[k]).width < room) return list[k];
+      return null;
+    }
+
+    /**
+     * Labels of marks, right to left in each row: one that would run into the label on
+     * its right (the later mark's) is left out, so that bursts of marks (a term bumped
+     * twice in a few ms) do not print their numbers over each other; zooming in shows them.
+     */
+    function drawMarkLabels(ctx, labels, gap) {
+      if (labels.length === 0) return;
+      labels.sort(function (a, b) { return a[0] - b[0] || b[1] - a[1]; });
+      var lastRow = null;
+      var limit = Infinity;
+      for (var k = 0; k < labels.length; k++) {
+        var lb = labels[k];
+        if (lb[0] !== lastRow) {
+          lastRow = lb[0];
+          limit = Infinity;
+        }
+        if (lb[1] + ctx.measureText(lb[3]).width + gap > limit) continue;
+        ctx.fillStyle = lb[4];
+        ctx.fillText(lb[3], lb[1], lb[2]);
+        limit = lb[1] - 3 * gap;
       }
     }
 

@@ -20,6 +20,7 @@ interface Hit {
 declare const window: {
   chart: { range(): { min: number; max: number }; setRange(a: number, b: number): void; hitAt(x: number, y: number): Hit | null; rowBox(r: number): { top: number; height: number }; posOf(ms: number): number };
   renderError: string;
+  texts: string[];
 };
 
 // Made only when the tests run: skipped, the file's afterAll does not run either, and the
@@ -47,9 +48,38 @@ window.chart = QuorumdLanes.render(document.getElementById('chart'), {
 try { QuorumdLanes.render(document.body, { rows: 'no' }); } catch (e) { window.renderError = e.message; }
 </script></body></html>`;
 
+/**
+ * Labels: a span's label given as a list (the first that fits is drawn), and mark labels
+ * of one row close together (only the later one is drawn). Every text the canvas draws
+ * is kept in window.texts.
+ */
+const LABELS_PAGE = (a: ReturnType<typeof uiAssets>) => `<!doctype html><html><head><meta charset="utf-8"><style>${a.uplotCss}</style></head><body>
+<div id="chart" style="width:800px"></div>
+<script>${scriptText(a.uplotJs)}</script>
+<script>${scriptText(a.lanesJs)}</script>
+<script>
+window.texts = [];
+var fillText = CanvasRenderingContext2D.prototype.fillText;
+CanvasRenderingContext2D.prototype.fillText = function (t) { window.texts.push(String(t)); return fillText.apply(this, arguments); };
+var spans = [[0, 0, 2000, ['a long label for a wide span', 'short']], [1, 0, 300, ['a long label that cannot fit here', 'mid']]];
+var marks = [[0, 2500, 'first-label'], [0, 2510, 'second'], [0, 3500, 'far']];
+window.chart = QuorumdLanes.render(document.getElementById('chart'), {
+  xMin: 0, xMax: 4000, initial: null,
+  rows: [{ label: 'n1', height: 30 }, { label: 'n2', height: 30 }],
+  layers: [
+    { kind: 'spans', n: spans.length, row: function (i) { return spans[i][0]; }, from: function (i) { return spans[i][1]; },
+      to: function (i) { return spans[i][2]; }, color: function () { return '#0000ff'; }, label: function (i) { return spans[i][3]; },
+      text: function (i) { return 'span ' + i; } },
+    { kind: 'marks', shape: 'tick', n: marks.length, top: 0.6, bottom: 1, row: function (i) { return marks[i][0]; }, at: function (i) { return marks[i][1]; },
+      color: function () { return '#333333'; }, label: function (i) { return marks[i][2]; }, text: function (i) { return marks[i][2]; } },
+  ],
+});
+</script></body></html>`;
+
 beforeAll(async () => {
   if (SKIP_BROWSER) return;
   writeFileSync(join(work, 'lanes.html'), PAGE(uiAssets()));
+  writeFileSync(join(work, 'labels.html'), LABELS_PAGE(uiAssets()));
   browser = await openBrowser({ width: 900, height: 300 });
 }, 120_000);
 
@@ -87,4 +117,20 @@ describe.skipIf(SKIP_BROWSER)('lanes renderer in Chromium', () => {
     expect(errors).toEqual([]);
     expect(external).toEqual([]);
   }, 120_000);
+
+  it('labels: the first of a span\'s labels that fits is drawn; of two mark labels that would overlap in a row, the later one', async () => {
+    const { page, errors, external } = browser;
+    await page.goto(pathToFileURL(join(work, 'labels.html')).href);
+    await page.waitForFunction(() => window.chart !== undefined && window.texts.includes('far'), undefined, { timeout: 30_000 });
+    const texts = await page.evaluate(() => window.texts);
+    expect(texts).toContain('a long label for a wide span'); // fits: the first one
+    expect(texts).not.toContain('short');
+    expect(texts).toContain('mid'); // the long one does not fit in ~50 px
+    expect(texts.some((t) => t.includes('cannot fit'))).toBe(false);
+    expect(texts).toContain('second');
+    expect(texts).toContain('far');
+    expect(texts).not.toContain('first-label'); // 10 ms (~2 px) before "second": it would run into it
+    expect(errors).toEqual([]);
+    expect(external).toEqual([]);
+  }, 60_000);
 });

@@ -50,7 +50,7 @@ interface Made {
   file: string;
   data: TimelineData;
 }
-const pages: Record<'failing' | 'clean' | 'bully' | 'locks', Made> = {} as never;
+const pages: Record<'failing' | 'clean' | 'bully' | 'locks' | 'paxos' | 'zab' | 'pbft', Made> = {} as never;
 let browser: Browser;
 
 function make(name: string, data: TimelineData): Made {
@@ -85,6 +85,16 @@ beforeAll(async () => {
   const locks = recordSeed(locksCfg, 8, { runtime: { plantedLockClock: 'clamped-offset' }, skipLin: true });
   expect(locks.result.violation?.invariant).toBe('lock-mutual-exclusion');
   pages.locks = make('locks', locks.data);
+  for (const [engine, o] of [
+    ['paxos', { seed: 4, nodes: 5, time: '30s', faults: 'crash,power,partition' }],
+    ['zab', { seed: 1, nodes: 5, observers: 2, time: '60s', faults: ALL }],
+    ['pbft', { seed: 1, nodes: 5, time: '60s', faults: `byzantine,${ALL}` }],
+  ] as const) {
+    const cfg = parseSimOptions({ ...o, engine });
+    const r = recordSeed(cfg, cfg.seeds[0]!);
+    expect(r.result.violation).toBeUndefined();
+    pages[engine] = make(engine, r.data);
+  }
   browser = await openBrowser();
 }, 180_000);
 
@@ -439,4 +449,96 @@ describe.skipIf(SKIP_BROWSER)('simulation timeline in Chromium', () => {
     // The page itself drew its chart.
     expect(await page.evaluate(() => window.quorumdTimeline.rows.length)).toBeGreaterThan(3);
   }, 60_000);
+
+  /** Every text the chart's canvas drew on a full redraw: [text, left x, y, width] (canvas px). */
+  function drawnTexts(page: Page): Promise<Array<[string, number, number, number]>> {
+    return page.evaluate(async () => {
+      type Ctx = { fillText(t: string, x: number, y: number): void; measureText(t: string): { width: number }; textAlign: string };
+      const proto = (globalThis as unknown as { CanvasRenderingContext2D: { prototype: Ctx } }).CanvasRenderingContext2D.prototype;
+      const orig = proto.fillText;
+      const out: Array<[string, number, number, number]> = [];
+      proto.fillText = function (this: Ctx, t: string, x: number, y: number) {
+        const w = this.measureText(t).width;
+        // Where the text starts: the axes' labels are drawn right-aligned or centred on x.
+        const left = this.textAlign === 'right' || this.textAlign === 'end' ? x - w : this.textAlign === 'center' ? x - w / 2 : x;
+        out.push([t, left, y, w]);
+        orig.call(this, t, x, y);
+      };
+      const frame = () => new Promise<void>((res) => (globalThis as unknown as { requestAnimationFrame(f: () => void): void }).requestAnimationFrame(() => res()));
+      try {
+        // The chart redraws on the next frame after a range change: move it by a hair and wait.
+        const c = window.quorumdTimeline.chart;
+        const r = c.range();
+        c.setRange(r.min, r.max + 1e-3);
+        await frame();
+        await frame();
+      } finally {
+        proto.fillText = orig;
+      }
+      return out;
+    });
+  }
+
+  /** No two texts drawn on one line of the canvas overlap (labels of spans, ticks, marks, axis). */
+  function expectNoOverlap(texts: Array<[string, number, number, number]>, what: string): void {
+    const byLine = new Map<number, Array<[string, number, number]>>();
+    for (const [t, x, y, w] of texts) {
+      const k = Math.round(y);
+      if (!byLine.has(k)) byLine.set(k, []);
+      byLine.get(k)!.push([t, x, x + w]);
+    }
+    for (const items of byLine.values()) {
+      items.sort((a, b) => a[1] - b[1]);
+      for (let i = 1; i < items.length; i++) expect(items[i]![1], `${what}: "${items[i - 1]![0]}" and "${items[i]![0]}" overlap`).toBeGreaterThanOrEqual(items[i - 1]![2]);
+    }
+  }
+
+  for (const [engine, round, state, label] of [
+    ['paxos', 'ballot (round.node)', 'prepare', null],
+    ['zab', 'epoch', 'looking', 'n6 (observer)'],
+    ['pbft', 'view', 'view-change', '(byzantine)'],
+  ] as const) {
+    it(`--engine ${engine}: its roles and its ${round.split(' ')[0]} on the lanes, named in the legend; hovering a tick and an active span says what they are; no labels over each other`, async () => {
+      const { page, external, errors } = browser;
+      const m = pages[engine];
+      const d = m.data;
+      await load(page, m);
+      const legend = await page.locator('#legend').innerText();
+      expect(legend).toContain(`ticks: ${round}`);
+      expect(legend).toContain(state);
+      const lay = await layout(page);
+      if (label) expect(lay.labels.some((l) => l.endsWith(label)), lay.labels.join(', ')).toBe(true);
+      await shot(page, engine);
+      expectNoOverlap(await drawnTexts(page), `${engine}, whole run`);
+
+      // The last round change of the first lane that has one after boot: its tick, hovered.
+      const li = d.terms.findIndex((t) => t.length >= 4);
+      expect(li).toBeGreaterThanOrEqual(0);
+      const t = d.terms[li]!;
+      const [tUs, v] = [t[t.length - 2]!, t[t.length - 1]!];
+      const shown = engine === 'paxos' ? `${Math.floor(v / 256)}.${v % 256}` : String(v);
+      const row = lay.laneRow[String(d.lanes[li]!.id)]!;
+      await page.evaluate(([a, b]) => window.quorumdTimeline.chart.setRange(a!, b!), [tUs / 1000 - 300, tUs / 1000 + 300]);
+      const tick = await at(page, tUs / 1000, row, 0.91);
+      const tip = await hover(page, tick.x, tick.y);
+      expect(tip).toContain(`n${d.lanes[li]!.id}: ${round.split(' ')[0]} ${shown}`);
+
+      // An active span: drawn in the legend's colour, its hover names the token it acts with.
+      let found: { lane: number; from: number; to: number } | null = null;
+      d.lanes.forEach((_l, i) => {
+        for (const s of visibleSpans(d, i, 0, d.end / 1000)) if (s.state === 'active' && s.to - s.from > 500 && found === null) found = { lane: i, from: s.from, to: s.to };
+      });
+      expect(found).not.toBeNull();
+      const a = found! as { lane: number; from: number; to: number };
+      await page.evaluate(([x, y]) => window.quorumdTimeline.chart.setRange(x!, y!), [a.from - 200, a.from + 1000]);
+      expectNoOverlap(await drawnTexts(page), `${engine}, zoomed`);
+      const p = await at(page, a.from + 400, lay.laneRow[String(d.lanes[a.lane]!.id)]!, 0.59);
+      expect(p.rgb).toEqual(await legendColor(page, 'active'));
+      const activeTip = await hover(page, p.x, p.y);
+      expect(activeTip).toMatch(/fencing token \d+/);
+      expect(activeTip).toContain(`${round.split(' ')[0]} `);
+      expect(errors).toEqual([]);
+      expect(external).toEqual([]);
+    }, 120_000);
+  }
 });

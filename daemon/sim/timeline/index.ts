@@ -20,9 +20,8 @@ import { indexPage, timelinePage, type IndexEntry } from './page.ts';
 export { TimelineRecorder, type TimelineData } from './recorder.ts';
 export { timelinePage, indexPage } from './page.ts';
 
-/** Runs one seed of any engine (hooks as runEngineSeed takes them; `timeline` set here, Raft and bully only). */
+/** Runs one seed of any engine (hooks as runEngineSeed takes them; `timeline` set by recordSeed). */
 export function runAnySeed(cfg: SimConfig, seed: number, hooks: EngineSeedHooks | BullySeedHooks = {}): SeedResult {
-  if (cfg.engine === 'paxos' || cfg.engine === 'zab' || cfg.engine === 'pbft') return runEngineSeed(cfg, seed);
   return runEngineSeed(cfg, seed, hooks);
 }
 
@@ -32,8 +31,10 @@ export function timelineMeta(cfg: SimConfig, r: SeedResult): TimelineMeta {
     seed: r.seed,
     nodes: cfg.nodes,
     witness: cfg.witness,
+    ...((cfg.observers ?? 0) > 0 ? { observers: cfg.observers } : {}),
     timeMs: cfg.timeMs,
-    faults: [...cfg.faults],
+    // PBFT's lying boards are not a hardware fault (not among cfg.faults), but the page names them with the rest.
+    faults: [...(cfg.byzantine ? ['byzantine'] : []), ...cfg.faults],
     stonith: cfg.stonith,
     replay: replayCommand(cfg, r.seed),
     // Without wall_ms and speed: the page of a seed is the same file on every run.

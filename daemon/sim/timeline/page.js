@@ -9,8 +9,12 @@
  *   n1 … nN      one lane per board: its side of a partition (a thin strip: light with
  *                the broker, dark without), the faults on that board, the board's
  *                state bar (powered off, booting, crashed,
- *                the engine's role, active), term/epoch ticks; relay contacts (◆ on the
- *                board whose supply switched), fences (flag on the fencing board)
+ *                the engine's role, active), ticks where the engine's own round
+ *                number changed (Raft's term, bully's and ZAB's epoch, Paxos's ballot
+ *                as round.node, PBFT's view: `round` in the data); relay contacts (◆ on
+ *                the board whose supply switched), fences (flag on the fencing board).
+ *                A witness, a ZAB observer and a PBFT board that lies (--faults
+ *                byzantine) say so in their lane's label.
  *   c1 … cK      one row per client: each request a bar from call to return,
  *                coloured by outcome
  *   lock c1 …    with --locks, one row per lock client: each lock request (acquire,
@@ -40,6 +44,22 @@
     leader: '#a1d99b',
     coordinator: '#a1d99b',
     active: '#1f7a3a',
+    // Paxos: asking whether a ballot could win, then phase 1 with it.
+    'pre-prepare': '#fde3a7',
+    prepare: '#fdae6b',
+    // ZAB (ZooKeeper's states, with the phase until the leadership is established).
+    looking: '#fdae6b',
+    'leading (discovery)': '#d9f0a3',
+    'leading (sync)': '#c2e699',
+    'following (discovery)': '#deebf7',
+    'following (sync)': '#c6dbef',
+    observer: '#bcbddc',
+    'observing (discovery)': '#efedf5',
+    'observing (sync)': '#dadaeb',
+    // PBFT.
+    primary: '#a1d99b',
+    backup: '#9ecae1',
+    'view-change': '#fdae6b',
   };
   var STATE_TEXT = {
     off: 'powered off',
@@ -50,6 +70,26 @@
     active: 'active leader (may act on the outside world)',
     leader: 'elected leader, not active yet',
     coordinator: 'coordinator, not active yet',
+    'pre-prepare': 'asking a quorum whether a new ballot could win, before taking one',
+    prepare: 'phase 1 with its own ballot (Prepare / Promise)',
+    looking: 'looking: leader election',
+    'leading (discovery)': 'elected, gathering the followers\' epochs and histories',
+    'leading (sync)': 'elected, bringing the followers\' logs up to its own',
+    'following (discovery)': 'following an elected leader, telling it its epoch and history',
+    'following (sync)': 'following, its log being synchronized with the leader\'s',
+    follower: 'follower',
+    observer: 'observer: receives the committed stream, never votes',
+    'observing (discovery)': 'observer, telling the leader where its log ends',
+    'observing (sync)': 'observer, its log being synchronized with the leader\'s',
+    primary: 'primary of its view, not active yet (its view\'s opening request not executed)',
+    backup: 'backup',
+    'view-change': 'changing views (has given up on the primary of its view)',
+  };
+  /** What differs from STATE_TEXT for one engine. */
+  var ENGINE_STATE_TEXT = {
+    paxos: { leader: 'leader: phase 1 done, not active yet' },
+    zab: { leader: 'established leader (a quorum acknowledged NEWLEADER), not active yet', follower: 'follower, broadcast phase' },
+    pbft: { active: 'active primary: its view\'s opening request executed; acts with that sequence number as its token' },
   };
   var KIND_COLORS = {
     partition: '#8e6bd6',
@@ -164,6 +204,16 @@
   if (D.version !== 1) throw new Error('timeline data version ' + D.version + ' (this page reads version 1)');
   var endMs = D.end / 1000;
   var meta = D.meta;
+  var own = ENGINE_STATE_TEXT[meta.engine] || {};
+  Object.keys(own).forEach(function (k) { STATE_TEXT[k] = own[k]; });
+  /** The engine's round number: its name, and how one reads (a Paxos ballot as round.node). */
+  var ROUND = D.round || { word: meta.engine === 'raft' ? 'term' : 'epoch' };
+  var termWord = ROUND.word;
+  function fmtRound(v) {
+    if (v === null || v === undefined) return String(v);
+    if (!ROUND.idSpan || v === 0) return String(v);
+    return Math.floor(v / ROUND.idSpan) + '.' + (v % ROUND.idSpan);
+  }
   var lanes = D.lanes;
   var laneRow = {};
   var laneIds = lanes.map(function (l) { return l.id; });
@@ -176,7 +226,7 @@
   var nNet = rows.length;
   lanes.forEach(function (l) {
     laneRow[l.id] = rows.length;
-    rows.push({ label: 'n' + l.id + (l.witness ? ' (witness)' : ''), height: LANE.height });
+    rows.push({ label: 'n' + l.id + (l.witness ? ' (witness)' : l.observer ? ' (observer)' : l.byzantine ? ' (byzantine)' : ''), height: LANE.height });
   });
   var clientRow0 = rows.length;
   for (var c = 1; c <= D.ops.clients; c++) rows.push({ label: 'client ' + c, height: 13, background: '#fcfcfc' });
@@ -222,20 +272,25 @@
     from: function (i) { return st.from[i]; },
     to: function (i) { return st.to[i]; },
     color: function (i) { return colorOf(STATE_COLORS, st.state[i]); },
-    label: function (i) { return st.state[i]; },
+    label: function (i) {
+      if (st.state[i] !== 'active') return st.state[i];
+      var tok = tokenAt(lanes[st.row[i] - nNet].id, st.from[i] * 1000);
+      return tok !== null ? ['active · token ' + tok, 'active'] : 'active';
+    },
     text: function (i) {
       var node = lanes[st.row[i] - nNet].id;
       var s = st.state[i];
       var lines = ['n' + node + ': ' + s + (STATE_TEXT[s] ? ' — ' + STATE_TEXT[s] : ''), interval(st.from[i], st.to[i])];
       if (st.term[i] !== null && ['off', 'off (fenced)', 'booting', 'crashed', 'starting'].indexOf(s) < 0) {
-        var word = meta.engine === 'raft' ? 'term' : 'epoch';
-        lines.push(st.termEnd[i] !== st.term[i] ? word + ' ' + st.term[i] + ' → ' + st.termEnd[i] : word + ' ' + st.term[i]);
+        lines.push(st.termEnd[i] !== st.term[i] ? termWord + ' ' + fmtRound(st.term[i]) + ' → ' + fmtRound(st.termEnd[i]) : termWord + ' ' + fmtRound(st.term[i]));
       }
       if (s === 'active') {
         var tok = tokenAt(node, st.from[i] * 1000);
         if (tok !== null) lines.push('fencing token ' + tok);
       }
       if (st.cause[i]) lines.push('after: ' + (CAUSE_TEXT[st.cause[i]] || st.cause[i]));
+      var lane = lanes[st.row[i] - nNet];
+      if (lane.byzantine) lines.push('this board lies for the whole run (' + lane.byzantine.join(', ') + ')');
       return lines.join('\n');
     },
   });
@@ -251,7 +306,6 @@
       tm.prev.push(i >= 2 ? t[i - 1] : null);
     }
   });
-  var termWord = meta.engine === 'raft' ? 'term' : 'epoch';
   layers.push({
     kind: 'marks',
     shape: 'tick',
@@ -261,9 +315,9 @@
     row: function (i) { return tm.row[i]; },
     at: function (i) { return tm.at[i]; },
     color: function () { return '#555'; },
-    label: function (i) { return String(tm.term[i]); },
+    label: function (i) { return fmtRound(tm.term[i]); },
     text: function (i) {
-      return 'n' + lanes[tm.row[i] - nNet].id + ': ' + termWord + ' ' + tm.term[i] + (tm.prev[i] !== null ? ' (was ' + tm.prev[i] + ')' : ' (after boot)') + '\nat ' + at(tm.at[i]);
+      return 'n' + lanes[tm.row[i] - nNet].id + ': ' + termWord + ' ' + fmtRound(tm.term[i]) + (tm.prev[i] !== null ? ' (was ' + fmtRound(tm.prev[i]) + ')' : ' (after boot)') + '\nat ' + at(tm.at[i]);
     },
   });
 
@@ -391,7 +445,7 @@
     color: function (i) { return fe[i].outcome === 'failed' ? '#c62828' : '#000'; },
     text: function (i) {
       var f = fe[i];
-      return 'fence: n' + f.by + ' fenced n' + f.target + ' → ' + f.outcome + ' (action ' + f.action + ', ' + termWord + ' ' + f.term + ')\n' +
+      return 'fence: n' + f.by + ' fenced n' + f.target + ' → ' + f.outcome + ' (action ' + f.action + ', ' + (meta.engine === 'pbft' ? 'on the decision executed at index ' + f.term : termWord + ' ' + fmtRound(f.term)) + ')\n' +
         'took ' + fmt(f.durMs) + ' from request, finished at ' + at(f.at / 1000) + (f.reason ? '\nreason: ' + f.reason : '');
     },
   });
@@ -514,6 +568,21 @@
   }
   var lg = document.getElementById('legend');
   legend(lg, 'board', D.states, STATE_COLORS, STATE_TEXT);
+  if (tm.row.length > 0) {
+    var ROUND_TEXT = {
+      raft: 'Raft term: a tick where a node\'s term changed, with the new one',
+      bully: 'bully epoch: a tick where the epoch a node acts on changed, with the new one',
+      paxos: 'Paxos ballot this node promised, as round.node (node = the ballot\'s owner): a tick where it changed',
+      zab: 'ZAB accepted epoch: a tick where it changed, with the new one',
+      pbft: 'PBFT view (its primary is member view mod n): a tick where a node moved to another view',
+    };
+    var TICKS = {};
+    var TICK_TEXT = {};
+    var tickName = termWord + (ROUND.idSpan ? ' (round.node)' : '');
+    TICKS[tickName] = '#555';
+    TICK_TEXT[tickName] = ROUND_TEXT[meta.engine] || termWord;
+    legend(lg, 'ticks', [tickName], TICKS, TICK_TEXT);
+  }
   legend(lg, 'faults', kindsSeen, KIND_COLORS, KIND_TEXT);
   if (sideIdx.length > 0) {
     var SIDES = { 'side with the broker': SIDE_WITH_BROKER, 'side without it': SIDE_WITHOUT_BROKER };

@@ -57,7 +57,7 @@ export function timelinePage(data: TimelineData): string {
   const a = uiAssets();
   const scripts = [scriptText(a.uplotJs), scriptText(a.lanesJs), scriptText(pageScript())];
   const m = data.meta;
-  const title = `quorumd sim — seed ${m.seed}, ${m.engine}, ${m.nodes} node${m.nodes === 1 ? '' : 's'}${m.witness ? ' + witness' : ''}`;
+  const title = `quorumd sim — seed ${m.seed}, ${m.engine}, ${m.nodes} node${m.nodes === 1 ? '' : 's'}${m.witness ? ' + witness' : ''}${m.observers ? ` + ${m.observers} observer${m.observers === 1 ? '' : 's'}` : ''}`;
   const v = data.violations[0];
   const status = v
     ? `<div class="violation" data-testid="violation"><b>VIOLATION ${escapeHtml(v.invariant)}</b> at ${(v.at / 1e6).toFixed(3)} s\n${escapeHtml(v.detail)}\nreplay: <code>${escapeHtml(m.replay)}</code></div>`

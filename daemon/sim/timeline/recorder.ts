@@ -44,6 +44,20 @@ export const TIMELINE_VERSION = 1;
 export interface TimelineLane {
   id: NodeId;
   witness: boolean;
+  /** A ZooKeeper-style observer (`--observers`, engine zab): receives the committed stream, never votes. Absent otherwise. */
+  observer?: true;
+  /** `--faults byzantine` (engine pbft): this board lies for the whole run, with these behaviours. Absent otherwise. */
+  byzantine?: string[];
+}
+
+/**
+ * The engine's own round number as the page names it (Raft's term, bully's and ZAB's
+ * epoch, Paxos's ballot, PBFT's view). `idSpan`: the number carries its owner in the low
+ * part (Paxos: ballot = round × idSpan + node id), and the page shows it as round.node.
+ */
+export interface TimelineRound {
+  word: string;
+  idSpan?: number;
 }
 
 export interface TimelineFault {
@@ -76,6 +90,8 @@ export interface TimelineMeta {
   seed: number;
   nodes: number;
   witness: boolean;
+  /** ZAB observers (`--observers`); absent when none. */
+  observers?: number;
   timeMs: number;
   faults: string[];
   stonith: boolean;
@@ -104,8 +120,10 @@ export interface TimelineData {
   causes: string[];
   /** Per lane (same order as `lanes`): flat [atUs, stateCode, causeCode, ...], each a change. */
   spans: number[][];
-  /** Per lane: flat [atUs, term, ...], each a change of the engine's term (or epoch). */
+  /** Per lane: flat [atUs, term, ...], each a change of the engine's round number (`round` says which). */
   terms: number[][];
+  /** What `terms` count (absent in pages of older builds: the page then says term for raft, epoch otherwise). */
+  round?: TimelineRound;
   /** Flat [atUs, node, token, ...]: activations with their fencing token. */
   tokens: number[];
   faults: TimelineFault[];
@@ -148,6 +166,14 @@ export interface TimelineLocks {
 export interface RoleView<RT> {
   role(rt: RT): string;
   term(rt: RT): number;
+  /** What the page calls `term` (default: term). */
+  round?: TimelineRound;
+  /**
+   * For an engine whose runtime reports no activation events (PBFT: no activation gate):
+   * the token the node acts with now, 0 when it may not act. Read after every step; a
+   * change from 0 is drawn as an activation with that token, a change to 0 as its end.
+   */
+  token?(rt: RT): number;
 }
 
 /** The parts of a runtime observer the recorder taps (RuntimeObserver and BullyRuntimeObserver both have them). */
@@ -179,6 +205,7 @@ const HOLD_ENDS: Array<HoldEnd | 'held'> = ['held', 'released', 'lapsed', 'lost'
 export class TimelineRecorder implements SimObserver {
   private world: World | null = null;
   private readonly lanes: TimelineLane[] = [];
+  private round: TimelineRound | undefined;
   /** Track by node id (0..255). */
   private readonly byId: Array<LaneTrack | undefined> = [];
   private readonly tracks: LaneTrack[] = [];
@@ -207,21 +234,30 @@ export class TimelineRecorder implements SimObserver {
    * Starts recording `world` (right after it is built, before boards are added, so
    * that their first power-on is seen): one lane per data board, then the witnesses.
    */
-  attach(world: World, lanes: { dataIds: readonly NodeId[]; witnessIds: readonly NodeId[] }): void {
+  attach(world: World, lanes: { dataIds: readonly NodeId[]; witnessIds: readonly NodeId[]; observerIds?: readonly NodeId[] }): void {
     if (this.world !== null) throw new Error('TimelineRecorder.attach: a recorder records one world (one seed); make a new one per seed');
     if (world.ctx.observer !== null) throw new Error('TimelineRecorder.attach: the world already has an observer');
     this.world = world;
-    for (const id of lanes.dataIds) this.addLane(id, false);
-    for (const id of lanes.witnessIds) this.addLane(id, true);
+    for (const id of lanes.dataIds) this.addLane({ id, witness: false });
+    for (const id of lanes.witnessIds) this.addLane({ id, witness: true });
+    for (const id of lanes.observerIds ?? []) this.addLane({ id, witness: false, observer: true });
     world.ctx.observer = this;
   }
 
-  private addLane(id: NodeId, witness: boolean): void {
+  private addLane(lane: TimelineLane): void {
+    const id = lane.id;
     if (this.byId[id] !== undefined) throw new Error(`TimelineRecorder.attach: node ${id} listed twice`);
     const t: LaneTrack = { board: 'off', role: null, active: false, cause: null, term: -1, spans: [], terms: [] };
     this.byId[id] = t;
     this.tracks.push(t);
-    this.lanes.push({ id, witness });
+    this.lanes.push(lane);
+  }
+
+  /** `--faults byzantine`: board `id` lies for the whole run with these behaviours (its lane is labelled so). */
+  markByzantine(id: NodeId, kinds: readonly string[]): void {
+    const lane = this.lanes.find((l) => l.id === id);
+    if (lane === undefined) throw new Error(`TimelineRecorder.markByzantine: node ${id} has no lane`);
+    lane.byzantine = [...kinds];
   }
 
   private get nowUs(): number {
@@ -341,6 +377,17 @@ export class TimelineRecorder implements SimObserver {
     }
   }
 
+  /** RoleView.token: the token node `id` acts with now (0: none); drawn as activations. */
+  tokenNow(id: NodeId, token: number): void {
+    const t = this.byId[id];
+    if (t === undefined || t.board !== 'running') return;
+    const active = token > 0;
+    if (active === t.active) return;
+    if (active) this.tokens.push(this.nowUs, id, token);
+    t.active = active;
+    this.update(t, null);
+  }
+
   fenced(by: NodeId, rec: FenceRecord): void {
     const dur = rec.finishedAtMs !== null ? Math.max(0, rec.finishedAtMs - rec.requestedAtMs) : 0;
     this.fences.push({ at: this.nowUs, durMs: Math.round(dur), by, target: rec.target, outcome: rec.outcome, action: rec.action, reason: rec.reason, term: rec.term });
@@ -352,15 +399,21 @@ export class TimelineRecorder implements SimObserver {
    */
   observer<RT extends { readonly id: NodeId }, O extends TappableObserver<RT>>(base: O, view: RoleView<RT>): O {
     const rec = this;
+    if (view.round) this.round = view.round;
+    const token = view.token;
+    const after = (rt: RT) => {
+      rec.step(rt.id, view.role(rt), view.term(rt));
+      if (token) rec.tokenNow(rt.id, token(rt));
+    };
     return {
       ...base,
       booted(rt: RT) {
         base.booted?.(rt);
-        rec.step(rt.id, view.role(rt), view.term(rt));
+        after(rt);
       },
       afterStep(rt: RT) {
         base.afterStep?.(rt);
-        rec.step(rt.id, view.role(rt), view.term(rt));
+        after(rt);
       },
       activation(rt: RT, ev: ActivationEvent) {
         base.activation?.(rt, ev);
@@ -451,6 +504,7 @@ export class TimelineRecorder implements SimObserver {
       causes: this.causes,
       spans: this.tracks.map((t) => t.spans),
       terms: this.tracks.map((t) => t.terms),
+      ...(this.round ? { round: this.round } : {}),
       tokens: this.tokens,
       faults: this.faults,
       fences: this.fences,

@@ -107,6 +107,7 @@ describe('quorumd sim --engine paxos|zab', () => {
 
   it('refuses what is not implemented for these engines, naming it', () => {
     expect(() => parseSimOptions({ seed: 1, engine: 'paxos', observers: 1 })).toThrow(/--observers: only with --engine zab/);
-    expect(() => parseSimOptions({ seed: 1, engine: 'zab', html: 'x.html' })).toThrow(/--html: not implemented for engine zab/);
+    expect(() => parseSimOptions({ seed: 1, nodes: 4, engine: 'pbft', witness: true })).toThrow(/--witness: not for engine pbft/);
+    // The timeline (--html, --html-dir) records these engines too: timeline-engines.test.ts.
   });
 });

@@ -13,6 +13,7 @@
  *   - --locks: every lock request with its outcome and every hold is recorded, the
  *     recording changes nothing, and a lock check's violation marks the holds in it;
  *   - --html and --html-dir from the command.
+ * The engines paxos, zab and pbft: timeline-engines.test.ts.
  */
 import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
