@@ -153,6 +153,8 @@ export class EtcdEngine implements ExternalEngine {
   private leaderName: string | null = null;
   private leaderToken = 0;
   private leaderWatch: Watcher | undefined;
+  /** While we hold leadership: its token and lease generation (the leader watch compares the record with it). */
+  private holding: { token: number; gen: number } | undefined;
   private loop: Promise<void> | undefined;
   private keepAliveStream: IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResponse> | undefined;
   readonly stats: EngineStats = emptyStats();
@@ -380,7 +382,7 @@ export class EtcdEngine implements ExternalEngine {
         else if (rev(r.responses[0]?.response_range.kvs[0]?.create_revision) !== myRev) throw new Error('our election key is gone (lease expired)');
         else if (round >= 5) throw new Error('the leader history kept changing while we won');
       }
-      const token = rev(win.header.revision);
+      let token = rev(win.header.revision);
       this.stats.wins++;
       this.role = 'leader';
       this.noteLeader(this.o.self.name, token);
@@ -403,7 +405,10 @@ export class EtcdEngine implements ExternalEngine {
       ownWatch.then((w) => w.on('delete', () => ownKeyGone('watch')), () => undefined);
       this.o.fencing?.elected(token, suspects);
       this.gate.elected(token);
-      // 5. Hold until the lease is lost (keep-alive answers TTL 0), our key is gone, or we stop.
+      // 5. Hold until the lease is lost (keep-alive answers TTL 0), our key is gone, or we
+      // stop. Every second (and at once when the leader watch of observeLeader() sees
+      // <prefix>leader change under us) read our key and the leader record.
+      this.holding = { token, gen };
       while (!this.leaseLostFlag && !this.stopped && gen === this.leaseGen) {
         await new Promise<void>((resolve) => {
           this.wake = resolve;
@@ -413,9 +418,13 @@ export class EtcdEngine implements ExternalEngine {
         await this.lrange({ key: myKey, count_only: true } as never).then((r) => {
           if (rev(r.count) === 0) ownKeyGone('read');
         }, () => undefined);
+        if (this.leaseLostFlag || this.stopped || gen !== this.leaseGen) break;
+        token = await this.keepLeaderRecord(myKey, myRev, grant.ID, token, gen, () => ownKeyGone('leader record rewrite'));
+        this.holding = { token, gen };
       }
       this.wake = undefined;
     } finally {
+      this.holding = undefined;
       void ownWatch?.then((w) => w.cancel(), () => undefined).catch(() => undefined);
       if (gen === this.leaseGen) this.leaseGen++;
       this.keepAliveStream?.cancel();
@@ -524,6 +533,71 @@ export class EtcdEngine implements ExternalEngine {
   }
 
   /**
+   * <prefix>leader as our win (or our last rewrite) left it — its mod revision is still
+   * our token — or else written again. Another client may overwrite or delete it
+   * (`etcdctl put <prefix>leader garbage`, a script with the wrong prefix, another
+   * node's record pasted by hand). Before, the leader went on as if nothing happened:
+   * every node's /v1/leader showed no leader (or the wrong one) and this leader's job
+   * claims, which compare the record's mod revision with the token, were all refused —
+   * until a restart.
+   *
+   * Why rewriting is safe, rather than switching off: leadership is our election key,
+   * not the record. The record is only written by a transaction that compares our key
+   * with the create revision it won with (as the win itself), so it succeeds only while
+   * our key — and so our lease, and our place as the oldest candidate — still exists:
+   * no other node can be elected while it does (a later candidate's key has a larger
+   * create revision and waits for ours to go). The rewrite's revision is our new token:
+   * it is larger than the old one (revisions only grow) and smaller than any later
+   * leader's (whose win comes after our key is gone, so after this write). Tokens still
+   * only grow, and a write guarded by the old token (a job claim under way) is refused,
+   * as it would be after any leader change. The gate goes inactive with the old token
+   * and active with the new one, so hooks and jobs learn the new token. Switching off
+   * instead would also be safe (off first, then give up the key, as a stop does), but it
+   * moves leadership to another board for a fault that is not this board's — with
+   * STONITH it would even be fenced, since its clean resign is guarded by the very
+   * record that was overwritten.
+   *
+   * Resolves with the token now held (the old one when nothing was rewritten or the read
+   * failed: tried again next round).
+   */
+  private async keepLeaderRecord(myKey: Buffer, myRev: number, leaseId: string, token: number, gen: number, keyGone: () => void): Promise<number> {
+    let cur: IKeyValue | undefined;
+    try {
+      cur = (await this.lrange({ key: this.p.leader })).kvs[0];
+    } catch {
+      return token;
+    }
+    if (cur && rev(cur.mod_revision) === token) return token;
+    if (this.leaseLostFlag || this.stopped || gen !== this.leaseGen) return token;
+    const found = cur ? JSON.stringify(cur.value.toString('utf8').slice(0, 80)) : 'nothing (deleted)';
+    let r: ITxnResponse;
+    try {
+      r = await this.txn({
+        compare: [{ key: myKey, target: 'Create', result: 'Equal', create_revision: myRev }],
+        success: [{ request_put: { key: this.p.leader, value: enc(JSON.stringify({ node: this.o.self.name, id: this.o.self.id })), lease: leaseId } }],
+        failure: [],
+      });
+    } catch (err) {
+      this.o.log.warn({ error: errText(err) }, `etcd: ${this.p.leader.toString('utf8')} was changed by another client; rewriting it failed, trying again`);
+      return token;
+    }
+    if (!r.succeeded) {
+      keyGone();
+      return token;
+    }
+    const next = rev(r.header.revision);
+    this.o.log.warn(
+      { key: this.p.leader.toString('utf8'), found, token: next, was: token },
+      `etcd: ${this.p.leader.toString('utf8')} was overwritten or deleted by another client (it held ${found}); this node still holds the oldest election key, so it wrote its leader record again: new token ${next} (was ${token}). Only quorumd should write under ${this.o.prefix}`,
+    );
+    this.stats.leaderRewrites++;
+    this.o.fencing?.retoken(token, next);
+    this.noteLeader(this.o.self.name, next);
+    this.gate.elected(next);
+    return next;
+  }
+
+  /**
    * Rewrites the leader history as leader `token`: `clean` on a resign, and the suspects
    * not cleared yet. Guarded by our leadership (<prefix>leader still has our token as its
    * mod revision): once we lost it, nothing is written. Resolves true when written.
@@ -553,8 +627,14 @@ export class EtcdEngine implements ExternalEngine {
           await w.cancel();
           return;
         }
-        w.on('put', (kv) => this.setLeaderFrom(kv));
-        w.on('delete', () => this.noteLeader(null, 0));
+        w.on('put', (kv) => {
+          this.setLeaderFrom(kv);
+          this.leaderRecordChanged(rev(kv.mod_revision));
+        });
+        w.on('delete', () => {
+          this.noteLeader(null, 0);
+          this.leaderRecordChanged(0);
+        });
         w.on('connected', () => {
           // After a reconnect the watch resumes from its last revision; a read keeps the view honest anyway.
           void this.lrange({ key: this.p.leader }).then((x) => this.setLeaderFrom(x.kvs[0]), () => undefined);
@@ -567,6 +647,12 @@ export class EtcdEngine implements ExternalEngine {
         delay = Math.min(2000, delay * 2);
       }
     }
+  }
+
+  /** The leader record changed to mod revision `modRev` (0: deleted): while we hold, one not ours wakes the hold loop (keepLeaderRecord). */
+  private leaderRecordChanged(modRev: number): void {
+    const h = this.holding;
+    if (h && h.gen === this.leaseGen && modRev !== h.token) this.wake?.();
   }
 
   private setLeaderFrom(kv: IKeyValue | undefined): void {

@@ -226,6 +226,17 @@ export class ExternalFencing {
     this.update();
   }
 
+  /**
+   * The same leadership goes on under a new token (etcd: the leader record was written
+   * again after another client changed it, EtcdEngine.keepLeaderRecord): its suspects
+   * and what cleared them stay, since the earlier leaders they name are the same.
+   */
+  retoken(from: number, to: number): void {
+    if (this.lead?.token !== from) return;
+    this.lead.token = to;
+    this.update();
+  }
+
   /** This node no longer leads: fences still in their delay are cancelled (one that switched a relay runs to its end). */
   deposed(): void {
     if (this.lead === null) return;

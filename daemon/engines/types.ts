@@ -85,6 +85,8 @@ export interface EngineStats {
   leaderChanges: number;
   leasesLost: number;
   windowEnds: number;
+  /** Times this leader wrote its leader record again after another client changed it (etcd: <prefix>leader; ZooKeeper: its election znode's data). */
+  leaderRewrites: number;
   renewals: number;
   renewalFailures: number;
   requests: number;
@@ -92,7 +94,7 @@ export interface EngineStats {
 }
 
 export function emptyStats(): EngineStats {
-  return { elections: 0, wins: 0, leaderChanges: 0, leasesLost: 0, windowEnds: 0, renewals: 0, renewalFailures: 0, requests: 0, requestErrors: 0 };
+  return { elections: 0, wins: 0, leaderChanges: 0, leasesLost: 0, windowEnds: 0, leaderRewrites: 0, renewals: 0, renewalFailures: 0, requests: 0, requestErrors: 0 };
 }
 
 export interface ExternalEngine {

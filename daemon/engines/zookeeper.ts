@@ -175,6 +175,10 @@ export class ZkEngine implements ExternalEngine {
   private sessionId = '';
   private myNode: string | undefined;
   private myToken = 0;
+  /** The data version of our candidate znode as we last wrote it (another client's setData changes it). */
+  private myVersion = 0;
+  /** A rewrite of our candidate znode's data is under way (keepOwnRecord). */
+  private rewriting = false;
   private role: ExternalStatus['role'] = 'connecting';
   private leaderName: string | null = null;
   private leaderToken = 0;
@@ -397,6 +401,7 @@ export class ZkEngine implements ExternalEngine {
     // Created by us after everything we had seen: its zxid must be newer.
     this.wroteAt(floor, zxid(myStat.czxid), 'our candidate znode');
     this.myNode = myPath;
+    this.myVersion = myStat.version;
     this.myToken = zxid(myStat.czxid);
     this.role = 'candidate';
     // Wait to be the lowest; follow the leader for /v1/leader meanwhile.
@@ -466,6 +471,45 @@ export class ZkEngine implements ExternalEngine {
     const r = await this.multi(c, (t) => t.check(mine, -1).setData(this.paths.history, data, -1));
     if (r.ok) this.o.log.info({ token: this.myToken, clean, suspects: suspectIds(suspects).join(',') }, 'zookeeper: leader history written');
     return r.ok;
+  }
+
+  /**
+   * Our candidate znode's data written again when another client changed it (zkCli.sh
+   * set on it: garbage, or another node's record). The lowest candidate's data is the
+   * leader record every node shows in /v1/leader; before, after such a set every node
+   * showed no leader (or the wrong one) until the next leader change. Seen by the probe
+   * (its stat's data version moved). Nothing else depends on the data — leadership and
+   * its token are the znode itself and its czxid, job claims check that it exists — so
+   * writing it back changes no token and needs no argument beyond the version check:
+   * the write lands only on the version we saw, and only while our session (and so the
+   * ephemeral znode) lives.
+   */
+  private async keepOwnRecord(c: Client, gen: number, path: string, version: number): Promise<void> {
+    if (this.rewriting) return;
+    this.rewriting = true;
+    try {
+      const cur = await this.read(c, path);
+      if (!cur || gen !== this.sessionGen || this.myNode !== path) return;
+      const text = cur.data.toString('utf8');
+      const rec = decodeLeaderRecord(text);
+      if (rec && rec.node === this.o.self.name && rec.id === this.o.self.id) {
+        this.myVersion = cur.stat.version;
+        return;
+      }
+      const data = Buffer.from(JSON.stringify({ node: this.o.self.name, id: this.o.self.id }));
+      const r = await this.multi(c, (t) => t.setData(path, data, cur.stat.version));
+      if (!r.ok) return; // changed again meanwhile (the next probe sees it) or gone
+      this.myVersion = r.results[0]?.stat?.version ?? version + 1;
+      this.stats.leaderRewrites++;
+      this.o.log.warn(
+        { znode: path, found: JSON.stringify(text.slice(0, 80)) },
+        `zookeeper: the data of our election znode ${path} was changed by another client (it held ${JSON.stringify(text.slice(0, 80))}); every node reads the leader's name there, so it was written back. Only quorumd should write under ${this.o.chroot}`,
+      );
+    } catch (err) {
+      this.o.log.debug({ error: errText(err) }, 'zookeeper: rewriting our election znode failed; the next probe tries again');
+    } finally {
+      this.rewriting = false;
+    }
   }
 
   /** Reads the lowest candidate's record for the leader view. */
@@ -583,6 +627,7 @@ export class ZkEngine implements ExternalEngine {
             return;
           }
           this.gate.renewed();
+          if (this.myNode && path === this.myNode && stat && stat.version !== this.myVersion) void this.keepOwnRecord(c, gen, path, stat.version);
         });
       }
       this.probeTimer = setTimeout(() => {
