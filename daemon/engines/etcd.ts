@@ -43,7 +43,7 @@ import { ExponentialBackoff, noop } from 'cockatiel';
 import type { JobRecord } from '../../src/kv/index.ts';
 import type { JobReport, Leadership } from '../jobs/coordinator.ts';
 import { Status, type ClientCallback, type ClientResult } from '../runtime/results.ts';
-import { answerOnce, checkCommand, decodeJobRecord, decodeLeaderRecord, decodeLockGrant, encodeJobRecord, KeyWatchers, leaseHex, sleep, within } from './common.ts';
+import { answerOnce, checkCommand, decodeJobRecord, decodeLeaderRecord, decodeLockGrant, encodeJobRecord, KeyWatchers, leaseHex, Presence, PRESENCE_PERIOD_MS, sleep, within } from './common.ts';
 import { LeadershipGate } from './leadership.ts';
 import { decodeLeaderHistory, encodeLeaderHistory, suspectIds, type ExternalFencing, type Suspect } from './fencing.ts';
 import { LeaseWindow } from './safety.ts';
@@ -158,11 +158,13 @@ export class EtcdEngine implements ExternalEngine {
   private loop: Promise<void> | undefined;
   private keepAliveStream: IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResponse> | undefined;
   readonly stats: EngineStats = emptyStats();
+  private readonly presence: Presence;
 
   constructor(private readonly o: EtcdEngineOptions) {
     if (o.endpoints.length === 0) throw new Error('etcd: no endpoints');
     if (!o.prefix.endsWith('/')) throw new Error(`etcd: prefix must end in '/', got ${JSON.stringify(o.prefix)}`);
     this.now = o.now ?? (() => performance.now());
+    this.presence = new Presence(this.now);
     this.window = new LeaseWindow({ driftRate: o.driftRate, marginMs: o.marginMs, serverLagMs: 0, ...(o.plantedExtraMs ? { plantedExtraMs: o.plantedExtraMs } : {}) });
     const fencing = o.fencing;
     this.gate = new LeadershipGate(this.window, this.now, fencing ? (t) => fencing.clear(t) : undefined);
@@ -199,6 +201,31 @@ export class EtcdEngine implements ExternalEngine {
     this.started = true;
     this.loop = this.campaignLoop();
     void this.observeLeader();
+    void this.presenceLoop();
+  }
+
+  heard(name: string): { lastHeardMs: number | null; listenedMs: number } {
+    return this.presence.evidence(name);
+  }
+
+  /**
+   * Reads the election keys about once a second: which members' leases the service
+   * holds (common.ts Presence). Keys without a lease are no candidate's (campaignOnce).
+   */
+  private async presenceLoop(): Promise<void> {
+    while (!this.stopped) {
+      const t = this.now();
+      if (!this.wentBack) {
+        try {
+          const r = await within(this.lrange({ key: this.p.election, range_end: prefixEnd(this.p.election) }), this.o.requestTimeoutMs);
+          if (r && !this.stopped) this.presence.saw(r.kvs.filter((kv) => String(kv.lease) !== '0').map((kv) => kv.value.toString('utf8')));
+        } catch {
+          /* not answered: the next round reads again */
+        }
+      }
+      const rest = t + PRESENCE_PERIOD_MS - this.now();
+      if (rest > 0 && !this.stopped) await sleep(rest);
+    }
   }
 
   async stop(): Promise<void> {

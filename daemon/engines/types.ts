@@ -128,6 +128,11 @@ export interface ExternalEngine {
   jobRecord(job: string): JobRecord | undefined;
   /** Every key starting with `prefix` with its value and index (service discovery's catalog). */
   list(prefix: string, opts: { stale: boolean }, cb: (r: { status: number; entries?: Array<{ key: string; value: Uint8Array; index: number }>; error?: string }) => void): void;
+  /**
+   * What the service showed this node of member `name`'s liveness (common.ts Presence):
+   * the evidence `quorumd fence confirm` answers with.
+   */
+  heard(name: string): { lastHeardMs: number | null; listenedMs: number };
   /** Calls `fn` after every change of `key` the service's watch reports, until unsubscribed. */
   onKeyChange(key: string, fn: () => void): () => void;
 }

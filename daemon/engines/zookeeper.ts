@@ -65,7 +65,7 @@ import zk, { type ACL, type Client, type Exception, type Stat, type TransactionR
 import type { JobRecord } from '../../src/kv/index.ts';
 import type { JobReport, Leadership } from '../jobs/coordinator.ts';
 import { Status, type ClientCallback, type ClientResult } from '../runtime/results.ts';
-import { answerOnce, checkCommand, decodeJobRecord, decodeLeaderRecord, decodeLockGrant, encodeJobRecord, KeyWatchers, leaseHex, sleep, type LockGrant } from './common.ts';
+import { answerOnce, checkCommand, decodeJobRecord, decodeLeaderRecord, decodeLockGrant, encodeJobRecord, KeyWatchers, leaseHex, Presence, PRESENCE_PERIOD_MS, sleep, type LockGrant } from './common.ts';
 import type { EngineLog } from './etcd.ts';
 import { LeadershipGate } from './leadership.ts';
 import { decodeLeaderHistory, encodeLeaderHistory, suspectIds, type ExternalFencing, type Suspect } from './fencing.ts';
@@ -192,6 +192,9 @@ export class ZkEngine implements ExternalEngine {
   private zxidFloor = 0;
   /** Why this node refuses for good: a write of ours got a zxid not above the floor (wroteAt). */
   private wentBack: string | undefined;
+  private readonly presence: Presence;
+  /** Candidate znode name → the member name in its data (read once per znode). */
+  private readonly candidateNames = new Map<string, string | null>();
   /** Znodes in the election that no quorumd node made, warned about once each. */
   private readonly warnedNodes = new Set<string>();
 
@@ -199,6 +202,7 @@ export class ZkEngine implements ExternalEngine {
     if (o.servers.length === 0) throw new Error('zookeeper: no servers');
     if (!/^(\/[^/]+)+$/.test(o.chroot)) throw new Error(`zookeeper: chroot must be an absolute znode path like /quorumd/plant, got ${JSON.stringify(o.chroot)}`);
     this.now = o.now ?? (() => performance.now());
+    this.presence = new Presence(this.now);
     this.window = new LeaseWindow({ driftRate: o.driftRate, marginMs: o.marginMs, serverLagMs: o.serverLagMs + o.probeMs });
     const fencing = o.fencing;
     this.gate = new LeadershipGate(this.window, this.now, fencing ? (t) => fencing.clear(t) : undefined);
@@ -383,6 +387,7 @@ export class ZkEngine implements ExternalEngine {
       await this.retry(gen, 'create base znodes', () => p<string>((cb) => c.mkdirp(path, null, this.acl, CreateMode.PERSISTENT, cb)));
     }
     this.probeLoop(gen);
+    void this.presenceLoop(c, gen);
     for (const arm of this.armers) arm();
     // Our candidate znode; found again by its session part if the create's answer was lost.
     const prefix = `n-${this.sessionId}-`;
@@ -509,6 +514,37 @@ export class ZkEngine implements ExternalEngine {
       this.o.log.debug({ error: errText(err) }, 'zookeeper: rewriting our election znode failed; the next probe tries again');
     } finally {
       this.rewriting = false;
+    }
+  }
+
+  heard(name: string): { lastHeardMs: number | null; listenedMs: number } {
+    return this.presence.evidence(name);
+  }
+
+  /**
+   * Lists the election about once a second for this session: which members' sessions
+   * the ensemble holds (common.ts Presence). A candidate znode's data (its member) is
+   * read once, when it first shows up; znodes not named as candidates are passed over.
+   */
+  private async presenceLoop(c: Client, gen: number): Promise<void> {
+    while (!this.stopped && gen === this.sessionGen && !this.wentBack) {
+      const t = this.now();
+      if (c.getState() === State.SYNC_CONNECTED) {
+        try {
+          const kids = (await p<string[]>((cb) => c.getChildren(this.paths.election, undefined, cb))).filter((k) => CANDIDATE.test(k));
+          for (const k of [...this.candidateNames.keys()]) if (!kids.includes(k)) this.candidateNames.delete(k);
+          for (const k of kids) {
+            if (this.candidateNames.get(k)) continue; // known (a record not ours is read again next round)
+            const d = await this.read(c, `${this.paths.election}/${k}`).catch(() => undefined);
+            if (d) this.candidateNames.set(k, decodeLeaderRecord(d.data.toString('utf8'))?.node ?? null);
+          }
+          if (!this.stopped && gen === this.sessionGen) this.presence.saw(kids.map((k) => this.candidateNames.get(k)).filter((n): n is string => typeof n === 'string'));
+        } catch {
+          /* not answered: the next round lists again */
+        }
+      }
+      const rest = t + PRESENCE_PERIOD_MS - this.now();
+      if (rest > 0) await sleep(rest);
     }
   }
 
