@@ -47,6 +47,7 @@ import { answerOnce, checkCommand, decodeJobRecord, decodeLeaderRecord, decodeLo
 import { LeadershipGate } from './leadership.ts';
 import { decodeLeaderHistory, encodeLeaderHistory, suspectIds, type ExternalFencing, type Suspect } from './fencing.ts';
 import { LeaseWindow } from './safety.ts';
+import type { FloorStore } from './floor-file.ts';
 import { emptyStats, type ActivationEvent, type EngineMember, type EngineStats, type ExternalEngine, type ExternalStatus } from './types.ts';
 import { isoUtc } from '../utc-text.ts';
 
@@ -77,6 +78,8 @@ export interface EtcdEngineOptions {
   plantedExtraMs?: number;
   /** STONITH of earlier leaders before acting (a `fencing:` section); none = act once elected. */
   fencing?: ExternalFencing;
+  /** The revision floor kept in the data directory (floor-file.ts); none = in memory only. */
+  floor?: FloorStore;
 }
 
 export interface EngineLog {
@@ -125,6 +128,22 @@ export class ServiceWentBack extends Error {
 
 const errText = (err: unknown) => String((err as Error)?.message ?? err).replace(/ Please report this error at .*$/, '').slice(0, 300);
 
+/**
+ * What a node that refuses a service that went back says to do. With the floor on disk
+ * (floor-file.ts) a restart refuses too: the operator accepts the new numbering by
+ * deleting the file, after making sure nothing trusts the old tokens.
+ */
+export function wentBackAdvice(engine: 'etcd' | 'zookeeper', floor: number, file: string | undefined): string {
+  const svc = engine === 'etcd' ? 'etcd' : 'ZooKeeper';
+  const n = engine === 'etcd' ? `revision ${floor}` : `zxid 0x${floor.toString(16)}`;
+  if (file === undefined) return 'this node neither leads nor serves requests until it is restarted (docs/external.md, "When the service goes back")';
+  return (
+    `this node neither leads nor serves requests, and a restart does not change that: it keeps the newest number it saw (${n}) in ${file}. ` +
+    `If ${svc} was reset on purpose: first make sure whatever trusts these tokens (a fenced store, a device that remembers the largest token it saw) accepts numbers that start again${engine === 'etcd' ? `, or restore etcd with its revisions raised above ${floor} (etcdutl snapshot restore --bump-revision)` : ''}; ` +
+    `then stop this node, delete ${file}, and start it again (docs/external.md, "When the service goes back")`
+  );
+}
+
 export class EtcdEngine implements ExternalEngine {
   readonly name = 'etcd' as const;
   private readonly client: Etcd3;
@@ -165,6 +184,7 @@ export class EtcdEngine implements ExternalEngine {
     if (!o.prefix.endsWith('/')) throw new Error(`etcd: prefix must end in '/', got ${JSON.stringify(o.prefix)}`);
     this.now = o.now ?? (() => performance.now());
     this.presence = new Presence(this.now);
+    this.revisionFloor = o.floor?.initial ?? 0;
     this.window = new LeaseWindow({ driftRate: o.driftRate, marginMs: o.marginMs, serverLagMs: 0, ...(o.plantedExtraMs ? { plantedExtraMs: o.plantedExtraMs } : {}) });
     const fencing = o.fencing;
     this.gate = new LeadershipGate(this.window, this.now, fencing ? (t) => fencing.clear(t) : undefined);
@@ -261,6 +281,9 @@ export class EtcdEngine implements ExternalEngine {
     await within(this.leaderWatch?.cancel().catch(() => undefined) ?? Promise.resolve(), 1000);
     await within(this.loop ?? Promise.resolve(), 2000);
     this.client.close();
+    // The newest revision seen, on disk before the process ends (bounded: a hung card does not hold the stop).
+    await within(this.o.floor?.flush() ?? Promise.resolve(), 2000);
+    this.o.floor?.close();
   }
 
   get active(): boolean {
@@ -410,6 +433,7 @@ export class EtcdEngine implements ExternalEngine {
         else if (round >= 5) throw new Error('the leader history kept changing while we won');
       }
       let token = rev(win.header.revision);
+      this.o.floor?.note(token, 'now');
       this.stats.wins++;
       this.role = 'leader';
       this.noteLeader(this.o.self.name, token);
@@ -618,6 +642,7 @@ export class EtcdEngine implements ExternalEngine {
       `etcd: ${this.p.leader.toString('utf8')} was overwritten or deleted by another client (it held ${found}); this node still holds the oldest election key, so it wrote its leader record again: new token ${next} (was ${token}). Only quorumd should write under ${this.o.prefix}`,
     );
     this.stats.leaderRewrites++;
+    this.o.floor?.note(next, 'now');
     this.o.fencing?.retoken(token, next);
     this.noteLeader(this.o.self.name, next);
     this.gate.elected(next);
@@ -802,8 +827,11 @@ export class EtcdEngine implements ExternalEngine {
     if (!this.wentBack) {
       this.wentBack =
         `etcd answered with revision ${got} after it had shown this node revision ${floor}: the etcd cluster at ${this.o.endpoints.join(', ')} was wiped and created anew or restored from an older backup. ` +
-        'Its revisions now repeat ones it gave out before, so leader tokens, lock tokens and KV indexes from it could go backwards: this node neither leads nor serves requests until it is restarted (docs/external.md, "When the service goes back")';
-      this.o.log.error({ floor, revision: got }, this.wentBack);
+        `Its revisions now repeat ones it gave out before, so leader tokens, lock tokens and KV indexes from it could go backwards: ${wentBackAdvice('etcd', floor, this.o.floor?.file)}`;
+      this.o.log.error({ floor, revision: got, ...(this.o.floor ? { file: this.o.floor.file } : {}) }, this.wentBack);
+      // A restart must refuse just the same: the floor this answer was checked against is written now.
+      this.o.floor?.note(this.revisionFloor, 'now');
+      void this.o.floor?.flush();
       this.leaseLostFlag = true;
       this.gate.leaseLost('service-went-back');
       this.gate.deposed('service-went-back');
@@ -820,7 +848,10 @@ export class EtcdEngine implements ExternalEngine {
   }
 
   private raiseFloor(revision: number): void {
-    if (revision > this.revisionFloor) this.revisionFloor = revision;
+    if (revision > this.revisionFloor) {
+      this.revisionFloor = revision;
+      this.o.floor?.note(revision, 'later');
+    }
   }
 
   get(key: string, opts: { stale: boolean }, cb: ClientCallback): void {
@@ -888,7 +919,11 @@ export class EtcdEngine implements ExternalEngine {
         failure: [{ request_range: { key: k } }],
       });
     }, async (r: ITxnResponse) => {
-      if (r.succeeded) return { status: Status.OK, token: rev(r.header.revision), ttlMs: ttlSec * 1000 };
+      if (r.succeeded) {
+        // A new grant's token is the newest revision: kept on disk soon (floor-file.ts).
+        this.o.floor?.note(rev(r.header.revision), 'soon');
+        return { status: Status.OK, token: rev(r.header.revision), ttlMs: ttlSec * 1000 };
+      }
       // Not ours: the fresh lease is not needed (it would expire by itself anyway).
       void this.client.leaseClient.leaseRevoke({ ID: granted }).catch(() => undefined);
       const cur = r.responses[0]?.response_range.kvs[0];
