@@ -822,7 +822,7 @@ export class EtcdEngine implements ExternalEngine {
     if (this.wentBack) throw new ServiceWentBack(this.wentBack, false);
   }
 
-  /** The service answered revision `got` after showing `floor`: stop leading and serving, for good (until a restart). */
+  /** The service answered revision `got` after showing `floor`: stop leading and serving, for good (a restart too, while the floor file is kept). */
   private wentBackTo(floor: number, got: number): never {
     if (!this.wentBack) {
       this.wentBack =

@@ -71,7 +71,7 @@ export interface ExternalStatus {
   /** Endpoints as configured. */
   endpoints: string[];
   /**
-   * Set when this node refuses to lead or serve for good (until restarted), with why:
+   * Set when this node refuses to lead or serve for good (also after a restart, while its floor file is kept: floor-file.ts), with why:
    * the service answered older than it had already shown (wiped, re-created, restored).
    */
   refused?: string;

@@ -639,7 +639,7 @@ export class ZkEngine implements ExternalEngine {
    * the floor had been committed — so z > floor, unless the ensemble went back: wiped and
    * set up anew (zxids restart with epoch 1) or restored from an older snapshot. Its zxids
    * would then repeat ones given out before, and with them leader tokens, lock tokens and
-   * KV indexes: this node refuses for good (until restarted).
+   * KV indexes: this node refuses for good (a restart too, while the floor file is kept: floor-file.ts).
    */
   private wroteAt(floor: number, z: number, what: string): void {
     if (z > floor) {
