@@ -80,13 +80,13 @@ async function scenario(mk: (id: number, fencing: ExternalFencing) => ExternalEn
     // lease or session expired): the service last showed it between the two.
     expect(r.lastHeardMs).toEqual(expect.any(Number));
     expect(r.lastHeardMs!).toBeGreaterThanOrEqual(now - electedAt - 200);
-    expect(r.lastHeardMs!).toBeLessThanOrEqual(now - cutAt + 1500);
+    expect(r.lastHeardMs!).toBeLessThanOrEqual(now - cutAt + 3000);
     // It has read the election since it started (it was a candidate then), not longer.
     expect(r.listenedMs).toBeGreaterThanOrEqual(1500);
     expect(r.listenedMs).toBeLessThanOrEqual(now - startedAt + 100);
     // A member whose lease or session lives (the other candidate) was shown alive within about a read period.
     const live = backends[nextIdx]!.confirmFenced(otherName);
-    expect((live.result as { lastHeardMs: number }).lastHeardMs).toBeLessThan(2500);
+    expect((live.result as { lastHeardMs: number }).lastHeardMs).toBeLessThan(5000);
     tl.check();
   } finally {
     for (const e of engines) await e.stop();
