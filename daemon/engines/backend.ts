@@ -65,6 +65,9 @@ export class ExternalBackend extends BackendBase<ExternalFencing> implements Api
   setFencing(devices: FenceDeviceInfo[], fencing: ExternalFencing): void {
     this.fenceDevices = devices;
     this.rt = fencing;
+    // The confirm answer's evidence: what the service showed of the member (its election key or znode).
+    fencing.evidence = (id) => this.engine.heard(this.nameOf(id) ?? `n${id}`);
+    fencing.activeNow = () => this.engine.active;
   }
 
   /** ExternalFencing's `fenced` callback: counts finished fences for /metrics. */

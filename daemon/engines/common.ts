@@ -182,3 +182,51 @@ export class KeyWatchers {
     this.map.clear();
   }
 }
+
+/**
+ * What the service showed this node of the members' liveness: the evidence behind
+ * `quorumd fence confirm` (the confirm answer's `lastHeardMs` and `listenedMs`, as the
+ * boards-only engines give them). A member's election key (etcd: bound to its lease) or
+ * election znode (ZooKeeper: ephemeral, bound to its session) exists exactly while the
+ * service keeps that member's lease or session — while it renews it, or for at most a
+ * TTL / session timeout after it stopped. Every node reads the election about once a
+ * second (PRESENCE_PERIOD_MS); the time of the newest answer that listed a member is
+ * when the service last showed it alive. The answer's arrival, not its send, is taken:
+ * the read happened somewhere in between, so this never makes a member look silent for
+ * longer than it was (up to one read period it may look more recently alive).
+ */
+export const PRESENCE_PERIOD_MS = 1000;
+
+export class Presence {
+  private readonly seen = new Map<string, number>();
+  private since: number | undefined;
+  private last: number | undefined;
+
+  constructor(
+    private readonly now: () => number,
+    /** Answers further apart than this break the run `listenedMs` counts (cut off meanwhile). */
+    private readonly gapMs = 3 * PRESENCE_PERIOD_MS,
+  ) {}
+
+  /** A read of the election answered now listed these members (by name). */
+  saw(names: Iterable<string>): void {
+    const at = this.now();
+    if (this.last === undefined || this.since === undefined || at - this.last > this.gapMs) this.since = at;
+    this.last = at;
+    for (const n of names) this.seen.set(n, at);
+  }
+
+  /**
+   * `lastHeardMs`: how long ago the newest read that listed `name` was answered (null:
+   * no read since this node started listed it); `listenedMs`: how long this node had
+   * then been reading the election without a gap (from the first to the newest answer
+   * of the run; 0 before any answer).
+   */
+  evidence(name: string): { lastHeardMs: number | null; listenedMs: number } {
+    const s = this.seen.get(name);
+    return {
+      lastHeardMs: s === undefined ? null : Math.round(this.now() - s),
+      listenedMs: this.since === undefined || this.last === undefined ? 0 : Math.floor(this.last - this.since),
+    };
+  }
+}

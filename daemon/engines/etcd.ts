@@ -43,10 +43,11 @@ import { ExponentialBackoff, noop } from 'cockatiel';
 import type { JobRecord } from '../../src/kv/index.ts';
 import type { JobReport, Leadership } from '../jobs/coordinator.ts';
 import { Status, type ClientCallback, type ClientResult } from '../runtime/results.ts';
-import { answerOnce, checkCommand, decodeJobRecord, decodeLeaderRecord, decodeLockGrant, encodeJobRecord, KeyWatchers, leaseHex, sleep, within } from './common.ts';
+import { answerOnce, checkCommand, decodeJobRecord, decodeLeaderRecord, decodeLockGrant, encodeJobRecord, KeyWatchers, leaseHex, Presence, PRESENCE_PERIOD_MS, sleep, within } from './common.ts';
 import { LeadershipGate } from './leadership.ts';
 import { decodeLeaderHistory, encodeLeaderHistory, suspectIds, type ExternalFencing, type Suspect } from './fencing.ts';
 import { LeaseWindow } from './safety.ts';
+import type { FloorStore } from './floor-file.ts';
 import { emptyStats, type ActivationEvent, type EngineMember, type EngineStats, type ExternalEngine, type ExternalStatus } from './types.ts';
 import { isoUtc } from '../utc-text.ts';
 
@@ -77,6 +78,8 @@ export interface EtcdEngineOptions {
   plantedExtraMs?: number;
   /** STONITH of earlier leaders before acting (a `fencing:` section); none = act once elected. */
   fencing?: ExternalFencing;
+  /** The revision floor kept in the data directory (floor-file.ts); none = in memory only. */
+  floor?: FloorStore;
 }
 
 export interface EngineLog {
@@ -125,6 +128,22 @@ export class ServiceWentBack extends Error {
 
 const errText = (err: unknown) => String((err as Error)?.message ?? err).replace(/ Please report this error at .*$/, '').slice(0, 300);
 
+/**
+ * What a node that refuses a service that went back says to do. With the floor on disk
+ * (floor-file.ts) a restart refuses too: the operator accepts the new numbering by
+ * deleting the file, after making sure nothing trusts the old tokens.
+ */
+export function wentBackAdvice(engine: 'etcd' | 'zookeeper', floor: number, file: string | undefined): string {
+  const svc = engine === 'etcd' ? 'etcd' : 'ZooKeeper';
+  const n = engine === 'etcd' ? `revision ${floor}` : `zxid 0x${floor.toString(16)}`;
+  if (file === undefined) return 'this node neither leads nor serves requests until it is restarted (docs/external.md, "When the service goes back")';
+  return (
+    `this node neither leads nor serves requests, and a restart does not change that: it keeps the newest number it saw (${n}) in ${file}. ` +
+    `If ${svc} was reset on purpose: first make sure whatever trusts these tokens (a fenced store, a device that remembers the largest token it saw) accepts numbers that start again${engine === 'etcd' ? `, or restore etcd with its revisions raised above ${floor} (etcdutl snapshot restore --bump-revision)` : ''}; ` +
+    `then stop this node, delete ${file}, and start it again (docs/external.md, "When the service goes back")`
+  );
+}
+
 export class EtcdEngine implements ExternalEngine {
   readonly name = 'etcd' as const;
   private readonly client: Etcd3;
@@ -153,14 +172,19 @@ export class EtcdEngine implements ExternalEngine {
   private leaderName: string | null = null;
   private leaderToken = 0;
   private leaderWatch: Watcher | undefined;
+  /** While we hold leadership: its token and lease generation (the leader watch compares the record with it). */
+  private holding: { token: number; gen: number } | undefined;
   private loop: Promise<void> | undefined;
   private keepAliveStream: IDuplexStream<ILeaseKeepAliveRequest, ILeaseKeepAliveResponse> | undefined;
   readonly stats: EngineStats = emptyStats();
+  private readonly presence: Presence;
 
   constructor(private readonly o: EtcdEngineOptions) {
     if (o.endpoints.length === 0) throw new Error('etcd: no endpoints');
     if (!o.prefix.endsWith('/')) throw new Error(`etcd: prefix must end in '/', got ${JSON.stringify(o.prefix)}`);
     this.now = o.now ?? (() => performance.now());
+    this.presence = new Presence(this.now);
+    this.revisionFloor = o.floor?.initial ?? 0;
     this.window = new LeaseWindow({ driftRate: o.driftRate, marginMs: o.marginMs, serverLagMs: 0, ...(o.plantedExtraMs ? { plantedExtraMs: o.plantedExtraMs } : {}) });
     const fencing = o.fencing;
     this.gate = new LeadershipGate(this.window, this.now, fencing ? (t) => fencing.clear(t) : undefined);
@@ -197,6 +221,31 @@ export class EtcdEngine implements ExternalEngine {
     this.started = true;
     this.loop = this.campaignLoop();
     void this.observeLeader();
+    void this.presenceLoop();
+  }
+
+  heard(name: string): { lastHeardMs: number | null; listenedMs: number } {
+    return this.presence.evidence(name);
+  }
+
+  /**
+   * Reads the election keys about once a second: which members' leases the service
+   * holds (common.ts Presence). Keys without a lease are no candidate's (campaignOnce).
+   */
+  private async presenceLoop(): Promise<void> {
+    while (!this.stopped) {
+      const t = this.now();
+      if (!this.wentBack) {
+        try {
+          const r = await within(this.lrange({ key: this.p.election, range_end: prefixEnd(this.p.election) }), this.o.requestTimeoutMs);
+          if (r && !this.stopped) this.presence.saw(r.kvs.filter((kv) => String(kv.lease) !== '0').map((kv) => kv.value.toString('utf8')));
+        } catch {
+          /* not answered: the next round reads again */
+        }
+      }
+      const rest = t + PRESENCE_PERIOD_MS - this.now();
+      if (rest > 0 && !this.stopped) await sleep(rest);
+    }
   }
 
   async stop(): Promise<void> {
@@ -232,6 +281,9 @@ export class EtcdEngine implements ExternalEngine {
     await within(this.leaderWatch?.cancel().catch(() => undefined) ?? Promise.resolve(), 1000);
     await within(this.loop ?? Promise.resolve(), 2000);
     this.client.close();
+    // The newest revision seen, on disk before the process ends (bounded: a hung card does not hold the stop).
+    await within(this.o.floor?.flush() ?? Promise.resolve(), 2000);
+    this.o.floor?.close();
   }
 
   get active(): boolean {
@@ -380,7 +432,8 @@ export class EtcdEngine implements ExternalEngine {
         else if (rev(r.responses[0]?.response_range.kvs[0]?.create_revision) !== myRev) throw new Error('our election key is gone (lease expired)');
         else if (round >= 5) throw new Error('the leader history kept changing while we won');
       }
-      const token = rev(win.header.revision);
+      let token = rev(win.header.revision);
+      this.o.floor?.note(token, 'now');
       this.stats.wins++;
       this.role = 'leader';
       this.noteLeader(this.o.self.name, token);
@@ -403,7 +456,10 @@ export class EtcdEngine implements ExternalEngine {
       ownWatch.then((w) => w.on('delete', () => ownKeyGone('watch')), () => undefined);
       this.o.fencing?.elected(token, suspects);
       this.gate.elected(token);
-      // 5. Hold until the lease is lost (keep-alive answers TTL 0), our key is gone, or we stop.
+      // 5. Hold until the lease is lost (keep-alive answers TTL 0), our key is gone, or we
+      // stop. Every second (and at once when the leader watch of observeLeader() sees
+      // <prefix>leader change under us) read our key and the leader record.
+      this.holding = { token, gen };
       while (!this.leaseLostFlag && !this.stopped && gen === this.leaseGen) {
         await new Promise<void>((resolve) => {
           this.wake = resolve;
@@ -413,9 +469,13 @@ export class EtcdEngine implements ExternalEngine {
         await this.lrange({ key: myKey, count_only: true } as never).then((r) => {
           if (rev(r.count) === 0) ownKeyGone('read');
         }, () => undefined);
+        if (this.leaseLostFlag || this.stopped || gen !== this.leaseGen) break;
+        token = await this.keepLeaderRecord(myKey, myRev, grant.ID, token, gen, () => ownKeyGone('leader record rewrite'));
+        this.holding = { token, gen };
       }
       this.wake = undefined;
     } finally {
+      this.holding = undefined;
       void ownWatch?.then((w) => w.cancel(), () => undefined).catch(() => undefined);
       if (gen === this.leaseGen) this.leaseGen++;
       this.keepAliveStream?.cancel();
@@ -524,6 +584,72 @@ export class EtcdEngine implements ExternalEngine {
   }
 
   /**
+   * <prefix>leader as our win (or our last rewrite) left it — its mod revision is still
+   * our token — or else written again. Another client may overwrite or delete it
+   * (`etcdctl put <prefix>leader garbage`, a script with the wrong prefix, another
+   * node's record pasted by hand). Before, the leader went on as if nothing happened:
+   * every node's /v1/leader showed no leader (or the wrong one) and this leader's job
+   * claims, which compare the record's mod revision with the token, were all refused —
+   * until a restart.
+   *
+   * Why rewriting is safe, rather than switching off: leadership is our election key,
+   * not the record. The record is only written by a transaction that compares our key
+   * with the create revision it won with (as the win itself), so it succeeds only while
+   * our key — and so our lease, and our place as the oldest candidate — still exists:
+   * no other node can be elected while it does (a later candidate's key has a larger
+   * create revision and waits for ours to go). The rewrite's revision is our new token:
+   * it is larger than the old one (revisions only grow) and smaller than any later
+   * leader's (whose win comes after our key is gone, so after this write). Tokens still
+   * only grow, and a write guarded by the old token (a job claim under way) is refused,
+   * as it would be after any leader change. The gate goes inactive with the old token
+   * and active with the new one, so hooks and jobs learn the new token. Switching off
+   * instead would also be safe (off first, then give up the key, as a stop does), but it
+   * moves leadership to another board for a fault that is not this board's — with
+   * STONITH it would even be fenced, since its clean resign is guarded by the very
+   * record that was overwritten.
+   *
+   * Resolves with the token now held (the old one when nothing was rewritten or the read
+   * failed: tried again next round).
+   */
+  private async keepLeaderRecord(myKey: Buffer, myRev: number, leaseId: string, token: number, gen: number, keyGone: () => void): Promise<number> {
+    let cur: IKeyValue | undefined;
+    try {
+      cur = (await this.lrange({ key: this.p.leader })).kvs[0];
+    } catch {
+      return token;
+    }
+    if (cur && rev(cur.mod_revision) === token) return token;
+    if (this.leaseLostFlag || this.stopped || gen !== this.leaseGen) return token;
+    const found = cur ? JSON.stringify(cur.value.toString('utf8').slice(0, 80)) : 'nothing (deleted)';
+    let r: ITxnResponse;
+    try {
+      r = await this.txn({
+        compare: [{ key: myKey, target: 'Create', result: 'Equal', create_revision: myRev }],
+        success: [{ request_put: { key: this.p.leader, value: enc(JSON.stringify({ node: this.o.self.name, id: this.o.self.id })), lease: leaseId } }],
+        failure: [],
+      });
+    } catch (err) {
+      this.o.log.warn({ error: errText(err) }, `etcd: ${this.p.leader.toString('utf8')} was changed by another client; rewriting it failed, trying again`);
+      return token;
+    }
+    if (!r.succeeded) {
+      keyGone();
+      return token;
+    }
+    const next = rev(r.header.revision);
+    this.o.log.warn(
+      { key: this.p.leader.toString('utf8'), found, token: next, was: token },
+      `etcd: ${this.p.leader.toString('utf8')} was overwritten or deleted by another client (it held ${found}); this node still holds the oldest election key, so it wrote its leader record again: new token ${next} (was ${token}). Only quorumd should write under ${this.o.prefix}`,
+    );
+    this.stats.leaderRewrites++;
+    this.o.floor?.note(next, 'now');
+    this.o.fencing?.retoken(token, next);
+    this.noteLeader(this.o.self.name, next);
+    this.gate.elected(next);
+    return next;
+  }
+
+  /**
    * Rewrites the leader history as leader `token`: `clean` on a resign, and the suspects
    * not cleared yet. Guarded by our leadership (<prefix>leader still has our token as its
    * mod revision): once we lost it, nothing is written. Resolves true when written.
@@ -553,8 +679,14 @@ export class EtcdEngine implements ExternalEngine {
           await w.cancel();
           return;
         }
-        w.on('put', (kv) => this.setLeaderFrom(kv));
-        w.on('delete', () => this.noteLeader(null, 0));
+        w.on('put', (kv) => {
+          this.setLeaderFrom(kv);
+          this.leaderRecordChanged(rev(kv.mod_revision));
+        });
+        w.on('delete', () => {
+          this.noteLeader(null, 0);
+          this.leaderRecordChanged(0);
+        });
         w.on('connected', () => {
           // After a reconnect the watch resumes from its last revision; a read keeps the view honest anyway.
           void this.lrange({ key: this.p.leader }).then((x) => this.setLeaderFrom(x.kvs[0]), () => undefined);
@@ -567,6 +699,12 @@ export class EtcdEngine implements ExternalEngine {
         delay = Math.min(2000, delay * 2);
       }
     }
+  }
+
+  /** The leader record changed to mod revision `modRev` (0: deleted): while we hold, one not ours wakes the hold loop (keepLeaderRecord). */
+  private leaderRecordChanged(modRev: number): void {
+    const h = this.holding;
+    if (h && h.gen === this.leaseGen && modRev !== h.token) this.wake?.();
   }
 
   private setLeaderFrom(kv: IKeyValue | undefined): void {
@@ -684,13 +822,16 @@ export class EtcdEngine implements ExternalEngine {
     if (this.wentBack) throw new ServiceWentBack(this.wentBack, false);
   }
 
-  /** The service answered revision `got` after showing `floor`: stop leading and serving, for good (until a restart). */
+  /** The service answered revision `got` after showing `floor`: stop leading and serving, for good (a restart too, while the floor file is kept). */
   private wentBackTo(floor: number, got: number): never {
     if (!this.wentBack) {
       this.wentBack =
         `etcd answered with revision ${got} after it had shown this node revision ${floor}: the etcd cluster at ${this.o.endpoints.join(', ')} was wiped and created anew or restored from an older backup. ` +
-        'Its revisions now repeat ones it gave out before, so leader tokens, lock tokens and KV indexes from it could go backwards: this node neither leads nor serves requests until it is restarted (docs/external.md, "When the service goes back")';
-      this.o.log.error({ floor, revision: got }, this.wentBack);
+        `Its revisions now repeat ones it gave out before, so leader tokens, lock tokens and KV indexes from it could go backwards: ${wentBackAdvice('etcd', floor, this.o.floor?.file)}`;
+      this.o.log.error({ floor, revision: got, ...(this.o.floor ? { file: this.o.floor.file } : {}) }, this.wentBack);
+      // A restart must refuse just the same: the floor this answer was checked against is written now.
+      this.o.floor?.note(this.revisionFloor, 'now');
+      void this.o.floor?.flush();
       this.leaseLostFlag = true;
       this.gate.leaseLost('service-went-back');
       this.gate.deposed('service-went-back');
@@ -707,7 +848,10 @@ export class EtcdEngine implements ExternalEngine {
   }
 
   private raiseFloor(revision: number): void {
-    if (revision > this.revisionFloor) this.revisionFloor = revision;
+    if (revision > this.revisionFloor) {
+      this.revisionFloor = revision;
+      this.o.floor?.note(revision, 'later');
+    }
   }
 
   get(key: string, opts: { stale: boolean }, cb: ClientCallback): void {
@@ -775,7 +919,11 @@ export class EtcdEngine implements ExternalEngine {
         failure: [{ request_range: { key: k } }],
       });
     }, async (r: ITxnResponse) => {
-      if (r.succeeded) return { status: Status.OK, token: rev(r.header.revision), ttlMs: ttlSec * 1000 };
+      if (r.succeeded) {
+        // A new grant's token is the newest revision: kept on disk soon (floor-file.ts).
+        this.o.floor?.note(rev(r.header.revision), 'soon');
+        return { status: Status.OK, token: rev(r.header.revision), ttlMs: ttlSec * 1000 };
+      }
       // Not ours: the fresh lease is not needed (it would expire by itself anyway).
       void this.client.leaseClient.leaseRevoke({ ID: granted }).catch(() => undefined);
       const cur = r.responses[0]?.response_range.kvs[0];

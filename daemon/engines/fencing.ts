@@ -147,6 +147,13 @@ const key = (s: Suspect): number => (s === 'unknown' ? 0 : s);
 export class ExternalFencing {
   /** Called when `clear()` may have changed (a suspect cleared, a fence finished). */
   onChange: (() => void) | undefined;
+  /**
+   * What the service showed this node of member `node`'s liveness, for the confirm
+   * answer (ExternalEngine.heard, set by the backend); none: the answer leaves it out.
+   */
+  evidence: ((node: NodeId) => { lastHeardMs: number | null; listenedMs: number }) | undefined;
+  /** Whether this node is an active leader now (the engine's gate), for the confirm answer. */
+  activeNow: (() => boolean) | undefined;
   private readonly driver: FencingDriver | undefined;
   private lead: { token: number; gates: Map<number, ActivationGate>; electedAtMs: number } | null = null;
   private timer: Cancel | undefined;
@@ -226,6 +233,17 @@ export class ExternalFencing {
     this.update();
   }
 
+  /**
+   * The same leadership goes on under a new token (etcd: the leader record was written
+   * again after another client changed it, EtcdEngine.keepLeaderRecord): its suspects
+   * and what cleared them stay, since the earlier leaders they name are the same.
+   */
+  retoken(from: number, to: number): void {
+    if (this.lead?.token !== from) return;
+    this.lead.token = to;
+    this.update();
+  }
+
   /** This node no longer leads: fences still in their delay are cancelled (one that switched a relay runs to its end). */
   deposed(): void {
     if (this.lead === null) return;
@@ -282,17 +300,27 @@ export class ExternalFencing {
     this.driver.waitFor(id, cb);
   }
 
-  /** Operator: `quorumd fence confirm NODE` — declared safely down; clears it as a suspect. */
-  confirmFenced(node: NodeId): { ok: boolean; error?: string } {
+  /**
+   * Operator: `quorumd fence confirm NODE` — declared safely down; clears it as a suspect.
+   * The answer has what the Raft and bully answers have: `superseded` (a fence of it
+   * still under way here was stopped), `active` and `waitingFor` after the confirmation,
+   * and the evidence — `lastHeardMs`, how long ago the service last showed NODE's
+   * election key or znode (which lives only with its lease or session), null when no
+   * read since this node started did; `listenedMs`, how long this node had been reading
+   * the election without a gap (common.ts Presence).
+   */
+  confirmFenced(node: NodeId): { ok: boolean; error?: string; superseded?: boolean; active?: boolean; waitingFor?: string; lastHeardMs?: number | null; listenedMs?: number } {
     const bad = badNodeArg(node);
     if (bad) return { ok: false, error: bad };
     if (!this.running) return { ok: false, error: 'node is stopping' };
     const now = this.now();
+    const superseded = this.fencer?.current(node)?.outcome === 'pending';
+    const ev = this.evidence?.(node);
     this.driver?.confirm(node, now, { term: this.lead?.token ?? 0 }); // (as this node's fences carry)
     this.lead?.gates.get(node)?.operatorConfirmed(node, now);
-    this.o.log('warn', `operator confirmed n${node} down`, { node: this.o.self, target: node });
+    this.o.log('warn', `operator confirmed n${node} down`, { node: this.o.self, target: node, ...(ev ? { lastHeardMs: ev.lastHeardMs ?? 'never since start', listenedMs: ev.listenedMs } : {}) });
     this.update();
-    return { ok: true };
+    return { ok: true, superseded, active: this.activeNow?.() ?? false, waitingFor: this.status().waitingFor, ...(ev ?? {}) };
   }
 
   /** Stops timers; relays a fence left off stay off only for 'off' targets (the driver powers 'reboot' ones on at the next start). */

@@ -111,7 +111,7 @@ declare module 'node-zookeeper-client' {
     mkdirp(path: string, data: Buffer | null, acls: ACL[], mode: number, cb: (err: Exception | Error | null, path: string) => void): void;
     transaction(): Transaction;
     /** Internal: the connection manager (its socket is replaced when a probe finds the connection dead). */
-    connectionManager: { socket?: { destroy(): void } };
+    connectionManager: { socket?: { destroy(): void }; /** The zxid of the newest answer's header (8 bytes, big-endian). */ zxid?: Buffer };
   }
 
   export function createClient(connectionString: string, options?: ClientOptions): Client;

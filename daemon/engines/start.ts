@@ -38,6 +38,7 @@ import { EtcdEngine, type EngineLog } from './etcd.ts';
 import type { ExternalEngine } from './types.ts';
 import { startServices, type RunningServices, type ServicesApi } from '../services/index.ts';
 import { ZkEngine } from './zookeeper.ts';
+import { FloorFile } from './floor-file.ts';
 
 export interface RunningExternalNode {
   config: ResolvedConfig;
@@ -64,11 +65,15 @@ function readPem(file: string | undefined, what: string): Buffer | undefined {
   }
 }
 
-/** The engine a config asks for (engine: etcd | zookeeper). */
+/**
+ * The engine a config asks for (engine: etcd | zookeeper), with the service-went-back
+ * floor kept in the data directory (floor-file.ts; a damaged file throws, naming it).
+ */
 export function buildEngine(cfg: ResolvedConfig, log: EngineLog, fencing?: ExternalFencing): ExternalEngine {
   const c = cfg.config;
   const self = { id: cfg.self.id, name: cfg.self.name };
   const requestTimeoutMs = c.http.requestTimeoutMs;
+  const floorStore = (engine: 'etcd' | 'zookeeper', service: string[]) => ({ floor: new FloorFile({ dataDir: cfg.dataDir, engine, owner: { cluster: c.cluster.name, node: cfg.self.name }, service: service.join(','), log }) });
   if (c.engine === 'etcd' && c.etcd) {
     const e = c.etcd;
     const tls = e.tls ? { ca: readPem(e.tls.caFile, 'etcd.tls.caFile'), cert: readPem(e.tls.certFile, 'etcd.tls.certFile'), key: readPem(e.tls.keyFile, 'etcd.tls.keyFile') } : undefined;
@@ -84,6 +89,7 @@ export function buildEngine(cfg: ResolvedConfig, log: EngineLog, fencing?: Exter
       ...(tls ? { tls: { ...(tls.ca ? { ca: tls.ca } : {}), ...(tls.cert ? { cert: tls.cert } : {}), ...(tls.key ? { key: tls.key } : {}) } } : {}),
       ...(e.username !== undefined ? { auth: { username: e.username, password: cfg.servicePassword ?? '' } } : {}),
       ...(fencing ? { fencing } : {}),
+      ...floorStore('etcd', e.endpoints),
       log,
     });
   }
@@ -101,6 +107,7 @@ export function buildEngine(cfg: ResolvedConfig, log: EngineLog, fencing?: Exter
       requestTimeoutMs,
       ...(z.username !== undefined ? { auth: { username: z.username, password: cfg.servicePassword ?? '' } } : {}),
       ...(fencing ? { fencing } : {}),
+      ...floorStore('zookeeper', z.servers),
       log,
     });
   }

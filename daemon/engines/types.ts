@@ -71,7 +71,7 @@ export interface ExternalStatus {
   /** Endpoints as configured. */
   endpoints: string[];
   /**
-   * Set when this node refuses to lead or serve for good (until restarted), with why:
+   * Set when this node refuses to lead or serve for good (also after a restart, while its floor file is kept: floor-file.ts), with why:
    * the service answered older than it had already shown (wiped, re-created, restored).
    */
   refused?: string;
@@ -85,6 +85,8 @@ export interface EngineStats {
   leaderChanges: number;
   leasesLost: number;
   windowEnds: number;
+  /** Times this leader wrote its leader record again after another client changed it (etcd: <prefix>leader; ZooKeeper: its election znode's data). */
+  leaderRewrites: number;
   renewals: number;
   renewalFailures: number;
   requests: number;
@@ -92,7 +94,7 @@ export interface EngineStats {
 }
 
 export function emptyStats(): EngineStats {
-  return { elections: 0, wins: 0, leaderChanges: 0, leasesLost: 0, windowEnds: 0, renewals: 0, renewalFailures: 0, requests: 0, requestErrors: 0 };
+  return { elections: 0, wins: 0, leaderChanges: 0, leasesLost: 0, windowEnds: 0, leaderRewrites: 0, renewals: 0, renewalFailures: 0, requests: 0, requestErrors: 0 };
 }
 
 export interface ExternalEngine {
@@ -126,6 +128,11 @@ export interface ExternalEngine {
   jobRecord(job: string): JobRecord | undefined;
   /** Every key starting with `prefix` with its value and index (service discovery's catalog). */
   list(prefix: string, opts: { stale: boolean }, cb: (r: { status: number; entries?: Array<{ key: string; value: Uint8Array; index: number }>; error?: string }) => void): void;
+  /**
+   * What the service showed this node of member `name`'s liveness (common.ts Presence):
+   * the evidence `quorumd fence confirm` answers with.
+   */
+  heard(name: string): { lastHeardMs: number | null; listenedMs: number };
   /** Calls `fn` after every change of `key` the service's watch reports, until unsubscribed. */
   onKeyChange(key: string, fn: () => void): () => void;
 }

@@ -65,8 +65,9 @@ import zk, { type ACL, type Client, type Exception, type Stat, type TransactionR
 import type { JobRecord } from '../../src/kv/index.ts';
 import type { JobReport, Leadership } from '../jobs/coordinator.ts';
 import { Status, type ClientCallback, type ClientResult } from '../runtime/results.ts';
-import { answerOnce, checkCommand, decodeJobRecord, decodeLeaderRecord, decodeLockGrant, encodeJobRecord, KeyWatchers, leaseHex, sleep, type LockGrant } from './common.ts';
-import type { EngineLog } from './etcd.ts';
+import { answerOnce, checkCommand, decodeJobRecord, decodeLeaderRecord, decodeLockGrant, encodeJobRecord, KeyWatchers, leaseHex, Presence, PRESENCE_PERIOD_MS, sleep, type LockGrant } from './common.ts';
+import { wentBackAdvice, type EngineLog } from './etcd.ts';
+import type { FloorStore } from './floor-file.ts';
 import { LeadershipGate } from './leadership.ts';
 import { decodeLeaderHistory, encodeLeaderHistory, suspectIds, type ExternalFencing, type Suspect } from './fencing.ts';
 import { LeaseWindow } from './safety.ts';
@@ -95,6 +96,8 @@ export interface ZkEngineOptions {
   now?: () => number;
   /** STONITH of earlier leaders before acting (a `fencing:` section); none = act once elected. */
   fencing?: ExternalFencing;
+  /** The zxid floor kept in the data directory (floor-file.ts); none = in memory only. */
+  floor?: FloorStore;
 }
 
 const { CreateMode, State } = zk;
@@ -122,6 +125,19 @@ export function keyOfZnode(name: string): string | undefined {
     else return undefined;
   }
   return Buffer.from(bytes).toString('utf8');
+}
+
+/**
+ * The zxid in the header of the newest answer on this client's connection: the
+ * server's last processed (committed) zxid when it answered. The client keeps it to
+ * resume its session elsewhere (connectionManager.zxid); undefined when none is known.
+ */
+export function serverZxid(c: Client): number | undefined {
+  const b = c.connectionManager.zxid;
+  if (!b || b.length !== 8) return undefined;
+  const n = b.readBigInt64BE(0);
+  if (n <= 0n || n > BigInt(Number.MAX_SAFE_INTEGER)) return undefined;
+  return Number(n);
 }
 
 /** ZooKeeper's time fields (ms since the epoch, 8-byte big-endian). */
@@ -175,6 +191,10 @@ export class ZkEngine implements ExternalEngine {
   private sessionId = '';
   private myNode: string | undefined;
   private myToken = 0;
+  /** The data version of our candidate znode as we last wrote it (another client's setData changes it). */
+  private myVersion = 0;
+  /** A rewrite of our candidate znode's data is under way (keepOwnRecord). */
+  private rewriting = false;
   private role: ExternalStatus['role'] = 'connecting';
   private leaderName: string | null = null;
   private leaderToken = 0;
@@ -188,6 +208,9 @@ export class ZkEngine implements ExternalEngine {
   private zxidFloor = 0;
   /** Why this node refuses for good: a write of ours got a zxid not above the floor (wroteAt). */
   private wentBack: string | undefined;
+  private readonly presence: Presence;
+  /** Candidate znode name → the member name in its data (read once per znode). */
+  private readonly candidateNames = new Map<string, string | null>();
   /** Znodes in the election that no quorumd node made, warned about once each. */
   private readonly warnedNodes = new Set<string>();
 
@@ -195,6 +218,8 @@ export class ZkEngine implements ExternalEngine {
     if (o.servers.length === 0) throw new Error('zookeeper: no servers');
     if (!/^(\/[^/]+)+$/.test(o.chroot)) throw new Error(`zookeeper: chroot must be an absolute znode path like /quorumd/plant, got ${JSON.stringify(o.chroot)}`);
     this.now = o.now ?? (() => performance.now());
+    this.presence = new Presence(this.now);
+    this.zxidFloor = o.floor?.initial ?? 0;
     this.window = new LeaseWindow({ driftRate: o.driftRate, marginMs: o.marginMs, serverLagMs: o.serverLagMs + o.probeMs });
     const fencing = o.fencing;
     this.gate = new LeadershipGate(this.window, this.now, fencing ? (t) => fencing.clear(t) : undefined);
@@ -254,6 +279,9 @@ export class ZkEngine implements ExternalEngine {
     } else c?.close();
     this.watchers.closeAll();
     await Promise.race([this.loop, sleep(2000)]);
+    // The newest zxid seen, on disk before the process ends (bounded: a hung card does not hold the stop).
+    await Promise.race([this.o.floor?.flush() ?? Promise.resolve(), sleep(2000)]);
+    this.o.floor?.close();
   }
 
   get active(): boolean {
@@ -375,10 +403,35 @@ export class ZkEngine implements ExternalEngine {
     // The connect answer itself renews the session: sent at t0 (or later; t0 is safe).
     this.window.answered(t0, c.getSessionTimeout());
     this.o.log.info({ session: this.sessionId, timeoutMs: c.getSessionTimeout() }, 'zookeeper: session established');
+    // The first request of a session is checked against the floor before anything is
+    // written: a check-only multi goes through the ZooKeeper leader as a transaction of
+    // its own, so the zxid in its answer's header is newer than everything committed
+    // before — above the floor, unless the ensemble went back. Checked later (at our
+    // candidate znode), a node restarted on a wiped ensemble first created its base
+    // znodes there, and every such node moved the new numbering up towards the floors
+    // of the nodes after it.
+    // Any answer of the server will do (its header carries the zxid even when the check
+    // itself is refused, e.g. by an ACL on /); only no answer is tried again. Refused
+    // only when strictly below the floor: with local sessions (no session transaction)
+    // and an idle ensemble the answer may equal it.
+    const floor0 = this.zxidFloor;
+    await this.retry(gen, 'session check', () =>
+      this.multi(c, (t) => t.check('/', -1)).catch((err: unknown) => {
+        const code = codeOf(err);
+        if (err instanceof ServiceWentBack || code === undefined || code === ZX.CONNECTION_LOSS || code === ZX.OPERATION_TIMEOUT || code === ZX.SESSION_EXPIRED) throw err;
+      }),
+    );
+    const z0 = serverZxid(c);
+    if (z0 !== undefined && z0 < floor0) this.wroteAt(floor0, z0, 'the first request of a new session');
+    else if (z0 !== undefined && z0 > this.zxidFloor) {
+      this.zxidFloor = z0;
+      this.o.floor?.note(z0, 'later');
+    }
     for (const path of [this.paths.election, this.paths.history, this.paths.kv, this.paths.locks, this.paths.jobs, this.paths.clock]) {
       await this.retry(gen, 'create base znodes', () => p<string>((cb) => c.mkdirp(path, null, this.acl, CreateMode.PERSISTENT, cb)));
     }
     this.probeLoop(gen);
+    void this.presenceLoop(c, gen);
     for (const arm of this.armers) arm();
     // Our candidate znode; found again by its session part if the create's answer was lost.
     const prefix = `n-${this.sessionId}-`;
@@ -397,6 +450,7 @@ export class ZkEngine implements ExternalEngine {
     // Created by us after everything we had seen: its zxid must be newer.
     this.wroteAt(floor, zxid(myStat.czxid), 'our candidate znode');
     this.myNode = myPath;
+    this.myVersion = myStat.version;
     this.myToken = zxid(myStat.czxid);
     this.role = 'candidate';
     // Wait to be the lowest; follow the leader for /v1/leader meanwhile.
@@ -423,6 +477,7 @@ export class ZkEngine implements ExternalEngine {
         if (i === 0 && !this.gate.elected_) {
           const suspects = await this.retry(gen, 'leader history', () => this.takeHistory(c, myPath));
           this.role = 'leader';
+          this.o.floor?.note(this.myToken, 'now');
           this.stats.wins++;
           this.o.log.info({ token: this.myToken, znode: myName }, 'zookeeper: elected');
           this.o.fencing?.elected(this.myToken, suspects);
@@ -468,6 +523,76 @@ export class ZkEngine implements ExternalEngine {
     return r.ok;
   }
 
+  /**
+   * Our candidate znode's data written again when another client changed it (zkCli.sh
+   * set on it: garbage, or another node's record). The lowest candidate's data is the
+   * leader record every node shows in /v1/leader; before, after such a set every node
+   * showed no leader (or the wrong one) until the next leader change. Seen by the probe
+   * (its stat's data version moved). Nothing else depends on the data — leadership and
+   * its token are the znode itself and its czxid, job claims check that it exists — so
+   * writing it back changes no token and needs no argument beyond the version check:
+   * the write lands only on the version we saw, and only while our session (and so the
+   * ephemeral znode) lives.
+   */
+  private async keepOwnRecord(c: Client, gen: number, path: string, version: number): Promise<void> {
+    if (this.rewriting) return;
+    this.rewriting = true;
+    try {
+      const cur = await this.read(c, path);
+      if (!cur || gen !== this.sessionGen || this.myNode !== path) return;
+      const text = cur.data.toString('utf8');
+      const rec = decodeLeaderRecord(text);
+      if (rec && rec.node === this.o.self.name && rec.id === this.o.self.id) {
+        this.myVersion = cur.stat.version;
+        return;
+      }
+      const data = Buffer.from(JSON.stringify({ node: this.o.self.name, id: this.o.self.id }));
+      const r = await this.multi(c, (t) => t.setData(path, data, cur.stat.version));
+      if (!r.ok) return; // changed again meanwhile (the next probe sees it) or gone
+      this.myVersion = r.results[0]?.stat?.version ?? version + 1;
+      this.stats.leaderRewrites++;
+      this.o.log.warn(
+        { znode: path, found: JSON.stringify(text.slice(0, 80)) },
+        `zookeeper: the data of our election znode ${path} was changed by another client (it held ${JSON.stringify(text.slice(0, 80))}); every node reads the leader's name there, so it was written back. Only quorumd should write under ${this.o.chroot}`,
+      );
+    } catch (err) {
+      this.o.log.debug({ error: errText(err) }, 'zookeeper: rewriting our election znode failed; the next probe tries again');
+    } finally {
+      this.rewriting = false;
+    }
+  }
+
+  heard(name: string): { lastHeardMs: number | null; listenedMs: number } {
+    return this.presence.evidence(name);
+  }
+
+  /**
+   * Lists the election about once a second for this session: which members' sessions
+   * the ensemble holds (common.ts Presence). A candidate znode's data (its member) is
+   * read once, when it first shows up; znodes not named as candidates are passed over.
+   */
+  private async presenceLoop(c: Client, gen: number): Promise<void> {
+    while (!this.stopped && gen === this.sessionGen && !this.wentBack) {
+      const t = this.now();
+      if (c.getState() === State.SYNC_CONNECTED) {
+        try {
+          const kids = (await p<string[]>((cb) => c.getChildren(this.paths.election, undefined, cb))).filter((k) => CANDIDATE.test(k));
+          for (const k of [...this.candidateNames.keys()]) if (!kids.includes(k)) this.candidateNames.delete(k);
+          for (const k of kids) {
+            if (this.candidateNames.get(k)) continue; // known (a record not ours is read again next round)
+            const d = await this.read(c, `${this.paths.election}/${k}`).catch(() => undefined);
+            if (d) this.candidateNames.set(k, decodeLeaderRecord(d.data.toString('utf8'))?.node ?? null);
+          }
+          if (!this.stopped && gen === this.sessionGen) this.presence.saw(kids.map((k) => this.candidateNames.get(k)).filter((n): n is string => typeof n === 'string'));
+        } catch {
+          /* not answered: the next round lists again */
+        }
+      }
+      const rest = t + PRESENCE_PERIOD_MS - this.now();
+      if (rest > 0) await sleep(rest);
+    }
+  }
+
   /** Reads the lowest candidate's record for the leader view. */
   private async noteLeaderFrom(c: Client, lowest: string | undefined): Promise<void> {
     if (!lowest) return this.noteLeader(null, 0);
@@ -501,7 +626,10 @@ export class ZkEngine implements ExternalEngine {
     if (!st) return;
     for (const b of [st.czxid, st.mzxid, st.pzxid]) {
       const z = b ? zxid(b) : 0;
-      if (z > this.zxidFloor) this.zxidFloor = z;
+      if (z > this.zxidFloor) {
+        this.zxidFloor = z;
+        this.o.floor?.note(z, 'later');
+      }
     }
   }
 
@@ -511,18 +639,24 @@ export class ZkEngine implements ExternalEngine {
    * the floor had been committed — so z > floor, unless the ensemble went back: wiped and
    * set up anew (zxids restart with epoch 1) or restored from an older snapshot. Its zxids
    * would then repeat ones given out before, and with them leader tokens, lock tokens and
-   * KV indexes: this node refuses for good (until restarted).
+   * KV indexes: this node refuses for good (a restart too, while the floor file is kept: floor-file.ts).
    */
   private wroteAt(floor: number, z: number, what: string): void {
     if (z > floor) {
-      if (z > this.zxidFloor) this.zxidFloor = z;
+      if (z > this.zxidFloor) {
+        this.zxidFloor = z;
+        this.o.floor?.note(z, 'later');
+      }
       return;
     }
     if (!this.wentBack) {
       this.wentBack =
         `ZooKeeper gave ${what} zxid 0x${z.toString(16)} after it had shown this node zxid 0x${floor.toString(16)}: the ensemble at ${this.o.servers.join(', ')} was wiped and set up anew or restored from an older snapshot. ` +
-        'Its zxids now repeat ones it gave out before, so leader tokens, lock tokens and KV indexes from it could go backwards: this node neither leads nor serves requests until it is restarted (docs/external.md, "When the service goes back")';
-      this.o.log.error({ floor: `0x${floor.toString(16)}`, zxid: `0x${z.toString(16)}` }, this.wentBack);
+        `Its zxids now repeat ones it gave out before, so leader tokens, lock tokens and KV indexes from it could go backwards: ${wentBackAdvice('zookeeper', floor, this.o.floor?.file)}`;
+      this.o.log.error({ floor: `0x${floor.toString(16)}`, zxid: `0x${z.toString(16)}`, ...(this.o.floor ? { file: this.o.floor.file } : {}) }, this.wentBack);
+      // A restart must refuse just the same: the floor this write was checked against is written now.
+      this.o.floor?.note(this.zxidFloor, 'now');
+      void this.o.floor?.flush();
       this.gate.leaseLost('service-went-back');
       this.gate.deposed('service-went-back');
       this.o.fencing?.deposed();
@@ -574,6 +708,13 @@ export class ZkEngine implements ExternalEngine {
           }
           this.stats.renewals++;
           this.window.answered(t, c.getSessionTimeout());
+          // The server's newest zxid (committed: a server applies nothing else) raises the
+          // floor, so that every node's floor follows the ensemble, not only the leader's.
+          const z = serverZxid(c);
+          if (z !== undefined && z > this.zxidFloor) {
+            this.zxidFloor = z;
+            this.o.floor?.note(z, 'later');
+          }
           if (this.myNode && path === this.myNode && !stat) {
             // Our znode is gone while the session lives (deleted by hand?): campaign again.
             this.o.log.warn({ znode: this.myNode }, 'zookeeper: our candidate znode was deleted; campaigning again');
@@ -583,6 +724,7 @@ export class ZkEngine implements ExternalEngine {
             return;
           }
           this.gate.renewed();
+          if (this.myNode && path === this.myNode && stat && stat.version !== this.myVersion) void this.keepOwnRecord(c, gen, path, stat.version);
         });
       }
       this.probeTimer = setTimeout(() => {
@@ -805,7 +947,7 @@ export class ZkEngine implements ExternalEngine {
         if (!cur) {
           // A create's answer has no stat: the setData in the same multi gives the zxid.
           const r = await this.multi(c, (t) => t.create(path, Buffer.alloc(0), this.acl, CreateMode.PERSISTENT).setData(path, fresh, 0));
-          if (r.ok) return { status: Status.OK, token: zxid(r.results[1]!.stat!.mzxid), ttlMs };
+          if (r.ok) return this.granted(zxid(r.results[1]!.stat!.mzxid), ttlMs);
           continue;
         }
         // Empty: released. A record quorumd cannot read: treated as free (and overwritten).
@@ -814,7 +956,7 @@ export class ZkEngine implements ExternalEngine {
         const free = typeof g === 'string' || timeOf(cur.stat.mtime) + g.ttlMs <= (await this.serverNow(c));
         if (free) {
           const r = await this.multi(c, (t) => t.setData(path, fresh, cur.stat.version));
-          if (r.ok) return { status: Status.OK, token: zxid(r.results[0]!.stat!.mzxid), ttlMs };
+          if (r.ok) return this.granted(zxid(r.results[0]!.stat!.mzxid), ttlMs);
           continue;
         }
         const token = this.lockToken(g, cur.stat);
@@ -825,6 +967,12 @@ export class ZkEngine implements ExternalEngine {
       }
       return { status: Status.UNAVAILABLE, error: `lock ${name} kept changing; try again` };
     });
+  }
+
+  /** A new grant: its token is the newest zxid, kept on disk soon (floor-file.ts). */
+  private granted(token: number, ttlMs: number): ClientResult {
+    this.o.floor?.note(token, 'soon');
+    return { status: Status.OK, token, ttlMs };
   }
 
   /** The lock's znode if it is held (not expired) with lease digest `digest`. */

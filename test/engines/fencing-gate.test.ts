@@ -83,6 +83,7 @@ function rig(o: { targets?: number[]; broken?: boolean } = {}) {
   const window = new LeaseWindow({ driftRate: 0.001, marginMs: 100, serverLagMs: 0 });
   const gate = new LeadershipGate(window, () => clock.now, (t) => f.clear(t));
   f.onChange = () => gate.recheck('earlier-leaders-stopped');
+  f.activeNow = () => gate.active;
   gate.onActivation((ev) => events.push(`${clock.now} ${ev.active ? 'ACTIVE' : 'inactive'} ${ev.token}`));
   // A lease answered just now, long enough for every scenario (the window is not what is tested here).
   window.answered(clock.now, 3_600_000);
@@ -179,7 +180,8 @@ describe('ExternalFencing with the LeadershipGate', () => {
     clock.run(2000);
     await flush();
     expect(gate.active).toBe(false);
-    expect(f.confirmFenced(2)).toEqual({ ok: true });
+    // What the confirmation did (no evidence without an engine behind it: left out).
+    expect(f.confirmFenced(2)).toEqual({ ok: true, superseded: false, active: true, waitingFor: '' });
     expect(gate.active).toBe(true);
     expect(f.status().suspects).toEqual([{ node: 2, clearedBy: 'operator' }]);
     f.stop();
