@@ -331,11 +331,13 @@ export function fenceConfirm(node: string, target: string, io: Out = stdio): Pro
       io.out(`confirmed: ${target} is recorded as safely down\n`);
       const j = jsonOf(r) as { superseded?: unknown; active?: unknown; waitingFor?: unknown; lastHeardMs?: unknown; listenedMs?: unknown };
       // What the node asked (the leader; bully: the coordinator) knew, docs/fencing.md, and
-      // what the confirmation did. Every engine's answer says it the same way.
+      // what the confirmation did. Every engine's answer says it the same way; "listening"
+      // is hearing every member as the leader, or reading the election (etcd, ZooKeeper:
+      // any node, leader or not), so the line does not say "led".
       const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
       if (typeof j.listenedMs === 'number' && (j.lastHeardMs === null || typeof j.lastHeardMs === 'number')) {
         const heard = j.lastHeardMs === null ? `had heard nothing from ${target} since it started` : `last heard ${target} ${s(j.lastHeardMs)} ago`;
-        io.out(`  the node asked ${heard}; it had led, hearing every member, for ${s(j.listenedMs)}\n`);
+        io.out(`  the node asked ${heard}; it had been listening for ${s(j.listenedMs)}\n`);
       }
       if (j.superseded === true) io.out(`  a fence of ${target} that was still under way on the node asked was stopped\n`);
       if (j.active === false && typeof j.waitingFor === 'string' && j.waitingFor !== '') io.out(`  the node asked is not active yet: ${shown(j.waitingFor)}\n`);

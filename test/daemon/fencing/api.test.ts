@@ -129,13 +129,13 @@ describe('fence endpoints', () => {
     expect(await fenceConfirm(u, 'n2', c.io)).toBe(0);
     expect(c.out).toBe(
       'confirmed: n2 is recorded as safely down\n' +
-        '  the node asked had heard nothing from n2 since it started; it had led, hearing every member, for 12.3 s\n' +
+        '  the node asked had heard nothing from n2 since it started; it had been listening for 12.3 s\n' +
         '  a fence of n2 that was still under way on the node asked was stopped\n' +
         '  the node asked is not active yet: earlier coordinator n4 may still act: no fence device for it on this board\n',
     );
     c = capture();
     expect(await fenceConfirm(u, 'n3', c.io)).toBe(0);
-    expect(c.out).toBe('confirmed: n3 is recorded as safely down\n  the node asked last heard n3 1.8 s ago; it had led, hearing every member, for 11.7 s\n');
+    expect(c.out).toBe('confirmed: n3 is recorded as safely down\n  the node asked last heard n3 1.8 s ago; it had been listening for 11.7 s\n');
     c = capture();
     expect(await fenceConfirm(u, 'n4', c.io)).toBe(1);
     expect(c.err).toMatch(/^quorumd fence confirm: 409: n1 is not the coordinator \(n3 is\): .*; confirm on the coordinator n3\n$/);
