@@ -561,7 +561,9 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     // A damaged file is named by the storage layer without its directory: add it, and what the refusal means.
     const hint = err.name === 'StorageCorruptError'
       ? ` (in ${fsStorage.dir}: the node refuses to start rather than run without state it acknowledged; docs/install-pi.md, "When a data file is damaged")`
-      : storageHint(err);
+      : err.name === 'NewerEntryError'
+        ? ' (every restart replays the same entry and stops here again: this node needs a build that knows it)'
+        : storageHint(err);
     log.fatal({ error: `${err.message}${hint}`, kind: err.name, ...(hint ? { dataDir: cfg.dataDir } : {}), stack: err.stack ?? '' }, 'node stopped on a fatal error; exiting so that the supervisor restarts it');
     setImmediate(() => {
       void node

@@ -342,16 +342,27 @@ export class KvStateMachine {
   /**
    * Applies the committed entry at `index` (strictly greater than `appliedIndex`;
    * gaps are allowed for entries that carry no command). Never throws.
+   *
+   * An entry that does not decode as a command is, by default, consumed as a no-op and
+   * counted (`badCommands`): every replica does the same with it, which is what PBFT
+   * needs, where a lying replica may get garbage ordered. With `strict` it changes
+   * nothing instead — the index is not consumed, nothing is counted — and the caller
+   * must stop: under a leader that validated every command it proposed (Raft, Paxos,
+   * ZAB), such an entry was written by a newer quorumd whose commands this build does
+   * not know (or by a bug), and the members that do know it apply it. Skipping it
+   * would leave this replica's state silently different from theirs.
    */
-  apply(index: number, data: Uint8Array): ApplyResult {
+  apply(index: number, data: Uint8Array, strict = false): ApplyResult {
     const orderErr = this.checkOrder(index);
     if (orderErr) return { op: 'error', ok: false, error: orderErr };
-    this.applied = index;
     const cmd = decodeCommand(data);
     if (cmd instanceof KvError) {
+      if (strict) return { op: 'error', ok: false, error: cmd };
+      this.applied = index;
       this.bad++;
       return { op: 'error', ok: false, error: cmd };
     }
+    this.applied = index;
     return this.exec(index, cmd);
   }
 

@@ -167,6 +167,22 @@ describe('KV: commands from the log', () => {
     expect(d.sm.snapshot()).not.toEqual(before); // appliedIndex and the counter moved
   });
 
+  it('strict: an undecodable entry (a newer build\'s command) changes nothing, not even the applied index; the next good entry then applies at that index', () => {
+    const d = new Driver();
+    d.run({ op: 'put', key: 'k', value: bytes('v') });
+    const before = d.sm.snapshot();
+    // [99, "x"]: an op code this build does not know; [1, "k", h'76', 0, 7]: a put with one element more than it knows.
+    for (const newer of [new Uint8Array([0x82, 0x18, 0x63, 0x61, 0x78]), new Uint8Array([0x85, 0x01, 0x61, 0x6b, 0x41, 0x76, 0x00, 0x07])]) {
+      const r = d.sm.apply(2, newer, true);
+      expect(r.op === 'error' && r.error.code).toBe('bad-command');
+      expect(d.sm.appliedIndex).toBe(1);
+      expect(d.sm.badCommands).toBe(0);
+      expect(d.sm.snapshot()).toEqual(before);
+    }
+    expect(d.sm.apply(2, enc({ op: 'put', key: 'k', value: bytes('w') }), true)).toEqual({ op: 'put', ok: true, index: 2 });
+    expect(td.decode(d.sm.get('k')!.value)).toBe('w');
+  });
+
   it('random byte mutations never throw and replicas stay identical (seeded fuzz)', () => {
     const rng = new Rng('kv-fuzz');
     const a = new KvStateMachine();
