@@ -735,6 +735,11 @@ export class EngineRuntime {
    */
   private ownedMeta(recovered: Uint8Array): Uint8Array {
     const meta = decodeMeta(recovered);
+    if (meta.newer !== undefined) {
+      // Read as "nothing recorded", it would restart the boot counter (frames dropped as
+      // replays) and forget that the cluster formed (the fencing first-start rule).
+      throw new StorageCorruptError(HARDSTATE_FILE, -1, `runtime metadata version ${meta.newer}, newer than this build reads (1 to 2): upgrade this node to the quorumd that wrote it`, true);
+    }
     const owner = meta.owner;
     if (owner !== undefined && (owner.cluster !== this.opts.cluster || owner.node !== this.id)) {
       throw new StorageCorruptError(
