@@ -553,6 +553,10 @@ export class KvStateMachine {
     const r = readCbor(bytes);
     if (!r.ok) return bad(`not valid CBOR: ${r.error}`);
     const root = r.value;
+    if (Array.isArray(root) && root[0] === SNAPSHOT_MAGIC && typeof root[1] === 'number' && root[1] > SNAPSHOT_VERSION_JOBS) {
+      // A newer build's state (a newer leader's snapshot, or a data directory it wrote): say so, not "malformed".
+      return bad(`version ${root[1]} was written by a newer quorumd (this build reads 1 to ${SNAPSHOT_VERSION_JOBS}): upgrade this node to the version the other members run`);
+    }
     if (!Array.isArray(root) || root.length < 7 || root.length > 9) return bad('expected a 7-element array (version 1), an 8-element one (version 2) or a 9-element one (version 3)');
     if (root[0] !== SNAPSHOT_MAGIC) return bad(`expected magic "${SNAPSHOT_MAGIC}"`);
     const version = root.length === 7 ? SNAPSHOT_VERSION : root.length === 8 ? SNAPSHOT_VERSION_FENCE : SNAPSHOT_VERSION_JOBS;
