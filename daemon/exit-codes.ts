@@ -27,7 +27,9 @@ export const EXIT = {
    * `quorumd start`: the node stopped itself on a fatal error — an internal error (an
    * exception from the engine, the fencer or the state machine; its stack is in the
    * log) or a storage failure. Restart it (systemd Restart=on-failure; `quorumd dev`
-   * does). 70 is EX_SOFTWARE of sysexits.h.
+   * does). Also a committed entry or a data file that a newer quorumd wrote and this
+   * build cannot read (daemon/runtime/fatal.ts NewerEntryError): every restart meets it
+   * again until the node is upgraded. 70 is EX_SOFTWARE of sysexits.h.
    */
   FATAL: 70,
 } as const;
@@ -40,7 +42,7 @@ export const EXIT_TABLE: ReadonlyArray<[number, string]> = [
   [EXIT.UNAVAILABLE, 'not applied, safe to retry: the node was not reached (refused, no route) or answered 503/429; a read that got no answer'],
   [EXIT.UNKNOWN, 'outcome unknown: a write may or may not have happened (504, or the connection was lost after the request was sent); read back before retrying'],
   [EXIT.DENIED, 'not allowed: no or unknown API token (401), or its scope is too small (403)'],
-  [EXIT.FATAL, 'start: the node stopped itself on a fatal error (an internal error, logged with its stack, or a storage failure); a supervisor restarts it'],
+  [EXIT.FATAL, 'start: the node stopped itself on a fatal error (an internal error, logged with its stack, a storage failure, or an entry or file written by a newer quorumd: upgrade it); a supervisor restarts it'],
 ];
 
 /** Thrown for a bad option value found by a command's own checks (exit 2, like the parser's). */

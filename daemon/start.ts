@@ -560,8 +560,12 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     // A full, failing or read-only disk is the operator's to fix, not a bug: say so, and where.
     // A damaged file is named by the storage layer without its directory: add it, and what the refusal means.
     const hint = err.name === 'StorageCorruptError'
-      ? ` (in ${fsStorage.dir}: the node refuses to start rather than run without state it acknowledged; docs/install-pi.md, "When a data file is damaged")`
-      : storageHint(err);
+      ? (err as { newer?: boolean }).newer === true
+        ? ` (in ${fsStorage.dir}: a newer quorumd wrote it and this build cannot read it; start the newer build again: docs/install-pi.md, "Upgrading")`
+        : ` (in ${fsStorage.dir}: the node refuses to start rather than run without state it acknowledged; docs/install-pi.md, "When a data file is damaged")`
+      : err.name === 'NewerEntryError'
+        ? ' (every restart replays the same entry and stops here again: this node needs a build that knows it)'
+        : storageHint(err);
     log.fatal({ error: `${err.message}${hint}`, kind: err.name, ...(hint ? { dataDir: cfg.dataDir } : {}), stack: err.stack ?? '' }, 'node stopped on a fatal error; exiting so that the supervisor restarts it');
     setImmediate(() => {
       void node

@@ -87,7 +87,7 @@ import { HARDSTATE_FILE } from '../../hal/storage/format.ts';
 import { decodeReplyBody, encodeReplyBody } from './forward.ts';
 import { WireEndpoint } from './wire-endpoint.ts';
 import { ReadyLoop } from './ready-loop.ts';
-import { InternalError, guardedLinkCallbacks } from './fatal.ts';
+import { InternalError, NewerEntryError, guardedLinkCallbacks } from './fatal.ts';
 import { nullLogger, type Logger } from './logger.ts';
 import { Status, checkKey, leaseArg, resultToClient, unavailable, unknownOutcome, type ClientCallback, type ClientResult } from './results.ts';
 import { decodeMeta, encodeMeta } from './meta.ts';
@@ -516,7 +516,10 @@ export class EngineRuntime {
         const es = this.snapshotDue() ? undefined : this.eng!.takeCommitted?.();
         if (es && es.length > 0) {
           const witness = this.eng!.status().isWitness;
-          for (let i = 0; i < es.length; i++) this.applyEntry(es[i]!, witness);
+          for (let i = 0; i < es.length; i++) {
+            this.applyEntry(es[i]!, witness);
+            if (this.stateValue === 'stopped') return; // an entry it cannot apply (NewerEntryError): nothing after it
+          }
           reads = true;
         }
         if (reads) this.serveReads();
@@ -732,6 +735,11 @@ export class EngineRuntime {
    */
   private ownedMeta(recovered: Uint8Array): Uint8Array {
     const meta = decodeMeta(recovered);
+    if (meta.newer !== undefined) {
+      // Read as "nothing recorded", it would restart the boot counter (frames dropped as
+      // replays) and forget that the cluster formed (the fencing first-start rule).
+      throw new StorageCorruptError(HARDSTATE_FILE, -1, `runtime metadata version ${meta.newer}, newer than this build reads (1 to 2): upgrade this node to the quorumd that wrote it`, true);
+    }
     const owner = meta.owner;
     if (owner !== undefined && (owner.cluster !== this.opts.cluster || owner.node !== this.id)) {
       throw new StorageCorruptError(
@@ -1145,6 +1153,7 @@ export class EngineRuntime {
       for (let i = 0; i < committed.length; i++) {
         const e = committed[i]!;
         const r = this.applyEntry(e, witness);
+        if (this.stateValue === 'stopped') return; // an entry it cannot apply (NewerEntryError): nothing after it
         results?.set(e.index, r);
       }
     }
@@ -1193,9 +1202,22 @@ export class EngineRuntime {
       this.opts.trace?.mark('apply', e.index);
       return undefined;
     }
+    if (e.type !== EntryType.Normal && e.type !== EntryType.Noop && e.type !== EntryType.Config) {
+      // Only a newer build's log (a downgrade) can hold one: the wire refuses unknown entry types.
+      this.fatal(new NewerEntryError(e.index, e.term, `entry type ${String(e.type)} is not one this build knows (${EntryType.Normal} command, ${EntryType.Noop} no-op, ${EntryType.Config} membership)`));
+      return undefined;
+    }
     if (e.type === EntryType.Normal && !witness) {
-      result = this.kv.apply(e.index, this.pbftTime ? this.pbftTime.stamp(e.data) : e.data);
-      if (result.op === 'error' && result.error.code === 'apply-order') this.log('error', 'apply order', { node: this.id, index: e.index, error: result.error.message });
+      // Strict but under PBFT (NewerEntryError says why): an entry that does not decode stops the node.
+      const strict = this.engineName !== 'pbft';
+      result = this.kv.apply(e.index, this.pbftTime ? this.pbftTime.stamp(e.data) : e.data, strict);
+      if (result.op === 'error') {
+        if (result.error.code === 'apply-order') this.log('error', 'apply order', { node: this.id, index: e.index, error: result.error.message });
+        else if (strict) {
+          this.fatal(new NewerEntryError(e.index, e.term, result.error.message));
+          return undefined;
+        }
+      }
     } else {
       const err = this.kv.applyNoop(e.index);
       if (err) this.log('error', 'apply order', { node: this.id, index: e.index, error: err.message });

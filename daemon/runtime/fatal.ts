@@ -24,6 +24,34 @@ export class InternalError extends Error {
   }
 }
 
+/**
+ * A committed entry this build cannot apply: a command it cannot decode, or an entry
+ * type it does not know. Under Raft, Paxos and ZAB the leader proposes only commands
+ * its own build validated, the log and snapshots carry CRCs and frames an HMAC, so such
+ * an entry was written by a newer quorumd (a leader that knows a command this build
+ * does not) — or by a bug. Either way the node must not skip it: the members that know
+ * it apply it, and this replica's state would silently differ from theirs from that
+ * index on. So the node stops, and says which entry and what to do; every start
+ * replays the same entry and stops again until the node runs a build that knows it.
+ * (PBFT is different: a lying replica may get garbage ordered, and every replica
+ * skips it alike: src/kv/state-machine.ts `apply`.)
+ */
+export class NewerEntryError extends Error {
+  override readonly name = 'NewerEntryError';
+  constructor(
+    readonly index: number,
+    readonly term: number,
+    /** What is wrong with it, e.g. "command bytes: unknown op code 99". */
+    readonly detail: string,
+  ) {
+    super(
+      `committed entry at index ${index} (term ${term}) cannot be applied by this build: ${detail}. ` +
+        'It was written by a newer quorumd, which knows commands this one does not: upgrade this node to the version the other members run ' +
+        '(docs/install-pi.md, "Upgrading"). The node stops rather than skip an entry the other members apply',
+    );
+  }
+}
+
 /** An Error for `e` (a thrown non-Error becomes one). */
 export function asError(e: unknown): Error {
   return e instanceof Error ? e : new Error(String(e));

@@ -7,6 +7,11 @@
  * before it) is taken as this node's and given its owner at the next start. A build
  * from before the owner reads the first 7 bytes and ignores the rest.
  *
+ * A version above 2 was written by a newer build: `newer` carries it, and the runtime
+ * refuses to start on it (a newer build bumps the version only for something an older
+ * one must not ignore; a field an older build may ignore goes after the owner, as the
+ * owner went after the flags).
+ *
  * Why the owner: the log, the hard state and the snapshots carry no name of their own,
  * so a data directory copied from another board (swapped SD cards, a backup restored
  * to the wrong board) or from another cluster started without a word, with another
@@ -18,6 +23,8 @@ export interface RuntimeMeta {
   formed: boolean;
   /** Whose state this is; undefined when the metadata has none (an older build wrote it). */
   owner?: { cluster: number; node: number };
+  /** The metadata's version when it is newer than this build reads (above 2): nothing else was read. */
+  newer?: number;
 }
 const OWNER_MARK = 0x6f; // 'o'
 
@@ -36,6 +43,7 @@ export function encodeMeta(m: RuntimeMeta): Uint8Array {
   return b;
 }
 export function decodeMeta(meta: Uint8Array): RuntimeMeta {
+  if (meta.length >= 2 && meta[0] === 0x71 && meta[1]! > 2) return { boot: -1, formed: false, newer: meta[1]! };
   if (meta.length < 6 || meta[0] !== 0x71 || (meta[1] !== 1 && meta[1] !== 2)) return { boot: -1, formed: false };
   const dv = new DataView(meta.buffer, meta.byteOffset, meta.byteLength);
   const boot = dv.getUint32(2);

@@ -18,11 +18,15 @@
  *
  * Receiving: frames that fail to open are counted by reason (the opener's drop
  * counters, for status) and logged at debug level, except replays, which are routine
- * (every frame arrives once per link).
+ * (every frame arrives once per link). A frame of a shape this build does not read — a
+ * wire version, a message type or a field value it does not know — is what a member of
+ * another quorumd version sends (during a rolling upgrade): that is a warning, at most
+ * one per reason a minute with the number left out, so that a node that cannot
+ * understand a peer says so in its log and not only in a counter.
  */
 import { FrameOpener, FrameSealer, Sender, type Keyring } from '../../src/wire/auth.ts';
 import { MsgType, type Message } from '../../src/wire/messages.ts';
-import type { DropCounters } from '../../src/wire/codec.ts';
+import type { DropCounters, DropReason } from '../../src/wire/codec.ts';
 import type { NodeId } from '../../src/types.ts';
 import type { Done, Link, LinkEvent } from '../../hal/interfaces.ts';
 import type { Logger } from './logger.ts';
@@ -57,6 +61,9 @@ export interface WireEndpointOptions {
   persistNextBoot: (bootId: number, done: Done) => void;
 }
 
+/** At most one warning per reason this often about frames of a shape this build does not read. */
+const SHAPE_WARN_EVERY_MS = 60_000;
+
 export class WireEndpoint {
   private readonly o: WireEndpointOptions;
   private readonly sealer: FrameSealer;
@@ -65,6 +72,8 @@ export class WireEndpoint {
   private readonly heard = new Float64Array(256).fill(-Infinity);
   /** The same per link (by link name): which wire still carries each peer. */
   private readonly heardOn = new Map<string, Float64Array>();
+  /** Warnings about frames of a shape this build does not read: when each reason was last logged, and the drops since. */
+  private readonly shapeWarned = new Map<DropReason, { at: number; since: number }>();
   /** Frames sealed while a bootId write is in flight (undefined when none is). */
   private holding: Array<{ to: NodeId; frame: Uint8Array }> | undefined;
 
@@ -138,7 +147,8 @@ export class WireEndpoint {
     if (!this.o.running()) return;
     const r = this.opener.open(frame);
     if (!r.ok) {
-      if (r.reason !== 'replay') this.o.log('debug', 'frame dropped', { node: this.o.id, reason: r.reason, detail: r.detail });
+      if (r.reason === 'bad-version' || r.reason === 'unknown-type' || r.reason === 'bad-field') this.warnShape(r.reason, r.detail);
+      else if (r.reason !== 'replay') this.o.log('debug', 'frame dropped', { node: this.o.id, reason: r.reason, detail: r.detail });
       else if (r.from !== undefined && this.o.now) this.heardOnLink(linkName, r.from, this.o.now());
       return;
     }
@@ -148,6 +158,24 @@ export class WireEndpoint {
       this.heardOnLink(linkName, r.msg.from, t);
     }
     onMessage(r.msg);
+  }
+
+  /** A frame of a shape this build does not read: a warning, at most one per reason a minute (without a clock: the first only). */
+  private warnShape(reason: DropReason, detail: string): void {
+    const now = this.o.now?.();
+    const w = this.shapeWarned.get(reason);
+    if (w && (now === undefined || now - w.at < SHAPE_WARN_EVERY_MS)) {
+      w.since++;
+      return;
+    }
+    this.shapeWarned.set(reason, { at: now ?? 0, since: 0 });
+    this.o.log('warn', 'frame dropped: a shape this build does not read', {
+      node: this.o.id,
+      reason,
+      detail: detail.length > 200 ? `${detail.slice(0, 200)}…` : detail,
+      ...(w ? { alsoDropped: w.since } : {}),
+      hint: 'a member runs another quorumd version (or a foreign sender shares the broker): make every member run the same build (docs/install-pi.md, "Upgrading")',
+    });
   }
 
   private heardOnLink(linkName: string, from: NodeId, t: number): void {

@@ -14,8 +14,14 @@ export class StorageCorruptError extends Error {
     /** Byte offset in `file` where the bad data starts (-1 when the problem is not at one offset, e.g. a missing file). */
     readonly offset: number,
     readonly reason: string,
+    /**
+     * The file is sound but in a format newer than this build reads (its version field
+     * is above the newest this build knows): a newer quorumd wrote it, and this node was
+     * downgraded. Refused all the same, but not called damage.
+     */
+    readonly newer = false,
   ) {
-    super(`storage corrupt: ${file}${offset >= 0 ? ` at byte ${offset}` : ''}: ${reason}`);
+    super(`${newer ? 'storage written by a newer quorumd' : 'storage corrupt'}: ${file}${offset >= 0 ? ` at byte ${offset}` : ''}: ${reason}`);
   }
 }
 

@@ -27,6 +27,25 @@ export const SEGMENT_VERSION = 2;
 /** 'QWAL' as a little-endian u32: the first payload field of every segment. */
 export const SEGMENT_MAGIC = 0x4c415751;
 
+/**
+ * A format version above the newest this build reads: the file was written by a newer
+ * quorumd (a node downgraded onto its data directory). recover.ts turns it into a
+ * StorageCorruptError marked `newer`, so that the refusal says so instead of "corrupt".
+ */
+export class NewerFormatError extends RangeError {
+  constructor(what: string, version: number, newest: number) {
+    super(`${what} format version ${version}, newer than this build reads (${newest === 1 ? '1' : `1 to ${newest}`}): upgrade this node to the quorumd that wrote it`);
+  }
+}
+
+/** Reads a format version byte: 1..newest, else throws (NewerFormatError above newest). */
+function formatVersion(r: Reader, what: string, newest: number): number {
+  const v = r.u8('format version');
+  if (v > newest) throw new NewerFormatError(what, v, newest);
+  if (v < 1) throw new RangeError(`unsupported ${what} format version ${v}`);
+  return v;
+}
+
 export const HARDSTATE_FILE = 'hardstate';
 export const TMP_SUFFIX = '.tmp';
 
@@ -82,8 +101,7 @@ export function decodeSegmentHeader(p: Uint8Array): { seq: number } {
   const r = new Reader(p);
   const magic = r.u32('segment magic');
   if (magic !== SEGMENT_MAGIC) throw new RangeError(`bad segment magic 0x${magic.toString(16)}`);
-  const v = r.u8('format version');
-  if (v < 1 || v > SEGMENT_VERSION) throw new RangeError(`unsupported format version ${v} (this build reads 1 to ${SEGMENT_VERSION})`);
+  formatVersion(r, 'segment', SEGMENT_VERSION);
   const seq = r.u64('segment seq');
   r.end('segment header');
   return { seq };
@@ -141,8 +159,7 @@ export function encodeHardState(h: HardStateFile): Uint8Array {
 }
 export function decodeHardState(p: Uint8Array): HardStateFile {
   const r = new Reader(p);
-  const v = r.u8('format version');
-  if (v !== FORMAT_VERSION) throw new RangeError(`unsupported format version ${v}`);
+  formatVersion(r, 'hard state', FORMAT_VERSION);
   const term = r.u64('term');
   const vote = r.u32('vote');
   const commit = r.u64('commit');
@@ -164,8 +181,7 @@ export function encodeSnapshotParts(s: SnapshotRecord): [Uint8Array, Uint8Array]
 }
 export function decodeSnapshot(p: Uint8Array): SnapshotRecord {
   const r = new Reader(p);
-  const v = r.u8('format version');
-  if (v !== FORMAT_VERSION) throw new RangeError(`unsupported format version ${v}`);
+  formatVersion(r, 'snapshot', FORMAT_VERSION);
   const index = r.u64('snapshot index');
   const term = r.u64('snapshot term');
   const cfg = r.bytes('snapshot config');

@@ -28,6 +28,7 @@ import {
   decodeMark,
   decodeSegmentHeader,
   decodeSnapshot,
+  NewerFormatError,
   parseSegmentName,
   parseSnapshotName,
   segmentName,
@@ -142,7 +143,7 @@ export function scanRecords(
 }
 
 function corrupt(file: string, offset: number, what: string, e: unknown): StorageCorruptError {
-  return new StorageCorruptError(file, offset, `${what}: ${(e as Error).message}`);
+  return new StorageCorruptError(file, offset, `${what}: ${(e as Error).message}`, e instanceof NewerFormatError);
 }
 
 function readSingleRecordFile<T>(storage: Storage, file: string, kind: number, maxLen: number, decode: (p: Uint8Array) => T): T {

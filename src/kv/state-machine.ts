@@ -342,16 +342,27 @@ export class KvStateMachine {
   /**
    * Applies the committed entry at `index` (strictly greater than `appliedIndex`;
    * gaps are allowed for entries that carry no command). Never throws.
+   *
+   * An entry that does not decode as a command is, by default, consumed as a no-op and
+   * counted (`badCommands`): every replica does the same with it, which is what PBFT
+   * needs, where a lying replica may get garbage ordered. With `strict` it changes
+   * nothing instead — the index is not consumed, nothing is counted — and the caller
+   * must stop: under a leader that validated every command it proposed (Raft, Paxos,
+   * ZAB), such an entry was written by a newer quorumd whose commands this build does
+   * not know (or by a bug), and the members that do know it apply it. Skipping it
+   * would leave this replica's state silently different from theirs.
    */
-  apply(index: number, data: Uint8Array): ApplyResult {
+  apply(index: number, data: Uint8Array, strict = false): ApplyResult {
     const orderErr = this.checkOrder(index);
     if (orderErr) return { op: 'error', ok: false, error: orderErr };
-    this.applied = index;
     const cmd = decodeCommand(data);
     if (cmd instanceof KvError) {
+      if (strict) return { op: 'error', ok: false, error: cmd };
+      this.applied = index;
       this.bad++;
       return { op: 'error', ok: false, error: cmd };
     }
+    this.applied = index;
     return this.exec(index, cmd);
   }
 
@@ -542,6 +553,10 @@ export class KvStateMachine {
     const r = readCbor(bytes);
     if (!r.ok) return bad(`not valid CBOR: ${r.error}`);
     const root = r.value;
+    if (Array.isArray(root) && root[0] === SNAPSHOT_MAGIC && typeof root[1] === 'number' && root[1] > SNAPSHOT_VERSION_JOBS) {
+      // A newer build's state (a newer leader's snapshot, or a data directory it wrote): say so, not "malformed".
+      return bad(`version ${root[1]} was written by a newer quorumd (this build reads 1 to ${SNAPSHOT_VERSION_JOBS}): upgrade this node to the version the other members run`);
+    }
     if (!Array.isArray(root) || root.length < 7 || root.length > 9) return bad('expected a 7-element array (version 1), an 8-element one (version 2) or a 9-element one (version 3)');
     if (root[0] !== SNAPSHOT_MAGIC) return bad(`expected magic "${SNAPSHOT_MAGIC}"`);
     const version = root.length === 7 ? SNAPSHOT_VERSION : root.length === 8 ? SNAPSHOT_VERSION_FENCE : SNAPSHOT_VERSION_JOBS;

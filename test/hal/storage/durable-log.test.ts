@@ -246,10 +246,37 @@ describe('durable log: recovery of damaged files', () => {
       if (v <= SEGMENT_VERSION) {
         expect(openNow(s2).state.entries.map((e) => e.index)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
       } else {
-        expect(() => recover(s2, ropts)).toThrow(`storage corrupt: ${seg} at byte 0: bad segment header: unsupported format version 3 (this build reads 1 to 2)`);
+        expect(() => recover(s2, ropts)).toThrow(`storage written by a newer quorumd: ${seg} at byte 0: bad segment header: segment format version 3, newer than this build reads (1 to 2): upgrade this node to the quorumd that wrote it`);
       }
     }
     expect(offsets[1]).toBe(header(1).length);
+  });
+
+  it('a hard state or snapshot file of a newer format is refused as written by a newer quorumd, not as damage', () => {
+    const { st } = build();
+    const r = openNow(st);
+    expect(persistNow(r.log, { snapshot: { index: 3, term: 1, config: { voters: [1] }, data: new Uint8Array([1, 2, 3]) } })).toBeNull();
+    const snap = st.list().find((n) => n.endsWith('.snap'))!;
+    const hs = openNow(st).state.hardState;
+    // The same content with the format byte (the first of the payload) one above this build's.
+    const newer: Array<[string, Uint8Array, string]> = [
+      [HARDSTATE_FILE, new Writer(40).u8(2).u64(hs.term, 't').u32(hs.vote).u64(hs.commit, 'c').u64(9, 'b').bytes(new Uint8Array(0)).record(Kind.HardState), 'hard state'],
+      [snap, (() => { const [head, tail] = new Writer(40).u8(2).u64(3, 'i').u64(1, 't').bytes(new Uint8Array([0xa0])).recordWithTail(Kind.Snapshot, new Uint8Array([1, 2, 3])); const b = new Uint8Array(head.length + tail.length); b.set(head); b.set(tail, head.length); return b; })(), 'snapshot'],
+    ];
+    for (const [file, content, what] of newer) {
+      const s2 = new PowerLossStorage();
+      for (const n of st.list()) s2.write(n, st.read(n)!);
+      s2.setContent(file, content);
+      let err: unknown;
+      try {
+        recover(s2, ropts);
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(StorageCorruptError);
+      expect((err as StorageCorruptError).newer).toBe(true);
+      expect((err as Error).message).toBe(`storage written by a newer quorumd: ${file} at byte 0: undecodable: ${what} format version 2, newer than this build reads (1): upgrade this node to the quorumd that wrote it`);
+    }
   });
 
   it('a bit flip in a middle record is fatal and names the file and offset', () => {

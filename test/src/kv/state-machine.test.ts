@@ -167,6 +167,22 @@ describe('KV: commands from the log', () => {
     expect(d.sm.snapshot()).not.toEqual(before); // appliedIndex and the counter moved
   });
 
+  it('strict: an undecodable entry (a newer build\'s command) changes nothing, not even the applied index; the next good entry then applies at that index', () => {
+    const d = new Driver();
+    d.run({ op: 'put', key: 'k', value: bytes('v') });
+    const before = d.sm.snapshot();
+    // [99, "x"]: an op code this build does not know; [1, "k", h'76', 0, 7]: a put with one element more than it knows.
+    for (const newer of [new Uint8Array([0x82, 0x18, 0x63, 0x61, 0x78]), new Uint8Array([0x85, 0x01, 0x61, 0x6b, 0x41, 0x76, 0x00, 0x07])]) {
+      const r = d.sm.apply(2, newer, true);
+      expect(r.op === 'error' && r.error.code).toBe('bad-command');
+      expect(d.sm.appliedIndex).toBe(1);
+      expect(d.sm.badCommands).toBe(0);
+      expect(d.sm.snapshot()).toEqual(before);
+    }
+    expect(d.sm.apply(2, enc({ op: 'put', key: 'k', value: bytes('w') }), true)).toEqual({ op: 'put', ok: true, index: 2 });
+    expect(td.decode(d.sm.get('k')!.value)).toBe('w');
+  });
+
   it('random byte mutations never throw and replicas stay identical (seeded fuzz)', () => {
     const rng = new Rng('kv-fuzz');
     const a = new KvStateMachine();
@@ -385,5 +401,16 @@ describe('KV: snapshots', () => {
     v2[12] = 2; // version field, right after the 1-byte array head and the 11-byte magic
     expect((KvStateMachine.restore(v2) as KvError).message).toMatch(/unsupported version 2/);
     expect((KvStateMachine.restore(new Uint8Array([0x80])) as KvError).message).toMatch(/7-element array/);
+  });
+
+  it('a snapshot of a newer version (a newer leader\'s, or a data directory a newer build wrote) is refused as such, whatever its length', () => {
+    for (const elements of [7, 9, 10]) {
+      const w = new CborWriter();
+      w.array(elements).text('quorumd-kv').uint(4).uint(10).uint(0).uint(0).array(0).array(0);
+      for (let i = 7; i < elements; i++) w.array(0);
+      const r = KvStateMachine.restore(w.finish()) as KvError;
+      expect(r.code).toBe('bad-snapshot');
+      expect(r.message).toBe('snapshot: version 4 was written by a newer quorumd (this build reads 1 to 3): upgrade this node to the version the other members run');
+    }
   });
 });
