@@ -61,6 +61,23 @@ export interface WireEndpointOptions {
   persistNextBoot: (bootId: number, done: Done) => void;
 }
 
+/**
+ * The warning for each drop reason that is logged (warnShape): a message and a hint.
+ * Besides another build's frames: frames under another cluster key (`bad-tag`) or id
+ * (`unknown-cluster`) are what a member configured with the wrong key file or id sends —
+ * it then never joins, and said nothing but a debug line (measured: a member with
+ * another key sat as pre-candidate for good, its peers counting 59 bad-tag drops in
+ * 10 s and logging nothing above debug). They are also what a sender without the key
+ * forges: hence the same bound, one line per reason a minute.
+ */
+const WARNINGS = {
+  'bad-version': ['frame dropped: a shape this build does not read', 'a member runs another quorumd version (or a foreign sender shares the broker): make every member run the same build (docs/install-pi.md, "Upgrading")'],
+  'unknown-type': ['frame dropped: a shape this build does not read', 'a member runs another quorumd version (or a foreign sender shares the broker): make every member run the same build (docs/install-pi.md, "Upgrading")'],
+  'bad-field': ['frame dropped: a shape this build does not read', 'a member runs another quorumd version (or a foreign sender shares the broker): make every member run the same build (docs/install-pi.md, "Upgrading")'],
+  'bad-tag': ['frame dropped: not authenticated under this cluster key', "a member whose cluster.keyFile holds another key (every member needs the same key: compare the files' sha256sum), a key rotation not finished on every member (docs/security.md), or a sender without the key"],
+  'unknown-cluster': ['frame dropped: for another cluster id', 'a member whose cluster.id differs from this one (every member needs the same), or another cluster using the same broker topics'],
+} as const;
+
 /** At most one warning per reason this often about frames of a shape this build does not read. */
 const SHAPE_WARN_EVERY_MS = 60_000;
 
@@ -147,7 +164,7 @@ export class WireEndpoint {
     if (!this.o.running()) return;
     const r = this.opener.open(frame);
     if (!r.ok) {
-      if (r.reason === 'bad-version' || r.reason === 'unknown-type' || r.reason === 'bad-field') this.warnShape(r.reason, r.detail);
+      if (r.reason === 'bad-version' || r.reason === 'unknown-type' || r.reason === 'bad-field' || r.reason === 'bad-tag' || r.reason === 'unknown-cluster') this.warnShape(r.reason, r.detail);
       else if (r.reason !== 'replay') this.o.log('debug', 'frame dropped', { node: this.o.id, reason: r.reason, detail: r.detail });
       else if (r.from !== undefined && this.o.now) this.heardOnLink(linkName, r.from, this.o.now());
       return;
@@ -169,12 +186,13 @@ export class WireEndpoint {
       return;
     }
     this.shapeWarned.set(reason, { at: now ?? 0, since: 0 });
-    this.o.log('warn', 'frame dropped: a shape this build does not read', {
+    const [msg, hint] = WARNINGS[reason as keyof typeof WARNINGS] ?? WARNINGS['bad-version'];
+    this.o.log('warn', msg, {
       node: this.o.id,
       reason,
       detail: detail.length > 200 ? `${detail.slice(0, 200)}…` : detail,
       ...(w ? { alsoDropped: w.since } : {}),
-      hint: 'a member runs another quorumd version (or a foreign sender shares the broker): make every member run the same build (docs/install-pi.md, "Upgrading")',
+      hint,
     });
   }
 

@@ -667,7 +667,7 @@ function decodeChecked(bytes: Uint8Array, opts: DecodeOptions): DecodeResult {
   let ring: Keyring | undefined = opts.keyring;
   if (opts.senderKeyring) ring = typeof from === 'number' && from >= 1 && from <= MAX_NODE_ID ? opts.senderKeyring(from) : undefined;
   const keyUsed = ring ? verifyFrameTag(ring, bytes, bodyEnd) : false;
-  if (!keyUsed) return fail('bad-tag', opts.senderKeyring ? `tag: does not match sender ${show(from)}'s current or previous frame key` : 'tag: does not match the current or previous cluster key');
+  if (!keyUsed) return fail('bad-tag', opts.senderKeyring ? `tag: does not match sender ${show(from)}'s current or previous frame key` : `tag: does not match the current or previous cluster key (the frame claims sender ${show(from)})`);
 
   const ep = checkRange(bootId, 'bootId', 0, MAX_BOOT_ID) ?? checkRange(seq, 'seq', 0, MAX_SEQ);
   if (ep) return fail('bad-field', ep);

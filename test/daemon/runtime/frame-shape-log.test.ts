@@ -74,4 +74,48 @@ describe('frames of a shape this build does not read', () => {
     expect(ep.drops()['bad-version']).toBe(8);
     expect(ep.drops()['unknown-type']).toBe(1);
   });
+
+  it('frames under another cluster key or id are a warning too, naming the claimed sender and what to compare', () => {
+    // A member whose key file holds another key never joined, and said nothing above debug.
+    let deliver: (f: Uint8Array) => void = () => {};
+    const link: Link = { name: 'mqtt', maxFrame: 65536, send: () => {}, onFrame: (h) => void (deliver = h), onEvent: () => {}, close: () => {} };
+    const lines: Array<{ level: string; msg: string; f: Record<string, unknown> }> = [];
+    let now = 1000;
+    const ep = new WireEndpoint({
+      id: 1,
+      now: () => now,
+      cluster: 7,
+      keyring: KEY,
+      maxFrame: 65536,
+      links: [link],
+      bootId: 1,
+      log: (level, msg, f) => void lines.push({ level, msg, f: f ?? {} }),
+      running: () => true,
+      fatal: (e) => {
+        throw e;
+      },
+      persistNextBoot: (_b, done) => done(null),
+    });
+    const got: number[] = [];
+    ep.listen((m) => void got.push(m.type), () => {});
+    const otherKey = { current: new Uint8Array(createHash('sha256').update('another key').digest()) };
+    const wrongKey = new FrameSealer({ cluster: 7, keyring: otherKey, sender: new Sender(1) });
+    const wrongCluster = new FrameSealer({ cluster: 8, keyring: KEY, sender: new Sender(1) });
+    const hb = { type: MsgType.Heartbeat, from: 3, to: 1, term: 3, ctx: 0, commit: undefined } as const;
+    for (let i = 0; i < 4; i++) deliver(wrongKey.seal(hb).frame);
+    deliver(wrongCluster.seal(hb).frame);
+    const warnings = lines.filter((l) => l.level === 'warn');
+    expect(warnings.map((l) => [l.msg, l.f.reason])).toEqual([
+      ['frame dropped: not authenticated under this cluster key', 'bad-tag'],
+      ['frame dropped: for another cluster id', 'unknown-cluster'],
+    ]);
+    expect(warnings[0]!.f.detail).toBe('tag: does not match the current or previous cluster key (the frame claims sender 3)');
+    expect(String(warnings[0]!.f.hint)).toMatch(/keyFile holds another key.*sha256sum/);
+    expect(String(warnings[1]!.f.hint)).toContain('cluster.id differs');
+    expect(got).toEqual([]);
+    expect(ep.drops()['bad-tag']).toBe(4);
+    now += 61_000;
+    deliver(wrongKey.seal(hb).frame);
+    expect(lines.filter((l) => l.level === 'warn').at(-1)!.f).toMatchObject({ reason: 'bad-tag', alsoDropped: 3 });
+  });
 });
