@@ -783,6 +783,18 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
       const s = runtime.status();
       if (s.leader !== cfg.self.id && s.leader !== 0) {
         log.info({ leader: s.leader, term: s.term }, 'leadership transferred');
+        // Stay until the new leader's first commit has reached this node (bounded by the
+        // same deadline): this node has then answered a leader that knows whom it
+        // replaced (its claim entry, which names the previous leader, commits with its
+        // first entries), which is what lets it act at once ("acknowledged",
+        // docs/fencing.md). Exiting at the first sign of the new leader went before any
+        // answer that counts had left (a follower answers an Append only once its write is
+        // durable; one from before the claim committed is not counted), and the new
+        // leader then fenced this board — on `quorumd dev` a power cut 1.9 s after the
+        // SIGTERM of a board that was stopping cleanly — or, without relays, waited out
+        // the lease and watchdog bound (16 s by default).
+        const from = s.commitIndex;
+        while (performance.now() < deadline && runtime.status().commitIndex <= from) await new Promise((res) => setTimeout(res, 10));
         return;
       }
       if (gone(to.id)) {
