@@ -1645,6 +1645,11 @@ export class EngineRuntime {
     else if (m.type === MsgType.ClientReply) this.onClientReply(m);
     else {
       const eng = this.eng!;
+      // A type of another engine: a member configured with another `engine:` (dropped
+      // here, before the fencing bookkeeping, counted and said; the engines also drop
+      // types not their own).
+      const kind = engineOfType(m.type);
+      if (kind !== undefined && kind !== eng.name) return this.otherEngine(m.from, kind);
       if (this.fencing) {
         this.fencing.peerSeen(m.from);
         this.noteAcknowledgement(m);
@@ -1655,10 +1660,6 @@ export class EngineRuntime {
       this.opts.byzantine?.receive(m);
       if (eng.isCampaignRequest?.(m)) this.campaignSeenAt = this.opts.clock.monotonicMs();
       if (m.type === MsgType.ReadIndex) this.checkTickLag(this.opts.clock.monotonicMs());
-      // A type of another engine: a member configured with another `engine:` (dropped
-      // here, counted and said; the engines also drop types not their own).
-      const kind = engineOfType(m.type);
-      if (kind !== undefined && kind !== eng.name) return this.otherEngine(m.from, kind);
       // Caught inline: the input's name is built only when the engine throws (this runs per message).
       try {
         eng.step(m);
