@@ -14,29 +14,35 @@ import { MsgType } from '../../../src/wire/messages.ts';
 
 const KEY = { current: new Uint8Array(createHash('sha256').update('frame-shape').digest()) };
 
+/** A WireEndpoint of node 1 in cluster 7 on one link: frames handed to `deliver`, log lines and messages taken kept, its clock `clock.now`. */
+function endpoint() {
+  let deliverTo: (f: Uint8Array) => void = () => {};
+  const link: Link = { name: 'mqtt', maxFrame: 65536, send: () => {}, onFrame: (h) => void (deliverTo = h), onEvent: () => {}, close: () => {} };
+  const lines: Array<{ level: string; msg: string; f: Record<string, unknown> }> = [];
+  const clock = { now: 1000 };
+  const ep = new WireEndpoint({
+    id: 1,
+    now: () => clock.now,
+    cluster: 7,
+    keyring: KEY,
+    maxFrame: 65536,
+    links: [link],
+    bootId: 1,
+    log: (level, msg, f) => void lines.push({ level, msg, f: f ?? {} }),
+    running: () => true,
+    fatal: (e) => {
+      throw e;
+    },
+    persistNextBoot: (_b, done) => done(null),
+  });
+  const got: number[] = [];
+  ep.listen((m) => void got.push(m.type), () => {});
+  return { ep, lines, got, clock, deliver: (f: Uint8Array) => deliverTo(f) };
+}
+
 describe('frames of a shape this build does not read', () => {
   it('are logged as a warning naming the reason, once a minute per reason, with the count dropped meanwhile', () => {
-    let deliver: (f: Uint8Array) => void = () => {};
-    const link: Link = { name: 'mqtt', maxFrame: 65536, send: () => {}, onFrame: (h) => void (deliver = h), onEvent: () => {}, close: () => {} };
-    const lines: Array<{ level: string; msg: string; f: Record<string, unknown> }> = [];
-    let now = 1000;
-    const ep = new WireEndpoint({
-      id: 1,
-      now: () => now,
-      cluster: 7,
-      keyring: KEY,
-      maxFrame: 65536,
-      links: [link],
-      bootId: 1,
-      log: (level, msg, f) => void lines.push({ level, msg, f: f ?? {} }),
-      running: () => true,
-      fatal: (e) => {
-        throw e;
-      },
-      persistNextBoot: (_b, done) => done(null),
-    });
-    const got: number[] = [];
-    ep.listen((m) => void got.push(m.type), () => {});
+    const { ep, lines, got, clock, deliver } = endpoint();
     const sealer = new FrameSealer({ cluster: 7, keyring: KEY, sender: new Sender(1) });
     const frame = () => sealer.seal({ type: MsgType.Heartbeat, from: 2, to: 1, term: 3, ctx: 0, commit: undefined }).frame;
     deliver(frame());
@@ -63,10 +69,10 @@ describe('frames of a shape this build does not read', () => {
     expect(String(warnings()[0]!.f.hint)).toContain('another quorumd version');
     // More of the same within the minute: counted, not logged.
     for (let i = 0; i < 5; i++) deliver(newerVersion());
-    now += 59_000;
+    clock.now += 59_000;
     deliver(newerVersion());
     expect(warnings().length).toBe(2);
-    now += 2_000;
+    clock.now += 2_000;
     deliver(newerVersion());
     expect(warnings().length).toBe(3);
     expect(warnings()[2]!.f).toMatchObject({ reason: 'bad-version', alsoDropped: 6 });
@@ -77,27 +83,7 @@ describe('frames of a shape this build does not read', () => {
 
   it('frames under another cluster key or id are a warning too, naming the claimed sender and what to compare', () => {
     // A member whose key file holds another key never joined, and said nothing above debug.
-    let deliver: (f: Uint8Array) => void = () => {};
-    const link: Link = { name: 'mqtt', maxFrame: 65536, send: () => {}, onFrame: (h) => void (deliver = h), onEvent: () => {}, close: () => {} };
-    const lines: Array<{ level: string; msg: string; f: Record<string, unknown> }> = [];
-    let now = 1000;
-    const ep = new WireEndpoint({
-      id: 1,
-      now: () => now,
-      cluster: 7,
-      keyring: KEY,
-      maxFrame: 65536,
-      links: [link],
-      bootId: 1,
-      log: (level, msg, f) => void lines.push({ level, msg, f: f ?? {} }),
-      running: () => true,
-      fatal: (e) => {
-        throw e;
-      },
-      persistNextBoot: (_b, done) => done(null),
-    });
-    const got: number[] = [];
-    ep.listen((m) => void got.push(m.type), () => {});
+    const { ep, lines, got, clock, deliver } = endpoint();
     const otherKey = { current: new Uint8Array(createHash('sha256').update('another key').digest()) };
     const wrongKey = new FrameSealer({ cluster: 7, keyring: otherKey, sender: new Sender(1) });
     const wrongCluster = new FrameSealer({ cluster: 8, keyring: KEY, sender: new Sender(1) });
@@ -114,7 +100,7 @@ describe('frames of a shape this build does not read', () => {
     expect(String(warnings[1]!.f.hint)).toContain('cluster.id differs');
     expect(got).toEqual([]);
     expect(ep.drops()['bad-tag']).toBe(4);
-    now += 61_000;
+    clock.now += 61_000;
     deliver(wrongKey.seal(hb).frame);
     expect(lines.filter((l) => l.level === 'warn').at(-1)!.f).toMatchObject({ reason: 'bad-tag', alsoDropped: 3 });
   });
