@@ -78,7 +78,7 @@ import { BullyFencing, type BullyActivationStatus } from './bully-fencing.ts';
 import { bullyStateOf } from './bully-state.ts';
 import type { Keyring } from '../../src/wire/auth.ts';
 import { DEFAULT_MAX_FRAME, newDropCounters, type DropCounters } from '../../src/wire/codec.ts';
-import { EntryType, MsgType, engineOfType, type ClientReply, type ClientRequest, type Entry, type MemberConfig, type Message } from '../../src/wire/messages.ts';
+import { EntryType, MsgType, engineOfType, typeBelongsTo, type ClientReply, type ClientRequest, type Entry, type MemberConfig, type Message } from '../../src/wire/messages.ts';
 import { NO_NODE, type Index, type NodeId, type Term } from '../../src/types.ts';
 import type { Rng } from '../../src/rng.ts';
 import type { Cancel, Clock, Link, LinkEvent, Storage } from '../../hal/interfaces.ts';
@@ -1648,8 +1648,9 @@ export class EngineRuntime {
       // A type of another engine: a member configured with another `engine:` (dropped
       // here, before the fencing bookkeeping, counted and said; the engines also drop
       // types not their own).
-      const kind = engineOfType(m.type);
-      if (kind !== undefined && kind !== eng.name) return this.otherEngine(m.from, kind);
+      // (A Heartbeat, which Raft and Paxos share, at a ZAB node is one too: a Raft leader's
+      // heartbeats may be all such a node ever gets of it.)
+      if (!typeBelongsTo(m.type, eng.name)) return this.otherEngine(m.from, engineOfType(m.type) ?? 'raft or paxos');
       if (this.fencing) {
         this.fencing.peerSeen(m.from);
         this.noteAcknowledgement(m);

@@ -108,6 +108,18 @@ export function engineOfType(t: MsgType): 'raft' | 'bully' | 'paxos' | 'zab' | '
   return undefined;
 }
 
+/**
+ * Whether an engine named `engine` sends and takes messages of type `t`: its own types,
+ * the types Raft and Paxos share (for those two), and forwarded client requests (all).
+ * A message that fails this comes from a member configured with another engine.
+ */
+export function typeBelongsTo(t: MsgType, engine: 'raft' | 'bully' | 'paxos' | 'zab' | 'pbft'): boolean {
+  const own = engineOfType(t);
+  if (own !== undefined) return own === engine;
+  if (t === MsgType.ClientRequest || t === MsgType.ClientReply) return true;
+  return engine === 'raft' || engine === 'paxos';
+}
+
 export enum EntryType {
   /** Application command for the replicated state machine. */
   Normal = 0,
