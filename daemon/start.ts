@@ -211,6 +211,29 @@ export function lockDataDir(dir: string): () => void {
 }
 
 /**
+ * `text` as the whole of file `p` (mode 0600), replacing it atomically and durably: a
+ * temporary file written and fsynced, renamed over `p`, the directory fsynced (the
+ * rename is durable only then on ext4/f2fs). Throws the system's error.
+ */
+function writeFileDurably(p: string, text: string): void {
+  const tmp = `${p}.tmp`;
+  const fd = openSync(tmp, 'w', 0o600);
+  try {
+    writeSync(fd, text);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, p);
+  const dfd = openSync(dirname(p), 'r');
+  try {
+    fsyncSync(dfd);
+  } finally {
+    closeSync(dfd);
+  }
+}
+
+/**
  * This start's counter, kept in `<dataDir>/start.counter` (written atomically, fsynced):
  * max(previous + 1, seconds since the Unix epoch). It grows at every start, and comes
  * back above every earlier value even after the data directory was wiped, once the
@@ -227,22 +250,8 @@ function nextStartCounter(dir: string): number {
     /* first start */
   }
   const next = Math.min(0xffffffff, Math.max(prev + 1, Math.floor(Date.now() / 1000)));
-  const tmp = `${p}.tmp`;
   try {
-    const fd = openSync(tmp, 'w', 0o600);
-    try {
-      writeSync(fd, `${next}\n`);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, p);
-    const dfd = openSync(dir, 'r');
-    try {
-      fsyncSync(dfd);
-    } finally {
-      closeSync(dfd);
-    }
+    writeFileDurably(p, `${next}\n`);
   } catch (err) {
     // A write to a descriptor names no file ("ENOSPC: no space left on device, write"):
     // say which, and what a full disk means here.
@@ -280,21 +289,7 @@ function writeStateMark(dataDir: string, sub: string, warn: (msg: string) => voi
   const mark = stateMarkPath(dataDir, sub);
   try {
     if (existsSync(mark) || !existsSync(join(dataDir, sub, 'hardstate'))) return;
-    const tmp = `${mark}.tmp`;
-    const fd = openSync(tmp, 'w', 0o600);
-    try {
-      writeSync(fd, `the state of this node is in ${sub}/ (written at its first start there; see docs/install-pi.md before removing this file)\n`);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, mark);
-    const dfd = openSync(dataDir, 'r');
-    try {
-      fsyncSync(dfd);
-    } finally {
-      closeSync(dfd);
-    }
+    writeFileDurably(mark, `the state of this node is in ${sub}/ (written at its first start there; see docs/install-pi.md before removing this file)\n`);
   } catch (err) {
     warn(`cannot write ${mark}: ${(err as Error).message}${storageHint(err)}`);
   }
