@@ -70,10 +70,11 @@ export interface WireEndpointOptions {
  * 10 s and logging nothing above debug). They are also what a sender without the key
  * forges: hence the same bound, one line per reason a minute.
  */
+const OTHER_BUILD = ['frame dropped: a shape this build does not read', 'a member runs another quorumd version (or a foreign sender shares the broker): make every member run the same build (docs/install-pi.md, "Upgrading")'] as const;
 const WARNINGS = {
-  'bad-version': ['frame dropped: a shape this build does not read', 'a member runs another quorumd version (or a foreign sender shares the broker): make every member run the same build (docs/install-pi.md, "Upgrading")'],
-  'unknown-type': ['frame dropped: a shape this build does not read', 'a member runs another quorumd version (or a foreign sender shares the broker): make every member run the same build (docs/install-pi.md, "Upgrading")'],
-  'bad-field': ['frame dropped: a shape this build does not read', 'a member runs another quorumd version (or a foreign sender shares the broker): make every member run the same build (docs/install-pi.md, "Upgrading")'],
+  'bad-version': OTHER_BUILD,
+  'unknown-type': OTHER_BUILD,
+  'bad-field': OTHER_BUILD,
   'bad-tag': ['frame dropped: not authenticated under this cluster key', "a member whose cluster.keyFile holds another key (every member needs the same key: compare the files' sha256sum), a key rotation not finished on every member (docs/security.md), or a sender without the key"],
   'unknown-cluster': ['frame dropped: for another cluster id', 'a member whose cluster.id differs from this one (every member needs the same), or another cluster using the same broker topics'],
 } as const;
@@ -186,7 +187,7 @@ export class WireEndpoint {
       return;
     }
     this.shapeWarned.set(reason, { at: now ?? 0, since: 0 });
-    const [msg, hint] = WARNINGS[reason as keyof typeof WARNINGS] ?? WARNINGS['bad-version'];
+    const [msg, hint] = WARNINGS[reason as keyof typeof WARNINGS] ?? OTHER_BUILD;
     this.o.log('warn', msg, {
       node: this.o.id,
       reason,
