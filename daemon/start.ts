@@ -11,10 +11,12 @@
  *
  * Shutdown (SIGTERM/SIGINT, or `stop()`): a leader first hands leadership to the most
  * up-to-date voter (Raft thesis §3.10) and waits, bounded, until another node leads,
- * so that the cluster does not sit out an election timeout; then the HTTP server
- * closes, the runtime stops (pending requests answered 503/504), links close (MQTT
- * publishes an orderly "offline", so peers do not treat it as a crash) and the data
- * directory lock is released.
+ * so that the cluster does not sit out an election timeout. The HTTP API stops taking
+ * requests before that (new connections refused, new requests 503 "ask another node")
+ * and answers those it has (bounded: DRAIN_MAX_MS); then the runtime stops (what still
+ * waits is answered 503/504), links close (MQTT publishes an orderly "offline", so peers
+ * do not treat it as a crash), the HTTP server closes and the data directory lock is
+ * released.
  */
 import { EXIT } from './exit-codes.ts';
 import { exitOnUncaught } from './runtime/process-guard.ts';
@@ -733,12 +735,19 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     // No new slots; running jobs are stopped (SIGTERM, then SIGKILL) and their results reported while the runtime still runs.
     await jobs?.stop();
     await services?.stop();
+    // The HTTP API stops taking requests (refused, or answered 503 "ask another node"):
+    // those already received get their real answers, so the runtime runs on until they
+    // have them — a write forwarded to the leader or waiting for its commit, when its
+    // connection was dropped here, had been applied with its client left unable to tell.
+    const why = fatal ? `node ${cfg.self.name} stopped on a fatal error (${fatal.message.slice(0, 200)})` : `node ${cfg.self.name} is stopping`;
+    http.drain(why);
     // Engines that report their followers' progress (Raft) hand leadership over first;
     // the others' followers notice within one failure/election timeout.
     if (runtime.isLeader && !fatal) await handOver(runtime);
-    await http.close(fatal ? `node ${cfg.self.name} stopped on a fatal error (${fatal.message.slice(0, 200)}); ask another node` : undefined);
-    runtime.stop(); // closes the links too (and disarms the watchdog)
+    if (!(await http.allAnswered(DRAIN_MAX_MS))) log.warn({ waitedMs: DRAIN_MAX_MS }, 'stopping with API requests still unanswered: they are answered as the node stops (a write: outcome unknown)');
+    runtime.stop(); // closes the links too (and disarms the watchdog); answers whatever still waits
     fencing?.close();
+    await http.close(why);
     if (backend.active) hooks.fire({ event: 'inactive', term: runtime.status().term, token: backend.leader().token });
     await Promise.race([hooks.stop(), new Promise((r) => setTimeout(r, c.hooks.timeoutMs + 3000))]);
     unlock();
@@ -825,6 +834,15 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
   }
   return node;
 }
+
+/**
+ * The longest a planned stop waits for the API requests in progress to get their answers
+ * (ms), after the leader's hand-over. A write to a healthy cluster commits in a few ms; one
+ * still waiting after this (no quorum, its leader gone) is answered 504 "outcome unknown"
+ * as the runtime stops. Kept short: `quorumd dev` and service managers stop a node that
+ * takes seconds the hard way.
+ */
+export const DRAIN_MAX_MS = 2000;
 
 /**
  * The longest a node's engine clock waits at start for a reachable peer

@@ -69,6 +69,8 @@ interface Counted<S> {
   since: number;
   /** When the connection went idle (caller's clock, ms); NaN while busy or before its first request ended. */
   idleSince: number;
+  /** A request began on it at some time (`busy`). */
+  used: boolean;
 }
 
 export type Admission<S> = { refused: true } | { refused: false; evict: S | undefined; idle?: true };
@@ -152,7 +154,7 @@ export class AddressSlots<S extends object> {
     a.conns.add(conn);
     a.waiting.add(conn);
     this.held++;
-    this.counted.set(conn, { addr, a, since: now, idleSince: NaN });
+    this.counted.set(conn, { addr, a, since: now, idleSince: NaN, used: false });
     return idle ? { refused: false, evict, idle: true } : { refused: false, evict };
   }
 
@@ -170,7 +172,21 @@ export class AddressSlots<S extends object> {
   /** A request began on `conn`: never closed to make room until it is idle again. */
   busy(conn: S): void {
     const c = this.counted.get(conn);
-    if (c !== undefined) c.idleSince = NaN;
+    if (c !== undefined) {
+      c.idleSince = NaN;
+      c.used = true;
+    }
+  }
+
+  /**
+   * How long `conn` has had no request in progress at `now` (ms): since its last request
+   * ended, or since it was admitted when none has begun on it; NaN while a request is in
+   * progress, or for a connection not counted.
+   */
+  quietFor(conn: S, now: number): number {
+    const c = this.counted.get(conn);
+    if (c === undefined) return NaN;
+    return now - (c.used ? c.idleSince : c.since);
   }
 
   /** `conn` closed (or was evicted): no longer counted. Once; later calls do nothing. */

@@ -4,8 +4,8 @@
  * ExternalBackend → the same HTTP API, hooks and scheduled jobs as a Raft node; JSON
  * log lines on stdout (daemon/log.ts). No links, no local log: the service holds the state.
  *
- * Shutdown (SIGTERM/SIGINT, or `stop()`): scheduled jobs stop, the HTTP server
- * closes, then the engine switches itself off (inactive hook) and only then gives up
+ * Shutdown (SIGTERM/SIGINT, or `stop()`): scheduled jobs stop, the HTTP server stops
+ * taking requests, answers those it has (bounded) and closes, then the engine switches itself off (inactive hook) and only then gives up
  * its election key (etcd: revokes the lease; ZooKeeper: closes the session), so the
  * next node leads at once instead of after the TTL, and after this one stopped.
  *
@@ -30,7 +30,7 @@ import { buildFencing, DEFAULT_WATCHDOG_TIMEOUT_MS, type BuiltFencing } from '..
 import { systemClock } from '../../hal/clock.ts';
 import { Rng } from '../../src/rng.ts';
 import { ExternalFencing } from './fencing.ts';
-import { lockDataDir, type StartOptions } from '../start.ts';
+import { DRAIN_MAX_MS, lockDataDir, type StartOptions } from '../start.ts';
 import { ensureTokenFile } from '../config/secrets.ts';
 import type { ApiCredential } from '../http/auth.ts';
 import { ExternalBackend } from './backend.ts';
@@ -255,7 +255,11 @@ export async function startExternalNode(cfgOrFile: ResolvedConfig | string, opts
     stop: () => (stopping ??= (async () => {
       await jobs.stop();
       await services.stop();
-      await http.close();
+      // New requests refused; those received get their answers while the engine still runs.
+      const why = `node ${cfg.self.name} is stopping`;
+      http.drain(why);
+      if (!(await http.allAnswered(DRAIN_MAX_MS))) log.warn({ waitedMs: DRAIN_MAX_MS }, 'stopping with API requests still unanswered: they are answered as the node stops (a write: outcome unknown)');
+      await http.close(why);
       // The engine emits 'inactive' (hooks fire) before it gives up its key.
       await engine.stop();
       closeFencing();

@@ -122,12 +122,41 @@ export interface ApiServer {
   /** Counters of answered requests by status code, for /metrics and tests. */
   readonly counts: Map<number, number>;
   /**
-   * Stops listening and drops every connection. With `why` (the node stopped on a fatal
-   * error) every request still waiting for its answer gets 503 `{error: why, code:
-   * 'unavailable'}` first, instead of a dropped connection.
+   * A planned stop begins (`why`, e.g. "node n1 is stopping", is said in the answers):
+   * the server stops listening (a new connection is refused before any byte), a request
+   * that reaches it from now on is answered 503 `unavailable` with Retry-After and
+   * "not tried: ask another node", every watch ends with such an answer at once, every
+   * answer from now on is its connection's last (`Connection: close`), and a keep-alive
+   * connection is closed once it has been idle for DRAIN_IDLE_MS. Requests already in
+   * progress carry on and get their real answers: the backend must keep running until
+   * `allAnswered()`. Once; later calls do nothing.
+   */
+  drain(why: string): void;
+  /** Resolves once no request received waits for its answer (true), or after `maxMs` (false). */
+  allAnswered(maxMs: number): Promise<boolean>;
+  /**
+   * The end of a stop (drain(why) first if it was not called): a request still without
+   * its answer (the backend stopped under it) gets one — 503 for a read ("not
+   * answered": nothing was changed), 504 `outcome-unknown` for anything else — with
+   * `Connection: close`; connections are closed once their answers are out (idle
+   * keep-alive ones after DRAIN_IDLE_MS of quiet, so that a client that just got an
+   * answer and is sending its next request is answered rather than cut off); whatever
+   * is left after that, bounded, is destroyed. Resolves once the server is closed.
    */
   close(why?: string): Promise<void>;
 }
+
+/**
+ * During a stop, a keep-alive connection is closed once it has had no request for this
+ * long (ms). Closing an idle connection races with its client sending its next request
+ * on it at that moment (RFC 9112 §9.5): the client sees the connection close without an
+ * answer and cannot tell whether its request ran. A client in active use sends its next
+ * request within a few ms of an answer, and while the node stops that request is
+ * answered 503 with `Connection: close` (its client then opens a new connection, which
+ * is refused); a connection quiet this long is most likely one its client is not using.
+ * It is also what a stop waits at most for such connections.
+ */
+export const DRAIN_IDLE_MS = 250;
 
 const JSON_TYPE = 'application/json; charset=utf-8';
 
@@ -160,6 +189,19 @@ class HttpError extends Error {
 }
 
 const bad = (message: string, code = 'bad-request') => new HttpError(400, code, message);
+
+/** The abort reason of a watch ended by the node's stop (drain), not by its client. */
+const STOPPING = Symbol('node stopping');
+
+/** A watch's hold on one of the server's watch slots (openWatch). */
+export interface OpenWatch {
+  /** Aborts when the client went away, or the node stops (then `stopped()` says so). */
+  gone: AbortSignal;
+  /** The answer to end the watch with when the node's stop ended it (and its client is still there), else undefined. */
+  stopped: () => Error | undefined;
+  /** Gives the slot back (once). */
+  done: () => void;
+}
 
 /**
  * Durations in query parameters: `500ms`, `15s`, `2m`, `1h`, or a bare integer of
@@ -406,6 +448,14 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
     return list;
   }
   let closing = false;
+  /** Set by drain(): why the node stops (said in every answer from then on). */
+  let draining: string | undefined;
+  /** The watches waiting now: drain() ends each (its abort reason is STOPPING). */
+  const watchStops = new Set<AbortController>();
+  /** The server emitted 'close' (no listener, no connection left). */
+  let serverClosed = false;
+  let sweepTimer: ReturnType<typeof setInterval> | undefined;
+  let closed: Promise<void> | undefined;
 
   const httpFamilies = (): MetricFamily[] => [
     {
@@ -470,6 +520,10 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
     counts.set(status, (counts.get(status) ?? 0) + 1);
     const h: Record<string, string | number> = { Date: httpDateNow(), 'Cache-Control': 'no-store', ...headers };
     if (typeof body === 'string' && !('Content-Type' in h)) h['Content-Type'] = JSON_TYPE;
+    // Stopping: the last answer on its connection says so, and the connection closes after
+    // it. Not while requests pipelined behind it wait for theirs (they are answered first;
+    // the last of them closes it).
+    if (draining !== undefined && (unanswered.get(res.req.socket)?.length ?? 1) <= 1) h.Connection = 'close';
     h['Content-Length'] = typeof body === 'string' ? Buffer.byteLength(body) : body.length;
     res.writeHead(status, h);
     res.end(body);
@@ -683,7 +737,7 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
    * closes (when nothing is pipelined behind it), so that the refused ones do not hold
    * slots either.
    */
-  function openWatch(req: IncomingMessage, res: ServerResponse): { gone: AbortSignal; done: () => void } {
+  function openWatch(req: IncomingMessage, res: ServerResponse): OpenWatch {
     const addr = req.socket.remoteAddress ?? '?';
     const mine = watchesOf.get(addr) ?? 0;
     if (mine >= watchesPerAddress) {
@@ -702,12 +756,15 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
     res.once('close', closed);
     sock.once('close', closed);
     if (res.destroyed || sock.destroyed) ac.abort();
+    watchStops.add(ac);
     let open = true;
     return {
       gone: ac.signal,
+      stopped: () => (ac.signal.reason === STOPPING && !res.destroyed && !sock.destroyed ? watchStopped() : undefined),
       done: () => {
         if (!open) return;
         open = false;
+        watchStops.delete(ac);
         watches--;
         const left = (watchesOf.get(addr) ?? 1) - 1;
         if (left > 0) watchesOf.set(addr, left);
@@ -720,11 +777,16 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
 
   async function watch(req: IncomingMessage, res: ServerResponse, key: string, after: number, waitMs: number): Promise<void> {
     const w = openWatch(req, res);
+    // Ended by the node's stop (drain): a clear last answer; by the client going away: none.
+    const ended = () => {
+      const e = w.stopped();
+      if (e) throw e;
+    };
     try {
-      if (w.gone.aborted) return;
+      if (w.gone.aborted) return ended();
       const read = () => call((cb) => backend.get(key, { stale: true }, cb));
       let r = await read();
-      if (w.gone.aborted) return;
+      if (w.gone.aborted) return ended();
       const passed = (x: ClientResult) => x.status === 200 && (x.index ?? 0) > after;
       if (passed(r) || (r.status !== 200 && r.status !== 404)) return sendValue(res, r, key);
       const firstStatus = r.status;
@@ -761,10 +823,16 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
           poll = setTimeout(tick, 50);
         }
       });
-      if (!w.gone.aborted) sendValue(res, r, key);
+      if (w.gone.aborted) return ended();
+      sendValue(res, r, key);
     } finally {
       w.done();
     }
+  }
+
+  /** The last answer of a watch that the node's stop ended. */
+  function watchStopped(): HttpError {
+    return new HttpError(503, 'unavailable', `${draining ?? 'the node is stopping'}; the watch ended without a change: ask another node (with the same watch index)`, { retryAfter: 1 });
   }
 
   /** A wrong-lease 409 for `client`; the window restarts when it has passed. */
@@ -804,6 +872,8 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
    * The KV endpoints (the hot path) have a small async function of their own.
    */
   function route(req: IncomingMessage, res: ServerResponse): Promise<void> | void {
+    // Stopping (drain): nothing new is tried, whatever it is; the answer says where to go.
+    if (draining !== undefined) throw new HttpError(503, 'unavailable', `${draining}; this request was not tried: ask another node`, { retryAfter: 1 });
     const method = req.method ?? '';
     const rawUrl = req.url ?? '';
     if (req.headers.host === undefined && req.httpVersionMinor >= 1) throw bad('an HTTP/1.1 request needs a Host header (RFC 9112 §3.2), e.g. Host: 127.0.0.1');
@@ -1293,6 +1363,89 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
     } else socket.destroy();
   });
 
+  server.once('close', () => {
+    serverClosed = true;
+  });
+
+  /** ApiServer.drain. */
+  function drain(why: string): void {
+    if (draining !== undefined) return;
+    draining = why;
+    // Stop listening. Node's Server#close also closes every keep-alive connection idle at
+    // that instant, each a race with its client sending on it (a request that then gets
+    // no answer): those are left to sweepIdle, which waits until they are quiet.
+    const own = server.closeIdleConnections;
+    server.closeIdleConnections = () => {};
+    try {
+      if (server.listening) server.close();
+    } finally {
+      server.closeIdleConnections = own;
+    }
+    for (const ac of watchStops) ac.abort(STOPPING);
+    sweepTimer = setInterval(sweepIdle, 25);
+    sweepTimer.unref();
+    sweepIdle();
+  }
+
+  /**
+   * While stopping: closes each connection without a request in progress, no byte of a
+   * next one read, and quiet for DRAIN_IDLE_MS (after this poll phase, as
+   * closeUnlessRequest: a request that was waiting in the kernel is answered instead).
+   */
+  function sweepIdle(): void {
+    const now = performance.now();
+    let between: Set<Socket> | undefined;
+    for (const s of sockets) {
+      if (!(slots.quietFor(s, now) >= DRAIN_IDLE_MS)) continue;
+      if (!(between ??= parsersBetweenMessages()).has(s)) continue;
+      closeUnlessRequest(s);
+    }
+  }
+
+  const waiting = () => {
+    for (const l of lists) if (l.length > 0) return true;
+    return false;
+  };
+
+  /** ApiServer.allAnswered. */
+  async function allAnswered(maxMs: number): Promise<boolean> {
+    const end = performance.now() + maxMs;
+    for (let i = 0; i < 1_000_000 && waiting(); i++) {
+      if (performance.now() >= end) return false;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    return true;
+  }
+
+  /** ApiServer.close. */
+  function close(why?: string): Promise<void> {
+    closed ??= (async () => {
+      drain(why ?? 'the node is stopping');
+      const reason = why ?? draining!;
+      // Answers the backend gave as it stopped (callbacks, then promise jobs) go out first.
+      await new Promise((r) => setImmediate(r));
+      for (const l of lists) {
+        for (const res of l) {
+          if (res.headersSent || res.destroyed) continue;
+          const read = res.req.method === 'GET' || res.req.method === 'HEAD';
+          if (read) json(res, 503, { error: `${reason}; the request was not answered before it stopped (a read: nothing was changed): ask another node`, code: 'unavailable' }, { Connection: 'close', 'Retry-After': 1 });
+          else json(res, 504, { error: `${reason}; the request was not answered before it stopped and may or may not have been applied`, code: 'outcome-unknown' }, { Connection: 'close' });
+        }
+      }
+      // The answers leave and their connections close; idle keep-alive ones after their
+      // quiet time (sweepIdle); whatever is left then is dropped (bounded).
+      const end = performance.now() + DRAIN_IDLE_MS + 500;
+      for (let i = 0; i < 1_000_000 && sockets.size > 0 && performance.now() < end; i++) await new Promise((r) => setTimeout(r, 10));
+      closing = true;
+      if (sweepTimer !== undefined) clearInterval(sweepTimer);
+      if (backstopTimer !== undefined) clearTimeout(backstopTimer);
+      backstopTimer = undefined;
+      for (const s of sockets) s.destroy();
+      if (!serverClosed) await new Promise<void>((r) => server.once('close', () => r()));
+    })();
+    return closed;
+  }
+
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(opts.port ?? 7071, host, () => {
@@ -1302,27 +1455,9 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
         server,
         counts,
         address: () => ({ host: a.address, port: a.port }),
-        close: (why?: string) =>
-          new Promise<void>((r) => {
-            if (closing) return r();
-            closing = true;
-            if (backstopTimer !== undefined) clearTimeout(backstopTimer);
-            backstopTimer = undefined;
-            server.close(() => r());
-            const open = [...lists].flat();
-            if (why === undefined || open.length === 0) {
-              for (const s of sockets) s.destroy();
-              return;
-            }
-            for (const res of open) {
-              if (res.headersSent || res.destroyed) continue;
-              json(res, 503, { error: why, code: 'unavailable' }, { Connection: 'close' });
-            }
-            // The answers leave first; then whatever is left is dropped (bounded).
-            setTimeout(() => {
-              for (const s of sockets) s.destroy();
-            }, 300).unref();
-          }),
+        drain,
+        allAnswered,
+        close,
       });
     });
   });

@@ -33,9 +33,10 @@ export interface HttpTools {
   defaultWatchMs: number;
   /**
    * Takes one of the server's watch slots for the request (503 when none is left); `gone`
-   * aborts when the client goes away (also if it already has), `done()` gives the slot back.
+   * aborts when the client goes away (also if it already has) or the node stops, when
+   * `stopped()` is the watch's last answer (503, "ask another node"); `done()` gives the slot back.
    */
-  openWatch(req: IncomingMessage, res: ServerResponse): { gone: AbortSignal; done: () => void };
+  openWatch(req: IncomingMessage, res: ServerResponse): { gone: AbortSignal; stopped: () => Error | undefined; done: () => void };
 }
 
 const flag = (q: ReadonlyMap<string, string>, k: string, t: HttpTools): boolean => {
@@ -144,7 +145,10 @@ async function readCatalog(reg: ServiceRegistry, q: ReadonlyMap<string, string>,
   const open = t.openWatch(req, res);
   try {
     const c = await reg.watch(Number(w), waitMs, { stale: true, signal: open.gone });
-    return open.gone.aborted ? undefined : c;
+    if (!open.gone.aborted) return c;
+    const e = open.stopped();
+    if (e) throw e;
+    return undefined;
   } finally {
     open.done();
   }
