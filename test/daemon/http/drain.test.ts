@@ -1,0 +1,197 @@
+/**
+ * A planned stop of the API server (ApiServer.drain, allAnswered, close): no request
+ * the server received loses its connection without an answer.
+ *
+ * Before, close() destroyed every connection at once: a write waiting for its commit was
+ * applied while its client saw the connection drop, and could not tell. Now:
+ *
+ *   - a request in progress when the stop begins gets its real answer (the backend still
+ *     runs), with `Connection: close`;
+ *   - a request that reaches the server afterwards, on a kept-alive connection, is
+ *     answered 503 "not tried: ask another node" with Retry-After; a new connection is
+ *     refused (the listener is closed);
+ *   - a watch ends at once with such a 503;
+ *   - a keep-alive connection that was just used is not closed under its client, which
+ *     may be sending on it at that moment: a request on it is answered;
+ *   - what the backend never answered gets 504 (a write: outcome unknown) or 503 (a read)
+ *     from close(), not a dropped connection.
+ *
+ * Real HTTP over loopback, raw sockets (the test sees exactly what the client would).
+ */
+import * as net from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { startApiServer, type ApiServer } from '../../../daemon/http/server.ts';
+import type { ClientCallback } from '../../../daemon/runtime/index.ts';
+import { FakeBackend } from './fake-backend.ts';
+import { testToken } from '../../helpers/auth.ts';
+import { until } from '../../engines/servers.ts';
+
+const TOKEN = testToken();
+
+/** Puts to keys starting with `held/` wait until the test lets them through; so do reads of `held/...`. */
+class HeldBackend extends FakeBackend {
+  held: Array<() => void> = [];
+  override put(key: string, value: Uint8Array, o: { cas?: number }, cb: ClientCallback): void {
+    if (key.startsWith('held/')) this.held.push(() => super.put(key, value, o, cb));
+    else super.put(key, value, o, cb);
+  }
+  override get(key: string, o: { stale: boolean }, cb: ClientCallback): void {
+    if (key.startsWith('held/') && !o.stale) this.held.push(() => super.get(key, o, cb));
+    else super.get(key, o, cb);
+  }
+}
+
+let srv: ApiServer | undefined;
+const sockets: net.Socket[] = [];
+afterEach(async () => {
+  for (const s of sockets.splice(0)) s.destroy();
+  await srv?.close();
+  srv = undefined;
+});
+
+/** A raw keep-alive connection: what the server sent, and whether it closed it. */
+interface Conn {
+  s: net.Socket;
+  data: () => string;
+  ended: () => boolean;
+}
+
+function connect(port: number): Promise<Conn> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(port, '127.0.0.1');
+    let buf = '';
+    let end = false;
+    s.on('data', (d: Buffer) => (buf += d.toString('latin1')));
+    s.on('end', () => (end = true));
+    s.on('close', () => (end = true));
+    s.once('connect', () => resolve({ s, data: () => buf, ended: () => end }));
+    s.once('error', reject);
+    sockets.push(s);
+  });
+}
+
+const put = (key: string, body = 'v') => `PUT /v1/kv/${key} HTTP/1.1\r\nHost: q\r\nAuthorization: Bearer ${TOKEN}\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
+const get = (path: string) => `GET ${path} HTTP/1.1\r\nHost: q\r\nAuthorization: Bearer ${TOKEN}\r\n\r\n`;
+
+/** The complete answers in `raw` (status, headers lower-cased, body). */
+function answers(raw: string): Array<{ status: number; headers: Record<string, string>; body: string }> {
+  const out: Array<{ status: number; headers: Record<string, string>; body: string }> = [];
+  let rest = raw;
+  for (let i = 0; i < 100; i++) {
+    const h = rest.indexOf('\r\n\r\n');
+    if (h < 0) break;
+    const lines = rest.slice(0, h).split('\r\n');
+    const headers: Record<string, string> = {};
+    for (const l of lines.slice(1)) headers[l.slice(0, l.indexOf(':')).toLowerCase()] = l.slice(l.indexOf(':') + 1).trim();
+    const len = Number(headers['content-length'] ?? 0);
+    if (rest.length < h + 4 + len) break;
+    out.push({ status: Number(lines[0]!.split(' ')[1]), headers, body: rest.slice(h + 4, h + 4 + len) });
+    rest = rest.slice(h + 4 + len);
+  }
+  return out;
+}
+
+function refused(port: number): Promise<string> {
+  return new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1');
+    s.once('connect', () => {
+      s.destroy();
+      resolve('connected');
+    });
+    s.once('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
+  });
+}
+
+describe('a planned stop of the HTTP API', () => {
+  it('a write in progress gets its real answer; a request after the stop began gets 503 with Retry-After; new connections are refused', async () => {
+    const b = new HeldBackend();
+    srv = await startApiServer(b, { port: 0, token: TOKEN });
+    const port = srv.address().port;
+    const writer = await connect(port);
+    const other = await connect(port);
+    writer.s.write(put('held/a', 'x'));
+    await until('the write waiting in the backend', () => b.held.length === 1, 5000);
+    other.s.write(get('/v1/status'));
+    await until('the other connection answered once (kept alive)', () => answers(other.data()).length === 1, 5000);
+
+    srv.drain('node n1 is stopping');
+    // The kept-alive connection was used a moment ago: still open, and its next request is answered.
+    other.s.write(put('k', 'y'));
+    expect(await refused(port)).toBe('ECONNREFUSED');
+    await until('the request after the stop answered', () => answers(other.data()).length === 2, 5000);
+    const late = answers(other.data())[1]!;
+    expect(late.status).toBe(503);
+    expect(late.headers['retry-after']).toBe('1');
+    expect(late.headers.connection).toBe('close');
+    expect(JSON.parse(late.body)).toMatchObject({ code: 'unavailable' });
+    expect(JSON.parse(late.body).error).toMatch(/node n1 is stopping; this request was not tried: ask another node/);
+    expect(b.kv.get('k')).toBeUndefined();
+    await until('that connection closed by the server', () => other.ended(), 5000);
+
+    // The write still waits; its connection too.
+    expect(writer.ended()).toBe(false);
+    expect(await srv.allAnswered(50)).toBe(false);
+    b.held.shift()!();
+    await until('the write answered', () => answers(writer.data()).length === 1, 5000);
+    const a = answers(writer.data())[0]!;
+    expect(a.status).toBe(200);
+    expect(a.headers.connection).toBe('close');
+    expect(JSON.parse(a.body)).toEqual({ index: 1 });
+    expect(await srv.allAnswered(1000)).toBe(true);
+    await until('the write\'s connection closed after its answer', () => writer.ended(), 5000);
+    await srv.close('node n1 is stopping');
+  }, 30_000);
+
+  it('close(): what the backend never answered gets 504 (a write) or 503 (a read), not a dropped connection', async () => {
+    const b = new HeldBackend();
+    srv = await startApiServer(b, { port: 0, token: TOKEN, backstopMs: 60_000 });
+    const port = srv.address().port;
+    const w = await connect(port);
+    const r = await connect(port);
+    w.s.write(put('held/w'));
+    r.s.write(get('/v1/kv/held/r'));
+    await until('both waiting in the backend', () => b.held.length === 2, 5000);
+    await srv.close();
+    await until('both answered', () => answers(w.data()).length === 1 && answers(r.data()).length === 1, 5000);
+    const wa = answers(w.data())[0]!;
+    expect(wa.status).toBe(504);
+    expect(JSON.parse(wa.body)).toMatchObject({ code: 'outcome-unknown' });
+    expect(JSON.parse(wa.body).error).toMatch(/may or may not have been applied/);
+    const ra = answers(r.data())[0]!;
+    expect(ra.status).toBe(503);
+    expect(JSON.parse(ra.body)).toMatchObject({ code: 'unavailable' });
+    await until('both connections closed', () => w.ended() && r.ended(), 5000);
+  }, 30_000);
+
+  it('a watch ends at once with 503 "ask another node"', async () => {
+    srv = await startApiServer(new FakeBackend(), { port: 0, token: TOKEN, maxWatchMs: 120_000 });
+    const port = srv.address().port;
+    const c = await connect(port);
+    c.s.write(get('/v1/kv/never?watch=0&wait=100s'));
+    await new Promise((res) => setTimeout(res, 100));
+    const t0 = performance.now();
+    const closing = srv.close('node n1 is stopping');
+    await until('the watch answered', () => answers(c.data()).length === 1, 5000);
+    expect(performance.now() - t0).toBeLessThan(5000);
+    const a = answers(c.data())[0]!;
+    expect(a.status).toBe(503);
+    expect(a.headers['retry-after']).toBe('1');
+    expect(JSON.parse(a.body).error).toMatch(/node n1 is stopping; the watch ended without a change: ask another node/);
+    await closing;
+  }, 30_000);
+
+  it('a keep-alive connection just used is not closed under its client: a request sent on it a moment later is answered', async () => {
+    srv = await startApiServer(new FakeBackend(), { port: 0, token: TOKEN });
+    const port = srv.address().port;
+    const c = await connect(port);
+    c.s.write(get('/v1/status'));
+    await until('answered once', () => answers(c.data()).length === 1, 5000);
+    const closing = srv.close();
+    // A client that picks this pooled connection now sends on it: answered, not reset.
+    c.s.write(put('k'));
+    await until('the second request answered', () => answers(c.data()).length === 2, 5000);
+    expect(answers(c.data())[1]!.status).toBe(503);
+    await closing;
+    expect(c.ended()).toBe(true);
+  }, 30_000);
+});
