@@ -26,6 +26,10 @@
  * optional client certificates.
  *
  * Errors are `{error, code}`; 503 = definitely not applied, 504 = outcome unknown.
+ *
+ * A planned stop (drain, allAnswered, close; docs/api.md "Stopping a node") answers every
+ * request received before the connection closes: new connections are refused, new
+ * requests get 503 "ask another node", requests in progress their real answers.
  * Every malformed input (path, percent-encoding, query parameter, body size, header)
  * is a 400/404/405/413 naming it; an exception in a handler is a 500 and is logged,
  * never a crash. Keys may contain '/' (the rest of the path is the key).
