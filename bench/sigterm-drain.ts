@@ -6,7 +6,10 @@
  * (ECONNRESET, "socket hang up"), since a client then cannot tell whether the write
  * happened. Every 2xx-acknowledged write must be on the other nodes.
  *
- *   node --import tsx bench/sigterm-drain.ts [rounds=30] [target=both|leader|follower] [writers=4]
+ *   node --import tsx bench/sigterm-drain.ts [rounds=30] [target=both|leader|follower] [writers=4] [client=http|fetch]
+ *
+ * client=http: node:http with a keep-alive Agent; fetch: Node's fetch (undici, keep-alive
+ * by default; a lost connection is its UND_ERR_SOCKET).
  *
  * Real processes: a `quorumd broker` and three `quorumd start` (test/daemon/e2e/proc-cluster.ts).
  * Each round stops the target, counts, checks the survivors, and starts it again.
@@ -18,6 +21,7 @@ import { testToken } from '../test/helpers/auth.ts';
 const rounds = Number(process.argv[2] ?? 30);
 const mode = process.argv[3] ?? 'both';
 const writers = Number(process.argv[4] ?? 4);
+const client = process.argv[5] ?? 'http';
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 type Outcome = { kind: 'answered'; status: number; body: string } | { kind: 'refused' } | { kind: 'dropped'; code: string };
@@ -44,6 +48,17 @@ function put(agent: Agent, url: string, path: string, body: string, token: strin
     });
     req.end(body);
   });
+}
+
+async function putFetch(url: string, path: string, body: string, token: string): Promise<Outcome> {
+  try {
+    const r = await fetch(new URL(path, url), { method: 'PUT', body, headers: { Authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(30_000) });
+    return { kind: 'answered', status: r.status, body: await r.text() };
+  } catch (e) {
+    const code = ((e as { cause?: { code?: string } }).cause?.code ?? (e as Error).message);
+    // undici refuses at connect before it writes a byte of the request.
+    return code === 'ECONNREFUSED' ? { kind: 'refused' } : { kind: 'dropped', code };
+  }
 }
 
 async function get(url: string, key: string, token: string): Promise<number> {
@@ -78,7 +93,7 @@ async function main(): Promise<void> {
       const loops = Array.from({ length: writers }, async (_, w) => {
         for (let seq = 0; !stop && seq < 100_000; seq++) {
           const key = `drain/r${round}/w${w}/${seq}`;
-          const o = await put(agent, target.url, `/v1/kv/${key}`, String(seq), token);
+          const o = client === 'fetch' ? await putFetch(target.url, `/v1/kv/${key}`, String(seq), token) : await put(agent, target.url, `/v1/kv/${key}`, String(seq), token);
           outcomes.push({ key, o });
           if (o.kind === 'refused') break; // the node is gone: a client would go elsewhere
         }
@@ -122,7 +137,7 @@ async function main(): Promise<void> {
   } finally {
     await c.stop();
   }
-  console.log(`TOTAL ${rounds} rounds (${mode}, ${writers} writers): answered ${totals.answered} (${[...totals.byStatus].map(([s, n]) => `${s}:${n}`).join(' ')}), refused ${totals.refused}, dropped without answer ${totals.dropped} (applied: ${totals.droppedApplied}), acked but missing ${totals.ackedMissing}`);
+  console.log(`TOTAL ${rounds} rounds (${mode}, ${writers} writers, ${client}): answered ${totals.answered} (${[...totals.byStatus].map(([s, n]) => `${s}:${n}`).join(' ')}), refused ${totals.refused}, dropped without answer ${totals.dropped} (applied: ${totals.droppedApplied}), acked but missing ${totals.ackedMissing}`);
 }
 
 await main();
