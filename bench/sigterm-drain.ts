@@ -81,7 +81,7 @@ async function get(url: string, key: string, token: string): Promise<number> {
 async function main(): Promise<void> {
   const token = testToken();
   const c = await ProcCluster.start(3);
-  const totals = { answered: 0, refused: 0, dropped: 0, droppedApplied: 0, ackedMissing: 0, byStatus: new Map<number, number>() };
+  const totals = { exitMs: [] as number[], answered: 0, refused: 0, dropped: 0, droppedApplied: 0, ackedMissing: 0, byStatus: new Map<number, number>() };
   try {
     let leader = await c.waitLeader(60_000);
     for (let round = 0; round < rounds; round++) {
@@ -100,8 +100,11 @@ async function main(): Promise<void> {
       });
       await sleep(300 + Math.floor(Math.random() * 200));
       const exited = new Promise<void>((r) => target.child!.once('exit', () => r()));
+      const tSig = performance.now();
       c.kill(target, 'SIGTERM');
       await exited;
+      const exitMs = performance.now() - tSig;
+      totals.exitMs.push(exitMs);
       await sleep(200);
       stop = true;
       await Promise.all(loops);
@@ -130,14 +133,14 @@ async function main(): Promise<void> {
       totals.answered += answered;
       totals.refused += refused;
       totals.dropped += dropped;
-      console.log(`round ${round} target ${target.name} (${wantLeader ? 'leader' : 'follower'}): ${outcomes.length} requests, ${answered} answered, ${refused} refused, ${dropped} dropped${drops.length ? `: ${drops.join(', ')}` : ''}`);
+      console.log(`round ${round} target ${target.name} (${wantLeader ? 'leader' : 'follower'}): exit ${exitMs.toFixed(0)} ms after SIGTERM, ${outcomes.length} requests, ${answered} answered, ${refused} refused, ${dropped} dropped${drops.length ? `: ${drops.join(', ')}` : ''}`);
       c.spawn(target);
       leader = await c.waitLeader(60_000);
     }
   } finally {
     await c.stop();
   }
-  console.log(`TOTAL ${rounds} rounds (${mode}, ${writers} writers, ${client}): answered ${totals.answered} (${[...totals.byStatus].map(([s, n]) => `${s}:${n}`).join(' ')}), refused ${totals.refused}, dropped without answer ${totals.dropped} (applied: ${totals.droppedApplied}), acked but missing ${totals.ackedMissing}`);
+  console.log(`TOTAL ${rounds} rounds (${mode}, ${writers} writers, ${client}): answered ${totals.answered} (${[...totals.byStatus].map(([s, n]) => `${s}:${n}`).join(' ')}), refused ${totals.refused}, dropped without answer ${totals.dropped} (applied: ${totals.droppedApplied}), acked but missing ${totals.ackedMissing}; SIGTERM to exit ms: ${totals.exitMs.map((x) => x.toFixed(0)).join(' ')}`);
 }
 
 await main();
