@@ -161,6 +161,19 @@ describe('AddressSlots: connections per address, room made by closing the oldest
     expect(s.admit(conn('cli'), '127.0.0.1', 1000)).toEqual({ refused: false, evict: a });
   });
 
+  it('quietFor: since admission before any request, NaN while one is in progress, since the last answer after', () => {
+    const s = new AddressSlots<{ name: string }>(4);
+    const a = conn('a');
+    s.admit(a, '10.0.0.1', 100);
+    expect(s.quietFor(a, 350)).toBe(250);
+    s.busy(a);
+    expect(s.quietFor(a, 400)).toBeNaN();
+    s.idle(a, 500);
+    expect(s.quietFor(a, 560)).toBe(60);
+    s.release(a);
+    expect(s.quietFor(a, 600)).toBeNaN();
+  });
+
   it('refuses bounds that are not positive integers, naming them', () => {
     expect(() => new AddressSlots(4, { total: 0 })).toThrow(/connections in all: expected an integer >= 1, got 0/);
     expect(() => new AddressSlots(4, { minIdleMs: -1 })).toThrow(/minimum idle time: expected a number of ms >= 0, got -1/);

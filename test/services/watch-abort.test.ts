@@ -67,4 +67,22 @@ describe('service watches and closed clients', () => {
       expect(kv.listeners).toBe(0);
     }, 20_000);
   }
+
+  it('a service watch open when the node stops ends at once with 503 "ask another node"', async () => {
+    const kv = new StillKv();
+    const registry = new ServiceRegistry(kv, { self: 'n1', nodeTtlMs: 600, scriptChecks: false, log: { debug: () => undefined, info: () => undefined, warn: () => undefined } });
+    const port = await freePort();
+    srv = await startApiServer(new FakeBackend(), { host: '127.0.0.1', port, token: testToken(), maxWatchMs: 120_000, services: { registry, handle: handleServices } });
+    const s = await rawWatch(port, '/v1/services/web?watch=5&wait=100s');
+    let got = '';
+    s.on('data', (d: Buffer) => (got += d.toString()));
+    await until('the watch waiting', () => kv.listeners === 1, 5000);
+    const closing = srv.close('node n1 is stopping');
+    await until('the watch answered', () => got.includes('\r\n\r\n{'), 5000);
+    expect(got).toMatch(/^HTTP\/1\.1 503 /);
+    expect(got).toMatch(/\r\nRetry-After: 1\r\n/i);
+    expect(got).toMatch(/node n1 is stopping; the watch ended without a change: ask another node/);
+    await closing;
+    expect(kv.listeners).toBe(0);
+  });
 });
