@@ -140,8 +140,9 @@ export interface ApiServer {
   allAnswered(maxMs: number): Promise<boolean>;
   /**
    * The end of a stop (drain(why) first if it was not called): a request still without
-   * its answer (the backend stopped under it) gets one — 503 for a read ("not
-   * answered": nothing was changed), 504 `outcome-unknown` for anything else — with
+   * its answer (the backend stopped under it) gets one — 503 for a read or a request
+   * whose body had not all arrived (nothing was changed), 504 `outcome-unknown` for
+   * anything else — with
    * `Connection: close`; connections are closed once their answers are out (idle
    * keep-alive ones after DRAIN_IDLE_MS of quiet, so that a client that just got an
    * answer and is sending its next request is answered rather than cut off); whatever
@@ -1432,7 +1433,8 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
         for (const res of l) {
           if (res.headersSent || res.destroyed) continue;
           const read = res.req.method === 'GET' || res.req.method === 'HEAD';
-          if (read) json(res, 503, { error: `${reason}; the request was not answered before it stopped (a read: nothing was changed): ask another node`, code: 'unavailable' }, { Connection: 'close', 'Retry-After': 1 });
+          // A body not received in full was never acted on.
+          if (read || !res.req.complete) json(res, 503, { error: `${reason}; the request was not answered before it stopped (${read ? 'a read' : 'its body had not arrived'}: nothing was changed): ask another node`, code: 'unavailable' }, { Connection: 'close', 'Retry-After': 1 });
           else json(res, 504, { error: `${reason}; the request was not answered before it stopped and may or may not have been applied`, code: 'outcome-unknown' }, { Connection: 'close' });
         }
       }

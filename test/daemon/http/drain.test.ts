@@ -163,6 +163,22 @@ describe('a planned stop of the HTTP API', () => {
     await until('both connections closed', () => w.ended() && r.ended(), 5000);
   }, 30_000);
 
+  it('close(): a write whose body had not all arrived gets 503 (never tried), not 504', async () => {
+    const b = new HeldBackend();
+    srv = await startApiServer(b, { port: 0, token: TOKEN });
+    const port = srv.address().port;
+    const c = await connect(port);
+    // 10 bytes announced, 3 sent.
+    c.s.write(`PUT /v1/kv/k HTTP/1.1\r\nHost: q\r\nAuthorization: Bearer ${TOKEN}\r\nContent-Length: 10\r\n\r\nabc`);
+    await until('the request received', () => srv!.counts.size === 0 && srv!.allAnswered(0).then((x) => !x), 5000);
+    await srv.close('node n1 is stopping');
+    await until('answered', () => answers(c.data()).length === 1, 5000);
+    const a = answers(c.data())[0]!;
+    expect(a.status).toBe(503);
+    expect(JSON.parse(a.body).error).toMatch(/node n1 is stopping; the request was not answered before it stopped \(its body had not arrived: nothing was changed\)/);
+    expect(b.kv.get('k')).toBeUndefined();
+  }, 30_000);
+
   it('a watch ends at once with 503 "ask another node"', async () => {
     srv = await startApiServer(new FakeBackend(), { port: 0, token: TOKEN, maxWatchMs: 120_000 });
     const port = srv.address().port;
