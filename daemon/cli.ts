@@ -7,6 +7,7 @@
  */
 import { pathToFileURL } from 'node:url';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { QUORUMD_VERSION } from './version.ts';
 import { EXIT, EXIT_TABLE, endQuietlyOnClosedOutput, NotImplementedError, reportCommandError, UsageError } from './exit-codes.ts';
 
 export { EXIT_NOT_IMPLEMENTED, NotImplementedError } from './exit-codes.ts';
@@ -27,7 +28,7 @@ function notYet(what: string, issue: string): never {
 export function buildProgram(): Command {
   const program = new Command('quorumd')
     .description('Consensus daemon for small Linux boards: one leader, replicated state, fenced actuators.')
-    .version('0.1.0')
+    .version(QUORUMD_VERSION)
     .showHelpAfterError()
     .exitOverride()
     .addHelpText('after', `\nExit status (every command; docs/cli.md):\n${EXIT_TABLE.map(([c, m]) => `  ${c}  ${m}`).join('\n')}\n`);

@@ -239,7 +239,9 @@ export async function statusTable(nodes: string[]): Promise<string> {
  * other error answer. A node's problem is printed in full below the table, never cut.
  */
 export async function statusReport(nodes: string[]): Promise<{ text: string; exit: number }> {
-  const rows: string[][] = [['NODE', 'URL', 'ROLE', 'TERM', 'LEADER', 'ACTIVE', 'COMMIT', 'APPLIED', 'LINKS']];
+  const rows: string[][] = [['NODE', 'URL', 'ROLE', 'TERM', 'LEADER', 'ACTIVE', 'COMMIT', 'APPLIED', 'LINKS', 'VERSION']];
+  // Which quorumd each node runs (a node of a build before the field existed does not say: "-").
+  const versions = new Map<string, string>();
   const notes: string[] = [];
   const problems: string[] = [];
   const exits: number[] = [];
@@ -262,7 +264,7 @@ export async function statusReport(nodes: string[]): Promise<{ text: string; exi
           }
           problems.push(`${n}: HTTP ${r.status}: ${msg}`);
           exits.push(exitForStatus(r.status));
-          return ['?', n, `HTTP ${r.status}`, '', '', '', '', '', ''];
+          return ['?', n, `HTTP ${r.status}`, '', '', '', '', '', '', ''];
         }
         const s = jsonOf(r);
         const links = Array.isArray(s.links) ? (s.links as Array<{ name?: string; up?: boolean }>).map((l) => `${l.name}${l.up === false ? '(down)' : ''}`).join(',') : '';
@@ -279,19 +281,23 @@ export async function statusReport(nodes: string[]): Promise<{ text: string; exi
         // A witness votes but never leads and keeps no data: its commit/applied are not a replica's.
         const role = s.witness === true ? `${String(s.role)} (witness)` : String(s.role);
         if (s.witness === true) notes.push(`${String(s.id)} is a witness: it votes, never leads and keeps no data`);
-        return [String(s.id), n, role, String(s.term), String(s.leader ?? '-'), s.active ? 'yes' : elected ? 'elected' : 'no', String(s.commitIndex), String(s.appliedIndex), links];
+        const version = typeof s.version === 'string' && s.version !== '' ? shown(s.version) : '-';
+        versions.set(String(s.id), version);
+        return [String(s.id), n, role, String(s.term), String(s.leader ?? '-'), s.active ? 'yes' : elected ? 'elected' : 'no', String(s.commitIndex), String(s.appliedIndex), links, version];
       } catch (err) {
         // Bad input of our own (the token file): not a node's problem, and exit 2 for all.
         if (!(err instanceof ClientError) || err.badInput) throw err;
         problems.push(`${n}: ${err.message}`);
         exits.push(EXIT_UNAVAILABLE);
-        return ['?', n, 'unreachable', '', '', '', '', '', ''];
+        return ['?', n, 'unreachable', '', '', '', '', '', '', ''];
       }
     }),
   );
   rows.push(...results);
   let out = pad(rows);
   if (problems.length) out += '\n' + problems.map((x) => `  ${x}`).join('\n') + '\n';
+  // A rolling upgrade under way (or one forgotten): say so, once, with who runs what.
+  if (new Set(versions.values()).size > 1) notes.push(`the nodes run different quorumd versions: ${[...versions].map(([id, v]) => `${id} ${v === '-' ? 'an older one (no version reported)' : v}`).join(', ')}`);
   if (notes.length) out += '\n' + notes.map((x) => `  ${x}`).join('\n') + '\n';
   if (history !== undefined) {
     const all = [...history.values()];
