@@ -138,7 +138,11 @@ export async function callFirstReached(nodes: string | URL[], method: string, pa
   throw new ClientError(`no node of --node was reached: ${missed.join('; ')}`, { notSent: true });
 }
 
-/** One request; rejects with ClientError on network problems or timeout (the outcome is then unknown). */
+/**
+ * One request; rejects with ClientError on network problems or timeout. `notSent` on
+ * the error says the node certainly received nothing (refused, no route, unknown host,
+ * no connection within the connect timeout); otherwise a write's outcome is unknown.
+ */
 export function call(base: string | URL, method: string, path: string, opts: CallOptions = {}): Promise<Reply> {
   const u = typeof base === 'string' ? nodeUrl(base) : base;
   // QUORUMD_API_TOKEN, not QUORUMD_TOKEN: that one is the *fencing* token in hooks and jobs.
@@ -176,11 +180,6 @@ export function call(base: string | URL, method: string, path: string, opts: Cal
     // Whether the connection is open (for https: the TLS handshake done), so that the
     // request may have left: until then a timeout means the node received nothing.
     let open = false;
-    // A kept-alive socket is open already; a new one is still connecting here.
-    req.on('socket', (sock) => {
-      if (!sock.connecting) open = true;
-      else sock.once(secure ? 'secureConnect' : 'connect', () => (open = true));
-    });
     const connectTimer = setTimeout(() => {
       if (!open) req.destroy(new ClientError(`${method} ${u.origin}${path}: no connection within ${connectTimeoutMs} ms (the node was not reached)`, { notSent: true }));
     }, connectTimeoutMs);
@@ -188,6 +187,15 @@ export function call(base: string | URL, method: string, path: string, opts: Cal
       () => req.destroy(new ClientError(open ? `${method} ${u.origin}${path}: no answer within ${timeoutMs} ms` : `${method} ${u.origin}${path}: no connection within ${timeoutMs} ms (the node was not reached)`, { notSent: !open })),
       timeoutMs,
     );
+    const opened = () => {
+      open = true;
+      clearTimeout(connectTimer);
+    };
+    // A kept-alive socket is open already; a new one is still connecting here.
+    req.on('socket', (sock) => {
+      if (!sock.connecting) opened();
+      else sock.once(secure ? 'secureConnect' : 'connect', opened);
+    });
     req.on('close', () => clearTimeout(connectTimer));
     req.on('error', (err) => {
       clearTimeout(timer);
