@@ -4,9 +4,9 @@
  * notice it gone and its data left behind. It stops as on Ctrl-C: exit 0, every node
  * stopped by it (SIGTERM: the leader hands over first), none left running.
  *
- * The same real cluster also serves the `--node URL1,URL2` check of the CLI against
- * live nodes: a list whose first URL is a port where nothing listens reaches the
- * second node, for a write and a read.
+ * The same real cluster also serves two CLI checks against live nodes: a `--node`
+ * list whose first URL is a port where nothing listens reaches the second node, for a
+ * write and a read; and `quorumd status` shows the version each node runs.
  */
 import { spawnTied } from '../helpers/tied.ts';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -78,6 +78,15 @@ describe('quorumd dev and SIGHUP', () => {
     expect(put, put.err).toMatchObject({ code: 0, out: expect.stringMatching(/^index=\d+\n$/) });
     const get = await cli(['kv', 'get', 'sighup-key', '--node', list(2)]);
     expect(get, get.err).toMatchObject({ code: 0, out: 'v1' });
+
+    // Every node says which quorumd it runs: this checkout's version, in the last column.
+    const version = (JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'package.json'), 'utf8')) as { version: string }).version;
+    const st = await cli(['status', '--node', [1, 2, 3].map((k) => `http://127.0.0.1:${base + k}`).join(',')]);
+    expect(st.code, st.out + st.err).toBe(0);
+    const rows = st.out.split('\n').filter((l) => /^n\d\s/.test(l));
+    expect(rows).toHaveLength(3);
+    for (const r of rows) expect(r.trimEnd().endsWith(` ${version}`), r).toBe(true);
+    expect(st.out).not.toContain('different quorumd versions');
 
     dev.kill('SIGHUP');
     const how = await Promise.race([exited, new Promise<undefined>((r) => setTimeout(() => r(undefined), 60_000))]);
