@@ -7,6 +7,7 @@
  */
 import { pathToFileURL } from 'node:url';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { QUORUMD_VERSION } from './version.ts';
 import { EXIT, EXIT_TABLE, endQuietlyOnClosedOutput, NotImplementedError, reportCommandError, UsageError } from './exit-codes.ts';
 
 export { EXIT_NOT_IMPLEMENTED, NotImplementedError } from './exit-codes.ts';
@@ -27,7 +28,7 @@ function notYet(what: string, issue: string): never {
 export function buildProgram(): Command {
   const program = new Command('quorumd')
     .description('Consensus daemon for small Linux boards: one leader, replicated state, fenced actuators.')
-    .version('0.1.0')
+    .version(QUORUMD_VERSION)
     .showHelpAfterError()
     .exitOverride()
     .addHelpText('after', `\nExit status (every command; docs/cli.md):\n${EXIT_TABLE.map(([c, m]) => `  ${c}  ${m}`).join('\n')}\n`);
@@ -99,8 +100,9 @@ export function buildProgram(): Command {
 
   // QUORUMD_API_URL, not QUORUMD_NODE: hooks and jobs get QUORUMD_NODE = the node's *name*
   // (and QUORUMD_API_URL = its API), so `quorumd kv put` inside a job reaches its own node.
-  const nodeOpt = ['--node <url>', 'node API URL(s), comma-separated (env QUORUMD_API_URL)', process.env.QUORUMD_API_URL ?? 'http://127.0.0.1:7071'] as const;
-  const firstNode = (n: string) => n.split(',')[0]!.trim();
+  // A list: the command goes to the first node that can be reached; the next is tried
+  // only when the request certainly did not arrive (daemon/client/http.ts callFirstReached).
+  const nodeOpt = ['--node <url>', 'node API URL, or several comma-separated: the next one is tried only when a node was certainly not reached (refused, no route, unknown host, no connection within 5 s), never once the request may have arrived (env QUORUMD_API_URL)', process.env.QUORUMD_API_URL ?? 'http://127.0.0.1:7071'] as const;
   // Engine pbft: gather f + 1 matching signed replies from every --node (daemon/client/pbft.ts).
   const pbftOpt = ['--pbft <config>', 'engine pbft: trust a result only when f + 1 nodes signed it; asks every --node URL; keys from this node config file (env QUORUMD_PBFT_CONFIG)', process.env.QUORUMD_PBFT_CONFIG] as const;
   // The API token: --token-file, QUORUMD_API_TOKEN(_FILE), --data-dir / QUORUMD_DATA_DIR, /var/lib/quorumd (daemon/client/token.ts).
@@ -121,7 +123,7 @@ export function buildProgram(): Command {
     .command('status')
     .description('show the cluster as seen by a node (one row per --node URL)')
     .option('--watch', 'refresh every second until Ctrl-C')
-    .option(...nodeOpt)
+    .option('--node <url>', 'node API URL, or several comma-separated: one row each (env QUORUMD_API_URL)', nodeOpt[2])
     .action(async (opts: { watch?: boolean; node: string }) => {
       const c = await import('./client/commands.ts');
       process.exitCode = await c.status(opts.node, { watch: opts.watch === true });
@@ -136,7 +138,7 @@ export function buildProgram(): Command {
     .action(async (key: string, opts: { stale?: boolean; node: string; pbft?: string }) => {
       const c = await import('./client/commands.ts');
       if (opts.pbft !== undefined && opts.stale) throw new UsageError('quorumd kv get: --stale and --pbft do not go together (a --pbft read is ordered and signed)');
-      process.exitCode = opts.pbft !== undefined ? await c.kvPbft(opts.node, opts.pbft, { kind: 'get', key }) : await c.kvGet(firstNode(opts.node), key, { stale: opts.stale === true });
+      process.exitCode = opts.pbft !== undefined ? await c.kvPbft(opts.node, opts.pbft, { kind: 'get', key }) : await c.kvGet(opts.node, key, { stale: opts.stale === true });
     }));
   tokenOpts(kv.command('put <key> <value>')
     .description('write a value; prints index=<n>')
@@ -145,7 +147,7 @@ export function buildProgram(): Command {
     .option(...pbftOpt)
     .action(async (key: string, value: string, opts: { cas?: number; node: string; pbft?: string }) => {
       const c = await import('./client/commands.ts');
-      process.exitCode = opts.pbft !== undefined ? await c.kvPbft(opts.node, opts.pbft, { kind: 'put', key, value, ...(opts.cas !== undefined ? { cas: opts.cas } : {}) }) : await c.kvPut(firstNode(opts.node), key, value, { cas: opts.cas });
+      process.exitCode = opts.pbft !== undefined ? await c.kvPbft(opts.node, opts.pbft, { kind: 'put', key, value, ...(opts.cas !== undefined ? { cas: opts.cas } : {}) }) : await c.kvPut(opts.node, key, value, { cas: opts.cas });
     }));
   tokenOpts(kv.command('del <key>')
     .description('delete a key; prints index=<n>')
@@ -154,7 +156,7 @@ export function buildProgram(): Command {
     .option(...pbftOpt)
     .action(async (key: string, opts: { cas?: number; node: string; pbft?: string }) => {
       const c = await import('./client/commands.ts');
-      process.exitCode = opts.pbft !== undefined ? await c.kvPbft(opts.node, opts.pbft, { kind: 'del', key, ...(opts.cas !== undefined ? { cas: opts.cas } : {}) }) : await c.kvDel(firstNode(opts.node), key, { cas: opts.cas });
+      process.exitCode = opts.pbft !== undefined ? await c.kvPbft(opts.node, opts.pbft, { kind: 'del', key, ...(opts.cas !== undefined ? { cas: opts.cas } : {}) }) : await c.kvDel(opts.node, key, { cas: opts.cas });
     }));
 
   tokenOpts(program
@@ -164,7 +166,7 @@ export function buildProgram(): Command {
     .option(...nodeOpt)
     .action(async (opts: { json?: boolean; node: string }) => {
       const c = await import('./client/commands.ts');
-      process.exitCode = await c.jobs(firstNode(opts.node), { json: opts.json === true });
+      process.exitCode = await c.jobs(opts.node, { json: opts.json === true });
     }));
 
   const svc = program.command('services').description('service discovery: instances with health checks, tied to their node\'s liveness');
@@ -177,7 +179,7 @@ export function buildProgram(): Command {
     .option(...nodeOpt)
     .action(async (name: string | undefined, opts: { healthy?: boolean; tag?: string; json?: boolean; node: string }) => {
       const c = await import('./client/services.ts');
-      process.exitCode = await c.servicesList(firstNode(opts.node), name, opts);
+      process.exitCode = await c.servicesList(opts.node, name, opts);
     }));
   tokenOpts(svc.command('register <name> <instance>')
     .description('register an instance on the node asked (it runs the check; its liveness keeps the instance); prints index=<n> health=<h>')
@@ -194,14 +196,14 @@ export function buildProgram(): Command {
     .option(...nodeOpt)
     .action(async (name: string, instance: string, opts: { address: string; port: number; node: string }) => {
       const c = await import('./client/services.ts');
-      process.exitCode = await c.servicesRegister(firstNode(opts.node), name, instance, opts);
+      process.exitCode = await c.servicesRegister(opts.node, name, instance, opts);
     }));
   tokenOpts(svc.command('deregister <name> <instance>')
     .description('remove an instance; prints index=<n>')
     .option(...nodeOpt)
     .action(async (name: string, instance: string, opts: { node: string }) => {
       const c = await import('./client/services.ts');
-      process.exitCode = await c.servicesDeregister(firstNode(opts.node), name, instance);
+      process.exitCode = await c.servicesDeregister(opts.node, name, instance);
     }));
   tokenOpts(svc.command('pass <name> <instance>')
     .description('TTL heartbeat of an instance (ask the node that registered it)')
@@ -209,7 +211,7 @@ export function buildProgram(): Command {
     .option(...nodeOpt)
     .action(async (name: string, instance: string, opts: { note?: string; node: string }) => {
       const c = await import('./client/services.ts');
-      process.exitCode = await c.servicesPass(firstNode(opts.node), name, instance, opts);
+      process.exitCode = await c.servicesPass(opts.node, name, instance, opts);
     }));
   tokenOpts(svc.command('watch [name]')
     .description('print the catalog (or NAME\'s instances) as a JSON line now and at every change, until Ctrl-C')
@@ -219,7 +221,7 @@ export function buildProgram(): Command {
     .option(...nodeOpt)
     .action(async (name: string | undefined, opts: { healthy?: boolean; tag?: string; count?: number; node: string }) => {
       const c = await import('./client/services.ts');
-      process.exitCode = await c.servicesWatch(firstNode(opts.node), name, opts);
+      process.exitCode = await c.servicesWatch(opts.node, name, opts);
     }));
 
   const lock = program.command('lock').description('locks with fencing tokens');
@@ -231,7 +233,7 @@ export function buildProgram(): Command {
     .option(...pbftOpt)
     .action(async (name: string, opts: { ttl: string; owner: string; node: string; pbft?: string }) => {
       const c = await import('./client/commands.ts');
-      process.exitCode = opts.pbft !== undefined ? await c.lockPbft(opts.node, opts.pbft, { kind: 'acquire', name, ttl: opts.ttl, owner: opts.owner }) : await c.lockAcquire(firstNode(opts.node), name, opts);
+      process.exitCode = opts.pbft !== undefined ? await c.lockPbft(opts.node, opts.pbft, { kind: 'acquire', name, ttl: opts.ttl, owner: opts.owner }) : await c.lockAcquire(opts.node, name, opts);
     }));
   tokenOpts(lock.command('release <name>')
     .description('release a lock: --lease is the lease id the acquire printed (the fencing token releases nothing)')
@@ -240,7 +242,7 @@ export function buildProgram(): Command {
     .option(...pbftOpt)
     .action(async (name: string, opts: { lease: string; node: string; pbft?: string }) => {
       const c = await import('./client/commands.ts');
-      process.exitCode = opts.pbft !== undefined ? await c.lockPbft(opts.node, opts.pbft, { kind: 'release', name, lease: opts.lease }) : await c.lockRelease(firstNode(opts.node), name, opts);
+      process.exitCode = opts.pbft !== undefined ? await c.lockPbft(opts.node, opts.pbft, { kind: 'release', name, lease: opts.lease }) : await c.lockRelease(opts.node, name, opts);
     }));
   tokenOpts(lock.command('list [prefix]')
     .description('who holds which lock: holder, fencing token, ttl, time left (as the node asked has applied it)')
@@ -248,7 +250,7 @@ export function buildProgram(): Command {
     .option(...nodeOpt)
     .action(async (prefix: string | undefined, opts: { json?: boolean; node: string }) => {
       const c = await import('./client/commands.ts');
-      process.exitCode = await c.lockList(firstNode(opts.node), prefix ?? '', { json: opts.json === true });
+      process.exitCode = await c.lockList(opts.node, prefix ?? '', { json: opts.json === true });
     }));
   tokenOpts(lock.command('renew <name>')
     .description('renew a lock: it runs its ttl again from now; --lease is the lease id the acquire printed; prints renewed token=<t> ttlMs=<n>')
@@ -257,7 +259,7 @@ export function buildProgram(): Command {
     .option(...pbftOpt)
     .action(async (name: string, opts: { lease: string; node: string; pbft?: string }) => {
       const c = await import('./client/commands.ts');
-      process.exitCode = opts.pbft !== undefined ? await c.lockPbft(opts.node, opts.pbft, { kind: 'renew', name, lease: opts.lease }) : await c.lockRelease(firstNode(opts.node), name, { lease: opts.lease, renew: true });
+      process.exitCode = opts.pbft !== undefined ? await c.lockPbft(opts.node, opts.pbft, { kind: 'renew', name, lease: opts.lease }) : await c.lockRelease(opts.node, name, { lease: opts.lease, renew: true });
     }));
 
   // `fence NODE` runs the action; `fence confirm NODE` is a subcommand (commander
@@ -269,7 +271,7 @@ export function buildProgram(): Command {
     .option(...nodeOpt)
     .action(async (target: string, opts: { node: string }) => {
       const c = await import('./client/commands.ts');
-      process.exitCode = await c.fence(firstNode(opts.node), target, c.stdio);
+      process.exitCode = await c.fence(opts.node, target, c.stdio);
     }));
   fence
     .command('confirm <node>')
@@ -277,7 +279,7 @@ export function buildProgram(): Command {
     .action(async (target: string) => {
       // --node is parsed by the parent `fence` command wherever it appears.
       const c = await import('./client/commands.ts');
-      process.exitCode = await c.fenceConfirm(firstNode((fence.opts() as { node: string }).node), target, c.stdio);
+      process.exitCode = await c.fenceConfirm((fence.opts() as { node: string }).node, target, c.stdio);
     });
 
   program

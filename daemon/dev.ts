@@ -24,7 +24,7 @@
  * with where the log is. A process you kill (kill -9, SIGTERM) is not a crash: the
  * failover demo's fence brings it back.
  *
- * Ctrl-C / SIGTERM: every node gets SIGTERM (the leader hands over first), then
+ * Ctrl-C / SIGTERM / SIGHUP: every node gets SIGTERM (the leader hands over first), then
  * a power cut after 5 s if still there; whatever the nodes started and left running (a
  * job run of a node killed earlier) is SIGKILLed; the broker stops; a temp data directory is
  * removed — unless a node crashed during the run: then it is kept, with its logs, and
@@ -780,6 +780,20 @@ export async function startDev(opts: DevOptions): Promise<DevCluster> {
     };
     process.once('SIGINT', onStop);
     process.once('SIGTERM', onStop);
+    // The terminal it ran in went away (an SSH session dropped, a terminal window closed):
+    // Node's default ended the supervisor on the spot, leaving its nodes to notice it gone
+    // and its temp directory behind, with no power cut for a node that hangs and no
+    // clean-up of what the nodes started. Stop as on Ctrl-C. Writes to a terminal that hung up fail
+    // (EIO): on a terminal, output errors are dropped from here on (the listener of
+    // daemon/exit-codes.ts would rethrow them), so that they cannot cut the stop short.
+    process.once('SIGHUP', () => {
+      for (const stream of [process.stdout, process.stderr]) {
+        if (!stream.isTTY) continue;
+        stream.removeAllListeners('error');
+        stream.on('error', () => {});
+      }
+      onStop();
+    });
   }
 
   // Wait (bounded) until every node answers, all name the same leader in the same term,

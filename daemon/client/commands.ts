@@ -9,7 +9,7 @@
  * applied, safe to retry (unreachable, 503, 429); 4 outcome unknown (504, or the
  * connection lost after a write was sent); 5 not allowed (401, 403).
  */
-import { call, ClientError, currentToken, enc, jsonOf, nodeUrl, type Reply } from './http.ts';
+import { call, callFirstReached, ClientError, currentToken, enc, jsonOf, nodeUrl, nodeUrls, type Reply } from './http.ts';
 import { EXIT } from '../exit-codes.ts';
 import { shown } from './shown.ts';
 
@@ -84,7 +84,7 @@ function casQuery(cas: number | undefined): string {
 
 export function kvGet(node: string, key: string, o: { stale?: boolean }, io: Out = stdio): Promise<number> {
   return guarded(io, 'kv get', false, async () => {
-    const r = await call(node, 'GET', `/v1/kv/${enc(key)}${o.stale ? '?stale' : ''}`);
+    const r = await callFirstReached(node, 'GET', `/v1/kv/${enc(key)}${o.stale ? '?stale' : ''}`);
     if (r.status === 200) {
       io.out(r.body);
       if (process.stdout.isTTY && io === stdio) io.out('\n');
@@ -100,7 +100,7 @@ export function kvGet(node: string, key: string, o: { stale?: boolean }, io: Out
 
 export function kvPut(node: string, key: string, value: string, o: { cas?: number }, io: Out = stdio): Promise<number> {
   return guarded(io, 'kv put', true, async () => {
-    const r = await call(node, 'PUT', `/v1/kv/${enc(key)}${casQuery(o.cas)}`, { body: value });
+    const r = await callFirstReached(node, 'PUT', `/v1/kv/${enc(key)}${casQuery(o.cas)}`, { body: value });
     const j = r.status === 200 || r.status === 409 ? jsonOf(r) : undefined;
     if (r.status === 200) {
       io.out(`index=${String(j!.index)}\n`);
@@ -116,7 +116,7 @@ export function kvPut(node: string, key: string, value: string, o: { cas?: numbe
 
 export function kvDel(node: string, key: string, o: { cas?: number }, io: Out = stdio): Promise<number> {
   return guarded(io, 'kv del', true, async () => {
-    const r = await call(node, 'DELETE', `/v1/kv/${enc(key)}${casQuery(o.cas)}`);
+    const r = await callFirstReached(node, 'DELETE', `/v1/kv/${enc(key)}${casQuery(o.cas)}`);
     const j = r.status === 200 || r.status === 409 ? jsonOf(r) : undefined;
     if (r.status === 200) {
       io.out(`index=${String(j!.index)}\n`);
@@ -141,7 +141,7 @@ export function lockAcquire(node: string, name: string, o: { ttl: string; owner:
     // 16 random bytes from Web Crypto's global, which loads Node's crypto module when first
     // used: a CLI call that takes no lock (`quorumd kv get`) does not load it (~4 ms).
     const lease = o.lease ?? Buffer.from(globalThis.crypto.getRandomValues(new Uint8Array(16))).toString('base64url');
-    const r = await call(node, 'POST', `/v1/locks/${enc(name)}?ttl=${enc(o.ttl)}&owner=${enc(o.owner)}&lease=${enc(lease)}`);
+    const r = await callFirstReached(node, 'POST', `/v1/locks/${enc(name)}?ttl=${enc(o.ttl)}&owner=${enc(o.owner)}&lease=${enc(lease)}`);
     if (r.status === 200) {
       const j = jsonOf(r);
       io.out(`token=${String(j.token)} lease=${String(j.lease)} ttlMs=${String(j.ttlMs)}\n`);
@@ -160,8 +160,8 @@ export function lockRelease(node: string, name: string, o: { lease: string; rene
   const what = o.renew ? 'lock renew' : 'lock release';
   return guarded(io, what, true, async () => {
     const r = o.renew
-      ? await call(node, 'POST', `/v1/locks/${enc(name)}/renew?lease=${enc(o.lease)}`)
-      : await call(node, 'DELETE', `/v1/locks/${enc(name)}?lease=${enc(o.lease)}`);
+      ? await callFirstReached(node, 'POST', `/v1/locks/${enc(name)}/renew?lease=${enc(o.lease)}`)
+      : await callFirstReached(node, 'DELETE', `/v1/locks/${enc(name)}?lease=${enc(o.lease)}`);
     if (r.status === 200) {
       const j = jsonOf(r);
       // ttlMs: the grant now runs that long from the renewal (expiresAt is on the lock clock, not a wall-clock time).
@@ -183,9 +183,9 @@ export function lockRelease(node: string, name: string, o: { lease: string; rene
  * it is the holder's secret, and the node does not keep it.
  */
 export function lockList(node: string, prefix: string, o: { json?: boolean }, io: Out = stdio): Promise<number> {
-  nodeUrl(node);
+  nodeUrls(node);
   return guarded(io, 'lock list', false, async () => {
-    const r = await call(node, 'GET', '/v1/locks');
+    const r = await callFirstReached(node, 'GET', '/v1/locks');
     if (r.status !== 200) return failStatus(r, io, 'lock list');
     const j = jsonOf(r) as { clockMs: number; exact?: boolean; locks: Array<{ name: string; owner: string; token: number; ttlMs: number; expiresAt: number }> };
     const locks = j.locks.filter((l) => l.name.startsWith(prefix));
@@ -239,7 +239,9 @@ export async function statusTable(nodes: string[]): Promise<string> {
  * other error answer. A node's problem is printed in full below the table, never cut.
  */
 export async function statusReport(nodes: string[]): Promise<{ text: string; exit: number }> {
-  const rows: string[][] = [['NODE', 'URL', 'ROLE', 'TERM', 'LEADER', 'ACTIVE', 'COMMIT', 'APPLIED', 'LINKS']];
+  const rows: string[][] = [['NODE', 'URL', 'ROLE', 'TERM', 'LEADER', 'ACTIVE', 'COMMIT', 'APPLIED', 'LINKS', 'VERSION']];
+  // Which quorumd each node runs (a node of a build before the field existed does not say: "-").
+  const versions = new Map<string, string>();
   const notes: string[] = [];
   const problems: string[] = [];
   const exits: number[] = [];
@@ -262,7 +264,7 @@ export async function statusReport(nodes: string[]): Promise<{ text: string; exi
           }
           problems.push(`${n}: HTTP ${r.status}: ${msg}`);
           exits.push(exitForStatus(r.status));
-          return ['?', n, `HTTP ${r.status}`, '', '', '', '', '', ''];
+          return ['?', n, `HTTP ${r.status}`, '', '', '', '', '', '', ''];
         }
         const s = jsonOf(r);
         const links = Array.isArray(s.links) ? (s.links as Array<{ name?: string; up?: boolean }>).map((l) => `${l.name}${l.up === false ? '(down)' : ''}`).join(',') : '';
@@ -279,19 +281,23 @@ export async function statusReport(nodes: string[]): Promise<{ text: string; exi
         // A witness votes but never leads and keeps no data: its commit/applied are not a replica's.
         const role = s.witness === true ? `${String(s.role)} (witness)` : String(s.role);
         if (s.witness === true) notes.push(`${String(s.id)} is a witness: it votes, never leads and keeps no data`);
-        return [String(s.id), n, role, String(s.term), String(s.leader ?? '-'), s.active ? 'yes' : elected ? 'elected' : 'no', String(s.commitIndex), String(s.appliedIndex), links];
+        const version = typeof s.version === 'string' && s.version !== '' ? shown(s.version) : '-';
+        versions.set(String(s.id), version);
+        return [String(s.id), n, role, String(s.term), String(s.leader ?? '-'), s.active ? 'yes' : elected ? 'elected' : 'no', String(s.commitIndex), String(s.appliedIndex), links, version];
       } catch (err) {
         // Bad input of our own (the token file): not a node's problem, and exit 2 for all.
         if (!(err instanceof ClientError) || err.badInput) throw err;
         problems.push(`${n}: ${err.message}`);
         exits.push(EXIT_UNAVAILABLE);
-        return ['?', n, 'unreachable', '', '', '', '', '', ''];
+        return ['?', n, 'unreachable', '', '', '', '', '', '', ''];
       }
     }),
   );
   rows.push(...results);
   let out = pad(rows);
   if (problems.length) out += '\n' + problems.map((x) => `  ${x}`).join('\n') + '\n';
+  // A rolling upgrade under way (or one forgotten): say so, once, with who runs what.
+  if (new Set(versions.values()).size > 1) notes.push(`the nodes run different quorumd versions: ${[...versions].map(([id, v]) => `${id} ${v === '-' ? 'an older one (no version reported)' : v}`).join(', ')}`);
   if (notes.length) out += '\n' + notes.map((x) => `  ${x}`).join('\n') + '\n';
   if (history !== undefined) {
     const all = [...history.values()];
@@ -309,10 +315,10 @@ export async function statusReport(nodes: string[]): Promise<{ text: string; exi
 
 /** `quorumd fence NODE`: fence a member now through the configured devices of the node asked. */
 export function fence(node: string, target: string, io: Out = stdio): Promise<number> {
-  nodeUrl(node); // a bad URL is a usage error (exit 2), not an unknown outcome
+  nodeUrls(node); // a bad URL is a usage error (exit 2), not an unknown outcome
   return guarded(io, 'fence', true, async () => {
     // Delays, settle time and retries: a fence may take a while (the node bounds it at 120 s).
-    const r = await call(node, 'POST', `/v1/fence/${enc(target)}`, { timeoutMs: 130_000 });
+    const r = await callFirstReached(node, 'POST', `/v1/fence/${enc(target)}`, { timeoutMs: 130_000 });
     if (r.status === 200) {
       const rec = (jsonOf(r).record ?? {}) as { outcome?: string; level?: number | null; attempts?: unknown[]; action?: string };
       io.out(`fenced ${target}: ${rec.outcome ?? 'off'}${typeof rec.level === 'number' ? ` at level ${rec.level + 1}` : ''}${rec.action === 'reboot' ? ' (it is powered back on after its powerOnAfterMs)' : ''}\n`);
@@ -324,9 +330,9 @@ export function fence(node: string, target: string, io: Out = stdio): Promise<nu
 
 /** `quorumd fence confirm NODE`: an operator declares a member safely down. */
 export function fenceConfirm(node: string, target: string, io: Out = stdio): Promise<number> {
-  nodeUrl(node);
+  nodeUrls(node);
   return guarded(io, 'fence confirm', true, async () => {
-    const r = await call(node, 'POST', `/v1/fence/${enc(target)}/confirm`);
+    const r = await callFirstReached(node, 'POST', `/v1/fence/${enc(target)}/confirm`);
     if (r.status === 200) {
       io.out(`confirmed: ${target} is recorded as safely down\n`);
       const j = jsonOf(r) as { superseded?: unknown; active?: unknown; waitingFor?: unknown; lastHeardMs?: unknown; listenedMs?: unknown };
@@ -381,9 +387,9 @@ interface JobRow {
  * next fire time. `--json` prints `/v1/jobs` as is.
  */
 export function jobs(node: string, o: { json?: boolean }, io: Out = stdio): Promise<number> {
-  nodeUrl(node);
+  nodeUrls(node);
   return guarded(io, 'jobs', false, async () => {
-    const r = await call(node, 'GET', '/v1/jobs');
+    const r = await callFirstReached(node, 'GET', '/v1/jobs');
     if (r.status !== 200) return failStatus(r, io, 'jobs');
     const list = (jsonOf(r).jobs ?? []) as JobRow[];
     if (o.json) {

@@ -91,19 +91,65 @@ export function nodeUrl(raw: string): URL {
   return u;
 }
 
+/**
+ * Parses and checks a `--node` value: one URL or several, comma-separated
+ * (`http://a:7071,http://b:7071`). Every URL is checked before anything is sent, so a
+ * bad one is bad input (exit 2) wherever it stands in the list.
+ */
+export function nodeUrls(list: string): URL[] {
+  const parts = list.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  if (parts.length === 0) throw new ClientError(`--node ${JSON.stringify(list)}: expected one URL or several, comma-separated, e.g. http://127.0.0.1:7071,http://127.0.0.1:7072`, { badInput: true });
+  return parts.map(nodeUrl);
+}
+
 export interface CallOptions {
   body?: Uint8Array | string;
   timeoutMs?: number;
+  /**
+   * How long the connection may take to open (default: the smaller of 5 s and
+   * timeoutMs). Past it nothing was sent, so the request counts as never received and
+   * `callFirstReached` goes on to the next node; past timeoutMs it may have been.
+   */
+  connectTimeoutMs?: number;
   token?: string | undefined;
 }
 
-/** One request; rejects with ClientError on network problems or timeout (the outcome is then unknown). */
+/**
+ * One request to the first node of a `--node` list that can be reached: a node that
+ * certainly did not receive the request (connection refused, no route, unknown host,
+ * no connection within the connect timeout) is passed over for the next one. Anything
+ * else ends it, as one `call` would: an answer of any status, or a connection lost or a
+ * timeout after the request was sent (a write's outcome is then unknown, and sending it
+ * to another node could apply it twice). When no node was reached, the ClientError
+ * names each one and what happened (notSent: nothing was done).
+ */
+export async function callFirstReached(nodes: string | URL[], method: string, path: string, opts: CallOptions = {}): Promise<Reply> {
+  const urls = typeof nodes === 'string' ? nodeUrls(nodes) : nodes;
+  const missed: string[] = [];
+  for (const u of urls) {
+    try {
+      return await call(u, method, path, opts);
+    } catch (err) {
+      if (!(err instanceof ClientError) || err.badInput || !err.notSent) throw err;
+      if (urls.length === 1) throw err;
+      missed.push(err.message);
+    }
+  }
+  throw new ClientError(`no node of --node was reached: ${missed.join('; ')}`, { notSent: true });
+}
+
+/**
+ * One request; rejects with ClientError on network problems or timeout. `notSent` on
+ * the error says the node certainly received nothing (refused, no route, unknown host,
+ * no connection within the connect timeout); otherwise a write's outcome is unknown.
+ */
 export function call(base: string | URL, method: string, path: string, opts: CallOptions = {}): Promise<Reply> {
   const u = typeof base === 'string' ? nodeUrl(base) : base;
   // QUORUMD_API_TOKEN, not QUORUMD_TOKEN: that one is the *fencing* token in hooks and jobs.
   const token = opts.token ?? currentToken().token;
   const secure = u.protocol === 'https:';
   const timeoutMs = opts.timeoutMs ?? 10_000;
+  const connectTimeoutMs = Math.min(opts.connectTimeoutMs ?? 5000, timeoutMs);
   return new Promise((resolve, reject) => {
     const body = opts.body === undefined ? undefined : typeof opts.body === 'string' ? Buffer.from(opts.body) : Buffer.from(opts.body);
     const req = (secure ? nodeHttps().request : request)(
@@ -131,9 +177,29 @@ export function call(base: string | URL, method: string, path: string, opts: Cal
         });
       },
     );
-    const timer = setTimeout(() => req.destroy(new ClientError(`${method} ${u.origin}${path}: no answer within ${timeoutMs} ms`)), timeoutMs);
+    // Whether the connection is open (for https: the TLS handshake done), so that the
+    // request may have left: until then a timeout means the node received nothing.
+    let open = false;
+    const connectTimer = setTimeout(() => {
+      if (!open) req.destroy(new ClientError(`${method} ${u.origin}${path}: no connection within ${connectTimeoutMs} ms (the node was not reached)`, { notSent: true }));
+    }, connectTimeoutMs);
+    const timer = setTimeout(
+      () => req.destroy(new ClientError(open ? `${method} ${u.origin}${path}: no answer within ${timeoutMs} ms` : `${method} ${u.origin}${path}: no connection within ${timeoutMs} ms (the node was not reached)`, { notSent: !open })),
+      timeoutMs,
+    );
+    const opened = () => {
+      open = true;
+      clearTimeout(connectTimer);
+    };
+    // A kept-alive socket is open already; a new one is still connecting here.
+    req.on('socket', (sock) => {
+      if (!sock.connecting) opened();
+      else sock.once(secure ? 'secureConnect' : 'connect', opened);
+    });
+    req.on('close', () => clearTimeout(connectTimer));
     req.on('error', (err) => {
       clearTimeout(timer);
+      clearTimeout(connectTimer);
       const code = (err as NodeJS.ErrnoException).code;
       reject(err instanceof ClientError ? err : new ClientError(`${method} ${u.origin}${path}: ${err.message}`, { notSent: code !== undefined && NOT_SENT.has(code) }));
     });

@@ -16,7 +16,7 @@
  *   pass NAME INSTANCE [--note text]                a TTL heartbeat (to the registering node)
  *   watch [NAME] [--healthy] [--count N]            prints the catalog (JSON, one line) at every change
  */
-import { call, ClientError, enc, jsonOf, nodeUrl } from './http.ts';
+import { callFirstReached, ClientError, enc, jsonOf, nodeUrls } from './http.ts';
 import { EXIT_UNAVAILABLE, EXIT_USAGE, failStatus, guarded, stdio, type Out } from './commands.ts';
 import type { Reply } from './http.ts';
 import { shown } from './shown.ts';
@@ -56,7 +56,7 @@ export function servicesList(node: string, name: string | undefined, o: { health
     if (name === undefined && (o.healthy || o.tag)) {
       return usage(io, 'list', '--healthy and --tag filter the instances of one service: give its NAME');
     }
-    const r = await call(node, 'GET', name === undefined ? '/v1/services' : `/v1/services/${enc(name)}${filterQuery(o)}`);
+    const r = await callFirstReached(node, 'GET', name === undefined ? '/v1/services' : `/v1/services/${enc(name)}${filterQuery(o)}`);
     if (r.status !== 200) return fail(r, io, 'list');
     const j = jsonOf(r);
     if (o.json) {
@@ -132,7 +132,7 @@ export function servicesRegister(
       if (!(err instanceof CatalogError)) throw err;
       return usage(io, 'register', `${err.message}${OPTION_OF[err.field] ? ` (${OPTION_OF[err.field]})` : ''}`);
     }
-    const r = await call(node, 'PUT', `/v1/services/${enc(name)}/${enc(instance)}`, { body: JSON.stringify(body) });
+    const r = await callFirstReached(node, 'PUT', `/v1/services/${enc(name)}/${enc(instance)}`, { body: JSON.stringify(body) });
     if (r.status !== 200) return fail(r, io, 'register');
     const j = jsonOf(r);
     io.out(`index=${String(j.index)} health=${String(j.health)}\n`);
@@ -142,7 +142,7 @@ export function servicesRegister(
 
 export function servicesDeregister(node: string, name: string, instance: string, io: Out = stdio): Promise<number> {
   return guard(io, 'deregister', true, async () => {
-    const r = await call(node, 'DELETE', `/v1/services/${enc(name)}/${enc(instance)}`);
+    const r = await callFirstReached(node, 'DELETE', `/v1/services/${enc(name)}/${enc(instance)}`);
     if (r.status !== 200) return fail(r, io, 'deregister');
     io.out(`index=${String(jsonOf(r).index)}\n`);
     return 0;
@@ -151,7 +151,7 @@ export function servicesDeregister(node: string, name: string, instance: string,
 
 export function servicesPass(node: string, name: string, instance: string, o: { note?: string }, io: Out = stdio): Promise<number> {
   return guard(io, 'pass', true, async () => {
-    const r = await call(node, 'PUT', `/v1/services/${enc(name)}/${enc(instance)}/pass`, { body: o.note ?? '' });
+    const r = await callFirstReached(node, 'PUT', `/v1/services/${enc(name)}/${enc(instance)}/pass`, { body: o.note ?? '' });
     if (r.status !== 200) return fail(r, io, 'pass');
     io.out(`health=${String(jsonOf(r).health)}\n`);
     return 0;
@@ -165,7 +165,7 @@ export async function servicesWatch(node: string, name: string | undefined, o: {
   let failures = 0;
   const wait = o.waitSec ?? 60;
   try {
-    nodeUrl(node);
+    nodeUrls(node);
   } catch (err) {
     if (!(err instanceof ClientError)) throw err;
     return usage(io, 'watch', err.message);
@@ -174,7 +174,7 @@ export async function servicesWatch(node: string, name: string | undefined, o: {
     const path = name === undefined ? `/v1/services?watch=${index}&wait=${wait}s` : `/v1/services/${enc(name)}${filterQuery(o, [`watch=${index}`, `wait=${wait}s`])}`;
     let r: Reply;
     try {
-      r = await call(node, 'GET', path, { timeoutMs: (wait + 15) * 1000 });
+      r = await callFirstReached(node, 'GET', path, { timeoutMs: (wait + 15) * 1000 });
     } catch (err) {
       // Our own bad input (the token file) does not get better with retrying.
       if (err instanceof ClientError && err.badInput) return usage(io, 'watch', err.message);

@@ -1,7 +1,7 @@
 /**
  * The HTTP API of a node (docs/api.md), on node:http.
  *
- *   GET    /v1/status                       → status JSON
+ *   GET    /v1/status                       → status JSON (with `version`: this node's quorumd version)
  *   GET    /v1/leader                       → {leader, term, token}
  *   GET    /v1/kv/<key>[?stale]             → raw value, X-Quorumd-Index; 404 absent
  *   GET    /v1/kv/<key>?watch=<i>[&wait=30s]→ blocks until the key's index passes i
@@ -57,6 +57,7 @@ import type { ServiceRegistry } from '../services/registry.ts';
 import type { HttpTools } from '../services/http.ts';
 import { renderMetrics, type MetricFamily } from './metrics.ts';
 import { httpDateNow } from '../utc-text.ts';
+import { QUORUMD_VERSION } from '../version.ts';
 import { ApiAuth, requiredScope, scopeAllows, type ApiCredential, type Caller } from './auth.ts';
 import { isUiPath, UI_HEADERS, uiFile } from '../ui/dashboard.ts';
 import { clientRefOf, pbftHeaders, REPLY_HEADER, replyHeaderValue } from './pbft-headers.ts';
@@ -969,7 +970,8 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
       onlyMethods(method, path, GET_HEAD);
       parseQuery(search, []);
       rejectBodyIfAny(req);
-      return json(res, 200, backend.status());
+      // version: which quorumd build answers (a rolling upgrade: which board runs what).
+      return json(res, 200, { ...backend.status(), version: QUORUMD_VERSION });
     }
     if (path === '/v1/leader') {
       onlyMethods(method, path, GET_HEAD);

@@ -8,6 +8,13 @@ import * as cmd from '../../daemon/client/commands.ts';
 import { shown } from '../../daemon/client/shown.ts';
 import { FakeBackend } from './http/fake-backend.ts';
 import { testToken } from '../helpers/auth.ts';
+import { call } from '../../daemon/client/http.ts';
+import { createServer, type Server } from 'node:http';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+/** The version package.json names: what a node of this checkout must report. */
+const packageVersion = (JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'package.json'), 'utf8')) as { version: string }).version;
 
 let srv: ApiServer;
 let b: FakeBackend;
@@ -76,6 +83,37 @@ describe('CLI clients', () => {
     expect(lines[0]).toMatch(/^NODE\s+URL\s+ROLE\s+TERM\s+LEADER/);
     expect(lines[1]).toMatch(/^n1\s+http:\/\/127\.0\.0\.1:\d+\s+leader\s+1\s+n1\s+yes/);
     expect(lines[2]).toMatch(/unreachable/);
+  });
+
+  it('/v1/status says which quorumd version answers, and status shows it per node', async () => {
+    const r = await call(url, 'GET', '/v1/status', { token: testToken() });
+    expect(r.status).toBe(200);
+    expect(JSON.parse(r.body.toString())).toMatchObject({ id: 'n1', version: packageVersion });
+    const c = cap();
+    expect(await cmd.status(url, {}, c.io)).toBe(0);
+    const [head, row] = c.o.out.trim().split('\n');
+    expect(head).toMatch(/\sVERSION$/);
+    expect(row).toMatch(new RegExp(`^n1\\s.*\\s${packageVersion.replace(/\./g, '\\.')}$`));
+    expect(c.o.out).not.toMatch(/different quorumd versions/);
+  });
+
+  it('status says so when the nodes run different versions (a node of an older build reports none)', async () => {
+    // A node of a build before `version` existed: the same status, without the field.
+    const { version: _v, ...old } = JSON.parse((await call(url, 'GET', '/v1/status', { token: testToken() })).body.toString()) as Record<string, unknown>;
+    const older: Server = createServer((req, res) => {
+      req.resume();
+      res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify({ ...old, id: 'n2' }));
+    });
+    await new Promise<void>((r) => older.listen(0, '127.0.0.1', () => r()));
+    try {
+      const c = cap();
+      expect(await cmd.status(`${url},http://127.0.0.1:${(older.address() as { port: number }).port}`, {}, c.io)).toBe(0);
+      const lines = c.o.out.split('\n');
+      expect(lines[2]).toMatch(/^n2\s.*\s-$/);
+      expect(c.o.out).toContain(`the nodes run different quorumd versions: n1 ${packageVersion}, n2 an older one (no version reported)`);
+    } finally {
+      older.close();
+    }
   });
 
   it('shown: control characters (C0, DEL, C1) and bidirectional overrides escaped, other text as it is', () => {

@@ -48,6 +48,10 @@ let busyPort = 0;
 let busy: Server;
 // Answers 400 to every request (a node calling the request malformed, for the commands
 // whose input the CLI cannot check itself, e.g. `services deregister`).
+// Accepts the TCP connection and never answers: an https:// client's TLS handshake never
+// ends, so its request certainly never left (the connect timeout, 5 s, passes it over).
+let silent: Server;
+let silentTlsUrl = '';
 let malformed: HttpServer;
 let malformedUrl = '';
 const sockets = new Set<Socket>();
@@ -71,6 +75,8 @@ beforeAll(async () => {
     s.once('data', () => s.destroy());
   });
   dropUrl = `http://127.0.0.1:${await listen(dropper)}`;
+  silent = createServer((s) => void sockets.add(s));
+  silentTlsUrl = `https://127.0.0.1:${await listen(silent)}`;
   busy = createServer((s) => s.destroy());
   busyPort = await listen(busy);
   malformed = createHttpServer((req, res) => {
@@ -96,6 +102,7 @@ afterAll(async () => {
   for (const s of sockets) s.destroy();
   dropper?.close();
   busy?.close();
+  silent?.close();
   malformed?.close();
   rmSync(work, { recursive: true, force: true });
 });
@@ -179,6 +186,29 @@ const cases: Case[] = [
   ['a read whose connection was lost is not unknown', () => ['kv', 'get', 'k', '--node', dropUrl], undefined, EXIT.UNAVAILABLE, /socket hang up|ECONNRESET/],
   ['not allowed: unknown token (status)', () => ['status', '--node', url.ok], { QUORUMD_API_TOKEN: 'wrong-token-0123456789', QUORUMD_API_TOKEN_FILE: '' }, EXIT.DENIED, /HTTP 401: unknown or malformed bearer token/],
   ['not allowed: unknown token (kv put)', () => ['kv', 'put', 'k', 'v', '--node', url.ok], { QUORUMD_API_TOKEN: 'wrong-token-0123456789', QUORUMD_API_TOKEN_FILE: '' }, EXIT.DENIED, /401/],
+  // --node URL1,URL2,…: a node certainly not reached (nothing listens) is passed over for
+  // the next, on every command; a node that may have received the request is not.
+  ['a list: kv put passes over a node not reached', () => ['kv', 'put', 'k', 'v', '--node', `${closedUrl},${url.ok}`], undefined, EXIT.OK, /^index=\d+\n$/],
+  ['a list: kv get passes over a node not reached', () => ['kv', 'get', 'nothere', '--node', `${closedUrl},${url.ok}`], undefined, EXIT.NO, /key "nothere" not found/],
+  ['a list: kv del passes over a node not reached', () => ['kv', 'del', 'k', '--node', `${closedUrl}, ${url.ok}`], undefined, EXIT.OK, /^index=\d+\n$/],
+  ['a list: lock acquire passes over a node not reached', () => ['lock', 'acquire', 'Lx', '--node', `${closedUrl},${url.ok}`], undefined, EXIT.OK, /^token=\d+ lease=\S+ ttlMs=\d+\n$/],
+  ['a list: lock release passes over a node not reached', () => ['lock', 'release', 'Lnone', '--lease', 'AAAAAAAAAAAAAAAAAAAAAA', '--node', `${closedUrl},${url.ok}`], undefined, EXIT.NO, /not held with that lease/],
+  ['a list: lock list passes over a node not reached', () => ['lock', 'list', '--node', `${closedUrl},${url.ok}`], undefined, EXIT.OK, /^(no lock is held|LOCK)/],
+  ['a list: jobs passes over a node not reached', () => ['jobs', '--node', `${closedUrl},${url.ok}`], undefined, EXIT.NO, /quorumd jobs: 501: scheduled jobs need/],
+  ['a list: services list passes over a node not reached', () => ['services', 'list', '--node', `${closedUrl},${url.ok}`], undefined, EXIT.NO, /quorumd services list: 501: service discovery needs/],
+  ['a list: services register passes over a node not reached', () => ['services', 'register', 'web', 'w1', '--address', '127.0.0.1', '--port', '80', '--node', `${closedUrl},${malformedUrl}`], undefined, EXIT.USAGE, /services register: 400/],
+  ['a list: services pass passes over a node not reached', () => ['services', 'pass', 'web', 'w1', '--node', `${closedUrl},${malformedUrl}`], undefined, EXIT.USAGE, /services pass: 400/],
+  ['a list: services watch passes over a node not reached', () => ['services', 'watch', '--node', `${closedUrl},${malformedUrl}`], undefined, EXIT.USAGE, /services watch: 400/],
+  ['a list: services deregister passes over a node not reached', () => ['services', 'deregister', 'web', 'w1', '--node', `${closedUrl},${malformedUrl}`], undefined, EXIT.USAGE, /400: name: expected a DNS label/],
+  ['a list: fence passes over a node not reached', () => ['fence', 'n9', '--node', `${closedUrl},${malformedUrl}`], undefined, EXIT.USAGE, /quorumd fence: 400/],
+  ['a list: fence confirm passes over a node not reached', () => ['fence', 'confirm', 'n9', '--node', `${closedUrl},${malformedUrl}`], undefined, EXIT.USAGE, /quorumd fence confirm: 400/],
+  ['a list: no node reached is not applied, each named', () => ['kv', 'put', 'k', 'v', '--node', `${closedUrl},${closedUrl.replace('127.0.0.1', 'localhost')}`], undefined, EXIT.UNAVAILABLE, /no node of --node was reached: .*ECONNREFUSED.*; .*ECONNREFUSED.*nothing was done/],
+  ['a list: a node whose connection never opened (TLS handshake unanswered) is passed over', () => ['kv', 'put', 'k', 'v', '--node', `${silentTlsUrl},${url.ok}`], undefined, EXIT.OK, /^index=\d+\n$/],
+  ['not applied: a write whose connection never opened', () => ['kv', 'put', 'k', 'v', '--node', silentTlsUrl], undefined, EXIT.UNAVAILABLE, /no connection within 5000 ms \(the node was not reached\).*nothing was done/],
+  ['a list: a write whose connection was lost is not sent again elsewhere', () => ['kv', 'put', 'k', 'v', '--node', `${dropUrl},${url.ok}`], undefined, EXIT.UNKNOWN, /outcome unknown/],
+  ['a list: a 503 is an answer, not passed over', () => ['kv', 'put', 'k', 'v', '--node', `${url.unavailable},${url.ok}`], undefined, EXIT.UNAVAILABLE, /503/],
+  ['usage: a bad URL anywhere in the list, before anything is sent', () => ['kv', 'put', 'k', 'v', '--node', `${url.ok},notaurl`], undefined, EXIT.USAGE, /--node "notaurl" is not a URL/],
+  ['usage: a --node list with no URL', () => ['jobs', '--node', ' , '], undefined, EXIT.USAGE, /expected one URL or several, comma-separated/],
   ['fatal: start, and the engine throws (injected): the node stops, exit 70', () => ['start', '--config', join(work, 'alone.yaml')], { QUORUMD_INJECT_FAULT: 'engine-tick@1500' }, EXIT.FATAL, /internal error in engine raft tick/],
   ['not allowed: read scope writing (403)', () => ['kv', 'put', 'k', 'v', '--node', url.ok], { QUORUMD_API_TOKEN: readOnlyToken, QUORUMD_API_TOKEN_FILE: '' }, EXIT.DENIED, /needs scope write/],
 ];

@@ -1,0 +1,84 @@
+/**
+ * `quorumd dev` in a terminal that goes away (a window closed, an SSH session dropped).
+ * The terminal here is a real pty: util-linux's `script` runs `quorumd dev` in one,
+ * through a shell as a terminal session does, and is then killed, which closes the
+ * pty's master side. The kernel hangs the terminal up: the shell gets SIGHUP and dies,
+ * the processes of the session's foreground group get SIGHUP, and every later write to
+ * the terminal fails with EIO.
+ *
+ * Before: the supervisor died of the SIGHUP at once (Node's default), and once it
+ * handled SIGHUP, its first line on the dead terminal ("[dev] stopping...") threw EIO
+ * and ended it with exit 1 before the stop had begun. Either way its temp directory
+ * stayed behind. Now it stops as on Ctrl-C, down to removing the temp directory.
+ */
+import { spawnTied } from '../helpers/tied.ts';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { bin } from './e2e/proc-cluster.ts';
+import { freeBasePort } from '../helpers/ports.ts';
+import { processesUsing } from '../helpers/procs.ts';
+
+const SCRIPT = ['/usr/bin/script', '/bin/script'].find((p) => existsSync(p));
+const work = mkdtempSync(join(tmpdir(), 'quorumd-dev-hangup-'));
+let devDir = '';
+let term: ReturnType<typeof spawnTied> | undefined;
+
+afterAll(() => {
+  term?.kill('SIGKILL');
+  for (const p of devDir ? processesUsing(devDir) : []) {
+    try {
+      process.kill(p, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+  }
+  if (devDir) rmSync(devDir, { recursive: true, force: true });
+  rmSync(work, { recursive: true, force: true });
+});
+
+async function until<T>(what: string, f: () => T | undefined, maxMs: number): Promise<T> {
+  const end = performance.now() + maxMs;
+  for (let i = 0; i < 100_000; i++) {
+    const v = f();
+    if (v !== undefined) return v;
+    if (performance.now() > end) throw new Error(`timed out (${maxMs} ms) waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`gave up waiting for ${what}`);
+}
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+describe('quorumd dev when its terminal goes away', () => {
+  // util-linux's script is in Debian's essential bsdutils; without it there is no pty to close.
+  it.skipIf(SCRIPT === undefined)('stops as on Ctrl-C: its nodes stopped, its temp directory removed', async () => {
+    const base = await freeBasePort(3);
+    const typescript = join(work, 'typescript');
+    // `; true`: the shell stays (no exec), as a login shell would, and dev is not the session leader.
+    const cmd = `'${process.execPath}' '${bin}' dev --no-jobs --base-port ${base}; true`;
+    // stdin stays an open pipe: script would pass an EOF on to the terminal.
+    term = spawnTied(SCRIPT!, ['-qfec', cmd, typescript], { stdio: ['pipe', 'ignore', 'ignore'] });
+    const shown = () => (existsSync(typescript) ? readFileSync(typescript, 'utf8') : '');
+    devDir = await until('the guide on the terminal', () => /export QUORUMD_DATA_DIR=(\S+)/.exec(shown())?.[1], 90_000);
+    expect(shown()).toMatch(/running, leader n\d/);
+    const nodes = processesUsing(devDir);
+    expect(nodes.length, 'its three node processes').toBeGreaterThanOrEqual(3);
+
+    term.kill('SIGKILL'); // the terminal goes away
+
+    // Bounded waits, generous for a loaded machine: a stop takes well under a second.
+    await until('the temp directory to be removed', () => (existsSync(devDir) ? undefined : true), 30_000).catch((err: Error) => {
+      throw new Error(`${err.message}: ${devDir} is still there (the supervisor did not finish its stop); terminal output:\n${shown().slice(-800)}`);
+    });
+    await until('every process of the cluster to exit', () => (nodes.some(alive) ? undefined : true), 30_000);
+  }, 180_000);
+});
