@@ -119,7 +119,7 @@ import {
   type PaxosPrepare, type PaxosPromise, type PaxosSlot, type PaxosSnapshot, type PaxosSnapshotReply,
 } from '../wire/messages.ts';
 import type {
-  Capabilities, Engine, EngineInit, EngineRole, EngineStatus, HardState, ReadState, Ready, Result, SnapshotData, SnapshotMeta, SoftState,
+  Capabilities, Engine, EngineInit, EngineRole, EngineStatus, HardState, ReadState, Ready, ReplicaProgress, Result, SnapshotData, SnapshotMeta, SoftState,
 } from '../engine/contract.ts';
 import { allMembers, copyConfig, quorumSize, validateConfig, votingMembers } from '../raft/config.ts';
 import { takeOut } from '../engine/eager.ts';
@@ -464,6 +464,17 @@ export class PaxosNode implements Engine {
     if (pr.match === this.log.lastIndex) this.sendTimeoutNow(pr);
     else this.sendAccepts(pr);
     return { ok: true, term: this.promised };
+  }
+
+  /**
+   * On a leader, every other member's match: the slots up to there hold this ballot's
+   * values (or are chosen) at that member, durably (its cumulative Accepted). The
+   * runtime hands leadership to the most caught-up voter before a planned stop
+   * (daemon/runtime/hand-over.ts); elsewhere an empty list.
+   */
+  replicaProgress(): ReplicaProgress[] {
+    if (this.role !== 'leader') return [];
+    return [...this.progress.values()].map((p) => ({ id: p.id, match: p.match, state: p.state }));
   }
 
   readIndex(ctx: number): Result<{ term: Term }> {
