@@ -51,6 +51,9 @@ export type HandOverOutcome =
   /** The bound passed first. */
   | 'timeout';
 
+/** Polls between two requests of the same transfer while this node still leads. */
+const ASK_AGAIN_POLLS = 5;
+
 export interface HandOverOptions {
   clock: Clock;
   /** Voting members that may lead (no witnesses, learners or observers). */
@@ -106,6 +109,7 @@ export function handOver(runtime: EngineRuntime, o: HandOverOptions, done: (outc
   const deadline = clock.monotonicMs() + o.boundMs;
   let successor: NodeId = NO_NODE;
   let commitFrom = 0;
+  let polls = 0;
   const poll = (): void => {
     timer = undefined;
     if (cancelled) return;
@@ -119,6 +123,11 @@ export function handOver(runtime: EngineRuntime, o: HandOverOptions, done: (outc
       } else if (o.gone(to.id)) {
         log('info', 'leadership transfer abandoned: the node it went to is gone (stopping too?)', { to: to.id });
         return void finish('abandoned');
+      } else if (runtime.isLeader && ++polls % ASK_AGAIN_POLLS === 0) {
+        // Still leading: the transfer may have lapsed (Raft and Paxos drop it after an
+        // election timeout, e.g. when the TimeoutNow message was lost). Asking again re-arms
+        // a lapsed one and changes nothing about one in progress.
+        runtime.transferLeadership(to.id);
       }
     }
     if (successor !== NO_NODE) {
