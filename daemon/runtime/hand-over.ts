@@ -46,7 +46,7 @@ export type HandOverOutcome =
   | 'successor-active'
   /** The successor's first commit reached this node (without fencing). */
   | 'successor-committed'
-  /** The node it went to is gone (stopping too?) before it led. */
+  /** The node it went to, or the new leader, is gone (stopping too?). */
   | 'abandoned'
   /** The bound passed first. */
   | 'timeout';
@@ -131,6 +131,11 @@ export function handOver(runtime: EngineRuntime, o: HandOverOptions, done: (outc
       }
     }
     if (successor !== NO_NODE) {
+      if (o.gone(successor)) {
+        // The whole cluster is stopping (`quorumd dev` on Ctrl-C): nobody to wait for.
+        log('info', 'the new leader is gone (stopping too?): stopping without waiting for it to become active', { leader: successor });
+        return void finish('abandoned');
+      }
       if (gated) {
         const a = runtime.stateMachine.activation;
         if (a !== null && a.term > oldTerm && a.node !== self) {

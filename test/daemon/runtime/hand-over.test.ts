@@ -98,4 +98,28 @@ describe('hand-over on a planned stop', () => {
       });
     }
   }
+
+  it('when the cluster stops as a whole it does not wait for anyone: no voter reachable → no transfer; the new leader gone → it stops at once', () => {
+    const c = cluster('paxos', 4);
+    expect(c.world.runUntil(() => c.activeNow().length === 1, 15_000)).toBe(true);
+    const old = c.activeNow()[0]!;
+    const clock = c.clocks.get(old.id)!;
+    const log = () => undefined;
+    let first: HandOverOutcome | undefined;
+    handOver(old, { clock, voters: IDS, gone: () => true, boundMs: 2000, log }, (o) => (first = o));
+    expect(first).toBe('no-target');
+    expect(old.isLeader).toBe(true);
+    // The node it hands over to wins, then stops too (its links say so).
+    const stopped = new Set<NodeId>();
+    let outcome: HandOverOutcome | undefined;
+    handOver(old, { clock, voters: IDS, gone: (id) => stopped.has(id), boundMs: 2000, log }, (o) => (outcome = o));
+    expect(c.world.runUntil(() => old.status().leader !== old.id && old.status().leader !== 0, 2000)).toBe(true);
+    const next = c.rts.get(old.status().leader)!;
+    next.stop();
+    stopped.add(next.id);
+    const t0 = c.world.nowMs;
+    expect(c.world.runUntil(() => outcome !== undefined, 2000)).toBe(true);
+    expect(outcome).toBe('abandoned');
+    expect(c.world.nowMs - t0).toBeLessThan(50);
+  });
 });
