@@ -625,7 +625,7 @@ export async function startDev(opts: DevOptions): Promise<DevCluster> {
       const crashed = node.powered && ((code !== null && code !== 0) || (signal !== null && CRASH_SIGNALS.has(signal)));
       if (crashed) return supervise(node, child.pid, code, signal);
       if (!node.powered) out(`[dev] ${node.name} (pid ${child.pid}) is down: its relay is off${rails ? ` until the fence powers it on (${powerOnAfterMs} ms)` : ''}\n`);
-      else if (rails) out(`\n[dev] ${node.name} (pid ${child.pid}) exited (${signal ?? `code ${code}`}). ${pbft ? `Once f + 1 of the others voted it off, its relay is switched off, and on again ${powerOnAfterMs} ms later` : code === 0 && opts.engine === 'raft' ? 'It stopped in order (if it led, it handed over first, and the next leader acts without fencing it)' : `If it led, the next leader fences it through its relay and powers it on ${powerOnAfterMs} ms later`}; or restart it now: kill -USR2 ${process.pid}\n`);
+      else if (rails) out(`\n[dev] ${node.name} (pid ${child.pid}) exited (${signal ?? `code ${code}`}). ${pbft ? `Once f + 1 of the others voted it off, its relay is switched off, and on again ${powerOnAfterMs} ms later` : code === 0 && (opts.engine === 'raft' || opts.engine === 'paxos' || opts.engine === 'zab') ? 'It stopped in order (if it led, it handed over first, and the next leader acts without fencing it)' : `If it led, the next leader fences it through its relay and powers it on ${powerOnAfterMs} ms later`}; or restart it now: kill -USR2 ${process.pid}\n`);
       else out(`\n[dev] ${node.name} (pid ${child.pid}) exited (${signal ?? `code ${code}`}). Restart it with:  kill -USR2 ${process.pid}   (restarts every stopped node)\n`);
     });
   };

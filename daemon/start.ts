@@ -9,9 +9,10 @@
  * pbft, bully) → EngineBackend (BullyBackend for bully) → HTTP API; leadership changes
  * → hooks; JSON log lines on stdout (daemon/log.ts).
  *
- * Shutdown (SIGTERM/SIGINT, or `stop()`): a leader first hands leadership to the most
- * up-to-date voter (Raft thesis §3.10) and waits, bounded, until another node leads,
- * so that the cluster does not sit out an election timeout. The HTTP API stops taking
+ * Shutdown (SIGTERM/SIGINT/SIGHUP, or `stop()`): a Raft, Multi-Paxos or ZAB leader
+ * first hands leadership to the most up-to-date reachable voter (Raft thesis §3.10) and
+ * waits, bounded, until the successor is active (daemon/runtime/hand-over.ts), so that
+ * the cluster neither sits out an election timeout nor fences this board. The HTTP API stops taking
  * requests before that (new connections refused, new requests 503 "ask another node")
  * and answers those it has (bounded: DRAIN_MAX_MS); then the runtime stops (what still
  * waits is answered 503/504), links close (MQTT publishes an orderly "offline", so peers
@@ -20,6 +21,7 @@
  */
 import { EXIT } from './exit-codes.ts';
 import { exitOnUncaught } from './runtime/process-guard.ts';
+import { handOver } from './runtime/hand-over.ts';
 import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -741,9 +743,11 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     // connection was dropped here, had been applied with its client left unable to tell.
     const why = fatal ? `node ${cfg.self.name} stopped on a fatal error (${fatal.message.slice(0, 200)})` : `node ${cfg.self.name} is stopping`;
     http.drain(why);
-    // Engines that report their followers' progress (Raft) hand leadership over first;
-    // the others' followers notice within one failure/election timeout.
-    if (runtime.isLeader && !fatal) await handOver(runtime);
+    // Engines that transfer and report their followers' progress (Raft, Multi-Paxos, ZAB)
+    // hand leadership over first, and stay until the successor no longer needs this node
+    // (daemon/runtime/hand-over.ts); the others' followers notice within one
+    // failure/election timeout.
+    if (runtime.isLeader && !fatal) await handOverNow(runtime);
     if (!(await http.allAnswered(DRAIN_MAX_MS))) log.warn({ waitedMs: DRAIN_MAX_MS }, 'stopping with API requests still unanswered: they are answered as the node stops (a write: outcome unknown)');
     runtime.stop(); // closes the links too (and disarms the watchdog); answers whatever still waits
     fencing?.close();
@@ -755,58 +759,32 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
   }
 
   /**
-   * Leadership transfer to the most caught-up voter; waits until someone else leads
-   * (bounded). Only where the engine transfers and reports its followers' progress
-   * (Engine.replicaProgress: Raft).
+   * Leadership hand-over to the most caught-up reachable voter (daemon/runtime/hand-over.ts),
+   * bounded by twice the engine's longest election timeout (1 s at least).
    */
-  async function handOver(runtime: EngineRuntime): Promise<void> {
-    const eng = runtime.engine;
-    if (!eng) return;
-    const progress = eng.caps.transfer && eng.replicaProgress ? eng.replicaProgress() : [];
+  function handOverNow(runtime: EngineRuntime): Promise<void> {
     // A voter that every link says is gone (its orderly "offline" or its will on MQTT, its
     // TCP connection closed) cannot take over: when the whole cluster stops at once
     // (`quorumd dev` on Ctrl-C, a shutdown of every board) the followers leave first, and
-    // waiting for them held the leader for the whole bound below (4 s by default).
+    // waiting for them held the leader for the whole bound (4 s by default).
     // A link that cannot tell (serial) keeps every voter a candidate.
     const gone = (id: number) => links.length > 0 && links.every((l) => typeof l.reaches === 'function') && !links.some((l) => l.reaches!(id));
-    const prog = progress.filter((p) => voters.includes(p.id) && !gone(p.id)).sort((x, y) => y.match - x.match);
-    const to = prog[0];
-    if (!to) {
-      if (progress.some((p) => voters.includes(p.id))) log.info('SIGTERM: no voter is reachable to take over leadership; stopping without a transfer');
-      return;
-    }
-    const r = runtime.transferLeadership(to.id);
-    if (!r.ok) {
-      log.warn({ to: to.id, reason: r.reason }, 'leadership transfer not started');
-      return;
-    }
-    log.info({ to: to.id }, 'SIGTERM: transferring leadership before exit');
-    const deadline = performance.now() + Math.max(1000, c.raft.electionTimeoutMaxMs * 2);
-    while (performance.now() < deadline) {
-      await new Promise((res) => setTimeout(res, 10));
-      const s = runtime.status();
-      if (s.leader !== cfg.self.id && s.leader !== 0) {
-        log.info({ leader: s.leader, term: s.term }, 'leadership transferred');
-        // Stay until the new leader's first commit has reached this node (bounded by the
-        // same deadline): this node has then answered a leader that knows whom it
-        // replaced (its claim entry, which names the previous leader, commits with its
-        // first entries), which is what lets it act at once ("acknowledged",
-        // docs/fencing.md). Exiting at the first sign of the new leader went before any
-        // answer that counts had left (a follower answers an Append only once its write is
-        // durable; one from before the claim committed is not counted), and the new
-        // leader then fenced this board — on `quorumd dev` a power cut 1.9 s after the
-        // SIGTERM of a board that was stopping cleanly — or, without relays, waited out
-        // the lease and watchdog bound (16 s by default).
-        const from = s.commitIndex;
-        while (performance.now() < deadline && runtime.status().commitIndex <= from) await new Promise((res) => setTimeout(res, 10));
-        return;
-      }
-      if (gone(to.id)) {
-        log.info({ to: to.id }, 'leadership transfer abandoned: the node it went to is gone (stopping too?)');
-        return;
-      }
-    }
-    log.warn('leadership transfer did not finish in time; stopping anyway');
+    // The engine's own election timing: a Raft or Paxos transfer is one campaign; a ZAB
+    // hand-over an election, discovery and synchronization, within initLimit.
+    const electionMs = c.engine === 'paxos' ? c.paxos.electionTimeoutMaxMs : c.engine === 'zab' ? c.zab.initLimitMs : c.raft.electionTimeoutMaxMs;
+    return new Promise((resolve) => {
+      handOver(
+        runtime,
+        {
+          clock: systemClock(),
+          voters,
+          gone,
+          boundMs: Math.max(1000, electionMs * 2),
+          log: (level, msg, fields) => log[level](fields ?? {}, msg),
+        },
+        () => resolve(),
+      );
+    });
   }
 
   if (opts.handleSignals) {

@@ -154,7 +154,8 @@
   function memberState(s, m) {
     if (m.self) return s.role === 'down' ? 'down' : s.role;
     if (s.leader === m.id) return s.engine === 'bully' ? 'coordinator' : 'leader';
-    if (s.role === 'leader' && m.state === 'replicate' && m.lastContactMs !== null && m.lastContactMs < HEARD_MS) return m.role === 'witness' ? 'witness' : 'follower';
+    // Raft and Multi-Paxos say 'replicate', ZAB 'synced' (a learner in its session).
+    if (s.role === 'leader' && (m.state === 'replicate' || m.state === 'synced') && m.lastContactMs !== null && m.lastContactMs < HEARD_MS) return m.role === 'witness' ? 'witness' : 'follower';
     if (m.lastContactMs !== null && m.lastContactMs < HEARD_MS) return 'heard';
     return 'not heard';
   }

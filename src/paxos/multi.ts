@@ -44,6 +44,25 @@
  * anything there before promising b, so nothing there was or will be chosen at a
  * ballot below b — votes for them elsewhere are dead.
  *
+ * ## Leadership transfer (a planned stop)
+ * `transferLeadership(to)`: the leader takes no more proposals, brings `to` up to its
+ * last slot, then sends it TimeoutNow; `to` runs phase 1 at once with a higher ballot,
+ * its Prepare marked `transfer` so that acceptors that still hear the old leader
+ * promise anyway (stickiness is liveness only). Nothing about safety changes: it is an
+ * ordinary phase 1 (PMS §2.2), which any proposer may start at any time; being caught
+ * up only makes `to` win quickly. Dropped after a minimum election timeout.
+ *
+ * What the runtime's activation gate takes as the old leader's acknowledgement of the
+ * new leadership (docs/fencing.md) is a HeartbeatReply or a positive Accepted at the
+ * new ballot b'. An acceptor sends one only after it promised b' (onHeartbeat,
+ * onAccept: followLeader), and on this engine a node leads ballot b only while its
+ * promise is b: a higher promise, by a Prepare, an Accept or a heartbeat, makes it a
+ * follower in the same step, and its promise never goes down (it is durable before the
+ * answer leaves, and recovered from the write stamps after a restart). So such an answer
+ * shows that its sender left every ballot below b' for good — exactly what the gate needs
+ * to let the successor act without fencing it or waiting out its lease. A Promise does
+ * not count (a pre-prepare answer promises nothing).
+ *
  * ## Phase 2 per slot, Raft-shaped
  * The leader sends Accept(b, first, commit, slots) to every other member, pipelined
  * (maxInflight per follower, many slots per message: batching). An acceptor takes
@@ -119,7 +138,7 @@ import {
   type PaxosPrepare, type PaxosPromise, type PaxosSlot, type PaxosSnapshot, type PaxosSnapshotReply,
 } from '../wire/messages.ts';
 import type {
-  Capabilities, Engine, EngineInit, EngineRole, EngineStatus, HardState, ReadState, Ready, Result, SnapshotData, SnapshotMeta, SoftState,
+  Capabilities, Engine, EngineInit, EngineRole, EngineStatus, HardState, ReadState, Ready, ReplicaProgress, Result, SnapshotData, SnapshotMeta, SoftState,
 } from '../engine/contract.ts';
 import { allMembers, copyConfig, quorumSize, validateConfig, votingMembers } from '../raft/config.ts';
 import { takeOut } from '../engine/eager.ts';
@@ -464,6 +483,17 @@ export class PaxosNode implements Engine {
     if (pr.match === this.log.lastIndex) this.sendTimeoutNow(pr);
     else this.sendAccepts(pr);
     return { ok: true, term: this.promised };
+  }
+
+  /**
+   * On a leader, every other member's match: the slots up to there hold this ballot's
+   * values (or are chosen) at that member, durably (its cumulative Accepted). The
+   * runtime hands leadership to the most caught-up voter before a planned stop
+   * (daemon/runtime/hand-over.ts); elsewhere an empty list.
+   */
+  replicaProgress(): ReplicaProgress[] {
+    if (this.role !== 'leader') return [];
+    return [...this.progress.values()].map((p) => ({ id: p.id, match: p.match, state: p.state }));
   }
 
   readIndex(ctx: number): Result<{ term: Term }> {

@@ -89,6 +89,36 @@
  * longer answers our pings). A follower asks its leader (ZabSyncReq, ZooKeeper's
  * sync) and serves once its applied index reaches the answer. No leases.
  *
+ * ## Leadership hand-over (a planned stop)
+ * ZooKeeper has no leadership transfer: a leader that stops is a leader that fails,
+ * and the rest wait for it to fall silent (syncLimit) and elect. Here
+ * `transferLeadership(to)` hands over in two steps, so that the runtime can stop a
+ * leader without its successor fencing it (daemon/runtime/hand-over.ts):
+ *   1. the leader stops taking proposals and keeps replicating until `to` has
+ *      acknowledged its whole history (bounded by initLimit; then the transfer is
+ *      dropped and proposals resume);
+ *   2. it *retires*: it goes back to election (LOOKING), which its followers hear at
+ *      once (a LOOKING notification of a later round from their leader ends their
+ *      session, as a closed connection does in ZooKeeper), and for initLimit it votes
+ *      for nobody of its own — it starts FLE with the empty vote, as a witness does,
+ *      and only adopts the votes it hears. FLE elects only a node some voter votes for,
+ *      so it is not elected again; `to` holds exactly its history (same currentEpoch,
+ *      same last zxid), so `to` — or a voter just as recent with a higher id, the
+ *      order FLE keeps — wins, and no voter of its discovery quorum is more recent
+ *      than it (which would make it give up, ZooKeeper's rule in discovery).
+ * Safety does not rest on any of it: which node FLE elects never matters to safety
+ * (discovery and synchronization, above, give that), and a leader that retires is
+ * just a leader that left its epoch — ZAB tolerates that at any point.
+ *
+ * The retired leader then follows its successor like any follower: it accepts the new
+ * epoch e' (acceptedEpoch = e', durable before ACKEPOCH), synchronizes and ACKs. Every
+ * ACK, ACK of NEWLEADER, PONG or snapshot ACK it sends carries e' and is sent only in
+ * state FOLLOWING at e', never while LEADING: so such a message shows that its sender
+ * left every epoch below e' for good (an epoch is led by one node and never re-entered:
+ * a later leader's epoch is above every acceptedEpoch of its quorum). That is what the
+ * runtime's activation gate takes as "acknowledged" (docs/fencing.md): the successor
+ * acts without fencing the node that stopped cleanly or waiting out its lease.
+ *
  * ## Members
  * Voters vote and may lead; witnesses vote, count in every quorum, hold entries
  * without command data and never lead (FLE never elects them); observers (the
@@ -103,7 +133,7 @@ import {
   type Entry, type MemberConfig, type Message, type ZabAck, type ZabAckEpoch, type ZabMessage, type ZabNotification, type ZabProposal, type ZabSnap,
 } from '../wire/messages.ts';
 import type {
-  Capabilities, Engine, EngineInit, EngineRole, EngineStatus, HardState, ReadState, Ready, Result, SnapshotData, SnapshotMeta, SoftState,
+  Capabilities, Engine, EngineInit, EngineRole, EngineStatus, HardState, ReadState, Ready, ReplicaProgress, Result, SnapshotData, SnapshotMeta, SoftState,
 } from '../engine/contract.ts';
 import { allMembers, copyConfig, ENTRY_OVERHEAD_BYTES, MSG_OVERHEAD_BYTES, quorumSize, validateConfig, votingMembers } from '../raft/config.ts';
 import { kthLargest } from '../raft/raft.ts';
@@ -202,7 +232,10 @@ export interface ZabStatus extends EngineStatus {
   /** Messages ignored (not for us, from a stale session or non-member). */
   dropped: number;
   /** Synchronizations a follower refused because the leader's start point did not match its history (must stay 0). */
-  syncRefused: number;
+  syncRefused: number;  /** Leader only: the voter a leadership hand-over waits for (0: none). */
+  transferee: NodeId;
+  /** A leader that handed over and votes for nobody of its own in elections for a while ("Leadership hand-over"). */
+  retiring: boolean;
 }
 
 /** What the invariant checker (src/zab/invariants.ts) reads after every step. */
@@ -252,7 +285,7 @@ function moreRecent(a: Summary, b: Summary): boolean {
 export class ZabNode implements Engine {
   readonly id: NodeId;
   readonly name = 'zab' as const;
-  readonly caps: Readonly<Capabilities> = Object.freeze({ log: true, reads: true, transfer: false, witness: true, lease: false, byzantine: false });
+  readonly caps: Readonly<Capabilities> = Object.freeze({ log: true, reads: true, transfer: true, witness: true, lease: false, byzantine: false });
   readonly options: Readonly<ZabOptions>;
   readonly tickMs: number;
   private readonly ticks: ZabTicks;
@@ -319,6 +352,11 @@ export class ZabNode implements Engine {
   private heartbeatElapsed = 0;
   private needBcast = false;
   private commitDirty = false;
+  /** Leadership hand-over (see "Leadership hand-over" in the header): the voter it waits for, NO_NODE when none. */
+  private transferee: NodeId = NO_NODE;
+  private transferElapsed = 0;
+  /** Ticks left during which this node, having retired from leading, votes for nobody of its own in FLE. */
+  private retiring = 0;
 
   // Reads
   private readRound = 0;
@@ -494,7 +532,7 @@ export class ZabNode implements Engine {
       lastZxid: { epoch: lastEpoch, counter: start === undefined ? -1 : this.log.lastIndex - start },
       round: this.fle.round, stableIndex: this.stableIndex, snapshotIndex: this.log.snapIndex,
       peers: [...this.peers.values()].map((p) => ({ id: p.id, stage: p.stage, mode: p.mode, acked: p.acked, next: p.next })),
-      dropped: this.dropped + this.fle.dropped, syncRefused: this.syncRefused,
+      dropped: this.dropped + this.fle.dropped, syncRefused: this.syncRefused, transferee: this.transferee, retiring: this.retiring > 0,
     };
   }
 
@@ -512,13 +550,15 @@ export class ZabNode implements Engine {
 
   tick(): void {
     this.now++;
+    if (this.retiring > 0) this.retiring--;
     switch (this.state) {
       case 'looking':
         this.fle.tick();
         this.afterElection();
         return;
       case 'leading':
-        return this.tickLeader();
+        this.tickLeader();
+        return this.maybeRetire();
       default:
         return this.tickLearner();
     }
@@ -545,7 +585,8 @@ export class ZabNode implements Engine {
         this.dropped++;
         return;
       case 'leading':
-        return this.stepLeader(z);
+        this.stepLeader(z);
+        return this.maybeRetire();
       default:
         if (z.from !== this.leaderId) {
           this.dropped++;
@@ -562,6 +603,7 @@ export class ZabNode implements Engine {
     }
     if (this.state !== 'leading') return { ok: false, code: 'not-leader', reason: `node ${this.id} is not the leader (${this.state}; leader: ${this.softState().leader || 'unknown'})` };
     if (!this.established) return { ok: false, code: 'no-leader', reason: `node ${this.id} is a prospective leader in ${this.leaderPhase}; it broadcasts only once a quorum is synchronized` };
+    if (this.transferee !== NO_NODE) return { ok: false, code: 'transfer-in-progress', reason: `leadership is being handed over to ${this.transferee}` };
     const e: Entry = { term: this.epoch, index: this.log.lastIndex + 1, type: EntryType.Normal, data };
     this.log.append(e);
     this.needBcast = true;
@@ -587,8 +629,43 @@ export class ZabNode implements Engine {
     return { ok: false, code: 'no-leader', reason: `node ${this.id} follows no established leader (${this.phase})` };
   }
 
-  transferLeadership(_to: NodeId): Result<{ term: Term }> {
-    return { ok: false, code: 'not-supported', reason: 'the ZAB engine does not transfer leadership: Fast Leader Election always picks the most up-to-date node (ZooKeeper has no transfer either)' };
+  /**
+   * Hands leadership over (see "Leadership hand-over" in the header): no proposals
+   * from now on; once `to` has acknowledged the whole history, this node retires into
+   * election and abstains, so a voter as recent as it leads next. Dropped after
+   * initLimit if `to` does not catch up. FLE, not `to`, has the last word on who
+   * leads: a voter just as recent with a higher id wins over `to`.
+   */
+  transferLeadership(to: NodeId): Result<{ term: Term }> {
+    if (!this.isLeader) return { ok: false, code: 'not-leader', reason: `node ${this.id} is not an established leader (${this.state}${this.state === 'leading' ? `, ${this.leaderPhase}` : ''})` };
+    if (!Number.isInteger(to) || to < 1 || to > 254) return { ok: false, code: 'bad-request', reason: `transferLeadership: to must be a node id 1..254, got ${String(to)}` };
+    if (to === this.id) return { ok: true, term: this.acceptedEpoch };
+    if (!this.config.voters.includes(to)) return { ok: false, code: 'not-voter', reason: `transfer target ${to} is not a voter (witnesses and observers never lead)` };
+    if (this.transferee !== to) {
+      this.transferee = to;
+      this.transferElapsed = 0;
+    }
+    const term = this.acceptedEpoch;
+    this.maybeRetire();
+    return { ok: true, term };
+  }
+
+  /**
+   * On a leader, how far each learner's history is known to match ours (its cumulative
+   * ACK; 0 before it synchronized). The runtime hands over to the most caught-up voter.
+   */
+  replicaProgress(): ReplicaProgress[] {
+    if (!this.isLeader) return [];
+    return [...this.peers.values()].map((p) => ({ id: p.id, match: p.stage === 'synced' ? p.acked : 0, state: p.stage }));
+  }
+
+  /** Step 2 of a hand-over: the transferee holds our whole history durably; leave the epoch and abstain. */
+  private maybeRetire(): void {
+    if (this.transferee === NO_NODE || !this.isLeader) return;
+    const p = this.peers.get(this.transferee);
+    if (!p || p.stage !== 'synced' || p.acked < this.log.lastIndex) return;
+    this.retiring = this.ticks.initLimit;
+    this.goLooking();
   }
 
   /** Starts leader election now unless this node leads or already elects (a follower answered by settled peers rejoins the same leader). */
@@ -773,7 +850,8 @@ export class ZabNode implements Engine {
   }
 
   private ownVote(): Vote {
-    if (!this.config.voters.includes(this.id)) return NO_VOTE;
+    // A retired leader abstains (see "Leadership hand-over" in the header).
+    if (!this.config.voters.includes(this.id) || this.retiring > 0) return NO_VOTE;
     return { leader: this.id, epoch: this.currentEpoch, zxidTerm: this.log.lastTerm, zxidIndex: this.log.lastIndex };
   }
 
@@ -1171,6 +1249,7 @@ export class ZabNode implements Engine {
   }
 
   private loseLeadership(): void {
+    this.transferee = NO_NODE;
     for (const r of this.pendingReads) this.failRead(r.ctx, r.from);
     this.pendingReads = [];
     this.readRoundWanted = false;
@@ -1589,6 +1668,8 @@ export class ZabNode implements Engine {
 
   private tickLeader(): void {
     this.leadElapsed++;
+    // A transferee that did not catch up within initLimit: drop the hand-over, take proposals again.
+    if (this.transferee !== NO_NODE && ++this.transferElapsed >= this.ticks.initLimit) this.transferee = NO_NODE;
     if (this.leaderPhase !== 'broadcast') {
       if (this.leadElapsed >= this.ticks.initLimit) return this.goLooking();
     } else if (++this.checkElapsed >= this.ticks.syncLimit) {

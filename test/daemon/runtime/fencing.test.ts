@@ -220,18 +220,20 @@ describe('activation gate in the runtime', () => {
   });
 
   it('a leader that hands over and stops (SIGTERM) once the new leader\'s first commit reached it: its answer clears it at once', () => {
-    // The old leader transfers leadership and stops, as `quorumd start` does on SIGTERM
-    // (daemon/start.ts handOver): not at the first sign of the new leader — its answers
-    // then may not have left yet, and an answer from before the new leadership's claim
-    // entry committed does not count — but once the new leader's first commit reached
-    // it, so that it has answered a leader that knows whom it replaced.
+    // The old leader transfers leadership and stops: not at the first sign of the new
+    // leader — its answers then may not have left yet, and an answer from before the new
+    // leadership's claim entry committed does not count — but once the new leader's
+    // first commit reached it, so that it has answered a leader that knows whom it
+    // replaced. (`quorumd start` waits longer, until the successor's activation reached
+    // it: daemon/runtime/hand-over.ts, test/daemon/runtime/hand-over.test.ts; for Raft the
+    // first commit is already enough, as this shows.)
     const ids = [1, 2, 3];
     const r = rig(ids, { stonith: false });
     const old = r.oneActive(5000);
     const to = ids.find((i) => i !== old.id)!;
     expect(old.transferLeadership(to).ok).toBe(true);
     expect(r.c.until(() => old.engine!.status().leader === to, 2000)).toBe(true);
-    // As daemon/start.ts handOver: stay until the new leader's first commit reached it.
+    // Stay until the new leader's first commit reached it.
     const from = old.engine!.status().commitIndex;
     expect(r.c.until(() => old.engine!.status().commitIndex > from, 2000)).toBe(true);
     old.stop();

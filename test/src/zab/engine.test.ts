@@ -45,12 +45,13 @@ describe('fencing token', () => {
 });
 
 describe('contract surface', () => {
-  it('implements Engine with its capabilities: a log, reads, witnesses; no transfer, no lease, not Byzantine', () => {
+  it('implements Engine with its capabilities: a log, reads, witnesses, hand-over; no lease, not Byzantine', () => {
     const z: Engine = lone(1, [1, 2, 3]);
     expect(z.name).toBe('zab');
-    expect(z.caps).toEqual({ log: true, reads: true, transfer: false, witness: true, lease: false, byzantine: false });
+    expect(z.caps).toEqual({ log: true, reads: true, transfer: true, witness: true, lease: false, byzantine: false });
     expect(z.tickMs).toBe(10);
-    expect(z.transferLeadership(2)).toMatchObject({ ok: false, code: 'not-supported' });
+    // Only an established leader hands over (test/src/zab/hand-over.test.ts).
+    expect(z.transferLeadership(2)).toMatchObject({ ok: false, code: 'not-leader' });
     expect(z.status()).toMatchObject({ engine: 'zab', role: 'candidate', detail: 'election', leader: 0 });
   });
 
