@@ -232,7 +232,8 @@ export interface ZabStatus extends EngineStatus {
   /** Messages ignored (not for us, from a stale session or non-member). */
   dropped: number;
   /** Synchronizations a follower refused because the leader's start point did not match its history (must stay 0). */
-  syncRefused: number;  /** Leader only: the voter a leadership hand-over waits for (0: none). */
+  syncRefused: number;
+  /** Leader only: the voter a leadership hand-over waits for (0: none). */
   transferee: NodeId;
   /** A leader that handed over and votes for nobody of its own in elections for a while ("Leadership hand-over"). */
   retiring: boolean;
