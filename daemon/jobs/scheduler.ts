@@ -44,6 +44,7 @@ import { runShell, type RunningShell, type ShellLog, type ShellResult } from '..
 import { SlotCoordinator, type JobsHost, type JobReport } from './coordinator.ts';
 import { CronSchedule } from './cron.ts';
 import { isoUtc } from '../utc-text.ts';
+import { jobGrantedThrough } from '../../src/kv/state-machine.ts';
 
 /** A slot fired later than this after its time is missed (node-cron's default tolerance). */
 export const MISSED_TOLERANCE_MS = 1000;
@@ -114,6 +115,18 @@ export interface JobView {
     signal: string | null;
     startedAt: string | null;
     durationMs: number | null;
+  } | null;
+  /**
+   * The job's newest `quorumd jobs reset` (replicated), null if it was never reset: when
+   * (`at`, the resetting leader's clock), by which leader and term, the floor that later
+   * slots must be after, and the claim it withdrew.
+   */
+  reset: {
+    at: string;
+    floor: string;
+    node: string;
+    term: number;
+    withdrawn: { slot: string; node: string; term: number };
   } | null;
 }
 
@@ -208,7 +221,7 @@ export class JobScheduler {
       // Not due, and the clock was set back: the first slot from now on (next() is
       // strictly after the second it is given), after the newest one granted in the
       // cluster (a slot never runs twice, and asking for one would only be refused).
-      const granted = this.o.host.record(t.job.name)?.claim.slot ?? -Infinity;
+      const granted = jobGrantedThrough(this.o.host.record(t.job.name));
       const first = t.schedule.next(Math.max(now - 1000, granted));
       // Said once per step (the next wake measures from here), also when the awaited
       // slot stays: then the job pauses until the slots granted before come again.
@@ -359,10 +372,10 @@ export class JobScheduler {
       const rec = this.o.host.record(job.name);
       // After the newest granted slot as well: a slot at or before it is refused (a
       // clock set back, or a leader whose clock was ahead), so it is not the next run.
-      const next = !this.stopped && task ? task.schedule.next(Math.max(this.wallMs(), rec?.claim.slot ?? -Infinity)) : undefined;
+      const next = !this.stopped && task ? task.schedule.next(Math.max(this.wallMs(), jobGrantedThrough(rec))) : undefined;
       const here = this.running.get(job.name);
       let last: JobView['last'] = null;
-      if (rec) {
+      if (rec && rec.claim !== null) {
         const c = rec.claim;
         const r = rec.result !== null && rec.result.slot === c.slot ? rec.result : null;
         const runningHere = [...(here ?? [])].some((x) => x.slot === c.slot);
@@ -388,6 +401,15 @@ export class JobScheduler {
         nextRun: next !== undefined ? isoUtc(next) : null,
         runningHere: here?.size ?? 0,
         last,
+        reset: rec?.reset
+          ? {
+              at: isoUtc(rec.reset.at),
+              floor: isoUtc(rec.reset.floor),
+              node: this.o.host.nodeName(rec.reset.node),
+              term: rec.reset.term,
+              withdrawn: { slot: isoUtc(rec.reset.withdrawn.slot), node: this.o.host.nodeName(rec.reset.withdrawn.node), term: rec.reset.withdrawn.term },
+            }
+          : null,
       };
     });
   }
