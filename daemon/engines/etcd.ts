@@ -993,6 +993,10 @@ export class EtcdEngine implements ExternalEngine {
 
   // Jobs: <prefix>jobs/<name> = {claim, result}.
 
+  jobRecordLocation(job: string): string {
+    return `etcd key ${this.p.jobs + job}`;
+  }
+
   private jobKey(job: string): Buffer {
     return enc(this.p.jobs + job);
   }

@@ -1016,6 +1016,10 @@ export class ZkEngine implements ExternalEngine {
 
   // Jobs
 
+  jobRecordLocation(job: string): string {
+    return `znode ${this.jobPath(job)}`;
+  }
+
   private jobPath(job: string): string {
     return `${this.paths.jobs}/${znodeName(job)}`;
   }
