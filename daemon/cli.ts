@@ -159,15 +159,24 @@ export function buildProgram(): Command {
       process.exitCode = opts.pbft !== undefined ? await c.kvPbft(opts.node, opts.pbft, { kind: 'del', key, ...(opts.cas !== undefined ? { cas: opts.cas } : {}) }) : await c.kvDel(opts.node, key, { cas: opts.cas });
     }));
 
-  tokenOpts(program
+  // `jobs` runs the action; `jobs reset NAME` is a subcommand (as `fence confirm`).
+  const jobsCmd = tokenOpts(program
     .command('jobs')
-    .description('scheduled jobs: last run (slot, node, result), next run')
+    .description('scheduled jobs: last run (slot, node, result), next run; `jobs reset NAME` withdraws a future claim')
     .option('--json', 'print /v1/jobs as JSON')
     .option(...nodeOpt)
     .action(async (opts: { json?: boolean; node: string }) => {
       const c = await import('./client/commands.ts');
       process.exitCode = await c.jobs(opts.node, { json: opts.json === true });
     }));
+  jobsCmd
+    .command('reset <name>')
+    .description('operator: withdraw the job\'s latest claim if it is after the active leader\'s clock (claimed by a leader whose clock was ahead), so that its next slot runs (--node as for jobs)')
+    .action(async (name: string) => {
+      // --node is parsed by the parent `jobs` command wherever it appears.
+      const c = await import('./client/commands.ts');
+      process.exitCode = await c.jobReset((jobsCmd.opts() as { node: string }).node, name, c.stdio);
+    });
 
   const svc = program.command('services').description('service discovery: instances with health checks, tied to their node\'s liveness');
   const collect = (v: string, prev: string[] = []) => [...prev, v];

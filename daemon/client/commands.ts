@@ -379,6 +379,8 @@ interface JobRow {
   nextRun: string | null;
   runningHere: number;
   last: { slot: string; node: string; term: number; token: number; result: string; exitCode: number | null; signal: string | null; durationMs: number | null } | null;
+  /** The newest `quorumd jobs reset` (absent from nodes of builds before it). */
+  reset?: { at: string; floor: string; node: string; term: number; withdrawn: { slot: string; node: string; term: number } } | null;
 }
 
 /**
@@ -401,20 +403,46 @@ export function jobs(node: string, o: { json?: boolean }, io: Out = stdio): Prom
       return 0;
     }
     const rows: string[][] = [['JOB', 'CRON', 'LAST SLOT', 'NODE', 'RESULT', 'TOOK', 'NEXT RUN']];
+    const notes: string[] = [];
     for (const j of list) {
       const l = j.last;
-      const result = l === null ? '-' : l.result === 'failed' ? `failed(${l.exitCode ?? l.signal ?? '?'})` : l.result;
+      // Withdrawn by a reset and no slot granted since: say so, not "never" (slots did run before it).
+      const z = l === null && j.reset ? j.reset : null;
+      if (z) notes.push(`${shown(j.name)}: reset at ${shown(z.at)} by ${shown(z.node)}: withdrew slot ${shown(z.withdrawn.slot)} (claimed by ${shown(z.withdrawn.node)}, term ${z.withdrawn.term}); slots after ${shown(z.floor)} run\n`);
+      const result = l === null ? (z ? 'reset' : '-') : l.result === 'failed' ? `failed(${l.exitCode ?? l.signal ?? '?'})` : l.result;
       rows.push([
         shown(j.name),
         shown(j.timezone === 'UTC' ? j.cron : `${j.cron} (${j.timezone})`),
-        l?.slot ?? 'never',
+        l?.slot ?? (z ? 'none since reset' : 'never'),
         shown(l?.node ?? '-'),
         result,
         l?.durationMs !== null && l?.durationMs !== undefined ? `${l.durationMs}ms` : '-',
         j.nextRun ?? '-',
       ]);
     }
-    io.out(pad(rows));
+    io.out(pad(rows) + notes.join(''));
+    return 0;
+  });
+}
+
+/**
+ * `quorumd jobs reset NAME`: withdraw the job's latest claim if it lies after the active
+ * leader's clock (a leader whose clock was ahead claimed it; docs/jobs.md, Time). Any
+ * node: a follower forwards it. 0 withdrawn; 409 (nothing to withdraw) and every other
+ * failure print the node's reason and exit as for any write (exit-codes.ts).
+ */
+export function jobReset(node: string, name: string, io: Out = stdio): Promise<number> {
+  nodeUrls(node);
+  return guarded(io, 'jobs reset', true, async () => {
+    const r = await callFirstReached(node, 'POST', `/v1/jobs/${enc(name)}/reset`);
+    if (r.status !== 200) return failStatus(r, io, 'jobs reset');
+    const j = jsonOf(r) as { withdrawn?: { slot?: unknown; node?: unknown; term?: unknown } | null; floor?: unknown };
+    const w = j.withdrawn;
+    if (w && typeof w.slot === 'string' && typeof w.node === 'string' && typeof j.floor === 'string') {
+      io.out(`reset: job ${shown(name)}: withdrew slot ${shown(w.slot)} (claimed by ${shown(w.node)}, term ${String(w.term)}); the next slot after ${shown(j.floor)} runs\n`);
+    } else {
+      io.out(`reset: job ${shown(name)}: its claim was withdrawn (see quorumd jobs)\n`);
+    }
     return 0;
   });
 }

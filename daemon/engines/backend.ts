@@ -21,7 +21,7 @@
 import type { ClientCallback } from '../runtime/results.ts';
 import type { JobRecord } from '../../src/kv/index.ts';
 import type { JobReport, JobsHost, Leadership } from '../jobs/coordinator.ts';
-import type { ApiBackend, LeaderView, StatusView } from '../http/backend.ts';
+import type { ApiBackend, JobResetAnswer, LeaderView, StatusView } from '../http/backend.ts';
 import { BackendBase, fenceView, type LeadershipEvent, type MemberInfo } from '../http/backend-base.ts';
 import type { FenceDeviceInfo } from '../fencing/build.ts';
 import type { FenceRecord } from '../../src/fence/index.ts';
@@ -153,6 +153,13 @@ export class ExternalBackend extends BackendBase<ExternalFencing> implements Api
   }
   jobs(): unknown[] {
     return this.jobsView?.() ?? [];
+  }
+  /** Not offered on the external engines (their claim needs no log entry to withdraw): 501 naming the record to fix by hand. */
+  jobReset(job: string, cb: (a: JobResetAnswer) => void): void {
+    cb({
+      status: 501,
+      error: `quorumd jobs reset is not implemented for engine ${this.engine.name}: fix the leader's clock, then edit the job's record, ${this.engine.jobRecordLocation(job)} (JSON), with the service's own tool: set claim.slot to the current time in ms since the epoch, so that later slots are granted again and none at or before it (docs/jobs.md, Time)`,
+    });
   }
 
   // JobsHost

@@ -8,7 +8,13 @@
  */
 import { encodeCommand, KvError, leaseDigest, type Command } from '../../src/kv/index.ts';
 import { JOB_OUTCOMES } from '../../src/kv/commands.ts';
-import type { JobRecord } from '../../src/kv/index.ts';
+import type { JobClaim, JobRecord } from '../../src/kv/index.ts';
+
+/**
+ * A job record as the external engines keep it: always with a claim (they have no
+ * `quorumd jobs reset`, which leaves a Raft-family record without one until the next grant).
+ */
+export type ClaimedJobRecord = JobRecord & { readonly claim: JobClaim };
 import type { ClientCallback, ClientResult } from '../runtime/results.ts';
 
 /**
@@ -70,12 +76,12 @@ export function within<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
 const uint = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 
 /** A job record as stored in the service: the same fields as the Raft state machine's. */
-export function encodeJobRecord(r: JobRecord): string {
+export function encodeJobRecord(r: ClaimedJobRecord): string {
   return JSON.stringify({ claim: r.claim, result: r.result });
 }
 
 /** Parses a stored job record; a string error names what is wrong. */
-export function decodeJobRecord(name: string, text: string): JobRecord | string {
+export function decodeJobRecord(name: string, text: string): ClaimedJobRecord | string {
   let v: unknown;
   try {
     v = JSON.parse(text);

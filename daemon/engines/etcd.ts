@@ -40,10 +40,9 @@
  */
 import { Etcd3, type IKeyValue, type IRangeResponse, type ITxnResponse, type ICompare, type IRequestOp, type Watcher, type IDuplexStream, type ILeaseKeepAliveRequest, type ILeaseKeepAliveResponse } from 'etcd3';
 import { ExponentialBackoff, noop } from 'cockatiel';
-import type { JobRecord } from '../../src/kv/index.ts';
 import type { JobReport, Leadership } from '../jobs/coordinator.ts';
 import { Status, type ClientCallback, type ClientResult } from '../runtime/results.ts';
-import { answerOnce, checkCommand, decodeJobRecord, decodeLeaderRecord, decodeLockGrant, encodeJobRecord, KeyWatchers, leaseHex, Presence, PRESENCE_PERIOD_MS, sleep, within } from './common.ts';
+import { answerOnce, checkCommand, type ClaimedJobRecord, decodeJobRecord, decodeLeaderRecord, decodeLockGrant, encodeJobRecord, KeyWatchers, leaseHex, Presence, PRESENCE_PERIOD_MS, sleep, within } from './common.ts';
 import { LeadershipGate } from './leadership.ts';
 import { decodeLeaderHistory, encodeLeaderHistory, suspectIds, type ExternalFencing, type Suspect } from './fencing.ts';
 import { LeaseWindow } from './safety.ts';
@@ -152,7 +151,7 @@ export class EtcdEngine implements ExternalEngine {
   private readonly window: LeaseWindow;
   private readonly p: { election: Buffer; leader: Buffer; history: Buffer; kv: string; locks: string; jobs: string };
   private readonly watchers: KeyWatchers;
-  private readonly jobs = new Map<string, JobRecord>();
+  private readonly jobs = new Map<string, ClaimedJobRecord>();
   private readonly jobReadAt = new Map<string, number>();
   private stopped = false;
   private started = false;
@@ -994,11 +993,15 @@ export class EtcdEngine implements ExternalEngine {
 
   // Jobs: <prefix>jobs/<name> = {claim, result}.
 
+  jobRecordLocation(job: string): string {
+    return `etcd key ${this.p.jobs + job}`;
+  }
+
   private jobKey(job: string): Buffer {
     return enc(this.p.jobs + job);
   }
 
-  private readJob(job: string, kv: IKeyValue | undefined): JobRecord | undefined | string {
+  private readJob(job: string, kv: IKeyValue | undefined): ClaimedJobRecord | undefined | string {
     if (!kv) return undefined;
     const rec = decodeJobRecord(job, kv.value.toString('utf8'));
     if (typeof rec !== 'string') this.jobs.set(job, rec);
@@ -1017,7 +1020,7 @@ export class EtcdEngine implements ExternalEngine {
         if (typeof cur === 'string') return { status: Status.CONFLICT, error: cur } as ClientResult;
         if (cur && cur.claim.slot >= slot) return { status: Status.CONFLICT, holder: String(cur.claim.node), error: `slot already claimed (slot ${isoUtc(cur.claim.slot)}, token ${cur.claim.token})` } as ClientResult;
         const modRev = r.kvs[0] ? rev(r.kvs[0].mod_revision) : 0;
-        const next = (index: number): JobRecord => ({ name: job, claim: { slot, node: this.o.self.id, term: lead.term, token: lead.token, index }, result: cur?.result ?? null });
+        const next = (index: number): ClaimedJobRecord => ({ name: job, claim: { slot, node: this.o.self.id, term: lead.term, token: lead.token, index }, result: cur?.result ?? null });
         // The claim's index is the revision of this write; the stored copy names the leader token instead (known before the write).
         const t = await this.txn({
           compare: [
@@ -1051,7 +1054,7 @@ export class EtcdEngine implements ExternalEngine {
         if (cur === undefined || typeof cur === 'string') return { status: Status.CONFLICT, error: typeof cur === 'string' ? cur : `job ${rep.job} has no claim` } as ClientResult;
         if (cur.claim.slot !== rep.slot) return { status: Status.CONFLICT, error: `job ${rep.job}: the claimed slot is another one` } as ClientResult;
         const modRev = rev(r.kvs[0]!.mod_revision);
-        const rec: JobRecord = { ...cur, result: { slot: rep.slot, node: this.o.self.id, outcome: rep.outcome, code: rep.code, signal: rep.signal, startedAtMs: rep.startedAtMs, durationMs: rep.durationMs, index: modRev + 1 } };
+        const rec: ClaimedJobRecord = { ...cur, result: { slot: rep.slot, node: this.o.self.id, outcome: rep.outcome, code: rep.code, signal: rep.signal, startedAtMs: rep.startedAtMs, durationMs: rep.durationMs, index: modRev + 1 } };
         const t = await this.txn({
           compare: [{ key: k, target: 'Mod', result: 'Equal', mod_revision: modRev }],
           success: [{ request_put: { key: k, value: enc(encodeJobRecord(rec)) } }],
@@ -1067,7 +1070,7 @@ export class EtcdEngine implements ExternalEngine {
   }
 
   /** The cached record; a read of it goes out (at most once a second per job), so the next call has the service's copy. */
-  jobRecord(job: string): JobRecord | undefined {
+  jobRecord(job: string): ClaimedJobRecord | undefined {
     const now = this.now();
     if (!this.stopped && !this.wentBack && now - (this.jobReadAt.get(job) ?? -Infinity) >= 1000) {
       this.jobReadAt.set(job, now);

@@ -126,6 +126,8 @@ export interface ExternalEngine {
   jobDone(r: JobReport, cb: ClientCallback): void;
   /** The job's record as last read from the service (a cache; the claim transaction decides). */
   jobRecord(job: string): JobRecord | undefined;
+  /** Where the service keeps job `job`'s record (`<prefix>jobs/<name>`, a znode path): named by `quorumd jobs reset`, which these engines do not offer. */
+  jobRecordLocation(job: string): string;
   /** Every key starting with `prefix` with its value and index (service discovery's catalog). */
   list(prefix: string, opts: { stale: boolean }, cb: (r: { status: number; entries?: Array<{ key: string; value: Uint8Array; index: number }>; error?: string }) => void): void;
   /**

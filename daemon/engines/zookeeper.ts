@@ -62,10 +62,9 @@
  * nodes need a server switch and this client does not speak them), hence the clock znode.
  */
 import zk, { type ACL, type Client, type Exception, type Stat, type TransactionResult } from 'node-zookeeper-client';
-import type { JobRecord } from '../../src/kv/index.ts';
 import type { JobReport, Leadership } from '../jobs/coordinator.ts';
 import { Status, type ClientCallback, type ClientResult } from '../runtime/results.ts';
-import { answerOnce, checkCommand, decodeJobRecord, decodeLeaderRecord, decodeLockGrant, encodeJobRecord, KeyWatchers, leaseHex, Presence, PRESENCE_PERIOD_MS, sleep, type LockGrant } from './common.ts';
+import { answerOnce, checkCommand, type ClaimedJobRecord, decodeJobRecord, decodeLeaderRecord, decodeLockGrant, encodeJobRecord, KeyWatchers, leaseHex, Presence, PRESENCE_PERIOD_MS, sleep, type LockGrant } from './common.ts';
 import { wentBackAdvice, type EngineLog } from './etcd.ts';
 import type { FloorStore } from './floor-file.ts';
 import { LeadershipGate } from './leadership.ts';
@@ -183,7 +182,7 @@ export class ZkEngine implements ExternalEngine {
   private readonly acl: ACL[];
   private readonly paths: { election: string; history: string; kv: string; locks: string; jobs: string; clock: string };
   private readonly watchers: KeyWatchers;
-  private readonly jobs = new Map<string, JobRecord>();
+  private readonly jobs = new Map<string, ClaimedJobRecord>();
   private readonly jobReadAt = new Map<string, number>();
   private started = false;
   private stopped = false;
@@ -1017,11 +1016,15 @@ export class ZkEngine implements ExternalEngine {
 
   // Jobs
 
+  jobRecordLocation(job: string): string {
+    return `znode ${this.jobPath(job)}`;
+  }
+
   private jobPath(job: string): string {
     return `${this.paths.jobs}/${znodeName(job)}`;
   }
 
-  private async readJob(c: Client, job: string): Promise<{ rec: JobRecord | undefined; version: number | undefined } | string> {
+  private async readJob(c: Client, job: string): Promise<{ rec: ClaimedJobRecord | undefined; version: number | undefined } | string> {
     const cur = await this.read(c, this.jobPath(job));
     if (!cur) return { rec: undefined, version: undefined };
     const rec = decodeJobRecord(job, cur.data.toString('utf8'));
@@ -1041,7 +1044,7 @@ export class ZkEngine implements ExternalEngine {
         const cur = await this.readJob(c, job);
         if (typeof cur === 'string') return { status: Status.CONFLICT, error: cur };
         if (cur.rec && cur.rec.claim.slot >= slot) return { status: Status.CONFLICT, holder: String(cur.rec.claim.node), error: `slot already claimed (slot ${isoUtc(cur.rec.claim.slot)}, token ${cur.rec.claim.token})` };
-        const rec: JobRecord = { name: job, claim: { slot, node: this.o.self.id, term: lead.term, token: lead.token, index: lead.token }, result: cur.rec?.result ?? null };
+        const rec: ClaimedJobRecord = { name: job, claim: { slot, node: this.o.self.id, term: lead.term, token: lead.token, index: lead.token }, result: cur.rec?.result ?? null };
         const data = Buffer.from(encodeJobRecord(rec));
         // Guarded by our candidate znode: gone with our session, and with it our leadership.
         const r = await this.multi(c, (t) => {
@@ -1069,7 +1072,7 @@ export class ZkEngine implements ExternalEngine {
         if (typeof cur === 'string') return { status: Status.CONFLICT, error: cur };
         if (!cur.rec || cur.version === undefined) return { status: Status.CONFLICT, error: `job ${rep.job} has no claim` };
         if (cur.rec.claim.slot !== rep.slot) return { status: Status.CONFLICT, error: `job ${rep.job}: the claimed slot is another one` };
-        const rec: JobRecord = { ...cur.rec, result: { slot: rep.slot, node: this.o.self.id, outcome: rep.outcome, code: rep.code, signal: rep.signal, startedAtMs: rep.startedAtMs, durationMs: rep.durationMs, index: 0 } };
+        const rec: ClaimedJobRecord = { ...cur.rec, result: { slot: rep.slot, node: this.o.self.id, outcome: rep.outcome, code: rep.code, signal: rep.signal, startedAtMs: rep.startedAtMs, durationMs: rep.durationMs, index: 0 } };
         const r = await this.multi(c, (t) => t.setData(this.jobPath(rep.job), Buffer.from(encodeJobRecord(rec)), cur.version));
         if (r.ok) {
           const index = zxid(r.results[0]!.stat!.mzxid);
@@ -1082,7 +1085,7 @@ export class ZkEngine implements ExternalEngine {
   }
 
   /** The cached record; a read of it goes out (at most once a second per job), so the next call has the service's copy. */
-  jobRecord(job: string): JobRecord | undefined {
+  jobRecord(job: string): ClaimedJobRecord | undefined {
     const now = this.now();
     const c = this.client;
     if (!this.stopped && c && c.getState() === State.SYNC_CONNECTED && now - (this.jobReadAt.get(job) ?? -Infinity) >= 1000) {

@@ -191,6 +191,7 @@ export interface KvRuntime extends FenceableRuntime {
   get(key: string, opts: { stale?: boolean }, cb: ClientCallback): void;
   jobClaim(job: string, slot: number, lead: Leadership, cb: ClientCallback): void;
   jobDone(r: JobReport, cb: ClientCallback): void;
+  jobReset(job: string, cb: ClientCallback): void;
 }
 
 /**

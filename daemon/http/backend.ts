@@ -82,6 +82,18 @@ export interface FenceAnswer {
   result?: Record<string, unknown>;
 }
 
+/**
+ * Answer of `POST /v1/jobs/<name>/reset`: 200 withdrawn; 404 no such job configured; 409
+ * nothing to withdraw (the reason); 501 the engine cannot; 503 not proposed; 504 unknown.
+ */
+export interface JobResetAnswer {
+  status: number;
+  error?: string;
+  /** 200: the claim withdrawn (slot ISO, claimer's name, term) and the floor later slots must be after (ISO); null if the record moved on before this node read it. */
+  withdrawn?: { slot: string; node: string; term: number } | null;
+  floor?: string | null;
+}
+
 export interface ApiBackend {
   status(): StatusView;
   leader(): LeaderView;
@@ -120,6 +132,11 @@ export interface ApiBackend {
    * it (engine: bully) `GET /v1/jobs` answers 501.
    */
   jobs?(): unknown[];
+  /**
+   * Operator: `POST /v1/jobs/<name>/reset` — withdraw the job's future claim (docs/jobs.md,
+   * Time). Optional: without it (engine: bully) the endpoint answers 501.
+   */
+  jobReset?(job: string, cb: (a: JobResetAnswer) => void): void;
   /**
    * Keys of this node's applied state starting with `prefix`, sorted, at most `limit`
    * (a local read, like `?stale`). Optional: without it `GET /v1/keys` answers 501.

@@ -31,7 +31,8 @@ import type { ClientCallback } from '../runtime/results.ts';
 import type { WriteTracer } from '../runtime/write-trace.ts';
 import type { ClientRef } from '../runtime/pbft-clients.ts';
 import type { PbftReply } from '../../src/pbft/reply.ts';
-import type { ApiBackend, LeaderView, LockCommand, StatusView } from './backend.ts';
+import type { ApiBackend, JobResetAnswer, LeaderView, LockCommand, StatusView } from './backend.ts';
+import { isoUtc } from '../utc-text.ts';
 import { KvBackendBase, counter, gauge, type LeadershipEvent } from './backend-base.ts';
 import { FSYNC_BUCKETS, HistogramRecorder, type MetricFamily } from './metrics.ts';
 
@@ -220,6 +221,30 @@ export class EngineBackend extends KvBackendBase<EngineRuntime> implements ApiBa
 
   jobs(): unknown[] {
     return this.jobsView?.() ?? [];
+  }
+
+  /**
+   * `POST /v1/jobs/<name>/reset`: a job that is not in this node's `jobs:` list is a 404
+   * (the list is the same on every node; a name not in it is a typo, and no slot of it is
+   * ever claimed here); else the runtime proposes job.reset through the active leader.
+   * Its 200 carries the reset's log index only (it may have been forwarded): what was
+   * withdrawn is read from the record this node applied, which holds it by then.
+   */
+  jobReset(job: string, cb: (a: JobResetAnswer) => void): void {
+    if (this.rt?.engineName === 'pbft') return cb({ status: 501, error: 'jobs are not offered under engine pbft (they need a trusted leader): there is nothing to reset' });
+    const names = ((this.jobsView?.() ?? []) as Array<{ name: string }>).map((j) => j.name);
+    if (!names.includes(job)) {
+      return cb({ status: 404, error: `no job named ${JSON.stringify(job)} in this node's jobs: list (${names.length === 0 ? 'no jobs configured' : `configured: ${names.join(', ')}`})` });
+    }
+    const rt = this.need(cb);
+    if (!rt) return;
+    rt.jobReset(job, (r) => {
+      if (r.status !== 200) return cb({ status: r.status, ...(r.error !== undefined ? { error: r.error } : {}) });
+      const z = rt.stateMachine.job(job)?.reset;
+      if (!z || z.index !== r.index) return cb({ status: 200, withdrawn: null, floor: null });
+      const name = (id: number) => this.nameOf(id) ?? `n${id}`;
+      cb({ status: 200, withdrawn: { slot: isoUtc(z.withdrawn.slot), node: name(z.withdrawn.node), term: z.withdrawn.term }, floor: isoUtc(z.floor) });
+    });
   }
 
   metrics(): MetricFamily[] {

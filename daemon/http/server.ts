@@ -13,6 +13,7 @@
  *   POST   /v1/fence/<node>                 → {ok:true, record} | 502 {record} (fence failed) | 503
  *   POST   /v1/fence/<node>/confirm         → {ok:true, node, superseded, active, waitingFor, lastHeardMs, listenedMs} (operator: node declared safely down) | 409 alive, or not the leader
  *   GET    /v1/jobs                         → {jobs: [...]} scheduled jobs: last run (replicated), next run
+ *   POST   /v1/jobs/<name>/reset            → {ok:true, job, withdrawn, floor} (operator: withdraw a future claim) | 404 not configured | 409 nothing to withdraw
  *   GET    /v1/keys?prefix=p&limit=n        → {index, keys: [{key, size, createIndex, modIndex}], more} (local)
  *   GET    /v1/locks[?prefix=p&limit=n]     → {index, clockMs, exact, locks: [{name, owner, token, ttlMs, expiresAt}], more} (local)
  *   GET    /metrics                         → Prometheus text
@@ -52,7 +53,7 @@ import { MAX_KEY_BYTES, MAX_TTL_MS, MAX_VALUE_BYTES, MIN_TTL_MS } from '../../sr
 import { leaseDigest } from '../../src/kv/lease.ts';
 import type { ClientRef } from '../runtime/pbft-clients.ts';
 import type { ClientResult } from '../runtime/results.ts';
-import type { ApiBackend, FenceAnswer } from './backend.ts';
+import type { ApiBackend, FenceAnswer, JobResetAnswer } from './backend.ts';
 import type { ServiceRegistry } from '../services/registry.ts';
 import type { HttpTools } from '../services/http.ts';
 import { renderMetrics, type MetricFamily } from './metrics.ts';
@@ -292,6 +293,9 @@ function decodeName(raw: string, what: 'key' | 'lock name'): string {
   if (bytes > MAX_KEY_BYTES) throw bad(`${what} is ${bytes} bytes, expected at most ${MAX_KEY_BYTES}`, 'bad-key');
   return s;
 }
+
+/** A job name (daemon/config/jobs.ts). */
+const JOB_NAME = /^[a-z0-9][a-z0-9_-]{0,47}$/;
 
 /** A lease id: 22..64 base64url characters (at least 128 random bits). */
 const LEASE_ID = /^[A-Za-z0-9_-]{22,64}$/;
@@ -985,6 +989,22 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
       rejectBodyIfAny(req);
       if (!backend.jobs) throw new HttpError(501, 'engine-unsupported', 'scheduled jobs need the Raft engine (engine: raft)');
       return json(res, 200, { jobs: backend.jobs() });
+    }
+    if (path.startsWith('/v1/jobs/')) {
+      const rest = path.slice('/v1/jobs/'.length);
+      if (!rest.endsWith('/reset')) throw new HttpError(404, 'not-found', `no such endpoint: ${path.slice(0, 80)} (jobs: GET /v1/jobs, POST /v1/jobs/<name>/reset)`);
+      const job = rest.slice(0, -'/reset'.length);
+      if (!JOB_NAME.test(job)) throw bad(`job name: expected 1-48 characters a-z, 0-9, '-' and '_', starting with a letter or digit, got ${JSON.stringify(job.slice(0, 60))}`, 'bad-job');
+      onlyMethods(method, path, POST_ONLY);
+      parseQuery(search, []);
+      rejectBodyIfAny(req);
+      const reset = backend.jobReset;
+      if (!reset) throw new HttpError(501, 'engine-unsupported', 'scheduled jobs need an engine with a replicated log (engine: raft, paxos or zab): there is nothing to reset');
+      // Through call(): the same backstop (504 after backstopMs) as every other write.
+      const a = (await call((cb) => reset.call(backend, job, (x) => cb(x as ClientResult)))) as JobResetAnswer;
+      if (a.status === 200) return json(res, 200, { ok: true, job, withdrawn: a.withdrawn ?? null, floor: a.floor ?? null });
+      if (a.status === 409) return json(res, 409, { ok: false, job, error: a.error ?? 'nothing to withdraw', code: 'nothing-to-withdraw' });
+      return sendError(res, failure({ status: a.status, ...(a.error !== undefined ? { error: a.error } : {}) }, 'job reset'));
     }
     if (path === '/metrics') {
       onlyMethods(method, path, GET_HEAD);

@@ -141,7 +141,14 @@ export class SlotCoordinator implements RunCoordinator {
     }
     // Known from the local state already: no log entry needed to learn "no".
     const rec = this.host.record(k.job);
-    if (rec && rec.claim.slot >= k.slot) {
+    if (rec && rec.claim === null && rec.reset && rec.reset.floor >= k.slot) {
+      // Withdrawn by `quorumd jobs reset`: slots up to its floor are never granted (one may have run before the reset).
+      this.stats.claimedBefore++;
+      const detail = `slot is at or before ${isoUtc(rec.reset.floor)}, the floor of the job's reset by ${this.host.nodeName(rec.reset.node)}`;
+      this.log.info({ ...fields, floor: isoUtc(rec.reset.floor) }, 'job slot at or before the reset floor; not run');
+      return cb({ run: false, reason: 'claimed', detail });
+    }
+    if (rec && rec.claim !== null && rec.claim.slot >= k.slot) {
       this.stats.claimedBefore++;
       if (rec.claim.slot - k.slot > FUTURE_CLAIM_WARN_MS && this.warnedFuture !== rec.claim.index) {
         // A claimer whose wall clock ran ahead granted itself a future slot: every slot up
@@ -149,7 +156,7 @@ export class SlotCoordinator implements RunCoordinator {
         this.warnedFuture = rec.claim.index;
         this.log.warn(
           { ...fields, claimed: isoUtc(rec.claim.slot), by: this.host.nodeName(rec.claim.node), aheadMs: rec.claim.slot - k.slot },
-          `job slots are refused until ${isoUtc(rec.claim.slot)}: ${this.host.nodeName(rec.claim.node)} claimed that slot with a clock ${Math.round((rec.claim.slot - k.slot) / 1000)} s ahead of this node's; check NTP on both (docs/jobs.md, Time)`,
+          `job slots are refused until ${isoUtc(rec.claim.slot)}: ${this.host.nodeName(rec.claim.node)} claimed that slot with a clock ${Math.round((rec.claim.slot - k.slot) / 1000)} s ahead of this node's; check NTP on both, then \`quorumd jobs reset ${k.job}\` withdraws that claim (docs/jobs.md, Time)`,
         );
       }
       const detail = `slot already claimed by ${this.host.nodeName(rec.claim.node)} (term ${rec.claim.term})`;

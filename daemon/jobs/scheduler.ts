@@ -44,6 +44,7 @@ import { runShell, type RunningShell, type ShellLog, type ShellResult } from '..
 import { SlotCoordinator, type JobsHost, type JobReport } from './coordinator.ts';
 import { CronSchedule } from './cron.ts';
 import { isoUtc } from '../utc-text.ts';
+import { jobGrantedThrough } from '../../src/kv/state-machine.ts';
 
 /** A slot fired later than this after its time is missed (node-cron's default tolerance). */
 export const MISSED_TOLERANCE_MS = 1000;
@@ -100,7 +101,8 @@ export interface JobView {
   /** Runs of this job in progress on this node. */
   runningHere: number;
   /**
-   * The newest slot granted in the cluster (replicated), with how it ended:
+   * The newest slot granted in the cluster (replicated; null if none was, or if a reset
+   * withdrew it and none was granted since: see `reset`), with how it ended:
    * ok | failed | timeout | error, or `running` (on this node now) or `pending`
    * (no result reported yet: still running elsewhere, or its node died mid-run).
    */
@@ -114,6 +116,18 @@ export interface JobView {
     signal: string | null;
     startedAt: string | null;
     durationMs: number | null;
+  } | null;
+  /**
+   * The job's newest `quorumd jobs reset` (replicated), null if it was never reset: when
+   * (`at`, the resetting leader's clock), by which leader and term, the floor that later
+   * slots must be after, and the claim it withdrew.
+   */
+  reset: {
+    at: string;
+    floor: string;
+    node: string;
+    term: number;
+    withdrawn: { slot: string; node: string; term: number };
   } | null;
 }
 
@@ -135,7 +149,16 @@ interface Task {
   armedMono: number;
   /** Slots of this job being claimed or run on this node now. */
   busy: number;
+  /**
+   * The newest granted slot that the timer waits past, after the clock was set back
+   * behind it (a claim made with a clock that was ahead); undefined otherwise. While set,
+   * the timer looks every HELD_RECHECK_MS whether `quorumd jobs reset` withdrew it.
+   */
+  heldBy: number | undefined;
 }
+
+/** While a job waits past a granted slot (Task.heldBy), how often its timer checks for a reset. */
+export const HELD_RECHECK_MS = 5_000;
 
 export class JobScheduler {
   readonly coordinator: SlotCoordinator;
@@ -166,7 +189,7 @@ export class JobScheduler {
         log.error({ job: job.name, cron: job.cron, timezone: job.timezone, error: (err as Error).message }, 'job could not be scheduled');
         continue;
       }
-      const t: Task = { job, schedule, expected: schedule.next(this.wallMs()), timer: undefined, armedWall: 0, armedMono: 0, busy: 0 };
+      const t: Task = { job, schedule, expected: schedule.next(this.wallMs()), timer: undefined, armedWall: 0, armedMono: 0, busy: 0, heldBy: undefined };
       this.tasks.set(job.name, t);
       this.arm(t);
     }
@@ -177,7 +200,7 @@ export class JobScheduler {
     if (this.stopped || t.expected === undefined) return;
     t.armedWall = this.wallMs();
     t.armedMono = this.monoMs();
-    const delay = Math.min(MAX_TIMER_MS, Math.max(0, t.expected - t.armedWall));
+    const delay = Math.min(t.heldBy !== undefined ? HELD_RECHECK_MS : MAX_TIMER_MS, Math.max(0, t.expected - t.armedWall));
     t.timer = setTimeout(() => this.beat(t), delay);
   }
 
@@ -192,7 +215,10 @@ export class JobScheduler {
    *   - later than that without a step (a busy process): missed, logged;
    *   - the clock was set back: the timer aims at the first slot after the new time and
    *     after the newest slot the cluster granted (earlier than the slot it waited for
-   *     when the step went back past slots; later when that slot was granted already).
+   *     when the step went back past slots; later when that slot was granted already);
+   *   - while it waits past a granted slot that way, and `quorumd jobs reset` withdrew
+   *     that grant: the timer aims at the first slot after the new time and after the
+   *     reset's floor (found within HELD_RECHECK_MS).
    * Only a step of more than MISSED_TOLERANCE_MS counts: NTP's slewing and a timer that
    * wakes a millisecond early are not steps.
    */
@@ -208,7 +234,7 @@ export class JobScheduler {
       // Not due, and the clock was set back: the first slot from now on (next() is
       // strictly after the second it is given), after the newest one granted in the
       // cluster (a slot never runs twice, and asking for one would only be refused).
-      const granted = this.o.host.record(t.job.name)?.claim.slot ?? -Infinity;
+      const granted = jobGrantedThrough(this.o.host.record(t.job.name));
       const first = t.schedule.next(Math.max(now - 1000, granted));
       // Said once per step (the next wake measures from here), also when the awaited
       // slot stays: then the job pauses until the slots granted before come again.
@@ -218,8 +244,22 @@ export class JobScheduler {
           (granted >= now ? ` (the first after ${isoUtc(granted)}, the newest slot granted in the cluster: no slot runs twice)` : ''),
       );
       slot = first;
+      t.heldBy = granted >= now ? granted : undefined;
+    } else if (slot !== undefined && slot > now && t.heldBy !== undefined) {
+      const granted = jobGrantedThrough(this.o.host.record(t.job.name));
+      if (granted < t.heldBy) {
+        // The grant it waited past was withdrawn (a reset): the slots after the reset's floor run.
+        const first = t.schedule.next(Math.max(now - 1000, granted));
+        log.info(
+          { job: t.job.name, withdrawn: isoUtc(t.heldBy), next: first !== undefined ? isoUtc(first) : null },
+          `the job's claim of ${isoUtc(t.heldBy)} was withdrawn (quorumd jobs reset): its next slot is ${first !== undefined ? isoUtc(first) : 'none'}`,
+        );
+        slot = first;
+        t.heldBy = granted >= now ? granted : undefined;
+      }
     }
     if (slot !== undefined && slot <= now) {
+      t.heldBy = undefined;
       const newest = lastSlotUpTo(t.schedule, slot, now);
       const late = now - newest;
       const stepped = stepMs > MISSED_TOLERANCE_MS;
@@ -359,10 +399,10 @@ export class JobScheduler {
       const rec = this.o.host.record(job.name);
       // After the newest granted slot as well: a slot at or before it is refused (a
       // clock set back, or a leader whose clock was ahead), so it is not the next run.
-      const next = !this.stopped && task ? task.schedule.next(Math.max(this.wallMs(), rec?.claim.slot ?? -Infinity)) : undefined;
+      const next = !this.stopped && task ? task.schedule.next(Math.max(this.wallMs(), jobGrantedThrough(rec))) : undefined;
       const here = this.running.get(job.name);
       let last: JobView['last'] = null;
-      if (rec) {
+      if (rec && rec.claim !== null) {
         const c = rec.claim;
         const r = rec.result !== null && rec.result.slot === c.slot ? rec.result : null;
         const runningHere = [...(here ?? [])].some((x) => x.slot === c.slot);
@@ -388,6 +428,15 @@ export class JobScheduler {
         nextRun: next !== undefined ? isoUtc(next) : null,
         runningHere: here?.size ?? 0,
         last,
+        reset: rec?.reset
+          ? {
+              at: isoUtc(rec.reset.at),
+              floor: isoUtc(rec.reset.floor),
+              node: this.o.host.nodeName(rec.reset.node),
+              term: rec.reset.term,
+              withdrawn: { slot: isoUtc(rec.reset.withdrawn.slot), node: this.o.host.nodeName(rec.reset.withdrawn.node), term: rec.reset.withdrawn.term },
+            }
+          : null,
       };
     });
   }

@@ -355,7 +355,7 @@ function answerIndex(res: ClientResult): Index {
 /** HTTP-like status for "this engine cannot do that": definite, nothing was applied (not 503 retry, not 504 unknown). */
 export const ENGINE_UNSUPPORTED = 501;
 /** How a refused command is named in the 501 answer. */
-const OP_NAMES: Partial<Record<Command['op'], string>> = { 'put': 'kv put', 'del': 'kv delete', 'lock.acquire': 'lock acquire', 'lock.renew': 'lock renew', 'lock.release': 'lock release', 'job.claim': 'job claim', 'job.done': 'job done' };
+const OP_NAMES: Partial<Record<Command['op'], string>> = { 'put': 'kv put', 'del': 'kv delete', 'lock.acquire': 'lock acquire', 'lock.renew': 'lock renew', 'lock.release': 'lock release', 'job.claim': 'job claim', 'job.done': 'job done', 'job.reset': 'job reset' };
 
 function posInt(v: unknown, what: string, min: number): number {
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min) throw new RangeError(`EngineRuntime: ${what} must be an integer ≥ ${min}, got ${String(v)}`);
@@ -1976,6 +1976,18 @@ export class EngineRuntime {
     this.write({ op: 'job.claim', job, slot, node: this.id, term: lead.term, token: lead.token }, cb);
   }
 
+  /**
+   * Operator: `quorumd jobs reset NAME` — withdraws the job's latest claim if its slot is
+   * after the active leader's wall clock (src/kv/commands.ts job.reset). Any node; a
+   * follower forwards it like a put. The leader stamps `now` (its own wall clock, the
+   * clock its scheduler claims the next slots by), its term and its id when it proposes,
+   * and proposes only while active, as for a job claim. 200 with `index` (the reset's log
+   * index: the record's `reset` then tells what was withdrawn), 409 with the reason.
+   */
+  jobReset(job: string, cb: ClientCallback): void {
+    this.write({ op: 'job.reset', job, now: 0, node: this.id, term: 1 }, cb);
+  }
+
   /** Records how the run of a claimed slot ended (any node; forwarded to the leader like a put). */
   jobDone(r: { job: string; slot: number; outcome: JobOutcomeName; code: number; signal: string; startedAtMs: number; durationMs: number }, cb: ClientCallback): void {
     this.write({ op: 'job.done', job: r.job, slot: r.slot, node: this.id, outcome: r.outcome, code: r.code, signal: r.signal, startedAtMs: r.startedAtMs, durationMs: r.durationMs }, cb);
@@ -2146,6 +2158,12 @@ export class EngineRuntime {
         if (!this.active) return reply(unavailable(`leader ${this.id} is not active (${this.activationStatus().waitingFor || 'not active'}); the job claim was not proposed`));
         const term = eng.status().term;
         if (term !== cmd.term) return reply(unavailable(`term changed (now ${term}, claim for ${cmd.term}); the job claim was not proposed`));
+      }
+      if (cmd.op === 'job.reset') {
+        // Judged against the clock that claims the next slots: this active leader's wall clock.
+        if (!this.active) return reply(unavailable(`leader ${this.id} is not active (${this.activationStatus().waitingFor || 'not active'}); the job reset was not proposed`));
+        cmd = { ...cmd, now: Math.max(0, Math.floor(this.opts.clock.wallMs())), node: this.id, term: eng.status().term };
+        encoded = undefined;
       }
       const data = encoded ?? encodeCommand(cmd);
       if (data instanceof KvError) return reply({ status: data.httpStatus, error: data.message });

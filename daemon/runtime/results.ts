@@ -1,4 +1,5 @@
 import { leaseDigest, type ApplyResult } from '../../src/kv/index.ts';
+import { isoUtc } from '../utc-text.ts';
 
 /**
  * What the node runtime's client API answers: an HTTP-like status (docs/api.md) plus
@@ -98,15 +99,32 @@ export function resultToClient(r: ApplyResult | undefined): ClientResult {
         ...(r.claim ? { holder: `n${r.claim.node}`, token: r.claim.token, index: r.claim.index } : {}),
         error:
           r.reason === 'claimed'
-            ? `slot not granted: slot ${r.claim!.slot} of this job was already claimed by node ${r.claim!.node} (term ${r.claim!.term})`
+            ? r.claim !== null
+              ? `slot not granted: slot ${r.claim.slot} of this job was already claimed by node ${r.claim.node} (term ${r.claim.term})`
+              : `slot not granted: the job was reset; a slot must be after its floor ${isoUtc(r.floor ?? 0)}`
             : r.reason === 'stale-leader'
               ? 'slot not granted: the claimer\'s term is older than the newest leadership'
               : 'slot not granted: too many jobs in the replicated table',
       };
     case 'job.done':
       return r.ok ? { status: Status.OK } : { status: Status.CONFLICT, error: 'job result not recorded: no matching claim, or a newer result is kept' };
+    case 'job.reset':
+      // The details (withdrawn claim, floor) are read from the applied record by whoever
+      // answers (a forwarded answer carries the index only: daemon/runtime/forward.ts).
+      if (r.ok) return { status: Status.OK, index: r.index };
+      return { status: Status.CONFLICT, error: jobResetRefusal(r) };
     case 'error':
       // Applied as a no-op (the index is consumed): definite, and the input was bad.
       return { status: Status.BAD_REQUEST, error: r.error.message };
   }
+}
+
+/** Why a job.reset was not applied, in words (the 409 of `POST /v1/jobs/<name>/reset`). */
+export function jobResetRefusal(r: Extract<ApplyResult, { op: 'job.reset'; ok: false }>): string {
+  if (r.reason === 'no-record') return 'nothing to withdraw: no slot of this job was ever granted (it has no record in the replicated table)';
+  if (r.reason === 'stale-leader') return 'not reset: the proposing leader\'s term is older than the newest leadership or than the job\'s record; try again';
+  if (r.claim === null) {
+    return `nothing to withdraw: the job was reset before (floor ${isoUtc(r.floor ?? 0)}) and no slot was granted since`;
+  }
+  return `nothing to withdraw: the latest claim ${isoUtc(r.claim.slot)} is not after the leader's clock ${isoUtc(r.now)}; if the leader's clock is the wrong one, fix it first`;
 }

@@ -357,7 +357,9 @@ export function checkJobs(r: JobsSeedResult): string[] {
       out.push(`record: n${node} has no record of job ${JOB_NAME}`);
       continue;
     }
-    if (record.claim.slot !== last.slot || record.claim.node !== last.node) {
+    if (record.claim === null) {
+      out.push(`record: n${node} has no claim of job ${JOB_NAME} (withdrawn by a reset), the last run was ${at(last)}`);
+    } else if (record.claim.slot !== last.slot || record.claim.node !== last.node) {
       out.push(`record: n${node} names slot ${new Date(record.claim.slot).toISOString()} by n${record.claim.node}, the last run was ${at(last)}`);
     }
     if (last.reported === 200 && (record.result?.slot !== last.slot || record.result.node !== last.node)) {

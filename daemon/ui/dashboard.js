@@ -489,8 +489,10 @@
     json('/v1/jobs').then(function (r) {
       table('jobs', ['job', 'schedule', 'last slot', 'ran on', 'result', 'took', 'next run'], r.jobs.map(function (j) {
         var l = j.last;
-        return [shown(j.name), j.cron + (j.timezone && j.timezone !== 'UTC' ? ' (' + j.timezone + ')' : ''), l ? l.slot : 'never', l ? l.node : '—',
-          l ? (l.result === 'failed' ? 'failed (' + (l.exitCode !== null ? l.exitCode : l.signal) + ')' : l.result) : '—',
+        // Withdrawn by `quorumd jobs reset`, no slot granted since: not "never" (slots ran before it).
+        var z = !l && j.reset ? j.reset : null;
+        return [shown(j.name), j.cron + (j.timezone && j.timezone !== 'UTC' ? ' (' + j.timezone + ')' : ''), l ? l.slot : z ? 'none since reset' : 'never', l ? l.node : '—',
+          l ? (l.result === 'failed' ? 'failed (' + (l.exitCode !== null ? l.exitCode : l.signal) + ')' : l.result) : z ? 'reset (withdrew ' + z.withdrawn.slot + ')' : '—',
           l && l.durationMs !== null ? l.durationMs + ' ms' : '—', j.nextRun || '—'];
       }), function (i) { return { 'data-job': r.jobs[i].name }; });
     }, function (err) {

@@ -16,6 +16,7 @@
  *   fence.record  [12, target, by, term, outcome index, level + 1, atMs, reason]
  *   job.claim     [6, job, slot, node, term, token]        (scheduled jobs, see below)
  *   job.done      [7, job, slot, node, outcome index, code + 1, signal, startedAtMs, durationMs]
+ *   job.reset     [8, job, now, node, term]                (withdraws a future claim, see below)
  * Keys, names and owners are CBOR text strings. A put of a 64-KiB value costs 1 + 3
  * + key + 5 bytes of framing.
  *
@@ -65,7 +66,8 @@ export const OpCode = {
   LockRelease: 5,
   JobClaim: 6,
   JobDone: 7,
-  // 8..9 left free.
+  JobReset: 8,
+  // 9 left free.
   LeadClaim: 10,
   LeadActive: 11,
   FenceRecord: 12,
@@ -170,7 +172,18 @@ export interface JobDoneCommand {
   durationMs: number;
 }
 
-export type Command = PutCommand | DelCommand | LockAcquireCommand | LockRenewCommand | LockReleaseCommand | LeadClaimCommand | LeadActiveCommand | FenceRecordCommand | JobClaimCommand | JobDoneCommand;
+/**
+ * `quorumd jobs reset NAME`: withdraws a job's latest claim when it lies in the future
+ * of the active leader's wall clock (a leader whose clock was ahead claimed it; every
+ * slot up to it would be refused until real time catches up). `now` and `term` are the
+ * proposing active leader's wall clock (ms since the Unix epoch: the clock that claims
+ * the next slots) and term, stamped when it proposes; `node` is that leader. Applied,
+ * the claim becomes a withdrawal floor at `now`: later claims must be after it.
+ * Older builds do not know op code 8 and stop at such an entry (NewerEntryError).
+ */
+export interface JobResetCommand { op: 'job.reset'; job: string; now: number; node: number; term: number }
+
+export type Command = PutCommand | DelCommand | LockAcquireCommand | LockRenewCommand | LockReleaseCommand | LeadClaimCommand | LeadActiveCommand | FenceRecordCommand | JobClaimCommand | JobDoneCommand | JobResetCommand;
 
 export type KvErrorCode =
   | 'bad-command' // not an object / unknown op / undecodable bytes
@@ -335,8 +348,15 @@ export function validateCommand(cmd: unknown): KvError | null {
       }
       return null;
     }
+    case 'job.reset':
+      return (
+        checkKeyLike(c.job, 'job') ??
+        checkIndexLike(c.now, 'now', 'bad-now', 0, MAX_NOW_MS) ??
+        checkIndexLike(c.node, 'node', 'bad-node', 1, 254) ??
+        checkIndexLike(c.term, 'term', 'bad-term', 1)
+      );
     default:
-      return new KvError('bad-command', 'op', `op: expected put, del, lock.acquire, lock.renew, lock.release, lead.claim, lead.active, fence.record, job.claim or job.done, got ${describe(c.op)}`);
+      return new KvError('bad-command', 'op', `op: expected put, del, lock.acquire, lock.renew, lock.release, lead.claim, lead.active, fence.record, job.claim, job.done or job.reset, got ${describe(c.op)}`);
   }
 }
 
@@ -382,6 +402,9 @@ export function encodeCommand(cmd: Command): Uint8Array | KvError {
     case 'job.done':
       // code -1 (none) is stored as 0, codes as code + 1 (unsigned integers only).
       w.array(9).uint(OpCode.JobDone).text(cmd.job).uint(cmd.slot).uint(cmd.node).uint(JOB_OUTCOMES.indexOf(cmd.outcome)).uint(cmd.code + 1).text(cmd.signal).uint(cmd.startedAtMs).uint(cmd.durationMs);
+      break;
+    case 'job.reset':
+      w.array(5).uint(OpCode.JobReset).text(cmd.job).uint(cmd.now).uint(cmd.node).uint(cmd.term);
       break;
   }
   return w.finish();
@@ -498,6 +521,12 @@ export function decodeCommand(data: Uint8Array): Command | KvError {
         startedAtMs: a[7] as number,
         durationMs: a[8] as number,
       };
+      break;
+    }
+    case OpCode.JobReset: {
+      const e = arity(a, 5, 5, 'job.reset');
+      if (e) return e;
+      cmd = { op: 'job.reset', job: a[1] as string, now: a[2] as number, node: a[3] as number, term: a[4] as number };
       break;
     }
     default:

@@ -107,9 +107,18 @@ export type ApplyResult =
    * is that grant); `stale-leader` — the claimer's term is older than the newest
    * activation or than the job's last grant; `too-many-jobs` — MAX_JOBS other jobs exist.
    */
-  | { op: 'job.claim'; ok: false; reason: 'claimed' | 'stale-leader' | 'too-many-jobs'; claim: JobClaim | null }
+  | { op: 'job.claim'; ok: false; reason: 'claimed' | 'stale-leader' | 'too-many-jobs'; claim: JobClaim | null; floor?: number }
   /** ok false: no grant of that slot to that node, or a result of that or a later slot is already kept. */
   | { op: 'job.done'; ok: boolean }
+  /** The job's latest claim was withdrawn (index = the reset's log index); later claims must be after `floor`. */
+  | { op: 'job.reset'; ok: true; index: number; withdrawn: JobClaim; floor: number }
+  /**
+   * Not withdrawn: `no-record` — no slot of the job was ever granted; `stale-leader` — the
+   * proposer's term is older than the newest activation or than the job's record;
+   * `not-ahead` — the latest claim (`claim`, null after a reset with no claim since) is
+   * not after the leader's clock `now`.
+   */
+  | { op: 'job.reset'; ok: false; reason: 'no-record' | 'stale-leader' | 'not-ahead'; now: number; claim: JobClaim | null; floor: number | null }
   /**
    * The entry was not applied: undecodable/invalid bytes (counted in
    * `badCommands`, the index is consumed), or an index that does not follow
@@ -122,10 +131,13 @@ const SNAPSHOT_MAGIC = 'quorumd-kv';
  * Version 1: 7 elements. Version 2 adds the leadership/fence table as an 8th; written
  * only when that table is not empty, so older states keep their bytes. Version 3 adds
  * the jobs table as a 9th (with the 8th, possibly empty), written only when a job was claimed.
+ * Version 4 has the same 9 elements; its job rows may carry a reset record (job.reset) as
+ * a 4th element and an empty claim; written only when some job has a reset record.
  */
 const SNAPSHOT_VERSION = 1;
 const SNAPSHOT_VERSION_FENCE = 2;
 const SNAPSHOT_VERSION_JOBS = 3;
+const SNAPSHOT_VERSION_RESET = 4;
 
 /** Jobs kept in the replicated table (a job is a config entry: 256 is far above any real list). */
 export const MAX_JOBS = 256;
@@ -179,10 +191,37 @@ export interface JobResult {
   /** Log index of the report. */
   readonly index: number;
 }
+/**
+ * The newest withdrawal of a job's claim (`quorumd jobs reset`): the active leader `node`
+ * of term `term` withdrew claim `withdrawn` because its slot lay after the leader's wall
+ * clock `at`. Later claims must be after `floor` (= `at`, or an earlier reset's floor if
+ * that is later), so no slot at or before the reset is granted twice.
+ */
+export interface JobReset {
+  readonly at: number;
+  readonly floor: number;
+  readonly node: number;
+  readonly term: number;
+  /** Log index of the reset. */
+  readonly index: number;
+  readonly withdrawn: JobClaim;
+}
 export interface JobRecord {
   readonly name: string;
-  readonly claim: JobClaim;
+  /** The latest granted slot; null after a reset until the next grant. */
+  readonly claim: JobClaim | null;
   readonly result: JobResult | null;
+  /** The newest reset of the job, if it was ever reset (kept until the next reset). */
+  readonly reset?: JobReset;
+}
+
+/**
+ * The slot a new claim of the job must be after: its latest granted slot, or the floor
+ * of its newest reset (whichever is later); -Infinity for a job with no record.
+ */
+export function jobGrantedThrough(r: JobRecord | undefined): number {
+  if (!r) return -Infinity;
+  return Math.max(r.claim?.slot ?? -Infinity, r.reset?.floor ?? -Infinity);
 }
 
 /** Who may still act, as far as the committed log tells a leader of term `term` (see commands.ts lead.claim). */
@@ -191,6 +230,11 @@ export interface Suspects {
   nodes: number[];
   /** Claims were dropped (more than MAX_CLAIMS): some earlier leader is unknown. */
   unknown: boolean;
+}
+
+/** The newest term that wrote a job's record (its claim or its reset); 0 for none. */
+function recordTerm(r: JobRecord | undefined): number {
+  return Math.max(r?.claim?.term ?? 0, r?.reset?.term ?? 0);
 }
 
 /** Deterministic total order for keys (UTF-16 code units; the same on every replica). */
@@ -458,22 +502,44 @@ export class KvStateMachine {
         const prev = cur?.claim ?? null;
         // A leader deposed before the newest activation may still get an old entry
         // committed by its successor: it must not win a slot with it.
-        if ((this.lastActive !== null && cmd.term < this.lastActive.term) || (prev !== null && cmd.term < prev.term)) {
+        if ((this.lastActive !== null && cmd.term < this.lastActive.term) || cmd.term < recordTerm(cur)) {
           return { op: 'job.claim', ok: false, reason: 'stale-leader', claim: prev };
         }
-        if (prev !== null && cmd.slot <= prev.slot) return { op: 'job.claim', ok: false, reason: 'claimed', claim: prev };
+        if (cur && cmd.slot <= jobGrantedThrough(cur)) {
+          // At or before the latest grant, or at or before the floor of a reset.
+          return prev !== null && prev.slot >= cmd.slot ? { op: 'job.claim', ok: false, reason: 'claimed', claim: prev } : { op: 'job.claim', ok: false, reason: 'claimed', claim: prev, floor: cur.reset!.floor };
+        }
         if (!cur && this.jobTable.size >= MAX_JOBS) return { op: 'job.claim', ok: false, reason: 'too-many-jobs', claim: null };
         const claim: JobClaim = { slot: cmd.slot, node: cmd.node, term: cmd.term, token: cmd.token, index };
-        this.jobTable.set(cmd.job, { name: cmd.job, claim, result: cur?.result ?? null });
+        this.jobTable.set(cmd.job, cur ? { ...cur, claim } : { name: cmd.job, claim, result: null });
         return { op: 'job.claim', ok: true, index };
       }
       case 'job.done': {
         const cur = this.jobTable.get(cmd.job);
-        if (!cur || cmd.slot > cur.claim.slot || (cmd.slot === cur.claim.slot && cmd.node !== cur.claim.node)) return { op: 'job.done', ok: false };
-        if (cur.result !== null && cmd.slot <= cur.result.slot) return { op: 'job.done', ok: false };
+        // No claim (withdrawn by a reset, none since): nothing to report on; a withdrawn
+        // slot is after every claim that can follow the reset, so its report stays refused.
+        if (!cur || cur.claim === null || cmd.slot > cur.claim.slot || (cmd.slot === cur.claim.slot && cmd.node !== cur.claim.node)) return { op: 'job.done', ok: false };
+        // A newer result is kept: not replaced by an older one. A result recorded before the
+        // newest reset may be of a withdrawn (future) slot: it does not hold later reports back.
+        const before = cur.reset !== undefined && cur.result !== null && cur.result.index < cur.reset.index;
+        if (cur.result !== null && cmd.slot <= cur.result.slot && !before) return { op: 'job.done', ok: false };
         const result: JobResult = { slot: cmd.slot, node: cmd.node, outcome: cmd.outcome, code: cmd.code, signal: cmd.signal, startedAtMs: cmd.startedAtMs, durationMs: cmd.durationMs, index };
-        this.jobTable.set(cmd.job, { name: cur.name, claim: cur.claim, result });
+        this.jobTable.set(cmd.job, { ...cur, result });
         return { op: 'job.done', ok: true };
+      }
+      case 'job.reset': {
+        const cur = this.jobTable.get(cmd.job);
+        if (!cur) return { op: 'job.reset', ok: false, reason: 'no-record', now: cmd.now, claim: null, floor: null };
+        const floor = cur.reset?.floor ?? null;
+        // As job.claim: a deposed leader's late reset must not move the job's record.
+        if ((this.lastActive !== null && cmd.term < this.lastActive.term) || cmd.term < recordTerm(cur)) {
+          return { op: 'job.reset', ok: false, reason: 'stale-leader', now: cmd.now, claim: cur.claim, floor };
+        }
+        if (cur.claim === null || cur.claim.slot <= cmd.now) return { op: 'job.reset', ok: false, reason: 'not-ahead', now: cmd.now, claim: cur.claim, floor };
+        // The floor never goes down: slots up to an earlier reset's floor may have been granted.
+        const reset: JobReset = { at: cmd.now, floor: Math.max(cmd.now, floor ?? 0), node: cmd.node, term: cmd.term, index, withdrawn: cur.claim };
+        this.jobTable.set(cmd.job, { name: cur.name, claim: null, result: cur.result, reset });
+        return { op: 'job.reset', ok: true, index, withdrawn: cur.claim, floor: reset.floor };
       }
     }
   }
@@ -505,7 +571,9 @@ export class KvStateMachine {
     const fenceTable = jobTable || this.claims.length > 0 || this.lastActive !== null || this.fences.length > 0 || this.claimsTruncated;
     const w = new CborWriter(size + names.length * 64 + (fenceTable ? 64 + this.fences.length * 256 : 0) + this.jobTable.size * 400);
     const elements = jobTable ? 9 : fenceTable ? 8 : 7;
-    const version = jobTable ? SNAPSHOT_VERSION_JOBS : fenceTable ? SNAPSHOT_VERSION_FENCE : SNAPSHOT_VERSION;
+    let resets = false;
+    for (const j of this.jobTable.values()) if (j.reset !== undefined) resets = true;
+    const version = resets ? SNAPSHOT_VERSION_RESET : jobTable ? SNAPSHOT_VERSION_JOBS : fenceTable ? SNAPSHOT_VERSION_FENCE : SNAPSHOT_VERSION;
     w.array(elements).text(SNAPSHOT_MAGIC).uint(version).uint(this.applied).uint(this.clock).uint(this.bad);
     w.array(keys.length);
     for (const k of keys) {
@@ -531,16 +599,26 @@ export class KvStateMachine {
       for (const f of this.fences) w.array(8).uint(f.index).uint(f.target).uint(f.by).uint(f.term).uint(FENCE_OUTCOMES.indexOf(f.outcome)).uint(f.level + 1).uint(f.atMs).text(f.reason);
     }
     if (jobTable) {
-      // [[name, [slot, node, term, token, index], [] or [slot, node, outcome, code+1, signal, startedAtMs, durationMs, index]], ...] sorted by name
+      // [[name, [slot, node, term, token, index], [] or [slot, node, outcome, code+1, signal, startedAtMs, durationMs, index]], ...] sorted by name;
+      // version 4: the claim may be [] (withdrawn, none since) and a row with a reset has it as a 4th
+      // element, [at, floor, node, term, index, then the withdrawn claim's slot, node, term, token, index]
+      // (flat: the reader's nesting bound, cbor.ts MAX_DEPTH, is a claim inside a row).
       const jobs = this.jobs;
       w.array(jobs.length);
+      const claimRow = (c: JobClaim) => w.array(5).uint(c.slot).uint(c.node).uint(c.term).uint(c.token).uint(c.index);
       for (const j of jobs) {
         const c = j.claim;
-        w.array(3).text(j.name);
-        w.array(5).uint(c.slot).uint(c.node).uint(c.term).uint(c.token).uint(c.index);
+        w.array(j.reset ? 4 : 3).text(j.name);
+        if (c === null) w.array(0);
+        else claimRow(c);
         const r = j.result;
         if (r === null) w.array(0);
         else w.array(8).uint(r.slot).uint(r.node).uint(JOB_OUTCOMES.indexOf(r.outcome)).uint(r.code + 1).text(r.signal).uint(r.startedAtMs).uint(r.durationMs).uint(r.index);
+        const z = j.reset;
+        if (z) {
+          const c2 = z.withdrawn;
+          w.array(10).uint(z.at).uint(z.floor).uint(z.node).uint(z.term).uint(z.index).uint(c2.slot).uint(c2.node).uint(c2.term).uint(c2.token).uint(c2.index);
+        }
       }
     }
     return w.take();
@@ -553,14 +631,14 @@ export class KvStateMachine {
     const r = readCbor(bytes);
     if (!r.ok) return bad(`not valid CBOR: ${r.error}`);
     const root = r.value;
-    if (Array.isArray(root) && root[0] === SNAPSHOT_MAGIC && typeof root[1] === 'number' && root[1] > SNAPSHOT_VERSION_JOBS) {
+    if (Array.isArray(root) && root[0] === SNAPSHOT_MAGIC && typeof root[1] === 'number' && root[1] > SNAPSHOT_VERSION_RESET) {
       // A newer build's state (a newer leader's snapshot, or a data directory it wrote): say so, not "malformed".
-      return bad(`version ${root[1]} was written by a newer quorumd (this build reads 1 to ${SNAPSHOT_VERSION_JOBS}): upgrade this node to the version the other members run`);
+      return bad(`version ${root[1]} was written by a newer quorumd (this build reads 1 to ${SNAPSHOT_VERSION_RESET}): upgrade this node to the version the other members run`);
     }
-    if (!Array.isArray(root) || root.length < 7 || root.length > 9) return bad('expected a 7-element array (version 1), an 8-element one (version 2) or a 9-element one (version 3)');
+    if (!Array.isArray(root) || root.length < 7 || root.length > 9) return bad('expected a 7-element array (version 1), an 8-element one (version 2) or a 9-element one (version 3 or 4)');
     if (root[0] !== SNAPSHOT_MAGIC) return bad(`expected magic "${SNAPSHOT_MAGIC}"`);
-    const version = root.length === 7 ? SNAPSHOT_VERSION : root.length === 8 ? SNAPSHOT_VERSION_FENCE : SNAPSHOT_VERSION_JOBS;
-    if (root[1] !== version) return bad(`unsupported version ${JSON.stringify(root[1])} for a ${root.length}-element snapshot, expected ${version}`);
+    const version = root.length === 7 ? SNAPSHOT_VERSION : root.length === 8 ? SNAPSHOT_VERSION_FENCE : root[1] === SNAPSHOT_VERSION_RESET ? SNAPSHOT_VERSION_RESET : SNAPSHOT_VERSION_JOBS;
+    if (root[1] !== version) return bad(`unsupported version ${JSON.stringify(root[1])} for a ${root.length}-element snapshot, expected ${root.length === 9 ? `${SNAPSHOT_VERSION_JOBS} or ${SNAPSHOT_VERSION_RESET}` : version}`);
     const uint = (v: Cbor | undefined): v is number => typeof v === 'number';
     const [, , applied, clock, badCount, rows, lockRows] = root;
     if (!uint(applied) || !uint(clock) || !uint(badCount)) return bad('appliedIndex, clockMs and badCommands must be unsigned integers');
@@ -606,42 +684,61 @@ export class KvStateMachine {
       if (err !== null) return bad(err);
     }
     if (root.length === 9) {
-      const err = sm.restoreJobTable(root[8], applied);
+      const err = sm.restoreJobTable(root[8], applied, version === SNAPSHOT_VERSION_RESET);
       if (err !== null) return bad(err);
     }
     return sm;
   }
 
-  /** Reads the version-3 jobs table; returns an error text or null. */
-  private restoreJobTable(t: Cbor | undefined, applied: number): string | null {
+  /** Reads the jobs table (version 3, or 4 with `resets`: at least one reset record); returns an error text or null. */
+  private restoreJobTable(t: Cbor | undefined, applied: number, resets: boolean): string | null {
     const uint = (v: Cbor | undefined): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
     const node = (v: Cbor | undefined): v is number => uint(v) && v >= 1 && v <= 254;
     const idx = (v: Cbor | undefined): v is number => uint(v) && v >= 1 && v <= applied;
     if (!Array.isArray(t) || t.length === 0 || t.length > MAX_JOBS) return `jobs table: expected an array of 1..${MAX_JOBS} jobs`;
+    const claimOf = (c: Cbor | undefined): JobClaim | null =>
+      Array.isArray(c) && c.length === 5 && uint(c[0]) && node(c[1]) && uint(c[2]) && c[2] >= 1 && uint(c[3]) && c[3] >= 1 && idx(c[4]) ? { slot: c[0], node: c[1], term: c[2], token: c[3], index: c[4] } : null;
+    const claimShape = 'claim must be [slot, node 1..254, term ≥ 1, token ≥ 1, index 1..appliedIndex]';
     let prev: string | undefined;
+    let anyReset = false;
     for (let i = 0; i < t.length; i++) {
       const row = t[i];
-      if (!Array.isArray(row) || row.length !== 3) return `jobs table: job ${i}: expected [name, claim, result]`;
-      const [name, c, r] = row;
+      if (!Array.isArray(row) || (row.length !== 3 && !(resets && row.length === 4))) return `jobs table: job ${i}: expected [name, claim, result]${resets ? ' or [name, claim, result, reset]' : ''}`;
+      const [name, c, r, z] = row;
       const ne = checkKeyLike(name, `jobs table: job ${i} name`);
       if (ne) return ne.message;
       const n = name as string;
       if (prev !== undefined && byKey(prev, n) >= 0) return `jobs table: job ${i}: names must be sorted and unique`;
       prev = n;
-      if (!Array.isArray(c) || c.length !== 5 || !uint(c[0]) || !node(c[1]) || !uint(c[2]) || c[2] < 1 || !uint(c[3]) || c[3] < 1 || !idx(c[4])) {
-        return `jobs table: job ${i}: claim must be [slot, node 1..254, term ≥ 1, token ≥ 1, index 1..appliedIndex]`;
+      let reset: JobReset | undefined;
+      if (row.length === 4) {
+        anyReset = true;
+        if (!Array.isArray(z) || z.length !== 10 || !uint(z[0]) || !uint(z[1]) || z[1] < z[0] || !node(z[2]) || !uint(z[3]) || z[3] < 1 || !idx(z[4])) {
+          return `jobs table: job ${i}: reset must be [at, floor ≥ at, node 1..254, term ≥ 1, index 1..appliedIndex, then the withdrawn claim's 5 fields]`;
+        }
+        const w = claimOf(z.slice(5));
+        if (w === null) return `jobs table: job ${i}: reset: withdrawn ${claimShape}`;
+        if (w.slot <= z[1] || w.index >= z[4] || w.term > z[3]) return `jobs table: job ${i}: reset: the withdrawn claim must be after the floor, before the reset, of a term not after it`;
+        reset = { at: z[0], floor: z[1], node: z[2], term: z[3], index: z[4], withdrawn: w };
       }
-      const claim: JobClaim = { slot: c[0], node: c[1], term: c[2], token: c[3], index: c[4] };
+      // An empty claim only after a reset (the claim was withdrawn, none granted since).
+      const claim = reset && Array.isArray(c) && c.length === 0 ? null : claimOf(c);
+      if (claim === null && !(reset && Array.isArray(c) && c.length === 0)) return `jobs table: job ${i}: ${claimShape}${reset ? ' or [] (withdrawn)' : ''}`;
+      if (claim !== null && reset && (claim.slot <= reset.floor || claim.index <= reset.index || claim.term < reset.term)) return `jobs table: job ${i}: a claim after a reset must be after its floor, its index and of a term not before it`;
       let result: JobResult | null = null;
       if (!Array.isArray(r) || (r.length !== 0 && r.length !== 8)) return `jobs table: job ${i}: result must be [] or 8 fields`;
       if (r.length === 8) {
         const [slot, by, oc, code, signal, started, dur, index] = r;
-        if (!uint(slot) || slot > claim.slot || !node(by) || !uint(oc) || oc >= JOB_OUTCOMES.length || !uint(code) || code > 256 || !uint(started) || !uint(dur) || !idx(index)) return `jobs table: job ${i}: bad result field`;
+        // A result is of the claim's slot or an earlier one; one recorded before a reset may be of the withdrawn slot.
+        const bound = Math.max(claim?.slot ?? -1, reset && uint(index) && index < reset.index ? reset.withdrawn.slot : -1);
+        if (!uint(slot) || slot > bound || !node(by) || !uint(oc) || oc >= JOB_OUTCOMES.length || !uint(code) || code > 256 || !uint(started) || !uint(dur) || !idx(index)) return `jobs table: job ${i}: bad result field`;
         if (typeof signal !== 'string' || signal.length > MAX_SIGNAL_CHARS) return `jobs table: job ${i}: signal must be text of at most ${MAX_SIGNAL_CHARS} characters`;
         result = { slot, node: by, outcome: JOB_OUTCOMES[oc]!, code: code - 1, signal, startedAtMs: started, durationMs: dur, index };
       }
-      this.jobTable.set(n, { name: n, claim, result });
+      this.jobTable.set(n, reset ? { name: n, claim, result, reset } : { name: n, claim, result });
     }
+    // Version 4 is written only when a reset record exists (equal states, equal bytes).
+    if (resets && !anyReset) return `jobs table: version ${SNAPSHOT_VERSION_RESET} without a reset record (version ${SNAPSHOT_VERSION_JOBS} is written then)`;
     return null;
   }
 

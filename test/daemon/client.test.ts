@@ -7,6 +7,7 @@ import { startApiServer, type ApiServer } from '../../daemon/http/server.ts';
 import * as cmd from '../../daemon/client/commands.ts';
 import { shown } from '../../daemon/client/shown.ts';
 import { FakeBackend } from './http/fake-backend.ts';
+import type { JobResetAnswer } from '../../daemon/http/backend.ts';
 import { testToken } from '../helpers/auth.ts';
 import { call } from '../../daemon/client/http.ts';
 import { createServer, type Server } from 'node:http';
@@ -143,5 +144,39 @@ describe('CLI clients', () => {
     c = cap();
     expect(await cmd.lockList(url, 'evil', { json: true }, c.io)).toBe(0);
     expect((JSON.parse(c.o.out) as { locks: Array<{ owner: string }> }).locks[0]!.owner).toBe(owner);
+  });
+});
+
+describe('quorumd jobs reset, and quorumd jobs after a reset', () => {
+  it('prints what was withdrawn; nothing to withdraw is exit 1 with the reason; the table shows a reset with no slot since', async () => {
+    const reset = { at: '2026-12-08T00:10:12.000Z', floor: '2026-12-08T00:10:12.000Z', node: 'n1', term: 4, withdrawn: { slot: '2036-12-08T00:10:05.000Z', node: 'n2', term: 3 } };
+    let answer: JobResetAnswer = { status: 200, withdrawn: reset.withdrawn, floor: reset.floor };
+    class Jobs extends FakeBackend {
+      jobs(): unknown[] {
+        return [{ name: 'tick', cron: '*/5 * * * * *', timezone: 'UTC', overlap: 'skip', timeoutMs: 1000, command: 'true', nextRun: '2026-12-08T00:10:15.000Z', runningHere: 0, last: null, reset }];
+      }
+      jobReset(_job: string, cb: (a: JobResetAnswer) => void): void {
+        cb(answer);
+      }
+    }
+    const s = await startApiServer(new Jobs(), { port: 0, token: testToken() });
+    const u = `http://127.0.0.1:${s.address().port}`;
+    try {
+      let c = cap();
+      expect(await cmd.jobReset(u, 'tick', c.io)).toBe(0);
+      expect(c.o.out).toBe('reset: job tick: withdrew slot 2036-12-08T00:10:05.000Z (claimed by n2, term 3); the next slot after 2026-12-08T00:10:12.000Z runs\n');
+      answer = { status: 409, error: "nothing to withdraw: the latest claim 2026-12-08T00:10:10.000Z is not after the leader's clock 2026-12-08T00:10:12.000Z; if the leader's clock is the wrong one, fix it first" };
+      c = cap();
+      expect(await cmd.jobReset(u, 'tick', c.io)).toBe(cmd.EXIT_NO);
+      expect(c.o.err).toBe(`quorumd jobs reset: 409: ${answer.error}\n`);
+      answer = { status: 503, error: 'no leader' };
+      expect(await cmd.jobReset(u, 'tick', cap().io)).toBe(cmd.EXIT_UNAVAILABLE);
+      c = cap();
+      expect(await cmd.jobs(u, {}, c.io)).toBe(0);
+      expect(c.o.out).toMatch(/^tick\s+\*\/5 \* \* \* \* \*\s+none since reset\s+-\s+reset\s+-\s+2026-12-08T00:10:15\.000Z$/m);
+      expect(c.o.out).toContain('tick: reset at 2026-12-08T00:10:12.000Z by n1: withdrew slot 2036-12-08T00:10:05.000Z (claimed by n2, term 3); slots after 2026-12-08T00:10:12.000Z run\n');
+    } finally {
+      await s.close();
+    }
   });
 });

@@ -202,6 +202,7 @@ const cases: Case[] = [
   ['a list: services deregister passes over a node not reached', () => ['services', 'deregister', 'web', 'w1', '--node', `${closedUrl},${malformedUrl}`], undefined, EXIT.USAGE, /400: name: expected a DNS label/],
   ['a list: fence passes over a node not reached', () => ['fence', 'n9', '--node', `${closedUrl},${malformedUrl}`], undefined, EXIT.USAGE, /quorumd fence: 400/],
   ['a list: fence confirm passes over a node not reached', () => ['fence', 'confirm', 'n9', '--node', `${closedUrl},${malformedUrl}`], undefined, EXIT.USAGE, /quorumd fence confirm: 400/],
+  ['a list: jobs reset passes over a node not reached', () => ['jobs', 'reset', 'tick', '--node', `${closedUrl},${malformedUrl}`], undefined, EXIT.USAGE, /quorumd jobs reset: 400/],
   ['a list: no node reached is not applied, each named', () => ['kv', 'put', 'k', 'v', '--node', `${closedUrl},${closedUrl.replace('127.0.0.1', 'localhost')}`], undefined, EXIT.UNAVAILABLE, /no node of --node was reached: .*ECONNREFUSED.*; .*ECONNREFUSED.*nothing was done/],
   ['a list: a node whose connection never opened (TLS handshake unanswered) is passed over', () => ['kv', 'put', 'k', 'v', '--node', `${silentTlsUrl},${url.ok}`], undefined, EXIT.OK, /^index=\d+\n$/],
   ['not applied: a write whose connection never opened', () => ['kv', 'put', 'k', 'v', '--node', silentTlsUrl], undefined, EXIT.UNAVAILABLE, /no connection within 5000 ms \(the node was not reached\).*nothing was done/],

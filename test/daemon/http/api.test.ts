@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApiServer, type ApiServer } from '../../../daemon/http/server.ts';
 import { call, type Reply } from '../../../daemon/client/http.ts';
 import { FakeBackend } from './fake-backend.ts';
+import type { JobResetAnswer } from '../../../daemon/http/backend.ts';
 import { testToken } from '../../helpers/auth.ts';
 
 const TOKEN = testToken(); // QUORUMD_API_TOKEN_FILE names it: call() finds it as the CLI would
@@ -228,6 +229,9 @@ describe('credentials and scopes', () => {
       expect((await call(u, 'POST', '/v1/fence/n2', { token: 'write-token-000001' })).status).toBe(403);
       expect((await call(u, 'POST', '/v1/fence/n2/confirm', { token: 'write-token-000001' })).status).toBe(403);
       expect((await call(u, 'POST', '/v1/fence/n2', { token: 'operator-token-0001' })).status).toBe(501);
+      // A job reset is operator only too ("jobs control").
+      expect((await call(u, 'POST', '/v1/jobs/tick/reset', { token: 'write-token-000001' })).status).toBe(403);
+      expect((await call(u, 'POST', '/v1/jobs/tick/reset', { token: 'operator-token-0001' })).status).toBe(501);
     } finally {
       await s.close();
     }
@@ -266,6 +270,59 @@ describe('the Date header', () => {
       expect(Math.abs(Date.parse(dates[0]!) - Date.now())).toBeLessThan(60_000);
       const names = r.raw.filter((_, i) => i % 2 === 0).map((h) => h.toLowerCase());
       expect(new Set(names).size, `a header twice in ${names.join(', ')}`).toBe(names.length);
+    }
+  });
+});
+
+describe('POST /v1/jobs/<name>/reset', () => {
+  /** A backend with jobs: its jobReset answers what the test sets. */
+  class JobsBackend extends FakeBackend {
+    answer: JobResetAnswer = { status: 200, withdrawn: { slot: '2036-01-01T00:00:00.000Z', node: 'n2', term: 3 }, floor: '2026-12-08T00:00:00.000Z' };
+    asked: string[] = [];
+    jobs(): unknown[] {
+      return [];
+    }
+    jobReset(job: string, cb: (a: JobResetAnswer) => void): void {
+      this.asked.push(job);
+      cb(this.answer);
+    }
+  }
+
+  it('answers the withdrawal, 409 nothing to withdraw, 404, 503, and refuses a bad name, method or path before asking', async () => {
+    const b = new JobsBackend();
+    const s = await startApiServer(b, { port: 0, token: TOKEN });
+    const u = `http://127.0.0.1:${s.address().port}`;
+    const post = (p: string) => call(u, 'POST', p);
+    try {
+      const ok = await post('/v1/jobs/read-meters/reset');
+      expect(ok.status).toBe(200);
+      expect(j(ok)).toEqual({ ok: true, job: 'read-meters', withdrawn: { slot: '2036-01-01T00:00:00.000Z', node: 'n2', term: 3 }, floor: '2026-12-08T00:00:00.000Z' });
+      b.answer = { status: 409, error: 'nothing to withdraw: the latest claim 2026-12-07T23:59:55.000Z is not after the leader\'s clock 2026-12-08T00:00:00.000Z; if the leader\'s clock is the wrong one, fix it first' };
+      const none = await post('/v1/jobs/read-meters/reset');
+      expect(none.status).toBe(409);
+      expect(j(none)).toEqual({ ok: false, job: 'read-meters', code: 'nothing-to-withdraw', error: b.answer.error });
+      b.answer = { status: 404, error: 'no job named "x" in this node\'s jobs: list (configured: read-meters)' };
+      expect(j(await post('/v1/jobs/x/reset'))).toMatchObject({ code: 'not-found', error: b.answer.error });
+      b.answer = { status: 503, error: 'leader 1 is not active (fence n2); the job reset was not proposed' };
+      const busy = await post('/v1/jobs/x/reset');
+      expect(busy.status).toBe(503);
+      expect(j(busy).error).toBe('leader 1 is not active (fence n2); the job reset was not proposed (definitely not applied; safe to retry)');
+      expect(b.asked).toEqual(['read-meters', 'read-meters', 'x', 'x']);
+      // Bad input never reaches the backend.
+      const badName = await post('/v1/jobs/Read%20Meters/reset');
+      expect(badName.status).toBe(400);
+      expect(j(badName)).toMatchObject({ code: 'bad-job', error: 'job name: expected 1-48 characters a-z, 0-9, \'-\' and \'_\', starting with a letter or digit, got "Read%20Meters"' });
+      expect((await post(`/v1/jobs/${'a'.repeat(49)}/reset`)).status).toBe(400);
+      expect((await post('/v1/jobs//reset')).status).toBe(400);
+      expect((await call(u, 'GET', '/v1/jobs/x/reset')).status).toBe(405);
+      expect((await post('/v1/jobs/x/reset?now=1')).status).toBe(400);
+      expect((await post('/v1/jobs/x/reset', )).status).toBe(503);
+      const other = await post('/v1/jobs/x/rerun');
+      expect(other.status).toBe(404);
+      expect(j(other).error).toMatch(/jobs: GET \/v1\/jobs, POST \/v1\/jobs\/<name>\/reset/);
+      expect(b.asked).toHaveLength(5);
+    } finally {
+      await s.close();
     }
   });
 });

@@ -99,6 +99,24 @@ describe('SlotCoordinator', () => {
     expect(warns).toHaveLength(1);
   });
 
+  it('after a reset: a slot at or before its floor is refused without a claim, the next one is claimed; the future-claim warning stops', () => {
+    const h = new FakeHost();
+    const warns: string[] = [];
+    const c = new SlotCoordinator(h, { ...quiet, warn: (_f, m) => void warns.push(m) });
+    const future = { slot: SLOT + 3_600_000, node: 2, term: 2, token: 9, index: 31 };
+    h.rec = { name: 'job', claim: future, result: null };
+    decide(c);
+    expect(warns).toHaveLength(1);
+    expect(warns[0]).toContain('then `quorumd jobs reset job` withdraws that claim');
+    h.rec = { name: 'job', claim: null, result: null, reset: { at: SLOT, floor: SLOT, node: 1, term: 3, index: 40, withdrawn: future } };
+    const [d] = decide(c);
+    expect(d).toEqual({ run: false, reason: 'claimed', detail: 'slot is at or before 2025-01-01T00:00:10.000Z, the floor of the job\'s reset by n1' });
+    expect(h.claims).toEqual([]);
+    expect(decide(c, `job:${new Date(SLOT + 1000).toISOString()}`)).toEqual([{ run: true, lead: { term: 3, token: 17 } }]);
+    expect(h.claims).toEqual([{ job: 'job', slot: SLOT + 1000, lead: { term: 3, token: 17 } }]);
+    expect(warns).toHaveLength(1);
+  });
+
   it('409 from the log: claimed (not run)', () => {
     const h = new FakeHost();
     h.answer = { status: 409, holder: 'n1', error: 'slot not granted: already claimed' };

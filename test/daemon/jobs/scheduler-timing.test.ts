@@ -15,6 +15,8 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { JobScheduler } from '../../../daemon/jobs/scheduler.ts';
 import type { JobsHost } from '../../../daemon/jobs/coordinator.ts';
+import { HELD_RECHECK_MS } from '../../../daemon/jobs/scheduler.ts';
+import type { JobRecord } from '../../../src/kv/index.ts';
 
 const T0 = Date.UTC(2026, 11, 3, 18, 0, 0);
 
@@ -25,7 +27,7 @@ function step(ms: number): void {
   stepped += ms;
 }
 
-function scheduler(cron: string, granted?: () => number | undefined) {
+function scheduler(cron: string, granted?: () => number | undefined, record?: () => JobRecord | undefined) {
   const lines: Array<{ level: string; fields: Record<string, unknown>; msg: string }> = [];
   const rec = (level: string) => (fields: Record<string, unknown>, msg: string) => void lines.push({ level, fields, msg });
   const asked: string[] = [];
@@ -40,6 +42,7 @@ function scheduler(cron: string, granted?: () => number | undefined) {
     },
     report: () => {},
     record: (job) => {
+      if (record) return record();
       const slot = granted?.();
       return slot === undefined ? undefined : { name: job, claim: { index: 7, job, slot, node: 2, term: 3, token: 7 }, result: null };
     },
@@ -204,6 +207,32 @@ describe('JobScheduler timing', () => {
     await vi.advanceTimersByTimeAsync(5_000); // 18:01:01
     expect(slots).toEqual(['2026-12-03T18:01:00.000Z']);
     granted = undefined;
+    await s.stop();
+  });
+
+  it('a job held past a future claim after its clock was set back resumes after `quorumd jobs reset` withdrew the claim, without a restart', async () => {
+    // n2 claimed 19:00:00 with a clock an hour ahead; this node's clock was that far ahead too and is put right.
+    const future = { slot: T0 + 3_600_000, node: 2, term: 3, token: 30, index: 7 };
+    let rec: JobRecord = { name: 'tick', claim: future, result: null };
+    const { s, slots, lines } = scheduler('*/10 * * * * *', undefined, () => rec);
+    s.start();
+    await vi.advanceTimersByTimeAsync(4_700); // 18:00:05
+    step(-30_000); // 17:59:35
+    await vi.advanceTimersByTimeAsync(20_000); // 17:59:55: held past 19:00:00
+    expect(slots).toEqual([]);
+    expect(s.view()[0]!.nextRun).toBe('2026-12-03T19:00:10.000Z');
+    // The reset (applied on every node): the claim withdrawn behind a floor at the leader's clock.
+    const floor = Date.now();
+    rec = { name: 'tick', claim: null, result: null, reset: { at: floor, floor, node: 1, term: 4, index: 9, withdrawn: future } };
+    expect(s.view()[0]!.nextRun).toBe('2026-12-03T18:00:00.000Z');
+    await vi.advanceTimersByTimeAsync(HELD_RECHECK_MS + 1_000);
+    // The timer found the reset within HELD_RECHECK_MS and fired the first slot after the floor.
+    expect(slots).toEqual(['2026-12-03T18:00:00.000Z']);
+    expect(lines.find((l) => l.msg.includes('was withdrawn (quorumd jobs reset)'))?.msg).toBe(
+      "the job's claim of 2026-12-03T19:00:00.000Z was withdrawn (quorumd jobs reset): its next slot is 2026-12-03T18:00:00.000Z",
+    );
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(slots).toEqual(['2026-12-03T18:00:00.000Z', '2026-12-03T18:00:10.000Z']);
     await s.stop();
   });
 });

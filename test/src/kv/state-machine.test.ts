@@ -406,11 +406,11 @@ describe('KV: snapshots', () => {
   it('a snapshot of a newer version (a newer leader\'s, or a data directory a newer build wrote) is refused as such, whatever its length', () => {
     for (const elements of [7, 9, 10]) {
       const w = new CborWriter();
-      w.array(elements).text('quorumd-kv').uint(4).uint(10).uint(0).uint(0).array(0).array(0);
+      w.array(elements).text('quorumd-kv').uint(5).uint(10).uint(0).uint(0).array(0).array(0);
       for (let i = 7; i < elements; i++) w.array(0);
       const r = KvStateMachine.restore(w.finish()) as KvError;
       expect(r.code).toBe('bad-snapshot');
-      expect(r.message).toBe('snapshot: version 4 was written by a newer quorumd (this build reads 1 to 3): upgrade this node to the version the other members run');
+      expect(r.message).toBe('snapshot: version 5 was written by a newer quorumd (this build reads 1 to 4): upgrade this node to the version the other members run');
     }
   });
 });
