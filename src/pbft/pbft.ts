@@ -886,6 +886,15 @@ export class PbftNode implements Engine {
     return this.dirtyFrom !== Infinity && this.persistFrom() <= this.topSeq();
   }
 
+  /**
+   * Whether every slot up to `seq` is in the durable log as it is now (handed to storage
+   * in a Ready, which is written before the next): only then may a stable checkpoint
+   * this replica holds no snapshot of drop those slots.
+   */
+  private durableThrough(seq: Index): boolean {
+    return seq < this.persistFrom();
+  }
+
   /** First index the next Ready's entries start at: the lowest dirty slot, but never leaving a gap after the durable log's end. */
   private persistFrom(): Index {
     return Math.min(Math.max(this.dirtyFrom, this.snapIndex + 1), this.durableEnd + 1);
@@ -1540,8 +1549,13 @@ export class PbftNode implements Engine {
       this.setTarget(proven, true);
     } else if (seq <= this.executed) {
       // Executed past it without holding its snapshot (a restart in between): the log
-      // below it can go, but this replica cannot serve it.
-      this.makeStable(proven);
+      // below it can go, but this replica cannot serve it — once its slots are written.
+      // A replica that executed up to it in this same batch of steps (paused, then handed
+      // the COMMITs and the CHECKPOINTs at once while a write was in flight) has not
+      // written them yet; dropping them now left the next Ready's executed index beyond
+      // the durable log, which storage refuses (the node stopped). Then its own
+      // CHECKPOINT, signed once the runtime stored that state, makes it stable instead.
+      if (this.durableThrough(seq)) this.makeStable(proven);
     } else {
       this.setTarget(proven, seq > this.low + this.ticks.window);
     }
@@ -2121,8 +2135,12 @@ export class PbftNode implements Engine {
       const st: StableData = { seq: o.minS, digest: from.stableDigest, proof: from.proof };
       const own = this.ownCkpts.get(o.minS);
       if (own && bytesEqual(own.digest, st.digest)) this.makeStable({ ...st, data: own.data, exec: own.exec });
-      else if (o.minS <= this.executed && !own) this.makeStable(st);
-      else this.setTarget(st, true);
+      else if (o.minS <= this.executed && !own) {
+        // As in checkStable: only once the slots up to it are written; until then its
+        // proof waits among the CHECKPOINT votes, for this replica's own checkpoint.
+        if (this.durableThrough(o.minS)) this.makeStable(st);
+        else for (const p of st.proof) this.recordCheckpointVote(p.replica, st.seq, st.digest, p.sig);
+      } else this.setTarget(st, true);
     }
     const primary = this.isPrimary();
     for (const e of body.pps) {
