@@ -33,7 +33,8 @@
  * planned stop must be answered (or refused with 503) once each, like those at a pause.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as net from 'node:net';
 import { loadavg } from 'node:os';
@@ -191,6 +192,10 @@ async function finals(c: ProcCluster, keys: string[]): Promise<{ ops: HistoryOp[
   const ops: HistoryOp[] = [];
   const bad: string[] = [];
   for (const node of c.nodes) {
+    if (!node.child) {
+      bad.push(`${node.name}: not running`);
+      continue;
+    }
     for (const key of keys) {
       const t = performance.now();
       let r;
@@ -276,6 +281,8 @@ async function main(): Promise<void> {
       const fault: Fault = only[(round - 1) % only.length]!;
       totals.faults[fault] = (totals.faults[fault] ?? 0) + 1;
       const keys = Array.from({ length: KEYS }, (_, i) => `r${round}-k${i}`);
+      /** Nodes that ended by themselves before this round (a fatal stop: exit code not 0, no signal). */
+      const exits0 = c.failedExits.length;
       const t0 = performance.now();
       const work = runWorkload({ nodes: c.nodes.map((n) => n.url), keys, clients, until: t0 + seconds * 1000, timeoutMs: 1500, random: () => rng.float(), maxOpsPerClient: 400 });
       await sleep(draw(500, 1500));
@@ -379,6 +386,14 @@ async function main(): Promise<void> {
       }
       const { history, counts } = await work;
       const br = b ? await b : undefined;
+      // A node that stopped by itself (a fatal error) is a failure of the round; it is
+      // started again so that the soak goes on (its log says why; kept at the end).
+      for (const d of c.failedExits.slice(exits0)) {
+        const n = c.nodes.find((x) => x.name === d.name)!;
+        const fatal = c.logTail(n.name, 40).split('\n').filter((l) => /fatal|"level":(50|60)/i.test(l)).slice(-1)[0] ?? '(no fatal line in its log)';
+        faultProblems.push(`${n.name} exited by itself with code ${d.code}: ${fatal.slice(0, 400)}`);
+        if (!n.child) c.spawn(n);
+      }
       await c.waitLeader(60_000);
       const allKeys = br ? [...keys, ...Array.from({ length: BURST }, (_, i) => `r${round}-p${i}`)] : keys;
       const fin = await finals(c, allKeys);
@@ -435,8 +450,12 @@ async function main(): Promise<void> {
     console.log(`totals: ${JSON.stringify(totals)}, failed rounds ${failed}, suspicious log lines ${suspicious.length}, client cpu ${((cpu.user + cpu.system) / 1e6).toFixed(1)} s, load ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
     for (const s of suspicious.slice(0, 20)) console.log(`  ${s}`);
     if (failed > 0 || suspicious.length > 0) {
-      console.log(`logs kept in ${c.dir}`);
-      for (const ch of [...c.nodes.map((n) => n.child), c.broker]) ch?.kill('SIGKILL');
+      // The cluster's directory goes at exit (it holds the configs with the cluster key
+      // inline): its logs and kept histories are copied out first.
+      const kept = mkdtempSync(join(tmpdir(), 'quorumd-chaos-logs-'));
+      for (const f of readdirSync(c.dir)) if (f.endsWith('.log') || f.endsWith('.jsonl')) copyFileSync(join(c.dir, f), join(kept, f));
+      console.log(`logs kept in ${kept}`);
+      await c.stop();
     } else await c.stop();
     removeTestTokenDir();
   }
