@@ -363,6 +363,15 @@ export class PbftNode implements Engine {
   private nvTimer: number | undefined;
   private backoff = 0;
   private primarySuspected = false;
+  /**
+   * The highest sequence number the primary had pre-prepared here when the link said it
+   * was gone (leaderGone), and when (tick). Executing up to it, or anything within one
+   * retransmission period after (its last PRE-PREPAREs may still be on their way), is
+   * that primary's last orders finishing among the backups, not a sign of life: only a
+   * later execution ends the suspicion.
+   */
+  private suspectedUpTo: Index = 0;
+  private suspectedAt = 0;
   /** Our view-change timer expired in this view: we complain (SUSPECT) until progress or a view change. */
   private suspecting = false;
   /** Other replicas' complaints about the current view: replica → tick of the latest one received. */
@@ -686,6 +695,10 @@ export class PbftNode implements Engine {
     if (!Number.isInteger(id) || id < 1 || id > 254) return { ok: false, code: 'bad-request', reason: `leaderGone: id must be a node id 1..254, got ${String(id)}` };
     if (!this.normal || id === this.id || id !== primaryOf(this.group, this.view)) return { ok: true, forgot: false };
     this.primarySuspected = true;
+    let top = this.executed;
+    for (const [seq, s] of this.slots) if (s.ppDigest && s.ppView === this.view && seq > top) top = seq;
+    this.suspectedUpTo = top;
+    this.suspectedAt = this.now;
     return { ok: true, forgot: true };
   }
 
@@ -1458,7 +1471,11 @@ export class PbftNode implements Engine {
       if (this.normal) {
         this.vcElapsed = 0;
         if (view === this.view) this.backoff = 0;
-        this.primarySuspected = false;
+        // A request the gone primary had ordered before its connection died says nothing
+        // about it now: the hint stays (a SIGTERMed primary's last slots still commit
+        // among the backups, and clearing the hint on them put the view change back to
+        // the full timeout: 4-15 s on real processes instead of one retransmission period).
+        if (seq > this.suspectedUpTo && this.now - this.suspectedAt >= this.ticks.retransmit) this.primarySuspected = false;
         this.suspecting = false;
       }
     }
