@@ -22,7 +22,7 @@
  * Printed per round: the fault, op counts, burst answers, the checker's verdict. It
  * exits 1 if any round failed a check (the logs are then kept and named).
  *
- *   [FAULTS=f1,f2] npx tsx bench/chaos-soak.ts [mqtt|tcp] [rounds] [secondsPerRound] [clients] [busyLoops] [raft|paxos|zab]
+ *   [FAULTS=f1,f2] npx tsx bench/chaos-soak.ts [mqtt|tcp] [rounds] [secondsPerRound] [clients] [busyLoops] [raft|paxos|zab|pbft]
  *
  * The last argument is the engine (default raft): Multi-Paxos and ZAB run on the
  * engine runtime and owe clients the same answers (docs/api.md). pbft runs four nodes
