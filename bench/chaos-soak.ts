@@ -1,8 +1,8 @@
 /**
  * A soak of real processes under load, pauses and restarts, checked for
- * linearizability: one `quorumd broker` and three `quorumd start` nodes (mqtt or tcp
- * links, test/daemon/e2e/proc-cluster.ts), busy-loop processes beside them, and per
- * round
+ * linearizability: one `quorumd broker` and three `quorumd start` nodes (four for
+ * pbft; mqtt or tcp links, test/daemon/e2e/proc-cluster.ts), busy-loop processes beside
+ * them, and per round
  *   - a Jepsen-style workload (daemon/client/workload.ts) of `clients` clients on the
  *     round's own keys (many keys, bounded ops: each key's history stays small enough
  *     for src/lin's checker),
@@ -11,6 +11,9 @@
  *     follower paused while the leader keeps appending to it (Raft's coalesced acks),
  *     both followers' disks slowed (every fsync delayed 0.5-2 s by strace for 3 s, an SD
  *     card's garbage collection: the leader must stay leader; skipped without strace),
+ *     a planned stop: SIGTERM of the leader or a follower (as `systemctl restart` or an
+ *     upgrade does), which must exit 0 within TERM_EXIT_MS, then a restart, after
+ *     which the node must be back, agreeing on the leader,
  *   - on a paused leader, also a burst of raw-socket PUTs, some of whose clients hang up
  *     at once: each one still connected must get exactly one answer (200, 503 or 504,
  *     docs/api.md), nothing more on its socket, within the backstop and slack,
@@ -19,13 +22,19 @@
  * Printed per round: the fault, op counts, burst answers, the checker's verdict. It
  * exits 1 if any round failed a check (the logs are then kept and named).
  *
- *   [FAULTS=f1,f2] npx tsx bench/chaos-soak.ts [mqtt|tcp] [rounds] [secondsPerRound] [clients] [busyLoops] [raft|paxos|zab]
+ *   [FAULTS=f1,f2] npx tsx bench/chaos-soak.ts [mqtt|tcp] [rounds] [secondsPerRound] [clients] [busyLoops] [raft|paxos|zab|pbft]
  *
- * The last argument is the engine of the three nodes (default raft): Multi-Paxos and
- * ZAB run on the engine runtime and owe clients the same answers (docs/api.md).
+ * The last argument is the engine (default raft): Multi-Paxos and ZAB run on the
+ * engine runtime and owe clients the same answers (docs/api.md). pbft runs four nodes
+ * (n = 3f + 1, f = 1), all honest: each node's plain HTTP answer is then true, so the
+ * same workload and checker apply (the "leader" is the view's primary; a stopped or
+ * killed primary is replaced by a view change, after viewChangeTimeoutMs, 4 s).
+ * A SIGTERMed leader also takes a burst just before the signal: requests in flight at a
+ * planned stop must be answered (or refused with 503) once each, like those at a pause.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as net from 'node:net';
 import { loadavg } from 'node:os';
@@ -48,7 +57,9 @@ if (!Number.isInteger(rounds) || rounds < 1 || rounds > 500) throw new Error(`ro
 if (!Number.isFinite(seconds) || seconds < 2 || seconds > 120) throw new Error(`secondsPerRound: expected 2..120, got ${process.argv[4]}`);
 if (!Number.isInteger(clients) || clients < 1 || clients > 256) throw new Error(`clients: expected 1..256, got ${process.argv[5]}`);
 if (!Number.isInteger(busy) || busy < 0 || busy > 16) throw new Error(`busyLoops: expected 0..16, got ${process.argv[6]}`);
-if (engine !== 'raft' && engine !== 'paxos' && engine !== 'zab') throw new Error(`engine: expected raft, paxos or zab, got ${engine}`);
+if (engine !== 'raft' && engine !== 'paxos' && engine !== 'zab' && engine !== 'pbft') throw new Error(`engine: expected raft, paxos, zab or pbft, got ${engine}`);
+/** pbft: n = 3f + 1 with f = 1; the others: three voters. */
+const NODES = engine === 'pbft' ? 4 : 3;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /**
@@ -70,7 +81,13 @@ const BURST_WAIT_MS = 30_000;
  * too with those calls in flight (its backstop timer is overdue at SIGCONT: every
  * call still ends exactly once).
  */
-const faults = ['stop-leader', 'stop-follower', 'kill-leader', 'kill-follower', 'broker-restart', 'stop-follower-long', 'stop-quorum', 'stop-leader-inflight', 'slow-disk-followers'] as const;
+const faults = ['stop-leader', 'stop-follower', 'kill-leader', 'kill-follower', 'broker-restart', 'stop-follower-long', 'stop-quorum', 'stop-leader-inflight', 'slow-disk-followers', 'term-leader', 'term-follower'] as const;
+/**
+ * A SIGTERMed node must have exited by then: a leader's hand-over is bounded by
+ * max(1 s, 2 x the election timeout's maximum) (daemon/start.ts), the HTTP close and
+ * the hooks' stop follow; the rest is slack for a loaded 2-core machine.
+ */
+const TERM_EXIT_MS = 15_000;
 /** FAULTS=a,b (env): only these faults, in turn (all by default). */
 const only: readonly Fault[] = process.env.FAULTS ? process.env.FAULTS.split(',').map((f) => {
   if (!(faults as readonly string[]).includes(f)) throw new Error(`FAULTS: expected a comma-separated list of ${faults.join(', ')}; got ${f}`);
@@ -175,6 +192,10 @@ async function finals(c: ProcCluster, keys: string[]): Promise<{ ops: HistoryOp[
   const ops: HistoryOp[] = [];
   const bad: string[] = [];
   for (const node of c.nodes) {
+    if (!node.child) {
+      bad.push(`${node.name}: not running`);
+      continue;
+    }
     for (const key of keys) {
       const t = performance.now();
       let r;
@@ -247,7 +268,7 @@ async function main(): Promise<void> {
     busyKids.push(spawn(process.execPath, ['-e', `const e=Date.now()+${budgetMs};while(Date.now()<e){}`], { stdio: 'ignore' }));
   }
   // The generated config names no engine for raft (its default); the others are added.
-  const c = await ProcCluster.start(3, engine === 'raft' ? '' : `engine: ${engine}\n`, () => '', link);
+  const c = await ProcCluster.start(NODES, engine === 'raft' ? '' : `engine: ${engine}\n`, () => '', link);
   const rng = new Rng(Number(process.env.SEED ?? 20261204));
   const draw = (lo: number, hi: number) => Math.round(lo + rng.float() * (hi - lo));
   let failed = 0;
@@ -260,6 +281,8 @@ async function main(): Promise<void> {
       const fault: Fault = only[(round - 1) % only.length]!;
       totals.faults[fault] = (totals.faults[fault] ?? 0) + 1;
       const keys = Array.from({ length: KEYS }, (_, i) => `r${round}-k${i}`);
+      /** Nodes that ended by themselves before this round (a fatal stop: exit code not 0, no signal). */
+      const exits0 = c.failedExits.length;
       const t0 = performance.now();
       const work = runWorkload({ nodes: c.nodes.map((n) => n.url), keys, clients, until: t0 + seconds * 1000, timeoutMs: 1500, random: () => rng.float(), maxOpsPerClient: 400 });
       await sleep(draw(500, 1500));
@@ -267,7 +290,8 @@ async function main(): Promise<void> {
       const followers = c.nodes.filter((n) => n !== leader && n.child);
       const follower = followers[draw(0, followers.length - 1)]!;
       let detail = '';
-      let slowDiskElection = '';
+      /** What the fault itself showed wrong (a leader change under slow disks, a planned stop that did not end well). */
+      const faultProblems: string[] = [];
       let b: Promise<BurstResult> | undefined;
       // The leader takes the bursts: its refusals at accept before the fault (for the problem line).
       const refused0 = await refusedAtAccept(leader, token);
@@ -308,8 +332,43 @@ async function main(): Promise<void> {
         if (attached.every(Boolean)) {
           const after = await c.waitLeader(30_000);
           detail = `${followers.map((f) => f.name).join('+')} fsync +${ms} ms for 3 s; leader ${leader.name} -> ${after.name}`;
-          if (after !== leader) slowDiskElection = `the leader changed (${leader.name} -> ${after.name}) while only the followers' disks were slow`;
+          // PBFT has no heartbeats to keep a primary: a backup whose request does not
+          // execute within viewChangeTimeoutMs (4 s) complains, so slow backups may
+          // change the view by design; only the heartbeat engines must keep the leader.
+          if (after !== leader && engine !== 'pbft') faultProblems.push(`the leader changed (${leader.name} -> ${after.name}) while only the followers' disks were slow`);
         } else detail = 'skipped: strace is missing or may not attach here';
+      } else if (fault === 'term-leader' || fault === 'term-follower') {
+        // A planned stop (systemctl restart, an upgrade): SIGTERM, the node stops in order
+        // (a Raft leader hands over first) and exits 0; then it starts again.
+        const who = fault === 'term-leader' ? leader : follower;
+        const child = who.child!;
+        if (fault === 'term-leader') {
+          b = burst(who, `r${round}`, token, () => {});
+          await sleep(30); // the burst's requests on their way in (most in flight) when the signal comes
+        }
+        const exited = new Promise<void>((r) => (child.exitCode !== null || child.signalCode !== null ? r() : child.once('exit', () => r())));
+        const tTerm = performance.now();
+        c.kill(who, 'SIGTERM');
+        const inTime = await Promise.race([exited.then(() => true), sleep(TERM_EXIT_MS).then(() => false)]);
+        const exitMs = performance.now() - tTerm;
+        if (!inTime) {
+          faultProblems.push(`${who.name} did not exit within ${TERM_EXIT_MS} ms of SIGTERM; killed`);
+          c.kill(who, 'SIGKILL');
+          await Promise.race([exited, sleep(10_000)]);
+        } else if (child.exitCode !== 0) faultProblems.push(`${who.name} exited with ${child.exitCode ?? child.signalCode} after SIGTERM, not 0`);
+        let successor = '';
+        if (fault === 'term-leader') {
+          // Who leads without it, and how long after the signal all the others agreed on it.
+          const next = await c.waitLeader(60_000);
+          successor = `; ${next.name} leads after ${(performance.now() - tTerm).toFixed(0)} ms`;
+        }
+        const ms = draw(300, 2000);
+        await sleep(ms);
+        const tStart = performance.now();
+        c.spawn(who);
+        // Back: it answers and agrees with every other node on the leader (bounded).
+        await c.waitLeader(60_000);
+        detail = `${who.name} (${who === leader ? 'leader' : 'follower'}) exited in ${exitMs.toFixed(0)} ms${successor}, down ${ms} ms, back in ${(performance.now() - tStart).toFixed(0)} ms`;
       } else if (fault === 'kill-leader' || fault === 'kill-follower') {
         const who = fault === 'kill-leader' ? leader : follower;
         c.kill(who, 'SIGKILL');
@@ -327,6 +386,14 @@ async function main(): Promise<void> {
       }
       const { history, counts } = await work;
       const br = b ? await b : undefined;
+      // A node that stopped by itself (a fatal error) is a failure of the round; it is
+      // started again so that the soak goes on (its log says why; kept at the end).
+      for (const d of c.failedExits.slice(exits0)) {
+        const n = c.nodes.find((x) => x.name === d.name)!;
+        const fatal = c.logTail(n.name, 40).split('\n').filter((l) => /fatal|"level":(50|60)/i.test(l)).slice(-1)[0] ?? '(no fatal line in its log)';
+        faultProblems.push(`${n.name} exited by itself with code ${d.code}: ${fatal.slice(0, 400)}`);
+        if (!n.child) c.spawn(n);
+      }
       await c.waitLeader(60_000);
       const allKeys = br ? [...keys, ...Array.from({ length: BURST }, (_, i) => `r${round}-p${i}`)] : keys;
       const fin = await finals(c, allKeys);
@@ -350,7 +417,7 @@ async function main(): Promise<void> {
       const problems: string[] = [];
       if (res.ok !== true) problems.push(`NOT LINEARIZABLE: ${JSON.stringify(res).slice(0, 1500)}`);
       if (fin.bad.length > 0) problems.push(`final reads failed: ${fin.bad.slice(0, 5).join('; ')}`);
-      if (slowDiskElection) problems.push(slowDiskElection);
+      problems.push(...faultProblems);
       if (br) {
         const answered = Object.values(br.answers).reduce((a, x) => a + x, 0);
         totals.burstAnswered += answered;
@@ -383,8 +450,12 @@ async function main(): Promise<void> {
     console.log(`totals: ${JSON.stringify(totals)}, failed rounds ${failed}, suspicious log lines ${suspicious.length}, client cpu ${((cpu.user + cpu.system) / 1e6).toFixed(1)} s, load ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
     for (const s of suspicious.slice(0, 20)) console.log(`  ${s}`);
     if (failed > 0 || suspicious.length > 0) {
-      console.log(`logs kept in ${c.dir}`);
-      for (const ch of [...c.nodes.map((n) => n.child), c.broker]) ch?.kill('SIGKILL');
+      // The cluster's directory goes at exit (it holds the configs with the cluster key
+      // inline): its logs and kept histories are copied out first.
+      const kept = mkdtempSync(join(tmpdir(), 'quorumd-chaos-logs-'));
+      for (const f of readdirSync(c.dir)) if (f.endsWith('.log') || f.endsWith('.jsonl')) copyFileSync(join(c.dir, f), join(kept, f));
+      console.log(`logs kept in ${kept}`);
+      await c.stop();
     } else await c.stop();
     removeTestTokenDir();
   }

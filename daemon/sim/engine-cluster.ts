@@ -42,7 +42,7 @@ import { createHash } from 'node:crypto';
 import { STALL_READ_ADVANCE_MAX_US, type PlannedFault } from '../../firmware-sim/faults.ts';
 import { World } from '../../firmware-sim/world.ts';
 import type { Board, BoardHal, BoardOptions } from '../../firmware-sim/board.ts';
-import { StorageCorruptError } from '../../hal/storage/index.ts';
+import { StorageCorruptError, StorageInputError } from '../../hal/storage/index.ts';
 import type { Clock, Link, Storage } from '../../hal/interfaces.ts';
 import { checkLinearizable } from '../../src/lin/index.ts';
 import type { NodeId } from '../../src/types.ts';
@@ -268,6 +268,11 @@ export function bootNodes(base: SimBase, o: SimBootOptions): SimNodes {
         // An exception from inside the node (the runtime's fatal path) is a bug: on a
         // board the process would restart, here the seed fails and names it.
         if (err instanceof InternalError) o.fail('internal-error', `node ${hal.node}: ${err.message} (${(err.stack ?? '').split('\n')[1]?.trim() ?? 'no stack'})`);
+        // A Ready the durable log refuses (its rules broken: an engine bug, nothing written).
+        // On a board the process stops and restarts, so the seed went on as if it had
+        // crashed, and the bug stayed hidden (a pbft replica stopped this way on real
+        // processes, bench/chaos-soak.ts, while 300 simulated seeds passed).
+        if (err instanceof StorageInputError) o.fail('internal-error', `node ${hal.node}: the durable log refused a Ready: ${err.message}`);
         o.onFatal?.(err);
         board.crashProcess();
       },

@@ -363,6 +363,15 @@ export class PbftNode implements Engine {
   private nvTimer: number | undefined;
   private backoff = 0;
   private primarySuspected = false;
+  /**
+   * The highest sequence number the primary had pre-prepared here when the link said it
+   * was gone (leaderGone), and when (tick). Executing up to it, or anything within one
+   * retransmission period after (its last PRE-PREPAREs may still be on their way), is
+   * that primary's last orders finishing among the backups, not a sign of life: only a
+   * later execution ends the suspicion.
+   */
+  private suspectedUpTo: Index = 0;
+  private suspectedAt = 0;
   /** Our view-change timer expired in this view: we complain (SUSPECT) until progress or a view change. */
   private suspecting = false;
   /** Other replicas' complaints about the current view: replica → tick of the latest one received. */
@@ -686,6 +695,10 @@ export class PbftNode implements Engine {
     if (!Number.isInteger(id) || id < 1 || id > 254) return { ok: false, code: 'bad-request', reason: `leaderGone: id must be a node id 1..254, got ${String(id)}` };
     if (!this.normal || id === this.id || id !== primaryOf(this.group, this.view)) return { ok: true, forgot: false };
     this.primarySuspected = true;
+    let top = this.executed;
+    for (const [seq, s] of this.slots) if (s.ppDigest && s.ppView === this.view && seq > top) top = seq;
+    this.suspectedUpTo = top;
+    this.suspectedAt = this.now;
     return { ok: true, forgot: true };
   }
 
@@ -884,6 +897,15 @@ export class PbftNode implements Engine {
     if (this.role() !== this.prevSoft.role || this.leaderId() !== this.prevSoft.leader || this.view !== this.prevSoft.term) return true;
     if (this.toApply.length > 0) return true;
     return this.dirtyFrom !== Infinity && this.persistFrom() <= this.topSeq();
+  }
+
+  /**
+   * Whether every slot up to `seq` is in the durable log as it is now (handed to storage
+   * in a Ready, which is written before the next): only then may a stable checkpoint
+   * this replica holds no snapshot of drop those slots.
+   */
+  private durableThrough(seq: Index): boolean {
+    return seq < this.persistFrom();
   }
 
   /** First index the next Ready's entries start at: the lowest dirty slot, but never leaving a gap after the durable log's end. */
@@ -1449,7 +1471,11 @@ export class PbftNode implements Engine {
       if (this.normal) {
         this.vcElapsed = 0;
         if (view === this.view) this.backoff = 0;
-        this.primarySuspected = false;
+        // A request the gone primary had ordered before its connection died says nothing
+        // about it now: the hint stays (a SIGTERMed primary's last slots still commit
+        // among the backups, and clearing the hint on them put the view change back to
+        // the full timeout: 4-15 s on real processes instead of one retransmission period).
+        if (seq > this.suspectedUpTo && this.now - this.suspectedAt >= this.ticks.retransmit) this.primarySuspected = false;
         this.suspecting = false;
       }
     }
@@ -1540,8 +1566,13 @@ export class PbftNode implements Engine {
       this.setTarget(proven, true);
     } else if (seq <= this.executed) {
       // Executed past it without holding its snapshot (a restart in between): the log
-      // below it can go, but this replica cannot serve it.
-      this.makeStable(proven);
+      // below it can go, but this replica cannot serve it — once its slots are written.
+      // A replica that executed up to it in this same batch of steps (paused, then handed
+      // the COMMITs and the CHECKPOINTs at once while a write was in flight) has not
+      // written them yet; dropping them now left the next Ready's executed index beyond
+      // the durable log, which storage refuses (the node stopped). Then its own
+      // CHECKPOINT, signed once the runtime stored that state, makes it stable instead.
+      if (this.durableThrough(seq)) this.makeStable(proven);
     } else {
       this.setTarget(proven, seq > this.low + this.ticks.window);
     }
@@ -2121,8 +2152,12 @@ export class PbftNode implements Engine {
       const st: StableData = { seq: o.minS, digest: from.stableDigest, proof: from.proof };
       const own = this.ownCkpts.get(o.minS);
       if (own && bytesEqual(own.digest, st.digest)) this.makeStable({ ...st, data: own.data, exec: own.exec });
-      else if (o.minS <= this.executed && !own) this.makeStable(st);
-      else this.setTarget(st, true);
+      else if (o.minS <= this.executed && !own) {
+        // As in checkStable: only once the slots up to it are written; until then its
+        // proof waits among the CHECKPOINT votes, for this replica's own checkpoint.
+        if (this.durableThrough(o.minS)) this.makeStable(st);
+        else for (const p of st.proof) this.recordCheckpointVote(p.replica, st.seq, st.digest, p.sig);
+      } else this.setTarget(st, true);
     }
     const primary = this.isPrimary();
     for (const e of body.pps) {

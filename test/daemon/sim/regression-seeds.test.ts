@@ -51,6 +51,21 @@ describe('regression seeds', () => {
     expect(r.lin).toBe('ok');
   }, 120_000);
 
+  // pbft, 4 nodes, 20 s, stall and loss (found after the same bug stopped a real node in
+  // bench/chaos-soak.ts): n4, stalled, stepped the COMMITs up to checkpoint 96 and the
+  // others' CHECKPOINTs for it while a write was in flight; 96 became stable and the
+  // slots it had just executed were dropped before any Ready wrote them, so the next
+  // Ready's commit (96) ran past its log (87) and the durable log refused it — a fatal
+  // stop the simulator counted as a crash until such a refusal became an internal-error
+  // violation (daemon/sim/engine-cluster.ts; src/pbft/pbft.ts checkStable;
+  // test/src/pbft/checkpoint.test.ts).
+  it('pbft seed 14 (4 nodes, 20 s, stall,loss): a stalled replica that executes up to a checkpoint others proved stable keeps its log whole', () => {
+    const cfg = parseSimOptions({ seed: 14, nodes: 4, time: '20s', faults: 'stall,loss', engine: 'pbft' });
+    const r = runEngineSeed(cfg, 14);
+    expect(r.violation, `${r.violation?.invariant}: ${r.violation?.detail}`).toBeUndefined();
+    expect(r.lin).toBe('ok');
+  }, 120_000);
+
   // The paper's NEW-VIEW timer planted back (testingBugs.newViewTimerAlone) once failed
   // seed 27 here (pbft-liveness: n4 alone in view 6). It needs one replica's NEW-VIEW
   // timer to run out well before the others'; in seed 46 that came from an old view's

@@ -7,6 +7,7 @@ import { Rng } from '../../../src/rng.ts';
 import { PbftNode, REQ_BLOCK } from '../../../src/pbft/pbft.ts';
 import { SimulatedKeys } from '../../../src/pbft/auth.ts';
 import { EntryType, MsgType, type Message } from '../../../src/wire/messages.ts';
+import type { Ready } from '../../../src/engine/contract.ts';
 import {
   checkpointDigest, checkpointSigned, decodeViewChange, encodeEngineMeta, encodeExecState, encodeSlotRecord, ppSigned, prepareSigned, sha256,
 } from '../../../src/pbft/encoding.ts';
@@ -81,6 +82,53 @@ describe('PBFT checkpoints', () => {
     c.heal();
     c.runUntil(() => c.replica(4).e.executedIndex === c.replica(1).e.executedIndex, 500, 'replica 4 caught up');
     expect(c.replica(4).e.status().stateTransfers).toBe(0);
+    expect(c.inv.violations).toEqual([]);
+  });
+
+  it('a checkpoint others proved stable while this replica executed up to it, before one Ready: the executed slots still reach the log', () => {
+    // On a board the runtime steps every message that arrives while a Ready is being
+    // written (an fsync in flight) and asks for the next Ready only afterwards. A replica
+    // that was paused (SIGSTOP) gets the COMMITs up to a checkpoint and the others'
+    // CHECKPOINTs for it in one such batch: it executed the slots, and the CHECKPOINTs
+    // made it stable before any Ready wrote them. Dropping those slots then left the
+    // next Ready's hardState.commit (the checkpoint) beyond its durable log, which the
+    // durable log refuses: "persist: hardState.commit 4736 is beyond the last index 4735",
+    // and the node stopped (bench/chaos-soak.ts, pbft, stop-follower-long).
+    const c = new Cluster({ seed: 25, n: 4, options: SWEEP_OPTIONS, net: { maxDelay: 1 } });
+    const held: Message[] = [];
+    c.filter = (m) => {
+      if (m.to !== 4) return true;
+      held.push(m);
+      return false;
+    };
+    // The primary's opening null request and K - 1 others: the checkpoint is the last slot.
+    load(c, K - 1, [1, 2, 3]);
+    c.runUntil(() => [1, 2, 3].every((id) => c.replica(id).e.stableCheckpoint >= K), 500, 'checkpoint K stable at 1..3');
+    expect(c.replica(1).e.executedIndex).toBe(K);
+    expect(c.replica(4).e.executedIndex).toBe(0);
+    c.filter = undefined;
+    const r4 = c.replica(4);
+    // All of it before the next Ready, as on a board whose previous write is in flight.
+    for (const m of held) r4.e.step(m);
+    expect(r4.e.executedIndex).toBe(K);
+    const engine = r4.e;
+    const readys: Ready[] = [];
+    const ready = engine.ready.bind(engine);
+    engine.ready = () => {
+      const rd = ready();
+      if (rd) readys.push(rd);
+      return rd;
+    };
+    // The harness refuses a Ready whose hardState.commit is beyond the log, as the durable log does.
+    c.process(r4);
+    // The first Ready writes every executed slot's own record (not an empty placeholder) with the commit.
+    const first = readys[0]!;
+    expect(first.hardState?.commit).toBe(K);
+    expect(first.entries.map((e) => e.index)).toEqual(Array.from({ length: K }, (_, i) => i + 1));
+    for (const e of first.entries) expect(e.data.length, `slot ${e.index}`).toBeGreaterThan(0);
+    // And it goes on with the others (its own CHECKPOINT makes K stable here too).
+    c.runUntil(() => r4.e.stableCheckpoint >= K && r4.e.executedIndex === c.replica(1).e.executedIndex, 500, 'replica 4 caught up, K stable');
+    expect(Math.min(...r4.e.slotSeqs(), Infinity)).toBeGreaterThan(r4.e.stableCheckpoint);
     expect(c.inv.violations).toEqual([]);
   });
 

@@ -326,7 +326,13 @@ export class Cluster {
       s.entries = [];
     }
     for (const e of rd.entries) this.persistEntry(r, e);
-    if (rd.hardState) s.hardState = { ...rd.hardState };
+    if (rd.hardState) {
+      // The contract (and the daemon's durable log, which refuses such a write and stops
+      // the node): the executed index never runs ahead of the log that holds it.
+      const last = (s.snapshot?.meta.index ?? 0) + s.entries.length;
+      if (rd.hardState.commit > last) throw new Error(`replica ${r.id}: Ready hardState.commit ${rd.hardState.commit} is beyond the last persisted index ${last}`);
+      s.hardState = { ...rd.hardState };
+    }
   }
 
   private persistEntry(r: Replica, e: Entry): void {

@@ -11,6 +11,7 @@ import { Rng } from '../../../src/rng.ts';
 import { PbftNode } from '../../../src/pbft/pbft.ts';
 import { SimulatedKeys } from '../../../src/pbft/auth.ts';
 import { MsgType, type Message } from '../../../src/wire/messages.ts';
+import { Cluster } from './harness.ts';
 
 const members = [1, 2, 3, 4];
 const keys = new SimulatedKeys(members, 'suspect-test');
@@ -126,5 +127,46 @@ describe('pbft complaints in a view change (the NEW-VIEW timer)', () => {
     ticks(n, t - 10);
     n.step(suspect(4, 3, 1));
     expect([n.currentView, n.inViewChange]).toEqual([1, true]);
+  });
+});
+
+describe('pbft: the primary reported gone (leaderGone)', () => {
+  // Backups keep proposing; the primary crashes with requests in flight; the link
+  // tells every backup it is gone. Its last PRE-PREPAREs still commit among the three
+  // backups right after — which used to end the hint, so the view change waited the
+  // full view-change timeout (4 s; 4-15 s on real processes after a SIGTERM of the
+  // primary, bench/chaos-soak.ts) instead of about one retransmission period.
+  const opts = { tickMs: 10, viewChangeTimeoutMs: 4000, maxViewChangeTimeoutMs: 60_000, retransmitMs: 200, statusMs: 1000, checkpointInterval: 32 };
+  function failover(seed: number, hint: boolean): number {
+    const c = new Cluster({ seed, n: 4, options: opts, net: { maxDelay: 3 } });
+    let i = 0;
+    const load = () => {
+      for (const o of [2, 3, 4]) c.submit(o, `set k${o} v${i++}`);
+    };
+    for (let t = 0; t < 100; t++) {
+      if (t % 5 === 0) load();
+      c.tick();
+    }
+    expect(c.replica(2).e.executedIndex).toBeGreaterThan(20);
+    c.crash(1);
+    if (hint) for (const b of [2, 3, 4]) expect(c.replica(b).e.leaderGone(1)).toEqual({ ok: true, forgot: true });
+    for (let t = 1; t <= 1000; t++) {
+      if (t % 5 === 0) load();
+      c.tick();
+      if ([2, 3, 4].every((b) => c.replica(b).e.currentView >= 1 && c.replica(b).e.status().detail === 'normal')) {
+        expect(c.inv.violations).toEqual([]);
+        return t * opts.tickMs;
+      }
+    }
+    throw new Error(`seed ${seed}: no new view within 10 s`);
+  }
+
+  it('the backups move to the next view within about one retransmission period, though the dead primary\'s last requests execute after the report', () => {
+    for (let seed = 1; seed <= 6; seed++) {
+      const withHint = failover(seed, true);
+      expect(withHint, `seed ${seed}`).toBeLessThan(1000);
+      // Without the report the view-change timeout decides: the hint is what makes it fast.
+      expect(failover(seed, false), `seed ${seed}`).toBeGreaterThanOrEqual(4000);
+    }
   });
 });
