@@ -10,6 +10,12 @@
  * handled SIGHUP, its first line on the dead terminal ("[dev] stopping...") threw EIO
  * and ended it with exit 1 before the stop had begun. Either way its temp directory
  * stayed behind. Now it stops as on Ctrl-C, down to removing the temp directory.
+ *
+ * The second case has no shell: `quorumd dev` is itself the session leader of its
+ * terminal (`ssh -t host quorumd dev`, a terminal emulator that runs it directly), run
+ * through test/helpers/pty.ts, which also learns its exit status. Before: the stop
+ * finished, and then Node 20 aborted inside its own exit as it restored the dead
+ * terminal's mode (SIGSEGV or SIGABRT, 20 of 20 trials; daemon/terminal.ts). Now: exit 0.
  */
 import { spawnTied } from '../helpers/tied.ts';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -19,22 +25,29 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { bin } from './e2e/proc-cluster.ts';
 import { freeBasePort } from '../helpers/ports.ts';
 import { processesUsing } from '../helpers/procs.ts';
+import { ptyUnavailable, runInPty, type PtySession } from '../helpers/pty.ts';
+import { constants } from 'node:os';
 
 const SCRIPT = ['/usr/bin/script', '/bin/script'].find((p) => existsSync(p));
 const work = mkdtempSync(join(tmpdir(), 'quorumd-dev-hangup-'));
 let devDir = '';
 let term: ReturnType<typeof spawnTied> | undefined;
+let pty: PtySession | undefined;
+let ptyDevDir = '';
 
 afterAll(() => {
   term?.kill('SIGKILL');
-  for (const p of devDir ? processesUsing(devDir) : []) {
-    try {
-      process.kill(p, 'SIGKILL');
-    } catch {
-      /* gone */
+  pty?.kill();
+  for (const d of [devDir, ptyDevDir].filter((x) => x !== '')) {
+    for (const p of processesUsing(d)) {
+      try {
+        process.kill(p, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
     }
+    rmSync(d, { recursive: true, force: true });
   }
-  if (devDir) rmSync(devDir, { recursive: true, force: true });
   rmSync(work, { recursive: true, force: true });
 });
 
@@ -80,5 +93,25 @@ describe('quorumd dev when its terminal goes away', () => {
       throw new Error(`${err.message}: ${devDir} is still there (the supervisor did not finish its stop); terminal output:\n${shown().slice(-800)}`);
     });
     await until('every process of the cluster to exit', () => (nodes.some(alive) ? undefined : true), 30_000);
+  }, 180_000);
+
+  const noPty = ptyUnavailable();
+  it.skipIf(noPty !== undefined)('as the session leader of its terminal: it stops as on Ctrl-C and exits 0', async () => {
+    const base = await freeBasePort(3);
+    pty = runInPty(process.execPath, [bin, 'dev', '--no-jobs', '--base-port', String(base)]);
+    const shown = pty.output;
+    ptyDevDir = await until('the guide on the terminal', () => /export QUORUMD_DATA_DIR=(\S+)/.exec(shown())?.[1], 90_000);
+    // The guide's last line: dev is done writing, and waits.
+    await until("the guide's last line", () => (shown().includes('Ctrl-C stops everything.') ? true : undefined), 30_000);
+    const nodes = processesUsing(ptyDevDir);
+    expect(nodes.length, 'its three node processes').toBeGreaterThanOrEqual(3);
+
+    pty.hangUp();
+    const end = await pty.ended(60_000);
+    const signal = end.signal === null ? null : (Object.entries(constants.signals).find(([, n]) => n === end.signal)?.[0] ?? end.signal);
+    expect({ code: end.code, signal }, `dev's end; its terminal:\n${shown().slice(-800)}`).toEqual({ code: 0, signal: null });
+    // Its stop was complete before it exited: directory removed, nodes stopped.
+    expect(existsSync(ptyDevDir), `${ptyDevDir} is still there`).toBe(false);
+    await until('every node process to exit', () => (nodes.some(alive) ? undefined : true), 30_000);
   }, 180_000);
 });
