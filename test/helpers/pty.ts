@@ -11,8 +11,9 @@
  * to its stdin (hangUp), it closes the master side: the kernel hangs the terminal up
  * (SIGHUP and SIGCONT to the session leader; every later read or write of the terminal
  * fails with EIO). It then waits for the program and says on stderr how it ended, as
- * `pty-end {"code":N,"signal":null,"ms":T}` (T: ms after the hangup) — which the test
- * could not learn otherwise: the program is the python process's child, not the test's.
+ * `pty-end {"code":N,"signal":null,"ms":T,"reaped":{}}` (T: ms after the hangup) — which
+ * the test could not learn otherwise: the program is the python process's child, not the
+ * test's.
  *
  * The python process is tied to the test's worker (tied.ts); the program, in its own
  * session, is not: should the python process die first, the master closes and the
@@ -22,8 +23,11 @@ import { spawnSync } from 'node:child_process';
 import { spawnTied } from './tied.ts';
 
 const PY = String.raw`
-import os, sys, fcntl, termios, select, json, time
-cmd = sys.argv[1:]
+import os, sys, fcntl, termios, select, json, time, ctypes
+reap = sys.argv[1] == 'reap'
+cmd = sys.argv[2:]
+if reap:
+    ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
 m, s = os.openpty()
 pid = os.fork()
 if pid == 0:
@@ -56,10 +60,19 @@ while not hung:
         hung = True
 t0 = time.monotonic()
 os.close(m)
+def how(st):
+    return {'code': os.WEXITSTATUS(st), 'signal': None} if os.WIFEXITED(st) else {'code': None, 'signal': os.WTERMSIG(st)}
 _, st = os.waitpid(pid, 0)
-ms = round((time.monotonic() - t0) * 1000)
-end = {'code': os.WEXITSTATUS(st), 'signal': None} if os.WIFEXITED(st) else {'code': None, 'signal': os.WTERMSIG(st)}
-end['ms'] = ms if hung else None
+end = how(st)
+end['ms'] = round((time.monotonic() - t0) * 1000) if hung else None
+reaped = {}
+while reap:
+    try:
+        p, st = os.waitpid(-1, 0)
+    except ChildProcessError:
+        break
+    reaped[p] = how(st)
+end['reaped'] = reaped
 sys.stderr.write('pty-end ' + json.dumps(end) + '\n')
 `;
 
@@ -75,6 +88,11 @@ export interface PtyEnd {
   signal: number | null;
   /** ms from the hangup to its end (null: it ended before any hangup). */
   ms: number | null;
+  /**
+   * With `reap`: how each other descendant that outlived its parent ended, by pid (the
+   * pty's python process was their subreaper); else {}.
+   */
+  reaped: Record<string, { code: number | null; signal: number | null }>;
 }
 
 export interface PtySession {
@@ -90,9 +108,15 @@ export interface PtySession {
   kill(): void;
 }
 
-/** Starts `command args` as the session leader of a new pty (see the header). */
-export function runInPty(command: string, args: string[], env: NodeJS.ProcessEnv = process.env): PtySession {
-  const py = spawnTied('python3', ['-c', PY, command, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env });
+/**
+ * Starts `command args` as the session leader of a new pty (see the header). `reap`: the
+ * python process makes itself the subreaper of what `command` starts (prctl
+ * PR_SET_CHILD_SUBREAPER), so that a process whose parent died (a shell killed by the
+ * hangup) is reparented to it and its end reported too (PtyEnd.reaped); ended() then
+ * also waits for all of them.
+ */
+export function runInPty(command: string, args: string[], o: { reap?: boolean } = {}): PtySession {
+  const py = spawnTied('python3', ['-c', PY, o.reap === true ? 'reap' : 'no-reap', command, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   py.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
