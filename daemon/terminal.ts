@@ -24,24 +24,44 @@
  * after that is dropped, as it was by the dead terminal. A terminal still there is left
  * as it is, and Node restores its mode as before.
  */
-import { closeSync, openSync } from 'node:fs';
-import { isatty } from 'node:tty';
+import { closeSync, fstatSync, openSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import type * as Tty from 'node:tty';
 
 let installed = false;
 
 /**
  * Registers the 'exit' listener of the header (once per process). Call it early, before
  * anything can hang the terminal up: it notes which of descriptors 0-2 are terminals now.
+ * node:tty is loaded only when one of them is a character device other than /dev/null:
+ * a node under systemd (stdin /dev/null, output to the journal's socket) does without it.
  */
 export function releaseDeadTerminalAtExit(): void {
   if (installed) return;
   installed = true;
-  const terminals = [0, 1, 2].filter((fd) => isatty(fd));
+  let devNull = -1;
+  try {
+    devNull = statSync('/dev/null').rdev;
+  } catch {
+    /* none: every character device is a candidate */
+  }
+  const candidates = [0, 1, 2].filter((fd) => {
+    try {
+      const st = fstatSync(fd);
+      return st.isCharacterDevice() && st.rdev !== devNull;
+    } catch {
+      return false; // closed
+    }
+  });
+  if (candidates.length === 0) return;
+  const terminals = candidates.filter((fd) => tty().isatty(fd));
   if (terminals.length === 0) return;
   process.on('exit', () => {
     for (const fd of terminals) releaseIfHungUp(fd);
   });
 }
+
+const tty = (): typeof Tty => createRequire(import.meta.url)('node:tty') as typeof Tty;
 
 /**
  * Puts /dev/null in descriptor `fd`'s place when `fd` was a terminal and is one no more
@@ -49,7 +69,7 @@ export function releaseDeadTerminalAtExit(): void {
  * Exported for its test.
  */
 export function releaseIfHungUp(fd: number): boolean {
-  if (isatty(fd)) return false;
+  if (tty().isatty(fd)) return false;
   try {
     closeSync(fd);
   } catch {
