@@ -92,12 +92,19 @@ export async function runBroker(opts: BrokerCmdOptions): Promise<RunningBroker> 
   }
   const who = [clusterKeys.length ? `node accounts of cluster ${cluster} (derived from the key)` : '', users.length ? `${users.length} account(s) from ${opts.users}` : ''].filter(Boolean).join(' + ');
   process.stdout.write(`quorumd broker: listening on ${tls ? 'mqtts' : 'mqtt'}://${b.host}:${b.port}; accounts: ${who} (Ctrl-C stops it)\n`);
+  let stopping = false;
   const stop = () => {
+    if (stopping) return;
+    stopping = true;
     b.close(() => process.exit(0));
     setTimeout(() => process.exit(0), 2000).unref();
   };
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);
+  // The terminal it was started from went away (an SSH session dropped, a window closed):
+  // close as on Ctrl-C and exit 0, not killed by Node's default for SIGHUP. `on`, not
+  // `once`: a further SIGHUP during the close is ignored rather than fatal.
+  process.on('SIGHUP', stop);
   return b;
 }
 

@@ -9,6 +9,7 @@ import { pathToFileURL } from 'node:url';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { QUORUMD_VERSION } from './version.ts';
 import { EXIT, EXIT_TABLE, endQuietlyOnClosedOutput, NotImplementedError, reportCommandError, UsageError } from './exit-codes.ts';
+import { releaseDeadTerminalAtExit } from './terminal.ts';
 
 export { EXIT_NOT_IMPLEMENTED, NotImplementedError } from './exit-codes.ts';
 
@@ -352,6 +353,8 @@ export function buildProgram(): Command {
 
 export async function main(argv: string[]): Promise<void> {
   endQuietlyOnClosedOutput();
+  // A terminal that hangs up must not turn the end into a crash inside Node's exit.
+  releaseDeadTerminalAtExit();
   const program = buildProgram();
   try {
     await program.parseAsync(argv);

@@ -774,7 +774,13 @@ export async function startDev(opts: DevOptions): Promise<DevCluster> {
   // Ctrl-C / SIGTERM stop the nodes from the moment they exist, also while we still wait
   // for the first leader: a supervisor killed before its guide must not leave nodes behind.
   if (opts.handleSignals !== false) {
+    // One stop, whichever signals come: a second one (SIGHUP after Ctrl-C, as the terminal
+    // closes) must not exit before the first stop is done (cluster.stop() returns at once
+    // while a stop is under way).
+    let stopSignalled = false;
     const onStop = () => {
+      if (stopSignalled) return;
+      stopSignalled = true;
       out('\n[dev] stopping...\n');
       void cluster.stop().then(() => process.exit(0));
     };
@@ -784,9 +790,14 @@ export async function startDev(opts: DevOptions): Promise<DevCluster> {
     // Node's default ended the supervisor on the spot, leaving its nodes to notice it gone
     // and its temp directory behind, with no power cut for a node that hangs and no
     // clean-up of what the nodes started. Stop as on Ctrl-C. Writes to a terminal that hung up fail
-    // (EIO): on a terminal, output errors are dropped from here on (the listener of
-    // daemon/exit-codes.ts would rethrow them), so that they cannot cut the stop short.
-    process.once('SIGHUP', () => {
+    // (EIO): on a terminal, output errors are dropped from here on, so that they cannot cut
+    // the stop short (the CLI's listener of daemon/exit-codes.ts drops EIO too; a program
+    // that embeds startDev may have none, and an 'error' without a listener is thrown).
+    // `on`, not `once`: the listener stays for the whole stop, so that a further SIGHUP
+    // (another `kill -HUP`) is ignored; with no listener left, Node's default would end
+    // the supervisor by that signal in the middle of its stop.
+    process.on('SIGHUP', () => {
+      if (stopSignalled) return;
       for (const stream of [process.stdout, process.stderr]) {
         if (!stream.isTTY) continue;
         stream.removeAllListeners('error');

@@ -63,10 +63,23 @@ export class NotImplementedError extends Error {
 /**
  * `quorumd … | head`: a reader that stops early must not turn the exit status into 1
  * (an EPIPE thrown from a write); the status the command decided is kept.
+ *
+ * A terminal that hung up (an SSH session dropped, a window closed) fails every write
+ * with EIO, often before the SIGHUP that comes with it has reached its handler: that
+ * output has nowhere to go and is dropped, and so is every later error of that stream;
+ * the command goes on (a node or `quorumd dev` then stops on the SIGHUP, in order).
+ * Thrown, the EIO ended `quorumd dev` before its stop had begun, its nodes left to notice
+ * and its temp directory behind.
  */
 export function endQuietlyOnClosedOutput(): void {
   for (const stream of [process.stdout, process.stderr]) {
+    let terminalGone = false;
     stream.on('error', (e: NodeJS.ErrnoException) => {
+      if (terminalGone) return;
+      if (e.code === 'EIO' && stream.isTTY) {
+        terminalGone = true;
+        return;
+      }
       if (e.code !== 'EPIPE') throw e;
       process.exit(process.exitCode ?? 0);
     });

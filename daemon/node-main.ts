@@ -12,9 +12,12 @@
  */
 import { endQuietlyOnClosedOutput, reportCommandError } from './exit-codes.ts';
 import { runStart, runWitness } from './start.ts';
+import { releaseDeadTerminalAtExit } from './terminal.ts';
 
 export async function runNodeCommand(command: 'start' | 'witness', configFile: string): Promise<void> {
   endQuietlyOnClosedOutput();
+  // A terminal that hangs up must not turn the end into a crash inside Node's exit.
+  releaseDeadTerminalAtExit();
   try {
     await (command === 'start' ? runStart(configFile) : runWitness(configFile));
   } catch (err) {

@@ -793,7 +793,14 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
       runtime.crash('an event handler outside the engine', err);
       await node.stop();
     });
+    let stopSignal: string | undefined;
     const onSignal = (sig: string) => {
+      // One stop: a later signal (SIGHUP as the terminal closes after a Ctrl-C) is noted only.
+      if (stopSignal !== undefined) {
+        log.info({ signal: sig, stopping: stopSignal }, 'already stopping');
+        return;
+      }
+      stopSignal = sig;
       log.info({ signal: sig }, 'stopping');
       void node.stop().then(
         () => process.exit(0),
@@ -808,7 +815,10 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     // The terminal it was started from went away (an SSH session dropped without nohup):
     // Node's default ended the process on the spot, a leader without handing over and its
     // job runs left going; stop as on SIGTERM instead (quorumd reads no config on SIGHUP).
-    process.once('SIGHUP', () => onSignal('SIGHUP'));
+    // `on`, not `once`: the listener stays for the whole stop, so that a further SIGHUP is
+    // ignored (node.stop() is the one stop under way); with no listener left, Node's
+    // default would end the node by that signal in the middle of its hand-over.
+    process.on('SIGHUP', () => onSignal('SIGHUP'));
   }
   return node;
 }

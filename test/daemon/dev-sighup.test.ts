@@ -2,7 +2,8 @@
  * SIGHUP to `quorumd dev`: the terminal it ran in went away (an SSH session dropped, a
  * window closed). Node's default ended the supervisor on the spot, its nodes left to
  * notice it gone and its data left behind. It stops as on Ctrl-C: exit 0, every node
- * stopped by it (SIGTERM: the leader hands over first), none left running.
+ * stopped by it (SIGTERM: the leader hands over first), none left running; further
+ * signals during that stop change nothing.
  *
  * The same real cluster also serves two CLI checks against live nodes: a `--node`
  * list whose first URL is a port where nothing listens reaches the second node, for a
@@ -88,12 +89,22 @@ describe('quorumd dev and SIGHUP', () => {
     for (const r of rows) expect(r.trimEnd().endsWith(` ${version}`), r).toBe(true);
     expect(st.out).not.toContain('different quorumd versions');
 
+    // More signals while it stops (another SIGHUP, a Ctrl-C as the terminal goes), sent as
+    // soon as it says it is stopping: the one stop goes on. Before, the SIGHUP listener was
+    // gone after the first one, and Node's default killed the supervisor mid-stop; and a
+    // second stop signal made it exit 0 at once, before its nodes were stopped.
+    let further: boolean | undefined;
+    dev.stdout!.on('data', () => {
+      if (further !== undefined || !out.includes('[dev] stopping...')) return;
+      further = dev.exitCode === null && dev.signalCode === null && dev.kill('SIGHUP') && dev.kill('SIGINT');
+    });
     dev.kill('SIGHUP');
     const how = await Promise.race([exited, new Promise<undefined>((r) => setTimeout(() => r(undefined), 60_000))]);
     expect(how, `dev did not exit 0 within 60 s of SIGHUP; stderr: ${err.slice(-500)}`).toEqual({ code: 0, signal: null });
+    expect(further, 'the further signals reached dev while it stopped').toBe(true);
     // The supervisor stopped its nodes itself (they would stop on their own once it was
     // gone, but only after it; here none outlives it).
-    expect(out).toContain('[dev] stopping...');
+    expect(out.split('[dev] stopping...').length - 1, 'one stop').toBe(1);
     // The leader was told to stop (SIGTERM from the supervisor) and said so in its log.
     expect(readFileSync(join(dir, `${leader}.log`), 'utf8')).toMatch(/"msg":"stopping"/);
     const alive = nodes.filter((p) => {
