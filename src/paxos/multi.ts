@@ -820,6 +820,15 @@ export class PaxosNode implements Engine {
   private installSnapshot(meta: SnapshotMeta, data: Uint8Array): void {
     if (this.role === 'candidate') this.becomeFollower(NO_NODE); // phase 1 started below this snapshot: start again later
     const config = meta.config;
+    // The snapshot's ballot (that of its last chosen slot) may be above our promise: we
+    // learned those values without having been asked to promise that ballot (a node cut
+    // off through the Prepare). Storage takes no ballot above the hard state's, and on a
+    // restart the promise is at least every ballot written (the constructor): so the
+    // promise rises to it in the same Ready. Raising a promise is always safe in Paxos (an
+    // acceptor may refuse any lower ballot); the leader that sent the values holds a
+    // ballot at least this high. Before, storage refused that Ready and the node stopped
+    // (a fatal exit on a board, restarted; in the simulator a failed seed since a95b3cc).
+    if (meta.term > this.promised) this.promised = meta.term;
     this.log.installSnapshot(meta.index, meta.term);
     this.commit = meta.index;
     this.accEnd = Math.max(this.accEnd, meta.index);
