@@ -89,6 +89,18 @@
  * longer answers our pings). A follower asks its leader (ZabSyncReq, ZooKeeper's
  * sync) and serves once its applied index reaches the answer. No leases.
  *
+ * ## The leader-gone hint (MQTT Last Will)
+ * `leaderGone(id)` sends a follower of `id` back to election at once, as a ZooKeeper
+ * follower does when its TCP connection to the leader breaks, instead of after syncLimit
+ * of silence; a SIGKILLed or crashed leader is so replaced in tens to hundreds of ms
+ * (docs/engines.md). It is safe even when the leader is alive — the broker also sends a
+ * will after a keepalive timeout, to a leader that is only slow: which node FLE elects,
+ * and when, never matters to safety (discovery and synchronization above give that);
+ * reads have no lease (a read needs a PING round answered by a quorum in the leader's
+ * epoch, and a follower that accepted a newer epoch no longer answers it); and the
+ * runtime's activation lease does not rest on followers staying put. A false report
+ * costs one needless election.
+ *
  * ## Leadership hand-over (a planned stop)
  * ZooKeeper has no leadership transfer: a leader that stops is a leader that fails,
  * and the rest wait for it to fall silent (syncLimit) and elect. Here
