@@ -355,6 +355,8 @@ export class ZabNode implements Engine {
 
   // Leader side
   private leaderPhase: 'discovery' | 'synchronization' | 'broadcast' = 'discovery';
+  /** FOLLOWERINFO received while looking, by sender: its acceptedEpoch (becomeLeading steps them). */
+  private readonly earlyInfos = new Map<NodeId, number>();
   private established = false;
   private epochChosen = false;
   private infos = new Map<NodeId, Term>();
@@ -595,6 +597,13 @@ export class ZabNode implements Engine {
     switch (this.state) {
       case 'looking':
         if (z.type === MsgType.ZabSyncReq) return this.send({ type: MsgType.ZabSyncReply, from: this.id, to: z.from, term: z.term, ctx: z.ctx, index: 0, ok: false });
+        if (z.type === MsgType.ZabFollowerInfo) {
+          // A voter that already concluded we lead (its FLE finished before ours, by up to
+          // finalizeWait): kept for becomeLeading, so that discovery need not wait for its
+          // resend one heartbeat later.
+          this.earlyInfos.set(z.from, z.term);
+          return;
+        }
         this.dropped++;
         return;
       case 'leading':
@@ -871,6 +880,7 @@ export class ZabNode implements Engine {
   /** Back to phase 0 (ZooKeeper: LOOKING). */
   private goLooking(): void {
     if (this.state === 'leading') this.loseLeadership();
+    this.earlyInfos.clear();
     this.failForwarded();
     this.state = 'looking';
     this.leaderId = NO_NODE;
@@ -935,6 +945,7 @@ export class ZabNode implements Engine {
   // Learner side (followers and observers)
 
   private becomeLearner(leader: NodeId, observer: boolean): void {
+    this.earlyInfos.clear();
     this.state = observer ? 'observing' : 'following';
     this.leaderId = leader;
     this.epoch = 0;
@@ -1259,6 +1270,16 @@ export class ZabNode implements Engine {
     this.heartbeatElapsed = 0;
     this.readRound = 0;
     this.maybeChooseEpoch();
+    // FOLLOWERINFOs that arrived while we were still electing, stepped now as if the
+    // network had delivered them late (which it may do with any message: nothing here
+    // rests on when one arrives). Their senders resend them every heartbeat anyway; this
+    // only saves that wait — after a leader's will, most of a failover's time.
+    const early = [...this.earlyInfos];
+    this.earlyInfos.clear();
+    for (const [from, term] of early) {
+      if (this.state !== 'leading') break;
+      this.stepLeader({ type: MsgType.ZabFollowerInfo, from, to: this.id, term });
+    }
   }
 
   private loseLeadership(): void {
