@@ -1,7 +1,8 @@
 /**
- * `npm run bench -- engine-failover [--engine paxos|zab|raft] [--kills N]`: a
+ * `npm run bench -- engine-failover [--engine paxos|zab|raft] [--kills N] [--relays true]`: a
  * `quorumd dev` cluster of 3 real processes on 127.0.0.1 (in-process MQTT broker,
- * keepalive 5 s, no relays, engine defaults); N times (default 10): SIGKILL the
+ * keepalive 5 s, engine defaults; no relays unless `--relays true`, which is what
+ * `quorumd dev` runs by default: simulated relays, so fencing and lease reads on); N times (default 10): SIGKILL the
  * leader's process, then write through both survivors (one request at a time each,
  * a new one as soon as the last answered) until one write is acknowledged. Measured:
  * kill → that first acknowledged write (the time a client sees the cluster unable to
@@ -26,8 +27,13 @@ function arg(name: string, dflt: string): string {
 }
 const ENGINE = arg('engine', 'paxos');
 const KILLS = Number(arg('kills', '10'));
+const RELAYS = arg('relays', 'false');
 if (!['paxos', 'zab', 'raft'].includes(ENGINE)) {
   console.error(`--engine: expected paxos, zab or raft, got ${ENGINE}`);
+  process.exit(2);
+}
+if (RELAYS !== 'true' && RELAYS !== 'false') {
+  console.error(`--relays: expected true or false, got ${RELAYS}`);
   process.exit(2);
 }
 if (!Number.isInteger(KILLS) || KILLS < 1 || KILLS > 1000) {
@@ -39,7 +45,7 @@ const q = (xs: number[], p: number) => xs[Math.min(xs.length - 1, Math.ceil((p /
 
 await ensureBuilt();
 console.log(`load before: ${execSync('uptime').toString().trim()}`);
-const dev = await startDev({ nodes: 3, engine: ENGINE, basePort: await freeBasePort(3), handleSignals: false, relays: false, out: () => {}, progress: () => {}, readyTimeoutMs: 60_000 });
+const dev = await startDev({ nodes: 3, engine: ENGINE, basePort: await freeBasePort(3), handleSignals: false, relays: RELAYS === 'true', out: () => {}, progress: () => {}, readyTimeoutMs: 60_000 });
 const token = devToken(dev);
 const ms: number[] = [];
 let failed = 0;
@@ -57,7 +63,7 @@ try {
 }
 const s = [...ms].sort((a, b) => a - b);
 console.log(
-  `engine-failover ${ENGINE}, 3 processes, MQTT (in-process broker), SIGKILL of the leader: ${s.length}/${KILLS} kills with a write within 20 s` +
+  `engine-failover ${ENGINE}, 3 processes, MQTT (in-process broker), ${RELAYS === 'true' ? 'simulated relays (fencing on)' : 'no relays'}, SIGKILL of the leader: ${s.length}/${KILLS} kills with a write within 20 s` +
     (s.length > 0 ? `; kill → first acknowledged write: median ${q(s, 50).toFixed(0)} ms, p99 ${q(s, 99).toFixed(0)} ms, min ${s[0]!.toFixed(0)}, max ${s.at(-1)!.toFixed(0)}` : '') +
     (failed > 0 ? `; ${failed} without` : ''),
 );

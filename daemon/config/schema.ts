@@ -602,6 +602,8 @@ export const configSchema = () => z
         } else {
           const z2 = c.zab;
           if (z2.heartbeatMs * 2 > z2.syncLimitMs) ctx.addIssue({ code: 'custom', path: ['zab', 'heartbeatMs'], message: `expected at most half of syncLimitMs (${z2.syncLimitMs}) so that one lost ping does not end the leadership` });
+          // The engine refuses this at boot (src/zab/options.ts, in ticks): said here, with the key, instead of a node that exits 70.
+          if (Math.ceil(z2.initLimitMs / z2.tickMs) < Math.ceil(z2.syncLimitMs / z2.tickMs)) ctx.addIssue({ code: 'custom', path: ['zab', 'initLimitMs'], message: `expected at least syncLimitMs (${z2.syncLimitMs}): discovery and synchronization take several round trips, each of which a follower may wait syncLimitMs for; raise initLimitMs with syncLimitMs` });
         }
       });
       guard(() => {

@@ -977,8 +977,12 @@ export class EngineRuntime {
   private tickDeferred = false;
   /** Monotonic time of the last tick (NaN before the first): see checkTickLag. */
   private lastTickAt = NaN;
-  /** When another node's vote request for a newer term last arrived (engine.isCampaignRequest; peer-gone campaigns defer to it). */
-  private campaignSeenAt = -Infinity;
+  /**
+   * When another node's vote request for a newer term last arrived, by sender
+   * (engine.isCampaignRequest; peer-gone campaigns defer to it, but not to one of the
+   * node that is gone: its campaign is over).
+   */
+  private readonly campaignSeen = new Map<NodeId, number>();
   /** Messages of another engine's types received (otherEngine). */
   private otherEngineDrops = 0;
   /** Messages from nodes this node's members do not include (notMember). */
@@ -1659,7 +1663,7 @@ export class EngineRuntime {
       this.opts.observer?.received?.(this, m);
       this.electionFencing?.heard(m);
       this.opts.byzantine?.receive(m);
-      if (eng.isCampaignRequest?.(m)) this.campaignSeenAt = this.opts.clock.monotonicMs();
+      if (eng.isCampaignRequest?.(m)) this.campaignSeen.set(m.from, this.opts.clock.monotonicMs());
       if (m.type === MsgType.ReadIndex) this.checkTickLag(this.opts.clock.monotonicMs());
       // Caught inline: the input's name is built only when the engine throws (this runs per message).
       try {
@@ -1774,6 +1778,17 @@ export class EngineRuntime {
     this.peerGone(link, peer);
   }
 
+  /**
+   * When a campaign of another node than `gone` was last seen. The dead leader's own
+   * campaign (the one that elected it, maybe a moment before it died) is not waited for:
+   * deferring to it held the first survivor back for a whole campaign window.
+   */
+  private campaignSeenAt(gone: NodeId): number {
+    let at = -Infinity;
+    for (const [from, t] of this.campaignSeen) if (from !== gone && t > at) at = t;
+    return at;
+  }
+
   /** A will that counts: forget `peer` if it leads, and campaign in id order (below). */
   private peerGone(link: Link, peer: NodeId): void {
     const ev = { peer };
@@ -1836,8 +1851,11 @@ export class EngineRuntime {
           return;
         }
         if (now.term !== st.term) return;
-        // Someone else is campaigning right now (we just granted or refused it): let it
-        // finish instead of splitting the vote; try again one period later if it fails.
+        // Someone else is campaigning right now (we just granted it, or refused it only
+        // because we still followed the dead leader): let it finish instead of splitting
+        // the vote; try again one period later if it fails. Not a candidate whose log is
+        // behind ours (the engine does not count that as a campaign: our vote cannot make
+        // it win, and it retries as long as we wait), nor the dead leader's own campaign.
         // "Right now" lasts as long as a campaign may take: a pre-vote round, a vote round
         // and the voters' fsync of their vote. One stagger was too short on a loaded
         // machine: a survivor that had refused the first survivor's pre-vote (its own copy
@@ -1845,7 +1863,7 @@ export class EngineRuntime {
         // granted the other's pre-vote, and the two split the vote at the same term — a
         // 2–3 s failover (the election timeout). A quarter of the minimum election
         // timeout keeps the hint path far ahead of that.
-        if (this.opts.clock.monotonicMs() - this.campaignSeenAt >= campaignWindowMs) {
+        if (this.opts.clock.monotonicMs() - this.campaignSeenAt(ev.peer) >= campaignWindowMs) {
           campaignNow();
         }
         if (--left > 0) this.opts.clock.setTimer(period, go);

@@ -122,7 +122,9 @@
  *     leadership of `m.term` (so it does not lead an earlier one) — the activation gate's
  *     acknowledgement. Without it the runtime has a rule per message type.
  *   - `isCampaignRequest(m)`: whether `m` asks for a vote in a newer term than this
- *     node's; the runtime's staggered campaigns after a leader's will defer to it.
+ *     node's, from a candidate whose log this node's vote would back; the runtime's
+ *     staggered campaigns after a leader's will defer to it (to one whose log is behind
+ *     they must not: it cannot win with this vote, and it retries as long as they wait).
  *   - `EngineStatus.dataMissing`: a member that is no witness but whose log still lacks
  *     data (a former witness before the snapshot that brings it): it serves no reads.
  *   - `EngineStatus.unsupported`: messages of other engines' types it dropped.

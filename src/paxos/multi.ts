@@ -116,6 +116,27 @@
  * a lease needs a clock-drift bound and a promise that also survives restarts; a read
  * costs one heartbeat round trip, which concurrent reads share. caps.lease = false.
  *
+ * ## The leader-gone hint (MQTT Last Will)
+ * `leaderGone(id)` makes a follower forget its leader, so that it promises a new ballot
+ * at once instead of ignoring Prepares for up to electionTimeoutMin (stickiness); the
+ * runtime then has the survivors campaign in id order. A SIGKILLed or crashed leader is
+ * so replaced in tens of ms instead of an election timeout (docs/engines.md). It is
+ * safe even when the leader is alive — the broker also sends a will after a keepalive
+ * timeout, to a leader that is only slow — because nothing here rests on stickiness:
+ *   - Chosen values: a new leader's phase 1 learns every value a quorum accepted, with
+ *     or without the hint (Lamport, "Paxos Made Simple", 2001).
+ *   - Reads: no leases. The old leader serves a read only once a quorum answered a
+ *     round at its ballot; an acceptor that promised the new ballot no longer does, and
+ *     the quorums intersect, so it cannot answer with a commit older than the new
+ *     leader's writes.
+ *   - The runtime's activation lease (daemon/runtime/activation.ts) does not count on
+ *     stickiness either: the successor waits from its own election, which a voter of the
+ *     old leader's last acknowledged round joined after acknowledging it.
+ * Stickiness (and pre-prepare) only keep a cut-off node from disrupting a live leader;
+ * a false report costs one needless election. So, unlike Raft with lease reads, no
+ * bound between the keepalive and the election timeout is needed (the config check
+ * for it is Raft's alone).
+ *
  * ## Witnesses
  * A witness is an acceptor that stores no command data: it keeps every slot's ballot,
  * origin and type, and the data of no-op and config slots, but not of Normal slots. It

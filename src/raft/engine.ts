@@ -128,8 +128,16 @@ export class RaftEngine implements Engine {
     return RAFT_TYPES.has(m.type);
   }
 
+  /**
+   * A vote or pre-vote request for a newer term from a candidate whose log this node's
+   * vote would back. One whose log is behind ours cannot win with our vote, so deferring
+   * to it only delays our own campaign: after a leader's will, a survivor that lacked the
+   * dead leader's last entry kept retrying its pre-vote, the survivor that had it refused
+   * each one and deferred to each one, and the cluster waited out a whole election
+   * timeout (seen on real processes: 11 s with a 10 s timeout).
+   */
   isCampaignRequest(m: Message): boolean {
-    return (m.type === MsgType.PreVote || m.type === MsgType.Vote) && m.term > this.raft.currentTerm;
+    return (m.type === MsgType.PreVote || m.type === MsgType.Vote) && m.term > this.raft.currentTerm && this.raft.wouldBackLog(m.from, m.lastIndex, m.lastTerm);
   }
 
   hasReady(): boolean {

@@ -631,6 +631,16 @@ export class RaftNode {
     this.leaseFloor = this.readRound;
   }
 
+  /**
+   * Whether this node's log would back a candidate whose last entry is (lastIndex,
+   * lastTerm): the up-to-date half of the vote rule (§5.4.1), without the term and
+   * stickiness halves. The runtime's campaigns after a leader's will defer only to a
+   * candidate it would back (src/raft/engine.ts isCampaignRequest).
+   */
+  wouldBackLog(cand: NodeId, lastIndex: Index, lastTerm: Term): boolean {
+    return this.candidateUpToDate(cand, lastIndex, lastTerm);
+  }
+
   propose(data: Uint8Array): Result {
     if (!(data instanceof Uint8Array)) return { ok: false, code: 'bad-request', reason: `propose: data must be a Uint8Array, got ${typeof data}` };
     if (data.length === 0) {

@@ -89,6 +89,18 @@
  * longer answers our pings). A follower asks its leader (ZabSyncReq, ZooKeeper's
  * sync) and serves once its applied index reaches the answer. No leases.
  *
+ * ## The leader-gone hint (MQTT Last Will)
+ * `leaderGone(id)` sends a follower of `id` back to election at once, as a ZooKeeper
+ * follower does when its TCP connection to the leader breaks, instead of after syncLimit
+ * of silence; a SIGKILLed or crashed leader is so replaced in tens to hundreds of ms
+ * (docs/engines.md). It is safe even when the leader is alive — the broker also sends a
+ * will after a keepalive timeout, to a leader that is only slow: which node FLE elects,
+ * and when, never matters to safety (discovery and synchronization above give that);
+ * reads have no lease (a read needs a PING round answered by a quorum in the leader's
+ * epoch, and a follower that accepted a newer epoch no longer answers it); and the
+ * runtime's activation lease does not rest on followers staying put. A false report
+ * costs one needless election.
+ *
  * ## Leadership hand-over (a planned stop)
  * ZooKeeper has no leadership transfer: a leader that stops is a leader that fails,
  * and the rest wait for it to fall silent (syncLimit) and elect. Here
@@ -343,6 +355,8 @@ export class ZabNode implements Engine {
 
   // Leader side
   private leaderPhase: 'discovery' | 'synchronization' | 'broadcast' = 'discovery';
+  /** FOLLOWERINFO received while looking, by sender: its acceptedEpoch (becomeLeading steps them). */
+  private readonly earlyInfos = new Map<NodeId, number>();
   private established = false;
   private epochChosen = false;
   private infos = new Map<NodeId, Term>();
@@ -583,6 +597,13 @@ export class ZabNode implements Engine {
     switch (this.state) {
       case 'looking':
         if (z.type === MsgType.ZabSyncReq) return this.send({ type: MsgType.ZabSyncReply, from: this.id, to: z.from, term: z.term, ctx: z.ctx, index: 0, ok: false });
+        if (z.type === MsgType.ZabFollowerInfo) {
+          // A voter that already concluded we lead (its FLE finished before ours, by up to
+          // finalizeWait): kept for becomeLeading, so that discovery need not wait for its
+          // resend one heartbeat later.
+          this.earlyInfos.set(z.from, z.term);
+          return;
+        }
         this.dropped++;
         return;
       case 'leading':
@@ -859,6 +880,7 @@ export class ZabNode implements Engine {
   /** Back to phase 0 (ZooKeeper: LOOKING). */
   private goLooking(): void {
     if (this.state === 'leading') this.loseLeadership();
+    this.earlyInfos.clear();
     this.failForwarded();
     this.state = 'looking';
     this.leaderId = NO_NODE;
@@ -923,6 +945,7 @@ export class ZabNode implements Engine {
   // Learner side (followers and observers)
 
   private becomeLearner(leader: NodeId, observer: boolean): void {
+    this.earlyInfos.clear();
     this.state = observer ? 'observing' : 'following';
     this.leaderId = leader;
     this.epoch = 0;
@@ -1247,6 +1270,16 @@ export class ZabNode implements Engine {
     this.heartbeatElapsed = 0;
     this.readRound = 0;
     this.maybeChooseEpoch();
+    // FOLLOWERINFOs that arrived while we were still electing, stepped now as if the
+    // network had delivered them late (which it may do with any message: nothing here
+    // rests on when one arrives). Their senders resend them every heartbeat anyway; this
+    // only saves that wait — after a leader's will, most of a failover's time.
+    const early = [...this.earlyInfos];
+    this.earlyInfos.clear();
+    for (const [from, term] of early) {
+      if (this.state !== 'leading') break;
+      this.stepLeader({ type: MsgType.ZabFollowerInfo, from, to: this.id, term });
+    }
   }
 
   private loseLeadership(): void {

@@ -50,6 +50,12 @@ describe('config: engine paxos and zab', () => {
     const q = problems(good + 'engine: paxos\npaxos:\n  heartbeatMs: 600\n');
     expect(q.find((x) => x.key === 'paxos.heartbeatMs')?.message).toMatch(/at most half/);
   });
+
+  it('zab: initLimitMs below syncLimitMs is refused by the config check, naming the key (the engine would refuse it at boot, and the node exit 70)', () => {
+    const p = problems(good + 'engine: zab\nzab:\n  syncLimitMs: 10000\n');
+    expect(p.find((x) => x.key === 'zab.initLimitMs')?.message).toMatch(/expected at least syncLimitMs \(10000\)/);
+    expect(parseConfigText(good + 'engine: zab\nzab:\n  syncLimitMs: 10000\n  initLimitMs: 10000\n').zab).toMatchObject({ syncLimitMs: 10000, initLimitMs: 10000 });
+  });
 });
 
 describe('config: engine pbft', () => {

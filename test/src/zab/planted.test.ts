@@ -58,14 +58,19 @@ describe('planted bug: broadcast before a quorum synchronized', () => {
     let cause = 0;
     let effect = 0;
     const seeds = 20;
+    // The effect alone shows only when leader faults fall just so (1 to 3 seeds in 60,
+    // which ones depending on every election's timing): more seeds for it than for the cause.
+    const effectSeeds = 60;
+    const o = { voters: 5, ticks: 400, options: { testingBroadcastBeforeQuorumSync: true }, noConverge: true };
     for (let seed = 1; seed <= seeds; seed++) {
-      const o = { voters: 5, ticks: 400, options: { testingBroadcastBeforeQuorumSync: true }, noConverge: true };
       try {
         chaos(seed, o);
       } catch (e) {
         expect((e as Error).message).toMatch(/zab invariant/);
         cause++;
       }
+    }
+    for (let seed = 1; seed <= effectSeeds; seed++) {
       try {
         chaos(seed, { ...o, leaderFault: 0.03, rules: EFFECTS_ONLY });
       } catch (e) {
@@ -73,7 +78,7 @@ describe('planted bug: broadcast before a quorum synchronized', () => {
         effect++;
       }
     }
-    console.log(`broadcast-before-quorum-sync caught in ${cause}/${seeds} seeds at its cause, ${effect}/${seeds} at its effect alone (leader faults 3 %/tick)`);
+    console.log(`broadcast-before-quorum-sync caught in ${cause}/${seeds} seeds at its cause, ${effect}/${effectSeeds} at its effect alone (leader faults 3 %/tick)`);
     expect(cause).toBe(seeds);
     expect(effect).toBeGreaterThan(0);
   });
