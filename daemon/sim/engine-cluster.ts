@@ -61,6 +61,7 @@ import type { TimelineRecorder } from './timeline/recorder.ts';
 import { roleViewOf } from './role-views.ts';
 import { hashBytes } from './hash.ts';
 import { MemberRoleChecks, simMembers } from './member-checks.ts';
+import type { ZabNode } from '../../src/zab/index.ts';
 import { SIM_WATCHDOG_MS, SimActuator, countFencedOffBoards, fencedOff, simFencing, wireFencing, type FenceWiring } from './fencing.ts';
 import { bullyRun, type BullySeedHooks, type BullySeedResult } from './bully-sim.ts';
 import { LockWorkload, DEFAULT_LOCK_WORKLOAD, type LockStats, type LockWorkloadOptions } from './locks.ts';
@@ -488,7 +489,12 @@ function logEngineRun(cfg: SimConfig, seed: number, hooks: EngineSeedHooks): Eng
         measureActive();
       };
       const baseObserver: EngineRuntimeObserver = {
-        booted: (rt) => isHonest(rt) && checker.booted(rt),
+        booted: (rt) => {
+          if (!isHonest(rt)) return;
+          checker.booted(rt);
+          // The log it recovered is durable there (member-checks.ts recovered).
+          if (members.active && engine === 'zab') members.recovered(rt, (rt.engine as ZabNode).view());
+        },
         // The checks look without moving any process clock (World.observe): `active` judges
         // the leader's lease at its clock's "now", and with the stall kind every process read
         // moves that clock ahead. The runtime reports a step more often than the Raft runtime

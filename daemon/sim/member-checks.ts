@@ -17,7 +17,11 @@
  *                       quorum would deliver entries that only a minority of voters hold:
  *                       this is where "observers never vote" is checked from the outside,
  *                       from what nodes persisted and delivered, not from the engine's
- *                       own bookkeeping.
+ *                       own bookkeeping. What a node holds durably comes from two
+ *                       places: each Ready it persisted, and the log it recovered at a
+ *                       (re)start — recovery fsyncs what it read back before the node
+ *                       starts (hal/storage/durable-log.ts), so an entry whose Ready's
+ *                       fsync failed or was cut by a crash is durable from that restart on.
  * At the end (called by the cluster once a write committed after every fault healed):
  *   observer-behind     every live observer has applied that write within a bound:
  *                       observers do receive the committed stream.
@@ -32,6 +36,13 @@ import type { Entry, MemberConfig } from '../../src/wire/messages.ts';
 export interface MemberView {
   readonly id: NodeId;
   readonly engine: { readonly isLeader: boolean; status(): { role: string; leader: NodeId } } | undefined;
+}
+
+/** The log a node recovered at its start, as the checks read it (a ZabView satisfies it). */
+export interface RecoveredLog {
+  readonly snapshotIndex: Index;
+  readonly lastIndex: Index;
+  entryAt(i: Index): Pick<Entry, 'index' | 'term'> | undefined;
 }
 
 export class MemberRoleChecks {
@@ -77,6 +88,28 @@ export class MemberRoleChecks {
   persisted(rt: MemberView, rd: Pick<Ready, 'entries'>): void {
     if (this.engine !== 'zab' || !this.voting.has(rt.id)) return;
     for (const e of rd.entries) {
+      const k = `${e.index}/${e.term}`;
+      if (this.checked.has(k)) continue;
+      let s = this.holders.get(k);
+      if (!s) this.holders.set(k, (s = new Set()));
+      s.add(rt.id);
+    }
+  }
+
+  /**
+   * A node (re)started with this log: every entry in it is durable there (recovery
+   * fsynced what it read back before the node started). Without this, an entry whose
+   * Ready never became durable — the fsync failed (EIO) and the process stopped, then
+   * recovery made the bytes it read back durable — was missing from its holders, and a
+   * later leader that counted that node's acknowledgement (which covered its whole log)
+   * looked as if it delivered without a quorum (zab seed 13, 3 nodes and a witness:
+   * node 1's copy of index 189).
+   */
+  recovered(rt: MemberView, log: RecoveredLog): void {
+    if (this.engine !== 'zab' || !this.voting.has(rt.id)) return;
+    for (let i = log.snapshotIndex + 1; i <= log.lastIndex; i++) {
+      const e = log.entryAt(i);
+      if (!e) continue;
       const k = `${e.index}/${e.term}`;
       if (this.checked.has(k)) continue;
       let s = this.holders.get(k);

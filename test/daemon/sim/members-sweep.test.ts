@@ -65,6 +65,31 @@ describe('member checks (witness, observers)', () => {
     expect(g.got[0]).toMatch(/^commit-quorum: .* index 7 of epoch 3, which only 0 voting/);
   });
 
+  it('commit-quorum: the log a node recovered at its start counts as durable there', () => {
+    const e = { index: 7, term: 2 };
+    const log = (entries: Array<{ index: number; term: number }>, snapshotIndex = 0) => ({
+      snapshotIndex,
+      lastIndex: entries.at(-1)?.index ?? snapshotIndex,
+      entryAt: (i: number) => entries.find((x) => x.index === i),
+    });
+    // Voter 1 persisted it in a Ready; voter 2 only read it back at its restart; witness 4 persisted it.
+    const f = failures();
+    const c = new MemberRoleChecks(config, 'zab', f.fail);
+    for (const id of [1, 4]) c.persisted({ id, engine: undefined }, { entries: [{ ...e, type: 0, data: new Uint8Array(0) }] });
+    c.recovered({ id: 2, engine: undefined }, log([{ index: 6, term: 2 }, e]));
+    c.applied({ id: 1, engine: undefined }, e);
+    expect(f.got).toEqual([]);
+    // An observer's recovered log never counts, nor entries at or below the snapshot.
+    const g = failures();
+    const d = new MemberRoleChecks(config, 'zab', g.fail);
+    for (const id of [1, 4]) d.persisted({ id, engine: undefined }, { entries: [{ ...e, type: 0, data: new Uint8Array(0) }] });
+    d.recovered({ id: 5, engine: undefined }, log([e]));
+    d.recovered({ id: 2, engine: undefined }, log([e], 7));
+    d.applied({ id: 1, engine: undefined }, e);
+    expect(g.got).toHaveLength(1);
+    expect(g.got[0]).toMatch(/^commit-quorum: node 1 delivered the entry at index 7 of epoch 2, which only 2 voting member\(s\) \(1, 4\)/);
+  });
+
   it('observersBehind names the live observers that did not apply the index', () => {
     const c = new MemberRoleChecks(config, 'zab', () => {});
     expect(c.observersBehind([{ id: 1, appliedIndex: 3 }, { id: 5, appliedIndex: 9 }], 9, [5, 6])).toBeNull();
