@@ -45,6 +45,7 @@
  * releases with a wrong lease id from one client (address + credential) are answered
  * 429 for a while without reaching the node.
  */
+import { acceptQueueLength } from './listen-backlog.ts';
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { nodeHttps } from '../../hal/lazy-builtins.ts';
@@ -166,10 +167,14 @@ export interface ApiServer {
 export const DRAIN_IDLE_MS = 250;
 
 /**
- * During a stop, the longest the listener stays open to accept the connections the kernel
- * completed already (the listen backlog), which a close would reset (ms). See drain().
+ * During a stop, how long the listener stays open without its accept queue shrinking
+ * (or, where the queue cannot be read, at most) to accept the connections the kernel
+ * completed already, which a close would reset (ms). See drain().
  */
 export const DRAIN_ACCEPT_MAX_MS = 250;
+
+/** During a stop, the longest the listener stays open while its accept queue shrinks (ms). */
+export const DRAIN_LISTEN_MAX_MS = 2000;
 
 const JSON_TYPE = 'application/json; charset=utf-8';
 
@@ -1407,29 +1412,44 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
   function drain(why: string): void {
     if (draining !== undefined) return;
     draining = why;
-    // Stop listening — once the listen backlog is empty. A connection the kernel has
+    // Stop listening — once the accept queue is empty. A connection the kernel has
     // completed but the process not yet accepted (a client that connected and sent its
     // request just before the signal) is reset when the listener closes: its request sent
     // and never answered. On real processes 18-35 of a burst of 56 PUTs sent 0-30 ms
     // before a SIGTERM were reset that way, also when the close waited for one more poll
-    // phase (Node accepts about one connection per turn of its event loop: 56 took ~37 ms
-    // in a plain server). So the listener closes once no connection was accepted in three
-    // checks a millisecond or more apart (bounded: DRAIN_ACCEPT_MAX_MS); those accepted
-    // meanwhile get their answers (503, not tried). What connects in the last instant
-    // before the close is still reset, as at any server's close.
+    // phase: Node accepts one connection per turn of its event loop (measured: 56 queued
+    // took 56 turns, 5-6 ms each in a busy process). So the listener closes once the kernel
+    // says its accept queue is empty (acceptQueueLength: Linux's /proc/net/tcp) — waiting
+    // while the queue shrinks, up to DRAIN_MAX_MS, and no longer than DRAIN_ACCEPT_MAX_MS
+    // without it shrinking — or, where the queue cannot be read, once three checks a
+    // millisecond or more apart accepted nothing (bounded by DRAIN_ACCEPT_MAX_MS). Those
+    // accepted meanwhile get their answers (503, not tried). What connects in the instant
+    // between the last check and the close is still reset, as at any server's close.
     const t0 = performance.now();
+    const port = (server.address() as AddressInfo | null)?.port;
     let seen = -1;
     let still = 0;
+    let queuedBefore = Infinity;
+    let shrankAt = t0;
     const whenQuiet = () => {
+      const now = performance.now();
       if (acceptedCount === seen) still++;
       else {
         seen = acceptedCount;
         still = 0;
       }
-      if (still >= 3 || performance.now() - t0 >= DRAIN_ACCEPT_MAX_MS || closing) return closeListener();
+      const queued = port === undefined ? undefined : acceptQueueLength(port);
+      if (queued !== undefined && queued < queuedBefore) shrankAt = now;
+      if (queued !== undefined) queuedBefore = queued;
+      const done =
+        closing ||
+        (queued === undefined
+          ? still >= 3 || now - t0 >= DRAIN_ACCEPT_MAX_MS
+          : queued === 0 || now - shrankAt >= DRAIN_ACCEPT_MAX_MS || now - t0 >= DRAIN_LISTEN_MAX_MS);
+      if (done) return closeListener();
       setTimeout(whenQuiet, 1);
     };
-    setImmediate(whenQuiet);
+    whenQuiet();
     for (const ac of watchStops) ac.abort(STOPPING);
     sweepTimer = setInterval(sweepIdle, 25);
     sweepTimer.unref();
