@@ -192,6 +192,11 @@ export interface PresenceEvent {
   state: PeerState;
   /** Index of the broker (in options.brokers) the news came through. */
   broker: number;
+  /**
+   * 'offline' only: true when it came from the broker's retained store at subscribe
+   * time (old news: the peer said goodbye before this connection), absent when live.
+   */
+  retained?: boolean;
 }
 
 export interface LeaderInfo {
@@ -854,7 +859,7 @@ export class MqttLink implements Link {
       return;
     }
     if (p.reason === 'closed') {
-      this.emitPresence({ peer: p.node, state: 'offline', broker: c.index });
+      this.emitPresence({ peer: p.node, state: 'offline', broker: c.index, ...(retained ? { retained: true } : {}) });
       return;
     }
     // A will. Replayed from the retained store at subscribe time it is old news;
