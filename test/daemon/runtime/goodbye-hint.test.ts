@@ -28,7 +28,7 @@ async function bye(t: TestLink): Promise<void> {
 
 let brokers: RunningBroker[] = [];
 beforeAll(async () => {
-  brokers = [await startBroker({ port: 0, open: true })];
+  brokers = [await startBroker({ port: 0, open: true }), await startBroker({ port: 0, open: true })];
 });
 afterAll(async () => {
   await Promise.all(brokers.map((b) => new Promise((r) => b.close(r))));
@@ -71,5 +71,16 @@ describe('an orderly goodbye as a peer-gone hint', () => {
     const { a, gone } = watched(true, [url(brokers[0]!)]);
     await waitFor('a learned b offline from the retained store', () => a.link.connectedCount() === 1 && a.link.peerState(2) === 'offline', 10_000);
     expect(gone()).toEqual([]);
+  });
+
+  it('two brokers: one hint, once neither shows node 2 online', async () => {
+    const urls = brokers.map(url);
+    const { a, gone } = watched(true, urls);
+    const b = link({ self: 2, brokers: urls });
+    await waitFor('both brokers up, b online', () => a.link.connectedCount() === 2 && b.link.connectedCount() === 2 && a.link.peerState(2) === 'online', 10_000);
+    await bye(b);
+    await waitFor('a sees b offline on both brokers', () => a.link.peerState(2) === 'offline', 10_000);
+    expect(gone()).toEqual([{ kind: 'peer-gone', peer: 2 }]);
+    expect(a.link.stats.staleWills).toBe(0);
   });
 });
