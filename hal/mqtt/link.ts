@@ -13,10 +13,11 @@
  *   when it connects; close() publishes `{state:"offline",reason:"closed"}` then
  *   DISCONNECTs (so the broker discards the will). Every presence carries a MAC under
  *   the cluster key and names its connection by (boot, conn) (hal/mqtt/presence.ts):
- *   a forged one is ignored and counted (`forgedPresence`), one older than the newest
- *   connection known for that peer is ignored and counted (`staleWills`). A will
- *   arriving live (not replayed from the retained store) for a peer that no other
- *   connected broker still sees online is reported as `{kind:'peer-gone'}`; an orderly
+ *   a forged one is ignored and counted (`forgedPresence`), one of an older start of
+ *   that peer, or of an older connection of it to the same broker, is ignored and
+ *   counted (`staleWills`). A will arriving live (not replayed from the retained store)
+ *   for a peer that no other connected broker still sees online is reported as
+ *   `{kind:'peer-gone'}`; an orderly
  *   close is not a crash and is reported only through onPresence ('offline').
  * - Credentials: without a configured username/password the link logs in as its node
  *   with a password derived from the cluster key (hal/mqtt/credentials.ts), which the
@@ -192,6 +193,11 @@ export interface PresenceEvent {
   state: PeerState;
   /** Index of the broker (in options.brokers) the news came through. */
   broker: number;
+  /**
+   * 'offline' only: true when it came from the broker's retained store at subscribe
+   * time (old news: the peer said goodbye before this connection), absent when live.
+   */
+  retained?: boolean;
 }
 
 export interface LeaderInfo {
@@ -330,8 +336,17 @@ export class MqttLink implements Link {
   /** This start's counter (see MqttLinkOptions.boot). */
   private readonly boot: number;
   private connSeq = 0;
-  /** Newest connection (boot, conn) seen per peer, over every broker: older presence is stale. */
-  private readonly newest = new Map<NodeId, { boot: number; conn: number }>();
+  /** Newest boot seen per peer, over every broker: a presence of an older start is stale anywhere. */
+  private readonly newestBoot = new Map<NodeId, number>();
+  /**
+   * Newest connection (boot, conn) seen per peer on each broker (key `broker:peer`, kept
+   * across reconnects): an older one's presence there is stale. Per broker, because a
+   * peer with several brokers holds one connection to each at once, numbered in turn:
+   * its first broker's connection is not older than its second's, and compared over
+   * every broker the goodbye or will of the lower-numbered one was dropped as stale —
+   * that broker kept showing the peer online, and no peer-gone ever came.
+   */
+  private readonly newest = new Map<string, { boot: number; conn: number }>();
   /** Frames handed on in the current event-loop turn (reset by a setImmediate). */
   private turnFrames = 0;
   private frameHandler: ((frame: Uint8Array) => void) | undefined;
@@ -839,13 +854,15 @@ export class MqttLink implements Link {
       if (p.state === 'offline' && (p.boot !== this.boot || p.conn !== c.conn) && c.ready) this.publishOnline(c);
       return;
     }
-    const known = this.newest.get(p.node);
-    if (known && newerConnection(known, p)) {
+    const key = `${c.index}:${p.node}`;
+    const known = this.newest.get(key);
+    if ((this.newestBoot.get(p.node) ?? -Infinity) > p.boot || (known && newerConnection(known, p))) {
       // An older connection's news (a late will, or a replay of an old message).
       this.stats.staleWills++;
       return;
     }
-    this.newest.set(p.node, { boot: p.boot, conn: p.conn });
+    this.newest.set(key, { boot: p.boot, conn: p.conn });
+    this.newestBoot.set(p.node, p.boot);
     const prev = c.presence.get(p.node);
     c.presence.set(p.node, p);
     if (p.state === 'online') {
@@ -854,7 +871,7 @@ export class MqttLink implements Link {
       return;
     }
     if (p.reason === 'closed') {
-      this.emitPresence({ peer: p.node, state: 'offline', broker: c.index });
+      this.emitPresence({ peer: p.node, state: 'offline', broker: c.index, ...(retained ? { retained: true } : {}) });
       return;
     }
     // A will. Replayed from the retained store at subscribe time it is old news;

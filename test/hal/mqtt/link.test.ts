@@ -236,6 +236,29 @@ describe('presence and peer-gone (aedes)', () => {
 });
 
 describe('several brokers', () => {
+  it('a peer that dies holding a connection to each broker is reported gone once (both wills count)', async () => {
+    const second = await startBroker({ port: 0, open: true });
+    try {
+      const brokers = [url(aedes.port), url(second.port)];
+      const a = link({ self: 1, brokers });
+      // No reconnect within the test: its new connections' presence would race the wills.
+      const b = testLink({ self: 2, brokers, reconnect: { initialMs: 60_000, maxMs: 60_000 } });
+      await waitFor('both brokers up, b online', () => a.link.connectedCount() === 2 && b.link.connectedCount() === 2 && a.link.peerState(2) === 'online');
+      // Its process killed: the kernel closes both sockets, each broker sends its will.
+      b.link.socketOf(0)!.destroy();
+      b.link.socketOf(1)!.destroy();
+      await waitFor('peer-gone 2', () => a.events.some((e) => e.kind === 'peer-gone' && e.peer === 2), 5000);
+      expect(a.link.peerState(2)).toBe('gone');
+      await closeLink(b.link);
+      expect(a.events.filter((e) => e.kind === 'peer-gone')).toEqual([{ kind: 'peer-gone', peer: 2 }]);
+      // One connection to each broker at once: neither will is an older connection's.
+      expect(a.link.stats.staleWills).toBe(0);
+    } finally {
+      await Promise.all(open.splice(0).map((t) => closeLink(t.link)));
+      await new Promise((r) => second.close(r));
+    }
+  });
+
   it('frames flow through the surviving broker when one stops; the opener dedups duplicates', async () => {
     const second = await startBroker({ port: 0, open: true });
     let secondOpen = true;
