@@ -167,13 +167,13 @@ export interface ApiServer {
 export const DRAIN_IDLE_MS = 250;
 
 /**
- * During a stop, how long the listener stays open without its accept queue shrinking
- * (or, where the queue cannot be read, at most) to accept the connections the kernel
- * completed already, which a close would reset (ms). See drain().
+ * During a stop, how long the listener stays open without accepting a connection (or,
+ * where the accept queue cannot be read, at most) while it accepts the connections the
+ * kernel had completed when the stop began, which a close would reset (ms). See drain().
  */
 export const DRAIN_ACCEPT_MAX_MS = 250;
 
-/** During a stop, the longest the listener stays open while its accept queue shrinks (ms). */
+/** During a stop, the longest the listener stays open to accept the connections queued when the stop began (ms). */
 export const DRAIN_LISTEN_MAX_MS = 2000;
 
 const JSON_TYPE = 'application/json; charset=utf-8';
@@ -1412,40 +1412,40 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
   function drain(why: string): void {
     if (draining !== undefined) return;
     draining = why;
-    // Stop listening — once the accept queue is empty. A connection the kernel has
-    // completed but the process not yet accepted (a client that connected and sent its
-    // request just before the signal) is reset when the listener closes: its request sent
-    // and never answered. On real processes 18-35 of a burst of 56 PUTs sent 0-30 ms
-    // before a SIGTERM were reset that way, also when the close waited for one more poll
-    // phase: Node accepts one connection per turn of its event loop (measured: 56 queued
-    // took 56 turns, 5-6 ms each in a busy process). So the listener closes once the kernel
-    // says its accept queue is empty (acceptQueueLength: Linux's /proc/net/tcp) — waiting
-    // while the queue shrinks, up to DRAIN_MAX_MS, and no longer than DRAIN_ACCEPT_MAX_MS
-    // without it shrinking — or, where the queue cannot be read, once three checks a
-    // millisecond or more apart accepted nothing (bounded by DRAIN_ACCEPT_MAX_MS). Those
-    // accepted meanwhile get their answers (503, not tried). What connects in the instant
-    // between the last check and the close is still reset, as at any server's close.
+    // Stop listening — once the connections queued at this moment were accepted. A
+    // connection the kernel has completed but the process not yet accepted (a client that
+    // connected and sent its request just before the signal) is reset when the listener
+    // closes: its request sent and never answered. On real processes 18-35 of a burst of
+    // 56 PUTs sent 0-30 ms before a SIGTERM were reset that way, also when the close
+    // waited for one more poll phase: Node accepts one connection per turn of its event
+    // loop (measured: 56 queued took 56 turns, 5-6 ms each in a busy process). So the
+    // kernel is asked how many wait now (acceptQueueLength: Linux's /proc/net/tcp), and
+    // the listener closes once that many more were accepted (the queue is first in,
+    // first out) — bounded by DRAIN_LISTEN_MAX_MS, and DRAIN_ACCEPT_MAX_MS without an
+    // accept; where the queue cannot be read, once three checks a millisecond or more
+    // apart accepted nothing (at most DRAIN_ACCEPT_MAX_MS). Those accepted meanwhile get
+    // their answers (503, not tried). A connection made after the stop began may still be
+    // reset by the close (docs/api.md, "Stopping a node").
     const t0 = performance.now();
     const port = (server.address() as AddressInfo | null)?.port;
-    let seen = -1;
+    const queuedAtStop = port === undefined ? undefined : acceptQueueLength(port);
+    const acceptedAtStop = acceptedCount;
+    let seen = acceptedCount;
     let still = 0;
-    let queuedBefore = Infinity;
-    let shrankAt = t0;
+    let acceptedAt = t0;
     const whenQuiet = () => {
       const now = performance.now();
       if (acceptedCount === seen) still++;
       else {
         seen = acceptedCount;
         still = 0;
+        acceptedAt = now;
       }
-      const queued = port === undefined ? undefined : acceptQueueLength(port);
-      if (queued !== undefined && queued < queuedBefore) shrankAt = now;
-      if (queued !== undefined) queuedBefore = queued;
       const done =
         closing ||
-        (queued === undefined
+        (queuedAtStop === undefined
           ? still >= 3 || now - t0 >= DRAIN_ACCEPT_MAX_MS
-          : queued === 0 || now - shrankAt >= DRAIN_ACCEPT_MAX_MS || now - t0 >= DRAIN_LISTEN_MAX_MS);
+          : acceptedCount - acceptedAtStop >= queuedAtStop || now - acceptedAt >= DRAIN_ACCEPT_MAX_MS || now - t0 >= DRAIN_LISTEN_MAX_MS);
       if (done) return closeListener();
       setTimeout(whenQuiet, 1);
     };
