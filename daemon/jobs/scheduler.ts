@@ -25,7 +25,9 @@
  *     daily job does not lose its day to a 10-second NTP correction over its slot; a
  *     job every 10 s does not run 360 times after a step of an hour. A larger step is
  *     a correction of a clock that was wrong (a board that booted with an old time):
- *     the slots it skipped are not run (one line says so).
+ *     the slots it skipped are not run (one line says so), nor any slot within
+ *     CORRECTION_GRACE_MS (or a period of the job) of noticing it, so that a clock set
+ *     years ahead and corrected within that time claims nothing of the wrong time.
  *   - a step back aims at the first slot after the new time, but never at or before the
  *     newest slot the cluster granted (that one ran, or was claimed, already: a slot
  *     never runs twice). Without this, a clock set back (or set wrongly ahead for a
@@ -57,6 +59,12 @@ export const MAX_TIMER_MS = 60_000;
  * can do: a slot it claims at the wrong time refuses every slot up to it.
  */
 export const CATCH_UP_MAX_STEP_MS = 3 * 3_600_000;
+/**
+ * After a forward step larger than CATCH_UP_MAX_STEP_MS, no slot runs for this long (or
+ * for one period of the job, if that is shorter) from when the step is noticed: a wrong
+ * step corrected within it claims nothing.
+ */
+export const CORRECTION_GRACE_MS = 60_000;
 /** Missed slots logged one by one at most (a clock set hours ahead would otherwise log thousands). */
 const MAX_MISSED_LOGGED = 20;
 
@@ -211,7 +219,8 @@ export class JobScheduler {
    * monotonic clock) decides what happens to slots it skipped (the header says why):
    *   - on time (at most MISSED_TOLERANCE_MS late): the newest due slot fires;
    *   - later than that after a step forward of up to CATCH_UP_MAX_STEP_MS: the newest
-   *     skipped slot fires once; after a larger step nothing fires at this wake;
+   *     skipped slot fires once; after a larger step nothing fires at this wake, and the
+   *     next slot is at least CORRECTION_GRACE_MS (or a period) on;
    *   - later than that without a step (a busy process): missed, logged;
    *   - the clock was set back: the timer aims at the first slot after the new time and
    *     after the newest slot the cluster granted (earlier than the slot it waited for
@@ -266,12 +275,21 @@ export class JobScheduler {
       if (stepped && stepMs > CATCH_UP_MAX_STEP_MS) {
         // Not even a slot that looks on time now: after a step of years, "on time" is a
         // coincidence of where the step landed, and a slot claimed on a clock that is
-        // wrong refuses every slot up to it; the next slot, a full period on, is as
-        // scheduled (and a bad step that is corrected within it claims nothing).
+        // wrong refuses every slot up to it. The next slot is the first at least
+        // CORRECTION_GRACE_MS (or one period of the job, if shorter) after this notice:
+        // the step may have been noticed seconds before a slot of the wrong time (at the
+        // minute's look, or at a wake a busy process made late), and a bad step that is
+        // corrected within that grace claims nothing (the next wake sees the correction).
+        const upcoming = t.schedule.next(newest);
+        const grace = upcoming === undefined ? 0 : Math.min(CORRECTION_GRACE_MS, upcoming - newest);
+        const first = upcoming === undefined ? undefined : t.schedule.next(now + grace - 1000);
         log.warn(
-          { job: t.job.name, from: isoUtc(slot), until: isoUtc(newest), stepMs: Math.round(stepMs) },
-          `the wall clock stepped forward ${Math.round(stepMs / 1000)} s, more than ${CATCH_UP_MAX_STEP_MS / 3_600_000} h: taken as the correction of a wrong clock, the job's slots it skipped are not run; the next slot runs as scheduled`,
+          { job: t.job.name, from: isoUtc(slot), until: isoUtc(newest), stepMs: Math.round(stepMs), next: first !== undefined ? isoUtc(first) : null },
+          `the wall clock stepped forward ${Math.round(stepMs / 1000)} s, more than ${CATCH_UP_MAX_STEP_MS / 3_600_000} h: taken as the correction of a wrong clock, the job's slots it skipped are not run; the next slot is ${first !== undefined ? isoUtc(first) : 'none'}`,
         );
+        t.expected = first;
+        this.arm(t);
+        return;
       } else if (late <= MISSED_TOLERANCE_MS || stepped) {
         if (newest > slot) {
           if (stepped) {

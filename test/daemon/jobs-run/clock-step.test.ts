@@ -8,6 +8,8 @@
  *   - the clock goes ten years ahead for about 3 s, over one of the job's slots, and is
  *     corrected: the job goes on with the slots of the corrected time (it had stopped
  *     for the ten years: the timer waited for the slot it computed on the wrong clock);
+ *   - the same while the node is stopped (SIGSTOP) over a slot: it notices the step
+ *     between slots, seconds before a slot of the wrong time, and claims nothing there;
  *   - the clock steps 3602 s forward: the newest slot it skipped runs once, 2 s late
  *     (it was missed: more than 1 s late).
  *
@@ -111,6 +113,28 @@ jobs:
     const after = await until('a run of a slot after the correction', 20_000, () => slots().find((x) => Date.parse(x) > corrected), tail);
     expect(Date.parse(after) - corrected).toBeLessThanOrEqual(10_000);
     // No slot of the wrong time ran (a claim of one would refuse every slot for ten years).
+    expect(slots().filter((x) => Date.parse(x) > Date.now() + 86_400_000)).toEqual([]);
+
+    // The same step while the node stands still (SIGSTOP, as a busy board) over a slot s0,
+    // and resumes 3 s after it: it notices the step 2 s before the next slot of the wrong
+    // time, not at a slot, and still claims nothing of that time (the correction comes
+    // 4.5 s after the notice, within the job's 5 s period). It ran s0 + 10 years here once
+    // (CI, a loaded machine), and did so every time with this SIGSTOP.
+    await atPhase(4700, 4800);
+    const s0 = Math.ceil(Date.now() / 5000) * 5000;
+    child!.kill('SIGSTOP');
+    try {
+      await until('2.5 s after the slot s0', 10_000, () => Date.now() >= s0 + 2500);
+      step(TEN_YEARS_S);
+      await until('3 s after the slot s0', 10_000, () => Date.now() >= s0 + 3000);
+    } finally {
+      child!.kill('SIGCONT');
+    }
+    await until('1.5 s after the slot after s0', 10_000, () => Date.now() >= s0 + 6500);
+    step(0);
+    const corrected2 = Date.now();
+    const after2 = await until('a run of a slot after the second correction', 20_000, () => slots().find((x) => Date.parse(x) > corrected2), tail);
+    expect(Date.parse(after2) - corrected2).toBeLessThanOrEqual(10_000);
     expect(slots().filter((x) => Date.parse(x) > Date.now() + 86_400_000)).toEqual([]);
 
     // 3602 s forward, 1 s into a period: the timer for the next slot wakes at

@@ -189,6 +189,30 @@ describe('JobScheduler timing', () => {
     await s.stop();
   });
 
+  it('a ten-year step noticed between two slots and corrected within a minute of that claims nothing', async () => {
+    // A step is noticed when the job's timer wakes: at a slot, at the wake each minute
+    // that looks at the clock, or at a wake a busy process made late. Noticed between
+    // slots, the next slot of the wrong time can be seconds away, not a period: it must
+    // not be asked for if the clock is corrected within a minute (a period, for a job
+    // more often than that) of the notice.
+    const TEN_YEARS = 3652 * 86_400_000;
+    const { s, slots, lines } = scheduler('0 */2 * * * *');
+    await vi.advanceTimersByTimeAsync(30_000);
+    s.start(); // 18:00:30.3; the timer wakes at 18:01:30.3 to look at the clock
+    await vi.advanceTimersByTimeAsync(30_000);
+    step(TEN_YEARS); // 18:01:00.3: a bad step
+    await vi.advanceTimersByTimeAsync(30_000); // noticed at 2036-12-02T18:01:30.3; its 18:02:00 is 29.7 s away
+    const warn = lines.find((l) => l.msg.includes('taken as the correction of a wrong clock'));
+    expect(warn?.msg).toContain('the next slot is 2036-12-02T18:04:00.000Z');
+    await vi.advanceTimersByTimeAsync(40_000);
+    step(-TEN_YEARS); // corrected at 18:02:10.3, 40 s after the notice
+    await vi.advanceTimersByTimeAsync(240_000);
+    expect(slots.filter((x) => x.startsWith('2036'))).toEqual([]);
+    expect(slots).toEqual(['2026-12-03T18:04:00.000Z', '2026-12-03T18:06:00.000Z']);
+    expect(lines.some((l) => l.msg.startsWith('the wall clock was set back 315532800 s'))).toBe(true);
+    await s.stop();
+  });
+
   it('a clock set back never aims at or before the newest slot granted in the cluster', async () => {
     let granted: number | undefined = T0 + 50_000; // 18:00:50 ran (claimed) already
     const { s, slots, lines } = scheduler('*/10 * * * * *', () => granted);
