@@ -21,7 +21,7 @@
  */
 import * as net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startApiServer, type ApiServer } from '../../../daemon/http/server.ts';
+import { DRAIN_LISTEN_MAX_MS, startApiServer, type ApiServer } from '../../../daemon/http/server.ts';
 import type { ClientCallback } from '../../../daemon/runtime/index.ts';
 import { FakeBackend } from './fake-backend.ts';
 import { testToken } from '../../helpers/auth.ts';
@@ -137,6 +137,45 @@ describe('a planned stop of the HTTP API', () => {
     const tally: Record<string, number> = {};
     for (const g of got) tally[g] = (tally[g] ?? 0) + 1;
     // Every one answered: 503 (not tried: the stop had begun when it was read).
+    expect(tally).toEqual({ 'answered 503': 56 });
+  });
+
+  it('connections queued when the stop began are answered even if the process stands still right after it began', async () => {
+    // The listener closes once the connections the kernel had queued at the stop were
+    // accepted, or after DRAIN_ACCEPT_MAX_MS without an accept. A process that stands
+    // still (SIGSTOP, a loaded board starving it) just after the stop began came back with
+    // that time counted as "no accept": its first check closed the listener before it
+    // accepted any of them, and all 56 were reset (ECONNRESET after sending their PUT).
+    // Time the process did not run is not time without an accept.
+    const b = new FakeBackend();
+    srv = await startApiServer(b, { port: 0, token: TOKEN });
+    const port = srv.address().port;
+    const outcomes: Array<Promise<string>> = [];
+    for (let i = 0; i < 56; i++) {
+      outcomes.push(
+        new Promise((resolve) => {
+          const s = net.connect(port, '127.0.0.1', () => s.write(put(`paused/${i}`, 'b')));
+          sockets.push(s);
+          let buf = '';
+          s.on('data', (d: Buffer) => (buf += d.toString('latin1')));
+          s.once('error', (e: NodeJS.ErrnoException) => resolve(`error ${e.code ?? e.message}`));
+          s.once('close', () => resolve(answers(buf)[0] ? `answered ${answers(buf)[0]!.status}` : 'closed without an answer'));
+        }),
+      );
+    }
+    await new Promise<void>((resolve) =>
+      setTimeout(() => {
+        let end = performance.now() + 100;
+        while (performance.now() < end); // the kernel completes the handshakes
+        srv!.drain('node n1 is stopping');
+        end = performance.now() + DRAIN_LISTEN_MAX_MS + 500;
+        while (performance.now() < end); // and the process stands still right after the stop began
+        resolve();
+      }, 1),
+    );
+    const got = await Promise.all(outcomes);
+    const tally: Record<string, number> = {};
+    for (const g of got) tally[g] = (tally[g] ?? 0) + 1;
     expect(tally).toEqual({ 'answered 503': 56 });
   });
 
