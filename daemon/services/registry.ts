@@ -12,7 +12,8 @@
  *    `_quorumd/svc/n/<node>` every nodeTtlMs / 3. The active leader (only it: the one
  *    node that acts) watches those records on its own monotonic clock: a node whose
  *    record did not change for nodeTtlMs — measured from when this leader first saw
- *    it, so a new leader waits a full TTL before judging anyone — is gone, and the
+ *    it, so a new leader waits a full TTL before judging anyone, and counting only the
+ *    time this process ran (notStill) — is gone, and the
  *    leader deletes its instances (each by compare-and-set on the index it saw, so an
  *    instance registered again meanwhile stays). So a crashed node's instances vanish
  *    nodeTtlMs (plus at most one renewal and one reaper period) after its last
@@ -111,6 +112,9 @@ class Owned {
   }
 }
 
+/** How often the active leader's reaper looks at the liveness records, ms. */
+const reapPeriodMs = (nodeTtlMs: number): number => Math.max(100, Math.floor(nodeTtlMs / 4));
+
 export class ServiceRegistry {
   private readonly own = new Map<string, Owned>();
   private readonly now: () => number;
@@ -119,6 +123,8 @@ export class ServiceRegistry {
   private refreshTimer: NodeJS.Timeout | undefined;
   private unwatch: (() => void) | undefined;
   private readonly seen = new Map<string, { index: number; at: number }>();
+  /** Monotonic ms of the reaper's last pass (NaN before the first). */
+  private reapedAt = NaN;
   private renewals = 0;
   private stopped = false;
   private cache: Catalog = { index: 0, instances: [] };
@@ -155,8 +161,9 @@ export class ServiceRegistry {
     };
     const reap = () => {
       if (this.stopped) return;
+      this.notStill(reapPeriodMs(this.o.nodeTtlMs));
       void this.reap().finally(() => this.stats.reapPasses++);
-      this.reapTimer = setTimeout(reap, Math.max(100, Math.floor(this.o.nodeTtlMs / 4)));
+      this.reapTimer = setTimeout(reap, reapPeriodMs(this.o.nodeTtlMs));
       this.reapTimer.unref?.();
     };
     void this.resume().finally(() => {
@@ -424,6 +431,21 @@ export class ServiceRegistry {
     const r = await pcall((cb) => this.kv.put(nodeKey(this.o.self), enc(JSON.stringify({ node: this.o.self, n: ++this.renewals })), {}, cb));
     if (r.status === 200) this.stats.renewals++;
     else this.o.log.debug({ status: r.status, error: r.error }, 'services: liveness renewal failed');
+  }
+
+  /**
+   * Silence is counted in this process's running time: a reaper pass more than a period
+   * late means this process stood still (SIGSTOP, a GC pause, a starved board), and the
+   * renewals sent meanwhile are still unread — a follower's renewal is a write through
+   * the leader, which did not run. That time counts for nobody (every seen record moves
+   * on by it). Counted, a leader that stood still for a TTL removed the instances of
+   * every live node at its first pass after it (test/services/registry.test.ts).
+   */
+  private notStill(periodMs: number): void {
+    const now = this.now();
+    const late = now - this.reapedAt - periodMs;
+    if (late > periodMs) for (const s of this.seen.values()) s.at += late;
+    this.reapedAt = now;
   }
 
   private async reap(): Promise<void> {

@@ -173,6 +173,39 @@ describe('liveness of the registering node', () => {
     expect(b.stats.reaped).toBe(2);
   });
 
+  it('a leader that stood still longer than nodeTtlMs removes nobody for that time', async () => {
+    // The leader's reaper judges a node silent on its own monotonic clock. A leader
+    // process that stood still (SIGSTOP, a starved board) came back with that time
+    // counted as every node's silence, and its reaper ran before the renewals that
+    // waited for it (a follower's renewal goes through the leader) were read: it removed
+    // the instances of every live node. Here `a` renews through a KV whose writes
+    // arrive a moment later (setImmediate: a message read after the timers), and the
+    // process stands still for 2.5 TTLs.
+    const kv = new MemoryKv();
+    const later: KvPort = {
+      get: (k, o, cb) => kv.get(k, o, cb),
+      list: (p, o, cb) => kv.list(p, o, cb),
+      put: (k, v, o, cb) => void setImmediate(() => kv.put(k, v, o, cb)),
+      del: (k, o, cb) => void setImmediate(() => kv.del(k, o, cb)),
+      onKeyChange: (k, fn) => kv.onKeyChange(k, fn),
+      activeLeadership: () => undefined,
+    };
+    const a = registry(later, 'a', { nodeTtlMs: 600 });
+    const b = registry(kv, 'b', { nodeTtlMs: 600 });
+    await a.register(def('a1'), { operator: false });
+    kv.leading = true;
+    await passes(b, 3); // b has seen a's liveness record
+    const end = performance.now() + 1500;
+    while (performance.now() < end); // the process stands still
+    // Then runs on for over two TTLs, in which a silent node would be removed.
+    await passes(b, 10);
+    expect((await b.list({ stale: true })).instances.map((v) => v.instance)).toEqual(['a1']);
+    expect(b.stats.reaped).toBe(0);
+    // Silence while it runs still counts: a stops, and its instance goes.
+    a.stop();
+    await until('a1 removed', async () => (await b.list({ stale: true })).instances.length === 0, 10_000);
+  });
+
   it('a node that is not the active leader removes nothing', async () => {
     const kv = new MemoryKv();
     const a = registry(kv, 'a', { nodeTtlMs: 400 });
