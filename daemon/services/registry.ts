@@ -355,12 +355,22 @@ export class ServiceRegistry {
     const c = v.check;
     if (c.type === 'none') return;
     if (c.type === 'ttl') {
+      const period = Math.max(50, Math.min(1000, Math.floor(c.ttlMs / 4)));
+      let tickedAt = NaN;
       const tick = () => {
         if (o.stopped) return;
-        if (o.health !== 'critical' && this.now() - o.lastBeat > c.ttlMs) {
+        const now = this.now();
+        // The TTL counts this process's running time: a tick more than a period late is
+        // a process that stood still (SIGSTOP, a starved board), with the heartbeats sent
+        // meanwhile still unread (HTTP requests read after the timers). That time counts
+        // as no one's silence; counted, the instance flapped to critical and back.
+        const late = now - tickedAt - period;
+        if (late > period) o.lastBeat += late;
+        tickedAt = now;
+        if (o.health !== 'critical' && now - o.lastBeat > c.ttlMs) {
           void this.setHealth(o, 'critical', `TTL check: no heartbeat for ${c.ttlMs} ms`);
         }
-        o.timer = setTimeout(tick, Math.max(50, Math.min(1000, Math.floor(c.ttlMs / 4))));
+        o.timer = setTimeout(tick, period);
         o.timer.unref?.();
       };
       tick();

@@ -147,6 +147,32 @@ describe('service checks run by the registering node', () => {
     await a.register(def('y'), { operator: false });
     await expect(a.pass('web', 'y')).rejects.toMatchObject({ status: 409, code: 'not-ttl' });
   });
+
+  it('ttl: an owner that stood still longer than the TTL does not mark critical an instance whose heartbeats were waiting for it', async () => {
+    // The owner judges the heartbeats on its own clock. A process that stood still
+    // (SIGSTOP, a starved board) came back with that time counted as no heartbeat, and
+    // its check ran (a timer) before the heartbeats sent meanwhile were read (an HTTP
+    // request each): the instance flapped to critical and back, for every watcher and
+    // DNS. Here the heartbeats arrive as a message does, after the timers (setImmediate).
+    const kv = new MemoryKv();
+    const a = registry(kv, 'a');
+    await a.register(def('beat', { check: { ttl: '500ms' } }), { operator: false });
+    await a.pass('web', 'beat');
+    const beats = setInterval(() => setImmediate(() => void a.pass('web', 'beat').catch(() => undefined)), 100);
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      const changes = a.stats.healthChanges;
+      const end = performance.now() + 1500;
+      while (performance.now() < end); // the process stands still for 3 TTLs
+      await new Promise((r) => setTimeout(r, 1000)); // then runs on for 2 TTLs, with heartbeats
+      expect(await healthOf(a, 'beat')).toBe('passing');
+      expect(a.stats.healthChanges, 'health changes of the instance after the stand-still').toBe(changes);
+    } finally {
+      clearInterval(beats);
+    }
+    // Without heartbeats while it runs, it still goes critical.
+    await until('critical without heartbeats', async () => (await healthOf(a, 'beat')) === 'critical', 10_000);
+  });
 });
 
 describe('liveness of the registering node', () => {
