@@ -183,6 +183,22 @@ export const DRAIN_LISTEN_MAX_MS = 2000;
  */
 export const DRAIN_STALL_MS = 50;
 
+/**
+ * A stop's clock: the ms this process ran since it was made, read at each call; a gap
+ * between two calls longer than DRAIN_STALL_MS (the process stood still) counts as that.
+ * For the bounds of a stop, which poll every few ms.
+ */
+function runningTime(): () => number {
+  let last = performance.now();
+  let ran = 0;
+  return () => {
+    const now = performance.now();
+    ran += Math.min(now - last, DRAIN_STALL_MS);
+    last = now;
+    return ran;
+  };
+}
+
 const JSON_TYPE = 'application/json; charset=utf-8';
 
 /**
@@ -1446,13 +1462,10 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
     const acceptedAtStop = acceptedCount;
     let seen = acceptedCount;
     let still = 0;
-    let last = performance.now();
-    let ran = 0; // ms this process ran since the stop began (stalls capped)
-    let acceptedAt = 0; // `ran` at the last accept seen
+    const running = runningTime();
+    let acceptedAt = 0; // running() at the last accept seen
     const whenQuiet = () => {
-      const now = performance.now();
-      ran += Math.min(now - last, DRAIN_STALL_MS);
-      last = now;
+      const ran = running();
       if (acceptedCount === seen) still++;
       else {
         seen = acceptedCount;
@@ -1536,10 +1549,18 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
           else json(res, 504, { error: `${reason}; the request was not answered before it stopped and may or may not have been applied`, code: 'outcome-unknown' }, { Connection: 'close' });
         }
       }
+      // The listener first: drain() closes it once the connections queued at the stop were
+      // accepted (bounded: DRAIN_LISTEN_MAX_MS of this process's running time), and they
+      // get their answers (503, not tried) meanwhile. Closing it here instead reset them:
+      // all of them when the stop found none accepted yet (a node with nothing in progress
+      // comes here at once), or after the process stood still.
+      const listening = runningTime();
+      for (let i = 0; i < 1_000_000 && server.listening && listening() < DRAIN_LISTEN_MAX_MS + DRAIN_ACCEPT_MAX_MS; i++) await new Promise((r) => setTimeout(r, 5));
       // The answers leave and their connections close; idle keep-alive ones after their
-      // quiet time (sweepIdle); whatever is left then is dropped (bounded).
-      const end = performance.now() + DRAIN_IDLE_MS + 500;
-      for (let i = 0; i < 1_000_000 && sockets.size > 0 && performance.now() < end; i++) await new Promise((r) => setTimeout(r, 10));
+      // quiet time (sweepIdle); whatever is left then is dropped (bounded, in running
+      // time: after a stand-still the requests sent meanwhile are still to be read).
+      const left = runningTime();
+      for (let i = 0; i < 1_000_000 && sockets.size > 0 && left() < DRAIN_IDLE_MS + 500; i++) await new Promise((r) => setTimeout(r, 10));
       closing = true;
       closeListener();
       if (sweepTimer !== undefined) clearInterval(sweepTimer);

@@ -179,6 +179,51 @@ describe('a planned stop of the HTTP API', () => {
     expect(tally).toEqual({ 'answered 503': 56 });
   });
 
+  it('close() right after drain() (nothing was in progress) still accepts and answers the connections queued at the stop, also across a stand-still', async () => {
+    // A node's stop: drain(), then — nothing in progress to wait for — close() at once.
+    // close() closed the listener once no accepted connection was left, which was at
+    // once when the stop found the queued ones not accepted yet, or after a stand-still
+    // (its bound counted the time the process did not run): they were reset.
+    const b = new FakeBackend();
+    srv = await startApiServer(b, { port: 0, token: TOKEN });
+    const port = srv.address().port;
+    const outcomes: Array<Promise<string>> = [];
+    for (let i = 0; i < 56; i++) {
+      outcomes.push(
+        new Promise((resolve) => {
+          const s = net.connect(port, '127.0.0.1', () => s.write(put(`closed/${i}`, 'b')));
+          sockets.push(s);
+          let buf = '';
+          s.on('data', (d: Buffer) => (buf += d.toString('latin1')));
+          s.once('error', (e: NodeJS.ErrnoException) => resolve(`error ${e.code ?? e.message}`));
+          s.once('close', () => resolve(answers(buf)[0] ? `answered ${answers(buf)[0]!.status}` : 'closed without an answer'));
+        }),
+      );
+    }
+    let closed: Promise<void> | undefined;
+    await new Promise<void>((resolve) =>
+      setTimeout(() => {
+        let end = performance.now() + 100;
+        while (performance.now() < end); // the kernel completes the handshakes
+        srv!.drain('node n1 is stopping');
+        closed = srv!.close('node n1 is stopping');
+        // close() has begun its wait (it looks after this loop turn's reads) when the
+        // process stands still.
+        setImmediate(() => {
+          end = performance.now() + DRAIN_LISTEN_MAX_MS + 500;
+          while (performance.now() < end);
+          resolve();
+        });
+      }, 1),
+    );
+    const got = await Promise.all(outcomes);
+    await closed;
+    srv = undefined;
+    const tally: Record<string, number> = {};
+    for (const g of got) tally[g] = (tally[g] ?? 0) + 1;
+    expect(tally).toEqual({ 'answered 503': 56 });
+  });
+
   it('a write in progress gets its real answer; a request after the stop began gets 503 with Retry-After; new connections are refused', async () => {
     const b = new HeldBackend();
     srv = await startApiServer(b, { port: 0, token: TOKEN });
