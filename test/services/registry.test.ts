@@ -56,6 +56,11 @@ class MemoryKv implements KvPort {
   }
 }
 
+/** Blocks this thread for `ms`: the process stands still (SIGSTOP, a starved board). */
+function standStill(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
 const log = { debug: () => undefined, info: () => undefined, warn: () => undefined };
 const regs: ServiceRegistry[] = [];
 function registry(kv: KvPort, self: string, o: { nodeTtlMs?: number; scriptChecks?: boolean } = {}): ServiceRegistry {
@@ -162,8 +167,9 @@ describe('service checks run by the registering node', () => {
     try {
       await new Promise((r) => setTimeout(r, 300));
       const changes = a.stats.healthChanges;
-      const end = performance.now() + 1500;
-      while (performance.now() < end); // the process stands still for 3 TTLs
+      // The process stands still for 3 TTLs — in a check phase, after the heartbeats
+      // already delivered: the first timers after it see none newer than before it.
+      await new Promise<void>((r) => setImmediate(() => (standStill(1500), r())));
       await new Promise((r) => setTimeout(r, 1000)); // then runs on for 2 TTLs, with heartbeats
       expect(await healthOf(a, 'beat')).toBe('passing');
       expect(a.stats.healthChanges, 'health changes of the instance after the stand-still').toBe(changes);
@@ -221,8 +227,8 @@ describe('liveness of the registering node', () => {
     await a.register(def('a1'), { operator: false });
     kv.leading = true;
     await passes(b, 3); // b has seen a's liveness record
-    const end = performance.now() + 1500;
-    while (performance.now() < end); // the process stands still
+    // The process stands still (in a check phase, after the renewals already delivered).
+    await new Promise<void>((r) => setImmediate(() => (standStill(1500), r())));
     // Then runs on for over two TTLs, in which a silent node would be removed.
     await passes(b, 10);
     expect((await b.list({ stale: true })).instances.map((v) => v.instance)).toEqual(['a1']);

@@ -29,6 +29,11 @@ import { until } from '../../engines/servers.ts';
 
 const TOKEN = testToken();
 
+/** Blocks this thread (the server's and the clients') for `ms`: the process stands still (SIGSTOP, a starved board). */
+function standStill(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
 /** Puts to keys starting with `held/` wait until the test lets them through; so do reads of `held/...`. */
 class HeldBackend extends FakeBackend {
   held: Array<() => void> = [];
@@ -165,11 +170,10 @@ describe('a planned stop of the HTTP API', () => {
     }
     await new Promise<void>((resolve) =>
       setTimeout(() => {
-        let end = performance.now() + 100;
+        const end = performance.now() + 100;
         while (performance.now() < end); // the kernel completes the handshakes
         srv!.drain('node n1 is stopping');
-        end = performance.now() + DRAIN_LISTEN_MAX_MS + 500;
-        while (performance.now() < end); // and the process stands still right after the stop began
+        standStill(DRAIN_LISTEN_MAX_MS + 500); // and the process stands still right after the stop began
         resolve();
       }, 1),
     );
@@ -203,15 +207,14 @@ describe('a planned stop of the HTTP API', () => {
     let closed: Promise<void> | undefined;
     await new Promise<void>((resolve) =>
       setTimeout(() => {
-        let end = performance.now() + 100;
+        const end = performance.now() + 100;
         while (performance.now() < end); // the kernel completes the handshakes
         srv!.drain('node n1 is stopping');
         closed = srv!.close('node n1 is stopping');
         // close() has begun its wait (it looks after this loop turn's reads) when the
         // process stands still.
         setImmediate(() => {
-          end = performance.now() + DRAIN_LISTEN_MAX_MS + 500;
-          while (performance.now() < end);
+          standStill(DRAIN_LISTEN_MAX_MS + 500);
           resolve();
         });
       }, 1),
