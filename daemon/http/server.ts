@@ -1525,9 +1525,13 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
 
   /** ApiServer.allAnswered. */
   async function allAnswered(maxMs: number): Promise<boolean> {
-    const end = performance.now() + maxMs;
+    // Bounded in this process's running time: after a stand-still (SIGSTOP, a starved
+    // board) the answers that arrived meanwhile (a commit, the leader's reply to a
+    // forwarded write) are still unread in the kernel, and a bound of time passed gave up
+    // on them at its first look, before they were read: those writes got 504.
+    const ran = runningTime();
     for (let i = 0; i < 1_000_000 && waiting(); i++) {
-      if (performance.now() >= end) return false;
+      if (ran() >= maxMs) return false;
       await new Promise((r) => setTimeout(r, 10));
     }
     return true;

@@ -26,6 +26,7 @@ import type { ClientCallback } from '../../../daemon/runtime/index.ts';
 import { FakeBackend } from './fake-backend.ts';
 import { testToken } from '../../helpers/auth.ts';
 import { until } from '../../engines/servers.ts';
+import { Staller } from '../../helpers/stall.ts';
 
 const TOKEN = testToken();
 
@@ -225,6 +226,32 @@ describe('a planned stop of the HTTP API', () => {
     const tally: Record<string, number> = {};
     for (const g of got) tally[g] = (tally[g] ?? 0) + 1;
     expect(tally).toEqual({ 'answered 503': 56 });
+  });
+
+  it('allAnswered: a stand-still during the wait is not time waited; the answer that arrived meanwhile counts', async () => {
+    // A node's stop waits (bounded) for the answers of the requests in progress, then
+    // answers what is left 504 "outcome unknown". After a stand-still the bound was
+    // past at the first look, before the commit that arrived meanwhile (unread in the
+    // kernel: Node runs timers before it reads sockets) was read: a write that was about
+    // to be acknowledged got a 504.
+    const staller = await new Staller().start();
+    try {
+      const b = new HeldBackend();
+      srv = await startApiServer(b, { port: 0, token: TOKEN });
+      const c = await connect(srv.address().port);
+      c.s.write(put('held/stall'));
+      await until('the write to be held', async () => b.held.length === 1, 10_000);
+      // Its answer comes as a datagram, sent while the process stands still past the bound.
+      staller.socket.once('message', () => b.held.shift()!());
+      srv.drain('node n1 is stopping');
+      const all = srv.allAnswered(300);
+      setImmediate(() => staller.stallWhileAnswerArrives(600));
+      expect(await all).toBe(true);
+      await until('the answer', async () => answers(c.data()).length === 1, 10_000);
+      expect(answers(c.data())[0]!.status).toBe(200);
+    } finally {
+      await staller.stop();
+    }
   });
 
   it('a write in progress gets its real answer; a request after the stop began gets 503 with Retry-After; new connections are refused', async () => {
