@@ -584,8 +584,10 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     keyring: cfg.previousKey ? { current: cfg.key, previous: cfg.previousKey } : { current: cfg.key },
     clock: systemClock(),
     storage,
-    // PBFT: a primary's will, or its goodbye on a planned stop, makes the backups suspect it sooner (src/pbft/pbft.ts leaderGone); it never elects anyone.
-    links: links.map((l) => peerGoneFilter(l, contract === 'raft' ? c.raft.campaignOnPeerGone : contract === 'paxos' ? c.paxos.campaignOnPeerGone : contract === 'zab' ? c.zab.campaignOnPeerGone : true, mqttFrames, contract === 'pbft')),
+    // A leader's will, or its goodbye on a planned stop, is a hint: Raft, Paxos and ZAB
+    // followers campaign at once (their hand-over may not have finished); PBFT backups
+    // suspect the primary sooner (src/pbft/pbft.ts leaderGone) — it never elects anyone.
+    links: links.map((l) => peerGoneFilter(l, contract === 'raft' ? c.raft.campaignOnPeerGone : contract === 'paxos' ? c.paxos.campaignOnPeerGone : contract === 'zab' ? c.zab.campaignOnPeerGone : true, mqttFrames, true)),
     rng: new Rng(randomBytes(4).readUInt32LE(0)),
     startClockWhen: { reachable: () => peerReachable(links, cfg.self.id, c.members.map((m) => m.id)), maxWaitMs: START_CLOCK_MAX_WAIT_MS },
     // Idle CPU (issue 14): no wake-up every tick while the engine has nothing due (engines with quietTicks: Raft).
@@ -619,6 +621,7 @@ export async function startNode(cfgOrFile: ResolvedConfig | string, opts: StartO
     clock: systemClock(),
     storage,
     // No stagger: bully needs no vote, every follower may start its election at once.
+    // Its will only: a coordinator's goodbye is not passed on (not looked at for bully yet).
     links: links.map((l) => peerGoneFilter(l, c.bully.campaignOnPeerGone, mqttFrames)),
     rng: new Rng(randomBytes(4).readUInt32LE(0)),
     startClockWhen: { reachable: () => peerReachable(links, cfg.self.id, c.members.map((m) => m.id)), maxWaitMs: START_CLOCK_MAX_WAIT_MS },
@@ -875,15 +878,17 @@ function peerReachable(links: Link[], self: number, members: number[]): boolean 
  *   ≤ 10 ms on top of the runtime's own random 0–75 ms.
  * - `mqttFrames` (mqtt.frames: fallback beside tcp:): the MQTT link is offered a frame
  *   only when this says so (the TCP link cannot send to that peer now).
- * - `goodbyeIsGone` (PBFT): a peer's orderly goodbye on the brokers (its signed
- *   "offline" presence, published when it stops: SIGTERM, `systemctl restart`) is a
- *   hint too, once no connected broker still shows the peer online. The link reports
- *   only a crash (the will) as peer-gone; the other engines hand leadership over before
- *   a planned stop, but a PBFT primary cannot, so without this its backups waited out
- *   the whole view-change timeout (4 s and more; bench/chaos-soak.ts term-leader over
- *   mqtt: 4.3-5.5 s). The hint only makes the backups complain sooner: a view change
- *   still takes f + 1 replicas' complaints, and one from the retained store (a goodbye
- *   said before we connected) is not passed on.
+ * - `goodbyeIsGone` (every engine but bully): a peer's orderly goodbye on the brokers
+ *   (its signed "offline" presence, published when it stops: SIGTERM, `systemctl
+ *   restart`; the link reports it as peer-goodbye once no connected broker still shows
+ *   the peer online, and never one from the retained store) is passed on, as the same
+ *   hint as its will (`pass` governs both). Without it a PBFT primary's backups waited
+ *   out the whole view-change timeout (bench/chaos-soak.ts term-leader over mqtt:
+ *   4.3-5.5 s), and so did Raft, Paxos and ZAB followers whenever the leader's
+ *   hand-over did not finish (its bound passed: the node it chose was stalled or cut
+ *   off): the leader's clean stop dropped its will, and nothing else told them (in
+ *   `quorumd dev --nodes 5`, 1.1-2.4 s after the old leader's exit before the next
+ *   write). Why acting on it is as safe as acting on the will: docs/mqtt.md, "The goodbye".
  */
 export function peerGoneFilter(l: Link, pass: boolean, mqttFrames: ((to: number) => boolean) | undefined, goodbyeIsGone = false): Link {
   const viaBroker = l instanceof MqttLink && mqttFrames !== undefined ? mqttFrames : undefined;
@@ -908,13 +913,10 @@ export function peerGoneFilter(l: Link, pass: boolean, mqttFrames: ((to: number)
     onEvent: (h) => {
       l.onEvent((ev) => {
         if (ev.kind === 'up') startMark('first link up');
-        if (ev.kind !== 'peer-gone' || pass) h(ev);
+        if (ev.kind === 'peer-gone' && !pass) return;
+        if (ev.kind === 'peer-goodbye' && !(pass && goodbyeIsGone)) return;
+        h(ev);
       });
-      if (goodbyeIsGone && pass && l instanceof MqttLink) {
-        l.onPresence((p) => {
-          if (p.state === 'offline' && p.retained !== true && !l.reaches(p.peer)) h({ kind: 'peer-gone', peer: p.peer });
-        });
-      }
     },
     close: (d) => l.close(d),
   };
