@@ -477,6 +477,10 @@ export class MqttLink implements Link {
    * broker discards the will. No callback fires after close() (Link contract).
    */
   close(done?: Done): void {
+    if (this.closed) {
+      done?.(null);
+      return;
+    }
     if (this.closing) {
       if (done) this.whenClosed.push(done);
       return;
