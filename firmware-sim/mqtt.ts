@@ -16,6 +16,9 @@
  *     broker is back ('up');
  *   - a dropped session (`dropSession`, the partition fault's connection-drop variant):
  *     the client closes it and knows at once, the broker one latency later (will);
+ *   - goodbye: a clean close (DISCONNECT after the signed "offline" presence) drops the
+ *     will, and the other connected boards hear the goodbye one latency later (a
+ *     `peer-goodbye` event, as the real link reports it);
  *   - Last Will: a connection that dies without DISCONNECT is noticed by the broker
  *     after the keepalive timeout (`willDelayMs`, default 1.5 × keepalive, MQTT 3.1.1
  *     §3.1.2.10) on power loss, reset or partition; after a process *crash* the kernel
@@ -61,6 +64,12 @@ export interface MqttOptions extends Partial<MqttConditions> {
   reconnectMs?: number;
   /** Largest frame a client accepts to send (bytes). Default 65536 (docs/wire.md). */
   maxFrame?: number;
+  /**
+   * Whether a clean close tells the other boards (a `peer-goodbye` event, as the real
+   * link reports a live "offline" presence). Default true; false models a link that
+   * reports nothing on a clean close (the tests' control).
+   */
+  goodbyes?: boolean;
 }
 
 export interface MqttStats {
@@ -78,6 +87,8 @@ export interface MqttStats {
   droppedInFlight: number;
   /** Last Wills published. */
   wills: number;
+  /** Orderly goodbyes published (a client's clean DISCONNECT). */
+  goodbyes: number;
 }
 
 /** Size of the broker's frame-copy slabs (Broker.copyFrame). */
@@ -99,6 +110,8 @@ interface WillEvent {
   connId: number;
   epoch: number;
   peer: NodeId;
+  /** A Last Will (peer-gone) or an orderly goodbye (peer-goodbye). */
+  kind: 'peer-gone' | 'peer-goodbye';
 }
 
 function checkProb(name: string, v: unknown): void {
@@ -114,9 +127,10 @@ export class Broker {
   readonly willDelayMs: number;
   readonly reconnectMs: number;
   readonly maxFrame: number;
+  readonly goodbyes: boolean;
   readonly stats: MqttStats = {
     sent: 0, delivered: 0, lost: 0, duplicated: 0, reordered: 0,
-    droppedPartition: 0, droppedDisconnected: 0, droppedInFlight: 0, wills: 0,
+    droppedPartition: 0, droppedDisconnected: 0, droppedInFlight: 0, wills: 0, goodbyes: 0,
   };
   private readonly clients = new Map<NodeId, MqttClient>();
   private groups: Map<NodeId, number> | null = null;
@@ -158,6 +172,8 @@ export class Broker {
     checkMs('reconnectMs', this.reconnectMs, 1);
     this.maxFrame = opts.maxFrame ?? 65536;
     if (!Number.isInteger(this.maxFrame) || this.maxFrame < 1) throw new RangeError(`MqttOptions.maxFrame: expected a positive integer, got ${String(opts.maxFrame)}`);
+    if (opts.goodbyes !== undefined && typeof opts.goodbyes !== 'boolean') throw new RangeError(`MqttOptions.goodbyes: expected true or false, got ${String(opts.goodbyes)}`);
+    this.goodbyes = opts.goodbyes ?? true;
   }
 
   /** Throws a clear error if `c` is not a valid set of conditions. */
@@ -354,9 +370,26 @@ export class Broker {
     if (!this.upFlag) return;
     this.stats.wills++;
     this.ctx.log(`mqtt will ${peer}`);
+    this.tellOthers(peer, 'peer-gone');
+  }
+
+  /**
+   * @internal `peer` closed its session in order (DISCONNECT after its signed "offline"
+   * presence, hal/mqtt/link.ts close()): the broker drops its will and every other
+   * connected client it can reach hears the goodbye, which the real link reports as
+   * peer-goodbye (a live goodbye; none is retained for a client connecting later here).
+   */
+  publishGoodbye(peer: NodeId): void {
+    if (!this.upFlag || !this.goodbyes) return;
+    this.stats.goodbyes++;
+    this.ctx.log(`mqtt goodbye ${peer}`);
+    this.tellOthers(peer, 'peer-goodbye');
+  }
+
+  private tellOthers(peer: NodeId, kind: WillEvent['kind']): void {
     for (const c of this.clients.values()) {
       if (c.node === peer || !c.connected || !this.reach(c.node, BROKER)) continue;
-      const w: WillEvent = { broker: this, to: c, connId: c.connId, epoch: this.epoch, peer };
+      const w: WillEvent = { broker: this, to: c, connId: c.connId, epoch: this.epoch, peer, kind };
       this.ctx.sched.after(this.latencyUs(), deliverWill, w);
     }
   }
@@ -364,8 +397,8 @@ export class Broker {
   /** @internal */
   arriveWill(w: WillEvent): void {
     if (w.epoch !== this.epoch || w.connId !== w.to.connId || !w.to.connected) return;
-    this.ctx.log(`mqtt peer-gone ${w.peer}>${w.to.node}`);
-    w.to.emit({ kind: 'peer-gone', peer: w.peer });
+    this.ctx.log(`mqtt ${w.kind} ${w.peer}>${w.to.node}`);
+    w.to.emit({ kind: w.kind, peer: w.peer });
   }
 }
 
@@ -438,7 +471,7 @@ export class MqttClient implements LinkPort {
     this.scheduleConnect(Math.round(this.broker.reconnectMs * 1000));
   }
 
-  /** Closes the session cleanly (DISCONNECT): no will. */
+  /** Closes the session cleanly (the goodbye, then DISCONNECT): no will. */
   disconnect(): void {
     this.connectEv?.cancel();
     this.connectEv = null;
@@ -446,7 +479,13 @@ export class MqttClient implements LinkPort {
     this.detectEv = null;
     this.current = null;
     this.proc = null;
-    if (this.connected) this.endSession('disconnect');
+    if (this.connected) {
+      this.endSession('disconnect');
+      // The goodbye and the DISCONNECT reach only a broker this board still reaches; cut
+      // off, the broker never sees them and publishes the will after the keepalive timeout.
+      if (this.broker.reach(this.node, BROKER)) this.broker.publishGoodbye(this.node);
+      else this.armWill(Math.round(this.broker.willDelayMs * 1000));
+    }
   }
 
   private endSession(why: string): void {

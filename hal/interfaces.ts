@@ -65,7 +65,15 @@ export type LinkEvent =
       peer?: NodeId;
     }
   /** The transport learned that a peer's connection died (e.g. MQTT Last Will). */
-  | { kind: 'peer-gone'; peer: NodeId };
+  | { kind: 'peer-gone'; peer: NodeId }
+  /**
+   * The peer said goodbye: it closed its link in order (MQTT: its signed "offline"
+   * presence, live, and no connected broker shows it online any more). A node closes
+   * its links only after its runtime stopped (EngineRuntime.stop), so a goodbye comes
+   * after the last message it sent through that link and after it served its last read;
+   * the runtime takes it as the same hint as a will (docs/mqtt.md, "The goodbye").
+   */
+  | { kind: 'peer-goodbye'; peer: NodeId };
 
 /**
  * A way to carry authenticated frames between nodes: an MQTT broker, a serial wire,

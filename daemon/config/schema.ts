@@ -221,8 +221,9 @@ const raft = () => z.strictObject({
   /** Check-quorum (thesis §6.2). Default true: a cut-off leader steps down, clients get 503. */
   checkQuorum: bool('checkQuorum').default(true),
   /**
-   * Campaign at once when the link reports the leader gone (its MQTT Last Will)
-   * instead of waiting out the election timeout. Default true. Safe because of
+   * Campaign at once when the link reports the leader gone (its MQTT Last Will, or
+   * its goodbye when it stopped without finishing its hand-over: docs/mqtt.md) instead
+   * of waiting out the election timeout. Default true. Safe because of
    * pre-vote: if the leader is in fact alive, its followers refuse. With fencing (lease
    * reads) too: the leader stops counting older heartbeat rounds toward its lease when
    * its broker session ends, and a will the broker sends after a keepalive timeout

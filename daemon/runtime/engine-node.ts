@@ -1720,7 +1720,10 @@ export class EngineRuntime {
       // hold no lease any more (src/raft/raft.ts leaderGone has the argument).
       this.eng!.dropLease?.();
     }
-    if (ev.kind !== 'peer-gone') {
+    // A peer's orderly goodbye (peer-goodbye: it stopped, after its runtime had stopped
+    // acting) is the same hint as its will (docs/mqtt.md, "The goodbye"): a leader whose
+    // hand-over did not finish is replaced at once instead of after an election timeout.
+    if (ev.kind !== 'peer-gone' && ev.kind !== 'peer-goodbye') {
       WireEndpoint.logLinkEvent(this.log, this.id, link, ev);
       // A direct connection to a peer ended: a will held for it may count now.
       if (ev.kind === 'session-lost' && ev.peer !== undefined) this.releaseHeldWill(ev.peer);
@@ -1730,20 +1733,21 @@ export class EngineRuntime {
     // With another link that still reaches the peer, this broker losing it says nothing
     // yet: the will is held until no other link reaches it (a TCP connection closing,
     // as when the peer's process was killed: its kernel closes every socket at once).
+    const how = ev.kind === 'peer-goodbye' ? 'goodbye' : 'will';
     if (this.otherPath(link, ev.peer)) {
-      this.heldWills.set(ev.peer, link);
-      this.log('info', 'will held: another link still reaches the peer', { node: this.id, link: link.name, peer: ev.peer });
+      this.heldWills.set(ev.peer, { link, how });
+      this.log('info', `${how} held: another link still reaches the peer`, { node: this.id, link: link.name, peer: ev.peer });
       return;
     }
     this.heldWills.delete(ev.peer);
-    this.peerGone(link, ev.peer);
+    this.peerGone(link, ev.peer, how);
   }
 
   /**
    * Wills (peer-gone) that came while another link still reached the peer, by peer: the
    * link they came on. Released by releaseHeldWill.
    */
-  private readonly heldWills = new Map<NodeId, Link>();
+  private readonly heldWills = new Map<NodeId, { link: Link; how: 'will' | 'goodbye' }>();
 
   /**
    * Whether a link other than `link` reaches `peer` now: by its own word where it can
@@ -1767,15 +1771,17 @@ export class EngineRuntime {
    * decides, as without wills.
    */
   private releaseHeldWill(peer: NodeId): void {
-    const link = this.heldWills.get(peer);
-    if (link === undefined || this.stateValue !== 'running' || typeof link.reaches !== 'function') return;
+    const held = this.heldWills.get(peer);
+    if (held === undefined) return;
+    const link = held.link;
+    if (this.stateValue !== 'running' || typeof link.reaches !== 'function') return;
     if (link.reaches(peer)) {
       this.heldWills.delete(peer);
       return;
     }
     if (this.otherPath(link, peer)) return;
     this.heldWills.delete(peer);
-    this.peerGone(link, peer);
+    this.peerGone(link, peer, held.how);
   }
 
   /**
@@ -1789,14 +1795,14 @@ export class EngineRuntime {
     return at;
   }
 
-  /** A will that counts: forget `peer` if it leads, and campaign in id order (below). */
-  private peerGone(link: Link, peer: NodeId): void {
+  /** A will (or goodbye) that counts: forget `peer` if it leads, and campaign in id order (below). */
+  private peerGone(link: Link, peer: NodeId, how: 'will' | 'goodbye'): void {
     const ev = { peer };
     const eng = this.eng!;
     const st = eng.status();
-    this.log('info', 'peer gone', { node: this.id, link: link.name, peer: ev.peer, leader: st.leader });
+    this.log('info', 'peer gone', { node: this.id, link: link.name, peer: ev.peer, leader: st.leader, how });
     for (const [, f] of this.forwarded.takeWhere((_, f) => f.to === ev.peer)) {
-      f.reply(unknownOutcome(`node ${ev.peer}, the leader this write was forwarded to, is gone (its connection died); the write may or may not be applied`));
+      f.reply(unknownOutcome(`node ${ev.peer}, the leader this write was forwarded to, is gone (${how === 'will' ? 'its connection died' : 'it stopped'}); the write may or may not be applied`));
     }
     if (ev.peer !== st.leader) return;
     // The leader's connection died (MQTT Last Will): forget it, then the survivors

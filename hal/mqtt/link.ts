@@ -17,8 +17,9 @@
  *   that peer, or of an older connection of it to the same broker, is ignored and
  *   counted (`staleWills`). A will arriving live (not replayed from the retained store)
  *   for a peer that no other connected broker still sees online is reported as
- *   `{kind:'peer-gone'}`; an orderly
- *   close is not a crash and is reported only through onPresence ('offline').
+ *   `{kind:'peer-gone'}`; an orderly close is not a crash: onPresence reports it
+ *   ('offline'), and a live one, once no connected broker shows the peer online, is
+ *   `{kind:'peer-goodbye'}` (daemon/start.ts passes it on as the same hint as a will).
  * - Credentials: without a configured username/password the link logs in as its node
  *   with a password derived from the cluster key (hal/mqtt/credentials.ts), which the
  *   embedded broker checks; the client id `quorumd-<cluster>-<id>` is refused by it to
@@ -180,6 +181,8 @@ export interface MqttLinkStats {
   receiveYields: number;
   /** peer-gone events emitted. */
   peerGone: number;
+  /** peer-goodbye events emitted (a peer's live orderly goodbye, once no connected broker shows it online). */
+  peerGoodbyes: number;
   /** Connection attempts and successful connections over all brokers. */
   connectAttempts: number;
   connects: number;
@@ -316,6 +319,7 @@ export class MqttLink implements Link {
     droppedOversizePackets: 0,
     receiveYields: 0,
     peerGone: 0,
+    peerGoodbyes: 0,
     connectAttempts: 0,
     connects: 0,
   };
@@ -473,6 +477,10 @@ export class MqttLink implements Link {
    * broker discards the will. No callback fires after close() (Link contract).
    */
   close(done?: Done): void {
+    if (this.closed) {
+      done?.(null);
+      return;
+    }
     if (this.closing) {
       if (done) this.whenClosed.push(done);
       return;
@@ -872,6 +880,13 @@ export class MqttLink implements Link {
     }
     if (p.reason === 'closed') {
       this.emitPresence({ peer: p.node, state: 'offline', broker: c.index, ...(retained ? { retained: true } : {}) });
+      // Its goodbye, live (one from the retained store was said before we connected), the
+      // moment it went offline on this broker, and once no connected broker still shows it
+      // online (with several brokers: the last goodbye): a hint, as the will is.
+      if (!retained && prev?.state === 'online' && !this.gone.has(p.node) && !this.reaches(p.node)) {
+        this.stats.peerGoodbyes++;
+        this.emit({ kind: 'peer-goodbye', peer: p.node });
+      }
       return;
     }
     // A will. Replayed from the retained store at subscribe time it is old news;

@@ -206,6 +206,37 @@ describe('MQTT broker model', () => {
     expect(rx.get(3)!.map((r) => r.seq)).toEqual([7]);
   });
 
+  it('a clean close: the others hear its goodbye one hop later, no will; with goodbyes off, nothing', () => {
+    for (const goodbyes of [true, false]) {
+      const { w, events } = cluster(3, { keepaliveMs: 1000, latencyMinMs: 1, latencyMaxMs: 1, goodbyes });
+      const t0 = w.nowUs;
+      w.board(3).hal!.links[0]!.close();
+      w.run(3000); // past the keepalive timeout: no will follows either
+      for (const n of [1, 2]) {
+        const news = events.get(n)!.filter((e) => e.kind === 'peer-goodbye' || e.kind === 'peer-gone');
+        if (goodbyes) {
+          expect(news.map((e) => [e.kind, (e as { peer: number }).peer])).toEqual([['peer-goodbye', 3]]);
+          expect(news[0]!.at - t0).toBe(1000);
+        } else expect(news).toEqual([]);
+      }
+      expect(w.broker.stats.wills).toBe(0);
+      expect(w.broker.stats.goodbyes).toBe(goodbyes ? 1 : 0);
+    }
+  });
+
+  it('a board cut off from the broker cannot say goodbye: its will comes after the keepalive timeout instead', () => {
+    const { w, events } = cluster(3, { keepaliveMs: 1000, latencyMinMs: 1, latencyMaxMs: 1 });
+    w.partition([[1, 2, BROKER], [3]]);
+    w.run(100); // cut off, the session not yet timed out
+    w.board(3).hal!.links[0]!.close();
+    w.run(3000);
+    for (const n of [1, 2]) {
+      expect(events.get(n)!.filter((e) => e.kind === 'peer-goodbye')).toEqual([]);
+      expect(events.get(n)!.filter((e) => e.kind === 'peer-gone').map((e) => (e as { peer: number }).peer)).toEqual([3]);
+    }
+    expect(w.broker.stats.goodbyes).toBe(0);
+  });
+
   it('a short separation healed before the keepalive timeout costs no session', () => {
     const { w, events } = cluster(2, { keepaliveMs: 1000 });
     w.partition([[1, BROKER], [2]]);
@@ -226,6 +257,7 @@ describe('MQTT broker model', () => {
     expect(() => link.send(2, [1, 2] as unknown as Uint8Array)).toThrow(/Uint8Array/);
     expect(() => new World({ seed: 1, mqtt: { lossRate: 2 } })).toThrow(/lossRate/);
     expect(() => new World({ seed: 1, mqtt: { latencyMinMs: 5, latencyMaxMs: 1 } })).toThrow(/latencyMaxMs/);
+    expect(() => new World({ seed: 1, mqtt: { goodbyes: 'yes' as unknown as boolean } })).toThrow(/goodbyes: expected true or false, got yes/);
     expect(() => w.partition([[1], [1]])).toThrow(/more than one group/);
   });
 });

@@ -1,8 +1,10 @@
 /**
- * A peer's orderly goodbye on the brokers as a peer-gone hint (daemon/start.ts
- * peerGoneFilter, goodbyeIsGone): PBFT turns it on, because a primary stopped by
- * SIGTERM cannot hand over, and its backups otherwise waited the whole view-change
- * timeout (4.3-5.5 s on real processes over mqtt, bench/chaos-soak.ts term-leader).
+ * A peer's orderly goodbye on the brokers as a hint (the MQTT link's peer-goodbye,
+ * passed on by daemon/start.ts peerGoneFilter with goodbyeIsGone): every engine but
+ * bully turns it on — a PBFT primary stopped by SIGTERM cannot hand over, and its
+ * backups otherwise waited the whole view-change timeout (4.3-5.5 s on real processes
+ * over mqtt, bench/chaos-soak.ts term-leader); a Raft, Paxos or ZAB leader whose
+ * hand-over did not finish left its followers an election timeout.
  * Real MqttLinks through the embedded broker on 127.0.0.1; every wait is a bounded poll.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -40,22 +42,22 @@ function watched(goodbyeIsGone: boolean, urls: string[]) {
   const a = link({ self: 1, brokers: urls });
   const seen: LinkEvent[] = [];
   peerGoneFilter(a.link, true, undefined, goodbyeIsGone).onEvent((e) => seen.push(e));
-  return { a, seen, gone: () => seen.filter((e) => e.kind === 'peer-gone') };
+  return { a, seen, gone: () => seen.filter((e) => e.kind === 'peer-gone' || e.kind === 'peer-goodbye') };
 }
 
 describe('an orderly goodbye as a peer-gone hint', () => {
-  it('with goodbyeIsGone (PBFT): node 2 closing its link is reported gone to node 1 once', async () => {
+  it('with goodbyeIsGone: node 2 closing its link is reported to node 1 once, as a goodbye (not a will)', async () => {
     const { a, gone } = watched(true, [url(brokers[0]!)]);
     const b = link({ self: 2, brokers: [url(brokers[0]!)] });
     await waitFor('a sees b online', () => a.link.connectedCount() === 1 && a.link.peerState(2) === 'online', 10_000);
     expect(gone()).toEqual([]);
     await bye(b);
     await waitFor('the goodbye reported as peer-gone', () => gone().length > 0, 10_000);
-    expect(gone()).toEqual([{ kind: 'peer-gone', peer: 2 }]);
+    expect(gone()).toEqual([{ kind: 'peer-goodbye', peer: 2 }]);
     expect(a.link.peerState(2)).toBe('offline');
   });
 
-  it('without it (the other engines, which hand over before a planned stop): no hint', async () => {
+  it('without it (bully): no hint', async () => {
     const { a, gone } = watched(false, [url(brokers[0]!)]);
     const b = link({ self: 2, brokers: [url(brokers[0]!)] });
     await waitFor('a sees b online', () => a.link.peerState(2) === 'online', 10_000);
@@ -80,7 +82,7 @@ describe('an orderly goodbye as a peer-gone hint', () => {
     await waitFor('both brokers up, b online', () => a.link.connectedCount() === 2 && b.link.connectedCount() === 2 && a.link.peerState(2) === 'online', 10_000);
     await bye(b);
     await waitFor('a sees b offline on both brokers', () => a.link.peerState(2) === 'offline', 10_000);
-    expect(gone()).toEqual([{ kind: 'peer-gone', peer: 2 }]);
+    expect(gone()).toEqual([{ kind: 'peer-goodbye', peer: 2 }]);
     expect(a.link.stats.staleWills).toBe(0);
   });
 });
