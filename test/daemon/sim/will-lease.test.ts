@@ -67,7 +67,14 @@ describe('will hint with lease reads (fencing on)', () => {
   }, 300_000);
 
   it('planted: a leader blind to its own session loss keeps serving lease reads: the linearizability check fails', () => {
-    const caught = cfg.seeds.map((seed) => runEngineSeed(cfg, seed, { setup: dropLeaderEvery(1000).setup, workload: { clients: 16 }, wrapLink: sessionBlindLink }).violation?.invariant);
+    // Seeds in order until two are caught: proving a history not linearizable (and
+    // minimizing the explanation) costs the checker seconds a seed — 17 s of CPU for
+    // seed 1 — and all six took 467 s on a machine at load 18, past the timeout.
+    const caught: Array<string | undefined> = [];
+    for (const seed of cfg.seeds) {
+      if (caught.filter((v) => v === 'linearizability').length >= 2) break;
+      caught.push(runEngineSeed(cfg, seed, { setup: dropLeaderEvery(1000).setup, workload: { clients: 16 }, wrapLink: sessionBlindLink }).violation?.invariant);
+    }
     expect(caught.filter((v) => v === 'linearizability').length).toBeGreaterThanOrEqual(2);
   }, 300_000);
 });
