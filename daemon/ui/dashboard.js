@@ -376,7 +376,13 @@
       $('error').textContent = '';
       $('app').classList.remove('stale');
       $('updated').classList.remove('error');
+      var first = state.status === null;
       onStatus(r[0], r[1]);
+      if (first) {
+        pollKeys();
+        pollLocks();
+        pollJobs();
+      }
       $('updated').textContent = 'updated ' + clock(Date.now());
     }, function (err) {
       if (err.auth) return showLogin('the node refused the token: ' + err.message);
@@ -459,8 +465,25 @@
   var watchAbort = null;
   // What this node's engine cannot do (501: bully keeps no keys, locks or jobs): asked once, not again.
   var unsupported = {};
+  // Engines that keep no replicated log, so no keys, locks or jobs: not even asked (each
+  // 501 is a failed request the browser logs as an error in its console).
+  var NO_LOG = { bully: true };
+  function noKeys() { unsupported.keys = true; table('keys', ['key'], [['(this engine keeps no keys)']]); }
+  function noLocks() { unsupported.locks = true; table('locks', ['lock'], [['(this engine has no locks)']]); }
+  function noJobs() { unsupported.jobs = true; table('jobs', ['job'], [['(no scheduled jobs under this engine: they need raft, paxos or zab)']]); }
+  /** The lists are asked for once the engine is known (the first status answer). */
+  function listsWanted(what) {
+    if (!state.status || unsupported[what]) return false;
+    if (NO_LOG[state.status.engine]) {
+      noKeys();
+      noLocks();
+      noJobs();
+      return false;
+    }
+    return true;
+  }
   function pollKeys() {
-    if (unsupported.keys) return;
+    if (!listsWanted('keys')) return;
     var prefix = $('kv-prefix').value;
     json('/v1/keys?prefix=' + encodeURIComponent(prefix) + '&limit=' + LIST_LIMIT).then(function (r) {
       table('keys', ['key', 'bytes', 'created at', 'modified at'], r.keys.map(function (k) { return [shown(k.key), k.size, k.createIndex, k.modIndex]; }),
@@ -471,10 +494,7 @@
         $('keys').appendChild(tr);
       }
     }, function (err) {
-      if (err.status === 501) {
-        unsupported.keys = true;
-        table('keys', ['key'], [['(this engine keeps no keys)']]);
-      }
+      if (err.status === 501) noKeys();
     });
   }
   function showValue(r, key) {
@@ -536,7 +556,7 @@
   $('lock-form').addEventListener('submit', function (e) { e.preventDefault(); pollLocks(); });
 
   function pollLocks() {
-    if (unsupported.locks) return;
+    if (!listsWanted('locks')) return;
     var prefix = $('lock-prefix').value;
     json('/v1/locks?prefix=' + encodeURIComponent(prefix) + '&limit=' + LIST_LIMIT).then(function (r) {
       table('locks', ['lock', 'holder', 'fencing token', 'ttl', r.exact ? 'expires in' : 'expires in, at most'], r.locks.map(function (k) {
@@ -555,14 +575,11 @@
         $('locks').appendChild(note);
       }
     }, function (err) {
-      if (err.status === 501) {
-        unsupported.locks = true;
-        table('locks', ['lock'], [['(this engine has no locks)']]);
-      }
+      if (err.status === 501) noLocks();
     });
   }
   function pollJobs() {
-    if (unsupported.jobs) return;
+    if (!listsWanted('jobs')) return;
     var asked = Date.now();
     api('/v1/jobs').then(function (resp) {
       return resp.json().then(function (j) {
@@ -591,10 +608,7 @@
           l && l.durationMs !== null ? l.durationMs + ' ms' : '—', j.nextRun || '—'];
       }), function (i) { return { 'data-job': r.jobs[i].name }; });
     }, function (err) {
-      if (err.status === 501) {
-        unsupported.jobs = true;
-        table('jobs', ['job'], [['(no scheduled jobs under this engine: they need raft, paxos or zab)']]);
-      }
+      if (err.status === 501) noJobs();
     });
   }
 

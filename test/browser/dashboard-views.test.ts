@@ -13,6 +13,8 @@
  *   - while the node does not answer, what it said last is greyed out and the other
  *     members' lanes say "unknown", not the roles they had;
  *   - "elected, not active" without a reason ends there (no dangling colon);
+ *   - under bully (no log) keys, locks and jobs are not asked for: each 501 was an
+ *     error in the browser's console at every load;
  *   - a job's last slot in the future (a leader's clock was ahead) is flagged with
  *     what to do; a reset job says "none since reset";
  *   - at 390 px the page does not scroll sideways (the chart follows the window), pills
@@ -230,6 +232,32 @@ describe.skipIf(SKIP_BROWSER)('the dashboard in the moments users look at it', (
     await waitFor('the reset row', async () => /none since reset[\s\S]*reset \(withdrew /.test(await page.locator('#jobs').innerText()), 20_000);
     expect(await page.locator('[data-testid=job-future]').count()).toBe(0);
     b.extra = {};
+  }, 120_000);
+
+  it('under bully does not ask for keys, locks or jobs (three 501s the console showed as errors at every load), and says "epoch"', async () => {
+    const page = browser.page;
+    b.engine = 'bully';
+    b.peers = [{ id: 'n1', contactAt: Date.now() }];
+    const asked: string[] = [];
+    const onRequest = (r: { url(): string }) => { if (/\/v1\/(keys|locks|jobs)/.test(r.url())) asked.push(r.url()); };
+    page.on('request', onRequest);
+    const errorsBefore = browser.errors.length;
+    try {
+      await signIn(page);
+      // Past the first status answer and the first round of list polls (3 s).
+      await settle(page);
+      await settle(page);
+      await settle(page);
+      expect(asked).toEqual([]);
+      expect(await page.locator('#jobs').innerText()).toMatch(/no scheduled jobs under this engine/);
+      expect(await page.locator('#keys').innerText()).toMatch(/this engine keeps no keys/);
+      expect(await page.locator('#locks').innerText()).toMatch(/this engine has no locks/);
+      expect(browser.errors.slice(errorsBefore)).toEqual([]);
+      expect(await page.locator('[data-testid=sum-term]').innerText()).toMatch(/^epoch/);
+    } finally {
+      page.off('request', onRequest);
+      b.engine = 'raft';
+    }
   }, 120_000);
 
   it('fits a phone (390 px) without sideways scrolling or broken words, and uses a 1920 px window', async () => {
