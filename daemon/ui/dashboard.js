@@ -471,12 +471,18 @@
   function noKeys() { unsupported.keys = true; table('keys', ['key'], [['(this engine keeps no keys)']]); }
   function noLocks() { unsupported.locks = true; table('locks', ['lock'], [['(this engine has no locks)']]); }
   function noJobs() { unsupported.jobs = true; table('jobs', ['job'], [['(no scheduled jobs under this engine: they need raft, paxos or zab)']]); }
+  // PBFT answers /v1/jobs with an empty list: "none" read as if no job were configured.
+  var NO_JOBS = { pbft: true };
   /** The lists are asked for once the engine is known (the first status answer). */
   function listsWanted(what) {
     if (!state.status || unsupported[what]) return false;
     if (NO_LOG[state.status.engine]) {
       noKeys();
       noLocks();
+      noJobs();
+      return false;
+    }
+    if (what === 'jobs' && NO_JOBS[state.status.engine]) {
       noJobs();
       return false;
     }

@@ -234,7 +234,7 @@ describe.skipIf(SKIP_BROWSER)('the dashboard in the moments users look at it', (
     b.extra = {};
   }, 120_000);
 
-  it('under bully does not ask for keys, locks or jobs (three 501s the console showed as errors at every load), and says "epoch"', async () => {
+  it('under bully does not ask for keys, locks or jobs (three 501s the console showed as errors at every load), and says "epoch"; under PBFT says there are no jobs', async () => {
     const page = browser.page;
     b.engine = 'bully';
     b.peers = [{ id: 'n1', contactAt: Date.now() }];
@@ -254,6 +254,14 @@ describe.skipIf(SKIP_BROWSER)('the dashboard in the moments users look at it', (
       expect(await page.locator('#locks').innerText()).toMatch(/this engine has no locks/);
       expect(browser.errors.slice(errorsBefore)).toEqual([]);
       expect(await page.locator('[data-testid=sum-term]').innerText()).toMatch(/^epoch/);
+
+      // PBFT answers /v1/jobs with an empty list ("none", as if no job were configured):
+      // it offers no jobs, and the table says so.
+      b.engine = 'pbft';
+      b.jobList = [];
+      await signIn(page);
+      await settle(page);
+      await waitFor('the PBFT jobs note', async () => /no scheduled jobs under this engine/.test(await page.locator('#jobs').innerText()), 10_000);
     } finally {
       page.off('request', onRequest);
       b.engine = 'raft';
