@@ -412,6 +412,7 @@
     return out;
   }
   function pollMetrics() {
+    if (state.error) return; // the node does not answer: its status poll says when it does
     api('/metrics').then(function (r) { return r.text(); }).then(function (text) {
       var m = parseMetrics(text);
       var now = Date.now() / 1000;
@@ -475,7 +476,8 @@
   var NO_JOBS = { pbft: true };
   /** The lists are asked for once the engine is known (the first status answer). */
   function listsWanted(what) {
-    if (!state.status || unsupported[what]) return false;
+    // Not while the node does not answer: only its status is asked, once a second.
+    if (!state.status || unsupported[what] || state.error) return false;
     if (NO_LOG[state.status.engine]) {
       noKeys();
       noLocks();

@@ -103,7 +103,7 @@ const CSS = `body{font:14px system-ui,sans-serif;margin:0 16px 32px;color:#222}
 header{display:flex;flex-wrap:wrap;gap:0 16px;align-items:baseline;border-bottom:1px solid #ccc;margin-bottom:8px}
 #signout{white-space:nowrap}
 header h1{font-size:20px;margin:8px 0}
-#updated{color:#777;font-size:12px;margin-left:auto}
+#updated{color:#777;font-size:12px;margin-left:auto}#updated.error{color:#b00020}
 h2{font-size:16px;margin:20px 0 6px}h2 small{font-weight:normal;color:#777}
 table{border-collapse:collapse;font-variant-numeric:tabular-nums;display:block;max-width:100%;overflow-x:auto}
 th,td{text-align:left;padding:3px 10px 3px 0;border-bottom:1px solid #eee;vertical-align:top}
