@@ -362,7 +362,9 @@
       }));
     }));
     var fences = hist.slice().reverse().slice(0, 50);
-    $('fence-scope').textContent = hist.length && hist[0].local ? 'the fences this node ran in this boot (no replicated record of them yet, or this engine keeps none)' : 'every node\'s, replicated';
+    // Bully's status lists this node's own fences as its history (it has no log to replicate them).
+    $('fence-scope').textContent = s.engine === 'bully' ? 'the fences this node ran (bully keeps no shared record: another node\'s fences are in its own page)'
+      : hist.length && hist[0].local ? 'the fences this node ran in this boot (no replicated record of them yet, or this engine keeps none)' : 'every node\'s, replicated';
     table('fences', ['#', 'target', 'by', 'term', 'outcome', 'level', 'reason'], fences.map(function (h) {
       return [h.index, h.target, h.by, h.term, h.outcome, typeof h.level === 'number' && h.level >= 0 ? h.level + 1 : '—', h.reason || ''];
     }));

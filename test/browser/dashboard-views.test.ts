@@ -265,6 +265,8 @@ describe.skipIf(SKIP_BROWSER)('the dashboard in the moments users look at it', (
       expect(await page.locator('#locks').innerText()).toMatch(/this engine has no locks/);
       expect(browser.errors.slice(errorsBefore)).toEqual([]);
       expect(await page.locator('[data-testid=sum-term]').innerText()).toMatch(/^epoch/);
+      // Its fence history is this node's own (no log to replicate it): not "every node's".
+      expect(await page.locator('[data-testid=fence-scope]').innerText()).toMatch(/this node ran/);
 
       // PBFT answers /v1/jobs with an empty list ("none", as if no job were configured):
       // it offers no jobs, and the table says so.
