@@ -1023,7 +1023,7 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
       onlyMethods(method, path, GET_HEAD);
       parseQuery(search, []);
       rejectBodyIfAny(req);
-      if (!backend.jobs) throw new HttpError(501, 'engine-unsupported', 'scheduled jobs need the Raft engine (engine: raft)');
+      if (!backend.jobs) throw new HttpError(501, 'engine-unsupported', 'scheduled jobs need an engine with a replicated log (engine: raft, paxos or zab)');
       return json(res, 200, { jobs: backend.jobs() });
     }
     if (path.startsWith('/v1/jobs/')) {

@@ -16,8 +16,12 @@
  *   other members   "leader" while this node names it leader; "follower" when this node
  *                   leads and replicates to it; else "heard" (an authenticated message
  *                   arrived within the last 3 s: alive, role not known here — Raft
- *                   followers talk to the leader, not to each other) or "not heard".
+ *                   followers talk to the leader, not to each other) or "not heard";
+ *                   "fenced" once a fence cut its power (or an operator confirmed it
+ *                   down), until a message from it arrives after the fence; "unknown"
+ *                   while the page cannot reach this node (not the role it had then).
  * Term changes are lines across every lane, fences are flags on the fenced member's lane.
+ * While this node does not answer, everything shown from its last answer is greyed out.
  *
  * Plain ES2019 in one function, no build step; `window.quorumdDashboard` exposes the
  * state and the lanes chart (the browser test reads them).
@@ -30,11 +34,17 @@
   var KEEP_MS = 30 * 60 * 1000; // history kept for the lanes (oldest dropped)
   var LIST_LIMIT = 200; // keys and locks asked for per poll (narrow the prefix for more)
   var WATCH_LOG_MAX = 50; // changes kept in a watched key's log (oldest dropped)
+  var FUTURE_SLOT_MS = 60000; // a job's last slot this far after this node's clock was claimed with a clock ahead
   var WATCH_LOG_CHARS = 2000; // characters of each value in that log (the full value is shown above it)
   var COLORS = {
     leader: '#2e7d32', coordinator: '#2e7d32', follower: '#1565c0', candidate: '#f9a825', 'pre-candidate': '#fbc02d',
     heard: '#90caf9', 'not heard': '#bdbdbd', unreachable: '#616161', down: '#616161', witness: '#6a1b9a',
+    fenced: '#212121', unknown: '#eeeeee',
   };
+  // Fence outcomes after which the target is down: its power was cut (off, or found off),
+  // or an operator confirmed it down. 'powered-on' (a reboot fence switched it on again)
+  // ends that.
+  var DOWN_OUTCOMES = { off: true, 'already-off': true, confirmed: true };
 
   var $ = function (id) { return document.getElementById(id); };
   var token = sessionStorage.getItem(TOKEN_KEY);
@@ -42,6 +52,10 @@
   var state = {
     status: null, leader: null, error: '', members: [], spans: [], marks: [], lastTerm: null, fencesSeen: {},
     metrics: [], prevMetrics: null, polls: 0, lanesRenders: 0,
+    // member -> {since (page clock, ms), text}: its newest fence left it down. It shows as
+    // "fenced" until a message from it arrives after since (powered on by hand, say).
+    fenced: {},
+    lastOkAt: null, // page clock of this node's last answer
   };
   var chart = null; // lanes
   var plot = null; // uPlot line chart
@@ -151,8 +165,12 @@
   });
 
   // ---- lanes: what this node saw ---------------------------------------------------
-  function memberState(s, m) {
+  function memberState(s, m, now) {
     if (m.self) return s.role === 'down' ? 'down' : s.role;
+    // A fenced member is down, whatever this node heard from it before the fence (a
+    // message up to 3 s old would otherwise make a powered-off node "heard").
+    var f = state.fenced[m.id];
+    if (f && (m.lastContactMs === null || m.lastContactMs === undefined || now - m.lastContactMs <= f.since)) return 'fenced';
     if (s.leader === m.id) return s.engine === 'bully' ? 'coordinator' : 'leader';
     // Raft and Multi-Paxos say 'replicate', ZAB 'synced' (a learner in its session).
     if (s.role === 'leader' && (m.state === 'replicate' || m.state === 'synced') && m.lastContactMs !== null && m.lastContactMs < HEARD_MS) return m.role === 'witness' ? 'witness' : 'follower';
@@ -179,10 +197,11 @@
   }
   function noteUnreachable(now, msg) {
     if (!state.members.length) return;
+    // What this node saw of the others is not known while it does not answer: their
+    // lanes must not go on saying "leader" or "follower" (a failover happens meanwhile).
     record(now, state.members.map(function (m) {
-      var open = state.spans.filter(function (sp) { return sp.member === m.id && sp.to === null; })[0];
       if (m.self) return { member: m.id, state: 'unreachable', term: null, note: msg };
-      return { member: m.id, state: open ? open.state : 'not heard', term: open ? open.term : null, note: open ? open.note : '' };
+      return { member: m.id, state: 'unknown', term: null, note: 'not known: this page cannot reach ' + state.status.id };
     }));
   }
 
@@ -249,10 +268,10 @@
     item('node', s.id + (s.witness ? ' (witness)' : ''), 'sum-node');
     item('engine', s.engine, 'sum-engine');
     item('role', pill(s.role), 'sum-role');
-    item('term', s.term, 'sum-term');
+    item(s.engine === 'bully' ? 'epoch' : 'term', s.term, 'sum-term');
     item('leader', s.leader, 'sum-leader');
     item('fencing token', l ? l.token : null, 'sum-token');
-    var act = s.active ? 'active' : s.elected ? 'elected, not active: ' + (s.waitingFor || '') : 'not active';
+    var act = s.active ? 'active' : s.elected ? 'elected, not active' + (s.waitingFor ? ': ' + s.waitingFor : '') : 'not active';
     item('activation', act, 'sum-active');
     if (s.suspects) item('suspects', s.suspects.length ? s.suspects.map(function (x) { return x.node + ': ' + (x.clearedBy || 'not cleared yet'); }).join(', ') : 'none', 'sum-suspects');
     if (s.selfFencing) item('self-fencing', 'yes: stopped feeding its watchdog', 'sum-selffence');
@@ -264,6 +283,23 @@
     s.peers.forEach(function (p) { list.push({ id: p.id, nodeId: p.nodeId, role: p.role, self: false, lastContactMs: p.lastContactMs, linkContactMs: p.linkContactMs || {}, state: p.state, match: p.match }); });
     list.sort(function (a, b) { return a.id < b.id ? -1 : a.id > b.id ? 1 : 0; });
     return list;
+  }
+
+  /**
+   * The fences to show: the replicated history (every node's fences, under Raft, Paxos
+   * and ZAB); where the engine keeps none (PBFT: each board fences on its own decision;
+   * bully: no log, and its history is this node's own), the fences this node ran —
+   * without them a failover that fenced a node showed "none".
+   */
+  function fenceRecords(s) {
+    var f = s.fences || {};
+    if (f.history && f.history.length) return f.history;
+    return (f.local || []).map(function (r) {
+      return {
+        key: 'local:' + r.id + ':' + r.outcome, index: r.id, target: r.target, by: s.id, term: r.term, outcome: r.outcome,
+        level: r.level === null || r.level === undefined ? -1 : r.level - 1, reason: r.reason, poweredOn: r.poweredOnAtMs !== null && r.poweredOnAtMs !== undefined, local: true,
+      };
+    });
   }
 
   function onStatus(s, l) {
@@ -280,27 +316,40 @@
       state.marks.push({ row: -1, at: now, kind: 'term', text: (s.engine === 'bully' ? 'epoch ' : 'term ') + state.lastTerm + ' → ' + s.term + ' at ' + clock(now) + (s.leader ? '\nleader now: ' + s.leader : '') });
     }
     state.lastTerm = s.term;
-    var hist = (s.fences && s.fences.history) || [];
+    var hist = fenceRecords(s);
     hist.forEach(function (h) {
-      var k = JSON.stringify(h);
-      if (state.fencesSeen[k]) return;
-      state.fencesSeen[k] = true;
-      var row = -1;
-      ms.forEach(function (m, i) { if (m.id === h.target) row = i; });
-      // Records already there when the page opened are listed below, not drawn at a made-up time.
-      if (state.polls > 0) state.marks.push({ row: row, at: now, kind: 'fence', text: 'fence of ' + h.target + ' by ' + h.by + ': ' + h.outcome + ' (term ' + h.term + ')' + (h.reason ? '\n' + h.reason : '') });
+      // Finished fences only; a local record's key stays the same while it is updated.
+      if (h.outcome === 'pending') return;
+      var k = h.key || JSON.stringify(h);
+      if (!state.fencesSeen[k]) {
+        state.fencesSeen[k] = true;
+        var row = -1;
+        ms.forEach(function (m, i) { if (m.id === h.target) row = i; });
+        // Records already there when the page opened are listed below, not drawn at a made-up time.
+        if (state.polls > 0) state.marks.push({ row: row, at: now, kind: 'fence', text: 'fence of ' + h.target + ' by ' + h.by + ': ' + h.outcome + ' (term ' + h.term + ')' + (h.reason ? '\n' + h.reason : '') });
+        // Down from now on. A record that was there when the page opened: a member heard
+        // within the last 3 s is up again (switched on since), not fenced.
+        if (DOWN_OUTCOMES[h.outcome]) state.fenced[h.target] = { since: state.polls > 0 ? now : now - HEARD_MS, text: 'fenced by ' + h.by + ': ' + h.outcome + ' (term ' + h.term + ')' };
+        else if (h.outcome === 'powered-on') delete state.fenced[h.target];
+      }
+      if (h.poweredOn && !state.fencesSeen[k + ':on']) {
+        state.fencesSeen[k + ':on'] = true;
+        delete state.fenced[h.target];
+      }
     });
     record(now, ms.map(function (m) {
-      var st = memberState(s, m);
+      var st = memberState(s, m, now);
       var term = m.self || st === 'leader' || st === 'coordinator' ? s.term : null;
-      return { member: m.id, state: st, term: term, note: m.self ? '' : 'last contact ' + ago(m.lastContactMs) };
+      var note = m.self ? '' : 'last contact ' + ago(m.lastContactMs);
+      if (st === 'fenced') note = state.fenced[m.id].text + '; ' + note;
+      return { member: m.id, state: st, term: term, note: note };
     }));
     state.polls++;
 
     $('node-title').textContent = s.id + ' · ' + s.engine;
     summary(s, l);
-    table('members', ['member', 'kind', 'role seen here', 'term', 'last contact', 'per link', 'match'], ms.map(function (m) {
-      var st = memberState(s, m);
+    table('members', ['member', 'kind', 'role seen here', s.engine === 'bully' ? 'epoch' : 'term', 'last contact', 'per link', 'match'], ms.map(function (m) {
+      var st = memberState(s, m, now);
       var links = Object.keys(m.linkContactMs).map(function (k) { return k + ': ' + ago(m.linkContactMs[k]); }).join(', ');
       return [m.id + (m.self ? ' (this node)' : ''), m.role, pill(st, st.replace(' ', '-')), m.self || st === 'leader' || st === 'coordinator' ? s.term : '—',
         m.self ? '—' : ago(m.lastContactMs), m.self ? '—' : links || '—', m.match === undefined ? '—' : m.match];
@@ -313,6 +362,9 @@
       }));
     }));
     var fences = hist.slice().reverse().slice(0, 50);
+    // Bully's status lists this node's own fences as its history (it has no log to replicate them).
+    $('fence-scope').textContent = s.engine === 'bully' ? 'the fences this node ran (bully keeps no shared record: another node\'s fences are in its own page)'
+      : hist.length && hist[0].local ? 'the fences this node ran in this boot (no replicated record of them yet, or this engine keeps none)' : 'every node\'s, replicated';
     table('fences', ['#', 'target', 'by', 'term', 'outcome', 'level', 'reason'], fences.map(function (h) {
       return [h.index, h.target, h.by, h.term, h.outcome, typeof h.level === 'number' && h.level >= 0 ? h.level + 1 : '—', h.reason || ''];
     }));
@@ -322,13 +374,28 @@
   function pollStatus() {
     Promise.all([json('/v1/status'), json('/v1/leader')]).then(function (r) {
       state.error = '';
+      state.lastOkAt = Date.now();
       $('error').textContent = '';
+      $('app').classList.remove('stale');
+      $('updated').classList.remove('error');
+      var first = state.status === null;
       onStatus(r[0], r[1]);
+      if (first) {
+        pollKeys();
+        pollLocks();
+        pollJobs();
+      }
       $('updated').textContent = 'updated ' + clock(Date.now());
     }, function (err) {
       if (err.auth) return showLogin('the node refused the token: ' + err.message);
       state.error = err.message;
-      $('error').textContent = 'this node does not answer (' + err.message + '); still trying';
+      var since = state.lastOkAt === null ? '' : ' since ' + clock(state.lastOkAt) + ' (' + QuorumdLanes.fmtSpan(Math.round((Date.now() - state.lastOkAt) / 100) * 100) + ')';
+      $('error').textContent = 'this node has not answered' + since + ' (' + err.message + '); still trying. What is greyed out below is what it said then, not now.';
+      // Everything below is the last answer: grey it out, so that an old "leader" or
+      // "heard 29 ms ago" is not read as the state now.
+      $('app').classList.add('stale');
+      $('updated').classList.add('error');
+      $('updated').textContent = 'no answer' + since;
       noteUnreachable(Date.now(), err.message);
       renderLanes(false);
     });
@@ -347,6 +414,7 @@
     return out;
   }
   function pollMetrics() {
+    if (state.error) return; // the node does not answer: its status poll says when it does
     api('/metrics').then(function (r) { return r.text(); }).then(function (text) {
       var m = parseMetrics(text);
       var now = Date.now() / 1000;
@@ -370,7 +438,7 @@
     var data = [rows.map(function (r) { return r[0]; }), rows.map(function (r) { return r[1]; }), rows.map(function (r) { return r[2]; }), rows.map(function (r) { return r[3]; })];
     if (!plot) {
       plot = new uPlot({
-        width: Math.max(320, $('chart').clientWidth || 800),
+        width: chartWidth(),
         height: 220,
         scales: { ms: { auto: true }, term: { auto: true } },
         series: [
@@ -379,18 +447,53 @@
           { label: 'term', scale: 'term', stroke: '#ff6f00', width: 1, paths: uPlot.paths && uPlot.paths.stepped ? uPlot.paths.stepped({ align: 1 }) : undefined },
           { label: 'elections started here', scale: 'term', stroke: '#b00020', width: 0, points: { show: true, size: 8, fill: '#b00020' } },
         ],
-        axes: [{}, { scale: 'ms', label: 'ms' }, { scale: 'term', side: 1, label: 'term', grid: { show: false } }],
+        // Times of day only: uPlot's default adds a date line whose labels ran into each
+        // other on a narrow window ("12/8/26 3:02am3:03am").
+        axes: [{ space: 90, values: function (u, splits) { return splits.map(function (v) { return clock(v * 1000); }); } }, { scale: 'ms', label: 'ms' }, { scale: 'term', side: 1, label: 'term', grid: { show: false } }],
       }, data, $('chart'));
+      // Follow the window: made at the width of the moment, the chart stayed that wide (a
+      // phone turned, a window narrowed to 390 px: the whole page scrolled sideways).
+      if (typeof ResizeObserver === 'function') {
+        new ResizeObserver(function () {
+          var w = chartWidth();
+          if (Math.abs(w - plot.width) > 2) plot.setSize({ width: w, height: 220 });
+        }).observe($('chart'));
+      }
     } else plot.setData(data);
   }
+  function chartWidth() { return Math.max(280, $('chart').clientWidth || 800); }
 
   // ---- keys, locks, jobs ------------------------------------------------------------
   var selectedKey = null;
   var watchAbort = null;
   // What this node's engine cannot do (501: bully keeps no keys, locks or jobs): asked once, not again.
   var unsupported = {};
+  // Engines that keep no replicated log, so no keys, locks or jobs: not even asked (each
+  // 501 is a failed request the browser logs as an error in its console).
+  var NO_LOG = { bully: true };
+  function noKeys() { unsupported.keys = true; table('keys', ['key'], [['(this engine keeps no keys)']]); }
+  function noLocks() { unsupported.locks = true; table('locks', ['lock'], [['(this engine has no locks)']]); }
+  function noJobs() { unsupported.jobs = true; table('jobs', ['job'], [['(no scheduled jobs under this engine: they need raft, paxos or zab)']]); }
+  // PBFT answers /v1/jobs with an empty list: "none" read as if no job were configured.
+  var NO_JOBS = { pbft: true };
+  /** The lists are asked for once the engine is known (the first status answer). */
+  function listsWanted(what) {
+    // Not while the node does not answer: only its status is asked, once a second.
+    if (!state.status || unsupported[what] || state.error) return false;
+    if (NO_LOG[state.status.engine]) {
+      noKeys();
+      noLocks();
+      noJobs();
+      return false;
+    }
+    if (what === 'jobs' && NO_JOBS[state.status.engine]) {
+      noJobs();
+      return false;
+    }
+    return true;
+  }
   function pollKeys() {
-    if (unsupported.keys) return;
+    if (!listsWanted('keys')) return;
     var prefix = $('kv-prefix').value;
     json('/v1/keys?prefix=' + encodeURIComponent(prefix) + '&limit=' + LIST_LIMIT).then(function (r) {
       table('keys', ['key', 'bytes', 'created at', 'modified at'], r.keys.map(function (k) { return [shown(k.key), k.size, k.createIndex, k.modIndex]; }),
@@ -401,10 +504,7 @@
         $('keys').appendChild(tr);
       }
     }, function (err) {
-      if (err.status === 501) {
-        unsupported.keys = true;
-        table('keys', ['key'], [['(this engine keeps no keys)']]);
-      }
+      if (err.status === 501) noKeys();
     });
   }
   function showValue(r, key) {
@@ -466,10 +566,10 @@
   $('lock-form').addEventListener('submit', function (e) { e.preventDefault(); pollLocks(); });
 
   function pollLocks() {
-    if (unsupported.locks) return;
+    if (!listsWanted('locks')) return;
     var prefix = $('lock-prefix').value;
     json('/v1/locks?prefix=' + encodeURIComponent(prefix) + '&limit=' + LIST_LIMIT).then(function (r) {
-      table('locks', ['lock', 'holder', 'fencing token', 'ttl', r.exact ? 'expires in' : 'expires in (at most: this node follows, its lock clock lags)'], r.locks.map(function (k) {
+      table('locks', ['lock', 'holder', 'fencing token', 'ttl', r.exact ? 'expires in' : 'expires in, at most'], r.locks.map(function (k) {
         return [shown(k.name), shown(k.owner), k.token, QuorumdLanes.fmtSpan(k.ttlMs), QuorumdLanes.fmtSpan(Math.max(0, k.expiresAt - r.clockMs))];
       }), function (i) { return { 'data-lock': r.locks[i].name }; });
       if (r.more) {
@@ -477,29 +577,48 @@
         tr.appendChild(el('td', { colspan: '5' }, 'the first ' + r.locks.length + ' locks are shown; more: narrow the prefix'));
         $('locks').appendChild(tr);
       }
-    }, function (err) {
-      if (err.status === 501) {
-        unsupported.locks = true;
-        table('locks', ['lock'], [['(this engine has no locks)']]);
+      if (!r.exact && r.locks.length) {
+        // Said under the table, not in its header (a header that long made the column of
+        // times a word wide on a phone).
+        var note = el('tr', { class: 'note' });
+        note.appendChild(el('td', { colspan: '5' }, 'at most: this node follows, and its lock clock lags the leader\'s'));
+        $('locks').appendChild(note);
       }
+    }, function (err) {
+      if (err.status === 501) noLocks();
     });
   }
   function pollJobs() {
-    if (unsupported.jobs) return;
-    json('/v1/jobs').then(function (r) {
+    if (!listsWanted('jobs')) return;
+    var asked = Date.now();
+    api('/v1/jobs').then(function (resp) {
+      return resp.json().then(function (j) {
+        if (!resp.ok) { var e = new Error(j.error || 'HTTP ' + resp.status); e.status = resp.status; throw e; }
+        // This node's clock (the answer's Date header), not the browser's, says what is "future".
+        var d = Date.parse(resp.headers.get('Date') || '');
+        j.nodeNowMs = isNaN(d) ? asked : d;
+        return j;
+      });
+    }).then(function (r) {
       table('jobs', ['job', 'schedule', 'last slot', 'ran on', 'result', 'took', 'next run'], r.jobs.map(function (j) {
         var l = j.last;
         // Withdrawn by `quorumd jobs reset`, no slot granted since: not "never" (slots ran before it).
         var z = !l && j.reset ? j.reset : null;
-        return [shown(j.name), j.cron + (j.timezone && j.timezone !== 'UTC' ? ' (' + j.timezone + ')' : ''), l ? l.slot : z ? 'none since reset' : 'never', l ? l.node : '—',
+        var slot = l ? l.slot : z ? 'none since reset' : 'never';
+        // A slot claimed by a leader whose clock was ahead: every slot until it is refused,
+        // so the job does not run; say so where the user looks when it does not.
+        if (l && Date.parse(l.slot) > r.nodeNowMs + FUTURE_SLOT_MS) {
+          slot = el('span', { class: 'warn', 'data-testid': 'job-future' });
+          slot.appendChild(el('span', null, l.slot));
+          slot.appendChild(el('small', null, ' in the future by ' + QuorumdLanes.fmtSpan(Math.round((Date.parse(l.slot) - r.nodeNowMs) / 1000) * 1000) +
+            ' of this node\'s clock: claimed by a leader whose clock was ahead; no slot runs until then. Fix that clock, then `quorumd jobs reset ' + j.name + '`'));
+        }
+        return [shown(j.name), j.cron + (j.timezone && j.timezone !== 'UTC' ? ' (' + j.timezone + ')' : ''), slot, l ? l.node : '—',
           l ? (l.result === 'failed' ? 'failed (' + (l.exitCode !== null ? l.exitCode : l.signal) + ')' : l.result) : z ? 'reset (withdrew ' + z.withdrawn.slot + ')' : '—',
           l && l.durationMs !== null ? l.durationMs + ' ms' : '—', j.nextRun || '—'];
       }), function (i) { return { 'data-job': r.jobs[i].name }; });
     }, function (err) {
-      if (err.status === 501) {
-        unsupported.jobs = true;
-        table('jobs', ['job'], [['(jobs need engine raft)']]);
-      }
+      if (err.status === 501) noJobs();
     });
   }
 

@@ -72,12 +72,13 @@ const PAGE = `<!doctype html>
     <div id="lanes" data-testid="lanes"></div>
     <p class="legend"><span class="pill leader">leader</span> <span class="pill follower">follower</span> <span class="pill candidate">candidate</span>
     <span class="pill witness">witness</span> <span class="pill heard">heard</span> a message from it arrived within 3 s (its role is not known here: followers talk to the leader only)
-    <span class="pill not-heard">not heard</span> <span class="pill unreachable">unreachable</span> this page cannot reach this node;
+    <span class="pill not-heard">not heard</span> <span class="pill fenced">fenced</span> a fence cut its power (or an operator confirmed it down) and nothing was heard from it since
+    <span class="pill unreachable">unreachable</span> this page cannot reach this node <span class="pill unknown">unknown</span> what this node sees of the others, meanwhile;
     orange lines: term changes, red: fences</p>
     <pre id="lane-details" data-testid="lane-details"></pre></section>
   <section><h2>Commit latency and elections <small>from /metrics</small></h2><div id="chart" data-testid="chart"></div></section>
   <section><h2>Links</h2><table id="links" data-testid="links"></table></section>
-  <section><h2>Fence history</h2><table id="fences" data-testid="fences"></table></section>
+  <section><h2>Fence history <small id="fence-scope" data-testid="fence-scope"></small></h2><table id="fences" data-testid="fences"></table></section>
   <section><h2>Keys</h2>
     <form id="kv-form"><label>prefix <input id="kv-prefix" data-testid="kv-prefix" size="30"></label> <button type="submit">list</button></form>
     <table id="keys" data-testid="keys"></table>
@@ -99,17 +100,19 @@ const PAGE = `<!doctype html>
 `;
 
 const CSS = `body{font:14px system-ui,sans-serif;margin:0 16px 32px;color:#222}
-header{display:flex;gap:16px;align-items:baseline;border-bottom:1px solid #ccc;margin-bottom:8px}
+header{display:flex;flex-wrap:wrap;gap:0 16px;align-items:baseline;border-bottom:1px solid #ccc;margin-bottom:8px}
+#signout{white-space:nowrap}
 header h1{font-size:20px;margin:8px 0}
-#updated{color:#777;font-size:12px;margin-left:auto}
+#updated{color:#777;font-size:12px;margin-left:auto}#updated.error{color:#b00020}
 h2{font-size:16px;margin:20px 0 6px}h2 small{font-weight:normal;color:#777}
-table{border-collapse:collapse;font-variant-numeric:tabular-nums}
+table{border-collapse:collapse;font-variant-numeric:tabular-nums;display:block;max-width:100%;overflow-x:auto}
 th,td{text-align:left;padding:3px 10px 3px 0;border-bottom:1px solid #eee;vertical-align:top}
 th{color:#555;font-weight:600}
 .error{color:#b00020;white-space:pre-wrap}
-.pill{display:inline-block;padding:0 6px;border-radius:8px;background:#eee}
+.pill{display:inline-block;padding:0 6px;border-radius:8px;background:#eee;white-space:nowrap}
 .leader,.coordinator{background:#2e7d32;color:#fff}.candidate,.pre-candidate{background:#f9a825}
 .follower{background:#1565c0;color:#fff}.heard{background:#90caf9}.not-heard{background:#bdbdbd}.unreachable,.down{background:#616161;color:#fff}.witness{background:#6a1b9a;color:#fff}
+.fenced{background:#212121;color:#fff}.unknown{background:#eee;color:#555;border:1px dashed #999}
 .legend{font-size:12px;color:#555}
 .up{color:#2e7d32}.dn{color:#b00020}
 #summary{display:flex;flex-wrap:wrap;gap:8px 24px;margin:8px 0}
@@ -118,7 +121,11 @@ th{color:#555;font-weight:600}
 #kv-text{background:#f7f7f7;padding:6px;max-height:200px;overflow:auto}
 #lane-details{min-height:1.2em;color:#333}
 .qt-mark{display:inline-block;font:11px ui-monospace,monospace;line-height:1.2;color:#b00020;border:1px solid #b00020;border-radius:3px;padding:0 2px;margin:0 1px;vertical-align:baseline}
-#keys td:first-child,#locks td:nth-child(-n+2),#jobs td:first-child{overflow-wrap:anywhere;max-width:40em}
+#keys td:first-child,#locks td:nth-child(-n+2),#jobs td:first-child{overflow-wrap:anywhere;max-width:40em;min-width:7em}
+#jobs td:nth-child(n+2):not(:nth-child(5)),#locks td:nth-child(n+3){white-space:nowrap}
+tr.note td{color:#555;font-size:12px;white-space:normal}
+.warn{color:#8a4b00}.warn small{display:block;white-space:normal;min-width:16em;max-width:32em}
+#app.stale #summary,#app.stale table,#app.stale #chart{opacity:.45}
 #kv-key,#kv-text{overflow-wrap:anywhere;white-space:pre-wrap}
 #kv-log li{white-space:pre-wrap;overflow-wrap:anywhere;max-height:6em;overflow:auto}
 `;
