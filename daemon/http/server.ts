@@ -214,8 +214,9 @@ const bad = (message: string, code = 'bad-request') => new HttpError(400, code, 
 /**
  * The field of a 503 that says this node did nothing with the request: it was neither
  * proposed, nor forwarded, nor read — refused as it arrived, for a reason of this
- * node's own (it is stopping, its watch slots or the connection's pipeline are full, or
- * it stopped before the request's body had arrived), not the cluster's. Another node may
+ * node's own (it is stopping, or not running yet: booting; its watch slots or the
+ * connection's pipeline are full; it stopped before the request's body had arrived),
+ * not the cluster's. Another node may
  * take it, and sending it there cannot apply it twice: the CLI with a `--node` list goes
  * on to the next node on it (daemon/client/http.ts). Only answers that certainly mean
  * this carry it. A 503 from the cluster's state (no leader, no quorum, a proposal lost)
@@ -356,7 +357,8 @@ function failure(r: ClientResult, what: string): HttpError {
       // Definite: this engine cannot do it at all (bully has no replicated log).
       return new HttpError(501, 'engine-unsupported', msg);
     case 503:
-      return new HttpError(503, 'unavailable', `${msg} (definitely not applied; safe to retry)`);
+      // A runtime that is not running (booting, stopped) refused it untried (results.ts notRunning).
+      return new HttpError(503, 'unavailable', `${msg} (definitely not applied; safe to retry)`, r.tried === false ? { ...NOT_TRIED } : {});
     case 504:
       // Most of the node's own 504 reasons say so already ("… may or may not be applied").
       return new HttpError(504, 'outcome-unknown', /may or may not/.test(msg) ? msg : `${msg} (the request may or may not have been applied)`);
