@@ -74,10 +74,10 @@ describe('the CLI with a --node list during a node\'s stop (real processes)', ()
 
     const [a, l] = await Promise.all([alone, listed]);
     // The node alone: its answer, 503 not tried (exit 3, not applied).
-    expect(a.code, a.err).toBe(3);
+    expect(a.code, `the CLI with the stopping node alone: ${a.err}${a.out}`).toBe(3);
     expect(a.err).toMatch(new RegExp(`^quorumd kv put: 503: node ${target.name} is stopping; this request was not tried: ask another node\\n$`));
     // The list: passed over to the leader, applied there.
-    expect(l.code, l.err).toBe(0);
+    expect(l.code, `the CLI with the list: ${l.err}${l.out}`).toBe(0);
     expect(l.out).toMatch(/^index=\d+\n$/);
     expect(l.err).toBe('');
     expect(await Promise.race([exited, new Promise((r) => setTimeout(() => r('no exit within 30 s'), 30_000))])).toBe(0);
