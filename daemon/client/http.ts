@@ -42,7 +42,7 @@ export class ClientError extends Error {
   readonly badInput: boolean;
   /**
    * With notSent: a node of the `--node` list did receive the request but answered
-   * that it did not try it (it is stopping); the others were not reached.
+   * that it did not try it (it is stopping, booting); the others were not reached.
    */
   readonly untried: boolean;
   constructor(message: string, o: { notSent?: boolean; badInput?: boolean; untried?: boolean } = {}) {
@@ -138,8 +138,8 @@ export interface CallOptions {
  * certainly says nothing was done here:
  *
  *  - 503 with `"tried": false` in its JSON body: the node refused the request as it
- *    arrived for a reason of its own (it is stopping, its watches or the connection's
- *    pipeline are full) — daemon/http/server.ts NOT_TRIED. Any other 503 (no leader, no
+ *    arrived for a reason of its own (it is stopping or still booting, its watches or
+ *    the connection's pipeline are full) — daemon/http/server.ts NOT_TRIED. Any other 503 (no leader, no
  *    quorum: the request was tried, and the other nodes share the cluster's state), 504,
  *    or an answer without the field (a node of an older build) ends the command.
  *  - an error whose `code` is one of `passOverCodes` (the command knows what it means).

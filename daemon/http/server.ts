@@ -27,8 +27,8 @@
  * optional client certificates.
  *
  * Errors are `{error, code}`; 503 = definitely not applied, 504 = outcome unknown.
- * A 503 this node gives without having tried the request at all (it is stopping, its
- * watch slots or a connection's pipeline are full, the body never arrived) also carries
+ * A 503 this node gives without having tried the request at all (it is stopping or
+ * booting, its watch slots or a connection's pipeline are full, the body never arrived) also carries
  * `"tried": false` (NOT_TRIED): a client with other nodes to ask may send it to another.
  *
  * A planned stop (drain, allAnswered, close; docs/api.md "Stopping a node") answers every
@@ -216,13 +216,12 @@ const bad = (message: string, code = 'bad-request') => new HttpError(400, code, 
  * proposed, nor forwarded, nor read — refused as it arrived, for a reason of this
  * node's own (it is stopping, or not running yet: booting; its watch slots or the
  * connection's pipeline are full; it stopped before the request's body had arrived),
- * not the cluster's. Another node may
- * take it, and sending it there cannot apply it twice: the CLI with a `--node` list goes
- * on to the next node on it (daemon/client/http.ts). Only answers that certainly mean
- * this carry it. A 503 from the cluster's state (no leader, no quorum, a proposal lost)
- * does not: it was tried, and the other nodes share that state; nor does a read or a
- * watch that was under way when the node stopped. Older clients ignore the field; older
- * nodes never send it.
+ * not the cluster's. Another node may take it, and sending it there cannot apply it
+ * twice: the CLI with a `--node` list goes on to the next node on it
+ * (daemon/client/http.ts). Only answers that certainly mean this carry it. A 503 from
+ * the cluster's state (no leader, no quorum, a proposal lost) does not: it was tried,
+ * and the other nodes share that state; nor does a read or a watch that was under way
+ * when the node stopped. Older clients ignore the field; older nodes never send it.
  */
 const NOT_TRIED = { tried: false } as const;
 
