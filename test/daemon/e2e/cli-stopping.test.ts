@@ -5,18 +5,22 @@
  * (exit 3), although the next node was up: a rolling restart failed every script whose
  * list began with the node being restarted, when its request met the node's stop.
  *
- * How the request is made to meet the stop, deterministically: the node is stopped
- * (SIGSTOP) and sent SIGTERM, which stays pending; the CLIs connect and send their
- * requests, which the kernel holds for the node (the handshake is the kernel's); then
- * SIGCONT. The node takes the signal and begins its stop before it reads any request
- * (it accepts a connection and reads it in different turns of its event loop), so every
- * request is answered as during a stop: 503 not tried. One CLI with that node alone
- * shows the 503 the other one passed over.
+ * How the request is made to meet the stop: the node is stopped (SIGSTOP) and sent
+ * SIGTERM, which stays pending; the CLIs connect and send their requests, which the
+ * kernel holds for the node (the handshake is the kernel's); then SIGCONT. The node
+ * must take the signal (and begin its stop) before it reads a CLI's request. It accepts
+ * one connection per turn of its event loop and reads it in a later turn, but the
+ * signal may reach one of its other threads and so its loop a few turns late: one run
+ * in about a dozen, without more, had the first CLI's request read (and applied) before
+ * the stop began. So 40 connections that send nothing are queued ahead of the CLIs:
+ * the node accepts those first, one per turn, which gives the signal 40 turns to arrive.
+ * One CLI with that node alone shows the 503 the other one passed over.
  *
  * Real processes: a `quorumd broker` and three `quorumd start`; the CLIs are
  * `node bin/quorumd.js` children. Every wait is bounded.
  */
 import { readFileSync } from 'node:fs';
+import * as net from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import { call } from '../../../daemon/client/http.ts';
 import { testToken } from '../../helpers/auth.ts';
@@ -24,7 +28,9 @@ import { runCli } from '../../helpers/capture.ts';
 import { ProcCluster } from './proc-cluster.ts';
 
 let cluster: ProcCluster | undefined;
+const idle: net.Socket[] = [];
 afterAll(async () => {
+  for (const s of idle.splice(0)) s.destroy();
   await cluster?.stop();
 });
 
@@ -65,6 +71,17 @@ describe('the CLI with a --node list during a node\'s stop (real processes)', ()
 
     c.kill(target, 'SIGSTOP');
     c.kill(target, 'SIGTERM'); // pending until SIGCONT
+    // Ahead of the CLIs in the node's accept queue (see the header): connected, silent.
+    await Promise.all(
+      Array.from({ length: 40 }, () =>
+        new Promise<void>((resolve, reject) => {
+          const s = net.connect(port, '127.0.0.1', () => resolve());
+          s.on('error', () => undefined); // reset or closed by the stopping node: expected
+          s.once('error', reject);
+          idle.push(s);
+        }),
+      ),
+    );
     const alone = runCli(['kv', 'put', 'cli503/alone', 'a', '--node', target.url], token);
     const listed = runCli(['kv', 'put', 'cli503/listed', 'b', '--node', `${target.url},${leader.url}`], token);
     // Both requests are in the kernel, waiting for the stopped node (bounded: 30 s).
