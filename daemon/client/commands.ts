@@ -48,6 +48,8 @@ export function failStatus(r: Reply, io: Out, what: string): number {
   }
   // The node's message may quote names others chose (a lock's holder): shown, not obeyed.
   io.err(`quorumd ${what}: ${r.status}: ${shown(msg)}\n`);
+  // The nodes of the --node list asked before this one: not reached, or not tried there.
+  for (const p of r.passedOver ?? []) io.err(`quorumd ${what}: passed over before it: ${shown(p)}\n`);
   if (r.status === 401) {
     const t = currentToken();
     io.err(
@@ -71,7 +73,8 @@ export async function guarded(io: Out, what: string, write: boolean, f: () => Pr
       }
       // Never sent (refused, no route): definitely not applied. Else a write may have happened.
       const unknown = write && !err.notSent;
-      io.err(`quorumd ${what}: ${err.message}${unknown ? ' (outcome unknown: the write may or may not have happened)' : err.notSent ? ' (the node was not reached: nothing was done)' : ''}\n`);
+      const nothing = err.untried ? ' (no node took it: nothing was done)' : ' (the node was not reached: nothing was done)';
+      io.err(`quorumd ${what}: ${err.message}${unknown ? ' (outcome unknown: the write may or may not have happened)' : err.notSent ? nothing : ''}\n`);
       return unknown ? EXIT_UNKNOWN : EXIT_UNAVAILABLE;
     }
     throw err;
@@ -328,11 +331,22 @@ export function fence(node: string, target: string, io: Out = stdio): Promise<nu
   });
 }
 
-/** `quorumd fence confirm NODE`: an operator declares a member safely down. */
+/**
+ * `quorumd fence confirm NODE`: an operator declares a member safely down.
+ *
+ * Only the leader (bully: the coordinator) judges a confirmation, and a confirmation is
+ * not forwarded: another node answers 409 `not-leader`, having recorded nothing (it
+ * refuses before anything is written: daemon/runtime/leader-fencing.ts, bully-fencing.ts).
+ * With a `--node` list that answer goes on to the next node, as an unreached one does,
+ * so that a list of every node reaches the leader wherever it stands in it. The leader
+ * it names is not followed directly: the answer names a member, and which URL serves
+ * that member is not known here. Every other answer ends it (409 `node-alive` above all:
+ * a node that heard NODE lately is never asked past).
+ */
 export function fenceConfirm(node: string, target: string, io: Out = stdio): Promise<number> {
   nodeUrls(node);
   return guarded(io, 'fence confirm', true, async () => {
-    const r = await callFirstReached(node, 'POST', `/v1/fence/${enc(target)}/confirm`);
+    const r = await callFirstReached(node, 'POST', `/v1/fence/${enc(target)}/confirm`, { passOverCodes: ['not-leader'] });
     if (r.status === 200) {
       io.out(`confirmed: ${target} is recorded as safely down\n`);
       const j = jsonOf(r) as { superseded?: unknown; active?: unknown; waitingFor?: unknown; lastHeardMs?: unknown; listenedMs?: unknown };

@@ -18,6 +18,12 @@ export interface Reply {
   status: number;
   headers: Record<string, string | string[] | undefined>;
   body: Buffer;
+  /**
+   * callFirstReached: the nodes of the `--node` list passed over before this answer
+   * (not reached, or answered that they did not try the request), each with what
+   * happened, for a failure's message. Empty or absent when the first node answered.
+   */
+  passedOver?: string[];
 }
 
 export class ClientError extends Error {
@@ -34,10 +40,16 @@ export class ClientError extends Error {
    * so the exit status is the bad-input one (2), never "unknown" or "unavailable".
    */
   readonly badInput: boolean;
-  constructor(message: string, o: { notSent?: boolean; badInput?: boolean } = {}) {
+  /**
+   * With notSent: a node of the `--node` list did receive the request but answered
+   * that it did not try it (it is stopping, booting); the others were not reached.
+   */
+  readonly untried: boolean;
+  constructor(message: string, o: { notSent?: boolean; badInput?: boolean; untried?: boolean } = {}) {
     super(message);
     this.badInput = o.badInput ?? false;
-    this.notSent = this.badInput || (o.notSent ?? false);
+    this.notSent = this.badInput || (o.notSent ?? false) || (o.untried ?? false);
+    this.untried = o.untried ?? false;
   }
 }
 
@@ -112,30 +124,78 @@ export interface CallOptions {
    */
   connectTimeoutMs?: number;
   token?: string | undefined;
+  /**
+   * callFirstReached: `code`s of the JSON error body on which, beyond the untried 503,
+   * the next node of the list is asked, because the answer certainly means that nothing
+   * was done and another node is the one to ask (`fence confirm`: 409 `not-leader`).
+   */
+  passOverCodes?: readonly string[];
 }
 
 /**
- * One request to the first node of a `--node` list that can be reached: a node that
- * certainly did not receive the request (connection refused, no route, unknown host,
- * no connection within the connect timeout) is passed over for the next one. Anything
- * else ends it, as one `call` would: an answer of any status, or a connection lost or a
- * timeout after the request was sent (a write's outcome is then unknown, and sending it
- * to another node could apply it twice). When no node was reached, the ClientError
- * names each one and what happened (notSent: nothing was done).
+ * Whether an answer lets `callFirstReached` go on to the next node of the list, and
+ * why (the text for the failure's message), else undefined. Only an answer that
+ * certainly says nothing was done here:
+ *
+ *  - 503 with `"tried": false` in its JSON body: the node refused the request as it
+ *    arrived for a reason of its own (it is stopping or still booting, its watches or
+ *    the connection's pipeline are full) — daemon/http/server.ts NOT_TRIED. Any other 503 (no leader, no
+ *    quorum: the request was tried, and the other nodes share the cluster's state), 504,
+ *    or an answer without the field (a node of an older build) ends the command.
+ *  - an error whose `code` is one of `passOverCodes` (the command knows what it means).
+ *
+ * A body that is not a JSON object, or a field of another type than the one expected
+ * (`"tried": "false"`, `0`), is not taken for the marker.
+ */
+export function passOverReason(r: Reply, passOverCodes: readonly string[] = []): string | undefined {
+  if (r.status < 400) return undefined;
+  let j: unknown;
+  try {
+    j = JSON.parse(r.body.toString('utf8'));
+  } catch {
+    return undefined;
+  }
+  if (typeof j !== 'object' || j === null || Array.isArray(j)) return undefined;
+  const o = j as { tried?: unknown; code?: unknown; error?: unknown };
+  const said = typeof o.error === 'string' ? o.error : typeof o.code === 'string' ? o.code : '';
+  if (r.status === 503 && o.tried === false) return `${r.status} (not tried): ${said}`;
+  if (typeof o.code === 'string' && passOverCodes.includes(o.code)) return `${r.status} ${o.code}: ${said}`;
+  return undefined;
+}
+
+/**
+ * One request to the first node of a `--node` list that takes it. Passed over for the
+ * next one is a node that certainly did nothing with the request: it did not receive
+ * it (connection refused, no route, unknown host, no connection within the connect
+ * timeout), or it answered that it did not try it (passOverReason: a stopping node's
+ * 503 with `"tried": false`, or a code the command names). Anything else ends it, as
+ * one `call` would: any other answer, or a connection lost or a timeout after the
+ * request was sent (a write's outcome is then unknown, and sending it to another node
+ * could apply it twice). The last node's answer is returned whatever it is, with the
+ * nodes passed over before it in `passedOver`. When no node was reached, the
+ * ClientError names each one and what happened (notSent: nothing was done).
  */
 export async function callFirstReached(nodes: string | URL[], method: string, path: string, opts: CallOptions = {}): Promise<Reply> {
   const urls = typeof nodes === 'string' ? nodeUrls(nodes) : nodes;
   const missed: string[] = [];
-  for (const u of urls) {
+  let answered = false;
+  for (const [i, u] of urls.entries()) {
+    let r: Reply;
     try {
-      return await call(u, method, path, opts);
+      r = await call(u, method, path, opts);
     } catch (err) {
       if (!(err instanceof ClientError) || err.badInput || !err.notSent) throw err;
       if (urls.length === 1) throw err;
       missed.push(err.message);
+      continue;
     }
+    const why = i < urls.length - 1 ? passOverReason(r, opts.passOverCodes) : undefined;
+    if (why === undefined) return missed.length > 0 ? { ...r, passedOver: missed } : r;
+    missed.push(`${method} ${u.origin}${path}: ${why}`);
+    answered = true;
   }
-  throw new ClientError(`no node of --node was reached: ${missed.join('; ')}`, { notSent: true });
+  // Only reached when the last node was not reached (an answer from it is returned above).
+  throw new ClientError(`no node of --node ${answered ? 'took the request' : 'was reached'}: ${missed.join('; ')}`, { notSent: true, untried: answered });
 }
 
 /**

@@ -27,6 +27,9 @@
  * optional client certificates.
  *
  * Errors are `{error, code}`; 503 = definitely not applied, 504 = outcome unknown.
+ * A 503 this node gives without having tried the request at all (it is stopping or
+ * booting, its watch slots or a connection's pipeline are full, the body never arrived) also carries
+ * `"tried": false` (NOT_TRIED): a client with other nodes to ask may send it to another.
  *
  * A planned stop (drain, allAnswered, close; docs/api.md "Stopping a node") answers every
  * request received before the connection closes: new connections are refused, new
@@ -231,6 +234,20 @@ class HttpError extends Error {
 
 const bad = (message: string, code = 'bad-request') => new HttpError(400, code, message);
 
+/**
+ * The field of a 503 that says this node did nothing with the request: it was neither
+ * proposed, nor forwarded, nor read — refused as it arrived, for a reason of this
+ * node's own (it is stopping, or not running yet: booting; its watch slots or the
+ * connection's pipeline are full; it stopped before the request's body had arrived),
+ * not the cluster's. Another node may take it, and sending it there cannot apply it
+ * twice: the CLI with a `--node` list goes on to the next node on it
+ * (daemon/client/http.ts). Only answers that certainly mean this carry it. A 503 from
+ * the cluster's state (no leader, no quorum, a proposal lost) does not: it was tried,
+ * and the other nodes share that state; nor does a read or a watch that was under way
+ * when the node stopped. Older clients ignore the field; older nodes never send it.
+ */
+const NOT_TRIED = { tried: false } as const;
+
 /** The abort reason of a watch ended by the node's stop (drain), not by its client. */
 const STOPPING = Symbol('node stopping');
 
@@ -362,7 +379,8 @@ function failure(r: ClientResult, what: string): HttpError {
       // Definite: this engine cannot do it at all (bully has no replicated log).
       return new HttpError(501, 'engine-unsupported', msg);
     case 503:
-      return new HttpError(503, 'unavailable', `${msg} (definitely not applied; safe to retry)`);
+      // A runtime that is not running (booting, stopped) refused it untried (results.ts notRunning).
+      return new HttpError(503, 'unavailable', `${msg} (definitely not applied; safe to retry)`, r.tried === false ? { ...NOT_TRIED } : {});
     case 504:
       // Most of the node's own 504 reasons say so already ("… may or may not be applied").
       return new HttpError(504, 'outcome-unknown', /may or may not/.test(msg) ? msg : `${msg} (the request may or may not have been applied)`);
@@ -792,7 +810,7 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
     }
     if (watches >= maxWatches) {
       watchRefusals.node++;
-      throw new HttpError(503, 'unavailable', `too many watches open (${maxWatches}); retry later`);
+      throw new HttpError(503, 'unavailable', `too many watches open (${maxWatches}); retry later`, { ...NOT_TRIED });
     }
     watches++;
     watchesOf.set(addr, mine + 1);
@@ -919,7 +937,7 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
    */
   function route(req: IncomingMessage, res: ServerResponse): Promise<void> | void {
     // Stopping (drain): nothing new is tried, whatever it is; the answer says where to go.
-    if (draining !== undefined) throw new HttpError(503, 'unavailable', `${draining}; this request was not tried: ask another node`, { retryAfter: 1 });
+    if (draining !== undefined) throw new HttpError(503, 'unavailable', `${draining}; this request was not tried: ask another node`, { retryAfter: 1, ...NOT_TRIED });
     const method = req.method ?? '';
     const rawUrl = req.url ?? '';
     if (req.headers.host === undefined && req.httpVersionMinor >= 1) throw bad('an HTTP/1.1 request needs a Host header (RFC 9112 §3.2), e.g. Host: 127.0.0.1');
@@ -1215,7 +1233,7 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
   const overPipelined = (sock: Socket, res: ServerResponse, n: number) => {
     pipelineRefusals++;
     sock.pause();
-    json(res, 503, { error: `too many requests pipelined on one connection (${n} without an answer; at most ${MAX_PIPELINED}): not tried; this connection closes after the answers before this one`, code: 'unavailable' }, { Connection: 'close' });
+    json(res, 503, { error: `too many requests pipelined on one connection (${n} without an answer; at most ${MAX_PIPELINED}): not tried; this connection closes after the answers before this one`, code: 'unavailable', ...NOT_TRIED }, { Connection: 'close' });
   };
   // A client's silence is judged by timers: its header not in within headersTimeoutMs
   // (Node's connection check), an idle keep-alive connection past its timeout (the
@@ -1549,7 +1567,9 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
           if (res.headersSent || res.destroyed) continue;
           const read = res.req.method === 'GET' || res.req.method === 'HEAD';
           // A body not received in full was never acted on.
-          if (read || !res.req.complete) json(res, 503, { error: `${reason}; the request was not answered before it stopped (${read ? 'a read' : 'its body had not arrived'}: nothing was changed): ask another node`, code: 'unavailable' }, { Connection: 'close', 'Retry-After': 1 });
+          // Not tried is only the request whose body never arrived; a read was under way
+          // (forwarded, a ReadIndex round): nothing changed, but it was tried.
+          if (read || !res.req.complete) json(res, 503, { error: `${reason}; the request was not answered before it stopped (${read ? 'a read' : 'its body had not arrived'}: nothing was changed): ask another node`, code: 'unavailable', ...(read ? {} : NOT_TRIED) }, { Connection: 'close', 'Retry-After': 1 });
           else json(res, 504, { error: `${reason}; the request was not answered before it stopped and may or may not have been applied`, code: 'outcome-unknown' }, { Connection: 'close' });
         }
       }

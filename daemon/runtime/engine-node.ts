@@ -89,7 +89,7 @@ import { WireEndpoint } from './wire-endpoint.ts';
 import { ReadyLoop } from './ready-loop.ts';
 import { InternalError, NewerEntryError, guardedLinkCallbacks } from './fatal.ts';
 import { nullLogger, type Logger } from './logger.ts';
-import { Status, checkKey, leaseArg, resultToClient, unavailable, unknownOutcome, type ClientCallback, type ClientResult } from './results.ts';
+import { Status, checkKey, leaseArg, resultToClient, notRunning, unavailable, unknownOutcome, type ClientCallback, type ClientResult } from './results.ts';
 import { decodeMeta, encodeMeta } from './meta.ts';
 import { ActivationListeners, type ActivationEvent } from './activation.ts';
 import { LeaderFencing, operatorConfirm, operatorFence, type ActivationStatus, type ConfirmResult, type RuntimeFencingOptions } from './leader-fencing.ts';
@@ -1369,7 +1369,7 @@ export class EngineRuntime {
       const badKey = checkKey(what);
       if (badKey) return cb(badKey);
     }
-    if (this.stateValue !== 'running') return cb(unavailable(`node ${this.id} is not running (${this.stateValue})`));
+    if (this.stateValue !== 'running') return cb(notRunning(this.id, this.stateValue));
     this.pbftPropose(typeof what === 'string' ? { read: what, ref } : { cmd: what, ref }, cb, true);
     this.pump();
   }
@@ -1933,7 +1933,7 @@ export class EngineRuntime {
     if (refused) return cb(refused);
     const bad = checkKey(key);
     if (bad) return cb(bad);
-    if (this.stateValue !== 'running') return cb(unavailable(`node ${this.id} is not running (${this.stateValue})`));
+    if (this.stateValue !== 'running') return cb(notRunning(this.id, this.stateValue));
     const eng = this.eng!;
     const st = eng.status();
     if (st.isWitness) return cb(unavailable(`node ${this.id} is a witness and holds no data; ask a data node`));
@@ -2123,7 +2123,7 @@ export class EngineRuntime {
     if (refused) return cb(refused);
     const enc = encodeCommand(cmd);
     if (enc instanceof KvError) return cb({ status: enc.httpStatus, error: enc.message });
-    if (this.stateValue !== 'running') return cb(unavailable(`node ${this.id} is not running (${this.stateValue})`));
+    if (this.stateValue !== 'running') return cb(notRunning(this.id, this.stateValue));
     this.proposeOrForward(cmd, cb, true, enc);
     this.pumpSoon();
   }

@@ -40,6 +40,13 @@ export interface ClientResult {
   /** Human-readable reason for any status other than 200. */
   error?: string;
   /**
+   * 503 only: this node did nothing with the request — refused before proposing,
+   * forwarding or reading it, for a reason of its own (it is not running yet: booting,
+   * or no more: stopped). The HTTP answer says `"tried": false`, and a client with other
+   * nodes to ask may send it to one of them (daemon/http/server.ts NOT_TRIED).
+   */
+  tried?: false;
+  /**
    * Engine pbft: which request this was (origin node, its request number) and this
    * node's signed reply, so that a client can gather f + 1 matching replies from
    * different nodes (src/pbft/reply.ts) instead of trusting this one.
@@ -57,6 +64,10 @@ export type ClientCallback = (res: ClientResult) => void;
 
 export function unavailable(error: string): ClientResult {
   return { status: Status.UNAVAILABLE, error };
+}
+/** 503 from a runtime that is not running (booting, stopped): nothing was tried. */
+export function notRunning(id: number, state: string): ClientResult {
+  return { status: Status.UNAVAILABLE, error: `node ${id} is not running (${state})`, tried: false };
 }
 export function unknownOutcome(error: string): ClientResult {
   return { status: Status.UNKNOWN, error };

@@ -54,6 +54,14 @@ let silent: Server;
 let silentTlsUrl = '';
 let malformed: HttpServer;
 let malformedUrl = '';
+// Answer every request as a node does once its stop has begun (daemon/http/server.ts
+// drain: 503, "tried": false, Retry-After), and as a follower does to `fence confirm`
+// (409 not-leader) or a node that heard the target lately (409 node-alive). A drained
+// API server itself cannot stand in for the first: its listener closes within
+// milliseconds, and a new connection is then refused (test/daemon/client-pass-over.test.ts
+// and test/daemon/e2e/cli-stopping.test.ts meet the real one).
+let canned: HttpServer[] = [];
+const cannedUrl: Record<'stopping' | 'notLeader' | 'alive', string> = {} as never;
 const sockets = new Set<Socket>();
 
 function listen(s: Server): Promise<number> {
@@ -84,6 +92,20 @@ beforeAll(async () => {
     res.writeHead(400, { 'Content-Type': 'application/json' }).end('{"error":"name: expected a DNS label"}');
   });
   malformedUrl = `http://127.0.0.1:${await listen(malformed as unknown as Server)}`;
+  const answers = {
+    stopping: [503, { error: 'node n7 is stopping; this request was not tried: ask another node', code: 'unavailable', tried: false }, { 'Retry-After': '1', Connection: 'close' }],
+    notLeader: [409, { error: 'n7 is not the leader (n8 is): a follower hears only its leader, so it cannot tell whether n9 is alive; confirm on the leader n8', code: 'not-leader' }, {}],
+    alive: [409, { error: 'n9 is alive: this node accepted an authenticated message from it 12 ms ago; confirm only a node that is powered off', code: 'node-alive' }, {}],
+  } as const;
+  for (const k of ['stopping', 'notLeader', 'alive'] as const) {
+    const [status, body, headers] = answers[k];
+    const h = createHttpServer((req, res) => {
+      req.resume();
+      res.writeHead(status, { 'Content-Type': 'application/json', ...headers }).end(JSON.stringify(body) + '\n');
+    });
+    canned.push(h);
+    cannedUrl[k] = `http://127.0.0.1:${await listen(h as unknown as Server)}`;
+  }
   // Token files that hold no token: two lines (CR LF inside: an Authorization header
   // cannot carry it), nothing at all.
   writeFileSync(join(work, 'crlf.token'), 'abcdefghijklmnop\r\nqrstuvwxyz012345\n');
@@ -104,6 +126,8 @@ afterAll(async () => {
   busy?.close();
   silent?.close();
   malformed?.close();
+  for (const h of canned) h.close();
+  canned = [];
   rmSync(work, { recursive: true, force: true });
 });
 
@@ -208,6 +232,22 @@ const cases: Case[] = [
   ['not applied: a write whose connection never opened', () => ['kv', 'put', 'k', 'v', '--node', silentTlsUrl], undefined, EXIT.UNAVAILABLE, /no connection within 5000 ms \(the node was not reached\).*nothing was done/],
   ['a list: a write whose connection was lost is not sent again elsewhere', () => ['kv', 'put', 'k', 'v', '--node', `${dropUrl},${url.ok}`], undefined, EXIT.UNKNOWN, /outcome unknown/],
   ['a list: a 503 is an answer, not passed over', () => ['kv', 'put', 'k', 'v', '--node', `${url.unavailable},${url.ok}`], undefined, EXIT.UNAVAILABLE, /503/],
+  // A stopping node's 503 says "tried": false: nothing was done there, the next node is asked.
+  ['a list: kv put passes over a stopping node (503, not tried)', () => ['kv', 'put', 'k', 'v', '--node', `${cannedUrl.stopping},${url.ok}`], undefined, EXIT.OK, /^index=\d+\n$/],
+  ['a list: kv get passes over a stopping node', () => ['kv', 'get', 'nothere', '--node', `${cannedUrl.stopping},${url.ok}`], undefined, EXIT.NO, /key "nothere" not found/],
+  ['a list: lock acquire passes over a stopping node', () => ['lock', 'acquire', 'Ls', '--node', `${cannedUrl.stopping},${url.ok}`], undefined, EXIT.OK, /^token=\d+ lease=\S+ ttlMs=\d+\n$/],
+  ['a list: services register passes over a stopping node', () => ['services', 'register', 'web', 'w1', '--address', '127.0.0.1', '--port', '80', '--node', `${cannedUrl.stopping},${malformedUrl}`], undefined, EXIT.USAGE, /services register: 400/],
+  ['a list: fence passes over a stopping node', () => ['fence', 'n9', '--node', `${cannedUrl.stopping},${malformedUrl}`], undefined, EXIT.USAGE, /quorumd fence: 400/],
+  ['a list: jobs reset passes over a stopping node', () => ['jobs', 'reset', 'tick', '--node', `${cannedUrl.stopping},${malformedUrl}`], undefined, EXIT.USAGE, /quorumd jobs reset: 400/],
+  ['not applied: a stopping node alone (503, not tried)', () => ['kv', 'put', 'k', 'v', '--node', cannedUrl.stopping], undefined, EXIT.UNAVAILABLE, /503: node n7 is stopping; this request was not tried/],
+  ['a list: every node stopping is not applied, the one passed over named', () => ['kv', 'put', 'k', 'v', '--node', `${cannedUrl.stopping},${cannedUrl.stopping}`], undefined, EXIT.UNAVAILABLE, /503: node n7 is stopping[^]*passed over before it: PUT .*503 \(not tried\)/],
+  ['a list: a stopping node, then none reached: not applied, "no node took it"', () => ['kv', 'put', 'k', 'v', '--node', `${cannedUrl.stopping},${closedUrl}`], undefined, EXIT.UNAVAILABLE, /no node of --node took the request: .*503 \(not tried\).*ECONNREFUSED.*\(no node took it: nothing was done\)/],
+  ['a list: a 504 is not passed over', () => ['kv', 'put', 'k', 'v', '--node', `${url.unknown},${url.ok}`], undefined, EXIT.UNKNOWN, /504/],
+  // fence confirm: a follower's 409 not-leader recorded nothing; the next node may be the leader.
+  ['a list: fence confirm passes over a node that is not the leader', () => ['fence', 'confirm', 'n9', '--node', `${cannedUrl.notLeader},${malformedUrl}`], undefined, EXIT.USAGE, /quorumd fence confirm: 400[^]*passed over before it: .*409 not-leader: n7 is not the leader/],
+  ['a list: fence confirm ends on node-alive', () => ['fence', 'confirm', 'n9', '--node', `${cannedUrl.alive},${malformedUrl}`], undefined, EXIT.NO, /409: n9 is alive/],
+  ['not leader: fence confirm of one node, or the last of the list', () => ['fence', 'confirm', 'n9', '--node', `${closedUrl},${cannedUrl.notLeader}`], undefined, EXIT.NO, /409: n7 is not the leader \(n8 is\)/],
+  ['a list: only fence confirm passes over not-leader (kv get does not)', () => ['kv', 'get', 'k', '--node', `${cannedUrl.notLeader},${url.ok}`], undefined, EXIT.NO, /kv get: 409: n7 is not the leader/],
   ['usage: a bad URL anywhere in the list, before anything is sent', () => ['kv', 'put', 'k', 'v', '--node', `${url.ok},notaurl`], undefined, EXIT.USAGE, /--node "notaurl" is not a URL/],
   ['usage: a --node list with no URL', () => ['jobs', '--node', ' , '], undefined, EXIT.USAGE, /expected one URL or several, comma-separated/],
   ['fatal: start, and the engine throws (injected): the node stops, exit 70', () => ['start', '--config', join(work, 'alone.yaml')], { QUORUMD_INJECT_FAULT: 'engine-tick@1500' }, EXIT.FATAL, /internal error in engine raft tick/],

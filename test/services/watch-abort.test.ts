@@ -55,6 +55,8 @@ describe('service watches and closed clients', () => {
       const full = await call(base, 'GET', `${path}?watch=5&wait=1s`);
       expect(full.status).toBe(503);
       expect(full.body.toString()).toMatch(/too many watches open \(8\)/);
+      // Refused as it arrived: not tried (another node may have a slot).
+      expect(JSON.parse(full.body.toString())).toMatchObject({ code: 'unavailable', tried: false });
 
       // The clients go away with a reset, long before their waits end.
       for (const s of held) s.resetAndDestroy();

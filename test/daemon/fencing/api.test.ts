@@ -141,6 +141,60 @@ describe('fence endpoints', () => {
     expect(c.err).toMatch(/^quorumd fence confirm: 409: n1 is not the coordinator \(n3 is\): .*; confirm on the coordinator n3\n$/);
   });
 
+  it('fence confirm with a --node list: a follower\'s 409 not-leader goes on to the next node, which judges; node-alive and 503 end it', async () => {
+    // The runtimes' answers as leader-fencing.ts gives them: followers refuse before
+    // anything is recorded; the leader n3 judges (n4 silent: confirmed; n2 heard: alive).
+    const recorded: string[] = [];
+    const asked: string[] = [];
+    const node = (self: string, answer: (n: string) => FenceAnswer) =>
+      serve(
+        backend({
+          confirmFenced: (n: string) => {
+            asked.push(`${self}:${n}`);
+            return answer(n);
+          },
+        }),
+      );
+    const follower = (self: string) => node(self, (n) => ({ status: 409, code: 'not-leader', error: `${self} is not the leader (n3 is): a follower hears only its leader, so it cannot tell whether ${n} is alive; confirm on the leader n3` }));
+    const f1 = await follower('n1');
+    const f2 = await follower('n2');
+    const leader = await node('n3', (n) => {
+      if (n === 'n2') return { status: 409, code: 'node-alive', error: 'n2 is alive: this node accepted an authenticated message from it 20 ms ago; confirm only a node that is powered off (it must have been silent for 1000 ms)' };
+      recorded.push(n);
+      return { status: 200, result: { superseded: false, active: true, waitingFor: '', lastHeardMs: 4200, listenedMs: 30_000 } };
+    });
+    const young = await node('n5', () => ({ status: 503, error: 'n5 leads since 200 ms only: it cannot tell yet whether n4 has been silent for 1000 ms; retry in 800 ms' }));
+
+    // The leader last in the list: both followers passed over, the leader confirms, once.
+    let c = capture();
+    expect(await fenceConfirm(`${f1},${f2},${leader}`, 'n4', c.io)).toBe(0);
+    expect(c.out).toMatch(/^confirmed: n4 is recorded as safely down\n  the node asked last heard n4 4\.2 s ago/);
+    expect(c.err).toBe('');
+    expect(asked).toEqual(['n1:n4', 'n2:n4', 'n3:n4']);
+    expect(recorded).toEqual(['n4']);
+
+    // A live node: the leader's node-alive ends it (exit 1); nothing recorded.
+    asked.length = 0;
+    c = capture();
+    expect(await fenceConfirm(`${f1},${leader},${f2}`, 'n2', c.io)).toBe(1);
+    expect(c.err).toMatch(/^quorumd fence confirm: 409: n2 is alive: /);
+    expect(c.err).toMatch(/passed over before it: POST http:\/\/127\.0\.0\.1:\d+\/v1\/fence\/n2\/confirm: 409 not-leader: n1 is not the leader/);
+    expect(asked).toEqual(['n1:n2', 'n3:n2']);
+    expect(recorded).toEqual(['n4']);
+
+    // Only followers: the last one's not-leader is the answer (exit 1), the others named.
+    c = capture();
+    expect(await fenceConfirm(`${f1},${f2}`, 'n4', c.io)).toBe(1);
+    expect(c.err).toMatch(/^quorumd fence confirm: 409: n2 is not the leader \(n3 is\).*\n.*passed over before it: .*409 not-leader: n1 is not the leader/);
+
+    // A young leader's 503 (retry later) is not passed over: the next node is not asked.
+    asked.length = 0;
+    c = capture();
+    expect(await fenceConfirm(`${young},${leader}`, 'n4', c.io)).toBe(3);
+    expect(asked).toEqual(['n5:n4']);
+    expect(recorded).toEqual(['n4']);
+  });
+
   it('a backend without fencing answers 501; a fence that never finishes answers 504 (outcome unknown)', async () => {
     const u1 = await serve(backend({}));
     expect((await call(u1, 'POST', '/v1/fence/n2')).status).toBe(501);

@@ -12,7 +12,8 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { startDev, type DevCluster } from '../../../daemon/dev.ts';
 import { call, jsonOf } from '../../../daemon/client/http.ts';
-import { statusTable } from '../../../daemon/client/commands.ts';
+import { fenceConfirm, statusTable } from '../../../daemon/client/commands.ts';
+import { capture } from '../../helpers/capture.ts';
 import { logLines, poll, status } from './helpers.ts';
 import { freeBasePort } from '../../helpers/ports.ts';
 
@@ -56,6 +57,12 @@ describe('quorumd dev --engine bully with simulated relays', () => {
     const viaFollower = await call(n2.url, 'POST', '/v1/fence/n1/confirm', { timeoutMs: 2000 });
     expect(viaFollower.status).toBe(409);
     expect(jsonOf(viaFollower)).toMatchObject({ code: 'not-leader', error: 'n2 is not the coordinator (n3 is): a bully follower hears only its coordinator, so it cannot tell whether n1 is alive; confirm on the coordinator n3' });
+    // `quorumd fence confirm n1 --node <n2>,<n3>`: the follower's not-leader goes on to the
+    // coordinator, whose judgement (alive) is the answer.
+    const viaList = capture();
+    expect(await fenceConfirm(`${n2.url},${n3.url}`, 'n1', viaList.io)).toBe(1);
+    expect(viaList.err).toMatch(/^quorumd fence confirm: 409: n1 is alive: this node accepted an authenticated message from it \d+ ms ago/);
+    expect(viaList.err).toMatch(/passed over before it: POST .*\/v1\/fence\/n1\/confirm: 409 not-leader: n2 is not the coordinator \(n3 is\)/);
     for (const n of dev.nodes) expect(((await status(n.url)).fences as { local: unknown[] }).local).toEqual([]);
     const oldPid = n3.child!.pid!;
 

@@ -276,7 +276,8 @@ describe('a planned stop of the HTTP API', () => {
     expect(late.status).toBe(503);
     expect(late.headers['retry-after']).toBe('1');
     expect(late.headers.connection).toBe('close');
-    expect(JSON.parse(late.body)).toMatchObject({ code: 'unavailable' });
+    // Machine-readable "not tried" (a --node list goes on to the next node on it).
+    expect(JSON.parse(late.body)).toMatchObject({ code: 'unavailable', tried: false });
     expect(JSON.parse(late.body).error).toMatch(/node n1 is stopping; this request was not tried: ask another node/);
     expect(b.kv.get('k')).toBeUndefined();
     await until('that connection closed by the server', () => other.ended(), 5000);
@@ -310,9 +311,12 @@ describe('a planned stop of the HTTP API', () => {
     expect(wa.status).toBe(504);
     expect(JSON.parse(wa.body)).toMatchObject({ code: 'outcome-unknown' });
     expect(JSON.parse(wa.body).error).toMatch(/may or may not have been applied/);
+    expect(JSON.parse(wa.body).tried).toBeUndefined();
     const ra = answers(r.data())[0]!;
     expect(ra.status).toBe(503);
     expect(JSON.parse(ra.body)).toMatchObject({ code: 'unavailable' });
+    // The read was under way (forwarded, a ReadIndex round): nothing changed, but it was tried.
+    expect(JSON.parse(ra.body).tried).toBeUndefined();
     await until('both connections closed', () => w.ended() && r.ended(), 5000);
   }, 30_000);
 
@@ -329,6 +333,7 @@ describe('a planned stop of the HTTP API', () => {
     const a = answers(c.data())[0]!;
     expect(a.status).toBe(503);
     expect(JSON.parse(a.body).error).toMatch(/node n1 is stopping; the request was not answered before it stopped \(its body had not arrived: nothing was changed\)/);
+    expect(JSON.parse(a.body).tried).toBe(false);
     expect(b.kv.get('k')).toBeUndefined();
   }, 30_000);
 
@@ -346,6 +351,8 @@ describe('a planned stop of the HTTP API', () => {
     expect(a.status).toBe(503);
     expect(a.headers['retry-after']).toBe('1');
     expect(JSON.parse(a.body).error).toMatch(/node n1 is stopping; the watch ended without a change: ask another node/);
+    // The watch was under way: ended without a change, but not "not tried".
+    expect(JSON.parse(a.body).tried).toBeUndefined();
     await closing;
   }, 30_000);
 

@@ -69,6 +69,7 @@ describe('requests pipelined on one connection', () => {
     expect(st[32]).toBe(503);
     expect(st.every((s, i) => (i < 32 ? s === 200 : s === 503))).toBe(true);
     expect(got).toMatch(/too many requests pipelined on one connection \(33 without an answer; at most 32\): not tried/);
+    expect(got).toMatch(/"code":"unavailable","tried":false/);
     expect(got).toMatch(/Connection: close/i);
     // Nothing past the bound reached the backend.
     expect(backend.reads - readsBefore).toBe(32);
