@@ -109,8 +109,10 @@ export function kvPut(node: string, key: string, value: string, o: { cas?: numbe
       io.out(`index=${String(j!.index)}\n`);
       return 0;
     }
-    if (r.status === 409) {
-      io.err(`quorumd kv put: compare-and-set failed: the key's index is ${String(j!.index)}, not ${o.cas}\n`);
+    // A compare-and-set conflict says the key's index; any other 409 (a request the
+    // node refused for another reason) is shown with the node's own message.
+    if (r.status === 409 && o.cas !== undefined && typeof j?.index === 'number') {
+      io.err(`quorumd kv put: compare-and-set failed: the key's index is ${String(j.index)}, not ${o.cas}\n`);
       return EXIT_NO;
     }
     return failStatus(r, io, 'kv put');
@@ -125,8 +127,10 @@ export function kvDel(node: string, key: string, o: { cas?: number }, io: Out = 
       io.out(`index=${String(j!.index)}\n`);
       return 0;
     }
-    if (r.status === 409) {
-      io.err(`quorumd kv del: compare-and-set failed: the key's index is ${String(j!.index)}, not ${o.cas}\n`);
+    // A compare-and-set conflict says the key's index; any other 409 (a request the
+    // node refused for another reason) is shown with the node's own message.
+    if (r.status === 409 && o.cas !== undefined && typeof j?.index === 'number') {
+      io.err(`quorumd kv del: compare-and-set failed: the key's index is ${String(j.index)}, not ${o.cas}\n`);
       return EXIT_NO;
     }
     return failStatus(r, io, 'kv del');

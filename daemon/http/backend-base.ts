@@ -352,7 +352,7 @@ export interface LeadershipEvent {
  * The HTTP API's backend over the engine runtime with engine: bully (election only,
  * daemon/runtime/engine-node.ts + bully-fencing.ts): status and leader views,
  * activation tracking for hooks, the fence endpoints, metrics. KV and lock requests
- * answer 501 `engine-unsupported` ("... needs the Raft engine (engine: raft)"): the
+ * answer 501 `engine-unsupported` ("... need(s) an engine with a replicated log (engine: raft, paxos, zab, pbft, etcd or zookeeper)"): the
  * bully engine has no replicated log. Watches have nothing to watch (no onKeyChange).
  *
  * "Active" is the runtime's (EngineRuntime.active / activeToken / onActivation,

@@ -1070,7 +1070,7 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
       onlyMethods(method, path, GET_HEAD);
       const q = parseQuery(search, ['prefix', 'limit']);
       rejectBodyIfAny(req);
-      if (!backend.keys) throw new HttpError(501, 'engine-unsupported', 'listing keys needs the Raft engine (engine: raft)');
+      if (!backend.keys) throw new HttpError(501, 'engine-unsupported', 'listing keys needs an engine with a replicated log (engine: raft, paxos, zab, pbft, etcd or zookeeper)');
       const prefix = q.get('prefix') ?? '';
       if (Buffer.byteLength(prefix) > MAX_KEY_BYTES || !wellFormed(prefix)) throw bad(`prefix must be well-formed text of at most ${MAX_KEY_BYTES} bytes`);
       const limitRaw = q.get('limit');
@@ -1081,7 +1081,7 @@ export function startApiServer(backend: ApiBackend, opts: HttpOptions = {}): Pro
     if (path === '/v1/locks' && (method === 'GET' || method === 'HEAD')) {
       const q = parseQuery(search, ['prefix', 'limit']);
       rejectBodyIfAny(req);
-      if (!backend.locks) throw new HttpError(501, 'engine-unsupported', 'locks need the Raft engine (engine: raft)');
+      if (!backend.locks) throw new HttpError(501, 'engine-unsupported', 'locks need an engine with a replicated log (engine: raft, paxos, zab, pbft, etcd or zookeeper)');
       const prefix = q.get('prefix') ?? '';
       if (Buffer.byteLength(prefix) > MAX_KEY_BYTES || !wellFormed(prefix)) throw bad(`prefix must be well-formed text of at most ${MAX_KEY_BYTES} bytes`);
       // Without limit: every lock (as before; the CLI's lock list). The dashboard asks for

@@ -2108,7 +2108,7 @@ export class EngineRuntime {
   /** Election-only engines (bully) have no replicated state: a definite 501, nothing was applied. */
   private electionOnlyRefusal(what: string): ClientResult | undefined {
     if (!isElectionOnly(this.engineName)) return undefined;
-    return { status: ENGINE_UNSUPPORTED, error: `${what}: the ${this.engineName} engine has no replicated log: KV and locks need the Raft engine (engine: raft)` };
+    return { status: ENGINE_UNSUPPORTED, error: `${what}: the ${this.engineName} engine has no replicated log: KV and locks need another engine (engine: raft, paxos, zab, pbft, etcd or zookeeper)` };
   }
 
   private localGet(key: string): ClientResult {

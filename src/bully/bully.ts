@@ -148,7 +148,7 @@ export interface BullyStatus {
 const BULLY_TYPES = new Set<MsgType>([MsgType.BullyElection, MsgType.BullyAnswer, MsgType.BullyCoordinator]);
 const isNat = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0;
 
-export const NOT_SUPPORTED_REASON = 'the bully engine has no replicated log: KV and locks need the Raft engine (engine: raft)';
+export const NOT_SUPPORTED_REASON = 'the bully engine has no replicated log: KV and locks need another engine (engine: raft, paxos, zab, pbft, etcd or zookeeper)';
 
 export class BullyNode {
   readonly id: NodeId;

@@ -79,7 +79,7 @@ describe('quorumd start with engine: bully', () => {
     expect(put.status).toBe(501);
     const pj = JSON.parse(put.body.toString());
     expect(pj.code).toBe('engine-unsupported');
-    expect(pj.error).toMatch(/Raft engine \(engine: raft\)/);
+    expect(pj.error).toMatch(/\(engine: raft, paxos, zab, pbft, etcd or zookeeper\)/);
     expect((await call(a.url, 'GET', '/v1/kv/x')).status).toBe(501);
     expect((await call(a.url, 'POST', '/v1/locks/l?ttl=5s&owner=me')).status).toBe(501);
     const metrics = (await call(a.url, 'GET', '/metrics')).body.toString();

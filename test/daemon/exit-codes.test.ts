@@ -247,6 +247,10 @@ const cases: Case[] = [
   ['a list: fence confirm passes over a node that is not the leader', () => ['fence', 'confirm', 'n9', '--node', `${cannedUrl.notLeader},${malformedUrl}`], undefined, EXIT.USAGE, /quorumd fence confirm: 400[^]*passed over before it: .*409 not-leader: n7 is not the leader/],
   ['a list: fence confirm ends on node-alive', () => ['fence', 'confirm', 'n9', '--node', `${cannedUrl.alive},${malformedUrl}`], undefined, EXIT.NO, /409: n9 is alive/],
   ['not leader: fence confirm of one node, or the last of the list', () => ['fence', 'confirm', 'n9', '--node', `${closedUrl},${cannedUrl.notLeader}`], undefined, EXIT.NO, /409: n7 is not the leader \(n8 is\)/],
+  // A 409 that is not a compare-and-set conflict is shown with the node's message (it
+  // printed "compare-and-set failed: the key's index is undefined, not undefined").
+  ['a 409 other than a compare-and-set conflict: kv put shows the node\'s message', () => ['kv', 'put', 'k', 'v', '--node', cannedUrl.notLeader], undefined, EXIT.NO, /^quorumd kv put: 409: n7 is not the leader[^]*$(?<!undefined[^]*)/],
+  ['the same for kv del', () => ['kv', 'del', 'k', '--node', cannedUrl.notLeader], undefined, EXIT.NO, /^quorumd kv del: 409: n7 is not the leader/],
   ['a list: only fence confirm passes over not-leader (kv get does not)', () => ['kv', 'get', 'k', '--node', `${cannedUrl.notLeader},${url.ok}`], undefined, EXIT.NO, /kv get: 409: n7 is not the leader/],
   ['usage: a bad URL anywhere in the list, before anything is sent', () => ['kv', 'put', 'k', 'v', '--node', `${url.ok},notaurl`], undefined, EXIT.USAGE, /--node "notaurl" is not a URL/],
   ['usage: a --node list with no URL', () => ['jobs', '--node', ' , '], undefined, EXIT.USAGE, /expected one URL or several, comma-separated/],

@@ -149,7 +149,7 @@ describe('engine runtime with engine: bully on simulated boards', () => {
     expect(c.fatals[0]!.err.message).toMatch(/bully\.state.*CRC mismatch.*refuses to start/);
   });
 
-  it('KV and locks answer 501 naming the Raft engine', () => {
+  it('KV and locks answer 501 naming the engines that have them', () => {
     const c = cluster([1, 2]);
     c.world.run(1000);
     const r = c.rt.get(1)!;
@@ -163,7 +163,7 @@ describe('engine runtime with engine: bully on simulated boards', () => {
     expect(out.length).toBe(6);
     for (const x of out) {
       expect(x.status).toBe(ENGINE_UNSUPPORTED);
-      expect(x.error).toMatch(/needs? the Raft engine \(engine: raft\)/);
+      expect(x.error).toMatch(/\(engine: raft, paxos, zab, pbft, etcd or zookeeper\)/);
     }
   });
 });
