@@ -45,10 +45,19 @@ describe('quorumd dev: a leader whose hand-over did not finish says goodbye, and
     const token = devToken(dev);
     const leaderName = await waitSettled(dev, token, 30_000);
     expect(leaderName).not.toBeNull();
-    // Settled: every follower holds the whole log (no writes since the election), so the
-    // leader hands over to the lowest-numbered one (the first of its equals).
-    await sleep(1000);
     const leader = dev.nodes.find((n) => n.name === leaderName)!;
+    // Settled: every follower holds the leader's whole log (no writes since the election;
+    // the leader's status shows each one's match), so the leader hands over to the
+    // lowest-numbered one (the first of its equals). Polled, not slept: on a busy machine
+    // a follower can lag, and the leader would then pick another.
+    let caughtUp = false;
+    for (let i = 0; i < 300 && !caughtUp; i++) {
+      const r = await call(leader.url, 'GET', '/v1/status', { timeoutMs: 2000, token }).catch(() => undefined);
+      const st = r?.status === 200 ? (JSON.parse(r.body.toString()) as { commitIndex: number; peers: Array<{ match?: number }> }) : undefined;
+      caughtUp = st !== undefined && st.commitIndex > 0 && st.peers.length === 4 && st.peers.every((p) => p.match === st.commitIndex);
+      if (!caughtUp) await sleep(100);
+    }
+    expect(caughtUp, 'every follower holds the leader\'s whole log').toBe(true);
     const followers = dev.nodes.filter((n) => n !== leader);
     const target = followers[0]!;
     const survivors = followers.slice(1);
