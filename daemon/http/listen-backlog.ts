@@ -13,8 +13,22 @@
 import { readFileSync } from 'node:fs';
 
 export function acceptQueueLength(port: number): number | undefined {
-  let n = 0;
-  let found = false;
+  const listening = tcpSocketsOn(port).filter((x) => x.state === LISTEN);
+  return listening.length > 0 ? listening.reduce((n, x) => n + x.rxQueue, 0) : undefined;
+}
+
+/** /proc/net/tcp's state codes (include/net/tcp_states.h). */
+export const ESTABLISHED = '01';
+export const LISTEN = '0A';
+
+/**
+ * The TCP sockets of this network namespace whose local port is `port` (IPv4 and IPv6),
+ * with their state (hex code, as /proc/net/tcp writes it) and rx_queue: for a listening
+ * socket the accept queue's length, for a connection the bytes received and not read.
+ * Empty where /proc/net/tcp cannot be read.
+ */
+export function tcpSocketsOn(port: number): Array<{ state: string; rxQueue: number }> {
+  const out: Array<{ state: string; rxQueue: number }> = [];
   for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
     let text: string;
     try {
@@ -26,14 +40,12 @@ export function acceptQueueLength(port: number): number | undefined {
     // Bounded: one line per socket of the namespace.
     for (let i = 1; i < lines.length; i++) {
       const c = lines[i]!.trim().split(/\s+/);
-      if (c.length < 5 || c[3] !== '0A') continue;
+      if (c.length < 5) continue;
       const local = c[1]!;
       if (parseInt(local.slice(local.lastIndexOf(':') + 1), 16) !== port) continue;
       const rx = parseInt(c[4]!.slice(c[4]!.indexOf(':') + 1), 16);
-      if (!Number.isFinite(rx)) continue;
-      found = true;
-      n += rx;
+      if (Number.isFinite(rx)) out.push({ state: c[3]!, rxQueue: rx });
     }
   }
-  return found ? n : undefined;
+  return out;
 }

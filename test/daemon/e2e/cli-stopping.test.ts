@@ -19,10 +19,10 @@
  * Real processes: a `quorumd broker` and three `quorumd start`; the CLIs are
  * `node bin/quorumd.js` children. Every wait is bounded.
  */
-import { readFileSync } from 'node:fs';
 import * as net from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import { call } from '../../../daemon/client/http.ts';
+import { ESTABLISHED, tcpSocketsOn } from '../../../daemon/http/listen-backlog.ts';
 import { testToken } from '../../helpers/auth.ts';
 import { runCli } from '../../helpers/capture.ts';
 import { ProcCluster } from './proc-cluster.ts';
@@ -39,24 +39,7 @@ afterAll(async () => {
  * server's side) and that hold bytes the node has not read: requests sent, waiting.
  */
 function requestsWaiting(port: number): number {
-  let n = 0;
-  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
-    let text: string;
-    try {
-      text = readFileSync(file, 'latin1');
-    } catch {
-      continue;
-    }
-    const lines = text.split('\n');
-    for (let i = 1; i < lines.length; i++) {
-      const c = lines[i]!.trim().split(/\s+/);
-      if (c.length < 5 || c[3] !== '01') continue;
-      const local = c[1]!;
-      if (parseInt(local.slice(local.lastIndexOf(':') + 1), 16) !== port) continue;
-      if (parseInt(c[4]!.slice(c[4]!.indexOf(':') + 1), 16) > 0) n++;
-    }
-  }
-  return n;
+  return tcpSocketsOn(port).filter((x) => x.state === ESTABLISHED && x.rxQueue > 0).length;
 }
 
 describe('the CLI with a --node list during a node\'s stop (real processes)', () => {
