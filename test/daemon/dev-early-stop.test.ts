@@ -11,6 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { bin } from './e2e/proc-cluster.ts';
 import { freeBasePort } from '../helpers/ports.ts';
 import { processesUsing } from '../helpers/procs.ts';
+import { until } from '../helpers/until.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'quorumd-dev-early-'));
 const leftovers = new Set<number>();
@@ -26,17 +27,6 @@ afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function until<T>(what: string, f: () => T | undefined, maxMs: number): Promise<T> {
-  const end = performance.now() + maxMs;
-  for (let i = 0; i < 100_000; i++) {
-    const v = f();
-    if (v !== undefined) return v;
-    if (performance.now() > end) throw new Error(`timed out (${maxMs} ms) waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`gave up waiting for ${what}`);
-}
-
 describe('quorumd dev stopped before its guide', () => {
   it('SIGTERM while waiting for the first leader stops every node process', async () => {
     const base = await freeBasePort(3);
@@ -50,7 +40,7 @@ describe('quorumd dev stopped before its guide', () => {
     const nodes = await until('the node processes', () => {
       const p = processesUsing(dir).filter((x) => x !== dev.pid);
       return err.includes('[dev] starting:') && p.length >= 3 ? p : undefined;
-    }, 60_000);
+    }, 60_000, 50);
     nodes.forEach((p) => leftovers.add(p));
     dev.kill('SIGTERM');
     const how = await Promise.race([exited, new Promise<undefined>((r) => setTimeout(() => r(undefined), 30_000))]);

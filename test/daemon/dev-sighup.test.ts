@@ -17,6 +17,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { bin } from './e2e/proc-cluster.ts';
 import { freeBasePort } from '../helpers/ports.ts';
 import { processesUsing } from '../helpers/procs.ts';
+import { until } from '../helpers/until.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'quorumd-dev-sighup-'));
 const leftovers = new Set<number>();
@@ -31,17 +32,6 @@ afterAll(() => {
   }
   rmSync(dir, { recursive: true, force: true });
 });
-
-async function until<T>(what: string, f: () => T | undefined, maxMs: number): Promise<T> {
-  const end = performance.now() + maxMs;
-  for (let i = 0; i < 100_000; i++) {
-    const v = f();
-    if (v !== undefined) return v;
-    if (performance.now() > end) throw new Error(`timed out (${maxMs} ms) waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`gave up waiting for ${what}`);
-}
 
 /** The real CLI as a user runs it. */
 function cli(args: string[]): Promise<{ code: number | null; out: string; err: string }> {
@@ -68,7 +58,7 @@ describe('quorumd dev and SIGHUP', () => {
     dev.stdout!.on('data', (b: Buffer) => (out += b.toString()));
     dev.stderr!.on('data', (b: Buffer) => (err += b.toString()));
     const exited = new Promise<{ code: number | null; signal: string | null }>((r) => dev.once('exit', (code, signal) => r({ code, signal })));
-    const leader = await until('the guide', () => /running, leader (n\d)/.exec(out)?.[1], 90_000);
+    const leader = await until('the guide', () => /running, leader (n\d)/.exec(out)?.[1], 90_000, 50);
     const nodes = processesUsing(dir).filter((x) => x !== dev.pid);
     nodes.forEach((p) => leftovers.add(p));
     expect(nodes.length).toBeGreaterThanOrEqual(3);

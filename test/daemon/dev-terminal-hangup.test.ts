@@ -28,6 +28,7 @@ import { freeBasePort } from '../helpers/ports.ts';
 import { processesUsing } from '../helpers/procs.ts';
 import { ptyUnavailable, runInPty, type PtySession } from '../helpers/pty.ts';
 import { constants } from 'node:os';
+import { until } from '../helpers/until.ts';
 
 const SCRIPT = ['/usr/bin/script', '/bin/script'].find((p) => existsSync(p));
 const work = mkdtempSync(join(tmpdir(), 'quorumd-dev-hangup-'));
@@ -52,17 +53,6 @@ afterAll(() => {
   }
   rmSync(work, { recursive: true, force: true });
 });
-
-async function until<T>(what: string, f: () => T | undefined, maxMs: number): Promise<T> {
-  const end = performance.now() + maxMs;
-  for (let i = 0; i < 100_000; i++) {
-    const v = f();
-    if (v !== undefined) return v;
-    if (performance.now() > end) throw new Error(`timed out (${maxMs} ms) waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`gave up waiting for ${what}`);
-}
 
 const alive = (pid: number) => {
   try {

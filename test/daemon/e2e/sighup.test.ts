@@ -14,6 +14,7 @@ import { freePort } from '../../helpers/ports.ts';
 import { killProcessesUsing } from '../../helpers/procs.ts';
 import { ptyUnavailable, runInPty, type PtyEnd, type PtySession } from '../../helpers/pty.ts';
 import { bin, ProcCluster } from './proc-cluster.ts';
+import { until } from '../../helpers/until.ts';
 
 let cluster: ProcCluster | undefined;
 let single: ProcCluster | undefined;
@@ -28,18 +29,6 @@ afterAll(async () => {
   await cluster?.stop();
   await single?.stop();
 });
-
-/** Bounded polling (generous: a loaded machine). */
-async function until<T>(what: string, f: () => T | undefined, maxMs: number): Promise<T> {
-  const end = performance.now() + maxMs;
-  for (let i = 0; i < 100_000; i++) {
-    const v = f();
-    if (v !== undefined) return v;
-    if (performance.now() > end) throw new Error(`timed out (${maxMs} ms) waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`gave up waiting for ${what}`);
-}
 
 /** An end as text for a failed expectation: which signal, by name. */
 const named = (e: PtyEnd) => ({ code: e.code, signal: e.signal === null ? null : (Object.entries(constants.signals).find(([, n]) => n === e.signal)?.[0] ?? e.signal) });
